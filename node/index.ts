@@ -1,0 +1,11 @@
+// darkfs, the library door. Other rooms (fuse/, tests, scripts) import only this file.
+//
+//   import { Volume } from 'darkfs'
+//   const vol = await Volume.open({ dir: '/var/lib/darkfs' })
+//   await vol.writeFile('/hello.txt', 'hi')
+//
+// Volume has the shape of node:fs/promises (see VolumeApi in types.ts); every method takes
+// absolute volume paths and fails with FsError carrying a POSIX `code`.
+export type { Caller, Kind, Stats, Dirent, StatFs, OpenFlags, FileHandle, TimeArg, VolumeApi } from './types.ts'
+export { FsError, CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, toWire, fromWire } from './errors.ts'
+export type { FsCode, WireError } from './errors.ts'
