@@ -17,7 +17,7 @@ import { createRequire } from 'node:module'
 
 /** Bad arguments or not enough shards: thrown before any output is produced. */
 export class ErasureError extends Error {
-  static readonly name = 'ErasureError'
+  static override readonly name = 'ErasureError'
   override readonly name = 'ErasureError'
 }
 

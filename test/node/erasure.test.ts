@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict'
+import { readFileSync, existsSync } from 'node:fs'
+import fc from 'fast-check'
+import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
+import * as erasure from '../../node/erasure.ts'
+import { codecs, ErasureError, shardSize, MAX_SHARDS } from '../../node/erasure.ts'
+import type { ErasureCodec } from '../../node/erasure.ts'
+
+/** Deterministic bytes (xorshift32), so a failure can be replayed. */
+function bytes (length: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(length)
+  let x = (seed * 2654435761) >>> 0 || 1
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13; x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5; x >>>= 0
+    out[i] = x & 255
+  }
+  return out
+}
+
+/** Every subset of {0..n-1} with at most `size` members. */
+function subsets (n: number, size: number): number[][] {
+  const out: number[][] = [[]]
+  for (let i = 0; i < n; i++) {
+    for (const s of out.slice()) if (s.length < size) out.push([...s, i])
+  }
+  return out
+}
+
+function without (shards: Uint8Array[], lost: number[]): Array<Uint8Array | undefined> {
+  return shards.map((s, i) => lost.includes(i) ? undefined : s)
+}
+
+function copies (shards: Array<Uint8Array | undefined>): Array<Uint8Array | undefined> {
+  return shards.map(s => s?.slice())
+}
+
+const wasmRs = ReedSolomonErasure.fromBytes(readFileSync(new URL(import.meta.resolve('@digitaldefiance/reed-solomon-erasure.wasm/wasm'))))
+
+/** Parity by the independent Rust `reed-solomon-erasure` crate (compiled to wasm). */
+function wasmParity (dataShards: Uint8Array[], k: number, m: number): Uint8Array[] {
+  const size = dataShards[0].length
+  const flat = new Uint8Array(size * (k + m))
+  dataShards.forEach((s, j) => flat.set(s, j * size))
+  assert.equal(wasmRs.encode(flat, k, m), ReedSolomonErasure.RESULT_OK)
+  return Array.from({ length: m }, (_, i) => flat.slice((k + i) * size, (k + i + 1) * size))
+}
+
+const shapes: Array<[number, number]> = [[1, 0], [1, 1], [1, 2], [2, 1], [3, 0], [4, 2], [6, 3], [10, 4], [17, 3], [200, 55]]
+const lengths = [0, 1, 2, 3, 7, 31, 255, 1000, 4097, 65537]
+
+describe('erasure', () => {
+  it('shardSize(length, k) is ceil(length / k), at least 1', () => {
+    assert.equal(shardSize(0, 4), 1)
+    assert.equal(shardSize(1, 4), 1)
+    assert.equal(shardSize(4, 4), 1)
+    assert.equal(shardSize(5, 4), 2)
+    assert.equal(shardSize(1 << 20, 4), 1 << 18)
+    assert.equal(shardSize(1 << 20, 10), 104858)
+    assert.throws(() => shardSize(-1, 4), ErasureError)
+    assert.throws(() => shardSize(10, 0), ErasureError)
+  })
+
+  it('codec names the implementation in use: isa-l when the addon is built', () => {
+    const built = existsSync(new URL('../../node/native/build/erasure.node', import.meta.url))
+    if (process.env.DARKFS_ERASURE === 'typescript') assert.equal(erasure.codec, 'typescript')
+    else assert.equal(erasure.codec, built ? 'isa-l' : 'typescript')
+    assert.equal(codecs.typescript.codec, 'typescript')
+    assert.equal(codecs.native?.codec, built ? 'isa-l' : undefined)
+  })
+
+  it('DARKFS_ERASURE=typescript forces the TypeScript codec', async () => {
+    const before = process.env.DARKFS_ERASURE
+    process.env.DARKFS_ERASURE = 'typescript'
+    try {
+      // a fresh module instance (distinct URL) reads the variable at load
+      const url = new URL('../../node/erasure.ts?forced-typescript', import.meta.url).href
+      const forced: typeof erasure = await import(url)
+      assert.equal(forced.codec, 'typescript')
+      assert.equal(forced.codecs.native, undefined)
+      const data = bytes(1000, 3)
+      assert.deepEqual(forced.encode(data, 4, 2), erasure.encode(data, 4, 2))
+    } finally {
+      if (before === undefined) delete process.env.DARKFS_ERASURE
+      else process.env.DARKFS_ERASURE = before
+    }
+  })
+
+  it('encode(data, k, m) returns data shards as views of data, the last zero-padded', () => {
+    const data = bytes(10, 4)
+    const shards = erasure.encode(data, 4, 2)
+    assert.equal(shards.length, 6)
+    for (const s of shards) assert.equal(s.length, 3)
+    assert.equal(shards[0].buffer, data.buffer)
+    assert.deepEqual([...shards[3]], [data[9], 0, 0])
+    assert.deepEqual(erasure.encode(new Uint8Array(0), 3, 1).map(s => [...s]), [[0], [0], [0], [0]])
+    // k = 1 is replication: every parity shard is a copy of the data
+    const copies = erasure.encode(data, 1, 2)
+    for (const s of copies) assert.deepEqual(s, data)
+  })
+
+  for (const name of ['typescript', 'native'] as const) {
+    describe(`${name} codec`, () => {
+      let codec: ErasureCodec
+      before(function () {
+        const c = codecs[name]
+        if (c === undefined) this.skip() // addon not built: node/native/build.sh (needs libisal-dev)
+        codec = c as ErasureCodec
+      })
+
+      it('decode(encode(data)) round-trips for many (k, m, length)', () => {
+        for (const [k, m] of shapes) {
+          for (const length of lengths) {
+            const data = bytes(length, k * 1000 + m * 100 + length)
+            const shards = codec.encode(data, k, m)
+            assert.equal(shards.length, k + m)
+            for (const s of shards) assert.equal(s.length, shardSize(length, k))
+            assert.deepEqual(codec.decode(shards, k, m, length), data, `k=${k} m=${m} length=${length}`)
+            // lose the first min(m, k) data shards: decode must rebuild them
+            const lost = Array.from({ length: Math.min(m, k) }, (_, i) => i)
+            assert.deepEqual(codec.decode(without(shards, lost), k, m, length), data, `k=${k} m=${m} length=${length} lost=${lost.join(',')}`)
+          }
+        }
+      })
+
+      it('reconstruct(shards) after losing any m fragments of 4+2 (exhaustive)', () => {
+        const data = bytes(4099, 42)
+        const shards = codec.encode(data, 4, 2)
+        for (const lost of subsets(6, 2)) {
+          const damaged = without(shards, lost)
+          const rebuilt = codec.reconstruct(damaged, 4, 2)
+          assert.deepEqual(rebuilt, shards, `lost ${lost.join(',')}`)
+          for (const i of [0, 1, 2, 3, 4, 5]) if (!lost.includes(i)) assert.equal(rebuilt[i], shards[i])
+          assert.deepEqual(codec.decode(damaged, 4, 2, data.length), data, `lost ${lost.join(',')}`)
+        }
+      })
+
+      it('reconstruct(shards) after losing m fragments of 10+4 (sampled)', () => {
+        const data = bytes(100_003, 7)
+        const shards = codec.encode(data, 10, 4)
+        const all = subsets(14, 4).filter(s => s.length === 4)
+        assert.equal(all.length, 1001)
+        for (let i = 0; i < all.length; i += 37) {
+          const lost = all[i]
+          const damaged = without(shards, lost)
+          assert.deepEqual(codec.reconstruct(damaged, 10, 4), shards, `lost ${lost.join(',')}`)
+          assert.deepEqual(codec.decode(damaged, 10, 4, data.length), data, `lost ${lost.join(',')}`)
+        }
+      })
+
+      it('reconstruct(shards) with any <= m erased rebuilds byte-identical shards (property)', () => {
+        fc.assert(fc.property(
+          fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 8 }), fc.uint8Array({ maxLength: 3000 }), fc.infiniteStream(fc.nat()),
+          (k, m, data, picks) => {
+            const shards = codec.encode(data, k, m)
+            const order = [...shards.keys()]
+            const it = picks[Symbol.iterator]()
+            for (let i = order.length - 1; i > 0; i--) { // Fisher–Yates from the stream
+              const j = (it.next().value as number) % (i + 1)
+              ;[order[i], order[j]] = [order[j], order[i]]
+            }
+            const lost = order.slice(0, (it.next().value as number) % (m + 1))
+            const damaged = without(shards, lost)
+            const kept = copies(damaged)
+            assert.deepEqual(codec.reconstruct(damaged, k, m), shards)
+            assert.deepEqual(codec.decode(damaged, k, m, data.length), data)
+            assert.deepEqual(damaged, kept) // inputs are never modified
+          }), { numRuns: 150 })
+      })
+
+      it('reconstruct(shards) with fewer than k present throws ErasureError and touches nothing (property)', () => {
+        fc.assert(fc.property(
+          fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 6 }), fc.uint8Array({ maxLength: 500 }), fc.nat(),
+          (k, m, data, pick) => {
+            const shards = codec.encode(data, k, m)
+            const keep = pick % k // 0..k-1 shards kept
+            const damaged = shards.map((s, i) => i < keep ? s : undefined)
+            const kept = copies(damaged)
+            assert.throws(() => codec.reconstruct(damaged, k, m), (err: Error) => err instanceof ErasureError && err.name === 'ErasureError' && /needed to rebuild/.test(err.message))
+            assert.throws(() => codec.decode(damaged, k, m, data.length), ErasureError)
+            assert.deepEqual(damaged, kept)
+          }), { numRuns: 100 })
+      })
+
+      it('encode(data) parity is byte-identical to the Rust reed-solomon-erasure crate (wasm)', () => {
+        for (const [k, m] of shapes.filter(([, m]) => m > 0)) {
+          for (const length of [1, 7, 1000, 65537]) {
+            const shards = codec.encode(bytes(length, k + m + length), k, m)
+            assert.deepEqual(shards.slice(k), wasmParity(shards.slice(0, k), k, m), `k=${k} m=${m} length=${length}`)
+          }
+        }
+        fc.assert(fc.property(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 1, max: 10 }), fc.uint8Array({ minLength: 1, maxLength: 2000 }), (k, m, data) => {
+          const shards = codec.encode(data, k, m)
+          assert.deepEqual(shards.slice(k), wasmParity(shards.slice(0, k), k, m))
+        }), { numRuns: 100 })
+      })
+
+      it('encode(data) at an unaligned offset gives the same shards', () => {
+        for (const length of [3, 1000, 65537]) {
+          const data = bytes(length, 9)
+          const shifted = new Uint8Array(length + 1)
+          shifted.set(data, 1)
+          assert.deepEqual(codec.encode(shifted.subarray(1), 4, 2), codec.encode(data, 4, 2))
+          assert.deepEqual(codec.encode(shifted.subarray(1), 5, 3), codec.encode(data, 5, 3))
+        }
+      })
+
+      it('reconstruct and decode reject bad arguments with ErasureError', () => {
+        const shards = codec.encode(bytes(100, 5), 4, 2)
+        const isErasure = (re: RegExp) => (err: Error) => err instanceof ErasureError && re.test(err.message)
+        assert.throws(() => codec.reconstruct([shards[0], shards[1].subarray(1), shards[2], shards[3]], 4, 2), isErasure(/same length/))
+        assert.throws(() => codec.reconstruct([...shards, shards[0]], 4, 2), isErasure(/at most 6/))
+        assert.throws(() => codec.reconstruct(shards, 0, 2), isErasure(/k must be/))
+        assert.throws(() => codec.reconstruct(shards, 4, -1), isErasure(/m must be/))
+        assert.throws(() => codec.reconstruct(shards, 4.5, 2), isErasure(/k must be/))
+        assert.throws(() => codec.encode(bytes(10), 200, 56), isErasure(/at most 255/))
+        assert.throws(() => codec.encode('text' as unknown as Uint8Array, 2, 1), isErasure(/Uint8Array/))
+        assert.throws(() => codec.reconstruct([shards[0], 'x' as unknown as Uint8Array, shards[2], shards[3]], 4, 2), isErasure(/not a Uint8Array/))
+        assert.throws(() => codec.decode(shards, 4, 2, 4 * shards[0].length + 1), isErasure(/exceeds/))
+        assert.throws(() => codec.decode(shards, 4, 2, -1), isErasure(/length/))
+        assert.deepEqual(codec.decode(shards, 4, 2, 100), bytes(100, 5)) // nothing was lost
+      })
+
+      it(`encode(data, k, m) works up to k + m = ${MAX_SHARDS}`, () => {
+        const data = bytes(5000, 11)
+        const shards = codec.encode(data, 128, 127)
+        const lost = Array.from({ length: 127 }, (_, i) => i * 2) // every even shard
+        assert.deepEqual(codec.decode(without(shards, lost), 128, 127, data.length), data)
+      })
+    })
+  }
+
+  it('the native and TypeScript codecs give identical shards', function () {
+    const native = codecs.native
+    if (native === undefined) this.skip() // addon not built: node/native/build.sh (needs libisal-dev)
+    const ts = codecs.typescript
+    for (const [k, m] of shapes) {
+      for (const length of [...lengths, 1 << 20]) {
+        const data = bytes(length, length + k)
+        const a = ts.encode(data, k, m)
+        const b = (native as ErasureCodec).encode(data, k, m)
+        assert.deepEqual(b, a, `encode k=${k} m=${m} length=${length}`)
+        const lost = Array.from({ length: m }, (_, i) => i * Math.floor((k + m) / m)) // spread over data and parity
+        assert.deepEqual((native as ErasureCodec).reconstruct(without(a, lost), k, m), ts.reconstruct(without(a, lost), k, m))
+      }
+    }
+  })
+})
