@@ -1,0 +1,752 @@
+// darkfs FUSE edge: a small N-API binding to libfuse 3 (high-level, path-based API).
+//
+// libfuse runs its session loop (fuse_loop_mt) in native threads. Every request is copied
+// into a `req_t` (paths, write bytes) and handed to JavaScript through one
+// napi_threadsafe_function; the worker thread then waits until JavaScript answers with
+// `reply(req, result, a, b)` or until the request's native deadline passes (then -EIO). The
+// Node event loop never blocks, and as many requests are in flight as libfuse has workers.
+//
+// JS-facing functions:
+//   mount(dir, { debug, timeoutMs, attrTimeout }, handler) -> External
+//     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask)
+//     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno) and handler(EV_EXIT, ...)
+//   reply(req, result, a?, b?)    answer a request once (a, b depend on the op)
+//   invalidate(m, path)           drop cached attrs/entries of path (async, best effort)
+//   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
+#define FUSE_USE_VERSION 312
+#define _GNU_SOURCE
+#include <fuse.h>
+#include <node_api.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+// Largest write the kernel sends in one request (and readahead window).
+#define MAX_WRITE (1024 * 1024)
+// Worker threads libfuse may run at once (= requests in flight), and idle ones it keeps.
+#define MAX_THREADS 64
+#define IDLE_THREADS 8
+// Extra time the native side waits beyond the JS deadline before giving up on its own.
+#define NATIVE_GRACE_MS 5000
+// Number of stat fields JS sends for getattr, and statfs fields.
+#define STAT_FIELDS 15
+#define STATFS_FIELDS 7
+
+enum {
+  OP_GETATTR = 1, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_SYMLINK,
+  OP_RENAME, OP_LINK, OP_CHMOD, OP_CHOWN, OP_TRUNCATE, OP_OPEN, OP_READ, OP_WRITE,
+  OP_STATFS, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR,
+  OP_REMOVEXATTR, OP_READDIR, OP_ACCESS, OP_CREATE, OP_UTIMENS, OP_OPENDIR, OP_RELEASEDIR,
+  EV_MOUNTED = 100, EV_EXIT = 101
+};
+
+typedef struct mount_s {
+  struct fuse *fuse;
+  napi_threadsafe_function tsfn;
+  char *dir;
+  int debug;
+  double timeout_ms;
+  double attr_timeout;
+  pthread_mutex_t lock; // guards `fuse` for invalidate
+} mount_t;
+
+typedef struct req_s {
+  int op;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int refs, done, abandoned, js_released, result;
+  char *path, *path2;
+  char *in;
+  size_t inlen;
+  double n[5];
+  uint32_t uid, gid, umask;
+  // outputs, borrowed from the worker's frame; written only under mu while !abandoned
+  char *out;
+  size_t outsize;
+  struct stat *st;
+  struct statvfs *sv;
+  struct fuse_file_info *fi;
+  char **names;
+  double *nums;
+  uint32_t count;
+} req_t;
+
+static req_t *req_new (int op, const char *path, const char *path2) {
+  req_t *r = calloc(1, sizeof(req_t));
+  if (r == NULL) return NULL;
+  r->op = op;
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&r->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  r->path = path != NULL ? strdup(path) : NULL;
+  r->path2 = path2 != NULL ? strdup(path2) : NULL;
+  r->n[0] = r->n[1] = r->n[2] = r->n[3] = r->n[4] = -1;
+  return r;
+}
+
+static void req_free (req_t *r) {
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+  free(r->path);
+  free(r->path2);
+  free(r->in);
+  if (r->names != NULL) {
+    for (uint32_t i = 0; i < r->count; i++) free(r->names[i]);
+    free(r->names);
+  }
+  free(r->nums);
+  free(r);
+}
+
+static void req_unref (req_t *r) {
+  pthread_mutex_lock(&r->mu);
+  int left = --r->refs;
+  pthread_mutex_unlock(&r->mu);
+  if (left == 0) req_free(r);
+}
+
+// Completes a request from the JS thread when JS cannot answer (teardown, throw).
+static void req_fail_js (req_t *r, int err) {
+  pthread_mutex_lock(&r->mu);
+  int drop = !r->js_released;
+  r->js_released = 1;
+  if (!r->done && !r->abandoned) {
+    r->result = err;
+    r->done = 1;
+    pthread_cond_signal(&r->cv);
+  }
+  int left = drop ? --r->refs : r->refs;
+  pthread_mutex_unlock(&r->mu);
+  if (left == 0) req_free(r);
+}
+
+static mount_t *current_mount (void) {
+  return (mount_t *)fuse_get_context()->private_data;
+}
+
+// Hands r to JS and waits for the answer; returns the result (>= 0 or -errno).
+static int dispatch (req_t *r) {
+  if (r == NULL) return -ENOMEM;
+  mount_t *m = current_mount();
+  struct fuse_context *c = fuse_get_context();
+  r->uid = c->uid;
+  r->gid = c->gid;
+  r->umask = c->umask;
+  r->refs = 2;
+  if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
+    r->refs = 1;
+    req_unref(r);
+    return -EIO;
+  }
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  double wait = m->timeout_ms + NATIVE_GRACE_MS;
+  deadline.tv_sec += (time_t)(wait / 1000);
+  deadline.tv_nsec += (long)((long long)wait % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+  pthread_mutex_lock(&r->mu);
+  while (!r->done) {
+    if (pthread_cond_timedwait(&r->cv, &r->mu, &deadline) == ETIMEDOUT && !r->done) {
+      r->abandoned = 1;
+      r->result = -EIO;
+      break;
+    }
+  }
+  int res = r->result;
+  pthread_mutex_unlock(&r->mu);
+  return res;
+}
+
+static int finish (req_t *r, int res) {
+  req_unref(r);
+  return res;
+}
+
+static double fh_of (struct fuse_file_info *fi) {
+  return fi != NULL ? (double)fi->fh : -1;
+}
+
+static int op_getattr (const char *path, struct stat *st, struct fuse_file_info *fi) {
+  req_t *r = req_new(OP_GETATTR, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  r->n[0] = fh_of(fi);
+  r->st = st;
+  return finish(r, dispatch(r));
+}
+
+static int op_readlink (const char *path, char *buf, size_t size) {
+  req_t *r = req_new(OP_READLINK, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  r->out = buf;
+  r->outsize = size;
+  return finish(r, dispatch(r));
+}
+
+static int simple (int op, const char *path, const char *path2, double n0, double n1, double n2) {
+  req_t *r = req_new(op, path, path2);
+  if (r == NULL) return -ENOMEM;
+  r->n[0] = n0;
+  r->n[1] = n1;
+  r->n[2] = n2;
+  return finish(r, dispatch(r));
+}
+
+static int op_mknod (const char *path, mode_t mode, dev_t rdev) { return simple(OP_MKNOD, path, NULL, mode, (double)rdev, -1); }
+static int op_mkdir (const char *path, mode_t mode) { return simple(OP_MKDIR, path, NULL, mode, -1, -1); }
+static int op_unlink (const char *path) { return simple(OP_UNLINK, path, NULL, -1, -1, -1); }
+static int op_rmdir (const char *path) { return simple(OP_RMDIR, path, NULL, -1, -1, -1); }
+static int op_symlink (const char *target, const char *path) { return simple(OP_SYMLINK, path, target, -1, -1, -1); }
+static int op_rename (const char *from, const char *to, unsigned int flags) { return simple(OP_RENAME, from, to, flags, -1, -1); }
+static int op_link (const char *from, const char *to) { return simple(OP_LINK, from, to, -1, -1, -1); }
+static int op_chmod (const char *path, mode_t mode, struct fuse_file_info *fi) { return simple(OP_CHMOD, path, NULL, mode, fh_of(fi), -1); }
+static int op_chown (const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi) {
+  return simple(OP_CHOWN, path, NULL, uid == (uid_t)-1 ? -1.0 : (double)uid, gid == (gid_t)-1 ? -1.0 : (double)gid, fh_of(fi));
+}
+static int op_truncate (const char *path, off_t size, struct fuse_file_info *fi) { return simple(OP_TRUNCATE, path, NULL, (double)size, fh_of(fi), -1); }
+static int op_flush (const char *path, struct fuse_file_info *fi) { return simple(OP_FLUSH, path, NULL, fh_of(fi), -1, -1); }
+static int op_release (const char *path, struct fuse_file_info *fi) { return simple(OP_RELEASE, path, NULL, fh_of(fi), -1, -1); }
+static int op_fsync (const char *path, int datasync, struct fuse_file_info *fi) { return simple(OP_FSYNC, path, NULL, fh_of(fi), datasync, -1); }
+static int op_removexattr (const char *path, const char *name) { return simple(OP_REMOVEXATTR, path, name, -1, -1, -1); }
+static int op_access (const char *path, int mask) { return simple(OP_ACCESS, path, NULL, mask, -1, -1); }
+static int op_fsyncdir (const char *path, int datasync, struct fuse_file_info *fi) { (void)path; (void)datasync; (void)fi; return 0; }
+
+static int op_open (const char *path, struct fuse_file_info *fi) {
+  req_t *r = req_new(OP_OPEN, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  r->n[0] = fi->flags;
+  r->fi = fi;
+  return finish(r, dispatch(r));
+}
+
+static int op_opendir (const char *path, struct fuse_file_info *fi) {
+  req_t *r = req_new(OP_OPENDIR, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  r->n[0] = fi->flags;
+  r->fi = fi;
+  return finish(r, dispatch(r));
+}
+
+static int op_releasedir (const char *path, struct fuse_file_info *fi) { return simple(OP_RELEASEDIR, path, NULL, fh_of(fi), -1, -1); }
+
+static int op_create (const char *path, mode_t mode, struct fuse_file_info *fi) {
+  req_t *r = req_new(OP_CREATE, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  r->n[0] = mode;
+  r->n[1] = fi->flags;
+  r->fi = fi;
+  return finish(r, dispatch(r));
+}
+
+static int op_read (const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
+  req_t *r = req_new(OP_READ, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  r->n[0] = fh_of(fi);
+  r->n[1] = (double)size;
+  r->n[2] = (double)off;
+  r->out = buf;
+  r->outsize = size;
+  return finish(r, dispatch(r));
+}
+
+static int op_write (const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
+  req_t *r = req_new(OP_WRITE, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  // the kernel buffer is reused after we return: JS gets its own copy
+  r->in = malloc(size > 0 ? size : 1);
+  if (r->in == NULL) { req_free(r); return -ENOMEM; }
+  memcpy(r->in, buf, size);
+  r->inlen = size;
+  r->n[0] = fh_of(fi);
+  r->n[1] = (double)off;
+  return finish(r, dispatch(r));
+}
+
+static int op_statfs (const char *path, struct statvfs *sv) {
+  req_t *r = req_new(OP_STATFS, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  r->sv = sv;
+  return finish(r, dispatch(r));
+}
+
+static int op_setxattr (const char *path, const char *name, const char *value, size_t size, int flags) {
+  req_t *r = req_new(OP_SETXATTR, path, name);
+  if (r == NULL) return -ENOMEM;
+  r->in = malloc(size > 0 ? size : 1);
+  if (r->in == NULL) { req_free(r); return -ENOMEM; }
+  memcpy(r->in, value, size);
+  r->inlen = size;
+  r->n[0] = flags;
+  return finish(r, dispatch(r));
+}
+
+static int op_getxattr (const char *path, const char *name, char *value, size_t size) {
+  req_t *r = req_new(OP_GETXATTR, path, name);
+  if (r == NULL) return -ENOMEM;
+  r->n[0] = (double)size;
+  r->out = value;
+  r->outsize = size;
+  return finish(r, dispatch(r));
+}
+
+static int op_listxattr (const char *path, char *list, size_t size) {
+  req_t *r = req_new(OP_LISTXATTR, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  r->n[0] = (double)size;
+  r->out = list;
+  r->outsize = size;
+  return finish(r, dispatch(r));
+}
+
+static int op_readdir (const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+                       struct fuse_file_info *fi, enum fuse_readdir_flags flags) {
+  (void)off; (void)flags;
+  req_t *r = req_new(OP_READDIR, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  r->n[0] = fh_of(fi);
+  int res = dispatch(r);
+  if (res == 0) {
+    // done and not abandoned: names/nums belong to this thread now
+    for (uint32_t i = 0; i < r->count; i++) {
+      struct stat st;
+      memset(&st, 0, sizeof st);
+      st.st_ino = (ino_t)r->nums[2 * i];
+      st.st_mode = (mode_t)r->nums[2 * i + 1];
+      if (filler(buf, r->names[i], &st, 0, 0) != 0) break;
+    }
+  }
+  return finish(r, res);
+}
+
+static int op_utimens (const char *path, const struct timespec tv[2], struct fuse_file_info *fi) {
+  req_t *r = req_new(OP_UTIMENS, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  // UTIME_NOW / UTIME_OMIT travel as the nsec value; JS maps them
+  r->n[0] = (double)tv[0].tv_sec;
+  r->n[1] = (double)tv[0].tv_nsec;
+  r->n[2] = (double)tv[1].tv_sec;
+  r->n[3] = (double)tv[1].tv_nsec;
+  r->n[4] = fh_of(fi);
+  return finish(r, dispatch(r));
+}
+
+static void *op_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {
+  mount_t *m = current_mount();
+  cfg->use_ino = 1;
+  cfg->readdir_ino = 1;
+  cfg->nullpath_ok = 1;
+  cfg->hard_remove = 1;
+  cfg->entry_timeout = m->attr_timeout;
+  cfg->attr_timeout = m->attr_timeout;
+  cfg->negative_timeout = 0;
+  cfg->kernel_cache = 0;
+  cfg->auto_cache = 1;
+  conn->max_write = MAX_WRITE;
+  conn->max_readahead = MAX_WRITE;
+  return m;
+}
+
+static const struct fuse_operations ops = {
+  .getattr = op_getattr, .readlink = op_readlink, .mknod = op_mknod, .mkdir = op_mkdir,
+  .unlink = op_unlink, .rmdir = op_rmdir, .symlink = op_symlink, .rename = op_rename,
+  .link = op_link, .chmod = op_chmod, .chown = op_chown, .truncate = op_truncate,
+  .open = op_open, .read = op_read, .write = op_write, .statfs = op_statfs, .flush = op_flush,
+  .release = op_release, .fsync = op_fsync, .setxattr = op_setxattr, .getxattr = op_getxattr,
+  .listxattr = op_listxattr, .removexattr = op_removexattr, .readdir = op_readdir, .opendir = op_opendir, .releasedir = op_releasedir,
+  .fsyncdir = op_fsyncdir, .init = op_init, .access = op_access, .create = op_create,
+  .utimens = op_utimens
+};
+
+// ---- JS thread side ----
+
+#define NAPI(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
+
+static void free_data (napi_env env, void *data, void *hint) { (void)env; (void)hint; free(data); }
+
+static void post_event (mount_t *m, int ev, int err) {
+  req_t *r = calloc(1, sizeof(req_t));
+  if (r == NULL) return;
+  r->op = ev;
+  r->n[0] = err;
+  napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking);
+}
+
+static void call_js (napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)context;
+  req_t *r = data;
+  if (r->op >= EV_MOUNTED) {
+    if (env != NULL) {
+      napi_value argv[6], undef;
+      napi_get_undefined(env, &undef);
+      napi_create_int32(env, r->op, &argv[0]);
+      napi_get_null(env, &argv[1]);
+      argv[2] = argv[3] = argv[4] = argv[1];
+      napi_create_double(env, r->n[0], &argv[5]);
+      napi_call_function(env, undef, js_cb, 6, argv, NULL);
+    }
+    free(r);
+    return;
+  }
+  if (env == NULL) { req_fail_js(r, -EIO); return; }
+  napi_value argv[13], undef, null;
+  napi_get_undefined(env, &undef);
+  napi_get_null(env, &null);
+  napi_create_int32(env, r->op, &argv[0]);
+  napi_create_external(env, r, NULL, NULL, &argv[1]);
+  if (r->path != NULL) napi_create_string_utf8(env, r->path, NAPI_AUTO_LENGTH, &argv[2]); else argv[2] = null;
+  if (r->path2 != NULL) napi_create_string_utf8(env, r->path2, NAPI_AUTO_LENGTH, &argv[3]); else argv[3] = null;
+  if (r->in != NULL) {
+    void *copy;
+    if (napi_create_external_buffer(env, r->inlen, r->in, free_data, NULL, &argv[4]) == napi_ok) {
+      r->in = NULL; // the Buffer owns it now
+    } else {
+      napi_create_buffer_copy(env, r->inlen, r->in, &copy, &argv[4]);
+    }
+  } else {
+    argv[4] = null;
+  }
+  for (int i = 0; i < 5; i++) napi_create_double(env, r->n[i], &argv[5 + i]);
+  napi_create_uint32(env, r->uid, &argv[10]);
+  napi_create_uint32(env, r->gid, &argv[11]);
+  napi_create_uint32(env, r->umask, &argv[12]);
+  if (napi_call_function(env, undef, js_cb, 13, argv, NULL) != napi_ok) {
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    req_fail_js(r, -EIO);
+  }
+}
+
+static void *loop_thread (void *arg) {
+  mount_t *m = arg;
+  char *argv[3] = { "darkfs", "-o", NULL };
+  char *argv_debug[4] = { "darkfs", "-d", "-o", NULL };
+  const char *opts = "allow_other,default_permissions,fsname=darkfs,subtype=darkfs";
+  argv[2] = (char *)opts;
+  argv_debug[3] = (char *)opts;
+  struct fuse_args args = m->debug ? (struct fuse_args)FUSE_ARGS_INIT(4, argv_debug) : (struct fuse_args)FUSE_ARGS_INIT(3, argv);
+  struct fuse *f = fuse_new(&args, &ops, sizeof ops, m);
+  if (f == NULL) {
+    post_event(m, EV_MOUNTED, -EINVAL);
+    post_event(m, EV_EXIT, 0);
+    fuse_opt_free_args(&args);
+    napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
+    return NULL;
+  }
+  if (fuse_mount(f, m->dir) != 0) {
+    fuse_destroy(f);
+    post_event(m, EV_MOUNTED, -EIO);
+    post_event(m, EV_EXIT, 0);
+    fuse_opt_free_args(&args);
+    napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
+    return NULL;
+  }
+  pthread_mutex_lock(&m->lock);
+  m->fuse = f;
+  pthread_mutex_unlock(&m->lock);
+  post_event(m, EV_MOUNTED, 0);
+  struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, MAX_THREADS);
+  fuse_loop_cfg_set_idle_threads(cfg, IDLE_THREADS);
+  fuse_loop_cfg_set_clone_fd(cfg, 0);
+  int rc = fuse_loop_mt(f, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  pthread_mutex_lock(&m->lock);
+  m->fuse = NULL;
+  pthread_mutex_unlock(&m->lock);
+  fuse_unmount(f);
+  fuse_destroy(f);
+  fuse_opt_free_args(&args);
+  post_event(m, EV_EXIT, rc);
+  napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
+  return NULL;
+}
+
+static napi_value get_prop (napi_env env, napi_value obj, const char *name) {
+  napi_value v;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return NULL;
+  return v;
+}
+
+static double get_num (napi_env env, napi_value obj, const char *name, double dflt) {
+  napi_value v = get_prop(env, obj, name);
+  double d;
+  if (v == NULL || napi_get_value_double(env, v, &d) != napi_ok) return dflt;
+  return d;
+}
+
+static napi_value js_mount (napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) { napi_throw_type_error(env, NULL, "mount(dir, opts, handler)"); return NULL; }
+  size_t len;
+  NAPI(napi_get_value_string_utf8(env, argv[0], NULL, 0, &len));
+  mount_t *m = calloc(1, sizeof(mount_t));
+  if (m == NULL) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  m->dir = malloc(len + 1);
+  napi_get_value_string_utf8(env, argv[0], m->dir, len + 1, &len);
+  m->timeout_ms = get_num(env, argv[1], "timeoutMs", 30000);
+  m->attr_timeout = get_num(env, argv[1], "attrTimeout", 1);
+  m->debug = get_num(env, argv[1], "debug", 0) != 0;
+  pthread_mutex_init(&m->lock, NULL);
+  napi_value name;
+  napi_create_string_utf8(env, "darkfs-fuse", NAPI_AUTO_LENGTH, &name);
+  NAPI(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &m->tsfn));
+  // libfuse threads must not take the process's signals (the caller handles SIGINT/SIGTERM)
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  pthread_t t;
+  int rc = pthread_create(&t, NULL, loop_thread, m);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    napi_release_threadsafe_function(m->tsfn, napi_tsfn_abort);
+    napi_throw_error(env, NULL, "cannot start the FUSE thread");
+    return NULL;
+  }
+  pthread_detach(t);
+  napi_value ext;
+  // the mount_t is never freed: a few bytes per mount, and late invalidations stay safe
+  NAPI(napi_create_external(env, m, NULL, NULL, &ext));
+  return ext;
+}
+
+static napi_value js_reply (napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  req_t *r;
+  NAPI(napi_get_value_external(env, argv[0], (void **)&r));
+  int32_t result;
+  NAPI(napi_get_value_int32(env, argv[1], &result));
+  napi_valuetype ta = napi_undefined;
+  void *adata = NULL;
+  size_t alen = 0;
+  if (argc > 2) napi_typeof(env, argv[2], &ta);
+  bool is_ta = false;
+  if (ta == napi_object) napi_is_typedarray(env, argv[2], &is_ta);
+  if (is_ta) {
+    napi_typedarray_type type;
+    napi_value ab;
+    size_t off;
+    NAPI(napi_get_typedarray_info(env, argv[2], &type, &alen, &adata, &ab, &off));
+    if (type == napi_float64_array) alen *= 8;
+  }
+  // readdir: copy names and numbers before taking the lock
+  char **names = NULL;
+  double *nums = NULL;
+  uint32_t count = 0;
+  if (r->op == OP_READDIR && result >= 0 && argc > 3) {
+    NAPI(napi_get_array_length(env, argv[2], &count));
+    names = calloc(count > 0 ? count : 1, sizeof(char *));
+    nums = calloc(count > 0 ? 2 * count : 1, sizeof(double));
+    napi_typedarray_type type;
+    napi_value ab;
+    size_t off, nlen;
+    void *ndata;
+    NAPI(napi_get_typedarray_info(env, argv[3], &type, &nlen, &ndata, &ab, &off));
+    if (nlen >= 2 * (size_t)count) memcpy(nums, ndata, 2 * count * sizeof(double));
+    for (uint32_t i = 0; i < count; i++) {
+      napi_value s;
+      size_t sl;
+      napi_get_element(env, argv[2], i, &s);
+      napi_get_value_string_utf8(env, s, NULL, 0, &sl);
+      names[i] = malloc(sl + 1);
+      napi_get_value_string_utf8(env, s, names[i], sl + 1, &sl);
+    }
+  }
+  pthread_mutex_lock(&r->mu);
+  if (!r->done && !r->abandoned) {
+    if (result >= 0) {
+      switch (r->op) {
+        case OP_GETATTR:
+          if (adata != NULL && alen >= STAT_FIELDS * 8) {
+            double *d = adata;
+            memset(r->st, 0, sizeof *r->st);
+            r->st->st_ino = (ino_t)d[0];
+            r->st->st_mode = (mode_t)d[1];
+            r->st->st_nlink = (nlink_t)d[2];
+            r->st->st_uid = (uid_t)d[3];
+            r->st->st_gid = (gid_t)d[4];
+            r->st->st_rdev = (dev_t)d[5];
+            r->st->st_size = (off_t)d[6];
+            r->st->st_blocks = (blkcnt_t)d[7];
+            r->st->st_blksize = (blksize_t)d[8];
+            r->st->st_atim.tv_sec = (time_t)d[9];
+            r->st->st_atim.tv_nsec = (long)d[10];
+            r->st->st_mtim.tv_sec = (time_t)d[11];
+            r->st->st_mtim.tv_nsec = (long)d[12];
+            r->st->st_ctim.tv_sec = (time_t)d[13];
+            r->st->st_ctim.tv_nsec = (long)d[14];
+          } else {
+            result = -EIO;
+          }
+          break;
+        case OP_STATFS:
+          if (adata != NULL && alen >= STATFS_FIELDS * 8) {
+            double *d = adata;
+            memset(r->sv, 0, sizeof *r->sv);
+            r->sv->f_bsize = r->sv->f_frsize = (unsigned long)d[0];
+            r->sv->f_blocks = (fsblkcnt_t)d[1];
+            r->sv->f_bfree = (fsblkcnt_t)d[2];
+            r->sv->f_bavail = (fsblkcnt_t)d[3];
+            r->sv->f_files = (fsfilcnt_t)d[4];
+            r->sv->f_ffree = r->sv->f_favail = (fsfilcnt_t)d[5];
+            r->sv->f_namemax = (unsigned long)d[6];
+          } else {
+            result = -EIO;
+          }
+          break;
+        case OP_READ: {
+          size_t n = alen < r->outsize ? alen : r->outsize;
+          if (n > 0) memcpy(r->out, adata, n);
+          result = (int)n;
+          break;
+        }
+        case OP_READLINK: {
+          if (r->outsize == 0) { result = -EINVAL; break; }
+          size_t n = alen < r->outsize - 1 ? alen : r->outsize - 1;
+          if (n > 0) memcpy(r->out, adata, n);
+          r->out[n] = 0;
+          result = 0;
+          break;
+        }
+        case OP_GETXATTR:
+        case OP_LISTXATTR:
+          if (r->outsize == 0) {
+            result = (int)alen;
+          } else if (alen > r->outsize) {
+            result = -ERANGE;
+          } else {
+            if (alen > 0) memcpy(r->out, adata, alen);
+            result = (int)alen;
+          }
+          break;
+        case OP_OPEN:
+        case OP_CREATE:
+        case OP_OPENDIR:
+          r->fi->fh = (uint64_t)result;
+          r->fi->keep_cache = 0;
+          result = 0;
+          break;
+        case OP_READDIR:
+          r->names = names;
+          r->nums = nums;
+          r->count = count;
+          names = NULL;
+          nums = NULL;
+          result = 0;
+          break;
+        default:
+          result = result > 0 && r->op != OP_WRITE ? 0 : result;
+      }
+    }
+    r->result = result;
+    r->done = 1;
+    pthread_cond_signal(&r->cv);
+  }
+  int drop = !r->js_released;
+  r->js_released = 1;
+  int left = drop ? --r->refs : r->refs;
+  pthread_mutex_unlock(&r->mu);
+  if (names != NULL) {
+    for (uint32_t i = 0; i < count; i++) free(names[i]);
+    free(names);
+  }
+  free(nums);
+  if (left == 0) req_free(r);
+  return NULL;
+}
+
+typedef struct work_s {
+  napi_async_work work;
+  napi_ref cb;
+  mount_t *m;
+  char *path;
+  int err;
+} work_t;
+
+static void exec_umount (napi_env env, void *data) {
+  (void)env;
+  work_t *w = data;
+  w->err = umount2(w->path, MNT_DETACH) == 0 ? 0 : errno;
+}
+
+static void exec_invalidate (napi_env env, void *data) {
+  (void)env;
+  work_t *w = data;
+  pthread_mutex_lock(&w->m->lock);
+  w->err = w->m->fuse != NULL ? -fuse_invalidate_path(w->m->fuse, w->path) : ENOTCONN;
+  pthread_mutex_unlock(&w->m->lock);
+}
+
+static void work_done (napi_env env, napi_status status, void *data) {
+  (void)status;
+  work_t *w = data;
+  if (w->cb != NULL) {
+    napi_value cb, undef, arg;
+    napi_get_reference_value(env, w->cb, &cb);
+    napi_get_undefined(env, &undef);
+    napi_create_int32(env, w->err, &arg);
+    napi_call_function(env, undef, cb, 1, &arg, NULL);
+    napi_delete_reference(env, w->cb);
+  }
+  napi_delete_async_work(env, w->work);
+  free(w->path);
+  free(w);
+}
+
+static napi_value queue_work (napi_env env, napi_value path, napi_value cb, mount_t *m, napi_async_execute_callback exec) {
+  work_t *w = calloc(1, sizeof(work_t));
+  size_t len;
+  NAPI(napi_get_value_string_utf8(env, path, NULL, 0, &len));
+  w->path = malloc(len + 1);
+  napi_get_value_string_utf8(env, path, w->path, len + 1, &len);
+  w->m = m;
+  napi_valuetype t = napi_undefined;
+  if (cb != NULL) napi_typeof(env, cb, &t);
+  if (t == napi_function) napi_create_reference(env, cb, 1, &w->cb);
+  napi_value name;
+  napi_create_string_utf8(env, "darkfs-fuse-work", NAPI_AUTO_LENGTH, &name);
+  NAPI(napi_create_async_work(env, NULL, name, exec, work_done, w, &w->work));
+  NAPI(napi_queue_async_work(env, w->work));
+  return NULL;
+}
+
+static napi_value js_umount (napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  return queue_work(env, argv[0], argc > 1 ? argv[1] : NULL, NULL, exec_umount);
+}
+
+static napi_value js_invalidate (napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  mount_t *m;
+  NAPI(napi_get_value_external(env, argv[0], (void **)&m));
+  return queue_work(env, argv[1], argc > 2 ? argv[2] : NULL, m, exec_invalidate);
+}
+
+static napi_value init (napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
+    { "reply", NULL, js_reply, NULL, NULL, NULL, napi_default, NULL },
+    { "invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_default, NULL },
+    { "umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL }
+  };
+  napi_define_properties(env, exports, 4, props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

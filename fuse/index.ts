@@ -1,0 +1,163 @@
+// fuse/, the mount: the door of the room and the only file that loads the native edge
+// (fuse/build/fuse.node, built from fuse/binding.c by fuse/build.sh).
+//
+//   const m = await mount(volume, '/mnt/darkfs')
+//   m.invalidate('/a/b')   // a remote change arrived: drop the kernel's cached attrs/entry
+//   await m.unmount()
+//
+// The kernel enforces uid/gid/mode (default_permissions, allow_other); every request runs as
+// a Volume call on the Node event loop, answered asynchronously, with a deadline
+// (`requestTimeoutMs`) after which the kernel gets EIO. A stale mount left at `dir` by a
+// crashed process ("Transport endpoint is not connected") is lazily unmounted first.
+// SIGINT/SIGTERM are the caller's: call unmount() from its handler.
+import { createRequire } from 'node:module'
+import { stat, readdir, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import type { VolumeApi } from '../node/index.ts'
+import { createHandles } from './handles.ts'
+import { createOps } from './ops.ts'
+import type { Answer, Request } from './ops.ts'
+import { toErrno } from './errno.ts'
+
+export { NAME_MAX } from './ops.ts'
+
+export interface MountOptions {
+  /** libfuse debug output on stderr (default false). */
+  debug?: boolean
+  /** Seconds the kernel caches attributes and entries (default ATTR_TIMEOUT_S). */
+  attrTimeout?: number
+  /** Deadline of one request in ms; then the kernel gets EIO (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number
+}
+
+export interface Mount {
+  readonly dir: string
+  /** Drop the kernel's cached attributes, entry and data of `path` (a volume path). */
+  invalidate: (path: string) => void
+  /** Unmount (lazily, so open files do not block it) and wait until the session has ended. */
+  unmount: () => Promise<void>
+}
+
+/** Default deadline of one FUSE request. */
+export const REQUEST_TIMEOUT_MS = 30_000
+/** Default kernel attribute/entry cache time, seconds. */
+export const ATTR_TIMEOUT_S = 1
+/** How long unmount waits for a lazily detached mount to end before aborting the connection. */
+export const UNMOUNT_GRACE_MS = 2_000
+
+/** The mount failed: bad dir, no /dev/fuse, no permission. */
+export class MountError extends Error {
+  static override readonly name = 'MountError'
+  override readonly name = 'MountError'
+  readonly dir: string
+  constructor (dir: string, detail: string) {
+    super(`cannot mount darkfs at ${dir}: ${detail}`)
+    this.dir = dir
+  }
+}
+
+const EV_MOUNTED = 100
+const EV_EXIT = 101
+
+type Handler = (op: number, req: unknown, path: string | null, path2: string | null, data: Uint8Array | null,
+  n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number) => void
+
+interface Binding {
+  mount: (dir: string, opts: { debug: number, timeoutMs: number, attrTimeout: number }, handler: Handler) => unknown
+  reply: (req: unknown, result: number, a?: Uint8Array | Float64Array | string[], b?: Float64Array) => void
+  invalidate: (m: unknown, path: string, cb?: (err: number) => void) => void
+  umount: (dir: string, cb: (err: number) => void) => void
+}
+
+let binding: Binding | undefined
+function load (): Binding {
+  binding ??= createRequire(import.meta.url)('./build/fuse.node') as Binding
+  return binding
+}
+
+function lazyUnmount (b: Binding, dir: string): Promise<number> {
+  return new Promise(resolve => { b.umount(dir, resolve) })
+}
+
+/** Is `dir` a dead FUSE mount (its server gone)? */
+async function isStale (dir: string): Promise<boolean> {
+  try {
+    await stat(dir)
+    return false
+  } catch (err: any) {
+    return err?.code === 'ENOTCONN' || err?.code === 'ECONNABORTED'
+  }
+}
+
+/** Abort a FUSE connection through fusectl (mounting fusectl if needed); best effort. */
+async function abortConnection (dev: number): Promise<void> {
+  const minor = (dev & 0xff) | ((dev >>> 12) & ~0xff)
+  const ctl = '/sys/fs/fuse/connections'
+  try {
+    if ((await readdir(ctl)).length === 0) {
+      await new Promise<void>(resolve => { execFile('mount', ['-t', 'fusectl', 'fusectl', ctl], () => { resolve() }) })
+    }
+    await writeFile(`${ctl}/${minor}/abort`, '1')
+  } catch {}
+}
+
+export async function mount (volume: VolumeApi, dir: string, opts: MountOptions = {}): Promise<Mount> {
+  const b = load()
+  const timeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
+  if (await isStale(dir)) await lazyUnmount(b, dir)
+  const st = await stat(dir).catch((err: Error) => { throw new MountError(dir, err.message) })
+  if (!st.isDirectory()) throw new MountError(dir, 'not a directory')
+
+  const handles = createHandles()
+  const ops = createOps(volume, handles)
+  let mounted!: (err: number) => void
+  const mountedP = new Promise<number>(resolve => { mounted = resolve })
+  let exited!: () => void
+  const exitP = new Promise<void>(resolve => { exited = resolve })
+  let ended = false
+
+  const handler: Handler = (op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask) => {
+    if (op === EV_MOUNTED) { mounted(n0); return }
+    if (op === EV_EXIT) { ended = true; exited(); return }
+    const request: Request = { op, path, path2, data, n: [n0, n1, n2, n3, n4], caller: { uid, gid, umask } }
+    let done = false
+    const answer = (a: Answer): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      b.reply(req, a.result, a.a, a.b)
+    }
+    const timer = setTimeout(() => { answer({ result: -5 /* EIO */ }) }, timeoutMs)
+    ops(request).then(answer, (err: unknown) => { answer({ result: toErrno(err) }) })
+  }
+
+  const m = b.mount(dir, { debug: opts.debug === true ? 1 : 0, timeoutMs, attrTimeout: opts.attrTimeout ?? ATTR_TIMEOUT_S }, handler)
+  const err = await mountedP
+  if (err !== 0) {
+    await exitP
+    throw new MountError(dir, `libfuse could not mount (errno ${-err}); is /dev/fuse there and are we root?`)
+  }
+  const dev = (await stat(dir)).dev
+
+  let unmounting: Promise<void> | undefined
+  return {
+    dir,
+    invalidate (path: string): void {
+      if (!ended) b.invalidate(m, path)
+    },
+    unmount (): Promise<void> {
+      unmounting ??= (async () => {
+        if (!ended) {
+          await lazyUnmount(b, dir)
+          let grace: NodeJS.Timeout | undefined
+          await Promise.race([exitP, new Promise(resolve => { grace = setTimeout(resolve, UNMOUNT_GRACE_MS) })])
+          clearTimeout(grace)
+          if (!ended) await abortConnection(dev)
+          await exitP
+        }
+        await Promise.allSettled(handles.all().map(async fh => { await fh.close() }))
+      })()
+      return unmounting
+    }
+  }
+}

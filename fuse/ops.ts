@@ -1,0 +1,287 @@
+// FUSE operations -> Volume calls. One function per request kind; errors are not handled
+// here but by the caller, which maps every thrown error through fuse/errno.ts once.
+import type { Caller, FileHandle, Stats, VolumeApi, TimeArg } from '../node/index.ts'
+import { FsError } from '../node/index.ts'
+import type { Handles } from './handles.ts'
+import { encodeStat, encodeStatFs, typeBits } from './stat.ts'
+
+/** Request kinds, numbered as in fuse/binding.c. */
+export const Op = {
+  getattr: 1,
+  readlink: 2,
+  mknod: 3,
+  mkdir: 4,
+  unlink: 5,
+  rmdir: 6,
+  symlink: 7,
+  rename: 8,
+  link: 9,
+  chmod: 10,
+  chown: 11,
+  truncate: 12,
+  open: 13,
+  read: 14,
+  write: 15,
+  statfs: 16,
+  flush: 17,
+  release: 18,
+  fsync: 19,
+  setxattr: 20,
+  getxattr: 21,
+  listxattr: 22,
+  removexattr: 23,
+  readdir: 24,
+  access: 25,
+  create: 26,
+  utimens: 27,
+  opendir: 28,
+  releasedir: 29
+} as const
+
+/** Longest name of one directory entry, in UTF-8 bytes (NAME_MAX). */
+export const NAME_MAX = 255
+
+const O_ACCMODE = 0o3
+const O_CREAT = 0o100
+const O_EXCL = 0o200
+const O_TRUNC = 0o1000
+const S_ISGID = 0o2000
+const RENAME_NOREPLACE = 1
+const XATTR_CREATE = 1
+const XATTR_REPLACE = 2
+const UTIME_NOW = (1 << 30) - 1
+const UTIME_OMIT = (1 << 30) - 2
+
+/** One kernel request, as the native edge hands it over. */
+export interface Request {
+  op: number
+  path: string | null
+  path2: string | null
+  data: Uint8Array | null
+  n: [number, number, number, number, number]
+  caller: Caller
+}
+
+/** An answer: result >= 0 (bytes, fh) or -errno, plus op-specific payloads. */
+export interface Answer { result: number, a?: Uint8Array | Float64Array | string[], b?: Float64Array }
+
+const OK: Answer = { result: 0 }
+
+function need (path: string | null, syscall: string): string {
+  if (path === null) throw new FsError('ENOENT', syscall)
+  return path
+}
+
+function checkName (path: string, syscall: string): string {
+  const name = path.slice(path.lastIndexOf('/') + 1)
+  if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', syscall, path)
+  return path
+}
+
+function parentOf (path: string): string {
+  const i = path.lastIndexOf('/')
+  return i <= 0 ? '/' : path.slice(0, i)
+}
+
+function timeArg (sec: number, nsec: number): TimeArg {
+  if (nsec === UTIME_OMIT) return 'omit'
+  if (nsec === UTIME_NOW) return 'now'
+  return BigInt(sec) * 1_000_000_000n + BigInt(nsec)
+}
+
+export type OpsVolume = VolumeApi
+
+/** An open directory: the path it was opened at, in the same handle table as files. */
+function dirHandle (volume: VolumeApi, path: string, ino: number): FileHandle {
+  const isDir = async (): Promise<never> => { throw new FsError('EISDIR', 'read', path) }
+  return {
+    path,
+    ino,
+    read: isDir,
+    write: isDir,
+    truncate: isDir,
+    stat: async () => await volume.lstat(path),
+    sync: async () => {},
+    flush: async () => {},
+    close: async () => {}
+  }
+}
+
+/** Builds the request handler for one mount. */
+export function createOps (volume: OpsVolume, handles: Handles): (req: Request) => Promise<Answer> {
+  /** The caller that owns a new entry in `path`'s directory: setgid dirs pass on their gid. */
+  async function owner (path: string, caller: Caller): Promise<{ caller: Caller, setgid: boolean }> {
+    const parent = await volume.lstat(parentOf(path))
+    if ((parent.mode & S_ISGID) !== 0) return { caller: { ...caller, gid: parent.gid }, setgid: true }
+    return { caller, setgid: false }
+  }
+
+  async function stat (path: string | null, fh: number): Promise<Stats> {
+    if (fh >= 0) return await handles.get(fh).stat()
+    return await volume.lstat(checkName(need(path, 'stat'), 'stat'))
+  }
+
+  function pathOf (path: string | null, fh: number, syscall: string): string {
+    if (path !== null) return path
+    if (fh >= 0) return handles.get(fh).path
+    throw new FsError('ENOENT', syscall)
+  }
+
+  async function open (fh: FileHandle): Promise<Answer> {
+    return { result: handles.add(fh) }
+  }
+
+  return async function handle (req: Request): Promise<Answer> {
+    const { path, path2, n, caller } = req
+    switch (req.op) {
+      case Op.getattr:
+        return { result: 0, a: encodeStat(await stat(path, n[0])) }
+      case Op.readlink:
+        return { result: 0, a: Buffer.from(await volume.readlink(need(path, 'readlink'))) }
+      case Op.mknod: {
+        const p = checkName(need(path, 'mknod'), 'mknod')
+        const o = await owner(p, caller)
+        await volume.mknod(p, n[0], n[1], o.caller)
+        return OK
+      }
+      case Op.mkdir: {
+        const p = checkName(need(path, 'mkdir'), 'mkdir')
+        const o = await owner(p, caller)
+        await volume.mkdir(p, { mode: (n[0] & 0o7777) | (o.setgid ? S_ISGID : 0), caller: o.caller })
+        return OK
+      }
+      case Op.unlink:
+        await volume.unlink(need(path, 'unlink'))
+        return OK
+      case Op.rmdir:
+        await volume.rmdir(need(path, 'rmdir'))
+        return OK
+      case Op.symlink: {
+        const p = checkName(need(path, 'symlink'), 'symlink')
+        const o = await owner(p, caller)
+        await volume.symlink(need(path2, 'symlink'), p, o.caller)
+        return OK
+      }
+      case Op.rename: {
+        const from = need(path, 'rename')
+        const to = checkName(need(path2, 'rename'), 'rename')
+        if ((n[0] & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', 'rename', from, 'RENAME_EXCHANGE and whiteouts are not supported')
+        if ((n[0] & RENAME_NOREPLACE) !== 0) {
+          const exists = await volume.lstat(to).then(() => true, (err: { code?: string }) => {
+            if (err.code === 'ENOENT') return false
+            throw err
+          })
+          if (exists) throw new FsError('EEXIST', 'rename', to)
+        }
+        await volume.rename(from, to)
+        return OK
+      }
+      case Op.link:
+        await volume.link(need(path, 'link'), checkName(need(path2, 'link'), 'link'))
+        return OK
+      case Op.chmod:
+        await volume.chmod(pathOf(path, n[1], 'chmod'), n[0] & 0o7777)
+        return OK
+      case Op.chown: {
+        const p = pathOf(path, n[2], 'chown')
+        let uid = n[0]
+        let gid = n[1]
+        if (uid < 0 || gid < 0) {
+          const st = await volume.lstat(p)
+          if (uid < 0) uid = st.uid
+          if (gid < 0) gid = st.gid
+        }
+        await volume.chown(p, uid, gid)
+        return OK
+      }
+      case Op.truncate:
+        if (n[1] >= 0) await handles.get(n[1]).truncate(n[0])
+        else await volume.truncate(need(path, 'truncate'), n[0])
+        return OK
+      case Op.open:
+        // the kernel computes append offsets and checks permissions; the Volume gets the access
+        // mode and O_TRUNC only
+        return await open(await volume.open(need(path, 'open'), n[0] & (O_ACCMODE | O_TRUNC)))
+      case Op.create: {
+        const p = checkName(need(path, 'create'), 'create')
+        const o = await owner(p, caller)
+        const flags = (n[1] & (O_ACCMODE | O_TRUNC | O_EXCL)) | O_CREAT
+        return await open(await volume.open(p, flags, n[0] & 0o7777, o.caller))
+      }
+      case Op.read: {
+        const buf = Buffer.allocUnsafe(n[1])
+        const { bytesRead } = await handles.get(n[0]).read(buf, 0, n[1], n[2])
+        return { result: bytesRead, a: buf.subarray(0, bytesRead) }
+      }
+      case Op.write: {
+        const data = req.data ?? new Uint8Array(0)
+        const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1])
+        return { result: bytesWritten }
+      }
+      case Op.statfs:
+        return { result: 0, a: encodeStatFs(await volume.statfs()) }
+      case Op.flush:
+        await handles.get(n[0]).flush()
+        return OK
+      case Op.release: {
+        const fh = handles.remove(n[0])
+        if (fh !== undefined) await fh.close()
+        return OK
+      }
+      case Op.fsync:
+        await handles.get(n[0]).sync()
+        return OK
+      case Op.setxattr: {
+        const p = need(path, 'setxattr')
+        const flags = { create: (n[0] & XATTR_CREATE) !== 0, replace: (n[0] & XATTR_REPLACE) !== 0 }
+        await volume.setxattr(p, need(path2, 'setxattr'), req.data ?? new Uint8Array(0), flags)
+        return OK
+      }
+      case Op.getxattr:
+        return { result: 0, a: await volume.getxattr(need(path, 'getxattr'), need(path2, 'getxattr')) }
+      case Op.listxattr: {
+        const names = await volume.listxattr(need(path, 'listxattr'))
+        return { result: 0, a: Buffer.from(names.map(name => name + '\0').join('')) }
+      }
+      case Op.removexattr:
+        await volume.removexattr(need(path, 'removexattr'), need(path2, 'removexattr'))
+        return OK
+      case Op.opendir: {
+        const p = need(path, 'opendir')
+        const st = await volume.lstat(p)
+        if (st.kind !== 'dir') throw new FsError('ENOTDIR', 'opendir', p)
+        return await open(dirHandle(volume, p, st.ino))
+      }
+      case Op.releasedir:
+        handles.remove(n[0])
+        return OK
+      case Op.readdir: {
+        const p = n[0] >= 0 ? handles.get(n[0]).path : need(path, 'readdir')
+        const [entries, self, parent] = await Promise.all([
+          volume.readdirents(p), volume.lstat(p), volume.lstat(parentOf(p))
+        ])
+        const names = ['.', '..']
+        const nums = new Float64Array(2 * (entries.length + 2))
+        nums[0] = self.ino
+        nums[1] = typeBits.dir
+        nums[2] = parent.ino
+        nums[3] = typeBits.dir
+        let i = 4
+        for (const e of entries) {
+          names.push(e.name)
+          nums[i++] = e.ino
+          nums[i++] = typeBits[e.kind] ?? 0
+        }
+        return { result: 0, a: names, b: nums }
+      }
+      case Op.access:
+        await volume.lstat(need(path, 'access'))
+        return OK
+      case Op.utimens:
+        await volume.utimes(pathOf(path, n[4], 'utimens'), timeArg(n[0], n[1]), timeArg(n[2], n[3]))
+        return OK
+      default:
+        throw new FsError('ENOTSUP', 'fuse', path ?? undefined, `request kind ${req.op}`)
+    }
+  }
+}
