@@ -1,0 +1,136 @@
+// One swarm stream to one peer: frames in and out with their bounds, backpressure both ways,
+// and the download cap. Messages are handed to `onMessage` one at a time, in order; while a
+// handler's promise is pending (or the download cap makes us wait) the stream is paused, so
+// the muxer's flow control stops the sender instead of our memory growing.
+import type { AbortOptions, Stream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { FrameDecoder, decode, encode, MAX_MESSAGE_BYTES } from './protocol.ts'
+import type { Message } from './protocol.ts'
+import type { RateLimiter } from './rate.ts'
+
+/**
+ * Most bytes a paused stream may hold unread before libp2p resets it: the largest yamux stream
+ * window (16 MiB, the most a sender may have in flight when we stop reading) plus one frame.
+ */
+export const MAX_READ_BUFFER_BYTES = 16 * 1024 * 1024 + MAX_MESSAGE_BYTES
+/** A stream on which nothing moves for this long is closed. */
+export const STREAM_IDLE_MS = 5 * 60 * 1000
+
+export interface ChannelInit {
+  stream: Stream
+  peer: string
+  /** Handles one message; return a promise to hold back further messages until it settles. */
+  onMessage: (msg: Message) => void | Promise<void>
+  /** Called once when the stream is gone, with the reason when it was an error. */
+  onClose: (err?: Error) => void
+  download: RateLimiter
+  /** Byte accounting. */
+  onSent: (bytes: number) => void
+  onReceived: (bytes: number) => void
+}
+
+export class Channel {
+  readonly peer: string
+  readonly stream: Stream
+  private readonly init: ChannelInit
+  private readonly decoder = new FrameDecoder()
+  private readonly queue: Uint8Array[] = []
+  private running = false
+  private closed = false
+
+  constructor (init: ChannelInit) {
+    this.init = init
+    this.peer = init.peer
+    this.stream = init.stream
+    const stream = init.stream
+    stream.maxReadBufferLength = MAX_READ_BUFFER_BYTES
+    stream.inactivityTimeout = STREAM_IDLE_MS
+    stream.addEventListener('message', (evt) => { this.onData(evt.data) })
+    stream.addEventListener('close', (evt) => { this.finish(evt.error) })
+    stream.addEventListener('remoteCloseWrite', () => {
+      // the peer will send nothing more: finish our side too once our queue is written
+      void this.close()
+    })
+    if (stream.status !== 'open') this.finish()
+  }
+
+  get isOpen (): boolean { return !this.closed }
+
+  /** Write one message, waiting while the stream's send buffer is full. */
+  async send (msg: Message, opts?: AbortOptions): Promise<void> {
+    const frame: Uint8ArrayList = encode(msg)
+    while (this.stream.writableNeedsDrain) {
+      await this.stream.onDrain(opts)
+    }
+    if (this.closed || this.stream.writeStatus !== 'writable') throw new Error('stream is closed')
+    this.stream.send(frame)
+    this.init.onSent(frame.byteLength)
+  }
+
+  /** Close gracefully (pending writes are flushed). */
+  async close (): Promise<void> {
+    if (this.closed) return
+    try {
+      await this.stream.close({ signal: AbortSignal.timeout(5000) })
+    } catch (err) {
+      this.stream.abort(err as Error)
+    }
+  }
+
+  /** Close at once with an error the remote sees as a reset. */
+  abort (err: Error): void {
+    if (this.stream.status === 'open' || this.stream.status === 'closing') this.stream.abort(err)
+    this.finish(err)
+  }
+
+  private finish (err?: Error): void {
+    if (this.closed) return
+    this.closed = true
+    this.queue.length = 0
+    this.init.onClose(err)
+  }
+
+  private onData (data: Uint8Array | Uint8ArrayList): void {
+    if (this.closed) return
+    this.init.onReceived(data.byteLength)
+    let frames: Uint8Array[]
+    try {
+      frames = this.decoder.push(data)
+    } catch (err) {
+      this.abort(err as Error)
+      return
+    }
+    this.queue.push(...frames)
+    if (!this.running) void this.drain()
+  }
+
+  private async drain (): Promise<void> {
+    this.running = true
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const body = this.queue.shift() as Uint8Array
+        const msg = decode(body)
+        const limited = this.init.download.take(body.byteLength)
+        const handled = this.init.onMessage(msg)
+        if (limited instanceof Promise || handled instanceof Promise) {
+          this.pause()
+          await limited
+          await handled
+        }
+      }
+    } catch (err) {
+      this.abort(err as Error)
+    } finally {
+      this.running = false
+      this.resume()
+    }
+  }
+
+  private pause (): void {
+    if (this.stream.readStatus === 'readable') this.stream.pause()
+  }
+
+  private resume (): void {
+    if (!this.closed && this.stream.readStatus === 'paused') this.stream.resume()
+  }
+}

@@ -1,0 +1,240 @@
+// Our requests to one peer, on one outbound stream opened when first needed: wants (answered
+// by BLOCK or DONT_HAVE) and pushes (answered by ACKs and a final DONE). At most
+// MAX_REQUESTS_IN_FLIGHT_PER_PEER wants are sent at a time, the rest wait here; every BLOCK is
+// verified against its CID before anyone sees it, and a peer sending a wrong one is dropped.
+import type { AbortOptions, Stream } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+import { Channel } from './channel.ts'
+import { PeerGoneError, ProtocolError, SwarmStoppedError, WrongBlockError } from './errors.ts'
+import type { PeerBook } from './peers.ts'
+import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PUSH, WANT } from './protocol.ts'
+import type { Hop, Message } from './protocol.ts'
+import type { RateLimiter } from './rate.ts'
+import { slots } from './slots.ts'
+import type { Slots } from './slots.ts'
+import { matches } from './verify.ts'
+
+/** Most block requests outstanding at one peer; more wait on our side. */
+export const MAX_REQUESTS_IN_FLIGHT_PER_PEER = 16
+/** Most pushes outstanding at one peer (the receiver reads no further PUSH beyond this). */
+export const MAX_PUSHES_IN_FLIGHT_PER_PEER = 4
+
+export interface WantListener {
+  block: (bytes: Uint8Array) => void
+  miss: (err: Error) => void
+}
+
+export interface PushListener {
+  ack: (holder: string) => void
+}
+
+export interface ClientInit {
+  peer: string
+  open: (opts?: AbortOptions) => Promise<Stream>
+  book: PeerBook
+  download: RateLimiter
+  upload: RateLimiter
+  /** The peer sent a wrong block or broke the protocol. */
+  misbehaved: (peer: string, err: Error) => void
+  onSent: (bytes: number) => void
+  onReceived: (bytes: number) => void
+}
+
+interface Want { cid: CID, listeners: Set<WantListener>, sentAt?: number }
+interface Push { ack: (holder: string) => void, done: () => void, fail: (err: Error) => void }
+
+export class Client {
+  readonly peer: string
+  private readonly init: ClientInit
+  private channel?: Promise<Channel>
+  private readonly wants = new Map<string, Want>()
+  private readonly waiting: string[] = []
+  private readonly pushes = new Map<string, Push>()
+  private readonly pushSlots: Slots = slots(MAX_PUSHES_IN_FLIGHT_PER_PEER)
+  private inFlight = 0
+  private stopped = false
+
+  constructor (init: ClientInit) {
+    this.init = init
+    this.peer = init.peer
+  }
+
+  /** Wants sent or waiting to be sent. */
+  get queued (): number { return this.wants.size }
+
+  /** Ask for `cid`; the listener hears exactly once unless cancelled by the returned function. */
+  want (cid: CID, listener: WantListener): () => void {
+    const key = cid.toString()
+    if (this.stopped) {
+      queueMicrotask(() => { listener.miss(new SwarmStoppedError()) })
+      return () => {}
+    }
+    let want = this.wants.get(key)
+    if (want === undefined) {
+      want = { cid, listeners: new Set() }
+      this.wants.set(key, want)
+      this.waiting.push(key)
+      queueMicrotask(() => { this.pump() })
+    }
+    want.listeners.add(listener)
+    const w = want
+    return () => {
+      if (!w.listeners.delete(listener) || w.listeners.size > 0 || this.wants.get(key) !== w) return
+      this.wants.delete(key)
+      if (w.sentAt !== undefined) {
+        this.inFlight--
+        this.sendQuietly({ type: CANCEL, cids: [cid] })
+        this.pump()
+      }
+    }
+  }
+
+  /**
+   * Push a block with its forwarding plan; `onAck` hears each holder that stored it. Resolves
+   * when the peer reports its part of the plan finished (DONE), rejects when the stream fails.
+   */
+  async push (cid: CID, bytes: Uint8Array, hops: Hop[], listener: PushListener, opts?: AbortOptions): Promise<void> {
+    const key = cid.toString()
+    const release = await this.pushSlots.acquire(opts)
+    try {
+      while (this.pushes.has(key)) {
+        // one push of a CID to a peer at a time: ACKs and DONE name only the CID
+        await new Promise(resolve => setTimeout(resolve, 10))
+        opts?.signal?.throwIfAborted()
+      }
+      const channel = await this.connect(opts)
+      await this.init.upload.take(bytes.byteLength, opts)
+      const finished = new Promise<void>((resolve, reject) => {
+        const signal = opts?.signal
+        const onAbort = (): void => { this.pushes.delete(key); reject(signal?.reason) }
+        signal?.addEventListener('abort', onAbort, { once: true })
+        this.pushes.set(key, {
+          ack: listener.ack,
+          done: () => { signal?.removeEventListener('abort', onAbort); resolve() },
+          fail: (err) => { signal?.removeEventListener('abort', onAbort); reject(err) }
+        })
+      })
+      try {
+        await channel.send({ type: PUSH, cid, hops, bytes }, opts)
+      } catch (err) {
+        this.pushes.get(key)?.fail(err as Error)
+        this.pushes.delete(key)
+      }
+      await finished
+    } finally {
+      release()
+    }
+  }
+
+  /** Close the stream; outstanding requests fail with SwarmStoppedError. */
+  stop (): void {
+    this.stopped = true
+    this.fail(new SwarmStoppedError())
+    void this.channel?.then(async ch => { await ch.close() }, () => {})
+    this.channel = undefined
+  }
+
+  private async connect (opts?: AbortOptions): Promise<Channel> {
+    if (this.stopped) throw new SwarmStoppedError()
+    if (this.channel === undefined) {
+      const p = this.init.open(opts).then(stream => new Channel({
+        stream,
+        peer: this.peer,
+        onMessage: (msg) => { this.onMessage(msg) },
+        onClose: (err) => { this.onClose(p, err) },
+        download: this.init.download,
+        onSent: (n) => { this.init.book.sent(this.peer, n); this.init.onSent(n) },
+        onReceived: (n) => { this.init.book.received(this.peer, n); this.init.onReceived(n) }
+      }))
+      this.channel = p
+      p.catch((err: Error) => { this.onClose(p, new PeerGoneError(this.peer, err.message)) })
+    }
+    return await this.channel
+  }
+
+  /** Send waiting wants while in-flight slots are free. */
+  private pump (): void {
+    if (this.stopped || this.waiting.length === 0 || this.inFlight >= MAX_REQUESTS_IN_FLIGHT_PER_PEER) return
+    const batch: CID[] = []
+    const now = performance.now()
+    while (this.waiting.length > 0 && this.inFlight < MAX_REQUESTS_IN_FLIGHT_PER_PEER && batch.length < MAX_CIDS_PER_MESSAGE) {
+      const want = this.wants.get(this.waiting.shift() as string)
+      if (want === undefined || want.sentAt !== undefined) continue
+      want.sentAt = now
+      this.inFlight++
+      batch.push(want.cid)
+    }
+    if (batch.length === 0) return
+    this.connect().then(async ch => { await ch.send({ type: WANT, cids: batch, haveOnly: false }) })
+      .catch((err: Error) => { this.fail(err instanceof PeerGoneError ? err : new PeerGoneError(this.peer, err.message)) })
+  }
+
+  private sendQuietly (msg: Message): void {
+    void this.channel?.then(async ch => { await ch.send(msg) }).catch(() => {})
+  }
+
+  private onMessage (msg: Message): void {
+    switch (msg.type) {
+      case BLOCK: {
+        const key = msg.cid.toString()
+        const want = this.wants.get(key)
+        if (want === undefined || want.sentAt === undefined) return // cancelled meanwhile, or unasked
+        if (!matches(msg.cid, msg.bytes)) throw new WrongBlockError(key, this.peer)
+        this.settle(key, want)
+        this.init.book.answered(this.peer, performance.now() - want.sentAt, true)
+        for (const l of want.listeners) l.block(msg.bytes)
+        return
+      }
+      case DONT_HAVE:
+        for (const cid of msg.cids) {
+          const key = cid.toString()
+          const want = this.wants.get(key)
+          if (want?.sentAt === undefined) continue
+          this.settle(key, want)
+          this.init.book.answered(this.peer, performance.now() - want.sentAt, false)
+          const err = new PeerGoneError(this.peer, `it does not have ${key}`)
+          for (const l of want.listeners) l.miss(err)
+        }
+        return
+      case HAVE:
+        return // we send no have-only wants; a stray HAVE is harmless
+      case ACK:
+        this.pushes.get(msg.cid.toString())?.ack(msg.holder)
+        return
+      case DONE: {
+        const key = msg.cid.toString()
+        const push = this.pushes.get(key)
+        this.pushes.delete(key)
+        push?.done()
+        return
+      }
+      default:
+        throw new ProtocolError(`unexpected message type ${msg.type} from the serving side`)
+    }
+  }
+
+  private settle (key: string, want: Want): void {
+    this.wants.delete(key)
+    this.inFlight--
+    this.pump()
+  }
+
+  private onClose (which: Promise<Channel>, err?: Error): void {
+    if (this.channel !== which) return
+    this.channel = undefined
+    if (err instanceof WrongBlockError || err instanceof ProtocolError) this.init.misbehaved(this.peer, err)
+    this.fail(err instanceof WrongBlockError ? err : new PeerGoneError(this.peer, err?.message ?? 'stream closed'))
+  }
+
+  private fail (err: Error): void {
+    const wants = [...this.wants.values()]
+    this.wants.clear()
+    this.waiting.length = 0
+    this.inFlight = 0
+    const pushes = [...this.pushes.values()]
+    this.pushes.clear()
+    if (wants.length > 0 || pushes.length > 0) this.init.book.failed(this.peer)
+    for (const w of wants) for (const l of w.listeners) l.miss(err)
+    for (const p of pushes) p.fail(err)
+  }
+}

@@ -1,0 +1,330 @@
+// The wire format of '/darkfs/swarm/1.0.0': frames of `uvarint(length) || body`, where the
+// body is one message in a compact binary form:
+//
+//   body      = type:u8 payload
+//   WANT      = flags:u8 count:uvarint cid*          flags bit 0: answer HAVE/DONT_HAVE only
+//   HAVE      = count:uvarint cid*
+//   DONT_HAVE = count:uvarint cid*
+//   CANCEL    = count:uvarint cid*
+//   BLOCK     = cid data                            data: the rest of the frame
+//   PUSH      = cid hops:uvarint (peer via:uvarint)* data
+//   ACK       = cid holder:peer                     `holder` stored the block (durable)
+//   DONE      = cid                                 no more ACKs for `cid` will come on this stream
+//   cid       = len:uvarint bytes                   CIDv1, sha2-256, raw or dag-cbor
+//   peer      = len:uvarint utf8                    a peer id string
+//
+// A PUSH carries the forwarding plan below its receiver as a list of hops in which `via` is
+// 0 for a hop the receiver sends to itself, or i + 1 for a hop that hop i forwards to (see
+// plan.ts). Every bound below is enforced on decode: a frame that breaks one throws, and the
+// stream carrying it is closed.
+import { CID } from 'multiformats/cid'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { MessageTooLargeError, ProtocolError } from './errors.ts'
+import { checkCid } from './verify.ts'
+
+export const PROTOCOL = '/darkfs/swarm/1.0.0'
+
+/** Largest block the swarm moves: a whole 1 MiB chunk (k = 1) or one fragment of it. */
+export const MAX_BLOCK_BYTES = 1024 * 1024
+/** Largest message body: a block plus room for its CID and a full forwarding plan. */
+export const MAX_MESSAGE_BYTES = MAX_BLOCK_BYTES + 16 * 1024
+/** Most CIDs in one WANT, HAVE, DONT_HAVE or CANCEL. */
+export const MAX_CIDS_PER_MESSAGE = 256
+/** Longest encoded CID accepted (a CIDv1 sha2-256 is 36 bytes). */
+export const MAX_CID_BYTES = 64
+/** Longest peer id string accepted (an Ed25519 peer id is 52 characters). */
+export const MAX_PEER_ID_BYTES = 128
+/** Most hops in one PUSH plan (holders below the receiver). */
+export const MAX_HOPS = 32
+/** Longest frame-length prefix: 4 bytes of uvarint cover 2^28 > MAX_MESSAGE_BYTES. */
+const MAX_LENGTH_PREFIX_BYTES = 4
+
+export const WANT = 1
+export const HAVE = 2
+export const DONT_HAVE = 3
+export const BLOCK = 4
+export const PUSH = 5
+export const ACK = 6
+export const CANCEL = 7
+export const DONE = 8
+
+/** One hop of a forwarding plan: `peer` receives the block from hop `via` (-1: from the receiver). */
+export interface Hop { peer: string, via: number }
+
+export type Message =
+  | { type: typeof WANT, cids: CID[], haveOnly: boolean }
+  | { type: typeof HAVE | typeof DONT_HAVE | typeof CANCEL, cids: CID[] }
+  | { type: typeof BLOCK, cid: CID, bytes: Uint8Array }
+  | { type: typeof PUSH, cid: CID, hops: Hop[], bytes: Uint8Array }
+  | { type: typeof ACK, cid: CID, holder: string }
+  | { type: typeof DONE, cid: CID }
+
+const utf8 = new TextEncoder()
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+// --- encoding -------------------------------------------------------------------------------
+
+class Writer {
+  readonly parts: Uint8Array[] = []
+  private head: number[] = []
+  byte (b: number): void { this.head.push(b) }
+  uvarint (n: number): void {
+    while (n >= 0x80) { this.head.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
+    this.head.push(n)
+  }
+
+  bytes (b: Uint8Array): void { this.uvarint(b.byteLength); this.raw(b) }
+  raw (b: Uint8Array): void {
+    this.flush()
+    this.parts.push(b)
+  }
+
+  flush (): void {
+    if (this.head.length > 0) { this.parts.push(Uint8Array.from(this.head)); this.head = [] }
+  }
+}
+
+function uvarintBytes (n: number): Uint8Array {
+  const w = new Writer()
+  w.uvarint(n)
+  w.flush()
+  return w.parts[0]
+}
+
+/** Encode one message as a frame (length prefix included), without copying block bytes. */
+export function encode (msg: Message): Uint8ArrayList {
+  const w = new Writer()
+  w.byte(msg.type)
+  switch (msg.type) {
+    case WANT:
+      w.byte(msg.haveOnly ? 1 : 0)
+      cidList(w, msg.cids)
+      break
+    case HAVE: case DONT_HAVE: case CANCEL:
+      cidList(w, msg.cids)
+      break
+    case BLOCK:
+      w.bytes(msg.cid.bytes)
+      blockBytes(msg.bytes)
+      w.raw(msg.bytes)
+      break
+    case PUSH:
+      w.bytes(msg.cid.bytes)
+      if (msg.hops.length > MAX_HOPS) throw new RangeError(`a push plan has at most ${MAX_HOPS} hops`)
+      w.uvarint(msg.hops.length)
+      for (const hop of msg.hops) {
+        w.bytes(peerBytes(hop.peer))
+        w.uvarint(hop.via + 1)
+      }
+      blockBytes(msg.bytes)
+      w.raw(msg.bytes)
+      break
+    case ACK:
+      w.bytes(msg.cid.bytes)
+      w.bytes(peerBytes(msg.holder))
+      break
+    case DONE:
+      w.bytes(msg.cid.bytes)
+      break
+  }
+  w.flush()
+  const body = new Uint8ArrayList(...w.parts)
+  if (body.byteLength > MAX_MESSAGE_BYTES) throw new RangeError(`message of ${body.byteLength} bytes is over the limit of ${MAX_MESSAGE_BYTES}`)
+  body.prepend(uvarintBytes(body.byteLength))
+  return body
+}
+
+function cidList (w: Writer, cids: CID[]): void {
+  if (cids.length > MAX_CIDS_PER_MESSAGE) throw new RangeError(`a message carries at most ${MAX_CIDS_PER_MESSAGE} CIDs`)
+  w.uvarint(cids.length)
+  for (const cid of cids) w.bytes(cid.bytes)
+}
+
+function blockBytes (b: Uint8Array): void {
+  if (b.byteLength > MAX_BLOCK_BYTES) throw new RangeError(`block of ${b.byteLength} bytes is over the limit of ${MAX_BLOCK_BYTES}`)
+}
+
+function peerBytes (peer: string): Uint8Array {
+  const b = utf8.encode(peer)
+  if (b.byteLength === 0 || b.byteLength > MAX_PEER_ID_BYTES) throw new RangeError(`peer id must be 1..${MAX_PEER_ID_BYTES} bytes`)
+  return b
+}
+
+// --- decoding -------------------------------------------------------------------------------
+
+class Reader {
+  private pos = 0
+  private readonly buf: Uint8Array
+  constructor (buf: Uint8Array) { this.buf = buf }
+  get rest (): number { return this.buf.byteLength - this.pos }
+  byte (): number {
+    if (this.pos >= this.buf.byteLength) throw new ProtocolError('truncated message')
+    return this.buf[this.pos++]
+  }
+
+  uvarint (max: number): number {
+    let n = 0
+    for (let shift = 0; shift < 28; shift += 7) {
+      const b = this.byte()
+      n += (b & 0x7f) * 2 ** shift
+      if ((b & 0x80) === 0) {
+        if (n > max) throw new ProtocolError(`value ${n} is over the limit of ${max}`)
+        return n
+      }
+    }
+    throw new ProtocolError('varint too long')
+  }
+
+  bytes (max: number): Uint8Array {
+    const len = this.uvarint(max)
+    if (len > this.rest) throw new ProtocolError('truncated message')
+    const out = this.buf.subarray(this.pos, this.pos + len)
+    this.pos += len
+    return out
+  }
+
+  tail (): Uint8Array {
+    const out = this.buf.subarray(this.pos)
+    this.pos = this.buf.byteLength
+    return out
+  }
+
+  end (): void {
+    if (this.rest !== 0) throw new ProtocolError(`${this.rest} unexpected bytes after the message`)
+  }
+}
+
+function readCid (r: Reader): CID {
+  const bytes = r.bytes(MAX_CID_BYTES)
+  let cid: CID
+  try {
+    cid = CID.decode(bytes)
+  } catch (err) {
+    throw new ProtocolError(`malformed CID: ${(err as Error).message}`)
+  }
+  try {
+    checkCid(cid)
+  } catch (err) {
+    throw new ProtocolError((err as Error).message)
+  }
+  return cid
+}
+
+function readCids (r: Reader): CID[] {
+  const n = r.uvarint(MAX_CIDS_PER_MESSAGE)
+  const cids: CID[] = []
+  for (let i = 0; i < n; i++) cids.push(readCid(r))
+  return cids
+}
+
+function readPeer (r: Reader): string {
+  const b = r.bytes(MAX_PEER_ID_BYTES)
+  if (b.byteLength === 0) throw new ProtocolError('empty peer id')
+  try {
+    return fromUtf8.decode(b)
+  } catch {
+    throw new ProtocolError('peer id is not utf-8')
+  }
+}
+
+function readBlock (r: Reader): Uint8Array {
+  const bytes = r.tail()
+  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new ProtocolError(`block of ${bytes.byteLength} bytes is over the limit of ${MAX_BLOCK_BYTES}`)
+  return bytes
+}
+
+/** Decode one message body (without its length prefix). Throws ProtocolError on any defect. */
+export function decode (body: Uint8Array): Message {
+  if (body.byteLength > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(body.byteLength, MAX_MESSAGE_BYTES)
+  const r = new Reader(body)
+  const type = r.byte()
+  let msg: Message
+  switch (type) {
+    case WANT: {
+      const flags = r.byte()
+      if ((flags & ~1) !== 0) throw new ProtocolError(`unknown WANT flags ${flags}`)
+      msg = { type, haveOnly: (flags & 1) === 1, cids: readCids(r) }
+      break
+    }
+    case HAVE: case DONT_HAVE: case CANCEL:
+      msg = { type, cids: readCids(r) }
+      break
+    case BLOCK: {
+      const cid = readCid(r)
+      msg = { type, cid, bytes: readBlock(r) }
+      break
+    }
+    case PUSH: {
+      const cid = readCid(r)
+      const n = r.uvarint(MAX_HOPS)
+      const hops: Hop[] = []
+      for (let i = 0; i < n; i++) {
+        const peer = readPeer(r)
+        const via = r.uvarint(MAX_HOPS) - 1
+        if (via >= i) throw new ProtocolError('a push plan hop must come after the hop that forwards to it')
+        hops.push({ peer, via })
+      }
+      msg = { type, cid, hops, bytes: readBlock(r) }
+      break
+    }
+    case ACK: {
+      const cid = readCid(r)
+      msg = { type, cid, holder: readPeer(r) }
+      break
+    }
+    case DONE:
+      msg = { type, cid: readCid(r) }
+      break
+    default:
+      throw new ProtocolError(`unknown message type ${type}`)
+  }
+  r.end()
+  return msg
+}
+
+/**
+ * Splits a byte stream into frame bodies. Holds at most one frame (MAX_MESSAGE_BYTES plus the
+ * prefix) plus the bytes of one incoming chunk; a length over the bound throws at once, before
+ * any of the frame is buffered.
+ */
+export class FrameDecoder {
+  private readonly buf = new Uint8ArrayList()
+  private want = -1
+
+  /** Add received bytes; returns the complete frame bodies now available. */
+  push (chunk: Uint8Array | Uint8ArrayList): Uint8Array[] {
+    this.buf.append(chunk)
+    const out: Uint8Array[] = []
+    for (;;) {
+      if (this.want < 0) {
+        const len = this.readLength()
+        if (len < 0) break
+        this.want = len
+      }
+      if (this.buf.byteLength < this.want) break
+      out.push(this.buf.subarray(0, this.want))
+      this.buf.consume(this.want)
+      this.want = -1
+    }
+    return out
+  }
+
+  /** Bytes of a partial frame held. */
+  get buffered (): number { return this.buf.byteLength }
+
+  private readLength (): number {
+    let n = 0
+    for (let i = 0; i < MAX_LENGTH_PREFIX_BYTES; i++) {
+      if (i >= this.buf.byteLength) return -1
+      const b = this.buf.get(i)
+      n += (b & 0x7f) * 2 ** (7 * i)
+      if ((b & 0x80) === 0) {
+        if (n > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(n, MAX_MESSAGE_BYTES)
+        if (n === 0) throw new ProtocolError('empty frame')
+        this.buf.consume(i + 1)
+        return n
+      }
+    }
+    throw new MessageTooLargeError(2 ** 28, MAX_MESSAGE_BYTES)
+  }
+}

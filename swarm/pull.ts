@@ -1,0 +1,153 @@
+// Multi-source pull (DESIGN.md §4): fetch any `need` of a list of blocks, in preference order,
+// from the peers that may hold them.
+//
+//  - each wanted block is asked of one peer at a time, the one expected to answer first
+//    (pickPeer: fastest so far, least queued, unknown peers tried early), so `need` blocks are
+//    fetched from several peers at once;
+//  - a DONT_HAVE, a dropped stream or a wrong block (its sender is dropped) moves the block to
+//    its next holder; a block with no holder left gives way to the next block of the list;
+//  - a request slower than HEDGE_FACTOR times its peer's expected time (at least `hedgeMs`)
+//    is hedged: the block is also asked elsewhere, or the next spare block is fetched; the
+//    first verified copy wins and the other requests are cancelled (endgame).
+import type { AbortOptions } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+import type { Client } from './client.ts'
+import { BlockNotFoundError } from './errors.ts'
+import { expectedMs, pickPeer } from './peers.ts'
+import type { PeerBook } from './peers.ts'
+import type { BlockSource } from './serve.ts'
+import { checkCid } from './verify.ts'
+
+/** A request is hedged once it takes this many times its peer's expected time. */
+export const HEDGE_FACTOR = 4
+/** Never hedge sooner than this (ms). */
+export const MIN_HEDGE_MS = 500
+
+export interface PullContext {
+  client: (peer: string) => Client
+  book: PeerBook
+  blocks: BlockSource
+  hedgeMs: number
+  signal: AbortSignal
+}
+
+interface Request { peer: string, cancel: () => void, timer: ReturnType<typeof setTimeout>, slow: boolean }
+interface Wanted { cid: CID, key: string, tried: Set<string>, requests: Map<string, Request>, done: boolean, exhausted: boolean }
+
+export async function pullAny (ctx: PullContext, cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: AbortOptions): Promise<Map<string, Uint8Array>> {
+  const wanted: Wanted[] = []
+  const seen = new Set<string>()
+  for (const cid of cids) {
+    checkCid(cid)
+    const key = cid.toString()
+    if (seen.has(key)) continue
+    seen.add(key)
+    wanted.push({ cid, key, tried: new Set(), requests: new Map(), done: false, exhausted: false })
+  }
+  if (!Number.isInteger(need) || need < 1 || need > wanted.length) {
+    throw new RangeError(`need must be an integer from 1 to ${wanted.length} (the distinct CIDs given), not ${need}`)
+  }
+  const signal = opts?.signal === undefined ? ctx.signal : AbortSignal.any([opts.signal, ctx.signal])
+  signal.throwIfAborted()
+
+  const results = new Map<string, Uint8Array>()
+  for (const w of wanted) {
+    if (results.size >= need) break
+    try {
+      if (await ctx.blocks.has(w.cid)) {
+        results.set(w.key, await ctx.blocks.get(w.cid, { signal }))
+        w.done = true
+      }
+    } catch {
+      // not usable locally: fetch it
+    }
+  }
+  if (results.size >= need) return results
+
+  const holders = (key: string): string[] => Array.isArray(from) ? from : from.get(key) ?? []
+  const problems: string[] = []
+
+  return await new Promise((resolve, reject) => {
+    let settled = false
+    const onAbort = (): void => { finish(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+
+    function finish (err?: unknown): void {
+      if (settled) return
+      settled = true
+      signal.removeEventListener('abort', onAbort)
+      for (const w of wanted) for (const r of w.requests.values()) drop(w, r)
+      if (err === undefined) resolve(results)
+      else reject(err)
+    }
+
+    function drop (w: Wanted, r: Request): void {
+      clearTimeout(r.timer)
+      w.requests.delete(r.peer)
+      r.cancel()
+    }
+
+    function view (peer: string): ReturnType<typeof peerView> { return peerView(ctx, peer) }
+
+    function schedule (): void {
+      if (settled) return
+      if (results.size >= need) { finish(); return }
+      const missing = need - results.size
+      let active = wanted.filter(w => !w.done && [...w.requests.values()].some(r => !r.slow)).length
+      for (const w of wanted) {
+        if (active >= missing) break
+        if (w.done || w.exhausted || [...w.requests.values()].some(r => !r.slow)) continue
+        const peer = pickPeer(holders(w.key), view, w.tried)
+        if (peer === undefined) {
+          if (w.requests.size === 0) w.exhausted = true
+          continue
+        }
+        ask(w, peer)
+        active++
+      }
+      if (!wanted.some(w => w.requests.size > 0)) {
+        finish(new BlockNotFoundError(wanted.filter(w => !w.done).map(w => w.key),
+          `${results.size} of ${need} fetched; ${problems.length > 0 ? problems.slice(0, 5).join('; ') : 'no peer to ask'}`))
+      }
+    }
+
+    function ask (w: Wanted, peer: string): void {
+      w.tried.add(peer)
+      const hedgeAfter = Math.max(ctx.hedgeMs, HEDGE_FACTOR * expectedMs(view(peer)))
+      const request: Request = {
+        peer,
+        slow: false,
+        cancel: () => {},
+        timer: setTimeout(() => { request.slow = true; schedule() }, hedgeAfter)
+      }
+      w.requests.set(peer, request)
+      request.cancel = ctx.client(peer).want(w.cid, {
+        block: (bytes) => {
+          if (settled || w.requests.get(peer) !== request) return
+          clearTimeout(request.timer)
+          w.requests.delete(peer)
+          if (!w.done) {
+            w.done = true
+            results.set(w.key, bytes)
+            for (const other of [...w.requests.values()]) drop(w, other)
+          }
+          schedule()
+        },
+        miss: (err) => {
+          if (settled || w.requests.get(peer) !== request) return
+          clearTimeout(request.timer)
+          w.requests.delete(peer)
+          problems.push(err.message)
+          schedule()
+        }
+      })
+    }
+
+    schedule()
+  })
+}
+
+function peerView (ctx: PullContext, peer: string): { serviceMs?: number, failures: number, queued: number, banned: boolean } {
+  const rec = ctx.book.get(peer)
+  return { serviceMs: rec.serviceMs, failures: rec.failures, queued: ctx.client(peer).queued, banned: ctx.book.banned(peer) }
+}

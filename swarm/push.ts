@@ -1,0 +1,44 @@
+// Push with forwarding (DESIGN.md §4): each block goes once to the first holder of its route,
+// with the rest of the route; holders store, ACK and forward. When a hop cannot be reached its
+// children are served by whoever would have sent to it, so one dead holder does not cut off the
+// rest of its chain.
+import type { AbortOptions } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+import type { Client } from './client.ts'
+import { children } from './plan.ts'
+import type { Route } from './plan.ts'
+
+/** How long one hop may take to report its part of a plan done before we route around it. */
+export const PUSH_HOP_TIMEOUT_MS = 60_000
+
+export interface DeliverContext {
+  client: (peer: string) => Client
+  hopTimeoutMs: number
+}
+
+/**
+ * Send `bytes` along `route`. With `route.first` undefined the caller is the root itself and
+ * sends to each of its children. Resolves when every reachable part of the route is done.
+ */
+export async function deliver (ctx: DeliverContext, cid: CID, bytes: Uint8Array, route: Route, onAck: (holder: string) => void, opts?: AbortOptions): Promise<void> {
+  if (route.first === undefined) {
+    await Promise.all(children(route.hops).map(async child => { await deliver(ctx, cid, bytes, child, onAck, opts) }))
+    return
+  }
+  const acked = new Set<string>()
+  const timeout = AbortSignal.timeout(ctx.hopTimeoutMs)
+  const signal = opts?.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
+  try {
+    await ctx.client(route.first).push(cid, bytes, route.hops, {
+      ack: (holder) => { acked.add(holder); onAck(holder) }
+    }, { signal })
+  } catch (err) {
+    opts?.signal?.throwIfAborted()
+    // the first hop failed or went silent: serve its children whose own ACK has not come back
+    const rest = children(route.hops).filter(c => c.first !== undefined && !acked.has(c.first))
+    if (rest.length === 0 && !acked.has(route.first)) throw err
+    await Promise.all(rest.map(async child => {
+      await deliver(ctx, cid, bytes, child, onAck, opts).catch(() => {})
+    }))
+  }
+}

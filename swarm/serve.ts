@@ -1,0 +1,186 @@
+// The serving side of one inbound swarm stream: answers WANTs from the local block source,
+// takes PUSHes (verify, store durably, ACK, forward along the plan, DONE) and CANCELs.
+//
+// Bounds: a peer may have MAX_WANTS_PER_PEER wants queued with us over all its streams (more is
+// a protocol violation: the stream is closed); wants are served one at a time per stream, each
+// under one of the node's upload slots and the upload caps; at most
+// MAX_PUSHES_IN_FLIGHT_PER_PEER pushes of a stream are processed at once, after which the stream
+// is paused (backpressure to the sender).
+import type { AbortOptions, Stream } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+import { Channel } from './channel.ts'
+import { MAX_PUSHES_IN_FLIGHT_PER_PEER } from './client.ts'
+import { ProtocolError, TooManyRequestsError, WrongBlockError } from './errors.ts'
+import type { Route } from './plan.ts'
+import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, PUSH, WANT } from './protocol.ts'
+import type { Hop, Message } from './protocol.ts'
+import type { RateLimiter } from './rate.ts'
+import type { Slots } from './slots.ts'
+import { matches } from './verify.ts'
+
+/** Most wants one peer may have queued with us, over all its streams. */
+export const MAX_WANTS_PER_PEER = 1024
+
+export interface BlockSource { has: (cid: CID) => Promise<boolean>, get: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array> }
+export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions) => Promise<void> }
+
+export interface ServeContext {
+  self: string
+  blocks: BlockSource
+  sink: BlockSink
+  uploadSlots: Slots
+  upload: (peer: string) => RateLimiter
+  download: RateLimiter
+  /** Wants queued per peer, over all its streams. */
+  wantsQueued: Map<string, number>
+  /** Deliver a block along a route, reporting each holder's ACK. */
+  deliver: (cid: CID, bytes: Uint8Array, route: Route, onAck: (holder: string) => void, opts?: AbortOptions) => Promise<void>
+  misbehaved: (peer: string, err: Error) => void
+  onSent: (peer: string, bytes: number) => void
+  onReceived: (peer: string, bytes: number) => void
+  signal: AbortSignal
+}
+
+interface Wanted { cid: CID, haveOnly: boolean }
+
+/** Serve one inbound stream from `peer` until it closes. */
+export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel {
+  const queue = new Map<string, Wanted>()
+  let serving = false
+  let pushes = 0
+  let pushDone: (() => void) | undefined
+
+  const channel = new Channel({
+    stream,
+    peer,
+    onMessage,
+    onClose,
+    download: ctx.download,
+    onSent: (n) => { ctx.onSent(peer, n) },
+    onReceived: (n) => { ctx.onReceived(peer, n) }
+  })
+  return channel
+
+  function count (delta: number): void {
+    const n = (ctx.wantsQueued.get(peer) ?? 0) + delta
+    if (n <= 0) ctx.wantsQueued.delete(peer)
+    else ctx.wantsQueued.set(peer, n)
+  }
+
+  function onClose (err?: Error): void {
+    count(-queue.size)
+    queue.clear()
+    if (err instanceof ProtocolError || err instanceof WrongBlockError || err instanceof TooManyRequestsError) ctx.misbehaved(peer, err)
+  }
+
+  function onMessage (msg: Message): void | Promise<void> {
+    switch (msg.type) {
+      case WANT: {
+        const fresh = msg.cids.filter(c => !queue.has(c.toString()))
+        if ((ctx.wantsQueued.get(peer) ?? 0) + fresh.length > MAX_WANTS_PER_PEER) {
+          throw new TooManyRequestsError(`peer ${peer} has more than ${MAX_WANTS_PER_PEER} wants queued`)
+        }
+        for (const cid of fresh) queue.set(cid.toString(), { cid, haveOnly: msg.haveOnly })
+        count(fresh.length)
+        if (!serving) void work()
+        return
+      }
+      case CANCEL:
+        for (const cid of msg.cids) {
+          if (queue.delete(cid.toString())) count(-1)
+        }
+        return
+      case PUSH:
+        return onPush(msg.cid, msg.bytes, msg.hops)
+      default:
+        throw new ProtocolError(`unexpected message type ${msg.type} from the requesting side`)
+    }
+  }
+
+  async function work (): Promise<void> {
+    serving = true
+    try {
+      while (queue.size > 0 && channel.isOpen) {
+        const [key, wanted] = queue.entries().next().value as [string, Wanted]
+        if (wanted.haveOnly) {
+          queue.delete(key)
+          count(-1)
+          const have = await ctx.blocks.has(wanted.cid).catch(() => false)
+          await channel.send({ type: have ? HAVE : DONT_HAVE, cids: [wanted.cid] })
+          continue
+        }
+        const release = await ctx.uploadSlots.acquire({ signal: ctx.signal })
+        try {
+          // the want may have been cancelled while we waited for a slot
+          if (queue.get(key) !== wanted) continue
+          const bytes = await read(wanted.cid)
+          if (bytes === undefined) {
+            dequeue(key, wanted)
+            await channel.send({ type: DONT_HAVE, cids: [wanted.cid] })
+            continue
+          }
+          await ctx.upload(peer).take(bytes.byteLength, { signal: ctx.signal })
+          if (queue.get(key) !== wanted) continue
+          dequeue(key, wanted)
+          await channel.send({ type: BLOCK, cid: wanted.cid, bytes }, { signal: ctx.signal })
+        } finally {
+          release()
+        }
+      }
+    } catch (err) {
+      if (channel.isOpen && !ctx.signal.aborted) channel.abort(err as Error)
+    } finally {
+      serving = false
+    }
+  }
+
+  function dequeue (key: string, wanted: Wanted): void {
+    if (queue.get(key) === wanted) { queue.delete(key); count(-1) }
+  }
+
+  /** The local block, if held and intact (nothing unverified is served). */
+  async function read (cid: CID): Promise<Uint8Array | undefined> {
+    try {
+      if (!await ctx.blocks.has(cid)) return undefined
+      const bytes = await ctx.blocks.get(cid, { signal: ctx.signal })
+      return matches(cid, bytes) ? bytes : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  function onPush (cid: CID, bytes: Uint8Array, hops: Hop[]): void | Promise<void> {
+    if (!matches(cid, bytes)) throw new WrongBlockError(cid.toString(), peer)
+    pushes++
+    void handlePush(cid, bytes, hops).finally(() => {
+      pushes--
+      const wake = pushDone
+      pushDone = undefined
+      wake?.()
+    })
+    if (pushes >= MAX_PUSHES_IN_FLIGHT_PER_PEER) {
+      return new Promise<void>(resolve => { pushDone = resolve })
+    }
+  }
+
+  async function handlePush (cid: CID, bytes: Uint8Array, hops: Hop[]): Promise<void> {
+    const opts = { signal: ctx.signal }
+    const ack = (holder: string): void => {
+      if (channel.isOpen) void channel.send({ type: ACK, cid, holder }).catch(() => {})
+    }
+    try {
+      let stored = false
+      try {
+        await ctx.sink.put(cid, bytes, opts)
+        stored = true
+      } catch {
+        // not stored here: no ACK from us, but the rest of the plan still gets the block
+      }
+      if (stored) ack(ctx.self)
+      if (hops.length > 0) await ctx.deliver(cid, bytes, { first: undefined, hops }, ack, opts)
+    } catch {
+      // a forwarding failure only means fewer ACKs; DONE still tells the sender we are finished
+    }
+    if (channel.isOpen) await channel.send({ type: DONE, cid }).catch(() => {})
+  }
+}

@@ -1,0 +1,247 @@
+// The swarm: one node's side of '/darkfs/swarm/1.0.0'. Ties the inbound handler (serve.ts),
+// the per-peer clients (client.ts), multi-source pull (pull.ts) and push with forwarding
+// (push.ts, plan.ts) to the components and caps it is given. See index.ts for the contract.
+import type { AbortOptions, Stream } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+import { Client } from './client.ts'
+import type { Channel } from './channel.ts'
+import { SwarmStoppedError, WrongBlockError } from './errors.ts'
+import { PeerBook } from './peers.ts'
+import { plan } from './plan.ts'
+import { PROTOCOL } from './protocol.ts'
+import { MIN_HEDGE_MS, pullAny } from './pull.ts'
+import { PUSH_HOP_TIMEOUT_MS, deliver } from './push.ts'
+import type { DeliverContext } from './push.ts'
+import { allOf, tokenBucket } from './rate.ts'
+import type { RateLimiter } from './rate.ts'
+import { serve } from './serve.ts'
+import type { BlockSink, BlockSource } from './serve.ts'
+import { slots } from './slots.ts'
+import { checkCid, matches } from './verify.ts'
+
+/** Upload slots: blocks being read and sent to peers at once, over all peers. */
+export const DEFAULT_UPLOAD_SLOTS = 8
+/** Inbound (and outbound) swarm streams allowed per connection. */
+export const MAX_STREAMS_PER_CONNECTION = 4
+
+export interface SwarmInit {
+  /** Total upload cap in bytes/s over all peers (default: none). */
+  maxUploadBytesPerSecond?: number
+  /** Upload cap per peer in bytes/s (default: none), so one reader cannot take all the uplink. */
+  maxUploadBytesPerSecondPerPeer?: number
+  /** Total download cap in bytes/s (default: none). */
+  maxDownloadBytesPerSecond?: number
+  /** Blocks served at once over all peers (default DEFAULT_UPLOAD_SLOTS). */
+  uploadSlots?: number
+  /** Known uplink of peers in bytes/s (configured or measured), for the forwarding plan. */
+  uplink?: Map<string, number>
+  /** Children per forwarder in push plans: 1 = chains (default). */
+  fanout?: number
+  /** Shortest wait before a slow block request is hedged (default MIN_HEDGE_MS). */
+  hedgeMs?: number
+  /** Longest wait for one hop of a push before routing around it (default PUSH_HOP_TIMEOUT_MS). */
+  pushHopTimeoutMs?: number
+}
+
+/** The remote end of an inbound stream, as libp2p's Connection gives it. */
+export interface RemoteConnection { remotePeer: { toString: () => string } }
+
+export interface SwarmComponents {
+  /** This node's peer id. */
+  peerId: string
+  handle: (protocol: string, handler: (stream: Stream, connection: RemoteConnection) => void, opts: { maxInboundStreams: number, maxOutboundStreams: number }) => Promise<void>
+  unhandle: (protocol: string) => Promise<void>
+  dialProtocol: (peer: string, protocol: string, opts?: AbortOptions) => Promise<Stream>
+  hangUp: (peer: string) => Promise<void>
+  /** Verified local blocks (served to peers, and used before asking any). */
+  blocks: BlockSource
+  /** Durable local store for pushed blocks. */
+  sink: BlockSink
+}
+
+export interface Delivery { cid: CID, bytes: Uint8Array, to: string[] }
+
+export interface SwarmStats {
+  bytesSent: number
+  bytesReceived: number
+  peers: Record<string, { sent: number, received: number, rttMs?: number }>
+  /** Wants peers have queued with us now (bounded by MAX_WANTS_PER_PEER each). */
+  wantsQueued: number
+}
+
+export interface Swarm {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  pull: (cid: CID, from: string[], opts?: AbortOptions) => Promise<Uint8Array>
+  pullAny: (cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: AbortOptions) => Promise<Map<string, Uint8Array>>
+  push: (deliveries: Delivery[], opts?: AbortOptions & { onAck?: (cid: CID, peer: string) => void }) => Promise<Map<string, string[]>>
+  stats: () => SwarmStats
+}
+
+export function createSwarm (init: SwarmInit = {}): (components: SwarmComponents) => Swarm {
+  return (components) => new SwarmNode(init, components)
+}
+
+class SwarmNode implements Swarm {
+  private readonly init: SwarmInit
+  private readonly components: SwarmComponents
+  private readonly book = new PeerBook()
+  private readonly clients = new Map<string, Client>()
+  private readonly inbound = new Set<Channel>()
+  private readonly wantsQueued = new Map<string, number>()
+  private readonly totalUpload: RateLimiter
+  private readonly download: RateLimiter
+  private readonly peerUpload = new Map<string, RateLimiter>()
+  private readonly uploadSlots
+  private shutdown = new AbortController()
+  private running = false
+  private bytesSent = 0
+  private bytesReceived = 0
+
+  constructor (init: SwarmInit, components: SwarmComponents) {
+    this.init = init
+    this.components = components
+    this.totalUpload = tokenBucket({ rate: init.maxUploadBytesPerSecond })
+    this.download = tokenBucket({ rate: init.maxDownloadBytesPerSecond })
+    this.uploadSlots = slots(init.uploadSlots ?? DEFAULT_UPLOAD_SLOTS)
+    this.shutdown.abort(new SwarmStoppedError())
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    this.shutdown = new AbortController()
+    await this.components.handle(PROTOCOL, (stream, connection) => { this.onStream(stream, connection.remotePeer.toString()) }, {
+      maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
+      maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
+    })
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.shutdown.abort(new SwarmStoppedError())
+    await this.components.unhandle(PROTOCOL).catch(() => {})
+    for (const client of this.clients.values()) client.stop()
+    this.clients.clear()
+    await Promise.all([...this.inbound].map(async ch => { await ch.close() }))
+    this.inbound.clear()
+  }
+
+  async pull (cid: CID, from: string[], opts?: AbortOptions): Promise<Uint8Array> {
+    const got = await this.pullAny([cid], 1, from, opts)
+    return got.get(cid.toString()) as Uint8Array
+  }
+
+  async pullAny (cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: AbortOptions): Promise<Map<string, Uint8Array>> {
+    if (!this.running) throw new SwarmStoppedError()
+    return await pullAny({
+      client: (peer) => this.client(peer),
+      book: this.book,
+      blocks: this.components.blocks,
+      hedgeMs: this.init.hedgeMs ?? MIN_HEDGE_MS,
+      signal: this.shutdown.signal
+    }, cids, need, from, opts)
+  }
+
+  async push (deliveries: Delivery[], opts?: AbortOptions & { onAck?: (cid: CID, peer: string) => void }): Promise<Map<string, string[]>> {
+    if (!this.running) throw new SwarmStoppedError()
+    for (const d of deliveries) {
+      checkCid(d.cid)
+      if (!matches(d.cid, d.bytes)) throw new WrongBlockError(d.cid.toString(), this.components.peerId)
+    }
+    const routes = plan(deliveries.map(d => ({ to: d.to, size: d.bytes.byteLength })), {
+      self: this.components.peerId,
+      uplink: this.init.uplink,
+      fanout: this.init.fanout
+    })
+    const signal = opts?.signal === undefined ? this.shutdown.signal : AbortSignal.any([opts.signal, this.shutdown.signal])
+    const acks = new Map<string, string[]>()
+    for (const d of deliveries) acks.set(d.cid.toString(), [])
+    await Promise.all(deliveries.map(async (d, i) => {
+      const holders = acks.get(d.cid.toString()) as string[]
+      const onAck = (peer: string): void => {
+        if (holders.includes(peer)) return
+        holders.push(peer)
+        opts?.onAck?.(d.cid, peer)
+      }
+      await deliver(this.deliverContext(), d.cid, d.bytes, routes[i], onAck, { signal }).catch(() => {})
+    }))
+    signal.throwIfAborted()
+    return acks
+  }
+
+  stats (): SwarmStats {
+    const peers: SwarmStats['peers'] = {}
+    for (const [peer, rec] of this.book.entries()) {
+      peers[peer] = { sent: rec.sent, received: rec.received, ...(rec.rttMs !== undefined ? { rttMs: rec.rttMs } : {}) }
+    }
+    let wantsQueued = 0
+    for (const n of this.wantsQueued.values()) wantsQueued += n
+    return { bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, peers, wantsQueued }
+  }
+
+  private deliverContext (): DeliverContext {
+    return { client: (peer) => this.client(peer), hopTimeoutMs: this.init.pushHopTimeoutMs ?? PUSH_HOP_TIMEOUT_MS }
+  }
+
+  private upload (peer: string): RateLimiter {
+    let limiter = this.peerUpload.get(peer)
+    if (limiter === undefined) {
+      limiter = this.init.maxUploadBytesPerSecondPerPeer === undefined
+        ? this.totalUpload
+        : allOf([tokenBucket({ rate: this.init.maxUploadBytesPerSecondPerPeer }), this.totalUpload])
+      this.peerUpload.set(peer, limiter)
+    }
+    return limiter
+  }
+
+  private client (peer: string): Client {
+    let client = this.clients.get(peer)
+    if (client === undefined) {
+      client = new Client({
+        peer,
+        open: async (opts) => await this.components.dialProtocol(peer, PROTOCOL, opts),
+        book: this.book,
+        download: this.download,
+        upload: this.upload(peer),
+        misbehaved: (p, err) => { this.misbehaved(p, err) },
+        onSent: (n) => { this.bytesSent += n },
+        onReceived: (n) => { this.bytesReceived += n }
+      })
+      if (!this.running) client.stop()
+      else this.clients.set(peer, client)
+    }
+    return client
+  }
+
+  private misbehaved (peer: string, _err: Error): void {
+    this.book.ban(peer)
+    this.clients.get(peer)?.stop()
+    this.clients.delete(peer)
+    void this.components.hangUp(peer).catch(() => {})
+  }
+
+  private onStream (stream: Stream, peer: string): void {
+    if (!this.running || this.book.banned(peer)) {
+      stream.abort(new SwarmStoppedError())
+      return
+    }
+    const channel = serve(stream, peer, {
+      self: this.components.peerId,
+      blocks: this.components.blocks,
+      sink: this.components.sink,
+      uploadSlots: this.uploadSlots,
+      upload: (p) => this.upload(p),
+      download: this.download,
+      wantsQueued: this.wantsQueued,
+      deliver: async (cid, bytes, route, onAck, opts) => { await deliver(this.deliverContext(), cid, bytes, route, onAck, opts) },
+      misbehaved: (p, err) => { this.misbehaved(p, err) },
+      onSent: (p, n) => { this.bytesSent += n; this.book.sent(p, n) },
+      onReceived: (p, n) => { this.bytesReceived += n; this.book.received(p, n) },
+      signal: this.shutdown.signal
+    })
+    this.inbound.add(channel)
+    stream.addEventListener('close', () => { this.inbound.delete(channel) })
+  }
+}

@@ -1,0 +1,89 @@
+// Test rig for swarm tests: real libp2p nodes on the memory transport (or loopback TCP), each
+// with an in-memory block store and a swarm, torn down in reverse order of creation.
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import type { Libp2p } from '@libp2p/interface'
+import { memory } from '@libp2p/memory'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { createSwarm, libp2pComponents } from '../../swarm/index.ts'
+import type { Swarm, SwarmInit } from '../../swarm/index.ts'
+
+export interface MemBlocks {
+  map: Map<string, Uint8Array>
+  puts: number
+  has: (cid: CID) => Promise<boolean>
+  get: (cid: CID) => Promise<Uint8Array>
+  put: (cid: CID, bytes: Uint8Array) => Promise<void>
+}
+
+export function memBlocks (): MemBlocks {
+  const store: MemBlocks = {
+    map: new Map(),
+    puts: 0,
+    has: async (cid) => store.map.has(cid.toString()),
+    get: async (cid) => {
+      const b = store.map.get(cid.toString())
+      if (b === undefined) throw new Error(`no block ${cid.toString()}`)
+      return b
+    },
+    put: async (cid, bytes) => { store.puts++; store.map.set(cid.toString(), Uint8Array.from(bytes)) }
+  }
+  return store
+}
+
+export interface TestNode { libp2p: Libp2p, swarm: Swarm, store: MemBlocks, id: string }
+
+export async function block (bytes: Uint8Array): Promise<CID> {
+  return CID.createV1(raw.code, await sha256.digest(bytes))
+}
+
+export function randomBytes (n: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(n)
+  let x = seed * 2654435761 >>> 0
+  for (let i = 0; i < n; i++) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; x >>>= 0; out[i] = x & 0xff }
+  return out
+}
+
+let counter = 0
+
+export class Net {
+  readonly nodes: TestNode[] = []
+  private readonly teardown: Array<() => Promise<void>> = []
+  private readonly transport: 'memory' | 'tcp'
+  constructor (transport: 'memory' | 'tcp' = 'memory') { this.transport = transport }
+
+  async node (init: SwarmInit = {}): Promise<TestNode> {
+    const libp2p = await createLibp2p({
+      addresses: { listen: [this.transport === 'memory' ? `/memory/swarm-test-${process.pid}-${counter++}` : '/ip4/127.0.0.1/tcp/0'] },
+      transports: [this.transport === 'memory' ? memory() : tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()]
+    })
+    this.teardown.push(async () => { await libp2p.stop() })
+    const store = memBlocks()
+    const swarm = createSwarm(init)(libp2pComponents(libp2p, store, store))
+    await swarm.start()
+    this.teardown.push(async () => { await swarm.stop() })
+    const node = { libp2p, swarm, store, id: libp2p.peerId.toString() }
+    this.nodes.push(node)
+    return node
+  }
+
+  /** Connect every node to every other. */
+  async mesh (): Promise<void> {
+    for (let i = 0; i < this.nodes.length; i++) {
+      for (let j = i + 1; j < this.nodes.length; j++) {
+        await this.nodes[i].libp2p.dial(this.nodes[j].libp2p.getMultiaddrs()[0])
+      }
+    }
+  }
+
+  async stop (): Promise<void> {
+    for (const fn of this.teardown.reverse()) await fn().catch(() => {})
+    this.teardown.length = 0
+  }
+}

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict'
+import { BlockNotFoundError } from '../../swarm/index.ts'
+import { Net, block, randomBytes } from './net.ts'
+
+describe('swarm.pull', function () {
+  let net: Net
+  beforeEach(() => { net = new Net() })
+  afterEach(async () => { await net.stop() })
+
+  it('swarm.pull(cid, [holder]) fetches and verifies one block', async () => {
+    const a = await net.node()
+    const b = await net.node()
+    await net.mesh()
+    const bytes = randomBytes(300_000, 7)
+    const cid = await block(bytes)
+    b.store.map.set(cid.toString(), bytes)
+    const got = await a.swarm.pull(cid, [b.id])
+    assert.deepEqual(got, bytes)
+    assert.ok(a.swarm.stats().bytesReceived >= bytes.byteLength)
+    assert.ok(b.swarm.stats().peers[a.id].sent >= bytes.byteLength)
+  })
+
+  it('swarm.pull(cid, from) skips holders that lack the block', async () => {
+    const [a, b, c, d] = [await net.node(), await net.node(), await net.node(), await net.node()]
+    await net.mesh()
+    const bytes = randomBytes(10_000, 3)
+    const cid = await block(bytes)
+    d.store.map.set(cid.toString(), bytes)
+    const got = await a.swarm.pull(cid, [b.id, c.id, d.id])
+    assert.deepEqual(got, bytes)
+  })
+
+  it('swarm.pull(cid, from) rejects with BlockNotFoundError when nobody has it', async () => {
+    const [a, b] = [await net.node(), await net.node()]
+    await net.mesh()
+    const cid = await block(randomBytes(100, 9))
+    await assert.rejects(a.swarm.pull(cid, [b.id]), (err: Error) => err.name === BlockNotFoundError.name)
+    await assert.rejects(a.swarm.pull(cid, []), (err: Error) => err.name === BlockNotFoundError.name)
+  })
+
+  it('swarm.pullAny(cids, n, from) fetches many blocks from several holders at once', async () => {
+    const a = await net.node()
+    const holders = [await net.node(), await net.node(), await net.node(), await net.node()]
+    await net.mesh()
+    const blocks = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+      const bytes = randomBytes(50_000, 100 + i)
+      return { bytes, cid: await block(bytes) }
+    }))
+    for (const h of holders) for (const b of blocks) h.store.map.set(b.cid.toString(), b.bytes)
+    const got = await a.swarm.pullAny(blocks.map(b => b.cid), blocks.length, holders.map(h => h.id))
+    assert.equal(got.size, blocks.length)
+    for (const b of blocks) assert.deepEqual(got.get(b.cid.toString()), b.bytes)
+    const stats = a.swarm.stats()
+    const servedBy = holders.filter(h => (stats.peers[h.id]?.received ?? 0) >= 50_000)
+    assert.ok(servedBy.length >= 2, `blocks came from ${servedBy.length} holder(s), expected several`)
+  })
+
+  it('swarm.pullAny(fragments, k, holdersByCid) gets k of k+m with some holders missing blocks', async () => {
+    const a = await net.node()
+    const holders = [await net.node(), await net.node(), await net.node(), await net.node(), await net.node(), await net.node()]
+    await net.mesh()
+    // 4 data + 2 parity fragments, fragment j on holder j; holders 1 and 3 lost theirs
+    const frags = await Promise.all(Array.from({ length: 6 }, async (_, j) => {
+      const bytes = randomBytes(64 * 1024, 200 + j)
+      return { bytes, cid: await block(bytes) }
+    }))
+    const from = new Map<string, string[]>()
+    frags.forEach((f, j) => {
+      if (j !== 1 && j !== 3) holders[j].store.map.set(f.cid.toString(), f.bytes)
+      from.set(f.cid.toString(), [holders[j].id])
+    })
+    const got = await a.swarm.pullAny(frags.map(f => f.cid), 4, from)
+    assert.deepEqual([...got.keys()].sort(), [0, 2, 4, 5].map(j => frags[j].cid.toString()).sort())
+    for (const [key, bytes] of got) assert.deepEqual(bytes, frags.find(f => f.cid.toString() === key)?.bytes)
+  })
+
+  it('swarm.pullAny(cids, k, from) prefers the earlier CIDs and fetches no more than it needs', async () => {
+    const [a, b] = [await net.node(), await net.node()]
+    await net.mesh()
+    const frags = await Promise.all(Array.from({ length: 6 }, async (_, j) => {
+      const bytes = randomBytes(100_000, 300 + j)
+      return { bytes, cid: await block(bytes) }
+    }))
+    for (const f of frags) b.store.map.set(f.cid.toString(), f.bytes)
+    const got = await a.swarm.pullAny(frags.map(f => f.cid), 4, [b.id])
+    assert.deepEqual([...got.keys()].sort(), frags.slice(0, 4).map(f => f.cid.toString()).sort())
+    assert.ok(a.swarm.stats().bytesReceived < 5 * 100_000, 'parity fragments were not fetched')
+  })
+
+  it('swarm.pull(cid) returns a block already held locally without asking anyone', async () => {
+    const a = await net.node()
+    const bytes = randomBytes(1000, 5)
+    const cid = await block(bytes)
+    a.store.map.set(cid.toString(), bytes)
+    assert.deepEqual(await a.swarm.pull(cid, ['12D3KooWNoSuchPeerNoSuchPeerNoSuchPeerNoSuchPeer1']), bytes)
+  })
+
+  it('swarm.pull(cid, from, { signal }) rejects when aborted', async () => {
+    const [a, b] = [await net.node(), await net.node()]
+    await net.mesh()
+    const cid = await block(randomBytes(100, 11))
+    const ctl = new AbortController()
+    ctl.abort(new Error('caller gave up'))
+    await assert.rejects(a.swarm.pull(cid, [b.id], { signal: ctl.signal }), /caller gave up/)
+  })
+})
