@@ -1,0 +1,373 @@
+// The tree CRDT: the materialised tree as a pure fold of the op set in total order
+// (hlc, author, cid). Every mutation goes through a Journal so a late op can be slotted in by
+// undoing the ops after it, applying it, and redoing them (Kleppmann et al., "A highly-available
+// move operation for replicated trees"). Merge rules (DESIGN.md §6) are decided from causality
+// (the Dag's vector clocks), never from arrival order:
+//  - a move that would put a directory under itself is skipped; an op that needs a dead
+//    directory brings it back (nothing is orphaned); rmdir of a directory that still has live
+//    children is skipped;
+//  - a name clash: the entry named by the later op keeps the name, the other becomes a
+//    conflict sibling; concurrent mkdir of one name merges the directories, concurrent creates
+//    of identical files are one file;
+//  - a write concurrent with the current version: identical content is one version; otherwise
+//    the later keeps the name and the earlier gets one conflict sibling (a new inode);
+//  - a write concurrent with an unlink brings the entry back; an unlink concurrent with a write
+//    is skipped; attributes and xattrs are last-writer-wins per field.
+import { createHash } from 'node:crypto'
+import { conflictName } from './conflicts.ts'
+import { Journal, type Undo, undo } from './journal.ts'
+import { sameContent } from './op.ts'
+import type { Dag, DagNode } from './dag.ts'
+import type { EntryId, Inode, InodeId, Version } from './types.ts'
+
+export const ROOT: InodeId = 'root'
+/** Ops kept undoable; an op that sorts before all of them triggers a full replay instead. */
+export const UNDO_WINDOW = 100_000
+/** Longest parent chain walked when checking a move for cycles (deeper trees are refused). */
+export const MAX_DEPTH = 100_000
+
+/** Stored inode: the Inode without nlink (derived on read). */
+export type InodeRec = Omit<Inode, 'nlink'>
+
+export interface EntryRec {
+  id: EntryId
+  parent: InodeId
+  name: string
+  inode: InodeId
+  live: boolean
+  /** The author and time of the op that last gave the entry its name. */
+  by: { author: string, time: bigint }
+  /** The op that unlinked it, while dead. */
+  unlinkedBy?: string
+}
+
+export interface ConflictRec { of: InodeId, author: string, time: bigint }
+
+export interface VersionRec { version: Version, id: string }
+
+/** 52 bits of sha256(id), as a safe integer; root = 1. */
+export function inoOf (id: InodeId): number {
+  if (id === ROOT) return 1
+  const h = createHash('sha256').update(id).digest()
+  const n = (h.readUIntBE(0, 6) * 16) + (h[6] >> 4)
+  return n < 2 ? n + 2 : n
+}
+
+export class TreeState {
+  readonly j = new Journal()
+  readonly inodes = new Map<InodeId, InodeRec>()
+  readonly entries = new Map<EntryId, EntryRec>()
+  /** dir -> name -> live entry */
+  readonly dirs = new Map<InodeId, Map<string, EntryId>>()
+  /** inode -> every entry (live or dead) that ever named it */
+  readonly links = new Map<InodeId, Map<EntryId, true>>()
+  readonly live = new Map<InodeId, number>()
+  readonly subdirs = new Map<InodeId, number>()
+  readonly inodeAlias = new Map<InodeId, InodeId>()
+  readonly entryAlias = new Map<EntryId, EntryId>()
+  readonly versions = new Map<InodeId, VersionRec[]>()
+  /** inode -> the op id of its current version */
+  readonly head = new Map<InodeId, string>()
+  readonly conflicts = new Map<EntryId, ConflictRec>()
+  readonly byIno = new Map<number, InodeId>()
+
+  constructor () {
+    const root: InodeRec = { id: ROOT, ino: 1, kind: 'dir', mode: 0o755, uid: 0, gid: 0, rdev: 0, size: 0, content: null, atime: 0n, mtime: 0n, ctime: 0n, btime: 0n, xattrs: new Map() }
+    this.inodes.set(ROOT, root)
+    this.byIno.set(1, ROOT)
+  }
+
+  ri (id: InodeId): InodeId {
+    return this.inodeAlias.get(id) ?? id
+  }
+
+  re (id: EntryId): EntryId {
+    return this.entryAlias.get(id) ?? id
+  }
+
+  nlink (rec: InodeRec): number {
+    if (rec.kind !== 'dir') return this.live.get(rec.id) ?? 0
+    if (rec.id !== ROOT && (this.live.get(rec.id) ?? 0) === 0) return 0
+    return 2 + (this.subdirs.get(rec.id) ?? 0)
+  }
+
+  /** Apply one op (its parents already applied) and return its undo records. */
+  apply (node: DagNode, dag: Dag, record: boolean): Undo[] {
+    const records: Undo[] = []
+    this.j.record(record ? records : null)
+    try {
+      new Apply(this, node, dag).run()
+    } finally {
+      this.j.record(null)
+    }
+    return records
+  }
+}
+
+/** One op's application. */
+class Apply {
+  private readonly s: TreeState
+  private readonly node: DagNode
+  private readonly dag: Dag
+  private readonly j: Journal
+  private readonly time: bigint
+
+  constructor (s: TreeState, node: DagNode, dag: Dag) {
+    this.s = s
+    this.node = node
+    this.dag = dag
+    this.j = s.j
+    this.time = node.op.body.time
+  }
+
+  run (): void {
+    const b = this.node.op.body
+    switch (b.type) {
+      case 'create': return this.create(b)
+      case 'link': return this.link(b.parent, b.name, b.inode)
+      case 'move': return this.move(b.entry, b.parent, b.name, b.replace)
+      case 'unlink': {
+        const e = this.s.entries.get(this.s.re(b.entry))
+        if (e !== undefined && e.live) this.unlink(e)
+        return
+      }
+      case 'setattr': {
+        const patch: Partial<InodeRec> = { ctime: b.time }
+        if (b.mode !== undefined) patch.mode = b.mode
+        if (b.uid !== undefined) patch.uid = b.uid
+        if (b.gid !== undefined) patch.gid = b.gid
+        if (b.atime !== undefined) patch.atime = b.atime
+        if (b.mtime !== undefined) patch.mtime = b.mtime
+        return this.patch(this.s.ri(b.inode), patch)
+      }
+      case 'write': return this.write(this.s.ri(b.inode), b)
+      case 'setxattr':
+      case 'removexattr': {
+        const id = this.s.ri(b.inode)
+        const rec = this.s.inodes.get(id)
+        if (rec === undefined) return
+        const xattrs = new Map(rec.xattrs)
+        if (b.type === 'setxattr') xattrs.set(b.name, b.value)
+        else xattrs.delete(b.name)
+        return this.patch(id, { xattrs, ctime: b.time })
+      }
+    }
+  }
+
+  private patch (id: InodeId, patch: Partial<InodeRec>): void {
+    const rec = this.s.inodes.get(id)
+    if (rec === undefined) return
+    this.j.set(this.s.inodes, id, { ...rec, ...patch })
+  }
+
+  private isDir (id: InodeId): boolean {
+    return this.s.inodes.get(id)?.kind === 'dir'
+  }
+
+  private create (b: Extract<DagNode['op']['body'], { type: 'create' }>): void {
+    const s = this.s
+    const parent = s.ri(b.parent)
+    if (!this.isDir(parent)) return
+    const id = this.node.id
+    const content = b.content ?? null
+    const size = b.size ?? (content !== null && 'inline' in content ? content.inline.byteLength : 0)
+    const rec: InodeRec = { id, ino: inoOf(id), kind: b.kind, mode: b.mode, uid: b.uid, gid: b.gid, rdev: b.rdev ?? 0, size, content, atime: b.time, mtime: b.time, ctime: b.time, btime: b.time, xattrs: new Map() }
+    if (b.target !== undefined) rec.target = b.target
+    const clash = s.dirs.get(parent)?.get(b.name)
+    if (clash !== undefined) {
+      const other = s.entries.get(clash) as EntryRec
+      const otherInode = s.inodes.get(other.inode) as InodeRec
+      if (mergeable(otherInode, rec)) {
+        this.j.set(s.inodeAlias, id, otherInode.id)
+        this.j.set(s.entryAlias, id, other.id)
+        return
+      }
+    }
+    this.j.set(s.inodes, id, rec)
+    this.j.set(s.byIno, rec.ino, id)
+    if (b.kind === 'file') {
+      this.j.set(s.versions, id, [{ version: this.version(content, size), id }])
+      this.j.set(s.head, id, id)
+    }
+    this.addEntry(id, parent, b.name, id)
+  }
+
+  private link (parentId: InodeId, name: string, inodeId: InodeId): void {
+    const parent = this.s.ri(parentId)
+    const inode = this.s.ri(inodeId)
+    const rec = this.s.inodes.get(inode)
+    if (!this.isDir(parent) || rec === undefined || rec.kind === 'dir') return
+    this.addEntry(this.node.id, parent, name, inode)
+  }
+
+  private addEntry (id: EntryId, parent: InodeId, name: string, inode: InodeId): void {
+    const e: EntryRec = { id, parent, name, inode, live: false, by: { author: this.node.op.author, time: this.time } }
+    this.j.set(this.s.entries, id, e)
+    let links = this.s.links.get(inode)
+    if (links === undefined) {
+      links = new Map()
+      this.j.set(this.s.links, inode, links)
+    }
+    this.j.set(links, id, true)
+    this.attach(e)
+  }
+
+  private move (entryId: EntryId, parentId: InodeId, name: string, replace: EntryId | undefined): void {
+    const s = this.s
+    const e = s.entries.get(s.re(entryId))
+    const parent = s.ri(parentId)
+    if (e === undefined || !e.live || !this.isDir(parent)) return
+    if (this.isDir(e.inode)) {
+      // Kleppmann's rule: never make a directory its own descendant
+      let x: InodeId | undefined = parent
+      for (let depth = 0; x !== undefined && x !== ROOT; depth++) {
+        if (x === e.inode || depth > MAX_DEPTH) return
+        x = s.entries.get(x)?.parent
+      }
+    }
+    if (replace !== undefined) {
+      const r = s.entries.get(s.re(replace))
+      if (r !== undefined && r.live && r.id !== e.id && r.parent === parent && r.name === name) this.unlink(r)
+    }
+    this.detach(e)
+    const moved: EntryRec = { ...e, parent, name, by: { author: this.node.op.author, time: this.time } }
+    this.j.set(s.entries, e.id, moved)
+    this.attach(moved)
+    this.patch(e.inode, { ctime: this.time })
+  }
+
+  /** Unlink a live entry unless a write it did not see, or a live child, keeps it. */
+  private unlink (e: EntryRec): void {
+    const s = this.s
+    if (this.isDir(e.inode) && (s.dirs.get(e.inode)?.size ?? 0) > 0) return
+    for (const v of s.versions.get(e.inode) ?? []) {
+      const vn = this.dag.get(v.id)
+      if (vn !== undefined && !this.dag.before(vn, this.node)) return
+    }
+    this.detach(e)
+    this.j.set(s.entries, e.id, { ...s.entries.get(e.id) as EntryRec, live: false, unlinkedBy: this.node.id })
+  }
+
+  private write (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'write' }>): void {
+    const s = this.s
+    const rec = s.inodes.get(id)
+    if (rec === undefined || rec.kind !== 'file') return
+    // write vs. unlink: entries unlinked by ops this write did not see come back
+    for (const eid of [...(s.links.get(id)?.keys() ?? [])].sort()) {
+      const e = s.entries.get(eid) as EntryRec
+      if (e.live || e.unlinkedBy === undefined) continue
+      const u = this.dag.get(e.unlinkedBy)
+      if (u !== undefined && !this.dag.before(u, this.node)) this.revive(e)
+    }
+    const headId = s.head.get(id)
+    const head = headId !== undefined ? this.dag.get(headId) : undefined
+    const vs = s.versions.get(id) ?? []
+    if (head !== undefined && !this.dag.before(head, this.node)) {
+      if (sameContent(rec.content, b.content) && rec.size === b.size) {
+        // concurrent identical writes are one version
+        this.patch(id, { mtime: b.time > rec.mtime ? b.time : rec.mtime, ctime: b.time > rec.ctime ? b.time : rec.ctime })
+        return
+      }
+      const loser = vs.find(v => v.id === headId)
+      if (loser !== undefined) this.sibling(rec, loser)
+    }
+    this.patch(id, { content: b.content, size: b.size, mtime: b.time, ctime: b.time })
+    const version = { version: this.version(b.content, b.size), id: this.node.id }
+    if (vs.length === 0) this.j.set(s.versions, id, [version])
+    else this.j.push(vs, version)
+    this.j.set(s.head, id, this.node.id)
+  }
+
+  /** The losing version of a concurrent write stays visible once, as a new file beside it. */
+  private sibling (rec: InodeRec, loser: VersionRec): void {
+    const s = this.s
+    let primary: EntryRec | undefined
+    for (const eid of s.links.get(rec.id)?.keys() ?? []) {
+      const e = s.entries.get(eid) as EntryRec
+      if (e.live && (primary === undefined || e.id < primary.id)) primary = e
+    }
+    if (primary === undefined) return // unlinked: the loser stays in history()
+    const id = this.node.id
+    const v = loser.version
+    const sib: InodeRec = { ...rec, id, ino: inoOf(id), content: v.content, size: v.size, mtime: v.time, ctime: this.time, btime: v.time }
+    this.j.set(s.inodes, id, sib)
+    this.j.set(s.byIno, sib.ino, id)
+    this.j.set(s.versions, id, [loser])
+    this.j.set(s.head, id, loser.id)
+    const dir = s.dirs.get(primary.parent)
+    const name = conflictName(primary.name, v.author, v.time, n => dir?.has(n) ?? false)
+    const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: false, by: { author: v.author, time: v.time } }
+    this.j.set(s.entries, id, e)
+    this.j.set(s.links, id, new Map([[id, true]]))
+    this.attach(e)
+    this.j.set(s.conflicts, id, { of: rec.id, author: v.author, time: v.time })
+  }
+
+  private version (content: Version['content'], size: number): Version {
+    const op = this.node.op
+    return { op: op.cid, author: op.author, hlc: op.hlc, time: this.time, size, content }
+  }
+
+  /** Bring a dead entry back (and its dead ancestors). */
+  private revive (e: EntryRec): void {
+    const back: EntryRec = { ...e, live: false }
+    delete back.unlinkedBy
+    this.j.set(this.s.entries, e.id, back)
+    this.attach(back)
+  }
+
+  /**
+   * Make an entry live at its (parent, name). A live entry already there loses the name to it
+   * and becomes a conflict sibling. A dead parent directory comes back first.
+   */
+  private attach (e: EntryRec): void {
+    const s = this.s
+    if (e.parent !== ROOT) {
+      const pe = s.entries.get(e.parent)
+      if (pe !== undefined && !pe.live) this.revive(pe)
+    }
+    let dir = s.dirs.get(e.parent)
+    if (dir === undefined) {
+      dir = new Map()
+      this.j.set(s.dirs, e.parent, dir)
+    }
+    const clash = dir.get(e.name)
+    if (clash !== undefined && clash !== e.id) {
+      const other = s.entries.get(clash) as EntryRec
+      const name = conflictName(other.name, other.by.author, other.by.time, n => dir.has(n) || n === e.name)
+      this.j.set(s.entries, other.id, { ...other, name })
+      this.j.set(dir, name, other.id)
+      if (!s.conflicts.has(other.id)) this.j.set(s.conflicts, other.id, { of: e.inode, author: other.by.author, time: other.by.time })
+    }
+    this.j.set(dir, e.name, e.id)
+    this.j.set(s.entries, e.id, { ...s.entries.get(e.id) as EntryRec, live: true })
+    this.count(e, +1)
+  }
+
+  private detach (e: EntryRec): void {
+    const dir = this.s.dirs.get(e.parent)
+    if (dir?.get(e.name) === e.id) this.j.delete(dir, e.name)
+    this.count(e, -1)
+  }
+
+  private count (e: EntryRec, by: number): void {
+    const s = this.s
+    this.j.set(s.live, e.inode, (s.live.get(e.inode) ?? 0) + by)
+    if (this.isDir(e.inode)) this.j.set(s.subdirs, e.parent, (s.subdirs.get(e.parent) ?? 0) + by)
+  }
+}
+
+/** Concurrent creates of one name that are the same thing: two dirs, or equal files/links/nodes. */
+function mergeable (a: InodeRec, b: InodeRec): boolean {
+  if (a.kind !== b.kind) return false
+  switch (a.kind) {
+    case 'dir': return true
+    case 'file': return a.size === b.size && sameContent(a.content, b.content)
+    case 'symlink': return a.target === b.target
+    case 'chr':
+    case 'blk': return a.rdev === b.rdev
+    default: return true
+  }
+}
+
+export { undo }

@@ -1,0 +1,46 @@
+// node/tree — the replicated metadata tree (DESIGN.md §2, §5, §6). The door of this room: the
+// rest of node/ imports only this file.
+//
+//   const tree = await Tree.open({ dir, signer, verify })
+//   const { id } = await tree.commit({ type: 'create', parent: tree.root, name: 'a', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time })
+//   tree.lookup(tree.root, 'a')       // -> Entry naming inode `id`
+//   tree.addEventListener('op', e => gossip((e as CustomEvent<OpEventDetail>).detail))
+//
+// The tree is a pure function of the set of ops it holds: every host holding the same ops
+// shows the same tree, whatever order they arrived in.
+//
+// Ids. An inode's id is the CID string of the op that created it ('root' for the root); an
+// entry's id is the CID string of the op that made it (create or link), so a directory's one
+// entry has the directory's id. Merged inodes (concurrent mkdir of one name, concurrent creates
+// of identical files) keep both ids: the later one is an alias that get(), lookup(),
+// children(), history() and every op resolve to the survivor.
+//
+// Ops. commit(body) stamps a hybrid logical clock and the current heads as parents, signs with
+// the Signer, fsyncs the op to the log, applies it, and fires 'op' ({ cid, body, local: true }).
+// The host gossips local ops and answers peers with heads()/hasOp()/getOp(); ops from peers go
+// through receive(blocks): decoded (at most MAX_OP_BYTES), hash-named, signature-checked with
+// Verify(author, ...), stored before being applied, and held while their parents are missing
+// (returned as `missing` so the caller fetches them). Any invalid op throws InvalidOpError and
+// nothing of that batch is stored. Bodies are validated on commit as on receive: names 1..255
+// bytes without '/' or NUL and not '.' or '..', inline content at most MAX_INLINE_BYTES.
+// commit() checks shapes, not existence: the caller (Volume) checks ENOENT/EEXIST/ENOTEMPTY
+// first; an op naming something unknown or gone simply has no effect.
+//
+// Merge rules (DESIGN.md §6), decided from causality: concurrent identical writes are one
+// version; attributes and xattrs are last-writer-wins per field; concurrent different writes:
+// the later (hlc, author) keeps the name, the other becomes one sibling entry
+// `NAME.conflict-<author tail>-<YYYYMMDD-HHMMSS>` (a new inode; see conflicts()); write beats a
+// concurrent unlink; concurrent mkdir merges; a name clash of different things keeps the later
+// under the name and gives the other a conflict name; a move that would create a cycle is
+// skipped; rmdir of a directory that gained children concurrently is skipped; nothing is
+// orphaned. history(inode) keeps every version, the losers included.
+//
+// get() returns unlinked inodes too (nlink 0), so open handles keep working. Times are bigint
+// ns. Directory nlink is 2 + live subdirectories.
+export { Tree, MAX_PENDING_OPS, MAX_RECEIVE_BATCH } from './tree.ts'
+export type { TreeInit, ReceiveResult } from './tree.ts'
+export { InvalidOpError, PendingOverflowError, TreeClosedError } from './errors.ts'
+export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, checkName, sameContent } from './op.ts'
+export { ROOT, UNDO_WINDOW, inoOf } from './crdt.ts'
+export { conflictName, isConflictName, baseName } from './conflicts.ts'
+export type { InodeId, EntryId, Kind, Content, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, OpEventDetail, Hlc } from './types.ts'

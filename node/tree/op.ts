@@ -1,0 +1,272 @@
+// Ops as signed dag-cbor blocks: { v: 1, body, author, hlc, parents, sig }, where sig signs the
+// dag-cbor encoding of everything but sig. An op's CID is CIDv1(dag-cbor, sha256(block)); its
+// total-order key sorts by (hlc, author, cid). Everything decoded here is bounded and checked.
+import { createHash } from 'node:crypto'
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { InvalidOpError } from './errors.ts'
+import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
+
+/** Op format version. */
+export const OP_VERSION = 1
+/** Largest inline file content, bytes (bigger files go to chunks and a manifest). */
+export const MAX_INLINE_BYTES = 4 * 1024
+/** Largest xattr value, bytes. */
+export const MAX_XATTR_VALUE_BYTES = 60 * 1024
+/** Largest op block, bytes: 64 KiB of metadata plus the inline content limit. */
+export const MAX_OP_BYTES = 64 * 1024 + MAX_INLINE_BYTES
+/** Longest entry or xattr name, bytes of UTF-8 (NAME_MAX). */
+export const MAX_NAME_BYTES = 255
+/** Longest symlink target, bytes of UTF-8 (PATH_MAX). */
+export const MAX_TARGET_BYTES = 4096
+/** Most parents (heads) one op may name. */
+export const MAX_PARENTS = 64
+/** Longest author (peer id string) and longest inode/entry id, characters. */
+export const MAX_ID_CHARS = 128
+/** Largest signature, bytes. */
+export const MAX_SIG_BYTES = 512
+
+const DAG_CBOR = 0x71
+const SHA2_256 = 0x12
+const KINDS = new Set(['file', 'dir', 'symlink', 'fifo', 'chr', 'blk', 'sock'])
+const U32 = 0xffffffff
+const utf8 = new TextEncoder()
+
+/** The CID of an op block. */
+export function cidOf (bytes: Uint8Array): CID {
+  const digest = createHash('sha256').update(bytes).digest()
+  return CID.createV1(DAG_CBOR, Digest.create(SHA2_256, new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength)))
+}
+
+/** The total-order key: compares as (hlc, author, cid) under plain string comparison. */
+export function orderKey (hlc: Hlc, author: string, cid: string): string {
+  return hlc[0].toString(16).padStart(13, '0') + hlc[1].toString(16).padStart(8, '0') + author + '\u0000' + cid
+}
+
+/** Build, sign and encode an op. The body is validated first. */
+export async function createOp (signer: Signer, body: OpBody, hlc: Hlc, parents: CID[]): Promise<Op> {
+  checkBody(body)
+  checkAuthor(signer.author)
+  const unsigned = { v: OP_VERSION, body: plain(body), author: signer.author, hlc, parents }
+  const sig = await signer.sign(dagCbor.encode(unsigned))
+  const bytes = dagCbor.encode({ ...unsigned, sig })
+  if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
+  const cid = cidOf(bytes)
+  const id = cid.toString()
+  return { cid, key: orderKey(hlc, signer.author, id), bytes, body, author: signer.author, hlc, parents, sig }
+}
+
+/**
+ * Decode an op block from a peer or the log: bounded size, strict dag-cbor, checked shape; with
+ * `verify`, the signature is checked too. The CID is derived from the bytes themselves.
+ */
+export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op> {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
+  if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
+  const cid = cidOf(bytes)
+  const id = cid.toString()
+  let raw: any
+  try {
+    raw = dagCbor.decode(bytes)
+  } catch (err: any) {
+    throw new InvalidOpError(`not canonical dag-cbor: ${err.message}`, id)
+  }
+  try {
+    if (!isRecord(raw)) throw new InvalidOpError('not a map')
+    exactKeys(raw, ['v', 'body', 'author', 'hlc', 'parents', 'sig'], [], 'op')
+    if (raw.v !== OP_VERSION) throw new InvalidOpError(`unknown version ${String(raw.v)}`)
+    checkAuthor(raw.author)
+    const hlc = raw.hlc
+    if (!Array.isArray(hlc) || hlc.length !== 2 || !isUint(hlc[0], Number.MAX_SAFE_INTEGER) || !isUint(hlc[1], U32)) throw new InvalidOpError('bad hlc')
+    if (!Array.isArray(raw.parents) || raw.parents.length > MAX_PARENTS) throw new InvalidOpError('bad parents')
+    const seen = new Set<string>()
+    for (const p of raw.parents) {
+      if (CID.asCID(p) === null || p.version !== 1 || p.code !== DAG_CBOR || p.multihash.code !== SHA2_256) throw new InvalidOpError('a parent is not a dag-cbor sha256 CIDv1')
+      const s = p.toString()
+      if (seen.has(s)) throw new InvalidOpError('duplicate parent')
+      seen.add(s)
+    }
+    if (!(raw.sig instanceof Uint8Array) || raw.sig.byteLength === 0 || raw.sig.byteLength > MAX_SIG_BYTES) throw new InvalidOpError('bad signature field')
+    const body = normaliseBody(raw.body)
+    checkBody(body)
+    if (verify !== undefined) {
+      const unsigned = dagCbor.encode({ v: raw.v, body: raw.body, author: raw.author, hlc, parents: raw.parents })
+      let ok = false
+      try {
+        ok = await verify(raw.author, unsigned, raw.sig)
+      } catch {
+        ok = false
+      }
+      if (!ok) throw new InvalidOpError(`bad signature for author ${raw.author}`)
+    }
+    return { cid, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], parents: raw.parents, sig: raw.sig }
+  } catch (err: any) {
+    if (err instanceof InvalidOpError && err.cid === undefined) throw new InvalidOpError(err.message.replace(/^invalid op: /, ''), id)
+    throw err
+  }
+}
+
+/** Check a body's shape and bounds; throws InvalidOpError. */
+export function checkBody (body: OpBody): void {
+  if (!isRecord(body)) throw new InvalidOpError('body is not a map')
+  const b: any = body
+  switch (b.type) {
+    case 'create':
+      exactKeys(b, ['type', 'parent', 'name', 'kind', 'mode', 'uid', 'gid', 'time'], ['rdev', 'target', 'content', 'size'], 'create')
+      checkId(b.parent, 'parent'); checkName(b.name)
+      if (!KINDS.has(b.kind)) throw new InvalidOpError(`unknown kind ${String(b.kind)}`)
+      checkMode(b.mode); checkUint(b.uid, U32, 'uid'); checkUint(b.gid, U32, 'gid')
+      if (b.rdev !== undefined) checkUint(b.rdev, U32, 'rdev')
+      if (b.target !== undefined) checkTarget(b.target)
+      if ((b.kind === 'symlink') !== (b.target !== undefined)) throw new InvalidOpError('a symlink, and only a symlink, has a target')
+      if (b.content !== undefined && b.kind !== 'file') throw new InvalidOpError('only a file has content')
+      if (b.content !== undefined) checkContent(b.content)
+      if (b.size !== undefined) checkUint(b.size, Number.MAX_SAFE_INTEGER, 'size')
+      checkInlineSize(b.content, b.size)
+      break
+    case 'link':
+      exactKeys(b, ['type', 'parent', 'name', 'inode', 'time'], [], 'link')
+      checkId(b.parent, 'parent'); checkName(b.name); checkId(b.inode, 'inode')
+      break
+    case 'move':
+      exactKeys(b, ['type', 'entry', 'parent', 'name', 'time'], ['replace'], 'move')
+      checkId(b.entry, 'entry'); checkId(b.parent, 'parent'); checkName(b.name)
+      if (b.replace !== undefined) checkId(b.replace, 'replace')
+      break
+    case 'unlink':
+      exactKeys(b, ['type', 'entry', 'time'], [], 'unlink')
+      checkId(b.entry, 'entry')
+      break
+    case 'setattr':
+      exactKeys(b, ['type', 'inode', 'time'], ['mode', 'uid', 'gid', 'atime', 'mtime'], 'setattr')
+      checkId(b.inode, 'inode')
+      if (b.mode !== undefined) checkMode(b.mode)
+      if (b.uid !== undefined) checkUint(b.uid, U32, 'uid')
+      if (b.gid !== undefined) checkUint(b.gid, U32, 'gid')
+      if (b.atime !== undefined) checkTime(b.atime, 'atime')
+      if (b.mtime !== undefined) checkTime(b.mtime, 'mtime')
+      break
+    case 'write':
+      exactKeys(b, ['type', 'inode', 'content', 'size', 'time'], [], 'write')
+      checkId(b.inode, 'inode')
+      if (b.content !== null) checkContent(b.content)
+      checkUint(b.size, Number.MAX_SAFE_INTEGER, 'size')
+      checkInlineSize(b.content ?? undefined, b.size)
+      break
+    case 'setxattr':
+      exactKeys(b, ['type', 'inode', 'name', 'value', 'time'], [], 'setxattr')
+      checkId(b.inode, 'inode'); checkXattrName(b.name)
+      if (!(b.value instanceof Uint8Array) || b.value.byteLength > MAX_XATTR_VALUE_BYTES) throw new InvalidOpError(`xattr value must be at most ${MAX_XATTR_VALUE_BYTES} bytes`)
+      break
+    case 'removexattr':
+      exactKeys(b, ['type', 'inode', 'name', 'time'], [], 'removexattr')
+      checkId(b.inode, 'inode'); checkXattrName(b.name)
+      break
+    default:
+      throw new InvalidOpError(`unknown op type ${String(b.type)}`)
+  }
+  checkTime(b.time, 'time')
+}
+
+/** True when two contents are the same bytes. */
+export function sameContent (a: Content | null | undefined, b: Content | null | undefined): boolean {
+  if (a == null || b == null) return a == null && b == null
+  if ('inline' in a) return 'inline' in b && equalBytes(a.inline, b.inline)
+  return 'manifest' in b && a.manifest.equals(b.manifest)
+}
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** Decoded ints in the safe range come back as numbers: times are bigints in the API. */
+function normaliseBody (raw: unknown): OpBody {
+  if (!isRecord(raw)) throw new InvalidOpError('body is not a map')
+  const body: any = { ...raw }
+  for (const k of ['time', 'atime', 'mtime']) {
+    if (typeof body[k] === 'number' && Number.isSafeInteger(body[k])) body[k] = BigInt(body[k])
+  }
+  if (isRecord(body.content)) body.content = { ...body.content }
+  return body
+}
+
+/** Drop undefined fields (dag-cbor has no undefined). */
+function plain (body: OpBody): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(body)) if (v !== undefined) out[k] = v
+  return out
+}
+
+function isRecord (x: unknown): x is Record<string, any> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array) && CID.asCID(x) === null
+}
+
+function exactKeys (o: Record<string, unknown>, required: string[], optional: string[], what: string): void {
+  for (const k of required) if (o[k] === undefined) throw new InvalidOpError(`${what} lacks ${k}`)
+  for (const k of Object.keys(o)) {
+    if (o[k] !== undefined && !required.includes(k) && !optional.includes(k)) throw new InvalidOpError(`${what} has unknown field ${k}`)
+  }
+}
+
+function isUint (x: unknown, max: number): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 && x <= max
+}
+
+function checkUint (x: unknown, max: number, what: string): void {
+  if (!isUint(x, max)) throw new InvalidOpError(`${what} must be an integer from 0 to ${max}`)
+}
+
+function checkMode (x: unknown): void {
+  checkUint(x, 0o7777, 'mode (permission bits only)')
+}
+
+/** Times: non-negative, at most 64 bits. */
+function checkTime (x: unknown, what: string): void {
+  if (typeof x !== 'bigint' || x < 0n || x >= (1n << 64n)) throw new InvalidOpError(`${what} must be a non-negative 64-bit bigint (ns)`)
+}
+
+function checkAuthor (x: unknown): void {
+  if (typeof x !== 'string' || x.length === 0 || x.length > MAX_ID_CHARS || x.includes('\u0000')) throw new InvalidOpError('bad author')
+}
+
+function checkId (x: unknown, what: string): void {
+  if (typeof x !== 'string' || x.length === 0 || x.length > MAX_ID_CHARS || !/^[A-Za-z0-9]+$/.test(x)) throw new InvalidOpError(`bad ${what} id`)
+}
+
+/** Entry names: 1..255 bytes, no '/', no NUL, not '.' or '..'. */
+export function checkName (x: unknown): void {
+  if (typeof x !== 'string' || x.length === 0) throw new InvalidOpError('a name must be a non-empty string')
+  if (x === '.' || x === '..') throw new InvalidOpError(`the name ${x} is reserved`)
+  if (x.includes('/') || x.includes('\u0000')) throw new InvalidOpError('a name must not contain / or NUL')
+  if (utf8.encode(x).byteLength > MAX_NAME_BYTES) throw new InvalidOpError(`a name must be at most ${MAX_NAME_BYTES} bytes`)
+}
+
+function checkXattrName (x: unknown): void {
+  if (typeof x !== 'string' || x.length === 0 || x.includes('\u0000') || utf8.encode(x).byteLength > MAX_NAME_BYTES) throw new InvalidOpError('bad xattr name')
+}
+
+function checkTarget (x: unknown): void {
+  if (typeof x !== 'string' || x.length === 0 || x.includes('\u0000') || utf8.encode(x).byteLength > MAX_TARGET_BYTES) throw new InvalidOpError('bad symlink target')
+}
+
+function checkContent (x: unknown): void {
+  if (!isRecord(x)) throw new InvalidOpError('content must be { inline } or { manifest }')
+  const keys = Object.keys(x)
+  if (keys.length !== 1) throw new InvalidOpError('content must be { inline } or { manifest }')
+  if (keys[0] === 'inline') {
+    if (!(x.inline instanceof Uint8Array) || x.inline.byteLength > MAX_INLINE_BYTES) throw new InvalidOpError(`inline content must be at most ${MAX_INLINE_BYTES} bytes`)
+  } else if (keys[0] === 'manifest') {
+    if (CID.asCID(x.manifest) === null) throw new InvalidOpError('manifest must be a CID')
+  } else {
+    throw new InvalidOpError('content must be { inline } or { manifest }')
+  }
+}
+
+function checkInlineSize (content: Content | undefined, size: number | undefined): void {
+  if (content !== undefined && 'inline' in content && size !== undefined && size !== content.inline.byteLength) {
+    throw new InvalidOpError('size must equal the inline content length')
+  }
+}

@@ -1,0 +1,391 @@
+// Tree: the replicated metadata tree of one host. It owns the op DAG, the durable op log and
+// the materialised tree (crdt.ts), and takes ops from two sides: commit() for local changes and
+// receive() for ops from peers. Both persist an op (fsync) before it is applied.
+import { CID } from 'multiformats/cid'
+import { createClock, compareHlc, type Clock } from './clock.ts'
+import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, type EntryRec } from './crdt.ts'
+import { Dag, type DagNode } from './dag.ts'
+import { InvalidOpError, PendingOverflowError, TreeClosedError } from './errors.ts'
+import { openLog, type OpLog } from './log.ts'
+import { createOp, decodeOp, MAX_PARENTS } from './op.ts'
+import type { Undo } from './journal.ts'
+import type { Conflict, Entry, EntryId, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
+
+/** Received ops held while their parents are missing; beyond this, further ones are dropped. */
+export const MAX_PENDING_OPS = 100_000
+/** Most op blocks one receive() call takes. */
+export const MAX_RECEIVE_BATCH = 100_000
+
+export interface TreeInit {
+  /** Directory for the op log (created by the caller). */
+  dir: string
+  /** Signs local ops; `author` is this host's peer id string. */
+  signer: Signer
+  /** Checks a received op's signature against its author's public key. */
+  verify: Verify
+  /** Wall clock in ms (default Date.now), for tests. */
+  now?: () => number
+}
+
+export interface ReceiveResult {
+  /** Ops from this batch (and earlier held ones) stored and applied now. */
+  applied: number
+  /** Parents that are neither known nor held: fetch them and receive them. */
+  missing: CID[]
+}
+
+export class Tree extends EventTarget {
+  readonly root: InodeId = ROOT
+  private readonly signer: Signer
+  private readonly verify: Verify
+  private readonly clock: Clock
+  private readonly log: OpLog
+  private readonly dag = new Dag()
+  private state = new TreeState()
+  /** Applied ops in total order, with their undo records (null below `floor`). */
+  private applied: DagNode[] = []
+  private undos: Array<Undo[] | null> = []
+  private floor = 0
+  /** Received ops waiting for parents, by id. */
+  private readonly pending = new Map<string, Op>()
+  /** What the next local op names as parents: the DAG heads plus stamped local ops. */
+  private readonly stampHeads = new Set<string>()
+  private lastLocal: string | undefined
+  private chain: Promise<unknown> = Promise.resolve()
+  private failed: Error | undefined
+  private closed = false
+
+  private constructor (init: TreeInit, log: OpLog) {
+    super()
+    this.signer = init.signer
+    this.verify = init.verify
+    this.clock = createClock(init.now)
+    this.log = log
+  }
+
+  /** Open (or create) the tree stored in `init.dir`, replaying its op log. */
+  static async open (init: TreeInit): Promise<Tree> {
+    const { log, records } = await openLog(init.dir)
+    const tree = new Tree(init, log)
+    try {
+      await tree.replay(records)
+    } catch (err) {
+      await log.close()
+      throw err
+    }
+    return tree
+  }
+
+  private async replay (records: Uint8Array[]): Promise<void> {
+    const ops: Op[] = []
+    for (const bytes of records) {
+      try {
+        ops.push(await decodeOp(bytes))
+      } catch {
+        // a record that passed its checksum but is not an op: skip it, keep the rest
+      }
+    }
+    const nodes: DagNode[] = []
+    for (const op of ops) {
+      const id = op.cid.toString()
+      if (this.dag.has(id) || !op.parents.every(p => this.dag.has(p.toString()))) continue
+      nodes.push(this.dag.add(op, id))
+      this.clock.observe(op.hlc)
+      if (op.author === this.signer.author) this.lastLocal = id
+    }
+    for (const h of this.dag.heads()) this.stampHeads.add(h)
+    this.rebuild()
+  }
+
+  // --- reading ---------------------------------------------------------------------------
+
+  /** The inode (aliases of merged inodes resolve to the survivor); nlink 0 once unlinked. */
+  get (id: InodeId): Inode | undefined {
+    const rec = this.state.inodes.get(this.state.ri(id))
+    return rec === undefined ? undefined : { ...rec, nlink: this.state.nlink(rec) }
+  }
+
+  byIno (ino: number): Inode | undefined {
+    const id = this.state.byIno.get(ino)
+    return id === undefined ? undefined : this.get(id)
+  }
+
+  lookup (dir: InodeId, name: string): Entry | undefined {
+    const id = this.state.dirs.get(this.state.ri(dir))?.get(name)
+    return id === undefined ? undefined : entry(this.state.entries.get(id) as EntryRec)
+  }
+
+  /** Live entries of a directory, by name. */
+  children (dir: InodeId): Entry[] {
+    const index = this.state.dirs.get(this.state.ri(dir))
+    if (index === undefined) return []
+    const out: Entry[] = []
+    for (const id of index.values()) out.push(entry(this.state.entries.get(id) as EntryRec))
+    return out.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  }
+
+  /** Live entries naming an inode (hard links). */
+  entries (inode: InodeId): Entry[] {
+    const out: Entry[] = []
+    for (const id of this.state.links.get(this.state.ri(inode))?.keys() ?? []) {
+      const e = this.state.entries.get(id) as EntryRec
+      if (e.live) out.push(entry(e))
+    }
+    return out
+  }
+
+  /** '/a/b' for a live entry, undefined otherwise. */
+  path (entryId: EntryId): string | undefined {
+    const s = this.state
+    let e = s.entries.get(s.re(entryId))
+    const names: string[] = []
+    for (let depth = 0; e !== undefined && e.live && depth <= MAX_DEPTH; depth++) {
+      names.push(e.name)
+      if (e.parent === ROOT) return '/' + names.reverse().join('/')
+      e = s.entries.get(e.parent)
+    }
+    return undefined
+  }
+
+  heads (): CID[] {
+    return this.dag.heads().map(id => (this.dag.get(id) as DagNode).op.cid)
+  }
+
+  hasOp (cid: CID): boolean {
+    return this.dag.has(cid.toString())
+  }
+
+  /** An op's block bytes, to send to a peer. */
+  getOp (cid: CID): Uint8Array | undefined {
+    return this.dag.get(cid.toString())?.op.bytes
+  }
+
+  /** Every write version of a file, oldest first (concurrent identical writes count once). */
+  history (inode: InodeId): Version[] {
+    return (this.state.versions.get(this.state.ri(inode)) ?? []).map(v => v.version)
+  }
+
+  /** Live conflict siblings. */
+  conflicts (): Conflict[] {
+    const out: Conflict[] = []
+    for (const [id, c] of this.state.conflicts) {
+      const e = this.state.entries.get(id)
+      const path = e !== undefined && e.live ? this.path(id) : undefined
+      if (e !== undefined && path !== undefined) out.push({ path, entry: id, inode: e.inode, of: c.of, author: c.author, time: c.time })
+    }
+    return out
+  }
+
+  /** Number of ops known (applied). */
+  get size (): number {
+    return this.dag.size
+  }
+
+  // --- writing ---------------------------------------------------------------------------
+
+  /**
+   * Stamp (hlc, parents), sign, append durably, then apply a local op. `id` is the created
+   * inode (create) or entry (link), else the op's target entry or inode.
+   */
+  async commit (body: OpBody): Promise<{ cid: CID, id: InodeId }> {
+    this.usable()
+    const { op, durable } = await this.serial(async () => {
+      this.usable()
+      const hlc = this.clock.tick()
+      const op = await createOp(this.signer, body, hlc, this.parentsForStamp())
+      const id = op.cid.toString()
+      for (const p of op.parents) this.stampHeads.delete(p.toString())
+      this.stampHeads.add(id)
+      this.lastLocal = id
+      const durable = this.log.append([op.bytes]).catch((err: Error) => {
+        this.failed ??= err
+        throw err
+      })
+      return { op, durable }
+    })
+    await durable
+    this.integrate([op], true)
+    const b = op.body
+    const id = b.type === 'create' || b.type === 'link' ? op.cid.toString() : 'entry' in b ? b.entry : b.inode
+    return { cid: op.cid, id }
+  }
+
+  /**
+   * Ops from a peer. Every block is decoded (bounded), hash-named and signature-checked first;
+   * if any is invalid, InvalidOpError is thrown and none of the batch is stored. Valid ops whose
+   * parents are known (or in the batch) are stored (fsync) and applied, in any order; the rest
+   * are held, and their unknown parents returned in `missing`.
+   */
+  async receive (blocks: Uint8Array[]): Promise<ReceiveResult> {
+    this.usable()
+    if (!Array.isArray(blocks) || blocks.length > MAX_RECEIVE_BATCH) throw new InvalidOpError(`a batch holds at most ${MAX_RECEIVE_BATCH} ops`)
+    const ops: Op[] = []
+    for (const bytes of blocks) ops.push(await decodeOp(bytes, this.verify))
+    return await this.serial(async () => {
+      this.usable()
+      // which ops are ready: all parents known or ready
+      const fresh = new Map<string, Op>()
+      for (const op of ops) {
+        const id = op.cid.toString()
+        if (!this.dag.has(id) && !this.pending.has(id)) fresh.set(id, op)
+      }
+      const candidates = new Map<string, Op>([...this.pending, ...fresh])
+      const ready: Op[] = []
+      const readyIds = new Set<string>()
+      const hlcOf = (id: string): Op['hlc'] | undefined => this.dag.get(id)?.op.hlc ?? (readyIds.has(id) ? candidates.get(id)?.hlc : undefined)
+      let progress = true
+      const waiting = new Set(candidates.keys())
+      while (progress) {
+        progress = false
+        for (const id of waiting) {
+          const op = candidates.get(id) as Op
+          const parents = op.parents.map(p => p.toString())
+          if (!parents.every(p => this.dag.has(p) || readyIds.has(p))) continue
+          waiting.delete(id)
+          progress = true
+          // causality: an op's clock is past its parents' (so total order respects causality)
+          if (parents.some(p => compareHlc(hlcOf(p) as Op['hlc'], op.hlc) >= 0)) {
+            if (fresh.has(id)) throw new InvalidOpError('its hlc is not after its parents\'', id)
+            this.pending.delete(id)
+            continue
+          }
+          ready.push(op)
+          readyIds.add(id)
+        }
+      }
+      if (ready.length > 0) await this.log.append(ready.map(op => op.bytes)).catch((err: Error) => {
+        this.failed ??= err
+        throw err
+      })
+      for (const op of ready) this.pending.delete(op.cid.toString())
+      for (const id of waiting) {
+        if (this.pending.has(id)) continue
+        if (this.pending.size >= MAX_PENDING_OPS) break
+        this.pending.set(id, candidates.get(id) as Op)
+      }
+      const missing = new Map<string, CID>()
+      for (const op of this.pending.values()) {
+        for (const p of op.parents) {
+          const s = p.toString()
+          if (!this.dag.has(s) && !this.pending.has(s)) missing.set(s, p)
+        }
+      }
+      this.integrate(ready, false)
+      return { applied: ready.length, missing: [...missing.values()] }
+    })
+  }
+
+  /** Wait for in-flight commits, then close the log. Idempotent. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.chain.catch(() => {})
+    await this.log.close()
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  private usable (): void {
+    if (this.closed) throw new TreeClosedError()
+    if (this.failed !== undefined) throw this.failed
+  }
+
+  private async serial<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn)
+    this.chain = run.catch(() => {})
+    return await run
+  }
+
+  private parentsForStamp (): CID[] {
+    let ids = [...this.stampHeads].sort()
+    if (ids.length > MAX_PARENTS) {
+      const keep = ids.filter(id => id === this.lastLocal)
+      ids = keep.concat(ids.filter(id => id !== this.lastLocal).slice(0, MAX_PARENTS - keep.length)).sort()
+    }
+    return ids.map(id => CID.parse(id))
+  }
+
+  /** Add persisted ops (parents first) to the DAG and the materialised tree, then announce them. */
+  private integrate (ops: Op[], local: boolean): void {
+    const nodes: DagNode[] = []
+    for (const op of ops) {
+      const id = op.cid.toString()
+      if (this.dag.has(id)) continue
+      nodes.push(this.dag.add(op, id))
+      this.clock.observe(op.hlc)
+      if (!local) {
+        for (const p of op.parents) this.stampHeads.delete(p.toString())
+        this.stampHeads.add(id)
+      }
+    }
+    if (nodes.length === 0) return
+    this.insert(nodes)
+    for (const n of nodes) {
+      const detail: OpEventDetail = { cid: n.op.cid, body: n.op.body, local }
+      this.dispatchEvent(new CustomEvent('op', { detail }))
+    }
+  }
+
+  /** Slot new ops into the total order: apply at the end, or undo back to them and redo. */
+  private insert (nodes: DagNode[]): void {
+    nodes.sort(byKey)
+    const first = nodes[0].op.key
+    let lo = 0
+    let hi = this.applied.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.applied[mid].op.key < first) lo = mid + 1
+      else hi = mid
+    }
+    const pos = lo
+    if (pos < this.floor) {
+      this.applied.push(...nodes)
+      this.rebuild()
+      return
+    }
+    for (let i = this.applied.length - 1; i >= pos; i--) undo(this.undos[i] as Undo[])
+    const tail = this.applied.splice(pos)
+    this.undos.splice(pos)
+    const merged = tail.length === 0 ? nodes : mergeSorted(tail, nodes)
+    for (const n of merged) this.applyOne(n, true)
+    this.trim()
+  }
+
+  /** Materialise from scratch: every known op, in total order. */
+  private rebuild (): void {
+    this.state = new TreeState()
+    const all = [...this.dag.nodes.values()].sort(byKey)
+    this.applied = []
+    this.undos = []
+    this.floor = Math.max(0, all.length - UNDO_WINDOW)
+    for (let i = 0; i < all.length; i++) this.applyOne(all[i], i >= this.floor)
+  }
+
+  private applyOne (node: DagNode, record: boolean): void {
+    const undos = this.state.apply(node, this.dag, record)
+    this.applied.push(node)
+    this.undos.push(record ? undos : null)
+  }
+
+  private trim (): void {
+    while (this.applied.length - this.floor > UNDO_WINDOW) this.undos[this.floor++] = null
+  }
+}
+
+function entry (e: EntryRec): Entry {
+  return { id: e.id, parent: e.parent, name: e.name, inode: e.inode }
+}
+
+function byKey (a: DagNode, b: DagNode): number {
+  return a.op.key < b.op.key ? -1 : a.op.key > b.op.key ? 1 : 0
+}
+
+function mergeSorted (a: DagNode[], b: DagNode[]): DagNode[] {
+  const out: DagNode[] = []
+  let i = 0
+  let j = 0
+  while (i < a.length && j < b.length) out.push(byKey(a[i], b[j]) <= 0 ? a[i++] : b[j++])
+  while (i < a.length) out.push(a[i++])
+  while (j < b.length) out.push(b[j++])
+  return out
+}

@@ -1,0 +1,80 @@
+// The shapes of the replicated metadata tree (DESIGN.md §2): inodes, directory entries, ops.
+// Times are bigint nanoseconds since the epoch. Ids are the string form of op CIDs.
+import type { CID } from 'multiformats/cid'
+import type { Kind } from '../types.ts'
+
+export type { Kind }
+
+/** An inode's stable id: the string form of the CID of the op that created it; the root is 'root'. */
+export type InodeId = string
+/** A directory entry's stable id: the CID string of the op that made it (a dir's entry id = its inode id). */
+export type EntryId = string
+
+/** A file's bytes: inline (tiny files) or a manifest block (DESIGN.md §2). */
+export type Content = { inline: Uint8Array } | { manifest: CID }
+
+export type OpBody =
+  | { type: 'create', parent: InodeId, name: string, kind: Kind, mode: number, uid: number, gid: number, rdev?: number, target?: string, content?: Content, size?: number, time: bigint }
+  | { type: 'link', parent: InodeId, name: string, inode: InodeId, time: bigint }
+  /** Rename; `replace` = the entry at the destination, unlinked in the same op (rename over). */
+  | { type: 'move', entry: EntryId, parent: InodeId, name: string, replace?: EntryId, time: bigint }
+  | { type: 'unlink', entry: EntryId, time: bigint }
+  /** ctime = time */
+  | { type: 'setattr', inode: InodeId, mode?: number, uid?: number, gid?: number, atime?: bigint, mtime?: bigint, time: bigint }
+  /** A new version; mtime = ctime = time. */
+  | { type: 'write', inode: InodeId, content: Content | null, size: number, time: bigint }
+  | { type: 'setxattr', inode: InodeId, name: string, value: Uint8Array, time: bigint }
+  | { type: 'removexattr', inode: InodeId, name: string, time: bigint }
+
+export type OpType = OpBody['type']
+
+/** Hybrid logical clock stamp: [wall clock ms, counter]. */
+export type Hlc = [number, number]
+
+/** A decoded, verified op. `bytes` is its dag-cbor block, `cid` its CIDv1 (dag-cbor, sha256). */
+export interface Op {
+  cid: CID
+  key: string
+  bytes: Uint8Array
+  body: OpBody
+  author: string
+  hlc: Hlc
+  parents: CID[]
+  sig: Uint8Array
+}
+
+export interface Inode {
+  id: InodeId
+  /** Stable: root = 1, else 52 bits of sha256(id) as a safe integer. */
+  ino: number
+  kind: Kind
+  /** Permission bits incl. suid/sgid/sticky, no type bits. */
+  mode: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  content: Content | null
+  target?: string
+  atime: bigint
+  mtime: bigint
+  ctime: bigint
+  btime: bigint
+  /** Read-only: replaced, never mutated, when an xattr changes. */
+  xattrs: Map<string, Uint8Array>
+  /** Files: live entries naming it. Dirs: 2 + live subdirectories while linked, else 0. */
+  nlink: number
+}
+
+export interface Entry { id: EntryId, parent: InodeId, name: string, inode: InodeId }
+
+export interface Signer { author: string, sign: (bytes: Uint8Array) => Promise<Uint8Array> }
+export type Verify = (author: string, bytes: Uint8Array, sig: Uint8Array) => Promise<boolean>
+
+/** One write version of a file (for `darkfs log`). */
+export interface Version { op: CID, author: string, hlc: [number, number], time: bigint, size: number, content: Content | null }
+
+/** A visible conflict sibling: `entry` (naming `inode`) lost the name to `of`. */
+export interface Conflict { path: string, entry: EntryId, inode: InodeId, of: InodeId, author: string, time: bigint }
+
+export interface OpEventDetail { cid: CID, body: OpBody, local: boolean }
