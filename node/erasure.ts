@@ -24,7 +24,11 @@ export class ErasureError extends Error {
 /** Largest k + m: the Vandermonde rows need distinct field elements (GF(2^8) has 256). */
 export const MAX_SHARDS = 255
 /** Bytes per block of the TypeScript kernel: the working set of one pass stays in L1/L2. */
-const BLOCK_BYTES = 8192
+const BLOCK_BYTES = 32768
+/** Shard length from which the TypeScript kernel uses (and builds) 128 KiB wide tables. */
+const WIDE_MIN_BYTES = 16384
+/** How many wide tables (128 KiB each) are kept: 8 MiB. */
+const WIDE_TABLE_ENTRIES = 64
 /** How many encoding matrices (one per k, m) are kept. */
 const MATRIX_CACHE_ENTRIES = 64
 /** How many decoding matrices (one per k, m and set of present shards) are kept. */
@@ -157,35 +161,72 @@ interface Kernel {
 const scratch = new Uint8Array(BLOCK_BYTES)
 const scratch32 = new Uint32Array(scratch.buffer)
 
-/** dst[i] (^)= c * src[i] for words [from, to), four table lookups per word. */
-function mulWords (c: number, src: Uint32Array, so: number, dst: Uint32Array, from: number, to: number, xor: boolean): void {
-  const base = c << 8
+/** Per-coefficient views of MUL: BYTE_TABLES[c][x] = c * x. */
+const BYTE_TABLES = Array.from({ length: 256 }, (_, c) => MUL.subarray(c << 8, (c << 8) + 256))
+
+/**
+ * Wide tables, WIDE[c][x] = c * low byte of x | (c * high byte of x) << 8, for x < 65536: two
+ * lookups per 32-bit word instead of four. 128 KiB each, built on first use, at most
+ * WIDE_TABLE_ENTRIES kept (LRU).
+ */
+const wideTables = new Map<string, Uint16Array>()
+
+function wideTable (c: number): Uint16Array {
+  return cached(wideTables, WIDE_TABLE_ENTRIES, String(c), () => {
+    const t8 = BYTE_TABLES[c]
+    const t = new Uint16Array(65536)
+    for (let hi = 0; hi < 256; hi++) {
+      const h = t8[hi] << 8
+      for (let lo = 0; lo < 256; lo++) t[(hi << 8) | lo] = h | t8[lo]
+    }
+    return t
+  })
+}
+
+/** dst[i] (^)= c * src[i + so - from] for words i in [from, to), two wide-table lookups per word. */
+function mulWordsWide (t: Uint16Array, src: Uint32Array, so: number, dst: Uint32Array, from: number, to: number, xor: boolean): void {
   const d = so - from
-  if (c === 1) {
-    if (xor) for (let i = from; i < to; i++) dst[i] ^= src[i + d]
-    else for (let i = from; i < to; i++) dst[i] = src[i + d]
-    return
-  }
   if (xor) {
     for (let i = from; i < to; i++) {
       const w = src[i + d]
-      dst[i] ^= MUL[base | (w & 255)] | (MUL[base | ((w >>> 8) & 255)] << 8) |
-        (MUL[base | ((w >>> 16) & 255)] << 16) | (MUL[base | (w >>> 24)] << 24)
+      dst[i] ^= t[w & 0xffff] | (t[w >>> 16] << 16)
     }
   } else {
     for (let i = from; i < to; i++) {
       const w = src[i + d]
-      dst[i] = MUL[base | (w & 255)] | (MUL[base | ((w >>> 8) & 255)] << 8) |
-        (MUL[base | ((w >>> 16) & 255)] << 16) | (MUL[base | (w >>> 24)] << 24)
+      dst[i] = t[w & 0xffff] | (t[w >>> 16] << 16)
     }
   }
 }
 
+/** As mulWordsWide with a 256-entry table: four lookups per word, nothing to build. */
+function mulWordsNarrow (t: Uint8Array, src: Uint32Array, so: number, dst: Uint32Array, from: number, to: number, xor: boolean): void {
+  const d = so - from
+  if (xor) {
+    for (let i = from; i < to; i++) {
+      const w = src[i + d]
+      dst[i] ^= t[w & 255] | (t[(w >>> 8) & 255] << 8) | (t[(w >>> 16) & 255] << 16) | (t[w >>> 24] << 24)
+    }
+  } else {
+    for (let i = from; i < to; i++) {
+      const w = src[i + d]
+      dst[i] = t[w & 255] | (t[(w >>> 8) & 255] << 8) | (t[(w >>> 16) & 255] << 16) | (t[w >>> 24] << 24)
+    }
+  }
+}
+
+/** dst[i] (^)= src[i + so - from]: multiplication by 1. */
+function copyWords (src: Uint32Array, so: number, dst: Uint32Array, from: number, to: number, xor: boolean): void {
+  const d = so - from
+  if (xor) for (let i = from; i < to; i++) dst[i] ^= src[i + d]
+  else for (let i = from; i < to; i++) dst[i] = src[i + d]
+}
+
 /** Byte-wise dst[i] (^)= c * src[i] for bytes [from, to). */
 function mulBytes (c: number, src: Uint8Array, dst: Uint8Array, from: number, to: number, xor: boolean): void {
-  const base = c << 8
-  if (xor) for (let i = from; i < to; i++) dst[i] ^= MUL[base | src[i]]
-  else for (let i = from; i < to; i++) dst[i] = MUL[base | src[i]]
+  const t = BYTE_TABLES[c]
+  if (xor) for (let i = from; i < to; i++) dst[i] ^= t[src[i]]
+  else for (let i = from; i < to; i++) dst[i] = t[src[i]]
 }
 
 function words (a: Uint8Array): Uint32Array | undefined {
@@ -196,6 +237,7 @@ const typescriptKernel: Kernel = {
   name: 'typescript',
   mul (coeffs, n, rows, inputs, outputs, len) {
     const wordLen = len >>> 2
+    const wide = len >= WIDE_MIN_BYTES
     const in32 = inputs.map(words)
     const out32 = outputs.map(o => words(o) as Uint32Array) // outputs are allocated here, aligned
     for (let start = 0; start < wordLen; start += BLOCK_BYTES >>> 2) {
@@ -212,8 +254,12 @@ const typescriptKernel: Kernel = {
           const c = coeffs[r * n + j]
           if (c === 0) {
             if (j === 0) out32[r].fill(0, start, end)
+          } else if (c === 1) {
+            copyWords(src, so, out32[r], start, end, j !== 0)
+          } else if (wide) {
+            mulWordsWide(wideTable(c), src, so, out32[r], start, end, j !== 0)
           } else {
-            mulWords(c, src, so, out32[r], start, end, j !== 0)
+            mulWordsNarrow(BYTE_TABLES[c], src, so, out32[r], start, end, j !== 0)
           }
         }
       }
