@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { readFileSync, existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import fc from 'fast-check'
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
 import * as erasure from '../../node/erasure.ts'
@@ -246,4 +247,43 @@ describe('erasure', () => {
       }
     }
   })
+
+  it('the native addon rejects bad arguments with a TypeError or RangeError, never reading out of bounds', function () {
+    const path = new URL('../../node/native/build/erasure.node', import.meta.url)
+    if (!existsSync(path)) this.skip() // addon not built: node/native/build.sh (needs libisal-dev)
+    const addon = createRequire(import.meta.url)(path.pathname) as {
+      initTables (k: number, rows: number, coeffs: Uint8Array): Uint8Array
+      encodeData (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[]): void
+    }
+    const tables = addon.initTables(2, 1, Uint8Array.of(3, 5))
+    assert.equal(tables.length, 64)
+    const a = bytes(16, 1)
+    const b = bytes(16, 2)
+    const out = new Uint8Array(16)
+    addon.encodeData(16, 2, 1, tables, [a, b], [out]) // out = 3a + 5b
+    for (let i = 0; i < 16; i++) {
+      assert.equal(out[i], gfMulSlow(3, a[i]) ^ gfMulSlow(5, b[i]))
+    }
+    assert.throws(() => addon.initTables(2, 1, Uint8Array.of(3)), RangeError)
+    assert.throws(() => addon.initTables(0, 1, new Uint8Array(0)), RangeError)
+    assert.throws(() => addon.initTables(2, 1, [3, 5] as unknown as Uint8Array), TypeError)
+    assert.throws(() => addon.encodeData(17, 2, 1, tables, [a, b], [out]), RangeError) // buffers shorter than len
+    assert.throws(() => addon.encodeData(16, 2, 1, tables, [a], [out]), RangeError) // too few sources
+    assert.throws(() => addon.encodeData(16, 2, 1, tables.subarray(1), [a, b], [out]), RangeError)
+    assert.throws(() => addon.encodeData(16, 2, 1, tables, [a, new Uint16Array(16) as unknown as Uint8Array], [out]), TypeError)
+    assert.throws(() => addon.encodeData(1.5, 2, 1, tables, [a, b], [out]), RangeError)
+    assert.throws(() => (addon.encodeData as (...args: unknown[]) => void)(16, 2, 1, tables, [a, b]), TypeError)
+  })
 })
+
+/** Shift-and-add multiplication in GF(2^8) mod 0x11d, independent of the codec's tables. */
+function gfMulSlow (a: number, b: number): number {
+  let p = 0
+  for (let i = 0; i < 8; i++) {
+    if ((b & 1) !== 0) p ^= a
+    b >>= 1
+    a <<= 1
+    if ((a & 0x100) !== 0) a ^= 0x11d
+  }
+  return p
+}
