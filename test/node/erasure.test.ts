@@ -197,13 +197,22 @@ describe('erasure', () => {
         }), { numRuns: 100 })
       })
 
-      it('encode(data) at an unaligned offset gives the same shards', () => {
+      it('encode, reconstruct and decode of views at unaligned offsets give the same bytes', () => {
         for (const length of [3, 1000, 65537]) {
           const data = bytes(length, 9)
           const shifted = new Uint8Array(length + 1)
           shifted.set(data, 1)
           assert.deepEqual(codec.encode(shifted.subarray(1), 4, 2), codec.encode(data, 4, 2))
           assert.deepEqual(codec.encode(shifted.subarray(1), 5, 3), codec.encode(data, 5, 3))
+          // shards that arrive as views at odd offsets (e.g. slices of a network buffer)
+          const shards = codec.encode(data, 4, 2)
+          const odd = shards.map((s, i) => {
+            const backing = new Uint8Array(s.length + 1 + i)
+            backing.set(s, 1 + i)
+            return backing.subarray(1 + i)
+          })
+          assert.deepEqual(codec.reconstruct(without(odd, [0, 2]), 4, 2), shards)
+          assert.deepEqual(codec.decode(without(odd, [1, 3]), 4, 2, length), data)
         }
       })
 
