@@ -294,16 +294,17 @@ function nativeKernel (addon: NativeAddon): Kernel {
 /** The addon path, relative to this file. */
 const ADDON_PATH = './native/build/erasure.node'
 
-function loadNative (): Kernel | undefined {
+/** The addon's kernel, or why it is not in use: forced off, not built, or failed to load. */
+function loadNative (): { kernel?: Kernel, problem?: string } {
+  if (process.env.DARKFS_ERASURE === 'typescript') return { problem: 'DARKFS_ERASURE=typescript' }
   try {
-    const addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon
-    return nativeKernel(addon)
-  } catch {
-    return undefined // not built (no libisal): the TypeScript kernel serves
+    return { kernel: nativeKernel(createRequire(import.meta.url)(ADDON_PATH) as NativeAddon) }
+  } catch (err) { // not built (no libisal) or unloadable: the TypeScript kernel serves
+    return { problem: `${ADDON_PATH} did not load (run node/native/build.sh): ${(err as Error).message}` }
   }
 }
 
-const native = process.env.DARKFS_ERASURE === 'typescript' ? undefined : loadNative()
+const native = loadNative()
 
 // ---- the codec -----------------------------------------------------------------------------
 
@@ -445,13 +446,16 @@ function createCodec (kernel: Kernel): ErasureCodec {
 /** Both implementations, for tests and benchmarks; `native` is undefined when the addon is absent. */
 export const codecs: { typescript: ErasureCodec, native: ErasureCodec | undefined } = {
   typescript: createCodec(typescriptKernel),
-  native: native === undefined ? undefined : createCodec(native)
+  native: native.kernel === undefined ? undefined : createCodec(native.kernel)
 }
 
 const best = codecs.native ?? codecs.typescript
 
 /** Which implementation the functions below use: 'isa-l' (native) or 'typescript'. */
 export const codec: string = best.codec
+
+/** Why the native codec is not in use (undefined when it is), for status reports. */
+export const codecNote: string | undefined = native.problem
 
 /**
  * Splits `data` into k data shards of shardSize(data.length, k) bytes (views of `data`, the

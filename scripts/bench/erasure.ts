@@ -2,7 +2,7 @@
 // chunks for 4+2 and 10+4, for the native (ISA-L) and the TypeScript codec, plus sha256 of
 // 1 MiB blocks for scale (every fragment is hashed once it is made). MiB/s of chunk bytes.
 import { createHash, randomFillSync } from 'node:crypto'
-import { codecs } from '../../node/erasure.ts'
+import { codecs, codecNote } from '../../node/erasure.ts'
 import type { ErasureCodec } from '../../node/erasure.ts'
 
 /** Bytes per chunk (DESIGN.md §2 default). */
@@ -43,7 +43,7 @@ function measure (name: string, codec: ErasureCodec, out: Record<string, number 
 export async function run (): Promise<Record<string, number | string>> {
   const out: Record<string, number | string> = {}
   if (codecs.native !== undefined) measure('native', codecs.native, out)
-  else out['erasure.native'] = 'absent (node/native/build.sh not built or libisal missing)'
+  else out['erasure.native'] = `absent: ${codecNote ?? 'unknown'}`
   measure('typescript', codecs.typescript, out)
   const block = randomFillSync(new Uint8Array(CHUNK_BYTES))
   out['sha256.1MiB.MiBps'] = mibps(CHUNK_BYTES, () => { createHash('sha256').update(block).digest() })

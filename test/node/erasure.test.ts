@@ -69,6 +69,8 @@ describe('erasure', () => {
     assert.equal(erasure.codec, native ? 'isa-l' : 'typescript')
     assert.equal(codecs.typescript.codec, 'typescript')
     assert.equal(codecs.native?.codec, native ? 'isa-l' : undefined)
+    if (native) assert.equal(erasure.codecNote, undefined)
+    else assert.match(erasure.codecNote ?? '', /DARKFS_ERASURE=typescript|did not load/)
   })
 
   it('DARKFS_ERASURE=typescript forces the TypeScript codec', async () => {
@@ -80,6 +82,7 @@ describe('erasure', () => {
       const forced: typeof erasure = await import(url)
       assert.equal(forced.codec, 'typescript')
       assert.equal(forced.codecs.native, undefined)
+      assert.equal(forced.codecNote, 'DARKFS_ERASURE=typescript')
       const data = bytes(1000, 3)
       assert.deepEqual(forced.encode(data, 4, 2), erasure.encode(data, 4, 2))
     } finally {
