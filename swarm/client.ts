@@ -26,6 +26,8 @@ export interface WantListener {
 
 export interface PushListener {
   ack: (holder: string) => void
+  /** The PUSH frame has been handed to the stream (or could not be): its bytes are no longer needed here. */
+  written?: () => void
 }
 
 export interface ClientInit {
@@ -90,13 +92,19 @@ export class Client {
   }
 
   /**
-   * Push a block with its forwarding plan; `onAck` hears each holder that stored it. Resolves
-   * when the peer reports its part of the plan finished (DONE), rejects when the stream fails.
+   * Push a block with its forwarding plan; `listener.ack` hears each holder that stored it.
+   * Resolves when the peer reports its part of the plan finished (DONE), rejects when the
+   * stream fails. A push slot is held only until the frame is written, not until DONE: waiting
+   * for DONE holds nothing a forwarding receiver needs, so chains crossing each other cannot
+   * deadlock on slots.
    */
   async push (cid: CID, bytes: Uint8Array, hops: Hop[], listener: PushListener, opts?: AbortOptions): Promise<void> {
     const key = cid.toString()
-    const release = await this.pushSlots.acquire(opts)
+    let written = false
+    const wrote = (): void => { if (!written) { written = true; listener.written?.() } }
+    let release: (() => void) | undefined
     try {
+      release = await this.pushSlots.acquire(opts)
       while (this.pushes.has(key)) {
         // one push of a CID to a peer at a time: ACKs and DONE name only the CID
         await new Promise(resolve => setTimeout(resolve, 10))
@@ -120,9 +128,13 @@ export class Client {
         this.pushes.get(key)?.fail(err as Error)
         this.pushes.delete(key)
       }
+      wrote()
+      release()
+      release = undefined
       await finished
     } finally {
-      release()
+      release?.()
+      wrote()
     }
   }
 

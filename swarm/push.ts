@@ -16,24 +16,39 @@ export interface DeliverContext {
   hopTimeoutMs: number
 }
 
+export interface DeliverOptions extends AbortOptions {
+  /** Called once when the block has been written to every first hop (or they failed). */
+  onWritten?: () => void
+}
+
 /**
  * Send `bytes` along `route`. With `route.first` undefined the caller is the root itself and
  * sends to each of its children. Resolves when every reachable part of the route is done.
  */
-export async function deliver (ctx: DeliverContext, cid: CID, bytes: Uint8Array, route: Route, onAck: (holder: string) => void, opts?: AbortOptions): Promise<void> {
+export async function deliver (ctx: DeliverContext, cid: CID, bytes: Uint8Array, route: Route, onAck: (holder: string) => void, opts: DeliverOptions = {}): Promise<void> {
+  const { onWritten, ...rest } = opts
   if (route.first === undefined) {
-    await Promise.all(children(route.hops).map(async child => { await deliver(ctx, cid, bytes, child, onAck, opts) }))
+    const kids = children(route.hops)
+    let left = kids.length
+    if (left === 0) onWritten?.()
+    const one = (): void => { if (--left === 0) onWritten?.() }
+    await Promise.all(kids.map(async child => { await deliver(ctx, cid, bytes, child, onAck, { ...rest, onWritten: one }) }))
     return
   }
+  await deliverTo(ctx, cid, bytes, { first: route.first, hops: route.hops }, onAck, rest, onWritten)
+}
+
+async function deliverTo (ctx: DeliverContext, cid: CID, bytes: Uint8Array, route: Route & { first: string }, onAck: (holder: string) => void, opts: AbortOptions, onWritten?: () => void): Promise<void> {
   const acked = new Set<string>()
   const timeout = AbortSignal.timeout(ctx.hopTimeoutMs)
   const signal = opts?.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
   try {
     await ctx.client(route.first).push(cid, bytes, route.hops, {
-      ack: (holder) => { acked.add(holder); onAck(holder) }
+      ack: (holder) => { acked.add(holder); onAck(holder) },
+      written: onWritten
     }, { signal })
   } catch (err) {
-    opts?.signal?.throwIfAborted()
+    opts.signal?.throwIfAborted()
     // the first hop failed or went silent: serve its children whose own ACK has not come back
     const rest = children(route.hops).filter(c => c.first !== undefined && !acked.has(c.first))
     if (rest.length === 0 && !acked.has(route.first)) throw err

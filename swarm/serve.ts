@@ -12,6 +12,7 @@ import { Channel } from './channel.ts'
 import { MAX_PUSHES_IN_FLIGHT_PER_PEER } from './client.ts'
 import { ProtocolError, TooManyRequestsError, WrongBlockError } from './errors.ts'
 import type { Route } from './plan.ts'
+import type { DeliverOptions } from './push.ts'
 import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, PUSH, WANT } from './protocol.ts'
 import type { Hop, Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
@@ -34,7 +35,7 @@ export interface ServeContext {
   /** Wants queued per peer, over all its streams. */
   wantsQueued: Map<string, number>
   /** Deliver a block along a route, reporting each holder's ACK. */
-  deliver: (cid: CID, bytes: Uint8Array, route: Route, onAck: (holder: string) => void, opts?: AbortOptions) => Promise<void>
+  deliver: (cid: CID, bytes: Uint8Array, route: Route, onAck: (holder: string) => void, opts?: DeliverOptions) => Promise<void>
   misbehaved: (peer: string, err: Error) => void
   onSent: (peer: string, bytes: number) => void
   onReceived: (peer: string, bytes: number) => void
@@ -152,18 +153,25 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   function onPush (cid: CID, bytes: Uint8Array, hops: Hop[]): void | Promise<void> {
     if (!matches(cid, bytes)) throw new WrongBlockError(cid.toString(), peer)
     pushes++
-    void handlePush(cid, bytes, hops).finally(() => {
+    let freed = false
+    // the stream's push slot is held while the block is stored and written onwards, not while
+    // the rest of the chain works: that is what bounds memory, and holding it longer could
+    // deadlock chains that cross each other
+    const free = (): void => {
+      if (freed) return
+      freed = true
       pushes--
       const wake = pushDone
       pushDone = undefined
       wake?.()
-    })
+    }
+    void handlePush(cid, bytes, hops, free).finally(free)
     if (pushes >= MAX_PUSHES_IN_FLIGHT_PER_PEER) {
       return new Promise<void>(resolve => { pushDone = resolve })
     }
   }
 
-  async function handlePush (cid: CID, bytes: Uint8Array, hops: Hop[]): Promise<void> {
+  async function handlePush (cid: CID, bytes: Uint8Array, hops: Hop[], written: () => void): Promise<void> {
     const opts = { signal: ctx.signal }
     const ack = (holder: string): void => {
       if (channel.isOpen) void channel.send({ type: ACK, cid, holder }).catch(() => {})
@@ -177,7 +185,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
         // not stored here: no ACK from us, but the rest of the plan still gets the block
       }
       if (stored) ack(ctx.self)
-      if (hops.length > 0) await ctx.deliver(cid, bytes, { first: undefined, hops }, ack, opts)
+      if (hops.length > 0) await ctx.deliver(cid, bytes, { first: undefined, hops }, ack, { ...opts, onWritten: written })
     } catch {
       // a forwarding failure only means fewer ACKs; DONE still tells the sender we are finished
     }
