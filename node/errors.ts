@@ -6,7 +6,6 @@ export interface WireError { name: string, message: string, code?: string, path?
 
 /** A filesystem error, shaped like node:fs errors: `code` is the POSIX errno name. */
 export class FsError extends Error {
-  static readonly name = 'FsError'
   override readonly name = 'FsError'
   readonly code: FsCode
   readonly syscall: string
@@ -50,8 +49,9 @@ const describe: Record<FsCode, string> = {
 
 /** A stored block whose bytes do not hash to its CID. Never returned to a caller. */
 export class CorruptBlockError extends Error {
-  static readonly name = 'CorruptBlockError'
   override readonly name = 'CorruptBlockError'
+  /** Through the mount and node:fs-style callers this is an I/O error. */
+  readonly code = 'EIO'
   readonly cid: string
   constructor (cid: string, where: string) {
     super(`block ${cid} is corrupt (${where}): its bytes do not match its CID`)
@@ -61,8 +61,8 @@ export class CorruptBlockError extends Error {
 
 /** A block that is neither stored here nor reachable from any peer. */
 export class BlockUnavailableError extends Error {
-  static readonly name = 'BlockUnavailableError'
   override readonly name = 'BlockUnavailableError'
+  readonly code = 'EIO'
   readonly cid: string
   constructor (cid: string, detail = 'not stored here and no reachable peer holds it') {
     super(`block ${cid} is unavailable: ${detail}`)
@@ -72,7 +72,6 @@ export class BlockUnavailableError extends Error {
 
 /** The data dir has no identity/config: `darkfs init` was never run there. */
 export class NotInitialisedError extends Error {
-  static readonly name = 'NotInitialisedError'
   override readonly name = 'NotInitialisedError'
   constructor (dir: string) {
     super(`${dir} is not a darkfs data dir: run \`darkfs init --data ${dir} --new-network\` (or --network-key FILE) first`)
@@ -81,7 +80,6 @@ export class NotInitialisedError extends Error {
 
 /** No `darkfs up` is serving the control socket of this data dir. */
 export class NoHostRunningError extends Error {
-  static readonly name = 'NoHostRunningError'
   override readonly name = 'NoHostRunningError'
   constructor (dir: string) {
     super(`no darkfs host is running for ${dir}: start one with \`darkfs up --data ${dir}\``)
@@ -90,7 +88,6 @@ export class NoHostRunningError extends Error {
 
 /** A second host on a data dir that already has one running. */
 export class AlreadyRunningError extends Error {
-  static readonly name = 'AlreadyRunningError'
   override readonly name = 'AlreadyRunningError'
   constructor (dir: string, pid: number) {
     super(`a darkfs host (pid ${pid}) is already running on ${dir}`)
@@ -99,13 +96,11 @@ export class AlreadyRunningError extends Error {
 
 /** Bad arguments or configuration given by a user. */
 export class UsageError extends Error {
-  static readonly name = 'UsageError'
   override readonly name = 'UsageError'
 }
 
 /** A peer connection that failed in a way that points at a different network key. */
 export class NetworkKeyMismatchError extends Error {
-  static readonly name = 'NetworkKeyMismatchError'
   override readonly name = 'NetworkKeyMismatchError'
   constructor (peer: string, detail?: string) {
     super(`could not connect to ${peer}: the handshake failed, most likely a network key mismatch (the peer is not in this darkfs network, or not a darkfs host)${detail !== undefined ? `: ${detail}` : ''}`)

@@ -9,3 +9,5 @@
 export type { Caller, Kind, Stats, Dirent, StatFs, OpenFlags, FileHandle, TimeArg, VolumeApi } from './types.ts'
 export { FsError, CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, toWire, fromWire } from './errors.ts'
 export type { FsCode, WireError } from './errors.ts'
+export { Volume } from './volume.ts'
+export { CHUNK_SIZE } from './chunks.ts'

@@ -1,0 +1,141 @@
+// Chunk service: where the Volume's bytes go and come from. Stores every chunk it writes
+// locally first (durable before the write op is committed), and reads through a bounded
+// cache, the local store, then the network (when a Network is attached: swarm pull of any k
+// fragments from their holders; see network.ts).
+import type { CID } from 'multiformats/cid'
+import { ChunkCache } from './cache.ts'
+import { decodeChunk, encodeChunk, decodeManifest, encodeManifest } from './chunks.ts'
+import type { ChunkRef, Manifest } from './chunks.ts'
+import { BlockUnavailableError, CorruptBlockError } from './errors.ts'
+import type { Store } from './store.ts'
+
+export interface AbortOptions { signal?: AbortSignal }
+
+/** What the chunk service needs of the network (implemented in network.ts over host + swarm). */
+export interface Network {
+  /** Erasure parameters for new chunks, from the live network (DESIGN.md §2). */
+  params: () => { k: number, m: number }
+  /** Fetch `need` of the given fragment CIDs (data first) from peers; verified. */
+  fetch: (cids: CID[], need: number, opts?: AbortOptions) => Promise<Map<string, Uint8Array>>
+  /** Place the fragments of newly written chunks (read from the local store) on their targets. */
+  place: (refs: ChunkRef[], opts?: AbortOptions & { wait?: 'none' | 'safe' }) => Promise<void>
+  /** Fetch one block (e.g. a manifest) from whoever has it. */
+  fetchOne: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
+}
+
+export interface ChunkServiceInit {
+  cacheBytes?: number
+  /** Erasure parameters while no network is attached (default k = 1, m = 0: one local copy). */
+  localParams?: { k: number, m: number }
+}
+
+export class ChunkService {
+  private readonly store: Store
+  private readonly cache: ChunkCache
+  private readonly localParams: { k: number, m: number }
+  network?: Network
+
+  constructor (store: Store, init: ChunkServiceInit = {}) {
+    this.store = store
+    this.cache = new ChunkCache(init.cacheBytes)
+    this.localParams = init.localParams ?? { k: 1, m: 0 }
+  }
+
+  params (): { k: number, m: number } {
+    return this.network?.params() ?? this.localParams
+  }
+
+  /** Drop decoded chunks from memory (tests and benchmarks read cold). */
+  dropCache (): void {
+    this.cache.clear()
+  }
+
+  /** Encode and store a chunk locally (fsynced). Placement happens at commit. */
+  async storeChunk (bytes: Uint8Array, offset: number): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
+    const { k, m } = this.params()
+    const encoded = encodeChunk(bytes, offset, k, m)
+    await this.store.putMany(encoded.blocks)
+    if (encoded.ref.cid !== null) this.cache.set(encoded.ref.cid.toString(), bytes)
+    return encoded
+  }
+
+  /** Read a whole chunk: cache, local fragments, then the network. */
+  async readChunk (ref: ChunkRef, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
+    if (ref.cid === null) return new Uint8Array(ref.size)
+    const key = ref.cid.toString()
+    const cached = this.cache.get(key)
+    if (cached !== undefined) return cached
+    const frags: Array<Uint8Array | undefined> = new Array(ref.k + ref.m).fill(undefined)
+    let have = 0
+    let corrupt = 0
+    // data fragments first: no decoding needed when all k are here
+    for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
+      let f: Uint8Array | undefined
+      try {
+        f = await this.store.get(ref.fragments[i])
+      } catch (err: any) {
+        if (err instanceof CorruptBlockError) corrupt++
+        else if (err.code !== 'ENOENT') throw err
+      }
+      if (f !== undefined) {
+        frags[i] = f
+        have++
+        if (ref.k === 1) break
+      }
+    }
+    if (have < ref.k && this.network !== undefined) {
+      const want = ref.fragments.filter((_, i) => frags[i] === undefined)
+      const got = await this.network.fetch(want, ref.k - have, opts)
+      ref.fragments.forEach((cid, i) => {
+        const b = got.get(cid.toString())
+        if (b !== undefined && frags[i] === undefined) { frags[i] = b; have++ }
+      })
+    }
+    if (have < ref.k && corrupt > 0) {
+      throw new CorruptBlockError(key, `chunk at offset ${ref.offset}${opts.path !== undefined ? ` of ${opts.path}` : ''}, and no intact copy is reachable`)
+    }
+    if (have < ref.k) {
+      throw new BlockUnavailableError(key, `${have} of the ${ref.k} fragments needed are reachable${opts.path !== undefined ? ` (file ${opts.path})` : ''}`)
+    }
+    const bytes = decodeChunk(ref, frags)
+    this.cache.set(key, bytes)
+    return bytes
+  }
+
+  async storeManifest (manifest: Manifest): Promise<CID> {
+    const { cid, bytes } = encodeManifest(manifest)
+    await this.store.put(cid, bytes)
+    return cid
+  }
+
+  async readManifest (cid: CID, opts: AbortOptions & { path?: string } = {}): Promise<Manifest> {
+    let bytes = await this.store.tryGet(cid)
+    if (bytes === undefined && this.network !== undefined) {
+      bytes = await this.network.fetchOne(cid, opts)
+      await this.store.put(cid, bytes)
+    }
+    if (bytes === undefined) throw new BlockUnavailableError(cid.toString(), `the manifest${opts.path !== undefined ? ` of ${opts.path}` : ''} is not stored here and no peer is reachable`)
+    return decodeManifest(bytes)
+  }
+
+  /** Hand freshly written chunks to the network for placement. */
+  async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe' } = {}): Promise<void> {
+    if (this.network === undefined || refs.length === 0) return
+    await this.network.place(refs, opts)
+  }
+
+  /** Whether this host alone holds enough fragments to rebuild the chunk. */
+  async hasLocally (ref: ChunkRef): Promise<boolean> {
+    if (ref.cid === null) return true
+    let have = 0
+    for (const f of new Set(ref.fragments.map(c => c.toString()))) {
+      const cid = ref.fragments.find(c => c.toString() === f)!
+      if (await this.store.has(cid)) have += ref.k === 1 ? ref.k : ref.fragments.filter(c => c.toString() === f).length
+    }
+    return have >= ref.k
+  }
+
+  isCorrupt (err: unknown): boolean {
+    return err instanceof CorruptBlockError
+  }
+}

@@ -1,0 +1,116 @@
+// Bytes <-> chunks <-> erasure fragments, and the manifest that names a file version
+// (DESIGN.md §2). Pure apart from hashing: no I/O here.
+//
+// A chunk is a fixed-offset slice of a file (CHUNK_SIZE), named by its CIDv1 raw sha256.
+// It is coded with a systematic Reed–Solomon code into k data + m parity fragments, each a
+// raw block with its own CID. With k = 1 the fragments are m + 1 copies of the chunk itself
+// (one CID). A chunk of zeros past the end of written data is a hole: `cid: null`.
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { cidOf, matches } from './store.ts'
+import * as erasure from './erasure.ts'
+
+/** Fixed chunk size: 1 MiB. */
+export const CHUNK_SIZE = 1 << 20
+/** Largest manifest block accepted (decoding bound): 16 MiB describes ~60 GiB files. */
+export const MAX_MANIFEST_BYTES = 16 << 20
+/** Files up to this size live inline in their write op, not in chunks. */
+export const INLINE_MAX = 4096
+
+export interface ChunkRef {
+  offset: number
+  size: number
+  /** The chunk's CID (raw sha256), or null for a hole (all zeros). */
+  cid: CID | null
+  k: number
+  m: number
+  /** k + m fragment CIDs, data fragments first. Equal to [cid] * (m+1) when k = 1. */
+  fragments: CID[]
+}
+
+export interface Manifest {
+  v: 1
+  size: number
+  chunkSize: number
+  chunks: ChunkRef[]
+}
+
+export interface EncodedChunk {
+  ref: ChunkRef
+  /** Distinct fragment blocks (with k = 1 there is just one: the chunk). */
+  blocks: Array<{ cid: CID, bytes: Uint8Array }>
+}
+
+export class ManifestError extends Error {
+  override readonly name = 'ManifestError'
+}
+
+/** Cut-and-code one chunk of a file. */
+export function encodeChunk (bytes: Uint8Array, offset: number, k: number, m: number): EncodedChunk {
+  const cid = cidOf(bytes)
+  if (k === 1) {
+    return {
+      ref: { offset, size: bytes.byteLength, cid, k, m, fragments: Array.from({ length: m + 1 }, () => cid) },
+      blocks: [{ cid, bytes }]
+    }
+  }
+  const shards = erasure.encode(bytes, k, m)
+  const blocks = shards.map(s => ({ cid: cidOf(s), bytes: s }))
+  return { ref: { offset, size: bytes.byteLength, cid, k, m, fragments: blocks.map(b => b.cid) }, blocks }
+}
+
+/** A hole: `size` zero bytes at `offset`, stored nowhere. */
+export function holeChunk (offset: number, size: number): ChunkRef {
+  return { offset, size, cid: null, k: 1, m: 0, fragments: [] }
+}
+
+/**
+ * Rebuild a chunk from fragments (by index; any k present). Verifies the result against
+ * the chunk CID, so a wrong fragment can never yield wrong bytes.
+ */
+export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefined>): Uint8Array {
+  if (ref.cid === null) return new Uint8Array(ref.size)
+  let bytes: Uint8Array
+  if (ref.k === 1) {
+    const copy = fragments.find(f => f !== undefined)
+    if (copy === undefined) throw new ManifestError(`no fragment of chunk ${ref.cid.toString()}`)
+    bytes = copy
+  } else {
+    bytes = erasure.decode(fragments, ref.k, ref.m, ref.size)
+  }
+  if (!matches(ref.cid, bytes)) throw new ManifestError(`chunk ${ref.cid.toString()} rebuilt to the wrong bytes`)
+  return bytes
+}
+
+export function encodeManifest (manifest: Manifest): { cid: CID, bytes: Uint8Array } {
+  const bytes = dagCbor.encode(manifest)
+  return { cid: cidOf(bytes, dagCbor.code), bytes }
+}
+
+/** Decode and validate a manifest block (bounded, every field checked). */
+export function decodeManifest (bytes: Uint8Array): Manifest {
+  if (bytes.byteLength > MAX_MANIFEST_BYTES) throw new ManifestError(`manifest of ${bytes.byteLength} bytes exceeds ${MAX_MANIFEST_BYTES}`)
+  let m: any
+  try { m = dagCbor.decode(bytes) } catch (err: any) { throw new ManifestError(`malformed manifest: ${err.message}`) }
+  const isInt = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0
+  if (m?.v !== 1 || !isInt(m.size) || !isInt(m.chunkSize) || m.chunkSize === 0 || !Array.isArray(m.chunks)) {
+    throw new ManifestError('malformed manifest: bad header')
+  }
+  let expect = 0
+  for (const c of m.chunks) {
+    const okCid = c?.cid === null || CID.asCID(c?.cid) != null
+    if (!isInt(c?.offset) || !isInt(c.size) || !okCid || !isInt(c.k) || !isInt(c.m) || c.k < 1 || c.k + c.m > 255 ||
+      !Array.isArray(c.fragments) || c.fragments.some((f: unknown) => CID.asCID(f) == null) ||
+      (c.cid !== null && c.fragments.length !== c.k + c.m) || c.offset !== expect || c.size > m.chunkSize) {
+      throw new ManifestError('malformed manifest: bad chunk reference')
+    }
+    expect += c.size
+  }
+  if (expect !== m.size) throw new ManifestError(`malformed manifest: chunks cover ${expect} bytes, size says ${m.size}`)
+  return m as Manifest
+}
+
+/** The chunk indexes overlapping [start, end). */
+export function chunkRange (start: number, end: number, chunkSize = CHUNK_SIZE): [number, number] {
+  return [Math.floor(start / chunkSize), Math.ceil(end / chunkSize)]
+}

@@ -1,0 +1,115 @@
+// The composition root of a running host (`darkfs up`): build the parts in order, close them in
+// reverse order under one shutdown. DESIGN.md §1.
+import { open, readFile, unlink, mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ChunkService } from './blocks.ts'
+import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
+import { ControlServer } from './control.ts'
+import { CONTROL_SOCKET } from './client.ts'
+import { AlreadyRunningError } from './errors.ts'
+import { createHost } from './host.ts'
+import type { Host } from './host.ts'
+import { loadOrCreateIdentity, readNetworkKey } from './keys.ts'
+import { signerFor, verify } from './signing.ts'
+import { Store } from './store.ts'
+import { Tree } from './tree/index.ts'
+import { Volume } from './volume.ts'
+import { chunkStatus } from './status.ts'
+
+export const PID_FILE = 'host.pid'
+
+export interface DaemonOptions {
+  dir: string
+  listen?: string[]
+  join?: string[]
+  announce?: string[]
+  allowFrom?: string[]
+}
+
+export interface Daemon {
+  readonly volume: Volume
+  readonly host: Host
+  readonly tree: Tree
+  close: () => Promise<void>
+}
+
+/** Take the data dir for this process: a second `up` on the same dir fails clearly. */
+async function lock (dir: string): Promise<() => Promise<void>> {
+  const file = join(dir, PID_FILE)
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(file, 'wx')
+      await fh.writeFile(String(process.pid))
+      await fh.close()
+      return async () => { await unlink(file).catch(() => {}) }
+    } catch (err: any) {
+      if (err.code !== 'EEXIST') throw err
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new AlreadyRunningError(dir, pid)
+      await unlink(file).catch(() => {}) // stale: its process is gone
+    }
+  }
+  throw new AlreadyRunningError(dir, -1)
+}
+
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err: any) { return err.code === 'EPERM' }
+}
+
+export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
+  const { dir } = opts
+  const config = await loadConfig(dir)
+  await mkdir(dir, { recursive: true })
+  const unlock = await lock(dir)
+  const closers: Array<() => Promise<void>> = [unlock]
+  const close = async (): Promise<void> => {
+    while (closers.length > 0) {
+      const c = closers.pop()!
+      await c().catch(() => {})
+    }
+  }
+  try {
+    const privateKey = await loadOrCreateIdentity(dir)
+    const networkKey = await readNetworkKey(join(dir, NETWORK_KEY_FILE))
+    const store = await Store.open(join(dir, 'store'))
+    closers.push(async () => { await store.close() })
+    await mkdir(join(dir, 'tree'), { recursive: true })
+    const tree = await Tree.open({ dir: join(dir, 'tree'), signer: signerFor(privateKey), verify })
+    closers.push(async () => { await tree.close() })
+    const chunks = new ChunkService(store)
+    const volume = new Volume({ tree, chunks, store })
+
+    const listen = opts.listen !== undefined && opts.listen.length > 0 ? opts.listen : config.listen
+    const join_ = [...new Set([...(opts.join ?? []), ...config.join])]
+    const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom })
+    closers.push(async () => { await host.stop() })
+    if ((opts.join ?? []).length > 0) {
+      await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })
+    }
+
+    const control = new ControlServer({
+      socket: join(dir, CONTROL_SOCKET),
+      volume,
+      status: async () => {
+        const usage = await store.usage()
+        const peers = host.peers()
+        return {
+          peerId: host.peerId,
+          addresses: host.addresses(),
+          peers: peers.length,
+          offline: peers.length === 0 && join_.length > 0,
+          chunks: await chunkStatus(volume, { peers: peers.length }),
+          bytesStored: usage.bytesStored,
+          capacity: usage.capacity
+        }
+      },
+      peers: async () => host.peers()
+    })
+    await control.start()
+    closers.push(async () => { await control.stop() })
+    return { volume, host, tree, close }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}

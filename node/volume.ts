@@ -1,0 +1,585 @@
+// Volume: the filesystem API (shaped like node:fs/promises) over the replicated tree (metadata)
+// and the chunk service (bytes). Path-based; every method validates its path, resolves it in
+// the materialised tree and turns a change into one signed op. POSIX rules that belong to the
+// filesystem itself (EEXIST, ENOTEMPTY, EISDIR, rename over, setgid inheritance, link counts)
+// are enforced here; permission checks on behalf of a caller are the kernel's
+// (default_permissions) through the mount.
+import { CID } from 'multiformats/cid'
+import { ChunkService } from './blocks.ts'
+import { nowNs, nsToMs } from './clock.ts'
+import { FsError } from './errors.ts'
+import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
+import { OpenFile } from './open-file.ts'
+import { split, checkName, join } from './paths.ts'
+import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.ts'
+import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
+import type { Store } from './store.ts'
+import { constants } from 'node:fs'
+
+/** Symlinks followed while resolving one path before ELOOP (Linux's MAXSYMLINKS). */
+export const MAX_SYMLINK_HOPS = 40
+/** Largest xattr value: 64 KiB (XATTR_SIZE_MAX). */
+export const XATTR_VALUE_MAX = 65536
+/** Largest file: 2^50 bytes. */
+export const FILE_SIZE_MAX = 2 ** 50
+
+const ROOT: Caller = { uid: 0, gid: 0 }
+const BLOCK = 4096
+
+export interface VolumeParts {
+  tree: Tree
+  chunks: ChunkService
+  store?: Store
+}
+
+interface Resolved { inode: Inode, entry?: Entry, path: string }
+
+export class Volume implements VolumeApi {
+  readonly tree: Tree
+  readonly chunks: ChunkService
+  private readonly store?: Store
+  private readonly open_ = new Map<InodeId, OpenFile>()
+
+  constructor (parts: VolumeParts) {
+    this.tree = parts.tree
+    this.chunks = parts.chunks
+    this.store = parts.store
+    this.tree.addEventListener('op', (e: any) => {
+      const { body, local } = e.detail ?? {}
+      if (local !== true && body?.type === 'write') {
+        const open = this.open_.get(body.inode)
+        const inode = this.tree.get(body.inode)
+        if (open !== undefined && inode !== undefined) open.rebase({ content: inode.content, size: inode.size })
+      }
+    })
+  }
+
+  /**
+   * Open a single-host volume in a data dir (library use: `Volume.open({ dir })`). The data dir
+   * gets an identity on first use. A host (`darkfs up`) builds its Volume from parts instead.
+   */
+  static async open (init: { dir: string, localParams?: { k: number, m: number } }): Promise<Volume & { close: () => Promise<void> }> {
+    const { openLocal } = await import('./local.ts')
+    return await openLocal(init.dir, init)
+  }
+
+  /** Every committed content of every live file (for status, GC and repair). */
+  * liveContents (): Generator<Content> {
+    const stack: InodeId[] = [this.tree.root]
+    const seen = new Set<InodeId>()
+    while (stack.length > 0) {
+      const dir = stack.pop()!
+      for (const e of this.tree.children(dir)) {
+        if (seen.has(e.inode)) continue
+        seen.add(e.inode)
+        const inode = this.tree.get(e.inode)
+        if (inode === undefined) continue
+        if (inode.kind === 'dir') stack.push(inode.id)
+        else if (inode.content !== null) yield inode.content
+      }
+    }
+  }
+
+  // ---- resolution -------------------------------------------------------------------------
+
+  private walk (path: string, followLast: boolean, syscall: string): Resolved {
+    let parts = split(path, syscall)
+    let hops = 0
+    for (;;) {
+      let inode = this.tree.get(this.tree.root)!
+      let entry: Entry | undefined
+      let restarted = false
+      for (let i = 0; i < parts.length; i++) {
+        if (inode.kind !== 'dir') throw new FsError('ENOTDIR', syscall, path)
+        const e = this.tree.lookup(inode.id, parts[i])
+        if (e === undefined) throw new FsError('ENOENT', syscall, path)
+        const next = this.tree.get(e.inode)
+        if (next === undefined) throw new FsError('ENOENT', syscall, path)
+        const last = i === parts.length - 1
+        if (next.kind === 'symlink' && (!last || followLast)) {
+          if (++hops > MAX_SYMLINK_HOPS) throw new FsError('ELOOP', syscall, path)
+          const target = next.target ?? ''
+          const base = target.startsWith('/') ? [] : parts.slice(0, i)
+          parts = split(join([...base, ...target.split('/'), ...parts.slice(i + 1)].filter(p => p !== '')), syscall)
+          restarted = true
+          break
+        }
+        inode = next
+        entry = e
+      }
+      if (!restarted) return { inode, entry, path }
+    }
+  }
+
+  /** The directory that holds the last component of `path`, and that component's name. */
+  private parentOf (path: string, syscall: string): { dir: Inode, name: string, existing?: Entry } {
+    const parts = split(path, syscall)
+    if (parts.length === 0) throw new FsError('EEXIST', syscall, path, 'the volume root')
+    const name = parts[parts.length - 1]
+    checkName(name, syscall, path)
+    const { inode: dir } = this.walk(join(parts.slice(0, -1)), true, syscall)
+    if (dir.kind !== 'dir') throw new FsError('ENOTDIR', syscall, path)
+    return { dir, name, existing: this.tree.lookup(dir.id, name) }
+  }
+
+  private async commit (body: OpBody): Promise<{ cid: CID, id: InodeId }> {
+    return await this.tree.commit(body)
+  }
+
+  // ---- attributes -------------------------------------------------------------------------
+
+  private toStats (inode: Inode): Stats {
+    const open = this.open_.get(inode.id)
+    const size = open?.size ?? inode.size
+    const mtime = open?.mtime !== undefined && open.mtime > inode.mtime ? open.mtime : inode.mtime
+    const ctime = mtime > inode.ctime ? mtime : inode.ctime
+    const kind = inode.kind
+    return {
+      ino: inode.ino,
+      mode: typeOf(kind) | (inode.mode & PERM_MASK),
+      kind,
+      nlink: inode.nlink,
+      uid: inode.uid,
+      gid: inode.gid,
+      rdev: inode.rdev,
+      size: kind === 'symlink' ? Buffer.byteLength(inode.target ?? '') : size,
+      blocks: Math.ceil(size / 512),
+      blksize: BLOCK,
+      atimeNs: inode.atime,
+      mtimeNs: mtime,
+      ctimeNs: ctime,
+      birthtimeNs: inode.btime,
+      atimeMs: nsToMs(inode.atime),
+      mtimeMs: nsToMs(mtime),
+      ctimeMs: nsToMs(ctime),
+      isFile: () => kind === 'file',
+      isDirectory: () => kind === 'dir',
+      isSymbolicLink: () => kind === 'symlink'
+    }
+  }
+
+  async stat (path: string): Promise<Stats> {
+    return this.toStats(this.walk(path, true, 'stat').inode)
+  }
+
+  async lstat (path: string): Promise<Stats> {
+    return this.toStats(this.walk(path, false, 'lstat').inode)
+  }
+
+  async chmod (path: string, mode: number): Promise<void> {
+    const { inode } = this.walk(path, true, 'chmod')
+    await this.commit({ type: 'setattr', inode: inode.id, mode: mode & PERM_MASK, time: nowNs() })
+  }
+
+  async chown (path: string, uid: number, gid: number): Promise<void> {
+    const { inode } = this.walk(path, true, 'chown')
+    const body: OpBody = { type: 'setattr', inode: inode.id, time: nowNs() }
+    if (uid >= 0 && uid !== 0xffffffff) body.uid = uid
+    if (gid >= 0 && gid !== 0xffffffff) body.gid = gid
+    await this.commit(body)
+  }
+
+  async utimes (path: string, atime: TimeArg, mtime: TimeArg): Promise<void> {
+    const { inode } = this.walk(path, true, 'utimes')
+    const now = nowNs()
+    const body: OpBody = { type: 'setattr', inode: inode.id, time: now }
+    const a = toNs(atime, now)
+    const m = toNs(mtime, now)
+    if (a !== undefined) body.atime = a
+    if (m !== undefined) body.mtime = m
+    await this.commit(body)
+  }
+
+  // ---- directories ------------------------------------------------------------------------
+
+  async readdir (path: string): Promise<string[]> {
+    return (await this.readdirents(path)).map(d => d.name)
+  }
+
+  async readdirents (path: string): Promise<Dirent[]> {
+    const { inode } = this.walk(path, true, 'readdir')
+    if (inode.kind !== 'dir') throw new FsError('ENOTDIR', 'readdir', path)
+    const out: Dirent[] = []
+    for (const e of this.tree.children(inode.id)) {
+      const child = this.tree.get(e.inode)
+      if (child !== undefined) out.push({ name: e.name, kind: child.kind, ino: child.ino })
+    }
+    return out.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  }
+
+  private owner (dir: Inode, caller: Caller, kind: Kind, mode: number): { uid: number, gid: number, mode: number } {
+    let m = mode & PERM_MASK & ~(caller.umask ?? 0)
+    let gid = caller.gid
+    if ((dir.mode & S_ISGID) !== 0) {
+      gid = dir.gid
+      if (kind === 'dir') m |= S_ISGID
+    }
+    return { uid: caller.uid, gid, mode: m }
+  }
+
+  private async create (path: string, kind: Kind, mode: number, caller: Caller, extra: { target?: string, rdev?: number, content?: Content, size?: number } = {}, syscall = 'create'): Promise<InodeId> {
+    const { dir, name, existing } = this.parentOf(path, syscall)
+    if (existing !== undefined) throw new FsError('EEXIST', syscall, path)
+    const own = this.owner(dir, caller, kind, mode)
+    const body: OpBody = { type: 'create', parent: dir.id, name, kind, mode: own.mode, uid: own.uid, gid: own.gid, time: nowNs() }
+    if (extra.target !== undefined) body.target = extra.target
+    if (extra.rdev !== undefined) body.rdev = extra.rdev
+    if (extra.content !== undefined) body.content = extra.content
+    if (extra.size !== undefined) body.size = extra.size
+    return (await this.commit(body)).id
+  }
+
+  async mkdir (path: string, opts: { recursive?: boolean, mode?: number, caller?: Caller } = {}): Promise<void> {
+    const caller = opts.caller ?? ROOT
+    const mode = opts.mode ?? 0o755
+    if (opts.recursive === true) {
+      const parts = split(path, 'mkdir')
+      for (let i = 1; i <= parts.length; i++) {
+        const p = join(parts.slice(0, i))
+        let r: Resolved | undefined
+        try { r = this.walk(p, true, 'mkdir') } catch (err: any) { if (err.code !== 'ENOENT') throw err }
+        if (r === undefined) await this.create(p, 'dir', mode, caller, {}, 'mkdir')
+        else if (r.inode.kind !== 'dir') throw new FsError('ENOTDIR', 'mkdir', p)
+      }
+      return
+    }
+    await this.create(path, 'dir', mode, caller, {}, 'mkdir')
+  }
+
+  async rmdir (path: string): Promise<void> {
+    const { inode, entry } = this.walk(path, false, 'rmdir')
+    if (entry === undefined) throw new FsError('EBUSY', 'rmdir', path, 'the volume root')
+    if (inode.kind !== 'dir') throw new FsError('ENOTDIR', 'rmdir', path)
+    if (this.tree.children(inode.id).length > 0) throw new FsError('ENOTEMPTY', 'rmdir', path)
+    await this.commit({ type: 'unlink', entry: entry.id, time: nowNs() })
+  }
+
+  async unlink (path: string): Promise<void> {
+    const { inode, entry } = this.walk(path, false, 'unlink')
+    if (entry === undefined) throw new FsError('EISDIR', 'unlink', path)
+    if (inode.kind === 'dir') throw new FsError('EISDIR', 'unlink', path)
+    await this.commit({ type: 'unlink', entry: entry.id, time: nowNs() })
+  }
+
+  async rm (path: string, opts: { recursive?: boolean } = {}): Promise<void> {
+    const { inode, entry } = this.walk(path, false, 'rm')
+    if (entry === undefined) throw new FsError('EBUSY', 'rm', path, 'the volume root')
+    if (inode.kind !== 'dir') { await this.unlink(path); return }
+    if (opts.recursive !== true) {
+      if (this.tree.children(inode.id).length > 0) throw new FsError('ENOTEMPTY', 'rm', path, 'a non-empty directory: use recursive')
+      await this.rmdir(path)
+      return
+    }
+    // depth first: children, then the directory itself
+    const base = split(path, 'rm')
+    for (const child of this.tree.children(inode.id)) {
+      await this.rm(join([...base, child.name]), opts)
+    }
+    await this.rmdir(path)
+  }
+
+  async rename (from: string, to: string): Promise<void> {
+    const src = this.walk(from, false, 'rename')
+    if (src.entry === undefined) throw new FsError('EBUSY', 'rename', from, 'the volume root')
+    const { dir, name, existing } = this.parentOf(to, 'rename')
+    if (existing?.id === src.entry.id) return
+    if (src.inode.kind === 'dir') {
+      // a directory cannot move into itself or its own subtree
+      for (let d: InodeId | undefined = dir.id; d !== undefined && d !== this.tree.root;) {
+        if (d === src.inode.id) throw new FsError('EINVAL', 'rename', to, 'a directory cannot move into itself')
+        d = this.tree.entries(d)[0]?.parent
+      }
+      if (dir.id === src.inode.id) throw new FsError('EINVAL', 'rename', to, 'a directory cannot move into itself')
+    }
+    const body: OpBody = { type: 'move', entry: src.entry.id, parent: dir.id, name, time: nowNs() }
+    if (existing !== undefined) {
+      const target = this.tree.get(existing.inode)!
+      if (existing.inode === src.inode.id) {
+        // two links to one inode: POSIX says do nothing
+        return
+      }
+      if (src.inode.kind === 'dir') {
+        if (target.kind !== 'dir') throw new FsError('ENOTDIR', 'rename', to)
+        if (this.tree.children(target.id).length > 0) throw new FsError('ENOTEMPTY', 'rename', to)
+      } else if (target.kind === 'dir') {
+        throw new FsError('EISDIR', 'rename', to)
+      }
+      body.replace = existing.id
+    }
+    await this.commit(body)
+  }
+
+  // ---- links ------------------------------------------------------------------------------
+
+  async symlink (target: string, path: string, caller: Caller = ROOT): Promise<void> {
+    if (target.length === 0) throw new FsError('ENOENT', 'symlink', path, 'empty target')
+    if (Buffer.byteLength(target) >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', path)
+    await this.create(path, 'symlink', 0o777, { ...caller, umask: 0 }, { target }, 'symlink')
+  }
+
+  async readlink (path: string): Promise<string> {
+    const { inode } = this.walk(path, false, 'readlink')
+    if (inode.kind !== 'symlink') throw new FsError('EINVAL', 'readlink', path, 'not a symbolic link')
+    return inode.target ?? ''
+  }
+
+  async link (existing: string, path: string): Promise<void> {
+    const src = this.walk(existing, false, 'link')
+    if (src.inode.kind === 'dir') throw new FsError('EPERM', 'link', existing, 'hard links to directories are not allowed')
+    const { dir, name, existing: there } = this.parentOf(path, 'link')
+    if (there !== undefined) throw new FsError('EEXIST', 'link', path)
+    await this.commit({ type: 'link', parent: dir.id, name, inode: src.inode.id, time: nowNs() })
+  }
+
+  async mknod (path: string, mode: number, rdev: number, caller: Caller = ROOT): Promise<void> {
+    const kind = kindOf(mode) ?? 'file'
+    if (kind === 'dir' || kind === 'symlink') throw new FsError('EINVAL', 'mknod', path)
+    if (kind === 'file') {
+      await this.create(path, 'file', mode, caller, {}, 'mknod')
+      return
+    }
+    await this.create(path, kind, mode, caller, { rdev }, 'mknod')
+  }
+
+  // ---- xattrs -----------------------------------------------------------------------------
+
+  async getxattr (path: string, name: string): Promise<Uint8Array> {
+    const { inode } = this.walk(path, true, 'getxattr')
+    const v = inode.xattrs.get(name)
+    if (v === undefined) throw new FsError('ENODATA', 'getxattr', path, name)
+    return v
+  }
+
+  async setxattr (path: string, name: string, value: Uint8Array, flags: { create?: boolean, replace?: boolean } = {}): Promise<void> {
+    const { inode } = this.walk(path, true, 'setxattr')
+    if (name.length === 0 || Buffer.byteLength(name) > 255) throw new FsError('ERANGE', 'setxattr', path, 'attribute name length')
+    if (value.byteLength > XATTR_VALUE_MAX) throw new FsError('ERANGE', 'setxattr', path, 'value too large')
+    const has = inode.xattrs.has(name)
+    if (flags.create === true && has) throw new FsError('EEXIST', 'setxattr', path, name)
+    if (flags.replace === true && !has) throw new FsError('ENODATA', 'setxattr', path, name)
+    await this.commit({ type: 'setxattr', inode: inode.id, name, value: Uint8Array.from(value), time: nowNs() })
+  }
+
+  async listxattr (path: string): Promise<string[]> {
+    return [...this.walk(path, true, 'listxattr').inode.xattrs.keys()].sort()
+  }
+
+  async removexattr (path: string, name: string): Promise<void> {
+    const { inode } = this.walk(path, true, 'removexattr')
+    if (!inode.xattrs.has(name)) throw new FsError('ENODATA', 'removexattr', path, name)
+    await this.commit({ type: 'removexattr', inode: inode.id, name, time: nowNs() })
+  }
+
+  // ---- file contents ----------------------------------------------------------------------
+
+  private openFile (inode: Inode, path: string): OpenFile {
+    let f = this.open_.get(inode.id)
+    if (f === undefined) {
+      f = new OpenFile(inode.id, { content: inode.content, size: inode.size }, this.chunks, () => this.tree.path(this.tree.entries(inode.id)[0]?.id ?? '') ?? path)
+      this.open_.set(inode.id, f)
+    }
+    return f
+  }
+
+  /** Commit an open file's pending state as a new version (one `write` op). */
+  private async commitFile (f: OpenFile, wait: 'none' | 'safe'): Promise<void> {
+    const c = await f.prepare()
+    if (c !== undefined) {
+      await this.commit({ type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() })
+      f.committed(c)
+      const placing = this.chunks.place(c.refs, { wait })
+      if (wait === 'safe') await placing
+      else placing.catch(() => {})
+    }
+  }
+
+  private release (f: OpenFile): void {
+    if (f.handles === 0 && !f.changed) this.open_.delete(f.inode)
+  }
+
+  async open (path: string, flags: OpenFlags = 'r', mode = 0o644, caller: Caller = ROOT): Promise<FileHandle> {
+    const fl = parseFlags(flags)
+    let r: Resolved | undefined
+    try {
+      r = this.walk(path, true, 'open')
+    } catch (err: any) {
+      if (err.code !== 'ENOENT' || !fl.create) throw err
+    }
+    if (r !== undefined && fl.create && fl.exclusive) throw new FsError('EEXIST', 'open', path)
+    if (r === undefined) {
+      const id = await this.create(path, 'file', mode, caller, {}, 'open')
+      r = { inode: this.tree.get(id)!, path }
+    }
+    const inode = r.inode
+    if (inode.kind === 'dir' && fl.write) throw new FsError('EISDIR', 'open', path)
+    const file = inode.kind === 'file' ? this.openFile(inode, path) : undefined
+    if (file !== undefined) file.handles++
+    if (fl.truncate && fl.write && file !== undefined && file.size > 0) await file.truncate(0)
+    const vol = this
+    let closed = false
+    const check = (syscall: string, write: boolean): OpenFile => {
+      if (closed) throw new FsError('EBADF', syscall, path)
+      if (file === undefined) throw new FsError(inode.kind === 'dir' ? 'EISDIR' : 'EINVAL', syscall, path)
+      if (write && !fl.write) throw new FsError('EBADF', syscall, path, 'not open for writing')
+      if (!write && !fl.read) throw new FsError('EBADF', syscall, path, 'not open for reading')
+      return file
+    }
+    return {
+      path,
+      ino: inode.ino,
+      async read (buffer, offset, length, position) {
+        const bytes = await check('read', false).read(position, length)
+        buffer.set(bytes, offset)
+        return { bytesRead: bytes.byteLength }
+      },
+      async write (buffer, offset, length, position) {
+        const f = check('write', true)
+        // copy now: the caller (the kernel, through FUSE) may reuse its buffer
+        const data = buffer.slice(offset, offset + length)
+        const pos = fl.append ? f.size : position
+        if (pos + length > FILE_SIZE_MAX) throw new FsError('EFBIG', 'write', path)
+        return { bytesWritten: await f.write(data, pos) }
+      },
+      async truncate (len = 0) {
+        if (len < 0 || len > FILE_SIZE_MAX) throw new FsError('EINVAL', 'ftruncate', path)
+        await check('ftruncate', true).truncate(len)
+      },
+      async stat () { return vol.toStats(vol.tree.get(inode.id) ?? inode) },
+      async sync () { if (file !== undefined) await vol.commitFile(file, 'safe') },
+      async flush () { if (file !== undefined) await vol.commitFile(file, 'none') },
+      async close () {
+        if (closed) return
+        closed = true
+        if (file === undefined) return
+        file.handles--
+        try {
+          await vol.commitFile(file, 'none')
+        } finally {
+          vol.release(file)
+        }
+      }
+    }
+  }
+
+  async readFile (path: string): Promise<Uint8Array> {
+    const { inode } = this.walk(path, true, 'readFile')
+    if (inode.kind === 'dir') throw new FsError('EISDIR', 'read', path)
+    const open = this.open_.get(inode.id)
+    if (open !== undefined) return await open.read(0, open.size)
+    return await this.readContent(inode.content, inode.size, path)
+  }
+
+  /** The bytes of a committed version (also an old one from history). */
+  async readContent (content: Content | null, size: number, path: string): Promise<Uint8Array> {
+    if (content === null) return new Uint8Array(size)
+    if ('inline' in content) return content.inline
+    const manifest = await this.chunks.readManifest(content.manifest, { path })
+    const out = new Uint8Array(manifest.size)
+    for (const ref of manifest.chunks) {
+      out.set(await this.chunks.readChunk(ref, { path }), ref.offset)
+    }
+    return out
+  }
+
+  async writeFile (path: string, data: Uint8Array | string, opts: { mode?: number, caller?: Caller } = {}): Promise<void> {
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
+    await this.replaceFile(path, [bytes], opts)
+  }
+
+  /**
+   * Write a whole file atomically from a stream of pieces: the bytes are stored first, then one
+   * op (`create` with content for a new path, `write` for an existing file) makes them visible.
+   * Interrupted at any point (error, crash), the path keeps its old state: never a torn file.
+   */
+  async replaceFile (path: string, pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: { mode?: number, caller?: Caller, wait?: 'none' | 'safe' } = {}): Promise<void> {
+    const { dir, existing } = this.parentOf(path, 'writeFile')
+    let target = existing !== undefined ? this.tree.get(existing.inode) : undefined
+    if (target?.kind === 'symlink') target = this.walk(path, true, 'writeFile').inode
+    if (target?.kind === 'dir') throw new FsError('EISDIR', 'writeFile', path)
+    const staging = new OpenFile(`staging:${path}`, { content: null, size: 0 }, this.chunks, () => path)
+    let pos = 0
+    for await (const piece of pieces) {
+      if (pos + piece.byteLength > FILE_SIZE_MAX) throw new FsError('EFBIG', 'writeFile', path)
+      await staging.write(piece.slice(), pos)
+      pos += piece.byteLength
+    }
+    if (pos === 0) await staging.truncate(0)
+    const c = (await staging.prepare())!
+    const now = nowNs()
+    if (target !== undefined) {
+      if (target.kind !== 'file') throw new FsError('EINVAL', 'writeFile', path, `not a regular file (${target.kind})`)
+      const open = this.open_.get(target.id)
+      await this.commit({ type: 'write', inode: target.id, content: c.content, size: c.size, time: now })
+      open?.rebase({ content: c.content, size: c.size })
+    } else {
+      const caller = opts.caller ?? ROOT
+      const own = this.owner(dir, caller, 'file', opts.mode ?? 0o644)
+      const body: OpBody = { type: 'create', parent: dir.id, name: split(path, 'writeFile').pop()!, kind: 'file', mode: own.mode, uid: own.uid, gid: own.gid, size: c.size, time: now }
+      if (c.content !== null) body.content = c.content
+      await this.commit(body)
+    }
+    const placing = this.chunks.place(c.refs, { wait: opts.wait ?? 'none' })
+    if (opts.wait === 'safe') await placing
+    else placing.catch(() => {})
+  }
+
+  async truncate (path: string, len = 0): Promise<void> {
+    const fh = await this.open(path, 'r+')
+    try { await fh.truncate(len) } finally { await fh.close() }
+  }
+
+  async statfs (): Promise<StatFs> {
+    const usage = await this.store?.usage()
+    const bsize = BLOCK
+    const capacity = usage?.capacity ?? 0
+    const free = usage?.free ?? 0
+    return {
+      bsize,
+      blocks: Math.floor(capacity / bsize),
+      bfree: Math.floor(free / bsize),
+      bavail: Math.floor(free / bsize),
+      files: 1 << 30,
+      ffree: 1 << 30,
+      namemax: 255
+    }
+  }
+}
+
+function toNs (t: TimeArg, now: bigint): bigint | undefined {
+  if (t === 'omit') return undefined
+  if (t === 'now') return now
+  if (typeof t === 'bigint') return t
+  if (t instanceof Date) return BigInt(t.getTime()) * 1_000_000n
+  // numbers are seconds, as in node:fs utimes
+  return BigInt(Math.round(t * 1e9))
+}
+
+interface Flags { read: boolean, write: boolean, create: boolean, exclusive: boolean, truncate: boolean, append: boolean }
+
+export function parseFlags (flags: OpenFlags): Flags {
+  if (typeof flags === 'string') {
+    const table: Record<string, Flags> = {
+      r: { read: true, write: false, create: false, exclusive: false, truncate: false, append: false },
+      'r+': { read: true, write: true, create: false, exclusive: false, truncate: false, append: false },
+      w: { read: false, write: true, create: true, exclusive: false, truncate: true, append: false },
+      wx: { read: false, write: true, create: true, exclusive: true, truncate: true, append: false },
+      'w+': { read: true, write: true, create: true, exclusive: false, truncate: true, append: false },
+      'wx+': { read: true, write: true, create: true, exclusive: true, truncate: true, append: false },
+      a: { read: false, write: true, create: true, exclusive: false, truncate: false, append: true },
+      ax: { read: false, write: true, create: true, exclusive: true, truncate: false, append: true },
+      'a+': { read: true, write: true, create: true, exclusive: false, truncate: false, append: true }
+    }
+    const f = table[flags]
+    if (f === undefined) throw new FsError('EINVAL', 'open', undefined, `unknown open flags '${flags}'`)
+    return f
+  }
+  const acc = flags & 3
+  return {
+    read: acc === constants.O_RDONLY || acc === constants.O_RDWR,
+    write: acc === constants.O_WRONLY || acc === constants.O_RDWR,
+    create: (flags & constants.O_CREAT) !== 0,
+    exclusive: (flags & constants.O_EXCL) !== 0,
+    truncate: (flags & constants.O_TRUNC) !== 0,
+    append: (flags & constants.O_APPEND) !== 0
+  }
+}
