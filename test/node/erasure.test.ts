@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict'
 import { readFileSync, existsSync } from 'node:fs'
+import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { createRequire } from 'node:module'
 import fc from 'fast-check'
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
@@ -88,6 +92,23 @@ describe('erasure', () => {
     } finally {
       if (before === undefined) delete process.env.DARKFS_ERASURE
       else process.env.DARKFS_ERASURE = before
+    }
+  })
+
+  it('falls back to the TypeScript codec when the addon is not built', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'darkfs-erasure-'))
+    try {
+      const copy = join(dir, 'erasure.ts') // no native/build/erasure.node beside it
+      await copyFile(new URL('../../node/erasure.ts', import.meta.url), copy)
+      const alone: typeof erasure = await import(pathToFileURL(copy).href)
+      assert.equal(alone.codec, 'typescript')
+      assert.match(alone.codecNote ?? '', /did not load \(run node\/native\/build.sh\)/)
+      const data = bytes(5000, 8)
+      const shards = alone.encode(data, 4, 2)
+      assert.deepEqual(shards, erasure.encode(data, 4, 2))
+      assert.deepEqual(alone.decode(without(shards, [0, 3]), 4, 2, data.length), data)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
     }
   })
 
