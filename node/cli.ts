@@ -65,6 +65,10 @@ function modeString (st: Pick<Stats, 'mode' | 'kind'>): string {
   return t + rwx(st.mode >> 6) + rwx(st.mode >> 3) + rwx(st.mode)
 }
 
+function toJson (v: unknown): string {
+  return JSON.stringify(v, (_k, x) => typeof x === 'bigint' ? x.toString() : x)
+}
+
 function out (line: string): void {
   process.stdout.write(line + '\n')
 }
@@ -101,7 +105,7 @@ async function run (argv: string[]): Promise<number> {
     case 'status': {
       allowOnly(p, ['--json'])
       const s = await client.get('/v1/status')
-      if (json) { out(JSON.stringify(s)); return 0 }
+      if (json) { out(toJson(s)); return 0 }
       out(`peer id   ${s.peerId}${s.offline === true ? '  (offline)' : ''}`)
       for (const a of s.addresses) out(`address   ${a}`)
       out(`peers     ${s.peers}`)
@@ -113,7 +117,7 @@ async function run (argv: string[]): Promise<number> {
     case 'peers': {
       allowOnly(p, ['--json'])
       const peers = await client.get('/v1/peers')
-      if (json) out(JSON.stringify(peers))
+      if (json) out(toJson(peers))
       else for (const peer of peers) out(`${peer.id} ${peer.addresses.join(' ')}`)
       return 0
     }
@@ -156,7 +160,7 @@ async function run (argv: string[]): Promise<number> {
       allowOnly(p, ['--json'])
       const [path] = need(p, 1, 'PATH')
       const s: any = await client.fs('lstat', path)
-      if (json) { out(JSON.stringify(s)); return 0 }
+      if (json) { out(toJson(s)); return 0 }
       out(`path   ${path}`)
       out(`kind   ${s.kind}`)
       out(`size   ${s.size}`)
