@@ -97,9 +97,11 @@ describe('erasure', () => {
 
   it('falls back to the TypeScript codec when the addon is not built', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'darkfs-erasure-'))
+    const forced = process.env.DARKFS_ERASURE
     try {
       const copy = join(dir, 'erasure.ts') // no native/build/erasure.node beside it
       await copyFile(new URL('../../node/erasure.ts', import.meta.url), copy)
+      delete process.env.DARKFS_ERASURE // the copy must try the addon, and fail to find it
       const alone: typeof erasure = await import(pathToFileURL(copy).href)
       assert.equal(alone.codec, 'typescript')
       assert.match(alone.codecNote ?? '', /did not load \(run node\/native\/build.sh\)/)
@@ -108,6 +110,7 @@ describe('erasure', () => {
       assert.deepEqual(shards, erasure.encode(data, 4, 2))
       assert.deepEqual(alone.decode(without(shards, [0, 3]), 4, 2, data.length), data)
     } finally {
+      if (forced !== undefined) process.env.DARKFS_ERASURE = forced
       await rm(dir, { recursive: true, force: true })
     }
   })
