@@ -110,11 +110,15 @@ export class Channel {
       while (this.queue.length > 0 && !this.closed) {
         const body = this.queue.shift() as Uint8Array
         const msg = decode(body)
+        // the download cap delays the message itself, and (paused) everything behind it
         const limited = this.init.download.take(body.byteLength)
-        const handled = this.init.onMessage(msg)
-        if (limited instanceof Promise || handled instanceof Promise) {
+        if (limited !== undefined) {
           this.pause()
           await limited
+        }
+        const handled = this.init.onMessage(msg)
+        if (handled instanceof Promise) {
+          this.pause()
           await handled
         }
       }

@@ -2,7 +2,7 @@
 // with an in-memory block store and a swarm, torn down in reverse order of creation.
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, Stream } from '@libp2p/interface'
 import { memory } from '@libp2p/memory'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
@@ -50,6 +50,12 @@ export function randomBytes (n: number, seed = 1): Uint8Array {
 
 let counter = 0
 
+/** Resolves when the stream has closed (for any reason). */
+export async function closed (stream: Stream): Promise<void> {
+  if (stream.status === 'closed' || stream.status === 'aborted' || stream.status === 'reset') return
+  await new Promise<void>(resolve => { stream.addEventListener('close', () => { resolve() }, { once: true }) })
+}
+
 export class Net {
   readonly nodes: TestNode[] = []
   private readonly teardown: Array<() => Promise<void>> = []
@@ -71,6 +77,18 @@ export class Net {
     const node = { libp2p, swarm, store, id: libp2p.peerId.toString() }
     this.nodes.push(node)
     return node
+  }
+
+  /** A libp2p node without a swarm, for playing a misbehaving peer by hand. */
+  async bare (): Promise<Libp2p> {
+    const libp2p = await createLibp2p({
+      addresses: { listen: [this.transport === 'memory' ? `/memory/swarm-test-${process.pid}-${counter++}` : '/ip4/127.0.0.1/tcp/0'] },
+      transports: [this.transport === 'memory' ? memory() : tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()]
+    })
+    this.teardown.push(async () => { await libp2p.stop() })
+    return libp2p
   }
 
   /** Connect every node to every other. */

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict'
+import { SwarmStoppedError, tokenBucket } from '../../swarm/index.ts'
+import { Net, block, randomBytes } from './net.ts'
+
+const KiB = 1024
+
+describe('swarm caps and lifecycle', function () {
+  let net: Net
+  beforeEach(() => { net = new Net() })
+  afterEach(async () => { await net.stop() })
+
+  it('tokenBucket({ rate, burst }).take(n) admits a burst at once, then waits for the debt to be repaid', async () => {
+    let t = 0
+    const bucket = tokenBucket({ rate: 1000, burst: 500, now: () => t })
+    assert.equal(bucket.take(500), undefined, 'the burst passes at once')
+    const wait = bucket.take(50)
+    assert.ok(wait instanceof Promise, 'past the burst, the caller waits')
+    await wait
+    t += 1000 // a second later the bucket is full again, but no fuller than the burst
+    assert.equal(bucket.take(500), undefined)
+    assert.ok(bucket.take(1) instanceof Promise)
+  })
+
+  it('tokenBucket().take(n, { signal }) rejects and refunds when aborted', async () => {
+    const t = 0
+    const bucket = tokenBucket({ rate: 100, burst: 100, now: () => t })
+    assert.equal(bucket.take(100), undefined)
+    const ctl = new AbortController()
+    const wait = bucket.take(1000, { signal: ctl.signal })
+    ctl.abort(new Error('no more'))
+    await assert.rejects(wait as Promise<void>, /no more/)
+  })
+
+  it('createSwarm({ maxUploadBytesPerSecond }) holds a server\'s upload to the cap', async () => {
+    const rate = 512 * KiB
+    const a = await net.node()
+    const b = await net.node({ maxUploadBytesPerSecond: rate })
+    await net.mesh()
+    const blocks = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
+      const bytes = randomBytes(256 * KiB, 70 + i)
+      return { bytes, cid: await block(bytes) }
+    }))
+    for (const x of blocks) b.store.map.set(x.cid.toString(), x.bytes)
+    const start = performance.now()
+    await a.swarm.pullAny(blocks.map(x => x.cid), blocks.length, [b.id])
+    const seconds = (performance.now() - start) / 1000
+    const bytes = blocks.length * 256 * KiB
+    // at most the burst (a quarter second of rate) passes without waiting: the rest takes time
+    const floor = (bytes - rate * 0.25) / rate
+    assert.ok(seconds >= floor * 0.8, `${bytes} bytes in ${seconds.toFixed(2)} s at a cap of ${rate} B/s`)
+  })
+
+  it('createSwarm({ maxDownloadBytesPerSecond }) holds a reader\'s download to the cap', async () => {
+    const rate = 512 * KiB
+    const a = await net.node({ maxDownloadBytesPerSecond: rate })
+    const b = await net.node()
+    await net.mesh()
+    const blocks = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
+      const bytes = randomBytes(256 * KiB, 80 + i)
+      return { bytes, cid: await block(bytes) }
+    }))
+    for (const x of blocks) b.store.map.set(x.cid.toString(), x.bytes)
+    const start = performance.now()
+    await a.swarm.pullAny(blocks.map(x => x.cid), blocks.length, [b.id])
+    const seconds = (performance.now() - start) / 1000
+    const bytes = blocks.length * 256 * KiB
+    const floor = (bytes - rate * 0.25) / rate
+    assert.ok(seconds >= floor * 0.8, `${bytes} bytes in ${seconds.toFixed(2)} s at a cap of ${rate} B/s`)
+  })
+
+  it('swarm.start() and swarm.stop() are idempotent, and calls after stop() reject', async () => {
+    const a = await net.node()
+    const b = await net.node()
+    await net.mesh()
+    await a.swarm.start()
+    await a.swarm.stop()
+    await a.swarm.stop()
+    const bytes = randomBytes(100, 1)
+    const cid = await block(bytes)
+    b.store.map.set(cid.toString(), bytes)
+    await assert.rejects(a.swarm.pull(cid, [b.id]), (err: Error) => err.name === SwarmStoppedError.name)
+    await assert.rejects(a.swarm.push([{ cid, bytes, to: [b.id] }]), (err: Error) => err.name === SwarmStoppedError.name)
+    await a.swarm.start()
+    await a.swarm.start()
+    assert.deepEqual(await a.swarm.pull(cid, [b.id]), bytes)
+  })
+
+  it('swarm.stop() rejects pulls in progress', async () => {
+    const a = await net.node()
+    const b = await net.node({ maxUploadBytesPerSecond: 64 * KiB })
+    await net.mesh()
+    const bytes = randomBytes(1024 * KiB, 2)
+    const cid = await block(bytes)
+    b.store.map.set(cid.toString(), bytes)
+    const pulling = a.swarm.pull(cid, [b.id])
+    await new Promise(resolve => setTimeout(resolve, 50))
+    await a.swarm.stop()
+    await assert.rejects(pulling, (err: Error) => err.name === SwarmStoppedError.name)
+  })
+})
