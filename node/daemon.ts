@@ -15,6 +15,9 @@ import { Store } from './store.ts'
 import { Tree } from './tree/index.ts'
 import { Volume } from './volume.ts'
 import { chunkStatus } from './status.ts'
+import { createSwarm } from '../swarm/index.ts'
+import type { Swarm } from '../swarm/index.ts'
+import { ChunkNetwork } from './network.ts'
 
 export const PID_FILE = 'host.pid'
 
@@ -24,12 +27,20 @@ export interface DaemonOptions {
   join?: string[]
   announce?: string[]
   allowFrom?: string[]
+  /** Data upload/download caps in bytes/s (swarm traffic; DHT and control are apart). */
+  maxUpload?: number
+  maxDownload?: number
+  /** Lost hosts tolerated by new chunks (default 2). */
+  redundancy?: number
 }
 
 export interface Daemon {
   readonly volume: Volume
   readonly host: Host
   readonly tree: Tree
+  readonly swarm: Swarm
+  readonly network: ChunkNetwork
+  readonly store: Store
   close: () => Promise<void>
 }
 
@@ -83,6 +94,29 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const join_ = [...new Set([...(opts.join ?? []), ...config.join])]
     const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom })
     closers.push(async () => { await host.stop() })
+
+    const swarm = createSwarm({ maxUploadBytesPerSecond: opts.maxUpload, maxDownloadBytesPerSecond: opts.maxDownload })({
+      peerId: host.peerId,
+      handle: async (protocol, handler, o) => {
+        await host.handle(protocol, (stream, peer) => { handler(stream, { remotePeer: { toString: () => peer } }) }, o)
+      },
+      unhandle: async protocol => { await host.unhandle(protocol) },
+      dialProtocol: async (peer, protocol, o) => await host.newStream(peer, protocol, o),
+      hangUp: async peer => { await host.hangUp(peer) },
+      blocks: { has: async cid => await store.has(cid), get: async cid => await store.get(cid) },
+      sink: {
+        put: async (cid, bytes) => {
+          await store.put(cid, bytes)
+          host.provide(cid).catch(() => {})
+        }
+      }
+    })
+    await swarm.start()
+    closers.push(async () => { await swarm.stop() })
+    const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy })
+    chunks.network = network
+    host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
+
     if ((opts.join ?? []).length > 0) {
       await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })
     }
@@ -98,7 +132,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           addresses: host.addresses(),
           peers: peers.length,
           offline: peers.length === 0 && join_.length > 0,
-          chunks: await chunkStatus(volume, { peers: peers.length }),
+          chunks: await chunkStatus(volume, { peers: peers.length, holders: { count: (chunk) => network.holders(chunk) } }),
           bytesStored: usage.bytesStored,
           capacity: usage.capacity
         }
@@ -107,7 +141,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await control.start()
     closers.push(async () => { await control.stop() })
-    return { volume, host, tree, close }
+    return { volume, host, tree, swarm, network, store, close }
   } catch (err) {
     await close()
     throw err

@@ -1,0 +1,165 @@
+// The chunk service's view of the network (DESIGN.md §3, §5): erasure parameters from the live
+// membership, placement of fragments on the peers closest to each chunk's key, and fetching
+// any k fragments from whoever holds them. Built on the host (membership, DHT) and the swarm
+// (verified block exchange with forwarding).
+import type { CID } from 'multiformats/cid'
+import type { Swarm } from '../swarm/index.ts'
+import type { AbortOptions, Network } from './blocks.ts'
+import type { ChunkRef } from './chunks.ts'
+import { BlockUnavailableError } from './errors.ts'
+import type { Host } from './host.ts'
+import { erasureParams, DEFAULT_REDUNDANCY } from './placement.ts'
+import type { Store } from './store.ts'
+
+/** Time to find and fetch the fragments of one chunk before a read fails (EIO, not a hang). */
+export const FETCH_TIMEOUT_MS = 20_000
+/** Time to wait for acknowledgements before a placement gives up (the chunk stays local-only). */
+export const PLACE_TIMEOUT_MS = 60_000
+/** Chunks placed at once by one writer. */
+export const PLACE_CONCURRENCY = 8
+
+export interface NetworkInit {
+  /** Lost hosts tolerated (m). Default DEFAULT_REDUNDANCY (2). */
+  redundancy?: number
+}
+
+/** Where each fragment of a chunk is known to be (peer ids), from acknowledgements. */
+export type Placement = Map<string, Array<Set<string>>>
+
+export class ChunkNetwork implements Network {
+  private readonly host: Host
+  private readonly swarm: Swarm
+  private readonly store: Store
+  private readonly redundancy: number
+  /** chunk CID -> per fragment index, the hosts that acknowledged holding it. */
+  readonly placement: Placement = new Map()
+  /** Chunks written here whose placement has not finished (retried on reconnect). */
+  readonly pending = new Map<string, ChunkRef>()
+
+  constructor (host: Host, swarm: Swarm, store: Store, init: NetworkInit = {}) {
+    this.host = host
+    this.swarm = swarm
+    this.store = store
+    this.redundancy = init.redundancy ?? DEFAULT_REDUNDANCY
+  }
+
+  /** Live hosts, this one included. */
+  live (): number {
+    return this.host.peers().length + 1
+  }
+
+  params (): { k: number, m: number } {
+    return erasureParams(this.live(), this.redundancy)
+  }
+
+  private signal (opts: AbortOptions | undefined, ms: number): AbortSignal {
+    const t = AbortSignal.timeout(ms)
+    return opts?.signal !== undefined ? AbortSignal.any([opts.signal, t]) : t
+  }
+
+  async fetch (cids: CID[], need: number, opts: AbortOptions = {}): Promise<Map<string, Uint8Array>> {
+    const signal = this.signal(opts, FETCH_TIMEOUT_MS)
+    const peers = this.host.peers().map(p => p.id)
+    if (peers.length === 0) throw new BlockUnavailableError(cids[0]?.toString() ?? '?', 'no peer is reachable (offline)')
+    try {
+      return await this.swarm.pullAny(cids, need, peers, { signal })
+    } catch (err) {
+      // connected peers did not have enough: ask the DHT who provides them
+      const from = new Map<string, string[]>()
+      await Promise.all(cids.map(async c => {
+        from.set(c.toString(), await this.host.findProviders(c, { signal }).catch(() => []))
+      }))
+      if ([...from.values()].every(p => p.length === 0)) throw err
+      return await this.swarm.pullAny(cids, need, from, { signal })
+    }
+  }
+
+  async fetchOne (cid: CID, opts: AbortOptions = {}): Promise<Uint8Array> {
+    const got = await this.fetch([cid], 1, opts)
+    return got.get(cid.toString())!
+  }
+
+  /**
+   * Place every fragment of each chunk on the peer ranked j for fragment j (self included);
+   * wait 'safe' returns once, for every chunk, the acknowledged fragments survive the loss of
+   * any one host (or as far as the live network allows). Fragments held here that are not
+   * this host's to keep are dropped once their target has acknowledged them.
+   */
+  async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe' } = {}): Promise<void> {
+    const work = refs.filter(r => r.cid !== null)
+    for (const r of work) this.pending.set(r.cid!.toString(), r)
+    const queue = [...work]
+    await Promise.all(Array.from({ length: Math.min(PLACE_CONCURRENCY, queue.length) }, async () => {
+      for (let r = queue.shift(); r !== undefined; r = queue.shift()) {
+        await this.placeOne(r, opts).catch(() => {})
+      }
+    }))
+  }
+
+  /** Retry placement of every chunk still pending (after a reconnect). */
+  async retry (): Promise<void> {
+    await this.place([...this.pending.values()])
+  }
+
+  private async placeOne (ref: ChunkRef, opts: AbortOptions): Promise<void> {
+    const key = ref.cid!.toString()
+    const self = this.host.peerId
+    const n = ref.fragments.length
+    const signal = this.signal(opts, PLACE_TIMEOUT_MS)
+    const targets = await this.host.closestPeers(ref.cid!.bytes, n, { signal })
+    const held = this.placement.get(key) ?? Array.from({ length: n }, () => new Set<string>())
+    this.placement.set(key, held)
+    const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
+    if (ref.k === 1) {
+      // replication: one block, every target a holder; the swarm forwards along a chain
+      if (await this.store.has(ref.fragments[0])) held[0].add(self)
+      const to = targets.filter(p => p !== self)
+      if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await this.store.get(ref.fragments[0]), to })
+    } else {
+      for (let j = 0; j < n; j++) {
+        const target = targets[j % targets.length]
+        if (target === self) { held[j].add(self); continue }
+        if (held[j].has(target)) continue
+        deliveries.push({ cid: ref.fragments[j], bytes: await this.store.get(ref.fragments[j]), to: [target] })
+      }
+    }
+    if (deliveries.length > 0) {
+      const acks = await this.swarm.push(deliveries, { signal })
+      for (const d of deliveries) {
+        const peers = acks.get(d.cid.toString()) ?? []
+        ref.fragments.forEach((f, j) => { if (f.equals(d.cid)) for (const p of peers) held[j].add(p) })
+      }
+    }
+    if (ref.k === 1) {
+      // every copy index counts the hosts holding the one block
+      for (let j = 1; j < n; j++) for (const p of held[0]) held[j].add(p)
+    }
+    const hosts = new Set(held.flatMap(s => [...s]))
+    if (hosts.size >= Math.min(n, this.live())) {
+      this.pending.delete(key)
+      if (ref.k > 1) await this.dropForeign(ref, targets)
+    }
+  }
+
+  /** Delete fragments this host is not a target of, once their targets hold them. */
+  private async dropForeign (ref: ChunkRef, targets: string[]): Promise<void> {
+    const self = this.host.peerId
+    const held = this.placement.get(ref.cid!.toString())!
+    const mine = new Set(ref.fragments.filter((_, j) => targets[j % targets.length] === self).map(f => f.toString()))
+    for (let j = 0; j < ref.fragments.length; j++) {
+      const f = ref.fragments[j]
+      if (mine.has(f.toString())) continue
+      if ([...held[j]].some(p => p !== self)) {
+        held[j].delete(self)
+        await this.store.delete(f).catch(() => {})
+      }
+    }
+  }
+
+  /** What this host knows of a chunk's placement, for status. */
+  holders (chunk: string): { hosts: number, fragments: number } | undefined {
+    const held = this.placement.get(chunk)
+    if (held === undefined) return undefined
+    return { hosts: new Set(held.flatMap(s => [...s])).size, fragments: held.filter(s => s.size > 0).length }
+  }
+}

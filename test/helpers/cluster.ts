@@ -1,0 +1,54 @@
+// In-process clusters: N real hosts (libp2p over the memory transport or loopback TCP, pnet,
+// kad-dht), each with its own data dir, store, tree, swarm and Volume.
+import { join } from 'node:path'
+import { init } from '../../node/config.ts'
+import { startDaemon } from '../../node/daemon.ts'
+import type { Daemon, DaemonOptions } from '../../node/daemon.ts'
+import type { Teardown } from './tmp.ts'
+import { tempDir } from './tmp.ts'
+
+export interface ClusterHost extends Daemon { name: string, dir: string, address: string, stopped: boolean, stop: () => Promise<void> }
+
+let counter = 0
+
+export async function startCluster (t: Teardown, n: number, opts: { transport?: 'memory' | 'tcp', daemon?: Partial<DaemonOptions> } = {}): Promise<ClusterHost[]> {
+  const root = await tempDir(t, 'darkfs-cluster-')
+  const first = join(root, 'h0')
+  await init(first, { newNetwork: true })
+  const hosts: ClusterHost[] = []
+  for (let i = 0; i < n; i++) {
+    const dir = join(root, `h${i}`)
+    if (i > 0) await init(dir, { networkKey: join(first, 'network.key') })
+    hosts.push(await startHost(t, dir, `c${counter}-h${i}`, i === 0 ? [] : [hosts[0].address], opts))
+  }
+  counter++
+  return hosts
+}
+
+export async function startHost (t: Teardown, dir: string, name: string, join: string[], opts: { transport?: 'memory' | 'tcp', daemon?: Partial<DaemonOptions> } = {}): Promise<ClusterHost> {
+  const listen = opts.transport === 'tcp' ? '/ip4/127.0.0.1/tcp/0' : `/memory/${name}`
+  const d = await startDaemon({ dir, listen: [listen], join, ...opts.daemon })
+  const h: ClusterHost = Object.assign(d, {
+    name,
+    dir,
+    address: d.host.addresses()[0],
+    stopped: false,
+    stop: async () => {
+      if (h.stopped) return
+      h.stopped = true
+      await d.close()
+    }
+  })
+  t.add(async () => { await h.stop() })
+  return h
+}
+
+/** Poll until fn() is true (or throw after timeoutMs, naming what never happened). */
+export async function until (what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (await fn()) return
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  throw new Error(`never happened within ${timeoutMs} ms: ${what}`)
+}
