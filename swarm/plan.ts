@@ -6,9 +6,10 @@
 // Policy:
 //  - the holders of one block form a chain (or, with `fanout` > 1, a tree of that fan-out);
 //  - a forwarder uploads the block once per child, the last holders upload nothing, so the
-//    peers that forward are those with the least forwarding work per byte/s of uplink so far:
-//    fat uplinks carry more, and with equal (or unknown) uplinks the work rotates evenly over
-//    the holders of many blocks;
+//    holders are ordered by when their uplink would be free after forwarding one more block
+//    ((work so far + size) / uplink): fat uplinks carry more, a thin one forwards only once the
+//    others are as busy, and with equal (or unknown) uplinks the work rotates evenly over the
+//    holders of many blocks;
 //  - the writer itself is never a hop (it already has the block) and duplicates are dropped.
 import type { Hop } from './protocol.ts'
 
@@ -38,14 +39,15 @@ export function plan (deliveries: PlanDelivery[], opts: PlanOptions = {}): Route
   const fanout = Math.max(1, Math.floor(opts.fanout ?? 1))
   const load = new Map<string, number>()
   const uplink = (p: string): number => opts.uplink?.get(p) ?? DEFAULT_UPLINK_BYTES_PER_SECOND
-  const cost = (p: string): number => (load.get(p) ?? 0) / uplink(p)
+  // when its uplink would be done if it forwarded one more block of `size` bytes
+  const cost = (p: string, size: number): number => ((load.get(p) ?? 0) + size) / uplink(p)
 
   return deliveries.map(({ to, size }) => {
     const holders = [...new Set(to)].filter(p => p !== opts.self)
     if (holders.length === 0) return { hops: [] }
     // stable sort: ties keep the caller's order
     const order = holders
-      .map((peer, i) => ({ peer, i, c: cost(peer), u: uplink(peer) }))
+      .map((peer, i) => ({ peer, i, c: cost(peer, size), u: uplink(peer) }))
       .sort((a, b) => a.c - b.c || b.u - a.u || a.i - b.i)
       .map(x => x.peer)
     // node t of the tree (0 = first) has parent floor((t - 1) / fanout)

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { MAX_BLOCK_BYTES, MAX_CIDS_PER_MESSAGE, MAX_MESSAGE_BYTES, MessageTooLargeError, ProtocolError } from '../../swarm/index.ts'
+import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, FrameDecoder, HAVE, PUSH, WANT, decode, encode } from '../../swarm/protocol.ts'
+import type { Message } from '../../swarm/protocol.ts'
+
+async function cidOf (bytes: Uint8Array): Promise<CID> { return CID.createV1(raw.code, await sha256.digest(bytes)) }
+
+/** The body of an encoded frame, its length prefix checked and removed. */
+function body (msg: Message): Uint8Array {
+  const out = new FrameDecoder().push(encode(msg))
+  assert.equal(out.length, 1)
+  return out[0]
+}
+
+describe('swarm protocol', function () {
+  it('decode(encode(msg)) round-trips every message type', async () => {
+    const a = await cidOf(Uint8Array.from([1]))
+    const b = await cidOf(Uint8Array.from([2]))
+    const bytes = Uint8Array.from([9, 8, 7])
+    const msgs: Message[] = [
+      { type: WANT, cids: [a, b], haveOnly: false },
+      { type: WANT, cids: [a], haveOnly: true },
+      { type: HAVE, cids: [a] },
+      { type: DONT_HAVE, cids: [a, b] },
+      { type: CANCEL, cids: [] },
+      { type: BLOCK, cid: a, bytes },
+      { type: PUSH, cid: a, hops: [{ peer: 'p1', via: -1 }, { peer: 'p2', via: 0 }, { peer: 'p3', via: -1 }], bytes },
+      { type: ACK, cid: b, holder: 'p2' },
+      { type: DONE, cid: b }
+    ]
+    for (const msg of msgs) {
+      const back = decode(body(msg))
+      assert.deepEqual(JSON.parse(JSON.stringify(back)), JSON.parse(JSON.stringify(msg)))
+      if ('bytes' in back) assert.deepEqual(back.bytes, bytes)
+    }
+  })
+
+  it('FrameDecoder.push(chunks) reassembles frames split at any byte and joined in one chunk', async () => {
+    const a = await cidOf(Uint8Array.from([1]))
+    const frames = [encode({ type: WANT, cids: [a], haveOnly: false }), encode({ type: BLOCK, cid: a, bytes: new Uint8Array(300).fill(3) })]
+    const all = new Uint8Array(frames.reduce((n, f) => n + f.byteLength, 0))
+    let at = 0
+    for (const f of frames) { all.set(f.subarray(), at); at += f.byteLength }
+    for (const split of [1, 2, 3, 7, 150, all.byteLength]) {
+      const d = new FrameDecoder()
+      const got: Uint8Array[] = []
+      for (let i = 0; i < all.byteLength; i += split) got.push(...d.push(all.subarray(i, i + split)))
+      assert.equal(got.length, 2)
+      assert.equal(decode(got[0]).type, WANT)
+      assert.equal(decode(got[1]).type, BLOCK)
+      assert.equal(d.buffered, 0)
+    }
+  })
+
+  it('FrameDecoder.push rejects a frame length over MAX_MESSAGE_BYTES before buffering it', () => {
+    const d = new FrameDecoder()
+    const n = MAX_MESSAGE_BYTES + 1
+    assert.throws(() => d.push(Uint8Array.from([(n & 0x7f) | 0x80, ((n >> 7) & 0x7f) | 0x80, n >> 14])), MessageTooLargeError)
+  })
+
+  it('decode rejects malformed bodies with ProtocolError', async () => {
+    const a = await cidOf(Uint8Array.from([1]))
+    const good = body({ type: WANT, cids: [a], haveOnly: false })
+    const identityCid = CID.createV1(raw.code, identity.digest(Uint8Array.from([1, 2, 3])))
+    const cases: Array<[string, Uint8Array]> = [
+      ['empty', new Uint8Array(0)],
+      ['unknown type', Uint8Array.from([42])],
+      ['unknown WANT flag', Uint8Array.from([WANT, 2, 0])],
+      ['trailing bytes', Uint8Array.from([...good, 0])],
+      ['truncated', good.subarray(0, good.byteLength - 1)],
+      ['too many CIDs', Uint8Array.from([HAVE, ...varint(MAX_CIDS_PER_MESSAGE + 1)])],
+      ['garbage CID', Uint8Array.from([DONE, 4, 1, 2, 3, 4])],
+      ['non-sha256 CID', Uint8Array.from([DONE, identityCid.bytes.byteLength, ...identityCid.bytes])],
+      ['hop forwarded by a later hop', Uint8Array.from([PUSH, a.bytes.byteLength, ...a.bytes, 1, 1, 0x41, 2])],
+      ['empty peer id', Uint8Array.from([ACK, a.bytes.byteLength, ...a.bytes, 0])],
+      ['peer id not utf-8', Uint8Array.from([ACK, a.bytes.byteLength, ...a.bytes, 1, 0xff])]
+    ]
+    for (const [what, bytes] of cases) {
+      assert.throws(() => decode(bytes), (err: Error) => err instanceof ProtocolError || err.name === 'ProtocolError', what)
+    }
+  })
+
+  it('decode rejects a BLOCK over MAX_BLOCK_BYTES and encode refuses to make one', async () => {
+    const a = await cidOf(Uint8Array.from([1]))
+    assert.throws(() => encode({ type: BLOCK, cid: a, bytes: new Uint8Array(MAX_BLOCK_BYTES + 1) }), RangeError)
+    const big = new Uint8Array(2 + a.bytes.byteLength + MAX_BLOCK_BYTES + 1)
+    big.set([BLOCK, a.bytes.byteLength, ...a.bytes])
+    assert.throws(() => decode(big), ProtocolError)
+    assert.equal(decode(body({ type: BLOCK, cid: a, bytes: new Uint8Array(MAX_BLOCK_BYTES) })).type, BLOCK)
+  })
+})
+
+function varint (n: number): number[] {
+  const out: number[] = []
+  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n >>>= 7 }
+  out.push(n)
+  return out
+}
