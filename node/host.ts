@@ -1,0 +1,667 @@
+// The libp2p host (DESIGN.md §3, §7): the ONLY file that builds libp2p and its transports.
+//
+// One host = tcp (+ memory, for in-process tests) + pnet (mandatory) + noise + yamux + identify +
+// ping + kad-dht on darkfs's own protocol id, so a darkfs network is its own private DHT that
+// keeps VPN and loopback addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fd00::/8, 127/8).
+//
+// Membership is the libp2p peer set: a host dials its join addresses, then learns every other
+// member from identify, the DHT and a tiny peer exchange ('/darkfs/peers/1.0.0'), and keeps a
+// connection to every member of a small network (up to FULL_MESH_PEERS). A peer is live while
+// its connection answers pings (libp2p's connection monitor); dropped members are redialled
+// with backoff (libp2p's reconnect queue, for peers tagged keep-alive).
+//
+// A wrong network key is reported as such: libp2p only sees a broken handshake, so the pnet
+// protector is wrapped to check that the first decrypted bytes are multistream-select's header
+// (any libp2p peer sends it first); garbage there means the two sides' keys differ. Both sides
+// then say so: dial() throws NetworkKeyMismatchError, and a 'peer:key-mismatch' event carries
+// the remote address on either side.
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { memory } from '@libp2p/memory'
+import { preSharedKey } from '@libp2p/pnet'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { KEEP_ALIVE } from '@libp2p/interface'
+import type { AbortOptions, Connection, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { CID } from 'multiformats/cid'
+import { NetworkKeyMismatchError, UsageError } from './errors.ts'
+import { formatNetworkKey } from './keys.ts'
+import { targets } from './placement.ts'
+
+export type { Stream } from '@libp2p/interface'
+
+/** Default time for one dial (transport connect + pnet + noise + yamux). */
+export const DEFAULT_DIAL_TIMEOUT_MS = 3000
+/** The pnet nonce exchange must finish within this. */
+export const PNET_HANDSHAKE_TIMEOUT_MS = 2000
+/** The DHT's protocol id: a darkfs network is its own DHT, never the public IPFS one. */
+export const DHT_PROTOCOL = '/darkfs/kad/1.0.0'
+/** Peer exchange protocol: "these are the members I am connected to". */
+export const PEX_PROTOCOL = '/darkfs/peers/1.0.0'
+/** Networks up to this many members keep a connection to every member (full mesh). */
+export const FULL_MESH_PEERS = 64
+/** Most peers listed in one peer-exchange message. */
+export const PEX_MAX_PEERS = FULL_MESH_PEERS
+/** Most addresses per peer in a peer-exchange message. */
+export const PEX_MAX_ADDRS = 16
+/** Largest peer-exchange message. */
+export const PEX_MAX_MESSAGE_BYTES = 64 * 1024
+/** Time for one whole peer exchange. */
+export const PEX_TIMEOUT_MS = 3000
+/** New members seen within this window are announced to everyone in one round. */
+export const PEX_DEBOUNCE_MS = 150
+/** Concurrent dials to members learned by peer exchange. */
+export const PEX_DIAL_CONCURRENCY = 8
+/** Liveness: every connection is pinged this often; a failed ping closes it. */
+export const PING_INTERVAL_MS = 5000
+/** Redials of a dropped member before giving up (until it dials back or is re-learned). */
+export const RECONNECT_RETRIES = 12
+/** First redial delay; each next one is RECONNECT_BACKOFF times longer. */
+export const RECONNECT_RETRY_INTERVAL_MS = 500
+export const RECONNECT_BACKOFF = 2
+/** Longest wait between two redials. */
+export const RECONNECT_MAX_DELAY_MS = 30_000
+/** Most open connections (members plus transient ones). */
+export const MAX_CONNECTIONS = 4 * FULL_MESH_PEERS
+/** closestPeers(): the DHT query part gives up after this; connected peers still answer. */
+export const CLOSEST_PEERS_QUERY_TIMEOUT_MS = 2000
+/** findProviders(): the query gives up after this unless the caller aborts sooner. */
+export const FIND_PROVIDERS_TIMEOUT_MS = 5000
+/** Most mismatch records remembered (to turn a failed dial into NetworkKeyMismatchError). */
+const MISMATCH_RECORDS = 256
+
+export interface HostInit {
+  privateKey: PrivateKey
+  /** The network's 32-byte pre-shared key (keys.ts); mandatory: no key, no host. */
+  networkKey: Uint8Array
+  /** Multiaddrs to listen on: '/ip4/10.0.0.5/tcp/4001', or '/memory/<name>' for in-process tests. */
+  listen: string[]
+  /** Members to dial at start. */
+  join?: string[]
+  /** Time for one dial. Default DEFAULT_DIAL_TIMEOUT_MS. */
+  dialTimeoutMs?: number
+  /** Accept inbound connections only from these CIDRs ('10.0.0.0/8', 'fd00::/8'). Default: all. */
+  allowFrom?: string[]
+  /** Addresses to advertise instead of the listen addresses (e.g. the VPN address). */
+  announce?: string[]
+}
+
+export interface HostPeer { id: string, addresses: string[], latencyMs?: number }
+
+export interface KeyMismatch {
+  /** The remote transport address (without /p2p). */
+  address: string
+  direction: 'inbound' | 'outbound'
+  reason: string
+}
+
+export interface HostEventMap {
+  'peer:connect': CustomEvent<string>
+  'peer:disconnect': CustomEvent<string>
+  'peer:key-mismatch': CustomEvent<KeyMismatch>
+}
+
+export type StreamHandler = (stream: Stream, peer: string) => void | Promise<void>
+
+export interface HandleOptions {
+  /** Concurrent inbound streams of this protocol per connection. */
+  maxInboundStreams?: number
+  /** Concurrent outbound streams of this protocol per connection. */
+  maxOutboundStreams?: number
+}
+
+export interface Host {
+  readonly peerId: string
+  /** Full multiaddrs (with /p2p/<id>) others can dial; never unspecified (0.0.0.0, ::). */
+  addresses: () => string[]
+  /** Connected peers (the live members). */
+  peers: () => HostPeer[]
+  /** Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does. */
+  dial: (addr: string, opts?: AbortOptions) => Promise<void>
+  /** The n live peers (this one included) closest to key by XOR distance of kad ids, closest first. */
+  closestPeers: (key: Uint8Array, n: number, opts?: AbortOptions) => Promise<string[]>
+  /** Announce in the DHT that this host holds cid. */
+  provide: (cid: CID, opts?: AbortOptions) => Promise<void>
+  /** Peers the DHT says hold cid (this one included if it provides it). */
+  findProviders: (cid: CID, opts?: AbortOptions & { max?: number }) => Promise<string[]>
+  handle: (protocol: string, handler: StreamHandler, opts?: HandleOptions) => Promise<void>
+  unhandle: (protocol: string) => Promise<void>
+  newStream: (peer: string, protocol: string, opts?: AbortOptions) => Promise<Stream>
+  hangUp: (peer: string, opts?: AbortOptions) => Promise<void>
+  addEventListener: <K extends keyof HostEventMap>(type: K, listener: (evt: HostEventMap[K]) => void, opts?: AddEventListenerOptions) => void
+  removeEventListener: <K extends keyof HostEventMap>(type: K, listener: (evt: HostEventMap[K]) => void) => void
+  /** Stop listening and close every connection. Idempotent. */
+  stop: () => Promise<void>
+}
+
+/** Start a host: listen, dial the join addresses, and keep the membership up to date. */
+export async function createHost (init: HostInit): Promise<Host> {
+  if (!(init.networkKey instanceof Uint8Array)) throw new UsageError('createHost: a network key is required (darkfs networks are private)')
+  const psk = new TextEncoder().encode(formatNetworkKey(init.networkKey))
+  const dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
+  const allowFrom = (init.allowFrom ?? []).map(parseCidr)
+  const events = new EventTarget()
+  const mismatches: Array<KeyMismatch & { at: number }> = []
+  const usesMemory = [...init.listen, ...(init.join ?? [])].some(a => a.startsWith('/memory/'))
+
+  const onMismatch = (m: KeyMismatch): void => {
+    mismatches.push({ ...m, at: Date.now() })
+    if (mismatches.length > MISMATCH_RECORDS) mismatches.shift()
+    events.dispatchEvent(new CustomEvent('peer:key-mismatch', { detail: m }))
+  }
+
+  const libp2p = await createLibp2p({
+    privateKey: init.privateKey,
+    addresses: { listen: init.listen, announce: init.announce ?? [] },
+    transports: usesMemory ? [tcp(), memory()] : [tcp()],
+    connectionProtector: guardedPreSharedKey(psk, onMismatch),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: {
+      denyInboundConnection: (maConn) => allowFrom.length > 0 && !addressAllowed(maConn.remoteAddr, allowFrom),
+      // loopback and VPN ranges are the normal case here
+      denyDialMultiaddr: () => false
+    },
+    connectionManager: {
+      maxConnections: MAX_CONNECTIONS,
+      dialTimeout: dialTimeoutMs,
+      // redials are done here (see redial()), at the member's last known addresses
+      reconnectRetries: 0
+    },
+    connectionMonitor: { pingInterval: PING_INTERVAL_MS, abortConnectionOnPingFailure: true },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: false,
+        peerInfoMapper: passthroughMapper,
+        allowQueryWithZeroPeers: true
+      })
+    }
+  })
+  const self = libp2p.peerId.toString()
+  let stopped = false
+  const listenAddrs = new Map<string, string[]>()
+
+  // --- membership: keep-alive tags, peer exchange --------------------------------------------
+  const connectedIds = (): string[] => [...new Set(libp2p.getPeers().map(p => p.toString()))]
+  const knownAddrs = (id: string): string[] => {
+    const addrs = listenAddrs.get(id) ?? []
+    return addrs.filter(a => !isUnspecified(a)).slice(0, PEX_MAX_ADDRS)
+  }
+  const members = (): PexPeer[] => {
+    const list: PexPeer[] = [{ id: self, addrs: ownAddrs() }]
+    for (const id of connectedIds()) {
+      const addrs = knownAddrs(id)
+      if (addrs.length > 0) list.push({ id, addrs })
+    }
+    return list.slice(0, PEX_MAX_PEERS)
+  }
+  const ownAddrs = (): string[] => libp2p.getMultiaddrs().map(a => a.toString()).filter(a => !isUnspecified(a)).slice(0, PEX_MAX_ADDRS)
+
+  const dialing = new Set<string>()
+  const learn = async (peers: PexPeer[]): Promise<void> => {
+    const connected = new Set(connectedIds())
+    const fresh = peers.filter(p => p.id !== self && !connected.has(p.id) && !dialing.has(p.id))
+    if (connected.size + dialing.size >= FULL_MESH_PEERS) return
+    const queue = fresh.slice(0, FULL_MESH_PEERS - connected.size - dialing.size)
+    const worker = async (): Promise<void> => {
+      for (let p = queue.shift(); p !== undefined && !stopped; p = queue.shift()) {
+        dialing.add(p.id)
+        try {
+          const peerId = peerIdFromString(p.id)
+          await libp2p.peerStore.merge(peerId, { multiaddrs: p.addrs.map(a => multiaddr(a)) })
+          await libp2p.dial(peerId, { signal: AbortSignal.timeout(dialTimeoutMs) })
+        } catch {
+          // unreachable now: it dials us, or we hear of it again later
+        } finally {
+          dialing.delete(p.id)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(PEX_DIAL_CONCURRENCY, queue.length) }, worker))
+  }
+
+  const exchange = async (peer: string): Promise<void> => {
+    if (stopped) return
+    let stream: Stream | undefined
+    try {
+      const signal = AbortSignal.timeout(PEX_TIMEOUT_MS)
+      stream = await libp2p.dialProtocol(peerIdFromString(peer), PEX_PROTOCOL, { signal })
+      const lp = lpStream(stream, { maxDataLength: PEX_MAX_MESSAGE_BYTES })
+      await lp.write(encodePex(members()), { signal })
+      const reply = decodePex((await lp.read({ signal })).subarray())
+      await stream.close({ signal }).catch(() => {})
+      await learn(reply)
+    } catch (err: any) {
+      stream?.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+
+  await libp2p.handle(PEX_PROTOCOL, async (stream) => {
+    try {
+      const signal = AbortSignal.timeout(PEX_TIMEOUT_MS)
+      const lp = lpStream(stream, { maxDataLength: PEX_MAX_MESSAGE_BYTES })
+      const theirs = decodePex((await lp.read({ signal })).subarray())
+      await lp.write(encodePex(members()), { signal })
+      await stream.close({ signal }).catch(() => {})
+      void learn(theirs)
+    } catch (err: any) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+
+  // a new member is announced to every member in one debounced round, so members that joined
+  // through the same host at the same moment still meet each other
+  let announceTimer: ReturnType<typeof setTimeout> | undefined
+  const announceSoon = (): void => {
+    if (stopped || announceTimer !== undefined) return
+    announceTimer = setTimeout(() => {
+      announceTimer = undefined
+      const ids = connectedIds()
+      if (ids.length > FULL_MESH_PEERS) return
+      for (const id of ids) void exchange(id)
+    }, PEX_DEBOUNCE_MS)
+    announceTimer.unref?.()
+  }
+
+  libp2p.addEventListener('peer:identify', (evt) => {
+    const id = evt.detail.peerId.toString()
+    // a member that is stopping pushes an empty address list: keep the last good one to redial
+    if (evt.detail.listenAddrs.length > 0) listenAddrs.set(id, evt.detail.listenAddrs.map(a => withPeer(a, id)))
+    if (!evt.detail.protocols.includes(PEX_PROTOCOL)) return
+    void exchange(id)
+    announceSoon()
+  })
+  libp2p.addEventListener('peer:connect', (evt) => {
+    const id = evt.detail.toString()
+    redials.get(id)?.abort()
+    hungUp.delete(id)
+    // keep-alive: the connection manager never prunes a member's connection
+    void libp2p.peerStore.merge(evt.detail, { tags: { [KEEP_ALIVE]: { value: 1 } } }).catch(() => {})
+    events.dispatchEvent(new CustomEvent('peer:connect', { detail: id }))
+  })
+  libp2p.addEventListener('peer:disconnect', (evt) => {
+    const id = evt.detail.toString()
+    events.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id }))
+    if (!hungUp.has(id)) redial(id)
+  })
+
+  // a member that dropped is redialled with backoff at its last known addresses (libp2p's own
+  // reconnect queue only knows the peer store, which the member's farewell identify-push empties)
+  const redials = new Map<string, AbortController>()
+  const hungUp = new Set<string>()
+  const redial = (id: string): void => {
+    const addrs = listenAddrs.get(id)
+    if (stopped || addrs === undefined || redials.has(id)) return
+    const controller = new AbortController()
+    redials.set(id, controller)
+    void (async () => {
+      let delay = RECONNECT_RETRY_INTERVAL_MS
+      for (let attempt = 0; attempt < RECONNECT_RETRIES && !controller.signal.aborted; attempt++) {
+        await sleep(delay, controller.signal)
+        delay = Math.min(delay * RECONNECT_BACKOFF, RECONNECT_MAX_DELAY_MS)
+        if (controller.signal.aborted || libp2p.getConnections(peerIdFromString(id)).length > 0) break
+        for (const addr of listenAddrs.get(id) ?? addrs) {
+          try {
+            await libp2p.dial(multiaddr(addr), { signal: anySignal(controller.signal, AbortSignal.timeout(dialTimeoutMs)) })
+            attempt = RECONNECT_RETRIES
+            break
+          } catch {
+            // down still: next address, then back off
+          }
+        }
+      }
+    })().finally(() => { if (redials.get(id) === controller) redials.delete(id) })
+  }
+
+  // --- the Host -------------------------------------------------------------------------
+  const dial = async (addr: string, opts?: AbortOptions): Promise<void> => {
+    let ma: Multiaddr
+    try {
+      ma = multiaddr(addr)
+    } catch (err: any) {
+      throw new UsageError(`not a multiaddr: ${JSON.stringify(addr)} (${err?.message ?? String(err)})`)
+    }
+    const started = Date.now()
+    const transport = stripPeer(ma.toString())
+    const signal = anySignal(opts?.signal, AbortSignal.timeout(dialTimeoutMs))
+    try {
+      await libp2p.dial(ma, { signal })
+    } catch (err: any) {
+      const seen = mismatches.find(m => m.direction === 'outbound' && m.at >= started && m.address === transport)
+      if (seen !== undefined || isHandshakeFailure(err)) {
+        throw new NetworkKeyMismatchError(addr, seen?.reason ?? describeError(err))
+      }
+      throw err
+    }
+  }
+
+  const closestPeers = async (key: Uint8Array, n: number, opts?: AbortOptions): Promise<string[]> => {
+    const live = new Set([self, ...connectedIds()])
+    if (live.size > n) {
+      // beyond the full mesh the DHT knows members this host is not connected to
+      try {
+        const signal = anySignal(opts?.signal, AbortSignal.timeout(CLOSEST_PEERS_QUERY_TIMEOUT_MS))
+        for await (const ev of libp2p.services.dht.getClosestPeers(key, { signal })) {
+          if (ev.name === 'FINAL_PEER') live.add(ev.peer.id.toString())
+        }
+      } catch (err) {
+        if (opts?.signal?.aborted === true) throw err
+      }
+    }
+    return targets(key, live, n)
+  }
+
+  const findProviders = async (cid: CID, opts?: AbortOptions & { max?: number }): Promise<string[]> => {
+    const found = new Set<string>()
+    const max = opts?.max ?? Infinity
+    const signal = anySignal(opts?.signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS))
+    try {
+      for await (const info of libp2p.contentRouting.findProviders(cid, { signal })) {
+        found.add(info.id.toString())
+        if (found.size >= max) break
+      }
+    } catch (err) {
+      if (opts?.signal?.aborted === true) throw err
+      // a timed-out or failed query still returns what it found
+    }
+    return [...found]
+  }
+
+  const host: Host = {
+    peerId: self,
+    addresses: () => (init.announce !== undefined && init.announce.length > 0
+      ? libp2p.getMultiaddrs().map(a => a.toString())
+      : ownAddrs()).filter(a => !isUnspecified(a)),
+    peers: () => connectedIds().map(id => {
+      const conns = libp2p.getConnections(peerIdFromString(id))
+      const rtts = conns.map(c => c.rtt).filter((r): r is number => typeof r === 'number')
+      const addresses = knownAddrs(id)
+      return {
+        id,
+        addresses: addresses.length > 0 ? addresses : conns.map(c => withPeer(c.remoteAddr, id)),
+        ...(rtts.length > 0 ? { latencyMs: Math.min(...rtts) } : {})
+      }
+    }),
+    dial,
+    closestPeers,
+    provide: async (cid, opts) => { await libp2p.contentRouting.provide(cid, opts) },
+    findProviders,
+    handle: async (protocol, handler, opts) => {
+      await libp2p.handle(protocol, async (stream: Stream, connection: Connection) => {
+        await handler(stream, connection.remotePeer.toString())
+      }, { ...opts })
+    },
+    unhandle: async (protocol) => { await libp2p.unhandle(protocol) },
+    newStream: async (peer, protocol, opts) => await libp2p.dialProtocol(toPeerId(peer), protocol, opts),
+    hangUp: async (peer, opts) => {
+      const peerId = toPeerId(peer)
+      hungUp.add(peer)
+      redials.get(peer)?.abort()
+      await libp2p.peerStore.merge(peerId, { tags: { [KEEP_ALIVE]: undefined } }).catch(() => {})
+      await libp2p.hangUp(peerId, opts)
+    },
+    addEventListener: (type, listener, opts) => { events.addEventListener(type, listener as EventListener, opts) },
+    removeEventListener: (type, listener) => { events.removeEventListener(type, listener as EventListener) },
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      if (announceTimer !== undefined) clearTimeout(announceTimer)
+      for (const controller of redials.values()) controller.abort()
+      await libp2p.stop()
+    }
+  }
+
+  for (const addr of init.join ?? []) {
+    try {
+      await dial(addr)
+    } catch (err) {
+      if (err instanceof NetworkKeyMismatchError) {
+        await host.stop()
+        throw err
+      }
+      // an unreachable join address is not fatal: others may be up, and members dial us
+    }
+  }
+  return host
+}
+
+// --- pnet with a key-mismatch detector ---------------------------------------------------------
+
+/** What every libp2p peer sends first after pnet: multistream-select's header. */
+const MSS_HEADER = new Uint8Array([19, ...new TextEncoder().encode('/multistream/1.0.0\n')])
+
+function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => void): () => ConnectionProtector {
+  return () => {
+    const inner = preSharedKey({ psk, timeout: PNET_HANDSHAKE_TIMEOUT_MS })()
+    return {
+      async protect (connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
+        const address = stripPeer(String((connection as any).remoteAddr ?? 'unknown'))
+        const direction = connection.direction
+        // own deadline for the nonce exchange: a silent peer is a refused handshake, not a hang
+        const deadline = AbortSignal.timeout(PNET_HANDSHAKE_TIMEOUT_MS)
+        const signal = anySignal(options?.signal, deadline)
+        let protectedConn: MessageStream
+        try {
+          protectedConn = await inner.protect(connection, { ...options, signal })
+        } catch (err: any) {
+          if (options?.signal?.aborted === true && !deadline.aborted) throw err
+          const reason = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'
+          onMismatch({ address, direction, reason })
+          throw new NetworkKeyMismatchError(address, reason)
+        }
+        watchFirstBytes(protectedConn, () => {
+          const reason = direction === 'inbound'
+            ? 'a peer connected with a different network key (or without one)'
+            : 'the peer uses a different network key (or none)'
+          onMismatch({ address, direction, reason })
+          protectedConn.abort(new NetworkKeyMismatchError(address, reason))
+        })
+        return protectedConn
+      }
+    }
+  }
+}
+
+/**
+ * Check the first decrypted bytes of a pnet connection against MSS_HEADER without consuming
+ * them: bytes that arrived with the nonce already sit in the stream's read buffer (peeked);
+ * later ones pass through its `onData`, which is wrapped until the header has been seen (or
+ * found wrong).
+ */
+function watchFirstBytes (conn: MessageStream, onWrong: () => void): void {
+  const target = conn as unknown as { onData: (data: Uint8Array) => void, readBuffer?: { byteLength: number, subarray: () => Uint8Array } }
+  let seen = 0
+  let wrong = false
+  const check = (bytes: Uint8Array): boolean => {
+    for (let i = 0; i < bytes.length && seen < MSS_HEADER.length; i++, seen++) {
+      if (bytes[i] !== MSS_HEADER[seen]) return false
+    }
+    return true
+  }
+  const early = target.readBuffer
+  if (early !== undefined && early.byteLength > 0 && !check(early.subarray())) wrong = true
+  if (wrong) {
+    queueMicrotask(onWrong)
+    return
+  }
+  if (seen >= MSS_HEADER.length || typeof target.onData !== 'function') return
+  const original = target.onData
+  target.onData = function (this: unknown, data: Uint8Array) {
+    const bytes = data instanceof Uint8Array ? data : (data as any).subarray()
+    if (!check(bytes)) {
+      target.onData = original
+      onWrong()
+      return
+    }
+    if (seen >= MSS_HEADER.length) target.onData = original
+    original.call(conn, data)
+  }
+}
+
+function isHandshakeFailure (err: any): boolean {
+  for (const e of flattenErrors(err)) {
+    if (e?.name === 'EncryptionFailedError' || e?.name === 'NetworkKeyMismatchError') return true
+  }
+  return false
+}
+
+function flattenErrors (err: any, depth = 0): any[] {
+  if (err == null || depth > 4) return []
+  const nested = [...(Array.isArray(err.errors) ? err.errors : []), ...(err.cause !== undefined ? [err.cause] : [])]
+  return [err, ...nested.flatMap(e => flattenErrors(e, depth + 1))]
+}
+
+function describeError (err: any): string {
+  return String(err?.message ?? err)
+}
+
+function isTimeout (reason: any): boolean {
+  return reason?.name === 'TimeoutError'
+}
+
+// --- peer exchange messages ------------------------------------------------------------------
+
+interface PexPeer { id: string, addrs: string[] }
+
+function encodePex (peers: PexPeer[]): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ peers }))
+}
+
+/** A bounded, validated peer list; throws on anything else. */
+function decodePex (bytes: Uint8Array): PexPeer[] {
+  const msg = JSON.parse(new TextDecoder().decode(bytes))
+  if (msg === null || typeof msg !== 'object' || !Array.isArray(msg.peers) || msg.peers.length > PEX_MAX_PEERS) {
+    throw new Error('malformed peer-exchange message')
+  }
+  const out: PexPeer[] = []
+  for (const p of msg.peers) {
+    if (p === null || typeof p !== 'object' || typeof p.id !== 'string' || !Array.isArray(p.addrs)) throw new Error('malformed peer-exchange entry')
+    peerIdFromString(p.id)
+    const addrs = p.addrs.filter((a: unknown) => typeof a === 'string').slice(0, PEX_MAX_ADDRS) as string[]
+    for (const a of addrs) multiaddr(a)
+    out.push({ id: p.id, addrs })
+  }
+  return out
+}
+
+// --- addresses ---------------------------------------------------------------------------------
+
+function toPeerId (peer: string): PeerId {
+  try {
+    return peerIdFromString(peer)
+  } catch (err: any) {
+    throw new UsageError(`not a peer id: ${JSON.stringify(peer)}`)
+  }
+}
+
+function withPeer (ma: Multiaddr, id: string): string {
+  const s = ma.toString()
+  return s.includes('/p2p/') ? s : `${s}/p2p/${id}`
+}
+
+function stripPeer (addr: string): string {
+  const i = addr.indexOf('/p2p/')
+  return i >= 0 ? addr.slice(0, i) : addr
+}
+
+function isUnspecified (addr: string): boolean {
+  return /^\/ip4\/0\.0\.0\.0\//.test(addr) || /^\/ip6\/::\//.test(addr)
+}
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>(resolve => {
+    const timer = setTimeout(done, ms)
+    function done (): void {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+function anySignal (...signals: Array<AbortSignal | undefined>): AbortSignal {
+  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined))
+}
+
+interface Cidr { bytes: Uint8Array, bits: number }
+
+/** '10.0.0.0/8', 'fd00::/8', or a bare address (a /32 or /128). */
+export function parseCidr (text: string): Cidr {
+  const [ip, bitsText] = text.split('/')
+  const bytes = ipBytes(ip)
+  const max = bytes?.length === 4 ? 32 : 128
+  const bits = bitsText === undefined ? max : Number(bitsText)
+  if (bytes === undefined || !Number.isInteger(bits) || bits < 0 || bits > max) {
+    throw new UsageError(`not a CIDR range: ${JSON.stringify(text)} (expected e.g. 10.0.0.0/8 or fd00::/8)`)
+  }
+  return { bytes, bits }
+}
+
+/** Whether an IP (v4 or v6) lies in a range; IPv4-mapped IPv6 counts as IPv4. */
+export function cidrContains (range: Cidr, ip: string): boolean {
+  let bytes = ipBytes(ip)
+  if (bytes === undefined) return false
+  if (bytes.length === 16 && range.bytes.length === 4 && bytes.slice(0, 10).every(b => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) bytes = bytes.slice(12)
+  if (bytes.length !== range.bytes.length) return false
+  for (let bit = 0; bit < range.bits; bit++) {
+    const mask = 0x80 >> (bit % 8)
+    if ((bytes[bit >> 3] & mask) !== (range.bytes[bit >> 3] & mask)) return false
+  }
+  return true
+}
+
+function addressAllowed (addr: Multiaddr, ranges: Cidr[]): boolean {
+  const first = addr.getComponents()[0]
+  if (first === undefined) return false
+  // in-process memory connections have no IP: only tests use them
+  if (first.name === 'memory') return true
+  if ((first.name !== 'ip4' && first.name !== 'ip6') || first.value === undefined) return false
+  return ranges.some(r => cidrContains(r, first.value as string))
+}
+
+function ipBytes (ip: string): Uint8Array | undefined {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) {
+    const parts = ip.split('.').map(Number)
+    return parts.every(p => p <= 255) ? new Uint8Array(parts) : undefined
+  }
+  if (!ip.includes(':')) return undefined
+  const dotted = /^(.*:)(\d{1,3}(?:\.\d{1,3}){3})$/.exec(ip)
+  if (dotted !== null) {
+    // an embedded IPv4 tail (::ffff:10.0.0.1) is two 16-bit groups
+    const v4 = ipBytes(dotted[2])
+    if (v4 === undefined) return undefined
+    const hex = (a: number, b: number): string => ((a << 8) | b).toString(16)
+    return ipBytes(`${dotted[1]}${hex(v4[0], v4[1])}:${hex(v4[2], v4[3])}`)
+  }
+  const [head, tail, ...rest] = ip.split('::')
+  if (rest.length > 0) return undefined
+  const groups = (s: string | undefined): number[] | undefined => {
+    if (s === undefined || s === '') return []
+    const out: number[] = []
+    for (const g of s.split(':')) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined
+      out.push(parseInt(g, 16))
+    }
+    return out
+  }
+  const h = groups(head)
+  const t = groups(tail)
+  if (h === undefined || t === undefined) return undefined
+  const fill = tail === undefined ? 0 : 8 - h.length - t.length
+  if (fill < 0 || (tail === undefined && h.length !== 8)) return undefined
+  const all = [...h, ...new Array(fill).fill(0), ...t]
+  const bytes = new Uint8Array(16)
+  all.forEach((g, i) => { bytes[2 * i] = g >> 8; bytes[2 * i + 1] = g & 0xff })
+  return bytes
+}

@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createLibp2p } from 'libp2p'
+import { memory } from '@libp2p/memory'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as raw from 'multiformats/codecs/raw'
+import { createHost, parseCidr, cidrContains } from '../../node/host.ts'
+import type { Host, KeyMismatch } from '../../node/host.ts'
+import { createNetworkKey } from '../../node/keys.ts'
+import { targets } from '../../node/placement.ts'
+import { NetworkKeyMismatchError } from '../../node/errors.ts'
+
+/** Polls until check() holds; the test's own mocha timeout bounds it. */
+async function until (check: () => boolean | Promise<boolean>, what: string, stepMs = 50): Promise<void> {
+  for (let i = 0; ; i++) {
+    if (await check()) return
+    if (i > 400) throw new Error(`never happened: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, stepMs))
+  }
+}
+
+function memAddr (): string {
+  return `/memory/darkfs-${randomBytes(6).toString('hex')}`
+}
+
+describe('node/host', function () {
+  const teardown: Array<() => Promise<void>> = []
+  afterEach(async function () {
+    while (teardown.length > 0) await teardown.pop()!().catch(() => {})
+  })
+
+  async function host (networkKey: Uint8Array, listen: string[], join: string[] = [], extra: Partial<Parameters<typeof createHost>[0]> = {}): Promise<Host> {
+    const h = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen, join, ...extra })
+    teardown.push(async () => { await h.stop() })
+    return h
+  }
+
+  async function cluster (n: number, networkKey = createNetworkKey()): Promise<Host[]> {
+    const first = await host(networkKey, [memAddr()])
+    const rest = await Promise.all(Array.from({ length: n - 1 }, async () => await host(networkKey, [memAddr()], [first.addresses()[0]])))
+    return [first, ...rest]
+  }
+
+  const fullyMeshed = (hosts: Host[]) => () => hosts.every(h => {
+    const ids = new Set(h.peers().map(p => p.id))
+    return hosts.every(o => o === h || ids.has(o.peerId))
+  })
+
+  it('createHost() refuses to start without a network key', async function () {
+    await assert.rejects(createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: undefined as any, listen: [memAddr()] }), { name: 'UsageError' })
+  })
+
+  it('host.addresses() are full multiaddrs with /p2p/<id>, never unspecified', async function () {
+    const h = await host(createNetworkKey(), ['/ip4/0.0.0.0/tcp/0', memAddr()])
+    const addrs = h.addresses()
+    assert.ok(addrs.length > 0)
+    for (const a of addrs) {
+      assert.ok(a.endsWith(`/p2p/${h.peerId}`), a)
+      assert.ok(!a.includes('/0.0.0.0/') && !a.startsWith('/ip6/::/'), a)
+    }
+    assert.ok(addrs.some(a => a.startsWith('/memory/')))
+  })
+
+  it('host.peers(): 6 hosts joining through one address all learn every other host', async function () {
+    const hosts = await cluster(6)
+    await until(fullyMeshed(hosts), 'full mesh')
+    for (const h of hosts) {
+      assert.equal(h.peers().length, hosts.length - 1)
+      for (const p of h.peers()) assert.ok(p.addresses.every(a => a.endsWith(`/p2p/${p.id}`)))
+    }
+  })
+
+  it('host.peers(): a host joining late is known to every member and knows every member', async function () {
+    const key = createNetworkKey()
+    const hosts = await cluster(5, key)
+    await until(fullyMeshed(hosts), 'first mesh')
+    // joins through the last member, not the first
+    const late = await host(key, [memAddr()], [hosts[4].addresses()[0]])
+    await until(fullyMeshed([...hosts, late]), 'late host meshed')
+  })
+
+  it('host.dial() with the wrong network key throws NetworkKeyMismatchError and both sides report it', async function () {
+    const a = await host(createNetworkKey(), [memAddr()])
+    const b = await host(createNetworkKey(), [memAddr()])
+    const seenA: KeyMismatch[] = []
+    const seenB: KeyMismatch[] = []
+    a.addEventListener('peer:key-mismatch', e => { seenA.push(e.detail) })
+    b.addEventListener('peer:key-mismatch', e => { seenB.push(e.detail) })
+    await assert.rejects(b.dial(a.addresses()[0]), (err: any) => {
+      assert.ok(err instanceof NetworkKeyMismatchError)
+      assert.equal(err.name, 'NetworkKeyMismatchError')
+      return true
+    })
+    await until(() => seenA.length > 0, 'listener reports the mismatch')
+    assert.equal(seenA[0].direction, 'inbound')
+    assert.equal(a.peers().length, 0)
+    assert.equal(b.peers().length, 0)
+  })
+
+  it('createHost({ join }) with the wrong network key fails with NetworkKeyMismatchError', async function () {
+    const a = await host(createNetworkKey(), [memAddr()])
+    await assert.rejects(createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: createNetworkKey(), listen: [memAddr()], join: [a.addresses()[0]] }), { name: 'NetworkKeyMismatchError' })
+  })
+
+  it('host.dial() over loopback TCP with the wrong key is refused on both sides', async function () {
+    const a = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
+    const b = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
+    const seenA: KeyMismatch[] = []
+    a.addEventListener('peer:key-mismatch', e => { seenA.push(e.detail) })
+    await assert.rejects(b.dial(a.addresses()[0]), { name: 'NetworkKeyMismatchError' })
+    await until(() => seenA.length > 0, 'listener reports the mismatch')
+    assert.match(seenA[0].address, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/)
+  })
+
+  it('a plain libp2p node without a network key is refused, and the host says why', async function () {
+    const a = await host(createNetworkKey(), [memAddr()])
+    const seen: KeyMismatch[] = []
+    a.addEventListener('peer:key-mismatch', e => { seen.push(e.detail) })
+    const plain = await createLibp2p({ transports: [memory()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+    teardown.push(async () => { await plain.stop() })
+    await assert.rejects(plain.dial(multiaddr(a.addresses()[0]), { signal: AbortSignal.timeout(5000) }))
+    await until(() => seen.length > 0, 'host reports the plain peer')
+    assert.equal(a.peers().length, 0)
+    // and the other way round: the host dialling a plain node
+    const plainListener = await createLibp2p({ addresses: { listen: [memAddr()] }, transports: [memory()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+    teardown.push(async () => { await plainListener.stop() })
+    await assert.rejects(a.dial(plainListener.getMultiaddrs()[0].toString()), { name: 'NetworkKeyMismatchError' })
+  })
+
+  it('host.dial() to a closed port fails with a connection error, not a key mismatch', async function () {
+    const a = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
+    const b = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
+    const addr = b.addresses()[0]
+    await b.stop()
+    await assert.rejects(a.dial(addr), (err: any) => err.name !== 'NetworkKeyMismatchError')
+  })
+
+  it('host.closestPeers() agrees across hosts and matches placement.targets()', async function () {
+    const hosts = await cluster(5)
+    await until(fullyMeshed(hosts), 'full mesh')
+    const all = hosts.map(h => h.peerId)
+    for (let i = 0; i < 5; i++) {
+      const key = randomBytes(32)
+      const answers = await Promise.all(hosts.map(async h => await h.closestPeers(key, 3)))
+      for (const a of answers) assert.deepEqual(a, targets(key, all, 3))
+    }
+    assert.deepEqual((await hosts[0].closestPeers(randomBytes(8), 10)).sort(), [...all].sort())
+  })
+
+  it('host.findProviders() finds a provider announced on another host', async function () {
+    const hosts = await cluster(5)
+    await until(fullyMeshed(hosts), 'full mesh')
+    const cid = CID.createV1(raw.code, await sha256.digest(randomBytes(64)))
+    await hosts[1].provide(cid)
+    const found = await hosts[3].findProviders(cid, { max: 1 })
+    assert.deepEqual(found, [hosts[1].peerId])
+  })
+
+  it('host.newStream() reaches a handler registered with host.handle(), which sees the caller', async function () {
+    const hosts = await cluster(2)
+    await until(fullyMeshed(hosts), 'connected')
+    const callers: string[] = []
+    await hosts[0].handle('/darkfs/test-echo/1.0.0', async (stream, peer) => {
+      callers.push(peer)
+      for await (const chunk of stream) stream.send(chunk)
+      await stream.close()
+    })
+    const stream = await hosts[1].newStream(hosts[0].peerId, '/darkfs/test-echo/1.0.0')
+    stream.send(new TextEncoder().encode('hello'))
+    await stream.close()
+    let got = ''
+    for await (const chunk of stream) got += new TextDecoder().decode(chunk.subarray())
+    assert.equal(got, 'hello')
+    assert.deepEqual(callers, [hosts[1].peerId])
+    await hosts[0].unhandle('/darkfs/test-echo/1.0.0')
+    await assert.rejects(hosts[1].newStream(hosts[0].peerId, '/darkfs/test-echo/1.0.0'))
+  })
+
+  it('host emits peer:disconnect on hangUp and host.stop() is idempotent', async function () {
+    const hosts = await cluster(2)
+    await until(fullyMeshed(hosts), 'connected')
+    const gone: string[] = []
+    hosts[0].addEventListener('peer:disconnect', e => { gone.push(e.detail) })
+    await hosts[0].hangUp(hosts[1].peerId)
+    await until(() => gone.includes(hosts[1].peerId), 'disconnect event')
+    await hosts[1].stop()
+    await hosts[1].stop()
+  })
+
+  it('host redials a member that dropped and comes back', async function () {
+    const key = createNetworkKey()
+    const identity = await generateKeyPair('Ed25519')
+    const addr = memAddr()
+    const a = await host(key, [memAddr()])
+    const b1 = await createHost({ privateKey: identity, networkKey: key, listen: [addr], join: [a.addresses()[0]] })
+    teardown.push(async () => { await b1.stop() })
+    // identified: a knows b's listen address, not only the connection's
+    await until(() => a.peers().some(p => p.id === b1.peerId && p.addresses.includes(`${addr}/p2p/${b1.peerId}`)), 'b joined')
+    await b1.stop()
+    await until(() => a.peers().length === 0, 'b gone')
+    const b2 = await host(key, [addr], [], { privateKey: identity })
+    await until(() => a.peers().some(p => p.id === b2.peerId), 'a redialled b')
+  })
+
+  it('createHost({ allowFrom }) refuses inbound connections from outside the ranges', async function () {
+    const key = createNetworkKey()
+    const a = await host(key, ['/ip4/127.0.0.1/tcp/0'], [], { allowFrom: ['10.0.0.0/8'] })
+    const b = await host(key, ['/ip4/127.0.0.1/tcp/0'])
+    await assert.rejects(b.dial(a.addresses()[0]), (err: any) => err.name !== 'NetworkKeyMismatchError')
+    const c = await host(key, ['/ip4/127.0.0.1/tcp/0'], [], { allowFrom: ['127.0.0.0/8', 'fd00::/8'] })
+    await b.dial(c.addresses()[0])
+    assert.ok(c.peers().some(p => p.id === b.peerId) || b.peers().some(p => p.id === c.peerId))
+  })
+
+  it('parseCidr()/cidrContains() match IPv4, IPv6 and IPv4-mapped addresses', function () {
+    assert.ok(cidrContains(parseCidr('10.0.0.0/8'), '10.200.3.4'))
+    assert.ok(!cidrContains(parseCidr('10.0.0.0/8'), '11.0.0.1'))
+    assert.ok(cidrContains(parseCidr('100.64.0.0/10'), '100.127.255.255'))
+    assert.ok(!cidrContains(parseCidr('100.64.0.0/10'), '100.128.0.0'))
+    assert.ok(cidrContains(parseCidr('172.16.0.0/12'), '::ffff:172.31.0.1'))
+    assert.ok(cidrContains(parseCidr('fd00::/8'), 'fd12:3456::1'))
+    assert.ok(!cidrContains(parseCidr('fd00::/8'), 'fe80::1'))
+    assert.ok(cidrContains(parseCidr('192.168.1.7'), '192.168.1.7'))
+    assert.ok(!cidrContains(parseCidr('192.168.1.7'), '192.168.1.8'))
+    assert.ok(cidrContains(parseCidr('0.0.0.0/0'), '8.8.8.8'))
+    for (const bad of ['10.0.0.0/33', '300.1.1.1/8', 'nonsense', 'fd00::/129', '1:2:3']) {
+      assert.throws(() => parseCidr(bad), { name: 'UsageError' }, bad)
+    }
+  })
+})

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import fc from 'fast-check'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { base58btc } from 'multiformats/bases/base58'
+import { erasureParams, targets, keeper, peerKadId, keyKadId, compareDistance, MAX_DATA_FRAGMENTS } from '../../node/placement.ts'
+
+const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest())
+
+function xorBigInt (a: Uint8Array, b: Uint8Array): bigint {
+  let x = 0n
+  for (let i = 0; i < a.length; i++) x = (x << 8n) | BigInt(a[i] ^ b[i])
+  return x
+}
+
+describe('node/placement', function () {
+  let peers: string[]
+  before(async function () {
+    peers = await Promise.all(Array.from({ length: 24 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+  })
+
+  describe('erasureParams(liveHosts, redundancy)', function () {
+    it('erasureParams(live) follows the table of DESIGN.md §2 for redundancy 2', function () {
+      const table: Array<[number, number, number]> = [[1, 1, 0], [2, 1, 1], [3, 1, 2], [4, 2, 2], [5, 3, 2], [6, 4, 2], [7, 4, 2], [100, 4, 2]]
+      for (const [live, k, m] of table) assert.deepEqual(erasureParams(live), { k, m }, `live=${live}`)
+    })
+
+    it('erasureParams(live, r) never needs more hosts than are live, and tolerates min(r, live - 1) losses', function () {
+      for (let live = 1; live <= 40; live++) {
+        for (let r = 0; r <= 6; r++) {
+          const { k, m } = erasureParams(live, r)
+          assert.ok(k >= 1 && k <= MAX_DATA_FRAGMENTS, `k=${k} live=${live} r=${r}`)
+          assert.ok(k + m <= live, `k+m=${k + m} > live=${live} (r=${r})`)
+          assert.equal(m, Math.min(r, live - 1), `m live=${live} r=${r}`)
+          if (k === 1) assert.ok(live - r < 2, `replication only when small (live=${live} r=${r})`)
+          else assert.equal(k, Math.min(MAX_DATA_FRAGMENTS, live - r))
+        }
+      }
+    })
+
+    it('erasureParams(live, 0) is a single copy or plain striping, no parity', function () {
+      assert.deepEqual(erasureParams(1, 0), { k: 1, m: 0 })
+      assert.deepEqual(erasureParams(3, 0), { k: 3, m: 0 })
+      assert.deepEqual(erasureParams(9, 0), { k: 4, m: 0 })
+    })
+
+    it('erasureParams() rejects bad arguments with RangeError', function () {
+      for (const live of [0, -1, 1.5, NaN, Infinity]) assert.throws(() => erasureParams(live), RangeError, String(live))
+      for (const r of [-1, 0.5, NaN]) assert.throws(() => erasureParams(5, r), RangeError, String(r))
+    })
+  })
+
+  describe('targets(key, peers, n)', function () {
+    it('targets() ranks peers by XOR distance of sha256(peer id multihash) from sha256(key)', function () {
+      for (let i = 0; i < 50; i++) {
+        const key = randomBytes(1 + (i % 40))
+        const target = sha256(key)
+        const expected = [...peers].sort((a, b) => {
+          const da = xorBigInt(sha256(multihashOf(a)), target)
+          const db = xorBigInt(sha256(multihashOf(b)), target)
+          return da < db ? -1 : da > db ? 1 : 0
+        })
+        assert.deepEqual(targets(key, peers, peers.length), expected)
+      }
+    })
+
+    it('targets() is deterministic: independent of order and duplicates, distinct, prefix-stable in n', function () {
+      fc.assert(fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 64 }),
+        fc.shuffledSubarray(peers, { minLength: 0 }),
+        fc.array(fc.nat(23), { maxLength: 10 }),
+        fc.nat(30),
+        (key, subset, dupIdx, n) => {
+          const base = targets(key, subset, n)
+          const noisy = [...subset].reverse().concat(dupIdx.filter(i => i < subset.length).map(i => subset[i]))
+          assert.deepEqual(targets(key, noisy, n), base)
+          assert.equal(new Set(base).size, base.length)
+          assert.equal(base.length, Math.min(n, subset.length))
+          assert.deepEqual(targets(key, subset, n + 1).slice(0, base.length), base)
+          for (const p of base) assert.ok(subset.includes(p))
+        }
+      ), { numRuns: 200 })
+    })
+
+    it('targets() of a key keeps the surviving peers in order when a peer leaves', function () {
+      const key = randomBytes(32)
+      const all = targets(key, peers, peers.length)
+      const gone = all[1]
+      assert.deepEqual(targets(key, peers.filter(p => p !== gone), peers.length - 1), all.filter(p => p !== gone))
+    })
+
+    it('targets() spreads keys over peers (each of 8 peers is first for some of 400 keys)', function () {
+      const eight = peers.slice(0, 8)
+      const firsts = new Set(Array.from({ length: 400 }, () => targets(randomBytes(32), eight, 1)[0]))
+      assert.equal(firsts.size, 8)
+    })
+
+    it('targets() with no peers or n = 0 is empty; a bad peer id or n throws RangeError', function () {
+      assert.deepEqual(targets(randomBytes(8), [], 3), [])
+      assert.deepEqual(targets(randomBytes(8), peers, 0), [])
+      assert.throws(() => targets(randomBytes(8), ['not-a-peer'], 1), RangeError)
+      assert.throws(() => targets(randomBytes(8), peers, -1), RangeError)
+      assert.throws(() => targets(randomBytes(8), peers, 1.5), RangeError)
+    })
+  })
+
+  describe('keeper(key, livePeers)', function () {
+    it('keeper() is the first target, and undefined without peers', function () {
+      for (let i = 0; i < 20; i++) {
+        const key = randomBytes(32)
+        assert.equal(keeper(key, peers), targets(key, peers, 1)[0])
+      }
+      assert.equal(keeper(randomBytes(4), []), undefined)
+    })
+  })
+
+  it('compareDistance() orders by XOR distance, peerKadId()/keyKadId() are sha256', function () {
+    const t = new Uint8Array([0b1010, 0])
+    assert.ok(compareDistance(t, new Uint8Array([0b1011, 0]), new Uint8Array([0b1000, 0])) < 0)
+    assert.ok(compareDistance(t, new Uint8Array([0b1010, 9]), new Uint8Array([0b1010, 1])) > 0)
+    assert.equal(compareDistance(t, t, t), 0)
+    const key = randomBytes(10)
+    assert.deepEqual(keyKadId(key), sha256(key))
+    assert.deepEqual(peerKadId(peers[0]), sha256(multihashOf(peers[0])))
+  })
+})
+
+/** The multihash bytes of a peer id string (base58btc of the identity multihash of its key). */
+function multihashOf (peer: string): Uint8Array {
+  return base58btc.decode(`z${peer}`)
+}
