@@ -63,21 +63,17 @@ def main(argv):
     delay = int(argv[3]) / 1000.0
     inp, out = open_port(argv[1]), open_port(argv[2])
     held = collections.deque()
-    running = [True]
 
     def stop(*_):
-        running[0] = False
+        raise SystemExit(0)  # held frames are simply lost, as on a link that goes down
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    while running[0]:
+    while True:
         timeout = None
         if held:
             timeout = max(0.0, held[0][0] - time.monotonic())
-        try:
-            readable, _, _ = select.select([inp, out], [], [], timeout)
-        except InterruptedError:
-            continue
+        readable, _, _ = select.select([inp, out], [], [], timeout)
         now = time.monotonic()
         for sock in readable:
             while True:
@@ -95,7 +91,6 @@ def main(argv):
         now = time.monotonic()
         while held and held[0][0] <= now:
             send(out, held.popleft()[1])
-    return 0
 
 
 if __name__ == '__main__':

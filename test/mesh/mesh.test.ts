@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { access, mkdtemp, rm } from 'node:fs/promises'
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -58,8 +58,11 @@ async function pidsIn (ns: string): Promise<number[]> {
   return stdout.split('\n').filter(l => l !== '').map(Number)
 }
 
-function alive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch { return false }
+/** Whether a pid is a running process (a zombie that init has yet to reap is not). */
+async function alive (pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  const state = /\) ([A-Za-z])/.exec(stat)?.[1]
+  return state !== undefined && state !== 'Z' && state !== 'X'
 }
 
 /** Resolves with the first stdout line matching `pattern`; rejects if the child exits first. */
@@ -255,7 +258,7 @@ describe('scripts/mesh down and up again', function () {
     await meshDown({ name, dir })
 
     assert.deepEqual((await namespaces()).filter(ns => ns.startsWith(`${name}-`)), [])
-    assert.deepEqual(pids.filter(alive), [])
+    assert.deepEqual((await Promise.all(pids.map(alive))).filter(a => a), [])
     const tincds = await run('pgrep', ['-f', `tincd -c ${dir}`]).then(r => r.stdout, () => '')
     assert.equal(tincds, '')
     assert.deepEqual((await rootVeths()).filter(v => !vethsBefore.includes(v)), [])
