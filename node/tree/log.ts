@@ -2,7 +2,7 @@
 //   [u32 BE length][u32 BE crc32 of the payload][payload = one op block]
 // Appends are batched: every append waits for the one write + fsync that carries it. On open
 // the file is read back; a torn or corrupt tail (a crash mid-append) is cut off, never fatal.
-import { open, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { constants } from 'node:fs'
 import { crc32 } from 'node:zlib'
 import { join } from 'node:path'
@@ -28,6 +28,7 @@ export interface OpenedLog {
 }
 
 export async function openLog (dir: string): Promise<OpenedLog> {
+  await mkdir(dir, { recursive: true })
   const path = join(dir, LOG_FILE)
   const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600)
   let records: Uint8Array[] = []

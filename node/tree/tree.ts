@@ -17,7 +17,7 @@ export const MAX_PENDING_OPS = 100_000
 export const MAX_RECEIVE_BATCH = 100_000
 
 export interface TreeInit {
-  /** Directory for the op log (created by the caller). */
+  /** Directory for the op log (created if missing). */
   dir: string
   /** Signs local ops; `author` is this host's peer id string. */
   signer: Signer

@@ -1,0 +1,441 @@
+// Unit tests of the metadata tree: each op, each merge rule, bounds, bad input, durability.
+import assert from 'node:assert/strict'
+import { Teardown } from '../helpers/tmp.ts'
+import { InvalidOpError, isConflictName, type OpEventDetail } from '../../node/tree/index.ts'
+import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps } from './tree-helpers.ts'
+
+describe('node/tree', function () {
+  let t: Teardown
+  beforeEach(() => { t = new Teardown() })
+  afterEach(async () => { await t.run() })
+
+  describe('local ops', () => {
+    it('tree.commit(create dir) then lookup/children/get/path', async () => {
+      const { tree } = await replica(t)
+      const { id } = await tree.commit(mkdir(tree.root, 'a'))
+      const e = tree.lookup(tree.root, 'a')
+      assert.equal(e?.inode, id)
+      assert.equal(e?.id, id)
+      assert.deepEqual(tree.children(tree.root).map(x => x.name), ['a'])
+      const inode = tree.get(id)
+      assert.equal(inode?.kind, 'dir')
+      assert.equal(inode?.nlink, 2)
+      assert.equal(tree.get(tree.root)?.nlink, 3)
+      assert.equal(tree.byIno(inode!.ino)?.id, id)
+      assert.equal(tree.get(tree.root)?.ino, 1)
+      assert.equal(tree.path(id), '/a')
+    })
+
+    it('tree.commit(create file with inline content) and write a new version', async () => {
+      const { tree } = await replica(t)
+      const { id } = await tree.commit(mkfile(tree.root, 'f', 'one'))
+      assert.equal(text(tree, '/f'), 'one')
+      await tree.commit(write(id, 'two', sec(5)))
+      assert.equal(text(tree, '/f'), 'two')
+      const i = tree.get(id)!
+      assert.equal(i.size, 3)
+      assert.equal(i.mtime, sec(5))
+      assert.equal(i.ctime, sec(5))
+      assert.deepEqual(tree.history(id).map(v => new TextDecoder().decode((v.content as any).inline)), ['one', 'two'])
+    })
+
+    it('tree.commit(create symlink, fifo, chr)', async () => {
+      const { tree } = await replica(t)
+      const l = await tree.commit({ type: 'create', parent: tree.root, name: 'l', kind: 'symlink', target: '/x/y', mode: 0o777, uid: 1, gid: 2, time: sec(1) })
+      const c = await tree.commit({ type: 'create', parent: tree.root, name: 'c', kind: 'chr', rdev: 0x0103, mode: 0o600, uid: 0, gid: 0, time: sec(1) })
+      assert.equal(tree.get(l.id)?.target, '/x/y')
+      assert.equal(tree.get(l.id)?.uid, 1)
+      assert.equal(tree.get(c.id)?.rdev, 0x0103)
+    })
+
+    it('tree.commit(link) adds a hard link; unlink removes one', async () => {
+      const { tree } = await replica(t)
+      const d = await tree.commit(mkdir(tree.root, 'd'))
+      const f = await tree.commit(mkfile(tree.root, 'f', 'x'))
+      const l = await tree.commit({ type: 'link', parent: d.id, name: 'g', inode: f.id, time: sec(2) })
+      assert.equal(tree.get(f.id)?.nlink, 2)
+      assert.equal(tree.path(l.id), '/d/g')
+      assert.equal(tree.entries(f.id).length, 2)
+      await tree.commit({ type: 'unlink', entry: f.id, time: sec(3) })
+      assert.equal(tree.lookup(tree.root, 'f'), undefined)
+      assert.equal(tree.get(f.id)?.nlink, 1)
+      assert.equal(text(tree, '/d/g'), 'x')
+      await tree.commit({ type: 'unlink', entry: l.id, time: sec(4) })
+      assert.equal(tree.get(f.id)?.nlink, 0)
+      assert.deepEqual(tree.children(d.id), [])
+    })
+
+    it('tree.commit(move) renames, and replaces the destination', async () => {
+      const { tree } = await replica(t)
+      const d = await tree.commit(mkdir(tree.root, 'd'))
+      const a = await tree.commit(mkfile(tree.root, 'a', 'A'))
+      const b = await tree.commit(mkfile(d.id, 'b', 'B'))
+      await tree.commit({ type: 'move', entry: a.id, parent: d.id, name: 'b', replace: b.id, time: sec(3) })
+      assert.deepEqual(ls(tree, '/'), ['d'])
+      assert.deepEqual(ls(tree, '/d'), ['b'])
+      assert.equal(text(tree, '/d/b'), 'A')
+      assert.equal(tree.get(b.id)?.nlink, 0)
+      assert.equal(tree.path(a.id), '/d/b')
+    })
+
+    it('tree.commit(move) of a dir into its own subtree is skipped (no cycle)', async () => {
+      const { tree } = await replica(t)
+      const a = await tree.commit(mkdir(tree.root, 'a'))
+      const b = await tree.commit(mkdir(a.id, 'b'))
+      await tree.commit({ type: 'move', entry: a.id, parent: b.id, name: 'a', time: sec(2) })
+      await tree.commit({ type: 'move', entry: a.id, parent: a.id, name: 'a', time: sec(2) })
+      assert.equal(tree.path(b.id), '/a/b')
+    })
+
+    it('tree.commit(setattr) and xattrs', async () => {
+      const { tree } = await replica(t)
+      const f = await tree.commit(mkfile(tree.root, 'f', 'x'))
+      await tree.commit({ type: 'setattr', inode: f.id, mode: 0o4755, uid: 7, time: sec(3) })
+      await tree.commit({ type: 'setattr', inode: f.id, atime: sec(10), mtime: sec(11), time: sec(4) })
+      await tree.commit({ type: 'setxattr', inode: f.id, name: 'user.a', value: new Uint8Array([1, 2]), time: sec(5) })
+      await tree.commit({ type: 'setxattr', inode: f.id, name: 'user.b', value: new Uint8Array([3]), time: sec(5) })
+      await tree.commit({ type: 'removexattr', inode: f.id, name: 'user.b', time: sec(6) })
+      const i = tree.get(f.id)!
+      assert.equal(i.mode, 0o4755)
+      assert.equal(i.uid, 7)
+      assert.equal(i.gid, 0)
+      assert.equal(i.atime, sec(10))
+      assert.equal(i.mtime, sec(11))
+      assert.equal(i.ctime, sec(6))
+      assert.deepEqual([...i.xattrs.keys()], ['user.a'])
+    })
+
+    it('tree emits "op" after every applied op', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const seen: OpEventDetail[] = []
+      b.tree.addEventListener('op', (e) => { seen.push((e as CustomEvent<OpEventDetail>).detail) })
+      const local: boolean[] = []
+      a.tree.addEventListener('op', (e) => { local.push((e as CustomEvent<OpEventDetail>).detail.local) })
+      const { cid } = await a.tree.commit(mkdir(a.tree.root, 'x'))
+      assert.deepEqual(local, [true])
+      await sync(a.tree, b.tree)
+      assert.equal(seen.length, 1)
+      assert.equal(seen[0].local, false)
+      assert.ok(seen[0].cid.equals(cid))
+      assert.equal(seen[0].body.type, 'create')
+    })
+
+    it('tree.heads() names the latest op; every op names the previous heads', async () => {
+      const { tree } = await replica(t)
+      const a = await tree.commit(mkdir(tree.root, 'a'))
+      const b = await tree.commit(mkdir(tree.root, 'b'))
+      assert.deepEqual(tree.heads().map(String), [b.cid.toString()])
+      assert.ok(tree.hasOp(a.cid))
+      assert.ok(tree.getOp(a.cid) instanceof Uint8Array)
+    })
+
+    it('concurrent tree.commit() calls chain and all persist', async () => {
+      const r = await replica(t)
+      await Promise.all(Array.from({ length: 20 }, async (_, i) => await r.tree.commit(mkdir(r.tree.root, `d${i}`))))
+      assert.equal(r.tree.children(r.tree.root).length, 20)
+      assert.equal(r.tree.heads().length, 1)
+      const before = snapshot(r.tree)
+      await r.tree.close()
+      const again = await replica(t, { dir: r.dir, key: r.key })
+      assert.equal(snapshot(again.tree), before)
+    })
+  })
+
+  describe('bad input', () => {
+    it('tree.commit() rejects bad names and oversized content with InvalidOpError', async () => {
+      const { tree } = await replica(t)
+      for (const name of ['', '.', '..', 'a/b', 'a\u0000b', 'x'.repeat(256)]) {
+        await assert.rejects(tree.commit(mkdir(tree.root, name)), InvalidOpError, JSON.stringify(name))
+      }
+      await assert.rejects(tree.commit({ type: 'write', inode: tree.root, content: { inline: new Uint8Array(5000) }, size: 5000, time: 1n }), InvalidOpError)
+      await assert.rejects(tree.commit({ type: 'setattr', inode: tree.root, mode: 0o170000, time: 1n }), InvalidOpError)
+      await assert.rejects(tree.commit({ type: 'nope' } as any), InvalidOpError)
+      assert.equal(tree.heads().length, 0)
+      await tree.commit(mkdir(tree.root, 'é'.repeat(127)))
+    })
+
+    it('tree.receive() rejects garbage, bad signatures and tampered ops, storing nothing', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const { cid } = await a.tree.commit(mkdir(a.tree.root, 'x'))
+      const good = a.tree.getOp(cid)!
+      await assert.rejects(b.tree.receive([new Uint8Array([1, 2, 3])]), InvalidOpError)
+      await assert.rejects(b.tree.receive([new Uint8Array(100_000)]), InvalidOpError)
+      const tampered = new Uint8Array(good)
+      const at = Buffer.from(tampered).indexOf('x')
+      tampered[at] = 'y'.charCodeAt(0)
+      await assert.rejects(b.tree.receive([good, tampered]), (err: Error) => err instanceof InvalidOpError && /signature/.test(err.message))
+      assert.equal(b.tree.hasOp(cid), false)
+      assert.equal(b.tree.size, 0)
+      const r = await b.tree.receive([good])
+      assert.equal(r.applied, 1)
+      assert.deepEqual(ls(b.tree, '/'), ['x'])
+    })
+
+    it('tree.receive() holds ops with missing parents and reports them', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const x = await a.tree.commit(mkdir(a.tree.root, 'x'))
+      const y = await a.tree.commit(mkdir(x.id, 'y'))
+      const z = await a.tree.commit(mkdir(y.id, 'z'))
+      const r1 = await b.tree.receive([a.tree.getOp(z.cid)!, a.tree.getOp(y.cid)!])
+      assert.equal(r1.applied, 0)
+      assert.deepEqual(r1.missing.map(String), [x.cid.toString()])
+      const r2 = await b.tree.receive([a.tree.getOp(x.cid)!])
+      assert.equal(r2.applied, 3)
+      assert.deepEqual(r2.missing, [])
+      assert.equal(b.tree.path(z.id), '/x/y/z')
+    })
+  })
+
+  describe('merge rules', () => {
+    it('concurrent writes of identical content are one version', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const f = await a.tree.commit(mkfile(a.tree.root, 'f', 'base'))
+      await sync(a.tree, b.tree)
+      await a.tree.commit(write(f.id, 'same', sec(3)))
+      await b.tree.commit(write(f.id, 'same', sec(4)))
+      await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+      for (const r of [a, b]) {
+        assert.deepEqual(ls(r.tree, '/'), ['f'])
+        assert.equal(text(r.tree, '/f'), 'same')
+        assert.equal(r.tree.history(f.id).length, 2)
+        assert.deepEqual(r.tree.conflicts(), [])
+      }
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
+    })
+
+    it('concurrent writes of different content: the later keeps the name, the other one sibling', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const f = await a.tree.commit(mkfile(a.tree.root, 'f.txt', 'base'))
+      await sync(a.tree, b.tree)
+      a.clock.ms += 1000
+      b.clock.ms += 2000
+      await a.tree.commit(write(f.id, 'from-a', sec(3)))
+      await b.tree.commit(write(f.id, 'from-b', sec(4)))
+      await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
+      const names = ls(a.tree, '/')
+      assert.equal(names.length, 2)
+      assert.equal(text(a.tree, '/f.txt'), 'from-b')
+      const sib = names.find(n => n !== 'f.txt')!
+      assert.match(sib, /^f\.txt\.conflict-[A-Za-z0-9]{8}-\d{8}-\d{6}$/)
+      assert.ok(sib.includes(a.signer.author.slice(-8)))
+      assert.equal(text(a.tree, '/' + sib), 'from-a')
+      const c = a.tree.conflicts()
+      assert.equal(c.length, 1)
+      assert.equal(c[0].path, '/' + sib)
+      assert.equal(c[0].of, f.id)
+      assert.equal(c[0].author, a.signer.author)
+      assert.equal(a.tree.history(f.id).length, 3)
+      // a conflict sibling is a real entry: it stays until unlinked
+      await a.tree.commit({ type: 'unlink', entry: c[0].entry, time: sec(9) })
+      assert.deepEqual(ls(a.tree, '/'), ['f.txt'])
+      assert.deepEqual(a.tree.conflicts(), [])
+    })
+
+    it('a conflict of a conflict keeps one suffix', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const f = await a.tree.commit(mkfile(a.tree.root, 'f', 'base'))
+      await sync(a.tree, b.tree)
+      await a.tree.commit(write(f.id, 'a1', sec(3))); b.clock.ms += 10
+      await b.tree.commit(write(f.id, 'b1', sec(4)))
+      await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+      const sib = a.tree.conflicts()[0]
+      a.clock.ms += 5000; b.clock.ms += 6000
+      await a.tree.commit(write(sib.inode, 'a2', sec(7)))
+      await b.tree.commit(write(sib.inode, 'b2', sec(8)))
+      await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
+      const names = ls(a.tree, '/')
+      assert.equal(names.length, 3)
+      for (const n of names) assert.ok(!/conflict.*conflict/.test(n), n)
+      assert.ok(names.filter(n => n !== 'f').every(isConflictName))
+    })
+
+    it('write vs. concurrent unlink: the write wins, whichever is later', async () => {
+      for (const writerLater of [true, false]) {
+        const a = await replica(t)
+        const b = await replica(t)
+        const f = await a.tree.commit(mkfile(a.tree.root, 'f', 'base'))
+        await sync(a.tree, b.tree)
+        a.clock.ms += writerLater ? 1000 : 2000
+        b.clock.ms += writerLater ? 2000 : 1000
+        await a.tree.commit({ type: 'unlink', entry: f.id, time: sec(3) })
+        await b.tree.commit(write(f.id, 'kept', sec(3)))
+        await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+        for (const r of [a, b]) {
+          assert.deepEqual(ls(r.tree, '/'), ['f'], `writer later: ${writerLater}`)
+          assert.equal(text(r.tree, '/f'), 'kept')
+        }
+        assert.equal(snapshot(a.tree), snapshot(b.tree))
+      }
+    })
+
+    it('concurrent mkdir of one name merges the directories', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const da = await a.tree.commit(mkdir(a.tree.root, 'd'))
+      await a.tree.commit(mkfile(da.id, 'from-a', 'A'))
+      b.clock.ms += 5
+      const db = await b.tree.commit(mkdir(b.tree.root, 'd'))
+      await b.tree.commit(mkfile(db.id, 'from-b', 'B'))
+      await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
+      assert.deepEqual(ls(a.tree, '/'), ['d'])
+      assert.deepEqual(ls(a.tree, '/d'), ['from-a', 'from-b'])
+      assert.equal(a.tree.get(db.id)?.id, da.id)
+      assert.deepEqual(a.tree.children(db.id).map(e => e.name), ['from-a', 'from-b'])
+      // later ops naming the merged-away dir land in the survivor
+      await b.tree.commit(mkfile(db.id, 'later', 'L'))
+      assert.deepEqual(ls(b.tree, '/d'), ['from-a', 'from-b', 'later'])
+    })
+
+    it('concurrent creates: identical files are one, different files get a conflict name', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      await a.tree.commit(mkfile(a.tree.root, 'same', 'S'))
+      await b.tree.commit(mkfile(b.tree.root, 'same', 'S'))
+      await a.tree.commit(mkfile(a.tree.root, 'diff', 'from-a'))
+      b.clock.ms += 1000
+      await b.tree.commit(mkfile(b.tree.root, 'diff', 'from-b'))
+      await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
+      const names = ls(a.tree, '/')
+      assert.equal(names.length, 3)
+      assert.equal(text(a.tree, '/diff'), 'from-b')
+      const c = a.tree.conflicts()
+      assert.equal(c.length, 1)
+      assert.match(c[0].path, /^\/diff\.conflict-/)
+      assert.equal(text(a.tree, c[0].path), 'from-a')
+      assert.equal(text(a.tree, '/same'), 'S')
+    })
+
+    it('attributes merge field by field, never a conflict', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const f = await a.tree.commit(mkfile(a.tree.root, 'f', 'x'))
+      await sync(a.tree, b.tree)
+      await a.tree.commit({ type: 'setattr', inode: f.id, mode: 0o600, time: sec(3) })
+      b.clock.ms += 10
+      await b.tree.commit({ type: 'setattr', inode: f.id, uid: 42, time: sec(3) })
+      await b.tree.commit({ type: 'setxattr', inode: f.id, name: 'user.k', value: new Uint8Array([9]), time: sec(3) })
+      await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
+      const i = a.tree.get(f.id)!
+      assert.equal(i.mode, 0o600)
+      assert.equal(i.uid, 42)
+      assert.equal(i.xattrs.get('user.k')?.[0], 9)
+      assert.deepEqual(a.tree.conflicts(), [])
+    })
+
+    it('concurrent moves making a cycle: one is skipped, nothing orphaned', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const x = await a.tree.commit(mkdir(a.tree.root, 'x'))
+      const y = await a.tree.commit(mkdir(a.tree.root, 'y'))
+      await sync(a.tree, b.tree)
+      await a.tree.commit({ type: 'move', entry: x.id, parent: y.id, name: 'x', time: sec(3) })
+      b.clock.ms += 10
+      await b.tree.commit({ type: 'move', entry: y.id, parent: x.id, name: 'y', time: sec(3) })
+      await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
+      // b's move sorts later and would close a cycle: it is the one skipped
+      assert.equal(a.tree.path(y.id), '/y')
+      assert.equal(a.tree.path(x.id), '/y/x')
+    })
+
+    it('rmdir vs. a concurrent create inside: the directory stays with its new child', async () => {
+      for (const rmLater of [true, false]) {
+        const a = await replica(t)
+        const b = await replica(t)
+        const d = await a.tree.commit(mkdir(a.tree.root, 'd'))
+        await sync(a.tree, b.tree)
+        a.clock.ms += rmLater ? 2000 : 1000
+        b.clock.ms += rmLater ? 1000 : 2000
+        await a.tree.commit({ type: 'unlink', entry: d.id, time: sec(3) })
+        await b.tree.commit(mkfile(d.id, 'child', 'c'))
+        await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+        assert.equal(snapshot(a.tree), snapshot(b.tree))
+        assert.deepEqual(ls(a.tree, '/d'), ['child'], `rm later: ${rmLater}`)
+      }
+    })
+
+    it('editor save (write tmp, rename over) vs. a concurrent write loses nothing', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const f = await a.tree.commit(mkfile(a.tree.root, 'doc', 'v1'))
+      await sync(a.tree, b.tree)
+      const tmp = await a.tree.commit(mkfile(a.tree.root, '.doc.swp', 'v2-a'))
+      await a.tree.commit({ type: 'move', entry: tmp.id, parent: a.tree.root, name: 'doc', replace: f.id, time: sec(3) })
+      b.clock.ms += 5
+      await b.tree.commit(write(f.id, 'v2-b', sec(3)))
+      await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
+      const contents = ls(a.tree, '/').map(n => text(a.tree, '/' + n)).sort()
+      assert.deepEqual(contents, ['v2-a', 'v2-b'])
+    })
+  })
+
+  describe('durability', () => {
+    it('Tree.open() after close() gives the same tree', async () => {
+      const r = await replica(t)
+      const other = await replica(t)
+      const d = await r.tree.commit(mkdir(r.tree.root, 'd'))
+      const f = await r.tree.commit(mkfile(d.id, 'f', 'hello'))
+      await other.tree.commit(mkdir(other.tree.root, 'remote'))
+      await sync(other.tree, r.tree)
+      await r.tree.commit(write(f.id, 'world', sec(3)))
+      await r.tree.commit({ type: 'setxattr', inode: f.id, name: 'user.x', value: new Uint8Array([1]), time: sec(4) })
+      const before = snapshot(r.tree)
+      const heads = r.tree.heads().map(String).sort()
+      await r.tree.close()
+      const again = await replica(t, { dir: r.dir, key: r.key })
+      assert.equal(snapshot(again.tree), before)
+      assert.deepEqual(again.tree.heads().map(String).sort(), heads)
+      // and it keeps going: new ops chain on the old heads
+      await again.tree.commit(mkdir(again.tree.root, 'after'))
+      assert.equal(again.tree.heads().length, 1)
+    })
+
+    it('Tree.open() cuts a torn tail record and keeps the rest', async () => {
+      const { open, stat, truncate, appendFile } = await import('node:fs/promises')
+      const { join } = await import('node:path')
+      const r = await replica(t)
+      await r.tree.commit(mkdir(r.tree.root, 'a'))
+      const beforeLast = snapshot(r.tree)
+      const size = (await stat(join(r.dir, 'ops.log'))).size
+      await r.tree.commit(mkdir(r.tree.root, 'b'))
+      await r.tree.close()
+      const full = (await stat(join(r.dir, 'ops.log'))).size
+      await truncate(join(r.dir, 'ops.log'), size + Math.floor((full - size) / 2))
+      const again = await replica(t, { dir: r.dir, key: r.key })
+      assert.equal(snapshot(again.tree), beforeLast)
+      await again.tree.commit(mkdir(again.tree.root, 'c'))
+      await again.tree.close()
+      // garbage appended after a good record (a corrupt tail) is cut too
+      await appendFile(join(r.dir, 'ops.log'), Buffer.from([0, 0, 0, 9, 1, 2, 3, 4, 5, 6]))
+      const third = await replica(t, { dir: r.dir, key: r.key })
+      assert.deepEqual(ls(third.tree, '/'), ['a', 'c'])
+      const fh = await open(join(r.dir, 'ops.log'), 'r')
+      await fh.close()
+    })
+
+    it('received ops survive a restart', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      await a.tree.commit(mkdir(a.tree.root, 'x'))
+      await sync(a.tree, b.tree)
+      const before = snapshot(b.tree)
+      await b.tree.close()
+      const again = await replica(t, { dir: b.dir, key: b.key })
+      assert.equal(snapshot(again.tree), before)
+      assert.equal(allOps(again.tree).size, 1)
+      assert.equal(resolve(again.tree, '/x') !== undefined, true)
+    })
+  })
+})
