@@ -206,11 +206,24 @@ describe('scripts/mesh up 3 --shape h1=1mbit/30ms', function () {
     assert.ok(Math.min(...await pingRtts(mesh, 'h3', 'h2')) < 50)
   })
 
-  it('scripts/mesh rejects a bad shape and an unknown host, and the mesh stays up', async () => {
+  it('scripts/mesh exec hX CMD runs CMD in host X\'s namespace; scripts/mesh hosts lists the hosts', async () => {
+    const env = { ...process.env, DARKFS_MESH_NAME: name, DARKFS_MESH_DIR: mesh.dir }
+    const { stdout } = await run(MESH_SCRIPT, ['exec', 'h2', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'dk0'], { env })
+    assert.match(stdout, / inet 10\.77\.0\.2\/24 /)
+    assert.equal((await run(MESH_SCRIPT, ['hosts'], { env })).stdout, mesh.printed)
+    await assert.rejects(run(MESH_SCRIPT, ['exec', 'h7', 'true'], { env }), /no host 'h7'/)
+  })
+
+  it('scripts/mesh rejects bad arguments without touching the live mesh', async () => {
+    const env = { ...process.env, DARKFS_MESH_NAME: name, DARKFS_MESH_DIR: mesh.dir }
     await assert.rejects(mesh.shape('h1', '1furlong/30ms'), /bad rate/)
     await assert.rejects(mesh.shape('h1', '1mbit/-3ms'), /bad delay/)
-    await assert.rejects(run(MESH_SCRIPT, ['shape', 'h9', 'none'], { env: { ...process.env, DARKFS_MESH_NAME: name, DARKFS_MESH_DIR: mesh.dir } }), /no host 'h9'/)
+    await assert.rejects(run(MESH_SCRIPT, ['shape', 'h9', 'none'], { env }), /no host 'h9'/)
+    await assert.rejects(run(MESH_SCRIPT, ['up', '0'], { env }), /N must be/)
+    await assert.rejects(run(MESH_SCRIPT, ['up', '3', '--shape', 'h4=1mbit'], { env }), /no host 'h4'/)
+    await assert.rejects(run(MESH_SCRIPT, ['up', '3', '--shape', 'h1=fast'], { env }), /bad rate/)
     assert.equal(mesh.host('h1').rate, SHAPED_RATE)
+    assert.match((await mesh.exec('h1', 'tc', ['qdisc', 'show', 'dev', 'ul0'])).stdout, /tbf .* rate 1Mbit/)
     const { stdout } = await mesh.exec('h2', 'ping', ['-n', '-c', '1', '-W', '2', mesh.host('h1').address])
     assert.match(stdout, /1 received/)
   })
