@@ -1,0 +1,189 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import * as dagCbor from '@ipld/dag-cbor'
+import { lpStream } from '@libp2p/utils'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { createHost } from '../../node/host.ts'
+import type { Host } from '../../node/host.ts'
+import { createNetworkKey } from '../../node/keys.ts'
+import { createSync, OPS_PROTOCOL } from '../../node/sync.ts'
+import type { Sync, SyncHost } from '../../node/sync.ts'
+import { Tree, ROOT } from '../../node/tree/index.ts'
+import { signerFor, verify } from '../../node/signing.ts'
+
+interface Node { host: Host, tree: Tree, sync: Sync, key: PrivateKey, dir: string }
+
+async function until (what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; ; i++) {
+    if (await check()) return
+    if (i > 600) throw new Error(`never happened: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
+const headIds = (t: Tree): string => t.heads().map(c => c.toString()).sort().join(',')
+const names = (t: Tree): string[] => t.children(ROOT).map(e => e.name).sort()
+const mkdir = async (t: Tree, name: string): Promise<void> => {
+  await t.commit({ type: 'create', parent: ROOT, name, kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n })
+}
+
+describe('node/sync (cluster)', function () {
+  const teardown: Array<() => Promise<void>> = []
+  afterEach(async function () {
+    while (teardown.length > 0) await teardown.pop()!().catch(() => {})
+  })
+
+  const memAddr = (): string => `/memory/sync-${randomBytes(6).toString('hex')}`
+
+  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey } = {}): Promise<Node> {
+    const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-'))
+    teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const key = opts.key ?? await generateKeyPair('Ed25519')
+    const tree = await Tree.open({ dir, signer: signerFor(key), verify })
+    teardown.push(async () => { await tree.close() })
+    const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: join_ })
+    teardown.push(async () => { await host.stop() })
+    const sync = createSync({ maxBatch: opts.maxBatch })({ host: opts.view?.(host) ?? host, tree })
+    await sync.start()
+    teardown.push(async () => { await sync.stop() })
+    return { host, tree, sync, key, dir }
+  }
+
+  it('sync gossips every op to all 5 hosts of a cluster joined through one address', async function () {
+    const key = createNetworkKey()
+    const first = await node(key)
+    const rest = await Promise.all(Array.from({ length: 4 }, async () => await node(key, [first.host.addresses()[0]])))
+    const all = [first, ...rest]
+    await until('mesh', () => all.every(n => n.host.peers().length === 4))
+    await Promise.all(all.map(async (n, i) => { await mkdir(n.tree, `dir-${i}`) }))
+    await until('every host has every op', () => all.every(n => n.tree.size === 5))
+    for (const n of all) {
+      assert.deepEqual(names(n.tree), ['dir-0', 'dir-1', 'dir-2', 'dir-3', 'dir-4'])
+      assert.equal(headIds(n.tree), headIds(first.tree))
+    }
+  })
+
+  it('sync reconciles a long history on connect, in batches, walking parents', async function () {
+    const key = createNetworkKey()
+    const a = await node(key, [], { maxBatch: 16 })
+    for (let i = 0; i < 120; i++) await mkdir(a.tree, `d${i}`)
+    const b = await node(key, [a.host.addresses()[0]], { maxBatch: 16 })
+    await until('b has the whole history', () => b.tree.size === 120)
+    assert.equal(headIds(b.tree), headIds(a.tree))
+    assert.equal(names(b.tree).length, 120)
+    assert.ok(b.sync.stats().reconciles >= 1)
+  })
+
+  it('sync.synced(peer) pulls what the peer has, and both sides merge offline work', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('connected', () => a.host.peers().length === 1 && b.host.peers().length === 1)
+    // offline: b drops the connection, both write
+    await b.host.hangUp(a.host.peerId)
+    await until('disconnected', () => a.host.peers().length === 0 && b.host.peers().length === 0)
+    await mkdir(a.tree, 'from-a')
+    await mkdir(b.tree, 'from-b')
+    await mkdir(b.tree, 'from-b-2')
+    assert.equal(a.tree.size, 1)
+    await b.host.dial(a.host.addresses()[0])
+    await b.sync.synced(a.host.peerId)
+    await a.sync.synced(b.host.peerId)
+    for (const n of [a, b]) assert.deepEqual(names(n.tree), ['from-a', 'from-b', 'from-b-2'])
+    assert.equal(headIds(a.tree), headIds(b.tree))
+  })
+
+  it('sync forwards ops to hosts that are not directly connected (a - b - c)', async function () {
+    const key = createNetworkKey()
+    // each sync sees only the peers named: a and c never talk although their hosts may connect
+    const hidden = new Map<string, string>()
+    const view = (h: Host): SyncHost => ({
+      peerId: h.peerId,
+      peers: () => h.peers().filter(p => hidden.get(h.peerId) !== p.id),
+      handle: async (protocol, handler, o) => {
+        await h.handle(protocol, async (stream, peer) => {
+          if (hidden.get(h.peerId) === peer) { stream.abort(new Error('hidden')); return }
+          await handler(stream, peer)
+        }, o)
+      },
+      unhandle: h.unhandle,
+      newStream: async (peer, protocol, o) => {
+        if (hidden.get(h.peerId) === peer) throw new Error('hidden')
+        return await h.newStream(peer, protocol, o)
+      },
+      addEventListener: (type: any, listener: any) => {
+        h.addEventListener(type, (e: any) => { if (hidden.get(h.peerId) !== e.detail) listener(e) })
+      },
+      removeEventListener: () => {}
+    })
+    const ka = await generateKeyPair('Ed25519')
+    const kc = await generateKeyPair('Ed25519')
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+    hidden.set(peerIdFromPrivateKey(ka).toString(), peerIdFromPrivateKey(kc).toString())
+    hidden.set(peerIdFromPrivateKey(kc).toString(), peerIdFromPrivateKey(ka).toString())
+    const b = await node(key)
+    const a = await node(key, [b.host.addresses()[0]], { view, key: ka })
+    const c = await node(key, [b.host.addresses()[0]], { view, key: kc })
+    await until('b sees both', () => b.host.peers().length >= 2)
+    await mkdir(a.tree, 'from-a')
+    await until('c got a\'s op through b', () => c.tree.size === 1)
+    assert.deepEqual(names(c.tree), ['from-a'])
+    await mkdir(c.tree, 'from-c')
+    await until('a got c\'s op through b', () => a.tree.size === 2)
+    assert.deepEqual(names(a.tree), ['from-a', 'from-c'])
+  })
+
+  it('sync answers a malformed message or a forged op by closing the stream, and keeps working', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('connected', () => b.host.peers().length === 1)
+    await mkdir(a.tree, 'before')
+    await until('b has it', () => b.tree.size === 1)
+
+    const send = async (bytes: Uint8Array): Promise<void> => {
+      const stream = await b.host.newStream(a.host.peerId, OPS_PROTOCOL)
+      const lp = lpStream(stream)
+      await lp.write(bytes)
+      // a's answer is a closed or reset stream, never a reply
+      await assert.rejects(lp.read({ signal: AbortSignal.timeout(5000) }))
+    }
+    await send(new Uint8Array([1, 2, 3, 4, 5]))
+    await send(dagCbor.encode({ t: 'nonsense' }))
+    await send(dagCbor.encode({ t: 'get', want: 'x', have: [] }))
+    await send(dagCbor.encode({ t: 'ops', ops: [] }))
+
+    // a forged op (right shape, wrong signature) pushed to a: rejected, nothing stored
+    const real = b.tree.getOp(b.tree.heads()[0])!
+    const decoded: any = dagCbor.decode(real)
+    const forged = dagCbor.encode({ ...decoded, body: { ...decoded.body, name: 'forged' } })
+    const stream = await b.host.newStream(a.host.peerId, OPS_PROTOCOL)
+    await lpStream(stream).write(dagCbor.encode({ t: 'push', ops: [forged] }))
+    await stream.close()
+    await until('a counted the bad messages', () => a.sync.stats().badMessages >= 4)
+    assert.equal(a.tree.size, 1)
+    assert.deepEqual(names(a.tree), ['before'])
+
+    // a still syncs
+    await mkdir(b.tree, 'after')
+    await until('a has b\'s new op', () => a.tree.size === 2)
+    assert.deepEqual(names(a.tree), ['after', 'before'])
+  })
+
+  it('sync.stop() is idempotent and stops serving', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('connected', () => b.host.peers().length === 1)
+    await a.sync.stop()
+    await a.sync.stop()
+    await assert.rejects(b.sync.synced(a.host.peerId))
+    await mkdir(a.tree, 'unsent')
+    await new Promise(resolve => setTimeout(resolve, 200))
+    assert.equal(b.tree.size, 0)
+  })
+})
