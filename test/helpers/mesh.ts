@@ -43,7 +43,10 @@ export interface MeshState {
   hub: string
   underlaySubnet: string
   vpnSubnet: string
+  /** the tun device carrying the VPN in every host (`dk0`) */
   vpnInterface: string
+  /** the veth carrying the host's (Tinc-encrypted) traffic to the hub (`ul0`): count bytes on the wire here */
+  underlayInterface: string
   hosts: MeshHost[]
 }
 

@@ -1,13 +1,14 @@
 // scripts/mesh: the real test network (network namespaces + a Tinc 1.0 VPN + shaped uplinks).
-// Runs as root. Each suite uses a mesh name of its own (unique per test process: several runs
-// may share the machine) and a temp state dir, so it never touches another mesh, and tears
-// everything down in `after`.
+// Runs as root. Each suite uses a mesh name of its own, unique per test process (`dkt<pid>`,
+// `dkl<pid>`: several runs may share the machine), and a state dir in the temp dir named after
+// it, so it never touches another mesh; it tears everything down in `after`, and reaps what
+// earlier, killed runs of this file left.
 
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { access, mkdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -35,8 +36,30 @@ function teardowns (): { add: (t: Teardown) => void, run: () => Promise<void> } 
   }
 }
 
-async function tempDir (): Promise<string> {
-  return await mkdtemp(join(tmpdir(), 'darkfs-mesh-test-'))
+/** The state dir of this file's mesh `name` (names are unique per process, see above). */
+function stateDir (name: string): string {
+  return join(tmpdir(), `darkfs-mesh-${name}`)
+}
+
+/**
+ * Removes the meshes of earlier runs of this file that were killed before their `after` hook
+ * (their mocha process is gone): namespaces `dkt<pid>-*`/`dkl<pid>-*` and their state dirs.
+ */
+async function reapKilledRuns (): Promise<void> {
+  for (const ns of await namespaces()) {
+    const m = /^(dk[tl](\d+))-hub$/.exec(ns)
+    if (m === null || Number(m[2]) === process.pid || await alive(Number(m[2]))) continue
+    await meshDown({ name: m[1], dir: stateDir(m[1]) })
+    await rm(stateDir(m[1]), { recursive: true, force: true })
+  }
+}
+
+/** A fresh, empty state dir for mesh `name`. */
+async function freshStateDir (name: string): Promise<string> {
+  const dir = stateDir(name)
+  await rm(dir, { recursive: true, force: true })
+  await mkdir(dir)
+  return dir
 }
 
 async function exists (path: string): Promise<boolean> {
@@ -129,7 +152,8 @@ describe('scripts/mesh up 3 --shape h1=1mbit/30ms', function () {
   let mesh: Mesh
 
   before(async function () {
-    const dir = await tempDir()
+    await reapKilledRuns()
+    const dir = await freshStateDir(name)
     cleanup.add(async () => { await rm(dir, { recursive: true, force: true }) })
     cleanup.add(async () => { await meshDown({ name, dir }) })
     mesh = await meshUp(3, { name, dir, shape: { h1: `${SHAPED_RATE}/${SHAPED_DELAY_MS}ms` } })
@@ -140,6 +164,8 @@ describe('scripts/mesh up 3 --shape h1=1mbit/30ms', function () {
     assert.deepEqual(mesh.printed.trim().split('\n'), [
       `h1 ${name}-h1 10.77.0.1`, `h2 ${name}-h2 10.77.0.2`, `h3 ${name}-h3 10.77.0.3`
     ])
+    assert.equal(mesh.vpnInterface, 'dk0')
+    assert.equal(mesh.underlayInterface, 'ul0')
     assert.deepEqual(mesh.hosts.map(h => [h.name, h.netns, h.address, h.rate, h.delayMs]), [
       ['h1', `${name}-h1`, '10.77.0.1', SHAPED_RATE, SHAPED_DELAY_MS],
       ['h2', `${name}-h2`, '10.77.0.2', null, 0],
@@ -235,7 +261,7 @@ describe('scripts/mesh down and up again', function () {
   let dir: string
 
   before(async () => {
-    dir = await tempDir()
+    dir = await freshStateDir(name)
     cleanup.add(async () => { await rm(dir, { recursive: true, force: true }) })
     cleanup.add(async () => { await meshDown({ name, dir }) })
   })
