@@ -66,8 +66,8 @@ export class TreeState {
   readonly inodeAlias = new Map<InodeId, InodeId>()
   readonly entryAlias = new Map<EntryId, EntryId>()
   readonly versions = new Map<InodeId, VersionRec[]>()
-  /** inode -> the op id of its current version */
-  readonly head = new Map<InodeId, string>()
+  /** inode -> the ops of its current version (several when concurrent identical versions merged) */
+  readonly head = new Map<InodeId, string[]>()
   readonly conflicts = new Map<EntryId, ConflictRec>()
   readonly byIno = new Map<number, InodeId>()
 
@@ -180,6 +180,9 @@ class Apply {
       if (mergeable(otherInode, rec)) {
         this.j.set(s.inodeAlias, id, otherInode.id)
         this.j.set(s.entryAlias, id, other.id)
+        // identical files are one version: a write that saw either supersedes both
+        const head = s.head.get(otherInode.id)
+        if (head !== undefined) this.j.set(s.head, otherInode.id, [...head, id])
         return
       }
     }
@@ -187,7 +190,7 @@ class Apply {
     this.j.set(s.byIno, rec.ino, id)
     if (b.kind === 'file') {
       this.j.set(s.versions, id, [{ version: this.version(content, size), id }])
-      this.j.set(s.head, id, id)
+      this.j.set(s.head, id, [id])
     }
     this.addEntry(id, parent, b.name, id)
   }
@@ -259,23 +262,27 @@ class Apply {
       const u = this.dag.get(e.unlinkedBy)
       if (u !== undefined && !this.dag.before(u, this.node)) this.revive(e)
     }
-    const headId = s.head.get(id)
-    const head = headId !== undefined ? this.dag.get(headId) : undefined
+    const head = s.head.get(id) ?? []
     const vs = s.versions.get(id) ?? []
-    if (head !== undefined && !this.dag.before(head, this.node)) {
+    const seen = head.some(h => {
+      const n = this.dag.get(h)
+      return n === undefined || this.dag.before(n, this.node)
+    })
+    if (head.length > 0 && !seen) {
       if (sameContent(rec.content, b.content) && rec.size === b.size) {
         // concurrent identical writes are one version
+        this.j.set(s.head, id, [...head, this.node.id])
         this.patch(id, { mtime: b.time > rec.mtime ? b.time : rec.mtime, ctime: b.time > rec.ctime ? b.time : rec.ctime })
         return
       }
-      const loser = vs.find(v => v.id === headId)
+      const loser = vs.find(v => v.id === head[0])
       if (loser !== undefined) this.sibling(rec, loser)
     }
     this.patch(id, { content: b.content, size: b.size, mtime: b.time, ctime: b.time })
     const version = { version: this.version(b.content, b.size), id: this.node.id }
     if (vs.length === 0) this.j.set(s.versions, id, [version])
     else this.j.push(vs, version)
-    this.j.set(s.head, id, this.node.id)
+    this.j.set(s.head, id, [this.node.id])
   }
 
   /** The losing version of a concurrent write stays visible once, as a new file beside it. */
@@ -293,7 +300,7 @@ class Apply {
     this.j.set(s.inodes, id, sib)
     this.j.set(s.byIno, sib.ino, id)
     this.j.set(s.versions, id, [loser])
-    this.j.set(s.head, id, loser.id)
+    this.j.set(s.head, id, [loser.id])
     const dir = s.dirs.get(primary.parent)
     const name = conflictName(primary.name, v.author, v.time, n => dir?.has(n) ?? false)
     const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: false, by: { author: v.author, time: v.time } }
