@@ -14,7 +14,8 @@ const USAGE = `usage:
                 [--allow-from CIDR]... [--mount DIR] [--init-if-needed]
   darkfs [--data DIR] peers [--json] | status [--json]
   darkfs [--data DIR] put LOCAL PATH | get PATH LOCAL | cat PATH | ls [-l] PATH | stat [--json] PATH
-  darkfs [--data DIR] mkdir [-p] PATH | mv SRC DST | rm [-r] PATH`
+  darkfs [--data DIR] mkdir [-p] PATH | mv SRC DST | rm [-r] PATH
+  darkfs [--data DIR] log [--json] PATH | cat PATH@VERSION | conflicts [--json]`
 
 interface Parsed { cmd: string, args: string[], flags: Map<string, string[]>, bools: Set<string> }
 
@@ -136,8 +137,34 @@ async function run (argv: string[]): Promise<number> {
     }
     case 'cat': {
       allowOnly(p, [])
+      const [arg] = need(p, 1, 'PATH or PATH@VERSION')
+      const at = arg.lastIndexOf('@')
+      // PATH@VERSION reads an old version, unless the whole argument names an existing file
+      if (at > 0) {
+        const path = arg.slice(0, at)
+        const exists = await client.fs('lstat', arg).then(() => true, () => false)
+        if (!exists) { await client.download(path, process.stdout, arg.slice(at + 1)); return 0 }
+      }
+      await client.download(arg, process.stdout)
+      return 0
+    }
+    case 'log': {
+      allowOnly(p, ['--json'])
       const [path] = need(p, 1, 'PATH')
-      await client.download(path, process.stdout)
+      const versions: any[] = await client.fs('log', path)
+      if (json) { out(toJson(versions)); return 0 }
+      versions.forEach((v, i) => {
+        const when = new Date(Number(BigInt(v.time) / 1_000_000n)).toISOString()
+        out(`${String(i + 1).padStart(3)}  ${when}  ${String(v.size).padStart(12)}  ${v.author.slice(-8)}  ${v.version}`)
+      })
+      return 0
+    }
+    case 'conflicts': {
+      allowOnly(p, ['--json'])
+      need(p, 0, 'no arguments')
+      const list: any[] = await client.fs('conflicts')
+      if (json) { out(toJson(list)); return 0 }
+      for (const c of list) out(c.path)
       return 0
     }
     case 'ls': {

@@ -70,9 +70,11 @@ export class ControlClient {
     await this.json(await this.send('PUT', `/v1/file?${q.toString()}`, createReadStream(local), { 'content-length': String(st.size) }))
   }
 
-  /** Download a volume file to a local stream. */
-  async download (path: string, out: NodeJS.WritableStream): Promise<void> {
-    const res = await this.send('GET', `/v1/file?${new URLSearchParams({ path }).toString()}`)
+  /** Download a volume file (or one version of it) to a local stream. */
+  async download (path: string, out: NodeJS.WritableStream, version?: string): Promise<void> {
+    const q = new URLSearchParams({ path })
+    if (version !== undefined) q.set('version', version)
+    const res = await this.send('GET', `/v1/file?${q.toString()}`)
     if ((res.statusCode ?? 500) >= 400) await this.json(res)
     await pipeline(res, out, { end: out !== process.stdout })
   }

@@ -20,7 +20,7 @@ export const MAX_JSON_BODY = 1 << 20
 export const STREAM_PIECE = 1 << 20
 
 /** The filesystem calls the socket exposes, with their argument shapes checked at the edge. */
-export const FS_OPS = ['stat', 'lstat', 'readdir', 'readdirents', 'mkdir', 'rmdir', 'rm', 'unlink', 'rename', 'symlink', 'readlink',
+export const FS_OPS = ['log', 'conflicts', 'stat', 'lstat', 'readdir', 'readdirents', 'mkdir', 'rmdir', 'rm', 'unlink', 'rename', 'symlink', 'readlink',
   'link', 'chmod', 'chown', 'utimes', 'truncate', 'getxattr', 'setxattr', 'listxattr', 'removexattr', 'statfs', 'mknod'] as const
 
 export type Commands = Record<string, (args: any) => Promise<unknown>>
@@ -92,6 +92,13 @@ export class ControlServer {
       }
       case 'GET /v1/file': {
         const path = url.searchParams.get('path') ?? ''
+        const version = url.searchParams.get('version')
+        if (version !== null) {
+          const bytes = await vol.readVersion(path, version)
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(bytes.byteLength) })
+          res.end(bytes)
+          return
+        }
         await getFile(vol, path, res)
         return
       }

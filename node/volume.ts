@@ -528,6 +528,29 @@ export class Volume implements VolumeApi {
     try { await fh.truncate(len) } finally { await fh.close() }
   }
 
+  /** Every version of a file, oldest first: time, author, size (for `darkfs log`). */
+  async log (path: string): Promise<Array<{ version: string, author: string, time: bigint, size: number }>> {
+    const { inode } = this.walk(path, true, 'log')
+    if (inode.kind !== 'file') throw new FsError('EINVAL', 'log', path, 'not a regular file')
+    return this.tree.history(inode.id).map(v => ({ version: v.op.toString(), author: v.author, time: v.time, size: v.size }))
+  }
+
+  /** The bytes of one version of a file from its history (`darkfs cat PATH@VERSION`). */
+  async readVersion (path: string, version: string): Promise<Uint8Array> {
+    const { inode } = this.walk(path, true, 'readVersion')
+    const versions = this.tree.history(inode.id)
+    const v = versions.find(x => x.op.toString() === version) ??
+      (/^\d+$/.test(version) ? versions[Number(version) - 1] : undefined) ??
+      versions.filter(x => x.op.toString().endsWith(version)).at(0)
+    if (v === undefined) throw new FsError('ENOENT', 'readVersion', `${path}@${version}`, 'no such version in the file history')
+    return await this.readContent(v.content, v.size, path)
+  }
+
+  /** Conflict siblings in the tree (DESIGN.md §6). */
+  conflicts (): Array<{ path: string, author: string, time: bigint }> {
+    return this.tree.conflicts().map(c => ({ path: c.path, author: c.author, time: c.time }))
+  }
+
   async statfs (): Promise<StatFs> {
     const usage = await this.store?.usage()
     const bsize = BLOCK

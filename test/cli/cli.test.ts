@@ -80,6 +80,23 @@ describe('darkfs command line (real `darkfs up` process)', function () {
     assert.equal(status.chunks.lost, 0)
   })
 
+  it('log PATH lists versions; cat PATH@VERSION reads an old one back', async () => {
+    await writeFile(join(work, 'v1'), 'first version\n')
+    await writeFile(join(work, 'v2'), 'second version\n')
+    await cli('put', join(work, 'v1'), '/doc.txt')
+    await cli('put', join(work, 'v2'), '/doc.txt')
+    const log = JSON.parse(await cli('log', '--json', '/doc.txt'))
+    assert.equal(log.length, 2)
+    assert.deepEqual(log.map((v: any) => v.size), [14, 15])
+    assert.equal((await cli('log', '/doc.txt')).trim().split('\n').length, 2)
+    assert.equal(await cli('cat', '/doc.txt@1'), 'first version\n')
+    assert.equal(await cli('cat', `/doc.txt@${log[1].version}`), 'second version\n')
+    assert.equal(await cli('cat', '/doc.txt'), 'second version\n')
+    await fails(['cat', '/doc.txt@99'], /no such version/)
+    assert.deepEqual(JSON.parse(await cli('conflicts', '--json')), [])
+    await cli('rm', '/doc.txt')
+  })
+
   it('bad input gets one clear error line and changes nothing', async () => {
     const before = await cli('ls', '/')
     await fails(['put', join(work, 'missing.bin'), '/x'], /ENOENT.*missing\.bin/)
