@@ -18,6 +18,8 @@ import { chunkStatus } from './status.ts'
 import { createSwarm } from '../swarm/index.ts'
 import type { Swarm } from '../swarm/index.ts'
 import { ChunkNetwork } from './network.ts'
+import { createSync } from './sync.ts'
+import type { Sync } from './sync.ts'
 
 export const PID_FILE = 'host.pid'
 
@@ -39,6 +41,7 @@ export interface Daemon {
   readonly host: Host
   readonly tree: Tree
   readonly swarm: Swarm
+  readonly sync: Sync
   readonly network: ChunkNetwork
   readonly store: Store
   close: () => Promise<void>
@@ -113,6 +116,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await swarm.start()
     closers.push(async () => { await swarm.stop() })
+    const sync = createSync()({ host, tree })
+    await sync.start()
+    closers.push(async () => { await sync.stop() })
     const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy })
     chunks.network = network
     host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
@@ -141,7 +147,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await control.start()
     closers.push(async () => { await control.stop() })
-    return { volume, host, tree, swarm, network, store, close }
+    return { volume, host, tree, swarm, sync, network, store, close }
   } catch (err) {
     await close()
     throw err
