@@ -91,6 +91,8 @@ export interface HostInit {
   allowFrom?: string[]
   /** Addresses to advertise instead of the listen addresses (e.g. the VPN address). */
   announce?: string[]
+  /** Networks up to this many members keep a connection to every member. Default FULL_MESH_PEERS. */
+  fullMeshPeers?: number
 }
 
 export interface HostPeer { id: string, addresses: string[], latencyMs?: number }
@@ -146,6 +148,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   if (!(init.networkKey instanceof Uint8Array)) throw new UsageError('createHost: a network key is required (darkfs networks are private)')
   const psk = new TextEncoder().encode(formatNetworkKey(init.networkKey))
   const dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
+  const fullMesh = init.fullMeshPeers ?? FULL_MESH_PEERS
   const allowFrom = (init.allowFrom ?? []).map(parseCidr)
   const events = new EventTarget()
   const mismatches: Array<KeyMismatch & { at: number }> = []
@@ -211,8 +214,8 @@ export async function createHost (init: HostInit): Promise<Host> {
   const learn = async (peers: PexPeer[]): Promise<void> => {
     const connected = new Set(connectedIds())
     const fresh = peers.filter(p => p.id !== self && !connected.has(p.id) && !dialing.has(p.id))
-    if (connected.size + dialing.size >= FULL_MESH_PEERS) return
-    const queue = fresh.slice(0, FULL_MESH_PEERS - connected.size - dialing.size)
+    if (connected.size + dialing.size >= fullMesh) return
+    const queue = fresh.slice(0, fullMesh - connected.size - dialing.size)
     const worker = async (): Promise<void> => {
       for (let p = queue.shift(); p !== undefined && !stopped; p = queue.shift()) {
         dialing.add(p.id)
@@ -267,7 +270,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     announceTimer = setTimeout(() => {
       announceTimer = undefined
       const ids = connectedIds()
-      if (ids.length > FULL_MESH_PEERS) return
+      if (ids.length > fullMesh) return
       for (const id of ids) void exchange(id)
     }, PEX_DEBOUNCE_MS)
     announceTimer.unref?.()
@@ -347,8 +350,9 @@ export async function createHost (init: HostInit): Promise<Host> {
 
   const closestPeers = async (key: Uint8Array, n: number, opts?: AbortOptions): Promise<string[]> => {
     const live = new Set([self, ...connectedIds()])
-    if (live.size > n) {
-      // beyond the full mesh the DHT knows members this host is not connected to
+    if (live.size > n && live.size >= fullMesh) {
+      // a small network is a full mesh: the connected peers are every live member. Beyond
+      // it, the DHT knows members this host is not connected to.
       try {
         const signal = anySignal(opts?.signal, AbortSignal.timeout(CLOSEST_PEERS_QUERY_TIMEOUT_MS))
         for await (const ev of libp2p.services.dht.getClosestPeers(key, { signal })) {

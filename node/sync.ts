@@ -145,12 +145,25 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       stats.reconciles++
     }
 
+    /** Runs per peer: the one in flight, and at most one queued behind it. */
+    const queued = new Map<string, Promise<void>>()
     const synced = async (peer: string, opts?: AbortOptions): Promise<void> => {
-      const running_ = reconciling.get(peer)
-      if (running_ !== undefined) return await running_
-      const run = reconcile(peer, opts).finally(() => { reconciling.delete(peer) })
-      reconciling.set(peer, run)
-      return await run
+      const inFlight = reconciling.get(peer)
+      if (inFlight === undefined) {
+        const run = reconcile(peer, opts).finally(() => { reconciling.delete(peer) })
+        reconciling.set(peer, run)
+        return await run
+      }
+      // the run in flight may have read the peer's heads before this call: queue a fresh one
+      let next = queued.get(peer)
+      if (next === undefined) {
+        next = inFlight.catch(() => {}).then(async () => {
+          queued.delete(peer)
+          await synced(peer, opts)
+        })
+        queued.set(peer, next)
+      }
+      return await next
     }
 
     // --- answers (the other side asks) -----------------------------------------------------

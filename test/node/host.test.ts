@@ -153,6 +153,22 @@ describe('node/host', function () {
     assert.deepEqual((await hosts[0].closestPeers(randomBytes(8), 10)).sort(), [...all].sort())
   })
 
+  it('host.closestPeers() beyond the full mesh asks the DHT and still agrees across hosts', async function () {
+    const key = createNetworkKey()
+    const first = await host(key, [memAddr()], [], { fullMeshPeers: 3 })
+    const rest: Host[] = []
+    for (let i = 0; i < 6; i++) rest.push(await host(key, [memAddr()], [first.addresses()[0]], { fullMeshPeers: 3 }))
+    const hosts = [first, ...rest]
+    const all = hosts.map(h => h.peerId)
+    // some hosts are not connected to every other one
+    assert.ok(rest.some(h => h.peers().length < hosts.length - 1))
+    for (let i = 0; i < 3; i++) {
+      const k = randomBytes(32)
+      const expected = targets(k, all, 3)
+      await until(async () => (await Promise.all(hosts.map(async h => await h.closestPeers(k, 3)))).every(a => a.join() === expected.join()), 'DHT answers agree')
+    }
+  })
+
   it('host.findProviders() finds a provider announced on another host', async function () {
     const hosts = await cluster(5)
     await until(fullyMeshed(hosts), 'full mesh')
