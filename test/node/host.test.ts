@@ -76,6 +76,17 @@ describe('node/host', function () {
     }
   })
 
+  it('host.peers(): 5 hosts over loopback TCP (127.0.0.1 only) all learn every other host', async function () {
+    const key = createNetworkKey()
+    const first = await host(key, ['/ip4/127.0.0.1/tcp/0'])
+    const rest = await Promise.all(Array.from({ length: 4 }, async () => await host(key, ['/ip4/127.0.0.1/tcp/0'], [first.addresses()[0]])))
+    const hosts = [first, ...rest]
+    await until(fullyMeshed(hosts), 'full mesh over TCP')
+    for (const h of hosts) {
+      for (const p of h.peers()) assert.ok(p.addresses.every(a => a.startsWith('/ip4/127.0.0.1/tcp/')), p.addresses.join())
+    }
+  })
+
   it('host.peers(): a host joining late is known to every member and knows every member', async function () {
     const key = createNetworkKey()
     const hosts = await cluster(5, key)
