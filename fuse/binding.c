@@ -172,6 +172,15 @@ static int finish (req_t *r, int res) {
   return res;
 }
 
+// libfuse gives each name of a hard-linked file its own kernel inode: when one changes, JS
+// names the others, whose cached attributes and pages are refreshed here before replying.
+static int finish_refresh (req_t *r, int res) {
+  if (res == 0) {
+    for (uint32_t i = 0; i < r->count; i++) fuse_invalidate_path(fuse_get_context()->fuse, r->names[i]);
+  }
+  return finish(r, res);
+}
+
 static double fh_of (struct fuse_file_info *fi) {
   return fi != NULL ? (double)fi->fh : -1;
 }
@@ -198,16 +207,16 @@ static int simple (int op, const char *path, const char *path2, double n0, doubl
   r->n[0] = n0;
   r->n[1] = n1;
   r->n[2] = n2;
-  return finish(r, dispatch(r));
+  return finish_refresh(r, dispatch(r));
 }
 
 static int op_mknod (const char *path, mode_t mode, dev_t rdev) { return simple(OP_MKNOD, path, NULL, mode, (double)rdev, -1); }
 static int op_mkdir (const char *path, mode_t mode) { return simple(OP_MKDIR, path, NULL, mode, -1, -1); }
-static int op_unlink (const char *path) { return simple(OP_UNLINK, path, NULL, -1, -1, -1); }
 static int op_rmdir (const char *path) { return simple(OP_RMDIR, path, NULL, -1, -1, -1); }
 static int op_symlink (const char *target, const char *path) { return simple(OP_SYMLINK, path, target, -1, -1, -1); }
-static int op_rename (const char *from, const char *to, unsigned int flags) { return simple(OP_RENAME, from, to, flags, -1, -1); }
 static int op_link (const char *from, const char *to) { return simple(OP_LINK, from, to, -1, -1, -1); }
+static int op_unlink (const char *path) { return simple(OP_UNLINK, path, NULL, -1, -1, -1); }
+static int op_rename (const char *from, const char *to, unsigned int flags) { return simple(OP_RENAME, from, to, flags, -1, -1); }
 static int op_chmod (const char *path, mode_t mode, struct fuse_file_info *fi) { return simple(OP_CHMOD, path, NULL, mode, fh_of(fi), -1); }
 static int op_chown (const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi) {
   return simple(OP_CHOWN, path, NULL, uid == (uid_t)-1 ? -1.0 : (double)uid, gid == (gid_t)-1 ? -1.0 : (double)gid, fh_of(fi));
@@ -279,6 +288,7 @@ static int op_statfs (const char *path, struct statvfs *sv) {
 }
 
 static int op_setxattr (const char *path, const char *name, const char *value, size_t size, int flags) {
+  if (strcmp(name, "security.capability") == 0) return -ENOTSUP;
   req_t *r = req_new(OP_SETXATTR, path, name);
   if (r == NULL) return -ENOMEM;
   r->in = malloc(size > 0 ? size : 1);
@@ -290,6 +300,8 @@ static int op_setxattr (const char *path, const char *name, const char *value, s
 }
 
 static int op_getxattr (const char *path, const char *name, char *value, size_t size) {
+  // the kernel asks for this on every write (file capabilities); darkfs stores none
+  if (strcmp(name, "security.capability") == 0) return -ENODATA;
   req_t *r = req_new(OP_GETXATTR, path, name);
   if (r == NULL) return -ENOMEM;
   r->n[0] = (double)size;
@@ -336,7 +348,7 @@ static int op_utimens (const char *path, const struct timespec tv[2], struct fus
   r->n[2] = (double)tv[1].tv_sec;
   r->n[3] = (double)tv[1].tv_nsec;
   r->n[4] = fh_of(fi);
-  return finish(r, dispatch(r));
+  return finish_refresh(r, dispatch(r));
 }
 
 static void *op_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {
@@ -344,7 +356,9 @@ static void *op_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {
   cfg->use_ino = 1;
   cfg->readdir_ino = 1;
   cfg->nullpath_ok = 1;
-  cfg->hard_remove = 1;
+  // open files that are unlinked live on under a hidden name until released (libfuse's
+  // hide): with hard_remove, libfuse answers getattr/getxattr on them with ESTALE
+  cfg->hard_remove = 0;
   cfg->entry_timeout = m->attr_timeout;
   cfg->attr_timeout = m->attr_timeout;
   cfg->negative_timeout = 0;
@@ -541,20 +555,24 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
     NAPI(napi_get_typedarray_info(env, argv[2], &type, &alen, &adata, &ab, &off));
     if (type == napi_float64_array) alen *= 8;
   }
-  // readdir: copy names and numbers before taking the lock
+  // names (readdir entries, or paths to invalidate) and numbers: copied before taking the lock
   char **names = NULL;
   double *nums = NULL;
   uint32_t count = 0;
-  if (r->op == OP_READDIR && result >= 0 && argc > 3) {
+  bool is_array = false;
+  if (argc > 2 && result >= 0) napi_is_array(env, argv[2], &is_array);
+  if (is_array) {
     NAPI(napi_get_array_length(env, argv[2], &count));
     names = calloc(count > 0 ? count : 1, sizeof(char *));
     nums = calloc(count > 0 ? 2 * count : 1, sizeof(double));
-    napi_typedarray_type type;
-    napi_value ab;
-    size_t off, nlen;
-    void *ndata;
-    NAPI(napi_get_typedarray_info(env, argv[3], &type, &nlen, &ndata, &ab, &off));
-    if (nlen >= 2 * (size_t)count) memcpy(nums, ndata, 2 * count * sizeof(double));
+    if (r->op == OP_READDIR && argc > 3) {
+      napi_typedarray_type type;
+      napi_value ab;
+      size_t off, nlen;
+      void *ndata;
+      NAPI(napi_get_typedarray_info(env, argv[3], &type, &nlen, &ndata, &ab, &off));
+      if (type == napi_float64_array && nlen >= 2 * (size_t)count) memcpy(nums, ndata, 2 * count * sizeof(double));
+    }
     for (uint32_t i = 0; i < count; i++) {
       napi_value s;
       size_t sl;
@@ -648,6 +666,12 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
           break;
         default:
           result = result > 0 && r->op != OP_WRITE ? 0 : result;
+          // paths whose cached attributes the worker refreshes (other names of a hard link)
+          r->names = names;
+          r->nums = nums;
+          r->count = count;
+          names = NULL;
+          nums = NULL;
       }
     }
     r->result = result;

@@ -10,7 +10,6 @@
 // (`requestTimeoutMs`) after which the kernel gets EIO. A stale mount left at `dir` by a
 // crashed process ("Transport endpoint is not connected") is lazily unmounted first.
 // SIGINT/SIGTERM are the caller's: call unmount() from its handler.
-import { createRequire } from 'node:module'
 import { stat, readdir, writeFile } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import type { VolumeApi } from '../node/index.ts'
@@ -18,6 +17,7 @@ import { createHandles } from './handles.ts'
 import { createOps } from './ops.ts'
 import type { Answer, Request } from './ops.ts'
 import { toErrno } from './errno.ts'
+import { requireBinding } from './addon.ts'
 
 export { NAME_MAX } from './ops.ts'
 
@@ -71,7 +71,7 @@ interface Binding {
 
 let binding: Binding | undefined
 function load (): Binding {
-  binding ??= createRequire(import.meta.url)('./build/fuse.node') as Binding
+  binding ??= requireBinding() as Binding
   return binding
 }
 

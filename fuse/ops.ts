@@ -4,6 +4,7 @@ import type { Caller, FileHandle, Stats, VolumeApi, TimeArg } from '../node/inde
 import { FsError } from '../node/index.ts'
 import type { Handles } from './handles.ts'
 import { encodeStat, encodeStatFs, typeBits } from './stat.ts'
+import { createLinkNames } from './links.ts'
 
 /** Request kinds, numbered as in fuse/binding.c. */
 export const Op = {
@@ -109,6 +110,8 @@ function dirHandle (volume: VolumeApi, path: string, ino: number): FileHandle {
 
 /** Builds the request handler for one mount. */
 export function createOps (volume: OpsVolume, handles: Handles): (req: Request) => Promise<Answer> {
+  const links = createLinkNames()
+
   /** The caller that owns a new entry in `path`'s directory: setgid dirs pass on their gid. */
   async function owner (path: string, caller: Caller): Promise<{ caller: Caller, setgid: boolean }> {
     const parent = await volume.lstat(parentOf(path))
@@ -118,7 +121,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
 
   async function stat (path: string | null, fh: number): Promise<Stats> {
     if (fh >= 0) return await handles.get(fh).stat()
-    return await volume.lstat(checkName(need(path, 'stat'), 'stat'))
+    const p = checkName(need(path, 'stat'), 'stat')
+    const st = await volume.lstat(p)
+    links.note(p, st)
+    return st
   }
 
   function pathOf (path: string | null, fh: number, syscall: string): string {
@@ -150,9 +156,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
         await volume.mkdir(p, { mode: (n[0] & 0o7777) | (o.setgid ? S_ISGID : 0), caller: o.caller })
         return OK
       }
-      case Op.unlink:
-        await volume.unlink(need(path, 'unlink'))
-        return OK
+      case Op.unlink: {
+        const p = need(path, 'unlink')
+        await volume.unlink(p)
+        const others = links.others(p)
+        links.forget(p)
+        return { result: 0, a: others }
+      }
       case Op.rmdir:
         await volume.rmdir(need(path, 'rmdir'))
         return OK
@@ -174,14 +184,25 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
           if (exists) throw new FsError('EEXIST', 'rename', to)
         }
         await volume.rename(from, to)
-        return OK
+        const others = [...links.others(to), ...links.others(from)]
+        links.forget(to)
+        links.forget(from)
+        return { result: 0, a: others }
       }
-      case Op.link:
-        await volume.link(need(path, 'link'), checkName(need(path2, 'link'), 'link'))
-        return OK
-      case Op.chmod:
-        await volume.chmod(pathOf(path, n[1], 'chmod'), n[0] & 0o7777)
-        return OK
+      case Op.link: {
+        const from = need(path, 'link')
+        const to = checkName(need(path2, 'link'), 'link')
+        await volume.link(from, to)
+        const st = await volume.lstat(to)
+        links.note(from, st)
+        links.note(to, st)
+        return { result: 0, a: links.others(to) }
+      }
+      case Op.chmod: {
+        const p = pathOf(path, n[1], 'chmod')
+        await volume.chmod(p, n[0] & 0o7777)
+        return { result: 0, a: links.others(p) }
+      }
       case Op.chown: {
         const p = pathOf(path, n[2], 'chown')
         let uid = n[0]
@@ -192,12 +213,14 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
           if (gid < 0) gid = st.gid
         }
         await volume.chown(p, uid, gid)
-        return OK
+        return { result: 0, a: links.others(p) }
       }
-      case Op.truncate:
+      case Op.truncate: {
+        const p = pathOf(path, n[1], 'truncate')
         if (n[1] >= 0) await handles.get(n[1]).truncate(n[0])
-        else await volume.truncate(need(path, 'truncate'), n[0])
-        return OK
+        else await volume.truncate(p, n[0])
+        return { result: 0, a: links.others(p) }
+      }
       case Op.open:
         // the kernel computes append offsets and checks permissions; the Volume gets the access
         // mode and O_TRUNC only
@@ -220,13 +243,15 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
       }
       case Op.statfs:
         return { result: 0, a: encodeStatFs(await volume.statfs()) }
-      case Op.flush:
-        await handles.get(n[0]).flush()
-        return OK
+      case Op.flush: {
+        const fh = handles.get(n[0])
+        await fh.flush()
+        return { result: 0, a: links.others(fh.path) }
+      }
       case Op.release: {
         const fh = handles.remove(n[0])
         if (fh !== undefined) await fh.close()
-        return OK
+        return { result: 0, a: fh !== undefined ? links.others(fh.path) : [] }
       }
       case Op.fsync:
         await handles.get(n[0]).sync()
@@ -277,9 +302,11 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
       case Op.access:
         await volume.lstat(need(path, 'access'))
         return OK
-      case Op.utimens:
-        await volume.utimes(pathOf(path, n[4], 'utimens'), timeArg(n[0], n[1]), timeArg(n[2], n[3]))
-        return OK
+      case Op.utimens: {
+        const p = pathOf(path, n[4], 'utimens')
+        await volume.utimes(p, timeArg(n[0], n[1]), timeArg(n[2], n[3]))
+        return { result: 0, a: links.others(p) }
+      }
       default:
         throw new FsError('ENOTSUP', 'fuse', path ?? undefined, `request kind ${req.op}`)
     }

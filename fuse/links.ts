@@ -1,0 +1,46 @@
+// Names of hard-linked files. libfuse's path-based API gives every name its own kernel inode,
+// so when one name's link count changes (link, unlink, rename over) the others' cached
+// attributes go stale; the mount remembers the names it has seen of files with nlink > 1 and
+// asks the kernel to refresh them.
+import type { Stats } from '../node/index.ts'
+
+/** Most names remembered; past it the memory starts over (only cache freshness is lost). */
+export const LINK_NAMES_MAX = 100_000
+
+export interface LinkNames {
+  /** Record `path` if it names a hard-linked file. */
+  note: (path: string, st: Stats) => void
+  /** The other remembered names of the file at `path`. */
+  others: (path: string) => string[]
+  /** `path` is gone (unlinked or renamed away). */
+  forget: (path: string) => void
+}
+
+export function createLinkNames (): LinkNames {
+  const byPath = new Map<string, number>()
+  const byIno = new Map<number, Set<string>>()
+  return {
+    note (path, st) {
+      if (st.kind === 'dir' || st.nlink < 2 || byPath.get(path) === st.ino) return
+      if (byPath.size >= LINK_NAMES_MAX) { byPath.clear(); byIno.clear() }
+      this.forget(path)
+      byPath.set(path, st.ino)
+      let names = byIno.get(st.ino)
+      if (names === undefined) byIno.set(st.ino, names = new Set())
+      names.add(path)
+    },
+    others (path) {
+      const ino = byPath.get(path)
+      if (ino === undefined) return []
+      return [...byIno.get(ino) ?? []].filter(p => p !== path)
+    },
+    forget (path) {
+      const ino = byPath.get(path)
+      if (ino === undefined) return
+      byPath.delete(path)
+      const names = byIno.get(ino)
+      names?.delete(path)
+      if (names?.size === 0) byIno.delete(ino)
+    }
+  }
+}

@@ -1,0 +1,102 @@
+// Test helpers for real FUSE mounts: a temp mountpoint over a Volume (the real one when
+// node/index.ts exports it, else the in-memory one; DARKFS_TEST_VOLUME=memory forces it),
+// teardown registered as things are created, and shell commands run asynchronously,
+// optionally as an unprivileged user.
+import { mkdtemp, rm, chmod } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { mount } from '../../fuse/index.ts'
+import type { Mount, MountOptions } from '../../fuse/index.ts'
+import type { VolumeApi } from '../../node/index.ts'
+import { createMemoryVolume } from './memory-volume.ts'
+
+const exec = promisify(execFile)
+
+/** Name of the unprivileged user the mount tests act as. */
+export const TEST_USER = 'darkfs-test'
+
+export interface Teardown { add: (fn: () => Promise<void> | void) => void, run: () => Promise<void> }
+
+export function teardown (): Teardown {
+  const fns: Array<() => Promise<void> | void> = []
+  return {
+    add (fn) { fns.push(fn) },
+    async run () {
+      while (fns.length > 0) {
+        try { await fns.pop()!() } catch {}
+      }
+    }
+  }
+}
+
+export async function tempDir (t: Teardown, prefix = 'darkfs-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  await chmod(dir, 0o755) // let the unprivileged user reach the mountpoint
+  t.add(async () => { await rm(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+/** A Volume for tests: the real Volume in a temp data dir when available, else in-memory. */
+export async function testVolume (t: Teardown): Promise<{ volume: VolumeApi, kind: 'real' | 'memory' }> {
+  if (process.env.DARKFS_TEST_VOLUME !== 'memory') {
+    const door: any = await import('../../node/index.ts')
+    if (typeof door.Volume?.open === 'function') {
+      const data = await tempDir(t, 'darkfs-data-')
+      const volume = await door.Volume.open({ dir: data })
+      t.add(async () => { await volume.close?.() })
+      return { volume, kind: 'real' }
+    }
+  }
+  return { volume: createMemoryVolume(), kind: 'memory' }
+}
+
+export interface Mounted { dir: string, mount: Mount, volume: VolumeApi, kind: 'real' | 'memory' }
+
+export async function mountTemp (t: Teardown, opts?: MountOptions): Promise<Mounted> {
+  const { volume, kind } = await testVolume(t)
+  const dir = await tempDir(t, 'darkfs-mnt-')
+  const m = await mount(volume, dir, opts)
+  t.add(async () => { await m.unmount() })
+  return { dir, mount: m, volume, kind }
+}
+
+export interface Run { stdout: string, stderr: string, code: number }
+
+/**
+ * Runs a bash script (in `cwd`), as root or as `user`; never throws on a non-zero exit.
+ * The script changes into `cwd` itself: spawning with a cwd inside our own mount would make
+ * the child's chdir wait on this process while spawn() blocks the event loop (a deadlock).
+ */
+export async function sh (script: string, opts: { cwd?: string, user?: { uid: number, gid: number } } = {}): Promise<Run> {
+  if (opts.cwd !== undefined) script = `cd '${opts.cwd.replaceAll("'", "'\\''")}' || exit 99\n${script}`
+  const argv = opts.user !== undefined
+    ? ['setpriv', '--reuid', String(opts.user.uid), '--regid', String(opts.user.gid), '--clear-groups', 'bash', '-c', script]
+    : ['bash', '-c', script]
+  try {
+    const r = await exec(argv[0], argv.slice(1), { cwd: '/', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' } })
+    return { stdout: r.stdout, stderr: r.stderr, code: 0 }
+  } catch (err: any) {
+    if (typeof err.code !== 'number') throw err
+    return { stdout: err.stdout ?? '', stderr: err.stderr ?? '', code: err.code }
+  }
+}
+
+/** Like sh, but fails with the output when the script fails. */
+export async function ok (script: string, opts: { cwd?: string, user?: { uid: number, gid: number } } = {}): Promise<string> {
+  const r = await sh(script, opts)
+  if (r.code !== 0) throw new Error(`script failed (${r.code}): ${script}\n${r.stdout}\n${r.stderr}`)
+  return r.stdout
+}
+
+/** The unprivileged test user, created (useradd) when missing. */
+export async function testUser (): Promise<{ uid: number, gid: number }> {
+  let r = await sh(`id -u ${TEST_USER} && id -g ${TEST_USER}`)
+  if (r.code !== 0) {
+    await sh(`useradd --no-create-home --shell /usr/sbin/nologin ${TEST_USER}`)
+    r = await sh(`id -u ${TEST_USER} && id -g ${TEST_USER}`)
+  }
+  const [uid, gid] = r.stdout.trim().split('\n').map(Number)
+  return { uid, gid }
+}
