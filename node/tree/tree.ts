@@ -230,29 +230,44 @@ export class Tree extends EventTarget {
         if (!this.dag.has(id) && !this.pending.has(id)) fresh.set(id, op)
       }
       const candidates = new Map<string, Op>([...this.pending, ...fresh])
+      // Kahn's topological order over the candidates whose ancestors are all known or ready
+      const blocked = new Map<string, number>()
+      const children = new Map<string, string[]>()
+      const queue: string[] = []
+      for (const [id, op] of candidates) {
+        let n = 0
+        for (const p of op.parents) {
+          const ps = p.toString()
+          if (this.dag.has(ps)) continue
+          n++
+          const list = children.get(ps)
+          if (list === undefined) children.set(ps, [id])
+          else list.push(id)
+        }
+        blocked.set(id, n)
+        if (n === 0) queue.push(id)
+      }
       const ready: Op[] = []
       const readyIds = new Set<string>()
-      const hlcOf = (id: string): Op['hlc'] | undefined => this.dag.get(id)?.op.hlc ?? (readyIds.has(id) ? candidates.get(id)?.hlc : undefined)
-      let progress = true
-      const waiting = new Set(candidates.keys())
-      while (progress) {
-        progress = false
-        for (const id of waiting) {
-          const op = candidates.get(id) as Op
-          const parents = op.parents.map(p => p.toString())
-          if (!parents.every(p => this.dag.has(p) || readyIds.has(p))) continue
-          waiting.delete(id)
-          progress = true
-          // causality: an op's clock is past its parents' (so total order respects causality)
-          if (parents.some(p => compareHlc(hlcOf(p) as Op['hlc'], op.hlc) >= 0)) {
-            if (fresh.has(id)) throw new InvalidOpError('its hlc is not after its parents\'', id)
-            this.pending.delete(id)
-            continue
-          }
-          ready.push(op)
-          readyIds.add(id)
+      const hlcOf = (id: string): Op['hlc'] => (this.dag.get(id)?.op ?? candidates.get(id) as Op).hlc
+      while (queue.length > 0) {
+        const id = queue.pop() as string
+        const op = candidates.get(id) as Op
+        // causality: an op's clock is past its parents' (so total order respects causality)
+        if (op.parents.some(p => compareHlc(hlcOf(p.toString()), op.hlc) >= 0)) {
+          if (fresh.has(id)) throw new InvalidOpError('its hlc is not after its parents\'', id)
+          this.pending.delete(id)
+          continue
+        }
+        ready.push(op)
+        readyIds.add(id)
+        for (const c of children.get(id) ?? []) {
+          const n = (blocked.get(c) as number) - 1
+          blocked.set(c, n)
+          if (n === 0) queue.push(c)
         }
       }
+      const waiting = [...candidates.keys()].filter(id => !readyIds.has(id) && (fresh.has(id) || this.pending.has(id)))
       if (ready.length > 0) await this.log.append(ready.map(op => op.bytes)).catch((err: Error) => {
         this.failed ??= err
         throw err
@@ -263,6 +278,7 @@ export class Tree extends EventTarget {
         if (this.pending.size >= MAX_PENDING_OPS) break
         this.pending.set(id, candidates.get(id) as Op)
       }
+      this.integrate(ready, false)
       const missing = new Map<string, CID>()
       for (const op of this.pending.values()) {
         for (const p of op.parents) {
@@ -270,7 +286,6 @@ export class Tree extends EventTarget {
           if (!this.dag.has(s) && !this.pending.has(s)) missing.set(s, p)
         }
       }
-      this.integrate(ready, false)
       return { applied: ready.length, missing: [...missing.values()] }
     })
   }
