@@ -13,7 +13,11 @@
 //  - 'typescript': table-driven GF(2^8) on 32-bit words, the fallback.
 // DARKFS_ERASURE=typescript forces the fallback. All functions are synchronous and pure; the
 // native calls run on the calling thread and take well under a millisecond per MiB.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { getRawAsset, isSea } from 'node:sea'
 
 /** Bad arguments or not enough shards: thrown before any output is produced. */
 export class ErasureError extends Error {
@@ -293,12 +297,33 @@ function nativeKernel (addon: NativeAddon): Kernel {
 
 /** The addon path, relative to this file. */
 const ADDON_PATH = './native/build/erasure.node'
+/** The addon's asset name inside the single executable (scripts/build-bin.ts embeds it). */
+const ADDON_ASSET = 'node/native/build/erasure.node'
+
+/**
+ * The addon module: the file beside this one, or, inside the single executable (no files beside
+ * the code), the embedded asset written to a private temp dir, dlopen()ed and deleted (the
+ * library stays mapped). Synchronous like require(): it runs once, as this module initialises.
+ */
+function requireAddon (): NativeAddon {
+  if (!isSea()) return createRequire(import.meta.url)(ADDON_PATH) as NativeAddon
+  const dir = mkdtempSync(join(tmpdir(), 'darkfs-addon-'))
+  try {
+    const file = join(dir, 'erasure.node')
+    writeFileSync(file, new Uint8Array(getRawAsset(ADDON_ASSET)), { mode: 0o700 })
+    const module = { exports: {} }
+    process.dlopen(module, file)
+    return module.exports as NativeAddon
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 /** The addon's kernel, or why it is not in use: forced off, not built, or failed to load. */
 function loadNative (): { kernel?: Kernel, problem?: string } {
   if (process.env.DARKFS_ERASURE === 'typescript') return { problem: 'DARKFS_ERASURE=typescript' }
   try {
-    return { kernel: nativeKernel(createRequire(import.meta.url)(ADDON_PATH) as NativeAddon) }
+    return { kernel: nativeKernel(requireAddon()) }
   } catch (err) { // not built (no libisal) or unloadable: the TypeScript kernel serves
     return { problem: `${ADDON_PATH} did not load (run node/native/build.sh): ${(err as Error).message}` }
   }
