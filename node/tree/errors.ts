@@ -12,15 +12,6 @@ export class InvalidOpError extends Error {
   }
 }
 
-/** Too many received ops are waiting for parents that never came. */
-export class PendingOverflowError extends Error {
-  static override readonly name = 'PendingOverflowError'
-  override readonly name = 'PendingOverflowError'
-  constructor (limit: number) {
-    super(`more than ${limit} received ops are waiting for missing parents; fetch the missing parents first`)
-  }
-}
-
 /** A call on a closed tree. */
 export class TreeClosedError extends Error {
   static override readonly name = 'TreeClosedError'

@@ -39,7 +39,7 @@
 // ns. Directory nlink is 2 + live subdirectories.
 export { Tree, MAX_PENDING_OPS, MAX_RECEIVE_BATCH } from './tree.ts'
 export type { TreeInit, ReceiveResult } from './tree.ts'
-export { InvalidOpError, PendingOverflowError, TreeClosedError } from './errors.ts'
+export { InvalidOpError, TreeClosedError } from './errors.ts'
 export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, checkName, sameContent } from './op.ts'
 export { ROOT, UNDO_WINDOW, inoOf } from './crdt.ts'
 export { conflictName, isConflictName, baseName } from './conflicts.ts'
