@@ -288,7 +288,9 @@ static int op_statfs (const char *path, struct statvfs *sv) {
 }
 
 static int op_setxattr (const char *path, const char *name, const char *value, size_t size, int flags) {
-  if (strcmp(name, "security.capability") == 0) return -ENOTSUP;
+  // without kernel POSIX ACL support these would be stored as plain bytes and bypass chmod
+  // (cp -a sets modes through them): refuse, so tools fall back to chmod
+  if (strcmp(name, "security.capability") == 0 || strncmp(name, "system.posix_acl_", 17) == 0) return -ENOTSUP;
   req_t *r = req_new(OP_SETXATTR, path, name);
   if (r == NULL) return -ENOMEM;
   r->in = malloc(size > 0 ? size : 1);
@@ -301,7 +303,7 @@ static int op_setxattr (const char *path, const char *name, const char *value, s
 
 static int op_getxattr (const char *path, const char *name, char *value, size_t size) {
   // the kernel asks for this on every write (file capabilities); darkfs stores none
-  if (strcmp(name, "security.capability") == 0) return -ENODATA;
+  if (strcmp(name, "security.capability") == 0 || strncmp(name, "system.posix_acl_", 17) == 0) return -ENODATA;
   req_t *r = req_new(OP_GETXATTR, path, name);
   if (r == NULL) return -ENOMEM;
   r->n[0] = (double)size;
