@@ -1,0 +1,57 @@
+// Benchmark of the FUSE mount against the local disk, in the same run: sequential write and
+// read in 1 MiB blocks (DARKFS_BENCH_MOUNT_MIB, default 1024), random 4 KiB reads and writes,
+// and create / ls -l / delete of 5,000 files of 4 KiB in one directory. The mount serves the
+// real Volume in a temp data dir when node/index.ts exports it, else the in-memory test
+// volume (then reported as `mount.volume: memory`). The I/O runs in a child process
+// (_mount-io.ts): this process serves the mount and must not block on it.
+import { mkdtemp, rm, chmod } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { mount } from '../../fuse/index.ts'
+import type { VolumeApi } from '../../node/index.ts'
+
+const exec = promisify(execFile)
+const here = dirname(fileURLToPath(import.meta.url))
+/** Default size of the sequential test file, MiB. */
+const DEFAULT_MIB = 1024
+
+async function io (dir: string, mib: number): Promise<Record<string, number>> {
+  const { stdout } = await exec(process.execPath, [join(here, '_mount-io.ts'), dir, String(mib)], { maxBuffer: 1 << 20 })
+  return JSON.parse(stdout)
+}
+
+async function openVolume (dataDir: string): Promise<{ volume: VolumeApi & { close?: () => Promise<void> }, kind: string }> {
+  const door: any = await import('../../node/index.ts')
+  if (typeof door.Volume?.open === 'function') return { volume: await door.Volume.open({ dir: dataDir }), kind: 'real' }
+  const { createMemoryVolume } = await import('../../test/helpers/memory-volume.ts')
+  return { volume: createMemoryVolume(), kind: 'memory' }
+}
+
+export async function run (): Promise<Record<string, number | string>> {
+  const mib = Number(process.env.DARKFS_BENCH_MOUNT_MIB ?? DEFAULT_MIB)
+  const base = await mkdtemp(join(tmpdir(), 'darkfs-bench-mount-'))
+  const figures: Record<string, number | string> = {}
+  try {
+    await chmod(base, 0o755)
+    const local = await mkdtemp(join(base, 'local-'))
+    for (const [k, v] of Object.entries(await io(local, mib))) figures[`local.${k}`] = v
+
+    const { volume, kind } = await openVolume(await mkdtemp(join(base, 'data-')))
+    const dir = await mkdtemp(join(base, 'mnt-'))
+    const m = await mount(volume, dir)
+    try {
+      figures['mount.volume'] = kind
+      for (const [k, v] of Object.entries(await io(dir, mib))) figures[`mount.${k}`] = v
+    } finally {
+      await m.unmount()
+      await volume.close?.()
+    }
+    figures['mount.seq.MiB'] = mib
+  } finally {
+    await rm(base, { recursive: true, force: true })
+  }
+  return figures
+}
