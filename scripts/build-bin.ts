@@ -156,7 +156,7 @@ export async function buildBinary (opts: BuildOptions = {}): Promise<BuildResult
       output: partial,
       disableExperimentalSEAWarning: true,
       useSnapshot: false,
-      useCodeCache: false,
+      useCodeCache: true, // V8 code cache of the bundle: each CLI command starts ~0.1 s sooner
       // the binary is darkfs, not node: NODE_OPTIONS must not change how it runs
       execArgvExtension: 'none',
       assets
