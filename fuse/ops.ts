@@ -127,6 +127,11 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
     return st
   }
 
+  /** The kernel has resolved symlinks already: a setattr on a symlink means the link itself. */
+  async function isSymlink (path: string): Promise<boolean> {
+    return (await volume.lstat(path)).kind === 'symlink'
+  }
+
   function pathOf (path: string | null, fh: number, syscall: string): string {
     if (path !== null) return path
     if (fh >= 0) return handles.get(fh).path
@@ -212,7 +217,9 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
           if (uid < 0) uid = st.uid
           if (gid < 0) gid = st.gid
         }
-        await volume.chown(p, uid, gid)
+        if (volume.lchown !== undefined) await volume.lchown(p, uid, gid)
+        else if (await isSymlink(p)) throw new FsError('ENOTSUP', 'lchown', p, 'the volume cannot chown a symlink itself')
+        else await volume.chown(p, uid, gid)
         return { result: 0, a: links.others(p) }
       }
       case Op.truncate: {
@@ -250,8 +257,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
       }
       case Op.release: {
         const fh = handles.remove(n[0])
-        if (fh !== undefined) await fh.close()
-        return { result: 0, a: fh !== undefined ? links.others(fh.path) : [] }
+        if (fh === undefined) return OK
+        await fh.close()
+        // attributes read while the file was open may lag what the close committed
+        return { result: 0, a: [fh.path, ...links.others(fh.path)] }
       }
       case Op.fsync:
         await handles.get(n[0]).sync()
@@ -304,7 +313,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
         return OK
       case Op.utimens: {
         const p = pathOf(path, n[4], 'utimens')
-        await volume.utimes(p, timeArg(n[0], n[1]), timeArg(n[2], n[3]))
+        // buffered writes commit at flush and stamp their mtime then: commit them first, so
+        // explicit times (tar, cp -a, touch on an open file) are the last word
+        await Promise.all(handles.all().filter(h => h.path === p).map(async h => { await h.flush() }))
+        const [atime, mtime] = [timeArg(n[0], n[1]), timeArg(n[2], n[3])]
+        if (volume.lutimes !== undefined) await volume.lutimes(p, atime, mtime)
+        else if (await isSymlink(p)) throw new FsError('ENOTSUP', 'lutimes', p, 'the volume cannot set times of a symlink itself')
+        else await volume.utimes(p, atime, mtime)
         return { result: 0, a: links.others(p) }
       }
       default:

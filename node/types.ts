@@ -89,6 +89,10 @@ export interface VolumeApi {
   chown: (path: string, uid: number, gid: number) => Promise<void>
   /** Set atime and mtime; 'omit' leaves one as it is, 'now' sets the current time. */
   utimes: (path: string, atime: TimeArg, mtime: TimeArg) => Promise<void>
+  /** utimes on `path` itself, not following a final symlink (FUSE setattr on a symlink). */
+  lutimes?: (path: string, atime: TimeArg, mtime: TimeArg) => Promise<void>
+  /** chown on `path` itself, not following a final symlink (FUSE setattr on a symlink). */
+  lchown?: (path: string, uid: number, gid: number) => Promise<void>
   truncate: (path: string, len?: number) => Promise<void>
   getxattr: (path: string, name: string) => Promise<Uint8Array>
   setxattr: (path: string, name: string, value: Uint8Array, flags?: { create?: boolean, replace?: boolean }) => Promise<void>

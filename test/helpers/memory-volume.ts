@@ -227,6 +227,8 @@ export function createMemoryVolume (): VolumeApi {
       n.mtime = toNs(mtime, n.mtime)
       n.ctime = now()
     },
+    async lutimes (path, atime, mtime) { await vol.utimes(path, atime, mtime) },
+    async lchown (path, uid, gid) { await vol.chown(path, uid, gid) },
     async truncate (path, len = 0) {
       const n = walk(path, 'truncate')
       if (n.kind === 'dir') throw new FsError('EISDIR', 'truncate', path)
