@@ -45,8 +45,8 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
   }
 
   /** `darkfs up ARGS` in the background, once it has printed `ready`. */
-  const up = async (args: string[]): Promise<Running> => {
-    const child = spawn(build.out, ['up', '--data', data, ...args], { env, cwd: work, stdio: ['ignore', 'pipe', 'pipe'] })
+  const up = async (args: string[], upEnv: NodeJS.ProcessEnv = env): Promise<Running> => {
+    const child = spawn(build.out, ['up', '--data', data, ...args], { env: upEnv, cwd: work, stdio: ['ignore', 'pipe', 'pipe'] })
     const exit = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
     t.add(async () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); await exit })
     const lines: string[] = []
@@ -184,5 +184,35 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
     assert.equal(code, 0, stderr)
     assert.equal(host.lines.at(-1), 'stopped')
     assert.ok(!(await readFile('/proc/self/mounts', 'utf8')).includes(` ${mnt} `), 'unmounted on SIGTERM')
+  })
+
+  it('darkfs up --mount with TMPDIR on a noexec filesystem loads the fuse addon from the next dir', async function () {
+    if (await access('/dev/fuse').then(() => false, () => true)) {
+      process.stderr.write('      (skipped: no /dev/fuse on this machine)\n')
+      this.skip()
+    }
+    const noexec = join(work, 'noexec')
+    await mkdir(noexec)
+    const mountTmpfs = await new Promise<Error | null>(resolve => { execFile('mount', ['-t', 'tmpfs', '-o', 'noexec,size=8m', 'tmpfs', noexec], resolve) })
+    if (mountTmpfs !== null) {
+      process.stderr.write(`      (skipped: cannot mount a noexec tmpfs: ${mountTmpfs.message.split('\n')[0]})\n`)
+      this.skip()
+    }
+    t.add(async () => { await new Promise(resolve => { execFile('umount', ['-l', noexec], resolve) }) })
+    const mnt = join(work, 'mnt-noexec')
+    await mkdir(mnt)
+    t.add(async () => {
+      const mounts = await readFile('/proc/self/mounts', 'utf8')
+      if (mounts.includes(` ${mnt} `)) await new Promise(resolve => { execFile('umount', ['-l', mnt], resolve) })
+    })
+    const host = await up(['--listen', '/ip4/127.0.0.1/tcp/0', '--mount', mnt], { ...env, TMPDIR: noexec })
+    const loaded = await mapped(host.pid, /fuse\.node/)
+    assert.ok(loaded.some(p => p.startsWith(join(work, 'darkfs-addon-'))), `fuse.node not loaded beside the binary: ${loaded.join(', ')}`)
+    assert.deepEqual(await readdir(noexec), [])
+    assert.ok(!(await readdir(work)).some(n => n.startsWith('darkfs-addon-')), 'the fallback temp dir is removed')
+    await writeFile(join(mnt, 'noexec.txt'), 'served\n')
+    assert.equal(await cli('cat', '/noexec.txt'), 'served\n')
+    const { code, stderr } = await host.stop('SIGTERM')
+    assert.equal(code, 0, stderr)
   })
 })
