@@ -10,6 +10,19 @@
 // (`requestTimeoutMs`) after which the kernel gets EIO. A stale mount left at `dir` by a
 // crashed process ("Transport endpoint is not connected") is lazily unmounted first.
 // SIGINT/SIGTERM are the caller's: call unmount() from its handler.
+//
+// The process serving a mount must never block its event loop on that mount: no fs.*Sync
+// calls on paths inside it, and no child_process spawn with a cwd inside it (spawn waits for
+// the child's chdir, which waits for this process). Async fs calls on it are fine as long as
+// the Volume does not need the same libuv threadpool slots; do heavy I/O on the mount from
+// another process (the tests and scripts/bench/mount.ts do).
+//
+// Semantics worth knowing (libfuse's high-level, path-based API):
+// - every name of a hard-linked file is its own kernel inode; the mount refreshes the other
+//   names it has seen after link/unlink/rename/setattr/close, so counts and sizes agree;
+// - an open file that is unlinked lives on under a hidden `.fuse_hidden*` name until closed;
+// - POSIX ACL xattrs (system.posix_acl_*) and file capabilities are refused (ENOTSUP), so
+//   tools fall back to chmod; RENAME_EXCHANGE is EINVAL, RENAME_NOREPLACE is supported.
 import { stat, readdir, writeFile } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import type { VolumeApi } from '../node/index.ts'
@@ -44,6 +57,9 @@ export const REQUEST_TIMEOUT_MS = 30_000
 export const ATTR_TIMEOUT_S = 1
 /** How long unmount waits for a lazily detached mount to end before aborting the connection. */
 export const UNMOUNT_GRACE_MS = 2_000
+
+/** Kernel readahead of the mount, KiB: FUSE caps it at 128 KiB; sequential reads gain from 1 MiB. */
+export const READAHEAD_KB = 1024
 
 /** The mount failed: bad dir, no /dev/fuse, no permission. */
 export class MountError extends Error {
@@ -89,9 +105,24 @@ async function isStale (dir: string): Promise<boolean> {
   }
 }
 
+function minorOf (dev: number): number {
+  return (dev & 0xff) | ((dev >>> 12) & ~0xff)
+}
+
+function majorOf (dev: number): number {
+  return (dev >>> 8) & 0xfff
+}
+
+/** Raise the mount's readahead (best effort: needs root and sysfs). */
+async function setReadahead (dev: number): Promise<void> {
+  try {
+    await writeFile(`/sys/class/bdi/${majorOf(dev)}:${minorOf(dev)}/read_ahead_kb`, String(READAHEAD_KB))
+  } catch {}
+}
+
 /** Abort a FUSE connection through fusectl (mounting fusectl if needed); best effort. */
 async function abortConnection (dev: number): Promise<void> {
-  const minor = (dev & 0xff) | ((dev >>> 12) & ~0xff)
+  const minor = minorOf(dev)
   const ctl = '/sys/fs/fuse/connections'
   try {
     if ((await readdir(ctl)).length === 0) {
@@ -138,6 +169,7 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     throw new MountError(dir, `libfuse could not mount (errno ${-err}); is /dev/fuse there and are we root?`)
   }
   const dev = (await stat(dir)).dev
+  await setReadahead(dev)
 
   let unmounting: Promise<void> | undefined
   return {

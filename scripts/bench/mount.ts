@@ -17,6 +17,8 @@ const exec = promisify(execFile)
 const here = dirname(fileURLToPath(import.meta.url))
 /** Default size of the sequential test file, MiB. */
 const DEFAULT_MIB = 1024
+/** Cap for the in-memory run (it holds the file in RAM). */
+const MEMORY_MIB_MAX = 256
 
 async function io (dir: string, mib: number): Promise<Record<string, number>> {
   const { stdout } = await exec(process.execPath, [join(here, '_mount-io.ts'), dir, String(mib)], { maxBuffer: 1 << 20 })
@@ -50,6 +52,18 @@ export async function run (): Promise<Record<string, number | string>> {
       await volume.close?.()
     }
     figures['mount.seq.MiB'] = mib
+
+    // the same through a mount over the in-memory test volume: the FUSE path's own cost
+    const { createMemoryVolume } = await import('../../test/helpers/memory-volume.ts')
+    const memDir = await mkdtemp(join(base, 'mnt-mem-'))
+    const mm = await mount(createMemoryVolume(), memDir)
+    try {
+      const memMib = Math.min(mib, MEMORY_MIB_MAX)
+      for (const [k, v] of Object.entries(await io(memDir, memMib))) figures[`mount-memory.${k}`] = v
+      figures['mount-memory.seq.MiB'] = memMib
+    } finally {
+      await mm.unmount()
+    }
   } finally {
     await rm(base, { recursive: true, force: true })
   }

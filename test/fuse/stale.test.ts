@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { teardown, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
-import { mount } from '../../fuse/index.ts'
+import { mount, MountError } from '../../fuse/index.ts'
 import { createMemoryVolume } from '../helpers/memory-volume.ts'
 
 const server = fileURLToPath(new URL('../helpers/serve-mount.ts', import.meta.url))
@@ -50,5 +50,13 @@ describe('fuse stale mounts', function () {
     await m.unmount()
     assert.equal((await sh(`findmnt -n --mountpoint "${dir}"`)).stdout, '')
     assert.equal(await ok(`ls -A "${dir}"`), '')
+  })
+
+  it('mount(volume, dir) rejects a missing dir or a file with MountError', async function () {
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    await assert.rejects(mount(createMemoryVolume(), `${dir}/missing`), MountError)
+    await ok(`touch "${dir}/file"`)
+    await assert.rejects(mount(createMemoryVolume(), `${dir}/file`), MountError)
+    assert.equal((await sh(`findmnt -n -R "${dir}"`)).stdout, '')
   })
 })
