@@ -59,8 +59,8 @@ export class Channel {
   /** Write one message, waiting while the stream's send buffer is full. */
   async send (msg: Message, opts?: AbortOptions): Promise<void> {
     const frame: Uint8ArrayList = encode(msg)
-    while (this.stream.writableNeedsDrain) {
-      await this.stream.onDrain(opts)
+    while (this.stream.writableNeedsDrain && !this.closed) {
+      await drained(this.stream, opts)
     }
     if (this.closed || this.stream.writeStatus !== 'writable') throw new Error('stream is closed')
     this.stream.send(frame)
@@ -137,4 +137,29 @@ export class Channel {
   private resume (): void {
     if (!this.closed && this.stream.readStatus === 'paused') this.stream.resume()
   }
+}
+
+/**
+ * Resolves at the stream's next 'drain' event, rejects when it closes or the signal aborts.
+ * (Not stream.onDrain(): in @libp2p/utils 7.4.1 its promise is never renewed once resolved,
+ * so after the first drain it resolves at once and a write loop spins without yielding.)
+ */
+async function drained (stream: Stream, opts?: AbortOptions): Promise<void> {
+  opts?.signal?.throwIfAborted()
+  await new Promise<void>((resolve, reject) => {
+    const signal = opts?.signal
+    const done = (err?: unknown): void => {
+      stream.removeEventListener('drain', onDrain)
+      stream.removeEventListener('close', onClose)
+      signal?.removeEventListener('abort', onAbort)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onDrain = (): void => { done() }
+    const onClose = (): void => { done(new Error('stream closed')) }
+    const onAbort = (): void => { done(signal?.reason) }
+    stream.addEventListener('drain', onDrain)
+    stream.addEventListener('close', onClose)
+    signal?.addEventListener('abort', onAbort)
+  })
 }

@@ -103,4 +103,22 @@ describe('swarm.pull', function () {
     ctl.abort(new Error('caller gave up'))
     await assert.rejects(a.swarm.pull(cid, [b.id], { signal: ctl.signal }), /caller gave up/)
   })
+
+  it('swarm.pullAny over loopback TCP moves 1 MiB blocks through stream backpressure', async () => {
+    const tcpNet = new Net('tcp')
+    try {
+      const a = await tcpNet.node()
+      const b = await tcpNet.node()
+      await tcpNet.mesh()
+      const blocks = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+        const bytes = randomBytes(1024 * 1024, 500 + i)
+        return { bytes, cid: await block(bytes) }
+      }))
+      for (const x of blocks) b.store.map.set(x.cid.toString(), x.bytes)
+      const got = await a.swarm.pullAny(blocks.map(x => x.cid), blocks.length, [b.id])
+      for (const x of blocks) assert.deepEqual(got.get(x.cid.toString()), x.bytes)
+    } finally {
+      await tcpNet.stop()
+    }
+  })
 })
