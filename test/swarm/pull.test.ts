@@ -121,4 +121,19 @@ describe('swarm.pull', function () {
       await tcpNet.stop()
     }
   })
+
+  it('swarm.pull(cid, [slow, fast]) re-asks elsewhere when the first holder is slow', async () => {
+    const a = await net.node({ hedgeMs: 100 })
+    const slow = await net.node({ maxUploadBytesPerSecond: 4 * 1024 })
+    const fast = await net.node()
+    await net.mesh()
+    const bytes = randomBytes(256 * 1024, 77)
+    const cid = await block(bytes)
+    slow.store.map.set(cid.toString(), bytes)
+    fast.store.map.set(cid.toString(), bytes)
+    // at 4 KiB/s the slow holder would need a minute; the hedge fetches it from the fast one
+    const got = await a.swarm.pull(cid, [slow.id, fast.id])
+    assert.deepEqual(got, bytes)
+    assert.ok((a.swarm.stats().peers[fast.id]?.received ?? 0) >= bytes.byteLength)
+  })
 })
