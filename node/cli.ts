@@ -238,9 +238,10 @@ async function up (dir: string, p: Parsed): Promise<number> {
       await mkdir(mountDir, { recursive: true })
       const fuse = await import('../fuse/index.ts')
       const m = await fuse.mount(daemon.volume, mountDir)
+      // ops from peers change what the kernel has cached: drop exactly what they touched
       daemon.tree.addEventListener('op', (e: any) => {
         if (e.detail?.local === true) return
-        m.invalidate('/')
+        for (const path of daemon.volume.changedPaths(e.detail.body)) m.invalidate(path)
       })
       closers.push(async () => { await m.unmount() })
       out(`mounted ${mountDir}`)

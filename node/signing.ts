@@ -9,13 +9,21 @@ export function signerFor (key: PrivateKey): Signer {
   return { author, sign: async (bytes: Uint8Array) => await key.sign(bytes) }
 }
 
+/** Public keys parsed from peer ids, memoised (authors are few; parsing is most of verify). */
+const AUTHOR_KEYS_MAX = 4096
+const authorKeys = new Map<string, ReturnType<typeof peerIdFromString>['publicKey']>()
+
 /** Verify an op signature against the public key inside the author's peer id. */
 export const verify: Verify = async (author, bytes, sig) => {
-  let publicKey
-  try {
-    publicKey = peerIdFromString(author).publicKey
-  } catch {
-    return false
+  let publicKey = authorKeys.get(author)
+  if (publicKey === undefined) {
+    try {
+      publicKey = peerIdFromString(author).publicKey
+    } catch {
+      return false
+    }
+    if (authorKeys.size >= AUTHOR_KEYS_MAX) authorKeys.clear()
+    authorKeys.set(author, publicKey)
   }
   if (publicKey === undefined) return false
   try {

@@ -80,6 +80,29 @@ export class Volume implements VolumeApi {
     }
   }
 
+  /** The paths whose cached entries or attributes an op (from a peer) makes stale. */
+  changedPaths (body: OpBody): string[] {
+    const pathOf = (inode: InodeId): string[] => inode === this.tree.root
+      ? ['/']
+      : this.tree.entries(inode).map(e => this.tree.path(e.id)).filter((p): p is string => p !== undefined)
+    const out = new Set<string>()
+    const add = (paths: string[]): void => { for (const p of paths) out.add(p) }
+    switch (body.type) {
+      case 'create': case 'link': case 'move':
+        add(pathOf(body.parent).map(p => (p === '/' ? '' : p) + '/' + body.name))
+        add(pathOf(body.parent))
+        if (body.type !== 'create') add(pathOf(body.type === 'link' ? body.inode : this.tree.get(body.entry)?.id ?? body.entry))
+        break
+      case 'unlink':
+        // the entry is gone from the tree: its old place is unknown here, so refresh everything
+        out.add('/')
+        break
+      default:
+        add(pathOf(body.inode))
+    }
+    return [...out]
+  }
+
   // ---- resolution -------------------------------------------------------------------------
 
   private walk (path: string, followLast: boolean, syscall: string): Resolved {
@@ -172,7 +195,16 @@ export class Volume implements VolumeApi {
   }
 
   async chown (path: string, uid: number, gid: number): Promise<void> {
-    const { inode } = this.walk(path, true, 'chown')
+    await this.setOwner(path, uid, gid, true)
+  }
+
+  /** chown of a symlink itself. */
+  async lchown (path: string, uid: number, gid: number): Promise<void> {
+    await this.setOwner(path, uid, gid, false)
+  }
+
+  private async setOwner (path: string, uid: number, gid: number, follow: boolean): Promise<void> {
+    const { inode } = this.walk(path, follow, 'chown')
     const body: OpBody = { type: 'setattr', inode: inode.id, time: nowNs() }
     if (uid >= 0 && uid !== 0xffffffff) body.uid = uid
     if (gid >= 0 && gid !== 0xffffffff) body.gid = gid
@@ -180,7 +212,20 @@ export class Volume implements VolumeApi {
   }
 
   async utimes (path: string, atime: TimeArg, mtime: TimeArg): Promise<void> {
-    const { inode } = this.walk(path, true, 'utimes')
+    await this.setTimes(path, atime, mtime, true)
+  }
+
+  /** utimes of a symlink itself. */
+  async lutimes (path: string, atime: TimeArg, mtime: TimeArg): Promise<void> {
+    await this.setTimes(path, atime, mtime, false)
+  }
+
+  private async setTimes (path: string, atime: TimeArg, mtime: TimeArg, follow: boolean): Promise<void> {
+    const { inode } = this.walk(path, follow, 'utimes')
+    const open = this.open_.get(inode.id)
+    // pending writes are committed first, so an explicit mtime is not hidden by their write time
+    if (open !== undefined && open.changed) await this.commitFile(open, 'none')
+    if (open !== undefined) open.mtime = undefined
     const now = nowNs()
     const body: OpBody = { type: 'setattr', inode: inode.id, time: now }
     const a = toNs(atime, now)

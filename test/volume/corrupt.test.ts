@@ -49,11 +49,14 @@ describe('corrupt blocks on disk', function () {
     const dir = await tempDir(t)
     const vol = await Volume.open({ dir, localParams: { k: 2, m: 1 } })
     t.add(async () => { await vol.close() })
-    const data = randomBytes(3 << 20)
+    const data = randomBytes(1 << 20) // one chunk: three fragments of 512 KiB
     await vol.writeFile('/doc.bin', data)
     vol.chunks.dropCache()
-    // one fragment (512 KiB) of each of two chunks
-    assert.ok(await corruptBlocks(dir, size => size === 1 << 19, 2) >= 1)
+    assert.equal(await corruptBlocks(dir, size => size === 1 << 19, 1), 1)
     assert.deepEqual(Buffer.from(await vol.readFile('/doc.bin')), data)
+    // a second lost fragment leaves fewer than k: a clear error, not wrong bytes
+    vol.chunks.dropCache()
+    assert.equal(await corruptBlocks(dir, size => size === 1 << 19, 1), 1)
+    await assert.rejects(vol.readFile('/doc.bin'), /corrupt.*\/doc\.bin/)
   })
 })
