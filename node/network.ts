@@ -7,6 +7,7 @@ import type { Swarm } from '../swarm/index.ts'
 import type { AbortOptions, Network } from './blocks.ts'
 import type { ChunkRef } from './chunks.ts'
 import { BlockUnavailableError } from './errors.ts'
+import type { Forwarder } from './forward.ts'
 import type { Host } from './host.ts'
 import { erasureParams, DEFAULT_REDUNDANCY } from './placement.ts'
 import type { Store } from './store.ts'
@@ -21,6 +22,8 @@ export const PLACE_CONCURRENCY = 8
 export interface NetworkInit {
   /** Lost hosts tolerated (m). Default DEFAULT_REDUNDANCY (2). */
   redundancy?: number
+  /** Places erasure-coded chunks through a relay, so the writer uploads each byte about once (forward.ts). */
+  forward?: Pick<Forwarder, 'place'>
 }
 
 /** Where each fragment of a chunk is known to be (peer ids), from acknowledgements. */
@@ -31,6 +34,7 @@ export class ChunkNetwork implements Network {
   private readonly swarm: Swarm
   private readonly store: Store
   private readonly redundancy: number
+  private readonly forward?: Pick<Forwarder, 'place'>
   /** chunk CID -> per fragment index, the hosts that acknowledged holding it. */
   readonly placement: Placement = new Map()
   /** Chunks written here whose placement has not finished (retried on reconnect). */
@@ -41,6 +45,7 @@ export class ChunkNetwork implements Network {
     this.swarm = swarm
     this.store = store
     this.redundancy = init.redundancy ?? DEFAULT_REDUNDANCY
+    this.forward = init.forward
   }
 
   /** Live hosts, this one included. */
@@ -116,6 +121,11 @@ export class ChunkNetwork implements Network {
       const to = targets.filter(p => p !== self)
       if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await this.store.get(ref.fragments[0]), to })
     } else {
+      // through a relay first; whatever it could not place is pushed directly below
+      const missing = ref.fragments.some((_, j) => targets[j % targets.length] !== self && !held[j].has(targets[j % targets.length]))
+      if (this.forward !== undefined && missing) {
+        await this.forward.place(ref, targets, { signal, onAck: (j, p) => { held[j].add(p) } }).catch(() => {})
+      }
       for (let j = 0; j < n; j++) {
         const target = targets[j % targets.length]
         if (target === self) { held[j].add(self); continue }

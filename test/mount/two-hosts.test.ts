@@ -1,0 +1,116 @@
+// Two real `darkfs up --mount` processes on loopback TCP, driven through their mounts with
+// shell commands (never from this process's own event loop, which serves no mount here but
+// keeps the tests shaped like the single-host mount tests): close-to-open across hosts,
+// unlink and rename from a peer, and concurrent edits of one directory from both hosts.
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { chmod } from 'node:fs/promises'
+import { Teardown, tempDir } from '../helpers/tmp.ts'
+import { darkfs, up } from '../helpers/proc.ts'
+import type { Up } from '../helpers/proc.ts'
+import { until } from '../helpers/cluster.ts'
+import { sh, ok } from '../helpers/fuse-mount.ts'
+
+/** How long a change may take to show on the other host before the test fails (liveness only). */
+const SEEN_WITHIN_MS = 15_000
+
+const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`
+
+describe('two hosts, each `darkfs up --mount`', function () {
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  const data: string[] = []
+  const mnt: string[] = []
+  const hosts: Up[] = []
+
+  before(async () => {
+    const root = await tempDir(t, 'darkfs-two-')
+    await chmod(root, 0o755)
+    for (let i = 0; i < 2; i++) {
+      data.push(join(root, `data${i}`))
+      mnt.push(join(root, `mnt${i}`))
+      const args = i === 0 ? ['init', '--data', data[0], '--new-network'] : ['init', '--data', data[1], '--network-key', join(data[0], 'network.key')]
+      const r = await darkfs(args)
+      assert.equal(r.code, 0, r.stderr)
+    }
+    for (let i = 0; i < 2; i++) {
+      const join_ = i === 0 ? [] : ['--join', hosts[0].addresses[0]]
+      const h = await up(t, ['--data', data[i], '--listen', '/ip4/127.0.0.1/tcp/0', ...join_, '--mount', mnt[i]])
+      // registered after up(): runs before up()'s SIGKILL, so the mount is released cleanly
+      t.add(async () => { await h.stop('SIGTERM'); await sh(`umount -l ${q(mnt[i])} 2>/dev/null`) })
+      hosts.push(h)
+    }
+    await until('the hosts see each other', async () => {
+      const r = await darkfs(['--data', data[1], 'peers', '--json'])
+      return r.code === 0 && JSON.parse(r.stdout).length === 1
+    }, SEEN_WITHIN_MS)
+  })
+
+  const cat = async (i: number, path: string): Promise<string | undefined> => {
+    const r = await sh(`cat ${q(join(mnt[i], path))}`)
+    return r.code === 0 ? r.stdout : undefined
+  }
+  const exists = async (i: number, path: string): Promise<boolean> => (await sh(`test -e ${q(join(mnt[i], path))}`)).code === 0
+
+  it('a file closed on host A opens with its new content on host B (close-to-open)', async () => {
+    await ok(`printf 'version one\\n' > ${q(join(mnt[0], 'note.txt'))}`)
+    await until('B reads version one', async () => await cat(1, 'note.txt') === 'version one\n', SEEN_WITHIN_MS)
+    // same size, new bytes: B must not serve its cached pages of the old version
+    await ok(`printf 'version two\\n' > ${q(join(mnt[0], 'note.txt'))}`)
+    await until('B reads version two', async () => await cat(1, 'note.txt') === 'version two\n', SEEN_WITHIN_MS)
+    // and back from B to A, with a multi-chunk file written in place
+    await ok(`head -c 3000000 /dev/urandom > ${q(join(mnt[1], 'big.bin'))}`)
+    const sum = (await ok(`sha256sum < ${q(join(mnt[1], 'big.bin'))}`)).split(' ')[0]
+    await until('A reads big.bin', async () => (await sh(`sha256sum < ${q(join(mnt[0], 'big.bin'))}`)).stdout.split(' ')[0] === sum, SEEN_WITHIN_MS)
+    await ok(`printf 'patched' | dd of=${q(join(mnt[1], 'big.bin'))} bs=1 seek=1048570 conv=notrunc status=none`)
+    const sum2 = (await ok(`sha256sum < ${q(join(mnt[1], 'big.bin'))}`)).split(' ')[0]
+    assert.notEqual(sum2, sum)
+    await until('A reads the patched big.bin', async () => (await sh(`sha256sum < ${q(join(mnt[0], 'big.bin'))}`)).stdout.split(' ')[0] === sum2, SEEN_WITHIN_MS)
+  })
+
+  it('unlink on host A removes the file from host B\'s mount', async () => {
+    await ok(`mkdir -p ${q(join(mnt[0], 'gone'))} && echo bye > ${q(join(mnt[0], 'gone/f'))}`)
+    await until('B sees gone/f', async () => await cat(1, 'gone/f') === 'bye\n', SEEN_WITHIN_MS)
+    // B has looked the entry up (and cached it): now A removes it
+    await ok(`stat ${q(join(mnt[1], 'gone/f'))} > /dev/null && rm ${q(join(mnt[0], 'gone/f'))}`)
+    await until('B no longer has gone/f', async () => !(await exists(1, 'gone/f')), SEEN_WITHIN_MS)
+    assert.equal(await ok(`ls -A ${q(join(mnt[1], 'gone'))}`), '')
+    assert.equal(await cat(1, 'gone/f'), undefined)
+  })
+
+  it('rename on host A moves the file in host B\'s mount (and over an existing one)', async () => {
+    await ok(`mkdir -p ${q(join(mnt[0], 'mv/sub'))} && echo moving > ${q(join(mnt[0], 'mv/a'))} && echo old > ${q(join(mnt[0], 'mv/sub/b'))}`)
+    await until('B sees mv/a and mv/sub/b', async () => await cat(1, 'mv/a') === 'moving\n' && await cat(1, 'mv/sub/b') === 'old\n', SEEN_WITHIN_MS)
+    await ok(`mv ${q(join(mnt[0], 'mv/a'))} ${q(join(mnt[0], 'mv/sub/b'))}`)
+    await until('B reads the moved file under its new name', async () => await cat(1, 'mv/sub/b') === 'moving\n', SEEN_WITHIN_MS)
+    await until('B no longer has mv/a', async () => !(await exists(1, 'mv/a')), SEEN_WITHIN_MS)
+    assert.equal(await ok(`ls -A ${q(join(mnt[1], 'mv'))}`), 'sub\n')
+    assert.equal(await ok(`ls -A ${q(join(mnt[1], 'mv/sub'))}`), 'b\n')
+    // a directory rename carries its contents
+    await ok(`mv ${q(join(mnt[0], 'mv/sub'))} ${q(join(mnt[0], 'mv/renamed'))}`)
+    await until('B sees mv/renamed/b', async () => await cat(1, 'mv/renamed/b') === 'moving\n', SEEN_WITHIN_MS)
+    await until('B no longer has mv/sub', async () => !(await exists(1, 'mv/sub')), SEEN_WITHIN_MS)
+  })
+
+  it('both hosts editing different files of one directory at once: each sees both', async () => {
+    const N = 20
+    await ok(`mkdir -p ${q(join(mnt[0], 'shared'))}`)
+    await until('B sees shared/', async () => await exists(1, 'shared'), SEEN_WITHIN_MS)
+    const writer = (i: number, tag: string): string =>
+      `for n in $(seq 1 ${N}); do echo "${tag} $n" > ${q(join(mnt[i], 'shared'))}/${tag}-$n; echo "${tag} $n again" >> ${q(join(mnt[i], 'shared'))}/${tag}-$n; done`
+    await Promise.all([ok(writer(0, 'a')), ok(writer(1, 'b'))])
+    const want = [...Array.from({ length: N }, (_, n) => `a-${n + 1}`), ...Array.from({ length: N }, (_, n) => `b-${n + 1}`)].sort()
+    for (const i of [0, 1]) {
+      await until(`host ${i} lists all ${2 * N} files`, async () => {
+        const r = await sh(`ls -A ${q(join(mnt[i], 'shared'))}`)
+        return r.code === 0 && JSON.stringify(r.stdout.split('\n').filter(s => s !== '').sort()) === JSON.stringify(want)
+      }, SEEN_WITHIN_MS)
+      for (const name of want) {
+        const [tag, n] = name.split('-')
+        await until(`host ${i} reads ${name}`, async () => await cat(i, `shared/${name}`) === `${tag} ${n}\n${tag} ${n} again\n`, SEEN_WITHIN_MS)
+      }
+    }
+    const conflicts = await darkfs(['--data', data[0], 'conflicts'])
+    assert.equal(conflicts.stdout, '')
+  })
+})
