@@ -1,0 +1,285 @@
+// Placement through a relay (DESIGN.md §4, push with forwarding): a writer on a thin uplink
+// sends each byte of a chunk about once. Protocol '/darkfs/place/1.0.0':
+//
+//   writer -> relay   REQUEST {chunk, size, k, m, fragments[k+m], targets[k+m]}
+//   relay  -> writer  ACK {i, holder}*   fragment i is stored (durably) on `holder`
+//                     DONE {bytes, ms}   the relay forwarded `bytes` in `ms` (its measured uplink)
+//                  or ERROR {name, message}
+//
+// The relay (a target of the chunk, chosen for its uplink) pulls the chunk from the writer
+// through the swarm (so the bytes are capped, counted and verified against the chunk's CID like
+// any block), encodes it itself, checks that every fragment it made has the CID the request
+// names, keeps its own fragment and pushes the others to their targets (swarm push; every
+// holder verifies). The writer never uploads parity. Anything the relay could not place is
+// left to the caller (network.ts pushes it directly).
+import type { Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import type { BlockSink, BlockSource, Swarm } from '../swarm/index.ts'
+import { DEFAULT_UPLINK_BYTES_PER_SECOND } from '../swarm/index.ts'
+import type { AbortOptions } from './blocks.ts'
+import { CHUNK_SIZE, decodeChunk, encodeChunk } from './chunks.ts'
+import type { ChunkRef } from './chunks.ts'
+import type { UplinkBook } from './uplink.ts'
+
+export const PLACE_PROTOCOL = '/darkfs/place/1.0.0'
+/** Largest place message: a request names at most MAX_FRAGMENTS CIDs and peer ids. */
+export const MAX_PLACE_MESSAGE_BYTES = 16 * 1024
+/** Most fragments (k + m) a relayed chunk may have. */
+export const MAX_FRAGMENTS = 32
+/** Longest peer id string accepted in a request. */
+export const MAX_PEER_ID_CHARS = 128
+/** Chunks this host relays for others at once; more are refused (the writer pushes itself). */
+export const MAX_RELAYS_IN_PROGRESS = 8
+/** Time a relay may take over one chunk, pull and forwarding included. */
+export const RELAY_TIMEOUT_MS = 120_000
+
+export class ForwardError extends Error {
+  override readonly name: string = 'ForwardError'
+}
+
+/** A malformed place message (the stream carrying it is closed). */
+export class PlaceProtocolError extends ForwardError {
+  override readonly name = 'PlaceProtocolError'
+}
+
+/** The relay made fragments whose CIDs differ from the request's: nothing is forwarded. */
+export class FragmentMismatchError extends ForwardError {
+  override readonly name = 'FragmentMismatchError'
+}
+
+/** The relay is relaying MAX_RELAYS_IN_PROGRESS chunks already. */
+export class RelayBusyError extends ForwardError {
+  override readonly name = 'RelayBusyError'
+}
+
+interface PlaceRequest { chunk: CID, size: number, k: number, m: number, fragments: CID[], targets: string[] }
+type PlaceReply =
+  | { t: 'ack', i: number, holder: string }
+  | { t: 'done', bytes: number, ms: number }
+  | { t: 'error', name: string, message: string }
+
+export interface ForwardHost {
+  readonly peerId: string
+  handle: (protocol: string, handler: (stream: Stream, peer: string) => void) => Promise<void>
+  unhandle: (protocol: string) => Promise<void>
+  newStream: (peer: string, protocol: string, opts?: AbortOptions) => Promise<Stream>
+}
+
+export interface ForwardComponents {
+  host: ForwardHost
+  swarm: Pick<Swarm, 'pull' | 'push'>
+  /** Local blocks: the writer reads a chunk's data fragments here. */
+  blocks: BlockSource
+  /** Durable local store (and announcement) for the relay's own fragments. */
+  sink: BlockSink
+  /** Peers' uplinks: picks relays, and learns from what relays report. */
+  uplinks: UplinkBook
+}
+
+export interface ForwardStats {
+  /** Chunks this host sent through a relay. */
+  sent: number
+  /** Chunks this host relayed for others. */
+  relayed: number
+  /** Relayed placements that failed (the writer then pushes what is missing itself). */
+  failed: number
+}
+
+export interface PlaceViaOptions extends AbortOptions {
+  /** Fragment `index` is stored on `holder`. */
+  onAck: (index: number, holder: string) => void
+}
+
+export interface Forwarder {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /**
+   * Place chunk `ref` (k > 1, its fragments in the local store) on `targets` (fragment j on
+   * targets[j % targets.length]) through one relay. Resolves when the relay is done; rejects
+   * when it fails (acknowledged fragments have been reported).
+   */
+  place: (ref: ChunkRef, targets: string[], opts: PlaceViaOptions) => Promise<void>
+  /** `inner`, plus the chunks being offered to relays right now. Give it to the swarm. */
+  source: (inner: BlockSource) => BlockSource
+  /** The relay `place` would pick among these peers. */
+  pickRelay: (candidates: string[]) => string | undefined
+  stats: () => ForwardStats
+}
+
+export function createForwarder (c: ForwardComponents): Forwarder {
+  const self = c.host.peerId
+  const offered = new Map<string, { bytes: Uint8Array, uses: number }>()
+  const busy = new Map<string, number>()
+  const stats: ForwardStats = { sent: 0, relayed: 0, failed: 0 }
+  let relaying = 0
+  let shutdown = new AbortController()
+  let running = false
+
+  const pickRelay = (candidates: string[]): string | undefined => {
+    let best: string | undefined
+    let bestScore = -1
+    for (const p of new Set(candidates)) {
+      if (p === self) continue
+      const up = c.uplinks.get(p)?.bytesPerSecond ?? DEFAULT_UPLINK_BYTES_PER_SECOND
+      const score = up / (1 + (busy.get(p) ?? 0))
+      if (score > bestScore) { best = p; bestScore = score }
+    }
+    return best
+  }
+
+  const offer = (cid: CID, bytes: Uint8Array): () => void => {
+    const key = cid.toString()
+    const o = offered.get(key) ?? { bytes, uses: 0 }
+    o.uses++
+    offered.set(key, o)
+    return () => { if (--o.uses === 0) offered.delete(key) }
+  }
+
+  const readChunk = async (ref: ChunkRef, opts: AbortOptions): Promise<Uint8Array> => {
+    const frags = await Promise.all(ref.fragments.map(async (f, j) => j < ref.k ? await c.blocks.get(f, opts) : undefined))
+    return decodeChunk(ref, frags)
+  }
+
+  const place = async (ref: ChunkRef, targets: string[], opts: PlaceViaOptions): Promise<void> => {
+    if (ref.cid === null || ref.k < 2) throw new ForwardError('only erasure-coded chunks are placed through a relay')
+    const n = ref.fragments.length
+    const perFragment = ref.fragments.map((_, j) => targets[j % targets.length])
+    const relay = pickRelay(perFragment)
+    if (relay === undefined) return
+    const signal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
+    const bytes = await readChunk(ref, { signal })
+    const unoffer = offer(ref.cid, bytes)
+    busy.set(relay, (busy.get(relay) ?? 0) + 1)
+    let stream: Stream | undefined
+    try {
+      stream = await c.host.newStream(relay, PLACE_PROTOCOL, { signal })
+      const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
+      const req: PlaceRequest = { chunk: ref.cid, size: ref.size, k: ref.k, m: ref.m, fragments: ref.fragments, targets: perFragment }
+      await lp.write(dagCbor.encode(req), { signal })
+      for (;;) {
+        const reply = decodeReply((await lp.read({ signal })).subarray(), n)
+        if (reply.t === 'ack') {
+          // only the fragment's own target counts as its holder
+          if (reply.holder === perFragment[reply.i]) opts.onAck(reply.i, reply.holder)
+          continue
+        }
+        if (reply.t === 'error') throw new ForwardError(`relay ${relay}: ${reply.name}: ${reply.message}`)
+        c.uplinks.observe(relay, reply.bytes, reply.ms)
+        break
+      }
+      stats.sent++
+      await stream.close({ signal }).catch(() => {})
+    } catch (err: any) {
+      stats.failed++
+      stream?.abort(err instanceof Error ? err : new Error(String(err)))
+      throw err
+    } finally {
+      unoffer()
+      busy.set(relay, (busy.get(relay) ?? 1) - 1)
+      if (busy.get(relay) === 0) busy.delete(relay)
+    }
+  }
+
+  /** The relay's side of one request. */
+  const relay = async (stream: Stream, writer: string): Promise<void> => {
+    const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(RELAY_TIMEOUT_MS)])
+    const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
+    let writing = Promise.resolve()
+    const send = (reply: PlaceReply): Promise<void> => {
+      writing = writing.then(async () => { await lp.write(dagCbor.encode(reply), { signal }) })
+      return writing
+    }
+    let counted = false
+    try {
+      const req = decodeRequest((await lp.read({ signal })).subarray())
+      if (relaying >= MAX_RELAYS_IN_PROGRESS) throw new RelayBusyError(`relaying ${MAX_RELAYS_IN_PROGRESS} chunks already`)
+      relaying++
+      counted = true
+      const chunk = await c.swarm.pull(req.chunk, [writer], { signal }) // verified against req.chunk
+      if (chunk.byteLength !== req.size) throw new FragmentMismatchError(`chunk ${req.chunk.toString()} is ${chunk.byteLength} bytes, the request says ${req.size}`)
+      const { ref, blocks } = encodeChunk(chunk, 0, req.k, req.m)
+      const wrong = ref.fragments.findIndex((f, j) => !f.equals(req.fragments[j]))
+      if (wrong >= 0) throw new FragmentMismatchError(`fragment ${wrong} of chunk ${req.chunk.toString()} encodes to ${ref.fragments[wrong].toString()}, the request names ${req.fragments[wrong].toString()}`)
+      // own fragments first: durable here before anything is forwarded
+      for (let j = 0; j < blocks.length; j++) {
+        if (req.targets[j] !== self) continue
+        await c.sink.put(blocks[j].cid, blocks[j].bytes, { signal })
+        void send({ t: 'ack', i: j, holder: self })
+      }
+      const deliveries = blocks
+        .map((b, j) => ({ cid: b.cid, bytes: b.bytes, to: [req.targets[j]] }))
+        .filter(d => d.to[0] !== self && d.to[0] !== writer)
+      const start = performance.now()
+      await c.swarm.push(deliveries, {
+        signal,
+        onAck: (cid, peer) => {
+          req.fragments.forEach((f, j) => { if (req.targets[j] === peer && f.equals(cid)) void send({ t: 'ack', i: j, holder: peer }) })
+        }
+      })
+      const bytes = deliveries.reduce((s, d) => s + d.bytes.byteLength, 0)
+      stats.relayed++
+      await send({ t: 'done', bytes, ms: performance.now() - start })
+      await stream.close({ signal }).catch(() => {})
+    } catch (err: any) {
+      const e = err instanceof Error ? err : new Error(String(err))
+      await writing.catch(() => {})
+      await lp.write(dagCbor.encode({ t: 'error', name: e.name, message: e.message.slice(0, 1000) }), { signal }).catch(() => {})
+      if (e instanceof PlaceProtocolError) stream.abort(e)
+      else await stream.close({ signal }).catch(() => { stream.abort(e) })
+    } finally {
+      if (counted) relaying--
+    }
+  }
+
+  return {
+    async start () {
+      if (running) return
+      running = true
+      shutdown = new AbortController()
+      await c.host.handle(PLACE_PROTOCOL, (stream, peer) => { void relay(stream, peer) })
+    },
+    async stop () {
+      if (!running) return
+      running = false
+      shutdown.abort(new ForwardError('forwarder stopped'))
+      await c.host.unhandle(PLACE_PROTOCOL).catch(() => {})
+    },
+    place,
+    pickRelay,
+    source: (inner) => ({
+      has: async (cid) => offered.has(cid.toString()) || await inner.has(cid),
+      get: async (cid, opts) => offered.get(cid.toString())?.bytes ?? await inner.get(cid, opts)
+    }),
+    stats: () => ({ ...stats })
+  }
+}
+
+const isCount = (x: unknown, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= max
+const isPeer = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= MAX_PEER_ID_CHARS
+
+function cbor (bytes: Uint8Array): any {
+  try { return dagCbor.decode(bytes) } catch (err: any) { throw new PlaceProtocolError(`malformed place message: ${err.message}`) }
+}
+
+/** Decode and validate a request (bounded, every field checked). */
+export function decodeRequest (bytes: Uint8Array): PlaceRequest {
+  const r = cbor(bytes)
+  const ok = r !== null && typeof r === 'object' &&
+    CID.asCID(r.chunk) != null && isCount(r.size, CHUNK_SIZE) && r.size > 0 &&
+    isCount(r.k, MAX_FRAGMENTS) && r.k >= 2 && isCount(r.m, MAX_FRAGMENTS) && r.k + r.m <= MAX_FRAGMENTS &&
+    Array.isArray(r.fragments) && r.fragments.length === r.k + r.m && r.fragments.every((f: unknown) => CID.asCID(f) != null) &&
+    Array.isArray(r.targets) && r.targets.length === r.k + r.m && r.targets.every(isPeer)
+  if (!ok) throw new PlaceProtocolError('malformed place request')
+  return { chunk: CID.asCID(r.chunk)!, size: r.size, k: r.k, m: r.m, fragments: r.fragments.map((f: unknown) => CID.asCID(f)!), targets: r.targets }
+}
+
+/** Decode and validate a reply to a request for `n` fragments. */
+export function decodeReply (bytes: Uint8Array, n: number): PlaceReply {
+  const r = cbor(bytes)
+  if (r?.t === 'ack' && isCount(r.i, n - 1) && isPeer(r.holder)) return { t: 'ack', i: r.i, holder: r.holder }
+  if (r?.t === 'done' && typeof r.bytes === 'number' && r.bytes >= 0 && typeof r.ms === 'number' && r.ms >= 0) return { t: 'done', bytes: r.bytes, ms: r.ms }
+  if (r?.t === 'error' && typeof r.name === 'string' && typeof r.message === 'string') return { t: 'error', name: r.name.slice(0, 100), message: r.message.slice(0, 1000) }
+  throw new PlaceProtocolError('malformed place reply')
+}
