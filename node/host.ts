@@ -537,24 +537,43 @@ function isTimeout (reason: any): boolean {
 
 // --- peer exchange messages ------------------------------------------------------------------
 
-interface PexPeer { id: string, addrs: string[] }
+export interface PexPeer { id: string, addrs: string[] }
+
+/** Exported for the fuzz tests (test/faults). */
+export { encodePex, decodePex }
 
 function encodePex (peers: PexPeer[]): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ peers }))
 }
 
-/** A bounded, validated peer list; throws on anything else. */
+/** A peer-exchange message that is malformed or breaks a bound. */
+export class PeerExchangeError extends Error {
+  static override readonly name = 'PeerExchangeError'
+  override readonly name = 'PeerExchangeError'
+}
+
+/** A bounded, validated peer list; throws PeerExchangeError on anything else. */
 function decodePex (bytes: Uint8Array): PexPeer[] {
-  const msg = JSON.parse(new TextDecoder().decode(bytes))
+  if (bytes.byteLength > PEX_MAX_MESSAGE_BYTES) throw new PeerExchangeError(`peer-exchange message of ${bytes.byteLength} bytes is over the limit of ${PEX_MAX_MESSAGE_BYTES}`)
+  let msg: any
+  try {
+    msg = JSON.parse(new TextDecoder().decode(bytes))
+  } catch (err: any) {
+    throw new PeerExchangeError(`malformed peer-exchange message: ${String(err?.message)}`)
+  }
   if (msg === null || typeof msg !== 'object' || !Array.isArray(msg.peers) || msg.peers.length > PEX_MAX_PEERS) {
-    throw new Error('malformed peer-exchange message')
+    throw new PeerExchangeError('malformed peer-exchange message')
   }
   const out: PexPeer[] = []
   for (const p of msg.peers) {
-    if (p === null || typeof p !== 'object' || typeof p.id !== 'string' || !Array.isArray(p.addrs)) throw new Error('malformed peer-exchange entry')
-    peerIdFromString(p.id)
+    if (p === null || typeof p !== 'object' || typeof p.id !== 'string' || !Array.isArray(p.addrs)) throw new PeerExchangeError('malformed peer-exchange entry')
     const addrs = p.addrs.filter((a: unknown) => typeof a === 'string').slice(0, PEX_MAX_ADDRS) as string[]
-    for (const a of addrs) multiaddr(a)
+    try {
+      peerIdFromString(p.id)
+      for (const a of addrs) multiaddr(a)
+    } catch (err: any) {
+      throw new PeerExchangeError(`malformed peer-exchange entry: ${String(err?.message)}`)
+    }
     out.push({ id: p.id, addrs })
   }
   return out

@@ -321,6 +321,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
 
 // --- messages ----------------------------------------------------------------------------------
 
+/** Exported for the fuzz tests (test/faults). */
+export { encode as encodeSyncMessage, decode as decodeSyncMessage }
+
 function encode (msg: Message): Uint8Array {
   return dagCbor.encode(msg)
 }
