@@ -22,6 +22,11 @@ export const MAX_SYMLINK_HOPS = 40
 export const XATTR_VALUE_MAX = 65536
 /** Largest file: 2^50 bytes. */
 export const FILE_SIZE_MAX = 2 ** 50
+/**
+ * Entries whose last resolved path is remembered (oldest forgotten first), so that an unlink or
+ * move from a peer can name the old path the mount's kernel cache holds.
+ */
+export const SEEN_PATHS_MAX = 65536
 
 const ROOT: Caller = { uid: 0, gid: 0 }
 const BLOCK = 4096
@@ -39,6 +44,8 @@ export class Volume implements VolumeApi {
   readonly chunks: ChunkService
   private readonly store?: Store
   private readonly open_ = new Map<InodeId, OpenFile>()
+  /** Entry id -> the canonical path it was last resolved at (bounded by SEEN_PATHS_MAX). */
+  private readonly seen = new Map<string, string>()
 
   constructor (parts: VolumeParts) {
     this.tree = parts.tree
@@ -92,11 +99,21 @@ export class Volume implements VolumeApi {
         add(pathOf(body.parent).map(p => (p === '/' ? '' : p) + '/' + body.name))
         add(pathOf(body.parent))
         if (body.type !== 'create') add(pathOf(body.type === 'link' ? body.inode : this.tree.get(body.entry)?.id ?? body.entry))
+        if (body.type === 'move') {
+          // where the entry was, and the entry it replaced, as the kernel last saw them
+          for (const id of [body.entry, body.replace]) {
+            const old = id === undefined ? undefined : this.seen.get(id)
+            if (old !== undefined) { out.add(old); out.add(parentPath(old)) }
+          }
+        }
         break
-      case 'unlink':
-        // the entry is gone from the tree: its old place is unknown here, so refresh everything
-        out.add('/')
+      case 'unlink': {
+        // the entry is gone from the tree: its old path is the one it was last resolved at
+        const old = this.seen.get(body.entry)
+        if (old === undefined) out.add('/')
+        else { out.add(old); out.add(parentPath(old)) }
         break
+      }
       default:
         add(pathOf(body.inode))
     }
@@ -130,8 +147,18 @@ export class Volume implements VolumeApi {
         inode = next
         entry = e
       }
-      if (!restarted) return { inode, entry, path }
+      if (!restarted) {
+        if (entry !== undefined && hops === 0) this.remember(entry.id, join(parts))
+        return { inode, entry, path }
+      }
     }
+  }
+
+  private remember (entry: string, path: string): void {
+    if (this.seen.get(entry) === path) return
+    this.seen.delete(entry)
+    this.seen.set(entry, path)
+    if (this.seen.size > SEEN_PATHS_MAX) this.seen.delete(this.seen.keys().next().value as string)
   }
 
   /** The directory that holds the last component of `path`, and that component's name. */
@@ -611,6 +638,11 @@ export class Volume implements VolumeApi {
       namemax: 255
     }
   }
+}
+
+function parentPath (path: string): string {
+  const i = path.lastIndexOf('/')
+  return i <= 0 ? '/' : path.slice(0, i)
 }
 
 function toNs (t: TimeArg, now: bigint): bigint | undefined {
