@@ -17,8 +17,8 @@ export interface Network {
   params: () => { k: number, m: number }
   /** Fetch `need` of the given fragment CIDs (data first) from peers; verified. */
   fetch: (cids: CID[], need: number, opts?: AbortOptions) => Promise<Map<string, Uint8Array>>
-  /** Place the fragments of newly written chunks (read from the local store) on their targets. */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { wait?: 'none' | 'safe' }) => Promise<void>
+  /** Place the fragments of newly written chunks (read from the local store) on their targets; `inode`: the file they belong to. */
+  place: (refs: ChunkRef[], opts?: AbortOptions & { wait?: 'none' | 'safe', inode?: string }) => Promise<void>
   /** Fetch one block (e.g. a manifest) from whoever has it. */
   fetchOne: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
 }
@@ -68,6 +68,7 @@ export class ChunkService {
     const frags: Array<Uint8Array | undefined> = new Array(ref.k + ref.m).fill(undefined)
     let have = 0
     let corrupt = 0
+    let unreachable = ''
     // data fragments first: no decoding needed when all k are here
     for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
       let f: Uint8Array | undefined
@@ -85,7 +86,12 @@ export class ChunkService {
     }
     if (have < ref.k && this.network !== undefined) {
       const want = ref.fragments.filter((_, i) => frags[i] === undefined)
-      const got = await this.network.fetch(want, ref.k - have, opts)
+      // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
+      const got = await this.network.fetch(want, ref.k - have, opts).catch((err: any) => {
+        opts.signal?.throwIfAborted()
+        unreachable = err?.message ?? String(err)
+        return new Map<string, Uint8Array>()
+      })
       ref.fragments.forEach((cid, i) => {
         const b = got.get(cid.toString())
         if (b !== undefined && frags[i] === undefined) { frags[i] = b; have++ }
@@ -95,7 +101,7 @@ export class ChunkService {
       throw new CorruptBlockError(key, `chunk at offset ${ref.offset}${opts.path !== undefined ? ` of ${opts.path}` : ''}, and no intact copy is reachable`)
     }
     if (have < ref.k) {
-      throw new BlockUnavailableError(key, `${have} of the ${ref.k} fragments needed are reachable${opts.path !== undefined ? ` (file ${opts.path})` : ''}`)
+      throw new BlockUnavailableError(key, `${have} of the ${ref.k} fragments needed are reachable${opts.path !== undefined ? ` (file ${opts.path})` : ''}${unreachable !== '' ? `: ${unreachable}` : ''}`)
     }
     const bytes = decodeChunk(ref, frags)
     this.cache.set(key, bytes)
@@ -110,16 +116,21 @@ export class ChunkService {
 
   async readManifest (cid: CID, opts: AbortOptions & { path?: string } = {}): Promise<Manifest> {
     let bytes = await this.store.tryGet(cid)
+    let why = 'no peer is reachable'
     if (bytes === undefined && this.network !== undefined) {
-      bytes = await this.network.fetchOne(cid, opts)
-      await this.store.put(cid, bytes)
+      bytes = await this.network.fetchOne(cid, opts).catch((err: any) => {
+        opts.signal?.throwIfAborted()
+        why = err?.message ?? String(err)
+        return undefined
+      })
+      if (bytes !== undefined) await this.store.put(cid, bytes)
     }
-    if (bytes === undefined) throw new BlockUnavailableError(cid.toString(), `the manifest${opts.path !== undefined ? ` of ${opts.path}` : ''} is not stored here and no peer is reachable`)
+    if (bytes === undefined) throw new BlockUnavailableError(cid.toString(), `the manifest${opts.path !== undefined ? ` of ${opts.path}` : ''} is not stored here and no peer sent it (${why})`)
     return decodeManifest(bytes)
   }
 
   /** Hand freshly written chunks to the network for placement. */
-  async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe' } = {}): Promise<void> {
+  async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe', inode?: string } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
     await this.network.place(refs, opts)
   }

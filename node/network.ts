@@ -39,6 +39,12 @@ export class ChunkNetwork implements Network {
   readonly placement: Placement = new Map()
   /** Chunks written here whose placement has not finished (retried on reconnect). */
   readonly pending = new Map<string, ChunkRef>()
+  /** Pending chunk -> the file (inode) it was written for, to find the hosts pinning it. */
+  private readonly inodes = new Map<string, string>()
+  /** Hosts pinning a file (pins.ts): they get its chunks through the push chains. */
+  pinners: (inode: string) => string[] = () => []
+  /** Whether this host has lost its peers (presence.ts): chunks held only here stay pending. */
+  offline: () => boolean = () => false
 
   constructor (host: Host, swarm: Swarm, store: Store, init: NetworkInit = {}) {
     this.host = host
@@ -90,9 +96,12 @@ export class ChunkNetwork implements Network {
    * any one host (or as far as the live network allows). Fragments held here that are not
    * this host's to keep are dropped once their target has acknowledged them.
    */
-  async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe' } = {}): Promise<void> {
+  async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe', inode?: string } = {}): Promise<void> {
     const work = refs.filter(r => r.cid !== null)
-    for (const r of work) this.pending.set(r.cid!.toString(), r)
+    for (const r of work) {
+      this.pending.set(r.cid!.toString(), r)
+      if (opts.inode !== undefined) this.inodes.set(r.cid!.toString(), opts.inode)
+    }
     const queue = [...work]
     await Promise.all(Array.from({ length: Math.min(PLACE_CONCURRENCY, queue.length) }, async () => {
       for (let r = queue.shift(); r !== undefined; r = queue.shift()) {
@@ -111,14 +120,19 @@ export class ChunkNetwork implements Network {
     const self = this.host.peerId
     const n = ref.fragments.length
     const signal = this.signal(opts, PLACE_TIMEOUT_MS)
-    const targets = await this.host.closestPeers(ref.cid!.bytes, n, { signal })
+    const inode = this.inodes.get(key)
+    const pinners = inode === undefined ? [] : this.pinners(inode)
+    // a replicated chunk written while the network was smaller (e.g. offline) gets the copies
+    // the network can hold now: extra copies of its one block need no new manifest
+    const copies = ref.k === 1 ? Math.max(n, Math.min(this.redundancy + 1, this.live())) : n
+    const targets = await this.host.closestPeers(ref.cid!.bytes, copies, { signal })
     const held = this.placement.get(key) ?? Array.from({ length: n }, () => new Set<string>())
     this.placement.set(key, held)
     const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
     if (ref.k === 1) {
       // replication: one block, every target a holder; the swarm forwards along a chain
       if (await this.store.has(ref.fragments[0])) held[0].add(self)
-      const to = targets.filter(p => p !== self)
+      const to = [...new Set([...targets, ...pinners])].filter(p => p !== self && !held[0].has(p))
       if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await this.store.get(ref.fragments[0]), to })
     } else {
       // through a relay first; whatever it could not place is pushed directly below
@@ -128,9 +142,11 @@ export class ChunkNetwork implements Network {
       }
       for (let j = 0; j < n; j++) {
         const target = targets[j % targets.length]
-        if (target === self) { held[j].add(self); continue }
-        if (held[j].has(target)) continue
-        deliveries.push({ cid: ref.fragments[j], bytes: await this.store.get(ref.fragments[j]), to: [target] })
+        if (target === self) held[j].add(self)
+        // pinning hosts get the k data fragments, on the same chain as the target
+        const to = [target, ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p))
+        if (to.length === 0) continue
+        deliveries.push({ cid: ref.fragments[j], bytes: await this.store.get(ref.fragments[j]), to: [...new Set(to)] })
       }
     }
     if (deliveries.length > 0) {
@@ -145,9 +161,10 @@ export class ChunkNetwork implements Network {
       for (let j = 1; j < n; j++) for (const p of held[0]) held[j].add(p)
     }
     const hosts = new Set(held.flatMap(s => [...s]))
-    if (hosts.size >= Math.min(n, this.live())) {
+    if (hosts.size >= Math.min(copies, this.live()) && !(hosts.size < 2 && this.offline())) {
       this.pending.delete(key)
-      if (ref.k > 1) await this.dropForeign(ref, targets)
+      this.inodes.delete(key)
+      if (ref.k > 1 && !pinners.includes(self)) await this.dropForeign(ref, targets)
     }
   }
 
@@ -167,9 +184,9 @@ export class ChunkNetwork implements Network {
   }
 
   /** What this host knows of a chunk's placement, for status. */
-  holders (chunk: string): { hosts: number, fragments: number } | undefined {
+  holders (chunk: string): { hosts: number, fragments: number, pending: boolean } | undefined {
     const held = this.placement.get(chunk)
     if (held === undefined) return undefined
-    return { hosts: new Set(held.flatMap(s => [...s])).size, fragments: held.filter(s => s.size > 0).length }
+    return { hosts: new Set(held.flatMap(s => [...s])).size, fragments: held.filter(s => s.size > 0).length, pending: this.pending.has(chunk) }
   }
 }

@@ -7,7 +7,7 @@ export interface ChunkCounts { total: number, redundant: number, degraded: numbe
 
 export interface Holders {
   /** How many distinct live hosts hold fragment i of chunk `cid` (undefined: unknown). */
-  count: (chunk: string, fragments: string[]) => { hosts: number, fragments: number } | undefined
+  count: (chunk: string, fragments: string[]) => { hosts: number, fragments: number, pending?: boolean } | undefined
 }
 
 export async function chunkStatus (volume: Volume, opts: { peers: number, holders?: Holders }): Promise<ChunkCounts> {
@@ -33,6 +33,9 @@ export async function chunkStatus (volume: Volume, opts: { peers: number, holder
       if (h === undefined) {
         if (await volume.chunks.hasLocally(ref)) counts.localOnly++
         else counts.lost++
+      } else if (h.pending === true && h.hosts <= 1) {
+        // written here and not placed yet (e.g. while offline)
+        counts.localOnly++
       } else if (h.fragments >= ref.k + ref.m && h.hosts >= Math.min(ref.k + ref.m, opts.peers + 1)) {
         counts.redundant++
       } else if (h.fragments >= ref.k) {

@@ -15,6 +15,7 @@ import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.
 import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store } from './store.ts'
 import { constants } from 'node:fs'
+import { isPinXattr } from './pins.ts'
 
 /** Symlinks followed while resolving one path before ELOOP (Linux's MAXSYMLINKS). */
 export const MAX_SYMLINK_HOPS = 40
@@ -433,7 +434,7 @@ export class Volume implements VolumeApi {
   }
 
   async listxattr (path: string): Promise<string[]> {
-    return [...this.walk(path, true, 'listxattr').inode.xattrs.keys()].sort()
+    return [...this.walk(path, true, 'listxattr').inode.xattrs.keys()].filter(n => !isPinXattr(n)).sort()
   }
 
   async removexattr (path: string, name: string): Promise<void> {
@@ -459,7 +460,7 @@ export class Volume implements VolumeApi {
     if (c !== undefined) {
       await this.commit({ type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() })
       f.committed(c)
-      const placing = this.chunks.place(c.refs, { wait })
+      const placing = this.chunks.place(c.refs, { wait, inode: f.inode })
       if (wait === 'safe') await placing
       else placing.catch(() => {})
     }
@@ -578,6 +579,7 @@ export class Volume implements VolumeApi {
     if (pos === 0) await staging.truncate(0)
     const c = (await staging.prepare())!
     const now = nowNs()
+    let inode = target?.id
     if (target !== undefined) {
       if (target.kind !== 'file') throw new FsError('EINVAL', 'writeFile', path, `not a regular file (${target.kind})`)
       const open = this.open_.get(target.id)
@@ -588,9 +590,9 @@ export class Volume implements VolumeApi {
       const own = this.owner(dir, caller, 'file', opts.mode ?? 0o644)
       const body: OpBody = { type: 'create', parent: dir.id, name: split(path, 'writeFile').pop()!, kind: 'file', mode: own.mode, uid: own.uid, gid: own.gid, size: c.size, time: now }
       if (c.content !== null) body.content = c.content
-      await this.commit(body)
+      inode = (await this.commit(body)).id
     }
-    const placing = this.chunks.place(c.refs, { wait: opts.wait ?? 'none' })
+    const placing = this.chunks.place(c.refs, { wait: opts.wait ?? 'none', inode })
     if (opts.wait === 'safe') await placing
     else placing.catch(() => {})
   }
