@@ -9,6 +9,7 @@
 //   const bytes = await swarm.pull(cid, [peerA, peerB])
 //   const frags = await swarm.pullAny(fragmentCids, k, holdersByCid)
 //   const acks = await swarm.push([{ cid, bytes, to: [a, b, c] }], { onAck })
+//   const held = await swarm.has(fragmentCids, peer)   // have-only query: nothing moves
 //   await swarm.stop()
 //
 // Contract:
@@ -26,6 +27,9 @@
 //    Resolves with the holders that ACKed, per cid.toString() (holders that failed are simply
 //    absent); `onAck` reports them as they come. A delivery whose bytes do not match its CID
 //    rejects at once with WrongBlockError (nothing is sent).
+//  - has(cids, peer) asks one peer which of the blocks it holds (have-only wants on a stream of
+//    their own, HAVE_WINDOW outstanding, HAVE_TIMEOUT_MS per query); rejects when the peer
+//    cannot be reached or breaks the protocol.
 //  - Every block received (BLOCK or PUSH) is hashed against its CID before it is stored,
 //    served, forwarded or returned; a peer that sends a wrong block, or breaks the protocol, is
 //    banned for BAN_MS and disconnected (components.hangUp).
@@ -38,6 +42,7 @@ export { createSwarm, DEFAULT_UPLOAD_SLOTS, MAX_STREAMS_PER_CONNECTION } from '.
 export type { Swarm, SwarmInit, SwarmComponents, SwarmStats, Delivery, RemoteConnection } from './swarm.ts'
 export type { BlockSource, BlockSink } from './serve.ts'
 export { MAX_WANTS_PER_PEER } from './serve.ts'
+export { HAVE_WINDOW, HAVE_TIMEOUT_MS } from './has.ts'
 export { MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_PUSHES_IN_FLIGHT_PER_PEER } from './client.ts'
 export { libp2pComponents } from './libp2p.ts'
 export { plan, children, holdersOf, DEFAULT_UPLINK_BYTES_PER_SECOND } from './plan.ts'

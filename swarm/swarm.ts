@@ -11,6 +11,7 @@ import { plan } from './plan.ts'
 import { PROTOCOL } from './protocol.ts'
 import { MIN_HEDGE_MS, pullAny } from './pull.ts'
 import { PUSH_HOP_TIMEOUT_MS, deliver } from './push.ts'
+import { has } from './has.ts'
 import type { DeliverContext } from './push.ts'
 import { allOf, tokenBucket } from './rate.ts'
 import type { RateLimiter } from './rate.ts'
@@ -76,6 +77,8 @@ export interface Swarm {
   pullAny: (cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: AbortOptions) => Promise<Map<string, Uint8Array>>
   push: (deliveries: Delivery[], opts?: AbortOptions & { onAck?: (cid: CID, peer: string) => void }) => Promise<Map<string, string[]>>
   stats: () => SwarmStats
+  /** Which of `cids` `peer` holds (have-only wants; nothing is moved), by cid.toString(). */
+  has: (cids: CID[], peer: string, opts?: AbortOptions) => Promise<Set<string>>
 }
 
 export function createSwarm (init: SwarmInit = {}): (components: SwarmComponents) => Swarm {
@@ -169,6 +172,18 @@ class SwarmNode implements Swarm {
     }))
     signal.throwIfAborted()
     return acks
+  }
+
+  async has (cids: CID[], peer: string, opts?: AbortOptions): Promise<Set<string>> {
+    if (!this.running) throw new SwarmStoppedError()
+    const signal = opts?.signal === undefined ? this.shutdown.signal : AbortSignal.any([opts.signal, this.shutdown.signal])
+    return await has({
+      peer,
+      open: async (o) => await this.components.dialProtocol(peer, PROTOCOL, o),
+      download: this.download,
+      onSent: (n) => { this.bytesSent += n },
+      onReceived: (n) => { this.bytesReceived += n }
+    }, cids, { signal })
   }
 
   stats (): SwarmStats {
