@@ -1,0 +1,129 @@
+// Failure detection (DESIGN.md §3): who the members are for placement and repair. A connected
+// peer is live. A peer whose connection went away is suspect: still a member (its fragments
+// are presumed where they were) until it has been away for the failure timeout, then it is
+// declared gone and its fragments are rebuilt elsewhere. A peer that comes back is live again
+// under the same id: a set of ids, so nothing is counted twice. A host that leaves on purpose
+// (`darkfs leave`, after draining) says so over LEAVE_PROTOCOL and is dropped at once.
+import type { Host } from './host.ts'
+
+/** Default time a peer may be unreachable before it is declared gone: 3 minutes. */
+export const DEFAULT_FAILURE_TIMEOUT_MS = 3 * 60_000
+/** Protocol a draining host uses to tell its peers it is leaving. */
+export const LEAVE_PROTOCOL = '/darkfs/leave/1.0.0'
+/** Time to tell one peer we leave. */
+export const LEAVE_NOTICE_TIMEOUT_MS = 5_000
+
+export interface MembershipInit {
+  /** Time a peer may be away before it is declared gone (default DEFAULT_FAILURE_TIMEOUT_MS). */
+  failureTimeoutMs?: number
+}
+
+export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'>
+
+export interface MembershipEvents {
+  /** A peer was declared gone (timeout or leave notice): detail is its id. */
+  gone: CustomEvent<string>
+  /** A peer connected that was not a member (new, or back after being gone). */
+  joined: CustomEvent<string>
+}
+
+export class Membership extends EventTarget {
+  private readonly host: MembershipHost
+  private readonly timeoutMs: number
+  /** Disconnected peers not yet gone -> timer declaring them gone. */
+  private readonly suspect = new Map<string, ReturnType<typeof setTimeout>>()
+  /** Peers that announced they leave (ignored until they connect anew). */
+  private readonly left = new Set<string>()
+  private readonly known = new Set<string>()
+  private started = false
+  private readonly onConnect = (evt: CustomEvent<string>): void => { this.connected(evt.detail) }
+  private readonly onDisconnect = (evt: CustomEvent<string>): void => { this.disconnected(evt.detail) }
+
+  constructor (host: MembershipHost, init: MembershipInit = {}) {
+    super()
+    this.host = host
+    this.timeoutMs = init.failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS
+    if (!(this.timeoutMs >= 0)) throw new RangeError(`failure timeout must be >= 0 ms, got ${this.timeoutMs}`)
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    for (const p of this.host.peers()) this.known.add(p.id)
+    this.host.addEventListener('peer:connect', this.onConnect)
+    this.host.addEventListener('peer:disconnect', this.onDisconnect)
+    await this.host.handle(LEAVE_PROTOCOL, (stream, peer) => {
+      this.declareGone(peer, true)
+      void stream.close().catch(() => { stream.abort(new Error('leave notice')) })
+    })
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.host.removeEventListener('peer:connect', this.onConnect)
+    this.host.removeEventListener('peer:disconnect', this.onDisconnect)
+    for (const t of this.suspect.values()) clearTimeout(t)
+    this.suspect.clear()
+    await this.host.unhandle(LEAVE_PROTOCOL).catch(() => {})
+  }
+
+  /** Connected peers, this host included (ids). */
+  live (): string[] {
+    return [this.host.peerId, ...this.host.peers().map(p => p.id).filter(p => !this.left.has(p))]
+  }
+
+  /** Live and suspect peers, this host included: the set placement ranks. */
+  members (): string[] {
+    return [...new Set([...this.live(), ...this.suspect.keys()])]
+  }
+
+  /** Peers away for less than the failure timeout. */
+  suspects (): string[] {
+    return [...this.suspect.keys()]
+  }
+
+  /** Declare every suspect gone now (`darkfs heal`: the operator says they will not be back). */
+  expire (): void {
+    for (const p of [...this.suspect.keys()]) this.declareGone(p, false)
+  }
+
+  /** Tell every connected peer that this host leaves (after it drained). */
+  async announceLeave (): Promise<void> {
+    await Promise.all(this.host.peers().map(async p => {
+      try {
+        const stream = await this.host.newStream(p.id, LEAVE_PROTOCOL, { signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) })
+        await stream.close({ signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) }).catch(() => {})
+      } catch {}
+    }))
+  }
+
+  private connected (peer: string): void {
+    const timer = this.suspect.get(peer)
+    if (timer !== undefined) {
+      clearTimeout(timer)
+      this.suspect.delete(peer)
+      return // back before the timeout: it never stopped being a member
+    }
+    this.left.delete(peer)
+    this.known.add(peer)
+    this.dispatchEvent(new CustomEvent('joined', { detail: peer }))
+  }
+
+  private disconnected (peer: string): void {
+    if (this.left.has(peer) || this.suspect.has(peer)) return
+    if (this.host.peers().some(p => p.id === peer)) return
+    const timer = setTimeout(() => { this.declareGone(peer, false) }, this.timeoutMs)
+    timer.unref?.()
+    this.suspect.set(peer, timer)
+  }
+
+  private declareGone (peer: string, leaving: boolean): void {
+    const timer = this.suspect.get(peer)
+    if (timer !== undefined) clearTimeout(timer)
+    const wasMember = this.suspect.delete(peer) || leaving
+    if (leaving) this.left.add(peer)
+    this.known.delete(peer)
+    if (wasMember) this.dispatchEvent(new CustomEvent('gone', { detail: peer }))
+  }
+}

@@ -1,0 +1,65 @@
+// Rebalance and leave (DESIGN.md §3). When hosts join, the keepers' repair passes deliver
+// fragments to their new targets (repair.ts); each host then drops a copy it is no longer a
+// target of, but only once every host that must hold that fragment is live and reported
+// holding it (a have-query answered from its store, i.e. after it stored and ACKed). `leave`
+// drains this host: every chunk is planned as if it were gone and completed from its copies,
+// and it is dropped from membership only when nothing needs it any more.
+import type { ChunkRef } from './chunks.ts'
+import type { Membership } from './failure.ts'
+import type { Repairer } from './repair.ts'
+import type { Store } from './store.ts'
+import type { ChunkPlan } from './survey.ts'
+import type { AbortOptions } from './blocks.ts'
+
+/** Drain passes `leave` runs before giving up (each one completes what the last could not). */
+export const LEAVE_MAX_PASSES = 5
+/** Wait between drain passes that left chunks short. */
+export const LEAVE_RETRY_MS = 1_000
+
+export class LeaveError extends Error {
+  override readonly name = 'LeaveError'
+  readonly notRedundant: number
+  constructor (notRedundant: number) {
+    super(`cannot leave: ${notRedundant} chunk(s) would not be fully redundant without this host (too few hosts, or they are unreachable)`)
+    this.notRedundant = notRedundant
+  }
+}
+
+/** Delete local fragments of `ref` this host is not a target of, once their targets hold them. Returns how many. */
+export async function dropForeign (c: { self: string, store: Pick<Store, 'delete'> }, ref: ChunkRef, p: ChunkPlan, live: Set<string>): Promise<number> {
+  let dropped = 0
+  const byCid = new Map<string, number[]>()
+  ref.fragments.forEach((f, j) => { byCid.set(f.toString(), [...(byCid.get(f.toString()) ?? []), j]) })
+  for (const [key, js] of byCid) {
+    if (!js.some(j => p.held[j].has(c.self))) continue
+    if (js.some(j => p.want[j].includes(c.self))) continue
+    const placed = js.every(j => p.want[j].length > 0 && p.want[j].every(h => live.has(h) && p.held[j].has(h)))
+    if (!placed) continue
+    await c.store.delete(ref.fragments[js[0]])
+    for (const j of js) p.held[j].delete(c.self)
+    dropped++
+    void key
+  }
+  return dropped
+}
+
+/**
+ * Drain this host: repair every chunk as if it were gone (its copies serve as sources, none
+ * is deleted meanwhile, so no chunk drops below full redundancy), check that every chunk is
+ * redundant without it, then tell the peers it leaves. Throws LeaveError when that cannot be
+ * reached (e.g. fewer hosts than a chunk needs).
+ */
+export async function drain (c: { self: string, repairer: Repairer, membership: Pick<Membership, 'announceLeave'> }, opts: AbortOptions = {}): Promise<{ passes: number }> {
+  let short = 0
+  for (let pass = 1; pass <= LEAVE_MAX_PASSES; pass++) {
+    await c.repairer.pass({ ...opts, all: true, leaving: true, drop: false })
+    const health = await c.repairer.healthWithout(c.self, opts)
+    short = health.degraded + health.localOnly + health.lost
+    if (short === 0) {
+      await c.membership.announceLeave()
+      return { passes: pass }
+    }
+    await new Promise(resolve => setTimeout(resolve, LEAVE_RETRY_MS))
+  }
+  throw new LeaveError(short)
+}
