@@ -1,7 +1,8 @@
 // The write path of one inode while it is open on this host: every handle of the inode shares
 // one OpenFile, so a read through any handle sees writes made through any other at once, as
-// POSIX requires. Writes go into per-chunk buffers; full chunks are spilled to the store when
-// the buffered bytes pass a bound; commit() turns the state into a new version (inline bytes
+// POSIX requires. Writes go into per-chunk buffers, or, for small writes into a chunk not in
+// memory, into per-chunk patches applied when the chunk is next read, spilled or committed;
+// chunks are spilled to the store (several at once) when the buffered bytes pass a bound; commit() turns the state into a new version (inline bytes
 // or a manifest) and appends one `write` op. Until commit, the tree keeps the old version:
 // a crash mid-write leaves the old version or the new one, never a torn file.
 import type { CID } from 'multiformats/cid'
@@ -11,8 +12,19 @@ import type { ChunkService } from './blocks.ts'
 import type { Content } from './tree/index.ts'
 import { nowNs } from './clock.ts'
 
-/** Buffered (not yet stored) bytes per open inode before full chunks are spilled: 32 MiB. */
+/** Buffered (not yet stored) bytes per open inode before chunks are spilled: 32 MiB. */
 export const OPEN_FILE_BUFFER_BYTES = 32 << 20
+/**
+ * Small writes into a chunk that is not in memory are kept as patches (offset + bytes) instead
+ * of reading the whole chunk first: a random 4 KiB write costs 4 KiB of memory, and the chunk
+ * is read and rewritten once, at spill or commit. Past this many patches on one chunk, the
+ * chunk is read and the patches applied in memory.
+ */
+export const PATCHES_PER_CHUNK_MAX = 256
+/** Chunks stored at once when spilling or committing (their encodes and fsyncs overlap). */
+export const STORE_PARALLEL = 8
+
+interface Patch { at: number, bytes: Uint8Array }
 
 export interface Committed { content: Content | null, size: number, refs: ChunkRef[] }
 
@@ -29,6 +41,9 @@ export class OpenFile {
   /** Chunk index -> a chunk stored during this open (spilled), not yet committed. */
   private readonly stored = new Map<number, ChunkRef>()
   private dirtyBytes = 0
+  /** Chunk index -> small writes not yet applied to the chunk's bytes, oldest first. */
+  private readonly patches = new Map<number, Patch[]>()
+  private patchBytes = 0
   /** Set when anything changed since the last commit. */
   changed = false
   mtime?: bigint
@@ -57,15 +72,16 @@ export class OpenFile {
     return this.manifest
   }
 
-  /** The current bytes of chunk `i` (length = its size in the current file), for read or modify. */
-  private async chunkBytes (i: number): Promise<Uint8Array> {
-    const d = this.dirty.get(i)
-    if (d !== undefined) return d
+  /**
+   * The committed or spilled bytes of chunk `i` (not dirty, not patched), without a copy: the
+   * readable prefix, possibly shorter than the chunk (the rest reads as zeros), or undefined.
+   */
+  private async source (i: number): Promise<Uint8Array | undefined> {
     const start = i * CHUNK_SIZE
     const len = Math.max(0, Math.min(CHUNK_SIZE, this.size - start))
-    const out = new Uint8Array(len)
     const s = this.stored.get(i)
     let src: Uint8Array | undefined
+    let limit = len
     if (s !== undefined) {
       src = await this.chunks.readChunk(s, { path: this.path() })
     } else if (start < this.base.size) {
@@ -76,13 +92,39 @@ export class OpenFile {
         const ref = (await this.loadManifest())?.chunks[i]
         if (ref !== undefined) src = await this.chunks.readChunk(ref, { path: this.path() })
       }
-    }
-    if (src !== undefined) {
       // base bytes past a truncation point read as zeros, even when the file grew again
-      const limit = s !== undefined ? len : Math.min(len, Math.max(0, this.baseLimit - start))
-      out.set(src.subarray(0, Math.min(limit, src.byteLength)))
+      limit = Math.min(len, Math.max(0, this.baseLimit - start))
+    }
+    return src?.subarray(0, Math.min(limit, src.byteLength))
+  }
+
+  /** A fresh copy of chunk `i` at its current length, patches applied. */
+  private async assemble (i: number): Promise<Uint8Array> {
+    const len = Math.max(0, Math.min(CHUNK_SIZE, this.size - i * CHUNK_SIZE))
+    const out = new Uint8Array(len)
+    const src = await this.source(i)
+    if (src !== undefined) out.set(src)
+    for (const p of this.patches.get(i) ?? []) {
+      if (p.at < len) out.set(p.bytes.subarray(0, len - p.at), p.at)
     }
     return out
+  }
+
+  private dropPatches (i: number): void {
+    for (const p of this.patches.get(i) ?? []) this.patchBytes -= p.bytes.byteLength
+    this.patches.delete(i)
+  }
+
+  /** Chunk `i` as a dirty in-memory buffer (read and patched if needed), to modify in place. */
+  private async materialize (i: number): Promise<Uint8Array> {
+    const d = this.dirty.get(i)
+    if (d !== undefined) return d
+    const bytes = await this.assemble(i)
+    this.dropPatches(i)
+    this.dirty.set(i, bytes)
+    this.dirtyBytes += bytes.byteLength
+    this.stored.delete(i)
+    return bytes
   }
 
   async read (position: number, length: number): Promise<Uint8Array> {
@@ -91,7 +133,8 @@ export class OpenFile {
     const out = new Uint8Array(end - position)
     for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
       const start = i * CHUNK_SIZE
-      const bytes = await this.chunkBytes(i)
+      const bytes = this.dirty.get(i) ?? (this.patches.has(i) ? await this.materialize(i) : await this.source(i))
+      if (bytes === undefined) continue
       const from = Math.max(position, start)
       const to = Math.min(end, start + bytes.byteLength)
       if (to > from) out.set(bytes.subarray(from - start, to - start), from - position)
@@ -99,7 +142,7 @@ export class OpenFile {
     return out
   }
 
-  /** Write `data` (already copied from any kernel buffer) at `position`. */
+  /** Write `data` (already copied from any kernel buffer, and not reused by the caller) at `position`. */
   async write (data: Uint8Array, position: number): Promise<number> {
     return await this.serial(async () => {
       const end = position + data.byteLength
@@ -108,32 +151,47 @@ export class OpenFile {
         const start = i * CHUNK_SIZE
         const from = Math.max(position, start)
         const to = Math.min(end, start + CHUNK_SIZE)
-        const whole = from === start && to === Math.min(this.size, start + CHUNK_SIZE)
-        let bytes = this.dirty.get(i)
-        if (bytes === undefined) {
-          bytes = whole ? new Uint8Array(to - start) : await this.chunkBytes(i)
-          this.dirty.set(i, bytes)
-          this.dirtyBytes += bytes.byteLength
+        const piece = data.subarray(from - position, to - position)
+        const bytes = this.dirty.get(i)
+        if (bytes !== undefined) {
+          bytes.set(piece, from - start)
+        } else if (from === start && to === Math.min(this.size, start + CHUNK_SIZE)) {
+          // the whole chunk is overwritten: nothing of the old one is needed
+          const fresh = new Uint8Array(to - start)
+          fresh.set(piece)
+          this.dropPatches(i)
+          this.dirty.set(i, fresh)
+          this.dirtyBytes += fresh.byteLength
           this.stored.delete(i)
+        } else {
+          let list = this.patches.get(i)
+          if (list === undefined) { list = []; this.patches.set(i, list) }
+          list.push({ at: from - start, bytes: piece })
+          this.patchBytes += piece.byteLength
+          if (list.length > PATCHES_PER_CHUNK_MAX) await this.materialize(i)
         }
-        bytes.set(data.subarray(from - position, to - position), from - start)
       }
       this.changed = true
       this.mtime = nowNs()
-      if (this.dirtyBytes > OPEN_FILE_BUFFER_BYTES) await this.spill()
+      if (this.dirtyBytes + this.patchBytes > OPEN_FILE_BUFFER_BYTES) await this.spill()
       return data.byteLength
     })
   }
 
-  /** Store every full dirty chunk now (bounded memory for big sequential writes). */
+  /** Store full dirty chunks and patched chunks now (bounded memory for big or random writes). */
   private async spill (): Promise<void> {
-    for (const [i, bytes] of this.dirty) {
-      if (bytes.byteLength !== CHUNK_SIZE) continue
-      const { ref } = await this.chunks.storeChunk(bytes, i * CHUNK_SIZE)
-      this.stored.set(i, ref)
-      this.dirty.delete(i)
-      this.dirtyBytes -= bytes.byteLength
-    }
+    const full = [...this.dirty].filter(([, bytes]) => bytes.byteLength === CHUNK_SIZE).map(([i]) => i)
+    await pool([...full, ...this.patches.keys()], STORE_PARALLEL, async i => { await this.storeAside(i) })
+  }
+
+  /** Store chunk `i` (dirty or patched) and keep only its ref: it leaves memory. */
+  private async storeAside (i: number): Promise<ChunkRef> {
+    const d = this.dirty.get(i)
+    const bytes = d ?? await this.assemble(i)
+    const { ref } = await this.chunks.storeChunk(bytes, i * CHUNK_SIZE)
+    this.stored.set(i, ref)
+    if (d !== undefined) { this.dirty.delete(i); this.dirtyBytes -= d.byteLength } else this.dropPatches(i)
+    return ref
   }
 
   /** Change the size: chunks past the end go, the last one is cut or zero-extended. */
@@ -142,24 +200,15 @@ export class OpenFile {
     if (len === old) return
     const lastOld = Math.ceil(old / CHUNK_SIZE) - 1
     // materialise the boundary chunk at its old length before the size changes
-    if (old % CHUNK_SIZE !== 0 && lastOld >= 0 && !this.dirty.has(lastOld) && len > old) {
-      const bytes = await this.chunkBytes(lastOld)
-      this.dirty.set(lastOld, bytes)
-      this.dirtyBytes += bytes.byteLength
-      this.stored.delete(lastOld)
-    }
+    if (old % CHUNK_SIZE !== 0 && lastOld >= 0 && len > old) await this.materialize(lastOld)
     if (len < old) {
       const keep = Math.ceil(len / CHUNK_SIZE)
       const cut = len % CHUNK_SIZE
-      if (cut !== 0 && !this.dirty.has(keep - 1)) {
-        const bytes = await this.chunkBytes(keep - 1)
-        this.dirty.set(keep - 1, bytes)
-        this.dirtyBytes += bytes.byteLength
-        this.stored.delete(keep - 1)
-      }
+      if (cut !== 0) await this.materialize(keep - 1)
       for (const [i, bytes] of this.dirty) {
         if (i >= keep) { this.dirty.delete(i); this.dirtyBytes -= bytes.byteLength }
       }
+      for (const i of [...this.patches.keys()]) if (i >= keep) this.dropPatches(i)
       for (const i of this.stored.keys()) if (i >= keep) this.stored.delete(i)
       if (this.base.size > len) this.baseLimit = Math.min(this.baseLimit, len)
     }
@@ -201,32 +250,33 @@ export class OpenFile {
         return { content: this.size === 0 ? null : { inline: bytes }, size: this.size, refs: [] }
       }
       const manifest = await this.loadManifest()
-      const refs: ChunkRef[] = []
-      const fresh: ChunkRef[] = []
       const n = Math.ceil(this.size / CHUNK_SIZE)
-      for (let i = 0; i < n; i++) {
+      const refs: ChunkRef[] = new Array(n)
+      const fresh: boolean[] = new Array(n).fill(false)
+      await pool(Array.from({ length: n }, (_, i) => i), STORE_PARALLEL, async i => {
         const start = i * CHUNK_SIZE
         const len = Math.min(CHUNK_SIZE, this.size - start)
         const d = this.dirty.get(i)
         const s = this.stored.get(i)
         const b = manifest?.chunks[i]
+        fresh[i] = true
         if (d !== undefined) {
-          const { ref } = await this.chunks.storeChunk(d, start)
-          refs.push(ref); fresh.push(ref)
+          refs[i] = (await this.chunks.storeChunk(d, start)).ref
+        } else if (this.patches.has(i)) {
+          refs[i] = await this.storeAside(i)
         } else if (s !== undefined) {
-          refs.push(s); fresh.push(s)
+          refs[i] = s
         } else if (b !== undefined && b.size === len && start + len <= this.baseLimit) {
-          refs.push(b)
+          refs[i] = b; fresh[i] = false
         } else if (start >= Math.min(this.base.size, this.baseLimit)) {
-          refs.push(holeChunk(start, len))
+          refs[i] = holeChunk(start, len); fresh[i] = false
         } else {
           // base chunk whose length changed (inline base, or cut/regrown): re-store it
-          const { ref } = await this.chunks.storeChunk(await this.chunkBytes(i), start)
-          refs.push(ref); fresh.push(ref)
+          refs[i] = (await this.chunks.storeChunk(await this.assemble(i), start)).ref
         }
-      }
+      })
       const cid: CID = await this.chunks.storeManifest({ v: 1, size: this.size, chunkSize: CHUNK_SIZE, chunks: refs })
-      return { content: { manifest: cid }, size: this.size, refs: fresh }
+      return { content: { manifest: cid }, size: this.size, refs: refs.filter((_, i) => fresh[i]) }
     })
   }
 
@@ -237,6 +287,8 @@ export class OpenFile {
     this.dirty.clear()
     this.stored.clear()
     this.dirtyBytes = 0
+    this.patches.clear()
+    this.patchBytes = 0
     this.baseLimit = Number.MAX_SAFE_INTEGER
     this.changed = false
   }
@@ -248,4 +300,18 @@ export class OpenFile {
     this.size = base.size
     this.manifest = undefined
   }
+}
+
+/** Run fn over items, at most `limit` at once; the first error is thrown once all have settled. */
+async function pool<T> (items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  let failed: { err: unknown } | undefined
+  const worker = async (): Promise<void> => {
+    while (next < items.length && failed === undefined) {
+      const item = items[next++]
+      try { await fn(item) } catch (err) { failed ??= { err } }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  if (failed !== undefined) throw failed.err
 }

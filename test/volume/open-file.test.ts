@@ -1,0 +1,131 @@
+// The write path of open files (node/open-file.ts) against a plain in-memory model: random
+// positioned writes (small ones become patches of chunks not in memory), truncates, flushes
+// (commits), reads through a second handle and after a restart.
+import assert from 'node:assert/strict'
+import { Volume } from 'darkfs'
+import { Teardown, tempDir } from '../helpers/tmp.ts'
+import { PATCHES_PER_CHUNK_MAX, OPEN_FILE_BUFFER_BYTES } from '../../node/open-file.ts'
+
+const MiB = 1 << 20
+
+/** A small deterministic generator (xorshift32), so a failure replays. */
+function rng (seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1
+  return (n: number) => {
+    x ^= x << 13; x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5; x >>>= 0
+    return x % n
+  }
+}
+
+function bytes (n: number, fill: number): Uint8Array {
+  const b = new Uint8Array(n)
+  for (let i = 0; i < n; i++) b[i] = (fill + i * 31) & 0xff
+  return b
+}
+
+/** The model: a growable byte array with POSIX write/truncate semantics. */
+class Model {
+  buf = new Uint8Array(0)
+  write (data: Uint8Array, pos: number): void {
+    if (pos + data.byteLength > this.buf.byteLength) this.truncate(pos + data.byteLength)
+    this.buf.set(data, pos)
+  }
+
+  truncate (len: number): void {
+    const next = new Uint8Array(len)
+    next.set(this.buf.subarray(0, Math.min(len, this.buf.byteLength)))
+    this.buf = next
+  }
+}
+
+describe('open files (node/open-file.ts) on the real Volume', function () {
+  const t = new Teardown()
+  let dir: string
+  let vol: Awaited<ReturnType<typeof Volume.open>>
+
+  beforeEach(async () => {
+    dir = await tempDir(t)
+    vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+  })
+  afterEach(async () => { await t.run() })
+
+  for (const seed of [1, 7, 42]) {
+    it(`fh.write/truncate/flush in random order match a model (seed ${seed})`, async () => {
+      const next = rng(seed)
+      const model = new Model()
+      const fh = await vol.open('/f', 'w+')
+      const reader = await vol.open('/f', 'r')
+      for (let step = 0; step < 300; step++) {
+        const r = next(100)
+        if (r < 70) {
+          // mostly small writes anywhere in a ~3.5 MiB file, some across chunk boundaries
+          const len = next(10) === 0 ? 1 + next(2 * MiB) : 1 + next(8192)
+          const pos = next(10) === 0 ? MiB - next(100) : next(3 * MiB + MiB / 2)
+          const data = bytes(len, step)
+          await fh.write(data, 0, len, pos)
+          model.write(data, pos)
+        } else if (r < 78) {
+          const len = next(4 * MiB)
+          await fh.truncate(len)
+          model.truncate(len)
+        } else if (r < 88) {
+          await fh.flush()
+        } else {
+          const pos = next(model.buf.byteLength + 1)
+          const len = next(2 * MiB)
+          const out = new Uint8Array(len)
+          const { bytesRead } = await reader.read(out, 0, len, pos)
+          assert.deepEqual(out.subarray(0, bytesRead), model.buf.subarray(pos, pos + len), `read at step ${step}`)
+        }
+      }
+      await fh.close()
+      await reader.close()
+      assert.deepEqual(await vol.readFile('/f'), model.buf)
+      assert.equal((await vol.stat('/f')).size, model.buf.byteLength)
+      await vol.close()
+      vol = await Volume.open({ dir })
+      assert.deepEqual(await vol.readFile('/f'), model.buf, 'after a restart')
+    })
+  }
+
+  it(`fh.write: more than ${PATCHES_PER_CHUNK_MAX} small writes into one committed chunk, then read`, async () => {
+    const base = bytes(2 * MiB, 3)
+    await vol.writeFile('/p', base)
+    const model = new Model()
+    model.write(base, 0)
+    const fh = await vol.open('/p', 'r+')
+    for (let i = 0; i < PATCHES_PER_CHUNK_MAX + 50; i++) {
+      const data = bytes(100, i)
+      const pos = MiB + ((i * 997) % (MiB - 100))
+      await fh.write(data, 0, 100, pos)
+      model.write(data, pos)
+    }
+    const out = new Uint8Array(2 * MiB)
+    await fh.read(out, 0, 2 * MiB, 0)
+    assert.deepEqual(out, model.buf)
+    await fh.close()
+    assert.deepEqual(await vol.readFile('/p'), model.buf)
+  })
+
+  it(`fh.write: unaligned writes past the ${OPEN_FILE_BUFFER_BYTES >> 20} MiB buffer spill, and the file reads back whole`, async () => {
+    const total = (OPEN_FILE_BUFFER_BYTES >> 20) + 8
+    const model = new Model()
+    const fh = await vol.open('/big', 'w+')
+    // 1 MiB writes offset by half a chunk: every chunk is written as two patches
+    await fh.write(bytes(MiB / 2, 0), 0, MiB / 2, 0)
+    model.write(bytes(MiB / 2, 0), 0)
+    for (let i = 0; i < total; i++) {
+      const data = bytes(MiB, i + 1)
+      await fh.write(data, 0, MiB, MiB / 2 + i * MiB)
+      model.write(data, MiB / 2 + i * MiB)
+    }
+    await fh.sync()
+    await fh.close()
+    const back = await vol.readFile('/big')
+    assert.equal(back.byteLength, model.buf.byteLength)
+    assert.ok(Buffer.from(back).equals(Buffer.from(model.buf)))
+  })
+})
