@@ -142,7 +142,7 @@ export class ChunkNetwork implements Network {
       }
       for (let j = 0; j < n; j++) {
         const target = targets[j % targets.length]
-        if (target === self) held[j].add(self)
+        if (target === self) { held[j].add(self); this.keep.add(ref.fragments[j].toString()) }
         // pinning hosts get the k data fragments, on the same chain as the target
         const to = [target, ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p))
         if (to.length === 0) continue
@@ -173,9 +173,11 @@ export class ChunkNetwork implements Network {
     const self = this.host.peerId
     const held = this.placement.get(ref.cid!.toString())!
     const mine = new Set(ref.fragments.filter((_, j) => targets[j % targets.length] === self).map(f => f.toString()))
+    const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) ||
+      [...this.pending.values()].some(p => p !== ref && p.fragments.some(x => x.equals(f)))
     for (let j = 0; j < ref.fragments.length; j++) {
       const f = ref.fragments[j]
-      if (mine.has(f.toString())) continue
+      if (mine.has(f.toString()) || stillNeeded(f)) continue
       if ([...held[j]].some(p => p !== self)) {
         held[j].delete(self)
         await this.store.delete(f).catch(() => {})
