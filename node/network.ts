@@ -45,6 +45,12 @@ export class ChunkNetwork implements Network {
   pinners: (inode: string) => string[] = () => []
   /** Whether this host has lost its peers (presence.ts): chunks held only here stay pending. */
   offline: () => boolean = () => false
+  /**
+   * Fragments this host is a target of for some chunk. Fragments are content-addressed, so one
+   * fragment can belong to several chunks (equal shards): a fragment is dropped only when no
+   * chunk wants it here and no pending chunk still has to send it.
+   */
+  private readonly keep = new Set<string>()
 
   constructor (host: Host, swarm: Swarm, store: Store, init: NetworkInit = {}) {
     this.host = host
