@@ -15,7 +15,8 @@ const USAGE = `usage:
   darkfs [--data DIR] peers [--json] | status [--json]
   darkfs [--data DIR] put LOCAL PATH | get PATH LOCAL | cat PATH | ls [-l] PATH | stat [--json] PATH
   darkfs [--data DIR] mkdir [-p] PATH | mv SRC DST | rm [-r] PATH
-  darkfs [--data DIR] log [--json] PATH | cat PATH@VERSION | conflicts [--json]`
+  darkfs [--data DIR] log [--json] PATH | cat PATH@VERSION | conflicts [--json]
+  darkfs [--data DIR] pin PATH | unpin PATH`
 
 interface Parsed { cmd: string, args: string[], flags: Map<string, string[]>, bools: Set<string> }
 
@@ -68,6 +69,12 @@ function modeString (st: Pick<Stats, 'mode' | 'kind'>): string {
 
 function toJson (v: unknown): string {
   return JSON.stringify(v, (_k, x) => typeof x === 'bigint' ? x.toString() : x)
+}
+
+/** `darkfs pin` result line (PinStats of node/pins.ts). */
+function pinLine (path: string, r: { files: number, chunks: number, fetched: number, missing: number }): string {
+  const left = r.missing > 0 ? `; ${r.missing} not reachable yet (fetched when their holders are back)` : ''
+  return `pinned ${path}: ${r.files} files, ${r.chunks} chunks, ${r.fetched} fetched${left}`
 }
 
 function out (line: string): void {
@@ -157,6 +164,13 @@ async function run (argv: string[]): Promise<number> {
         const when = new Date(Number(BigInt(v.time) / 1_000_000n)).toISOString()
         out(`${String(i + 1).padStart(3)}  ${when}  ${String(v.size).padStart(12)}  ${v.author.slice(-8)}  ${v.version}`)
       })
+      return 0
+    }
+    case 'pin': case 'unpin': {
+      allowOnly(p, [])
+      const [path] = need(p, 1, 'PATH')
+      const r = await client.call(p.cmd, { path })
+      if (p.cmd === 'pin') out(pinLine(path, r))
       return 0
     }
     case 'conflicts': {

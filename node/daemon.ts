@@ -19,6 +19,8 @@ import { createSwarm } from '../swarm/index.ts'
 import type { Swarm } from '../swarm/index.ts'
 import { ChunkNetwork } from './network.ts'
 import { createSync } from './sync.ts'
+import { Pins } from './pins.ts'
+import { Presence } from './presence.ts'
 import type { Sync } from './sync.ts'
 
 export const PID_FILE = 'host.pid'
@@ -44,6 +46,8 @@ export interface Daemon {
   readonly sync: Sync
   readonly network: ChunkNetwork
   readonly store: Store
+  readonly pins: Pins
+  readonly presence: Presence
   close: () => Promise<void>
 }
 
@@ -122,6 +126,16 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy })
     chunks.network = network
     host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
+    // offline mode and pins (DESIGN.md §6): chunks written alone stay pending; pinning hosts ride the push chains
+    const presence = new Presence({ peers: () => host.peers(), events: host as any }, { dir, join: join_ })
+    await presence.start()
+    closers.push(async () => { presence.stop() })
+    network.offline = () => presence.offline()
+    const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, o) })
+    network.pinners = inode => pins.pinners(inode)
+    pins.start()
+    closers.push(async () => { await pins.stop() })
+    host.addEventListener('peer:connect', () => { pins.kick() })
 
     if ((opts.join ?? []).length > 0) {
       await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })
@@ -137,17 +151,21 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           peerId: host.peerId,
           addresses: host.addresses(),
           peers: peers.length,
-          offline: peers.length === 0 && join_.length > 0,
+          offline: presence.offline(),
           chunks: await chunkStatus(volume, { peers: peers.length, holders: { count: (chunk) => network.holders(chunk) } }),
           bytesStored: usage.bytesStored,
           capacity: usage.capacity
         }
       },
-      peers: async () => host.peers()
+      peers: async () => host.peers(),
+      commands: {
+        pin: async ({ path }) => await pins.pin(String(path)),
+        unpin: async ({ path }) => { await pins.unpin(String(path)) }
+      }
     })
     await control.start()
     closers.push(async () => { await control.stop() })
-    return { volume, host, tree, swarm, sync, network, store, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, presence, close }
   } catch (err) {
     await close()
     throw err
