@@ -18,6 +18,8 @@ import { chunkStatus } from './status.ts'
 import { createSwarm } from '../swarm/index.ts'
 import type { Swarm } from '../swarm/index.ts'
 import { ChunkNetwork } from './network.ts'
+import { startRedundancy } from './redundancy.ts'
+import type { Redundancy, RedundancyOptions } from './redundancy.ts'
 import { createSync } from './sync.ts'
 import { Pins } from './pins.ts'
 import { Presence } from './presence.ts'
@@ -36,6 +38,8 @@ export interface DaemonOptions {
   maxDownload?: number
   /** Lost hosts tolerated by new chunks (default 2). */
   redundancy?: number
+  /** Repair, failure detection, scrub, GC and retention settings (node/redundancy.ts). */
+  keep?: RedundancyOptions
 }
 
 export interface Daemon {
@@ -48,6 +52,8 @@ export interface Daemon {
   readonly store: Store
   readonly pins: Pins
   readonly presence: Presence
+  /** Keeps the redundancy: membership, repair, scrub, GC, leave (node/redundancy.ts). */
+  readonly keep: Redundancy
   close: () => Promise<void>
 }
 
@@ -126,6 +132,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy })
     chunks.network = network
     host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
+    const keep = await startRedundancy({ host, swarm, store, volume }, opts.keep)
+    closers.push(keep.stop)
     // offline mode and pins (DESIGN.md §6): chunks written alone stay pending; pinning hosts ride the push chains
     const presence = new Presence({ peers: () => host.peers(), events: host as any }, { dir, join: join_ })
     await presence.start()
@@ -152,20 +160,22 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           addresses: host.addresses(),
           peers: peers.length,
           offline: presence.offline(),
-          chunks: await chunkStatus(volume, { peers: peers.length, holders: { count: (chunk) => network.holders(chunk) } }),
+          chunks: await keep.status(),
+          repair: keep.repairer.progress(),
           bytesStored: usage.bytesStored,
           capacity: usage.capacity
         }
       },
       peers: async () => host.peers(),
       commands: {
+        ...keep.commands,
         pin: async ({ path }) => await pins.pin(String(path)),
         unpin: async ({ path }) => { await pins.unpin(String(path)) }
       }
     })
     await control.start()
     closers.push(async () => { await control.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, presence, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, presence, keep, close }
   } catch (err) {
     await close()
     throw err

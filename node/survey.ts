@@ -56,8 +56,8 @@ export interface ChunkPlan {
 
 /**
  * The chunk's required placement among `members` and its health given who holds what:
- * lost when fewer than k distinct fragments have a live holder; local-only when only this host
- * holds any while there are other members; redundant when every fragment is on every host it
+ * lost when fewer than k distinct fragments have a live holder; local-only when this host is
+ * the only holder (the network, if any, holds nothing of it); redundant when every fragment is on every host it
  * must be on (all of them live); degraded otherwise.
  */
 export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live: Set<string>, self: string): ChunkPlan {
@@ -69,8 +69,8 @@ export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live
   const hosts = new Set(held.flatMap(s => [...s]))
   let health: Health
   if (available < ref.k) health = 'lost'
+  else if (hosts.size === 1 && hosts.has(self)) health = 'localOnly'
   else if (want.every((hs, j) => hs.every(h => live.has(h) && held[j].has(h)))) health = 'redundant'
-  else if (members.length > 1 && hosts.size === 1 && hosts.has(self)) health = 'localOnly'
   else health = 'degraded'
   return { want, held, health }
 }

@@ -1,0 +1,114 @@
+// Keeping the redundancy (DESIGN.md §3), composed for a running host: membership with failure
+// detection, the keeper's repair loop, scrub, GC, and leave. The daemon builds this after the
+// swarm; its control commands are `heal`, `leave`, `repair.progress`, `scrub`, `gc`.
+import type { Swarm } from '../swarm/index.ts'
+import type { AbortOptions } from './blocks.ts'
+import type { Commands } from './control.ts'
+import { Membership } from './failure.ts'
+import { Collector, DEFAULT_GC_INTERVAL_MS } from './gc.ts'
+import type { Host } from './host.ts'
+import { drain } from './rebalance.ts'
+import { Repairer } from './repair.ts'
+import type { ChunkCounts, RepairProgress } from './repair.ts'
+import { DEFAULT_RETENTION_MS, retained } from './retained.ts'
+import { Scrubber } from './scrub.ts'
+import type { Store } from './store.ts'
+import type { Volume } from './volume.ts'
+
+export interface RedundancyOptions {
+  /** `up --failure-timeout SECONDS`, in ms (default failure.ts DEFAULT_FAILURE_TIMEOUT_MS). */
+  failureTimeoutMs?: number
+  /** Time between background repair passes (default repair.ts DEFAULT_REPAIR_INTERVAL_MS). */
+  repairIntervalMs?: number
+  /** Repair traffic cap in bytes/s (default repair.ts DEFAULT_REPAIR_BYTES_PER_SECOND). */
+  repairBytesPerSecond?: number
+  /** Time between background scrubs (default scrub.ts DEFAULT_SCRUB_INTERVAL_MS). */
+  scrubIntervalMs?: number
+  /** Retention of old versions and unreferenced blocks (default retained.ts DEFAULT_RETENTION_MS). */
+  retentionMs?: number
+  /** Time between GC rounds (default gc.ts DEFAULT_GC_INTERVAL_MS). */
+  gcIntervalMs?: number
+}
+
+export interface RedundancyComponents {
+  host: Host
+  swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
+  store: Store
+  volume: Volume
+}
+
+export interface Redundancy {
+  readonly membership: Membership
+  readonly repairer: Repairer
+  readonly scrubber: Scrubber
+  readonly collector: Collector
+  /** Resolves once `leave` has drained this host and told its peers (the host should stop). */
+  readonly left: Promise<void>
+  /** Chunks redundant/degraded/local-only/lost, asked of the holders. */
+  status: (opts?: AbortOptions) => Promise<ChunkCounts>
+  /** Repair now, every chunk, treating unreachable members as gone. */
+  heal: (opts?: AbortOptions) => Promise<RepairProgress>
+  /** Drain this host, then resolve `left`. */
+  leave: (opts?: AbortOptions) => Promise<{ passes: number }>
+  commands: Commands
+  stop: () => Promise<void>
+}
+
+export async function startRedundancy (c: RedundancyComponents, o: RedundancyOptions = {}): Promise<Redundancy> {
+  const retentionMs = o.retentionMs ?? DEFAULT_RETENTION_MS
+  const membership = new Membership(c.host, { failureTimeoutMs: o.failureTimeoutMs })
+  await membership.start()
+  const repairer = new Repairer({
+    self: c.host.peerId,
+    membership,
+    store: c.store,
+    swarm: c.swarm,
+    chunks: async (opts) => {
+      const r = await retained(c.volume, retentionMs, opts)
+      return { refs: [...r.chunks.values()], unreadable: r.unreadable }
+    }
+  }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond })
+  repairer.start()
+  const scrubber = new Scrubber({
+    store: c.store,
+    onCorrupt: () => { repairer.pass({ all: true }).catch(() => {}) }
+  }, { intervalMs: o.scrubIntervalMs })
+  scrubber.start()
+  const collector = new Collector({ volume: c.volume, store: c.store }, { retentionMs, intervalMs: o.gcIntervalMs ?? DEFAULT_GC_INTERVAL_MS })
+  collector.start()
+  let markLeft = (): void => {}
+  const left = new Promise<void>(resolve => { markLeft = resolve })
+
+  const heal = async (opts?: AbortOptions): Promise<RepairProgress> => {
+    membership.expire()
+    return await repairer.pass({ ...opts, all: true })
+  }
+  const leave = async (opts?: AbortOptions): Promise<{ passes: number }> => {
+    const r = await drain({ self: c.host.peerId, repairer, membership }, opts)
+    markLeft()
+    return r
+  }
+  return {
+    membership,
+    repairer,
+    scrubber,
+    collector,
+    left,
+    status: async (opts) => await repairer.status(opts),
+    heal,
+    leave,
+    commands: {
+      heal: async () => await heal(),
+      leave: async () => await leave(),
+      'repair.progress': async () => repairer.progress(),
+      scrub: async () => await scrubber.scrub(),
+      gc: async () => await collector.collect()
+    },
+    stop: async () => {
+      await collector.stop()
+      await scrubber.stop()
+      await repairer.stop()
+      await membership.stop()
+    }
+  }
+}
