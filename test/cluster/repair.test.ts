@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Teardown } from '../helpers/tmp.ts'
+import { startCluster, until } from '../helpers/cluster.ts'
+import type { ClusterHost } from '../helpers/cluster.ts'
+
+// Background passes off (interval 0): repair runs when a member is declared gone, or on heal.
+const keep = { failureTimeoutMs: 1000, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 }
+
+describe('keep.repairer (6 in-process hosts, k=4 m=2)', function () {
+  this.timeout(120_000)
+  const t = new Teardown()
+  let hosts: ClusterHost[]
+  const files = new Map<string, Buffer>()
+
+  before(async () => {
+    hosts = await startCluster(t, 6, { daemon: { keep } })
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+    for (const [i, size] of [[0, 3 << 20], [1, (2 << 20) + 7], [2, 1 << 20]] as const) {
+      const data = randomBytes(size)
+      files.set(`/r${i}.bin`, data)
+      await hosts[i].volume.replaceFile(`/r${i}.bin`, [data], { wait: 'safe' })
+    }
+    await until('h0 sees every file', async () => {
+      try { for (const p of files.keys()) await hosts[0].volume.stat(p); return true } catch { return false }
+    })
+  })
+  after(async () => { await t.run() })
+
+  it('keep.status() counts every chunk redundant once placed, whoever wrote it', async () => {
+    await until('all redundant', async () => {
+      const s = await hosts[0].keep.status()
+      return s.total === 7 && s.redundant === 7
+    }, 30_000)
+  })
+
+  it('after two hosts stop: degraded, then repaired back to redundant', async () => {
+    await hosts[4].stop()
+    await hosts[5].stop()
+    await until('the survivors notice', () => hosts[0].host.peers().length === 3)
+    const s = await hosts[0].keep.status()
+    assert.equal(s.lost, 0)
+    assert.ok(s.degraded > 0, `some chunk lost fragments: ${JSON.stringify(s)}`)
+    await until('repair brings every chunk back to redundant', async () => {
+      const now = await hosts[0].keep.status()
+      return now.redundant === now.total
+    }, 60_000)
+  })
+
+  it('then two more stop: every file still reads byte-identical', async () => {
+    await hosts[2].stop()
+    await hosts[3].stop()
+    await until('the survivors notice', () => hosts[0].host.peers().length === 1 && hosts[1].host.peers().length === 1)
+    for (const h of [hosts[0], hosts[1]]) {
+      h.volume.chunks.dropCache()
+      for (const [path, data] of files) {
+        assert.deepEqual(Buffer.from(await h.volume.readFile(path)), data, `${path} on ${h.name}`)
+      }
+    }
+  })
+})
