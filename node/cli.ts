@@ -12,6 +12,8 @@ const USAGE = `usage:
   darkfs init   [--data DIR] (--new-network | --network-key FILE)
   darkfs up     [--data DIR] [--listen MULTIADDR]... [--join MULTIADDR]... [--announce MULTIADDR]...
                 [--allow-from CIDR]... [--mount DIR] [--init-if-needed]
+  darkfs up ... [--failure-timeout SECONDS]
+  darkfs [--data DIR] heal | leave
   darkfs [--data DIR] peers [--json] | status [--json]
   darkfs [--data DIR] put LOCAL PATH | get PATH LOCAL | cat PATH | ls [-l] PATH | stat [--json] PATH
   darkfs [--data DIR] mkdir [-p] PATH | mv SRC DST | rm [-r] PATH
@@ -20,7 +22,7 @@ const USAGE = `usage:
 
 interface Parsed { cmd: string, args: string[], flags: Map<string, string[]>, bools: Set<string> }
 
-const VALUED = new Set(['--data', '--listen', '--join', '--announce', '--allow-from', '--mount', '--network-key'])
+const VALUED = new Set(['--failure-timeout', '--data', '--listen', '--join', '--announce', '--allow-from', '--mount', '--network-key'])
 
 export function parse (argv: string[]): Parsed {
   const flags = new Map<string, string[]>()
@@ -110,6 +112,13 @@ async function run (argv: string[]): Promise<number> {
   }
   const client = new ControlClient(dir)
   switch (p.cmd) {
+    case 'heal': case 'leave': {
+      need(p, 0, 'no arguments')
+      const { withProgress } = await import('./keep-cli.ts')
+      await withProgress(client, p.cmd, process.stderr.isTTY, s => process.stderr.write(s))
+      if (p.cmd === 'leave') out('left: every chunk is fully redundant without this host; it stops now')
+      return 0
+    }
     case 'status': {
       allowOnly(p, ['--json'])
       const s = await client.get('/v1/status')
@@ -237,8 +246,10 @@ async function run (argv: string[]): Promise<number> {
 
 async function up (dir: string, p: Parsed): Promise<number> {
   const { startDaemon } = await import('./daemon.ts')
+  const { parseFailureTimeout } = await import('./keep-cli.ts')
   const daemon = await startDaemon({
     dir,
+    keep: { failureTimeoutMs: parseFailureTimeout(one(p, '--failure-timeout')) },
     listen: p.flags.get('--listen'),
     join: p.flags.get('--join'),
     announce: p.flags.get('--announce'),
@@ -269,6 +280,7 @@ async function up (dir: string, p: Parsed): Promise<number> {
     const stop = (): void => { resolve() }
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
+    void daemon.keep.left.then(stop) // `darkfs leave` drained this host
   })
   while (closers.length > 0) await closers.pop()!().catch((err: any) => { process.stderr.write(`darkfs: while stopping: ${err.message}\n`) })
   out('stopped')

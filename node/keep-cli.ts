@@ -1,0 +1,47 @@
+// The CLI side of `darkfs heal` and `darkfs leave` (DESIGN.md §8): call the host, draw repair
+// progress on stderr while it works. The logic lives in the host (node/redundancy.ts).
+import type { ControlClient } from './client.ts'
+import { UsageError } from './errors.ts'
+import type { RepairProgress } from './repair.ts'
+
+/** How often the progress line is redrawn. */
+export const PROGRESS_POLL_MS = 250
+/** Width of the progress bar in characters. */
+export const PROGRESS_BAR_WIDTH = 30
+
+/** `--failure-timeout SECONDS` -> ms. */
+export function parseFailureTimeout (v: string | undefined): number | undefined {
+  if (v === undefined) return undefined
+  const s = Number(v)
+  if (!Number.isFinite(s) || s < 0) throw new UsageError(`--failure-timeout takes a number of seconds >= 0, got ${JSON.stringify(v)}`)
+  return Math.round(s * 1000)
+}
+
+export function progressLine (p: RepairProgress): string {
+  const frac = p.chunks === 0 ? 1 : Math.min(1, p.checked / p.chunks)
+  const filled = Math.round(frac * PROGRESS_BAR_WIDTH)
+  return `[${'#'.repeat(filled)}${'.'.repeat(PROGRESS_BAR_WIDTH - filled)}] ${p.checked}/${p.chunks} chunks, ${p.fragmentsRepaired} fragments repaired (${p.bytesPushed} bytes)`
+}
+
+/** Run a long host command (`heal`, `leave`) while drawing repair progress on stderr. */
+export async function withProgress<T> (client: ControlClient, op: string, tty: boolean, write: (s: string) => void): Promise<T> {
+  let done = false
+  const draw = async (): Promise<void> => {
+    while (!done) {
+      await new Promise(resolve => setTimeout(resolve, PROGRESS_POLL_MS))
+      if (done) return
+      const p = await client.call('repair.progress').catch(() => undefined)
+      if (p !== undefined && !done && tty) write(`\r${progressLine(p)}`)
+    }
+  }
+  const drawing = draw()
+  try {
+    const result = await client.call(op)
+    return result as T
+  } finally {
+    done = true
+    await drawing
+    const p = await client.call('repair.progress').catch(() => undefined)
+    if (p !== undefined) write(`${tty ? '\r' : ''}${progressLine(p)}\n`)
+  }
+}
