@@ -23,7 +23,7 @@
 // - an open file that is unlinked lives on under a hidden `.fuse_hidden*` name until closed;
 // - POSIX ACL xattrs (system.posix_acl_*) and file capabilities are refused (ENOTSUP), so
 //   tools fall back to chmod; RENAME_EXCHANGE is EINVAL, RENAME_NOREPLACE is supported.
-import { stat, readdir, writeFile } from 'node:fs/promises'
+import { stat, readdir, writeFile, opendir } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import type { VolumeApi } from '../node/index.ts'
 import { createHandles } from './handles.ts'
@@ -95,10 +95,14 @@ function lazyUnmount (b: Binding, dir: string): Promise<number> {
   return new Promise(resolve => { b.umount(dir, resolve) })
 }
 
-/** Is `dir` a dead FUSE mount (its server gone)? */
+/**
+ * Is `dir` a dead FUSE mount (its server gone)? Opened, not only stat'ed: the kernel answers
+ * stat from its attribute cache for a while after the server died, but an open always asks.
+ */
 async function isStale (dir: string): Promise<boolean> {
   try {
     await stat(dir)
+    await (await opendir(dir)).close()
     return false
   } catch (err: any) {
     return err?.code === 'ENOTCONN' || err?.code === 'ECONNABORTED'

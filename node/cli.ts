@@ -260,7 +260,8 @@ async function up (dir: string, p: Parsed): Promise<number> {
   const mountDir = one(p, '--mount')
   if (mountDir !== undefined) {
     try {
-      await mkdir(mountDir, { recursive: true })
+      // a stale mount left by a killed host fails mkdir with ENOTCONN: fuse.mount() replaces it
+      await mkdir(mountDir, { recursive: true }).catch((err: any) => { if (err?.code !== 'ENOTCONN') throw err })
       const fuse = await import('../fuse/index.ts')
       const m = await fuse.mount(daemon.volume, mountDir)
       // ops from peers change what the kernel has cached: drop exactly what they touched
