@@ -12,6 +12,7 @@ const USAGE = `usage:
   darkfs init   [--data DIR] (--new-network | --network-key FILE)
   darkfs up     [--data DIR] [--listen MULTIADDR]... [--join MULTIADDR]... [--announce MULTIADDR]...
                 [--allow-from CIDR]... [--mount DIR] [--init-if-needed]
+                [--max-upload RATE] [--max-download RATE] [--uplink RATE]   (RATE: 1mbit, 500kbit, 2MiB)
   darkfs up ... [--failure-timeout SECONDS]
   darkfs [--data DIR] heal | leave
   darkfs [--data DIR] peers [--json] | status [--json]
@@ -22,7 +23,7 @@ const USAGE = `usage:
 
 interface Parsed { cmd: string, args: string[], flags: Map<string, string[]>, bools: Set<string> }
 
-const VALUED = new Set(['--failure-timeout', '--data', '--listen', '--join', '--announce', '--allow-from', '--mount', '--network-key'])
+const VALUED = new Set(['--failure-timeout', '--data', '--listen', '--join', '--announce', '--allow-from', '--mount', '--network-key', '--max-upload', '--max-download', '--uplink'])
 
 export function parse (argv: string[]): Parsed {
   const flags = new Map<string, string[]>()
@@ -246,6 +247,8 @@ async function run (argv: string[]): Promise<number> {
 
 async function up (dir: string, p: Parsed): Promise<number> {
   const { startDaemon } = await import('./daemon.ts')
+  const { parseRate } = await import('./uplink.ts')
+  const rate = (flag: string): number | undefined => { const v = one(p, flag); return v === undefined ? undefined : parseRate(v) }
   const { parseFailureTimeout } = await import('./keep-cli.ts')
   const daemon = await startDaemon({
     dir,
@@ -253,7 +256,10 @@ async function up (dir: string, p: Parsed): Promise<number> {
     listen: p.flags.get('--listen'),
     join: p.flags.get('--join'),
     announce: p.flags.get('--announce'),
-    allowFrom: p.flags.get('--allow-from')
+    allowFrom: p.flags.get('--allow-from'),
+    maxUpload: rate('--max-upload'),
+    maxDownload: rate('--max-download'),
+    uplink: rate('--uplink')
   })
   const closers: Array<() => Promise<void>> = [daemon.close]
   for (const a of daemon.host.addresses()) out(`listening ${a}`)

@@ -23,6 +23,8 @@ import type { Redundancy, RedundancyOptions } from './redundancy.ts'
 import { createSync } from './sync.ts'
 import { Pins } from './pins.ts'
 import { Presence } from './presence.ts'
+import { createForwarder } from './forward.ts'
+import { startUplinks } from './uplink.ts'
 import type { Sync } from './sync.ts'
 
 export const PID_FILE = 'host.pid'
@@ -36,6 +38,8 @@ export interface DaemonOptions {
   /** Data upload/download caps in bytes/s (swarm traffic; DHT and control are apart). */
   maxUpload?: number
   maxDownload?: number
+  /** This host's uplink in bytes/s, told to peers so fat uplinks take the forwarding (default: measured). */
+  uplink?: number
   /** Lost hosts tolerated by new chunks (default 2). */
   redundancy?: number
   /** Repair, failure detection, scrub, GC and retention settings (node/redundancy.ts). */
@@ -108,6 +112,14 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom })
     closers.push(async () => { await host.stop() })
 
+    const uplinks = await startUplinks(host, opts.uplink)
+    closers.push(uplinks.stop)
+    const forwarder = createForwarder({
+      host,
+      swarm: { pullAny: async (...a) => await swarm.pullAny(...a), push: async (...a) => await swarm.push(...a) },
+      sink: { put: async (cid, bytes) => { await store.put(cid, bytes); host.provide(cid).catch(() => {}) } },
+      uplinks: uplinks.book
+    })
     const swarm = createSwarm({ maxUploadBytesPerSecond: opts.maxUpload, maxDownloadBytesPerSecond: opts.maxDownload })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
@@ -126,10 +138,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await swarm.start()
     closers.push(async () => { await swarm.stop() })
+    await forwarder.start()
+    closers.push(async () => { await forwarder.stop() })
     const sync = createSync()({ host, tree })
     await sync.start()
     closers.push(async () => { await sync.stop() })
-    const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy })
+    const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy, forward: forwarder })
     chunks.network = network
     host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
     const keep = await startRedundancy({ host, swarm, store, volume }, opts.keep)
@@ -170,7 +184,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       commands: {
         ...keep.commands,
         pin: async ({ path }) => await pins.pin(String(path)),
-        unpin: async ({ path }) => { await pins.unpin(String(path)) }
+        unpin: async ({ path }) => { await pins.unpin(String(path)) },
+        traffic: async () => ({ swarm: swarm.stats(), forward: forwarder.stats(), uplinks: Object.fromEntries(uplinks.book.snapshot()) })
       }
     })
     await control.start()

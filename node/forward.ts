@@ -1,22 +1,24 @@
 // Placement through a relay (DESIGN.md §4, push with forwarding): a writer on a thin uplink
 // sends each byte of a chunk about once. Protocol '/darkfs/place/1.0.0':
 //
-//   writer -> relay   REQUEST {chunk, size, k, m, fragments[k+m], targets[k+m]}
+//   writer -> relay   REQUEST {chunk, size, k, m, fragments[k+m], targets[k+m], pinners[]}
 //   relay  -> writer  ACK {i, holder}*   fragment i is stored (durably) on `holder`
 //                     DONE {bytes, ms}   the relay forwarded `bytes` in `ms` (its measured uplink)
 //                  or ERROR {name, message}
 //
-// The relay (a target of the chunk, chosen for its uplink) pulls the chunk from the writer
-// through the swarm (so the bytes are capped, counted and verified against the chunk's CID like
-// any block), encodes it itself, checks that every fragment it made has the CID the request
-// names, keeps its own fragment and pushes the others to their targets (swarm push; every
-// holder verifies). The writer never uploads parity. Anything the relay could not place is
+// The relay (a target of the chunk, chosen for its uplink) pulls the k data fragments from the
+// writer through the swarm (so the bytes are capped, counted and verified against their CIDs
+// like any block; they are 256 KiB blocks, as every fragment push is), rebuilds the chunk and
+// checks it against the chunk's CID, computes the parity itself, checks that every fragment it
+// made has the CID the request names, keeps its own fragment and pushes the others to their targets (swarm push; every
+// holder verifies); data fragments also go to the hosts pinning the file, on the same chain as
+// their target. The writer never uploads parity. Anything the relay could not place is
 // left to the caller (network.ts pushes it directly).
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
-import type { BlockSink, BlockSource, Swarm } from '../swarm/index.ts'
+import type { BlockSink, Swarm } from '../swarm/index.ts'
 import { DEFAULT_UPLINK_BYTES_PER_SECOND } from '../swarm/index.ts'
 import type { AbortOptions } from './blocks.ts'
 import { CHUNK_SIZE, decodeChunk, encodeChunk } from './chunks.ts'
@@ -28,6 +30,8 @@ export const PLACE_PROTOCOL = '/darkfs/place/1.0.0'
 export const MAX_PLACE_MESSAGE_BYTES = 16 * 1024
 /** Most fragments (k + m) a relayed chunk may have. */
 export const MAX_FRAGMENTS = 32
+/** Most pinning hosts named in one request. */
+export const MAX_PINNERS = 16
 /** Longest peer id string accepted in a request. */
 export const MAX_PEER_ID_CHARS = 128
 /** Chunks this host relays for others at once; more are refused (the writer pushes itself). */
@@ -54,7 +58,7 @@ export class RelayBusyError extends ForwardError {
   override readonly name = 'RelayBusyError'
 }
 
-interface PlaceRequest { chunk: CID, size: number, k: number, m: number, fragments: CID[], targets: string[] }
+interface PlaceRequest { chunk: CID, size: number, k: number, m: number, fragments: CID[], targets: string[], pinners: string[] }
 type PlaceReply =
   | { t: 'ack', i: number, holder: string }
   | { t: 'done', bytes: number, ms: number }
@@ -69,9 +73,7 @@ export interface ForwardHost {
 
 export interface ForwardComponents {
   host: ForwardHost
-  swarm: Pick<Swarm, 'pull' | 'push'>
-  /** Local blocks: the writer reads a chunk's data fragments here. */
-  blocks: BlockSource
+  swarm: Pick<Swarm, 'pullAny' | 'push'>
   /** Durable local store (and announcement) for the relay's own fragments. */
   sink: BlockSink
   /** Peers' uplinks: picks relays, and learns from what relays report. */
@@ -88,6 +90,8 @@ export interface ForwardStats {
 }
 
 export interface PlaceViaOptions extends AbortOptions {
+  /** Hosts pinning the chunk's file: they get the data fragments too. */
+  pinners?: string[]
   /** Fragment `index` is stored on `holder`. */
   onAck: (index: number, holder: string) => void
 }
@@ -101,8 +105,6 @@ export interface Forwarder {
    * when it fails (acknowledged fragments have been reported).
    */
   place: (ref: ChunkRef, targets: string[], opts: PlaceViaOptions) => Promise<void>
-  /** `inner`, plus the chunks being offered to relays right now. Give it to the swarm. */
-  source: (inner: BlockSource) => BlockSource
   /** The relay `place` would pick among these peers. */
   pickRelay: (candidates: string[]) => string | undefined
   stats: () => ForwardStats
@@ -110,7 +112,6 @@ export interface Forwarder {
 
 export function createForwarder (c: ForwardComponents): Forwarder {
   const self = c.host.peerId
-  const offered = new Map<string, { bytes: Uint8Array, uses: number }>()
   const busy = new Map<string, number>()
   const stats: ForwardStats = { sent: 0, relayed: 0, failed: 0 }
   let relaying = 0
@@ -129,40 +130,26 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     return best
   }
 
-  const offer = (cid: CID, bytes: Uint8Array): () => void => {
-    const key = cid.toString()
-    const o = offered.get(key) ?? { bytes, uses: 0 }
-    o.uses++
-    offered.set(key, o)
-    return () => { if (--o.uses === 0) offered.delete(key) }
-  }
-
-  const readChunk = async (ref: ChunkRef, opts: AbortOptions): Promise<Uint8Array> => {
-    const frags = await Promise.all(ref.fragments.map(async (f, j) => j < ref.k ? await c.blocks.get(f, opts) : undefined))
-    return decodeChunk(ref, frags)
-  }
-
   const place = async (ref: ChunkRef, targets: string[], opts: PlaceViaOptions): Promise<void> => {
     if (ref.cid === null || ref.k < 2) throw new ForwardError('only erasure-coded chunks are placed through a relay')
     const n = ref.fragments.length
     const perFragment = ref.fragments.map((_, j) => targets[j % targets.length])
+    const pinners = [...new Set(opts.pinners ?? [])].filter(p => p !== self).slice(0, MAX_PINNERS)
     const relay = pickRelay(perFragment)
     if (relay === undefined) return
     const signal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
-    const bytes = await readChunk(ref, { signal })
-    const unoffer = offer(ref.cid, bytes)
     busy.set(relay, (busy.get(relay) ?? 0) + 1)
     let stream: Stream | undefined
     try {
       stream = await c.host.newStream(relay, PLACE_PROTOCOL, { signal })
       const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
-      const req: PlaceRequest = { chunk: ref.cid, size: ref.size, k: ref.k, m: ref.m, fragments: ref.fragments, targets: perFragment }
+      const req: PlaceRequest = { chunk: ref.cid, size: ref.size, k: ref.k, m: ref.m, fragments: ref.fragments, targets: perFragment, pinners }
       await lp.write(dagCbor.encode(req), { signal })
       for (;;) {
         const reply = decodeReply((await lp.read({ signal })).subarray(), n)
         if (reply.t === 'ack') {
           // only the fragment's own target counts as its holder
-          if (reply.holder === perFragment[reply.i]) opts.onAck(reply.i, reply.holder)
+          if (reply.holder === perFragment[reply.i] || (reply.i < ref.k && pinners.includes(reply.holder))) opts.onAck(reply.i, reply.holder)
           continue
         }
         if (reply.t === 'error') throw new ForwardError(`relay ${relay}: ${reply.name}: ${reply.message}`)
@@ -176,7 +163,6 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       stream?.abort(err instanceof Error ? err : new Error(String(err)))
       throw err
     } finally {
-      unoffer()
       busy.set(relay, (busy.get(relay) ?? 1) - 1)
       if (busy.get(relay) === 0) busy.delete(relay)
     }
@@ -197,27 +183,36 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       if (relaying >= MAX_RELAYS_IN_PROGRESS) throw new RelayBusyError(`relaying ${MAX_RELAYS_IN_PROGRESS} chunks already`)
       relaying++
       counted = true
-      const chunk = await c.swarm.pull(req.chunk, [writer], { signal }) // verified against req.chunk
-      if (chunk.byteLength !== req.size) throw new FragmentMismatchError(`chunk ${req.chunk.toString()} is ${chunk.byteLength} bytes, the request says ${req.size}`)
+      // the data fragments, each verified against its CID by the swarm
+      const data = req.fragments.slice(0, req.k)
+      const got = await c.swarm.pullAny(data, req.k, [writer], { signal })
+      let chunk: Uint8Array
+      try {
+        chunk = decodeChunk({ offset: 0, size: req.size, cid: req.chunk, k: req.k, m: req.m, fragments: req.fragments }, data.map(f => got.get(f.toString())))
+      } catch (err: any) {
+        throw new FragmentMismatchError(`the data fragments of chunk ${req.chunk.toString()} do not rebuild it: ${err.message}`)
+      }
       const { ref, blocks } = encodeChunk(chunk, 0, req.k, req.m)
       const wrong = ref.fragments.findIndex((f, j) => !f.equals(req.fragments[j]))
       if (wrong >= 0) throw new FragmentMismatchError(`fragment ${wrong} of chunk ${req.chunk.toString()} encodes to ${ref.fragments[wrong].toString()}, the request names ${req.fragments[wrong].toString()}`)
+      const holders = (j: number): string[] => [...new Set([req.targets[j], ...(j < req.k ? req.pinners : [])])]
       // own fragments first: durable here before anything is forwarded
       for (let j = 0; j < blocks.length; j++) {
-        if (req.targets[j] !== self) continue
+        if (!holders(j).includes(self)) continue
         await c.sink.put(blocks[j].cid, blocks[j].bytes, { signal })
         void send({ t: 'ack', i: j, holder: self })
       }
       const deliveries = blocks
-        .map((b, j) => ({ cid: b.cid, bytes: b.bytes, to: [req.targets[j]] }))
-        .filter(d => d.to[0] !== self && d.to[0] !== writer)
+        .map((b, j) => ({ cid: b.cid, bytes: b.bytes, to: holders(j).filter(p => p !== self && p !== writer) }))
+        .filter(d => d.to.length > 0)
       const start = performance.now()
       await c.swarm.push(deliveries, {
         signal,
         onAck: (cid, peer) => {
-          req.fragments.forEach((f, j) => { if (req.targets[j] === peer && f.equals(cid)) void send({ t: 'ack', i: j, holder: peer }) })
+          req.fragments.forEach((f, j) => { if (holders(j).includes(peer) && f.equals(cid)) void send({ t: 'ack', i: j, holder: peer }) })
         }
       })
+      // what this relay uploaded itself: the first hop of each delivery (the swarm chains the rest)
       const bytes = deliveries.reduce((s, d) => s + d.bytes.byteLength, 0)
       stats.relayed++
       await send({ t: 'done', bytes, ms: performance.now() - start })
@@ -248,10 +243,6 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     },
     place,
     pickRelay,
-    source: (inner) => ({
-      has: async (cid) => offered.has(cid.toString()) || await inner.has(cid),
-      get: async (cid, opts) => offered.get(cid.toString())?.bytes ?? await inner.get(cid, opts)
-    }),
     stats: () => ({ ...stats })
   }
 }
@@ -270,9 +261,10 @@ export function decodeRequest (bytes: Uint8Array): PlaceRequest {
     CID.asCID(r.chunk) != null && isCount(r.size, CHUNK_SIZE) && r.size > 0 &&
     isCount(r.k, MAX_FRAGMENTS) && r.k >= 2 && isCount(r.m, MAX_FRAGMENTS) && r.k + r.m <= MAX_FRAGMENTS &&
     Array.isArray(r.fragments) && r.fragments.length === r.k + r.m && r.fragments.every((f: unknown) => CID.asCID(f) != null) &&
-    Array.isArray(r.targets) && r.targets.length === r.k + r.m && r.targets.every(isPeer)
+    Array.isArray(r.targets) && r.targets.length === r.k + r.m && r.targets.every(isPeer) &&
+    (r.pinners === undefined || (Array.isArray(r.pinners) && r.pinners.length <= MAX_PINNERS && r.pinners.every(isPeer)))
   if (!ok) throw new PlaceProtocolError('malformed place request')
-  return { chunk: CID.asCID(r.chunk)!, size: r.size, k: r.k, m: r.m, fragments: r.fragments.map((f: unknown) => CID.asCID(f)!), targets: r.targets }
+  return { chunk: CID.asCID(r.chunk)!, size: r.size, k: r.k, m: r.m, fragments: r.fragments.map((f: unknown) => CID.asCID(f)!), targets: r.targets, pinners: r.pinners ?? [] }
 }
 
 /** Decode and validate a reply to a request for `n` fragments. */

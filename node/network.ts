@@ -142,9 +142,9 @@ export class ChunkNetwork implements Network {
       if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await this.store.get(ref.fragments[0]), to })
     } else {
       // through a relay first; whatever it could not place is pushed directly below
-      const missing = ref.fragments.some((_, j) => targets[j % targets.length] !== self && !held[j].has(targets[j % targets.length]))
+      const missing = ref.fragments.some((_, j) => [targets[j % targets.length], ...(j < ref.k ? pinners : [])].some(p => p !== self && !held[j].has(p)))
       if (this.forward !== undefined && missing) {
-        await this.forward.place(ref, targets, { signal, onAck: (j, p) => { held[j].add(p) } }).catch(() => {})
+        await this.forward.place(ref, targets, { signal, pinners, onAck: (j, p) => { held[j].add(p) } }).catch(() => {})
       }
       for (let j = 0; j < n; j++) {
         const target = targets[j % targets.length]

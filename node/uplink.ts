@@ -133,3 +133,36 @@ export async function askUplink (host: UplinkHost, book: UplinkBook, peer: strin
     throw err
   }
 }
+
+/** What startUplinks needs of the host: the exchange plus membership events. */
+export interface UplinkMembership extends UplinkHost {
+  peers: () => Array<{ id: string }>
+  addEventListener: (type: 'peer:connect' | 'peer:disconnect', listener: (evt: CustomEvent<string>) => void) => void
+  removeEventListener: (type: 'peer:connect' | 'peer:disconnect', listener: (evt: CustomEvent<string>) => void) => void
+}
+
+/**
+ * Serve this host's configured uplink (bytes/s, or undefined) and learn every connecting
+ * peer's. Returns the book and stop().
+ */
+export async function startUplinks (host: UplinkMembership, own: number | undefined): Promise<{ book: UplinkBook, stop: () => Promise<void> }> {
+  const book = new UplinkBook()
+  const shutdown = new AbortController()
+  const unserve = await serveUplink(host, own)
+  const onConnect = (evt: CustomEvent<string>): void => {
+    askUplink(host, book, evt.detail, { signal: shutdown.signal }).catch(() => {})
+  }
+  const onDisconnect = (evt: CustomEvent<string>): void => { book.forget(evt.detail) }
+  host.addEventListener('peer:connect', onConnect)
+  host.addEventListener('peer:disconnect', onDisconnect)
+  for (const p of host.peers()) onConnect(new CustomEvent('peer:connect', { detail: p.id }))
+  return {
+    book,
+    stop: async () => {
+      shutdown.abort()
+      host.removeEventListener('peer:connect', onConnect)
+      host.removeEventListener('peer:disconnect', onDisconnect)
+      await unserve()
+    }
+  }
+}

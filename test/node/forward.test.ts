@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import * as dagCbor from '@ipld/dag-cbor'
+import { lpStream } from '@libp2p/utils'
+import { cidOf } from '../../node/store.ts'
+import { PLACE_PROTOCOL, PlaceProtocolError, decodeReply, decodeRequest } from '../../node/forward.ts'
+import { BadRateError, UplinkBook, MIN_MEASURED_BYTES, parseRate } from '../../node/uplink.ts'
+import { Teardown } from '../helpers/tmp.ts'
+import { startCluster, until } from '../helpers/cluster.ts'
+import type { ClusterHost } from '../helpers/cluster.ts'
+
+describe('parseRate(text)', () => {
+  it('reads bit rates in tc units and byte rates in SI and IEC units', () => {
+    assert.equal(parseRate('1mbit'), 125_000)
+    assert.equal(parseRate('500kbit'), 62_500)
+    assert.equal(parseRate('2MiB'), 2 * 1024 * 1024)
+    assert.equal(parseRate('300KB/s'), 300_000)
+    assert.equal(parseRate('4096'), 4096)
+  })
+  it('rejects what is not a rate', () => {
+    for (const bad of ['', 'fast', '1 furlong', '-1mbit', '0', '1e9gbit']) assert.throws(() => parseRate(bad), BadRateError, bad)
+  })
+})
+
+describe('UplinkBook', () => {
+  it('prefers a configured uplink over a measured one, and ignores tiny measurements', () => {
+    const book = new UplinkBook()
+    book.observe('a', 1000, 1000)
+    assert.equal(book.get('a'), undefined)
+    book.observe('a', MIN_MEASURED_BYTES, 1000)
+    assert.deepEqual(book.get('a'), { bytesPerSecond: MIN_MEASURED_BYTES, source: 'measured' })
+    book.configure('a', 5e6)
+    assert.deepEqual(book.get('a'), { bytesPerSecond: 5e6, source: 'configured' })
+    book.configure('b', Number.NaN)
+    assert.equal(book.get('b'), undefined)
+  })
+})
+
+describe('place messages', () => {
+  it('decodeRequest rejects malformed and out-of-bound requests', () => {
+    const cid = cidOf(new Uint8Array([1]))
+    const good = { chunk: cid, size: 1, k: 2, m: 1, fragments: [cid, cid, cid], targets: ['a', 'b', 'c'] }
+    assert.equal(decodeRequest(dagCbor.encode(good)).k, 2)
+    for (const bad of [
+      { ...good, k: 1, fragments: [cid, cid], targets: ['a', 'b'] },
+      { ...good, size: 0 },
+      { ...good, size: (1 << 20) + 1 },
+      { ...good, targets: ['a', 'b'] },
+      { ...good, fragments: [cid, cid, 'x'] },
+      { ...good, targets: ['a', 'b', 'x'.repeat(500)] },
+      { ...good, k: 30, m: 30 }
+    ]) assert.throws(() => decodeRequest(dagCbor.encode(bad)), PlaceProtocolError)
+    assert.throws(() => decodeRequest(new Uint8Array([0xff, 0x00])), PlaceProtocolError)
+  })
+  it('decodeReply rejects an ACK for a fragment out of range', () => {
+    assert.throws(() => decodeReply(dagCbor.encode({ t: 'ack', i: 3, holder: 'p' }), 3), PlaceProtocolError)
+    assert.deepEqual(decodeReply(dagCbor.encode({ t: 'ack', i: 2, holder: 'p' }), 3), { t: 'ack', i: 2, holder: 'p' })
+  })
+})
+
+describe('placement through a relay on six in-process hosts (k=4, m=2)', function () {
+  const t = new Teardown()
+  let hosts: ClusterHost[]
+
+  before(async () => {
+    hosts = await startCluster(t, 6, { transport: 'tcp' })
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+  })
+  after(async () => { await t.run() })
+
+  it('volume.replaceFile(path, data, { wait: "safe" }) uploads about 1x from the writer, never the parity', async () => {
+    const writer = hosts[0]
+    const data = randomBytes(3 << 20)
+    const before = writer.swarm.stats().bytesSent
+    await writer.volume.replaceFile('/relayed.bin', [data], { wait: 'safe' })
+    const sent = writer.swarm.stats().bytesSent - before
+    // each of the 3 chunks goes once to its relay; direct pushes of 5 of 6 fragments would be 1.25x
+    assert.ok(sent >= data.byteLength, `writer sent ${sent} bytes for ${data.byteLength}`)
+    assert.ok(sent < data.byteLength * 1.05, `writer sent ${sent} bytes for ${data.byteLength}`)
+    // and every fragment sits on its own host
+    for (let off = 0; off < data.byteLength; off += 1 << 20) {
+      const chunk = cidOf(data.subarray(off, off + (1 << 20))).toString()
+      const { hosts: n, fragments } = writer.network.holders(chunk)!
+      assert.deepEqual({ n, fragments }, { n: 6, fragments: 6 })
+    }
+  })
+
+  it('a file placed through relays reads byte-identical on every other host', async () => {
+    const data = randomBytes((2 << 20) + 5)
+    await hosts[1].volume.replaceFile('/relayed-2.bin', [data], { wait: 'safe' })
+    for (const h of hosts.slice(2)) {
+      await until(`${h.name} sees the file`, async () => await h.volume.stat('/relayed-2.bin').then(() => true, () => false))
+      h.volume.chunks.dropCache()
+      assert.ok(Buffer.from(await h.volume.readFile('/relayed-2.bin')).equals(data))
+    }
+  })
+
+  it('a relay answers a malformed request or a chunk nobody offers with an error, and keeps relaying', async () => {
+    const [a, b] = hosts
+    for (const body of [new Uint8Array([0xff, 0x13, 0x37]), dagCbor.encode({
+      chunk: cidOf(randomBytes(64)), size: 64, k: 2, m: 1, fragments: [cidOf(randomBytes(8)), cidOf(randomBytes(8)), cidOf(randomBytes(8))], targets: [b.host.peerId, b.host.peerId, b.host.peerId]
+    })]) {
+      const stream = await a.host.newStream(b.host.peerId, PLACE_PROTOCOL)
+      const lp = lpStream(stream)
+      await lp.write(body)
+      const reply = decodeReply((await lp.read({ signal: AbortSignal.timeout(30_000) })).subarray(), 3)
+      assert.equal(reply.t, 'error')
+      stream.abort(new Error('done'))
+    }
+    const data = randomBytes(1 << 20)
+    await a.volume.replaceFile('/after-bad.bin', [data], { wait: 'safe' })
+    const before = a.swarm.stats().bytesSent
+    await a.volume.replaceFile('/after-bad-2.bin', [randomBytes(1 << 20)], { wait: 'safe' })
+    assert.ok(a.swarm.stats().bytesSent - before < (1 << 20) * 1.05)
+  })
+})
+
