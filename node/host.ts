@@ -19,6 +19,7 @@ import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { memory } from '@libp2p/memory'
 import { preSharedKey } from '@libp2p/pnet'
+import { createRequire } from 'node:module'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
@@ -442,6 +443,34 @@ export async function createHost (init: HostInit): Promise<Host> {
 }
 
 // --- pnet with a key-mismatch detector ---------------------------------------------------------
+
+/**
+ * Largest piece pnet's stream cipher (the `xsalsa20` WebAssembly module, shared by every
+ * connection) is handed at once. pnet passes whatever the connection has queued in one call,
+ * which under backpressure can be tens of MiB; the module's memory stops growing at 16-64 MiB
+ * and throws, killing the connection in the middle of a transfer. XOR in slices instead: the
+ * key stream is the same, the memory stays small.
+ */
+export const PNET_XOR_SLICE_BYTES = 256 * 1024
+
+function boundPnetCipher (): void {
+  const req = createRequire(createRequire(import.meta.url).resolve('@libp2p/pnet'))
+  const XSalsa20 = req('xsalsa20')
+  const proto = XSalsa20.prototype
+  if (proto.__darkfsSliced === true) return
+  const update = proto.update
+  proto.update = function (input: Uint8Array, output?: Uint8Array): Uint8Array {
+    if (input.byteLength <= PNET_XOR_SLICE_BYTES) return update.call(this, input, output)
+    const out = output ?? new Uint8Array(input.byteLength)
+    for (let at = 0; at < input.byteLength; at += PNET_XOR_SLICE_BYTES) {
+      const end = Math.min(input.byteLength, at + PNET_XOR_SLICE_BYTES)
+      update.call(this, input.subarray(at, end), out.subarray(at, end))
+    }
+    return out
+  }
+  proto.__darkfsSliced = true
+}
+boundPnetCipher()
 
 /** What every libp2p peer sends first after pnet: multistream-select's header. */
 const MSS_HEADER = new Uint8Array([19, ...new TextEncoder().encode('/multistream/1.0.0\n')])
