@@ -12,6 +12,8 @@ export const DEFAULT_FAILURE_TIMEOUT_MS = 3 * 60_000
 export const LEAVE_PROTOCOL = '/darkfs/leave/1.0.0'
 /** Time to tell one peer we leave. */
 export const LEAVE_NOTICE_TIMEOUT_MS = 5_000
+/** The one byte a leave notice carries. */
+const LEAVE_NOTICE = new Uint8Array([1])
 
 export interface MembershipInit {
   /** Time a peer may be away before it is declared gone (default DEFAULT_FAILURE_TIMEOUT_MS). */
@@ -93,6 +95,7 @@ export class Membership extends EventTarget {
     await Promise.all(this.host.peers().map(async p => {
       try {
         const stream = await this.host.newStream(p.id, LEAVE_PROTOCOL, { signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) })
+        stream.send(LEAVE_NOTICE) // protocol selection may be lazy: the peer hears of the stream with its first byte
         await stream.close({ signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) }).catch(() => {})
       } catch {}
     }))

@@ -36,12 +36,28 @@ export async function survey (c: SurveyComponents, refs: ChunkRef[], live: strin
     for (let i = next++; i < peers.length; i = next++) {
       for (let b = 0; b < cids.length; b += SURVEY_BATCH) {
         opts.signal?.throwIfAborted()
-        const held = await c.has(cids.slice(b, b + SURVEY_BATCH), peers[i], opts).catch(() => new Set<string>())
+        const held = await askWithRetry(c, cids.slice(b, b + SURVEY_BATCH), peers[i], opts)
         for (const key of held) holdings.get(key)?.add(peers[i])
       }
     }
   }))
   return holdings
+}
+
+/** Tries of a have-query before a peer is taken to hold nothing (streams may be briefly over their limit). */
+export const SURVEY_TRIES = 4
+/** Wait before retrying a have-query, doubled per try. */
+export const SURVEY_RETRY_MS = 100
+
+async function askWithRetry (c: SurveyComponents, cids: CID[], peer: string, opts: AbortOptions): Promise<Set<string>> {
+  for (let i = 0; ; i++) {
+    try {
+      return await c.has(cids, peer, opts)
+    } catch {
+      if (i + 1 >= SURVEY_TRIES || opts.signal?.aborted === true) return new Set()
+      await new Promise(resolve => setTimeout(resolve, SURVEY_RETRY_MS << i))
+    }
+  }
 }
 
 export type Health = 'redundant' | 'degraded' | 'localOnly' | 'lost'
