@@ -6,6 +6,7 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { stat as statLocal } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import { once } from 'node:events'
 import { NoHostRunningError, FsError, fromWire } from './errors.ts'
 import { decodeArg, encodeArg } from './control.ts'
 
@@ -80,7 +81,9 @@ export class ControlClient {
   }
 
   async getTo (path: string, local: string): Promise<void> {
-    await this.download(path, createWriteStream(local))
+    const out = createWriteStream(local)
+    await once(out, 'open') // a bad local path (ENOENT, EISDIR, EACCES) rejects here, not as an unhandled 'error'
+    await this.download(path, out)
   }
 
   async readFile (path: string): Promise<Uint8Array> {
