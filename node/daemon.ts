@@ -21,7 +21,7 @@ import { ChunkNetwork } from './network.ts'
 import { startRedundancy } from './redundancy.ts'
 import type { Redundancy, RedundancyOptions } from './redundancy.ts'
 import { createSync } from './sync.ts'
-import { Pins } from './pins.ts'
+import { Pins, guardStore } from './pins.ts'
 import { Presence } from './presence.ts'
 import { createForwarder } from './forward.ts'
 import { startUplinks } from './uplink.ts'
@@ -146,8 +146,6 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy, forward: forwarder })
     chunks.network = network
     host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
-    const keep = await startRedundancy({ host, swarm, store, volume }, opts.keep)
-    closers.push(keep.stop)
     // offline mode and pins (DESIGN.md §6): chunks written alone stay pending; pinning hosts ride the push chains
     const presence = new Presence({ peers: () => host.peers(), events: host as any }, { dir, join: join_ })
     await presence.start()
@@ -158,6 +156,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     pins.start()
     closers.push(async () => { await pins.stop() })
     host.addEventListener('peer:connect', () => { pins.kick() })
+    // GC, rebalance and repair delete through a store that spares pinned copies
+    const keep = await startRedundancy({ host, swarm, store: guardStore(store, async cid => await pins.keeps(cid)), volume }, opts.keep)
+    closers.push(keep.stop)
 
     if ((opts.join ?? []).length > 0) {
       await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })

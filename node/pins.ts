@@ -33,6 +33,20 @@ export function isPinXattr (name: string): boolean {
 
 type TreeView = Pick<Tree, 'get' | 'entries' | 'children' | 'root'>
 
+/**
+ * A store whose delete() spares the blocks `keeps` names: GC, rebalance and repair delete
+ * through it, so they never remove a pinned copy.
+ */
+export function guardStore<S extends { delete: (cid: CID) => Promise<void> }> (store: S, keeps: (cid: CID) => Promise<boolean>): S {
+  return new Proxy(store, {
+    get (target, key) {
+      if (key === 'delete') return async (cid: CID): Promise<void> => { if (!(await keeps(cid))) await target.delete(cid) }
+      const v = Reflect.get(target, key, target)
+      return typeof v === 'function' ? v.bind(target) : v
+    }
+  })
+}
+
 /** The peers pinning an inode: pins on the inode itself or on any directory above it. */
 export function pinnersOf (tree: TreeView, inode: InodeId): string[] {
   const out = new Set<string>()
@@ -88,7 +102,7 @@ export interface PinStats {
 export interface PinsComponents {
   peerId: string
   volume: Pick<Volume, 'stat' | 'setxattr' | 'removexattr'>
-  tree: TreeView & Pick<Tree, 'byIno' | 'addEventListener' | 'removeEventListener'>
+  tree: TreeView & Pick<Tree, 'byIno' | 'size' | 'addEventListener' | 'removeEventListener'>
   chunks: Pick<ChunkService, 'readManifest' | 'hasLocally'>
   /** Where fetched fragments are kept. */
   store: { has: (cid: CID) => Promise<boolean>, putMany: (blocks: Array<{ cid: CID, bytes: Uint8Array }>) => Promise<void> }
@@ -104,6 +118,9 @@ export class Pins {
   private readonly controller = new AbortController()
   /** Whether this host pins anything (recomputed when one of its pin xattrs changes). */
   private any = false
+  /** Blocks (manifests, fragments) under this host's pins, as of tree size `keptAt`. */
+  private kept = new Set<string>()
+  private keptAt = -1
   private readonly onOp = (e: Event): void => {
     const body = (e as CustomEvent<{ body?: { type: string, name?: string } }>).detail?.body
     if ((body?.type === 'setxattr' || body?.type === 'removexattr') && body.name === PIN_XATTR_PREFIX + this.c.peerId) {
@@ -153,6 +170,28 @@ export class Pins {
       if (err?.code === 'ENODATA') throw new FsError('EINVAL', 'unpin', path, 'not pinned on this host')
       throw err
     }
+  }
+
+  /**
+   * Whether a block (manifest or fragment) belongs to a file under this host's pins: such a
+   * block is never deleted here (see guardStore).
+   */
+  async keeps (cid: CID): Promise<boolean> {
+    if (!this.any) return false
+    if (this.keptAt !== this.c.tree.size) {
+      const at = this.c.tree.size
+      const kept = new Set<string>()
+      for (const id of pinnedFiles(this.c.tree, this.c.peerId)) {
+        const content = this.c.tree.get(id)?.content
+        if (content == null || !('manifest' in content)) continue
+        kept.add(content.manifest.toString())
+        const manifest = await this.c.chunks.readManifest(content.manifest).catch(() => undefined)
+        for (const ref of manifest?.chunks ?? []) for (const f of ref.fragments) kept.add(f.toString())
+      }
+      this.kept = kept
+      this.keptAt = at
+    }
+    return this.kept.has(cid.toString())
   }
 
   /** The inodes this host pins directly. */

@@ -25,11 +25,14 @@ export class Presence {
   private readonly c: PresenceComponents
   private readonly init: PresenceInit
   private networked = false
+  /** The marker file exists. */
+  private marked = false
   private started = false
   private readonly onConnect = (): void => {
-    if (this.networked) return
     this.networked = true
-    writeFile(join(this.init.dir, NETWORKED_FILE), '').catch(() => {})
+    if (this.marked) return
+    this.marked = true
+    writeFile(join(this.init.dir, NETWORKED_FILE), '').catch(() => { this.marked = false })
   }
 
   constructor (components: PresenceComponents, init: PresenceInit) {
@@ -40,8 +43,8 @@ export class Presence {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    this.networked ||= (this.init.join ?? []).length > 0 ||
-      await access(join(this.init.dir, NETWORKED_FILE)).then(() => true, () => false)
+    this.marked = await access(join(this.init.dir, NETWORKED_FILE)).then(() => true, () => false)
+    this.networked ||= this.marked || (this.init.join ?? []).length > 0
     this.c.events.addEventListener('peer:connect', this.onConnect)
     if (this.c.peers().length > 0) this.onConnect()
   }

@@ -1,0 +1,156 @@
+// Offline mode (DESIGN.md §6) on three in-process hosts: the cut-off host browses the whole
+// tree, reads what it holds (written, cached, pinned), fails at once with a clear error on the
+// rest, keeps its writes local-only, and places them when it is back. Pins ride the push chains.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import { cidOf } from '../../node/store.ts'
+import { BlockUnavailableError } from '../../node/errors.ts'
+import { CHUNK_SIZE } from '../../node/chunks.ts'
+import type { ChunkRef } from '../../node/chunks.ts'
+import { PIN_XATTR_PREFIX } from '../../node/pins.ts'
+import { startCluster, until } from '../helpers/cluster.ts'
+import type { ClusterHost } from '../helpers/cluster.ts'
+import { Teardown } from '../helpers/tmp.ts'
+import { isolate, reconnect } from './partition.ts'
+
+/** Redundancy 1: two copies of every chunk among three hosts, so some chunks miss a host. */
+const OPTS = { daemon: { redundancy: 1 } }
+
+async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
+  const st = await h.volume.stat(path)
+  const content = h.tree.byIno(st.ino)!.content
+  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
+  return (await h.volume.chunks.readManifest(content.manifest)).chunks
+}
+
+async function holdsAll (h: ClusterHost, refs: ChunkRef[]): Promise<boolean> {
+  for (const r of refs) if (!(await h.volume.chunks.hasLocally(r))) return false
+  return true
+}
+
+describe('offline mode: a host cut off from its peers', function () {
+  const t = new Teardown()
+  let a: ClusterHost, b: ClusterHost, c: ClusterHost
+  const data = new Map<string, Buffer>()
+  let remote = ''
+
+  before(async () => {
+    [a, b, c] = await startCluster(t, 3, OPTS)
+    await until('the three hosts see each other', () => [a, b, c].every(h => h.host.peers().length === 2))
+  })
+  after(async () => { await t.run() })
+
+  it('pins.pin(dir) records a replicated pin every host sees', async () => {
+    await a.volume.mkdir('/pinned')
+    await until('c sees /pinned', async () => await c.volume.stat('/pinned').then(() => true, () => false))
+    const stats = await c.pins.pin('/pinned')
+    assert.deepEqual(stats, { files: 0, chunks: 0, fetched: 0, missing: 0 })
+    const inode = a.tree.byIno((await a.volume.stat('/pinned')).ino)!.id
+    await until('a knows c pins /pinned', () => a.pins.pinners(inode).includes(c.host.peerId))
+    // the pin is metadata, not a user attribute
+    assert.deepEqual(await c.volume.listxattr('/pinned'), [])
+    assert.ok(c.tree.get(inode)!.xattrs.has(PIN_XATTR_PREFIX + c.host.peerId))
+  })
+
+  it('a write under a pinned dir reaches the pinning host on the push chain', async () => {
+    const bytes = randomBytes(2 * CHUNK_SIZE + 17)
+    data.set('/pinned/p.bin', bytes)
+    await a.volume.mkdir('/pinned/sub')
+    await a.volume.replaceFile('/pinned/sub/p.bin', [bytes], { wait: 'safe' })
+    // 'safe' waited for the pushes, the pinning host's copy included: c holds every chunk now
+    const refs = await chunksOf(a, '/pinned/sub/p.bin')
+    assert.ok(await holdsAll(c, refs), 'c holds the pinned file after the writer placed it')
+  })
+
+  it('files written by others before the cut', async () => {
+    // a file whose chunk c does not hold: two copies among three hosts, so try a few
+    for (let i = 0; i < 30 && remote === ''; i++) {
+      const path = `/remote-${i}.bin`
+      await a.volume.replaceFile(path, [randomBytes(10_000)], { wait: 'safe' })
+      await until(`c sees ${path}`, async () => await c.volume.stat(path).then(() => true, () => false))
+      if (!(await holdsAll(c, await chunksOf(a, path)))) remote = path
+    }
+    assert.notEqual(remote, '', 'some file is not stored on c')
+  })
+
+  it('cut off: status says offline; the whole tree is browsable', async () => {
+    c = await isolate(t, c, [a, b], OPTS)
+    assert.equal(c.host.peers().length, 0)
+    assert.equal(c.presence.offline(), true)
+    const names = await c.volume.readdir('/')
+    for (const n of ['pinned', remote.slice(1)]) assert.ok(names.includes(n), `${n} listed offline`)
+    assert.equal((await c.volume.stat(remote)).size, 10_000)
+    assert.equal((await c.volume.stat('/pinned/sub/p.bin')).size, data.get('/pinned/p.bin')!.byteLength)
+  })
+
+  it('cut off: pinned content reads; the rest fails at once naming the file', async () => {
+    c.volume.chunks.dropCache()
+    assert.deepEqual(Buffer.from(await c.volume.readFile('/pinned/sub/p.bin')), data.get('/pinned/p.bin'))
+    await assert.rejects(c.volume.readFile(remote), (err: any) => {
+      assert.ok(err instanceof BlockUnavailableError, `${String(err?.name)}: ${String(err?.message)}`)
+      assert.equal(err.code, 'EIO')
+      assert.ok(err.message.includes(remote), err.message)
+      return true
+    })
+  })
+
+  it('cut off: writes are accepted and counted local-only', async () => {
+    const bytes = randomBytes(2 * CHUNK_SIZE)
+    data.set('/offline.bin', bytes)
+    await c.volume.replaceFile('/offline.bin', [bytes], { wait: 'safe' })
+    await c.volume.mkdir('/offline-dir')
+    const refs = await chunksOf(c, '/offline.bin')
+    for (const r of refs) assert.ok(c.network.pending.has(r.cid!.toString()), 'an offline chunk stays pending')
+    c.volume.chunks.dropCache()
+    assert.deepEqual(Buffer.from(await c.volume.readFile('/offline.bin')), bytes)
+    const { ControlClient } = await import('../../node/client.ts')
+    const s = await new ControlClient(c.dir).get('/v1/status')
+    assert.equal(s.offline, true)
+    assert.ok(s.chunks.localOnly >= refs.length, `localOnly ${s.chunks.localOnly} counts the ${refs.length} offline chunks`)
+  })
+
+  it('back online: ops merge both ways and local-only chunks are placed', async () => {
+    await a.volume.writeFile('/while-away.txt', 'written on a while c was away')
+    await reconnect(c, a, [a, b, c])
+    await until('a sees the offline writes', async () => await a.volume.stat('/offline.bin').then(() => true, () => false))
+    await until('c sees a\'s write', async () => await c.volume.stat('/while-away.txt').then(() => true, () => false))
+    const refs = await chunksOf(c, '/offline.bin')
+    await until('the offline chunks are placed', () => refs.every(r => !c.network.pending.has(r.cid!.toString())), 30_000)
+    // two copies now: one beyond c
+    for (const r of refs) {
+      const holders = await Promise.all([a, b].map(async h => await h.store.has(r.fragments[0])))
+      assert.ok(holders.some(x => x), `chunk ${r.cid!.toString()} has a copy beyond c`)
+    }
+    a.volume.chunks.dropCache()
+    assert.deepEqual(Buffer.from(await a.volume.readFile('/offline.bin')), data.get('/offline.bin'))
+    const { ControlClient } = await import('../../node/client.ts')
+    const s = await new ControlClient(c.dir).get('/v1/status')
+    assert.equal(s.offline, false)
+    assert.equal(s.chunks.localOnly, 0)
+  })
+
+  it('back online: a pinning host catches up with what was written under its pin while away', async () => {
+    c = await isolate(t, c, [a, b], OPTS)
+    const bytes = randomBytes(CHUNK_SIZE + 1)
+    await a.volume.replaceFile('/pinned/late.bin', [bytes], { wait: 'safe' })
+    const refs = await chunksOf(a, '/pinned/late.bin')
+    assert.equal(await holdsAll(c, refs), false)
+    await reconnect(c, a, [a, b, c])
+    await until('c holds the late pinned file', async () => await c.volume.stat('/pinned/late.bin').then(() => true, () => false) && await holdsAll(c, refs), 30_000)
+  })
+
+  it('network.fetch of a block no connected peer holds rejects (bounded), never hangs', async () => {
+    const missing = cidOf(randomBytes(64))
+    assert.ok(CID.asCID(missing) !== null)
+    await assert.rejects(c.network.fetch([missing], 1))
+  })
+
+  it('pins.unpin(dir) removes the pin everywhere; the copies stay readable here', async () => {
+    await c.pins.unpin('/pinned')
+    const inode = a.tree.byIno((await a.volume.stat('/pinned')).ino)!.id
+    await until('a sees the unpin', () => !a.pins.pinners(inode).includes(c.host.peerId))
+    await assert.rejects(c.pins.unpin('/pinned'), /not pinned/)
+    assert.deepEqual(Buffer.from(await c.volume.readFile('/pinned/sub/p.bin')), data.get('/pinned/p.bin'))
+  })
+})
