@@ -21,8 +21,11 @@ export const OPEN_FILE_BUFFER_BYTES = 32 << 20
  * chunk is read and the patches applied in memory.
  */
 export const PATCHES_PER_CHUNK_MAX = 256
-/** Chunks stored at once when spilling or committing (their encodes and fsyncs overlap). */
-export const STORE_PARALLEL = 8
+/**
+ * Chunks stored at once when spilling or committing. 1: measured with scripts/bench/mount.ts,
+ * 2 to 8 concurrent chunk stores (each fsyncing its files) made sequential writes 2-3x slower.
+ */
+export const STORE_PARALLEL = 1
 
 interface Patch { at: number, bytes: Uint8Array }
 
