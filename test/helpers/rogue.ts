@@ -4,6 +4,16 @@
 import fc from 'fast-check'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import type { Libp2p, Stream } from '@libp2p/interface'
+import { formatNetworkKey } from '../../node/keys.ts'
+import type { Teardown } from './tmp.ts'
 
 // --- fuzz inputs ------------------------------------------------------------------------------
 
@@ -166,4 +176,91 @@ export async function fuzzDecoder (name: string, decode: (b: Uint8Array) => unkn
     }
   }), { numRuns: runs, seed, endOnFailure: true })
   return { accepted, rejected, slowestMs }
+}
+
+// --- the rogue host ---------------------------------------------------------------------------
+
+export interface Rogue {
+  readonly libp2p: Libp2p
+  readonly id: string
+  /** Dial a host by its full multiaddr (with /p2p/<id>). */
+  connect: (addr: string) => Promise<void>
+  /** Open a stream for `protocol` to a connected host. */
+  stream: (peer: string, protocol: string) => Promise<Stream>
+  /** True while the rogue holds an open connection to `peer`. */
+  connected: (peer: string) => boolean
+  stop: () => Promise<void>
+}
+
+/**
+ * A raw libp2p node on loopback TCP: pnet with `networkKey` (none: a plain node), Noise and
+ * yamux, and nothing else — no identify, no DHT, no darkfs handlers. Tests speak the darkfs
+ * protocols over its streams by hand. Stopped at teardown.
+ */
+export async function rogueHost (t: Teardown, opts: { networkKey?: Uint8Array } = {}): Promise<Rogue> {
+  const libp2p = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    ...(opts.networkKey !== undefined ? { connectionProtector: preSharedKey({ psk: new TextEncoder().encode(formatNetworkKey(opts.networkKey)) }) } : {}),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { dialTimeout: 3000, reconnectRetries: 0 }
+  })
+  let stopped = false
+  const stop = async (): Promise<void> => {
+    if (stopped) return
+    stopped = true
+    await libp2p.stop()
+  }
+  t.add(stop)
+  return {
+    libp2p,
+    id: libp2p.peerId.toString(),
+    connect: async (addr) => { await libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(5000) }) },
+    stream: async (peer, protocol) => await libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal: AbortSignal.timeout(5000), runOnLimitedConnection: true }),
+    connected: (peer) => libp2p.getConnections(peerIdFromString(peer)).some(c => c.status === 'open'),
+    stop
+  }
+}
+
+/** How a stream ended: closed or reset by the remote, or still open when we stopped waiting. */
+export type StreamEnd = 'closed' | 'open'
+
+/**
+ * Send `frames` (waiting on backpressure), then wait until the remote ends the stream or
+ * `waitMs` passes (closeWrite: end our side first, as a peer that is done). Sending stops early when the stream goes away. Returns the bytes that went
+ * out and how it ended.
+ */
+export async function sendAll (stream: Stream, frames: Iterable<Uint8Array>, opts: { waitMs?: number, closeWrite?: boolean } = {}): Promise<{ sent: number, end: StreamEnd }> {
+  const gone = new Promise<void>(resolve => {
+    if (stream.status !== 'open') { resolve(); return }
+    stream.addEventListener('close', () => { resolve() }, { once: true })
+  })
+  let sent = 0
+  for (const f of frames) {
+    if (stream.status !== 'open' || stream.writeStatus !== 'writable') break
+    try {
+      if (!stream.send(f)) await Promise.race([new Promise<void>(resolve => { stream.addEventListener('drain', () => { resolve() }, { once: true }) }), gone])
+    } catch {
+      break
+    }
+    sent += f.byteLength
+  }
+  if (opts.closeWrite === true && stream.writeStatus === 'writable') await stream.close({ signal: AbortSignal.timeout(opts.waitMs ?? 10_000) }).catch(() => {})
+  const timer = new Promise<'open'>(resolve => { setTimeout(() => { resolve('open') }, opts.waitMs ?? 10_000).unref() })
+  const end = await Promise.race([gone.then(() => 'closed' as const), timer])
+  if (end === 'open') stream.abort(new Error('rogue gives up'))
+  return { sent, end }
+}
+
+/** A length-prefixed frame (unsigned varint length, as it-length-prefixed and the swarm use). */
+export function lp (body: Uint8Array, declared = body.byteLength): Uint8Array {
+  const head: number[] = []
+  let n = declared
+  while (n >= 0x80) { head.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
+  head.push(n)
+  const out = new Uint8Array(head.length + body.byteLength)
+  out.set(head, 0)
+  out.set(body, head.length)
+  return out
 }
