@@ -1,0 +1,294 @@
+// The fault runner (`npm run test:faults`, DESIGN.md §7, issue 8): real `darkfs up` processes
+// in the namespaces of a Tinc mesh (scripts/mesh), listening on their VPN addresses, under a
+// steady stream of writes and reads from several hosts, while faults are injected:
+//   kill      kill -9 of up to REDUNDANCY hosts at random moments, restarted later
+//   writer    kill -9 of the writing host in the middle of a put; after restart every file is
+//             its old or its new version
+//   partition hosts cut off (their underlay link down), writes on both sides, healed
+//   bitrot    bytes flipped in stored fragments on several hosts; reads stay correct
+//   diskfull  one host's data dir is a small tmpfs: its writes fail clearly once full, it keeps
+//             serving reads, nothing stored is lost
+// Then it settles, checks every acknowledged write on every host, prints a table and ends with
+//   faults: F injected, A acknowledged, L lost, R wrong reads, C crashed
+// exiting non-zero when L, R or C is not 0. Needs root (namespaces, tmpfs). About 5 minutes.
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { createHash, randomBytes, randomInt } from 'node:crypto'
+import { mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { meshDown, meshUp, run } from '../test/helpers/mesh.ts'
+import type { Mesh } from '../test/helpers/mesh.ts'
+
+const DARKFS = fileURLToPath(new URL('../bin/darkfs', import.meta.url))
+/** Hosts in the mesh. */
+const HOSTS = Number(process.env.DARKFS_FAULTS_HOSTS ?? 6)
+/** Hosts killed at once at most (the redundancy new chunks are written with). */
+const REDUNDANCY = 2
+/** Hosts that write (each owns its paths, so one path has one writer). */
+const WRITERS = ['h2', 'h3', 'h4']
+/** The host whose data dir is a small tmpfs. */
+const DISK_HOST = `h${HOSTS}`
+const DISK_BYTES = 48 * 1024 * 1024
+/** Files per writer (rewritten over and over) and their sizes. */
+const FILES_PER_WRITER = 6
+const MAX_FILE_BYTES = 3 * 1024 * 1024
+/** Rounds of each fault. */
+const ROUNDS = Number(process.env.DARKFS_FAULTS_ROUNDS ?? 2)
+/** The port every host listens on, on its VPN address. */
+const PORT = 4001
+const START_TIMEOUT_MS = 60_000
+/** Time after the last fault for placement and sync to settle before the final check. */
+const SETTLE_MS = 20_000
+const CLI_TIMEOUT_MS = 60_000
+
+interface HostProc { name: string, dir: string, child?: ChildProcess, killed: boolean, crashed: number, stderr: string }
+interface Row { fault: string, injected: number }
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+const pick = <T>(xs: T[]): T => xs[randomInt(xs.length)]
+
+async function darkfs (args: string[], timeoutMs = CLI_TIMEOUT_MS): Promise<{ code: number, stdout: Buffer, stderr: string }> {
+  return await new Promise((resolve) => {
+    const child = spawn(DARKFS, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const out: Buffer[] = []
+    let err = ''
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
+    child.stdout.on('data', (d: Buffer) => out.push(d))
+    child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+    child.on('exit', code => { clearTimeout(timer); resolve({ code: code ?? 1, stdout: Buffer.concat(out), stderr: err }) })
+  })
+}
+
+async function main (): Promise<number> {
+  const name = `dkf${process.pid % 10000}`
+  const root = await mkdtemp(join(tmpdir(), 'darkfs-faults-'))
+  const stateDir = join(root, 'mesh')
+  const hosts: HostProc[] = []
+  let mesh: Mesh | undefined
+  let tmpfs: string | undefined
+  const cleanup = async (): Promise<void> => {
+    for (const h of hosts) h.child?.kill('SIGKILL')
+    await sleep(500)
+    await meshDown({ name, dir: stateDir }).catch(() => {})
+    if (tmpfs !== undefined) await run('umount', ['-l', tmpfs]).catch(() => {})
+    await rm(root, { recursive: true, force: true })
+  }
+  process.once('SIGINT', () => { void cleanup().then(() => process.exit(130)) })
+
+  // the ledger: every version ever attempted per path, and the last acknowledged one
+  const attempted = new Map<string, Set<string>>()
+  const acked = new Map<string, string>()
+  const stats = { acknowledged: 0, writeErrors: 0, reads: 0, readErrors: 0, wrong: 0, lost: 0 }
+  const rows: Row[] = []
+  const row = (fault: string): Row => { let r = rows.find(x => x.fault === fault); if (r === undefined) rows.push(r = { fault, injected: 0 }); return r }
+  let joinAddr = ''
+
+  const start = async (h: HostProc): Promise<void> => {
+    const addr = mesh!.host(h.name).address
+    const child = mesh!.spawn(h.name, DARKFS, ['up', '--data', h.dir, '--listen', `/ip4/${addr}/tcp/${PORT}`, ...(h.name !== 'h1' ? ['--join', joinAddr] : [])], { stdio: ['ignore', 'pipe', 'pipe'] })
+    h.child = child
+    h.killed = false
+    let out = ''
+    child.stderr!.on('data', (d: Buffer) => { h.stderr = (h.stderr + d.toString()).slice(-20_000) })
+    child.on('exit', (code, signal) => { if (!h.killed) { h.crashed++; h.stderr += `\nexited ${String(code)} ${String(signal)}` } })
+    const end = Date.now() + START_TIMEOUT_MS
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString()
+        if (/^ready$/m.test(out)) resolve()
+      })
+      child.once('exit', () => { reject(new Error(`${h.name}: darkfs up exited: ${h.stderr}`)) })
+      const timer = setInterval(() => { if (Date.now() > end) { clearInterval(timer); reject(new Error(`${h.name}: not ready in time: ${h.stderr}`)) } }, 500)
+      void Promise.resolve().then(() => { child.stdout!.once('close', () => { clearInterval(timer) }) })
+    })
+    if (h.name === 'h1') joinAddr = /^listening (\S+)/m.exec(out)![1]
+  }
+  const kill9 = (h: HostProc): void => { h.killed = true; h.child?.kill('SIGKILL') }
+  const live = (): HostProc[] => hosts.filter(h => !h.killed)
+  const host = (n: string): HostProc => hosts.find(h => h.name === n)!
+
+  const write = async (h: HostProc, path: string, bytes = randomInt(1, MAX_FILE_BYTES)): Promise<boolean> => {
+    const data = randomBytes(bytes)
+    const local = join(root, `put-${randomBytes(6).toString('hex')}`)
+    await writeFile(local, data)
+    const hash = sha(data)
+    let set = attempted.get(path)
+    if (set === undefined) attempted.set(path, set = new Set())
+    set.add(hash)
+    const r = await darkfs(['--data', h.dir, 'put', local, path])
+    await rm(local, { force: true })
+    if (r.code === 0) { acked.set(path, hash); stats.acknowledged++; return true }
+    stats.writeErrors++
+    return false
+  }
+  const read = async (h: HostProc, path: string): Promise<string | undefined> => {
+    const r = await darkfs(['--data', h.dir, 'cat', path])
+    if (r.code !== 0) { stats.readErrors++; return undefined }
+    stats.reads++
+    const hash = sha(r.stdout)
+    if (!(attempted.get(path)?.has(hash) ?? false)) {
+      stats.wrong++
+      process.stderr.write(`WRONG READ ${path} on ${h.name}: ${r.stdout.byteLength} bytes, hash ${hash.slice(0, 12)}\n`)
+    }
+    return hash
+  }
+
+  // the steady workload: writers write their own paths, readers read anyone's
+  let running = true
+  const workload = async (): Promise<void> => {
+    while (running) {
+      const w = pick(WRITERS.map(host).filter(h => !h.killed))
+      if (w !== undefined) await write(w, `/${w.name}/f${randomInt(FILES_PER_WRITER)}`)
+      const r = pick(live())
+      const paths = [...acked.keys()]
+      if (r !== undefined && paths.length > 0) await read(r, pick(paths))
+      await sleep(200)
+    }
+  }
+
+  try {
+    mesh = await meshUp(HOSTS, { name, dir: stateDir })
+    for (let i = 1; i <= HOSTS; i++) {
+      const h: HostProc = { name: `h${i}`, dir: join(root, `h${i}`), killed: false, crashed: 0, stderr: '' }
+      await mkdir(h.dir)
+      if (h.name === DISK_HOST) {
+        await run('mount', ['-t', 'tmpfs', '-o', `size=${DISK_BYTES}`, 'tmpfs', h.dir])
+        tmpfs = h.dir
+      }
+      const init = i === 1 ? ['--new-network'] : ['--network-key', join(root, 'h1', 'network.key')]
+      const r = await darkfs(['init', '--data', h.dir, ...init])
+      if (r.code !== 0) throw new Error(`init ${h.name}: ${r.stderr}`)
+      hosts.push(h)
+      await start(h)
+    }
+    for (const w of WRITERS) await darkfs(['--data', host(w).dir, 'mkdir', '-p', `/${w}`])
+    const load = [workload(), workload()]
+
+    // kill -9 of up to REDUNDANCY hosts at random moments, restarted later
+    for (let round = 0; round < ROUNDS * 2; round++) {
+      await sleep(randomInt(2000, 6000))
+      const victims = hosts.filter(h => h.name !== 'h1').sort(() => Math.random() - 0.5).slice(0, randomInt(1, REDUNDANCY + 1))
+      for (const v of victims) { kill9(v); row('kill -9 host').injected++ }
+      await sleep(randomInt(3000, 8000))
+      for (const v of victims) await start(v)
+    }
+
+    // kill -9 of the writer mid-write: afterwards the file is its old or new version
+    for (let round = 0; round < ROUNDS; round++) {
+      const w = host(WRITERS[round % WRITERS.length])
+      const path = `/${w.name}/midwrite`
+      await write(w, path, 256 * 1024)
+      const before = acked.get(path)
+      const inFlight = write(w, path, MAX_FILE_BYTES)
+      await sleep(randomInt(50, 600))
+      kill9(w)
+      row('kill -9 writer mid-write').injected++
+      await inFlight
+      await start(w)
+      const got = await read(w, path)
+      if (got === undefined || (got !== before && acked.get(path) !== got && !(attempted.get(path)?.has(got) ?? false))) {
+        stats.lost++
+        process.stderr.write(`LOST ${path} after the writer's restart\n`)
+      }
+    }
+
+    // partitions: cut hosts off (underlay link down), write on both sides, heal
+    for (let round = 0; round < ROUNDS; round++) {
+      const side = ['h4', 'h5']
+      for (const s of side) await mesh.exec(s, 'ip', ['link', 'set', 'ul0', 'down'])
+      row('partition').injected++
+      await write(host('h4'), '/h4/partitioned')
+      await write(host('h2'), '/h2/partitioned')
+      await sleep(8000)
+      for (const s of side) await mesh.exec(s, 'ip', ['link', 'set', 'ul0', 'up'])
+      await sleep(5000)
+    }
+
+    // bit rot: flip bytes in stored fragments on several hosts; reads stay correct
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const h of hosts.filter(x => x.name !== DISK_HOST).sort(() => Math.random() - 0.5).slice(0, 2)) {
+        const files = await listFiles(join(h.dir, 'store', 'blocks'))
+        for (const f of files.sort(() => Math.random() - 0.5).slice(0, 4)) {
+          const size = (await stat(f)).size
+          if (size === 0) continue
+          const fh = await open(f, 'r+')
+          const at = randomInt(size)
+          const b = Buffer.alloc(1)
+          await fh.read(b, 0, 1, at)
+          b[0] ^= 0xff
+          await fh.write(b, 0, 1, at)
+          await fh.close()
+        }
+        row('bit rot (4 fragments)').injected++
+      }
+      for (const path of [...acked.keys()].slice(0, 10)) await read(pick(live()), path)
+    }
+
+    // a full disk: the tmpfs host writes until it fails clearly, and keeps serving reads
+    row('full disk').injected++
+    const full = host(DISK_HOST)
+    let clear = 0
+    for (let i = 0; i < 40; i++) {
+      const data = randomBytes(2 * 1024 * 1024)
+      const local = join(root, 'fill.bin')
+      await writeFile(local, data)
+      const r = await darkfs(['--data', full.dir, 'put', local, `/fill-${i}.bin`])
+      if (r.code !== 0) {
+        if (/ENOSPC|no space/i.test(r.stderr)) clear++
+        else process.stderr.write(`full disk: unclear error: ${r.stderr}\n`)
+        break
+      }
+      attempted.set(`/fill-${i}.bin`, new Set([sha(data)]))
+      acked.set(`/fill-${i}.bin`, sha(data))
+      stats.acknowledged++
+    }
+    process.stderr.write(`full disk: ${clear} clear ENOSPC error(s)\n`)
+    for (const path of [...acked.keys()].slice(0, 10)) await read(full, path)
+
+    running = false
+    await Promise.all(load)
+    await sleep(SETTLE_MS)
+
+    // the final check: every acknowledged write reads back (its version or a later attempt) on every host
+    for (const [path, hash] of acked) {
+      let ok = false
+      for (const h of live()) {
+        const got = await read(h, path)
+        if (got === hash || (got !== undefined && (attempted.get(path)?.has(got) ?? false))) ok = true
+      }
+      if (!ok) { stats.lost++; process.stderr.write(`LOST ${path}\n`) }
+    }
+  } catch (err) {
+    process.stderr.write(`faults: the runner failed: ${(err as Error).stack ?? String(err)}\n`)
+    for (const h of hosts) if (h.crashed > 0) process.stderr.write(`${h.name} stderr: ${h.stderr.slice(-2000)}\n`)
+    await cleanup()
+    return 2
+  }
+  const crashed = hosts.reduce((n, h) => n + h.crashed, 0)
+  for (const h of hosts) if (h.crashed > 0) process.stderr.write(`${h.name} crashed: ${h.stderr.slice(-2000)}\n`)
+  await cleanup()
+
+  const injected = rows.reduce((n, r) => n + r.injected, 0)
+  const line = (cols: Array<string | number>): string => cols.map((c, i) => String(c).padEnd(i === 0 ? 28 : 12)).join('')
+  process.stdout.write(line(['fault', 'injected', 'acked', 'lost', 'wrong reads', 'crashed']) + '\n')
+  for (const r of rows) process.stdout.write(line([r.fault, r.injected, '', '', '', '']) + '\n')
+  process.stdout.write(line(['all', injected, stats.acknowledged, stats.lost, stats.wrong, crashed]) + '\n')
+  process.stdout.write(`reads ${stats.reads} ok, ${stats.readErrors} failed; writes ${stats.writeErrors} failed (not acknowledged)\n`)
+  process.stdout.write(`faults: ${injected} injected, ${stats.acknowledged} acknowledged, ${stats.lost} lost, ${stats.wrong} wrong reads, ${crashed} crashed\n`)
+  return stats.lost === 0 && stats.wrong === 0 && crashed === 0 ? 0 : 1
+}
+
+async function listFiles (dir: string): Promise<string[]> {
+  const out: string[] = []
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name)
+    if (e.isDirectory()) out.push(...await listFiles(p))
+    else if (e.isFile()) out.push(p)
+  }
+  return out
+}
+
+process.exitCode = await main()
