@@ -277,6 +277,8 @@ class Apply {
       }
       const loser = vs.find(v => v.id === head[0])
       if (loser !== undefined) this.sibling(rec, loser)
+      // this write's own branch takes the name back: the sibling that showed it retires
+      this.retire(rec.id)
     }
     this.patch(id, { content: b.content, size: b.size, mtime: b.time, ctime: b.time })
     const version = { version: this.version(b.content, b.size), id: this.node.id }
@@ -285,7 +287,41 @@ class Apply {
     this.j.set(s.head, id, [this.node.id])
   }
 
-  /** The losing version of a concurrent write stays visible once, as a new file beside it. */
+  /**
+   * The conflict siblings of `inode` made by the merge itself (never renamed, unlinked or
+   * written by a user since): the ones a branch switch may retire or reuse.
+   */
+  private ownSiblings (inode: InodeId): Array<{ e: EntryRec, head: string }> {
+    const s = this.s
+    const out: Array<{ e: EntryRec, head: string }> = []
+    for (const [id, c] of s.conflicts) {
+      if (c.of !== inode) continue
+      const e = s.entries.get(id)
+      const head = s.head.get(id)
+      if (e === undefined || e.unlinkedBy !== undefined || e.inode !== id || head?.length !== 1) continue
+      // renamed by a user, or showing a version written to the sibling itself: the user's now
+      if (e.by.author !== c.author || e.by.time !== c.time) continue
+      if (!(s.versions.get(inode) ?? []).some(v => v.id === head[0])) continue
+      out.push({ e, head: head[0] })
+    }
+    return out.sort((a, b) => a.e.id < b.e.id ? -1 : a.e.id > b.e.id ? 1 : 0)
+  }
+
+  /** Hide the live merge-made siblings of `inode` whose version this op has seen. */
+  private retire (inode: InodeId): void {
+    for (const { e, head } of this.ownSiblings(inode)) {
+      const n = this.dag.get(head)
+      if (!e.live || n === undefined || !this.dag.before(n, this.node)) continue
+      this.detach(e)
+      this.j.set(this.s.entries, e.id, { ...e, live: false })
+    }
+  }
+
+  /**
+   * The losing version of a concurrent write stays visible once, as a new file beside it; when
+   * its branch already has a merge-made sibling (an older version of that branch), that sibling
+   * shows the new version instead, so a run of writes on both sides leaves one sibling.
+   */
   private sibling (rec: InodeRec, loser: VersionRec): void {
     const s = this.s
     let primary: EntryRec | undefined
@@ -294,6 +330,22 @@ class Apply {
       if (e.live && (primary === undefined || e.id < primary.id)) primary = e
     }
     if (primary === undefined) return // unlinked: the loser stays in history()
+    const ln = this.dag.get(loser.id)
+    const reuse = ln === undefined
+      ? undefined
+      : this.ownSiblings(rec.id).find(({ head }) => {
+        const n = this.dag.get(head)
+        return head === loser.id || (n !== undefined && this.dag.before(n, ln))
+      })
+    if (reuse !== undefined) {
+      const id = reuse.e.id
+      const v = loser.version
+      this.patch(id, { content: v.content, size: v.size, mtime: v.time, ctime: this.time })
+      if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
+      this.j.set(s.head, id, [loser.id])
+      if (!reuse.e.live) this.attach(reuse.e)
+      return
+    }
     const id = this.node.id
     const v = loser.version
     const sib: InodeRec = { ...rec, id, ino: inoOf(id), content: v.content, size: v.size, mtime: v.time, ctime: this.time, btime: v.time }

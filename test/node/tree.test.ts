@@ -257,6 +257,28 @@ describe('node/tree', function () {
       assert.ok(names.filter(n => n !== 'f').every(isConflictName))
     })
 
+    it('runs of concurrent writes on both sides leave one sibling, showing the losing side\'s latest', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const f = await a.tree.commit(mkfile(a.tree.root, 'f', 'base'))
+      await sync(a.tree, b.tree)
+      for (let i = 0; i < 3; i++) {
+        a.clock.ms += 10
+        await a.tree.commit(write(f.id, `a${i}`, sec(3 + 2 * i)))
+        b.clock.ms += 20
+        await b.tree.commit(write(f.id, `b${i}`, sec(4 + 2 * i)))
+      }
+      await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
+      const names = ls(a.tree, '/')
+      assert.equal(names.length, 2, names.join(' '))
+      const sib = names.find(isConflictName)!
+      assert.deepEqual([text(a.tree, '/f'), text(a.tree, '/' + sib)].sort(), ['a2', 'b2'])
+      assert.equal(a.tree.conflicts().length, 1)
+      // every version stays in the file's history
+      assert.deepEqual(a.tree.history(f.id).map(v => new TextDecoder().decode((v.content as any).inline)).sort(), ['a0', 'a1', 'a2', 'b0', 'b1', 'b2', 'base'])
+    })
+
     it('write vs. concurrent unlink: the write wins, whichever is later', async () => {
       for (const writerLater of [true, false]) {
         const a = await replica(t)
