@@ -26,6 +26,7 @@ describe('merge on reconnect: three hosts, one cut off, both sides write', funct
     await a.volume.mkdir('/x')
     await a.volume.mkdir('/y')
     await a.volume.writeFile('/identical.txt', 'base')
+    await a.volume.writeFile('/runs.txt', 'base')
     await until('c has the starting point', async () => await exists(c.volume, '/identical.txt') && await exists(c.volume, '/y'))
     await until('b has the starting point', async () => await exists(b.volume, '/identical.txt') && await exists(b.volume, '/y'))
 
@@ -52,6 +53,11 @@ describe('merge on reconnect: three hosts, one cut off, both sides write', funct
     await c.volume.writeFile('/m/from-c', 'c')
     await c.volume.utimes('/identical.txt', new Date(1_000_000_000_000), new Date(1_000_000_000_000))
     await c.volume.writeFile('/identical.txt', 'same on both')
+
+    for (let i = 0; i < 4; i++) {
+      await a.volume.writeFile('/runs.txt', `a${i}`)
+      await c.volume.writeFile('/runs.txt', `c${i}`)
+    }
 
     await reconnect(c, a, [a, b, c])
     await until('every host shows the same tree', async () => {
@@ -88,6 +94,15 @@ describe('merge on reconnect: three hosts, one cut off, both sides write', funct
           assert.ok(both.some(x => x.equals(big.a)) && both.some(x => x.equals(big.c)), `${h.name}: both versions of ${path} readable`)
         }
       }
+    }
+  })
+
+  it('runs of writes on both sides: one conflict sibling, with the losing side\'s latest', async () => {
+    for (const h of [a, b, c]) {
+      const siblings = (await h.volume.readdir('/')).filter(n => n.startsWith('runs.txt.conflict-'))
+      assert.equal(siblings.length, 1, `${h.name}: ${siblings.join(' ')}`)
+      const texts = [await h.volume.readFile('/runs.txt'), await h.volume.readFile('/' + siblings[0])].map(x => new TextDecoder().decode(x))
+      assert.deepEqual(texts.sort(), ['a3', 'c3'])
     }
   })
 
@@ -139,8 +154,8 @@ describe('merge on reconnect: three hosts, one cut off, both sides write', funct
       const r = await darkfs(['--data', h.dir, 'conflicts'])
       assert.equal(r.code, 0, r.stderr)
       const lines = r.stdout.trim().split('\n').sort()
-      assert.equal(lines.length, 2, r.stdout)
-      assert.ok(lines[0].startsWith('/same.bin.conflict-') && lines[1].startsWith('/same.txt.conflict-'), r.stdout)
+      assert.equal(lines.length, 3, r.stdout)
+      assert.ok(lines[0].startsWith('/runs.txt.conflict-') && lines[1].startsWith('/same.bin.conflict-') && lines[2].startsWith('/same.txt.conflict-'), r.stdout)
     }
   })
 
