@@ -3,13 +3,20 @@
 // are presumed where they were) until it has been away for the failure timeout, then it is
 // declared gone and its fragments are rebuilt elsewhere. A peer that comes back is live again
 // under the same id: a set of ids, so nothing is counted twice. A host that leaves on purpose
-// (`darkfs leave`, after draining) says so over LEAVE_PROTOCOL and is dropped at once.
+// (`darkfs leave`, after draining) says so over LEAVE_PROTOCOL and is dropped at once. Before
+// it drains it says so over DRAIN_PROTOCOL: every host then plans placement without it (it stays
+// live, a source of its fragments), so the copies it moves are where every host expects them
+// and nobody drops them again; STAY_PROTOCOL undoes that when the leave fails.
 import type { Host } from './host.ts'
 
 /** Default time a peer may be unreachable before it is declared gone: 3 minutes. */
 export const DEFAULT_FAILURE_TIMEOUT_MS = 3 * 60_000
 /** Protocol a draining host uses to tell its peers it is leaving. */
 export const LEAVE_PROTOCOL = '/darkfs/leave/1.0.0'
+/** Protocol a host uses to tell its peers it starts draining (placement leaves it out). */
+export const DRAIN_PROTOCOL = '/darkfs/drain/1.0.0'
+/** Protocol a host uses to tell its peers it stopped draining and stays (a failed leave). */
+export const STAY_PROTOCOL = '/darkfs/stay/1.0.0'
 /** Time to tell one peer we leave. */
 export const LEAVE_NOTICE_TIMEOUT_MS = 5_000
 /** The one byte a leave notice carries. */
@@ -37,6 +44,8 @@ export class Membership extends EventTarget {
   /** Peers that announced they leave (ignored until they connect anew). */
   private readonly left = new Set<string>()
   private readonly known = new Set<string>()
+  /** Peers (or this host) draining before they leave: live, but not members for placement. */
+  private readonly draining = new Set<string>()
   private started = false
   private readonly onConnect = (evt: CustomEvent<string>): void => { this.connected(evt.detail) }
   private readonly onDisconnect = (evt: CustomEvent<string>): void => { this.disconnected(evt.detail) }
@@ -58,6 +67,14 @@ export class Membership extends EventTarget {
       this.declareGone(peer, true)
       void stream.close().catch(() => { stream.abort(new Error('leave notice')) })
     })
+    await this.host.handle(DRAIN_PROTOCOL, (stream, peer) => {
+      this.draining.add(peer)
+      void stream.close().catch(() => { stream.abort(new Error('drain notice')) })
+    })
+    await this.host.handle(STAY_PROTOCOL, (stream, peer) => {
+      this.draining.delete(peer)
+      void stream.close().catch(() => { stream.abort(new Error('stay notice')) })
+    })
   }
 
   async stop (): Promise<void> {
@@ -68,6 +85,8 @@ export class Membership extends EventTarget {
     for (const t of this.suspect.values()) clearTimeout(t)
     this.suspect.clear()
     await this.host.unhandle(LEAVE_PROTOCOL).catch(() => {})
+    await this.host.unhandle(DRAIN_PROTOCOL).catch(() => {})
+    await this.host.unhandle(STAY_PROTOCOL).catch(() => {})
   }
 
   /** Connected peers, this host included (ids). */
@@ -75,9 +94,26 @@ export class Membership extends EventTarget {
     return [this.host.peerId, ...this.host.peers().map(p => p.id).filter(p => !this.left.has(p))]
   }
 
-  /** Live and suspect peers, this host included: the set placement ranks. */
+  /** Live and suspect peers, this host included, less those draining: the set placement ranks. */
   members (): string[] {
-    return [...new Set([...this.live(), ...this.suspect.keys()])]
+    return [...new Set([...this.live(), ...this.suspect.keys()])].filter(p => !this.draining.has(p))
+  }
+
+  /** Peers (this host included) draining before they leave. */
+  drainers (): string[] {
+    return [...this.draining]
+  }
+
+  /** Leave this host out of placement here and at every connected peer (`darkfs leave` starts). */
+  async announceDrain (): Promise<void> {
+    this.draining.add(this.host.peerId)
+    await this.notify(DRAIN_PROTOCOL)
+  }
+
+  /** Undo announceDrain (the leave failed; this host stays a member). */
+  async announceStay (): Promise<void> {
+    this.draining.delete(this.host.peerId)
+    await this.notify(STAY_PROTOCOL)
   }
 
   /** Peers away for less than the failure timeout. */
@@ -92,9 +128,14 @@ export class Membership extends EventTarget {
 
   /** Tell every connected peer that this host leaves (after it drained). */
   async announceLeave (): Promise<void> {
+    await this.notify(LEAVE_PROTOCOL)
+  }
+
+  /** Open `protocol` to every connected peer with a one-byte notice (best effort). */
+  private async notify (protocol: string): Promise<void> {
     await Promise.all(this.host.peers().map(async p => {
       try {
-        const stream = await this.host.newStream(p.id, LEAVE_PROTOCOL, { signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) })
+        const stream = await this.host.newStream(p.id, protocol, { signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) })
         stream.send(LEAVE_NOTICE) // protocol selection may be lazy: the peer hears of the stream with its first byte
         await stream.close({ signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) }).catch(() => {})
       } catch {}
@@ -109,6 +150,7 @@ export class Membership extends EventTarget {
       return // back before the timeout: it never stopped being a member
     }
     this.left.delete(peer)
+    this.draining.delete(peer) // a new connection: whatever it was draining for is over
     this.known.add(peer)
     this.dispatchEvent(new CustomEvent('joined', { detail: peer }))
   }
@@ -126,6 +168,7 @@ export class Membership extends EventTarget {
     if (timer !== undefined) clearTimeout(timer)
     const wasMember = this.suspect.delete(peer) || leaving
     if (leaving) this.left.add(peer)
+    this.draining.delete(peer)
     this.known.delete(peer)
     if (wasMember) this.dispatchEvent(new CustomEvent('gone', { detail: peer }))
   }

@@ -35,13 +35,20 @@ export async function withProgress<T> (client: ControlClient, op: string, tty: b
     }
   }
   const drawing = draw()
+  let result: any
   try {
-    const result = await client.call(op)
+    result = await client.call(op)
     return result as T
   } finally {
     done = true
     await drawing
-    const p = await client.call('repair.progress').catch(() => undefined)
+    // the pass this command ran (`heal` returns it, `leave` its last drain pass); a background
+    // pass may have started since, so the host's current progress is only the fallback
+    const p = isProgress(result) ? result : isProgress(result?.progress) ? result.progress : await client.call('repair.progress').catch(() => undefined)
     if (p !== undefined) write(`${tty ? '\r' : ''}${progressLine(p)}\n`)
   }
+}
+
+function isProgress (x: any): x is RepairProgress {
+  return x !== null && typeof x === 'object' && typeof x.checked === 'number' && typeof x.chunks === 'number'
 }

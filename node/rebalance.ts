@@ -6,7 +6,7 @@
 // and it is dropped from membership only when nothing needs it any more.
 import type { ChunkRef } from './chunks.ts'
 import type { Membership } from './failure.ts'
-import type { Repairer } from './repair.ts'
+import type { Repairer, RepairProgress } from './repair.ts'
 import type { Store } from './store.ts'
 import type { ChunkPlan } from './survey.ts'
 import type { AbortOptions } from './blocks.ts'
@@ -44,22 +44,30 @@ export async function dropForeign (c: { self: string, store: Pick<Store, 'delete
 }
 
 /**
- * Drain this host: repair every chunk as if it were gone (its copies serve as sources, none
+ * Drain this host: tell the peers it drains (they plan without it, so the copies it moves stay
+ * where they land), repair every chunk as if it were gone (its copies serve as sources, none
  * is deleted meanwhile, so no chunk drops below full redundancy), check that every chunk is
  * redundant without it, then tell the peers it leaves. Throws LeaveError when that cannot be
- * reached (e.g. fewer hosts than a chunk needs).
+ * reached (e.g. fewer hosts than a chunk needs), after telling the peers it stays.
  */
-export async function drain (c: { self: string, repairer: Repairer, membership: Pick<Membership, 'announceLeave'> }, opts: AbortOptions = {}): Promise<{ passes: number }> {
+export async function drain (c: { self: string, repairer: Repairer, membership: Pick<Membership, 'announceLeave' | 'announceDrain' | 'announceStay'> }, opts: AbortOptions = {}): Promise<{ passes: number, progress: RepairProgress }> {
   let short = 0
-  for (let pass = 1; pass <= LEAVE_MAX_PASSES; pass++) {
-    await c.repairer.pass({ ...opts, all: true, leaving: true, drop: false })
-    const health = await c.repairer.healthWithout(c.self, opts)
-    short = health.degraded + health.localOnly + health.lost
-    if (short === 0) {
-      await c.membership.announceLeave()
-      return { passes: pass }
+  await c.membership.announceDrain()
+  try {
+    for (let pass = 1; pass <= LEAVE_MAX_PASSES; pass++) {
+      const progress = await c.repairer.pass({ ...opts, all: true, leaving: true, drop: false })
+      const health = await c.repairer.healthWithout(c.self, opts)
+      short = health.degraded + health.localOnly + health.lost
+      if (short === 0) {
+        await c.membership.announceLeave()
+        return { passes: pass, progress }
+      }
+      await new Promise(resolve => setTimeout(resolve, LEAVE_RETRY_MS))
     }
-    await new Promise(resolve => setTimeout(resolve, LEAVE_RETRY_MS))
+  } catch (err) {
+    await c.membership.announceStay()
+    throw err
   }
+  await c.membership.announceStay()
   throw new LeaveError(short)
 }

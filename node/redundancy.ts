@@ -49,7 +49,7 @@ export interface Redundancy {
   /** Repair now, every chunk, treating unreachable members as gone. */
   heal: (opts?: AbortOptions) => Promise<RepairProgress>
   /** Drain this host, then resolve `left`. */
-  leave: (opts?: AbortOptions) => Promise<{ passes: number }>
+  leave: (opts?: AbortOptions) => Promise<{ passes: number, progress: RepairProgress }>
   commands: Commands
   stop: () => Promise<void>
 }
@@ -83,7 +83,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     membership.expire()
     return await repairer.pass({ ...opts, all: true })
   }
-  const leave = async (opts?: AbortOptions): Promise<{ passes: number }> => {
+  const leave = async (opts?: AbortOptions): Promise<{ passes: number, progress: RepairProgress }> => {
     const r = await drain({ self: c.host.peerId, repairer, membership }, opts)
     markLeft()
     return r
