@@ -15,6 +15,12 @@ import { Scrubber } from './scrub.ts'
 import type { Store } from './store.ts'
 import type { Volume } from './volume.ts'
 
+/**
+ * Time the `leave` control command's reply gets to reach the CLI before `left` resolves and
+ * the host stops (stopping closes the control socket's connections, replies in flight too).
+ */
+export const LEAVE_REPLY_GRACE_MS = 500
+
 export interface RedundancyOptions {
   /** `up --failure-timeout SECONDS`, in ms (default failure.ts DEFAULT_FAILURE_TIMEOUT_MS). */
   failureTimeoutMs?: number
@@ -48,8 +54,8 @@ export interface Redundancy {
   status: (opts?: AbortOptions) => Promise<ChunkCounts>
   /** Repair now, every chunk, treating unreachable members as gone. */
   heal: (opts?: AbortOptions) => Promise<RepairProgress>
-  /** Drain this host, then resolve `left`. */
-  leave: (opts?: AbortOptions) => Promise<{ passes: number, progress: RepairProgress }>
+  /** Drain this host, then resolve `left` (after graceMs, when given). */
+  leave: (opts?: AbortOptions & { graceMs?: number }) => Promise<{ passes: number, progress: RepairProgress }>
   commands: Commands
   stop: () => Promise<void>
 }
@@ -83,9 +89,10 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     membership.expire()
     return await repairer.pass({ ...opts, all: true })
   }
-  const leave = async (opts?: AbortOptions): Promise<{ passes: number, progress: RepairProgress }> => {
+  const leave = async (opts?: AbortOptions & { graceMs?: number }): Promise<{ passes: number, progress: RepairProgress }> => {
     const r = await drain({ self: c.host.peerId, repairer, membership }, opts)
-    markLeft()
+    if (opts?.graceMs === undefined) markLeft()
+    else setTimeout(markLeft, opts.graceMs)
     return r
   }
   return {
@@ -99,7 +106,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     leave,
     commands: {
       heal: async () => await heal(),
-      leave: async () => await leave(),
+      leave: async () => await leave({ graceMs: LEAVE_REPLY_GRACE_MS }),
       'repair.progress': async () => repairer.progress(),
       scrub: async () => await scrubber.scrub(),
       gc: async () => await collector.collect()
