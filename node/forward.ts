@@ -108,11 +108,31 @@ export interface Forwarder {
   /** The relay `place` would pick among these peers. */
   pickRelay: (candidates: string[]) => string | undefined
   stats: () => ForwardStats
+  /**
+   * Whether this host should not serve fragment `cid` to `peer` now: a relay is placing the
+   * fragment's chunk and will deliver it to `peer` (its target or a pinning host). A pinning
+   * host catching up on its own would otherwise pull it from the writer's thin uplink, once
+   * per pinner, besides the one upload to the relay. Readers and the relay are served.
+   */
+  withholds: (cid: CID, peer: string) => boolean
 }
 
 export function createForwarder (c: ForwardComponents): Forwarder {
   const self = c.host.peerId
   const busy = new Map<string, number>()
+  /** fragment CID -> peers a relay in progress will deliver it to -> placements counting it. */
+  const withheld = new Map<string, Map<string, number>>()
+  const hold = (cid: CID, peers: string[], delta: 1 | -1): void => {
+    const key = cid.toString()
+    const m = withheld.get(key) ?? new Map<string, number>()
+    for (const p of peers) {
+      const n = (m.get(p) ?? 0) + delta
+      if (n > 0) m.set(p, n)
+      else m.delete(p)
+    }
+    if (m.size > 0) withheld.set(key, m)
+    else withheld.delete(key)
+  }
   const stats: ForwardStats = { sent: 0, relayed: 0, failed: 0 }
   let relaying = 0
   let shutdown = new AbortController()
@@ -139,6 +159,8 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     if (relay === undefined) return
     const signal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
     busy.set(relay, (busy.get(relay) ?? 0) + 1)
+    const recipients = ref.fragments.map((_, j) => [...new Set([perFragment[j], ...(j < ref.k ? pinners : [])])].filter(p => p !== relay && p !== self))
+    ref.fragments.forEach((f, j) => { hold(f, recipients[j], 1) })
     let stream: Stream | undefined
     try {
       stream = await c.host.newStream(relay, PLACE_PROTOCOL, { signal })
@@ -163,6 +185,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       stream?.abort(err instanceof Error ? err : new Error(String(err)))
       throw err
     } finally {
+      ref.fragments.forEach((f, j) => { hold(f, recipients[j], -1) })
       busy.set(relay, (busy.get(relay) ?? 1) - 1)
       if (busy.get(relay) === 0) busy.delete(relay)
     }
@@ -243,7 +266,8 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     },
     place,
     pickRelay,
-    stats: () => ({ ...stats })
+    stats: () => ({ ...stats }),
+    withholds: (cid, peer) => withheld.get(cid.toString())?.has(peer) === true
   }
 }
 

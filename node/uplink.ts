@@ -56,11 +56,23 @@ export interface UplinkEstimate { bytesPerSecond: number, source: 'configured' |
 export class UplinkBook {
   private readonly configured = new Map<string, number>()
   private readonly measured = new Map<string, number>()
+  /**
+   * Every known uplink (bytes/s; configured wins over measured), kept current as the book
+   * learns: the swarm reads it at push time to plan who forwards (SwarmInit.uplink).
+   */
+  readonly rates = new Map<string, number>()
+
+  private update (peer: string): void {
+    const e = this.get(peer)
+    if (e === undefined) this.rates.delete(peer)
+    else this.rates.set(peer, e.bytesPerSecond)
+  }
 
   /** A peer's own statement of its uplink (bytes/s). Ignored unless a sane number. */
   configure (peer: string, bytesPerSecond: number): void {
     if (Number.isFinite(bytesPerSecond) && bytesPerSecond >= 1 && bytesPerSecond <= MAX_RATE_BYTES_PER_SECOND) {
       this.configured.set(peer, bytesPerSecond)
+      this.update(peer)
     }
   }
 
@@ -70,6 +82,7 @@ export class UplinkBook {
     const rate = Math.min(MAX_RATE_BYTES_PER_SECOND, bytes / ms * 1000)
     const old = this.measured.get(peer)
     this.measured.set(peer, old === undefined ? rate : old + MEASURE_WEIGHT * (rate - old))
+    this.update(peer)
   }
 
   get (peer: string): UplinkEstimate | undefined {
@@ -82,13 +95,12 @@ export class UplinkBook {
   forget (peer: string): void {
     this.configured.delete(peer)
     this.measured.delete(peer)
+    this.rates.delete(peer)
   }
 
   /** Every known uplink, for status and the swarm's forwarding plan. */
   snapshot (): Map<string, number> {
-    const out = new Map<string, number>()
-    for (const peer of new Set([...this.measured.keys(), ...this.configured.keys()])) out.set(peer, this.get(peer)!.bytesPerSecond)
-    return out
+    return new Map(this.rates)
   }
 }
 
