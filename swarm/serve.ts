@@ -22,7 +22,11 @@ import { matches } from './verify.ts'
 /** Most wants one peer may have queued with us, over all its streams. */
 export const MAX_WANTS_PER_PEER = 1024
 
-export interface BlockSource { has: (cid: CID) => Promise<boolean>, get: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array> }
+/**
+ * Local blocks. `has` is told the asking peer when a block would be sent to it, so the host may
+ * decline to serve that peer (it is answered DONT_HAVE); have-only queries are answered truthfully.
+ */
+export interface BlockSource { has: (cid: CID, peer?: string) => Promise<boolean>, get: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array> }
 export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions) => Promise<void> }
 
 export interface ServeContext {
@@ -142,7 +146,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   /** The local block, if held and intact (nothing unverified is served). */
   async function read (cid: CID): Promise<Uint8Array | undefined> {
     try {
-      if (!await ctx.blocks.has(cid)) return undefined
+      if (!await ctx.blocks.has(cid, peer)) return undefined
       const bytes = await ctx.blocks.get(cid, { signal: ctx.signal })
       return matches(cid, bytes) ? bytes : undefined
     } catch {
