@@ -120,7 +120,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       sink: { put: async (cid, bytes) => { await store.put(cid, bytes); host.provide(cid).catch(() => {}) } },
       uplinks: uplinks.book
     })
-    const swarm = createSwarm({ maxUploadBytesPerSecond: opts.maxUpload, maxDownloadBytesPerSecond: opts.maxDownload })({
+    const swarm = createSwarm({ maxUploadBytesPerSecond: opts.maxUpload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
         await host.handle(protocol, (stream, peer) => { handler(stream, { remotePeer: { toString: () => peer } }) }, o)
@@ -128,7 +128,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       unhandle: async protocol => { await host.unhandle(protocol) },
       dialProtocol: async (peer, protocol, o) => await host.newStream(peer, protocol, o),
       hangUp: async peer => { await host.hangUp(peer) },
-      blocks: { has: async cid => await store.has(cid), get: async cid => await store.get(cid) },
+      // fragments a relay is delivering to a peer are not also served to it from here (forward.ts)
+      blocks: { has: async (cid, peer) => (peer === undefined || !forwarder.withholds(cid, peer)) && await store.has(cid), get: async cid => await store.get(cid) },
       sink: {
         put: async (cid, bytes) => {
           await store.put(cid, bytes)
