@@ -195,11 +195,15 @@ export function createForwarder (c: ForwardComponents): Forwarder {
   const relay = async (stream: Stream, writer: string): Promise<void> => {
     const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(RELAY_TIMEOUT_MS)])
     const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
+    // replies are written in order; the chain itself never rejects (a fire-and-forget ACK whose
+    // stream went away must not become an unhandled rejection that takes the host down)
     let writing = Promise.resolve()
-    const send = (reply: PlaceReply): Promise<void> => {
-      writing = writing.then(async () => { await lp.write(dagCbor.encode(reply), { signal }) })
-      return writing
+    const send = async (reply: PlaceReply): Promise<void> => {
+      const next = writing.then(async () => { await lp.write(dagCbor.encode(reply), { signal }) })
+      writing = next.catch(() => {})
+      await next
     }
+    const post = (reply: PlaceReply): void => { send(reply).catch(() => {}) }
     let counted = false
     try {
       const req = decodeRequest((await lp.read({ signal })).subarray())
@@ -223,7 +227,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       for (let j = 0; j < blocks.length; j++) {
         if (!holders(j).includes(self)) continue
         await c.sink.put(blocks[j].cid, blocks[j].bytes, { signal })
-        void send({ t: 'ack', i: j, holder: self })
+        post({ t: 'ack', i: j, holder: self })
       }
       const deliveries = blocks
         .map((b, j) => ({ cid: b.cid, bytes: b.bytes, to: holders(j).filter(p => p !== self && p !== writer) }))
@@ -232,7 +236,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       await c.swarm.push(deliveries, {
         signal,
         onAck: (cid, peer) => {
-          req.fragments.forEach((f, j) => { if (holders(j).includes(peer) && f.equals(cid)) void send({ t: 'ack', i: j, holder: peer }) })
+          req.fragments.forEach((f, j) => { if (holders(j).includes(peer) && f.equals(cid)) post({ t: 'ack', i: j, holder: peer }) })
         }
       })
       // what this relay uploaded itself: the first hop of each delivery (the swarm chains the rest)
