@@ -246,6 +246,11 @@ async function run (argv: string[]): Promise<number> {
 }
 
 async function up (dir: string, p: Parsed): Promise<number> {
+  // a background task that fails without a handler is a bug to report, not a reason to take a
+  // storage host (and everything it serves) down: log it on one line and keep serving
+  process.on('unhandledRejection', (err: any) => {
+    process.stderr.write(`darkfs: internal error (host keeps running): ${String(err?.stack ?? err).split('\n').slice(0, 3).join(' | ')}\n`)
+  })
   const { startDaemon } = await import('./daemon.ts')
   const { parseRate } = await import('./uplink.ts')
   const rate = (flag: string): number | undefined => { const v = one(p, flag); return v === undefined ? undefined : parseRate(v) }
