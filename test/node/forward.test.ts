@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { cidOf } from '../../node/store.ts'
+import { encodeChunk } from '../../node/chunks.ts'
 import { PLACE_PROTOCOL, PlaceProtocolError, decodeReply, decodeRequest } from '../../node/forward.ts'
 import { BadRateError, UplinkBook, MIN_MEASURED_BYTES, parseRate } from '../../node/uplink.ts'
 import { Teardown } from '../helpers/tmp.ts'
@@ -33,6 +34,18 @@ describe('UplinkBook', () => {
     assert.deepEqual(book.get('a'), { bytesPerSecond: 5e6, source: 'configured' })
     book.configure('b', Number.NaN)
     assert.equal(book.get('b'), undefined)
+  })
+  it('keeps book.rates (the map the swarm plans with) current as it learns and forgets', () => {
+    const book = new UplinkBook()
+    const rates = book.rates
+    book.observe('a', MIN_MEASURED_BYTES, 1000)
+    assert.equal(rates.get('a'), MIN_MEASURED_BYTES)
+    book.configure('a', 5e6)
+    book.configure('b', 1e6)
+    assert.deepEqual([...rates].sort(), [['a', 5e6], ['b', 1e6]])
+    book.forget('a')
+    assert.deepEqual([...rates], [['b', 1e6]])
+    assert.deepEqual(book.snapshot(), rates)
   })
 })
 
@@ -93,6 +106,30 @@ describe('placement through a relay on six in-process hosts (k=4, m=2)', functio
       h.volume.chunks.dropCache()
       assert.ok(Buffer.from(await h.volume.readFile('/relayed-2.bin')).equals(data))
     }
+  })
+
+  it('pins: content written under a directory four hosts pin reaches them through the relay, the writer uploads about 1x', async () => {
+    const [writer, , ...pinners] = hosts
+    await writer.volume.mkdir('/pinned')
+    for (const h of pinners) {
+      await until(`${h.name} sees /pinned`, async () => await h.volume.stat('/pinned').then(() => true, () => false))
+      await h.pins.pin('/pinned')
+    }
+    await until('the writer knows every pin', async () => {
+      const dir = writer.tree.lookup(writer.tree.root, 'pinned')
+      return dir !== undefined && writer.pins.pinners(dir.inode).length === pinners.length
+    })
+    const data = randomBytes(2 << 20)
+    const before = writer.swarm.stats().bytesSent
+    await writer.volume.replaceFile('/pinned/p.bin', [data], { wait: 'safe' })
+    const { k, m } = writer.network.params()
+    const wanted = [0, 1].flatMap(c => encodeChunk(data.subarray(c << 20, (c + 1) << 20), c << 20, k, m).ref.fragments.slice(0, k))
+    for (const h of pinners) {
+      await until(`${h.name} holds every data fragment`, async () => (await Promise.all(wanted.map(async f => await h.store.has(f)))).every(Boolean), 60_000)
+    }
+    const sent = writer.swarm.stats().bytesSent - before
+    // one upload per pinning host would be (1 + 4)x; the pinners' own catch-up must not pull from the writer either
+    assert.ok(sent < data.byteLength * 1.2, `writer sent ${sent} bytes for ${data.byteLength} (${(sent / data.byteLength).toFixed(3)}x)`)
   })
 
   it('a relay answers a malformed request or a chunk nobody offers with an error, and keeps relaying', async () => {
