@@ -8,7 +8,7 @@
 // member from identify, the DHT and a tiny peer exchange ('/darkfs/peers/1.0.0'), and keeps a
 // connection to every member of a small network (up to FULL_MESH_PEERS). A peer is live while
 // its connection answers pings (libp2p's connection monitor); dropped members are redialled
-// with backoff (libp2p's reconnect queue, for peers tagged keep-alive).
+// with capped, jittered backoff for as long as they stay away (see redial()).
 //
 // A wrong network key is reported as such: libp2p only sees a broken handshake, so the pnet
 // protector is wrapped to check that the first decrypted bytes are multistream-select's header
@@ -64,13 +64,20 @@ export const PEX_DEBOUNCE_MS = 150
 export const PEX_DIAL_CONCURRENCY = 8
 /** Liveness: every connection is pinged this often; a failed ping closes it. */
 export const PING_INTERVAL_MS = 5000
-/** Redials of a dropped member before giving up (until it dials back or is re-learned). */
-export const RECONNECT_RETRIES = 12
-/** First redial delay; each next one is RECONNECT_BACKOFF times longer. */
+/**
+ * First redial delay of a dropped member; each next one is RECONNECT_BACKOFF times longer, up to
+ * RECONNECT_MAX_DELAY_MS. A member is redialled until it is back, is hung up on purpose (it left),
+ * or this host stops: never given up on, since a laptop may be offline for hours (DESIGN.md §6).
+ */
 export const RECONNECT_RETRY_INTERVAL_MS = 500
 export const RECONNECT_BACKOFF = 2
-/** Longest wait between two redials. */
-export const RECONNECT_MAX_DELAY_MS = 30_000
+/** Longest wait between two redials of one member. */
+export const RECONNECT_MAX_DELAY_MS = 60_000
+/**
+ * Each wait is drawn between (1 - RECONNECT_JITTER) and 1 times its backoff delay, so the hosts
+ * that lost a member at the same moment do not all redial it in lockstep.
+ */
+export const RECONNECT_JITTER = 0.25
 /** Most open connections (members plus transient ones). */
 export const MAX_CONNECTIONS = 4 * FULL_MESH_PEERS
 /** closestPeers(): the DHT query part gives up after this; connected peers still answer. */
@@ -312,14 +319,14 @@ export async function createHost (init: HostInit): Promise<Host> {
     redials.set(id, controller)
     void (async () => {
       let delay = RECONNECT_RETRY_INTERVAL_MS
-      for (let attempt = 0; attempt < RECONNECT_RETRIES && !controller.signal.aborted; attempt++) {
-        await sleep(delay, controller.signal)
+      for (let back = false; !back && !controller.signal.aborted;) {
+        await sleep(delay * (1 - RECONNECT_JITTER * Math.random()), controller.signal)
         delay = Math.min(delay * RECONNECT_BACKOFF, RECONNECT_MAX_DELAY_MS)
         if (controller.signal.aborted || libp2p.getConnections(peerIdFromString(id)).length > 0) break
         for (const addr of listenAddrs.get(id) ?? addrs) {
           try {
             await libp2p.dial(multiaddr(addr), { signal: anySignal(controller.signal, AbortSignal.timeout(dialTimeoutMs)) })
-            attempt = RECONNECT_RETRIES
+            back = true
             break
           } catch {
             // down still: next address, then back off
