@@ -28,6 +28,14 @@ export const FILE_SIZE_MAX = 2 ** 50
  * move from a peer can name the old path the mount's kernel cache holds.
  */
 export const SEEN_PATHS_MAX = 65536
+/**
+ * Longest an fsync waits for the placement of a file's chunks on peers (DESIGN.md §5). The
+ * bytes are durable locally before that wait starts; past it, fsync returns and placement
+ * goes on (`darkfs status` shows those chunks as local-only or degraded until it is done).
+ * Below the mount's request deadline (fuse REQUEST_TIMEOUT_MS, 30 s), so a slow network makes
+ * a late placement, not an EIO from fsync.
+ */
+export const SYNC_PLACE_WAIT_MS = 20_000
 
 const ROOT: Caller = { uid: 0, gid: 0 }
 const BLOCK = 4096
@@ -45,6 +53,8 @@ export class Volume implements VolumeApi {
   readonly chunks: ChunkService
   private readonly store?: Store
   private readonly open_ = new Map<InodeId, OpenFile>()
+  /** Inode -> placements of its committed versions still in flight. */
+  private readonly placing = new Map<InodeId, Promise<void>>()
   /** Entry id -> the canonical path it was last resolved at (bounded by SEEN_PATHS_MAX). */
   private readonly seen = new Map<string, string>()
 
@@ -460,10 +470,29 @@ export class Volume implements VolumeApi {
     if (c !== undefined) {
       await this.commit({ type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() })
       f.committed(c)
-      const placing = this.chunks.place(c.refs, { wait, inode: f.inode })
-      if (wait === 'safe') await placing
-      else placing.catch(() => {})
+      this.track(f.inode, this.chunks.place(c.refs, { wait, inode: f.inode }))
     }
+    if (wait === 'safe') await this.placed(f.inode)
+  }
+
+  /** Remember a placement in flight for an inode (fsync waits for every one of them). */
+  private track (inode: InodeId, placing: Promise<void>): void {
+    const all: Promise<void> = Promise.all([this.placing.get(inode), placing.catch(() => {})]).then(() => {
+      if (this.placing.get(inode) === all) this.placing.delete(inode)
+    })
+    this.placing.set(inode, all)
+  }
+
+  /**
+   * Wait until the placements of an inode's committed versions are done, at most
+   * SYNC_PLACE_WAIT_MS: the bytes are durable here already, and placement goes on after.
+   */
+  private async placed (inode: InodeId): Promise<void> {
+    const all = this.placing.get(inode)
+    if (all === undefined) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([all, new Promise<void>(resolve => { timer = setTimeout(resolve, SYNC_PLACE_WAIT_MS) })])
+    clearTimeout(timer)
   }
 
   private release (f: OpenFile): void {
@@ -593,6 +622,7 @@ export class Volume implements VolumeApi {
       inode = (await this.commit(body)).id
     }
     const placing = this.chunks.place(c.refs, { wait: opts.wait ?? 'none', inode })
+    if (inode !== undefined) this.track(inode, placing)
     if (opts.wait === 'safe') await placing
     else placing.catch(() => {})
   }

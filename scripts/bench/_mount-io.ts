@@ -1,21 +1,24 @@
 // The I/O half of scripts/bench/mount.ts, run in a child process: the process that serves a
-// FUSE mount must not do blocking I/O on it. Usage: node _mount-io.ts DIR MIB
+// FUSE mount must not do blocking I/O on it. Usage: node _mount-io.ts DIR MIB [FILES]
 // Prints one JSON object of figures (seconds and rates) for DIR.
 import { openSync, writeSync, readSync, fsyncSync, closeSync, mkdirSync, writeFileSync, unlinkSync, rmSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { writeFile, unlink } from 'node:fs/promises'
 
-const [dir, mibArg] = process.argv.slice(2)
+const [dir, mibArg, filesArg] = process.argv.slice(2)
 const mib = Number(mibArg)
 /** Sequential I/O block. */
 const BLOCK = 1024 * 1024
 /** Random I/O size and count. */
 const SMALL = 4096
 const RANDOM_OPS = 2000
-/** Files in the metadata test, and their size. */
-const FILES = 5000
+/** Files in the metadata test (default 5,000), and their size. */
+const FILES = Number(filesArg ?? 5000)
 const FILE_SIZE = 4096
+/** Concurrent writers in the parallel metadata test (the libuv threadpool is sized to match). */
+const PARALLEL = 8
 
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9
 const out: Record<string, number> = {}
@@ -24,7 +27,11 @@ const big = join(dir, 'seq.bin')
 const block = randomBytes(BLOCK)
 let t = process.hrtime.bigint()
 let fd = openSync(big, 'w')
-for (let i = 0; i < mib; i++) writeSync(fd, block, 0, BLOCK, i * BLOCK)
+for (let i = 0; i < mib; i++) {
+  // every block distinct: equal chunks would be stored (and placed) once
+  block.writeUInt32LE(i, 0)
+  writeSync(fd, block, 0, BLOCK, i * BLOCK)
+}
 fsyncSync(fd)
 closeSync(fd)
 out['seq.write.MiBps'] = mib / seconds(t)
@@ -67,5 +74,23 @@ t = process.hrtime.bigint()
 for (let i = 0; i < FILES; i++) unlinkSync(join(many, `f${i}`))
 out[`delete${FILES}.s`] = seconds(t)
 rmSync(many, { recursive: true })
+
+// the same with PARALLEL writers at once (async calls from this process, which serves no mount):
+// commits from concurrent requests should share the op log's fsyncs
+const manyP = join(dir, 'many-parallel')
+mkdirSync(manyP)
+const each = async (fn: (i: number) => Promise<void>): Promise<void> => {
+  let next = 0
+  await Promise.all(Array.from({ length: PARALLEL }, async () => {
+    while (next < FILES) await fn(next++)
+  }))
+}
+t = process.hrtime.bigint()
+await each(async i => { await writeFile(join(manyP, `f${i}`), content) })
+out[`create${FILES}.parallel${PARALLEL}.s`] = seconds(t)
+t = process.hrtime.bigint()
+await each(async i => { await unlink(join(manyP, `f${i}`)) })
+out[`delete${FILES}.parallel${PARALLEL}.s`] = seconds(t)
+rmSync(manyP, { recursive: true })
 
 process.stdout.write(JSON.stringify(out) + '\n')

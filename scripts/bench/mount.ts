@@ -1,6 +1,7 @@
 // Benchmark of the FUSE mount against the local disk, in the same run: sequential write and
 // read in 1 MiB blocks (DARKFS_BENCH_MOUNT_MIB, default 1024), random 4 KiB reads and writes,
-// and create / ls -l / delete of 5,000 files of 4 KiB in one directory. The mount serves the
+// and create / ls -l / delete of 5,000 files of 4 KiB in one directory, serially and by 8
+// writers at once (whose commits share the op log's fsyncs). The mount serves the
 // real Volume in a temp data dir when node/index.ts exports it, else the in-memory test
 // volume (then reported as `mount.volume: memory`). The I/O runs in a child process
 // (_mount-io.ts): this process serves the mount and must not block on it.
@@ -20,8 +21,9 @@ const DEFAULT_MIB = 1024
 /** Cap for the in-memory run (it holds the file in RAM). */
 const MEMORY_MIB_MAX = 256
 
-async function io (dir: string, mib: number): Promise<Record<string, number>> {
-  const { stdout } = await exec(process.execPath, [join(here, '_mount-io.ts'), dir, String(mib)], { maxBuffer: 1 << 20 })
+/** Run the workloads of _mount-io.ts on `dir` in a child process; its figures. */
+export async function io (dir: string, mib: number, files = 5000): Promise<Record<string, number>> {
+  const { stdout } = await exec(process.execPath, [join(here, '_mount-io.ts'), dir, String(mib), String(files)], { maxBuffer: 1 << 20, env: { ...process.env, UV_THREADPOOL_SIZE: '16' } })
   return JSON.parse(stdout)
 }
 
