@@ -9,6 +9,7 @@ import { BlockUnavailableError } from '../../node/errors.ts'
 import { CHUNK_SIZE } from '../../node/chunks.ts'
 import type { ChunkRef } from '../../node/chunks.ts'
 import { PIN_XATTR_PREFIX } from '../../node/pins.ts'
+import { plan } from '../../node/survey.ts'
 import { startCluster, until } from '../helpers/cluster.ts'
 import type { ClusterHost } from '../helpers/cluster.ts'
 import { Teardown } from '../helpers/tmp.ts'
@@ -152,5 +153,41 @@ describe('offline mode: a host cut off from its peers', function () {
     await until('a sees the unpin', () => !a.pins.pinners(inode).includes(c.host.peerId))
     await assert.rejects(c.pins.unpin('/pinned'), /not pinned/)
     assert.deepEqual(Buffer.from(await c.volume.readFile('/pinned/sub/p.bin')), data.get('/pinned/p.bin'))
+  })
+
+  it('after pins.unpin(dir), repair passes drop the copies this host is not a placement target of', async () => {
+    const refs = [...await chunksOf(c, '/pinned/sub/p.bin'), ...await chunksOf(c, '/pinned/late.bin')]
+    // the pin kept a full copy here
+    assert.ok(await holdsAll(c, refs), 'c still holds every pinned chunk right after unpin')
+    const self = c.host.peerId
+    /** Fragments c holds although the placement does not want them on c. */
+    const foreign = async (): Promise<string[]> => {
+      const members = c.keep.membership.members()
+      const live = new Set(c.keep.membership.live())
+      const out: string[] = []
+      for (const ref of refs) {
+        const p = plan(ref, new Map(), members, live, self)
+        for (const [j, f] of ref.fragments.entries()) {
+          const wanted = ref.fragments.some((g, i) => g.equals(f) && p.want[i].includes(self))
+          if (!wanted && await c.store.has(f)) out.push(`${ref.cid!.toString()}#${j}`)
+        }
+      }
+      return out
+    }
+    // k=2, m=1 on three hosts: c is the target of one fragment of a chunk and holds its k data fragments
+    assert.ok((await foreign()).length > 0, 'the pin kept copies beyond c\'s own targets')
+    let passes = 0
+    await until('no foreign copy of the once-pinned files is left on c', async () => {
+      passes++
+      await c.keep.repairer.pass({ all: true })
+      return (await foreign()).length === 0
+    }, 30_000)
+    assert.ok(passes >= 1)
+    // nothing is lost: every chunk still has its copies on its targets, and reads go on
+    c.volume.chunks.dropCache()
+    assert.deepEqual(Buffer.from(await c.volume.readFile('/pinned/sub/p.bin')), data.get('/pinned/p.bin'))
+    const s = await c.keep.status()
+    assert.equal(s.lost, 0)
+    assert.equal(s.localOnly, 0)
   })
 })
