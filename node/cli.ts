@@ -13,7 +13,7 @@ const USAGE = `usage:
   darkfs up     [--data DIR] [--listen MULTIADDR]... [--join MULTIADDR]... [--announce MULTIADDR]...
                 [--allow-from CIDR]... [--mount DIR] [--init-if-needed]
                 [--max-upload RATE] [--max-download RATE] [--uplink RATE]   (RATE: 1mbit, 500kbit, 2MiB)
-  darkfs up ... [--failure-timeout SECONDS]
+  darkfs up ... [--failure-timeout SECONDS] [--redundancy N]
   darkfs [--data DIR] heal | leave
   darkfs [--data DIR] peers [--json] | status [--json]
   darkfs [--data DIR] put LOCAL PATH | get PATH LOCAL | cat PATH | ls [-l] PATH | stat [--json] PATH
@@ -23,7 +23,7 @@ const USAGE = `usage:
 
 interface Parsed { cmd: string, args: string[], flags: Map<string, string[]>, bools: Set<string> }
 
-const VALUED = new Set(['--failure-timeout', '--data', '--listen', '--join', '--announce', '--allow-from', '--mount', '--network-key', '--max-upload', '--max-download', '--uplink'])
+const VALUED = new Set(['--failure-timeout', '--redundancy', '--data', '--listen', '--join', '--announce', '--allow-from', '--mount', '--network-key', '--max-upload', '--max-download', '--uplink'])
 
 export function parse (argv: string[]): Parsed {
   const flags = new Map<string, string[]>()
@@ -255,6 +255,7 @@ async function up (dir: string, p: Parsed): Promise<number> {
   const { parseRate } = await import('./uplink.ts')
   const rate = (flag: string): number | undefined => { const v = one(p, flag); return v === undefined ? undefined : parseRate(v) }
   const { parseFailureTimeout } = await import('./keep-cli.ts')
+  const { parseRedundancy } = await import('./redundancy-cli.ts')
   const daemon = await startDaemon({
     dir,
     keep: { failureTimeoutMs: parseFailureTimeout(one(p, '--failure-timeout')) },
@@ -264,7 +265,8 @@ async function up (dir: string, p: Parsed): Promise<number> {
     allowFrom: p.flags.get('--allow-from'),
     maxUpload: rate('--max-upload'),
     maxDownload: rate('--max-download'),
-    uplink: rate('--uplink')
+    uplink: rate('--uplink'),
+    redundancy: parseRedundancy(one(p, '--redundancy'))
   })
   const closers: Array<() => Promise<void>> = [daemon.close]
   for (const a of daemon.host.addresses()) out(`listening ${a}`)
