@@ -19,7 +19,6 @@ import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { memory } from '@libp2p/memory'
 import { preSharedKey } from '@libp2p/pnet'
-import { createRequire } from 'node:module'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
@@ -460,11 +459,14 @@ export async function createHost (init: HostInit): Promise<Host> {
  */
 export const PNET_XOR_SLICE_BYTES = 256 * 1024
 
-function boundPnetCipher (): void {
-  const req = createRequire(createRequire(import.meta.url).resolve('@libp2p/pnet'))
-  const XSalsa20 = req('xsalsa20')
-  const proto = XSalsa20.prototype
-  if (proto.__darkfsSliced === true) return
+/**
+ * Patch the cipher class once, from the first protected connection's cipher object (found on
+ * the connection rather than by module resolution, so it also works inside the single binary).
+ */
+function boundPnetCipher (conn: unknown): void {
+  const xor = (conn as any)?.outboundXor
+  const proto = xor !== undefined && xor !== null ? Object.getPrototypeOf(xor) : undefined
+  if (proto === undefined || proto === null || typeof proto.update !== 'function' || proto.__darkfsSliced === true) return
   const update = proto.update
   proto.update = function (input: Uint8Array, output?: Uint8Array): Uint8Array {
     if (input.byteLength <= PNET_XOR_SLICE_BYTES) return update.call(this, input, output)
@@ -477,7 +479,6 @@ function boundPnetCipher (): void {
   }
   proto.__darkfsSliced = true
 }
-boundPnetCipher()
 
 /** What every libp2p peer sends first after pnet: multistream-select's header. */
 const MSS_HEADER = new Uint8Array([19, ...new TextEncoder().encode('/multistream/1.0.0\n')])
@@ -495,6 +496,7 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
         let protectedConn: MessageStream
         try {
           protectedConn = await inner.protect(connection, { ...options, signal })
+          boundPnetCipher(protectedConn)
         } catch (err: any) {
           if (options?.signal?.aborted === true && !deadline.aborted) throw err
           const reason = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'

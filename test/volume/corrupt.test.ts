@@ -5,15 +5,20 @@ import { join } from 'node:path'
 import { Volume } from 'darkfs'
 import { Teardown, tempDir } from '../helpers/tmp.ts'
 
-/** Flip one byte in every stored block file whose size is `size` (the chunk's fragments). */
+/** Files already corrupted (flipping one twice would repair it). */
+const flipped = new Set<string>()
+
+/** Flip one byte in up to `limit` stored block files that `pick` accepts by size. */
 async function corruptBlocks (dir: string, pick: (size: number) => boolean, limit = Infinity): Promise<number> {
   let n = 0
   const root = join(dir, 'store', 'blocks')
   for (const d of await readdir(root)) {
     for (const f of await readdir(join(root, d))) {
       const p = join(root, d, f)
+      if (flipped.has(p)) continue
       const bytes = await readFile(p)
       if (!pick(bytes.byteLength) || n >= limit) continue
+      flipped.add(p)
       bytes[bytes.byteLength >> 1] ^= 0xff
       await writeFile(p, bytes)
       n++
