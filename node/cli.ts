@@ -251,6 +251,15 @@ async function up (dir: string, p: Parsed): Promise<number> {
   process.on('unhandledRejection', (err: any) => {
     process.stderr.write(`darkfs: internal error (host keeps running): ${String(err?.stack ?? err).split('\n').slice(0, 3).join(' | ')}\n`)
   })
+  // yamux opens an outbound stream with a write queued as a microtask; when the connection has
+  // closed meanwhile (a saturated thin uplink), that write throws StreamStateError outside any
+  // promise and would kill the host: only that connection is lost (forward.ts: isStreamRace)
+  const { isStreamRace } = await import('./forward.ts')
+  process.on('uncaughtException', (err: any) => {
+    if (isStreamRace(err)) { process.stderr.write(`darkfs: connection closed under a new stream (host keeps running): ${String(err?.message)}\n`); return }
+    process.stderr.write(`${String(err?.stack ?? err)}\n`)
+    process.exit(1)
+  })
   const { startDaemon } = await import('./daemon.ts')
   const { parseRate } = await import('./uplink.ts')
   const rate = (flag: string): number | undefined => { const v = one(p, flag); return v === undefined ? undefined : parseRate(v) }

@@ -303,3 +303,13 @@ export function decodeReply (bytes: Uint8Array, n: number): PlaceReply {
   if (r?.t === 'error' && typeof r.name === 'string' && typeof r.message === 'string') return { t: 'error', name: r.name.slice(0, 100), message: r.message.slice(0, 1000) }
   throw new PlaceProtocolError('malformed place reply')
 }
+
+/**
+ * Whether an uncaught exception is libp2p's write on a connection that closed while a stream
+ * was being opened on it (yamux queues the stream's first frame as a microtask, outside any
+ * promise): it costs that connection only, so a host logs it and keeps running.
+ */
+export function isStreamRace (err: unknown): boolean {
+  const e = err as { name?: unknown, stack?: unknown } | null
+  return e?.name === 'StreamStateError' && typeof e.stack === 'string' && e.stack.includes('libp2p-yamux')
+}
