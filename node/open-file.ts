@@ -105,9 +105,11 @@ export class OpenFile {
   private async assemble (i: number): Promise<Uint8Array> {
     const len = Math.max(0, Math.min(CHUNK_SIZE, this.size - i * CHUNK_SIZE))
     const out = new Uint8Array(len)
+    // taken before the await: a write meanwhile may move the patches into a buffer
+    const patches = this.patches.get(i) ?? []
     const src = await this.source(i)
     if (src !== undefined) out.set(src)
-    for (const p of this.patches.get(i) ?? []) {
+    for (const p of patches) {
       if (p.at < len) out.set(p.bytes.subarray(0, len - p.at), p.at)
     }
     return out
@@ -136,7 +138,8 @@ export class OpenFile {
     const out = new Uint8Array(end - position)
     for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
       const start = i * CHUNK_SIZE
-      const bytes = this.dirty.get(i) ?? (this.patches.has(i) ? await this.materialize(i) : await this.source(i))
+      // reads run beside serialised writes: they assemble a copy and change no state
+      const bytes = this.dirty.get(i) ?? (this.patches.has(i) ? await this.assemble(i) : await this.source(i))
       if (bytes === undefined) continue
       const from = Math.max(position, start)
       const to = Math.min(end, start + bytes.byteLength)

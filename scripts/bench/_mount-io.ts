@@ -1,6 +1,7 @@
 // The I/O half of scripts/bench/mount.ts, run in a child process: the process that serves a
 // FUSE mount must not do blocking I/O on it. Usage: node _mount-io.ts DIR MIB [FILES]
-// Prints one JSON object of figures (seconds and rates) for DIR.
+// Prints one JSON object of figures (seconds and rates) for DIR. Write rates include the final
+// fsync (on darkfs: commit and placement on peers); `*.fsync.s` is that fsync alone.
 import { openSync, writeSync, readSync, fsyncSync, closeSync, mkdirSync, writeFileSync, unlinkSync, rmSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
@@ -32,7 +33,9 @@ for (let i = 0; i < mib; i++) {
   block.writeUInt32LE(i, 0)
   writeSync(fd, block, 0, BLOCK, i * BLOCK)
 }
+let f = process.hrtime.bigint()
 fsyncSync(fd)
+out['seq.fsync.s'] = seconds(f)
 closeSync(fd)
 out['seq.write.MiBps'] = mib / seconds(t)
 
@@ -56,7 +59,9 @@ for (let i = 0; i < RANDOM_OPS; i++) readSync(fd, small, 0, SMALL, Math.floor(Ma
 out['rand4k.read.iops'] = RANDOM_OPS / seconds(t)
 t = process.hrtime.bigint()
 for (let i = 0; i < RANDOM_OPS; i++) writeSync(fd, small, 0, SMALL, Math.floor(Math.random() * blocks) * SMALL)
+f = process.hrtime.bigint()
 fsyncSync(fd)
+out['rand4k.fsync.s'] = seconds(f)
 out['rand4k.write.iops'] = RANDOM_OPS / seconds(t)
 closeSync(fd)
 unlinkSync(big)

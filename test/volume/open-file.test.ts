@@ -110,6 +110,29 @@ describe('open files (node/open-file.ts) on the real Volume', function () {
     assert.deepEqual(await vol.readFile('/p'), model.buf)
   })
 
+  it('fh.write and fh.read at once through two handles: no write is lost', async () => {
+    await vol.writeFile('/c', bytes(2 * MiB, 9))
+    const model = new Model()
+    model.write(bytes(2 * MiB, 9), 0)
+    const w = await vol.open('/c', 'r+')
+    const r = await vol.open('/c', 'r')
+    const pending: Array<Promise<unknown>> = []
+    for (let i = 0; i < PATCHES_PER_CHUNK_MAX * 2; i++) {
+      const data = bytes(64, i)
+      const pos = (i * 4099) % (2 * MiB - 64)
+      model.write(data, pos)
+      pending.push(w.write(data, 0, 64, pos))
+      if (i % 7 === 0) pending.push(r.read(new Uint8Array(4096), 0, 4096, pos))
+    }
+    await Promise.all(pending)
+    const out = new Uint8Array(2 * MiB)
+    await r.read(out, 0, 2 * MiB, 0)
+    assert.ok(Buffer.from(out).equals(Buffer.from(model.buf)))
+    await w.close()
+    await r.close()
+    assert.ok(Buffer.from(await vol.readFile('/c')).equals(Buffer.from(model.buf)))
+  })
+
   it(`fh.write: unaligned writes past the ${OPEN_FILE_BUFFER_BYTES >> 20} MiB buffer spill, and the file reads back whole`, async () => {
     const total = (OPEN_FILE_BUFFER_BYTES >> 20) + 8
     const model = new Model()
