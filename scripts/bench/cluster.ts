@@ -1,11 +1,10 @@
 // Five hosts on loopback TCP (pnet, noise, yamux, kad-dht, swarm), in one process: put of a
 // large file on one host (waiting until placement is safe) and cold get on another.
 // DARKFS_BENCH_MIB sets the size (default 256).
-import { randomBytes, randomFillSync } from 'node:crypto'
+import { MiB, randomPieces, readThrough } from './_stream.ts'
 import { Teardown } from '../../test/helpers/tmp.ts'
 import { startCluster, until } from '../../test/helpers/cluster.ts'
 
-const MiB = 1 << 20
 const HOSTS = 5
 
 export async function run (): Promise<Record<string, number>> {
@@ -14,29 +13,17 @@ export async function run (): Promise<Record<string, number>> {
   try {
     const hosts = await startCluster(t, HOSTS, { transport: 'tcp' })
     await until('full mesh', () => hosts.every(h => h.host.peers().length === HOSTS - 1), 30_000)
-    const piece = randomBytes(MiB)
-    const pieces = function * (): Generator<Uint8Array> {
-      for (let i = 0; i < size; i++) { randomFillSync(piece); yield piece }
-    }
     const writer = hosts[0]
     const sentBefore = writer.swarm.stats().bytesSent
     let t0 = performance.now()
-    await writer.volume.replaceFile('/big.bin', pieces(), { wait: 'safe' })
+    await writer.volume.replaceFile('/big.bin', randomPieces(size), { wait: 'safe' })
     const putS = (performance.now() - t0) / 1000
     const sent = writer.swarm.stats().bytesSent - sentBefore
     const reader = hosts[3]
     await until('the reader sees the file', async () => { try { await reader.volume.stat('/big.bin'); return true } catch { return false } }, 30_000)
     reader.volume.chunks.dropCache()
     t0 = performance.now()
-    const fh = await reader.volume.open('/big.bin', 'r')
-    const buf = new Uint8Array(MiB)
-    let pos = 0
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, MiB, pos)
-      if (bytesRead === 0) break
-      pos += bytesRead
-    }
-    await fh.close()
+    const pos = await readThrough(reader.volume, '/big.bin')
     const getS = (performance.now() - t0) / 1000
     if (pos !== size * MiB) throw new Error(`read ${pos} of ${size * MiB} bytes`)
     const { k, m } = writer.volume.chunks.params()
