@@ -5,7 +5,7 @@
 import type { AbortOptions, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { Channel } from './channel.ts'
-import { PeerGoneError, ProtocolError, SwarmStoppedError, WrongBlockError } from './errors.ts'
+import { MessageTooLargeError, PeerGoneError, ProtocolError, SwarmStoppedError, WrongBlockError } from './errors.ts'
 import type { PeerBook } from './peers.ts'
 import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PUSH, WANT } from './protocol.ts'
 import type { Hop, Message } from './protocol.ts'
@@ -234,7 +234,7 @@ export class Client {
   private onClose (which: Promise<Channel>, err?: Error): void {
     if (this.channel !== which) return
     this.channel = undefined
-    if (err instanceof WrongBlockError || err instanceof ProtocolError) this.init.misbehaved(this.peer, err)
+    if (err instanceof WrongBlockError || err instanceof ProtocolError || err instanceof MessageTooLargeError) this.init.misbehaved(this.peer, err)
     this.fail(err instanceof WrongBlockError ? err : new PeerGoneError(this.peer, err?.message ?? 'stream closed'))
   }
 

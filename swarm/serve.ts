@@ -10,7 +10,7 @@ import type { AbortOptions, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { Channel } from './channel.ts'
 import { MAX_PUSHES_IN_FLIGHT_PER_PEER } from './client.ts'
-import { ProtocolError, TooManyRequestsError, WrongBlockError } from './errors.ts'
+import { MessageTooLargeError, ProtocolError, TooManyRequestsError, WrongBlockError } from './errors.ts'
 import type { Route } from './plan.ts'
 import type { DeliverOptions } from './push.ts'
 import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, PUSH, WANT } from './protocol.ts'
@@ -75,7 +75,8 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   function onClose (err?: Error): void {
     count(-queue.size)
     queue.clear()
-    if (err instanceof ProtocolError || err instanceof WrongBlockError || err instanceof TooManyRequestsError) ctx.misbehaved(peer, err)
+    // a frame announcing more than MAX_MESSAGE_BYTES is no honest host's: it is misbehaving too
+    if (err instanceof ProtocolError || err instanceof MessageTooLargeError || err instanceof WrongBlockError || err instanceof TooManyRequestsError) ctx.misbehaved(peer, err)
   }
 
   function onMessage (msg: Message): void | Promise<void> {

@@ -23,7 +23,7 @@ import { startCluster, until } from '../helpers/cluster.ts'
 import type { ClusterHost } from '../helpers/cluster.ts'
 import { Teardown } from '../helpers/tmp.ts'
 import { rogueHost, sendAll, lp } from '../helpers/rogue.ts'
-import type { Rogue } from '../helpers/rogue.ts'
+import type { Rogue, StreamEnd } from '../helpers/rogue.ts'
 
 /** Heap growth over the whole attack that counts as "bounded" (generous: GC timing varies). */
 const HEAP_GROWTH_BOUND_BYTES = 192 * 1024 * 1024
@@ -59,12 +59,17 @@ describe('a rogue host with the network key', function () {
 
   async function rogueAt (h: ClusterHost): Promise<Rogue> {
     const r = await rogueHost(t, { networkKey: key })
+    await reconnect(r, h)
+    return r
+  }
+
+  async function reconnect (r: Rogue, h: ClusterHost): Promise<void> {
     // libp2p admits INBOUND_CONNECTION_THRESHOLD (5) new connections per second per IP, and
     // every rogue here comes from 127.0.0.1: a refused dial waits out the second and retries
     for (let attempt = 0; ; attempt++) {
       try {
         await r.connect(h.address)
-        return r
+        return
       } catch (err) {
         if (attempt >= 10) throw err
         await new Promise(resolve => setTimeout(resolve, 1100))
@@ -99,11 +104,23 @@ describe('a rogue host with the network key', function () {
     })
   }
 
-  it('swarm: an oversized frame length closes the stream before anything is buffered', async () => {
-    const r = await rogueAt(hosts[0])
-    const s = await r.stream(hosts[0].host.peerId, SWARM_PROTOCOL)
-    const { end } = await sendAll(s, [lp(new Uint8Array(16), 200 * 1024 * 1024)])
+  it('swarm: an oversized frame length closes the stream before anything is buffered, bans and drops the rogue', async () => {
+    const target = hosts[0]
+    const r = await rogueAt(target)
+    const s = await r.stream(target.host.peerId, SWARM_PROTOCOL)
+    const { end } = await sendAll(s, [lp(new Uint8Array(16), MAX_MESSAGE_BYTES + 1)])
     assert.equal(end, 'closed')
+    await until('the host hangs up on the rogue', () => !r.connected(target.host.peerId))
+    // banned: back on a fresh connection, a well-formed WANT gets its swarm stream cut at once
+    await reconnect(r, target)
+    let refused: StreamEnd = 'closed'
+    try {
+      const again = await r.stream(target.host.peerId, SWARM_PROTOCOL)
+      refused = (await sendAll(again, [encodeSwarm({ type: WANT, haveOnly: true, cids: [cidOf(Uint8Array.of(1))] }).subarray()], { waitMs: 3000 })).end
+    } catch {
+      // the stream was refused while it opened
+    }
+    assert.equal(refused, 'closed')
   })
 
   it('swarm: a never-ending frame is cut off and the host reads a bounded amount', async () => {
