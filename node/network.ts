@@ -51,6 +51,8 @@ export class ChunkNetwork implements Network {
    * chunk wants it here and no pending chunk still has to send it.
    */
   private readonly keep = new Set<string>()
+  /** Chunks being placed now: a retry (every reconnect) joins the placement in flight. */
+  private readonly placing = new Map<string, Promise<void>>()
 
   constructor (host: Host, swarm: Swarm, store: Store, init: NetworkInit = {}) {
     this.host = host
@@ -111,7 +113,13 @@ export class ChunkNetwork implements Network {
     const queue = [...work]
     await Promise.all(Array.from({ length: Math.min(PLACE_CONCURRENCY, queue.length) }, async () => {
       for (let r = queue.shift(); r !== undefined; r = queue.shift()) {
-        await this.placeOne(r, opts).catch(() => {})
+        const key = r.cid!.toString()
+        let run = this.placing.get(key)
+        if (run === undefined) {
+          run = this.placeOne(r, opts).catch(() => {}).finally(() => { this.placing.delete(key) })
+          this.placing.set(key, run)
+        }
+        await run
       }
     }))
   }
@@ -144,7 +152,8 @@ export class ChunkNetwork implements Network {
       // through a relay first; whatever it could not place is pushed directly below
       const missing = ref.fragments.some((_, j) => [targets[j % targets.length], ...(j < ref.k ? pinners : [])].some(p => p !== self && !held[j].has(p)))
       if (this.forward !== undefined && missing) {
-        await this.forward.place(ref, targets, { signal, pinners, onAck: (j, p) => { held[j].add(p) } }).catch(() => {})
+        // the relay's own time bounds start once the writer's upload is free for it (forward.ts)
+        await this.forward.place(ref, targets, { signal: opts.signal, pinners, onAck: (j, p) => { held[j].add(p) } }).catch(() => {})
       }
       for (let j = 0; j < n; j++) {
         const target = targets[j % targets.length]
@@ -156,7 +165,7 @@ export class ChunkNetwork implements Network {
       }
     }
     if (deliveries.length > 0) {
-      const acks = await this.swarm.push(deliveries, { signal })
+      const acks = await this.swarm.push(deliveries, { signal: this.signal(opts, PLACE_TIMEOUT_MS) })
       for (const d of deliveries) {
         const peers = acks.get(d.cid.toString()) ?? []
         ref.fragments.forEach((f, j) => { if (f.equals(d.cid)) for (const p of peers) held[j].add(p) })
