@@ -38,6 +38,11 @@ export const MAX_PEER_ID_CHARS = 128
 export const MAX_RELAYS_IN_PROGRESS = 8
 /** Time a relay may take over one chunk, pull and forwarding included. */
 export const RELAY_TIMEOUT_MS = 120_000
+/**
+ * Chunks this host has relays working on at once. On a thin uplink every relay in flight
+ * shares it: more at once only makes each chunk take longer (and time out together).
+ */
+export const MAX_OWN_RELAYED_CHUNKS = 4
 
 export class ForwardError extends Error {
   override readonly name: string = 'ForwardError'
@@ -110,7 +115,7 @@ export interface Forwarder {
   stats: () => ForwardStats
   /**
    * Whether this host should not serve fragment `cid` to `peer` now: a relay is placing the
-   * fragment's chunk and will deliver it to `peer` (its target or a pinning host). A pinning
+   * fragment's chunk and will deliver fragments of it to `peer` (a target or a pinning host). A pinning
    * host catching up on its own would otherwise pull it from the writer's thin uplink, once
    * per pinner, besides the one upload to the relay. Readers and the relay are served.
    */
@@ -135,6 +140,22 @@ export function createForwarder (c: ForwardComponents): Forwarder {
   }
   const stats: ForwardStats = { sent: 0, relayed: 0, failed: 0 }
   let relaying = 0
+  let own = 0
+  const waiting: Array<() => void> = []
+  /** A slot for one of this host's chunks to go through a relay (MAX_OWN_RELAYED_CHUNKS). */
+  const acquire = async (signal: AbortSignal): Promise<() => void> => {
+    while (own >= MAX_OWN_RELAYED_CHUNKS) {
+      signal.throwIfAborted()
+      await new Promise<void>((resolve) => {
+        const wake = (): void => { signal.removeEventListener('abort', wake); resolve() }
+        waiting.push(wake)
+        signal.addEventListener('abort', wake, { once: true })
+      })
+    }
+    signal.throwIfAborted()
+    own++
+    return () => { own--; for (const wake of waiting.splice(0)) wake() }
+  }
   let shutdown = new AbortController()
   let running = false
 
@@ -155,17 +176,29 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     const n = ref.fragments.length
     const perFragment = ref.fragments.map((_, j) => targets[j % targets.length])
     const pinners = [...new Set(opts.pinners ?? [])].filter(p => p !== self).slice(0, MAX_PINNERS)
+    const waitSignal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
+    const release = await acquire(waitSignal)
+    try {
+      await placeVia(ref, perFragment, pinners, opts, AbortSignal.any([waitSignal, AbortSignal.timeout(RELAY_TIMEOUT_MS)]))
+    } finally {
+      release()
+    }
+  }
+
+  const placeVia = async (ref: ChunkRef, perFragment: string[], pinners: string[], opts: PlaceViaOptions, signal: AbortSignal): Promise<void> => {
+    const n = ref.fragments.length
     const relay = pickRelay(perFragment)
     if (relay === undefined) return
-    const signal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
     busy.set(relay, (busy.get(relay) ?? 0) + 1)
-    const recipients = ref.fragments.map((_, j) => [...new Set([perFragment[j], ...(j < ref.k ? pinners : [])])].filter(p => p !== relay && p !== self))
-    ref.fragments.forEach((f, j) => { hold(f, recipients[j], 1) })
+    // every fragment of the chunk, to every host the relay delivers to: a pinning host that is
+    // refused a data fragment would otherwise fetch parity from here instead
+    const recipients = [...new Set([...perFragment, ...pinners])].filter(p => p !== relay && p !== self)
+    ref.fragments.forEach(f => { hold(f, recipients, 1) })
     let stream: Stream | undefined
     try {
       stream = await c.host.newStream(relay, PLACE_PROTOCOL, { signal })
       const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
-      const req: PlaceRequest = { chunk: ref.cid, size: ref.size, k: ref.k, m: ref.m, fragments: ref.fragments, targets: perFragment, pinners }
+      const req: PlaceRequest = { chunk: ref.cid!, size: ref.size, k: ref.k, m: ref.m, fragments: ref.fragments, targets: perFragment, pinners }
       await lp.write(dagCbor.encode(req), { signal })
       for (;;) {
         const reply = decodeReply((await lp.read({ signal })).subarray(), n)
@@ -185,7 +218,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       stream?.abort(err instanceof Error ? err : new Error(String(err)))
       throw err
     } finally {
-      ref.fragments.forEach((f, j) => { hold(f, recipients[j], -1) })
+      ref.fragments.forEach(f => { hold(f, recipients, -1) })
       busy.set(relay, (busy.get(relay) ?? 1) - 1)
       if (busy.get(relay) === 0) busy.delete(relay)
     }
