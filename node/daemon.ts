@@ -24,7 +24,7 @@ import { createSync } from './sync.ts'
 import { Pins, guardStore } from './pins.ts'
 import { Presence } from './presence.ts'
 import { createForwarder } from './forward.ts'
-import { startUplinks } from './uplink.ts'
+import { startUplinks, uploadCap } from './uplink.ts'
 import type { Sync } from './sync.ts'
 
 export const PID_FILE = 'host.pid'
@@ -120,7 +120,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       sink: { put: async (cid, bytes) => { await store.put(cid, bytes); host.provide(cid).catch(() => {}) } },
       uplinks: uplinks.book
     })
-    const swarm = createSwarm({ maxUploadBytesPerSecond: opts.maxUpload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
+    const swarm = createSwarm({ maxUploadBytesPerSecond: uploadCap(opts.maxUpload, opts.uplink), maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
         await host.handle(protocol, (stream, peer) => { handler(stream, { remotePeer: { toString: () => peer } }) }, o)

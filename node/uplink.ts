@@ -15,6 +15,18 @@ export const UPLINK_QUERY_TIMEOUT_MS = 5_000
 export const MEASURE_WEIGHT = 0.3
 /** Fewest bytes a measurement must cover to count (smaller transfers measure latency). */
 export const MIN_MEASURED_BYTES = 128 * 1024
+/**
+ * Share of a configured uplink (`--uplink`) the swarm's data may take when no `--max-upload` is
+ * given. Unpaced, a writer fills its socket buffers with seconds of data; pings queue behind
+ * it, fail, and the connections (and every transfer on them) are dropped and started again.
+ */
+export const UPLINK_PACING = 0.9
+
+/** The swarm's upload cap: `--max-upload`, else UPLINK_PACING of a configured uplink, else none. */
+export function uploadCap (maxUpload: number | undefined, uplink: number | undefined): number | undefined {
+  return maxUpload ?? (uplink === undefined ? undefined : uplink * UPLINK_PACING)
+}
+
 /** Largest rate accepted anywhere (bytes/s): 100 GB/s. */
 export const MAX_RATE_BYTES_PER_SECOND = 100e9
 
