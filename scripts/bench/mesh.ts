@@ -211,7 +211,9 @@ export async function run (): Promise<Record<string, number | string>> {
   // writer amplification, pins, multi-source read and idle traffic on one mesh: h1 on a thin uplink
   {
     log('mesh 1: 6 hosts, h1 1mbit/30ms, others 20mbit')
-    const dm = await startDarkfsMesh(6, { name: tag, shape: { h1: '1mbit/30ms', h2: '20mbit', h3: '20mbit', h4: '20mbit', h5: '20mbit', h6: '20mbit' } })
+    // h1 is told its uplink (--uplink): peers then leave the forwarding to others, and its own
+    // swarm traffic is paced below it (node/uplink.ts UPLINK_PACING)
+    const dm = await startDarkfsMesh(6, { name: tag, shape: { h1: '1mbit/30ms', h2: '20mbit', h3: '20mbit', h4: '20mbit', h5: '20mbit', h6: '20mbit' }, flags: { h1: ['--uplink', '1mbit'] } })
     try {
       await explained(dm, async () => {
         // 1. the thin-uplink writer writes 8 MiB (4+2)

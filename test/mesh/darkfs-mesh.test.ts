@@ -8,6 +8,8 @@ import type { DarkfsMesh } from '../../scripts/bench/mesh.ts'
 
 /** The writer's uplink and the upload cap given to h2 (bytes/s in comments). */
 const WRITER_SHAPE = '4mbit/30ms'
+/** What h1 is told its uplink is (`--uplink`): it paces its swarm traffic below it. */
+const WRITER_UPLINK = '4mbit'
 const CAP = '2mbit'
 const CAP_BYTES_PER_SECOND = 2e6 / 8
 /** Measurement window for the cap (s), starting WINDOW_START_S into the upload. */
@@ -16,12 +18,17 @@ const WINDOW_S = 8
 /** File written by the capped host: about 12 s of upload at the cap. */
 const CAPPED_FILE_BYTES = 3 << 20
 const FILE_BYTES = 2 << 20
+/** Hosts that pin /pinned (the writer h1 is not one of them). */
+const PINNERS = ['h3', 'h4', 'h5', 'h6']
+/** Upload cap of the holders in the multi-source read (tc units), and a block's worth of bytes. */
+const HOLDER_SHAPE = '2mbit'
+const FRAGMENT_BYTES = 256 * 1024
 
 describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-upload)', function () {
   let dm: DarkfsMesh
 
   before(async () => {
-    dm = await startDarkfsMesh(6, { name: `dkd${process.pid}`, shape: { h1: WRITER_SHAPE }, flags: { h2: ['--max-upload', CAP] } })
+    dm = await startDarkfsMesh(6, { name: `dkd${process.pid}`, shape: { h1: WRITER_SHAPE }, flags: { h1: ['--uplink', WRITER_UPLINK], h2: ['--max-upload', CAP] } })
   })
   after(async () => { await dm?.down() })
 
@@ -37,11 +44,39 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
     assert.ok(amplification >= 1, `writer sent ${sent} bytes for ${FILE_BYTES}: less than the data itself`)
     const traffic = await dm.host('h1').client.call('traffic')
     assert.ok(traffic.forward.sent >= 2, 'the chunks went through relays')
-    for (const reader of ['h4', 'h6']) {
+    for (const reader of ['h4', 'h5']) {
       await until(`${reader} sees /thin.bin`, async () => (await dm.cli(reader, ['stat', '/thin.bin'])).code === 0, 30_000)
       const r = await dm.cli(reader, ['cat', '/thin.bin'])
       assert.equal(r.code, 0, r.stderr)
       assert.ok(r.stdout.equals(data), `${reader} read different bytes`)
+    }
+  })
+
+  it(`darkfs pin on ${PINNERS.length} hosts: what h1 writes under the pin reaches them through forwarding, not one upload per pinner`, async () => {
+    const mk = await dm.cli('h1', ['mkdir', '/pinned'])
+    assert.equal(mk.code, 0, mk.stderr)
+    for (const h of PINNERS) {
+      await until(`${h} sees /pinned`, async () => (await dm.cli(h, ['stat', '/pinned'])).code === 0, 30_000)
+      const r = await dm.cli(h, ['pin', '/pinned'])
+      assert.equal(r.code, 0, r.stderr)
+    }
+    await sleep(2000) // the pins (xattr ops) reach the writer
+    const stored = async (h: string): Promise<number> => (await dm.host(h).client.get('/v1/status')).bytesStored
+    const base = new Map(await Promise.all(PINNERS.map(async h => [h, await stored(h)] as const)))
+    const before = await dm.counters('h1')
+    await put(dm, 'h1', '/pinned/p.bin', FILE_BYTES)
+    await until('every pinning host holds the data', async () => {
+      for (const h of PINNERS) if (await stored(h) - base.get(h)! < FILE_BYTES) return false
+      return true
+    }, 120_000)
+    await redundant(dm, 'h1')
+    const sent = (await dm.counters('h1')).tx - before.tx
+    const amplification = sent / FILE_BYTES
+    this.ctx.test!.title += ` (writer sent ${amplification.toFixed(3)}x)`
+    assert.ok(amplification < 1.3, `writer sent ${amplification.toFixed(3)}x for ${PINNERS.length} pinners (one upload each would be ${1 + PINNERS.length}x)`)
+    for (const h of PINNERS) {
+      const r = await dm.host(h).client.call('pin', { path: '/pinned' })
+      assert.deepEqual({ missing: r.missing, fetched: r.fetched }, { missing: 0, fetched: 0 }, `${h} did not hold everything`)
     }
   })
 
@@ -59,5 +94,18 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
     assert.ok(rate <= CAP_BYTES_PER_SECOND * 1.1, `h2 sent ${rate} B/s, cap ${CAP_BYTES_PER_SECOND}`)
     assert.ok(rate >= CAP_BYTES_PER_SECOND * 0.5, `h2 sent only ${rate} B/s while uploading`)
     await redundant(dm, 'h2')
+  })
+
+  it(`darkfs cat with every holder capped at ${HOLDER_SHAPE} up: the reader pulls from several holders at once`, async () => {
+    for (const h of ['h1', 'h2', 'h3', 'h4', 'h5']) await dm.mesh.shape(h, HOLDER_SHAPE)
+    const peers = async (): Promise<Record<string, { received: number }>> => (await dm.host('h6').client.call('traffic')).swarm.peers
+    const p0 = await peers()
+    const r = await dm.cli('h6', ['cat', '/thin.bin'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout.byteLength, FILE_BYTES)
+    const p1 = await peers()
+    const sources = Object.entries(p1).filter(([p, v]) => v.received - (p0[p]?.received ?? 0) >= FRAGMENT_BYTES)
+    this.ctx.test!.title += ` (${sources.length} sources)`
+    assert.ok(sources.length >= 3, `h6 got a fragment's worth from only ${sources.length} peers`)
   })
 })
