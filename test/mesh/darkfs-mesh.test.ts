@@ -14,9 +14,9 @@ const CAP = '2mbit'
 const CAP_BYTES_PER_SECOND = 2e6 / 8
 /** Measurement window for the cap (s), starting WINDOW_START_S into the upload. */
 const WINDOW_START_S = 2
-const WINDOW_S = 8
-/** File written by the capped host: about 12 s of upload at the cap. */
-const CAPPED_FILE_BYTES = 3 << 20
+const WINDOW_S = 20
+/** File written by the capped host: about 25 s of upload at the cap (its relays pull ~1x). */
+const CAPPED_FILE_BYTES = 6 << 20
 const FILE_BYTES = 2 << 20
 /** Hosts that pin /pinned (the writer h1 is not one of them). */
 const PINNERS = ['h3', 'h4', 'h5', 'h6']
