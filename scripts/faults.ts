@@ -91,7 +91,7 @@ async function main (): Promise<number> {
   let mesh: Mesh | undefined
   let tmpfs: string | undefined
   const cleanup = async (): Promise<void> => {
-    for (const h of hosts) h.child?.kill('SIGKILL')
+    for (const h of hosts) { h.killed = true; h.child?.kill('SIGKILL') }
     await sleep(500)
     await meshDown({ name, dir: stateDir }).catch(() => {})
     if (tmpfs !== undefined) await run('umount', ['-l', tmpfs]).catch(() => {})
