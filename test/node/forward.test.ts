@@ -4,8 +4,8 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { cidOf } from '../../node/store.ts'
 import { encodeChunk } from '../../node/chunks.ts'
-import { PLACE_PROTOCOL, PlaceProtocolError, decodeReply, decodeRequest } from '../../node/forward.ts'
-import { BadRateError, UplinkBook, MIN_MEASURED_BYTES, parseRate } from '../../node/uplink.ts'
+import { PLACE_PROTOCOL, PlaceProtocolError, decodeReply, decodeRequest, isStreamRace } from '../../node/forward.ts'
+import { BadRateError, UplinkBook, MIN_MEASURED_BYTES, UPLINK_PACING, parseRate, uploadCap } from '../../node/uplink.ts'
 import { Teardown } from '../helpers/tmp.ts'
 import { startCluster, until } from '../helpers/cluster.ts'
 import type { ClusterHost } from '../helpers/cluster.ts'
@@ -46,6 +46,25 @@ describe('UplinkBook', () => {
     book.forget('a')
     assert.deepEqual([...rates], [['b', 1e6]])
     assert.deepEqual(book.snapshot(), rates)
+  })
+})
+
+describe('uploadCap(maxUpload, uplink)', () => {
+  it('is --max-upload when given, else a share of the configured uplink, else no cap', () => {
+    assert.equal(uploadCap(1000, 5000), 1000)
+    assert.equal(uploadCap(undefined, 5000), 5000 * UPLINK_PACING)
+    assert.equal(uploadCap(undefined, undefined), undefined)
+  })
+})
+
+describe('isStreamRace(err)', () => {
+  it("recognises yamux's write on a connection closed under a new stream, and nothing else", () => {
+    const race = Object.assign(new Error('Cannot write to a stream that is closed'), { name: 'StreamStateError' })
+    race.stack = `StreamStateError: Cannot write to a stream that is closed\n    at YamuxStream.sendWindowUpdate (file:///x/node_modules/@chainsafe/libp2p-yamux/dist/src/stream.js:245:14)`
+    assert.equal(isStreamRace(race), true)
+    assert.equal(isStreamRace(Object.assign(new Error('x'), { name: 'StreamStateError' })), false)
+    assert.equal(isStreamRace(new TypeError('boom')), false)
+    assert.equal(isStreamRace(undefined), false)
   })
 })
 
