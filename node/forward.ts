@@ -92,6 +92,8 @@ export interface ForwardStats {
   relayed: number
   /** Relayed placements that failed (the writer then pushes what is missing itself). */
   failed: number
+  /** Why the last one failed. */
+  lastError?: string
 }
 
 export interface PlaceViaOptions extends AbortOptions {
@@ -215,6 +217,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       await stream.close({ signal }).catch(() => {})
     } catch (err: any) {
       stats.failed++
+      stats.lastError = `${String(err?.name)}: ${String(err?.message).slice(0, 300)}`
       stream?.abort(err instanceof Error ? err : new Error(String(err)))
       throw err
     } finally {
