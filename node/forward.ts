@@ -127,7 +127,7 @@ export interface Forwarder {
 export function createForwarder (c: ForwardComponents): Forwarder {
   const self = c.host.peerId
   const busy = new Map<string, number>()
-  /** fragment CID -> peers a relay in progress will deliver it to -> placements counting it. */
+  /** fragment CID -> peers a relay (in progress or to come) will deliver it to -> placements counting it. */
   const withheld = new Map<string, Map<string, number>>()
   const hold = (cid: CID, peers: string[], delta: 1 | -1): void => {
     const key = cid.toString()
@@ -178,12 +178,21 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     const n = ref.fragments.length
     const perFragment = ref.fragments.map((_, j) => targets[j % targets.length])
     const pinners = [...new Set(opts.pinners ?? [])].filter(p => p !== self).slice(0, MAX_PINNERS)
-    const waitSignal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
-    const release = await acquire(waitSignal)
+    // every fragment of the chunk, to every host the relay will deliver to, from now on (also
+    // while the chunk waits for a slot): a pinning host or a repairing keeper would otherwise
+    // fetch it (or its parity) from here; the relay itself is exempted once chosen
+    const recipients = [...new Set([...perFragment, ...pinners])].filter(p => p !== self)
+    ref.fragments.forEach(f => { hold(f, recipients, 1) })
     try {
-      await placeVia(ref, perFragment, pinners, opts, AbortSignal.any([waitSignal, AbortSignal.timeout(RELAY_TIMEOUT_MS)]))
+      const waitSignal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
+      const release = await acquire(waitSignal)
+      try {
+        await placeVia(ref, perFragment, pinners, opts, AbortSignal.any([waitSignal, AbortSignal.timeout(RELAY_TIMEOUT_MS)]))
+      } finally {
+        release()
+      }
     } finally {
-      release()
+      ref.fragments.forEach(f => { hold(f, recipients, -1) })
     }
   }
 
@@ -192,10 +201,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     const relay = pickRelay(perFragment)
     if (relay === undefined) return
     busy.set(relay, (busy.get(relay) ?? 0) + 1)
-    // every fragment of the chunk, to every host the relay delivers to: a pinning host that is
-    // refused a data fragment would otherwise fetch parity from here instead
-    const recipients = [...new Set([...perFragment, ...pinners])].filter(p => p !== relay && p !== self)
-    ref.fragments.forEach(f => { hold(f, recipients, 1) })
+    ref.fragments.forEach(f => { hold(f, [relay], -1) })
     let stream: Stream | undefined
     try {
       stream = await c.host.newStream(relay, PLACE_PROTOCOL, { signal })
@@ -221,7 +227,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       stream?.abort(err instanceof Error ? err : new Error(String(err)))
       throw err
     } finally {
-      ref.fragments.forEach(f => { hold(f, recipients, -1) })
+      ref.fragments.forEach(f => { hold(f, [relay], 1) })
       busy.set(relay, (busy.get(relay) ?? 1) - 1)
       if (busy.get(relay) === 0) busy.delete(relay)
     }
