@@ -20,8 +20,8 @@
 //   faults: F injected, A acknowledged, L lost, R wrong reads, C crashed
 // exiting non-zero when L, R or C is not 0. C counts hosts that exited unasked and every
 // "darkfs: internal error" a host logged (a background failure it survived is still a bug);
-// broken §6 rules and redundancy not restored after bit rot count as wrong reads (what a reader
-// would see) and are listed above the table. Needs root (namespaces, tmpfs). About 6 minutes
+// broken §6 rules and redundancy not restored after bit rot are findings: listed above the table,
+// counted in its last column, and the exit status is non-zero for them too. Needs root (namespaces, tmpfs). About 6 minutes
 // at the default DARKFS_FAULTS_ROUNDS.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -65,7 +65,7 @@ const CLI_TIMEOUT_MS = 60_000
 const FINAL_READERS = 2
 
 interface HostProc { name: string, dir: string, child?: ChildProcess, killed: boolean, crashed: number, stderr: string }
-interface Row { fault: string, injected: number, acked: number, lost: number, wrong: number, exits: number, internal: number }
+interface Row { fault: string, injected: number, acked: number, lost: number, wrong: number, exits: number, internal: number, findings: number }
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
@@ -104,13 +104,13 @@ async function main (): Promise<number> {
   const acked = new Map<string, string>()
   const stats = { acknowledged: 0, writeErrors: 0, reads: 0, readErrors: 0, wrong: 0, lost: 0 }
   const rows: Row[] = []
-  const row = (fault: string): Row => { let r = rows.find(x => x.fault === fault); if (r === undefined) rows.push(r = { fault, injected: 0, acked: 0, lost: 0, wrong: 0, exits: 0, internal: 0 }); return r }
+  const row = (fault: string): Row => { let r = rows.find(x => x.fault === fault); if (r === undefined) rows.push(r = { fault, injected: 0, acked: 0, lost: 0, wrong: 0, exits: 0, internal: 0, findings: 0 }); return r }
   /** The fault being injected now: acknowledgements, wrong reads and crashes count under it. */
   let phase = 'startup'
   /** The fault during which each path's last acknowledged version was written. */
   const ackedIn = new Map<string, string>()
   const findings: string[] = []
-  const finding = (fault: string, what: string): void => { row(fault).wrong++; stats.wrong++; findings.push(`${fault}: ${what}`); process.stderr.write(`FINDING ${fault}: ${what}\n`) }
+  const finding = (fault: string, what: string): void => { row(fault).findings++; findings.push(`${fault}: ${what}`); process.stderr.write(`FINDING ${fault}: ${what}\n`) }
   let joinAddr = ''
 
   const start = async (h: HostProc): Promise<void> => {
@@ -383,12 +383,13 @@ async function main (): Promise<number> {
   const injected = rows.reduce((n, r) => n + r.injected, 0)
   const line = (cols: Array<string | number>): string => cols.map((c, i) => String(c).padEnd(i === 0 ? 30 : 10)).join('')
   for (const f of findings) process.stdout.write(`finding: ${f}\n`)
-  process.stdout.write(line(['fault', 'injected', 'acked', 'lost', 'wrong', 'crashed', '(exits', 'internal)']) + '\n')
-  for (const r of rows) process.stdout.write(line([r.fault, r.injected, r.acked, r.lost, r.wrong, r.exits + r.internal, r.exits, r.internal]) + '\n')
-  process.stdout.write(line(['all', injected, stats.acknowledged, stats.lost, stats.wrong, crashed, '', '']) + '\n')
+  const findingCount = rows.reduce((n, r) => n + r.findings, 0)
+  process.stdout.write(line(['fault', 'injected', 'acked', 'lost', 'wrong', 'crashed', '(exits', 'internal)', 'findings']) + '\n')
+  for (const r of rows) process.stdout.write(line([r.fault, r.injected, r.acked, r.lost, r.wrong, r.exits + r.internal, r.exits, r.internal, r.findings]) + '\n')
+  process.stdout.write(line(['all', injected, stats.acknowledged, stats.lost, stats.wrong, crashed, '', '', findingCount]) + '\n')
   process.stdout.write(`reads ${stats.reads} ok, ${stats.readErrors} failed; writes ${stats.writeErrors} failed (not acknowledged)\n`)
   process.stdout.write(`faults: ${injected} injected, ${stats.acknowledged} acknowledged, ${stats.lost} lost, ${stats.wrong} wrong reads, ${crashed} crashed\n`)
-  return stats.lost === 0 && stats.wrong === 0 && crashed === 0 ? 0 : 1
+  return stats.lost === 0 && stats.wrong === 0 && crashed === 0 && findingCount === 0 ? 0 : 1
 
   /** After a partition heals: the §6 rules on every given host, and the same listing on all. */
   async function checkMerge (dir: string, on: HostProc[], renHash: string | undefined): Promise<void> {
