@@ -6,13 +6,13 @@
 //                     DONE {bytes, ms}   the relay forwarded `bytes` in `ms` (its measured uplink)
 //                  or ERROR {name, message}
 //
-// The relay (a target of the chunk, chosen for its uplink) pulls the k data fragments from the
-// writer through the swarm (so the bytes are capped, counted and verified against their CIDs
+// The relay (a target of the chunk, chosen for its uplink) pulls any k fragments (from the
+// writer, or from targets that hold some already) through the swarm (so the bytes are capped, counted and verified against their CIDs
 // like any block; they are 256 KiB blocks, as every fragment push is), rebuilds the chunk and
 // checks it against the chunk's CID, computes the parity itself, checks that every fragment it
 // made has the CID the request names, keeps its own fragment and pushes the others to their targets (swarm push; every
 // holder verifies); data fragments also go to the hosts pinning the file, on the same chain as
-// their target. The writer never uploads parity. Anything the relay could not place is
+// their target. The writer uploads k fragments of each chunk at most once per attempt. Anything the relay could not place is
 // left to the caller (network.ts pushes it directly).
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
@@ -252,12 +252,16 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       if (relaying >= MAX_RELAYS_IN_PROGRESS) throw new RelayBusyError(`relaying ${MAX_RELAYS_IN_PROGRESS} chunks already`)
       relaying++
       counted = true
-      // the data fragments, each verified against its CID by the swarm
-      const data = req.fragments.slice(0, req.k)
-      const got = await c.swarm.pullAny(data, req.k, [writer], { signal })
+      // fragments, each verified against its CID by the swarm;
+      // any k fragments, from the writer or from targets that got some already (an earlier
+      // attempt, a repair): the writer withholds nothing from its relay, and a retried chunk
+      // does not cross the thin uplink twice
+      const from = [writer, ...new Set(req.targets.filter(p => p !== self && p !== writer))]
+      const distinct = new Set(req.fragments.map(f => f.toString())).size
+      const got = await c.swarm.pullAny(req.fragments, Math.min(req.k, distinct), from, { signal })
       let chunk: Uint8Array
       try {
-        chunk = decodeChunk({ offset: 0, size: req.size, cid: req.chunk, k: req.k, m: req.m, fragments: req.fragments }, data.map(f => got.get(f.toString())))
+        chunk = decodeChunk({ offset: 0, size: req.size, cid: req.chunk, k: req.k, m: req.m, fragments: req.fragments }, req.fragments.map(f => got.get(f.toString())))
       } catch (err: any) {
         throw new FragmentMismatchError(`the data fragments of chunk ${req.chunk.toString()} do not rebuild it: ${err.message}`)
       }
