@@ -158,7 +158,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { await pins.stop() })
     host.addEventListener('peer:connect', () => { pins.kick() })
     // GC, rebalance and repair delete through a store that spares pinned copies
-    const keep = await startRedundancy({ host, swarm, store: guardStore(store, async cid => await pins.keeps(cid)), volume }, opts.keep)
+    const keep = await startRedundancy({ host, swarm, store: guardStore(store, async cid => await pins.keeps(cid)), volume }, { redundancy: opts.redundancy, ...opts.keep })
     closers.push(keep.stop)
 
     if ((opts.join ?? []).length > 0) {

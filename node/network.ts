@@ -9,7 +9,7 @@ import type { ChunkRef } from './chunks.ts'
 import { BlockUnavailableError } from './errors.ts'
 import type { Forwarder } from './forward.ts'
 import type { Host } from './host.ts'
-import { erasureParams, DEFAULT_REDUNDANCY } from './placement.ts'
+import { erasureParams, replicaCount, DEFAULT_REDUNDANCY } from './placement.ts'
 import type { Store } from './store.ts'
 
 /** Time to find and fetch the fragments of one chunk before a read fails (EIO, not a hang). */
@@ -138,7 +138,7 @@ export class ChunkNetwork implements Network {
     const pinners = inode === undefined ? [] : this.pinners(inode)
     // a replicated chunk written while the network was smaller (e.g. offline) gets the copies
     // the network can hold now: extra copies of its one block need no new manifest
-    const copies = ref.k === 1 ? Math.max(n, Math.min(this.redundancy + 1, this.live())) : n
+    const copies = ref.k === 1 ? replicaCount(ref.m, this.redundancy, this.live()) : n
     const targets = await this.host.closestPeers(ref.cid!.bytes, copies, { signal })
     const held = this.placement.get(key) ?? Array.from({ length: n }, () => new Set<string>())
     this.placement.set(key, held)

@@ -95,3 +95,12 @@ export function keeper (key: Uint8Array, livePeers: Iterable<string>): string | 
 function sha256 (bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(bytes).digest())
 }
+
+/**
+ * How many hosts must hold a replicated chunk (k = 1): its own m + 1 copies, or, when it was
+ * written while the network was smaller (offline: k = 1, m = 0), as many as the network's
+ * redundancy asks for now. Copies of one block need no new manifest, so old chunks catch up.
+ */
+export function replicaCount (m: number, redundancy: number, members: number): number {
+  return Math.max(m + 1, Math.min(redundancy + 1, members))
+}

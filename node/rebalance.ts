@@ -32,8 +32,11 @@ export async function dropForeign (c: { self: string, store: Pick<Store, 'delete
   ref.fragments.forEach((f, j) => { byCid.set(f.toString(), [...(byCid.get(f.toString()) ?? []), j]) })
   for (const [key, js] of byCid) {
     if (!js.some(j => p.held[j].has(c.self))) continue
-    if (js.some(j => p.want[j].includes(c.self))) continue
-    const placed = js.every(j => p.want[j].length > 0 && p.want[j].every(h => live.has(h) && p.held[j].has(h)))
+    // the hosts wanted for this block under any of its indexes (copies of a replicated chunk
+    // are all index 0 of the plan)
+    const wanted = [...new Set(js.flatMap(j => p.want[j]))]
+    if (wanted.includes(c.self)) continue
+    const placed = wanted.length > 0 && wanted.every(h => live.has(h) && js.some(j => p.held[j].has(h)))
     if (!placed) continue
     await c.store.delete(ref.fragments[js[0]])
     for (const j of js) p.held[j].delete(c.self)

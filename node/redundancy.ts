@@ -28,6 +28,8 @@ export interface RedundancyOptions {
   repairIntervalMs?: number
   /** Repair traffic cap in bytes/s (default repair.ts DEFAULT_REPAIR_BYTES_PER_SECOND). */
   repairBytesPerSecond?: number
+  /** Lost hosts tolerated (the daemon's --redundancy): copies wanted of replicated chunks. */
+  redundancy?: number
   /** Time between background scrubs (default scrub.ts DEFAULT_SCRUB_INTERVAL_MS). */
   scrubIntervalMs?: number
   /** Retention of old versions and unreferenced blocks (default retained.ts DEFAULT_RETENTION_MS). */
@@ -73,7 +75,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       const r = await retained(c.volume, retentionMs, opts)
       return { refs: [...r.chunks.values()], unreadable: r.unreadable }
     }
-  }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond })
+  }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond, redundancy: o.redundancy })
   repairer.start()
   const scrubber = new Scrubber({
     store: c.store,

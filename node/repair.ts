@@ -13,7 +13,7 @@ import type { AbortOptions } from './blocks.ts'
 import { decodeChunk, encodeChunk } from './chunks.ts'
 import type { ChunkRef } from './chunks.ts'
 import type { Membership } from './failure.ts'
-import { keeper } from './placement.ts'
+import { keeper, DEFAULT_REDUNDANCY } from './placement.ts'
 import { dropForeign } from './rebalance.ts'
 import type { Store } from './store.ts'
 import { plan, survey } from './survey.ts'
@@ -37,6 +37,8 @@ export interface RepairInit {
   intervalMs?: number
   /** Repair traffic cap in bytes/s (default DEFAULT_REPAIR_BYTES_PER_SECOND). */
   bytesPerSecond?: number
+  /** Lost hosts tolerated (placement.ts DEFAULT_REDUNDANCY): copies wanted of replicated chunks. */
+  redundancy?: number
 }
 
 export interface RepairComponents {
@@ -86,12 +88,14 @@ export class Repairer extends EventTarget {
   private debounce?: ReturnType<typeof setTimeout>
   private shutdown = new AbortController()
   private started = false
+  private readonly redundancy: number
   private readonly onChange = (): void => { this.schedule(REPAIR_DEBOUNCE_MS) }
 
   constructor (components: RepairComponents, init: RepairInit = {}) {
     super()
     this.c = components
     this.intervalMs = init.intervalMs ?? DEFAULT_REPAIR_INTERVAL_MS
+    this.redundancy = init.redundancy ?? DEFAULT_REDUNDANCY
     this.limiter = tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
   }
 
@@ -160,7 +164,7 @@ export class Repairer extends EventTarget {
     for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
       const batch = refs.slice(b, b + REPAIR_BATCH)
       const holdings = await survey(this.surveyor(), batch, live, opts)
-      for (const ref of batch) counts[plan(ref, holdings, members, new Set(live), this.c.self).health]++
+      for (const ref of batch) counts[plan(ref, holdings, members, new Set(live), this.c.self, this.redundancy).health]++
     }
     return counts
   }
@@ -174,7 +178,7 @@ export class Repairer extends EventTarget {
     for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
       const batch = refs.slice(b, b + REPAIR_BATCH)
       const holdings = await survey(this.surveyor(), batch, live, opts)
-      for (const ref of batch) out[plan(ref, holdings, members, new Set(live.filter(p => p !== self)), '').health]++
+      for (const ref of batch) out[plan(ref, holdings, members, new Set(live.filter(p => p !== self)), '', this.redundancy).health]++
     }
     return out
   }
@@ -198,7 +202,7 @@ export class Repairer extends EventTarget {
         await Promise.all(Array.from({ length: Math.min(REPAIR_CONCURRENCY, queue.length) }, async () => {
           for (let ref = queue.shift(); ref !== undefined; ref = queue.shift()) {
             opts.signal.throwIfAborted()
-            const p = plan(ref, holdings, members, live, self)
+            const p = plan(ref, holdings, members, live, self, this.redundancy)
             const mine = opts.all === true || keeper(ref.cid!.bytes, live) === self
             if (mine && p.health !== 'redundant' && p.health !== 'lost') {
               const ok = await this.repairChunk(ref, p, holdings, opts).catch(() => false)

@@ -5,7 +5,7 @@ import type { CID } from 'multiformats/cid'
 import type { AbortOptions } from './blocks.ts'
 import type { ChunkRef } from './chunks.ts'
 import { assignment } from './assignment.ts'
-import { targets } from './placement.ts'
+import { targets, replicaCount, DEFAULT_REDUNDANCY } from './placement.ts'
 
 /** Peers asked at once during a survey. */
 export const SURVEY_CONCURRENCY = 8
@@ -76,10 +76,17 @@ export interface ChunkPlan {
  * the only holder (the network, if any, holds nothing of it); redundant when every fragment is on every host it
  * must be on (all of them live); degraded otherwise.
  */
-export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live: Set<string>, self: string): ChunkPlan {
+export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live: Set<string>, self: string, redundancy = DEFAULT_REDUNDANCY): ChunkPlan {
   const n = ref.k + ref.m
-  const ranked = targets(ref.cid!.bytes, members, Math.min(n, members.length))
-  const want = assignment(ranked, ref.k, ref.m)
+  let want: string[][]
+  if (ref.k === 1) {
+    // copies of one block: fragment 0 stands for all of them, on as many hosts as the network's
+    // redundancy asks now (a chunk written offline with one copy catches up)
+    const copies = replicaCount(ref.m, redundancy, members.length)
+    want = [targets(ref.cid!.bytes, members, Math.min(copies, members.length)), ...Array.from({ length: n - 1 }, () => [])]
+  } else {
+    want = assignment(targets(ref.cid!.bytes, members, Math.min(n, members.length)), ref.k, ref.m)
+  }
   const held = ref.fragments.map(f => new Set([...(holdings.get(f.toString()) ?? [])].filter(p => live.has(p))))
   const available = ref.k === 1 ? (held[0].size > 0 ? 1 : 0) : held.filter(s => s.size > 0).length
   const hosts = new Set(held.flatMap(s => [...s]))

@@ -130,3 +130,15 @@ describe('node/placement', function () {
 function multihashOf (peer: string): Uint8Array {
   return base58btc.decode(`z${peer}`)
 }
+
+describe('placement.replicaCount()', function () {
+  it('a replicated chunk written alone (k=1, m=0) wants redundancy + 1 copies once the network has the hosts', async () => {
+    const { replicaCount } = await import('../../node/placement.ts')
+    assert.equal(replicaCount(0, 2, 1), 1)
+    assert.equal(replicaCount(0, 2, 2), 2)
+    assert.equal(replicaCount(0, 2, 6), 3)
+    assert.equal(replicaCount(2, 2, 6), 3)
+    assert.equal(replicaCount(2, 1, 6), 3) // never fewer than the chunk's own m + 1
+    assert.equal(replicaCount(1, 2, 2), 2)
+  })
+})
