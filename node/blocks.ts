@@ -4,10 +4,13 @@
 // fragments from their holders; see network.ts).
 import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
-import { decodeChunk, encodeChunk, decodeManifest, encodeManifest } from './chunks.ts'
+import { decodeChunk, encodeChunk, decodeManifest, encodeManifest, manifestRef } from './chunks.ts'
 import type { ChunkRef, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError } from './errors.ts'
 import type { Store } from './store.ts'
+
+/** Decoded manifests kept in memory. */
+export const MANIFEST_CACHE_ENTRIES = 4096
 
 export interface AbortOptions { signal?: AbortSignal }
 
@@ -33,6 +36,8 @@ export class ChunkService {
   private readonly store: Store
   private readonly cache: ChunkCache
   private readonly localParams: { k: number, m: number }
+  /** Decoded manifests read recently (oldest first), bounded by MANIFEST_CACHE_ENTRIES. */
+  private readonly manifests = new Map<string, Manifest>()
   network?: Network
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
@@ -108,13 +113,22 @@ export class ChunkService {
     return bytes
   }
 
-  async storeManifest (manifest: Manifest): Promise<CID> {
+  /** Store a manifest durably here; its ref (manifestRef) is what placement spreads. */
+  async storeManifest (manifest: Manifest): Promise<{ cid: CID, ref: ChunkRef }> {
     const { cid, bytes } = encodeManifest(manifest)
     await this.store.put(cid, bytes)
-    return cid
+    return { cid, ref: manifestRef(cid, bytes.byteLength) }
   }
 
-  async readManifest (cid: CID, opts: AbortOptions & { path?: string } = {}): Promise<Manifest> {
+  /**
+   * A file version's manifest: from this store, else from peers. A fetched manifest is kept in
+   * memory only, unless `keep` (pins): storing every manifest a host reads would make it hold
+   * blocks it is not a placement target of, which repair then drops again, pass after pass.
+   */
+  async readManifest (cid: CID, opts: AbortOptions & { path?: string, keep?: boolean } = {}): Promise<Manifest> {
+    const key = cid.toString()
+    const cached = this.manifests.get(key)
+    if (cached !== undefined && opts.keep !== true) return cached
     let bytes = await this.store.tryGet(cid)
     let why = 'no peer is reachable'
     if (bytes === undefined && this.network !== undefined) {
@@ -123,10 +137,13 @@ export class ChunkService {
         why = err?.message ?? String(err)
         return undefined
       })
-      if (bytes !== undefined) await this.store.put(cid, bytes)
+      if (bytes !== undefined && opts.keep === true) await this.store.put(cid, bytes)
     }
-    if (bytes === undefined) throw new BlockUnavailableError(cid.toString(), `the manifest${opts.path !== undefined ? ` of ${opts.path}` : ''} is not stored here and no peer sent it (${why})`)
-    return decodeManifest(bytes)
+    if (bytes === undefined) throw new BlockUnavailableError(key, `the manifest${opts.path !== undefined ? ` of ${opts.path}` : ''} is not stored here and no peer sent it (${why})`)
+    const manifest = decodeManifest(bytes)
+    if (this.manifests.size >= MANIFEST_CACHE_ENTRIES) this.manifests.delete(this.manifests.keys().next().value!)
+    this.manifests.set(key, manifest)
+    return manifest
   }
 
   /** Hand freshly written chunks to the network for placement. */

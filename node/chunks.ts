@@ -59,6 +59,14 @@ export function encodeChunk (bytes: Uint8Array, offset: number, k: number, m: nu
   return { ref: { offset, size: bytes.byteLength, cid, k, m, fragments: blocks.map(b => b.cid) }, blocks }
 }
 
+/**
+ * A manifest as a replicated block (k = 1): placement and repair keep it on as many hosts as
+ * the network's redundancy asks, like a chunk, so a file stays readable when its writer is gone.
+ */
+export function manifestRef (cid: CID, size: number): ChunkRef {
+  return { offset: 0, size, cid, k: 1, m: 0, fragments: [cid] }
+}
+
 /** A hole: `size` zero bytes at `offset`, stored nowhere. */
 export function holeChunk (offset: number, size: number): ChunkRef {
   return { offset, size, cid: null, k: 1, m: 0, fragments: [] }

@@ -281,8 +281,9 @@ export class OpenFile {
           refs[i] = (await this.chunks.storeChunk(await this.assemble(i), start)).ref
         }
       })
-      const cid: CID = await this.chunks.storeManifest({ v: 1, size: this.size, chunkSize: CHUNK_SIZE, chunks: refs })
-      return { content: { manifest: cid }, size: this.size, refs: refs.filter((_, i) => fresh[i]) }
+      const stored = await this.chunks.storeManifest({ v: 1, size: this.size, chunkSize: CHUNK_SIZE, chunks: refs })
+      // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer
+      return { content: { manifest: stored.cid }, size: this.size, refs: [...refs.filter((_, i) => fresh[i]), stored.ref] }
     })
   }
 

@@ -253,7 +253,7 @@ export class Pins {
     if (content == null || !('manifest' in content)) return
     let manifest
     try {
-      manifest = await this.c.chunks.readManifest(content.manifest, { signal })
+      manifest = await this.c.chunks.readManifest(content.manifest, { signal, keep: true })
     } catch {
       signal.throwIfAborted()
       stats.missing++
