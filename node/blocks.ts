@@ -9,6 +9,8 @@ import type { ChunkRef, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError } from './errors.ts'
 import type { Store } from './store.ts'
 
+/** Chunks fetched ahead of a sequential reader. */
+export const PREFETCH_CHUNKS = 4
 /** Decoded manifests kept in memory. */
 export const MANIFEST_CACHE_ENTRIES = 4096
 
@@ -38,6 +40,8 @@ export class ChunkService {
   private readonly localParams: { k: number, m: number }
   /** Decoded manifests read recently (oldest first), bounded by MANIFEST_CACHE_ENTRIES. */
   private readonly manifests = new Map<string, Manifest>()
+  /** Chunk fetches in progress, by chunk CID. */
+  private readonly reading = new Map<string, Promise<Uint8Array>>()
   network?: Network
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
@@ -70,6 +74,30 @@ export class ChunkService {
     const key = ref.cid.toString()
     const cached = this.cache.get(key)
     if (cached !== undefined) return cached
+    // one fetch per chunk at a time: a read joins a prefetch of the same chunk
+    const running = this.reading.get(key)
+    if (running !== undefined) return await running
+    const p = this.fetchChunk(ref, key, opts)
+    this.reading.set(key, p)
+    try {
+      return await p
+    } finally {
+      this.reading.delete(key)
+    }
+  }
+
+  /**
+   * Warm the cache with chunks a sequential reader will ask for next (DESIGN.md §5): fetched in
+   * the background, at most PREFETCH_CHUNKS at a time, failures left to the real read.
+   */
+  prefetch (refs: ChunkRef[], opts: { path?: string } = {}): void {
+    for (const ref of refs.slice(0, PREFETCH_CHUNKS)) {
+      if (ref.cid === null || this.cache.get(ref.cid.toString()) !== undefined || this.reading.has(ref.cid.toString())) continue
+      this.readChunk(ref, opts).catch(() => {})
+    }
+  }
+
+  private async fetchChunk (ref: ChunkRef, key: string, opts: AbortOptions & { path?: string }): Promise<Uint8Array> {
     const frags: Array<Uint8Array | undefined> = new Array(ref.k + ref.m).fill(undefined)
     let have = 0
     let corrupt = 0

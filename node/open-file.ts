@@ -79,6 +79,9 @@ export class OpenFile {
    * The committed or spilled bytes of chunk `i` (not dirty, not patched), without a copy: the
    * readable prefix, possibly shorter than the chunk (the rest reads as zeros), or undefined.
    */
+  /** The last base chunk read, to spot sequential reads. */
+  private lastRead = -2
+
   private async source (i: number): Promise<Uint8Array | undefined> {
     const start = i * CHUNK_SIZE
     const len = Math.max(0, Math.min(CHUNK_SIZE, this.size - start))
@@ -92,8 +95,14 @@ export class OpenFile {
       if (c !== null && 'inline' in c) {
         src = c.inline.subarray(start, start + CHUNK_SIZE)
       } else {
-        const ref = (await this.loadManifest())?.chunks[i]
-        if (ref !== undefined) src = await this.chunks.readChunk(ref, { path: this.path() })
+        const manifest = await this.loadManifest()
+        const ref = manifest?.chunks[i]
+        if (ref !== undefined) {
+          // a sequential reader (chunk i right after the last one read) gets the next chunks fetched ahead
+          if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks.slice(i + 1), { path: this.path() })
+          this.lastRead = i
+          src = await this.chunks.readChunk(ref, { path: this.path() })
+        }
       }
       // base bytes past a truncation point read as zeros, even when the file grew again
       limit = Math.min(len, Math.max(0, this.baseLimit - start))

@@ -577,7 +577,9 @@ export class Volume implements VolumeApi {
     if ('inline' in content) return content.inline
     const manifest = await this.chunks.readManifest(content.manifest, { path })
     const out = new Uint8Array(manifest.size)
-    for (const ref of manifest.chunks) {
+    for (let i = 0; i < manifest.chunks.length; i++) {
+      const ref = manifest.chunks[i]
+      this.chunks.prefetch(manifest.chunks.slice(i + 1), { path })
       out.set(await this.chunks.readChunk(ref, { path }), ref.offset)
     }
     return out

@@ -43,6 +43,40 @@ describe('a cluster of in-process hosts (memory transport, pnet, kad-dht)', func
     for (const u of usage) assert.ok(u < written, `a host stores ${u} of ${written}: not spread`)
   })
 
+  it('a sequential reader gets the next chunks fetched ahead (prefetch)', async () => {
+    const data = randomBytes(6 << 20) // chunks 0..5: reading 0 then 1 fetches 2..5 ahead
+    await hosts[0].volume.replaceFile('/seq.bin', [data], { wait: 'safe' })
+    const reader = hosts[2]
+    await until('the reader sees /seq.bin', async () => { try { await reader.volume.stat('/seq.bin'); return true } catch { return false } })
+    reader.volume.chunks.dropCache()
+    const received = (): number => reader.swarm.stats().bytesReceived
+    const fh = await reader.volume.open('/seq.bin', 'r')
+    try {
+      const buf = new Uint8Array(1 << 20)
+      const start = received()
+      await fh.read(buf, 0, buf.byteLength, 0)
+      await fh.read(buf, 0, buf.byteLength, 1 << 20)
+      // let the background fetches finish: the byte count stops moving
+      let last = -1
+      await until('prefetches settle', async () => {
+        const now = received()
+        const stable = now === last
+        last = now
+        await new Promise(resolve => setTimeout(resolve, 300))
+        return stable
+      })
+      assert.ok(received() - start > (2 << 20), 'more than the two chunks read arrived')
+      const before = received()
+      for (let i = 2; i < 6; i++) {
+        const { bytesRead } = await fh.read(buf, 0, buf.byteLength, i << 20)
+        assert.deepEqual(Buffer.from(buf.subarray(0, bytesRead)), data.subarray(i << 20, (i + 1) << 20))
+      }
+      assert.equal(received(), before, 'chunks 2..5 were served from the prefetched cache')
+    } finally {
+      await fh.close()
+    }
+  })
+
   it('with 2 holders stopped, every file still reads byte-identical', async () => {
     const readers = hosts.slice(0, 4)
     await hosts[4].stop()
