@@ -78,6 +78,11 @@ describe('a cluster of in-process hosts (memory transport, pnet, kad-dht)', func
   })
 
   it('with 2 holders stopped, every file still reads byte-identical', async () => {
+    // `wait: 'safe'` returns once one lost host loses nothing; losing two needs every fragment placed
+    await until('every chunk fully placed', async () => {
+      const s = await hosts[0].keep.status()
+      return s.total > 0 && s.redundant === s.total
+    }, 60_000)
     const readers = hosts.slice(0, 4)
     await hosts[4].stop()
     await hosts[5].stop()

@@ -30,7 +30,7 @@ const TOLERANCE = 0.25
 const COPIES = 3
 
 describe('keep.repairer rebalances when hosts join (3 hosts + 3)', function () {
-  this.timeout(300_000)
+  this.timeout(600_000)
   const t = new Teardown()
   after(async () => { await t.run() })
 
@@ -46,7 +46,7 @@ describe('keep.repairer rebalances when hosts join (3 hosts + 3)', function () {
       return refs.length === CHUNKS
     }, 60_000)
     assert.ok(refs.every(r => r.k === 1 && r.m === COPIES - 1), 'written on 3 hosts: 3 copies')
-    await until('all redundant on 3 hosts', async () => { const s = await hosts[0].keep.status(); return s.redundant === CHUNKS }, 60_000)
+    await until('all redundant on 3 hosts', async () => { const s = await hosts[0].keep.status(); return s.redundant === CHUNKS }, 180_000)
 
     // Watch every chunk while hosts join and copies move: never fewer than COPIES holders.
     let watching = true
