@@ -41,7 +41,12 @@ export interface EntryRec {
   unlinkedBy?: string
 }
 
-export interface ConflictRec { of: InodeId, author: string, time: bigint }
+/**
+ * A conflict sibling: `of` is the inode that kept the name. `write`: a new inode made by a
+ * concurrent write (sibling()); else an entry that lost its name in a clash (attach()), which
+ * still names its own inode, maybe `of` itself (a hard link renamed over another).
+ */
+export interface ConflictRec { of: InodeId, author: string, time: bigint, write: boolean }
 
 export interface VersionRec { version: Version, id: string }
 
@@ -230,7 +235,12 @@ class Apply {
     }
     if (replace !== undefined) {
       const r = s.entries.get(s.re(replace))
-      if (r !== undefined && r.live && r.id !== e.id && r.parent === parent && r.name === name) this.unlink(r)
+      if (r !== undefined && r.live && r.id !== e.id && r.parent === parent && r.name === name) {
+        // renaming a hard link over another link of the same file deletes nothing: no write
+        // can bring that name back (it would stay as a conflict-named second link)
+        if (r.inode === e.inode) this.remove(r)
+        else this.unlink(r)
+      }
     }
     this.detach(e)
     const moved: EntryRec = { ...e, parent, name, by: { author: this.node.op.author, time: this.time } }
@@ -247,8 +257,13 @@ class Apply {
       const vn = this.dag.get(v.id)
       if (vn !== undefined && !this.dag.before(vn, this.node)) return
     }
+    this.remove(e)
+  }
+
+  /** Unlink a live entry unconditionally. */
+  private remove (e: EntryRec): void {
     this.detach(e)
-    this.j.set(s.entries, e.id, { ...s.entries.get(e.id) as EntryRec, live: false, unlinkedBy: this.node.id })
+    this.j.set(this.s.entries, e.id, { ...this.s.entries.get(e.id) as EntryRec, live: false, unlinkedBy: this.node.id })
   }
 
   private write (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'write' }>): void {
@@ -260,7 +275,10 @@ class Apply {
       const e = s.entries.get(eid) as EntryRec
       if (e.live || e.unlinkedBy === undefined) continue
       const u = this.dag.get(e.unlinkedBy)
-      if (u !== undefined && !this.dag.before(u, this.node)) this.revive(e)
+      if (u === undefined || this.dag.before(u, this.node)) continue
+      // replaced by another link of this same file: the name already shows it
+      const holder = s.entries.get(s.dirs.get(e.parent)?.get(e.name) ?? '')
+      if (holder === undefined || holder.inode !== id) this.revive(e)
     }
     const head = s.head.get(id) ?? []
     const vs = s.versions.get(id) ?? []
@@ -295,7 +313,7 @@ class Apply {
     const s = this.s
     const out: Array<{ e: EntryRec, head: string }> = []
     for (const [id, c] of s.conflicts) {
-      if (c.of !== inode) continue
+      if (!c.write || c.of !== inode) continue
       const e = s.entries.get(id)
       const head = s.head.get(id)
       if (e === undefined || e.unlinkedBy !== undefined || e.inode !== id || head?.length !== 1) continue
@@ -359,7 +377,7 @@ class Apply {
     this.j.set(s.entries, id, e)
     this.j.set(s.links, id, new Map([[id, true]]))
     this.attach(e)
-    this.j.set(s.conflicts, id, { of: rec.id, author: v.author, time: v.time })
+    this.j.set(s.conflicts, id, { of: rec.id, author: v.author, time: v.time, write: true })
   }
 
   private version (content: Version['content'], size: number): Version {
@@ -396,7 +414,7 @@ class Apply {
       const name = conflictName(other.name, other.by.author, other.by.time, n => dir.has(n) || n === e.name)
       this.j.set(s.entries, other.id, { ...other, name })
       this.j.set(dir, name, other.id)
-      if (!s.conflicts.has(other.id)) this.j.set(s.conflicts, other.id, { of: e.inode, author: other.by.author, time: other.by.time })
+      if (!s.conflicts.has(other.id)) this.j.set(s.conflicts, other.id, { of: e.inode, author: other.by.author, time: other.by.time, write: false })
     }
     this.j.set(dir, e.name, e.id)
     this.j.set(s.entries, e.id, { ...s.entries.get(e.id) as EntryRec, live: true })
