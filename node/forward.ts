@@ -2,18 +2,25 @@
 // sends each byte of a chunk about once. Protocol '/darkfs/place/1.0.0':
 //
 //   writer -> relay   REQUEST {chunk, size, k, m, fragments[k+m], targets[k+m], pinners[]}
-//   relay  -> writer  ACK {i, holder}*   fragment i is stored (durably) on `holder`
+//   relay  -> writer  GOT {n}*           the relay holds n of the fragments it needs (progress)
+//                     ACK {i, holder}*   fragment i is stored (durably) on `holder`
 //                     DONE {bytes, ms}   the relay forwarded `bytes` in `ms` (its measured uplink)
 //                  or ERROR {name, message}
 //
-// The relay (a target of the chunk, chosen for its uplink) pulls any k fragments (from the
-// writer, or from targets that hold some already) through the swarm (so the bytes are capped, counted and verified against their CIDs
-// like any block; they are 256 KiB blocks, as every fragment push is), rebuilds the chunk and
-// checks it against the chunk's CID, computes the parity itself, checks that every fragment it
-// made has the CID the request names, keeps its own fragment and pushes the others to their targets (swarm push; every
-// holder verifies); data fragments also go to the hosts pinning the file, on the same chain as
-// their target. The writer uploads k fragments of each chunk at most once per attempt. Anything the relay could not place is
-// left to the caller (network.ts pushes it directly).
+// The relay (a target of the chunk, chosen for its uplink) pulls the k data fragments from the
+// writer through the swarm (so the bytes are capped, counted and verified against their CIDs
+// like any block), never a spare: parity is asked of targets only, for data fragments the
+// writer no longer holds (a retried chunk does not cross the thin uplink twice). It rebuilds the chunk, checks it against the chunk's CID,
+// computes the parity itself, checks that every fragment it made has the CID the request names,
+// keeps its own fragment and pushes the others to their targets (swarm push; every holder
+// verifies); data fragments also go to the hosts pinning the file, on the same chain as their
+// target. So the writer uploads the k data fragments (1x the chunk) per relay it tries.
+//
+// Time bounds are on progress, not on the whole job (idle.ts): at 1 Mbit/s, a few chunks in
+// flight take minutes and are healthy as long as fragments keep arriving. Each side gives up
+// after RELAY_IDLE_TIMEOUT_MS without progress; the writer then tries one more relay (which
+// pulls what the first one placed from the targets), and anything still unplaced is left to the
+// caller (network.ts pushes it directly).
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -23,6 +30,7 @@ import { DEFAULT_UPLINK_BYTES_PER_SECOND } from '../swarm/index.ts'
 import type { AbortOptions } from './blocks.ts'
 import { CHUNK_SIZE, decodeChunk, encodeChunk } from './chunks.ts'
 import type { ChunkRef } from './chunks.ts'
+import { idleDeadline } from './idle.ts'
 import type { UplinkBook } from './uplink.ts'
 
 export const PLACE_PROTOCOL = '/darkfs/place/1.0.0'
@@ -36,13 +44,22 @@ export const MAX_PINNERS = 16
 export const MAX_PEER_ID_CHARS = 128
 /** Chunks this host relays for others at once; more are refused (the writer pushes itself). */
 export const MAX_RELAYS_IN_PROGRESS = 8
-/** Time a relay may take over one chunk, pull and forwarding included. */
-export const RELAY_TIMEOUT_MS = 120_000
+/**
+ * Longest time without progress (a fragment reached the relay, a holder acknowledged one) before
+ * either side gives up on a relayed chunk. A 256 KiB fragment at 1 Mbit/s shared by
+ * MAX_OWN_RELAYED_CHUNKS relays takes about 5 s: this leaves room for a loaded, slower link.
+ */
+export const RELAY_IDLE_TIMEOUT_MS = 60_000
 /**
  * Chunks this host has relays working on at once. On a thin uplink every relay in flight
- * shares it: more at once only makes each chunk take longer (and time out together).
+ * shares it: more at once only makes each chunk take longer; two keep the uplink busy while a
+ * relay forwards.
  */
-export const MAX_OWN_RELAYED_CHUNKS = 4
+export const MAX_OWN_RELAYED_CHUNKS = 2
+/** Time a relay takes to tell the writer why it failed (the error reply and the close). */
+export const ERROR_REPLY_TIMEOUT_MS = 5_000
+/** Relays tried for one chunk before the rest is left to the caller's direct pushes. */
+export const MAX_RELAY_ATTEMPTS = 2
 
 export class ForwardError extends Error {
   override readonly name: string = 'ForwardError'
@@ -65,6 +82,7 @@ export class RelayBusyError extends ForwardError {
 
 interface PlaceRequest { chunk: CID, size: number, k: number, m: number, fragments: CID[], targets: string[], pinners: string[] }
 type PlaceReply =
+  | { t: 'got', n: number }
   | { t: 'ack', i: number, holder: string }
   | { t: 'done', bytes: number, ms: number }
   | { t: 'error', name: string, message: string }
@@ -175,7 +193,6 @@ export function createForwarder (c: ForwardComponents): Forwarder {
 
   const place = async (ref: ChunkRef, targets: string[], opts: PlaceViaOptions): Promise<void> => {
     if (ref.cid === null || ref.k < 2) throw new ForwardError('only erasure-coded chunks are placed through a relay')
-    const n = ref.fragments.length
     const perFragment = ref.fragments.map((_, j) => targets[j % targets.length])
     const pinners = [...new Set(opts.pinners ?? [])].filter(p => p !== self).slice(0, MAX_PINNERS)
     // every fragment of the chunk, to every host the relay will deliver to, from now on (also
@@ -187,7 +204,19 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       const waitSignal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
       const release = await acquire(waitSignal)
       try {
-        await placeVia(ref, perFragment, pinners, opts, AbortSignal.any([waitSignal, AbortSignal.timeout(RELAY_TIMEOUT_MS)]))
+        const tried = new Set<string>()
+        for (let attempt = 0; ; attempt++) {
+          const relay = pickRelay(perFragment.filter(p => !tried.has(p)))
+          if (relay === undefined) return
+          tried.add(relay)
+          try {
+            await placeVia(ref, relay, perFragment, pinners, opts, waitSignal)
+            return
+          } catch (err) {
+            // the caller's abort or shutdown ends it; a wrong request would be wrong at any relay
+            if (waitSignal.aborted || err instanceof FragmentMismatchError || attempt + 1 >= MAX_RELAY_ATTEMPTS) throw err
+          }
+        }
       } finally {
         release()
       }
@@ -196,12 +225,13 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     }
   }
 
-  const placeVia = async (ref: ChunkRef, perFragment: string[], pinners: string[], opts: PlaceViaOptions, signal: AbortSignal): Promise<void> => {
+  /** One attempt through `relay`, given up after RELAY_IDLE_TIMEOUT_MS without a reply. */
+  const placeVia = async (ref: ChunkRef, relay: string, perFragment: string[], pinners: string[], opts: PlaceViaOptions, parent: AbortSignal): Promise<void> => {
     const n = ref.fragments.length
-    const relay = pickRelay(perFragment)
-    if (relay === undefined) return
     busy.set(relay, (busy.get(relay) ?? 0) + 1)
     ref.fragments.forEach(f => { hold(f, [relay], -1) })
+    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relay ${relay}`, parent)
+    const signal = idle.signal
     let stream: Stream | undefined
     try {
       stream = await c.host.newStream(relay, PLACE_PROTOCOL, { signal })
@@ -210,6 +240,8 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       await lp.write(dagCbor.encode(req), { signal })
       for (;;) {
         const reply = decodeReply((await lp.read({ signal })).subarray(), n)
+        idle.touch()
+        if (reply.t === 'got') continue
         if (reply.t === 'ack') {
           // only the fragment's own target counts as its holder
           if (reply.holder === perFragment[reply.i] || (reply.i < ref.k && pinners.includes(reply.holder))) opts.onAck(reply.i, reply.holder)
@@ -227,15 +259,45 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       stream?.abort(err instanceof Error ? err : new Error(String(err)))
       throw err
     } finally {
+      idle.clear()
       ref.fragments.forEach(f => { hold(f, [relay], 1) })
       busy.set(relay, (busy.get(relay) ?? 1) - 1)
       if (busy.get(relay) === 0) busy.delete(relay)
     }
   }
 
+  /**
+   * The fragments a relay rebuilds the chunk from: the k data fragments from the writer (never a
+   * spare: its uplink is the thin one); for those it no longer holds (placed and dropped by an
+   * earlier attempt), any fragments from the targets. Targets are not asked first: on a first
+   * attempt none holds anything, and every DONT_HAVE counts against a peer in the pull's choice.
+   * `progress` hears the count in hand after each arrival.
+   */
+  const gather = async (req: PlaceRequest, writer: string, signal: AbortSignal, progress: (n: number) => void): Promise<Map<string, Uint8Array>> => {
+    const targets = [...new Set(req.targets.filter(p => p !== self && p !== writer))]
+    const got = new Map<string, Uint8Array>()
+    const covered = (): number => req.fragments.filter(f => got.has(f.toString())).length
+    const distinct = (cids: CID[]): CID[] => [...new Map(cids.map(f => [f.toString(), f])).values()]
+    await Promise.all(distinct(req.fragments.slice(0, req.k)).map(async cid => {
+      const bytes = (await c.swarm.pullAny([cid], 1, [writer], { signal }).catch(() => undefined))?.get(cid.toString())
+      if (bytes === undefined) return
+      got.set(cid.toString(), bytes)
+      progress(covered())
+    }))
+    signal.throwIfAborted()
+    const rest = distinct(req.fragments.filter(f => !got.has(f.toString())))
+    if (covered() < req.k && rest.length > 0 && targets.length > 0) {
+      const more = await c.swarm.pullAny(rest, Math.min(rest.length, req.k - covered()), targets, { signal })
+      for (const [key, bytes] of more) got.set(key, bytes)
+      progress(covered())
+    }
+    return got
+  }
+
   /** The relay's side of one request. */
   const relay = async (stream: Stream, writer: string): Promise<void> => {
-    const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(RELAY_TIMEOUT_MS)])
+    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relaying for ${writer}`, shutdown.signal)
+    const signal = idle.signal
     const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
     // replies are written in order; the chain itself never rejects (a fire-and-forget ACK whose
     // stream went away must not become an unhandled rejection that takes the host down)
@@ -252,18 +314,13 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       if (relaying >= MAX_RELAYS_IN_PROGRESS) throw new RelayBusyError(`relaying ${MAX_RELAYS_IN_PROGRESS} chunks already`)
       relaying++
       counted = true
-      // fragments, each verified against its CID by the swarm;
-      // any k fragments, from the writer or from targets that got some already (an earlier
-      // attempt, a repair): the writer withholds nothing from its relay, and a retried chunk
-      // does not cross the thin uplink twice
-      const from = [writer, ...new Set(req.targets.filter(p => p !== self && p !== writer))]
-      const distinct = new Set(req.fragments.map(f => f.toString())).size
-      const got = await c.swarm.pullAny(req.fragments, Math.min(req.k, distinct), from, { signal })
+      // fragments, each verified against its CID by the swarm; every arrival is progress
+      const got = await gather(req, writer, signal, (n) => { idle.touch(); post({ t: 'got', n }) })
       let chunk: Uint8Array
       try {
         chunk = decodeChunk({ offset: 0, size: req.size, cid: req.chunk, k: req.k, m: req.m, fragments: req.fragments }, req.fragments.map(f => got.get(f.toString())))
       } catch (err: any) {
-        throw new FragmentMismatchError(`the data fragments of chunk ${req.chunk.toString()} do not rebuild it: ${err.message}`)
+        throw new FragmentMismatchError(`the fragments of chunk ${req.chunk.toString()} do not rebuild it: ${err.message}`)
       }
       const { ref, blocks } = encodeChunk(chunk, 0, req.k, req.m)
       const wrong = ref.fragments.findIndex((f, j) => !f.equals(req.fragments[j]))
@@ -282,6 +339,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       await c.swarm.push(deliveries, {
         signal,
         onAck: (cid, peer) => {
+          idle.touch()
           req.fragments.forEach((f, j) => { if (holders(j).includes(peer) && f.equals(cid)) post({ t: 'ack', i: j, holder: peer }) })
         }
       })
@@ -293,10 +351,11 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     } catch (err: any) {
       const e = err instanceof Error ? err : new Error(String(err))
       await writing.catch(() => {})
-      await lp.write(dagCbor.encode({ t: 'error', name: e.name, message: e.message.slice(0, 1000) }), { signal }).catch(() => {})
+      await lp.write(dagCbor.encode({ t: 'error', name: e.name, message: e.message.slice(0, 1000) }), { signal: AbortSignal.timeout(ERROR_REPLY_TIMEOUT_MS) }).catch(() => {})
       if (e instanceof PlaceProtocolError) stream.abort(e)
-      else await stream.close({ signal }).catch(() => { stream.abort(e) })
+      else await stream.close({ signal: AbortSignal.timeout(ERROR_REPLY_TIMEOUT_MS) }).catch(() => { stream.abort(e) })
     } finally {
+      idle.clear()
       if (counted) relaying--
     }
   }
@@ -344,6 +403,7 @@ export function decodeRequest (bytes: Uint8Array): PlaceRequest {
 /** Decode and validate a reply to a request for `n` fragments. */
 export function decodeReply (bytes: Uint8Array, n: number): PlaceReply {
   const r = cbor(bytes)
+  if (r?.t === 'got' && isCount(r.n, n)) return { t: 'got', n: r.n }
   if (r?.t === 'ack' && isCount(r.i, n - 1) && isPeer(r.holder)) return { t: 'ack', i: r.i, holder: r.holder }
   if (r?.t === 'done' && typeof r.bytes === 'number' && r.bytes >= 0 && typeof r.ms === 'number' && r.ms >= 0) return { t: 'done', bytes: r.bytes, ms: r.ms }
   if (r?.t === 'error' && typeof r.name === 'string' && typeof r.message === 'string') return { t: 'error', name: r.name.slice(0, 100), message: r.message.slice(0, 1000) }
