@@ -78,6 +78,7 @@ export interface ChunkPlan {
  */
 export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live: Set<string>, self: string, redundancy = DEFAULT_REDUNDANCY): ChunkPlan {
   const n = ref.k + ref.m
+  const held = ref.fragments.map(f => new Set([...(holdings.get(f.toString()) ?? [])].filter(p => live.has(p))))
   let want: string[][]
   if (ref.k === 1) {
     // copies of one block: fragment 0 stands for all of them, on as many hosts as the network's
@@ -85,9 +86,9 @@ export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live
     const copies = replicaCount(ref.m, redundancy, members.length)
     want = [targets(ref.cid!.bytes, members, Math.min(copies, members.length)), ...Array.from({ length: n - 1 }, () => [])]
   } else {
-    want = assignment(targets(ref.cid!.bytes, members, Math.min(n, members.length)), ref.k, ref.m)
+    // fragments stay on the targets that hold them; only what is missing moves (assignment.ts)
+    want = assignment(targets(ref.cid!.bytes, members, Math.min(n, members.length)), ref.k, ref.m, held)
   }
-  const held = ref.fragments.map(f => new Set([...(holdings.get(f.toString()) ?? [])].filter(p => live.has(p))))
   const available = ref.k === 1 ? (held[0].size > 0 ? 1 : 0) : held.filter(s => s.size > 0).length
   const hosts = new Set(held.flatMap(s => [...s]))
   let health: Health
