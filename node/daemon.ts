@@ -18,6 +18,7 @@ import { chunkStatus } from './status.ts'
 import { createSwarm } from '../swarm/index.ts'
 import type { Swarm } from '../swarm/index.ts'
 import { ChunkNetwork } from './network.ts'
+import { Custody } from './custody.ts'
 import { startRedundancy } from './redundancy.ts'
 import type { Redundancy, RedundancyOptions } from './redundancy.ts'
 import { createSync } from './sync.ts'
@@ -158,8 +159,15 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { await pins.stop() })
     host.addEventListener('peer:connect', () => { pins.kick() })
     // GC, rebalance and repair delete through a store that spares pinned copies
-    const keep = await startRedundancy({ host, swarm, store: guardStore(store, async cid => await pins.keeps(cid)), volume }, { redundancy: opts.redundancy, ...opts.keep })
+    const guarded = guardStore(store, async cid => await pins.keeps(cid))
+    // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
+    const custody = new Custody({ host, store: guarded })
+    await custody.start()
+    closers.push(async () => { await custody.stop() })
+    network.custody = custody
+    const keep = await startRedundancy({ host, swarm, store: guarded, volume, custody }, { redundancy: opts.redundancy, ...opts.keep })
     closers.push(keep.stop)
+    network.members = () => keep.membership.members()
 
     if ((opts.join ?? []).length > 0) {
       await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })

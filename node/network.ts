@@ -9,7 +9,9 @@ import type { ChunkRef } from './chunks.ts'
 import { BlockUnavailableError } from './errors.ts'
 import type { Forwarder } from './forward.ts'
 import type { Host } from './host.ts'
-import { erasureParams, replicaCount, DEFAULT_REDUNDANCY } from './placement.ts'
+import { assignment } from './assignment.ts'
+import type { Custody } from './custody.ts'
+import { erasureParams, replicaCount, targets as rank, DEFAULT_REDUNDANCY } from './placement.ts'
 import type { Store } from './store.ts'
 
 /** Time to find and fetch the fragments of one chunk before a read fails (EIO, not a hang). */
@@ -45,6 +47,13 @@ export class ChunkNetwork implements Network {
   pinners: (inode: string) => string[] = () => []
   /** Whether this host has lost its peers (presence.ts): chunks held only here stay pending. */
   offline: () => boolean = () => false
+  /**
+   * The hosts placement ranks, this one included: the membership's members (failure.ts: live
+   * and suspect hosts, less those draining), the same set the keepers' repair plans with.
+   */
+  members: () => string[] = () => [this.host.peerId, ...this.host.peers().map(p => p.id)]
+  /** Deletes the writer's copies once their targets promised to keep them (custody.ts). */
+  custody?: Pick<Custody, 'drop'>
   /**
    * Fragments this host is a target of for some chunk. Fragments are content-addressed, so one
    * fragment can belong to several chunks (equal shards): a fragment is dropped only when no
@@ -99,10 +108,11 @@ export class ChunkNetwork implements Network {
   }
 
   /**
-   * Place every fragment of each chunk on the peer ranked j for fragment j (self included);
+   * Place the fragments of each chunk on the hosts the placement plan wants them on
+   * (assignment.ts: fragment j on the member ranked j, on a fresh write; self included);
    * wait 'safe' returns once, for every chunk, the acknowledged fragments survive the loss of
    * any one host (or as far as the live network allows). Fragments held here that are not
-   * this host's to keep are dropped once their target has acknowledged them.
+   * this host's to keep are dropped once their targets promised to keep them (custody.ts).
    */
   async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe', inode?: string } = {}): Promise<void> {
     const work = refs.filter(r => r.cid !== null)
@@ -136,30 +146,32 @@ export class ChunkNetwork implements Network {
     const signal = this.signal(opts, PLACE_TIMEOUT_MS)
     const inode = this.inodes.get(key)
     const pinners = inode === undefined ? [] : this.pinners(inode)
+    const members = this.members()
     // a replicated chunk written while the network was smaller (e.g. offline) gets the copies
     // the network can hold now: extra copies of its one block need no new manifest
-    const copies = ref.k === 1 ? replicaCount(ref.m, this.redundancy, this.live()) : n
-    const targets = await this.host.closestPeers(ref.cid!.bytes, copies, { signal })
+    const copies = ref.k === 1 ? replicaCount(ref.m, this.redundancy, members.length) : n
+    const ranked = rank(ref.cid!.bytes, members, Math.min(copies, members.length))
     const held = this.placement.get(key) ?? Array.from({ length: n }, () => new Set<string>())
     this.placement.set(key, held)
+    for (let j = 0; j < n; j++) if (await this.store.has(ref.fragments[j])) held[j].add(self)
+    // the same plan the keepers repair to (assignment.ts), from what this host knows is where
+    const want = ref.k === 1 ? [ranked] : assignment(ranked, ref.k, ref.m, held)
     const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
     if (ref.k === 1) {
       // replication: one block, every target a holder; the swarm forwards along a chain
-      if (await this.store.has(ref.fragments[0])) held[0].add(self)
-      const to = [...new Set([...targets, ...pinners])].filter(p => p !== self && !held[0].has(p))
+      const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p))
       if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await this.store.get(ref.fragments[0]), to })
     } else {
       // through a relay first; whatever it could not place is pushed directly below
-      const missing = ref.fragments.some((_, j) => [targets[j % targets.length], ...(j < ref.k ? pinners : [])].some(p => p !== self && !held[j].has(p)))
-      if (this.forward !== undefined && missing) {
+      const missing = want.some((hosts, j) => [...hosts, ...(j < ref.k ? pinners : [])].some(p => p !== self && !held[j].has(p)))
+      if (this.forward !== undefined && missing && ranked.length >= n) {
         // the relay's own time bounds start once the writer's upload is free for it (forward.ts)
-        await this.forward.place(ref, targets, { signal: opts.signal, pinners, onAck: (j, p) => { held[j].add(p) } }).catch(() => {})
+        await this.forward.place(ref, want.map(hs => hs[0]), { signal: opts.signal, pinners, onAck: (j, p) => { held[j].add(p) } }).catch(() => {})
       }
       for (let j = 0; j < n; j++) {
-        const target = targets[j % targets.length]
-        if (target === self) { held[j].add(self); this.keep.add(ref.fragments[j].toString()) }
+        if (want[j].includes(self)) this.keep.add(ref.fragments[j].toString())
         // pinning hosts get the k data fragments, on the same chain as the target
-        const to = [target, ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p))
+        const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p))
         if (to.length === 0) continue
         deliveries.push({ cid: ref.fragments[j], bytes: await this.store.get(ref.fragments[j]), to: [...new Set(to)] })
       }
@@ -179,25 +191,23 @@ export class ChunkNetwork implements Network {
     if (hosts.size >= Math.min(copies, this.live()) && !(hosts.size < 2 && this.offline())) {
       this.pending.delete(key)
       this.inodes.delete(key)
-      if (ref.k > 1 && !pinners.includes(self)) await this.dropForeign(ref, targets)
+      if (ref.k > 1 && !pinners.includes(self)) await this.dropForeign(ref, want)
     }
   }
 
-  /** Delete fragments this host is not a target of, once their targets hold them. */
-  private async dropForeign (ref: ChunkRef, targets: string[]): Promise<void> {
+  /** Hand over the fragments this host is not a target of, once their targets hold them. */
+  private async dropForeign (ref: ChunkRef, want: string[][]): Promise<void> {
     const self = this.host.peerId
     const held = this.placement.get(ref.cid!.toString())!
-    const mine = new Set(ref.fragments.filter((_, j) => targets[j % targets.length] === self).map(f => f.toString()))
+    const mine = new Set(ref.fragments.filter((_, j) => want[j].includes(self)).map(f => f.toString()))
     const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) ||
       [...this.pending.values()].some(p => p !== ref && p.fragments.some(x => x.equals(f)))
-    for (let j = 0; j < ref.fragments.length; j++) {
-      const f = ref.fragments[j]
-      if (mine.has(f.toString()) || stillNeeded(f)) continue
-      if ([...held[j]].some(p => p !== self)) {
-        held[j].delete(self)
-        await this.store.delete(f).catch(() => {})
-      }
-    }
+    const handovers = ref.fragments
+      .map((cid, j) => ({ cid, j, keepers: want[j] }))
+      .filter(h => !mine.has(h.cid.toString()) && !stillNeeded(h.cid) && h.keepers.length > 0 && h.keepers.every(p => held[h.j].has(p)))
+    if (handovers.length === 0 || this.custody === undefined) return
+    const dropped = new Set(await this.custody.drop(handovers).catch(() => []))
+    for (const h of handovers) if (dropped.has(h.cid.toString())) held[h.j].delete(self)
   }
 
   /** What this host knows of a chunk's placement, for status. */

@@ -3,11 +3,12 @@
 // target of, but only once every host that must hold that fragment is live and reported
 // holding it (a have-query answered from its store, i.e. after it stored and ACKed). `leave`
 // drains this host: every chunk is planned as if it were gone and completed from its copies,
-// and it is dropped from membership only when nothing needs it any more.
+// and it is dropped from membership only when nothing needs it any more. A copy is deleted only
+// once the hosts that must keep it promised to (custody.ts).
 import type { ChunkRef } from './chunks.ts'
 import type { Membership } from './failure.ts'
 import type { Repairer, RepairProgress } from './repair.ts'
-import type { Store } from './store.ts'
+import type { Handover } from './custody.ts'
 import type { ChunkPlan } from './survey.ts'
 import type { AbortOptions } from './blocks.ts'
 
@@ -25,25 +26,30 @@ export class LeaveError extends Error {
   }
 }
 
-/** Delete local fragments of `ref` this host is not a target of, once their targets hold them. Returns how many. */
-export async function dropForeign (c: { self: string, store: Pick<Store, 'delete'> }, ref: ChunkRef, p: ChunkPlan, live: Set<string>): Promise<number> {
-  let dropped = 0
+/**
+ * The local copies of `ref`'s fragments this host is not a target of, once every host that must
+ * hold them is live and holds them, with those hosts as their keepers (custody.ts deletes a copy
+ * only after its keepers promise to keep the block). A block wanted here under any index stays.
+ */
+export function handovers (self: string, ref: ChunkRef, p: ChunkPlan, live: Set<string>): Handover[] {
+  const out: Handover[] = []
   const byCid = new Map<string, number[]>()
   ref.fragments.forEach((f, j) => { byCid.set(f.toString(), [...(byCid.get(f.toString()) ?? []), j]) })
-  for (const [key, js] of byCid) {
-    if (!js.some(j => p.held[j].has(c.self))) continue
+  for (const js of byCid.values()) {
+    if (!js.some(j => p.held[j].has(self))) continue
     // the hosts wanted for this block under any of its indexes (copies of a replicated chunk
     // are all index 0 of the plan)
     const wanted = [...new Set(js.flatMap(j => p.want[j]))]
-    if (wanted.includes(c.self)) continue
+    if (wanted.includes(self)) continue
     const placed = wanted.length > 0 && wanted.every(h => live.has(h) && js.some(j => p.held[j].has(h)))
-    if (!placed) continue
-    await c.store.delete(ref.fragments[js[0]])
-    for (const j of js) p.held[j].delete(c.self)
-    dropped++
-    void key
+    if (placed) out.push({ cid: ref.fragments[js[0]], keepers: wanted })
   }
-  return dropped
+  return out
+}
+
+/** The blocks of `ref` this host must hold under `p`. */
+export function wantedHere (self: string, ref: ChunkRef, p: ChunkPlan): string[] {
+  return ref.fragments.filter((_, j) => p.want[j].includes(self)).map(f => f.toString())
 }
 
 /**

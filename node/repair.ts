@@ -14,7 +14,8 @@ import { decodeChunk, encodeChunk } from './chunks.ts'
 import type { ChunkRef } from './chunks.ts'
 import type { Membership } from './failure.ts'
 import { keeper, DEFAULT_REDUNDANCY } from './placement.ts'
-import { dropForeign } from './rebalance.ts'
+import { handovers, wantedHere } from './rebalance.ts'
+import type { Custody, Handover } from './custody.ts'
 import type { Store } from './store.ts'
 import { plan, survey } from './survey.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
@@ -48,6 +49,8 @@ export interface RepairComponents {
   chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number }>
   store: Pick<Store, 'has' | 'get' | 'put' | 'delete'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
+  /** Deletes a local copy only once its keepers promised to keep it. */
+  custody: Pick<Custody, 'drop'>
 }
 
 export interface RepairProgress {
@@ -194,6 +197,11 @@ export class Repairer extends EventTarget {
     const allLive = this.c.membership.live()
     const members = this.c.membership.members().filter(p => !(opts.leaving === true && p === self))
     const live = new Set(allLive.filter(p => !(opts.leaving === true && p === self)))
+    const drop = opts.drop ?? opts.leaving !== true
+    // copies to hand over, dropped after the whole pass: a block (equal fragments of several
+    // chunks) stays while any chunk wants it here
+    const toDrop = new Map<string, Handover>()
+    const wanted = new Set<string>()
     try {
       for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
         const batch = refs.slice(b, b + REPAIR_BATCH)
@@ -210,13 +218,16 @@ export class Repairer extends EventTarget {
             } else if (mine && p.health === 'lost') {
               this.progress_.failed++
             }
-            if (opts.drop ?? opts.leaving !== true) {
-              this.progress_.dropped += await dropForeign({ self, store: this.c.store }, ref, p, live).catch(() => 0)
-            }
+            for (const key of wantedHere(self, ref, p)) wanted.add(key)
+            if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
             this.progress_.checked++
             this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
           }
         }))
+      }
+      const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()))
+      if (handover.length > 0) {
+        this.progress_.dropped += (await this.c.custody.drop(handover, opts).catch(() => [])).length
       }
     } finally {
       this.progress_.running = false

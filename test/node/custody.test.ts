@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { lpStream } from '@libp2p/utils'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import * as raw from 'multiformats/codecs/raw'
+import { createHost } from '../../node/host.ts'
+import type { Host } from '../../node/host.ts'
+import { createNetworkKey } from '../../node/keys.ts'
+import { Store } from '../../node/store.ts'
+import { Custody, CUSTODY_PROTOCOL } from '../../node/custody.ts'
+import { Teardown, tempDir } from '../helpers/tmp.ts'
+import { until } from '../helpers/cluster.ts'
+
+interface Node { host: Host, store: Store, custody: Custody }
+
+async function block (): Promise<{ cid: CID, bytes: Uint8Array }> {
+  const bytes = new Uint8Array(randomBytes(1024))
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+describe('Custody: a copy is deleted only after its keepers promise to keep it (node/custody.ts)', function () {
+  this.timeout(30_000)
+  const t = new Teardown()
+  let nodes: Node[]
+
+  before(async () => {
+    const networkKey = createNetworkKey()
+    const make = async (join: string[]): Promise<Node> => {
+      const host = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [`/memory/custody-${randomBytes(6).toString('hex')}`], join })
+      t.add(async () => { await host.stop() })
+      const store = await Store.open(await tempDir(t))
+      const custody = new Custody({ host, store })
+      await custody.start()
+      t.add(async () => { await custody.stop() })
+      return { host, store, custody }
+    }
+    const first = await make([])
+    nodes = [first, ...await Promise.all([1, 2].map(async () => await make([first.host.addresses()[0]])))]
+    await until('meshed', () => nodes.every(n => n.host.peers().length === 2), 10_000)
+  })
+  after(async () => { await t.run() })
+
+  it('custody.drop([{ cid, keepers: [b] }]) deletes the local copy once b holds the block, and b has promised it', async () => {
+    const [a, b] = nodes
+    const { cid, bytes } = await block()
+    await a.store.put(cid, bytes)
+    await b.store.put(cid, bytes)
+    assert.deepEqual(await a.custody.drop([{ cid, keepers: [b.host.peerId] }]), [cid.toString()])
+    assert.equal(await a.store.has(cid), false)
+    assert.equal(await b.store.has(cid), true)
+    assert.equal(b.custody.promised(cid), true)
+  })
+
+  it('custody.drop() keeps the copy when a keeper does not hold the block, or is not reachable', async () => {
+    const [a, b, c] = nodes
+    const { cid, bytes } = await block()
+    await a.store.put(cid, bytes)
+    await b.store.put(cid, bytes)
+    assert.deepEqual(await a.custody.drop([{ cid, keepers: [b.host.peerId, c.host.peerId] }]), [])
+    assert.deepEqual(await a.custody.drop([{ cid, keepers: ['12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq'] }]), [])
+    assert.equal(await a.store.has(cid), true)
+  })
+
+  it('a host that promised a block does not drop it, even when another host would keep it', async () => {
+    const [a, b, c] = nodes
+    const { cid, bytes } = await block()
+    for (const n of [a, b, c]) await n.store.put(cid, bytes)
+    assert.deepEqual(await a.custody.drop([{ cid, keepers: [b.host.peerId] }]), [cid.toString()])
+    // b promised a: b keeps its copy although c would promise too
+    assert.deepEqual(await b.custody.drop([{ cid, keepers: [c.host.peerId] }]), [])
+    assert.equal(await b.store.has(cid), true)
+  })
+
+  it('two holders dropping in favour of each other at once: one copy always stays', async () => {
+    const [, b, c] = nodes
+    for (let i = 0; i < 20; i++) {
+      const { cid, bytes } = await block()
+      await b.store.put(cid, bytes)
+      await c.store.put(cid, bytes)
+      await Promise.all([
+        b.custody.drop([{ cid, keepers: [c.host.peerId] }]),
+        c.custody.drop([{ cid, keepers: [b.host.peerId] }])
+      ])
+      const left = (await b.store.has(cid) ? 1 : 0) + (await c.store.has(cid) ? 1 : 0)
+      assert.ok(left >= 1, `round ${i}: both copies were dropped`)
+    }
+  })
+
+  it('a malformed custody request gets its stream aborted and changes nothing', async () => {
+    const [a, b] = nodes
+    const { cid, bytes } = await block()
+    await b.store.put(cid, bytes)
+    const stream = await a.host.newStream(b.host.peerId, CUSTODY_PROTOCOL)
+    const lp = lpStream(stream)
+    await lp.write(new Uint8Array([0xff, 0x00, 0x13]))
+    await assert.rejects(lp.read({ signal: AbortSignal.timeout(5_000) }))
+    assert.equal(await b.store.has(cid), true)
+    assert.equal(b.custody.promised(cid), false)
+    // b still answers well-formed requests
+    assert.deepEqual([...await a.custody.ask(b.host.peerId, [cid])], [cid.toString()])
+  })
+})
