@@ -115,9 +115,11 @@ async function run (argv: string[]): Promise<number> {
   switch (p.cmd) {
     case 'heal': case 'leave': {
       need(p, 0, 'no arguments')
-      const { withProgress } = await import('./keep-cli.ts')
-      await withProgress(client, p.cmd, process.stderr.isTTY, s => process.stderr.write(s))
+      const { withProgress, healShortfall } = await import('./keep-cli.ts')
+      const result: any = await withProgress(client, p.cmd, process.stderr.isTTY, s => process.stderr.write(s))
       if (p.cmd === 'leave') out('left: every chunk is fully redundant without this host; it stops now')
+      const short = healShortfall(result)
+      if (short !== undefined) { process.stderr.write(`darkfs: ${short}\n`); return 1 }
       return 0
     }
     case 'status': {

@@ -7,6 +7,7 @@
 // it drains it says so over DRAIN_PROTOCOL: every host then plans placement without it (it stays
 // live, a source of its fragments), so the copies it moves are where every host expects them
 // and nobody drops them again; STAY_PROTOCOL undoes that when the leave fails.
+import { lpStream } from '@libp2p/utils'
 import type { Host } from './host.ts'
 
 /** Default time a peer may be unreachable before it is declared gone: 3 minutes. */
@@ -15,6 +16,13 @@ export const DEFAULT_FAILURE_TIMEOUT_MS = 3 * 60_000
 export const LEAVE_PROTOCOL = '/darkfs/leave/1.0.0'
 /** Protocol a host uses to tell its peers it starts draining (placement leaves it out). */
 export const DRAIN_PROTOCOL = '/darkfs/drain/1.0.0'
+/**
+ * Protocol a host uses to tell its peers which suspects the operator declared gone (`darkfs
+ * heal`), so every host plans without them at once, not each after its own timeout.
+ */
+export const GONE_PROTOCOL = '/darkfs/gone/1.0.0'
+/** Bound of a gone notice (peer ids, one per line). */
+export const MAX_GONE_NOTICE_BYTES = 64 * 1024
 /** Protocol a host uses to tell its peers it stopped draining and stays (a failed leave). */
 export const STAY_PROTOCOL = '/darkfs/stay/1.0.0'
 /** Time to tell one peer we leave. */
@@ -71,6 +79,7 @@ export class Membership extends EventTarget {
       this.draining.add(peer)
       void stream.close().catch(() => { stream.abort(new Error('drain notice')) })
     })
+    await this.host.handle(GONE_PROTOCOL, (stream) => { void this.takeGone(stream) })
     await this.host.handle(STAY_PROTOCOL, (stream, peer) => {
       this.draining.delete(peer)
       void stream.close().catch(() => { stream.abort(new Error('stay notice')) })
@@ -87,6 +96,7 @@ export class Membership extends EventTarget {
     await this.host.unhandle(LEAVE_PROTOCOL).catch(() => {})
     await this.host.unhandle(DRAIN_PROTOCOL).catch(() => {})
     await this.host.unhandle(STAY_PROTOCOL).catch(() => {})
+    await this.host.unhandle(GONE_PROTOCOL).catch(() => {})
   }
 
   /** Connected peers, this host included (ids). */
@@ -121,9 +131,27 @@ export class Membership extends EventTarget {
     return [...this.suspect.keys()]
   }
 
-  /** Declare every suspect gone now (`darkfs heal`: the operator says they will not be back). */
-  expire (): void {
-    for (const p of [...this.suspect.keys()]) this.declareGone(p, false)
+  /**
+   * Declare every suspect gone now (`darkfs heal`: the operator says they will not be back),
+   * here and at every connected peer (a peer still connected to one of them keeps it).
+   */
+  async expire (): Promise<string[]> {
+    const gone = [...this.suspect.keys()]
+    for (const p of gone) this.declareGone(p, false)
+    if (gone.length > 0) await this.notify(GONE_PROTOCOL, new TextEncoder().encode(gone.join('\n')))
+    return gone
+  }
+
+  /** A peer's gone notice: declare those of its ids that are suspects here gone. */
+  private async takeGone (stream: Parameters<Parameters<Host['handle']>[1]>[0]): Promise<void> {
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_GONE_NOTICE_BYTES })
+      const ids = new TextDecoder().decode((await lp.read({ signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) })).subarray()).split('\n')
+      for (const id of ids) if (this.suspect.has(id)) this.declareGone(id, false)
+      await stream.close().catch(() => {})
+    } catch (err: any) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
   }
 
   /** Tell every connected peer that this host leaves (after it drained). */
@@ -131,13 +159,16 @@ export class Membership extends EventTarget {
     await this.notify(LEAVE_PROTOCOL)
   }
 
-  /** Open `protocol` to every connected peer with a one-byte notice (best effort). */
-  private async notify (protocol: string): Promise<void> {
+  /** Open `protocol` to every connected peer with a notice: one byte, or `payload` length-prefixed (best effort). */
+  private async notify (protocol: string, payload?: Uint8Array): Promise<void> {
     await Promise.all(this.host.peers().map(async p => {
       try {
-        const stream = await this.host.newStream(p.id, protocol, { signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) })
-        stream.send(LEAVE_NOTICE) // protocol selection may be lazy: the peer hears of the stream with its first byte
-        await stream.close({ signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) }).catch(() => {})
+        const signal = AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS)
+        const stream = await this.host.newStream(p.id, protocol, { signal })
+        // protocol selection may be lazy: the peer hears of the stream with its first byte
+        if (payload === undefined) stream.send(LEAVE_NOTICE)
+        else await lpStream(stream, { maxDataLength: MAX_GONE_NOTICE_BYTES }).write(payload, { signal })
+        await stream.close({ signal }).catch(() => {})
       } catch {}
     }))
   }

@@ -52,3 +52,15 @@ export async function withProgress<T> (client: ControlClient, op: string, tty: b
 function isProgress (x: any): x is RepairProgress {
   return x !== null && typeof x === 'object' && typeof x.checked === 'number' && typeof x.chunks === 'number'
 }
+
+/**
+ * What `darkfs heal` could not do, as one line (undefined when every chunk is redundant again):
+ * chunks still degraded, local-only or lost after its passes.
+ */
+export function healShortfall (result: unknown): string | undefined {
+  const r = result as { passes?: number, remaining?: { total: number, degraded: number, localOnly: number, lost: number } } | undefined
+  const c = r?.remaining
+  if (c === undefined || c.degraded + c.localOnly + c.lost === 0) return undefined
+  const parts = [c.degraded > 0 ? `${c.degraded} degraded` : '', c.localOnly > 0 ? `${c.localOnly} local-only (no peer reachable)` : '', c.lost > 0 ? `${c.lost} lost (fewer than k fragments left anywhere)` : ''].filter(x => x !== '')
+  return `heal: ${parts.join(', ')} of ${c.total} chunks after ${r?.passes ?? 1} pass(es); see darkfs status`
+}

@@ -13,6 +13,7 @@ import type { ChunkCounts, RepairProgress } from './repair.ts'
 import { DEFAULT_RETENTION_MS, retained } from './retained.ts'
 import { Scrubber } from './scrub.ts'
 import type { Store } from './store.ts'
+import type { Custody } from './custody.ts'
 import type { Volume } from './volume.ts'
 
 /**
@@ -20,6 +21,17 @@ import type { Volume } from './volume.ts'
  * the host stops (stopping closes the control socket's connections, replies in flight too).
  */
 export const LEAVE_REPLY_GRACE_MS = 500
+
+/** Repair passes `darkfs heal` runs before it reports the chunks still short. */
+export const HEAL_MAX_PASSES = 5
+/** Wait between heal passes that left chunks short (pushes to a peer that was busy, say). */
+export const HEAL_RETRY_MS = 1_000
+
+/** What `darkfs heal` did over all its passes, and the chunk counts after the last. */
+export interface HealResult extends RepairProgress {
+  passes: number
+  remaining: ChunkCounts
+}
 
 export interface RedundancyOptions {
   /** `up --failure-timeout SECONDS`, in ms (default failure.ts DEFAULT_FAILURE_TIMEOUT_MS). */
@@ -43,6 +55,8 @@ export interface RedundancyComponents {
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
   store: Store
   volume: Volume
+  /** Deletes copies only once their keepers promised to keep them (shared with the writer). */
+  custody: Pick<Custody, 'drop'>
 }
 
 export interface Redundancy {
@@ -55,7 +69,7 @@ export interface Redundancy {
   /** Chunks redundant/degraded/local-only/lost, asked of the holders. */
   status: (opts?: AbortOptions) => Promise<ChunkCounts>
   /** Repair now, every chunk, treating unreachable members as gone. */
-  heal: (opts?: AbortOptions) => Promise<RepairProgress>
+  heal: (opts?: AbortOptions) => Promise<HealResult>
   /** Drain this host, then resolve `left` (after graceMs, when given). */
   leave: (opts?: AbortOptions & { graceMs?: number }) => Promise<{ passes: number, progress: RepairProgress }>
   commands: Commands
@@ -71,6 +85,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     membership,
     store: c.store,
     swarm: c.swarm,
+    custody: c.custody,
     chunks: async (opts) => {
       const r = await retained(c.volume, retentionMs, opts)
       return { refs: [...r.chunks.values()], unreadable: r.unreadable }
@@ -87,9 +102,26 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
   let markLeft = (): void => {}
   const left = new Promise<void>(resolve => { markLeft = resolve })
 
-  const heal = async (opts?: AbortOptions): Promise<RepairProgress> => {
-    membership.expire()
-    return await repairer.pass({ ...opts, all: true })
+  const heal = async (opts?: AbortOptions): Promise<HealResult> => {
+    await membership.expire()
+    let total: HealResult | undefined
+    for (let pass = 1; ; pass++) {
+      const p = await repairer.pass({ ...opts, all: true })
+      const remaining = await repairer.status(opts)
+      total = {
+        ...p,
+        fragmentsRepaired: p.fragmentsRepaired + (total?.fragmentsRepaired ?? 0),
+        bytesPushed: p.bytesPushed + (total?.bytesPushed ?? 0),
+        bytesFetched: p.bytesFetched + (total?.bytesFetched ?? 0),
+        dropped: p.dropped + (total?.dropped ?? 0),
+        passes: pass,
+        remaining
+      }
+      // lost chunks cannot be healed; local-only ones only once there is a peer
+      const short = remaining.degraded + (membership.live().length > 1 ? remaining.localOnly : 0)
+      if (short === 0 || pass >= HEAL_MAX_PASSES) return total
+      await new Promise(resolve => setTimeout(resolve, HEAL_RETRY_MS))
+    }
   }
   const leave = async (opts?: AbortOptions & { graceMs?: number }): Promise<{ passes: number, progress: RepairProgress }> => {
     const r = await drain({ self: c.host.peerId, repairer, membership }, opts)
