@@ -77,10 +77,7 @@ describe('a cluster of in-process hosts (memory transport, pnet, kad-dht)', func
     }
   })
 
-  // Known defect (open, see the issue notes): in about half of the full-suite runs a fragment is
-  // missing from its live target after status reported every chunk redundant, so losing two
-  // hosts loses a read. Skipped so CI stays meaningful; un-skip when the drop race is found.
-  it.skip('with 2 holders stopped, every file still reads byte-identical', async () => {
+  it('with 2 holders stopped, every file still reads byte-identical', async () => {
     // `wait: 'safe'` returns once one lost host loses nothing; losing two needs every fragment placed
     await until('every chunk fully placed', async () => {
       const s = await hosts[0].keep.status()

@@ -28,9 +28,7 @@ describe('keep.leave() (6 in-process hosts, k=4 m=2)', function () {
   const t = new Teardown()
   after(async () => { await t.run() })
 
-  // Known defect (open, see the issue notes): same fragment-drop race as the cluster test's
-  // 'with 2 holders stopped'; fails in some full-suite runs. Un-skip with that fix.
-  it.skip('drains the host: no chunk drops below full redundancy, and none needs it afterwards', async () => {
+  it('drains the host: no chunk drops below full redundancy, and none needs it afterwards', async () => {
     const hosts = await startCluster(t, 6, { daemon: { keep } })
     await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
     const data = randomBytes((4 << 20) + 3)
