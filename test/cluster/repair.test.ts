@@ -59,3 +59,30 @@ describe('keep.repairer (6 in-process hosts, k=4 m=2)', function () {
     }
   })
 })
+
+describe('keep.heal() (5 in-process hosts, failure timeout 10 minutes)', function () {
+  this.timeout(120_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('heal on one host: every peer drops the dead suspects at once, and every chunk is redundant after it', async () => {
+    const hosts = await startCluster(t, 5, { daemon: { keep: { ...keep, failureTimeoutMs: 600_000 } } })
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+    const data = randomBytes((2 << 20) + 11)
+    await hosts[0].volume.replaceFile('/h.bin', [data], { wait: 'safe' })
+    await until('all redundant', async () => { const s = await hosts[1].keep.status(); return s.total === 3 && s.redundant === 3 }, 30_000)
+    const dead = hosts[4].host.peerId
+    await hosts[4].stop()
+    await until('the survivors notice', () => hosts.slice(0, 4).every(h => h.host.peers().length === 3))
+    // still suspects (10 minute timeout): members everywhere
+    for (const h of hosts.slice(0, 4)) assert.ok(h.keep.membership.members().includes(dead))
+    const r = await hosts[1].keep.heal()
+    assert.deepEqual(r.remaining, { total: 3, redundant: 3, degraded: 0, localOnly: 0, lost: 0 })
+    assert.ok(r.fragmentsRepaired > 0)
+    await until('every survivor dropped the dead host', () => hosts.slice(0, 4).every(h => !h.keep.membership.members().includes(dead)), 5_000)
+    const s = await hosts[0].keep.status()
+    assert.equal(s.redundant, s.total)
+    hosts[2].volume.chunks.dropCache()
+    assert.deepEqual(Buffer.from(await hosts[2].volume.readFile('/h.bin')), data)
+  })
+})
