@@ -24,6 +24,9 @@ import type { Redundancy, RedundancyOptions } from './redundancy.ts'
 import { createSync } from './sync.ts'
 import { Pins, guardStore } from './pins.ts'
 import { Presence } from './presence.ts'
+import { Space } from './space.ts'
+import type { SpaceInit } from './space.ts'
+import { SpaceNotices } from './space-notice.ts'
 import { createForwarder } from './forward.ts'
 import { startUplinks, uploadCap } from './uplink.ts'
 import type { Sync } from './sync.ts'
@@ -45,6 +48,8 @@ export interface DaemonOptions {
   redundancy?: number
   /** Repair, failure detection, scrub, GC and retention settings (node/redundancy.ts). */
   keep?: RedundancyOptions
+  /** When the disk under the store counts as full (node/space.ts: reserve, margin, interval). */
+  space?: SpaceInit
 }
 
 export interface Daemon {
@@ -57,6 +62,8 @@ export interface Daemon {
   readonly store: Store
   readonly pins: Pins
   readonly presence: Presence
+  /** Free space of the store's disk: full hosts refuse new blocks and leave placement (node/space.ts). */
+  readonly space: Space
   /** Keeps the redundancy: membership, repair, scrub, GC, leave (node/redundancy.ts). */
   readonly keep: Redundancy
   close: () => Promise<void>
@@ -102,6 +109,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const networkKey = await readNetworkKey(join(dir, NETWORK_KEY_FILE))
     const store = await Store.open(join(dir, 'store'))
     closers.push(async () => { await store.close() })
+    const space = new Space(store.dir, opts.space)
+    await space.start()
+    store.space = space
+    closers.push(async () => { space.stop() })
     await mkdir(join(dir, 'tree'), { recursive: true })
     const tree = await Tree.open({ dir: join(dir, 'tree'), signer: signerFor(privateKey), verify })
     closers.push(async () => { await tree.close() })
@@ -167,6 +178,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     network.custody = custody
     const keep = await startRedundancy({ host, swarm, store: guarded, volume, custody }, { redundancy: opts.redundancy, ...opts.keep })
     closers.push(keep.stop)
+    // a full host tells its peers, which leave it out of members() (placement, repair)
+    const spaceNotices = new SpaceNotices({ host, space, membership: keep.membership })
+    await spaceNotices.start()
+    closers.push(async () => { await spaceNotices.stop() })
     network.members = () => keep.membership.members()
 
     if ((opts.join ?? []).length > 0) {
@@ -187,7 +202,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           chunks: await keep.status(),
           repair: keep.repairer.progress(),
           bytesStored: usage.bytesStored,
-          capacity: usage.capacity
+          capacity: usage.capacity,
+          space: { full: space.isFull(), free: space.snapshot().free, reserve: space.snapshot().reserve },
+          fullPeers: keep.membership.fullHosts()
         }
       },
       peers: async () => host.peers(),
@@ -200,7 +217,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await control.start()
     closers.push(async () => { await control.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, presence, keep, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, presence, space, keep, close }
   } catch (err) {
     await close()
     throw err

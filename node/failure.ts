@@ -54,6 +54,8 @@ export class Membership extends EventTarget {
   private readonly known = new Set<string>()
   /** Peers (or this host) draining before they leave: live, but not members for placement. */
   private readonly draining = new Set<string>()
+  /** Peers whose disk is full (space-notice.ts): live, a source of what they hold, not members. */
+  private readonly full = new Set<string>()
   private started = false
   private readonly onConnect = (evt: CustomEvent<string>): void => { this.connected(evt.detail) }
   private readonly onDisconnect = (evt: CustomEvent<string>): void => { this.disconnected(evt.detail) }
@@ -104,9 +106,23 @@ export class Membership extends EventTarget {
     return [this.host.peerId, ...this.host.peers().map(p => p.id).filter(p => !this.left.has(p))]
   }
 
-  /** Live and suspect peers, this host included, less those draining: the set placement ranks. */
+  /** Live and suspect peers, this host included, less those draining or full: the set placement ranks. */
   members (): string[] {
-    return [...new Set([...this.live(), ...this.suspect.keys()])].filter(p => !this.draining.has(p))
+    return [...new Set([...this.live(), ...this.suspect.keys()])].filter(p => !this.draining.has(p) && !this.full.has(p))
+  }
+
+  /**
+   * A peer's disk is full (its store takes no new blocks) or has room again (space-notice.ts).
+   * A peer with room again is a member again: 'joined'.
+   */
+  setFull (peer: string, full: boolean): void {
+    if (full) this.full.add(peer)
+    else if (this.full.delete(peer)) this.dispatchEvent(new CustomEvent('joined', { detail: peer }))
+  }
+
+  /** Peers whose disk is full. */
+  fullHosts (): string[] {
+    return [...this.full]
   }
 
   /** Peers (this host included) draining before they leave. */
@@ -200,6 +216,7 @@ export class Membership extends EventTarget {
     const wasMember = this.suspect.delete(peer) || leaving
     if (leaving) this.left.add(peer)
     this.draining.delete(peer)
+    this.full.delete(peer)
     this.known.delete(peer)
     if (wasMember) this.dispatchEvent(new CustomEvent('gone', { detail: peer }))
   }

@@ -3,7 +3,9 @@
 //  - put() returns only once the block file and its directory entry are fsynced;
 //  - get() hashes what it read and compares it with the CID: a corrupt block is moved aside
 //    (never deleted: it is evidence), reported as CorruptBlockError, and never returned;
-//  - a full disk surfaces as FsError ENOSPC, and nothing already stored is touched.
+//  - a full disk surfaces as FsError ENOSPC, and nothing already stored is touched; with a
+//    space gate (space.ts) new blocks are refused while the host is full, and the gate hears
+//    of every ENOSPC and delete.
 import { open, mkdir, rename, stat, statfs, readFile, readdir } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
@@ -31,11 +33,23 @@ export function matches (cid: CID, bytes: Uint8Array): boolean {
 
 export interface StoreEvents { corrupt: (cid: CID, file: string) => void }
 
+/** What the store tells the space watcher (space.ts) and asks it before storing a block. */
+export interface SpaceGate {
+  /** Throws FsError ENOSPC when no block of `bytes` may be stored now. */
+  admit: (bytes: number) => void
+  /** A write failed with ENOSPC. */
+  noSpace: () => void
+  /** Blocks were deleted. */
+  freed: () => void
+}
+
 export class Store {
   readonly dir: string
   private readonly blocks: FsBlockstore
   private readonly shards = new NextToLast()
   private onCorrupt?: (cid: CID) => void
+  /** Refuses new blocks while the disk is full (space.ts); blocks already stored are kept. */
+  space?: SpaceGate
 
   private constructor (dir: string) {
     this.dir = dir
@@ -74,14 +88,19 @@ export class Store {
       await Promise.all(blocks.map(async ({ cid, bytes }) => {
         const { dir, file } = this.file(cid)
         if (await this.present(file, bytes.byteLength)) return
+        this.space?.admit(bytes.byteLength)
         await this.blocks.put(cid, bytes)
         await fsyncPath(file)
         dirs.add(dir)
       }))
       await Promise.all([...dirs].map(async d => { await fsyncPath(d) }))
     } catch (err: any) {
+      if (err instanceof FsError) throw err // the space gate refused: it knows
       const text = String(err?.message ?? err)
-      if (err?.code === 'ENOSPC' || text.includes('ENOSPC')) throw new FsError('ENOSPC', 'put', this.dir, 'the block store is full')
+      if (err?.code === 'ENOSPC' || text.includes('ENOSPC')) {
+        this.space?.noSpace()
+        throw new FsError('ENOSPC', 'put', this.dir, 'the block store is full')
+      }
       throw err
     }
   }
@@ -132,6 +151,7 @@ export class Store {
 
   async delete (cid: CID): Promise<void> {
     await this.blocks.delete(cid)
+    this.space?.freed()
   }
 
   /** Every stored block's CID (as raw-codec CIDs: the store is keyed by multihash). */
