@@ -281,6 +281,25 @@ export class Repairer extends EventTarget {
       for (const j of wanted) out.set(j, have[j]!)
       return out
     }
+    // a fragment some live host holds (a joiner takes over the copy of the host it displaces,
+    // extra copies when hosts are few) is copied from there: one fragment's bytes, not k
+    const copyable = wanted.filter(j => have[j] === undefined && [...(holdings.get(ref.fragments[j].toString()) ?? [])].some(h => h !== this.c.self))
+    for (const j of copyable) {
+      const f = ref.fragments[j]
+      const from = new Map([[f.toString(), [...(holdings.get(f.toString()) ?? [])].filter(h => h !== this.c.self)]])
+      await this.limiter.take(Math.ceil(ref.size / ref.k), { signal })
+      const got = await this.c.swarm.pullAny([f], 1, from, { signal }).catch(() => undefined)
+      const b = got?.get(f.toString())
+      if (b !== undefined) {
+        ref.fragments.forEach((g, i) => { if (g.equals(f) && have[i] === undefined) have[i] = b })
+        this.progress_.bytesFetched += b.byteLength
+      }
+    }
+    if (wanted.every(j => have[j] !== undefined)) {
+      for (const j of wanted) out.set(j, have[j]!)
+      return out
+    }
+    count = have.filter(b => b !== undefined).length
     if (count < ref.k) {
       const want = ref.fragments.filter((_, j) => have[j] === undefined)
       const from = new Map<string, string[]>()
