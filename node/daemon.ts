@@ -176,7 +176,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     await custody.start()
     closers.push(async () => { await custody.stop() })
     network.custody = custody
-    const keep = await startRedundancy({ host, swarm, store: guarded, volume, custody }, { redundancy: opts.redundancy, ...opts.keep })
+    // a full host keeps its copies: handing them over would empty it, make it a member again
+    // and fill it again (its peers copy what they want elsewhere meanwhile; space.ts)
+    const keepWhileFull = { drop: async (...a: Parameters<Custody['drop']>) => space.isFull() ? [] : await custody.drop(...a) }
+    const keep = await startRedundancy({ host, swarm, store: guarded, volume, custody: keepWhileFull }, { redundancy: opts.redundancy, ...opts.keep })
     closers.push(keep.stop)
     // a full host tells its peers, which leave it out of members() (placement, repair)
     const spaceNotices = new SpaceNotices({ host, space, membership: keep.membership })

@@ -1,8 +1,9 @@
 // Telling the peers that this host is full (issue 8, faults), the way failure.ts tells them it
 // drains: a host whose disk is full (space.ts) sends a FULL notice to every connected peer, and
 // a ROOM notice once it has room again; a peer that connects is told the current state. Each
-// peer's Membership then leaves a full host out of members() (placement and repair plan
-// without it) while it stays live (a source of the fragments it holds).
+// peer's Membership, and this host's own, then leaves a full host out of members() (placement
+// and repair plan without it, the same plan everywhere) while it stays live (a source of the
+// fragments it holds; the daemon keeps a full host from handing its copies over).
 //
 // The notices of one host carry an increasing sequence number, so a FULL and a ROOM sent close
 // together on two streams cannot be applied in the wrong order. Notice (SPACE_NOTICE_BYTES):
@@ -63,6 +64,7 @@ export class SpaceNotices {
   private readonly shutdown = new AbortController()
   private started = false
   private readonly onChange = (): void => {
+    this.c.membership.setFull(this.c.host.peerId, this.c.space.isFull())
     this.seq++
     const seq = this.seq
     for (const p of this.c.host.peers()) void this.tell(p.id, seq, 0)
@@ -82,6 +84,7 @@ export class SpaceNotices {
     this.c.space.addEventListener('change', this.onChange)
     this.c.host.addEventListener('peer:connect', this.onConnect)
     this.c.membership.addEventListener('gone', this.onGone as EventListener)
+    if (this.c.space.isFull()) this.c.membership.setFull(this.c.host.peerId, true)
     // peers that connected before this started
     for (const p of this.c.host.peers()) void this.tell(p.id, this.seq, SPACE_NOTICE_RETRIES)
   }
