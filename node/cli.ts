@@ -130,6 +130,8 @@ async function run (argv: string[]): Promise<number> {
       for (const a of s.addresses) out(`address   ${a}`)
       out(`peers     ${s.peers}`)
       out(`stored    ${s.bytesStored} bytes`)
+      if (s.space?.full === true) out(`space     full: under ${s.space.reserve} bytes free; new blocks are refused, peers place elsewhere`)
+      if (Array.isArray(s.fullPeers) && s.fullPeers.length > 0) out(`full      ${s.fullPeers.length} peer(s) with a full disk (left out of placement)`)
       const c = s.chunks
       out(`chunks    ${c.total} total: ${c.redundant} redundant, ${c.degraded} degraded, ${c.localOnly} local-only, ${c.lost} lost`)
       return 0

@@ -12,7 +12,8 @@
 //             host scrubs, `darkfs heal` runs, and every host's `status --json` must reach all
 //             chunks redundant
 //   diskfull  one host's data dir is a small tmpfs: its writes fail clearly once full, it keeps
-//             serving reads, nothing stored is lost
+//             serving reads, nothing stored is lost; it reports itself full, every other host
+//             hears of it, and writes elsewhere place nothing on it (its bytesStored does not grow)
 // Then it settles, checks every acknowledged write on FINAL_READERS hosts, prints a table with
 // a row per fault (writes acknowledged, lost, wrong reads, crashes while that fault was the
 // current one; a write lost is counted under the fault during which it was acknowledged) and
@@ -63,6 +64,10 @@ const START_TIMEOUT_MS = 60_000
 /** Time after the last fault for placement and sync to settle before the final check. */
 const SETTLE_MS = 20_000
 const CLI_TIMEOUT_MS = 60_000
+/** Time for the full host to report itself full and for every peer to hear of it. */
+const FULL_NOTICE_TIMEOUT_MS = 30_000
+/** Time after the writes elsewhere for their placement (and any repair) to reach the hosts. */
+const FULL_PLACEMENT_WAIT_MS = 10_000
 /** Hosts that read every acknowledged path in the final check. */
 const FINAL_READERS = 2
 
@@ -347,8 +352,21 @@ async function main (): Promise<number> {
     }
     process.stderr.write(`full disk: ${clear} clear ENOSPC error(s)\n`)
     for (const path of [...acked.keys()].slice(0, 10)) await read(full, path)
-    // writes elsewhere still succeed while one host is full
+    // the full host knows it is full, and every other host leaves it out of placement
+    const status = async (h: HostProc): Promise<any> => { const r = await darkfs(['--data', h.dir, 'status', '--json']); return r.code === 0 ? JSON.parse(r.stdout.toString()) : undefined }
+    const fullId = (await status(full))?.peerId
+    if (!await until(async () => (await status(full))?.space?.full === true, FULL_NOTICE_TIMEOUT_MS)) finding(phase, 'the host that hit ENOSPC never reported itself full')
+    for (const h of live().filter(x => x !== full)) {
+      if (!await until(async () => ((await status(h))?.fullPeers ?? []).includes(fullId), FULL_NOTICE_TIMEOUT_MS)) finding(phase, `${h.name} never heard that ${full.name} is full`)
+    }
+    const storedBefore = (await status(full))?.bytesStored
+    // writes elsewhere still succeed while one host is full, and place nothing on it
     for (const w of WRITERS) await write(host(w), `/${w}/after-full`, MAX_FILE_BYTES)
+    await sleep(FULL_PLACEMENT_WAIT_MS)
+    const storedAfter = (await status(full))?.bytesStored
+    if (typeof storedBefore !== 'number' || typeof storedAfter !== 'number') finding(phase, `no status from ${full.name}`)
+    else if (storedAfter > storedBefore) finding(phase, `placement did not avoid the full host: it stored ${storedBefore} then ${storedAfter} bytes`)
+    else process.stderr.write(`full disk: the full host stored ${storedBefore} bytes before the writes elsewhere, ${storedAfter} after\n`)
 
     phase = 'settle + final check'
     process.stderr.write(`phase: ${phase}\n`)
