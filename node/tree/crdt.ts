@@ -14,7 +14,7 @@
 //  - a write concurrent with an unlink brings the entry back; an unlink concurrent with a write
 //    is skipped; attributes and xattrs are last-writer-wins per field.
 import { createHash } from 'node:crypto'
-import { conflictName } from './conflicts.ts'
+import { baseName, conflictName } from './conflicts.ts'
 import { Journal, type Undo, undo } from './journal.ts'
 import { sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
@@ -235,7 +235,10 @@ class Apply {
     }
     if (replace !== undefined) {
       const r = s.entries.get(s.re(replace))
-      if (r !== undefined && r.live && r.id !== e.id && r.parent === parent && r.name === name) {
+      // the entry the user saw at the name, unless moved away since (a merge's clash renaming
+      // it to a conflict name is no move: the user's rename over still replaces it)
+      const there = r !== undefined && r.parent === parent && (r.name === name || (s.conflicts.get(r.id)?.write === false && baseName(r.name) === name))
+      if (r !== undefined && there && r.live && r.id !== e.id) {
         // renaming a hard link over another link of the same file deletes nothing: no write
         // can bring that name back (it would stay as a conflict-named second link)
         if (r.inode === e.inode) this.remove(r)

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Teardown } from '../helpers/tmp.ts'
-import { isConflictName, type Tree, type InodeId, type Entry, type OpBody } from '../../node/tree/index.ts'
+import { baseName, isConflictName, sameContent, type Tree, type InodeId, type Entry, type OpBody } from '../../node/tree/index.ts'
 import { replica, sync, allOps, type Replica } from './tree-helpers.ts'
 
 const NAMES = ['a', 'b', 'c']
@@ -12,11 +12,17 @@ const TEXTS = ['x', 'y', 'z', 'w']
 const enc = new TextEncoder()
 const dec = new TextDecoder()
 
-/** One user step: replica r makes op kind t (12: sync from a peer); a, b, c pick targets; dt ms pass. */
+/**
+ * One user step: replica r makes op kind t (12: sync from a peer; 13: resolve a conflict
+ * sibling: overwrite, delete or rename it); a, b, c pick targets; dt ms pass.
+ */
 export interface Step { r: number, t: number, a: number, b: number, c: number, dt: number }
 
-/** A write (or a create with content) made during a play. */
-export interface Written { inode: InodeId, text: string, cid: string }
+/**
+ * A write (or a create with content) made during a play. `resolved`: a user deleted or
+ * overwrote a conflict sibling showing it (it need not stay visible).
+ */
+export interface Written { inode: InodeId, text: string, cid: string, resolved?: boolean }
 
 /** Live entries reachable from the root, with their inodes' kinds. */
 export function walk (tree: Tree): Array<{ e: Entry, kind: string }> {
@@ -33,6 +39,11 @@ export function walk (tree: Tree): Array<{ e: Entry, kind: string }> {
   return out
 }
 
+/** Live conflict-named files, in walk order. */
+function conflictSiblings (tree: Tree): Entry[] {
+  return walk(tree).filter(x => x.kind === 'file' && isConflictName(x.e.name)).map(x => x.e)
+}
+
 /** A random op a user could make on this replica's current view (null: nothing to do). */
 export function pick (tree: Tree, s: Step, time: bigint): OpBody | null {
   const all = walk(tree)
@@ -45,6 +56,14 @@ export function pick (tree: Tree, s: Step, time: bigint): OpBody | null {
   const text = TEXTS[s.c % TEXTS.length]
   const free = tree.lookup(dir, name) === undefined
   switch (s.t) {
+    case 13: {
+      const sibs = conflictSiblings(tree)
+      if (sibs.length === 0) return null
+      const e = sibs[s.a % sibs.length]
+      if (s.b % 3 === 0) return { type: 'write', inode: e.inode, content: { inline: enc.encode(text) }, size: text.length, time }
+      if (s.b % 3 === 1) return { type: 'unlink', entry: e.id, time }
+      return free ? { type: 'move', entry: e.id, parent: dir, name, time } : null
+    }
     case 0: case 1:
       return free ? { type: 'create', parent: dir, name, kind: 'dir', mode: 0o755, uid: 0, gid: 0, time } : null
     case 2: case 3:
@@ -98,6 +117,13 @@ export async function play (t: Teardown, steps: Step[], written: Written[], n = 
     }
     const body = pick(r.tree, s, BigInt(r.clock.ms) * 1_000_000n)
     if (body === null) continue
+    if (s.t === 13 && body.type !== 'move') {
+      // the version the sibling shows is the user's to drop now
+      const inode = conflictSiblings(r.tree)[s.a % conflictSiblings(r.tree).length].inode
+      const shown = r.tree.get(inode)!.content
+      const ops = new Set(r.tree.history(inode).filter(v => sameContent(v.content, shown)).map(v => v.op.toString()))
+      for (const w of written) if (ops.has(w.cid)) w.resolved = true
+    }
     const { cid, id } = await r.tree.commit(body)
     if (body.type === 'write' || (body.type === 'create' && body.content !== undefined)) {
       const c = body.content as { inline: Uint8Array }
@@ -150,6 +176,44 @@ export function assertNoWriteLost (tree: Tree, written: Written[]): void {
     const same = (o: Written): boolean => tree.get(o.inode)!.id === inode.id
     const one = written.filter(o => same(o) && o.text === w.text && (o === w || (!past.get(o.cid)!.has(w.cid) && !past.get(w.cid)!.has(o.cid))))
     const superseded = written.some(o => same(o) && one.some(v => past.get(o.cid)!.has(v.cid)))
-    if (!superseded && inode.nlink > 0) assert.ok(visible.has(w.text), `unsuperseded write ${w.text} (${w.cid}) is not visible`)
+    if (!superseded && w.resolved !== true && inode.nlink > 0) assert.ok(visible.has(w.text), `unsuperseded write ${w.text} (${w.cid}) is not visible`)
+  }
+}
+
+/**
+ * Assert that merges did not litter the tree (DESIGN.md §6): no name carries two conflict
+ * suffixes; no conflict-named entry shows the same file as another entry of its base name in
+ * its directory (a second name for one file); no two conflict siblings of one file show the
+ * same content (two copies of one conflict).
+ */
+export function assertNoLitter (tree: Tree): void {
+  const all = walk(tree)
+  const content = (inode: InodeId): string => {
+    const c = tree.get(inode)!.content
+    return c === null ? '' : 'inline' in c ? dec.decode(c.inline) : c.manifest.toString()
+  }
+  for (const { e } of all) assert.ok(e.name.split('.conflict-').length <= 2, `conflict of a conflict: ${e.name}`)
+  const byBase = new Map<string, Entry[]>()
+  for (const { e } of all) {
+    const key = `${e.parent}/${baseName(e.name)}`
+    byBase.set(key, [...(byBase.get(key) ?? []), e])
+  }
+  for (const [key, list] of byBase) {
+    const conflicted = list.filter(e => isConflictName(e.name))
+    for (const c of conflicted) {
+      for (const o of list) {
+        if (o === c) continue
+        assert.ok(o.inode !== c.inode, `${key}: ${c.name} is a second name of the file at ${o.name}`)
+      }
+    }
+  }
+  const sibs = new Map<string, { inode: InodeId, path: string }>()
+  for (const c of tree.conflicts()) {
+    const i = tree.get(c.inode)!
+    if (i.kind !== 'file' || c.inode === c.of) continue
+    const key = `${tree.get(c.of)?.id ?? c.of}:${content(c.inode)}`
+    const seen = sibs.get(key)
+    assert.ok(seen === undefined || seen.inode === i.id, `two conflict siblings of ${c.of} show ${content(c.inode)}: ${seen?.path} and ${c.path}`)
+    sibs.set(key, { inode: i.id, path: c.path })
   }
 }

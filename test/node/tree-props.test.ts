@@ -12,7 +12,7 @@ const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
 fc.configureGlobal({ seed: PROP_SEED })
 import { Teardown } from '../helpers/tmp.ts'
 import { replica, allOps, snapshot } from './tree-helpers.ts'
-import { walk, play, assertNoWriteLost, type Step, type Written } from './tree-play.ts'
+import { walk, play, assertNoWriteLost, assertNoLitter, type Step, type Written } from './tree-play.ts'
 import type { Tree } from '../../node/tree/index.ts'
 
 const step = fc.record({
@@ -51,7 +51,12 @@ async function deliver (tree: Tree, blocks: Uint8Array[], seed: number): Promise
   assert.equal(missing, 0)
 }
 
-const steps = fc.array(fc.oneof({ weight: 5, arbitrary: step }, { weight: 1, arbitrary: step.map((s): Step => ({ ...s, t: 12 })) }), { minLength: 5, maxLength: 40 })
+/** User ops, with syncs (t 12) and resolutions of conflict siblings (t 13) mixed in. */
+const steps = fc.array(fc.oneof(
+  { weight: 5, arbitrary: step },
+  { weight: 1, arbitrary: step.map((s): Step => ({ ...s, t: 12 })) },
+  { weight: 1, arbitrary: step.map((s): Step => ({ ...s, t: 13 })) }
+), { minLength: 5, maxLength: 40 })
 
 describe('node/tree properties', function () {
   it('replicas under random partitions converge, and every delivery order gives the same tree', async () => {
@@ -82,6 +87,18 @@ describe('node/tree properties', function () {
         const written: Written[] = []
         const reps = await play(t, list, written)
         assertNoWriteLost(reps[0].tree, written)
+      } finally {
+        await t.run()
+      }
+    }), { numRuns: 50 * RUNS })
+  })
+
+  it('merges never litter: no conflict of a conflict, no copy of a conflict, no second name for one file', async () => {
+    await fc.assert(fc.asyncProperty(steps, async (list) => {
+      const t = new Teardown()
+      try {
+        const reps = await play(t, list, [])
+        assertNoLitter(reps[0].tree)
       } finally {
         await t.run()
       }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { Teardown } from '../helpers/tmp.ts'
 import { isConflictName } from '../../node/tree/index.ts'
-import { replica, sync, mkfile, write, text, ls, snapshot, sec } from './tree-helpers.ts'
+import { replica, sync, mkdir, mkfile, write, text, ls, snapshot, sec } from './tree-helpers.ts'
 import { play, assertNoWriteLost, type Step, type Written } from './tree-play.ts'
 
 describe('node/tree regressions', function () {
@@ -43,6 +43,30 @@ describe('node/tree regressions', function () {
       assert.equal(a.tree.conflicts().length, 1)
       assert.deepEqual(a.tree.history(f.id).map(v => v.op.toString()).filter(id => id === w.cid.toString() || id === z.cid.toString()).length, 2)
     }
+  })
+
+  // found by the litter property: a concurrent mkdir renamed f to a conflict name before the
+  // rename of g over f arrived, so the replace missed f and the file kept a conflict-named link
+  it('tree.receive(): rename over an entry that a concurrent clash renamed still replaces it', async () => {
+    const a = await replica(t)
+    const b = await replica(t)
+    const c = await replica(t)
+    const f = await a.tree.commit(mkfile(a.tree.root, 'f', 'x'))
+    const g = await a.tree.commit({ type: 'link', parent: a.tree.root, name: 'g', inode: f.id, time: sec(1) })
+    await sync(a.tree, b.tree)
+    c.clock.ms += 1
+    const d = await c.tree.commit(mkdir(c.tree.root, 'f'))
+    b.clock.ms += 2
+    await b.tree.commit({ type: 'move', entry: g.id, parent: b.tree.root, name: 'f', replace: f.id, time: sec(2) })
+    for (const x of [a, b, c]) for (const y of [a, b, c]) if (x !== y) await sync(x.tree, y.tree)
+    assert.equal(snapshot(b.tree), snapshot(a.tree))
+    assert.equal(snapshot(c.tree), snapshot(a.tree))
+    const names = ls(a.tree, '/')
+    assert.equal(names.length, 2, names.join(' '))
+    assert.equal(text(a.tree, '/f'), 'x')
+    assert.equal(a.tree.get(f.id)?.nlink, 1)
+    const sib = names.find(isConflictName)!
+    assert.equal(a.tree.lookup(a.tree.root, sib)?.inode, d.id)
   })
 
   it('the recorded property run of seed 106321188 loses no write', async () => {
