@@ -7,7 +7,7 @@ import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ControlServer } from './control.ts'
 import { CONTROL_SOCKET } from './client.ts'
 import { AlreadyRunningError } from './errors.ts'
-import { createHost } from './host.ts'
+import { createHost, FULL_MESH_PEERS } from './host.ts'
 import type { Host } from './host.ts'
 import { loadOrCreateIdentity, readNetworkKey } from './keys.ts'
 import { signerFor, verify } from './signing.ts'
@@ -19,6 +19,7 @@ import { createSwarm } from '../swarm/index.ts'
 import type { Swarm } from '../swarm/index.ts'
 import { ChunkNetwork } from './network.ts'
 import { Custody } from './custody.ts'
+import { Announcer } from './announce.ts'
 import { startRedundancy } from './redundancy.ts'
 import type { Redundancy, RedundancyOptions } from './redundancy.ts'
 import { createSync } from './sync.ts'
@@ -124,12 +125,15 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom })
     closers.push(async () => { await host.stop() })
 
+    // provider records for the blocks stored here, off the data path (announce.ts)
+    const announcer = new Announcer(async (cid, o) => { await host.provide(cid, o) }, () => host.peers().length + 1 >= FULL_MESH_PEERS)
+    closers.push(async () => { announcer.stop() })
     const uplinks = await startUplinks(host, opts.uplink)
     closers.push(uplinks.stop)
     const forwarder = createForwarder({
       host,
       swarm: { pullAny: async (...a) => await swarm.pullAny(...a), push: async (...a) => await swarm.push(...a) },
-      sink: { put: async (cid, bytes) => { await store.put(cid, bytes); host.provide(cid).catch(() => {}) } },
+      sink: { put: async (cid, bytes) => { await store.put(cid, bytes); announcer.announce(cid) } },
       uplinks: uplinks.book
     })
     const swarm = createSwarm({ maxUploadBytesPerSecond: uploadCap(opts.maxUpload, opts.uplink), maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
@@ -145,7 +149,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       sink: {
         put: async (cid, bytes) => {
           await store.put(cid, bytes)
-          host.provide(cid).catch(() => {})
+          announcer.announce(cid)
         }
       }
     })

@@ -92,7 +92,8 @@ export class ChunkNetwork implements Network {
     try {
       return await this.swarm.pullAny(cids, need, peers, { signal })
     } catch (err) {
-      // connected peers did not have enough: ask the DHT who provides them
+      // connected peers did not have enough (a network beyond the full mesh, where holders
+      // announce provider records: announce.ts): ask the DHT who provides them
       const from = new Map<string, string[]>()
       await Promise.all(cids.map(async c => {
         from.set(c.toString(), await this.host.findProviders(c, { signal }).catch(() => []))
