@@ -229,7 +229,16 @@ export function createForwarder (c: ForwardComponents): Forwarder {
   const placeVia = async (ref: ChunkRef, relay: string, perFragment: string[], pinners: string[], opts: PlaceViaOptions, parent: AbortSignal): Promise<void> => {
     const n = ref.fragments.length
     busy.set(relay, (busy.get(relay) ?? 0) + 1)
-    ref.fragments.forEach(f => { hold(f, [relay], -1) })
+    // the relay may take the data fragments from here, and only until it has them: its other
+    // parts (a keeper's repair pulling parity, say) are withheld from like any target
+    const data = ref.fragments.slice(0, ref.k)
+    let exempt = true
+    data.forEach(f => { hold(f, [relay], -1) })
+    const unexempt = (): void => {
+      if (!exempt) return
+      exempt = false
+      data.forEach(f => { hold(f, [relay], 1) })
+    }
     const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relay ${relay}`, parent)
     const signal = idle.signal
     let stream: Stream | undefined
@@ -241,7 +250,10 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       for (;;) {
         const reply = decodeReply((await lp.read({ signal })).subarray(), n)
         idle.touch()
-        if (reply.t === 'got') continue
+        if (reply.t === 'got') {
+          if (reply.n >= ref.k) unexempt()
+          continue
+        }
         if (reply.t === 'ack') {
           // only the fragment's own target counts as its holder
           if (reply.holder === perFragment[reply.i] || (reply.i < ref.k && pinners.includes(reply.holder))) opts.onAck(reply.i, reply.holder)
@@ -260,7 +272,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       throw err
     } finally {
       idle.clear()
-      ref.fragments.forEach(f => { hold(f, [relay], 1) })
+      unexempt()
       busy.set(relay, (busy.get(relay) ?? 1) - 1)
       if (busy.get(relay) === 0) busy.delete(relay)
     }
