@@ -86,8 +86,14 @@ export class TreeState {
     return this.inodeAlias.get(id) ?? id
   }
 
+  /** The entry an id resolves to (entries merged into another one alias it, maybe in a chain). */
   re (id: EntryId): EntryId {
-    return this.entryAlias.get(id) ?? id
+    for (let depth = 0; depth < MAX_DEPTH; depth++) {
+      const next = this.entryAlias.get(id)
+      if (next === undefined) return id
+      id = next
+    }
+    return id
   }
 
   nlink (rec: InodeRec): number {
@@ -412,8 +418,14 @@ class Apply {
       this.j.set(s.dirs, e.parent, dir)
     }
     const clash = dir.get(e.name)
-    if (clash !== undefined && clash !== e.id) {
-      const other = s.entries.get(clash) as EntryRec
+    const other = clash === undefined || clash === e.id ? undefined : s.entries.get(clash) as EntryRec
+    if (other !== undefined && other.inode === e.inode) {
+      // two links of one file under one name are one name: the newcomer takes it over, and
+      // ops naming the old entry resolve to it
+      this.detach(other)
+      this.j.set(s.entries, other.id, { ...other, live: false })
+      this.j.set(s.entryAlias, other.id, e.id)
+    } else if (other !== undefined) {
       const name = conflictName(other.name, other.by.author, other.by.time, n => dir.has(n) || n === e.name)
       this.j.set(s.entries, other.id, { ...other, name })
       this.j.set(dir, name, other.id)

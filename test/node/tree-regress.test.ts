@@ -69,6 +69,30 @@ describe('node/tree regressions', function () {
     assert.equal(a.tree.lookup(a.tree.root, sib)?.inode, d.id)
   })
 
+  // seed -17142981 (litter property): two hosts linking one file under one name got a
+  // conflict-named second link
+  it('tree.receive(): concurrent links of one file under one name are one name', async () => {
+    const a = await replica(t)
+    const b = await replica(t)
+    const f = await a.tree.commit(mkfile(a.tree.root, 'f', 'x'))
+    await sync(a.tree, b.tree)
+    const ga = await a.tree.commit({ type: 'link', parent: a.tree.root, name: 'g', inode: f.id, time: sec(2) })
+    const gb = await b.tree.commit({ type: 'link', parent: b.tree.root, name: 'g', inode: f.id, time: sec(2) })
+    await sync(a.tree, b.tree); await sync(b.tree, a.tree)
+    assert.equal(snapshot(b.tree), snapshot(a.tree))
+    assert.deepEqual(ls(a.tree, '/'), ['f', 'g'])
+    assert.equal(a.tree.get(f.id)?.nlink, 2)
+    assert.deepEqual(a.tree.conflicts(), [])
+    // either host's entry id still names the one link
+    assert.equal(a.tree.path(ga.id), '/g')
+    assert.equal(a.tree.path(gb.id), '/g')
+    b.clock.ms += 10
+    await b.tree.commit({ type: 'unlink', entry: gb.id, time: sec(3) })
+    await sync(b.tree, a.tree)
+    assert.deepEqual(ls(a.tree, '/'), ['f'])
+    assert.equal(a.tree.get(f.id)?.nlink, 1)
+  })
+
   it('the recorded property run of seed 106321188 loses no write', async () => {
     const steps: Step[] = [
       { r: 2, t: 2, a: 0, b: 0, c: 0, dt: 0 }, { r: 2, t: 10, a: 0, b: 58, c: 0, dt: 0 },
