@@ -88,6 +88,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
         }
         for (const cid of fresh) queue.set(cid.toString(), { cid, haveOnly: msg.haveOnly })
         count(fresh.length)
+        if (!msg.haveOnly) for (const cid of fresh) void refuseEarly(cid)
         if (!serving) void work()
         return
       }
@@ -138,6 +139,20 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
     } finally {
       serving = false
     }
+  }
+
+  /**
+   * DONT_HAVE at once for a want we cannot serve, not after the blocks queued before it: a
+   * reader that guessed the holder wrong moves on after one round trip, not after seconds of
+   * other blocks crossing a thin uplink.
+   */
+  async function refuseEarly (cid: CID): Promise<void> {
+    const key = cid.toString()
+    const wanted = queue.get(key)
+    if (wanted === undefined || await ctx.blocks.has(cid, peer).catch(() => false)) return
+    if (queue.get(key) !== wanted || !channel.isOpen) return
+    dequeue(key, wanted)
+    await channel.send({ type: DONT_HAVE, cids: [cid] }).catch(() => {})
   }
 
   function dequeue (key: string, wanted: Wanted): void {
