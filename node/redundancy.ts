@@ -11,6 +11,7 @@ import { drain } from './rebalance.ts'
 import { Repairer } from './repair.ts'
 import type { ChunkCounts, RepairProgress } from './repair.ts'
 import { DEFAULT_RETENTION_MS, retained } from './retained.ts'
+import { manifestRef } from './chunks.ts'
 import { Scrubber } from './scrub.ts'
 import type { Store } from './store.ts'
 import type { Custody } from './custody.ts'
@@ -88,7 +89,8 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     custody: c.custody,
     chunks: async (opts) => {
       const r = await retained(c.volume, retentionMs, opts)
-      return { refs: [...r.chunks.values()], unreadable: r.unreadable }
+      // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable
+      return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)) }
     }
   }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond, redundancy: o.redundancy })
   repairer.start()

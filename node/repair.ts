@@ -45,8 +45,11 @@ export interface RepairInit {
 export interface RepairComponents {
   self: string
   membership: Pick<Membership, 'members' | 'live' | 'addEventListener' | 'removeEventListener'>
-  /** The chunks that must stay redundant (retained.ts), and how many manifests could not be read. */
-  chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number }>
+  /**
+   * The chunks that must stay redundant (retained.ts), how many manifests could not be read,
+   * and the manifests themselves as replicated blocks (repaired too; status counts chunks).
+   */
+  chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[] }>
   store: Pick<Store, 'has' | 'get' | 'put' | 'delete'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
   /** Deletes a local copy only once its keepers promised to keep it. */
@@ -191,8 +194,11 @@ export class Repairer extends EventTarget {
   }
 
   private async run (opts: PassOptions & { signal: AbortSignal }): Promise<RepairProgress> {
-    const { refs } = await this.c.chunks(opts)
-    this.progress_ = { ...emptyProgress(), running: true, chunks: refs.length }
+    const all = await this.c.chunks(opts)
+    const manifests = new Set(all.manifests ?? [])
+    const refs = [...all.refs, ...manifests]
+    // progress counts chunks, as status does; manifests are repaired alongside
+    this.progress_ = { ...emptyProgress(), running: true, chunks: all.refs.length }
     const self = this.c.self
     const allLive = this.c.membership.live()
     const members = this.c.membership.members().filter(p => !(opts.leaving === true && p === self))
@@ -220,7 +226,7 @@ export class Repairer extends EventTarget {
             }
             for (const key of wantedHere(self, ref, p)) wanted.add(key)
             if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
-            this.progress_.checked++
+            if (!manifests.has(ref)) this.progress_.checked++
             this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
           }
         }))

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../helpers/tmp.ts'
 import { startCluster, until } from '../helpers/cluster.ts'
+import { retained } from '../../node/retained.ts'
 import type { ClusterHost } from '../helpers/cluster.ts'
 
 // Background passes off (interval 0): repair runs when a member is declared gone, or on heal.
@@ -45,6 +46,19 @@ describe('keep.repairer (6 in-process hosts, k=4 m=2)', function () {
       const now = await hosts[0].keep.status()
       return now.redundant === now.total
     }, 60_000)
+  })
+
+  it('manifests are repaired too: each is back on redundancy + 1 = 3 live hosts', async () => {
+    const { manifests } = await retained(hosts[0].volume, 3600_000)
+    assert.equal(manifests.size, files.size)
+    await until('every manifest on 3 live hosts', async () => {
+      for (const cid of manifests.values()) {
+        let holders = 0
+        for (const h of hosts.slice(0, 4)) if (await h.store.has(cid)) holders++
+        if (holders < 3) return false
+      }
+      return true
+    }, 30_000)
   })
 
   it('then two more stop: every file still reads byte-identical', async () => {
