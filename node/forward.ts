@@ -58,6 +58,8 @@ export const RELAY_IDLE_TIMEOUT_MS = 60_000
 export const MAX_OWN_RELAYED_CHUNKS = 2
 /** Time a relay takes to tell the writer why it failed (the error reply and the close). */
 export const ERROR_REPLY_TIMEOUT_MS = 5_000
+/** Times a relay asks the writer for one data fragment before looking for it at the targets. */
+export const WRITER_PULL_ATTEMPTS = 3
 /** Relays tried for one chunk before the rest is left to the caller's direct pushes. */
 export const MAX_RELAY_ATTEMPTS = 2
 
@@ -291,10 +293,15 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     const covered = (): number => req.fragments.filter(f => got.has(f.toString())).length
     const distinct = (cids: CID[]): CID[] => [...new Map(cids.map(f => [f.toString(), f])).values()]
     await Promise.all(distinct(req.fragments.slice(0, req.k)).map(async cid => {
-      const bytes = (await c.swarm.pullAny([cid], 1, [writer], { signal }).catch(() => undefined))?.get(cid.toString())
-      if (bytes === undefined) return
-      got.set(cid.toString(), bytes)
-      progress(covered())
+      // a want this host sent the writer before it was chosen (its keeper's repair, say) was
+      // refused, and a pull joining it shares the refusal: ask again with a want of our own
+      for (let i = 0; i < WRITER_PULL_ATTEMPTS && !signal.aborted; i++) {
+        const bytes = (await c.swarm.pullAny([cid], 1, [writer], { signal }).catch(() => undefined))?.get(cid.toString())
+        if (bytes === undefined) continue
+        got.set(cid.toString(), bytes)
+        progress(covered())
+        return
+      }
     }))
     signal.throwIfAborted()
     const rest = distinct(req.fragments.filter(f => !got.has(f.toString())))
