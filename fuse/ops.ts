@@ -297,14 +297,14 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
         const names = ['.', '..']
         const nums = new Float64Array(2 * (entries.length + 2))
         nums[0] = self.ino
-        nums[1] = typeBits.dir
+        nums[1] = typeBits('dir')
         nums[2] = parent.ino
-        nums[3] = typeBits.dir
+        nums[3] = typeBits('dir')
         let i = 4
         for (const e of entries) {
           names.push(e.name)
           nums[i++] = e.ino
-          nums[i++] = typeBits[e.kind] ?? 0
+          nums[i++] = typeBits(e.kind) ?? 0
         }
         return { result: 0, a: names, b: nums }
       }

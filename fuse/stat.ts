@@ -1,5 +1,6 @@
 // Volume Stats and StatFs -> the flat number arrays the native edge copies into struct stat
 // and struct statvfs. Times keep nanoseconds (seconds and nanoseconds travel separately).
+import { S_IFMT, typeOf } from '../node/index.ts'
 import type { Kind, Stats, StatFs } from '../node/index.ts'
 
 /** Field order shared with fuse/binding.c (STAT_FIELDS). */
@@ -11,18 +12,8 @@ export const DEFAULT_BLKSIZE = 1024 * 1024
 
 const NS = 1_000_000_000n
 
-/** The S_IFMT bits of each kind. */
-export const typeBits: Record<Kind, number> = {
-  file: 0o100000,
-  dir: 0o040000,
-  symlink: 0o120000,
-  fifo: 0o010000,
-  chr: 0o020000,
-  blk: 0o060000,
-  sock: 0o140000
-}
-
-export const S_IFMT = 0o170000
+/** The S_IFMT bits of a kind (node/modes.ts owns them). */
+export const typeBits = (kind: Kind): number => typeOf(kind)
 
 function split (ns: bigint, out: Float64Array, at: number): void {
   let sec = ns / NS
@@ -35,7 +26,7 @@ function split (ns: bigint, out: Float64Array, at: number): void {
 /** Stats -> [ino, mode, nlink, uid, gid, rdev, size, blocks, blksize, atime s, ns, mtime s, ns, ctime s, ns]. */
 export function encodeStat (st: Stats): Float64Array {
   const out = new Float64Array(STAT_FIELDS)
-  const mode = (st.mode & S_IFMT) !== 0 ? st.mode : (st.mode | typeBits[st.kind])
+  const mode = (st.mode & S_IFMT) !== 0 ? st.mode : (st.mode | typeOf(st.kind))
   out[0] = st.ino
   out[1] = mode
   out[2] = st.nlink

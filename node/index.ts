@@ -11,3 +11,4 @@ export { FsError, CorruptBlockError, BlockUnavailableError, NotInitialisedError,
 export type { FsCode, WireError } from './errors.ts'
 export { Volume } from './volume.ts'
 export { CHUNK_SIZE } from './chunks.ts'
+export { S_IFMT, typeOf } from './modes.ts'
