@@ -3,7 +3,7 @@ import { randomBytes, createHash } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { darkfs, up } from '../helpers/proc.ts'
+import { darkfs, upNetwork } from '../helpers/proc.ts'
 import type { Up } from '../helpers/proc.ts'
 import { until } from '../helpers/cluster.ts'
 
@@ -33,17 +33,10 @@ describe('darkfs heal and darkfs leave (6 real `darkfs up --failure-timeout 2` p
   }
 
   before(async () => {
-    const root = await tempDir(t, 'darkfs-keep-procs-')
+    const net = await upNetwork(t, await tempDir(t, 'darkfs-keep-procs-'), N, ['--failure-timeout', '2'])
+    dirs.push(...net.dirs)
+    hosts.push(...net.hosts)
     work = await tempDir(t)
-    for (let i = 0; i < N; i++) {
-      dirs.push(join(root, `h${i}`))
-      const args = i === 0 ? ['init', '--data', dirs[0], '--new-network'] : ['init', '--data', dirs[i], '--network-key', join(dirs[0], 'network.key')]
-      const r = await darkfs(args)
-      assert.equal(r.code, 0, r.stderr)
-    }
-    const flags = ['--listen', '/ip4/127.0.0.1/tcp/0', '--failure-timeout', '2']
-    hosts.push(await up(t, ['--data', dirs[0], ...flags]))
-    for (let i = 1; i < N; i++) hosts.push(await up(t, ['--data', dirs[i], ...flags, '--join', hosts[0].addresses[0]]))
     await until('every host has 5 peers', async () => (await Promise.all(dirs.map(async (_, i) => (await status(i)).peers))).every(p => p === N - 1), 60_000)
     for (const [i, size] of SIZES.entries()) {
       const data = randomBytes(size)

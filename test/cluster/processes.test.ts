@@ -3,7 +3,7 @@ import { randomBytes, createHash } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { darkfs, up } from '../helpers/proc.ts'
+import { darkfs, upNetwork } from '../helpers/proc.ts'
 import type { Up } from '../helpers/proc.ts'
 import { until } from '../helpers/cluster.ts'
 
@@ -18,18 +18,10 @@ describe('real `darkfs up` processes on loopback TCP', function () {
   let work: string
 
   before(async () => {
-    const root = await tempDir(t, 'darkfs-procs-')
+    const net = await upNetwork(t, await tempDir(t, 'darkfs-procs-'), N)
+    dirs.push(...net.dirs)
+    hosts.push(...net.hosts)
     work = await tempDir(t)
-    for (let i = 0; i < N; i++) {
-      dirs.push(join(root, `h${i}`))
-      const args = i === 0 ? ['init', '--data', dirs[0], '--new-network'] : ['init', '--data', dirs[i], '--network-key', join(dirs[0], 'network.key')]
-      const r = await darkfs(args)
-      assert.equal(r.code, 0, r.stderr)
-    }
-    hosts.push(await up(t, ['--data', dirs[0], '--listen', '/ip4/127.0.0.1/tcp/0']))
-    for (let i = 1; i < N; i++) {
-      hosts.push(await up(t, ['--data', dirs[i], '--listen', '/ip4/127.0.0.1/tcp/0', '--join', hosts[0].addresses[0]]))
-    }
   })
 
   it('darkfs up --join: every host lists every other in `darkfs peers`', async () => {

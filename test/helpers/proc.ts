@@ -2,6 +2,7 @@
 import { spawn, execFile } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import type { Teardown } from './tmp.ts'
 
 export const DARKFS = fileURLToPath(new URL('../../bin/darkfs', import.meta.url))
@@ -64,4 +65,21 @@ export async function up (t: Teardown, args: string[], opts: { env?: NodeJS.Proc
   await waitFor(opts.ready ?? /^ready$/)
   const addresses = lines.filter(l => l.startsWith('listening ')).map(l => l.slice('listening '.length))
   return { child, lines, addresses, waitFor, stop }
+}
+
+/**
+ * `darkfs init` n data dirs under root (the first makes the network, the others share its key),
+ * then `darkfs up` each on loopback TCP, every one joining the first. `flags` go to every `up`.
+ */
+export async function upNetwork (t: Teardown, root: string, n: number, flags: string[] = []): Promise<{ dirs: string[], hosts: Up[] }> {
+  const dirs = Array.from({ length: n }, (_, i) => join(root, `h${i}`))
+  for (const [i, dir] of dirs.entries()) {
+    const r = await darkfs(i === 0 ? ['init', '--data', dir, '--new-network'] : ['init', '--data', dir, '--network-key', join(dirs[0], 'network.key')])
+    if (r.code !== 0) throw new Error(`darkfs init ${dir}: ${r.stderr}`)
+  }
+  const hosts: Up[] = []
+  const listen = ['--listen', '/ip4/127.0.0.1/tcp/0', ...flags]
+  hosts.push(await up(t, ['--data', dirs[0], ...listen]))
+  for (const dir of dirs.slice(1)) hosts.push(await up(t, ['--data', dir, ...listen, '--join', hosts[0].addresses[0]]))
+  return { dirs, hosts }
 }
