@@ -8,9 +8,14 @@
 //    children is skipped;
 //  - a name clash: the entry named by the later op keeps the name, the other becomes a
 //    conflict sibling; concurrent mkdir of one name merges the directories, concurrent creates
-//    of identical files are one file;
+//    of identical files are one file, two links of one file under one name are one name;
+//  - a rename over an entry (`replace`) unlinks the entry the user saw there, even if a
+//    concurrent clash gave it a conflict name since; over another link of the same file it
+//    always does (nothing is deleted), else a write it did not see keeps the file;
 //  - a write concurrent with the current version: identical content is one version; otherwise
-//    the later keeps the name and the earlier gets one conflict sibling (a new inode);
+//    the later keeps the name and the earlier gets one conflict sibling (a new inode, marked
+//    as write-made: only those are reused or retired by later branch switches, never an entry
+//    that lost a name clash, which still names a user's file);
 //  - a write concurrent with an unlink brings the entry back; an unlink concurrent with a write
 //    is skipped; attributes and xattrs are last-writer-wins per field.
 import { createHash } from 'node:crypto'

@@ -30,7 +30,8 @@
 // version; attributes and xattrs are last-writer-wins per field; concurrent different writes:
 // the later (hlc, author) keeps the name, the other becomes one sibling entry
 // `NAME.conflict-<author tail>-<YYYYMMDD-HHMMSS>` (a new inode; see conflicts()); write beats a
-// concurrent unlink; concurrent mkdir merges; a name clash of different things keeps the later
+// concurrent unlink; concurrent mkdir merges; concurrent links of one file under one name are
+// one name (either entry id resolves to it); a name clash of different things keeps the later
 // under the name and gives the other a conflict name; a move that would create a cycle is
 // skipped; rmdir of a directory that gained children concurrently is skipped; nothing is
 // orphaned. history(inode) keeps every version, the losers included.
