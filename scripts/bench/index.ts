@@ -1,7 +1,7 @@
 // `npm run bench`: runs every benchmark module in scripts/bench/ (each exports run(), which
 // returns named figures), prints the figures and writes them to bench/results.json.
-// DARKFS_BENCH=name,name runs only those modules.
-import { readdir, mkdir, writeFile } from 'node:fs/promises'
+// DARKFS_BENCH=name,name runs only those modules (the file keeps the others' last figures).
+import { readdir, readFile, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -36,6 +36,8 @@ for (const file of modules) {
 
 await mkdir(join(root, 'bench'), { recursive: true })
 const file = join(root, 'bench', 'results.json')
-await writeFile(file, JSON.stringify(results, null, 2) + '\n')
+// a run of some modules keeps the other modules' last figures
+const earlier = only === undefined ? {} : await readFile(file, 'utf8').then(t => JSON.parse(t), () => ({}))
+await writeFile(file, JSON.stringify({ ...earlier, ...results }, null, 2) + '\n')
 process.stdout.write(`wrote ${file}\n`)
 process.exitCode = failed > 0 ? 1 : 0
