@@ -22,6 +22,12 @@ import { checkCid } from './verify.ts'
 export const HEDGE_FACTOR = 4
 /** Never hedge sooner than this (ms). */
 export const MIN_HEDGE_MS = 500
+/**
+ * Block size assumed to turn a peer's known uplink into its expected service time before it has
+ * served us any block (a fragment of a 1 MiB chunk at k = 4): a peer on a thin uplink is then
+ * not among the "unknown, try early" peers.
+ */
+export const ASSUMED_BLOCK_BYTES = 256 * 1024
 
 export interface PullContext {
   client: (peer: string) => Client
@@ -29,6 +35,8 @@ export interface PullContext {
   blocks: BlockSource
   hedgeMs: number
   signal: AbortSignal
+  /** Known uplinks of peers in bytes/s (configured or measured). */
+  uplink?: Map<string, number>
 }
 
 interface Request { peer: string, cancel: () => void, timer: ReturnType<typeof setTimeout>, slow: boolean }
@@ -149,5 +157,7 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
 
 function peerView (ctx: PullContext, peer: string): { serviceMs?: number, failures: number, queued: number, banned: boolean } {
   const rec = ctx.book.get(peer)
-  return { serviceMs: rec.serviceMs, failures: rec.failures, queued: ctx.client(peer).queued, banned: ctx.book.banned(peer) }
+  const uplink = ctx.uplink?.get(peer)
+  const serviceMs = rec.serviceMs ?? (uplink === undefined ? undefined : ASSUMED_BLOCK_BYTES / uplink * 1000)
+  return { serviceMs, failures: rec.failures, queued: ctx.client(peer).queued, banned: ctx.book.banned(peer) }
 }

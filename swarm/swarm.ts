@@ -143,7 +143,8 @@ class SwarmNode implements Swarm {
       book: this.book,
       blocks: this.components.blocks,
       hedgeMs: this.init.hedgeMs ?? MIN_HEDGE_MS,
-      signal: this.shutdown.signal
+      signal: this.shutdown.signal,
+      uplink: this.init.uplink
     }, cids, need, from, opts)
   }
 

@@ -33,17 +33,26 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
   after(async () => { await dm?.down() })
 
   it('darkfs put from the thin-uplink writer: it sends each byte about once, every chunk becomes redundant, others read it', async () => {
-    const before = await dm.counters('h1')
+    const repairPushed = async (): Promise<number> => (await dm.host('h1').client.call('repair.progress')).bytesPushed
+    const before = { tx: (await dm.counters('h1')).tx, repair: await repairPushed(), forward: (await dm.host('h1').client.call('traffic')).forward }
     const data = await put(dm, 'h1', '/thin.bin', FILE_BYTES)
     await redundant(dm, 'h1')
     const sent = (await dm.counters('h1')).tx - before.tx
-    const amplification = sent / FILE_BYTES
-    this.ctx.test!.title += ` (writer sent ${amplification.toFixed(3)}x)`
-    // direct pushes of 5 of 6 fragments of a 4+2 chunk would be 1.25x, of all 6 1.5x
-    assert.ok(amplification < 1.2, `writer sent ${sent} bytes for ${FILE_BYTES} (${amplification.toFixed(3)}x)`)
-    assert.ok(amplification >= 1, `writer sent ${sent} bytes for ${FILE_BYTES}: less than the data itself`)
+    // a background repair pass that catches the chunks mid-placement has h1 (the keeper of
+    // some) push their fragments itself: that is repair's upload, not placement's. It is
+    // counted per pass; a pass that started during the write counts from zero.
+    const after = await repairPushed()
+    const repair = after === before.repair ? 0 : after - (after > before.repair ? before.repair : 0)
+    const amplification = (sent - repair) / FILE_BYTES
+    this.ctx.test!.title += ` (writer sent ${amplification.toFixed(3)}x for placement${repair > 0 ? `, ${(repair / FILE_BYTES).toFixed(3)}x for repair` : ''})`
+    // every chunk went through a relay, each relay pulled the data fragments once: 1x plus
+    // headers. Direct pushes of 5 of 6 fragments of a 4+2 chunk would be 1.25x, of all 6 1.5x;
+    // a relay also fetching parity from the writer 1.5x. A relay that stalled and was replaced
+    // costs another 1x for that chunk, so the bound is on bytes, not on relay attempts.
+    assert.ok(amplification < 1.2, `writer sent ${sent} bytes (${repair} of them repair pushes) for ${FILE_BYTES} (${amplification.toFixed(3)}x)`)
+    assert.ok(sent >= FILE_BYTES, `writer sent ${sent} bytes for ${FILE_BYTES}: less than the data itself`)
     const traffic = await dm.host('h1').client.call('traffic')
-    assert.ok(traffic.forward.sent >= 2, 'the chunks went through relays')
+    assert.ok(traffic.forward.sent - before.forward.sent >= FILE_BYTES / (1 << 20), `the chunks went through relays (${JSON.stringify(traffic.forward)})`)
     for (const reader of ['h4', 'h5']) {
       await until(`${reader} sees /thin.bin`, async () => (await dm.cli(reader, ['stat', '/thin.bin'])).code === 0, 30_000)
       const r = await dm.cli(reader, ['cat', '/thin.bin'])
