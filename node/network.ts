@@ -76,8 +76,15 @@ export class ChunkNetwork implements Network {
     return this.host.peers().length + 1
   }
 
+  /**
+   * Erasure parameters of new chunks: from the hosts that can take fragments now, the live
+   * members (a host that is full or draining is live but no member; a suspect is a member but
+   * not live). This host counts even when full: its chunks start here.
+   */
   params (): { k: number, m: number } {
-    return erasureParams(this.live(), this.redundancy)
+    const live = new Set([this.host.peerId, ...this.host.peers().map(p => p.id)])
+    const takers = new Set([this.host.peerId, ...this.members().filter(p => live.has(p))])
+    return erasureParams(takers.size, this.redundancy)
   }
 
   private signal (opts: AbortOptions | undefined, ms: number): AbortSignal {
