@@ -64,6 +64,12 @@ export const PEX_DIAL_CONCURRENCY = 8
 /** Liveness: every connection is pinged this often; a failed ping closes it. */
 export const PING_INTERVAL_MS = 5000
 /**
+ * Time a new stream may take to agree on its protocol. A stream a peer opens while its thin
+ * uplink is busy reaches us behind seconds of its queued data (and TCP's recovery from the
+ * shaper's drops): libp2p's 10 s default reset the relay placements of a writer at 1 Mbit/s.
+ */
+export const STREAM_NEGOTIATION_TIMEOUT_MS = 60_000
+/**
  * First redial delay of a dropped member; each next one is RECONNECT_BACKOFF times longer, up to
  * RECONNECT_MAX_DELAY_MS. A member is redialled until it is back, is hung up on purpose (it left),
  * or this host stops: never given up on, since a laptop may be offline for hours (DESIGN.md §6).
@@ -185,7 +191,9 @@ export async function createHost (init: HostInit): Promise<Host> {
       maxConnections: MAX_CONNECTIONS,
       dialTimeout: dialTimeoutMs,
       // redials are done here (see redial()), at the member's last known addresses
-      reconnectRetries: 0
+      reconnectRetries: 0,
+      inboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS,
+      outboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS
     },
     connectionMonitor: { pingInterval: PING_INTERVAL_MS, abortConnectionOnPingFailure: true },
     services: {
