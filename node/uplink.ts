@@ -19,8 +19,12 @@ export const MIN_MEASURED_BYTES = 128 * 1024
  * Share of a configured uplink (`--uplink`) the swarm's data may take when no `--max-upload` is
  * given. Unpaced, a writer fills its socket buffers with seconds of data; pings queue behind
  * it, fail, and the connections (and every transfer on them) are dropped and started again.
+ * The rest is headroom for what the data costs on the wire besides itself (TCP/IP and VPN
+ * headers, about 7% on Tinc) and for the host's other traffic (pings, gossip, DHT: a few kB/s):
+ * at 0.9 a 1 Mbit/s writer's queue still grew for the whole upload, until its peers' pings
+ * (5 s) failed and reset the relays' streams.
  */
-export const UPLINK_PACING = 0.9
+export const UPLINK_PACING = 0.8
 
 /** The swarm's upload cap: `--max-upload`, else UPLINK_PACING of a configured uplink, else none. */
 export function uploadCap (maxUpload: number | undefined, uplink: number | undefined): number | undefined {
