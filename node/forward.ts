@@ -114,6 +114,10 @@ export interface ForwardStats {
   failed: number
   /** Why the last one failed. */
   lastError?: string
+  /** Chunks this host failed to relay for others (the writer was told why, when it could be). */
+  relayFailed: number
+  /** Why the last of those failed. */
+  lastRelayError?: string
 }
 
 export interface PlaceViaOptions extends AbortOptions {
@@ -160,7 +164,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     if (m.size > 0) withheld.set(key, m)
     else withheld.delete(key)
   }
-  const stats: ForwardStats = { sent: 0, relayed: 0, failed: 0 }
+  const stats: ForwardStats = { sent: 0, relayed: 0, failed: 0, relayFailed: 0 }
   let relaying = 0
   let own = 0
   const waiting: Array<() => void> = []
@@ -369,6 +373,8 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       await stream.close({ signal }).catch(() => {})
     } catch (err: any) {
       const e = err instanceof Error ? err : new Error(String(err))
+      stats.relayFailed++
+      stats.lastRelayError = `${e.name}: ${e.message.slice(0, 300)}`
       await writing.catch(() => {})
       await lp.write(dagCbor.encode({ t: 'error', name: e.name, message: e.message.slice(0, 1000) }), { signal: AbortSignal.timeout(ERROR_REPLY_TIMEOUT_MS) }).catch(() => {})
       if (e instanceof PlaceProtocolError) stream.abort(e)
