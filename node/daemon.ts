@@ -160,7 +160,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const sync = createSync()({ host, tree })
     await sync.start()
     closers.push(async () => { await sync.stop() })
-    const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy, forward: forwarder })
+    const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy, forward: forwarder, uploadBytesPerSecond: uploadCap(opts.maxUpload, opts.uplink) })
     chunks.network = network
     host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
     // offline mode and pins (DESIGN.md §6): chunks written alone stay pending; pinning hosts ride the push chains
