@@ -9,6 +9,7 @@ import { BadRateError, UplinkBook, MIN_MEASURED_BYTES, UPLINK_PACING, parseRate,
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { init } from '../../node/config.ts'
+import { RELAY_BELOW_BYTES_PER_SECOND } from '../../node/network.ts'
 import { StalledError, idleDeadline } from '../../node/idle.ts'
 import { Teardown, tempDir } from '../helpers/tmp.ts'
 import { startCluster, startHost, until } from '../helpers/cluster.ts'
@@ -136,10 +137,13 @@ async function quietRepair (hosts: ClusterHost[]): Promise<void> {
 
 describe('placement through a relay on six in-process hosts (k=4, m=2)', function () {
   const t = new Teardown()
+  /** Every host's uplink (bytes/s): below the relaying threshold, fast enough not to slow the tests. */
+  const UPLINK = RELAY_BELOW_BYTES_PER_SECOND * 0.8
   let hosts: ClusterHost[]
 
   before(async () => {
-    hosts = await startCluster(t, 6, { transport: 'tcp' })
+    // relays serve uplinks below network.ts RELAY_BELOW_BYTES_PER_SECOND: every host says it has one
+    hosts = await startCluster(t, 6, { transport: 'tcp', daemon: { uplink: UPLINK } })
     await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
     await quietRepair(hosts)
   })
