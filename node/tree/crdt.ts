@@ -8,7 +8,8 @@
 //    children is skipped;
 //  - a name clash: the entry named by the later op keeps the name, the other becomes a
 //    conflict sibling; concurrent mkdir of one name merges the directories, concurrent creates
-//    of identical files are one file, two links of one file under one name are one name;
+//    of identical files are one file, two links of one file under one name are one name (also
+//    when one of them lost that name to a clash earlier and still has the conflict name);
 //  - a rename over an entry (`replace`) unlinks the entry the user saw there, even if a
 //    concurrent clash gave it a conflict name since; over another link of the same file it
 //    always does (nothing is deleted), else a write it did not see keeps the file;
@@ -439,6 +440,23 @@ class Apply {
     this.j.set(dir, e.name, e.id)
     this.j.set(s.entries, e.id, { ...s.entries.get(e.id) as EntryRec, live: true })
     this.count(e, +1)
+    this.absorb(e)
+  }
+
+  /**
+   * Links of e's file in e's directory that lost e's name in a clash (and kept the conflict
+   * name after the clash's winner left) are e's name too: they merge into e like a clash of
+   * two links of one file.
+   */
+  private absorb (e: EntryRec): void {
+    const s = this.s
+    for (const id of [...(s.links.get(e.inode)?.keys() ?? [])].sort()) {
+      const l = s.entries.get(id) as EntryRec
+      if (id === e.id || !l.live || l.parent !== e.parent || s.conflicts.get(id)?.write !== false || baseName(l.name) !== e.name) continue
+      this.detach(l)
+      this.j.set(s.entries, id, { ...l, live: false })
+      this.j.set(s.entryAlias, id, e.id)
+    }
   }
 
   private detach (e: EntryRec): void {

@@ -93,6 +93,30 @@ describe('node/tree regressions', function () {
     assert.equal(a.tree.get(f.id)?.nlink, 1)
   })
 
+  // seed -15855036 (litter property): link g of f lost the name 'a' to a concurrent mkdir,
+  // the directory moved away, then f itself was renamed to 'a': g kept 'a.conflict-…', a
+  // second name for f
+  it('tree.receive(): a link that lost its name to a clash merges into its file taking that name', async () => {
+    const a = await replica(t)
+    const c = await replica(t)
+    const f = await a.tree.commit(mkfile(a.tree.root, 'f', 'x'))
+    await sync(a.tree, c.tree)
+    c.clock.ms += 1
+    const g = await c.tree.commit({ type: 'link', parent: c.tree.root, name: 'a', inode: f.id, time: sec(2) })
+    a.clock.ms += 2
+    const d = await a.tree.commit(mkdir(a.tree.root, 'a'))
+    await sync(c.tree, a.tree)
+    assert.equal(a.tree.lookup(a.tree.root, 'a')?.inode, d.id)
+    await a.tree.commit({ type: 'move', entry: d.id, parent: a.tree.root, name: 'c', time: sec(3) })
+    await a.tree.commit({ type: 'move', entry: f.id, parent: a.tree.root, name: 'a', time: sec(4) })
+    await sync(a.tree, c.tree)
+    assert.equal(snapshot(c.tree), snapshot(a.tree))
+    assert.deepEqual(ls(a.tree, '/'), ['a', 'c'])
+    assert.equal(a.tree.get(f.id)?.nlink, 1)
+    assert.deepEqual(a.tree.conflicts(), [])
+    assert.equal(a.tree.path(g.id), '/a')
+  })
+
   it('the recorded property run of seed 106321188 loses no write', async () => {
     const steps: Step[] = [
       { r: 2, t: 2, a: 0, b: 0, c: 0, dt: 0 }, { r: 2, t: 10, a: 0, b: 58, c: 0, dt: 0 },
