@@ -17,6 +17,8 @@ import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from './errors.ts'
 
 const SHA256 = 0x12
+/** Quarantined blocks remembered as corrupt (oldest forgotten first). */
+export const MAX_CORRUPTED_REMEMBERED = 4096
 
 /** sha256 of bytes as a CIDv1 with the given codec (raw by default). */
 export function cidOf (bytes: Uint8Array, codec: number = raw.code): CID {
@@ -48,6 +50,8 @@ export class Store {
   private readonly blocks: FsBlockstore
   private readonly shards = new NextToLast()
   private onCorrupt?: (cid: CID) => void
+  /** Blocks quarantined by this process (until stored again), so later reads say corrupt, not absent. */
+  private readonly corrupted = new Set<string>()
   /** Refuses new blocks while the disk is full (space.ts); blocks already stored are kept. */
   space?: SpaceGate
 
@@ -87,6 +91,7 @@ export class Store {
     try {
       await Promise.all(blocks.map(async ({ cid, bytes }) => {
         const { dir, file } = this.file(cid)
+        this.corrupted.delete(cid.toString())
         if (await this.present(file, bytes.byteLength)) return
         this.space?.admit(bytes.byteLength)
         await this.blocks.put(cid, bytes)
@@ -122,7 +127,11 @@ export class Store {
     try {
       bytes = await readFile(file)
     } catch (err: any) {
-      if (err.code === 'ENOENT') throw new FsError('ENOENT', 'get', cid.toString(), 'block not stored here')
+      if (err.code === 'ENOENT') {
+        // quarantined by an earlier read (a prefetch, say): still the corruption, not an absence
+        if (this.corrupted.has(cid.toString())) throw new CorruptBlockError(cid.toString(), `on disk in ${this.dir} (quarantined)`)
+        throw new FsError('ENOENT', 'get', cid.toString(), 'block not stored here')
+      }
       throw err
     }
     if (!matches(cid, bytes)) {
@@ -143,6 +152,8 @@ export class Store {
   }
 
   private async quarantine (cid: CID, file: string): Promise<void> {
+    if (this.corrupted.size >= MAX_CORRUPTED_REMEMBERED) this.corrupted.delete(this.corrupted.values().next().value as string)
+    this.corrupted.add(cid.toString())
     try {
       await rename(file, join(this.dir, 'corrupt', `${cid.toString()}.${Date.now()}`))
     } catch {}
