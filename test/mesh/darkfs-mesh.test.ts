@@ -15,6 +15,14 @@ const CAP_BYTES_PER_SECOND = 2e6 / 8
 /** Measurement window for the cap (s), starting WINDOW_START_S into the upload. */
 const WINDOW_START_S = 2
 const WINDOW_S = 20
+/**
+ * What a rate at the cap looks like, measured over the window: the cap governs the swarm's data
+ * (its counter may be off by one 256 KiB block at either end of the window: 5% at 2 Mbit/s over
+ * 20 s); dk0 also carries TCP/IP headers and the host's other protocols (measured 1.045 and
+ * about 1.02 of the data). An uncapped host here sends at well over 10x the cap.
+ */
+const WINDOW_SLACK = 1.1
+const WIRE_OVERHEAD = 1.07
 /** File written by the capped host: about 25 s of upload at the cap (its relays pull ~1x). */
 const CAPPED_FILE_BYTES = 6 << 20
 const FILE_BYTES = 2 << 20
@@ -89,7 +97,7 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
     }
   })
 
-  it(`darkfs up --max-upload ${CAP}: the host's upload stays within 10% of the cap`, async () => {
+  it(`darkfs up --max-upload ${CAP}: the host's data stays within 10% of the cap, its interface within the headers' share more`, async () => {
     const writing = put(dm, 'h2', '/capped.bin', CAPPED_FILE_BYTES)
     await sleep(WINDOW_START_S * 1000)
     const sample = async (): Promise<[{ tx: number }, number]> => await Promise.all([dm.counters('h2'), dm.host('h2').client.call('traffic').then(t => t.swarm.bytesSent)])
@@ -100,7 +108,8 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
     const rate = (b.tx - a.tx) / WINDOW_S
     const swarmRate = (sb - sa) / WINDOW_S
     this.ctx.test!.title += ` (measured ${(rate / CAP_BYTES_PER_SECOND).toFixed(3)} of the cap on dk0, swarm ${(swarmRate / CAP_BYTES_PER_SECOND).toFixed(3)})`
-    assert.ok(rate <= CAP_BYTES_PER_SECOND * 1.1, `h2 sent ${rate} B/s, cap ${CAP_BYTES_PER_SECOND}`)
+    assert.ok(swarmRate <= CAP_BYTES_PER_SECOND * WINDOW_SLACK, `h2's swarm sent ${swarmRate} B/s, cap ${CAP_BYTES_PER_SECOND}`)
+    assert.ok(rate <= CAP_BYTES_PER_SECOND * WINDOW_SLACK * WIRE_OVERHEAD, `h2 sent ${rate} B/s on dk0, cap ${CAP_BYTES_PER_SECOND}`)
     assert.ok(rate >= CAP_BYTES_PER_SECOND * 0.5, `h2 sent only ${rate} B/s while uploading`)
     await redundant(dm, 'h2')
   })
