@@ -8,7 +8,7 @@
 //    children is skipped;
 //  - a name clash: the entry named by the later op keeps the name, the other becomes a
 //    conflict sibling; concurrent mkdir of one name merges the directories, concurrent creates
-//    of identical files are one file, two links of one file under one name are one name (also
+//    of identical files are one file (not a create that saw the other file's creation), two links of one file under one name are one name (also
 //    when one of them lost that name to a clash earlier and still has the conflict name);
 //  - a rename over an entry (`replace`) unlinks the entry the user saw there, even if a
 //    concurrent clash gave it a conflict name since; over another link of the same file it
@@ -194,7 +194,10 @@ class Apply {
     if (clash !== undefined) {
       const other = s.entries.get(clash) as EntryRec
       const otherInode = s.inodes.get(other.inode) as InodeRec
-      if (mergeable(otherInode, rec)) {
+      // identical files are one only when created concurrently: a file created after seeing
+      // the other (which a concurrent rename brought here) is the user's new file
+      const seen = rec.kind === 'file' && this.seen(otherInode.id)
+      if (mergeable(otherInode, rec) && !seen) {
         this.j.set(s.inodeAlias, id, otherInode.id)
         this.j.set(s.entryAlias, id, other.id)
         // identical files are one version: a write that saw either supersedes both
@@ -210,6 +213,12 @@ class Apply {
       this.j.set(s.head, id, [id])
     }
     this.addEntry(id, parent, b.name, id)
+  }
+
+  /** True when the op `id` is in this op's causal past. */
+  private seen (id: string): boolean {
+    const n = this.dag.get(id)
+    return n !== undefined && this.dag.before(n, this.node)
   }
 
   private link (parentId: InodeId, name: string, inodeId: InodeId): void {
