@@ -20,8 +20,11 @@ export interface AbortOptions { signal?: AbortSignal }
 export interface Network {
   /** Erasure parameters for new chunks, from the live network (DESIGN.md §2). */
   params: () => { k: number, m: number }
-  /** Fetch `need` of the given fragment CIDs (data first) from peers; verified. */
-  fetch: (cids: CID[], need: number, opts?: AbortOptions) => Promise<Map<string, Uint8Array>>
+  /**
+   * Fetch `need` of the given fragment CIDs (data first) from peers; verified. `chunk`: the
+   * chunk they belong to, so its targets can be asked who holds what first.
+   */
+  fetch: (cids: CID[], need: number, opts?: AbortOptions & { chunk?: ChunkRef }) => Promise<Map<string, Uint8Array>>
   /** Place the fragments of newly written chunks (read from the local store) on their targets; `inode`: the file they belong to. */
   place: (refs: ChunkRef[], opts?: AbortOptions & { wait?: 'none' | 'safe', inode?: string }) => Promise<void>
   /** Fetch one block (e.g. a manifest) from whoever has it. */
@@ -120,7 +123,7 @@ export class ChunkService {
     if (have < ref.k && this.network !== undefined) {
       const want = ref.fragments.filter((_, i) => frags[i] === undefined)
       // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
-      const got = await this.network.fetch(want, ref.k - have, opts).catch((err: any) => {
+      const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref }).catch((err: any) => {
         opts.signal?.throwIfAborted()
         unreachable = err?.message ?? String(err)
         return new Map<string, Uint8Array>()

@@ -183,7 +183,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // a full host keeps its copies: handing them over would empty it, make it a member again
     // and fill it again (its peers copy what they want elsewhere meanwhile; space.ts)
     const keepWhileFull = { drop: async (...a: Parameters<Custody['drop']>) => space.isFull() ? [] : await custody.drop(...a) }
-    const keep = await startRedundancy({ host, swarm, store: guarded, volume, custody: keepWhileFull }, { redundancy: opts.redundancy, ...opts.keep })
+    const keep = await startRedundancy({ host, swarm, store: guarded, volume, custody: keepWhileFull, placing: chunk => network.isPlacing(chunk) }, { redundancy: opts.redundancy, ...opts.keep })
     closers.push(keep.stop)
     // a full host tells its peers, which leave it out of members() (placement, repair)
     const spaceNotices = new SpaceNotices({ host, space, membership: keep.membership })

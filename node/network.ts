@@ -16,6 +16,8 @@ import type { Store } from './store.ts'
 
 /** Time to find and fetch the fragments of one chunk before a read fails (EIO, not a hang). */
 export const FETCH_TIMEOUT_MS = 20_000
+/** Time for the chunk's targets to say which fragments they hold before a read asks every peer. */
+export const HOLDERS_TIMEOUT_MS = 2_000
 /** Time to wait for acknowledgements before a placement gives up (the chunk stays local-only). */
 export const PLACE_TIMEOUT_MS = 60_000
 /** Chunks placed at once by one writer. */
@@ -106,11 +108,18 @@ export class ChunkNetwork implements Network {
     return opts?.signal !== undefined ? AbortSignal.any([opts.signal, t]) : t
   }
 
-  async fetch (cids: CID[], need: number, opts: AbortOptions = {}): Promise<Map<string, Uint8Array>> {
+  async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef } = {}): Promise<Map<string, Uint8Array>> {
     const signal = this.signal(opts, FETCH_TIMEOUT_MS)
     const peers = this.host.peers().map(p => p.id)
     if (peers.length === 0) throw new BlockUnavailableError(cids[0]?.toString() ?? '?', 'no peer is reachable (offline)')
     try {
+      // who holds which fragment, asked of the chunk's targets (one small round trip): the
+      // pull then takes each fragment from a host that has it, spread over the fastest
+      const holders = opts.chunk?.cid != null ? await this.whoHolds(opts.chunk, cids, peers, signal) : undefined
+      if (holders !== undefined) {
+        const got = await this.swarm.pullAny(cids, need, holders, { signal }).catch(() => undefined)
+        if (got !== undefined) return got
+      }
       return await this.swarm.pullAny(cids, need, peers, { signal })
     } catch (err) {
       // connected peers did not have enough (a network beyond the full mesh, where holders
@@ -122,6 +131,20 @@ export class ChunkNetwork implements Network {
       if ([...from.values()].every(p => p.length === 0)) throw err
       return await this.swarm.pullAny(cids, need, from, { signal })
     }
+  }
+
+  /** Fragment -> the connected targets of `chunk` that hold it; undefined when fewer than k fragments are found. */
+  private async whoHolds (chunk: ChunkRef, cids: CID[], peers: string[], signal: AbortSignal): Promise<Map<string, string[]> | undefined> {
+    const connected = new Set(peers)
+    const asked = rank(chunk.cid!.bytes, this.members(), chunk.k + chunk.m + this.redundancy).filter(p => connected.has(p))
+    const out = new Map<string, string[]>(cids.map(c => [c.toString(), []]))
+    const ask = AbortSignal.any([signal, AbortSignal.timeout(HOLDERS_TIMEOUT_MS)])
+    await Promise.all(asked.map(async peer => {
+      const held = await this.swarm.has(cids, peer, { signal: ask }).catch(() => new Set<string>())
+      for (const key of held) out.get(key)?.push(peer)
+    }))
+    const found = [...out.values()].filter(hs => hs.length > 0).length
+    return found >= Math.min(chunk.k, cids.length) ? out : undefined
   }
 
   async fetchOne (cid: CID, opts: AbortOptions = {}): Promise<Uint8Array> {
@@ -232,6 +255,11 @@ export class ChunkNetwork implements Network {
     if (handovers.length === 0 || this.custody === undefined) return
     const dropped = new Set(await this.custody.drop(handovers).catch(() => []))
     for (const h of handovers) if (dropped.has(h.cid.toString())) held[h.j].delete(self)
+  }
+
+  /** Whether this host is placing the chunk now (its keepers' repair leaves it to the placement). */
+  isPlacing (chunk: string): boolean {
+    return this.placing.has(chunk)
   }
 
   /** What this host knows of a chunk's placement, for status. */

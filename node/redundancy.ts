@@ -58,6 +58,8 @@ export interface RedundancyComponents {
   volume: Volume
   /** Deletes copies only once their keepers promised to keep them (shared with the writer). */
   custody: Pick<Custody, 'drop'>
+  /** Whether this host is placing a chunk now (its repair leaves it to the placement). */
+  placing?: (chunk: string) => boolean
 }
 
 export interface Redundancy {
@@ -87,6 +89,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     store: c.store,
     swarm: c.swarm,
     custody: c.custody,
+    placing: c.placing,
     chunks: async (opts) => {
       const r = await retained(c.volume, retentionMs, opts)
       // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable

@@ -54,6 +54,11 @@ export interface RepairComponents {
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
   /** Deletes a local copy only once its keepers promised to keep it. */
   custody: Pick<Custody, 'drop'>
+  /**
+   * Whether this host is placing a chunk right now (network.ts): its repair waits for that
+   * placement instead of pushing the same fragments again (from a thin writer, twice the bytes).
+   */
+  placing?: (chunk: string) => boolean
 }
 
 export interface RepairProgress {
@@ -217,7 +222,7 @@ export class Repairer extends EventTarget {
           for (let ref = queue.shift(); ref !== undefined; ref = queue.shift()) {
             opts.signal.throwIfAborted()
             const p = plan(ref, holdings, members, live, self, this.redundancy)
-            const mine = opts.all === true || keeper(ref.cid!.bytes, live) === self
+            const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
             if (mine && p.health !== 'redundant' && p.health !== 'lost') {
               const ok = await this.repairChunk(ref, p, holdings, opts).catch(() => false)
               if (!ok) this.progress_.failed++
