@@ -89,6 +89,10 @@ export const MAX_CONNECTIONS = 4 * FULL_MESH_PEERS
 export const CLOSEST_PEERS_QUERY_TIMEOUT_MS = 2000
 /** findProviders(): the query gives up after this unless the caller aborts sooner. */
 export const FIND_PROVIDERS_TIMEOUT_MS = 5000
+/** Inbound connections accepted per second from one IP (libp2p's default is 5). */
+export const INBOUND_CONNECTIONS_PER_SECOND_PER_IP = 64
+/** Inbound connections in their handshake at once (libp2p's default is 10). */
+export const MAX_INCOMING_PENDING_CONNECTIONS = 64
 /** Most mismatch records remembered (to turn a failed dial into NetworkKeyMismatchError). */
 const MISMATCH_RECORDS = 256
 
@@ -174,12 +178,20 @@ export async function createHost (init: HostInit): Promise<Host> {
     if (mismatches.length > MISMATCH_RECORDS) mismatches.shift()
     events.dispatchEvent(new CustomEvent('peer:key-mismatch', { detail: m }))
   }
+  /** Outbound connections past the nonce exchange whose first decrypted bytes were not yet right. */
+  const unverified: Array<{ address: string, at: number, verified: boolean }> = []
+  const onProtected = (address: string): { verified: () => void } => {
+    const r = { address, at: Date.now(), verified: false }
+    unverified.push(r)
+    if (unverified.length > MISMATCH_RECORDS) unverified.shift()
+    return { verified: () => { r.verified = true } }
+  }
 
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
     addresses: { listen: init.listen, announce: init.announce ?? [] },
     transports: usesMemory ? [tcp(), memory()] : [tcp()],
-    connectionProtector: guardedPreSharedKey(psk, onMismatch),
+    connectionProtector: guardedPreSharedKey(psk, onMismatch, onProtected),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: {
@@ -192,6 +204,10 @@ export async function createHost (init: HostInit): Promise<Host> {
       dialTimeout: dialTimeoutMs,
       // redials are done here (see redial()), at the member's last known addresses
       reconnectRetries: 0,
+      // libp2p refuses a sixth inbound connection per second from one IP: hosts behind one
+      // address (loopback, a NAT) and a wrong-key host's retries then see resets, not reasons
+      inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_SECOND_PER_IP,
+      maxIncomingPendingConnections: MAX_INCOMING_PENDING_CONNECTIONS,
       inboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS,
       outboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS
     },
@@ -361,6 +377,11 @@ export async function createHost (init: HostInit): Promise<Host> {
       if (seen !== undefined || isHandshakeFailure(err)) {
         throw new NetworkKeyMismatchError(addr, seen?.reason ?? describeError(err))
       }
+      // the peer hung up after the nonce exchange, before a single right byte: it could not
+      // read ours (it saw the wrong key first and reset the connection)
+      if (unverified.some(r => r.address === transport && r.at >= started && !r.verified) && isConnectionDrop(err)) {
+        throw new NetworkKeyMismatchError(addr, `the peer closed the connection right after the private-network handshake (${describeError(err)}): it most likely uses a different network key`)
+      }
       throw err
     }
   }
@@ -491,7 +512,7 @@ function boundPnetCipher (conn: unknown): void {
 /** What every libp2p peer sends first after pnet: multistream-select's header. */
 const MSS_HEADER = new Uint8Array([19, ...new TextEncoder().encode('/multistream/1.0.0\n')])
 
-function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => void): () => ConnectionProtector {
+function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => void, onProtected: (address: string) => { verified: () => void }): () => ConnectionProtector {
   return () => {
     const inner = preSharedKey({ psk, timeout: PNET_HANDSHAKE_TIMEOUT_MS })()
     return {
@@ -511,13 +532,14 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
           onMismatch({ address, direction, reason })
           throw new NetworkKeyMismatchError(address, reason)
         }
+        const check = direction === 'outbound' ? onProtected(address) : undefined
         watchFirstBytes(protectedConn, () => {
           const reason = direction === 'inbound'
             ? 'a peer connected with a different network key (or without one)'
             : 'the peer uses a different network key (or none)'
           onMismatch({ address, direction, reason })
           protectedConn.abort(new NetworkKeyMismatchError(address, reason))
-        })
+        }, () => { check?.verified() })
         return protectedConn
       }
     }
@@ -530,7 +552,7 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
  * later ones pass through its `onData`, which is wrapped until the header has been seen (or
  * found wrong).
  */
-function watchFirstBytes (conn: MessageStream, onWrong: () => void): void {
+function watchFirstBytes (conn: MessageStream, onWrong: () => void, onRight: () => void = () => {}): void {
   const target = conn as unknown as { onData: (data: Uint8Array) => void, readBuffer?: { byteLength: number, subarray: () => Uint8Array } }
   let seen = 0
   let wrong = false
@@ -546,7 +568,8 @@ function watchFirstBytes (conn: MessageStream, onWrong: () => void): void {
     queueMicrotask(onWrong)
     return
   }
-  if (seen >= MSS_HEADER.length || typeof target.onData !== 'function') return
+  if (seen >= MSS_HEADER.length) { onRight(); return }
+  if (typeof target.onData !== 'function') return
   const original = target.onData
   target.onData = function (this: unknown, data: Uint8Array) {
     const bytes = data instanceof Uint8Array ? data : (data as any).subarray()
@@ -555,9 +578,14 @@ function watchFirstBytes (conn: MessageStream, onWrong: () => void): void {
       onWrong()
       return
     }
-    if (seen >= MSS_HEADER.length) target.onData = original
+    if (seen >= MSS_HEADER.length) { target.onData = original; onRight() }
     original.call(conn, data)
   }
+}
+
+/** A connection the peer reset or closed (as opposed to a timeout or a refused dial). */
+function isConnectionDrop (err: any): boolean {
+  return flattenErrors(err).some(e => ['ECONNRESET', 'EPIPE'].includes(e?.code) || /ECONNRESET|EPIPE|closed|reset|aborted/i.test(String(e?.message ?? '')) || ['StreamResetError', 'StreamClosedError', 'ConnectionClosedError', 'UnexpectedEOFError'].includes(e?.name))
 }
 
 function isHandshakeFailure (err: any): boolean {

@@ -115,6 +115,15 @@ describe('node/host', function () {
     assert.equal(b.peers().length, 0)
   })
 
+  it('host.dial() over TCP with the wrong key is a NetworkKeyMismatchError every time, whoever notices first (20 dials)', async function () {
+    const a = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
+    for (let i = 0; i < 20; i++) {
+      const b = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
+      await assert.rejects(b.dial(a.addresses()[0]), (err: any) => { assert.equal(err?.name, 'NetworkKeyMismatchError', `dial ${i}: ${err?.name}: ${err?.message} ${JSON.stringify(err?.errors?.map((e: any) => e?.name + ':' + e?.code + ':' + e?.message))}`); return true })
+      await b.stop()
+    }
+  })
+
   it('createHost({ join }) with the wrong network key fails with NetworkKeyMismatchError', async function () {
     const a = await host(createNetworkKey(), [memAddr()])
     await assert.rejects(createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: createNetworkKey(), listen: [memAddr()], join: [a.addresses()[0]] }), { name: 'NetworkKeyMismatchError' })
