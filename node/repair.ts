@@ -27,7 +27,7 @@ export const DEFAULT_REPAIR_BYTES_PER_SECOND = 32 * 1024 * 1024
 /** Chunks surveyed and repaired per batch (bounds the memory of one step). */
 export const REPAIR_BATCH = 256
 /** Chunks rebuilt at once. */
-export const REPAIR_CONCURRENCY = 4
+export const REPAIR_CONCURRENCY = 16
 /** Wait after a membership change before a pass starts (changes come in bursts). */
 export const REPAIR_DEBOUNCE_MS = 500
 /** Time for one chunk's rebuild and delivery before it is left to the next pass. */
