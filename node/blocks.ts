@@ -90,11 +90,12 @@ export class ChunkService {
   }
 
   /**
-   * Warm the cache with chunks a sequential reader will ask for next (DESIGN.md §5): fetched in
-   * the background, at most PREFETCH_CHUNKS at a time, failures left to the real read.
+   * Warm the cache with the chunks a sequential reader will ask for next (DESIGN.md §5): the
+   * PREFETCH_CHUNKS after `refs[from - 1]`, fetched in the background, failures left to the
+   * real read.
    */
-  prefetch (refs: ChunkRef[], opts: { path?: string } = {}): void {
-    for (const ref of refs.slice(0, PREFETCH_CHUNKS)) {
+  prefetch (refs: ChunkRef[], from: number, opts: { path?: string } = {}): void {
+    for (const ref of refs.slice(from, from + PREFETCH_CHUNKS)) {
       if (ref.cid === null || this.cache.get(ref.cid.toString()) !== undefined || this.reading.has(ref.cid.toString())) continue
       this.readChunk(ref, opts).catch(() => {})
     }

@@ -47,6 +47,8 @@ export class OpenFile {
   /** Chunk index -> small writes not yet applied to the chunk's bytes, oldest first. */
   private readonly patches = new Map<number, Patch[]>()
   private patchBytes = 0
+  /** The last base chunk read, to spot sequential reads (and prefetch what follows). */
+  private lastRead = -2
   /** Set when anything changed since the last commit. */
   changed = false
   mtime?: bigint
@@ -79,9 +81,6 @@ export class OpenFile {
    * The committed or spilled bytes of chunk `i` (not dirty, not patched), without a copy: the
    * readable prefix, possibly shorter than the chunk (the rest reads as zeros), or undefined.
    */
-  /** The last base chunk read, to spot sequential reads. */
-  private lastRead = -2
-
   private async source (i: number): Promise<Uint8Array | undefined> {
     const start = i * CHUNK_SIZE
     const len = Math.max(0, Math.min(CHUNK_SIZE, this.size - start))
@@ -99,7 +98,7 @@ export class OpenFile {
         const ref = manifest?.chunks[i]
         if (ref !== undefined) {
           // a sequential reader (chunk i right after the last one read) gets the next chunks fetched ahead
-          if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks.slice(i + 1), { path: this.path() })
+          if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks, i + 1, { path: this.path() })
           this.lastRead = i
           src = await this.chunks.readChunk(ref, { path: this.path() })
         }

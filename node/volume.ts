@@ -579,7 +579,7 @@ export class Volume implements VolumeApi {
     const out = new Uint8Array(manifest.size)
     for (let i = 0; i < manifest.chunks.length; i++) {
       const ref = manifest.chunks[i]
-      this.chunks.prefetch(manifest.chunks.slice(i + 1), { path })
+      this.chunks.prefetch(manifest.chunks, i + 1, { path })
       out.set(await this.chunks.readChunk(ref, { path }), ref.offset)
     }
     return out
