@@ -201,6 +201,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       status: async () => {
         const usage = await store.usage()
         const peers = host.peers()
+        const { full, free, reserve } = space.snapshot()
         return {
           peerId: host.peerId,
           addresses: host.addresses(),
@@ -210,7 +211,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           repair: keep.repairer.progress(),
           bytesStored: usage.bytesStored,
           capacity: usage.capacity,
-          space: { full: space.isFull(), free: space.snapshot().free, reserve: space.snapshot().reserve },
+          space: { full, free, reserve },
           fullPeers: keep.membership.fullHosts()
         }
       },
