@@ -585,7 +585,7 @@ function watchFirstBytes (conn: MessageStream, onWrong: () => void, onRight: () 
 
 /** A connection the peer reset or closed (as opposed to a timeout or a refused dial). */
 function isConnectionDrop (err: any): boolean {
-  return flattenErrors(err).some(e => ['ECONNRESET', 'EPIPE'].includes(e?.code) || /ECONNRESET|EPIPE|closed|reset|aborted/i.test(String(e?.message ?? '')) || ['StreamResetError', 'StreamClosedError', 'ConnectionClosedError', 'UnexpectedEOFError'].includes(e?.name))
+  return flattenErrors(err).some(e => ['ECONNRESET', 'EPIPE'].includes(e?.code) || /ECONNRESET|EPIPE|closed|reset/i.test(String(e?.message ?? '')) || ['StreamResetError', 'StreamClosedError', 'ConnectionClosedError', 'UnexpectedEOFError'].includes(e?.name))
 }
 
 function isHandshakeFailure (err: any): boolean {
