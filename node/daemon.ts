@@ -17,7 +17,7 @@ import { Volume } from './volume.ts'
 import { chunkStatus } from './status.ts'
 import { createSwarm } from '../swarm/index.ts'
 import type { Swarm } from '../swarm/index.ts'
-import { ChunkNetwork } from './network.ts'
+import { ChunkNetwork, PLACE_RETRY_INTERVAL_MS } from './network.ts'
 import { Custody } from './custody.ts'
 import { Announcer } from './announce.ts'
 import { startRedundancy } from './redundancy.ts'
@@ -163,6 +163,11 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy, forward: forwarder, uploadBytesPerSecond: uploadCap(opts.maxUpload, opts.uplink) })
     chunks.network = network
     host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
+    // a placement some target did not acknowledge (a push lost on the way) is tried again
+    // while peers are connected too, not only when one connects
+    const retryPlacement = setInterval(() => { if (network.pending.size > 0) network.retry().catch(() => {}) }, PLACE_RETRY_INTERVAL_MS)
+    retryPlacement.unref()
+    closers.push(async () => { clearInterval(retryPlacement) })
     // offline mode and pins (DESIGN.md §6): chunks written alone stay pending; pinning hosts ride the push chains
     const presence = new Presence({ peers: () => host.peers(), events: host as any }, { dir, join: join_ })
     await presence.start()
