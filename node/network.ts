@@ -20,8 +20,8 @@ export const FETCH_TIMEOUT_MS = 20_000
 export const HOLDERS_TIMEOUT_MS = 2_000
 /** Time to wait for acknowledgements before a placement gives up (the chunk stays local-only). */
 export const PLACE_TIMEOUT_MS = 60_000
-/** Time between retries of the placements that are still short (pending). */
-export const PLACE_RETRY_INTERVAL_MS = 10_000
+/** Time between retries of the placements that are still short (pending): the repair pass cadence, so a thin writer is not made to push again while its relays work. */
+export const PLACE_RETRY_INTERVAL_MS = 60_000
 /** Chunks placed at once by one writer. */
 export const PLACE_CONCURRENCY = 8
 
