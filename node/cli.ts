@@ -75,8 +75,9 @@ function toJson (v: unknown): string {
 }
 
 /** `darkfs pin` result line (PinStats of node/pins.ts). */
-function pinLine (path: string, r: { files: number, chunks: number, fetched: number, missing: number }): string {
-  const left = r.missing > 0 ? `; ${r.missing} not reachable yet (fetched when their holders are back)` : ''
+function pinLine (path: string, r: { files: number, chunks: number, fetched: number, missing: number, arriving?: number }): string {
+  const arriving = (r.arriving ?? 0) > 0 ? `; ${r.arriving} arriving through a relay` : ''
+  const left = arriving + (r.missing > 0 ? `; ${r.missing} not reachable yet (fetched when their holders are back)` : '')
   return `pinned ${path}: ${r.files} files, ${r.chunks} chunks, ${r.fetched} fetched${left}`
 }
 

@@ -29,6 +29,7 @@ import { Space } from './space.ts'
 import type { SpaceInit } from './space.ts'
 import { SpaceNotices } from './space-notice.ts'
 import { createForwarder } from './forward.ts'
+import type { Forwarder } from './forward.ts'
 import { startUplinks, uploadCap } from './uplink.ts'
 import type { Sync } from './sync.ts'
 
@@ -62,6 +63,8 @@ export interface Daemon {
   readonly network: ChunkNetwork
   readonly store: Store
   readonly pins: Pins
+  /** Relays chunks for thin-uplink writers and places this host's own through relays (node/forward.ts). */
+  readonly forwarder: Forwarder
   readonly presence: Presence
   /** Free space of the store's disk: full hosts refuse new blocks and leave placement (node/space.ts). */
   readonly space: Space
@@ -173,7 +176,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     await presence.start()
     closers.push(async () => { presence.stop() })
     network.offline = () => presence.offline()
-    const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, o) })
+    const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, o), arriving: cid => forwarder.relaying(cid) })
     network.pinners = inode => pins.pinners(inode)
     pins.start()
     closers.push(async () => { await pins.stop() })
@@ -230,7 +233,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await control.start()
     closers.push(async () => { await control.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, presence, space, keep, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, keep, close }
   } catch (err) {
     await close()
     throw err

@@ -146,6 +146,12 @@ export interface Forwarder {
    * per pinner, besides the one upload to the relay. Readers and the relay are served.
    */
   withholds: (cid: CID, peer: string) => boolean
+  /**
+   * Whether this host is relaying chunk `chunk` now (gathering, storing or forwarding it). A
+   * pinning host that is also the relay gets the data fragments that way: fetching them again
+   * for its pin while the relay gathers them would pull them twice from the writer.
+   */
+  relaying: (chunk: CID) => boolean
 }
 
 export function createForwarder (c: ForwardComponents): Forwarder {
@@ -166,6 +172,8 @@ export function createForwarder (c: ForwardComponents): Forwarder {
   }
   const stats: ForwardStats = { sent: 0, relayed: 0, failed: 0, relayFailed: 0 }
   let relaying = 0
+  /** chunk CID -> relay requests for it in progress here. */
+  const inRelay = new Map<string, number>()
   let own = 0
   const waiting: Array<() => void> = []
   /** A slot for one of this host's chunks to go through a relay (MAX_OWN_RELAYED_CHUNKS). */
@@ -332,11 +340,14 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     }
     const post = (reply: PlaceReply): void => { send(reply).catch(() => {}) }
     let counted = false
+    let chunkKey: string | undefined
     try {
       const req = decodeRequest((await lp.read({ signal })).subarray())
       if (relaying >= MAX_RELAYS_IN_PROGRESS) throw new RelayBusyError(`relaying ${MAX_RELAYS_IN_PROGRESS} chunks already`)
       relaying++
       counted = true
+      chunkKey = req.chunk.toString()
+      inRelay.set(chunkKey, (inRelay.get(chunkKey) ?? 0) + 1)
       // fragments, each verified against its CID by the swarm; every arrival is progress
       const got = await gather(req, writer, signal, (n) => { idle.touch(); post({ t: 'got', n }) })
       let chunk: Uint8Array
@@ -382,6 +393,11 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     } finally {
       idle.clear()
       if (counted) relaying--
+      if (chunkKey !== undefined) {
+        const n = (inRelay.get(chunkKey) ?? 1) - 1
+        if (n > 0) inRelay.set(chunkKey, n)
+        else inRelay.delete(chunkKey)
+      }
     }
   }
 
@@ -401,7 +417,8 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     place,
     pickRelay,
     stats: () => ({ ...stats }),
-    withholds: (cid, peer) => withheld.get(cid.toString())?.has(peer) === true
+    withholds: (cid, peer) => withheld.get(cid.toString())?.has(peer) === true,
+    relaying: (chunk) => inRelay.has(chunk.toString())
   }
 }
 

@@ -21,6 +21,8 @@ import type { Volume } from './volume.ts'
 export const PIN_XATTR_PREFIX = 'darkfs.pin.'
 /** Delay between a tree change and the catch-up it triggers (lets pushed blocks arrive first). */
 export const PIN_SETTLE_MS = 1000
+/** Delay before a refresh looks again at chunks that were still arriving through a relay. */
+export const PIN_ARRIVING_RETRY_MS = 5000
 /** Files filled at once by one refresh. */
 export const PIN_FETCH_CONCURRENCY = 4
 /** Deepest ancestor chain followed when looking for pins above an inode. */
@@ -97,6 +99,8 @@ export interface PinStats {
   fetched: number
   /** Chunks (or manifests) that could not be fetched: no reachable peer holds them yet. */
   missing: number
+  /** Chunks not fetched because they are arriving here through a relay now (looked at again later). */
+  arriving: number
 }
 
 export interface PinsComponents {
@@ -108,6 +112,8 @@ export interface PinsComponents {
   store: { has: (cid: CID) => Promise<boolean>, putMany: (blocks: Array<{ cid: CID, bytes: Uint8Array }>) => Promise<void> }
   /** Fetch `need` of the given fragments from peers (network.ts). */
   fetch: (cids: CID[], need: number, opts?: AbortOptions) => Promise<Map<string, Uint8Array>>
+  /** Whether a chunk's fragments are arriving here now (this host relays it: forward.ts). */
+  arriving?: (chunk: CID) => boolean
 }
 
 export class Pins {
@@ -236,7 +242,7 @@ export class Pins {
   private async fill (opts: AbortOptions): Promise<PinStats> {
     const signal = opts.signal === undefined ? this.controller.signal : AbortSignal.any([opts.signal, this.controller.signal])
     const files = pinnedFiles(this.c.tree, this.c.peerId)
-    const stats: PinStats = { files: files.length, chunks: 0, fetched: 0, missing: 0 }
+    const stats: PinStats = { files: files.length, chunks: 0, fetched: 0, missing: 0, arriving: 0 }
     const seen = new Set<string>()
     const queue = [...files]
     await Promise.all(Array.from({ length: Math.min(PIN_FETCH_CONCURRENCY, queue.length) }, async () => {
@@ -245,6 +251,7 @@ export class Pins {
         await this.fillFile(id, stats, seen, signal)
       }
     }))
+    if (stats.arriving > 0) this.kick(PIN_ARRIVING_RETRY_MS)
     return stats
   }
 
@@ -264,6 +271,11 @@ export class Pins {
       seen.add(ref.cid.toString())
       stats.chunks++
       if (await this.c.chunks.hasLocally(ref)) continue
+      // this host relays the chunk: its data fragments land here when the relay stores them
+      if (this.c.arriving?.(ref.cid) === true) {
+        stats.arriving++
+        continue
+      }
       const want: CID[] = []
       let have = 0
       const distinct = new Map(ref.fragments.map(f => [f.toString(), f]))

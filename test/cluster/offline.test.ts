@@ -46,7 +46,7 @@ describe('offline mode: a host cut off from its peers', function () {
     await a.volume.mkdir('/pinned')
     await until('c sees /pinned', async () => await c.volume.stat('/pinned').then(() => true, () => false))
     const stats = await c.pins.pin('/pinned')
-    assert.deepEqual(stats, { files: 0, chunks: 0, fetched: 0, missing: 0 })
+    assert.deepEqual(stats, { files: 0, chunks: 0, fetched: 0, missing: 0, arriving: 0 })
     const inode = a.tree.byIno((await a.volume.stat('/pinned')).ino)!.id
     await until('a knows c pins /pinned', () => a.pins.pinners(inode).includes(c.host.peerId))
     // the pin is metadata, not a user attribute

@@ -258,4 +258,33 @@ describe('placement from a writer with a thin uplink (--uplink) on six in-proces
     await until('the reader sees the file', async () => await reader.volume.stat('/thin.bin').then(() => true, () => false))
     assert.ok(Buffer.from(await reader.volume.readFile('/thin.bin')).equals(data))
   })
+
+  it('pins on every other host, the relays among them: each pinner gets the data fragments, the writer uploads about 1x', async () => {
+    const [writer, ...pinners] = hosts
+    await writer.volume.mkdir('/pinned')
+    for (const h of pinners) {
+      await until(`${h.name} sees /pinned`, async () => await h.volume.stat('/pinned').then(() => true, () => false))
+      await h.pins.pin('/pinned')
+    }
+    await until('the writer knows every pin', async () => {
+      const dir = writer.tree.lookup(writer.tree.root, 'pinned')
+      return dir !== undefined && writer.pins.pinners(dir.inode).length === pinners.length
+    })
+    // 4 s of the writer's uplink: the pinners learn of the file (and look for its chunks) while
+    // the relays are still gathering the data fragments from the writer. (The race of a relay's
+    // own catch-up with its gathering, which cost 1.125x on the mesh, is covered in pins.test.ts.)
+    const data = randomBytes(2 << 20)
+    const before = writer.swarm.stats().bytesSent
+    const relayedBefore = pinners.reduce((n, h) => n + h.forwarder.stats().relayed, 0)
+    await writer.volume.replaceFile('/pinned/p.bin', [data], { wait: 'safe' })
+    const { k, m } = writer.network.params()
+    const wanted = [0, 1].flatMap(c => encodeChunk(data.subarray(c << 20, (c + 1) << 20), c << 20, k, m).ref.fragments.slice(0, k))
+    for (const h of pinners) {
+      await until(`${h.name} holds every data fragment`, async () => (await Promise.all(wanted.map(async f => await h.store.has(f)))).every(Boolean), 60_000)
+    }
+    assert.equal(pinners.reduce((n, h) => n + h.forwarder.stats().relayed, 0) - relayedBefore, 2, 'each chunk went through one relay')
+    const sent = writer.swarm.stats().bytesSent - before
+    // a relay pulling one fragment again for its pin makes 1.125x, a pinner fetching from the writer 1.5x
+    assert.ok(sent < data.byteLength * 1.05, `writer sent ${sent} bytes for ${data.byteLength} (${(sent / data.byteLength).toFixed(3)}x)`)
+  })
 })

@@ -1,0 +1,46 @@
+// Pins' catch-up (node/pins.ts) on one local volume, with the network replaced by a recording
+// fetch: what it asks for, and what it leaves to a relay that is delivering the chunk here.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import type { CID } from 'multiformats/cid'
+import { Volume } from 'darkfs'
+import { Pins } from '../../node/pins.ts'
+import { Teardown, tempDir } from '../helpers/tmp.ts'
+
+describe('Pins.refresh(): the catch-up of a pinning host', function () {
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('skips the chunks this host is relaying (they land here with the relay), fetches the rest, and those later', async () => {
+    const vol = await Volume.open({ dir: await tempDir(t), localParams: { k: 2, m: 1 } })
+    t.add(async () => { await vol.close() })
+    await vol.mkdir('/p')
+    await vol.writeFile('/p/a.bin', randomBytes(3 << 20))
+    const content = vol.tree.byIno((await vol.stat('/p/a.bin')).ino)!.content
+    assert.ok(content !== null && 'manifest' in content)
+    const refs = (await vol.chunks.readManifest(content.manifest)).chunks
+    assert.equal(refs.length, 3)
+    const relayed = new Set([refs[1].cid!.toString()])
+    const asked: CID[][] = []
+    const pins = new Pins({
+      peerId: 'self',
+      volume: vol,
+      tree: vol.tree,
+      // nothing is held here: every chunk is to be fetched or is arriving
+      chunks: { readManifest: async (cid, o) => await vol.chunks.readManifest(cid, o), hasLocally: async () => false },
+      store: { has: async () => false, putMany: async () => {} },
+      fetch: async (cids) => { asked.push(cids); return new Map() },
+      arriving: chunk => relayed.has(chunk.toString())
+    })
+    const first = await pins.pin('/p')
+    assert.deepEqual(first, { files: 1, chunks: 3, fetched: 2, missing: 0, arriving: 1 })
+    const wanted = (ref: typeof refs[number]): string[] => ref.fragments.map(String).sort()
+    assert.deepEqual(asked.map(c => c.map(String).sort()).sort(), [wanted(refs[0]), wanted(refs[2])].sort())
+    // the relay is done (or gave up): the next catch-up fetches it like any other
+    relayed.clear()
+    asked.length = 0
+    const second = await pins.refresh()
+    assert.deepEqual(second, { files: 1, chunks: 3, fetched: 3, missing: 0, arriving: 0 })
+    assert.ok(asked.some(c => c.map(String).sort().join() === wanted(refs[1]).join()), 'the once-relayed chunk is fetched now')
+  })
+})
