@@ -228,7 +228,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         ...keep.commands,
         pin: async ({ path }) => await pins.pin(String(path)),
         unpin: async ({ path }) => { await pins.unpin(String(path)) },
-        traffic: async () => ({ swarm: swarm.stats(), forward: forwarder.stats(), uplinks: Object.fromEntries(uplinks.book.snapshot()) })
+        traffic: async () => ({ swarm: swarm.stats(), forward: forwarder.stats(), uplinks: Object.fromEntries(uplinks.book.snapshot()), host: host.traffic() })
       }
     })
     await control.start()

@@ -22,6 +22,8 @@ import { preSharedKey } from '@libp2p/pnet'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
+import { createTrafficMeter } from './traffic.ts'
+import type { TrafficSnapshot } from './traffic.ts'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { KEEP_ALIVE } from '@libp2p/interface'
@@ -158,6 +160,8 @@ export interface Host {
   hangUp: (peer: string, opts?: AbortOptions) => Promise<void>
   addEventListener: <K extends keyof HostEventMap>(type: K, listener: (evt: HostEventMap[K]) => void, opts?: AddEventListenerOptions) => void
   removeEventListener: <K extends keyof HostEventMap>(type: K, listener: (evt: HostEventMap[K]) => void) => void
+  /** Bytes this host sent, per protocol and into its sockets (node/traffic.ts). */
+  traffic: () => TrafficSnapshot
   /** Stop listening and close every connection. Idempotent. */
   stop: () => Promise<void>
 }
@@ -187,8 +191,10 @@ export async function createHost (init: HostInit): Promise<Host> {
     return { verified: () => { r.verified = true } }
   }
 
+  const meter = createTrafficMeter()
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
+    metrics: meter.metrics,
     addresses: { listen: init.listen, announce: init.announce ?? [] },
     transports: usesMemory ? [tcp(), memory()] : [tcp()],
     connectionProtector: guardedPreSharedKey(psk, onMismatch, onProtected),
@@ -436,6 +442,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     }),
     dial,
     closestPeers,
+    traffic: meter.snapshot,
     provide: async (cid, opts) => { await libp2p.contentRouting.provide(cid, opts) },
     findProviders,
     handle: async (protocol, handler, opts) => {

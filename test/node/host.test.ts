@@ -219,6 +219,35 @@ describe('node/host', function () {
     await assert.rejects(hosts[1].newStream(hosts[0].peerId, '/darkfs/test-echo/1.0.0'))
   })
 
+  it('host.traffic() counts what each protocol sends, and the socket bytes carrying it', async function () {
+    const key = createNetworkKey()
+    const first = await host(key, ['/ip4/127.0.0.1/tcp/0'])
+    const hosts = [first, await host(key, ['/ip4/127.0.0.1/tcp/0'], [first.addresses()[0]])]
+    await until(fullyMeshed(hosts), 'connected')
+    const protocol = '/darkfs/test-sink/1.0.0'
+    const received: number[] = []
+    await hosts[0].handle(protocol, async (stream) => {
+      let n = 0
+      for await (const chunk of stream) n += chunk.byteLength
+      received.push(n)
+      await stream.close()
+    })
+    const before = hosts[1].traffic()
+    const stream = await hosts[1].newStream(hosts[0].peerId, protocol)
+    for (let i = 0; i < 10; i++) stream.send(randomBytes(100_000))
+    await stream.close()
+    await until(() => received.length === 1, 'the handler read everything')
+    const after = hosts[1].traffic()
+    assert.deepEqual(after.protocols[protocol], { sent: 1_000_000, streams: 1 })
+    assert.equal(before.protocols[protocol], undefined)
+    // Noise, yamux and pnet wrap it: the socket carried at least the payload, and not much more
+    const wire = after.wire.sent - before.wire.sent
+    assert.ok(wire >= 1_000_000 && wire < 1_010_000, `socket bytes ${wire} for 1,000,000 of payload`)
+    // the receiving side counts the stream it accepted, on which it sent nothing
+    assert.deepEqual(hosts[0].traffic().protocols[protocol], { sent: 0, streams: 1 })
+    assert.ok(Object.keys(after.protocols).some(p => p.startsWith('/ipfs/id/')), JSON.stringify(Object.keys(after.protocols)))
+  })
+
   it('host emits peer:disconnect on hangUp and host.stop() is idempotent', async function () {
     const hosts = await cluster(2)
     await until(fullyMeshed(hosts), 'connected')
