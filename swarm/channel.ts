@@ -13,6 +13,8 @@ import type { RateLimiter } from './rate.ts'
  * window (16 MiB, the most a sender may have in flight when we stop reading) plus one frame.
  */
 export const MAX_READ_BUFFER_BYTES = 16 * 1024 * 1024 + MAX_MESSAGE_BYTES
+/** Slice of a paced frame admitted by the upload cap at once (see Channel.send). */
+export const PACE_SLICE_BYTES = 16 * 1024
 /** A stream on which nothing moves for this long is closed. */
 export const STREAM_IDLE_MS = 5 * 60 * 1000
 
@@ -37,6 +39,8 @@ export class Channel {
   private readonly queue: Uint8Array[] = []
   private running = false
   private closed = false
+  /** Settles when the message being written is out (messages are written one at a time). */
+  private writing: Promise<void> = Promise.resolve()
 
   constructor (init: ChannelInit) {
     this.init = init
@@ -56,15 +60,48 @@ export class Channel {
 
   get isOpen (): boolean { return !this.closed }
 
-  /** Write one message, waiting while the stream's send buffer is full. */
-  async send (msg: Message, opts?: AbortOptions): Promise<void> {
+  /**
+   * Write one message, waiting while the stream's send buffer is full. With `pace` (an upload
+   * cap) the frame goes out in PACE_SLICE_BYTES slices, each admitted by the cap: a 256 KiB
+   * block written at once leaves the host as one burst that overflows a thin uplink's queue
+   * (the modem's, or tc's), and the drops come back as TCP retransmissions. Frames never
+   * interleave: one message is written at a time.
+   */
+  async send (msg: Message, opts?: AbortOptions & { pace?: RateLimiter }): Promise<void> {
     const frame: Uint8ArrayList = encode(msg)
+    const previous = this.writing
+    let done!: () => void
+    this.writing = new Promise<void>(resolve => { done = resolve })
+    try {
+      await previous
+      const pace = opts?.pace
+      if (pace === undefined || pace.rate === Infinity) {
+        await this.write(frame, opts)
+        return
+      }
+      for (let at = 0; at < frame.byteLength; at += PACE_SLICE_BYTES) {
+        const slice = frame.sublist(at, Math.min(frame.byteLength, at + PACE_SLICE_BYTES))
+        try {
+          await pace.take(slice.byteLength, opts)
+        } catch (err) {
+          // half a frame is on the wire: the stream cannot carry another message
+          if (at > 0) this.abort(err instanceof Error ? err : new Error(String(err)))
+          throw err
+        }
+        await this.write(slice, opts)
+      }
+    } finally {
+      done()
+    }
+  }
+
+  private async write (bytes: Uint8ArrayList, opts?: AbortOptions): Promise<void> {
     while (this.stream.writableNeedsDrain && !this.closed) {
       await drained(this.stream, opts)
     }
     if (this.closed || this.stream.writeStatus !== 'writable') throw new Error('stream is closed')
-    this.stream.send(frame)
-    this.init.onSent(frame.byteLength)
+    this.stream.send(bytes)
+    this.init.onSent(bytes.byteLength)
   }
 
   /** Close gracefully (pending writes are flushed). */

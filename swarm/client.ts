@@ -111,7 +111,6 @@ export class Client {
         opts?.signal?.throwIfAborted()
       }
       const channel = await this.connect(opts)
-      await this.init.upload.take(bytes.byteLength, opts)
       const finished = new Promise<void>((resolve, reject) => {
         const signal = opts?.signal
         const onAbort = (): void => { this.pushes.delete(key); reject(signal?.reason) }
@@ -123,7 +122,8 @@ export class Client {
         })
       })
       try {
-        await channel.send({ type: PUSH, cid, hops, bytes }, opts)
+        // the upload cap paces the block as it is written (Channel.send)
+        await channel.send({ type: PUSH, cid, hops, bytes }, { ...opts, pace: this.init.upload })
       } catch (err) {
         this.pushes.get(key)?.fail(err as Error)
         this.pushes.delete(key)

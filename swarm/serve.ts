@@ -126,10 +126,10 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
             await channel.send({ type: DONT_HAVE, cids: [wanted.cid] })
             continue
           }
-          await ctx.upload(peer).take(bytes.byteLength, { signal: ctx.signal })
           if (queue.get(key) !== wanted) continue
           dequeue(key, wanted)
-          await channel.send({ type: BLOCK, cid: wanted.cid, bytes }, { signal: ctx.signal })
+          // the upload cap paces the block as it is written (Channel.send)
+          await channel.send({ type: BLOCK, cid: wanted.cid, bytes }, { signal: ctx.signal, pace: ctx.upload(peer) })
         } finally {
           release()
         }
