@@ -147,8 +147,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       unhandle: async protocol => { await host.unhandle(protocol) },
       dialProtocol: async (peer, protocol, o) => await host.newStream(peer, protocol, o),
       hangUp: async peer => { await host.hangUp(peer) },
-      // fragments a relay is delivering to a peer are not also served to it from here (forward.ts)
-      blocks: { has: async (cid, peer) => (peer === undefined || !forwarder.withholds(cid, peer)) && await store.has(cid), get: async cid => await store.get(cid) },
+      // background wants (repair, pins' catch-up) are refused what this host is still placing
+      // through relays: the relays deliver it to those hosts (network.ts withholdsBackground)
+      blocks: {
+        has: async (cid, _peer, o) => !(o?.background === true && network.withholdsBackground(cid)) && await store.has(cid),
+        get: async cid => await store.get(cid)
+      },
       sink: {
         put: async (cid, bytes) => {
           await store.put(cid, bytes)
@@ -176,7 +180,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     await presence.start()
     closers.push(async () => { presence.stop() })
     network.offline = () => presence.offline()
-    const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, o), arriving: cid => forwarder.relaying(cid) })
+    const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
     network.pinners = inode => pins.pinners(inode)
     pins.start()
     closers.push(async () => { await pins.stop() })

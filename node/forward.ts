@@ -140,13 +140,6 @@ export interface Forwarder {
   pickRelay: (candidates: string[]) => string | undefined
   stats: () => ForwardStats
   /**
-   * Whether this host should not serve fragment `cid` to `peer` now: a relay is placing the
-   * fragment's chunk and will deliver fragments of it to `peer` (a target or a pinning host). A pinning
-   * host catching up on its own would otherwise pull it from the writer's thin uplink, once
-   * per pinner, besides the one upload to the relay. Readers and the relay are served.
-   */
-  withholds: (cid: CID, peer: string) => boolean
-  /**
    * Whether this host is relaying chunk `chunk` now (gathering, storing or forwarding it). A
    * pinning host that is also the relay gets the data fragments that way: fetching them again
    * for its pin while the relay gathers them would pull them twice from the writer.
@@ -157,19 +150,6 @@ export interface Forwarder {
 export function createForwarder (c: ForwardComponents): Forwarder {
   const self = c.host.peerId
   const busy = new Map<string, number>()
-  /** fragment CID -> peers a relay (in progress or to come) will deliver it to -> placements counting it. */
-  const withheld = new Map<string, Map<string, number>>()
-  const hold = (cid: CID, peers: string[], delta: 1 | -1): void => {
-    const key = cid.toString()
-    const m = withheld.get(key) ?? new Map<string, number>()
-    for (const p of peers) {
-      const n = (m.get(p) ?? 0) + delta
-      if (n > 0) m.set(p, n)
-      else m.delete(p)
-    }
-    if (m.size > 0) withheld.set(key, m)
-    else withheld.delete(key)
-  }
   const stats: ForwardStats = { sent: 0, relayed: 0, failed: 0, relayFailed: 0 }
   let relaying = 0
   /** chunk CID -> relay requests for it in progress here. */
@@ -209,33 +189,26 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     if (ref.cid === null || ref.k < 2) throw new ForwardError('only erasure-coded chunks are placed through a relay')
     const perFragment = ref.fragments.map((_, j) => targets[j % targets.length])
     const pinners = [...new Set(opts.pinners ?? [])].filter(p => p !== self).slice(0, MAX_PINNERS)
-    // every fragment of the chunk, to every host the relay will deliver to, from now on (also
-    // while the chunk waits for a slot): a pinning host or a repairing keeper would otherwise
-    // fetch it (or its parity) from here; the relay itself is exempted once chosen
-    const recipients = [...new Set([...perFragment, ...pinners])].filter(p => p !== self)
-    ref.fragments.forEach(f => { hold(f, recipients, 1) })
+    // the targets' repair and the pinning hosts' catch-up do not fetch the chunk from here
+    // meanwhile: background wants for a pending chunk are refused (network.ts withholdsBackground)
+    const waitSignal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
+    const release = await acquire(waitSignal)
     try {
-      const waitSignal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
-      const release = await acquire(waitSignal)
-      try {
-        const tried = new Set<string>()
-        for (let attempt = 0; ; attempt++) {
-          const relay = pickRelay(perFragment.filter(p => !tried.has(p)))
-          if (relay === undefined) return
-          tried.add(relay)
-          try {
-            await placeVia(ref, relay, perFragment, pinners, opts, waitSignal)
-            return
-          } catch (err) {
-            // the caller's abort or shutdown ends it; a wrong request would be wrong at any relay
-            if (waitSignal.aborted || err instanceof FragmentMismatchError || attempt + 1 >= MAX_RELAY_ATTEMPTS) throw err
-          }
+      const tried = new Set<string>()
+      for (let attempt = 0; ; attempt++) {
+        const relay = pickRelay(perFragment.filter(p => !tried.has(p)))
+        if (relay === undefined) return
+        tried.add(relay)
+        try {
+          await placeVia(ref, relay, perFragment, pinners, opts, waitSignal)
+          return
+        } catch (err) {
+          // the caller's abort or shutdown ends it; a wrong request would be wrong at any relay
+          if (waitSignal.aborted || err instanceof FragmentMismatchError || attempt + 1 >= MAX_RELAY_ATTEMPTS) throw err
         }
-      } finally {
-        release()
       }
     } finally {
-      ref.fragments.forEach(f => { hold(f, recipients, -1) })
+      release()
     }
   }
 
@@ -243,16 +216,6 @@ export function createForwarder (c: ForwardComponents): Forwarder {
   const placeVia = async (ref: ChunkRef, relay: string, perFragment: string[], pinners: string[], opts: PlaceViaOptions, parent: AbortSignal): Promise<void> => {
     const n = ref.fragments.length
     busy.set(relay, (busy.get(relay) ?? 0) + 1)
-    // the relay may take the data fragments from here, and only until it has them: its other
-    // parts (a keeper's repair pulling parity, say) are withheld from like any target
-    const data = ref.fragments.slice(0, ref.k)
-    let exempt = true
-    data.forEach(f => { hold(f, [relay], -1) })
-    const unexempt = (): void => {
-      if (!exempt) return
-      exempt = false
-      data.forEach(f => { hold(f, [relay], 1) })
-    }
     const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relay ${relay}`, parent)
     const signal = idle.signal
     let stream: Stream | undefined
@@ -264,10 +227,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       for (;;) {
         const reply = decodeReply((await lp.read({ signal })).subarray(), n)
         idle.touch()
-        if (reply.t === 'got') {
-          if (reply.n >= ref.k) unexempt()
-          continue
-        }
+        if (reply.t === 'got') continue
         if (reply.t === 'ack') {
           // only the fragment's own target counts as its holder
           if (reply.holder === perFragment[reply.i] || (reply.i < ref.k && pinners.includes(reply.holder))) opts.onAck(reply.i, reply.holder)
@@ -286,7 +246,6 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       throw err
     } finally {
       idle.clear()
-      unexempt()
       busy.set(relay, (busy.get(relay) ?? 1) - 1)
       if (busy.get(relay) === 0) busy.delete(relay)
     }
@@ -417,7 +376,6 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     place,
     pickRelay,
     stats: () => ({ ...stats }),
-    withholds: (cid, peer) => withheld.get(cid.toString())?.has(peer) === true,
     relaying: (chunk) => inRelay.has(chunk.toString())
   }
 }

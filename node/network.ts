@@ -58,6 +58,8 @@ export class ChunkNetwork implements Network {
   readonly placement: Placement = new Map()
   /** Chunks written here whose placement has not finished (retried on reconnect). */
   readonly pending = new Map<string, ChunkRef>()
+  /** Fragment -> how many pending chunks have it (see withholdsBackground). */
+  private readonly pendingFragments = new Map<string, number>()
   /** Pending chunk -> the file (inode) it was written for, to find the hosts pinning it. */
   private readonly inodes = new Map<string, string>()
   /** Hosts pinning a file (pins.ts): they get its chunks through the push chains. */
@@ -110,7 +112,8 @@ export class ChunkNetwork implements Network {
     return opts?.signal !== undefined ? AbortSignal.any([opts.signal, t]) : t
   }
 
-  async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef } = {}): Promise<Map<string, Uint8Array>> {
+  /** Any `need` of the fragments from peers; `background` for repair and pins' catch-up (see withholdsBackground). */
+  async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef, background?: boolean } = {}): Promise<Map<string, Uint8Array>> {
     const signal = this.signal(opts, FETCH_TIMEOUT_MS)
     const peers = this.host.peers().map(p => p.id)
     if (peers.length === 0) throw new BlockUnavailableError(cids[0]?.toString() ?? '?', 'no peer is reachable (offline)')
@@ -119,10 +122,10 @@ export class ChunkNetwork implements Network {
       // pull then takes each fragment from a host that has it, spread over the fastest
       const holders = opts.chunk?.cid != null ? await this.whoHolds(opts.chunk, cids, peers, signal) : undefined
       if (holders !== undefined) {
-        const got = await this.swarm.pullAny(cids, need, holders, { signal }).catch(() => undefined)
+        const got = await this.swarm.pullAny(cids, need, holders, { signal, background: opts.background }).catch(() => undefined)
         if (got !== undefined) return got
       }
-      return await this.swarm.pullAny(cids, need, peers, { signal })
+      return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
     } catch (err) {
       // connected peers did not have enough (a network beyond the full mesh, where holders
       // announce provider records: announce.ts): ask the DHT who provides them
@@ -131,7 +134,7 @@ export class ChunkNetwork implements Network {
         from.set(c.toString(), await this.host.findProviders(c, { signal }).catch(() => []))
       }))
       if ([...from.values()].every(p => p.length === 0)) throw err
-      return await this.swarm.pullAny(cids, need, from, { signal })
+      return await this.swarm.pullAny(cids, need, from, { signal, background: opts.background })
     }
   }
 
@@ -164,6 +167,7 @@ export class ChunkNetwork implements Network {
   async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe', inode?: string } = {}): Promise<void> {
     const work = refs.filter(r => r.cid !== null)
     for (const r of work) {
+      if (!this.pending.has(r.cid!.toString())) this.countPending(r, 1)
       this.pending.set(r.cid!.toString(), r)
       if (opts.inode !== undefined) this.inodes.set(r.cid!.toString(), opts.inode)
     }
@@ -236,7 +240,7 @@ export class ChunkNetwork implements Network {
     }
     const hosts = new Set(held.flatMap(s => [...s]))
     if (hosts.size >= Math.min(copies, this.live()) && !(hosts.size < 2 && this.offline())) {
-      this.pending.delete(key)
+      if (this.pending.delete(key)) this.countPending(ref, -1)
       this.inodes.delete(key)
       // handing over the copies that are not this host's waits on the targets' promises: in
       // the background, so the write does not wait for it
@@ -257,6 +261,25 @@ export class ChunkNetwork implements Network {
     if (handovers.length === 0 || this.custody === undefined) return
     const dropped = new Set(await this.custody.drop(handovers).catch(() => []))
     for (const h of handovers) if (dropped.has(h.cid.toString())) held[h.j].delete(self)
+  }
+
+  private countPending (ref: ChunkRef, delta: 1 | -1): void {
+    for (const f of new Set(ref.fragments.map(String))) {
+      const n = (this.pendingFragments.get(f) ?? 0) + delta
+      if (n > 0) this.pendingFragments.set(f, n)
+      else this.pendingFragments.delete(f)
+    }
+  }
+
+  /**
+   * Whether a background want (a keeper's repair, a pinning host's catch-up) for this fragment
+   * is refused here: on a thin uplink (placement through relays), while a chunk of it is still
+   * pending. The placement delivers it to its targets and the pinning hosts through a relay;
+   * serving their own fetches meanwhile would upload it from here once more each. Reads are
+   * served.
+   */
+  withholdsBackground (fragment: CID): boolean {
+    return this.forward !== undefined && this.pendingFragments.has(fragment.toString())
   }
 
   /** Whether this host is placing the chunk now (its keepers' repair leaves it to the placement). */

@@ -299,7 +299,7 @@ export class Repairer extends EventTarget {
       const f = ref.fragments[j]
       const from = new Map([[f.toString(), [...(holdings.get(f.toString()) ?? [])].filter(h => h !== this.c.self)]])
       await this.limiter.take(Math.ceil(ref.size / ref.k), { signal })
-      const got = await this.c.swarm.pullAny([f], 1, from, { signal }).catch(() => undefined)
+      const got = await this.c.swarm.pullAny([f], 1, from, { signal, background: true }).catch(() => undefined)
       const b = got?.get(f.toString())
       if (b !== undefined) {
         ref.fragments.forEach((g, i) => { if (g.equals(f) && have[i] === undefined) have[i] = b })
@@ -317,7 +317,7 @@ export class Repairer extends EventTarget {
       for (const f of want) from.set(f.toString(), [...(holdings.get(f.toString()) ?? [])].filter(h => h !== this.c.self))
       const size = Math.ceil(ref.size / ref.k)
       await this.limiter.take(size * (ref.k - count), { signal })
-      const got = await this.c.swarm.pullAny(want, ref.k - count, from, { signal })
+      const got = await this.c.swarm.pullAny(want, ref.k - count, from, { signal, background: true })
       ref.fragments.forEach((f, j) => {
         const b = got.get(f.toString())
         if (b !== undefined && have[j] === undefined) { have[j] = b; this.progress_.bytesFetched += b.byteLength }

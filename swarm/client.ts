@@ -42,7 +42,8 @@ export interface ClientInit {
   onReceived: (bytes: number) => void
 }
 
-interface Want { cid: CID, listeners: Set<WantListener>, sentAt?: number }
+/** A want is background while every pull waiting on it is (see WANT in protocol.ts). */
+interface Want { cid: CID, listeners: Set<WantListener>, background: boolean, sentAt?: number }
 interface Push { ack: (holder: string) => void, done: () => void, fail: (err: Error) => void }
 
 export class Client {
@@ -64,19 +65,28 @@ export class Client {
   /** Wants sent or waiting to be sent. */
   get queued (): number { return this.wants.size }
 
-  /** Ask for `cid`; the listener hears exactly once unless cancelled by the returned function. */
-  want (cid: CID, listener: WantListener): () => void {
+  /**
+   * Ask for `cid`; the listener hears exactly once unless cancelled by the returned function.
+   * A `background` want (repair, a pin's catch-up) may be refused by a holder that is still
+   * placing the block from a thin uplink; a read joining it makes it a read.
+   */
+  want (cid: CID, listener: WantListener, opts: { background?: boolean } = {}): () => void {
     const key = cid.toString()
     if (this.stopped) {
       queueMicrotask(() => { listener.miss(new SwarmStoppedError()) })
       return () => {}
     }
+    const background = opts.background === true
     let want = this.wants.get(key)
     if (want === undefined) {
-      want = { cid, listeners: new Set() }
+      want = { cid, listeners: new Set(), background }
       this.wants.set(key, want)
       this.waiting.push(key)
       queueMicrotask(() => { this.pump() })
+    } else if (want.background && !background) {
+      want.background = false
+      // already asked as background: ask again as a read (the holder upgrades its queued want)
+      if (want.sentAt !== undefined) this.sendQuietly({ type: WANT, cids: [cid], haveOnly: false })
     }
     want.listeners.add(listener)
     const w = want
@@ -167,18 +177,21 @@ export class Client {
   /** Send waiting wants while in-flight slots are free. */
   private pump (): void {
     if (this.stopped || this.waiting.length === 0 || this.inFlight >= MAX_REQUESTS_IN_FLIGHT_PER_PEER) return
-    const batch: CID[] = []
+    const batches: [CID[], CID[]] = [[], []]
     const now = performance.now()
-    while (this.waiting.length > 0 && this.inFlight < MAX_REQUESTS_IN_FLIGHT_PER_PEER && batch.length < MAX_CIDS_PER_MESSAGE) {
+    while (this.waiting.length > 0 && this.inFlight < MAX_REQUESTS_IN_FLIGHT_PER_PEER && batches[0].length + batches[1].length < MAX_CIDS_PER_MESSAGE) {
       const want = this.wants.get(this.waiting.shift() as string)
       if (want === undefined || want.sentAt !== undefined) continue
       want.sentAt = now
       this.inFlight++
-      batch.push(want.cid)
+      batches[want.background ? 1 : 0].push(want.cid)
     }
-    if (batch.length === 0) return
-    this.connect().then(async ch => { await ch.send({ type: WANT, cids: batch, haveOnly: false }) })
-      .catch((err: Error) => { this.fail(err instanceof PeerGoneError ? err : new PeerGoneError(this.peer, err.message)) })
+    const [reads, background] = batches
+    if (reads.length === 0 && background.length === 0) return
+    this.connect().then(async ch => {
+      if (reads.length > 0) await ch.send({ type: WANT, cids: reads, haveOnly: false })
+      if (background.length > 0) await ch.send({ type: WANT, cids: background, haveOnly: false, background: true })
+    }).catch((err: Error) => { this.fail(err instanceof PeerGoneError ? err : new PeerGoneError(this.peer, err.message)) })
   }
 
   private sendQuietly (msg: Message): void {

@@ -41,6 +41,7 @@
 export { createSwarm, DEFAULT_UPLOAD_SLOTS, MAX_STREAMS_PER_CONNECTION } from './swarm.ts'
 export type { Swarm, SwarmInit, SwarmComponents, SwarmStats, Delivery, RemoteConnection } from './swarm.ts'
 export type { BlockSource, BlockSink } from './serve.ts'
+export type { PullOptions } from './pull.ts'
 export { MAX_WANTS_PER_PEER } from './serve.ts'
 export { HAVE_WINDOW, HAVE_TIMEOUT_MS } from './has.ts'
 export { MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_PUSHES_IN_FLIGHT_PER_PEER } from './client.ts'

@@ -2,7 +2,9 @@
 // body is one message in a compact binary form:
 //
 //   body      = type:u8 payload
-//   WANT      = flags:u8 count:uvarint cid*          flags bit 0: answer HAVE/DONT_HAVE only
+//   WANT      = flags:u8 count:uvarint cid*          flags bit 0: answer HAVE/DONT_HAVE only;
+//                                                   bit 1: background (repair, pin catch-up),
+//                                                   which a holder may refuse and a read not
 //   HAVE      = count:uvarint cid*
 //   DONT_HAVE = count:uvarint cid*
 //   CANCEL    = count:uvarint cid*
@@ -52,7 +54,7 @@ export const DONE = 8
 export interface Hop { peer: string, via: number }
 
 export type Message =
-  | { type: typeof WANT, cids: CID[], haveOnly: boolean }
+  | { type: typeof WANT, cids: CID[], haveOnly: boolean, background?: boolean }
   | { type: typeof HAVE | typeof DONT_HAVE | typeof CANCEL, cids: CID[] }
   | { type: typeof BLOCK, cid: CID, bytes: Uint8Array }
   | { type: typeof PUSH, cid: CID, hops: Hop[], bytes: Uint8Array }
@@ -97,7 +99,7 @@ export function encode (msg: Message): Uint8ArrayList {
   w.byte(msg.type)
   switch (msg.type) {
     case WANT:
-      w.byte(msg.haveOnly ? 1 : 0)
+      w.byte((msg.haveOnly ? 1 : 0) | (msg.background === true ? 2 : 0))
       cidList(w, msg.cids)
       break
     case HAVE: case DONT_HAVE: case CANCEL:
@@ -242,8 +244,9 @@ export function decode (body: Uint8Array): Message {
   switch (type) {
     case WANT: {
       const flags = r.byte()
-      if ((flags & ~1) !== 0) throw new ProtocolError(`unknown WANT flags ${flags}`)
+      if ((flags & ~3) !== 0) throw new ProtocolError(`unknown WANT flags ${flags}`)
       msg = { type, haveOnly: (flags & 1) === 1, cids: readCids(r) }
+      if ((flags & 2) === 2) msg.background = true
       break
     }
     case HAVE: case DONT_HAVE: case CANCEL:

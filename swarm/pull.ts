@@ -42,7 +42,10 @@ export interface PullContext {
 interface Request { peer: string, cancel: () => void, timer: ReturnType<typeof setTimeout>, slow: boolean }
 interface Wanted { cid: CID, key: string, tried: Set<string>, requests: Map<string, Request>, done: boolean, exhausted: boolean }
 
-export async function pullAny (ctx: PullContext, cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: AbortOptions): Promise<Map<string, Uint8Array>> {
+/** Options of a pull: `background` marks it as repair or a pin's catch-up (see WANT in protocol.ts). */
+export interface PullOptions extends AbortOptions { background?: boolean }
+
+export async function pullAny (ctx: PullContext, cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: PullOptions): Promise<Map<string, Uint8Array>> {
   const wanted: Wanted[] = []
   const seen = new Set<string>()
   for (const cid of cids) {
@@ -148,7 +151,7 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
           problems.push(err.message)
           schedule()
         }
-      })
+      }, { background: opts?.background })
     }
 
     schedule()

@@ -26,7 +26,12 @@ export const MAX_WANTS_PER_PEER = 1024
  * Local blocks. `has` is told the asking peer when a block would be sent to it, so the host may
  * decline to serve that peer (it is answered DONT_HAVE); have-only queries are answered truthfully.
  */
-export interface BlockSource { has: (cid: CID, peer?: string) => Promise<boolean>, get: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array> }
+/**
+ * The blocks a node serves. has(cid, peer, { background }) may answer false for a block held
+ * here: for what this node withholds from that peer (forward.ts), or, for a background want
+ * (repair, a pin's catch-up), for what it is still placing on a thin uplink.
+ */
+export interface BlockSource { has: (cid: CID, peer?: string, opts?: { background?: boolean }) => Promise<boolean>, get: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array> }
 export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions) => Promise<void> }
 
 export interface ServeContext {
@@ -46,7 +51,7 @@ export interface ServeContext {
   signal: AbortSignal
 }
 
-interface Wanted { cid: CID, haveOnly: boolean }
+interface Wanted { cid: CID, haveOnly: boolean, background: boolean }
 
 /** Serve one inbound stream from `peer` until it closes. */
 export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel {
@@ -82,11 +87,14 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   function onMessage (msg: Message): void | Promise<void> {
     switch (msg.type) {
       case WANT: {
+        const background = msg.background === true
+        // a read joining a background want of the same block makes it a read
+        if (!background) for (const c of msg.cids) { const q = queue.get(c.toString()); if (q !== undefined) q.background = false }
         const fresh = msg.cids.filter(c => !queue.has(c.toString()))
         if ((ctx.wantsQueued.get(peer) ?? 0) + fresh.length > MAX_WANTS_PER_PEER) {
           throw new TooManyRequestsError(`peer ${peer} has more than ${MAX_WANTS_PER_PEER} wants queued`)
         }
-        for (const cid of fresh) queue.set(cid.toString(), { cid, haveOnly: msg.haveOnly })
+        for (const cid of fresh) queue.set(cid.toString(), { cid, haveOnly: msg.haveOnly, background })
         count(fresh.length)
         if (!msg.haveOnly) for (const cid of fresh) void refuseEarly(cid)
         if (!serving) void work()
@@ -112,7 +120,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
         if (wanted.haveOnly) {
           queue.delete(key)
           count(-1)
-          const have = await ctx.blocks.has(wanted.cid).catch(() => false)
+          const have = await ctx.blocks.has(wanted.cid, undefined, { background: wanted.background }).catch(() => false)
           await channel.send({ type: have ? HAVE : DONT_HAVE, cids: [wanted.cid] })
           continue
         }
@@ -120,7 +128,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
         try {
           // the want may have been cancelled while we waited for a slot
           if (queue.get(key) !== wanted) continue
-          const bytes = await read(wanted.cid)
+          const bytes = await read(wanted)
           if (bytes === undefined) {
             dequeue(key, wanted)
             await channel.send({ type: DONT_HAVE, cids: [wanted.cid] })
@@ -149,7 +157,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   async function refuseEarly (cid: CID): Promise<void> {
     const key = cid.toString()
     const wanted = queue.get(key)
-    if (wanted === undefined || await ctx.blocks.has(cid, peer).catch(() => false)) return
+    if (wanted === undefined || await ctx.blocks.has(cid, peer, { background: wanted.background }).catch(() => false)) return
     if (queue.get(key) !== wanted || !channel.isOpen) return
     dequeue(key, wanted)
     await channel.send({ type: DONT_HAVE, cids: [cid] }).catch(() => {})
@@ -160,9 +168,9 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   }
 
   /** The local block, if held and intact (nothing unverified is served). */
-  async function read (cid: CID): Promise<Uint8Array | undefined> {
+  async function read ({ cid, background }: Wanted): Promise<Uint8Array | undefined> {
     try {
-      if (!await ctx.blocks.has(cid, peer)) return undefined
+      if (!await ctx.blocks.has(cid, peer, { background })) return undefined
       const bytes = await ctx.blocks.get(cid, { signal: ctx.signal })
       return matches(cid, bytes) ? bytes : undefined
     } catch {

@@ -10,6 +10,7 @@ import { PeerBook } from './peers.ts'
 import { plan } from './plan.ts'
 import { PROTOCOL } from './protocol.ts'
 import { MIN_HEDGE_MS, pullAny } from './pull.ts'
+import type { PullOptions } from './pull.ts'
 import { PUSH_HOP_TIMEOUT_MS, deliver } from './push.ts'
 import { has } from './has.ts'
 import type { DeliverContext } from './push.ts'
@@ -74,7 +75,7 @@ export interface Swarm {
   start: () => Promise<void>
   stop: () => Promise<void>
   pull: (cid: CID, from: string[], opts?: AbortOptions) => Promise<Uint8Array>
-  pullAny: (cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: AbortOptions) => Promise<Map<string, Uint8Array>>
+  pullAny: (cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: PullOptions) => Promise<Map<string, Uint8Array>>
   push: (deliveries: Delivery[], opts?: AbortOptions & { onAck?: (cid: CID, peer: string) => void }) => Promise<Map<string, string[]>>
   stats: () => SwarmStats
   /** Which of `cids` `peer` holds (have-only wants; nothing is moved), by cid.toString(). */
@@ -136,7 +137,7 @@ class SwarmNode implements Swarm {
     return got.get(cid.toString()) as Uint8Array
   }
 
-  async pullAny (cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: AbortOptions): Promise<Map<string, Uint8Array>> {
+  async pullAny (cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: PullOptions): Promise<Map<string, Uint8Array>> {
     if (!this.running) throw new SwarmStoppedError()
     return await pullAny({
       client: (peer) => this.client(peer),

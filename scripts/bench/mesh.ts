@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { ControlClient } from '../../node/client.ts'
 import { meshDown, meshUp } from '../../test/helpers/mesh.ts'
 import type { Mesh } from '../../test/helpers/mesh.ts'
+import { PROTOCOL as SWARM_PROTOCOL } from '../../swarm/index.ts'
 
 export const DARKFS = fileURLToPath(new URL('../../bin/darkfs', import.meta.url))
 /** TCP port every darkfs host listens on, on its VPN address. */
@@ -200,6 +201,28 @@ async function explained<T> (dm: DarkfsMesh, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** What a host's darkfs sent: its swarm's data, each protocol, and its sockets (node/traffic.ts). */
+interface Sent { swarm: number, protocols: Record<string, number>, socket: number }
+
+async function sent (dm: DarkfsMesh, name: string): Promise<Sent> {
+  const t = await dm.host(name).client.call('traffic')
+  const protocols = Object.fromEntries(Object.entries(t.host.protocols as Record<string, { sent: number }>).map(([p, v]) => [p, v.sent]))
+  return { swarm: t.swarm.bytesSent, protocols, socket: t.host.wire.sent }
+}
+
+/**
+ * Where a writer's upload went, per byte written: its swarm's data (blocks and their
+ * messages), the other protocols together (DHT, ping, identify, tree sync, custody, place),
+ * and what its sockets carried (the above with yamux, Noise and pnet).
+ */
+function breakdown (out: Record<string, number | string>, prefix: string, a: Sent, b: Sent, bytes: number): void {
+  let control = 0
+  for (const [p, n] of Object.entries(b.protocols)) if (p !== SWARM_PROTOCOL) control += n - (a.protocols[p] ?? 0)
+  out[`${prefix}.data.amplification`] = round((b.swarm - a.swarm) / bytes)
+  out[`${prefix}.control.bytes`] = control
+  out[`${prefix}.socket.amplification`] = round((b.socket - a.socket) / bytes)
+}
+
 /** Bytes stored on a host (status). */
 async function stored (dm: DarkfsMesh, name: string): Promise<number> {
   return (await dm.host(name).client.get('/v1/status')).bytesStored
@@ -217,7 +240,7 @@ export async function run (): Promise<Record<string, number | string>> {
     try {
       await explained(dm, async () => {
         // 1. the thin-uplink writer writes 8 MiB (4+2)
-        const before = { dk0: await dm.counters('h1'), ul0: await dm.counters('h1', 'ul0') }
+        const before = { dk0: await dm.counters('h1'), ul0: await dm.counters('h1', 'ul0'), traffic: await sent(dm, 'h1') }
         let t0 = performance.now()
         await put(dm, 'h1', '/eight.bin', WRITE_BYTES)
         out['writer.putReturned.s'] = round((performance.now() - t0) / 1000)
@@ -226,6 +249,7 @@ export async function run (): Promise<Record<string, number | string>> {
         const after = { dk0: await dm.counters('h1'), ul0: await dm.counters('h1', 'ul0') }
         out.writerAmplification = round((after.dk0.tx - before.dk0.tx) / WRITE_BYTES)
         out['writer.wire.amplification'] = round((after.ul0.tx - before.ul0.tx) / WRITE_BYTES)
+        breakdown(out, 'writer', before.traffic, await sent(dm, 'h1'), WRITE_BYTES)
         log(`writer: ${out.writerAmplification}x in ${out['writer.redundantAfter.s']} s`)
 
         // 2. pins: h2..h6 pin /pinned, h1 writes 8 MiB in it
@@ -242,6 +266,7 @@ export async function run (): Promise<Record<string, number | string>> {
         const base = new Map<string, number>()
         for (const h of pinners) base.set(h, await stored(dm, h))
         const pb = await dm.counters('h1')
+        const pt = await sent(dm, 'h1')
         t0 = performance.now()
         await put(dm, 'h1', '/pinned/p.bin', WRITE_BYTES)
         await until('every pinning host holds /pinned/p.bin', async () => {
@@ -252,6 +277,7 @@ export async function run (): Promise<Record<string, number | string>> {
         await redundant(dm, 'h1')
         const pa = await dm.counters('h1')
         out.pinAmplification = round((pa.tx - pb.tx) / WRITE_BYTES)
+        breakdown(out, 'pin', pt, await sent(dm, 'h1'), WRITE_BYTES)
         let fetchedByPinners = 0
         for (const h of pinners) {
           const r = await dm.host(h).client.call('pin', { path: '/pinned' })

@@ -259,6 +259,25 @@ describe('placement from a writer with a thin uplink (--uplink) on six in-proces
     assert.ok(Buffer.from(await reader.volume.readFile('/thin.bin')).equals(data))
   })
 
+  it('while the writer places a chunk, it refuses background wants for its fragments (repair, pin catch-up) and serves reads', async () => {
+    const [writer, , , , , other] = hosts
+    const data = randomBytes(4 << 20)
+    const placed = writer.volume.replaceFile('/pending.bin', [data], { wait: 'safe' })
+    try {
+      const { k, m } = writer.network.params()
+      // the last chunk's parity: the relays pull data fragments only, so it is on the writer alone for seconds
+      const parity = encodeChunk(data.subarray(3 << 20), 3 << 20, k, m).ref.fragments[k]
+      await until('the writer has the chunk pending', () => writer.network.withholdsBackground(parity))
+      await assert.rejects(other.swarm.pullAny([parity], 1, [writer.host.peerId], { background: true }), /BlockNotFound|not found|DONT_HAVE/i)
+      const got = await other.swarm.pullAny([parity], 1, [writer.host.peerId])
+      assert.equal(got.size, 1, 'a read of the same fragment is served')
+    } finally {
+      await placed
+    }
+    const { k, m } = writer.network.params()
+    assert.equal(writer.network.withholdsBackground(encodeChunk(data.subarray(3 << 20), 3 << 20, k, m).ref.fragments[k]), false, 'placed: background wants are served again')
+  })
+
   it('pins on every other host, the relays among them: each pinner gets the data fragments, the writer uploads about 1x', async () => {
     const [writer, ...pinners] = hosts
     await writer.volume.mkdir('/pinned')

@@ -29,4 +29,23 @@ describe('swarm: DONT_HAVE behind queued blocks', function () {
     const got = await bulk
     assert.equal(got.size, cids.length)
   })
+
+  it('swarm.pullAny(cids, need, from, { background: true }): a holder may refuse a background want and still serve a read of the same block', async () => {
+    const holder = await net.node()
+    const reader = await net.node()
+    await net.mesh()
+    const bytes = randomBytes(64 * 1024, 7)
+    const cid = await block(bytes)
+    holder.store.map.set(cid.toString(), bytes)
+    const asked: Array<boolean | undefined> = []
+    // the holder refuses background wants (as a thin writer does for what it is still placing)
+    ;(holder.store as any).has = async (c: typeof cid, _peer?: string, o?: { background?: boolean }) => {
+      asked.push(o?.background)
+      return o?.background !== true && holder.store.map.has(c.toString())
+    }
+    await assert.rejects(reader.swarm.pullAny([cid], 1, [holder.id], { background: true }), (err: Error) => err.name === BlockNotFoundError.name)
+    assert.ok(asked.includes(true), 'the holder saw a background want')
+    const got = await reader.swarm.pullAny([cid], 1, [holder.id])
+    assert.deepEqual(got.get(cid.toString()), bytes)
+  })
 })

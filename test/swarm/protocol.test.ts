@@ -24,6 +24,7 @@ describe('swarm protocol', function () {
     const msgs: Message[] = [
       { type: WANT, cids: [a, b], haveOnly: false },
       { type: WANT, cids: [a], haveOnly: true },
+      { type: WANT, cids: [b], haveOnly: false, background: true },
       { type: HAVE, cids: [a] },
       { type: DONT_HAVE, cids: [a, b] },
       { type: CANCEL, cids: [] },
@@ -69,7 +70,7 @@ describe('swarm protocol', function () {
     const cases: Array<[string, Uint8Array]> = [
       ['empty', new Uint8Array(0)],
       ['unknown type', Uint8Array.from([42])],
-      ['unknown WANT flag', Uint8Array.from([WANT, 2, 0])],
+      ['unknown WANT flag', Uint8Array.from([WANT, 4, 0])],
       ['trailing bytes', Uint8Array.from([...good, 0])],
       ['truncated', good.subarray(0, good.byteLength - 1)],
       ['too many CIDs', Uint8Array.from([HAVE, ...varint(MAX_CIDS_PER_MESSAGE + 1)])],
