@@ -3,12 +3,16 @@
 //
 //  - each wanted block is asked of one peer at a time, the one expected to answer first
 //    (pickPeer: fastest so far, least queued, unknown peers tried early), so `need` blocks are
-//    fetched from several peers at once;
+//    fetched from several peers at once; when more blocks are offered than needed (the k + m
+//    fragments of a chunk, k needed), the ones asked are those whose holders are expected to
+//    answer first, so a reader's requests spread over the holders by their speed and load;
 //  - a DONT_HAVE, a dropped stream or a wrong block (its sender is dropped) moves the block to
 //    its next holder; a block with no holder left gives way to the next block of the list;
 //  - a request slower than HEDGE_FACTOR times its peer's expected time (at least `hedgeMs`)
 //    is hedged: the block is also asked elsewhere, or the next spare block is fetched; the
-//    first verified copy wins and the other requests are cancelled (endgame).
+//    first verified copy wins and the other requests are cancelled (endgame). A peer that is
+//    sending us bytes meanwhile is busy, not stalled: it gets up to PATIENCE_ROUNDS more such
+//    periods first (hedging a thin but working uplink only adds load to the others).
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import type { Client } from './client.ts'
@@ -22,6 +26,8 @@ import { checkCid } from './verify.ts'
 export const HEDGE_FACTOR = 4
 /** Never hedge sooner than this (ms). */
 export const MIN_HEDGE_MS = 500
+/** Extra hedge periods granted to a request whose peer keeps sending us bytes. */
+export const PATIENCE_ROUNDS = 3
 /**
  * Block size assumed to turn a peer's known uplink into its expected service time before it has
  * served us any block (a fragment of a 1 MiB chunk at k = 4): a peer on a thin uplink is then
@@ -39,7 +45,7 @@ export interface PullContext {
   uplink?: Map<string, number>
 }
 
-interface Request { peer: string, cancel: () => void, timer: ReturnType<typeof setTimeout>, slow: boolean }
+interface Request { peer: string, cancel: () => void, timer: ReturnType<typeof setTimeout>, slow: boolean, received: number, patience: number }
 interface Wanted { cid: CID, key: string, tried: Set<string>, requests: Map<string, Request>, done: boolean, exhausted: boolean }
 
 /** Options of a pull: `background` marks it as repair or a pin's catch-up (see WANT in protocol.ts). */
@@ -105,15 +111,22 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
       if (results.size >= need) { finish(); return }
       const missing = need - results.size
       let active = wanted.filter(w => !w.done && [...w.requests.values()].some(r => !r.slow)).length
-      for (const w of wanted) {
-        if (active >= missing) break
-        if (w.done || w.exhausted || [...w.requests.values()].some(r => !r.slow)) continue
-        const peer = pickPeer(holders(w.key), view, w.tried)
-        if (peer === undefined) {
-          if (w.requests.size === 0) w.exhausted = true
-          continue
+      // the next block to ask: of those without a live request, the one whose best holder is
+      // expected to answer first; ties keep the caller's order (data fragments before parity)
+      while (active < missing) {
+        let best: { w: Wanted, peer: string, ms: number } | undefined
+        for (const w of wanted) {
+          if (w.done || w.exhausted || [...w.requests.values()].some(r => !r.slow)) continue
+          const peer = pickPeer(holders(w.key), view, w.tried)
+          if (peer === undefined) {
+            if (w.requests.size === 0) w.exhausted = true
+            continue
+          }
+          const ms = expectedMs(view(peer))
+          if (best === undefined || ms < best.ms) best = { w, peer, ms }
         }
-        ask(w, peer)
+        if (best === undefined) break
+        ask(best.w, best.peer)
         active++
       }
       if (!wanted.some(w => w.requests.size > 0)) {
@@ -125,11 +138,25 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
     function ask (w: Wanted, peer: string): void {
       w.tried.add(peer)
       const hedgeAfter = Math.max(ctx.hedgeMs, HEDGE_FACTOR * expectedMs(view(peer)))
+      const hedge = (): void => {
+        const received = ctx.book.get(peer).received
+        if (received > request.received && request.patience > 0) {
+          // bytes are arriving from it: busy, not stalled
+          request.received = received
+          request.patience--
+          request.timer = setTimeout(hedge, hedgeAfter)
+          return
+        }
+        request.slow = true
+        schedule()
+      }
       const request: Request = {
         peer,
         slow: false,
         cancel: () => {},
-        timer: setTimeout(() => { request.slow = true; schedule() }, hedgeAfter)
+        received: ctx.book.get(peer).received,
+        patience: PATIENCE_ROUNDS,
+        timer: setTimeout(hedge, hedgeAfter)
       }
       w.requests.set(peer, request)
       request.cancel = ctx.client(peer).want(w.cid, {

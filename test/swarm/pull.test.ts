@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import type { CID } from 'multiformats/cid'
 import { BlockNotFoundError } from '../../swarm/index.ts'
 import { Net, block, randomBytes } from './net.ts'
 
@@ -87,6 +88,32 @@ describe('swarm.pull', function () {
     assert.ok(a.swarm.stats().bytesReceived < 5 * 100_000, 'parity fragments were not fetched')
   })
 
+  it('swarm.pullAny(fragments, 3, holdersByCid) from two chunks at once asks different holders: the second avoids those the first keeps busy', async () => {
+    const a = await net.node()
+    const holders = await Promise.all(Array.from({ length: 6 }, async () => await net.node()))
+    await net.mesh()
+    // two chunks, fragment j of each on holder j; each holder counts the blocks it serves
+    const served = holders.map(() => 0)
+    holders.forEach((h, i) => { const get = h.store.get; h.store.get = async (cid) => { served[i]++; return await get(cid) } })
+    const chunk = async (seed: number): Promise<{ cids: CID[], from: Map<string, string[]> }> => {
+      const cids = []
+      const from = new Map<string, string[]>()
+      for (let j = 0; j < 6; j++) {
+        const bytes = randomBytes(64 * 1024, seed + j)
+        const c = await block(bytes)
+        holders[j].store.map.set(c.toString(), bytes)
+        cids.push(c)
+        from.set(c.toString(), [holders[j].id])
+      }
+      return { cids, from }
+    }
+    const [x, y] = [await chunk(400), await chunk(500)]
+    const [gx, gy] = await Promise.all([a.swarm.pullAny(x.cids, 3, x.from), a.swarm.pullAny(y.cids, 3, y.from)])
+    assert.equal(gx.size + gy.size, 6)
+    // the first takes fragments 0-2 (holders 0-2); the second, seeing them queued, takes 3-5
+    assert.deepEqual(served, [1, 1, 1, 1, 1, 1], `blocks served per holder: ${served.join(', ')}`)
+  })
+
   it('swarm.pull(cid) returns a block already held locally without asking anyone', async () => {
     const a = await net.node()
     const bytes = randomBytes(1000, 5)
@@ -135,5 +162,24 @@ describe('swarm.pull', function () {
     const got = await a.swarm.pull(cid, [slow.id, fast.id])
     assert.deepEqual(got, bytes)
     assert.ok((a.swarm.stats().peers[fast.id]?.received ?? 0) >= bytes.byteLength)
+  })
+
+  it('swarm.pullAny(cids, 1, holdersByCid) does not hedge to a spare while the first holder is still sending', async () => {
+    const a = await net.node({ hedgeMs: 300 })
+    // about 0.75 s for the block: past the hedge time, within its patience (PATIENCE_ROUNDS more)
+    const busy = await net.node({ maxUploadBytesPerSecond: 256 * 1024 })
+    const spare = await net.node()
+    await net.mesh()
+    const first = randomBytes(256 * 1024, 601)
+    const second = randomBytes(256 * 1024, 602)
+    const [c1, c2] = [await block(first), await block(second)]
+    busy.store.map.set(c1.toString(), first)
+    spare.store.map.set(c2.toString(), second)
+    let spareServed = 0
+    const get = spare.store.get
+    spare.store.get = async (cid) => { spareServed++; return await get(cid) }
+    const got = await a.swarm.pullAny([c1, c2], 1, new Map([[c1.toString(), [busy.id]], [c2.toString(), [spare.id]]]))
+    assert.deepEqual([...got.keys()], [c1.toString()])
+    assert.equal(spareServed, 0, 'the spare was fetched while the first block was arriving')
   })
 })
