@@ -286,7 +286,13 @@ export function createForwarder (c: ForwardComponents): Forwarder {
 
   /** The relay's side of one request. */
   const relay = async (stream: Stream, writer: string): Promise<void> => {
-    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relaying for ${writer}`, shutdown.signal)
+    // the writer gone (its stream reset, the connection lost) ends the work: a relay that went
+    // on gathering would pull the chunk from the writer's thin uplink a second time, beside the
+    // relay the writer picks next
+    const gone = new AbortController()
+    stream.addEventListener('close', () => { gone.abort(new ForwardError(`the writer ${writer} closed the relay stream`)) }, { once: true })
+    if (stream.status !== 'open') gone.abort(new ForwardError(`the writer ${writer} closed the relay stream`))
+    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relaying for ${writer}`, AbortSignal.any([shutdown.signal, gone.signal]))
     const signal = idle.signal
     const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
     // replies are written in order; the chain itself never rejects (a fire-and-forget ACK whose

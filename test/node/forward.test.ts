@@ -278,6 +278,25 @@ describe('placement from a writer with a thin uplink (--uplink) on six in-proces
     assert.equal(writer.network.withholdsBackground(encodeChunk(data.subarray(3 << 20), 3 << 20, k, m).ref.fragments[k]), false, 'placed: background wants are served again')
   })
 
+  it('a relay whose writer resets the stream stops pulling the chunk from it', async () => {
+    const [writer, relay] = hosts
+    const data = randomBytes(1 << 20)
+    const { k, m } = writer.network.params()
+    const { ref, blocks } = encodeChunk(data, 0, k, m)
+    await writer.store.putMany(blocks)
+    const stream = await writer.host.newStream(relay.host.peerId, PLACE_PROTOCOL)
+    const lp = lpStream(stream)
+    const before = writer.swarm.stats().bytesSent
+    await lp.write(dagCbor.encode({ chunk: ref.cid, size: ref.size, k, m, fragments: ref.fragments, targets: hosts.map(h => h.host.peerId) }))
+    // the relay asks for the k data fragments at once; reset while the first is on its way
+    await until('the relay is pulling', () => writer.swarm.stats().bytesSent > before)
+    stream.abort(new Error('writer gave up on this relay'))
+    await sleep(4000) // the rest of the data fragments would take ~2.5 s at the writer's pace
+    const sent = writer.swarm.stats().bytesSent - before
+    const fragment = blocks[0].bytes.byteLength
+    assert.ok(sent < 2 * fragment, `the writer sent ${sent} bytes (${(sent / fragment).toFixed(2)} fragments) after resetting the relay's stream`)
+  })
+
   it('pins on every other host, the relays among them: each pinner gets the data fragments, the writer uploads about 1x', async () => {
     const [writer, ...pinners] = hosts
     await writer.volume.mkdir('/pinned')
