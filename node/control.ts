@@ -1,6 +1,7 @@
 // The control API: HTTP+JSON on a unix socket in the data dir (DESIGN.md §8). The CLI and any
 // script drive a running host through it. Routes (all under /v1):
-//   GET  /status               -> Status JSON
+//   GET  /status               -> Status JSON (chunk health from a survey of the peers;
+//        /status?chunks=0      without it: no network traffic, for pollers of the rest)
 //   GET  /peers                -> [{ id, addresses, ... }]
 //   POST /fs  { op, args }     -> { result }   filesystem calls by name (see FS_OPS)
 //   PUT  /file?path=P&mode=M   body = bytes    write a whole file (committed at the end)
@@ -28,7 +29,7 @@ export type Commands = Record<string, (args: any) => Promise<unknown>>
 export interface ControlInit {
   socket: string
   volume: Volume
-  status: () => Promise<unknown>
+  status: (opts: { chunks: boolean }) => Promise<unknown>
   peers: () => Promise<unknown>
   commands?: Commands
 }
@@ -66,7 +67,7 @@ export class ControlServer {
     const route = `${req.method ?? 'GET'} ${url.pathname}`
     const vol = this.init.volume
     switch (route) {
-      case 'GET /v1/status': send(res, 200, await this.init.status()); return
+      case 'GET /v1/status': send(res, 200, await this.init.status({ chunks: url.searchParams.get('chunks') !== '0' })); return
       case 'GET /v1/peers': send(res, 200, await this.init.peers()); return
       case 'POST /v1/fs': {
         const { op, args } = await readJson(req)

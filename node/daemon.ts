@@ -210,7 +210,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const control = new ControlServer({
       socket: join(dir, CONTROL_SOCKET),
       volume,
-      status: async () => {
+      status: async ({ chunks }) => {
         const usage = await store.usage()
         const peers = host.peers()
         const { full, free, reserve } = space.snapshot()
@@ -219,7 +219,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           addresses: host.addresses(),
           peers: peers.length,
           offline: presence.offline(),
-          chunks: await keep.status(),
+          ...(chunks ? { chunks: await keep.status() } : {}),
           repair: keep.repairer.progress(),
           bytesStored: usage.bytesStored,
           capacity: usage.capacity,

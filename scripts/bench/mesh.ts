@@ -225,7 +225,7 @@ function breakdown (out: Record<string, number | string>, prefix: string, a: Sen
 
 /** Bytes stored on a host (status). */
 async function stored (dm: DarkfsMesh, name: string): Promise<number> {
-  return (await dm.host(name).client.get('/v1/status')).bytesStored
+  return (await dm.host(name).client.get('/v1/status?chunks=0')).bytesStored
 }
 
 export async function run (): Promise<Record<string, number | string>> {

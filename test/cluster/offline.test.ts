@@ -129,6 +129,11 @@ describe('offline mode: a host cut off from its peers', function () {
     const s = await new ControlClient(c.dir).get('/v1/status')
     assert.equal(s.offline, false)
     assert.equal(s.chunks.localOnly, 0)
+    // status?chunks=0: the rest of the status without the survey of every chunk on every peer
+    const light = await new ControlClient(c.dir).get('/v1/status?chunks=0')
+    assert.equal(light.chunks, undefined)
+    assert.equal(light.offline, false)
+    assert.equal(typeof light.bytesStored, 'number')
   })
 
   it('back online: a pinning host catches up with what was written under its pin while away', async () => {

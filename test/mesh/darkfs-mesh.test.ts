@@ -99,7 +99,7 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
       assert.equal(r.code, 0, r.stderr)
     }
     await sleep(2000) // the pins (xattr ops) reach the writer
-    const stored = async (h: string): Promise<number> => (await dm.host(h).client.get('/v1/status')).bytesStored
+    const stored = async (h: string): Promise<number> => (await dm.host(h).client.get('/v1/status?chunks=0')).bytesStored
     const base = new Map(await Promise.all(PINNERS.map(async h => [h, await stored(h)] as const)))
     const before = { tx: (await dm.counters('h1')).tx, traffic: await dm.host('h1').client.call('traffic') }
     await put(dm, 'h1', '/pinned/p.bin', FILE_BYTES)
