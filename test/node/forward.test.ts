@@ -135,6 +135,19 @@ async function quietRepair (hosts: ClusterHost[]): Promise<void> {
   await Promise.all(hosts.map(async h => { await h.keep.repairer.stop() }))
 }
 
+/** `writer` makes DIR; every one of `pinners` pins it; returns once the writer knows every pin. */
+async function pinEverywhere (writer: ClusterHost, pinners: ClusterHost[], dir: string): Promise<void> {
+  await writer.volume.mkdir(dir)
+  for (const h of pinners) {
+    await until(`${h.name} sees ${dir}`, async () => await h.volume.stat(dir).then(() => true, () => false))
+    await h.pins.pin(dir)
+  }
+  await until('the writer knows every pin', async () => {
+    const entry = writer.tree.lookup(writer.tree.root, dir.slice(1))
+    return entry !== undefined && writer.pins.pinners(entry.inode).length === pinners.length
+  })
+}
+
 describe('placement through a relay on six in-process hosts (k=4, m=2)', function () {
   const t = new Teardown()
   /** Every host's uplink (bytes/s): below the relaying threshold, fast enough not to slow the tests. */
@@ -178,15 +191,7 @@ describe('placement through a relay on six in-process hosts (k=4, m=2)', functio
 
   it('pins: content written under a directory four hosts pin reaches them through the relay, the writer uploads about 1x', async () => {
     const [writer, , ...pinners] = hosts
-    await writer.volume.mkdir('/pinned')
-    for (const h of pinners) {
-      await until(`${h.name} sees /pinned`, async () => await h.volume.stat('/pinned').then(() => true, () => false))
-      await h.pins.pin('/pinned')
-    }
-    await until('the writer knows every pin', async () => {
-      const dir = writer.tree.lookup(writer.tree.root, 'pinned')
-      return dir !== undefined && writer.pins.pinners(dir.inode).length === pinners.length
-    })
+    await pinEverywhere(writer, pinners, '/pinned')
     const data = randomBytes(2 << 20)
     const before = writer.swarm.stats().bytesSent
     await writer.volume.replaceFile('/pinned/p.bin', [data], { wait: 'safe' })
@@ -299,15 +304,7 @@ describe('placement from a writer with a thin uplink (--uplink) on six in-proces
 
   it('pins on every other host, the relays among them: each pinner gets the data fragments, the writer uploads about 1x', async () => {
     const [writer, ...pinners] = hosts
-    await writer.volume.mkdir('/pinned')
-    for (const h of pinners) {
-      await until(`${h.name} sees /pinned`, async () => await h.volume.stat('/pinned').then(() => true, () => false))
-      await h.pins.pin('/pinned')
-    }
-    await until('the writer knows every pin', async () => {
-      const dir = writer.tree.lookup(writer.tree.root, 'pinned')
-      return dir !== undefined && writer.pins.pinners(dir.inode).length === pinners.length
-    })
+    await pinEverywhere(writer, pinners, '/pinned')
     // 4 s of the writer's uplink: the pinners learn of the file (and look for its chunks) while
     // the relays are still gathering the data fragments from the writer. (The race of a relay's
     // own catch-up with its gathering, which cost 1.125x on the mesh, is covered in pins.test.ts.)
