@@ -66,6 +66,14 @@ export const PEX_DIAL_CONCURRENCY = 8
 /** Liveness: every connection is pinged this often; a failed ping closes it. */
 export const PING_INTERVAL_MS = 5000
 /**
+ * Shortest time a ping may take before its connection is closed (libp2p's adaptive timeout
+ * grows from here; its own floor is 5 s). A writer on a 1 Mbit/s uplink whose TCP is backing
+ * off after losses stalls for 5 s and more; at 5 s the monitor closed its connections to the
+ * relays in the middle of chunks, and each chunk was pulled from the thin uplink again (seen on
+ * the mesh: 2 relays lost, 1.22x of data). A cut link is noticed at most this much later.
+ */
+export const PING_TIMEOUT_MIN_MS = 15_000
+/**
  * Time a new stream may take to agree on its protocol. A stream a peer opens while its thin
  * uplink is busy reaches us behind seconds of its queued data (and TCP's recovery from the
  * shaper's drops): libp2p's 10 s default reset the relay placements of a writer at 1 Mbit/s.
@@ -217,7 +225,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       inboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS,
       outboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS
     },
-    connectionMonitor: { pingInterval: PING_INTERVAL_MS, abortConnectionOnPingFailure: true },
+    connectionMonitor: { pingInterval: PING_INTERVAL_MS, pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS }, abortConnectionOnPingFailure: true },
     services: {
       identify: identify(),
       ping: ping(),
