@@ -1,5 +1,6 @@
 // The composition root of a running host (`darkfs up`): build the parts in order, close them in
 // reverse order under one shutdown. DESIGN.md §1.
+import type { CID } from 'multiformats/cid'
 import { open, readFile, unlink, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ChunkService } from './blocks.ts'
@@ -139,6 +140,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       sink: { put: async (cid, bytes) => { await store.put(cid, bytes); announcer.announce(cid) } },
       uplinks: uplinks.book
     })
+    // what this host is still placing through relays (set once the network below exists)
+    let withholdsBackground: (cid: CID) => boolean = () => false
     const swarm = createSwarm({ maxUploadBytesPerSecond: uploadCap(opts.maxUpload, opts.uplink), maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
@@ -150,7 +153,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // background wants (repair, pins' catch-up) are refused what this host is still placing
       // through relays: the relays deliver it to those hosts (network.ts withholdsBackground)
       blocks: {
-        has: async (cid, _peer, o) => !(o?.background === true && network.withholdsBackground(cid)) && await store.has(cid),
+        has: async (cid, _peer, o) => !(o?.background === true && withholdsBackground(cid)) && await store.has(cid),
         get: async cid => await store.get(cid)
       },
       sink: {
@@ -169,6 +172,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { await sync.stop() })
     const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy, forward: forwarder, uploadBytesPerSecond: uploadCap(opts.maxUpload, opts.uplink) })
     chunks.network = network
+    withholdsBackground = cid => network.withholdsBackground(cid)
     host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
     // a placement some target did not acknowledge (a push lost on the way) is tried again
     // while peers are connected too, not only when one connects

@@ -33,6 +33,9 @@ const ignored: any = new Proxy(function () {}, {
 
 type Sender = { send: (data: any) => boolean }
 
+/** Marks a send() that counts already (libp2p may hand the same object over twice). */
+const COUNTED = Symbol('darkfs.traffic.counted')
+
 /** Make `target.send` count what it is given into `count` (once per object). */
 function countSends (target: Sender, count: (n: number) => void): void {
   const send = target.send
@@ -44,7 +47,6 @@ function countSends (target: Sender, count: (n: number) => void): void {
   ;(counted as any)[COUNTED] = true
   target.send = counted
 }
-const COUNTED = Symbol('darkfs.traffic.counted')
 
 export function createTrafficMeter (): TrafficMeter {
   const wire = { sent: 0 }

@@ -202,9 +202,9 @@ async function explained<T> (dm: DarkfsMesh, fn: () => Promise<T>): Promise<T> {
 }
 
 /** What a host's darkfs sent: its swarm's data, each protocol, and its sockets (node/traffic.ts). */
-interface Sent { swarm: number, protocols: Record<string, number>, socket: number }
+export interface Sent { swarm: number, protocols: Record<string, number>, socket: number }
 
-async function sent (dm: DarkfsMesh, name: string): Promise<Sent> {
+export async function sent (dm: DarkfsMesh, name: string): Promise<Sent> {
   const t = await dm.host(name).client.call('traffic')
   const protocols = Object.fromEntries(Object.entries(t.host.protocols as Record<string, { sent: number }>).map(([p, v]) => [p, v.sent]))
   return { swarm: t.swarm.bytesSent, protocols, socket: t.host.wire.sent }
@@ -223,8 +223,8 @@ function breakdown (out: Record<string, number | string>, prefix: string, a: Sen
   out[`${prefix}.socket.amplification`] = round((b.socket - a.socket) / bytes)
 }
 
-/** Bytes stored on a host (status). */
-async function stored (dm: DarkfsMesh, name: string): Promise<number> {
+/** Bytes stored on a host (status without the chunk survey). */
+export async function stored (dm: DarkfsMesh, name: string): Promise<number> {
   return (await dm.host(name).client.get('/v1/status?chunks=0')).bytesStored
 }
 

@@ -3,7 +3,7 @@
 // shaped rates keep it to about a minute.
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { put, redundant, startDarkfsMesh, until } from '../../scripts/bench/mesh.ts'
+import { put, redundant, sent, startDarkfsMesh, stored, until } from '../../scripts/bench/mesh.ts'
 import type { DarkfsMesh } from '../../scripts/bench/mesh.ts'
 
 /** The writer's uplink and the upload cap given to h2 (bytes/s in comments). */
@@ -43,11 +43,6 @@ const FRAGMENT_BYTES = 256 * 1024
 const DATA_BOUND = 1.1
 const WIRE_BOUND = 1.75
 
-/** Bytes the host's swarm (the block protocol) sent since `before` (a `traffic` reply). */
-async function swarmSent (dm: DarkfsMesh, name: string, before: { swarm: { bytesSent: number } }): Promise<number> {
-  return (await dm.host(name).client.call('traffic')).swarm.bytesSent - before.swarm.bytesSent
-}
-
 describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-upload)', function () {
   let dm: DarkfsMesh
 
@@ -58,19 +53,20 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
 
   it('darkfs put from the thin-uplink writer: it sends each byte about once, every chunk becomes redundant, others read it', async () => {
     const repairPushed = async (): Promise<number> => (await dm.host('h1').client.call('repair.progress')).bytesPushed
-    const before = { tx: (await dm.counters('h1')).tx, repair: await repairPushed(), traffic: await dm.host('h1').client.call('traffic') }
+    const before = { tx: (await dm.counters('h1')).tx, repair: await repairPushed(), sent: await sent(dm, 'h1'), forward: (await dm.host('h1').client.call('traffic')).forward }
     const data = await put(dm, 'h1', '/thin.bin', FILE_BYTES)
     await redundant(dm, 'h1')
-    const sent = (await dm.counters('h1')).tx - before.tx
+    const onDk0 = (await dm.counters('h1')).tx - before.tx
     // a background repair pass that catches the chunks mid-placement has h1 (the keeper of
     // some) push their fragments itself: that is repair's upload, not placement's. It is
     // counted per pass; a pass that started during the write counts from zero.
     const after = await repairPushed()
     const repair = after === before.repair ? 0 : after - (after > before.repair ? before.repair : 0)
-    const dataSent = await swarmSent(dm, 'h1', before.traffic)
-    const socket = (await dm.host('h1').client.call('traffic')).host.wire.sent - before.traffic.host.wire.sent
+    const now = await sent(dm, 'h1')
+    const dataSent = now.swarm - before.sent.swarm
+    const socket = now.socket - before.sent.socket
     const amplification = (dataSent - repair) / FILE_BYTES
-    const wire = sent / FILE_BYTES
+    const wire = onDk0 / FILE_BYTES
     this.ctx.test!.title += ` (writer sent ${amplification.toFixed(3)}x of data for placement${repair > 0 ? `, ${(repair / FILE_BYTES).toFixed(3)}x for repair` : ''}, ${(socket / FILE_BYTES).toFixed(3)}x into its sockets, ${wire.toFixed(3)}x on dk0)`
     // every chunk went through a relay, each relay pulled the data fragments once: 1x. Direct
     // pushes of 5 of 6 fragments of a 4+2 chunk would be 1.25x, of all 6 1.5x; a relay also
@@ -79,9 +75,9 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
     assert.ok(amplification < DATA_BOUND, `writer's swarm sent ${dataSent} bytes (${repair} of them repair pushes) for ${FILE_BYTES} (${amplification.toFixed(3)}x)`)
     assert.ok(dataSent >= FILE_BYTES, `writer's swarm sent ${dataSent} bytes for ${FILE_BYTES}: less than the data itself`)
     // on the interface: the data, its framing and TCP/IP headers, the DHT, pings and tree sync
-    assert.ok(wire < WIRE_BOUND, `writer sent ${sent} bytes on dk0 for ${FILE_BYTES} (${wire.toFixed(3)}x)`)
+    assert.ok(wire < WIRE_BOUND, `writer sent ${onDk0} bytes on dk0 for ${FILE_BYTES} (${wire.toFixed(3)}x)`)
     const traffic = await dm.host('h1').client.call('traffic')
-    assert.ok(traffic.forward.sent - before.traffic.forward.sent >= FILE_BYTES / (1 << 20), `the chunks went through relays (${JSON.stringify(traffic.forward)})`)
+    assert.ok(traffic.forward.sent - before.forward.sent >= FILE_BYTES / (1 << 20), `the chunks went through relays (${JSON.stringify(traffic.forward)})`)
     for (const reader of ['h4', 'h5']) {
       await until(`${reader} sees /thin.bin`, async () => (await dm.cli(reader, ['stat', '/thin.bin'])).code === 0, 30_000)
       const r = await dm.cli(reader, ['cat', '/thin.bin'])
@@ -99,18 +95,17 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
       assert.equal(r.code, 0, r.stderr)
     }
     await sleep(2000) // the pins (xattr ops) reach the writer
-    const stored = async (h: string): Promise<number> => (await dm.host(h).client.get('/v1/status?chunks=0')).bytesStored
-    const base = new Map(await Promise.all(PINNERS.map(async h => [h, await stored(h)] as const)))
-    const before = { tx: (await dm.counters('h1')).tx, traffic: await dm.host('h1').client.call('traffic') }
+    const base = new Map(await Promise.all(PINNERS.map(async h => [h, await stored(dm, h)] as const)))
+    const before = { tx: (await dm.counters('h1')).tx, sent: await sent(dm, 'h1') }
     await put(dm, 'h1', '/pinned/p.bin', FILE_BYTES)
     await until('every pinning host holds the data', async () => {
-      for (const h of PINNERS) if (await stored(h) - base.get(h)! < FILE_BYTES) return false
+      for (const h of PINNERS) if (await stored(dm, h) - base.get(h)! < FILE_BYTES) return false
       return true
     }, 120_000)
     await redundant(dm, 'h1')
-    const sent = (await dm.counters('h1')).tx - before.tx
-    const amplification = await swarmSent(dm, 'h1', before.traffic) / FILE_BYTES
-    const wire = sent / FILE_BYTES
+    const onDk0 = (await dm.counters('h1')).tx - before.tx
+    const amplification = ((await sent(dm, 'h1')).swarm - before.sent.swarm) / FILE_BYTES
+    const wire = onDk0 / FILE_BYTES
     this.ctx.test!.title += ` (writer sent ${amplification.toFixed(3)}x of data, ${wire.toFixed(3)}x on dk0)`
     // one upload per pinning host would be (1 + 4)x; one pinner served by the writer itself 2x
     assert.ok(amplification < DATA_BOUND, `writer's swarm sent ${amplification.toFixed(3)}x for ${PINNERS.length} pinners (one upload each would be ${1 + PINNERS.length}x)`)
