@@ -10,5 +10,5 @@ export type { Caller, Kind, Stats, Dirent, StatFs, OpenFlags, FileHandle, TimeAr
 export { FsError, CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, toWire, fromWire } from './errors.ts'
 export type { FsCode, WireError } from './errors.ts'
 export { Volume } from './volume.ts'
-export { CHUNK_SIZE } from './chunks.ts'
+export { CHUNK_SIZE } from './data/chunks.ts'
 export { S_IFMT, typeOf } from './modes.ts'

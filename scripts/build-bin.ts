@@ -3,7 +3,7 @@
 // libfuse3 for `up --mount` and uses libisal when present (else the TypeScript erasure kernel).
 //
 // How: a Node single executable application (SEA, `node --build-sea`, Node >= 25.5):
-//  1. esbuild bundles node/cli.ts and everything it imports, including the lazily imported
+//  1. esbuild bundles node/cli/cli.ts and everything it imports, including the lazily imported
 //     node/daemon.ts, node/local.ts and fuse/index.ts, libp2p and every dependency, into one ESM
 //     file (the SEA runs it with "mainFormat": "module", so top-level await and import.meta work);
 //  2. the native addons (erasure.node, fuse.node) go in as SEA assets named by their path from
@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url'
 /** The repo root. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 /** The CLI, the binary's entry point. */
-export const ENTRY = 'node/cli.ts'
+export const ENTRY = 'node/cli/cli.ts'
 /** Where `npm run build:bin` writes the binary, from the repo root. */
 export const DEFAULT_OUT = 'dist/darkfs'
 /** The esbuild release the script was written against (the devDependency to add). */
@@ -40,7 +40,7 @@ const STEP_MAX_BUFFER = 16 * 1024 * 1024
  * it; otherwise the binary runs without it (erasure falls back to TypeScript).
  */
 const ADDONS: ReadonlyArray<{ key: string, required: boolean, hint: string }> = [
-  { key: 'node/native/build/erasure.node', required: false, hint: 'bash node/native/build.sh (needs libisal-dev)' },
+  { key: 'node/data/native/build/erasure.node', required: false, hint: 'bash node/data/native/build.sh (needs libisal-dev)' },
   { key: 'fuse/build/fuse.node', required: true, hint: 'bash fuse/build.sh (needs libfuse3-dev)' }
 ]
 

@@ -33,7 +33,7 @@ import { mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ControlClient } from '../node/client.ts'
+import { ControlClient } from '../node/cli/client.ts'
 import { meshDown, meshUp, run } from '../test/helpers/mesh.ts'
 import type { Mesh } from '../test/helpers/mesh.ts'
 

@@ -8,7 +8,7 @@
 // bench runs are counted and reported (`repair.unhandledRejections`) instead of ending the run.
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { init } from '../../node/config.ts'
+import { init } from '../../node/cli/config.ts'
 import { Teardown } from '../../test/helpers/tmp.ts'
 import { startCluster, startHost, until } from '../../test/helpers/cluster.ts'
 import type { ClusterHost } from '../../test/helpers/cluster.ts'

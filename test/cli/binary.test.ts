@@ -126,7 +126,7 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
     const host = await up(['--listen', '/ip4/127.0.0.1/tcp/0'])
     assert.ok(host.lines.some(l => /^listening \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\w+$/.test(l)), host.lines.join('\n'))
 
-    if (build.assets.includes('node/native/build/erasure.node')) {
+    if (build.assets.includes('node/data/native/build/erasure.node')) {
       // the ISA-L kernel came out of the binary: mapped from a temp file already deleted
       const addon = await mapped(host.pid, /erasure\.node/)
       assert.equal(addon.length, 1, `erasure.node not loaded: ${addon.join(', ')}`)

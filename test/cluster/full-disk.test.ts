@@ -6,7 +6,7 @@ import { randomBytes, createHash } from 'node:crypto'
 import { mkdir, rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
-import { init } from '../../node/config.ts'
+import { init } from '../../node/cli/config.ts'
 import { Teardown, tempDir } from '../helpers/tmp.ts'
 import { startHost, until } from '../helpers/cluster.ts'
 import type { ClusterHost } from '../helpers/cluster.ts'
@@ -80,7 +80,7 @@ describe('a host whose disk is full (a small tmpfs data dir)', function () {
   it('store.put on the full host fails with ENOSPC; volume.replaceFile there too, losing nothing stored', async () => {
     const held = await cids(full)
     const bytes = randomBytes(1000)
-    const { cidOf } = await import('../../node/store.ts')
+    const { cidOf } = await import('../../node/data/store.ts')
     await assert.rejects(full.store.put(cidOf(bytes), bytes), (err: any) => err.code === 'ENOSPC' && /full/.test(err.message))
     await assert.rejects(full.volume.replaceFile('/on-full.bin', [randomBytes(2 << 20)], { wait: 'safe' }), (err: any) => err.code === 'ENOSPC')
     const after = await cids(full)

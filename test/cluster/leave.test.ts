@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { Teardown } from '../helpers/tmp.ts'
 import { startCluster, until } from '../helpers/cluster.ts'
 import type { ClusterHost } from '../helpers/cluster.ts'
-import { retained } from '../../node/retained.ts'
-import type { ChunkRef } from '../../node/chunks.ts'
+import { retained } from '../../node/keeper/retained.ts'
+import type { ChunkRef } from '../../node/data/chunks.ts'
 
 /** Whether any `lost` of the running hosts may vanish and every chunk still has k distinct fragments held. */
 async function survives (hosts: ClusterHost[], refs: ChunkRef[], lost: number): Promise<boolean> {

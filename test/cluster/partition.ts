@@ -2,7 +2,7 @@
 // and starting it again alone (no join address, a new listen address its peers do not know),
 // and reconnected by dialling a peer.
 import { createHash } from 'node:crypto'
-import { loadConfig, saveConfig } from '../../node/config.ts'
+import { loadConfig, saveConfig } from '../../node/cli/config.ts'
 import type { Volume } from '../../node/volume.ts'
 import { startHost, until } from '../helpers/cluster.ts'
 import type { ClusterHost } from '../helpers/cluster.ts'

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../helpers/tmp.ts'
 import { startCluster, until } from '../helpers/cluster.ts'
-import { retained } from '../../node/retained.ts'
+import { retained } from '../../node/keeper/retained.ts'
 import type { ClusterHost } from '../helpers/cluster.ts'
 
 // Background passes off (interval 0): repair runs when a member is declared gone, or on heal.

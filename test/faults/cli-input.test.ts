@@ -8,7 +8,7 @@ import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Teardown, tempDir } from '../helpers/tmp.ts'
 import { darkfs, up } from '../helpers/proc.ts'
-import { ControlClient } from '../../node/client.ts'
+import { ControlClient } from '../../node/cli/client.ts'
 
 describe('darkfs: bad CLI and API input gets one clear error line and changes nothing', function () {
   this.timeout(5 * 60_000)

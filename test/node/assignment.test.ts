@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { assignment } from '../../node/assignment.ts'
+import { assignment } from '../../node/keeper/assignment.ts'
 
 /** Seeded like the other property tests: DARKFS_PROP_SEED=<n> replays, =random draws. */
 const seed = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261121)

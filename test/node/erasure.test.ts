@@ -7,9 +7,9 @@ import { pathToFileURL } from 'node:url'
 import { createRequire } from 'node:module'
 import fc from 'fast-check'
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
-import * as erasure from '../../node/erasure.ts'
-import { codecs, ErasureError, shardSize, MAX_SHARDS } from '../../node/erasure.ts'
-import type { ErasureCodec } from '../../node/erasure.ts'
+import * as erasure from '../../node/data/erasure.ts'
+import { codecs, ErasureError, shardSize, MAX_SHARDS } from '../../node/data/erasure.ts'
+import type { ErasureCodec } from '../../node/data/erasure.ts'
 
 /** Deterministic bytes (xorshift32), so a failure can be replayed. */
 function bytes (length: number, seed = 1): Uint8Array {
@@ -68,7 +68,7 @@ describe('erasure', () => {
   })
 
   it('codec names the implementation in use: isa-l when the addon is built', () => {
-    const built = existsSync(new URL('../../node/native/build/erasure.node', import.meta.url))
+    const built = existsSync(new URL('../../node/data/native/build/erasure.node', import.meta.url))
     const native = built && process.env.DARKFS_ERASURE !== 'typescript'
     assert.equal(erasure.codec, native ? 'isa-l' : 'typescript')
     assert.equal(codecs.typescript.codec, 'typescript')
@@ -82,7 +82,7 @@ describe('erasure', () => {
     process.env.DARKFS_ERASURE = 'typescript'
     try {
       // a fresh module instance (distinct URL) reads the variable at load
-      const url = new URL('../../node/erasure.ts?forced-typescript', import.meta.url).href
+      const url = new URL('../../node/data/erasure.ts?forced-typescript', import.meta.url).href
       const forced: typeof erasure = await import(url)
       assert.equal(forced.codec, 'typescript')
       assert.equal(forced.codecs.native, undefined)
@@ -100,7 +100,7 @@ describe('erasure', () => {
     const forced = process.env.DARKFS_ERASURE
     try {
       const copy = join(dir, 'erasure.ts') // no native/build/erasure.node beside it
-      await copyFile(new URL('../../node/erasure.ts', import.meta.url), copy)
+      await copyFile(new URL('../../node/data/erasure.ts', import.meta.url), copy)
       delete process.env.DARKFS_ERASURE // the copy must try the addon, and fail to find it
       const alone: typeof erasure = await import(pathToFileURL(copy).href)
       assert.equal(alone.codec, 'typescript')
@@ -133,7 +133,7 @@ describe('erasure', () => {
       let codec: ErasureCodec
       before(function () {
         const c = codecs[name]
-        if (c === undefined) this.skip() // addon not built: node/native/build.sh (needs libisal-dev)
+        if (c === undefined) this.skip() // addon not built: node/data/native/build.sh (needs libisal-dev)
         codec = c as ErasureCodec
       })
 
@@ -270,7 +270,7 @@ describe('erasure', () => {
 
   it('the native and TypeScript codecs give identical shards', function () {
     const native = codecs.native
-    if (native === undefined) this.skip() // addon not built: node/native/build.sh (needs libisal-dev)
+    if (native === undefined) this.skip() // addon not built: node/data/native/build.sh (needs libisal-dev)
     const ts = codecs.typescript
     for (const [k, m] of shapes) {
       for (const length of [...lengths, 1 << 20]) {
@@ -285,8 +285,8 @@ describe('erasure', () => {
   })
 
   it('the native addon rejects bad arguments with a TypeError or RangeError, never reading out of bounds', function () {
-    const path = new URL('../../node/native/build/erasure.node', import.meta.url)
-    if (!existsSync(path)) this.skip() // addon not built: node/native/build.sh (needs libisal-dev)
+    const path = new URL('../../node/data/native/build/erasure.node', import.meta.url)
+    if (!existsSync(path)) this.skip() // addon not built: node/data/native/build.sh (needs libisal-dev)
     const addon = createRequire(import.meta.url)(path.pathname) as {
       initTables (k: number, rows: number, coeffs: Uint8Array): Uint8Array
       encodeData (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[]): void

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { healShortfall, progressLine, parseFailureTimeout } from '../../node/keep-cli.ts'
+import { healShortfall, progressLine, parseFailureTimeout } from '../../node/cli/keep-cli.ts'
 
 describe('darkfs heal/leave output (node/keep-cli.ts)', () => {
   const progress = { running: false, chunks: 8, checked: 8, fragmentsRepaired: 12, bytesPushed: 4096, bytesFetched: 0, failed: 0, dropped: 0 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadOrCreateIdentity, createNetworkKey, readNetworkKey, writeNetworkKey, parseNetworkKey, formatNetworkKey, IDENTITY_FILE, NETWORK_KEY_BYTES } from '../../node/keys.ts'
+import { loadOrCreateIdentity, createNetworkKey, readNetworkKey, writeNetworkKey, parseNetworkKey, formatNetworkKey, IDENTITY_FILE, NETWORK_KEY_BYTES } from '../../node/net/keys.ts'
 
 describe('node/keys', function () {
   let dir: string

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import { Volume } from 'darkfs'
-import { Pins } from '../../node/pins.ts'
+import { Pins } from '../../node/keeper/pins.ts'
 import { Teardown, tempDir } from '../helpers/tmp.ts'
 
 describe('Pins.refresh(): the catch-up of a pinning host', function () {

@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
-import { erasureParams, targets, keeper, peerKadId, keyKadId, compareDistance, MAX_DATA_FRAGMENTS } from '../../node/placement.ts'
+import { erasureParams, targets, keeper, peerKadId, keyKadId, compareDistance, MAX_DATA_FRAGMENTS } from '../../node/keeper/placement.ts'
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest())
 
@@ -133,7 +133,7 @@ function multihashOf (peer: string): Uint8Array {
 
 describe('placement.replicaCount()', function () {
   it('a replicated chunk written alone (k=1, m=0) wants redundancy + 1 copies once the network has the hosts', async () => {
-    const { replicaCount } = await import('../../node/placement.ts')
+    const { replicaCount } = await import('../../node/keeper/placement.ts')
     assert.equal(replicaCount(0, 2, 1), 1)
     assert.equal(replicaCount(0, 2, 2), 2)
     assert.equal(replicaCount(0, 2, 6), 3)

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { createHost } from '../../node/host.ts'
-import type { Host } from '../../node/host.ts'
-import { createNetworkKey } from '../../node/keys.ts'
+import { createHost } from '../../node/net/host.ts'
+import type { Host } from '../../node/net/host.ts'
+import { createNetworkKey } from '../../node/net/keys.ts'
 import { Teardown } from '../helpers/tmp.ts'
 import { until } from '../helpers/cluster.ts'
 

@@ -1,0 +1,336 @@
+// darkfs command line: the contract of DESIGN.md §8. `init` and `up` work on the data dir;
+// every other command talks to the running host over its control socket. Exit 0 on success;
+// otherwise one clear line on stderr and a non-zero status (2 for usage errors).
+import { createWriteStream } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { dataDir, init, isInitialised } from './config.ts'
+import { ControlClient } from './client.ts'
+import { UsageError } from '../errors.ts'
+import type { Stats, Dirent } from '../types.ts'
+
+const USAGE = `usage:
+  darkfs init   [--data DIR] (--new-network | --network-key FILE)
+  darkfs up     [--data DIR] [--listen MULTIADDR]... [--join MULTIADDR]... [--announce MULTIADDR]...
+                [--allow-from CIDR]... [--mount DIR] [--init-if-needed]
+                [--max-upload RATE] [--max-download RATE] [--uplink RATE]   (RATE: 1mbit, 500kbit, 2MiB)
+  darkfs up ... [--failure-timeout SECONDS] [--redundancy N]
+  darkfs [--data DIR] heal | leave
+  darkfs [--data DIR] peers [--json] | status [--json]
+  darkfs [--data DIR] put LOCAL PATH | get PATH LOCAL | cat PATH | ls [-l] PATH | stat [--json] PATH
+  darkfs [--data DIR] mkdir [-p] PATH | mv SRC DST | rm [-r] PATH
+  darkfs [--data DIR] log [--json] PATH | cat PATH@VERSION | conflicts [--json]
+  darkfs [--data DIR] pin PATH | unpin PATH`
+
+interface Parsed { cmd: string, args: string[], flags: Map<string, string[]>, bools: Set<string> }
+
+const VALUED = new Set(['--failure-timeout', '--redundancy', '--data', '--listen', '--join', '--announce', '--allow-from', '--mount', '--network-key', '--max-upload', '--max-download', '--uplink'])
+
+export function parse (argv: string[]): Parsed {
+  const flags = new Map<string, string[]>()
+  const bools = new Set<string>()
+  const rest: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--') { rest.push(...argv.slice(i + 1)); break }
+    if (a.startsWith('--') && a.includes('=')) {
+      const [k, v] = [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]
+      flags.set(k, [...(flags.get(k) ?? []), v])
+    } else if (VALUED.has(a)) {
+      const v = argv[++i]
+      if (v === undefined) throw new UsageError(`${a} needs a value`)
+      flags.set(a, [...(flags.get(a) ?? []), v])
+    } else if (a.startsWith('-') && a.length > 1) {
+      bools.add(a)
+    } else {
+      rest.push(a)
+    }
+  }
+  const [cmd = '', ...args] = rest
+  return { cmd, args, flags, bools }
+}
+
+function one (p: Parsed, flag: string): string | undefined {
+  const v = p.flags.get(flag)
+  if (v !== undefined && v.length > 1) throw new UsageError(`${flag} given more than once`)
+  return v?.[0]
+}
+
+function need (p: Parsed, n: number, what: string): string[] {
+  if (p.args.length !== n) throw new UsageError(`${p.cmd} takes ${what}`)
+  return p.args
+}
+
+function allowOnly (p: Parsed, allowed: string[]): void {
+  for (const b of p.bools) if (!allowed.includes(b)) throw new UsageError(`${p.cmd}: unknown option ${b}`)
+}
+
+function modeString (st: Pick<Stats, 'mode' | 'kind'>): string {
+  const t = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', chr: 'c', blk: 'b', sock: 's' }[st.kind]
+  const rwx = (n: number): string => `${(n & 4) !== 0 ? 'r' : '-'}${(n & 2) !== 0 ? 'w' : '-'}${(n & 1) !== 0 ? 'x' : '-'}`
+  return t + rwx(st.mode >> 6) + rwx(st.mode >> 3) + rwx(st.mode)
+}
+
+function toJson (v: unknown): string {
+  return JSON.stringify(v, (_k, x) => typeof x === 'bigint' ? x.toString() : x)
+}
+
+/** `darkfs pin` result line (PinStats of node/pins.ts). */
+function pinLine (path: string, r: { files: number, chunks: number, fetched: number, missing: number, arriving?: number }): string {
+  const arriving = (r.arriving ?? 0) > 0 ? `; ${r.arriving} arriving through a relay` : ''
+  const left = arriving + (r.missing > 0 ? `; ${r.missing} not reachable yet (fetched when their holders are back)` : '')
+  return `pinned ${path}: ${r.files} files, ${r.chunks} chunks, ${r.fetched} fetched${left}`
+}
+
+function out (line: string): void {
+  process.stdout.write(line + '\n')
+}
+
+async function run (argv: string[]): Promise<number> {
+  const p = parse(argv)
+  const dir = dataDir(one(p, '--data'))
+  const json = p.bools.has('--json')
+  switch (p.cmd) {
+    case '': case 'help':
+      out(USAGE)
+      return p.cmd === 'help' ? 0 : 2
+    case 'init': {
+      allowOnly(p, ['--new-network'])
+      need(p, 0, 'no arguments')
+      const r = await init(dir, { newNetwork: p.bools.has('--new-network'), networkKey: one(p, '--network-key') })
+      out(`initialised ${dir}`)
+      out(`peer id ${r.peerId}`)
+      out(`network key ${r.keyFile} (give it to new hosts: darkfs init --network-key FILE)`)
+      return 0
+    }
+    case 'up': {
+      allowOnly(p, ['--init-if-needed'])
+      need(p, 0, 'no arguments')
+      if (p.bools.has('--init-if-needed') && !(await isInitialised(dir))) {
+        const r = await init(dir, { newNetwork: true })
+        out(`initialised ${dir} with a new network (key: ${r.keyFile})`)
+      }
+      return await up(dir, p)
+    }
+  }
+  const client = new ControlClient(dir)
+  switch (p.cmd) {
+    case 'heal': case 'leave': {
+      need(p, 0, 'no arguments')
+      const { withProgress, healShortfall } = await import('./keep-cli.ts')
+      const result: any = await withProgress(client, p.cmd, process.stderr.isTTY, s => process.stderr.write(s))
+      if (p.cmd === 'leave') out('left: every chunk is fully redundant without this host; it stops now')
+      const short = healShortfall(result)
+      if (short !== undefined) { process.stderr.write(`darkfs: ${short}\n`); return 1 }
+      return 0
+    }
+    case 'status': {
+      allowOnly(p, ['--json'])
+      const s = await client.get('/v1/status')
+      if (json) { out(toJson(s)); return 0 }
+      out(`peer id   ${s.peerId}${s.offline === true ? '  (offline)' : ''}`)
+      for (const a of s.addresses) out(`address   ${a}`)
+      out(`peers     ${s.peers}`)
+      out(`stored    ${s.bytesStored} bytes`)
+      if (s.space?.full === true) out(`space     full: under ${s.space.reserve} bytes free; new blocks are refused, peers place elsewhere`)
+      if (Array.isArray(s.fullPeers) && s.fullPeers.length > 0) out(`full      ${s.fullPeers.length} peer(s) with a full disk (left out of placement)`)
+      const c = s.chunks
+      out(`chunks    ${c.total} total: ${c.redundant} redundant, ${c.degraded} degraded, ${c.localOnly} local-only, ${c.lost} lost`)
+      return 0
+    }
+    case 'peers': {
+      allowOnly(p, ['--json'])
+      const peers = await client.get('/v1/peers')
+      if (json) out(toJson(peers))
+      else for (const peer of peers) out(`${peer.id} ${peer.addresses.join(' ')}`)
+      return 0
+    }
+    case 'put': {
+      allowOnly(p, [])
+      const [local, path] = need(p, 2, 'LOCAL PATH')
+      await client.put(local, path)
+      return 0
+    }
+    case 'get': {
+      allowOnly(p, [])
+      const [path, local] = need(p, 2, 'PATH LOCAL')
+      await client.fs('stat', path) // fail before creating the local file
+      await client.getTo(path, local)
+      return 0
+    }
+    case 'cat': {
+      allowOnly(p, [])
+      const [arg] = need(p, 1, 'PATH or PATH@VERSION')
+      const at = arg.lastIndexOf('@')
+      // PATH@VERSION reads an old version, unless the whole argument names an existing file
+      if (at > 0) {
+        const path = arg.slice(0, at)
+        const exists = await client.fs('lstat', arg).then(() => true, () => false)
+        if (!exists) { await client.download(path, process.stdout, arg.slice(at + 1)); return 0 }
+      }
+      await client.download(arg, process.stdout)
+      return 0
+    }
+    case 'log': {
+      allowOnly(p, ['--json'])
+      const [path] = need(p, 1, 'PATH')
+      const versions: any[] = await client.fs('log', path)
+      if (json) { out(toJson(versions)); return 0 }
+      versions.forEach((v, i) => {
+        const when = new Date(Number(BigInt(v.time) / 1_000_000n)).toISOString()
+        out(`${String(i + 1).padStart(3)}  ${when}  ${String(v.size).padStart(12)}  ${v.author.slice(-8)}  ${v.version}`)
+      })
+      return 0
+    }
+    case 'pin': case 'unpin': {
+      allowOnly(p, [])
+      const [path] = need(p, 1, 'PATH')
+      const r = await client.call(p.cmd, { path })
+      if (p.cmd === 'pin') out(pinLine(path, r))
+      return 0
+    }
+    case 'conflicts': {
+      allowOnly(p, ['--json'])
+      need(p, 0, 'no arguments')
+      const list: any[] = await client.fs('conflicts')
+      if (json) { out(toJson(list)); return 0 }
+      for (const c of list) out(c.path)
+      return 0
+    }
+    case 'ls': {
+      allowOnly(p, ['-l'])
+      const [path = '/'] = p.args.length <= 1 ? p.args : need(p, 1, 'PATH')
+      const st: Stats = await client.fs('stat', path)
+      const long = p.bools.has('-l')
+      const names: Array<{ name: string, path: string }> = st.kind === 'dir'
+        ? (await client.fs('readdirents', path) as Dirent[]).map(d => ({ name: d.name, path: path.replace(/\/+$/, '') + '/' + d.name }))
+        : [{ name: path.split('/').pop() ?? path, path }]
+      for (const n of names) {
+        if (!long) { out(n.name); continue }
+        const s: Stats = await client.fs('lstat', n.path)
+        const mtime = new Date(Number(BigInt(String((s.mtimeNs as any))) / 1_000_000n)).toISOString().replace('T', ' ').slice(0, 19)
+        out(`${modeString(s)} ${String(s.nlink).padStart(3)} ${String(s.uid).padStart(5)} ${String(s.gid).padStart(5)} ${String(s.size).padStart(12)} ${mtime} ${n.name}`)
+      }
+      return 0
+    }
+    case 'stat': {
+      allowOnly(p, ['--json'])
+      const [path] = need(p, 1, 'PATH')
+      const s: any = await client.fs('lstat', path)
+      if (json) { out(toJson(s)); return 0 }
+      out(`path   ${path}`)
+      out(`kind   ${s.kind}`)
+      out(`size   ${s.size}`)
+      out(`mode   ${modeString(s)} (${(s.mode & 0o7777).toString(8).padStart(4, '0')})`)
+      out(`ino    ${s.ino}`)
+      out(`links  ${s.nlink}`)
+      out(`owner  ${s.uid}:${s.gid}`)
+      out(`mtime  ${new Date(s.mtimeMs).toISOString()}`)
+      return 0
+    }
+    case 'mkdir': {
+      allowOnly(p, ['-p'])
+      const [path] = need(p, 1, 'PATH')
+      await client.fs('mkdir', path, { recursive: p.bools.has('-p') })
+      return 0
+    }
+    case 'mv': {
+      allowOnly(p, [])
+      const [from, to] = need(p, 2, 'SRC DST')
+      await client.fs('rename', from, to)
+      return 0
+    }
+    case 'rm': {
+      allowOnly(p, ['-r', '-rf', '-f'])
+      const [path] = need(p, 1, 'PATH')
+      await client.fs('rm', path, { recursive: p.bools.has('-r') || p.bools.has('-rf') })
+      return 0
+    }
+    default:
+      throw new UsageError(`unknown command '${p.cmd}'\n${USAGE}`)
+  }
+}
+
+async function up (dir: string, p: Parsed): Promise<number> {
+  // a background task that fails without a handler is a bug to report, not a reason to take a
+  // storage host (and everything it serves) down: log it on one line and keep serving
+  process.on('unhandledRejection', (err: any) => {
+    process.stderr.write(`darkfs: internal error (host keeps running): ${String(err?.stack ?? err).split('\n').slice(0, 3).join(' | ')}\n`)
+  })
+  // yamux opens an outbound stream with a write queued as a microtask; when the connection has
+  // closed meanwhile (a saturated thin uplink), that write throws StreamStateError outside any
+  // promise and would kill the host: only that connection is lost (forward.ts: isStreamRace)
+  const { isStreamRace } = await import('../keeper/forward.ts')
+  process.on('uncaughtException', (err: any) => {
+    if (isStreamRace(err)) { process.stderr.write(`darkfs: connection closed under a new stream (host keeps running): ${String(err?.message)}\n`); return }
+    process.stderr.write(`${String(err?.stack ?? err)}\n`)
+    process.exit(1)
+  })
+  const { startDaemon } = await import('./daemon.ts')
+  const { parseRate } = await import('../net/uplink.ts')
+  const rate = (flag: string): number | undefined => { const v = one(p, flag); return v === undefined ? undefined : parseRate(v) }
+  const { parseFailureTimeout } = await import('./keep-cli.ts')
+  const { parseRedundancy } = await import('./redundancy-cli.ts')
+  const daemon = await startDaemon({
+    dir,
+    keep: { failureTimeoutMs: parseFailureTimeout(one(p, '--failure-timeout')) },
+    listen: p.flags.get('--listen'),
+    join: p.flags.get('--join'),
+    announce: p.flags.get('--announce'),
+    allowFrom: p.flags.get('--allow-from'),
+    maxUpload: rate('--max-upload'),
+    maxDownload: rate('--max-download'),
+    uplink: rate('--uplink'),
+    redundancy: parseRedundancy(one(p, '--redundancy'))
+  })
+  const closers: Array<() => Promise<void>> = [daemon.close]
+  for (const a of daemon.host.addresses()) out(`listening ${a}`)
+  const mountDir = one(p, '--mount')
+  if (mountDir !== undefined) {
+    try {
+      // a stale mount left by a killed host fails mkdir with ENOTCONN: fuse.mount() replaces it
+      await mkdir(mountDir, { recursive: true }).catch((err: any) => { if (err?.code !== 'ENOTCONN') throw err })
+      const fuse = await import('../../fuse/index.ts')
+      const m = await fuse.mount(daemon.volume, mountDir)
+      // ops from peers change what the kernel has cached: drop exactly what they touched
+      daemon.tree.addEventListener('op', (e: any) => {
+        if (e.detail?.local === true) return
+        for (const path of daemon.volume.changedPaths(e.detail.body)) m.invalidate(path)
+      })
+      closers.push(async () => { await m.unmount() })
+      out(`mounted ${mountDir}`)
+    } catch (err) {
+      await daemon.close()
+      throw err
+    }
+  }
+  out('ready')
+  await new Promise<void>(resolve => {
+    const stop = (): void => { resolve() }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    void daemon.keep.left.then(stop) // `darkfs leave` drained this host
+  })
+  while (closers.length > 0) await closers.pop()!().catch((err: any) => { process.stderr.write(`darkfs: while stopping: ${err.message}\n`) })
+  out('stopped')
+  return 0
+}
+
+async function main (): Promise<void> {
+  let code: number
+  try {
+    code = await run(process.argv.slice(2))
+  } catch (err: any) {
+    const msg = String(err?.message ?? err).split('\n')[0]
+    process.stderr.write(`darkfs: ${msg}\n`)
+    if (err instanceof UsageError) process.stderr.write(`${USAGE}\n`)
+    code = err instanceof UsageError ? 2 : 1
+  }
+  process.exitCode = code
+  if (process.argv[2] !== 'up') return
+  // `up` has closed everything it opened; do not let a stray timer keep the process alive
+  setTimeout(() => process.exit(code), 2000).unref()
+}
+
+if (import.meta.main === true || process.argv[1]?.endsWith('cli.ts') === true) {
+  await main()
+}

@@ -1,0 +1,101 @@
+// The control-socket client: what the CLI (and scripts) use to talk to a running host.
+// Errors come back as the same classes the library throws (fromWire).
+import { request } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { stat as statLocal } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { once } from 'node:events'
+import { NoHostRunningError, FsError, fromWire } from '../errors.ts'
+import { decodeArg, encodeArg } from './control.ts'
+
+export const CONTROL_SOCKET = 'control.sock'
+
+export class ControlClient {
+  readonly dataDir: string
+  readonly socket: string
+
+  constructor (dataDir: string) {
+    this.dataDir = dataDir
+    this.socket = join(dataDir, CONTROL_SOCKET)
+  }
+
+  private async send (method: string, path: string, body?: Uint8Array | NodeJS.ReadableStream, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+    return await new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socket, method, path, headers }, resolve)
+      req.on('error', (err: any) => {
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') reject(new NoHostRunningError(this.dataDir))
+        else reject(err)
+      })
+      if (body === undefined) req.end()
+      else if (body instanceof Uint8Array) req.end(body)
+      else body.pipe(req)
+    })
+  }
+
+  private async json (res: IncomingMessage): Promise<any> {
+    const parts: Buffer[] = []
+    for await (const p of res) parts.push(p as Buffer)
+    const text = Buffer.concat(parts).toString('utf8')
+    let body: any
+    try { body = JSON.parse(text) } catch { throw new Error(`bad reply from the host: ${text.slice(0, 200)}`) }
+    if ((res.statusCode ?? 500) >= 400) throw fromWire(body.error ?? { name: 'Error', message: text })
+    return body
+  }
+
+  async get (path: string): Promise<any> {
+    return await this.json(await this.send('GET', path))
+  }
+
+  async fs (op: string, ...args: unknown[]): Promise<any> {
+    const body = Buffer.from(JSON.stringify({ op, args: args.map(encodeArg) }))
+    return decodeArg((await this.json(await this.send('POST', '/v1/fs', body, { 'content-type': 'application/json' }))).result)
+  }
+
+  async call (op: string, args: Record<string, unknown> = {}): Promise<any> {
+    const body = Buffer.from(JSON.stringify({ op, args: encodeArg(args) }))
+    return decodeArg((await this.json(await this.send('POST', '/v1/call', body, { 'content-type': 'application/json' }))).result)
+  }
+
+  /** Upload a local file to a volume path (committed when the whole file has arrived). */
+  async put (local: string, path: string): Promise<void> {
+    let st
+    try {
+      st = await statLocal(local)
+    } catch (err: any) {
+      throw new FsError(err.code === 'ENOENT' ? 'ENOENT' : 'EIO', 'put', local, 'cannot read the local file')
+    }
+    if (!st.isFile()) throw new FsError('EINVAL', 'put', local, 'not a regular file')
+    const q = new URLSearchParams({ path, mode: String(st.mode & 0o7777) })
+    await this.json(await this.send('PUT', `/v1/file?${q.toString()}`, createReadStream(local), { 'content-length': String(st.size) }))
+  }
+
+  /** Download a volume file (or one version of it) to a local stream. */
+  async download (path: string, out: NodeJS.WritableStream, version?: string): Promise<void> {
+    const q = new URLSearchParams({ path })
+    if (version !== undefined) q.set('version', version)
+    const res = await this.send('GET', `/v1/file?${q.toString()}`)
+    if ((res.statusCode ?? 500) >= 400) await this.json(res)
+    await pipeline(res, out, { end: out !== process.stdout })
+  }
+
+  async getTo (path: string, local: string): Promise<void> {
+    const out = createWriteStream(local)
+    await once(out, 'open') // a bad local path (ENOENT, EISDIR, EACCES) rejects here, not as an unhandled 'error'
+    await this.download(path, out)
+  }
+
+  async readFile (path: string): Promise<Uint8Array> {
+    const res = await this.send('GET', `/v1/file?${new URLSearchParams({ path }).toString()}`)
+    if ((res.statusCode ?? 500) >= 400) await this.json(res)
+    const parts: Buffer[] = []
+    for await (const p of res) parts.push(p as Buffer)
+    return new Uint8Array(Buffer.concat(parts))
+  }
+
+  async writeFile (path: string, data: Uint8Array | string): Promise<void> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data
+    await this.json(await this.send('PUT', `/v1/file?${new URLSearchParams({ path }).toString()}`, bytes, { 'content-length': String(bytes.byteLength) }))
+  }
+}

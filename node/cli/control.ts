@@ -1,0 +1,198 @@
+// The control API: HTTP+JSON on a unix socket in the data dir (DESIGN.md §8). The CLI and any
+// script drive a running host through it. Routes (all under /v1):
+//   GET  /status               -> Status JSON (chunk health from a survey of the peers;
+//        /status?chunks=0      without it: no network traffic, for pollers of the rest)
+//   GET  /peers                -> [{ id, addresses, ... }]
+//   POST /fs  { op, args }     -> { result }   filesystem calls by name (see FS_OPS)
+//   PUT  /file?path=P&mode=M   body = bytes    write a whole file (committed at the end)
+//   GET  /file?path=P          -> bytes         read a whole file, streamed
+//   POST /call { op, args }    -> { result }   host commands (heal, pin, log, ...)
+// Errors travel as { error: WireError } with a 4xx/5xx status, so the client rethrows the
+// same error class the library would.
+import { createServer } from 'node:http'
+import type { IncomingMessage, ServerResponse, Server } from 'node:http'
+import { unlink } from 'node:fs/promises'
+import { FsError, UsageError, toWire } from '../errors.ts'
+import type { Volume } from '../volume.ts'
+
+/** Largest JSON request body: 1 MiB. */
+export const MAX_JSON_BODY = 1 << 20
+/** Bytes per read/write while streaming a file through the socket: 1 MiB. */
+export const STREAM_PIECE = 1 << 20
+
+/** The filesystem calls the socket exposes, with their argument shapes checked at the edge. */
+export const FS_OPS = ['log', 'conflicts', 'stat', 'lstat', 'readdir', 'readdirents', 'mkdir', 'rmdir', 'rm', 'unlink', 'rename', 'symlink', 'readlink',
+  'link', 'chmod', 'chown', 'utimes', 'truncate', 'getxattr', 'setxattr', 'listxattr', 'removexattr', 'statfs', 'mknod'] as const
+
+export type Commands = Record<string, (args: any) => Promise<unknown>>
+
+export interface ControlInit {
+  socket: string
+  volume: Volume
+  status: (opts: { chunks: boolean }) => Promise<unknown>
+  peers: () => Promise<unknown>
+  commands?: Commands
+}
+
+export class ControlServer {
+  private server?: Server
+  private readonly init: ControlInit
+
+  constructor (init: ControlInit) {
+    this.init = init
+  }
+
+  async start (): Promise<void> {
+    if (this.server !== undefined) return
+    await unlink(this.init.socket).catch(() => {})
+    const server = createServer((req, res) => { this.handle(req, res).catch(err => { send(res, errorStatus(err), { error: toWire(err) }) }) })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.init.socket, () => { server.off('error', reject); resolve() })
+    })
+    this.server = server
+  }
+
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    this.server = undefined
+    server.closeAllConnections()
+    await new Promise<void>(resolve => server.close(() => { resolve() }))
+    await unlink(this.init.socket).catch(() => {})
+  }
+
+  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://darkfs')
+    const route = `${req.method ?? 'GET'} ${url.pathname}`
+    const vol = this.init.volume
+    switch (route) {
+      case 'GET /v1/status': send(res, 200, await this.init.status({ chunks: url.searchParams.get('chunks') !== '0' })); return
+      case 'GET /v1/peers': send(res, 200, await this.init.peers()); return
+      case 'POST /v1/fs': {
+        const { op, args } = await readJson(req)
+        if (!FS_OPS.includes(op) || !Array.isArray(args)) throw new UsageError(`unknown filesystem call '${String(op)}'`)
+        const decoded = args.map(decodeArg)
+        const result = await (vol as any)[op](...decoded)
+        send(res, 200, { result: encodeResult(result) })
+        return
+      }
+      case 'POST /v1/call': {
+        const { op, args } = await readJson(req)
+        const cmd = this.init.commands?.[op]
+        if (cmd === undefined) throw new UsageError(`unknown command '${String(op)}'`)
+        send(res, 200, { result: encodeResult(await cmd(args ?? {})) })
+        return
+      }
+      case 'PUT /v1/file': {
+        const path = url.searchParams.get('path') ?? ''
+        const mode = Number(url.searchParams.get('mode') ?? '420')
+        await putFile(vol, path, Number.isInteger(mode) ? mode : 0o644, req)
+        send(res, 200, { result: null })
+        return
+      }
+      case 'GET /v1/file': {
+        const path = url.searchParams.get('path') ?? ''
+        const version = url.searchParams.get('version')
+        if (version !== null) {
+          const bytes = await vol.readVersion(path, version)
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(bytes.byteLength) })
+          res.end(bytes)
+          return
+        }
+        await getFile(vol, path, res)
+        return
+      }
+      default:
+        send(res, 404, { error: { name: 'UsageError', message: `no route ${route}` } })
+    }
+  }
+}
+
+async function putFile (vol: Volume, path: string, mode: number, req: IncomingMessage): Promise<void> {
+  async function * pieces (): AsyncGenerator<Uint8Array> {
+    for await (const piece of req) yield piece as Buffer
+    if (!req.complete) throw new FsError('EIO', 'put', path, 'upload interrupted')
+  }
+  // atomic: an interrupted upload leaves the path as it was
+  await vol.replaceFile(path, pieces(), { mode, wait: 'safe' })
+}
+
+async function getFile (vol: Volume, path: string, res: ServerResponse): Promise<void> {
+  const st = await vol.stat(path)
+  if (st.isDirectory()) throw new FsError('EISDIR', 'get', path)
+  const fh = await vol.open(path, 'r')
+  try {
+    // read the first piece before committing to a 200, so an unreadable file is an error reply
+    const buf = new Uint8Array(STREAM_PIECE)
+    let pos = 0
+    let { bytesRead } = await fh.read(buf, 0, STREAM_PIECE, pos)
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(st.size) })
+    while (bytesRead > 0) {
+      if (!res.write(buf.slice(0, bytesRead))) await new Promise(resolve => res.once('drain', resolve))
+      pos += bytesRead
+      ;({ bytesRead } = await fh.read(buf, 0, STREAM_PIECE, pos))
+    }
+    res.end()
+  } catch (err) {
+    if (res.headersSent) res.destroy(err as Error)
+    else throw err
+  } finally {
+    await fh.close()
+  }
+}
+
+function errorStatus (err: any): number {
+  if (err instanceof UsageError || err?.name === 'ManifestError') return 400
+  if (err instanceof FsError) return err.code === 'EIO' ? 500 : 409
+  return 500
+}
+
+function send (res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) { res.destroy(); return }
+  const text = JSON.stringify(body, (_k, v) => typeof v === 'bigint' ? v.toString() : v)
+  res.writeHead(status, { 'content-type': 'application/json' })
+  res.end(text)
+}
+
+async function readJson (req: IncomingMessage): Promise<any> {
+  let size = 0
+  const parts: Buffer[] = []
+  for await (const p of req) {
+    size += (p as Buffer).byteLength
+    if (size > MAX_JSON_BODY) throw new UsageError(`request body over ${MAX_JSON_BODY} bytes`)
+    parts.push(p as Buffer)
+  }
+  try {
+    return JSON.parse(Buffer.concat(parts).toString('utf8'))
+  } catch {
+    throw new UsageError('malformed JSON request')
+  }
+}
+
+/** Arguments: JSON, with { $bytes: base64 } for binary and { $bigint: '...' } for times. */
+export function decodeArg (a: any): any {
+  if (a !== null && typeof a === 'object') {
+    if (typeof a.$bytes === 'string') return new Uint8Array(Buffer.from(a.$bytes, 'base64'))
+    if (typeof a.$bigint === 'string') return BigInt(a.$bigint)
+    if (Array.isArray(a)) return a.map(decodeArg)
+    const out: any = {}
+    for (const [k, v] of Object.entries(a)) out[k] = decodeArg(v)
+    return out
+  }
+  return a
+}
+
+export function encodeArg (a: any): any {
+  if (a instanceof Uint8Array) return { $bytes: Buffer.from(a).toString('base64') }
+  if (typeof a === 'bigint') return { $bigint: a.toString() }
+  if (Array.isArray(a)) return a.map(encodeArg)
+  if (a !== null && typeof a === 'object' && !(a instanceof Date)) {
+    const out: any = {}
+    for (const [k, v] of Object.entries(a)) if (typeof v !== 'function') out[k] = encodeArg(v)
+    return out
+  }
+  return a
+}
+
+const encodeResult = encodeArg

@@ -1,0 +1,249 @@
+// The composition root of a running host (`darkfs up`): build the parts in order, close them in
+// reverse order under one shutdown. DESIGN.md §1.
+import type { CID } from 'multiformats/cid'
+import { open, readFile, unlink, mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ChunkService } from '../data/blocks.ts'
+import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
+import { ControlServer } from './control.ts'
+import { CONTROL_SOCKET } from './client.ts'
+import { AlreadyRunningError } from '../errors.ts'
+import { createHost, FULL_MESH_PEERS } from '../net/host.ts'
+import type { Host } from '../net/host.ts'
+import { loadOrCreateIdentity, readNetworkKey } from '../net/keys.ts'
+import { signerFor, verify } from '../net/signing.ts'
+import { Store } from '../data/store.ts'
+import { Tree } from '../tree/index.ts'
+import { Volume } from '../volume.ts'
+import { chunkStatus } from '../keeper/status.ts'
+import { createSwarm } from '../../swarm/index.ts'
+import type { Swarm } from '../../swarm/index.ts'
+import { ChunkNetwork, PLACE_RETRY_INTERVAL_MS } from '../keeper/network.ts'
+import { Custody } from '../keeper/custody.ts'
+import { Announcer } from '../net/announce.ts'
+import { startRedundancy } from '../keeper/redundancy.ts'
+import type { Redundancy, RedundancyOptions } from '../keeper/redundancy.ts'
+import { createSync } from '../net/sync.ts'
+import { Pins, guardStore } from '../keeper/pins.ts'
+import { Presence } from '../net/presence.ts'
+import { Space } from '../data/space.ts'
+import type { SpaceInit } from '../data/space.ts'
+import { SpaceNotices } from '../net/space-notice.ts'
+import { createForwarder } from '../keeper/forward.ts'
+import type { Forwarder } from '../keeper/forward.ts'
+import { startUplinks, uploadCap } from '../net/uplink.ts'
+import type { Sync } from '../net/sync.ts'
+
+export const PID_FILE = 'host.pid'
+
+export interface DaemonOptions {
+  dir: string
+  listen?: string[]
+  join?: string[]
+  announce?: string[]
+  allowFrom?: string[]
+  /** Data upload/download caps in bytes/s (swarm traffic; DHT and control are apart). */
+  maxUpload?: number
+  maxDownload?: number
+  /** This host's uplink in bytes/s, told to peers so fat uplinks take the forwarding (default: measured). */
+  uplink?: number
+  /** Lost hosts tolerated by new chunks (default 2). */
+  redundancy?: number
+  /** Repair, failure detection, scrub, GC and retention settings (node/redundancy.ts). */
+  keep?: RedundancyOptions
+  /** When the disk under the store counts as full (node/space.ts: reserve, margin, interval). */
+  space?: SpaceInit
+}
+
+export interface Daemon {
+  readonly volume: Volume
+  readonly host: Host
+  readonly tree: Tree
+  readonly swarm: Swarm
+  readonly sync: Sync
+  readonly network: ChunkNetwork
+  readonly store: Store
+  readonly pins: Pins
+  /** Relays chunks for thin-uplink writers and places this host's own through relays (node/forward.ts). */
+  readonly forwarder: Forwarder
+  readonly presence: Presence
+  /** Free space of the store's disk: full hosts refuse new blocks and leave placement (node/space.ts). */
+  readonly space: Space
+  /** Keeps the redundancy: membership, repair, scrub, GC, leave (node/redundancy.ts). */
+  readonly keep: Redundancy
+  close: () => Promise<void>
+}
+
+/** Take the data dir for this process: a second `up` on the same dir fails clearly. */
+async function lock (dir: string): Promise<() => Promise<void>> {
+  const file = join(dir, PID_FILE)
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(file, 'wx')
+      await fh.writeFile(String(process.pid))
+      await fh.close()
+      return async () => { await unlink(file).catch(() => {}) }
+    } catch (err: any) {
+      if (err.code !== 'EEXIST') throw err
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new AlreadyRunningError(dir, pid)
+      await unlink(file).catch(() => {}) // stale: its process is gone
+    }
+  }
+  throw new AlreadyRunningError(dir, -1)
+}
+
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err: any) { return err.code === 'EPERM' }
+}
+
+export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
+  const { dir } = opts
+  const config = await loadConfig(dir)
+  await mkdir(dir, { recursive: true })
+  const unlock = await lock(dir)
+  const closers: Array<() => Promise<void>> = [unlock]
+  const close = async (): Promise<void> => {
+    while (closers.length > 0) {
+      const c = closers.pop()!
+      await c().catch(() => {})
+    }
+  }
+  try {
+    const privateKey = await loadOrCreateIdentity(dir)
+    const networkKey = await readNetworkKey(join(dir, NETWORK_KEY_FILE))
+    const store = await Store.open(join(dir, 'store'))
+    closers.push(async () => { await store.close() })
+    const space = new Space(store.dir, opts.space)
+    await space.start()
+    store.space = space
+    closers.push(async () => { space.stop() })
+    await mkdir(join(dir, 'tree'), { recursive: true })
+    const tree = await Tree.open({ dir: join(dir, 'tree'), signer: signerFor(privateKey), verify })
+    closers.push(async () => { await tree.close() })
+    const chunks = new ChunkService(store)
+    const volume = new Volume({ tree, chunks, store })
+
+    const listen = opts.listen !== undefined && opts.listen.length > 0 ? opts.listen : config.listen
+    const join_ = [...new Set([...(opts.join ?? []), ...config.join])]
+    const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom })
+    closers.push(async () => { await host.stop() })
+
+    // provider records for the blocks stored here, off the data path (announce.ts)
+    const announcer = new Announcer(async (cid, o) => { await host.provide(cid, o) }, () => host.peers().length + 1 >= FULL_MESH_PEERS)
+    closers.push(async () => { announcer.stop() })
+    const uplinks = await startUplinks(host, opts.uplink)
+    closers.push(uplinks.stop)
+    const forwarder = createForwarder({
+      host,
+      swarm: { pullAny: async (...a) => await swarm.pullAny(...a), push: async (...a) => await swarm.push(...a) },
+      sink: { put: async (cid, bytes) => { await store.put(cid, bytes); announcer.announce(cid) } },
+      uplinks: uplinks.book
+    })
+    // what this host is still placing through relays (set once the network below exists)
+    let withholdsBackground: (cid: CID) => boolean = () => false
+    const swarm = createSwarm({ maxUploadBytesPerSecond: uploadCap(opts.maxUpload, opts.uplink), maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
+      peerId: host.peerId,
+      handle: async (protocol, handler, o) => {
+        await host.handle(protocol, (stream, peer) => { handler(stream, { remotePeer: { toString: () => peer } }) }, o)
+      },
+      unhandle: async protocol => { await host.unhandle(protocol) },
+      dialProtocol: async (peer, protocol, o) => await host.newStream(peer, protocol, o),
+      hangUp: async peer => { await host.hangUp(peer) },
+      // background wants (repair, pins' catch-up) are refused what this host is still placing
+      // through relays: the relays deliver it to those hosts (network.ts withholdsBackground)
+      blocks: {
+        has: async (cid, _peer, o) => !(o?.background === true && withholdsBackground(cid)) && await store.has(cid),
+        get: async cid => await store.get(cid)
+      },
+      sink: {
+        put: async (cid, bytes) => {
+          await store.put(cid, bytes)
+          announcer.announce(cid)
+        }
+      }
+    })
+    await swarm.start()
+    closers.push(async () => { await swarm.stop() })
+    await forwarder.start()
+    closers.push(async () => { await forwarder.stop() })
+    const sync = createSync()({ host, tree })
+    await sync.start()
+    closers.push(async () => { await sync.stop() })
+    const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy, forward: forwarder, uploadBytesPerSecond: uploadCap(opts.maxUpload, opts.uplink) })
+    chunks.network = network
+    withholdsBackground = cid => network.withholdsBackground(cid)
+    host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
+    // a placement some target did not acknowledge (a push lost on the way) is tried again
+    // while peers are connected too, not only when one connects
+    const retryPlacement = setInterval(() => { if (network.pending.size > 0) network.retry().catch(() => {}) }, PLACE_RETRY_INTERVAL_MS)
+    retryPlacement.unref()
+    closers.push(async () => { clearInterval(retryPlacement) })
+    // offline mode and pins (DESIGN.md §6): chunks written alone stay pending; pinning hosts ride the push chains
+    const presence = new Presence({ peers: () => host.peers(), events: host as any }, { dir, join: join_ })
+    await presence.start()
+    closers.push(async () => { presence.stop() })
+    network.offline = () => presence.offline()
+    const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
+    network.pinners = inode => pins.pinners(inode)
+    pins.start()
+    closers.push(async () => { await pins.stop() })
+    host.addEventListener('peer:connect', () => { pins.kick() })
+    // GC, rebalance and repair delete through a store that spares pinned copies
+    const guarded = guardStore(store, async cid => await pins.keeps(cid))
+    // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
+    const custody = new Custody({ host, store: guarded })
+    await custody.start()
+    closers.push(async () => { await custody.stop() })
+    network.custody = custody
+    // a full host keeps its copies: handing them over would empty it, make it a member again
+    // and fill it again (its peers copy what they want elsewhere meanwhile; space.ts)
+    const keepWhileFull = { drop: async (...a: Parameters<Custody['drop']>) => space.isFull() ? [] : await custody.drop(...a) }
+    const keep = await startRedundancy({ host, swarm, store: guarded, volume, custody: keepWhileFull, placing: chunk => network.isPlacing(chunk) }, { redundancy: opts.redundancy, ...opts.keep })
+    closers.push(keep.stop)
+    // a full host tells its peers, which leave it out of members() (placement, repair)
+    const spaceNotices = new SpaceNotices({ host, space, membership: keep.membership })
+    await spaceNotices.start()
+    closers.push(async () => { await spaceNotices.stop() })
+    network.members = () => keep.membership.members()
+
+    if ((opts.join ?? []).length > 0) {
+      await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })
+    }
+
+    const control = new ControlServer({
+      socket: join(dir, CONTROL_SOCKET),
+      volume,
+      status: async ({ chunks }) => {
+        const usage = await store.usage()
+        const peers = host.peers()
+        const { full, free, reserve } = space.snapshot()
+        return {
+          peerId: host.peerId,
+          addresses: host.addresses(),
+          peers: peers.length,
+          offline: presence.offline(),
+          ...(chunks ? { chunks: await keep.status() } : {}),
+          repair: keep.repairer.progress(),
+          bytesStored: usage.bytesStored,
+          capacity: usage.capacity,
+          space: { full, free, reserve },
+          fullPeers: keep.membership.fullHosts()
+        }
+      },
+      peers: async () => host.peers(),
+      commands: {
+        ...keep.commands,
+        pin: async ({ path }) => await pins.pin(String(path)),
+        unpin: async ({ path }) => { await pins.unpin(String(path)) },
+        traffic: async () => ({ swarm: swarm.stats(), forward: forwarder.stats(), uplinks: Object.fromEntries(uplinks.book.snapshot()), host: host.traffic() })
+      }
+    })
+    await control.start()
+    closers.push(async () => { await control.stop() })
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, keep, close }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}

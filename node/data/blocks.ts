@@ -1,0 +1,201 @@
+// Chunk service: where the Volume's bytes go and come from. Stores every chunk it writes
+// locally first (durable before the write op is committed), and reads through a bounded
+// cache, the local store, then the network (when a Network is attached: swarm pull of any k
+// fragments from their holders; see network.ts).
+import type { CID } from 'multiformats/cid'
+import { ChunkCache } from './cache.ts'
+import { decodeChunk, encodeChunk, decodeManifest, encodeManifest, manifestRef } from './chunks.ts'
+import type { ChunkRef, Manifest } from './chunks.ts'
+import { BlockUnavailableError, CorruptBlockError } from '../errors.ts'
+import type { Store } from './store.ts'
+
+/** Chunks fetched ahead of a sequential reader. */
+export const PREFETCH_CHUNKS = 4
+/** Decoded manifests kept in memory. */
+export const MANIFEST_CACHE_ENTRIES = 4096
+
+export interface AbortOptions { signal?: AbortSignal }
+
+/** What the chunk service needs of the network (implemented in network.ts over host + swarm). */
+export interface Network {
+  /** Erasure parameters for new chunks, from the live network (DESIGN.md §2). */
+  params: () => { k: number, m: number }
+  /**
+   * Fetch `need` of the given fragment CIDs (data first) from peers; verified. `chunk`: the
+   * chunk they belong to, so its targets can be asked who holds what first.
+   */
+  fetch: (cids: CID[], need: number, opts?: AbortOptions & { chunk?: ChunkRef }) => Promise<Map<string, Uint8Array>>
+  /** Place the fragments of newly written chunks (read from the local store) on their targets; `inode`: the file they belong to. */
+  place: (refs: ChunkRef[], opts?: AbortOptions & { wait?: 'none' | 'safe', inode?: string }) => Promise<void>
+  /** Fetch one block (e.g. a manifest) from whoever has it. */
+  fetchOne: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
+}
+
+export interface ChunkServiceInit {
+  cacheBytes?: number
+  /** Erasure parameters while no network is attached (default k = 1, m = 0: one local copy). */
+  localParams?: { k: number, m: number }
+}
+
+export class ChunkService {
+  private readonly store: Store
+  private readonly cache: ChunkCache
+  private readonly localParams: { k: number, m: number }
+  /** Decoded manifests read recently (oldest first), bounded by MANIFEST_CACHE_ENTRIES. */
+  private readonly manifests = new Map<string, Manifest>()
+  /** Chunk fetches in progress, by chunk CID. */
+  private readonly reading = new Map<string, Promise<Uint8Array>>()
+  network?: Network
+
+  constructor (store: Store, init: ChunkServiceInit = {}) {
+    this.store = store
+    this.cache = new ChunkCache(init.cacheBytes)
+    this.localParams = init.localParams ?? { k: 1, m: 0 }
+  }
+
+  params (): { k: number, m: number } {
+    return this.network?.params() ?? this.localParams
+  }
+
+  /** Drop decoded chunks from memory (tests and benchmarks read cold). */
+  dropCache (): void {
+    this.cache.clear()
+  }
+
+  /** Encode and store a chunk locally (fsynced). Placement happens at commit. */
+  async storeChunk (bytes: Uint8Array, offset: number): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
+    const { k, m } = this.params()
+    const encoded = encodeChunk(bytes, offset, k, m)
+    await this.store.putMany(encoded.blocks)
+    if (encoded.ref.cid !== null) this.cache.set(encoded.ref.cid.toString(), bytes)
+    return encoded
+  }
+
+  /** Read a whole chunk: cache, local fragments, then the network. */
+  async readChunk (ref: ChunkRef, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
+    if (ref.cid === null) return new Uint8Array(ref.size)
+    const key = ref.cid.toString()
+    const cached = this.cache.get(key)
+    if (cached !== undefined) return cached
+    // one fetch per chunk at a time: a read joins a prefetch of the same chunk
+    const running = this.reading.get(key)
+    if (running !== undefined) return await running
+    const p = this.fetchChunk(ref, key, opts)
+    this.reading.set(key, p)
+    try {
+      return await p
+    } finally {
+      this.reading.delete(key)
+    }
+  }
+
+  /**
+   * Warm the cache with the chunks a sequential reader will ask for next (DESIGN.md §5): the
+   * PREFETCH_CHUNKS after `refs[from - 1]`, fetched in the background, failures left to the
+   * real read.
+   */
+  prefetch (refs: ChunkRef[], from: number, opts: { path?: string } = {}): void {
+    for (const ref of refs.slice(from, from + PREFETCH_CHUNKS)) {
+      if (ref.cid === null || this.cache.get(ref.cid.toString()) !== undefined || this.reading.has(ref.cid.toString())) continue
+      this.readChunk(ref, opts).catch(() => {})
+    }
+  }
+
+  private async fetchChunk (ref: ChunkRef, key: string, opts: AbortOptions & { path?: string }): Promise<Uint8Array> {
+    const frags: Array<Uint8Array | undefined> = new Array(ref.k + ref.m).fill(undefined)
+    let have = 0
+    let corrupt = 0
+    let unreachable = ''
+    // data fragments first: no decoding needed when all k are here
+    for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
+      let f: Uint8Array | undefined
+      try {
+        f = await this.store.get(ref.fragments[i])
+      } catch (err: any) {
+        if (err instanceof CorruptBlockError) corrupt++
+        else if (err.code !== 'ENOENT') throw err
+      }
+      if (f !== undefined) {
+        frags[i] = f
+        have++
+        if (ref.k === 1) break
+      }
+    }
+    if (have < ref.k && this.network !== undefined) {
+      const want = ref.fragments.filter((_, i) => frags[i] === undefined)
+      // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
+      const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref }).catch((err: any) => {
+        opts.signal?.throwIfAborted()
+        unreachable = err?.message ?? String(err)
+        return new Map<string, Uint8Array>()
+      })
+      ref.fragments.forEach((cid, i) => {
+        const b = got.get(cid.toString())
+        if (b !== undefined && frags[i] === undefined) { frags[i] = b; have++ }
+      })
+    }
+    if (have < ref.k && corrupt > 0) {
+      throw new CorruptBlockError(key, `chunk at offset ${ref.offset}${opts.path !== undefined ? ` of ${opts.path}` : ''}, and no intact copy is reachable`)
+    }
+    if (have < ref.k) {
+      throw new BlockUnavailableError(key, `${have} of the ${ref.k} fragments needed are reachable${opts.path !== undefined ? ` (file ${opts.path})` : ''}${unreachable !== '' ? `: ${unreachable}` : ''}`)
+    }
+    const bytes = decodeChunk(ref, frags)
+    this.cache.set(key, bytes)
+    return bytes
+  }
+
+  /** Store a manifest durably here; its ref (manifestRef) is what placement spreads. */
+  async storeManifest (manifest: Manifest): Promise<{ cid: CID, ref: ChunkRef }> {
+    const { cid, bytes } = encodeManifest(manifest)
+    await this.store.put(cid, bytes)
+    return { cid, ref: manifestRef(cid, bytes.byteLength) }
+  }
+
+  /**
+   * A file version's manifest: from this store, else from peers. A fetched manifest is kept in
+   * memory only, unless `keep` (pins): storing every manifest a host reads would make it hold
+   * blocks it is not a placement target of, which repair then drops again, pass after pass.
+   */
+  async readManifest (cid: CID, opts: AbortOptions & { path?: string, keep?: boolean } = {}): Promise<Manifest> {
+    const key = cid.toString()
+    const cached = this.manifests.get(key)
+    if (cached !== undefined && opts.keep !== true) return cached
+    let bytes = await this.store.tryGet(cid)
+    let why = 'no peer is reachable'
+    if (bytes === undefined && this.network !== undefined) {
+      bytes = await this.network.fetchOne(cid, opts).catch((err: any) => {
+        opts.signal?.throwIfAborted()
+        why = err?.message ?? String(err)
+        return undefined
+      })
+      if (bytes !== undefined && opts.keep === true) await this.store.put(cid, bytes)
+    }
+    if (bytes === undefined) throw new BlockUnavailableError(key, `the manifest${opts.path !== undefined ? ` of ${opts.path}` : ''} is not stored here and no peer sent it (${why})`)
+    const manifest = decodeManifest(bytes)
+    if (this.manifests.size >= MANIFEST_CACHE_ENTRIES) this.manifests.delete(this.manifests.keys().next().value!)
+    this.manifests.set(key, manifest)
+    return manifest
+  }
+
+  /** Hand freshly written chunks to the network for placement. */
+  async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe', inode?: string } = {}): Promise<void> {
+    if (this.network === undefined || refs.length === 0) return
+    await this.network.place(refs, opts)
+  }
+
+  /** Whether this host alone holds enough fragments to rebuild the chunk. */
+  async hasLocally (ref: ChunkRef): Promise<boolean> {
+    if (ref.cid === null) return true
+    let have = 0
+    for (const f of new Set(ref.fragments.map(c => c.toString()))) {
+      const cid = ref.fragments.find(c => c.toString() === f)!
+      if (await this.store.has(cid)) have += ref.k === 1 ? ref.k : ref.fragments.filter(c => c.toString() === f).length
+    }
+    return have >= ref.k
+  }
+
+  isCorrupt (err: unknown): boolean {
+    return err instanceof CorruptBlockError
+  }
+}

@@ -1,0 +1,505 @@
+// Erasure coding of chunks into fragments (DESIGN.md §2): a systematic Reed–Solomon code over
+// GF(2^8) with the polynomial 0x11d, k data and m parity shards, any k of which rebuild the rest.
+//
+// The coding matrix is the classic one: a (k+m) x k Vandermonde matrix (row r = [r^0, r^1, ...])
+// multiplied by the inverse of its top k x k square, so the top k rows are the identity. It is
+// the construction of Backblaze's JavaReedSolomon and of the Rust `reed-solomon-erasure` crate,
+// so the parity bytes here are identical to theirs (the tests cross-check them).
+//
+// Two implementations of the one hot loop (multiply a small coefficient matrix by a set of
+// shards) sit behind the same API and give byte-identical results:
+//  - 'isa-l': Intel ISA-L through the N-API addon node/data/native/build/erasure.node (built by
+//    node/data/native/build.sh), used when it is present and loads;
+//  - 'typescript': table-driven GF(2^8) on 32-bit words, the fallback.
+// DARKFS_ERASURE=typescript forces the fallback. All functions are synchronous and pure; the
+// native calls run on the calling thread and take well under a millisecond per MiB.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { getRawAsset, isSea } from 'node:sea'
+
+/** Bad arguments or not enough shards: thrown before any output is produced. */
+export class ErasureError extends Error {
+  static override readonly name = 'ErasureError'
+  override readonly name = 'ErasureError'
+}
+
+/** Largest k + m: the Vandermonde rows need distinct field elements (GF(2^8) has 256). */
+export const MAX_SHARDS = 255
+/** Bytes per block of the TypeScript kernel: the working set of one pass stays in L1/L2. */
+const BLOCK_BYTES = 32768
+/** Shard length from which the TypeScript kernel uses (and builds) 128 KiB wide tables. */
+const WIDE_MIN_BYTES = 16384
+/** How many wide tables (128 KiB each) are kept: 8 MiB. */
+const WIDE_TABLE_ENTRIES = 64
+/** How many encoding matrices (one per k, m) are kept. */
+const MATRIX_CACHE_ENTRIES = 64
+/** How many decoding matrices (one per k, m and set of present shards) are kept. */
+const DECODE_CACHE_ENTRIES = 256
+/** The field polynomial x^8 + x^4 + x^3 + x^2 + 1. */
+const GF_POLY = 0x11d
+
+// ---- GF(2^8) -------------------------------------------------------------------------------
+
+const EXP = new Uint8Array(512)
+const LOG = new Uint8Array(256)
+{
+  let x = 1
+  for (let i = 0; i < 255; i++) {
+    EXP[i] = x
+    LOG[x] = i
+    x <<= 1
+    if ((x & 0x100) !== 0) x ^= GF_POLY
+  }
+  for (let i = 255; i < 512; i++) EXP[i] = EXP[i - 255]
+}
+
+function gfMul (a: number, b: number): number {
+  return a === 0 || b === 0 ? 0 : EXP[LOG[a] + LOG[b]]
+}
+
+function gfInv (a: number): number {
+  return EXP[255 - LOG[a]]
+}
+
+/** a^n, with 0^0 = 1 as in the Vandermonde construction. */
+function gfPow (a: number, n: number): number {
+  if (n === 0) return 1
+  if (a === 0) return 0
+  return EXP[(LOG[a] * n) % 255]
+}
+
+/** MUL[(c << 8) | x] = c * x: 64 KiB, every product of the field. */
+const MUL = new Uint8Array(65536)
+for (let c = 1; c < 256; c++) {
+  for (let x = 1; x < 256; x++) MUL[(c << 8) | x] = EXP[LOG[c] + LOG[x]]
+}
+
+// ---- matrices (row-major Uint8Array, `cols` wide) ------------------------------------------
+
+/** Inverse of the n x n matrix `a` (Gauss–Jordan); undefined when it is singular. */
+function invert (a: Uint8Array, n: number): Uint8Array | undefined {
+  const w = 2 * n
+  const t = new Uint8Array(n * w)
+  for (let r = 0; r < n; r++) {
+    t.set(a.subarray(r * n, r * n + n), r * w)
+    t[r * w + n + r] = 1
+  }
+  for (let col = 0; col < n; col++) {
+    let pivot = col
+    while (pivot < n && t[pivot * w + col] === 0) pivot++
+    if (pivot === n) return undefined
+    if (pivot !== col) {
+      const tmp = t.slice(pivot * w, pivot * w + w)
+      t.copyWithin(pivot * w, col * w, col * w + w)
+      t.set(tmp, col * w)
+    }
+    const scale = gfInv(t[col * w + col])
+    for (let c = 0; c < w; c++) t[col * w + c] = gfMul(t[col * w + c], scale)
+    for (let r = 0; r < n; r++) {
+      const f = t[r * w + col]
+      if (r === col || f === 0) continue
+      for (let c = 0; c < w; c++) t[r * w + c] ^= gfMul(f, t[col * w + c])
+    }
+  }
+  const inv = new Uint8Array(n * n)
+  for (let r = 0; r < n; r++) inv.set(t.subarray(r * w + n, r * w + w), r * n)
+  return inv
+}
+
+/** (rows x inner) * (inner x cols). */
+function multiply (a: Uint8Array, b: Uint8Array, rows: number, inner: number, cols: number): Uint8Array {
+  const out = new Uint8Array(rows * cols)
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      let v = 0
+      for (let i = 0; i < inner; i++) v ^= gfMul(a[r * inner + i], b[i * cols + c])
+      out[r * cols + c] = v
+    }
+  }
+  return out
+}
+
+/** A small LRU over a Map (insertion order = recency). */
+function cached<V> (cache: Map<string, V>, limit: number, key: string, make: () => V): V {
+  let v = cache.get(key)
+  if (v !== undefined) {
+    cache.delete(key)
+  } else {
+    v = make()
+    if (cache.size >= limit) cache.delete(cache.keys().next().value as string)
+  }
+  cache.set(key, v)
+  return v
+}
+
+const matrices = new Map<string, Uint8Array>()
+
+/** The (k+m) x k systematic coding matrix (top k rows = identity). */
+function codingMatrix (k: number, m: number): Uint8Array {
+  return cached(matrices, MATRIX_CACHE_ENTRIES, `${k},${m}`, () => {
+    const n = k + m
+    const vandermonde = new Uint8Array(n * k)
+    for (let r = 0; r < n; r++) {
+      for (let c = 0; c < k; c++) vandermonde[r * k + c] = gfPow(r, c)
+    }
+    const topInverse = invert(vandermonde.subarray(0, k * k), k)
+    if (topInverse === undefined) throw new ErasureError(`no coding matrix for k=${k}, m=${m}`)
+    return multiply(vandermonde, topInverse, n, k, k)
+  })
+}
+
+/** The m x k parity rows of the coding matrix (a cached view, stable identity). */
+function parityRows (k: number, m: number): Uint8Array {
+  return cached(matrices, MATRIX_CACHE_ENTRIES, `p${k},${m}`, () => codingMatrix(k, m).slice(k * k))
+}
+
+// ---- the kernel: outputs[r] = sum_j coeffs[r * n + j] * inputs[j] over `len` bytes ----------
+
+interface Kernel {
+  readonly name: string
+  mul (coeffs: Uint8Array, n: number, rows: number, inputs: Uint8Array[], outputs: Uint8Array[], len: number): void
+}
+
+const scratch = new Uint8Array(BLOCK_BYTES)
+const scratch32 = new Uint32Array(scratch.buffer)
+
+/** Per-coefficient views of MUL: BYTE_TABLES[c][x] = c * x. */
+const BYTE_TABLES = Array.from({ length: 256 }, (_, c) => MUL.subarray(c << 8, (c << 8) + 256))
+
+/**
+ * Wide tables, WIDE[c][x] = c * low byte of x | (c * high byte of x) << 8, for x < 65536: two
+ * lookups per 32-bit word instead of four. 128 KiB each, built on first use, at most
+ * WIDE_TABLE_ENTRIES kept (LRU).
+ */
+const wideTables = new Map<string, Uint16Array>()
+
+function wideTable (c: number): Uint16Array {
+  return cached(wideTables, WIDE_TABLE_ENTRIES, String(c), () => {
+    const t8 = BYTE_TABLES[c]
+    const t = new Uint16Array(65536)
+    for (let hi = 0; hi < 256; hi++) {
+      const h = t8[hi] << 8
+      for (let lo = 0; lo < 256; lo++) t[(hi << 8) | lo] = h | t8[lo]
+    }
+    return t
+  })
+}
+
+/** dst[i] (^)= c * src[i + so - from] for words i in [from, to), two wide-table lookups per word. */
+function mulWordsWide (t: Uint16Array, src: Uint32Array, so: number, dst: Uint32Array, from: number, to: number, xor: boolean): void {
+  const d = so - from
+  if (xor) {
+    for (let i = from; i < to; i++) {
+      const w = src[i + d]
+      dst[i] ^= t[w & 0xffff] | (t[w >>> 16] << 16)
+    }
+  } else {
+    for (let i = from; i < to; i++) {
+      const w = src[i + d]
+      dst[i] = t[w & 0xffff] | (t[w >>> 16] << 16)
+    }
+  }
+}
+
+/** As mulWordsWide with a 256-entry table: four lookups per word, nothing to build. */
+function mulWordsNarrow (t: Uint8Array, src: Uint32Array, so: number, dst: Uint32Array, from: number, to: number, xor: boolean): void {
+  const d = so - from
+  if (xor) {
+    for (let i = from; i < to; i++) {
+      const w = src[i + d]
+      dst[i] ^= t[w & 255] | (t[(w >>> 8) & 255] << 8) | (t[(w >>> 16) & 255] << 16) | (t[w >>> 24] << 24)
+    }
+  } else {
+    for (let i = from; i < to; i++) {
+      const w = src[i + d]
+      dst[i] = t[w & 255] | (t[(w >>> 8) & 255] << 8) | (t[(w >>> 16) & 255] << 16) | (t[w >>> 24] << 24)
+    }
+  }
+}
+
+/** dst[i] (^)= src[i + so - from]: multiplication by 1. */
+function copyWords (src: Uint32Array, so: number, dst: Uint32Array, from: number, to: number, xor: boolean): void {
+  const d = so - from
+  if (xor) for (let i = from; i < to; i++) dst[i] ^= src[i + d]
+  else for (let i = from; i < to; i++) dst[i] = src[i + d]
+}
+
+/** Byte-wise dst[i] (^)= c * src[i] for bytes [from, to). */
+function mulBytes (c: number, src: Uint8Array, dst: Uint8Array, from: number, to: number, xor: boolean): void {
+  const t = BYTE_TABLES[c]
+  if (xor) for (let i = from; i < to; i++) dst[i] ^= t[src[i]]
+  else for (let i = from; i < to; i++) dst[i] = t[src[i]]
+}
+
+function words (a: Uint8Array): Uint32Array | undefined {
+  return a.byteOffset % 4 === 0 ? new Uint32Array(a.buffer, a.byteOffset, a.byteLength >>> 2) : undefined
+}
+
+const typescriptKernel: Kernel = {
+  name: 'typescript',
+  mul (coeffs, n, rows, inputs, outputs, len) {
+    const wordLen = len >>> 2
+    const wide = len >= WIDE_MIN_BYTES
+    const in32 = inputs.map(words)
+    const out32 = outputs.map(o => words(o) as Uint32Array) // outputs are allocated here, aligned
+    for (let start = 0; start < wordLen; start += BLOCK_BYTES >>> 2) {
+      const end = Math.min(wordLen, start + (BLOCK_BYTES >>> 2))
+      for (let j = 0; j < n; j++) {
+        let src = in32[j]
+        let so = start
+        if (src === undefined) { // unaligned input: copy this block to an aligned scratch
+          scratch.set(inputs[j].subarray(start << 2, end << 2))
+          src = scratch32
+          so = 0
+        }
+        for (let r = 0; r < rows; r++) {
+          const c = coeffs[r * n + j]
+          if (c === 0) {
+            if (j === 0) out32[r].fill(0, start, end)
+          } else if (c === 1) {
+            copyWords(src, so, out32[r], start, end, j !== 0)
+          } else if (wide) {
+            mulWordsWide(wideTable(c), src, so, out32[r], start, end, j !== 0)
+          } else {
+            mulWordsNarrow(BYTE_TABLES[c], src, so, out32[r], start, end, j !== 0)
+          }
+        }
+      }
+    }
+    for (let j = 0; j < n; j++) { // the tail bytes past the last whole word
+      for (let r = 0; r < rows; r++) mulBytes(coeffs[r * n + j], inputs[j], outputs[r], wordLen << 2, len, j !== 0)
+    }
+  }
+}
+
+/** The addon's surface (node/data/native/erasure.c). */
+interface NativeAddon {
+  initTables (k: number, rows: number, coeffs: Uint8Array): Uint8Array
+  encodeData (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[]): void
+}
+
+function nativeKernel (addon: NativeAddon): Kernel {
+  const tables = new WeakMap<Uint8Array, Uint8Array>() // per cached coefficient matrix
+  return {
+    name: 'isa-l',
+    mul (coeffs, n, rows, inputs, outputs, len) {
+      let t = tables.get(coeffs)
+      if (t === undefined) {
+        t = addon.initTables(n, rows, coeffs)
+        tables.set(coeffs, t)
+      }
+      addon.encodeData(len, n, rows, t, inputs, outputs)
+    }
+  }
+}
+
+/** The addon path, relative to this file. */
+const ADDON_PATH = './native/build/erasure.node'
+/** The addon's asset name inside the single executable (scripts/build-bin.ts embeds it). */
+const ADDON_ASSET = 'node/data/native/build/erasure.node'
+
+/**
+ * The addon module: the file beside this one, or, inside the single executable (no files beside
+ * the code), the embedded asset written to a private temp dir, dlopen()ed and deleted (the
+ * library stays mapped). Synchronous like require(): it runs once, as this module initialises.
+ */
+function requireAddon (): NativeAddon {
+  if (!isSea()) return createRequire(import.meta.url)(ADDON_PATH) as NativeAddon
+  const dir = mkdtempSync(join(tmpdir(), 'darkfs-addon-'))
+  try {
+    const file = join(dir, 'erasure.node')
+    writeFileSync(file, new Uint8Array(getRawAsset(ADDON_ASSET)), { mode: 0o700 })
+    const module = { exports: {} }
+    process.dlopen(module, file)
+    return module.exports as NativeAddon
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** The addon's kernel, or why it is not in use: forced off, not built, or failed to load. */
+function loadNative (): { kernel?: Kernel, problem?: string } {
+  if (process.env.DARKFS_ERASURE === 'typescript') return { problem: 'DARKFS_ERASURE=typescript' }
+  try {
+    return { kernel: nativeKernel(requireAddon()) }
+  } catch (err) { // not built (no libisal) or unloadable: the TypeScript kernel serves
+    return { problem: `${ADDON_PATH} did not load (run node/data/native/build.sh): ${(err as Error).message}` }
+  }
+}
+
+const native = loadNative()
+
+// ---- the codec -----------------------------------------------------------------------------
+
+/** The erasure API over one kernel; the module's own functions use the best one available. */
+export interface ErasureCodec {
+  readonly codec: string
+  encode (data: Uint8Array, k: number, m: number): Uint8Array[]
+  reconstruct (shards: Array<Uint8Array | undefined>, k: number, m: number): Uint8Array[]
+  decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array
+}
+
+/** Bytes per shard for `length` bytes in k data shards: ceil(length / k), at least 1. */
+export function shardSize (length: number, k: number): number {
+  checkLength(length)
+  checkParams(k, 0)
+  return Math.max(1, Math.ceil(length / k))
+}
+
+function checkParams (k: number, m: number): void {
+  if (!Number.isSafeInteger(k) || k < 1) throw new ErasureError(`k must be an integer >= 1, got ${k}`)
+  if (!Number.isSafeInteger(m) || m < 0) throw new ErasureError(`m must be an integer >= 0, got ${m}`)
+  if (k + m > MAX_SHARDS) throw new ErasureError(`k + m must be at most ${MAX_SHARDS}, got ${k} + ${m}`)
+}
+
+function checkLength (length: number): void {
+  if (!Number.isSafeInteger(length) || length < 0) throw new ErasureError(`length must be an integer >= 0, got ${length}`)
+}
+
+function createCodec (kernel: Kernel): ErasureCodec {
+  const decoders = new Map<string, { rows: Uint8Array, sources: number[] }>()
+
+  function encode (data: Uint8Array, k: number, m: number): Uint8Array[] {
+    checkParams(k, m)
+    if (!(data instanceof Uint8Array)) throw new ErasureError('data must be a Uint8Array')
+    const size = shardSize(data.length, k)
+    const shards: Uint8Array[] = []
+    for (let j = 0; j < k; j++) {
+      const start = j * size
+      if (start + size <= data.length) {
+        shards.push(data.subarray(start, start + size))
+      } else { // the last (or past-the-end) data shard, zero-padded
+        const padded = new Uint8Array(size)
+        if (start < data.length) padded.set(data.subarray(start))
+        shards.push(padded)
+      }
+    }
+    if (m > 0) {
+      const parity = Array.from({ length: m }, () => new Uint8Array(size))
+      kernel.mul(parityRows(k, m), k, m, shards, parity, size)
+      shards.push(...parity)
+    }
+    return shards
+  }
+
+  /** Checks the shard list; returns the common shard length and the indices present. */
+  function survey (shards: Array<Uint8Array | undefined>, k: number, m: number): { size: number, present: number[] } {
+    checkParams(k, m)
+    if (!Array.isArray(shards)) throw new ErasureError('shards must be an array')
+    if (shards.length > k + m) throw new ErasureError(`got ${shards.length} shards for k=${k}, m=${m} (at most ${k + m})`)
+    const present: number[] = []
+    let size = -1
+    for (let i = 0; i < shards.length; i++) {
+      const s = shards[i]
+      if (s === undefined || s === null) continue
+      if (!(s instanceof Uint8Array)) throw new ErasureError(`shard ${i} is not a Uint8Array`)
+      if (size === -1) size = s.length
+      else if (s.length !== size) throw new ErasureError(`shard ${i} has ${s.length} bytes, shard ${present[0]} has ${size}: shards must be the same length`)
+      present.push(i)
+    }
+    if (present.length < k) throw new ErasureError(`${present.length} of ${k + m} shards present, ${k} needed to rebuild (k=${k}, m=${m})`)
+    return { size, present }
+  }
+
+  /** Rebuilds the data shards from the first k present shards. */
+  function dataShards (shards: Array<Uint8Array | undefined>, k: number, m: number, size: number, present: number[]): Uint8Array[] {
+    const missing: number[] = []
+    for (let j = 0; j < k; j++) if (shards[j] == null) missing.push(j)
+    const out = shards.slice(0, k) as Uint8Array[]
+    if (missing.length === 0) return out
+    const used = present.slice(0, k)
+    const decoder = cached(decoders, DECODE_CACHE_ENTRIES, `${k},${m}:${used.join(',')}`, () => {
+      const matrix = codingMatrix(k, m)
+      const sub = new Uint8Array(k * k)
+      used.forEach((row, i) => sub.set(matrix.subarray(row * k, row * k + k), i * k))
+      const inv = invert(sub, k)
+      if (inv === undefined) throw new ErasureError(`singular decoding matrix for k=${k}, m=${m}, shards ${used.join(',')}`)
+      // only the rows for missing data shards are needed
+      const rows = new Uint8Array(missing.length * k)
+      missing.forEach((j, i) => rows.set(inv.subarray(j * k, j * k + k), i * k))
+      return { rows, sources: used }
+    })
+    const rebuilt = missing.map(() => new Uint8Array(size))
+    kernel.mul(decoder.rows, k, missing.length, decoder.sources.map(i => shards[i] as Uint8Array), rebuilt, size)
+    missing.forEach((j, i) => { out[j] = rebuilt[i] })
+    return out
+  }
+
+  function reconstruct (shards: Array<Uint8Array | undefined>, k: number, m: number): Uint8Array[] {
+    const { size, present } = survey(shards, k, m)
+    const data = dataShards(shards, k, m, size, present)
+    const out: Uint8Array[] = data.slice()
+    const missingParity: number[] = []
+    for (let i = k; i < k + m; i++) {
+      const s = shards[i]
+      if (s == null) missingParity.push(i)
+      out.push(s as Uint8Array)
+    }
+    if (missingParity.length > 0) {
+      const parity = parityRows(k, m)
+      const rows = missingParity.length === m
+        ? parity
+        : cached(matrices, MATRIX_CACHE_ENTRIES, `p${k},${m}:${missingParity.join(',')}`, () => {
+          const r = new Uint8Array(missingParity.length * k)
+          missingParity.forEach((p, i) => r.set(parity.subarray((p - k) * k, (p - k + 1) * k), i * k))
+          return r
+        })
+      const rebuilt = missingParity.map(() => new Uint8Array(size))
+      kernel.mul(rows, k, missingParity.length, data, rebuilt, size)
+      missingParity.forEach((p, i) => { out[p] = rebuilt[i] })
+    }
+    return out
+  }
+
+  function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
+    checkLength(length)
+    const { size, present } = survey(shards, k, m)
+    if (length > size * k) throw new ErasureError(`length ${length} exceeds the ${k} data shards of ${size} bytes`)
+    const data = dataShards(shards, k, m, size, present)
+    const out = new Uint8Array(length)
+    for (let j = 0, at = 0; at < length; j++, at += size) {
+      out.set(data[j].subarray(0, Math.min(size, length - at)), at)
+    }
+    return out
+  }
+
+  return { codec: kernel.name, encode, reconstruct, decode }
+}
+
+/** Both implementations, for tests and benchmarks; `native` is undefined when the addon is absent. */
+export const codecs: { typescript: ErasureCodec, native: ErasureCodec | undefined } = {
+  typescript: createCodec(typescriptKernel),
+  native: native.kernel === undefined ? undefined : createCodec(native.kernel)
+}
+
+const best = codecs.native ?? codecs.typescript
+
+/** Which implementation the functions below use: 'isa-l' (native) or 'typescript'. */
+export const codec: string = best.codec
+
+/** Why the native codec is not in use (undefined when it is), for status reports. */
+export const codecNote: string | undefined = native.problem
+
+/**
+ * Splits `data` into k data shards of shardSize(data.length, k) bytes (views of `data`, the
+ * last one a zero-padded copy) and computes m parity shards: k + m shards in all.
+ */
+export function encode (data: Uint8Array, k: number, m: number): Uint8Array[] {
+  return best.encode(data, k, m)
+}
+
+/**
+ * Given at least k present shards of one length (missing ones undefined, by index), returns
+ * all k + m shards: the present ones as given, the missing ones rebuilt. Throws ErasureError
+ * when fewer than k are present, lengths differ, or k/m are out of range.
+ */
+export function reconstruct (shards: Array<Uint8Array | undefined>, k: number, m: number): Uint8Array[] {
+  return best.reconstruct(shards, k, m)
+}
+
+/** The original `length` bytes from any k shards (no arithmetic when the data shards are all present). */
+export function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
+  return best.decode(shards, k, m, length)
+}

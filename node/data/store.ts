@@ -1,0 +1,201 @@
+// Local block storage: fragments, chunks and manifests on disk (blockstore-fs), the only owner
+// of that package. Guarantees:
+//  - put() returns only once the block file and its directory entry are fsynced;
+//  - get() hashes what it read and compares it with the CID: a corrupt block is moved aside
+//    (never deleted: it is evidence), reported as CorruptBlockError, and never returned;
+//  - a full disk surfaces as FsError ENOSPC, and nothing already stored is touched; with a
+//    space gate (space.ts) new blocks are refused while the host is full, and the gate hears
+//    of every ENOSPC and delete.
+import { open, mkdir, rename, stat, statfs, readFile, readdir } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { join } from 'node:path'
+import { FsBlockstore } from 'blockstore-fs'
+import { NextToLast } from 'blockstore-fs/sharding'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import { CorruptBlockError, FsError } from '../errors.ts'
+
+const SHA256 = 0x12
+/** Quarantined blocks remembered as corrupt (oldest forgotten first). */
+export const MAX_CORRUPTED_REMEMBERED = 4096
+
+/** sha256 of bytes as a CIDv1 with the given codec (raw by default). */
+export function cidOf (bytes: Uint8Array, codec: number = raw.code): CID {
+  const digest = createHash('sha256').update(bytes).digest()
+  return CID.createV1(codec, createDigest(SHA256, digest))
+}
+
+/** True when bytes hash to the CID's sha256 multihash. */
+export function matches (cid: CID, bytes: Uint8Array): boolean {
+  if (cid.multihash.code !== SHA256) return false
+  const digest = createHash('sha256').update(bytes).digest()
+  return Buffer.compare(digest, cid.multihash.digest) === 0
+}
+
+export interface StoreEvents { corrupt: (cid: CID, file: string) => void }
+
+/** What the store tells the space watcher (space.ts) and asks it before storing a block. */
+export interface SpaceGate {
+  /** Throws FsError ENOSPC when no block of `bytes` may be stored now. */
+  admit: (bytes: number) => void
+  /** A write failed with ENOSPC. */
+  noSpace: () => void
+  /** Blocks were deleted. */
+  freed: () => void
+}
+
+export class Store {
+  readonly dir: string
+  private readonly blocks: FsBlockstore
+  private readonly shards = new NextToLast()
+  private onCorrupt?: (cid: CID) => void
+  /** Blocks quarantined by this process (until stored again), so later reads say corrupt, not absent. */
+  private readonly corrupted = new Set<string>()
+  /** Refuses new blocks while the disk is full (space.ts); blocks already stored are kept. */
+  space?: SpaceGate
+
+  private constructor (dir: string) {
+    this.dir = dir
+    this.blocks = new FsBlockstore(join(dir, 'blocks'), { shardingStrategy: this.shards })
+  }
+
+  static async open (dir: string, opts: { onCorrupt?: (cid: CID) => void } = {}): Promise<Store> {
+    const store = new Store(dir)
+    store.onCorrupt = opts.onCorrupt
+    await mkdir(join(dir, 'blocks'), { recursive: true })
+    await mkdir(join(dir, 'corrupt'), { recursive: true })
+    await store.blocks.open()
+    return store
+  }
+
+  async close (): Promise<void> {
+    await this.blocks.close()
+  }
+
+  private file (cid: CID): { dir: string, file: string } {
+    const { dir, file } = this.shards.encode(cid)
+    return { dir: join(this.dir, 'blocks', dir), file: join(this.dir, 'blocks', dir, file) }
+  }
+
+  async has (cid: CID): Promise<boolean> {
+    return await this.blocks.has(cid)
+  }
+
+  /** Store blocks durably. Each block's bytes must hash to its CID. */
+  async putMany (blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<void> {
+    for (const { cid, bytes } of blocks) {
+      if (!matches(cid, bytes)) throw new CorruptBlockError(cid.toString(), 'refused to store')
+    }
+    const dirs = new Set<string>()
+    try {
+      await Promise.all(blocks.map(async ({ cid, bytes }) => {
+        const { dir, file } = this.file(cid)
+        this.corrupted.delete(cid.toString())
+        if (await this.present(file, bytes.byteLength)) return
+        this.space?.admit(bytes.byteLength)
+        await this.blocks.put(cid, bytes)
+        await fsyncPath(file)
+        dirs.add(dir)
+      }))
+      await Promise.all([...dirs].map(async d => { await fsyncPath(d) }))
+    } catch (err: any) {
+      if (err instanceof FsError) throw err // the space gate refused: it knows
+      const text = String(err?.message ?? err)
+      if (err?.code === 'ENOSPC' || text.includes('ENOSPC')) {
+        this.space?.noSpace()
+        throw new FsError('ENOSPC', 'put', this.dir, 'the block store is full')
+      }
+      throw err
+    }
+  }
+
+  async put (cid: CID, bytes: Uint8Array): Promise<void> {
+    await this.putMany([{ cid, bytes }])
+  }
+
+  private async present (file: string, size: number): Promise<boolean> {
+    try {
+      return (await stat(file)).size === size
+    } catch { return false }
+  }
+
+  /** Read a block, verified. Throws CorruptBlockError (and quarantines it) on a hash mismatch. */
+  async get (cid: CID): Promise<Uint8Array> {
+    const { file } = this.file(cid)
+    let bytes: Uint8Array
+    try {
+      bytes = await readFile(file)
+    } catch (err: any) {
+      if (err.code === 'ENOENT') {
+        // quarantined by an earlier read (a prefetch, say): still the corruption, not an absence
+        if (this.corrupted.has(cid.toString())) throw new CorruptBlockError(cid.toString(), `on disk in ${this.dir} (quarantined)`)
+        throw new FsError('ENOENT', 'get', cid.toString(), 'block not stored here')
+      }
+      throw err
+    }
+    if (!matches(cid, bytes)) {
+      await this.quarantine(cid, file)
+      throw new CorruptBlockError(cid.toString(), `on disk in ${this.dir}`)
+    }
+    return bytes
+  }
+
+  /** A local block if present and sound; undefined when absent or corrupt (corrupt ones are quarantined). */
+  async tryGet (cid: CID): Promise<Uint8Array | undefined> {
+    try {
+      return await this.get(cid)
+    } catch (err: any) {
+      if (err.code === 'ENOENT' || err instanceof CorruptBlockError) return undefined
+      throw err
+    }
+  }
+
+  private async quarantine (cid: CID, file: string): Promise<void> {
+    if (this.corrupted.size >= MAX_CORRUPTED_REMEMBERED) this.corrupted.delete(this.corrupted.values().next().value as string)
+    this.corrupted.add(cid.toString())
+    try {
+      await rename(file, join(this.dir, 'corrupt', `${cid.toString()}.${Date.now()}`))
+    } catch {}
+    this.onCorrupt?.(cid)
+  }
+
+  async delete (cid: CID): Promise<void> {
+    await this.blocks.delete(cid)
+    this.space?.freed()
+  }
+
+  /** Every stored block's CID (as raw-codec CIDs: the store is keyed by multihash). */
+  async * cids (): AsyncGenerator<CID> {
+    const root = join(this.dir, 'blocks')
+    for (const d of await readdir(root)) {
+      let names: string[]
+      try { names = await readdir(join(root, d)) } catch { continue }
+      for (const n of names) {
+        if (!n.endsWith('.data')) continue
+        try { yield CID.createV1(raw.code, this.shards.decode(n).multihash) } catch {}
+      }
+    }
+  }
+
+  /** Bytes used by blocks and the capacity of the disk under the store. */
+  async usage (): Promise<{ bytesStored: number, blocks: number, capacity: number, free: number }> {
+    let bytesStored = 0
+    let blocks = 0
+    const root = join(this.dir, 'blocks')
+    for (const d of await readdir(root)) {
+      let names: string[]
+      try { names = await readdir(join(root, d)) } catch { continue }
+      for (const n of names) {
+        try { bytesStored += (await stat(join(root, d, n))).size; blocks++ } catch {}
+      }
+    }
+    const fs = await statfs(this.dir)
+    return { bytesStored, blocks, capacity: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize }
+  }
+}
+
+async function fsyncPath (path: string): Promise<void> {
+  const fh = await open(path, 'r')
+  try { await fh.sync() } finally { await fh.close() }
+}

@@ -1,0 +1,182 @@
+// Custody of fragments (DESIGN.md §3): a host deletes its copy of a fragment only after the
+// hosts that must keep it have promised to, at that moment. A promise says "I hold this block
+// now and will not drop it myself for CUSTODY_PROMISE_MS".
+//
+// Why: drops are planned from surveys that age while a pass runs, and hosts plan from different
+// snapshots and membership views (a suspect here is gone there). Trusting a snapshot, X can drop
+// its copy because Y holds one while Y drops its copy because Z holds one while Z drops because
+// X holds one: every copy gone. With promises, a drop needs a fresh yes from a live holder, and
+// a holder that said yes cannot drop the block until the promise expires; two hosts asking each
+// other at once both see their own promise and both keep. So at every moment each fragment a
+// host dropped is still held by a host that promised it.
+import * as dagCbor from '@ipld/dag-cbor'
+import { lpStream } from '@libp2p/utils'
+import { CID } from 'multiformats/cid'
+import type { AbortOptions } from '../data/blocks.ts'
+import type { Host } from '../net/host.ts'
+import type { Store } from '../data/store.ts'
+
+export const CUSTODY_PROTOCOL = '/darkfs/custody/1.0.0'
+/** How long a promise to keep a block holds. Longer than any pass's plan is trusted. */
+export const CUSTODY_PROMISE_MS = 10 * 60_000
+/** Most CIDs asked in one request (the rest go in further requests). */
+export const MAX_CUSTODY_CIDS = 1024
+/** Bound of one request or reply message. */
+export const MAX_CUSTODY_MESSAGE_BYTES = MAX_CUSTODY_CIDS * 64 + 1024
+/** Time for one peer to answer a custody request. */
+export const CUSTODY_TIMEOUT_MS = 10_000
+/** Promises remembered before expired ones are swept. */
+export const CUSTODY_SWEEP_AT = 65_536
+
+export class CustodyProtocolError extends Error {
+  override readonly name = 'CustodyProtocolError'
+}
+
+export interface CustodyComponents {
+  host: Pick<Host, 'peerId' | 'handle' | 'unhandle' | 'newStream'>
+  store: Pick<Store, 'has' | 'delete'>
+}
+
+/** A local copy to drop, and the hosts that must keep the block (all must promise). */
+export interface Handover { cid: CID, keepers: string[] }
+
+export class Custody {
+  private readonly c: CustodyComponents
+  /** Block -> when this host's promise to keep it ends. */
+  private readonly promises = new Map<string, number>()
+  /** Blocks this host is dropping now (it promises none of them). */
+  private readonly dropping = new Set<string>()
+  private readonly promiseMs: number
+  private started = false
+
+  constructor (c: CustodyComponents, init: { promiseMs?: number } = {}) {
+    this.c = c
+    this.promiseMs = init.promiseMs ?? CUSTODY_PROMISE_MS
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    await this.c.host.handle(CUSTODY_PROTOCOL, (stream) => { void this.serve(stream) })
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    await this.c.host.unhandle(CUSTODY_PROTOCOL).catch(() => {})
+  }
+
+  /** Whether this host promised to keep the block (and the promise has not ended). */
+  promised (cid: CID | string): boolean {
+    const key = typeof cid === 'string' ? cid : cid.toString()
+    const until = this.promises.get(key)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.promises.delete(key)
+    return false
+  }
+
+  /**
+   * Promise to keep the blocks this host holds: the ones returned. Synchronous with respect to
+   * drops: a block being dropped is never promised, a promised one is never dropped.
+   */
+  async promise (cids: CID[]): Promise<Set<string>> {
+    const out = new Set<string>()
+    const now = Date.now()
+    const fresh: CID[] = []
+    for (const cid of cids) {
+      const key = cid.toString()
+      if (this.dropping.has(key)) continue
+      // promise before looking (a drop that starts while we look must see the promise)
+      if ((this.promises.get(key) ?? 0) < now + this.promiseMs) this.promises.set(key, now + this.promiseMs)
+      fresh.push(cid)
+    }
+    for (const cid of fresh) {
+      const key = cid.toString()
+      if (await this.c.store.has(cid).catch(() => false)) out.add(key)
+      else this.promises.delete(key)
+    }
+    this.sweep()
+    return out
+  }
+
+  /** Ask a peer to keep blocks: the ones it holds and promised. Unreachable peers promise nothing. */
+  async ask (peer: string, cids: CID[], opts: AbortOptions = {}): Promise<Set<string>> {
+    const out = new Set<string>()
+    for (let b = 0; b < cids.length; b += MAX_CUSTODY_CIDS) {
+      const batch = cids.slice(b, b + MAX_CUSTODY_CIDS)
+      const signal = AbortSignal.any([AbortSignal.timeout(CUSTODY_TIMEOUT_MS), ...(opts.signal !== undefined ? [opts.signal] : [])])
+      try {
+        const stream = await this.c.host.newStream(peer, CUSTODY_PROTOCOL, { signal })
+        try {
+          const lp = lpStream(stream, { maxDataLength: MAX_CUSTODY_MESSAGE_BYTES })
+          await lp.write(dagCbor.encode(batch), { signal })
+          const reply = dagCbor.decode<unknown>((await lp.read({ signal })).subarray())
+          if (!Array.isArray(reply) || reply.length !== batch.length || !reply.every(x => typeof x === 'boolean')) {
+            throw new CustodyProtocolError(`custody reply from ${peer}: expected ${batch.length} booleans`)
+          }
+          batch.forEach((c, i) => { if (reply[i] === true) out.add(c.toString()) })
+          await stream.close({ signal }).catch(() => {})
+        } catch (err: any) {
+          stream.abort(err instanceof Error ? err : new Error(String(err)))
+        }
+      } catch {}
+    }
+    return out
+  }
+
+  /**
+   * Delete local copies, each only once every one of its keepers promised to keep the block and
+   * this host has not promised it to anyone. Returns the CIDs deleted.
+   */
+  async drop (handovers: Handover[], opts: AbortOptions = {}): Promise<string[]> {
+    const self = this.c.host.peerId
+    const mine = handovers.filter(h => {
+      const key = h.cid.toString()
+      return h.keepers.length > 0 && !h.keepers.includes(self) && !this.dropping.has(key) && !this.promised(key)
+    })
+    for (const h of mine) this.dropping.add(h.cid.toString())
+    const dropped: string[] = []
+    try {
+      const byPeer = new Map<string, CID[]>()
+      for (const h of mine) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
+      const promised = new Map<string, Set<string>>()
+      await Promise.all([...byPeer].map(async ([peer, cids]) => { promised.set(peer, await this.ask(peer, cids, opts)) }))
+      for (const h of mine) {
+        const key = h.cid.toString()
+        if (!h.keepers.every(p => promised.get(p)?.has(key) === true)) continue
+        if (this.promised(key)) continue // a peer asked us to keep it while we asked
+        await this.c.store.delete(h.cid)
+        dropped.push(key)
+      }
+    } finally {
+      for (const h of mine) this.dropping.delete(h.cid.toString())
+    }
+    return dropped
+  }
+
+  private async serve (stream: Parameters<Parameters<Host['handle']>[1]>[0]): Promise<void> {
+    const signal = AbortSignal.timeout(CUSTODY_TIMEOUT_MS)
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_CUSTODY_MESSAGE_BYTES })
+      const msg = dagCbor.decode<unknown>((await lp.read({ signal })).subarray())
+      if (!Array.isArray(msg) || msg.length > MAX_CUSTODY_CIDS) throw new CustodyProtocolError('custody request: expected an array of at most 1024 CIDs')
+      const cids = msg.map(x => {
+        const cid = CID.asCID(x)
+        if (cid === null) throw new CustodyProtocolError('custody request: not a CID')
+        return cid
+      })
+      const kept = await this.promise(cids)
+      await lp.write(dagCbor.encode(cids.map(c => kept.has(c.toString()))), { signal })
+      await stream.close({ signal }).catch(() => {})
+    } catch (err: any) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+
+  private sweep (): void {
+    if (this.promises.size < CUSTODY_SWEEP_AT) return
+    const now = Date.now()
+    for (const [k, until] of this.promises) if (until <= now) this.promises.delete(k)
+  }
+}

@@ -1,0 +1,427 @@
+// Placement through a relay (DESIGN.md §4, push with forwarding): a writer on a thin uplink
+// sends each byte of a chunk about once. Protocol '/darkfs/place/1.0.0':
+//
+//   writer -> relay   REQUEST {chunk, size, k, m, fragments[k+m], targets[k+m], pinners[]}
+//   relay  -> writer  GOT {n}*           the relay holds n of the fragments it needs (progress)
+//                     ACK {i, holder}*   fragment i is stored (durably) on `holder`
+//                     DONE {bytes, ms}   the relay forwarded `bytes` in `ms` (its measured uplink)
+//                  or ERROR {name, message}
+//
+// The relay (a target of the chunk, chosen for its uplink) pulls the k data fragments from the
+// writer through the swarm (so the bytes are capped, counted and verified against their CIDs
+// like any block), never a spare: parity is asked of targets only, for data fragments the
+// writer no longer holds (a retried chunk does not cross the thin uplink twice). It rebuilds the chunk, checks it against the chunk's CID,
+// computes the parity itself, checks that every fragment it made has the CID the request names,
+// keeps its own fragment and pushes the others to their targets (swarm push; every holder
+// verifies); data fragments also go to the hosts pinning the file, on the same chain as their
+// target. So the writer uploads the k data fragments (1x the chunk) per relay it tries.
+//
+// Time bounds are on progress, not on the whole job (idle.ts): at 1 Mbit/s, a few chunks in
+// flight take minutes and are healthy as long as fragments keep arriving. Each side gives up
+// after RELAY_IDLE_TIMEOUT_MS without progress; the writer then tries one more relay (which
+// pulls what the first one placed from the targets), and anything still unplaced is left to the
+// caller (network.ts pushes it directly).
+import type { Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import type { BlockSink, Swarm } from '../../swarm/index.ts'
+import { DEFAULT_UPLINK_BYTES_PER_SECOND } from '../../swarm/index.ts'
+import type { AbortOptions } from '../data/blocks.ts'
+import { CHUNK_SIZE, decodeChunk, encodeChunk } from '../data/chunks.ts'
+import type { ChunkRef } from '../data/chunks.ts'
+import { idleDeadline } from '../net/idle.ts'
+import type { UplinkBook } from '../net/uplink.ts'
+
+export const PLACE_PROTOCOL = '/darkfs/place/1.0.0'
+/** Largest place message: a request names at most MAX_FRAGMENTS CIDs and peer ids. */
+export const MAX_PLACE_MESSAGE_BYTES = 16 * 1024
+/** Most fragments (k + m) a relayed chunk may have. */
+export const MAX_FRAGMENTS = 32
+/** Most pinning hosts named in one request. */
+export const MAX_PINNERS = 16
+/** Longest peer id string accepted in a request. */
+export const MAX_PEER_ID_CHARS = 128
+/** Chunks this host relays for others at once; more are refused (the writer pushes itself). */
+export const MAX_RELAYS_IN_PROGRESS = 8
+/**
+ * Longest time without progress (a fragment reached the relay, a holder acknowledged one) before
+ * either side gives up on a relayed chunk. A 256 KiB fragment at 1 Mbit/s shared by
+ * MAX_OWN_RELAYED_CHUNKS relays takes about 5 s: this leaves room for a loaded, slower link.
+ */
+export const RELAY_IDLE_TIMEOUT_MS = 60_000
+/**
+ * Chunks this host has relays working on at once. On a thin uplink every relay in flight
+ * shares it: more at once only makes each chunk take longer; two keep the uplink busy while a
+ * relay forwards.
+ */
+export const MAX_OWN_RELAYED_CHUNKS = 2
+/** Time a relay takes to tell the writer why it failed (the error reply and the close). */
+export const ERROR_REPLY_TIMEOUT_MS = 5_000
+/** Times a relay asks the writer for one data fragment before looking for it at the targets. */
+export const WRITER_PULL_ATTEMPTS = 3
+/** Relays tried for one chunk before the rest is left to the caller's direct pushes. */
+export const MAX_RELAY_ATTEMPTS = 2
+
+export class ForwardError extends Error {
+  override readonly name: string = 'ForwardError'
+}
+
+/** A malformed place message (the stream carrying it is closed). */
+export class PlaceProtocolError extends ForwardError {
+  override readonly name = 'PlaceProtocolError'
+}
+
+/** The relay made fragments whose CIDs differ from the request's: nothing is forwarded. */
+export class FragmentMismatchError extends ForwardError {
+  override readonly name = 'FragmentMismatchError'
+}
+
+/** The relay is relaying MAX_RELAYS_IN_PROGRESS chunks already. */
+export class RelayBusyError extends ForwardError {
+  override readonly name = 'RelayBusyError'
+}
+
+interface PlaceRequest { chunk: CID, size: number, k: number, m: number, fragments: CID[], targets: string[], pinners: string[] }
+type PlaceReply =
+  | { t: 'got', n: number }
+  | { t: 'ack', i: number, holder: string }
+  | { t: 'done', bytes: number, ms: number }
+  | { t: 'error', name: string, message: string }
+
+export interface ForwardHost {
+  readonly peerId: string
+  handle: (protocol: string, handler: (stream: Stream, peer: string) => void) => Promise<void>
+  unhandle: (protocol: string) => Promise<void>
+  newStream: (peer: string, protocol: string, opts?: AbortOptions) => Promise<Stream>
+}
+
+export interface ForwardComponents {
+  host: ForwardHost
+  swarm: Pick<Swarm, 'pullAny' | 'push'>
+  /** Durable local store (and announcement) for the relay's own fragments. */
+  sink: BlockSink
+  /** Peers' uplinks: picks relays, and learns from what relays report. */
+  uplinks: UplinkBook
+}
+
+export interface ForwardStats {
+  /** Chunks this host sent through a relay. */
+  sent: number
+  /** Chunks this host relayed for others. */
+  relayed: number
+  /** Relayed placements that failed (the writer then pushes what is missing itself). */
+  failed: number
+  /** Why the last one failed. */
+  lastError?: string
+  /** Chunks this host failed to relay for others (the writer was told why, when it could be). */
+  relayFailed: number
+  /** Why the last of those failed. */
+  lastRelayError?: string
+}
+
+export interface PlaceViaOptions extends AbortOptions {
+  /** Hosts pinning the chunk's file: they get the data fragments too. */
+  pinners?: string[]
+  /** Fragment `index` is stored on `holder`. */
+  onAck: (index: number, holder: string) => void
+}
+
+export interface Forwarder {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /**
+   * Place chunk `ref` (k > 1, its fragments in the local store) on `targets` (fragment j on
+   * targets[j % targets.length]) through one relay. Resolves when the relay is done; rejects
+   * when it fails (acknowledged fragments have been reported).
+   */
+  place: (ref: ChunkRef, targets: string[], opts: PlaceViaOptions) => Promise<void>
+  /** The relay `place` would pick among these peers. */
+  pickRelay: (candidates: string[]) => string | undefined
+  stats: () => ForwardStats
+  /**
+   * Whether this host is relaying chunk `chunk` now (gathering, storing or forwarding it). A
+   * pinning host that is also the relay gets the data fragments that way: fetching them again
+   * for its pin while the relay gathers them would pull them twice from the writer.
+   */
+  relaying: (chunk: CID) => boolean
+}
+
+export function createForwarder (c: ForwardComponents): Forwarder {
+  const self = c.host.peerId
+  const busy = new Map<string, number>()
+  const stats: ForwardStats = { sent: 0, relayed: 0, failed: 0, relayFailed: 0 }
+  let relaying = 0
+  /** chunk CID -> relay requests for it in progress here. */
+  const inRelay = new Map<string, number>()
+  let own = 0
+  const waiting: Array<() => void> = []
+  /** A slot for one of this host's chunks to go through a relay (MAX_OWN_RELAYED_CHUNKS). */
+  const acquire = async (signal: AbortSignal): Promise<() => void> => {
+    while (own >= MAX_OWN_RELAYED_CHUNKS) {
+      signal.throwIfAborted()
+      await new Promise<void>((resolve) => {
+        const wake = (): void => { signal.removeEventListener('abort', wake); resolve() }
+        waiting.push(wake)
+        signal.addEventListener('abort', wake, { once: true })
+      })
+    }
+    signal.throwIfAborted()
+    own++
+    return () => { own--; for (const wake of waiting.splice(0)) wake() }
+  }
+  let shutdown = new AbortController()
+  let running = false
+
+  const pickRelay = (candidates: string[]): string | undefined => {
+    let best: string | undefined
+    let bestScore = -1
+    for (const p of new Set(candidates)) {
+      if (p === self) continue
+      const up = c.uplinks.get(p)?.bytesPerSecond ?? DEFAULT_UPLINK_BYTES_PER_SECOND
+      const score = up / (1 + (busy.get(p) ?? 0))
+      if (score > bestScore) { best = p; bestScore = score }
+    }
+    return best
+  }
+
+  const place = async (ref: ChunkRef, targets: string[], opts: PlaceViaOptions): Promise<void> => {
+    if (ref.cid === null || ref.k < 2) throw new ForwardError('only erasure-coded chunks are placed through a relay')
+    const perFragment = ref.fragments.map((_, j) => targets[j % targets.length])
+    const pinners = [...new Set(opts.pinners ?? [])].filter(p => p !== self).slice(0, MAX_PINNERS)
+    // the targets' repair and the pinning hosts' catch-up do not fetch the chunk from here
+    // meanwhile: background wants for a pending chunk are refused (network.ts withholdsBackground)
+    const waitSignal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
+    const release = await acquire(waitSignal)
+    try {
+      const tried = new Set<string>()
+      for (let attempt = 0; ; attempt++) {
+        const relay = pickRelay(perFragment.filter(p => !tried.has(p)))
+        if (relay === undefined) return
+        tried.add(relay)
+        try {
+          await placeVia(ref, relay, perFragment, pinners, opts, waitSignal)
+          return
+        } catch (err) {
+          // the caller's abort or shutdown ends it; a wrong request would be wrong at any relay
+          if (waitSignal.aborted || err instanceof FragmentMismatchError || attempt + 1 >= MAX_RELAY_ATTEMPTS) throw err
+        }
+      }
+    } finally {
+      release()
+    }
+  }
+
+  /** One attempt through `relay`, given up after RELAY_IDLE_TIMEOUT_MS without a reply. */
+  const placeVia = async (ref: ChunkRef, relay: string, perFragment: string[], pinners: string[], opts: PlaceViaOptions, parent: AbortSignal): Promise<void> => {
+    const n = ref.fragments.length
+    busy.set(relay, (busy.get(relay) ?? 0) + 1)
+    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relay ${relay}`, parent)
+    const signal = idle.signal
+    let stream: Stream | undefined
+    try {
+      stream = await c.host.newStream(relay, PLACE_PROTOCOL, { signal })
+      const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
+      const req: PlaceRequest = { chunk: ref.cid!, size: ref.size, k: ref.k, m: ref.m, fragments: ref.fragments, targets: perFragment, pinners }
+      await lp.write(dagCbor.encode(req), { signal })
+      for (;;) {
+        const reply = decodeReply((await lp.read({ signal })).subarray(), n)
+        idle.touch()
+        if (reply.t === 'got') continue
+        if (reply.t === 'ack') {
+          // only the fragment's own target counts as its holder
+          if (reply.holder === perFragment[reply.i] || (reply.i < ref.k && pinners.includes(reply.holder))) opts.onAck(reply.i, reply.holder)
+          continue
+        }
+        if (reply.t === 'error') throw new ForwardError(`relay ${relay}: ${reply.name}: ${reply.message}`)
+        c.uplinks.observe(relay, reply.bytes, reply.ms)
+        break
+      }
+      stats.sent++
+      await stream.close({ signal }).catch(() => {})
+    } catch (err: any) {
+      stats.failed++
+      stats.lastError = `${String(err?.name)}: ${String(err?.message).slice(0, 300)}`
+      stream?.abort(err instanceof Error ? err : new Error(String(err)))
+      throw err
+    } finally {
+      idle.clear()
+      busy.set(relay, (busy.get(relay) ?? 1) - 1)
+      if (busy.get(relay) === 0) busy.delete(relay)
+    }
+  }
+
+  /**
+   * The fragments a relay rebuilds the chunk from: the k data fragments from the writer (never a
+   * spare: its uplink is the thin one); for those it no longer holds (placed and dropped by an
+   * earlier attempt), any fragments from the targets. Targets are not asked first: on a first
+   * attempt none holds anything, and every DONT_HAVE counts against a peer in the pull's choice.
+   * `progress` hears the count in hand after each arrival.
+   */
+  const gather = async (req: PlaceRequest, writer: string, signal: AbortSignal, progress: (n: number) => void): Promise<Map<string, Uint8Array>> => {
+    const targets = [...new Set(req.targets.filter(p => p !== self && p !== writer))]
+    const got = new Map<string, Uint8Array>()
+    const covered = (): number => req.fragments.filter(f => got.has(f.toString())).length
+    const distinct = (cids: CID[]): CID[] => [...new Map(cids.map(f => [f.toString(), f])).values()]
+    await Promise.all(distinct(req.fragments.slice(0, req.k)).map(async cid => {
+      // a want this host sent the writer before it was chosen (its keeper's repair, say) was
+      // refused, and a pull joining it shares the refusal: ask again with a want of our own
+      for (let i = 0; i < WRITER_PULL_ATTEMPTS && !signal.aborted; i++) {
+        const bytes = (await c.swarm.pullAny([cid], 1, [writer], { signal }).catch(() => undefined))?.get(cid.toString())
+        if (bytes === undefined) continue
+        got.set(cid.toString(), bytes)
+        progress(covered())
+        return
+      }
+    }))
+    signal.throwIfAborted()
+    const rest = distinct(req.fragments.filter(f => !got.has(f.toString())))
+    if (covered() < req.k && rest.length > 0 && targets.length > 0) {
+      const more = await c.swarm.pullAny(rest, Math.min(rest.length, req.k - covered()), targets, { signal })
+      for (const [key, bytes] of more) got.set(key, bytes)
+      progress(covered())
+    }
+    return got
+  }
+
+  /** The relay's side of one request. */
+  const relay = async (stream: Stream, writer: string): Promise<void> => {
+    // the writer gone (its stream reset, the connection lost) ends the work: a relay that went
+    // on gathering would pull the chunk from the writer's thin uplink a second time, beside the
+    // relay the writer picks next
+    const gone = new AbortController()
+    stream.addEventListener('close', () => { gone.abort(new ForwardError(`the writer ${writer} closed the relay stream`)) }, { once: true })
+    if (stream.status !== 'open') gone.abort(new ForwardError(`the writer ${writer} closed the relay stream`))
+    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relaying for ${writer}`, AbortSignal.any([shutdown.signal, gone.signal]))
+    const signal = idle.signal
+    const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
+    // replies are written in order; the chain itself never rejects (a fire-and-forget ACK whose
+    // stream went away must not become an unhandled rejection that takes the host down)
+    let writing = Promise.resolve()
+    const send = async (reply: PlaceReply): Promise<void> => {
+      const next = writing.then(async () => { await lp.write(dagCbor.encode(reply), { signal }) })
+      writing = next.catch(() => {})
+      await next
+    }
+    const post = (reply: PlaceReply): void => { send(reply).catch(() => {}) }
+    let counted = false
+    let chunkKey: string | undefined
+    try {
+      const req = decodeRequest((await lp.read({ signal })).subarray())
+      if (relaying >= MAX_RELAYS_IN_PROGRESS) throw new RelayBusyError(`relaying ${MAX_RELAYS_IN_PROGRESS} chunks already`)
+      relaying++
+      counted = true
+      chunkKey = req.chunk.toString()
+      inRelay.set(chunkKey, (inRelay.get(chunkKey) ?? 0) + 1)
+      // fragments, each verified against its CID by the swarm; every arrival is progress
+      const got = await gather(req, writer, signal, (n) => { idle.touch(); post({ t: 'got', n }) })
+      let chunk: Uint8Array
+      try {
+        chunk = decodeChunk({ offset: 0, size: req.size, cid: req.chunk, k: req.k, m: req.m, fragments: req.fragments }, req.fragments.map(f => got.get(f.toString())))
+      } catch (err: any) {
+        throw new FragmentMismatchError(`the fragments of chunk ${req.chunk.toString()} do not rebuild it: ${err.message}`)
+      }
+      const { ref, blocks } = encodeChunk(chunk, 0, req.k, req.m)
+      const wrong = ref.fragments.findIndex((f, j) => !f.equals(req.fragments[j]))
+      if (wrong >= 0) throw new FragmentMismatchError(`fragment ${wrong} of chunk ${req.chunk.toString()} encodes to ${ref.fragments[wrong].toString()}, the request names ${req.fragments[wrong].toString()}`)
+      const holders = (j: number): string[] => [...new Set([req.targets[j], ...(j < req.k ? req.pinners : [])])]
+      // own fragments first: durable here before anything is forwarded
+      for (let j = 0; j < blocks.length; j++) {
+        if (!holders(j).includes(self)) continue
+        await c.sink.put(blocks[j].cid, blocks[j].bytes, { signal })
+        post({ t: 'ack', i: j, holder: self })
+      }
+      const deliveries = blocks
+        .map((b, j) => ({ cid: b.cid, bytes: b.bytes, to: holders(j).filter(p => p !== self && p !== writer) }))
+        .filter(d => d.to.length > 0)
+      const start = performance.now()
+      await c.swarm.push(deliveries, {
+        signal,
+        onAck: (cid, peer) => {
+          idle.touch()
+          req.fragments.forEach((f, j) => { if (holders(j).includes(peer) && f.equals(cid)) post({ t: 'ack', i: j, holder: peer }) })
+        }
+      })
+      // what this relay uploaded itself: the first hop of each delivery (the swarm chains the rest)
+      const bytes = deliveries.reduce((s, d) => s + d.bytes.byteLength, 0)
+      stats.relayed++
+      await send({ t: 'done', bytes, ms: performance.now() - start })
+      await stream.close({ signal }).catch(() => {})
+    } catch (err: any) {
+      const e = err instanceof Error ? err : new Error(String(err))
+      stats.relayFailed++
+      stats.lastRelayError = `${e.name}: ${e.message.slice(0, 300)}`
+      await writing.catch(() => {})
+      await lp.write(dagCbor.encode({ t: 'error', name: e.name, message: e.message.slice(0, 1000) }), { signal: AbortSignal.timeout(ERROR_REPLY_TIMEOUT_MS) }).catch(() => {})
+      if (e instanceof PlaceProtocolError) stream.abort(e)
+      else await stream.close({ signal: AbortSignal.timeout(ERROR_REPLY_TIMEOUT_MS) }).catch(() => { stream.abort(e) })
+    } finally {
+      idle.clear()
+      if (counted) relaying--
+      if (chunkKey !== undefined) {
+        const n = (inRelay.get(chunkKey) ?? 1) - 1
+        if (n > 0) inRelay.set(chunkKey, n)
+        else inRelay.delete(chunkKey)
+      }
+    }
+  }
+
+  return {
+    async start () {
+      if (running) return
+      running = true
+      shutdown = new AbortController()
+      await c.host.handle(PLACE_PROTOCOL, (stream, peer) => { void relay(stream, peer) })
+    },
+    async stop () {
+      if (!running) return
+      running = false
+      shutdown.abort(new ForwardError('forwarder stopped'))
+      await c.host.unhandle(PLACE_PROTOCOL).catch(() => {})
+    },
+    place,
+    pickRelay,
+    stats: () => ({ ...stats }),
+    relaying: (chunk) => inRelay.has(chunk.toString())
+  }
+}
+
+const isCount = (x: unknown, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= max
+const isPeer = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= MAX_PEER_ID_CHARS
+
+function cbor (bytes: Uint8Array): any {
+  try { return dagCbor.decode(bytes) } catch (err: any) { throw new PlaceProtocolError(`malformed place message: ${err.message}`) }
+}
+
+/** Decode and validate a request (bounded, every field checked). */
+export function decodeRequest (bytes: Uint8Array): PlaceRequest {
+  const r = cbor(bytes)
+  const ok = r !== null && typeof r === 'object' &&
+    CID.asCID(r.chunk) != null && isCount(r.size, CHUNK_SIZE) && r.size > 0 &&
+    isCount(r.k, MAX_FRAGMENTS) && r.k >= 2 && isCount(r.m, MAX_FRAGMENTS) && r.k + r.m <= MAX_FRAGMENTS &&
+    Array.isArray(r.fragments) && r.fragments.length === r.k + r.m && r.fragments.every((f: unknown) => CID.asCID(f) != null) &&
+    Array.isArray(r.targets) && r.targets.length === r.k + r.m && r.targets.every(isPeer) &&
+    (r.pinners === undefined || (Array.isArray(r.pinners) && r.pinners.length <= MAX_PINNERS && r.pinners.every(isPeer)))
+  if (!ok) throw new PlaceProtocolError('malformed place request')
+  return { chunk: CID.asCID(r.chunk)!, size: r.size, k: r.k, m: r.m, fragments: r.fragments.map((f: unknown) => CID.asCID(f)!), targets: r.targets, pinners: r.pinners ?? [] }
+}
+
+/** Decode and validate a reply to a request for `n` fragments. */
+export function decodeReply (bytes: Uint8Array, n: number): PlaceReply {
+  const r = cbor(bytes)
+  if (r?.t === 'got' && isCount(r.n, n)) return { t: 'got', n: r.n }
+  if (r?.t === 'ack' && isCount(r.i, n - 1) && isPeer(r.holder)) return { t: 'ack', i: r.i, holder: r.holder }
+  if (r?.t === 'done' && typeof r.bytes === 'number' && r.bytes >= 0 && typeof r.ms === 'number' && r.ms >= 0) return { t: 'done', bytes: r.bytes, ms: r.ms }
+  if (r?.t === 'error' && typeof r.name === 'string' && typeof r.message === 'string') return { t: 'error', name: r.name.slice(0, 100), message: r.message.slice(0, 1000) }
+  throw new PlaceProtocolError('malformed place reply')
+}
+
+/**
+ * Whether an uncaught exception is libp2p's write on a connection that closed while a stream
+ * was being opened on it (yamux queues the stream's first frame as a microtask, outside any
+ * promise): it costs that connection only, so a host logs it and keeps running.
+ */
+export function isStreamRace (err: unknown): boolean {
+  const e = err as { name?: unknown, stack?: unknown } | null
+  return e?.name === 'StreamStateError' && typeof e.stack === 'string' && e.stack.includes('libp2p-yamux')
+}

@@ -1,0 +1,101 @@
+// Garbage collection (DESIGN.md §3): remove stored blocks that no retained version references
+// (retained.ts: live contents, and history within the retention period). A block is removed
+// only after GC has seen it unreferenced, continuously, for the retention period: blocks of a
+// write not yet committed (OpenFile spills, replaceFile staging, fragments pushed before their
+// op arrived) are referenced by nothing yet, and that grace keeps them. Nothing is removed in a
+// round where some retained manifest cannot be read (its chunks are unknown).
+import type { AbortOptions } from '../data/blocks.ts'
+import { retained } from './retained.ts'
+import type { Store } from '../data/store.ts'
+import type { Volume } from '../volume.ts'
+
+/** Default time between GC rounds: 1 hour. */
+export const DEFAULT_GC_INTERVAL_MS = 3600_000
+
+export interface GcInit {
+  /** Retention period of old versions and of unreferenced blocks (default retained.ts DEFAULT_RETENTION_MS). */
+  retentionMs: number
+  /** Time between rounds (default DEFAULT_GC_INTERVAL_MS; 0 = none in the background). */
+  intervalMs?: number
+}
+
+export interface GcComponents {
+  volume: Pick<Volume, 'tree' | 'chunks'>
+  store: Pick<Store, 'cids' | 'delete'>
+  now?: () => number
+}
+
+export interface GcReport { referenced: number, unreferenced: number, removed: string[], skipped: boolean }
+
+export class Collector {
+  private readonly c: GcComponents
+  private readonly retentionMs: number
+  private readonly intervalMs: number
+  /** Block multihash -> when GC first saw it unreferenced (in this process). */
+  private readonly since = new Map<string, number>()
+  private timer?: ReturnType<typeof setTimeout>
+  private running?: Promise<GcReport>
+  private started = false
+
+  constructor (components: GcComponents, init: GcInit) {
+    this.c = components
+    this.retentionMs = init.retentionMs
+    this.intervalMs = init.intervalMs ?? DEFAULT_GC_INTERVAL_MS
+    if (!(this.retentionMs >= 0)) throw new RangeError(`retention must be >= 0 ms, got ${this.retentionMs}`)
+  }
+
+  start (): void {
+    if (this.started) return
+    this.started = true
+    this.arm()
+  }
+
+  async stop (): Promise<void> {
+    this.started = false
+    clearTimeout(this.timer)
+    await this.running?.catch(() => {})
+  }
+
+  private arm (): void {
+    if (!this.started || this.intervalMs <= 0) return
+    this.timer = setTimeout(() => { this.collect().catch(() => {}).finally(() => { this.arm() }) }, this.intervalMs)
+    this.timer.unref?.()
+  }
+
+  /** One round: mark what is unreferenced now, remove what has been so for the retention period. */
+  async collect (opts: AbortOptions = {}): Promise<GcReport> {
+    if (this.running !== undefined) return await this.running
+    this.running = this.run(opts)
+    try { return await this.running } finally { this.running = undefined }
+  }
+
+  private async run (opts: AbortOptions): Promise<GcReport> {
+    const now = this.c.now ?? Date.now
+    const keep = await retained(this.c.volume as Volume, this.retentionMs, { ...opts, now: now() })
+    const report: GcReport = { referenced: 0, unreferenced: 0, removed: [], skipped: keep.unreadable > 0 }
+    if (report.skipped) return report
+    const referenced = new Set<string>()
+    for (const cid of keep.manifests.values()) referenced.add(key(cid.multihash.bytes))
+    for (const ref of keep.chunks.values()) for (const f of ref.fragments) referenced.add(key(f.multihash.bytes))
+    const seen = new Set<string>()
+    for await (const cid of this.c.store.cids()) {
+      opts.signal?.throwIfAborted()
+      const k = key(cid.multihash.bytes)
+      seen.add(k)
+      if (referenced.has(k)) { report.referenced++; this.since.delete(k); continue }
+      report.unreferenced++
+      const first = this.since.get(k)
+      if (first === undefined) { this.since.set(k, now()); continue }
+      if (now() - first < this.retentionMs) continue
+      await this.c.store.delete(cid).catch(() => {})
+      this.since.delete(k)
+      report.removed.push(cid.toString())
+    }
+    for (const k of this.since.keys()) if (!seen.has(k)) this.since.delete(k)
+    return report
+  }
+}
+
+function key (multihash: Uint8Array): string {
+  return Buffer.from(multihash).toString('base64')
+}

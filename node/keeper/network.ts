@@ -1,0 +1,296 @@
+// The chunk service's view of the network (DESIGN.md §3, §5): erasure parameters from the live
+// membership, placement of fragments on the peers closest to each chunk's key, and fetching
+// any k fragments from whoever holds them. Built on the host (membership, DHT) and the swarm
+// (verified block exchange with forwarding).
+import type { CID } from 'multiformats/cid'
+import type { Swarm } from '../../swarm/index.ts'
+import type { AbortOptions, Network } from '../data/blocks.ts'
+import type { ChunkRef } from '../data/chunks.ts'
+import { BlockUnavailableError } from '../errors.ts'
+import type { Forwarder } from './forward.ts'
+import type { Host } from '../net/host.ts'
+import { assignment } from './assignment.ts'
+import type { Custody } from './custody.ts'
+import { erasureParams, replicaCount, targets as rank, DEFAULT_REDUNDANCY } from './placement.ts'
+import type { Store } from '../data/store.ts'
+
+/** Time to find and fetch the fragments of one chunk before a read fails (EIO, not a hang). */
+export const FETCH_TIMEOUT_MS = 20_000
+/** Time for the chunk's targets to say which fragments they hold before a read asks every peer. */
+export const HOLDERS_TIMEOUT_MS = 2_000
+/** Time to wait for acknowledgements before a placement gives up (the chunk stays local-only). */
+export const PLACE_TIMEOUT_MS = 60_000
+/** Time between retries of the placements that are still short (pending): the repair pass cadence, so a thin writer is not made to push again while its relays work. */
+export const PLACE_RETRY_INTERVAL_MS = 60_000
+/** Chunks placed at once by one writer. */
+export const PLACE_CONCURRENCY = 8
+
+export interface NetworkInit {
+  /** Lost hosts tolerated (m). Default DEFAULT_REDUNDANCY (2). */
+  redundancy?: number
+  /** Places erasure-coded chunks through a relay, so the writer uploads each byte about once (forward.ts). */
+  forward?: Pick<Forwarder, 'place'>
+  /**
+   * This host's upload rate (bytes/s; `--uplink`, or `--max-upload` when lower), when known.
+   * Chunks go through a relay only when it is below RELAY_BELOW_BYTES_PER_SECOND.
+   */
+  uploadBytesPerSecond?: number
+}
+
+/**
+ * Uplinks below this (100 Mbit/s) place chunks through a relay: the writer then sends each byte
+ * once instead of (k + m - 1) / k times, which is what counts on a thin link. On a faster one the
+ * relay's extra hop and round trips cost more than the bytes they save (a 5-host loopback put:
+ * a relayed chunk took ~500 ms to place, a directly pushed one a fraction of that).
+ */
+export const RELAY_BELOW_BYTES_PER_SECOND = 12_500_000
+
+/** Where each fragment of a chunk is known to be (peer ids), from acknowledgements. */
+export type Placement = Map<string, Array<Set<string>>>
+
+export class ChunkNetwork implements Network {
+  private readonly host: Host
+  private readonly swarm: Swarm
+  private readonly store: Store
+  private readonly redundancy: number
+  private readonly forward?: Pick<Forwarder, 'place'>
+  /** chunk CID -> per fragment index, the hosts that acknowledged holding it. */
+  readonly placement: Placement = new Map()
+  /** Chunks written here whose placement has not finished (retried on reconnect). */
+  readonly pending = new Map<string, ChunkRef>()
+  /** Fragment -> how many pending chunks have it (see withholdsBackground). */
+  private readonly pendingFragments = new Map<string, number>()
+  /** Pending chunk -> the file (inode) it was written for, to find the hosts pinning it. */
+  private readonly inodes = new Map<string, string>()
+  /** Hosts pinning a file (pins.ts): they get its chunks through the push chains. */
+  pinners: (inode: string) => string[] = () => []
+  /** Whether this host has lost its peers (presence.ts): chunks held only here stay pending. */
+  offline: () => boolean = () => false
+  /**
+   * The hosts placement ranks, this one included: the membership's members (failure.ts: live
+   * and suspect hosts, less those draining), the same set the keepers' repair plans with.
+   */
+  members: () => string[] = () => [this.host.peerId, ...this.host.peers().map(p => p.id)]
+  /** Deletes the writer's copies once their targets promised to keep them (custody.ts). */
+  custody?: Pick<Custody, 'drop'>
+  /**
+   * Fragments this host is a target of for some chunk. Fragments are content-addressed, so one
+   * fragment can belong to several chunks (equal shards): a fragment is dropped only when no
+   * chunk wants it here and no pending chunk still has to send it.
+   */
+  private readonly keep = new Set<string>()
+  /** Chunks being placed now: a retry (every reconnect) joins the placement in flight. */
+  private readonly placing = new Map<string, Promise<void>>()
+
+  constructor (host: Host, swarm: Swarm, store: Store, init: NetworkInit = {}) {
+    this.host = host
+    this.swarm = swarm
+    this.store = store
+    this.redundancy = init.redundancy ?? DEFAULT_REDUNDANCY
+    const upload = init.uploadBytesPerSecond
+    this.forward = upload !== undefined && upload < RELAY_BELOW_BYTES_PER_SECOND ? init.forward : undefined
+  }
+
+  /** Live hosts, this one included. */
+  live (): number {
+    return this.host.peers().length + 1
+  }
+
+  /**
+   * Erasure parameters of new chunks: from the hosts that can take fragments now, the live
+   * members (a host that is full or draining is live but no member; a suspect is a member but
+   * not live). This host counts even when full: its chunks start here.
+   */
+  params (): { k: number, m: number } {
+    const live = new Set([this.host.peerId, ...this.host.peers().map(p => p.id)])
+    const takers = new Set([this.host.peerId, ...this.members().filter(p => live.has(p))])
+    return erasureParams(takers.size, this.redundancy)
+  }
+
+  private signal (opts: AbortOptions | undefined, ms: number): AbortSignal {
+    const t = AbortSignal.timeout(ms)
+    return opts?.signal !== undefined ? AbortSignal.any([opts.signal, t]) : t
+  }
+
+  /** Any `need` of the fragments from peers; `background` for repair and pins' catch-up (see withholdsBackground). */
+  async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef, background?: boolean } = {}): Promise<Map<string, Uint8Array>> {
+    const signal = this.signal(opts, FETCH_TIMEOUT_MS)
+    const peers = this.host.peers().map(p => p.id)
+    if (peers.length === 0) throw new BlockUnavailableError(cids[0]?.toString() ?? '?', 'no peer is reachable (offline)')
+    try {
+      // who holds which fragment, asked of the chunk's targets (one small round trip): the
+      // pull then takes each fragment from a host that has it, spread over the fastest
+      const holders = opts.chunk?.cid != null ? await this.whoHolds(opts.chunk, cids, peers, signal) : undefined
+      if (holders !== undefined) {
+        const got = await this.swarm.pullAny(cids, need, holders, { signal, background: opts.background }).catch(() => undefined)
+        if (got !== undefined) return got
+      }
+      return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
+    } catch (err) {
+      // connected peers did not have enough (a network beyond the full mesh, where holders
+      // announce provider records: announce.ts): ask the DHT who provides them
+      const from = new Map<string, string[]>()
+      await Promise.all(cids.map(async c => {
+        from.set(c.toString(), await this.host.findProviders(c, { signal }).catch(() => []))
+      }))
+      if ([...from.values()].every(p => p.length === 0)) throw err
+      return await this.swarm.pullAny(cids, need, from, { signal, background: opts.background })
+    }
+  }
+
+  /** Fragment -> the connected targets of `chunk` that hold it; undefined when fewer than k fragments are found. */
+  private async whoHolds (chunk: ChunkRef, cids: CID[], peers: string[], signal: AbortSignal): Promise<Map<string, string[]> | undefined> {
+    const connected = new Set(peers)
+    const asked = rank(chunk.cid!.bytes, this.members(), chunk.k + chunk.m + this.redundancy).filter(p => connected.has(p))
+    const out = new Map<string, string[]>(cids.map(c => [c.toString(), []]))
+    const ask = AbortSignal.any([signal, AbortSignal.timeout(HOLDERS_TIMEOUT_MS)])
+    await Promise.all(asked.map(async peer => {
+      const held = await this.swarm.has(cids, peer, { signal: ask }).catch(() => new Set<string>())
+      for (const key of held) out.get(key)?.push(peer)
+    }))
+    const found = [...out.values()].filter(hs => hs.length > 0).length
+    return found >= Math.min(chunk.k, cids.length) ? out : undefined
+  }
+
+  async fetchOne (cid: CID, opts: AbortOptions = {}): Promise<Uint8Array> {
+    const got = await this.fetch([cid], 1, opts)
+    return got.get(cid.toString())!
+  }
+
+  /**
+   * Place the fragments of each chunk on the hosts the placement plan wants them on
+   * (assignment.ts: fragment j on the member ranked j, on a fresh write; self included);
+   * wait 'safe' returns once, for every chunk, the acknowledged fragments survive the loss of
+   * any one host (or as far as the live network allows). Fragments held here that are not
+   * this host's to keep are dropped once their targets promised to keep them (custody.ts).
+   */
+  async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe', inode?: string } = {}): Promise<void> {
+    const work = refs.filter(r => r.cid !== null)
+    for (const r of work) {
+      if (!this.pending.has(r.cid!.toString())) this.countPending(r, 1)
+      this.pending.set(r.cid!.toString(), r)
+      if (opts.inode !== undefined) this.inodes.set(r.cid!.toString(), opts.inode)
+    }
+    const queue = [...work]
+    await Promise.all(Array.from({ length: Math.min(PLACE_CONCURRENCY, queue.length) }, async () => {
+      for (let r = queue.shift(); r !== undefined; r = queue.shift()) {
+        const key = r.cid!.toString()
+        let run = this.placing.get(key)
+        if (run === undefined) {
+          run = this.placeOne(r, opts).catch(() => {}).finally(() => { this.placing.delete(key) })
+          this.placing.set(key, run)
+        }
+        await run
+      }
+    }))
+  }
+
+  /** Retry placement of every chunk still pending (after a reconnect). */
+  async retry (): Promise<void> {
+    await this.place([...this.pending.values()])
+  }
+
+  private async placeOne (ref: ChunkRef, opts: AbortOptions): Promise<void> {
+    const key = ref.cid!.toString()
+    const self = this.host.peerId
+    const n = ref.fragments.length
+    const signal = this.signal(opts, PLACE_TIMEOUT_MS)
+    const inode = this.inodes.get(key)
+    const pinners = inode === undefined ? [] : this.pinners(inode)
+    const members = this.members()
+    // a replicated chunk written while the network was smaller (e.g. offline) gets the copies
+    // the network can hold now: extra copies of its one block need no new manifest
+    const copies = ref.k === 1 ? replicaCount(ref.m, this.redundancy, members.length) : n
+    const ranked = rank(ref.cid!.bytes, members, Math.min(copies, members.length))
+    const held = this.placement.get(key) ?? Array.from({ length: n }, () => new Set<string>())
+    this.placement.set(key, held)
+    for (let j = 0; j < n; j++) if (await this.store.has(ref.fragments[j])) held[j].add(self)
+    // the same plan the keepers repair to (assignment.ts), from what this host knows is where
+    const want = ref.k === 1 ? [ranked] : assignment(ranked, ref.k, ref.m, held)
+    const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
+    if (ref.k === 1) {
+      // replication: one block, every target a holder; the swarm forwards along a chain
+      const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p))
+      if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await this.store.get(ref.fragments[0]), to })
+    } else {
+      // through a relay first; whatever it could not place is pushed directly below
+      const missing = want.some((hosts, j) => [...hosts, ...(j < ref.k ? pinners : [])].some(p => p !== self && !held[j].has(p)))
+      if (this.forward !== undefined && missing && ranked.length >= n) {
+        // the relay's own time bounds start once the writer's upload is free for it (forward.ts)
+        await this.forward.place(ref, want.map(hs => hs[0]), { signal: opts.signal, pinners, onAck: (j, p) => { held[j].add(p) } }).catch(() => {})
+      }
+      for (let j = 0; j < n; j++) {
+        if (want[j].includes(self)) this.keep.add(ref.fragments[j].toString())
+        // pinning hosts get the k data fragments, on the same chain as the target
+        const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p))
+        if (to.length === 0) continue
+        deliveries.push({ cid: ref.fragments[j], bytes: await this.store.get(ref.fragments[j]), to: [...new Set(to)] })
+      }
+    }
+    if (deliveries.length > 0) {
+      const acks = await this.swarm.push(deliveries, { signal: this.signal(opts, PLACE_TIMEOUT_MS) })
+      for (const d of deliveries) {
+        const peers = acks.get(d.cid.toString()) ?? []
+        ref.fragments.forEach((f, j) => { if (f.equals(d.cid)) for (const p of peers) held[j].add(p) })
+      }
+    }
+    if (ref.k === 1) {
+      // every copy index counts the hosts holding the one block
+      for (let j = 1; j < n; j++) for (const p of held[0]) held[j].add(p)
+    }
+    const hosts = new Set(held.flatMap(s => [...s]))
+    if (hosts.size >= Math.min(copies, this.live()) && !(hosts.size < 2 && this.offline())) {
+      if (this.pending.delete(key)) this.countPending(ref, -1)
+      this.inodes.delete(key)
+      // handing over the copies that are not this host's waits on the targets' promises: in
+      // the background, so the write does not wait for it
+      if (ref.k > 1 && !pinners.includes(self)) this.dropForeign(ref, want).catch(() => {})
+    }
+  }
+
+  /** Hand over the fragments this host is not a target of, once their targets hold them. */
+  private async dropForeign (ref: ChunkRef, want: string[][]): Promise<void> {
+    const self = this.host.peerId
+    const held = this.placement.get(ref.cid!.toString())!
+    const mine = new Set(ref.fragments.filter((_, j) => want[j].includes(self)).map(f => f.toString()))
+    const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) ||
+      [...this.pending.values()].some(p => p !== ref && p.fragments.some(x => x.equals(f)))
+    const handovers = ref.fragments
+      .map((cid, j) => ({ cid, j, keepers: want[j] }))
+      .filter(h => !mine.has(h.cid.toString()) && !stillNeeded(h.cid) && h.keepers.length > 0 && h.keepers.every(p => held[h.j].has(p)))
+    if (handovers.length === 0 || this.custody === undefined) return
+    const dropped = new Set(await this.custody.drop(handovers).catch(() => []))
+    for (const h of handovers) if (dropped.has(h.cid.toString())) held[h.j].delete(self)
+  }
+
+  private countPending (ref: ChunkRef, delta: 1 | -1): void {
+    for (const f of new Set(ref.fragments.map(String))) {
+      const n = (this.pendingFragments.get(f) ?? 0) + delta
+      if (n > 0) this.pendingFragments.set(f, n)
+      else this.pendingFragments.delete(f)
+    }
+  }
+
+  /**
+   * Whether a background want (a keeper's repair, a pinning host's catch-up) for this fragment
+   * is refused here: on a thin uplink (placement through relays), while a chunk of it is still
+   * pending. The placement delivers it to its targets and the pinning hosts through a relay;
+   * serving their own fetches meanwhile would upload it from here once more each. Reads are
+   * served.
+   */
+  withholdsBackground (fragment: CID): boolean {
+    return this.forward !== undefined && this.pendingFragments.has(fragment.toString())
+  }
+
+  /** Whether this host is placing the chunk now (its keepers' repair leaves it to the placement). */
+  isPlacing (chunk: string): boolean {
+    return this.placing.has(chunk)
+  }
+
+  /** What this host knows of a chunk's placement, for status. */
+  holders (chunk: string): { hosts: number, fragments: number, pending: boolean } | undefined {
+    const held = this.placement.get(chunk)
+    if (held === undefined) return undefined
+    return { hosts: new Set(held.flatMap(s => [...s])).size, fragments: held.filter(s => s.size > 0).length, pending: this.pending.has(chunk) }
+  }
+}

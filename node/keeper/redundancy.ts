@@ -1,0 +1,160 @@
+// Keeping the redundancy (DESIGN.md §3), composed for a running host: membership with failure
+// detection, the keeper's repair loop, scrub, GC, and leave. The daemon builds this after the
+// swarm; its control commands are `heal`, `leave`, `repair.progress`, `scrub`, `gc`.
+import type { Swarm } from '../../swarm/index.ts'
+import type { AbortOptions } from '../data/blocks.ts'
+import type { Commands } from '../cli/control.ts'
+import { Membership } from '../net/failure.ts'
+import { Collector, DEFAULT_GC_INTERVAL_MS } from './gc.ts'
+import type { Host } from '../net/host.ts'
+import { drain } from './rebalance.ts'
+import { Repairer } from './repair.ts'
+import type { ChunkCounts, RepairProgress } from './repair.ts'
+import { DEFAULT_RETENTION_MS, retained } from './retained.ts'
+import { manifestRef } from '../data/chunks.ts'
+import { Scrubber } from '../data/scrub.ts'
+import type { Store } from '../data/store.ts'
+import type { Custody } from './custody.ts'
+import type { Volume } from '../volume.ts'
+
+/**
+ * Time the `leave` control command's reply gets to reach the CLI before `left` resolves and
+ * the host stops (stopping closes the control socket's connections, replies in flight too).
+ */
+export const LEAVE_REPLY_GRACE_MS = 500
+
+/** Repair passes `darkfs heal` runs before it reports the chunks still short. */
+export const HEAL_MAX_PASSES = 5
+/** Wait between heal passes that left chunks short (pushes to a peer that was busy, say). */
+export const HEAL_RETRY_MS = 1_000
+
+/** What `darkfs heal` did over all its passes, and the chunk counts after the last. */
+export interface HealResult extends RepairProgress {
+  passes: number
+  remaining: ChunkCounts
+}
+
+export interface RedundancyOptions {
+  /** `up --failure-timeout SECONDS`, in ms (default failure.ts DEFAULT_FAILURE_TIMEOUT_MS). */
+  failureTimeoutMs?: number
+  /** Time between background repair passes (default repair.ts DEFAULT_REPAIR_INTERVAL_MS). */
+  repairIntervalMs?: number
+  /** Repair traffic cap in bytes/s (default repair.ts DEFAULT_REPAIR_BYTES_PER_SECOND). */
+  repairBytesPerSecond?: number
+  /** Lost hosts tolerated (the daemon's --redundancy): copies wanted of replicated chunks. */
+  redundancy?: number
+  /** Time between background scrubs (default scrub.ts DEFAULT_SCRUB_INTERVAL_MS). */
+  scrubIntervalMs?: number
+  /** Retention of old versions and unreferenced blocks (default retained.ts DEFAULT_RETENTION_MS). */
+  retentionMs?: number
+  /** Time between GC rounds (default gc.ts DEFAULT_GC_INTERVAL_MS). */
+  gcIntervalMs?: number
+}
+
+export interface RedundancyComponents {
+  host: Host
+  swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
+  store: Store
+  volume: Volume
+  /** Deletes copies only once their keepers promised to keep them (shared with the writer). */
+  custody: Pick<Custody, 'drop'>
+  /** Whether this host is placing a chunk now (its repair leaves it to the placement). */
+  placing?: (chunk: string) => boolean
+}
+
+export interface Redundancy {
+  readonly membership: Membership
+  readonly repairer: Repairer
+  readonly scrubber: Scrubber
+  readonly collector: Collector
+  /** Resolves once `leave` has drained this host and told its peers (the host should stop). */
+  readonly left: Promise<void>
+  /** Chunks redundant/degraded/local-only/lost, asked of the holders. */
+  status: (opts?: AbortOptions) => Promise<ChunkCounts>
+  /** Repair now, every chunk, treating unreachable members as gone. */
+  heal: (opts?: AbortOptions) => Promise<HealResult>
+  /** Drain this host, then resolve `left` (after graceMs, when given). */
+  leave: (opts?: AbortOptions & { graceMs?: number }) => Promise<{ passes: number, progress: RepairProgress }>
+  commands: Commands
+  stop: () => Promise<void>
+}
+
+export async function startRedundancy (c: RedundancyComponents, o: RedundancyOptions = {}): Promise<Redundancy> {
+  const retentionMs = o.retentionMs ?? DEFAULT_RETENTION_MS
+  const membership = new Membership(c.host, { failureTimeoutMs: o.failureTimeoutMs })
+  await membership.start()
+  const repairer = new Repairer({
+    self: c.host.peerId,
+    membership,
+    store: c.store,
+    swarm: c.swarm,
+    custody: c.custody,
+    placing: c.placing,
+    chunks: async (opts) => {
+      const r = await retained(c.volume, retentionMs, opts)
+      // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable
+      return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)) }
+    }
+  }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond, redundancy: o.redundancy })
+  repairer.start()
+  const scrubber = new Scrubber({
+    store: c.store,
+    onCorrupt: () => { repairer.pass({ all: true }).catch(() => {}) }
+  }, { intervalMs: o.scrubIntervalMs })
+  scrubber.start()
+  const collector = new Collector({ volume: c.volume, store: c.store }, { retentionMs, intervalMs: o.gcIntervalMs ?? DEFAULT_GC_INTERVAL_MS })
+  collector.start()
+  let markLeft = (): void => {}
+  const left = new Promise<void>(resolve => { markLeft = resolve })
+
+  const heal = async (opts?: AbortOptions): Promise<HealResult> => {
+    await membership.expire()
+    let total: HealResult | undefined
+    for (let pass = 1; ; pass++) {
+      const p = await repairer.pass({ ...opts, all: true })
+      const remaining = await repairer.status(opts)
+      total = {
+        ...p,
+        fragmentsRepaired: p.fragmentsRepaired + (total?.fragmentsRepaired ?? 0),
+        bytesPushed: p.bytesPushed + (total?.bytesPushed ?? 0),
+        bytesFetched: p.bytesFetched + (total?.bytesFetched ?? 0),
+        dropped: p.dropped + (total?.dropped ?? 0),
+        passes: pass,
+        remaining
+      }
+      // lost chunks cannot be healed; local-only ones only once there is a peer
+      const short = remaining.degraded + (membership.live().length > 1 ? remaining.localOnly : 0)
+      if (short === 0 || pass >= HEAL_MAX_PASSES) return total
+      await new Promise(resolve => setTimeout(resolve, HEAL_RETRY_MS))
+    }
+  }
+  const leave = async (opts?: AbortOptions & { graceMs?: number }): Promise<{ passes: number, progress: RepairProgress }> => {
+    const r = await drain({ self: c.host.peerId, repairer, membership }, opts)
+    if (opts?.graceMs === undefined) markLeft()
+    else setTimeout(markLeft, opts.graceMs)
+    return r
+  }
+  return {
+    membership,
+    repairer,
+    scrubber,
+    collector,
+    left,
+    status: async (opts) => await repairer.status(opts),
+    heal,
+    leave,
+    commands: {
+      heal: async () => await heal(),
+      leave: async () => await leave({ graceMs: LEAVE_REPLY_GRACE_MS }),
+      'repair.progress': async () => repairer.progress(),
+      scrub: async () => await scrubber.scrub(),
+      gc: async () => await collector.collect()
+    },
+    stop: async () => {
+      await collector.stop()
+      await scrubber.stop()
+      await repairer.stop()
+      await membership.stop()
+    }
+  }
+}

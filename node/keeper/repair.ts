@@ -1,0 +1,348 @@
+// The keeper loop (DESIGN.md §3): for every retained chunk, the live member closest to its key
+// (its keeper) checks that every fragment sits on the hosts it must be on (survey.ts,
+// assignment.ts) and rebuilds what is missing from any k fragments, pushing it to where it
+// belongs. The same pass moves fragments to hosts that joined (they become targets), and
+// every host then drops the copies it holds but is no longer a target of, once their targets
+// hold them (rebalance.ts). Repair traffic has its own rate limit, apart from the swarm's, so
+// it never takes the whole link from reads and writes; only what is missing moves.
+import type { CID } from 'multiformats/cid'
+import type { Swarm } from '../../swarm/index.ts'
+import { tokenBucket } from '../../swarm/index.ts'
+import type { RateLimiter } from '../../swarm/index.ts'
+import type { AbortOptions } from '../data/blocks.ts'
+import { decodeChunk, encodeChunk } from '../data/chunks.ts'
+import type { ChunkRef } from '../data/chunks.ts'
+import type { Membership } from '../net/failure.ts'
+import { keeper, DEFAULT_REDUNDANCY } from './placement.ts'
+import { handovers, wantedHere } from './rebalance.ts'
+import type { Custody, Handover } from './custody.ts'
+import type { Store } from '../data/store.ts'
+import { plan, survey } from './survey.ts'
+import type { ChunkPlan, Health, Holdings } from './survey.ts'
+
+/** Default time between background repair passes: 1 minute. */
+export const DEFAULT_REPAIR_INTERVAL_MS = 60_000
+/** Default repair traffic cap (bytes fetched to rebuild plus bytes pushed): 32 MiB/s. */
+export const DEFAULT_REPAIR_BYTES_PER_SECOND = 32 * 1024 * 1024
+/** Chunks surveyed and repaired per batch (bounds the memory of one step). */
+export const REPAIR_BATCH = 256
+/** Chunks rebuilt at once. */
+export const REPAIR_CONCURRENCY = 16
+/** Wait after a membership change before a pass starts (changes come in bursts). */
+export const REPAIR_DEBOUNCE_MS = 500
+/** Time for one chunk's rebuild and delivery before it is left to the next pass. */
+export const REPAIR_CHUNK_TIMEOUT_MS = 60_000
+
+export interface RepairInit {
+  /** Time between background passes (default DEFAULT_REPAIR_INTERVAL_MS; 0 = no background loop). */
+  intervalMs?: number
+  /** Repair traffic cap in bytes/s (default DEFAULT_REPAIR_BYTES_PER_SECOND). */
+  bytesPerSecond?: number
+  /** Lost hosts tolerated (placement.ts DEFAULT_REDUNDANCY): copies wanted of replicated chunks. */
+  redundancy?: number
+}
+
+export interface RepairComponents {
+  self: string
+  membership: Pick<Membership, 'members' | 'live' | 'addEventListener' | 'removeEventListener'>
+  /**
+   * The chunks that must stay redundant (retained.ts), how many manifests could not be read,
+   * and the manifests themselves as replicated blocks (repaired too; status counts chunks).
+   */
+  chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[] }>
+  store: Pick<Store, 'has' | 'get' | 'put' | 'delete'>
+  swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
+  /** Deletes a local copy only once its keepers promised to keep it. */
+  custody: Pick<Custody, 'drop'>
+  /**
+   * Whether this host is placing a chunk right now (network.ts): its repair waits for that
+   * placement instead of pushing the same fragments again (from a thin writer, twice the bytes).
+   */
+  placing?: (chunk: string) => boolean
+}
+
+export interface RepairProgress {
+  running: boolean
+  /** Chunks in the current (or last) pass, and how many were checked so far. */
+  chunks: number
+  checked: number
+  /** Fragments delivered where they were missing, and their bytes. */
+  fragmentsRepaired: number
+  bytesPushed: number
+  /** Bytes fetched from peers to rebuild fragments. */
+  bytesFetched: number
+  /** Chunks that could not be repaired in this pass (too few fragments reachable, target unreachable). */
+  failed: number
+  /** Local copies dropped because their targets hold them. */
+  dropped: number
+}
+
+export interface ChunkCounts { total: number, redundant: number, degraded: number, localOnly: number, lost: number }
+
+export interface PassOptions extends AbortOptions {
+  /** Repair every chunk, not only those this host keeps (`darkfs heal`, leave). */
+  all?: boolean
+  /** Plan as if this host were gone (leave: its fragments go elsewhere; it stays a source). */
+  leaving?: boolean
+  /** Drop local copies this host is no longer a target of (default true unless leaving). */
+  drop?: boolean
+}
+
+export class Repairer extends EventTarget {
+  private readonly c: RepairComponents
+  private readonly intervalMs: number
+  private readonly limiter: RateLimiter
+  private progress_: RepairProgress = emptyProgress()
+  private running?: Promise<RepairProgress>
+  private again = false
+  private timer?: ReturnType<typeof setTimeout>
+  private debounce?: ReturnType<typeof setTimeout>
+  private shutdown = new AbortController()
+  private started = false
+  private readonly redundancy: number
+  private readonly onChange = (): void => { this.schedule(REPAIR_DEBOUNCE_MS) }
+
+  constructor (components: RepairComponents, init: RepairInit = {}) {
+    super()
+    this.c = components
+    this.intervalMs = init.intervalMs ?? DEFAULT_REPAIR_INTERVAL_MS
+    this.redundancy = init.redundancy ?? DEFAULT_REDUNDANCY
+    this.limiter = tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
+  }
+
+  start (): void {
+    if (this.started) return
+    this.started = true
+    this.shutdown = new AbortController()
+    this.c.membership.addEventListener('gone', this.onChange)
+    this.c.membership.addEventListener('joined', this.onChange)
+    if (this.intervalMs > 0) this.schedule(this.intervalMs)
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.c.membership.removeEventListener('gone', this.onChange)
+    this.c.membership.removeEventListener('joined', this.onChange)
+    clearTimeout(this.timer)
+    clearTimeout(this.debounce)
+    this.shutdown.abort(new Error('repair stopped'))
+    await this.running?.catch(() => {})
+  }
+
+  progress (): RepairProgress {
+    return { ...this.progress_ }
+  }
+
+  private schedule (ms: number): void {
+    if (!this.started) return
+    clearTimeout(this.debounce)
+    this.debounce = setTimeout(() => {
+      this.pass().catch(() => {}).finally(() => {
+        clearTimeout(this.timer)
+        if (this.started && this.intervalMs > 0) this.timer = setTimeout(() => { this.schedule(0) }, this.intervalMs)
+      })
+    }, ms)
+    this.debounce.unref?.()
+  }
+
+  /**
+   * One pass over every retained chunk: survey, repair what this host keeps (or all, see
+   * PassOptions), drop foreign copies. Passes never overlap: a call during a pass waits for
+   * it and then runs one more.
+   */
+  async pass (opts: PassOptions = {}): Promise<RepairProgress> {
+    while (this.running !== undefined) {
+      this.again = true
+      await this.running.catch(() => {})
+    }
+    this.again = false
+    const signal = opts.signal === undefined ? this.shutdown.signal : AbortSignal.any([opts.signal, this.shutdown.signal])
+    this.running = this.run({ ...opts, signal })
+    try {
+      return await this.running
+    } finally {
+      this.running = undefined
+    }
+  }
+
+  /** Redundancy of every retained chunk, asked of the hosts that hold them. */
+  async status (opts: AbortOptions = {}): Promise<ChunkCounts> {
+    const { refs, unreadable } = await this.c.chunks(opts)
+    const counts: ChunkCounts = { total: refs.length + unreadable, redundant: 0, degraded: 0, localOnly: 0, lost: unreadable }
+    const members = this.c.membership.members()
+    const live = this.c.membership.live()
+    for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
+      const batch = refs.slice(b, b + REPAIR_BATCH)
+      const holdings = await survey(this.surveyor(), batch, live, opts)
+      for (const ref of batch) counts[plan(ref, holdings, members, new Set(live), this.c.self, this.redundancy).health]++
+    }
+    return counts
+  }
+
+  /** Health of every retained chunk planned without this host (leave checks it is not needed). */
+  async healthWithout (self: string, opts: AbortOptions = {}): Promise<Record<Health, number>> {
+    const { refs } = await this.c.chunks(opts)
+    const out: Record<Health, number> = { redundant: 0, degraded: 0, localOnly: 0, lost: 0 }
+    const members = this.c.membership.members().filter(p => p !== self)
+    const live = this.c.membership.live()
+    for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
+      const batch = refs.slice(b, b + REPAIR_BATCH)
+      const holdings = await survey(this.surveyor(), batch, live, opts)
+      for (const ref of batch) out[plan(ref, holdings, members, new Set(live.filter(p => p !== self)), '', this.redundancy).health]++
+    }
+    return out
+  }
+
+  private surveyor (): Parameters<typeof survey>[0] {
+    return { self: this.c.self, hasLocal: async cid => await this.c.store.has(cid), has: async (cids, peer, o) => await this.c.swarm.has(cids, peer, o) }
+  }
+
+  private async run (opts: PassOptions & { signal: AbortSignal }): Promise<RepairProgress> {
+    const all = await this.c.chunks(opts)
+    const manifests = new Set(all.manifests ?? [])
+    const refs = [...all.refs, ...manifests]
+    // progress counts chunks, as status does; manifests are repaired alongside
+    this.progress_ = { ...emptyProgress(), running: true, chunks: all.refs.length }
+    const self = this.c.self
+    const allLive = this.c.membership.live()
+    const members = this.c.membership.members().filter(p => !(opts.leaving === true && p === self))
+    const live = new Set(allLive.filter(p => !(opts.leaving === true && p === self)))
+    const drop = opts.drop ?? opts.leaving !== true
+    // copies to hand over, dropped after the whole pass: a block (equal fragments of several
+    // chunks) stays while any chunk wants it here
+    const toDrop = new Map<string, Handover>()
+    const wanted = new Set<string>()
+    try {
+      for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
+        const batch = refs.slice(b, b + REPAIR_BATCH)
+        const holdings = await survey(this.surveyor(), batch, allLive, opts)
+        const queue = batch.slice()
+        await Promise.all(Array.from({ length: Math.min(REPAIR_CONCURRENCY, queue.length) }, async () => {
+          for (let ref = queue.shift(); ref !== undefined; ref = queue.shift()) {
+            opts.signal.throwIfAborted()
+            const p = plan(ref, holdings, members, live, self, this.redundancy)
+            const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
+            if (mine && p.health !== 'redundant' && p.health !== 'lost') {
+              const ok = await this.repairChunk(ref, p, holdings, opts).catch(() => false)
+              if (!ok) this.progress_.failed++
+            } else if (mine && p.health === 'lost') {
+              this.progress_.failed++
+            }
+            for (const key of wantedHere(self, ref, p)) wanted.add(key)
+            if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
+            if (!manifests.has(ref)) this.progress_.checked++
+            this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
+          }
+        }))
+      }
+      const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()))
+      if (handover.length > 0) {
+        this.progress_.dropped += (await this.c.custody.drop(handover, opts).catch(() => [])).length
+      }
+    } finally {
+      this.progress_.running = false
+    }
+    if (this.again) this.schedule(0)
+    return this.progress()
+  }
+
+  /** Rebuild the fragments missing from their hosts and deliver them. True when all landed. */
+  private async repairChunk (ref: ChunkRef, p: ChunkPlan, holdings: Holdings, opts: AbortOptions & { signal: AbortSignal }): Promise<boolean> {
+    const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(REPAIR_CHUNK_TIMEOUT_MS)])
+    const missing: Array<{ j: number, to: string[] }> = []
+    p.want.forEach((hosts, j) => {
+      const to = hosts.filter(h => !p.held[j].has(h))
+      if (to.length > 0) missing.push({ j, to })
+    })
+    if (missing.length === 0) return true
+    const fragments = await this.fragments(ref, missing.map(x => x.j), holdings, signal)
+    let ok = true
+    for (const { j, to } of missing) {
+      const cid = ref.fragments[j]
+      const bytes = fragments.get(j)!
+      if (to.includes(this.c.self)) {
+        await this.c.store.put(cid, bytes)
+        p.held[j].add(this.c.self)
+      }
+      const remote = to.filter(h => h !== this.c.self)
+      if (remote.length === 0) continue
+      await this.limiter.take(bytes.byteLength * remote.length, { signal })
+      const acks = await this.c.swarm.push([{ cid, bytes, to: remote }], { signal })
+      const got = acks.get(cid.toString()) ?? []
+      for (const h of got) { p.held[j].add(h); holdings.get(cid.toString())?.add(h) }
+      this.progress_.bytesPushed += bytes.byteLength * got.length
+      this.progress_.fragmentsRepaired += got.length
+      if (remote.some(h => !got.includes(h))) ok = false
+    }
+    return ok
+  }
+
+  /** The bytes of fragments `wanted` of a chunk: from here, else rebuilt from any k. */
+  private async fragments (ref: ChunkRef, wanted: number[], holdings: Holdings, signal: AbortSignal): Promise<Map<number, Uint8Array>> {
+    const out = new Map<number, Uint8Array>()
+    const have: Array<Uint8Array | undefined> = new Array(ref.fragments.length).fill(undefined)
+    let count = 0
+    for (let j = 0; j < ref.fragments.length && count < ref.k; j++) {
+      if (ref.k === 1 && count > 0) break
+      const bytes = await this.local(ref.fragments[j])
+      if (bytes !== undefined) { have[j] = bytes; count++ }
+    }
+    if (wanted.every(j => have[j] !== undefined)) {
+      for (const j of wanted) out.set(j, have[j]!)
+      return out
+    }
+    // a fragment some live host holds (a joiner takes over the copy of the host it displaces,
+    // extra copies when hosts are few) is copied from there: one fragment's bytes, not k
+    const copyable = wanted.filter(j => have[j] === undefined && [...(holdings.get(ref.fragments[j].toString()) ?? [])].some(h => h !== this.c.self))
+    for (const j of copyable) {
+      const f = ref.fragments[j]
+      const from = new Map([[f.toString(), [...(holdings.get(f.toString()) ?? [])].filter(h => h !== this.c.self)]])
+      await this.limiter.take(Math.ceil(ref.size / ref.k), { signal })
+      const got = await this.c.swarm.pullAny([f], 1, from, { signal, background: true }).catch(() => undefined)
+      const b = got?.get(f.toString())
+      if (b !== undefined) {
+        ref.fragments.forEach((g, i) => { if (g.equals(f) && have[i] === undefined) have[i] = b })
+        this.progress_.bytesFetched += b.byteLength
+      }
+    }
+    if (wanted.every(j => have[j] !== undefined)) {
+      for (const j of wanted) out.set(j, have[j]!)
+      return out
+    }
+    count = have.filter(b => b !== undefined).length
+    if (count < ref.k) {
+      const want = ref.fragments.filter((_, j) => have[j] === undefined)
+      const from = new Map<string, string[]>()
+      for (const f of want) from.set(f.toString(), [...(holdings.get(f.toString()) ?? [])].filter(h => h !== this.c.self))
+      const size = Math.ceil(ref.size / ref.k)
+      await this.limiter.take(size * (ref.k - count), { signal })
+      const got = await this.c.swarm.pullAny(want, ref.k - count, from, { signal, background: true })
+      ref.fragments.forEach((f, j) => {
+        const b = got.get(f.toString())
+        if (b !== undefined && have[j] === undefined) { have[j] = b; this.progress_.bytesFetched += b.byteLength }
+      })
+    }
+    const chunk = decodeChunk(ref, have)
+    const encoded = encodeChunk(chunk, ref.offset, ref.k, ref.m)
+    for (const j of wanted) {
+      const block = encoded.blocks.find(b => b.cid.equals(ref.fragments[j]))
+      if (block === undefined) throw new Error(`re-encoding chunk ${ref.cid!.toString()} did not give fragment ${j}`)
+      out.set(j, block.bytes)
+    }
+    return out
+  }
+
+  private async local (cid: CID): Promise<Uint8Array | undefined> {
+    try {
+      if (!await this.c.store.has(cid)) return undefined
+      return await this.c.store.get(cid)
+    } catch {
+      return undefined
+    }
+  }
+}
+
+function emptyProgress (): RepairProgress {
+  return { running: false, chunks: 0, checked: 0, fragmentsRepaired: 0, bytesPushed: 0, bytesFetched: 0, failed: 0, dropped: 0 }
+}

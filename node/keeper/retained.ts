@@ -1,0 +1,68 @@
+// What the network must keep (DESIGN.md §2, §3): the manifests and chunks of every live file's
+// current content and of every version in its history younger than the retention period.
+// Repair keeps these redundant, status counts them, GC keeps exactly these.
+import type { CID } from 'multiformats/cid'
+import type { ChunkRef } from '../data/chunks.ts'
+import type { AbortOptions } from '../data/blocks.ts'
+import type { Volume } from '../volume.ts'
+import type { Content, InodeId } from '../tree/index.ts'
+
+/** Default time old versions (from history) stay retained: 7 days. */
+export const DEFAULT_RETENTION_MS = 7 * 24 * 3600_000
+
+export interface Retained {
+  /** Manifest CIDs, by cid.toString(). */
+  manifests: Map<string, CID>
+  /** Chunks (no holes), by chunk cid.toString(). */
+  chunks: Map<string, ChunkRef>
+  /** Manifests that could not be read (here or from any peer): their chunks are unknown. */
+  unreadable: number
+}
+
+/** Every content of every live file, current and in history within `retentionMs`. */
+export function retainedContents (volume: Volume, retentionMs: number, now = Date.now()): Content[] {
+  const tree = volume.tree
+  const horizon = BigInt(Math.max(0, now - retentionMs)) * 1_000_000n
+  const out: Content[] = []
+  const stack: InodeId[] = [tree.root]
+  const seen = new Set<InodeId>()
+  while (stack.length > 0) {
+    const dir = stack.pop()!
+    for (const e of tree.children(dir)) {
+      if (seen.has(e.inode)) continue
+      seen.add(e.inode)
+      const inode = tree.get(e.inode)
+      if (inode === undefined) continue
+      if (inode.kind === 'dir') { stack.push(inode.id); continue }
+      if (inode.content !== null) out.push(inode.content)
+      if (inode.kind !== 'file') continue
+      for (const v of tree.history(inode.id)) {
+        if (v.content !== null && v.time >= horizon) out.push(v.content)
+      }
+    }
+  }
+  return out
+}
+
+/** Read the manifests of the retained contents and collect their chunks. */
+export async function retained (volume: Volume, retentionMs: number, opts: AbortOptions & { now?: number } = {}): Promise<Retained> {
+  const result: Retained = { manifests: new Map(), chunks: new Map(), unreadable: 0 }
+  for (const content of retainedContents(volume, retentionMs, opts.now)) {
+    if (!('manifest' in content)) continue
+    const key = content.manifest.toString()
+    if (result.manifests.has(key)) continue
+    result.manifests.set(key, content.manifest)
+    opts.signal?.throwIfAborted()
+    let manifest
+    try {
+      manifest = await volume.chunks.readManifest(content.manifest, opts)
+    } catch {
+      result.unreadable++
+      continue
+    }
+    for (const ref of manifest.chunks) {
+      if (ref.cid !== null) result.chunks.set(ref.cid.toString(), ref)
+    }
+  }
+  return result
+}

@@ -1,0 +1,100 @@
+// Who holds which fragment, asked of the hosts themselves (swarm have-only queries), and what
+// that means for each chunk's redundancy (DESIGN.md §3, §8 status). Truthful for every chunk,
+// whoever wrote it: nothing here relies on placement remembered by the writer.
+import type { CID } from 'multiformats/cid'
+import type { AbortOptions } from '../data/blocks.ts'
+import type { ChunkRef } from '../data/chunks.ts'
+import { assignment } from './assignment.ts'
+import { targets, replicaCount, DEFAULT_REDUNDANCY } from './placement.ts'
+
+/** Peers asked at once during a survey. */
+export const SURVEY_CONCURRENCY = 8
+/** Fragment CIDs asked of one peer in one have-query (a survey of many chunks is cut in batches). */
+export const SURVEY_BATCH = 4096
+
+export interface SurveyComponents {
+  self: string
+  /** Whether this host holds a block. */
+  hasLocal: (cid: CID) => Promise<boolean>
+  /** Which of `cids` a peer holds (swarm have-query). */
+  has: (cids: CID[], peer: string, opts?: AbortOptions) => Promise<Set<string>>
+}
+
+/** Fragment cid.toString() -> the live hosts that hold it (this host included). */
+export type Holdings = Map<string, Set<string>>
+
+/** Ask every live host (self included) which of the chunks' fragments it holds. Unreachable peers hold nothing. */
+export async function survey (c: SurveyComponents, refs: ChunkRef[], live: string[], opts: AbortOptions = {}): Promise<Holdings> {
+  const cids = [...new Map(refs.flatMap(r => r.fragments).map(f => [f.toString(), f])).values()]
+  const holdings: Holdings = new Map(cids.map(f => [f.toString(), new Set<string>()]))
+  for (const f of cids) {
+    if (await c.hasLocal(f)) holdings.get(f.toString())!.add(c.self)
+  }
+  const peers = live.filter(p => p !== c.self)
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(SURVEY_CONCURRENCY, peers.length) }, async () => {
+    for (let i = next++; i < peers.length; i = next++) {
+      for (let b = 0; b < cids.length; b += SURVEY_BATCH) {
+        opts.signal?.throwIfAborted()
+        const held = await askWithRetry(c, cids.slice(b, b + SURVEY_BATCH), peers[i], opts)
+        for (const key of held) holdings.get(key)?.add(peers[i])
+      }
+    }
+  }))
+  return holdings
+}
+
+/** Tries of a have-query before a peer is taken to hold nothing (streams may be briefly over their limit). */
+export const SURVEY_TRIES = 4
+/** Wait before retrying a have-query, doubled per try. */
+export const SURVEY_RETRY_MS = 100
+
+async function askWithRetry (c: SurveyComponents, cids: CID[], peer: string, opts: AbortOptions): Promise<Set<string>> {
+  for (let i = 0; ; i++) {
+    try {
+      return await c.has(cids, peer, opts)
+    } catch {
+      if (i + 1 >= SURVEY_TRIES || opts.signal?.aborted === true) return new Set()
+      await new Promise(resolve => setTimeout(resolve, SURVEY_RETRY_MS << i))
+    }
+  }
+}
+
+export type Health = 'redundant' | 'degraded' | 'localOnly' | 'lost'
+
+export interface ChunkPlan {
+  /** Hosts that must hold fragment j (from the members ranked by distance). */
+  want: string[][]
+  /** Live hosts that hold fragment j now. */
+  held: Array<Set<string>>
+  health: Health
+}
+
+/**
+ * The chunk's required placement among `members` and its health given who holds what:
+ * lost when fewer than k distinct fragments have a live holder; local-only when this host is
+ * the only holder (the network, if any, holds nothing of it); redundant when every fragment is on every host it
+ * must be on (all of them live); degraded otherwise.
+ */
+export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live: Set<string>, self: string, redundancy = DEFAULT_REDUNDANCY): ChunkPlan {
+  const n = ref.k + ref.m
+  const held = ref.fragments.map(f => new Set([...(holdings.get(f.toString()) ?? [])].filter(p => live.has(p))))
+  let want: string[][]
+  if (ref.k === 1) {
+    // copies of one block: fragment 0 stands for all of them, on as many hosts as the network's
+    // redundancy asks now (a chunk written offline with one copy catches up)
+    const copies = replicaCount(ref.m, redundancy, members.length)
+    want = [targets(ref.cid!.bytes, members, Math.min(copies, members.length)), ...Array.from({ length: n - 1 }, () => [])]
+  } else {
+    // fragments stay on the targets that hold them; only what is missing moves (assignment.ts)
+    want = assignment(targets(ref.cid!.bytes, members, Math.min(n, members.length)), ref.k, ref.m, held)
+  }
+  const available = ref.k === 1 ? (held[0].size > 0 ? 1 : 0) : held.filter(s => s.size > 0).length
+  const hosts = new Set(held.flatMap(s => [...s]))
+  let health: Health
+  if (available < ref.k) health = 'lost'
+  else if (hosts.size === 1 && hosts.has(self)) health = 'localOnly'
+  else if (want.every((hs, j) => hs.every(h => live.has(h) && held[j].has(h)))) health = 'redundant'
+  else health = 'degraded'
+  return { want, held, health }
+}

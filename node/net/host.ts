@@ -1,0 +1,718 @@
+// The libp2p host (DESIGN.md §3, §7): the ONLY file that builds libp2p and its transports.
+//
+// One host = tcp (+ memory, for in-process tests) + pnet (mandatory) + noise + yamux + identify +
+// ping + kad-dht on darkfs's own protocol id, so a darkfs network is its own private DHT that
+// keeps VPN and loopback addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fd00::/8, 127/8).
+//
+// Membership is the libp2p peer set: a host dials its join addresses, then learns every other
+// member from identify, the DHT and a tiny peer exchange ('/darkfs/peers/1.0.0'), and keeps a
+// connection to every member of a small network (up to FULL_MESH_PEERS). A peer is live while
+// its connection answers pings (libp2p's connection monitor); dropped members are redialled
+// with capped, jittered backoff for as long as they stay away (see redial()).
+//
+// A wrong network key is reported as such: libp2p only sees a broken handshake, so the pnet
+// protector is wrapped to check that the first decrypted bytes are multistream-select's header
+// (any libp2p peer sends it first); garbage there means the two sides' keys differ. Both sides
+// then say so: dial() throws NetworkKeyMismatchError, and a 'peer:key-mismatch' event carries
+// the remote address on either side.
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { memory } from '@libp2p/memory'
+import { preSharedKey } from '@libp2p/pnet'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { createTrafficMeter } from './traffic.ts'
+import type { TrafficSnapshot } from './traffic.ts'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { KEEP_ALIVE } from '@libp2p/interface'
+import type { AbortOptions, Connection, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { CID } from 'multiformats/cid'
+import { NetworkKeyMismatchError, UsageError } from '../errors.ts'
+import { formatNetworkKey } from './keys.ts'
+import { targets } from '../keeper/placement.ts'
+import { cidrContains, parseCidr } from './cidr.ts'
+import type { Cidr } from './cidr.ts'
+
+export type { Stream } from '@libp2p/interface'
+
+/** Default time for one dial (transport connect + pnet + noise + yamux). */
+export const DEFAULT_DIAL_TIMEOUT_MS = 3000
+/** The pnet nonce exchange must finish within this. */
+export const PNET_HANDSHAKE_TIMEOUT_MS = 2000
+/** The DHT's protocol id: a darkfs network is its own DHT, never the public IPFS one. */
+export const DHT_PROTOCOL = '/darkfs/kad/1.0.0'
+/** Peer exchange protocol: "these are the members I am connected to". */
+export const PEX_PROTOCOL = '/darkfs/peers/1.0.0'
+/** Networks up to this many members keep a connection to every member (full mesh). */
+export const FULL_MESH_PEERS = 64
+/** Most peers listed in one peer-exchange message. */
+export const PEX_MAX_PEERS = FULL_MESH_PEERS
+/** Most addresses per peer in a peer-exchange message. */
+export const PEX_MAX_ADDRS = 16
+/** Largest peer-exchange message. */
+export const PEX_MAX_MESSAGE_BYTES = 64 * 1024
+/** Time for one whole peer exchange. */
+export const PEX_TIMEOUT_MS = 3000
+/** New members seen within this window are announced to everyone in one round. */
+export const PEX_DEBOUNCE_MS = 150
+/** Concurrent dials to members learned by peer exchange. */
+export const PEX_DIAL_CONCURRENCY = 8
+/** Liveness: every connection is pinged this often; a failed ping closes it. */
+export const PING_INTERVAL_MS = 5000
+/**
+ * Shortest time a ping may take before its connection is closed (libp2p's adaptive timeout
+ * grows from here; its own floor is 5 s). A writer on a 1 Mbit/s uplink whose TCP is backing
+ * off after losses stalls for 5 s and more; at 5 s the monitor closed its connections to the
+ * relays in the middle of chunks, and each chunk was pulled from the thin uplink again (seen on
+ * the mesh: 2 relays lost, 1.22x of data). A cut link is noticed at most this much later.
+ */
+export const PING_TIMEOUT_MIN_MS = 15_000
+/**
+ * Time a new stream may take to agree on its protocol. A stream a peer opens while its thin
+ * uplink is busy reaches us behind seconds of its queued data (and TCP's recovery from the
+ * shaper's drops): libp2p's 10 s default reset the relay placements of a writer at 1 Mbit/s.
+ */
+export const STREAM_NEGOTIATION_TIMEOUT_MS = 60_000
+/**
+ * First redial delay of a dropped member; each next one is RECONNECT_BACKOFF times longer, up to
+ * RECONNECT_MAX_DELAY_MS. A member is redialled until it is back, is hung up on purpose (it left),
+ * or this host stops: never given up on, since a laptop may be offline for hours (DESIGN.md §6).
+ */
+export const RECONNECT_RETRY_INTERVAL_MS = 500
+export const RECONNECT_BACKOFF = 2
+/** Longest wait between two redials of one member. */
+export const RECONNECT_MAX_DELAY_MS = 60_000
+/**
+ * Each wait is drawn between (1 - RECONNECT_JITTER) and 1 times its backoff delay, so the hosts
+ * that lost a member at the same moment do not all redial it in lockstep.
+ */
+export const RECONNECT_JITTER = 0.25
+/** Most open connections (members plus transient ones). */
+export const MAX_CONNECTIONS = 4 * FULL_MESH_PEERS
+/** closestPeers(): the DHT query part gives up after this; connected peers still answer. */
+export const CLOSEST_PEERS_QUERY_TIMEOUT_MS = 2000
+/** findProviders(): the query gives up after this unless the caller aborts sooner. */
+export const FIND_PROVIDERS_TIMEOUT_MS = 5000
+/** Inbound connections accepted per second from one IP (libp2p's default is 5). */
+export const INBOUND_CONNECTIONS_PER_SECOND_PER_IP = 64
+/** Inbound connections in their handshake at once (libp2p's default is 10). */
+export const MAX_INCOMING_PENDING_CONNECTIONS = 64
+/** Most mismatch records remembered (to turn a failed dial into NetworkKeyMismatchError). */
+const MISMATCH_RECORDS = 256
+
+export interface HostInit {
+  privateKey: PrivateKey
+  /** The network's 32-byte pre-shared key (keys.ts); mandatory: no key, no host. */
+  networkKey: Uint8Array
+  /** Multiaddrs to listen on: '/ip4/10.0.0.5/tcp/4001', or '/memory/<name>' for in-process tests. */
+  listen: string[]
+  /** Members to dial at start. */
+  join?: string[]
+  /** Time for one dial. Default DEFAULT_DIAL_TIMEOUT_MS. */
+  dialTimeoutMs?: number
+  /** Accept inbound connections only from these CIDRs ('10.0.0.0/8', 'fd00::/8'). Default: all. */
+  allowFrom?: string[]
+  /** Addresses to advertise instead of the listen addresses (e.g. the VPN address). */
+  announce?: string[]
+  /** Networks up to this many members keep a connection to every member. Default FULL_MESH_PEERS. */
+  fullMeshPeers?: number
+}
+
+export interface HostPeer { id: string, addresses: string[], latencyMs?: number }
+
+export interface KeyMismatch {
+  /** The remote transport address (without /p2p). */
+  address: string
+  direction: 'inbound' | 'outbound'
+  reason: string
+}
+
+export interface HostEventMap {
+  'peer:connect': CustomEvent<string>
+  'peer:disconnect': CustomEvent<string>
+  'peer:key-mismatch': CustomEvent<KeyMismatch>
+}
+
+export type StreamHandler = (stream: Stream, peer: string) => void | Promise<void>
+
+export interface HandleOptions {
+  /** Concurrent inbound streams of this protocol per connection. */
+  maxInboundStreams?: number
+  /** Concurrent outbound streams of this protocol per connection. */
+  maxOutboundStreams?: number
+}
+
+export interface Host {
+  readonly peerId: string
+  /** Full multiaddrs (with /p2p/<id>) others can dial; never unspecified (0.0.0.0, ::). */
+  addresses: () => string[]
+  /** Connected peers (the live members). */
+  peers: () => HostPeer[]
+  /** Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does. */
+  dial: (addr: string, opts?: AbortOptions) => Promise<void>
+  /** The n live peers (this one included) closest to key by XOR distance of kad ids, closest first. */
+  closestPeers: (key: Uint8Array, n: number, opts?: AbortOptions) => Promise<string[]>
+  /** Announce in the DHT that this host holds cid. */
+  provide: (cid: CID, opts?: AbortOptions) => Promise<void>
+  /** Peers the DHT says hold cid (this one included if it provides it). */
+  findProviders: (cid: CID, opts?: AbortOptions & { max?: number }) => Promise<string[]>
+  handle: (protocol: string, handler: StreamHandler, opts?: HandleOptions) => Promise<void>
+  unhandle: (protocol: string) => Promise<void>
+  newStream: (peer: string, protocol: string, opts?: AbortOptions) => Promise<Stream>
+  hangUp: (peer: string, opts?: AbortOptions) => Promise<void>
+  addEventListener: <K extends keyof HostEventMap>(type: K, listener: (evt: HostEventMap[K]) => void, opts?: AddEventListenerOptions) => void
+  removeEventListener: <K extends keyof HostEventMap>(type: K, listener: (evt: HostEventMap[K]) => void) => void
+  /** Bytes this host sent, per protocol and into its sockets (node/traffic.ts). */
+  traffic: () => TrafficSnapshot
+  /** Stop listening and close every connection. Idempotent. */
+  stop: () => Promise<void>
+}
+
+/** Start a host: listen, dial the join addresses, and keep the membership up to date. */
+export async function createHost (init: HostInit): Promise<Host> {
+  if (!(init.networkKey instanceof Uint8Array)) throw new UsageError('createHost: a network key is required (darkfs networks are private)')
+  const psk = new TextEncoder().encode(formatNetworkKey(init.networkKey))
+  const dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
+  const fullMesh = init.fullMeshPeers ?? FULL_MESH_PEERS
+  const allowFrom = (init.allowFrom ?? []).map(parseCidr)
+  const events = new EventTarget()
+  const mismatches: Array<KeyMismatch & { at: number }> = []
+  const usesMemory = [...init.listen, ...(init.join ?? [])].some(a => a.startsWith('/memory/'))
+
+  const onMismatch = (m: KeyMismatch): void => {
+    mismatches.push({ ...m, at: Date.now() })
+    if (mismatches.length > MISMATCH_RECORDS) mismatches.shift()
+    events.dispatchEvent(new CustomEvent('peer:key-mismatch', { detail: m }))
+  }
+  /** Outbound connections past the nonce exchange whose first decrypted bytes were not yet right. */
+  const unverified: Array<{ address: string, at: number, verified: boolean }> = []
+  const onProtected = (address: string): { verified: () => void } => {
+    const r = { address, at: Date.now(), verified: false }
+    unverified.push(r)
+    if (unverified.length > MISMATCH_RECORDS) unverified.shift()
+    return { verified: () => { r.verified = true } }
+  }
+
+  const meter = createTrafficMeter()
+  const libp2p = await createLibp2p({
+    privateKey: init.privateKey,
+    metrics: meter.metrics,
+    addresses: { listen: init.listen, announce: init.announce ?? [] },
+    transports: usesMemory ? [tcp(), memory()] : [tcp()],
+    connectionProtector: guardedPreSharedKey(psk, onMismatch, onProtected),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: {
+      denyInboundConnection: (maConn) => allowFrom.length > 0 && !addressAllowed(maConn.remoteAddr, allowFrom),
+      // loopback and VPN ranges are the normal case here
+      denyDialMultiaddr: () => false
+    },
+    connectionManager: {
+      maxConnections: MAX_CONNECTIONS,
+      dialTimeout: dialTimeoutMs,
+      // redials are done here (see redial()), at the member's last known addresses
+      reconnectRetries: 0,
+      // libp2p refuses a sixth inbound connection per second from one IP: hosts behind one
+      // address (loopback, a NAT) and a wrong-key host's retries then see resets, not reasons
+      inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_SECOND_PER_IP,
+      maxIncomingPendingConnections: MAX_INCOMING_PENDING_CONNECTIONS,
+      inboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS,
+      outboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS
+    },
+    connectionMonitor: { pingInterval: PING_INTERVAL_MS, pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS }, abortConnectionOnPingFailure: true },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: false,
+        peerInfoMapper: passthroughMapper,
+        allowQueryWithZeroPeers: true
+      })
+    }
+  })
+  const self = libp2p.peerId.toString()
+  let stopped = false
+  const listenAddrs = new Map<string, string[]>()
+
+  // --- membership: keep-alive tags, peer exchange --------------------------------------------
+  const connectedIds = (): string[] => [...new Set(libp2p.getPeers().map(p => p.toString()))]
+  const knownAddrs = (id: string): string[] => {
+    const addrs = listenAddrs.get(id) ?? []
+    return addrs.filter(a => !isUnspecified(a)).slice(0, PEX_MAX_ADDRS)
+  }
+  const members = (): PexPeer[] => {
+    const list: PexPeer[] = [{ id: self, addrs: ownAddrs() }]
+    for (const id of connectedIds()) {
+      const addrs = knownAddrs(id)
+      if (addrs.length > 0) list.push({ id, addrs })
+    }
+    return list.slice(0, PEX_MAX_PEERS)
+  }
+  const ownAddrs = (): string[] => libp2p.getMultiaddrs().map(a => a.toString()).filter(a => !isUnspecified(a)).slice(0, PEX_MAX_ADDRS)
+
+  const dialing = new Set<string>()
+  const learn = async (peers: PexPeer[]): Promise<void> => {
+    const connected = new Set(connectedIds())
+    const fresh = peers.filter(p => p.id !== self && !connected.has(p.id) && !dialing.has(p.id))
+    if (connected.size + dialing.size >= fullMesh) return
+    const queue = fresh.slice(0, fullMesh - connected.size - dialing.size)
+    const worker = async (): Promise<void> => {
+      for (let p = queue.shift(); p !== undefined && !stopped; p = queue.shift()) {
+        dialing.add(p.id)
+        try {
+          const peerId = peerIdFromString(p.id)
+          await libp2p.peerStore.merge(peerId, { multiaddrs: p.addrs.map(a => multiaddr(a)) })
+          await libp2p.dial(peerId, { signal: AbortSignal.timeout(dialTimeoutMs) })
+        } catch {
+          // unreachable now: it dials us, or we hear of it again later
+        } finally {
+          dialing.delete(p.id)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(PEX_DIAL_CONCURRENCY, queue.length) }, worker))
+  }
+
+  const exchange = async (peer: string): Promise<void> => {
+    if (stopped) return
+    let stream: Stream | undefined
+    try {
+      const signal = AbortSignal.timeout(PEX_TIMEOUT_MS)
+      stream = await libp2p.dialProtocol(peerIdFromString(peer), PEX_PROTOCOL, { signal })
+      const lp = lpStream(stream, { maxDataLength: PEX_MAX_MESSAGE_BYTES })
+      await lp.write(encodePex(members()), { signal })
+      const reply = decodePex((await lp.read({ signal })).subarray())
+      await stream.close({ signal }).catch(() => {})
+      await learn(reply)
+    } catch (err: any) {
+      stream?.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+
+  await libp2p.handle(PEX_PROTOCOL, async (stream) => {
+    try {
+      const signal = AbortSignal.timeout(PEX_TIMEOUT_MS)
+      const lp = lpStream(stream, { maxDataLength: PEX_MAX_MESSAGE_BYTES })
+      const theirs = decodePex((await lp.read({ signal })).subarray())
+      await lp.write(encodePex(members()), { signal })
+      await stream.close({ signal }).catch(() => {})
+      void learn(theirs)
+    } catch (err: any) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+
+  // a new member is announced to every member in one debounced round, so members that joined
+  // through the same host at the same moment still meet each other
+  let announceTimer: ReturnType<typeof setTimeout> | undefined
+  const announceSoon = (): void => {
+    if (stopped || announceTimer !== undefined) return
+    announceTimer = setTimeout(() => {
+      announceTimer = undefined
+      const ids = connectedIds()
+      if (ids.length > fullMesh) return
+      for (const id of ids) void exchange(id)
+    }, PEX_DEBOUNCE_MS)
+    announceTimer.unref?.()
+  }
+
+  libp2p.addEventListener('peer:identify', (evt) => {
+    const id = evt.detail.peerId.toString()
+    // a member that is stopping pushes an empty address list: keep the last good one to redial
+    if (evt.detail.listenAddrs.length > 0) listenAddrs.set(id, evt.detail.listenAddrs.map(a => withPeer(a, id)))
+    if (!evt.detail.protocols.includes(PEX_PROTOCOL)) return
+    void exchange(id)
+    announceSoon()
+  })
+  libp2p.addEventListener('peer:connect', (evt) => {
+    const id = evt.detail.toString()
+    redials.get(id)?.abort()
+    hungUp.delete(id)
+    // keep-alive: the connection manager never prunes a member's connection
+    void libp2p.peerStore.merge(evt.detail, { tags: { [KEEP_ALIVE]: { value: 1 } } }).catch(() => {})
+    events.dispatchEvent(new CustomEvent('peer:connect', { detail: id }))
+  })
+  libp2p.addEventListener('peer:disconnect', (evt) => {
+    const id = evt.detail.toString()
+    events.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id }))
+    if (!hungUp.has(id)) redial(id)
+  })
+
+  // a member that dropped is redialled with backoff at its last known addresses (libp2p's own
+  // reconnect queue only knows the peer store, which the member's farewell identify-push empties)
+  const redials = new Map<string, AbortController>()
+  const hungUp = new Set<string>()
+  const redial = (id: string): void => {
+    const addrs = listenAddrs.get(id)
+    if (stopped || addrs === undefined || redials.has(id)) return
+    const controller = new AbortController()
+    redials.set(id, controller)
+    void (async () => {
+      let delay = RECONNECT_RETRY_INTERVAL_MS
+      for (let back = false; !back && !controller.signal.aborted;) {
+        await sleep(delay * (1 - RECONNECT_JITTER * Math.random()), controller.signal)
+        delay = Math.min(delay * RECONNECT_BACKOFF, RECONNECT_MAX_DELAY_MS)
+        if (controller.signal.aborted || libp2p.getConnections(peerIdFromString(id)).length > 0) break
+        for (const addr of listenAddrs.get(id) ?? addrs) {
+          try {
+            await libp2p.dial(multiaddr(addr), { signal: anySignal(controller.signal, AbortSignal.timeout(dialTimeoutMs)) })
+            back = true
+            break
+          } catch {
+            // down still: next address, then back off
+          }
+        }
+      }
+    })().finally(() => { if (redials.get(id) === controller) redials.delete(id) })
+  }
+
+  // --- the Host -------------------------------------------------------------------------
+  const dial = async (addr: string, opts?: AbortOptions): Promise<void> => {
+    let ma: Multiaddr
+    try {
+      ma = multiaddr(addr)
+    } catch (err: any) {
+      throw new UsageError(`not a multiaddr: ${JSON.stringify(addr)} (${err?.message ?? String(err)})`)
+    }
+    const started = Date.now()
+    const transport = stripPeer(ma.toString())
+    const signal = anySignal(opts?.signal, AbortSignal.timeout(dialTimeoutMs))
+    try {
+      await libp2p.dial(ma, { signal })
+    } catch (err: any) {
+      const seen = mismatches.find(m => m.direction === 'outbound' && m.at >= started && m.address === transport)
+      if (seen !== undefined || isHandshakeFailure(err)) {
+        throw new NetworkKeyMismatchError(addr, seen?.reason ?? describeError(err))
+      }
+      // the peer hung up after the nonce exchange, before a single right byte: it could not
+      // read ours (it saw the wrong key first and reset the connection)
+      if (unverified.some(r => r.address === transport && r.at >= started && !r.verified) && isConnectionDrop(err)) {
+        throw new NetworkKeyMismatchError(addr, `the peer closed the connection right after the private-network handshake (${describeError(err)}): it most likely uses a different network key`)
+      }
+      throw err
+    }
+  }
+
+  const closestPeers = async (key: Uint8Array, n: number, opts?: AbortOptions): Promise<string[]> => {
+    const live = new Set([self, ...connectedIds()])
+    if (live.size > n && live.size >= fullMesh) {
+      // a small network is a full mesh: the connected peers are every live member. Beyond
+      // it, the DHT knows members this host is not connected to.
+      try {
+        const signal = anySignal(opts?.signal, AbortSignal.timeout(CLOSEST_PEERS_QUERY_TIMEOUT_MS))
+        for await (const ev of libp2p.services.dht.getClosestPeers(key, { signal })) {
+          if (ev.name === 'FINAL_PEER') live.add(ev.peer.id.toString())
+        }
+      } catch (err) {
+        if (opts?.signal?.aborted === true) throw err
+      }
+    }
+    return targets(key, live, n)
+  }
+
+  const findProviders = async (cid: CID, opts?: AbortOptions & { max?: number }): Promise<string[]> => {
+    const found = new Set<string>()
+    const max = opts?.max ?? Infinity
+    const signal = anySignal(opts?.signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS))
+    try {
+      for await (const info of libp2p.contentRouting.findProviders(cid, { signal })) {
+        found.add(info.id.toString())
+        if (found.size >= max) break
+      }
+    } catch (err) {
+      if (opts?.signal?.aborted === true) throw err
+      // a timed-out or failed query still returns what it found
+    }
+    return [...found]
+  }
+
+  const host: Host = {
+    peerId: self,
+    addresses: () => (init.announce !== undefined && init.announce.length > 0
+      ? libp2p.getMultiaddrs().map(a => a.toString())
+      : ownAddrs()).filter(a => !isUnspecified(a)),
+    peers: () => connectedIds().map(id => {
+      const conns = libp2p.getConnections(peerIdFromString(id))
+      const rtts = conns.map(c => c.rtt).filter((r): r is number => typeof r === 'number')
+      const addresses = knownAddrs(id)
+      return {
+        id,
+        addresses: addresses.length > 0 ? addresses : conns.map(c => withPeer(c.remoteAddr, id)),
+        ...(rtts.length > 0 ? { latencyMs: Math.min(...rtts) } : {})
+      }
+    }),
+    dial,
+    closestPeers,
+    traffic: meter.snapshot,
+    provide: async (cid, opts) => { await libp2p.contentRouting.provide(cid, opts) },
+    findProviders,
+    handle: async (protocol, handler, opts) => {
+      await libp2p.handle(protocol, async (stream: Stream, connection: Connection) => {
+        await handler(stream, connection.remotePeer.toString())
+      }, { ...opts })
+    },
+    unhandle: async (protocol) => { await libp2p.unhandle(protocol) },
+    newStream: async (peer, protocol, opts) => await libp2p.dialProtocol(toPeerId(peer), protocol, opts),
+    hangUp: async (peer, opts) => {
+      const peerId = toPeerId(peer)
+      hungUp.add(peer)
+      redials.get(peer)?.abort()
+      await libp2p.peerStore.merge(peerId, { tags: { [KEEP_ALIVE]: undefined } }).catch(() => {})
+      await libp2p.hangUp(peerId, opts)
+    },
+    addEventListener: (type, listener, opts) => { events.addEventListener(type, listener as EventListener, opts) },
+    removeEventListener: (type, listener) => { events.removeEventListener(type, listener as EventListener) },
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      if (announceTimer !== undefined) clearTimeout(announceTimer)
+      for (const controller of redials.values()) controller.abort()
+      await libp2p.stop()
+    }
+  }
+
+  for (const addr of init.join ?? []) {
+    try {
+      await dial(addr)
+    } catch (err) {
+      if (err instanceof NetworkKeyMismatchError) {
+        await host.stop()
+        throw err
+      }
+      // an unreachable join address is not fatal: others may be up, and members dial us
+    }
+  }
+  return host
+}
+
+// --- pnet with a key-mismatch detector ---------------------------------------------------------
+
+/**
+ * Largest piece pnet's stream cipher (the `xsalsa20` WebAssembly module, shared by every
+ * connection) is handed at once. pnet passes whatever the connection has queued in one call,
+ * which under backpressure can be tens of MiB; the module's memory stops growing at 16-64 MiB
+ * and throws, killing the connection in the middle of a transfer. XOR in slices instead: the
+ * key stream is the same, the memory stays small.
+ */
+export const PNET_XOR_SLICE_BYTES = 256 * 1024
+
+/**
+ * Patch the cipher class once, from the first protected connection's cipher object (found on
+ * the connection rather than by module resolution, so it also works inside the single binary).
+ */
+function boundPnetCipher (conn: unknown): void {
+  const xor = (conn as any)?.outboundXor
+  const proto = xor !== undefined && xor !== null ? Object.getPrototypeOf(xor) : undefined
+  if (proto === undefined || proto === null || typeof proto.update !== 'function' || proto.__darkfsSliced === true) return
+  const update = proto.update
+  proto.update = function (input: Uint8Array, output?: Uint8Array): Uint8Array {
+    if (input.byteLength <= PNET_XOR_SLICE_BYTES) return update.call(this, input, output)
+    const out = output ?? new Uint8Array(input.byteLength)
+    for (let at = 0; at < input.byteLength; at += PNET_XOR_SLICE_BYTES) {
+      const end = Math.min(input.byteLength, at + PNET_XOR_SLICE_BYTES)
+      update.call(this, input.subarray(at, end), out.subarray(at, end))
+    }
+    return out
+  }
+  proto.__darkfsSliced = true
+}
+
+/** What every libp2p peer sends first after pnet: multistream-select's header. */
+const MSS_HEADER = new Uint8Array([19, ...new TextEncoder().encode('/multistream/1.0.0\n')])
+
+function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => void, onProtected: (address: string) => { verified: () => void }): () => ConnectionProtector {
+  return () => {
+    const inner = preSharedKey({ psk, timeout: PNET_HANDSHAKE_TIMEOUT_MS })()
+    return {
+      async protect (connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
+        const address = stripPeer(String((connection as any).remoteAddr ?? 'unknown'))
+        const direction = connection.direction
+        // own deadline for the nonce exchange: a silent peer is a refused handshake, not a hang
+        const deadline = AbortSignal.timeout(PNET_HANDSHAKE_TIMEOUT_MS)
+        const signal = anySignal(options?.signal, deadline)
+        let protectedConn: MessageStream
+        try {
+          protectedConn = await inner.protect(connection, { ...options, signal })
+          boundPnetCipher(protectedConn)
+        } catch (err: any) {
+          if (options?.signal?.aborted === true && !deadline.aborted) throw err
+          const reason = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'
+          onMismatch({ address, direction, reason })
+          throw new NetworkKeyMismatchError(address, reason)
+        }
+        const check = direction === 'outbound' ? onProtected(address) : undefined
+        watchFirstBytes(protectedConn, () => {
+          const reason = direction === 'inbound'
+            ? 'a peer connected with a different network key (or without one)'
+            : 'the peer uses a different network key (or none)'
+          onMismatch({ address, direction, reason })
+          protectedConn.abort(new NetworkKeyMismatchError(address, reason))
+        }, () => { check?.verified() })
+        return protectedConn
+      }
+    }
+  }
+}
+
+/**
+ * Check the first decrypted bytes of a pnet connection against MSS_HEADER without consuming
+ * them: bytes that arrived with the nonce already sit in the stream's read buffer (peeked);
+ * later ones pass through its `onData`, which is wrapped until the header has been seen (or
+ * found wrong).
+ */
+function watchFirstBytes (conn: MessageStream, onWrong: () => void, onRight: () => void = () => {}): void {
+  const target = conn as unknown as { onData: (data: Uint8Array) => void, readBuffer?: { byteLength: number, subarray: () => Uint8Array } }
+  let seen = 0
+  let wrong = false
+  const check = (bytes: Uint8Array): boolean => {
+    for (let i = 0; i < bytes.length && seen < MSS_HEADER.length; i++, seen++) {
+      if (bytes[i] !== MSS_HEADER[seen]) return false
+    }
+    return true
+  }
+  const early = target.readBuffer
+  if (early !== undefined && early.byteLength > 0 && !check(early.subarray())) wrong = true
+  if (wrong) {
+    queueMicrotask(onWrong)
+    return
+  }
+  if (seen >= MSS_HEADER.length) { onRight(); return }
+  if (typeof target.onData !== 'function') return
+  const original = target.onData
+  target.onData = function (this: unknown, data: Uint8Array) {
+    const bytes = data instanceof Uint8Array ? data : (data as any).subarray()
+    if (!check(bytes)) {
+      target.onData = original
+      onWrong()
+      return
+    }
+    if (seen >= MSS_HEADER.length) { target.onData = original; onRight() }
+    original.call(conn, data)
+  }
+}
+
+/** A connection the peer reset or closed (as opposed to a timeout or a refused dial). */
+function isConnectionDrop (err: any): boolean {
+  return flattenErrors(err).some(e => ['ECONNRESET', 'EPIPE'].includes(e?.code) || /ECONNRESET|EPIPE|closed|reset/i.test(String(e?.message ?? '')) || ['StreamResetError', 'StreamClosedError', 'ConnectionClosedError', 'UnexpectedEOFError'].includes(e?.name))
+}
+
+function isHandshakeFailure (err: any): boolean {
+  for (const e of flattenErrors(err)) {
+    if (e?.name === 'EncryptionFailedError' || e?.name === 'NetworkKeyMismatchError') return true
+  }
+  return false
+}
+
+function flattenErrors (err: any, depth = 0): any[] {
+  if (err == null || depth > 4) return []
+  const nested = [...(Array.isArray(err.errors) ? err.errors : []), ...(err.cause !== undefined ? [err.cause] : [])]
+  return [err, ...nested.flatMap(e => flattenErrors(e, depth + 1))]
+}
+
+function describeError (err: any): string {
+  return String(err?.message ?? err)
+}
+
+function isTimeout (reason: any): boolean {
+  return reason?.name === 'TimeoutError'
+}
+
+// --- peer exchange messages ------------------------------------------------------------------
+
+export interface PexPeer { id: string, addrs: string[] }
+
+/** Exported for the fuzz tests (test/faults). */
+export { encodePex, decodePex }
+
+function encodePex (peers: PexPeer[]): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ peers }))
+}
+
+/** A peer-exchange message that is malformed or breaks a bound. */
+export class PeerExchangeError extends Error {
+  static override readonly name = 'PeerExchangeError'
+  override readonly name = 'PeerExchangeError'
+}
+
+/** A bounded, validated peer list; throws PeerExchangeError on anything else. */
+function decodePex (bytes: Uint8Array): PexPeer[] {
+  if (bytes.byteLength > PEX_MAX_MESSAGE_BYTES) throw new PeerExchangeError(`peer-exchange message of ${bytes.byteLength} bytes is over the limit of ${PEX_MAX_MESSAGE_BYTES}`)
+  let msg: any
+  try {
+    msg = JSON.parse(new TextDecoder().decode(bytes))
+  } catch (err: any) {
+    throw new PeerExchangeError(`malformed peer-exchange message: ${String(err?.message)}`)
+  }
+  if (msg === null || typeof msg !== 'object' || !Array.isArray(msg.peers) || msg.peers.length > PEX_MAX_PEERS) {
+    throw new PeerExchangeError('malformed peer-exchange message')
+  }
+  const out: PexPeer[] = []
+  for (const p of msg.peers) {
+    if (p === null || typeof p !== 'object' || typeof p.id !== 'string' || !Array.isArray(p.addrs)) throw new PeerExchangeError('malformed peer-exchange entry')
+    const addrs = p.addrs.filter((a: unknown) => typeof a === 'string').slice(0, PEX_MAX_ADDRS) as string[]
+    try {
+      peerIdFromString(p.id)
+      for (const a of addrs) multiaddr(a)
+    } catch (err: any) {
+      throw new PeerExchangeError(`malformed peer-exchange entry: ${String(err?.message)}`)
+    }
+    out.push({ id: p.id, addrs })
+  }
+  return out
+}
+
+// --- addresses ---------------------------------------------------------------------------------
+
+function toPeerId (peer: string): PeerId {
+  try {
+    return peerIdFromString(peer)
+  } catch (err: any) {
+    throw new UsageError(`not a peer id: ${JSON.stringify(peer)}`)
+  }
+}
+
+function withPeer (ma: Multiaddr, id: string): string {
+  const s = ma.toString()
+  return s.includes('/p2p/') ? s : `${s}/p2p/${id}`
+}
+
+function stripPeer (addr: string): string {
+  const i = addr.indexOf('/p2p/')
+  return i >= 0 ? addr.slice(0, i) : addr
+}
+
+function isUnspecified (addr: string): boolean {
+  return /^\/ip4\/0\.0\.0\.0\//.test(addr) || /^\/ip6\/::\//.test(addr)
+}
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>(resolve => {
+    const timer = setTimeout(done, ms)
+    function done (): void {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+function anySignal (...signals: Array<AbortSignal | undefined>): AbortSignal {
+  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined))
+}
+
+function addressAllowed (addr: Multiaddr, ranges: Cidr[]): boolean {
+  const first = addr.getComponents()[0]
+  if (first === undefined) return false
+  // in-process memory connections have no IP: only tests use them
+  if (first.name === 'memory') return true
+  if ((first.name !== 'ip4' && first.name !== 'ip6') || first.value === undefined) return false
+  return ranges.some(r => cidrContains(r, first.value as string))
+}
