@@ -2,10 +2,10 @@
 // data path that `darkfs up` extends with a host.
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChunkService } from './data/blocks.ts'
-import { loadOrCreateIdentity } from './net/keys.ts'
-import { signerFor, verify } from './net/signing.ts'
-import { Store } from './data/store.ts'
+import { ChunkService } from './data/index.ts'
+import { loadOrCreateIdentity } from './net/index.ts'
+import { signerFor, verify } from './net/index.ts'
+import { Store } from './data/index.ts'
 import { Tree } from './tree/index.ts'
 import { Volume } from './volume.ts'
 

@@ -6,9 +6,9 @@
 // or a manifest) and appends one `write` op. Until commit, the tree keeps the old version:
 // a crash mid-write leaves the old version or the new one, never a torn file.
 import type { CID } from 'multiformats/cid'
-import { CHUNK_SIZE, INLINE_MAX, holeChunk } from './data/chunks.ts'
-import type { ChunkRef, Manifest } from './data/chunks.ts'
-import type { ChunkService } from './data/blocks.ts'
+import { CHUNK_SIZE, INLINE_MAX, holeChunk } from './data/index.ts'
+import type { ChunkRef, Manifest } from './data/index.ts'
+import type { ChunkService } from './data/index.ts'
 import type { Content } from './tree/index.ts'
 import { nowNs } from './clock.ts'
 

@@ -100,3 +100,14 @@ export interface VolumeApi {
   removexattr: (path: string, name: string) => Promise<void>
   statfs: () => Promise<StatFs>
 }
+
+/** The xattr name prefix of a pin; the rest of the name is the pinning peer's id. */
+export const PIN_XATTR_PREFIX = 'darkfs.pin.'
+
+/** Whether an xattr name is a pin (hidden from listxattr). */
+export function isPinXattr (name: string): boolean {
+  return name.startsWith(PIN_XATTR_PREFIX)
+}
+
+/** Named commands a running host answers on its control socket (`heal`, `pin`, ...): the keeper and the daemon provide them, the control server routes to them. */
+export type Commands = Record<string, (args: any) => Promise<unknown>>

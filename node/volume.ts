@@ -5,7 +5,7 @@
 // are enforced here; permission checks on behalf of a caller are the kernel's
 // (default_permissions) through the mount.
 import { CID } from 'multiformats/cid'
-import { ChunkService } from './data/blocks.ts'
+import { ChunkService } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
 import { FsError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
@@ -13,9 +13,9 @@ import { OpenFile } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.ts'
 import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
-import type { Store } from './data/store.ts'
+import type { Store } from './data/index.ts'
 import { constants } from 'node:fs'
-import { isPinXattr } from './keeper/pins.ts'
+import { isPinXattr } from './types.ts'
 
 /** Symlinks followed while resolving one path before ELOOP (Linux's MAXSYMLINKS). */
 export const MAX_SYMLINK_HOPS = 40

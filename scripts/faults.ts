@@ -33,9 +33,9 @@ import { mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ControlClient } from '../node/cli/client.ts'
-import { meshDown, meshUp, run } from '../test/helpers/mesh.ts'
-import type { Mesh } from '../test/helpers/mesh.ts'
+import { ControlClient } from '../node/cli/index.ts'
+import { meshDown, meshUp, run } from '../harness/mesh.ts'
+import type { Mesh } from '../harness/mesh.ts'
 
 const DARKFS = fileURLToPath(new URL('../bin/darkfs', import.meta.url))
 /** Hosts in the mesh. */

@@ -259,14 +259,14 @@ async function up (dir: string, p: Parsed): Promise<number> {
   // yamux opens an outbound stream with a write queued as a microtask; when the connection has
   // closed meanwhile (a saturated thin uplink), that write throws StreamStateError outside any
   // promise and would kill the host: only that connection is lost (forward.ts: isStreamRace)
-  const { isStreamRace } = await import('../keeper/forward.ts')
+  const { isStreamRace } = await import('../keeper/index.ts')
   process.on('uncaughtException', (err: any) => {
     if (isStreamRace(err)) { process.stderr.write(`darkfs: connection closed under a new stream (host keeps running): ${String(err?.message)}\n`); return }
     process.stderr.write(`${String(err?.stack ?? err)}\n`)
     process.exit(1)
   })
   const { startDaemon } = await import('./daemon.ts')
-  const { parseRate } = await import('../net/uplink.ts')
+  const { parseRate } = await import('../net/index.ts')
   const rate = (flag: string): number | undefined => { const v = one(p, flag); return v === undefined ? undefined : parseRate(v) }
   const { parseFailureTimeout } = await import('./keep-cli.ts')
   const { parseRedundancy } = await import('./redundancy-cli.ts')

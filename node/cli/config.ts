@@ -3,7 +3,7 @@ import { access, mkdir, copyFile, readFile, writeFile, rename, open } from 'node
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { NotInitialisedError, UsageError } from '../errors.ts'
-import { createNetworkKey, loadOrCreateIdentity, readNetworkKey, writeNetworkKey } from '../net/keys.ts'
+import { createNetworkKey, loadOrCreateIdentity, readNetworkKey, writeNetworkKey } from '../net/index.ts'
 
 export const NETWORK_KEY_FILE = 'network.key'
 export const CONFIG_FILE = 'config.json'

@@ -13,7 +13,8 @@ import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse, Server } from 'node:http'
 import { unlink } from 'node:fs/promises'
 import { FsError, UsageError, toWire } from '../errors.ts'
-import type { Volume } from '../volume.ts'
+import type { Volume } from '../index.ts'
+import type { Commands } from '../types.ts'
 
 /** Largest JSON request body: 1 MiB. */
 export const MAX_JSON_BODY = 1 << 20
@@ -23,8 +24,6 @@ export const STREAM_PIECE = 1 << 20
 /** The filesystem calls the socket exposes, with their argument shapes checked at the edge. */
 export const FS_OPS = ['log', 'conflicts', 'stat', 'lstat', 'readdir', 'readdirents', 'mkdir', 'rmdir', 'rm', 'unlink', 'rename', 'symlink', 'readlink',
   'link', 'chmod', 'chown', 'utimes', 'truncate', 'getxattr', 'setxattr', 'listxattr', 'removexattr', 'statfs', 'mknod'] as const
-
-export type Commands = Record<string, (args: any) => Promise<unknown>>
 
 export interface ControlInit {
   socket: string

@@ -2,7 +2,7 @@
 // progress on stderr while it works. The logic lives in the host (node/redundancy.ts).
 import type { ControlClient } from './client.ts'
 import { UsageError } from '../errors.ts'
-import type { RepairProgress } from '../keeper/repair.ts'
+import type { RepairProgress } from '../keeper/index.ts'
 
 /** How often the progress line is redrawn. */
 export const PROGRESS_POLL_MS = 250

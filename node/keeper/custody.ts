@@ -12,9 +12,9 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { CID } from 'multiformats/cid'
-import type { AbortOptions } from '../data/blocks.ts'
-import type { Host } from '../net/host.ts'
-import type { Store } from '../data/store.ts'
+import type { AbortOptions } from '../data/index.ts'
+import type { Host } from '../net/index.ts'
+import type { Store } from '../data/index.ts'
 
 export const CUSTODY_PROTOCOL = '/darkfs/custody/1.0.0'
 /** How long a promise to keep a block holds. Longer than any pass's plan is trusted. */

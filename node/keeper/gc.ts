@@ -4,10 +4,10 @@
 // write not yet committed (OpenFile spills, replaceFile staging, fragments pushed before their
 // op arrived) are referenced by nothing yet, and that grace keeps them. Nothing is removed in a
 // round where some retained manifest cannot be read (its chunks are unknown).
-import type { AbortOptions } from '../data/blocks.ts'
+import type { AbortOptions } from '../data/index.ts'
 import { retained } from './retained.ts'
-import type { Store } from '../data/store.ts'
-import type { Volume } from '../volume.ts'
+import type { Store } from '../data/index.ts'
+import type { Volume } from '../index.ts'
 
 /** Default time between GC rounds: 1 hour. */
 export const DEFAULT_GC_INTERVAL_MS = 3600_000

@@ -4,15 +4,15 @@
 // (verified block exchange with forwarding).
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
-import type { AbortOptions, Network } from '../data/blocks.ts'
-import type { ChunkRef } from '../data/chunks.ts'
+import type { AbortOptions, Network } from '../data/index.ts'
+import type { ChunkRef } from '../data/index.ts'
 import { BlockUnavailableError } from '../errors.ts'
 import type { Forwarder } from './forward.ts'
-import type { Host } from '../net/host.ts'
+import type { Host } from '../net/index.ts'
 import { assignment } from './assignment.ts'
 import type { Custody } from './custody.ts'
 import { erasureParams, replicaCount, targets as rank, DEFAULT_REDUNDANCY } from './placement.ts'
-import type { Store } from '../data/store.ts'
+import type { Store } from '../data/index.ts'
 
 /** Time to find and fetch the fragments of one chunk before a read fails (EIO, not a hang). */
 export const FETCH_TIMEOUT_MS = 20_000

@@ -11,14 +11,13 @@
 //
 // unpin() removes the pin: the copies stay as ordinary stored blocks and stop being kept up.
 import type { CID } from 'multiformats/cid'
-import type { ChunkService } from '../data/blocks.ts'
-import type { AbortOptions } from '../data/blocks.ts'
+import type { ChunkService } from '../data/index.ts'
+import type { AbortOptions } from '../data/index.ts'
 import { FsError } from '../errors.ts'
+import { PIN_XATTR_PREFIX, isPinXattr } from '../types.ts'
 import type { Tree, InodeId } from '../tree/index.ts'
-import type { Volume } from '../volume.ts'
+import type { Volume } from '../index.ts'
 
-/** The xattr name prefix of a pin; the rest of the name is the pinning peer's id. */
-export const PIN_XATTR_PREFIX = 'darkfs.pin.'
 /** Delay between a tree change and the catch-up it triggers (lets pushed blocks arrive first). */
 export const PIN_SETTLE_MS = 1000
 /** Delay before a refresh looks again at chunks that were still arriving through a relay. */
@@ -27,11 +26,6 @@ export const PIN_ARRIVING_RETRY_MS = 5000
 export const PIN_FETCH_CONCURRENCY = 4
 /** Deepest ancestor chain followed when looking for pins above an inode. */
 export const MAX_PIN_DEPTH = 4096
-
-/** Whether an xattr name is a pin (hidden from listxattr). */
-export function isPinXattr (name: string): boolean {
-  return name.startsWith(PIN_XATTR_PREFIX)
-}
 
 type TreeView = Pick<Tree, 'get' | 'entries' | 'children' | 'root'>
 

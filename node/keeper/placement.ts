@@ -4,8 +4,7 @@
 // sha256(the multihash bytes of its peer id), a key's is sha256(key). Fragment j of a chunk goes
 // to the peer ranked j by XOR distance from the chunk's kad id; the closest live peer is the
 // chunk's keeper (it checks and repairs the chunk's fragments).
-import { createHash } from 'node:crypto'
-import { peerIdFromString } from '@libp2p/peer-id'
+export { keyKadId, peerKadId, compareDistance, targets, keeper, KAD_ID_CACHE_ENTRIES } from '../net/index.ts'
 
 /** Most data fragments per chunk (k <= MAX_DATA_FRAGMENTS). */
 export const MAX_DATA_FRAGMENTS = 4
@@ -13,8 +12,6 @@ export const MAX_DATA_FRAGMENTS = 4
 export const DEFAULT_REDUNDANCY = 2
 /** Fewest data fragments worth erasure coding; below it, plain replication (k = 1). */
 export const MIN_CODED_DATA_FRAGMENTS = 2
-/** Peer id -> kad id memo bound (kad ids of the same few peers are asked for again and again). */
-export const KAD_ID_CACHE_ENTRIES = 4096
 
 export interface ErasureParams { k: number, m: number }
 
@@ -39,61 +36,6 @@ export function erasureParams (liveHosts: number, redundancy: number = DEFAULT_R
   const k = Math.min(MAX_DATA_FRAGMENTS, liveHosts - redundancy)
   if (k >= MIN_CODED_DATA_FRAGMENTS) return { k, m: redundancy }
   return { k: 1, m: Math.min(redundancy, liveHosts - 1) }
-}
-
-const kadIds = new Map<string, Uint8Array>()
-
-/** The kad-dht id of a peer: sha256 of its peer id's multihash bytes. Throws on a bad id. */
-export function peerKadId (peer: string): Uint8Array {
-  let id = kadIds.get(peer)
-  if (id === undefined) {
-    let bytes: Uint8Array
-    try {
-      bytes = peerIdFromString(peer).toMultihash().bytes
-    } catch (err: any) {
-      throw new RangeError(`not a peer id: ${JSON.stringify(peer)} (${err?.message ?? String(err)})`)
-    }
-    id = sha256(bytes)
-    if (kadIds.size >= KAD_ID_CACHE_ENTRIES) kadIds.delete(kadIds.keys().next().value as string)
-    kadIds.set(peer, id)
-  }
-  return id
-}
-
-/** The kad-dht id of a key (a CID's bytes, a chunk key): sha256(key). */
-export function keyKadId (key: Uint8Array): Uint8Array {
-  return sha256(key)
-}
-
-/** Compare the XOR distances of a and b from target: < 0 when a is closer. */
-export function compareDistance (target: Uint8Array, a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < target.length; i++) {
-    const da = a[i] ^ target[i]
-    const db = b[i] ^ target[i]
-    if (da !== db) return da - db
-  }
-  return 0
-}
-
-/**
- * The first `n` distinct peers ranked by XOR distance of their kad ids from sha256(key):
- * deterministic, independent of the order of `peers` and of duplicates in it.
- */
-export function targets (key: Uint8Array, peers: Iterable<string>, n: number): string[] {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`targets: n must be an integer >= 0, got ${String(n)}`)
-  const target = keyKadId(key)
-  const ranked = [...new Set(peers)].map(peer => ({ peer, id: peerKadId(peer) }))
-  ranked.sort((a, b) => compareDistance(target, a.id, b.id) || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))
-  return ranked.slice(0, n).map(r => r.peer)
-}
-
-/** The live peer closest to the key: the one that checks and repairs it. undefined when none. */
-export function keeper (key: Uint8Array, livePeers: Iterable<string>): string | undefined {
-  return targets(key, livePeers, 1)[0]
-}
-
-function sha256 (bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(bytes).digest())
 }
 
 /**

@@ -2,20 +2,20 @@
 // detection, the keeper's repair loop, scrub, GC, and leave. The daemon builds this after the
 // swarm; its control commands are `heal`, `leave`, `repair.progress`, `scrub`, `gc`.
 import type { Swarm } from '../../swarm/index.ts'
-import type { AbortOptions } from '../data/blocks.ts'
-import type { Commands } from '../cli/control.ts'
-import { Membership } from '../net/failure.ts'
+import type { AbortOptions } from '../data/index.ts'
+import type { Commands } from '../types.ts'
+import { Membership } from '../net/index.ts'
 import { Collector, DEFAULT_GC_INTERVAL_MS } from './gc.ts'
-import type { Host } from '../net/host.ts'
-import { drain } from './rebalance.ts'
+import type { Host } from '../net/index.ts'
+import { drain } from './leave.ts'
 import { Repairer } from './repair.ts'
 import type { ChunkCounts, RepairProgress } from './repair.ts'
 import { DEFAULT_RETENTION_MS, retained } from './retained.ts'
-import { manifestRef } from '../data/chunks.ts'
-import { Scrubber } from '../data/scrub.ts'
-import type { Store } from '../data/store.ts'
+import { manifestRef } from '../data/index.ts'
+import { Scrubber } from './scrub.ts'
+import type { Store } from '../data/index.ts'
 import type { Custody } from './custody.ts'
-import type { Volume } from '../volume.ts'
+import type { Volume } from '../index.ts'
 
 /**
  * Time the `leave` control command's reply gets to reach the CLI before `left` resolves and

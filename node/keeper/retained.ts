@@ -2,9 +2,9 @@
 // current content and of every version in its history younger than the retention period.
 // Repair keeps these redundant, status counts them, GC keeps exactly these.
 import type { CID } from 'multiformats/cid'
-import type { ChunkRef } from '../data/chunks.ts'
-import type { AbortOptions } from '../data/blocks.ts'
-import type { Volume } from '../volume.ts'
+import type { ChunkRef } from '../data/index.ts'
+import type { AbortOptions } from '../data/index.ts'
+import type { Volume } from '../index.ts'
 import type { Content, InodeId } from '../tree/index.ts'
 
 /** Default time old versions (from history) stay retained: 7 days. */

@@ -1,7 +1,7 @@
 // Redundancy of every chunk of every live file version: redundant (all k+m fragments on
 // distinct live hosts), degraded (at least k reachable, fewer than k+m), local-only (only on
 // this host, while the network could hold more), lost (fewer than k anywhere reachable).
-import type { Volume } from '../volume.ts'
+import type { Volume } from '../index.ts'
 
 export interface ChunkCounts { total: number, redundant: number, degraded: number, localOnly: number, lost: number }
 

@@ -9,7 +9,7 @@
 // FULL_MESH_PEERS), records are not made at all: a reader's have-queries to its peers already
 // reach every holder, and measured on a 5-host put, the provides took about 35% of all CPU.
 import type { CID } from 'multiformats/cid'
-import type { AbortOptions } from '../data/blocks.ts'
+import type { AbortOptions } from '../data/index.ts'
 
 /** Provides in flight at once. */
 export const ANNOUNCE_CONCURRENCY = 2

@@ -35,7 +35,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
 import { NetworkKeyMismatchError, UsageError } from '../errors.ts'
 import { formatNetworkKey } from './keys.ts'
-import { targets } from '../keeper/placement.ts'
+import { targets } from './kad.ts'
 import { cidrContains, parseCidr } from './cidr.ts'
 import type { Cidr } from './cidr.ts'
 

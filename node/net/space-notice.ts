@@ -11,7 +11,7 @@
 import { lpStream } from '@libp2p/utils'
 import type { Host } from './host.ts'
 import type { Membership } from './failure.ts'
-import type { Space } from '../data/space.ts'
+import type { Space } from '../data/index.ts'
 
 /** Protocol of FULL/ROOM notices. */
 export const SPACE_PROTOCOL = '/darkfs/space/1.0.0'

@@ -4,7 +4,7 @@
 // chunk's fragments, reported by the relay itself). Also parses the rates the CLI takes.
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import type { AbortOptions } from '../data/blocks.ts'
+import type { AbortOptions } from '../data/index.ts'
 
 export const UPLINK_PROTOCOL = '/darkfs/uplink/1.0.0'
 /** Largest uplink message (a small JSON object). */

@@ -41,7 +41,7 @@
 export { Tree, MAX_PENDING_OPS, MAX_RECEIVE_BATCH } from './tree.ts'
 export type { TreeInit, ReceiveResult } from './tree.ts'
 export { InvalidOpError, TreeClosedError } from './errors.ts'
-export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, checkName, sameContent } from './op.ts'
+export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, checkName, sameContent, cidOf } from './op.ts'
 export { ROOT, UNDO_WINDOW, inoOf } from './crdt.ts'
 export { conflictName, isConflictName, baseName } from './conflicts.ts'
 export type { InodeId, EntryId, Kind, Content, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, OpEventDetail, Hlc } from './types.ts'

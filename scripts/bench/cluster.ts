@@ -2,8 +2,8 @@
 // large file on one host (waiting until placement is safe) and cold get on another.
 // DARKFS_BENCH_MIB sets the size (default 256).
 import { MiB, randomPieces, readThrough } from './_stream.ts'
-import { Teardown } from '../../test/helpers/tmp.ts'
-import { startCluster, until } from '../../test/helpers/cluster.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
 
 const HOSTS = 5
 

@@ -2,8 +2,8 @@
 // chunks for 4+2 and 10+4, for the native (ISA-L) and the TypeScript codec, plus sha256 of
 // 1 MiB blocks for scale (every fragment is hashed once it is made). MiB/s of chunk bytes.
 import { createHash, randomFillSync } from 'node:crypto'
-import { codecs, codecNote } from '../../node/data/erasure.ts'
-import type { ErasureCodec } from '../../node/data/erasure.ts'
+import { codecs, codecNote } from '../../node/data/index.ts'
+import type { ErasureCodec } from '../../node/data/index.ts'
 
 /** Bytes per chunk (DESIGN.md §2 default). */
 const CHUNK_BYTES = 1 << 20

@@ -4,10 +4,10 @@
 //  - 3 hosts, RECONNECT_OPS filesystem ops on each side (creates, writes, renames, mkdirs,
 //    chmods through the Volume);
 //  - 2 hosts, DIVERGE_OPS tree ops on each side (scripts/bench/tree.ts measures the tree alone).
-import { Teardown } from '../../test/helpers/tmp.ts'
-import { startCluster, until } from '../../test/helpers/cluster.ts'
-import type { ClusterHost } from '../../test/helpers/cluster.ts'
-import { isolate } from '../../test/cluster/partition.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { isolate } from '../../harness/partition.ts'
 import type { OpBody } from '../../node/tree/index.ts'
 
 /** Filesystem ops each side makes while apart, 3-host run. */

@@ -15,9 +15,9 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { mount } from '../../fuse/index.ts'
 import type { Mount } from '../../fuse/index.ts'
-import type { ClusterHost } from '../../test/helpers/cluster.ts'
-import { Teardown } from '../../test/helpers/tmp.ts'
-import { startCluster, until } from '../../test/helpers/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
 import { io } from './mount.ts'
 
 /** Hosts in the cluster: six, so new chunks get k = 4, m = 2. */

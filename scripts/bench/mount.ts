@@ -30,7 +30,7 @@ export async function io (dir: string, mib: number, files = 5000): Promise<Recor
 async function openVolume (dataDir: string): Promise<{ volume: VolumeApi & { close?: () => Promise<void> }, kind: string }> {
   const door: any = await import('../../node/index.ts')
   if (typeof door.Volume?.open === 'function') return { volume: await door.Volume.open({ dir: dataDir }), kind: 'real' }
-  const { createMemoryVolume } = await import('../../test/helpers/memory-volume.ts')
+  const { createMemoryVolume } = await import('../../harness/memory-volume.ts')
   return { volume: createMemoryVolume(), kind: 'memory' }
 }
 
@@ -56,7 +56,7 @@ export async function run (): Promise<Record<string, number | string>> {
     figures['mount.seq.MiB'] = mib
 
     // the same through a mount over the in-memory test volume: the FUSE path's own cost
-    const { createMemoryVolume } = await import('../../test/helpers/memory-volume.ts')
+    const { createMemoryVolume } = await import('../../harness/memory-volume.ts')
     const memDir = await mkdtemp(join(base, 'mnt-mem-'))
     const mm = await mount(createMemoryVolume(), memDir)
     try {

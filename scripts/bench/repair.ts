@@ -8,10 +8,10 @@
 // bench runs are counted and reported (`repair.unhandledRejections`) instead of ending the run.
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { init } from '../../node/cli/config.ts'
-import { Teardown } from '../../test/helpers/tmp.ts'
-import { startCluster, startHost, until } from '../../test/helpers/cluster.ts'
-import type { ClusterHost } from '../../test/helpers/cluster.ts'
+import { init } from '../../node/cli/index.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
 
 const keep = { failureTimeoutMs: 200, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0, repairBytesPerSecond: 1 << 30 }
 /** Default MiB of file data. */

@@ -8,7 +8,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
-import { cidOf } from '../../node/tree/op.ts'
+import { cidOf } from '../../node/tree/index.ts'
 import { Tree, type OpBody, type Signer, type Verify, type InodeId } from '../../node/tree/index.ts'
 
 /** Ops each replica makes while apart. */

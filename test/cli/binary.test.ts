@@ -8,7 +8,7 @@ import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { access, mkdir, open, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { buildBinary, findEsbuild, ESBUILD_VERSION } from '../../scripts/build-bin.ts'
 import type { BuildResult } from '../../scripts/build-bin.ts'
 

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { darkfs, up } from '../helpers/proc.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { darkfs, up } from '../../harness/proc.ts'
 
 describe('darkfs command line (real `darkfs up` process)', function () {
   const t = new Teardown()

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../helpers/tmp.ts'
-import { startCluster, until } from '../helpers/cluster.ts'
-import type { ClusterHost } from '../helpers/cluster.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
 
 describe('a cluster of in-process hosts (memory transport, pnet, kad-dht)', function () {
   const t = new Teardown()

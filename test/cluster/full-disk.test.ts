@@ -6,11 +6,11 @@ import { randomBytes, createHash } from 'node:crypto'
 import { mkdir, rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
-import { init } from '../../node/cli/config.ts'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { startHost, until } from '../helpers/cluster.ts'
-import type { ClusterHost } from '../helpers/cluster.ts'
-import { run } from '../helpers/mesh.ts'
+import { init } from '../../node/cli/index.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { startHost, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { run } from '../../harness/mesh.ts'
 
 /** Size of the full host's tmpfs (its reserve is then 10% of it, space.ts). */
 const TMPFS_BYTES = 24 * 1024 * 1024
@@ -80,7 +80,7 @@ describe('a host whose disk is full (a small tmpfs data dir)', function () {
   it('store.put on the full host fails with ENOSPC; volume.replaceFile there too, losing nothing stored', async () => {
     const held = await cids(full)
     const bytes = randomBytes(1000)
-    const { cidOf } = await import('../../node/data/store.ts')
+    const { cidOf } = await import('../../node/data/index.ts')
     await assert.rejects(full.store.put(cidOf(bytes), bytes), (err: any) => err.code === 'ENOSPC' && /full/.test(err.message))
     await assert.rejects(full.volume.replaceFile('/on-full.bin', [randomBytes(2 << 20)], { wait: 'safe' }), (err: any) => err.code === 'ENOSPC')
     const after = await cids(full)

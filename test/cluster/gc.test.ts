@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../helpers/tmp.ts'
-import { startCluster } from '../helpers/cluster.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster } from '../../harness/cluster.ts'
 
 const RETENTION_MS = 300
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../helpers/tmp.ts'
-import { startCluster, until } from '../helpers/cluster.ts'
-import type { ClusterHost } from '../helpers/cluster.ts'
-import { retained } from '../../node/keeper/retained.ts'
-import type { ChunkRef } from '../../node/data/chunks.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { retained } from '../../node/keeper/index.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
 
 /** Whether any `lost` of the running hosts may vanish and every chunk still has k distinct fragments held. */
 async function survives (hosts: ClusterHost[], refs: ChunkRef[], lost: number): Promise<boolean> {

@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { isConflictName } from '../../node/tree/index.ts'
-import { startCluster, until } from '../helpers/cluster.ts'
-import type { ClusterHost } from '../helpers/cluster.ts'
-import { darkfs } from '../helpers/proc.ts'
-import { Teardown } from '../helpers/tmp.ts'
-import { exists, isolate, reconnect, snapshot } from './partition.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { darkfs } from '../../harness/proc.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { exists, isolate, reconnect, snapshot } from '../../harness/partition.ts'
 
 describe('merge on reconnect: three hosts, one cut off, both sides write', function () {
   const t = new Teardown()

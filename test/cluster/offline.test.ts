@@ -4,16 +4,16 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
-import { cidOf } from '../../node/data/store.ts'
-import { BlockUnavailableError } from '../../node/errors.ts'
-import { CHUNK_SIZE } from '../../node/data/chunks.ts'
-import type { ChunkRef } from '../../node/data/chunks.ts'
-import { PIN_XATTR_PREFIX } from '../../node/keeper/pins.ts'
-import { plan } from '../../node/keeper/survey.ts'
-import { startCluster, until } from '../helpers/cluster.ts'
-import type { ClusterHost } from '../helpers/cluster.ts'
-import { Teardown } from '../helpers/tmp.ts'
-import { isolate, reconnect } from './partition.ts'
+import { cidOf } from '../../node/data/index.ts'
+import { BlockUnavailableError } from '../../node/index.ts'
+import { CHUNK_SIZE } from '../../node/data/index.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
+import { PIN_XATTR_PREFIX } from '../../node/index.ts'
+import { plan } from '../../node/keeper/index.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { isolate, reconnect } from '../../harness/partition.ts'
 
 /** Redundancy 1: two copies of every chunk among three hosts, so some chunks miss a host. */
 const OPTS = { daemon: { redundancy: 1 } }
@@ -105,7 +105,7 @@ describe('offline mode: a host cut off from its peers', function () {
     for (const r of refs) assert.ok(c.network.pending.has(r.cid!.toString()), 'an offline chunk stays pending')
     c.volume.chunks.dropCache()
     assert.deepEqual(Buffer.from(await c.volume.readFile('/offline.bin')), bytes)
-    const { ControlClient } = await import('../../node/cli/client.ts')
+    const { ControlClient } = await import('../../node/cli/index.ts')
     const s = await new ControlClient(c.dir).get('/v1/status')
     assert.equal(s.offline, true)
     assert.ok(s.chunks.localOnly >= refs.length, `localOnly ${s.chunks.localOnly} counts the ${refs.length} offline chunks`)
@@ -125,7 +125,7 @@ describe('offline mode: a host cut off from its peers', function () {
     }
     a.volume.chunks.dropCache()
     assert.deepEqual(Buffer.from(await a.volume.readFile('/offline.bin')), data.get('/offline.bin'))
-    const { ControlClient } = await import('../../node/cli/client.ts')
+    const { ControlClient } = await import('../../node/cli/index.ts')
     const s = await new ControlClient(c.dir).get('/v1/status')
     assert.equal(s.offline, false)
     assert.equal(s.chunks.localOnly, 0)

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import { randomBytes, createHash } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { darkfs, upNetwork } from '../helpers/proc.ts'
-import type { Up } from '../helpers/proc.ts'
-import { until } from '../helpers/cluster.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { darkfs, upNetwork } from '../../harness/proc.ts'
+import type { Up } from '../../harness/proc.ts'
+import { until } from '../../harness/cluster.ts'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 

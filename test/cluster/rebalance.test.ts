@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { init } from '../../node/cli/config.ts'
-import { retained } from '../../node/keeper/retained.ts'
-import type { ChunkRef } from '../../node/data/chunks.ts'
-import { Teardown } from '../helpers/tmp.ts'
-import { startCluster, startHost, until } from '../helpers/cluster.ts'
-import type { ClusterHost } from '../helpers/cluster.ts'
+import { init } from '../../node/cli/index.ts'
+import { retained } from '../../node/keeper/index.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
 
 // Background passes off (interval 0): repair/rebalance passes run on membership changes, and
 // the test drives the rest explicitly. Failure timeout long: nobody is lost here.

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../helpers/tmp.ts'
-import { startCluster, until } from '../helpers/cluster.ts'
-import { retained } from '../../node/keeper/retained.ts'
-import type { ClusterHost } from '../helpers/cluster.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import { retained } from '../../node/keeper/index.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
 
 // Background passes off (interval 0): repair runs when a member is declared gone, or on heal.
 const keep = { failureTimeoutMs: 1000, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 }

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { darkfs, up } from '../helpers/proc.ts'
-import { ControlClient } from '../../node/cli/client.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { darkfs, up } from '../../harness/proc.ts'
+import { ControlClient } from '../../node/cli/index.ts'
 
 describe('darkfs: bad CLI and API input gets one clear error line and changes nothing', function () {
   this.timeout(5 * 60_000)

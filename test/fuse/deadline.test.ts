@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { teardown, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
 import { mount } from '../../fuse/index.ts'
-import { createMemoryVolume } from '../helpers/memory-volume.ts'
+import { createMemoryVolume } from '../../harness/memory-volume.ts'
 
 describe('fuse request deadlines', function () {
   let t: Teardown

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { teardown, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
 import { mount, MountError } from '../../fuse/index.ts'
-import { createMemoryVolume } from '../helpers/memory-volume.ts'
+import { createMemoryVolume } from '../../harness/memory-volume.ts'
 
 const server = fileURLToPath(new URL('../helpers/serve-mount.ts', import.meta.url))
 

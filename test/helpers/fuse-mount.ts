@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 import { mount } from '../../fuse/index.ts'
 import type { Mount, MountOptions } from '../../fuse/index.ts'
 import type { VolumeApi } from '../../node/index.ts'
-import { createMemoryVolume } from './memory-volume.ts'
+import { createMemoryVolume } from '../../harness/memory-volume.ts'
 
 const exec = promisify(execFile)
 

@@ -12,8 +12,8 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p, Stream } from '@libp2p/interface'
-import { formatNetworkKey } from '../../node/net/keys.ts'
-import type { Teardown } from './tmp.ts'
+import { formatNetworkKey } from '../../node/net/index.ts'
+import type { Teardown } from '../../harness/tmp.ts'
 
 // --- fuzz inputs ------------------------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 // shaped rates keep it to about a minute.
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { put, redundant, sent, startDarkfsMesh, stored, until } from '../../scripts/bench/mesh.ts'
-import type { DarkfsMesh } from '../../scripts/bench/mesh.ts'
+import { put, redundant, sent, startDarkfsMesh, stored, until } from '../../harness/darkfs-mesh.ts'
+import type { DarkfsMesh } from '../../harness/darkfs-mesh.ts'
 
 /** The writer's uplink and the upload cap given to h2 (bytes/s in comments). */
 const WRITER_SHAPE = '4mbit/30ms'

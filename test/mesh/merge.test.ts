@@ -8,8 +8,8 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { put, startDarkfsMesh, until } from '../../scripts/bench/mesh.ts'
-import type { DarkfsMesh } from '../../scripts/bench/mesh.ts'
+import { put, startDarkfsMesh, until } from '../../harness/darkfs-mesh.ts'
+import type { DarkfsMesh } from '../../harness/darkfs-mesh.ts'
 
 const HOSTS = ['h1', 'h2', 'h3']
 const FLAGS = ['--redundancy', '1']

@@ -12,8 +12,8 @@ import { access, mkdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { MESH_SCRIPT, meshDown, meshUp, run } from '../helpers/mesh.ts'
-import type { Mesh } from '../helpers/mesh.ts'
+import { MESH_SCRIPT, meshDown, meshUp, run } from '../../harness/mesh.ts'
+import type { Mesh } from '../../harness/mesh.ts'
 
 /** Uplink cap given to h1 and the delay added to it. */
 const SHAPED_RATE = '1mbit'

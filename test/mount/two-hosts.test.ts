@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { chmod } from 'node:fs/promises'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { darkfs, up } from '../helpers/proc.ts'
-import type { Up } from '../helpers/proc.ts'
-import { until } from '../helpers/cluster.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { darkfs, up } from '../../harness/proc.ts'
+import type { Up } from '../../harness/proc.ts'
+import { until } from '../../harness/cluster.ts'
 import { sh, ok } from '../helpers/fuse-mount.ts'
 
 /** How long a change may take to show on the other host before the test fails (liveness only). */

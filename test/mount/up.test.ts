@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { chmod } from 'node:fs/promises'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { darkfs, up } from '../helpers/proc.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { darkfs, up } from '../../harness/proc.ts'
 import { sh, ok, testUser } from '../helpers/fuse-mount.ts'
 
 const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`

@@ -3,7 +3,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
 import { Announcer, ANNOUNCE_CONCURRENCY } from '../../node/net/announce.ts'
-import { until } from '../helpers/cluster.ts'
+import { until } from '../../harness/cluster.ts'
 
 const cidOf = async (i: number): Promise<CID> => CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(`block ${i}`)))
 

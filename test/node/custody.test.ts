@@ -10,8 +10,8 @@ import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { Store } from '../../node/data/store.ts'
 import { Custody, CUSTODY_PROTOCOL } from '../../node/keeper/custody.ts'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { until } from '../helpers/cluster.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
 
 interface Node { host: Host, store: Store, custody: Custody }
 

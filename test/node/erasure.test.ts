@@ -104,7 +104,7 @@ describe('erasure', () => {
       delete process.env.DARKFS_ERASURE // the copy must try the addon, and fail to find it
       const alone: typeof erasure = await import(pathToFileURL(copy).href)
       assert.equal(alone.codec, 'typescript')
-      assert.match(alone.codecNote ?? '', /did not load \(run node\/native\/build.sh\)/)
+      assert.match(alone.codecNote ?? '', /did not load \(run node\/data\/native\/build.sh\)/)
       const data = bytes(5000, 8)
       const shards = alone.encode(data, 4, 2)
       assert.deepEqual(shards, erasure.encode(data, 4, 2))

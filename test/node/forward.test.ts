@@ -11,9 +11,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { init } from '../../node/cli/config.ts'
 import { RELAY_BELOW_BYTES_PER_SECOND } from '../../node/keeper/network.ts'
 import { StalledError, idleDeadline } from '../../node/net/idle.ts'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { startCluster, startHost, until } from '../helpers/cluster.ts'
-import type { ClusterHost } from '../helpers/cluster.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
 
 describe('parseRate(text)', () => {
   it('reads bit rates in tc units and byte rates in SI and IEC units', () => {

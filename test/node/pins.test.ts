@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import { Volume } from 'darkfs'
 import { Pins } from '../../node/keeper/pins.ts'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
 
 describe('Pins.refresh(): the catch-up of a pinning host', function () {
   const t = new Teardown()

@@ -4,8 +4,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { Teardown } from '../helpers/tmp.ts'
-import { until } from '../helpers/cluster.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
 
 describe('pnet under backpressure', function () {
   const t = new Teardown()

@@ -6,9 +6,9 @@ import { join } from 'node:path'
 import { Space, bounds, fullAfter, RESERVE_MIN_BYTES } from '../../node/data/space.ts'
 import { decodeNotice, encodeNotice, SPACE_NOTICE_BYTES, SpaceNoticeError } from '../../node/net/space-notice.ts'
 import { Store, cidOf } from '../../node/data/store.ts'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { until } from '../helpers/cluster.ts'
-import { run } from '../helpers/mesh.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
+import { run } from '../../harness/mesh.ts'
 
 const MiB = 1024 * 1024
 

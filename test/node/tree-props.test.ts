@@ -10,9 +10,9 @@ import fc from 'fast-check'
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261121)
 const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
 fc.configureGlobal({ seed: PROP_SEED })
-import { Teardown } from '../helpers/tmp.ts'
-import { replica, allOps, snapshot } from './tree-helpers.ts'
-import { walk, play, assertNoWriteLost, assertNoLitter, type Step, type Written } from './tree-play.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { replica, allOps, snapshot } from '../helpers/tree.ts'
+import { walk, play, assertNoWriteLost, assertNoLitter, type Step, type Written } from '../helpers/tree-play.ts'
 import type { Tree } from '../../node/tree/index.ts'
 
 const step = fc.record({

@@ -1,10 +1,10 @@
 // Counterexamples the tree property tests (tree-props.test.ts) found, replayed as plain cases:
 // each one is the minimal op sequence on explicit replicas, then the recorded property run.
 import assert from 'node:assert/strict'
-import { Teardown } from '../helpers/tmp.ts'
+import { Teardown } from '../../harness/tmp.ts'
 import { isConflictName } from '../../node/tree/index.ts'
-import { replica, sync, mkdir, mkfile, write, text, ls, snapshot, sec } from './tree-helpers.ts'
-import { play, assertNoWriteLost, type Step, type Written } from './tree-play.ts'
+import { replica, sync, mkdir, mkfile, write, text, ls, snapshot, sec } from '../helpers/tree.ts'
+import { play, assertNoWriteLost, type Step, type Written } from '../helpers/tree-play.ts'
 
 describe('node/tree regressions', function () {
   let t: Teardown

@@ -1,8 +1,8 @@
 // Unit tests of the metadata tree: each op, each merge rule, bounds, bad input, durability.
 import assert from 'node:assert/strict'
-import { Teardown } from '../helpers/tmp.ts'
+import { Teardown } from '../../harness/tmp.ts'
 import { InvalidOpError, isConflictName, type OpEventDetail } from '../../node/tree/index.ts'
-import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps } from './tree-helpers.ts'
+import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps } from '../helpers/tree.ts'
 
 describe('node/tree', function () {
   let t: Teardown

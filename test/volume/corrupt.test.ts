@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Volume } from 'darkfs'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
 
 /** Files already corrupted (flipping one twice would repair it). */
 const flipped = new Set<string>()

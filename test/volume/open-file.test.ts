@@ -3,8 +3,8 @@
 // (commits), reads through a second handle and after a restart.
 import assert from 'node:assert/strict'
 import { Volume } from 'darkfs'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
-import { PATCHES_PER_CHUNK_MAX, OPEN_FILE_BUFFER_BYTES } from '../../node/open-file.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { PATCHES_PER_CHUNK_MAX, OPEN_FILE_BUFFER_BYTES } from '../../node/index.ts'
 
 const MiB = 1 << 20
 

@@ -2,8 +2,8 @@
 // including versions committed earlier by flush or close through another handle.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../helpers/tmp.ts'
-import { startCluster, until } from '../helpers/cluster.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
 
 describe('fh.sync() and placement (three in-process hosts)', function () {
   const t = new Teardown()

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Volume, FsError } from 'darkfs'
-import { Teardown, tempDir } from '../helpers/tmp.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
 
 async function rejectsCode (p: Promise<unknown>, code: string): Promise<void> {
   await assert.rejects(p, (err: any) => {

@@ -1,7 +1,7 @@
 // A small in-memory VolumeApi for the FUSE adapter's tests (test-only): inodes with hard
 // links, symlinks, device nodes, xattrs and nanosecond times, with POSIX errors.
-import { FsError } from '../../node/index.ts'
-import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from '../../node/index.ts'
+import { FsError } from '../node/index.ts'
+import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from '../node/index.ts'
 
 const IFMT = 0o170000
 const kinds: Array<[Kind, number]> = [['file', 0o100000], ['dir', 0o040000], ['symlink', 0o120000], ['fifo', 0o010000], ['chr', 0o020000], ['blk', 0o060000], ['sock', 0o140000]]

@@ -1,9 +1,9 @@
 // In-process clusters: N real hosts (libp2p over the memory transport or loopback TCP, pnet,
 // kad-dht), each with its own data dir, store, tree, swarm and Volume.
 import { join } from 'node:path'
-import { init } from '../../node/cli/config.ts'
-import { startDaemon } from '../../node/cli/daemon.ts'
-import type { Daemon, DaemonOptions } from '../../node/cli/daemon.ts'
+import { init } from '../node/cli/index.ts'
+import { startDaemon } from '../node/cli/index.ts'
+import type { Daemon, DaemonOptions } from '../node/cli/index.ts'
 import type { Teardown } from './tmp.ts'
 import { tempDir } from './tmp.ts'
 

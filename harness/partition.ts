@@ -2,11 +2,11 @@
 // and starting it again alone (no join address, a new listen address its peers do not know),
 // and reconnected by dialling a peer.
 import { createHash } from 'node:crypto'
-import { loadConfig, saveConfig } from '../../node/cli/config.ts'
-import type { Volume } from '../../node/volume.ts'
-import { startHost, until } from '../helpers/cluster.ts'
-import type { ClusterHost } from '../helpers/cluster.ts'
-import type { Teardown } from '../helpers/tmp.ts'
+import { loadConfig, saveConfig } from '../node/cli/index.ts'
+import type { Volume } from '../node/index.ts'
+import { startHost, until } from './cluster.ts'
+import type { ClusterHost } from './cluster.ts'
+import type { Teardown } from './tmp.ts'
 
 let restarts = 0
 

@@ -5,7 +5,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
 import type { PrivateKey } from '@libp2p/interface'
 import { Tree, type Signer, type Verify, type InodeId, type OpBody } from '../../node/tree/index.ts'
-import { tempDir, type Teardown } from '../helpers/tmp.ts'
+import { tempDir, type Teardown } from '../../harness/tmp.ts'
 import { cidOf as cidOfBytes } from '../../node/tree/op.ts'
 
 export { cidOfBytes }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import type { Teardown } from './tmp.ts'
 
-export const DARKFS = fileURLToPath(new URL('../../bin/darkfs', import.meta.url))
+export const DARKFS = fileURLToPath(new URL('../bin/darkfs', import.meta.url))
 
 export interface CliResult { code: number, stdout: string, stderr: string }
 

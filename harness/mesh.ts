@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 import type { AbortOptions } from '@libp2p/interface'
 
 /** The mesh script this helper drives. */
-export const MESH_SCRIPT = fileURLToPath(new URL('../../scripts/mesh', import.meta.url))
+export const MESH_SCRIPT = fileURLToPath(new URL('../scripts/mesh', import.meta.url))
 
 /** Largest stdout/stderr a command run through `exec` may produce (bytes). */
 export const MAX_EXEC_OUTPUT_BYTES = 16 * 1024 * 1024

@@ -3,9 +3,9 @@
 // lost" check. Shared with the regression tests that replay recorded counterexamples.
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
-import type { Teardown } from '../helpers/tmp.ts'
+import type { Teardown } from '../../harness/tmp.ts'
 import { baseName, isConflictName, sameContent, type Tree, type InodeId, type Entry, type OpBody } from '../../node/tree/index.ts'
-import { replica, sync, allOps, type Replica } from './tree-helpers.ts'
+import { replica, sync, allOps, type Replica } from './tree.ts'
 
 const NAMES = ['a', 'b', 'c']
 const TEXTS = ['x', 'y', 'z', 'w']

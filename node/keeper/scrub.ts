@@ -5,9 +5,9 @@
 import type { CID } from 'multiformats/cid'
 import { tokenBucket } from '../../swarm/index.ts'
 import type { RateLimiter } from '../../swarm/index.ts'
-import type { AbortOptions } from './blocks.ts'
+import type { AbortOptions } from '../data/index.ts'
 import { CorruptBlockError } from '../errors.ts'
-import type { Store } from './store.ts'
+import type { Store } from '../data/index.ts'
 
 /** Default time between scrubs: 1 day. */
 export const DEFAULT_SCRUB_INTERVAL_MS = 24 * 3600_000

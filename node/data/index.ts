@@ -1,0 +1,25 @@
+// node/data — bytes on this host (DESIGN.md §2): a file's bytes cut into content-addressed
+// chunks, each erasure-coded into k data + m parity fragments; the manifest that names a file
+// version; the bounded cache of decoded chunks; the block store on disk (the only owner of
+// blockstore-fs) and the free space under it.
+//
+// Contract:
+//  - Everything here is local: no peer, no libp2p. The network enters only through the narrow
+//    `Network` interface that ChunkService is given (keeper/network.ts implements it).
+//  - Nothing unverified is stored or returned: Store.get() hashes every block against its CID
+//    and quarantines a mismatch (CorruptBlockError); chunks.ts checks every decoded manifest.
+//  - A chunk is durable locally (fsynced in the store) before the write op that names it is
+//    committed to the tree.
+//  - Bounds are named where they are defined: CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES,
+//    MAX_SHARDS, the cache's bytes.
+//  - The erasure codec is the native ISA-L addon when it is built (native/build.sh), else the
+//    TypeScript kernel; both give the same bytes (cross-checked in test/node/erasure.test.ts).
+export { ChunkService } from './blocks.ts'
+export type { AbortOptions, Network } from './blocks.ts'
+export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, decodeManifest, encodeChunk, encodeManifest, holeChunk, manifestRef } from './chunks.ts'
+export type { ChunkRef, Manifest } from './chunks.ts'
+export { codecNote, codecs } from './erasure.ts'
+export type { ErasureCodec } from './erasure.ts'
+export { Space } from './space.ts'
+export type { SpaceInit } from './space.ts'
+export { Store, cidOf } from './store.ts'

@@ -1,0 +1,25 @@
+// node/keeper — who must hold what, and making it so (DESIGN.md §3, §4, §6): the placement
+// policy (erasure parameters and XOR-ranked targets, as pure functions), the assignment of
+// fragments to hosts, placing a writer's chunks (directly or through a relay on a thin
+// uplink), the keeper's repair passes, rebalance and leave, surveys of who holds what,
+// custody (no copy is deleted before its keepers promised to hold it), garbage collection
+// and retention, pins, scrub and the redundancy status of every chunk.
+//
+// Contract:
+//  - Policy is pure (placement.ts, assignment.ts, survey.ts's plan): same inputs, same answer,
+//    on every host; the loops around it (repair.ts, gc.ts, pins.ts) act on what it decides.
+//  - Nothing here deletes a copy that the plan still needs or that a keeper has not promised
+//    to keep (custody.ts); pinned copies are spared (pins.ts guardStore).
+//  - The keeper reads files through the Volume (node/), moves bytes through the swarm, and
+//    talks to peers through node/net; it never reaches the disk but through node/data's Store.
+export { Custody } from './custody.ts'
+export { createForwarder, isStreamRace } from './forward.ts'
+export type { Forwarder } from './forward.ts'
+export { ChunkNetwork, PLACE_RETRY_INTERVAL_MS } from './network.ts'
+export { Pins, guardStore } from './pins.ts'
+export { startRedundancy } from './redundancy.ts'
+export type { Redundancy, RedundancyOptions } from './redundancy.ts'
+export type { RepairProgress } from './repair.ts'
+export { retained } from './retained.ts'
+export { chunkStatus } from './status.ts'
+export { plan } from './survey.ts'
