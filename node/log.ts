@@ -46,3 +46,19 @@ export function setLogLevel (level: LogLevel = 'error', env: string | undefined 
   const parts = [namespacesOf(level), env ?? ''].filter(s => s !== '')
   enable(parts.join(','))
 }
+
+/** A peer id, short for log lines: the 8 characters after the common `12D3KooW` prefix. */
+export function shortPeer (peer: string | { toString: () => string }): string {
+  const s = peer.toString()
+  return s.startsWith('12D3KooW') ? s.slice(8, 16) : s.slice(0, 8)
+}
+
+/** Peers, short: `[AbCdEfGh, ...]`. */
+export function shortPeers (peers: Iterable<string>): string {
+  return `[${[...peers].map(shortPeer).join(', ')}]`
+}
+
+/** A CID (or its string), short for log lines: its last 8 characters (the prefix is the same for all). */
+export function shortCid (cid: { toString: () => string }): string {
+  return cid.toString().slice(-8)
+}
