@@ -4,7 +4,8 @@
 // `darkfs up --log LEVEL` both enable namespaces of the one @libp2p/logger instance).
 //   log.error(...)  a failure caught and survived, with its context (peer, CID)
 //   log(...)        what the part does
-//   log.trace(...)  per message / per block detail
+//   log.trace(...)  per message / per block detail: @libp2p/logger enables it when the logger is
+//                   made, so a module-level logger traces only when DEBUG named :trace at start
 import { logger as libp2pLogger } from '@libp2p/logger'
 import type { Logger } from '@libp2p/interface'
 
