@@ -18,9 +18,22 @@ export type { Logger }
 export const LOG_LEVELS = ['silent', 'error', 'info', 'debug', 'trace'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
 
+/** Bumped by setLogLevel: loggers look their trace level up again. */
+let generation = 0
+
 /** The logger of one part: `logger('keeper:repair')` logs as darkfs:keeper:repair. */
 export function logger (part: string): Logger {
-  return libp2pLogger(`darkfs:${part}`)
+  const name = `darkfs:${part}`
+  const log = libp2pLogger(name)
+  // @libp2p/logger decides whether trace prints when the logger is made, and loggers are made
+  // as their modules load, before `--log` is read: trace is looked up again after setLogLevel
+  let trace = log.trace
+  let seen = generation
+  log.trace = (formatter: any, ...args: any[]): void => {
+    if (seen !== generation) { trace = libp2pLogger(name).trace; seen = generation }
+    trace(formatter, ...args)
+  }
+  return log
 }
 
 /** The DEBUG namespaces of a level (info and debug are the same namespaces: weald has no finer level). */
@@ -30,7 +43,7 @@ export function namespacesOf (level: LogLevel): string {
     case 'error': return 'darkfs:*:error'
     case 'info':
     case 'debug': return 'darkfs:*,-darkfs:*:trace'
-    case 'trace': return 'darkfs:*'
+    case 'trace': return 'darkfs:*,darkfs:*:trace' // @libp2p/logger prints trace only when a :trace namespace is named
   }
 }
 
@@ -45,4 +58,21 @@ export function isLogLevel (s: string): s is LogLevel {
 export function setLogLevel (level: LogLevel = 'error', env: string | undefined = process.env.DEBUG): void {
   const parts = [namespacesOf(level), env ?? ''].filter(s => s !== '')
   enable(parts.join(','))
+  generation++
+}
+
+/** A peer id, short for log lines: the 8 characters after the common `12D3KooW` prefix. */
+export function shortPeer (peer: string | { toString: () => string }): string {
+  const s = peer.toString()
+  return s.startsWith('12D3KooW') ? s.slice(8, 16) : s.slice(0, 8)
+}
+
+/** Peers, short: `[AbCdEfGh, ...]`. */
+export function shortPeers (peers: Iterable<string>): string {
+  return `[${[...peers].map(shortPeer).join(', ')}]`
+}
+
+/** A CID (or its string), short for log lines: its last 8 characters (the prefix is the same for all). */
+export function shortCid (cid: { toString: () => string }): string {
+  return cid.toString().slice(-8)
 }

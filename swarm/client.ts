@@ -152,6 +152,7 @@ export class Client {
   stop (): void {
     this.stopped = true
     this.fail(new SwarmStoppedError())
+    // a channel that never opened has nothing to close (connect() already failed its wants)
     void this.channel?.then(async ch => { await ch.close() }, () => {})
     this.channel = undefined
   }
@@ -195,6 +196,8 @@ export class Client {
   }
 
   private sendQuietly (msg: Message): void {
+    // ignored: a re-WANT or CANCEL that cannot be sent goes with its stream, whose close fails
+    // the wants still waiting on it (onClose)
     void this.channel?.then(async ch => { await ch.send(msg) }).catch(() => {})
   }
 

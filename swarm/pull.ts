@@ -21,6 +21,9 @@ import { expectedMs, pickPeer } from './peers.ts'
 import type { PeerBook } from './peers.ts'
 import type { BlockSource } from './serve.ts'
 import { checkCid } from './verify.ts'
+import { logger, shortCid } from './log.ts'
+
+const log = logger('pull')
 
 /** A request is hedged once it takes this many times its peer's expected time. */
 export const HEDGE_FACTOR = 4
@@ -75,8 +78,9 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
         results.set(w.key, await ctx.blocks.get(w.cid, { signal }))
         w.done = true
       }
-    } catch {
+    } catch (err) {
       // not usable locally: fetch it
+      log('local %s unusable, fetching it: %s', shortCid(w.cid), (err as Error).message)
     }
   }
   if (results.size >= need) return results

@@ -7,6 +7,9 @@ import type { CID } from 'multiformats/cid'
 import type { Client } from './client.ts'
 import { children } from './plan.ts'
 import type { Route } from './plan.ts'
+import { logger, shortCid, shortPeer } from './log.ts'
+
+const log = logger('push')
 
 /** How long one hop may take to report its part of a plan done before we route around it. */
 export const PUSH_HOP_TIMEOUT_MS = 60_000
@@ -53,7 +56,10 @@ async function deliverTo (ctx: DeliverContext, cid: CID, bytes: Uint8Array, rout
     const rest = children(route.hops).filter(c => c.first !== undefined && !acked.has(c.first))
     if (rest.length === 0 && !acked.has(route.first)) throw err
     await Promise.all(rest.map(async child => {
-      await deliver(ctx, cid, bytes, child, onAck, opts).catch(() => {})
+      await deliver(ctx, cid, bytes, child, onAck, opts).catch((err: Error) => {
+        // a lost branch only means fewer ACKs (the caller counts them)
+        log('push of %s around %s to %s failed: %s', shortCid(cid), shortPeer(route.first), shortPeer(child.first ?? '?'), err.message)
+      })
     }))
   }
 }

@@ -18,6 +18,9 @@ import type { Hop, Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
 import type { Slots } from './slots.ts'
 import { matches } from './verify.ts'
+import { logger, shortCid, shortPeer } from './log.ts'
+
+const log = logger('serve')
 
 /** Most wants one peer may have queued with us, over all its streams. */
 export const MAX_WANTS_PER_PEER = 1024
@@ -120,7 +123,10 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
         if (wanted.haveOnly) {
           queue.delete(key)
           count(-1)
-          const have = await ctx.blocks.has(wanted.cid, undefined, { background: wanted.background }).catch(() => false)
+          const have = await ctx.blocks.has(wanted.cid, undefined, { background: wanted.background }).catch((err: Error) => {
+            log.error('has(%s) for %s failed, answering DONT_HAVE: %s', shortCid(wanted.cid), shortPeer(peer), err.message)
+            return false
+          })
           await channel.send({ type: have ? HAVE : DONT_HAVE, cids: [wanted.cid] })
           continue
         }
@@ -157,9 +163,15 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   async function refuseEarly (cid: CID): Promise<void> {
     const key = cid.toString()
     const wanted = queue.get(key)
-    if (wanted === undefined || await ctx.blocks.has(cid, peer, { background: wanted.background }).catch(() => false)) return
+    if (wanted === undefined) return
+    const have = await ctx.blocks.has(cid, peer, { background: wanted.background }).catch((err: Error) => {
+      log.error('has(%s) for %s failed, answering DONT_HAVE: %s', shortCid(cid), shortPeer(peer), err.message)
+      return false
+    })
+    if (have) return
     if (queue.get(key) !== wanted || !channel.isOpen) return
     dequeue(key, wanted)
+    // ignored: a send fails only when the stream is gone, and its close ends this serving
     await channel.send({ type: DONT_HAVE, cids: [cid] }).catch(() => {})
   }
 
@@ -172,8 +184,12 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
     try {
       if (!await ctx.blocks.has(cid, peer, { background })) return undefined
       const bytes = await ctx.blocks.get(cid, { signal: ctx.signal })
-      return matches(cid, bytes) ? bytes : undefined
-    } catch {
+      if (matches(cid, bytes)) return bytes
+      log.error('local block %s does not match its CID: not served to %s', shortCid(cid), shortPeer(peer))
+      return undefined
+    } catch (err) {
+      // answered DONT_HAVE: the reader asks another holder
+      if (!ctx.signal.aborted) log.error('read of %s for %s failed: %s', shortCid(cid), shortPeer(peer), (err as Error).message)
       return undefined
     }
   }
@@ -202,6 +218,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   async function handlePush (cid: CID, bytes: Uint8Array, hops: Hop[], written: () => void): Promise<void> {
     const opts = { signal: ctx.signal }
     const ack = (holder: string): void => {
+      // ignored: a send fails only when the stream is gone; the sender then counts no ACK from us
       if (channel.isOpen) void channel.send({ type: ACK, cid, holder }).catch(() => {})
     }
     try {
@@ -209,14 +226,17 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
       try {
         await ctx.sink.put(cid, bytes, opts)
         stored = true
-      } catch {
+      } catch (err) {
         // not stored here: no ACK from us, but the rest of the plan still gets the block
+        log.error('store of pushed %s from %s failed: %s', shortCid(cid), shortPeer(peer), (err as Error).message)
       }
       if (stored) ack(ctx.self)
       if (hops.length > 0) await ctx.deliver(cid, bytes, { first: undefined, hops }, ack, { ...opts, onWritten: written })
-    } catch {
+    } catch (err) {
       // a forwarding failure only means fewer ACKs; DONE still tells the sender we are finished
+      log('forwarding %s from %s failed: %s', shortCid(cid), shortPeer(peer), (err as Error).message)
     }
+    // ignored: a send fails only when the stream is gone, and the sender then routes around us
     if (channel.isOpen) await channel.send({ type: DONE, cid }).catch(() => {})
   }
 }

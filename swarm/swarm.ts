@@ -20,6 +20,9 @@ import { serve } from './serve.ts'
 import type { BlockSink, BlockSource } from './serve.ts'
 import { slots } from './slots.ts'
 import { checkCid, matches } from './verify.ts'
+import { logger, shortCid, shortPeer } from './log.ts'
+
+const log = logger('swarm')
 
 /** Upload slots: blocks being read and sent to peers at once, over all peers. */
 export const DEFAULT_UPLOAD_SLOTS = 8
@@ -125,6 +128,7 @@ class SwarmNode implements Swarm {
     if (!this.running) return
     this.running = false
     this.shutdown.abort(new SwarmStoppedError())
+    // ignored: the host may be stopping too, and a protocol left registered takes no more streams once we stopped
     await this.components.unhandle(PROTOCOL).catch(() => {})
     for (const client of this.clients.values()) client.stop()
     this.clients.clear()
@@ -170,7 +174,10 @@ class SwarmNode implements Swarm {
         holders.push(peer)
         opts?.onAck?.(d.cid, peer)
       }
-      await deliver(this.deliverContext(), d.cid, d.bytes, routes[i], onAck, { signal }).catch(() => {})
+      await deliver(this.deliverContext(), d.cid, d.bytes, routes[i], onAck, { signal }).catch((err: Error) => {
+        // the result says it: holders that did not ACK are absent from it
+        log('push of %s failed after %d ack(s) of %d: %s', shortCid(d.cid), holders.length, d.to.length, err.message)
+      })
     }))
     signal.throwIfAborted()
     return acks
@@ -232,11 +239,14 @@ class SwarmNode implements Swarm {
     return client
   }
 
-  private misbehaved (peer: string, _err: Error): void {
+  private misbehaved (peer: string, err: Error): void {
+    log.error('banned %s for %s: %s', shortPeer(peer), err.name, err.message)
     this.book.ban(peer)
     this.clients.get(peer)?.stop()
     this.clients.delete(peer)
-    void this.components.hangUp(peer).catch(() => {})
+    void this.components.hangUp(peer).catch((err: Error) => {
+      log('hang up on banned %s failed (it is refused anyway): %s', shortPeer(peer), err.message)
+    })
   }
 
   private onStream (stream: Stream, peer: string): void {

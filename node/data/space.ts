@@ -11,6 +11,9 @@
 // are served. The peers hear of it through space-notice.ts and leave this host out of placement.
 import { statfs } from 'node:fs/promises'
 import { FsError } from '../errors.ts'
+import { logger } from '../log.ts'
+
+const log = logger('data:space')
 
 /** Least space kept free under the store: 64 MiB. */
 export const RESERVE_MIN_BYTES = 64 * 1024 * 1024
@@ -98,7 +101,7 @@ export class Space extends EventTarget {
     if (this.started) return
     this.started = true
     await this.check()
-    this.timer = setInterval(() => { void this.check().catch(() => {}) }, this.intervalMs)
+    this.timer = setInterval(() => { void this.check().catch(err => { this.failed(err) }) }, this.intervalMs)
     this.timer.unref?.()
   }
 
@@ -140,6 +143,7 @@ export class Space extends EventTarget {
   private set (full: boolean, measured?: Omit<SpaceState, 'full'>): void {
     const was = this.state.full
     this.state = { ...this.state, ...measured, full }
+    if (full !== was) log('%s is %s (%d bytes free, reserve %d)', this.dir, full ? 'full' : 'no longer full', this.state.free, this.state.reserve)
     if (full !== was) this.dispatchEvent(new CustomEvent('change', { detail: full }))
   }
 
@@ -164,11 +168,16 @@ export class Space extends EventTarget {
     if (this.state.full) this.checkSoon(FREED_CHECK_DELAY_MS)
   }
 
+  /** A timed measure failed: the last state stands until the next one. */
+  private failed (err: Error): void {
+    log.error('statfs of %s failed (the last measure stands): %s', this.dir, err.message)
+  }
+
   private checkSoon (ms: number): void {
     if (!this.started || this.soon !== undefined) return
     this.soon = setTimeout(() => {
       this.soon = undefined
-      void this.check().catch(() => {})
+      void this.check().catch(err => { this.failed(err) })
     }, ms)
     this.soon.unref?.()
   }

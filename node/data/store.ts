@@ -15,8 +15,10 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from '../errors.ts'
+import { logger } from '../log.ts'
 
 const SHA256 = 0x12
+const log = logger('data:store')
 /** Quarantined blocks remembered as corrupt (oldest forgotten first). */
 export const MAX_CORRUPTED_REMEMBERED = 4096
 
@@ -117,7 +119,7 @@ export class Store {
   private async present (file: string, size: number): Promise<boolean> {
     try {
       return (await stat(file)).size === size
-    } catch { return false }
+    } catch { return false } // absent (ENOENT) or unreadable: either way it is written again
   }
 
   /** Read a block, verified. Throws CorruptBlockError (and quarantines it) on a hash mismatch. */
@@ -156,7 +158,11 @@ export class Store {
     this.corrupted.add(cid.toString())
     try {
       await rename(file, join(this.dir, 'corrupt', `${cid.toString()}.${Date.now()}`))
-    } catch {}
+      log.error('block %s is corrupt on disk: moved to %s/corrupt', cid.toString(), this.dir)
+    } catch (err) {
+      // still remembered as corrupt (this.corrupted) and reported below; a later read tries again
+      log.error('block %s is corrupt on disk, and moving it aside failed: %s', cid.toString(), (err as Error).message)
+    }
     this.onCorrupt?.(cid)
   }
 
@@ -170,10 +176,12 @@ export class Store {
     const root = join(this.dir, 'blocks')
     for (const d of await readdir(root)) {
       let names: string[]
-      try { names = await readdir(join(root, d)) } catch { continue }
+      try { names = await readdir(join(root, d)) } catch { continue } // not a shard directory (or just removed)
       for (const n of names) {
         if (!n.endsWith('.data')) continue
-        try { yield CID.createV1(raw.code, this.shards.decode(n).multihash) } catch {}
+        let cid: CID
+        try { cid = CID.createV1(raw.code, this.shards.decode(n).multihash) } catch { continue } // not a block file's name: not ours
+        yield cid
       }
     }
   }
@@ -185,9 +193,9 @@ export class Store {
     const root = join(this.dir, 'blocks')
     for (const d of await readdir(root)) {
       let names: string[]
-      try { names = await readdir(join(root, d)) } catch { continue }
+      try { names = await readdir(join(root, d)) } catch { continue } // not a shard directory (or just removed)
       for (const n of names) {
-        try { bytesStored += (await stat(join(root, d, n))).size; blocks++ } catch {}
+        try { bytesStored += (await stat(join(root, d, n))).size; blocks++ } catch {} // deleted since the readdir: not counted
       }
     }
     const fs = await statfs(this.dir)

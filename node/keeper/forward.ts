@@ -32,6 +32,9 @@ import { CHUNK_SIZE, decodeChunk, encodeChunk } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { idleDeadline } from '../net/index.ts'
 import type { UplinkBook } from '../net/index.ts'
+import { logger, shortCid, shortPeer } from '../log.ts'
+
+const log = logger('keeper:forward')
 
 export const PLACE_PROTOCOL = '/darkfs/place/1.0.0'
 /** Largest place message: a request names at most MAX_FRAGMENTS CIDs and peer ids. */
@@ -199,10 +202,12 @@ export function createForwarder (c: ForwardComponents): Forwarder {
         const relay = pickRelay(perFragment.filter(p => !tried.has(p)))
         if (relay === undefined) return
         tried.add(relay)
+        log('chunk %s: through relay %s (attempt %d)', shortCid(ref.cid), shortPeer(relay), attempt + 1)
         try {
           await placeVia(ref, relay, perFragment, pinners, opts, waitSignal)
           return
         } catch (err) {
+          log('chunk %s: relay %s failed: %s', shortCid(ref.cid), shortPeer(relay), (err as Error).message)
           // the caller's abort or shutdown ends it; a wrong request would be wrong at any relay
           if (waitSignal.aborted || err instanceof FragmentMismatchError || attempt + 1 >= MAX_RELAY_ATTEMPTS) throw err
         }

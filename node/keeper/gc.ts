@@ -8,6 +8,9 @@ import type { AbortOptions } from '../data/index.ts'
 import { retained } from './retained.ts'
 import type { Store } from '../data/index.ts'
 import type { Volume } from '../index.ts'
+import { logger } from '../log.ts'
+
+const log = logger('keeper:gc')
 
 /** Default time between GC rounds: 1 hour. */
 export const DEFAULT_GC_INTERVAL_MS = 3600_000
@@ -53,12 +56,18 @@ export class Collector {
   async stop (): Promise<void> {
     this.started = false
     clearTimeout(this.timer)
+    // ignored: a round's failure goes to collect()'s own caller (logged for the timed rounds)
     await this.running?.catch(() => {})
   }
 
   private arm (): void {
     if (!this.started || this.intervalMs <= 0) return
-    this.timer = setTimeout(() => { this.collect().catch(() => {}).finally(() => { this.arm() }) }, this.intervalMs)
+    this.timer = setTimeout(() => {
+      this.collect().then(r => {
+        if (r.skipped) log('round skipped: some retained manifest cannot be read')
+        else if (r.removed.length > 0) log('removed %d unreferenced block(s) (%d referenced)', r.removed.length, r.referenced)
+      }, (err: Error) => { log.error('round failed: %s', err.message) }).finally(() => { this.arm() })
+    }, this.intervalMs)
     this.timer.unref?.()
   }
 
@@ -87,7 +96,10 @@ export class Collector {
       const first = this.since.get(k)
       if (first === undefined) { this.since.set(k, now()); continue }
       if (now() - first < this.retentionMs) continue
-      await this.c.store.delete(cid).catch(() => {})
+      await this.c.store.delete(cid).catch((err: Error) => {
+        // the next round meets it again, unreferenced since now
+        log.error('delete of unreferenced block %s failed: %s', cid.toString(), err.message)
+      })
       this.since.delete(k)
       report.removed.push(cid.toString())
     }

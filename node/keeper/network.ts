@@ -13,6 +13,10 @@ import { assignment } from './assignment.ts'
 import type { Custody } from './custody.ts'
 import { erasureParams, replicaCount, targets as rank, DEFAULT_REDUNDANCY } from './placement.ts'
 import type { Store } from '../data/index.ts'
+import { logger, shortCid, shortPeer, shortPeers } from '../log.ts'
+
+/** The placement path's lines (`--log debug`): each chunk's plan, the peers chosen, the acknowledgements. */
+const placeLog = logger('keeper:place')
 
 /** Time to find and fetch the fragments of one chunk before a read fails (EIO, not a hang). */
 export const FETCH_TIMEOUT_MS = 20_000
@@ -177,7 +181,10 @@ export class ChunkNetwork implements Network {
         const key = r.cid!.toString()
         let run = this.placing.get(key)
         if (run === undefined) {
-          run = this.placeOne(r, opts).catch(() => {}).finally(() => { this.placing.delete(key) })
+          run = this.placeOne(r, opts).catch((err: Error) => {
+            // the chunk stays pending (local-only until then): retried on reconnect and by the retry timer
+            placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
+          }).finally(() => { this.placing.delete(key) })
           this.placing.set(key, run)
         }
         await run
@@ -207,6 +214,15 @@ export class ChunkNetwork implements Network {
     for (let j = 0; j < n; j++) if (await this.store.has(ref.fragments[j])) held[j].add(self)
     // the same plan the keepers repair to (assignment.ts), from what this host knows is where
     const want = ref.k === 1 ? [ranked] : assignment(ranked, ref.k, ref.m, held)
+    const chunk = shortCid(key)
+    if (placeLog.enabled) {
+      const plan = ref.k === 1
+        ? `${copies} copies on ${shortPeers(ranked)}`
+        : want.map((hs, j) => `f${j} ${shortCid(ref.fragments[j])} -> ${shortPeers(hs)}`).join(', ')
+      placeLog('chunk %s (k=%d m=%d, %d bytes) of %d members, written on %s: %s%s', chunk, ref.k, ref.m, ref.size, members.length, shortPeer(self), plan,
+        pinners.length > 0 ? `; pinners ${shortPeers(pinners)}` : '')
+    }
+    const index = (cid: CID): number => ref.fragments.findIndex(f => f.equals(cid))
     const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
     if (ref.k === 1) {
       // replication: one block, every target a holder; the swarm forwards along a chain
@@ -217,7 +233,15 @@ export class ChunkNetwork implements Network {
       const missing = want.some((hosts, j) => [...hosts, ...(j < ref.k ? pinners : [])].some(p => p !== self && !held[j].has(p)))
       if (this.forward !== undefined && missing && ranked.length >= n) {
         // the relay's own time bounds start once the writer's upload is free for it (forward.ts)
-        await this.forward.place(ref, want.map(hs => hs[0]), { signal: opts.signal, pinners, onAck: (j, p) => { held[j].add(p) } }).catch(() => {})
+        placeLog('chunk %s: through a relay', chunk)
+        await this.forward.place(ref, want.map(hs => hs[0]), {
+          signal: opts.signal,
+          pinners,
+          onAck: (j, p) => { held[j].add(p); placeLog('chunk %s: f%d acked by %s (relayed)', chunk, j, shortPeer(p)) }
+        }).catch((err: Error) => {
+          // what the relay could not place is pushed directly below
+          placeLog('chunk %s: relay failed, pushing directly: %s', chunk, err.message)
+        })
       }
       for (let j = 0; j < n; j++) {
         if (want[j].includes(self)) this.keep.add(ref.fragments[j].toString())
@@ -228,7 +252,11 @@ export class ChunkNetwork implements Network {
       }
     }
     if (deliveries.length > 0) {
-      const acks = await this.swarm.push(deliveries, { signal: this.signal(opts, PLACE_TIMEOUT_MS) })
+      if (placeLog.enabled) placeLog('chunk %s: pushing %s', chunk, deliveries.map(d => `f${index(d.cid)} to ${shortPeers(d.to)}`).join(', '))
+      const acks = await this.swarm.push(deliveries, {
+        signal: this.signal(opts, PLACE_TIMEOUT_MS),
+        onAck: (cid, p) => { placeLog('chunk %s: f%d acked by %s', chunk, index(cid), shortPeer(p)) }
+      })
       for (const d of deliveries) {
         const peers = acks.get(d.cid.toString()) ?? []
         ref.fragments.forEach((f, j) => { if (f.equals(d.cid)) for (const p of peers) held[j].add(p) })
@@ -239,12 +267,22 @@ export class ChunkNetwork implements Network {
       for (let j = 1; j < n; j++) for (const p of held[0]) held[j].add(p)
     }
     const hosts = new Set(held.flatMap(s => [...s]))
-    if (hosts.size >= Math.min(copies, this.live()) && !(hosts.size < 2 && this.offline())) {
+    const placed = hosts.size >= Math.min(copies, this.live()) && !(hosts.size < 2 && this.offline())
+    if (placeLog.enabled) {
+      placeLog('chunk %s %s: %d host(s) hold it: %s', chunk, placed ? 'placed' : 'still pending', hosts.size,
+        held.map((hs, j) => `f${j} ${shortPeers(hs)}`).join(', '))
+    }
+    if (placed) {
       if (this.pending.delete(key)) this.countPending(ref, -1)
       this.inodes.delete(key)
       // handing over the copies that are not this host's waits on the targets' promises: in
       // the background, so the write does not wait for it
-      if (ref.k > 1 && !pinners.includes(self)) this.dropForeign(ref, want).catch(() => {})
+      if (ref.k > 1 && !pinners.includes(self)) {
+        this.dropForeign(ref, want).catch((err: Error) => {
+          // the copies stay here until a repair pass hands them over
+          placeLog.error('chunk %s: handing over the writer\'s copies failed: %s', chunk, err.message)
+        })
+      }
     }
   }
 
@@ -259,8 +297,13 @@ export class ChunkNetwork implements Network {
       .map((cid, j) => ({ cid, j, keepers: want[j] }))
       .filter(h => !mine.has(h.cid.toString()) && !stillNeeded(h.cid) && h.keepers.length > 0 && h.keepers.every(p => held[h.j].has(p)))
     if (handovers.length === 0 || this.custody === undefined) return
-    const dropped = new Set(await this.custody.drop(handovers).catch(() => []))
+    const dropped = new Set(await this.custody.drop(handovers).catch((err: Error) => {
+      // nothing dropped: the copies stay here until a repair pass hands them over
+      placeLog('chunk %s: custody of %d fragment(s) not taken: %s', shortCid(ref.cid!), handovers.length, err.message)
+      return []
+    }))
     for (const h of handovers) if (dropped.has(h.cid.toString())) held[h.j].delete(self)
+    if (dropped.size > 0) placeLog('chunk %s: handed over %d fragment(s) to their keepers', shortCid(ref.cid!), dropped.size)
   }
 
   private countPending (ref: ChunkRef, delta: 1 | -1): void {

@@ -19,6 +19,9 @@ import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
 import { plan, survey } from './survey.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
+import { logger, shortCid, shortPeers } from '../log.ts'
+
+const log = logger('keeper:repair')
 
 /** Default time between background repair passes: 1 minute. */
 export const DEFAULT_REPAIR_INTERVAL_MS = 60_000
@@ -127,6 +130,7 @@ export class Repairer extends EventTarget {
     clearTimeout(this.timer)
     clearTimeout(this.debounce)
     this.shutdown.abort(new Error('repair stopped'))
+    // ignored: the pass was just aborted; its failure goes to pass()'s own caller
     await this.running?.catch(() => {})
   }
 
@@ -138,7 +142,11 @@ export class Repairer extends EventTarget {
     if (!this.started) return
     clearTimeout(this.debounce)
     this.debounce = setTimeout(() => {
-      this.pass().catch(() => {}).finally(() => {
+      this.pass().then(p => {
+        if (p.fragmentsRepaired > 0 || p.failed > 0 || p.dropped > 0) log('pass: %d chunk(s), %d fragment(s) repaired, %d failed, %d handed over', p.chunks, p.fragmentsRepaired, p.failed, p.dropped)
+      }, (err: Error) => {
+        if (this.started) log.error('pass failed: %s', err.message)
+      }).finally(() => {
         clearTimeout(this.timer)
         if (this.started && this.intervalMs > 0) this.timer = setTimeout(() => { this.schedule(0) }, this.intervalMs)
       })
@@ -154,6 +162,7 @@ export class Repairer extends EventTarget {
   async pass (opts: PassOptions = {}): Promise<RepairProgress> {
     while (this.running !== undefined) {
       this.again = true
+      // ignored: that pass's failure went to its own caller; this call runs a pass of its own
       await this.running.catch(() => {})
     }
     this.again = false
@@ -224,7 +233,10 @@ export class Repairer extends EventTarget {
             const p = plan(ref, holdings, members, live, self, this.redundancy)
             const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
             if (mine && p.health !== 'redundant' && p.health !== 'lost') {
-              const ok = await this.repairChunk(ref, p, holdings, opts).catch(() => false)
+              const ok = await this.repairChunk(ref, p, holdings, opts).catch((err: Error) => {
+                if (!opts.signal.aborted) log.error('repair of chunk %s failed: %s', shortCid(ref.cid!), err.message)
+                return false
+              })
               if (!ok) this.progress_.failed++
             } else if (mine && p.health === 'lost') {
               this.progress_.failed++
@@ -238,7 +250,11 @@ export class Repairer extends EventTarget {
       }
       const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()))
       if (handover.length > 0) {
-        this.progress_.dropped += (await this.c.custody.drop(handover, opts).catch(() => [])).length
+        this.progress_.dropped += (await this.c.custody.drop(handover, opts).catch((err: Error) => {
+          // the copies stay here; the next pass hands them over again
+          log.error('handing over %d copies failed: %s', handover.length, err.message)
+          return []
+        })).length
       }
     } finally {
       this.progress_.running = false
@@ -270,6 +286,7 @@ export class Repairer extends EventTarget {
       await this.limiter.take(bytes.byteLength * remote.length, { signal })
       const acks = await this.c.swarm.push([{ cid, bytes, to: remote }], { signal })
       const got = acks.get(cid.toString()) ?? []
+      log('chunk %s fragment %d -> %s: acked by %s', shortCid(ref.cid!), j, shortPeers(remote), shortPeers(got))
       for (const h of got) { p.held[j].add(h); holdings.get(cid.toString())?.add(h) }
       this.progress_.bytesPushed += bytes.byteLength * got.length
       this.progress_.fragmentsRepaired += got.length
@@ -299,7 +316,11 @@ export class Repairer extends EventTarget {
       const f = ref.fragments[j]
       const from = new Map([[f.toString(), [...(holdings.get(f.toString()) ?? [])].filter(h => h !== this.c.self)]])
       await this.limiter.take(Math.ceil(ref.size / ref.k), { signal })
-      const got = await this.c.swarm.pullAny([f], 1, from, { signal, background: true }).catch(() => undefined)
+      const got = await this.c.swarm.pullAny([f], 1, from, { signal, background: true }).catch((err: Error) => {
+        // not copied: rebuilt from any k below
+        log('copy of fragment %s of chunk %s from %s failed: %s', shortCid(f), shortCid(ref.cid!), shortPeers(from.get(f.toString()) ?? []), err.message)
+        return undefined
+      })
       const b = got?.get(f.toString())
       if (b !== undefined) {
         ref.fragments.forEach((g, i) => { if (g.equals(f) && have[i] === undefined) have[i] = b })
@@ -337,7 +358,9 @@ export class Repairer extends EventTarget {
     try {
       if (!await this.c.store.has(cid)) return undefined
       return await this.c.store.get(cid)
-    } catch {
+    } catch (err) {
+      // unusable here: fetched (or rebuilt) from the other holders instead
+      log.error('local fragment %s unreadable: %s', shortCid(cid), (err as Error).message)
       return undefined
     }
   }

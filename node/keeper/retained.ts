@@ -6,6 +6,9 @@ import type { ChunkRef } from '../data/index.ts'
 import type { AbortOptions } from '../data/index.ts'
 import type { Volume } from '../index.ts'
 import type { Content, InodeId } from '../tree/index.ts'
+import { logger } from '../log.ts'
+
+const log = logger('keeper:retained')
 
 /** Default time old versions (from history) stay retained: 7 days. */
 export const DEFAULT_RETENTION_MS = 7 * 24 * 3600_000
@@ -56,7 +59,9 @@ export async function retained (volume: Volume, retentionMs: number, opts: Abort
     let manifest
     try {
       manifest = await volume.chunks.readManifest(content.manifest, opts)
-    } catch {
+    } catch (err) {
+      // counted: GC removes nothing in a round where some retained manifest is unknown
+      log('manifest %s unreadable: %s', key, (err as Error).message)
       result.unreadable++
       continue
     }

@@ -8,6 +8,9 @@ import type { RateLimiter } from '../../swarm/index.ts'
 import type { AbortOptions } from '../data/index.ts'
 import { CorruptBlockError } from '../errors.ts'
 import type { Store } from '../data/index.ts'
+import { logger } from '../log.ts'
+
+const log = logger('keeper:scrub')
 
 /** Default time between scrubs: 1 day. */
 export const DEFAULT_SCRUB_INTERVAL_MS = 24 * 3600_000
@@ -55,12 +58,19 @@ export class Scrubber {
     this.started = false
     clearTimeout(this.timer)
     this.shutdown.abort(new Error('scrub stopped'))
+    // ignored: the scrub was just aborted; its failure goes to scrub()'s own caller
     await this.running?.catch(() => {})
   }
 
   private arm (): void {
     if (!this.started || this.intervalMs <= 0) return
-    this.timer = setTimeout(() => { this.scrub().catch(() => {}).finally(() => { this.arm() }) }, this.intervalMs)
+    this.timer = setTimeout(() => {
+      this.scrub().then(r => {
+        if (r.corrupt.length > 0) log.error('scrub found %d corrupt block(s) of %d: %s', r.corrupt.length, r.checked, r.corrupt.join(', '))
+      }, (err: Error) => {
+        if (this.started) log.error('scrub failed: %s', err.message)
+      }).finally(() => { this.arm() })
+    }, this.intervalMs)
     this.timer.unref?.()
   }
 

@@ -2,6 +2,9 @@
 // distinct live hosts), degraded (at least k reachable, fewer than k+m), local-only (only on
 // this host, while the network could hold more), lost (fewer than k anywhere reachable).
 import type { Volume } from '../index.ts'
+import { logger } from '../log.ts'
+
+const log = logger('keeper:status')
 
 export interface ChunkCounts { total: number, redundant: number, degraded: number, localOnly: number, lost: number }
 
@@ -18,7 +21,9 @@ export async function chunkStatus (volume: Volume, opts: { peers: number, holder
     let manifest
     try {
       manifest = await volume.chunks.readManifest(content.manifest)
-    } catch {
+    } catch (err) {
+      // a manifest no host can give is a lost chunk (its chunks are unknown): counted as such
+      log('manifest %s unreadable: %s', content.manifest.toString(), (err as Error).message)
       counts.total++
       counts.lost++
       continue

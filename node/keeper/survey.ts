@@ -6,6 +6,9 @@ import type { AbortOptions } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { assignment } from './assignment.ts'
 import { targets, replicaCount, DEFAULT_REDUNDANCY } from './placement.ts'
+import { logger, shortPeer } from '../log.ts'
+
+const log = logger('keeper:survey')
 
 /** Peers asked at once during a survey. */
 export const SURVEY_CONCURRENCY = 8
@@ -53,8 +56,12 @@ async function askWithRetry (c: SurveyComponents, cids: CID[], peer: string, opt
   for (let i = 0; ; i++) {
     try {
       return await c.has(cids, peer, opts)
-    } catch {
-      if (i + 1 >= SURVEY_TRIES || opts.signal?.aborted === true) return new Set()
+    } catch (err) {
+      // a peer that cannot be asked is taken to hold nothing: its fragments count as missing
+      if (i + 1 >= SURVEY_TRIES || opts.signal?.aborted === true) {
+        if (opts.signal?.aborted !== true) log('have-query of %d block(s) to %s failed %d times, taken as holding none: %s', cids.length, shortPeer(peer), SURVEY_TRIES, (err as Error).message)
+        return new Set()
+      }
       await new Promise(resolve => setTimeout(resolve, SURVEY_RETRY_MS << i))
     }
   }

@@ -96,6 +96,7 @@ export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op>
       try {
         ok = await verify(raw.author, unsigned, raw.sig)
       } catch {
+        // a verifier that throws (a malformed author key) means a bad signature: refused just below
         ok = false
       }
       if (!ok) throw new InvalidOpError(`bad signature for author ${raw.author}`)

@@ -294,6 +294,7 @@ export class Tree extends EventTarget {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    // ignored: each queued call's failure went to its own caller (serial)
     await this.chain.catch(() => {})
     await this.log.close()
   }
@@ -306,8 +307,9 @@ export class Tree extends EventTarget {
   }
 
   private async serial<T> (fn: () => Promise<T>): Promise<T> {
+    // one call after the other, whatever the previous one did: its failure went to its own caller
     const run = this.chain.then(fn, fn)
-    this.chain = run.catch(() => {})
+    this.chain = run.catch(() => {}) // ignored here for the same reason: `run` is returned
     return await run
   }
 
