@@ -5,9 +5,10 @@
 import type { CID } from 'multiformats/cid'
 import { tokenBucket } from '../../swarm/index.ts'
 import type { RateLimiter } from '../../swarm/index.ts'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import { CorruptBlockError } from '../errors.ts'
 import type { Store } from '../data/index.ts'
+import { anySignal } from '../abort.ts'
 
 /** Default time between scrubs: 1 day. */
 export const DEFAULT_SCRUB_INTERVAL_MS = 24 * 3600_000
@@ -67,7 +68,7 @@ export class Scrubber {
   /** Re-hash every stored block now (one scrub at a time: a second call joins the first). */
   async scrub (opts: AbortOptions = {}): Promise<ScrubReport> {
     if (this.running !== undefined) return await this.running
-    const signal = opts.signal === undefined ? this.shutdown.signal : AbortSignal.any([opts.signal, this.shutdown.signal])
+    const signal = anySignal([opts.signal, this.shutdown.signal])
     this.running = this.run(signal)
     try { return await this.running } finally { this.running = undefined }
   }
