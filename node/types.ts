@@ -124,5 +124,9 @@ export function isPinXattr (name: string): boolean {
   return name.startsWith(PIN_XATTR_PREFIX)
 }
 
-/** Named commands a running host answers on its control socket (`heal`, `pin`, ...): the keeper and the daemon provide them, the control server routes to them. */
-export type Commands = Record<string, (args: any) => Promise<unknown>>
+/**
+ * Named commands a running host answers on its control socket (`heal`, `pin`, ...): the keeper
+ * and the daemon provide them, the control server routes to them with the request's signal
+ * (aborted when the client goes away).
+ */
+export type Commands = Record<string, (args: any, options?: AbortOptions) => Promise<unknown>>
