@@ -70,17 +70,25 @@ export class OpenFile {
 
   /**
    * Serialise mutations (writes, truncates, commits) on this inode. A caller whose signal
-   * aborts while it waits for its turn leaves the queue, and its `fn` never runs.
+   * aborts while it waits for its turn leaves the queue, and its `fn` never runs; once `fn`
+   * runs, the caller waits for it (fn passes the signal to what it waits on).
    */
   private async serial<T> (fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     signal?.throwIfAborted()
+    let started = false
     const turn = async (): Promise<T> => {
       signal?.throwIfAborted()
+      started = true
       return await fn()
     }
     const run = this.queue.then(turn, turn)
     this.queue = run.catch(() => {})
-    return await raceSignal(run, signal)
+    try {
+      return await raceSignal(run, signal)
+    } catch (err) {
+      if (started) return await run
+      throw err
+    }
   }
 
   private async loadManifest (signal?: AbortSignal): Promise<Manifest | undefined> {

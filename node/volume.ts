@@ -672,7 +672,8 @@ export class Volume implements VolumeApi {
 
   async truncate (path: string, len = 0, options: AbortOptions = {}): Promise<void> {
     const fh = await this.open(path, 'r+', undefined, undefined, options)
-    try { await fh.truncate(len, options) } finally { await fh.close(options) }
+    // the close is not bound to the signal: a truncate that happened is committed
+    try { await fh.truncate(len, options) } finally { await fh.close() }
   }
 
   /** Every version of a file, oldest first: time, author, size (for `darkfs log`). */

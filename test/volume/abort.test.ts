@@ -54,6 +54,24 @@ describe('Volume calls take AbortOptions down to the network fetch', function ()
     assert.deepEqual(Buffer.from(buf), Buffer.from(r.bytes.subarray(0, 10)))
   })
 
+  it('fh.write(..., { signal }) waiting behind a commit that fetches: aborted, it leaves the queue and never writes', async () => {
+    const r = await remoteVolume(t, await tempDir(t), SIZE)
+    const fh = await r.volume.open(r.path, 'r+')
+    await fh.write(Buffer.from('patch'), 0, 5, 10) // a patch: the chunk is read at commit
+    const syncing = fh.flush()
+    const fetch = await r.nextFetch()
+    const controller = new AbortController()
+    const writing = fh.write(Buffer.from('never'), 0, 5, 100, { signal: controller.signal })
+    controller.abort(new DOMException('gave up', 'AbortError'))
+    await assert.rejects(writing, isAbort('AbortError'))
+    fetch.release()
+    await syncing
+    await fh.close()
+    const want = Buffer.from(r.bytes)
+    want.write('patch', 10)
+    assert.deepEqual(Buffer.from(await r.volume.readFile(r.path)), want)
+  })
+
   it('a reader that gives up leaves the fetch to the others, which get the bytes', async () => {
     const r = await remoteVolume(t, await tempDir(t), SIZE)
     const ca = new AbortController()
