@@ -7,7 +7,9 @@
 //
 // The kernel enforces uid/gid/mode (default_permissions, allow_other); every request runs as
 // a Volume call on the Node event loop, answered asynchronously, with a deadline
-// (`requestTimeoutMs`) after which the kernel gets EIO. A stale mount left at `dir` by a
+// (`requestTimeoutMs`) after which the kernel gets EIO. The deadline is a signal handed to every
+// Volume call of the request: at the deadline it aborts, and with it the fetch behind the call
+// (down to the swarm pull), so a request answered EIO leaves no work running on its behalf. A stale mount left at `dir` by a
 // crashed process ("Transport endpoint is not connected") is lazily unmounted first.
 // SIGINT/SIGTERM are the caller's: call unmount() from its handler.
 //
@@ -39,7 +41,7 @@ export interface MountOptions {
   debug?: boolean
   /** Seconds the kernel caches attributes and entries (default ATTR_TIMEOUT_S). */
   attrTimeout?: number
-  /** Deadline of one request in ms; then the kernel gets EIO (default REQUEST_TIMEOUT_MS). */
+  /** Deadline of one request in ms; then the kernel gets EIO and the request's signal aborts (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number
 }
 
@@ -162,8 +164,14 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
       clearTimeout(timer)
       b.reply(req, a.result, a.a, a.b)
     }
-    const timer = setTimeout(() => { answer({ result: -5 /* EIO */ }) }, timeoutMs)
-    ops(request).then(answer, (err: unknown) => { answer({ result: toErrno(err) }) })
+    // a controller and a timer cleared on answer, rather than AbortSignal.timeout(), whose timer
+    // (and this request) would live on for the whole deadline after a quick answer
+    const deadline = new AbortController()
+    const timer = setTimeout(() => {
+      answer({ result: -5 /* EIO */ })
+      deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} passed its ${timeoutMs} ms deadline`, 'TimeoutError'))
+    }, timeoutMs)
+    ops(request, { signal: deadline.signal }).then(answer, (err: unknown) => { answer({ result: toErrno(err) }) })
   }
 
   const m = b.mount(dir, { debug: opts.debug === true ? 1 : 0, timeoutMs, attrTimeout: opts.attrTimeout ?? ATTR_TIMEOUT_S }, handler)

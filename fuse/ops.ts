@@ -1,5 +1,8 @@
 // FUSE operations -> Volume calls. One function per request kind; errors are not handled
-// here but by the caller, which maps every thrown error through fuse/errno.ts once.
+// here but by the caller, which maps every thrown error through fuse/errno.ts once. Every
+// Volume call of a request gets the request's signal (its deadline: fuse/index.ts), so a request
+// the kernel has been answered EIO for stops the fetch behind it.
+import type { AbortOptions } from '@libp2p/interface'
 import type { Caller, FileHandle, Stats, VolumeApi, TimeArg } from '../node/index.ts'
 import { FsError } from '../node/index.ts'
 import type { Handles } from './handles.ts'
@@ -101,35 +104,35 @@ function dirHandle (volume: VolumeApi, path: string, ino: number): FileHandle {
     read: isDir,
     write: isDir,
     truncate: isDir,
-    stat: async () => await volume.lstat(path),
+    stat: async (options) => await volume.lstat(path, options),
     sync: async () => {},
     flush: async () => {},
     close: async () => {}
   }
 }
 
-/** Builds the request handler for one mount. */
-export function createOps (volume: OpsVolume, handles: Handles): (req: Request) => Promise<Answer> {
+/** Builds the request handler for one mount: `options.signal` is the request's deadline. */
+export function createOps (volume: OpsVolume, handles: Handles): (req: Request, options?: AbortOptions) => Promise<Answer> {
   const links = createLinkNames()
 
   /** The caller that owns a new entry in `path`'s directory: setgid dirs pass on their gid. */
-  async function owner (path: string, caller: Caller): Promise<{ caller: Caller, setgid: boolean }> {
-    const parent = await volume.lstat(parentOf(path))
+  async function owner (path: string, caller: Caller, o: AbortOptions): Promise<{ caller: Caller, setgid: boolean }> {
+    const parent = await volume.lstat(parentOf(path), o)
     if ((parent.mode & S_ISGID) !== 0) return { caller: { ...caller, gid: parent.gid }, setgid: true }
     return { caller, setgid: false }
   }
 
-  async function stat (path: string | null, fh: number): Promise<Stats> {
-    if (fh >= 0) return await handles.get(fh).stat()
+  async function stat (path: string | null, fh: number, o: AbortOptions): Promise<Stats> {
+    if (fh >= 0) return await handles.get(fh).stat(o)
     const p = checkName(need(path, 'stat'), 'stat')
-    const st = await volume.lstat(p)
+    const st = await volume.lstat(p, o)
     links.note(p, st)
     return st
   }
 
   /** The kernel has resolved symlinks already: a setattr on a symlink means the link itself. */
-  async function isSymlink (path: string): Promise<boolean> {
-    return (await volume.lstat(path)).kind === 'symlink'
+  async function isSymlink (path: string, o: AbortOptions): Promise<boolean> {
+    return (await volume.lstat(path, o)).kind === 'symlink'
   }
 
   function pathOf (path: string | null, fh: number, syscall: string): string {
@@ -142,39 +145,39 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
     return { result: handles.add(fh) }
   }
 
-  return async function handle (req: Request): Promise<Answer> {
+  return async function handle (req: Request, o: AbortOptions = {}): Promise<Answer> {
     const { path, path2, n, caller } = req
     switch (req.op) {
       case Op.getattr:
-        return { result: 0, a: encodeStat(await stat(path, n[0])) }
+        return { result: 0, a: encodeStat(await stat(path, n[0], o)) }
       case Op.readlink:
-        return { result: 0, a: Buffer.from(await volume.readlink(need(path, 'readlink'))) }
+        return { result: 0, a: Buffer.from(await volume.readlink(need(path, 'readlink'), o)) }
       case Op.mknod: {
         const p = checkName(need(path, 'mknod'), 'mknod')
-        const o = await owner(p, caller)
-        await volume.mknod(p, n[0], n[1], o.caller)
+        const own = await owner(p, caller, o)
+        await volume.mknod(p, n[0], n[1], own.caller, o)
         return OK
       }
       case Op.mkdir: {
         const p = checkName(need(path, 'mkdir'), 'mkdir')
-        const o = await owner(p, caller)
-        await volume.mkdir(p, { mode: (n[0] & 0o7777) | (o.setgid ? S_ISGID : 0), caller: o.caller })
+        const own = await owner(p, caller, o)
+        await volume.mkdir(p, { mode: (n[0] & 0o7777) | (own.setgid ? S_ISGID : 0), caller: own.caller, signal: o.signal })
         return OK
       }
       case Op.unlink: {
         const p = need(path, 'unlink')
-        await volume.unlink(p)
+        await volume.unlink(p, o)
         const others = links.others(p)
         links.forget(p)
         return { result: 0, a: others }
       }
       case Op.rmdir:
-        await volume.rmdir(need(path, 'rmdir'))
+        await volume.rmdir(need(path, 'rmdir'), o)
         return OK
       case Op.symlink: {
         const p = checkName(need(path, 'symlink'), 'symlink')
-        const o = await owner(p, caller)
-        await volume.symlink(need(path2, 'symlink'), p, o.caller)
+        const own = await owner(p, caller, o)
+        await volume.symlink(need(path2, 'symlink'), p, own.caller, o)
         return OK
       }
       case Op.rename: {
@@ -182,13 +185,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
         const to = checkName(need(path2, 'rename'), 'rename')
         if ((n[0] & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', 'rename', from, 'RENAME_EXCHANGE and whiteouts are not supported')
         if ((n[0] & RENAME_NOREPLACE) !== 0) {
-          const exists = await volume.lstat(to).then(() => true, (err: { code?: string }) => {
+          const exists = await volume.lstat(to, o).then(() => true, (err: { code?: string }) => {
             if (err.code === 'ENOENT') return false
             throw err
           })
           if (exists) throw new FsError('EEXIST', 'rename', to)
         }
-        await volume.rename(from, to)
+        await volume.rename(from, to, o)
         const others = [...links.others(to), ...links.others(from)]
         links.forget(to)
         links.forget(from)
@@ -197,15 +200,15 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
       case Op.link: {
         const from = need(path, 'link')
         const to = checkName(need(path2, 'link'), 'link')
-        await volume.link(from, to)
-        const st = await volume.lstat(to)
+        await volume.link(from, to, o)
+        const st = await volume.lstat(to, o)
         links.note(from, st)
         links.note(to, st)
         return { result: 0, a: links.others(to) }
       }
       case Op.chmod: {
         const p = pathOf(path, n[1], 'chmod')
-        await volume.chmod(p, n[0] & 0o7777)
+        await volume.chmod(p, n[0] & 0o7777, o)
         return { result: 0, a: links.others(p) }
       }
       case Op.chown: {
@@ -213,76 +216,78 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
         let uid = n[0]
         let gid = n[1]
         if (uid < 0 || gid < 0) {
-          const st = await volume.lstat(p)
+          const st = await volume.lstat(p, o)
           if (uid < 0) uid = st.uid
           if (gid < 0) gid = st.gid
         }
-        if (volume.lchown !== undefined) await volume.lchown(p, uid, gid)
-        else if (await isSymlink(p)) throw new FsError('ENOTSUP', 'lchown', p, 'the volume cannot chown a symlink itself')
-        else await volume.chown(p, uid, gid)
+        if (volume.lchown !== undefined) await volume.lchown(p, uid, gid, o)
+        else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lchown', p, 'the volume cannot chown a symlink itself')
+        else await volume.chown(p, uid, gid, o)
         return { result: 0, a: links.others(p) }
       }
       case Op.truncate: {
         const p = pathOf(path, n[1], 'truncate')
-        if (n[1] >= 0) await handles.get(n[1]).truncate(n[0])
-        else await volume.truncate(p, n[0])
+        if (n[1] >= 0) await handles.get(n[1]).truncate(n[0], o)
+        else await volume.truncate(p, n[0], o)
         return { result: 0, a: links.others(p) }
       }
       case Op.open:
         // the kernel computes append offsets and checks permissions; the Volume gets the access
         // mode and O_TRUNC only
-        return await open(await volume.open(need(path, 'open'), n[0] & (O_ACCMODE | O_TRUNC)))
+        return await open(await volume.open(need(path, 'open'), n[0] & (O_ACCMODE | O_TRUNC), undefined, undefined, o))
       case Op.create: {
         const p = checkName(need(path, 'create'), 'create')
-        const o = await owner(p, caller)
+        const own = await owner(p, caller, o)
         const flags = (n[1] & (O_ACCMODE | O_TRUNC | O_EXCL)) | O_CREAT
-        return await open(await volume.open(p, flags, n[0] & 0o7777, o.caller))
+        return await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o))
       }
       case Op.read: {
         const buf = Buffer.allocUnsafe(n[1])
-        const { bytesRead } = await handles.get(n[0]).read(buf, 0, n[1], n[2])
+        const { bytesRead } = await handles.get(n[0]).read(buf, 0, n[1], n[2], o)
         return { result: bytesRead, a: buf.subarray(0, bytesRead) }
       }
       case Op.write: {
         const data = req.data ?? new Uint8Array(0)
-        const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1])
+        const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1], o)
         return { result: bytesWritten }
       }
       case Op.statfs:
-        return { result: 0, a: encodeStatFs(await volume.statfs()) }
+        return { result: 0, a: encodeStatFs(await volume.statfs(o)) }
       case Op.flush: {
         const fh = handles.get(n[0])
-        await fh.flush()
+        await fh.flush(o)
         return { result: 0, a: links.others(fh.path) }
       }
       case Op.release: {
         const fh = handles.remove(n[0])
         if (fh === undefined) return OK
+        // not bound to the request's deadline: nobody waits on a release (close(2) waited on
+        // flush), and the commit of the last handle's writes is the host's to finish
         await fh.close()
         // attributes read while the file was open may lag what the close committed
         return { result: 0, a: [fh.path, ...links.others(fh.path)] }
       }
       case Op.fsync:
-        await handles.get(n[0]).sync()
+        await handles.get(n[0]).sync(o)
         return OK
       case Op.setxattr: {
         const p = need(path, 'setxattr')
-        const flags = { create: (n[0] & XATTR_CREATE) !== 0, replace: (n[0] & XATTR_REPLACE) !== 0 }
+        const flags = { create: (n[0] & XATTR_CREATE) !== 0, replace: (n[0] & XATTR_REPLACE) !== 0, signal: o.signal }
         await volume.setxattr(p, need(path2, 'setxattr'), req.data ?? new Uint8Array(0), flags)
         return OK
       }
       case Op.getxattr:
-        return { result: 0, a: await volume.getxattr(need(path, 'getxattr'), need(path2, 'getxattr')) }
+        return { result: 0, a: await volume.getxattr(need(path, 'getxattr'), need(path2, 'getxattr'), o) }
       case Op.listxattr: {
-        const names = await volume.listxattr(need(path, 'listxattr'))
+        const names = await volume.listxattr(need(path, 'listxattr'), o)
         return { result: 0, a: Buffer.from(names.map(name => name + '\0').join('')) }
       }
       case Op.removexattr:
-        await volume.removexattr(need(path, 'removexattr'), need(path2, 'removexattr'))
+        await volume.removexattr(need(path, 'removexattr'), need(path2, 'removexattr'), o)
         return OK
       case Op.opendir: {
         const p = need(path, 'opendir')
-        const st = await volume.lstat(p)
+        const st = await volume.lstat(p, o)
         if (st.kind !== 'dir') throw new FsError('ENOTDIR', 'opendir', p)
         return await open(dirHandle(volume, p, st.ino))
       }
@@ -292,7 +297,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
       case Op.readdir: {
         const p = n[0] >= 0 ? handles.get(n[0]).path : need(path, 'readdir')
         const [entries, self, parent] = await Promise.all([
-          volume.readdirents(p), volume.lstat(p), volume.lstat(parentOf(p))
+          volume.readdirents(p, o), volume.lstat(p, o), volume.lstat(parentOf(p), o)
         ])
         const names = ['.', '..']
         const nums = new Float64Array(2 * (entries.length + 2))
@@ -309,17 +314,17 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request) 
         return { result: 0, a: names, b: nums }
       }
       case Op.access:
-        await volume.lstat(need(path, 'access'))
+        await volume.lstat(need(path, 'access'), o)
         return OK
       case Op.utimens: {
         const p = pathOf(path, n[4], 'utimens')
         // buffered writes commit at flush and stamp their mtime then: commit them first, so
         // explicit times (tar, cp -a, touch on an open file) are the last word
-        await Promise.all(handles.all().filter(h => h.path === p).map(async h => { await h.flush() }))
+        await Promise.all(handles.all().filter(h => h.path === p).map(async h => { await h.flush(o) }))
         const [atime, mtime] = [timeArg(n[0], n[1]), timeArg(n[2], n[3])]
-        if (volume.lutimes !== undefined) await volume.lutimes(p, atime, mtime)
-        else if (await isSymlink(p)) throw new FsError('ENOTSUP', 'lutimes', p, 'the volume cannot set times of a symlink itself')
-        else await volume.utimes(p, atime, mtime)
+        if (volume.lutimes !== undefined) await volume.lutimes(p, atime, mtime, o)
+        else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lutimes', p, 'the volume cannot set times of a symlink itself')
+        else await volume.utimes(p, atime, mtime, o)
         return { result: 0, a: links.others(p) }
       }
       default:

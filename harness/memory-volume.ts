@@ -1,5 +1,8 @@
 // A small in-memory VolumeApi for the FUSE adapter's tests (test-only): inodes with hard
-// links, symlinks, device nodes, xattrs and nanosecond times, with POSIX errors.
+// links, symlinks, device nodes, xattrs and nanosecond times, with POSIX errors. Every call
+// takes AbortOptions last, as VolumeApi says, and checks the signal at entry (nothing here waits).
+// A test that needs a call to wait on its signal replaces that method (test/fuse/deadline.test.ts).
+import type { AbortOptions } from '@libp2p/interface'
 import { FsError } from '../node/index.ts'
 import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from '../node/index.ts'
 
@@ -35,6 +38,11 @@ function toNs (t: TimeArg, current: bigint): bigint {
   if (typeof t === 'bigint') return t
   if (t instanceof Date) return BigInt(t.getTime()) * 1_000_000n
   return BigInt(Math.round(t * 1000)) * 1_000_000n
+}
+
+/** A call's entry: an aborted signal stops it before it does anything. */
+function entry (options?: AbortOptions): void {
+  options?.signal?.throwIfAborted()
 }
 
 export function createMemoryVolume (): VolumeApi {
@@ -100,12 +108,14 @@ export function createMemoryVolume (): VolumeApi {
     return {
       path,
       ino: n.ino,
-      async read (buffer, offset, length, position) {
+      async read (buffer, offset, length, position, o) {
+        entry(o)
         const src = n.data.subarray(Math.min(position, n.size), Math.min(position + length, n.size))
         Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength).set(src, offset)
         return { bytesRead: src.length }
       },
-      async write (buffer, offset, length, position) {
+      async write (buffer, offset, length, position, o) {
+        entry(o)
         if (position > n.size) resize(n, position)
         reserve(n, position + length)
         n.size = Math.max(n.size, position + length)
@@ -113,10 +123,10 @@ export function createMemoryVolume (): VolumeApi {
         n.mtime = n.ctime = now()
         return { bytesWritten: length }
       },
-      async truncate (len = 0) { resize(n, len) },
-      async stat () { return statOf(n) },
-      async sync () {},
-      async flush () {},
+      async truncate (len = 0, o) { entry(o); resize(n, len) },
+      async stat (o) { entry(o); return statOf(n) },
+      async sync (o) { entry(o) },
+      async flush (o) { entry(o) },
       async close () {}
     }
   }
@@ -139,13 +149,14 @@ export function createMemoryVolume (): VolumeApi {
   }
 
   const vol: VolumeApi = {
-    async readFile (path) { const n = walk(path, 'open'); return Buffer.from(n.data.subarray(0, n.size)) },
+    async readFile (path, o) { entry(o); const n = walk(path, 'open'); return Buffer.from(n.data.subarray(0, n.size)) },
     async writeFile (path, data, opts = {}) {
-      const fh = await vol.open(path, 'w', opts.mode ?? 0o666, opts.caller)
+      const fh = await vol.open(path, 'w', opts.mode ?? 0o666, opts.caller, opts)
       const buf = typeof data === 'string' ? Buffer.from(data) : data
-      await fh.write(buf, 0, buf.length, 0)
+      await fh.write(buf, 0, buf.length, 0, opts)
     },
-    async open (path, flags = 'r', mode = 0o666, caller = ROOT) {
+    async open (path, flags = 'r', mode = 0o666, caller = ROOT, o) {
+      entry(o)
       const f = flagsOf(flags)
       let n: Node
       try {
@@ -160,22 +171,25 @@ export function createMemoryVolume (): VolumeApi {
       if ((f & 0o1000) !== 0 && n.kind === 'file') resize(n, 0)
       return handle(path, n)
     },
-    async stat (path) { return statOf(walk(path, 'stat')) },
-    async lstat (path) { return statOf(walk(path, 'lstat')) },
-    async readdir (path) { return (await vol.readdirents(path)).map(d => d.name) },
-    async readdirents (path): Promise<Dirent[]> {
+    async stat (path, o) { entry(o); return statOf(walk(path, 'stat')) },
+    async lstat (path, o) { entry(o); return statOf(walk(path, 'lstat')) },
+    async readdir (path, o) { return (await vol.readdirents(path, o)).map(d => d.name) },
+    async readdirents (path, o): Promise<Dirent[]> {
+      entry(o)
       const n = walk(path, 'scandir')
       if (n.children === null) throw new FsError('ENOTDIR', 'scandir', path)
       return [...n.children].map(([name, c]) => ({ name, kind: c.kind, ino: c.ino }))
     },
     async mkdir (path, opts = {}) {
+      entry(opts)
       const caller = opts.caller ?? ROOT
       add(path, mk('dir', (opts.mode ?? 0o777) & ~(caller.umask ?? 0), caller), 'mkdir')
     },
-    async rmdir (path) { unlinkNode(path, true, 'rmdir') },
-    async rm (path) { unlinkNode(path, walk(path, 'rm').kind === 'dir', 'rm') },
-    async unlink (path) { unlinkNode(path, false, 'unlink') },
-    async rename (from, to) {
+    async rmdir (path, o) { entry(o); unlinkNode(path, true, 'rmdir') },
+    async rm (path, o) { entry(o); unlinkNode(path, walk(path, 'rm').kind === 'dir', 'rm') },
+    async unlink (path, o) { entry(o); unlinkNode(path, false, 'unlink') },
+    async rename (from, to, o) {
+      entry(o)
       const [sp, sn] = parentAndName(from, 'rename')
       const n = sp.children!.get(sn)
       if (n === undefined) throw new FsError('ENOENT', 'rename', from)
@@ -196,63 +210,73 @@ export function createMemoryVolume (): VolumeApi {
       if (n.kind === 'dir') { sp.nlink--; dp.nlink++ }
       sp.mtime = sp.ctime = dp.mtime = dp.ctime = n.ctime = now()
     },
-    async symlink (target, path, caller = ROOT) {
+    async symlink (target, path, caller = ROOT, o) {
+      entry(o)
       const n = mk('symlink', 0o777, caller)
       n.target = target
       add(path, n, 'symlink')
     },
-    async readlink (path) {
+    async readlink (path, o) {
+      entry(o)
       const n = walk(path, 'readlink')
       if (n.kind !== 'symlink') throw new FsError('EINVAL', 'readlink', path)
       return n.target
     },
-    async link (existing, path) {
+    async link (existing, path, o) {
+      entry(o)
       const n = walk(existing, 'link')
       if (n.kind === 'dir') throw new FsError('EPERM', 'link', existing)
       add(path, n, 'link')
       n.nlink++
       n.ctime = now()
     },
-    async mknod (path, mode, rdev, caller = ROOT) {
+    async mknod (path, mode, rdev, caller = ROOT, o) {
+      entry(o)
       const kind = kindOf.get(mode & IFMT) ?? 'file'
       const n = mk(kind, mode & ~(caller.umask ?? 0), caller)
       n.rdev = rdev
       add(path, n, 'mknod')
     },
-    async chmod (path, mode) { const n = walk(path, 'chmod'); n.perm = mode & 0o7777; n.ctime = now() },
-    async chown (path, uid, gid) { const n = walk(path, 'chown'); n.uid = uid; n.gid = gid; n.ctime = now() },
-    async utimes (path, atime, mtime) {
+    async chmod (path, mode, o) { entry(o); const n = walk(path, 'chmod'); n.perm = mode & 0o7777; n.ctime = now() },
+    async chown (path, uid, gid, o) { entry(o); const n = walk(path, 'chown'); n.uid = uid; n.gid = gid; n.ctime = now() },
+    async utimes (path, atime, mtime, o) {
+      entry(o)
       const n = walk(path, 'utimes')
       n.atime = toNs(atime, n.atime)
       n.mtime = toNs(mtime, n.mtime)
       n.ctime = now()
     },
-    async lutimes (path, atime, mtime) { await vol.utimes(path, atime, mtime) },
-    async lchown (path, uid, gid) { await vol.chown(path, uid, gid) },
-    async truncate (path, len = 0) {
+    async lutimes (path, atime, mtime, o) { await vol.utimes(path, atime, mtime, o) },
+    async lchown (path, uid, gid, o) { await vol.chown(path, uid, gid, o) },
+    async truncate (path, len = 0, o) {
+      entry(o)
       const n = walk(path, 'truncate')
       if (n.kind === 'dir') throw new FsError('EISDIR', 'truncate', path)
       resize(n, len)
     },
-    async getxattr (path, name) {
+    async getxattr (path, name, o) {
+      entry(o)
       const v = walk(path, 'getxattr').xattrs.get(name)
       if (v === undefined) throw new FsError('ENODATA', 'getxattr', path)
       return v
     },
     async setxattr (path, name, value, flags = {}) {
+      entry(flags)
       const n = walk(path, 'setxattr')
       if (flags.create === true && n.xattrs.has(name)) throw new FsError('EEXIST', 'setxattr', path)
       if (flags.replace === true && !n.xattrs.has(name)) throw new FsError('ENODATA', 'setxattr', path)
       n.xattrs.set(name, Uint8Array.from(value))
       n.ctime = now()
     },
-    async listxattr (path) { return [...walk(path, 'listxattr').xattrs.keys()] },
-    async removexattr (path, name) {
+    async listxattr (path, o) { entry(o); return [...walk(path, 'listxattr').xattrs.keys()] },
+    async removexattr (path, name, o) {
+      entry(o)
       const n = walk(path, 'removexattr')
       if (!n.xattrs.delete(name)) throw new FsError('ENODATA', 'removexattr', path)
       n.ctime = now()
     },
-    async statfs (): Promise<StatFs> {
+    async statfs (o): Promise<StatFs> {
+      entry(o)
       return { bsize: 4096, blocks: 1 << 24, bfree: 1 << 23, bavail: 1 << 23, files: 1 << 20, ffree: (1 << 20) - nextIno, namemax: 255 }
     }
   }

@@ -5,12 +5,17 @@
 // chunks are spilled to the store (several at once) when the buffered bytes pass a bound; commit() turns the state into a new version (inline bytes
 // or a manifest) and appends one `write` op. Until commit, the tree keeps the old version:
 // a crash mid-write leaves the old version or the new one, never a torn file.
+// Every operation takes the caller's signal: it ends the wait for this inode's queue and the
+// fetch of chunks from peers; an aborted write may leave part of its bytes written, like a short
+// write, and the state stays consistent (what is written is marked changed).
+import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, INLINE_MAX, holeChunk } from './data/index.ts'
 import type { ChunkRef, Manifest } from './data/index.ts'
 import type { ChunkService } from './data/index.ts'
 import type { Content } from './tree/index.ts'
 import { nowNs } from './clock.ts'
+import { raceSignal } from './abort.ts'
 
 /** Buffered (not yet stored) bytes per open inode before chunks are spilled: 32 MiB. */
 export const OPEN_FILE_BUFFER_BYTES = 32 << 20
@@ -63,17 +68,33 @@ export class OpenFile {
     this.path = path
   }
 
-  /** Serialise mutations (writes, truncates, commits) on this inode. */
-  private async serial<T> (fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn)
+  /**
+   * Serialise mutations (writes, truncates, commits) on this inode. A caller whose signal
+   * aborts while it waits for its turn leaves the queue, and its `fn` never runs; once `fn`
+   * runs, the caller waits for it (fn passes the signal to what it waits on).
+   */
+  private async serial<T> (fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted()
+    let started = false
+    const turn = async (): Promise<T> => {
+      signal?.throwIfAborted()
+      started = true
+      return await fn()
+    }
+    const run = this.queue.then(turn, turn)
     this.queue = run.catch(() => {})
-    return await run
+    try {
+      return await raceSignal(run, signal)
+    } catch (err) {
+      if (started) return await run
+      throw err
+    }
   }
 
-  private async loadManifest (): Promise<Manifest | undefined> {
+  private async loadManifest (signal?: AbortSignal): Promise<Manifest | undefined> {
     const c = this.base.content
     if (c === null || !('manifest' in c)) return undefined
-    this.manifest ??= await this.chunks.readManifest(c.manifest, { path: this.path() })
+    this.manifest ??= await this.chunks.readManifest(c.manifest, { path: this.path(), signal })
     return this.manifest
   }
 
@@ -81,26 +102,26 @@ export class OpenFile {
    * The committed or spilled bytes of chunk `i` (not dirty, not patched), without a copy: the
    * readable prefix, possibly shorter than the chunk (the rest reads as zeros), or undefined.
    */
-  private async source (i: number): Promise<Uint8Array | undefined> {
+  private async source (i: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
     const start = i * CHUNK_SIZE
     const len = Math.max(0, Math.min(CHUNK_SIZE, this.size - start))
     const s = this.stored.get(i)
     let src: Uint8Array | undefined
     let limit = len
     if (s !== undefined) {
-      src = await this.chunks.readChunk(s, { path: this.path() })
+      src = await this.chunks.readChunk(s, { path: this.path(), signal })
     } else if (start < this.base.size) {
       const c = this.base.content
       if (c !== null && 'inline' in c) {
         src = c.inline.subarray(start, start + CHUNK_SIZE)
       } else {
-        const manifest = await this.loadManifest()
+        const manifest = await this.loadManifest(signal)
         const ref = manifest?.chunks[i]
         if (ref !== undefined) {
           // a sequential reader (chunk i right after the last one read) gets the next chunks fetched ahead
           if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks, i + 1, { path: this.path() })
           this.lastRead = i
-          src = await this.chunks.readChunk(ref, { path: this.path() })
+          src = await this.chunks.readChunk(ref, { path: this.path(), signal })
         }
       }
       // base bytes past a truncation point read as zeros, even when the file grew again
@@ -110,12 +131,12 @@ export class OpenFile {
   }
 
   /** A fresh copy of chunk `i` at its current length, patches applied. */
-  private async assemble (i: number): Promise<Uint8Array> {
+  private async assemble (i: number, signal?: AbortSignal): Promise<Uint8Array> {
     const len = Math.max(0, Math.min(CHUNK_SIZE, this.size - i * CHUNK_SIZE))
     const out = new Uint8Array(len)
     // taken before the await: a write meanwhile may move the patches into a buffer
     const patches = this.patches.get(i) ?? []
-    const src = await this.source(i)
+    const src = await this.source(i, signal)
     if (src !== undefined) out.set(src)
     for (const p of patches) {
       if (p.at < len) out.set(p.bytes.subarray(0, len - p.at), p.at)
@@ -129,10 +150,10 @@ export class OpenFile {
   }
 
   /** Chunk `i` as a dirty in-memory buffer (read and patched if needed), to modify in place. */
-  private async materialize (i: number): Promise<Uint8Array> {
+  private async materialize (i: number, signal?: AbortSignal): Promise<Uint8Array> {
     const d = this.dirty.get(i)
     if (d !== undefined) return d
-    const bytes = await this.assemble(i)
+    const bytes = await this.assemble(i, signal)
     this.dropPatches(i)
     this.dirty.set(i, bytes)
     this.dirtyBytes += bytes.byteLength
@@ -140,14 +161,16 @@ export class OpenFile {
     return bytes
   }
 
-  async read (position: number, length: number): Promise<Uint8Array> {
+  async read (position: number, length: number, opts: AbortOptions = {}): Promise<Uint8Array> {
+    const signal = opts.signal
+    signal?.throwIfAborted()
     const end = Math.min(this.size, position + length)
     if (position >= end) return new Uint8Array(0)
     const out = new Uint8Array(end - position)
     for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
       const start = i * CHUNK_SIZE
       // reads run beside serialised writes: they assemble a copy and change no state
-      const bytes = this.dirty.get(i) ?? (this.patches.has(i) ? await this.assemble(i) : await this.source(i))
+      const bytes = this.dirty.get(i) ?? (this.patches.has(i) ? await this.assemble(i, signal) : await this.source(i, signal))
       if (bytes === undefined) continue
       const from = Math.max(position, start)
       const to = Math.min(end, start + bytes.byteLength)
@@ -157,10 +180,14 @@ export class OpenFile {
   }
 
   /** Write `data` (already copied from any kernel buffer, and not reused by the caller) at `position`. */
-  async write (data: Uint8Array, position: number): Promise<number> {
+  async write (data: Uint8Array, position: number, opts: AbortOptions = {}): Promise<number> {
+    const signal = opts.signal
     return await this.serial(async () => {
       const end = position + data.byteLength
-      if (end > this.size) await this.resize(end)
+      // marked first: a write stopped part-way (an abort, an unreachable chunk) keeps what it did
+      this.changed = true
+      this.mtime = nowNs()
+      if (end > this.size) await this.resize(end, signal)
       for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
         const start = i * CHUNK_SIZE
         const from = Math.max(position, start)
@@ -182,43 +209,42 @@ export class OpenFile {
           if (list === undefined) { list = []; this.patches.set(i, list) }
           list.push({ at: from - start, bytes: piece })
           this.patchBytes += piece.byteLength
-          if (list.length > PATCHES_PER_CHUNK_MAX) await this.materialize(i)
+          if (list.length > PATCHES_PER_CHUNK_MAX) await this.materialize(i, signal)
         }
       }
-      this.changed = true
       this.mtime = nowNs()
-      if (this.dirtyBytes + this.patchBytes > OPEN_FILE_BUFFER_BYTES) await this.spill()
+      if (this.dirtyBytes + this.patchBytes > OPEN_FILE_BUFFER_BYTES) await this.spill(signal)
       return data.byteLength
-    })
+    }, signal)
   }
 
   /** Store full dirty chunks and patched chunks now (bounded memory for big or random writes). */
-  private async spill (): Promise<void> {
+  private async spill (signal?: AbortSignal): Promise<void> {
     const full = [...this.dirty].filter(([, bytes]) => bytes.byteLength === CHUNK_SIZE).map(([i]) => i)
-    await pool([...full, ...this.patches.keys()], STORE_PARALLEL, async i => { await this.storeAside(i) })
+    await pool([...full, ...this.patches.keys()], STORE_PARALLEL, async i => { await this.storeAside(i, signal) })
   }
 
   /** Store chunk `i` (dirty or patched) and keep only its ref: it leaves memory. */
-  private async storeAside (i: number): Promise<ChunkRef> {
+  private async storeAside (i: number, signal?: AbortSignal): Promise<ChunkRef> {
     const d = this.dirty.get(i)
-    const bytes = d ?? await this.assemble(i)
-    const { ref } = await this.chunks.storeChunk(bytes, i * CHUNK_SIZE)
+    const bytes = d ?? await this.assemble(i, signal)
+    const { ref } = await this.chunks.storeChunk(bytes, i * CHUNK_SIZE, { signal })
     this.stored.set(i, ref)
     if (d !== undefined) { this.dirty.delete(i); this.dirtyBytes -= d.byteLength } else this.dropPatches(i)
     return ref
   }
 
   /** Change the size: chunks past the end go, the last one is cut or zero-extended. */
-  private async resize (len: number): Promise<void> {
+  private async resize (len: number, signal?: AbortSignal): Promise<void> {
     const old = this.size
     if (len === old) return
     const lastOld = Math.ceil(old / CHUNK_SIZE) - 1
     // materialise the boundary chunk at its old length before the size changes
-    if (old % CHUNK_SIZE !== 0 && lastOld >= 0 && len > old) await this.materialize(lastOld)
+    if (old % CHUNK_SIZE !== 0 && lastOld >= 0 && len > old) await this.materialize(lastOld, signal)
     if (len < old) {
       const keep = Math.ceil(len / CHUNK_SIZE)
       const cut = len % CHUNK_SIZE
-      if (cut !== 0) await this.materialize(keep - 1)
+      if (cut !== 0) await this.materialize(keep - 1, signal)
       for (const [i, bytes] of this.dirty) {
         if (i >= keep) { this.dirty.delete(i); this.dirtyBytes -= bytes.byteLength }
       }
@@ -243,12 +269,12 @@ export class OpenFile {
   /** Base bytes at or past this offset are gone (truncated), even if later regrown. */
   private baseLimit = Number.MAX_SAFE_INTEGER
 
-  async truncate (len: number): Promise<void> {
+  async truncate (len: number, opts: AbortOptions = {}): Promise<void> {
     await this.serial(async () => {
-      await this.resize(len)
+      await this.resize(len, opts.signal)
       this.changed = true
       this.mtime = nowNs()
-    })
+    }, opts.signal)
   }
 
   /**
@@ -256,14 +282,15 @@ export class OpenFile {
    * Returns undefined when nothing changed. The caller appends the `write` op and then calls
    * committed() with the new base.
    */
-  async prepare (): Promise<Committed | undefined> {
+  async prepare (opts: AbortOptions = {}): Promise<Committed | undefined> {
+    const signal = opts.signal
     return await this.serial(async () => {
       if (!this.changed) return undefined
       if (this.size <= INLINE_MAX) {
-        const bytes = await this.read(0, this.size)
+        const bytes = await this.read(0, this.size, { signal })
         return { content: this.size === 0 ? null : { inline: bytes }, size: this.size, refs: [] }
       }
-      const manifest = await this.loadManifest()
+      const manifest = await this.loadManifest(signal)
       const n = Math.ceil(this.size / CHUNK_SIZE)
       const refs: ChunkRef[] = new Array(n)
       const fresh: boolean[] = new Array(n).fill(false)
@@ -275,9 +302,9 @@ export class OpenFile {
         const b = manifest?.chunks[i]
         fresh[i] = true
         if (d !== undefined) {
-          refs[i] = (await this.chunks.storeChunk(d, start)).ref
+          refs[i] = (await this.chunks.storeChunk(d, start, { signal })).ref
         } else if (this.patches.has(i)) {
-          refs[i] = await this.storeAside(i)
+          refs[i] = await this.storeAside(i, signal)
         } else if (s !== undefined) {
           refs[i] = s
         } else if (b !== undefined && b.size === len && start + len <= this.baseLimit) {
@@ -286,13 +313,13 @@ export class OpenFile {
           refs[i] = holeChunk(start, len); fresh[i] = false
         } else {
           // base chunk whose length changed (inline base, or cut/regrown): re-store it
-          refs[i] = (await this.chunks.storeChunk(await this.assemble(i), start)).ref
+          refs[i] = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal })).ref
         }
       })
-      const stored = await this.chunks.storeManifest({ v: 1, size: this.size, chunkSize: CHUNK_SIZE, chunks: refs })
+      const stored = await this.chunks.storeManifest({ v: 1, size: this.size, chunkSize: CHUNK_SIZE, chunks: refs }, { signal })
       // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer
       return { content: { manifest: stored.cid }, size: this.size, refs: [...refs.filter((_, i) => fresh[i]), stored.ref] }
-    })
+    }, signal)
   }
 
   /** The version from prepare() is now committed: it becomes the base. */

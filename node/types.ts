@@ -1,6 +1,7 @@
 // The shapes shared by the Volume, its control-socket client and the FUSE adapter.
 // Times are nanoseconds since the epoch as bigint (POSIX timespec precision); the *Ms fields
 // of Stats mirror node:fs for convenience.
+import type { AbortOptions } from '@libp2p/interface'
 
 /** Who is asking: the caller's numeric ids, as the kernel reports them (NFS-style, no mapping). */
 export interface Caller { uid: number, gid: number, umask?: number }
@@ -47,18 +48,26 @@ export interface StatFs {
 /** Open flags as numbers (node:fs constants / POSIX O_*), or the node:fs strings 'r', 'w+', ... */
 export type OpenFlags = number | string
 
+/**
+ * An open file. Every method takes `AbortOptions` last: an aborted call stops waiting for the
+ * network (a fetch of the bytes it needs) and rejects with the signal's reason; local work
+ * (storing chunks, committing an op) is checked at entry and never left half-done.
+ */
 export interface FileHandle {
   readonly path: string
   readonly ino: number
-  read: (buffer: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesRead: number }>
-  write: (buffer: Uint8Array, offset: number, length: number, position: number) => Promise<{ bytesWritten: number }>
-  truncate: (len?: number) => Promise<void>
-  stat: () => Promise<Stats>
-  /** Commit buffered writes: durable locally, and placed as far as peers allow (DESIGN.md §5). */
-  sync: () => Promise<void>
+  read: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions) => Promise<{ bytesRead: number }>
+  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions) => Promise<{ bytesWritten: number }>
+  truncate: (len?: number, options?: AbortOptions) => Promise<void>
+  stat: (options?: AbortOptions) => Promise<Stats>
+  /**
+   * Commit buffered writes: durable locally, and placed as far as peers allow (DESIGN.md §5).
+   * An abort ends the wait for peers, not the placement, which goes on in the background.
+   */
+  sync: (options?: AbortOptions) => Promise<void>
   /** Commit like sync without waiting for peers (close-to-open). */
-  flush: () => Promise<void>
-  close: () => Promise<void>
+  flush: (options?: AbortOptions) => Promise<void>
+  close: (options?: AbortOptions) => Promise<void>
 }
 
 export interface TimeSpec { ns: bigint }
@@ -67,38 +76,44 @@ export type TimeArg = number | bigint | Date | 'now' | 'omit'
 /**
  * The filesystem API, shaped like node:fs/promises. Paths are absolute within the volume
  * ('/a/b'). Every call takes an optional Caller (default: root) that owns what it creates.
+ *
+ * Every call takes `AbortOptions` (from @libp2p/interface) as its last argument: in the options
+ * object a call has anyway (`writeFile`, `mkdir`, `rm`, `setxattr`'s flags, as node:fs does), else
+ * as a trailing `options`. The signal goes down to the network fetch behind the call (the FUSE
+ * request's deadline, the control-socket request whose client may go away); an aborted call
+ * rejects with the signal's reason. Calls that touch metadata only check the signal at entry.
  */
 export interface VolumeApi {
-  readFile: (path: string) => Promise<Uint8Array>
-  writeFile: (path: string, data: Uint8Array | string, opts?: { mode?: number, caller?: Caller }) => Promise<void>
-  open: (path: string, flags?: OpenFlags, mode?: number, caller?: Caller) => Promise<FileHandle>
-  stat: (path: string) => Promise<Stats>
-  lstat: (path: string) => Promise<Stats>
-  readdir: (path: string) => Promise<string[]>
-  readdirents: (path: string) => Promise<Dirent[]>
-  mkdir: (path: string, opts?: { recursive?: boolean, mode?: number, caller?: Caller }) => Promise<void>
-  rmdir: (path: string) => Promise<void>
-  rm: (path: string, opts?: { recursive?: boolean }) => Promise<void>
-  unlink: (path: string) => Promise<void>
-  rename: (from: string, to: string) => Promise<void>
-  symlink: (target: string, path: string, caller?: Caller) => Promise<void>
-  readlink: (path: string) => Promise<string>
-  link: (existing: string, path: string) => Promise<void>
-  mknod: (path: string, mode: number, rdev: number, caller?: Caller) => Promise<void>
-  chmod: (path: string, mode: number) => Promise<void>
-  chown: (path: string, uid: number, gid: number) => Promise<void>
+  readFile: (path: string, options?: AbortOptions) => Promise<Uint8Array>
+  writeFile: (path: string, data: Uint8Array | string, opts?: { mode?: number, caller?: Caller } & AbortOptions) => Promise<void>
+  open: (path: string, flags?: OpenFlags, mode?: number, caller?: Caller, options?: AbortOptions) => Promise<FileHandle>
+  stat: (path: string, options?: AbortOptions) => Promise<Stats>
+  lstat: (path: string, options?: AbortOptions) => Promise<Stats>
+  readdir: (path: string, options?: AbortOptions) => Promise<string[]>
+  readdirents: (path: string, options?: AbortOptions) => Promise<Dirent[]>
+  mkdir: (path: string, opts?: { recursive?: boolean, mode?: number, caller?: Caller } & AbortOptions) => Promise<void>
+  rmdir: (path: string, options?: AbortOptions) => Promise<void>
+  rm: (path: string, opts?: { recursive?: boolean } & AbortOptions) => Promise<void>
+  unlink: (path: string, options?: AbortOptions) => Promise<void>
+  rename: (from: string, to: string, options?: AbortOptions) => Promise<void>
+  symlink: (target: string, path: string, caller?: Caller, options?: AbortOptions) => Promise<void>
+  readlink: (path: string, options?: AbortOptions) => Promise<string>
+  link: (existing: string, path: string, options?: AbortOptions) => Promise<void>
+  mknod: (path: string, mode: number, rdev: number, caller?: Caller, options?: AbortOptions) => Promise<void>
+  chmod: (path: string, mode: number, options?: AbortOptions) => Promise<void>
+  chown: (path: string, uid: number, gid: number, options?: AbortOptions) => Promise<void>
   /** Set atime and mtime; 'omit' leaves one as it is, 'now' sets the current time. */
-  utimes: (path: string, atime: TimeArg, mtime: TimeArg) => Promise<void>
+  utimes: (path: string, atime: TimeArg, mtime: TimeArg, options?: AbortOptions) => Promise<void>
   /** utimes on `path` itself, not following a final symlink (FUSE setattr on a symlink). */
-  lutimes?: (path: string, atime: TimeArg, mtime: TimeArg) => Promise<void>
+  lutimes?: (path: string, atime: TimeArg, mtime: TimeArg, options?: AbortOptions) => Promise<void>
   /** chown on `path` itself, not following a final symlink (FUSE setattr on a symlink). */
-  lchown?: (path: string, uid: number, gid: number) => Promise<void>
-  truncate: (path: string, len?: number) => Promise<void>
-  getxattr: (path: string, name: string) => Promise<Uint8Array>
-  setxattr: (path: string, name: string, value: Uint8Array, flags?: { create?: boolean, replace?: boolean }) => Promise<void>
-  listxattr: (path: string) => Promise<string[]>
-  removexattr: (path: string, name: string) => Promise<void>
-  statfs: () => Promise<StatFs>
+  lchown?: (path: string, uid: number, gid: number, options?: AbortOptions) => Promise<void>
+  truncate: (path: string, len?: number, options?: AbortOptions) => Promise<void>
+  getxattr: (path: string, name: string, options?: AbortOptions) => Promise<Uint8Array>
+  setxattr: (path: string, name: string, value: Uint8Array, flags?: { create?: boolean, replace?: boolean } & AbortOptions) => Promise<void>
+  listxattr: (path: string, options?: AbortOptions) => Promise<string[]>
+  removexattr: (path: string, name: string, options?: AbortOptions) => Promise<void>
+  statfs: (options?: AbortOptions) => Promise<StatFs>
 }
 
 /** The xattr name prefix of a pin; the rest of the name is the pinning peer's id. */
@@ -109,5 +124,9 @@ export function isPinXattr (name: string): boolean {
   return name.startsWith(PIN_XATTR_PREFIX)
 }
 
-/** Named commands a running host answers on its control socket (`heal`, `pin`, ...): the keeper and the daemon provide them, the control server routes to them. */
-export type Commands = Record<string, (args: any) => Promise<unknown>>
+/**
+ * Named commands a running host answers on its control socket (`heal`, `pin`, ...): the keeper
+ * and the daemon provide them, the control server routes to them with the request's signal
+ * (aborted when the client goes away).
+ */
+export type Commands = Record<string, (args: any, options?: AbortOptions) => Promise<unknown>>

@@ -3,7 +3,9 @@
 // the materialised tree and turns a change into one signed op. POSIX rules that belong to the
 // filesystem itself (EEXIST, ENOTEMPTY, EISDIR, rename over, setgid inheritance, link counts)
 // are enforced here; permission checks on behalf of a caller are the kernel's
-// (default_permissions) through the mount.
+// (default_permissions) through the mount. Every method takes AbortOptions last (VolumeApi in
+// types.ts): metadata calls check the signal at entry, reads carry it down to the network fetch,
+// commits check it before they store and wait with it for peers (placement itself goes on).
 import { CID } from 'multiformats/cid'
 import { ChunkService } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
@@ -15,6 +17,8 @@ import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.
 import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store } from './data/index.ts'
 import { constants } from 'node:fs'
+import type { AbortOptions } from '@libp2p/interface'
+import { raceSignal } from './abort.ts'
 import { isPinXattr } from './types.ts'
 
 /** Symlinks followed while resolving one path before ELOOP (Linux's MAXSYMLINKS). */
@@ -219,25 +223,30 @@ export class Volume implements VolumeApi {
     }
   }
 
-  async stat (path: string): Promise<Stats> {
+  async stat (path: string, options: AbortOptions = {}): Promise<Stats> {
+    options.signal?.throwIfAborted()
     return this.toStats(this.walk(path, true, 'stat').inode)
   }
 
-  async lstat (path: string): Promise<Stats> {
+  async lstat (path: string, options: AbortOptions = {}): Promise<Stats> {
+    options.signal?.throwIfAborted()
     return this.toStats(this.walk(path, false, 'lstat').inode)
   }
 
-  async chmod (path: string, mode: number): Promise<void> {
+  async chmod (path: string, mode: number, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'chmod')
     await this.commit({ type: 'setattr', inode: inode.id, mode: mode & PERM_MASK, time: nowNs() })
   }
 
-  async chown (path: string, uid: number, gid: number): Promise<void> {
+  async chown (path: string, uid: number, gid: number, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     await this.setOwner(path, uid, gid, true)
   }
 
   /** chown of a symlink itself. */
-  async lchown (path: string, uid: number, gid: number): Promise<void> {
+  async lchown (path: string, uid: number, gid: number, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     await this.setOwner(path, uid, gid, false)
   }
 
@@ -249,20 +258,21 @@ export class Volume implements VolumeApi {
     await this.commit(body)
   }
 
-  async utimes (path: string, atime: TimeArg, mtime: TimeArg): Promise<void> {
-    await this.setTimes(path, atime, mtime, true)
+  async utimes (path: string, atime: TimeArg, mtime: TimeArg, options: AbortOptions = {}): Promise<void> {
+    await this.setTimes(path, atime, mtime, true, options)
   }
 
   /** utimes of a symlink itself. */
-  async lutimes (path: string, atime: TimeArg, mtime: TimeArg): Promise<void> {
-    await this.setTimes(path, atime, mtime, false)
+  async lutimes (path: string, atime: TimeArg, mtime: TimeArg, options: AbortOptions = {}): Promise<void> {
+    await this.setTimes(path, atime, mtime, false, options)
   }
 
-  private async setTimes (path: string, atime: TimeArg, mtime: TimeArg, follow: boolean): Promise<void> {
+  private async setTimes (path: string, atime: TimeArg, mtime: TimeArg, follow: boolean, options: AbortOptions): Promise<void> {
+    options.signal?.throwIfAborted()
     const { inode } = this.walk(path, follow, 'utimes')
     const open = this.open_.get(inode.id)
     // pending writes are committed first, so an explicit mtime is not hidden by their write time
-    if (open !== undefined && open.changed) await this.commitFile(open, 'none')
+    if (open !== undefined && open.changed) await this.commitFile(open, 'none', options)
     if (open !== undefined) open.mtime = undefined
     const now = nowNs()
     const body: OpBody = { type: 'setattr', inode: inode.id, time: now }
@@ -275,11 +285,12 @@ export class Volume implements VolumeApi {
 
   // ---- directories ------------------------------------------------------------------------
 
-  async readdir (path: string): Promise<string[]> {
-    return (await this.readdirents(path)).map(d => d.name)
+  async readdir (path: string, options: AbortOptions = {}): Promise<string[]> {
+    return (await this.readdirents(path, options)).map(d => d.name)
   }
 
-  async readdirents (path: string): Promise<Dirent[]> {
+  async readdirents (path: string, options: AbortOptions = {}): Promise<Dirent[]> {
+    options.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'readdir')
     if (inode.kind !== 'dir') throw new FsError('ENOTDIR', 'readdir', path)
     const out: Dirent[] = []
@@ -312,7 +323,8 @@ export class Volume implements VolumeApi {
     return (await this.commit(body)).id
   }
 
-  async mkdir (path: string, opts: { recursive?: boolean, mode?: number, caller?: Caller } = {}): Promise<void> {
+  async mkdir (path: string, opts: { recursive?: boolean, mode?: number, caller?: Caller } & AbortOptions = {}): Promise<void> {
+    opts.signal?.throwIfAborted()
     const caller = opts.caller ?? ROOT
     const mode = opts.mode ?? 0o755
     if (opts.recursive === true) {
@@ -329,7 +341,8 @@ export class Volume implements VolumeApi {
     await this.create(path, 'dir', mode, caller, {}, 'mkdir')
   }
 
-  async rmdir (path: string): Promise<void> {
+  async rmdir (path: string, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     const { inode, entry } = this.walk(path, false, 'rmdir')
     if (entry === undefined) throw new FsError('EBUSY', 'rmdir', path, 'the volume root')
     if (inode.kind !== 'dir') throw new FsError('ENOTDIR', 'rmdir', path)
@@ -337,20 +350,22 @@ export class Volume implements VolumeApi {
     await this.commit({ type: 'unlink', entry: entry.id, time: nowNs() })
   }
 
-  async unlink (path: string): Promise<void> {
+  async unlink (path: string, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     const { inode, entry } = this.walk(path, false, 'unlink')
     if (entry === undefined) throw new FsError('EISDIR', 'unlink', path)
     if (inode.kind === 'dir') throw new FsError('EISDIR', 'unlink', path)
     await this.commit({ type: 'unlink', entry: entry.id, time: nowNs() })
   }
 
-  async rm (path: string, opts: { recursive?: boolean } = {}): Promise<void> {
+  async rm (path: string, opts: { recursive?: boolean } & AbortOptions = {}): Promise<void> {
+    opts.signal?.throwIfAborted()
     const { inode, entry } = this.walk(path, false, 'rm')
     if (entry === undefined) throw new FsError('EBUSY', 'rm', path, 'the volume root')
-    if (inode.kind !== 'dir') { await this.unlink(path); return }
+    if (inode.kind !== 'dir') { await this.unlink(path, opts); return }
     if (opts.recursive !== true) {
       if (this.tree.children(inode.id).length > 0) throw new FsError('ENOTEMPTY', 'rm', path, 'a non-empty directory: use recursive')
-      await this.rmdir(path)
+      await this.rmdir(path, opts)
       return
     }
     // depth first: children, then the directory itself
@@ -358,10 +373,11 @@ export class Volume implements VolumeApi {
     for (const child of this.tree.children(inode.id)) {
       await this.rm(join([...base, child.name]), opts)
     }
-    await this.rmdir(path)
+    await this.rmdir(path, opts)
   }
 
-  async rename (from: string, to: string): Promise<void> {
+  async rename (from: string, to: string, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     const src = this.walk(from, false, 'rename')
     if (src.entry === undefined) throw new FsError('EBUSY', 'rename', from, 'the volume root')
     const { dir, name, existing } = this.parentOf(to, 'rename')
@@ -394,19 +410,22 @@ export class Volume implements VolumeApi {
 
   // ---- links ------------------------------------------------------------------------------
 
-  async symlink (target: string, path: string, caller: Caller = ROOT): Promise<void> {
+  async symlink (target: string, path: string, caller: Caller = ROOT, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     if (target.length === 0) throw new FsError('ENOENT', 'symlink', path, 'empty target')
     if (Buffer.byteLength(target) >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', path)
     await this.create(path, 'symlink', 0o777, { ...caller, umask: 0 }, { target }, 'symlink')
   }
 
-  async readlink (path: string): Promise<string> {
+  async readlink (path: string, options: AbortOptions = {}): Promise<string> {
+    options.signal?.throwIfAborted()
     const { inode } = this.walk(path, false, 'readlink')
     if (inode.kind !== 'symlink') throw new FsError('EINVAL', 'readlink', path, 'not a symbolic link')
     return inode.target ?? ''
   }
 
-  async link (existing: string, path: string): Promise<void> {
+  async link (existing: string, path: string, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     const src = this.walk(existing, false, 'link')
     if (src.inode.kind === 'dir') throw new FsError('EPERM', 'link', existing, 'hard links to directories are not allowed')
     const { dir, name, existing: there } = this.parentOf(path, 'link')
@@ -414,7 +433,8 @@ export class Volume implements VolumeApi {
     await this.commit({ type: 'link', parent: dir.id, name, inode: src.inode.id, time: nowNs() })
   }
 
-  async mknod (path: string, mode: number, rdev: number, caller: Caller = ROOT): Promise<void> {
+  async mknod (path: string, mode: number, rdev: number, caller: Caller = ROOT, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     const kind = kindOf(mode) ?? 'file'
     if (kind === 'dir' || kind === 'symlink') throw new FsError('EINVAL', 'mknod', path)
     if (kind === 'file') {
@@ -426,14 +446,16 @@ export class Volume implements VolumeApi {
 
   // ---- xattrs -----------------------------------------------------------------------------
 
-  async getxattr (path: string, name: string): Promise<Uint8Array> {
+  async getxattr (path: string, name: string, options: AbortOptions = {}): Promise<Uint8Array> {
+    options.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'getxattr')
     const v = inode.xattrs.get(name)
     if (v === undefined) throw new FsError('ENODATA', 'getxattr', path, name)
     return v
   }
 
-  async setxattr (path: string, name: string, value: Uint8Array, flags: { create?: boolean, replace?: boolean } = {}): Promise<void> {
+  async setxattr (path: string, name: string, value: Uint8Array, flags: { create?: boolean, replace?: boolean } & AbortOptions = {}): Promise<void> {
+    flags.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'setxattr')
     if (name.length === 0 || Buffer.byteLength(name) > 255) throw new FsError('ERANGE', 'setxattr', path, 'attribute name length')
     if (value.byteLength > XATTR_VALUE_MAX) throw new FsError('ERANGE', 'setxattr', path, 'value too large')
@@ -443,11 +465,13 @@ export class Volume implements VolumeApi {
     await this.commit({ type: 'setxattr', inode: inode.id, name, value: Uint8Array.from(value), time: nowNs() })
   }
 
-  async listxattr (path: string): Promise<string[]> {
+  async listxattr (path: string, options: AbortOptions = {}): Promise<string[]> {
+    options.signal?.throwIfAborted()
     return [...this.walk(path, true, 'listxattr').inode.xattrs.keys()].filter(n => !isPinXattr(n)).sort()
   }
 
-  async removexattr (path: string, name: string): Promise<void> {
+  async removexattr (path: string, name: string, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'removexattr')
     if (!inode.xattrs.has(name)) throw new FsError('ENODATA', 'removexattr', path, name)
     await this.commit({ type: 'removexattr', inode: inode.id, name, time: nowNs() })
@@ -464,15 +488,19 @@ export class Volume implements VolumeApi {
     return f
   }
 
-  /** Commit an open file's pending state as a new version (one `write` op). */
-  private async commitFile (f: OpenFile, wait: 'none' | 'safe'): Promise<void> {
-    const c = await f.prepare()
+  /**
+   * Commit an open file's pending state as a new version (one `write` op). The signal may stop
+   * prepare() (reading base chunks from peers) and the wait for peers; the placement it starts
+   * is the host's, not the caller's, and goes on without it.
+   */
+  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}): Promise<void> {
+    const c = await f.prepare(options)
     if (c !== undefined) {
       await this.commit({ type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() })
       f.committed(c)
       this.track(f.inode, this.chunks.place(c.refs, { wait, inode: f.inode }))
     }
-    if (wait === 'safe') await this.placed(f.inode)
+    if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }
 
   /** Remember a placement in flight for an inode (fsync waits for every one of them). */
@@ -499,7 +527,8 @@ export class Volume implements VolumeApi {
     if (f.handles === 0 && !f.changed) this.open_.delete(f.inode)
   }
 
-  async open (path: string, flags: OpenFlags = 'r', mode = 0o644, caller: Caller = ROOT): Promise<FileHandle> {
+  async open (path: string, flags: OpenFlags = 'r', mode = 0o644, caller: Caller = ROOT, options: AbortOptions = {}): Promise<FileHandle> {
+    options.signal?.throwIfAborted()
     const fl = parseFlags(flags)
     let r: Resolved | undefined
     try {
@@ -516,7 +545,7 @@ export class Volume implements VolumeApi {
     if (inode.kind === 'dir' && fl.write) throw new FsError('EISDIR', 'open', path)
     const file = inode.kind === 'file' ? this.openFile(inode, path) : undefined
     if (file !== undefined) file.handles++
-    if (fl.truncate && fl.write && file !== undefined && file.size > 0) await file.truncate(0)
+    if (fl.truncate && fl.write && file !== undefined && file.size > 0) await file.truncate(0, options)
     const vol = this
     let closed = false
     const check = (syscall: string, write: boolean): OpenFile => {
@@ -529,33 +558,38 @@ export class Volume implements VolumeApi {
     return {
       path,
       ino: inode.ino,
-      async read (buffer, offset, length, position) {
-        const bytes = await check('read', false).read(position, length)
+      async read (buffer, offset, length, position, options = {}) {
+        const bytes = await check('read', false).read(position, length, options)
         buffer.set(bytes, offset)
         return { bytesRead: bytes.byteLength }
       },
-      async write (buffer, offset, length, position) {
+      async write (buffer, offset, length, position, options = {}) {
         const f = check('write', true)
         // copy now: the caller (the kernel, through FUSE) may reuse its buffer
         const data = buffer.slice(offset, offset + length)
         const pos = fl.append ? f.size : position
         if (pos + length > FILE_SIZE_MAX) throw new FsError('EFBIG', 'write', path)
-        return { bytesWritten: await f.write(data, pos) }
+        return { bytesWritten: await f.write(data, pos, options) }
       },
-      async truncate (len = 0) {
+      async truncate (len = 0, options = {}) {
         if (len < 0 || len > FILE_SIZE_MAX) throw new FsError('EINVAL', 'ftruncate', path)
-        await check('ftruncate', true).truncate(len)
+        await check('ftruncate', true).truncate(len, options)
       },
-      async stat () { return vol.toStats(vol.tree.get(inode.id) ?? inode) },
-      async sync () { if (file !== undefined) await vol.commitFile(file, 'safe') },
-      async flush () { if (file !== undefined) await vol.commitFile(file, 'none') },
-      async close () {
+      async stat (options = {}) {
+        options.signal?.throwIfAborted()
+        return vol.toStats(vol.tree.get(inode.id) ?? inode)
+      },
+      async sync (options = {}) { if (file !== undefined) await vol.commitFile(file, 'safe', options) },
+      async flush (options = {}) { if (file !== undefined) await vol.commitFile(file, 'none', options) },
+      async close (options = {}) {
         if (closed) return
+        // the handle is closed even when the signal has aborted: its pending writes stay with
+        // the open file and are committed by the next flush, close or fsync of the inode
         closed = true
         if (file === undefined) return
         file.handles--
         try {
-          await vol.commitFile(file, 'none')
+          await vol.commitFile(file, 'none', options)
         } finally {
           vol.release(file)
         }
@@ -563,29 +597,32 @@ export class Volume implements VolumeApi {
     }
   }
 
-  async readFile (path: string): Promise<Uint8Array> {
+  async readFile (path: string, options: AbortOptions = {}): Promise<Uint8Array> {
+    options.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'readFile')
     if (inode.kind === 'dir') throw new FsError('EISDIR', 'read', path)
     const open = this.open_.get(inode.id)
-    if (open !== undefined) return await open.read(0, open.size)
-    return await this.readContent(inode.content, inode.size, path)
+    if (open !== undefined) return await open.read(0, open.size, options)
+    return await this.readContent(inode.content, inode.size, path, options)
   }
 
   /** The bytes of a committed version (also an old one from history). */
-  async readContent (content: Content | null, size: number, path: string): Promise<Uint8Array> {
+  async readContent (content: Content | null, size: number, path: string, options: AbortOptions = {}): Promise<Uint8Array> {
+    options.signal?.throwIfAborted()
     if (content === null) return new Uint8Array(size)
     if ('inline' in content) return content.inline
-    const manifest = await this.chunks.readManifest(content.manifest, { path })
+    const manifest = await this.chunks.readManifest(content.manifest, { path, signal: options.signal })
     const out = new Uint8Array(manifest.size)
     for (let i = 0; i < manifest.chunks.length; i++) {
       const ref = manifest.chunks[i]
+      // the prefetch is the host's: it outlives this call and stops only at its own bound
       this.chunks.prefetch(manifest.chunks, i + 1, { path })
-      out.set(await this.chunks.readChunk(ref, { path }), ref.offset)
+      out.set(await this.chunks.readChunk(ref, { path, signal: options.signal }), ref.offset)
     }
     return out
   }
 
-  async writeFile (path: string, data: Uint8Array | string, opts: { mode?: number, caller?: Caller } = {}): Promise<void> {
+  async writeFile (path: string, data: Uint8Array | string, opts: { mode?: number, caller?: Caller } & AbortOptions = {}): Promise<void> {
     const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
     await this.replaceFile(path, [bytes], opts)
   }
@@ -595,7 +632,9 @@ export class Volume implements VolumeApi {
    * op (`create` with content for a new path, `write` for an existing file) makes them visible.
    * Interrupted at any point (error, crash), the path keeps its old state: never a torn file.
    */
-  async replaceFile (path: string, pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: { mode?: number, caller?: Caller, wait?: 'none' | 'safe' } = {}): Promise<void> {
+  async replaceFile (path: string, pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: { mode?: number, caller?: Caller, wait?: 'none' | 'safe' } & AbortOptions = {}): Promise<void> {
+    opts.signal?.throwIfAborted()
+    const signal = opts.signal
     const { dir, existing } = this.parentOf(path, 'writeFile')
     let target = existing !== undefined ? this.tree.get(existing.inode) : undefined
     if (target?.kind === 'symlink') target = this.walk(path, true, 'writeFile').inode
@@ -604,11 +643,12 @@ export class Volume implements VolumeApi {
     let pos = 0
     for await (const piece of pieces) {
       if (pos + piece.byteLength > FILE_SIZE_MAX) throw new FsError('EFBIG', 'writeFile', path)
-      await staging.write(piece.slice(), pos)
+      await staging.write(piece.slice(), pos, { signal })
       pos += piece.byteLength
     }
-    if (pos === 0) await staging.truncate(0)
-    const c = (await staging.prepare())!
+    if (pos === 0) await staging.truncate(0, { signal })
+    const c = (await staging.prepare({ signal }))!
+    // the last point of return: past it the new version is committed
     const now = nowNs()
     let inode = target?.id
     if (target !== undefined) {
@@ -625,39 +665,45 @@ export class Volume implements VolumeApi {
     }
     const placing = this.chunks.place(c.refs, { wait: opts.wait ?? 'none', inode })
     if (inode !== undefined) this.track(inode, placing)
-    if (opts.wait === 'safe') await placing
-    else placing.catch(() => {})
+    placing.catch(() => {})
+    // an abort ends the wait for peers; the placement is the host's and goes on
+    if (opts.wait === 'safe') await raceSignal(placing, signal)
   }
 
-  async truncate (path: string, len = 0): Promise<void> {
-    const fh = await this.open(path, 'r+')
-    try { await fh.truncate(len) } finally { await fh.close() }
+  async truncate (path: string, len = 0, options: AbortOptions = {}): Promise<void> {
+    const fh = await this.open(path, 'r+', undefined, undefined, options)
+    // the close is not bound to the signal: a truncate that happened is committed
+    try { await fh.truncate(len, options) } finally { await fh.close() }
   }
 
   /** Every version of a file, oldest first: time, author, size (for `darkfs log`). */
-  async log (path: string): Promise<Array<{ version: string, author: string, time: bigint, size: number }>> {
+  async log (path: string, options: AbortOptions = {}): Promise<Array<{ version: string, author: string, time: bigint, size: number }>> {
+    options.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'log')
     if (inode.kind !== 'file') throw new FsError('EINVAL', 'log', path, 'not a regular file')
     return this.tree.history(inode.id).map(v => ({ version: v.op.toString(), author: v.author, time: v.time, size: v.size }))
   }
 
   /** The bytes of one version of a file from its history (`darkfs cat PATH@VERSION`). */
-  async readVersion (path: string, version: string): Promise<Uint8Array> {
+  async readVersion (path: string, version: string, options: AbortOptions = {}): Promise<Uint8Array> {
+    options.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'readVersion')
     const versions = this.tree.history(inode.id)
     const v = versions.find(x => x.op.toString() === version) ??
       (/^\d+$/.test(version) ? versions[Number(version) - 1] : undefined) ??
       versions.filter(x => x.op.toString().endsWith(version)).at(0)
     if (v === undefined) throw new FsError('ENOENT', 'readVersion', `${path}@${version}`, 'no such version in the file history')
-    return await this.readContent(v.content, v.size, path)
+    return await this.readContent(v.content, v.size, path, options)
   }
 
   /** Conflict siblings in the tree (DESIGN.md §6). */
-  conflicts (): Array<{ path: string, author: string, time: bigint }> {
+  conflicts (options: AbortOptions = {}): Array<{ path: string, author: string, time: bigint }> {
+    options.signal?.throwIfAborted()
     return this.tree.conflicts().map(c => ({ path: c.path, author: c.author, time: c.time }))
   }
 
-  async statfs (): Promise<StatFs> {
+  async statfs (options: AbortOptions = {}): Promise<StatFs> {
+    options.signal?.throwIfAborted()
     const usage = await this.store?.usage()
     const bsize = BLOCK
     const capacity = usage?.capacity ?? 0

@@ -3,6 +3,7 @@
 // short-lived stream, so its answers can never be confused with those of block wants on the
 // peer's regular client stream (the server keys its queue by CID per stream).
 import type { AbortOptions, Stream } from '@libp2p/interface'
+import { anySignal } from './abort.ts'
 import type { CID } from 'multiformats/cid'
 import { Channel } from './channel.ts'
 import { PeerGoneError, ProtocolError } from './errors.ts'
@@ -31,7 +32,7 @@ export async function has (ctx: HasContext, cids: CID[], opts: AbortOptions = {}
   const held = new Set<string>()
   const keys = [...new Map(cids.map(c => [c.toString(), c])).values()]
   if (keys.length === 0) return held
-  const signal = opts.signal === undefined ? AbortSignal.timeout(HAVE_TIMEOUT_MS) : AbortSignal.any([opts.signal, AbortSignal.timeout(HAVE_TIMEOUT_MS)])
+  const signal = anySignal([opts.signal], HAVE_TIMEOUT_MS)
   const stream = await ctx.open({ signal })
   const pending = new Set<string>()
   let wake: (() => void) | undefined

@@ -38,6 +38,9 @@
 //    MAX_PUSHES_IN_FLIGHT_PER_PEER outstanding, MAX_STREAMS_PER_CONNECTION, upload slots, and
 //    the upload/download caps of SwarmInit (token buckets). A malformed, truncated or oversized
 //    frame closes its stream; the node carries on.
+//  - Every call takes AbortOptions (from @libp2p/interface) last; an aborted pull cancels its
+//    wants (CANCEL) and rejects with the signal's reason. The swarm merges a caller's signal with
+//    its own bounds (shutdown, hop and query timeouts) only through anySignal() (abort.ts).
 export { createSwarm, DEFAULT_UPLOAD_SLOTS, MAX_STREAMS_PER_CONNECTION } from './swarm.ts'
 export type { Swarm, SwarmInit, SwarmComponents, SwarmStats, Delivery, RemoteConnection } from './swarm.ts'
 export type { BlockSource, BlockSink } from './serve.ts'

@@ -14,6 +14,7 @@
 //    sending us bytes meanwhile is busy, not stalled: it gets up to PATIENCE_ROUNDS more such
 //    periods first (hedging a thin but working uplink only adds load to the others).
 import type { AbortOptions } from '@libp2p/interface'
+import { anySignal } from './abort.ts'
 import type { CID } from 'multiformats/cid'
 import type { Client } from './client.ts'
 import { BlockNotFoundError } from './errors.ts'
@@ -67,7 +68,7 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
   if (!Number.isInteger(need) || need < 1 || need > wanted.length) {
     throw new RangeError(`need must be an integer from 1 to ${wanted.length} (the distinct CIDs given), not ${need}`)
   }
-  const signal = opts?.signal === undefined ? ctx.signal : AbortSignal.any([opts.signal, ctx.signal])
+  const signal = anySignal([opts?.signal, ctx.signal])
   signal.throwIfAborted()
 
   const results = new Map<string, Uint8Array>()

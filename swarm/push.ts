@@ -3,6 +3,7 @@
 // children are served by whoever would have sent to it, so one dead holder does not cut off the
 // rest of its chain.
 import type { AbortOptions } from '@libp2p/interface'
+import { anySignal } from './abort.ts'
 import type { CID } from 'multiformats/cid'
 import type { Client } from './client.ts'
 import { children } from './plan.ts'
@@ -43,8 +44,7 @@ export async function deliver (ctx: DeliverContext, cid: CID, bytes: Uint8Array,
 
 async function deliverTo (ctx: DeliverContext, cid: CID, bytes: Uint8Array, route: Route & { first: string }, onAck: (holder: string) => void, opts: AbortOptions, onWritten?: () => void): Promise<void> {
   const acked = new Set<string>()
-  const timeout = AbortSignal.timeout(ctx.hopTimeoutMs)
-  const signal = opts?.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
+  const signal = anySignal([opts?.signal], ctx.hopTimeoutMs)
   try {
     await ctx.client(route.first).push(cid, bytes, route.hops, {
       ack: (holder) => { acked.add(holder); onAck(holder) },

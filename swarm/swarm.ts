@@ -2,6 +2,7 @@
 // the per-peer clients (client.ts), multi-source pull (pull.ts) and push with forwarding
 // (push.ts, plan.ts) to the components and caps it is given. See index.ts for the contract.
 import type { AbortOptions, Stream } from '@libp2p/interface'
+import { anySignal } from './abort.ts'
 import type { CID } from 'multiformats/cid'
 import { Client } from './client.ts'
 import type { Channel } from './channel.ts'
@@ -164,7 +165,7 @@ class SwarmNode implements Swarm {
       uplink: this.init.uplink,
       fanout: this.init.fanout
     })
-    const signal = opts?.signal === undefined ? this.shutdown.signal : AbortSignal.any([opts.signal, this.shutdown.signal])
+    const signal = anySignal([opts?.signal, this.shutdown.signal])
     const acks = new Map<string, string[]>()
     for (const d of deliveries) acks.set(d.cid.toString(), [])
     await Promise.all(deliveries.map(async (d, i) => {
@@ -185,7 +186,7 @@ class SwarmNode implements Swarm {
 
   async has (cids: CID[], peer: string, opts?: AbortOptions): Promise<Set<string>> {
     if (!this.running) throw new SwarmStoppedError()
-    const signal = opts?.signal === undefined ? this.shutdown.signal : AbortSignal.any([opts.signal, this.shutdown.signal])
+    const signal = anySignal([opts?.signal, this.shutdown.signal])
     return await has({
       peer,
       open: async (o) => await this.components.dialProtocol(peer, PROTOCOL, o),

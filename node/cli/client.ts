@@ -1,5 +1,8 @@
 // The control-socket client: what the CLI (and scripts) use to talk to a running host.
-// Errors come back as the same classes the library throws (fromWire).
+// Errors come back as the same classes the library throws (fromWire). Every call takes
+// AbortOptions last: an abort closes the request's connection, which the server sees as the
+// client gone, and it aborts the Volume call or command it was running (control.ts).
+import type { AbortOptions } from '@libp2p/interface'
 import { request } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { createReadStream, createWriteStream } from 'node:fs'
@@ -21,9 +24,10 @@ export class ControlClient {
     this.socket = join(dataDir, CONTROL_SOCKET)
   }
 
-  private async send (method: string, path: string, body?: Uint8Array | NodeJS.ReadableStream, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+  private async send (method: string, path: string, body?: Uint8Array | NodeJS.ReadableStream, headers: Record<string, string> = {}, options: AbortOptions = {}): Promise<IncomingMessage> {
+    options.signal?.throwIfAborted()
     return await new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socket, method, path, headers }, resolve)
+      const req = request({ socketPath: this.socket, method, path, headers, signal: options.signal }, resolve)
       req.on('error', (err: any) => {
         if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') reject(new NoHostRunningError(this.dataDir))
         else reject(err)
@@ -44,22 +48,28 @@ export class ControlClient {
     return body
   }
 
-  async get (path: string): Promise<any> {
-    return await this.json(await this.send('GET', path))
+  async get (path: string, options: AbortOptions = {}): Promise<any> {
+    return await this.json(await this.send('GET', path, undefined, {}, options))
   }
 
+  /** A filesystem call by name (control.ts FS_OPS), without a signal: see fsCall. */
   async fs (op: string, ...args: unknown[]): Promise<any> {
-    const body = Buffer.from(JSON.stringify({ op, args: args.map(encodeArg) }))
-    return decodeArg((await this.json(await this.send('POST', '/v1/fs', body, { 'content-type': 'application/json' }))).result)
+    return await this.fsCall(op, args)
   }
 
-  async call (op: string, args: Record<string, unknown> = {}): Promise<any> {
+  /** A filesystem call by name with its arguments; the signal stays here (it is not sent). */
+  async fsCall (op: string, args: unknown[], options: AbortOptions = {}): Promise<any> {
+    const body = Buffer.from(JSON.stringify({ op, args: args.map(encodeArg) }))
+    return decodeArg((await this.json(await this.send('POST', '/v1/fs', body, { 'content-type': 'application/json' }, options))).result)
+  }
+
+  async call (op: string, args: Record<string, unknown> = {}, options: AbortOptions = {}): Promise<any> {
     const body = Buffer.from(JSON.stringify({ op, args: encodeArg(args) }))
-    return decodeArg((await this.json(await this.send('POST', '/v1/call', body, { 'content-type': 'application/json' }))).result)
+    return decodeArg((await this.json(await this.send('POST', '/v1/call', body, { 'content-type': 'application/json' }, options))).result)
   }
 
   /** Upload a local file to a volume path (committed when the whole file has arrived). */
-  async put (local: string, path: string): Promise<void> {
+  async put (local: string, path: string, options: AbortOptions = {}): Promise<void> {
     let st
     try {
       st = await statLocal(local)
@@ -68,34 +78,34 @@ export class ControlClient {
     }
     if (!st.isFile()) throw new FsError('EINVAL', 'put', local, 'not a regular file')
     const q = new URLSearchParams({ path, mode: String(st.mode & 0o7777) })
-    await this.json(await this.send('PUT', `/v1/file?${q.toString()}`, createReadStream(local), { 'content-length': String(st.size) }))
+    await this.json(await this.send('PUT', `/v1/file?${q.toString()}`, createReadStream(local), { 'content-length': String(st.size) }, options))
   }
 
   /** Download a volume file (or one version of it) to a local stream. */
-  async download (path: string, out: NodeJS.WritableStream, version?: string): Promise<void> {
+  async download (path: string, out: NodeJS.WritableStream, version?: string, options: AbortOptions = {}): Promise<void> {
     const q = new URLSearchParams({ path })
     if (version !== undefined) q.set('version', version)
-    const res = await this.send('GET', `/v1/file?${q.toString()}`)
+    const res = await this.send('GET', `/v1/file?${q.toString()}`, undefined, {}, options)
     if ((res.statusCode ?? 500) >= 400) await this.json(res)
-    await pipeline(res, out, { end: out !== process.stdout })
+    await pipeline(res, out, { end: out !== process.stdout, signal: options.signal })
   }
 
-  async getTo (path: string, local: string): Promise<void> {
+  async getTo (path: string, local: string, options: AbortOptions = {}): Promise<void> {
     const out = createWriteStream(local)
     await once(out, 'open') // a bad local path (ENOENT, EISDIR, EACCES) rejects here, not as an unhandled 'error'
-    await this.download(path, out)
+    await this.download(path, out, undefined, options)
   }
 
-  async readFile (path: string): Promise<Uint8Array> {
-    const res = await this.send('GET', `/v1/file?${new URLSearchParams({ path }).toString()}`)
+  async readFile (path: string, options: AbortOptions = {}): Promise<Uint8Array> {
+    const res = await this.send('GET', `/v1/file?${new URLSearchParams({ path }).toString()}`, undefined, {}, options)
     if ((res.statusCode ?? 500) >= 400) await this.json(res)
     const parts: Buffer[] = []
     for await (const p of res) parts.push(p as Buffer)
     return new Uint8Array(Buffer.concat(parts))
   }
 
-  async writeFile (path: string, data: Uint8Array | string): Promise<void> {
+  async writeFile (path: string, data: Uint8Array | string, options: AbortOptions = {}): Promise<void> {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data
-    await this.json(await this.send('PUT', `/v1/file?${new URLSearchParams({ path }).toString()}`, bytes, { 'content-length': String(bytes.byteLength) }))
+    await this.json(await this.send('PUT', `/v1/file?${new URLSearchParams({ path }).toString()}`, bytes, { 'content-length': String(bytes.byteLength) }, options))
   }
 }

@@ -9,9 +9,16 @@
 //   POST /call { op, args }    -> { result }   host commands (heal, pin, log, ...)
 // Errors travel as { error: WireError } with a 4xx/5xx status, so the client rethrows the
 // same error class the library would.
+//
+// Every request has a signal, handed to the Volume call or command it runs (AbortOptions as the
+// last argument): it aborts when the client goes away before the response is complete (its
+// connection closed: a killed CLI, a script's timeout) and when the server stops, so no work
+// runs on for a caller that is gone.
+import type { AbortOptions } from '@libp2p/interface'
 import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse, Server } from 'node:http'
 import { unlink } from 'node:fs/promises'
+import { once } from 'node:events'
 import { FsError, UsageError, toWire } from '../errors.ts'
 import type { Volume } from '../index.ts'
 import type { Commands } from '../types.ts'
@@ -21,9 +28,37 @@ export const MAX_JSON_BODY = 1 << 20
 /** Bytes per read/write while streaming a file through the socket: 1 MiB. */
 export const STREAM_PIECE = 1 << 20
 
-/** The filesystem calls the socket exposes, with their argument shapes checked at the edge. */
-export const FS_OPS = ['log', 'conflicts', 'stat', 'lstat', 'readdir', 'readdirents', 'mkdir', 'rmdir', 'rm', 'unlink', 'rename', 'symlink', 'readlink',
-  'link', 'chmod', 'chown', 'utimes', 'truncate', 'getxattr', 'setxattr', 'listxattr', 'removexattr', 'statfs', 'mknod'] as const
+/**
+ * The filesystem calls the socket exposes, each with the position of its options argument
+ * (AbortOptions, or the options object that carries it, as in VolumeApi): a client sends at most
+ * that many arguments plus the options; the server puts the request's signal there.
+ */
+export const FS_OPS: Readonly<Record<string, number>> = {
+  log: 1,
+  conflicts: 0,
+  stat: 1,
+  lstat: 1,
+  readdir: 1,
+  readdirents: 1,
+  mkdir: 1,
+  rmdir: 1,
+  rm: 1,
+  unlink: 1,
+  rename: 2,
+  symlink: 3,
+  readlink: 1,
+  link: 2,
+  chmod: 2,
+  chown: 3,
+  utimes: 3,
+  truncate: 2,
+  getxattr: 2,
+  setxattr: 3,
+  listxattr: 1,
+  removexattr: 2,
+  statfs: 0,
+  mknod: 4
+}
 
 export interface ControlInit {
   socket: string
@@ -44,7 +79,12 @@ export class ControlServer {
   async start (): Promise<void> {
     if (this.server !== undefined) return
     await unlink(this.init.socket).catch(() => {})
-    const server = createServer((req, res) => { this.handle(req, res).catch(err => { send(res, errorStatus(err), { error: toWire(err) }) }) })
+    const server = createServer((req, res) => {
+      // the client went away (or stop() closed its connection) before the response was complete
+      const gone = new AbortController()
+      res.once('close', () => { if (!res.writableFinished) gone.abort(new DOMException(`the control client went away during ${req.method ?? 'GET'} ${req.url ?? '/'}`, 'AbortError')) })
+      this.handle(req, res, { signal: gone.signal }).catch(err => { send(res, errorStatus(err), { error: toWire(err) }) })
+    })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(this.init.socket, () => { server.off('error', reject); resolve() })
@@ -61,7 +101,7 @@ export class ControlServer {
     await unlink(this.init.socket).catch(() => {})
   }
 
-  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle (req: IncomingMessage, res: ServerResponse, options: AbortOptions): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://darkfs')
     const route = `${req.method ?? 'GET'} ${url.pathname}`
     const vol = this.init.volume
@@ -70,23 +110,23 @@ export class ControlServer {
       case 'GET /v1/peers': send(res, 200, await this.init.peers()); return
       case 'POST /v1/fs': {
         const { op, args } = await readJson(req)
-        if (!FS_OPS.includes(op) || !Array.isArray(args)) throw new UsageError(`unknown filesystem call '${String(op)}'`)
-        const decoded = args.map(decodeArg)
-        const result = await (vol as any)[op](...decoded)
+        const at = typeof op === 'string' && Object.hasOwn(FS_OPS, op) ? FS_OPS[op] : undefined
+        if (at === undefined || !Array.isArray(args)) throw new UsageError(`unknown filesystem call '${String(op)}'`)
+        const result = await (vol as any)[op](...withSignal(op, args.map(decodeArg), at, options))
         send(res, 200, { result: encodeResult(result) })
         return
       }
       case 'POST /v1/call': {
         const { op, args } = await readJson(req)
-        const cmd = this.init.commands?.[op]
+        const cmd = typeof op === 'string' && this.init.commands !== undefined && Object.hasOwn(this.init.commands, op) ? this.init.commands[op] : undefined
         if (cmd === undefined) throw new UsageError(`unknown command '${String(op)}'`)
-        send(res, 200, { result: encodeResult(await cmd(args ?? {})) })
+        send(res, 200, { result: encodeResult(await cmd(args ?? {}, options)) })
         return
       }
       case 'PUT /v1/file': {
         const path = url.searchParams.get('path') ?? ''
         const mode = Number(url.searchParams.get('mode') ?? '420')
-        await putFile(vol, path, Number.isInteger(mode) ? mode : 0o644, req)
+        await putFile(vol, path, Number.isInteger(mode) ? mode : 0o644, req, options)
         send(res, 200, { result: null })
         return
       }
@@ -94,12 +134,12 @@ export class ControlServer {
         const path = url.searchParams.get('path') ?? ''
         const version = url.searchParams.get('version')
         if (version !== null) {
-          const bytes = await vol.readVersion(path, version)
+          const bytes = await vol.readVersion(path, version, options)
           res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(bytes.byteLength) })
           res.end(bytes)
           return
         }
-        await getFile(vol, path, res)
+        await getFile(vol, path, res, options)
         return
       }
       default:
@@ -108,29 +148,45 @@ export class ControlServer {
   }
 }
 
-async function putFile (vol: Volume, path: string, mode: number, req: IncomingMessage): Promise<void> {
+/**
+ * The arguments of a filesystem call with the request's signal in its options argument (at
+ * `at`): merged into an options object the client sent there, else put there.
+ */
+function withSignal (op: string, args: unknown[], at: number, options: AbortOptions): unknown[] {
+  if (args.length > at + 1) throw new UsageError(`'${op}' takes at most ${at + 1} arguments, not ${args.length}`)
+  const given = args[at]
+  if (given !== undefined && given !== null && (typeof given !== 'object' || Array.isArray(given))) {
+    throw new UsageError(`argument ${at + 1} of '${op}' must be an options object`)
+  }
+  const out = Array.from({ length: at + 1 }, (_, i) => args[i])
+  out[at] = { ...(given ?? {}), signal: options.signal }
+  return out
+}
+
+async function putFile (vol: Volume, path: string, mode: number, req: IncomingMessage, options: AbortOptions): Promise<void> {
   async function * pieces (): AsyncGenerator<Uint8Array> {
     for await (const piece of req) yield piece as Buffer
     if (!req.complete) throw new FsError('EIO', 'put', path, 'upload interrupted')
   }
   // atomic: an interrupted upload leaves the path as it was
-  await vol.replaceFile(path, pieces(), { mode, wait: 'safe' })
+  await vol.replaceFile(path, pieces(), { mode, wait: 'safe', signal: options.signal })
 }
 
-async function getFile (vol: Volume, path: string, res: ServerResponse): Promise<void> {
-  const st = await vol.stat(path)
+async function getFile (vol: Volume, path: string, res: ServerResponse, options: AbortOptions): Promise<void> {
+  const st = await vol.stat(path, options)
   if (st.isDirectory()) throw new FsError('EISDIR', 'get', path)
-  const fh = await vol.open(path, 'r')
+  const fh = await vol.open(path, 'r', undefined, undefined, options)
   try {
     // read the first piece before committing to a 200, so an unreadable file is an error reply
     const buf = new Uint8Array(STREAM_PIECE)
     let pos = 0
-    let { bytesRead } = await fh.read(buf, 0, STREAM_PIECE, pos)
+    let { bytesRead } = await fh.read(buf, 0, STREAM_PIECE, pos, options)
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(st.size) })
     while (bytesRead > 0) {
-      if (!res.write(buf.slice(0, bytesRead))) await new Promise(resolve => res.once('drain', resolve))
+      // a client gone meanwhile never drains: the request's signal ends the wait
+      if (!res.write(buf.slice(0, bytesRead))) await once(res, 'drain', { signal: options.signal })
       pos += bytesRead
-      ;({ bytesRead } = await fh.read(buf, 0, STREAM_PIECE, pos))
+      ;({ bytesRead } = await fh.read(buf, 0, STREAM_PIECE, pos, options))
     }
     res.end()
   } catch (err) {

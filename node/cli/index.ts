@@ -9,6 +9,8 @@
 //  - The daemon is the only place where parts meet: no part reaches another except through
 //    what the daemon hands it at construction.
 export { ControlClient } from './client.ts'
+export { ControlServer } from './control.ts'
+export type { ControlInit } from './control.ts'
 export { init, loadConfig, saveConfig } from './config.ts'
 export { startDaemon } from './daemon.ts'
 export type { Daemon, DaemonOptions } from './daemon.ts'

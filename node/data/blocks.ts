@@ -1,8 +1,11 @@
 // Chunk service: where the Volume's bytes go and come from. Stores every chunk it writes
 // locally first (durable before the write op is committed), and reads through a bounded
 // cache, the local store, then the network (when a Network is attached: swarm pull of any k
-// fragments from their holders; see network.ts).
+// fragments from their holders; see network.ts). Every read takes the caller's signal down to the
+// network fetch; a fetch that several readers wait on runs until the last of them gives up.
+import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
+import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
 import { decodeChunk, encodeChunk, decodeManifest, encodeManifest, manifestRef } from './chunks.ts'
 import type { ChunkRef, Manifest } from './chunks.ts'
@@ -13,8 +16,6 @@ import type { Store } from './store.ts'
 export const PREFETCH_CHUNKS = 4
 /** Decoded manifests kept in memory. */
 export const MANIFEST_CACHE_ENTRIES = 4096
-
-export interface AbortOptions { signal?: AbortSignal }
 
 /** What the chunk service needs of the network (implemented in network.ts over host + swarm). */
 export interface Network {
@@ -31,6 +32,9 @@ export interface Network {
   fetchOne: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
 }
 
+/** A chunk fetch shared by its readers: aborted when the last waiting reader gives up. */
+interface SharedFetch { promise: Promise<Uint8Array>, controller: AbortController, waiting: number }
+
 export interface ChunkServiceInit {
   cacheBytes?: number
   /** Erasure parameters while no network is attached (default k = 1, m = 0: one local copy). */
@@ -44,7 +48,7 @@ export class ChunkService {
   /** Decoded manifests read recently (oldest first), bounded by MANIFEST_CACHE_ENTRIES. */
   private readonly manifests = new Map<string, Manifest>()
   /** Chunk fetches in progress, by chunk CID. */
-  private readonly reading = new Map<string, Promise<Uint8Array>>()
+  private readonly reading = new Map<string, SharedFetch>()
   network?: Network
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
@@ -63,7 +67,9 @@ export class ChunkService {
   }
 
   /** Encode and store a chunk locally (fsynced). Placement happens at commit. */
-  async storeChunk (bytes: Uint8Array, offset: number): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
+  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
+    // local work: checked at entry, never torn half-way
+    opts.signal?.throwIfAborted()
     const { k, m } = this.params()
     const encoded = encodeChunk(bytes, offset, k, m)
     await this.store.putMany(encoded.blocks)
@@ -71,21 +77,36 @@ export class ChunkService {
     return encoded
   }
 
-  /** Read a whole chunk: cache, local fragments, then the network. */
+  /**
+   * Read a whole chunk: cache, local fragments, then the network. One fetch per chunk at a time:
+   * a read joins a fetch of the same chunk already running (another read, a prefetch). The
+   * caller's signal ends its own wait; the fetch is aborted once no caller waits for it.
+   */
   async readChunk (ref: ChunkRef, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
     if (ref.cid === null) return new Uint8Array(ref.size)
+    opts.signal?.throwIfAborted()
     const key = ref.cid.toString()
     const cached = this.cache.get(key)
     if (cached !== undefined) return cached
-    // one fetch per chunk at a time: a read joins a prefetch of the same chunk
-    const running = this.reading.get(key)
-    if (running !== undefined) return await running
-    const p = this.fetchChunk(ref, key, opts)
-    this.reading.set(key, p)
+    let shared = this.reading.get(key)
+    if (shared === undefined) {
+      const controller = new AbortController()
+      const promise = this.fetchChunk(ref, key, { path: opts.path, signal: controller.signal })
+      const s: SharedFetch = { promise, controller, waiting: 0 }
+      shared = s
+      this.reading.set(key, s)
+      // its waiters see the outcome; nobody may be left to, once all of them gave up
+      promise.catch(() => {}).finally(() => { if (this.reading.get(key) === s) this.reading.delete(key) })
+    }
+    shared.waiting++
     try {
-      return await p
+      return await raceSignal(shared.promise, opts.signal)
     } finally {
-      this.reading.delete(key)
+      if (--shared.waiting === 0 && opts.signal?.aborted === true) {
+        // the last reader gave up: stop fetching, and let the next reader start afresh
+        if (this.reading.get(key) === shared) this.reading.delete(key)
+        shared.controller.abort(opts.signal.reason)
+      }
     }
   }
 
@@ -146,7 +167,8 @@ export class ChunkService {
   }
 
   /** Store a manifest durably here; its ref (manifestRef) is what placement spreads. */
-  async storeManifest (manifest: Manifest): Promise<{ cid: CID, ref: ChunkRef }> {
+  async storeManifest (manifest: Manifest, opts: AbortOptions = {}): Promise<{ cid: CID, ref: ChunkRef }> {
+    opts.signal?.throwIfAborted()
     const { cid, bytes } = encodeManifest(manifest)
     await this.store.put(cid, bytes)
     return { cid, ref: manifestRef(cid, bytes.byteLength) }
@@ -158,6 +180,7 @@ export class ChunkService {
    * blocks it is not a placement target of, which repair then drops again, pass after pass.
    */
   async readManifest (cid: CID, opts: AbortOptions & { path?: string, keep?: boolean } = {}): Promise<Manifest> {
+    opts.signal?.throwIfAborted()
     const key = cid.toString()
     const cached = this.manifests.get(key)
     if (cached !== undefined && opts.keep !== true) return cached

@@ -15,7 +15,7 @@
 //  - The erasure codec is the native ISA-L addon when it is built (native/build.sh), else the
 //    TypeScript kernel; both give the same bytes (cross-checked in test/node/erasure.test.ts).
 export { ChunkService } from './blocks.ts'
-export type { AbortOptions, Network } from './blocks.ts'
+export type { Network } from './blocks.ts'
 export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, decodeManifest, encodeChunk, encodeManifest, holeChunk, manifestRef } from './chunks.ts'
 export type { ChunkRef, Manifest } from './chunks.ts'
 export { codecNote, codecs } from './erasure.ts'

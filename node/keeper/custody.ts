@@ -12,9 +12,10 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { CID } from 'multiformats/cid'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import type { Host } from '../net/index.ts'
 import type { Store } from '../data/index.ts'
+import { anySignal } from '../abort.ts'
 
 export const CUSTODY_PROTOCOL = '/darkfs/custody/1.0.0'
 /** How long a promise to keep a block holds. Longer than any pass's plan is trusted. */
@@ -105,7 +106,7 @@ export class Custody {
     const out = new Set<string>()
     for (let b = 0; b < cids.length; b += MAX_CUSTODY_CIDS) {
       const batch = cids.slice(b, b + MAX_CUSTODY_CIDS)
-      const signal = AbortSignal.any([AbortSignal.timeout(CUSTODY_TIMEOUT_MS), ...(opts.signal !== undefined ? [opts.signal] : [])])
+      const signal = anySignal([opts.signal], CUSTODY_TIMEOUT_MS)
       try {
         const stream = await this.c.host.newStream(peer, CUSTODY_PROTOCOL, { signal })
         try {

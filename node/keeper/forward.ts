@@ -27,12 +27,13 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import type { BlockSink, Swarm } from '../../swarm/index.ts'
 import { DEFAULT_UPLINK_BYTES_PER_SECOND } from '../../swarm/index.ts'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import { CHUNK_SIZE, decodeChunk, encodeChunk } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { idleDeadline } from '../net/index.ts'
 import type { UplinkBook } from '../net/index.ts'
 import { logger, shortCid, shortPeer } from '../log.ts'
+import { anySignal } from '../abort.ts'
 
 const log = logger('keeper:forward')
 
@@ -194,7 +195,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     const pinners = [...new Set(opts.pinners ?? [])].filter(p => p !== self).slice(0, MAX_PINNERS)
     // the targets' repair and the pinning hosts' catch-up do not fetch the chunk from here
     // meanwhile: background wants for a pending chunk are refused (network.ts withholdsBackground)
-    const waitSignal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
+    const waitSignal = anySignal([opts.signal, shutdown.signal])
     const release = await acquire(waitSignal)
     try {
       const tried = new Set<string>()
@@ -297,7 +298,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     const gone = new AbortController()
     stream.addEventListener('close', () => { gone.abort(new ForwardError(`the writer ${writer} closed the relay stream`)) }, { once: true })
     if (stream.status !== 'open') gone.abort(new ForwardError(`the writer ${writer} closed the relay stream`))
-    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relaying for ${writer}`, AbortSignal.any([shutdown.signal, gone.signal]))
+    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relaying for ${writer}`, anySignal([shutdown.signal, gone.signal]))
     const signal = idle.signal
     const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
     // replies are written in order; the chain itself never rejects (a fire-and-forget ACK whose

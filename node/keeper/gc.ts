@@ -4,7 +4,7 @@
 // write not yet committed (OpenFile spills, replaceFile staging, fragments pushed before their
 // op arrived) are referenced by nothing yet, and that grace keeps them. Nothing is removed in a
 // round where some retained manifest cannot be read (its chunks are unknown).
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import { retained } from './retained.ts'
 import type { Store } from '../data/index.ts'
 import type { Volume } from '../index.ts'

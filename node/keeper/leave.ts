@@ -3,7 +3,7 @@
 // nothing needs it any more (the repair passes of repair.ts do the moving).
 import type { Membership } from '../net/index.ts'
 import type { Repairer, RepairProgress } from './repair.ts'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 
 /** Drain passes `leave` runs before giving up (each one completes what the last could not). */
 export const LEAVE_MAX_PASSES = 5

@@ -4,7 +4,8 @@
 // (verified block exchange with forwarding).
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
-import type { AbortOptions, Network } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import type { Network } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { BlockUnavailableError } from '../errors.ts'
 import type { Forwarder } from './forward.ts'
@@ -14,6 +15,7 @@ import type { Custody } from './custody.ts'
 import { erasureParams, replicaCount, targets as rank, DEFAULT_REDUNDANCY } from './placement.ts'
 import type { Store } from '../data/index.ts'
 import { logger, shortCid, shortPeer, shortPeers } from '../log.ts'
+import { anySignal } from '../abort.ts'
 
 /** The placement path's lines (`--log debug`): each chunk's plan, the peers chosen, the acknowledgements. */
 const placeLog = logger('keeper:place')
@@ -112,8 +114,7 @@ export class ChunkNetwork implements Network {
   }
 
   private signal (opts: AbortOptions | undefined, ms: number): AbortSignal {
-    const t = AbortSignal.timeout(ms)
-    return opts?.signal !== undefined ? AbortSignal.any([opts.signal, t]) : t
+    return anySignal([opts?.signal], ms)
   }
 
   /** Any `need` of the fragments from peers; `background` for repair and pins' catch-up (see withholdsBackground). */
@@ -147,7 +148,7 @@ export class ChunkNetwork implements Network {
     const connected = new Set(peers)
     const asked = rank(chunk.cid!.bytes, this.members(), chunk.k + chunk.m + this.redundancy).filter(p => connected.has(p))
     const out = new Map<string, string[]>(cids.map(c => [c.toString(), []]))
-    const ask = AbortSignal.any([signal, AbortSignal.timeout(HOLDERS_TIMEOUT_MS)])
+    const ask = anySignal([signal], HOLDERS_TIMEOUT_MS)
     await Promise.all(asked.map(async peer => {
       const held = await this.swarm.has(cids, peer, { signal: ask }).catch(() => new Set<string>())
       for (const key of held) out.get(key)?.push(peer)

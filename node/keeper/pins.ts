@@ -12,11 +12,12 @@
 // unpin() removes the pin: the copies stay as ordinary stored blocks and stop being kept up.
 import type { CID } from 'multiformats/cid'
 import type { ChunkService } from '../data/index.ts'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import { FsError } from '../errors.ts'
 import { PIN_XATTR_PREFIX, isPinXattr } from '../types.ts'
 import type { Tree, InodeId } from '../tree/index.ts'
 import type { Volume } from '../index.ts'
+import { anySignal } from '../abort.ts'
 
 /** Delay between a tree change and the catch-up it triggers (lets pushed blocks arrive first). */
 export const PIN_SETTLE_MS = 1000
@@ -234,7 +235,7 @@ export class Pins {
   }
 
   private async fill (opts: AbortOptions): Promise<PinStats> {
-    const signal = opts.signal === undefined ? this.controller.signal : AbortSignal.any([opts.signal, this.controller.signal])
+    const signal = anySignal([opts.signal, this.controller.signal])
     const files = pinnedFiles(this.c.tree, this.c.peerId)
     const stats: PinStats = { files: files.length, chunks: 0, fetched: 0, missing: 0, arriving: 0 }
     const seen = new Set<string>()

@@ -2,7 +2,7 @@
 // detection, the keeper's repair loop, scrub, GC, and leave. The daemon builds this after the
 // swarm; its control commands are `heal`, `leave`, `repair.progress`, `scrub`, `gc`.
 import type { Swarm } from '../../swarm/index.ts'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import type { Commands } from '../types.ts'
 import { Membership } from '../net/index.ts'
 import { Collector, DEFAULT_GC_INTERVAL_MS } from './gc.ts'

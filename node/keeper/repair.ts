@@ -9,7 +9,7 @@ import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
 import { tokenBucket } from '../../swarm/index.ts'
 import type { RateLimiter } from '../../swarm/index.ts'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import { decodeChunk, encodeChunk } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import type { Membership } from '../net/index.ts'
@@ -20,6 +20,7 @@ import type { Store } from '../data/index.ts'
 import { plan, survey } from './survey.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
 import { logger, shortCid, shortPeers } from '../log.ts'
+import { anySignal } from '../abort.ts'
 
 const log = logger('keeper:repair')
 
@@ -166,7 +167,7 @@ export class Repairer extends EventTarget {
       await this.running.catch(() => {})
     }
     this.again = false
-    const signal = opts.signal === undefined ? this.shutdown.signal : AbortSignal.any([opts.signal, this.shutdown.signal])
+    const signal = anySignal([opts.signal, this.shutdown.signal])
     this.running = this.run({ ...opts, signal })
     try {
       return await this.running
@@ -265,7 +266,7 @@ export class Repairer extends EventTarget {
 
   /** Rebuild the fragments missing from their hosts and deliver them. True when all landed. */
   private async repairChunk (ref: ChunkRef, p: ChunkPlan, holdings: Holdings, opts: AbortOptions & { signal: AbortSignal }): Promise<boolean> {
-    const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(REPAIR_CHUNK_TIMEOUT_MS)])
+    const signal = anySignal([opts.signal], REPAIR_CHUNK_TIMEOUT_MS)
     const missing: Array<{ j: number, to: string[] }> = []
     p.want.forEach((hosts, j) => {
       const to = hosts.filter(h => !p.held[j].has(h))

@@ -3,7 +3,7 @@
 // Repair keeps these redundant, status counts them, GC keeps exactly these.
 import type { CID } from 'multiformats/cid'
 import type { ChunkRef } from '../data/index.ts'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import type { Volume } from '../index.ts'
 import type { Content, InodeId } from '../tree/index.ts'
 import { logger } from '../log.ts'

@@ -5,10 +5,11 @@
 import type { CID } from 'multiformats/cid'
 import { tokenBucket } from '../../swarm/index.ts'
 import type { RateLimiter } from '../../swarm/index.ts'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import { CorruptBlockError } from '../errors.ts'
 import type { Store } from '../data/index.ts'
 import { logger } from '../log.ts'
+import { anySignal } from '../abort.ts'
 
 const log = logger('keeper:scrub')
 
@@ -77,7 +78,7 @@ export class Scrubber {
   /** Re-hash every stored block now (one scrub at a time: a second call joins the first). */
   async scrub (opts: AbortOptions = {}): Promise<ScrubReport> {
     if (this.running !== undefined) return await this.running
-    const signal = opts.signal === undefined ? this.shutdown.signal : AbortSignal.any([opts.signal, this.shutdown.signal])
+    const signal = anySignal([opts.signal, this.shutdown.signal])
     this.running = this.run(signal)
     try { return await this.running } finally { this.running = undefined }
   }

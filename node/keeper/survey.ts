@@ -2,7 +2,7 @@
 // that means for each chunk's redundancy (DESIGN.md §3, §8 status). Truthful for every chunk,
 // whoever wrote it: nothing here relies on placement remembered by the writer.
 import type { CID } from 'multiformats/cid'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import type { ChunkRef } from '../data/index.ts'
 import { assignment } from './assignment.ts'
 import { targets, replicaCount, DEFAULT_REDUNDANCY } from './placement.ts'

@@ -9,7 +9,8 @@
 // FULL_MESH_PEERS), records are not made at all: a reader's have-queries to its peers already
 // reach every holder, and measured on a 5-host put, the provides took about 35% of all CPU.
 import type { CID } from 'multiformats/cid'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import { anySignal } from '../abort.ts'
 
 /** Provides in flight at once. */
 export const ANNOUNCE_CONCURRENCY = 2
@@ -64,7 +65,7 @@ export class Announcer {
       const [key, cid] = this.queue.entries().next().value as [string, CID]
       this.queue.delete(key)
       this.inFlight.add(key)
-      const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(ANNOUNCE_TIMEOUT_MS)])
+      const signal = anySignal([this.shutdown.signal], ANNOUNCE_TIMEOUT_MS)
       this.provide(cid, { signal })
         .then(() => { this.stats_.announced++ }, () => { this.stats_.failed++ })
         .finally(() => { this.inFlight.delete(key); this.pump() })

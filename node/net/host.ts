@@ -38,6 +38,7 @@ import { formatNetworkKey } from './keys.ts'
 import { targets } from './kad.ts'
 import { cidrContains, parseCidr } from './cidr.ts'
 import type { Cidr } from './cidr.ts'
+import { anySignal } from '../abort.ts'
 
 export type { Stream } from '@libp2p/interface'
 
@@ -362,7 +363,7 @@ export async function createHost (init: HostInit): Promise<Host> {
         if (controller.signal.aborted || libp2p.getConnections(peerIdFromString(id)).length > 0) break
         for (const addr of listenAddrs.get(id) ?? addrs) {
           try {
-            await libp2p.dial(multiaddr(addr), { signal: anySignal(controller.signal, AbortSignal.timeout(dialTimeoutMs)) })
+            await libp2p.dial(multiaddr(addr), { signal: anySignal([controller.signal], dialTimeoutMs) })
             back = true
             break
           } catch {
@@ -383,7 +384,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
     const started = Date.now()
     const transport = stripPeer(ma.toString())
-    const signal = anySignal(opts?.signal, AbortSignal.timeout(dialTimeoutMs))
+    const signal = anySignal([opts?.signal], dialTimeoutMs)
     try {
       await libp2p.dial(ma, { signal })
     } catch (err: any) {
@@ -406,7 +407,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       // a small network is a full mesh: the connected peers are every live member. Beyond
       // it, the DHT knows members this host is not connected to.
       try {
-        const signal = anySignal(opts?.signal, AbortSignal.timeout(CLOSEST_PEERS_QUERY_TIMEOUT_MS))
+        const signal = anySignal([opts?.signal], CLOSEST_PEERS_QUERY_TIMEOUT_MS)
         for await (const ev of libp2p.services.dht.getClosestPeers(key, { signal })) {
           if (ev.name === 'FINAL_PEER') live.add(ev.peer.id.toString())
         }
@@ -420,7 +421,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   const findProviders = async (cid: CID, opts?: AbortOptions & { max?: number }): Promise<string[]> => {
     const found = new Set<string>()
     const max = opts?.max ?? Infinity
-    const signal = anySignal(opts?.signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS))
+    const signal = anySignal([opts?.signal], FIND_PROVIDERS_TIMEOUT_MS)
     try {
       for await (const info of libp2p.contentRouting.findProviders(cid, { signal })) {
         found.add(info.id.toString())
@@ -536,7 +537,7 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
         const direction = connection.direction
         // own deadline for the nonce exchange: a silent peer is a refused handshake, not a hang
         const deadline = AbortSignal.timeout(PNET_HANDSHAKE_TIMEOUT_MS)
-        const signal = anySignal(options?.signal, deadline)
+        const signal = anySignal([options?.signal, deadline])
         let protectedConn: MessageStream
         try {
           protectedConn = await inner.protect(connection, { ...options, signal })
@@ -702,10 +703,6 @@ async function sleep (ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true })
   })
-}
-
-function anySignal (...signals: Array<AbortSignal | undefined>): AbortSignal {
-  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined))
 }
 
 function addressAllowed (addr: Multiaddr, ranges: Cidr[]): boolean {

@@ -1,6 +1,7 @@
 // Deadlines on progress rather than on the whole job: a transfer over a thin uplink may take
 // minutes and still be healthy, as long as something moves. An idle deadline aborts only when
 // nothing has happened for a while (forward.ts: relayed placements).
+import { anySignal } from '../abort.ts'
 
 /** No progress for the allowed time. */
 export class StalledError extends Error {
@@ -28,7 +29,7 @@ export function idleDeadline (ms: number, what: string, parent?: AbortSignal): I
   }
   touch()
   return {
-    signal: parent === undefined ? own.signal : AbortSignal.any([parent, own.signal]),
+    signal: anySignal([parent, own.signal]),
     touch,
     clear: () => { cleared = true; clearTimeout(timer) }
   }

@@ -12,6 +12,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Host } from './host.ts'
 import type { Membership } from './failure.ts'
 import type { Space } from '../data/index.ts'
+import { anySignal } from '../abort.ts'
 
 /** Protocol of FULL/ROOM notices. */
 export const SPACE_PROTOCOL = '/darkfs/space/1.0.0'
@@ -107,7 +108,7 @@ export class SpaceNotices {
         if (!this.c.host.peers().some(p => p.id === peer)) return
       }
       try {
-        const signal = AbortSignal.any([AbortSignal.timeout(SPACE_NOTICE_TIMEOUT_MS), this.shutdown.signal])
+        const signal = anySignal([this.shutdown.signal], SPACE_NOTICE_TIMEOUT_MS)
         const stream = await this.c.host.newStream(peer, SPACE_PROTOCOL, { signal })
         try {
           await lpStream(stream, { maxDataLength: SPACE_NOTICE_BYTES }).write(encodeNotice(this.c.space.isFull(), seq), { signal })

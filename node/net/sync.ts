@@ -23,6 +23,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { Host, Stream } from './host.ts'
 import { MAX_OP_BYTES } from '../tree/index.ts'
 import type { OpEventDetail, Tree } from '../tree/index.ts'
+import { anySignal } from '../abort.ts'
 
 export const OPS_PROTOCOL = '/darkfs/ops/1.0.0'
 /** Default most ops per message (push or get answer). */
@@ -102,7 +103,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
 
     // --- requests (this side asks) --------------------------------------------------------
     const request = async (peer: string, msg: Message, opts?: AbortOptions): Promise<Message | undefined> => {
-      const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(requestTimeoutMs), ...(opts?.signal !== undefined ? [opts.signal] : [])])
+      const signal = anySignal([shutdown.signal, opts?.signal], requestTimeoutMs)
       const stream = await host.newStream(peer, OPS_PROTOCOL, { signal })
       try {
         const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
@@ -168,7 +169,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
 
     // --- answers (the other side asks) -----------------------------------------------------
     const serve = async (stream: Stream, peer: string): Promise<void> => {
-      const signal = AbortSignal.any([shutdown.signal, AbortSignal.timeout(requestTimeoutMs)])
+      const signal = anySignal([shutdown.signal], requestTimeoutMs)
       try {
         const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
         const msg = decode((await lp.read({ signal })).subarray())

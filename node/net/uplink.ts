@@ -4,7 +4,8 @@
 // chunk's fragments, reported by the relay itself). Also parses the rates the CLI takes.
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import type { AbortOptions } from '../data/index.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import { anySignal } from '../abort.ts'
 
 export const UPLINK_PROTOCOL = '/darkfs/uplink/1.0.0'
 /** Largest uplink message (a small JSON object). */
@@ -145,8 +146,7 @@ export async function serveUplink (host: UplinkHost, own: number | undefined): P
 
 /** Asks a peer for its configured uplink and records it; resolves undefined when it has none. */
 export async function askUplink (host: UplinkHost, book: UplinkBook, peer: string, opts: AbortOptions = {}): Promise<number | undefined> {
-  const t = AbortSignal.timeout(UPLINK_QUERY_TIMEOUT_MS)
-  const signal = opts.signal === undefined ? t : AbortSignal.any([opts.signal, t])
+  const signal = anySignal([opts.signal], UPLINK_QUERY_TIMEOUT_MS)
   const stream = await host.newStream(peer, UPLINK_PROTOCOL, { signal })
   try {
     const lp = lpStream(stream, { maxDataLength: MAX_UPLINK_MESSAGE_BYTES })

@@ -1,10 +1,21 @@
 // Every request has a deadline: a Volume call that never finishes becomes EIO for the caller,
-// and the mount keeps serving everything else.
+// and the mount keeps serving everything else. The deadline is the request's signal: the Volume
+// call behind a request that passed it is aborted, down to the network fetch.
 import assert from 'node:assert/strict'
+import type { AbortOptions } from '@libp2p/interface'
 import { teardown, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
+import { remoteVolume } from '../helpers/remote-volume.ts'
 import { mount } from '../../fuse/index.ts'
 import { createMemoryVolume } from '../../harness/memory-volume.ts'
+import type { FileHandle } from '../../node/index.ts'
+
+/** Settles with the signal's reason once it aborts. */
+async function abortOf (signal: AbortSignal | undefined): Promise<unknown> {
+  assert.ok(signal !== undefined, 'the call got no signal')
+  if (signal.aborted) return signal.reason
+  return await new Promise(resolve => { signal.addEventListener('abort', () => { resolve(signal.reason) }, { once: true }) })
+}
 
 describe('fuse request deadlines', function () {
   let t: Teardown
@@ -14,7 +25,11 @@ describe('fuse request deadlines', function () {
   it('mount(volume, dir, { requestTimeoutMs }) answers a hung Volume call with EIO and keeps serving', async function () {
     const volume = createMemoryVolume()
     const hung: Array<() => void> = []
-    volume.readlink = async () => await new Promise<string>((resolve) => { hung.push(() => { resolve('late') }) })
+    const signals: Array<AbortSignal | undefined> = []
+    volume.readlink = async (_path: string, options?: AbortOptions) => {
+      signals.push(options?.signal)
+      return await new Promise<string>((resolve) => { hung.push(() => { resolve('late') }) })
+    }
     t.add(() => { for (const release of hung) release() })
     const dir = await tempDir(t, 'darkfs-mnt-')
     const m = await mount(volume, dir, { requestTimeoutMs: 200 })
@@ -24,6 +39,58 @@ describe('fuse request deadlines', function () {
     assert.equal(fast, 'ok\n')
     assert.notEqual(slow.code, 0)
     assert.equal(hung.length, 1)
+    assert.equal((await abortOf(signals[0]) as Error).name, 'TimeoutError')
     assert.equal(await ok(`cat "${dir}/f"; ls "${dir}"`), 'ok\nf\ns\n')
+  })
+
+  it('a read past its deadline: the kernel gets EIO and the read\'s signal aborts', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/slow', 'never read\n')
+    await volume.writeFile('/fast', 'ok\n')
+    const reads: Array<AbortSignal | undefined> = []
+    const open = volume.open.bind(volume)
+    volume.open = async (...args) => {
+      const fh = await open(...args)
+      if (fh.path !== '/slow') return fh
+      const waits: FileHandle = {
+        ...fh,
+        path: fh.path,
+        ino: fh.ino,
+        // a read that waits on its signal, as a fetch from peers does
+        read: async (_buffer, _offset, _length, _position, options) => {
+          reads.push(options?.signal)
+          await abortOf(options?.signal)
+          throw options?.signal?.reason
+        }
+      }
+      return waits
+    }
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir, { requestTimeoutMs: 300 })
+    t.add(async () => { await m.unmount() })
+    const [slow, fast] = await Promise.all([sh(`cat "${dir}/slow"`), ok(`cat "${dir}/fast"`)])
+    assert.equal(fast, 'ok\n')
+    assert.notEqual(slow.code, 0)
+    assert.match(slow.stderr, /Input\/output error/)
+    assert.ok(reads.length >= 1)
+    for (const signal of reads) assert.equal((await abortOf(signal) as Error).name, 'TimeoutError')
+    assert.equal(await ok(`ls "${dir}"`), 'fast\nslow\n')
+  })
+
+  it('a read of the real Volume past its deadline aborts the network fetch behind it', async function () {
+    const data = await tempDir(t, 'darkfs-data-')
+    const r = await remoteVolume(t, data, 100_000, '/remote')
+    await r.volume.writeFile('/local', 'ok\n')
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(r.volume, dir, { requestTimeoutMs: 300 })
+    t.add(async () => { await m.unmount() })
+    const reading = sh(`cat "${dir}/remote"`)
+    const fetch = await r.nextFetch()
+    assert.equal(fetch.signal?.aborted, false)
+    const slow = await reading
+    assert.notEqual(slow.code, 0)
+    assert.match(slow.stderr, /Input\/output error/)
+    assert.equal((await fetch.aborted as Error).name, 'TimeoutError')
+    assert.equal(await ok(`cat "${dir}/local"`), 'ok\n')
   })
 })

@@ -1,0 +1,41 @@
+// Cancellation, from the edges down (DESIGN.md §1, STYLE.md "Parts"). Every async call takes
+// `AbortOptions` (from @libp2p/interface) as its last argument and passes its signal on. Where
+// a call adds bounds of its own, it merges them with the caller's signal through anySignal(),
+// the one place signals are combined:
+//
+//   const signal = anySignal([opts.signal, this.shutdown.signal], FETCH_TIMEOUT_MS)
+//
+// - caller signal(s): the FUSE request's deadline, the control-socket request (aborted when its
+//   client goes away), a keeper pass; `undefined` entries are skipped;
+// - a shutdown signal: the part's own, aborted by its stop();
+// - a timeout in ms: AbortSignal.timeout(ms), which aborts with a `TimeoutError`.
+// A lone signal is returned as it is (no wrapper, no listener on a long-lived signal).
+//
+// raceSignal() is the other half: wait for work that this caller does not own (a fetch shared by
+// several readers) and stop waiting, not the work, when the caller's signal aborts.
+// swarm/abort.ts holds the same two helpers for the swarm (which imports nothing of node/).
+
+/** One signal that aborts when any of `signals` does, or after `timeoutMs` (when given). */
+export function anySignal (signals: Array<AbortSignal | undefined>, timeoutMs?: number): AbortSignal {
+  const all = signals.filter((s): s is AbortSignal => s !== undefined)
+  if (timeoutMs !== undefined) all.push(AbortSignal.timeout(timeoutMs))
+  if (all.length === 0) return new AbortController().signal
+  if (all.length === 1) return all[0]
+  return AbortSignal.any(all)
+}
+
+/** `promise`, or its signal's reason as soon as `signal` aborts (the work itself goes on). */
+export async function raceSignal<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal === undefined) return await promise
+  signal.throwIfAborted()
+  let onAbort!: () => void
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}

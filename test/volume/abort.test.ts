@@ -1,0 +1,148 @@
+// Cancellation from the edges: a caller's signal reaches the network fetch behind a Volume call,
+// a fetch shared by several readers runs until the last of them gives up, and the control socket
+// aborts the call of a client that went away.
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { ControlClient, ControlServer } from '../../node/cli/index.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { remoteVolume } from '../helpers/remote-volume.ts'
+
+/** One chunk (past the inline limit, so it has a manifest): no prefetch of a next chunk. */
+const SIZE = 100_000
+
+const isAbort = (name: string) => (err: any): boolean => { assert.equal(err?.name, name); return true }
+
+describe('Volume calls take AbortOptions down to the network fetch', function () {
+  const t = new Teardown()
+  afterEach(async () => { await t.run() })
+
+  it('volume.readFile(p, { signal }) aborts the fetch behind it when the signal aborts', async () => {
+    const r = await remoteVolume(t, await tempDir(t), SIZE)
+    const controller = new AbortController()
+    const reading = r.volume.readFile(r.path, { signal: controller.signal })
+    const fetch = await r.nextFetch()
+    assert.equal(fetch.signal?.aborted, false)
+    controller.abort(new DOMException('caller gave up', 'AbortError'))
+    await assert.rejects(reading, isAbort('AbortError'))
+    assert.equal((await fetch.aborted as Error).name, 'AbortError')
+  })
+
+  it('fh.read(..., { signal }) of two readers of one chunk: the shared fetch is aborted only when both gave up', async () => {
+    const r = await remoteVolume(t, await tempDir(t), SIZE)
+    const a = await r.volume.open(r.path, 'r')
+    const b = await r.volume.open(r.path, 'r')
+    t.add(async () => { await a.close(); await b.close() })
+    const ca = new AbortController()
+    const cb = new AbortController()
+    const readA = a.read(new Uint8Array(10), 0, 10, 0, { signal: ca.signal })
+    const fetch = await r.nextFetch()
+    const readB = b.read(new Uint8Array(10), 0, 10, 5, { signal: cb.signal })
+    ca.abort(new DOMException('a gave up', 'AbortError'))
+    await assert.rejects(readA, isAbort('AbortError'))
+    assert.equal(fetch.signal?.aborted, false, 'b still waits: the fetch goes on')
+    cb.abort(new DOMException('b gave up', 'AbortError'))
+    await assert.rejects(readB, isAbort('AbortError'))
+    await fetch.aborted
+    assert.equal(fetch.signal?.aborted, true)
+    // the next reader starts afresh and gets the bytes
+    const buf = new Uint8Array(10)
+    const readC = a.read(buf, 0, 10, 0)
+    const again = await r.nextFetch()
+    assert.notEqual(again, fetch)
+    again.release()
+    assert.equal((await readC).bytesRead, 10)
+    assert.deepEqual(Buffer.from(buf), Buffer.from(r.bytes.subarray(0, 10)))
+  })
+
+  it('fh.write(..., { signal }) waiting behind a commit that fetches: aborted, it leaves the queue and never writes', async () => {
+    const r = await remoteVolume(t, await tempDir(t), SIZE)
+    const fh = await r.volume.open(r.path, 'r+')
+    await fh.write(Buffer.from('patch'), 0, 5, 10) // a patch: the chunk is read at commit
+    const syncing = fh.flush()
+    const fetch = await r.nextFetch()
+    const controller = new AbortController()
+    const writing = fh.write(Buffer.from('never'), 0, 5, 100, { signal: controller.signal })
+    controller.abort(new DOMException('gave up', 'AbortError'))
+    await assert.rejects(writing, isAbort('AbortError'))
+    fetch.release()
+    await syncing
+    await fh.close()
+    const want = Buffer.from(r.bytes)
+    want.write('patch', 10)
+    assert.deepEqual(Buffer.from(await r.volume.readFile(r.path)), want)
+  })
+
+  it('a reader that gives up leaves the fetch to the others, which get the bytes', async () => {
+    const r = await remoteVolume(t, await tempDir(t), SIZE)
+    const ca = new AbortController()
+    const readA = r.volume.readFile(r.path, { signal: ca.signal })
+    const fetch = await r.nextFetch()
+    const readB = r.volume.readFile(r.path)
+    ca.abort(new DOMException('a gave up', 'AbortError'))
+    await assert.rejects(readA, isAbort('AbortError'))
+    fetch.release()
+    assert.deepEqual(Buffer.from(await readB), r.bytes)
+    assert.equal(fetch.signal?.aborted, false)
+  })
+})
+
+describe('the control socket aborts the call of a client that went away', function () {
+  const t = new Teardown()
+  afterEach(async () => { await t.run() })
+
+  async function serve (volume: ControlServerVolume, commands: Record<string, (args: any, options?: { signal?: AbortSignal }) => Promise<unknown>> = {}): Promise<ControlClient> {
+    const data = await tempDir(t)
+    const client = new ControlClient(data)
+    const server = new ControlServer({ socket: client.socket, volume, status: async () => ({}), peers: async () => [], commands })
+    await server.start()
+    t.add(async () => { await server.stop() })
+    return client
+  }
+  type ControlServerVolume = ConstructorParameters<typeof ControlServer>[0]['volume']
+
+  it('GET /v1/file: the client disconnects mid-read, and the fetch behind the read is aborted', async () => {
+    const dir = await tempDir(t)
+    const r = await remoteVolume(t, join(dir, 'data'), SIZE)
+    const client = await serve(r.volume)
+    const controller = new AbortController()
+    const reading = client.readFile(r.path, { signal: controller.signal })
+    const fetch = await r.nextFetch()
+    assert.equal(fetch.signal?.aborted, false)
+    controller.abort(new DOMException('the CLI was interrupted', 'AbortError'))
+    await assert.rejects(reading, isAbort('AbortError'))
+    assert.equal((await fetch.aborted as Error).name, 'AbortError')
+  })
+
+  it('POST /v1/call and /v1/fs: the command and the Volume call get a signal that aborts when the client goes away', async () => {
+    const dir = await tempDir(t)
+    const r = await remoteVolume(t, join(dir, 'data'), SIZE)
+    let started!: (signal: AbortSignal) => void
+    const commandStarted = new Promise<AbortSignal>(resolve => { started = resolve })
+    const client = await serve(r.volume, {
+      hang: async (_args, options) => {
+        started(options!.signal!)
+        await new Promise((_resolve, reject) => { options!.signal!.addEventListener('abort', () => { reject(options!.signal!.reason) }) })
+      }
+    })
+    const controller = new AbortController()
+    const calling = client.call('hang', {}, { signal: controller.signal })
+    const signal = await commandStarted
+    assert.equal(signal.aborted, false)
+    controller.abort()
+    await assert.rejects(calling)
+    await new Promise(resolve => { if (signal.aborted) resolve(undefined); else signal.addEventListener('abort', resolve) })
+    assert.equal(signal.reason.name, 'AbortError')
+
+    // a filesystem call: stat is metadata (answered at once); its options carry the signal
+    let seen: AbortSignal | undefined
+    const stat = r.volume.stat.bind(r.volume)
+    r.volume.stat = async (path, options) => { seen = options?.signal; return await stat(path, options) }
+    assert.equal((await client.fs('stat', r.path)).size, SIZE)
+    assert.ok(seen instanceof AbortSignal)
+    assert.equal(seen.aborted, false, 'a call answered in full is not aborted')
+    // options sent by the client are kept, beside the signal
+    await client.fs('mkdir', '/a/b', { recursive: true })
+    assert.equal((await client.fs('stat', '/a/b')).kind, 'dir')
+    await assert.rejects(client.fs('stat', r.path, {}, 'extra'), (err: any) => err.name === 'UsageError')
+  })
+})
