@@ -1,6 +1,6 @@
 // Chunk service: where the Volume's bytes go and come from. Stores every chunk it writes
 // locally first (durable before the write op is committed), and reads through a bounded
-// cache, the local store, then the network (when a Network is attached: swarm pull of any k
+// cache, the local store, then the network (when it is given a Network: swarm pull of any k
 // fragments from their holders; see network.ts).
 import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
@@ -33,6 +33,8 @@ export interface Network {
 
 export interface ChunkServiceInit {
   cacheBytes?: number
+  /** Where chunks not stored here come from and new ones go (keeper/network.ts); none: local only. */
+  network?: Network
   /** Erasure parameters while no network is attached (default k = 1, m = 0: one local copy). */
   localParams?: { k: number, m: number }
 }
@@ -45,12 +47,13 @@ export class ChunkService {
   private readonly manifests = new Map<string, Manifest>()
   /** Chunk fetches in progress, by chunk CID. */
   private readonly reading = new Map<string, Promise<Uint8Array>>()
-  network?: Network
+  private readonly network?: Network
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
     this.cache = new ChunkCache(init.cacheBytes)
     this.localParams = init.localParams ?? { k: 1, m: 0 }
+    this.network = init.network
   }
 
   params (): { k: number, m: number } {
