@@ -15,7 +15,8 @@
 //
 // The vocabulary of node/ (errors.ts, types.ts, modes.ts, clock.ts, paths.ts, log.ts) is open to every
 // file under node/: plain shapes and error classes, importing nothing of the rooms.
-// `node/cli/cli.ts` may load fuse/ with a dynamic import (only for `--mount`).
+// `node/cli/cli.ts` may load fuse/ with a dynamic import (only for `--mount`); `node/cli/version.ts`
+// reads the version from package.json.
 //
 // Outside the rooms:
 //   harness/       test and bench harness (temp dirs, processes, clusters, the Tinc mesh) -> doors only
@@ -120,6 +121,7 @@ function checkRoomFile (rel: string, room: Room, e: Edge): void {
   }
   const t = e.target
   if (rel === 'node/cli/cli.ts' && e.dynamic && t === 'fuse/index.ts') return // lazy --mount
+  if (rel === 'node/cli/version.ts' && t === 'package.json') return // `darkfs --version`
   if (vocabulary.has(t) && rel.startsWith('node/')) return
   const to = roomOf(t)
   if (to === undefined) { problems.push(`${rel}: imports ${e.spec}, outside the rooms`); return }
