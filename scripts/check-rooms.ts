@@ -13,7 +13,7 @@
 //   node/tree/     the replicated op log and CRDT    -> (nothing)
 //   swarm/         moving verified blocks            -> (nothing)
 //
-// The vocabulary of node/ (errors.ts, types.ts, modes.ts, clock.ts, paths.ts, log.ts) is open to every
+// The vocabulary of node/ (errors.ts, types.ts, modes.ts, clock.ts, paths.ts, log.ts, pool.ts) is open to every
 // file under node/: plain shapes and error classes, importing nothing of the rooms.
 // `node/cli/cli.ts` may load fuse/ with a dynamic import (only for `--mount`); `node/cli/version.ts`
 // reads the version from package.json.
@@ -52,7 +52,7 @@ const roomList: Room[] = [
   { dir: 'node/tree', may: [] },
   { dir: 'swarm', may: [] }
 ]
-const vocabulary = new Set(['node/errors.ts', 'node/types.ts', 'node/modes.ts', 'node/clock.ts', 'node/paths.ts', 'node/log.ts'])
+const vocabulary = new Set(['node/errors.ts', 'node/types.ts', 'node/modes.ts', 'node/clock.ts', 'node/paths.ts', 'node/log.ts', 'node/pool.ts'])
 const doorOf = (room: string): string => `${room}/index.ts`
 const doors = new Set(roomList.map(r => doorOf(r.dir)))
 
@@ -69,6 +69,7 @@ const owners: Array<[string, string[]]> = [
   ['@chainsafe/libp2p-yamux', ['node/net/host.ts']],
   ['@chainsafe/libp2p-gossipsub', ['node/net/host.ts']],
   ['blockstore-fs', ['node/data/store.ts']],
+  ['p-queue', ['node/pool.ts']],
   ['fuse-native', ['fuse/index.ts']],
   ['@digitaldefiance/reed-solomon-erasure.wasm', []] // test-only cross-check
 ]

@@ -32,6 +32,7 @@ import { CHUNK_SIZE, decodeChunk, encodeChunk } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { idleDeadline } from '../net/index.ts'
 import type { UplinkBook } from '../net/index.ts'
+import { limiter } from '../pool.ts'
 
 export const PLACE_PROTOCOL = '/darkfs/place/1.0.0'
 /** Largest place message: a request names at most MAX_FRAGMENTS CIDs and peer ids. */
@@ -154,22 +155,8 @@ export function createForwarder (c: ForwardComponents): Forwarder {
   let relaying = 0
   /** chunk CID -> relay requests for it in progress here. */
   const inRelay = new Map<string, number>()
-  let own = 0
-  const waiting: Array<() => void> = []
-  /** A slot for one of this host's chunks to go through a relay (MAX_OWN_RELAYED_CHUNKS). */
-  const acquire = async (signal: AbortSignal): Promise<() => void> => {
-    while (own >= MAX_OWN_RELAYED_CHUNKS) {
-      signal.throwIfAborted()
-      await new Promise<void>((resolve) => {
-        const wake = (): void => { signal.removeEventListener('abort', wake); resolve() }
-        waiting.push(wake)
-        signal.addEventListener('abort', wake, { once: true })
-      })
-    }
-    signal.throwIfAborted()
-    own++
-    return () => { own--; for (const wake of waiting.splice(0)) wake() }
-  }
+  /** Slots for this host's own chunks going through a relay (MAX_OWN_RELAYED_CHUNKS). */
+  const own = limiter(MAX_OWN_RELAYED_CHUNKS)
   let shutdown = new AbortController()
   let running = false
 
@@ -192,8 +179,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     // the targets' repair and the pinning hosts' catch-up do not fetch the chunk from here
     // meanwhile: background wants for a pending chunk are refused (network.ts withholdsBackground)
     const waitSignal = opts.signal === undefined ? shutdown.signal : AbortSignal.any([opts.signal, shutdown.signal])
-    const release = await acquire(waitSignal)
-    try {
+    await own(async () => {
       const tried = new Set<string>()
       for (let attempt = 0; ; attempt++) {
         const relay = pickRelay(perFragment.filter(p => !tried.has(p)))
@@ -207,9 +193,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
           if (waitSignal.aborted || err instanceof FragmentMismatchError || attempt + 1 >= MAX_RELAY_ATTEMPTS) throw err
         }
       }
-    } finally {
-      release()
-    }
+    }, { signal: waitSignal })
   }
 
   /** One attempt through `relay`, given up after RELAY_IDLE_TIMEOUT_MS without a reply. */

@@ -7,6 +7,7 @@ import type { Swarm } from '../../swarm/index.ts'
 import type { AbortOptions, Network } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { BlockUnavailableError } from '../errors.ts'
+import { forEachLimited } from '../pool.ts'
 import type { Forwarder } from './forward.ts'
 import type { Host } from '../net/index.ts'
 import { assignment } from './assignment.ts'
@@ -186,18 +187,15 @@ export class ChunkNetwork extends EventTarget implements Network {
   async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe', inode?: string } = {}): Promise<void> {
     const work = refs.filter(r => r.cid !== null)
     for (const r of work) this.pending.add(r, opts.inode)
-    const queue = [...work]
-    await Promise.all(Array.from({ length: Math.min(PLACE_CONCURRENCY, queue.length) }, async () => {
-      for (let r = queue.shift(); r !== undefined; r = queue.shift()) {
-        const key = r.cid!.toString()
-        let run = this.placing.get(key)
-        if (run === undefined) {
-          run = this.placeOne(r, opts).catch(() => {}).finally(() => { this.placing.delete(key) })
-          this.placing.set(key, run)
-        }
-        await run
+    await forEachLimited(work, PLACE_CONCURRENCY, async r => {
+      const key = r.cid!.toString()
+      let run = this.placing.get(key)
+      if (run === undefined) {
+        run = this.placeOne(r, opts).catch(() => {}).finally(() => { this.placing.delete(key) })
+        this.placing.set(key, run)
       }
-    }))
+      await run
+    })
   }
 
   /** Retry placement of every chunk still pending (after a reconnect). */

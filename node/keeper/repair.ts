@@ -19,6 +19,7 @@ import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
 import { plan, survey } from './survey.ts'
+import { forEachLimited } from '../pool.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
 
 /** Default time between background repair passes: 1 minute. */
@@ -217,24 +218,20 @@ export class Repairer extends EventTarget {
       for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
         const batch = refs.slice(b, b + REPAIR_BATCH)
         const holdings = await survey(this.surveyor(), batch, allLive, opts)
-        const queue = batch.slice()
-        await Promise.all(Array.from({ length: Math.min(REPAIR_CONCURRENCY, queue.length) }, async () => {
-          for (let ref = queue.shift(); ref !== undefined; ref = queue.shift()) {
-            opts.signal.throwIfAborted()
-            const p = plan(ref, holdings, members, live, self, this.c.policy)
-            const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
-            if (mine && p.health !== 'redundant' && p.health !== 'lost') {
-              const ok = await this.repairChunk(ref, p, holdings, opts).catch(() => false)
-              if (!ok) this.progress_.failed++
-            } else if (mine && p.health === 'lost') {
-              this.progress_.failed++
-            }
-            for (const key of wantedHere(self, ref, p)) wanted.add(key)
-            if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
-            if (!manifests.has(ref)) this.progress_.checked++
-            this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
+        await forEachLimited(batch, REPAIR_CONCURRENCY, async ref => {
+          const p = plan(ref, holdings, members, live, self, this.c.policy)
+          const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
+          if (mine && p.health !== 'redundant' && p.health !== 'lost') {
+            const ok = await this.repairChunk(ref, p, holdings, opts).catch(() => false)
+            if (!ok) this.progress_.failed++
+          } else if (mine && p.health === 'lost') {
+            this.progress_.failed++
           }
-        }))
+          for (const key of wantedHere(self, ref, p)) wanted.add(key)
+          if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
+          if (!manifests.has(ref)) this.progress_.checked++
+          this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
+        }, opts)
       }
       const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()))
       if (handover.length > 0) {

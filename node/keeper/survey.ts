@@ -5,6 +5,7 @@ import type { CID } from 'multiformats/cid'
 import type { AbortOptions } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { assignment } from './assignment.ts'
+import { forEachLimited } from '../pool.ts'
 import { targets } from './placement.ts'
 import type { PlacementPolicy } from './placement.ts'
 
@@ -32,16 +33,13 @@ export async function survey (c: SurveyComponents, refs: ChunkRef[], live: strin
     if (await c.hasLocal(f)) holdings.get(f.toString())!.add(c.self)
   }
   const peers = live.filter(p => p !== c.self)
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(SURVEY_CONCURRENCY, peers.length) }, async () => {
-    for (let i = next++; i < peers.length; i = next++) {
-      for (let b = 0; b < cids.length; b += SURVEY_BATCH) {
-        opts.signal?.throwIfAborted()
-        const held = await askWithRetry(c, cids.slice(b, b + SURVEY_BATCH), peers[i], opts)
-        for (const key of held) holdings.get(key)?.add(peers[i])
-      }
+  await forEachLimited(peers, SURVEY_CONCURRENCY, async peer => {
+    for (let b = 0; b < cids.length; b += SURVEY_BATCH) {
+      opts.signal?.throwIfAborted()
+      const held = await askWithRetry(c, cids.slice(b, b + SURVEY_BATCH), peer, opts)
+      for (const key of held) holdings.get(key)?.add(peer)
     }
-  }))
+  }, opts)
   return holdings
 }
 
