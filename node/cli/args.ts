@@ -36,7 +36,7 @@ export const GLOBAL_OPTIONS: Record<string, Option> = {
 export const COMMANDS: Record<string, Command> = {
   init: {
     args: '',
-    summary: 'make a data dir: a new network (--new-network), or join one (--network-key FILE)',
+    summary: 'make a data dir, for a new network or one whose key you have',
     options: {
       'new-network': { type: 'boolean', help: 'start a new network (writes its key)' },
       'network-key': { type: 'string', value: 'FILE', help: 'the key file of the network to join' }
@@ -114,10 +114,19 @@ function optionLines (options: Record<string, Option>): string[] {
   })
 }
 
+/** A command's synopsis: its options (or [OPTIONS] when many) and arguments. */
+function synopsis (cmd: string): string {
+  const c = COMMANDS[cmd]
+  const opts = Object.keys(c.options).length > 4
+    ? ['[OPTIONS]']
+    : Object.entries(c.options).map(([name, o]) => `[${flag(name, o)}${o.value !== undefined ? ` ${o.value}` : ''}]${o.repeat === true ? '...' : ''}`)
+  return [cmd, ...opts, c.args].filter(s => s !== '').join(' ')
+}
+
 /** The overview: every command on one line. */
 export function usage (): string {
-  const lines = ['usage: darkfs [--data DIR] COMMAND [OPTIONS] [ARGS]', '', 'commands:']
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${`${name} ${c.args}`.padEnd(20)}  ${c.summary}`)
+  const lines = ['usage:']
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${`darkfs ${synopsis(name)}`.padEnd(50)} ${c.summary}`)
   lines.push('', 'options of every command:', ...optionLines(GLOBAL_OPTIONS), '', "`darkfs COMMAND --help` shows a command's options.")
   return lines.join('\n')
 }
@@ -125,8 +134,7 @@ export function usage (): string {
 /** The help of one command. */
 export function commandHelp (cmd: string): string {
   const c = COMMANDS[cmd]
-  const opts = Object.keys(c.options).length > 4 ? ['[OPTIONS]'] : Object.entries(c.options).map(([name, o]) => `[${flag(name, o)}${o.value !== undefined ? ` ${o.value}` : ''}]${o.repeat === true ? '...' : ''}`)
-  const lines = [`usage: darkfs [--data DIR] ${[cmd, ...opts, c.args].filter(s => s !== '').join(' ')}`, '', c.summary]
+  const lines = [`usage: darkfs [--data DIR] ${synopsis(cmd)}`, '', c.summary]
   if (Object.keys(c.options).length > 0) lines.push('', 'options:', ...optionLines(c.options))
   lines.push('', 'options of every command:', ...optionLines(GLOBAL_OPTIONS))
   return lines.join('\n')

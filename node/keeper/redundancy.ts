@@ -6,7 +6,7 @@ import type { Swarm } from '../../swarm/index.ts'
 import type { AbortOptions } from '../data/index.ts'
 import type { Commands } from '../types.ts'
 import type { Membership } from '../net/index.ts'
-import { Collector, DEFAULT_GC_INTERVAL_MS } from './gc.ts'
+import { Collector } from './gc.ts'
 import type { Host } from '../net/index.ts'
 import { drain } from './leave.ts'
 import { Repairer } from './repair.ts'
@@ -104,7 +104,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     onCorrupt: () => { repairer.pass({ all: true }).catch(() => {}) }
   }, { intervalMs: o.scrubIntervalMs })
   scrubber.start()
-  const collector = new Collector({ volume: c.volume, store: c.store }, { retentionMs, intervalMs: o.gcIntervalMs ?? DEFAULT_GC_INTERVAL_MS })
+  const collector = new Collector({ volume: c.volume, store: c.store }, { retentionMs, intervalMs: o.gcIntervalMs })
   collector.start()
   let markLeft = (): void => {}
   const left = new Promise<void>(resolve => { markLeft = resolve })

@@ -59,7 +59,7 @@ describe('darkfs command line: options are checked before anything happens', fun
   it('darkfs help COMMAND and COMMAND --help print the same help', async () => {
     const general = await darkfs(['--help'])
     assert.equal(general.code, 0)
-    const listed = [...general.stdout.matchAll(/^ {2}([a-z]+)\b/gm)].map(m => m[1])
+    const listed = [...general.stdout.matchAll(/^ {2}darkfs ([a-z]+)\b/gm)].map(m => m[1])
     for (const c of ['init', 'up', 'heal', 'leave', 'put', 'get', 'ls', 'rm', 'pin', 'help']) assert.ok(listed.includes(c), `--help lists ${c}`)
     for (const c of ['up', 'leave', 'ls', 'help']) {
       const a = await darkfs([c, '--help'])
