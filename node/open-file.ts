@@ -16,6 +16,7 @@ import type { ChunkService } from './data/index.ts'
 import type { Content } from './tree/index.ts'
 import { nowNs } from './clock.ts'
 import { raceSignal } from './abort.ts'
+import { forEachLimited } from './pool.ts'
 
 /** Buffered (not yet stored) bytes per open inode before chunks are spilled: 32 MiB. */
 export const OPEN_FILE_BUFFER_BYTES = 32 << 20
@@ -221,7 +222,7 @@ export class OpenFile {
   /** Store full dirty chunks and patched chunks now (bounded memory for big or random writes). */
   private async spill (signal?: AbortSignal): Promise<void> {
     const full = [...this.dirty].filter(([, bytes]) => bytes.byteLength === CHUNK_SIZE).map(([i]) => i)
-    await pool([...full, ...this.patches.keys()], STORE_PARALLEL, async i => { await this.storeAside(i, signal) })
+    await forEachLimited([...full, ...this.patches.keys()], STORE_PARALLEL, async i => { await this.storeAside(i, signal) })
   }
 
   /** Store chunk `i` (dirty or patched) and keep only its ref: it leaves memory. */
@@ -294,7 +295,7 @@ export class OpenFile {
       const n = Math.ceil(this.size / CHUNK_SIZE)
       const refs: ChunkRef[] = new Array(n)
       const fresh: boolean[] = new Array(n).fill(false)
-      await pool(Array.from({ length: n }, (_, i) => i), STORE_PARALLEL, async i => {
+      await forEachLimited(Array.from({ length: n }, (_, i) => i), STORE_PARALLEL, async i => {
         const start = i * CHUNK_SIZE
         const len = Math.min(CHUNK_SIZE, this.size - start)
         const d = this.dirty.get(i)
@@ -342,18 +343,4 @@ export class OpenFile {
     this.size = base.size
     this.manifest = undefined
   }
-}
-
-/** Run fn over items, at most `limit` at once; the first error is thrown once all have settled. */
-async function pool<T> (items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  let failed: { err: unknown } | undefined
-  const worker = async (): Promise<void> => {
-    while (next < items.length && failed === undefined) {
-      const item = items[next++]
-      try { await fn(item) } catch (err) { failed ??= { err } }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  if (failed !== undefined) throw failed.err
 }

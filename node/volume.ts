@@ -15,7 +15,7 @@ import { OpenFile } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.ts'
 import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
-import type { Store } from './data/index.ts'
+import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
 import type { AbortOptions } from '@libp2p/interface'
 import { raceSignal } from './abort.ts'
@@ -48,6 +48,16 @@ export interface VolumeParts {
   tree: Tree
   chunks: ChunkService
   store?: Store
+  /** What closing the Volume closes (the parts a library Volume owns); a host closes its parts itself. */
+  close?: () => Promise<void>
+}
+
+/** Options of a library Volume on one data dir (`Volume.open({ dir, ... })`). */
+export interface LocalOptions {
+  /** Erasure parameters for chunks kept on this host alone (default one copy: k = 1, m = 0). */
+  localParams?: { k: number, m: number }
+  /** Where chunks not held here are fetched from and placed to (default none: a host alone). */
+  network?: Network
 }
 
 interface Resolved { inode: Inode, entry?: Entry, path: string }
@@ -56,6 +66,8 @@ export class Volume implements VolumeApi {
   readonly tree: Tree
   readonly chunks: ChunkService
   private readonly store?: Store
+  private readonly closeParts?: () => Promise<void>
+  private closing?: Promise<void>
   private readonly open_ = new Map<InodeId, OpenFile>()
   /** Inode -> placements of its committed versions still in flight. */
   private readonly placing = new Map<InodeId, Promise<void>>()
@@ -66,6 +78,7 @@ export class Volume implements VolumeApi {
     this.tree = parts.tree
     this.chunks = parts.chunks
     this.store = parts.store
+    this.closeParts = parts.close
     this.tree.addEventListener('op', (e: any) => {
       const { body, local } = e.detail ?? {}
       if (local !== true && body?.type === 'write') {
@@ -80,9 +93,15 @@ export class Volume implements VolumeApi {
    * Open a single-host volume in a data dir (library use: `Volume.open({ dir })`). The data dir
    * gets an identity on first use. A host (`darkfs up`) builds its Volume from parts instead.
    */
-  static async open (init: { dir: string, localParams?: { k: number, m: number } }): Promise<Volume & { close: () => Promise<void> }> {
+  static async open (init: { dir: string } & LocalOptions): Promise<Volume> {
     const { openLocal } = await import('./local.ts')
     return await openLocal(init.dir, init)
+  }
+
+  /** Close what this Volume owns (a library Volume: its tree and store). Idempotent. */
+  async close (): Promise<void> {
+    this.closing ??= this.closeParts?.() ?? Promise.resolve()
+    await this.closing
   }
 
   /** Every committed content of every live file (for status, GC and repair). */

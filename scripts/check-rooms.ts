@@ -13,9 +13,10 @@
 //   node/tree/     the replicated op log and CRDT    -> (nothing)
 //   swarm/         moving verified blocks            -> (nothing)
 //
-// The vocabulary of node/ (errors.ts, types.ts, modes.ts, clock.ts, paths.ts, log.ts, abort.ts) is open to every
+// The vocabulary of node/ (errors.ts, types.ts, modes.ts, clock.ts, paths.ts, log.ts, abort.ts, pool.ts) is open to every
 // file under node/: plain shapes and error classes, importing nothing of the rooms.
-// `node/cli/cli.ts` may load fuse/ with a dynamic import (only for `--mount`).
+// `node/cli/cli.ts` may load fuse/ with a dynamic import (only for `--mount`); `node/cli/version.ts`
+// reads the version from package.json.
 //
 // Outside the rooms:
 //   harness/       test and bench harness (temp dirs, processes, clusters, the Tinc mesh) -> doors only
@@ -51,7 +52,7 @@ const roomList: Room[] = [
   { dir: 'node/tree', may: [] },
   { dir: 'swarm', may: [] }
 ]
-const vocabulary = new Set(['node/errors.ts', 'node/types.ts', 'node/modes.ts', 'node/clock.ts', 'node/paths.ts', 'node/log.ts', 'node/abort.ts'])
+const vocabulary = new Set(['node/errors.ts', 'node/types.ts', 'node/modes.ts', 'node/clock.ts', 'node/paths.ts', 'node/log.ts', 'node/abort.ts', 'node/pool.ts'])
 const doorOf = (room: string): string => `${room}/index.ts`
 const doors = new Set(roomList.map(r => doorOf(r.dir)))
 
@@ -68,6 +69,7 @@ const owners: Array<[string, string[]]> = [
   ['@chainsafe/libp2p-yamux', ['node/net/host.ts']],
   ['@chainsafe/libp2p-gossipsub', ['node/net/host.ts']],
   ['blockstore-fs', ['node/data/store.ts']],
+  ['p-queue', ['node/pool.ts']],
   ['fuse-native', ['fuse/index.ts']],
   ['@digitaldefiance/reed-solomon-erasure.wasm', []] // test-only cross-check
 ]
@@ -120,6 +122,7 @@ function checkRoomFile (rel: string, room: Room, e: Edge): void {
   }
   const t = e.target
   if (rel === 'node/cli/cli.ts' && e.dynamic && t === 'fuse/index.ts') return // lazy --mount
+  if (rel === 'node/cli/version.ts' && t === 'package.json') return // `darkfs --version`
   if (vocabulary.has(t) && rel.startsWith('node/')) return
   const to = roomOf(t)
   if (to === undefined) { problems.push(`${rel}: imports ${e.spec}, outside the rooms`); return }

@@ -7,61 +7,15 @@ import { dataDir, init, isInitialised } from './config.ts'
 import { ControlClient } from './client.ts'
 import { UsageError } from '../errors.ts'
 import type { Stats, Dirent } from '../types.ts'
-
-const USAGE = `usage:
-  darkfs init   [--data DIR] (--new-network | --network-key FILE)
-  darkfs up     [--data DIR] [--listen MULTIADDR]... [--join MULTIADDR]... [--announce MULTIADDR]...
-                [--allow-from CIDR]... [--mount DIR] [--init-if-needed]
-                [--max-upload RATE] [--max-download RATE] [--uplink RATE]   (RATE: 1mbit, 500kbit, 2MiB)
-  darkfs up ... [--failure-timeout SECONDS] [--redundancy N]
-  darkfs [--data DIR] heal | leave
-  darkfs [--data DIR] peers [--json] | status [--json]
-  darkfs [--data DIR] put LOCAL PATH | get PATH LOCAL | cat PATH | ls [-l] PATH | stat [--json] PATH
-  darkfs [--data DIR] mkdir [-p] PATH | mv SRC DST | rm [-r] PATH
-  darkfs [--data DIR] log [--json] PATH | cat PATH@VERSION | conflicts [--json]
-  darkfs [--data DIR] pin PATH | unpin PATH`
-
-interface Parsed { cmd: string, args: string[], flags: Map<string, string[]>, bools: Set<string> }
-
-const VALUED = new Set(['--failure-timeout', '--redundancy', '--data', '--listen', '--join', '--announce', '--allow-from', '--mount', '--network-key', '--max-upload', '--max-download', '--uplink'])
-
-export function parse (argv: string[]): Parsed {
-  const flags = new Map<string, string[]>()
-  const bools = new Set<string>()
-  const rest: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a === '--') { rest.push(...argv.slice(i + 1)); break }
-    if (a.startsWith('--') && a.includes('=')) {
-      const [k, v] = [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]
-      flags.set(k, [...(flags.get(k) ?? []), v])
-    } else if (VALUED.has(a)) {
-      const v = argv[++i]
-      if (v === undefined) throw new UsageError(`${a} needs a value`)
-      flags.set(a, [...(flags.get(a) ?? []), v])
-    } else if (a.startsWith('-') && a.length > 1) {
-      bools.add(a)
-    } else {
-      rest.push(a)
-    }
-  }
-  const [cmd = '', ...args] = rest
-  return { cmd, args, flags, bools }
-}
-
-function one (p: Parsed, flag: string): string | undefined {
-  const v = p.flags.get(flag)
-  if (v !== undefined && v.length > 1) throw new UsageError(`${flag} given more than once`)
-  return v?.[0]
-}
+import { parse, usage, commandHelp, one, many, has, COMMANDS, ArgvError } from './args.ts'
+import type { Parsed } from './args.ts'
+import type { DaemonOptions } from './daemon.ts'
+import type { LogLevel } from '../log.ts'
+import { VERSION } from './version.ts'
 
 function need (p: Parsed, n: number, what: string): string[] {
   if (p.args.length !== n) throw new UsageError(`${p.cmd} takes ${what}`)
   return p.args
-}
-
-function allowOnly (p: Parsed, allowed: string[]): void {
-  for (const b of p.bools) if (!allowed.includes(b)) throw new UsageError(`${p.cmd}: unknown option ${b}`)
 }
 
 function modeString (st: Pick<Stats, 'mode' | 'kind'>): string {
@@ -85,31 +39,57 @@ function out (line: string): void {
   process.stdout.write(line + '\n')
 }
 
+/**
+ * Run one command line. Everything about the line itself (the command, its options and their
+ * values, --help, --version) is checked before the command does anything; a usage error is one
+ * line on stderr with a pointer to the help, and exit status 2.
+ */
 async function run (argv: string[]): Promise<number> {
-  const p = parse(argv)
-  const dir = dataDir(one(p, '--data'))
-  const json = p.bools.has('--json')
+  let p: Parsed | undefined
+  try {
+    p = parse(argv)
+    return await command(p)
+  } catch (err: any) {
+    if (!(err instanceof UsageError)) throw err
+    const cmd = err instanceof ArgvError ? err.command : p?.cmd ?? ''
+    const help = cmd !== '' && cmd !== 'help' ? `darkfs ${cmd} --help` : 'darkfs --help'
+    process.stderr.write(`darkfs: ${String(err.message).split('\n')[0]} (see ${help})\n`)
+    return 2
+  }
+}
+
+async function command (p: Parsed): Promise<number> {
+  if (has(p, 'version')) { out(`darkfs ${VERSION}`); return 0 }
+  if (has(p, 'help')) { out(p.cmd === '' ? usage() : commandHelp(p.cmd)); return 0 }
+  const dir = dataDir(one(p, 'data'))
+  const json = has(p, 'json')
   switch (p.cmd) {
-    case '': case 'help':
-      out(USAGE)
-      return p.cmd === 'help' ? 0 : 2
+    case '':
+      out(usage())
+      return 2
+    case 'help': {
+      if (p.args.length > 1) throw new UsageError('help takes at most one COMMAND')
+      const [of] = p.args
+      if (of !== undefined && !Object.hasOwn(COMMANDS, of)) throw new UsageError(`unknown command '${of}'`)
+      out(of === undefined ? usage() : commandHelp(of))
+      return 0
+    }
     case 'init': {
-      allowOnly(p, ['--new-network'])
       need(p, 0, 'no arguments')
-      const r = await init(dir, { newNetwork: p.bools.has('--new-network'), networkKey: one(p, '--network-key') })
+      const r = await init(dir, { newNetwork: has(p, 'new-network'), networkKey: one(p, 'network-key') })
       out(`initialised ${dir}`)
       out(`peer id ${r.peerId}`)
       out(`network key ${r.keyFile} (give it to new hosts: darkfs init --network-key FILE)`)
       return 0
     }
     case 'up': {
-      allowOnly(p, ['--init-if-needed'])
       need(p, 0, 'no arguments')
-      if (p.bools.has('--init-if-needed') && !(await isInitialised(dir))) {
+      const settings = await upSettings(dir, p)
+      if (has(p, 'init-if-needed') && !(await isInitialised(dir))) {
         const r = await init(dir, { newNetwork: true })
         out(`initialised ${dir} with a new network (key: ${r.keyFile})`)
       }
-      return await up(dir, p)
+      return await up(settings)
     }
   }
   const client = new ControlClient(dir)
@@ -124,7 +104,6 @@ async function run (argv: string[]): Promise<number> {
       return 0
     }
     case 'status': {
-      allowOnly(p, ['--json'])
       const s = await client.get('/v1/status')
       if (json) { out(toJson(s)); return 0 }
       out(`peer id   ${s.peerId}${s.offline === true ? '  (offline)' : ''}`)
@@ -138,27 +117,23 @@ async function run (argv: string[]): Promise<number> {
       return 0
     }
     case 'peers': {
-      allowOnly(p, ['--json'])
       const peers = await client.get('/v1/peers')
       if (json) out(toJson(peers))
       else for (const peer of peers) out(`${peer.id} ${peer.addresses.join(' ')}`)
       return 0
     }
     case 'put': {
-      allowOnly(p, [])
       const [local, path] = need(p, 2, 'LOCAL PATH')
       await client.put(local, path)
       return 0
     }
     case 'get': {
-      allowOnly(p, [])
       const [path, local] = need(p, 2, 'PATH LOCAL')
       await client.fs('stat', path) // fail before creating the local file
       await client.getTo(path, local)
       return 0
     }
     case 'cat': {
-      allowOnly(p, [])
       const [arg] = need(p, 1, 'PATH or PATH@VERSION')
       const at = arg.lastIndexOf('@')
       // PATH@VERSION reads an old version, unless the whole argument names an existing file
@@ -171,7 +146,6 @@ async function run (argv: string[]): Promise<number> {
       return 0
     }
     case 'log': {
-      allowOnly(p, ['--json'])
       const [path] = need(p, 1, 'PATH')
       const versions: any[] = await client.fs('log', path)
       if (json) { out(toJson(versions)); return 0 }
@@ -182,14 +156,12 @@ async function run (argv: string[]): Promise<number> {
       return 0
     }
     case 'pin': case 'unpin': {
-      allowOnly(p, [])
       const [path] = need(p, 1, 'PATH')
       const r = await client.call(p.cmd, { path })
       if (p.cmd === 'pin') out(pinLine(path, r))
       return 0
     }
     case 'conflicts': {
-      allowOnly(p, ['--json'])
       need(p, 0, 'no arguments')
       const list: any[] = await client.fs('conflicts')
       if (json) { out(toJson(list)); return 0 }
@@ -197,10 +169,9 @@ async function run (argv: string[]): Promise<number> {
       return 0
     }
     case 'ls': {
-      allowOnly(p, ['-l'])
       const [path = '/'] = p.args.length <= 1 ? p.args : need(p, 1, 'PATH')
       const st: Stats = await client.fs('stat', path)
-      const long = p.bools.has('-l')
+      const long = has(p, 'long')
       const names: Array<{ name: string, path: string }> = st.kind === 'dir'
         ? (await client.fs('readdirents', path) as Dirent[]).map(d => ({ name: d.name, path: path.replace(/\/+$/, '') + '/' + d.name }))
         : [{ name: path.split('/').pop() ?? path, path }]
@@ -213,7 +184,6 @@ async function run (argv: string[]): Promise<number> {
       return 0
     }
     case 'stat': {
-      allowOnly(p, ['--json'])
       const [path] = need(p, 1, 'PATH')
       const s: any = await client.fs('lstat', path)
       if (json) { out(toJson(s)); return 0 }
@@ -228,29 +198,66 @@ async function run (argv: string[]): Promise<number> {
       return 0
     }
     case 'mkdir': {
-      allowOnly(p, ['-p'])
       const [path] = need(p, 1, 'PATH')
-      await client.fs('mkdir', path, { recursive: p.bools.has('-p') })
+      await client.fs('mkdir', path, { recursive: has(p, 'parents') })
       return 0
     }
     case 'mv': {
-      allowOnly(p, [])
       const [from, to] = need(p, 2, 'SRC DST')
       await client.fs('rename', from, to)
       return 0
     }
     case 'rm': {
-      allowOnly(p, ['-r', '-rf', '-f'])
       const [path] = need(p, 1, 'PATH')
-      await client.fs('rm', path, { recursive: p.bools.has('-r') || p.bools.has('-rf') })
+      await client.fs('rm', path, { recursive: has(p, 'recursive') })
       return 0
     }
     default:
-      throw new UsageError(`unknown command '${p.cmd}'\n${USAGE}`)
+      throw new UsageError(`unknown command '${p.cmd}'`)
   }
 }
 
-async function up (dir: string, p: Parsed): Promise<number> {
+interface UpSettings {
+  daemon: DaemonOptions
+  mount?: string
+  log: LogLevel
+}
+
+/** `up`'s options as daemon options: every value is checked before anything starts. */
+async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
+  const { parseRate } = await import('../net/index.ts')
+  const { parseFailureTimeout } = await import('./keep-cli.ts')
+  const { parseRedundancy } = await import('./redundancy-cli.ts')
+  const { isLogLevel, LOG_LEVELS } = await import('../log.ts')
+  const rate = (flag: string): number | undefined => {
+    const v = one(p, flag)
+    if (v === undefined) return undefined
+    try { return parseRate(v) } catch (err: any) { throw new UsageError(`--${flag}: ${String(err?.message ?? err)}`) }
+  }
+  const log = one(p, 'log') ?? 'error'
+  if (!isLogLevel(log)) throw new UsageError(`--log takes one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(log)}`)
+  return {
+    daemon: {
+      dir,
+      keep: { failureTimeoutMs: parseFailureTimeout(one(p, 'failure-timeout')) },
+      listen: many(p, 'listen'),
+      join: many(p, 'join'),
+      announce: many(p, 'announce'),
+      allowFrom: many(p, 'allow-from'),
+      maxUpload: rate('max-upload'),
+      maxDownload: rate('max-download'),
+      uplink: rate('uplink'),
+      redundancy: parseRedundancy(one(p, 'redundancy'))
+    },
+    mount: one(p, 'mount'),
+    log
+  }
+}
+
+async function up (settings: UpSettings): Promise<number> {
+  // darkfs's namespaces for the level, plus whatever DEBUG names (node/log.ts)
+  const { setLogLevel } = await import('../log.ts')
+  setLogLevel(settings.log)
   // a background task that fails without a handler is a bug to report, not a reason to take a
   // storage host (and everything it serves) down: log it on one line and keep serving
   process.on('unhandledRejection', (err: any) => {
@@ -266,25 +273,10 @@ async function up (dir: string, p: Parsed): Promise<number> {
     process.exit(1)
   })
   const { startDaemon } = await import('./daemon.ts')
-  const { parseRate } = await import('../net/index.ts')
-  const rate = (flag: string): number | undefined => { const v = one(p, flag); return v === undefined ? undefined : parseRate(v) }
-  const { parseFailureTimeout } = await import('./keep-cli.ts')
-  const { parseRedundancy } = await import('./redundancy-cli.ts')
-  const daemon = await startDaemon({
-    dir,
-    keep: { failureTimeoutMs: parseFailureTimeout(one(p, '--failure-timeout')) },
-    listen: p.flags.get('--listen'),
-    join: p.flags.get('--join'),
-    announce: p.flags.get('--announce'),
-    allowFrom: p.flags.get('--allow-from'),
-    maxUpload: rate('--max-upload'),
-    maxDownload: rate('--max-download'),
-    uplink: rate('--uplink'),
-    redundancy: parseRedundancy(one(p, '--redundancy'))
-  })
+  const daemon = await startDaemon(settings.daemon)
   const closers: Array<() => Promise<void>> = [daemon.close]
   for (const a of daemon.host.addresses()) out(`listening ${a}`)
-  const mountDir = one(p, '--mount')
+  const mountDir = settings.mount
   if (mountDir !== undefined) {
     try {
       // a stale mount left by a killed host fails mkdir with ENOTCONN: fuse.mount() replaces it
@@ -322,7 +314,6 @@ async function main (): Promise<void> {
   } catch (err: any) {
     const msg = String(err?.message ?? err).split('\n')[0]
     process.stderr.write(`darkfs: ${msg}\n`)
-    if (err instanceof UsageError) process.stderr.write(`${USAGE}\n`)
     code = err instanceof UsageError ? 2 : 1
   }
   process.exitCode = code

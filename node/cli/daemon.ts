@@ -3,36 +3,20 @@
 import type { CID } from 'multiformats/cid'
 import { open, readFile, unlink, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChunkService } from '../data/index.ts'
+import { ChunkService, Space, Store } from '../data/index.ts'
+import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ControlServer } from './control.ts'
 import { CONTROL_SOCKET } from './client.ts'
 import { AlreadyRunningError } from '../errors.ts'
-import { createHost, FULL_MESH_PEERS } from '../net/index.ts'
-import type { Host } from '../net/index.ts'
-import { loadOrCreateIdentity, readNetworkKey } from '../net/index.ts'
-import { signerFor, verify } from '../net/index.ts'
-import { Store } from '../data/index.ts'
+import { createHost, FULL_MESH_PEERS, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, SpaceNotices, startUplinks, uploadCap } from '../net/index.ts'
+import type { Host, MembershipInit, Sync } from '../net/index.ts'
 import { Tree } from '../tree/index.ts'
 import { Volume } from '../index.ts'
-import { chunkStatus } from '../keeper/index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, PLACE_RETRY_INTERVAL_MS } from '../keeper/index.ts'
-import { Custody } from '../keeper/index.ts'
-import { Announcer } from '../net/index.ts'
-import { startRedundancy } from '../keeper/index.ts'
-import type { Redundancy, RedundancyOptions } from '../keeper/index.ts'
-import { createSync } from '../net/index.ts'
-import { Pins, guardStore } from '../keeper/index.ts'
-import { Presence } from '../net/index.ts'
-import { Space } from '../data/index.ts'
-import type { SpaceInit } from '../data/index.ts'
-import { SpaceNotices } from '../net/index.ts'
-import { createForwarder } from '../keeper/index.ts'
-import type { Forwarder } from '../keeper/index.ts'
-import { startUplinks, uploadCap } from '../net/index.ts'
-import type { Sync } from '../net/index.ts'
+import { ChunkNetwork, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder } from '../keeper/index.ts'
+import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy } from '../keeper/index.ts'
 
 export const PID_FILE = 'host.pid'
 
@@ -49,8 +33,8 @@ export interface DaemonOptions {
   uplink?: number
   /** Lost hosts tolerated by new chunks (default 2). */
   redundancy?: number
-  /** Repair, failure detection, scrub, GC and retention settings (node/redundancy.ts). */
-  keep?: RedundancyOptions
+  /** Repair, failure detection, scrub, GC and retention settings (keeper/redundancy.ts, net/failure.ts). */
+  keep?: RedundancyOptions & MembershipInit
   /** When the disk under the store counts as full (node/space.ts: reserve, margin, interval). */
   space?: SpaceInit
 }
@@ -69,6 +53,8 @@ export interface Daemon {
   readonly presence: Presence
   /** Free space of the store's disk: full hosts refuse new blocks and leave placement (node/space.ts). */
   readonly space: Space
+  /** Redundancy, the k/m rule and the members placement ranks (shared by network, survey, repair). */
+  readonly policy: PlacementPolicy
   /** Keeps the redundancy: membership, repair, scrub, GC, leave (node/redundancy.ts). */
   readonly keep: Redundancy
   close: () => Promise<void>
@@ -112,17 +98,17 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
   try {
     const privateKey = await loadOrCreateIdentity(dir)
     const networkKey = await readNetworkKey(join(dir, NETWORK_KEY_FILE))
-    const store = await Store.open(join(dir, 'store'))
-    closers.push(async () => { await store.close() })
-    const space = new Space(store.dir, opts.space)
+    // the space gate watches the disk under the store, and the store asks it before each block
+    const storeDir = join(dir, 'store')
+    await mkdir(storeDir, { recursive: true })
+    const space = new Space(storeDir, opts.space)
     await space.start()
-    store.space = space
     closers.push(async () => { space.stop() })
+    const store = await Store.open(storeDir, { space })
+    closers.push(async () => { await store.close() })
     await mkdir(join(dir, 'tree'), { recursive: true })
     const tree = await Tree.open({ dir: join(dir, 'tree'), signer: signerFor(privateKey), verify })
     closers.push(async () => { await tree.close() })
-    const chunks = new ChunkService(store)
-    const volume = new Volume({ tree, chunks, store })
 
     const listen = opts.listen !== undefined && opts.listen.length > 0 ? opts.listen : config.listen
     const join_ = [...new Set([...(opts.join ?? []), ...config.join])]
@@ -134,15 +120,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { announcer.stop() })
     const uplinks = await startUplinks(host, opts.uplink)
     closers.push(uplinks.stop)
-    const forwarder = createForwarder({
-      host,
-      swarm: { pullAny: async (...a) => await swarm.pullAny(...a), push: async (...a) => await swarm.push(...a) },
-      sink: { put: async (cid, bytes) => { await store.put(cid, bytes); announcer.announce(cid) } },
-      uplinks: uplinks.book
-    })
-    // what this host is still placing through relays (set once the network below exists)
-    let withholdsBackground: (cid: CID) => boolean = () => false
-    const swarm = createSwarm({ maxUploadBytesPerSecond: uploadCap(opts.maxUpload, opts.uplink), maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
+    const upload = uploadCap(opts.maxUpload, opts.uplink)
+    // the chunks this host is still placing: kept by the network, read by the swarm (pending.ts)
+    const relayed = throughRelays(upload)
+    const pending = new PendingPlacements({ relayed })
+    const sink = { put: async (cid: CID, bytes: Uint8Array) => { await store.put(cid, bytes); announcer.announce(cid) } }
+    const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
         await host.handle(protocol, (stream, peer) => { handler(stream, { remotePeer: { toString: () => peer } }) }, o)
@@ -151,61 +134,81 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       dialProtocol: async (peer, protocol, o) => await host.newStream(peer, protocol, o),
       hangUp: async peer => { await host.hangUp(peer) },
       // background wants (repair, pins' catch-up) are refused what this host is still placing
-      // through relays: the relays deliver it to those hosts (network.ts withholdsBackground)
+      // through relays: the relays deliver it to those hosts (pending.ts)
       blocks: {
-        has: async (cid, _peer, o) => !(o?.background === true && withholdsBackground(cid)) && await store.has(cid),
+        has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) && await store.has(cid),
         get: async cid => await store.get(cid)
       },
-      sink: {
-        put: async (cid, bytes) => {
-          await store.put(cid, bytes)
-          announcer.announce(cid)
-        }
-      }
+      sink
     })
     await swarm.start()
     closers.push(async () => { await swarm.stop() })
+    const forwarder = createForwarder({ host, swarm, sink, uplinks: uplinks.book })
     await forwarder.start()
     closers.push(async () => { await forwarder.stop() })
     const sync = createSync()({ host, tree })
     await sync.start()
     closers.push(async () => { await sync.stop() })
-    const network = new ChunkNetwork(host, swarm, store, { redundancy: opts.redundancy, forward: forwarder, uploadBytesPerSecond: uploadCap(opts.maxUpload, opts.uplink) })
-    chunks.network = network
-    withholdsBackground = cid => network.withholdsBackground(cid)
-    host.addEventListener('peer:connect', () => { network.retry().catch(() => {}) })
+    // offline mode (DESIGN.md §6): chunks written alone stay pending
+    const presence = new Presence({ peers: () => host.peers(), events: host as any }, { dir, join: join_ })
+    await presence.start()
+    closers.push(async () => { presence.stop() })
+    // membership with failure detection; the one placement policy the network, the survey and
+    // the repairer share (placement.ts)
+    const membership = new Membership(host, { failureTimeoutMs: opts.keep?.failureTimeoutMs })
+    await membership.start()
+    closers.push(async () => { await membership.stop() })
+    const policy = placementPolicy({ members: () => membership.members() }, { redundancy: opts.redundancy })
+
+    const network = new ChunkNetwork({
+      host,
+      swarm,
+      store,
+      policy,
+      pending,
+      // pinning hosts ride the push chains: who pins a file is replicated metadata (pins.ts)
+      pinners: inode => pinnersOf(tree, inode),
+      offline: () => presence.offline(),
+      forward: relayed ? forwarder : undefined
+    })
+    const onConnect = (): void => { network.retry().catch(() => {}) }
+    host.addEventListener('peer:connect', onConnect)
+    closers.push(async () => { host.removeEventListener('peer:connect', onConnect) })
     // a placement some target did not acknowledge (a push lost on the way) is tried again
     // while peers are connected too, not only when one connects
     const retryPlacement = setInterval(() => { if (network.pending.size > 0) network.retry().catch(() => {}) }, PLACE_RETRY_INTERVAL_MS)
     retryPlacement.unref()
     closers.push(async () => { clearInterval(retryPlacement) })
-    // offline mode and pins (DESIGN.md §6): chunks written alone stay pending; pinning hosts ride the push chains
-    const presence = new Presence({ peers: () => host.peers(), events: host as any }, { dir, join: join_ })
-    await presence.start()
-    closers.push(async () => { presence.stop() })
-    network.offline = () => presence.offline()
+    const chunks = new ChunkService(store, { network })
+    const volume = new Volume({ tree, chunks, store })
+
     const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
-    network.pinners = inode => pins.pinners(inode)
     pins.start()
     closers.push(async () => { await pins.stop() })
-    host.addEventListener('peer:connect', () => { pins.kick() })
+    const kickPins = (): void => { pins.kick() }
+    host.addEventListener('peer:connect', kickPins)
+    closers.push(async () => { host.removeEventListener('peer:connect', kickPins) })
     // GC, rebalance and repair delete through a store that spares pinned copies
     const guarded = guardStore(store, async cid => await pins.keeps(cid))
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
     const custody = new Custody({ host, store: guarded })
     await custody.start()
     closers.push(async () => { await custody.stop() })
-    network.custody = custody
+    // the writer hands over the copies of a placed chunk that are not its own (network.ts 'handover')
+    const onHandover = (e: CustomEvent<HandoverEvent>): void => {
+      custody.drop(e.detail.handovers).then(e.detail.dropped, () => {})
+    }
+    network.addEventListener('handover', onHandover as EventListener)
+    closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
     // a full host keeps its copies: handing them over would empty it, make it a member again
     // and fill it again (its peers copy what they want elsewhere meanwhile; space.ts)
     const keepWhileFull = { drop: async (...a: Parameters<Custody['drop']>) => space.isFull() ? [] : await custody.drop(...a) }
-    const keep = await startRedundancy({ host, swarm, store: guarded, volume, custody: keepWhileFull, placing: chunk => network.isPlacing(chunk) }, { redundancy: opts.redundancy, ...opts.keep })
+    const keep = await startRedundancy({ host, membership, policy, swarm, store: guarded, volume, custody: keepWhileFull, placing: chunk => network.isPlacing(chunk) }, opts.keep)
     closers.push(keep.stop)
     // a full host tells its peers, which leave it out of members() (placement, repair)
-    const spaceNotices = new SpaceNotices({ host, space, membership: keep.membership })
+    const spaceNotices = new SpaceNotices({ host, space, membership })
     await spaceNotices.start()
     closers.push(async () => { await spaceNotices.stop() })
-    network.members = () => keep.membership.members()
 
     if ((opts.join ?? []).length > 0) {
       await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })
@@ -228,7 +231,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           bytesStored: usage.bytesStored,
           capacity: usage.capacity,
           space: { full, free, reserve },
-          fullPeers: keep.membership.fullHosts()
+          fullPeers: membership.fullHosts()
         }
       },
       peers: async () => host.peers(),
@@ -241,7 +244,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await control.start()
     closers.push(async () => { await control.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, keep, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, close }
   } catch (err) {
     await close()
     throw err

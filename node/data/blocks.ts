@@ -1,6 +1,6 @@
 // Chunk service: where the Volume's bytes go and come from. Stores every chunk it writes
 // locally first (durable before the write op is committed), and reads through a bounded
-// cache, the local store, then the network (when a Network is attached: swarm pull of any k
+// cache, the local store, then the network (when it is given a Network: swarm pull of any k
 // fragments from their holders; see network.ts). Every read takes the caller's signal down to the
 // network fetch; a fetch that several readers wait on runs until the last of them gives up.
 import type { AbortOptions } from '@libp2p/interface'
@@ -37,6 +37,8 @@ interface SharedFetch { promise: Promise<Uint8Array>, controller: AbortControlle
 
 export interface ChunkServiceInit {
   cacheBytes?: number
+  /** Where chunks not stored here come from and new ones go (keeper/network.ts); none: local only. */
+  network?: Network
   /** Erasure parameters while no network is attached (default k = 1, m = 0: one local copy). */
   localParams?: { k: number, m: number }
 }
@@ -49,12 +51,13 @@ export class ChunkService {
   private readonly manifests = new Map<string, Manifest>()
   /** Chunk fetches in progress, by chunk CID. */
   private readonly reading = new Map<string, SharedFetch>()
-  network?: Network
+  private readonly network?: Network
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
     this.cache = new ChunkCache(init.cacheBytes)
     this.localParams = init.localParams ?? { k: 1, m: 0 }
+    this.network = init.network
   }
 
   params (): { k: number, m: number } {

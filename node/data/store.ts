@@ -47,24 +47,32 @@ export interface SpaceGate {
   freed: () => void
 }
 
+export interface StoreOptions {
+  /** Told of every block found corrupt (and quarantined). */
+  onCorrupt?: (cid: CID) => void
+  /** The space gate (space.ts, built on the store's dir before the store): refuses new blocks while the disk is full. */
+  space?: SpaceGate
+}
+
 export class Store {
   readonly dir: string
   private readonly blocks: FsBlockstore
   private readonly shards = new NextToLast()
-  private onCorrupt?: (cid: CID) => void
+  private readonly onCorrupt?: (cid: CID) => void
   /** Blocks quarantined by this process (until stored again), so later reads say corrupt, not absent. */
   private readonly corrupted = new Set<string>()
   /** Refuses new blocks while the disk is full (space.ts); blocks already stored are kept. */
-  space?: SpaceGate
+  private readonly space?: SpaceGate
 
-  private constructor (dir: string) {
+  private constructor (dir: string, opts: StoreOptions) {
     this.dir = dir
+    this.onCorrupt = opts.onCorrupt
+    this.space = opts.space
     this.blocks = new FsBlockstore(join(dir, 'blocks'), { shardingStrategy: this.shards })
   }
 
-  static async open (dir: string, opts: { onCorrupt?: (cid: CID) => void } = {}): Promise<Store> {
-    const store = new Store(dir)
-    store.onCorrupt = opts.onCorrupt
+  static async open (dir: string, opts: StoreOptions = {}): Promise<Store> {
+    const store = new Store(dir, opts)
     await mkdir(join(dir, 'blocks'), { recursive: true })
     await mkdir(join(dir, 'corrupt'), { recursive: true })
     await store.blocks.open()

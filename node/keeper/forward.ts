@@ -34,6 +34,7 @@ import { idleDeadline } from '../net/index.ts'
 import type { UplinkBook } from '../net/index.ts'
 import { logger, shortCid, shortPeer } from '../log.ts'
 import { anySignal } from '../abort.ts'
+import { limiter } from '../pool.ts'
 
 const log = logger('keeper:forward')
 
@@ -158,22 +159,8 @@ export function createForwarder (c: ForwardComponents): Forwarder {
   let relaying = 0
   /** chunk CID -> relay requests for it in progress here. */
   const inRelay = new Map<string, number>()
-  let own = 0
-  const waiting: Array<() => void> = []
-  /** A slot for one of this host's chunks to go through a relay (MAX_OWN_RELAYED_CHUNKS). */
-  const acquire = async (signal: AbortSignal): Promise<() => void> => {
-    while (own >= MAX_OWN_RELAYED_CHUNKS) {
-      signal.throwIfAborted()
-      await new Promise<void>((resolve) => {
-        const wake = (): void => { signal.removeEventListener('abort', wake); resolve() }
-        waiting.push(wake)
-        signal.addEventListener('abort', wake, { once: true })
-      })
-    }
-    signal.throwIfAborted()
-    own++
-    return () => { own--; for (const wake of waiting.splice(0)) wake() }
-  }
+  /** Slots for this host's own chunks going through a relay (MAX_OWN_RELAYED_CHUNKS). */
+  const own = limiter(MAX_OWN_RELAYED_CHUNKS)
   let shutdown = new AbortController()
   let running = false
 
@@ -196,26 +183,23 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     // the targets' repair and the pinning hosts' catch-up do not fetch the chunk from here
     // meanwhile: background wants for a pending chunk are refused (network.ts withholdsBackground)
     const waitSignal = anySignal([opts.signal, shutdown.signal])
-    const release = await acquire(waitSignal)
-    try {
+    await own(async () => {
       const tried = new Set<string>()
       for (let attempt = 0; ; attempt++) {
         const relay = pickRelay(perFragment.filter(p => !tried.has(p)))
         if (relay === undefined) return
         tried.add(relay)
-        log('chunk %s: through relay %s (attempt %d)', shortCid(ref.cid), shortPeer(relay), attempt + 1)
+        log('chunk %s: through relay %s (attempt %d)', shortCid(ref.cid!), shortPeer(relay), attempt + 1)
         try {
           await placeVia(ref, relay, perFragment, pinners, opts, waitSignal)
           return
         } catch (err) {
-          log('chunk %s: relay %s failed: %s', shortCid(ref.cid), shortPeer(relay), (err as Error).message)
+          log('chunk %s: relay %s failed: %s', shortCid(ref.cid!), shortPeer(relay), (err as Error).message)
           // the caller's abort or shutdown ends it; a wrong request would be wrong at any relay
           if (waitSignal.aborted || err instanceof FragmentMismatchError || attempt + 1 >= MAX_RELAY_ATTEMPTS) throw err
         }
       }
-    } finally {
-      release()
-    }
+    }, { signal: waitSignal })
   }
 
   /** One attempt through `relay`, given up after RELAY_IDLE_TIMEOUT_MS without a reply. */

@@ -8,11 +8,14 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { Network } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { BlockUnavailableError } from '../errors.ts'
+import { forEachLimited } from '../pool.ts'
 import type { Forwarder } from './forward.ts'
 import type { Host } from '../net/index.ts'
 import { assignment } from './assignment.ts'
-import type { Custody } from './custody.ts'
-import { erasureParams, replicaCount, targets as rank, DEFAULT_REDUNDANCY } from './placement.ts'
+import type { Handover } from './custody.ts'
+import { targets as rank } from './placement.ts'
+import type { PlacementPolicy } from './placement.ts'
+import type { PendingPlacements } from './pending.ts'
 import type { Store } from '../data/index.ts'
 import { logger, shortCid, shortPeer, shortPeers } from '../log.ts'
 import { anySignal } from '../abort.ts'
@@ -31,16 +34,23 @@ export const PLACE_RETRY_INTERVAL_MS = 60_000
 /** Chunks placed at once by one writer. */
 export const PLACE_CONCURRENCY = 8
 
-export interface NetworkInit {
-  /** Lost hosts tolerated (m). Default DEFAULT_REDUNDANCY (2). */
-  redundancy?: number
-  /** Places erasure-coded chunks through a relay, so the writer uploads each byte about once (forward.ts). */
-  forward?: Pick<Forwarder, 'place'>
+export interface NetworkComponents {
+  host: Pick<Host, 'peerId' | 'peers' | 'findProviders'>
+  swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
+  store: Pick<Store, 'has' | 'get'>
+  /** Redundancy, the k/m rule and the members placement ranks (placement.ts), shared with the repairer. */
+  policy: PlacementPolicy
+  /** The chunks still being placed; the swarm reads it too (pending.ts), so it is built before both. */
+  pending: PendingPlacements
+  /** Hosts pinning a file (pins.ts pinnersOf over the tree): they get its chunks through the push chains. */
+  pinners: (inode: string) => string[]
+  /** Whether this host has lost its peers (presence.ts): chunks held only here stay pending. */
+  offline: () => boolean
   /**
-   * This host's upload rate (bytes/s; `--uplink`, or `--max-upload` when lower), when known.
-   * Chunks go through a relay only when it is below RELAY_BELOW_BYTES_PER_SECOND.
+   * Places erasure-coded chunks through a relay, so the writer uploads each byte about once
+   * (forward.ts); given only when this host's uplink is thin (throughRelays).
    */
-  uploadBytesPerSecond?: number
+  forward?: Pick<Forwarder, 'place'>
 }
 
 /**
@@ -51,34 +61,42 @@ export interface NetworkInit {
  */
 export const RELAY_BELOW_BYTES_PER_SECOND = 12_500_000
 
+/**
+ * Whether a host with this upload rate (bytes/s; `--uplink`, or `--max-upload` when lower;
+ * undefined when unknown) places its chunks through relays.
+ */
+export function throughRelays (uploadBytesPerSecond: number | undefined): boolean {
+  return uploadBytesPerSecond !== undefined && uploadBytesPerSecond < RELAY_BELOW_BYTES_PER_SECOND
+}
+
+/**
+ * A chunk is placed and this host holds copies it is not a target of: whoever listens (the
+ * daemon, with custody.ts) hands them over once their keepers promise to keep them, and calls
+ * `dropped` with the blocks deleted here.
+ */
+export interface HandoverEvent {
+  handovers: Handover[]
+  dropped: (cids: string[]) => void
+}
+
+export interface NetworkEvents {
+  handover: CustomEvent<HandoverEvent>
+}
+
 /** Where each fragment of a chunk is known to be (peer ids), from acknowledgements. */
 export type Placement = Map<string, Array<Set<string>>>
 
-export class ChunkNetwork implements Network {
-  private readonly host: Host
-  private readonly swarm: Swarm
-  private readonly store: Store
-  private readonly redundancy: number
+export class ChunkNetwork extends EventTarget implements Network {
+  private readonly c: NetworkComponents
+  private readonly host: NetworkComponents['host']
+  private readonly swarm: NetworkComponents['swarm']
+  private readonly store: NetworkComponents['store']
+  private readonly policy: PlacementPolicy
   private readonly forward?: Pick<Forwarder, 'place'>
   /** chunk CID -> per fragment index, the hosts that acknowledged holding it. */
   readonly placement: Placement = new Map()
   /** Chunks written here whose placement has not finished (retried on reconnect). */
-  readonly pending = new Map<string, ChunkRef>()
-  /** Fragment -> how many pending chunks have it (see withholdsBackground). */
-  private readonly pendingFragments = new Map<string, number>()
-  /** Pending chunk -> the file (inode) it was written for, to find the hosts pinning it. */
-  private readonly inodes = new Map<string, string>()
-  /** Hosts pinning a file (pins.ts): they get its chunks through the push chains. */
-  pinners: (inode: string) => string[] = () => []
-  /** Whether this host has lost its peers (presence.ts): chunks held only here stay pending. */
-  offline: () => boolean = () => false
-  /**
-   * The hosts placement ranks, this one included: the membership's members (failure.ts: live
-   * and suspect hosts, less those draining), the same set the keepers' repair plans with.
-   */
-  members: () => string[] = () => [this.host.peerId, ...this.host.peers().map(p => p.id)]
-  /** Deletes the writer's copies once their targets promised to keep them (custody.ts). */
-  custody?: Pick<Custody, 'drop'>
+  readonly pending: PendingPlacements
   /**
    * Fragments this host is a target of for some chunk. Fragments are content-addressed, so one
    * fragment can belong to several chunks (equal shards): a fragment is dropped only when no
@@ -88,13 +106,15 @@ export class ChunkNetwork implements Network {
   /** Chunks being placed now: a retry (every reconnect) joins the placement in flight. */
   private readonly placing = new Map<string, Promise<void>>()
 
-  constructor (host: Host, swarm: Swarm, store: Store, init: NetworkInit = {}) {
-    this.host = host
-    this.swarm = swarm
-    this.store = store
-    this.redundancy = init.redundancy ?? DEFAULT_REDUNDANCY
-    const upload = init.uploadBytesPerSecond
-    this.forward = upload !== undefined && upload < RELAY_BELOW_BYTES_PER_SECOND ? init.forward : undefined
+  constructor (components: NetworkComponents) {
+    super()
+    this.c = components
+    this.host = components.host
+    this.swarm = components.swarm
+    this.store = components.store
+    this.policy = components.policy
+    this.pending = components.pending
+    this.forward = components.forward
   }
 
   /** Live hosts, this one included. */
@@ -109,8 +129,8 @@ export class ChunkNetwork implements Network {
    */
   params (): { k: number, m: number } {
     const live = new Set([this.host.peerId, ...this.host.peers().map(p => p.id)])
-    const takers = new Set([this.host.peerId, ...this.members().filter(p => live.has(p))])
-    return erasureParams(takers.size, this.redundancy)
+    const takers = new Set([this.host.peerId, ...this.policy.members().filter(p => live.has(p))])
+    return this.policy.params(takers.size)
   }
 
   private signal (opts: AbortOptions | undefined, ms: number): AbortSignal {
@@ -146,7 +166,7 @@ export class ChunkNetwork implements Network {
   /** Fragment -> the connected targets of `chunk` that hold it; undefined when fewer than k fragments are found. */
   private async whoHolds (chunk: ChunkRef, cids: CID[], peers: string[], signal: AbortSignal): Promise<Map<string, string[]> | undefined> {
     const connected = new Set(peers)
-    const asked = rank(chunk.cid!.bytes, this.members(), chunk.k + chunk.m + this.redundancy).filter(p => connected.has(p))
+    const asked = rank(chunk.cid!.bytes, this.policy.members(), chunk.k + chunk.m + this.policy.redundancy).filter(p => connected.has(p))
     const out = new Map<string, string[]>(cids.map(c => [c.toString(), []]))
     const ask = anySignal([signal], HOLDERS_TIMEOUT_MS)
     await Promise.all(asked.map(async peer => {
@@ -171,26 +191,19 @@ export class ChunkNetwork implements Network {
    */
   async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe', inode?: string } = {}): Promise<void> {
     const work = refs.filter(r => r.cid !== null)
-    for (const r of work) {
-      if (!this.pending.has(r.cid!.toString())) this.countPending(r, 1)
-      this.pending.set(r.cid!.toString(), r)
-      if (opts.inode !== undefined) this.inodes.set(r.cid!.toString(), opts.inode)
-    }
-    const queue = [...work]
-    await Promise.all(Array.from({ length: Math.min(PLACE_CONCURRENCY, queue.length) }, async () => {
-      for (let r = queue.shift(); r !== undefined; r = queue.shift()) {
-        const key = r.cid!.toString()
-        let run = this.placing.get(key)
-        if (run === undefined) {
-          run = this.placeOne(r, opts).catch((err: Error) => {
-            // the chunk stays pending (local-only until then): retried on reconnect and by the retry timer
-            placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
-          }).finally(() => { this.placing.delete(key) })
-          this.placing.set(key, run)
-        }
-        await run
+    for (const r of work) this.pending.add(r, opts.inode)
+    await forEachLimited(work, PLACE_CONCURRENCY, async r => {
+      const key = r.cid!.toString()
+      let run = this.placing.get(key)
+      if (run === undefined) {
+        run = this.placeOne(r, opts).catch((err: Error) => {
+          // the chunk stays pending (local-only until then): retried on reconnect and by the retry timer
+          placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
+        }).finally(() => { this.placing.delete(key) })
+        this.placing.set(key, run)
       }
-    }))
+      await run
+    })
   }
 
   /** Retry placement of every chunk still pending (after a reconnect). */
@@ -203,12 +216,12 @@ export class ChunkNetwork implements Network {
     const self = this.host.peerId
     const n = ref.fragments.length
     const signal = this.signal(opts, PLACE_TIMEOUT_MS)
-    const inode = this.inodes.get(key)
-    const pinners = inode === undefined ? [] : this.pinners(inode)
-    const members = this.members()
+    const inode = this.pending.inode(key)
+    const pinners = inode === undefined ? [] : this.c.pinners(inode)
+    const members = this.policy.members()
     // a replicated chunk written while the network was smaller (e.g. offline) gets the copies
     // the network can hold now: extra copies of its one block need no new manifest
-    const copies = ref.k === 1 ? replicaCount(ref.m, this.redundancy, members.length) : n
+    const copies = ref.k === 1 ? this.policy.copies(ref.m, members.length) : n
     const ranked = rank(ref.cid!.bytes, members, Math.min(copies, members.length))
     const held = this.placement.get(key) ?? Array.from({ length: n }, () => new Set<string>())
     this.placement.set(key, held)
@@ -268,51 +281,35 @@ export class ChunkNetwork implements Network {
       for (let j = 1; j < n; j++) for (const p of held[0]) held[j].add(p)
     }
     const hosts = new Set(held.flatMap(s => [...s]))
-    const placed = hosts.size >= Math.min(copies, this.live()) && !(hosts.size < 2 && this.offline())
+    const placed = hosts.size >= Math.min(copies, this.live()) && !(hosts.size < 2 && this.c.offline())
     if (placeLog.enabled) {
       placeLog('chunk %s %s: %d host(s) hold it: %s', chunk, placed ? 'placed' : 'still pending', hosts.size,
         held.map((hs, j) => `f${j} ${shortPeers(hs)}`).join(', '))
     }
     if (placed) {
-      if (this.pending.delete(key)) this.countPending(ref, -1)
-      this.inodes.delete(key)
+      this.pending.delete(ref)
       // handing over the copies that are not this host's waits on the targets' promises: in
-      // the background, so the write does not wait for it
-      if (ref.k > 1 && !pinners.includes(self)) {
-        this.dropForeign(ref, want).catch((err: Error) => {
-          // the copies stay here until a repair pass hands them over
-          placeLog.error('chunk %s: handing over the writer\'s copies failed: %s', chunk, err.message)
-        })
-      }
+      // the background (the listener's), so the write does not wait for it
+      if (ref.k > 1 && !pinners.includes(self)) this.handOver(ref, want)
     }
   }
 
-  /** Hand over the fragments this host is not a target of, once their targets hold them. */
-  private async dropForeign (ref: ChunkRef, want: string[][]): Promise<void> {
+  /** Offer the fragments this host is not a target of, once their targets hold them ('handover'). */
+  private handOver (ref: ChunkRef, want: string[][]): void {
     const self = this.host.peerId
     const held = this.placement.get(ref.cid!.toString())!
     const mine = new Set(ref.fragments.filter((_, j) => want[j].includes(self)).map(f => f.toString()))
-    const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) ||
-      [...this.pending.values()].some(p => p !== ref && p.fragments.some(x => x.equals(f)))
+    const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) || this.pending.neededByOther(ref, f)
     const handovers = ref.fragments
       .map((cid, j) => ({ cid, j, keepers: want[j] }))
       .filter(h => !mine.has(h.cid.toString()) && !stillNeeded(h.cid) && h.keepers.length > 0 && h.keepers.every(p => held[h.j].has(p)))
-    if (handovers.length === 0 || this.custody === undefined) return
-    const dropped = new Set(await this.custody.drop(handovers).catch((err: Error) => {
-      // nothing dropped: the copies stay here until a repair pass hands them over
-      placeLog('chunk %s: custody of %d fragment(s) not taken: %s', shortCid(ref.cid!), handovers.length, err.message)
-      return []
-    }))
-    for (const h of handovers) if (dropped.has(h.cid.toString())) held[h.j].delete(self)
-    if (dropped.size > 0) placeLog('chunk %s: handed over %d fragment(s) to their keepers', shortCid(ref.cid!), dropped.size)
-  }
-
-  private countPending (ref: ChunkRef, delta: 1 | -1): void {
-    for (const f of new Set(ref.fragments.map(String))) {
-      const n = (this.pendingFragments.get(f) ?? 0) + delta
-      if (n > 0) this.pendingFragments.set(f, n)
-      else this.pendingFragments.delete(f)
+    if (handovers.length === 0) return
+    const dropped = (cids: string[]): void => {
+      const gone = new Set(cids)
+      for (const h of handovers) if (gone.has(h.cid.toString())) held[h.j].delete(self)
+      if (gone.size > 0) placeLog('chunk %s: handed over %d fragment(s) to their keepers', shortCid(ref.cid!), gone.size)
     }
+    this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', { detail: { handovers: handovers.map(({ cid, keepers }) => ({ cid, keepers })), dropped } }))
   }
 
   /**
@@ -323,7 +320,7 @@ export class ChunkNetwork implements Network {
    * served.
    */
   withholdsBackground (fragment: CID): boolean {
-    return this.forward !== undefined && this.pendingFragments.has(fragment.toString())
+    return this.pending.withholdsBackground(fragment)
   }
 
   /** Whether this host is placing the chunk now (its keepers' repair leaves it to the placement). */

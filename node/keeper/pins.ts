@@ -14,6 +14,7 @@ import type { CID } from 'multiformats/cid'
 import type { ChunkService } from '../data/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import { FsError } from '../errors.ts'
+import { forEachLimited } from '../pool.ts'
 import { PIN_XATTR_PREFIX, isPinXattr } from '../types.ts'
 import type { Tree, InodeId } from '../tree/index.ts'
 import type { Volume } from '../index.ts'
@@ -239,13 +240,9 @@ export class Pins {
     const files = pinnedFiles(this.c.tree, this.c.peerId)
     const stats: PinStats = { files: files.length, chunks: 0, fetched: 0, missing: 0, arriving: 0 }
     const seen = new Set<string>()
-    const queue = [...files]
-    await Promise.all(Array.from({ length: Math.min(PIN_FETCH_CONCURRENCY, queue.length) }, async () => {
-      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        signal.throwIfAborted()
-        await this.fillFile(id, stats, seen, signal)
-      }
-    }))
+    await forEachLimited(files, PIN_FETCH_CONCURRENCY, async id => {
+      await this.fillFile(id, stats, seen, signal)
+    }, { signal })
     if (stats.arriving > 0) this.kick(PIN_ARRIVING_RETRY_MS)
     return stats
   }

@@ -26,13 +26,11 @@ export interface ErasureParams { k: number, m: number }
  *   live:  1    2    3    4    5    6+
  *   k+m:  1+0  1+1  1+2  2+2  3+2  4+2     (redundancy 2)
  */
-export function erasureParams (liveHosts: number, redundancy: number = DEFAULT_REDUNDANCY): ErasureParams {
+export function erasureParams (liveHosts: number, redundancy: number): ErasureParams {
   if (!Number.isSafeInteger(liveHosts) || liveHosts < 1) {
     throw new RangeError(`erasureParams: liveHosts must be an integer >= 1 (this host counts), got ${String(liveHosts)}`)
   }
-  if (!Number.isSafeInteger(redundancy) || redundancy < 0) {
-    throw new RangeError(`erasureParams: redundancy must be an integer >= 0, got ${String(redundancy)}`)
-  }
+  checkRedundancy('erasureParams', redundancy)
   const k = Math.min(MAX_DATA_FRAGMENTS, liveHosts - redundancy)
   if (k >= MIN_CODED_DATA_FRAGMENTS) return { k, m: redundancy }
   return { k: 1, m: Math.min(redundancy, liveHosts - 1) }
@@ -45,4 +43,50 @@ export function erasureParams (liveHosts: number, redundancy: number = DEFAULT_R
  */
 export function replicaCount (m: number, redundancy: number, members: number): number {
   return Math.max(m + 1, Math.min(redundancy + 1, members))
+}
+
+function checkRedundancy (where: string, redundancy: number): void {
+  if (!Number.isSafeInteger(redundancy) || redundancy < 0) {
+    throw new RangeError(`${where}: redundancy must be an integer >= 0, got ${String(redundancy)}`)
+  }
+}
+
+/**
+ * The one placement policy of a running host: how many lost hosts its chunks tolerate, the k/m
+ * rule, and the hosts placement ranks. The network (placing new chunks), the survey's plan and
+ * the repairer all read it, so they never disagree on a default.
+ */
+export interface PlacementPolicy {
+  /** Lost hosts tolerated by new chunks (m), and copies - 1 wanted of replicated chunks. */
+  readonly redundancy: number
+  /**
+   * The hosts placement ranks, this one included: the membership's members (failure.ts: live
+   * and suspect hosts, less those draining or full).
+   */
+  members: () => string[]
+  /** Erasure parameters of a new chunk when `takers` hosts (this one included) can take fragments now. */
+  params: (takers: number) => ErasureParams
+  /** Hosts that must hold a replicated chunk of parity `m` among `members` members (replicaCount). */
+  copies: (m: number, members: number) => number
+}
+
+export interface PlacementComponents {
+  /** The hosts placement ranks (Membership.members()). */
+  members: () => string[]
+}
+
+export interface PlacementInit {
+  /** Lost hosts tolerated (`up --redundancy`; default DEFAULT_REDUNDANCY). */
+  redundancy?: number
+}
+
+export function placementPolicy (components: PlacementComponents, init: PlacementInit = {}): PlacementPolicy {
+  const redundancy = init.redundancy ?? DEFAULT_REDUNDANCY
+  checkRedundancy('placementPolicy', redundancy)
+  return {
+    redundancy,
+    members: components.members,
+    params: takers => erasureParams(takers, redundancy),
+    copies: (m, members) => replicaCount(m, redundancy, members)
+  }
 }

@@ -1,11 +1,12 @@
-// Keeping the redundancy (DESIGN.md §3), composed for a running host: membership with failure
-// detection, the keeper's repair loop, scrub, GC, and leave. The daemon builds this after the
-// swarm; its control commands are `heal`, `leave`, `repair.progress`, `scrub`, `gc`.
+// Keeping the redundancy (DESIGN.md §3), composed for a running host: the keeper's repair loop,
+// scrub, GC, and leave, over the membership (failure detection) and the placement policy the
+// daemon built before it (the network places with the same two). Its control commands are
+// `heal`, `leave`, `repair.progress`, `scrub`, `gc`.
 import type { Swarm } from '../../swarm/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Commands } from '../types.ts'
-import { Membership } from '../net/index.ts'
-import { Collector, DEFAULT_GC_INTERVAL_MS } from './gc.ts'
+import type { Membership } from '../net/index.ts'
+import { Collector } from './gc.ts'
 import type { Host } from '../net/index.ts'
 import { drain } from './leave.ts'
 import { Repairer } from './repair.ts'
@@ -16,6 +17,7 @@ import { Scrubber } from './scrub.ts'
 import type { Store } from '../data/index.ts'
 import type { Custody } from './custody.ts'
 import type { Volume } from '../index.ts'
+import type { PlacementPolicy } from './placement.ts'
 
 /**
  * Time the `leave` control command's reply gets to reach the CLI before `left` resolves and
@@ -35,14 +37,10 @@ export interface HealResult extends RepairProgress {
 }
 
 export interface RedundancyOptions {
-  /** `up --failure-timeout SECONDS`, in ms (default failure.ts DEFAULT_FAILURE_TIMEOUT_MS). */
-  failureTimeoutMs?: number
   /** Time between background repair passes (default repair.ts DEFAULT_REPAIR_INTERVAL_MS). */
   repairIntervalMs?: number
   /** Repair traffic cap in bytes/s (default repair.ts DEFAULT_REPAIR_BYTES_PER_SECOND). */
   repairBytesPerSecond?: number
-  /** Lost hosts tolerated (the daemon's --redundancy): copies wanted of replicated chunks. */
-  redundancy?: number
   /** Time between background scrubs (default scrub.ts DEFAULT_SCRUB_INTERVAL_MS). */
   scrubIntervalMs?: number
   /** Retention of old versions and unreferenced blocks (default retained.ts DEFAULT_RETENTION_MS). */
@@ -53,6 +51,10 @@ export interface RedundancyOptions {
 
 export interface RedundancyComponents {
   host: Host
+  /** Membership with failure detection, started (and stopped) by the daemon. */
+  membership: Membership
+  /** The placement policy the network places with: members, redundancy (placement.ts). */
+  policy: Pick<PlacementPolicy, 'members' | 'copies'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
   store: Store
   volume: Volume
@@ -81,11 +83,11 @@ export interface Redundancy {
 
 export async function startRedundancy (c: RedundancyComponents, o: RedundancyOptions = {}): Promise<Redundancy> {
   const retentionMs = o.retentionMs ?? DEFAULT_RETENTION_MS
-  const membership = new Membership(c.host, { failureTimeoutMs: o.failureTimeoutMs })
-  await membership.start()
+  const membership = c.membership
   const repairer = new Repairer({
     self: c.host.peerId,
     membership,
+    policy: c.policy,
     store: c.store,
     swarm: c.swarm,
     custody: c.custody,
@@ -95,14 +97,14 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable
       return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)) }
     }
-  }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond, redundancy: o.redundancy })
+  }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond })
   repairer.start()
   const scrubber = new Scrubber({
     store: c.store,
     onCorrupt: () => { repairer.pass({ all: true }).catch(() => {}) }
   }, { intervalMs: o.scrubIntervalMs })
   scrubber.start()
-  const collector = new Collector({ volume: c.volume, store: c.store }, { retentionMs, intervalMs: o.gcIntervalMs ?? DEFAULT_GC_INTERVAL_MS })
+  const collector = new Collector({ volume: c.volume, store: c.store }, { retentionMs, intervalMs: o.gcIntervalMs })
   collector.start()
   let markLeft = (): void => {}
   const left = new Promise<void>(resolve => { markLeft = resolve })
@@ -154,7 +156,6 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       await collector.stop()
       await scrubber.stop()
       await repairer.stop()
-      await membership.stop()
     }
   }
 }

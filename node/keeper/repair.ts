@@ -13,11 +13,13 @@ import type { AbortOptions } from '@libp2p/interface'
 import { decodeChunk, encodeChunk } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import type { Membership } from '../net/index.ts'
-import { keeper, DEFAULT_REDUNDANCY } from './placement.ts'
+import { keeper } from './placement.ts'
+import type { PlacementPolicy } from './placement.ts'
 import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
 import { plan, survey } from './survey.ts'
+import { forEachLimited } from '../pool.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
 import { logger, shortCid, shortPeers } from '../log.ts'
 import { anySignal } from '../abort.ts'
@@ -42,13 +44,14 @@ export interface RepairInit {
   intervalMs?: number
   /** Repair traffic cap in bytes/s (default DEFAULT_REPAIR_BYTES_PER_SECOND). */
   bytesPerSecond?: number
-  /** Lost hosts tolerated (placement.ts DEFAULT_REDUNDANCY): copies wanted of replicated chunks. */
-  redundancy?: number
 }
 
 export interface RepairComponents {
   self: string
-  membership: Pick<Membership, 'members' | 'live' | 'addEventListener' | 'removeEventListener'>
+  /** Live hosts, and the 'gone'/'joined' events that start a pass. */
+  membership: Pick<Membership, 'live' | 'addEventListener' | 'removeEventListener'>
+  /** The hosts placement ranks and the copies a replicated chunk needs (placement.ts). */
+  policy: Pick<PlacementPolicy, 'members' | 'copies'>
   /**
    * The chunks that must stay redundant (retained.ts), how many manifests could not be read,
    * and the manifests themselves as replicated blocks (repaired too; status counts chunks).
@@ -103,14 +106,12 @@ export class Repairer extends EventTarget {
   private debounce?: ReturnType<typeof setTimeout>
   private shutdown = new AbortController()
   private started = false
-  private readonly redundancy: number
   private readonly onChange = (): void => { this.schedule(REPAIR_DEBOUNCE_MS) }
 
   constructor (components: RepairComponents, init: RepairInit = {}) {
     super()
     this.c = components
     this.intervalMs = init.intervalMs ?? DEFAULT_REPAIR_INTERVAL_MS
-    this.redundancy = init.redundancy ?? DEFAULT_REDUNDANCY
     this.limiter = tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
   }
 
@@ -180,12 +181,12 @@ export class Repairer extends EventTarget {
   async status (opts: AbortOptions = {}): Promise<ChunkCounts> {
     const { refs, unreadable } = await this.c.chunks(opts)
     const counts: ChunkCounts = { total: refs.length + unreadable, redundant: 0, degraded: 0, localOnly: 0, lost: unreadable }
-    const members = this.c.membership.members()
+    const members = this.c.policy.members()
     const live = this.c.membership.live()
     for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
       const batch = refs.slice(b, b + REPAIR_BATCH)
       const holdings = await survey(this.surveyor(), batch, live, opts)
-      for (const ref of batch) counts[plan(ref, holdings, members, new Set(live), this.c.self, this.redundancy).health]++
+      for (const ref of batch) counts[plan(ref, holdings, members, new Set(live), this.c.self, this.c.policy).health]++
     }
     return counts
   }
@@ -194,12 +195,12 @@ export class Repairer extends EventTarget {
   async healthWithout (self: string, opts: AbortOptions = {}): Promise<Record<Health, number>> {
     const { refs } = await this.c.chunks(opts)
     const out: Record<Health, number> = { redundant: 0, degraded: 0, localOnly: 0, lost: 0 }
-    const members = this.c.membership.members().filter(p => p !== self)
+    const members = this.c.policy.members().filter(p => p !== self)
     const live = this.c.membership.live()
     for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
       const batch = refs.slice(b, b + REPAIR_BATCH)
       const holdings = await survey(this.surveyor(), batch, live, opts)
-      for (const ref of batch) out[plan(ref, holdings, members, new Set(live.filter(p => p !== self)), '', this.redundancy).health]++
+      for (const ref of batch) out[plan(ref, holdings, members, new Set(live.filter(p => p !== self)), '', this.c.policy).health]++
     }
     return out
   }
@@ -216,7 +217,7 @@ export class Repairer extends EventTarget {
     this.progress_ = { ...emptyProgress(), running: true, chunks: all.refs.length }
     const self = this.c.self
     const allLive = this.c.membership.live()
-    const members = this.c.membership.members().filter(p => !(opts.leaving === true && p === self))
+    const members = this.c.policy.members().filter(p => !(opts.leaving === true && p === self))
     const live = new Set(allLive.filter(p => !(opts.leaving === true && p === self)))
     const drop = opts.drop ?? opts.leaving !== true
     // copies to hand over, dropped after the whole pass: a block (equal fragments of several
@@ -227,27 +228,24 @@ export class Repairer extends EventTarget {
       for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
         const batch = refs.slice(b, b + REPAIR_BATCH)
         const holdings = await survey(this.surveyor(), batch, allLive, opts)
-        const queue = batch.slice()
-        await Promise.all(Array.from({ length: Math.min(REPAIR_CONCURRENCY, queue.length) }, async () => {
-          for (let ref = queue.shift(); ref !== undefined; ref = queue.shift()) {
-            opts.signal.throwIfAborted()
-            const p = plan(ref, holdings, members, live, self, this.redundancy)
-            const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
-            if (mine && p.health !== 'redundant' && p.health !== 'lost') {
-              const ok = await this.repairChunk(ref, p, holdings, opts).catch((err: Error) => {
-                if (!opts.signal.aborted) log.error('repair of chunk %s failed: %s', shortCid(ref.cid!), err.message)
-                return false
-              })
-              if (!ok) this.progress_.failed++
-            } else if (mine && p.health === 'lost') {
-              this.progress_.failed++
-            }
-            for (const key of wantedHere(self, ref, p)) wanted.add(key)
-            if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
-            if (!manifests.has(ref)) this.progress_.checked++
-            this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
+        await forEachLimited(batch, REPAIR_CONCURRENCY, async ref => {
+          opts.signal.throwIfAborted()
+          const p = plan(ref, holdings, members, live, self, this.c.policy)
+          const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
+          if (mine && p.health !== 'redundant' && p.health !== 'lost') {
+            const ok = await this.repairChunk(ref, p, holdings, opts).catch((err: Error) => {
+              if (!opts.signal.aborted) log.error('repair of chunk %s failed: %s', shortCid(ref.cid!), err.message)
+              return false
+            })
+            if (!ok) this.progress_.failed++
+          } else if (mine && p.health === 'lost') {
+            this.progress_.failed++
           }
-        }))
+          for (const key of wantedHere(self, ref, p)) wanted.add(key)
+          if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
+          if (!manifests.has(ref)) this.progress_.checked++
+          this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
+        }, opts)
       }
       const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()))
       if (handover.length > 0) {

@@ -5,7 +5,9 @@ import type { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import type { ChunkRef } from '../data/index.ts'
 import { assignment } from './assignment.ts'
-import { targets, replicaCount, DEFAULT_REDUNDANCY } from './placement.ts'
+import { forEachLimited } from '../pool.ts'
+import { targets } from './placement.ts'
+import type { PlacementPolicy } from './placement.ts'
 import { logger, shortPeer } from '../log.ts'
 
 const log = logger('keeper:survey')
@@ -34,16 +36,13 @@ export async function survey (c: SurveyComponents, refs: ChunkRef[], live: strin
     if (await c.hasLocal(f)) holdings.get(f.toString())!.add(c.self)
   }
   const peers = live.filter(p => p !== c.self)
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(SURVEY_CONCURRENCY, peers.length) }, async () => {
-    for (let i = next++; i < peers.length; i = next++) {
-      for (let b = 0; b < cids.length; b += SURVEY_BATCH) {
-        opts.signal?.throwIfAborted()
-        const held = await askWithRetry(c, cids.slice(b, b + SURVEY_BATCH), peers[i], opts)
-        for (const key of held) holdings.get(key)?.add(peers[i])
-      }
+  await forEachLimited(peers, SURVEY_CONCURRENCY, async peer => {
+    for (let b = 0; b < cids.length; b += SURVEY_BATCH) {
+      opts.signal?.throwIfAborted()
+      const held = await askWithRetry(c, cids.slice(b, b + SURVEY_BATCH), peer, opts)
+      for (const key of held) holdings.get(key)?.add(peer)
     }
-  }))
+  }, opts)
   return holdings
 }
 
@@ -81,16 +80,16 @@ export interface ChunkPlan {
  * The chunk's required placement among `members` and its health given who holds what:
  * lost when fewer than k distinct fragments have a live holder; local-only when this host is
  * the only holder (the network, if any, holds nothing of it); redundant when every fragment is on every host it
- * must be on (all of them live); degraded otherwise.
+ * must be on (all of them live); degraded otherwise. `policy`: the copies a replicated chunk needs.
  */
-export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live: Set<string>, self: string, redundancy = DEFAULT_REDUNDANCY): ChunkPlan {
+export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live: Set<string>, self: string, policy: Pick<PlacementPolicy, 'copies'>): ChunkPlan {
   const n = ref.k + ref.m
   const held = ref.fragments.map(f => new Set([...(holdings.get(f.toString()) ?? [])].filter(p => live.has(p))))
   let want: string[][]
   if (ref.k === 1) {
     // copies of one block: fragment 0 stands for all of them, on as many hosts as the network's
     // redundancy asks now (a chunk written offline with one copy catches up)
-    const copies = replicaCount(ref.m, redundancy, members.length)
+    const copies = policy.copies(ref.m, members.length)
     want = [targets(ref.cid!.bytes, members, Math.min(copies, members.length)), ...Array.from({ length: n - 1 }, () => [])]
   } else {
     // fragments stay on the targets that hold them; only what is missing moves (assignment.ts)

@@ -39,6 +39,7 @@ import { targets } from './kad.ts'
 import { cidrContains, parseCidr } from './cidr.ts'
 import type { Cidr } from './cidr.ts'
 import { anySignal } from '../abort.ts'
+import { forEachLimited } from '../pool.ts'
 
 export type { Stream } from '@libp2p/interface'
 
@@ -264,21 +265,19 @@ export async function createHost (init: HostInit): Promise<Host> {
     const fresh = peers.filter(p => p.id !== self && !connected.has(p.id) && !dialing.has(p.id))
     if (connected.size + dialing.size >= fullMesh) return
     const queue = fresh.slice(0, fullMesh - connected.size - dialing.size)
-    const worker = async (): Promise<void> => {
-      for (let p = queue.shift(); p !== undefined && !stopped; p = queue.shift()) {
-        dialing.add(p.id)
-        try {
-          const peerId = peerIdFromString(p.id)
-          await libp2p.peerStore.merge(peerId, { multiaddrs: p.addrs.map(a => multiaddr(a)) })
-          await libp2p.dial(peerId, { signal: AbortSignal.timeout(dialTimeoutMs) })
-        } catch {
-          // unreachable now: it dials us, or we hear of it again later
-        } finally {
-          dialing.delete(p.id)
-        }
+    await forEachLimited(queue, PEX_DIAL_CONCURRENCY, async p => {
+      if (stopped) return
+      dialing.add(p.id)
+      try {
+        const peerId = peerIdFromString(p.id)
+        await libp2p.peerStore.merge(peerId, { multiaddrs: p.addrs.map(a => multiaddr(a)) })
+        await libp2p.dial(peerId, { signal: AbortSignal.timeout(dialTimeoutMs) })
+      } catch {
+        // unreachable now: it dials us, or we hear of it again later
+      } finally {
+        dialing.delete(p.id)
       }
-    }
-    await Promise.all(Array.from({ length: Math.min(PEX_DIAL_CONCURRENCY, queue.length) }, worker))
+    })
   }
 
   const exchange = async (peer: string): Promise<void> => {

@@ -14,6 +14,7 @@
 //    before it enters the log; a peer without the network key cannot connect (pnet).
 export { Announcer } from './announce.ts'
 export { Membership } from './failure.ts'
+export type { MembershipInit } from './failure.ts'
 export { DHT_PROTOCOL, FULL_MESH_PEERS, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL, PeerExchangeError, createHost, decodePex, encodePex } from './host.ts'
 export type { Host } from './host.ts'
 export { idleDeadline } from './idle.ts'

@@ -171,7 +171,7 @@ describe('offline mode: a host cut off from its peers', function () {
       const live = new Set(c.keep.membership.live())
       const out: string[] = []
       for (const ref of refs) {
-        const p = plan(ref, new Map(), members, live, self)
+        const p = plan(ref, new Map(), members, live, self, c.policy)
         for (const [j, f] of ref.fragments.entries()) {
           const wanted = ref.fragments.some((g, i) => g.equals(f) && p.want[i].includes(self))
           if (!wanted && await c.store.has(f)) out.push(`${ref.cid!.toString()}#${j}`)

@@ -22,7 +22,7 @@ export interface Fetch {
 }
 
 export interface RemoteVolume {
-  volume: Volume & { close: () => Promise<void> }
+  volume: Volume
   /** The bytes of `path` as written. */
   bytes: Uint8Array
   path: string
@@ -54,8 +54,6 @@ export async function remoteVolume (t: { add: (fn: () => Promise<void>) => void 
   }
   await store.close()
 
-  const volume = await Volume.open({ dir })
-  t.add(async () => { await volume.close() })
   const fetches: Fetch[] = []
   let handedOut = 0
   const waiting: Array<(f: Fetch) => void> = []
@@ -80,7 +78,8 @@ export async function remoteVolume (t: { add: (fn: () => Promise<void>) => void 
       return await answer
     }
   }
-  volume.chunks.network = network
+  const volume = await Volume.open({ dir, network })
+  t.add(async () => { await volume.close() })
   return {
     volume,
     bytes,

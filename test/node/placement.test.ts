@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
-import { erasureParams, targets, keeper, peerKadId, keyKadId, compareDistance, MAX_DATA_FRAGMENTS } from '../../node/keeper/placement.ts'
+import { erasureParams, replicaCount, placementPolicy, targets, keeper, peerKadId, keyKadId, compareDistance, MAX_DATA_FRAGMENTS, DEFAULT_REDUNDANCY } from '../../node/keeper/placement.ts'
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest())
 
@@ -21,9 +21,9 @@ describe('node/placement', function () {
   })
 
   describe('erasureParams(liveHosts, redundancy)', function () {
-    it('erasureParams(live) follows the table of DESIGN.md §2 for redundancy 2', function () {
+    it('erasureParams(live, 2) follows the table of DESIGN.md §2 for redundancy 2', function () {
       const table: Array<[number, number, number]> = [[1, 1, 0], [2, 1, 1], [3, 1, 2], [4, 2, 2], [5, 3, 2], [6, 4, 2], [7, 4, 2], [100, 4, 2]]
-      for (const [live, k, m] of table) assert.deepEqual(erasureParams(live), { k, m }, `live=${live}`)
+      for (const [live, k, m] of table) assert.deepEqual(erasureParams(live, 2), { k, m }, `live=${live}`)
     })
 
     it('erasureParams(live, r) never needs more hosts than are live, and tolerates min(r, live - 1) losses', function () {
@@ -46,8 +46,39 @@ describe('node/placement', function () {
     })
 
     it('erasureParams() rejects bad arguments with RangeError', function () {
-      for (const live of [0, -1, 1.5, NaN, Infinity]) assert.throws(() => erasureParams(live), RangeError, String(live))
+      for (const live of [0, -1, 1.5, NaN, Infinity]) assert.throws(() => erasureParams(live, 2), RangeError, String(live))
       for (const r of [-1, 0.5, NaN]) assert.throws(() => erasureParams(5, r), RangeError, String(r))
+    })
+  })
+
+  describe('placementPolicy({ members }, { redundancy })', function () {
+    it('placementPolicy() defaults to DEFAULT_REDUNDANCY (2) and applies it to params() and copies()', function () {
+      const p = placementPolicy({ members: () => peers.slice(0, 6) })
+      assert.equal(DEFAULT_REDUNDANCY, 2)
+      assert.equal(p.redundancy, 2)
+      for (let live = 1; live <= 8; live++) assert.deepEqual(p.params(live), erasureParams(live, 2))
+      assert.equal(p.copies(0, 6), replicaCount(0, 2, 6))
+      assert.deepEqual(p.members(), peers.slice(0, 6))
+    })
+
+    it('placementPolicy(_, { redundancy: r }) gives the same r to params() and copies()', function () {
+      for (let r = 0; r <= 4; r++) {
+        const p = placementPolicy({ members: () => [] }, { redundancy: r })
+        assert.equal(p.redundancy, r)
+        for (let live = 1; live <= 8; live++) assert.deepEqual(p.params(live), erasureParams(live, r))
+        for (let n = 1; n <= 8; n++) assert.equal(p.copies(0, n), Math.max(1, Math.min(r + 1, n)))
+      }
+    })
+
+    it('placementPolicy() asks members() at each call (membership changes)', function () {
+      let members = ['a']
+      const p = placementPolicy({ members: () => members })
+      members = ['a', 'b']
+      assert.deepEqual(p.members(), ['a', 'b'])
+    })
+
+    it('placementPolicy(_, { redundancy: bad }) throws RangeError', function () {
+      for (const r of [-1, 0.5, NaN]) assert.throws(() => placementPolicy({ members: () => [] }, { redundancy: r }), RangeError, String(r))
     })
   })
 

@@ -58,12 +58,13 @@ describe('space', function () {
       await mkdir(dir)
       await run('mount', ['-t', 'tmpfs', '-o', `size=${16 * MiB}`, 'tmpfs', dir])
       t.add(async () => { await run('umount', ['-l', dir]) })
-      store = await Store.open(join(dir, 'store'))
-      t.add(async () => { await store.close() })
-      space = new Space(store.dir, { reserveBytes: 4 * MiB, marginBytes: 2 * MiB, intervalMs: 50 })
+      // the gate is built first, on the store's dir, and handed to the store as it opens
+      await mkdir(join(dir, 'store'))
+      space = new Space(join(dir, 'store'), { reserveBytes: 4 * MiB, marginBytes: 2 * MiB, intervalMs: 50 })
       await space.start()
       t.add(() => { space.stop() })
-      store.space = space
+      store = await Store.open(join(dir, 'store'), { space })
+      t.add(async () => { await store.close() })
     })
     after(async () => { await t.run() })
 
@@ -110,17 +111,18 @@ describe('space', function () {
       const s = new Space(store.dir, { reserveBytes: 0, marginBytes: 0, intervalMs: 60_000 })
       await s.start()
       t.add(() => { s.stop() })
-      store.space = s
+      // the same blocks, behind this gate
+      const gated = await Store.open(store.dir, { space: s })
+      t.add(async () => { await gated.close() })
       const fs = await statfs(dir)
       const ballast = join(dir, 'ballast')
       await writeFile(ballast, Buffer.alloc(fs.bavail * fs.bsize))
       try {
         const bytes = randomBytes(64 * 1024)
-        await assert.rejects(store.put(cidOf(bytes), bytes), (err: any) => err.code === 'ENOSPC')
+        await assert.rejects(gated.put(cidOf(bytes), bytes), (err: any) => err.code === 'ENOSPC')
         assert.ok(s.isFull())
       } finally {
         await rm(ballast)
-        store.space = space
       }
     })
   })

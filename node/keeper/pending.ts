@@ -1,0 +1,78 @@
+// The chunks written here whose placement has not finished (DESIGN.md §5, §6): kept by the
+// network, read by the swarm. It is built before both, so the swarm can ask it without knowing
+// the network: on a thin uplink (placement through relays), a background want (a keeper's
+// repair, a pinning host's catch-up) for a fragment of a pending chunk is refused here, since
+// the relays deliver it to those hosts; serving their own fetches meanwhile would upload it
+// from here once more each. Reads are always served.
+import type { CID } from 'multiformats/cid'
+import type { ChunkRef } from '../data/index.ts'
+
+export interface PendingInit {
+  /** Whether this host places its chunks through relays (network.ts throughRelays): only then are background wants withheld. */
+  relayed?: boolean
+}
+
+export class PendingPlacements {
+  private readonly relayed: boolean
+  /** chunk CID -> its ref. */
+  private readonly chunks = new Map<string, ChunkRef>()
+  /** Pending chunk -> the file (inode) it was written for, to find the hosts pinning it. */
+  private readonly inodes = new Map<string, string>()
+  /** Fragment -> how many pending chunks have it (fragments are content-addressed: equal shards). */
+  private readonly fragments = new Map<string, number>()
+
+  constructor (init: PendingInit = {}) {
+    this.relayed = init.relayed ?? false
+  }
+
+  get size (): number {
+    return this.chunks.size
+  }
+
+  has (chunk: string): boolean {
+    return this.chunks.has(chunk)
+  }
+
+  values (): IterableIterator<ChunkRef> {
+    return this.chunks.values()
+  }
+
+  /** The file a pending chunk was written for, when known. */
+  inode (chunk: string): string | undefined {
+    return this.inodes.get(chunk)
+  }
+
+  /** A chunk starts (or restarts) placement; `inode`: the file it belongs to. */
+  add (ref: ChunkRef, inode?: string): void {
+    const key = ref.cid!.toString()
+    if (!this.chunks.has(key)) this.count(ref, 1)
+    this.chunks.set(key, ref)
+    if (inode !== undefined) this.inodes.set(key, inode)
+  }
+
+  /** A chunk's placement finished. */
+  delete (ref: ChunkRef): void {
+    const key = ref.cid!.toString()
+    if (this.chunks.delete(key)) this.count(ref, -1)
+    this.inodes.delete(key)
+  }
+
+  /** Whether another pending chunk than `ref` has fragment `f` (it is still to be sent from here). */
+  neededByOther (ref: ChunkRef, f: CID): boolean {
+    for (const p of this.chunks.values()) if (p !== ref && p.fragments.some(x => x.equals(f))) return true
+    return false
+  }
+
+  /** Whether a background want for this fragment is refused here (see the top of this file). */
+  withholdsBackground (fragment: CID): boolean {
+    return this.relayed && this.fragments.has(fragment.toString())
+  }
+
+  private count (ref: ChunkRef, delta: 1 | -1): void {
+    for (const f of new Set(ref.fragments.map(String))) {
+      const n = (this.fragments.get(f) ?? 0) + delta
+      if (n > 0) this.fragments.set(f, n)
+      else this.fragments.delete(f)
+    }
+  }
+}
