@@ -110,10 +110,13 @@ describe('a cluster of in-process hosts losing two of six', function () {
   it('with 2 holders stopped, every file still reads byte-identical', async () => {
     const files = new Map<string, Buffer>()
     const hosts = await sixHostsWith(t, files)
-    // `wait: 'safe'` returns once one lost host loses nothing; losing two needs every fragment placed
-    await until('every chunk fully placed', async () => {
+    // `wait: 'safe'` returns once one lost host loses nothing; losing two needs every fragment
+    // placed, and no copy on its way elsewhere (a fresh cluster may still move what was placed
+    // while its membership formed): repair passes on every host until nothing moves
+    await until('every chunk fully placed, nothing left to move', async () => {
+      const progress = await Promise.all(hosts.map(async h => await h.keep.repairer.pass()))
       const s = await hosts[0].keep.status()
-      return s.total > 0 && s.redundant === s.total
+      return s.total > 0 && s.redundant === s.total && progress.every(p => p.fragmentsRepaired === 0 && p.dropped === 0 && p.failed === 0)
     }, 60_000)
     const readers = hosts.slice(0, 4)
     await hosts[4].stop()

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { SwarmStoppedError, tokenBucket } from '../../swarm/index.ts'
 import { Net, block, randomBytes } from './net.ts'
+import { until } from '../../harness/cluster.ts'
 
 const KiB = 1024
 
@@ -115,7 +116,7 @@ describe('swarm caps and lifecycle', function () {
     const cid = await block(bytes)
     b.store.map.set(cid.toString(), bytes)
     const pulling = a.swarm.pull(cid, [b.id])
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await until('the block is on its way', () => a.swarm.stats().bytesReceived > 0)
     await a.swarm.stop()
     await assert.rejects(pulling, (err: Error) => err.name === SwarmStoppedError.name)
   })
