@@ -29,7 +29,6 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
   after(async () => { await t.run() })
   let build: BuildResult
   let work: string
-  let data: string
   let addonTmp: string
   let env: NodeJS.ProcessEnv
 
@@ -38,14 +37,23 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
       resolve({ code: err == null ? 0 : (typeof err.code === 'number' ? err.code : 1), stdout: stdout.toString(), bytes: stdout, stderr: stderr.toString() })
     })
   })
-  const cli = async (...args: string[]): Promise<string> => {
+  // Each test that needs a data dir makes its own: none relies on what another created or left.
+  let dirs = 0
+  const fresh = (): string => join(work, `data-${dirs++}`)
+  const initialised = async (): Promise<string> => {
+    const data = fresh()
+    const r = await run(['init', '--data', data, '--new-network'])
+    assert.equal(r.code, 0, r.stderr)
+    return data
+  }
+  const cli = async (data: string, ...args: string[]): Promise<string> => {
     const r = await run(['--data', data, ...args])
     assert.equal(r.code, 0, `darkfs ${args.join(' ')} failed: ${r.stderr}`)
     return r.stdout
   }
 
   /** `darkfs up ARGS` in the background, once it has printed `ready`. */
-  const up = async (args: string[], upEnv: NodeJS.ProcessEnv = env): Promise<Running> => {
+  const up = async (data: string, args: string[], upEnv: NodeJS.ProcessEnv = env): Promise<Running> => {
     const child = spawn(build.out, ['up', '--data', data, ...args], { env: upEnv, cwd: work, stdio: ['ignore', 'pipe', 'pipe'] })
     const exit = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
     t.add(async () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); await exit })
@@ -92,7 +100,6 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
     await mkdir(emptyPath)
     await mkdir(addonTmp)
     await mkdir(join(work, 'home'))
-    data = join(work, 'data')
     env = { PATH: emptyPath, HOME: join(work, 'home'), TMPDIR: addonTmp }
   })
 
@@ -116,6 +123,7 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
   })
 
   it('darkfs init --data D --new-network', async () => {
+    const data = fresh()
     const out = await run(['init', '--data', data, '--new-network'])
     assert.equal(out.code, 0, out.stderr)
     assert.match(out.stdout, /^initialised /)
@@ -123,7 +131,8 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
   })
 
   it('darkfs up, then put, ls, cat, get, stat round-trip a multi-chunk file; SIGTERM stops it cleanly', async () => {
-    const host = await up(['--listen', '/ip4/127.0.0.1/tcp/0'])
+    const data = await initialised()
+    const host = await up(data, ['--listen', '/ip4/127.0.0.1/tcp/0'])
     assert.ok(host.lines.some(l => /^listening \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\w+$/.test(l)), host.lines.join('\n'))
 
     if (build.assets.includes('node/data/native/build/erasure.node')) {
@@ -136,15 +145,15 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
 
     const bytes = randomBytes(3 * (1 << 20) + 77)
     await writeFile(join(work, 'in.bin'), bytes)
-    await cli('mkdir', '-p', '/a/b')
-    await cli('put', join(work, 'in.bin'), '/a/b/file.bin')
-    assert.equal(await cli('ls', '/a/b'), 'file.bin\n')
+    await cli(data, 'mkdir', '-p', '/a/b')
+    await cli(data, 'put', join(work, 'in.bin'), '/a/b/file.bin')
+    assert.equal(await cli(data, 'ls', '/a/b'), 'file.bin\n')
     const cat = await run(['--data', data, 'cat', '/a/b/file.bin'])
     assert.equal(cat.code, 0, cat.stderr)
     assert.deepEqual(cat.bytes, bytes)
-    await cli('get', '/a/b/file.bin', join(work, 'out.bin'))
+    await cli(data, 'get', '/a/b/file.bin', join(work, 'out.bin'))
     assert.deepEqual(await readFile(join(work, 'out.bin')), bytes)
-    const st = JSON.parse(await cli('stat', '--json', '/a/b/file.bin'))
+    const st = JSON.parse(await cli(data, 'stat', '--json', '/a/b/file.bin'))
     assert.equal(Number(st.size), bytes.length)
     assert.equal(st.kind, 'file')
 
@@ -168,7 +177,14 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
       const mounts = await readFile('/proc/self/mounts', 'utf8')
       if (mounts.includes(` ${mnt} `)) await new Promise(resolve => { execFile('umount', ['-l', mnt], resolve) })
     })
-    const host = await up(['--listen', '/ip4/127.0.0.1/tcp/0', '--mount', mnt])
+    // a file put by an earlier run of the host, without the mount
+    const data = await initialised()
+    const first = await up(data, ['--listen', '/ip4/127.0.0.1/tcp/0'])
+    await writeFile(join(work, 'earlier.bin'), randomBytes(10_000))
+    await cli(data, 'mkdir', '-p', '/a/b')
+    await cli(data, 'put', join(work, 'earlier.bin'), '/a/b/file.bin')
+    assert.equal((await first.stop('SIGTERM')).code, 0)
+    const host = await up(data, ['--listen', '/ip4/127.0.0.1/tcp/0', '--mount', mnt])
     assert.ok(host.lines.includes(`mounted ${mnt}`), host.lines.join('\n'))
     assert.match((await mapped(host.pid, /fuse\.node/))[0] ?? '', /\/darkfs-addon-[^/]+\/fuse\.node \(deleted\)$/)
     assert.deepEqual(await readdir(addonTmp), [])
@@ -177,7 +193,7 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
     const bytes = randomBytes(200_000)
     await writeFile(join(mnt, 'through-mount.bin'), bytes)
     assert.deepEqual(await readFile(join(mnt, 'through-mount.bin')), bytes)
-    await cli('get', '/through-mount.bin', join(work, 'from-mount.bin'))
+    await cli(data, 'get', '/through-mount.bin', join(work, 'from-mount.bin'))
     assert.deepEqual(await readFile(join(work, 'from-mount.bin')), bytes)
 
     const { code, stderr } = await host.stop('SIGTERM')
@@ -205,13 +221,14 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
       const mounts = await readFile('/proc/self/mounts', 'utf8')
       if (mounts.includes(` ${mnt} `)) await new Promise(resolve => { execFile('umount', ['-l', mnt], resolve) })
     })
-    const host = await up(['--listen', '/ip4/127.0.0.1/tcp/0', '--mount', mnt], { ...env, TMPDIR: noexec })
+    const data = await initialised()
+    const host = await up(data, ['--listen', '/ip4/127.0.0.1/tcp/0', '--mount', mnt], { ...env, TMPDIR: noexec })
     const loaded = await mapped(host.pid, /fuse\.node/)
     assert.ok(loaded.some(p => p.startsWith(join(work, 'darkfs-addon-'))), `fuse.node not loaded beside the binary: ${loaded.join(', ')}`)
     assert.deepEqual(await readdir(noexec), [])
     assert.ok(!(await readdir(work)).some(n => n.startsWith('darkfs-addon-')), 'the fallback temp dir is removed')
     await writeFile(join(mnt, 'noexec.txt'), 'served\n')
-    assert.equal(await cli('cat', '/noexec.txt'), 'served\n')
+    assert.equal(await cli(data, 'cat', '/noexec.txt'), 'served\n')
     const { code, stderr } = await host.stop('SIGTERM')
     assert.equal(code, 0, stderr)
   })

@@ -11,6 +11,7 @@ import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { startHost, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { run } from '../../harness/mesh.ts'
+import { Story } from '../../harness/story.ts'
 
 /** Size of the full host's tmpfs (its reserve is then 10% of it, space.ts). */
 const TMPFS_BYTES = 24 * 1024 * 1024
@@ -30,6 +31,8 @@ describe('a host whose disk is full (a small tmpfs data dir)', function () {
   let others: ClusterHost[]
   let ballast: string
   const before_ = new Map<string, Buffer>()
+  // the tests are the stages of one story on one fixture: each runs the stages before it (harness/story.ts)
+  const story = new Story()
 
   before(async () => {
     const root = await tempDir(t, 'darkfs-full-')
@@ -54,16 +57,16 @@ describe('a host whose disk is full (a small tmpfs data dir)', function () {
   })
   after(async () => { await t.run() })
 
-  it('before it is full it is a member and takes fragments like any host', async () => {
+  it('before it is full it is a member and takes fragments like any host', story.step(async () => {
     assert.equal(full.space.isFull(), false)
     for (const h of hosts) assert.ok(h.keep.membership.members().includes(full.host.peerId), `${h.name} ranks it`)
     const data = randomBytes(3 << 20)
     before_.set('/before.bin', data)
     await hosts[0].volume.replaceFile('/before.bin', [data], { wait: 'safe' })
     assert.ok((await cids(full)).size > 0, 'the tmpfs host holds fragments of a file written elsewhere')
-  })
+  }))
 
-  it('below its reserve it is full: every peer leaves it out of members() and keeps it live()', async () => {
+  it('below its reserve it is full: every peer leaves it out of members() and keeps it live()', story.step(async () => {
     const fs = await statfs(full.dir)
     const { reserve } = full.space.snapshot()
     // leave half the reserve free: darkfs did not fill it, but it is full all the same
@@ -75,9 +78,9 @@ describe('a host whose disk is full (a small tmpfs data dir)', function () {
       assert.ok(!h.keep.membership.members().includes(full.host.peerId), `${h.name} leaves it out of members()`)
       assert.ok(h.keep.membership.live().includes(full.host.peerId), `${h.name} keeps it live`)
     }
-  })
+  }))
 
-  it('store.put on the full host fails with ENOSPC; volume.replaceFile there too, losing nothing stored', async () => {
+  it('store.put on the full host fails with ENOSPC; volume.replaceFile there too, losing nothing stored', story.step(async () => {
     const held = await cids(full)
     const bytes = randomBytes(1000)
     const { cidOf } = await import('../../node/data/index.ts')
@@ -86,9 +89,9 @@ describe('a host whose disk is full (a small tmpfs data dir)', function () {
     const after = await cids(full)
     for (const c of held) assert.ok(after.has(c), `${c} is still stored`)
     assert.deepEqual(Buffer.from(await full.volume.readFile('/before.bin')), before_.get('/before.bin'))
-  })
+  }))
 
-  it('new chunks written elsewhere are placed on the other hosts (redundant) and none on the full host', async () => {
+  it('new chunks written elsewhere are placed on the other hosts (redundant) and none on the full host', story.step(async () => {
     const held = await cids(full)
     const data = randomBytes((4 << 20) + 5)
     before_.set('/during.bin', data)
@@ -101,9 +104,9 @@ describe('a host whose disk is full (a small tmpfs data dir)', function () {
     }, 90_000)
     assert.deepEqual(await cids(full), held, 'the full host received no new fragment and lost none')
     for (const h of hosts) assert.deepEqual(Buffer.from(await h.volume.readFile('/during.bin')), data, `read on ${h.name}`)
-  })
+  }))
 
-  it('the full host serves the fragments it holds', async () => {
+  it('the full host serves the fragments it holds', story.step(async () => {
     const held = [...await cids(full)].slice(0, 3)
     assert.ok(held.length > 0)
     for (const key of held) {
@@ -112,9 +115,9 @@ describe('a host whose disk is full (a small tmpfs data dir)', function () {
       const bytes = got.get(key)!
       assert.equal(createHash('sha256').update(bytes).digest().compare(Buffer.from(cid.multihash.digest)), 0)
     }
-  })
+  }))
 
-  it('once space is freed it has room again, is a member everywhere and takes new fragments', async () => {
+  it('once space is freed it has room again, is a member everywhere and takes new fragments', story.step(async () => {
     await rm(ballast)
     await until('the host has room again', () => !full.space.isFull())
     for (const h of others) {
@@ -126,5 +129,5 @@ describe('a host whose disk is full (a small tmpfs data dir)', function () {
     const now = await cids(full)
     assert.ok([...now].some(c => !held.has(c)), 'a new fragment landed on it')
     await full.volume.replaceFile('/on-room.bin', [randomBytes(1 << 20)], { wait: 'safe' })
-  })
+  }))
 })

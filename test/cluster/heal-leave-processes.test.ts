@@ -6,6 +6,7 @@ import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, upNetwork } from '../../harness/proc.ts'
 import type { Up } from '../../harness/proc.ts'
 import { until } from '../../harness/cluster.ts'
+import { Story } from '../../harness/story.ts'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
@@ -25,6 +26,8 @@ describe('darkfs heal and darkfs leave (6 real `darkfs up --failure-timeout 2` p
   const files = new Map<string, Buffer>()
   let work: string
   let chunks = 0
+  // the tests are the stages of one story on one fixture: each runs the stages before it (harness/story.ts)
+  const story = new Story()
 
   const status = async (i: number): Promise<Status> => {
     const r = await darkfs(['--data', dirs[i], 'status', '--json'])
@@ -49,15 +52,15 @@ describe('darkfs heal and darkfs leave (6 real `darkfs up --failure-timeout 2` p
     }
   })
 
-  it('darkfs status --json: every chunk redundant once placed', async () => {
+  it('darkfs status --json: every chunk redundant once placed', story.step(async () => {
     await until('all redundant', async () => {
       const s = await status(0)
       chunks = s.chunks.total
       return s.chunks.total >= 7 && s.chunks.redundant === s.chunks.total
     }, 60_000)
-  })
+  }))
 
-  it('two hosts SIGKILLed: status shows degraded chunks, none lost', async () => {
+  it('two hosts SIGKILLed: status shows degraded chunks, none lost', story.step(async () => {
     await hosts[4].stop('SIGKILL')
     await hosts[5].stop('SIGKILL')
     // Membership repairs on its own 2 s after the loss: catch the degraded state before that.
@@ -70,17 +73,17 @@ describe('darkfs heal and darkfs leave (6 real `darkfs up --failure-timeout 2` p
     assert.ok(seen !== undefined, 'status never showed degraded chunks after two of six hosts died')
     assert.equal(seen.chunks.lost, 0)
     assert.equal(seen.chunks.total, chunks)
-  })
+  }))
 
-  it('darkfs heal: progress on stderr, exit 0, every chunk redundant again', async () => {
+  it('darkfs heal: progress on stderr, exit 0, every chunk redundant again', story.step(async () => {
     const r = await darkfs(['--data', dirs[1], 'heal'], { timeoutMs: 120_000 })
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stderr, new RegExp(`${chunks}/${chunks} chunks, \\d+ fragments repaired`))
     const s = await status(0)
     assert.deepEqual(s.chunks, { total: chunks, redundant: chunks, degraded: 0, localOnly: 0, lost: 0 })
-  })
+  }))
 
-  it('darkfs leave: drains the host, `up` exits 0, the rest stay redundant', async () => {
+  it('darkfs leave: drains the host, `up` exits 0, the rest stay redundant', story.step(async () => {
     const r = await darkfs(['--data', dirs[3], 'leave'], { timeoutMs: 120_000 })
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, /^left: /)
@@ -90,9 +93,9 @@ describe('darkfs heal and darkfs leave (6 real `darkfs up --failure-timeout 2` p
     await until('the others drop the leaver', async () => (await status(0)).peers === N - 4, 20_000)
     const s = await status(0)
     assert.deepEqual(s.chunks, { total: chunks, redundant: chunks, degraded: 0, localOnly: 0, lost: 0 })
-  })
+  }))
 
-  it('darkfs get: every file reads byte-identical from every remaining host', async () => {
+  it('darkfs get: every file reads byte-identical from every remaining host', story.step(async () => {
     for (const i of [0, 1, 2]) {
       for (const [path, data] of files) {
         const out = join(work, `out-${i}-${path.slice(1)}`)
@@ -101,5 +104,5 @@ describe('darkfs heal and darkfs leave (6 real `darkfs up --failure-timeout 2` p
         assert.equal(sha(await readFile(out)), sha(data), `${path} on host ${i}`)
       }
     }
-  })
+  }))
 })

@@ -14,6 +14,7 @@ import { startCluster, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { isolate, reconnect } from '../../harness/partition.ts'
+import { Story } from '../../harness/story.ts'
 
 /** Redundancy 1: two copies of every chunk among three hosts, so some chunks miss a host. */
 const OPTS = { daemon: { redundancy: 1 } }
@@ -35,6 +36,8 @@ describe('offline mode: a host cut off from its peers', function () {
   let a: ClusterHost, b: ClusterHost, c: ClusterHost
   const data = new Map<string, Buffer>()
   let remote = ''
+  // the tests are the stages of one story on one fixture: each runs the stages before it (harness/story.ts)
+  const story = new Story()
 
   before(async () => {
     [a, b, c] = await startCluster(t, 3, OPTS)
@@ -42,7 +45,7 @@ describe('offline mode: a host cut off from its peers', function () {
   })
   after(async () => { await t.run() })
 
-  it('pins.pin(dir) records a replicated pin every host sees', async () => {
+  it('pins.pin(dir) records a replicated pin every host sees', story.step(async () => {
     await a.volume.mkdir('/pinned')
     await until('c sees /pinned', async () => await c.volume.stat('/pinned').then(() => true, () => false))
     const stats = await c.pins.pin('/pinned')
@@ -52,9 +55,9 @@ describe('offline mode: a host cut off from its peers', function () {
     // the pin is metadata, not a user attribute
     assert.deepEqual(await c.volume.listxattr('/pinned'), [])
     assert.ok(c.tree.get(inode)!.xattrs.has(PIN_XATTR_PREFIX + c.host.peerId))
-  })
+  }))
 
-  it('a write under a pinned dir reaches the pinning host on the push chain', async () => {
+  it('a write under a pinned dir reaches the pinning host on the push chain', story.step(async () => {
     const bytes = randomBytes(2 * CHUNK_SIZE + 17)
     data.set('/pinned/p.bin', bytes)
     await a.volume.mkdir('/pinned/sub')
@@ -62,9 +65,9 @@ describe('offline mode: a host cut off from its peers', function () {
     // 'safe' waited for the pushes, the pinning host's copy included: c holds every chunk now
     const refs = await chunksOf(a, '/pinned/sub/p.bin')
     assert.ok(await holdsAll(c, refs), 'c holds the pinned file after the writer placed it')
-  })
+  }))
 
-  it('files written by others before the cut', async () => {
+  it('files written by others before the cut', story.step(async () => {
     // a file whose chunk c does not hold: two copies among three hosts, so try a few
     for (let i = 0; i < 30 && remote === ''; i++) {
       const path = `/remote-${i}.bin`
@@ -73,9 +76,9 @@ describe('offline mode: a host cut off from its peers', function () {
       if (!(await holdsAll(c, await chunksOf(a, path)))) remote = path
     }
     assert.notEqual(remote, '', 'some file is not stored on c')
-  })
+  }))
 
-  it('cut off: status says offline; the whole tree is browsable', async () => {
+  it('cut off: status says offline; the whole tree is browsable', story.step(async () => {
     c = await isolate(t, c, [a, b], OPTS)
     assert.equal(c.host.peers().length, 0)
     assert.equal(c.presence.offline(), true)
@@ -83,9 +86,9 @@ describe('offline mode: a host cut off from its peers', function () {
     for (const n of ['pinned', remote.slice(1)]) assert.ok(names.includes(n), `${n} listed offline`)
     assert.equal((await c.volume.stat(remote)).size, 10_000)
     assert.equal((await c.volume.stat('/pinned/sub/p.bin')).size, data.get('/pinned/p.bin')!.byteLength)
-  })
+  }))
 
-  it('cut off: pinned content reads; the rest fails at once naming the file', async () => {
+  it('cut off: pinned content reads; the rest fails at once naming the file', story.step(async () => {
     c.volume.chunks.dropCache()
     assert.deepEqual(Buffer.from(await c.volume.readFile('/pinned/sub/p.bin')), data.get('/pinned/p.bin'))
     await assert.rejects(c.volume.readFile(remote), (err: any) => {
@@ -94,9 +97,9 @@ describe('offline mode: a host cut off from its peers', function () {
       assert.ok(err.message.includes(remote), err.message)
       return true
     })
-  })
+  }))
 
-  it('cut off: writes are accepted and counted local-only', async () => {
+  it('cut off: writes are accepted and counted local-only', story.step(async () => {
     const bytes = randomBytes(2 * CHUNK_SIZE)
     data.set('/offline.bin', bytes)
     await c.volume.replaceFile('/offline.bin', [bytes], { wait: 'safe' })
@@ -109,9 +112,9 @@ describe('offline mode: a host cut off from its peers', function () {
     const s = await new ControlClient(c.dir).get('/v1/status')
     assert.equal(s.offline, true)
     assert.ok(s.chunks.localOnly >= refs.length, `localOnly ${s.chunks.localOnly} counts the ${refs.length} offline chunks`)
-  })
+  }))
 
-  it('back online: ops merge both ways and local-only chunks are placed', async () => {
+  it('back online: ops merge both ways and local-only chunks are placed', story.step(async () => {
     await a.volume.writeFile('/while-away.txt', 'written on a while c was away')
     await reconnect(c, a, [a, b, c])
     await until('a sees the offline writes', async () => await a.volume.stat('/offline.bin').then(() => true, () => false))
@@ -134,9 +137,9 @@ describe('offline mode: a host cut off from its peers', function () {
     assert.equal(light.chunks, undefined)
     assert.equal(light.offline, false)
     assert.equal(typeof light.bytesStored, 'number')
-  })
+  }))
 
-  it('back online: a pinning host catches up with what was written under its pin while away', async () => {
+  it('back online: a pinning host catches up with what was written under its pin while away', story.step(async () => {
     c = await isolate(t, c, [a, b], OPTS)
     const bytes = randomBytes(CHUNK_SIZE + 1)
     await a.volume.replaceFile('/pinned/late.bin', [bytes], { wait: 'safe' })
@@ -144,7 +147,7 @@ describe('offline mode: a host cut off from its peers', function () {
     assert.equal(await holdsAll(c, refs), false)
     await reconnect(c, a, [a, b, c])
     await until('c holds the late pinned file', async () => await c.volume.stat('/pinned/late.bin').then(() => true, () => false) && await holdsAll(c, refs), 30_000)
-  })
+  }))
 
   it('network.fetch of a block no connected peer holds rejects (bounded), never hangs', async () => {
     const missing = cidOf(randomBytes(64))
@@ -152,15 +155,15 @@ describe('offline mode: a host cut off from its peers', function () {
     await assert.rejects(c.network.fetch([missing], 1))
   })
 
-  it('pins.unpin(dir) removes the pin everywhere; the copies stay readable here', async () => {
+  it('pins.unpin(dir) removes the pin everywhere; the copies stay readable here', story.step(async () => {
     await c.pins.unpin('/pinned')
     const inode = a.tree.byIno((await a.volume.stat('/pinned')).ino)!.id
     await until('a sees the unpin', () => !a.pins.pinners(inode).includes(c.host.peerId))
     await assert.rejects(c.pins.unpin('/pinned'), /not pinned/)
     assert.deepEqual(Buffer.from(await c.volume.readFile('/pinned/sub/p.bin')), data.get('/pinned/p.bin'))
-  })
+  }))
 
-  it('after pins.unpin(dir), repair passes drop the copies this host is not a placement target of', async () => {
+  it('after pins.unpin(dir), repair passes drop the copies this host is not a placement target of', story.step(async () => {
     const refs = [...await chunksOf(c, '/pinned/sub/p.bin'), ...await chunksOf(c, '/pinned/late.bin')]
     // the pin kept a full copy here
     assert.ok(await holdsAll(c, refs), 'c still holds every pinned chunk right after unpin')
@@ -194,5 +197,5 @@ describe('offline mode: a host cut off from its peers', function () {
     const s = await c.keep.status()
     assert.equal(s.lost, 0)
     assert.equal(s.localOnly, 0)
-  })
+  }))
 })

@@ -17,21 +17,26 @@ describe('real `darkfs up` processes on loopback TCP', function () {
   const hosts: Up[] = []
   let work: string
 
+  const allPeersKnown = async (): Promise<boolean> => {
+    for (const d of dirs) {
+      const r = await darkfs(['--data', d, 'peers', '--json'])
+      if (r.code !== 0 || JSON.parse(r.stdout).length !== N - 1) return false
+    }
+    return true
+  }
+
   before(async () => {
     const net = await upNetwork(t, await tempDir(t, 'darkfs-procs-'), N)
     dirs.push(...net.dirs)
     hosts.push(...net.hosts)
     work = await tempDir(t)
+    // every test needs the full mesh (`status.peers`, reads from every host): wait for it here,
+    // not in the first test
+    await until('all peers known', allPeersKnown, 30_000)
   })
 
   it('darkfs up --join: every host lists every other in `darkfs peers`', async () => {
-    await until('all peers known', async () => {
-      for (const d of dirs) {
-        const r = await darkfs(['--data', d, 'peers', '--json'])
-        if (r.code !== 0 || JSON.parse(r.stdout).length !== N - 1) return false
-      }
-      return true
-    }, 30_000)
+    await until('all peers known', allPeersKnown, 30_000)
     const ids = await Promise.all(dirs.map(async d => JSON.parse((await darkfs(['--data', d, 'status', '--json'])).stdout).peerId))
     const peersOf0 = JSON.parse((await darkfs(['--data', dirs[0], 'peers', '--json'])).stdout).map((p: any) => p.id).sort()
     assert.deepEqual(peersOf0, ids.slice(1).sort())

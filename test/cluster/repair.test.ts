@@ -4,6 +4,7 @@ import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import { retained } from '../../node/keeper/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
+import { Story } from '../../harness/story.ts'
 
 // Background passes off (interval 0): repair runs when a member is declared gone, or on heal.
 const keep = { failureTimeoutMs: 1000, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 }
@@ -13,6 +14,8 @@ describe('keep.repairer (6 in-process hosts, k=4 m=2)', function () {
   const t = new Teardown()
   let hosts: ClusterHost[]
   const files = new Map<string, Buffer>()
+  // the tests are the stages of one story (hosts stop, repair follows): each runs the ones before it
+  const story = new Story()
 
   before(async () => {
     hosts = await startCluster(t, 6, { daemon: { keep } })
@@ -28,14 +31,14 @@ describe('keep.repairer (6 in-process hosts, k=4 m=2)', function () {
   })
   after(async () => { await t.run() })
 
-  it('keep.status() counts every chunk redundant once placed, whoever wrote it', async () => {
+  it('keep.status() counts every chunk redundant once placed, whoever wrote it', story.step(async () => {
     await until('all redundant', async () => {
       const s = await hosts[0].keep.status()
       return s.total === 7 && s.redundant === 7
     }, 30_000)
-  })
+  }))
 
-  it('after two hosts stop: degraded, then repaired back to redundant', async () => {
+  it('after two hosts stop: degraded, then repaired back to redundant', story.step(async () => {
     await hosts[4].stop()
     await hosts[5].stop()
     await until('the survivors notice', () => hosts[0].host.peers().length === 3)
@@ -46,9 +49,9 @@ describe('keep.repairer (6 in-process hosts, k=4 m=2)', function () {
       const now = await hosts[0].keep.status()
       return now.redundant === now.total
     }, 60_000)
-  })
+  }))
 
-  it('manifests are repaired too: each is back on redundancy + 1 = 3 live hosts', async () => {
+  it('manifests are repaired too: each is back on redundancy + 1 = 3 live hosts', story.step(async () => {
     const { manifests } = await retained(hosts[0].volume, 3600_000)
     assert.equal(manifests.size, files.size)
     await until('every manifest on 3 live hosts', async () => {
@@ -59,9 +62,9 @@ describe('keep.repairer (6 in-process hosts, k=4 m=2)', function () {
       }
       return true
     }, 30_000)
-  })
+  }))
 
-  it('then two more stop: every file still reads byte-identical', async () => {
+  it('then two more stop: every file still reads byte-identical', story.step(async () => {
     await hosts[2].stop()
     await hosts[3].stop()
     await until('the survivors notice', () => hosts[0].host.peers().length === 1 && hosts[1].host.peers().length === 1)
@@ -71,7 +74,7 @@ describe('keep.repairer (6 in-process hosts, k=4 m=2)', function () {
         assert.deepEqual(Buffer.from(await h.volume.readFile(path)), data, `${path} on ${h.name}`)
       }
     }
-  })
+  }))
 })
 
 describe('keep.heal() (5 in-process hosts, failure timeout 10 minutes)', function () {

@@ -177,14 +177,30 @@ describe('node/sync (cluster)', function () {
 
   it('sync.stop() is idempotent and stops serving', async function () {
     const key = createNetworkKey()
-    const a = await node(key)
+    // every ops stream a's sync opens: a push of the op below would open one
+    let opened = 0
+    const a = await node(key, [], {
+      view: h => ({
+        peerId: h.peerId,
+        peers: () => h.peers(),
+        handle: h.handle.bind(h),
+        unhandle: h.unhandle.bind(h),
+        newStream: async (peer, protocol, o) => { opened++; return await h.newStream(peer, protocol, o) },
+        addEventListener: h.addEventListener.bind(h),
+        removeEventListener: h.removeEventListener.bind(h)
+      })
+    })
     const b = await node(key, [a.host.addresses()[0]])
     await until('connected', () => b.host.peers().length === 1)
     await a.sync.stop()
     await a.sync.stop()
     await assert.rejects(b.sync.synced(a.host.peerId))
+    const before = opened
     await mkdir(a.tree, 'unsent')
-    await new Promise(resolve => setTimeout(resolve, 200))
+    // a running sync pushes from the tree's 'op' event, in microtasks: once the event loop has
+    // turned, a push would have opened its stream
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal(opened, before, 'a stopped sync opened an ops stream')
     assert.equal(b.tree.size, 0)
   })
 })

@@ -1,6 +1,9 @@
 // POSIX behaviour through a real FUSE mount, driven by ordinary tools in child processes.
 import assert from 'node:assert/strict'
-import { teardown, mountTemp, ok, sh } from '../helpers/fuse-mount.ts'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { teardown, mountTemp, ok, sh, tempDir } from '../helpers/fuse-mount.ts'
+import { until } from '../../harness/cluster.ts'
 import type { Mounted, Teardown } from '../helpers/fuse-mount.ts'
 
 describe('fuse mount', function () {
@@ -158,12 +161,7 @@ os.close(fd)
       m2.mount.invalidate('/f')
       m2.mount.invalidate('/')
       // invalidation is asynchronous: poll for it, no wall-clock assertion
-      let out = ''
-      for (let i = 0; i < 100 && out !== 'changed'; i++) {
-        out = await ok('cat f', { cwd: m2.dir })
-        if (out !== 'changed') await new Promise(resolve => setTimeout(resolve, 20))
-      }
-      assert.equal(out, 'changed')
+      await until('the kernel shows the new content', async () => await ok('cat f', { cwd: m2.dir }) === 'changed', 5_000)
       assert.match(await ok('ls', { cwd: m2.dir }), /newdir/)
     } finally {
       await t2.run()
@@ -172,8 +170,10 @@ os.close(fd)
 
   it('mount.unmount() succeeds while a file is held open', async function () {
     await ok('echo held > f', cwd)
-    const holder = sh(`exec 3<f; sleep 3; cat <&3 || true`, cwd)
-    await new Promise(resolve => setTimeout(resolve, 200))
+    // the holder says when it has the file open (a marker outside the mount), then holds it 3 s
+    const marker = join(await tempDir(t), 'opened')
+    const holder = sh(`exec 3<f; touch '${marker}'; sleep 3; cat <&3 || true`, cwd)
+    await until('the holder has the file open', () => existsSync(marker), 10_000)
     await m.mount.unmount()
     const mounted = await sh(`findmnt -n --mountpoint "${m.dir}"`)
     assert.equal(mounted.stdout, '')

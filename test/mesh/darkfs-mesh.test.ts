@@ -2,7 +2,7 @@
 // mesh (scripts/mesh), listening on their VPN addresses only. Needs root. Small files at
 // shaped rates keep it to about a minute.
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { PIN_XATTR_PREFIX } from '../../node/index.ts'
 import { put, redundant, sent, startDarkfsMesh, stored, until } from '../../harness/darkfs-mesh.ts'
 import type { DarkfsMesh } from '../../harness/darkfs-mesh.ts'
 
@@ -10,21 +10,8 @@ import type { DarkfsMesh } from '../../harness/darkfs-mesh.ts'
 const WRITER_SHAPE = '4mbit/30ms'
 /** What h1 is told its uplink is (`--uplink`): it paces its swarm traffic below it. */
 const WRITER_UPLINK = '4mbit'
+/** h2's upload cap. The rate it holds is a figure of `npm run bench:mesh` (capRatio, cap.*), not a test bound. */
 const CAP = '2mbit'
-const CAP_BYTES_PER_SECOND = 2e6 / 8
-/** Measurement window for the cap (s), starting WINDOW_START_S into the upload. */
-const WINDOW_START_S = 2
-const WINDOW_S = 20
-/**
- * What a rate at the cap looks like, measured over the window: the cap governs the swarm's data
- * (its counter may be off by one 256 KiB block at either end of the window: 5% at 2 Mbit/s over
- * 20 s); dk0 also carries TCP/IP headers and the host's other protocols (measured 1.045 and
- * about 1.02 of the data). An uncapped host here sends at well over 10x the cap.
- */
-const WINDOW_SLACK = 1.1
-const WIRE_OVERHEAD = 1.07
-/** File written by the capped host: about 25 s of upload at the cap (its relays pull ~1x). */
-const CAPPED_FILE_BYTES = 6 << 20
 const FILE_BYTES = 2 << 20
 /** Hosts that pin /pinned (the writer h1 is not one of them). */
 const PINNERS = ['h3', 'h4', 'h5', 'h6']
@@ -94,7 +81,11 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
       const r = await dm.cli(h, ['pin', '/pinned'])
       assert.equal(r.code, 0, r.stderr)
     }
-    await sleep(2000) // the pins (xattr ops) reach the writer
+    const pinners = await Promise.all(PINNERS.map(async h => (await dm.host(h).client.get('/v1/status?chunks=0')).peerId as string))
+    await until('the pins (xattr ops) reach the writer', async () => {
+      for (const id of pinners) await dm.host('h1').client.fs('getxattr', '/pinned', PIN_XATTR_PREFIX + id) // ENODATA until it has
+      return true
+    }, 30_000)
     const base = new Map(await Promise.all(PINNERS.map(async h => [h, await stored(dm, h)] as const)))
     const before = { tx: (await dm.counters('h1')).tx, sent: await sent(dm, 'h1') }
     await put(dm, 'h1', '/pinned/p.bin', FILE_BYTES)
@@ -116,21 +107,14 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
     }
   })
 
-  it(`darkfs up --max-upload ${CAP}: the host's data stays within 10% of the cap, its interface within the headers' share more`, async () => {
-    const writing = put(dm, 'h2', '/capped.bin', CAPPED_FILE_BYTES)
-    await sleep(WINDOW_START_S * 1000)
-    const sample = async (): Promise<[{ tx: number }, number]> => await Promise.all([dm.counters('h2'), dm.host('h2').client.call('traffic').then(t => t.swarm.bytesSent)])
-    const [a, sa] = await sample()
-    await sleep(WINDOW_S * 1000)
-    const [b, sb] = await sample()
-    await writing
-    const rate = (b.tx - a.tx) / WINDOW_S
-    const swarmRate = (sb - sa) / WINDOW_S
-    this.ctx.test!.title += ` (measured ${(rate / CAP_BYTES_PER_SECOND).toFixed(3)} of the cap on dk0, swarm ${(swarmRate / CAP_BYTES_PER_SECOND).toFixed(3)})`
-    assert.ok(swarmRate <= CAP_BYTES_PER_SECOND * WINDOW_SLACK, `h2's swarm sent ${swarmRate} B/s, cap ${CAP_BYTES_PER_SECOND}`)
-    assert.ok(rate <= CAP_BYTES_PER_SECOND * WINDOW_SLACK * WIRE_OVERHEAD, `h2 sent ${rate} B/s on dk0, cap ${CAP_BYTES_PER_SECOND}`)
-    assert.ok(rate >= CAP_BYTES_PER_SECOND * 0.5, `h2 sent only ${rate} B/s while uploading`)
+  it(`darkfs up --max-upload ${CAP}: the capped host's write is placed and reads back elsewhere`, async () => {
+    // how close to the cap it sends is measured by `npm run bench:mesh` (capRatio, cap.write.swarmRatio)
+    const data = await put(dm, 'h2', '/capped.bin', FILE_BYTES)
     await redundant(dm, 'h2')
+    await until('h3 sees /capped.bin', async () => (await dm.cli('h3', ['stat', '/capped.bin'])).code === 0, 30_000)
+    const r = await dm.cli('h3', ['cat', '/capped.bin'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(r.stdout.equals(data), 'h3 read different bytes')
   })
 
   it(`darkfs cat with every holder capped at ${HOLDER_SHAPE} up: the reader pulls from several holders at once`, async () => {

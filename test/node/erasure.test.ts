@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { createRequire } from 'node:module'
+import { spawnSync } from 'node:child_process'
 import fc from 'fast-check'
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
 import * as erasure from '../../node/data/erasure.ts'
@@ -52,6 +53,39 @@ function wasmParity (dataShards: Uint8Array[], k: number, m: number): Uint8Array
   return Array.from({ length: m }, (_, i) => flat.slice((k + i) * size, (k + i + 1) * size))
 }
 
+/** Where the ISA-L header lives when libisal-dev is installed. */
+const ISAL_HEADER = '/usr/include/isa-l/erasure_code.h'
+/** The Node-API headers node/data/native/build.sh compiles against (npm ci installs them). */
+const NODE_API_HEADER = new URL('../../node_modules/node-api-headers/include/node_api.h', import.meta.url)
+const ADDON = new URL('../../node/data/native/build/erasure.node', import.meta.url)
+
+/**
+ * Why the native codec cannot be here, or undefined when it must be: scripts/setup runs
+ * node/data/native/build.sh, which builds the addon whenever gcc, the libisal header and the
+ * Node-API headers are present. Then an addon that is missing or does not load is a failure, not
+ * a skip.
+ */
+function addonAbsentBecause (): string | undefined {
+  if (existsSync(ADDON)) return undefined
+  if (spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status !== 0) return 'gcc is not installed, so node/data/native/build.sh cannot build the addon'
+  if (!existsSync(ISAL_HEADER)) return `no ${ISAL_HEADER} (libisal-dev is not installed), so node/data/native/build.sh cannot build the addon`
+  if (!existsSync(NODE_API_HEADER)) return 'node-api-headers is not installed (npm ci), so node/data/native/build.sh cannot build the addon'
+  return undefined
+}
+const addonAbsent = addonAbsentBecause()
+const nativeAbsent = process.env.DARKFS_ERASURE === 'typescript' ? 'DARKFS_ERASURE=typescript forces the TypeScript codec' : addonAbsent
+/** Title suffix of a test that needs the native codec (or the addon), stating why it skips here. */
+const needsNative = nativeAbsent === undefined ? '' : ` (skipped: ${nativeAbsent})`
+const needsAddon = addonAbsent === undefined ? '' : ` (skipped: ${addonAbsent})`
+
+/** The native codec; a failure when its build's prerequisites are present and it did not load. */
+function nativeCodec (ctx: Mocha.Context): ErasureCodec {
+  const native = codecs.native
+  if (native !== undefined) return native
+  if (nativeAbsent !== undefined) ctx.skip()
+  throw new Error(`the ISA-L erasure addon did not load although gcc, ${ISAL_HEADER} and the Node-API headers are present: run scripts/setup (or node/data/native/build.sh) and see why it failed (${erasure.codecNote ?? 'no note'})`)
+}
+
 const shapes: Array<[number, number]> = [[1, 0], [1, 1], [1, 2], [2, 1], [3, 0], [4, 2], [6, 3], [10, 4], [17, 3], [200, 55]]
 const lengths = [0, 1, 2, 3, 7, 31, 255, 1000, 4097, 65537]
 
@@ -67,9 +101,8 @@ describe('erasure', () => {
     assert.throws(() => shardSize(10, 0), ErasureError)
   })
 
-  it('codec names the implementation in use: isa-l when the addon is built', () => {
-    const built = existsSync(new URL('../../node/data/native/build/erasure.node', import.meta.url))
-    const native = built && process.env.DARKFS_ERASURE !== 'typescript'
+  it(`codec names the implementation in use: isa-l when the addon can be built${nativeAbsent === undefined ? '' : ` (here typescript: ${nativeAbsent})`}`, () => {
+    const native = nativeAbsent === undefined
     assert.equal(erasure.codec, native ? 'isa-l' : 'typescript')
     assert.equal(codecs.typescript.codec, 'typescript')
     assert.equal(codecs.native?.codec, native ? 'isa-l' : undefined)
@@ -129,12 +162,10 @@ describe('erasure', () => {
   })
 
   for (const name of ['typescript', 'native'] as const) {
-    describe(`${name} codec`, () => {
+    describe(`${name} codec${name === 'native' ? needsNative : ''}`, () => {
       let codec: ErasureCodec
       before(function () {
-        const c = codecs[name]
-        if (c === undefined) this.skip() // addon not built: node/data/native/build.sh (needs libisal-dev)
-        codec = c as ErasureCodec
+        codec = name === 'native' ? nativeCodec(this) : codecs.typescript
       })
 
       it('decode(encode(data)) round-trips for many (k, m, length)', () => {
@@ -268,26 +299,27 @@ describe('erasure', () => {
     })
   }
 
-  it('the native and TypeScript codecs give identical shards', function () {
-    const native = codecs.native
-    if (native === undefined) this.skip() // addon not built: node/data/native/build.sh (needs libisal-dev)
+  it(`the native and TypeScript codecs give identical shards${needsNative}`, function () {
+    const native = nativeCodec(this)
     const ts = codecs.typescript
     for (const [k, m] of shapes) {
       for (const length of [...lengths, 1 << 20]) {
         const data = bytes(length, length + k)
         const a = ts.encode(data, k, m)
-        const b = (native as ErasureCodec).encode(data, k, m)
+        const b = native.encode(data, k, m)
         assert.deepEqual(b, a, `encode k=${k} m=${m} length=${length}`)
         const lost = Array.from({ length: m }, (_, i) => i * Math.floor((k + m) / m)) // spread over data and parity
-        assert.deepEqual((native as ErasureCodec).reconstruct(without(a, lost), k, m), ts.reconstruct(without(a, lost), k, m))
+        assert.deepEqual(native.reconstruct(without(a, lost), k, m), ts.reconstruct(without(a, lost), k, m))
       }
     }
   })
 
-  it('the native addon rejects bad arguments with a TypeError or RangeError, never reading out of bounds', function () {
-    const path = new URL('../../node/data/native/build/erasure.node', import.meta.url)
-    if (!existsSync(path)) this.skip() // addon not built: node/data/native/build.sh (needs libisal-dev)
-    const addon = createRequire(import.meta.url)(path.pathname) as {
+  it(`the native addon rejects bad arguments with a TypeError or RangeError, never reading out of bounds${needsAddon}`, function () {
+    if (!existsSync(ADDON)) {
+      if (addonAbsent !== undefined) this.skip()
+      assert.fail(`no ${ADDON.pathname} although gcc, ${ISAL_HEADER} and the Node-API headers are present: run scripts/setup (or node/data/native/build.sh)`)
+    }
+    const addon = createRequire(import.meta.url)(ADDON.pathname) as {
       initTables (k: number, rows: number, coeffs: Uint8Array): Uint8Array
       encodeData (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[]): void
     }

@@ -93,7 +93,9 @@ describe('idleDeadline(ms, what, parent)', () => {
     assert.equal(idle.signal.reason.message, 'caller')
     const cleared = idleDeadline(20, 'test')
     cleared.clear()
-    await sleep(100)
+    // a deadline of the same length set after it fires after it would have: wait for that one
+    const control = idleDeadline(20, 'control')
+    await new Promise(resolve => control.signal.addEventListener('abort', resolve, { once: true }))
     assert.equal(cleared.signal.aborted, false)
   })
 })
@@ -296,7 +298,13 @@ describe('placement from a writer with a thin uplink (--uplink) on six in-proces
     // the relay asks for the k data fragments at once; reset while the first is on its way
     await until('the relay is pulling', () => writer.swarm.stats().bytesSent > before)
     stream.abort(new Error('writer gave up on this relay'))
-    await sleep(4000) // the rest of the data fragments would take ~2.5 s at the writer's pace
+    await until('the relay gives the chunk up', () => !relay.forwarder.relaying(ref.cid!))
+    // barrier: the relay now wants a small block from the writer. The writer serves one swarm
+    // stream's wants in order, so once it arrives, every fragment the relay still wanted before
+    // (the rest would take ~2.5 s at the writer's pace) has been sent or cancelled.
+    const marker = randomBytes(64)
+    await writer.store.put(cidOf(marker), marker)
+    await relay.swarm.pullAny([cidOf(marker)], 1, [writer.host.peerId])
     const sent = writer.swarm.stats().bytesSent - before
     const fragment = blocks[0].bytes.byteLength
     assert.ok(sent < 2 * fragment, `the writer sent ${sent} bytes (${(sent / fragment).toFixed(2)} fragments) after resetting the relay's stream`)

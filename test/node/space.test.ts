@@ -81,7 +81,7 @@ describe('space', function () {
         } catch (err) {
           refused = err
         }
-        await new Promise(resolve => setTimeout(resolve, 20)) // let a measurement land
+        await space.check() // a measurement lands before the next put
       }
       assert.equal(refused?.code, 'ENOSPC', 'a put was refused with ENOSPC')
       assert.ok(space.isFull())

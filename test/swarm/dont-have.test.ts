@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { BlockNotFoundError } from '../../swarm/index.ts'
 import { Net, block, randomBytes } from './net.ts'
+import { until } from '../../harness/cluster.ts'
 
 describe('swarm: DONT_HAVE behind queued blocks', function () {
   let net: Net
@@ -22,7 +23,7 @@ describe('swarm: DONT_HAVE behind queued blocks', function () {
     }
     let bulkDone = false
     const bulk = reader.swarm.pullAny(cids, cids.length, [holder.id]).finally(() => { bulkDone = true })
-    await new Promise(resolve => setTimeout(resolve, 50)) // the wants are queued at the holder
+    await until('the wants are queued at the holder', () => holder.swarm.stats().wantsQueued > 0)
     const missing = await block(randomBytes(100, 5))
     await assert.rejects(reader.swarm.pull(missing, [holder.id]), (err: Error) => err.name === BlockNotFoundError.name)
     assert.equal(bulkDone, false, 'the DONT_HAVE waited for every queued block')
