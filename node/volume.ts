@@ -517,7 +517,7 @@ export class Volume implements VolumeApi {
     if (c !== undefined) {
       await this.commit({ type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() })
       f.committed(c)
-      this.track(f.inode, this.chunks.place(c.refs, { wait, inode: f.inode }))
+      this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
     }
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }
@@ -682,7 +682,7 @@ export class Volume implements VolumeApi {
       if (c.content !== null) body.content = c.content
       inode = (await this.commit(body)).id
     }
-    const placing = this.chunks.place(c.refs, { wait: opts.wait ?? 'none', inode })
+    const placing = this.chunks.place(c.refs, { inode })
     if (inode !== undefined) this.track(inode, placing)
     placing.catch(() => {})
     // an abort ends the wait for peers; the placement is the host's and goes on

@@ -3,7 +3,7 @@
 import type { CID } from 'multiformats/cid'
 import { open, readFile, unlink, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChunkService, Space, Store } from '../data/index.ts'
+import { ChunkService, Space, Staging, Store } from '../data/index.ts'
 import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ControlServer } from './control.ts'
@@ -124,6 +124,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // the chunks this host is still placing: kept by the network, read by the swarm (pending.ts)
     const relayed = throughRelays(upload)
     const pending = new PendingPlacements({ relayed })
+    // written fragments wait in memory until placed: placement pushes them and relays pull them
+    // without reading them back from disk (data/staging.ts)
+    const staging = new Staging()
     const sink = { put: async (cid: CID, bytes: Uint8Array) => { await store.put(cid, bytes); announcer.announce(cid) } }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
@@ -137,7 +140,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // through relays: the relays deliver it to those hosts (pending.ts)
       blocks: {
         has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) && await store.has(cid),
-        get: async cid => await store.get(cid)
+        // a fragment still waiting for its placement is served from memory (relays pull it)
+        get: async cid => staging.get(cid) ?? await store.get(cid)
       },
       sink
     })
@@ -179,7 +183,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const retryPlacement = setInterval(() => { if (network.pending.size > 0) network.retry().catch(() => {}) }, PLACE_RETRY_INTERVAL_MS)
     retryPlacement.unref()
     closers.push(async () => { clearInterval(retryPlacement) })
-    const chunks = new ChunkService(store, { network })
+    const chunks = new ChunkService(store, { network, staging })
     const volume = new Volume({ tree, chunks, store })
 
     const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })

@@ -11,6 +11,10 @@ import { decodeChunk, encodeChunk, decodeManifest, encodeManifest, manifestRef }
 import type { ChunkRef, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError } from '../errors.ts'
 import type { Store } from './store.ts'
+import { Staging } from './staging.ts'
+import { logger } from '../log.ts'
+
+const log = logger('data:chunks')
 
 /** Chunks fetched ahead of a sequential reader. */
 export const PREFETCH_CHUNKS = 4
@@ -26,8 +30,12 @@ export interface Network {
    * chunk they belong to, so its targets can be asked who holds what first.
    */
   fetch: (cids: CID[], need: number, opts?: AbortOptions & { chunk?: ChunkRef }) => Promise<Map<string, Uint8Array>>
-  /** Place the fragments of newly written chunks (read from the local store) on their targets; `inode`: the file they belong to. */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { wait?: 'none' | 'safe', inode?: string }) => Promise<void>
+  /**
+   * Place the fragments of newly written chunks on their targets and resolve when the attempt
+   * is over (acknowledged, or left pending for a retry); `inode`: the file they belong to;
+   * `staged`: fragments still in memory (else they are read from the local store).
+   */
+  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined }) => Promise<void>
   /** Fetch one block (e.g. a manifest) from whoever has it. */
   fetchOne: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
 }
@@ -41,6 +49,11 @@ export interface ChunkServiceInit {
   network?: Network
   /** Erasure parameters while no network is attached (default k = 1, m = 0: one local copy). */
   localParams?: { k: number, m: number }
+  /**
+   * Where written fragments wait in memory until placed (staging.ts); the host shares it with
+   * the swarm, which serves relays from it. Default: a new one when there is a network.
+   */
+  staging?: Staging
 }
 
 export class ChunkService {
@@ -52,12 +65,20 @@ export class ChunkService {
   /** Chunk fetches in progress, by chunk CID. */
   private readonly reading = new Map<string, SharedFetch>()
   private readonly network?: Network
+  /** Written fragments not yet placed, kept in memory for placement (none without a network). */
+  private readonly staging?: Staging
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
     this.cache = new ChunkCache(init.cacheBytes)
     this.localParams = init.localParams ?? { k: 1, m: 0 }
     this.network = init.network
+    this.staging = init.staging ?? (init.network !== undefined ? new Staging() : undefined)
+  }
+
+  /** A written fragment still waiting for placement, from memory (the swarm serves relays from it). */
+  staged (cid: CID): Uint8Array | undefined {
+    return this.staging?.get(cid)
   }
 
   params (): { k: number, m: number } {
@@ -76,7 +97,10 @@ export class ChunkService {
     const { k, m } = this.params()
     const encoded = encodeChunk(bytes, offset, k, m)
     await this.store.putMany(encoded.blocks)
-    if (encoded.ref.cid !== null) this.cache.set(encoded.ref.cid.toString(), bytes)
+    if (encoded.ref.cid !== null) {
+      this.cache.set(encoded.ref.cid.toString(), bytes)
+      this.staging?.stage(encoded.ref.cid.toString(), encoded.blocks)
+    }
     return encoded
   }
 
@@ -121,7 +145,10 @@ export class ChunkService {
   prefetch (refs: ChunkRef[], from: number, opts: { path?: string } = {}): void {
     for (const ref of refs.slice(from, from + PREFETCH_CHUNKS)) {
       if (ref.cid === null || this.cache.get(ref.cid.toString()) !== undefined || this.reading.has(ref.cid.toString())) continue
-      this.readChunk(ref, opts).catch(() => {})
+      this.readChunk(ref, opts).catch((err: Error) => {
+        // a prefetch is a guess: the real read fetches again and reports its own failure
+        log.trace('prefetch of chunk %s failed: %s', ref.cid!.toString(), err.message)
+      })
     }
   }
 
@@ -150,6 +177,7 @@ export class ChunkService {
       // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
       const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref }).catch((err: any) => {
         opts.signal?.throwIfAborted()
+        // reported below, with what was reachable: the read's error names the file and the cause
         unreachable = err?.message ?? String(err)
         return new Map<string, Uint8Array>()
       })
@@ -192,6 +220,7 @@ export class ChunkService {
     if (bytes === undefined && this.network !== undefined) {
       bytes = await this.network.fetchOne(cid, opts).catch((err: any) => {
         opts.signal?.throwIfAborted()
+        // reported below in the read's error, which names the file
         why = err?.message ?? String(err)
         return undefined
       })
@@ -204,10 +233,18 @@ export class ChunkService {
     return manifest
   }
 
-  /** Hand freshly written chunks to the network for placement. */
-  async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe', inode?: string } = {}): Promise<void> {
+  /**
+   * Hand freshly written chunks to the network for placement; resolves when the attempt is over
+   * (the Volume decides how long an fsync waits for it). Their staged fragments are forgotten
+   * then: a chunk left pending is pushed again later from the store.
+   */
+  async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
-    await this.network.place(refs, opts)
+    try {
+      await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid) })
+    } finally {
+      for (const r of refs) if (r.cid !== null) this.staging?.release(r.cid.toString())
+    }
   }
 
   /** Whether this host alone holds enough fragments to rebuild the chunk. */

@@ -22,6 +22,8 @@ import { anySignal } from '../abort.ts'
 
 /** The placement path's lines (`--log debug`): each chunk's plan, the peers chosen, the acknowledgements. */
 const placeLog = logger('keeper:place')
+/** The fetch path's lines. */
+const log = logger('keeper:fetch')
 
 /** Time to find and fetch the fragments of one chunk before a read fails (EIO, not a hang). */
 export const FETCH_TIMEOUT_MS = 20_000
@@ -86,6 +88,14 @@ export interface NetworkEvents {
 /** Where each fragment of a chunk is known to be (peer ids), from acknowledgements. */
 export type Placement = Map<string, Array<Set<string>>>
 
+/** Options of ChunkNetwork.place (the Network.place of data/blocks.ts). */
+export interface PlaceOptions extends AbortOptions {
+  /** The file the chunks belong to (its pinning hosts get the data fragments too). */
+  inode?: string
+  /** Fragments still in memory (data/staging.ts); the rest are read from the store. */
+  staged?: (cid: CID) => Uint8Array | undefined
+}
+
 export class ChunkNetwork extends EventTarget implements Network {
   private readonly c: NetworkComponents
   private readonly host: NetworkComponents['host']
@@ -147,7 +157,11 @@ export class ChunkNetwork extends EventTarget implements Network {
       // pull then takes each fragment from a host that has it, spread over the fastest
       const holders = opts.chunk?.cid != null ? await this.whoHolds(opts.chunk, cids, peers, signal) : undefined
       if (holders !== undefined) {
-        const got = await this.swarm.pullAny(cids, need, holders, { signal, background: opts.background }).catch(() => undefined)
+        const got = await this.swarm.pullAny(cids, need, holders, { signal, background: opts.background }).catch((err: Error) => {
+          // the holders the targets named did not deliver: every connected peer is asked below
+          log('fetch of %d fragment(s) from their named holders failed, asking every peer: %s', cids.length, err.message)
+          return undefined
+        })
         if (got !== undefined) return got
       }
       return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
@@ -156,7 +170,10 @@ export class ChunkNetwork extends EventTarget implements Network {
       // announce provider records: announce.ts): ask the DHT who provides them
       const from = new Map<string, string[]>()
       await Promise.all(cids.map(async c => {
-        from.set(c.toString(), await this.host.findProviders(c, { signal }).catch(() => []))
+        from.set(c.toString(), await this.host.findProviders(c, { signal }).catch((e: Error) => {
+          log('provider lookup of %s failed: %s', shortCid(c), e.message)
+          return []
+        }))
       }))
       if ([...from.values()].every(p => p.length === 0)) throw err
       return await this.swarm.pullAny(cids, need, from, { signal, background: opts.background })
@@ -170,7 +187,11 @@ export class ChunkNetwork extends EventTarget implements Network {
     const out = new Map<string, string[]>(cids.map(c => [c.toString(), []]))
     const ask = anySignal([signal], HOLDERS_TIMEOUT_MS)
     await Promise.all(asked.map(async peer => {
-      const held = await this.swarm.has(cids, peer, { signal: ask }).catch(() => new Set<string>())
+      const held = await this.swarm.has(cids, peer, { signal: ask }).catch((err: Error) => {
+        // a target that does not answer in time is taken as holding none: the pull asks the rest
+        log.trace('have-query to %s failed: %s', shortPeer(peer), err.message)
+        return new Set<string>()
+      })
       for (const key of held) out.get(key)?.push(peer)
     }))
     const found = [...out.values()].filter(hs => hs.length > 0).length
@@ -184,12 +205,14 @@ export class ChunkNetwork extends EventTarget implements Network {
 
   /**
    * Place the fragments of each chunk on the hosts the placement plan wants them on
-   * (assignment.ts: fragment j on the member ranked j, on a fresh write; self included);
-   * wait 'safe' returns once, for every chunk, the acknowledged fragments survive the loss of
-   * any one host (or as far as the live network allows). Fragments held here that are not
-   * this host's to keep are dropped once their targets promised to keep them (custody.ts).
+   * (assignment.ts: fragment j on the member ranked j, on a fresh write; self included).
+   * Resolves when every chunk's attempt is over: acknowledged, or left pending for a retry (the
+   * Volume bounds how long an fsync waits for it). Fragments are taken from `staged` (the
+   * chunk service's memory) when it has them, else read from the store. Fragments held here
+   * that are not this host's to keep are handed over once their targets promised to keep them
+   * (custody.ts, through the 'handover' event).
    */
-  async place (refs: ChunkRef[], opts: AbortOptions & { wait?: 'none' | 'safe', inode?: string } = {}): Promise<void> {
+  async place (refs: ChunkRef[], opts: PlaceOptions = {}): Promise<void> {
     const work = refs.filter(r => r.cid !== null)
     for (const r of work) this.pending.add(r, opts.inode)
     await forEachLimited(work, PLACE_CONCURRENCY, async r => {
@@ -211,7 +234,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     await this.place([...this.pending.values()])
   }
 
-  private async placeOne (ref: ChunkRef, opts: AbortOptions): Promise<void> {
+  private async placeOne (ref: ChunkRef, opts: PlaceOptions): Promise<void> {
     const key = ref.cid!.toString()
     const self = this.host.peerId
     const n = ref.fragments.length
@@ -241,7 +264,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (ref.k === 1) {
       // replication: one block, every target a holder; the swarm forwards along a chain
       const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p))
-      if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await this.store.get(ref.fragments[0]), to })
+      if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: opts.staged?.(ref.fragments[0]) ?? await this.store.get(ref.fragments[0]), to })
     } else {
       // through a relay first; whatever it could not place is pushed directly below
       const missing = want.some((hosts, j) => [...hosts, ...(j < ref.k ? pinners : [])].some(p => p !== self && !held[j].has(p)))
@@ -262,7 +285,7 @@ export class ChunkNetwork extends EventTarget implements Network {
         // pinning hosts get the k data fragments, on the same chain as the target
         const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p))
         if (to.length === 0) continue
-        deliveries.push({ cid: ref.fragments[j], bytes: await this.store.get(ref.fragments[j]), to: [...new Set(to)] })
+        deliveries.push({ cid: ref.fragments[j], bytes: opts.staged?.(ref.fragments[j]) ?? await this.store.get(ref.fragments[j]), to: [...new Set(to)] })
       }
     }
     if (deliveries.length > 0) {

@@ -1,0 +1,72 @@
+// Written fragments wait in memory until placed (node/data/staging.ts): placement pushes them
+// without reading them back from the store, and the memory they take is bounded.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import type { CID } from 'multiformats/cid'
+import { ChunkService, Staging, Store, encodeChunk } from '../../node/data/index.ts'
+import type { ChunkRef, Network } from '../../node/data/index.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+
+describe('Staging', function () {
+  it('stage(chunk, blocks) keeps the bytes until release(chunk); equal fragments of two chunks are one block', () => {
+    const s = new Staging(1 << 20)
+    const a = encodeChunk(randomBytes(1000), 0, 2, 1)
+    s.stage('a', a.blocks)
+    s.stage('b', [a.blocks[0]])
+    const bytes = a.blocks.reduce((n, b) => n + b.bytes.byteLength, 0)
+    assert.equal(s.size(), bytes)
+    for (const b of a.blocks) assert.deepEqual(s.get(b.cid), b.bytes)
+    s.release('a')
+    assert.deepEqual(s.get(a.blocks[0].cid), a.blocks[0].bytes, 'chunk b still names the block')
+    assert.equal(s.get(a.blocks[1].cid), undefined)
+    s.release('b')
+    assert.equal(s.size(), 0)
+  })
+
+  it('forgets the oldest chunks past its byte bound', () => {
+    const one = encodeChunk(randomBytes(4096), 0, 1, 0)
+    const s = new Staging(2 * one.blocks[0].bytes.byteLength)
+    const chunks = [0, 1, 2].map(i => encodeChunk(randomBytes(4096), i * 4096, 1, 0))
+    chunks.forEach((c, i) => { s.stage(`c${i}`, c.blocks) })
+    assert.equal(s.get(chunks[0].blocks[0].cid), undefined, 'the oldest went')
+    assert.ok(s.get(chunks[1].blocks[0].cid) !== undefined)
+    assert.ok(s.get(chunks[2].blocks[0].cid) !== undefined)
+    assert.ok(s.size() <= 2 * one.blocks[0].bytes.byteLength)
+  })
+})
+
+describe('ChunkService.place(): fragments from memory', function () {
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('hands the network the staged bytes of every fragment it wrote, and forgets them once placed', async () => {
+    const store = await Store.open(join(await tempDir(t), 'store'))
+    t.add(async () => { await store.close() })
+    const seen: Array<Map<string, Uint8Array | undefined>> = []
+    const network: Network = {
+      params: () => ({ k: 2, m: 1 }),
+      fetch: async () => new Map(),
+      fetchOne: async cid => { throw new Error(`not here: ${cid.toString()}`) },
+      place: async (refs: ChunkRef[], opts = {}) => {
+        seen.push(new Map(refs.flatMap(r => r.fragments.map((f: CID) => [f.toString(), opts.staged?.(f)]))))
+      }
+    }
+    const chunks = new ChunkService(store, { network })
+    const { ref, blocks } = await chunks.storeChunk(randomBytes(100_000), 0)
+    for (const b of blocks) assert.deepEqual(chunks.staged(b.cid), b.bytes)
+    await chunks.place([ref])
+    assert.equal(seen.length, 1)
+    for (const b of blocks) assert.deepEqual(seen[0].get(b.cid.toString()), b.bytes, 'placement got the bytes from memory')
+    for (const b of blocks) assert.equal(chunks.staged(b.cid), undefined, 'released after placement')
+    for (const b of blocks) assert.deepEqual(new Uint8Array(await store.get(b.cid)), new Uint8Array(b.bytes), 'and they stay in the store')
+  })
+
+  it('a host alone (no network) stages nothing', async () => {
+    const store = await Store.open(join(await tempDir(t), 'store'))
+    t.add(async () => { await store.close() })
+    const chunks = new ChunkService(store)
+    const { blocks } = await chunks.storeChunk(randomBytes(10_000), 0)
+    assert.equal(chunks.staged(blocks[0].cid), undefined)
+  })
+})
