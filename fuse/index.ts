@@ -28,6 +28,7 @@
 import { stat, readdir, writeFile, opendir } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import type { VolumeApi } from '../node/index.ts'
+import { logger } from '../node/index.ts'
 import { createHandles } from './handles.ts'
 import { createOps } from './ops.ts'
 import type { Answer, Request } from './ops.ts'
@@ -35,6 +36,8 @@ import { toErrno } from './errno.ts'
 import { requireBinding } from './addon.ts'
 
 export { NAME_MAX } from './ops.ts'
+
+const log = logger('fuse:mount')
 
 export interface MountOptions {
   /** libfuse debug output on stderr (default false). */
@@ -107,6 +110,7 @@ async function isStale (dir: string): Promise<boolean> {
     await (await opendir(dir)).close()
     return false
   } catch (err: any) {
+    // any other error is no dead mount: mount() reports it (stat, or libfuse refusing the dir)
     return err?.code === 'ENOTCONN' || err?.code === 'ECONNABORTED'
   }
 }
@@ -123,7 +127,10 @@ function majorOf (dev: number): number {
 async function setReadahead (dev: number): Promise<void> {
   try {
     await writeFile(`/sys/class/bdi/${majorOf(dev)}:${minorOf(dev)}/read_ahead_kb`, String(READAHEAD_KB))
-  } catch {}
+  } catch (err: any) {
+    // expected without root or sysfs: the mount works, with the kernel's 128 KiB readahead
+    log('readahead of device %d:%d left as is: %s', majorOf(dev), minorOf(dev), err?.message)
+  }
 }
 
 /** Abort a FUSE connection through fusectl (mounting fusectl if needed); best effort. */
@@ -135,7 +142,10 @@ async function abortConnection (dev: number): Promise<void> {
       await new Promise<void>(resolve => { execFile('mount', ['-t', 'fusectl', 'fusectl', ctl], () => { resolve() }) })
     }
     await writeFile(`${ctl}/${minor}/abort`, '1')
-  } catch {}
+  } catch (err: any) {
+    // survived: unmount() still waits for the session to end
+    log.error('could not abort FUSE connection %d through %s: %s', minor, ctl, err?.message)
+  }
 }
 
 export async function mount (volume: VolumeApi, dir: string, opts: MountOptions = {}): Promise<Mount> {

@@ -82,8 +82,10 @@ export class OpenFile {
       started = true
       return await fn()
     }
+    // the turn runs after the one before it whether that one failed or not: its failure went to
+    // its own caller, the queue only orders the turns
     const run = this.queue.then(turn, turn)
-    this.queue = run.catch(() => {})
+    this.queue = run.catch(() => {}) // ignored here: the caller below gets this turn's error
     try {
       return await raceSignal(run, signal)
     } catch (err) {

@@ -27,6 +27,8 @@ export async function forEachLimited<T> (items: Iterable<T>, concurrency: number
       try {
         await fn(item)
       } catch (err) {
+        // the first error is rethrown below once every started item has settled; a later one
+        // (of an item already running then) is dropped: the call has failed already
         failed ??= { err }
       }
     })

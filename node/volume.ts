@@ -20,6 +20,7 @@ import { constants } from 'node:fs'
 import type { AbortOptions } from '@libp2p/interface'
 import { raceSignal } from './abort.ts'
 import { isPinXattr } from './types.ts'
+import { logger } from './log.ts'
 
 /** Symlinks followed while resolving one path before ELOOP (Linux's MAXSYMLINKS). */
 export const MAX_SYMLINK_HOPS = 40
@@ -40,6 +41,8 @@ export const SEEN_PATHS_MAX = 65536
  * a late placement, not an EIO from fsync.
  */
 export const SYNC_PLACE_WAIT_MS = 20_000
+
+const log = logger('volume')
 
 const ROOT: Caller = { uid: 0, gid: 0 }
 const BLOCK = 4096
@@ -524,7 +527,8 @@ export class Volume implements VolumeApi {
 
   /** Remember a placement in flight for an inode (fsync waits for every one of them). */
   private track (inode: InodeId, placing: Promise<void>): void {
-    const all: Promise<void> = Promise.all([this.placing.get(inode), placing.catch(() => {})]).then(() => {
+    // the network logs each chunk whose placement fails (it stays pending, retried); this is anything else
+    const all: Promise<void> = Promise.all([this.placing.get(inode), placing.catch((err: Error) => { log.error('inode %s: placement failed: %s', inode, err.message) })]).then(() => {
       if (this.placing.get(inode) === all) this.placing.delete(inode)
     })
     this.placing.set(inode, all)
@@ -684,7 +688,7 @@ export class Volume implements VolumeApi {
     }
     const placing = this.chunks.place(c.refs, { inode })
     if (inode !== undefined) this.track(inode, placing)
-    placing.catch(() => {})
+    placing.catch(() => {}) // ignored here: track() logs a failed placement, and a 'safe' wait below rethrows it
     // an abort ends the wait for peers; the placement is the host's and goes on
     if (opts.wait === 'safe') await raceSignal(placing, signal)
   }

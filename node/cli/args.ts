@@ -182,7 +182,7 @@ function commandOf (argv: string[]): string {
   try {
     const first = parseArgs({ args: argv, options: toConfig(allOptions()), strict: false, allowPositionals: true }).positionals[0] ?? ''
     return Object.hasOwn(COMMANDS, first) ? first : ''
-  } catch { return '' }
+  } catch { return '' } // no command to point at: the caller reports the parse error itself
 }
 
 function allOptions (): Record<string, Option> {

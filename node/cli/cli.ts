@@ -139,6 +139,8 @@ async function command (p: Parsed): Promise<number> {
       // PATH@VERSION reads an old version, unless the whole argument names an existing file
       if (at > 0) {
         const path = arg.slice(0, at)
+        // no such file by the whole name (or the lstat failed): read it as PATH@VERSION, whose
+        // download reports its own error to the user
         const exists = await client.fs('lstat', arg).then(() => true, () => false)
         if (!exists) { await client.download(path, process.stdout, arg.slice(at + 1)); return 0 }
       }
@@ -312,6 +314,7 @@ async function main (): Promise<void> {
   try {
     code = await run(process.argv.slice(2))
   } catch (err: any) {
+    // reported: the user sees the error's first line on stderr, and the exit code
     const msg = String(err?.message ?? err).split('\n')[0]
     process.stderr.write(`darkfs: ${msg}\n`)
     code = err instanceof UsageError ? 2 : 1

@@ -25,7 +25,7 @@ export async function isInitialised (dir: string): Promise<boolean> {
     await access(join(dir, NETWORK_KEY_FILE))
     await access(join(dir, CONFIG_FILE))
     return true
-  } catch { return false }
+  } catch { return false } // a missing (or unreadable) key or config: not initialised
 }
 
 /** `darkfs init`: identity, network key (new or given), config. Refuses to overwrite a network. */

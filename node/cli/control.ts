@@ -78,7 +78,7 @@ export class ControlServer {
 
   async start (): Promise<void> {
     if (this.server !== undefined) return
-    await unlink(this.init.socket).catch(() => {})
+    await unlink(this.init.socket).catch(() => {}) // ignored: a socket left by an earlier run may not be there; listen() reports a real problem
     const server = createServer((req, res) => {
       // the client went away (or stop() closed its connection) before the response was complete
       const gone = new AbortController()
@@ -98,7 +98,7 @@ export class ControlServer {
     this.server = undefined
     server.closeAllConnections()
     await new Promise<void>(resolve => server.close(() => { resolve() }))
-    await unlink(this.init.socket).catch(() => {})
+    await unlink(this.init.socket).catch(() => {}) // ignored: the socket may already be gone
   }
 
   private async handle (req: IncomingMessage, res: ServerResponse, options: AbortOptions): Promise<void> {

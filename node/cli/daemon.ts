@@ -17,6 +17,9 @@ import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
 import { ChunkNetwork, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy } from '../keeper/index.ts'
+import { logger } from '../log.ts'
+
+const log = logger('cli:daemon')
 
 export const PID_FILE = 'host.pid'
 
@@ -68,19 +71,21 @@ async function lock (dir: string): Promise<() => Promise<void>> {
       const fh = await open(file, 'wx')
       await fh.writeFile(String(process.pid))
       await fh.close()
+      // ignored: the pid file may already be gone, and one left behind is stale to the next lock()
       return async () => { await unlink(file).catch(() => {}) }
     } catch (err: any) {
       if (err.code !== 'EEXIST') throw err
+      // an unreadable pid file (gone meanwhile, or half written) names no live process: stale
       const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
       if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new AlreadyRunningError(dir, pid)
-      await unlink(file).catch(() => {}) // stale: its process is gone
+      await unlink(file).catch(() => {}) // stale: its process is gone (ignored: open(wx) reports a file still there)
     }
   }
   throw new AlreadyRunningError(dir, -1)
 }
 
 function alive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err: any) { return err.code === 'EPERM' }
+  try { process.kill(pid, 0); return true } catch (err: any) { return err.code === 'EPERM' } // EPERM: alive, not ours; ESRCH: gone
 }
 
 export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
@@ -92,7 +97,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
   const close = async (): Promise<void> => {
     while (closers.length > 0) {
       const c = closers.pop()!
-      await c().catch(() => {})
+      // one part failing to close does not keep the others open
+      await c().catch((err: Error) => { log.error('while closing %s: %s', dir, err.message) })
     }
   }
   try {
@@ -175,12 +181,15 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       offline: () => presence.offline(),
       forward: relayed ? forwarder : undefined
     })
-    const onConnect = (): void => { network.retry().catch(() => {}) }
+    // network.place logs each chunk whose placement fails (it stays pending); this is anything else
+    const onConnect = (): void => { network.retry().catch((err: Error) => { log.error('placement retry on connect failed: %s', err.message) }) }
     host.addEventListener('peer:connect', onConnect)
     closers.push(async () => { host.removeEventListener('peer:connect', onConnect) })
     // a placement some target did not acknowledge (a push lost on the way) is tried again
     // while peers are connected too, not only when one connects
-    const retryPlacement = setInterval(() => { if (network.pending.size > 0) network.retry().catch(() => {}) }, PLACE_RETRY_INTERVAL_MS)
+    const retryPlacement = setInterval(() => {
+      if (network.pending.size > 0) network.retry().catch((err: Error) => { log.error('placement retry of %d pending chunks failed: %s', network.pending.size, err.message) })
+    }, PLACE_RETRY_INTERVAL_MS)
     retryPlacement.unref()
     closers.push(async () => { clearInterval(retryPlacement) })
     const chunks = new ChunkService(store, { network, staging })
@@ -200,7 +209,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { await custody.stop() })
     // the writer hands over the copies of a placed chunk that are not its own (network.ts 'handover')
     const onHandover = (e: CustomEvent<HandoverEvent>): void => {
-      custody.drop(e.detail.handovers).then(e.detail.dropped, () => {})
+      // the copies stay here (extra copies, safe): rebalance and GC offer them again later
+      custody.drop(e.detail.handovers).then(e.detail.dropped, (err: Error) => { log.error('handover of %d fragments failed, copies kept: %s', e.detail.handovers.length, err.message) })
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })

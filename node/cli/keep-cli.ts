@@ -30,6 +30,7 @@ export async function withProgress<T> (client: ControlClient, op: string, tty: b
     while (!done) {
       await new Promise(resolve => setTimeout(resolve, PROGRESS_POLL_MS))
       if (done) return
+      // ignored: the progress line is cosmetic; a host gone away fails the command itself below
       const p = await client.call('repair.progress').catch(() => undefined)
       if (p !== undefined && !done && tty) write(`\r${progressLine(p)}`)
     }

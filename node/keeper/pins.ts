@@ -19,6 +19,9 @@ import { PIN_XATTR_PREFIX, isPinXattr } from '../types.ts'
 import type { Tree, InodeId } from '../tree/index.ts'
 import type { Volume } from '../index.ts'
 import { anySignal } from '../abort.ts'
+import { logger, shortCid } from '../log.ts'
+
+const log = logger('keeper:pins')
 
 /** Delay between a tree change and the catch-up it triggers (lets pushed blocks arrive first). */
 export const PIN_SETTLE_MS = 1000
@@ -150,7 +153,7 @@ export class Pins {
     clearTimeout(this.timer)
     this.timer = undefined
     this.controller.abort()
-    await this.running?.catch(() => {})
+    await this.running?.catch(() => {}) // ignored: the run's own caller gets its error (kick() logs it); stop only waits for its end
   }
 
   /** The peers pinning an inode (directly or through a directory above it). */
@@ -187,7 +190,11 @@ export class Pins {
         const content = this.c.tree.get(id)?.content
         if (content == null || !('manifest' in content)) continue
         kept.add(content.manifest.toString())
-        const manifest = await this.c.chunks.readManifest(content.manifest).catch(() => undefined)
+        const manifest = await this.c.chunks.readManifest(content.manifest).catch((err: Error) => {
+          // the manifest itself stays kept; its fragments are known again once it can be read
+          log.error('pinned file %s: manifest %s unreadable, its fragments are not spared: %s', id, shortCid(content.manifest), err.message)
+          return undefined
+        })
         for (const ref of manifest?.chunks ?? []) for (const f of ref.fragments) kept.add(f.toString())
       }
       this.kept = kept
@@ -219,7 +226,10 @@ export class Pins {
     if (!this.started || !this.any || this.timer !== undefined) return
     this.timer = setTimeout(() => {
       this.timer = undefined
-      this.refresh().catch(() => {})
+      this.refresh().catch((err: Error) => {
+        if (this.controller.signal.aborted) log('pin catch-up stopped: %s', err.message)
+        else log.error('pin catch-up failed: %s', err.message)
+      })
     }, delayMs)
   }
 
@@ -229,6 +239,7 @@ export class Pins {
    * it, then runs its own.
    */
   async refresh (opts: AbortOptions = {}): Promise<PinStats> {
+    // ignored: the earlier run's error is its own caller's; this call only waits for it to end
     while (this.running !== undefined) await this.running.catch(() => {})
     const run = this.fill(opts).finally(() => { this.running = undefined })
     this.running = run
@@ -253,8 +264,10 @@ export class Pins {
     let manifest
     try {
       manifest = await this.c.chunks.readManifest(content.manifest, { signal, keep: true })
-    } catch {
+    } catch (err: any) {
       signal.throwIfAborted()
+      // counted (PinStats.missing) and tried again at the next catch-up
+      log('pinned file %s: manifest %s not fetched: %s', id, shortCid(content.manifest), err?.message)
       stats.missing++
       return
     }
@@ -279,8 +292,10 @@ export class Pins {
         const got = await this.c.fetch(want, Math.max(1, ref.k - have), { signal })
         await this.c.store.putMany([...got].map(([key, bytes]) => ({ cid: distinct.get(key)!, bytes })))
         stats.fetched++
-      } catch {
+      } catch (err: any) {
         signal.throwIfAborted()
+        // counted (PinStats.missing) and tried again at the next catch-up
+        log('pinned file %s: chunk %s not fetched (%d of %d fragments wanted): %s', id, shortCid(ref.cid), want.length, ref.fragments.length, err?.message)
         stats.missing++
       }
     }

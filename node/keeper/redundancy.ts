@@ -18,6 +18,9 @@ import type { Store } from '../data/index.ts'
 import type { Custody } from './custody.ts'
 import type { Volume } from '../index.ts'
 import type { PlacementPolicy } from './placement.ts'
+import { logger } from '../log.ts'
+
+const log = logger('keeper:redundancy')
 
 /**
  * Time the `leave` control command's reply gets to reach the CLI before `left` resolves and
@@ -101,7 +104,10 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
   repairer.start()
   const scrubber = new Scrubber({
     store: c.store,
-    onCorrupt: () => { repairer.pass({ all: true }).catch(() => {}) }
+    onCorrupt: () => {
+      // the periodic pass tries again
+      repairer.pass({ all: true }).catch((err: Error) => { log.error('repair pass after a corrupt block failed: %s', err.message) })
+    }
   }, { intervalMs: o.scrubIntervalMs })
   scrubber.start()
   const collector = new Collector({ volume: c.volume, store: c.store }, { retentionMs, intervalMs: o.gcIntervalMs })
