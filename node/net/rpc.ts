@@ -21,8 +21,9 @@
 //    (undecodable, not an envelope, a kind the protocol does not take, a validator's refusal) is
 //    an RpcProtocolError (or the protocol's subclass of it).
 //  - The answering side of a malformed message replies { error } and closes that stream with a
-//    reset; a handler that fails replies { error } and closes the stream. Nothing a peer sends
-//    throws out of a handler: the host never crashes on input.
+//    reset; a handler that fails replies { error } and closes the stream (a notice's handler that
+//    fails resets it). Nothing a peer sends throws out of a handler: the host never crashes on
+//    input.
 //  - Timeouts are on silence: a caller gives up when the other side sent nothing for the
 //    protocol's timeoutMs (for a call with one reply, that bounds the whole call); the answering
 //    side bounds its read of the request and each write by it.
@@ -422,7 +423,9 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
       try {
         await handlers.notice?.(incoming.value, { peer, signal: alive })
       } catch (err) {
+        // the notice was refused (a forged op, say): nothing goes back, the stream is reset
         report(err, peer)
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
       }
       return
     }
