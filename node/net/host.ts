@@ -70,6 +70,8 @@ export const PEX_TIMEOUT_MS = 3000
 export const PEX_DEBOUNCE_MS = 150
 /** Concurrent dials to members learned by peer exchange. */
 export const PEX_DIAL_CONCURRENCY = 8
+/** Concurrent ping streams per connection and direction (libp2p's default: 1 out, 2 in). */
+export const PING_MAX_STREAMS = 4
 /** Liveness: every connection is pinged this often; a failed ping closes it. */
 export const PING_INTERVAL_MS = 5000
 /**
@@ -235,7 +237,11 @@ export async function createHost (init: HostInit): Promise<Host> {
     connectionMonitor: { pingInterval: PING_INTERVAL_MS, pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS }, abortConnectionOnPingFailure: true },
     services: {
       identify: identify(),
-      ping: ping(),
+      // the connection monitor's heartbeat and the DHT's contact checks both ping: with
+      // libp2p's limit of one outbound ping stream, a DHT ping waiting behind bulk data on a busy
+      // connection made the next heartbeat fail with TooManyOutboundProtocolStreamsError, and
+      // the monitor closed a live connection (and every transfer on it)
+      ping: ping({ maxOutboundStreams: PING_MAX_STREAMS, maxInboundStreams: PING_MAX_STREAMS }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: false,

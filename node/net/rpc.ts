@@ -461,7 +461,10 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
       log.error('%s: answering %s failed: %e', p.id, peer, err)
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     })
-  }, { maxInboundStreams: opts.maxInboundStreams, maxOutboundStreams: opts.maxOutboundStreams })
+  }, {
+    ...(opts.maxInboundStreams !== undefined ? { maxInboundStreams: opts.maxInboundStreams } : {}),
+    ...(opts.maxOutboundStreams !== undefined ? { maxOutboundStreams: opts.maxOutboundStreams } : {})
+  })
 
   return async () => {
     stopped.abort(new RpcClosedError(`${p.id}: no longer served`))
