@@ -410,9 +410,10 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
     try {
       incoming = decodeIncoming(p, (await lp.read({ signal: merge(alive, AbortSignal.timeout(timeoutMs)) })).subarray())
     } catch (err) {
+      // no whole request (malformed, over the bound, silent, reset): say why, then reset
       const e = streamError(p, err)
       report(e, peer)
-      await refuse(stream, lp, p, e)
+      await refuse(stream, lp, p, e, true)
       return
     }
     if (incoming.kind === 'notice') {
@@ -449,7 +450,8 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
     } catch (err) {
       report(err, peer)
       await writing
-      await refuse(stream, lp, p, streamError(p, err))
+      const e = streamError(p, err)
+      await refuse(stream, lp, p, e, e instanceof RpcProtocolError)
     } finally {
       stream.removeEventListener('close', onClose)
     }
@@ -473,17 +475,17 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
 }
 
 /**
- * Tell the caller why (an error reply), then close the stream: a malformed message also resets
- * it (a peer that broke the protocol gets no more of this stream); a failed handler closes it.
+ * Tell the caller why (an error reply), then close the stream, and reset it when `reset` (a
+ * request that never arrived whole, or broke the protocol: that peer gets no more of this stream).
  */
-async function refuse (stream: Stream, lp: LengthPrefixedStream<Stream>, p: AnyProtocol, err: Error): Promise<void> {
+async function refuse (stream: Stream, lp: LengthPrefixedStream<Stream>, p: AnyProtocol, err: Error, reset: boolean): Promise<void> {
   const signal = AbortSignal.timeout(RPC_ERROR_REPLY_TIMEOUT_MS)
   try {
     if (stream.status === 'open' && stream.writeStatus === 'writable') {
       await lp.write(encodeError(p, err), { signal })
       await stream.close({ signal })
     }
-    if (err instanceof RpcProtocolError) stream.abort(err)
+    if (reset) stream.abort(err)
   } catch (writeErr) {
     log.trace('%s: error reply not delivered: %e', p.id, writeErr)
     stream.abort(err)
