@@ -9,15 +9,20 @@
 // a holder that said yes cannot drop the block until the promise expires; two hosts asking each
 // other at once both see their own promise and both keep. So at every moment each fragment a
 // host dropped is still held by a host that promised it.
-import * as dagCbor from '@ipld/dag-cbor'
-import { lpStream } from '@libp2p/utils'
+//
+// Wire (an rpc.ts call): [CID...] -> [boolean...] (one per CID: promised).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
+import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
 import type { Host } from '../net/index.ts'
 import type { Store } from '../data/index.ts'
+import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 
-export const CUSTODY_PROTOCOL = '/darkfs/custody/1.0.0'
+const log = logger('keeper:custody')
+
+/** 2.0.0: rpc.ts's envelope (1.0.0 sent the bare dag-cbor lists). */
+export const CUSTODY_PROTOCOL = '/darkfs/custody/2.0.0'
 /** How long a promise to keep a block holds. Longer than any pass's plan is trusted. */
 export const CUSTODY_PROMISE_MS = 10 * 60_000
 /** Most CIDs asked in one request (the rest go in further requests). */
@@ -29,9 +34,30 @@ export const CUSTODY_TIMEOUT_MS = 10_000
 /** Promises remembered before expired ones are swept. */
 export const CUSTODY_SWEEP_AT = 65_536
 
-export class CustodyProtocolError extends Error {
+export class CustodyProtocolError extends RpcProtocolError {
   override readonly name = 'CustodyProtocolError'
 }
+
+export const CUSTODY = defineProtocol<CID[], boolean[]>({
+  id: CUSTODY_PROTOCOL,
+  maxMessageBytes: MAX_CUSTODY_MESSAGE_BYTES,
+  timeoutMs: CUSTODY_TIMEOUT_MS,
+  malformed: CustodyProtocolError,
+  request: (v) => {
+    if (!Array.isArray(v) || v.length > MAX_CUSTODY_CIDS) throw new CustodyProtocolError(`custody request: expected an array of at most ${MAX_CUSTODY_CIDS} CIDs`)
+    return v.map(x => {
+      const cid = CID.asCID(x)
+      if (cid === null) throw new CustodyProtocolError('custody request: not a CID')
+      return cid
+    })
+  },
+  reply: (v, request) => {
+    if (!Array.isArray(v) || v.length !== request.length || !v.every(x => typeof x === 'boolean')) {
+      throw new CustodyProtocolError(`custody reply: expected ${request.length} booleans`)
+    }
+    return v
+  }
+})
 
 export interface CustodyComponents {
   host: Pick<Host, 'peerId' | 'handle' | 'unhandle' | 'newStream'>
@@ -49,6 +75,7 @@ export class Custody {
   private readonly dropping = new Set<string>()
   private readonly promiseMs: number
   private started = false
+  private unserve: (() => Promise<void>) | undefined
 
   constructor (c: CustodyComponents, init: { promiseMs?: number } = {}) {
     this.c = c
@@ -58,13 +85,19 @@ export class Custody {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    await this.c.host.handle(CUSTODY_PROTOCOL, (stream) => { void this.serve(stream) })
+    this.unserve = await serve(this.c.host, CUSTODY, {
+      call: async (cids) => {
+        const kept = await this.promise(cids)
+        return cids.map(c => kept.has(c.toString()))
+      }
+    })
   }
 
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
-    await this.c.host.unhandle(CUSTODY_PROTOCOL).catch(() => {})
+    await this.unserve?.()
+    this.unserve = undefined
   }
 
   /** Whether this host promised to keep the block (and the promise has not ended). */
@@ -94,6 +127,7 @@ export class Custody {
     }
     for (const cid of fresh) {
       const key = cid.toString()
+      // a store that cannot answer holds nothing we can promise: the promise is not renewed
       if (await this.c.store.has(cid).catch(() => false)) out.add(key)
       else this.promises.delete(key)
     }
@@ -106,22 +140,13 @@ export class Custody {
     const out = new Set<string>()
     for (let b = 0; b < cids.length; b += MAX_CUSTODY_CIDS) {
       const batch = cids.slice(b, b + MAX_CUSTODY_CIDS)
-      const signal = anySignal([opts.signal], CUSTODY_TIMEOUT_MS)
       try {
-        const stream = await this.c.host.newStream(peer, CUSTODY_PROTOCOL, { signal })
-        try {
-          const lp = lpStream(stream, { maxDataLength: MAX_CUSTODY_MESSAGE_BYTES })
-          await lp.write(dagCbor.encode(batch), { signal })
-          const reply = dagCbor.decode<unknown>((await lp.read({ signal })).subarray())
-          if (!Array.isArray(reply) || reply.length !== batch.length || !reply.every(x => typeof x === 'boolean')) {
-            throw new CustodyProtocolError(`custody reply from ${peer}: expected ${batch.length} booleans`)
-          }
-          batch.forEach((c, i) => { if (reply[i] === true) out.add(c.toString()) })
-          await stream.close({ signal }).catch(() => {})
-        } catch (err: any) {
-          stream.abort(err instanceof Error ? err : new Error(String(err)))
-        }
-      } catch {}
+        const reply = await call(this.c.host, peer, CUSTODY, batch, opts)
+        batch.forEach((c, i) => { if (reply[i]) out.add(c.toString()) })
+      } catch (err) {
+        // unreachable or failing: it promises nothing of this batch
+        log('custody of %d blocks asked of %s: %e', batch.length, peer, err)
+      }
     }
     return out
   }
@@ -154,25 +179,6 @@ export class Custody {
       for (const h of mine) this.dropping.delete(h.cid.toString())
     }
     return dropped
-  }
-
-  private async serve (stream: Parameters<Parameters<Host['handle']>[1]>[0]): Promise<void> {
-    const signal = AbortSignal.timeout(CUSTODY_TIMEOUT_MS)
-    try {
-      const lp = lpStream(stream, { maxDataLength: MAX_CUSTODY_MESSAGE_BYTES })
-      const msg = dagCbor.decode<unknown>((await lp.read({ signal })).subarray())
-      if (!Array.isArray(msg) || msg.length > MAX_CUSTODY_CIDS) throw new CustodyProtocolError('custody request: expected an array of at most 1024 CIDs')
-      const cids = msg.map(x => {
-        const cid = CID.asCID(x)
-        if (cid === null) throw new CustodyProtocolError('custody request: not a CID')
-        return cid
-      })
-      const kept = await this.promise(cids)
-      await lp.write(dagCbor.encode(cids.map(c => kept.has(c.toString()))), { signal })
-      await stream.close({ signal }).catch(() => {})
-    } catch (err: any) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
-    }
   }
 
   private sweep (): void {

@@ -1,11 +1,14 @@
 // Placement through a relay (DESIGN.md §4, push with forwarding): a writer on a thin uplink
-// sends each byte of a chunk about once. Protocol '/darkfs/place/1.0.0':
+// sends each byte of a chunk about once. Protocol PLACE_PROTOCOL, an rpc.ts call:
 //
-//   writer -> relay   REQUEST {chunk, size, k, m, fragments[k+m], targets[k+m], pinners[]}
-//   relay  -> writer  GOT {n}*           the relay holds n of the fragments it needs (progress)
-//                     ACK {i, holder}*   fragment i is stored (durably) on `holder`
-//                     DONE {bytes, ms}   the relay forwarded `bytes` in `ms` (its measured uplink)
-//                  or ERROR {name, message}
+//   writer -> relay   call  {chunk, size, k, m, fragments[k+m], targets[k+m], pinners[]}
+//   relay  -> writer  next  {t: 'got', n}*          the relay holds n of the fragments it needs
+//                     next  {t: 'ack', i, holder}*  fragment i is stored (durably) on `holder`
+//                     ok    {t: 'done', bytes, ms}  the relay forwarded `bytes` in `ms` (its uplink)
+//                  or error {name, message}         (RelayBusyError, FragmentMismatchError rebuilt)
+//
+// No block bytes travel on this protocol: they go through the swarm (pulled by the relay,
+// pushed by it), so every message here is small and request/response fits it whole.
 //
 // The relay (a target of the chunk, chosen for its uplink) pulls the k data fragments from the
 // writer through the swarm (so the bytes are capped, counted and verified against their CIDs
@@ -21,8 +24,6 @@
 // after RELAY_IDLE_TIMEOUT_MS without progress; the writer then tries one more relay (which
 // pulls what the first one placed from the targets), and anything still unplaced is left to the
 // caller (network.ts pushes it directly).
-import type { Stream } from '@libp2p/interface'
-import { lpStream } from '@libp2p/utils'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import type { BlockSink, Swarm } from '../../swarm/index.ts'
@@ -30,15 +31,16 @@ import { DEFAULT_UPLINK_BYTES_PER_SECOND } from '../../swarm/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import { CHUNK_SIZE, decodeChunk, encodeChunk } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
-import { idleDeadline } from '../net/index.ts'
-import type { UplinkBook } from '../net/index.ts'
+import { RpcProtocolError, call, defineProtocol, idleDeadline, serve } from '../net/index.ts'
+import type { CallContext, RpcDialer, RpcServer, UplinkBook } from '../net/index.ts'
 import { logger, shortCid, shortPeer } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { limiter } from '../pool.ts'
 
 const log = logger('keeper:forward')
 
-export const PLACE_PROTOCOL = '/darkfs/place/1.0.0'
+/** 2.0.0: rpc.ts's envelope (1.0.0 sent bare dag-cbor messages, errors as an ERROR reply). */
+export const PLACE_PROTOCOL = '/darkfs/place/2.0.0'
 /** Largest place message: a request names at most MAX_FRAGMENTS CIDs and peer ids. */
 export const MAX_PLACE_MESSAGE_BYTES = 16 * 1024
 /** Most fragments (k + m) a relayed chunk may have. */
@@ -61,8 +63,6 @@ export const RELAY_IDLE_TIMEOUT_MS = 60_000
  * relay forwards.
  */
 export const MAX_OWN_RELAYED_CHUNKS = 2
-/** Time a relay takes to tell the writer why it failed (the error reply and the close). */
-export const ERROR_REPLY_TIMEOUT_MS = 5_000
 /** Times a relay asks the writer for one data fragment before looking for it at the targets. */
 export const WRITER_PULL_ATTEMPTS = 3
 /** Relays tried for one chunk before the rest is left to the caller's direct pushes. */
@@ -73,7 +73,7 @@ export class ForwardError extends Error {
 }
 
 /** A malformed place message (the stream carrying it is closed). */
-export class PlaceProtocolError extends ForwardError {
+export class PlaceProtocolError extends RpcProtocolError {
   override readonly name = 'PlaceProtocolError'
 }
 
@@ -87,18 +87,13 @@ export class RelayBusyError extends ForwardError {
   override readonly name = 'RelayBusyError'
 }
 
-interface PlaceRequest { chunk: CID, size: number, k: number, m: number, fragments: CID[], targets: string[], pinners: string[] }
-type PlaceReply =
-  | { t: 'got', n: number }
-  | { t: 'ack', i: number, holder: string }
-  | { t: 'done', bytes: number, ms: number }
-  | { t: 'error', name: string, message: string }
+export interface PlaceRequest { chunk: CID, size: number, k: number, m: number, fragments: CID[], targets: string[], pinners: string[] }
+export type PlaceProgress = { t: 'got', n: number } | { t: 'ack', i: number, holder: string }
+export interface PlaceDone { t: 'done', bytes: number, ms: number }
+type PlaceReply = PlaceProgress | PlaceDone
 
-export interface ForwardHost {
+export interface ForwardHost extends RpcDialer, RpcServer {
   readonly peerId: string
-  handle: (protocol: string, handler: (stream: Stream, peer: string) => void) => Promise<void>
-  unhandle: (protocol: string) => Promise<void>
-  newStream: (peer: string, protocol: string, opts?: AbortOptions) => Promise<Stream>
 }
 
 export interface ForwardComponents {
@@ -163,6 +158,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
   const own = limiter(MAX_OWN_RELAYED_CHUNKS)
   let shutdown = new AbortController()
   let running = false
+  let unserve: (() => Promise<void>) | undefined
 
   const pickRelay = (candidates: string[]): string | undefined => {
     let best: string | undefined
@@ -204,38 +200,25 @@ export function createForwarder (c: ForwardComponents): Forwarder {
 
   /** One attempt through `relay`, given up after RELAY_IDLE_TIMEOUT_MS without a reply. */
   const placeVia = async (ref: ChunkRef, relay: string, perFragment: string[], pinners: string[], opts: PlaceViaOptions, parent: AbortSignal): Promise<void> => {
-    const n = ref.fragments.length
     busy.set(relay, (busy.get(relay) ?? 0) + 1)
-    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relay ${relay}`, parent)
-    const signal = idle.signal
-    let stream: Stream | undefined
     try {
-      stream = await c.host.newStream(relay, PLACE_PROTOCOL, { signal })
-      const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
       const req: PlaceRequest = { chunk: ref.cid!, size: ref.size, k: ref.k, m: ref.m, fragments: ref.fragments, targets: perFragment, pinners }
-      await lp.write(dagCbor.encode(req), { signal })
-      for (;;) {
-        const reply = decodeReply((await lp.read({ signal })).subarray(), n)
-        idle.touch()
-        if (reply.t === 'got') continue
-        if (reply.t === 'ack') {
+      const done = await call(c.host, relay, PLACE, req, {
+        signal: parent,
+        onNext: (reply) => {
           // only the fragment's own target counts as its holder
-          if (reply.holder === perFragment[reply.i] || (reply.i < ref.k && pinners.includes(reply.holder))) opts.onAck(reply.i, reply.holder)
-          continue
+          if (reply.t === 'ack' && (reply.holder === perFragment[reply.i] || (reply.i < ref.k && pinners.includes(reply.holder)))) opts.onAck(reply.i, reply.holder)
         }
-        if (reply.t === 'error') throw new ForwardError(`relay ${relay}: ${reply.name}: ${reply.message}`)
-        c.uplinks.observe(relay, reply.bytes, reply.ms)
-        break
-      }
+      })
+      c.uplinks.observe(relay, done.bytes, done.ms)
       stats.sent++
-      await stream.close({ signal }).catch(() => {})
+      log('chunk %s placed through relay %s', ref.cid!.toString(), relay)
     } catch (err: any) {
       stats.failed++
       stats.lastError = `${String(err?.name)}: ${String(err?.message).slice(0, 300)}`
-      stream?.abort(err instanceof Error ? err : new Error(String(err)))
+      log('chunk %s through relay %s failed: %e', ref.cid!.toString(), relay, err)
       throw err
     } finally {
-      idle.clear()
       busy.set(relay, (busy.get(relay) ?? 1) - 1)
       if (busy.get(relay) === 0) busy.delete(relay)
     }
@@ -257,7 +240,10 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       // a want this host sent the writer before it was chosen (its keeper's repair, say) was
       // refused, and a pull joining it shares the refusal: ask again with a want of our own
       for (let i = 0; i < WRITER_PULL_ATTEMPTS && !signal.aborted; i++) {
-        const bytes = (await c.swarm.pullAny([cid], 1, [writer], { signal }).catch(() => undefined))?.get(cid.toString())
+        const bytes = (await c.swarm.pullAny([cid], 1, [writer], { signal }).catch((err: Error) => {
+          log('chunk %s: pulling %s from the writer %s failed (attempt %d): %s', shortCid(req.chunk), shortCid(cid), shortPeer(writer), i + 1, err.message)
+          return undefined
+        }))?.get(cid.toString())
         if (bytes === undefined) continue
         got.set(cid.toString(), bytes)
         progress(covered())
@@ -275,33 +261,24 @@ export function createForwarder (c: ForwardComponents): Forwarder {
   }
 
   /** The relay's side of one request. */
-  const relay = async (stream: Stream, writer: string): Promise<void> => {
-    // the writer gone (its stream reset, the connection lost) ends the work: a relay that went
-    // on gathering would pull the chunk from the writer's thin uplink a second time, beside the
-    // relay the writer picks next
-    const gone = new AbortController()
-    stream.addEventListener('close', () => { gone.abort(new ForwardError(`the writer ${writer} closed the relay stream`)) }, { once: true })
-    if (stream.status !== 'open') gone.abort(new ForwardError(`the writer ${writer} closed the relay stream`))
-    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relaying for ${writer}`, anySignal([shutdown.signal, gone.signal]))
+  const relay = async (req: PlaceRequest, ctx: CallContext<PlaceProgress>): Promise<PlaceDone> => {
+    const writer = ctx.peer
+    // the writer gone (its stream reset, the connection lost) aborts ctx.signal and ends the
+    // work: a relay that went on gathering would pull the chunk from the writer's thin uplink a
+    // second time, beside the relay the writer picks next
+    const idle = idleDeadline(RELAY_IDLE_TIMEOUT_MS, `relaying for ${writer}`, ctx.signal)
     const signal = idle.signal
-    const lp = lpStream(stream, { maxDataLength: MAX_PLACE_MESSAGE_BYTES })
-    // replies are written in order; the chain itself never rejects (a fire-and-forget ACK whose
-    // stream went away must not become an unhandled rejection that takes the host down)
-    let writing = Promise.resolve()
-    const send = async (reply: PlaceReply): Promise<void> => {
-      const next = writing.then(async () => { await lp.write(dagCbor.encode(reply), { signal }) })
-      writing = next.catch(() => {})
-      await next
+    // progress is fire-and-forget (rpc.ts keeps replies in order): a write whose stream went
+    // away fails the job through ctx.signal, not here
+    const post = (reply: PlaceProgress): void => {
+      ctx.next(reply).catch((err: unknown) => { log.trace('progress to %s not sent: %e', writer, err) })
     }
-    const post = (reply: PlaceReply): void => { send(reply).catch(() => {}) }
     let counted = false
-    let chunkKey: string | undefined
+    const chunkKey = req.chunk.toString()
     try {
-      const req = decodeRequest((await lp.read({ signal })).subarray())
       if (relaying >= MAX_RELAYS_IN_PROGRESS) throw new RelayBusyError(`relaying ${MAX_RELAYS_IN_PROGRESS} chunks already`)
       relaying++
       counted = true
-      chunkKey = req.chunk.toString()
       inRelay.set(chunkKey, (inRelay.get(chunkKey) ?? 0) + 1)
       // fragments, each verified against its CID by the swarm; every arrival is progress
       const got = await gather(req, writer, signal, (n) => { idle.touch(); post({ t: 'got', n }) })
@@ -335,20 +312,18 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       // what this relay uploaded itself: the first hop of each delivery (the swarm chains the rest)
       const bytes = deliveries.reduce((s, d) => s + d.bytes.byteLength, 0)
       stats.relayed++
-      await send({ t: 'done', bytes, ms: performance.now() - start })
-      await stream.close({ signal }).catch(() => {})
+      log('relayed chunk %s for %s: %d bytes forwarded', chunkKey, writer, bytes)
+      return { t: 'done', bytes, ms: performance.now() - start }
     } catch (err: any) {
+      // rpc.ts tells the writer (the error reply) and closes the stream
       const e = err instanceof Error ? err : new Error(String(err))
       stats.relayFailed++
       stats.lastRelayError = `${e.name}: ${e.message.slice(0, 300)}`
-      await writing.catch(() => {})
-      await lp.write(dagCbor.encode({ t: 'error', name: e.name, message: e.message.slice(0, 1000) }), { signal: AbortSignal.timeout(ERROR_REPLY_TIMEOUT_MS) }).catch(() => {})
-      if (e instanceof PlaceProtocolError) stream.abort(e)
-      else await stream.close({ signal: AbortSignal.timeout(ERROR_REPLY_TIMEOUT_MS) }).catch(() => { stream.abort(e) })
+      throw e
     } finally {
       idle.clear()
-      if (counted) relaying--
-      if (chunkKey !== undefined) {
+      if (counted) {
+        relaying--
         const n = (inRelay.get(chunkKey) ?? 1) - 1
         if (n > 0) inRelay.set(chunkKey, n)
         else inRelay.delete(chunkKey)
@@ -361,13 +336,21 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       if (running) return
       running = true
       shutdown = new AbortController()
-      await c.host.handle(PLACE_PROTOCOL, (stream, peer) => { void relay(stream, peer) })
+      unserve = await serve(c.host, PLACE, { call: relay }, {
+        signal: shutdown.signal,
+        onError: (err, peer) => {
+          // a request that never reached relay() (malformed, unreadable) fails here too
+          if (err instanceof RpcProtocolError) { stats.relayFailed++; stats.lastRelayError = `${err.name}: ${err.message.slice(0, 300)}` }
+          log('relaying for %s failed: %e', peer, err)
+        }
+      })
     },
     async stop () {
       if (!running) return
       running = false
       shutdown.abort(new ForwardError('forwarder stopped'))
-      await c.host.unhandle(PLACE_PROTOCOL).catch(() => {})
+      await unserve?.()
+      unserve = undefined
     },
     place,
     pickRelay,
@@ -383,9 +366,8 @@ function cbor (bytes: Uint8Array): any {
   try { return dagCbor.decode(bytes) } catch (err: any) { throw new PlaceProtocolError(`malformed place message: ${err.message}`) }
 }
 
-/** Decode and validate a request (bounded, every field checked). */
-export function decodeRequest (bytes: Uint8Array): PlaceRequest {
-  const r = cbor(bytes)
+/** A request, validated (bounded, every field checked). */
+function validateRequest (r: any): PlaceRequest {
   const ok = r !== null && typeof r === 'object' &&
     CID.asCID(r.chunk) != null && isCount(r.size, CHUNK_SIZE) && r.size > 0 &&
     isCount(r.k, MAX_FRAGMENTS) && r.k >= 2 && isCount(r.m, MAX_FRAGMENTS) && r.k + r.m <= MAX_FRAGMENTS &&
@@ -396,14 +378,43 @@ export function decodeRequest (bytes: Uint8Array): PlaceRequest {
   return { chunk: CID.asCID(r.chunk)!, size: r.size, k: r.k, m: r.m, fragments: r.fragments.map((f: unknown) => CID.asCID(f)!), targets: r.targets, pinners: r.pinners ?? [] }
 }
 
-/** Decode and validate a reply to a request for `n` fragments. */
-export function decodeReply (bytes: Uint8Array, n: number): PlaceReply {
-  const r = cbor(bytes)
+/** A reply to a request for `n` fragments, validated. */
+function validateReply (r: any, n: number): PlaceReply {
   if (r?.t === 'got' && isCount(r.n, n)) return { t: 'got', n: r.n }
   if (r?.t === 'ack' && isCount(r.i, n - 1) && isPeer(r.holder)) return { t: 'ack', i: r.i, holder: r.holder }
   if (r?.t === 'done' && typeof r.bytes === 'number' && r.bytes >= 0 && typeof r.ms === 'number' && r.ms >= 0) return { t: 'done', bytes: r.bytes, ms: r.ms }
-  if (r?.t === 'error' && typeof r.name === 'string' && typeof r.message === 'string') return { t: 'error', name: r.name.slice(0, 100), message: r.message.slice(0, 1000) }
   throw new PlaceProtocolError('malformed place reply')
+}
+
+/** PLACE_PROTOCOL on rpc.ts. */
+export const PLACE = defineProtocol<PlaceRequest, PlaceDone, never, PlaceProgress>({
+  id: PLACE_PROTOCOL,
+  maxMessageBytes: MAX_PLACE_MESSAGE_BYTES,
+  // on silence: a relay sends progress as fragments arrive and holders acknowledge them
+  timeoutMs: RELAY_IDLE_TIMEOUT_MS,
+  malformed: PlaceProtocolError,
+  errors: [RelayBusyError, FragmentMismatchError],
+  request: validateRequest,
+  reply: (v, req) => {
+    const r = validateReply(v, req.fragments.length)
+    if (r.t !== 'done') throw new PlaceProtocolError(`a final place reply is done, got ${r.t}`)
+    return r
+  },
+  next: (v, req) => {
+    const r = validateReply(v, req.fragments.length)
+    if (r.t === 'done') throw new PlaceProtocolError('done is a final reply')
+    return r
+  }
+})
+
+/** Decode and validate a bare request value (dag-cbor). */
+export function decodeRequest (bytes: Uint8Array): PlaceRequest {
+  return validateRequest(cbor(bytes))
+}
+
+/** Decode and validate a bare reply value (dag-cbor) to a request for `n` fragments. */
+export function decodeReply (bytes: Uint8Array, n: number): PlaceReply {
+  return validateReply(cbor(bytes), n)
 }
 
 /**

@@ -11,6 +11,9 @@
 import type { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import { anySignal } from '../abort.ts'
+import { logger } from '../log.ts'
+
+const log = logger('net:announce')
 
 /** Provides in flight at once. */
 export const ANNOUNCE_CONCURRENCY = 2
@@ -67,7 +70,11 @@ export class Announcer {
       this.inFlight.add(key)
       const signal = anySignal([this.shutdown.signal], ANNOUNCE_TIMEOUT_MS)
       this.provide(cid, { signal })
-        .then(() => { this.stats_.announced++ }, () => { this.stats_.failed++ })
+        .then(() => { this.stats_.announced++ }, (err: Error) => {
+          // counted in stats (failed); peers find the block by asking the chunk's targets meanwhile
+          this.stats_.failed++
+          log('announcing %s failed: %s', key, err.message)
+        })
         .finally(() => { this.inFlight.delete(key); this.pump() })
     }
   }

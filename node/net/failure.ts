@@ -3,32 +3,61 @@
 // are presumed where they were) until it has been away for the failure timeout, then it is
 // declared gone and its fragments are rebuilt elsewhere. A peer that comes back is live again
 // under the same id: a set of ids, so nothing is counted twice. A host that leaves on purpose
-// (`darkfs leave`, after draining) says so over LEAVE_PROTOCOL and is dropped at once. Before
-// it drains it says so over DRAIN_PROTOCOL: every host then plans placement without it (it stays
+// (`darkfs leave`, after draining) says so with a LEAVE notice and is dropped at once. Before
+// it drains it says so with a DRAIN notice: every host then plans placement without it (it stays
 // live, a source of its fragments), so the copies it moves are where every host expects them
-// and nobody drops them again; STAY_PROTOCOL undoes that when the leave fails.
-import { lpStream } from '@libp2p/utils'
+// and nobody drops them again; a STAY notice undoes that when the leave fails. A GONE notice
+// carries the suspects the operator declared gone (`darkfs heal`).
+//
+// Notices go over MEMBERSHIP_PROTOCOL (rpc.ts notices, sent to every connected peer by
+// broadcast(), the seam a gossip transport could take over):
+//   { t: 'leave' } | { t: 'drain' } | { t: 'stay' } | { t: 'gone', ids: [peer id...] }
 import type { Host } from './host.ts'
+import { RpcProtocolError, broadcast, defineProtocol, serve } from './rpc.ts'
+import { logger } from '../log.ts'
+
+const log = logger('net:membership')
 
 /** Default time a peer may be unreachable before it is declared gone: 3 minutes. */
 export const DEFAULT_FAILURE_TIMEOUT_MS = 3 * 60_000
-/** Protocol a draining host uses to tell its peers it is leaving. */
-export const LEAVE_PROTOCOL = '/darkfs/leave/1.0.0'
-/** Protocol a host uses to tell its peers it starts draining (placement leaves it out). */
-export const DRAIN_PROTOCOL = '/darkfs/drain/1.0.0'
 /**
- * Protocol a host uses to tell its peers which suspects the operator declared gone (`darkfs
- * heal`), so every host plans without them at once, not each after its own timeout.
+ * Membership notices: leave (after draining), drain (placement leaves the sender out), stay
+ * (a failed leave: it is a member again), gone (suspects the operator declared gone, so every
+ * host plans without them at once, not each after its own timeout). 2.0.0: one protocol in
+ * rpc.ts's envelopes (1.0.0 was four: /darkfs/leave, /drain, /stay with one byte, /gone with
+ * newline-separated ids).
  */
-export const GONE_PROTOCOL = '/darkfs/gone/1.0.0'
-/** Bound of a gone notice (peer ids, one per line). */
-export const MAX_GONE_NOTICE_BYTES = 64 * 1024
-/** Protocol a host uses to tell its peers it stopped draining and stays (a failed leave). */
-export const STAY_PROTOCOL = '/darkfs/stay/1.0.0'
-/** Time to tell one peer we leave. */
+export const MEMBERSHIP_PROTOCOL = '/darkfs/membership/2.0.0'
+/** Bound of a membership notice (a gone notice lists up to MAX_GONE_IDS ids). */
+export const MAX_MEMBERSHIP_NOTICE_BYTES = 64 * 1024
+/** Most peer ids in one gone notice (more are sent in further notices). */
+export const MAX_GONE_IDS = 256
+/** Longest peer id string accepted in a notice. */
+export const MAX_NOTICE_PEER_ID_CHARS = 128
+/** Time to tell one peer. */
 export const LEAVE_NOTICE_TIMEOUT_MS = 5_000
-/** The one byte a leave notice carries. */
-const LEAVE_NOTICE = new Uint8Array([1])
+
+/** A membership notice that is malformed or breaks a bound. */
+export class MembershipNoticeError extends RpcProtocolError {
+  override readonly name = 'MembershipNoticeError'
+}
+
+export type MembershipNotice = { t: 'leave' } | { t: 'drain' } | { t: 'stay' } | { t: 'gone', ids: string[] }
+
+export const MEMBERSHIP = defineProtocol<never, never, MembershipNotice>({
+  id: MEMBERSHIP_PROTOCOL,
+  maxMessageBytes: MAX_MEMBERSHIP_NOTICE_BYTES,
+  timeoutMs: LEAVE_NOTICE_TIMEOUT_MS,
+  malformed: MembershipNoticeError,
+  notice: (v) => {
+    const m = v as { t?: unknown, ids?: unknown } | null
+    if (m === null || typeof m !== 'object') throw new MembershipNoticeError('a membership notice is a map')
+    if (m.t === 'leave' || m.t === 'drain' || m.t === 'stay') return { t: m.t }
+    if (m.t === 'gone' && Array.isArray(m.ids) && m.ids.length <= MAX_GONE_IDS &&
+      m.ids.every(id => typeof id === 'string' && id.length > 0 && id.length <= MAX_NOTICE_PEER_ID_CHARS)) return { t: 'gone', ids: m.ids }
+    throw new MembershipNoticeError('malformed membership notice')
+  }
+})
 
 export interface MembershipInit {
   /** Time a peer may be away before it is declared gone (default DEFAULT_FAILURE_TIMEOUT_MS). */
@@ -57,6 +86,7 @@ export class Membership extends EventTarget {
   /** Peers whose disk is full (space-notice.ts): live, a source of what they hold, not members. */
   private readonly full = new Set<string>()
   private started = false
+  private unserve: (() => Promise<void>) | undefined
   private readonly onConnect = (evt: CustomEvent<string>): void => { this.connected(evt.detail) }
   private readonly onDisconnect = (evt: CustomEvent<string>): void => { this.disconnected(evt.detail) }
 
@@ -73,19 +103,19 @@ export class Membership extends EventTarget {
     for (const p of this.host.peers()) this.known.add(p.id)
     this.host.addEventListener('peer:connect', this.onConnect)
     this.host.addEventListener('peer:disconnect', this.onDisconnect)
-    await this.host.handle(LEAVE_PROTOCOL, (stream, peer) => {
-      this.declareGone(peer, true)
-      void stream.close().catch(() => { stream.abort(new Error('leave notice')) })
-    })
-    await this.host.handle(DRAIN_PROTOCOL, (stream, peer) => {
-      this.draining.add(peer)
-      void stream.close().catch(() => { stream.abort(new Error('drain notice')) })
-    })
-    await this.host.handle(GONE_PROTOCOL, (stream) => { void this.takeGone(stream) })
-    await this.host.handle(STAY_PROTOCOL, (stream, peer) => {
-      this.draining.delete(peer)
-      void stream.close().catch(() => { stream.abort(new Error('stay notice')) })
-    })
+    this.unserve = await serve(this.host, MEMBERSHIP, { notice: (n, { peer }) => { this.take(n, peer) } })
+  }
+
+  /** A peer's notice. */
+  private take (n: MembershipNotice, peer: string): void {
+    log('%s notice from %s', n.t, peer)
+    switch (n.t) {
+      case 'leave': this.declareGone(peer, true); break
+      case 'drain': this.draining.add(peer); break
+      case 'stay': this.draining.delete(peer); break
+      // those of its ids that are suspects here are gone (a peer still connected to one keeps it)
+      case 'gone': for (const id of n.ids) if (this.suspect.has(id)) this.declareGone(id, false); break
+    }
   }
 
   async stop (): Promise<void> {
@@ -95,10 +125,8 @@ export class Membership extends EventTarget {
     this.host.removeEventListener('peer:disconnect', this.onDisconnect)
     for (const t of this.suspect.values()) clearTimeout(t)
     this.suspect.clear()
-    await this.host.unhandle(LEAVE_PROTOCOL).catch(() => {})
-    await this.host.unhandle(DRAIN_PROTOCOL).catch(() => {})
-    await this.host.unhandle(STAY_PROTOCOL).catch(() => {})
-    await this.host.unhandle(GONE_PROTOCOL).catch(() => {})
+    await this.unserve?.()
+    this.unserve = undefined
   }
 
   /** Connected peers, this host included (ids). */
@@ -133,13 +161,13 @@ export class Membership extends EventTarget {
   /** Leave this host out of placement here and at every connected peer (`darkfs leave` starts). */
   async announceDrain (): Promise<void> {
     this.draining.add(this.host.peerId)
-    await this.notify(DRAIN_PROTOCOL)
+    await this.notify({ t: 'drain' })
   }
 
   /** Undo announceDrain (the leave failed; this host stays a member). */
   async announceStay (): Promise<void> {
     this.draining.delete(this.host.peerId)
-    await this.notify(STAY_PROTOCOL)
+    await this.notify({ t: 'stay' })
   }
 
   /** Peers away for less than the failure timeout. */
@@ -154,39 +182,18 @@ export class Membership extends EventTarget {
   async expire (): Promise<string[]> {
     const gone = [...this.suspect.keys()]
     for (const p of gone) this.declareGone(p, false)
-    if (gone.length > 0) await this.notify(GONE_PROTOCOL, new TextEncoder().encode(gone.join('\n')))
+    for (let i = 0; i < gone.length; i += MAX_GONE_IDS) await this.notify({ t: 'gone', ids: gone.slice(i, i + MAX_GONE_IDS) })
     return gone
-  }
-
-  /** A peer's gone notice: declare those of its ids that are suspects here gone. */
-  private async takeGone (stream: Parameters<Parameters<Host['handle']>[1]>[0]): Promise<void> {
-    try {
-      const lp = lpStream(stream, { maxDataLength: MAX_GONE_NOTICE_BYTES })
-      const ids = new TextDecoder().decode((await lp.read({ signal: AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS) })).subarray()).split('\n')
-      for (const id of ids) if (this.suspect.has(id)) this.declareGone(id, false)
-      await stream.close().catch(() => {})
-    } catch (err: any) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
-    }
   }
 
   /** Tell every connected peer that this host leaves (after it drained). */
   async announceLeave (): Promise<void> {
-    await this.notify(LEAVE_PROTOCOL)
+    await this.notify({ t: 'leave' })
   }
 
-  /** Open `protocol` to every connected peer with a notice: one byte, or `payload` length-prefixed (best effort). */
-  private async notify (protocol: string, payload?: Uint8Array): Promise<void> {
-    await Promise.all(this.host.peers().map(async p => {
-      try {
-        const signal = AbortSignal.timeout(LEAVE_NOTICE_TIMEOUT_MS)
-        const stream = await this.host.newStream(p.id, protocol, { signal })
-        // protocol selection may be lazy: the peer hears of the stream with its first byte
-        if (payload === undefined) stream.send(LEAVE_NOTICE)
-        else await lpStream(stream, { maxDataLength: MAX_GONE_NOTICE_BYTES }).write(payload, { signal })
-        await stream.close({ signal }).catch(() => {})
-      } catch {}
-    }))
+  /** Tell every connected peer (best effort: a peer that misses it learns nothing else of it). */
+  private async notify (notice: MembershipNotice): Promise<void> {
+    await broadcast(this.host, MEMBERSHIP, notice)
   }
 
   private connected (peer: string): void {

@@ -5,7 +5,7 @@
 // keeps VPN and loopback addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fd00::/8, 127/8).
 //
 // Membership is the libp2p peer set: a host dials its join addresses, then learns every other
-// member from identify, the DHT and a tiny peer exchange ('/darkfs/peers/1.0.0'), and keeps a
+// member from identify, the DHT and a tiny peer exchange (PEX_PROTOCOL, an rpc.ts call), and keeps a
 // connection to every member of a small network (up to FULL_MESH_PEERS). A peer is live while
 // its connection answers pings (libp2p's connection monitor); dropped members are redialled
 // with capped, jittered backoff for as long as they stay away (see redial()).
@@ -29,7 +29,6 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { KEEP_ALIVE } from '@libp2p/interface'
 import type { AbortOptions, Connection, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
@@ -38,8 +37,13 @@ import { formatNetworkKey } from './keys.ts'
 import { targets } from './kad.ts'
 import { cidrContains, parseCidr } from './cidr.ts'
 import type { Cidr } from './cidr.ts'
+import { RpcProtocolError, call, defineProtocol, serve } from './rpc.ts'
+import type { RpcDialer, RpcServer } from './rpc.ts'
+import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
+
+const log = logger('net:host')
 
 export type { Stream } from '@libp2p/interface'
 
@@ -49,8 +53,11 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 3000
 export const PNET_HANDSHAKE_TIMEOUT_MS = 2000
 /** The DHT's protocol id: a darkfs network is its own DHT, never the public IPFS one. */
 export const DHT_PROTOCOL = '/darkfs/kad/1.0.0'
-/** Peer exchange protocol: "these are the members I am connected to". */
-export const PEX_PROTOCOL = '/darkfs/peers/1.0.0'
+/**
+ * Peer exchange protocol: "these are the members I am connected to", answered in kind. 2.0.0:
+ * dag-cbor in rpc.ts's envelope (1.0.0 was bare JSON).
+ */
+export const PEX_PROTOCOL = '/darkfs/peers/2.0.0'
 /** Networks up to this many members keep a connection to every member (full mesh). */
 export const FULL_MESH_PEERS = 64
 /** Most peers listed in one peer-exchange message. */
@@ -65,6 +72,8 @@ export const PEX_TIMEOUT_MS = 3000
 export const PEX_DEBOUNCE_MS = 150
 /** Concurrent dials to members learned by peer exchange. */
 export const PEX_DIAL_CONCURRENCY = 8
+/** Concurrent ping streams per connection and direction (libp2p's default: 1 out, 2 in). */
+export const PING_MAX_STREAMS = 4
 /** Liveness: every connection is pinged this often; a failed ping closes it. */
 export const PING_INTERVAL_MS = 5000
 /**
@@ -230,7 +239,11 @@ export async function createHost (init: HostInit): Promise<Host> {
     connectionMonitor: { pingInterval: PING_INTERVAL_MS, pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS }, abortConnectionOnPingFailure: true },
     services: {
       identify: identify(),
-      ping: ping(),
+      // the connection monitor's heartbeat and the DHT's contact checks both ping: with
+      // libp2p's limit of one outbound ping stream, a DHT ping waiting behind bulk data on a busy
+      // connection made the next heartbeat fail with TooManyOutboundProtocolStreamsError, and
+      // the monitor closed a live connection (and every transfer on it)
+      ping: ping({ maxOutboundStreams: PING_MAX_STREAMS, maxInboundStreams: PING_MAX_STREAMS }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: false,
@@ -280,32 +293,31 @@ export async function createHost (init: HostInit): Promise<Host> {
     })
   }
 
+  // node's own protocols on this libp2p node (rpc.ts); the Host below hands out the same
+  const wire: RpcDialer & RpcServer = {
+    handle: async (protocol, handler, opts) => {
+      await libp2p.handle(protocol, async (stream: Stream, connection: Connection) => {
+        await handler(stream, connection.remotePeer.toString())
+      }, { ...opts })
+    },
+    unhandle: async (protocol) => { await libp2p.unhandle(protocol) },
+    newStream: async (peer, protocol, opts) => await libp2p.dialProtocol(toPeerId(peer), protocol, opts)
+  }
+
   const exchange = async (peer: string): Promise<void> => {
     if (stopped) return
-    let stream: Stream | undefined
     try {
-      const signal = AbortSignal.timeout(PEX_TIMEOUT_MS)
-      stream = await libp2p.dialProtocol(peerIdFromString(peer), PEX_PROTOCOL, { signal })
-      const lp = lpStream(stream, { maxDataLength: PEX_MAX_MESSAGE_BYTES })
-      await lp.write(encodePex(members()), { signal })
-      const reply = decodePex((await lp.read({ signal })).subarray())
-      await stream.close({ signal }).catch(() => {})
-      await learn(reply)
-    } catch (err: any) {
-      stream?.abort(err instanceof Error ? err : new Error(String(err)))
+      const reply = await call(wire, peer, PEX, { peers: members() })
+      await learn(reply.peers)
+    } catch (err) {
+      log('peer exchange with %s failed: %e', peer, err)
     }
   }
 
-  await libp2p.handle(PEX_PROTOCOL, async (stream) => {
-    try {
-      const signal = AbortSignal.timeout(PEX_TIMEOUT_MS)
-      const lp = lpStream(stream, { maxDataLength: PEX_MAX_MESSAGE_BYTES })
-      const theirs = decodePex((await lp.read({ signal })).subarray())
-      await lp.write(encodePex(members()), { signal })
-      await stream.close({ signal }).catch(() => {})
-      void learn(theirs)
-    } catch (err: any) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
+  await serve(wire, PEX, {
+    call: async ({ peers }) => {
+      void learn(peers)
+      return { peers: members() }
     }
   }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
 
@@ -453,17 +465,14 @@ export async function createHost (init: HostInit): Promise<Host> {
     traffic: meter.snapshot,
     provide: async (cid, opts) => { await libp2p.contentRouting.provide(cid, opts) },
     findProviders,
-    handle: async (protocol, handler, opts) => {
-      await libp2p.handle(protocol, async (stream: Stream, connection: Connection) => {
-        await handler(stream, connection.remotePeer.toString())
-      }, { ...opts })
-    },
-    unhandle: async (protocol) => { await libp2p.unhandle(protocol) },
-    newStream: async (peer, protocol, opts) => await libp2p.dialProtocol(toPeerId(peer), protocol, opts),
+    handle: wire.handle,
+    unhandle: wire.unhandle,
+    newStream: wire.newStream,
     hangUp: async (peer, opts) => {
       const peerId = toPeerId(peer)
       hungUp.add(peer)
       redials.get(peer)?.abort()
+      // ignored: a peer the store does not know has no keep-alive tag to drop
       await libp2p.peerStore.merge(peerId, { tags: { [KEEP_ALIVE]: undefined } }).catch(() => {})
       await libp2p.hangUp(peerId, opts)
     },
@@ -628,28 +637,23 @@ function isTimeout (reason: any): boolean {
 
 export interface PexPeer { id: string, addrs: string[] }
 
-/** Exported for the fuzz tests (test/faults). */
-export { encodePex, decodePex }
-
-function encodePex (peers: PexPeer[]): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ peers }))
-}
-
 /** A peer-exchange message that is malformed or breaks a bound. */
-export class PeerExchangeError extends Error {
-  static override readonly name = 'PeerExchangeError'
+export class PeerExchangeError extends RpcProtocolError {
   override readonly name = 'PeerExchangeError'
 }
 
+/** PEX_PROTOCOL on rpc.ts: a call with this host's members, answered with the peer's. */
+export const PEX = defineProtocol<{ peers: PexPeer[] }, { peers: PexPeer[] }>({
+  id: PEX_PROTOCOL,
+  maxMessageBytes: PEX_MAX_MESSAGE_BYTES,
+  timeoutMs: PEX_TIMEOUT_MS,
+  malformed: PeerExchangeError,
+  request: (v) => ({ peers: validatePex(v) }),
+  reply: (v) => ({ peers: validatePex(v) })
+})
+
 /** A bounded, validated peer list; throws PeerExchangeError on anything else. */
-function decodePex (bytes: Uint8Array): PexPeer[] {
-  if (bytes.byteLength > PEX_MAX_MESSAGE_BYTES) throw new PeerExchangeError(`peer-exchange message of ${bytes.byteLength} bytes is over the limit of ${PEX_MAX_MESSAGE_BYTES}`)
-  let msg: any
-  try {
-    msg = JSON.parse(new TextDecoder().decode(bytes))
-  } catch (err: any) {
-    throw new PeerExchangeError(`malformed peer-exchange message: ${String(err?.message)}`)
-  }
+function validatePex (msg: any): PexPeer[] {
   if (msg === null || typeof msg !== 'object' || !Array.isArray(msg.peers) || msg.peers.length > PEX_MAX_PEERS) {
     throw new PeerExchangeError('malformed peer-exchange message')
   }

@@ -7,23 +7,35 @@
 // Contract:
 //  - Knows peers, streams and messages; knows nothing of files or placement policy. The data
 //    path (node/data) is below it; the keeper (node/keeper) and the daemon (node/cli) are above.
+//  - node's own protocols (ops sync, peer exchange, membership and space notices, uplinks, and
+//    the keeper's custody and place) all speak rpc.ts: length-prefixed dag-cbor envelopes, a
+//    hard bound per message and protocol, a timeout on silence, an AbortSignal on every call,
+//    errors on the wire by stable name. The swarm keeps its own binary codec.
 //  - Every message from a peer is bounded and validated before use: a malformed or oversized
 //    message closes that stream with a typed error, never the host.
+//  - Notices to every peer go through rpc.ts's broadcast(): the seam where a gossip transport
+//    (gossipsub) could replace direct streams.
 //  - Every async call takes AbortOptions; a stopped part refuses new work and ends what runs.
 //  - Keys: a host's identity is an Ed25519 key; every op is signed by its author and verified
 //    before it enters the log; a peer without the network key cannot connect (pnet).
 export { Announcer } from './announce.ts'
-export { Membership } from './failure.ts'
-export type { MembershipInit } from './failure.ts'
-export { DHT_PROTOCOL, FULL_MESH_PEERS, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL, PeerExchangeError, createHost, decodePex, encodePex } from './host.ts'
+export { MEMBERSHIP, MEMBERSHIP_PROTOCOL, Membership, MembershipNoticeError } from './failure.ts'
+export type { MembershipInit, MembershipNotice } from './failure.ts'
+export { DHT_PROTOCOL, FULL_MESH_PEERS, PEX, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL, PeerExchangeError, createHost } from './host.ts'
 export type { Host } from './host.ts'
 export { idleDeadline } from './idle.ts'
 export { createNetworkKey, formatNetworkKey, loadOrCreateIdentity, readNetworkKey, writeNetworkKey } from './keys.ts'
 export { Presence } from './presence.ts'
 export { signerFor, verify } from './signing.ts'
-export { SpaceNotices } from './space-notice.ts'
-export { MAX_MESSAGE_BYTES, OPS_PROTOCOL, SyncProtocolError, createSync, decodeSyncMessage, encodeSyncMessage } from './sync.ts'
-export type { Sync, SyncHost } from './sync.ts'
-export { startUplinks, uploadCap, parseRate } from './uplink.ts'
+export { SPACE, SPACE_PROTOCOL, SpaceNoticeError, SpaceNotices } from './space-notice.ts'
+export { OPS, OPS_MAX_MESSAGE_BYTES, OPS_PROTOCOL, SyncProtocolError, createSync } from './sync.ts'
+export type { OpsPush, OpsReply, OpsRequest, Sync, SyncHost } from './sync.ts'
+export { UPLINK, UPLINK_PROTOCOL, UplinkProtocolError, startUplinks, uploadCap, parseRate } from './uplink.ts'
+export {
+  RPC_ERROR_REPLY_TIMEOUT_MS, RPC_MAX_ERROR_MESSAGE_CHARS, RPC_MAX_ERROR_NAME_CHARS, RPC_MAX_MESSAGE_BYTES, RPC_MIN_MESSAGE_BYTES,
+  RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError, RpcTooLargeError,
+  broadcast, call, decodeIncoming, decodeReply, defineProtocol, encodeCall, encodeError, encodeNext, encodeNotice, encodeOk, notify, remoteError, serve
+} from './rpc.ts'
+export type { CallContext, CallOptions, ErrorClass, Incoming, NoticeContext, Reply, RpcDialer, RpcHandleOptions, RpcHandlers, RpcProtocol, RpcServer, ServeOptions } from './rpc.ts'
 export type { UplinkBook } from './uplink.ts'
 export { keyKadId, peerKadId, compareDistance, targets, keeper, KAD_ID_CACHE_ENTRIES } from './kad.ts'

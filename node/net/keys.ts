@@ -134,6 +134,7 @@ async function writeExclusive (file: string, bytes: Uint8Array): Promise<void> {
     // an identity created concurrently by another process is kept (the caller re-reads it)
     if (!(err?.code === 'EEXIST' && file.endsWith(IDENTITY_FILE))) throw err
   } finally {
+    // ignored: a close error after a failed write changes nothing; the temp file goes below
     await fh.close().catch(() => {})
     await rm(tmp, { force: true })
   }

@@ -4,6 +4,9 @@
 // a marker file in the data dir.
 import { access, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { logger } from '../log.ts'
+
+const log = logger('net:presence')
 
 /** Marker file in the data dir: this host has been connected to a peer at least once. */
 export const NETWORKED_FILE = 'networked'
@@ -32,7 +35,11 @@ export class Presence {
     this.networked = true
     if (this.marked) return
     this.marked = true
-    writeFile(join(this.init.dir, NETWORKED_FILE), '').catch(() => { this.marked = false })
+    writeFile(join(this.init.dir, NETWORKED_FILE), '').catch((err: Error) => {
+      // tried again at the next connection; until then a restart alone counts as never networked
+      this.marked = false
+      log.error('cannot mark %s as networked: %s', this.init.dir, err.message)
+    })
   }
 
   constructor (components: PresenceComponents, init: PresenceInit) {
@@ -43,6 +50,7 @@ export class Presence {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
+    // no mark (ENOENT, or unreadable) means this host was never networked
     this.marked = await access(join(this.init.dir, NETWORKED_FILE)).then(() => true, () => false)
     this.networked ||= this.marked || (this.init.join ?? []).length > 0
     this.c.events.addEventListener('peer:connect', this.onConnect)

@@ -20,6 +20,7 @@ export const verify: Verify = async (author, bytes, sig) => {
     try {
       publicKey = peerIdFromString(author).publicKey
     } catch {
+      // not a peer id: the op's author cannot have signed it (the op is refused as unsigned)
       return false
     }
     if (authorKeys.size >= AUTHOR_KEYS_MAX) authorKeys.clear()
@@ -29,6 +30,7 @@ export const verify: Verify = async (author, bytes, sig) => {
   try {
     return await publicKey.verify(bytes, sig)
   } catch {
+    // a malformed signature is a bad signature: the op is refused
     return false
   }
 }

@@ -6,22 +6,21 @@
 // fragments it holds; the daemon keeps a full host from handing its copies over).
 //
 // The notices of one host carry an increasing sequence number, so a FULL and a ROOM sent close
-// together on two streams cannot be applied in the wrong order. Notice (SPACE_NOTICE_BYTES):
-//   state:u8 (1 full, 0 room) seq:u64 big-endian
-import { lpStream } from '@libp2p/utils'
+// together on two streams cannot be applied in the wrong order. Notice (an rpc.ts notice):
+//   { full: boolean, seq: integer >= 0 }
 import type { Host } from './host.ts'
 import type { Membership } from './failure.ts'
+import { RpcProtocolError, decodeIncoming, defineProtocol, encodeNotice as encodeRpcNotice, notify, serve } from './rpc.ts'
 import type { Space } from '../data/index.ts'
+import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 
-/** Protocol of FULL/ROOM notices. */
-export const SPACE_PROTOCOL = '/darkfs/space/1.0.0'
-/** The state byte of a notice: the sender's store takes no new blocks. */
-export const FULL_NOTICE = 1
-/** The state byte of a notice: the sender has room again. */
-export const ROOM_NOTICE = 0
-/** Size of a notice: state byte and sequence number. */
-export const SPACE_NOTICE_BYTES = 9
+const log = logger('net:space-notice')
+
+/** Protocol of FULL/ROOM notices. 2.0.0: rpc.ts's envelope (1.0.0 was 9 bytes: state, u64 seq). */
+export const SPACE_PROTOCOL = '/darkfs/space/2.0.0'
+/** Bound of one notice (a notice is about 20 bytes; this is rpc.ts's smallest bound). */
+export const SPACE_NOTICE_BYTES = 1024
 /** Time to tell one peer. */
 export const SPACE_NOTICE_TIMEOUT_MS = 5_000
 /** Times a notice to a newly connected peer is retried (it may not handle the protocol yet). */
@@ -29,9 +28,24 @@ export const SPACE_NOTICE_RETRIES = 3
 /** Wait between those retries. */
 export const SPACE_NOTICE_RETRY_MS = 1_000
 
-export class SpaceNoticeError extends Error {
+export class SpaceNoticeError extends RpcProtocolError {
   override readonly name = 'SpaceNoticeError'
 }
+
+export interface SpaceNotice { full: boolean, seq: number }
+
+export const SPACE = defineProtocol<never, never, SpaceNotice>({
+  id: SPACE_PROTOCOL,
+  maxMessageBytes: SPACE_NOTICE_BYTES,
+  timeoutMs: SPACE_NOTICE_TIMEOUT_MS,
+  malformed: SpaceNoticeError,
+  notice: (v) => {
+    const m = v as { full?: unknown, seq?: unknown } | null
+    if (m === null || typeof m !== 'object' || typeof m.full !== 'boolean') throw new SpaceNoticeError('a space notice is { full, seq }')
+    if (!Number.isSafeInteger(m.seq) || (m.seq as number) < 0) throw new SpaceNoticeError('space notice sequence number out of range')
+    return { full: m.full, seq: m.seq as number }
+  }
+})
 
 export interface SpaceNoticeComponents {
   host: Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'>
@@ -39,20 +53,16 @@ export interface SpaceNoticeComponents {
   membership: Pick<Membership, 'setFull' | 'addEventListener' | 'removeEventListener'>
 }
 
+/** A notice as it goes on the wire (an rpc.ts frame body). */
 export function encodeNotice (full: boolean, seq: number): Uint8Array {
-  const out = new Uint8Array(SPACE_NOTICE_BYTES)
-  out[0] = full ? FULL_NOTICE : ROOM_NOTICE
-  new DataView(out.buffer).setBigUint64(1, BigInt(seq))
-  return out
+  return encodeRpcNotice(SPACE, { full, seq })
 }
 
-/** Decode a notice; SpaceNoticeError when it is not one. */
-export function decodeNotice (bytes: Uint8Array): { full: boolean, seq: number } {
-  if (bytes.byteLength !== SPACE_NOTICE_BYTES) throw new SpaceNoticeError(`a space notice is ${SPACE_NOTICE_BYTES} bytes, got ${bytes.byteLength}`)
-  if (bytes[0] !== FULL_NOTICE && bytes[0] !== ROOM_NOTICE) throw new SpaceNoticeError(`unknown space notice state ${bytes[0]}`)
-  const seq = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(1)
-  if (seq > BigInt(Number.MAX_SAFE_INTEGER)) throw new SpaceNoticeError('space notice sequence number out of range')
-  return { full: bytes[0] === FULL_NOTICE, seq: Number(seq) }
+/** Decode a notice (a frame body); SpaceNoticeError when it is not one (RpcTooLargeError when over the bound). */
+export function decodeNotice (bytes: Uint8Array): SpaceNotice {
+  const m = decodeIncoming(SPACE, bytes)
+  if (m.kind !== 'notice') throw new SpaceNoticeError('not a notice')
+  return m.value
 }
 
 /** Sends this host's FULL/ROOM notices and applies the peers' to the membership. */
@@ -64,6 +74,7 @@ export class SpaceNotices {
   private readonly heard = new Map<string, number>()
   private readonly shutdown = new AbortController()
   private started = false
+  private unserve: (() => Promise<void>) | undefined
   private readonly onChange = (): void => {
     this.c.membership.setFull(this.c.host.peerId, this.c.space.isFull())
     this.seq++
@@ -81,7 +92,7 @@ export class SpaceNotices {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    await this.c.host.handle(SPACE_PROTOCOL, (stream, peer) => { void this.take(stream, peer) })
+    this.unserve = await serve(this.c.host, SPACE, { notice: (n, { peer }) => { this.take(n, peer) } }, { signal: this.shutdown.signal })
     this.c.space.addEventListener('change', this.onChange)
     this.c.host.addEventListener('peer:connect', this.onConnect)
     this.c.membership.addEventListener('gone', this.onGone as EventListener)
@@ -97,7 +108,8 @@ export class SpaceNotices {
     this.c.space.removeEventListener('change', this.onChange)
     this.c.host.removeEventListener('peer:connect', this.onConnect)
     this.c.membership.removeEventListener('gone', this.onGone as EventListener)
-    await this.c.host.unhandle(SPACE_PROTOCOL).catch(() => {})
+    await this.unserve?.()
+    this.unserve = undefined
   }
 
   /** Tell one peer the state of `seq` (best effort; retried while it may not handle the protocol yet). */
@@ -108,31 +120,18 @@ export class SpaceNotices {
         if (!this.c.host.peers().some(p => p.id === peer)) return
       }
       try {
-        const signal = anySignal([this.shutdown.signal], SPACE_NOTICE_TIMEOUT_MS)
-        const stream = await this.c.host.newStream(peer, SPACE_PROTOCOL, { signal })
-        try {
-          await lpStream(stream, { maxDataLength: SPACE_NOTICE_BYTES }).write(encodeNotice(this.c.space.isFull(), seq), { signal })
-          await stream.close({ signal }).catch(() => {})
-          return
-        } catch (err: any) {
-          stream.abort(err instanceof Error ? err : new Error(String(err)))
-        }
-      } catch {}
+        await notify(this.c.host, peer, SPACE, { full: this.c.space.isFull(), seq }, { signal: this.shutdown.signal })
+        return
+      } catch (err) {
+        log('telling %s (attempt %d) failed: %e', peer, attempt + 1, err)
+      }
     }
   }
 
   /** A peer's notice: apply it unless a later one of that peer's was applied already. */
-  private async take (stream: Parameters<Parameters<Host['handle']>[1]>[0], peer: string): Promise<void> {
-    try {
-      const lp = lpStream(stream, { maxDataLength: SPACE_NOTICE_BYTES })
-      const { full, seq } = decodeNotice((await lp.read({ signal: AbortSignal.timeout(SPACE_NOTICE_TIMEOUT_MS) })).subarray())
-      if (seq >= (this.heard.get(peer) ?? 0)) {
-        this.heard.set(peer, seq)
-        this.c.membership.setFull(peer, full)
-      }
-      await stream.close().catch(() => {})
-    } catch (err: any) {
-      stream.abort(err instanceof Error ? err : new Error(String(err)))
-    }
+  private take ({ full, seq }: SpaceNotice, peer: string): void {
+    if (seq < (this.heard.get(peer) ?? 0)) return
+    this.heard.set(peer, seq)
+    this.c.membership.setFull(peer, full)
   }
 }

@@ -1,4 +1,4 @@
-// Metadata replication over the host (DESIGN.md §5): protocol '/darkfs/ops/1.0.0'.
+// Metadata replication over the host (DESIGN.md §5): protocol '/darkfs/ops/2.0.0'.
 //
 //  - Gossip: every op this host commits is pushed at once to every connected peer; a host that
 //    receives an op it did not have forwards it to its other peers, so ops reach peers that are
@@ -8,28 +8,32 @@
 //    it misses, walking parents in bounded batches (the responder sends the wanted ops plus
 //    their ancestors, breadth first, stopping at the asker's heads), until nothing is missing.
 //
-// Wire: one request per stream, each message length-prefixed dag-cbor, bounded in bytes and
-// in ops:
-//   { t: 'push', ops: [block...] }                     (no answer)
-//   { t: 'heads' }                 -> { t: 'heads', heads: [CID...] }
-//   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
-// A malformed message or an op the tree rejects aborts that stream with an error; nothing
+// Wire (rpc.ts: one request per stream, length-prefixed dag-cbor envelopes), bounded in bytes
+// and in ops:
+//   notice { t: 'push', ops: [block...] }
+//   call   { t: 'heads' }                          -> { t: 'heads', heads: [CID...] }
+//   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
+// A malformed message or an op the tree rejects closes that stream with an error; nothing
 // already stored is touched (the tree verifies every op before it stores any of a batch).
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { lpStream } from '@libp2p/utils'
 import type { AbortOptions } from '@libp2p/interface'
-import type { Host, Stream } from './host.ts'
+import type { Host } from './host.ts'
+import { RpcProtocolError, call, defineProtocol, notify, serve } from './rpc.ts'
 import { MAX_OP_BYTES } from '../tree/index.ts'
 import type { OpEventDetail, Tree } from '../tree/index.ts'
+import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 
-export const OPS_PROTOCOL = '/darkfs/ops/1.0.0'
+const log = logger('net:sync')
+
+/** 2.0.0: messages in rpc.ts's envelopes (1.0.0 sent the bare dag-cbor messages). */
+export const OPS_PROTOCOL = '/darkfs/ops/2.0.0'
 /** Default most ops per message (push or get answer). */
 export const DEFAULT_MAX_BATCH = 256
 /** Largest message: a full batch of the largest ops fits. */
-export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+export const OPS_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 /** Most op blocks accepted in one message from a peer (whatever its own maxBatch). */
 export const MAX_OPS_PER_MESSAGE = 4096
 /** Most CIDs in a heads answer or a get request's want/have lists. */
@@ -74,17 +78,14 @@ export interface Sync {
   stats: () => SyncStats
 }
 
-/** A message on '/darkfs/ops/1.0.0' that is malformed or breaks a bound. */
-export class SyncProtocolError extends Error {
-  static override readonly name = 'SyncProtocolError'
+/** A message on OPS_PROTOCOL that is malformed or breaks a bound. */
+export class SyncProtocolError extends RpcProtocolError {
   override readonly name = 'SyncProtocolError'
 }
 
-type Message =
-  | { t: 'push', ops: Uint8Array[] }
-  | { t: 'heads', heads?: CID[] }
-  | { t: 'get', want: CID[], have: CID[] }
-  | { t: 'ops', ops: Uint8Array[] }
+export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] }
+export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] }
+export interface OpsPush { t: 'push', ops: Uint8Array[] }
 
 export function createSync (init: SyncInit = {}): (components: SyncComponents) => Sync {
   const maxBatch = Math.min(init.maxBatch ?? DEFAULT_MAX_BATCH, MAX_OPS_PER_MESSAGE)
@@ -100,24 +101,15 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const origins = new Map<string, string>()
     const outboxes = new Map<string, Uint8Array[]>()
     const flushing = new Set<string>()
+    let unserve: (() => Promise<void>) | undefined
 
     // --- requests (this side asks) --------------------------------------------------------
-    const request = async (peer: string, msg: Message, opts?: AbortOptions): Promise<Message | undefined> => {
-      const signal = anySignal([shutdown.signal, opts?.signal], requestTimeoutMs)
-      const stream = await host.newStream(peer, OPS_PROTOCOL, { signal })
+    /** One call; the reply's kind follows the request's (OPS.reply checks it). */
+    const request = async (peer: string, req: OpsRequest, opts?: AbortOptions): Promise<OpsReply> => {
       try {
-        const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
-        await lp.write(encode(msg), { signal })
-        if (msg.t === 'push') {
-          await stream.close({ signal })
-          return undefined
-        }
-        const reply = decode((await lp.read({ signal })).subarray())
-        await stream.close({ signal }).catch(() => {})
-        return reply
-      } catch (err: any) {
-        stream.abort(err instanceof Error ? err : new Error(String(err)))
-        if (err instanceof SyncProtocolError) stats.badMessages++
+        return await call(host, peer, OPS, req, { signal: anySignal([shutdown.signal, opts?.signal]), timeoutMs: requestTimeoutMs })
+      } catch (err) {
+        if (err instanceof RpcProtocolError) stats.badMessages++
         throw err
       }
     }
@@ -127,8 +119,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       let wanted = uniq(want.filter(c => !tree.hasOp(c)))
       for (let round = 0; wanted.length > 0 && round < MAX_RECONCILE_ROUNDS && running; round++) {
         const reply = await request(peer, { t: 'get', want: wanted.slice(0, MAX_CIDS), have: tree.heads().slice(0, MAX_CIDS) }, opts)
-        if (reply?.t !== 'ops') throw new SyncProtocolError(`expected ops, got ${reply?.t ?? 'nothing'}`)
-        const fresh = await freshOps(reply.ops)
+        const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
         if (fresh.length === 0) return // the peer has none of what is wanted
         for (const { id } of fresh) remember(id, peer)
         const result = await tree.receive(fresh.map(f => f.bytes))
@@ -141,8 +132,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
 
     const reconcile = async (peer: string, opts?: AbortOptions): Promise<void> => {
       const reply = await request(peer, { t: 'heads' }, opts)
-      if (reply?.t !== 'heads' || reply.heads === undefined) throw new SyncProtocolError(`expected heads, got ${reply?.t ?? 'nothing'}`)
-      await fetchFrom(peer, reply.heads, opts)
+      await fetchFrom(peer, reply.t === 'heads' ? reply.heads : [], opts)
       stats.reconciles++
     }
 
@@ -158,6 +148,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       // the run in flight may have read the peer's heads before this call: queue a fresh one
       let next = queued.get(peer)
       if (next === undefined) {
+        // the run in flight reports its own failure; the queued one runs after it either way
         next = inFlight.catch(() => {}).then(async () => {
           queued.delete(peer)
           await synced(peer, opts)
@@ -168,26 +159,15 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     }
 
     // --- answers (the other side asks) -----------------------------------------------------
-    const serve = async (stream: Stream, peer: string): Promise<void> => {
-      const signal = anySignal([shutdown.signal], requestTimeoutMs)
-      try {
-        const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
-        const msg = decode((await lp.read({ signal })).subarray())
-        if (msg.t === 'heads') {
-          await lp.write(encode({ t: 'heads', heads: tree.heads().slice(0, MAX_CIDS) }), { signal })
-          await stream.close({ signal }).catch(() => {})
-        } else if (msg.t === 'get') {
-          await lp.write(encode({ t: 'ops', ops: collect(msg.want, msg.have) }), { signal })
-          await stream.close({ signal }).catch(() => {})
-        } else if (msg.t === 'push') {
-          await stream.close({ signal }).catch(() => {})
-          await takePush(peer, msg.ops)
-        } else {
-          throw new SyncProtocolError(`unexpected ${msg.t} request`)
-        }
-      } catch (err: any) {
-        if (err?.name === 'SyncProtocolError' || err?.name === 'InvalidOpError') stats.badMessages++
-        stream.abort(err instanceof Error ? err : new Error(String(err)))
+    const answer = async (req: OpsRequest): Promise<OpsReply> => {
+      if (req.t === 'heads') return { t: 'heads', heads: tree.heads().slice(0, MAX_CIDS) }
+      return { t: 'ops', ops: collect(req.want, req.have) }
+    }
+
+    const onServeError = (err: Error, peer: string): void => {
+      if (err instanceof RpcProtocolError || err.name === 'InvalidOpError') {
+        stats.badMessages++
+        log.error('bad ops message from %s: %s', peer, err.message)
       }
     }
 
@@ -205,7 +185,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         seen.add(id)
         const block = tree.getOp(cid)
         if (block === undefined) continue
-        if (bytes + block.byteLength > MAX_MESSAGE_BYTES - 1024) break
+        if (bytes + block.byteLength > OPS_MAX_MESSAGE_BYTES - 1024) break
         out.push(block)
         bytes += block.byteLength
         for (const p of parentsOf(block)) {
@@ -222,7 +202,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const result = await tree.receive(fresh.map(f => f.bytes))
       stats.receivedOps += result.applied
       // parents the push did not bring: fetch them from the pusher
-      if (result.missing.length > 0) await fetchFrom(peer, result.missing).catch(() => {})
+      if (result.missing.length > 0) {
+        await fetchFrom(peer, result.missing).catch((err: unknown) => { log('fetching the parents of %s\'s push: %e', peer, err) })
+      }
     }
 
     const freshOps = async (ops: Uint8Array[]): Promise<Array<{ id: string, bytes: Uint8Array }>> => {
@@ -269,16 +251,17 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         for (let box = outboxes.get(peer); box !== undefined && box.length > 0 && running; box = outboxes.get(peer)) {
           const batch: Uint8Array[] = []
           let bytes = 0
-          while (box.length > 0 && batch.length < maxBatch && bytes + box[0].byteLength <= MAX_MESSAGE_BYTES - 1024) {
+          while (box.length > 0 && batch.length < maxBatch && bytes + box[0].byteLength <= OPS_MAX_MESSAGE_BYTES - 1024) {
             const op = box.shift() as Uint8Array
             batch.push(op)
             bytes += op.byteLength
           }
           try {
-            await request(peer, { t: 'push', ops: batch })
+            await notify(host, peer, OPS, { t: 'push', ops: batch }, { signal: shutdown.signal, timeoutMs: requestTimeoutMs })
             stats.pushedOps += batch.length
-          } catch {
+          } catch (err) {
             // gone or failing: it reconciles when it reconnects
+            log('push of %d ops to %s failed: %e', batch.length, peer, err)
             outboxes.delete(peer)
           }
         }
@@ -290,8 +273,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
 
     const onConnect = (evt: CustomEvent<string>): void => {
       if (!running) return
-      void synced(evt.detail).catch(() => {
+      void synced(evt.detail).catch((err: unknown) => {
         // the peer went away or misbehaved: the next connection tries again
+        log('reconciling with %s failed: %e', evt.detail, err)
       })
     }
 
@@ -299,10 +283,16 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       start: async () => {
         if (running) return
         running = true
-        await host.handle(OPS_PROTOCOL, serve, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_INBOUND_STREAMS })
+        unserve = await serve(host, OPS, { call: answer, notice: async (push, { peer }) => { await takePush(peer, push.ops) } }, {
+          signal: shutdown.signal,
+          timeoutMs: requestTimeoutMs,
+          maxInboundStreams: MAX_INBOUND_STREAMS,
+          maxOutboundStreams: MAX_INBOUND_STREAMS,
+          onError: onServeError
+        })
         tree.addEventListener('op', onOp as EventListener)
         host.addEventListener('peer:connect', onConnect)
-        for (const { id } of host.peers()) void synced(id).catch(() => {})
+        for (const { id } of host.peers()) onConnect(new CustomEvent('peer:connect', { detail: id }))
       },
       stop: async () => {
         if (!running) return
@@ -311,7 +301,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         tree.removeEventListener('op', onOp as EventListener)
         host.removeEventListener('peer:connect', onConnect)
         outboxes.clear()
-        await host.unhandle(OPS_PROTOCOL).catch(() => {})
+        await unserve?.()
         await Promise.allSettled([...reconciling.values()])
       },
       synced,
@@ -322,33 +312,34 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
 
 // --- messages ----------------------------------------------------------------------------------
 
-/** Exported for the fuzz tests (test/faults). */
-export { encode as encodeSyncMessage, decode as decodeSyncMessage }
-
-function encode (msg: Message): Uint8Array {
-  return dagCbor.encode(msg)
-}
-
-/** Decode and validate one message; SyncProtocolError on anything malformed or over a bound. */
-function decode (bytes: Uint8Array): Message {
-  let msg: any
-  try {
-    msg = dagCbor.decode(bytes)
-  } catch (err: any) {
-    throw new SyncProtocolError(`undecodable message: ${err?.message ?? String(err)}`)
+/** OPS_PROTOCOL on rpc.ts: heads and get are calls, push is a notice. */
+export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
+  id: OPS_PROTOCOL,
+  maxMessageBytes: OPS_MAX_MESSAGE_BYTES,
+  timeoutMs: REQUEST_TIMEOUT_MS,
+  malformed: SyncProtocolError,
+  request: (v) => {
+    const m = map(v)
+    if (m.t === 'heads') return { t: 'heads' }
+    if (m.t === 'get') return { t: 'get', want: cids(m.want), have: cids(m.have) }
+    throw new SyncProtocolError(`unknown request ${JSON.stringify(String(m.t)).slice(0, 40)}`)
+  },
+  reply: (v, req) => {
+    const m = map(v)
+    if (req.t === 'heads' && m.t === 'heads') return { t: 'heads', heads: cids(m.heads) }
+    if (req.t === 'get' && m.t === 'ops') return { t: 'ops', ops: blocks(m.ops) }
+    throw new SyncProtocolError(`expected ${req.t === 'heads' ? 'heads' : 'ops'}, got ${JSON.stringify(String(m.t)).slice(0, 40)}`)
+  },
+  notice: (v) => {
+    const m = map(v)
+    if (m.t === 'push') return { t: 'push', ops: blocks(m.ops) }
+    throw new SyncProtocolError(`unknown notice ${JSON.stringify(String(m.t)).slice(0, 40)}`)
   }
-  if (msg === null || typeof msg !== 'object') throw new SyncProtocolError('message is not a map')
-  switch (msg.t) {
-    case 'push':
-    case 'ops':
-      return { t: msg.t, ops: blocks(msg.ops) }
-    case 'heads':
-      return msg.heads === undefined ? { t: 'heads' } : { t: 'heads', heads: cids(msg.heads) }
-    case 'get':
-      return { t: 'get', want: cids(msg.want), have: cids(msg.have) }
-    default:
-      throw new SyncProtocolError(`unknown message type ${JSON.stringify(String(msg.t)).slice(0, 40)}`)
-  }
+})
+
+function map (x: unknown): Record<string, unknown> {
+  if (x === null || typeof x !== 'object' || Array.isArray(x) || x instanceof Uint8Array) throw new SyncProtocolError('message is not a map')
+  return x as Record<string, unknown>
 }
 
 function blocks (x: unknown): Uint8Array[] {
@@ -361,12 +352,12 @@ function blocks (x: unknown): Uint8Array[] {
 
 function cids (x: unknown): CID[] {
   if (!Array.isArray(x) || x.length > MAX_CIDS) throw new SyncProtocolError(`expected a list of at most ${MAX_CIDS} CIDs`)
-  for (const c of x) {
-    if (CID.asCID(c) === null) throw new SyncProtocolError('expected a CID')
-  }
-  return x.map(c => CID.asCID(c) as CID)
+  return x.map(c => {
+    const cid = CID.asCID(c)
+    if (cid === null) throw new SyncProtocolError('expected a CID')
+    return cid
+  })
 }
-
 
 /** An op block's parents (dag-cbor field `parents`); none if it does not decode. */
 function parentsOf (block: Uint8Array): CID[] {
@@ -375,6 +366,7 @@ function parentsOf (block: Uint8Array): CID[] {
     if (!Array.isArray(op?.parents)) return []
     return op.parents.map((p: unknown) => CID.asCID(p)).filter((p: CID | null): p is CID => p !== null)
   } catch {
+    // an op block that does not decode has no parents to follow (the tree refuses it on receive)
     return []
   }
 }

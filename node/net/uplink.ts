@@ -1,15 +1,26 @@
 // Uplinks (DESIGN.md §4): how fast each peer can send, so that forwarding work goes to the
 // peers with the most of it. A rate is configured (`darkfs up --uplink RATE`, which the host
-// tells peers that ask over '/darkfs/uplink/1.0.0') or measured (how fast a relay forwarded a
-// chunk's fragments, reported by the relay itself). Also parses the rates the CLI takes.
+import type { AbortOptions } from '@libp2p/interface'
+import { RpcProtocolError, call, defineProtocol, serve } from './rpc.ts'
+import type { RpcDialer, RpcServer } from './rpc.ts'
+import { logger } from '../log.ts'
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
-import type { AbortOptions } from '@libp2p/interface'
 import { anySignal } from '../abort.ts'
 
-export const UPLINK_PROTOCOL = '/darkfs/uplink/1.0.0'
-/** Largest uplink message (a small JSON object). */
-export const MAX_UPLINK_MESSAGE_BYTES = 256
+// tells peers that ask over UPLINK_PROTOCOL) or measured (how fast a relay forwarded a chunk's
+// fragments, reported by the relay itself). Also parses the rates the CLI takes.
+//
+// Wire (an rpc.ts call): null -> { uplink: bytes/s | null }
+// tells peers that ask over '/darkfs/uplink/1.0.0') or measured (how fast a relay forwarded a
+// chunk's fragments, reported by the relay itself). Also parses the rates the CLI takes.
+
+const log = logger('net:uplink')
+
+/** 2.0.0: rpc.ts's envelope (1.0.0 answered a bare JSON object to an empty stream). */
+export const UPLINK_PROTOCOL = '/darkfs/uplink/2.0.0'
+/** Largest uplink message (a tiny map; rpc.ts's smallest bound). */
+export const MAX_UPLINK_MESSAGE_BYTES = 1024
 /** Time to answer an uplink question before giving up on that peer. */
 export const UPLINK_QUERY_TIMEOUT_MS = 5_000
 /** Weight of a new measurement in the running average of a peer's measured uplink. */
@@ -121,45 +132,44 @@ export class UplinkBook {
   }
 }
 
-/** What the uplink exchange needs of the host. */
-export interface UplinkHost {
-  handle: (protocol: string, handler: (stream: Stream, peer: string) => void) => Promise<void>
-  unhandle: (protocol: string) => Promise<void>
-  newStream: (peer: string, protocol: string, opts?: AbortOptions) => Promise<Stream>
+/** An uplink message that is malformed. */
+export class UplinkProtocolError extends RpcProtocolError {
+  override readonly name = 'UplinkProtocolError'
 }
 
+export const UPLINK = defineProtocol<null, { uplink: number | null }>({
+  id: UPLINK_PROTOCOL,
+  maxMessageBytes: MAX_UPLINK_MESSAGE_BYTES,
+  timeoutMs: UPLINK_QUERY_TIMEOUT_MS,
+  malformed: UplinkProtocolError,
+  request: (v) => {
+    if (v !== null) throw new UplinkProtocolError('an uplink question is null')
+    return null
+  },
+  reply: (v) => {
+    const rate = (v as { uplink?: unknown } | null)?.uplink
+    if (rate === null || (typeof rate === 'number' && Number.isFinite(rate))) return { uplink: rate }
+    throw new UplinkProtocolError('an uplink answer is { uplink: bytes/s | null }')
+  }
+})
+
+/** What the uplink exchange needs of the host. */
+export type UplinkHost = RpcDialer & RpcServer
+
 /**
- * Answers '/darkfs/uplink/1.0.0' with this host's configured uplink ({"uplink": bytes/s}, or
- * null when not configured), and asks peers for theirs. Returns stop().
+ * Answers UPLINK_PROTOCOL with this host's configured uplink (bytes/s, or null when not
+ * configured). Returns stop().
  */
 export async function serveUplink (host: UplinkHost, own: number | undefined): Promise<() => Promise<void>> {
-  const body = new TextEncoder().encode(JSON.stringify({ uplink: own ?? null }))
-  await host.handle(UPLINK_PROTOCOL, (stream) => {
-    void (async () => {
-      const lp = lpStream(stream, { maxDataLength: MAX_UPLINK_MESSAGE_BYTES })
-      await lp.write(body, { signal: AbortSignal.timeout(UPLINK_QUERY_TIMEOUT_MS) })
-      await stream.close()
-    })().catch((err: any) => { stream.abort(err instanceof Error ? err : new Error(String(err))) })
-  })
-  return async () => { await host.unhandle(UPLINK_PROTOCOL).catch(() => {}) }
+  return await serve(host, UPLINK, { call: async () => ({ uplink: own ?? null }) })
 }
 
 /** Asks a peer for its configured uplink and records it; resolves undefined when it has none. */
 export async function askUplink (host: UplinkHost, book: UplinkBook, peer: string, opts: AbortOptions = {}): Promise<number | undefined> {
-  const signal = anySignal([opts.signal], UPLINK_QUERY_TIMEOUT_MS)
-  const stream = await host.newStream(peer, UPLINK_PROTOCOL, { signal })
-  try {
-    const lp = lpStream(stream, { maxDataLength: MAX_UPLINK_MESSAGE_BYTES })
-    const msg = JSON.parse(new TextDecoder().decode((await lp.read({ signal })).subarray()))
-    await stream.close({ signal }).catch(() => {})
-    const rate = msg?.uplink
-    if (typeof rate !== 'number') return undefined
-    book.configure(peer, rate)
-    return book.get(peer)?.source === 'configured' ? rate : undefined
-  } catch (err: any) {
-    stream.abort(err instanceof Error ? err : new Error(String(err)))
-    throw err
-  }
+  const { uplink: rate } = await call(host, peer, UPLINK, null, opts)
+  if (rate === null) return undefined
+  book.configure(peer, rate)
+  return book.get(peer)?.source === 'configured' ? rate : undefined
 }
 
 /** What startUplinks needs of the host: the exchange plus membership events. */
@@ -178,7 +188,7 @@ export async function startUplinks (host: UplinkMembership, own: number | undefi
   const shutdown = new AbortController()
   const unserve = await serveUplink(host, own)
   const onConnect = (evt: CustomEvent<string>): void => {
-    askUplink(host, book, evt.detail, { signal: shutdown.signal }).catch(() => {})
+    askUplink(host, book, evt.detail, { signal: shutdown.signal }).catch((err: unknown) => { log('asking %s for its uplink: %e', evt.detail, err) })
   }
   const onDisconnect = (evt: CustomEvent<string>): void => { book.forget(evt.detail) }
   host.addEventListener('peer:connect', onConnect)

@@ -10,7 +10,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { createHost } from '../../node/net/index.ts'
 import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
-import { createSync, OPS_PROTOCOL } from '../../node/net/index.ts'
+import { createSync, decodeReply, encodeCall, encodeNotice, OPS, OPS_PROTOCOL } from '../../node/net/index.ts'
 import type { Sync, SyncHost } from '../../node/net/index.ts'
 import { Tree, ROOT } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
@@ -150,20 +150,23 @@ describe('node/sync (cluster)', function () {
       const stream = await b.host.newStream(a.host.peerId, OPS_PROTOCOL)
       const lp = lpStream(stream)
       await lp.write(bytes)
-      // a's answer is a closed or reset stream, never a reply
+      // a's answer is its typed error (rpc.ts), then a reset stream: never a reply
+      const answer = decodeReply(OPS, (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(), { t: 'heads' })
+      assert.deepEqual(answer.kind === 'error' && answer.name, 'SyncProtocolError')
       await assert.rejects(lp.read({ signal: AbortSignal.timeout(5000) }))
     }
     await send(new Uint8Array([1, 2, 3, 4, 5]))
-    await send(dagCbor.encode({ t: 'nonsense' }))
-    await send(dagCbor.encode({ t: 'get', want: 'x', have: [] }))
-    await send(dagCbor.encode({ t: 'ops', ops: [] }))
+    await send(encodeCall(OPS, { t: 'nonsense' } as any))
+    await send(encodeCall(OPS, { t: 'get', want: 'x', have: [] } as any))
+    await send(encodeCall(OPS, { t: 'ops', ops: [] } as any))
+    await send(dagCbor.encode({ t: 'get', want: [], have: [] })) // no envelope
 
     // a forged op (right shape, wrong signature) pushed to a: rejected, nothing stored
     const real = b.tree.getOp(b.tree.heads()[0])!
     const decoded: any = dagCbor.decode(real)
     const forged = dagCbor.encode({ ...decoded, body: { ...decoded.body, name: 'forged' } })
     const stream = await b.host.newStream(a.host.peerId, OPS_PROTOCOL)
-    await lpStream(stream).write(dagCbor.encode({ t: 'push', ops: [forged] }))
+    await lpStream(stream).write(encodeNotice(OPS, { t: 'push', ops: [forged] }))
     await stream.close()
     await until('a counted the bad messages', () => a.sync.stats().badMessages >= 4)
     assert.equal(a.tree.size, 1)

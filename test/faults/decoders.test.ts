@@ -1,5 +1,6 @@
 // Fuzzing every decoder of network input (DESIGN.md §7): swarm frames and messages, ops (decode
-// and Tree.receive), manifests, sync messages and peer-exchange messages. Each decoder gets
+// and Tree.receive), manifests, and every message of node's own protocols on node/net/rpc.ts
+// (ops sync, peer exchange, membership, space, uplink, custody, place). Each decoder gets
 // FUZZ_RUNS hostile inputs (random bytes, valid encodings with edits, truncations, huge length
 // headers, random and edited dag-cbor values, oversized inputs) and must either decode or
 // throw its documented error class; nothing else, no crash, no hang (mocha's timeout).
@@ -17,8 +18,9 @@ import { createOp, decodeOp, MAX_OP_BYTES } from '../../node/tree/op.ts'
 import { InvalidOpError, MAX_INLINE_BYTES } from '../../node/tree/index.ts'
 import type { OpBody, Signer } from '../../node/tree/index.ts'
 import { encodeManifest, decodeManifest, encodeChunk, holeChunk, ManifestError, CHUNK_SIZE, MAX_MANIFEST_BYTES } from '../../node/data/index.ts'
-import { encodeSyncMessage, decodeSyncMessage, SyncProtocolError, MAX_MESSAGE_BYTES as SYNC_MAX_MESSAGE_BYTES } from '../../node/net/index.ts'
-import { encodePex, decodePex, PeerExchangeError, PEX_MAX_MESSAGE_BYTES } from '../../node/net/index.ts'
+import { OPS, PEX, MEMBERSHIP, SPACE, UPLINK, RpcProtocolError, RpcTooLargeError, decodeIncoming, decodeReply, encodeCall, encodeError, encodeNext, encodeNotice, encodeOk } from '../../node/net/index.ts'
+import type { RpcProtocol } from '../../node/net/index.ts'
+import { CUSTODY, PLACE, RelayBusyError } from '../../node/keeper/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
 import { cidOf } from '../../node/data/index.ts'
 import { fuzzDecoder, fuzzInput } from '../helpers/rogue.ts'
@@ -175,33 +177,75 @@ describe('fuzz: decoders of network input', function () {
     await fuzzDecoder('decodeManifest', decodeManifest, [ManifestError], input, FUZZ_RUNS, SEED)
   })
 
-  it('sync decode(message): only SyncProtocolError', async () => {
-    const seeds = [
-      encodeSyncMessage({ t: 'push', ops: ops.slice(0, 3) }),
-      encodeSyncMessage({ t: 'ops', ops: [ops[5]] }),
-      encodeSyncMessage({ t: 'heads' }),
-      encodeSyncMessage({ t: 'heads', heads: cborCids }),
-      encodeSyncMessage({ t: 'get', want: cborCids, have: [cborCids[0]] })
-    ]
-    for (const s of seeds) decodeSyncMessage(s)
-    const input = fuzzInput({ seeds, cbor: true, cids: [...cborCids, ...rawCids], maxRandomBytes: 300, oversized: [new Uint8Array(SYNC_MAX_MESSAGE_BYTES + 1)] })
-    await fuzzDecoder('sync decode', decodeSyncMessage, [SyncProtocolError], input, FUZZ_RUNS, SEED)
-  })
+  /**
+   * One protocol on rpc.ts: valid frames of every kind it takes (calls, notices, replies to
+   * `requests`, progress, errors), fuzzed through both decoders (what an answering side and a
+   * caller read). Only the protocol's malformed class or RpcTooLargeError may be thrown.
+   */
+  interface RpcCase { p: RpcProtocol<any, any, any, any>, calls?: unknown[], notices?: unknown[], replies?: unknown[], nexts?: unknown[], requests?: unknown[] }
 
-  it('decodePex(message): only PeerExchangeError', async () => {
-    const seeds = [
-      encodePex([{ id: peers[0], addrs: ['/ip4/10.0.0.1/tcp/4001', '/ip6/fd00::1/tcp/4001/p2p/' + peers[0]] }, { id: peers[1], addrs: [] }]),
-      encodePex([]),
-      encodePex(peers.map(id => ({ id, addrs: ['/ip4/100.64.0.9/tcp/1/p2p/' + id, '/dns4/x.example/tcp/5'] })))
+  function rpcCases (): Array<[string, RpcCase]> {
+    const holder = peers[1]
+    const place = { chunk: rawCids[0], size: 3000, k: 2, m: 1, fragments: rawCids, targets: peers, pinners: [peers[0]] }
+    const pex = { peers: [{ id: peers[0], addrs: ['/ip4/10.0.0.1/tcp/4001', '/ip6/fd00::1/tcp/4001/p2p/' + peers[0]] }, { id: peers[1], addrs: [] }] }
+    return [
+      ['ops (sync)', {
+        p: OPS,
+        calls: [{ t: 'heads' }, { t: 'get', want: cborCids, have: [cborCids[0]] }],
+        notices: [{ t: 'push', ops: ops.slice(0, 3) }],
+        requests: [{ t: 'heads' }, { t: 'get', want: cborCids, have: [] }],
+        replies: [{ t: 'heads', heads: cborCids }, { t: 'ops', ops: [ops[5]] }]
+      }],
+      ['peer exchange', {
+        p: PEX,
+        calls: [pex, { peers: [] }],
+        requests: [pex],
+        replies: [{ peers: peers.map(id => ({ id, addrs: ['/ip4/100.64.0.9/tcp/1/p2p/' + id, '/dns4/x.example/tcp/5'] })) }]
+      }],
+      ['membership', { p: MEMBERSHIP, notices: [{ t: 'leave' }, { t: 'drain' }, { t: 'stay' }, { t: 'gone', ids: peers }] }],
+      ['space', { p: SPACE, notices: [{ full: true, seq: 1_700_000_000_000_000 }, { full: false, seq: 0 }] }],
+      ['uplink', { p: UPLINK, calls: [null], requests: [null], replies: [{ uplink: 125_000 }, { uplink: null }] }],
+      ['custody', { p: CUSTODY, calls: [rawCids, []], requests: [rawCids], replies: [[true, false, true]] }],
+      ['place', {
+        p: PLACE,
+        calls: [place],
+        requests: [place],
+        nexts: [{ t: 'got', n: 2 }, { t: 'ack', i: 1, holder }],
+        replies: [{ t: 'done', bytes: 2048, ms: 12.5 }]
+      }]
     ]
-    for (const s of seeds) decodePex(s)
-    const json = fc.json({ maxDepth: 4 }).map(s => new TextEncoder().encode(s))
-    const edited = fc.tuple(fc.constantFrom(...seeds), fc.nat(), fc.string({ maxLength: 30 })).map(([s, i, x]) => {
-      const text = new TextDecoder().decode(s)
-      const at = i % (text.length + 1)
-      return new TextEncoder().encode(text.slice(0, at) + x + text.slice(at + (i % 5)))
+  }
+
+  for (const name of ['ops (sync)', 'peer exchange', 'membership', 'space', 'uplink', 'custody', 'place']) {
+    it(`rpc ${name}: decodeIncoming and decodeReply only throw the protocol's RpcProtocolError or RpcTooLargeError`, async () => {
+      const c = rpcCases().find(([n]) => n === name)![1]
+      const p = c.p
+      const seeds = [
+        ...(c.calls ?? []).map(v => encodeCall(p, v)),
+        ...(c.notices ?? []).map(v => encodeNotice(p, v)),
+        ...(c.replies ?? []).map(v => encodeOk(p, v)),
+        ...(c.nexts ?? []).map(v => encodeNext(p, v)),
+        encodeError(p, new RelayBusyError('busy'))
+      ]
+      const requests = c.requests ?? [undefined]
+      // the seeds themselves are valid, each for what it is
+      for (const s of seeds) {
+        let ok = 0
+        try { decodeIncoming(p, s); ok++ } catch (err) { if (!(err instanceof RpcProtocolError)) throw err }
+        for (const r of requests) { try { decodeReply(p, s, r); ok++ } catch (err) { if (!(err instanceof RpcProtocolError)) throw err } }
+        assert.ok(ok > 0, 'a seed decodes')
+      }
+      const allowed = [p.malformed ?? RpcProtocolError, RpcTooLargeError]
+      const input = fuzzInput({ seeds, cbor: true, cids: [...cborCids, ...rawCids], maxRandomBytes: 300, oversized: [new Uint8Array(p.maxMessageBytes + 1)] })
+      const r = await fuzzDecoder(`rpc ${name}`, (b) => {
+        // the caller's decoder (a reply, read with each sample request) must throw only allowed
+        // errors too; what is counted is the answering side's decodeIncoming
+        for (const req of requests) {
+          try { decodeReply(p, b, req) } catch (err) { if (!allowed.some(C => err instanceof C)) throw err }
+        }
+        return decodeIncoming(p, b)
+      }, allowed, input, FUZZ_RUNS, SEED)
+      assert.ok(r.rejected > FUZZ_RUNS / 2, `most hostile inputs are rejected (${r.rejected})`)
     })
-    const input = fc.oneof(fuzzInput({ seeds, maxRandomBytes: 300, oversized: [new TextEncoder().encode('['.repeat(PEX_MAX_MESSAGE_BYTES))] }), json, edited)
-    await fuzzDecoder('decodePex', decodePex, [PeerExchangeError], input, FUZZ_RUNS, SEED)
-  })
+  }
 })

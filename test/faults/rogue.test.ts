@@ -1,6 +1,7 @@
 // A hostile host that holds the network key (DESIGN.md §7): a raw libp2p node speaking the
 // darkfs protocols by hand against three honest in-process hosts on loopback TCP. Malformed,
-// truncated and oversized swarm, ops, DHT and peer-exchange messages; blocks that do not match
+// truncated and oversized swarm, ops, DHT and peer-exchange messages (ops and peer exchange
+// speak node/net/rpc.ts); blocks that do not match
 // their CID; forged ops; WANT floods; never-ending streams. The honest hosts stay up, keep
 // memory bounded, drop the rogue where the protocol says so, and serve each other meanwhile.
 // A host without the key cannot connect or learn anything.
@@ -15,8 +16,8 @@ import { encode as encodeSwarm, PUSH, WANT, BLOCK, MAX_MESSAGE_BYTES, MAX_CIDS_P
 import { PROTOCOL as SWARM_PROTOCOL } from '../../swarm/index.ts'
 import { createOp } from '../../node/tree/op.ts'
 import { ROOT } from '../../node/tree/index.ts'
-import { encodeSyncMessage, OPS_PROTOCOL } from '../../node/net/index.ts'
-import { DHT_PROTOCOL, PEX_PROTOCOL, encodePex } from '../../node/net/index.ts'
+import { OPS, OPS_PROTOCOL, encodeCall, encodeNotice } from '../../node/net/index.ts'
+import { DHT_PROTOCOL, PEX, PEX_PROTOCOL } from '../../node/net/index.ts'
 import { readNetworkKey, createNetworkKey } from '../../node/net/index.ts'
 import { cidOf } from '../../node/data/index.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
@@ -172,11 +173,13 @@ describe('a rogue host with the network key', function () {
     const bad0 = target.sync.stats().badMessages
     const r = await rogueAt(target)
     for (const frames of [
-      [lp(encodeSyncMessage({ t: 'push', ops: [forged.bytes] }))],
-      [lp(encodeSyncMessage({ t: 'push', ops: [flipped] }))],
+      [lp(encodeNotice(OPS, { t: 'push', ops: [forged.bytes] }))],
+      [lp(encodeNotice(OPS, { t: 'push', ops: [flipped] }))],
       [lp(randomBytes(300))],
       [lp(new Uint8Array(8), 1 << 30)],
-      [lp(Uint8Array.of(0xa1, 0x61, 0x74, 0x64, 0x70, 0x75, 0x73, 0x68))] // { t: 'push' } without ops
+      [lp(Uint8Array.of(0xa1, 0x61, 0x74, 0x64, 0x70, 0x75, 0x73, 0x68))], // { t: 'push' } without ops or envelope
+      [lp(encodeNotice(OPS, { t: 'push' } as any))], // the same in its envelope
+      [lp(encodeCall(OPS, { t: 'push', ops: [forged.bytes] } as any))] // a push sent as a call
     ]) {
       const s = await r.stream(target.host.peerId, OPS_PROTOCOL)
       const { end } = await sendAll(s, frames)
@@ -214,7 +217,7 @@ describe('a rogue host with the network key', function () {
       [lp(randomBytes(200))],
       [lp(new TextEncoder().encode('['.repeat(60_000)))],
       [lp(new Uint8Array(8), 1 << 30)],
-      [lp(encodePex(bogus.map(id => ({ id, addrs: ['/ip4/127.0.0.1/tcp/1'] }))))]
+      [lp(encodeCall(PEX, { peers: bogus.map(id => ({ id, addrs: ['/ip4/127.0.0.1/tcp/1'] })) }))]
     ]) {
       const s = await r.stream(target.host.peerId, PEX_PROTOCOL)
       const { end } = await sendAll(s, frames, { closeWrite: true })

@@ -75,11 +75,11 @@ export function cborValue (cids: CID[]): fc.Arbitrary<unknown> {
       fc.integer(),
       fc.bigInt({ min: -(1n << 63n), max: (1n << 64n) - 1n }),
       fc.string({ maxLength: 40 }),
-      fc.constantFrom('push', 'ops', 'heads', 'get', 'create', 'write', 'move', 'file', 'dir', 'inline', 'manifest'),
+      fc.constantFrom('push', 'ops', 'heads', 'get', 'create', 'write', 'move', 'file', 'dir', 'inline', 'manifest', 'leave', 'drain', 'stay', 'gone', 'got', 'ack', 'done', 'RpcProtocolError'),
       fc.uint8Array({ maxLength: 64 }),
       fc.constantFrom(...cids),
       fc.array(tie('value'), { maxLength: 6 }),
-      fc.dictionary(fc.constantFrom('t', 'v', 'ops', 'heads', 'want', 'have', 'body', 'type', 'size', 'chunks', 'k', 'm', 'cid', 'peers', 'id', 'addrs', 'x'), tie('value'), { maxKeys: 6 })
+      fc.dictionary(fc.constantFrom('t', 'v', 'ops', 'heads', 'want', 'have', 'body', 'type', 'size', 'chunks', 'k', 'm', 'cid', 'peers', 'id', 'addrs', 'x', 'call', 'notice', 'ok', 'next', 'error', 'name', 'message', 'ids', 'full', 'seq', 'uplink', 'chunk', 'fragments', 'targets', 'pinners', 'n', 'i', 'holder'), tie('value'), { maxKeys: 6 })
     )
   }))
   return value

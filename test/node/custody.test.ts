@@ -9,7 +9,8 @@ import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { Store } from '../../node/data/store.ts'
-import { Custody, CUSTODY_PROTOCOL } from '../../node/keeper/custody.ts'
+import { Custody, CUSTODY, CUSTODY_PROTOCOL } from '../../node/keeper/custody.ts'
+import { decodeReply } from '../../node/net/rpc.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 
@@ -95,6 +96,9 @@ describe('Custody: a copy is deleted only after its keepers promise to keep it (
     const stream = await a.host.newStream(b.host.peerId, CUSTODY_PROTOCOL)
     const lp = lpStream(stream)
     await lp.write(new Uint8Array([0xff, 0x00, 0x13]))
+    // the answer says why (rpc.ts's typed error), and nothing else comes: the stream is aborted
+    const answer = decodeReply(CUSTODY, (await lp.read({ signal: AbortSignal.timeout(5_000) })).subarray(), [])
+    assert.deepEqual(answer.kind === 'error' && answer.name, 'CustodyProtocolError')
     await assert.rejects(lp.read({ signal: AbortSignal.timeout(5_000) }))
     assert.equal(await b.store.has(cid), true)
     assert.equal(b.custody.promised(cid), false)

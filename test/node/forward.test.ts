@@ -4,7 +4,8 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { cidOf } from '../../node/data/store.ts'
 import { encodeChunk } from '../../node/data/chunks.ts'
-import { PLACE_PROTOCOL, PlaceProtocolError, decodeReply, decodeRequest, isStreamRace } from '../../node/keeper/forward.ts'
+import { PLACE, PLACE_PROTOCOL, PlaceProtocolError, decodeReply, decodeRequest, isStreamRace } from '../../node/keeper/forward.ts'
+import { decodeReply as decodeRpcReply, encodeCall } from '../../node/net/rpc.ts'
 import { BadRateError, UplinkBook, MIN_MEASURED_BYTES, UPLINK_PACING, parseRate, uploadCap } from '../../node/net/uplink.ts'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -209,14 +210,17 @@ describe('placement through a relay on six in-process hosts (k=4, m=2)', functio
 
   it('a relay answers a malformed request or a chunk nobody offers with an error, and keeps relaying', async () => {
     const [a, b] = hosts
-    for (const body of [new Uint8Array([0xff, 0x13, 0x37]), dagCbor.encode({
-      chunk: cidOf(randomBytes(64)), size: 64, k: 2, m: 1, fragments: [cidOf(randomBytes(8)), cidOf(randomBytes(8)), cidOf(randomBytes(8))], targets: [b.host.peerId, b.host.peerId, b.host.peerId]
-    })]) {
+    const request = {
+      chunk: cidOf(randomBytes(64)), size: 64, k: 2, m: 1, fragments: [cidOf(randomBytes(8)), cidOf(randomBytes(8)), cidOf(randomBytes(8))], targets: [b.host.peerId, b.host.peerId, b.host.peerId], pinners: []
+    }
+    for (const body of [new Uint8Array([0xff, 0x13, 0x37]), encodeCall(PLACE, request)]) {
       const stream = await a.host.newStream(b.host.peerId, PLACE_PROTOCOL)
       const lp = lpStream(stream)
       await lp.write(body)
-      const reply = decodeReply((await lp.read({ signal: AbortSignal.timeout(30_000) })).subarray(), 3)
-      assert.equal(reply.t, 'error')
+      // progress may come first; then the error reply (rpc.ts), never a done
+      let reply = decodeRpcReply(PLACE, (await lp.read({ signal: AbortSignal.timeout(30_000) })).subarray(), request)
+      while (reply.kind === 'next') reply = decodeRpcReply(PLACE, (await lp.read({ signal: AbortSignal.timeout(30_000) })).subarray(), request)
+      assert.equal(reply.kind, 'error')
       stream.abort(new Error('done'))
     }
     const data = randomBytes(1 << 20)
@@ -294,7 +298,7 @@ describe('placement from a writer with a thin uplink (--uplink) on six in-proces
     const stream = await writer.host.newStream(relay.host.peerId, PLACE_PROTOCOL)
     const lp = lpStream(stream)
     const before = writer.swarm.stats().bytesSent
-    await lp.write(dagCbor.encode({ chunk: ref.cid, size: ref.size, k, m, fragments: ref.fragments, targets: hosts.map(h => h.host.peerId) }))
+    await lp.write(encodeCall(PLACE, { chunk: ref.cid!, size: ref.size, k, m, fragments: ref.fragments, targets: hosts.map(h => h.host.peerId), pinners: [] }))
     // the relay asks for the k data fragments at once; reset while the first is on its way
     await until('the relay is pulling', () => writer.swarm.stats().bytesSent > before)
     stream.abort(new Error('writer gave up on this relay'))

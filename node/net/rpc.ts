@@ -1,0 +1,491 @@
+// One wire layer for node's own protocols (DESIGN.md §7): every request/response and notice
+// protocol of node/ (ops sync, peer exchange, membership and space notices, uplinks, custody,
+// placement through a relay) speaks it. The swarm keeps its own binary codec (swarm/protocol.ts)
+// and libp2p its own protocols (identify, ping, the DHT).
+//
+// Wire: a stream carries frames `uvarint(length) || body`, each body one dag-cbor map with
+// exactly one key, the envelope:
+//
+//   caller -> answerer   { call: REQUEST }                      a request; replies follow
+//                        { notice: NOTICE }                     a one-way message; no reply
+//   answerer -> caller   { next: PROGRESS }*                    intermediate replies (progress)
+//                        { ok: REPLY }                          the final reply
+//                     or { error: { name, message } }           the call failed there
+//
+// One request (or notice) per stream. A protocol is a value (defineProtocol) that names its id,
+// its hard bound on one message (either direction, envelope included), its timeout, and the
+// validators of each of its message kinds. Bounds and checks:
+//  - A frame longer than the protocol's bound is refused from its length header, before any of
+//    it is buffered (RpcTooLargeError); an encoder refuses to send one.
+//  - Every decoded value passes the protocol's validator before use; a malformed message
+//    (undecodable, not an envelope, a kind the protocol does not take, a validator's refusal) is
+//    an RpcProtocolError (or the protocol's subclass of it).
+//  - The answering side of a malformed message replies { error } and closes that stream with a
+//    reset; a handler that fails replies { error } and closes the stream (a notice's handler that
+//    fails resets it). Nothing a peer sends throws out of a handler: the host never crashes on
+//    input.
+//  - Timeouts are on silence: a caller gives up when the other side sent nothing for the
+//    protocol's timeoutMs (for a call with one reply, that bounds the whole call); the answering
+//    side bounds its read of the request and each write by it.
+//  - Every call takes an AbortSignal; aborting it aborts the stream and rejects with its reason.
+//  - Errors on the wire keep their stable `name`. The caller rebuilds the classes the protocol
+//    lists (`errors`) from it; any other name arrives as RpcRemoteError (`remoteName`).
+//
+// Dissemination seam: notices to every connected peer go through broadcast(). A gossip transport
+// (libp2p gossipsub on a topic private to the network) could replace it for the notices that
+// need no per-peer answer, without touching their senders or receivers.
+import * as dagCbor from '@ipld/dag-cbor'
+import { lpStream } from '@libp2p/utils'
+import type { LengthPrefixedStream } from '@libp2p/utils'
+import type { AbortOptions, Stream } from '@libp2p/interface'
+import { CID } from 'multiformats/cid'
+import { logger } from '../log.ts'
+import { anySignal } from '../abort.ts'
+
+const log = logger('net:rpc')
+
+/** Smallest bound a protocol may declare on one message: an error reply always fits. */
+export const RPC_MIN_MESSAGE_BYTES = 1024
+/** Largest bound a protocol may declare on one message. */
+export const RPC_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+/** Longest error name carried on the wire (longer ones are cut). */
+export const RPC_MAX_ERROR_NAME_CHARS = 64
+/** Longest error message carried on the wire (longer ones are cut; shorter still if the bound asks). */
+export const RPC_MAX_ERROR_MESSAGE_CHARS = 1000
+/** Time the answering side takes to send an error reply and close the stream. */
+export const RPC_ERROR_REPLY_TIMEOUT_MS = 5_000
+/** Unread bytes a stream may buffer beyond one whole message (a peer sending more is cut off). */
+const READ_BUFFER_SLACK_BYTES = 64
+
+// --- errors -----------------------------------------------------------------------------------
+
+/** A message that is malformed, breaks a bound, or is not one the protocol takes. */
+export class RpcProtocolError extends Error {
+  override readonly name: string = 'RpcProtocolError'
+}
+
+/** A message over its protocol's bound (refused from its length, or refused to be sent). */
+export class RpcTooLargeError extends RpcProtocolError {
+  override readonly name: string = 'RpcTooLargeError'
+}
+
+/** The other side sent nothing for the protocol's timeout. */
+export class RpcTimeoutError extends Error {
+  override readonly name = 'RpcTimeoutError'
+}
+
+/** The stream ended before the reply (or, for a handler, the caller went away). */
+export class RpcClosedError extends Error {
+  override readonly name = 'RpcClosedError'
+}
+
+/** The peer answered with an error this protocol does not rebuild: its name is `remoteName`. */
+export class RpcRemoteError extends Error {
+  override readonly name = 'RpcRemoteError'
+  readonly remoteName: string
+  readonly peer: string
+  constructor (peer: string, remoteName: string, message: string) {
+    super(`${peer}: ${remoteName}: ${message}`)
+    this.peer = peer
+    this.remoteName = remoteName
+  }
+}
+
+// --- protocols --------------------------------------------------------------------------------
+
+export type ErrorClass = new (message: string) => Error
+
+/**
+ * One protocol. Req/Res: a call's request and final reply; Note: a notice; Next: a call's
+ * intermediate replies. A validator gets the decoded dag-cbor value and returns it typed, or
+ * throws (an RpcProtocolError subclass). A kind without a validator is refused.
+ */
+export interface RpcProtocol<Req = never, Res = never, Note = never, Next = never> {
+  /** The libp2p protocol id. */
+  readonly id: string
+  /** Hard bound of one message, either direction, envelope included (bytes). */
+  readonly maxMessageBytes: number
+  /** Longest silence from the other side (ms); for a call with one reply, the whole call. */
+  readonly timeoutMs: number
+  // (method syntax: a protocol without calls, Req = never, still fits where any protocol does)
+  request? (value: unknown): Req
+  reply? (value: unknown, request: Req): Res
+  next? (value: unknown, request: Req): Next
+  notice? (value: unknown): Note
+  /** Error classes a caller rebuilds from a remote error's name. */
+  readonly errors?: readonly ErrorClass[]
+  /** Class of this protocol's malformed messages (default RpcProtocolError). */
+  readonly malformed?: new (message: string) => RpcProtocolError
+}
+
+/** Check a protocol's bounds once, where it is defined. */
+export function defineProtocol<Req = never, Res = never, Note = never, Next = never> (p: RpcProtocol<Req, Res, Note, Next>): RpcProtocol<Req, Res, Note, Next> {
+  if (!Number.isSafeInteger(p.maxMessageBytes) || p.maxMessageBytes < RPC_MIN_MESSAGE_BYTES || p.maxMessageBytes > RPC_MAX_MESSAGE_BYTES) {
+    throw new RangeError(`${p.id}: maxMessageBytes must be ${RPC_MIN_MESSAGE_BYTES}..${RPC_MAX_MESSAGE_BYTES}, got ${p.maxMessageBytes}`)
+  }
+  if (!(p.timeoutMs > 0)) throw new RangeError(`${p.id}: timeoutMs must be > 0, got ${p.timeoutMs}`)
+  if ((p.request === undefined) !== (p.reply === undefined)) throw new RangeError(`${p.id}: a protocol with calls validates both requests and replies`)
+  if (p.request === undefined && p.notice === undefined) throw new RangeError(`${p.id}: takes neither calls nor notices`)
+  return Object.freeze({ ...p })
+}
+
+// --- frames -----------------------------------------------------------------------------------
+
+export type Incoming<Req, Note> = { kind: 'call', value: Req } | { kind: 'notice', value: Note }
+export type Reply<Res, Next> = { kind: 'ok', value: Res } | { kind: 'next', value: Next } | { kind: 'error', name: string, message: string }
+
+type AnyProtocol = RpcProtocol<any, any, any, any>
+
+function malformed (p: AnyProtocol, message: string): RpcProtocolError {
+  return new (p.malformed ?? RpcProtocolError)(`${p.id}: ${message}`)
+}
+
+function encodeFrame (p: AnyProtocol, envelope: Record<string, unknown>): Uint8Array {
+  const bytes = dagCbor.encode(envelope)
+  if (bytes.byteLength > p.maxMessageBytes) throw new RpcTooLargeError(`${p.id}: a message of ${bytes.byteLength} bytes is over the bound of ${p.maxMessageBytes}`)
+  return bytes
+}
+
+export function encodeCall<Req> (p: RpcProtocol<Req, any, any, any>, request: Req): Uint8Array {
+  return encodeFrame(p, { call: request })
+}
+
+export function encodeNotice<Note> (p: RpcProtocol<any, any, Note, any>, notice: Note): Uint8Array {
+  return encodeFrame(p, { notice })
+}
+
+export function encodeOk<Res> (p: RpcProtocol<any, Res, any, any>, reply: Res): Uint8Array {
+  return encodeFrame(p, { ok: reply })
+}
+
+export function encodeNext<Next> (p: RpcProtocol<any, any, any, Next>, progress: Next): Uint8Array {
+  return encodeFrame(p, { next: progress })
+}
+
+/** An error reply: its stable name and its message, cut to fit the protocol's bound. */
+export function encodeError (p: AnyProtocol, err: unknown): Uint8Array {
+  const e = err instanceof Error ? err : new Error(String(err))
+  const name = String(e.name).slice(0, RPC_MAX_ERROR_NAME_CHARS)
+  for (const chars of [RPC_MAX_ERROR_MESSAGE_CHARS, 100, 0]) {
+    try {
+      return encodeFrame(p, { error: { name, message: String(e.message).slice(0, chars) } })
+    } catch (tooLarge) {
+      if (chars === 0) throw tooLarge
+    }
+  }
+  throw new RpcTooLargeError('unreachable')
+}
+
+/** The one key and value of an envelope; RpcTooLargeError or the protocol's RpcProtocolError. */
+function envelope (p: AnyProtocol, bytes: Uint8Array): [string, unknown] {
+  if (bytes.byteLength > p.maxMessageBytes) throw new RpcTooLargeError(`${p.id}: a message of ${bytes.byteLength} bytes is over the bound of ${p.maxMessageBytes}`)
+  let v: unknown
+  try {
+    v = dagCbor.decode(bytes)
+  } catch (err: any) {
+    throw malformed(p, `undecodable message: ${String(err?.message ?? err).slice(0, 200)}`)
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array || CID.asCID(v) !== null) throw malformed(p, 'a message is a map with one key')
+  const keys = Object.keys(v)
+  if (keys.length !== 1) throw malformed(p, `a message is a map with one key, got ${keys.length}`)
+  return [keys[0], (v as Record<string, unknown>)[keys[0]]]
+}
+
+/** Decode and validate what a caller sent (a call or a notice). */
+export function decodeIncoming<Req, Note> (p: RpcProtocol<Req, any, Note, any>, bytes: Uint8Array): Incoming<Req, Note> {
+  const [key, value] = envelope(p, bytes)
+  if (key === 'call' && p.request !== undefined) return { kind: 'call', value: p.request(value) }
+  if (key === 'notice' && p.notice !== undefined) return { kind: 'notice', value: p.notice(value) }
+  throw malformed(p, `takes no ${JSON.stringify(key.slice(0, 20))} messages`)
+}
+
+/** Decode and validate one reply to `request`. */
+export function decodeReply<Req, Res, Next> (p: RpcProtocol<Req, Res, any, Next>, bytes: Uint8Array, request: Req): Reply<Res, Next> {
+  const [key, value] = envelope(p, bytes)
+  if (key === 'ok' && p.reply !== undefined) return { kind: 'ok', value: p.reply(value, request) }
+  if (key === 'next' && p.next !== undefined) return { kind: 'next', value: p.next(value, request) }
+  if (key === 'error') {
+    const e = value as { name?: unknown, message?: unknown } | null
+    if (e === null || typeof e !== 'object' || typeof e.name !== 'string' || e.name === '' || typeof e.message !== 'string') throw malformed(p, 'an error reply is { name, message }')
+    return { kind: 'error', name: e.name.slice(0, RPC_MAX_ERROR_NAME_CHARS), message: e.message.slice(0, RPC_MAX_ERROR_MESSAGE_CHARS) }
+  }
+  throw malformed(p, `not a reply: ${JSON.stringify(key.slice(0, 20))}`)
+}
+
+/** The error a caller throws for an error reply: a class the protocol lists, else RpcRemoteError. */
+export function remoteError (p: AnyProtocol, peer: string, name: string, message: string): Error {
+  for (const C of p.errors ?? []) {
+    const e = new C(`${peer}: ${message}`)
+    if (e.name === name) return e
+  }
+  return new RpcRemoteError(peer, name, message)
+}
+
+// --- streams ------------------------------------------------------------------------------------
+
+/** What callers need of the host. */
+export interface RpcDialer {
+  newStream: (peer: string, protocol: string, opts?: AbortOptions) => Promise<Stream>
+}
+
+export interface RpcHandleOptions {
+  /** Concurrent inbound streams of this protocol per connection. */
+  maxInboundStreams?: number
+  /** Concurrent outbound streams of this protocol per connection. */
+  maxOutboundStreams?: number
+}
+
+/** What the answering side needs of the host. */
+export interface RpcServer {
+  handle: (protocol: string, handler: (stream: Stream, peer: string) => void, opts?: RpcHandleOptions) => Promise<void>
+  unhandle: (protocol: string) => Promise<void>
+}
+
+function framed (stream: Stream, p: AnyProtocol): LengthPrefixedStream<Stream> {
+  return lpStream(stream, { maxDataLength: p.maxMessageBytes, maxBufferSize: p.maxMessageBytes + READ_BUFFER_SLACK_BYTES })
+}
+
+/** A stream-level failure in rpc terms (length-prefix and buffer errors of @libp2p/utils). */
+function streamError (p: AnyProtocol, err: any): Error {
+  switch (err?.name) {
+    case 'InvalidDataLengthError':
+    case 'InvalidDataLengthLengthError':
+    case 'StreamBufferError':
+      return new RpcTooLargeError(`${p.id}: ${String(err.message)}`)
+    case 'InvalidMessageLengthError':
+      return malformed(p, String(err.message))
+    case 'UnexpectedEOFError':
+      return new RpcClosedError(`${p.id}: the stream ended before a whole message (${String(err.message)})`)
+    default:
+      return err instanceof Error ? err : new Error(String(err))
+  }
+}
+
+/** A timer that aborts after `ms` of silence; touch() on every message. */
+function silence (ms: number, what: string): { signal: AbortSignal, touch: () => void, clear: () => void } {
+  const c = new AbortController()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const touch = (): void => {
+    clearTimeout(timer)
+    if (c.signal.aborted) return
+    timer = setTimeout(() => { c.abort(new RpcTimeoutError(`${what}: nothing for ${ms} ms`)) }, ms)
+  }
+  touch()
+  return { signal: c.signal, touch, clear: () => { clearTimeout(timer) } }
+}
+
+export interface CallOptions<Next> extends AbortOptions {
+  /** Longest silence from the answering side (ms). Default: the protocol's timeoutMs. */
+  timeoutMs?: number
+  /** Hears each intermediate reply, in order. */
+  onNext?: (progress: Next) => void
+}
+
+/**
+ * Call `peer`: send `request`, hand intermediate replies to onNext, return the final reply.
+ * Rejects with the caller's abort reason, RpcTimeoutError, RpcClosedError, an RpcProtocolError
+ * (the reply is malformed or over the bound), the remote error (rebuilt, or RpcRemoteError), or
+ * the dial's error.
+ */
+export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: RpcProtocol<Req, Res, any, Next>, request: Req, opts: CallOptions<Next> = {}): Promise<Res> {
+  const timer = silence(opts.timeoutMs ?? p.timeoutMs, `${p.id} call to ${peer}`)
+  const signal = anySignal([opts.signal, timer.signal])
+  let stream: Stream | undefined
+  try {
+    const bytes = encodeCall(p, request)
+    stream = await host.newStream(peer, p.id, { signal })
+    const lp = framed(stream, p)
+    await lp.write(bytes, { signal })
+    for (;;) {
+      const reply = decodeReply(p, (await lp.read({ signal })).subarray(), request)
+      timer.touch()
+      if (reply.kind === 'next') {
+        opts.onNext?.(reply.value)
+        continue
+      }
+      if (reply.kind === 'error') throw remoteError(p, peer, reply.name, reply.message)
+      await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
+      return reply.value
+    }
+  } catch (err: any) {
+    stream?.abort(err instanceof Error ? err : new Error(String(err)))
+    if (opts.signal?.aborted === true) throw opts.signal.reason ?? err
+    if (timer.signal.aborted) throw timer.signal.reason
+    throw streamError(p, err)
+  } finally {
+    timer.clear()
+  }
+}
+
+/** Send one notice to `peer` (no reply; resolves once it is handed to the stream and closed). */
+export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtocol<any, any, Note, any>, notice: Note, opts: AbortOptions & { timeoutMs?: number } = {}): Promise<void> {
+  const timer = silence(opts.timeoutMs ?? p.timeoutMs, `${p.id} notice to ${peer}`)
+  const signal = anySignal([opts.signal, timer.signal])
+  let stream: Stream | undefined
+  try {
+    const bytes = encodeNotice(p, notice)
+    stream = await host.newStream(peer, p.id, { signal })
+    await framed(stream, p).write(bytes, { signal })
+    await stream.close({ signal })
+  } catch (err: any) {
+    stream?.abort(err instanceof Error ? err : new Error(String(err)))
+    if (opts.signal?.aborted === true) throw opts.signal.reason ?? err
+    if (timer.signal.aborted) throw timer.signal.reason
+    throw streamError(p, err)
+  } finally {
+    timer.clear()
+  }
+}
+
+/**
+ * Send one notice to every connected peer, at once, best effort: resolves with the peers that
+ * took it (the others are logged). The one way node/ disseminates notices: a gossip transport
+ * can take its place.
+ */
+export async function broadcast<Note> (host: RpcDialer & { peers: () => Array<{ id: string }> }, p: RpcProtocol<any, any, Note, any>, notice: Note, opts: AbortOptions & { timeoutMs?: number } = {}): Promise<string[]> {
+  const told: string[] = []
+  await Promise.all(host.peers().map(async ({ id }) => {
+    try {
+      await notify(host, id, p, notice, opts)
+      told.push(id)
+    } catch (err) {
+      log('%s: notice to %s not delivered: %e', p.id, id, err)
+    }
+  }))
+  return told
+}
+
+export interface NoticeContext {
+  /** The peer that sent it. */
+  peer: string
+  /** Aborts when the protocol stops being served. */
+  signal: AbortSignal
+}
+
+export interface CallContext<Next> extends NoticeContext {
+  /** `signal` also aborts when the caller goes away. Sends an intermediate reply (in order). */
+  next: (progress: Next) => Promise<void>
+}
+
+export interface RpcHandlers<Req, Res, Note, Next> {
+  call?: (request: Req, ctx: CallContext<Next>) => Promise<Res>
+  notice?: (notice: Note, ctx: NoticeContext) => void | Promise<void>
+}
+
+export interface ServeOptions extends RpcHandleOptions, AbortOptions {
+  /** Longest wait for the request, and for each reply's write (ms). Default: the protocol's. */
+  timeoutMs?: number
+  /** Hears every failure on this protocol (malformed input, a handler's error), with the peer. */
+  onError?: (err: Error, peer: string) => void
+}
+
+/**
+ * Answer protocol `p` with `handlers` (one per kind the protocol takes). Returns stop(): the
+ * protocol is no longer handled and the handlers' signal aborts.
+ */
+export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtocol<Req, Res, Note, Next>, handlers: RpcHandlers<Req, Res, Note, Next>, opts: ServeOptions = {}): Promise<() => Promise<void>> {
+  if ((p.request !== undefined) !== (handlers.call !== undefined) || (p.notice !== undefined) !== (handlers.notice !== undefined)) {
+    throw new RangeError(`${p.id}: serve() needs a handler for each kind the protocol takes, and no other`)
+  }
+  const stopped = new AbortController()
+  const alive = anySignal([stopped.signal, opts.signal])
+  const timeoutMs = opts.timeoutMs ?? p.timeoutMs
+  const report = (err: unknown, peer: string): void => {
+    const e = err instanceof Error ? err : new Error(String(err))
+    if (e instanceof RpcProtocolError) log.error('%s: malformed message from %s: %s', p.id, peer, e.message)
+    else if (!alive.aborted) log('%s: with %s: %e', p.id, peer, e)
+    try {
+      opts.onError?.(e, peer)
+    } catch (hook) {
+      log.error('%s: onError hook failed: %e', p.id, hook)
+    }
+  }
+
+  const answer = async (stream: Stream, peer: string): Promise<void> => {
+    const lp = framed(stream, p)
+    let incoming: Incoming<Req, Note>
+    try {
+      incoming = decodeIncoming(p, (await lp.read({ signal: anySignal([alive], timeoutMs) })).subarray())
+    } catch (err) {
+      // no whole request (malformed, over the bound, silent, reset): say why, then reset
+      const e = streamError(p, err)
+      report(e, peer)
+      await refuse(stream, lp, p, e, true)
+      return
+    }
+    if (incoming.kind === 'notice') {
+      // nothing goes back: close our side at once (the sender's close completes), then act
+      await stream.close({ signal: AbortSignal.timeout(RPC_ERROR_REPLY_TIMEOUT_MS) }).catch((err: unknown) => {
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+      })
+      try {
+        await handlers.notice?.(incoming.value, { peer, signal: alive })
+      } catch (err) {
+        // the notice was refused (a forged op, say): nothing goes back, the stream is reset
+        report(err, peer)
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+      }
+      return
+    }
+    const gone = new AbortController()
+    const onClose = (): void => { gone.abort(new RpcClosedError(`${p.id}: ${peer} closed the stream`)) }
+    stream.addEventListener('close', onClose, { once: true })
+    if (stream.status !== 'open') onClose()
+    const signal = anySignal([alive, gone.signal])
+    // replies go out in order; the chain itself never rejects (a write whose stream went away
+    // fails its own caller, never an unhandled rejection)
+    let writing = Promise.resolve()
+    const write = async (bytes: Uint8Array): Promise<void> => {
+      const next = writing.then(async () => { await lp.write(bytes, { signal: anySignal([signal], timeoutMs) }) })
+      // the chain only orders writes; this write's error reaches its own caller below
+      writing = next.catch(() => {})
+      await next
+    }
+    try {
+      const result = await handlers.call!(incoming.value, { peer, signal, next: async (progress) => { await write(encodeNext(p, progress)) } })
+      await write(encodeOk(p, result))
+      await stream.close({ signal: anySignal([signal], timeoutMs) })
+    } catch (err) {
+      report(err, peer)
+      await writing
+      const e = streamError(p, err)
+      await refuse(stream, lp, p, e, e instanceof RpcProtocolError)
+    } finally {
+      stream.removeEventListener('close', onClose)
+    }
+  }
+
+  await host.handle(p.id, (stream, peer) => {
+    answer(stream, peer).catch((err: unknown) => {
+      // answer() catches what it does; this is a bug, not input: say so, keep the host up
+      log.error('%s: answering %s failed: %e', p.id, peer, err)
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    })
+  }, {
+    ...(opts.maxInboundStreams !== undefined ? { maxInboundStreams: opts.maxInboundStreams } : {}),
+    ...(opts.maxOutboundStreams !== undefined ? { maxOutboundStreams: opts.maxOutboundStreams } : {})
+  })
+
+  return async () => {
+    stopped.abort(new RpcClosedError(`${p.id}: no longer served`))
+    await host.unhandle(p.id).catch((err: unknown) => { log('%s: unhandle: %e', p.id, err) })
+  }
+}
+
+/**
+ * Tell the caller why (an error reply), then close the stream, and reset it when `reset` (a
+ * request that never arrived whole, or broke the protocol: that peer gets no more of this stream).
+ */
+async function refuse (stream: Stream, lp: LengthPrefixedStream<Stream>, p: AnyProtocol, err: Error, reset: boolean): Promise<void> {
+  const signal = AbortSignal.timeout(RPC_ERROR_REPLY_TIMEOUT_MS)
+  try {
+    if (stream.status === 'open' && stream.writeStatus === 'writable') {
+      await lp.write(encodeError(p, err), { signal })
+      await stream.close({ signal })
+    }
+    if (reset) stream.abort(err)
+  } catch (writeErr) {
+    log.trace('%s: error reply not delivered: %e', p.id, writeErr)
+    stream.abort(err)
+  }
+}

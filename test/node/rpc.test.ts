@@ -1,0 +1,262 @@
+// node/net/rpc.ts, the wire layer of node's own protocols, between two real in-process hosts
+// (memory transport, pnet, noise, yamux): calls with progress, notices, broadcast, the size
+// bound in both directions, the timeout on silence, the caller's abort, typed remote errors,
+// and malformed frames that close their stream while the host keeps serving.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { lpStream } from '@libp2p/utils'
+import * as dagCbor from '@ipld/dag-cbor'
+import { createHost } from '../../node/net/host.ts'
+import type { Host } from '../../node/net/host.ts'
+import { createNetworkKey } from '../../node/net/keys.ts'
+import {
+  RPC_MIN_MESSAGE_BYTES, RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError, RpcTooLargeError,
+  broadcast, call, decodeIncoming, decodeReply, defineProtocol, encodeCall, encodeError, encodeNotice, notify, serve
+} from '../../node/net/rpc.ts'
+import type { CallContext } from '../../node/net/rpc.ts'
+
+class EchoProtocolError extends RpcProtocolError {
+  override readonly name = 'EchoProtocolError'
+}
+
+/** An error the echo protocol rebuilds on the caller's side. */
+class TooLoudError extends Error {
+  override readonly name = 'TooLoudError'
+}
+
+interface Say { text: string, steps?: number }
+
+const text = (v: unknown): string => {
+  const t = (v as { text?: unknown } | null)?.text
+  if (typeof t !== 'string') throw new EchoProtocolError('expected { text }')
+  return t
+}
+
+const ECHO_TIMEOUT_MS = 400
+
+const ECHO = defineProtocol<Say, { text: string }, { text: string }, { step: number }>({
+  id: '/darkfs/test-rpc-echo/1.0.0',
+  maxMessageBytes: 4096,
+  timeoutMs: ECHO_TIMEOUT_MS,
+  malformed: EchoProtocolError,
+  errors: [TooLoudError],
+  request: (v) => {
+    const steps = (v as { steps?: unknown }).steps
+    if (steps !== undefined && !(Number.isSafeInteger(steps) && (steps as number) >= 0 && (steps as number) <= 10)) throw new EchoProtocolError('steps: 0..10')
+    return steps === undefined ? { text: text(v) } : { text: text(v), steps: steps as number }
+  },
+  reply: (v) => ({ text: text(v) }),
+  next: (v) => {
+    const step = (v as { step?: unknown } | null)?.step
+    if (!Number.isSafeInteger(step)) throw new EchoProtocolError('expected { step }')
+    return { step: step as number }
+  },
+  notice: (v) => ({ text: text(v) })
+})
+
+async function until (check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; !check(); i++) {
+    if (i > 400) throw new Error(`never happened: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+describe('node/net/rpc', function () {
+  const teardown: Array<() => Promise<void>> = []
+  let a: Host
+  let b: Host
+  /** What b's handlers saw. */
+  let notices: Array<{ text: string, peer: string }>
+  let errors: Error[]
+  let lastSignal: AbortSignal | undefined
+  let stopServing: () => Promise<void>
+
+  const handlers = {
+    call: async (req: Say, ctx: CallContext<{ step: number }>): Promise<{ text: string }> => {
+      lastSignal = ctx.signal
+      if (req.text === 'shout') throw new TooLoudError('not so loud')
+      if (req.text === 'fail') throw new Error('plain failure')
+      if (req.text === 'huge') return { text: 'x'.repeat(10_000) }
+      if (req.text === 'hang') {
+        await new Promise<void>(resolve => { ctx.signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+        throw ctx.signal.reason
+      }
+      for (let i = 0; i < (req.steps ?? 0); i++) await ctx.next({ step: i })
+      return { text: `echo ${req.text}` }
+    },
+    notice: (n: { text: string }, ctx: { peer: string }) => { notices.push({ text: n.text, peer: ctx.peer }) }
+  }
+
+  before(async function () {
+    const key = createNetworkKey()
+    const addr = `/memory/darkfs-rpc-${randomBytes(6).toString('hex')}`
+    b = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [addr] })
+    teardown.push(async () => { await b.stop() })
+    a = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: [`${addr}-a`], join: [b.addresses()[0]] })
+    teardown.push(async () => { await a.stop() })
+    await until(() => a.peers().some(p => p.id === b.peerId), 'a and b connected')
+  })
+  after(async function () {
+    while (teardown.length > 0) await teardown.pop()!().catch(() => {})
+  })
+  beforeEach(async function () {
+    notices = []
+    errors = []
+    lastSignal = undefined
+    stopServing = await serve(b, ECHO, handlers, { onError: (err) => { errors.push(err) } })
+  })
+  afterEach(async function () {
+    await stopServing()
+  })
+
+  it('defineProtocol() refuses a bound below RPC_MIN_MESSAGE_BYTES, a bad timeout, or calls without a reply validator', () => {
+    assert.throws(() => defineProtocol({ id: '/x', maxMessageBytes: RPC_MIN_MESSAGE_BYTES - 1, timeoutMs: 1, notice: v => v }), RangeError)
+    assert.throws(() => defineProtocol({ id: '/x', maxMessageBytes: 4096, timeoutMs: 0, notice: v => v }), RangeError)
+    assert.throws(() => defineProtocol({ id: '/x', maxMessageBytes: 4096, timeoutMs: 1, request: v => v }), RangeError)
+  })
+
+  it('call(host, peer, p, request) returns the reply; intermediate replies reach onNext in order', async () => {
+    assert.deepEqual(await call(a, b.peerId, ECHO, { text: 'hi' }), { text: 'echo hi' })
+    const steps: number[] = []
+    assert.deepEqual(await call(a, b.peerId, ECHO, { text: 'go', steps: 5 }, { onNext: s => { steps.push(s.step) } }), { text: 'echo go' })
+    assert.deepEqual(steps, [0, 1, 2, 3, 4])
+  })
+
+  it('notify(host, peer, p, notice) hands the notice to the handler with the sender; broadcast() tells every peer', async () => {
+    await notify(a, b.peerId, ECHO, { text: 'one' })
+    await until(() => notices.length === 1, 'the notice arrived')
+    assert.deepEqual(notices, [{ text: 'one', peer: a.peerId }])
+    assert.deepEqual(await broadcast(a, ECHO, { text: 'all' }), [b.peerId])
+    await until(() => notices.length === 2, 'the broadcast arrived')
+    assert.equal(notices[1].text, 'all')
+  })
+
+  it('a request over the bound is refused before it is sent: RpcTooLargeError', async () => {
+    await assert.rejects(call(a, b.peerId, ECHO, { text: 'x'.repeat(5000) }), RpcTooLargeError)
+    await assert.rejects(notify(a, b.peerId, ECHO, { text: 'x'.repeat(5000) }), RpcTooLargeError)
+  })
+
+  it('a reply over the bound: the answering side refuses to send it and says why (RpcRemoteError naming RpcTooLargeError)', async () => {
+    await assert.rejects(call(a, b.peerId, ECHO, { text: 'huge' }), (err: any) => err instanceof RpcRemoteError && err.remoteName === 'RpcTooLargeError')
+  })
+
+  it('a frame whose length header is over the bound gets an RpcTooLargeError reply and a closed stream; the host keeps serving', async () => {
+    const stream = await a.newStream(b.peerId, ECHO.id)
+    const lp = lpStream(stream)
+    // a header announcing 1 MiB, then a little of it
+    stream.send(Uint8Array.of(0x80, 0x80, 0x40, 1, 2, 3))
+    const reply = decodeReply(ECHO, (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(), { text: '' })
+    assert.equal(reply.kind, 'error')
+    assert.equal(reply.kind === 'error' && reply.name, 'RpcTooLargeError')
+    await assert.rejects(lp.read({ signal: AbortSignal.timeout(5000) }))
+    await until(() => stream.status !== 'open', 'the stream is closed')
+    assert.ok(errors.some(e => e instanceof RpcTooLargeError))
+    assert.deepEqual(await call(a, b.peerId, ECHO, { text: 'still' }), { text: 'echo still' })
+  })
+
+  for (const [what, body] of [
+    ['garbage', randomBytes(40)],
+    ['a value that is not an envelope', dagCbor.encode({ text: 'no envelope' })],
+    ['an envelope with two keys', dagCbor.encode({ call: { text: 'a' }, notice: { text: 'b' } })],
+    ['a call the validator refuses', encodeCall(ECHO, { text: 7 } as any)],
+    ['a reply sent as a request', dagCbor.encode({ ok: { text: 'a' } })]
+  ] as const) {
+    it(`a malformed frame (${what}) gets the protocol's typed error and a reset stream; the host keeps serving`, async () => {
+      const stream = await a.newStream(b.peerId, ECHO.id)
+      const lp = lpStream(stream)
+      await lp.write(body)
+      const reply = decodeReply(ECHO, (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(), { text: '' })
+      assert.deepEqual(reply.kind === 'error' && reply.name, 'EchoProtocolError')
+      await until(() => stream.status !== 'open', 'the stream is closed')
+      assert.ok(errors.some(e => e instanceof EchoProtocolError))
+      assert.deepEqual(await call(a, b.peerId, ECHO, { text: 'still' }), { text: 'echo still' })
+    })
+  }
+
+  it('a malformed reply rejects the call with the protocol\'s RpcProtocolError', async () => {
+    const proto = '/darkfs/test-rpc-rogue/1.0.0'
+    const ROGUE = defineProtocol({ ...ECHO, id: proto, notice: undefined })
+    await b.handle(proto, (stream) => {
+      void (async () => {
+        const lp = lpStream(stream)
+        await lp.read()
+        await lp.write(dagCbor.encode({ ok: { text: 42 } }))
+      })()
+    })
+    try {
+      await assert.rejects(call(a, b.peerId, ROGUE, { text: 'x' }), EchoProtocolError)
+    } finally {
+      await b.unhandle(proto)
+    }
+  })
+
+  it('a handler\'s error reaches the caller by name: a listed class is rebuilt, any other is RpcRemoteError', async () => {
+    await assert.rejects(call(a, b.peerId, ECHO, { text: 'shout' }), (err: any) => err instanceof TooLoudError && /not so loud/.test(err.message))
+    await assert.rejects(call(a, b.peerId, ECHO, { text: 'fail' }), (err: any) => err instanceof RpcRemoteError && err.remoteName === 'Error' && err.peer === b.peerId && /plain failure/.test(err.message))
+    assert.deepEqual(await call(a, b.peerId, ECHO, { text: 'after' }), { text: 'echo after' })
+  })
+
+  it('silence for the protocol\'s timeout rejects with RpcTimeoutError; the handler\'s signal then aborts', async () => {
+    const started = Date.now()
+    await assert.rejects(call(a, b.peerId, ECHO, { text: 'hang' }), RpcTimeoutError)
+    assert.ok(Date.now() - started >= ECHO_TIMEOUT_MS - 50)
+    await until(() => lastSignal?.aborted === true, 'the handler sees the caller go')
+    assert.ok(lastSignal?.reason instanceof RpcClosedError)
+  })
+
+  it('progress resets the timeout: a call whose replies keep coming outlives timeoutMs', async () => {
+    const SLOW = '/darkfs/test-rpc-slow/1.0.0'
+    const P = defineProtocol({ ...ECHO, id: SLOW, notice: undefined })
+    const stop = await serve(b, P, {
+      call: async (req, ctx) => {
+        for (let i = 0; i < 4; i++) {
+          await new Promise(resolve => setTimeout(resolve, ECHO_TIMEOUT_MS / 2))
+          await ctx.next({ step: i })
+        }
+        return { text: req.text }
+      }
+    })
+    try {
+      const steps: number[] = []
+      assert.deepEqual(await call(a, b.peerId, P, { text: 'slow' }, { onNext: s => { steps.push(s.step) } }), { text: 'slow' })
+      assert.deepEqual(steps, [0, 1, 2, 3])
+    } finally {
+      await stop()
+    }
+  })
+
+  it('aborting the caller\'s signal rejects with its reason and aborts the handler\'s signal', async () => {
+    const controller = new AbortController()
+    const reason = new Error('caller gave up')
+    const pending = call(a, b.peerId, ECHO, { text: 'hang' }, { signal: controller.signal, timeoutMs: 30_000 })
+    await until(() => lastSignal !== undefined, 'the handler runs')
+    controller.abort(reason)
+    await assert.rejects(pending, (err) => err === reason)
+    await until(() => lastSignal?.aborted === true, 'the handler sees the caller go')
+    // an already aborted signal never opens a stream
+    await assert.rejects(call(a, b.peerId, ECHO, { text: 'x' }, { signal: AbortSignal.abort(reason) }), (err) => err === reason)
+  })
+
+  it('stop() from serve(): the protocol is no longer handled', async () => {
+    await stopServing()
+    await assert.rejects(call(a, b.peerId, ECHO, { text: 'x' }))
+    stopServing = await serve(b, ECHO, handlers)
+    assert.deepEqual(await call(a, b.peerId, ECHO, { text: 'back' }), { text: 'echo back' })
+  })
+
+  it('serve() needs a handler for each kind the protocol takes', async () => {
+    await assert.rejects(serve(b, ECHO, { call: handlers.call }), RangeError)
+  })
+
+  it('frames: decodeIncoming/decodeReply round-trip the encoders; an error reply is cut to fit the bound', () => {
+    assert.deepEqual(decodeIncoming(ECHO, encodeCall(ECHO, { text: 'q' })), { kind: 'call', value: { text: 'q' } })
+    assert.deepEqual(decodeIncoming(ECHO, encodeNotice(ECHO, { text: 'n' })), { kind: 'notice', value: { text: 'n' } })
+    const SMALL = defineProtocol({ ...ECHO, maxMessageBytes: RPC_MIN_MESSAGE_BYTES })
+    const err = encodeError(SMALL, new TooLoudError('é'.repeat(5000)))
+    assert.ok(err.byteLength <= RPC_MIN_MESSAGE_BYTES)
+    const reply = decodeReply(SMALL, err, { text: '' })
+    assert.equal(reply.kind === 'error' && reply.name, 'TooLoudError')
+    assert.throws(() => decodeReply(ECHO, new Uint8Array(ECHO.maxMessageBytes + 1), { text: '' }), RpcTooLargeError)
+  })
+})
