@@ -607,9 +607,15 @@ function watchFirstBytes (conn: MessageStream, onWrong: () => void, onRight: () 
   }
 }
 
-/** A connection the peer reset or closed (as opposed to a timeout or a refused dial). */
+/** Socket error codes of a connection the peer dropped. */
+const DROP_CODES = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'])
+/** libp2p's (and it-*'s) error names for a connection or stream the other side ended. */
+const DROP_NAMES = new Set(['StreamResetError', 'StreamClosedError', 'StreamAbortedError', 'StreamStateError', 'ConnectionClosedError',
+  'ConnectionClosingError', 'MuxerClosedError', 'UnexpectedEOFError'])
+
+/** A connection the peer reset or closed (as opposed to a timeout or a refused dial), by code and name, never by message. */
 function isConnectionDrop (err: any): boolean {
-  return flattenErrors(err).some(e => ['ECONNRESET', 'EPIPE'].includes(e?.code) || /ECONNRESET|EPIPE|closed|reset/i.test(String(e?.message ?? '')) || ['StreamResetError', 'StreamClosedError', 'ConnectionClosedError', 'UnexpectedEOFError'].includes(e?.name))
+  return flattenErrors(err).some(e => DROP_CODES.has(e?.code) || DROP_NAMES.has(e?.name))
 }
 
 function isHandshakeFailure (err: any): boolean {

@@ -10,7 +10,7 @@ import { until } from '../../harness/cluster.ts'
 /** A peer id as log lines print it (node/log.ts shortPeer). */
 const short = (peer: string): string => peer.startsWith('12D3KooW') ? peer.slice(8, 16) : peer.slice(0, 8)
 
-describe('placement logs (real `darkfs up` processes, DEBUG=darkfs:keeper:*)', function () {
+describe('placement logs (real `darkfs up` processes, the writer with --log debug)', function () {
   const t = new Teardown()
   after(async () => { await t.run() })
   const N = 6
@@ -22,12 +22,15 @@ describe('placement logs (real `darkfs up` processes, DEBUG=darkfs:keeper:*)', f
       const r = await darkfs(i === 0 ? ['init', '--data', dir, '--new-network'] : ['init', '--data', dir, '--network-key', join(dirs[0], 'network.key')])
       assert.equal(r.code, 0, r.stderr)
     }
-    // every host logs the keeper's namespaces (the DEBUG convention; `--log debug` adds darkfs:*)
-    const env = { DEBUG: 'darkfs:keeper:*' }
+    // the writer logs at debug level by its flag alone (no DEBUG in its environment)
+    const env = { DEBUG: '' }
+    const writer = 1
     const listen = ['--listen', '/ip4/127.0.0.1/tcp/0']
     const hosts: Up[] = [await up(t, ['--data', dirs[0], ...listen], { env })]
-    for (const dir of dirs.slice(1)) hosts.push(await up(t, ['--data', dir, ...listen, '--join', hosts[0].addresses[0]], { env }))
-    const writer = 1
+    for (const [i, dir] of dirs.slice(1).entries()) {
+      const log = i + 1 === writer ? ['--log', 'debug'] : []
+      hosts.push(await up(t, ['--data', dir, ...listen, ...log, '--join', hosts[0].addresses[0]], { env }))
+    }
     let stderr = ''
     hosts[writer].child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
 
