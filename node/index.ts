@@ -1,4 +1,12 @@
-// darkfs, the library door. Other rooms (fuse/, tests, scripts) import only this file.
+// darkfs, the library door, and the door of node/'s own room: the Volume (the filesystem API),
+// open files, and the vocabulary every room of node/ shares (errors, types, modes, paths,
+// clocks, logs, signals, pools). Other rooms (fuse/, the keeper and the CLI above it, tests,
+// scripts) import only this file; the sub-rooms below it (net/, data/, tree/) never import it.
+//
+// The Volume is the one place where file semantics live: it resolves paths in the replicated
+// tree (node/tree), writes and reads bytes through the chunk service (node/data), and commits
+// every change as one signed op. All handles of an inode on this host share one OpenFile, so a
+// read through any handle sees every write through any other at once.
 //
 //   import { Volume } from 'darkfs'
 //   const vol = await Volume.open({ dir: '/var/lib/darkfs' })
