@@ -309,11 +309,23 @@ async function up (settings: UpSettings): Promise<number> {
   return 0
 }
 
+/** Exit status of a writer whose reader went away (128 + SIGPIPE), as `cat big | head` gives. */
+export const EXIT_BROKEN_PIPE = 141
+
 async function main (): Promise<void> {
+  // a reader that closed the pipe early (`darkfs cat big | head`) is no error of ours: stop
+  // quietly, as a shell tool killed by SIGPIPE does (Node ignores SIGPIPE and reports EPIPE)
+  for (const out of [process.stdout, process.stderr]) {
+    out.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE)
+      throw err
+    })
+  }
   let code: number
   try {
     code = await run(process.argv.slice(2))
   } catch (err: any) {
+    if (err?.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE) // the reader went away (see above)
     // reported: the user sees the error's first line on stderr, and the exit code
     const msg = String(err?.message ?? err).split('\n')[0]
     process.stderr.write(`darkfs: ${msg}\n`)

@@ -3,7 +3,6 @@ import { access, mkdir, copyFile, readFile, writeFile, rename, open } from 'node
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { NotInitialisedError, UsageError } from '../errors.ts'
-import { createNetworkKey, loadOrCreateIdentity, readNetworkKey, writeNetworkKey } from '../net/index.ts'
 
 export const NETWORK_KEY_FILE = 'network.key'
 export const CONFIG_FILE = 'config.json'
@@ -34,6 +33,8 @@ export async function init (dir: string, opts: { newNetwork?: boolean, networkKe
     throw new UsageError('init needs exactly one of --new-network or --network-key FILE')
   }
   if (await isInitialised(dir)) throw new UsageError(`${dir} is already initialised (it has a network key); use another --data dir`)
+  // keys need libp2p's crypto: loaded here, not by every command that reads the config
+  const { createNetworkKey, loadOrCreateIdentity, readNetworkKey, writeNetworkKey } = await import('../net/index.ts')
   let key: Uint8Array
   if (opts.networkKey !== undefined) {
     key = await readNetworkKey(opts.networkKey) // validates before anything is written

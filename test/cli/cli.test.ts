@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { darkfs, up } from '../../harness/proc.ts'
+import { darkfs, up, DARKFS } from '../../harness/proc.ts'
+import { execFile } from 'node:child_process'
 
 describe('darkfs command line (real `darkfs up` process)', function () {
   const t = new Teardown()
@@ -120,5 +121,18 @@ describe('darkfs command line (real `darkfs up` process)', function () {
     await fails(data, ['frobnicate'], /unknown command/)
     await fails(data, ['ls', '-z', '/'], /unknown option -z/)
     assert.equal(await cli(data, 'ls', '/'), before)
+  })
+  it('darkfs cat BIG | head: the reader going away ends darkfs quietly (exit 141, no stack trace)', async () => {
+    const data = await running()
+    const local = join(await tempDir(t), 'big.bin')
+    await writeFile(local, randomBytes(4 << 20))
+    await cli(data, 'put', local, '/big.bin')
+    // bash's PIPESTATUS reports darkfs's own status; head reads 10 bytes and leaves
+    const script = `"$0" --data "$1" cat /big.bin | head -c 10 >/dev/null; echo "status=\${PIPESTATUS[0]}"`
+    const r = await new Promise<{ stdout: string, stderr: string }>((resolve, reject) => {
+      execFile('bash', ['-c', script, DARKFS, data], (err, stdout, stderr) => { if (err !== null) reject(err); else resolve({ stdout, stderr }) })
+    })
+    assert.equal(r.stderr, '', 'nothing on stderr')
+    assert.match(r.stdout, /status=141/)
   })
 })
