@@ -8,14 +8,26 @@ import { signerFor, verify } from './net/index.ts'
 import { Store } from './data/index.ts'
 import { Tree } from './tree/index.ts'
 import { Volume } from './volume.ts'
+import { lockDataDir } from './lock.ts'
 import type { LocalOptions } from './volume.ts'
 
 export async function openLocal (dir: string, opts: LocalOptions = {}): Promise<Volume> {
   await mkdir(dir, { recursive: true })
+  // one process per data dir: a running host (or another library Volume) holds it
+  const unlock = await lockDataDir(dir)
+  try {
+    return await openParts(dir, opts, unlock)
+  } catch (err) {
+    await unlock()
+    throw err
+  }
+}
+
+async function openParts (dir: string, opts: LocalOptions, unlock: () => Promise<void>): Promise<Volume> {
   const key = await loadOrCreateIdentity(dir)
   const store = await Store.open(join(dir, 'store'))
   await mkdir(join(dir, 'tree'), { recursive: true })
   const tree = await Tree.open({ dir: join(dir, 'tree'), signer: signerFor(key), verify })
   const chunks = new ChunkService(store, { localParams: opts.localParams, network: opts.network })
-  return new Volume({ tree, chunks, store, close: async () => { await tree.close(); await store.close() } })
+  return new Volume({ tree, chunks, store, close: async () => { await tree.close(); await store.close(); await unlock() } })
 }

@@ -307,8 +307,12 @@ export class Volume implements VolumeApi {
 
   // ---- directories ------------------------------------------------------------------------
 
-  async readdir (path: string, options: AbortOptions = {}): Promise<string[]> {
-    return (await this.readdirents(path, options)).map(d => d.name)
+  /** Names in a directory; with `{ withFileTypes: true }`, Dirents (as node:fs/promises). */
+  async readdir (path: string, options?: AbortOptions & { withFileTypes?: false }): Promise<string[]>
+  async readdir (path: string, options: AbortOptions & { withFileTypes: true }): Promise<Dirent[]>
+  async readdir (path: string, options: AbortOptions & { withFileTypes?: boolean } = {}): Promise<string[] | Dirent[]> {
+    const ents = await this.readdirents(path, options)
+    return options.withFileTypes === true ? ents : ents.map(d => d.name)
   }
 
   async readdirents (path: string, options: AbortOptions = {}): Promise<Dirent[]> {
@@ -620,7 +624,16 @@ export class Volume implements VolumeApi {
     }
   }
 
-  async readFile (path: string, options: AbortOptions = {}): Promise<Uint8Array> {
+  /** A file's bytes; with an encoding (`'utf8'` or `{ encoding }`), a string (as node:fs/promises). */
+  async readFile (path: string, options?: AbortOptions & { encoding?: null }): Promise<Uint8Array>
+  async readFile (path: string, options: BufferEncoding | (AbortOptions & { encoding: BufferEncoding })): Promise<string>
+  async readFile (path: string, options: BufferEncoding | (AbortOptions & { encoding?: BufferEncoding | null }) = {}): Promise<Uint8Array | string> {
+    const o = typeof options === 'string' ? { encoding: options } : options
+    const bytes = await this.readBytes(path, o)
+    return o.encoding != null ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(o.encoding) : bytes
+  }
+
+  private async readBytes (path: string, options: AbortOptions): Promise<Uint8Array> {
     options.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'readFile')
     if (inode.kind === 'dir') throw new FsError('EISDIR', 'read', path)

@@ -1,18 +1,17 @@
 // The composition root of a running host (`darkfs up`): build the parts in order, close them in
 // reverse order under one shutdown. DESIGN.md §1.
 import type { CID } from 'multiformats/cid'
-import { open, readFile, unlink, mkdir } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ChunkService, Space, Staging, Store } from '../data/index.ts'
 import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ControlServer } from './control.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { AlreadyRunningError } from '../errors.ts'
 import { createHost, FULL_MESH_PEERS, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, SpaceNotices, startUplinks, uploadCap } from '../net/index.ts'
 import type { Host, MembershipInit, Sync } from '../net/index.ts'
 import { Tree } from '../tree/index.ts'
-import { Volume } from '../index.ts'
+import { Volume, lockDataDir, PID_FILE } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
 import { ChunkNetwork, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder } from '../keeper/index.ts'
@@ -21,7 +20,7 @@ import { logger } from '../log.ts'
 
 const log = logger('cli:daemon')
 
-export const PID_FILE = 'host.pid'
+export { PID_FILE }
 
 export interface DaemonOptions {
   dir: string
@@ -63,36 +62,11 @@ export interface Daemon {
   close: () => Promise<void>
 }
 
-/** Take the data dir for this process: a second `up` on the same dir fails clearly. */
-async function lock (dir: string): Promise<() => Promise<void>> {
-  const file = join(dir, PID_FILE)
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(file, 'wx')
-      await fh.writeFile(String(process.pid))
-      await fh.close()
-      // ignored: the pid file may already be gone, and one left behind is stale to the next lock()
-      return async () => { await unlink(file).catch(() => {}) }
-    } catch (err: any) {
-      if (err.code !== 'EEXIST') throw err
-      // an unreadable pid file (gone meanwhile, or half written) names no live process: stale
-      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new AlreadyRunningError(dir, pid)
-      await unlink(file).catch(() => {}) // stale: its process is gone (ignored: open(wx) reports a file still there)
-    }
-  }
-  throw new AlreadyRunningError(dir, -1)
-}
-
-function alive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err: any) { return err.code === 'EPERM' } // EPERM: alive, not ours; ESRCH: gone
-}
-
 export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
   const { dir } = opts
   const config = await loadConfig(dir)
   await mkdir(dir, { recursive: true })
-  const unlock = await lock(dir)
+  const unlock = await lockDataDir(dir)
   const closers: Array<() => Promise<void>> = [unlock]
   const close = async (): Promise<void> => {
     while (closers.length > 0) {

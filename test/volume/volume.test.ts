@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Volume, FsError } from 'darkfs'
+import { Volume, FsError, AlreadyRunningError } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 
 async function rejectsCode (p: Promise<unknown>, code: string): Promise<void> {
@@ -176,6 +176,31 @@ describe('Volume (one host, real data dir)', function () {
     const s = await vol.stat('/g/sub')
     assert.equal(s.gid, 50)
     assert.equal(s.mode & 0o7777, 0o2755)
+  })
+
+  it('volume.readFile(p, \'utf8\') and readFile(p, { encoding }) give a string, as node:fs/promises', async () => {
+    await vol.writeFile('/t.txt', 'héllo\n')
+    assert.equal(await vol.readFile('/t.txt', 'utf8'), 'héllo\n')
+    assert.equal(await vol.readFile('/t.txt', { encoding: 'utf8' }), 'héllo\n')
+    assert.equal(await vol.readFile('/t.txt', { encoding: 'base64' }), Buffer.from('héllo\n').toString('base64'))
+    assert.ok((await vol.readFile('/t.txt')) instanceof Uint8Array)
+  })
+
+  it('volume.readdir(p, { withFileTypes: true }) gives Dirents, as node:fs/promises', async () => {
+    await vol.mkdir('/d')
+    await vol.mkdir('/d/sub')
+    await vol.writeFile('/d/f', 'x')
+    assert.deepEqual((await vol.readdir('/d')).sort(), ['f', 'sub'])
+    const ents = await vol.readdir('/d', { withFileTypes: true })
+    assert.deepEqual(ents.map(e => [e.name, e.kind]).sort(), [['f', 'file'], ['sub', 'dir']])
+  })
+
+  it('Volume.open() of a data dir another Volume holds fails (one process per data dir), and works once it is closed', async () => {
+    await assert.rejects(Volume.open({ dir }), (err: any) => err instanceof AlreadyRunningError)
+    await vol.close()
+    const again = await Volume.open({ dir })
+    t.add(async () => { await again.close() })
+    assert.deepEqual(await again.readdir('/'), [])
   })
 
   it('the tree survives a restart unchanged', async () => {
