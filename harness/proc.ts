@@ -23,6 +23,8 @@ export interface Up {
   child: ChildProcess
   lines: string[]
   addresses: string[]
+  /** What the process wrote on stderr so far. */
+  stderr: () => string
   /** Resolves with the first line matching re (rejects if the process exits first). */
   waitFor: (re: RegExp, timeoutMs?: number) => Promise<string>
   stop: (signal?: NodeJS.Signals) => Promise<number | null>
@@ -64,7 +66,7 @@ export async function up (t: Teardown, args: string[], opts: { env?: NodeJS.Proc
   }
   await waitFor(opts.ready ?? /^ready$/)
   const addresses = lines.filter(l => l.startsWith('listening ')).map(l => l.slice('listening '.length))
-  return { child, lines, addresses, waitFor, stop }
+  return { child, lines, addresses, waitFor, stop, stderr: () => stderr }
 }
 
 /**

@@ -487,19 +487,61 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
   }
 
+  // a malformed join address is the user's mistake: refused before anything is dialled
+  for (const addr of init.join ?? []) {
+    try {
+      multiaddr(addr)
+    } catch (err: any) {
+      await host.stop()
+      throw new UsageError(`--join: not a multiaddr: ${JSON.stringify(addr)} (${err?.message ?? String(err)})`)
+    }
+  }
+  let joined = false
   for (const addr of init.join ?? []) {
     try {
       await dial(addr)
+      joined = true
     } catch (err) {
       if (err instanceof NetworkKeyMismatchError) {
         await host.stop()
         throw err
       }
-      // an unreachable join address is not fatal: others may be up, and members dial us
+      // an unreachable join address is not fatal: others may be up, members dial us, and
+      // rejoin() below keeps trying while this host has no peer
+      log('join address %s did not answer: %s', addr, (err as Error).message)
     }
   }
+  // no member answered (the seed is not up yet, the link is down): redial the join addresses
+  // with backoff until one does or any member dials in
+  if (!joined && (init.join ?? []).length > 0) rejoin(init.join!)
   return host
+
+  function rejoin (addrs: string[]): void {
+    const controller = new AbortController()
+    redials.set(JOIN_REDIAL, controller)
+    void (async () => {
+      let delay = RECONNECT_RETRY_INTERVAL_MS
+      while (!controller.signal.aborted && connectedIds().length === 0) {
+        await sleep(delay * (1 - RECONNECT_JITTER * Math.random()), controller.signal)
+        delay = Math.min(delay * RECONNECT_BACKOFF, RECONNECT_MAX_DELAY_MS)
+        for (const addr of addrs) {
+          if (controller.signal.aborted || connectedIds().length > 0) break
+          try {
+            await dial(addr, { signal: controller.signal })
+            log('joined through %s', addr)
+            break
+          } catch (err) {
+            // down still (or a wrong key, which dial() names): next address, then back off
+            log('join address %s did not answer: %s', addr, (err as Error).message)
+          }
+        }
+      }
+    })().finally(() => { if (redials.get(JOIN_REDIAL) === controller) redials.delete(JOIN_REDIAL) })
+  }
 }
+
+/** The key of the join addresses' redial in the redial table (no peer id is this string). */
+const JOIN_REDIAL = 'join'
 
 // --- pnet with a key-mismatch detector ---------------------------------------------------------
 
