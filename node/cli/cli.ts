@@ -130,7 +130,15 @@ async function command (p: Parsed): Promise<number> {
     case 'get': {
       const [path, local] = need(p, 2, 'PATH LOCAL')
       await client.fs('stat', path) // fail before creating the local file
-      await client.getTo(path, local)
+      // Ctrl-C cancels: the temp file goes, the target name is left as it was
+      const cancel = new AbortController()
+      const onInt = (): void => { cancel.abort(new Error('cancelled')) }
+      process.once('SIGINT', onInt)
+      try {
+        await client.getTo(path, local, { signal: cancel.signal })
+      } finally {
+        process.off('SIGINT', onInt)
+      }
       return 0
     }
     case 'cat': {

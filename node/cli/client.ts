@@ -6,8 +6,9 @@ import type { AbortOptions } from '@libp2p/interface'
 import { request } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { stat as statLocal } from 'node:fs/promises'
-import { join } from 'node:path'
+import { stat as statLocal, rename, unlink } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { basename, dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { once } from 'node:events'
 import { NoHostRunningError, FsError, fromWire } from '../errors.ts'
@@ -90,10 +91,24 @@ export class ControlClient {
     await pipeline(res, out, { end: out !== process.stdout, signal: options.signal })
   }
 
+  /**
+   * Download to a local file atomically: the bytes go to a temp file beside it, renamed over
+   * `local` only once complete, so a failed or cancelled get never leaves a partial file (or
+   * a half-replaced one) under the target name.
+   */
   async getTo (path: string, local: string, options: AbortOptions = {}): Promise<void> {
-    const out = createWriteStream(local)
+    const tmp = join(dirname(local), `.${basename(local)}.darkfs-${randomBytes(6).toString('hex')}.part`)
+    const out = createWriteStream(tmp, { flags: 'wx' })
     await once(out, 'open') // a bad local path (ENOENT, EISDIR, EACCES) rejects here, not as an unhandled 'error'
-    await this.download(path, out, undefined, options)
+    try {
+      await this.download(path, out, undefined, options)
+      await rename(tmp, local)
+    } catch (err) {
+      out.destroy()
+      // ignored: the temp file may not exist any more; the download's error is what the caller sees
+      await unlink(tmp).catch(() => {})
+      throw err
+    }
   }
 
   async readFile (path: string, options: AbortOptions = {}): Promise<Uint8Array> {
