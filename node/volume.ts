@@ -516,12 +516,10 @@ export class Volume implements VolumeApi {
    * is the host's, not the caller's, and goes on without it.
    */
   private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}): Promise<void> {
-    const c = await f.prepare(options)
-    if (c !== undefined) {
+    const c = await f.commit(async c => {
       await this.commit({ type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() })
-      f.committed(c)
-      this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
-    }
+    }, options)
+    if (c !== undefined) this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }
 
@@ -590,9 +588,9 @@ export class Volume implements VolumeApi {
         const f = check('write', true)
         // copy now: the caller (the kernel, through FUSE) may reuse its buffer
         const data = buffer.slice(offset, offset + length)
-        const pos = fl.append ? f.size : position
-        if (pos + length > FILE_SIZE_MAX) throw new FsError('EFBIG', 'write', path)
-        return { bytesWritten: await f.write(data, pos, options) }
+        // O_APPEND: at the end of file when this write's turn comes, whatever `position` says
+        const { bytesWritten } = await f.write(data, fl.append ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX })
+        return { bytesWritten }
       },
       async truncate (len = 0, options = {}) {
         if (len < 0 || len > FILE_SIZE_MAX) throw new FsError('EINVAL', 'ftruncate', path)
