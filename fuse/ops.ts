@@ -195,9 +195,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
           if (exists) throw new FsError('EEXIST', 'rename', to)
         }
         await volume.rename(from, to, o)
+        // the names of the file replaced at `to` (one link fewer) and of the moved one (ctime)
         const others = [...links.others(to), ...links.others(from)]
         links.forget(to)
         links.forget(from)
+        const st = await volume.lstat(to, o)
+        if (st.kind === 'dir') links.moveDir(from, to)
+        else links.note(to, st)
         return { result: 0, a: others }
       }
       case Op.link: {
