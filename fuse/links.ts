@@ -14,6 +14,8 @@ export interface LinkNames {
   others: (path: string) => string[]
   /** `path` is gone (unlinked or renamed away). */
   forget: (path: string) => void
+  /** The directory `from` is now `to`: the names remembered below it move with it. */
+  moveDir: (from: string, to: string) => void
 }
 
 export function createLinkNames (): LinkNames {
@@ -41,6 +43,20 @@ export function createLinkNames (): LinkNames {
       const names = byIno.get(ino)
       names?.delete(path)
       if (names?.size === 0) byIno.delete(ino)
+    },
+    moveDir (from, to) {
+      const prefix = from + '/'
+      // one pass over at most LINK_NAMES_MAX names, and only for a directory that holds one
+      const moved = [...byPath].filter(([p]) => p.startsWith(prefix))
+      for (const [p, ino] of moved) {
+        this.forget(p)
+        const q = to + p.slice(from.length)
+        this.forget(q)
+        byPath.set(q, ino)
+        let names = byIno.get(ino)
+        if (names === undefined) byIno.set(ino, names = new Set())
+        names.add(q)
+      }
     }
   }
 }

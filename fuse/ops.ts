@@ -49,6 +49,9 @@ const O_ACCMODE = 0o3
 const O_CREAT = 0o100
 const O_EXCL = 0o200
 const O_TRUNC = 0o1000
+const O_APPEND = 0o2000
+/** The open flags the Volume acts on (the kernel handles the rest). */
+const OPEN_FLAGS = O_ACCMODE | O_TRUNC | O_APPEND
 const S_ISGID = 0o2000
 const RENAME_NOREPLACE = 1
 const XATTR_CREATE = 1
@@ -192,9 +195,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
           if (exists) throw new FsError('EEXIST', 'rename', to)
         }
         await volume.rename(from, to, o)
+        // the names of the file replaced at `to` (one link fewer) and of the moved one (ctime)
         const others = [...links.others(to), ...links.others(from)]
         links.forget(to)
         links.forget(from)
+        const st = await volume.lstat(to, o)
+        if (st.kind === 'dir') links.moveDir(from, to)
+        else links.note(to, st)
         return { result: 0, a: others }
       }
       case Op.link: {
@@ -232,13 +239,15 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         return { result: 0, a: links.others(p) }
       }
       case Op.open:
-        // the kernel computes append offsets and checks permissions; the Volume gets the access
-        // mode and O_TRUNC only
-        return await open(await volume.open(need(path, 'open'), n[0] & (O_ACCMODE | O_TRUNC), undefined, undefined, o))
+        // the kernel checks permissions; the Volume gets the access mode, O_TRUNC and O_APPEND.
+        // The offset the kernel puts on an O_APPEND write is its cached size, which another
+        // name of a hard-linked file (another kernel inode here) or a concurrent commit makes
+        // stale: the Volume writes appends at its own end of file, in the inode's write order
+        return await open(await volume.open(need(path, 'open'), n[0] & OPEN_FLAGS, undefined, undefined, o))
       case Op.create: {
         const p = checkName(need(path, 'create'), 'create')
         const own = await owner(p, caller, o)
-        const flags = (n[1] & (O_ACCMODE | O_TRUNC | O_EXCL)) | O_CREAT
+        const flags = (n[1] & (OPEN_FLAGS | O_EXCL)) | O_CREAT
         return await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o))
       }
       case Op.read: {

@@ -104,7 +104,7 @@ export function createMemoryVolume (): VolumeApi {
     n.size = len
     n.mtime = n.ctime = now()
   }
-  function handle (path: string, n: Node): FileHandle {
+  function handle (path: string, n: Node, append: boolean): FileHandle {
     return {
       path,
       ino: n.ino,
@@ -116,6 +116,7 @@ export function createMemoryVolume (): VolumeApi {
       },
       async write (buffer, offset, length, position, o) {
         entry(o)
+        if (append) position = n.size
         if (position > n.size) resize(n, position)
         reserve(n, position + length)
         n.size = Math.max(n.size, position + length)
@@ -169,7 +170,7 @@ export function createMemoryVolume (): VolumeApi {
       }
       if (n.kind === 'dir' && (f & 3) !== 0) throw new FsError('EISDIR', 'open', path)
       if ((f & 0o1000) !== 0 && n.kind === 'file') resize(n, 0)
-      return handle(path, n)
+      return handle(path, n, (f & 0o2000) !== 0)
     },
     async stat (path, o) { entry(o); return statOf(walk(path, 'stat')) },
     async lstat (path, o) { entry(o); return statOf(walk(path, 'lstat')) },

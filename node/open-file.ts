@@ -16,6 +16,7 @@ import type { ChunkService } from './data/index.ts'
 import type { Content } from './tree/index.ts'
 import { nowNs } from './clock.ts'
 import { raceSignal } from './abort.ts'
+import { FsError } from './errors.ts'
 import { forEachLimited } from './pool.ts'
 
 /** Buffered (not yet stored) bytes per open inode before chunks are spilled: 32 MiB. */
@@ -182,10 +183,18 @@ export class OpenFile {
     return out
   }
 
-  /** Write `data` (already copied from any kernel buffer, and not reused by the caller) at `position`. */
-  async write (data: Uint8Array, position: number, opts: AbortOptions = {}): Promise<number> {
+  /**
+   * Write `data` (already copied from any kernel buffer, and not reused by the caller) at
+   * `position`, or, with `'end'` (O_APPEND), at the end of file as it is when this write's turn
+   * comes: appends from any number of handles land whole, one after another, never over each
+   * other. Returns where the bytes went. A write that would end past `maxEnd` fails with EFBIG
+   * and writes nothing.
+   */
+  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
     const signal = opts.signal
     return await this.serial(async () => {
+      const position = at === 'end' ? this.size : at
+      if (opts.maxEnd !== undefined && position + data.byteLength > opts.maxEnd) throw new FsError('EFBIG', 'write', this.path())
       const end = position + data.byteLength
       // marked first: a write stopped part-way (an abort, an unreachable chunk) keeps what it did
       this.changed = true
@@ -217,7 +226,7 @@ export class OpenFile {
       }
       this.mtime = nowNs()
       if (this.dirtyBytes + this.patchBytes > OPEN_FILE_BUFFER_BYTES) await this.spill(signal)
-      return data.byteLength
+      return { position, bytesWritten: data.byteLength }
     }, signal)
   }
 
@@ -281,52 +290,70 @@ export class OpenFile {
   }
 
   /**
-   * Make the current state a committed version: store what is buffered, build the content.
-   * Returns undefined when nothing changed. The caller appends the `write` op and then calls
-   * committed() with the new base.
+   * Make the current state a version: store what is buffered, build the content. Returns
+   * undefined when nothing changed. For a state no other handle writes to (a staging file);
+   * an open inode commits with commit(), which keeps writes out until the op is recorded.
    */
   async prepare (opts: AbortOptions = {}): Promise<Committed | undefined> {
-    const signal = opts.signal
-    return await this.serial(async () => {
-      if (!this.changed) return undefined
-      if (this.size <= INLINE_MAX) {
-        const bytes = await this.read(0, this.size, { signal })
-        return { content: this.size === 0 ? null : { inline: bytes }, size: this.size, refs: [] }
-      }
-      const manifest = await this.loadManifest(signal)
-      const n = Math.ceil(this.size / CHUNK_SIZE)
-      const refs: ChunkRef[] = new Array(n)
-      const fresh: boolean[] = new Array(n).fill(false)
-      await forEachLimited(Array.from({ length: n }, (_, i) => i), STORE_PARALLEL, async i => {
-        const start = i * CHUNK_SIZE
-        const len = Math.min(CHUNK_SIZE, this.size - start)
-        const d = this.dirty.get(i)
-        const s = this.stored.get(i)
-        const b = manifest?.chunks[i]
-        fresh[i] = true
-        if (d !== undefined) {
-          refs[i] = (await this.chunks.storeChunk(d, start, { signal })).ref
-        } else if (this.patches.has(i)) {
-          refs[i] = await this.storeAside(i, signal)
-        } else if (s !== undefined) {
-          refs[i] = s
-        } else if (b !== undefined && b.size === len && start + len <= this.baseLimit) {
-          refs[i] = b; fresh[i] = false
-        } else if (start >= Math.min(this.base.size, this.baseLimit)) {
-          refs[i] = holeChunk(start, len); fresh[i] = false
-        } else {
-          // base chunk whose length changed (inline base, or cut/regrown): re-store it
-          refs[i] = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal })).ref
-        }
-      })
-      const stored = await this.chunks.storeManifest({ v: 1, size: this.size, chunkSize: CHUNK_SIZE, chunks: refs }, { signal })
-      // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer
-      return { content: { manifest: stored.cid }, size: this.size, refs: [...refs.filter((_, i) => fresh[i]), stored.ref] }
-    }, signal)
+    return await this.serial(async () => await this.build(opts.signal), opts.signal)
   }
 
-  /** The version from prepare() is now committed: it becomes the base. */
-  committed (c: Committed): void {
+  /**
+   * prepare(), `record` (the caller appends the `write` op), committed(), as one turn of this
+   * inode's queue: a write through another handle waits until the version is recorded, so it
+   * is never taken for committed (and dropped) without being in that version. Does nothing and
+   * returns undefined when nothing changed.
+   */
+  async commit (record: (c: Committed) => Promise<void>, opts: AbortOptions = {}): Promise<Committed | undefined> {
+    return await this.serial(async () => {
+      const c = await this.build(opts.signal)
+      if (c === undefined) return undefined
+      await record(c)
+      this.committed(c)
+      return c
+    }, opts.signal)
+  }
+
+  /** The content of the current state (in a turn of the queue). */
+  private async build (signal?: AbortSignal): Promise<Committed | undefined> {
+    if (!this.changed) return undefined
+    if (this.size <= INLINE_MAX) {
+      const bytes = await this.read(0, this.size, { signal })
+      return { content: this.size === 0 ? null : { inline: bytes }, size: this.size, refs: [] }
+    }
+    const manifest = await this.loadManifest(signal)
+    const n = Math.ceil(this.size / CHUNK_SIZE)
+    const refs: ChunkRef[] = new Array(n)
+    const fresh: boolean[] = new Array(n).fill(false)
+    await forEachLimited(Array.from({ length: n }, (_, i) => i), STORE_PARALLEL, async i => {
+      const start = i * CHUNK_SIZE
+      const len = Math.min(CHUNK_SIZE, this.size - start)
+      const d = this.dirty.get(i)
+      const s = this.stored.get(i)
+      const b = manifest?.chunks[i]
+      fresh[i] = true
+      if (d !== undefined) {
+        refs[i] = (await this.chunks.storeChunk(d, start, { signal })).ref
+      } else if (this.patches.has(i)) {
+        refs[i] = await this.storeAside(i, signal)
+      } else if (s !== undefined) {
+        refs[i] = s
+      } else if (b !== undefined && b.size === len && start + len <= this.baseLimit) {
+        refs[i] = b; fresh[i] = false
+      } else if (start >= Math.min(this.base.size, this.baseLimit)) {
+        refs[i] = holeChunk(start, len); fresh[i] = false
+      } else {
+        // base chunk whose length changed (inline base, or cut/regrown): re-store it
+        refs[i] = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal })).ref
+      }
+    })
+    const stored = await this.chunks.storeManifest({ v: 1, size: this.size, chunkSize: CHUNK_SIZE, chunks: refs }, { signal })
+    // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer
+    return { content: { manifest: stored.cid }, size: this.size, refs: [...refs.filter((_, i) => fresh[i]), stored.ref] }
+  }
+
+  /** The version built in this turn is now committed: it becomes the base. */
+  private committed (c: Committed): void {
     this.base = { content: c.content, size: c.size }
     this.manifest = undefined
     this.dirty.clear()

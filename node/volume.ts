@@ -74,8 +74,8 @@ export class Volume implements VolumeApi {
   private readonly open_ = new Map<InodeId, OpenFile>()
   /** Inode -> placements of its committed versions still in flight. */
   private readonly placing = new Map<InodeId, Promise<void>>()
-  /** Entry id -> the canonical path it was last resolved at (bounded by SEEN_PATHS_MAX). */
-  private readonly seen = new Map<string, string>()
+  /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
+  private readonly seen = new Map<string, { path: string, inode: InodeId }>()
 
   constructor (parts: VolumeParts) {
     this.tree = parts.tree
@@ -137,18 +137,21 @@ export class Volume implements VolumeApi {
         add(pathOf(body.parent))
         if (body.type !== 'create') add(pathOf(body.type === 'link' ? body.inode : this.tree.get(body.entry)?.id ?? body.entry))
         if (body.type === 'move') {
-          // where the entry was, and the entry it replaced, as the kernel last saw them
+          // where the entry was, and the entry it replaced, as the kernel last saw them, and
+          // the other names of the replaced file (one link fewer)
           for (const id of [body.entry, body.replace]) {
             const old = id === undefined ? undefined : this.seen.get(id)
-            if (old !== undefined) { out.add(old); out.add(parentPath(old)) }
+            if (old !== undefined) { out.add(old.path); out.add(parentPath(old.path)) }
+            if (old !== undefined && id === body.replace) add(pathOf(old.inode))
           }
         }
         break
       case 'unlink': {
-        // the entry is gone from the tree: its old path is the one it was last resolved at
+        // the entry is gone from the tree: its old path is the one it was last resolved at; the
+        // file's other names show one link fewer
         const old = this.seen.get(body.entry)
         if (old === undefined) out.add('/')
-        else { out.add(old); out.add(parentPath(old)) }
+        else { out.add(old.path); out.add(parentPath(old.path)); add(pathOf(old.inode)) }
         break
       }
       default:
@@ -185,16 +188,16 @@ export class Volume implements VolumeApi {
         entry = e
       }
       if (!restarted) {
-        if (entry !== undefined && hops === 0) this.remember(entry.id, join(parts))
+        if (entry !== undefined && hops === 0) this.remember(entry.id, join(parts), entry.inode)
         return { inode, entry, path }
       }
     }
   }
 
-  private remember (entry: string, path: string): void {
-    if (this.seen.get(entry) === path) return
+  private remember (entry: string, path: string, inode: InodeId): void {
+    if (this.seen.get(entry)?.path === path) return
     this.seen.delete(entry)
-    this.seen.set(entry, path)
+    this.seen.set(entry, { path, inode })
     if (this.seen.size > SEEN_PATHS_MAX) this.seen.delete(this.seen.keys().next().value as string)
   }
 
@@ -520,12 +523,10 @@ export class Volume implements VolumeApi {
    * is the host's, not the caller's, and goes on without it.
    */
   private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}): Promise<void> {
-    const c = await f.prepare(options)
-    if (c !== undefined) {
+    const c = await f.commit(async c => {
       await this.commit({ type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() })
-      f.committed(c)
-      this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
-    }
+    }, options)
+    if (c !== undefined) this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }
 
@@ -594,9 +595,9 @@ export class Volume implements VolumeApi {
         const f = check('write', true)
         // copy now: the caller (the kernel, through FUSE) may reuse its buffer
         const data = buffer.slice(offset, offset + length)
-        const pos = fl.append ? f.size : position
-        if (pos + length > FILE_SIZE_MAX) throw new FsError('EFBIG', 'write', path)
-        return { bytesWritten: await f.write(data, pos, options) }
+        // O_APPEND: at the end of file when this write's turn comes, whatever `position` says
+        const { bytesWritten } = await f.write(data, fl.append ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX })
+        return { bytesWritten }
       },
       async truncate (len = 0, options = {}) {
         if (len < 0 || len > FILE_SIZE_MAX) throw new FsError('EINVAL', 'ftruncate', path)

@@ -227,6 +227,8 @@ class Apply {
     const rec = this.s.inodes.get(inode)
     if (!this.isDir(parent) || rec === undefined || rec.kind === 'dir') return
     this.addEntry(this.node.id, parent, name, inode)
+    // a new link count is an inode change
+    this.patch(inode, { ctime: this.time })
   }
 
   private addEntry (id: EntryId, parent: InodeId, name: string, inode: InodeId): void {
@@ -284,10 +286,11 @@ class Apply {
     this.remove(e)
   }
 
-  /** Unlink a live entry unconditionally. */
+  /** Unlink a live entry unconditionally (the inode's ctime changes: its links remain, or it lives on open). */
   private remove (e: EntryRec): void {
     this.detach(e)
     this.j.set(this.s.entries, e.id, { ...this.s.entries.get(e.id) as EntryRec, live: false, unlinkedBy: this.node.id })
+    this.patch(e.inode, { ctime: this.time })
   }
 
   private write (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'write' }>): void {

@@ -133,6 +133,35 @@ describe('open files (node/open-file.ts) on the real Volume', function () {
     assert.ok(Buffer.from(await vol.readFile('/c')).equals(Buffer.from(model.buf)))
   })
 
+  it('fh.write through handles opened \'a\', at once with flushes and closes: every append lands whole, once', async () => {
+    const lines = (k: number): string[] => Array.from({ length: 200 }, (_, i) => `h${k}-${i}`)
+    const writer = async (k: number): Promise<void> => {
+      // a handle per line, like `echo >> log`: its close commits while the others write
+      for (const line of lines(k)) {
+        const fh = await vol.open('/log', 'a')
+        const data = new TextEncoder().encode(line + '\n')
+        // the position is the caller's guess of the end, stale by design: 'a' writes at the end
+        await fh.write(data, 0, data.byteLength, 0)
+        await fh.close()
+      }
+    }
+    const held = await vol.open('/log', 'a')
+    const held2 = await vol.open('/log', 'a')
+    await Promise.all([writer(0), writer(1), writer(2), (async () => {
+      for (const line of lines(3)) {
+        const h = line.endsWith('0') ? held2 : held
+        const data = new TextEncoder().encode(line + '\n')
+        await h.write(data, 0, data.byteLength, 0)
+        if (line.endsWith('5')) await h.flush()
+      }
+    })()])
+    await held.close()
+    await held2.close()
+    const got = new TextDecoder().decode(await vol.readFile('/log')).split('\n')
+    assert.equal(got.pop(), '')
+    assert.deepEqual(got.slice().sort(), [0, 1, 2, 3].flatMap(lines).sort())
+  })
+
   it(`fh.write: unaligned writes past the ${OPEN_FILE_BUFFER_BYTES >> 20} MiB buffer spill, and the file reads back whole`, async () => {
     const total = (OPEN_FILE_BUFFER_BYTES >> 20) + 8
     const model = new Model()

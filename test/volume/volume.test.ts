@@ -118,6 +118,40 @@ describe('Volume (one host, real data dir)', function () {
     await rejectsCode(vol.link('/d', '/d2'), 'EPERM')
   })
 
+  it('volume.link(), unlink() and rename() over a link change the ctime of the inode whose links remain', async () => {
+    await vol.writeFile('/a', 'data')
+    const c0 = (await vol.stat('/a')).ctimeNs
+    await vol.link('/a', '/b')
+    const c1 = (await vol.stat('/a')).ctimeNs
+    assert.ok(c1 > c0, 'link')
+    assert.equal((await vol.stat('/b')).ctimeNs, c1)
+    await vol.link('/a', '/c')
+    await vol.unlink('/c')
+    const c2 = (await vol.stat('/a')).ctimeNs
+    assert.ok(c2 > c1, 'unlink')
+    await vol.writeFile('/x', 'other')
+    await vol.rename('/x', '/b')
+    const c3 = (await vol.stat('/a')).ctimeNs
+    assert.ok(c3 > c2, 'rename over a link')
+    assert.equal((await vol.stat('/a')).nlink, 1)
+  })
+
+  it('volume.changedPaths(op) of an unlink or a rename over a hard link names the file\'s other names', async () => {
+    const bodies: any[] = []
+    vol.tree.addEventListener('op', (e: any) => { bodies.push(e.detail.body) })
+    await vol.mkdir('/d')
+    await vol.writeFile('/a', 'data')
+    await vol.link('/a', '/d/b')
+    await vol.link('/a', '/c')
+    await vol.stat('/d/b')
+    await vol.unlink('/d/b')
+    assert.deepEqual(vol.changedPaths(bodies.at(-1)).sort(), ['/a', '/c', '/d', '/d/b'])
+    await vol.writeFile('/x', 'other')
+    await vol.stat('/c')
+    await vol.rename('/x', '/c')
+    assert.ok(vol.changedPaths(bodies.at(-1)).includes('/a'))
+  })
+
   it('volume.symlink/readlink, followed by stat, not by lstat', async () => {
     await vol.mkdir('/dir')
     await vol.writeFile('/dir/file', 'abc')
