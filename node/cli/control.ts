@@ -79,7 +79,10 @@ export class ControlServer {
   async start (): Promise<void> {
     if (this.server !== undefined) return
     await unlink(this.init.socket).catch(() => {}) // ignored: a socket left by an earlier run may not be there; listen() reports a real problem
-    const server = createServer((req, res) => {
+    // no request timeout: a `put` of a large file streams its body for as long as it takes
+    // (Node's default, 300 s, cut every upload longer than five minutes); a client that goes
+    // away aborts its request instead (below)
+    const server = createServer({ requestTimeout: 0 }, (req, res) => {
       // the client went away (or stop() closed its connection) before the response was complete
       const gone = new AbortController()
       res.once('close', () => { if (!res.writableFinished) gone.abort(new DOMException(`the control client went away during ${req.method ?? 'GET'} ${req.url ?? '/'}`, 'AbortError')) })
