@@ -3,20 +3,24 @@ import { FsError } from './errors.ts'
 
 /** POSIX NAME_MAX: bytes in one path component. */
 export const NAME_MAX = 255
-/** POSIX PATH_MAX: bytes in a whole path, including the terminating NUL. */
-export const PATH_MAX = 4096
 
 const encoder = new TextEncoder()
 
 /**
  * Split a volume path into its components. '.' and empty components are dropped, '..' pops;
  * a '..' above the root, a relative path, a NUL byte or an over-long name is an error.
+ *
+ * A whole path has no length bound here. PATH_MAX bounds one system call's argument, not a
+ * file's depth: the kernel walks a path below the mount component by component, and libfuse
+ * rebuilds the full volume path of an entry however deep it is (a relative path of 4,095 bytes
+ * under a cwd deep in the mount is legal on Linux). Such a path only names entries that exist
+ * (plus one new name), so its size follows the tree's; callers that take paths from users (CLI,
+ * control API) bound their own inputs.
  */
 export function split (path: string, syscall: string): string[] {
   if (typeof path !== 'string' || path.length === 0) throw new FsError('ENOENT', syscall, String(path), 'empty path')
   if (path.includes('\0')) throw new FsError('EINVAL', syscall, path, 'path contains a NUL byte')
   if (!path.startsWith('/')) throw new FsError('EINVAL', syscall, path, 'volume paths are absolute (start with /)')
-  if (encoder.encode(path).byteLength >= PATH_MAX) throw new FsError('ENAMETOOLONG', syscall, path.slice(0, 64) + '...')
   const out: string[] = []
   for (const part of path.split('/')) {
     if (part === '' || part === '.') continue

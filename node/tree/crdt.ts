@@ -452,6 +452,7 @@ class Apply {
     this.j.set(dir, e.name, e.id)
     this.j.set(s.entries, e.id, { ...s.entries.get(e.id) as EntryRec, live: true })
     this.count(e, +1)
+    this.changed(e.parent)
     this.absorb(e)
   }
 
@@ -475,6 +476,16 @@ class Apply {
     const dir = this.s.dirs.get(e.parent)
     if (dir?.get(e.name) === e.id) this.j.delete(dir, e.name)
     this.count(e, -1)
+    this.changed(e.parent)
+  }
+
+  /**
+   * A directory's entries changed (an entry came or went, by any op or merge): its mtime and
+   * ctime become the op's time, as POSIX has it for create, mkdir, mknod, symlink, link, unlink,
+   * rmdir and both directories of a rename. Part of the fold, so every host shows the same times.
+   */
+  private changed (dir: InodeId): void {
+    this.patch(dir, { mtime: this.time, ctime: this.time })
   }
 
   private count (e: EntryRec, by: number): void {

@@ -87,6 +87,42 @@ describe('node/tree', function () {
       assert.equal(tree.path(b.id), '/a/b')
     })
 
+    it('an entry coming or going sets its directory\'s mtime and ctime to the op\'s time, both dirs of a move', async () => {
+      const { tree } = await replica(t)
+      const times = (id: string): [bigint, bigint] => [tree.get(id)!.mtime, tree.get(id)!.ctime]
+      const a = await tree.commit(mkdir(tree.root, 'a', sec(1)))
+      const b = await tree.commit(mkdir(tree.root, 'b', sec(1)))
+      assert.deepEqual(times(tree.root), [sec(1), sec(1)])
+      const f = await tree.commit(mkfile(a.id, 'f', 'x', sec(2)))
+      assert.deepEqual(times(a.id), [sec(2), sec(2)])
+      await tree.commit({ type: 'link', parent: b.id, name: 'l', inode: f.id, time: sec(3) })
+      assert.deepEqual(times(b.id), [sec(3), sec(3)])
+      await tree.commit({ type: 'move', entry: f.id, parent: b.id, name: 'g', time: sec(4) })
+      assert.deepEqual([times(a.id), times(b.id)], [[sec(4), sec(4)], [sec(4), sec(4)]])
+      await tree.commit({ type: 'unlink', entry: f.id, time: sec(5) })
+      assert.deepEqual(times(b.id), [sec(5), sec(5)])
+      await tree.commit({ type: 'unlink', entry: a.id, time: sec(6) })
+      assert.deepEqual(times(tree.root), [sec(6), sec(6)])
+      // a write or an attribute change of an entry leaves its directory alone
+      await tree.commit({ type: 'setattr', inode: b.id, mtime: sec(1), time: sec(7) })
+      await tree.commit({ type: 'setattr', inode: f.id, mode: 0o600, time: sec(8) })
+      assert.deepEqual(times(b.id), [sec(1), sec(7)])
+    })
+
+    it('directory times are part of the fold: a late op from a peer gives every host the same times', async () => {
+      const one = await replica(t)
+      const two = await replica(t)
+      const d = await one.tree.commit(mkdir(one.tree.root, 'd', sec(1)))
+      await sync(one.tree, two.tree)
+      await two.tree.commit(mkfile(d.id, 'early', 'x', sec(2)))
+      await one.tree.commit(mkfile(d.id, 'late', 'y', sec(3)))
+      await sync(one.tree, two.tree)
+      await sync(two.tree, one.tree)
+      assert.equal(one.tree.get(d.id)?.mtime, two.tree.get(d.id)?.mtime)
+      assert.equal(one.tree.get(d.id)?.ctime, two.tree.get(d.id)?.ctime)
+      assert.deepEqual(ls(one.tree, '/d'), ['early', 'late'])
+    })
+
     it('tree.commit(setattr) and xattrs', async () => {
       const { tree } = await replica(t)
       const f = await tree.commit(mkfile(tree.root, 'f', 'x'))
