@@ -26,8 +26,15 @@ import { logger } from './log.ts'
 export const MAX_SYMLINK_HOPS = 40
 /** Largest xattr value: 64 KiB (XATTR_SIZE_MAX). */
 export const XATTR_VALUE_MAX = 65536
-/** Largest file: 2^50 bytes. */
-export const FILE_SIZE_MAX = 2 ** 50
+/**
+ * Largest file: 16 TiB (2^44 bytes), ext4's limit with 4 KiB blocks. A size past it (a
+ * truncate, a write ending past it) is EFBIG, as on ext4. Holes cost nothing (one manifest ref
+ * per run, data/chunks.ts), so a sparse file of any legal size is cheap; the data one file holds
+ * is bounded apart, by what one manifest describes (MAX_MANIFEST_BYTES, about 60 GiB).
+ */
+export const FILE_SIZE_MAX = 2 ** 44
+/** Largest file read whole into memory (readFile, readVersion, `darkfs cat`): 2 GiB, as node:fs. */
+export const READ_WHOLE_MAX = 2 ** 31 - 1
 /**
  * Entries whose last resolved path is remembered (oldest forgotten first), so that an unlink or
  * move from a peer can name the old path the mount's kernel cache holds.
@@ -582,7 +589,10 @@ export class Volume implements VolumeApi {
       path,
       ino: inode.ino,
       async read (buffer, offset, length, position, options = {}) {
-        const bytes = await check('read', false).read(position, length, options)
+        const f = check('read', false)
+        // never more than the buffer holds: the length alone sizes no allocation
+        if (offset < 0 || offset > buffer.byteLength || length < 0 || position < 0) throw new FsError('EINVAL', 'read', path)
+        const bytes = await f.read(position, Math.min(length, buffer.byteLength - offset), options)
         buffer.set(bytes, offset)
         return { bytesRead: bytes.byteLength }
       },
@@ -591,11 +601,13 @@ export class Volume implements VolumeApi {
         // copy now: the caller (the kernel, through FUSE) may reuse its buffer
         const data = buffer.slice(offset, offset + length)
         const pos = fl.append ? f.size : position
-        if (pos + length > FILE_SIZE_MAX) throw new FsError('EFBIG', 'write', path)
-        return { bytesWritten: await f.write(data, pos, options) }
+        // as POSIX: a write that starts at the limit fails, one that would cross it is cut short
+        if (pos >= FILE_SIZE_MAX && data.byteLength > 0) throw new FsError('EFBIG', 'write', path)
+        return { bytesWritten: await f.write(data.subarray(0, Math.max(0, FILE_SIZE_MAX - pos)), pos, options) }
       },
       async truncate (len = 0, options = {}) {
-        if (len < 0 || len > FILE_SIZE_MAX) throw new FsError('EINVAL', 'ftruncate', path)
+        if (len < 0 || !Number.isSafeInteger(len)) throw new FsError('EINVAL', 'ftruncate', path)
+        if (len > FILE_SIZE_MAX) throw new FsError('EFBIG', 'ftruncate', path)
         await check('ftruncate', true).truncate(len, options)
       },
       async stat (options = {}) {
@@ -625,6 +637,7 @@ export class Volume implements VolumeApi {
     const { inode } = this.walk(path, true, 'readFile')
     if (inode.kind === 'dir') throw new FsError('EISDIR', 'read', path)
     const open = this.open_.get(inode.id)
+    if (open !== undefined && open.size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'readFile', path, `a file of ${open.size} bytes is not read whole into memory; read it in pieces`)
     if (open !== undefined) return await open.read(0, open.size, options)
     return await this.readContent(inode.content, inode.size, path, options)
   }
@@ -632,12 +645,16 @@ export class Volume implements VolumeApi {
   /** The bytes of a committed version (also an old one from history). */
   async readContent (content: Content | null, size: number, path: string, options: AbortOptions = {}): Promise<Uint8Array> {
     options.signal?.throwIfAborted()
+    if (content === null && size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'read', path, `a file of ${size} bytes is not read whole into memory; read it in pieces`)
     if (content === null) return new Uint8Array(size)
     if ('inline' in content) return content.inline
+    if (size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'read', path, `a file of ${size} bytes is not read whole into memory; read it in pieces`)
     const manifest = await this.chunks.readManifest(content.manifest, { path, signal: options.signal })
+    if (manifest.size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'read', path, `a file of ${manifest.size} bytes is not read whole into memory; read it in pieces`)
     const out = new Uint8Array(manifest.size)
     for (let i = 0; i < manifest.chunks.length; i++) {
       const ref = manifest.chunks[i]
+      if (ref.cid === null) continue // a hole: zeros, already there
       // the prefetch is the host's: it outlives this call and stops only at its own bound
       this.chunks.prefetch(manifest.chunks, i + 1, { path })
       out.set(await this.chunks.readChunk(ref, { path, signal: options.signal }), ref.offset)
