@@ -9,7 +9,7 @@ import { chmod, readFile } from 'node:fs/promises'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, up } from '../../harness/proc.ts'
 import { sh, ok } from '../helpers/fuse-mount.ts'
-import { FILE_SIZE_MAX } from '../../node/volume.ts'
+import { FILE_SIZE_MAX } from '../../node/index.ts'
 
 const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`
 const MiB = 2 ** 20
