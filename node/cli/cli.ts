@@ -89,6 +89,9 @@ async function command (p: Parsed): Promise<number> {
         const r = await init(dir, { newNetwork: true })
         out(`initialised ${dir} with a new network (key: ${r.keyFile})`)
       }
+      const { isWorker, supervise } = await import('./supervisor.ts')
+      // the host runs in a worker this process restarts when it dies (node/cli/supervisor.ts)
+      if (!has(p, 'no-restart') && !isWorker()) return await supervise(process.argv.slice(2), { mount: settings.mount })
       return await up(settings)
     }
   }
@@ -298,6 +301,8 @@ async function up (settings: UpSettings): Promise<number> {
     }
   }
   out('ready')
+  const { workerReady } = await import('./supervisor.ts')
+  workerReady()
   await new Promise<void>(resolve => {
     const stop = (): void => { resolve() }
     process.once('SIGINT', stop)
