@@ -14,6 +14,7 @@ import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.ts'
+import { MAX_XATTR_VALUE_BYTES } from './tree/index.ts'
 import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
@@ -24,13 +25,26 @@ import { logger } from './log.ts'
 
 /** Symlinks followed while resolving one path before ELOOP (Linux's MAXSYMLINKS). */
 export const MAX_SYMLINK_HOPS = 40
-/** Largest xattr value: 64 KiB (XATTR_SIZE_MAX). */
-export const XATTR_VALUE_MAX = 65536
+/**
+ * Largest xattr value: what one setxattr op carries (MAX_XATTR_VALUE_BYTES, 60 KiB, under the
+ * kernel's XATTR_SIZE_MAX of 64 KiB); past it ERANGE, the filesystem-specific limit setxattr(2)
+ * names.
+ */
+export const XATTR_VALUE_MAX = MAX_XATTR_VALUE_BYTES
+/**
+ * Most bytes of xattr names on one inode, as listxattr returns them (each name and its NUL):
+ * the kernel's XATTR_LIST_MAX, 64 KiB. A setxattr of a new name past it is ENOSPC (as ext4 when
+ * an inode's xattr space is full), so listxattr always fits the kernel's buffer.
+ */
+export const XATTR_LIST_MAX = 65536
 /**
  * Largest file: 16 TiB (2^44 bytes), ext4's limit with 4 KiB blocks. A size past it (a
- * truncate, a write ending past it) is EFBIG, as on ext4. Holes cost nothing (one manifest ref
- * per run, data/chunks.ts), so a sparse file of any legal size is cheap; the data one file holds
- * is bounded apart, by what one manifest describes (MAX_MANIFEST_BYTES, about 60 GiB).
+ * truncate, a write starting at or past it) is EFBIG, as on ext4; a write crossing it is cut
+ * short. Holes cost nothing (one manifest ref per run, data/chunks.ts), so a sparse file of
+ * any legal size is cheap in memory and metadata. The data one file holds is bounded apart, by
+ * what one manifest block describes: MAX_MANIFEST_BYTES (16 MiB, about 50-80 GiB of 1 MiB
+ * chunks) is refused at commit with EFBIG, and a manifest moves between hosts only within the
+ * swarm's block bound (1 MiB, about 3-5 GiB of data).
  */
 export const FILE_SIZE_MAX = 2 ** 44
 /** Largest file read whole into memory (readFile, readVersion, `darkfs cat`): 2 GiB, as node:fs. */
@@ -491,6 +505,11 @@ export class Volume implements VolumeApi {
     const has = inode.xattrs.has(name)
     if (flags.create === true && has) throw new FsError('EEXIST', 'setxattr', path, name)
     if (flags.replace === true && !has) throw new FsError('ENODATA', 'setxattr', path, name)
+    if (!has) {
+      let list = Buffer.byteLength(name) + 1
+      for (const n of inode.xattrs.keys()) list += Buffer.byteLength(n) + 1
+      if (list > XATTR_LIST_MAX) throw new FsError('ENOSPC', 'setxattr', path, `the names of this inode's xattrs would pass ${XATTR_LIST_MAX} bytes`)
+    }
     await this.commit({ type: 'setxattr', inode: inode.id, name, value: Uint8Array.from(value), time: nowNs() })
   }
 
