@@ -300,15 +300,18 @@ async function up (settings: UpSettings): Promise<number> {
       throw err
     }
   }
-  out('ready')
-  const { workerReady } = await import('./supervisor.ts')
-  workerReady()
-  await new Promise<void>(resolve => {
+  // the stop signals are handled before anyone is told the host is ready (and may send them)
+  const stopped = new Promise<void>(resolve => {
     const stop = (): void => { resolve() }
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
     void daemon.keep.left.then(stop) // `darkfs leave` drained this host
   })
+  // the supervisor hears it first: by the time anyone sees `ready`, a death is a crash to restart
+  const { workerReady } = await import('./supervisor.ts')
+  workerReady()
+  out('ready')
+  await stopped
   while (closers.length > 0) await closers.pop()!().catch((err: any) => { process.stderr.write(`darkfs: while stopping: ${err.message}\n`) })
   out('stopped')
   return 0
