@@ -44,6 +44,12 @@ export const Op = {
 
 /** Longest name of one directory entry, in UTF-8 bytes (NAME_MAX). */
 export const NAME_MAX = 255
+/**
+ * Largest read request served: the kernel never asks more than max_pages pages (1 MiB with
+ * the default fuse_max_pages_limit, 256 MiB at most); past this bound a read is EINVAL rather
+ * than an allocation of whatever size a request names.
+ */
+export const READ_REQUEST_MAX = 256 * 1024 * 1024
 
 const O_ACCMODE = 0o3
 const O_CREAT = 0o100
@@ -251,6 +257,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         return await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o))
       }
       case Op.read: {
+        if (!(n[1] >= 0 && n[1] <= READ_REQUEST_MAX)) throw new FsError('EINVAL', 'read', path ?? undefined, `a read of ${n[1]} bytes`)
         const buf = Buffer.allocUnsafe(n[1])
         const { bytesRead } = await handles.get(n[0]).read(buf, 0, n[1], n[2], o)
         return { result: bytesRead, a: buf.subarray(0, bytesRead) }

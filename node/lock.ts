@@ -7,6 +7,8 @@ import { AlreadyRunningError } from './errors.ts'
 
 /** The lock file in a data dir: the pid of the process holding the dir. */
 export const PID_FILE = 'host.pid'
+/** How long a new taker waits for the process named in the pid file to end before AlreadyRunningError. */
+export const LOCK_GRACE_MS = 2_000
 
 /** Take the data dir for this process (a second taker fails with AlreadyRunningError); returns the release. */
 export async function lockDataDir (dir: string): Promise<() => Promise<void>> {
@@ -22,13 +24,30 @@ export async function lockDataDir (dir: string): Promise<() => Promise<void>> {
       if (err.code !== 'EEXIST') throw err
       // an unreadable pid file (gone meanwhile, or half written) names no live process: stale
       const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new AlreadyRunningError(dir, pid)
+      if (pid === process.pid) throw new AlreadyRunningError(dir, pid) // this process holds it already
+      if (Number.isInteger(pid) && pid > 0 && !(await gone(pid, LOCK_GRACE_MS))) throw new AlreadyRunningError(dir, pid)
       await unlink(file).catch(() => {}) // stale: its process is gone (ignored: open(wx) reports a file still there)
     }
   }
   throw new AlreadyRunningError(dir, -1)
 }
 
-function alive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err: any) { return err.code === 'EPERM' } // EPERM: alive, not ours; ESRCH: gone
+async function alive (pid: number): Promise<boolean> {
+  try { process.kill(pid, 0) } catch (err: any) { return err.code === 'EPERM' } // EPERM: alive, not ours; ESRCH: gone
+  // a zombie (dead, not yet reaped by its parent) holds nothing; no /proc entry: gone meanwhile
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  return !/^\d+ \(.*\) Z /s.test(stat)
+}
+
+/**
+ * Does process `pid` end within `graceMs`? A host whose supervisor was killed -9 ends a moment
+ * after it (node/cli/supervisor.ts), so an `up` started right then waits for it, not fails.
+ */
+async function gone (pid: number, graceMs: number): Promise<boolean> {
+  const end = Date.now() + graceMs
+  while (await alive(pid)) {
+    if (Date.now() >= end) return false
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return true
 }

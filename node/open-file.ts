@@ -5,12 +5,15 @@
 // chunks are spilled to the store (several at once) when the buffered bytes pass a bound; commit() turns the state into a new version (inline bytes
 // or a manifest) and appends one `write` op. Until commit, the tree keeps the old version:
 // a crash mid-write leaves the old version or the new one, never a torn file.
+// Memory and work follow the data, not the length: the state holds only chunks written here,
+// and a commit visits only those and the base version's data chunks; everything else is a hole
+// (a sparse `truncate -s 1T` is one hole ref in the manifest, chunks.ts).
 // Every operation takes the caller's signal: it ends the wait for this inode's queue and the
 // fetch of chunks from peers; an aborted write may leave part of its bytes written, like a short
 // write, and the state stays consistent (what is written is marked changed).
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { CHUNK_SIZE, INLINE_MAX, holeChunk } from './data/index.ts'
+import { CHUNK_SIZE, INLINE_MAX, chunkAt, holeChunk, manifestOf } from './data/index.ts'
 import type { ChunkRef, Manifest } from './data/index.ts'
 import type { ChunkService } from './data/index.ts'
 import type { Content } from './tree/index.ts'
@@ -120,12 +123,13 @@ export class OpenFile {
         src = c.inline.subarray(start, start + CHUNK_SIZE)
       } else {
         const manifest = await this.loadManifest(signal)
-        const ref = manifest?.chunks[i]
-        if (ref !== undefined) {
+        const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
+        // a hole (of one chunk or of a run of them) reads as zeros: nothing to fetch
+        if (found !== undefined && found.ref.cid !== null) {
           // a sequential reader (chunk i right after the last one read) gets the next chunks fetched ahead
-          if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks, i + 1, { path: this.path() })
+          if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks, found.at + 1, { path: this.path() })
           this.lastRead = i
-          src = await this.chunks.readChunk(ref, { path: this.path(), signal })
+          src = await this.chunks.readChunk(found.ref, { path: this.path(), signal })
         }
       }
       // base bytes past a truncation point read as zeros, even when the file grew again
@@ -187,14 +191,18 @@ export class OpenFile {
    * Write `data` (already copied from any kernel buffer, and not reused by the caller) at
    * `position`, or, with `'end'` (O_APPEND), at the end of file as it is when this write's turn
    * comes: appends from any number of handles land whole, one after another, never over each
-   * other. Returns where the bytes went. A write that would end past `maxEnd` fails with EFBIG
-   * and writes nothing.
+   * other. Returns where the bytes went. As POSIX has it for the maximum file size `maxEnd`: a
+   * write that starts at or past it fails with EFBIG and writes nothing; one that would cross it
+   * is cut short there.
    */
   async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
     const signal = opts.signal
     return await this.serial(async () => {
       const position = at === 'end' ? this.size : at
-      if (opts.maxEnd !== undefined && position + data.byteLength > opts.maxEnd) throw new FsError('EFBIG', 'write', this.path())
+      if (opts.maxEnd !== undefined && data.byteLength > 0) {
+        if (position >= opts.maxEnd) throw new FsError('EFBIG', 'write', this.path())
+        data = data.subarray(0, opts.maxEnd - position)
+      }
       const end = position + data.byteLength
       // marked first: a write stopped part-way (an abort, an unreachable chunk) keeps what it did
       this.changed = true
@@ -323,33 +331,55 @@ export class OpenFile {
     }
     const manifest = await this.loadManifest(signal)
     const n = Math.ceil(this.size / CHUNK_SIZE)
-    const refs: ChunkRef[] = new Array(n)
-    const fresh: boolean[] = new Array(n).fill(false)
-    await forEachLimited(Array.from({ length: n }, (_, i) => i), STORE_PARALLEL, async i => {
+    const baseEnd = Math.min(this.base.size, this.baseLimit)
+    // the chunks that may hold data: written here, or data of the base version; the rest are holes
+    const candidates = new Set<number>([...this.dirty.keys(), ...this.patches.keys(), ...this.stored.keys()])
+    const c = this.base.content
+    if (c !== null && 'inline' in c && baseEnd > 0) candidates.add(0)
+    for (const r of manifest?.chunks ?? []) if (r.cid !== null && r.offset < baseEnd) candidates.add(Math.floor(r.offset / CHUNK_SIZE))
+    const data = [...candidates].filter(i => i < n).sort((a, b) => a - b)
+    const got = new Map<number, ChunkRef>()
+    const fresh: ChunkRef[] = []
+    await forEachLimited(data, STORE_PARALLEL, async i => {
       const start = i * CHUNK_SIZE
       const len = Math.min(CHUNK_SIZE, this.size - start)
       const d = this.dirty.get(i)
       const s = this.stored.get(i)
-      const b = manifest?.chunks[i]
-      fresh[i] = true
+      const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
+      const b = found?.ref.cid != null && found.ref.offset === start ? found.ref : undefined
+      let ref: ChunkRef | undefined
       if (d !== undefined) {
-        refs[i] = (await this.chunks.storeChunk(d, start, { signal })).ref
+        ref = (await this.chunks.storeChunk(d, start, { signal })).ref
+        fresh.push(ref)
       } else if (this.patches.has(i)) {
-        refs[i] = await this.storeAside(i, signal)
+        ref = await this.storeAside(i, signal)
+        fresh.push(ref)
       } else if (s !== undefined) {
-        refs[i] = s
+        ref = s
+        fresh.push(ref)
       } else if (b !== undefined && b.size === len && start + len <= this.baseLimit) {
-        refs[i] = b; fresh[i] = false
-      } else if (start >= Math.min(this.base.size, this.baseLimit)) {
-        refs[i] = holeChunk(start, len); fresh[i] = false
-      } else {
+        ref = b
+      } else if (start < baseEnd) {
         // base chunk whose length changed (inline base, or cut/regrown): re-store it
-        refs[i] = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal })).ref
+        ref = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal })).ref
+        fresh.push(ref)
       }
+      if (ref !== undefined) got.set(i, ref)
     })
-    const stored = await this.chunks.storeManifest({ v: 1, size: this.size, chunkSize: CHUNK_SIZE, chunks: refs }, { signal })
+    // data refs in order, and one hole ref for each run of chunks between them
+    const refs: ChunkRef[] = []
+    let at = 0
+    for (const i of data) {
+      const ref = got.get(i)
+      if (ref === undefined) continue
+      if (i * CHUNK_SIZE > at) refs.push(holeChunk(at, i * CHUNK_SIZE - at))
+      refs.push(ref)
+      at = i * CHUNK_SIZE + ref.size
+    }
+    if (this.size > at) refs.push(holeChunk(at, this.size - at))
+    const stored = await this.chunks.storeManifest(manifestOf(this.size, refs), { signal })
     // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer
-    return { content: { manifest: stored.cid }, size: this.size, refs: [...refs.filter((_, i) => fresh[i]), stored.ref] }
+    return { content: { manifest: stored.cid }, size: this.size, refs: [...fresh, stored.ref] }
   }
 
   /** The version built in this turn is now committed: it becomes the base. */

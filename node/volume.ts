@@ -14,6 +14,7 @@ import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.ts'
+import { MAX_XATTR_VALUE_BYTES } from './tree/index.ts'
 import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
@@ -24,10 +25,30 @@ import { logger } from './log.ts'
 
 /** Symlinks followed while resolving one path before ELOOP (Linux's MAXSYMLINKS). */
 export const MAX_SYMLINK_HOPS = 40
-/** Largest xattr value: 64 KiB (XATTR_SIZE_MAX). */
-export const XATTR_VALUE_MAX = 65536
-/** Largest file: 2^50 bytes. */
-export const FILE_SIZE_MAX = 2 ** 50
+/**
+ * Largest xattr value: what one setxattr op carries (MAX_XATTR_VALUE_BYTES, 60 KiB, under the
+ * kernel's XATTR_SIZE_MAX of 64 KiB); past it ERANGE, the filesystem-specific limit setxattr(2)
+ * names.
+ */
+export const XATTR_VALUE_MAX = MAX_XATTR_VALUE_BYTES
+/**
+ * Most bytes of xattr names on one inode, as listxattr returns them (each name and its NUL):
+ * the kernel's XATTR_LIST_MAX, 64 KiB. A setxattr of a new name past it is ENOSPC (as ext4 when
+ * an inode's xattr space is full), so listxattr always fits the kernel's buffer.
+ */
+export const XATTR_LIST_MAX = 65536
+/**
+ * Largest file: 16 TiB (2^44 bytes), ext4's limit with 4 KiB blocks. A size past it (a
+ * truncate, a write starting at or past it) is EFBIG, as on ext4; a write crossing it is cut
+ * short. Holes cost nothing (one manifest ref per run, data/chunks.ts), so a sparse file of
+ * any legal size is cheap in memory and metadata. The data one file holds is bounded apart, by
+ * what one manifest block describes: MAX_MANIFEST_BYTES (16 MiB, about 50-80 GiB of 1 MiB
+ * chunks) is refused at commit with EFBIG, and a manifest moves between hosts only within the
+ * swarm's block bound (1 MiB, about 3-5 GiB of data).
+ */
+export const FILE_SIZE_MAX = 2 ** 44
+/** Largest file read whole into memory (readFile, readVersion, `darkfs cat`): 2 GiB, as node:fs. */
+export const READ_WHOLE_MAX = 2 ** 31 - 1
 /**
  * Entries whose last resolved path is remembered (oldest forgotten first), so that an unlink or
  * move from a peer can name the old path the mount's kernel cache holds.
@@ -491,6 +512,11 @@ export class Volume implements VolumeApi {
     const has = inode.xattrs.has(name)
     if (flags.create === true && has) throw new FsError('EEXIST', 'setxattr', path, name)
     if (flags.replace === true && !has) throw new FsError('ENODATA', 'setxattr', path, name)
+    if (!has) {
+      let list = Buffer.byteLength(name) + 1
+      for (const n of inode.xattrs.keys()) list += Buffer.byteLength(n) + 1
+      if (list > XATTR_LIST_MAX) throw new FsError('ENOSPC', 'setxattr', path, `the names of this inode's xattrs would pass ${XATTR_LIST_MAX} bytes`)
+    }
     await this.commit({ type: 'setxattr', inode: inode.id, name, value: Uint8Array.from(value), time: nowNs() })
   }
 
@@ -587,7 +613,10 @@ export class Volume implements VolumeApi {
       path,
       ino: inode.ino,
       async read (buffer, offset, length, position, options = {}) {
-        const bytes = await check('read', false).read(position, length, options)
+        const f = check('read', false)
+        // never more than the buffer holds: the length alone sizes no allocation
+        if (offset < 0 || offset > buffer.byteLength || length < 0 || position < 0) throw new FsError('EINVAL', 'read', path)
+        const bytes = await f.read(position, Math.min(length, buffer.byteLength - offset), options)
         buffer.set(bytes, offset)
         return { bytesRead: bytes.byteLength }
       },
@@ -595,12 +624,14 @@ export class Volume implements VolumeApi {
         const f = check('write', true)
         // copy now: the caller (the kernel, through FUSE) may reuse its buffer
         const data = buffer.slice(offset, offset + length)
-        // O_APPEND: at the end of file when this write's turn comes, whatever `position` says
+        // O_APPEND: at the end of file when this write's turn comes, whatever `position` says;
+        // as POSIX: a write that starts at the limit fails, one that would cross it is cut short
         const { bytesWritten } = await f.write(data, fl.append ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX })
         return { bytesWritten }
       },
       async truncate (len = 0, options = {}) {
-        if (len < 0 || len > FILE_SIZE_MAX) throw new FsError('EINVAL', 'ftruncate', path)
+        if (len < 0 || !Number.isSafeInteger(len)) throw new FsError('EINVAL', 'ftruncate', path)
+        if (len > FILE_SIZE_MAX) throw new FsError('EFBIG', 'ftruncate', path)
         await check('ftruncate', true).truncate(len, options)
       },
       async stat (options = {}) {
@@ -639,6 +670,7 @@ export class Volume implements VolumeApi {
     const { inode } = this.walk(path, true, 'readFile')
     if (inode.kind === 'dir') throw new FsError('EISDIR', 'read', path)
     const open = this.open_.get(inode.id)
+    if (open !== undefined && open.size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'readFile', path, `a file of ${open.size} bytes is not read whole into memory; read it in pieces`)
     if (open !== undefined) return await open.read(0, open.size, options)
     return await this.readContent(inode.content, inode.size, path, options)
   }
@@ -646,12 +678,16 @@ export class Volume implements VolumeApi {
   /** The bytes of a committed version (also an old one from history). */
   async readContent (content: Content | null, size: number, path: string, options: AbortOptions = {}): Promise<Uint8Array> {
     options.signal?.throwIfAborted()
+    if (content === null && size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'read', path, `a file of ${size} bytes is not read whole into memory; read it in pieces`)
     if (content === null) return new Uint8Array(size)
     if ('inline' in content) return content.inline
+    if (size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'read', path, `a file of ${size} bytes is not read whole into memory; read it in pieces`)
     const manifest = await this.chunks.readManifest(content.manifest, { path, signal: options.signal })
+    if (manifest.size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'read', path, `a file of ${manifest.size} bytes is not read whole into memory; read it in pieces`)
     const out = new Uint8Array(manifest.size)
     for (let i = 0; i < manifest.chunks.length; i++) {
       const ref = manifest.chunks[i]
+      if (ref.cid === null) continue // a hole: zeros, already there
       // the prefetch is the host's: it outlives this call and stops only at its own bound
       this.chunks.prefetch(manifest.chunks, i + 1, { path })
       out.set(await this.chunks.readChunk(ref, { path, signal: options.signal }), ref.offset)

@@ -52,6 +52,7 @@ export const COMMANDS: Record<string, Command> = {
       'allow-from': { type: 'string', repeat: true, value: 'CIDR', help: 'accept connections only from these networks (repeatable)' },
       mount: { type: 'string', value: 'DIR', help: 'mount the volume on DIR (FUSE)' },
       'init-if-needed': { type: 'boolean', help: 'make the data dir with a new network if it has none' },
+      'no-restart': { type: 'boolean', help: 'run the host in this process, not in a worker restarted when it dies (for systemd)' },
       'max-upload': { type: 'string', value: 'RATE', help: 'cap on data upload (RATE: 1mbit, 500kbit, 2MiB)' },
       'max-download': { type: 'string', value: 'RATE', help: 'cap on data download' },
       uplink: { type: 'string', value: 'RATE', help: "this host's uplink, told to peers (default: measured)" },

@@ -89,6 +89,9 @@ async function command (p: Parsed): Promise<number> {
         const r = await init(dir, { newNetwork: true })
         out(`initialised ${dir} with a new network (key: ${r.keyFile})`)
       }
+      const { isWorker, supervise } = await import('./supervisor.ts')
+      // the host runs in a worker this process restarts when it dies (node/cli/supervisor.ts)
+      if (!has(p, 'no-restart') && !isWorker()) return await supervise(process.argv.slice(2), { mount: settings.mount })
       return await up(settings)
     }
   }
@@ -305,6 +308,16 @@ async function up (settings: UpSettings): Promise<number> {
       throw err
     }
   }
+  // the stop signals are handled before anyone is told the host is ready (and may send them)
+  const stopped = new Promise<void>(resolve => {
+    const stop = (): void => { resolve() }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    void daemon.keep.left.then(stop) // `darkfs leave` drained this host
+  })
+  // the supervisor hears it first: by the time anyone sees `ready`, a death is a crash to restart
+  const { workerReady } = await import('./supervisor.ts')
+  workerReady()
   out('ready')
   // a host told to join that reaches nobody says so, and again when a member answers
   const joins = [...new Set([...(settings.daemon.join ?? []), ...(await loadConfig(settings.daemon.dir)).join])]
@@ -316,12 +329,7 @@ async function up (settings: UpSettings): Promise<number> {
     }
     daemon.host.addEventListener('peer:connect', joined)
   }
-  await new Promise<void>(resolve => {
-    const stop = (): void => { resolve() }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-    void daemon.keep.left.then(stop) // `darkfs leave` drained this host
-  })
+  await stopped
   while (closers.length > 0) await closers.pop()!().catch((err: any) => { process.stderr.write(`darkfs: while stopping: ${err.message}\n`) })
   out('stopped')
   return 0

@@ -11,7 +11,7 @@ import { CONTROL_SOCKET } from './client.ts'
 import { createHost, FULL_MESH_PEERS, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, SpaceNotices, startUplinks, uploadCap } from '../net/index.ts'
 import type { Host, MembershipInit, Sync } from '../net/index.ts'
 import { Tree } from '../tree/index.ts'
-import { Volume, lockDataDir, PID_FILE } from '../index.ts'
+import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
 import { ChunkNetwork, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder } from '../keeper/index.ts'
@@ -20,7 +20,7 @@ import { logger } from '../log.ts'
 
 const log = logger('cli:daemon')
 
-export { PID_FILE }
+export { PID_FILE, LOCK_GRACE_MS }
 
 export interface DaemonOptions {
   dir: string

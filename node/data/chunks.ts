@@ -4,7 +4,12 @@
 // A chunk is a fixed-offset slice of a file (CHUNK_SIZE), named by its CIDv1 raw sha256.
 // It is coded with a systematic Reed–Solomon code into k data + m parity fragments, each a
 // raw block with its own CID. With k = 1 the fragments are m + 1 copies of the chunk itself
-// (one CID). A chunk of zeros past the end of written data is a hole: `cid: null`.
+// (one CID). A run of zeros nobody wrote is a hole: `cid: null`, stored nowhere.
+//
+// Manifest versions: v1 lists one ref per chunk (a hole is one chunk long). v2 lets one hole
+// ref span many chunks, so a sparse file costs manifest bytes (and memory) in proportion to
+// the data it holds, not to its length: `truncate -s 1T` is one ref, not a million. Writers
+// use v1 whenever no hole spans more than one chunk, so older readers keep reading those.
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { cidOf, matches } from './store.ts'
@@ -14,6 +19,8 @@ import * as erasure from './erasure.ts'
 export const CHUNK_SIZE = 1 << 20
 /** Largest manifest block accepted (decoding bound): 16 MiB describes ~60 GiB files. */
 export const MAX_MANIFEST_BYTES = 16 << 20
+/** Manifest versions this code reads (see the top of this file). */
+export const MANIFEST_VERSIONS = [1, 2] as const
 /** Files up to this size live inline in their write op, not in chunks. */
 export const INLINE_MAX = 4096
 
@@ -29,7 +36,7 @@ export interface ChunkRef {
 }
 
 export interface Manifest {
-  v: 1
+  v: 1 | 2
   size: number
   chunkSize: number
   chunks: ChunkRef[]
@@ -67,7 +74,37 @@ export function manifestRef (cid: CID, size: number): ChunkRef {
   return { offset: 0, size, cid, k: 1, m: 0, fragments: [cid] }
 }
 
-/** A hole: `size` zero bytes at `offset`, stored nowhere. */
+/**
+ * The manifest of a file version from its refs (contiguous from offset 0): v2 when a hole
+ * spans more than one chunk, else v1.
+ */
+export function manifestOf (size: number, refs: ChunkRef[], chunkSize = CHUNK_SIZE): Manifest {
+  return { v: refs.some(r => r.size > chunkSize) ? 2 : 1, size, chunkSize, chunks: refs }
+}
+
+/**
+ * The ref that holds chunk `i` of a manifest (a data ref starting at i * chunkSize, or a hole
+ * covering it) and its index in `manifest.chunks`; undefined past the end. O(1) for v1, a
+ * binary search for v2.
+ */
+export function chunkAt (manifest: Manifest, i: number): { ref: ChunkRef, at: number } | undefined {
+  const offset = i * manifest.chunkSize
+  const refs = manifest.chunks
+  const direct = refs[i]
+  if (direct !== undefined && direct.offset === offset) return { ref: direct, at: i }
+  let lo = 0
+  let hi = refs.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const r = refs[mid]
+    if (offset < r.offset) hi = mid - 1
+    else if (offset >= r.offset + r.size) lo = mid + 1
+    else return { ref: r, at: mid }
+  }
+  return undefined
+}
+
+/** A hole: `size` zero bytes at `offset`, stored nowhere (one chunk, or in v2 a run of them). */
 export function holeChunk (offset: number, size: number): ChunkRef {
   return { offset, size, cid: null, k: 1, m: 0, fragments: [] }
 }
@@ -101,7 +138,7 @@ export function decodeManifest (bytes: Uint8Array): Manifest {
   let m: any
   try { m = dagCbor.decode(bytes) } catch (err: any) { throw new ManifestError(`malformed manifest: ${err.message}`) }
   const isInt = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0
-  if (m?.v !== 1 || !isInt(m.size) || !isInt(m.chunkSize) || m.chunkSize === 0 || !Array.isArray(m.chunks)) {
+  if ((m?.v !== 1 && m?.v !== 2) || !isInt(m.size) || !isInt(m.chunkSize) || m.chunkSize === 0 || !Array.isArray(m.chunks)) {
     throw new ManifestError('malformed manifest: bad header')
   }
   let expect = 0
@@ -109,7 +146,9 @@ export function decodeManifest (bytes: Uint8Array): Manifest {
     const okCid = c?.cid === null || CID.asCID(c?.cid) != null
     if (!isInt(c?.offset) || !isInt(c.size) || !okCid || !isInt(c.k) || !isInt(c.m) || c.k < 1 || c.k + c.m > 255 ||
       !Array.isArray(c.fragments) || c.fragments.some((f: unknown) => CID.asCID(f) == null) ||
-      (c.cid !== null && c.fragments.length !== c.k + c.m) || c.offset !== expect || c.size > m.chunkSize) {
+      (c.cid !== null && c.fragments.length !== c.k + c.m) || c.offset !== expect ||
+      // v1: one ref per chunk; v2: data refs are one chunk at a chunk boundary, holes may span chunks
+      (m.v === 1 ? c.size > m.chunkSize : c.offset % m.chunkSize !== 0 || (c.cid !== null && c.size > m.chunkSize))) {
       throw new ManifestError('malformed manifest: bad chunk reference')
     }
     expect += c.size

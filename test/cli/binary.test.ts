@@ -52,7 +52,7 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
     return r.stdout
   }
 
-  /** `darkfs up ARGS` in the background, once it has printed `ready`. */
+  /** `darkfs up ARGS` in the background, once it has printed `ready`; `pid` is the host's (the worker's). */
   const up = async (data: string, args: string[], upEnv: NodeJS.ProcessEnv = env): Promise<Running> => {
     const child = spawn(build.out, ['up', '--data', data, ...args], { env: upEnv, cwd: work, stdio: ['ignore', 'pipe', 'pipe'] })
     const exit = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
@@ -75,7 +75,8 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
       void exit.then(code => { clearTimeout(timer); reject(new Error(`darkfs up exited (${String(code)}) before ready: ${stderr}`)) })
     })
     return {
-      pid: child.pid!,
+      // the host itself: the worker `up` supervises (node/cli/supervisor.ts), named in its pid file
+      pid: Number((await readFile(join(data, 'host.pid'), 'utf8')).trim()),
       lines,
       stop: async (signal = 'SIGTERM') => { child.kill(signal); return { code: await exit, stderr } }
     }

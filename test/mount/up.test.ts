@@ -3,7 +3,7 @@
 // the next `darkfs up --mount` on the same dir detects and replaces.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { chmod } from 'node:fs/promises'
+import { chmod, readFile } from 'node:fs/promises'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, up } from '../../harness/proc.ts'
 import { sh, ok, testUser } from '../helpers/fuse-mount.ts'
@@ -38,8 +38,12 @@ describe('darkfs up --mount (real process)', function () {
     assert.notEqual(denied.code, 0)
     assert.match(denied.stderr, /Permission denied/)
 
+    // kill -9 of the host (the worker `up` supervises) and of `up` itself, so nothing restarts it
+    const host = Number((await readFile(join(data, 'host.pid'), 'utf8')).trim())
     first.child.kill('SIGKILL')
     await first.stop('SIGKILL')
+    await sh(`kill -9 ${host} 2>/dev/null`) // (it may be gone already: it dies with `up`)
+    while (await readFile(`/proc/${host}/stat`, 'utf8').then(st => !/^\d+ \(.*\) Z /s.test(st), () => false)) await new Promise(resolve => setTimeout(resolve, 20))
     // (a readdir, not a stat: the kernel may still answer stat from its attribute cache)
     assert.match((await sh(`ls ${q(mnt)}`)).stderr, /Transport endpoint is not connected/)
 
