@@ -106,7 +106,8 @@ export async function supervise (args: string[], init: { mount?: string, say?: (
       if (code === 0) return 0
       const how = signal !== null ? `was killed by ${signal}` : `exited with status ${String(code)}`
       if (!everReady) {
-        say(`the host ${how} before it was ready; not restarting it`)
+        // a worker that exited with a status has said why (one line on stderr): no second line
+        if (signal !== null) say(`the host ${how} before it was ready; not restarting it`)
         return code ?? 128 + signalNumber(signal!)
       }
       if (Date.now() - started >= STABLE_AFTER_MS) delay = RESTART_DELAY_MS
