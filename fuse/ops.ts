@@ -145,6 +145,21 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
     return { result: handles.add(fh) }
   }
 
+  /**
+   * The attributes a change left at `path`, sent with its answer: libfuse asks for them right
+   * after (setattr, create, mknod, mkdir, symlink, link) and the native edge answers that
+   * getattr from this, without another request (fuse/binding.c, after_take).
+   */
+  async function after (path: string | null, fh: number, o: AbortOptions): Promise<Float64Array | undefined> {
+    if (path === null) return undefined
+    try {
+      return encodeStat(await stat(path, fh, o))
+    } catch {
+      // the change is done and answered; libfuse's getattr then asks the Volume and gets the error
+      return undefined
+    }
+  }
+
   return async function handle (req: Request, o: AbortOptions = {}): Promise<Answer> {
     const { path, path2, n, caller } = req
     switch (req.op) {
@@ -156,13 +171,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const p = checkName(need(path, 'mknod'), 'mknod')
         const own = await owner(p, caller, o)
         await volume.mknod(p, n[0], n[1], own.caller, o)
-        return OK
+        return { result: 0, b: await after(p, -1, o) }
       }
       case Op.mkdir: {
         const p = checkName(need(path, 'mkdir'), 'mkdir')
         const own = await owner(p, caller, o)
         await volume.mkdir(p, { mode: (n[0] & 0o7777) | (own.setgid ? S_ISGID : 0), caller: own.caller, signal: o.signal })
-        return OK
+        return { result: 0, b: await after(p, -1, o) }
       }
       case Op.unlink: {
         const p = need(path, 'unlink')
@@ -178,7 +193,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const p = checkName(need(path, 'symlink'), 'symlink')
         const own = await owner(p, caller, o)
         await volume.symlink(need(path2, 'symlink'), p, own.caller, o)
-        return OK
+        return { result: 0, b: await after(p, -1, o) }
       }
       case Op.rename: {
         const from = need(path, 'rename')
@@ -204,12 +219,12 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const st = await volume.lstat(to, o)
         links.note(from, st)
         links.note(to, st)
-        return { result: 0, a: links.others(to) }
+        return { result: 0, a: links.others(to), b: encodeStat(st) }
       }
       case Op.chmod: {
         const p = pathOf(path, n[1], 'chmod')
         await volume.chmod(p, n[0] & 0o7777, o)
-        return { result: 0, a: links.others(p) }
+        return { result: 0, a: links.others(p), b: await after(path, n[1], o) }
       }
       case Op.chown: {
         const p = pathOf(path, n[2], 'chown')
@@ -223,13 +238,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         if (volume.lchown !== undefined) await volume.lchown(p, uid, gid, o)
         else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lchown', p, 'the volume cannot chown a symlink itself')
         else await volume.chown(p, uid, gid, o)
-        return { result: 0, a: links.others(p) }
+        return { result: 0, a: links.others(p), b: await after(path, n[2], o) }
       }
       case Op.truncate: {
         const p = pathOf(path, n[1], 'truncate')
         if (n[1] >= 0) await handles.get(n[1]).truncate(n[0], o)
         else await volume.truncate(p, n[0], o)
-        return { result: 0, a: links.others(p) }
+        return { result: 0, a: links.others(p), b: await after(path, n[1], o) }
       }
       case Op.open:
         // the kernel computes append offsets and checks permissions; the Volume gets the access
@@ -239,7 +254,8 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const p = checkName(need(path, 'create'), 'create')
         const own = await owner(p, caller, o)
         const flags = (n[1] & (O_ACCMODE | O_TRUNC | O_EXCL)) | O_CREAT
-        return await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o))
+        const answer = await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o))
+        return { ...answer, b: await after(p, answer.result, o) }
       }
       case Op.read: {
         const buf = Buffer.allocUnsafe(n[1])
@@ -325,7 +341,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         if (volume.lutimes !== undefined) await volume.lutimes(p, atime, mtime, o)
         else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lutimes', p, 'the volume cannot set times of a symlink itself')
         else await volume.utimes(p, atime, mtime, o)
-        return { result: 0, a: links.others(p) }
+        return { result: 0, a: links.others(p), b: await after(path, n[4], o) }
       }
       default:
         throw new FsError('ENOTSUP', 'fuse', path ?? undefined, `request kind ${req.op}`)

@@ -11,7 +11,7 @@ import { ChunkService } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
 import { FsError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
-import { OpenFile } from './open-file.ts'
+import { OpenFile, type Committed } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.ts'
 import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
@@ -293,16 +293,22 @@ export class Volume implements VolumeApi {
     options.signal?.throwIfAborted()
     const { inode } = this.walk(path, follow, 'utimes')
     const open = this.open_.get(inode.id)
-    // pending writes are committed first, so an explicit mtime is not hidden by their write time
-    if (open !== undefined && open.changed) await this.commitFile(open, 'none', options)
-    if (open !== undefined) open.mtime = undefined
+    // pending writes are committed first (in the same log append: one fdatasync for both), so
+    // an explicit mtime is not hidden by their write time
+    const pending = open !== undefined && open.changed ? await open.prepare(options) : undefined
     const now = nowNs()
     const body: OpBody = { type: 'setattr', inode: inode.id, time: now }
     const a = toNs(atime, now)
     const m = toNs(mtime, now)
     if (a !== undefined) body.atime = a
     if (m !== undefined) body.mtime = m
-    await this.commit(body)
+    if (open !== undefined && pending !== undefined) {
+      await this.tree.commitMany([this.writeBody(open, pending), body])
+      this.committedFile(open, pending)
+    } else {
+      await this.commit(body)
+    }
+    if (open !== undefined) open.mtime = undefined
   }
 
   // ---- directories ------------------------------------------------------------------------
@@ -518,11 +524,21 @@ export class Volume implements VolumeApi {
   private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}): Promise<void> {
     const c = await f.prepare(options)
     if (c !== undefined) {
-      await this.commit({ type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() })
-      f.committed(c)
-      this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
+      await this.commit(this.writeBody(f, c))
+      this.committedFile(f, c)
     }
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
+  }
+
+  /** The `write` op of an open file's prepared version. */
+  private writeBody (f: OpenFile, c: Committed): OpBody {
+    return { type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() }
+  }
+
+  /** A prepared version's op is durable: it becomes the file's base, and its chunks are placed. */
+  private committedFile (f: OpenFile, c: Committed): void {
+    f.committed(c)
+    this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
   }
 
   /** Remember a placement in flight for an inode (fsync waits for every one of them). */
