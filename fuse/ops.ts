@@ -42,6 +42,12 @@ export const Op = {
   releasedir: 29
 } as const
 
+/**
+ * libfuse's name for a file unlinked (or renamed over) while open (hard_remove = 0): it renames
+ * the file to this and unlinks it at the last release.
+ */
+const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/
+
 /** Longest name of one directory entry, in UTF-8 bytes (NAME_MAX). */
 export const NAME_MAX = 255
 
@@ -114,6 +120,8 @@ function dirHandle (volume: VolumeApi, path: string, ino: number): FileHandle {
 /** Builds the request handler for one mount: `options.signal` is the request's deadline. */
 export function createOps (volume: OpsVolume, handles: Handles): (req: Request, options?: AbortOptions) => Promise<Answer> {
   const links = createLinkNames()
+  /** Inode number -> the hidden name libfuse gave it while open (unlinked at its last release). */
+  const hidden = new Map<number, string>()
 
   /** The caller that owns a new entry in `path`'s directory: setgid dirs pass on their gid. */
   async function owner (path: string, caller: Caller, o: AbortOptions): Promise<{ caller: Caller, setgid: boolean }> {
@@ -199,6 +207,19 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const from = need(path, 'rename')
         const to = checkName(need(path2, 'rename'), 'rename')
         if ((n[0] & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', 'rename', from, 'RENAME_EXCHANGE and whiteouts are not supported')
+        if (HIDDEN_NAME.test(to.slice(to.lastIndexOf('/') + 1))) {
+          // libfuse hides a file it believes open; its release may have come and gone while it
+          // decided (close(2) does not wait for RELEASE): a file no handle holds is unlinked, or
+          // the hidden name would stay forever. An open one keeps it until its last release here.
+          const st = await volume.lstat(from, o)
+          if (!handles.all().some(h => h.ino === st.ino)) {
+            await volume.unlink(from, o)
+            const others = links.others(from)
+            links.forget(from)
+            return { result: 0, a: others }
+          }
+          hidden.set(st.ino, to)
+        }
         if ((n[0] & RENAME_NOREPLACE) !== 0) {
           const exists = await volume.lstat(to, o).then(() => true, (err: { code?: string }) => {
             if (err.code === 'ENOENT') return false
@@ -280,6 +301,12 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         // not bound to the request's deadline: nobody waits on a release (close(2) waited on
         // flush), and the commit of the last handle's writes is the host's to finish
         await fh.close()
+        const hiddenAs = hidden.get(fh.ino)
+        if (hiddenAs !== undefined && !handles.all().some(h => h.ino === fh.ino)) {
+          hidden.delete(fh.ino)
+          // libfuse unlinks it too when it saw the release after hiding: one of the two finds it gone
+          await volume.unlink(hiddenAs).catch((err: { code?: string }) => { if (err.code !== 'ENOENT') throw err })
+        }
         // attributes read while the file was open may lag what the close committed
         return { result: 0, a: [fh.path, ...links.others(fh.path)] }
       }
