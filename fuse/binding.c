@@ -10,7 +10,8 @@
 //   mount(dir, { debug, timeoutMs, attrTimeout }, handler) -> External
 //     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask)
 //     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno) and handler(EV_EXIT, ...)
-//   reply(req, result, a?, b?)    answer a request once (a, b depend on the op)
+//   reply(req, result, a?, b?)    answer a request once (a, b depend on the op; for a change
+//                                 followed by libfuse's own getattr, b = the new attributes)
 //   invalidate(m, path)           drop cached attrs/entries of path (async, best effort)
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
@@ -38,6 +39,8 @@
 // Number of stat fields JS sends for getattr, and statfs fields.
 #define STAT_FIELDS 15
 #define STATFS_FIELDS 7
+// How long attributes answered with a change stay usable for the getattr that follows it.
+#define AFTER_TTL_NS 5000000L
 
 enum {
   OP_GETATTR = 1, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_SYMLINK,
@@ -76,7 +79,63 @@ typedef struct req_s {
   char **names;
   double *nums;
   uint32_t count;
+  // attributes after a change (b of the reply), for the getattr libfuse makes next
+  struct stat after;
+  int has_after;
 } req_t;
+
+// libfuse's high-level API follows every setattr (chmod, chown, truncate, utimens), create,
+// mknod, mkdir, symlink and link with a getattr of the same path, in the same worker thread, to
+// fill the kernel's reply. JS answers those changes with the attributes they leave (b), and the
+// getattr right after is answered from here, without a second trip through the event loop.
+// One slot per thread, taken once, dropped by the thread's next request and after AFTER_TTL_NS:
+// never older than the change the kernel is being told about.
+static __thread char *after_path;
+static __thread struct stat after_st;
+static __thread struct timespec after_at;
+
+static void after_clear (void) {
+  free(after_path);
+  after_path = NULL;
+}
+
+static void after_keep (const char *path, const struct stat *st) {
+  after_clear();
+  if (path == NULL) return;
+  after_path = strdup(path);
+  after_st = *st;
+  clock_gettime(CLOCK_MONOTONIC, &after_at);
+}
+
+static int after_take (const char *path, struct stat *st) {
+  if (after_path == NULL || path == NULL) return 0;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  long age = (long)(now.tv_sec - after_at.tv_sec) * 1000000000L + (now.tv_nsec - after_at.tv_nsec);
+  int hit = strcmp(after_path, path) == 0 && age >= 0 && age < AFTER_TTL_NS;
+  if (hit) *st = after_st;
+  after_clear();
+  return hit;
+}
+
+static void decode_stat (const double *d, struct stat *st) {
+  memset(st, 0, sizeof *st);
+  st->st_ino = (ino_t)d[0];
+  st->st_mode = (mode_t)d[1];
+  st->st_nlink = (nlink_t)d[2];
+  st->st_uid = (uid_t)d[3];
+  st->st_gid = (gid_t)d[4];
+  st->st_rdev = (dev_t)d[5];
+  st->st_size = (off_t)d[6];
+  st->st_blocks = (blkcnt_t)d[7];
+  st->st_blksize = (blksize_t)d[8];
+  st->st_atim.tv_sec = (time_t)d[9];
+  st->st_atim.tv_nsec = (long)d[10];
+  st->st_mtim.tv_sec = (time_t)d[11];
+  st->st_mtim.tv_nsec = (long)d[12];
+  st->st_ctim.tv_sec = (time_t)d[13];
+  st->st_ctim.tv_nsec = (long)d[14];
+}
 
 static req_t *req_new (int op, const char *path, const char *path2) {
   req_t *r = calloc(1, sizeof(req_t));
@@ -137,6 +196,7 @@ static mount_t *current_mount (void) {
 // Hands r to JS and waits for the answer; returns the result (>= 0 or -errno).
 static int dispatch (req_t *r) {
   if (r == NULL) return -ENOMEM;
+  after_clear();
   mount_t *m = current_mount();
   struct fuse_context *c = fuse_get_context();
   r->uid = c->uid;
@@ -168,6 +228,8 @@ static int dispatch (req_t *r) {
 }
 
 static int finish (req_t *r, int res) {
+  // done and not abandoned (res is -EIO otherwise): `after` was written before `done`
+  if (res == 0 && r->has_after) after_keep(r->op == OP_LINK ? r->path2 : r->path, &r->after);
   req_unref(r);
   return res;
 }
@@ -186,6 +248,7 @@ static double fh_of (struct fuse_file_info *fi) {
 }
 
 static int op_getattr (const char *path, struct stat *st, struct fuse_file_info *fi) {
+  if (after_take(path, st)) return 0;
   req_t *r = req_new(OP_GETATTR, path, NULL);
   if (r == NULL) return -ENOMEM;
   r->n[0] = fh_of(fi);
@@ -557,6 +620,23 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
     NAPI(napi_get_typedarray_info(env, argv[2], &type, &alen, &adata, &ab, &off));
     if (type == napi_float64_array) alen *= 8;
   }
+  // attributes after a change (b, for any op but readdir)
+  struct stat after;
+  int has_after = 0;
+  if (argc > 3 && result >= 0 && r->op != OP_READDIR) {
+    bool b_ta = false;
+    napi_valuetype tb = napi_undefined;
+    napi_typeof(env, argv[3], &tb);
+    if (tb == napi_object) napi_is_typedarray(env, argv[3], &b_ta);
+    if (b_ta) {
+      napi_typedarray_type type;
+      napi_value ab;
+      size_t off, blen;
+      void *bdata;
+      NAPI(napi_get_typedarray_info(env, argv[3], &type, &blen, &bdata, &ab, &off));
+      if (type == napi_float64_array && blen >= STAT_FIELDS) { decode_stat(bdata, &after); has_after = 1; }
+    }
+  }
   // names (readdir entries, or paths to invalidate) and numbers: copied before taking the lock
   char **names = NULL;
   double *nums = NULL;
@@ -590,23 +670,7 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
       switch (r->op) {
         case OP_GETATTR:
           if (adata != NULL && alen >= STAT_FIELDS * 8) {
-            double *d = adata;
-            memset(r->st, 0, sizeof *r->st);
-            r->st->st_ino = (ino_t)d[0];
-            r->st->st_mode = (mode_t)d[1];
-            r->st->st_nlink = (nlink_t)d[2];
-            r->st->st_uid = (uid_t)d[3];
-            r->st->st_gid = (gid_t)d[4];
-            r->st->st_rdev = (dev_t)d[5];
-            r->st->st_size = (off_t)d[6];
-            r->st->st_blocks = (blkcnt_t)d[7];
-            r->st->st_blksize = (blksize_t)d[8];
-            r->st->st_atim.tv_sec = (time_t)d[9];
-            r->st->st_atim.tv_nsec = (long)d[10];
-            r->st->st_mtim.tv_sec = (time_t)d[11];
-            r->st->st_mtim.tv_nsec = (long)d[12];
-            r->st->st_ctim.tv_sec = (time_t)d[13];
-            r->st->st_ctim.tv_nsec = (long)d[14];
+            decode_stat(adata, r->st);
           } else {
             result = -EIO;
           }
@@ -654,6 +718,7 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
         case OP_OPEN:
         case OP_CREATE:
         case OP_OPENDIR:
+          if (has_after) { r->after = after; r->has_after = 1; }
           r->fi->fh = (uint64_t)result;
           r->fi->keep_cache = 0;
           result = 0;
@@ -668,6 +733,7 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
           break;
         default:
           result = result > 0 && r->op != OP_WRITE ? 0 : result;
+          if (has_after) { r->after = after; r->has_after = 1; }
           // paths whose cached attributes the worker refreshes (other names of a hard link)
           r->names = names;
           r->nums = nums;

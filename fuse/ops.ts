@@ -42,6 +42,12 @@ export const Op = {
   releasedir: 29
 } as const
 
+/**
+ * libfuse's name for a file unlinked (or renamed over) while open (hard_remove = 0): it renames
+ * the file to this and unlinks it at the last release.
+ */
+const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/
+
 /** Longest name of one directory entry, in UTF-8 bytes (NAME_MAX). */
 export const NAME_MAX = 255
 /**
@@ -123,6 +129,8 @@ function dirHandle (volume: VolumeApi, path: string, ino: number): FileHandle {
 /** Builds the request handler for one mount: `options.signal` is the request's deadline. */
 export function createOps (volume: OpsVolume, handles: Handles): (req: Request, options?: AbortOptions) => Promise<Answer> {
   const links = createLinkNames()
+  /** Inode number -> the hidden name libfuse gave it while open (unlinked at its last release). */
+  const hidden = new Map<number, string>()
 
   /** The caller that owns a new entry in `path`'s directory: setgid dirs pass on their gid. */
   async function owner (path: string, caller: Caller, o: AbortOptions): Promise<{ caller: Caller, setgid: boolean }> {
@@ -154,6 +162,21 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
     return { result: handles.add(fh) }
   }
 
+  /**
+   * The attributes a change left at `path`, sent with its answer: libfuse asks for them right
+   * after (setattr, create, mknod, mkdir, symlink, link) and the native edge answers that
+   * getattr from this, without another request (fuse/binding.c, after_take).
+   */
+  async function after (path: string | null, fh: number, o: AbortOptions): Promise<Float64Array | undefined> {
+    if (path === null) return undefined
+    try {
+      return encodeStat(await stat(path, fh, o))
+    } catch {
+      // the change is done and answered; libfuse's getattr then asks the Volume and gets the error
+      return undefined
+    }
+  }
+
   return async function handle (req: Request, o: AbortOptions = {}): Promise<Answer> {
     const { path, path2, n, caller } = req
     switch (req.op) {
@@ -165,13 +188,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const p = checkName(need(path, 'mknod'), 'mknod')
         const own = await owner(p, caller, o)
         await volume.mknod(p, n[0], n[1], own.caller, o)
-        return OK
+        return { result: 0, b: await after(p, -1, o) }
       }
       case Op.mkdir: {
         const p = checkName(need(path, 'mkdir'), 'mkdir')
         const own = await owner(p, caller, o)
         await volume.mkdir(p, { mode: (n[0] & 0o7777) | (own.setgid ? S_ISGID : 0), caller: own.caller, signal: o.signal })
-        return OK
+        return { result: 0, b: await after(p, -1, o) }
       }
       case Op.unlink: {
         const p = need(path, 'unlink')
@@ -187,12 +210,25 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const p = checkName(need(path, 'symlink'), 'symlink')
         const own = await owner(p, caller, o)
         await volume.symlink(need(path2, 'symlink'), p, own.caller, o)
-        return OK
+        return { result: 0, b: await after(p, -1, o) }
       }
       case Op.rename: {
         const from = need(path, 'rename')
         const to = checkName(need(path2, 'rename'), 'rename')
         if ((n[0] & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', 'rename', from, 'RENAME_EXCHANGE and whiteouts are not supported')
+        if (HIDDEN_NAME.test(to.slice(to.lastIndexOf('/') + 1))) {
+          // libfuse hides a file it believes open; its release may have come and gone while it
+          // decided (close(2) does not wait for RELEASE): a file no handle holds is unlinked, or
+          // the hidden name would stay forever. An open one keeps it until its last release here.
+          const st = await volume.lstat(from, o)
+          if (!handles.all().some(h => h.ino === st.ino)) {
+            await volume.unlink(from, o)
+            const others = links.others(from)
+            links.forget(from)
+            return { result: 0, a: others }
+          }
+          hidden.set(st.ino, to)
+        }
         if ((n[0] & RENAME_NOREPLACE) !== 0) {
           const exists = await volume.lstat(to, o).then(() => true, (err: { code?: string }) => {
             if (err.code === 'ENOENT') return false
@@ -217,12 +253,12 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const st = await volume.lstat(to, o)
         links.note(from, st)
         links.note(to, st)
-        return { result: 0, a: links.others(to) }
+        return { result: 0, a: links.others(to), b: encodeStat(st) }
       }
       case Op.chmod: {
         const p = pathOf(path, n[1], 'chmod')
         await volume.chmod(p, n[0] & 0o7777, o)
-        return { result: 0, a: links.others(p) }
+        return { result: 0, a: links.others(p), b: await after(path, n[1], o) }
       }
       case Op.chown: {
         const p = pathOf(path, n[2], 'chown')
@@ -236,13 +272,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         if (volume.lchown !== undefined) await volume.lchown(p, uid, gid, o)
         else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lchown', p, 'the volume cannot chown a symlink itself')
         else await volume.chown(p, uid, gid, o)
-        return { result: 0, a: links.others(p) }
+        return { result: 0, a: links.others(p), b: await after(path, n[2], o) }
       }
       case Op.truncate: {
         const p = pathOf(path, n[1], 'truncate')
         if (n[1] >= 0) await handles.get(n[1]).truncate(n[0], o)
         else await volume.truncate(p, n[0], o)
-        return { result: 0, a: links.others(p) }
+        return { result: 0, a: links.others(p), b: await after(path, n[1], o) }
       }
       case Op.open:
         // the kernel checks permissions; the Volume gets the access mode, O_TRUNC and O_APPEND.
@@ -254,7 +290,8 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const p = checkName(need(path, 'create'), 'create')
         const own = await owner(p, caller, o)
         const flags = (n[1] & (OPEN_FLAGS | O_EXCL)) | O_CREAT
-        return await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o))
+        const answer = await open(await volume.open(p, flags, n[0] & 0o7777, own.caller, o))
+        return { ...answer, b: await after(p, answer.result, o) }
       }
       case Op.read: {
         if (!(n[1] >= 0 && n[1] <= READ_REQUEST_MAX)) throw new FsError('EINVAL', 'read', path ?? undefined, `a read of ${n[1]} bytes`)
@@ -280,6 +317,12 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         // not bound to the request's deadline: nobody waits on a release (close(2) waited on
         // flush), and the commit of the last handle's writes is the host's to finish
         await fh.close()
+        const hiddenAs = hidden.get(fh.ino)
+        if (hiddenAs !== undefined && !handles.all().some(h => h.ino === fh.ino)) {
+          hidden.delete(fh.ino)
+          // libfuse unlinks it too when it saw the release after hiding: one of the two finds it gone
+          await volume.unlink(hiddenAs).catch((err: { code?: string }) => { if (err.code !== 'ENOENT') throw err })
+        }
         // attributes read while the file was open may lag what the close committed
         return { result: 0, a: [fh.path, ...links.others(fh.path)] }
       }
@@ -341,7 +384,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         if (volume.lutimes !== undefined) await volume.lutimes(p, atime, mtime, o)
         else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lutimes', p, 'the volume cannot set times of a symlink itself')
         else await volume.utimes(p, atime, mtime, o)
-        return { result: 0, a: links.others(p) }
+        return { result: 0, a: links.others(p), b: await after(path, n[4], o) }
       }
       default:
         throw new FsError('ENOTSUP', 'fuse', path ?? undefined, `request kind ${req.op}`)

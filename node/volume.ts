@@ -11,7 +11,7 @@ import { ChunkService } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
 import { FsError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
-import { OpenFile } from './open-file.ts'
+import { OpenFile, type Committed } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.ts'
 import { MAX_XATTR_VALUE_BYTES } from './tree/index.ts'
@@ -317,16 +317,22 @@ export class Volume implements VolumeApi {
     options.signal?.throwIfAborted()
     const { inode } = this.walk(path, follow, 'utimes')
     const open = this.open_.get(inode.id)
-    // pending writes are committed first, so an explicit mtime is not hidden by their write time
-    if (open !== undefined && open.changed) await this.commitFile(open, 'none', options)
-    if (open !== undefined) open.mtime = undefined
+    // pending writes are committed first (in the same log append: one fdatasync for both), so
+    // an explicit mtime is not hidden by their write time
     const now = nowNs()
     const body: OpBody = { type: 'setattr', inode: inode.id, time: now }
     const a = toNs(atime, now)
     const m = toNs(mtime, now)
     if (a !== undefined) body.atime = a
     if (m !== undefined) body.mtime = m
-    await this.commit(body)
+    // the write and the times in one turn of the file's queue (no write slips in between)
+    let together = false
+    const c = open !== undefined && open.changed
+      ? await open.commit(async c => { await this.tree.commitMany([this.writeBody(open, c), body]); together = true }, options)
+      : undefined
+    if (open !== undefined && c !== undefined) this.placeCommitted(open, c)
+    if (!together) await this.commit(body)
+    if (open !== undefined) open.mtime = undefined
   }
 
   // ---- directories ------------------------------------------------------------------------
@@ -549,11 +555,19 @@ export class Volume implements VolumeApi {
    * is the host's, not the caller's, and goes on without it.
    */
   private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}): Promise<void> {
-    const c = await f.commit(async c => {
-      await this.commit({ type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() })
-    }, options)
-    if (c !== undefined) this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
+    const c = await f.commit(async c => { await this.commit(this.writeBody(f, c)) }, options)
+    if (c !== undefined) this.placeCommitted(f, c)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
+  }
+
+  /** The `write` op of an open file's prepared version. */
+  private writeBody (f: OpenFile, c: Committed): OpBody {
+    return { type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() }
+  }
+
+  /** A committed version's chunks are placed (fsync waits for it through track()). */
+  private placeCommitted (f: OpenFile, c: Committed): void {
+    this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
   }
 
   /** Remember a placement in flight for an inode (fsync waits for every one of them). */

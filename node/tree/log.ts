@@ -1,6 +1,8 @@
 // The durable op log: one append-only file of framed, checksummed records
 //   [u32 BE length][u32 BE crc32 of the payload][payload = one op block]
-// Appends are batched: every append waits for the one write + fsync that carries it. On open
+// Appends are batched (group commit): the records queued while one write + fdatasync is under
+// way go out together in the next, and every append waits for the one that carries it (an
+// append-only file needs no more than fdatasync: it syncs the data and the size). On open
 // the file is read back; a torn or corrupt tail (a crash mid-append) is cut off, never fatal.
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { constants } from 'node:fs'
@@ -14,7 +16,7 @@ export const LOG_FILE = 'ops.log'
 export const HEADER_BYTES = 8
 
 export interface OpLog {
-  /** Durably append records (resolves after the fsync that carries them). */
+  /** Durably append records (resolves after the fdatasync that carries them). */
   append: (records: Uint8Array[]) => Promise<void>
   close: () => Promise<void>
 }
@@ -108,7 +110,7 @@ function writer (fh: FileHandle, start: number): OpLog {
           const { bytesWritten } = await fh.write(all, written, all.byteLength - written, position + written)
           written += bytesWritten
         }
-        await fh.sync()
+        await fh.datasync()
         position += all.byteLength
         for (const b of batch) b.resolve()
       } catch (err: any) {

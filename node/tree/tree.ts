@@ -7,7 +7,7 @@ import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, type EntryRec } from './
 import { Dag, type DagNode } from './dag.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type OpLog } from './log.ts'
-import { createOp, decodeOp, MAX_PARENTS } from './op.ts'
+import { checkBody, createOp, decodeOp, MAX_PARENTS } from './op.ts'
 import type { Undo } from './journal.ts'
 import type { Conflict, Entry, EntryId, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
 
@@ -188,26 +188,43 @@ export class Tree extends EventTarget {
    * inode (create) or entry (link), else the op's target entry or inode.
    */
   async commit (body: OpBody): Promise<{ cid: CID, id: InodeId }> {
+    return (await this.commitMany([body]))[0]
+  }
+
+  /**
+   * commit() of several bodies at once, in order (each the parent of the next): one log append,
+   * one fdatasync, for a request that makes two ops (a flush and the times it sets). Nothing of
+   * the batch is applied unless all of it is durable.
+   */
+  async commitMany (bodies: OpBody[]): Promise<Array<{ cid: CID, id: InodeId }>> {
     this.usable()
-    const { op, durable } = await this.serial(async () => {
+    const { ops, durable } = await this.serial(async () => {
       this.usable()
-      const hlc = this.clock.tick()
-      const op = await createOp(this.signer, body, hlc, this.parentsForStamp())
-      const id = op.cid.toString()
-      for (const p of op.parents) this.stampHeads.delete(p.toString())
-      this.stampHeads.add(id)
-      this.lastLocal = id
-      const durable = this.log.append([op.bytes]).catch((err: Error) => {
+      // every body checked before any is stamped: a bad one leaves the heads as they were
+      for (const body of bodies) checkBody(body)
+      const ops: Op[] = []
+      for (const body of bodies) {
+        const hlc = this.clock.tick()
+        const op = await createOp(this.signer, body, hlc, this.parentsForStamp())
+        const id = op.cid.toString()
+        for (const p of op.parents) this.stampHeads.delete(p.toString())
+        this.stampHeads.add(id)
+        this.lastLocal = id
+        ops.push(op)
+      }
+      const durable = this.log.append(ops.map(op => op.bytes)).catch((err: Error) => {
         this.failed ??= err
         throw err
       })
-      return { op, durable }
+      return { ops, durable }
     })
     await durable
-    this.integrate([op], true)
-    const b = op.body
-    const id = b.type === 'create' || b.type === 'link' ? op.cid.toString() : 'entry' in b ? b.entry : b.inode
-    return { cid: op.cid, id }
+    this.integrate(ops, true)
+    return ops.map(op => {
+      const b = op.body
+      const id = b.type === 'create' || b.type === 'link' ? op.cid.toString() : 'entry' in b ? b.entry : b.inode
+      return { cid: op.cid, id }
+    })
   }
 
   /**

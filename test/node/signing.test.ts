@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { signerFor, verify } from '../../node/net/signing.ts'
+
+describe('node/net/signing', function () {
+  it('signerFor(key).sign(bytes) is the Ed25519 signature libp2p makes and checks', async function () {
+    const key = await generateKeyPair('Ed25519')
+    const signer = signerFor(key)
+    assert.equal(signer.author, peerIdFromPrivateKey(key).toString())
+    const msg = new TextEncoder().encode('an op')
+    const sig = await signer.sign(msg)
+    assert.deepEqual(Buffer.from(sig), Buffer.from(await key.sign(msg)))
+    assert.equal(await key.publicKey.verify(msg, sig), true)
+  })
+
+  it('verify(author, bytes, sig) takes good signatures and refuses changed bytes, bad signatures and bad authors', async function () {
+    const key = await generateKeyPair('Ed25519')
+    const other = await generateKeyPair('Ed25519')
+    const signer = signerFor(key)
+    const msg = new TextEncoder().encode('an op')
+    const sig = await signer.sign(msg)
+    assert.equal(await verify(signer.author, msg, sig), true)
+    assert.equal(await verify(signer.author, new TextEncoder().encode('an oq'), sig), false)
+    assert.equal(await verify(signer.author, msg, sig.slice(0, 63)), false)
+    assert.equal(await verify(signer.author, msg, new Uint8Array(64)), false)
+    assert.equal(await verify(signerFor(other).author, msg, sig), false)
+    assert.equal(await verify('not-a-peer-id', msg, sig), false)
+  })
+})
