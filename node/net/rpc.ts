@@ -308,13 +308,21 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
       return reply.value
     }
   } catch (err: any) {
-    stream?.abort(err instanceof Error ? err : new Error(String(err)))
-    if (opts.signal?.aborted === true) throw opts.signal.reason ?? err
-    if (timer.signal.aborted) throw timer.signal.reason
-    throw streamError(p, err)
+    throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
     timer.clear()
   }
+}
+
+/**
+ * What a failed call or notice throws, once its stream is aborted: the caller's abort reason,
+ * the silence timeout's, or the stream's error as the protocol's.
+ */
+function failure (p: RpcProtocol<any, any, any, any>, err: any, stream: Stream | undefined, caller: AbortSignal | undefined, silence: AbortSignal): unknown {
+  stream?.abort(err instanceof Error ? err : new Error(String(err)))
+  if (caller?.aborted === true) return caller.reason ?? err
+  if (silence.aborted) return silence.reason
+  return streamError(p, err)
 }
 
 /** Send one notice to `peer` (no reply; resolves once it is handed to the stream and closed). */
@@ -328,10 +336,7 @@ export async function notify<Note> (host: RpcDialer, peer: string, p: RpcProtoco
     await framed(stream, p).write(bytes, { signal })
     await stream.close({ signal })
   } catch (err: any) {
-    stream?.abort(err instanceof Error ? err : new Error(String(err)))
-    if (opts.signal?.aborted === true) throw opts.signal.reason ?? err
-    if (timer.signal.aborted) throw timer.signal.reason
-    throw streamError(p, err)
+    throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
     timer.clear()
   }
