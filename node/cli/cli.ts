@@ -3,7 +3,7 @@
 // otherwise one clear line on stderr and a non-zero status (2 for usage errors).
 import { createWriteStream } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
-import { dataDir, init, isInitialised, loadConfig } from './config.ts'
+import { dataDir, init, isInitialised } from './config.ts'
 import { ControlClient } from './client.ts'
 import { UsageError } from '../errors.ts'
 import type { Stats, Dirent } from '../types.ts'
@@ -320,9 +320,8 @@ async function up (settings: UpSettings): Promise<number> {
   workerReady()
   out('ready')
   // a host told to join that reaches nobody says so, and again when a member answers
-  const joins = [...new Set([...(settings.daemon.join ?? []), ...(await loadConfig(settings.daemon.dir)).join])]
-  if (joins.length > 0 && daemon.host.peers().length === 0) {
-    process.stderr.write(`darkfs: no peer reachable yet: retrying ${joins.join(', ')} with backoff\n`)
+  if (daemon.join.length > 0 && daemon.host.peers().length === 0) {
+    process.stderr.write(`darkfs: no peer reachable yet: retrying ${daemon.join.join(', ')} with backoff\n`)
     const joined = (e: CustomEvent<string>): void => {
       daemon.host.removeEventListener('peer:connect', joined)
       process.stderr.write(`darkfs: joined the network (first peer ${e.detail})\n`)

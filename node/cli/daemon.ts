@@ -59,6 +59,8 @@ export interface Daemon {
   readonly policy: PlacementPolicy
   /** Keeps the redundancy: membership, repair, scrub, GC, leave (node/redundancy.ts). */
   readonly keep: Redundancy
+  /** The join addresses this host dials: `--join` and the config's, once each. */
+  readonly join: string[]
   close: () => Promise<void>
 }
 
@@ -232,7 +234,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await control.start()
     closers.push(async () => { await control.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, close }
   } catch (err) {
     await close()
     throw err
