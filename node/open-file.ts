@@ -61,6 +61,11 @@ export class OpenFile {
   private lastRead = -2
   /** Set when anything changed since the last commit. */
   changed = false
+  /**
+   * Set while the base is the empty file a create on this host just made (open with O_CREAT):
+   * the first commit fills that create, and the two are one version (a `first` write).
+   */
+  createdEmpty = false
   mtime?: bigint
   handles = 0
   private queue: Promise<unknown> = Promise.resolve()
@@ -297,6 +302,11 @@ export class OpenFile {
     }, opts.signal)
   }
 
+  /** True when the only change since the last commit is that the file was emptied (size 0). */
+  emptiedOnly (): boolean {
+    return this.changed && this.size === 0
+  }
+
   /**
    * Make the current state a version: store what is buffered, build the content. Returns
    * undefined when nothing changed. For a state no other handle writes to (a staging file);
@@ -393,11 +403,13 @@ export class OpenFile {
     this.patchBytes = 0
     this.baseLimit = Number.MAX_SAFE_INTEGER
     this.changed = false
+    this.createdEmpty = false
   }
 
   /** A new committed version arrived from elsewhere: adopt it when nothing is pending here. */
   rebase (base: { content: Content | null, size: number }): void {
     if (this.changed) return
+    this.createdEmpty = false
     this.base = base
     this.size = base.size
     this.manifest = undefined

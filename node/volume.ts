@@ -562,7 +562,9 @@ export class Volume implements VolumeApi {
 
   /** The `write` op of an open file's prepared version. */
   private writeBody (f: OpenFile, c: Committed): OpBody {
-    return { type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() }
+    const body: OpBody = { type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() }
+    if (f.createdEmpty) body.first = true
+    return body
   }
 
   /** A committed version's chunks are placed (fsync waits for it through track()). */
@@ -605,13 +607,16 @@ export class Volume implements VolumeApi {
       if (err.code !== 'ENOENT' || !fl.create) throw err
     }
     if (r !== undefined && fl.create && fl.exclusive) throw new FsError('EEXIST', 'open', path)
+    let created: InodeId | undefined
     if (r === undefined) {
-      const id = await this.create(path, 'file', mode, caller, {}, 'open')
-      r = { inode: this.tree.get(id)!, path }
+      created = await this.create(path, 'file', mode, caller, {}, 'open')
+      r = { inode: this.tree.get(created)!, path }
     }
     const inode = r.inode
     if (inode.kind === 'dir' && fl.write) throw new FsError('EISDIR', 'open', path)
     const file = inode.kind === 'file' ? this.openFile(inode, path) : undefined
+    // what this open writes before its first commit is the content of the file it created
+    if (file !== undefined && created !== undefined && file.inode === created && !file.changed) file.createdEmpty = true
     if (file !== undefined) file.handles++
     if (fl.truncate && fl.write && file !== undefined && file.size > 0) await file.truncate(0, options)
     const vol = this
@@ -653,7 +658,13 @@ export class Volume implements VolumeApi {
         return vol.toStats(vol.tree.get(inode.id) ?? inode)
       },
       async sync (options = {}) { if (file !== undefined) await vol.commitFile(file, 'safe', options) },
-      async flush (options = {}) { if (file !== undefined) await vol.commitFile(file, 'none', options) },
+      async flush (options = {}) {
+        // a file emptied and not written yet (an open with O_TRUNC, then a close of a duplicate of
+        // its fd, as a shell's `>` does before it writes) is no version of its own: the bytes
+        // written next, or the last close if none come, commit it. This host's readers see it
+        // emptied at once (they read the open file); other hosts see the old version until then.
+        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options)
+      },
       async close (options = {}) {
         if (closed) return
         // the handle is closed even when the signal has aborted: its pending writes stay with

@@ -24,7 +24,7 @@ import { baseName, conflictName } from './conflicts.ts'
 import { Journal, type Undo, undo } from './journal.ts'
 import { sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
-import type { EntryId, Inode, InodeId, Version } from './types.ts'
+import type { EntryId, Inode, InodeId, OpBody, Version } from './types.ts'
 
 export const ROOT: InodeId = 'root'
 /** Ops kept undoable; an op that sorts before all of them triggers a full replay instead. */
@@ -198,12 +198,29 @@ class Apply {
       // the other (which a concurrent rename brought here) is the user's new file
       const seen = rec.kind === 'file' && this.seen(otherInode.id)
       if (mergeable(otherInode, rec) && !seen) {
-        this.j.set(s.inodeAlias, id, otherInode.id)
-        this.j.set(s.entryAlias, id, other.id)
+        this.alias(id, other)
         // identical files are one version: a write that saw either supersedes both
         const head = s.head.get(otherInode.id)
         if (head !== undefined) this.j.set(s.head, otherInode.id, [...head, id])
         return
+      }
+      if (rec.kind === 'file' && otherInode.kind === 'file' && !seen && this.asCreated(other)) {
+        if (isEmptyCreate(b)) {
+          // an empty file made at the name of one made concurrently is that file (O_CREAT): its
+          // content comes from the writes that follow (first writes included), never as a conflict
+          // with the other's content; the empty version stays in history until a first write fills it
+          this.alias(id, other)
+          this.j.set(s.versions, otherInode.id, [...s.versions.get(otherInode.id) ?? [], { version: this.version(null, 0), id }])
+          return
+        }
+        if (this.onlyEmptyCreates(s.head.get(otherInode.id) ?? [])) {
+          // the other is still the empty file its create made: this create's content is its next version
+          this.alias(id, other)
+          this.patch(otherInode.id, { content, size, mtime: b.time, ctime: b.time })
+          this.j.set(s.versions, otherInode.id, [...s.versions.get(otherInode.id) ?? [], { version: this.version(content, size), id }])
+          this.j.set(s.head, otherInode.id, [id])
+          return
+        }
       }
     }
     this.j.set(s.inodes, id, rec)
@@ -213,6 +230,26 @@ class Apply {
       this.j.set(s.head, id, [id])
     }
     this.addEntry(id, parent, b.name, id)
+  }
+
+  /** The create op `id` (inode and entry) is merged into the live entry `into` and its inode. */
+  private alias (id: string, into: EntryRec): void {
+    this.j.set(this.s.inodeAlias, id, into.inode)
+    this.j.set(this.s.entryAlias, id, into.id)
+  }
+
+  /** True when `e` is the entry its file's create made, still where that create put it. */
+  private asCreated (e: EntryRec): boolean {
+    const c = this.dag.get(e.inode)?.op
+    return e.id === e.inode && c?.body.type === 'create' && c.author === e.by.author && c.body.time === e.by.time
+  }
+
+  /** True when every op of a head is the create of an empty file (no content yet: a placeholder). */
+  private onlyEmptyCreates (head: string[]): boolean {
+    return head.length > 0 && head.every(h => {
+      const n = this.dag.get(h)
+      return n !== undefined && isEmptyCreate(n.op.body)
+    })
   }
 
   /** True when the op `id` is in this op's causal past. */
@@ -307,13 +344,24 @@ class Apply {
       const holder = s.entries.get(s.dirs.get(e.parent)?.get(e.name) ?? '')
       if (holder === undefined || holder.inode !== id) this.revive(e)
     }
+    if (b.first === true) {
+      // the first content of a file this author created empty in the same open: the empty
+      // create and this write are one version (the create's version leaves history)
+      const created = this.dag.get(b.inode)
+      if (created !== undefined && created.op.author === this.node.op.author && isEmptyCreate(created.op.body) && this.dag.before(created, this.node)) {
+        const before = s.versions.get(id) ?? []
+        if (before.some(v => v.id === b.inode)) this.j.set(s.versions, id, before.filter(v => v.id !== b.inode))
+      }
+    }
     const head = s.head.get(id) ?? []
     const vs = s.versions.get(id) ?? []
     const seen = head.some(h => {
       const n = this.dag.get(h)
       return n === undefined || this.dag.before(n, this.node)
     })
-    if (head.length > 0 && !seen) {
+    // a head of empty creates only (files made concurrently, not written yet) is no version to
+    // conflict with: a write fills the file
+    if (head.length > 0 && !seen && !this.onlyEmptyCreates(head)) {
       if (sameContent(rec.content, b.content) && rec.size === b.size) {
         // concurrent identical writes are one version
         this.j.set(s.head, id, [...head, this.node.id])
@@ -493,6 +541,11 @@ class Apply {
     this.j.set(s.live, e.inode, (s.live.get(e.inode) ?? 0) + by)
     if (this.isDir(e.inode)) this.j.set(s.subdirs, e.parent, (s.subdirs.get(e.parent) ?? 0) + by)
   }
+}
+
+/** The create of an empty file (open with O_CREAT, touch, mknod): no content yet. */
+function isEmptyCreate (b: OpBody): boolean {
+  return b.type === 'create' && b.kind === 'file' && b.content === undefined && (b.size ?? 0) === 0
 }
 
 /** Concurrent creates of one name that are the same thing: two dirs, or equal files/links/nodes. */

@@ -36,6 +36,13 @@
 // skipped; rmdir of a directory that gained children concurrently is skipped; nothing is
 // orphaned. history(inode) keeps every version, the losers included.
 //
+// Empty creates (a file made by open with O_CREAT, touch, mknod: no content) are placeholders:
+// a `write` with `first: true` (the first commit of the open that created the file; its
+// `inode` is that create) fills the create, and the two are one version in history(); an
+// empty create at the name of a file created concurrently is that file (O_CREAT), and a head of
+// empty creates only is no version a write conflicts with. So identical content written
+// through two mounts at one name is one file and one version.
+//
 // get() returns unlinked inodes too (nlink 0), so open handles keep working. Times are bigint
 // ns. Directory nlink is 2 + live subdirectories.
 export { Tree, MAX_PENDING_OPS, MAX_RECEIVE_BATCH } from './tree.ts'

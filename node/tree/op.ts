@@ -149,8 +149,9 @@ export function checkBody (body: OpBody): void {
       if (b.mtime !== undefined) checkTime(b.mtime, 'mtime')
       break
     case 'write':
-      exactKeys(b, ['type', 'inode', 'content', 'size', 'time'], [], 'write')
+      exactKeys(b, ['type', 'inode', 'content', 'size', 'time'], ['first'], 'write')
       checkId(b.inode, 'inode')
+      if (b.first !== undefined && b.first !== true) throw new InvalidOpError('first must be true when present')
       if (b.content !== null) checkContent(b.content)
       checkUint(b.size, Number.MAX_SAFE_INTEGER, 'size')
       checkInlineSize(b.content ?? undefined, b.size)

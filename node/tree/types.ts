@@ -21,8 +21,12 @@ export type OpBody =
   | { type: 'unlink', entry: EntryId, time: bigint }
   /** ctime = time */
   | { type: 'setattr', inode: InodeId, mode?: number, uid?: number, gid?: number, atime?: bigint, mtime?: bigint, time: bigint }
-  /** A new version; mtime = ctime = time. */
-  | { type: 'write', inode: InodeId, content: Content | null, size: number, time: bigint }
+  /**
+   * A new version; mtime = ctime = time. `first`: the first content of a file this author
+   * created empty (`inode` is that create op) in the same open: the empty create and this
+   * write are one version, not two.
+   */
+  | { type: 'write', inode: InodeId, content: Content | null, size: number, first?: true, time: bigint }
   | { type: 'setxattr', inode: InodeId, name: string, value: Uint8Array, time: bigint }
   | { type: 'removexattr', inode: InodeId, name: string, time: bigint }
 

@@ -14,7 +14,8 @@ const dec = new TextDecoder()
 
 /**
  * One user step: replica r makes op kind t (12: sync from a peer; 13: resolve a conflict
- * sibling: overwrite, delete or rename it); a, b, c pick targets; dt ms pass.
+ * sibling: overwrite, delete or rename it; 14: create a file through a mount: an empty create,
+ * then, unless c % 4 is 3 (a touch), the first write of that open); a, b, c pick targets; dt ms pass.
  */
 export interface Step { r: number, t: number, a: number, b: number, c: number, dt: number }
 
@@ -64,6 +65,8 @@ export function pick (tree: Tree, s: Step, time: bigint): OpBody | null {
       if (s.b % 3 === 1) return { type: 'unlink', entry: e.id, time }
       return free ? { type: 'move', entry: e.id, parent: dir, name, time } : null
     }
+    case 14:
+      return free ? { type: 'create', parent: dir, name, kind: 'file', mode: 0o644, uid: 0, gid: 0, time } : null
     case 0: case 1:
       return free ? { type: 'create', parent: dir, name, kind: 'dir', mode: 0o755, uid: 0, gid: 0, time } : null
     case 2: case 3:
@@ -128,6 +131,11 @@ export async function play (t: Teardown, steps: Step[], written: Written[], n = 
     if (body.type === 'write' || (body.type === 'create' && body.content !== undefined)) {
       const c = body.content as { inline: Uint8Array }
       written.push({ inode: body.type === 'write' ? body.inode : id, text: dec.decode(c.inline), cid: cid.toString() })
+    }
+    if (s.t === 14 && s.c % 4 !== 3) {
+      const text = TEXTS[s.c % TEXTS.length]
+      const w = await r.tree.commit({ type: 'write', inode: id, content: { inline: enc.encode(text) }, size: text.length, first: true, time: BigInt(r.clock.ms) * 1_000_000n })
+      written.push({ inode: id, text, cid: w.cid.toString() })
     }
   }
   for (let round = 0; round < 2; round++) {

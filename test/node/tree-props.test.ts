@@ -11,7 +11,7 @@ const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Numbe
 const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
 fc.configureGlobal({ seed: PROP_SEED })
 import { Teardown } from '../../harness/tmp.ts'
-import { replica, allOps, snapshot } from '../helpers/tree.ts'
+import { replica, allOps, snapshot, sync, ls, text } from '../helpers/tree.ts'
 import { walk, play, assertNoWriteLost, assertNoLitter, type Step, type Written } from '../helpers/tree-play.ts'
 import type { Tree } from '../../node/tree/index.ts'
 
@@ -55,7 +55,8 @@ async function deliver (tree: Tree, blocks: Uint8Array[], seed: number): Promise
 const steps = fc.array(fc.oneof(
   { weight: 5, arbitrary: step },
   { weight: 1, arbitrary: step.map((s): Step => ({ ...s, t: 12 })) },
-  { weight: 1, arbitrary: step.map((s): Step => ({ ...s, t: 13 })) }
+  { weight: 1, arbitrary: step.map((s): Step => ({ ...s, t: 13 })) },
+  { weight: 1, arbitrary: step.map((s): Step => ({ ...s, t: 14 })) }
 ), { minLength: 5, maxLength: 40 })
 /** How many replicas play the steps (step.r is taken modulo it). */
 const hosts = fc.integer({ min: 3, max: 4 })
@@ -131,5 +132,57 @@ describe(`node/tree properties (seed ${PROP_SEED})`, function () {
         await t.run()
       }
     }), { numRuns: 50 * RUNS })
+  })
+
+  it('identical content written at one name on every replica, however made and delivered, is one version and no conflict', async () => {
+    // how each replica makes the file: through a mount (an empty create, then the first write
+    // of that open), as `put` (a create with the content), or a mount write into a file it got
+    // before (a plain write); `gap`: ms its clock moves before; `syncFirst`: it gets the ops of
+    // the replica before it first
+    const how = fc.record({ make: fc.constantFrom('mount', 'put'), gap: fc.nat(3), syncFirst: fc.boolean() })
+    await fc.assert(fc.asyncProperty(fc.array(how, { minLength: 2, maxLength: 4 }), fc.integer(), async (list, seed) => {
+      const t = new Teardown()
+      try {
+        const reps = []
+        for (let i = 0; i < list.length; i++) reps.push(await replica(t))
+        const enc = new TextEncoder()
+        for (const [i, h] of list.entries()) {
+          const r = reps[i]
+          r.clock.ms += h.gap
+          // some replicas see what others made before they write (then the file exists for them)
+          if (h.syncFirst && i > 0) await sync(reps[i - 1].tree, r.tree)
+          const time = BigInt(r.clock.ms) * 1_000_000n
+          const there = r.tree.lookup(r.tree.root, 'f')
+          if (there !== undefined) {
+            await r.tree.commit({ type: 'write', inode: there.inode, content: { inline: enc.encode('same') }, size: 4, time })
+          } else if (h.make === 'put') {
+            await r.tree.commit({ type: 'create', parent: r.tree.root, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0, content: { inline: enc.encode('same') }, size: 4, time })
+          } else {
+            const { id } = await r.tree.commit({ type: 'create', parent: r.tree.root, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0, time })
+            r.clock.ms += 1
+            await r.tree.commit({ type: 'write', inode: id, content: { inline: enc.encode('same') }, size: 4, first: true, time: time + 1_000_000n })
+          }
+        }
+        for (let round = 0; round < 2; round++) for (const a of reps) for (const b of reps) if (a !== b) await sync(a.tree, b.tree)
+        const want = snapshot(reps[0].tree)
+        for (const r of reps) {
+          assert.equal(snapshot(r.tree), want)
+          assert.deepEqual(ls(r.tree, '/'), ['f'])
+          assert.equal(text(r.tree, '/f'), 'same')
+          assert.deepEqual(r.tree.conflicts(), [])
+        }
+        const fresh = await replica(t)
+        await deliver(fresh.tree, [...allOps(reps[0].tree).values()], seed)
+        assert.equal(snapshot(fresh.tree), want)
+        // no empty version of a create its first write filled; made concurrently (nobody saw
+        // another's file before writing), one version; a rewrite after seeing it is a version
+        const f = reps[0].tree.lookup(reps[0].tree.root, 'f')!
+        const sizes = reps[0].tree.history(f.inode).map(v => v.size)
+        assert.ok(sizes.every(n => n === 4), `history sizes ${sizes.join(' ')}`)
+        if (list.every((h, i) => i === 0 || !h.syncFirst)) assert.equal(sizes.length, 1)
+      } finally {
+        await t.run()
+      }
+    }), { numRuns: 60 * RUNS })
   })
 })
