@@ -39,6 +39,8 @@ export interface DaemonOptions {
   keep?: RedundancyOptions & MembershipInit
   /** When the disk under the store counts as full (node/space.ts: reserve, margin, interval). */
   space?: SpaceInit
+  /** Bytes of fragments a write may hold here ahead of their placement (data/blocks.ts PLACE_WINDOW_BYTES). */
+  placeWindowBytes?: number
 }
 
 export interface Daemon {
@@ -168,7 +170,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }, PLACE_RETRY_INTERVAL_MS)
     retryPlacement.unref()
     closers.push(async () => { clearInterval(retryPlacement) })
-    const chunks = new ChunkService(store, { network, staging })
+    const chunks = new ChunkService(store, { network, staging, placeWindowBytes: opts.placeWindowBytes })
     const volume = new Volume({ tree, chunks, store })
 
     const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
@@ -186,7 +188,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // the writer hands over the copies of a placed chunk that are not its own (network.ts 'handover')
     const onHandover = (e: CustomEvent<HandoverEvent>): void => {
       // the copies stay here (extra copies, safe): rebalance and GC offer them again later
-      custody.drop(e.detail.handovers).then(e.detail.dropped, (err: Error) => { log.error('handover of %d fragments failed, copies kept: %s', e.detail.handovers.length, err.message) })
+      e.detail.waitUntil(custody.drop(e.detail.handovers).then(e.detail.dropped, (err: Error) => { log.error('handover of %d fragments failed, copies kept: %s', e.detail.handovers.length, err.message) }))
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
