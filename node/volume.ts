@@ -722,7 +722,7 @@ export class Volume implements VolumeApi {
    * never a torn file. The chunks are placed on peers as they are stored, at most a window of
    * bytes ahead (ChunkWrite, PLACE_WINDOW_BYTES: backpressure on the pieces), and a write given
    * up before its op deletes the blocks it left here and on peers at once (ChunkWrite.abandon).
-   * `onProgress`: bytes stored and placed so far, after each chunk.
+   * `onProgress`: bytes stored and placed so far, after each chunk is stored and placed.
    */
   async replaceFile (path: string, pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: { mode?: number, caller?: Caller, wait?: 'none' | 'safe', onProgress?: (p: WriteProgress) => void } & AbortOptions = {}): Promise<void> {
     opts.signal?.throwIfAborted()
@@ -732,7 +732,7 @@ export class Volume implements VolumeApi {
     if (target?.kind === 'symlink') target = this.walk(path, true, 'writeFile').inode
     if (target?.kind === 'dir') throw new FsError('EISDIR', 'writeFile', path)
     // pinning hosts of the file (a new file: of the directory it goes in) get its chunks too
-    const write = this.chunks.write({ inode: target?.id ?? dir.id })
+    const write = this.chunks.write({ inode: target?.id ?? dir.id, onProgress: opts.onProgress })
     let inode = target?.id
     try {
       // one chunk in memory at a time: each full one is stored and its placement started
@@ -753,7 +753,6 @@ export class Volume implements VolumeApi {
             refs.push(await write.chunk(buf, pos + at - CHUNK_SIZE, { signal }))
             buf = new Uint8Array(CHUNK_SIZE)
             fill = 0
-            opts.onProgress?.(write.progress)
           }
         }
         pos += piece.byteLength
@@ -763,7 +762,6 @@ export class Volume implements VolumeApi {
         content = { inline: buf.slice(0, fill) }
       } else if (pos > 0) {
         if (fill > 0) refs.push(await write.chunk(buf.subarray(0, fill), pos - fill, { signal }))
-        opts.onProgress?.(write.progress)
         const stored = await write.manifest(manifestOf(pos, refs), { signal })
         content = { manifest: stored.cid }
       }

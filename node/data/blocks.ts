@@ -65,6 +65,8 @@ export interface ChunkWriteOptions {
   inode?: string
   /** Bytes of fragments held ahead of their placement (default PLACE_WINDOW_BYTES). */
   windowBytes?: number
+  /** Told after each chunk is stored and after each chunk's placement is over. */
+  onProgress?: (p: WriteProgress) => void
 }
 
 /** A chunk fetch shared by its readers: aborted when the last waiting reader gives up. */
@@ -125,7 +127,7 @@ export class ChunkService {
 
   /** A write of a whole new version that places its chunks as it stores them (ChunkWrite). */
   write (opts: ChunkWriteOptions = {}): ChunkWrite {
-    return new ChunkWrite(this, this.store, this.network, opts.windowBytes ?? this.placeWindowBytes, opts.inode)
+    return new ChunkWrite(this, this.store, this.network, opts.windowBytes ?? this.placeWindowBytes, opts.inode, opts.onProgress)
   }
 
   /** Encode and store a chunk locally (fsynced). Placement happens at commit. `claim`: see Store.putMany. */
@@ -341,7 +343,10 @@ export class ChunkWrite {
   /** The manifest, placed by placed() once the chunks are. */
   private manifestRef?: ChunkRef
 
-  constructor (chunks: ChunkService, store: Store, network: Network | undefined, windowBytes: number, inode: string | undefined) {
+  private readonly onProgress?: (p: WriteProgress) => void
+
+  constructor (chunks: ChunkService, store: Store, network: Network | undefined, windowBytes: number, inode: string | undefined, onProgress?: (p: WriteProgress) => void) {
+    this.onProgress = onProgress
     this.chunks = chunks
     this.store = store
     this.network = network
@@ -368,8 +373,10 @@ export class ChunkWrite {
     this.progress.stored += bytes.byteLength
     if (this.network === undefined || ref.cid === null) {
       this.progress.placed += bytes.byteLength
+      this.onProgress?.(this.progress)
       return ref
     }
+    this.onProgress?.(this.progress)
     this.held += cost
     const run: Promise<void> = this.chunks.place([ref], { inode: this.inode, signal: this.stop.signal, settle: true })
       .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
@@ -377,6 +384,7 @@ export class ChunkWrite {
         this.inflight.delete(run)
         this.held -= cost
         this.progress.placed += bytes.byteLength
+        if (this.done !== 'abandoned') this.onProgress?.(this.progress)
       })
     this.inflight.add(run)
     return ref

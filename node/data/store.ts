@@ -160,6 +160,11 @@ export class Store {
     return this.claims.get(cid.toString()) === claim
   }
 
+  /** Whether some write in flight here claims this block (it stored it new and has not committed). */
+  isClaimed (cid: CID | string): boolean {
+    return this.claims.has(cid.toString())
+  }
+
   /** Forget a write's claim on a block (it committed: the tree references the block now). */
   unclaim (cid: CID | string, claim: object): void {
     const key = cid.toString()

@@ -257,29 +257,23 @@ export class ChunkNetwork extends EventTarget implements Network {
    * delete it (release.ts: each deletes only what nothing it knows of needs).
    */
   async abandon (refs: ChunkRef[], opts: AbortOptions = {}): Promise<void> {
-    const self = this.host.peerId
-    const ask = new Map<string, Map<string, CID>>()
+    const cids = new Map<string, CID>()
     for (const ref of refs) {
       if (ref.cid === null) continue
       const key = ref.cid.toString()
       await this.placing.get(key)
       this.pending.delete(ref)
-      const held = this.placement.get(key)
       this.placement.delete(key)
-      ref.fragments.forEach((f, j) => {
-        for (const p of held?.[j] ?? []) {
-          if (p === self) continue
-          let m = ask.get(p)
-          if (m === undefined) { m = new Map(); ask.set(p, m) }
-          m.set(f.toString(), f)
-        }
-      })
+      for (const f of ref.fragments) cids.set(f.toString(), f)
     }
     const release = this.c.release
-    if (release === undefined) return
-    await Promise.all([...ask].map(async ([peer, cids]) => {
+    if (release === undefined || cids.size === 0) return
+    // every connected peer, not only the ones that acknowledged: a push cut short by the abort
+    // may have stored its block without the acknowledgement coming back (a block that lands
+    // after this request is dropped on arrival: release.ts)
+    await Promise.all(this.host.peers().map(async ({ id: peer }) => {
       const gone = await release.ask(peer, [...cids.values()], opts)
-      placeLog('abandoned write: %s deleted %d of %d fragment(s)', shortPeer(peer), gone.size, cids.size)
+      placeLog('abandoned write: %s deleted %d of %d fragment(s) asked', shortPeer(peer), gone.size, cids.size)
     }))
   }
 
