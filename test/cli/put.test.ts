@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { DARKFS, darkfs, upNetwork } from '../../harness/proc.ts'
+import { DARKFS, darkfs, up, upNetwork } from '../../harness/proc.ts'
 import { until } from '../../harness/cluster.ts'
 
 const MiB = 1 << 20
@@ -78,5 +78,28 @@ describe('darkfs put (real processes)', function () {
     const got = await darkfs(['--data', dirs[1], 'get', '/small.bin', back], { timeoutMs: 60_000 })
     assert.equal(got.code, 0, got.stderr)
     assert.ok((await readFile(back)).equals(shared), 'the file that shared chunks with the cancelled put is whole')
+  })
+  it('progress (bytes, rate, ETA) is drawn on a terminal, and nothing on a pipe', async () => {
+    const root = await tempDir(t)
+    const data = join(root, 'data')
+    assert.equal((await darkfs(['init', '--data', data, '--new-network'])).code, 0)
+    await up(t, ['--data', data, '--listen', '/ip4/127.0.0.1/tcp/0'])
+    const big = join(root, 'big.bin')
+    await writeFile(big, randomBytes(48 * MiB))
+    // a pipe: the outcome only
+    const piped = await darkfs(['--data', data, 'put', big, '/piped.bin'], { timeoutMs: 120_000 })
+    assert.equal(piped.code, 0, piped.stderr)
+    assert.equal(piped.stderr, '')
+    // a terminal (script(1) gives the command a pty)
+    const cmd = [DARKFS, '--data', data, 'put', big, '/tty.bin'].map(a => `'${a}'`).join(' ')
+    const tty = await new Promise<{ code: number | null, out: string }>(resolve => {
+      const child = spawn('script', ['-qefc', cmd, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+      child.stderr!.on('data', (d: Buffer) => { out += d.toString() })
+      child.once('exit', code => { resolve({ code, out }) })
+    })
+    assert.equal(tty.code, 0, tty.out)
+    assert.match(tty.out, /\r\x1b\[Kput [\d.]+ [KMG]?i?B of 48\.0 MiB placed \(\d+%\), [\d.]+ [KMG]?i?B stored, [\d.]+ [KMG]?i?B\/s, ETA [\d:?]+/, JSON.stringify(tty.out.slice(0, 400)))
   })
 })
