@@ -7,7 +7,8 @@
 // types.ts): metadata calls check the signal at entry, reads carry it down to the network fetch,
 // commits check it before they store and wait with it for peers (placement itself goes on).
 import { CID } from 'multiformats/cid'
-import { ChunkService } from './data/index.ts'
+import { CHUNK_SIZE, ChunkService, INLINE_MAX, manifestOf } from './data/index.ts'
+import type { ChunkRef, WriteProgress } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
 import { FsError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
@@ -728,40 +729,75 @@ export class Volume implements VolumeApi {
   /**
    * Write a whole file atomically from a stream of pieces: the bytes are stored first, then one
    * op (`create` with content for a new path, `write` for an existing file) makes them visible.
-   * Interrupted at any point (error, crash), the path keeps its old state: never a torn file.
+   * Interrupted at any point before that op (error, abort, crash), the path keeps its old state:
+   * never a torn file. The chunks are placed on peers as they are stored, at most a window of
+   * bytes ahead (ChunkWrite, PLACE_WINDOW_BYTES: backpressure on the pieces), and a write given
+   * up before its op deletes the blocks it left here and on peers at once (ChunkWrite.abandon).
+   * `onProgress`: bytes stored and placed so far, after each chunk is stored and placed.
    */
-  async replaceFile (path: string, pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: { mode?: number, caller?: Caller, wait?: 'none' | 'safe' } & AbortOptions = {}): Promise<void> {
+  async replaceFile (path: string, pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: { mode?: number, caller?: Caller, wait?: 'none' | 'safe', onProgress?: (p: WriteProgress) => void } & AbortOptions = {}): Promise<void> {
     opts.signal?.throwIfAborted()
     const signal = opts.signal
     const { dir, existing } = this.parentOf(path, 'writeFile')
     let target = existing !== undefined ? this.tree.get(existing.inode) : undefined
     if (target?.kind === 'symlink') target = this.walk(path, true, 'writeFile').inode
     if (target?.kind === 'dir') throw new FsError('EISDIR', 'writeFile', path)
-    const staging = new OpenFile(`staging:${path}`, { content: null, size: 0 }, this.chunks, () => path)
-    let pos = 0
-    for await (const piece of pieces) {
-      if (pos + piece.byteLength > FILE_SIZE_MAX) throw new FsError('EFBIG', 'writeFile', path)
-      await staging.write(piece.slice(), pos, { signal })
-      pos += piece.byteLength
-    }
-    if (pos === 0) await staging.truncate(0, { signal })
-    const c = (await staging.prepare({ signal }))!
-    // the last point of return: past it the new version is committed
-    const now = nowNs()
+    // pinning hosts of the file (a new file: of the directory it goes in) get its chunks too
+    const write = this.chunks.write({ inode: target?.id ?? dir.id, onProgress: opts.onProgress })
     let inode = target?.id
-    if (target !== undefined) {
-      if (target.kind !== 'file') throw new FsError('EINVAL', 'writeFile', path, `not a regular file (${target.kind})`)
-      const open = this.open_.get(target.id)
-      await this.commit({ type: 'write', inode: target.id, content: c.content, size: c.size, time: now })
-      open?.rebase({ content: c.content, size: c.size })
-    } else {
-      const caller = opts.caller ?? ROOT
-      const own = this.owner(dir, caller, 'file', opts.mode ?? 0o644)
-      const body: OpBody = { type: 'create', parent: dir.id, name: split(path, 'writeFile').pop()!, kind: 'file', mode: own.mode, uid: own.uid, gid: own.gid, size: c.size, time: now }
-      if (c.content !== null) body.content = c.content
-      inode = (await this.commit(body)).id
+    try {
+      // one chunk in memory at a time: each full one is stored and its placement started
+      let pos = 0
+      let buf = new Uint8Array(CHUNK_SIZE)
+      let fill = 0
+      const refs: ChunkRef[] = []
+      for await (const piece of pieces) {
+        if (pos + piece.byteLength > FILE_SIZE_MAX) throw new FsError('EFBIG', 'writeFile', path)
+        signal?.throwIfAborted()
+        let at = 0
+        while (at < piece.byteLength) {
+          const n = Math.min(CHUNK_SIZE - fill, piece.byteLength - at)
+          buf.set(piece.subarray(at, at + n), fill)
+          fill += n
+          at += n
+          if (fill === CHUNK_SIZE) {
+            refs.push(await write.chunk(buf, pos + at - CHUNK_SIZE, { signal }))
+            buf = new Uint8Array(CHUNK_SIZE)
+            fill = 0
+          }
+        }
+        pos += piece.byteLength
+      }
+      let content: Content | null = null
+      if (pos > 0 && pos <= INLINE_MAX) {
+        content = { inline: buf.slice(0, fill) }
+      } else if (pos > 0) {
+        if (fill > 0) refs.push(await write.chunk(buf.subarray(0, fill), pos - fill, { signal }))
+        const stored = await write.manifest(manifestOf(pos, refs), { signal })
+        content = { manifest: stored.cid }
+      }
+      // the last point of return: past it the new version is committed
+      signal?.throwIfAborted()
+      const now = nowNs()
+      if (target !== undefined) {
+        if (target.kind !== 'file') throw new FsError('EINVAL', 'writeFile', path, `not a regular file (${target.kind})`)
+        const open = this.open_.get(target.id)
+        await this.commit({ type: 'write', inode: target.id, content, size: pos, time: now })
+        open?.rebase({ content, size: pos })
+      } else {
+        const caller = opts.caller ?? ROOT
+        const own = this.owner(dir, caller, 'file', opts.mode ?? 0o644)
+        const body: OpBody = { type: 'create', parent: dir.id, name: split(path, 'writeFile').pop()!, kind: 'file', mode: own.mode, uid: own.uid, gid: own.gid, size: pos, time: now }
+        if (content !== null) body.content = content
+        inode = (await this.commit(body)).id
+      }
+    } catch (err) {
+      // not committed: what this write stored goes again, here and on peers
+      await write.abandon()
+      throw err
     }
-    const placing = this.chunks.place(c.refs, { inode })
+    write.committed()
+    const placing = write.placed({ inode })
     if (inode !== undefined) this.track(inode, placing)
     placing.catch(() => {}) // ignored here: track() logs a failed placement, and a 'safe' wait below rethrows it
     // an abort ends the wait for peers; the placement is the host's and goes on

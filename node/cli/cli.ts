@@ -127,7 +127,23 @@ async function command (p: Parsed): Promise<number> {
     }
     case 'put': {
       const [local, path] = need(p, 2, 'LOCAL PATH')
-      await client.put(local, path)
+      // Ctrl-C cancels: the host abandons the write and deletes what it stored, here and on peers
+      const cancel = new AbortController()
+      const onInt = (): void => { cancel.abort(new DOMException('cancelled', 'AbortError')) }
+      process.once('SIGINT', onInt)
+      const { progressDrawer } = await import('./progress.ts')
+      const draw = progressDrawer(process.stderr.isTTY === true, s => process.stderr.write(s))
+      try {
+        await client.put(local, path, { signal: cancel.signal, onProgress: draw.update })
+        draw.done()
+      } catch (err) {
+        draw.done()
+        if (!cancel.signal.aborted) throw err
+        process.stderr.write(`darkfs: put cancelled: ${path} is as it was\n`)
+        return EXIT_INTERRUPTED
+      } finally {
+        process.off('SIGINT', onInt)
+      }
       return 0
     }
     case 'get': {
@@ -333,6 +349,9 @@ async function up (settings: UpSettings): Promise<number> {
   out('stopped')
   return 0
 }
+
+/** Exit status of a command cancelled with Ctrl-C (128 + SIGINT), as a shell reports it. */
+export const EXIT_INTERRUPTED = 130
 
 /** Exit status of a writer whose reader went away (128 + SIGPIPE), as `cat big | head` gives. */
 export const EXIT_BROKEN_PIPE = 141

@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises'
 import { once } from 'node:events'
 import { NoHostRunningError, FsError, fromWire } from '../errors.ts'
 import { decodeArg, encodeArg } from './control.ts'
+import type { PutProgress } from './control.ts'
 
 export const CONTROL_SOCKET = 'control.sock'
 
@@ -69,8 +70,13 @@ export class ControlClient {
     return decodeArg((await this.json(await this.send('POST', '/v1/call', body, { 'content-type': 'application/json' }, options))).result)
   }
 
-  /** Upload a local file to a volume path (committed when the whole file has arrived). */
-  async put (local: string, path: string, options: AbortOptions = {}): Promise<void> {
+  /**
+   * Upload a local file to a volume path (committed when the whole file has arrived, and
+   * resolved once it is placed). `onProgress` hears the host's progress lines as it goes
+   * (bytes of the file, then bytes received, stored and placed by the host). An abort closes
+   * the request: the host abandons the write and deletes what it stored (control.ts).
+   */
+  async put (local: string, path: string, options: AbortOptions & { onProgress?: (p: PutProgress & { size: number }) => void } = {}): Promise<void> {
     let st
     try {
       st = await statLocal(local)
@@ -78,8 +84,26 @@ export class ControlClient {
       throw new FsError(err.code === 'ENOENT' ? 'ENOENT' : 'EIO', 'put', local, 'cannot read the local file')
     }
     if (!st.isFile()) throw new FsError('EINVAL', 'put', local, 'not a regular file')
-    const q = new URLSearchParams({ path, mode: String(st.mode & 0o7777) })
-    await this.json(await this.send('PUT', `/v1/file?${q.toString()}`, createReadStream(local), { 'content-length': String(st.size) }, options))
+    const q = new URLSearchParams({ path, mode: String(st.mode & 0o7777), progress: '1' })
+    const res = await this.send('PUT', `/v1/file?${q.toString()}`, createReadStream(local), { 'content-length': String(st.size) }, options)
+    if ((res.statusCode ?? 500) >= 400) { await this.json(res); return }
+    // NDJSON: progress lines, then the outcome
+    let buf = ''
+    for await (const part of res) {
+      buf += (part as Buffer).toString('utf8')
+      let nl
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const text = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        let msg: any
+        try { msg = JSON.parse(text) } catch { throw new Error(`bad reply from the host: ${text.slice(0, 200)}`) }
+        if (msg.progress !== undefined) options.onProgress?.({ ...msg.progress, size: st.size })
+        else if (msg.error !== undefined) throw fromWire(msg.error)
+        else if ('result' in msg) return
+      }
+    }
+    options.signal?.throwIfAborted()
+    throw new FsError('EIO', 'put', path, 'the host closed the connection before the put finished')
   }
 
   /** Download a volume file (or one version of it) to a local stream. */

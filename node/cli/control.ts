@@ -5,6 +5,8 @@
 //   GET  /peers                -> [{ id, addresses, ... }]
 //   POST /fs  { op, args }     -> { result }   filesystem calls by name (see FS_OPS)
 //   PUT  /file?path=P&mode=M   body = bytes    write a whole file (committed at the end)
+//        &progress=1           -> NDJSON lines as it goes: {progress:{received,stored,placed}}...,
+//                               then {result} or {error} (the status is 200 once streaming)
 //   GET  /file?path=P          -> bytes         read a whole file, streamed
 //   POST /call { op, args }    -> { result }   host commands (heal, pin, log, ...)
 // Errors travel as { error: WireError } with a 4xx/5xx status, so the client rethrows the
@@ -27,6 +29,11 @@ import type { Commands } from '../types.ts'
 export const MAX_JSON_BODY = 1 << 20
 /** Bytes per read/write while streaming a file through the socket: 1 MiB. */
 export const STREAM_PIECE = 1 << 20
+/** Shortest time between two progress lines of a `put` (PUT /v1/file?progress=1). */
+export const PROGRESS_EVERY_MS = 200
+
+/** Progress of a `put`: bytes received from the client, stored here, and placed on peers. */
+export interface PutProgress { received: number, stored: number, placed: number }
 
 /**
  * The filesystem calls the socket exposes, each with the position of its options argument
@@ -62,6 +69,13 @@ export const FS_OPS: Readonly<Record<string, number>> = {
 
 export interface ControlInit {
   socket: string
+  /**
+   * Node's HTTP server timeouts. `requestTimeoutMs` (default 0: none): a `put` streams its body
+   * for as long as it takes, and a client that goes away aborts its request instead;
+   * `checkIntervalMs`: how often Node enforces it (Node's default, 30 s). Tests set both to show
+   * which one a slow upload runs into.
+   */
+  timeouts?: { requestTimeoutMs?: number, checkIntervalMs?: number }
   volume: Volume
   status: (opts: { chunks: boolean }) => Promise<unknown>
   peers: () => Promise<unknown>
@@ -82,7 +96,8 @@ export class ControlServer {
     // no request timeout: a `put` of a large file streams its body for as long as it takes
     // (Node's default, 300 s, cut every upload longer than five minutes); a client that goes
     // away aborts its request instead (below)
-    const server = createServer({ requestTimeout: 0 }, (req, res) => {
+    const t = this.init.timeouts ?? {}
+    const server = createServer({ requestTimeout: t.requestTimeoutMs ?? 0, ...(t.checkIntervalMs !== undefined ? { connectionsCheckingInterval: t.checkIntervalMs } : {}) }, (req, res) => {
       // the client went away (or stop() closed its connection) before the response was complete
       const gone = new AbortController()
       res.once('close', () => { if (!res.writableFinished) gone.abort(new DOMException(`the control client went away during ${req.method ?? 'GET'} ${req.url ?? '/'}`, 'AbortError')) })
@@ -92,7 +107,15 @@ export class ControlServer {
       server.once('error', reject)
       server.listen(this.init.socket, () => { server.off('error', reject); resolve() })
     })
+    // no idle timeout on a connection either (Node's default is none: kept so, on purpose)
+    server.timeout = 0
     this.server = server
+  }
+
+  /** Node's settings of the running server that bound a request's time (0: none). */
+  limits (): { requestTimeout: number, timeout: number } | undefined {
+    const s = this.server
+    return s === undefined ? undefined : { requestTimeout: s.requestTimeout, timeout: s.timeout }
   }
 
   async stop (): Promise<void> {
@@ -129,8 +152,27 @@ export class ControlServer {
       case 'PUT /v1/file': {
         const path = url.searchParams.get('path') ?? ''
         const mode = Number(url.searchParams.get('mode') ?? '420')
-        await putFile(vol, path, Number.isInteger(mode) ? mode : 0o644, req, options)
-        send(res, 200, { result: null })
+        if (url.searchParams.get('progress') !== '1') {
+          await putFile(vol, path, Number.isInteger(mode) ? mode : 0o644, req, options)
+          send(res, 200, { result: null })
+          return
+        }
+        // progress as it goes: NDJSON lines, the outcome last
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+        const line = (v: unknown): void => { res.write(JSON.stringify(v) + '\n') }
+        let last = 0
+        try {
+          await putFile(vol, path, Number.isInteger(mode) ? mode : 0o644, req, options, p => {
+            const now = Date.now()
+            if (now - last < PROGRESS_EVERY_MS) return
+            last = now
+            line({ progress: p })
+          })
+          line({ result: null })
+        } catch (err) {
+          line({ error: toWire(err) })
+        }
+        res.end()
         return
       }
       case 'GET /v1/file': {
@@ -166,13 +208,18 @@ function withSignal (op: string, args: unknown[], at: number, options: AbortOpti
   return out
 }
 
-async function putFile (vol: Volume, path: string, mode: number, req: IncomingMessage, options: AbortOptions): Promise<void> {
+async function putFile (vol: Volume, path: string, mode: number, req: IncomingMessage, options: AbortOptions, onProgress?: (p: PutProgress) => void): Promise<void> {
+  let received = 0
   async function * pieces (): AsyncGenerator<Uint8Array> {
-    for await (const piece of req) yield piece as Buffer
+    for await (const piece of req) {
+      received += (piece as Buffer).byteLength
+      yield piece as Buffer
+    }
     if (!req.complete) throw new FsError('EIO', 'put', path, 'upload interrupted')
   }
-  // atomic: an interrupted upload leaves the path as it was
-  await vol.replaceFile(path, pieces(), { mode, wait: 'safe', signal: options.signal })
+  // atomic: an interrupted upload leaves the path as it was (and what it stored is deleted)
+  const report = onProgress === undefined ? undefined : (p: { stored: number, placed: number }) => { onProgress({ received, stored: p.stored, placed: p.placed }) }
+  await vol.replaceFile(path, pieces(), { mode, wait: 'safe', signal: options.signal, onProgress: report })
 }
 
 async function getFile (vol: Volume, path: string, res: ServerResponse, options: AbortOptions): Promise<void> {

@@ -14,7 +14,7 @@ import { Tree } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder } from '../keeper/index.ts'
+import { ChunkNetwork, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy } from '../keeper/index.ts'
 import { logger } from '../log.ts'
 
@@ -39,6 +39,8 @@ export interface DaemonOptions {
   keep?: RedundancyOptions & MembershipInit
   /** When the disk under the store counts as full (node/space.ts: reserve, margin, interval). */
   space?: SpaceInit
+  /** Bytes of fragments a write may hold here ahead of their placement (data/blocks.ts PLACE_WINDOW_BYTES). */
+  placeWindowBytes?: number
 }
 
 export interface Daemon {
@@ -109,7 +111,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // written fragments wait in memory until placed: placement pushes them and relays pull them
     // without reading them back from disk (data/staging.ts)
     const staging = new Staging()
-    const sink = { put: async (cid: CID, bytes: Uint8Array) => { await store.put(cid, bytes); announcer.announce(cid) } }
+    // a block of an abandoned write that lands after its release goes again (release.ts)
+    let release: Release | undefined
+    const sink = { put: async (cid: CID, bytes: Uint8Array) => { await store.put(cid, bytes); announcer.announce(cid); await release?.arrived(cid) } }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
@@ -146,7 +150,13 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { await membership.stop() })
     const policy = placementPolicy({ members: () => membership.members() }, { redundancy: opts.redundancy })
 
+    // asks the holders of an abandoned write's fragments to delete them (release.ts); built
+    // below, once the Volume and custody it consults are
     const network = new ChunkNetwork({
+      release: {
+        ask: async (peer, cids, o) => await release?.ask(peer, cids, o) ?? new Set(),
+        mayDelete: cid => release?.mayDelete(cid) ?? false
+      },
       host,
       swarm,
       store,
@@ -168,7 +178,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }, PLACE_RETRY_INTERVAL_MS)
     retryPlacement.unref()
     closers.push(async () => { clearInterval(retryPlacement) })
-    const chunks = new ChunkService(store, { network, staging })
+    const chunks = new ChunkService(store, { network, staging, placeWindowBytes: opts.placeWindowBytes })
     const volume = new Volume({ tree, chunks, store })
 
     const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
@@ -186,10 +196,13 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // the writer hands over the copies of a placed chunk that are not its own (network.ts 'handover')
     const onHandover = (e: CustomEvent<HandoverEvent>): void => {
       // the copies stay here (extra copies, safe): rebalance and GC offer them again later
-      custody.drop(e.detail.handovers).then(e.detail.dropped, (err: Error) => { log.error('handover of %d fragments failed, copies kept: %s', e.detail.handovers.length, err.message) })
+      e.detail.waitUntil(custody.drop(e.detail.handovers).then(e.detail.dropped, (err: Error) => { log.error('handover of %d fragments failed, copies kept: %s', e.detail.handovers.length, err.message) }))
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
+    release = new Release({ host, store: guarded, volume, promised: cid => custody.promised(cid), retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS })
+    await release.start()
+    closers.push(async () => { await release?.stop() })
     // a full host keeps its copies: handing them over would empty it, make it a member again
     // and fill it again (its peers copy what they want elsewhere meanwhile; space.ts)
     const keepWhileFull = { drop: async (...a: Parameters<Custody['drop']>) => space.isFull() ? [] : await custody.drop(...a) }

@@ -20,6 +20,16 @@ const log = logger('data:chunks')
 export const PREFETCH_CHUNKS = 4
 /** Decoded manifests kept in memory. */
 export const MANIFEST_CACHE_ENTRIES = 4096
+/**
+ * Bytes of fragments one write (a ChunkWrite: `put`, writeFile) may hold on this host ahead of
+ * their placement: 64 MiB, about 42 chunks of 4+2 at 1 MiB (the same as the staging memory
+ * bound, so every fragment is pushed from memory). A chunk leaves the window once its placement
+ * is over: its fragments are on their holders and the copies that are not this host's are
+ * handed over (deleted here), or it is left pending (offline: then it stays here whole). The
+ * write waits for room (backpressure up to the writer), so the writer's disk holds at most this
+ * plus its own share of what is placed.
+ */
+export const PLACE_WINDOW_BYTES = 64 * 1024 * 1024
 
 /** What the chunk service needs of the network (implemented in network.ts over host + swarm). */
 export interface Network {
@@ -35,9 +45,28 @@ export interface Network {
    * is over (acknowledged, or left pending for a retry); `inode`: the file they belong to;
    * `staged`: fragments still in memory (else they are read from the local store).
    */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined }) => Promise<void>
+  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, settle?: boolean }) => Promise<void>
   /** Fetch one block (e.g. a manifest) from whoever has it. */
   fetchOne: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
+  /**
+   * A write that stored these chunks was abandoned before its commit: stop placing them, and
+   * ask the hosts that took their fragments to delete what nothing else needs there.
+   */
+  abandon?: (refs: ChunkRef[], opts?: AbortOptions) => Promise<void>
+  /** Whether a local block may be deleted now (no peer was promised it: custody). */
+  mayDelete?: (cid: CID) => boolean
+}
+
+/** How far a ChunkWrite is: bytes stored here, and bytes whose placement is over. */
+export interface WriteProgress { stored: number, placed: number }
+
+export interface ChunkWriteOptions {
+  /** The inode whose pinning hosts get the chunks (for a new file: the directory it goes in). */
+  inode?: string
+  /** Bytes of fragments held ahead of their placement (default PLACE_WINDOW_BYTES). */
+  windowBytes?: number
+  /** Told after each chunk is stored and after each chunk's placement is over. */
+  onProgress?: (p: WriteProgress) => void
 }
 
 /** A chunk fetch shared by its readers: aborted when the last waiting reader gives up. */
@@ -54,6 +83,8 @@ export interface ChunkServiceInit {
    * the swarm, which serves relays from it. Default: a new one when there is a network.
    */
   staging?: Staging
+  /** Bytes of fragments a ChunkWrite holds ahead of their placement (default PLACE_WINDOW_BYTES). */
+  placeWindowBytes?: number
 }
 
 export class ChunkService {
@@ -68,8 +99,12 @@ export class ChunkService {
   /** Written fragments not yet placed, kept in memory for placement (none without a network). */
   private readonly staging?: Staging
 
+  /** ChunkWrite's default window (PLACE_WINDOW_BYTES). */
+  readonly placeWindowBytes: number
+
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
+    this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
     this.cache = new ChunkCache(init.cacheBytes)
     this.localParams = init.localParams ?? { k: 1, m: 0 }
     this.network = init.network
@@ -90,13 +125,18 @@ export class ChunkService {
     this.cache.clear()
   }
 
-  /** Encode and store a chunk locally (fsynced). Placement happens at commit. */
-  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
+  /** A write of a whole new version that places its chunks as it stores them (ChunkWrite). */
+  write (opts: ChunkWriteOptions = {}): ChunkWrite {
+    return new ChunkWrite(this, this.store, this.network, opts.windowBytes ?? this.placeWindowBytes, opts.inode, opts.onProgress)
+  }
+
+  /** Encode and store a chunk locally (fsynced). Placement happens at commit. `claim`: see Store.putMany. */
+  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number } } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
     // local work: checked at entry, never torn half-way
     opts.signal?.throwIfAborted()
-    const { k, m } = this.params()
+    const { k, m } = opts.params ?? this.params()
     const encoded = encodeChunk(bytes, offset, k, m)
-    await this.store.putMany(encoded.blocks)
+    await this.store.putMany(encoded.blocks, { claim: opts.claim })
     if (encoded.ref.cid !== null) {
       this.cache.set(encoded.ref.cid.toString(), bytes)
       this.staging?.stage(encoded.ref.cid.toString(), encoded.blocks)
@@ -202,13 +242,13 @@ export class ChunkService {
   }
 
   /** Store a manifest durably here; its ref (manifestRef) is what placement spreads. */
-  async storeManifest (manifest: Manifest, opts: AbortOptions = {}): Promise<{ cid: CID, ref: ChunkRef }> {
+  async storeManifest (manifest: Manifest, opts: AbortOptions & { claim?: object } = {}): Promise<{ cid: CID, ref: ChunkRef }> {
     opts.signal?.throwIfAborted()
     const { cid, bytes } = encodeManifest(manifest)
     // no host would read it back (decodeManifest's bound): the file holds more chunks of data
     // than one manifest describes (about 60 GiB; holes cost nothing)
     if (bytes.byteLength > MAX_MANIFEST_BYTES) throw new FsError('EFBIG', 'write', undefined, `a manifest of ${manifest.chunks.length} chunks is over ${MAX_MANIFEST_BYTES} bytes`)
-    await this.store.put(cid, bytes)
+    await this.store.put(cid, bytes, { claim: opts.claim })
     return { cid, ref: manifestRef(cid, bytes.byteLength) }
   }
 
@@ -245,7 +285,7 @@ export class ChunkService {
    * (the Volume decides how long an fsync waits for it). Their staged fragments are forgotten
    * then: a chunk left pending is pushed again later from the store.
    */
-  async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string } = {}): Promise<void> {
+  async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
     try {
       await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid) })
@@ -267,5 +307,136 @@ export class ChunkService {
 
   isCorrupt (err: unknown): boolean {
     return err instanceof CorruptBlockError
+  }
+}
+
+/**
+ * One write of a whole new version (`put`, writeFile: Volume.replaceFile), placed as it goes
+ * (DESIGN.md §5; issue 17): each chunk is encoded, stored here (fsynced) and handed to the
+ * network at once, and the write waits while more than `windowBytes` of its fragments are still
+ * being placed (PLACE_WINDOW_BYTES). The blocks it stores new are claimed (Store.putMany), so a
+ * write abandoned before its commit (an error, a cancelled `put`) deletes exactly what it left,
+ * here and on the hosts that took fragments, without waiting for GC's retention.
+ *
+ * Use: chunk() for each chunk in order, manifest(), then either committed() once the op that
+ * names the version is in the tree, and placed() to wait for the placement; or abandon().
+ */
+export class ChunkWrite {
+  private readonly chunks: ChunkService
+  private readonly store: Store
+  private readonly network?: Network
+  private readonly window: number
+  private readonly inode?: string
+  /** Aborts the placements of this write: only abandon() does (a commit's placement goes on without its caller). */
+  private readonly stop = new AbortController()
+  /** Every block this write stored, by CID. */
+  private readonly blocks = new Map<string, CID>()
+  /** Every chunk (and the manifest) this write stored, in order. */
+  readonly refs: ChunkRef[] = []
+  /** Placements in flight, with the bytes each holds in the window. */
+  private readonly inflight = new Set<Promise<void>>()
+  private held = 0
+  private done: 'open' | 'committed' | 'abandoned' = 'open'
+  /** The erasure parameters of every chunk of this version, fixed at its first chunk. */
+  private params?: { k: number, m: number }
+  readonly progress: WriteProgress = { stored: 0, placed: 0 }
+  /** The manifest, placed by placed() once the chunks are. */
+  private manifestRef?: ChunkRef
+
+  private readonly onProgress?: (p: WriteProgress) => void
+
+  constructor (chunks: ChunkService, store: Store, network: Network | undefined, windowBytes: number, inode: string | undefined, onProgress?: (p: WriteProgress) => void) {
+    this.onProgress = onProgress
+    this.chunks = chunks
+    this.store = store
+    this.network = network
+    this.window = windowBytes
+    this.inode = inode
+  }
+
+  /** Bytes of this write's fragments whose placement is not over (at most the window, but for one chunk). */
+  get holding (): number {
+    return this.held
+  }
+
+  /** Store one chunk of the version (at `offset`) and start placing it; waits for room in the window first. */
+  async chunk (bytes: Uint8Array, offset: number, opts: AbortOptions = {}): Promise<ChunkRef> {
+    if (this.done !== 'open') throw new Error(`chunk() on a ${this.done} write`)
+    this.params ??= this.chunks.params()
+    const { k, m } = this.params
+    const cost = Math.ceil(bytes.byteLength / Math.max(1, k)) * (k + m)
+    // backpressure: the write goes on once enough of what it stored is placed
+    while (this.held > 0 && this.held + cost > this.window) await raceSignal(Promise.race(this.inflight), opts.signal)
+    const { ref, blocks } = await this.chunks.storeChunk(bytes, offset, { signal: opts.signal, claim: this, params: this.params })
+    for (const b of blocks) this.blocks.set(b.cid.toString(), b.cid)
+    this.refs.push(ref)
+    this.progress.stored += bytes.byteLength
+    if (this.network === undefined || ref.cid === null) {
+      this.progress.placed += bytes.byteLength
+      this.onProgress?.(this.progress)
+      return ref
+    }
+    this.onProgress?.(this.progress)
+    this.held += cost
+    const run: Promise<void> = this.chunks.place([ref], { inode: this.inode, signal: this.stop.signal, settle: true })
+      .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
+      .finally(() => {
+        this.inflight.delete(run)
+        this.held -= cost
+        this.progress.placed += bytes.byteLength
+        if (this.done !== 'abandoned') this.onProgress?.(this.progress)
+      })
+    this.inflight.add(run)
+    return ref
+  }
+
+  /** Store the version's manifest (claimed like the chunks; placed by placed()). */
+  async manifest (manifest: Manifest, opts: AbortOptions = {}): Promise<{ cid: CID, ref: ChunkRef }> {
+    const stored = await this.chunks.storeManifest(manifest, { signal: opts.signal, claim: this })
+    this.blocks.set(stored.cid.toString(), stored.cid)
+    this.refs.push(stored.ref)
+    this.manifestRef = stored.ref
+    return stored
+  }
+
+  /** The op naming this version is in the tree: its blocks are referenced now, no longer this write's to delete. */
+  committed (): void {
+    this.done = 'committed'
+    for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
+  }
+
+  /** Wait until every chunk's placement is over, then place the manifest (`inode`: the file, now known). */
+  async placed (opts: { inode?: string } = {}): Promise<void> {
+    while (this.inflight.size > 0) await Promise.race(this.inflight)
+    const m = this.manifestRef
+    this.manifestRef = undefined
+    if (m !== undefined) await this.chunks.place([m], { inode: opts.inode ?? this.inode })
+  }
+
+  /**
+   * Give the write up before its commit (an error, a cancelled put): its placements stop, the
+   * hosts that took fragments are asked to delete them (network.abandon), and the blocks it
+   * stored new here, that nothing else stored since, are deleted. Idempotent; never throws.
+   */
+  async abandon (): Promise<void> {
+    if (this.done !== 'open') return
+    this.done = 'abandoned'
+    this.stop.abort(new DOMException('the write was abandoned', 'AbortError'))
+    await Promise.allSettled([...this.inflight])
+    const refs = this.refs.filter(r => r.cid !== null)
+    if (this.network?.abandon !== undefined && refs.length > 0) {
+      await this.network.abandon(refs).catch((err: Error) => { log.error('abandoned write: asking peers to delete its fragments failed (GC removes them later): %s', err.message) })
+    }
+    let freed = 0
+    for (const cid of this.blocks.values()) {
+      if (!this.store.claimed(cid, this) || this.network?.mayDelete?.(cid) === false) continue
+      try {
+        await this.store.delete(cid)
+        freed++
+      } catch (err) {
+        log.error('abandoned write: deleting block %s failed (GC removes it later): %s', cid.toString(), (err as Error).message)
+      }
+    }
+    log('abandoned write: %d chunk(s), %d block(s) deleted here', refs.length, freed)
   }
 }

@@ -14,8 +14,8 @@
 //    MAX_SHARDS, the cache's bytes.
 //  - The erasure codec is the native ISA-L addon when it is built (native/build.sh), else the
 //    TypeScript kernel; both give the same bytes (cross-checked in test/node/erasure.test.ts).
-export { ChunkService } from './blocks.ts'
-export type { Network } from './blocks.ts'
+export { ChunkService, ChunkWrite, PLACE_WINDOW_BYTES } from './blocks.ts'
+export type { ChunkWriteOptions, Network, WriteProgress } from './blocks.ts'
 export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, chunkAt, decodeChunk, decodeManifest, encodeChunk, encodeManifest, holeChunk, manifestOf, manifestRef } from './chunks.ts'
 export type { ChunkRef, Manifest } from './chunks.ts'
 export { codecNote, codecs } from './erasure.ts'

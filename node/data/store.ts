@@ -63,6 +63,19 @@ export class Store {
   private readonly corrupted = new Set<string>()
   /** Refuses new blocks while the disk is full (space.ts); blocks already stored are kept. */
   private readonly space?: SpaceGate
+  /** Bytes of blocks this process wrote (new ones only) and removed (deleted, quarantined); see counters(). */
+  private added = 0
+  private removed = 0
+  /** The highest added - removed since markPeak(). */
+  private peak = 0
+  /**
+   * Block -> the write that stored it and is the only one to have stored it since (claim()):
+   * a write abandoned before its commit deletes exactly these (a block another write or a peer
+   * stored too is shared, and left to GC).
+   */
+  private readonly claims = new Map<string, object>()
+  /** Blocks being written now (by putMany), so a concurrent put of the same block waits and counts it once. */
+  private readonly writing = new Map<string, Promise<void>>()
 
   private constructor (dir: string, opts: StoreOptions) {
     this.dir = dir
@@ -92,21 +105,39 @@ export class Store {
     return await this.blocks.has(cid)
   }
 
-  /** Store blocks durably. Each block's bytes must hash to its CID. */
-  async putMany (blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<void> {
+  /**
+   * Store blocks durably. Each block's bytes must hash to its CID. `claim`: the write storing
+   * them (any object): a block it stores new is claimed by it (claimed()), until anything else
+   * stores the same block.
+   */
+  async putMany (blocks: Array<{ cid: CID, bytes: Uint8Array }>, opts: { claim?: object } = {}): Promise<void> {
     for (const { cid, bytes } of blocks) {
       if (!matches(cid, bytes)) throw new CorruptBlockError(cid.toString(), 'refused to store')
     }
     const dirs = new Set<string>()
+    // equal blocks (equal shards of one chunk) are written, and counted, once
+    const distinct = [...new Map(blocks.map(b => [b.cid.toString(), b])).values()]
     try {
-      await Promise.all(blocks.map(async ({ cid, bytes }) => {
+      await Promise.all(distinct.map(async ({ cid, bytes }) => {
+        const key = cid.toString()
         const { dir, file } = this.file(cid)
-        this.corrupted.delete(cid.toString())
-        if (await this.present(file, bytes.byteLength)) return
+        this.corrupted.delete(key)
+        // the same block being stored by another call: it counts once, and is shared
+        const other = this.writing.get(key)
+        if (other !== undefined) await other.catch(() => {}) // ignored: that call reports its own failure; this one checks the file below
+        if (await this.present(file, bytes.byteLength)) {
+          // stored by someone else too (or before): no longer one write's alone
+          if (this.claims.get(key) !== opts.claim) this.claims.delete(key)
+          return
+        }
         this.space?.admit(bytes.byteLength)
-        await this.blocks.put(cid, bytes)
-        await fsyncPath(file)
+        const writing = (async () => { await this.blocks.put(cid, bytes); await fsyncPath(file) })()
+        this.writing.set(key, writing)
+        try { await writing } finally { if (this.writing.get(key) === writing) this.writing.delete(key) }
         dirs.add(dir)
+        this.count(bytes.byteLength)
+        if (opts.claim !== undefined) this.claims.set(key, opts.claim)
+        else this.claims.delete(key)
       }))
       await Promise.all([...dirs].map(async d => { await fsyncPath(d) }))
     } catch (err: any) {
@@ -120,8 +151,45 @@ export class Store {
     }
   }
 
-  async put (cid: CID, bytes: Uint8Array): Promise<void> {
-    await this.putMany([{ cid, bytes }])
+  async put (cid: CID, bytes: Uint8Array, opts: { claim?: object } = {}): Promise<void> {
+    await this.putMany([{ cid, bytes }], opts)
+  }
+
+  /** Whether `claim` stored this block new and nothing else stored it since (putMany). */
+  claimed (cid: CID | string, claim: object): boolean {
+    return this.claims.get(cid.toString()) === claim
+  }
+
+  /** Whether some write in flight here claims this block (it stored it new and has not committed). */
+  isClaimed (cid: CID | string): boolean {
+    return this.claims.has(cid.toString())
+  }
+
+  /** Forget a write's claim on a block (it committed: the tree references the block now). */
+  unclaim (cid: CID | string, claim: object): void {
+    const key = cid.toString()
+    if (this.claims.get(key) === claim) this.claims.delete(key)
+  }
+
+  /**
+   * What this process changed in the store, in bytes of block files: `added` (blocks written
+   * new), `removed` (deleted or quarantined), `net` = added - removed (how far the store's
+   * bytesStored moved since it was opened), and `peak`, the highest `net` since markPeak().
+   * Exact, from the writes themselves: no sampling.
+   */
+  counters (): { added: number, removed: number, net: number, peak: number } {
+    return { added: this.added, removed: this.removed, net: this.added - this.removed, peak: this.peak }
+  }
+
+  /** Start a new high-water mark of counters().net (from now). */
+  markPeak (): void {
+    this.peak = this.added - this.removed
+  }
+
+  private count (bytes: number): void {
+    if (bytes > 0) this.added += bytes
+    else this.removed -= bytes
+    this.peak = Math.max(this.peak, this.added - this.removed)
   }
 
   private async present (file: string, size: number): Promise<boolean> {
@@ -165,7 +233,10 @@ export class Store {
     if (this.corrupted.size >= MAX_CORRUPTED_REMEMBERED) this.corrupted.delete(this.corrupted.values().next().value as string)
     this.corrupted.add(cid.toString())
     try {
+      const size = (await stat(file)).size
       await rename(file, join(this.dir, 'corrupt', `${cid.toString()}.${Date.now()}`))
+      this.count(-size)
+      this.claims.delete(cid.toString())
       log.error('block %s is corrupt on disk: moved to %s/corrupt', cid.toString(), this.dir)
     } catch (err) {
       // still remembered as corrupt (this.corrupted) and reported below; a later read tries again
@@ -175,7 +246,12 @@ export class Store {
   }
 
   async delete (cid: CID): Promise<void> {
+    const { file } = this.file(cid)
+    // ignored: an absent block frees nothing (blockstore-fs deletes it without complaint too)
+    const size = await stat(file).then(s => s.size, () => 0)
     await this.blocks.delete(cid)
+    this.claims.delete(cid.toString())
+    if (size > 0) this.count(-size)
     this.space?.freed()
   }
 

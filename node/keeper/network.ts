@@ -53,6 +53,8 @@ export interface NetworkComponents {
    * (forward.ts); given only when this host's uplink is thin (throughRelays).
    */
   forward?: Pick<Forwarder, 'place'>
+  /** Asks peers to delete an abandoned write's fragments (release.ts); none: they are left to GC. */
+  release?: Releaser
 }
 
 /**
@@ -79,6 +81,17 @@ export function throughRelays (uploadBytesPerSecond: number | undefined): boolea
 export interface HandoverEvent {
   handovers: Handover[]
   dropped: (cids: string[]) => void
+  /** The listener's work on it (the custody round): a placement with `settle` waits for it. */
+  waitUntil: (work: Promise<unknown>) => void
+}
+
+/**
+ * Deleting the fragments of an abandoned write on the hosts that took them (release.ts), and
+ * whether a local block may be deleted now (custody: no peer was promised it).
+ */
+export interface Releaser {
+  ask: (peer: string, cids: CID[], opts?: AbortOptions) => Promise<Set<string>>
+  mayDelete: (cid: CID) => boolean
 }
 
 export interface NetworkEvents {
@@ -94,6 +107,12 @@ export interface PlaceOptions extends AbortOptions {
   inode?: string
   /** Fragments still in memory (data/staging.ts); the rest are read from the store. */
   staged?: (cid: CID) => Uint8Array | undefined
+  /**
+   * Resolve only once the copies this host is not a target of are handed over (deleted here)
+   * too, not as soon as the targets acknowledged: a write's placement window (ChunkWrite) counts
+   * its bytes on this disk until then.
+   */
+  settle?: boolean
 }
 
 export class ChunkNetwork extends EventTarget implements Network {
@@ -115,6 +134,8 @@ export class ChunkNetwork extends EventTarget implements Network {
   private readonly keep = new Set<string>()
   /** Chunks being placed now: a retry (every reconnect) joins the placement in flight. */
   private readonly placing = new Map<string, Promise<void>>()
+  /** Chunks whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
+  private readonly handing = new Map<string, Promise<void>>()
 
   constructor (components: NetworkComponents) {
     super()
@@ -226,7 +247,39 @@ export class ChunkNetwork extends EventTarget implements Network {
         this.placing.set(key, run)
       }
       await run
+      if (opts.settle === true) await this.handing.get(key)
     })
+  }
+
+  /**
+   * A write that stored these chunks was abandoned before its commit (ChunkWrite.abandon): they
+   * are no longer pending, and every host known to hold one of their fragments is asked to
+   * delete it (release.ts: each deletes only what nothing it knows of needs).
+   */
+  async abandon (refs: ChunkRef[], opts: AbortOptions = {}): Promise<void> {
+    const cids = new Map<string, CID>()
+    for (const ref of refs) {
+      if (ref.cid === null) continue
+      const key = ref.cid.toString()
+      await this.placing.get(key)
+      this.pending.delete(ref)
+      this.placement.delete(key)
+      for (const f of ref.fragments) cids.set(f.toString(), f)
+    }
+    const release = this.c.release
+    if (release === undefined || cids.size === 0) return
+    // every connected peer, not only the ones that acknowledged: a push cut short by the abort
+    // may have stored its block without the acknowledgement coming back (a block that lands
+    // after this request is dropped on arrival: release.ts)
+    await Promise.all(this.host.peers().map(async ({ id: peer }) => {
+      const gone = await release.ask(peer, [...cids.values()], opts)
+      placeLog('abandoned write: %s deleted %d of %d fragment(s) asked', shortPeer(peer), gone.size, cids.size)
+    }))
+  }
+
+  /** Whether a local block may be deleted now (no peer was promised it). */
+  mayDelete (cid: CID): boolean {
+    return this.c.release?.mayDelete(cid) ?? true
   }
 
   /** Retry placement of every chunk still pending (after a reconnect). */
@@ -332,7 +385,14 @@ export class ChunkNetwork extends EventTarget implements Network {
       for (const h of handovers) if (gone.has(h.cid.toString())) held[h.j].delete(self)
       if (gone.size > 0) placeLog('chunk %s: handed over %d fragment(s) to their keepers', shortCid(ref.cid!), gone.size)
     }
-    this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', { detail: { handovers: handovers.map(({ cid, keepers }) => ({ cid, keepers })), dropped } }))
+    const work: Array<Promise<unknown>> = []
+    const waitUntil = (p: Promise<unknown>): void => { work.push(p) }
+    this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', { detail: { handovers: handovers.map(({ cid, keepers }) => ({ cid, keepers })), dropped, waitUntil } }))
+    if (work.length === 0) return
+    const key = ref.cid!.toString()
+    // ignored here: the listener logs its own failures (the copies then stay, which is safe)
+    const all: Promise<void> = Promise.allSettled(work).then(() => { if (this.handing.get(key) === all) this.handing.delete(key) })
+    this.handing.set(key, all)
   }
 
   /**

@@ -1,0 +1,164 @@
+// Deleting what an abandoned write left on other hosts (issue 17): a `put` that fails or is
+// cancelled before its commit has pushed fragments to their holders already (placement runs as
+// the write goes: data/blocks.ts ChunkWrite). The writer asks each holder to delete them at
+// once, instead of leaving them to GC's retention (days). A holder deletes a block only when
+// nothing it knows of needs it:
+//  - no retained version in its tree references it (retained.ts: what GC keeps; nothing is
+//    deleted while some retained manifest cannot be read);
+//  - it promised nobody to keep it (custody.ts);
+//  - no write of its own in flight stored it (Store claims), and no pin keeps it (guardStore).
+// So a release can cost a copy only of a block that another writer pushed there and has not
+// committed yet, whose copies that writer still holds itself or has custody promises for:
+// repair restores the copy. Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
+import { CID } from 'multiformats/cid'
+import type { AbortOptions } from '@libp2p/interface'
+import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
+import type { Host } from '../net/index.ts'
+import type { Store } from '../data/index.ts'
+import type { Volume } from '../index.ts'
+import { retained } from './retained.ts'
+import { logger } from '../log.ts'
+
+const log = logger('keeper:release')
+
+export const RELEASE_PROTOCOL = '/darkfs/release/1.0.0'
+/** Most CIDs in one request (the rest go in further requests). */
+export const MAX_RELEASE_CIDS = 1024
+/** Bound of one request or reply message. */
+export const MAX_RELEASE_MESSAGE_BYTES = MAX_RELEASE_CIDS * 64 + 1024
+/** Time for one peer to answer (it reads the retained manifests first). */
+export const RELEASE_TIMEOUT_MS = 30_000
+/**
+ * How long a released block is remembered: a push of it cut short by the abort that lands after
+ * the release (a different stream) is dropped on arrival (arrived()), by the same rules.
+ */
+export const RELEASE_REMEMBER_MS = 60_000
+/** Released blocks remembered at most (the oldest forgotten first). */
+export const RELEASE_REMEMBER_MAX = 65_536
+
+export class ReleaseProtocolError extends RpcProtocolError {
+  override readonly name = 'ReleaseProtocolError'
+}
+
+export const RELEASE = defineProtocol<CID[], boolean[]>({
+  id: RELEASE_PROTOCOL,
+  maxMessageBytes: MAX_RELEASE_MESSAGE_BYTES,
+  timeoutMs: RELEASE_TIMEOUT_MS,
+  malformed: ReleaseProtocolError,
+  request: (v) => {
+    if (!Array.isArray(v) || v.length > MAX_RELEASE_CIDS) throw new ReleaseProtocolError(`release request: expected an array of at most ${MAX_RELEASE_CIDS} CIDs`)
+    return v.map(x => {
+      const cid = CID.asCID(x)
+      if (cid === null) throw new ReleaseProtocolError('release request: not a CID')
+      return cid
+    })
+  },
+  reply: (v, request) => {
+    if (!Array.isArray(v) || v.length !== request.length || !v.every(x => typeof x === 'boolean')) {
+      throw new ReleaseProtocolError(`release reply: expected ${request.length} booleans`)
+    }
+    return v
+  }
+})
+
+export interface ReleaseComponents {
+  host: Pick<Host, 'handle' | 'unhandle' | 'newStream'>
+  /** Deletes through the pin guard (guardStore); claims are the store's own. */
+  store: Pick<Store, 'has' | 'delete' | 'isClaimed'>
+  volume: Volume
+  /** Whether this host promised a peer to keep the block (custody.ts). */
+  promised: (cid: CID) => boolean
+  /** Retention of old versions (the same as GC's). */
+  retentionMs: number
+}
+
+export class Release {
+  private readonly c: ReleaseComponents
+  private unserve?: () => Promise<void>
+  /** Block -> until when a late arrival of it is dropped (RELEASE_REMEMBER_MS). */
+  private readonly released = new Map<string, number>()
+
+  constructor (c: ReleaseComponents) {
+    this.c = c
+  }
+
+  async start (): Promise<void> {
+    if (this.unserve !== undefined) return
+    this.unserve = await serve(this.c.host, RELEASE, {
+      call: async (cids, ctx) => {
+        const until = Date.now() + RELEASE_REMEMBER_MS
+        for (const c of cids) {
+          this.released.delete(c.toString())
+          this.released.set(c.toString(), until)
+        }
+        while (this.released.size > RELEASE_REMEMBER_MAX) this.released.delete(this.released.keys().next().value!)
+        const gone = await this.drop(cids, { signal: ctx.signal })
+        if (gone.size > 0) log('%s: deleted %d of %d block(s) of an abandoned write', ctx.peer, gone.size, cids.length)
+        return cids.map(c => gone.has(c.toString()))
+      }
+    })
+  }
+
+  async stop (): Promise<void> {
+    const u = this.unserve
+    this.unserve = undefined
+    await u?.()
+  }
+
+  /**
+   * A block was stored here from a peer (the swarm's sink): when it was released a moment ago
+   * (its push overtaken by the release), it goes again, by the same rules. Never throws.
+   */
+  async arrived (cid: CID): Promise<void> {
+    const until = this.released.get(cid.toString())
+    if (until === undefined) return
+    if (until < Date.now()) { this.released.delete(cid.toString()); return }
+    try {
+      const gone = await this.drop([cid])
+      if (gone.size > 0) log('dropped %s on arrival: released a moment ago', cid.toString())
+    } catch (err) {
+      log.error('dropping released block %s on arrival failed (GC removes it later): %s', cid.toString(), (err as Error).message)
+    }
+  }
+
+  /** Whether a local block may be deleted now: no peer was promised it. */
+  mayDelete (cid: CID): boolean {
+    return !this.c.promised(cid)
+  }
+
+  /** Delete the blocks nothing here needs (see the top of this file); returns the ones deleted. */
+  async drop (cids: CID[], opts: AbortOptions = {}): Promise<Set<string>> {
+    const out = new Set<string>()
+    const r = await retained(this.c.volume, this.c.retentionMs, opts)
+    if (r.unreadable > 0) {
+      log('%d retained manifest(s) cannot be read: nothing released (GC removes it later)', r.unreadable)
+      return out
+    }
+    const needed = new Set<string>(r.manifests.keys())
+    for (const ref of r.chunks.values()) for (const f of ref.fragments) needed.add(f.toString())
+    for (const cid of cids) {
+      const key = cid.toString()
+      if (needed.has(key) || this.c.promised(cid) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
+      await this.c.store.delete(cid)
+      // the pin guard may have kept it
+      if (!(await this.c.store.has(cid))) out.add(key)
+    }
+    return out
+  }
+
+  /** Ask a peer to delete blocks of an abandoned write: the ones it deleted. Unreachable peers delete nothing. */
+  async ask (peer: string, cids: CID[], opts: AbortOptions = {}): Promise<Set<string>> {
+    const out = new Set<string>()
+    for (let b = 0; b < cids.length; b += MAX_RELEASE_CIDS) {
+      const batch = cids.slice(b, b + MAX_RELEASE_CIDS)
+      try {
+        const reply = await call(this.c.host, peer, RELEASE, batch, opts)
+        batch.forEach((c, i) => { if (reply[i]) out.add(c.toString()) })
+      } catch (err) {
+        // unreachable or failing: that peer's copies are left to its GC
+        log('release of %d block(s) asked of %s: %e', batch.length, peer, err)
+      }
+    }
+    return out
+  }
+}
