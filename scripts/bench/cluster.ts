@@ -15,10 +15,15 @@ export async function run (): Promise<Record<string, number>> {
     await until('full mesh', () => hosts.every(h => h.host.peers().length === HOSTS - 1), 30_000)
     const writer = hosts[0]
     const sentBefore = writer.swarm.stats().bytesSent
+    const storedBefore = writer.store.counters().net
+    writer.store.markPeak()
     let t0 = performance.now()
     await writer.volume.replaceFile('/big.bin', randomPieces(size), { wait: 'safe' })
     const putS = (performance.now() - t0) / 1000
     const sent = writer.swarm.stats().bytesSent - sentBefore
+    // the writer's disk during the put: its peak store growth, against the file's size (issue 17
+    // item 8: placement streams within a bounded window, the writer keeps its own share)
+    const peakStored = writer.store.counters().peak - storedBefore
     const reader = hosts[3]
     await until('the reader sees the file', async () => { try { await reader.volume.stat('/big.bin'); return true } catch { return false } }, 30_000)
     reader.volume.chunks.dropCache()
@@ -33,7 +38,8 @@ export async function run (): Promise<Record<string, number>> {
       'cluster5.m': m,
       'cluster5.put.MiBps': size / putS,
       'cluster5.get.cold.MiBps': size / getS,
-      'cluster5.writer.uploadPerByteWritten': sent / (size * MiB)
+      'cluster5.writer.uploadPerByteWritten': sent / (size * MiB),
+      'cluster5.writer.peakStoredPerByteWritten': peakStored / (size * MiB)
     }
   } finally {
     await t.run()
