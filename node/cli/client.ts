@@ -3,16 +3,20 @@
 // AbortOptions last: an abort closes the request's connection, which the server sees as the
 // client gone, and it aborts the Volume call or command it was running (control.ts).
 import type { AbortOptions } from '@libp2p/interface'
-import { request } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { stat as statLocal, rename, unlink } from 'node:fs/promises'
-import { randomBytes } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { once } from 'node:events'
 import { NoHostRunningError, FsError, fromWire } from '../errors.ts'
-import { decodeArg, encodeArg } from './control.ts'
+import { decodeArg, encodeArg } from './wire.ts'
+
+// Every CLI command but init and up loads this file: it keeps to what a call needs. node:http is
+// taken with getBuiltinModule, not imported: importing it as an ES module builds its ESM facade,
+// which reads every export, and its lazy `WebSocket`/`fetch` getters load undici (about 40-80 ms
+// of the command's 100 ms budget, scripts/bench/cli.ts).
+const { request } = process.getBuiltinModule('node:http')
 
 export const CONTROL_SOCKET = 'control.sock'
 
@@ -97,6 +101,7 @@ export class ControlClient {
    * a half-replaced one) under the target name.
    */
   async getTo (path: string, local: string, options: AbortOptions = {}): Promise<void> {
+    const { randomBytes } = process.getBuiltinModule('node:crypto') // only `get` needs it
     const tmp = join(dirname(local), `.${basename(local)}.darkfs-${randomBytes(6).toString('hex')}.part`)
     const out = createWriteStream(tmp, { flags: 'wx' })
     await once(out, 'open') // a bad local path (ENOENT, EISDIR, EACCES) rejects here, not as an unhandled 'error'

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, up, DARKFS } from '../../harness/proc.ts'
 import { execFile } from 'node:child_process'
@@ -134,5 +135,24 @@ describe('darkfs command line (real `darkfs up` process)', function () {
     })
     assert.equal(r.stderr, '', 'nothing on stderr')
     assert.match(r.stdout, /status=141/)
+  })
+
+  it('client commands (stat, ls, status, log, cat) load only the client: no libp2p, no data path, no node:http module', async () => {
+    const data = await running()
+    await cli(data, 'mkdir', '/x')
+    const hook = fileURLToPath(new URL('../../harness/record-modules.ts', import.meta.url))
+    const record = join(await tempDir(t), 'modules.txt')
+    const env = { NODE_OPTIONS: `--import ${hook}`, DARKFS_RECORD_MODULES: record }
+    // the last two fail (a directory has no log, no /nope): an error path loads no more
+    for (const [i, args] of [['stat', '/x'], ['ls', '/'], ['status'], ['log', '/x'], ['cat', '/nope']].entries()) {
+      const r = await darkfs(['--data', data, ...args], { env })
+      assert.equal(r.code, i < 3 ? 0 : 1, `darkfs ${args.join(' ')}: ${r.stderr}`)
+      const loaded = (await readFile(record, 'utf8')).split('\n').filter(l => l !== '' && !l.endsWith('/harness/record-modules.ts'))
+      assert.ok(loaded.some(u => u.endsWith('/node/cli/client.ts')), `the recorder saw the client load: ${loaded.join(' ')}`)
+      const heavy = loaded.filter(u => /\/node_modules\/|\/node\/(net|keeper|data|tree)\/|\/(swarm|fuse)\//.test(u))
+      assert.deepEqual(heavy, [], `darkfs ${args[0]} loads no package and no host part`)
+      // importing node:http as a module builds its ESM facade, which loads undici (client.ts)
+      assert.ok(!loaded.includes('node:http'), `darkfs ${args[0]} does not import node:http as a module`)
+    }
   })
 })
