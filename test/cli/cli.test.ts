@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, up, DARKFS } from '../../harness/proc.ts'
 import { execFile } from 'node:child_process'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 
 describe('darkfs command line (real `darkfs up` process)', function () {
   const t = new Teardown()
@@ -153,6 +155,24 @@ describe('darkfs command line (real `darkfs up` process)', function () {
       assert.deepEqual(heavy, [], `darkfs ${args[0]} loads no package and no host part`)
       // importing node:http as a module builds its ESM facade, which loads undici (client.ts)
       assert.ok(!loaded.includes('node:http'), `darkfs ${args[0]} does not import node:http as a module`)
+    }
+  })
+
+  it('darkfs up on a port in use: one line `darkfs: port N is in use (...)`, exit 1, no libp2p internals', async () => {
+    const data = await fresh()
+    assert.equal((await darkfs(['init', '--data', data, '--new-network'])).code, 0)
+    const busy = createServer()
+    await new Promise<void>(resolve => busy.listen(0, '127.0.0.1', resolve))
+    t.add(async () => { await new Promise(resolve => busy.close(resolve)) })
+    const port = (busy.address() as AddressInfo).port
+    // supervised (the default) and in this process (--no-restart): the same one line
+    for (const extra of [[], ['--no-restart']]) {
+      const r = await darkfs(['up', '--data', data, '--listen', `/ip4/127.0.0.1/tcp/${port}`, ...extra])
+      assert.equal(r.code, 1, r.stderr)
+      const lines = r.stderr.trim().split('\n')
+      assert.equal(lines.length, 1, `one line: ${r.stderr}`)
+      assert.match(lines[0], new RegExp(`^darkfs: port ${port} is in use \\(.+\\)$`))
+      assert.doesNotMatch(r.stderr, /transportManager|faultTolerance|NO_FATAL/)
     }
   })
 })
