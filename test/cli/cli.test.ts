@@ -139,7 +139,7 @@ describe('darkfs command line (real `darkfs up` process)', function () {
     assert.match(r.stdout, /status=141/)
   })
 
-  it('client commands (stat, ls, status, log, cat) load only the client: no libp2p, no data path, no node:http module', async () => {
+  it('client commands (stat, ls, status, log, cat) load only the client: no libp2p, no data path, no node:http or node:fs module', async () => {
     const data = await running()
     await cli(data, 'mkdir', '/x')
     const hook = fileURLToPath(new URL('../../harness/record-modules.ts', import.meta.url))
@@ -153,8 +153,9 @@ describe('darkfs command line (real `darkfs up` process)', function () {
       assert.ok(loaded.some(u => u.endsWith('/node/cli/client.ts')), `the recorder saw the client load: ${loaded.join(' ')}`)
       const heavy = loaded.filter(u => /\/node_modules\/|\/node\/(net|keeper|data|tree)\/|\/(swarm|fuse)\//.test(u))
       assert.deepEqual(heavy, [], `darkfs ${args[0]} loads no package and no host part`)
-      // importing node:http as a module builds its ESM facade, which loads undici (client.ts)
-      assert.ok(!loaded.includes('node:http'), `darkfs ${args[0]} does not import node:http as a module`)
+      // importing node:http or node:fs as a module builds its ESM facade, whose lazy getters
+      // load undici, streams, readline (client.ts)
+      for (const facade of ['node:http', 'node:fs']) assert.ok(!loaded.includes(facade), `darkfs ${args[0]} does not import ${facade} as a module`)
     }
   })
 
