@@ -99,6 +99,21 @@ export class UsageError extends Error {
   override readonly name = 'UsageError'
 }
 
+/**
+ * A host could not listen on its addresses (`darkfs up --listen`): `port` is set when the reason
+ * is a port in use, the case users meet (another host or program on it).
+ */
+export class ListenError extends Error {
+  override readonly name = 'ListenError'
+  readonly address: string
+  readonly port?: number
+  constructor (message: string, address: string, port?: number) {
+    super(message)
+    this.address = address
+    this.port = port
+  }
+}
+
 /** A peer connection that failed in a way that points at a different network key. */
 export class NetworkKeyMismatchError extends Error {
   override readonly name = 'NetworkKeyMismatchError'

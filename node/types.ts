@@ -35,6 +35,17 @@ export interface Stats {
 
 export interface Dirent { name: string, kind: Kind, ino: number }
 
+/**
+ * Space in bytes, as statfs reports it: the size, the free bytes, and those of them new data
+ * may take (`avail`: free less what is kept back, e.g. a host's reserve). A host's Volume reports
+ * the network's, in bytes of file data (keeper/capacity.ts).
+ */
+export interface Capacity {
+  total: number
+  free: number
+  avail: number
+}
+
 export interface StatFs {
   bsize: number
   blocks: number

@@ -16,7 +16,7 @@ import { OpenFile, type Committed } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.ts'
 import { MAX_XATTR_VALUE_BYTES } from './tree/index.ts'
-import type { Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
+import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
 import type { AbortOptions } from '@libp2p/interface'
@@ -68,11 +68,18 @@ const log = logger('volume')
 
 const ROOT: Caller = { uid: 0, gid: 0 }
 const BLOCK = 4096
+/** Files statfs reports (total and free): the tree sets no limit on their number. */
+export const STATFS_FILES = 2 ** 30
 
 export interface VolumeParts {
   tree: Tree
   chunks: ChunkService
   store?: Store
+  /**
+   * The space statfs reports (`df` on the mount): a host's is the network's, in bytes of file
+   * data (keeper/capacity.ts). Default: the disk under the store, as a host alone has.
+   */
+  capacity?: (options?: AbortOptions) => Capacity | Promise<Capacity>
   /** What closing the Volume closes (the parts a library Volume owns); a host closes its parts itself. */
   close?: () => Promise<void>
 }
@@ -91,6 +98,7 @@ export class Volume implements VolumeApi {
   readonly tree: Tree
   readonly chunks: ChunkService
   private readonly store?: Store
+  private readonly capacity?: VolumeParts['capacity']
   private readonly closeParts?: () => Promise<void>
   private closing?: Promise<void>
   private readonly open_ = new Map<InodeId, OpenFile>()
@@ -103,6 +111,7 @@ export class Volume implements VolumeApi {
     this.tree = parts.tree
     this.chunks = parts.chunks
     this.store = parts.store
+    this.capacity = parts.capacity
     this.closeParts = parts.close
     this.tree.addEventListener('op', (e: any) => {
       const { body, local } = e.detail ?? {}
@@ -836,21 +845,24 @@ export class Volume implements VolumeApi {
     return this.tree.conflicts().map(c => ({ path: c.path, author: c.author, time: c.time }))
   }
 
+  /** `df`: the space of the network (a host's Volume, see VolumeParts.capacity), else of the disk under the store. */
   async statfs (options: AbortOptions = {}): Promise<StatFs> {
     options.signal?.throwIfAborted()
-    const usage = await this.store?.usage()
-    const bsize = BLOCK
-    const capacity = usage?.capacity ?? 0
-    const free = usage?.free ?? 0
+    const c = await this.capacity?.(options) ?? await this.localCapacity()
     return {
-      bsize,
-      blocks: Math.floor(capacity / bsize),
-      bfree: Math.floor(free / bsize),
-      bavail: Math.floor(free / bsize),
-      files: 1 << 30,
-      ffree: 1 << 30,
+      bsize: BLOCK,
+      blocks: Math.floor(c.total / BLOCK),
+      bfree: Math.floor(c.free / BLOCK),
+      bavail: Math.floor(c.avail / BLOCK),
+      files: STATFS_FILES,
+      ffree: STATFS_FILES,
       namemax: 255
     }
+  }
+
+  private async localCapacity (): Promise<Capacity> {
+    const disk = await this.store?.disk()
+    return { total: disk?.capacity ?? 0, free: disk?.free ?? 0, avail: disk?.free ?? 0 }
   }
 }
 

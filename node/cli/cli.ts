@@ -1,7 +1,6 @@
 // darkfs command line: the contract of DESIGN.md §8. `init` and `up` work on the data dir;
 // every other command talks to the running host over its control socket. Exit 0 on success;
 // otherwise one clear line on stderr and a non-zero status (2 for usage errors).
-import { createWriteStream } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { dataDir, init, isInitialised } from './config.ts'
 import { ControlClient } from './client.ts'

@@ -3,17 +3,24 @@
 // AbortOptions last: an abort closes the request's connection, which the server sees as the
 // client gone, and it aborts the Volume call or command it was running (control.ts).
 import type { AbortOptions } from '@libp2p/interface'
-import { request } from 'node:http'
 import type { IncomingMessage } from 'node:http'
-import { createReadStream, createWriteStream } from 'node:fs'
 import { stat as statLocal, rename, unlink } from 'node:fs/promises'
-import { randomBytes } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { once } from 'node:events'
 import { NoHostRunningError, FsError, fromWire } from '../errors.ts'
-import { decodeArg, encodeArg } from './control.ts'
 import type { PutProgress } from './control.ts'
+import { decodeArg, encodeArg } from './wire.ts'
+
+// Every CLI command but init and up loads this file: it keeps to what a call needs (a command's
+// own time is meant to stay well under 100 ms, scripts/bench/cli.ts). node:http and node:fs are
+// taken with getBuiltinModule, not imported: importing a builtin as an ES module builds its ESM
+// facade, which reads every export, and their lazy getters load more (http's `WebSocket` loads
+// undici, 40-80 ms; fs's `ReadStream` the stream and readline modules). Requests skip the HTTP
+// agent (one connection per request to a unix socket; its server-name code compiles the IPv6
+// regular expression, ~10 ms).
+const { request } = process.getBuiltinModule('node:http')
+const { connect } = process.getBuiltinModule('node:net')
 
 export const CONTROL_SOCKET = 'control.sock'
 
@@ -29,7 +36,7 @@ export class ControlClient {
   private async send (method: string, path: string, body?: Uint8Array | NodeJS.ReadableStream, headers: Record<string, string> = {}, options: AbortOptions = {}): Promise<IncomingMessage> {
     options.signal?.throwIfAborted()
     return await new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socket, method, path, headers, signal: options.signal }, resolve)
+      const req = request({ createConnection: () => connect(this.socket), method, path, headers, signal: options.signal }, resolve)
       req.on('error', (err: any) => {
         if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') reject(new NoHostRunningError(this.dataDir))
         else reject(err)
@@ -85,6 +92,7 @@ export class ControlClient {
     }
     if (!st.isFile()) throw new FsError('EINVAL', 'put', local, 'not a regular file')
     const q = new URLSearchParams({ path, mode: String(st.mode & 0o7777), progress: '1' })
+    const { createReadStream } = process.getBuiltinModule('node:fs')
     const res = await this.send('PUT', `/v1/file?${q.toString()}`, createReadStream(local), { 'content-length': String(st.size) }, options)
     if ((res.statusCode ?? 500) >= 400) { await this.json(res); return }
     // NDJSON: progress lines, then the outcome
@@ -121,8 +129,9 @@ export class ControlClient {
    * a half-replaced one) under the target name.
    */
   async getTo (path: string, local: string, options: AbortOptions = {}): Promise<void> {
+    const { randomBytes } = process.getBuiltinModule('node:crypto') // only `get` needs it
     const tmp = join(dirname(local), `.${basename(local)}.darkfs-${randomBytes(6).toString('hex')}.part`)
-    const out = createWriteStream(tmp, { flags: 'wx' })
+    const out = process.getBuiltinModule('node:fs').createWriteStream(tmp, { flags: 'wx' })
     await once(out, 'open') // a bad local path (ENOENT, EISDIR, EACCES) rejects here, not as an unhandled 'error'
     try {
       await this.download(path, out, undefined, options)

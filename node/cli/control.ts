@@ -22,6 +22,7 @@ import type { IncomingMessage, ServerResponse, Server } from 'node:http'
 import { unlink } from 'node:fs/promises'
 import { once } from 'node:events'
 import { FsError, UsageError, toWire } from '../errors.ts'
+import { decodeArg, encodeArg } from './wire.ts'
 import type { Volume } from '../index.ts'
 import type { Commands } from '../types.ts'
 
@@ -273,31 +274,6 @@ async function readJson (req: IncomingMessage): Promise<any> {
   } catch {
     throw new UsageError('malformed JSON request')
   }
-}
-
-/** Arguments: JSON, with { $bytes: base64 } for binary and { $bigint: '...' } for times. */
-export function decodeArg (a: any): any {
-  if (a !== null && typeof a === 'object') {
-    if (typeof a.$bytes === 'string') return new Uint8Array(Buffer.from(a.$bytes, 'base64'))
-    if (typeof a.$bigint === 'string') return BigInt(a.$bigint)
-    if (Array.isArray(a)) return a.map(decodeArg)
-    const out: any = {}
-    for (const [k, v] of Object.entries(a)) out[k] = decodeArg(v)
-    return out
-  }
-  return a
-}
-
-export function encodeArg (a: any): any {
-  if (a instanceof Uint8Array) return { $bytes: Buffer.from(a).toString('base64') }
-  if (typeof a === 'bigint') return { $bigint: a.toString() }
-  if (Array.isArray(a)) return a.map(encodeArg)
-  if (a !== null && typeof a === 'object' && !(a instanceof Date)) {
-    const out: any = {}
-    for (const [k, v] of Object.entries(a)) if (typeof v !== 'function') out[k] = encodeArg(v)
-    return out
-  }
-  return a
 }
 
 const encodeResult = encodeArg

@@ -14,7 +14,7 @@ import { Tree } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS } from '../keeper/index.ts'
+import { ChunkNetwork, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy } from '../keeper/index.ts'
 import { logger } from '../log.ts'
 
@@ -179,7 +179,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     retryPlacement.unref()
     closers.push(async () => { clearInterval(retryPlacement) })
     const chunks = new ChunkService(store, { network, staging, placeWindowBytes: opts.placeWindowBytes })
-    const volume = new Volume({ tree, chunks, store })
+    // a full host tells its peers, which leave it out of members() (placement, repair); the
+    // notices carry every host's disk figures, which `df` on the mount sums (started below)
+    const spaceNotices = new SpaceNotices({ host, space, membership })
+    // `df`: the live hosts' space, in bytes of data under the code new chunks get now
+    const capacity = (): ReturnType<typeof networkCapacity> => networkCapacity(spaceNotices.disks(membership.live()), network.params())
+    const volume = new Volume({ tree, chunks, store, capacity })
 
     const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
     pins.start()
@@ -208,8 +213,6 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const keepWhileFull = { drop: async (...a: Parameters<Custody['drop']>) => space.isFull() ? [] : await custody.drop(...a) }
     const keep = await startRedundancy({ host, membership, policy, swarm, store: guarded, volume, custody: keepWhileFull, placing: chunk => network.isPlacing(chunk) }, opts.keep)
     closers.push(keep.stop)
-    // a full host tells its peers, which leave it out of members() (placement, repair)
-    const spaceNotices = new SpaceNotices({ host, space, membership })
     await spaceNotices.start()
     closers.push(async () => { await spaceNotices.stop() })
 

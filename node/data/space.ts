@@ -67,6 +67,13 @@ export function fullAfter (wasFull: boolean, free: number, reserve: number, marg
 export interface SpaceEvents {
   /** The host became full (detail true) or has room again (detail false). */
   change: CustomEvent<boolean>
+  /** A measurement was taken (detail: the state after it). */
+  measure: CustomEvent<SpaceState>
+}
+
+/** The bytes new blocks may still take on a disk in `state`: none while full, else the free bytes above the reserve. */
+export function availableBytes (state: Pick<SpaceState, 'full' | 'free' | 'reserve'>): number {
+  return state.full || !Number.isFinite(state.free) ? 0 : Math.max(0, state.free - state.reserve)
 }
 
 /**
@@ -137,6 +144,7 @@ export class Space extends EventTarget {
     const outOfFiles = fs.files > 0 && fs.ffree < RESERVE_FILES
     this.written = Math.max(0, this.written - written)
     this.set(fullAfter(this.state.full, free, reserve, margin) || outOfFiles, { free, capacity, reserve, margin })
+    this.dispatchEvent(new CustomEvent('measure', { detail: this.snapshot() }))
     return this.snapshot()
   }
 

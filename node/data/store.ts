@@ -282,8 +282,13 @@ export class Store {
         try { bytesStored += (await stat(join(root, d, n))).size; blocks++ } catch {} // deleted since the readdir: not counted
       }
     }
+    return { bytesStored, blocks, ...await this.disk() }
+  }
+
+  /** The capacity and free bytes of the disk under the store (one statfs, no walk of the blocks). */
+  async disk (): Promise<{ capacity: number, free: number }> {
     const fs = await statfs(this.dir)
-    return { bytesStored, blocks, capacity: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize }
+    return { capacity: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize }
   }
 }
 

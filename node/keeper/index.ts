@@ -12,6 +12,7 @@
 //    to keep (custody.ts); pinned copies are spared (pins.ts guardStore).
 //  - The keeper reads files through the Volume (node/), moves bytes through the swarm, and
 //    talks to peers through node/net; it never reaches the disk but through node/data's Store.
+export { networkCapacity } from './capacity.ts'
 export { CUSTODY, Custody, CustodyProtocolError } from './custody.ts'
 export { FragmentMismatchError, PLACE, PlaceProtocolError, RelayBusyError, createForwarder, isStreamRace } from './forward.ts'
 export type { Forwarder } from './forward.ts'

@@ -34,6 +34,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
 import { NetworkKeyMismatchError, UsageError } from '../errors.ts'
 import { formatNetworkKey } from './keys.ts'
+import { isListenFailure, listenError } from './listen.ts'
 import { targets } from './kad.ts'
 import { cidrContains, parseCidr } from './cidr.ts'
 import type { Cidr } from './cidr.ts'
@@ -251,6 +252,9 @@ export async function createHost (init: HostInit): Promise<Host> {
         allowQueryWithZeroPeers: true
       })
     }
+  }).catch(async (err: unknown) => {
+    // a port in use is the user's to fix: say so in their words, not libp2p's (listen.ts)
+    throw isListenFailure(err) ? await listenError(init.listen, err) : err
   })
   const self = libp2p.peerId.toString()
   let stopped = false

@@ -5,13 +5,21 @@
 // and repair plan without it, the same plan everywhere) while it stays live (a source of the
 // fragments it holds; the daemon keeps a full host from handing its copies over).
 //
+// The notices also carry the host's disk figures (bytes: its size, free, and free above its
+// reserve), which `df` on a mount sums over the live hosts (keeper/capacity.ts): a host tells
+// them when a peer connects, when it becomes full or has room again, and when a measure finds
+// its free space moved by SPACE_FIGURES_DRIFT since it last told them (an idle host sends none).
+//
 // The notices of one host carry an increasing sequence number, so a FULL and a ROOM sent close
 // together on two streams cannot be applied in the wrong order. Notice (an rpc.ts notice):
-//   { full: boolean, seq: integer >= 0 }
+//   { full: boolean, seq: integer >= 0, disk?: { total, free, avail: integers >= 0 } }
+// (`disk` is optional: a host of an older version sends none, and is left out of the sums.)
 import type { Host } from './host.ts'
 import type { Membership } from './failure.ts'
 import { RpcProtocolError, decodeIncoming, defineProtocol, encodeNotice as encodeRpcNotice, notify, serve } from './rpc.ts'
+import { availableBytes } from '../data/index.ts'
 import type { Space } from '../data/index.ts'
+import type { Capacity } from '../types.ts'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 
@@ -28,11 +36,16 @@ export const SPACE_NOTICE_RETRIES = 3
 /** Wait between those retries. */
 export const SPACE_NOTICE_RETRY_MS = 1_000
 
+/** Share of its disk a host's free space moves by before it tells its figures again: 1%. */
+export const SPACE_FIGURES_DRIFT = 0.01
+/** Least move of the free space told again (small disks): 1 MiB. */
+export const SPACE_FIGURES_DRIFT_MIN_BYTES = 1 << 20
+
 export class SpaceNoticeError extends RpcProtocolError {
   override readonly name = 'SpaceNoticeError'
 }
 
-export interface SpaceNotice { full: boolean, seq: number }
+export interface SpaceNotice { full: boolean, seq: number, disk?: Capacity }
 
 export const SPACE = defineProtocol<never, never, SpaceNotice>({
   id: SPACE_PROTOCOL,
@@ -43,19 +56,31 @@ export const SPACE = defineProtocol<never, never, SpaceNotice>({
     const m = v as { full?: unknown, seq?: unknown } | null
     if (m === null || typeof m !== 'object' || typeof m.full !== 'boolean') throw new SpaceNoticeError('a space notice is { full, seq }')
     if (!Number.isSafeInteger(m.seq) || (m.seq as number) < 0) throw new SpaceNoticeError('space notice sequence number out of range')
-    return { full: m.full, seq: m.seq as number }
+    const disk = (m as { disk?: unknown }).disk
+    if (disk === undefined) return { full: m.full, seq: m.seq as number }
+    const d = disk as Record<string, unknown> | null
+    const bytes = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0
+    if (d === null || typeof d !== 'object' || !bytes(d.total) || !bytes(d.free) || !bytes(d.avail)) throw new SpaceNoticeError('a space notice\'s disk is { total, free, avail } in bytes')
+    return { full: m.full, seq: m.seq as number, disk: { total: d.total, free: d.free, avail: d.avail } }
   }
 })
 
 export interface SpaceNoticeComponents {
   host: Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'>
-  space: Pick<Space, 'isFull' | 'addEventListener' | 'removeEventListener'>
+  space: Pick<Space, 'isFull' | 'snapshot' | 'addEventListener' | 'removeEventListener'>
   membership: Pick<Membership, 'setFull' | 'addEventListener' | 'removeEventListener'>
 }
 
 /** A notice as it goes on the wire (an rpc.ts frame body). */
-export function encodeNotice (full: boolean, seq: number): Uint8Array {
-  return encodeRpcNotice(SPACE, { full, seq })
+export function encodeNotice (full: boolean, seq: number, disk?: Capacity): Uint8Array {
+  return encodeRpcNotice(SPACE, disk === undefined ? { full, seq } : { full, seq, disk })
+}
+
+/** Whether figures moved enough since `told` to be told again (SPACE_FIGURES_DRIFT). */
+export function drifted (told: Capacity | undefined, now: Capacity): boolean {
+  if (told === undefined) return true
+  const step = Math.max(SPACE_FIGURES_DRIFT_MIN_BYTES, now.total * SPACE_FIGURES_DRIFT)
+  return told.total !== now.total || Math.abs(told.free - now.free) >= step || Math.abs(told.avail - now.avail) >= step
 }
 
 /** Decode a notice (a frame body); SpaceNoticeError when it is not one (RpcTooLargeError when over the bound). */
@@ -72,18 +97,27 @@ export class SpaceNotices {
   private seq = Date.now() * 1000
   /** Highest sequence number applied per peer. */
   private readonly heard = new Map<string, number>()
+  /** The disk figures each peer told last. */
+  private readonly peerDisks = new Map<string, Capacity>()
+  /** This host's figures when it last told every peer. */
+  private told: Capacity | undefined
   private readonly shutdown = new AbortController()
   private started = false
   private unserve: (() => Promise<void>) | undefined
   private readonly onChange = (): void => {
     this.c.membership.setFull(this.c.host.peerId, this.c.space.isFull())
-    this.seq++
-    const seq = this.seq
-    for (const p of this.c.host.peers()) void this.tell(p.id, seq, 0)
+    this.tellAll()
+  }
+
+  private readonly onMeasure = (): void => {
+    if (drifted(this.told, this.disk())) this.tellAll()
   }
 
   private readonly onConnect = (evt: CustomEvent<string>): void => { void this.tell(evt.detail, this.seq, SPACE_NOTICE_RETRIES) }
-  private readonly onGone = (evt: CustomEvent<string>): void => { this.heard.delete(evt.detail) }
+  private readonly onGone = (evt: CustomEvent<string>): void => {
+    this.heard.delete(evt.detail)
+    this.peerDisks.delete(evt.detail)
+  }
 
   constructor (c: SpaceNoticeComponents) {
     this.c = c
@@ -94,11 +128,37 @@ export class SpaceNotices {
     this.started = true
     this.unserve = await serve(this.c.host, SPACE, { notice: (n, { peer }) => { this.take(n, peer) } }, { signal: this.shutdown.signal })
     this.c.space.addEventListener('change', this.onChange)
+    this.c.space.addEventListener('measure', this.onMeasure)
     this.c.host.addEventListener('peer:connect', this.onConnect)
     this.c.membership.addEventListener('gone', this.onGone as EventListener)
     if (this.c.space.isFull()) this.c.membership.setFull(this.c.host.peerId, true)
     // peers that connected before this started
+    this.told = this.disk()
     for (const p of this.c.host.peers()) void this.tell(p.id, this.seq, SPACE_NOTICE_RETRIES)
+  }
+
+  /** This host's disk figures, from its last measure. */
+  disk (): Capacity {
+    const s = this.c.space.snapshot()
+    return { total: s.capacity, free: Number.isFinite(s.free) ? s.free : 0, avail: availableBytes(s) }
+  }
+
+  /** The disk figures of `peers` (this host's included) that are known: those that told none are left out. */
+  disks (peers: string[]): Capacity[] {
+    const out: Capacity[] = []
+    for (const p of new Set(peers)) {
+      const d = p === this.c.host.peerId ? this.disk() : this.peerDisks.get(p)
+      if (d !== undefined) out.push(d)
+    }
+    return out
+  }
+
+  /** A new state (full or not, figures) under a new sequence number, told to every peer. */
+  private tellAll (): void {
+    this.seq++
+    this.told = this.disk()
+    const seq = this.seq
+    for (const p of this.c.host.peers()) void this.tell(p.id, seq, 0)
   }
 
   async stop (): Promise<void> {
@@ -106,6 +166,7 @@ export class SpaceNotices {
     this.started = false
     this.shutdown.abort()
     this.c.space.removeEventListener('change', this.onChange)
+    this.c.space.removeEventListener('measure', this.onMeasure)
     this.c.host.removeEventListener('peer:connect', this.onConnect)
     this.c.membership.removeEventListener('gone', this.onGone as EventListener)
     await this.unserve?.()
@@ -120,7 +181,7 @@ export class SpaceNotices {
         if (!this.c.host.peers().some(p => p.id === peer)) return
       }
       try {
-        await notify(this.c.host, peer, SPACE, { full: this.c.space.isFull(), seq }, { signal: this.shutdown.signal })
+        await notify(this.c.host, peer, SPACE, { full: this.c.space.isFull(), seq, disk: this.disk() }, { signal: this.shutdown.signal })
         return
       } catch (err) {
         log('telling %s (attempt %d) failed: %e', peer, attempt + 1, err)
@@ -129,9 +190,10 @@ export class SpaceNotices {
   }
 
   /** A peer's notice: apply it unless a later one of that peer's was applied already. */
-  private take ({ full, seq }: SpaceNotice, peer: string): void {
+  private take ({ full, seq, disk }: SpaceNotice, peer: string): void {
     if (seq < (this.heard.get(peer) ?? 0)) return
     this.heard.set(peer, seq)
+    if (disk !== undefined) this.peerDisks.set(peer, disk)
     this.c.membership.setFull(peer, full)
   }
 }

@@ -2,9 +2,12 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, up, DARKFS } from '../../harness/proc.ts'
 import { execFile } from 'node:child_process'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 
 describe('darkfs command line (real `darkfs up` process)', function () {
   const t = new Teardown()
@@ -134,5 +137,43 @@ describe('darkfs command line (real `darkfs up` process)', function () {
     })
     assert.equal(r.stderr, '', 'nothing on stderr')
     assert.match(r.stdout, /status=141/)
+  })
+
+  it('client commands (stat, ls, status, log, cat) load only the client: no libp2p, no data path, no node:http or node:fs module', async () => {
+    const data = await running()
+    await cli(data, 'mkdir', '/x')
+    const hook = fileURLToPath(new URL('../../harness/record-modules.ts', import.meta.url))
+    const record = join(await tempDir(t), 'modules.txt')
+    const env = { NODE_OPTIONS: `--import ${hook}`, DARKFS_RECORD_MODULES: record }
+    // the last two fail (a directory has no log, no /nope): an error path loads no more
+    for (const [i, args] of [['stat', '/x'], ['ls', '/'], ['status'], ['log', '/x'], ['cat', '/nope']].entries()) {
+      const r = await darkfs(['--data', data, ...args], { env })
+      assert.equal(r.code, i < 3 ? 0 : 1, `darkfs ${args.join(' ')}: ${r.stderr}`)
+      const loaded = (await readFile(record, 'utf8')).split('\n').filter(l => l !== '' && !l.endsWith('/harness/record-modules.ts'))
+      assert.ok(loaded.some(u => u.endsWith('/node/cli/client.ts')), `the recorder saw the client load: ${loaded.join(' ')}`)
+      const heavy = loaded.filter(u => /\/node_modules\/|\/node\/(net|keeper|data|tree)\/|\/(swarm|fuse)\//.test(u))
+      assert.deepEqual(heavy, [], `darkfs ${args[0]} loads no package and no host part`)
+      // importing node:http or node:fs as a module builds its ESM facade, whose lazy getters
+      // load undici, streams, readline (client.ts)
+      for (const facade of ['node:http', 'node:fs']) assert.ok(!loaded.includes(facade), `darkfs ${args[0]} does not import ${facade} as a module`)
+    }
+  })
+
+  it('darkfs up on a port in use: one line `darkfs: port N is in use (...)`, exit 1, no libp2p internals', async () => {
+    const data = await fresh()
+    assert.equal((await darkfs(['init', '--data', data, '--new-network'])).code, 0)
+    const busy = createServer()
+    await new Promise<void>(resolve => busy.listen(0, '127.0.0.1', resolve))
+    t.add(async () => { await new Promise(resolve => busy.close(resolve)) })
+    const port = (busy.address() as AddressInfo).port
+    // supervised (the default) and in this process (--no-restart): the same one line
+    for (const extra of [[], ['--no-restart']]) {
+      const r = await darkfs(['up', '--data', data, '--listen', `/ip4/127.0.0.1/tcp/${port}`, ...extra])
+      assert.equal(r.code, 1, r.stderr)
+      const lines = r.stderr.trim().split('\n')
+      assert.equal(lines.length, 1, `one line: ${r.stderr}`)
+      assert.match(lines[0], new RegExp(`^darkfs: port ${port} is in use \\(.+\\)$`))
+      assert.doesNotMatch(r.stderr, /transportManager|faultTolerance|NO_FATAL/)
+    }
   })
 })

@@ -203,7 +203,7 @@ describe('fuzz: decoders of network input', function () {
         replies: [{ peers: peers.map(id => ({ id, addrs: ['/ip4/100.64.0.9/tcp/1/p2p/' + id, '/dns4/x.example/tcp/5'] })) }]
       }],
       ['membership', { p: MEMBERSHIP, notices: [{ t: 'leave' }, { t: 'drain' }, { t: 'stay' }, { t: 'gone', ids: peers }] }],
-      ['space', { p: SPACE, notices: [{ full: true, seq: 1_700_000_000_000_000 }, { full: false, seq: 0 }] }],
+      ['space', { p: SPACE, notices: [{ full: true, seq: 1_700_000_000_000_000 }, { full: false, seq: 0 }, { full: false, seq: 2, disk: { total: 2 ** 40, free: 2 ** 39, avail: 2 ** 38 } }] }],
       ['uplink', { p: UPLINK, calls: [null], requests: [null], replies: [{ uplink: 125_000 }, { uplink: null }] }],
       ['custody', { p: CUSTODY, calls: [rawCids, []], requests: [rawCids], replies: [[true, false, true]] }],
       ['place', {

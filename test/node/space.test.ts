@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Space, bounds, fullAfter, RESERVE_MIN_BYTES } from '../../node/data/space.ts'
-import { decodeNotice, encodeNotice, SPACE_NOTICE_BYTES, SpaceNoticeError } from '../../node/net/space-notice.ts'
+import { decodeNotice, drifted, encodeNotice, SPACE, SPACE_NOTICE_BYTES, SpaceNoticeError } from '../../node/net/space-notice.ts'
+import { encodeNotice as encodeRpcNotice } from '../../node/net/rpc.ts'
+import { networkCapacity } from '../../node/keeper/capacity.ts'
 import { Store, cidOf } from '../../node/data/store.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
@@ -44,6 +46,33 @@ describe('space', function () {
     const huge = new Uint8Array(SPACE_NOTICE_BYTES).fill(0xff)
     huge[0] = 1
     assert.throws(() => decodeNotice(huge), SpaceNoticeError)
+  })
+
+  it('a notice carries the disk figures { total, free, avail }; bad figures are SpaceNoticeError', () => {
+    const disk = { total: 2 ** 40, free: 3 * 2 ** 38, avail: 2 ** 38 }
+    assert.deepEqual(decodeNotice(encodeNotice(false, 9, disk)), { full: false, seq: 9, disk })
+    for (const bad of [null, 5, { total: 1, free: 1 }, { total: -1, free: 0, avail: 0 }, { total: 1.5, free: 0, avail: 0 }, { total: 2 ** 60, free: 0, avail: 0 }]) {
+      assert.throws(() => decodeNotice(encodeRpcNotice(SPACE, { full: false, seq: 1, disk: bad } as any)), SpaceNoticeError, JSON.stringify(bad))
+    }
+  })
+
+  it('drifted(told, now): figures are told again once free moved 1% of the disk (at least 1 MiB), or the size changed', () => {
+    const told = { total: 1000 * MiB, free: 500 * MiB, avail: 400 * MiB }
+    assert.equal(drifted(undefined, told), true)
+    assert.equal(drifted(told, { ...told, free: 491 * MiB, avail: 391 * MiB }), false)
+    assert.equal(drifted(told, { ...told, free: 490 * MiB, avail: 390 * MiB }), true)
+    assert.equal(drifted(told, { ...told, total: 1001 * MiB }), true)
+    const small = { total: 10 * MiB, free: 5 * MiB, avail: 4 * MiB }
+    assert.equal(drifted(small, { ...small, free: 5 * MiB - 1000, avail: 4 * MiB - 1000 }), false)
+  })
+
+  it('networkCapacity(hosts, {k, m}): the hosts\' figures summed, times k/(k+m)', () => {
+    const hosts = [{ total: 300, free: 150, avail: 90 }, { total: 600, free: 300, avail: 210 }]
+    assert.deepEqual(networkCapacity(hosts, { k: 1, m: 0 }), { total: 900, free: 450, avail: 300 })
+    assert.deepEqual(networkCapacity(hosts, { k: 1, m: 2 }), { total: 300, free: 150, avail: 100 })
+    assert.deepEqual(networkCapacity(hosts, { k: 4, m: 2 }), { total: 600, free: 300, avail: 200 })
+    assert.deepEqual(networkCapacity([], { k: 1, m: 0 }), { total: 0, free: 0, avail: 0 })
+    assert.throws(() => networkCapacity(hosts, { k: 0, m: 1 }), RangeError)
   })
 
   describe('on a 16 MiB tmpfs', () => {
