@@ -13,7 +13,7 @@
 // write, and the state stays consistent (what is written is marked changed).
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { CHUNK_SIZE, INLINE_MAX, chunkAt, holeChunk, manifestOf } from './data/index.ts'
+import { CHUNK_SIZE, INLINE_MAX, chunkAt, contentSum, holeChunk, manifestOf } from './data/index.ts'
 import type { ChunkRef, Manifest } from './data/index.ts'
 import type { ChunkService } from './data/index.ts'
 import type { Content } from './tree/index.ts'
@@ -387,9 +387,11 @@ export class OpenFile {
       at = i * CHUNK_SIZE + ref.size
     }
     if (this.size > at) refs.push(holeChunk(at, this.size - at))
-    const stored = await this.chunks.storeManifest(manifestOf(this.size, refs), { signal })
-    // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer
-    return { content: { manifest: stored.cid }, size: this.size, refs: [...fresh, stored.ref] }
+    const next = manifestOf(this.size, refs)
+    const stored = await this.chunks.storeManifest(next, { signal })
+    // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer;
+    // the sum names the bytes however they are stored (equal bytes written elsewhere are one version)
+    return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref] }
   }
 
   /** The version built in this turn is now committed: it becomes the base. */

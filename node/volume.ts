@@ -7,7 +7,7 @@
 // types.ts): metadata calls check the signal at entry, reads carry it down to the network fetch,
 // commits check it before they store and wait with it for peers (placement itself goes on).
 import { CID } from 'multiformats/cid'
-import { CHUNK_SIZE, ChunkService, INLINE_MAX, manifestOf } from './data/index.ts'
+import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
 import { FsError } from './errors.ts'
@@ -782,8 +782,9 @@ export class Volume implements VolumeApi {
         content = { inline: buf.slice(0, fill) }
       } else if (pos > 0) {
         if (fill > 0) refs.push(await write.chunk(buf.subarray(0, fill), pos - fill, { signal }))
-        const stored = await write.manifest(manifestOf(pos, refs), { signal })
-        content = { manifest: stored.cid }
+        const manifest = manifestOf(pos, refs)
+        const stored = await write.manifest(manifest, { signal })
+        content = { manifest: stored.cid, sum: contentSum(manifest) }
       }
       // the last point of return: past it the new version is committed
       signal?.throwIfAborted()

@@ -10,8 +10,11 @@
 // ref span many chunks, so a sparse file costs manifest bytes (and memory) in proportion to
 // the data it holds, not to its length: `truncate -s 1T` is one ref, not a million. Writers
 // use v1 whenever no hole spans more than one chunk, so older readers keep reading those.
+import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { create as createDigest } from 'multiformats/hashes/digest'
 import { cidOf, matches } from './store.ts'
 import * as erasure from './erasure.ts'
 
@@ -130,6 +133,60 @@ export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefi
 export function encodeManifest (manifest: Manifest): { cid: CID, bytes: Uint8Array } {
   const bytes = dagCbor.encode(manifest)
   return { cid: cidOf(bytes, dagCbor.code), bytes }
+}
+
+/**
+ * The identity of a version's bytes, however they are stored (DESIGN.md §6: identical content
+ * is one version). A manifest records choices of its writer's moment: k, m and the fragments
+ * (the hosts it could reach), a hole ref or written zeros, v1 or v2; so equal bytes written on
+ * two hosts get different manifest CIDs. The sum leaves all of that out: it is the raw CIDv1
+ * (sha256) of a listing of the bytes, never stored: SUM_TAG, the size (8 bytes big-endian), then
+ * in order, each chunk holding data as 0x01 + its CID's bytes, and each run of zeros (hole refs
+ * and all-zero chunks, merged) as 0x00 + its length (8 bytes big-endian). Equal bytes cut at
+ * the same chunk boundaries have one sum on every host; different bytes never share one, since
+ * a chunk CID names its bytes. Costs one pass over the refs (plus hashing one short zero chunk
+ * when the last chunk is short): no chunk is read.
+ */
+export function contentSum (manifest: Manifest): CID {
+  const h = createHash('sha256').update(SUM_TAG).update(u64(manifest.size))
+  let zeros = 0
+  for (const ref of manifest.chunks) {
+    if (ref.cid === null || ref.cid.equals(zeroCid(ref.size))) {
+      zeros += ref.size
+      continue
+    }
+    if (zeros > 0) h.update(ZERO_RUN).update(u64(zeros))
+    zeros = 0
+    h.update(DATA).update(ref.cid.bytes)
+  }
+  if (zeros > 0) h.update(ZERO_RUN).update(u64(zeros))
+  return CID.createV1(raw.code, createDigest(SHA2_256, h.digest()))
+}
+
+/** Where a content sum's listing starts (a new listing format gets a new tag). */
+const SUM_TAG = new TextEncoder().encode('darkfs/content-sum/1')
+const DATA = Uint8Array.of(1)
+const SHA2_256 = 0x12
+const ZERO_RUN = Uint8Array.of(0)
+
+function u64 (n: number): Uint8Array {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setBigUint64(0, BigInt(n))
+  return b
+}
+
+/** CIDs of all-zero chunks by size; bounded: full chunks and a few short tails. */
+const zeroCids = new Map<number, CID>()
+const ZERO_CIDS_MAX = 8
+
+function zeroCid (size: number): CID {
+  let cid = zeroCids.get(size)
+  if (cid === undefined) {
+    cid = cidOf(new Uint8Array(size))
+    if (zeroCids.size >= ZERO_CIDS_MAX) zeroCids.clear()
+    zeroCids.set(size, cid)
+  }
+  return cid
 }
 
 /** Decode and validate a manifest block (bounded, every field checked). */

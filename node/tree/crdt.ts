@@ -13,6 +13,11 @@
 //  - a rename over an entry (`replace`) unlinks the entry the user saw there, even if a
 //    concurrent clash gave it a conflict name since; over another link of the same file it
 //    always does (nothing is deleted), else a write it did not see keeps the file;
+//  - identical content is decided by sameContent (op.ts): equal inline bytes, the same manifest,
+//    or equal content sums (the same bytes stored under manifests that differ in k/m, fragments,
+//    holes): never by which host wrote it or how. The merged file keeps the content of the op
+//    that sorts first (the fold applies ops in total order), so every host references the same
+//    manifest and the other's blocks are left to GC;
 //  - a write concurrent with the current version: identical content is one version; otherwise
 //    the later keeps the name and the earlier gets one conflict sibling (a new inode, marked
 //    as write-made: only those are reused or retired by later branch switches, never an entry

@@ -27,7 +27,9 @@
 // first; an op naming something unknown or gone simply has no effect.
 //
 // Merge rules (DESIGN.md §6), decided from causality: concurrent identical writes are one
-// version; attributes and xattrs are last-writer-wins per field; concurrent different writes:
+// version (identical: sameContent, by manifest or by content sum, so equal bytes stored with
+// other erasure parameters or holes are identical; the op first in total order keeps its
+// manifest on every host); attributes and xattrs are last-writer-wins per field; concurrent different writes:
 // the later (hlc, author) keeps the name, the other becomes one sibling entry
 // `NAME.conflict-<author tail>-<YYYYMMDD-HHMMSS>` (a new inode; see conflicts()); write beats a
 // concurrent unlink; concurrent mkdir merges; concurrent links of one file under one name are

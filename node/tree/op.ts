@@ -28,6 +28,7 @@ export const MAX_ID_CHARS = 128
 export const MAX_SIG_BYTES = 512
 
 const DAG_CBOR = 0x71
+const RAW = 0x55
 const SHA2_256 = 0x12
 const KINDS = new Set(['file', 'dir', 'symlink', 'fifo', 'chr', 'blk', 'sock'])
 const U32 = 0xffffffff
@@ -171,11 +172,18 @@ export function checkBody (body: OpBody): void {
   checkTime(b.time, 'time')
 }
 
-/** True when two contents are the same bytes. */
+/**
+ * True when two contents are the same bytes: equal inline bytes, the same manifest, or manifests
+ * with equal sums (the same bytes stored differently: other k/m, holes or written zeros). Content
+ * without a sum (ops from before sums) is compared by its manifest alone. A pure function of the
+ * two contents, so every host decides alike.
+ */
 export function sameContent (a: Content | null | undefined, b: Content | null | undefined): boolean {
   if (a == null || b == null) return a == null && b == null
   if ('inline' in a) return 'inline' in b && equalBytes(a.inline, b.inline)
-  return 'manifest' in b && a.manifest.equals(b.manifest)
+  if (!('manifest' in b)) return false
+  if (a.manifest.equals(b.manifest)) return true
+  return a.sum !== undefined && b.sum !== undefined && a.sum.equals(b.sum)
 }
 
 function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
@@ -199,6 +207,8 @@ function normaliseBody (raw: unknown): OpBody {
 function plain (body: OpBody): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(body)) if (v !== undefined) out[k] = v
+  // content too: a writer may leave `sum` undefined
+  if (isRecord(out.content)) out.content = Object.fromEntries(Object.entries(out.content).filter(([, v]) => v !== undefined))
   return out
 }
 
@@ -255,16 +265,23 @@ function checkTarget (x: unknown): void {
 }
 
 function checkContent (x: unknown): void {
-  if (!isRecord(x)) throw new InvalidOpError('content must be { inline } or { manifest }')
-  const keys = Object.keys(x)
-  if (keys.length !== 1) throw new InvalidOpError('content must be { inline } or { manifest }')
-  if (keys[0] === 'inline') {
+  if (!isRecord(x)) throw new InvalidOpError('content must be { inline } or { manifest, sum? }')
+  if (x.inline !== undefined) {
+    exactKeys(x, ['inline'], [], 'inline content')
     if (!(x.inline instanceof Uint8Array) || x.inline.byteLength > MAX_INLINE_BYTES) throw new InvalidOpError(`inline content must be at most ${MAX_INLINE_BYTES} bytes`)
-  } else if (keys[0] === 'manifest') {
+  } else if (x.manifest !== undefined) {
+    exactKeys(x, ['manifest'], ['sum'], 'manifest content')
     if (CID.asCID(x.manifest) === null) throw new InvalidOpError('manifest must be a CID')
+    if (x.sum !== undefined && !isSum(x.sum)) throw new InvalidOpError('sum must be a raw sha256 CIDv1')
   } else {
-    throw new InvalidOpError('content must be { inline } or { manifest }')
+    throw new InvalidOpError('content must be { inline } or { manifest, sum? }')
   }
+}
+
+/** A content sum: CIDv1, raw codec, sha256 (node/data contentSum). */
+function isSum (x: unknown): boolean {
+  const cid = CID.asCID(x)
+  return cid !== null && cid.version === 1 && cid.code === RAW && cid.multihash.code === SHA2_256 && cid.multihash.size === 32
 }
 
 function checkInlineSize (content: Content | undefined, size: number | undefined): void {

@@ -10,8 +10,13 @@ export type InodeId = string
 /** A directory entry's stable id: the CID string of the op that made it (a dir's entry id = its inode id). */
 export type EntryId = string
 
-/** A file's bytes: inline (tiny files) or a manifest block (DESIGN.md §2). */
-export type Content = { inline: Uint8Array } | { manifest: CID }
+/**
+ * A file's bytes: inline (tiny files) or a manifest block (DESIGN.md §2). `sum`: the identity
+ * of the bytes whatever manifest stores them (node/data contentSum: k/m, fragments, holes and
+ * manifest version left out), set by writers since it exists; identical content is one version
+ * when the sums are equal, or, for content without a sum, when the manifests are (sameContent).
+ */
+export type Content = { inline: Uint8Array } | { manifest: CID, sum?: CID }
 
 export type OpBody =
   | { type: 'create', parent: InodeId, name: string, kind: Kind, mode: number, uid: number, gid: number, rdev?: number, target?: string, content?: Content, size?: number, time: bigint }

@@ -15,6 +15,17 @@ describe('merge on reconnect: three hosts, one cut off, both sides write', funct
   const t = new Teardown()
   let a: ClusterHost, b: ClusterHost, c: ClusterHost
   const big = { a: randomBytes(1_500_000), c: randomBytes(1_200_000) }
+  /** The same bytes written on both sides: stored with the erasure parameters of each side. */
+  const same = randomBytes(1_300_000)
+  /** Zeros: written as bytes on one side, a hole made by truncate on the other. */
+  const zeros = 2_621_440
+  /** The manifest each side's version of a file was stored under, before the merge. */
+  const stored: Record<string, { a?: string, c?: string }> = {}
+  const manifestOf = (h: ClusterHost, name: string): string | undefined => {
+    const e = h.tree.lookup(h.tree.root, name)
+    const content = e === undefined ? null : h.tree.get(e.inode)?.content ?? null
+    return content !== null && 'manifest' in content ? content.manifest.toString() : undefined
+  }
 
   before(async () => {
     [a, b, c] = await startCluster(t, 3)
@@ -42,6 +53,8 @@ describe('merge on reconnect: three hosts, one cut off, both sides write', funct
     await a.volume.writeFile('/m/from-a', 'a')
     await a.volume.chmod('/identical.txt', 0o600)
     await a.volume.writeFile('/identical.txt', 'same on both')
+    await a.volume.replaceFile('/identical.bin', [same], { wait: 'safe' })
+    await a.volume.replaceFile('/zeros.bin', [new Uint8Array(zeros)], { wait: 'safe' })
     // side 2: c, offline
     await c.volume.replaceFile('/same.bin', [big.c], { wait: 'safe' })
     await c.volume.writeFile('/same.txt', 'from c')
@@ -53,6 +66,11 @@ describe('merge on reconnect: three hosts, one cut off, both sides write', funct
     await c.volume.writeFile('/m/from-c', 'c')
     await c.volume.utimes('/identical.txt', new Date(1_000_000_000_000), new Date(1_000_000_000_000))
     await c.volume.writeFile('/identical.txt', 'same on both')
+    await c.volume.replaceFile('/identical.bin', [same], { wait: 'safe' })
+    const fh = await c.volume.open('/zeros.bin', 'w')
+    await fh.truncate(zeros)
+    await fh.close()
+    for (const name of ['identical.bin', 'zeros.bin']) stored[name] = { a: manifestOf(a, name), c: manifestOf(c, name) }
 
     for (let i = 0; i < 4; i++) {
       await a.volume.writeFile('/runs.txt', `a${i}`)
@@ -113,6 +131,25 @@ describe('merge on reconnect: three hosts, one cut off, both sides write', funct
       const st = await h.volume.stat('/identical.txt')
       assert.equal(st.mode & 0o777, 0o600)
       assert.equal(new TextDecoder().decode(await h.volume.readFile('/identical.txt')), 'same on both')
+    }
+  })
+
+  it('identical bytes stored differently (other k/m on each side; written zeros vs. a hole) are one version, no conflict', async () => {
+    for (const [name, bytes] of [['identical.bin', same], ['zeros.bin', new Uint8Array(zeros)]] as const) {
+      // the two sides' manifests differ: the merge cannot tell them equal by manifest CID
+      const { a: ma, c: mc } = stored[name]
+      assert.ok(ma !== undefined && mc !== undefined && ma !== mc, `${name}: the sides stored different manifests (${ma}, ${mc})`)
+      const shown = new Set<string | undefined>()
+      for (const h of [a, b, c]) {
+        const names = await h.volume.readdir('/')
+        assert.deepEqual(names.filter(n => n.startsWith(name + '.conflict-')), [], `${h.name}: a conflict copy of ${name}`)
+        assert.ok(Buffer.from(await h.volume.readFile('/' + name)).equals(bytes), `${h.name}: ${name} reads the bytes both wrote`)
+        assert.equal((await h.volume.log('/' + name)).length, 1, `${h.name}: ${name} has one version`)
+        shown.add(manifestOf(h, name))
+      }
+      // every host references the same one of the two manifests (the other's blocks go to GC)
+      assert.equal(shown.size, 1, `${name}: hosts show different manifests: ${[...shown].join(' ')}`)
+      assert.ok(shown.has(ma) || shown.has(mc))
     }
   })
 

@@ -123,3 +123,91 @@ describe('versions through `darkfs up --mount`', function () {
     for (const n of names) assert.deepEqual(await log(0, `/${n}`), await log(1, `/${n}`))
   })
 })
+
+describe('identical content through `darkfs up --mount` on a three-host side and a lone host', function () {
+  this.timeout(240_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  let root: string
+  const data: string[] = []
+  const mnt: string[] = []
+  const hosts: Up[] = []
+  /** Hosts 0 and 3 mount; 1 and 2 only hold fragments. */
+  const mounted = [0, 3]
+
+  const start = async (i: number, join_: string[]): Promise<Up> => {
+    const mount = mounted.includes(i) ? ['--mount', mnt[i]] : []
+    const h = await up(t, ['--data', data[i], '--listen', '/ip4/127.0.0.1/tcp/0', ...join_, ...mount])
+    if (mount.length > 0) t.add(async () => { await h.stop('SIGTERM'); await sh(`umount -l ${q(mnt[i])} 2>/dev/null`) })
+    return h
+  }
+  const peers = async (i: number): Promise<number> => {
+    const r = await darkfs(['--data', data[i], 'peers', '--json'])
+    return r.code === 0 ? (JSON.parse(r.stdout) as unknown[]).length : -1
+  }
+
+  before(async () => {
+    root = await tempDir(t, 'darkfs-identity-')
+    await chmod(root, 0o755)
+    for (let i = 0; i < 4; i++) {
+      data.push(join(root, `data${i}`))
+      mnt.push(join(root, `mnt${i}`))
+      const args = i === 0 ? ['init', '--data', data[0], '--new-network'] : ['init', '--data', data[i], '--network-key', join(data[0], 'network.key')]
+      const r = await darkfs(args)
+      assert.equal(r.code, 0, r.stderr)
+    }
+    // hosts 0, 1 and 2 together (new chunks get k = 1, m = 2); host 3 alone (k = 1, m = 0)
+    hosts.push(await start(0, []))
+    for (const i of [1, 2]) hosts.push(await start(i, ['--join', hosts[0].addresses[0]]))
+    hosts.push(await start(3, []))
+    await until('host 0 sees hosts 1 and 2', async () => await peers(0) === 2, SEEN_WITHIN_MS)
+  })
+
+  const log = async (i: number, path: string): Promise<Array<{ size: number, author: string, version: string }>> => {
+    const r = await darkfs(['--data', data[i], 'log', '--json', path])
+    assert.equal(r.code, 0, r.stderr)
+    return JSON.parse(r.stdout)
+  }
+
+  it('the same bytes written on both sides (cp, put; written zeros vs. truncate) are one version after the sides meet', async () => {
+    const big = join(root, 'big.bin')
+    await writeFile(big, randomBytes(1_300_000))
+    const zeros = 2_621_440
+    for (const i of mounted) {
+      await ok(`cp ${q(big)} ${q(join(mnt[i], 'same.bin'))}`)
+      const r = await darkfs(['--data', data[i], 'put', big, '/put.bin'])
+      assert.equal(r.code, 0, r.stderr)
+    }
+    await ok(`head -c ${zeros} /dev/zero > ${q(join(mnt[0], 'zeros.bin'))}`)
+    await ok(`truncate -s ${zeros} ${q(join(mnt[3], 'zeros.bin'))}`)
+
+    // host 3 restarts joining host 0
+    await hosts[3].stop('SIGTERM')
+    await sh(`umount -l ${q(mnt[3])} 2>/dev/null`)
+    hosts[3] = await start(3, ['--join', hosts[0].addresses[0]])
+    const names = ['put.bin', 'same.bin', 'zeros.bin']
+    const want = (await ok(`sha256sum < ${q(big)}`)).split(' ')[0]
+    const wantZeros = (await ok(`head -c ${zeros} /dev/zero | sha256sum`)).split(' ')[0]
+    // each host writes a marker after the restart: an op made after all of its own, so a host
+    // holding the other's marker holds every op the other made
+    for (const i of mounted) await ok(`echo ${i} > ${q(join(mnt[i], `marker-${i}`))}`)
+    for (const i of mounted) {
+      const other = i === 0 ? 3 : 0
+      await until(`host ${i} has host ${other}'s ops`, async () => (await darkfs(['--data', data[i], 'stat', `/marker-${other}`])).code === 0, SEEN_WITHIN_MS)
+    }
+    for (const i of mounted) {
+      const listing = (await ok(`ls -A ${q(mnt[i])}`)).split('\n').filter(s => s !== '' && !s.startsWith('marker-')).sort()
+      assert.deepEqual(listing, names, `host ${i} lists a conflict copy`)
+      const conflicts = await darkfs(['--data', data[i], 'conflicts'])
+      assert.equal(conflicts.code, 0, conflicts.stderr)
+      assert.equal(conflicts.stdout, '', `host ${i} has conflicts`)
+      for (const n of ['same.bin', 'put.bin']) {
+        assert.deepEqual((await log(i, `/${n}`)).map(v => v.size), [1_300_000], `${n} on host ${i}`)
+        assert.equal((await ok(`sha256sum < ${q(join(mnt[i], n))}`)).split(' ')[0], want, `${n} on host ${i}`)
+      }
+      assert.deepEqual((await log(i, '/zeros.bin')).map(v => v.size), [zeros], `zeros.bin on host ${i}`)
+      assert.equal((await ok(`sha256sum < ${q(join(mnt[i], 'zeros.bin'))}`)).split(' ')[0], wantZeros)
+    }
+    for (const n of names) assert.deepEqual(await log(0, `/${n}`), await log(3, `/${n}`))
+  })
+})

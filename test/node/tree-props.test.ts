@@ -13,7 +13,15 @@ fc.configureGlobal({ seed: PROP_SEED })
 import { Teardown } from '../../harness/tmp.ts'
 import { replica, allOps, snapshot, sync, ls, text } from '../helpers/tree.ts'
 import { walk, play, assertNoWriteLost, assertNoLitter, type Step, type Written } from '../helpers/tree-play.ts'
-import type { Tree } from '../../node/tree/index.ts'
+import type { Content, Tree } from '../../node/tree/index.ts'
+import { cidOf } from '../../node/data/index.ts'
+
+/** The same stored form: the same inline bytes or the same manifest block (not merely the same sum). */
+function sameStored (a: Content | null, b: Content | null): boolean {
+  if (a === null || b === null) return a === b
+  if ('inline' in a) return 'inline' in b && Buffer.from(a.inline).equals(b.inline)
+  return 'manifest' in b && a.manifest.equals(b.manifest)
+}
 
 const step = fc.record({
   r: fc.nat(3),
@@ -134,41 +142,50 @@ describe(`node/tree properties (seed ${PROP_SEED})`, function () {
     }), { numRuns: 50 * RUNS })
   })
 
-  it('identical content written at one name on every replica, however made and delivered, is one version and no conflict', async () => {
+  it('identical content written at one name on every replica, however made, stored and delivered, is one version and no conflict', async () => {
     // how each replica makes the file: through a mount (an empty create, then the first write
     // of that open), as `put` (a create with the content), or a mount write into a file it got
     // before (a plain write); `gap`: ms its clock moves before; `syncFirst`: it gets the ops of
-    // the replica before it first
-    const how = fc.record({ make: fc.constantFrom('mount', 'put'), gap: fc.nat(3), syncFirst: fc.boolean() })
-    await fc.assert(fc.asyncProperty(fc.array(how, { minLength: 2, maxLength: 4 }), fc.integer(), async (list, seed) => {
+    // the replica before it first; `store`: which of three manifests holds the bytes (the
+    // erasure parameters, holes and manifest version of its moment differ, the sum does not)
+    const how = fc.record({ make: fc.constantFrom('mount', 'put'), gap: fc.nat(3), syncFirst: fc.boolean(), store: fc.nat(2) })
+    const enc = new TextEncoder()
+    const manifests = [0, 1, 2].map(i => cidOf(enc.encode(`a manifest of the same bytes, stored the ${i}th way`), 0x71))
+    const sum = cidOf(enc.encode('the listing of the same bytes'))
+    await fc.assert(fc.asyncProperty(fc.array(how, { minLength: 2, maxLength: 4 }), fc.constantFrom('inline', 'manifest'), fc.integer(), async (list, kind, seed) => {
       const t = new Teardown()
       try {
         const reps = []
         for (let i = 0; i < list.length; i++) reps.push(await replica(t))
-        const enc = new TextEncoder()
+        const size = kind === 'inline' ? 4 : 3_000_000
+        const contentOf = (store: number): Content => kind === 'inline' ? { inline: enc.encode('same') } : { manifest: manifests[store], sum }
         for (const [i, h] of list.entries()) {
           const r = reps[i]
           r.clock.ms += h.gap
           // some replicas see what others made before they write (then the file exists for them)
           if (h.syncFirst && i > 0) await sync(reps[i - 1].tree, r.tree)
           const time = BigInt(r.clock.ms) * 1_000_000n
+          const content = contentOf(h.store)
           const there = r.tree.lookup(r.tree.root, 'f')
           if (there !== undefined) {
-            await r.tree.commit({ type: 'write', inode: there.inode, content: { inline: enc.encode('same') }, size: 4, time })
+            await r.tree.commit({ type: 'write', inode: there.inode, content, size, time })
           } else if (h.make === 'put') {
-            await r.tree.commit({ type: 'create', parent: r.tree.root, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0, content: { inline: enc.encode('same') }, size: 4, time })
+            await r.tree.commit({ type: 'create', parent: r.tree.root, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0, content, size, time })
           } else {
             const { id } = await r.tree.commit({ type: 'create', parent: r.tree.root, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0, time })
             r.clock.ms += 1
-            await r.tree.commit({ type: 'write', inode: id, content: { inline: enc.encode('same') }, size: 4, first: true, time: time + 1_000_000n })
+            await r.tree.commit({ type: 'write', inode: id, content, size, first: true, time: time + 1_000_000n })
           }
         }
         for (let round = 0; round < 2; round++) for (const a of reps) for (const b of reps) if (a !== b) await sync(a.tree, b.tree)
+        // snapshot() shows the manifest: every replica references the same one
         const want = snapshot(reps[0].tree)
         for (const r of reps) {
           assert.equal(snapshot(r.tree), want)
           assert.deepEqual(ls(r.tree, '/'), ['f'])
-          assert.equal(text(r.tree, '/f'), 'same')
+          const c = r.tree.get(r.tree.lookup(r.tree.root, 'f')!.inode)!.content
+          if (kind === 'inline') assert.equal(text(r.tree, '/f'), 'same')
+          else assert.ok(c !== null && 'manifest' in c && c.sum?.equals(sum) === true && manifests.some(m => m.equals(c.manifest)))
           assert.deepEqual(r.tree.conflicts(), [])
         }
         const fresh = await replica(t)
@@ -177,12 +194,17 @@ describe(`node/tree properties (seed ${PROP_SEED})`, function () {
         // no empty version of a create its first write filled; made concurrently (nobody saw
         // another's file before writing), one version; a rewrite after seeing it is a version
         const f = reps[0].tree.lookup(reps[0].tree.root, 'f')!
-        const sizes = reps[0].tree.history(f.inode).map(v => v.size)
-        assert.ok(sizes.every(n => n === 4), `history sizes ${sizes.join(' ')}`)
-        if (list.every((h, i) => i === 0 || !h.syncFirst)) assert.equal(sizes.length, 1)
+        const history = reps[0].tree.history(f.inode)
+        const sizes = history.map(v => v.size)
+        assert.ok(sizes.every(n => n === size), `history sizes ${sizes.join(' ')}`)
+        if (list.every((h, i) => i === 0 || !h.syncFirst)) {
+          assert.equal(sizes.length, 1)
+          // the one version shown is the one in history: its manifest, not another's
+          assert.ok(sameStored(reps[0].tree.get(f.inode)!.content, history[0].content), 'the file shows the manifest of its one version')
+        }
       } finally {
         await t.run()
       }
-    }), { numRuns: 60 * RUNS })
+    }), { numRuns: 80 * RUNS })
   })
 })
