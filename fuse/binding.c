@@ -421,8 +421,11 @@ static void *op_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {
   cfg->use_ino = 1;
   cfg->readdir_ino = 1;
   cfg->nullpath_ok = 1;
-  // open files that are unlinked live on under a hidden name until released (libfuse's
-  // hide): with hard_remove, libfuse answers getattr/getxattr on them with ESTALE
+  // a file unlinked while open keeps its libfuse node under a hidden name until released, so
+  // fstat, fchmod, fchown, futimens and f*xattr (which the kernel sends without a file handle)
+  // still reach us, by that path; with hard_remove libfuse answers them ESTALE itself. The hidden
+  // name is no entry of the volume: fuse/ops.ts unlinks the file and serves the name by inode.
+  // nullpath_ok: read, write, flush, fsync, release and ftruncate come by handle, path NULL
   cfg->hard_remove = 0;
   cfg->entry_timeout = m->attr_timeout;
   cfg->attr_timeout = m->attr_timeout;

@@ -22,7 +22,10 @@
 // Semantics worth knowing (libfuse's high-level, path-based API):
 // - every name of a hard-linked file is its own kernel inode; the mount refreshes the other
 //   names it has seen after link/unlink/rename/setattr/close, so counts and sizes agree;
-// - an open file that is unlinked lives on under a hidden `.fuse_hidden*` name until closed;
+// - an open file that is unlinked lives on (nlink 0) until its last close, as POSIX has it: its
+//   name is gone at once (readdir, rmdir of its directory, other hosts), it reads and writes as
+//   before, and what it held is dropped at the close, never a version (libfuse's hidden name for
+//   it is an alias inside this mount only: fuse/ops.ts);
 // - POSIX ACL xattrs (system.posix_acl_*) and file capabilities are refused (ENOTSUP), so
 //   tools fall back to chmod; RENAME_EXCHANGE is EINVAL, RENAME_NOREPLACE is supported.
 import { stat, readdir, writeFile, opendir } from 'node:fs/promises'

@@ -43,8 +43,9 @@ export const Op = {
 } as const
 
 /**
- * libfuse's name for a file unlinked (or renamed over) while open (hard_remove = 0): it renames
- * the file to this and unlinks it at the last release.
+ * libfuse's name for a file unlinked (or renamed over) while it counts it open (hard_remove = 0):
+ * it renames the file to this, asks for the file by this path from then on, and unlinks it at
+ * its last release. Unique in the mount (libfuse's node id and a counter).
  */
 const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/
 
@@ -120,6 +121,13 @@ function dirHandle (volume: VolumeApi, path: string, ino: number): FileHandle {
     write: isDir,
     truncate: isDir,
     stat: async (options) => await volume.lstat(path, options),
+    chmod: async (mode, options) => { await volume.chmod(path, mode, options) },
+    chown: async (uid, gid, options) => { await volume.chown(path, uid, gid, options) },
+    utimes: async (atime, mtime, options) => { await volume.utimes(path, atime, mtime, options) },
+    getxattr: async (name, options) => await volume.getxattr(path, name, options),
+    setxattr: async (name, value, flags) => { await volume.setxattr(path, name, value, flags) },
+    listxattr: async (options) => await volume.listxattr(path, options),
+    removexattr: async (name, options) => { await volume.removexattr(path, name, options) },
     sync: async () => {},
     flush: async () => {},
     close: async () => {}
@@ -129,8 +137,36 @@ function dirHandle (volume: VolumeApi, path: string, ino: number): FileHandle {
 /** Builds the request handler for one mount: `options.signal` is the request's deadline. */
 export function createOps (volume: OpsVolume, handles: Handles): (req: Request, options?: AbortOptions) => Promise<Answer> {
   const links = createLinkNames()
-  /** Inode number -> the hidden name libfuse gave it while open (unlinked at its last release). */
-  const hidden = new Map<number, string>()
+  /**
+   * Files unlinked while open (POSIX: they live, nlink 0, until their last close). libfuse's
+   * high-level API keeps the node of such a file under a hidden name and asks for it by that
+   * path: the kernel sends fstat, fchmod, fchown, futimens and f*xattr without a file handle,
+   * and with hard_remove libfuse would answer them ESTALE without asking us. So the rename to
+   * the hidden name is an unlink in the Volume (no name is left: readdir, rmdir of the parent and
+   * every other host see the file gone, and no write of it makes a version), and the hidden name
+   * is this mount's alias of the inode, served through one of its open handles, by inode, until
+   * the last one closes. Hidden name -> inode number.
+   */
+  const hidden = new Map<string, number>()
+
+  /** The open file a hidden name stands for, or undefined for any other path. */
+  function aliased (path: string | null): FileHandle | undefined {
+    if (hidden.size === 0 || path === null) return undefined
+    const name = path.slice(path.lastIndexOf('/') + 1)
+    const ino = hidden.get(name)
+    if (ino === undefined) return undefined
+    const fh = handles.all().find(h => h.ino === ino)
+    if (fh === undefined) {
+      hidden.delete(name)
+      throw new FsError('ENOENT', 'fuse', path)
+    }
+    return fh
+  }
+
+  /** What a setattr acts on by inode: the request's open file, or the file a hidden name stands for. */
+  function byHandle (path: string | null, fh: number): FileHandle | undefined {
+    return fh >= 0 ? handles.get(fh) : aliased(path)
+  }
 
   /** The caller that owns a new entry in `path`'s directory: setgid dirs pass on their gid. */
   async function owner (path: string, caller: Caller, o: AbortOptions): Promise<{ caller: Caller, setgid: boolean }> {
@@ -141,6 +177,8 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
 
   async function stat (path: string | null, fh: number, o: AbortOptions): Promise<Stats> {
     if (fh >= 0) return await handles.get(fh).stat(o)
+    const alias = aliased(path)
+    if (alias !== undefined) return await alias.stat(o)
     const p = checkName(need(path, 'stat'), 'stat')
     const st = await volume.lstat(p, o)
     links.note(p, st)
@@ -152,11 +190,6 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
     return (await volume.lstat(path, o)).kind === 'symlink'
   }
 
-  function pathOf (path: string | null, fh: number, syscall: string): string {
-    if (path !== null) return path
-    if (fh >= 0) return handles.get(fh).path
-    throw new FsError('ENOENT', syscall)
-  }
 
   async function open (fh: FileHandle): Promise<Answer> {
     return { result: handles.add(fh) }
@@ -180,8 +213,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
   return async function handle (req: Request, o: AbortOptions = {}): Promise<Answer> {
     const { path, path2, n, caller } = req
     switch (req.op) {
-      case Op.getattr:
-        return { result: 0, a: encodeStat(await stat(path, n[0], o)) }
+      case Op.getattr: {
+        const st = await stat(path, n[0], o)
+        // libfuse's getattr takes one link off the count of a hidden node (it counts the hidden
+        // name as a link; here it is none): given one more, nlink 0 reaches the kernel as 0
+        if (n[0] < 0 && aliased(path) !== undefined) return { result: 0, a: encodeStat({ ...st, nlink: st.nlink + 1 }) }
+        return { result: 0, a: encodeStat(st) }
+      }
       case Op.readlink:
         return { result: 0, a: Buffer.from(await volume.readlink(need(path, 'readlink'), o)) }
       case Op.mknod: {
@@ -198,6 +236,11 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       }
       case Op.unlink: {
         const p = need(path, 'unlink')
+        if (aliased(p) !== undefined) {
+          // libfuse's unlink of a hidden name at its node's last release: the Volume has no name
+          hidden.delete(p.slice(p.lastIndexOf('/') + 1))
+          return OK
+        }
         await volume.unlink(p, o)
         const others = links.others(p)
         links.forget(p)
@@ -216,18 +259,16 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const from = need(path, 'rename')
         const to = checkName(need(path2, 'rename'), 'rename')
         if ((n[0] & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', 'rename', from, 'RENAME_EXCHANGE and whiteouts are not supported')
-        if (HIDDEN_NAME.test(to.slice(to.lastIndexOf('/') + 1))) {
-          // libfuse hides a file it believes open; its release may have come and gone while it
-          // decided (close(2) does not wait for RELEASE): a file no handle holds is unlinked, or
-          // the hidden name would stay forever. An open one keeps it until its last release here.
+        const hideAs = to.slice(to.lastIndexOf('/') + 1)
+        if (HIDDEN_NAME.test(hideAs) && !hidden.has(hideAs)) {
+          // libfuse hides a file it counts open (unlink, or rename over it): the name goes now.
+          // A file no handle holds any more (close(2) does not wait for RELEASE) needs no alias
           const st = await volume.lstat(from, o)
-          if (!handles.all().some(h => h.ino === st.ino)) {
-            await volume.unlink(from, o)
-            const others = links.others(from)
-            links.forget(from)
-            return { result: 0, a: others }
-          }
-          hidden.set(st.ino, to)
+          await volume.unlink(from, o)
+          if (handles.all().some(h => h.ino === st.ino)) hidden.set(hideAs, st.ino)
+          const others = links.others(from)
+          links.forget(from)
+          return { result: 0, a: others }
         }
         if ((n[0] & RENAME_NOREPLACE) !== 0) {
           const exists = await volume.lstat(to, o).then(() => true, (err: { code?: string }) => {
@@ -256,29 +297,34 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         return { result: 0, a: links.others(to), b: encodeStat(st) }
       }
       case Op.chmod: {
-        const p = pathOf(path, n[1], 'chmod')
-        await volume.chmod(p, n[0] & 0o7777, o)
-        return { result: 0, a: links.others(p), b: await after(path, n[1], o) }
+        const h = byHandle(path, n[1])
+        if (h !== undefined) await h.chmod(n[0] & 0o7777, o)
+        else await volume.chmod(need(path, 'chmod'), n[0] & 0o7777, o)
+        return { result: 0, a: links.others(path ?? h!.path), b: await after(path, n[1], o) }
       }
       case Op.chown: {
-        const p = pathOf(path, n[2], 'chown')
+        const h = byHandle(path, n[2])
         let uid = n[0]
         let gid = n[1]
         if (uid < 0 || gid < 0) {
-          const st = await volume.lstat(p, o)
+          const st = h !== undefined ? await h.stat(o) : await volume.lstat(need(path, 'chown'), o)
           if (uid < 0) uid = st.uid
           if (gid < 0) gid = st.gid
         }
-        if (volume.lchown !== undefined) await volume.lchown(p, uid, gid, o)
-        else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lchown', p, 'the volume cannot chown a symlink itself')
-        else await volume.chown(p, uid, gid, o)
-        return { result: 0, a: links.others(p), b: await after(path, n[2], o) }
+        if (h !== undefined) await h.chown(uid, gid, o)
+        else {
+          const p = need(path, 'chown')
+          if (volume.lchown !== undefined) await volume.lchown(p, uid, gid, o)
+          else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lchown', p, 'the volume cannot chown a symlink itself')
+          else await volume.chown(p, uid, gid, o)
+        }
+        return { result: 0, a: links.others(path ?? h!.path), b: await after(path, n[2], o) }
       }
       case Op.truncate: {
-        const p = pathOf(path, n[1], 'truncate')
-        if (n[1] >= 0) await handles.get(n[1]).truncate(n[0], o)
-        else await volume.truncate(p, n[0], o)
-        return { result: 0, a: links.others(p), b: await after(path, n[1], o) }
+        const h = byHandle(path, n[1])
+        if (h !== undefined) await h.truncate(n[0], o)
+        else await volume.truncate(need(path, 'truncate'), n[0], o)
+        return { result: 0, a: links.others(path ?? h!.path), b: await after(path, n[1], o) }
       }
       case Op.open:
         // the kernel checks permissions; the Volume gets the access mode, O_TRUNC and O_APPEND.
@@ -314,15 +360,14 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       case Op.release: {
         const fh = handles.remove(n[0])
         if (fh === undefined) return OK
+        // the file's hidden names end with its last handle (libfuse cannot unlink one whose
+        // directory is gone: it has no path for it)
+        if (hidden.size > 0 && !handles.all().some(h => h.ino === fh.ino)) {
+          for (const [name, ino] of hidden) if (ino === fh.ino) hidden.delete(name)
+        }
         // not bound to the request's deadline: nobody waits on a release (close(2) waited on
         // flush), and the commit of the last handle's writes is the host's to finish
         await fh.close()
-        const hiddenAs = hidden.get(fh.ino)
-        if (hiddenAs !== undefined && !handles.all().some(h => h.ino === fh.ino)) {
-          hidden.delete(fh.ino)
-          // libfuse unlinks it too when it saw the release after hiding: one of the two finds it gone
-          await volume.unlink(hiddenAs).catch((err: { code?: string }) => { if (err.code !== 'ENOENT') throw err })
-        }
         // attributes read while the file was open may lag what the close committed
         return { result: 0, a: [fh.path, ...links.others(fh.path)] }
       }
@@ -332,18 +377,27 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       case Op.setxattr: {
         const p = need(path, 'setxattr')
         const flags = { create: (n[0] & XATTR_CREATE) !== 0, replace: (n[0] & XATTR_REPLACE) !== 0, signal: o.signal }
-        await volume.setxattr(p, need(path2, 'setxattr'), req.data ?? new Uint8Array(0), flags)
+        const alias = aliased(p)
+        if (alias !== undefined) await alias.setxattr(need(path2, 'setxattr'), req.data ?? new Uint8Array(0), flags)
+        else await volume.setxattr(p, need(path2, 'setxattr'), req.data ?? new Uint8Array(0), flags)
         return OK
       }
-      case Op.getxattr:
-        return { result: 0, a: await volume.getxattr(need(path, 'getxattr'), need(path2, 'getxattr'), o) }
+      case Op.getxattr: {
+        const alias = aliased(path)
+        const name = need(path2, 'getxattr')
+        return { result: 0, a: alias !== undefined ? await alias.getxattr(name, o) : await volume.getxattr(need(path, 'getxattr'), name, o) }
+      }
       case Op.listxattr: {
-        const names = await volume.listxattr(need(path, 'listxattr'), o)
+        const alias = aliased(path)
+        const names = alias !== undefined ? await alias.listxattr(o) : await volume.listxattr(need(path, 'listxattr'), o)
         return { result: 0, a: Buffer.from(names.map(name => name + '\0').join('')) }
       }
-      case Op.removexattr:
-        await volume.removexattr(need(path, 'removexattr'), need(path2, 'removexattr'), o)
+      case Op.removexattr: {
+        const alias = aliased(path)
+        if (alias !== undefined) await alias.removexattr(need(path2, 'removexattr'), o)
+        else await volume.removexattr(need(path, 'removexattr'), need(path2, 'removexattr'), o)
         return OK
+      }
       case Op.opendir: {
         const p = need(path, 'opendir')
         const st = await volume.lstat(p, o)
@@ -373,14 +427,20 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         return { result: 0, a: names, b: nums }
       }
       case Op.access:
-        await volume.lstat(need(path, 'access'), o)
+        if (aliased(path) === undefined) await volume.lstat(need(path, 'access'), o)
         return OK
       case Op.utimens: {
-        const p = pathOf(path, n[4], 'utimens')
+        const [atime, mtime] = [timeArg(n[0], n[1]), timeArg(n[2], n[3])]
+        const h = byHandle(path, n[4])
+        if (h !== undefined) {
+          // by inode; the Volume commits the file's pending writes in the same turn
+          await h.utimes(atime, mtime, o)
+          return { result: 0, a: links.others(path ?? h.path), b: await after(path, n[4], o) }
+        }
+        const p = need(path, 'utimens')
         // buffered writes commit at flush and stamp their mtime then: commit them first, so
         // explicit times (tar, cp -a, touch on an open file) are the last word
         await Promise.all(handles.all().filter(h => h.path === p).map(async h => { await h.flush(o) }))
-        const [atime, mtime] = [timeArg(n[0], n[1]), timeArg(n[2], n[3])]
         if (volume.lutimes !== undefined) await volume.lutimes(p, atime, mtime, o)
         else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lutimes', p, 'the volume cannot set times of a symlink itself')
         else await volume.utimes(p, atime, mtime, o)

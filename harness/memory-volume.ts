@@ -104,6 +104,31 @@ export function createMemoryVolume (): VolumeApi {
     n.size = len
     n.mtime = n.ctime = now()
   }
+  /** Attribute and xattr changes of one node, by path or through a handle (also once unlinked). */
+  const attrs = {
+    chmod (n: Node, mode: number): void { n.perm = mode & 0o7777; n.ctime = now() },
+    chown (n: Node, uid: number, gid: number): void { n.uid = uid; n.gid = gid; n.ctime = now() },
+    utimes (n: Node, atime: TimeArg, mtime: TimeArg): void {
+      n.atime = toNs(atime, n.atime)
+      n.mtime = toNs(mtime, n.mtime)
+      n.ctime = now()
+    },
+    getxattr (n: Node, name: string, path: string): Uint8Array {
+      const v = n.xattrs.get(name)
+      if (v === undefined) throw new FsError('ENODATA', 'getxattr', path)
+      return v
+    },
+    setxattr (n: Node, name: string, value: Uint8Array, flags: { create?: boolean, replace?: boolean }, path: string): void {
+      if (flags.create === true && n.xattrs.has(name)) throw new FsError('EEXIST', 'setxattr', path)
+      if (flags.replace === true && !n.xattrs.has(name)) throw new FsError('ENODATA', 'setxattr', path)
+      n.xattrs.set(name, Uint8Array.from(value))
+      n.ctime = now()
+    },
+    removexattr (n: Node, name: string, path: string): void {
+      if (!n.xattrs.delete(name)) throw new FsError('ENODATA', 'removexattr', path)
+      n.ctime = now()
+    }
+  }
   function handle (path: string, n: Node, append: boolean): FileHandle {
     return {
       path,
@@ -126,6 +151,13 @@ export function createMemoryVolume (): VolumeApi {
       },
       async truncate (len = 0, o) { entry(o); resize(n, len) },
       async stat (o) { entry(o); return statOf(n) },
+      async chmod (mode, o) { entry(o); attrs.chmod(n, mode) },
+      async chown (uid, gid, o) { entry(o); attrs.chown(n, uid, gid) },
+      async utimes (atime, mtime, o) { entry(o); attrs.utimes(n, atime, mtime) },
+      async getxattr (name, o) { entry(o); return attrs.getxattr(n, name, path) },
+      async setxattr (name, value, flags = {}) { entry(flags); attrs.setxattr(n, name, value, flags, path) },
+      async listxattr (o) { entry(o); return [...n.xattrs.keys()] },
+      async removexattr (name, o) { entry(o); attrs.removexattr(n, name, path) },
       async sync (o) { entry(o) },
       async flush (o) { entry(o) },
       async close () {}
@@ -238,15 +270,9 @@ export function createMemoryVolume (): VolumeApi {
       n.rdev = rdev
       add(path, n, 'mknod')
     },
-    async chmod (path, mode, o) { entry(o); const n = walk(path, 'chmod'); n.perm = mode & 0o7777; n.ctime = now() },
-    async chown (path, uid, gid, o) { entry(o); const n = walk(path, 'chown'); n.uid = uid; n.gid = gid; n.ctime = now() },
-    async utimes (path, atime, mtime, o) {
-      entry(o)
-      const n = walk(path, 'utimes')
-      n.atime = toNs(atime, n.atime)
-      n.mtime = toNs(mtime, n.mtime)
-      n.ctime = now()
-    },
+    async chmod (path, mode, o) { entry(o); attrs.chmod(walk(path, 'chmod'), mode) },
+    async chown (path, uid, gid, o) { entry(o); attrs.chown(walk(path, 'chown'), uid, gid) },
+    async utimes (path, atime, mtime, o) { entry(o); attrs.utimes(walk(path, 'utimes'), atime, mtime) },
     async lutimes (path, atime, mtime, o) { await vol.utimes(path, atime, mtime, o) },
     async lchown (path, uid, gid, o) { await vol.chown(path, uid, gid, o) },
     async truncate (path, len = 0, o) {
@@ -255,27 +281,10 @@ export function createMemoryVolume (): VolumeApi {
       if (n.kind === 'dir') throw new FsError('EISDIR', 'truncate', path)
       resize(n, len)
     },
-    async getxattr (path, name, o) {
-      entry(o)
-      const v = walk(path, 'getxattr').xattrs.get(name)
-      if (v === undefined) throw new FsError('ENODATA', 'getxattr', path)
-      return v
-    },
-    async setxattr (path, name, value, flags = {}) {
-      entry(flags)
-      const n = walk(path, 'setxattr')
-      if (flags.create === true && n.xattrs.has(name)) throw new FsError('EEXIST', 'setxattr', path)
-      if (flags.replace === true && !n.xattrs.has(name)) throw new FsError('ENODATA', 'setxattr', path)
-      n.xattrs.set(name, Uint8Array.from(value))
-      n.ctime = now()
-    },
+    async getxattr (path, name, o) { entry(o); return attrs.getxattr(walk(path, 'getxattr'), name, path) },
+    async setxattr (path, name, value, flags = {}) { entry(flags); attrs.setxattr(walk(path, 'setxattr'), name, value, flags, path) },
     async listxattr (path, o) { entry(o); return [...walk(path, 'listxattr').xattrs.keys()] },
-    async removexattr (path, name, o) {
-      entry(o)
-      const n = walk(path, 'removexattr')
-      if (!n.xattrs.delete(name)) throw new FsError('ENODATA', 'removexattr', path)
-      n.ctime = now()
-    },
+    async removexattr (path, name, o) { entry(o); attrs.removexattr(walk(path, 'removexattr'), name, path) },
     async statfs (o): Promise<StatFs> {
       entry(o)
       return { bsize: 4096, blocks: 1 << 24, bfree: 1 << 23, bavail: 1 << 23, files: 1 << 20, ffree: (1 << 20) - nextIno, namemax: 255 }

@@ -320,13 +320,14 @@ export class OpenFile {
    * prepare(), `record` (the caller appends the `write` op), committed(), as one turn of this
    * inode's queue: a write through another handle waits until the version is recorded, so it
    * is never taken for committed (and dropped) without being in that version. Does nothing and
-   * returns undefined when nothing changed.
+   * returns undefined when nothing changed, or when `record` returns false (it recorded no
+   * version: the state stays pending).
    */
-  async commit (record: (c: Committed) => Promise<void>, opts: AbortOptions = {}): Promise<Committed | undefined> {
+  async commit (record: (c: Committed) => Promise<boolean | void>, opts: AbortOptions = {}): Promise<Committed | undefined> {
     return await this.serial(async () => {
       const c = await this.build(opts.signal)
       if (c === undefined) return undefined
-      await record(c)
+      if (await record(c) === false) return undefined
       this.committed(c)
       return c
     }, opts.signal)

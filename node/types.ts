@@ -70,7 +70,19 @@ export interface FileHandle {
   read: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions) => Promise<{ bytesRead: number }>
   write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions) => Promise<{ bytesWritten: number }>
   truncate: (len?: number, options?: AbortOptions) => Promise<void>
+  /**
+   * The inode's attributes and xattrs through the handle (fstat, fchmod, fchown, futimens,
+   * f*xattr): they work by inode, also after the file's last name is unlinked while it is open
+   * (POSIX: it lives until its last close, with nlink 0).
+   */
   stat: (options?: AbortOptions) => Promise<Stats>
+  chmod: (mode: number, options?: AbortOptions) => Promise<void>
+  chown: (uid: number, gid: number, options?: AbortOptions) => Promise<void>
+  utimes: (atime: TimeArg, mtime: TimeArg, options?: AbortOptions) => Promise<void>
+  getxattr: (name: string, options?: AbortOptions) => Promise<Uint8Array>
+  setxattr: (name: string, value: Uint8Array, flags?: { create?: boolean, replace?: boolean } & AbortOptions) => Promise<void>
+  listxattr: (options?: AbortOptions) => Promise<string[]>
+  removexattr: (name: string, options?: AbortOptions) => Promise<void>
   /**
    * Commit buffered writes: durable locally, and placed as far as peers allow (DESIGN.md §5).
    * An abort ends the wait for peers, not the placement, which goes on in the background.

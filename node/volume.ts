@@ -291,23 +291,25 @@ export class Volume implements VolumeApi {
 
   async chmod (path: string, mode: number, options: AbortOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
-    const { inode } = this.walk(path, true, 'chmod')
+    await this.chmodOf(this.walk(path, true, 'chmod').inode, mode)
+  }
+
+  private async chmodOf (inode: Inode, mode: number): Promise<void> {
     await this.commit({ type: 'setattr', inode: inode.id, mode: mode & PERM_MASK, time: nowNs() })
   }
 
   async chown (path: string, uid: number, gid: number, options: AbortOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
-    await this.setOwner(path, uid, gid, true)
+    await this.setOwner(this.walk(path, true, 'chown').inode, uid, gid)
   }
 
   /** chown of a symlink itself. */
   async lchown (path: string, uid: number, gid: number, options: AbortOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
-    await this.setOwner(path, uid, gid, false)
+    await this.setOwner(this.walk(path, false, 'chown').inode, uid, gid)
   }
 
-  private async setOwner (path: string, uid: number, gid: number, follow: boolean): Promise<void> {
-    const { inode } = this.walk(path, follow, 'chown')
+  private async setOwner (inode: Inode, uid: number, gid: number): Promise<void> {
     const body: OpBody = { type: 'setattr', inode: inode.id, time: nowNs() }
     if (uid >= 0 && uid !== 0xffffffff) body.uid = uid
     if (gid >= 0 && gid !== 0xffffffff) body.gid = gid
@@ -315,17 +317,17 @@ export class Volume implements VolumeApi {
   }
 
   async utimes (path: string, atime: TimeArg, mtime: TimeArg, options: AbortOptions = {}): Promise<void> {
-    await this.setTimes(path, atime, mtime, true, options)
+    options.signal?.throwIfAborted()
+    await this.setTimes(this.walk(path, true, 'utimes').inode, atime, mtime, options)
   }
 
   /** utimes of a symlink itself. */
   async lutimes (path: string, atime: TimeArg, mtime: TimeArg, options: AbortOptions = {}): Promise<void> {
-    await this.setTimes(path, atime, mtime, false, options)
+    options.signal?.throwIfAborted()
+    await this.setTimes(this.walk(path, false, 'utimes').inode, atime, mtime, options)
   }
 
-  private async setTimes (path: string, atime: TimeArg, mtime: TimeArg, follow: boolean, options: AbortOptions): Promise<void> {
-    options.signal?.throwIfAborted()
-    const { inode } = this.walk(path, follow, 'utimes')
+  private async setTimes (inode: Inode, atime: TimeArg, mtime: TimeArg, options: AbortOptions): Promise<void> {
     const open = this.open_.get(inode.id)
     // pending writes are committed first (in the same log append: one fdatasync for both), so
     // an explicit mtime is not hidden by their write time
@@ -337,8 +339,12 @@ export class Volume implements VolumeApi {
     if (m !== undefined) body.mtime = m
     // the write and the times in one turn of the file's queue (no write slips in between)
     let together = false
-    const c = open !== undefined && open.changed
-      ? await open.commit(async c => { await this.tree.commitMany([this.writeBody(open, c), body]); together = true }, options)
+    const c = open !== undefined && open.changed && !this.unlinked(inode.id)
+      ? await open.commit(async c => {
+        if (this.unlinked(inode.id)) return false
+        await this.tree.commitMany([this.writeBody(open, c), body])
+        together = true
+      }, options)
       : undefined
     if (open !== undefined && c !== undefined) this.placeCommitted(open, c)
     if (!together) await this.commit(body)
@@ -514,7 +520,10 @@ export class Volume implements VolumeApi {
 
   async getxattr (path: string, name: string, options: AbortOptions = {}): Promise<Uint8Array> {
     options.signal?.throwIfAborted()
-    const { inode } = this.walk(path, true, 'getxattr')
+    return this.getxattrOf(this.walk(path, true, 'getxattr').inode, name, path)
+  }
+
+  private getxattrOf (inode: Inode, name: string, path: string): Uint8Array {
     const v = inode.xattrs.get(name)
     if (v === undefined) throw new FsError('ENODATA', 'getxattr', path, name)
     return v
@@ -522,7 +531,10 @@ export class Volume implements VolumeApi {
 
   async setxattr (path: string, name: string, value: Uint8Array, flags: { create?: boolean, replace?: boolean } & AbortOptions = {}): Promise<void> {
     flags.signal?.throwIfAborted()
-    const { inode } = this.walk(path, true, 'setxattr')
+    await this.setxattrOf(this.walk(path, true, 'setxattr').inode, name, value, flags, path)
+  }
+
+  private async setxattrOf (inode: Inode, name: string, value: Uint8Array, flags: { create?: boolean, replace?: boolean }, path: string): Promise<void> {
     if (name.length === 0 || Buffer.byteLength(name) > 255) throw new FsError('ERANGE', 'setxattr', path, 'attribute name length')
     if (value.byteLength > XATTR_VALUE_MAX) throw new FsError('ERANGE', 'setxattr', path, 'value too large')
     const has = inode.xattrs.has(name)
@@ -538,12 +550,15 @@ export class Volume implements VolumeApi {
 
   async listxattr (path: string, options: AbortOptions = {}): Promise<string[]> {
     options.signal?.throwIfAborted()
-    return [...this.walk(path, true, 'listxattr').inode.xattrs.keys()].filter(n => !isPinXattr(n)).sort()
+    return listxattrOf(this.walk(path, true, 'listxattr').inode)
   }
 
   async removexattr (path: string, name: string, options: AbortOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
-    const { inode } = this.walk(path, true, 'removexattr')
+    await this.removexattrOf(this.walk(path, true, 'removexattr').inode, name, path)
+  }
+
+  private async removexattrOf (inode: Inode, name: string, path: string): Promise<void> {
     if (!inode.xattrs.has(name)) throw new FsError('ENODATA', 'removexattr', path, name)
     await this.commit({ type: 'removexattr', inode: inode.id, name, time: nowNs() })
   }
@@ -565,7 +580,13 @@ export class Volume implements VolumeApi {
    * is the host's, not the caller's, and goes on without it.
    */
   private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}): Promise<void> {
-    const c = await f.commit(async c => { await this.commit(this.writeBody(f, c)) }, options)
+    // an open file whose last name is gone (POSIX: it lives until its last close) makes no
+    // version: its writes stay in the open file and end with it, no op, nothing placed
+    if (this.unlinked(f.inode)) return
+    const c = await f.commit(async c => {
+      if (this.unlinked(f.inode)) return false
+      await this.commit(this.writeBody(f, c))
+    }, options)
     if (c !== undefined) this.placeCommitted(f, c)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }
@@ -603,8 +624,14 @@ export class Volume implements VolumeApi {
     clearTimeout(timer)
   }
 
+  /** An open file is dropped at its last close; unlinked, with whatever it held uncommitted. */
   private release (f: OpenFile): void {
-    if (f.handles === 0 && !f.changed) this.open_.delete(f.inode)
+    if (f.handles === 0 && (!f.changed || this.unlinked(f.inode))) this.open_.delete(f.inode)
+  }
+
+  /** The file has no name left: unlinked (or renamed over) on this host or by an op from a peer. */
+  private unlinked (id: InodeId): boolean {
+    return (this.tree.get(id)?.nlink ?? 0) === 0
   }
 
   async open (path: string, flags: OpenFlags = 'r', mode = 0o644, caller: Caller = ROOT, options: AbortOptions = {}): Promise<FileHandle> {
@@ -630,6 +657,7 @@ export class Volume implements VolumeApi {
     if (file !== undefined) file.handles++
     if (fl.truncate && fl.write && file !== undefined && file.size > 0) await file.truncate(0, options)
     const vol = this
+    const current = (): Inode => vol.tree.get(inode.id) ?? inode
     let closed = false
     const check = (syscall: string, write: boolean): OpenFile => {
       if (closed) throw new FsError('EBADF', syscall, path)
@@ -663,9 +691,39 @@ export class Volume implements VolumeApi {
         if (len > FILE_SIZE_MAX) throw new FsError('EFBIG', 'ftruncate', path)
         await check('ftruncate', true).truncate(len, options)
       },
+      // the inode's attributes, also once its last name is gone (fstat, fchmod... on an open
+      // unlinked file): by inode, never by path
       async stat (options = {}) {
         options.signal?.throwIfAborted()
-        return vol.toStats(vol.tree.get(inode.id) ?? inode)
+        return vol.toStats(current())
+      },
+      async chmod (mode, options = {}) {
+        options.signal?.throwIfAborted()
+        await vol.chmodOf(current(), mode)
+      },
+      async chown (uid, gid, options = {}) {
+        options.signal?.throwIfAborted()
+        await vol.setOwner(current(), uid, gid)
+      },
+      async utimes (atime, mtime, options = {}) {
+        options.signal?.throwIfAborted()
+        await vol.setTimes(current(), atime, mtime, options)
+      },
+      async getxattr (name, options = {}) {
+        options.signal?.throwIfAborted()
+        return vol.getxattrOf(current(), name, path)
+      },
+      async setxattr (name, value, flags = {}) {
+        flags.signal?.throwIfAborted()
+        await vol.setxattrOf(current(), name, value, flags, path)
+      },
+      async listxattr (options = {}) {
+        options.signal?.throwIfAborted()
+        return listxattrOf(current())
+      },
+      async removexattr (name, options = {}) {
+        options.signal?.throwIfAborted()
+        await vol.removexattrOf(current(), name, path)
       },
       async sync (options = {}) { if (file !== undefined) await vol.commitFile(file, 'safe', options) },
       async flush (options = {}) {
@@ -865,6 +923,10 @@ export class Volume implements VolumeApi {
     const disk = await this.store?.disk()
     return { total: disk?.capacity ?? 0, free: disk?.free ?? 0, avail: disk?.free ?? 0 }
   }
+}
+
+function listxattrOf (inode: Inode): string[] {
+  return [...inode.xattrs.keys()].filter(n => !isPinXattr(n)).sort()
 }
 
 function parentPath (path: string): string {

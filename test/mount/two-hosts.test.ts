@@ -113,4 +113,27 @@ describe('two hosts, each `darkfs up --mount`', function () {
     const conflicts = await darkfs(['--data', data[0], 'conflicts'])
     assert.equal(conflicts.stdout, '')
   })
+
+  it('rm -rf on host A (holding a file of it open) while host B lists the directory and holds another open: one pass, gone on both, B reads on', async () => {
+    const N = 300
+    const a = q(join(mnt[0], 'scratch'))
+    const b = q(join(mnt[1], 'scratch'))
+    await ok(`mkdir -p ${a}/sub && cd ${a} && for i in $(seq 1 ${N}); do echo "$i" > "f$i"; done && echo held > sub/held`)
+    await until(`B lists the ${N} files`, async () => (await sh(`ls ${b} | wc -l`)).stdout === `${N + 1}\n`, SEEN_WITHIN_MS)
+    // B: a reader holding sub/held open, and a lister, until the directory is gone there
+    const holder = sh(`exec 3<${b}/sub/held && while [ -d ${b} ]; do sleep 0.2; done; python3 -c "import os; print(os.pread(3, 100, 0).decode(), end='')"`)
+    const lister = sh(`n=0; while [ -d ${b} ]; do ls -f ${b} > /dev/null 2>&1; n=$((n+1)); done; echo "listed $n"`)
+    await until('B holds sub/held', async () => (await sh(`ls -l /proc/*/fd 2>/dev/null | grep -c ${q(join(mnt[1], 'scratch/sub/held'))}`)).stdout.trim() !== '0', SEEN_WITHIN_MS)
+    // A holds one of the files open too: its name goes with the rest (no hidden entry on either host)
+    const r = await sh(`exec 4<${a}/f1; rm -rf ${a}; echo "rc=$?"; test -e ${a} && find ${a}; exec 4<&-`)
+    assert.equal(r.stderr, '')
+    assert.equal(r.stdout, 'rc=0\n')
+    const listed = await lister
+    assert.match(listed.stdout, /^listed [1-9]\d*\n$/, listed.stderr)
+    // by its handle (an fstat of it on B would ask libfuse by its old path, gone there: ENOENT)
+    const held = await holder
+    assert.equal(held.stdout, 'held\n', held.stderr)
+    assert.equal(await exists(1, 'scratch'), false)
+    assert.equal(await exists(0, 'scratch'), false)
+  })
 })

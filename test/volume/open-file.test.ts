@@ -180,4 +180,44 @@ describe('open files (node/open-file.ts) on the real Volume', function () {
     assert.equal(back.byteLength, model.buf.byteLength)
     assert.ok(Buffer.from(back).equals(Buffer.from(model.buf)))
   })
+
+  for (const how of ['unlink', 'rename over'] as const) {
+    it(`fh after ${how} of its last name: reads, writes, attributes by inode, nlink 0; its writes make no version or op, and nothing is left at close`, async () => {
+      await vol.writeFile('/f', 'named')
+      const id = vol.tree.lookup(vol.tree.root, 'f')!.inode
+      const fh = await vol.open('/f', 'r+')
+      await fh.write(bytes(3, 1), 0, 3, 0)
+      await fh.flush()
+      const versions = vol.tree.history(id).length
+      const ops: string[] = []
+      vol.tree.addEventListener('op', (e: any) => { ops.push(e.detail.body.type) })
+      if (how === 'unlink') await vol.unlink('/f')
+      else { await vol.writeFile('/g', 'other'); await vol.rename('/g', '/f') }
+      ops.length = 0
+      const model = new Model()
+      model.write(bytes(3, 1), 0)
+      model.write(new TextEncoder().encode('named').subarray(3), 3)
+      const big = bytes(2 * MiB + 5, 9)
+      await fh.write(big, 0, big.byteLength, 100)
+      model.write(big, 100)
+      await fh.sync()
+      await fh.chmod(0o600)
+      await fh.setxattr('user.k', new Uint8Array([1]))
+      const st = await fh.stat()
+      assert.equal(st.nlink, 0)
+      assert.equal(st.size, model.buf.byteLength)
+      assert.equal(st.mode & 0o777, 0o600)
+      assert.deepEqual(await fh.getxattr('user.k'), new Uint8Array([1]))
+      assert.deepEqual(await fh.listxattr(), ['user.k'])
+      const out = new Uint8Array(model.buf.byteLength)
+      await fh.read(out, 0, out.byteLength, 0)
+      assert.deepEqual(out, model.buf)
+      await fh.close()
+      // attributes are ops on the inode (no name, no version); its bytes made none
+      assert.deepEqual(ops, ['setattr', 'setxattr'])
+      assert.equal(vol.tree.history(id).length, versions)
+      assert.deepEqual(await vol.readdir('/'), how === 'unlink' ? [] : ['f'])
+      if (how === 'rename over') assert.equal(await vol.readFile('/f', 'utf8'), 'other')
+    })
+  }
 })
