@@ -5,6 +5,10 @@
 // and repair plan without it, the same plan everywhere) while it stays live (a source of the
 // fragments it holds; the daemon keeps a full host from handing its copies over).
 //
+// A notice that does not go through (a cut link the connection outlives, a stream refused) is
+// sent again, with backoff, until it does, while the peer stays connected and no newer state
+// replaced it (issue 16); a peer that (re)connects is told the current state the same way.
+//
 // The notices of one host carry an increasing sequence number, so a FULL and a ROOM sent close
 // together on two streams cannot be applied in the wrong order. Notice (an rpc.ts notice):
 //   { full: boolean, seq: integer >= 0 }
@@ -23,10 +27,10 @@ export const SPACE_PROTOCOL = '/darkfs/space/2.0.0'
 export const SPACE_NOTICE_BYTES = 1024
 /** Time to tell one peer. */
 export const SPACE_NOTICE_TIMEOUT_MS = 5_000
-/** Times a notice to a newly connected peer is retried (it may not handle the protocol yet). */
-export const SPACE_NOTICE_RETRIES = 3
-/** Wait between those retries. */
+/** First wait before a notice that did not go through is sent again (the wait doubles). */
 export const SPACE_NOTICE_RETRY_MS = 1_000
+/** Longest wait between two tries of one notice. */
+export const SPACE_NOTICE_RETRY_MAX_MS = 30_000
 
 export class SpaceNoticeError extends RpcProtocolError {
   override readonly name = 'SpaceNoticeError'
@@ -79,10 +83,10 @@ export class SpaceNotices {
     this.c.membership.setFull(this.c.host.peerId, this.c.space.isFull())
     this.seq++
     const seq = this.seq
-    for (const p of this.c.host.peers()) void this.tell(p.id, seq, 0)
+    for (const p of this.c.host.peers()) void this.tell(p.id, seq)
   }
 
-  private readonly onConnect = (evt: CustomEvent<string>): void => { void this.tell(evt.detail, this.seq, SPACE_NOTICE_RETRIES) }
+  private readonly onConnect = (evt: CustomEvent<string>): void => { void this.tell(evt.detail, this.seq) }
   private readonly onGone = (evt: CustomEvent<string>): void => { this.heard.delete(evt.detail) }
 
   constructor (c: SpaceNoticeComponents) {
@@ -98,7 +102,7 @@ export class SpaceNotices {
     this.c.membership.addEventListener('gone', this.onGone as EventListener)
     if (this.c.space.isFull()) this.c.membership.setFull(this.c.host.peerId, true)
     // peers that connected before this started
-    for (const p of this.c.host.peers()) void this.tell(p.id, this.seq, SPACE_NOTICE_RETRIES)
+    for (const p of this.c.host.peers()) void this.tell(p.id, this.seq)
   }
 
   async stop (): Promise<void> {
@@ -112,12 +116,17 @@ export class SpaceNotices {
     this.unserve = undefined
   }
 
-  /** Tell one peer the state of `seq` (best effort; retried while it may not handle the protocol yet). */
-  private async tell (peer: string, seq: number, retries: number): Promise<void> {
-    for (let attempt = 0; attempt <= retries && this.started && seq === this.seq; attempt++) {
+  /**
+   * Tell one peer the state of `seq`, again and again with backoff until it goes through, while
+   * the peer is connected (a reconnect tells it anew) and `seq` is the current state.
+   */
+  private async tell (peer: string, seq: number): Promise<void> {
+    let wait = SPACE_NOTICE_RETRY_MS
+    for (let attempt = 0; this.started && seq === this.seq; attempt++) {
       if (attempt > 0) {
-        await new Promise(resolve => setTimeout(resolve, SPACE_NOTICE_RETRY_MS).unref?.())
-        if (!this.c.host.peers().some(p => p.id === peer)) return
+        await new Promise(resolve => setTimeout(resolve, wait).unref?.())
+        wait = Math.min(wait * 2, SPACE_NOTICE_RETRY_MAX_MS)
+        if (!this.started || seq !== this.seq || !this.c.host.peers().some(p => p.id === peer)) return
       }
       try {
         await notify(this.c.host, peer, SPACE, { full: this.c.space.isFull(), seq }, { signal: this.shutdown.signal })
