@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { Teardown } from '../../harness/tmp.ts'
-import { Tree, type InodeId, type OpBody } from '../../node/tree/index.ts'
+import { Tree, treeDigest, type InodeId, type OpBody } from '../../node/tree/index.ts'
 import { replica, allOps, snapshot, resolve, cidOfBytes, verify, type Replica } from '../helpers/tree.ts'
 import { walk } from '../helpers/tree-play.ts'
 
@@ -189,6 +189,7 @@ describe(`node/tree under partitions (seed ${PROP_SEED})`, function () {
         for (const h of hosts.slice(1)) {
           assert.equal(heads(h.r.tree), heads(hosts[0].r.tree))
           assert.equal(snapshot(h.r.tree), want)
+          assert.equal(treeDigest(h.r.tree).digest, treeDigest(hosts[0].r.tree).digest)
         }
         // every host after a restart (the tree rebuilt from its log)
         for (const h of hosts) { await restart(t, h); assert.equal(snapshot(h.r.tree), want) }
