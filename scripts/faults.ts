@@ -37,10 +37,9 @@
 // exiting non-zero when L, R, C or D is not 0. C counts hosts that exited unasked and every
 // "darkfs: internal error" a host logged (a background failure it survived is still a bug);
 // broken §6 rules and redundancy not restored after bit rot are findings: listed above the table,
-// counted in its last column, and the exit status is non-zero for them too. Needs root (namespaces, tmpfs). At the default
-// DARKFS_FAULTS_ROUNDS=2 a run took 13 minutes on a loaded 2-core machine, 4 of them the two
-// bit-rot rounds waiting out REDUNDANT_TIMEOUT_MS because redundancy was not restored; set
-// DARKFS_FAULTS_ROUNDS=1 for about 10.
+// counted in its last column, and the exit status is non-zero for them too. Needs root (namespaces, tmpfs).
+// DARKFS_FAULTS_ROUNDS (default 2) is the number of bit-rot rounds; each may wait out
+// REDUNDANT_TIMEOUT_MS when redundancy is not restored.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createCipheriv, createHash } from 'node:crypto'
