@@ -14,25 +14,40 @@
 //   diskfull  one host's data dir is a small tmpfs: its writes fail clearly once full, it keeps
 //             serving reads, nothing stored is lost; it reports itself full, every other host
 //             hears of it, and writes elsewhere place nothing on it (its bytesStored does not grow)
+// Convergence and notices (issue 16): after every restart and every heal, the writes pause and
+// every live host must show the same tree, compared by a digest of the materialised tree and by
+// the op DAG heads (the control socket's `tree` command); a restarted host must be back among
+// every live host's peers, a healed partition must leave every host seeing every other, and a
+// full host must be heard of by every other. A check that fails is a finding and counts as
+// diverged.
+// Counts and replay:
+//   npm run test:faults -- [--kills N] [--partitions N] [--duration S] [--long] [--seed S]
+// --kills: hosts killed (every fourth round kills a writer in the middle of a put instead);
+// --partitions: partition/heal cycles, writes on both sides in each; --duration: once the
+// counts are done, faults go on (kill rounds and partitions in turn) until S seconds have
+// passed since the start; --long: --kills 100 --partitions 50 --duration 3600 (about an hour,
+// not part of `npm test`). The schedule (victims, sides, waits) comes from a PRNG seeded by
+// --seed (default: drawn), printed as the first line: `--seed S` replays it (the workload's
+// interleaving with the faults still follows the machine's timing).
 // Then it settles, checks every acknowledged write on FINAL_READERS hosts, prints a table with
 // a row per fault (writes acknowledged, lost, wrong reads, crashes while that fault was the
 // current one; a write lost is counted under the fault during which it was acknowledged) and
 // ends with
-//   faults: F injected, A acknowledged, L lost, R wrong reads, C crashed
-// exiting non-zero when L, R or C is not 0. C counts hosts that exited unasked and every
+//   faults: F injected, A acknowledged, L lost, R wrong reads, C crashed, D diverged
+// exiting non-zero when L, R, C or D is not 0. C counts hosts that exited unasked and every
 // "darkfs: internal error" a host logged (a background failure it survived is still a bug);
 // broken §6 rules and redundancy not restored after bit rot are findings: listed above the table,
-// counted in its last column, and the exit status is non-zero for them too. Needs root (namespaces, tmpfs). At the default
-// DARKFS_FAULTS_ROUNDS=2 a run took 13 minutes on a loaded 2-core machine, 4 of them the two
-// bit-rot rounds waiting out REDUNDANT_TIMEOUT_MS because redundancy was not restored; set
-// DARKFS_FAULTS_ROUNDS=1 for about 10.
+// counted in its last column, and the exit status is non-zero for them too. Needs root (namespaces, tmpfs).
+// DARKFS_FAULTS_ROUNDS (default 2) is the number of bit-rot rounds; each may wait out
+// REDUNDANT_TIMEOUT_MS when redundancy is not restored.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { createHash, randomBytes, randomInt } from 'node:crypto'
+import { createCipheriv, createHash } from 'node:crypto'
 import { mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import { ControlClient } from '../node/cli/index.ts'
 import { meshDown, meshUp, run } from '../harness/mesh.ts'
 import type { Mesh } from '../harness/mesh.ts'
@@ -50,8 +65,18 @@ const DISK_BYTES = 48 * 1024 * 1024
 /** Files per writer (rewritten over and over) and their sizes. */
 const FILES_PER_WRITER = 6
 const MAX_FILE_BYTES = 3 * 1024 * 1024
-/** Rounds of each fault. */
+/** Rounds of bit rot. */
 const ROUNDS = Number(process.env.DARKFS_FAULTS_ROUNDS ?? 2)
+/** Default counts (`--kills`, `--partitions`), and those of `--long`. */
+const DEFAULT_KILLS = 8
+const DEFAULT_PARTITIONS = 2
+const LONG = { kills: 100, partitions: 50, duration: 3600 }
+/** Every KILL_WRITER_EVERY-th kill round kills a writer in the middle of a put. */
+const KILL_WRITER_EVERY = 4
+/** Time for every live host to show one tree (digest and heads) after a restart or a heal. */
+const CONVERGE_TIMEOUT_MS = 90_000
+/** Time for a restarted or healed host to be among every live host's peers again. */
+const BACK_TIMEOUT_MS = 90_000
 /** Time for the two sides of a partition to agree after the heal. */
 const MERGE_TIMEOUT_MS = 60_000
 /** Time for scrub + heal to bring every host's status back to all redundant after bit rot. */
@@ -71,12 +96,73 @@ const FULL_PLACEMENT_WAIT_MS = 10_000
 /** Hosts that read every acknowledged path in the final check. */
 const FINAL_READERS = 2
 
-interface HostProc { name: string, dir: string, child?: ChildProcess, killed: boolean, crashed: number, stderr: string }
-interface Row { fault: string, injected: number, acked: number, lost: number, wrong: number, exits: number, internal: number, findings: number }
+interface HostProc { name: string, dir: string, id: string, child?: ChildProcess, killed: boolean, crashed: number, stderr: string }
+interface Row { fault: string, injected: number, acked: number, lost: number, wrong: number, exits: number, internal: number, findings: number, diverged: number }
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-const pick = <T>(xs: T[]): T => xs[randomInt(xs.length)]
+
+/** A seeded PRNG (mulberry32): numbers in [0, 1). */
+function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** Integers, picks, shuffles and bytes from one seeded stream. */
+function stream (seed: number): { int: (lo: number, hi?: number) => number, pick: <T>(xs: T[]) => T, shuffle: <T>(xs: T[]) => T[], bytes: (n: number) => Buffer } {
+  const rand = prng(seed)
+  const int = (lo: number, hi?: number): number => hi === undefined ? Math.floor(rand() * lo) : lo + Math.floor(rand() * (hi - lo))
+  return {
+    int,
+    pick: <T>(xs: T[]): T => xs[int(xs.length)],
+    shuffle: <T>(xs: T[]): T[] => {
+      const out = [...xs]
+      for (let i = out.length - 1; i > 0; i--) { const j = int(i + 1); [out[i], out[j]] = [out[j], out[i]] }
+      return out
+    },
+    // an AES-CTR key stream: seeded bytes at memory speed
+    bytes: (n: number): Buffer => createCipheriv('aes-256-ctr', Buffer.from(Array.from({ length: 32 }, () => int(256))), Buffer.from(Array.from({ length: 16 }, () => int(256)))).update(Buffer.alloc(n))
+  }
+}
+
+interface Options { kills: number, partitions: number, duration: number, seed: number }
+
+function options (): Options {
+  const usage = 'usage: npm run test:faults -- [--kills N] [--partitions N] [--duration S] [--long] [--seed S]'
+  let values
+  try {
+    values = parseArgs({ options: { kills: { type: 'string' }, partitions: { type: 'string' }, duration: { type: 'string' }, long: { type: 'boolean', default: false }, seed: { type: 'string' } }, strict: true, allowPositionals: false }).values
+  } catch (err) {
+    process.stderr.write(`faults: ${(err as Error).message}\n${usage}\n`)
+    process.exit(2)
+  }
+  const count = (name: string, v: string | undefined, dflt: number): number => {
+    if (v === undefined) return dflt
+    const n = Number(v)
+    if (!Number.isSafeInteger(n) || n < 0) { process.stderr.write(`faults: --${name} takes a whole number >= 0, got ${JSON.stringify(v)}\n${usage}\n`); process.exit(2) }
+    return n
+  }
+  const long = values.long === true
+  return {
+    kills: count('kills', values.kills, long ? LONG.kills : DEFAULT_KILLS),
+    partitions: count('partitions', values.partitions, long ? LONG.partitions : DEFAULT_PARTITIONS),
+    duration: count('duration', values.duration, long ? LONG.duration : 0),
+    seed: count('seed', values.seed, Math.floor(Math.random() * 2 ** 31))
+  }
+}
+
+const opts = options()
+/** The fault schedule's stream (victims, sides, waits): replayed by --seed. */
+const sched = stream(opts.seed)
+/** The workload's stream (paths, sizes, bytes): its interleaving with the faults follows timing. */
+const work = stream(opts.seed ^ 0x5bd1e995)
+const pick = work.pick
 
 async function darkfs (args: string[], timeoutMs = CLI_TIMEOUT_MS): Promise<{ code: number, stdout: Buffer, stderr: string }> {
   return await new Promise((resolve) => {
@@ -91,6 +177,9 @@ async function darkfs (args: string[], timeoutMs = CLI_TIMEOUT_MS): Promise<{ co
 }
 
 async function main (): Promise<number> {
+  const started = Date.now()
+  const replay = [`--seed ${opts.seed}`, `--kills ${opts.kills}`, `--partitions ${opts.partitions}`, ...(opts.duration > 0 ? [`--duration ${opts.duration}`] : [])].join(' ')
+  process.stdout.write(`faults: seed ${opts.seed} (replay: npm run test:faults -- ${replay})\n`)
   const name = `dkf${process.pid % 10000}`
   const root = await mkdtemp(join(tmpdir(), 'darkfs-faults-'))
   const stateDir = join(root, 'mesh')
@@ -111,12 +200,14 @@ async function main (): Promise<number> {
   const acked = new Map<string, string>()
   const stats = { acknowledged: 0, writeErrors: 0, reads: 0, readErrors: 0, wrong: 0, lost: 0 }
   const rows: Row[] = []
-  const row = (fault: string): Row => { let r = rows.find(x => x.fault === fault); if (r === undefined) rows.push(r = { fault, injected: 0, acked: 0, lost: 0, wrong: 0, exits: 0, internal: 0, findings: 0 }); return r }
+  const row = (fault: string): Row => { let r = rows.find(x => x.fault === fault); if (r === undefined) rows.push(r = { fault, injected: 0, acked: 0, lost: 0, wrong: 0, exits: 0, internal: 0, findings: 0, diverged: 0 }); return r }
   /** The fault being injected now: acknowledgements, wrong reads and crashes count under it. */
   let phase = 'startup'
   /** The fault during which each path's last acknowledged version was written. */
   const ackedIn = new Map<string, string>()
   const findings: string[] = []
+  /** Convergence and notice checks made, and those that failed (diverged). */
+  const checks = { converge: 0, notices: 0, diverged: 0 }
   const finding = (fault: string, what: string): void => { row(fault).findings++; findings.push(`${fault}: ${what}`); process.stderr.write(`FINDING ${fault}: ${what}\n`) }
   let joinAddr = ''
 
@@ -148,15 +239,18 @@ async function main (): Promise<number> {
       const timer = setInterval(() => { if (Date.now() > end) { clearInterval(timer); reject(new Error(`${h.name}: not ready in time: ${h.stderr}`)) } }, 500)
       void Promise.resolve().then(() => { child.stdout!.once('close', () => { clearInterval(timer) }) })
     })
-    if (h.name === 'h1') joinAddr = /^listening (\S+)/m.exec(out)![1]
+    const listening = /^listening (\S+)/m.exec(out)![1]
+    h.id = listening.split('/p2p/')[1] ?? ''
+    if (h.name === 'h1') joinAddr = listening
   }
   const kill9 = (h: HostProc): void => { h.killed = true; h.child?.kill('SIGKILL') }
   const live = (): HostProc[] => hosts.filter(h => !h.killed)
   const host = (n: string): HostProc => hosts.find(h => h.name === n)!
 
-  const write = async (h: HostProc, path: string, bytes = randomInt(1, MAX_FILE_BYTES)): Promise<boolean> => {
-    const data = randomBytes(bytes)
-    const local = join(root, `put-${randomBytes(6).toString('hex')}`)
+  let puts = 0
+  const write = async (h: HostProc, path: string, bytes = work.int(1, MAX_FILE_BYTES)): Promise<boolean> => {
+    const data = work.bytes(bytes)
+    const local = join(root, `put-${puts++}`)
     await writeFile(local, data)
     const hash = sha(data)
     let set = attempted.get(path)
@@ -192,7 +286,7 @@ async function main (): Promise<number> {
       if (paused) { await sleep(200); continue }
       busy++
       const w = pick(WRITERS.map(host).filter(h => !h.killed))
-      if (w !== undefined) await write(w, `/${w.name}/f${randomInt(FILES_PER_WRITER)}`)
+      if (w !== undefined) await write(w, `/${w.name}/f${work.int(FILES_PER_WRITER)}`)
       const r = pick(live())
       const paths = [...acked.keys()]
       if (r !== undefined && paths.length > 0) await read(r, pick(paths))
@@ -204,7 +298,7 @@ async function main (): Promise<number> {
   try {
     mesh = await meshUp(HOSTS, { name, dir: stateDir })
     for (let i = 1; i <= HOSTS; i++) {
-      const h: HostProc = { name: `h${i}`, dir: join(root, `h${i}`), killed: false, crashed: 0, stderr: '' }
+      const h: HostProc = { name: `h${i}`, dir: join(root, `h${i}`), id: '', killed: false, crashed: 0, stderr: '' }
       await mkdir(h.dir)
       if (h.name === DISK_HOST) {
         await run('mount', ['-t', 'tmpfs', '-o', `size=${DISK_BYTES}`, 'tmpfs', h.dir])
@@ -219,87 +313,35 @@ async function main (): Promise<number> {
     for (const w of WRITERS) await darkfs(['--data', host(w).dir, 'mkdir', '-p', `/${w}`])
     const load = [workload(), workload()]
 
-    // kill -9 of up to REDUNDANCY hosts at random moments, restarted later
-    phase = 'kill -9 host'
-    process.stderr.write(`phase: ${phase}\n`)
-    for (let round = 0; round < ROUNDS * 2; round++) {
-      await sleep(randomInt(2000, 6000))
-      const victims = hosts.filter(h => h.name !== 'h1').sort(() => Math.random() - 0.5).slice(0, randomInt(1, REDUNDANCY + 1))
-      for (const v of victims) { kill9(v); row(phase).injected++ }
-      await sleep(randomInt(3000, 8000))
-      for (const v of victims) await start(v)
-    }
-
-    // kill -9 of the writer mid-write: afterwards the file is its old or new version
-    phase = 'kill -9 writer mid-write'
-    process.stderr.write(`phase: ${phase}\n`)
-    for (let round = 0; round < ROUNDS; round++) {
-      const w = host(WRITERS[round % WRITERS.length])
-      const path = `/${w.name}/midwrite`
-      await write(w, path, 256 * 1024)
-      const before = acked.get(path)
-      const inFlight = write(w, path, MAX_FILE_BYTES)
-      await sleep(randomInt(50, 600))
-      kill9(w)
-      row(phase).injected++
-      await inFlight
-      await start(w)
-      const got = await read(w, path)
-      if (got === undefined || (got !== before && acked.get(path) !== got && !(attempted.get(path)?.has(got) ?? false))) {
-        stats.lost++
-        row(phase).lost++
-        process.stderr.write(`LOST ${path} after the writer's restart\n`)
+    // the fault loop: kill rounds and partition/heal cycles in turn until the counts are done
+    // (and, with --duration, until that time has passed); every fourth kill round kills a
+    // writer in the middle of a put. After each restart and each heal: one tree everywhere.
+    let kills = 0
+    let partitions = 0
+    let round = 0
+    for (;;) {
+      const more = Date.now() - started < opts.duration * 1000
+      const killsLeft = kills < opts.kills
+      const partsLeft = partitions < opts.partitions
+      if (!killsLeft && !partsLeft && !more) break
+      if (killsLeft || (!partsLeft && more)) {
+        round++
+        if (round % KILL_WRITER_EVERY === 0) { await killWriter(); kills++ } else kills += await killHosts(opts.kills - kills)
       }
+      if (partsLeft || (!killsLeft && more)) await partition(partitions++)
     }
-
-    // partitions: h4 and h5 cut off (underlay link down); both sides write the same path,
-    // delete vs write, rename vs rename, crossed moves of two dirs; §6 checked after the heal
-    phase = 'partition'
-    process.stderr.write(`phase: ${phase}\n`)
-    for (let round = 0; round < ROUNDS; round++) {
-      const a = host('h2')
-      const b = host('h4')
-      const dir = `/part-${round}`
-      await darkfs(['--data', a.dir, 'mkdir', '-p', `${dir}/x`])
-      await darkfs(['--data', a.dir, 'mkdir', '-p', `${dir}/y`])
-      await write(a, `${dir}/same`, 64 * 1024)
-      await write(a, `${dir}/delwrite`, 64 * 1024)
-      await write(a, `${dir}/ren`, 64 * 1024)
-      const renHash = acked.get(`${dir}/ren`)
-      acked.delete(`${dir}/ren`)
-      const seen = await until(async () => (await darkfs(['--data', b.dir, 'stat', `${dir}/ren`])).code === 0 && (await darkfs(['--data', b.dir, 'stat', `${dir}/y`])).code === 0, MERGE_TIMEOUT_MS)
-      if (!seen) { finding(phase, `${dir} never reached ${b.name} before the cut`); continue }
-      const side = ['h4', 'h5']
-      for (const s of side) await mesh.exec(s, 'ip', ['link', 'set', 'ul0', 'down'])
-      row(phase).injected++
-      await sleep(1000)
-      // side A: h2 writes `same`, deletes `delwrite`, renames ren -> renA, moves y into x
-      await write(a, `${dir}/same`)
-      await darkfs(['--data', a.dir, 'rm', `${dir}/delwrite`])
-      await darkfs(['--data', a.dir, 'mv', `${dir}/ren`, `${dir}/renA`])
-      await darkfs(['--data', a.dir, 'mv', `${dir}/y`, `${dir}/x/y`])
-      // side B: h4 writes `same` and `delwrite`, renames ren -> renB, moves x into y
-      await write(b, `${dir}/same`)
-      await write(b, `${dir}/delwrite`)
-      await darkfs(['--data', b.dir, 'mv', `${dir}/ren`, `${dir}/renB`])
-      await darkfs(['--data', b.dir, 'mv', `${dir}/x`, `${dir}/y/x`])
-      await sleep(3000)
-      for (const s of side) await mesh.exec(s, 'ip', ['link', 'set', 'ul0', 'up'])
-      await checkMerge(dir, [a, b, host('h1')], renHash)
-    }
-
     // bit rot: flip bytes in stored fragments on several hosts; reads stay correct; then every
     // host scrubs, heal runs, and every host's status must come back to all redundant
     phase = 'bit rot (4 fragments/host)'
     process.stderr.write(`phase: ${phase}\n`)
     for (let round = 0; round < ROUNDS; round++) {
-      for (const h of hosts.filter(x => x.name !== DISK_HOST).sort(() => Math.random() - 0.5).slice(0, 2)) {
+      for (const h of sched.shuffle(hosts.filter(x => x.name !== DISK_HOST)).slice(0, 2)) {
         const files = await listFiles(join(h.dir, 'store', 'blocks'))
-        for (const f of files.sort(() => Math.random() - 0.5).slice(0, 4)) {
+        for (const f of sched.shuffle(files.sort()).slice(0, 4)) {
           const size = (await stat(f)).size
           if (size === 0) continue
           const fh = await open(f, 'r+')
-          const at = randomInt(size)
+          const at = sched.int(size)
           const b = Buffer.alloc(1)
           await fh.read(b, 0, 1, at)
           b[0] ^= 0xff
@@ -335,7 +377,7 @@ async function main (): Promise<number> {
     const full = host(DISK_HOST)
     let clear = 0
     for (let i = 0; i < 40; i++) {
-      const data = randomBytes(2 * 1024 * 1024)
+      const data = work.bytes(2 * 1024 * 1024)
       const local = join(root, 'fill.bin')
       await writeFile(local, data)
       const r = await darkfs(['--data', full.dir, 'put', local, `/fill-${i}.bin`])
@@ -357,7 +399,8 @@ async function main (): Promise<number> {
     const fullId = (await status(full))?.peerId
     if (!await until(async () => (await status(full))?.space?.full === true, FULL_NOTICE_TIMEOUT_MS)) finding(phase, 'the host that hit ENOSPC never reported itself full')
     for (const h of live().filter(x => x !== full)) {
-      if (!await until(async () => ((await status(h))?.fullPeers ?? []).includes(fullId), FULL_NOTICE_TIMEOUT_MS)) finding(phase, `${h.name} never heard that ${full.name} is full`)
+      checks.notices++
+      if (!await until(async () => ((await status(h))?.fullPeers ?? []).includes(fullId), FULL_NOTICE_TIMEOUT_MS)) diverged(phase, `${h.name} never heard that ${full.name} is full`)
     }
     const storedBefore = (await status(full))?.bytesStored
     // writes elsewhere still succeed while one host is full, and place nothing on it
@@ -373,12 +416,13 @@ async function main (): Promise<number> {
     running = false
     await Promise.all(load)
     await sleep(SETTLE_MS)
+    await converge('settle + final check', 'at the end')
 
     // the final check: every acknowledged write reads back (its version or a later attempt) on FINAL_READERS random hosts
     for (const [path, hash] of acked) {
       let ok = false
       // two hosts per path (each CLI call starts a process: all hosts for every path is minutes)
-      for (const h of live().sort(() => Math.random() - 0.5).slice(0, FINAL_READERS)) {
+      for (const h of work.shuffle(live()).slice(0, FINAL_READERS)) {
         const got = await read(h, path)
         if (got === hash || (got !== undefined && (attempted.get(path)?.has(got) ?? false))) ok = true
       }
@@ -404,12 +448,129 @@ async function main (): Promise<number> {
   const line = (cols: Array<string | number>): string => cols.map((c, i) => String(c).padEnd(i === 0 ? 30 : 10)).join('')
   for (const f of findings) process.stdout.write(`finding: ${f}\n`)
   const findingCount = rows.reduce((n, r) => n + r.findings, 0)
-  process.stdout.write(line(['fault', 'injected', 'acked', 'lost', 'wrong', 'crashed', '(exits', 'internal)', 'findings']) + '\n')
-  for (const r of rows) process.stdout.write(line([r.fault, r.injected, r.acked, r.lost, r.wrong, r.exits + r.internal, r.exits, r.internal, r.findings]) + '\n')
-  process.stdout.write(line(['all', injected, stats.acknowledged, stats.lost, stats.wrong, crashed, '', '', findingCount]) + '\n')
-  process.stdout.write(`reads ${stats.reads} ok, ${stats.readErrors} failed; writes ${stats.writeErrors} failed (not acknowledged)\n`)
-  process.stdout.write(`faults: ${injected} injected, ${stats.acknowledged} acknowledged, ${stats.lost} lost, ${stats.wrong} wrong reads, ${crashed} crashed\n`)
-  return stats.lost === 0 && stats.wrong === 0 && crashed === 0 && findingCount === 0 ? 0 : 1
+  process.stdout.write(line(['fault', 'injected', 'acked', 'lost', 'wrong', 'crashed', '(exits', 'internal)', 'diverged', 'findings']) + '\n')
+  for (const r of rows) process.stdout.write(line([r.fault, r.injected, r.acked, r.lost, r.wrong, r.exits + r.internal, r.exits, r.internal, r.diverged, r.findings]) + '\n')
+  process.stdout.write(line(['all', injected, stats.acknowledged, stats.lost, stats.wrong, crashed, '', '', checks.diverged, findingCount]) + '\n')
+  process.stdout.write(`reads ${stats.reads} ok, ${stats.readErrors} failed; writes ${stats.writeErrors} failed (not acknowledged); ${checks.converge} convergence checks, ${checks.notices} notice checks; ${((Date.now() - started) / 60_000).toFixed(1)} min; seed ${opts.seed}\n`)
+  process.stdout.write(`faults: ${injected} injected, ${stats.acknowledged} acknowledged, ${stats.lost} lost, ${stats.wrong} wrong reads, ${crashed} crashed, ${checks.diverged} diverged\n`)
+  return stats.lost === 0 && stats.wrong === 0 && crashed === 0 && findingCount === 0 && checks.diverged === 0 ? 0 : 1
+
+  /** A convergence or notice check that failed: a finding, counted as diverged. */
+  function diverged (fault: string, what: string): void {
+    checks.diverged++
+    row(fault).diverged++
+    finding(fault, what)
+  }
+
+  /** With writes paused: every live host shows one tree (same digest, same op DAG heads). */
+  async function converge (fault: string, after: string): Promise<void> {
+    await quiet()
+    checks.converge++
+    let last = ''
+    const one = await until(async () => {
+      const views = await Promise.all(live().map(async h => ({ h, t: await new ControlClient(h.dir).call('tree') as { digest: string, heads: string[], ops: number } })))
+      last = views.map(v => `${v.h.name} ${v.t.digest.slice(0, 12)} (${v.t.ops} ops, heads ${v.t.heads.map(x => x.slice(-6)).join(',')})`).join('; ')
+      return views.every(v => v.t.digest === views[0].t.digest && v.t.heads.join() === views[0].t.heads.join())
+    }, CONVERGE_TIMEOUT_MS)
+    if (!one) diverged(fault, `${after}: live hosts show different trees ${CONVERGE_TIMEOUT_MS / 1000} s later: ${last}`)
+    paused = false
+  }
+
+  /** Every live host has each of `back` among its peers (a restarted or healed host is back). */
+  async function backEverywhere (fault: string, back: HostProc[], after: string): Promise<void> {
+    for (const h of live()) {
+      const want = back.filter(b => b !== h && !b.killed)
+      if (want.length === 0) continue
+      checks.notices++
+      let peers: string[] = []
+      const ok = await until(async () => {
+        const r = await darkfs(['--data', h.dir, 'peers', '--json'])
+        peers = r.code === 0 ? (JSON.parse(r.stdout.toString()) as Array<{ id: string }>).map(p => p.id) : []
+        return want.every(b => peers.includes(b.id))
+      }, BACK_TIMEOUT_MS)
+      if (!ok) diverged(fault, `${after}: ${h.name} does not see ${want.filter(b => !peers.includes(b.id)).map(b => b.name).join(', ')} back`)
+    }
+  }
+
+  /** kill -9 of 1..REDUNDANCY hosts (at most `max`) at a random moment, restarted later. */
+  async function killHosts (max: number): Promise<number> {
+    phase = 'kill -9 host'
+    await sleep(sched.int(2000, 6000))
+    const victims = sched.shuffle(hosts.filter(h => h.name !== 'h1')).slice(0, Math.max(1, Math.min(max, sched.int(1, REDUNDANCY + 1))))
+    process.stderr.write(`${phase}: ${victims.map(v => v.name).join(', ')}\n`)
+    for (const v of victims) { kill9(v); row(phase).injected++ }
+    await sleep(sched.int(3000, 8000))
+    for (const v of victims) await start(v)
+    await backEverywhere(phase, victims, `restart of ${victims.map(v => v.name).join(', ')}`)
+    await converge(phase, `restart of ${victims.map(v => v.name).join(', ')}`)
+    return victims.length
+  }
+
+  /** kill -9 of a writer mid-write: afterwards the file is its old or new version. */
+  async function killWriter (): Promise<void> {
+    phase = 'kill -9 writer mid-write'
+    const w = host(sched.pick(WRITERS))
+    process.stderr.write(`${phase}: ${w.name}\n`)
+    const path = `/${w.name}/midwrite`
+    await write(w, path, 256 * 1024)
+    const before = acked.get(path)
+    const inFlight = write(w, path, MAX_FILE_BYTES)
+    await sleep(sched.int(50, 600))
+    kill9(w)
+    row(phase).injected++
+    await inFlight
+    await start(w)
+    const got = await read(w, path)
+    if (got === undefined || (got !== before && acked.get(path) !== got && !(attempted.get(path)?.has(got) ?? false))) {
+      stats.lost++
+      row(phase).lost++
+      process.stderr.write(`LOST ${path} after the writer's restart\n`)
+    }
+    await backEverywhere(phase, [w], `restart of ${w.name}`)
+    await converge(phase, `restart of writer ${w.name}`)
+  }
+
+  /**
+   * One partition/heal cycle: one or two hosts (not h1, h2 or the full-disk host) cut off
+   * (underlay link down); both sides write the same path, one deletes what the other writes,
+   * both rename one file, and they cross-move two dirs; after the heal, one tree everywhere
+   * and the §6 rules.
+   */
+  async function partition (n: number): Promise<void> {
+    phase = 'partition'
+    const a = host('h2')
+    const side = sched.shuffle(hosts.filter(h => !['h1', 'h2', DISK_HOST].includes(h.name))).slice(0, sched.int(1, 3))
+    const b = side[0]
+    process.stderr.write(`${phase} ${n}: ${side.map(h => h.name).join(', ')} cut off\n`)
+    const dir = `/part-${n}`
+    await darkfs(['--data', a.dir, 'mkdir', '-p', `${dir}/x`])
+    await darkfs(['--data', a.dir, 'mkdir', '-p', `${dir}/y`])
+    await write(a, `${dir}/same`, 64 * 1024)
+    await write(a, `${dir}/delwrite`, 64 * 1024)
+    await write(a, `${dir}/ren`, 64 * 1024)
+    const renHash = acked.get(`${dir}/ren`)
+    acked.delete(`${dir}/ren`)
+    const seen = await until(async () => (await darkfs(['--data', b.dir, 'stat', `${dir}/ren`])).code === 0 && (await darkfs(['--data', b.dir, 'stat', `${dir}/y`])).code === 0, MERGE_TIMEOUT_MS)
+    if (!seen) { diverged(phase, `${dir} never reached ${b.name} before the cut`); return }
+    for (const s of side) await mesh!.exec(s.name, 'ip', ['link', 'set', 'ul0', 'down'])
+    row(phase).injected++
+    await sleep(sched.int(500, 3000))
+    // side A: h2 writes `same`, deletes `delwrite`, renames ren -> renA, moves y into x
+    await write(a, `${dir}/same`)
+    await darkfs(['--data', a.dir, 'rm', `${dir}/delwrite`])
+    await darkfs(['--data', a.dir, 'mv', `${dir}/ren`, `${dir}/renA`])
+    await darkfs(['--data', a.dir, 'mv', `${dir}/y`, `${dir}/x/y`])
+    // side B: writes `same` and `delwrite`, renames ren -> renB, moves x into y
+    await write(b, `${dir}/same`)
+    await write(b, `${dir}/delwrite`)
+    await darkfs(['--data', b.dir, 'mv', `${dir}/ren`, `${dir}/renB`])
+    await darkfs(['--data', b.dir, 'mv', `${dir}/x`, `${dir}/y/x`])
+    await sleep(sched.int(1000, 20_000))
+    for (const s of side) await mesh!.exec(s.name, 'ip', ['link', 'set', 'ul0', 'up'])
+    await backEverywhere(phase, hosts, `heal of ${dir}`)
+    await converge(phase, `heal of ${dir}`)
+    await checkMerge(dir, [a, b, host('h1')], renHash)
+  }
 
   /** After a partition heals: the §6 rules on every given host, and the same listing on all. */
   async function checkMerge (dir: string, on: HostProc[], renHash: string | undefined): Promise<void> {

@@ -10,7 +10,7 @@ import { ControlServer } from './control.ts'
 import { CONTROL_SOCKET } from './client.ts'
 import { createHost, FULL_MESH_PEERS, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, SpaceNotices, startUplinks, uploadCap } from '../net/index.ts'
 import type { Host, MembershipInit, Sync } from '../net/index.ts'
-import { Tree } from '../tree/index.ts'
+import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
@@ -245,6 +245,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         ...keep.commands,
         pin: async ({ path }) => await pins.pin(String(path)),
         unpin: async ({ path }) => { await pins.unpin(String(path)) },
+        // what the fault run compares across hosts to see that they converged (issue 16)
+        tree: async () => ({ heads: tree.heads().map(c => c.toString()).sort(), ops: tree.size, ...treeDigest(tree) }),
         traffic: async () => ({ swarm: swarm.stats(), forward: forwarder.stats(), uplinks: Object.fromEntries(uplinks.book.snapshot()), host: host.traffic() })
       }
     })

@@ -10,10 +10,13 @@
 // carries the suspects the operator declared gone (`darkfs heal`).
 //
 // Notices go over MEMBERSHIP_PROTOCOL (rpc.ts notices, sent to every connected peer by
-// broadcast(), the seam a gossip transport could take over):
+// broadcast(), the seam a gossip transport could take over). A peer a notice did not go through
+// to is sent it again, with backoff, while it stays connected (issue 16: a link cut while a
+// notice is in flight, with a connection that outlives the cut); a peer that connects while
+// this host drains is told so again (its Membership forgets a drain on a new connection).
 //   { t: 'leave' } | { t: 'drain' } | { t: 'stay' } | { t: 'gone', ids: [peer id...] }
 import type { Host } from './host.ts'
-import { RpcProtocolError, broadcast, defineProtocol, serve } from './rpc.ts'
+import { RpcProtocolError, broadcast, defineProtocol, notify, serve } from './rpc.ts'
 import { logger } from '../log.ts'
 
 const log = logger('net:membership')
@@ -36,6 +39,12 @@ export const MAX_GONE_IDS = 256
 export const MAX_NOTICE_PEER_ID_CHARS = 128
 /** Time to tell one peer. */
 export const LEAVE_NOTICE_TIMEOUT_MS = 5_000
+
+/** First wait before a notice that did not go through to a connected peer is sent again (it doubles). */
+export const MEMBERSHIP_RETRY_MS = 1_000
+/** Longest wait between two tries; a notice is given up after MEMBERSHIP_RETRIES tries. */
+export const MEMBERSHIP_RETRY_MAX_MS = 30_000
+export const MEMBERSHIP_RETRIES = 10
 
 /** A membership notice that is malformed or breaks a bound. */
 export class MembershipNoticeError extends RpcProtocolError {
@@ -87,6 +96,7 @@ export class Membership extends EventTarget {
   private readonly full = new Set<string>()
   private started = false
   private unserve: (() => Promise<void>) | undefined
+  private shutdown = new AbortController()
   private readonly onConnect = (evt: CustomEvent<string>): void => { this.connected(evt.detail) }
   private readonly onDisconnect = (evt: CustomEvent<string>): void => { this.disconnected(evt.detail) }
 
@@ -100,6 +110,7 @@ export class Membership extends EventTarget {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
+    this.shutdown = new AbortController()
     for (const p of this.host.peers()) this.known.add(p.id)
     this.host.addEventListener('peer:connect', this.onConnect)
     this.host.addEventListener('peer:disconnect', this.onDisconnect)
@@ -121,6 +132,7 @@ export class Membership extends EventTarget {
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
+    this.shutdown.abort()
     this.host.removeEventListener('peer:connect', this.onConnect)
     this.host.removeEventListener('peer:disconnect', this.onDisconnect)
     for (const t of this.suspect.values()) clearTimeout(t)
@@ -191,12 +203,35 @@ export class Membership extends EventTarget {
     await this.notify({ t: 'leave' })
   }
 
-  /** Tell every connected peer (best effort: a peer that misses it learns nothing else of it). */
+  /**
+   * Tell every connected peer; those it did not go through to are told again in the background
+   * (resend()). Resolves after the first round.
+   */
   private async notify (notice: MembershipNotice): Promise<void> {
-    await broadcast(this.host, MEMBERSHIP, notice)
+    const told = new Set(await broadcast(this.host, MEMBERSHIP, notice, { signal: this.shutdown.signal }))
+    for (const p of this.host.peers()) if (!told.has(p.id)) void this.resend(p.id, notice)
+  }
+
+  /** Send one peer a notice again, with backoff, until it goes through, the peer disconnects or this stops. */
+  private async resend (peer: string, notice: MembershipNotice): Promise<void> {
+    let wait = MEMBERSHIP_RETRY_MS
+    for (let attempt = 0; attempt < MEMBERSHIP_RETRIES; attempt++) {
+      await new Promise(resolve => setTimeout(resolve, wait).unref?.())
+      wait = Math.min(wait * 2, MEMBERSHIP_RETRY_MAX_MS)
+      if (!this.started || !this.host.peers().some(p => p.id === peer)) return
+      try {
+        await notify(this.host, peer, MEMBERSHIP, notice, { signal: this.shutdown.signal })
+        return
+      } catch (err) {
+        log('%s notice to %s (try %d) failed: %e', notice.t, peer, attempt + 2, err)
+      }
+    }
   }
 
   private connected (peer: string): void {
+    // a peer that connects forgets that this host drains (below, on its side): tell it again
+    if (this.draining.has(this.host.peerId)) void notify(this.host, peer, MEMBERSHIP, { t: 'drain' }, { signal: this.shutdown.signal })
+      .catch((err: unknown) => { log('drain notice to %s failed: %e', peer, err); void this.resend(peer, { t: 'drain' }) })
     const timer = this.suspect.get(peer)
     if (timer !== undefined) {
       clearTimeout(timer)

@@ -10,6 +10,10 @@
 // them when a peer connects, when it becomes full or has room again, and when a measure finds
 // its free space moved by SPACE_FIGURES_DRIFT since it last told them (an idle host sends none).
 //
+// A notice that does not go through (a cut link the connection outlives, a stream refused) is
+// sent again, with backoff, until it does, while the peer stays connected and no newer state
+// replaced it (issue 16); a peer that (re)connects is told the current state the same way.
+//
 // The notices of one host carry an increasing sequence number, so a FULL and a ROOM sent close
 // together on two streams cannot be applied in the wrong order. Notice (an rpc.ts notice):
 //   { full: boolean, seq: integer >= 0, disk?: { total, free, avail: integers >= 0 } }
@@ -31,10 +35,10 @@ export const SPACE_PROTOCOL = '/darkfs/space/2.0.0'
 export const SPACE_NOTICE_BYTES = 1024
 /** Time to tell one peer. */
 export const SPACE_NOTICE_TIMEOUT_MS = 5_000
-/** Times a notice to a newly connected peer is retried (it may not handle the protocol yet). */
-export const SPACE_NOTICE_RETRIES = 3
-/** Wait between those retries. */
+/** First wait before a notice that did not go through is sent again (the wait doubles). */
 export const SPACE_NOTICE_RETRY_MS = 1_000
+/** Longest wait between two tries of one notice. */
+export const SPACE_NOTICE_RETRY_MAX_MS = 30_000
 
 /** Share of its disk a host's free space moves by before it tells its figures again: 1%. */
 export const SPACE_FIGURES_DRIFT = 0.01
@@ -113,7 +117,7 @@ export class SpaceNotices {
     if (drifted(this.told, this.disk())) this.tellAll()
   }
 
-  private readonly onConnect = (evt: CustomEvent<string>): void => { void this.tell(evt.detail, this.seq, SPACE_NOTICE_RETRIES) }
+  private readonly onConnect = (evt: CustomEvent<string>): void => { void this.tell(evt.detail, this.seq) }
   private readonly onGone = (evt: CustomEvent<string>): void => {
     this.heard.delete(evt.detail)
     this.peerDisks.delete(evt.detail)
@@ -134,7 +138,7 @@ export class SpaceNotices {
     if (this.c.space.isFull()) this.c.membership.setFull(this.c.host.peerId, true)
     // peers that connected before this started
     this.told = this.disk()
-    for (const p of this.c.host.peers()) void this.tell(p.id, this.seq, SPACE_NOTICE_RETRIES)
+    for (const p of this.c.host.peers()) void this.tell(p.id, this.seq)
   }
 
   /** This host's disk figures, from its last measure. */
@@ -158,7 +162,7 @@ export class SpaceNotices {
     this.seq++
     this.told = this.disk()
     const seq = this.seq
-    for (const p of this.c.host.peers()) void this.tell(p.id, seq, 0)
+    for (const p of this.c.host.peers()) void this.tell(p.id, seq)
   }
 
   async stop (): Promise<void> {
@@ -173,12 +177,17 @@ export class SpaceNotices {
     this.unserve = undefined
   }
 
-  /** Tell one peer the state of `seq` (best effort; retried while it may not handle the protocol yet). */
-  private async tell (peer: string, seq: number, retries: number): Promise<void> {
-    for (let attempt = 0; attempt <= retries && this.started && seq === this.seq; attempt++) {
+  /**
+   * Tell one peer the state of `seq`, again and again with backoff until it goes through, while
+   * the peer is connected (a reconnect tells it anew) and `seq` is the current state.
+   */
+  private async tell (peer: string, seq: number): Promise<void> {
+    let wait = SPACE_NOTICE_RETRY_MS
+    for (let attempt = 0; this.started && seq === this.seq; attempt++) {
       if (attempt > 0) {
-        await new Promise(resolve => setTimeout(resolve, SPACE_NOTICE_RETRY_MS).unref?.())
-        if (!this.c.host.peers().some(p => p.id === peer)) return
+        await new Promise(resolve => setTimeout(resolve, wait).unref?.())
+        wait = Math.min(wait * 2, SPACE_NOTICE_RETRY_MAX_MS)
+        if (!this.started || seq !== this.seq || !this.c.host.peers().some(p => p.id === peer)) return
       }
       try {
         await notify(this.c.host, peer, SPACE, { full: this.c.space.isFull(), seq, disk: this.disk() }, { signal: this.shutdown.signal })

@@ -7,6 +7,13 @@
 //  - Reconcile: on every (re)connection each side asks the other for its heads and fetches what
 //    it misses, walking parents in bounded batches (the responder sends the wanted ops plus
 //    their ancestors, breadth first, stopping at the asker's heads), until nothing is missing.
+//  - Catch-up (issue 16): a connection may outlive a cut link (no reconnect, so no reconcile on
+//    connect), and a push or a fetch may fail on a live connection. Nothing is left to the next
+//    connection: a peer a push failed to (or whose outbox overflowed) is owed this host's heads,
+//    pushed again (the peer fetches what it lacks below them) until one push goes through; a
+//    peer this host failed to reconcile with, or to fetch a push's parents from, is reconciled
+//    with again; both with backoff (RETRY_FIRST_MS doubling up to RETRY_MAX_MS) while the peer
+//    is connected. A peer that disconnects meanwhile is reconciled with both ways on reconnect.
 //
 // Wire (rpc.ts: one request per stream, length-prefixed dag-cbor envelopes), bounded in bytes
 // and in ops:
@@ -46,6 +53,10 @@ export const REQUEST_TIMEOUT_MS = 10_000
 export const MAX_INBOUND_STREAMS = 16
 /** Most ops waiting to be pushed to one peer; beyond it the peer catches up by reconciling. */
 export const MAX_OUTBOX_OPS = 10_000
+/** First wait before a failed push or reconcile with a connected peer is tried again. */
+export const RETRY_FIRST_MS = 500
+/** Longest wait between two such tries (the wait doubles from RETRY_FIRST_MS). */
+export const RETRY_MAX_MS = 30_000
 /** Most op ids remembered as "came from peer X" (so they are not echoed back). */
 const MAX_ORIGINS = 10_000
 
@@ -64,7 +75,7 @@ export interface SyncInit {
 
 export interface SyncComponents { host: SyncHost, tree: SyncTree }
 
-export interface SyncStats { pushedOps: number, receivedOps: number, reconciles: number, badMessages: number }
+export interface SyncStats { pushedOps: number, receivedOps: number, reconciles: number, badMessages: number, retries: number }
 
 export interface Sync {
   start: () => Promise<void>
@@ -95,7 +106,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0 }
     const reconciling = new Map<string, Promise<void>>()
     /** op id -> the peer it came from (not echoed back there). */
     const origins = new Map<string, string>()
@@ -203,7 +214,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       stats.receivedOps += result.applied
       // parents the push did not bring: fetch them from the pusher
       if (result.missing.length > 0) {
-        await fetchFrom(peer, result.missing).catch((err: unknown) => { log('fetching the parents of %s\'s push: %e', peer, err) })
+        await fetchFrom(peer, result.missing).catch((err: unknown) => {
+          log('fetching the parents of %s\'s push: %e', peer, err)
+          retry(peer, 'pull')
+        })
       }
     }
 
@@ -238,6 +252,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         let box = outboxes.get(peer)
         if (box === undefined) outboxes.set(peer, box = [])
         if (box.length < MAX_OUTBOX_OPS) box.push(bytes)
+        else retry(peer, 'push') // dropped here: the peer fetches it below the heads pushed later
         void flush(peer)
       }
     }
@@ -260,9 +275,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             await notify(host, peer, OPS, { t: 'push', ops: batch }, { signal: shutdown.signal, timeoutMs: requestTimeoutMs })
             stats.pushedOps += batch.length
           } catch (err) {
-            // gone or failing: it reconciles when it reconnects
+            // gone or failing: the heads are pushed again while it stays connected (retry), and
+            // it reconciles when it reconnects
             log('push of %d ops to %s failed: %e', batch.length, peer, err)
             outboxes.delete(peer)
+            retry(peer, 'push')
           }
         }
       } finally {
@@ -274,9 +291,47 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const onConnect = (evt: CustomEvent<string>): void => {
       if (!running) return
       void synced(evt.detail).catch((err: unknown) => {
-        // the peer went away or misbehaved: the next connection tries again
+        // tried again while it stays connected; if it went away, the next connection does it
         log('reconciling with %s failed: %e', evt.detail, err)
+        retry(evt.detail, 'pull')
       })
+    }
+
+    // --- catch-up after a failure ------------------------------------------------------------
+    /** Peers owed a push of the heads (push) or a reconcile (pull), with their backoff. */
+    const owed = new Map<string, { push: boolean, pull: boolean, delay: number, timer?: ReturnType<typeof setTimeout> }>()
+    const retry = (peer: string, what: 'push' | 'pull'): void => {
+      if (!running) return
+      let o = owed.get(peer)
+      if (o === undefined) owed.set(peer, o = { push: false, pull: false, delay: RETRY_FIRST_MS })
+      o[what] = true
+      if (o.timer !== undefined) return
+      const wait = o.delay
+      o.delay = Math.min(o.delay * 2, RETRY_MAX_MS)
+      o.timer = setTimeout(() => { o.timer = undefined; void catchUp(peer) }, wait)
+      o.timer.unref?.()
+    }
+    const catchUp = async (peer: string): Promise<void> => {
+      const o = owed.get(peer)
+      if (o === undefined || !running) return
+      // not connected: its reconnect reconciles both ways (each side pulls on connect)
+      if (!host.peers().some(p => p.id === peer)) { owed.delete(peer); return }
+      stats.retries++
+      if (o.pull) {
+        o.pull = false
+        await synced(peer).catch((err: unknown) => { log('reconciling with %s again failed: %e', peer, err); o.pull = true })
+      }
+      if (o.push) {
+        o.push = false
+        const heads = tree.heads().slice(0, maxBatch).map(c => tree.getOp(c)).filter((b): b is Uint8Array => b !== undefined)
+        await notify(host, peer, OPS, { t: 'push', ops: heads }, { signal: shutdown.signal, timeoutMs: requestTimeoutMs })
+          .then(() => { stats.pushedOps += heads.length }, (err: unknown) => { log('pushing the heads to %s again failed: %e', peer, err); o.push = true })
+      }
+      if (!o.push && !o.pull) { if (owed.get(peer) === o && o.timer === undefined) owed.delete(peer); return }
+      if (o.timer === undefined) {
+        const what = o.push ? 'push' : 'pull'
+        retry(peer, what)
+      }
     }
 
     return {
@@ -301,6 +356,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         tree.removeEventListener('op', onOp as EventListener)
         host.removeEventListener('peer:connect', onConnect)
         outboxes.clear()
+        for (const o of owed.values()) clearTimeout(o.timer)
+        owed.clear()
         await unserve?.()
         await Promise.allSettled([...reconciling.values()])
       },

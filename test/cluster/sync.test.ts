@@ -138,6 +138,65 @@ describe('node/sync (cluster)', function () {
     assert.deepEqual(names(a.tree), ['from-a', 'from-c'])
   })
 
+  /** A view of h whose ops streams fail while `cut.on` (a partition the connection outlives). */
+  const cutView = (cut: { on: boolean, failPullsOnly?: boolean }) => (h: Host): SyncHost => ({
+    peerId: h.peerId,
+    peers: () => h.peers(),
+    handle: async (protocol, handler, o) => {
+      await h.handle(protocol, async (stream, peer) => {
+        if (cut.on && cut.failPullsOnly !== true) { stream.abort(new Error('cut')); return }
+        await handler(stream, peer)
+      }, o)
+    },
+    unhandle: h.unhandle.bind(h),
+    newStream: async (peer, protocol, o) => {
+      if (cut.on) throw new Error('cut')
+      return await h.newStream(peer, protocol, o)
+    },
+    addEventListener: h.addEventListener.bind(h),
+    removeEventListener: h.removeEventListener.bind(h)
+  })
+
+  // issue 16: after a partition that the connection outlived (no reconnect, so no reconcile on
+  // connect), the pushes that failed during it were dropped and never re-sent: the two sides
+  // kept their own ops for good
+  it('sync: ops whose pushes failed while the link was cut reach the peer once it answers again, with no reconnect', async function () {
+    const key = createNetworkKey()
+    const cut = { on: false }
+    const a = await node(key, [], { view: cutView(cut) })
+    const b = await node(key, [a.host.addresses()[0]], { view: cutView(cut) })
+    await until('connected', () => b.host.peers().length === 1 && a.host.peers().length === 1)
+    await mkdir(a.tree, 'before')
+    await until('b has it', () => b.tree.size === 1)
+    cut.on = true
+    await mkdir(a.tree, 'from-a')
+    await mkdir(b.tree, 'from-b')
+    await mkdir(b.tree, 'from-b-2')
+    // the pushes fail (and are retried) while the cut lasts
+    await new Promise(resolve => setTimeout(resolve, 200))
+    cut.on = false
+    await until('both hold every op', () => a.tree.size === 4 && b.tree.size === 4)
+    assert.equal(headIds(a.tree), headIds(b.tree))
+    assert.deepEqual(names(a.tree), names(b.tree))
+  })
+
+  // a push arrives, but the receiver's requests (its reconcile on connect, its fetch of the
+  // push's parents) fail: it must fetch them later, with no reconnect and no new push
+  it('sync: a push whose parents could not be fetched is completed later, with no reconnect', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    for (let i = 0; i < 3; i++) await mkdir(a.tree, `old-${i}`)
+    const bCut = { on: true, failPullsOnly: true }
+    const b = await node(key, [a.host.addresses()[0]], { view: cutView(bCut) })
+    await until('connected', () => b.host.peers().length === 1 && a.host.peers().length === 1)
+    await mkdir(a.tree, 'new')
+    await new Promise(resolve => setTimeout(resolve, 300))
+    assert.equal(b.tree.size, 0)
+    bCut.on = false
+    await until('b fetched the parents', () => b.tree.size === 4)
+    assert.equal(headIds(a.tree), headIds(b.tree))
+  })
+
   it('sync answers a malformed message or a forged op by closing the stream, and keeps working', async function () {
     const key = createNetworkKey()
     const a = await node(key)
