@@ -556,6 +556,11 @@ export class Volume implements VolumeApi {
    * is the host's, not the caller's, and goes on without it.
    */
   private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}): Promise<void> {
+    // an unlinked file's writes are no version anyone can open: its last close gives them up
+    if (this.tree.entries(f.inode).length === 0) {
+      if (f.handles === 0) await f.abandon()
+      return
+    }
     const c = await f.commit(async c => { await this.commit(this.writeBody(f, c)) }, options)
     if (c !== undefined) this.placeCommitted(f, c)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
@@ -570,7 +575,7 @@ export class Volume implements VolumeApi {
 
   /** A committed version's chunks are placed (fsync waits for it through track()). */
   private placeCommitted (f: OpenFile, c: Committed): void {
-    this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
+    this.track(f.inode, Promise.all([this.chunks.place(c.refs, { inode: f.inode }), c.placing]).then(() => {}))
   }
 
   /** Remember a placement in flight for an inode (fsync waits for every one of them). */
@@ -675,6 +680,12 @@ export class Volume implements VolumeApi {
         file.handles--
         try {
           await vol.commitFile(file, 'none', options)
+        } catch (err) {
+          // the last close could not commit (no space, ...): its writes are given up, and the
+          // chunks stored for them go here and on peers (a close whose caller gave up leaves
+          // them to the next flush, close or fsync of the inode)
+          if (file.handles === 0 && options.signal?.aborted !== true) await file.abandon()
+          throw err
         } finally {
           vol.release(file)
         }
