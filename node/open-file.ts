@@ -21,6 +21,7 @@ import { nowNs } from './clock.ts'
 import { raceSignal } from './abort.ts'
 import { FsError } from './errors.ts'
 import { forEachLimited } from './pool.ts'
+import { EarlyChunks, StoredChunks } from './early-chunks.ts'
 
 /** Buffered (not yet stored) bytes per open inode before chunks are spilled: 32 MiB. */
 export const OPEN_FILE_BUFFER_BYTES = 32 << 20
@@ -39,7 +40,11 @@ export const STORE_PARALLEL = 1
 
 interface Patch { at: number, bytes: Uint8Array }
 
-export interface Committed { content: Content | null, size: number, refs: ChunkRef[] }
+/**
+ * A version built from the open state: `refs`, the chunks (and manifest) to place now;
+ * `placing`, the placement of the chunks placed before the commit (early-chunks.ts), once committed.
+ */
+export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void> }
 
 export class OpenFile {
   readonly inode: string
@@ -51,8 +56,10 @@ export class OpenFile {
   size: number
   /** Chunk index -> the chunk's bytes, modified here and not yet stored. */
   private readonly dirty = new Map<number, Uint8Array>()
-  /** Chunk index -> a chunk stored during this open (spilled), not yet committed. */
-  private readonly stored = new Map<number, ChunkRef>()
+  /** A sequential writer's finished chunks, stored and placed before the commit. */
+  private readonly early: EarlyChunks
+  /** Chunk index -> a chunk stored during this open (spilled, or early), not yet committed. */
+  private readonly stored: StoredChunks
   private dirtyBytes = 0
   /** Chunk index -> small writes not yet applied to the chunk's bytes, oldest first. */
   private readonly patches = new Map<number, Patch[]>()
@@ -76,6 +83,8 @@ export class OpenFile {
     this.size = base.size
     this.chunks = chunks
     this.path = path
+    this.early = new EarlyChunks(chunks, inode)
+    this.stored = new StoredChunks(this.early)
   }
 
   /**
@@ -238,6 +247,7 @@ export class OpenFile {
         }
       }
       this.mtime = nowNs()
+      for (const i of this.early.finished(position, end)) await this.storeEarly(i, signal)
       if (this.dirtyBytes + this.patchBytes > OPEN_FILE_BUFFER_BYTES) await this.spill(signal)
       return { position, bytesWritten: data.byteLength }
     }, signal)
@@ -257,6 +267,16 @@ export class OpenFile {
     this.stored.set(i, ref)
     if (d !== undefined) { this.dirty.delete(i); this.dirtyBytes -= d.byteLength } else this.dropPatches(i)
     return ref
+  }
+
+  /** A sequential writer moved past chunk `i`: a whole one is stored and placed now (early-chunks.ts). */
+  private async storeEarly (i: number, signal?: AbortSignal): Promise<void> {
+    const d = this.dirty.get(i)
+    if (d === undefined || d.byteLength !== CHUNK_SIZE || this.patches.has(i)) return
+    const ref = await this.early.store(i, d, { signal })
+    this.dirty.delete(i)
+    this.dirtyBytes -= d.byteLength
+    this.stored.set(i, ref)
   }
 
   /** Change the size: chunks past the end go, the last one is cut or zero-extended. */
@@ -328,6 +348,7 @@ export class OpenFile {
       const c = await this.build(opts.signal)
       if (c === undefined) return undefined
       if (await record(c) === false) return undefined
+      c.placing = this.early.committed()
       this.committed(c)
       return c
     }, opts.signal)
@@ -367,7 +388,8 @@ export class OpenFile {
         fresh.push(ref)
       } else if (s !== undefined) {
         ref = s
-        fresh.push(ref)
+        // an early chunk's placement is under way already
+        if (!this.early.has(i)) fresh.push(ref)
       } else if (b !== undefined && b.size === len && start + len <= this.baseLimit) {
         ref = b
       } else if (start < baseEnd) {
@@ -407,6 +429,20 @@ export class OpenFile {
     this.baseLimit = Number.MAX_SAFE_INTEGER
     this.changed = false
     this.createdEmpty = false
+  }
+
+  /**
+   * Give up what is pending since the last commit (the file was unlinked before its last close,
+   * or that close could not commit): the chunks stored for it go, here and on peers, and the
+   * state is the committed version again. Never throws.
+   */
+  async abandon (): Promise<void> {
+    await this.serial(async () => {
+      await this.early.abandon()
+      this.committed({ content: this.base.content, size: this.base.size, refs: [] })
+      this.size = this.base.size
+      this.mtime = undefined
+    })
   }
 
   /** A new committed version arrived from elsewhere: adopt it when nothing is pending here. */

@@ -581,8 +581,12 @@ export class Volume implements VolumeApi {
    */
   private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}): Promise<void> {
     // an open file whose last name is gone (POSIX: it lives until its last close) makes no
-    // version: its writes stay in the open file and end with it, no op, nothing placed
-    if (this.unlinked(f.inode)) return
+    // version: its writes stay in the open file and end with it (its last close gives up what
+    // it stored early), no op, nothing placed
+    if (this.unlinked(f.inode)) {
+      if (f.handles === 0) await f.abandon()
+      return
+    }
     const c = await f.commit(async c => {
       if (this.unlinked(f.inode)) return false
       await this.commit(this.writeBody(f, c))
@@ -600,7 +604,7 @@ export class Volume implements VolumeApi {
 
   /** A committed version's chunks are placed (fsync waits for it through track()). */
   private placeCommitted (f: OpenFile, c: Committed): void {
-    this.track(f.inode, this.chunks.place(c.refs, { inode: f.inode }))
+    this.track(f.inode, Promise.all([this.chunks.place(c.refs, { inode: f.inode }), c.placing]).then(() => {}))
   }
 
   /** Remember a placement in flight for an inode (fsync waits for every one of them). */
@@ -742,6 +746,12 @@ export class Volume implements VolumeApi {
         file.handles--
         try {
           await vol.commitFile(file, 'none', options)
+        } catch (err) {
+          // the last close could not commit (no space, ...): its writes are given up, and the
+          // chunks stored for them go here and on peers (a close whose caller gave up leaves
+          // them to the next flush, close or fsync of the inode)
+          if (file.handles === 0 && options.signal?.aborted !== true) await file.abandon()
+          throw err
         } finally {
           vol.release(file)
         }

@@ -205,7 +205,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
-    release = new Release({ host, store: guarded, volume, promised: cid => custody.promised(cid), retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS })
+    release = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS })
     await release.start()
     closers.push(async () => { await release?.stop() })
     // a full host keeps its copies: handing them over would empty it, make it a member again

@@ -52,7 +52,7 @@ export interface Network {
    * A write that stored these chunks was abandoned before its commit: stop placing them, and
    * ask the hosts that took their fragments to delete what nothing else needs there.
    */
-  abandon?: (refs: ChunkRef[], opts?: AbortOptions) => Promise<void>
+  abandon?: (refs: ChunkRef[], opts?: AbortOptions & { keep?: (fragment: CID) => boolean }) => Promise<void>
   /** Whether a local block may be deleted now (no peer was promised it: custody). */
   mayDelete?: (cid: CID) => boolean
 }
@@ -331,10 +331,14 @@ export class ChunkWrite {
   private readonly stop = new AbortController()
   /** Every block this write stored, by CID. */
   private readonly blocks = new Map<string, CID>()
-  /** Every chunk (and the manifest) this write stored, in order. */
+  /** Every chunk (and the manifest) this write stored, in order, but the ones it released. */
   readonly refs: ChunkRef[] = []
   /** Placements in flight, with the bytes each holds in the window. */
   private readonly inflight = new Set<Promise<void>>()
+  /** Each chunk's placement in flight and what stops it alone (release()). */
+  private readonly placing = new Map<ChunkRef, { run: Promise<void>, stop: AbortController }>()
+  /** Releases of chunks given up one by one (release()), one after another; chunk() waits for them. */
+  private releasing: Promise<void> = Promise.resolve()
   private held = 0
   private done: 'open' | 'committed' | 'abandoned' = 'open'
   /** The erasure parameters of every chunk of this version, fixed at its first chunk. */
@@ -359,14 +363,30 @@ export class ChunkWrite {
     return this.held
   }
 
-  /** Store one chunk of the version (at `offset`) and start placing it; waits for room in the window first. */
-  async chunk (bytes: Uint8Array, offset: number, opts: AbortOptions = {}): Promise<ChunkRef> {
+  /**
+   * Store one chunk of the version (at `offset`) and start placing it; waits for room in the
+   * window first. `waitMs`: wait for room at most this long, then store the chunk anyway (the
+   * window is overrun while the network does not take the bytes; default: wait as long as it takes).
+   */
+  async chunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { waitMs?: number } = {}): Promise<ChunkRef> {
     if (this.done !== 'open') throw new Error(`chunk() on a ${this.done} write`)
     this.params ??= this.chunks.params()
     const { k, m } = this.params
     const cost = Math.ceil(bytes.byteLength / Math.max(1, k)) * (k + m)
     // backpressure: the write goes on once enough of what it stored is placed
-    while (this.held > 0 && this.held + cost > this.window) await raceSignal(Promise.race(this.inflight), opts.signal)
+    const until = opts.waitMs !== undefined ? Date.now() + opts.waitMs : Infinity
+    while (this.held > 0 && this.held + cost > this.window) {
+      const left = until - Date.now()
+      if (left <= 0) break
+      let timer: NodeJS.Timeout | undefined
+      const timeout = left === Infinity ? [] : [new Promise<void>(resolve => { timer = setTimeout(resolve, left) })]
+      try {
+        await raceSignal(Promise.race([...this.inflight, ...timeout]), opts.signal)
+      } finally { clearTimeout(timer) }
+    }
+    // a chunk given up a moment ago is gone here and on peers before one with its blocks is stored
+    await raceSignal(this.releasing, opts.signal)
+    if (this.done !== 'open') throw new Error(`chunk() on a ${this.done} write`)
     const { ref, blocks } = await this.chunks.storeChunk(bytes, offset, { signal: opts.signal, claim: this, params: this.params })
     for (const b of blocks) this.blocks.set(b.cid.toString(), b.cid)
     this.refs.push(ref)
@@ -378,16 +398,64 @@ export class ChunkWrite {
     }
     this.onProgress?.(this.progress)
     this.held += cost
-    const run: Promise<void> = this.chunks.place([ref], { inode: this.inode, signal: this.stop.signal, settle: true })
+    const stop = new AbortController()
+    const run: Promise<void> = this.chunks.place([ref], { inode: this.inode, signal: AbortSignal.any([this.stop.signal, stop.signal]), settle: true })
       .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
       .finally(() => {
         this.inflight.delete(run)
+        this.placing.delete(ref)
         this.held -= cost
         this.progress.placed += bytes.byteLength
         if (this.done !== 'abandoned') this.onProgress?.(this.progress)
       })
     this.inflight.add(run)
+    this.placing.set(ref, { run, stop })
     return ref
+  }
+
+  /**
+   * One chunk this write stored is no longer part of it (an open file's chunk rewritten before
+   * the commit): its placement stops, and, in the background, the hosts that took its fragments
+   * are asked to delete them and its blocks are deleted here, as abandon() does for a whole
+   * write, but for the blocks no other chunk of this write has. The next chunk() waits until
+   * that is done (it may store the same blocks again). Before committed() only.
+   */
+  release (ref: ChunkRef): void {
+    const at = this.refs.indexOf(ref)
+    if (at < 0 || this.done !== 'open') return
+    this.refs.splice(at, 1)
+    if (ref.cid === null) return
+    // what the rest of this write still has (equal chunks, equal shards) stays
+    const live = new Set<string>()
+    for (const r of this.refs) {
+      if (r.cid !== null) live.add(r.cid.toString())
+      for (const f of r.fragments) live.add(f.toString())
+    }
+    if (live.has(ref.cid.toString())) return
+    const gone = ref.fragments.filter(f => !live.has(f.toString()))
+    // no longer this write's: committed() leaves them claimed, so the release below still deletes them
+    for (const f of gone) this.blocks.delete(f.toString())
+    this.placing.get(ref)?.stop.abort(new DOMException('the chunk was rewritten', 'AbortError'))
+    this.releasing = this.releasing.then(async () => { await this.drop(ref, gone, live) })
+  }
+
+  /** release()'s work: never throws (what it cannot delete is left to GC). */
+  private async drop (ref: ChunkRef, gone: CID[], live: Set<string>): Promise<void> {
+    await this.placing.get(ref)?.run
+    if (this.network?.abandon !== undefined) {
+      await this.network.abandon([ref], { keep: f => live.has(f.toString()) }).catch((err: Error) => { log.error('rewritten chunk %s: asking peers to delete its fragments failed (GC removes them later): %s', ref.cid!.toString(), err.message) })
+    }
+    let freed = 0
+    for (const cid of gone) {
+      if (!this.store.claimed(cid, this) || this.network?.mayDelete?.(cid) === false) continue
+      try {
+        await this.store.delete(cid)
+        freed++
+      } catch (err) {
+        log.error('rewritten chunk: deleting block %s failed (GC removes it later): %s', cid.toString(), (err as Error).message)
+      }
+    }
+    log('rewritten chunk %s released: %d block(s) deleted here', ref.cid!.toString(), freed)
   }
 
   /** Store the version's manifest (claimed like the chunks; placed by placed()). */
@@ -405,9 +473,10 @@ export class ChunkWrite {
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
   }
 
-  /** Wait until every chunk's placement is over, then place the manifest (`inode`: the file, now known). */
+  /** Wait until every chunk's placement (and release) is over, then place the manifest (`inode`: the file, now known). */
   async placed (opts: { inode?: string } = {}): Promise<void> {
     while (this.inflight.size > 0) await Promise.race(this.inflight)
+    await this.releasing
     const m = this.manifestRef
     this.manifestRef = undefined
     if (m !== undefined) await this.chunks.place([m], { inode: opts.inode ?? this.inode })
@@ -423,6 +492,7 @@ export class ChunkWrite {
     this.done = 'abandoned'
     this.stop.abort(new DOMException('the write was abandoned', 'AbortError'))
     await Promise.allSettled([...this.inflight])
+    await this.releasing
     const refs = this.refs.filter(r => r.cid !== null)
     if (this.network?.abandon !== undefined && refs.length > 0) {
       await this.network.abandon(refs).catch((err: Error) => { log.error('abandoned write: asking peers to delete its fragments failed (GC removes them later): %s', err.message) })

@@ -71,6 +71,11 @@ export class Custody {
   private readonly c: CustodyComponents
   /** Block -> when this host's promise to keep it ends. */
   private readonly promises = new Map<string, number>()
+  /**
+   * Block -> the peers its live promise was made to ('' when not known): a peer that asks to
+   * delete a block it alone was promised (release.ts: a write it gave up) is not held back by it.
+   */
+  private readonly promisees = new Map<string, Set<string>>()
   /** Blocks this host is dropping now (it promises none of them). */
   private readonly dropping = new Set<string>()
   private readonly promiseMs: number
@@ -86,8 +91,8 @@ export class Custody {
     if (this.started) return
     this.started = true
     this.unserve = await serve(this.c.host, CUSTODY, {
-      call: async (cids) => {
-        const kept = await this.promise(cids)
+      call: async (cids, ctx) => {
+        const kept = await this.promise(cids, ctx.peer)
         return cids.map(c => kept.has(c.toString()))
       }
     })
@@ -100,21 +105,33 @@ export class Custody {
     this.unserve = undefined
   }
 
-  /** Whether this host promised to keep the block (and the promise has not ended). */
-  promised (cid: CID | string): boolean {
+  /**
+   * Whether this host promised to keep the block (and the promise has not ended); `except`: a
+   * promise made to this peer alone does not count (it asks for the block to go itself).
+   */
+  promised (cid: CID | string, except?: string): boolean {
     const key = typeof cid === 'string' ? cid : cid.toString()
     const until = this.promises.get(key)
     if (until === undefined) return false
-    if (until > Date.now()) return true
+    if (until <= Date.now()) {
+      this.forget(key)
+      return false
+    }
+    if (except === undefined) return true
+    const to = this.promisees.get(key)
+    return to === undefined || [...to].some(p => p !== except)
+  }
+
+  private forget (key: string): void {
     this.promises.delete(key)
-    return false
+    this.promisees.delete(key)
   }
 
   /**
    * Promise to keep the blocks this host holds: the ones returned. Synchronous with respect to
    * drops: a block being dropped is never promised, a promised one is never dropped.
    */
-  async promise (cids: CID[]): Promise<Set<string>> {
+  async promise (cids: CID[], to = ''): Promise<Set<string>> {
     const out = new Set<string>()
     const now = Date.now()
     const fresh: CID[] = []
@@ -123,13 +140,16 @@ export class Custody {
       if (this.dropping.has(key)) continue
       // promise before looking (a drop that starts while we look must see the promise)
       if ((this.promises.get(key) ?? 0) < now + this.promiseMs) this.promises.set(key, now + this.promiseMs)
+      let peers = this.promisees.get(key)
+      if (peers === undefined) this.promisees.set(key, peers = new Set())
+      peers.add(to)
       fresh.push(cid)
     }
     for (const cid of fresh) {
       const key = cid.toString()
       // a store that cannot answer holds nothing we can promise: the promise is not renewed
       if (await this.c.store.has(cid).catch(() => false)) out.add(key)
-      else this.promises.delete(key)
+      else this.forget(key)
     }
     this.sweep()
     return out
@@ -184,6 +204,6 @@ export class Custody {
   private sweep (): void {
     if (this.promises.size < CUSTODY_SWEEP_AT) return
     const now = Date.now()
-    for (const [k, until] of this.promises) if (until <= now) this.promises.delete(k)
+    for (const [k, until] of this.promises) if (until <= now) this.forget(k)
   }
 }

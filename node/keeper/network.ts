@@ -254,9 +254,10 @@ export class ChunkNetwork extends EventTarget implements Network {
   /**
    * A write that stored these chunks was abandoned before its commit (ChunkWrite.abandon): they
    * are no longer pending, and every host known to hold one of their fragments is asked to
-   * delete it (release.ts: each deletes only what nothing it knows of needs).
+   * delete it (release.ts: each deletes only what nothing it knows of needs). `keep`: fragments
+   * not to ask about (the same write still has them in another chunk).
    */
-  async abandon (refs: ChunkRef[], opts: AbortOptions = {}): Promise<void> {
+  async abandon (refs: ChunkRef[], opts: AbortOptions & { keep?: (fragment: CID) => boolean } = {}): Promise<void> {
     const cids = new Map<string, CID>()
     for (const ref of refs) {
       if (ref.cid === null) continue
@@ -264,7 +265,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       await this.placing.get(key)
       this.pending.delete(ref)
       this.placement.delete(key)
-      for (const f of ref.fragments) cids.set(f.toString(), f)
+      for (const f of ref.fragments) if (opts.keep?.(f) !== true) cids.set(f.toString(), f)
     }
     const release = this.c.release
     if (release === undefined || cids.size === 0) return

@@ -5,7 +5,8 @@
 // nothing it knows of needs it:
 //  - no retained version in its tree references it (retained.ts: what GC keeps; nothing is
 //    deleted while some retained manifest cannot be read);
-//  - it promised nobody to keep it (custody.ts);
+//  - it promised nobody to keep it (custody.ts), but the asker (a writer that handed its copy
+//    over, and now gives the block up itself);
 //  - no write of its own in flight stored it (Store claims), and no pin keeps it (guardStore).
 // So a release can cost a copy only of a block that another writer pushed there and has not
 // committed yet, whose copies that writer still holds itself or has custody promises for:
@@ -66,8 +67,8 @@ export interface ReleaseComponents {
   /** Deletes through the pin guard (guardStore); claims are the store's own. */
   store: Pick<Store, 'has' | 'delete' | 'isClaimed'>
   volume: Volume
-  /** Whether this host promised a peer to keep the block (custody.ts). */
-  promised: (cid: CID) => boolean
+  /** Whether this host promised a peer (other than `except`) to keep the block (custody.ts). */
+  promised: (cid: CID, except?: string) => boolean
   /** Retention of old versions (the same as GC's). */
   retentionMs: number
 }
@@ -92,7 +93,7 @@ export class Release {
           this.released.set(c.toString(), until)
         }
         while (this.released.size > RELEASE_REMEMBER_MAX) this.released.delete(this.released.keys().next().value!)
-        const gone = await this.drop(cids, { signal: ctx.signal })
+        const gone = await this.drop(cids, { signal: ctx.signal, asker: ctx.peer })
         if (gone.size > 0) log('%s: deleted %d of %d block(s) of an abandoned write', ctx.peer, gone.size, cids.length)
         return cids.map(c => gone.has(c.toString()))
       }
@@ -126,8 +127,11 @@ export class Release {
     return !this.c.promised(cid)
   }
 
-  /** Delete the blocks nothing here needs (see the top of this file); returns the ones deleted. */
-  async drop (cids: CID[], opts: AbortOptions = {}): Promise<Set<string>> {
+  /**
+   * Delete the blocks nothing here needs (see the top of this file); returns the ones deleted.
+   * `asker`: the peer asking, whose own custody promises do not keep a block (it gave it up).
+   */
+  async drop (cids: CID[], opts: AbortOptions & { asker?: string } = {}): Promise<Set<string>> {
     const out = new Set<string>()
     const r = await retained(this.c.volume, this.c.retentionMs, opts)
     if (r.unreadable > 0) {
@@ -138,7 +142,7 @@ export class Release {
     for (const ref of r.chunks.values()) for (const f of ref.fragments) needed.add(f.toString())
     for (const cid of cids) {
       const key = cid.toString()
-      if (needed.has(key) || this.c.promised(cid) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
+      if (needed.has(key) || this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
       await this.c.store.delete(cid)
       // the pin guard may have kept it
       if (!(await this.c.store.has(cid))) out.add(key)
