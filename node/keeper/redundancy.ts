@@ -129,7 +129,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     chunks: async (opts) => {
       const r = await retained(c.volume, retentionMs, opts)
       // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable
-      return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)), byManifest: r.byManifest }
+      return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)), byManifest: r.byManifest, missing: r.missing }
     }
   }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond })
   repairer.start()
@@ -146,7 +146,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       holdings.set(f.toString(), hs)
     })
     const p = plan(ref, holdings, c.policy.members(), live, c.host.peerId, c.policy)
-    book.observe(ref, p, incomplete(p, live, new Set()))
+    book.observe(ref, p, incomplete(p, live, new Set()), Date.now(), live.size < 2)
   }
   c.pending?.addEventListener('placed', onPlaced as EventListener)
   /** Background lookups of chunks the book has not seen (started by health(), one at a time). */
@@ -163,7 +163,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
         })
         if (manifest !== undefined) book.manifest(m, manifest.chunks)
       }
-      const unseen = book.unseen(manifests)
+      const unseen = book.unseen(manifests, membership.live().length)
       if (unseen.length > 0) await repairer.look(unseen)
     })().catch((err: Error) => { log.error('looking up %d file version(s) for status failed: %s', manifests.length, err.message) })
       .finally(() => { lookup = undefined })
@@ -183,7 +183,8 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       pendingHosts: chunk => new Set((c.placement?.(chunk) ?? []).flatMap(hs => [...hs])).size,
       offline: c.offline?.() ?? false
     }, opts.survey === true ? 'survey' : 'kept')
-    if (s.unknown > 0 && opts.survey !== true) lookUp(manifests.filter(m => !book.knows(m) || book.unseen([m]).length > 0), cids)
+    const live = membership.live().length
+    if (s.unknown > 0 && opts.survey !== true) lookUp(manifests.filter(m => !book.knows(m) || book.unseen([m], live).length > 0), cids)
     return s
   }
   const scrubber = new Scrubber({

@@ -19,6 +19,7 @@ import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
 import { incomplete, plan, survey } from './survey.ts'
+import { LOST_CONFIRM_MS } from './status.ts'
 import type { HealthBook } from './status.ts'
 import { forEachLimited } from '../pool.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
@@ -57,7 +58,7 @@ export interface RepairComponents {
    * The chunks that must stay redundant (retained.ts), how many manifests could not be read,
    * and the manifests themselves as replicated blocks (repaired too; status counts chunks).
    */
-  chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[], byManifest?: Map<string, ChunkRef[]> }>
+  chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[], byManifest?: Map<string, ChunkRef[]>, missing?: Set<string> }>
   store: Pick<Store, 'has' | 'get' | 'put' | 'delete'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
   /** Deletes a local copy only once its keepers promised to keep it. */
@@ -140,6 +141,9 @@ export class Repairer extends EventTarget {
     this.c.membership.removeEventListener('joined', this.onChange)
     clearTimeout(this.timer)
     clearTimeout(this.debounce)
+    clearTimeout(this.confirmTimer)
+    this.confirmTimer = undefined
+    this.confirming.clear()
     this.shutdown.abort(new Error('repair stopped'))
     // ignored: the pass was just aborted; its failure goes to pass()'s own caller
     await this.running?.catch(() => {})
@@ -193,8 +197,8 @@ export class Repairer extends EventTarget {
   async status (opts: AbortOptions = {}): Promise<ChunkCounts> {
     const end = this.c.health?.begin()
     try {
-      const { refs, unreadable, byManifest } = await this.c.chunks(opts)
-      if (byManifest !== undefined) this.c.health?.listed(byManifest, this.c.pending ?? (() => false))
+      const { refs, unreadable, byManifest, missing } = await this.c.chunks(opts)
+      if (byManifest !== undefined) this.c.health?.listed(byManifest, this.c.pending ?? (() => false), missing)
       const counts: ChunkCounts = { total: refs.length + unreadable, redundant: 0, degraded: 0, localOnly: 0, lost: 0, unreachable: unreadable }
       await this.observe(refs, opts, health => { counts[health]++ })
       this.c.health?.surveyed()
@@ -208,10 +212,12 @@ export class Repairer extends EventTarget {
 
   /**
    * Survey these chunks only (ones the health book has not seen yet), in the background of
-   * `darkfs status`; one lookup at a time (a call during one joins it).
+   * `darkfs status`, and chunks found short of k once (a second look); one lookup at a time
+   * (a call during one waits for it).
    */
   async look (refs: ChunkRef[], opts: AbortOptions = {}): Promise<void> {
-    if (this.looking !== undefined) { await this.looking; return }
+    // ignored: that lookup's failure went to its own caller; this one runs a lookup of its own
+    while (this.looking !== undefined) await this.looking.catch(() => {})
     const end = this.c.health?.begin()
     const signal = anySignal([opts.signal, this.shutdown.signal])
     this.looking = this.observe(refs, { signal }).finally(() => { end?.(); this.looking = undefined })
@@ -228,13 +234,36 @@ export class Repairer extends EventTarget {
       const unanswered = new Set<string>()
       const at = Date.now()
       const holdings = await survey(this.surveyor(), batch, live, { ...opts, unanswered })
+      const confirm: ChunkRef[] = []
       for (const ref of batch) {
         const p = plan(ref, holdings, members, liveSet, this.c.self, this.c.policy)
         const partial = incomplete(p, liveSet, unanswered)
-        this.c.health?.observe(ref, p, partial, at)
-        each(p.health === 'lost' && partial ? 'unreachable' : p.health)
+        const unconfirmed = this.c.health?.observe(ref, p, partial, at, liveSet.size < 2) === 'confirm'
+        if (unconfirmed) confirm.push(ref)
+        each(p.health === 'lost' && (partial || unconfirmed) ? 'unreachable' : p.health)
       }
+      this.confirmLater(confirm)
     }
+  }
+
+  private confirming = new Map<string, ChunkRef>()
+  private confirmTimer?: ReturnType<typeof setTimeout>
+
+  /** Look again, LOST_CONFIRM_MS later, at chunks one survey found short of k (status.ts: lost once confirmed). */
+  private confirmLater (refs: ChunkRef[]): void {
+    if (refs.length === 0 || !this.started) return
+    for (const r of refs) this.confirming.set(r.cid!.toString(), r)
+    if (this.confirmTimer !== undefined) return
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = undefined
+      const again = [...this.confirming.values()]
+      this.confirming.clear()
+      this.look(again).catch((err: Error) => {
+        // the next pass looks at them again
+        if (this.started) log.error('second look at %d chunk(s) short of k fragments failed: %s', again.length, err.message)
+      })
+    }, LOST_CONFIRM_MS + 1)
+    this.confirmTimer.unref?.()
   }
 
   /** Health of every retained chunk planned without this host (leave checks it is not needed). */
@@ -266,7 +295,7 @@ export class Repairer extends EventTarget {
 
   private async runPass (opts: PassOptions & { signal: AbortSignal }): Promise<RepairProgress> {
     const all = await this.c.chunks(opts)
-    if (all.byManifest !== undefined) this.c.health?.listed(all.byManifest, this.c.pending ?? (() => false))
+    if (all.byManifest !== undefined) this.c.health?.listed(all.byManifest, this.c.pending ?? (() => false), all.missing)
     const manifests = new Set(all.manifests ?? [])
     const refs = [...all.refs, ...manifests]
     // progress counts chunks, as status does; manifests are repaired alongside
@@ -291,7 +320,7 @@ export class Repairer extends EventTarget {
           const p = plan(ref, holdings, members, live, self, this.c.policy)
           // what the survey saw (before this pass repairs it: the next pass sees the repair);
           // a leaving host's plan is not the network's
-          if (opts.leaving !== true && !manifests.has(ref)) this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at)
+          if (opts.leaving !== true && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
           const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
           if (mine && p.health !== 'redundant' && p.health !== 'lost') {
             const ok = await this.repairChunk(ref, p, holdings, opts).catch((err: Error) => {

@@ -22,6 +22,8 @@ export interface Retained {
   unreadable: number
   /** The chunks of each manifest read, by manifest cid.toString() (status counts per file version). */
   byManifest: Map<string, ChunkRef[]>
+  /** The manifests that could not be read (their keys). */
+  missing: Set<string>
 }
 
 /** Every content of every live file, current and in history within `retentionMs`. */
@@ -51,7 +53,7 @@ export function retainedContents (volume: Volume, retentionMs: number, now = Dat
 
 /** Read the manifests of the retained contents and collect their chunks. */
 export async function retained (volume: Volume, retentionMs: number, opts: AbortOptions & { now?: number } = {}): Promise<Retained> {
-  const result: Retained = { manifests: new Map(), chunks: new Map(), unreadable: 0, byManifest: new Map() }
+  const result: Retained = { manifests: new Map(), chunks: new Map(), unreadable: 0, byManifest: new Map(), missing: new Set() }
   for (const content of retainedContents(volume, retentionMs, opts.now)) {
     if (!('manifest' in content)) continue
     const key = content.manifest.toString()
@@ -65,6 +67,7 @@ export async function retained (volume: Volume, retentionMs: number, opts: Abort
       // counted: GC removes nothing in a round where some retained manifest is unknown
       log('manifest %s unreadable: %s', key, (err as Error).message)
       result.unreadable++
+      result.missing.add(key)
       continue
     }
     const refs = manifest.chunks.filter(ref => ref.cid !== null)

@@ -12,7 +12,9 @@
 //   placing      this host is placing it now (a write in flight): not short, not done
 //   unreachable  fewer than k fragments on hosts this host can reach, while some host that may
 //                hold the rest cannot be asked (stopped, unreachable, or this host is offline)
-//   lost         fewer than k fragments anywhere, and every host that could hold them answered
+//   lost         fewer than k fragments anywhere, and every host that could hold them answered,
+//                in two surveys at least LOST_CONFIRM_MS apart (one survey asks its hosts one
+//                after another: a fragment handed over between two answers is seen by neither)
 //   unknown      not seen since this host started (the next pass or lookup tells)
 // `lost` is said only when it is known: a host that cannot reach the holders says unreachable.
 import type { CID } from 'multiformats/cid'
@@ -20,6 +22,9 @@ import type { ChunkRef } from '../data/index.ts'
 import type { ChunkPlan, Health } from './survey.ts'
 
 export type ChunkState = Health | 'placing' | 'unreachable' | 'unknown'
+
+/** Time between the two surveys that must both find a chunk short of k fragments before it is lost. */
+export const LOST_CONFIRM_MS = 10_000
 
 export const CHUNK_STATES: readonly ChunkState[] = ['redundant', 'degraded', 'localOnly', 'placing', 'unreachable', 'lost', 'unknown']
 
@@ -49,9 +54,13 @@ interface Seen {
   /** Live holders of each fragment then. */
   held: string[][]
   health: Health
-  /** Some host that may hold a fragment did not answer, or this host had no peer. */
+  /** Some host that may hold a fragment did not answer, or this host had no peer (or lost is not confirmed yet). */
   incomplete: boolean
   at: number
+  /** When a complete survey first found it short of k fragments (lost once confirmed). */
+  shortSince?: number
+  /** Seen while this host had no peer: says nothing once peers are back (unknown again). */
+  alone: boolean
 }
 
 export interface HealthView {
@@ -73,7 +82,7 @@ export interface HealthView {
  * no longer count: their fragments are unreachable until they are back or repaired elsewhere.
  */
 export function stateOf (seen: Seen | undefined, live: Set<string>, self: string): ChunkState {
-  if (seen === undefined) return 'unknown'
+  if (seen === undefined || (seen.alone && live.size > 1)) return 'unknown'
   const now = seen.held.map(hs => hs.filter(h => live.has(h)))
   const changed = now.some((hs, j) => hs.length !== seen.held[j].length)
   const available = seen.k === 1 ? (now.some(hs => hs.length > 0) ? 1 : 0) : now.filter(hs => hs.length > 0).length
@@ -89,6 +98,8 @@ export class HealthBook {
   private readonly seen = new Map<string, Seen>()
   /** Manifest -> its chunks (from the last listing, and manifests read since). */
   private readonly manifests = new Map<string, ChunkRef[]>()
+  /** Manifests the last listing could not read (here or from a peer), and when. */
+  private readonly missing = new Map<string, number>()
   private surveyedAt: number | null = null
   private surveys = 0
   private running = 0
@@ -114,8 +125,10 @@ export class HealthBook {
    * The retained set as a pass listed it: manifest -> chunks. Chunks no longer retained (and not
    * pending) are forgotten.
    */
-  listed (manifests: Map<string, ChunkRef[]>, pending: (chunk: string) => boolean): void {
+  listed (manifests: Map<string, ChunkRef[]>, pending: (chunk: string) => boolean, missing: Iterable<string> = [], at = Date.now()): void {
     this.manifests.clear()
+    this.missing.clear()
+    for (const m of missing) this.missing.set(m, at)
     const keep = new Set<string>()
     for (const [m, refs] of manifests) {
       this.manifests.set(m, refs)
@@ -126,6 +139,7 @@ export class HealthBook {
 
   /** A manifest read since the last listing. */
   manifest (cid: CID | string, refs: ChunkRef[]): void {
+    this.missing.delete(cid.toString())
     this.manifests.set(cid.toString(), refs.filter(r => r.cid !== null))
   }
 
@@ -136,22 +150,33 @@ export class HealthBook {
 
   /**
    * What a survey (or a placement's acknowledgements) found of a chunk: `plan` (survey.ts) over
-   * the then live hosts; `incomplete` when some host that may hold a fragment could not be asked.
+   * the then live hosts; `incomplete` when some host that may hold a fragment could not be asked;
+   * `alone` when this host had no peer then. Returns 'confirm' when the chunk looked lost for the
+   * first time: look again LOST_CONFIRM_MS later.
    */
-  observe (ref: ChunkRef, plan: Pick<ChunkPlan, 'held' | 'health'>, incomplete: boolean, at = Date.now()): void {
+  observe (ref: ChunkRef, plan: Pick<ChunkPlan, 'held' | 'health'>, incomplete: boolean, at = Date.now(), alone = false): 'confirm' | undefined {
     const key = ref.cid!.toString()
     const before = this.seen.get(key)
-    if (before !== undefined && before.at > at) return
-    this.seen.set(key, { k: ref.k, held: plan.held.map(s => [...s]), health: plan.health, incomplete, at })
+    if (before !== undefined && before.at > at) return undefined
+    let shortSince: number | undefined
+    let partial = incomplete
+    if (plan.health === 'lost' && !incomplete) {
+      // lost only once a later survey agrees: until then unreachable, and looked at again
+      shortSince = before?.shortSince ?? at
+      partial = at - shortSince < LOST_CONFIRM_MS
+    }
+    this.seen.set(key, { k: ref.k, held: plan.held.map(s => [...s]), health: plan.health, incomplete: partial, at, shortSince, alone })
+    return plan.health === 'lost' && !incomplete && partial ? 'confirm' : undefined
   }
 
-  /** Chunks of the manifests whose health was never seen. */
-  unseen (manifests: Iterable<string>): ChunkRef[] {
+  /** Chunks of the manifests whose health is unknown: never seen, or seen alone while `live` hosts are up now. */
+  unseen (manifests: Iterable<string>, live = 1): ChunkRef[] {
     const out = new Map<string, ChunkRef>()
     for (const m of manifests) {
       for (const r of this.manifests.get(m) ?? []) {
         const key = r.cid!.toString()
-        if (!this.seen.has(key)) out.set(key, r)
+        const seen = this.seen.get(key)
+        if (seen === undefined || (seen.alone && live > 1)) out.set(key, r)
       }
     }
     return [...out.values()]
@@ -160,7 +185,7 @@ export class HealthBook {
   /**
    * Count the chunks of the retained manifests (`contents`, by manifest key) and those pending
    * placement here, in memory: no message, no disk. A manifest whose chunks are not known yet
-   * counts as one unknown chunk.
+   * counts as one chunk: unknown, or unreachable when the last listing could not read it.
    */
   count (contents: Iterable<string>, pendingChunks: Iterable<ChunkRef>, view: HealthView, source: ChunkStatus['source'] = 'kept'): ChunkStatus {
     const at = Date.now()
@@ -187,7 +212,12 @@ export class HealthBook {
     }
     for (const m of new Set(contents)) {
       const refs = this.manifests.get(m)
-      if (refs === undefined) { add('unknown', -Infinity); continue }
+      if (refs === undefined) {
+        // not read yet: unknown; a listing that could not read it from anyone: unreachable
+        const tried = this.missing.get(m)
+        add(tried === undefined ? 'unknown' : 'unreachable', tried ?? -Infinity)
+        continue
+      }
       for (const r of refs) one(r.cid!.toString())
     }
     for (const r of pendingChunks) one(r.cid!.toString())

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { cidOf } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
-import { HealthBook, stateOf } from '../../node/keeper/index.ts'
+import { HealthBook, LOST_CONFIRM_MS, stateOf } from '../../node/keeper/index.ts'
 import type { HealthView } from '../../node/keeper/index.ts'
 
 function ref (k: number, m: number): ChunkRef {
@@ -24,15 +24,17 @@ const view = (live: string[], more: Partial<HealthView> = {}): HealthView => ({
 
 describe('keeper status: the health book', () => {
   it('stateOf(): a chunk whose holders went away is unreachable, not lost', () => {
-    const seen = { k: 2, held: [['A'], ['B'], ['C']], health: 'redundant' as const, incomplete: false, at: 1 }
+    const seen = { k: 2, held: [['A'], ['B'], ['C']], health: 'redundant' as const, incomplete: false, at: 1, alone: false }
     assert.equal(stateOf(seen, new Set(['A', 'B', 'C']), 'A'), 'redundant')
     assert.equal(stateOf(seen, new Set(['A', 'B']), 'A'), 'degraded')
     assert.equal(stateOf(seen, new Set(['A']), 'A'), 'unreachable')
     assert.equal(stateOf(undefined, new Set(['A', 'B']), 'A'), 'unknown')
+    // seen while alone, peers back: unknown until looked at again
+    assert.equal(stateOf({ ...seen, held: [['A'], [], []], health: 'localOnly', alone: true }, new Set(['A', 'B']), 'A'), 'unknown')
   })
 
   it('stateOf(): lost only when every host that could hold a fragment answered', () => {
-    const short = { k: 2, held: [['B'], [], []], health: 'lost' as const, incomplete: false, at: 1 }
+    const short = { k: 2, held: [['B'], [], []], health: 'lost' as const, incomplete: false, at: 1, alone: false }
     assert.equal(stateOf(short, new Set(['A', 'B', 'C']), 'A'), 'lost')
     assert.equal(stateOf({ ...short, incomplete: true }, new Set(['A', 'B', 'C']), 'A'), 'unreachable')
     // alone, nothing is known lost
@@ -60,6 +62,24 @@ describe('keeper status: the health book', () => {
     assert.equal(offline.localOnly, 1)
     assert.equal(offline.unreachable, 1)
     assert.equal(offline.lost, 0)
+  })
+
+  it('book.observe(): lost only when a second complete survey LOST_CONFIRM_MS later agrees', () => {
+    const book = new HealthBook()
+    const a = ref(2, 1)
+    const short = { held: [new Set(['B']), new Set<string>(), new Set<string>()], health: 'lost' as const }
+    const t0 = Date.now() - 60_000
+    assert.equal(book.observe(a, short, false, t0), 'confirm')
+    const live = view(['A', 'B', 'C'])
+    assert.equal(book.count(['m'], [], live).unknown, 1)
+    book.listed(new Map([['m', [a]]]), () => false)
+    assert.equal(book.count(['m'], [], live).unreachable, 1, 'one survey: not known lost')
+    assert.equal(book.observe(a, short, false, t0 + 1000), 'confirm', 'too soon to confirm')
+    assert.equal(book.observe(a, short, false, t0 + LOST_CONFIRM_MS), undefined)
+    assert.equal(book.count(['m'], [], live).lost, 1)
+    // a survey that could not ask everyone starts over
+    book.observe(a, short, true, t0 + LOST_CONFIRM_MS + 1)
+    assert.equal(book.count(['m'], [], live).unreachable, 1)
   })
 
   it('book.listed() forgets chunks no longer retained, keeps pending ones', () => {
