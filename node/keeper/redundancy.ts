@@ -14,7 +14,7 @@ import { drain } from './leave.ts'
 import { Repairer } from './repair.ts'
 import type { ChunkCounts, RepairProgress } from './repair.ts'
 import { DEFAULT_RETENTION_MS, retained, retainedContents } from './retained.ts'
-import { manifestRef } from '../data/index.ts'
+import { decodeManifest, manifestRef } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { HealthBook } from './status.ts'
 import type { ChunkStatus } from './status.ts'
@@ -175,6 +175,19 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       if ('manifest' in content) cids.set(content.manifest.toString(), content.manifest)
     }
     const manifests = [...cids.keys()]
+    // manifests stored here are read from the disk now (no message); the others are looked up
+    // in the background below
+    for (const [m, cid] of cids) {
+      if (book.knows(m)) continue
+      const bytes = await c.store.tryGet(cid)
+      if (bytes === undefined) continue
+      try {
+        book.manifest(m, decodeManifest(bytes).chunks)
+      } catch (err) {
+        // a manifest this host cannot decode counts as unknown; the passes report it
+        log('manifest %s undecodable: %s', m, (err as Error).message)
+      }
+    }
     const s = book.count(manifests, c.pending?.values() ?? [], {
       self: c.host.peerId,
       live: new Set(membership.live()),
