@@ -172,7 +172,8 @@ export async function put (dm: DarkfsMesh, name: string, path: string, bytes: nu
 /** Waits until host `name` reports every chunk redundant. */
 export async function redundant (dm: DarkfsMesh, name: string): Promise<void> {
   await until(`${name}: every chunk redundant`, async () => {
-    const c = (await dm.host(name).client.get('/v1/status')).chunks
+    // asks the holders now (status answers from its last observations otherwise: keeper/status.ts)
+    const c = (await dm.host(name).client.get('/v1/status?survey=1')).chunks
     return c.total > 0 && c.redundant === c.total
   }, PLACE_TIMEOUT_MS)
 }

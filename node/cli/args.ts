@@ -64,7 +64,14 @@ export const COMMANDS: Record<string, Command> = {
   heal: { args: '', summary: 'repair every chunk now, treating unreachable hosts as gone', options: {} },
   leave: { args: '', summary: 'hand this host\'s data to the others, then stop it', options: {} },
   peers: { args: '', summary: 'list the connected peers', options: json },
-  status: { args: '', summary: 'this host, its peers, its disk and the redundancy of every chunk', options: json },
+  status: {
+    args: '',
+    summary: 'this host, its peers, its disk and the health of every chunk, as this host last saw it (each figure with its age)',
+    options: {
+      ...json,
+      survey: { type: 'boolean', help: 'ask every holder of every chunk now (slow on many chunks) instead of answering from what this host keeps' }
+    }
+  },
   put: { args: 'LOCAL PATH', summary: 'copy a local file into the volume', options: {} },
   get: { args: 'PATH LOCAL', summary: 'copy a file of the volume to a local file', options: {} },
   cat: { args: 'PATH[@VERSION]', summary: 'print a file (or an old version of it)', options: {} },

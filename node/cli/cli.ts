@@ -106,7 +106,7 @@ async function command (p: Parsed): Promise<number> {
       return 0
     }
     case 'status': {
-      const s = await client.get('/v1/status')
+      const s = await client.get(has(p, 'survey') ? '/v1/status?survey=1' : '/v1/status')
       if (json) { out(toJson(s)); return 0 }
       out(`peer id   ${s.peerId}${s.offline === true ? '  (offline)' : ''}`)
       for (const a of s.addresses) out(`address   ${a}`)
@@ -114,8 +114,8 @@ async function command (p: Parsed): Promise<number> {
       out(`stored    ${s.bytesStored} bytes`)
       if (s.space?.full === true) out(`space     full: under ${s.space.reserve} bytes free; new blocks are refused, peers place elsewhere`)
       if (Array.isArray(s.fullPeers) && s.fullPeers.length > 0) out(`full      ${s.fullPeers.length} peer(s) with a full disk (left out of placement)`)
-      const c = s.chunks
-      out(`chunks    ${c.total} total: ${c.redundant} redundant, ${c.degraded} degraded, ${c.localOnly} local-only, ${c.lost} lost`)
+      const { chunkLines } = await import('./status-cli.ts')
+      for (const line of chunkLines(s.chunks)) out(line)
       return 0
     }
     case 'peers': {

@@ -1,7 +1,9 @@
 // The control API: HTTP+JSON on a unix socket in the data dir (DESIGN.md §8). The CLI and any
 // script drive a running host through it. Routes (all under /v1):
-//   GET  /status               -> Status JSON (chunk health from a survey of the peers;
-//        /status?chunks=0      without it: no network traffic, for pollers of the rest)
+//   GET  /status               -> Status JSON, from what the host keeps: no message to any peer
+//                                 (chunk health with the age of each figure: keeper/status.ts)
+//        /status?survey=1      asks every holder of every chunk first (slow on many chunks)
+//        /status?chunks=0      without the chunk figures
 //   GET  /peers                -> [{ id, addresses, ... }]
 //   POST /fs  { op, args }     -> { result }   filesystem calls by name (see FS_OPS)
 //   PUT  /file?path=P&mode=M   body = bytes    write a whole file (committed at the end)
@@ -78,7 +80,7 @@ export interface ControlInit {
    */
   timeouts?: { requestTimeoutMs?: number, checkIntervalMs?: number }
   volume: Volume
-  status: (opts: { chunks: boolean }) => Promise<unknown>
+  status: (opts: { chunks: boolean, survey: boolean } & AbortOptions) => Promise<unknown>
   peers: () => Promise<unknown>
   commands?: Commands
 }
@@ -133,7 +135,7 @@ export class ControlServer {
     const route = `${req.method ?? 'GET'} ${url.pathname}`
     const vol = this.init.volume
     switch (route) {
-      case 'GET /v1/status': send(res, 200, await this.init.status({ chunks: url.searchParams.get('chunks') !== '0' })); return
+      case 'GET /v1/status': send(res, 200, await this.init.status({ chunks: url.searchParams.get('chunks') !== '0', survey: url.searchParams.get('survey') === '1', ...options })); return
       case 'GET /v1/peers': send(res, 200, await this.init.peers()); return
       case 'POST /v1/fs': {
         const { op, args } = await readJson(req)

@@ -211,7 +211,20 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // a full host keeps its copies: handing them over would empty it, make it a member again
     // and fill it again (its peers copy what they want elsewhere meanwhile; space.ts)
     const keepWhileFull = { drop: async (...a: Parameters<Custody['drop']>) => space.isFull() ? [] : await custody.drop(...a) }
-    const keep = await startRedundancy({ host, membership, policy, swarm, store: guarded, volume, custody: keepWhileFull, placing: chunk => network.isPlacing(chunk) }, opts.keep)
+    const keep = await startRedundancy({
+      host,
+      membership,
+      policy,
+      swarm,
+      store: guarded,
+      volume,
+      custody: keepWhileFull,
+      placing: chunk => network.isPlacing(chunk),
+      // the health book hears of finished placements and counts pending ones (keeper/status.ts)
+      pending,
+      placement: chunk => network.placement.get(chunk),
+      offline: () => presence.offline()
+    }, opts.keep)
     closers.push(keep.stop)
     await spaceNotices.start()
     closers.push(async () => { await spaceNotices.stop() })
@@ -223,7 +236,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const control = new ControlServer({
       socket: join(dir, CONTROL_SOCKET),
       volume,
-      status: async ({ chunks }) => {
+      // answered from what this host keeps (no message to any peer), every figure with its age;
+      // `survey` asks every holder first (keeper/status.ts)
+      status: async ({ chunks, survey, signal }) => {
         const usage = await store.usage()
         const peers = host.peers()
         const { full, free, reserve } = space.snapshot()
@@ -232,12 +247,14 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           addresses: host.addresses(),
           peers: peers.length,
           offline: presence.offline(),
-          ...(chunks ? { chunks: await keep.status() } : {}),
+          ...(chunks ? { chunks: await keep.health({ survey, signal }) } : {}),
           repair: keep.repairer.progress(),
           bytesStored: usage.bytesStored,
           capacity: usage.capacity,
           space: { full, free, reserve },
-          fullPeers: membership.fullHosts()
+          fullPeers: membership.fullHosts(),
+          // peers, bytes stored and the disk are read as the status is made; chunks carry their own ages
+          at: Date.now()
         }
       },
       peers: async () => host.peers(),

@@ -56,12 +56,18 @@ function isProgress (x: any): x is RepairProgress {
 
 /**
  * What `darkfs heal` could not do, as one line (undefined when every chunk is redundant again):
- * chunks still degraded, local-only or lost after its passes.
+ * chunks still degraded, local-only, unreachable or lost after its passes.
  */
 export function healShortfall (result: unknown): string | undefined {
-  const r = result as { passes?: number, remaining?: { total: number, degraded: number, localOnly: number, lost: number } } | undefined
+  const r = result as { passes?: number, remaining?: { total: number, degraded: number, localOnly: number, lost: number, unreachable?: number } } | undefined
   const c = r?.remaining
-  if (c === undefined || c.degraded + c.localOnly + c.lost === 0) return undefined
-  const parts = [c.degraded > 0 ? `${c.degraded} degraded` : '', c.localOnly > 0 ? `${c.localOnly} local-only (no peer reachable)` : '', c.lost > 0 ? `${c.lost} lost (fewer than k fragments left anywhere)` : ''].filter(x => x !== '')
+  const unreachable = c?.unreachable ?? 0
+  if (c === undefined || c.degraded + c.localOnly + c.lost + unreachable === 0) return undefined
+  const parts = [
+    c.degraded > 0 ? `${c.degraded} degraded` : '',
+    c.localOnly > 0 ? `${c.localOnly} local-only (no peer reachable)` : '',
+    unreachable > 0 ? `${unreachable} unreachable (fewer than k fragments on hosts that answered)` : '',
+    c.lost > 0 ? `${c.lost} lost (fewer than k fragments left anywhere)` : ''
+  ].filter(x => x !== '')
   return `heal: ${parts.join(', ')} of ${c.total} chunks after ${r?.passes ?? 1} pass(es); see darkfs status`
 }

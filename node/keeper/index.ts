@@ -3,7 +3,8 @@
 // fragments to hosts, placing a writer's chunks (directly or through a relay on a thin
 // uplink), the keeper's repair passes, rebalance and leave, surveys of who holds what,
 // custody (no copy is deleted before its keepers promised to hold it), garbage collection
-// and retention, pins, scrub and the redundancy status of every chunk.
+// and retention, pins, scrub, and the health of every chunk as last seen (status.ts: what
+// `darkfs status` answers from, without a message).
 //
 // Contract:
 //  - Policy is pure (placement.ts, assignment.ts, survey.ts's plan): same inputs, same answer,
@@ -23,9 +24,10 @@ export { placementPolicy, DEFAULT_REDUNDANCY } from './placement.ts'
 export type { PlacementPolicy } from './placement.ts'
 export { Pins, guardStore, pinnersOf } from './pins.ts'
 export { startRedundancy } from './redundancy.ts'
-export type { Redundancy, RedundancyOptions } from './redundancy.ts'
+export type { Redundancy, RedundancyOptions, HealthOptions } from './redundancy.ts'
 export type { RepairProgress } from './repair.ts'
 export { Release, RELEASE, ReleaseProtocolError } from './release.ts'
 export { retained, DEFAULT_RETENTION_MS } from './retained.ts'
-export { chunkStatus } from './status.ts'
+export { HealthBook, CHUNK_STATES, LOST_CONFIRM_MS, stateOf } from './status.ts'
+export type { ChunkState, ChunkStatus, HealthView } from './status.ts'
 export { plan } from './survey.ts'

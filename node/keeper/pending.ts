@@ -3,7 +3,8 @@
 // the network: on a thin uplink (placement through relays), a background want (a keeper's
 // repair, a pinning host's catch-up) for a fragment of a pending chunk is refused here, since
 // the relays deliver it to those hosts; serving their own fetches meanwhile would upload it
-// from here once more each. Reads are always served.
+// from here once more each. Reads are always served. A chunk whose placement finished is told
+// as a 'placed' event (the health book records who acknowledged it: status.ts).
 import type { CID } from 'multiformats/cid'
 import type { ChunkRef } from '../data/index.ts'
 
@@ -12,7 +13,12 @@ export interface PendingInit {
   relayed?: boolean
 }
 
-export class PendingPlacements {
+export interface PendingEvents {
+  /** A chunk's placement finished (detail: its ref). */
+  placed: CustomEvent<ChunkRef>
+}
+
+export class PendingPlacements extends EventTarget {
   private readonly relayed: boolean
   /** chunk CID -> its ref. */
   private readonly chunks = new Map<string, ChunkRef>()
@@ -22,6 +28,7 @@ export class PendingPlacements {
   private readonly fragments = new Map<string, number>()
 
   constructor (init: PendingInit = {}) {
+    super()
     this.relayed = init.relayed ?? false
   }
 
@@ -53,8 +60,10 @@ export class PendingPlacements {
   /** A chunk's placement finished. */
   delete (ref: ChunkRef): void {
     const key = ref.cid!.toString()
-    if (this.chunks.delete(key)) this.count(ref, -1)
+    const was = this.chunks.delete(key)
+    if (was) this.count(ref, -1)
     this.inodes.delete(key)
+    if (was) this.dispatchEvent(new CustomEvent('placed', { detail: ref }))
   }
 
   /** Whether another pending chunk than `ref` has fragment `f` (it is still to be sent from here). */

@@ -1,7 +1,9 @@
 // Keeping the redundancy (DESIGN.md §3), composed for a running host: the keeper's repair loop,
 // scrub, GC, and leave, over the membership (failure detection) and the placement policy the
 // daemon built before it (the network places with the same two). Its control commands are
-// `heal`, `leave`, `repair.progress`, `scrub`, `gc`.
+// `heal`, `leave`, `repair.progress`, `scrub`, `gc`. The health book (status.ts) keeps what the
+// passes and placements saw of every chunk, so `darkfs status` answers from memory.
+import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Commands } from '../types.ts'
@@ -11,8 +13,13 @@ import type { Host } from '../net/index.ts'
 import { drain } from './leave.ts'
 import { Repairer } from './repair.ts'
 import type { ChunkCounts, RepairProgress } from './repair.ts'
-import { DEFAULT_RETENTION_MS, retained } from './retained.ts'
-import { manifestRef } from '../data/index.ts'
+import { DEFAULT_RETENTION_MS, retained, retainedContents } from './retained.ts'
+import { decodeManifest, manifestRef } from '../data/index.ts'
+import type { ChunkRef } from '../data/index.ts'
+import { HealthBook } from './status.ts'
+import type { ChunkStatus } from './status.ts'
+import { incomplete, plan } from './survey.ts'
+import type { PendingPlacements } from './pending.ts'
 import { Scrubber } from './scrub.ts'
 import type { Store } from '../data/index.ts'
 import type { Custody } from './custody.ts'
@@ -65,6 +72,20 @@ export interface RedundancyComponents {
   custody: Pick<Custody, 'drop'>
   /** Whether this host is placing a chunk now (its repair leaves it to the placement). */
   placing?: (chunk: string) => boolean
+  /**
+   * The chunks written here still to be placed, and who acknowledged each fragment of a chunk
+   * (network.ts placement): finished placements go to the health book, pending ones count as
+   * placing (or local-only while offline).
+   */
+  pending?: Pick<PendingPlacements, 'has' | 'values' | 'addEventListener' | 'removeEventListener'>
+  placement?: (chunk: string) => Array<Set<string>> | undefined
+  /** Whether this host has lost its peers (presence.ts). */
+  offline?: () => boolean
+}
+
+export interface HealthOptions extends AbortOptions {
+  /** Ask every holder now (a survey of every chunk) instead of answering from the book. */
+  survey?: boolean
 }
 
 export interface Redundancy {
@@ -74,8 +95,14 @@ export interface Redundancy {
   readonly collector: Collector
   /** Resolves once `leave` has drained this host and told its peers (the host should stop). */
   readonly left: Promise<void>
-  /** Chunks redundant/degraded/local-only/lost, asked of the holders. */
+  /** Chunks redundant/degraded/local-only/lost/unreachable, asked of the holders now (a survey). */
   status: (opts?: AbortOptions) => Promise<ChunkCounts>
+  /**
+   * The health of every chunk from what this host keeps (no message; `survey`: after asking
+   * every holder), each figure with its age. Chunks never seen are looked up in the background.
+   */
+  health: (opts?: HealthOptions) => Promise<ChunkStatus>
+  readonly book: HealthBook
   /** Repair now, every chunk, treating unreachable members as gone. */
   heal: (opts?: AbortOptions) => Promise<HealResult>
   /** Drain this host, then resolve `left` (after graceMs, when given). */
@@ -87,7 +114,11 @@ export interface Redundancy {
 export async function startRedundancy (c: RedundancyComponents, o: RedundancyOptions = {}): Promise<Redundancy> {
   const retentionMs = o.retentionMs ?? DEFAULT_RETENTION_MS
   const membership = c.membership
+  const book = new HealthBook()
+  const pendingHas = (chunk: string): boolean => c.pending?.has(chunk) ?? false
   const repairer = new Repairer({
+    health: book,
+    pending: pendingHas,
     self: c.host.peerId,
     membership,
     policy: c.policy,
@@ -98,10 +129,77 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     chunks: async (opts) => {
       const r = await retained(c.volume, retentionMs, opts)
       // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable
-      return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)) }
+      return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)), byManifest: r.byManifest, missing: r.missing }
     }
   }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond })
   repairer.start()
+  // a placement this host finished: its acknowledgements say who holds what, now
+  const onPlaced = (e: CustomEvent<ChunkRef>): void => {
+    const ref = e.detail
+    const acked = c.placement?.(ref.cid!.toString())
+    if (acked === undefined) return
+    const live = new Set(membership.live())
+    const holdings = new Map<string, Set<string>>()
+    ref.fragments.forEach((f, j) => {
+      const hs = holdings.get(f.toString()) ?? new Set<string>()
+      for (const h of acked[j] ?? []) hs.add(h)
+      holdings.set(f.toString(), hs)
+    })
+    const p = plan(ref, holdings, c.policy.members(), live, c.host.peerId, c.policy)
+    book.observe(ref, p, incomplete(p, live, new Set()), Date.now(), live.size < 2)
+  }
+  c.pending?.addEventListener('placed', onPlaced as EventListener)
+  /** Background lookups of chunks the book has not seen (started by health(), one at a time). */
+  let lookup: Promise<void> | undefined
+  const lookUp = (manifests: string[], cids: Map<string, CID>): void => {
+    if (lookup !== undefined) return
+    lookup = (async () => {
+      for (const m of manifests) {
+        if (book.knows(m)) continue
+        // read from here, else from a peer: in the background, never in status's answer
+        const manifest = await c.volume.chunks.readManifest(cids.get(m)!).catch((err: Error) => {
+          log('manifest %s not readable for status yet: %s', m, err.message)
+          return undefined
+        })
+        if (manifest !== undefined) book.manifest(m, manifest.chunks)
+      }
+      const unseen = book.unseen(manifests, membership.live().length)
+      if (unseen.length > 0) await repairer.look(unseen)
+    })().catch((err: Error) => { log.error('looking up %d file version(s) for status failed: %s', manifests.length, err.message) })
+      .finally(() => { lookup = undefined })
+  }
+  const health = async (opts: HealthOptions = {}): Promise<ChunkStatus> => {
+    if (opts.survey === true) await repairer.status(opts)
+    const cids = new Map<string, CID>()
+    for (const content of retainedContents(c.volume, retentionMs)) {
+      if ('manifest' in content) cids.set(content.manifest.toString(), content.manifest)
+    }
+    const manifests = [...cids.keys()]
+    // manifests stored here are read from the disk now (no message); the others are looked up
+    // in the background below
+    for (const [m, cid] of cids) {
+      if (book.knows(m)) continue
+      const bytes = await c.store.tryGet(cid)
+      if (bytes === undefined) continue
+      try {
+        book.manifest(m, decodeManifest(bytes).chunks)
+      } catch (err) {
+        // a manifest this host cannot decode counts as unknown; the passes report it
+        log('manifest %s undecodable: %s', m, (err as Error).message)
+      }
+    }
+    const s = book.count(manifests, c.pending?.values() ?? [], {
+      self: c.host.peerId,
+      live: new Set(membership.live()),
+      placing: chunk => c.placing?.(chunk) ?? false,
+      pending: pendingHas,
+      pendingHosts: chunk => new Set((c.placement?.(chunk) ?? []).flatMap(hs => [...hs])).size,
+      offline: c.offline?.() ?? false
+    }, opts.survey === true ? 'survey' : 'kept')
+    const live = membership.live().length
+    if (s.unknown > 0 && opts.survey !== true) lookUp(manifests.filter(m => !book.knows(m) || book.unseen([m], live).length > 0), cids)
+    return s
+  }
   const scrubber = new Scrubber({
     store: c.store,
     onCorrupt: () => {
@@ -149,6 +247,8 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     collector,
     left,
     status: async (opts) => await repairer.status(opts),
+    health,
+    book,
     heal,
     leave,
     commands: {
@@ -159,6 +259,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       gc: async () => await collector.collect()
     },
     stop: async () => {
+      c.pending?.removeEventListener('placed', onPlaced as EventListener)
       await collector.stop()
       await scrubber.stop()
       await repairer.stop()

@@ -18,7 +18,9 @@ import type { PlacementPolicy } from './placement.ts'
 import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
-import { plan, survey } from './survey.ts'
+import { incomplete, plan, survey } from './survey.ts'
+import { LOST_CONFIRM_MS } from './status.ts'
+import type { HealthBook } from './status.ts'
 import { forEachLimited } from '../pool.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
 import { logger, shortCid, shortPeers } from '../log.ts'
@@ -56,7 +58,7 @@ export interface RepairComponents {
    * The chunks that must stay redundant (retained.ts), how many manifests could not be read,
    * and the manifests themselves as replicated blocks (repaired too; status counts chunks).
    */
-  chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[] }>
+  chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[], byManifest?: Map<string, ChunkRef[]>, missing?: Set<string> }>
   store: Pick<Store, 'has' | 'get' | 'put' | 'delete'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
   /** Deletes a local copy only once its keepers promised to keep it. */
@@ -66,6 +68,10 @@ export interface RepairComponents {
    * placement instead of pushing the same fragments again (from a thin writer, twice the bytes).
    */
   placing?: (chunk: string) => boolean
+  /** Where every pass and survey records what it saw of each chunk (`darkfs status` reads it). */
+  health?: HealthBook
+  /** Whether the chunk was written here and is still to be placed (kept in the health book meanwhile). */
+  pending?: (chunk: string) => boolean
 }
 
 export interface RepairProgress {
@@ -84,7 +90,11 @@ export interface RepairProgress {
   dropped: number
 }
 
-export interface ChunkCounts { total: number, redundant: number, degraded: number, localOnly: number, lost: number }
+/**
+ * Chunk health from a survey: lost only when every host that may hold the missing fragments
+ * answered; short of k fragments otherwise, a chunk is unreachable (status.ts).
+ */
+export interface ChunkCounts { total: number, redundant: number, degraded: number, localOnly: number, lost: number, unreachable: number }
 
 export interface PassOptions extends AbortOptions {
   /** Repair every chunk, not only those this host keeps (`darkfs heal`, leave). */
@@ -131,6 +141,9 @@ export class Repairer extends EventTarget {
     this.c.membership.removeEventListener('joined', this.onChange)
     clearTimeout(this.timer)
     clearTimeout(this.debounce)
+    clearTimeout(this.confirmTimer)
+    this.confirmTimer = undefined
+    this.confirming.clear()
     this.shutdown.abort(new Error('repair stopped'))
     // ignored: the pass was just aborted; its failure goes to pass()'s own caller
     await this.running?.catch(() => {})
@@ -177,18 +190,80 @@ export class Repairer extends EventTarget {
     }
   }
 
-  /** Redundancy of every retained chunk, asked of the hosts that hold them. */
+  /**
+   * Redundancy of every retained chunk, asked of the hosts that hold them now (`darkfs status
+   * --survey`, heal): per-peer messages for every chunk. What it sees goes to the health book.
+   */
   async status (opts: AbortOptions = {}): Promise<ChunkCounts> {
-    const { refs, unreadable } = await this.c.chunks(opts)
-    const counts: ChunkCounts = { total: refs.length + unreadable, redundant: 0, degraded: 0, localOnly: 0, lost: unreadable }
+    const end = this.c.health?.begin()
+    try {
+      const { refs, unreadable, byManifest, missing } = await this.c.chunks(opts)
+      if (byManifest !== undefined) this.c.health?.listed(byManifest, this.c.pending ?? (() => false), missing)
+      const counts: ChunkCounts = { total: refs.length + unreadable, redundant: 0, degraded: 0, localOnly: 0, lost: 0, unreachable: unreadable }
+      await this.observe(refs, opts, health => { counts[health]++ })
+      this.c.health?.surveyed()
+      return counts
+    } finally {
+      end?.()
+    }
+  }
+
+  private looking?: Promise<void>
+
+  /**
+   * Survey these chunks only (ones the health book has not seen yet), in the background of
+   * `darkfs status`, and chunks found short of k once (a second look); one lookup at a time
+   * (a call during one waits for it).
+   */
+  async look (refs: ChunkRef[], opts: AbortOptions = {}): Promise<void> {
+    // ignored: that lookup's failure went to its own caller; this one runs a lookup of its own
+    while (this.looking !== undefined) await this.looking.catch(() => {})
+    const end = this.c.health?.begin()
+    const signal = anySignal([opts.signal, this.shutdown.signal])
+    this.looking = this.observe(refs, { signal }).finally(() => { end?.(); this.looking = undefined })
+    await this.looking
+  }
+
+  /** Survey `refs` in batches, record each chunk's health (book) and call `each` with it. */
+  private async observe (refs: ChunkRef[], opts: AbortOptions, each: (health: Health | 'unreachable') => void = () => {}): Promise<void> {
     const members = this.c.policy.members()
     const live = this.c.membership.live()
+    const liveSet = new Set(live)
     for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
       const batch = refs.slice(b, b + REPAIR_BATCH)
-      const holdings = await survey(this.surveyor(), batch, live, opts)
-      for (const ref of batch) counts[plan(ref, holdings, members, new Set(live), this.c.self, this.c.policy).health]++
+      const unanswered = new Set<string>()
+      const at = Date.now()
+      const holdings = await survey(this.surveyor(), batch, live, { ...opts, unanswered })
+      const confirm: ChunkRef[] = []
+      for (const ref of batch) {
+        const p = plan(ref, holdings, members, liveSet, this.c.self, this.c.policy)
+        const partial = incomplete(p, liveSet, unanswered)
+        const unconfirmed = this.c.health?.observe(ref, p, partial, at, liveSet.size < 2) === 'confirm'
+        if (unconfirmed) confirm.push(ref)
+        each(p.health === 'lost' && (partial || unconfirmed) ? 'unreachable' : p.health)
+      }
+      this.confirmLater(confirm)
     }
-    return counts
+  }
+
+  private confirming = new Map<string, ChunkRef>()
+  private confirmTimer?: ReturnType<typeof setTimeout>
+
+  /** Look again, LOST_CONFIRM_MS later, at chunks one survey found short of k (status.ts: lost once confirmed). */
+  private confirmLater (refs: ChunkRef[]): void {
+    if (refs.length === 0 || !this.started) return
+    for (const r of refs) this.confirming.set(r.cid!.toString(), r)
+    if (this.confirmTimer !== undefined) return
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = undefined
+      const again = [...this.confirming.values()]
+      this.confirming.clear()
+      this.look(again).catch((err: Error) => {
+        // the next pass looks at them again
+        if (this.started) log.error('second look at %d chunk(s) short of k fragments failed: %s', again.length, err.message)
+      })
+    }, LOST_CONFIRM_MS + 1)
+    this.confirmTimer.unref?.()
   }
 
   /** Health of every retained chunk planned without this host (leave checks it is not needed). */
@@ -210,7 +285,17 @@ export class Repairer extends EventTarget {
   }
 
   private async run (opts: PassOptions & { signal: AbortSignal }): Promise<RepairProgress> {
+    const end = this.c.health?.begin()
+    try {
+      return await this.runPass(opts)
+    } finally {
+      end?.()
+    }
+  }
+
+  private async runPass (opts: PassOptions & { signal: AbortSignal }): Promise<RepairProgress> {
     const all = await this.c.chunks(opts)
+    if (all.byManifest !== undefined) this.c.health?.listed(all.byManifest, this.c.pending ?? (() => false), all.missing)
     const manifests = new Set(all.manifests ?? [])
     const refs = [...all.refs, ...manifests]
     // progress counts chunks, as status does; manifests are repaired alongside
@@ -227,10 +312,15 @@ export class Repairer extends EventTarget {
     try {
       for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
         const batch = refs.slice(b, b + REPAIR_BATCH)
-        const holdings = await survey(this.surveyor(), batch, allLive, opts)
+        const unanswered = new Set<string>()
+        const at = Date.now()
+        const holdings = await survey(this.surveyor(), batch, allLive, { ...opts, unanswered })
         await forEachLimited(batch, REPAIR_CONCURRENCY, async ref => {
           opts.signal.throwIfAborted()
           const p = plan(ref, holdings, members, live, self, this.c.policy)
+          // what the survey saw (before this pass repairs it: the next pass sees the repair);
+          // a leaving host's plan is not the network's
+          if (opts.leaving !== true && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
           const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
           if (mine && p.health !== 'redundant' && p.health !== 'lost') {
             const ok = await this.repairChunk(ref, p, holdings, opts).catch((err: Error) => {

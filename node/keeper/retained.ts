@@ -20,6 +20,10 @@ export interface Retained {
   chunks: Map<string, ChunkRef>
   /** Manifests that could not be read (here or from any peer): their chunks are unknown. */
   unreadable: number
+  /** The chunks of each manifest read, by manifest cid.toString() (status counts per file version). */
+  byManifest: Map<string, ChunkRef[]>
+  /** The manifests that could not be read (their keys). */
+  missing: Set<string>
 }
 
 /** Every content of every live file, current and in history within `retentionMs`. */
@@ -49,7 +53,7 @@ export function retainedContents (volume: Volume, retentionMs: number, now = Dat
 
 /** Read the manifests of the retained contents and collect their chunks. */
 export async function retained (volume: Volume, retentionMs: number, opts: AbortOptions & { now?: number } = {}): Promise<Retained> {
-  const result: Retained = { manifests: new Map(), chunks: new Map(), unreadable: 0 }
+  const result: Retained = { manifests: new Map(), chunks: new Map(), unreadable: 0, byManifest: new Map(), missing: new Set() }
   for (const content of retainedContents(volume, retentionMs, opts.now)) {
     if (!('manifest' in content)) continue
     const key = content.manifest.toString()
@@ -63,11 +67,12 @@ export async function retained (volume: Volume, retentionMs: number, opts: Abort
       // counted: GC removes nothing in a round where some retained manifest is unknown
       log('manifest %s unreadable: %s', key, (err as Error).message)
       result.unreadable++
+      result.missing.add(key)
       continue
     }
-    for (const ref of manifest.chunks) {
-      if (ref.cid !== null) result.chunks.set(ref.cid.toString(), ref)
-    }
+    const refs = manifest.chunks.filter(ref => ref.cid !== null)
+    for (const ref of refs) result.chunks.set(ref.cid!.toString(), ref)
+    result.byManifest.set(key, refs)
   }
   return result
 }

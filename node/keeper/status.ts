@@ -1,55 +1,230 @@
-// Redundancy of every chunk of every live file version: redundant (all k+m fragments on
-// distinct live hosts), degraded (at least k reachable, fewer than k+m), local-only (only on
-// this host, while the network could hold more), lost (fewer than k anywhere reachable).
-import type { Volume } from '../index.ts'
-import { logger } from '../log.ts'
+// The health of every chunk as this host last saw it (DESIGN.md §5, §8 status), kept up to date
+// by what runs anyway: repair passes (a survey of every retained chunk), the placements this host
+// finishes (their acknowledgements), and lookups of chunks it has not seen yet. Membership is
+// read when the figures are counted, so a holder that went away counts at once, without a
+// message. `darkfs status` answers from here in memory: no per-chunk or per-peer message, and
+// each figure says how old it is (the oldest observation behind it).
+//
+// The states of a chunk:
+//   redundant    every fragment on every host it must be on
+//   degraded     at least k fragments on live hosts, fewer than it should have
+//   localOnly    only this host holds it (offline writes, or no peer has it yet)
+//   placing      this host is placing it now (a write in flight): not short, not done
+//   unreachable  fewer than k fragments on hosts this host can reach, while some host that may
+//                hold the rest cannot be asked (stopped, unreachable, or this host is offline)
+//   lost         fewer than k fragments anywhere, and every host that could hold them answered,
+//                in two surveys at least LOST_CONFIRM_MS apart (one survey asks its hosts one
+//                after another: a fragment handed over between two answers is seen by neither)
+//   unknown      not seen since this host started (the next pass or lookup tells)
+// `lost` is said only when it is known: a host that cannot reach the holders says unreachable.
+import type { CID } from 'multiformats/cid'
+import type { ChunkRef } from '../data/index.ts'
+import type { ChunkPlan, Health } from './survey.ts'
 
-const log = logger('keeper:status')
+export type ChunkState = Health | 'placing' | 'unreachable' | 'unknown'
 
-export interface ChunkCounts { total: number, redundant: number, degraded: number, localOnly: number, lost: number }
+/** Time between the two surveys that must both find a chunk short of k fragments before it is lost. */
+export const LOST_CONFIRM_MS = 10_000
 
-export interface Holders {
-  /** How many distinct live hosts hold fragment i of chunk `cid` (undefined: unknown). */
-  count: (chunk: string, fragments: string[]) => { hosts: number, fragments: number, pending?: boolean } | undefined
+export const CHUNK_STATES: readonly ChunkState[] = ['redundant', 'degraded', 'localOnly', 'placing', 'unreachable', 'lost', 'unknown']
+
+/** The chunk figures of `darkfs status`. */
+export interface ChunkStatus extends Record<ChunkState, number> {
+  total: number
+  /**
+   * Age in ms of each figure: of the oldest observation among the chunks it counts (0: known
+   * now, like placements in flight; null: nothing counted, or never seen).
+   */
+  ageMs: Record<ChunkState, number | null>
+  /** When this was counted (ms since the epoch). */
+  at: number
+  /** 'kept': from what this host keeps; 'survey': every holder was asked just now (`--survey`). */
+  source: 'kept' | 'survey'
+  /** When the last full survey (repair pass or `--survey`) ended; null: none yet. */
+  surveyedAt: number | null
+  /** Surveys and lookups this host ran since it started (a change means new observations). */
+  surveys: number
+  /** Whether a survey or lookup is running now. */
+  surveying: boolean
 }
 
-export async function chunkStatus (volume: Volume, opts: { peers: number, holders?: Holders }): Promise<ChunkCounts> {
-  const counts: ChunkCounts = { total: 0, redundant: 0, degraded: 0, localOnly: 0, lost: 0 }
-  const seen = new Set<string>()
-  for (const content of volume.liveContents()) {
-    if (!('manifest' in content)) continue
-    let manifest
-    try {
-      manifest = await volume.chunks.readManifest(content.manifest)
-    } catch (err) {
-      // a manifest no host can give is a lost chunk (its chunks are unknown): counted as such
-      log('manifest %s unreadable: %s', content.manifest.toString(), (err as Error).message)
-      counts.total++
-      counts.lost++
-      continue
-    }
-    for (const ref of manifest.chunks) {
-      if (ref.cid === null) continue
-      const key = ref.cid.toString()
-      if (seen.has(key)) continue
-      seen.add(key)
-      counts.total++
-      const h = opts.holders?.count(key, ref.fragments.map(f => f.toString()))
-      if (h === undefined) {
-        if (await volume.chunks.hasLocally(ref)) counts.localOnly++
-        else counts.lost++
-      } else if (h.pending === true && h.hosts <= 1) {
-        // written here and not placed yet (e.g. while offline)
-        counts.localOnly++
-      } else if (h.fragments >= ref.k + ref.m && h.hosts >= Math.min(ref.k + ref.m, opts.peers + 1)) {
-        counts.redundant++
-      } else if (h.fragments >= ref.k) {
-        if (h.hosts <= 1) counts.localOnly++
-        else counts.degraded++
-      } else {
-        counts.lost++
-      }
+/** One chunk as last seen. */
+interface Seen {
+  k: number
+  /** Live holders of each fragment then. */
+  held: string[][]
+  health: Health
+  /** Some host that may hold a fragment did not answer, or this host had no peer (or lost is not confirmed yet). */
+  incomplete: boolean
+  at: number
+  /** When a complete survey first found it short of k fragments (lost once confirmed). */
+  shortSince?: number
+  /** Seen while this host had no peer: says nothing once peers are back (unknown again). */
+  alone: boolean
+}
+
+export interface HealthView {
+  self: string
+  /** Hosts reachable now, this one included. */
+  live: Set<string>
+  /** Whether this host is placing the chunk right now (network.ts). */
+  placing: (chunk: string) => boolean
+  /** Whether the chunk was written here and its placement has not finished (pending.ts). */
+  pending: (chunk: string) => boolean
+  /** Hosts known to hold a pending chunk (from placement acknowledgements; this one included). */
+  pendingHosts: (chunk: string) => number
+  /** Whether this host has lost its peers (presence.ts). */
+  offline: boolean
+}
+
+/**
+ * The state of one chunk now, from what was seen of it (pure). Holders that are not live now
+ * no longer count: their fragments are unreachable until they are back or repaired elsewhere.
+ */
+export function stateOf (seen: Seen | undefined, live: Set<string>, self: string): ChunkState {
+  if (seen === undefined || (seen.alone && live.size > 1)) return 'unknown'
+  const now = seen.held.map(hs => hs.filter(h => live.has(h)))
+  const changed = now.some((hs, j) => hs.length !== seen.held[j].length)
+  const available = seen.k === 1 ? (now.some(hs => hs.length > 0) ? 1 : 0) : now.filter(hs => hs.length > 0).length
+  if (available < seen.k) return seen.incomplete || changed || live.size < 2 ? 'unreachable' : 'lost'
+  const hosts = new Set(now.flat())
+  if (hosts.size === 1 && hosts.has(self)) return 'localOnly'
+  if (seen.health === 'redundant' && !changed) return 'redundant'
+  return 'degraded'
+}
+
+export class HealthBook {
+  /** Chunk -> as last seen. */
+  private readonly seen = new Map<string, Seen>()
+  /** Manifest -> its chunks (from the last listing, and manifests read since). */
+  private readonly manifests = new Map<string, ChunkRef[]>()
+  /** Manifests the last listing could not read (here or from a peer), and when. */
+  private readonly missing = new Map<string, number>()
+  private surveyedAt: number | null = null
+  private surveys = 0
+  private running = 0
+
+  /** A survey (pass, lookup or `--survey`) starts; `end` when it is over. */
+  begin (): () => void {
+    this.running++
+    let ended = false
+    return () => {
+      if (ended) return
+      ended = true
+      this.running--
+      this.surveys++
     }
   }
-  return counts
+
+  /** A full survey ended now (a repair pass or `--survey` looked at every retained chunk). */
+  surveyed (at = Date.now()): void {
+    this.surveyedAt = at
+  }
+
+  /**
+   * The retained set as a pass listed it: manifest -> chunks. Chunks no longer retained (and not
+   * pending) are forgotten.
+   */
+  listed (manifests: Map<string, ChunkRef[]>, pending: (chunk: string) => boolean, missing: Iterable<string> = [], at = Date.now()): void {
+    this.manifests.clear()
+    this.missing.clear()
+    for (const m of missing) this.missing.set(m, at)
+    const keep = new Set<string>()
+    for (const [m, refs] of manifests) {
+      this.manifests.set(m, refs)
+      for (const r of refs) keep.add(r.cid!.toString())
+    }
+    for (const key of this.seen.keys()) if (!keep.has(key) && !pending(key)) this.seen.delete(key)
+  }
+
+  /** A manifest read since the last listing. */
+  manifest (cid: CID | string, refs: ChunkRef[]): void {
+    this.missing.delete(cid.toString())
+    this.manifests.set(cid.toString(), refs.filter(r => r.cid !== null))
+  }
+
+  /** Whether the chunks of this manifest are known. */
+  knows (manifest: CID | string): boolean {
+    return this.manifests.has(manifest.toString())
+  }
+
+  /**
+   * What a survey (or a placement's acknowledgements) found of a chunk: `plan` (survey.ts) over
+   * the then live hosts; `incomplete` when some host that may hold a fragment could not be asked;
+   * `alone` when this host had no peer then. Returns 'confirm' when the chunk looked lost for the
+   * first time: look again LOST_CONFIRM_MS later.
+   */
+  observe (ref: ChunkRef, plan: Pick<ChunkPlan, 'held' | 'health'>, incomplete: boolean, at = Date.now(), alone = false): 'confirm' | undefined {
+    const key = ref.cid!.toString()
+    const before = this.seen.get(key)
+    if (before !== undefined && before.at > at) return undefined
+    let shortSince: number | undefined
+    let partial = incomplete
+    if (plan.health === 'lost' && !incomplete) {
+      // lost only once a later survey agrees: until then unreachable, and looked at again
+      shortSince = before?.shortSince ?? at
+      partial = at - shortSince < LOST_CONFIRM_MS
+    }
+    this.seen.set(key, { k: ref.k, held: plan.held.map(s => [...s]), health: plan.health, incomplete: partial, at, shortSince, alone })
+    return plan.health === 'lost' && !incomplete && partial ? 'confirm' : undefined
+  }
+
+  /** Chunks of the manifests whose health is unknown: never seen, or seen alone while `live` hosts are up now. */
+  unseen (manifests: Iterable<string>, live = 1): ChunkRef[] {
+    const out = new Map<string, ChunkRef>()
+    for (const m of manifests) {
+      for (const r of this.manifests.get(m) ?? []) {
+        const key = r.cid!.toString()
+        const seen = this.seen.get(key)
+        if (seen === undefined || (seen.alone && live > 1)) out.set(key, r)
+      }
+    }
+    return [...out.values()]
+  }
+
+  /**
+   * Count the chunks of the retained manifests (`contents`, by manifest key) and those pending
+   * placement here, in memory: no message, no disk. A manifest whose chunks are not known yet
+   * counts as one chunk: unknown, or unreachable when the last listing could not read it.
+   */
+  count (contents: Iterable<string>, pendingChunks: Iterable<ChunkRef>, view: HealthView, source: ChunkStatus['source'] = 'kept'): ChunkStatus {
+    const at = Date.now()
+    const counts = Object.fromEntries(CHUNK_STATES.map(s => [s, 0])) as Record<ChunkState, number>
+    const oldest = Object.fromEntries(CHUNK_STATES.map(s => [s, Infinity])) as Record<ChunkState, number>
+    let total = 0
+    const add = (state: ChunkState, seenAt: number): void => {
+      counts[state]++
+      total++
+      if (seenAt < oldest[state]) oldest[state] = seenAt
+    }
+    const counted = new Set<string>()
+    const one = (key: string): void => {
+      if (counted.has(key)) return
+      counted.add(key)
+      if (view.pending(key)) {
+        // written here, not placed yet: in flight, or waiting for a peer (offline) or a retry
+        if (view.placing(key) && !view.offline) add('placing', at)
+        else add(view.pendingHosts(key) > 1 ? 'degraded' : 'localOnly', at)
+        return
+      }
+      const seen = this.seen.get(key)
+      add(stateOf(seen, view.live, view.self), seen?.at ?? -Infinity)
+    }
+    for (const m of new Set(contents)) {
+      const refs = this.manifests.get(m)
+      if (refs === undefined) {
+        // not read yet: unknown; a listing that could not read it from anyone: unreachable
+        const tried = this.missing.get(m)
+        add(tried === undefined ? 'unknown' : 'unreachable', tried ?? -Infinity)
+        continue
+      }
+      for (const r of refs) one(r.cid!.toString())
+    }
+    for (const r of pendingChunks) one(r.cid!.toString())
+    const ageMs = Object.fromEntries(CHUNK_STATES.map(s => {
+      const o = oldest[s]
+      return [s, o === Infinity || o === -Infinity ? null : Math.max(0, at - o)]
+    })) as Record<ChunkState, number | null>
+    return { total, ...counts, ageMs, at, source, surveyedAt: this.surveyedAt, surveys: this.surveys, surveying: this.running > 0 }
+  }
 }

@@ -28,8 +28,11 @@ export interface SurveyComponents {
 /** Fragment cid.toString() -> the live hosts that hold it (this host included). */
 export type Holdings = Map<string, Set<string>>
 
-/** Ask every live host (self included) which of the chunks' fragments it holds. Unreachable peers hold nothing. */
-export async function survey (c: SurveyComponents, refs: ChunkRef[], live: string[], opts: AbortOptions = {}): Promise<Holdings> {
+/**
+ * Ask every live host (self included) which of the chunks' fragments it holds. Unreachable peers
+ * hold nothing here, and are added to `opts.unanswered` (what they hold is not known).
+ */
+export async function survey (c: SurveyComponents, refs: ChunkRef[], live: string[], opts: AbortOptions & { unanswered?: Set<string> } = {}): Promise<Holdings> {
   const cids = [...new Map(refs.flatMap(r => r.fragments).map(f => [f.toString(), f])).values()]
   const holdings: Holdings = new Map(cids.map(f => [f.toString(), new Set<string>()]))
   for (const f of cids) {
@@ -40,6 +43,7 @@ export async function survey (c: SurveyComponents, refs: ChunkRef[], live: strin
     for (let b = 0; b < cids.length; b += SURVEY_BATCH) {
       opts.signal?.throwIfAborted()
       const held = await askWithRetry(c, cids.slice(b, b + SURVEY_BATCH), peer, opts)
+      if (held === undefined) { opts.unanswered?.add(peer); continue }
       for (const key of held) holdings.get(key)?.add(peer)
     }
   }, opts)
@@ -51,15 +55,17 @@ export const SURVEY_TRIES = 4
 /** Wait before retrying a have-query, doubled per try. */
 export const SURVEY_RETRY_MS = 100
 
-async function askWithRetry (c: SurveyComponents, cids: CID[], peer: string, opts: AbortOptions): Promise<Set<string>> {
+/** Which of `cids` the peer holds; undefined when it could not be asked. */
+async function askWithRetry (c: SurveyComponents, cids: CID[], peer: string, opts: AbortOptions): Promise<Set<string> | undefined> {
   for (let i = 0; ; i++) {
     try {
       return await c.has(cids, peer, opts)
     } catch (err) {
-      // a peer that cannot be asked is taken to hold nothing: its fragments count as missing
+      // a peer that cannot be asked is taken to hold nothing (its fragments count as missing
+      // for repair); the caller learns it did not answer (status: unreachable, not lost)
       if (i + 1 >= SURVEY_TRIES || opts.signal?.aborted === true) {
         if (opts.signal?.aborted !== true) log('have-query of %d block(s) to %s failed %d times, taken as holding none: %s', cids.length, shortPeer(peer), SURVEY_TRIES, (err as Error).message)
-        return new Set()
+        return undefined
       }
       await new Promise(resolve => setTimeout(resolve, SURVEY_RETRY_MS << i))
     }
@@ -67,6 +73,15 @@ async function askWithRetry (c: SurveyComponents, cids: CID[], peer: string, opt
 }
 
 export type Health = 'redundant' | 'degraded' | 'localOnly' | 'lost'
+
+/**
+ * Whether a survey's verdict on a chunk may miss fragments: this host had no peer, or a host the
+ * plan wants it on (or any peer) could not be asked. A chunk short of k fragments is then
+ * unreachable, not lost (status.ts).
+ */
+export function incomplete (p: Pick<ChunkPlan, 'want'>, live: ReadonlySet<string>, unanswered: ReadonlySet<string>): boolean {
+  return live.size < 2 || unanswered.size > 0 || p.want.some(hs => hs.some(h => !live.has(h)))
+}
 
 export interface ChunkPlan {
   /** Hosts that must hold fragment j (from the members ranked by distance). */

@@ -112,6 +112,11 @@ describe('offline mode: a host cut off from its peers', function () {
     const s = await new ControlClient(c.dir).get('/v1/status')
     assert.equal(s.offline, true)
     assert.ok(s.chunks.localOnly >= refs.length, `localOnly ${s.chunks.localOnly} counts the ${refs.length} offline chunks`)
+    // the chunks held elsewhere cannot be reached from here: that is not knowing them lost
+    assert.equal(s.chunks.lost, 0, JSON.stringify(s.chunks))
+    const surveyed = await new ControlClient(c.dir).get('/v1/status?survey=1')
+    assert.equal(surveyed.chunks.lost, 0, JSON.stringify(surveyed.chunks))
+    assert.ok(surveyed.chunks.unreachable >= 1, `${remote} counts unreachable: ${JSON.stringify(surveyed.chunks)}`)
   }))
 
   it('back online: ops merge both ways and local-only chunks are placed', story.step(async () => {

@@ -94,7 +94,7 @@ describe('keep.heal() (5 in-process hosts, failure timeout 10 minutes)', functio
     // still suspects (10 minute timeout): members everywhere
     for (const h of hosts.slice(0, 4)) assert.ok(h.keep.membership.members().includes(dead))
     const r = await hosts[1].keep.heal()
-    assert.deepEqual(r.remaining, { total: 3, redundant: 3, degraded: 0, localOnly: 0, lost: 0 })
+    assert.deepEqual(r.remaining, { total: 3, redundant: 3, degraded: 0, localOnly: 0, lost: 0, unreachable: 0 })
     assert.ok(r.fragmentsRepaired > 0)
     await until('every survivor dropped the dead host', () => hosts.slice(0, 4).every(h => !h.keep.membership.members().includes(dead)), 5_000)
     const s = await hosts[0].keep.status()
