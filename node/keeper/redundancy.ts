@@ -42,6 +42,8 @@ export interface HealResult extends RepairProgress {
 export interface RedundancyOptions {
   /** Time between background repair passes (default repair.ts DEFAULT_REPAIR_INTERVAL_MS). */
   repairIntervalMs?: number
+  /** Longest time without a background pass while nothing changed (default repair.ts DEFAULT_REPAIR_QUIET_INTERVAL_MS). */
+  repairQuietIntervalMs?: number
   /** Repair traffic cap in bytes/s (default repair.ts DEFAULT_REPAIR_BYTES_PER_SECOND). */
   repairBytesPerSecond?: number
   /** Time between background scrubs (default scrub.ts DEFAULT_SCRUB_INTERVAL_MS). */
@@ -90,6 +92,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
   const repairer = new Repairer({
     self: c.host.peerId,
     membership,
+    ops: c.volume.tree,
     policy: c.policy,
     store: c.store,
     swarm: c.swarm,
@@ -100,7 +103,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable
       return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)) }
     }
-  }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond })
+  }, { intervalMs: o.repairIntervalMs, quietIntervalMs: o.repairQuietIntervalMs, bytesPerSecond: o.repairBytesPerSecond })
   repairer.start()
   const scrubber = new Scrubber({
     store: c.store,
