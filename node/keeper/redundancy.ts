@@ -49,6 +49,8 @@ export interface HealResult extends RepairProgress {
 export interface RedundancyOptions {
   /** Time between background repair passes (default repair.ts DEFAULT_REPAIR_INTERVAL_MS). */
   repairIntervalMs?: number
+  /** Longest time without a background pass while nothing changed (default repair.ts DEFAULT_REPAIR_QUIET_INTERVAL_MS). */
+  repairQuietIntervalMs?: number
   /** Repair traffic cap in bytes/s (default repair.ts DEFAULT_REPAIR_BYTES_PER_SECOND). */
   repairBytesPerSecond?: number
   /** Time between background scrubs (default scrub.ts DEFAULT_SCRUB_INTERVAL_MS). */
@@ -121,6 +123,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     pending: pendingHas,
     self: c.host.peerId,
     membership,
+    ops: c.volume.tree,
     policy: c.policy,
     store: c.store,
     swarm: c.swarm,
@@ -131,7 +134,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable
       return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)), byManifest: r.byManifest, missing: r.missing }
     }
-  }, { intervalMs: o.repairIntervalMs, bytesPerSecond: o.repairBytesPerSecond })
+  }, { intervalMs: o.repairIntervalMs, quietIntervalMs: o.repairQuietIntervalMs, bytesPerSecond: o.repairBytesPerSecond })
   repairer.start()
   // a placement this host finished: its acknowledgements say who holds what, now
   const onPlaced = (e: CustomEvent<ChunkRef>): void => {

@@ -5,6 +5,13 @@
 // every host then drops the copies it holds but is no longer a target of, once their targets
 // hold them (rebalance.ts). Repair traffic has its own rate limit, apart from the swarm's, so
 // it never takes the whole link from reads and writes; only what is missing moves.
+//
+// An idle network costs nothing: a background pass surveys every peer (have-queries for every
+// fragment), so the timer runs one only when something may have changed since the last pass that
+// found every chunk redundant: the members (join, leave, drain, full disk), a member that came
+// back (it may have lost its disk), the tree (new content), or that pass itself left work. With
+// none of these it waits, up to the quiet interval (a safety net for copies lost where no event
+// tells, such as a disk emptied under a running host).
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
 import { tokenBucket } from '../../swarm/index.ts'
@@ -28,8 +35,10 @@ import { anySignal } from '../abort.ts'
 
 const log = logger('keeper:repair')
 
-/** Default time between background repair passes: 1 minute. */
+/** Default time between background repair passes (while something changed): 1 minute. */
 export const DEFAULT_REPAIR_INTERVAL_MS = 60_000
+/** Default longest time without a background pass when nothing changed: 1 hour. */
+export const DEFAULT_REPAIR_QUIET_INTERVAL_MS = 3600_000
 /** Default repair traffic cap (bytes fetched to rebuild plus bytes pushed): 32 MiB/s. */
 export const DEFAULT_REPAIR_BYTES_PER_SECOND = 32 * 1024 * 1024
 /** Chunks surveyed and repaired per batch (bounds the memory of one step). */
@@ -44,14 +53,21 @@ export const REPAIR_CHUNK_TIMEOUT_MS = 60_000
 export interface RepairInit {
   /** Time between background passes (default DEFAULT_REPAIR_INTERVAL_MS; 0 = no background loop). */
   intervalMs?: number
+  /**
+   * Longest time between background passes while nothing changed (default
+   * DEFAULT_REPAIR_QUIET_INTERVAL_MS; at most intervalMs passes every interval, as before).
+   */
+  quietIntervalMs?: number
   /** Repair traffic cap in bytes/s (default DEFAULT_REPAIR_BYTES_PER_SECOND). */
   bytesPerSecond?: number
 }
 
 export interface RepairComponents {
   self: string
-  /** Live hosts, and the 'gone'/'joined' events that start a pass. */
+  /** Live hosts, the 'gone'/'joined' events that start a pass and the 'back' events that call for one. */
   membership: Pick<Membership, 'live' | 'addEventListener' | 'removeEventListener'>
+  /** The tree: its 'op' events (new content, new members' pins) call for a pass. */
+  ops?: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
   /** The hosts placement ranks and the copies a replicated chunk needs (placement.ts). */
   policy: Pick<PlacementPolicy, 'members' | 'copies'>
   /**
@@ -105,9 +121,14 @@ export interface PassOptions extends AbortOptions {
   drop?: boolean
 }
 
+/**
+ * Events: 'progress' (RepairProgress, as a pass goes), 'pass' (RepairProgress, a pass ended),
+ * 'skip' (the background timer found nothing changed and ran no pass).
+ */
 export class Repairer extends EventTarget {
   private readonly c: RepairComponents
   private readonly intervalMs: number
+  private readonly quietIntervalMs: number
   private readonly limiter: RateLimiter
   private progress_: RepairProgress = emptyProgress()
   private running?: Promise<RepairProgress>
@@ -116,12 +137,20 @@ export class Repairer extends EventTarget {
   private debounce?: ReturnType<typeof setTimeout>
   private shutdown = new AbortController()
   private started = false
-  private readonly onChange = (): void => { this.schedule(REPAIR_DEBOUNCE_MS) }
+  private readonly onChange = (): void => { this.dirty = true; this.schedule(REPAIR_DEBOUNCE_MS) }
+  private readonly onActivity = (): void => { this.dirty = true }
+  /** Something may have changed since the last pass that found nothing to do. */
+  private dirty = true
+  /** The members and live hosts (view()) as of the last pass that found nothing to do. */
+  private settled?: string
+  /** When that pass ended (ms). */
+  private settledAt = 0
 
   constructor (components: RepairComponents, init: RepairInit = {}) {
     super()
     this.c = components
     this.intervalMs = init.intervalMs ?? DEFAULT_REPAIR_INTERVAL_MS
+    this.quietIntervalMs = Math.max(this.intervalMs, init.quietIntervalMs ?? DEFAULT_REPAIR_QUIET_INTERVAL_MS)
     this.limiter = tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
   }
 
@@ -131,6 +160,8 @@ export class Repairer extends EventTarget {
     this.shutdown = new AbortController()
     this.c.membership.addEventListener('gone', this.onChange)
     this.c.membership.addEventListener('joined', this.onChange)
+    this.c.membership.addEventListener('back', this.onActivity)
+    this.c.ops?.addEventListener('op', this.onActivity)
     if (this.intervalMs > 0) this.schedule(this.intervalMs)
   }
 
@@ -139,6 +170,8 @@ export class Repairer extends EventTarget {
     this.started = false
     this.c.membership.removeEventListener('gone', this.onChange)
     this.c.membership.removeEventListener('joined', this.onChange)
+    this.c.membership.removeEventListener('back', this.onActivity)
+    this.c.ops?.removeEventListener('op', this.onActivity)
     clearTimeout(this.timer)
     clearTimeout(this.debounce)
     clearTimeout(this.confirmTimer)
@@ -163,10 +196,31 @@ export class Repairer extends EventTarget {
         if (this.started) log.error('pass failed: %s', err.message)
       }).finally(() => {
         clearTimeout(this.timer)
-        if (this.started && this.intervalMs > 0) this.timer = setTimeout(() => { this.schedule(0) }, this.intervalMs)
+        if (this.started && this.intervalMs > 0) this.timer = setTimeout(() => { this.tick() }, this.intervalMs)
       })
     }, ms)
     this.debounce.unref?.()
+  }
+
+  /** The background timer: a pass if something may have changed, else wait another interval. */
+  private tick (): void {
+    if (!this.started) return
+    if (this.dirty || this.settled !== this.view() || Date.now() - this.settledAt >= this.quietIntervalMs) {
+      this.schedule(0)
+      return
+    }
+    this.dispatchEvent(new CustomEvent('skip'))
+    this.timer = setTimeout(() => { this.tick() }, this.intervalMs)
+  }
+
+  /** The last pass found nothing to do, and nothing changed since that calls for another. */
+  idle (): boolean {
+    return !this.dirty && this.running === undefined && this.settled === this.view()
+  }
+
+  /** What a pass's plan depends on besides the tree and the stores: members and live hosts. */
+  private view (): string {
+    return [...this.c.policy.members()].sort().join(',') + '|' + [...this.c.membership.live()].sort().join(',')
   }
 
   /**
@@ -285,17 +339,32 @@ export class Repairer extends EventTarget {
   }
 
   private async run (opts: PassOptions & { signal: AbortSignal }): Promise<RepairProgress> {
+    // what happens from here on calls for the next pass; this one ends settled or dirty
+    this.dirty = false
+    let settled = opts.leaving !== true
+    const view = this.view()
+    const left = new Map<string, number>()
     const end = this.c.health?.begin()
     try {
-      return await this.runPass(opts)
+      const p = await this.runPass(opts, (why) => { settled = false; left.set(why, (left.get(why) ?? 0) + 1) })
+      if (settled) { this.settled = view; this.settledAt = Date.now() }
+      else if (left.size > 0) log('pass of %d chunk(s) leaves work for the next: %s', p.chunks, [...left].map(([why, n]) => `${n} ${why}`).join(', '))
+      this.dispatchEvent(new CustomEvent('pass', { detail: p }))
+      return p
+    } catch (err) {
+      settled = false
+      throw err
     } finally {
       end?.()
+      if (!settled) this.dirty = true
     }
   }
 
-  private async runPass (opts: PassOptions & { signal: AbortSignal }): Promise<RepairProgress> {
+  /** One pass; `unsettled()` when it leaves something for the next (a chunk short, copies to hand over). */
+  private async runPass (opts: PassOptions & { signal: AbortSignal }, unsettled: (why: string) => void): Promise<RepairProgress> {
     const all = await this.c.chunks(opts)
     if (all.byManifest !== undefined) this.c.health?.listed(all.byManifest, this.c.pending ?? (() => false), all.missing)
+    if (all.unreadable > 0) unsettled('manifests unreadable')
     const manifests = new Set(all.manifests ?? [])
     const refs = [...all.refs, ...manifests]
     // progress counts chunks, as status does; manifests are repaired alongside
@@ -321,6 +390,7 @@ export class Repairer extends EventTarget {
           // what the survey saw (before this pass repairs it: the next pass sees the repair);
           // a leaving host's plan is not the network's
           if (opts.leaving !== true && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
+          if (p.health !== 'redundant') unsettled(p.health)
           const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
           if (mine && p.health !== 'redundant' && p.health !== 'lost') {
             const ok = await this.repairChunk(ref, p, holdings, opts).catch((err: Error) => {
@@ -339,6 +409,7 @@ export class Repairer extends EventTarget {
       }
       const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()))
       if (handover.length > 0) {
+        unsettled('copies to hand over')
         this.progress_.dropped += (await this.c.custody.drop(handover, opts).catch((err: Error) => {
           // the copies stay here; the next pass hands them over again
           log.error('handing over %d copies failed: %s', handover.length, err.message)

@@ -80,6 +80,8 @@ export interface MembershipEvents {
   gone: CustomEvent<string>
   /** A peer connected that was not a member (new, or back after being gone). */
   joined: CustomEvent<string>
+  /** A suspect connected again before it was declared gone (it may have restarted, lost its disk). */
+  back: CustomEvent<string>
 }
 
 export class Membership extends EventTarget {
@@ -236,7 +238,9 @@ export class Membership extends EventTarget {
     if (timer !== undefined) {
       clearTimeout(timer)
       this.suspect.delete(peer)
-      return // back before the timeout: it never stopped being a member
+      // back before the timeout: it never stopped being a member
+      this.dispatchEvent(new CustomEvent('back', { detail: peer }))
+      return
     }
     this.left.delete(peer)
     this.draining.delete(peer) // a new connection: whatever it was draining for is over
