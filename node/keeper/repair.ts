@@ -345,8 +345,11 @@ export class Repairer extends EventTarget {
     const view = this.view()
     const left = new Map<string, number>()
     const end = this.c.health?.begin()
+    const started = Date.now()
     try {
       const p = await this.runPass(opts, (why) => { settled = false; left.set(why, (left.get(why) ?? 0) + 1) })
+      // a pass looked at every retained chunk: the book's figures are as fresh as its start
+      if (opts.leaving !== true) this.c.health?.surveyed(started)
       if (settled) { this.settled = view; this.settledAt = Date.now() }
       else if (left.size > 0) log('pass of %d chunk(s) leaves work for the next: %s', p.chunks, [...left].map(([why, n]) => `${n} ${why}`).join(', '))
       this.dispatchEvent(new CustomEvent('pass', { detail: p }))
