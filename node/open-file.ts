@@ -46,13 +46,19 @@ interface Patch { at: number, bytes: Uint8Array }
  */
 export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void> }
 
+/**
+ * A committed version this state builds on, with its manifest once loaded. The manifest lives
+ * on the version it belongs to: a version adopted while a read waits for the old one's manifest
+ * (rebase) can never be paired with the old version's chunks.
+ */
+interface Base { readonly content: Content | null, readonly size: number, manifest?: Manifest }
+
 export class OpenFile {
   readonly inode: string
   private readonly chunks: ChunkService
   private readonly path: () => string
   /** The committed version this state builds on. */
-  private base: { content: Content | null, size: number }
-  private manifest?: Manifest
+  private base: Base
   size: number
   /** Chunk index -> the chunk's bytes, modified here and not yet stored. */
   private readonly dirty = new Map<number, Uint8Array>()
@@ -79,7 +85,7 @@ export class OpenFile {
 
   constructor (inode: string, base: { content: Content | null, size: number }, chunks: ChunkService, path: () => string) {
     this.inode = inode
-    this.base = base
+    this.base = { content: base.content, size: base.size }
     this.size = base.size
     this.chunks = chunks
     this.path = path
@@ -112,11 +118,12 @@ export class OpenFile {
     }
   }
 
-  private async loadManifest (signal?: AbortSignal): Promise<Manifest | undefined> {
-    const c = this.base.content
+  /** The manifest of `base` (by default the current one), loaded once per version. */
+  private async loadManifest (signal?: AbortSignal, base = this.base): Promise<Manifest | undefined> {
+    const c = base.content
     if (c === null || !('manifest' in c)) return undefined
-    this.manifest ??= await this.chunks.readManifest(c.manifest, { path: this.path(), signal })
-    return this.manifest
+    base.manifest ??= await this.chunks.readManifest(c.manifest, { path: this.path(), signal })
+    return base.manifest
   }
 
   /**
@@ -127,29 +134,33 @@ export class OpenFile {
     const start = i * CHUNK_SIZE
     const len = Math.max(0, Math.min(CHUNK_SIZE, this.size - start))
     const s = this.stored.get(i)
-    let src: Uint8Array | undefined
-    let limit = len
     if (s !== undefined) {
-      src = await this.chunks.readChunk(s, { path: this.path(), signal })
-    } else if (start < this.base.size) {
-      const c = this.base.content
-      if (c !== null && 'inline' in c) {
-        src = c.inline.subarray(start, start + CHUNK_SIZE)
-      } else {
-        const manifest = await this.loadManifest(signal)
-        const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
-        // a hole (of one chunk or of a run of them) reads as zeros: nothing to fetch
-        if (found !== undefined && found.ref.cid !== null) {
-          // a sequential reader (chunk i right after the last one read) gets the next chunks fetched ahead
-          if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks, found.at + 1, { path: this.path() })
-          this.lastRead = i
-          src = await this.chunks.readChunk(found.ref, { path: this.path(), signal })
-        }
-      }
-      // base bytes past a truncation point read as zeros, even when the file grew again
-      limit = Math.min(len, Math.max(0, this.baseLimit - start))
+      const src = await this.chunks.readChunk(s, { path: this.path(), signal })
+      return src.subarray(0, Math.min(len, src.byteLength))
     }
+    const src = await this.baseChunk(this.base, i, signal)
+    // base bytes past a truncation point read as zeros, even when the file grew again
+    const limit = Math.min(len, Math.max(0, this.baseLimit - start))
     return src?.subarray(0, Math.min(limit, src.byteLength))
+  }
+
+  /**
+   * Chunk `i` of the committed version `base` as stored, without a copy (the version's bytes
+   * from the chunk's start, at most a chunk), or undefined for a hole or past the version's end.
+   */
+  private async baseChunk (base: Base, i: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    const start = i * CHUNK_SIZE
+    if (start >= base.size) return undefined
+    const c = base.content
+    if (c !== null && 'inline' in c) return c.inline.subarray(start, start + CHUNK_SIZE)
+    const manifest = await this.loadManifest(signal, base)
+    const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
+    // a hole (of one chunk or of a run of them) reads as zeros: nothing to fetch
+    if (found === undefined || found.ref.cid === null) return undefined
+    // a sequential reader (chunk i right after the last one read) gets the next chunks fetched ahead
+    if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks, found.at + 1, { path: this.path() })
+    this.lastRead = i
+    return await this.chunks.readChunk(found.ref, { path: this.path(), signal })
   }
 
   /** A fresh copy of chunk `i` at its current length, patches applied. */
@@ -186,13 +197,19 @@ export class OpenFile {
   async read (position: number, length: number, opts: AbortOptions = {}): Promise<Uint8Array> {
     const signal = opts.signal
     signal?.throwIfAborted()
-    const end = Math.min(this.size, position + length)
+    // nothing pending here: the bytes are those of the committed version as it is now, and this
+    // read returns that version whatever comes meanwhile (a version adopted from elsewhere, a
+    // write): never the start of one version and the rest of the next
+    const pinned = this.changed ? undefined : this.base
+    const end = Math.min(pinned?.size ?? this.size, position + length)
     if (position >= end) return new Uint8Array(0)
     const out = new Uint8Array(end - position)
     for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
       const start = i * CHUNK_SIZE
       // reads run beside serialised writes: they assemble a copy and change no state
-      const bytes = this.dirty.get(i) ?? (this.patches.has(i) ? await this.assemble(i, signal) : await this.source(i, signal))
+      const bytes = pinned !== undefined
+        ? await this.baseChunk(pinned, i, signal)
+        : this.dirty.get(i) ?? (this.patches.has(i) ? await this.assemble(i, signal) : await this.source(i, signal))
       if (bytes === undefined) continue
       const from = Math.max(position, start)
       const to = Math.min(end, start + bytes.byteLength)
@@ -316,8 +333,9 @@ export class OpenFile {
 
   async truncate (len: number, opts: AbortOptions = {}): Promise<void> {
     await this.serial(async () => {
-      await this.resize(len, opts.signal)
+      // marked first, as a write: no version adopted from elsewhere (rebase) while it resizes
       this.changed = true
+      await this.resize(len, opts.signal)
       this.mtime = nowNs()
     }, opts.signal)
   }
@@ -420,7 +438,6 @@ export class OpenFile {
   /** The version built in this turn is now committed: it becomes the base. */
   private committed (c: Committed): void {
     this.base = { content: c.content, size: c.size }
-    this.manifest = undefined
     this.dirty.clear()
     this.stored.clear()
     this.dirtyBytes = 0
@@ -449,8 +466,7 @@ export class OpenFile {
   rebase (base: { content: Content | null, size: number }): void {
     if (this.changed) return
     this.createdEmpty = false
-    this.base = base
+    this.base = { content: base.content, size: base.size }
     this.size = base.size
-    this.manifest = undefined
   }
 }

@@ -778,6 +778,29 @@ export class Volume implements VolumeApi {
     return await this.readContent(inode.content, inode.size, path, options)
   }
 
+  /**
+   * The file at `path` as it is now, to read whole (the control socket's GET: `darkfs cat` and
+   * `get`): its size, and its bytes by range. Its committed version is pinned: a version
+   * committed meanwhile, here or by a peer, changes neither, so the bytes are one version whole,
+   * never the start of one and the rest of the next, nor one cut or padded to the other's size.
+   * A file open here with writes not yet committed reads as its handles see it (those bytes are
+   * no version yet), up to the size it had at this call.
+   */
+  async reader (path: string, options: AbortOptions = {}): Promise<{ size: number, read: (position: number, length: number, options?: AbortOptions) => Promise<Uint8Array> }> {
+    options.signal?.throwIfAborted()
+    const { inode } = this.walk(path, true, 'read')
+    if (inode.kind === 'dir') throw new FsError('EISDIR', 'read', path)
+    if (inode.kind !== 'file') throw new FsError('EINVAL', 'read', path, `not a regular file (${inode.kind})`)
+    const open = this.open_.get(inode.id)
+    if (open?.changed === true) {
+      const size = open.size
+      return { size, read: async (position, length, o = {}) => await open.read(position, Math.max(0, Math.min(length, size - position)), o) }
+    }
+    // an open file of its own, in no one's reach: nothing writes it or rebases it
+    const version = new OpenFile(inode.id, { content: inode.content, size: inode.size }, this.chunks, () => path)
+    return { size: inode.size, read: async (position, length, o = {}) => await version.read(position, length, o) }
+  }
+
   /** The bytes of a committed version (also an old one from history). */
   async readContent (content: Content | null, size: number, path: string, options: AbortOptions = {}): Promise<Uint8Array> {
     options.signal?.throwIfAborted()

@@ -226,27 +226,26 @@ async function putFile (vol: Volume, path: string, mode: number, req: IncomingMe
 }
 
 async function getFile (vol: Volume, path: string, res: ServerResponse, options: AbortOptions): Promise<void> {
-  const st = await vol.stat(path, options)
-  if (st.isDirectory()) throw new FsError('EISDIR', 'get', path)
-  const fh = await vol.open(path, 'r', undefined, undefined, options)
+  // one version, pinned at the start: its size is the content-length, and a version committed
+  // while the bytes stream (here or by a peer) changes none of them
+  const file = await vol.reader(path, options)
+  const piece = async (pos: number): Promise<Uint8Array> => await file.read(pos, Math.min(STREAM_PIECE, file.size - pos), options)
+  // read the first piece before committing to a 200, so an unreadable file is an error reply
+  let bytes = await piece(0)
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(file.size) })
+  let pos = 0
   try {
-    // read the first piece before committing to a 200, so an unreadable file is an error reply
-    const buf = new Uint8Array(STREAM_PIECE)
-    let pos = 0
-    let { bytesRead } = await fh.read(buf, 0, STREAM_PIECE, pos, options)
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(st.size) })
-    while (bytesRead > 0) {
+    while (bytes.byteLength > 0) {
       // a client gone meanwhile never drains: the request's signal ends the wait
-      if (!res.write(buf.slice(0, bytesRead))) await once(res, 'drain', { signal: options.signal })
-      pos += bytesRead
-      ;({ bytesRead } = await fh.read(buf, 0, STREAM_PIECE, pos, options))
+      if (!res.write(bytes)) await once(res, 'drain', { signal: options.signal })
+      pos += bytes.byteLength
+      bytes = await piece(pos)
     }
+    // short (a file open here, cut by its writer meanwhile): an error, never fewer bytes than said
+    if (pos !== file.size) throw new FsError('EIO', 'read', path, `the file ended at ${pos} of its ${file.size} bytes`)
     res.end()
   } catch (err) {
-    if (res.headersSent) res.destroy(err as Error)
-    else throw err
-  } finally {
-    await fh.close()
+    res.destroy(err as Error)
   }
 }
 
