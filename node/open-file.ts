@@ -8,6 +8,10 @@
 // Memory and work follow the data, not the length: the state holds only chunks written here,
 // and a commit visits only those and the base version's data chunks; everything else is a hole
 // (a sparse `truncate -s 1T` is one hole ref in the manifest, chunks.ts).
+// Appends (node/tree: an `append` op): a commit made only of O_APPEND writes past the end of its
+// base is recorded as the appended bytes alone, so appends made on several hosts at once all
+// land (node/tree/index.ts has the rule). The base is a committed version and the appends after
+// it (its extents), read piece by piece; a whole-file commit over it holds them all (a fold).
 // Every operation takes the caller's signal: it ends the wait for this inode's queue and the
 // fetch of chunks from peers; an aborted write may leave part of its bytes written, like a short
 // write, and the state stays consistent (what is written is marked changed).
@@ -16,7 +20,7 @@ import type { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, INLINE_MAX, chunkAt, contentSum, holeChunk, manifestOf } from './data/index.ts'
 import type { ChunkRef, Manifest } from './data/index.ts'
 import type { ChunkService } from './data/index.ts'
-import type { Content } from './tree/index.ts'
+import type { Content, Extent } from './tree/index.ts'
 import { nowNs } from './clock.ts'
 import { raceSignal } from './abort.ts'
 import { FsError } from './errors.ts'
@@ -43,15 +47,32 @@ interface Patch { at: number, bytes: Uint8Array }
 /**
  * A version built from the open state: `refs`, the chunks (and manifest) to place now;
  * `placing`, the placement of the chunks placed before the commit (early-chunks.ts), once committed.
+ * `append`: the state differs from its base only by O_APPEND writes past its end, and `content`
+ * holds just those bytes (bytes [at, at + size) of it: an `append` op), not the whole file.
  */
-export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void> }
+export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number } }
+
+/** A committed state of a file: its base `content`, then `extents` (appends), `size` bytes in all. */
+export interface FileState { content: Content | null, size: number, extents?: readonly Extent[] }
 
 export class OpenFile {
   readonly inode: string
   private readonly chunks: ChunkService
   private readonly path: () => string
   /** The committed version this state builds on. */
-  private base: { content: Content | null, size: number }
+  private base: FileState
+  /** Bytes of the base's own content (the base's extents follow it), and where each extent starts. */
+  private contentEnd = 0
+  private pieces: Array<{ start: number, ext: Extent }> = []
+  /** The manifests of the base's extents, read so far. */
+  private readonly extentManifests = new Map<string, Manifest>()
+  /**
+   * The file's committed state as the tree has it now (given by a Volume: appends are committed
+   * as `append` ops only then, and a commit adopts the tree's state as its new base).
+   */
+  private readonly current?: () => FileState | undefined
+  /** Every change since the last commit was an O_APPEND write (so the commit can be an append). */
+  private appendOnly = false
   private manifest?: Manifest
   size: number
   /** Chunk index -> the chunk's bytes, modified here and not yet stored. */
@@ -77,12 +98,14 @@ export class OpenFile {
   handles = 0
   private queue: Promise<unknown> = Promise.resolve()
 
-  constructor (inode: string, base: { content: Content | null, size: number }, chunks: ChunkService, path: () => string) {
+  constructor (inode: string, base: FileState, chunks: ChunkService, path: () => string, current?: () => FileState | undefined) {
     this.inode = inode
     this.base = base
     this.size = base.size
     this.chunks = chunks
     this.path = path
+    this.current = current
+    this.setBase(base)
     this.early = new EarlyChunks(chunks, inode)
     this.stored = new StoredChunks(this.early)
   }
@@ -112,6 +135,45 @@ export class OpenFile {
     }
   }
 
+  private setBase (base: FileState): void {
+    this.base = base
+    this.manifest = undefined
+    this.extentManifests.clear()
+    this.pieces = []
+    let at = base.size
+    for (const x of base.extents ?? []) at -= x.size
+    this.contentEnd = at
+    for (const ext of base.extents ?? []) {
+      this.pieces.push({ start: at, ext })
+      at += ext.size
+    }
+  }
+
+  /** Bytes [from, to) of an extent of the base (its own offsets, from its first appended byte). */
+  private async extentBytes (ext: Extent, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const c = ext.content
+    if ('inline' in c) return c.inline.subarray(ext.at + from, ext.at + to)
+    const key = c.manifest.toString()
+    let m = this.extentManifests.get(key)
+    if (m === undefined) {
+      m = await this.chunks.readManifest(c.manifest, { path: this.path(), signal })
+      this.extentManifests.set(key, m)
+    }
+    const out = new Uint8Array(to - from)
+    const a = ext.at + from
+    const b = ext.at + to
+    for (let i = Math.floor(a / m.chunkSize); i * m.chunkSize < b; i++) {
+      const found = chunkAt(m, i)
+      if (found === undefined || found.ref.cid === null) continue
+      const ref = found.ref
+      const bytes = await this.chunks.readChunk(ref, { path: this.path(), signal })
+      const lo = Math.max(a, ref.offset)
+      const hi = Math.min(b, ref.offset + bytes.byteLength)
+      if (hi > lo) out.set(bytes.subarray(lo - ref.offset, hi - ref.offset), lo - a)
+    }
+    return out
+  }
+
   private async loadManifest (signal?: AbortSignal): Promise<Manifest | undefined> {
     const c = this.base.content
     if (c === null || !('manifest' in c)) return undefined
@@ -132,7 +194,7 @@ export class OpenFile {
     if (s !== undefined) {
       src = await this.chunks.readChunk(s, { path: this.path(), signal })
     } else if (start < this.base.size) {
-      const c = this.base.content
+      const c = start < this.contentEnd ? this.base.content : null
       if (c !== null && 'inline' in c) {
         src = c.inline.subarray(start, start + CHUNK_SIZE)
       } else {
@@ -146,10 +208,25 @@ export class OpenFile {
           src = await this.chunks.readChunk(found.ref, { path: this.path(), signal })
         }
       }
+      if (this.pieces.length > 0 && start + len > this.contentEnd) src = await this.withExtents(start, len, src, signal)
       // base bytes past a truncation point read as zeros, even when the file grew again
       limit = Math.min(len, Math.max(0, this.baseLimit - start))
     }
     return src?.subarray(0, Math.min(limit, src.byteLength))
+  }
+
+  /** Chunk bytes at `start` (`len` long) of a base with extents: its content's part, then theirs. */
+  private async withExtents (start: number, len: number, content: Uint8Array | undefined, signal?: AbortSignal): Promise<Uint8Array> {
+    const out = new Uint8Array(len)
+    if (content !== undefined) out.set(content.subarray(0, Math.max(0, Math.min(len, this.contentEnd - start))))
+    const end = start + len
+    for (const { start: at, ext } of this.pieces) {
+      if (at >= end || at + ext.size <= start) continue
+      const from = Math.max(start, at)
+      const to = Math.min(end, at + ext.size)
+      out.set(await this.extentBytes(ext, from - at, to - at, signal), from - start)
+    }
+    return out
   }
 
   /** A fresh copy of chunk `i` at its current length, patches applied. */
@@ -218,6 +295,8 @@ export class OpenFile {
         data = data.subarray(0, opts.maxEnd - position)
       }
       const end = position + data.byteLength
+      // only O_APPEND writes since the last commit (and a base to append to): the commit may be an append
+      this.appendOnly = this.current !== undefined && at === 'end' && (this.appendOnly || !this.changed)
       // marked first: a write stopped part-way (an abort, an unreachable chunk) keeps what it did
       this.changed = true
       this.mtime = nowNs()
@@ -317,6 +396,7 @@ export class OpenFile {
   async truncate (len: number, opts: AbortOptions = {}): Promise<void> {
     await this.serial(async () => {
       await this.resize(len, opts.signal)
+      this.appendOnly = false
       this.changed = true
       this.mtime = nowNs()
     }, opts.signal)
@@ -357,6 +437,7 @@ export class OpenFile {
   /** The content of the current state (in a turn of the queue). */
   private async build (signal?: AbortSignal): Promise<Committed | undefined> {
     if (!this.changed) return undefined
+    if (this.appendOnly && this.size > this.base.size && this.baseLimit >= this.base.size) return await this.buildAppend(signal)
     if (this.size <= INLINE_MAX) {
       const bytes = await this.read(0, this.size, { signal })
       return { content: this.size === 0 ? null : { inline: bytes }, size: this.size, refs: [] }
@@ -369,6 +450,8 @@ export class OpenFile {
     const c = this.base.content
     if (c !== null && 'inline' in c && baseEnd > 0) candidates.add(0)
     for (const r of manifest?.chunks ?? []) if (r.cid !== null && r.offset < baseEnd) candidates.add(Math.floor(r.offset / CHUNK_SIZE))
+    // the chunks the base's extents cover: re-stored whole (this version holds them: a fold)
+    if (this.pieces.length > 0) for (let i = Math.floor(this.contentEnd / CHUNK_SIZE); i * CHUNK_SIZE < baseEnd; i++) candidates.add(i)
     const data = [...candidates].filter(i => i < n).sort((a, b) => a - b)
     const got = new Map<number, ChunkRef>()
     const fresh: ChunkRef[] = []
@@ -390,7 +473,7 @@ export class OpenFile {
         ref = s
         // an early chunk's placement is under way already
         if (!this.early.has(i)) fresh.push(ref)
-      } else if (b !== undefined && b.size === len && start + len <= this.baseLimit) {
+      } else if (b !== undefined && b.size === len && start + len <= this.baseLimit && start + len <= this.contentEnd) {
         ref = b
       } else if (start < baseEnd) {
         // base chunk whose length changed (inline base, or cut/regrown): re-store it
@@ -417,10 +500,51 @@ export class OpenFile {
     return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref] }
   }
 
-  /** The version built in this turn is now committed: it becomes the base. */
+  /**
+   * The bytes appended since the base (a turn of the queue, appendOnly): inline when small, else a
+   * manifest of the file as this state has it whose chunks before the first appended byte's are
+   * a hole (the chunks written here are stored as they are, early ones included).
+   */
+  private async buildAppend (signal?: AbortSignal): Promise<Committed> {
+    const at = this.base.size
+    const n = this.size - at
+    if (n <= INLINE_MAX) return { content: { inline: await this.read(at, n, { signal }) }, size: this.size, refs: [], append: { at: 0, size: n } }
+    const first = Math.floor(at / CHUNK_SIZE)
+    const last = Math.ceil(this.size / CHUNK_SIZE)
+    const refs: ChunkRef[] = first > 0 ? [holeChunk(0, first * CHUNK_SIZE)] : []
+    const fresh: ChunkRef[] = []
+    for (let i = first; i < last; i++) {
+      signal?.throwIfAborted()
+      const d = this.dirty.get(i)
+      const s = this.stored.get(i)
+      let ref: ChunkRef
+      if (d !== undefined) {
+        ref = (await this.chunks.storeChunk(d, i * CHUNK_SIZE, { signal })).ref
+        fresh.push(ref)
+      } else if (this.patches.has(i)) {
+        ref = await this.storeAside(i, signal)
+        fresh.push(ref)
+      } else if (s !== undefined) {
+        ref = s
+        if (!this.early.has(i)) fresh.push(ref)
+      } else {
+        ref = (await this.chunks.storeChunk(await this.assemble(i, signal), i * CHUNK_SIZE, { signal })).ref
+        fresh.push(ref)
+      }
+      refs.push(ref)
+    }
+    const next = manifestOf(this.size, refs)
+    const stored = await this.chunks.storeManifest(next, { signal })
+    return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref], append: { at, size: n } }
+  }
+
+  /**
+   * The version built in this turn is now committed: it becomes the base (the tree's state of the
+   * file when there is one: an append lands after whatever the tree holds).
+   */
   private committed (c: Committed): void {
-    this.base = { content: c.content, size: c.size }
-    this.manifest = undefined
+    this.setBase(this.current?.() ?? { content: c.content, size: c.size })
+    this.size = this.base.size
     this.dirty.clear()
     this.stored.clear()
     this.dirtyBytes = 0
@@ -428,6 +552,7 @@ export class OpenFile {
     this.patchBytes = 0
     this.baseLimit = Number.MAX_SAFE_INTEGER
     this.changed = false
+    this.appendOnly = false
     this.createdEmpty = false
   }
 
@@ -440,17 +565,15 @@ export class OpenFile {
     await this.serial(async () => {
       await this.early.abandon()
       this.committed({ content: this.base.content, size: this.base.size, refs: [] })
-      this.size = this.base.size
       this.mtime = undefined
     })
   }
 
-  /** A new committed version arrived from elsewhere: adopt it when nothing is pending here. */
-  rebase (base: { content: Content | null, size: number }): void {
+  /** A new committed state arrived from elsewhere: adopt it when nothing is pending here. */
+  rebase (base: FileState): void {
     if (this.changed) return
     this.createdEmpty = false
-    this.base = base
+    this.setBase(base)
     this.size = base.size
-    this.manifest = undefined
   }
 }

@@ -416,15 +416,7 @@ class Apply {
     const rec = s.inodes.get(id)
     if (rec === undefined || rec.kind !== 'file') return
     this.reviveUnseen(id)
-    if (b.first === true) {
-      // the first content of a file this author created empty in the same open: the empty
-      // create and this write are one version (the create's version leaves history)
-      const created = this.dag.get(b.inode)
-      if (created !== undefined && created.op.author === this.node.op.author && isEmptyCreate(created.op.body) && this.dag.before(created, this.node)) {
-        const before = s.versions.get(id) ?? []
-        if (before.some(v => v.id === b.inode)) this.j.set(s.versions, id, before.filter(v => v.id !== b.inode))
-      }
-    }
+    if (b.first === true) this.fills(id, b.inode)
     const head = s.head.get(id) ?? []
     const vs = s.versions.get(id) ?? []
     const seen = head.some(h => {
@@ -455,12 +447,26 @@ class Apply {
     this.j.set(s.head, id, [this.node.id])
   }
 
+  /**
+   * The first content of a file this author created empty (`created`) in the same open: the
+   * empty create and this op are one version (the create's version leaves history).
+   */
+  private fills (id: InodeId, created: InodeId): void {
+    const s = this.s
+    const c = this.dag.get(created)
+    if (c !== undefined && c.op.author === this.node.op.author && isEmptyCreate(c.op.body) && this.dag.before(c, this.node)) {
+      const before = s.versions.get(id) ?? []
+      if (before.some(v => v.id === created)) this.j.set(s.versions, id, before.filter(v => v.id !== created))
+    }
+  }
+
   /** Bytes after the base: the next append in the list, never a conflict. */
   private append (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'append' }>): void {
     const s = this.s
     const rec = s.inodes.get(id)
     if (rec === undefined || rec.kind !== 'file') return
     this.reviveUnseen(id)
+    if (b.first === true) this.fills(id, b.inode)
     const op = this.node.op
     const ext: Extent = { op: this.node.id, hlc: op.hlc, content: b.content, at: b.at, size: b.size }
     const tail: ExtNode = { ext, prev: rec.tail, n: (rec.tail?.n ?? 0) + 1, bytes: (rec.tail?.bytes ?? 0) + b.size }

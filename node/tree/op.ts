@@ -158,8 +158,9 @@ export function checkBody (body: OpBody): void {
       checkInlineSize(b.content ?? undefined, b.size)
       break
     case 'append':
-      exactKeys(b, ['type', 'inode', 'content', 'at', 'size', 'time'], [], 'append')
+      exactKeys(b, ['type', 'inode', 'content', 'at', 'size', 'time'], ['first'], 'append')
       checkId(b.inode, 'inode')
+      if (b.first !== undefined && b.first !== true) throw new InvalidOpError('first must be true when present')
       checkContent(b.content)
       checkUint(b.at, Number.MAX_SAFE_INTEGER, 'at')
       checkUint(b.size, Number.MAX_SAFE_INTEGER, 'size')

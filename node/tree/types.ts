@@ -37,8 +37,9 @@ export type OpBody =
    * base version, whatever other hosts wrote or appended meanwhile, and never conflict. The
    * appended bytes are bytes [at, at + size) of `content`: inline content holds exactly them
    * (at = 0); a manifest is the writer's file as it saw it, the chunks before `at`'s a hole.
+   * `first`: as for a write, the first bytes of a file this author created empty in the same open.
    */
-  | { type: 'append', inode: InodeId, content: Content, at: number, size: number, time: bigint }
+  | { type: 'append', inode: InodeId, content: Content, at: number, size: number, first?: true, time: bigint }
   /**
    * A compaction: `content` holds the bytes of the version `base` (an op of the file's current
    * head) followed by the file's first `covers` appends since it, `size` bytes in all. It adds
