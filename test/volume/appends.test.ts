@@ -4,9 +4,8 @@
 // appending host folds its settled appends into one version once they pass a bound (one host).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Volume } from 'darkfs'
+import { Volume, FOLD_EXTENTS } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { FOLD_EXTENTS } from '../../node/volume.ts'
 import { until } from '../../harness/cluster.ts'
 
 const MiB = 1 << 20
