@@ -8,6 +8,10 @@
 // Memory and work follow the data, not the length: the state holds only chunks written here,
 // and a commit visits only those and the base version's data chunks; everything else is a hole
 // (a sparse `truncate -s 1T` is one hole ref in the manifest, chunks.ts).
+// Appends (node/tree: an `append` op): a commit made only of O_APPEND writes past the end of its
+// base is recorded as the appended bytes alone, so appends made on several hosts at once all
+// land (node/tree/index.ts has the rule). The base is a committed version and the appends after
+// it (its extents), read piece by piece; a whole-file commit over it holds them all (a fold).
 // Every operation takes the caller's signal: it ends the wait for this inode's queue and the
 // fetch of chunks from peers; an aborted write may leave part of its bytes written, like a short
 // write, and the state stays consistent (what is written is marked changed).
@@ -16,7 +20,7 @@ import type { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, INLINE_MAX, chunkAt, contentSum, holeChunk, manifestOf } from './data/index.ts'
 import type { ChunkRef, Manifest } from './data/index.ts'
 import type { ChunkService } from './data/index.ts'
-import type { Content } from './tree/index.ts'
+import type { Content, Extent } from './tree/index.ts'
 import { nowNs } from './clock.ts'
 import { raceSignal } from './abort.ts'
 import { FsError } from './errors.ts'
@@ -43,15 +47,43 @@ interface Patch { at: number, bytes: Uint8Array }
 /**
  * A version built from the open state: `refs`, the chunks (and manifest) to place now;
  * `placing`, the placement of the chunks placed before the commit (early-chunks.ts), once committed.
+ * `append`: the state differs from its base only by O_APPEND writes past its end, and `content`
+ * holds just those bytes (bytes [at, at + size) of it: an `append` op), not the whole file.
  */
-export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void> }
+export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number } }
+
+/** A committed state of a file: its base `content`, then `extents` (appends), `size` bytes in all. */
+export interface FileState { content: Content | null, size: number, extents?: readonly Extent[] }
 
 /**
- * A committed version this state builds on, with its manifest once loaded. The manifest lives
- * on the version it belongs to: a version adopted while a read waits for the old one's manifest
- * (rebase) can never be paired with the old version's chunks.
+ * A committed state this open file builds on, with what is read of it once loaded: its content's
+ * manifest and its extents' manifests, and where each extent starts. All of it lives on the version
+ * it belongs to: a version adopted while a read waits for the old one's manifests (rebase) can
+ * never be paired with the old version's chunks, sizes or extents.
  */
-interface Base { readonly content: Content | null, readonly size: number, manifest?: Manifest }
+interface Base extends FileState {
+  /** Bytes of the state's own content (its extents follow). */
+  readonly contentEnd: number
+  /** Each extent and the offset where it starts in the file. */
+  readonly pieces: ReadonlyArray<{ start: number, ext: Extent }>
+  manifest?: Manifest
+  /** The manifests of the extents, read so far (by manifest CID). */
+  readonly extentManifests: Map<string, Manifest>
+}
+
+function baseOf (state: FileState): Base {
+  let at = state.size
+  for (const x of state.extents ?? []) at -= x.size
+  const contentEnd = at
+  const pieces: Array<{ start: number, ext: Extent }> = []
+  for (const ext of state.extents ?? []) {
+    pieces.push({ start: at, ext })
+    at += ext.size
+  }
+  const base: Base = { content: state.content, size: state.size, contentEnd, pieces, extentManifests: new Map() }
+  if (state.extents !== undefined) base.extents = state.extents
+  return base
+}
 
 export class OpenFile {
   readonly inode: string
@@ -59,6 +91,13 @@ export class OpenFile {
   private readonly path: () => string
   /** The committed version this state builds on. */
   private base: Base
+  /**
+   * The file's committed state as the tree has it now (given by a Volume: appends are committed
+   * as `append` ops only then, and a commit adopts the tree's state as its new base).
+   */
+  private readonly current?: () => FileState | undefined
+  /** Every change since the last commit was an O_APPEND write (so the commit can be an append). */
+  private appendOnly = false
   size: number
   /** Chunk index -> the chunk's bytes, modified here and not yet stored. */
   private readonly dirty = new Map<number, Uint8Array>()
@@ -83,12 +122,13 @@ export class OpenFile {
   handles = 0
   private queue: Promise<unknown> = Promise.resolve()
 
-  constructor (inode: string, base: { content: Content | null, size: number }, chunks: ChunkService, path: () => string) {
+  constructor (inode: string, base: FileState, chunks: ChunkService, path: () => string, current?: () => FileState | undefined) {
     this.inode = inode
-    this.base = { content: base.content, size: base.size }
+    this.base = baseOf(base)
     this.size = base.size
     this.chunks = chunks
     this.path = path
+    this.current = current
     this.early = new EarlyChunks(chunks, inode)
     this.stored = new StoredChunks(this.early)
   }
@@ -118,12 +158,41 @@ export class OpenFile {
     }
   }
 
-  /** The manifest of `base` (by default the current one), loaded once per version. */
-  private async loadManifest (signal?: AbortSignal, base = this.base): Promise<Manifest | undefined> {
+  private setBase (state: FileState): void {
+    this.base = baseOf(state)
+  }
+
+  /** The manifest of `base`'s own content (by default the current base's), loaded once per version. */
+  private async loadManifest (signal?: AbortSignal, base: Base = this.base): Promise<Manifest | undefined> {
     const c = base.content
     if (c === null || !('manifest' in c)) return undefined
     base.manifest ??= await this.chunks.readManifest(c.manifest, { path: this.path(), signal })
     return base.manifest
+  }
+
+  /** Bytes [from, to) of an extent of `base` (its own offsets, from its first appended byte). */
+  private async extentBytes (base: Base, ext: Extent, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const c = ext.content
+    if ('inline' in c) return c.inline.subarray(ext.at + from, ext.at + to)
+    const key = c.manifest.toString()
+    let m = base.extentManifests.get(key)
+    if (m === undefined) {
+      m = await this.chunks.readManifest(c.manifest, { path: this.path(), signal })
+      base.extentManifests.set(key, m)
+    }
+    const out = new Uint8Array(to - from)
+    const a = ext.at + from
+    const b = ext.at + to
+    for (let i = Math.floor(a / m.chunkSize); i * m.chunkSize < b; i++) {
+      const found = chunkAt(m, i)
+      if (found === undefined || found.ref.cid === null) continue
+      const ref = found.ref
+      const bytes = await this.chunks.readChunk(ref, { path: this.path(), signal })
+      const lo = Math.max(a, ref.offset)
+      const hi = Math.min(b, ref.offset + bytes.byteLength)
+      if (hi > lo) out.set(bytes.subarray(lo - ref.offset, hi - ref.offset), lo - a)
+    }
+    return out
   }
 
   /**
@@ -145,22 +214,45 @@ export class OpenFile {
   }
 
   /**
-   * Chunk `i` of the committed version `base` as stored, without a copy (the version's bytes
-   * from the chunk's start, at most a chunk), or undefined for a hole or past the version's end.
+   * Chunk `i` of the committed state `base` (its content, then its extents), the state's bytes
+   * from the chunk's start, at most a chunk (without a copy when they come from one stored chunk),
+   * or undefined for a hole or past the state's end.
    */
   private async baseChunk (base: Base, i: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
     const start = i * CHUNK_SIZE
     if (start >= base.size) return undefined
-    const c = base.content
-    if (c !== null && 'inline' in c) return c.inline.subarray(start, start + CHUNK_SIZE)
-    const manifest = await this.loadManifest(signal, base)
-    const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
-    // a hole (of one chunk or of a run of them) reads as zeros: nothing to fetch
-    if (found === undefined || found.ref.cid === null) return undefined
-    // a sequential reader (chunk i right after the last one read) gets the next chunks fetched ahead
-    if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks, found.at + 1, { path: this.path() })
-    this.lastRead = i
-    return await this.chunks.readChunk(found.ref, { path: this.path(), signal })
+    let src: Uint8Array | undefined
+    const c = start < base.contentEnd ? base.content : null
+    if (c !== null && 'inline' in c) {
+      src = c.inline.subarray(start, start + CHUNK_SIZE)
+    } else if (c !== null) {
+      const manifest = await this.loadManifest(signal, base)
+      const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
+      // a hole (of one chunk or of a run of them) reads as zeros: nothing to fetch
+      if (found !== undefined && found.ref.cid !== null) {
+        // a sequential reader (chunk i right after the last one read) gets the next chunks fetched ahead
+        if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks, found.at + 1, { path: this.path() })
+        this.lastRead = i
+        src = await this.chunks.readChunk(found.ref, { path: this.path(), signal })
+      }
+    }
+    const len = Math.min(CHUNK_SIZE, base.size - start)
+    if (base.pieces.length > 0 && start + len > base.contentEnd) src = await this.withExtents(base, start, len, src, signal)
+    return src
+  }
+
+  /** Bytes at `start` (`len` long, within a chunk) of `base` with extents: its content's part, then theirs. */
+  private async withExtents (base: Base, start: number, len: number, content: Uint8Array | undefined, signal?: AbortSignal): Promise<Uint8Array> {
+    const out = new Uint8Array(len)
+    if (content !== undefined) out.set(content.subarray(0, Math.max(0, Math.min(len, base.contentEnd - start))))
+    const end = start + len
+    for (const { start: at, ext } of base.pieces) {
+      if (at >= end || at + ext.size <= start) continue
+      const from = Math.max(start, at)
+      const to = Math.min(end, at + ext.size)
+      out.set(await this.extentBytes(base, ext, from - at, to - at, signal), from - start)
+    }
+    return out
   }
 
   /** A fresh copy of chunk `i` at its current length, patches applied. */
@@ -197,9 +289,9 @@ export class OpenFile {
   async read (position: number, length: number, opts: AbortOptions = {}): Promise<Uint8Array> {
     const signal = opts.signal
     signal?.throwIfAborted()
-    // nothing pending here: the bytes are those of the committed version as it is now, and this
-    // read returns that version whatever comes meanwhile (a version adopted from elsewhere, a
-    // write): never the start of one version and the rest of the next
+    // nothing pending here: the bytes are those of the committed state as it is now (content and
+    // extents), and this read returns that state whatever comes meanwhile (a state adopted from
+    // elsewhere, a write, an append): never the start of one version and the rest of the next
     const pinned = this.changed ? undefined : this.base
     const end = Math.min(pinned?.size ?? this.size, position + length)
     if (position >= end) return new Uint8Array(0)
@@ -235,6 +327,8 @@ export class OpenFile {
         data = data.subarray(0, opts.maxEnd - position)
       }
       const end = position + data.byteLength
+      // only O_APPEND writes since the last commit (and a base to append to): the commit may be an append
+      this.appendOnly = this.current !== undefined && at === 'end' && (this.appendOnly || !this.changed)
       // marked first: a write stopped part-way (an abort, an unreachable chunk) keeps what it did
       this.changed = true
       this.mtime = nowNs()
@@ -333,7 +427,8 @@ export class OpenFile {
 
   async truncate (len: number, opts: AbortOptions = {}): Promise<void> {
     await this.serial(async () => {
-      // marked first, as a write: no version adopted from elsewhere (rebase) while it resizes
+      // marked first, as a write: no state adopted from elsewhere (rebase) while it resizes
+      this.appendOnly = false
       this.changed = true
       await this.resize(len, opts.signal)
       this.mtime = nowNs()
@@ -375,18 +470,22 @@ export class OpenFile {
   /** The content of the current state (in a turn of the queue). */
   private async build (signal?: AbortSignal): Promise<Committed | undefined> {
     if (!this.changed) return undefined
+    if (this.appendOnly && this.size > this.base.size && this.baseLimit >= this.base.size) return await this.buildAppend(signal)
     if (this.size <= INLINE_MAX) {
       const bytes = await this.read(0, this.size, { signal })
       return { content: this.size === 0 ? null : { inline: bytes }, size: this.size, refs: [] }
     }
-    const manifest = await this.loadManifest(signal)
+    const base = this.base
+    const manifest = await this.loadManifest(signal, base)
     const n = Math.ceil(this.size / CHUNK_SIZE)
-    const baseEnd = Math.min(this.base.size, this.baseLimit)
+    const baseEnd = Math.min(base.size, this.baseLimit)
     // the chunks that may hold data: written here, or data of the base version; the rest are holes
     const candidates = new Set<number>([...this.dirty.keys(), ...this.patches.keys(), ...this.stored.keys()])
-    const c = this.base.content
+    const c = base.content
     if (c !== null && 'inline' in c && baseEnd > 0) candidates.add(0)
     for (const r of manifest?.chunks ?? []) if (r.cid !== null && r.offset < baseEnd) candidates.add(Math.floor(r.offset / CHUNK_SIZE))
+    // the chunks the base's extents cover: re-stored whole (this version holds them: a fold)
+    if (base.pieces.length > 0) for (let i = Math.floor(base.contentEnd / CHUNK_SIZE); i * CHUNK_SIZE < baseEnd; i++) candidates.add(i)
     const data = [...candidates].filter(i => i < n).sort((a, b) => a - b)
     const got = new Map<number, ChunkRef>()
     const fresh: ChunkRef[] = []
@@ -408,7 +507,7 @@ export class OpenFile {
         ref = s
         // an early chunk's placement is under way already
         if (!this.early.has(i)) fresh.push(ref)
-      } else if (b !== undefined && b.size === len && start + len <= this.baseLimit) {
+      } else if (b !== undefined && b.size === len && start + len <= this.baseLimit && start + len <= base.contentEnd) {
         ref = b
       } else if (start < baseEnd) {
         // base chunk whose length changed (inline base, or cut/regrown): re-store it
@@ -435,9 +534,51 @@ export class OpenFile {
     return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref] }
   }
 
-  /** The version built in this turn is now committed: it becomes the base. */
+  /**
+   * The bytes appended since the base (a turn of the queue, appendOnly): inline when small, else a
+   * manifest of the file as this state has it whose chunks before the first appended byte's are
+   * a hole (the chunks written here are stored as they are, early ones included).
+   */
+  private async buildAppend (signal?: AbortSignal): Promise<Committed> {
+    const at = this.base.size
+    const n = this.size - at
+    if (n <= INLINE_MAX) return { content: { inline: await this.read(at, n, { signal }) }, size: this.size, refs: [], append: { at: 0, size: n } }
+    const first = Math.floor(at / CHUNK_SIZE)
+    const last = Math.ceil(this.size / CHUNK_SIZE)
+    const refs: ChunkRef[] = first > 0 ? [holeChunk(0, first * CHUNK_SIZE)] : []
+    const fresh: ChunkRef[] = []
+    for (let i = first; i < last; i++) {
+      signal?.throwIfAborted()
+      const d = this.dirty.get(i)
+      const s = this.stored.get(i)
+      let ref: ChunkRef
+      if (d !== undefined) {
+        ref = (await this.chunks.storeChunk(d, i * CHUNK_SIZE, { signal })).ref
+        fresh.push(ref)
+      } else if (this.patches.has(i)) {
+        ref = await this.storeAside(i, signal)
+        fresh.push(ref)
+      } else if (s !== undefined) {
+        ref = s
+        if (!this.early.has(i)) fresh.push(ref)
+      } else {
+        ref = (await this.chunks.storeChunk(await this.assemble(i, signal), i * CHUNK_SIZE, { signal })).ref
+        fresh.push(ref)
+      }
+      refs.push(ref)
+    }
+    const next = manifestOf(this.size, refs)
+    const stored = await this.chunks.storeManifest(next, { signal })
+    return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref], append: { at, size: n } }
+  }
+
+  /**
+   * The version built in this turn is now committed: it becomes the base (the tree's state of the
+   * file when there is one: an append lands after whatever the tree holds).
+   */
   private committed (c: Committed): void {
-    this.base = { content: c.content, size: c.size }
+    this.setBase(this.current?.() ?? { content: c.content, size: c.size })
+    this.size = this.base.size
     this.dirty.clear()
     this.stored.clear()
     this.dirtyBytes = 0
@@ -445,6 +586,7 @@ export class OpenFile {
     this.patchBytes = 0
     this.baseLimit = Number.MAX_SAFE_INTEGER
     this.changed = false
+    this.appendOnly = false
     this.createdEmpty = false
   }
 
@@ -457,16 +599,15 @@ export class OpenFile {
     await this.serial(async () => {
       await this.early.abandon()
       this.committed({ content: this.base.content, size: this.base.size, refs: [] })
-      this.size = this.base.size
       this.mtime = undefined
     })
   }
 
-  /** A new committed version arrived from elsewhere: adopt it when nothing is pending here. */
-  rebase (base: { content: Content | null, size: number }): void {
+  /** A new committed state arrived from elsewhere: adopt it when nothing is pending here. */
+  rebase (base: FileState): void {
     if (this.changed) return
     this.createdEmpty = false
-    this.base = { content: base.content, size: base.size }
+    this.setBase(base)
     this.size = base.size
   }
 }

@@ -12,9 +12,9 @@ import type { ChunkRef, WriteProgress } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
 import { FsError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
-import { OpenFile, type Committed } from './open-file.ts'
+import { OpenFile, type Committed, type FileState } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
-import type { Tree, Inode, Entry, OpBody, Content, InodeId } from './tree/index.ts'
+import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId } from './tree/index.ts'
 import { MAX_XATTR_VALUE_BYTES } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
@@ -64,6 +64,20 @@ export const SEEN_PATHS_MAX = 65536
  */
 export const SYNC_PLACE_WAIT_MS = 20_000
 
+/**
+ * A file's appends read as pieces after its base (node/tree) are folded into one version (a
+ * `fold` op, compaction) by the host that appends, once more than this many of them, or more
+ * than FOLD_BYTES of them, are not folded yet.
+ */
+export const FOLD_EXTENTS = 64
+export const FOLD_BYTES = 8 << 20
+/**
+ * A fold holds only appends at least this old (by their clock): a fold is read only when it
+ * holds the file's first appends exactly, and appends still on their way from other hosts may
+ * come before younger ones.
+ */
+export const FOLD_SETTLE_MS = 2_000
+
 const log = logger('volume')
 
 const ROOT: Caller = { uid: 0, gid: 0 }
@@ -104,6 +118,8 @@ export class Volume implements VolumeApi {
   private readonly open_ = new Map<InodeId, OpenFile>()
   /** Inode -> placements of its committed versions still in flight. */
   private readonly placing = new Map<InodeId, Promise<void>>()
+  /** Inodes a fold is being built for (one at a time per inode). */
+  private readonly folding = new Set<InodeId>()
   /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
   private readonly seen = new Map<string, { path: string, inode: InodeId }>()
 
@@ -115,10 +131,10 @@ export class Volume implements VolumeApi {
     this.closeParts = parts.close
     this.tree.addEventListener('op', (e: any) => {
       const { body, local } = e.detail ?? {}
-      if (local !== true && body?.type === 'write') {
-        const open = this.open_.get(body.inode)
+      if (local !== true && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
         const inode = this.tree.get(body.inode)
-        if (open !== undefined && inode !== undefined) open.rebase({ content: inode.content, size: inode.size })
+        const open = inode === undefined ? undefined : this.open_.get(inode.id)
+        if (open !== undefined && inode !== undefined) open.rebase(stateOf(inode))
       }
     })
   }
@@ -150,7 +166,7 @@ export class Volume implements VolumeApi {
         const inode = this.tree.get(e.inode)
         if (inode === undefined) continue
         if (inode.kind === 'dir') stack.push(inode.id)
-        else if (inode.content !== null) yield inode.content
+        else yield * this.tree.contents(inode.id)
       }
     }
   }
@@ -568,7 +584,12 @@ export class Volume implements VolumeApi {
   private openFile (inode: Inode, path: string): OpenFile {
     let f = this.open_.get(inode.id)
     if (f === undefined) {
-      f = new OpenFile(inode.id, { content: inode.content, size: inode.size }, this.chunks, () => this.tree.path(this.tree.entries(inode.id)[0]?.id ?? '') ?? path)
+      const id = inode.id
+      const current = (): FileState | undefined => {
+        const now = this.tree.get(id)
+        return now === undefined ? undefined : stateOf(now)
+      }
+      f = new OpenFile(id, stateOf(inode), this.chunks, () => this.tree.path(this.tree.entries(id)[0]?.id ?? '') ?? path, current)
       this.open_.set(inode.id, f)
     }
     return f
@@ -592,14 +613,49 @@ export class Volume implements VolumeApi {
       await this.commit(this.writeBody(f, c))
     }, options)
     if (c !== undefined) this.placeCommitted(f, c)
+    if (c?.append !== undefined) this.foldIfDue(f.inode)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }
 
-  /** The `write` op of an open file's prepared version. */
+  /** The op of an open file's prepared version: its appended bytes, or the whole file. */
   private writeBody (f: OpenFile, c: Committed): OpBody {
-    const body: OpBody = { type: 'write', inode: f.inode, content: c.content, size: c.size, time: f.mtime ?? nowNs() }
+    const time = f.mtime ?? nowNs()
+    const body: OpBody = c.append !== undefined && c.content !== null
+      ? { type: 'append', inode: f.inode, content: c.content, at: c.append.at, size: c.append.size, time }
+      : { type: 'write', inode: f.inode, content: c.content, size: c.size, time }
     if (f.createdEmpty) body.first = true
     return body
+  }
+
+  /**
+   * Past FOLD_EXTENTS or FOLD_BYTES of appends read as pieces, fold the settled ones into one
+   * version (a `fold` op, in the background: it changes no bytes, so a fold that fails or that
+   * the tree finds stale costs only its work).
+   */
+  private foldIfDue (inode: InodeId): void {
+    const extents = this.tree.get(inode)?.extents ?? []
+    if (this.folding.has(inode) || (extents.length <= FOLD_EXTENTS && extents.reduce((n, x) => n + x.size, 0) <= FOLD_BYTES)) return
+    this.folding.add(inode)
+    this.fold(inode).catch((err: Error) => {
+      log('inode %s: fold not made: %s', inode, err.message)
+    }).finally(() => this.folding.delete(inode))
+  }
+
+  private async fold (inode: InodeId): Promise<void> {
+    const fp = this.tree.foldPoint(inode)
+    if (fp === undefined) return
+    const settled = Date.now() - FOLD_SETTLE_MS
+    let j = 0
+    while (j < fp.extents.length && fp.extents[j].hlc[0] <= settled) j++
+    if (j === 0) return
+    const pieces = fp.extents.slice(0, j)
+    const size = fp.size + pieces.reduce((n, x) => n + x.size, 0)
+    const f = new OpenFile(inode, { content: fp.content, size, extents: pieces }, this.chunks, () => this.tree.path(this.tree.entries(inode)[0]?.id ?? '') ?? inode)
+    f.changed = true
+    const c = await f.prepare()
+    if (c === undefined) return
+    await this.commit({ type: 'fold', inode, base: fp.base, covers: fp.covered + j, content: c.content, size: c.size, time: nowNs() })
+    this.track(inode, this.chunks.place(c.refs, { inode }))
   }
 
   /** A committed version's chunks are placed (fsync waits for it through track()). */
@@ -775,7 +831,37 @@ export class Volume implements VolumeApi {
     const open = this.open_.get(inode.id)
     if (open !== undefined && open.size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'readFile', path, `a file of ${open.size} bytes is not read whole into memory; read it in pieces`)
     if (open !== undefined) return await open.read(0, open.size, options)
-    return await this.readContent(inode.content, inode.size, path, options)
+    return await this.readState(stateOf(inode), path, options)
+  }
+
+  /** The bytes of a file state: its base content, then its extents (appends). */
+  private async readState (state: FileState, path: string, options: AbortOptions): Promise<Uint8Array> {
+    const extents = state.extents ?? []
+    if (extents.length === 0) return await this.readContent(state.content, state.size, path, options)
+    if (state.size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'read', path, `a file of ${state.size} bytes is not read whole into memory; read it in pieces`)
+    const out = new Uint8Array(state.size)
+    let at = state.size - extents.reduce((n, x) => n + x.size, 0)
+    out.set((await this.readContent(state.content, at, path, options)).subarray(0, at))
+    for (const x of extents) {
+      out.set(await this.extentBytes(x, path, options), at)
+      at += x.size
+    }
+    return out
+  }
+
+  /** The bytes one append added. */
+  private async extentBytes (x: Extent, path: string, options: AbortOptions): Promise<Uint8Array> {
+    if ('inline' in x.content) return x.content.inline.subarray(x.at, x.at + x.size)
+    const manifest = await this.chunks.readManifest(x.content.manifest, { path, signal: options.signal })
+    const out = new Uint8Array(x.size)
+    for (const ref of manifest.chunks) {
+      if (ref.cid === null || ref.offset + ref.size <= x.at || ref.offset >= x.at + x.size) continue
+      const bytes = await this.chunks.readChunk(ref, { path, signal: options.signal })
+      const lo = Math.max(x.at, ref.offset)
+      const hi = Math.min(x.at + x.size, ref.offset + bytes.byteLength)
+      if (hi > lo) out.set(bytes.subarray(lo - ref.offset, hi - ref.offset), lo - x.at)
+    }
+    return out
   }
 
   /**
@@ -797,7 +883,7 @@ export class Volume implements VolumeApi {
       return { size, read: async (position, length, o = {}) => await open.read(position, Math.max(0, Math.min(length, size - position)), o) }
     }
     // an open file of its own, in no one's reach: nothing writes it or rebases it
-    const version = new OpenFile(inode.id, { content: inode.content, size: inode.size }, this.chunks, () => path)
+    const version = new OpenFile(inode.id, stateOf(inode), this.chunks, () => path)
     return { size: inode.size, read: async (position, length, o = {}) => await version.read(position, length, o) }
   }
 
@@ -884,7 +970,8 @@ export class Volume implements VolumeApi {
         if (target.kind !== 'file') throw new FsError('EINVAL', 'writeFile', path, `not a regular file (${target.kind})`)
         const open = this.open_.get(target.id)
         await this.commit({ type: 'write', inode: target.id, content, size: pos, time: now })
-        open?.rebase({ content, size: pos })
+        const state = this.tree.get(target.id)
+        if (state !== undefined) open?.rebase(stateOf(state))
       } else {
         const caller = opts.caller ?? ROOT
         const own = this.owner(dir, caller, 'file', opts.mode ?? 0o644)
@@ -928,7 +1015,8 @@ export class Volume implements VolumeApi {
       (/^\d+$/.test(version) ? versions[Number(version) - 1] : undefined) ??
       versions.filter(x => x.op.toString().endsWith(version)).at(0)
     if (v === undefined) throw new FsError('ENOENT', 'readVersion', `${path}@${version}`, 'no such version in the file history')
-    return await this.readContent(v.content, v.size, path, options)
+    const state = this.tree.versionBytes(inode.id, v.op.toString())
+    return await this.readState(state ?? { content: v.content, size: v.size }, path, options)
   }
 
   /** Conflict siblings in the tree (DESIGN.md §6). */
@@ -956,6 +1044,13 @@ export class Volume implements VolumeApi {
     const disk = await this.store?.disk()
     return { total: disk?.capacity ?? 0, free: disk?.free ?? 0, avail: disk?.free ?? 0 }
   }
+}
+
+/** A file's committed state as an open file reads it. */
+function stateOf (inode: Inode): FileState {
+  const state: FileState = { content: inode.content, size: inode.size }
+  if (inode.extents !== undefined) state.extents = inode.extents
+  return state
 }
 
 function listxattrOf (inode: Inode): string[] {

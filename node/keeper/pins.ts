@@ -16,7 +16,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import { FsError } from '../errors.ts'
 import { forEachLimited } from '../pool.ts'
 import { PIN_XATTR_PREFIX, isPinXattr } from '../types.ts'
-import type { Tree, InodeId } from '../tree/index.ts'
+import type { Content, Tree, InodeId } from '../tree/index.ts'
 import type { Volume } from '../index.ts'
 import { anySignal } from '../abort.ts'
 import { logger, shortCid } from '../log.ts'
@@ -105,7 +105,7 @@ export interface PinStats {
 export interface PinsComponents {
   peerId: string
   volume: Pick<Volume, 'stat' | 'setxattr' | 'removexattr'>
-  tree: TreeView & Pick<Tree, 'byIno' | 'size' | 'addEventListener' | 'removeEventListener'>
+  tree: TreeView & Pick<Tree, 'byIno' | 'contents' | 'size' | 'addEventListener' | 'removeEventListener'>
   chunks: Pick<ChunkService, 'readManifest' | 'hasLocally'>
   /** Where fetched fragments are kept. */
   store: { has: (cid: CID) => Promise<boolean>, putMany: (blocks: Array<{ cid: CID, bytes: Uint8Array }>) => Promise<void> }
@@ -187,15 +187,17 @@ export class Pins {
       const at = this.c.tree.size
       const kept = new Set<string>()
       for (const id of pinnedFiles(this.c.tree, this.c.peerId)) {
-        const content = this.c.tree.get(id)?.content
-        if (content == null || !('manifest' in content)) continue
-        kept.add(content.manifest.toString())
-        const manifest = await this.c.chunks.readManifest(content.manifest).catch((err: Error) => {
-          // the manifest itself stays kept; its fragments are known again once it can be read
-          log.error('pinned file %s: manifest %s unreadable, its fragments are not spared: %s', id, shortCid(content.manifest), err.message)
-          return undefined
-        })
-        for (const ref of manifest?.chunks ?? []) for (const f of ref.fragments) kept.add(f.toString())
+        // the file's base, a fold standing in for it, and its appends
+        for (const content of this.c.tree.contents(id)) {
+          if (!('manifest' in content)) continue
+          kept.add(content.manifest.toString())
+          const manifest = await this.c.chunks.readManifest(content.manifest).catch((err: Error) => {
+            // the manifest itself stays kept; its fragments are known again once it can be read
+            log.error('pinned file %s: manifest %s unreadable, its fragments are not spared: %s', id, shortCid(content.manifest), err.message)
+            return undefined
+          })
+          for (const ref of manifest?.chunks ?? []) for (const f of ref.fragments) kept.add(f.toString())
+        }
       }
       this.kept = kept
       this.keptAt = at
@@ -259,8 +261,12 @@ export class Pins {
   }
 
   private async fillFile (id: InodeId, stats: PinStats, seen: Set<string>, signal: AbortSignal): Promise<void> {
-    const content = this.c.tree.get(id)?.content
-    if (content == null || !('manifest' in content)) return
+    // the file's base, a fold standing in for it, and its appends
+    for (const content of this.c.tree.contents(id)) await this.fillContent(id, content, stats, seen, signal)
+  }
+
+  private async fillContent (id: InodeId, content: Content, stats: PinStats, seen: Set<string>, signal: AbortSignal): Promise<void> {
+    if (!('manifest' in content)) return
     let manifest
     try {
       manifest = await this.c.chunks.readManifest(content.manifest, { signal, keep: true })

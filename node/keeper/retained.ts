@@ -41,8 +41,9 @@ export function retainedContents (volume: Volume, retentionMs: number, now = Dat
       const inode = tree.get(e.inode)
       if (inode === undefined) continue
       if (inode.kind === 'dir') { stack.push(inode.id); continue }
-      if (inode.content !== null) out.push(inode.content)
-      if (inode.kind !== 'file') continue
+      if (inode.kind !== 'file') { if (inode.content !== null) out.push(inode.content); continue }
+      // the base, a fold standing in for it, and the appends since it
+      out.push(...tree.contents(inode.id))
       for (const v of tree.history(inode.id)) {
         if (v.content !== null && v.time >= horizon) out.push(v.content)
       }

@@ -23,13 +23,20 @@
 //    as write-made: only those are reused or retired by later branch switches, never an entry
 //    that lost a name clash, which still names a user's file);
 //  - a write concurrent with an unlink brings the entry back; an unlink concurrent with a write
-//    is skipped; attributes and xattrs are last-writer-wins per field.
+//    is skipped; attributes and xattrs are last-writer-wins per field;
+//  - appends: a file is its base version (the write rule above) followed by every append not in
+//    the causal past of that base, in total order. An append never conflicts: it lands after
+//    the base, concurrent ones one after another; a write that saw an append holds its bytes
+//    (the append leaves the list), a write that did not gets it after its own bytes. An append,
+//    like a write, beats a concurrent unlink. A fold (compaction) is read in place of the base
+//    and the first `covers` appends when it matches them exactly; it changes no bytes, no head,
+//    no history, so folds made anywhere never conflict.
 import { createHash } from 'node:crypto'
 import { baseName, conflictName } from './conflicts.ts'
 import { Journal, type Undo, undo } from './journal.ts'
 import { sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
-import type { EntryId, Inode, InodeId, OpBody, Version } from './types.ts'
+import type { Content, EntryId, Extent, Inode, InodeId, OpBody, Version } from './types.ts'
 
 export const ROOT: InodeId = 'root'
 /** Ops kept undoable; an op that sorts before all of them triggers a full replay instead. */
@@ -37,8 +44,38 @@ export const UNDO_WINDOW = 100_000
 /** Longest parent chain walked when checking a move for cycles (deeper trees are refused). */
 export const MAX_DEPTH = 100_000
 
-/** Stored inode: the Inode without nlink (derived on read). */
-export type InodeRec = Omit<Inode, 'nlink'>
+/**
+ * A file's appends since its base version, newest first, as a list that shares its tail (so a
+ * version can keep the list it saw in O(1)). `n`: how many up to this one, `bytes`: their bytes.
+ */
+export interface ExtNode { ext: Extent, prev: ExtNode | undefined, n: number, bytes: number }
+
+/**
+ * Stored inode: the Inode without nlink (derived on read) and extents (read from `tail`).
+ * Files: `tail`, the appends since the base version; `covered`, how many of the oldest of them a
+ * fold holds in `content`; `real`, the base version's own content while a fold stands in for it.
+ * `size` is always the base version's size plus the bytes of every append in `tail`.
+ */
+export type InodeRec = Omit<Inode, 'nlink' | 'extents'> & { tail?: ExtNode, covered?: number, real?: { content: Content | null }, appends?: ReadonlyMap<string, AuthorNode> }
+
+/**
+ * Every append made to a file, by author, newest first: a write's appends to come after it are
+ * the ones past its vector clock in each author's chain, a suffix of each list (found without
+ * walking what it saw), even those an earlier write that lost to it had taken in.
+ */
+export interface AuthorNode { ext: Extent, seq: number, key: string, prev: AuthorNode | undefined }
+
+/** The appends of a list, oldest first; with `skip`, without the oldest `skip` of them. */
+export function extentsOf (tail: ExtNode | undefined, skip = 0): Extent[] {
+  const out: Extent[] = []
+  for (let x = tail; x !== undefined && x.n > skip; x = x.prev) out.push(x.ext)
+  return out.reverse()
+}
+
+/** The file's base version: its own content and size (without the appends after it). */
+export function baseOf (rec: InodeRec): { content: Content | null, size: number } {
+  return { content: rec.real !== undefined ? rec.real.content : rec.content, size: rec.size - (rec.tail?.bytes ?? 0) }
+}
 
 export interface EntryRec {
   id: EntryId
@@ -59,7 +96,11 @@ export interface EntryRec {
  */
 export interface ConflictRec { of: InodeId, author: string, time: bigint, write: boolean }
 
-export interface VersionRec { version: Version, id: string }
+/**
+ * `state`: an append's version, the file as it was then (its read content, size, appends and how
+ * many a fold held): Tree.versionBytes.
+ */
+export interface VersionRec { version: Version, id: string, state?: { content: Content | null, size: number, tail: ExtNode | undefined, covered: number } }
 
 /** 52 bits of sha256(id), as a safe integer; root = 1. */
 export function inoOf (id: InodeId): number {
@@ -163,6 +204,8 @@ class Apply {
         return this.patch(this.s.ri(b.inode), patch)
       }
       case 'write': return this.write(this.s.ri(b.inode), b)
+      case 'append': return this.append(this.s.ri(b.inode), b)
+      case 'fold': return this.fold(this.s.ri(b.inode), b)
       case 'setxattr':
       case 'removexattr': {
         const id = this.s.ri(b.inode)
@@ -221,7 +264,8 @@ class Apply {
         if (this.onlyEmptyCreates(s.head.get(otherInode.id) ?? [])) {
           // the other is still the empty file its create made: this create's content is its next version
           this.alias(id, other)
-          this.patch(otherInode.id, { content, size, mtime: b.time, ctime: b.time })
+          this.setBase(otherInode.id, content, size)
+          this.patch(otherInode.id, { mtime: b.time, ctime: b.time })
           this.j.set(s.versions, otherInode.id, [...s.versions.get(otherInode.id) ?? [], { version: this.version(content, size), id }])
           this.j.set(s.head, otherInode.id, [id])
           return
@@ -335,11 +379,9 @@ class Apply {
     this.patch(e.inode, { ctime: this.time })
   }
 
-  private write (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'write' }>): void {
+  /** Write (or append) vs. unlink: entries of file `id` unlinked by ops this op did not see come back. */
+  private reviveUnseen (id: InodeId): void {
     const s = this.s
-    const rec = s.inodes.get(id)
-    if (rec === undefined || rec.kind !== 'file') return
-    // write vs. unlink: entries unlinked by ops this write did not see come back
     for (const eid of [...(s.links.get(id)?.keys() ?? [])].sort()) {
       const e = s.entries.get(eid) as EntryRec
       if (e.live || e.unlinkedBy === undefined) continue
@@ -349,15 +391,32 @@ class Apply {
       const holder = s.entries.get(s.dirs.get(e.parent)?.get(e.name) ?? '')
       if (holder === undefined || holder.inode !== id) this.revive(e)
     }
-    if (b.first === true) {
-      // the first content of a file this author created empty in the same open: the empty
-      // create and this write are one version (the create's version leaves history)
-      const created = this.dag.get(b.inode)
-      if (created !== undefined && created.op.author === this.node.op.author && isEmptyCreate(created.op.body) && this.dag.before(created, this.node)) {
-        const before = s.versions.get(id) ?? []
-        if (before.some(v => v.id === b.inode)) this.j.set(s.versions, id, before.filter(v => v.id !== b.inode))
-      }
+  }
+
+  /**
+   * The file's base version becomes `content` (`size` bytes) by this op: the appends it saw are
+   * in it and leave the list; the ones it did not see stay, after it (and no fold stands).
+   */
+  private setBase (id: InodeId, content: Content | null, size: number): void {
+    const rec = this.s.inodes.get(id) as InodeRec
+    const kept: AuthorNode[] = []
+    for (const [author, list] of rec.appends ?? []) {
+      const saw = this.node.vc.get(author) ?? 0
+      for (let x: AuthorNode | undefined = list; x !== undefined && x.seq > saw; x = x.prev) kept.push(x)
     }
+    kept.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+    let tail: ExtNode | undefined
+    for (const { ext } of kept) tail = { ext, prev: tail, n: (tail?.n ?? 0) + 1, bytes: (tail?.bytes ?? 0) + ext.size }
+    const patch: Partial<InodeRec> = { content, size: size + (tail?.bytes ?? 0), tail, covered: 0, real: undefined }
+    this.j.set(this.s.inodes, id, clean({ ...rec, ...patch }))
+  }
+
+  private write (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'write' }>): void {
+    const s = this.s
+    const rec = s.inodes.get(id)
+    if (rec === undefined || rec.kind !== 'file') return
+    this.reviveUnseen(id)
+    if (b.first === true) this.fills(id, b.inode)
     const head = s.head.get(id) ?? []
     const vs = s.versions.get(id) ?? []
     const seen = head.some(h => {
@@ -367,9 +426,11 @@ class Apply {
     // a head of empty creates only (files made concurrently, not written yet) is no version to
     // conflict with: a write fills the file
     if (head.length > 0 && !seen && !this.onlyEmptyCreates(head)) {
-      if (sameContent(rec.content, b.content) && rec.size === b.size) {
-        // concurrent identical writes are one version
+      const base = baseOf(rec)
+      if (sameContent(base.content, b.content) && base.size === b.size) {
+        // concurrent identical writes are one version (the appends either saw are in it)
         this.j.set(s.head, id, [...head, this.node.id])
+        this.setBase(id, base.content, base.size)
         this.patch(id, { mtime: b.time > rec.mtime ? b.time : rec.mtime, ctime: b.time > rec.ctime ? b.time : rec.ctime })
         return
       }
@@ -378,11 +439,68 @@ class Apply {
       // this write's own branch takes the name back: the sibling that showed it retires
       this.retire(rec.id)
     }
-    this.patch(id, { content: b.content, size: b.size, mtime: b.time, ctime: b.time })
+    this.setBase(id, b.content, b.size)
+    this.patch(id, { mtime: b.time, ctime: b.time })
     const version = { version: this.version(b.content, b.size), id: this.node.id }
     if (vs.length === 0) this.j.set(s.versions, id, [version])
     else this.j.push(vs, version)
     this.j.set(s.head, id, [this.node.id])
+  }
+
+  /**
+   * The first content of a file this author created empty (`created`) in the same open: the
+   * empty create and this op are one version (the create's version leaves history).
+   */
+  private fills (id: InodeId, created: InodeId): void {
+    const s = this.s
+    const c = this.dag.get(created)
+    if (c !== undefined && c.op.author === this.node.op.author && isEmptyCreate(c.op.body) && this.dag.before(c, this.node)) {
+      const before = s.versions.get(id) ?? []
+      if (before.some(v => v.id === created)) this.j.set(s.versions, id, before.filter(v => v.id !== created))
+    }
+  }
+
+  /** Bytes after the base: the next append in the list, never a conflict. */
+  private append (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'append' }>): void {
+    const s = this.s
+    const rec = s.inodes.get(id)
+    if (rec === undefined || rec.kind !== 'file') return
+    this.reviveUnseen(id)
+    if (b.first === true) this.fills(id, b.inode)
+    const op = this.node.op
+    const ext: Extent = { op: this.node.id, hlc: op.hlc, content: b.content, at: b.at, size: b.size }
+    const tail: ExtNode = { ext, prev: rec.tail, n: (rec.tail?.n ?? 0) + 1, bytes: (rec.tail?.bytes ?? 0) + b.size }
+    const size = rec.size + b.size
+    const appends = new Map(rec.appends)
+    appends.set(op.author, { ext, seq: this.node.seq, key: op.key, prev: appends.get(op.author) })
+    this.patch(id, { tail, size, appends, mtime: b.time, ctime: b.time })
+    const version: VersionRec = {
+      version: { ...this.version(b.content, size), appended: b.size },
+      id: this.node.id,
+      state: { content: rec.content, size, tail, covered: rec.covered ?? 0 }
+    }
+    const vs = s.versions.get(id)
+    if (vs === undefined) this.j.set(s.versions, id, [version])
+    else this.j.push(vs, version)
+  }
+
+  /** A compaction, read in place of the base and its first appends when it holds exactly them. */
+  private fold (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'fold' }>): void {
+    const rec = this.s.inodes.get(id)
+    if (rec === undefined || rec.kind !== 'file' || rec.tail === undefined) return
+    if (b.covers <= (rec.covered ?? 0) || b.covers > rec.tail.n) return
+    if (!(this.s.head.get(id) ?? []).includes(b.base)) return
+    let x: ExtNode | undefined = rec.tail
+    while (x !== undefined && x.n > b.covers) x = x.prev
+    // the appends it holds: the oldest `covers`, every one in its causal past
+    const last = x as ExtNode
+    if (baseOf(rec).size + last.bytes !== b.size) return
+    for (; x !== undefined; x = x.prev) {
+      const n = this.dag.get(x.ext.op)
+      if (n === undefined || !this.dag.before(n, this.node)) return
+    }
+    const real = rec.real ?? { content: rec.content }
+    this.patch(id, { content: b.content, covered: b.covers, real })
   }
 
   /**
@@ -438,7 +556,8 @@ class Apply {
     if (reuse !== undefined) {
       const id = reuse.e.id
       const v = loser.version
-      this.patch(id, { content: v.content, size: v.size, mtime: v.time, ctime: this.time })
+      const was = s.inodes.get(id)
+      if (was !== undefined) this.j.set(s.inodes, id, clean({ ...was, content: v.content, size: v.size, mtime: v.time, ctime: this.time, tail: undefined, covered: 0, real: undefined, appends: undefined }))
       if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
       this.j.set(s.head, id, [loser.id])
       if (!reuse.e.live) this.attach(reuse.e)
@@ -446,7 +565,7 @@ class Apply {
     }
     const id = this.node.id
     const v = loser.version
-    const sib: InodeRec = { ...rec, id, ino: inoOf(id), content: v.content, size: v.size, mtime: v.time, ctime: this.time, btime: v.time }
+    const sib: InodeRec = clean({ ...rec, id, ino: inoOf(id), content: v.content, size: v.size, mtime: v.time, ctime: this.time, btime: v.time, tail: undefined, covered: 0, real: undefined, appends: undefined })
     this.j.set(s.inodes, id, sib)
     this.j.set(s.byIno, sib.ino, id)
     this.j.set(s.versions, id, [loser])
@@ -546,6 +665,15 @@ class Apply {
     this.j.set(s.live, e.inode, (s.live.get(e.inode) ?? 0) + by)
     if (this.isDir(e.inode)) this.j.set(s.subdirs, e.parent, (s.subdirs.get(e.parent) ?? 0) + by)
   }
+}
+
+/** An inode record without the file fields that are empty (no appends, no fold). */
+function clean (rec: InodeRec): InodeRec {
+  if (rec.tail === undefined) delete rec.tail
+  if (rec.covered === 0 || rec.covered === undefined) delete rec.covered
+  if (rec.real === undefined) delete rec.real
+  if (rec.appends === undefined) delete rec.appends
+  return rec
 }
 
 /** The create of an empty file (open with O_CREAT, touch, mknod): no content yet. */

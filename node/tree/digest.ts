@@ -18,8 +18,9 @@ export function treeDigest (tree: Tree): { digest: string, entries: number } {
       const i = tree.get(e.inode)
       if (i === undefined) { h.update(`${prefix}/${e.name} ?\n`); continue }
       const c = i.content === null ? '-' : 'inline' in i.content ? createHash('sha256').update(i.content.inline).digest('hex') : i.content.manifest.toString()
+      const ext = (i.extents ?? []).map(e => e.op).join(',')
       const x = [...i.xattrs].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([k, v]) => `${k}=${Buffer.from(v).toString('hex')}`).join(',')
-      h.update(`${prefix}/${e.name}\0${i.id}\0${i.kind}\0${i.mode}\0${i.uid}:${i.gid}\0${i.size}\0${c}\0${i.target ?? ''}\0${i.mtime}\0${i.ctime}\0${x}\n`)
+      h.update(`${prefix}/${e.name}\0${i.id}\0${i.kind}\0${i.mode}\0${i.uid}:${i.gid}\0${i.size}\0${c}\0${ext}\0${i.target ?? ''}\0${i.mtime}\0${i.ctime}\0${x}\n`)
       entries++
       if (i.kind === 'dir') walk(i.id, `${prefix}/${e.name}`, depth + 1)
     }

@@ -45,6 +45,21 @@
 // empty creates only is no version a write conflicts with. So identical content written
 // through two mounts at one name is one file and one version.
 //
+// Appends (issue 12 item 1; the first step to issue 15's extents). A commit made only of
+// O_APPEND writes past the end its open saw is an `append` op (the appended bytes, inline or as
+// a manifest), not a whole-file `write`. A file is its base version (the write rule above)
+// followed by every append not in the causal past of that base, in total order (which respects
+// causality, so one writer's appends stay in its order): concurrent appends never conflict with
+// each other or with a write (they land after it), and a write by a host that saw them holds
+// their bytes (they leave the list: compaction for free). get() gives the base `content` and the
+// `extents` to read after it (`size` counts both). Each append is a version in history() (what
+// `darkfs log` lists, as one host's closes were before); versionBytes() reads one back. A `fold`
+// op (compaction) holds the base and the file's first `covers` appends in one content; the tree
+// reads it in their place only when it matches them exactly (base still the head, those appends
+// all in its causal past, the size theirs), else ignores it: it adds no version and never
+// conflicts, so folds made on several hosts at once are harmless. contents(inode) lists what a
+// file's current state may read (for GC, repair and pins).
+//
 // get() returns unlinked inodes too (nlink 0), so open handles keep working. Times are bigint
 // ns. Directory nlink is 2 + live subdirectories.
 export { Tree, MAX_PENDING_OPS, MAX_RECEIVE_BATCH } from './tree.ts'
@@ -54,4 +69,4 @@ export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, 
 export { ROOT, UNDO_WINDOW, inoOf } from './crdt.ts'
 export { conflictName, isConflictName, baseName } from './conflicts.ts'
 export { treeDigest } from './digest.ts'
-export type { InodeId, EntryId, Kind, Content, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, OpEventDetail, Hlc } from './types.ts'
+export type { InodeId, EntryId, Kind, Content, Extent, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, OpEventDetail, Hlc } from './types.ts'

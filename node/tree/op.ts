@@ -157,6 +157,25 @@ export function checkBody (body: OpBody): void {
       checkUint(b.size, Number.MAX_SAFE_INTEGER, 'size')
       checkInlineSize(b.content ?? undefined, b.size)
       break
+    case 'append':
+      exactKeys(b, ['type', 'inode', 'content', 'at', 'size', 'time'], ['first'], 'append')
+      checkId(b.inode, 'inode')
+      if (b.first !== undefined && b.first !== true) throw new InvalidOpError('first must be true when present')
+      checkContent(b.content)
+      checkUint(b.at, Number.MAX_SAFE_INTEGER, 'at')
+      checkUint(b.size, Number.MAX_SAFE_INTEGER, 'size')
+      if (b.size === 0) throw new InvalidOpError('an append adds at least one byte')
+      if ('inline' in b.content && (b.at !== 0 || b.content.inline.byteLength !== b.size)) throw new InvalidOpError('inline appended bytes are the whole content (at 0, size its length)')
+      if (!Number.isSafeInteger(b.at + b.size)) throw new InvalidOpError('append past the largest size')
+      break
+    case 'fold':
+      exactKeys(b, ['type', 'inode', 'base', 'covers', 'content', 'size', 'time'], [], 'fold')
+      checkId(b.inode, 'inode'); checkId(b.base, 'base')
+      checkUint(b.covers, U32, 'covers')
+      if (b.content !== null) checkContent(b.content)
+      checkUint(b.size, Number.MAX_SAFE_INTEGER, 'size')
+      checkInlineSize(b.content ?? undefined, b.size)
+      break
     case 'setxattr':
       exactKeys(b, ['type', 'inode', 'name', 'value', 'time'], [], 'setxattr')
       checkId(b.inode, 'inode'); checkXattrName(b.name)

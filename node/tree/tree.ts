@@ -3,13 +3,13 @@
 // receive() for ops from peers. Both persist an op (fsync) before it is applied.
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
-import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, type EntryRec } from './crdt.ts'
+import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, extentsOf, type EntryRec, type InodeRec } from './crdt.ts'
 import { Dag, type DagNode } from './dag.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type OpLog } from './log.ts'
 import { checkBody, createOp, decodeOp, MAX_PARENTS } from './op.ts'
 import type { Undo } from './journal.ts'
-import type { Conflict, Entry, EntryId, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
+import type { Conflict, Content, Entry, EntryId, Extent, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
 
 /** Received ops held while their parents are missing; beyond this, further ones are dropped. */
 export const MAX_PENDING_OPS = 100_000
@@ -102,7 +102,7 @@ export class Tree extends EventTarget {
   /** The inode (aliases of merged inodes resolve to the survivor); nlink 0 once unlinked. */
   get (id: InodeId): Inode | undefined {
     const rec = this.state.inodes.get(this.state.ri(id))
-    return rec === undefined ? undefined : { ...rec, nlink: this.state.nlink(rec) }
+    return rec === undefined ? undefined : toInode(rec, this.state.nlink(rec))
   }
 
   byIno (ino: number): Inode | undefined {
@@ -160,9 +160,55 @@ export class Tree extends EventTarget {
     return this.dag.get(cid.toString())?.op.bytes
   }
 
-  /** Every write version of a file, oldest first (concurrent identical writes count once). */
+  /** Every version of a file (writes and appends), oldest first (concurrent identical writes count once). */
   history (inode: InodeId): Version[] {
     return (this.state.versions.get(this.state.ri(inode)) ?? []).map(v => v.version)
+  }
+
+  /**
+   * The bytes of one version from history(), as pieces to read: `content` then `extents`
+   * (`size` in all). A write's version is its own content; an append's, the file as it was
+   * right after it (its base, and the appends up to it).
+   */
+  versionBytes (inode: InodeId, op: string): { content: Content | null, size: number, extents: Extent[] } | undefined {
+    const v = (this.state.versions.get(this.state.ri(inode)) ?? []).find(x => x.version.op.toString() === op)
+    if (v === undefined) return undefined
+    if (v.state === undefined) return { content: v.version.content, size: v.version.size, extents: [] }
+    return { content: v.state.content, size: v.state.size, extents: extentsOf(v.state.tail, v.state.covered) }
+  }
+
+  /**
+   * What a fold (compaction) of a file's current state builds on: `base`, the op its `fold`
+   * names (the head); `content` (`size` bytes) and `extents`, the pieces it reads now, the
+   * first `covered` appends since the base being in `content` already. A fold holding `content`
+   * and the first j of `extents` is `{ type: 'fold', base, covers: covered + j, size: size + their bytes }`.
+   * Undefined when the file has no appends to fold.
+   */
+  foldPoint (inode: InodeId): { base: string, content: Content | null, size: number, covered: number, extents: Extent[] } | undefined {
+    const id = this.state.ri(inode)
+    const rec = this.state.inodes.get(id)
+    const head = this.state.head.get(id)
+    if (rec === undefined || rec.tail === undefined || head === undefined || head.length === 0) return undefined
+    const covered = rec.covered ?? 0
+    const extents = extentsOf(rec.tail, covered)
+    if (extents.length === 0) return undefined
+    const size = rec.size - extents.reduce((n, x) => n + x.size, 0)
+    return { base: head[head.length - 1], content: rec.content, size, covered, extents }
+  }
+
+  /**
+   * Every content the current state of a file reads or may read again (what the network keeps):
+   * its read content, its base version's own content while a fold stands in for it, and every
+   * append since that base, also those a fold holds (a write concurrent with the fold reads them).
+   */
+  contents (inode: InodeId): Content[] {
+    const rec = this.state.inodes.get(this.state.ri(inode))
+    if (rec === undefined) return []
+    const out: Content[] = []
+    if (rec.content !== null) out.push(rec.content)
+    if (rec.real?.content != null) out.push(rec.real.content)
+    for (let x = rec.tail; x !== undefined; x = x.prev) out.push(x.ext.content)
+    return out
   }
 
   /** Live conflict siblings. */
@@ -404,6 +450,13 @@ export class Tree extends EventTarget {
   private trim (): void {
     while (this.applied.length - this.floor > UNDO_WINDOW) this.undos[this.floor++] = null
   }
+}
+
+function toInode (rec: InodeRec, nlink: number): Inode {
+  const { tail, covered, real, appends, ...rest } = rec
+  const inode: Inode = { ...rest, nlink }
+  if (tail !== undefined && tail.n > (covered ?? 0)) inode.extents = extentsOf(tail, covered ?? 0)
+  return inode
 }
 
 function entry (e: EntryRec): Entry {

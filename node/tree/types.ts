@@ -32,6 +32,21 @@ export type OpBody =
    * write are one version, not two.
    */
   | { type: 'write', inode: InodeId, content: Content | null, size: number, first?: true, time: bigint }
+  /**
+   * Bytes added at the end of a file through O_APPEND (DESIGN.md §6): they land after the file's
+   * base version, whatever other hosts wrote or appended meanwhile, and never conflict. The
+   * appended bytes are bytes [at, at + size) of `content`: inline content holds exactly them
+   * (at = 0); a manifest is the writer's file as it saw it, the chunks before `at`'s a hole.
+   * `first`: as for a write, the first bytes of a file this author created empty in the same open.
+   */
+  | { type: 'append', inode: InodeId, content: Content, at: number, size: number, first?: true, time: bigint }
+  /**
+   * A compaction: `content` holds the bytes of the version `base` (an op of the file's current
+   * head) followed by the file's first `covers` appends since it, `size` bytes in all. It adds
+   * no bytes and no version: the tree reads it in place of those pieces when it matches them
+   * exactly (those appends all in its causal past, `base` still the head), and ignores it otherwise.
+   */
+  | { type: 'fold', inode: InodeId, base: string, covers: number, content: Content | null, size: number, time: bigint }
   | { type: 'setxattr', inode: InodeId, name: string, value: Uint8Array, time: bigint }
   | { type: 'removexattr', inode: InodeId, name: string, time: bigint }
 
@@ -52,6 +67,12 @@ export interface Op {
   sig: Uint8Array
 }
 
+/**
+ * Bytes one `append` op added after a file's base version: bytes [at, at + size) of `content`.
+ * `op` is the append's op id.
+ */
+export interface Extent { op: string, hlc: Hlc, content: Content, at: number, size: number }
+
 export interface Inode {
   id: InodeId
   /** Stable: root = 1, else 52 bits of sha256(id) as a safe integer. */
@@ -62,8 +83,12 @@ export interface Inode {
   uid: number
   gid: number
   rdev: number
+  /** Bytes in all: the base `content` and the `extents` after it. */
   size: number
+  /** The base bytes (size minus the extents' bytes). */
   content: Content | null
+  /** Files: appends read after `content`, in order (absent when none). */
+  extents?: readonly Extent[]
   target?: string
   atime: bigint
   mtime: bigint
@@ -80,8 +105,12 @@ export interface Entry { id: EntryId, parent: InodeId, name: string, inode: Inod
 export interface Signer { author: string, sign: (bytes: Uint8Array) => Promise<Uint8Array> }
 export type Verify = (author: string, bytes: Uint8Array, sig: Uint8Array) => Promise<boolean>
 
-/** One write version of a file (for `darkfs log`). */
-export interface Version { op: CID, author: string, hlc: [number, number], time: bigint, size: number, content: Content | null }
+/**
+ * One version of a file (for `darkfs log`): made by a write or an append. `size`: the file's
+ * size after it. `appended`: an append's bytes (its `content` is then the append's own; the
+ * file's bytes at that version come from Tree.versionBytes).
+ */
+export interface Version { op: CID, author: string, hlc: [number, number], time: bigint, size: number, content: Content | null, appended?: number }
 
 /** A visible conflict sibling: `entry` (naming `inode`) lost the name to `of`. */
 export interface Conflict { path: string, entry: EntryId, inode: InodeId, of: InodeId, author: string, time: bigint }

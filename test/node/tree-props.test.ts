@@ -207,4 +207,82 @@ describe(`node/tree properties (seed ${PROP_SEED})`, function () {
       }
     }), { numRuns: 80 * RUNS })
   })
+
+  it('appends and writes on several replicas, any delivery order: every replica reads the same bytes and no append is lost', async () => {
+    // one file, made on replica 0 and known to all; then each step on replica r: an append of a
+    // token (an O_APPEND commit), a whole-file write of what r reads plus a token (as a host that
+    // saw the appends rewrites the file), a fold of some of r's appends (a compaction), or an
+    // exchange of ops with another replica (partitions come and go)
+    const act = fc.record({ r: fc.nat(3), what: fc.constantFrom('append', 'append', 'append', 'write', 'fold', 'sync', 'sync'), to: fc.nat(3), part: fc.nat(4), dt: fc.nat(2) })
+    const enc = new TextEncoder()
+    const dec = new TextDecoder()
+    await fc.assert(fc.asyncProperty(fc.array(act, { minLength: 4, maxLength: 40 }), fc.integer({ min: 2, max: 4 }), fc.integer(), async (list, n, seed) => {
+      const t = new Teardown()
+      try {
+        const reps = []
+        for (let i = 0; i < n; i++) reps.push(await replica(t))
+        const made = await reps[0].tree.commit({ type: 'create', parent: reps[0].tree.root, name: 'f', kind: 'file', mode: 0o644, uid: 0, gid: 0, time: BigInt(reps[0].clock.ms) * 1_000_000n })
+        for (const r of reps.slice(1)) await sync(reps[0].tree, r.tree)
+        const read = (tree: Tree): string => {
+          const inode = tree.get(tree.lookup(tree.root, 'f')!.inode)!
+          let out = inode.content === null ? '' : dec.decode((inode.content as { inline: Uint8Array }).inline)
+          for (const x of inode.extents ?? []) out += dec.decode((x.content as { inline: Uint8Array }).inline.subarray(x.at, x.at + x.size))
+          assert.equal(enc.encode(out).byteLength, inode.size)
+          return out
+        }
+        const appended: string[][] = reps.map(() => [])
+        let k = 0
+        for (const a of list) {
+          const r = reps[a.r % n]
+          r.clock.ms += a.dt
+          const time = BigInt(r.clock.ms) * 1_000_000n
+          const inode = r.tree.lookup(r.tree.root, 'f')!.inode
+          if (a.what === 'append') {
+            const token = `<${a.r % n}.${k++}>`
+            appended[a.r % n].push(token)
+            const bytes = enc.encode(token)
+            await r.tree.commit({ type: 'append', inode, content: { inline: bytes }, at: 0, size: bytes.byteLength, time })
+          } else if (a.what === 'write') {
+            const bytes = enc.encode(read(r.tree) + `[w${k++}]`)
+            await r.tree.commit({ type: 'write', inode, content: { inline: bytes }, size: bytes.byteLength, time })
+          } else if (a.what === 'fold') {
+            const fp = r.tree.foldPoint(inode)
+            if (fp === undefined) continue
+            const j = 1 + (a.part % fp.extents.length)
+            let text = fp.content === null ? '' : dec.decode((fp.content as { inline: Uint8Array }).inline)
+            for (const x of fp.extents.slice(0, j)) text += dec.decode((x.content as { inline: Uint8Array }).inline)
+            const bytes = enc.encode(text)
+            await r.tree.commit({ type: 'fold', inode, base: fp.base, covers: fp.covered + j, content: bytes.byteLength === 0 ? null : { inline: bytes }, size: bytes.byteLength, time })
+          } else if (a.to % n !== a.r % n) {
+            await sync(r.tree, reps[a.to % n].tree)
+          }
+        }
+        for (let round = 0; round < 2; round++) for (const a of reps) for (const b of reps) if (a !== b) await sync(a.tree, b.tree)
+        const want = read(reps[0].tree)
+        for (const r of reps) assert.equal(read(r.tree), want)
+        const blocks = [...allOps(reps[0].tree).values()]
+        for (const s of [seed, seed ^ 0x5bd1e995]) {
+          const fresh = await replica(t)
+          await deliver(fresh.tree, blocks, s)
+          assert.equal(read(fresh.tree), want)
+          assert.equal(snapshot(fresh.tree), snapshot(reps[0].tree))
+        }
+        // every append is in the file exactly once (a write holds those it saw, the others come
+        // after it), and one replica's appends in the order it made them
+        for (const tokens of appended) {
+          let at = -1
+          for (const token of tokens) {
+            const i = want.indexOf(token)
+            assert.ok(i >= 0, `append ${token} lost: ${want}`)
+            assert.equal(want.indexOf(token, i + 1), -1, `append ${token} twice: ${want}`)
+            assert.ok(i > at, `append ${token} out of its writer's order: ${want}`)
+            at = i
+          }
+        }
+        assert.ok(made.id !== undefined)
+      } finally {
+        await t.run()
+      }
+    }), { numRuns: 80 * RUNS })
+  })
 })
