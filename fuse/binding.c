@@ -12,7 +12,7 @@
 //     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno) and handler(EV_EXIT, ...)
 //   reply(req, result, a?, b?)    answer a request once (a, b depend on the op; for a change
 //                                 followed by libfuse's own getattr, b = the new attributes)
-//   invalidate(m, path)           drop cached attrs/entries of path (async, best effort)
+//   invalidate(m, path)           drop cached attrs/entries of path (queued for the mount's own thread, best effort)
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -58,7 +58,17 @@ typedef struct mount_s {
   double timeout_ms;
   double attr_timeout;
   pthread_mutex_t lock; // guards `fuse` for invalidate
+  // invalidations waiting for the mount's invalidation thread (see inval_thread), oldest first
+  pthread_mutex_t inval_mu;
+  pthread_cond_t inval_cv;
+  struct inval_s *inval_head, *inval_tail;
+  int inval_stop;
 } mount_t;
+
+typedef struct inval_s {
+  struct inval_s *next;
+  char *path;
+} inval_t;
 
 typedef struct req_s {
   int op;
@@ -507,6 +517,53 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
   }
 }
 
+// A kernel invalidation can block for as long as a request of the same inode is unanswered (the
+// kernel holds the pages of a write being sent, for one): it never runs on libuv's thread pool,
+// where a few blocked ones would stop the process's file I/O (the op log's writes and fsyncs),
+// which the unanswered request itself waits for, until its deadline answers it EIO. Each mount
+// has one thread of its own for them, in order, a path queued twice waiting once.
+static void *inval_thread (void *arg) {
+  mount_t *m = arg;
+  for (;;) {
+    pthread_mutex_lock(&m->inval_mu);
+    while (m->inval_head == NULL && !m->inval_stop) pthread_cond_wait(&m->inval_cv, &m->inval_mu);
+    inval_t *i = m->inval_head;
+    if (i == NULL) { pthread_mutex_unlock(&m->inval_mu); return NULL; }
+    m->inval_head = i->next;
+    if (m->inval_head == NULL) m->inval_tail = NULL;
+    pthread_mutex_unlock(&m->inval_mu);
+    pthread_mutex_lock(&m->lock);
+    if (m->fuse != NULL && !m->inval_stop) fuse_invalidate_path(m->fuse, i->path);
+    pthread_mutex_unlock(&m->lock);
+    free(i->path);
+    free(i);
+  }
+}
+
+/** Queue an invalidation of `path` (taken over) for the mount's invalidation thread. */
+static void inval_push (mount_t *m, char *path) {
+  pthread_mutex_lock(&m->inval_mu);
+  int queued = m->inval_stop;
+  for (inval_t *i = m->inval_head; i != NULL && !queued; i = i->next) queued = strcmp(i->path, path) == 0;
+  inval_t *n = queued ? NULL : calloc(1, sizeof(inval_t));
+  if (n != NULL) {
+    n->path = path;
+    if (m->inval_tail != NULL) m->inval_tail->next = n; else m->inval_head = n;
+    m->inval_tail = n;
+    pthread_cond_signal(&m->inval_cv);
+  }
+  pthread_mutex_unlock(&m->inval_mu);
+  if (n == NULL) free(path);
+}
+
+/** The mount ended: its invalidation thread drops what is queued and ends. */
+static void inval_stop (mount_t *m) {
+  pthread_mutex_lock(&m->inval_mu);
+  m->inval_stop = 1;
+  pthread_cond_signal(&m->inval_cv);
+  pthread_mutex_unlock(&m->inval_mu);
+}
+
 static void *loop_thread (void *arg) {
   mount_t *m = arg;
   char *argv[3] = { "darkfs", "-o", NULL };
@@ -520,6 +577,7 @@ static void *loop_thread (void *arg) {
     post_event(m, EV_MOUNTED, -EINVAL);
     post_event(m, EV_EXIT, 0);
     fuse_opt_free_args(&args);
+    inval_stop(m);
     napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
     return NULL;
   }
@@ -528,6 +586,7 @@ static void *loop_thread (void *arg) {
     post_event(m, EV_MOUNTED, -EIO);
     post_event(m, EV_EXIT, 0);
     fuse_opt_free_args(&args);
+    inval_stop(m);
     napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
     return NULL;
   }
@@ -547,6 +606,7 @@ static void *loop_thread (void *arg) {
   fuse_unmount(f);
   fuse_destroy(f);
   fuse_opt_free_args(&args);
+  inval_stop(m);
   post_event(m, EV_EXIT, rc);
   napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
   return NULL;
@@ -580,6 +640,8 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   m->attr_timeout = get_num(env, argv[1], "attrTimeout", 1);
   m->debug = get_num(env, argv[1], "debug", 0) != 0;
   pthread_mutex_init(&m->lock, NULL);
+  pthread_mutex_init(&m->inval_mu, NULL);
+  pthread_cond_init(&m->inval_cv, NULL);
   napi_value name;
   napi_create_string_utf8(env, "darkfs-fuse", NAPI_AUTO_LENGTH, &name);
   NAPI(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &m->tsfn));
@@ -587,8 +649,13 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
-  pthread_t t;
-  int rc = pthread_create(&t, NULL, loop_thread, m);
+  pthread_t t, ti;
+  int rc = pthread_create(&ti, NULL, inval_thread, m);
+  if (rc == 0) {
+    pthread_detach(ti);
+    rc = pthread_create(&t, NULL, loop_thread, m);
+    if (rc != 0) inval_stop(m);
+  }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {
     napi_release_threadsafe_function(m->tsfn, napi_tsfn_abort);
@@ -776,14 +843,6 @@ static void exec_umount (napi_env env, void *data) {
   w->err = umount2(w->path, MNT_DETACH) == 0 ? 0 : errno;
 }
 
-static void exec_invalidate (napi_env env, void *data) {
-  (void)env;
-  work_t *w = data;
-  pthread_mutex_lock(&w->m->lock);
-  w->err = w->m->fuse != NULL ? -fuse_invalidate_path(w->m->fuse, w->path) : ENOTCONN;
-  pthread_mutex_unlock(&w->m->lock);
-}
-
 static void work_done (napi_env env, napi_status status, void *data) {
   (void)status;
   work_t *w = data;
@@ -825,12 +884,18 @@ static napi_value js_umount (napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_invalidate (napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 2;
+  napi_value argv[2];
   NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   mount_t *m;
   NAPI(napi_get_value_external(env, argv[0], (void **)&m));
-  return queue_work(env, argv[1], argc > 2 ? argv[2] : NULL, m, exec_invalidate);
+  size_t len;
+  NAPI(napi_get_value_string_utf8(env, argv[1], NULL, 0, &len));
+  char *path = malloc(len + 1);
+  if (path == NULL) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  napi_get_value_string_utf8(env, argv[1], path, len + 1, &len);
+  inval_push(m, path);
+  return NULL;
 }
 
 static napi_value init (napi_env env, napi_value exports) {

@@ -89,7 +89,7 @@ type Handler = (op: number, req: unknown, path: string | null, path2: string | n
 interface Binding {
   mount: (dir: string, opts: { debug: number, timeoutMs: number, attrTimeout: number }, handler: Handler) => unknown
   reply: (req: unknown, result: number, a?: Uint8Array | Float64Array | string[], b?: Float64Array) => void
-  invalidate: (m: unknown, path: string, cb?: (err: number) => void) => void
+  invalidate: (m: unknown, path: string) => void
   umount: (dir: string, cb: (err: number) => void) => void
 }
 
@@ -181,6 +181,7 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     // (and this request) would live on for the whole deadline after a quick answer
     const deadline = new AbortController()
     const timer = setTimeout(() => {
+      log.error('request %d on %s passed its %d ms deadline: answered EIO', op, path ?? '?', timeoutMs)
       answer({ result: -5 /* EIO */ })
       deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} passed its ${timeoutMs} ms deadline`, 'TimeoutError'))
     }, timeoutMs)
