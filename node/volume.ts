@@ -802,7 +802,9 @@ export class Volume implements VolumeApi {
         file.handles--
         try {
           await vol.commitFile(file, 'none', options)
-        } catch (err) {
+        } catch (err: any) {
+          // a release's error never reaches the app (close(2) returned at flush): said here
+          log.error('inode %s: a close could not commit its writes (%d handles left): %s', file.inode, file.handles, err?.message)
           // the last close could not commit (no space, ...): its writes are given up, and the
           // chunks stored for them go here and on peers (a close whose caller gave up leaves
           // them to the next flush, close or fsync of the inode)

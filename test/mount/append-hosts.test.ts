@@ -42,12 +42,19 @@ function assertLines (text: string, writers: string[][]): void {
 }
 
 /** A shell loop appending `lines` one `echo >>` each to `file`. */
-const loop = (file: string, prefix: string, n: number): string => `for i in $(seq ${n}); do echo "${prefix}$i" >> ${q(file)}; done`
+const loop = (file: string, prefix: string, n: number): string => `s=0; for i in $(seq ${n}); do echo "${prefix}$i" >> ${q(file)} || s=1; done; exit $s`
+
+/** `loops` run at once; fails (with their stderr) when any `echo >>` of any of them failed. */
+const atOnce = (loops: string[]): string => `${loops.map((l, i) => `(${l}) & p${i}=$!`).join('; ')}; s=0; ${loops.map((_, i) => `wait $p${i} || s=1`).join('; ')}; exit $s`
 
 describe('O_APPEND across two hosts, each `darkfs up --mount`', function () {
   this.timeout(600_000)
   const t = new Teardown()
   after(async () => { await t.run() })
+  // what the hosts logged, when a case fails (a lost append leaves its trace there)
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') for (const [i, h] of hosts.entries()) console.error(`--- host ${i} stderr ---\n${h.stderr()}`)
+  })
   const data: string[] = []
   const mnt: string[] = []
   const hosts: Up[] = []
@@ -98,7 +105,7 @@ describe('O_APPEND across two hosts, each `darkfs up --mount`', function () {
   }
 
   it('apart, then joined: 200 appends on each host, each to its own new `log`, all kept after the join', async () => {
-    await Promise.all([0, 1].map(async i => { await ok(loop(join(mnt[i], 'apart.log'), `H${i}-`, 200)) }))
+    await ok(atOnce([0, 1].map(i => loop(join(mnt[i], 'apart.log'), `H${i}-`, 200))))
     // host 1 restarts joining host 0
     await hosts[1].stop('SIGTERM')
     await sh(`umount -l ${q(mnt[1])} 2>/dev/null`)
@@ -116,7 +123,7 @@ describe('O_APPEND across two hosts, each `darkfs up --mount`', function () {
     const file = (i: number): string => join(mnt[i], 'joined.log')
     await ok(`echo start > ${q(file(0))}`)
     await until('host 1 reads the start line', async () => (await sh(`cat ${q(file(1))}`)).stdout === 'start\n', CONVERGE_WITHIN_MS)
-    await ok(`(${loop(file(0), 'A', 250)}) & (${loop(file(0), 'B', 250)}) & (${loop(file(1), 'C', 250)}) & (${loop(file(1), 'D', 250)}) & wait`)
+    await ok(atOnce([loop(file(0), 'A', 250), loop(file(0), 'B', 250), loop(file(1), 'C', 250), loop(file(1), 'D', 250)]))
     const text = await converged('joined.log', 1001)
     assertLines(text, [['start'], lines('A', 250), lines('B', 250), lines('C', 250), lines('D', 250)])
     assert.ok(text.startsWith('start\n'))
