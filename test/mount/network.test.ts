@@ -143,7 +143,8 @@ describe('six `darkfs up` hosts, two mounted (A and B): the mount items across h
     }
     pids = [await hostPid(0), await hostPid(1)]
     // k=4, m=2: one chunk of random bytes written on A becomes six fragments of a quarter of it,
-    // one on each host (with k=1, three hosts would hold a whole copy each)
+    // one on each host (with k=1, three hosts would hold a whole copy each); A, the writer, may
+    // hold the whole chunk for a while besides its fragment
     const stored = async (): Promise<number[]> => await Promise.all(dirs.map(async d => JSON.parse((await darkfs(['--data', d, 'status', '--json'])).stdout).bytesStored as number))
     const before = await stored()
     await writeFile(join(root, 'chunk'), randomBytes(1024 * KiB))
@@ -153,7 +154,7 @@ describe('six `darkfs up` hosts, two mounted (A and B): the mount items across h
       grew = (await stored()).map((n, i) => n - before[i])
       return grew.every(g => g >= 256 * KiB)
     }, SEEN_WITHIN_MS)
-    assert.ok(grew.every(g => g < 512 * KiB), `each host holds one fragment of 256 KiB, not a copy: grew by ${grew.join(', ')}`)
+    assert.ok(grew.every((g, i) => i === MOUNTED[0] || g < 512 * KiB), `each host holds one fragment of 256 KiB, not a copy: grew by ${grew.join(', ')}`)
     await ok(`rm ${q(on(0, 'chunk'))}`)
   })
   after(async () => { await t.run() })
