@@ -71,9 +71,10 @@ export async function up (t: Teardown, args: string[], opts: { env?: NodeJS.Proc
 
 /**
  * `darkfs init` n data dirs under root (the first makes the network, the others share its key),
- * then `darkfs up` each on loopback TCP, every one joining the first. `flags` go to every `up`.
+ * then `darkfs up` each on loopback TCP, every one joining the first. `flags` go to every `up`,
+ * `hostFlags(i)` to the i-th only (e.g. `--mount DIR`).
  */
-export async function upNetwork (t: Teardown, root: string, n: number, flags: string[] = []): Promise<{ dirs: string[], hosts: Up[] }> {
+export async function upNetwork (t: Teardown, root: string, n: number, flags: string[] = [], hostFlags: (i: number) => string[] = () => []): Promise<{ dirs: string[], hosts: Up[] }> {
   const dirs = Array.from({ length: n }, (_, i) => join(root, `h${i}`))
   for (const [i, dir] of dirs.entries()) {
     const r = await darkfs(i === 0 ? ['init', '--data', dir, '--new-network'] : ['init', '--data', dir, '--network-key', join(dirs[0], 'network.key')])
@@ -81,7 +82,9 @@ export async function upNetwork (t: Teardown, root: string, n: number, flags: st
   }
   const hosts: Up[] = []
   const listen = ['--listen', '/ip4/127.0.0.1/tcp/0', ...flags]
-  hosts.push(await up(t, ['--data', dirs[0], ...listen]))
-  for (const dir of dirs.slice(1)) hosts.push(await up(t, ['--data', dir, ...listen, '--join', hosts[0].addresses[0]]))
+  hosts.push(await up(t, ['--data', dirs[0], ...listen, ...hostFlags(0)]))
+  for (const [i, dir] of dirs.entries()) {
+    if (i > 0) hosts.push(await up(t, ['--data', dir, ...listen, '--join', hosts[0].addresses[0], ...hostFlags(i)]))
+  }
   return { dirs, hosts }
 }

@@ -106,7 +106,11 @@ export class ControlClient {
         let msg: any
         try { msg = JSON.parse(text) } catch { throw new Error(`bad reply from the host: ${text.slice(0, 200)}`) }
         if (msg.progress !== undefined) options.onProgress?.({ ...msg.progress, size: st.size })
-        else if (msg.error !== undefined) throw fromWire(msg.error)
+        else if (msg.error !== undefined) {
+          // the upload stops here: the host has given up on it
+          res.destroy()
+          throw fromWire(msg.error)
+        }
         else if ('result' in msg) return
       }
     }

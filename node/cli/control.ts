@@ -104,7 +104,10 @@ export class ControlServer {
       // the client went away (or stop() closed its connection) before the response was complete
       const gone = new AbortController()
       res.once('close', () => { if (!res.writableFinished) gone.abort(new DOMException(`the control client went away during ${req.method ?? 'GET'} ${req.url ?? '/'}`, 'AbortError')) })
-      this.handle(req, res, { signal: gone.signal }).catch(err => { send(res, errorStatus(err), { error: toWire(err) }) })
+      this.handle(req, res, { signal: gone.signal }).catch(async err => {
+        await drain(req)
+        send(res, errorStatus(err), { error: toWire(err) })
+      })
     })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -174,6 +177,8 @@ export class ControlServer {
           line({ result: null })
         } catch (err) {
           line({ error: toWire(err) })
+          // the client stops its upload once it reads the error line, or we read the rest
+          await drain(req)
         }
         res.end()
         return
@@ -214,7 +219,8 @@ function withSignal (op: string, args: unknown[], at: number, options: AbortOpti
 async function putFile (vol: Volume, path: string, mode: number, req: IncomingMessage, options: AbortOptions, onProgress?: (p: PutProgress) => void): Promise<void> {
   let received = 0
   async function * pieces (): AsyncGenerator<Uint8Array> {
-    for await (const piece of req) {
+    // a write that fails part-way must not destroy the request: its error reply goes back on it
+    for await (const piece of req.iterator({ destroyOnReturn: false })) {
       received += (piece as Buffer).byteLength
       yield piece as Buffer
     }
@@ -247,6 +253,17 @@ async function getFile (vol: Volume, path: string, res: ServerResponse, options:
   } catch (err) {
     res.destroy(err as Error)
   }
+}
+
+/**
+ * Read and drop what is left of a request's body before an error reply ends: a reply ended
+ * under a client still uploading closes the socket on unread bytes, and the client then sees
+ * EPIPE or ECONNRESET instead of the reply (a bad `put` path failed with no message).
+ */
+async function drain (req: IncomingMessage): Promise<void> {
+  if (req.complete || req.destroyed) return
+  req.resume()
+  await new Promise<void>(resolve => { req.once('end', resolve); req.once('close', resolve) })
 }
 
 function errorStatus (err: any): number {

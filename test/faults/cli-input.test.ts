@@ -78,6 +78,11 @@ describe('darkfs: bad CLI and API input gets one clear error line and changes no
     await fails(['cat', '/d'], /EISDIR/)
     await fails(['put', join(work, 'file.bin'), '/d/file.bin/under'], /ENOTDIR/)
     await fails(['put', join(work, 'file.bin'), '/d/' + 'y'.repeat(300)], /ENAMETOOLONG/)
+    // refused while the upload is still going: the reply, not EPIPE (an exit 141 with no line)
+    const big = join(await tempDir(t), 'big.bin')
+    await writeFile(big, randomBytes(48 << 20))
+    for (let i = 0; i < 3; i++) await fails(['put', big, '/d/' + 'y'.repeat(300)], /ENAMETOOLONG/)
+    await fails(['put', big, '/d/nodir/big.bin'], /ENOENT/)
     assert.equal(await snapshot(), before)
   })
 

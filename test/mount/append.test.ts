@@ -6,19 +6,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { teardown, mountTemp, tempDir, ok } from '../helpers/fuse-mount.ts'
 import type { Mounted, Teardown } from '../helpers/fuse-mount.ts'
-
-/** Every line of `text` is one of `expected`, each exactly once. */
-function assertLines (text: string, expected: string[]): void {
-  assert.ok(text.endsWith('\n'), 'the file ends with a whole line')
-  const lines = text.slice(0, -1).split('\n')
-  const seen = new Map<string, number>()
-  for (const l of lines) seen.set(l, (seen.get(l) ?? 0) + 1)
-  const missing = expected.filter(l => !seen.has(l))
-  const torn = [...seen.keys()].filter(l => !expected.includes(l))
-  const twice = [...seen].filter(([, n]) => n > 1).map(([l]) => l)
-  assert.deepEqual({ lines: lines.length, missing: missing.length, torn: torn.slice(0, 5), twice: twice.slice(0, 5) },
-    { lines: expected.length, missing: 0, torn: [], twice: [] })
-}
+import { assertLines } from '../helpers/mount-scripts.ts'
 
 /**
  * A script for the pinned Node (run in its own process: the process serving the mount must not

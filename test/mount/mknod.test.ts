@@ -11,54 +11,9 @@ import { chmod, mkdir } from 'node:fs/promises'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, up } from '../../harness/proc.ts'
 import { sh, ok, testUser } from '../helpers/fuse-mount.ts'
+import { MKNOD_SCRIPT } from '../helpers/mount-scripts.ts'
 
 const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`
-
-/**
- * The same calls in DIR, one line per node: name, type, mode, uid, gid, major, minor, and
- * whether atime = mtime = ctime within the call's time; errors as "name ERRNO".
- */
-const SCRIPT = String.raw`
-import os, stat, sys, time
-d = sys.argv[1]
-uid, gid = int(sys.argv[2]), int(sys.argv[3])
-as_user = len(sys.argv) > 4
-out = []
-kinds = {'b': stat.S_IFBLK, 'c': stat.S_IFCHR, 'p': stat.S_IFIFO, 's': stat.S_IFSOCK, 'f': stat.S_IFREG}
-devs = [(1, 3), (8, 17), (4095, 1048575), (0, 0), (259, 256)]
-modes = [0, 0o644, 0o600, 0o777, 0o4755, 0o2755, 0o1777, 0o7777, 0o6000, 0o2070]
-def show(name, t0, t1):
-    st = os.lstat(os.path.join(d, name))
-    kind = {stat.S_IFBLK: 'b', stat.S_IFCHR: 'c', stat.S_IFIFO: 'p', stat.S_IFSOCK: 's', stat.S_IFREG: 'f'}.get(stat.S_IFMT(st.st_mode), '?')
-    fresh = st.st_atime_ns == st.st_mtime_ns == st.st_ctime_ns and t0 <= st.st_mtime_ns <= t1
-    return f"{name} {kind} {oct(stat.S_IMODE(st.st_mode))} {st.st_uid} {st.st_gid} {os.major(st.st_rdev)} {os.minor(st.st_rdev)} fresh={fresh}"
-for umask in (0, 0o22):
-    os.umask(umask)
-    for k, ifmt in kinds.items():
-        for i, mode in enumerate(modes):
-            major, minor = devs[i % len(devs)] if k in 'bc' else (0, 0)
-            name = f"{k}-{umask:o}-{mode:o}"
-            t0 = time.time_ns() - 10_000_000
-            try:
-                os.mknod(os.path.join(d, name), mode | ifmt, os.makedev(major, minor))
-            except OSError as e:
-                out.append(f"{name} {e.errno}")
-                continue
-            out.append(show(name, t0, time.time_ns() + 10_000_000))
-if not as_user:
-    # owners: another user and group, as chown(1) gives them; then the mode again (chown may
-    # clear setuid/setgid), and times: ctime moves, mtime stays
-    for name in sorted(os.listdir(d)):
-        p = os.path.join(d, name)
-        before = os.lstat(p)
-        time.sleep(0.002)
-        os.chown(p, uid, gid)
-        owned = os.lstat(p)
-        os.chmod(p, 0o6755)
-        after = os.lstat(p)
-        out.append(f"{name} chown {oct(stat.S_IMODE(owned.st_mode))} {owned.st_uid} {owned.st_gid} chmod {oct(stat.S_IMODE(after.st_mode))} ctime-moved={owned.st_ctime_ns > before.st_ctime_ns} mtime-kept={after.st_mtime_ns == before.st_mtime_ns}")
-print("\n".join(out))
-`
 
 describe('mknod in the mount, as on a local disk (real process)', function () {
   const t = new Teardown()
@@ -78,7 +33,7 @@ describe('mknod in the mount, as on a local disk (real process)', function () {
     const host = await up(t, ['--data', data, '--listen', '/ip4/127.0.0.1/tcp/0', '--mount', mnt])
     t.add(async () => { await host.stop('SIGTERM') })
     user = await testUser()
-    await ok(`cat > /tmp/darkfs-mknod.py <<'EOF'\n${SCRIPT}\nEOF`)
+    await ok(`cat > /tmp/darkfs-mknod.py <<'EOF'\n${MKNOD_SCRIPT}\nEOF`)
   })
   after(async () => { await t.run(); await sh('rm -f /tmp/darkfs-mknod.py') })
 
