@@ -5,12 +5,12 @@
 // same bytes; no conflict copy.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { chmod } from 'node:fs/promises'
-import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { darkfs, up } from '../../harness/proc.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { darkfs } from '../../harness/proc.ts'
 import type { Up } from '../../harness/proc.ts'
 import { until } from '../../harness/cluster.ts'
 import { sh, ok } from '../helpers/fuse-mount.ts'
+import { initHosts, startMounted } from '../helpers/mounted-hosts.ts'
 
 /** How long the hosts may take to converge before the test fails (liveness only). */
 const CONVERGE_WITHIN_MS = 60_000
@@ -59,23 +59,12 @@ describe('O_APPEND across two hosts, each `darkfs up --mount`', function () {
   const mnt: string[] = []
   const hosts: Up[] = []
 
-  const start = async (i: number, join_: string[]): Promise<Up> => {
-    const h = await up(t, ['--data', data[i], '--listen', '/ip4/127.0.0.1/tcp/0', ...join_, '--mount', mnt[i]])
-    // registered after up(): runs before up()'s SIGKILL, so the mount is released cleanly
-    t.add(async () => { await h.stop('SIGTERM'); await sh(`umount -l ${q(mnt[i])} 2>/dev/null`) })
-    return h
-  }
+  const start = async (i: number, join_: string[]): Promise<Up> => await startMounted(t, { data, mnt }, i, join_)
 
   before(async () => {
-    const root = await tempDir(t, 'darkfs-appends-')
-    await chmod(root, 0o755)
-    for (let i = 0; i < 2; i++) {
-      data.push(join(root, `data${i}`))
-      mnt.push(join(root, `mnt${i}`))
-      const args = i === 0 ? ['init', '--data', data[0], '--new-network'] : ['init', '--data', data[1], '--network-key', join(data[0], 'network.key')]
-      const r = await darkfs(args)
-      assert.equal(r.code, 0, r.stderr)
-    }
+    const made = await initHosts(t, 'darkfs-appends-', 2)
+    data.push(...made.data)
+    mnt.push(...made.mnt)
     // apart first: neither host knows the other
     for (let i = 0; i < 2; i++) hosts.push(await start(i, []))
   })

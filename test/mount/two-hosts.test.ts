@@ -4,12 +4,12 @@
 // unlink and rename from a peer, and concurrent edits of one directory from both hosts.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { chmod } from 'node:fs/promises'
-import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { darkfs, up } from '../../harness/proc.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { darkfs } from '../../harness/proc.ts'
 import type { Up } from '../../harness/proc.ts'
 import { until } from '../../harness/cluster.ts'
 import { sh, ok } from '../helpers/fuse-mount.ts'
+import { initHosts, startMounted } from '../helpers/mounted-hosts.ts'
 
 /** How long a change may take to show on the other host before the test fails (liveness only). */
 const SEEN_WITHIN_MS = 15_000
@@ -24,22 +24,10 @@ describe('two hosts, each `darkfs up --mount`', function () {
   const hosts: Up[] = []
 
   before(async () => {
-    const root = await tempDir(t, 'darkfs-two-')
-    await chmod(root, 0o755)
-    for (let i = 0; i < 2; i++) {
-      data.push(join(root, `data${i}`))
-      mnt.push(join(root, `mnt${i}`))
-      const args = i === 0 ? ['init', '--data', data[0], '--new-network'] : ['init', '--data', data[1], '--network-key', join(data[0], 'network.key')]
-      const r = await darkfs(args)
-      assert.equal(r.code, 0, r.stderr)
-    }
-    for (let i = 0; i < 2; i++) {
-      const join_ = i === 0 ? [] : ['--join', hosts[0].addresses[0]]
-      const h = await up(t, ['--data', data[i], '--listen', '/ip4/127.0.0.1/tcp/0', ...join_, '--mount', mnt[i]])
-      // registered after up(): runs before up()'s SIGKILL, so the mount is released cleanly
-      t.add(async () => { await h.stop('SIGTERM'); await sh(`umount -l ${q(mnt[i])} 2>/dev/null`) })
-      hosts.push(h)
-    }
+    const made = await initHosts(t, 'darkfs-two-', 2)
+    data.push(...made.data)
+    mnt.push(...made.mnt)
+    for (let i = 0; i < 2; i++) hosts.push(await startMounted(t, made, i, i === 0 ? [] : ['--join', hosts[0].addresses[0]]))
     await until('the hosts see each other', async () => {
       const r = await darkfs(['--data', data[1], 'peers', '--json'])
       return r.code === 0 && JSON.parse(r.stdout).length === 1

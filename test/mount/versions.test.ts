@@ -4,13 +4,14 @@
 // hosts start apart (neither knows the other), both write, then one restarts joining the other.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { chmod, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { Teardown } from '../../harness/tmp.ts'
 import { darkfs, up } from '../../harness/proc.ts'
 import type { Up } from '../../harness/proc.ts'
 import { until } from '../../harness/cluster.ts'
 import { sh, ok } from '../helpers/fuse-mount.ts'
+import { initHosts, startMounted } from '../helpers/mounted-hosts.ts'
 
 /** How long a change may take to show on the other host before the test fails (liveness only). */
 const SEEN_WITHIN_MS = 30_000
@@ -26,23 +27,13 @@ describe('versions through `darkfs up --mount`', function () {
   const mnt: string[] = []
   const hosts: Up[] = []
 
-  const start = async (i: number, join_: string[]): Promise<Up> => {
-    const h = await up(t, ['--data', data[i], '--listen', '/ip4/127.0.0.1/tcp/0', ...join_, '--mount', mnt[i]])
-    // registered after up(): runs before up()'s SIGKILL, so the mount is released cleanly
-    t.add(async () => { await h.stop('SIGTERM'); await sh(`umount -l ${q(mnt[i])} 2>/dev/null`) })
-    return h
-  }
+  const start = async (i: number, join_: string[]): Promise<Up> => await startMounted(t, { data, mnt }, i, join_)
 
   before(async () => {
-    root = await tempDir(t, 'darkfs-versions-')
-    await chmod(root, 0o755)
-    for (let i = 0; i < 2; i++) {
-      data.push(join(root, `data${i}`))
-      mnt.push(join(root, `mnt${i}`))
-      const args = i === 0 ? ['init', '--data', data[0], '--new-network'] : ['init', '--data', data[1], '--network-key', join(data[0], 'network.key')]
-      const r = await darkfs(args)
-      assert.equal(r.code, 0, r.stderr)
-    }
+    const made = await initHosts(t, 'darkfs-versions-', 2)
+    root = made.root
+    data.push(...made.data)
+    mnt.push(...made.mnt)
     // apart: neither host knows the other yet
     for (let i = 0; i < 2; i++) hosts.push(await start(i, []))
   })
@@ -136,10 +127,8 @@ describe('identical content through `darkfs up --mount` on a three-host side and
   const mounted = [0, 3]
 
   const start = async (i: number, join_: string[]): Promise<Up> => {
-    const mount = mounted.includes(i) ? ['--mount', mnt[i]] : []
-    const h = await up(t, ['--data', data[i], '--listen', '/ip4/127.0.0.1/tcp/0', ...join_, ...mount])
-    if (mount.length > 0) t.add(async () => { await h.stop('SIGTERM'); await sh(`umount -l ${q(mnt[i])} 2>/dev/null`) })
-    return h
+    if (mounted.includes(i)) return await startMounted(t, { data, mnt }, i, join_)
+    return await up(t, ['--data', data[i], '--listen', '/ip4/127.0.0.1/tcp/0', ...join_])
   }
   const peers = async (i: number): Promise<number> => {
     const r = await darkfs(['--data', data[i], 'peers', '--json'])
@@ -147,15 +136,10 @@ describe('identical content through `darkfs up --mount` on a three-host side and
   }
 
   before(async () => {
-    root = await tempDir(t, 'darkfs-identity-')
-    await chmod(root, 0o755)
-    for (let i = 0; i < 4; i++) {
-      data.push(join(root, `data${i}`))
-      mnt.push(join(root, `mnt${i}`))
-      const args = i === 0 ? ['init', '--data', data[0], '--new-network'] : ['init', '--data', data[i], '--network-key', join(data[0], 'network.key')]
-      const r = await darkfs(args)
-      assert.equal(r.code, 0, r.stderr)
-    }
+    const made = await initHosts(t, 'darkfs-identity-', 4)
+    root = made.root
+    data.push(...made.data)
+    mnt.push(...made.mnt)
     // hosts 0, 1 and 2 together (new chunks get k = 1, m = 2); host 3 alone (k = 1, m = 0)
     hosts.push(await start(0, []))
     for (const i of [1, 2]) hosts.push(await start(i, ['--join', hosts[0].addresses[0]]))
