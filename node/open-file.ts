@@ -492,21 +492,11 @@ export class OpenFile {
     await forEachLimited(data, STORE_PARALLEL, async i => {
       const start = i * CHUNK_SIZE
       const len = Math.min(CHUNK_SIZE, this.size - start)
-      const d = this.dirty.get(i)
-      const s = this.stored.get(i)
       const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
       const b = found?.ref.cid != null && found.ref.offset === start ? found.ref : undefined
-      let ref: ChunkRef | undefined
-      if (d !== undefined) {
-        ref = (await this.chunks.storeChunk(d, start, { signal })).ref
-        fresh.push(ref)
-      } else if (this.patches.has(i)) {
-        ref = await this.storeAside(i, signal)
-        fresh.push(ref)
-      } else if (s !== undefined) {
-        ref = s
-        // an early chunk's placement is under way already
-        if (!this.early.has(i)) fresh.push(ref)
+      let ref = await this.localRef(i, fresh, signal)
+      if (ref !== undefined) {
+        // this state's own bytes
       } else if (b !== undefined && b.size === len && start + len <= this.baseLimit && start + len <= base.contentEnd) {
         ref = b
       } else if (start < baseEnd) {
@@ -535,6 +525,29 @@ export class OpenFile {
   }
 
   /**
+   * Chunk i's ref when this state holds its bytes (written, patched, or stored early), stored now
+   * if need be; `fresh` gets the refs whose placement has not started. Undefined: the base's
+   * bytes, or a hole.
+   */
+  private async localRef (i: number, fresh: ChunkRef[], signal?: AbortSignal): Promise<ChunkRef | undefined> {
+    const d = this.dirty.get(i)
+    if (d !== undefined) {
+      const ref = (await this.chunks.storeChunk(d, i * CHUNK_SIZE, { signal })).ref
+      fresh.push(ref)
+      return ref
+    }
+    if (this.patches.has(i)) {
+      const ref = await this.storeAside(i, signal)
+      fresh.push(ref)
+      return ref
+    }
+    const s = this.stored.get(i)
+    // an early chunk's placement is under way already
+    if (s !== undefined && !this.early.has(i)) fresh.push(s)
+    return s
+  }
+
+  /**
    * The bytes appended since the base (a turn of the queue, appendOnly): inline when small, else a
    * manifest of the file as this state has it whose chunks before the first appended byte's are
    * a hole (the chunks written here are stored as they are, early ones included).
@@ -549,19 +562,8 @@ export class OpenFile {
     const fresh: ChunkRef[] = []
     for (let i = first; i < last; i++) {
       signal?.throwIfAborted()
-      const d = this.dirty.get(i)
-      const s = this.stored.get(i)
-      let ref: ChunkRef
-      if (d !== undefined) {
-        ref = (await this.chunks.storeChunk(d, i * CHUNK_SIZE, { signal })).ref
-        fresh.push(ref)
-      } else if (this.patches.has(i)) {
-        ref = await this.storeAside(i, signal)
-        fresh.push(ref)
-      } else if (s !== undefined) {
-        ref = s
-        if (!this.early.has(i)) fresh.push(ref)
-      } else {
+      let ref = await this.localRef(i, fresh, signal)
+      if (ref === undefined) {
         ref = (await this.chunks.storeChunk(await this.assemble(i, signal), i * CHUNK_SIZE, { signal })).ref
         fresh.push(ref)
       }

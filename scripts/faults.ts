@@ -51,6 +51,7 @@ import { parseArgs } from 'node:util'
 import { ControlClient } from '../node/cli/index.ts'
 import { meshDown, meshUp, run } from '../harness/mesh.ts'
 import type { Mesh } from '../harness/mesh.ts'
+import { prng } from '../harness/prng.ts'
 
 const DARKFS = fileURLToPath(new URL('../bin/darkfs', import.meta.url))
 /** Hosts in the mesh. */
@@ -102,17 +103,6 @@ interface Row { fault: string, injected: number, acked: number, lost: number, wr
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
-/** A seeded PRNG (mulberry32): numbers in [0, 1). */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Integers, picks, shuffles and bytes from one seeded stream. */
 function stream (seed: number): { int: (lo: number, hi?: number) => number, pick: <T>(xs: T[]) => T, shuffle: <T>(xs: T[]) => T[], bytes: (n: number) => Buffer } {

@@ -23,6 +23,7 @@ import { mkdir, chmod, chown, readFile, stat } from 'node:fs/promises'
 import * as fs from 'node:fs'
 import { Teardown, tempDir } from '../harness/tmp.ts'
 import { up, darkfs } from '../harness/proc.ts'
+import { prng } from '../harness/prng.ts'
 
 const exec = promisify(execFile)
 const self = fileURLToPath(import.meta.url)
@@ -44,19 +45,6 @@ const SWEEP_ENTRIES = 300
 const PRINT_MISMATCHES = 50
 const DEAD = new Set(['EIO', 'ENOTCONN', 'ECONNABORTED'])
 
-// ---- seeded choices --------------------------------------------------------------------------
-
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 // ---- worker ----------------------------------------------------------------------------------
 
 interface Node { data: Buffer, mode: number, uid: number, gid: number }
@@ -68,7 +56,7 @@ async function worker (args: Map<string, string>): Promise<void> {
   const shared = args.get('shared')!
   const id = Number(args.get('id'))
   const until = Number(args.get('until'))
-  const random = rng(Number(args.get('seed')))
+  const random = prng(Number(args.get('seed')))
   const owners = (args.get('owners') ?? '').split(',').filter(s => s !== '').map(s => s.split(':').map(Number) as [number, number])
   const uid = Number(args.get('uid'))
   const gid = Number(args.get('gid'))

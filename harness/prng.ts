@@ -1,0 +1,12 @@
+// A seeded pseudo-random generator for schedules that must replay from a printed seed (the
+// fault run, the mount soak): mulberry32, numbers in [0, 1). Not for anything secret.
+export function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
