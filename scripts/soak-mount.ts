@@ -16,7 +16,7 @@
 // by kind and every mismatch; exits 1 on any mismatch or a dead mount (EIO, ENOTCONN, the host
 // gone), 0 otherwise.
 import { spawn, execFile } from 'node:child_process'
-import { promisify } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { join, dirname } from 'node:path'
 import { mkdir, chmod, chown, readFile, stat } from 'node:fs/promises'
@@ -426,11 +426,18 @@ function runWorker (args: string[]): Promise<{ code: number | null, report?: Wor
 }
 
 async function main (): Promise<number> {
-  const argv = process.argv.slice(2)
-  const opt = (name: string): string | undefined => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined }
-  const duration = Number(opt('--duration') ?? DEFAULT_DURATION_S)
-  const seed = Number(opt('--seed') ?? Math.floor(Math.random() * 2 ** 31))
-  if (!Number.isFinite(duration) || duration <= 0 || !Number.isInteger(seed)) throw new Error('usage: soak-mount.ts [--duration S] [--seed N]')
+  const usage = 'usage: npm run soak:mount -- [--duration S] [--seed N]'
+  let values: { duration?: string, seed?: string, help?: boolean }
+  try {
+    values = parseArgs({ args: process.argv.slice(2), options: { duration: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean' } }, strict: true }).values
+  } catch (err) {
+    process.stderr.write(`soak:mount: ${(err as Error).message}\n${usage}\n`)
+    return 2
+  }
+  if (values.help === true) { process.stdout.write(usage + '\n'); return 0 }
+  const duration = Number(values.duration ?? DEFAULT_DURATION_S)
+  const seed = Number(values.seed ?? Math.floor(Math.random() * 2 ** 31))
+  if (!Number.isFinite(duration) || duration <= 0 || !Number.isInteger(seed)) { process.stderr.write(usage + '\n'); return 2 }
   process.stdout.write(`soak:mount seed ${seed} duration ${duration} s workers ${WORKERS}\n`)
   if (process.getuid?.() !== 0) throw new Error('soak:mount needs root (FUSE mount, test users)')
 
