@@ -17,7 +17,7 @@ import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
 import type { Host } from '../net/index.ts'
 import type { Store } from '../data/index.ts'
 import { logger } from '../log.ts'
-import { anySignal } from '../abort.ts'
+import { cidFlags } from './cid-flags.ts'
 
 const log = logger('keeper:custody')
 
@@ -43,20 +43,7 @@ export const CUSTODY = defineProtocol<CID[], boolean[]>({
   maxMessageBytes: MAX_CUSTODY_MESSAGE_BYTES,
   timeoutMs: CUSTODY_TIMEOUT_MS,
   malformed: CustodyProtocolError,
-  request: (v) => {
-    if (!Array.isArray(v) || v.length > MAX_CUSTODY_CIDS) throw new CustodyProtocolError(`custody request: expected an array of at most ${MAX_CUSTODY_CIDS} CIDs`)
-    return v.map(x => {
-      const cid = CID.asCID(x)
-      if (cid === null) throw new CustodyProtocolError('custody request: not a CID')
-      return cid
-    })
-  },
-  reply: (v, request) => {
-    if (!Array.isArray(v) || v.length !== request.length || !v.every(x => typeof x === 'boolean')) {
-      throw new CustodyProtocolError(`custody reply: expected ${request.length} booleans`)
-    }
-    return v
-  }
+  ...cidFlags('custody', MAX_CUSTODY_CIDS, CustodyProtocolError)
 })
 
 export interface CustodyComponents {

@@ -19,6 +19,7 @@ import type { Store } from '../data/index.ts'
 import type { Volume } from '../index.ts'
 import { retained } from './retained.ts'
 import { logger } from '../log.ts'
+import { cidFlags } from './cid-flags.ts'
 
 const log = logger('keeper:release')
 
@@ -46,20 +47,7 @@ export const RELEASE = defineProtocol<CID[], boolean[]>({
   maxMessageBytes: MAX_RELEASE_MESSAGE_BYTES,
   timeoutMs: RELEASE_TIMEOUT_MS,
   malformed: ReleaseProtocolError,
-  request: (v) => {
-    if (!Array.isArray(v) || v.length > MAX_RELEASE_CIDS) throw new ReleaseProtocolError(`release request: expected an array of at most ${MAX_RELEASE_CIDS} CIDs`)
-    return v.map(x => {
-      const cid = CID.asCID(x)
-      if (cid === null) throw new ReleaseProtocolError('release request: not a CID')
-      return cid
-    })
-  },
-  reply: (v, request) => {
-    if (!Array.isArray(v) || v.length !== request.length || !v.every(x => typeof x === 'boolean')) {
-      throw new ReleaseProtocolError(`release reply: expected ${request.length} booleans`)
-    }
-    return v
-  }
+  ...cidFlags('release', MAX_RELEASE_CIDS, ReleaseProtocolError)
 })
 
 export interface ReleaseComponents {
