@@ -10,6 +10,20 @@ import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { DARKFS, darkfs, up, upNetwork } from '../../harness/proc.ts'
 import { until } from '../../harness/cluster.ts'
 
+/**
+ * Until a get's temp file in `dir` holds some of its `size` bytes but under half: what is left
+ * takes far longer than a signal or a kill to arrive.
+ */
+async function partWritten (dir: string, size: number, timeoutMs: number): Promise<void> {
+  await until('the get has written part of its temp file', async () => {
+    for (const n of await readdir(dir)) {
+      const got = n.endsWith('.part') ? (await stat(join(dir, n)).catch(() => undefined))?.size : undefined
+      if (got !== undefined && got > 0 && got < size / 2) return true
+    }
+    return false
+  }, timeoutMs)
+}
+
 describe('darkfs get (real processes)', function () {
   const t = new Teardown()
   after(async () => { await t.run() })
@@ -32,14 +46,7 @@ describe('darkfs get (real processes)', function () {
     // stopped (Ctrl-C) once its temp file holds some of the bytes
     const child = spawn(DARKFS, ['--data', data, 'get', '/big.bin', target], { stdio: ['ignore', 'ignore', 'pipe'] })
     const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
-    await until('the get has written part of its temp file', async () => {
-      for (const n of await readdir(outDir)) {
-        // under half written: what is left takes far longer than the signal to arrive
-        const size = n.endsWith('.part') ? (await stat(join(outDir, n)).catch(() => undefined))?.size : undefined
-        if (size !== undefined && size > 0 && size < big.byteLength / 2) return true
-      }
-      return false
-    }, 60_000)
+    await partWritten(outDir, big.byteLength, 60_000)
     child.kill('SIGINT')
     assert.notEqual(await exited, 0)
     assert.equal(await readFile(target, 'utf8'), 'the old content', 'the target is untouched')
@@ -73,13 +80,7 @@ describe('darkfs get (real processes)', function () {
     let stderr = ''
     child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
     const exited = new Promise<number | null>(resolve => child.once('exit', code => { resolve(code) }))
-    await until('the get has written part of its temp file', async () => {
-      for (const n of await readdir(outDir)) {
-        const size = n.endsWith('.part') ? (await stat(join(outDir, n)).catch(() => undefined))?.size : undefined
-        if (size !== undefined && size > 0 && size < big.byteLength / 2) return true
-      }
-      return false
-    }, 120_000)
+    await partWritten(outDir, big.byteLength, 120_000)
     // a holder of every chunk (k=4, m=2 on six hosts: each host holds one fragment of each) dies
     assert.notEqual(await hosts[2].stop('SIGKILL'), 0)
     assert.equal(await exited, 0, stderr)
