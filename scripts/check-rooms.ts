@@ -5,7 +5,8 @@
 // through their doors (index.ts); never a room above it, never its own door:
 //
 //   fuse/          the mount                         -> node
-//   node/cli/      CLI, daemon, control API          -> node (the door), keeper, net, data, tree
+//   node/cli/      CLI, daemon                       -> node (the door), api, keeper, net, data, tree
+//   node/api/      control API, metrics, events, UI  -> node (the door), keeper, net, data, tree
 //   node/keeper/   who holds what; repair, GC, pins  -> node (the door), net, data, tree, swarm
 //   node/          the Volume, open files            -> net, data, tree
 //   node/net/      libp2p host, membership, sync     -> data, tree, swarm
@@ -44,7 +45,8 @@ interface Room { dir: string, may: string[] }
 /** Rooms by directory (longest prefix wins), with the rooms each may import. */
 const roomList: Room[] = [
   { dir: 'fuse', may: ['node'] },
-  { dir: 'node/cli', may: ['node', 'node/keeper', 'node/net', 'node/data', 'node/tree', 'swarm'] },
+  { dir: 'node/cli', may: ['node', 'node/api', 'node/keeper', 'node/net', 'node/data', 'node/tree', 'swarm'] },
+  { dir: 'node/api', may: ['node', 'node/keeper', 'node/net', 'node/data', 'node/tree', 'swarm'] },
   { dir: 'node/keeper', may: ['node', 'node/net', 'node/data', 'node/tree', 'swarm'] },
   { dir: 'node', may: ['node/net', 'node/data', 'node/tree'] },
   { dir: 'node/net', may: ['node/data', 'node/tree', 'swarm'] },
@@ -71,6 +73,9 @@ const owners: Array<[string, string[]]> = [
   ['blockstore-fs', ['node/data/store.ts']],
   ['p-queue', ['node/pool.ts']],
   ['fuse-native', ['fuse/index.ts']],
+  ['prom-client', ['node/api/metrics.ts']],
+  ['ajv', []], // test-only: the OpenAPI conformance test
+  ['puppeteer-core', []], // test-only: the dashboard test
   ['@digitaldefiance/reed-solomon-erasure.wasm', []] // test-only cross-check
 ]
 
