@@ -27,6 +27,7 @@ import { FsError, UsageError, toWire } from '../errors.ts'
 import { decodeArg, encodeArg } from './wire.ts'
 import type { Volume } from '../index.ts'
 import type { Commands } from '../types.ts'
+import type { Route } from '../api/index.ts'
 
 /** Largest JSON request body: 1 MiB. */
 export const MAX_JSON_BODY = 1 << 20
@@ -83,6 +84,8 @@ export interface ControlInit {
   status: (opts: { chunks: boolean, survey: boolean } & AbortOptions) => Promise<unknown>
   peers: () => Promise<unknown>
   commands?: Commands
+  /** More routes (node/api/route.ts), matched by method and exact path before the built-in ones. */
+  routes?: Route[]
 }
 
 export class ControlServer {
@@ -137,6 +140,8 @@ export class ControlServer {
     const url = new URL(req.url ?? '/', 'http://darkfs')
     const route = `${req.method ?? 'GET'} ${url.pathname}`
     const vol = this.init.volume
+    const extra = this.init.routes?.find(r => r.method === req.method && r.path === url.pathname)
+    if (extra !== undefined) { await extra.handle(req, res, { url, params: {}, signal: options.signal! }); return }
     switch (route) {
       case 'GET /v1/status': send(res, 200, await this.init.status({ chunks: url.searchParams.get('chunks') !== '0', survey: url.searchParams.get('survey') === '1', ...options })); return
       case 'GET /v1/peers': send(res, 200, await this.init.peers()); return
