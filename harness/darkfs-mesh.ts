@@ -182,7 +182,7 @@ export async function redundant (dm: DarkfsMesh, name: string): Promise<void> {
 export interface Sent { swarm: number, protocols: Record<string, number>, socket: number }
 
 export async function sent (dm: DarkfsMesh, name: string): Promise<Sent> {
-  const t = await dm.host(name).client.call('traffic')
+  const t = await dm.host(name).client.get('/v1/traffic')
   const protocols = Object.fromEntries(Object.entries(t.host.protocols as Record<string, { sent: number }>).map(([p, v]) => [p, v.sent]))
   return { swarm: t.swarm.bytesSent, protocols, socket: t.host.wire.sent }
 }

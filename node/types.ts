@@ -153,3 +153,6 @@ export function isPinXattr (name: string): boolean {
  * (aborted when the client goes away).
  */
 export type Commands = Record<string, (args: any, options?: AbortOptions) => Promise<unknown>>
+
+/** Progress of an upload through the control API: bytes received from the client, stored here, and placed on peers. */
+export interface PutProgress { received: number, stored: number, placed: number }

@@ -342,7 +342,7 @@ async function main (): Promise<number> {
       }
       for (const path of [...acked.keys()].slice(0, 10)) await read(pick(live()), path)
       await quiet()
-      for (const h of live()) await new ControlClient(h.dir).call('scrub').catch((err: Error) => { finding(phase, `scrub on ${h.name} failed: ${err.message}`) })
+      for (const h of live()) await new ControlClient(h.dir).command('scrub').catch((err: Error) => { finding(phase, `scrub on ${h.name} failed: ${err.message}`) })
       const redundant = await until(async () => {
         await darkfs(['--data', host('h1').dir, 'heal'])
         for (const h of live()) {
@@ -458,7 +458,7 @@ async function main (): Promise<number> {
     checks.converge++
     let last = ''
     const one = await until(async () => {
-      const views = await Promise.all(live().map(async h => ({ h, t: await new ControlClient(h.dir).call('tree') as { digest: string, heads: string[], ops: number } })))
+      const views = await Promise.all(live().map(async h => ({ h, t: await new ControlClient(h.dir).get('/v1/tree') as { digest: string, heads: string[], ops: number } })))
       last = views.map(v => `${v.h.name} ${v.t.digest.slice(0, 12)} (${v.t.ops} ops, heads ${v.t.heads.map(x => x.slice(-6)).join(',')})`).join('; ')
       return views.every(v => v.t.digest === views[0].t.digest && v.t.heads.join() === views[0].t.heads.join())
     }, CONVERGE_TIMEOUT_MS)

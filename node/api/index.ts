@@ -1,3 +1,14 @@
 // The door of node/api/: the control API (routes, OpenAPI), metrics, events and the dashboard.
+// node/cli builds the server in the daemon (the composition root): `new ApiServer({ socket,
+// routes: [...resourceRoutes(deps), ...other parts' routes], tcp? })`; the OpenAPI document
+// (GET /v1/openapi.json) is built from the routes it serves.
 export type { Route, RouteContext, Method } from './route.ts'
-export { sendJson, readJson, MAX_JSON_BODY } from './route.ts'
+export { sendJson, sendError, readJson, readObject, errorStatus, HttpError, MAX_JSON_BODY } from './route.ts'
+export { ApiServer, DEFAULT_REQUESTS_PER_SECOND, DEFAULT_REQUEST_BURST } from './server.ts'
+export type { ApiServerInit, ApiTcpInit } from './server.ts'
+export { resourceRoutes } from './resources.ts'
+export type { ResourceDeps } from './resources.ts'
+export { STREAM_PIECE, PROGRESS_EVERY_MS } from './files.ts'
+export { buildDocument, jsonResponse, errorResponses, queryParam, jsonBody, OPENAPI_PATH } from './openapi.ts'
+export { SCHEMAS, ref } from './schemas.ts'
+export { parseApiAddress, apiToken, API_TOKEN_FILE } from './access.ts'

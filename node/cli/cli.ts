@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises'
 import { dataDir, init, isInitialised } from './config.ts'
 import { ControlClient } from './client.ts'
 import { UsageError } from '../errors.ts'
-import type { Stats, Dirent } from '../types.ts'
+import type { Stats } from '../types.ts'
 import { parse, usage, commandHelp, one, many, has, COMMANDS, ArgvError } from './args.ts'
 import type { Parsed } from './args.ts'
 import type { DaemonOptions } from './daemon.ts'
@@ -147,7 +147,7 @@ async function command (p: Parsed): Promise<number> {
     }
     case 'get': {
       const [path, local] = need(p, 2, 'PATH LOCAL')
-      await client.fs('stat', path) // fail before creating the local file
+      await client.stat(path, { follow: true }) // fail before creating the local file
       // Ctrl-C cancels: the temp file goes, the target name is left as it was
       const cancel = new AbortController()
       const onInt = (): void => { cancel.abort(new Error('cancelled')) }
@@ -167,7 +167,7 @@ async function command (p: Parsed): Promise<number> {
         const path = arg.slice(0, at)
         // no such file by the whole name (or the lstat failed): read it as PATH@VERSION, whose
         // download reports its own error to the user
-        const exists = await client.fs('lstat', arg).then(() => true, () => false)
+        const exists = await client.stat(arg).then(() => true, () => false)
         if (!exists) { await client.download(path, process.stdout, arg.slice(at + 1)); return 0 }
       }
       await client.download(arg, process.stdout)
@@ -175,7 +175,7 @@ async function command (p: Parsed): Promise<number> {
     }
     case 'log': {
       const [path] = need(p, 1, 'PATH')
-      const versions: any[] = await client.fs('log', path)
+      const versions: any[] = await client.log(path)
       if (json) { out(toJson(versions)); return 0 }
       versions.forEach((v, i) => {
         const when = new Date(Number(BigInt(v.time) / 1_000_000n)).toISOString()
@@ -185,27 +185,27 @@ async function command (p: Parsed): Promise<number> {
     }
     case 'pin': case 'unpin': {
       const [path] = need(p, 1, 'PATH')
-      const r = await client.call(p.cmd, { path })
-      if (p.cmd === 'pin') out(pinLine(path, r))
+      if (p.cmd === 'pin') out(pinLine(path, await client.pin(path)))
+      else await client.unpin(path)
       return 0
     }
     case 'conflicts': {
       need(p, 0, 'no arguments')
-      const list: any[] = await client.fs('conflicts')
+      const list: any[] = await client.get('/v1/conflicts')
       if (json) { out(toJson(list)); return 0 }
       for (const c of list) out(c.path)
       return 0
     }
     case 'ls': {
       const [path = '/'] = p.args.length <= 1 ? p.args : need(p, 1, 'PATH')
-      const st: Stats = await client.fs('stat', path)
+      const st: Stats = await client.stat(path, { follow: true })
       const long = has(p, 'long')
-      const names: Array<{ name: string, path: string }> = st.kind === 'dir'
-        ? (await client.fs('readdirents', path) as Dirent[]).map(d => ({ name: d.name, path: path.replace(/\/+$/, '') + '/' + d.name }))
-        : [{ name: path.split('/').pop() ?? path, path }]
-      for (const n of names) {
+      const entries: Array<{ name: string, stat: Stats }> = st.kind === 'dir'
+        ? await client.list(path)
+        : [{ name: path.split('/').pop() ?? path, stat: await client.stat(path) }]
+      for (const n of entries) {
         if (!long) { out(n.name); continue }
-        const s: Stats = await client.fs('lstat', n.path)
+        const s = n.stat
         const mtime = new Date(Number(BigInt(String((s.mtimeNs as any))) / 1_000_000n)).toISOString().replace('T', ' ').slice(0, 19)
         out(`${modeString(s)} ${String(s.nlink).padStart(3)} ${String(s.uid).padStart(5)} ${String(s.gid).padStart(5)} ${String(s.size).padStart(12)} ${mtime} ${n.name}`)
       }
@@ -213,7 +213,7 @@ async function command (p: Parsed): Promise<number> {
     }
     case 'stat': {
       const [path] = need(p, 1, 'PATH')
-      const s: any = await client.fs('lstat', path)
+      const s: any = await client.stat(path)
       if (json) { out(toJson(s)); return 0 }
       out(`path   ${path}`)
       out(`kind   ${s.kind}`)
@@ -227,17 +227,17 @@ async function command (p: Parsed): Promise<number> {
     }
     case 'mkdir': {
       const [path] = need(p, 1, 'PATH')
-      await client.fs('mkdir', path, { recursive: has(p, 'parents') })
+      await client.mkdir(path, { parents: has(p, 'parents') })
       return 0
     }
     case 'mv': {
       const [from, to] = need(p, 2, 'SRC DST')
-      await client.fs('rename', from, to)
+      await client.rename(from, to)
       return 0
     }
     case 'rm': {
       const [path] = need(p, 1, 'PATH')
-      await client.fs('rm', path, { recursive: has(p, 'recursive') })
+      await client.rm(path, { recursive: has(p, 'recursive') })
       return 0
     }
     default:

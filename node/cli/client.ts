@@ -1,7 +1,9 @@
-// The control-socket client: what the CLI (and scripts) use to talk to a running host.
-// Errors come back as the same classes the library throws (fromWire). Every call takes
-// AbortOptions last: an abort closes the request's connection, which the server sees as the
-// client gone, and it aborts the Volume call or command it was running (control.ts).
+// The control-socket client: what the CLI (and scripts) use to talk to a running host, through
+// the resources of the control API (node/api/: GET /v1/status, /v1/files/..., POST /v1/pins,
+// ...; the document is GET /v1/openapi.json). Errors come back as the same classes the library
+// throws (fromWire). Every call takes AbortOptions last: an abort closes the request's
+// connection, which the server sees as the client gone, and it aborts the Volume call or
+// command it was running (node/api/server.ts).
 import type { AbortOptions } from '@libp2p/interface'
 import type { IncomingMessage } from 'node:http'
 import { stat as statLocal, rename, unlink } from 'node:fs/promises'
@@ -9,8 +11,7 @@ import { basename, dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { once } from 'node:events'
 import { NoHostRunningError, FsError, fromWire } from '../errors.ts'
-import type { PutProgress } from './control.ts'
-import { decodeArg, encodeArg } from './wire.ts'
+import type { PutProgress } from '../types.ts'
 
 // Every CLI command but init and up loads this file: it keeps to what a call needs (a command's
 // own time is meant to stay well under 100 ms, scripts/bench/cli.ts). node:http and node:fs are
@@ -61,27 +62,57 @@ export class ControlClient {
     return await this.json(await this.send('GET', path, undefined, {}, options))
   }
 
-  /** A filesystem call by name (control.ts FS_OPS), without a signal: see fsCall. */
-  async fs (op: string, ...args: unknown[]): Promise<any> {
-    return await this.fsCall(op, args)
+  /** A JSON request (POST with a JSON body, or DELETE) to a resource; its JSON reply. */
+  async request (method: 'POST' | 'DELETE' | 'PUT', path: string, body?: unknown, options: AbortOptions = {}): Promise<any> {
+    const bytes = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+    return await this.json(await this.send(method, path, bytes, bytes === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(bytes.byteLength) }, options))
   }
 
-  /** A filesystem call by name with its arguments; the signal stays here (it is not sent). */
-  async fsCall (op: string, args: unknown[], options: AbortOptions = {}): Promise<any> {
-    const body = Buffer.from(JSON.stringify({ op, args: args.map(encodeArg) }))
-    return decodeArg((await this.json(await this.send('POST', '/v1/fs', body, { 'content-type': 'application/json' }, options))).result)
+  /** A file's Stats (of a symlink itself, unless `follow`). */
+  async stat (path: string, opts: { follow?: boolean } & AbortOptions = {}): Promise<any> {
+    return await this.get(`/v1/files/stat?${query({ path, ...(opts.follow === true ? { follow: '1' } : {}) })}`, opts)
   }
 
-  async call (op: string, args: Record<string, unknown> = {}, options: AbortOptions = {}): Promise<any> {
-    const body = Buffer.from(JSON.stringify({ op, args: encodeArg(args) }))
-    return decodeArg((await this.json(await this.send('POST', '/v1/call', body, { 'content-type': 'application/json' }, options))).result)
+  /** A directory's entries with their Stats. */
+  async list (path: string, options: AbortOptions = {}): Promise<Array<{ name: string, stat: any }>> {
+    return await this.get(`/v1/files/list?${query({ path })}`, options)
+  }
+
+  async mkdir (path: string, opts: { parents?: boolean } & AbortOptions = {}): Promise<void> {
+    await this.request('POST', '/v1/files/mkdir', { path, parents: opts.parents === true }, opts)
+  }
+
+  async rename (from: string, to: string, options: AbortOptions = {}): Promise<void> {
+    await this.request('POST', '/v1/files/rename', { from, to }, options)
+  }
+
+  async rm (path: string, opts: { recursive?: boolean } & AbortOptions = {}): Promise<void> {
+    await this.request('DELETE', `/v1/files?${query({ path, ...(opts.recursive === true ? { recursive: '1' } : {}) })}`, undefined, opts)
+  }
+
+  /** A file's versions, oldest first (times are decimal strings of ns). */
+  async log (path: string, options: AbortOptions = {}): Promise<any[]> {
+    return await this.get(`/v1/history?${query({ path })}`, options)
+  }
+
+  async pin (path: string, options: AbortOptions = {}): Promise<any> {
+    return await this.request('POST', '/v1/pins', { path }, options)
+  }
+
+  async unpin (path: string, options: AbortOptions = {}): Promise<void> {
+    await this.request('DELETE', `/v1/pins?${query({ path })}`, undefined, options)
+  }
+
+  /** A host command that takes no arguments: POST /v1/heal, /v1/leave, /v1/scrub. */
+  async command (name: 'heal' | 'leave' | 'scrub', options: AbortOptions = {}): Promise<any> {
+    return await this.request('POST', `/v1/${name}`, undefined, options)
   }
 
   /**
    * Upload a local file to a volume path (committed when the whole file has arrived, and
    * resolved once it is placed). `onProgress` hears the host's progress lines as it goes
    * (bytes of the file, then bytes received, stored and placed by the host). An abort closes
-   * the request: the host abandons the write and deletes what it stored (control.ts).
+   * the request: the host abandons the write and deletes what it stored (node/api/files.ts).
    */
   async put (local: string, path: string, options: AbortOptions & { onProgress?: (p: PutProgress & { size: number }) => void } = {}): Promise<void> {
     let st
@@ -91,9 +122,9 @@ export class ControlClient {
       throw new FsError(err.code === 'ENOENT' ? 'ENOENT' : 'EIO', 'put', local, 'cannot read the local file')
     }
     if (!st.isFile()) throw new FsError('EINVAL', 'put', local, 'not a regular file')
-    const q = new URLSearchParams({ path, mode: String(st.mode & 0o7777), progress: '1' })
+    const q = query({ path, mode: String(st.mode & 0o7777), progress: '1' })
     const { createReadStream } = process.getBuiltinModule('node:fs')
-    const res = await this.send('PUT', `/v1/file?${q.toString()}`, createReadStream(local), { 'content-length': String(st.size) }, options)
+    const res = await this.send('PUT', `/v1/files/content?${q}`, createReadStream(local), { 'content-length': String(st.size) }, options)
     if ((res.statusCode ?? 500) >= 400) { await this.json(res); return }
     // NDJSON: progress lines, then the outcome
     let buf = ''
@@ -111,7 +142,7 @@ export class ControlClient {
           res.destroy()
           throw fromWire(msg.error)
         }
-        else if ('result' in msg) return
+        else if (msg.ok === true) return
       }
     }
     options.signal?.throwIfAborted()
@@ -120,9 +151,7 @@ export class ControlClient {
 
   /** Download a volume file (or one version of it) to a local stream. */
   async download (path: string, out: NodeJS.WritableStream, version?: string, options: AbortOptions = {}): Promise<void> {
-    const q = new URLSearchParams({ path })
-    if (version !== undefined) q.set('version', version)
-    const res = await this.send('GET', `/v1/file?${q.toString()}`, undefined, {}, options)
+    const res = await this.send('GET', `/v1/files/content?${query({ path, ...(version !== undefined ? { version } : {}) })}`, undefined, {}, options)
     if ((res.statusCode ?? 500) >= 400) await this.json(res)
     await pipeline(res, out, { end: out !== process.stdout, signal: options.signal })
   }
@@ -149,7 +178,7 @@ export class ControlClient {
   }
 
   async readFile (path: string, options: AbortOptions = {}): Promise<Uint8Array> {
-    const res = await this.send('GET', `/v1/file?${new URLSearchParams({ path }).toString()}`, undefined, {}, options)
+    const res = await this.send('GET', `/v1/files/content?${query({ path })}`, undefined, {}, options)
     if ((res.statusCode ?? 500) >= 400) await this.json(res)
     const parts: Buffer[] = []
     for await (const p of res) parts.push(p as Buffer)
@@ -158,6 +187,10 @@ export class ControlClient {
 
   async writeFile (path: string, data: Uint8Array | string, options: AbortOptions = {}): Promise<void> {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data
-    await this.json(await this.send('PUT', `/v1/file?${new URLSearchParams({ path }).toString()}`, bytes, { 'content-length': String(bytes.byteLength) }, options))
+    await this.json(await this.send('PUT', `/v1/files/content?${query({ path })}`, bytes, { 'content-length': String(bytes.byteLength) }, options))
   }
+}
+
+function query (params: Record<string, string>): string {
+  return new URLSearchParams(params).toString()
 }

@@ -6,7 +6,9 @@ import { join } from 'node:path'
 import { ChunkService, Space, Staging, Store } from '../data/index.ts'
 import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
-import { ControlServer } from './control.ts'
+import { ApiServer, resourceRoutes, apiToken, parseApiAddress } from '../api/index.ts'
+import type { Route } from '../api/index.ts'
+import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
 import { createHost, FULL_MESH_PEERS, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, SpaceNotices, startUplinks, uploadCap } from '../net/index.ts'
 import type { Host, MembershipInit, Sync } from '../net/index.ts'
@@ -41,6 +43,12 @@ export interface DaemonOptions {
   space?: SpaceInit
   /** Bytes of fragments a write may hold here ahead of their placement (data/blocks.ts PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
+  /** Serve the control API on TCP too (`--api HOST:PORT`; loopback, private or VPN only), with the data dir's token. */
+  api?: string
+  /** Requests per second per TCP client of the API (`--api-rate`; node/api/server.ts). */
+  apiRate?: number
+  /** More routes of the control API (metrics, events, the dashboard, ...), beside the resources. */
+  routes?: Route[]
 }
 
 export interface Daemon {
@@ -63,11 +71,15 @@ export interface Daemon {
   readonly keep: Redundancy
   /** The join addresses this host dials: `--join` and the config's, once each. */
   readonly join: string[]
+  /** The control API server (unix socket, and TCP with `api`). */
+  readonly api: ApiServer
   close: () => Promise<void>
 }
 
 export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
   const { dir } = opts
+  // a bad --api address is refused before anything starts
+  const apiAt = opts.api === undefined ? undefined : parseApiAddress(opts.api)
   const config = await loadConfig(dir)
   await mkdir(dir, { recursive: true })
   const unlock = await lockDataDir(dir)
@@ -233,8 +245,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })
     }
 
-    const control = new ControlServer({
-      socket: join(dir, CONTROL_SOCKET),
+    // the bearer token of `--api` (made here for data dirs initialised before there was one)
+    const token = await apiToken(dir)
+    const tcp = apiAt === undefined ? undefined : { ...apiAt, token, requestsPerSecond: opts.apiRate }
+    const resources = resourceRoutes({
       volume,
       // answered from what this host keeps (no message to any peer), every figure with its age;
       // `survey` asks every holder first (keeper/status.ts)
@@ -258,18 +272,30 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         }
       },
       peers: async () => host.peers(),
-      commands: {
-        ...keep.commands,
-        pin: async ({ path }) => await pins.pin(String(path)),
-        unpin: async ({ path }) => { await pins.unpin(String(path)) },
-        // what the fault run compares across hosts to see that they converged (issue 16)
-        tree: async () => ({ heads: tree.heads().map(c => c.toString()).sort(), ops: tree.size, ...treeDigest(tree) }),
-        traffic: async () => ({ swarm: swarm.stats(), forward: forwarder.stats(), uplinks: Object.fromEntries(uplinks.book.snapshot()), host: host.traffic() })
-      }
+      pins: { pin: async (path, o) => await pins.pin(path, o), unpin: async path => { await pins.unpin(path) }, list: () => pins.list() },
+      heal: async o => await keep.commands.heal({}, o),
+      leave: async o => await keep.commands.leave({}, o),
+      scrub: async o => await keep.commands.scrub({}, o),
+      // what the fault run compares across hosts to see that they converged (issue 16)
+      tree: async () => ({ heads: tree.heads().map(c => c.toString()).sort(), ops: tree.size, ...treeDigest(tree) }),
+      traffic: async () => ({ swarm: swarm.stats(), forward: forwarder.stats(), uplinks: Object.fromEntries(uplinks.book.snapshot()), host: host.traffic() }),
+      config: async () => ({
+        dataDir: dir,
+        listen,
+        join: join_,
+        announce: opts.announce ?? [],
+        redundancy: opts.redundancy ?? null,
+        api: opts.api ?? null,
+        apiRate: opts.apiRate ?? null,
+        maxUpload: opts.maxUpload ?? null,
+        maxDownload: opts.maxDownload ?? null,
+        uplink: opts.uplink ?? null
+      })
     })
-    await control.start()
-    closers.push(async () => { await control.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, close }
+    const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...(opts.routes ?? [])], tcp, version: VERSION })
+    await api.start()
+    closers.push(async () => { await api.stop() })
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, api, close }
   } catch (err) {
     await close()
     throw err

@@ -1,6 +1,6 @@
 // node/cli — the program (DESIGN.md §8): the command line, the daemon (`darkfs up`, the
 // composition root that builds every part in dependency order and closes them in reverse),
-// the control API server and its client, the data dir's config.
+// the control API's client (the server is node/api/), the data dir's config.
 //
 // Contract:
 //  - The command line is a contract: exit 0 on success, one clear line on stderr otherwise.
@@ -9,8 +9,6 @@
 //  - The daemon is the only place where parts meet: no part reaches another except through
 //    what the daemon hands it at construction.
 export { ControlClient } from './client.ts'
-export { ControlServer } from './control.ts'
-export type { ControlInit } from './control.ts'
 export { init, loadConfig, saveConfig } from './config.ts'
 export { startDaemon } from './daemon.ts'
 export type { Daemon, DaemonOptions } from './daemon.ts'

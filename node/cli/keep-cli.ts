@@ -24,30 +24,35 @@ export function progressLine (p: RepairProgress): string {
 }
 
 /** Run a long host command (`heal`, `leave`) while drawing repair progress on stderr. */
-export async function withProgress<T> (client: ControlClient, op: string, tty: boolean, write: (s: string) => void): Promise<T> {
+export async function withProgress<T> (client: ControlClient, op: 'heal' | 'leave', tty: boolean, write: (s: string) => void): Promise<T> {
   let done = false
   const draw = async (): Promise<void> => {
     while (!done) {
       await new Promise(resolve => setTimeout(resolve, PROGRESS_POLL_MS))
       if (done) return
-      // ignored: the progress line is cosmetic; a host gone away fails the command itself below
-      const p = await client.call('repair.progress').catch(() => undefined)
+      const p = await repairProgress(client)
       if (p !== undefined && !done && tty) write(`\r${progressLine(p)}`)
     }
   }
   const drawing = draw()
   let result: any
   try {
-    result = await client.call(op)
+    result = await client.command(op)
     return result as T
   } finally {
     done = true
     await drawing
     // the pass this command ran (`heal` returns it, `leave` its last drain pass); a background
     // pass may have started since, so the host's current progress is only the fallback
-    const p = isProgress(result) ? result : isProgress(result?.progress) ? result.progress : await client.call('repair.progress').catch(() => undefined)
+    const p = isProgress(result) ? result : isProgress(result?.progress) ? result.progress : await repairProgress(client)
     if (p !== undefined) write(`${tty ? '\r' : ''}${progressLine(p)}\n`)
   }
+}
+
+/** The host's repair progress (GET /v1/status?chunks=0), or undefined if it cannot be had now. */
+async function repairProgress (client: ControlClient): Promise<RepairProgress | undefined> {
+  // ignored: the progress line is cosmetic; a host gone away fails the command itself
+  return await client.get('/v1/status?chunks=0').then((s: any) => s?.repair, () => undefined)
 }
 
 function isProgress (x: any): x is RepairProgress {

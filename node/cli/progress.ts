@@ -1,7 +1,7 @@
 // The progress line of a long transfer (`darkfs put`), drawn on stderr when it is a terminal
 // and never otherwise (a pipe or a log file gets no progress, only the outcome): bytes placed
 // of the file's size, the rate and the time left, redrawn in place.
-import type { PutProgress } from './control.ts'
+import type { PutProgress } from '../types.ts'
 
 /** Shortest time between two redraws of the line. */
 export const REDRAW_EVERY_MS = 200

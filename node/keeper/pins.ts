@@ -223,6 +223,27 @@ export class Pins {
     return out
   }
 
+  /**
+   * Every pinned path in the tree (by any host), with the hosts pinning it there; a path pinned
+   * through a directory above it is not repeated.
+   */
+  list (): Array<{ path: string, pinners: string[], here: boolean }> {
+    const out: Array<{ path: string, pinners: string[], here: boolean }> = []
+    const seen = new Set<InodeId>()
+    const stack: Array<{ id: InodeId, path: string, depth: number }> = [{ id: this.c.tree.root, path: '/', depth: 0 }]
+    while (stack.length > 0) {
+      const { id, path, depth } = stack.pop()!
+      if (seen.has(id) || depth > MAX_PIN_DEPTH) continue
+      seen.add(id)
+      const node = this.c.tree.get(id)
+      if (node === undefined) continue
+      const pinners = [...node.xattrs.keys()].filter(isPinXattr).map(name => name.slice(PIN_XATTR_PREFIX.length)).sort()
+      if (pinners.length > 0) out.push({ path, pinners, here: pinners.includes(this.c.peerId) })
+      if (node.kind === 'dir') for (const e of this.c.tree.children(id)) stack.push({ id: e.inode, path: (path === '/' ? '' : path) + '/' + e.name, depth: depth + 1 })
+    }
+    return out.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
+  }
+
   /** Schedule a catch-up after delayMs (one at a time): after tree changes and reconnects. */
   kick (delayMs = PIN_SETTLE_MS): void {
     if (!this.started || !this.any || this.timer !== undefined) return

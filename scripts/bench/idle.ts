@@ -45,7 +45,7 @@ async function cpuTicks (pid: number): Promise<number> {
 }
 
 async function sample (pid: number, client: ControlClient): Promise<Sample> {
-  const [t, traffic] = await Promise.all([cpuTicks(pid), client.call('traffic')])
+  const [t, traffic] = await Promise.all([cpuTicks(pid), client.get('/v1/traffic')])
   return { at: performance.now(), cpuTicks: t, wire: traffic.host.wire.sent, protocols: traffic.host.protocols }
 }
 
@@ -74,7 +74,7 @@ export async function run (): Promise<Record<string, number | string>> {
       if (r.code !== 0) throw new Error(`darkfs put: ${r.stderr}`)
     }
     const putDone = Date.now()
-    const swarmSent = async (): Promise<number> => (await Promise.all(clients.map(async c => (await c.call('traffic')).host.protocols[SWARM]?.sent ?? 0))).reduce((a, b) => a + b, 0)
+    const swarmSent = async (): Promise<number> => (await Promise.all(clients.map(async c => (await c.get('/v1/traffic')).host.protocols[SWARM]?.sent ?? 0))).reduce((a, b) => a + b, 0)
     let last = await swarmSent()
     let quietSince = Date.now()
     while (Date.now() - quietSince < settleS * 1000 && Date.now() - putDone < MAX_SETTLE_MS) {

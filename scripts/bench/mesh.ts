@@ -103,7 +103,7 @@ export async function run (): Promise<Record<string, number | string>> {
         breakdown(out, 'pin', pt, await sent(dm, 'h1'), WRITE_BYTES)
         let fetchedByPinners = 0
         for (const h of pinners) {
-          const r = await dm.host(h).client.call('pin', { path: '/pinned' })
+          const r = await dm.host(h).client.pin('/pinned')
           if (r.missing !== 0) throw new Error(`${h} misses ${String(r.missing)} chunks under /pinned`)
           fetchedByPinners += r.fetched
         }
@@ -113,13 +113,13 @@ export async function run (): Promise<Record<string, number | string>> {
         // 3. multi-source read: every other host capped at 2 Mbit/s up, reader h6 at 20 Mbit/s
         for (const h of ['h1', 'h2', 'h3', 'h4', 'h5']) await dm.mesh.shape(h, '2mbit')
         const rx0 = (await dm.counters('h6')).rx
-        const s0 = (await dm.host('h6').client.call('traffic')).swarm.peers as Record<string, { received: number }>
+        const s0 = (await dm.host('h6').client.get('/v1/traffic')).swarm.peers as Record<string, { received: number }>
         t0 = performance.now()
         const r = await dm.cli('h6', ['cat', '/eight.bin'])
         const rsecs = (performance.now() - t0) / 1000
         if (r.code !== 0 || r.stdout.byteLength !== WRITE_BYTES) throw new Error(`read on h6 failed: ${r.stderr}`)
         const rx = (await dm.counters('h6')).rx - rx0
-        const s1 = (await dm.host('h6').client.call('traffic')).swarm.peers as Record<string, { received: number }>
+        const s1 = (await dm.host('h6').client.get('/v1/traffic')).swarm.peers as Record<string, { received: number }>
         const sources = Object.entries(s1).filter(([p, v]) => v.received - (s0[p]?.received ?? 0) >= 256 * 1024).length
         out.multiSourceSpeedup = round(rx / rsecs / mbit(2))
         out['read.fileMiBps'] = round(WRITE_BYTES / rsecs / 2 ** 20)
@@ -128,10 +128,10 @@ export async function run (): Promise<Record<string, number | string>> {
 
         // idle traffic over a minute on h3: everything on its VPN interface, and the data part
         const i0 = await dm.counters('h3')
-        const d0 = (await dm.host('h3').client.call('traffic')).swarm
+        const d0 = (await dm.host('h3').client.get('/v1/traffic')).swarm
         await new Promise(resolve => setTimeout(resolve, IDLE_S * 1000))
         const i1 = await dm.counters('h3')
-        const d1 = (await dm.host('h3').client.call('traffic')).swarm
+        const d1 = (await dm.host('h3').client.get('/v1/traffic')).swarm
         out['idle.sent.Bps'] = round((i1.tx - i0.tx) / IDLE_S)
         out['idle.received.Bps'] = round((i1.rx - i0.rx) / IDLE_S)
         out['idle.data.sent.Bps'] = round((d1.bytesSent - d0.bytesSent) / IDLE_S)
@@ -150,10 +150,10 @@ export async function run (): Promise<Record<string, number | string>> {
       await explained(dm, async () => {
         const window = async (): Promise<[number, number]> => {
           const a = await dm.counters('h2')
-          const s0 = (await dm.host('h2').client.call('traffic')).swarm.bytesSent
+          const s0 = (await dm.host('h2').client.get('/v1/traffic')).swarm.bytesSent
           await new Promise(resolve => setTimeout(resolve, 20_000))
           const b = await dm.counters('h2')
-          const s1 = (await dm.host('h2').client.call('traffic')).swarm.bytesSent
+          const s1 = (await dm.host('h2').client.get('/v1/traffic')).swarm.bytesSent
           return [(b.tx - a.tx) / 20 / mbit(1), (s1 - s0) / 20 / mbit(1)]
         }
         const mk = await dm.cli('h2', ['mkdir', '/pop'])

@@ -8,13 +8,13 @@ import { request } from 'node:http'
 import { join } from 'node:path'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { Volume } from '../../node/index.ts'
-import { ControlServer } from '../../node/cli/index.ts'
-import type { ControlInit } from '../../node/cli/index.ts'
+import { ApiServer, resourceRoutes } from '../../node/api/index.ts'
+import type { ApiServerInit } from '../../node/api/index.ts'
 
-/** PUT `size` bytes to /v1/file over `ms`, a piece every 100 ms: the status, or the error that cut it. */
+/** PUT `size` bytes to /v1/files/content over `ms`, a piece every 100 ms: the status, or the error that cut it. */
 async function slowPut (socket: string, path: string, size: number, ms: number): Promise<{ status?: number, body?: string, error?: string }> {
   return await new Promise(resolve => {
-    const req = request({ socketPath: socket, method: 'PUT', path: `/v1/file?path=${encodeURIComponent(path)}`, headers: { 'content-length': String(size) } }, res => {
+    const req = request({ socketPath: socket, method: 'PUT', path: `/v1/files/content?path=${encodeURIComponent(path)}`, headers: { 'content-length': String(size) } }, res => {
       let body = ''
       res.on('data', (d: Buffer) => { body += d.toString() })
       res.on('end', () => { resolve({ status: res.statusCode, body }) })
@@ -38,12 +38,12 @@ describe('control server timeouts', function () {
   const t = new Teardown()
   after(async () => { await t.run() })
 
-  async function serve (timeouts?: ControlInit['timeouts']): Promise<{ server: ControlServer, socket: string, volume: Volume }> {
+  async function serve (timeouts?: ApiServerInit['timeouts']): Promise<{ server: ApiServer, socket: string, volume: Volume }> {
     const dir = await tempDir(t)
     const volume = await Volume.open({ dir: join(dir, 'data') })
     t.add(async () => { await volume.close() })
     const socket = join(dir, 'control.sock')
-    const server = new ControlServer({ socket, volume, status: async () => ({}), peers: async () => [], timeouts })
+    const server = new ApiServer({ socket, routes: resourceRoutes({ volume, status: async () => ({}), peers: async () => [] }), timeouts })
     await server.start()
     t.add(async () => { await server.stop() })
     return { server, socket, volume }

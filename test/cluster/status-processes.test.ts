@@ -39,7 +39,7 @@ describe('darkfs status (3 real `darkfs up --redundancy 1 --failure-timeout 2` p
   }
   /** Streams this host opened on the swarm protocol (have-queries, fetches, pushes). */
   const swarmStreams = async (i: number): Promise<number> => {
-    const traffic = await new ControlClient(dirs[i]).call('traffic')
+    const traffic = await new ControlClient(dirs[i]).get('/v1/traffic')
     return traffic.host.protocols[SWARM]?.streams ?? 0
   }
 
@@ -53,7 +53,7 @@ describe('darkfs status (3 real `darkfs up --redundancy 1 --failure-timeout 2` p
 
   it(`status on a host of ${SMALL_FILES} chunks answers from kept state: no swarm message, whatever the chunk count`, story.step(async () => {
     const client = new ControlClient(dirs[0])
-    await client.fs('mkdir', '/small')
+    await client.mkdir('/small')
     let next = 0
     await Promise.all(Array.from({ length: 8 }, async () => {
       while (next < SMALL_FILES) await client.writeFile(`/small/f${next++}`, randomBytes(SMALL_SIZE))

@@ -127,10 +127,18 @@ describe('darkfs: bad CLI and API input gets one clear error line and changes no
   it('the control API answers bad calls with a named error and keeps serving', async () => {
     const before = await snapshot()
     const client = new ControlClient(data)
-    for (const [op, args] of [['stat', []], ['stat', [42]], ['nosuchop', ['/']], ['mkdir', [{ path: '/x' }]], ['rename', ['/d', null]], ['readFile', ['/' + 'z'.repeat(5000)]]] as const) {
-      const err: any = await client.fs(op, ...(args as unknown as unknown[])).then(() => undefined, e => e)
-      assert.ok(err instanceof Error, `${op}(${JSON.stringify(args)}) should fail`)
-      assert.match(err.name, /^[A-Z][A-Za-z]+Error$|^E[A-Z]+$/, `a named error for ${op}: ${err.name} ${err.message}`)
+    const calls: Array<[string, () => Promise<unknown>]> = [
+      ['stat without a path', async () => await client.get('/v1/files/stat')],
+      ['stat of a relative path', async () => await client.get('/v1/files/stat?path=42')],
+      ['an unknown route', async () => await client.request('POST', '/v1/nosuchop', ['/'])],
+      ['mkdir with an object for a path', async () => await client.request('POST', '/v1/files/mkdir', { path: { path: '/x' } })],
+      ['rename to null', async () => await client.request('POST', '/v1/files/rename', { from: '/d', to: null })],
+      ['a read of an over-long name', async () => await client.readFile('/' + 'z'.repeat(5000))]
+    ]
+    for (const [what, call] of calls) {
+      const err: any = await call().then(() => undefined, (e: unknown) => e)
+      assert.ok(err instanceof Error, `${what} should fail`)
+      assert.match(err.name, /^[A-Z][A-Za-z]+Error$|^E[A-Z]+$/, `a named error for ${what}: ${err.name} ${err.message}`)
     }
     assert.equal(await snapshot(), before)
   })

@@ -2,7 +2,6 @@
 // mesh (scripts/mesh), listening on their VPN addresses only. Needs root. Small files at
 // shaped rates keep it to about a minute.
 import assert from 'node:assert/strict'
-import { PIN_XATTR_PREFIX } from '../../node/index.ts'
 import { put, redundant, sent, startDarkfsMesh, stored, until } from '../../harness/darkfs-mesh.ts'
 import type { DarkfsMesh } from '../../harness/darkfs-mesh.ts'
 
@@ -39,8 +38,8 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
   after(async () => { await dm?.down() })
 
   it('darkfs put from the thin-uplink writer: it sends each byte about once, every chunk becomes redundant, others read it', async () => {
-    const repairPushed = async (): Promise<number> => (await dm.host('h1').client.call('repair.progress')).bytesPushed
-    const before = { tx: (await dm.counters('h1')).tx, repair: await repairPushed(), sent: await sent(dm, 'h1'), forward: (await dm.host('h1').client.call('traffic')).forward }
+    const repairPushed = async (): Promise<number> => (await dm.host('h1').client.get('/v1/status?chunks=0')).repair.bytesPushed
+    const before = { tx: (await dm.counters('h1')).tx, repair: await repairPushed(), sent: await sent(dm, 'h1'), forward: (await dm.host('h1').client.get('/v1/traffic')).forward }
     const data = await put(dm, 'h1', '/thin.bin', FILE_BYTES)
     await redundant(dm, 'h1')
     const onDk0 = (await dm.counters('h1')).tx - before.tx
@@ -63,7 +62,7 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
     assert.ok(dataSent >= FILE_BYTES, `writer's swarm sent ${dataSent} bytes for ${FILE_BYTES}: less than the data itself`)
     // on the interface: the data, its framing and TCP/IP headers, the DHT, pings and tree sync
     assert.ok(wire < WIRE_BOUND, `writer sent ${onDk0} bytes on dk0 for ${FILE_BYTES} (${wire.toFixed(3)}x)`)
-    const traffic = await dm.host('h1').client.call('traffic')
+    const traffic = await dm.host('h1').client.get('/v1/traffic')
     assert.ok(traffic.forward.sent - before.forward.sent >= FILE_BYTES / (1 << 20), `the chunks went through relays (${JSON.stringify(traffic.forward)})`)
     for (const reader of ['h4', 'h5']) {
       await until(`${reader} sees /thin.bin`, async () => (await dm.cli(reader, ['stat', '/thin.bin'])).code === 0, 30_000)
@@ -83,8 +82,8 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
     }
     const pinners = await Promise.all(PINNERS.map(async h => (await dm.host(h).client.get('/v1/status?chunks=0')).peerId as string))
     await until('the pins (xattr ops) reach the writer', async () => {
-      for (const id of pinners) await dm.host('h1').client.fs('getxattr', '/pinned', PIN_XATTR_PREFIX + id) // ENODATA until it has
-      return true
+      const pin = (await dm.host('h1').client.get('/v1/pins') as Array<{ path: string, pinners: string[] }>).find(p => p.path === '/pinned')
+      return pinners.every(id => pin?.pinners.includes(id) === true)
     }, 30_000)
     const base = new Map(await Promise.all(PINNERS.map(async h => [h, await stored(dm, h)] as const)))
     const before = { tx: (await dm.counters('h1')).tx, sent: await sent(dm, 'h1') }
@@ -102,7 +101,7 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
     assert.ok(amplification < DATA_BOUND, `writer's swarm sent ${amplification.toFixed(3)}x for ${PINNERS.length} pinners (one upload each would be ${1 + PINNERS.length}x)`)
     assert.ok(wire < WIRE_BOUND, `writer sent ${wire.toFixed(3)}x on dk0 for ${PINNERS.length} pinners`)
     for (const h of PINNERS) {
-      const r = await dm.host(h).client.call('pin', { path: '/pinned' })
+      const r = await dm.host(h).client.pin('/pinned')
       assert.deepEqual({ missing: r.missing, fetched: r.fetched }, { missing: 0, fetched: 0 }, `${h} did not hold everything`)
     }
   })
@@ -119,7 +118,7 @@ describe('darkfs up on a 6-host Tinc mesh (h1 on a thin uplink, h2 with --max-up
 
   it(`darkfs cat with every holder capped at ${HOLDER_SHAPE} up: the reader pulls from several holders at once`, async () => {
     for (const h of ['h1', 'h2', 'h3', 'h4', 'h5']) await dm.mesh.shape(h, HOLDER_SHAPE)
-    const peers = async (): Promise<Record<string, { received: number }>> => (await dm.host('h6').client.call('traffic')).swarm.peers
+    const peers = async (): Promise<Record<string, { received: number }>> => (await dm.host('h6').client.get('/v1/traffic')).swarm.peers
     const p0 = await peers()
     const r = await dm.cli('h6', ['cat', '/thin.bin'])
     assert.equal(r.code, 0, r.stderr)

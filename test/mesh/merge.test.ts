@@ -124,7 +124,7 @@ describe('darkfs on a 3-host Tinc mesh: h3 cut off (dk0 down), both sides write,
     }, NOTICE_TIMEOUT_MS)
     assert.equal((await status('h3')).offline, false)
     // converge cheaply over the control socket first, then compare through the CLI
-    const quick = async (h: string): Promise<string> => JSON.stringify(await dm.host(h).client.fs('conflicts'), (_k, v) => typeof v === 'bigint' ? v.toString() : v) + (await names(h, '/')).join()
+    const quick = async (h: string): Promise<string> => JSON.stringify(await dm.host(h).client.get('/v1/conflicts'), (_k, v) => typeof v === 'bigint' ? v.toString() : v) + (await names(h, '/')).join()
     await until('the trees converge', async () => {
       const [a, b, c] = await Promise.all(HOSTS.map(quick))
       return a === b && a === c && a.includes('h3-only.bin') && a.includes('h2-only.txt')

@@ -85,7 +85,7 @@ describe('six `darkfs up` hosts, two mounted (A and B): the mount items across h
   /** What side `s`'s tree holds at `path` (the control API, not the kernel), or the error code. */
   async function tree (s: Side, path: string): Promise<string> {
     try {
-      const st = await ctl[s].fs('lstat', '/' + path)
+      const st = await ctl[s].stat('/' + path)
       return JSON.stringify([st.mode, st.nlink, st.uid, st.gid, st.rdev, st.size, String(st.mtimeNs), String(st.ctimeNs)])
     } catch (err: any) {
       if (typeof err?.code === 'string') return err.code
@@ -186,8 +186,8 @@ describe('six `darkfs up` hosts, two mounted (A and B): the mount items across h
         for s in ${subs.join(' ')}; do mkdir $s && for i in $(seq 1 20); do : > "$s/f$i"; done; done`, { cwd: on(remover, d) })
       const names = [...top, ...subs]
       const inTree = join(d, 'tree')
-      await until(`${NAME[lister]} lists the ${names.length} entries`, async () => (await ctl[lister].fs('readdir', '/' + inTree) as string[]).length === names.length &&
-        (await ctl[lister].fs('readdir', '/' + join(inTree, subs[4])) as string[]).length === 20, SEEN_WITHIN_MS)
+      await until(`${NAME[lister]} lists the ${names.length} entries`, async () => (await ctl[lister].list('/' + inTree)).length === names.length &&
+        (await ctl[lister].list('/' + join(inTree, subs[4]))).length === 20, SEEN_WITHIN_MS)
       const work = await tempDir(t, 'darkfs-lister-')
       await writeFile(join(work, 'names'), names.join('\n'))
       await writeFile(join(work, 'lister.py'), LISTER)
@@ -205,7 +205,7 @@ describe('six `darkfs up` hosts, two mounted (A and B): the mount items across h
         assert.equal(await ok('ls -A', { cwd: on(s, d) }), '', `${NAME[s]}'s mount`)
         assert.equal((await sh(`test -e ${q(on(s, inTree))}`)).code, 1)
         await until(`${NAME[s]}'s tree has no ${inTree}`, async () => await tree(s, inTree) === 'ENOENT', SEEN_WITHIN_MS)
-        assert.deepEqual(await ctl[s].fs('readdir', '/' + d), [])
+        assert.deepEqual(await ctl[s].list('/' + d), [])
       }
     })
   }

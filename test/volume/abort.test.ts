@@ -3,7 +3,9 @@
 // aborts the call of a client that went away.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { ControlClient, ControlServer } from '../../node/cli/index.ts'
+import { ControlClient } from '../../node/cli/index.ts'
+import { ApiServer, resourceRoutes } from '../../node/api/index.ts'
+import type { ResourceDeps } from '../../node/api/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { remoteVolume } from '../helpers/remote-volume.ts'
 
@@ -90,17 +92,16 @@ describe('the control socket aborts the call of a client that went away', functi
   const t = new Teardown()
   afterEach(async () => { await t.run() })
 
-  async function serve (volume: ControlServerVolume, commands: Record<string, (args: any, options?: { signal?: AbortSignal }) => Promise<unknown>> = {}): Promise<ControlClient> {
+  async function serve (volume: ResourceDeps['volume'], more: Partial<ResourceDeps> = {}): Promise<ControlClient> {
     const data = await tempDir(t)
     const client = new ControlClient(data)
-    const server = new ControlServer({ socket: client.socket, volume, status: async () => ({}), peers: async () => [], commands })
+    const server = new ApiServer({ socket: client.socket, routes: resourceRoutes({ volume, status: async () => ({}), peers: async () => [], ...more }) })
     await server.start()
     t.add(async () => { await server.stop() })
     return client
   }
-  type ControlServerVolume = ConstructorParameters<typeof ControlServer>[0]['volume']
 
-  it('GET /v1/file: the client disconnects mid-read, and the fetch behind the read is aborted', async () => {
+  it('GET /v1/files/content: the client disconnects mid-read, and the fetch behind the read is aborted', async () => {
     const dir = await tempDir(t)
     const r = await remoteVolume(t, join(dir, 'data'), SIZE)
     const client = await serve(r.volume)
@@ -113,19 +114,19 @@ describe('the control socket aborts the call of a client that went away', functi
     assert.equal((await fetch.aborted as Error).name, 'AbortError')
   })
 
-  it('POST /v1/call and /v1/fs: the command and the Volume call get a signal that aborts when the client goes away', async () => {
+  it('POST /v1/heal and GET /v1/files/stat: the command and the Volume call get a signal that aborts when the client goes away', async () => {
     const dir = await tempDir(t)
     const r = await remoteVolume(t, join(dir, 'data'), SIZE)
     let started!: (signal: AbortSignal) => void
     const commandStarted = new Promise<AbortSignal>(resolve => { started = resolve })
     const client = await serve(r.volume, {
-      hang: async (_args, options) => {
+      heal: async (options) => {
         started(options!.signal!)
         await new Promise((_resolve, reject) => { options!.signal!.addEventListener('abort', () => { reject(options!.signal!.reason) }) })
       }
     })
     const controller = new AbortController()
-    const calling = client.call('hang', {}, { signal: controller.signal })
+    const calling = client.command('heal', { signal: controller.signal })
     const signal = await commandStarted
     assert.equal(signal.aborted, false)
     controller.abort()
@@ -137,12 +138,12 @@ describe('the control socket aborts the call of a client that went away', functi
     let seen: AbortSignal | undefined
     const stat = r.volume.stat.bind(r.volume)
     r.volume.stat = async (path, options) => { seen = options?.signal; return await stat(path, options) }
-    assert.equal((await client.fs('stat', r.path)).size, SIZE)
+    assert.equal((await client.stat(r.path, { follow: true })).size, SIZE)
     assert.ok(seen instanceof AbortSignal)
     assert.equal(seen.aborted, false, 'a call answered in full is not aborted')
     // options sent by the client are kept, beside the signal
-    await client.fs('mkdir', '/a/b', { recursive: true })
-    assert.equal((await client.fs('stat', '/a/b')).kind, 'dir')
-    await assert.rejects(client.fs('stat', r.path, {}, 'extra'), (err: any) => err.name === 'UsageError')
+    await client.mkdir('/a/b', { parents: true })
+    assert.equal((await client.stat('/a/b')).kind, 'dir')
+    await assert.rejects(client.stat('a/b'), (err: any) => err.name === 'FsError' && err.code === 'EINVAL')
   })
 })
