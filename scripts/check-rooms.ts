@@ -30,7 +30,8 @@
 //     test/cli/    the CLI as a program, and scripts/build-bin.ts (the build it tests)
 //     test/faults/ the wire codecs it fuzzes (swarm/protocol.ts, swarm/errors.ts, node/tree/op.ts)
 //     test/helpers/ what the unit tiers it serves may reach (node/, swarm/, fuse/ internals)
-//     the rest (volume, cluster, mount, mesh): doors only
+//     the rest (volume, cluster, mount, mesh, api): doors only (test/api: the control API against
+//                  its OpenAPI document, over the unix socket and `--api` TCP)
 //   No test imports another tier's test file; scripts and harness never import test/.
 //
 // Every static import graph is acyclic (type-only imports included: a cycle of types is still
@@ -167,7 +168,8 @@ function checkOutside (rel: string, e: Edge): void {
     swarm: ['swarm/'],
     fuse: ['fuse/'],
     helpers: ['node/', 'swarm/', 'fuse/'],
-    faults: ['swarm/protocol.ts', 'swarm/errors.ts', 'node/tree/op.ts']
+    faults: ['swarm/protocol.ts', 'swarm/errors.ts', 'node/tree/op.ts'],
+    api: [] // doors only
   }
   if (tier !== undefined && (reach[tier] ?? []).some(r => t.startsWith(r))) return
   problems.push(`${rel}: enters ${room.dir}/ by ${t}, not by its door (test/${tier ?? '?'} reaches doors only; see the rules at the top of this file)`)

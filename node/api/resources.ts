@@ -51,7 +51,7 @@ function command (path: string, operationId: string, summary: string, schemaName
   return {
     method: 'POST',
     path,
-    operation: { operationId, summary, tags: ['keeper'], responses: { 200: jsonResponse('done', ref(schemaName)), ...errorResponses(400) } },
+    operation: { operationId, summary, tags: ['keeper'], responses: { 200: jsonResponse('done', ref(schemaName)), ...errorResponses(400, 409) } },
     handle: async (_req, res, { signal }) => { sendJson(res, 200, await fn({ signal }) ?? {}) }
   }
 }

@@ -64,6 +64,8 @@ export function sendJson (res: ServerResponse, status: number, body: unknown, he
 export function errorStatus (err: any): number {
   if (err instanceof HttpError) return err.status
   if (err instanceof UsageError || err?.name === 'ManifestError') return 400
+  // the host cannot leave now (too few hosts): a refusal of the request in this state
+  if (err?.name === 'LeaveError') return 409
   if (err instanceof FsError) {
     if (err.code === 'ENOENT') return 404
     if (err.code === 'EINVAL' || err.code === 'ENAMETOOLONG') return 400

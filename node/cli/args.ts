@@ -58,6 +58,8 @@ export const COMMANDS: Record<string, Command> = {
       uplink: { type: 'string', value: 'RATE', help: "this host's uplink, told to peers (default: measured)" },
       'failure-timeout': { type: 'string', value: 'SECONDS', help: 'time before an unreachable host counts as gone' },
       redundancy: { type: 'string', value: 'N', help: 'lost hosts new chunks survive (default 2)' },
+      api: { type: 'string', value: 'HOST:PORT', help: 'serve the control API on TCP too (loopback, private or VPN address; bearer token in DATA/api.token)' },
+      'api-rate': { type: 'string', value: 'N', help: 'requests per second each --api client may make (default 100)' },
       log: { type: 'string', value: 'LEVEL', help: 'silent | error | info | debug | trace (default error; DEBUG adds namespaces)' }
     }
   },

@@ -262,6 +262,14 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
     if (v === undefined) return undefined
     try { return parseRate(v) } catch (err: any) { throw new UsageError(`--${flag}: ${String(err?.message ?? err)}`) }
   }
+  const api = one(p, 'api')
+  if (api !== undefined) {
+    const { parseApiAddress } = await import('../api/index.ts')
+    parseApiAddress(api) // refused here, before anything starts
+  }
+  const apiRateText = one(p, 'api-rate')
+  const apiRate = apiRateText === undefined ? undefined : Number(apiRateText)
+  if (apiRate !== undefined && (!/^\d+$/.test(apiRateText!) || apiRate < 1)) throw new UsageError(`--api-rate takes a whole number of requests per second (at least 1), got ${JSON.stringify(apiRateText)}`)
   const log = one(p, 'log') ?? 'error'
   if (!isLogLevel(log)) throw new UsageError(`--log takes one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(log)}`)
   return {
@@ -275,7 +283,9 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
       maxUpload: rate('max-upload'),
       maxDownload: rate('max-download'),
       uplink: rate('uplink'),
-      redundancy: parseRedundancy(one(p, 'redundancy'))
+      redundancy: parseRedundancy(one(p, 'redundancy')),
+      api,
+      apiRate
     },
     mount: one(p, 'mount'),
     log
@@ -304,6 +314,8 @@ async function up (settings: UpSettings): Promise<number> {
   const daemon = await startDaemon(settings.daemon)
   const closers: Array<() => Promise<void>> = [daemon.close]
   for (const a of daemon.host.addresses()) out(`listening ${a}`)
+  const apiAt = daemon.api.address()
+  if (apiAt !== undefined) out(`api http://${apiAt.host.includes(':') ? `[${apiAt.host}]` : apiAt.host}:${apiAt.port} (token in ${settings.daemon.dir}/api.token)`)
   const mountDir = settings.mount
   if (mountDir !== undefined) {
     try {

@@ -47,6 +47,9 @@ export async function init (dir: string, opts: { newNetwork?: boolean, networkKe
   if (opts.networkKey !== undefined) await copyFile(opts.networkKey, keyFile)
   else await writeNetworkKey(keyFile, key)
   await saveConfig(dir, { listen: [`/ip4/0.0.0.0/tcp/${DEFAULT_PORT}`], join: [] })
+  // the bearer token of `darkfs up --api` (mode 0600)
+  const { apiToken } = await import('../api/index.ts')
+  await apiToken(dir)
   const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
   return { peerId: peerIdFromPrivateKey(identity).toString(), keyFile }
 }
