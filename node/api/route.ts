@@ -28,6 +28,12 @@ export interface Route {
    * node/api/schemas.ts (optional; the document builder merges them, a clash is an error).
    */
   schemas?: Record<string, unknown>
+  /**
+   * Served over `--api` TCP without the bearer token (the rate limit still applies): only for
+   * what carries nothing of the volume or the host, the dashboard's static files, which a
+   * browser must load before the page can send the token (its operation says `security: []`).
+   */
+  public?: boolean
   handle: (req: IncomingMessage, res: ServerResponse, ctx: RouteContext) => Promise<void>
 }
 

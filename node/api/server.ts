@@ -4,7 +4,8 @@
 //
 // On the unix socket the file's permissions are the access control. On TCP, before anything
 // else: every request needs `Authorization: Bearer <token>` (the data dir's api.token; 401
-// otherwise), and each client address gets a token bucket of requests (429 with Retry-After
+// otherwise; only routes marked `public`, the dashboard's static files, are served without),
+// and each client address gets a token bucket of requests (429 with Retry-After
 // when it is empty). Then the route: an unknown path is 404, a known path with another method
 // 405. A refused request does nothing.
 //
@@ -166,25 +167,32 @@ export class ApiServer {
   }
 
   private async handle (req: IncomingMessage, res: ServerResponse, overTcp: boolean, signal: AbortSignal): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://darkfs')
+    let pathname: string | undefined
+    try { pathname = decodeURI(url.pathname) } catch { pathname = undefined } // refused below, after the token
+    // the route that serves the request, and the methods the path has otherwise
+    let found: { c: Compiled, m: RegExpExecArray } | undefined
+    const allowed = new Set<string>()
+    for (const c of pathname === undefined ? [] : this.compiled) {
+      const m = c.re.exec(pathname!)
+      if (m === null) continue
+      if (c.route.method !== req.method) { allowed.add(c.route.method); continue }
+      found = { c, m }
+      break
+    }
     if (overTcp) {
-      this.authorize(req)
+      // the token first, unless the route is public (the dashboard's files: nothing of the volume)
+      if (found?.c.route.public !== true) this.authorize(req)
       this.admit(req.socket.remoteAddress ?? '?')
     }
-    const url = new URL(req.url ?? '/', 'http://darkfs')
-    let pathname: string
-    try { pathname = decodeURI(url.pathname) } catch { throw new HttpError(400, 'UsageError', `malformed URL path ${url.pathname}`) }
-    let allowed: string[] = []
-    for (const c of this.compiled) {
-      const m = c.re.exec(pathname)
-      if (m === null) continue
-      if (c.route.method !== req.method) { allowed.push(c.route.method); continue }
+    if (pathname === undefined) throw new HttpError(400, 'UsageError', `malformed URL path ${url.pathname}`)
+    if (found !== undefined) {
       const params: Record<string, string> = {}
-      c.names.forEach((name, i) => { params[name] = m[i + 1] })
-      await c.route.handle(req, res, { url, params, signal })
+      found.c.names.forEach((name, i) => { params[name] = found.m[i + 1] })
+      await found.c.route.handle(req, res, { url, params, signal })
       return
     }
-    allowed = [...new Set(allowed)]
-    if (allowed.length > 0) throw new HttpError(405, 'MethodNotAllowedError', `${req.method ?? '?'} is not allowed on ${pathname} (allowed: ${allowed.join(', ')})`, { allow: allowed.join(', ') })
+    if (allowed.size > 0) throw new HttpError(405, 'MethodNotAllowedError', `${req.method ?? '?'} is not allowed on ${pathname} (allowed: ${[...allowed].join(', ')})`, { allow: [...allowed].join(', ') })
     throw new HttpError(404, 'NotFoundError', `no route ${req.method ?? 'GET'} ${pathname} (the routes are in GET /v1/openapi.json)`)
   }
 
