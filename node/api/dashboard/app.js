@@ -49,7 +49,7 @@ function bytes (n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
   let i = 0
   while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++ }
-  return `${i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)} ${units[i]}`
+  return `${i === 0 ? Math.round(n) : n.toFixed(n < 10 ? 2 : 1)} ${units[i]}`
 }
 const rate = (n) => typeof n === 'number' ? `${bytes(n)}/s` : '–'
 const short = (id) => String(id).slice(-8)
@@ -244,7 +244,8 @@ function renderMap () {
   const links = []
   const nodes = []
   ids.forEach((id, i) => {
-    const a = -Math.PI / 2 + 2 * Math.PI * i / Math.max(ids.length, 1)
+    // around an ellipse from the left: one peer left, two left and right, three a triangle
+    const a = Math.PI + 2 * Math.PI * i / Math.max(ids.length, 1)
     const x = cx + Math.cos(a) * (W / 2 - 110)
     const y = cy + Math.sin(a) * (H / 2 - 50)
     const p = online.get(id)
