@@ -16,6 +16,7 @@ import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
 import { ChunkNetwork, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy } from '../keeper/index.ts'
+import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
 
 const log = logger('cli:daemon')
@@ -41,6 +42,8 @@ export interface DaemonOptions {
   space?: SpaceInit
   /** Bytes of fragments a write may hold here ahead of their placement (data/blocks.ts PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
+  /** A shell command run per event, the event as JSON on its stdin (`up --on-event`, api/hook.ts). */
+  onEvent?: string
 }
 
 export interface Daemon {
@@ -63,6 +66,8 @@ export interface Daemon {
   readonly keep: Redundancy
   /** The join addresses this host dials: `--join` and the config's, once each. */
   readonly join: string[]
+  /** What happens to this host and its network (GET /v1/events, api/events.ts). */
+  readonly events: EventLog
   close: () => Promise<void>
 }
 
@@ -229,6 +234,16 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     await spaceNotices.start()
     closers.push(async () => { await spaceNotices.stop() })
 
+    // the event stream, fed by the parts above (api/feed.ts), and the --on-event hook
+    const events = new EventLog()
+    const stopFeed = feedEvents(events, { membership, host, offline: () => presence.offline(), book: keep.book, repairer: keep.repairer, tree, space, pins })
+    closers.push(async () => { stopFeed() })
+    if (opts.onEvent !== undefined) {
+      const hook = new EventHook(events, { command: opts.onEvent })
+      hook.start()
+      closers.push(async () => { hook.stop() })
+    }
+
     if ((opts.join ?? []).length > 0) {
       await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })
     }
@@ -258,6 +273,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         }
       },
       peers: async () => host.peers(),
+      routes: [...eventRoutes(events)],
       commands: {
         ...keep.commands,
         pin: async ({ path }) => await pins.pin(String(path)),
@@ -269,7 +285,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await control.start()
     closers.push(async () => { await control.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, events, close }
   } catch (err) {
     await close()
     throw err
