@@ -6,7 +6,7 @@ import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { EventLog, eventRoutes } from '../../node/api/index.ts'
+import { EventLog, EventHook, eventRoutes } from '../../node/api/index.ts'
 import type { EventRoutesInit } from '../../node/api/index.ts'
 import { ControlClient, CONTROL_SOCKET } from '../../node/cli/client.ts'
 import { eventLine } from '../../node/cli/events-cli.ts'
@@ -148,6 +148,18 @@ describe('node/api/events.ts', function () {
     assert.ok(kinds.length - 1 < sent, `the dropped client got ${kinds.length - 1} of ${sent} events`)
     // the log went on without it
     assert.equal(log.emit('offline').id, `b5-${sent + 1}`)
+  })
+
+  it('EventHook: bounded running and queued commands, the rest dropped; a command over its time is killed', async () => {
+    const log = new EventLog({ boot: 'b6' })
+    const hook = new EventHook(log, { command: 'cat > /dev/null; sleep 30', concurrency: 1, queue: 1, timeoutMs: 300 })
+    hook.start()
+    t.add(async () => { hook.stop() })
+    for (let i = 0; i < 4; i++) log.emit('offline')
+    assert.deepEqual(hook.load(), { running: 1, queued: 1, dropped: 2 })
+    // each runs over its time and is killed: the queued one runs, then nothing is left
+    await until('both commands were killed', () => hook.load().running === 0 && hook.load().queued === 0, 20_000)
+    assert.equal(hook.load().dropped, 0, 'the drop count is reported once the hook caught up')
   })
 
   it('eventLine: time, type, then the fields', () => {
