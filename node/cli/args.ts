@@ -60,12 +60,14 @@ export const COMMANDS: Record<string, Command> = {
       redundancy: { type: 'string', value: 'N', help: 'lost hosts new chunks survive (default 2)' },
       api: { type: 'string', value: 'HOST:PORT', help: 'serve the control API on TCP too (loopback, private or VPN address; bearer token in DATA/api.token)' },
       'api-rate': { type: 'string', value: 'N', help: 'requests per second each --api client may make (default 100)' },
+      'on-event': { type: 'string', value: 'CMD', help: 'run CMD (/bin/sh -c) per event, the event as JSON on its stdin (`darkfs events`)' },
       log: { type: 'string', value: 'LEVEL', help: 'silent | error | info | debug | trace (default error; DEBUG adds namespaces)' }
     }
   },
   heal: { args: '', summary: 'repair every chunk now, treating unreachable hosts as gone', options: {} },
   leave: { args: '', summary: 'hand this host\'s data to the others, then stop it', options: {} },
   peers: { args: '', summary: 'list the connected peers', options: json },
+  events: { args: '', summary: 'print what happens to this host and its network as it happens (until Ctrl-C)', options: { json: { type: 'boolean', help: 'one JSON object per line' } } },
   status: {
     args: '',
     summary: 'this host, its peers, its disk and the health of every chunk, as this host last saw it (each figure with its age)',

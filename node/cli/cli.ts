@@ -124,6 +124,22 @@ async function command (p: Parsed): Promise<number> {
       else for (const peer of peers) out(`${peer.id} ${peer.addresses.join(' ')}`)
       return 0
     }
+    case 'events': {
+      need(p, 0, 'no arguments')
+      const cancel = new AbortController()
+      const onInt = (): void => { cancel.abort(new DOMException('cancelled', 'AbortError')) }
+      process.once('SIGINT', onInt)
+      const { tailEvents } = await import('./events-cli.ts')
+      try {
+        await tailEvents(client, json, out, { signal: cancel.signal })
+      } catch (err) {
+        if (!cancel.signal.aborted) throw err
+        return EXIT_INTERRUPTED
+      } finally {
+        process.off('SIGINT', onInt)
+      }
+      return 1
+    }
     case 'put': {
       const [local, path] = need(p, 2, 'LOCAL PATH')
       // Ctrl-C cancels: the host abandons the write and deletes what it stored, here and on peers
@@ -285,7 +301,8 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
       uplink: rate('uplink'),
       redundancy: parseRedundancy(one(p, 'redundancy')),
       api,
-      apiRate
+      apiRate,
+      onEvent: one(p, 'on-event')
     },
     mount: one(p, 'mount'),
     log
