@@ -1063,7 +1063,7 @@ export class Volume implements VolumeApi {
    * files (`both`). One `resolve` op (node/tree), after a `write` of the kept sibling's content to
    * the file at `path`; every version stays in `log(path)` (a removed sibling's join it) or in
    * the kept files' own. A path with no conflict: NotConflictedError; an unknown sibling: ENOENT;
-   * a sibling kept over something that is not a file (or at a path that is not one): EINVAL.
+   * a sibling's content kept when it or the file at `path` is not a file: ENOTSUP.
    * Nothing is changed when it throws.
    */
   async resolve (path: string, keep: ResolveKeep, options: AbortOptions = {}): Promise<ResolveResult> {
@@ -1085,7 +1085,7 @@ export class Volume implements VolumeApi {
       const chosen = sibs.find(c => c.path === want)
       if (chosen === undefined) throw new FsError('ENOENT', 'resolve', keep.sibling, `not a conflict copy of ${path}; its copies: ${sibs.map(c => c.path).join(', ')}`)
       const from = this.tree.get(chosen.inode)
-      if (inode.kind !== 'file' || from?.kind !== 'file') throw new FsError('EINVAL', 'resolve', path, 'keeping a copy\'s content needs a file at the path and a file copy (keep the name holder, or both)')
+      if (inode.kind !== 'file' || from?.kind !== 'file') throw new FsError('ENOTSUP', 'resolve', path, 'keeping a copy\'s content needs a file at the path and a file copy (keep the name holder, or both)')
       if (from.extents !== undefined) {
         // appends read after the copy's base: its bytes become one new version at the name
         const bytes = await this.readState(stateOf(from), chosen.path, options)

@@ -61,6 +61,12 @@ export class ControlClient {
     return await this.json(await this.send('GET', path, undefined, {}, options))
   }
 
+  /** A JSON request to a route of the control API (POST by default); the reply's JSON. */
+  async post (path: string, body: unknown, options: AbortOptions & { method?: 'POST' | 'PUT' | 'DELETE' } = {}): Promise<any> {
+    const bytes = Buffer.from(JSON.stringify(body))
+    return await this.json(await this.send(options.method ?? 'POST', path, bytes, { 'content-type': 'application/json' }, options))
+  }
+
   /** A filesystem call by name (control.ts FS_OPS), without a signal: see fsCall. */
   async fs (op: string, ...args: unknown[]): Promise<any> {
     return await this.fsCall(op, args)

@@ -7,6 +7,7 @@ import { ChunkService, Space, Staging, Store } from '../data/index.ts'
 import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ControlServer } from './control.ts'
+import { conflictRoutes } from '../api/index.ts'
 import { CONTROL_SOCKET } from './client.ts'
 import { createHost, FULL_MESH_PEERS, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, SpaceNotices, startUplinks, uploadCap } from '../net/index.ts'
 import type { Host, MembershipInit, Sync } from '../net/index.ts'
@@ -236,6 +237,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const control = new ControlServer({
       socket: join(dir, CONTROL_SOCKET),
       volume,
+      routes: [...conflictRoutes({ volume })],
       // answered from what this host keeps (no message to any peer), every figure with its age;
       // `survey` asks every holder first (keeper/status.ts)
       status: async ({ chunks, survey, signal }) => {
