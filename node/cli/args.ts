@@ -93,6 +93,16 @@ export const COMMANDS: Record<string, Command> = {
   },
   log: { args: 'PATH', summary: 'list the versions of a file', options: json },
   conflicts: { args: '', summary: 'list the conflict copies', options: json },
+  resolve: {
+    args: 'PATH',
+    summary: 'resolve the conflict at PATH (one of --keep-name-holder, --keep SIBLING, --keep-both)',
+    options: {
+      'keep-name-holder': { type: 'boolean', help: 'keep the version at PATH; the copies go (their versions stay in `log PATH`)' },
+      keep: { type: 'string', value: 'SIBLING', help: 'keep this copy\'s content at PATH (its name or path); the copies go' },
+      'keep-both': { type: 'boolean', help: 'keep every copy as a plain file named "NAME (conflict from HOST DATE).EXT"' },
+      ...json
+    }
+  },
   pin: { args: 'PATH', summary: 'keep a full local copy of PATH (for offline use)', options: {} },
   unpin: { args: 'PATH', summary: 'stop keeping PATH here', options: {} },
   help: { args: '[COMMAND]', summary: 'print the help (of a command)', options: {} }

@@ -212,6 +212,19 @@ async function command (p: Parsed): Promise<number> {
       for (const c of list) out(c.path)
       return 0
     }
+    case 'resolve': {
+      const [path] = need(p, 1, 'PATH')
+      const sibling = one(p, 'keep')
+      const chosen = [has(p, 'keep-name-holder'), sibling !== undefined, has(p, 'keep-both')].filter(Boolean).length
+      if (chosen !== 1) throw new ArgvError('give exactly one of --keep-name-holder, --keep SIBLING, --keep-both', 'resolve')
+      const keep = sibling !== undefined ? { sibling } : has(p, 'keep-both') ? 'both' : 'name-holder'
+      const r = await client.request('POST', '/v1/conflicts/resolve', { path, keep })
+      if (json) { out(toJson(r)); return 0 }
+      for (const x of r.removed) out(`removed ${x}`)
+      for (const x of r.kept) out(`kept ${x.from} as ${x.to}`)
+      for (const x of r.left) out(`left ${x} (changed meanwhile: still a conflict)`)
+      return 0
+    }
     case 'ls': {
       const [path = '/'] = p.args.length <= 1 ? p.args : need(p, 1, 'PATH')
       const st: Stats = await client.stat(path, { follow: true })

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { ChunkService, Space, Staging, Store } from '../data/index.ts'
 import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
-import { ApiServer, resourceRoutes, apiToken, parseApiAddress } from '../api/index.ts'
+import { ApiServer, resourceRoutes, conflictRoutes, apiToken, parseApiAddress } from '../api/index.ts'
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
@@ -307,7 +307,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         uplink: opts.uplink ?? null
       })
     })
-    const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...eventRoutes(events), ...(opts.routes ?? [])], tcp, version: VERSION })
+    const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...(opts.routes ?? [])], tcp, version: VERSION })
     await api.start()
     closers.push(async () => { await api.stop() })
     return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, api, events, close }
