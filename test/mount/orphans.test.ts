@@ -45,6 +45,19 @@ for f in (fd, dfd, top): os.close(f)
 print('after', os.listdir('.'))
 PY`
 
+/** An open directory renamed (itself, or a directory above it) lists what it holds. */
+const RENAMED = String.raw`python3 - <<'PY'
+import os
+os.makedirs('d/s/x')
+fd = os.open('d', os.O_RDONLY | os.O_DIRECTORY)
+sub = os.open('d/s', os.O_RDONLY | os.O_DIRECTORY)
+os.rename('d', 'e')
+print('renamed', sorted(os.listdir(fd)), sorted(os.listdir(sub)), os.fstat(sub).st_nlink)
+os.rename('e/s', 't')
+print('moved out', sorted(os.listdir(fd)), sorted(os.listdir(sub)))
+for f in (fd, sub): os.close(f)
+PY`
+
 describe('mount: files and directories held open while their directory is removed', function () {
   let t: Teardown
   let m: Mounted
@@ -64,5 +77,11 @@ describe('mount: files and directories held open while their directory is remove
     assert.doesNotMatch(expected.replace(/listdir error 2 .*/g, ''), /error/)
     assert.equal(await ok(SCRIPT, { cwd: m.dir }), expected)
     assert.equal(await ok('ls -A', { cwd: m.dir }), '')
+  })
+
+  it('an open directory renamed on the mount lists its entries by its new path', async function () {
+    const expected = await ok(RENAMED, { cwd: local })
+    assert.equal(expected, "renamed ['s'] ['x'] 3\nmoved out [] ['x']\n")
+    assert.equal(await ok(RENAMED, { cwd: m.dir }), expected)
   })
 })
