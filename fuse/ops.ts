@@ -134,14 +134,19 @@ function changed (dir: RemovedDir, change: Partial<Stats>): void {
   dir.stats = { ...dir.stats, ...change, ctimeNs, ctimeMs: Number(ctimeNs / 1_000_000n) }
 }
 
+/** An open directory, in the same handle table as files; `path` follows renames on this mount. */
+interface DirHandle extends FileHandle { path: string }
+
 /**
- * An open directory: the path it was opened at, in the same handle table as files; after an
- * rmdir on this mount, the directory's remains (`removed`, by inode).
+ * An open directory: the path it was opened at (moved by renames on this mount, see `moved`);
+ * after an rmdir on this mount, the directory's remains (`removed`, by inode).
  */
-function dirHandle (volume: VolumeApi, path: string, ino: number, removed: Map<number, RemovedDir>): FileHandle {
-  const isDir = async (): Promise<never> => { throw new FsError('EISDIR', 'read', path) }
+function dirHandle (volume: VolumeApi, at: string, ino: number, removed: Map<number, RemovedDir>): DirHandle {
+  const isDir = async (): Promise<never> => { throw new FsError('EISDIR', 'read', at) }
+  let path = at
   return {
-    path,
+    get path () { return path },
+    set path (to: string) { path = to },
     ino,
     read: isDir,
     write: isDir,
@@ -216,7 +221,18 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
    */
   const removedDirs = new Map<number, RemovedDir>()
   /** Directories open now (opendir, not yet released). */
-  let openDirs = 0
+  const openDirs = new Set<DirHandle>()
+
+  /**
+   * A rename on this mount moved `from` to `to`: open directories at or below `from` follow it
+   * (libfuse hands readdir its file handle only, no path, and the Volume lists by path).
+   */
+  function moved (from: string, to: string): void {
+    for (const d of openDirs) {
+      if (d.path === from) d.path = to
+      else if (d.path.startsWith(from + '/')) d.path = to + d.path.slice(from.length)
+    }
+  }
 
   /** The hidden names of inode `ino` and its remains go with its last handle. */
   function dropHidden (ino: number): void {
@@ -227,7 +243,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
 
   /** rmdir, as fuse/binding.c hands it over: a rename of `path` to `as`, a name for libfuse. */
   async function rmdir (path: string, as: string, o: AbortOptions): Promise<Answer> {
-    const held = openDirs > 0 ? await volume.lstat(path, o) : undefined
+    const held = openDirs.size > 0 ? await volume.lstat(path, o) : undefined
     let xattrs: Map<string, Uint8Array> | undefined
     if (held !== undefined && handles.all().some(h => h.ino === held.ino)) {
       xattrs = new Map()
@@ -377,8 +393,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         links.forget(to)
         links.forget(from)
         const st = await volume.lstat(to, o)
-        if (st.kind === 'dir') links.moveDir(from, to)
-        else links.note(to, st)
+        if (st.kind === 'dir') {
+          links.moveDir(from, to)
+          moved(from, to)
+        } else links.note(to, st)
         return { result: 0, a: others }
       }
       case Op.link: {
@@ -494,14 +512,15 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         // a removed directory opened again (by a process whose cwd it is)
         const st = aliased(p)?.ino ?? (await volume.lstat(p, o))
         if (typeof st !== 'number' && st.kind !== 'dir') throw new FsError('ENOTDIR', 'opendir', p)
-        const answer = await open(dirHandle(volume, p, typeof st === 'number' ? st : st.ino, removedDirs))
-        openDirs++
+        const dir = dirHandle(volume, p, typeof st === 'number' ? st : st.ino, removedDirs)
+        const answer = await open(dir)
+        openDirs.add(dir)
         return answer
       }
       case Op.releasedir: {
         const fh = handles.remove(n[0])
         if (fh !== undefined) {
-          openDirs--
+          openDirs.delete(fh as DirHandle)
           dropHidden(fh.ino)
         }
         return OK
