@@ -1,6 +1,8 @@
 // darkfs FUSE edge: a small N-API binding to libfuse 3 (high-level, path-based API).
 //
-// libfuse runs its session loop (fuse_loop_mt) in native threads. Every request is copied
+// libfuse's session runs in native threads of our own loop (session_loop: libfuse's
+// fuse_session_receive_buf/process_buf, the public parts of its fuse_loop_mt, plus one rewrite
+// of the kernel's RMDIR: see rmdir_as_rename). Every request is copied
 // into a `req_t` (paths, write bytes) and handed to JavaScript through one
 // napi_threadsafe_function; the worker thread then waits until JavaScript answers with
 // `reply(req, result, a, b)` or until the request's native deadline passes (then -EIO). The
@@ -17,6 +19,8 @@
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
 #include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <node_api.h>
 #include <errno.h>
 #include <pthread.h>
@@ -24,7 +28,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -34,6 +40,9 @@
 // Worker threads libfuse may run at once (= requests in flight), and idle ones it keeps.
 #define MAX_THREADS 64
 #define IDLE_THREADS 8
+// Rename flag (no kernel one: renameat2 refuses unknown flags) marking a rename that is the
+// kernel's rmdir, rewritten by rmdir_as_rename; JS removes the directory (fuse/ops.ts).
+#define RENAME_IS_RMDIR 0x80000000u
 // Extra time the native side waits beyond the JS deadline before giving up on its own.
 #define NATIVE_GRACE_MS 5000
 // Number of stat fields JS sends for getattr, and statfs fields.
@@ -564,6 +573,194 @@ static void inval_stop (mount_t *m) {
   pthread_mutex_unlock(&m->inval_mu);
 }
 
+// ---- the session loop ----
+//
+// libfuse's high-level API names every node by a path it builds from the names of the node's
+// ancestors in its own node tree. A directory removed by rmdir loses its name there, and with it
+// every node below it: a file held open inside (kept under a hidden name, see op_init) or the
+// directory itself, held open or a process's cwd. The kernel asks fstat, fchmod, fchown,
+// futimens and f*xattr of an open file without its file handle, so libfuse must build the path
+// and answers ESTALE itself, where a local disk serves them (nlink 0) until the last close.
+// So the kernel's RMDIR never reaches libfuse as one: session_loop rewrites it, in the request
+// buffer, into a rename of the directory to a name of its own in the root (RENAME_IS_RMDIR set).
+// fuse/ops.ts removes the directory from the Volume for it, as rmdir; libfuse, told it was a
+// rename, keeps the node, under a path it can build, until the kernel forgets the inode. The
+// reply of both requests is the same (an error code only). The name is unique in the mount and
+// unguessable (a random prefix per mount), so it names no entry of the Volume.
+
+typedef struct loop_s {
+  struct fuse_session *se;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int workers, idle, error;
+  // the workers' threads, for cancelling those blocked reading the device at the end
+  pthread_t ids[MAX_THREADS];
+  int used[MAX_THREADS];
+  uint64_t salt, removed;
+} loop_t;
+
+typedef struct worker_s {
+  loop_t *l;
+  int slot;
+  struct fuse_buf buf;
+} worker_t;
+
+static void rmdir_as_rename (loop_t *l, struct fuse_buf *buf) {
+  if ((buf->flags & FUSE_BUF_IS_FD) != 0 || buf->size < sizeof(struct fuse_in_header)) return;
+  struct fuse_in_header *in = buf->mem;
+  if (in->opcode != FUSE_RMDIR || in->len != buf->size || buf->size <= sizeof *in) return;
+  const char *name = (const char *)(in + 1);
+  size_t namelen = strnlen(name, buf->size - sizeof *in);
+  if (namelen == buf->size - sizeof *in) return; // not terminated: libfuse refuses it as it is
+  char as[64];
+  uint64_t n = __atomic_add_fetch(&l->removed, 1, __ATOMIC_RELAXED);
+  int aslen = snprintf(as, sizeof as, ".darkfs-removed-%016llx-%llu", (unsigned long long)l->salt, (unsigned long long)n);
+  size_t len = sizeof *in + sizeof(struct fuse_rename2_in) + namelen + 1 + (size_t)aslen + 1;
+  // at most ~1.2 KiB (FUSE names are at most 1024 bytes), well inside the smallest request buffer
+  if (namelen > 1024) return;
+  char *at = (char *)(in + 1);
+  // the old name moves up past the rename2 header; memmove, the ranges overlap
+  memmove(at + sizeof(struct fuse_rename2_in), name, namelen + 1);
+  struct fuse_rename2_in *arg = (struct fuse_rename2_in *)at;
+  memset(arg, 0, sizeof *arg);
+  arg->newdir = FUSE_ROOT_ID;
+  arg->flags = RENAME_IS_RMDIR;
+  memcpy(at + sizeof *arg + namelen + 1, as, (size_t)aslen + 1);
+  in->opcode = FUSE_RENAME2;
+  in->len = (uint32_t)len;
+  buf->size = len;
+}
+
+static int loop_spawn (loop_t *l);
+
+// A worker's end, under l->mu: its slot and counts go, the loop thread is told.
+static void worker_end (worker_t *w) {
+  loop_t *l = w->l;
+  l->used[w->slot] = 0;
+  l->idle--;
+  l->workers--;
+  pthread_cond_broadcast(&l->cv);
+  free(w->buf.mem);
+  free(w);
+}
+
+static void worker_cancelled (void *arg) {
+  worker_t *w = arg;
+  loop_t *l = w->l;
+  pthread_mutex_lock(&l->mu);
+  worker_end(w);
+  pthread_mutex_unlock(&l->mu);
+}
+
+// One worker, as in libfuse's fuse_loop_mt: a new one starts when none is left waiting for a
+// request (up to MAX_THREADS), one ends when more than IDLE_THREADS wait, and a worker can be
+// cancelled only while it waits for a request.
+static void *loop_worker (void *arg) {
+  worker_t *w = arg;
+  loop_t *l = w->l;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+  for (;;) {
+    if (fuse_session_exited(l->se)) break;
+    int res;
+    pthread_cleanup_push(worker_cancelled, w);
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    res = fuse_session_receive_buf(l->se, &w->buf);
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    pthread_cleanup_pop(0);
+    if (res == -EINTR) continue;
+    if (res <= 0) {
+      if (res < 0) {
+        pthread_mutex_lock(&l->mu);
+        if (l->error == 0) l->error = res;
+        pthread_mutex_unlock(&l->mu);
+        fuse_session_exit(l->se);
+      }
+      break;
+    }
+    int forget = 0;
+    if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header)) {
+      uint32_t opcode = ((struct fuse_in_header *)w->buf.mem)->opcode;
+      forget = opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET;
+      rmdir_as_rename(l, &w->buf);
+    }
+    pthread_mutex_lock(&l->mu);
+    if (!forget) l->idle--;
+    if (l->idle == 0 && l->workers < MAX_THREADS && !fuse_session_exited(l->se)) loop_spawn(l);
+    pthread_mutex_unlock(&l->mu);
+    fuse_session_process_buf(l->se, &w->buf);
+    pthread_mutex_lock(&l->mu);
+    if (!forget) l->idle++;
+    if (l->idle > IDLE_THREADS && l->workers > 1) {
+      worker_end(w);
+      pthread_mutex_unlock(&l->mu);
+      return NULL;
+    }
+    pthread_mutex_unlock(&l->mu);
+  }
+  pthread_mutex_lock(&l->mu);
+  worker_end(w);
+  pthread_mutex_unlock(&l->mu);
+  return NULL;
+}
+
+// Under l->mu. Workers take no signals: they inherit the loop thread's mask (all blocked).
+static int loop_spawn (loop_t *l) {
+  int slot = 0;
+  while (slot < MAX_THREADS && l->used[slot]) slot++;
+  if (slot == MAX_THREADS) return -1;
+  worker_t *w = calloc(1, sizeof(worker_t));
+  if (w == NULL) return -1;
+  w->l = l;
+  w->slot = slot;
+  l->used[slot] = 1;
+  l->workers++;
+  l->idle++;
+  if (pthread_create(&l->ids[slot], NULL, loop_worker, w) != 0) {
+    l->used[slot] = 0;
+    l->workers--;
+    l->idle--;
+    free(w);
+    return -1;
+  }
+  pthread_detach(l->ids[slot]);
+  return 0;
+}
+
+// Runs the session of `f` until it ends (unmount, connection aborted, error): 0 or -errno.
+// Then the caller unmounts and calls session_drain(f, *out).
+static int session_loop (struct fuse *f, loop_t **out) {
+  *out = NULL;
+  loop_t *l = calloc(1, sizeof(loop_t));
+  if (l == NULL) return -ENOMEM;
+  l->se = fuse_get_session(f);
+  pthread_mutex_init(&l->mu, NULL);
+  pthread_cond_init(&l->cv, NULL);
+  if (getrandom(&l->salt, sizeof l->salt, 0) != (ssize_t)sizeof l->salt) l->salt = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)l;
+  *out = l;
+  if (fuse_start_cleanup_thread(f) != 0) return -ENOMEM;
+  pthread_mutex_lock(&l->mu);
+  int rc = loop_spawn(l) == 0 ? 0 : -EAGAIN;
+  while (rc == 0 && !fuse_session_exited(l->se) && l->workers > 0) pthread_cond_wait(&l->cv, &l->mu);
+  if (rc == 0) rc = l->error;
+  pthread_mutex_unlock(&l->mu);
+  return rc;
+}
+
+// The session has ended: workers still waiting for a request are cancelled (those answering
+// one finish it first), and the loop's state goes once the last has ended.
+static void session_drain (struct fuse *f, loop_t *l) {
+  if (l == NULL) return;
+  pthread_mutex_lock(&l->mu);
+  for (int i = 0; i < MAX_THREADS; i++) if (l->used[i]) pthread_cancel(l->ids[i]);
+  while (l->workers > 0) pthread_cond_wait(&l->cv, &l->mu);
+  pthread_mutex_unlock(&l->mu);
+  pthread_mutex_destroy(&l->mu);
+  pthread_cond_destroy(&l->cv);
+  free(l);
+  fuse_stop_cleanup_thread(f);
+  fuse_session_reset(fuse_get_session(f));
+}
+
 static void *loop_thread (void *arg) {
   mount_t *m = arg;
   char *argv[3] = { "darkfs", "-o", NULL };
@@ -594,15 +791,12 @@ static void *loop_thread (void *arg) {
   m->fuse = f;
   pthread_mutex_unlock(&m->lock);
   post_event(m, EV_MOUNTED, 0);
-  struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(cfg, MAX_THREADS);
-  fuse_loop_cfg_set_idle_threads(cfg, IDLE_THREADS);
-  fuse_loop_cfg_set_clone_fd(cfg, 0);
-  int rc = fuse_loop_mt(f, cfg);
-  fuse_loop_cfg_destroy(cfg);
+  loop_t *l;
+  int rc = session_loop(f, &l);
   pthread_mutex_lock(&m->lock);
   m->fuse = NULL;
   pthread_mutex_unlock(&m->lock);
+  session_drain(f, l);
   fuse_unmount(f);
   fuse_destroy(f);
   fuse_opt_free_args(&args);

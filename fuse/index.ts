@@ -26,6 +26,11 @@
 //   name is gone at once (readdir, rmdir of its directory, other hosts), it reads and writes as
 //   before, and what it held is dropped at the close, never a version (libfuse's hidden name for
 //   it is an alias inside this mount only: fuse/ops.ts);
+// - the same holds when its directory is removed too (rm -rf): fstat, fchmod, futimens, f*xattr
+//   go on; a directory removed while held open keeps its attributes (nlink 0) until its last
+//   close. libfuse gets every rmdir as a rename to a root name of its own, so it keeps a path for
+//   what is held below (fuse/binding.c, rmdir_as_rename); open directories follow renames made
+//   on this mount;
 // - POSIX ACL xattrs (system.posix_acl_*) and file capabilities are refused (ENOTSUP), so
 //   tools fall back to chmod; RENAME_EXCHANGE is EINVAL, RENAME_NOREPLACE is supported.
 import { stat, readdir, writeFile, opendir } from 'node:fs/promises'

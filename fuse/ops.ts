@@ -67,6 +67,12 @@ const O_APPEND = 0o2000
 const OPEN_FLAGS = O_ACCMODE | O_TRUNC | O_APPEND
 const S_ISGID = 0o2000
 const RENAME_NOREPLACE = 1
+/**
+ * The flag of a rename that is the kernel's rmdir of `path`: fuse/binding.c (rmdir_as_rename)
+ * hands libfuse every rmdir as a rename of the directory to a name of its own in the root, so
+ * libfuse keeps a path for what is held open below it (no kernel rename has this flag).
+ */
+const RENAME_IS_RMDIR = 0x80000000
 const XATTR_CREATE = 1
 const XATTR_REPLACE = 2
 const UTIME_NOW = (1 << 30) - 1
@@ -111,23 +117,84 @@ function timeArg (sec: number, nsec: number): TimeArg {
 
 export type OpsVolume = VolumeApi
 
-/** An open directory: the path it was opened at, in the same handle table as files. */
-function dirHandle (volume: VolumeApi, path: string, ino: number): FileHandle {
-  const isDir = async (): Promise<never> => { throw new FsError('EISDIR', 'read', path) }
+/**
+ * A directory removed (rmdir) while held open: what is left of it until its last handle closes,
+ * as on a local disk: its attributes (nlink 0) and xattrs, which fchmod, fchown, futimens and
+ * f*xattr still change, and no entries. Only this mount sees it; the Volume has no such inode.
+ */
+interface RemovedDir { stats: Stats, xattrs: Map<string, Uint8Array> }
+
+function nowNs (): bigint {
+  return BigInt(Date.now()) * 1_000_000n
+}
+
+/** The removed directory `dir` after a change at `now`: ctime follows every change. */
+function changed (dir: RemovedDir, change: Partial<Stats>): void {
+  const ctimeNs = nowNs()
+  dir.stats = { ...dir.stats, ...change, ctimeNs, ctimeMs: Number(ctimeNs / 1_000_000n) }
+}
+
+/** An open directory, in the same handle table as files; `path` follows renames on this mount. */
+interface DirHandle extends FileHandle { path: string }
+
+/**
+ * An open directory: the path it was opened at (moved by renames on this mount, see `moved`);
+ * after an rmdir on this mount, the directory's remains (`removed`, by inode).
+ */
+function dirHandle (volume: VolumeApi, at: string, ino: number, removed: Map<number, RemovedDir>): DirHandle {
+  const isDir = async (): Promise<never> => { throw new FsError('EISDIR', 'read', at) }
+  let path = at
   return {
-    path,
+    get path () { return path },
+    set path (to: string) { path = to },
     ino,
     read: isDir,
     write: isDir,
     truncate: isDir,
-    stat: async (options) => await volume.lstat(path, options),
-    chmod: async (mode, options) => { await volume.chmod(path, mode, options) },
-    chown: async (uid, gid, options) => { await volume.chown(path, uid, gid, options) },
-    utimes: async (atime, mtime, options) => { await volume.utimes(path, atime, mtime, options) },
-    getxattr: async (name, options) => await volume.getxattr(path, name, options),
-    setxattr: async (name, value, flags) => { await volume.setxattr(path, name, value, flags) },
-    listxattr: async (options) => await volume.listxattr(path, options),
-    removexattr: async (name, options) => { await volume.removexattr(path, name, options) },
+    stat: async (options) => removed.get(ino)?.stats ?? await volume.lstat(path, options),
+    chmod: async (mode, options) => {
+      const dir = removed.get(ino)
+      if (dir !== undefined) changed(dir, { mode: (dir.stats.mode & ~0o7777) | (mode & 0o7777) })
+      else await volume.chmod(path, mode, options)
+    },
+    chown: async (uid, gid, options) => {
+      const dir = removed.get(ino)
+      if (dir !== undefined) changed(dir, { uid, gid })
+      else await volume.chown(path, uid, gid, options)
+    },
+    utimes: async (atime, mtime, options) => {
+      const dir = removed.get(ino)
+      if (dir === undefined) { await volume.utimes(path, atime, mtime, options); return }
+      const at = (t: TimeArg, was: bigint): bigint => t === 'omit' ? was : t === 'now' ? nowNs() : BigInt(t as bigint)
+      const atimeNs = at(atime, dir.stats.atimeNs)
+      const mtimeNs = at(mtime, dir.stats.mtimeNs)
+      changed(dir, { atimeNs, mtimeNs, atimeMs: Number(atimeNs / 1_000_000n), mtimeMs: Number(mtimeNs / 1_000_000n) })
+    },
+    getxattr: async (name, options) => {
+      const dir = removed.get(ino)
+      if (dir === undefined) return await volume.getxattr(path, name, options)
+      const value = dir.xattrs.get(name)
+      if (value === undefined) throw new FsError('ENODATA', 'getxattr', path)
+      return value
+    },
+    setxattr: async (name, value, flags) => {
+      const dir = removed.get(ino)
+      if (dir === undefined) { await volume.setxattr(path, name, value, flags); return }
+      if (flags?.create === true && dir.xattrs.has(name)) throw new FsError('EEXIST', 'setxattr', path)
+      if (flags?.replace === true && !dir.xattrs.has(name)) throw new FsError('ENODATA', 'setxattr', path)
+      dir.xattrs.set(name, Uint8Array.from(value))
+      changed(dir, {})
+    },
+    listxattr: async (options) => {
+      const dir = removed.get(ino)
+      return dir !== undefined ? [...dir.xattrs.keys()] : await volume.listxattr(path, options)
+    },
+    removexattr: async (name, options) => {
+      const dir = removed.get(ino)
+      if (dir === undefined) { await volume.removexattr(path, name, options); return }
+      if (!dir.xattrs.delete(name)) throw new FsError('ENODATA', 'removexattr', path)
+      changed(dir, {})
+    },
     sync: async () => {},
     flush: async () => {},
     close: async () => {}
@@ -148,6 +215,47 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
    * the last one closes. Hidden name -> inode number.
    */
   const hidden = new Map<string, number>()
+  /**
+   * Directories removed on this mount while held open, by inode (their names in `hidden` are
+   * the root names fuse/binding.c renames them to for libfuse: see RENAME_IS_RMDIR).
+   */
+  const removedDirs = new Map<number, RemovedDir>()
+  /** Directories open now (opendir, not yet released). */
+  const openDirs = new Set<DirHandle>()
+
+  /**
+   * A rename on this mount moved `from` to `to`: open directories at or below `from` follow it
+   * (libfuse hands readdir its file handle only, no path, and the Volume lists by path).
+   */
+  function moved (from: string, to: string): void {
+    for (const d of openDirs) {
+      if (d.path === from) d.path = to
+      else if (d.path.startsWith(from + '/')) d.path = to + d.path.slice(from.length)
+    }
+  }
+
+  /** The hidden names of inode `ino` and its remains go with its last handle. */
+  function dropHidden (ino: number): void {
+    if (hidden.size === 0 || handles.all().some(h => h.ino === ino)) return
+    for (const [name, i] of hidden) if (i === ino) hidden.delete(name)
+    removedDirs.delete(ino)
+  }
+
+  /** rmdir, as fuse/binding.c hands it over: a rename of `path` to `as`, a name for libfuse. */
+  async function rmdir (path: string, as: string, o: AbortOptions): Promise<Answer> {
+    const held = openDirs.size > 0 ? await volume.lstat(path, o) : undefined
+    let xattrs: Map<string, Uint8Array> | undefined
+    if (held !== undefined && handles.all().some(h => h.ino === held.ino)) {
+      xattrs = new Map()
+      for (const name of await volume.listxattr(path, o)) xattrs.set(name, await volume.getxattr(path, name, o))
+    }
+    await volume.rmdir(path, o)
+    if (held !== undefined && xattrs !== undefined) {
+      removedDirs.set(held.ino, { stats: { ...held, nlink: 0 }, xattrs })
+      hidden.set(as.slice(as.lastIndexOf('/') + 1), held.ino)
+    }
+    return OK
+  }
 
   /** The open file a hidden name stands for, or undefined for any other path. */
   function aliased (path: string | null): FileHandle | undefined {
@@ -216,8 +324,9 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       case Op.getattr: {
         const st = await stat(path, n[0], o)
         // libfuse's getattr takes one link off the count of a hidden node (it counts the hidden
-        // name as a link; here it is none): given one more, nlink 0 reaches the kernel as 0
-        if (n[0] < 0 && aliased(path) !== undefined) return { result: 0, a: encodeStat({ ...st, nlink: st.nlink + 1 }) }
+        // name as a link; here it is none): given one more, nlink 0 reaches the kernel as 0.
+        // A removed directory's name is no hidden one (libfuse hides files only)
+        if (n[0] < 0 && st.kind !== 'dir' && aliased(path) !== undefined) return { result: 0, a: encodeStat({ ...st, nlink: st.nlink + 1 }) }
         return { result: 0, a: encodeStat(st) }
       }
       case Op.readlink:
@@ -256,6 +365,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         return { result: 0, b: await after(p, -1, o) }
       }
       case Op.rename: {
+        if ((n[0] & RENAME_IS_RMDIR) !== 0) return await rmdir(need(path, 'rmdir'), need(path2, 'rmdir'), o)
         const from = need(path, 'rename')
         const to = checkName(need(path2, 'rename'), 'rename')
         if ((n[0] & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', 'rename', from, 'RENAME_EXCHANGE and whiteouts are not supported')
@@ -283,8 +393,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         links.forget(to)
         links.forget(from)
         const st = await volume.lstat(to, o)
-        if (st.kind === 'dir') links.moveDir(from, to)
-        else links.note(to, st)
+        if (st.kind === 'dir') {
+          links.moveDir(from, to)
+          moved(from, to)
+        } else links.note(to, st)
         return { result: 0, a: others }
       }
       case Op.link: {
@@ -360,11 +472,8 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       case Op.release: {
         const fh = handles.remove(n[0])
         if (fh === undefined) return OK
-        // the file's hidden names end with its last handle (libfuse cannot unlink one whose
-        // directory is gone: it has no path for it)
-        if (hidden.size > 0 && !handles.all().some(h => h.ino === fh.ino)) {
-          for (const [name, ino] of hidden) if (ino === fh.ino) hidden.delete(name)
-        }
+        // the file's hidden names end with its last handle
+        dropHidden(fh.ino)
         // not bound to the request's deadline: nobody waits on a release (close(2) waited on
         // flush), and the commit of the last handle's writes is the host's to finish
         await fh.close()
@@ -400,15 +509,30 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       }
       case Op.opendir: {
         const p = need(path, 'opendir')
-        const st = await volume.lstat(p, o)
-        if (st.kind !== 'dir') throw new FsError('ENOTDIR', 'opendir', p)
-        return await open(dirHandle(volume, p, st.ino))
+        // a removed directory opened again (by a process whose cwd it is)
+        const st = aliased(p)?.ino ?? (await volume.lstat(p, o))
+        if (typeof st !== 'number' && st.kind !== 'dir') throw new FsError('ENOTDIR', 'opendir', p)
+        const dir = dirHandle(volume, p, typeof st === 'number' ? st : st.ino, removedDirs)
+        const answer = await open(dir)
+        openDirs.add(dir)
+        return answer
       }
-      case Op.releasedir:
-        handles.remove(n[0])
+      case Op.releasedir: {
+        const fh = handles.remove(n[0])
+        if (fh !== undefined) {
+          openDirs.delete(fh as DirHandle)
+          dropHidden(fh.ino)
+        }
         return OK
+      }
       case Op.readdir: {
-        const p = n[0] >= 0 ? handles.get(n[0]).path : need(path, 'readdir')
+        const dir = n[0] >= 0 ? handles.get(n[0]) : undefined
+        // a removed directory has no entries (the kernel does not ask for them: a safeguard)
+        if (dir !== undefined && removedDirs.has(dir.ino)) {
+          const nums = Float64Array.from([dir.ino, typeBits('dir'), dir.ino, typeBits('dir')])
+          return { result: 0, a: ['.', '..'], b: nums }
+        }
+        const p = dir !== undefined ? dir.path : need(path, 'readdir')
         const [entries, self, parent] = await Promise.all([
           volume.readdirents(p, o), volume.lstat(p, o), volume.lstat(parentOf(p), o)
         ])

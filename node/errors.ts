@@ -122,6 +122,16 @@ export class NetworkKeyMismatchError extends Error {
   }
 }
 
+/** `darkfs resolve PATH` of a path that has no conflict siblings (HTTP 409: nothing was changed). */
+export class NotConflictedError extends Error {
+  override readonly name = 'NotConflictedError'
+  readonly path: string
+  constructor (path: string, detail?: string) {
+    super(`${path} has no conflict to resolve${detail !== undefined ? ` (${detail})` : ''}`)
+    this.path = path
+  }
+}
+
 const classes: Record<string, new (...args: any[]) => Error> = {}
 
 /** Error -> wire form, for the control socket. */
@@ -154,6 +164,6 @@ export function fromWire (wire: WireError): Error {
   return err
 }
 
-for (const Cls of [CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError]) {
+for (const Cls of [CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, NotConflictedError]) {
   classes[Cls.name] = Cls
 }

@@ -18,7 +18,8 @@
 // call: `await vol.readFile('/big', { signal: AbortSignal.timeout(5000) })`. Inside node/,
 // signals are merged only through anySignal() (abort.ts).
 export type { Caller, Kind, Stats, Dirent, StatFs, OpenFlags, FileHandle, TimeArg, VolumeApi } from './types.ts'
-export { FsError, CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, toWire, fromWire } from './errors.ts'
+export type { ResolveKeep, ResolveResult } from './volume.ts'
+export { FsError, CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, NotConflictedError, toWire, fromWire } from './errors.ts'
 export type { FsCode, WireError } from './errors.ts'
 export { Volume, FILE_SIZE_MAX, FOLD_EXTENTS, FOLD_BYTES, FOLD_SETTLE_MS } from './volume.ts'
 export { CHUNK_SIZE } from './data/index.ts'

@@ -10,7 +10,7 @@ import { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
-import { FsError } from './errors.ts'
+import { FsError, NotConflictedError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type Committed, type FileState } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
@@ -108,6 +108,16 @@ export interface LocalOptions {
 
 interface Resolved { inode: Inode, entry?: Entry, path: string }
 
+/**
+ * What `darkfs resolve PATH` keeps: the version that holds the name now (`name-holder`), every
+ * version (`both`: each sibling stays as a plain file under a name of its own), or one
+ * sibling's content at PATH (`{ sibling }`: its name in PATH's directory, or its path).
+ */
+export type ResolveKeep = 'name-holder' | 'both' | { sibling: string }
+
+/** What a resolve did: siblings removed, siblings kept as plain files (from -> to), siblings left as conflicts. */
+export interface ResolveResult { path: string, removed: string[], kept: Array<{ from: string, to: string }>, left: string[] }
+
 export class Volume implements VolumeApi {
   readonly tree: Tree
   readonly chunks: ChunkService
@@ -199,6 +209,18 @@ export class Volume implements VolumeApi {
         const old = this.seen.get(body.entry)
         if (old === undefined) out.add('/')
         else { out.add(old.path); out.add(parentPath(old.path)); add(pathOf(old.inode)) }
+        break
+      }
+      case 'resolve': {
+        // each sibling went (its old path) or took a plain name (both); the holder's content may have changed
+        add(pathOf(body.inode))
+        for (const { entry } of body.siblings) {
+          const old = this.seen.get(entry)
+          if (old !== undefined) { out.add(old.path); out.add(parentPath(old.path)) }
+          const now = this.tree.path(entry)
+          if (now !== undefined) { out.add(now); out.add(parentPath(now)) }
+        }
+        for (const p of pathOf(body.inode)) out.add(parentPath(p))
         break
       }
       default:
@@ -1025,6 +1047,69 @@ export class Volume implements VolumeApi {
   conflicts (options: AbortOptions = {}): Array<{ path: string, author: string, time: bigint }> {
     options.signal?.throwIfAborted()
     return this.tree.conflicts().map(c => ({ path: c.path, author: c.author, time: c.time }))
+  }
+
+  /** The live conflict copies of the file at `path` (what resolve(path) settles), by path. */
+  conflictsOf (path: string, options: AbortOptions = {}): Array<{ path: string, author: string, time: bigint }> {
+    options.signal?.throwIfAborted()
+    const { entry } = this.walk(path, false, 'conflicts')
+    if (entry === undefined) return []
+    return this.tree.conflictsOf(entry.id).map(c => ({ path: c.path, author: c.author, time: c.time }))
+  }
+
+  /**
+   * Settle the conflict at `path` (`darkfs resolve`, DESIGN.md §6): its siblings (tree
+   * conflictsOf) go, keeping the name holder's content or one sibling's, or all stay as plain
+   * files (`both`). One `resolve` op (node/tree), after a `write` of the kept sibling's content to
+   * the file at `path`; every version stays in `log(path)` (a removed sibling's join it) or in
+   * the kept files' own. A path with no conflict: NotConflictedError; an unknown sibling: ENOENT;
+   * a sibling's content kept when it or the file at `path` is not a file: ENOTSUP.
+   * Nothing is changed when it throws.
+   */
+  async resolve (path: string, keep: ResolveKeep, options: AbortOptions = {}): Promise<ResolveResult> {
+    options.signal?.throwIfAborted()
+    const { inode, entry } = this.walk(path, false, 'resolve')
+    if (entry === undefined) throw new NotConflictedError(path, 'the volume root')
+    const sibs = this.tree.conflictsOf(entry.id)
+    if (sibs.length === 0) {
+      const self = this.tree.conflicts().find(c => c.entry === entry.id)
+      const holder = self === undefined ? undefined : this.tree.entries(self.of).find(e => e.parent === entry.parent)
+      const at = holder === undefined ? undefined : this.tree.path(holder.id)
+      throw new NotConflictedError(path, at !== undefined ? `it is a conflict copy of ${at}: resolve ${at}` : undefined)
+    }
+    const bodies: OpBody[] = []
+    const time = nowNs()
+    if (typeof keep === 'object') {
+      const dir = parentPath(this.tree.path(entry.id) ?? path)
+      const want = keep.sibling.startsWith('/') ? keep.sibling : (dir === '/' ? '' : dir) + '/' + keep.sibling
+      const chosen = sibs.find(c => c.path === want)
+      if (chosen === undefined) throw new FsError('ENOENT', 'resolve', keep.sibling, `not a conflict copy of ${path}; its copies: ${sibs.map(c => c.path).join(', ')}`)
+      const from = this.tree.get(chosen.inode)
+      if (inode.kind !== 'file' || from?.kind !== 'file') throw new FsError('ENOTSUP', 'resolve', path, 'keeping a copy\'s content needs a file at the path and a file copy (keep the name holder, or both)')
+      if (from.extents !== undefined) {
+        // appends read after the copy's base: its bytes become one new version at the name
+        const bytes = await this.readState(stateOf(from), chosen.path, options)
+        await this.replaceFile(path, [bytes], options)
+      } else {
+        bodies.push({ type: 'write', inode: inode.id, content: from.content, size: from.size, time })
+      }
+    }
+    const siblings = sibs.map(c => c.head === undefined ? { entry: c.entry } : { entry: c.entry, head: c.head })
+    bodies.push({ type: 'resolve', inode: inode.id, keep: keep === 'both' ? 'both' : 'holder', siblings, time })
+    options.signal?.throwIfAborted()
+    await this.tree.commitMany(bodies)
+    const now = this.tree.get(inode.id)
+    const open = this.open_.get(inode.id)
+    if (bodies[0].type === 'write' && open !== undefined && now !== undefined) open.rebase(stateOf(now))
+    const result: ResolveResult = { path, removed: [], kept: [], left: [] }
+    const still = new Set(this.tree.conflicts().map(c => c.entry))
+    for (const c of sibs) {
+      const at = this.tree.path(c.entry)
+      if (at === undefined) result.removed.push(c.path)
+      else if (still.has(c.entry)) result.left.push(at)
+      else result.kept.push({ from: c.path, to: at })
+    }
+    return result
   }
 
   /** `df`: the space of the network (a host's Volume, see VolumeParts.capacity), else of the disk under the store. */

@@ -60,12 +60,14 @@ export const COMMANDS: Record<string, Command> = {
       redundancy: { type: 'string', value: 'N', help: 'lost hosts new chunks survive (default 2)' },
       api: { type: 'string', value: 'HOST:PORT', help: 'serve the control API on TCP too (loopback, private or VPN address; bearer token in DATA/api.token)' },
       'api-rate': { type: 'string', value: 'N', help: 'requests per second each --api client may make (default 100)' },
+      'on-event': { type: 'string', value: 'CMD', help: 'run CMD (/bin/sh -c) per event, the event as JSON on its stdin (`darkfs events`)' },
       log: { type: 'string', value: 'LEVEL', help: 'silent | error | info | debug | trace (default error; DEBUG adds namespaces)' }
     }
   },
   heal: { args: '', summary: 'repair every chunk now, treating unreachable hosts as gone', options: {} },
   leave: { args: '', summary: 'hand this host\'s data to the others, then stop it', options: {} },
   peers: { args: '', summary: 'list the connected peers', options: json },
+  events: { args: '', summary: 'print what happens to this host and its network as it happens (until Ctrl-C)', options: { json: { type: 'boolean', help: 'one JSON object per line' } } },
   status: {
     args: '',
     summary: 'this host, its peers, its disk and the health of every chunk, as this host last saw it (each figure with its age)',
@@ -91,6 +93,16 @@ export const COMMANDS: Record<string, Command> = {
   },
   log: { args: 'PATH', summary: 'list the versions of a file', options: json },
   conflicts: { args: '', summary: 'list the conflict copies', options: json },
+  resolve: {
+    args: 'PATH',
+    summary: 'resolve the conflict at PATH (one of --keep-name-holder, --keep SIBLING, --keep-both)',
+    options: {
+      'keep-name-holder': { type: 'boolean', help: 'keep the version at PATH; the copies go (their versions stay in `log PATH`)' },
+      keep: { type: 'string', value: 'SIBLING', help: 'keep this copy\'s content at PATH (its name or path); the copies go' },
+      'keep-both': { type: 'boolean', help: 'keep every copy as a plain file named "NAME (conflict from HOST DATE).EXT"' },
+      ...json
+    }
+  },
   pin: { args: 'PATH', summary: 'keep a full local copy of PATH (for offline use)', options: {} },
   unpin: { args: 'PATH', summary: 'stop keeping PATH here', options: {} },
   help: { args: '[COMMAND]', summary: 'print the help (of a command)', options: {} }

@@ -124,6 +124,22 @@ async function command (p: Parsed): Promise<number> {
       else for (const peer of peers) out(`${peer.id} ${peer.addresses.join(' ')}`)
       return 0
     }
+    case 'events': {
+      need(p, 0, 'no arguments')
+      const cancel = new AbortController()
+      const onInt = (): void => { cancel.abort(new DOMException('cancelled', 'AbortError')) }
+      process.once('SIGINT', onInt)
+      const { tailEvents } = await import('./events-cli.ts')
+      try {
+        await tailEvents(client, json, out, { signal: cancel.signal })
+      } catch (err) {
+        if (!cancel.signal.aborted) throw err
+        return EXIT_INTERRUPTED
+      } finally {
+        process.off('SIGINT', onInt)
+      }
+      return 1
+    }
     case 'put': {
       const [local, path] = need(p, 2, 'LOCAL PATH')
       // Ctrl-C cancels: the host abandons the write and deletes what it stored, here and on peers
@@ -194,6 +210,19 @@ async function command (p: Parsed): Promise<number> {
       const list: any[] = await client.get('/v1/conflicts')
       if (json) { out(toJson(list)); return 0 }
       for (const c of list) out(c.path)
+      return 0
+    }
+    case 'resolve': {
+      const [path] = need(p, 1, 'PATH')
+      const sibling = one(p, 'keep')
+      const chosen = [has(p, 'keep-name-holder'), sibling !== undefined, has(p, 'keep-both')].filter(Boolean).length
+      if (chosen !== 1) throw new ArgvError('give exactly one of --keep-name-holder, --keep SIBLING, --keep-both', 'resolve')
+      const keep = sibling !== undefined ? { sibling } : has(p, 'keep-both') ? 'both' : 'name-holder'
+      const r = await client.request('POST', '/v1/conflicts/resolve', { path, keep })
+      if (json) { out(toJson(r)); return 0 }
+      for (const x of r.removed) out(`removed ${x}`)
+      for (const x of r.kept) out(`kept ${x.from} as ${x.to}`)
+      for (const x of r.left) out(`left ${x} (changed meanwhile: still a conflict)`)
       return 0
     }
     case 'ls': {
@@ -285,7 +314,8 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
       uplink: rate('uplink'),
       redundancy: parseRedundancy(one(p, 'redundancy')),
       api,
-      apiRate
+      apiRate,
+      onEvent: one(p, 'on-event')
     },
     mount: one(p, 'mount'),
     log

@@ -68,6 +68,38 @@ export class ControlClient {
     return await this.json(await this.send(method, path, bytes, bytes === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(bytes.byteLength) }, options))
   }
 
+  /**
+   * A streaming GET of server-sent events (GET /v1/events, api/events.ts): each message as it
+   * arrives (`id` when it has one, `event`, `data` as sent); comments (keep-alives) are skipped.
+   * Ends when the host closes the stream; an abort closes it from this side.
+   */
+  async * stream (path: string, headers: Record<string, string> = {}, options: AbortOptions = {}): AsyncGenerator<{ id?: string, event: string, data: string }> {
+    const res = await this.send('GET', path, undefined, { accept: 'text/event-stream', ...headers }, options)
+    if ((res.statusCode ?? 500) >= 400) { await this.json(res); return }
+    let buf = ''
+    let msg: { id?: string, event: string, data: string[] } = { event: 'message', data: [] }
+    for await (const part of res) {
+      buf += (part as Buffer).toString('utf8')
+      let nl
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, '')
+        buf = buf.slice(nl + 1)
+        if (line === '') {
+          if (msg.data.length > 0) yield { ...(msg.id !== undefined ? { id: msg.id } : {}), event: msg.event, data: msg.data.join('\n') }
+          msg = { event: 'message', data: [] }
+          continue
+        }
+        if (line.startsWith(':')) continue
+        const colon = line.indexOf(':')
+        const field = colon < 0 ? line : line.slice(0, colon)
+        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '')
+        if (field === 'data') msg.data.push(value)
+        else if (field === 'event') msg.event = value
+        else if (field === 'id') msg.id = value
+      }
+    }
+  }
+
   /** A file's Stats (of a symlink itself, unless `follow`). */
   async stat (path: string, opts: { follow?: boolean } & AbortOptions = {}): Promise<any> {
     return await this.get(`/v1/files/stat?${query({ path, ...(opts.follow === true ? { follow: '1' } : {}) })}`, opts)

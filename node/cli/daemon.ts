@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { ChunkService, Space, Staging, Store } from '../data/index.ts'
 import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
-import { ApiServer, resourceRoutes, dashboardRoutes, apiToken, parseApiAddress } from '../api/index.ts'
+import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, parseApiAddress } from '../api/index.ts'
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
@@ -18,6 +18,7 @@ import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
 import { ChunkNetwork, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy } from '../keeper/index.ts'
+import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
 
 const log = logger('cli:daemon')
@@ -49,6 +50,8 @@ export interface DaemonOptions {
   apiRate?: number
   /** More routes of the control API (metrics, events, the dashboard, ...), beside the resources. */
   routes?: Route[]
+  /** A shell command run per event, the event as JSON on its stdin (`up --on-event`, api/hook.ts). */
+  onEvent?: string
 }
 
 export interface Daemon {
@@ -73,6 +76,8 @@ export interface Daemon {
   readonly join: string[]
   /** The control API server (unix socket, and TCP with `api`). */
   readonly api: ApiServer
+  /** What happens to this host and its network (GET /v1/events, api/events.ts). */
+  readonly events: EventLog
   close: () => Promise<void>
 }
 
@@ -241,6 +246,16 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     await spaceNotices.start()
     closers.push(async () => { await spaceNotices.stop() })
 
+    // the event stream, fed by the parts above (api/feed.ts), and the --on-event hook
+    const events = new EventLog()
+    const stopFeed = feedEvents(events, { membership, host, offline: () => presence.offline(), book: keep.book, repairer: keep.repairer, tree, space, pins })
+    closers.push(async () => { stopFeed() })
+    if (opts.onEvent !== undefined) {
+      const hook = new EventHook(events, { command: opts.onEvent })
+      hook.start()
+      closers.push(async () => { hook.stop() })
+    }
+
     if ((opts.join ?? []).length > 0) {
       await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })
     }
@@ -292,10 +307,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         uplink: opts.uplink ?? null
       })
     })
-    const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION })
+    const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION })
     await api.start()
     closers.push(async () => { await api.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, api, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, api, events, close }
   } catch (err) {
     await close()
     throw err

@@ -115,8 +115,18 @@ export interface PinsComponents {
   arriving?: (chunk: CID) => boolean
 }
 
-export class Pins {
+/**
+ * A pin whose every chunk is stored here now: when `pin(path)` finds nothing left to fetch, or
+ * when a later catch-up fetched what was missing then. `files` and `chunks` count everything
+ * under this host's pins (one refresh fills them all).
+ */
+export interface PinComplete { path: string, files: number, chunks: number }
+
+/** Events: 'complete' (PinComplete). */
+export class Pins extends EventTarget {
   private readonly c: PinsComponents
+  /** Paths pinned here whose pin() left chunks to fetch: complete once a refresh fetched them. */
+  private readonly unfilled = new Set<string>()
   private timer?: ReturnType<typeof setTimeout>
   private running?: Promise<PinStats>
   private started = false
@@ -135,6 +145,7 @@ export class Pins {
   }
 
   constructor (components: PinsComponents) {
+    super()
     this.c = components
   }
 
@@ -164,6 +175,7 @@ export class Pins {
   /** Pin PATH here and fetch everything under it that is not stored here yet. */
   async pin (path: string, opts: AbortOptions = {}): Promise<PinStats> {
     await this.c.volume.setxattr(path, PIN_XATTR_PREFIX + this.c.peerId, new TextEncoder().encode('1'))
+    this.unfilled.add(path)
     return await this.refresh(opts)
   }
 
@@ -171,6 +183,7 @@ export class Pins {
   async unpin (path: string): Promise<void> {
     try {
       await this.c.volume.removexattr(path, PIN_XATTR_PREFIX + this.c.peerId)
+      this.unfilled.delete(path)
     } catch (err: any) {
       if (err?.code === 'ENODATA') throw new FsError('EINVAL', 'unpin', path, 'not pinned on this host')
       throw err
@@ -271,6 +284,8 @@ export class Pins {
 
   private async fill (opts: AbortOptions): Promise<PinStats> {
     const signal = anySignal([opts.signal, this.controller.signal])
+    // pins made before this refresh looked at the tree (a pin() during it waits for the next)
+    const waiting = [...this.unfilled]
     const files = pinnedFiles(this.c.tree, this.c.peerId)
     const stats: PinStats = { files: files.length, chunks: 0, fetched: 0, missing: 0, arriving: 0 }
     const seen = new Set<string>()
@@ -278,6 +293,12 @@ export class Pins {
       await this.fillFile(id, stats, seen, signal)
     }, { signal })
     if (stats.arriving > 0) this.kick(PIN_ARRIVING_RETRY_MS)
+    if (stats.missing === 0 && stats.arriving === 0) {
+      for (const path of waiting) {
+        if (!this.unfilled.delete(path)) continue
+        this.dispatchEvent(new CustomEvent<PinComplete>('complete', { detail: { path, files: stats.files, chunks: stats.chunks } }))
+      }
+    }
     return stats
   }
 

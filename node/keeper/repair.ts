@@ -122,7 +122,8 @@ export interface PassOptions extends AbortOptions {
 }
 
 /**
- * Events: 'progress' (RepairProgress, as a pass goes), 'pass' (RepairProgress, a pass ended),
+ * Events: 'start' (a pass starts), 'progress' (RepairProgress, as a pass goes), 'pass'
+ * (RepairProgress, a pass ended),
  * 'skip' (the background timer found nothing changed and ran no pass).
  */
 export class Repairer extends EventTarget {
@@ -346,6 +347,7 @@ export class Repairer extends EventTarget {
     const left = new Map<string, number>()
     const end = this.c.health?.begin()
     const started = Date.now()
+    this.dispatchEvent(new CustomEvent('start'))
     try {
       const p = await this.runPass(opts, (why) => { settled = false; left.set(why, (left.get(why) ?? 0) + 1) })
       // a pass looked at every retained chunk: the book's figures are as fresh as its start

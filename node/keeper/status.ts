@@ -93,7 +93,16 @@ export function stateOf (seen: Seen | undefined, live: Set<string>, self: string
   return 'degraded'
 }
 
-export class HealthBook {
+/**
+ * A chunk a survey (or a placement's acknowledgements) found short of its redundancy, where it
+ * was not before (first seen so, or seen in another state): the event stream's chunk-degraded.
+ * Not said of what a survey that could not ask every holder saw, nor of what a host with no
+ * peer saw (it is offline: presence says so), nor of a lost chunk before a second survey agrees.
+ */
+export interface ShortChunk { chunk: string, health: Exclude<Health, 'redundant'> }
+
+/** Events: 'short' (ShortChunk). */
+export class HealthBook extends EventTarget {
   /** Chunk -> as last seen. */
   private readonly seen = new Map<string, Seen>()
   /** Manifest -> its chunks (from the last listing, and manifests read since). */
@@ -166,6 +175,9 @@ export class HealthBook {
       partial = at - shortSince < LOST_CONFIRM_MS
     }
     this.seen.set(key, { k: ref.k, held: plan.held.map(s => [...s]), health: plan.health, incomplete: partial, at, shortSince, alone })
+    if (plan.health !== 'redundant' && !partial && !alone && (before === undefined || before.health !== plan.health || before.incomplete || before.alone)) {
+      this.dispatchEvent(new CustomEvent<ShortChunk>('short', { detail: { chunk: key, health: plan.health } }))
+    }
     return plan.health === 'lost' && !incomplete && partial ? 'confirm' : undefined
   }
 

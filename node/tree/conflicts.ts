@@ -45,3 +45,29 @@ export function conflictName (name: string, author: string, time: bigint, taken:
     if (!taken(candidate)) return candidate
   }
 }
+
+/** Longest extension kept at the end of a kept conflict's name (`.txt`, `.tar.gz` is `.gz`). */
+const MAX_EXT_CHARS = 16
+
+/**
+ * The name a conflict sibling keeps as a plain file when a user keeps both versions
+ * (`darkfs resolve --keep-both`): `STEM (conflict from <author short id> <YYYY-MM-DD HHMMSS>).EXT`,
+ * the extension last so the file still opens as what it is; `taken` as for conflictName (a clash
+ * adds ` 2`, ` 3`, ... inside the parentheses). A pure function of the sibling, so every host
+ * derives the same one.
+ */
+export function keptName (name: string, author: string, time: bigint, taken: (name: string) => boolean): string {
+  const base = baseName(name)
+  const dot = base.lastIndexOf('.')
+  const hasExt = dot > 0 && base.length - dot <= MAX_EXT_CHARS && dot < base.length - 1
+  let stem = hasExt ? base.slice(0, dot) : base
+  const ext = hasExt ? base.slice(dot) : ''
+  const s = stamp(time)
+  const when = `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)} ${s.slice(9)}`
+  for (let n = 1; ; n++) {
+    const tail = ` (conflict from ${shortAuthor(author)} ${when}${n === 1 ? '' : ` ${n}`})${ext}`
+    while (stem.length > 1 && utf8.encode(stem + tail).byteLength > MAX_NAME_BYTES) stem = Array.from(stem).slice(0, -1).join('')
+    const candidate = stem + tail
+    if (!taken(candidate)) return candidate
+  }
+}

@@ -30,9 +30,12 @@
 //    (the append leaves the list), a write that did not gets it after its own bytes. An append,
 //    like a write, beats a concurrent unlink. A fold (compaction) is read in place of the base
 //    and the first `covers` appends when it matches them exactly; it changes no bytes, no head,
-//    no history, so folds made anywhere never conflict.
+//    no history, so folds made anywhere never conflict;
+//  - a resolve (`darkfs resolve`) settles the conflict siblings it names that still show the
+//    version its author saw: unlinked (their versions join the name holder's history) or kept as
+//    plain files under a name of their own (keptName); see resolve() below.
 import { createHash } from 'node:crypto'
-import { baseName, conflictName } from './conflicts.ts'
+import { baseName, conflictName, keptName } from './conflicts.ts'
 import { Journal, type Undo, undo } from './journal.ts'
 import { sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
@@ -206,6 +209,7 @@ class Apply {
       case 'write': return this.write(this.s.ri(b.inode), b)
       case 'append': return this.append(this.s.ri(b.inode), b)
       case 'fold': return this.fold(this.s.ri(b.inode), b)
+      case 'resolve': return this.resolve(this.s.ri(b.inode), b)
       case 'setxattr':
       case 'removexattr': {
         const id = this.s.ri(b.inode)
@@ -504,6 +508,62 @@ class Apply {
   }
 
   /**
+   * A user settles conflict siblings (`darkfs resolve`). Why a new op rather than existing ones
+   * composed: an `unlink` of a sibling would drop a clash sibling's versions from the history of
+   * the name (`darkfs log PATH`), and a `move` to a plain name would leave it listed as a
+   * conflict (and open to reuse by a later branch switch); nor could either say "only if it
+   * still shows what I saw". Keeping a sibling's bytes needs no new rule: it is a plain `write`
+   * to the name holder before this op (a concurrent write there conflicts as any write does).
+   *
+   * Each sibling is settled only when it is still a live conflict showing the version the
+   * resolver saw (`head`), and only while the holder is linked: a resolve never hides a version
+   * its author did not see; what it skips stays a conflict, to resolve again. `holder`: the
+   * sibling is unlinked and its versions join the holder's history (nothing leaves `darkfs
+   * log`); a non-empty directory stays. `both`: the sibling stops being a conflict and takes
+   * keptName() in its directory. Two resolves of one sibling made concurrently: the first in
+   * total order settles it, the second finds it no longer a live conflict and leaves it, so
+   * every host ends with the same tree (and a sibling a keep-both kept is a user's file).
+   */
+  private resolve (holder: InodeId, b: Extract<DagNode['op']['body'], { type: 'resolve' }>): void {
+    const s = this.s
+    const hrec = s.inodes.get(holder)
+    if (hrec === undefined || s.nlink(hrec) === 0) return
+    for (const sib of b.siblings) {
+      const id = s.re(sib.entry)
+      const e = s.entries.get(id)
+      const c = s.conflicts.get(id)
+      if (e === undefined || !e.live || c === undefined) continue
+      const head = s.head.get(e.inode)
+      if (head !== undefined ? sib.head === undefined || !head.includes(sib.head) : sib.head !== undefined) continue
+      if (b.keep === 'holder') {
+        if (this.isDir(e.inode) && (s.dirs.get(e.inode)?.size ?? 0) > 0) continue
+        if (e.inode !== holder && hrec.kind === 'file') this.adopt(holder, e.inode)
+        this.remove(e)
+      } else {
+        const dir = s.dirs.get(e.parent)
+        const name = keptName(e.name, c.author, c.time, n => dir?.has(n) ?? false)
+        this.j.delete(s.conflicts, id)
+        this.detach(e)
+        const kept: EntryRec = { ...e, name, by: { author: this.node.op.author, time: this.time } }
+        this.j.set(s.entries, id, kept)
+        this.attach(kept)
+      }
+    }
+  }
+
+  /** The versions of `from` that `into`'s history lacks join it, in order of their clocks. */
+  private adopt (into: InodeId, from: InodeId): void {
+    const s = this.s
+    const have = s.versions.get(into) ?? []
+    const ids = new Set(have.map(v => v.id))
+    const more = (s.versions.get(from) ?? []).filter(v => !ids.has(v.id))
+    if (more.length === 0) return
+    // stable: the history's own order (total order) stays as it is among equal clocks
+    const all = [...have, ...more].sort((a, b) => compareClock(a.version, b.version))
+    this.j.set(s.versions, into, all)
+  }
+
+  /**
    * The conflict siblings of `inode` made by the merge itself (never renamed, unlinked or
    * written by a user since): the ones a branch switch may retire or reuse.
    */
@@ -665,6 +725,13 @@ class Apply {
     this.j.set(s.live, e.inode, (s.live.get(e.inode) ?? 0) + by)
     if (this.isDir(e.inode)) this.j.set(s.subdirs, e.parent, (s.subdirs.get(e.parent) ?? 0) + by)
   }
+}
+
+/** Versions by (hlc, author): the total order's first two keys. */
+function compareClock (a: Version, b: Version): number {
+  if (a.hlc[0] !== b.hlc[0]) return a.hlc[0] - b.hlc[0]
+  if (a.hlc[1] !== b.hlc[1]) return a.hlc[1] - b.hlc[1]
+  return a.author < b.author ? -1 : a.author > b.author ? 1 : 0
 }
 
 /** An inode record without the file fields that are empty (no appends, no fold). */

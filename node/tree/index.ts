@@ -60,13 +60,22 @@
 // conflicts, so folds made on several hosts at once are harmless. contents(inode) lists what a
 // file's current state may read (for GC, repair and pins).
 //
+// Resolving (issue 13 item 6). conflicts() lists the live siblings, each with the version it
+// shows (`head`). A `resolve` op settles the siblings it names while they still show that
+// version: `keep: 'holder'` unlinks them and their versions join the name holder's history
+// (`darkfs log PATH` keeps every version), `keep: 'both'` keeps each as a plain file named
+// keptName() (`a (conflict from <author> <date>).txt`). Keeping a sibling's content is a write
+// of it to the holder, then a resolve keeping the holder. A sibling written to, or showing
+// another version, since the resolver saw it stays a conflict; concurrent resolves of one
+// sibling: the first in total order decides, on every host.
+//
 // get() returns unlinked inodes too (nlink 0), so open handles keep working. Times are bigint
 // ns. Directory nlink is 2 + live subdirectories.
 export { Tree, MAX_PENDING_OPS, MAX_RECEIVE_BATCH } from './tree.ts'
 export type { TreeInit, ReceiveResult } from './tree.ts'
 export { InvalidOpError, TreeClosedError } from './errors.ts'
-export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, checkName, sameContent, cidOf } from './op.ts'
+export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, MAX_RESOLVE_SIBLINGS, checkName, sameContent, cidOf } from './op.ts'
 export { ROOT, UNDO_WINDOW, inoOf } from './crdt.ts'
-export { conflictName, isConflictName, baseName } from './conflicts.ts'
+export { conflictName, keptName, isConflictName, baseName } from './conflicts.ts'
 export { treeDigest } from './digest.ts'
-export type { InodeId, EntryId, Kind, Content, Extent, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, OpEventDetail, Hlc } from './types.ts'
+export type { InodeId, EntryId, Kind, Content, Extent, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, ResolvedSibling, OpEventDetail, Hlc } from './types.ts'

@@ -26,6 +26,8 @@ export const MAX_PARENTS = 64
 export const MAX_ID_CHARS = 128
 /** Largest signature, bytes. */
 export const MAX_SIG_BYTES = 512
+/** Most conflict siblings one `resolve` op settles. */
+export const MAX_RESOLVE_SIBLINGS = 256
 
 const DAG_CBOR = 0x71
 const RAW = 0x55
@@ -185,6 +187,22 @@ export function checkBody (body: OpBody): void {
       exactKeys(b, ['type', 'inode', 'name', 'time'], [], 'removexattr')
       checkId(b.inode, 'inode'); checkXattrName(b.name)
       break
+    case 'resolve': {
+      exactKeys(b, ['type', 'inode', 'keep', 'siblings', 'time'], [], 'resolve')
+      checkId(b.inode, 'inode')
+      if (b.keep !== 'holder' && b.keep !== 'both') throw new InvalidOpError('keep must be holder or both')
+      if (!Array.isArray(b.siblings) || b.siblings.length === 0 || b.siblings.length > MAX_RESOLVE_SIBLINGS) throw new InvalidOpError(`a resolve settles 1 to ${MAX_RESOLVE_SIBLINGS} siblings`)
+      const seen = new Set<string>()
+      for (const x of b.siblings) {
+        if (!isRecord(x)) throw new InvalidOpError('a resolved sibling is not a map')
+        exactKeys(x, ['entry'], ['head'], 'resolved sibling')
+        checkId(x.entry, 'entry')
+        if (x.head !== undefined) checkId(x.head, 'head')
+        if (seen.has(x.entry)) throw new InvalidOpError('a sibling named twice')
+        seen.add(x.entry)
+      }
+      break
+    }
     default:
       throw new InvalidOpError(`unknown op type ${String(b.type)}`)
   }
@@ -219,6 +237,7 @@ function normaliseBody (raw: unknown): OpBody {
     if (typeof body[k] === 'number' && Number.isSafeInteger(body[k])) body[k] = BigInt(body[k])
   }
   if (isRecord(body.content)) body.content = { ...body.content }
+  if (Array.isArray(body.siblings)) body.siblings = body.siblings.map((x: unknown) => isRecord(x) ? { ...x } : x)
   return body
 }
 
@@ -228,6 +247,8 @@ function plain (body: OpBody): Record<string, unknown> {
   for (const [k, v] of Object.entries(body)) if (v !== undefined) out[k] = v
   // content too: a writer may leave `sum` undefined
   if (isRecord(out.content)) out.content = Object.fromEntries(Object.entries(out.content).filter(([, v]) => v !== undefined))
+  // and each resolved sibling's: `head` is absent for a sibling that is not a file
+  if (Array.isArray(out.siblings)) out.siblings = out.siblings.map(x => isRecord(x) ? Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined)) : x)
   return out
 }
 

@@ -5,6 +5,7 @@ import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
 import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, extentsOf, type EntryRec, type InodeRec } from './crdt.ts'
 import { Dag, type DagNode } from './dag.ts'
+import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type OpLog } from './log.ts'
 import { checkBody, createOp, decodeOp, MAX_PARENTS } from './op.ts'
@@ -217,9 +218,27 @@ export class Tree extends EventTarget {
     for (const [id, c] of this.state.conflicts) {
       const e = this.state.entries.get(id)
       const path = e !== undefined && e.live ? this.path(id) : undefined
-      if (e !== undefined && path !== undefined) out.push({ path, entry: id, inode: e.inode, of: c.of, author: c.author, time: c.time })
+      if (e === undefined || path === undefined) continue
+      const conflict: Conflict = { path, entry: id, inode: e.inode, of: c.of, author: c.author, time: c.time }
+      const head = this.state.head.get(e.inode)
+      if (head !== undefined && head.length > 0) conflict.head = head[0]
+      out.push(conflict)
     }
     return out
+  }
+
+  /**
+   * The live conflict siblings of the live entry `entry` (what `darkfs resolve PATH` settles):
+   * conflicts in its directory that lost the name to its inode, or carry its name as their base.
+   */
+  conflictsOf (entry: EntryId): Conflict[] {
+    const s = this.state
+    const e = s.entries.get(s.re(entry))
+    if (e === undefined || !e.live) return []
+    return this.conflicts().filter(c => {
+      const sib = s.entries.get(c.entry) as EntryRec
+      return sib.id !== e.id && sib.parent === e.parent && (s.ri(c.of) === e.inode || baseName(sib.name) === e.name)
+    })
   }
 
   /** Number of ops known (applied). */

@@ -48,9 +48,24 @@ export type OpBody =
    */
   | { type: 'fold', inode: InodeId, base: string, covers: number, content: Content | null, size: number, time: bigint }
   | { type: 'setxattr', inode: InodeId, name: string, value: Uint8Array, time: bigint }
+  /**
+   * A user settles the conflict siblings of the file `inode` holds at its name (`darkfs
+   * resolve`): with `keep: 'holder'` they go (unlinked; their versions join `inode`'s history),
+   * with `keep: 'both'` each stays as a plain file under a name of its own (conflictKeptName).
+   * `siblings`: the conflict entries the user saw, each with the op of the version it showed
+   * (`head`, files only). A sibling is settled only while it still shows exactly that version
+   * (a write to it, or a branch switch showing another version in it, that the resolver did
+   * not see keeps it a conflict), and only while `inode` is still linked.
+   * Keeping a sibling's content (`--keep SIBLING`) is a `write` of it to `inode` followed by a
+   * resolve with `keep: 'holder'`, in one batch.
+   */
+  | { type: 'resolve', inode: InodeId, keep: 'holder' | 'both', siblings: ResolvedSibling[], time: bigint }
   | { type: 'removexattr', inode: InodeId, name: string, time: bigint }
 
 export type OpType = OpBody['type']
+
+/** One conflict sibling a `resolve` op settles: its entry and the version it showed. */
+export interface ResolvedSibling { entry: EntryId, head?: string }
 
 /** Hybrid logical clock stamp: [wall clock ms, counter]. */
 export type Hlc = [number, number]
@@ -112,7 +127,10 @@ export type Verify = (author: string, bytes: Uint8Array, sig: Uint8Array) => Pro
  */
 export interface Version { op: CID, author: string, hlc: [number, number], time: bigint, size: number, content: Content | null, appended?: number }
 
-/** A visible conflict sibling: `entry` (naming `inode`) lost the name to `of`. */
-export interface Conflict { path: string, entry: EntryId, inode: InodeId, of: InodeId, author: string, time: bigint }
+/**
+ * A visible conflict sibling: `entry` (naming `inode`) lost the name to `of`. `head`: the op of
+ * the version a file sibling shows (what a `resolve` op names).
+ */
+export interface Conflict { path: string, entry: EntryId, inode: InodeId, of: InodeId, author: string, time: bigint, head?: string }
 
 export interface OpEventDetail { cid: CID, body: OpBody, local: boolean }
