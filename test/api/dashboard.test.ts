@@ -138,7 +138,9 @@ describe('the web dashboard in headless Chromium (3 real hosts, the first on --a
 
   it('the page takes the token from the #fragment (kept in the tab, out of the URL) and shows the API\'s figures', async () => {
     await page.goto(`http://${tcp.host}:${tcp.port}/#token=${tcp.token}`)
-    await page.waitForSelector('#live[data-mode="polling"], #live[data-mode="live"]', { timeout: WAIT_MS })
+    // live from the event stream where the host serves one, else polling
+    const events = check.doc.paths['/v1/events']?.get !== undefined
+    await page.waitForSelector(events ? '#live[data-mode="live"]' : '#live[data-mode="polling"]', { timeout: WAIT_MS })
     await page.waitForSelector('#peer-count[data-value]', { timeout: WAIT_MS })
     assert.equal(new URL(page.url()).hash, '', 'the token left the address bar')
     assert.equal(await page.evaluate('sessionStorage.getItem("darkfs.token")'), tcp.token)
@@ -177,6 +179,7 @@ describe('the web dashboard in headless Chromium (3 real hosts, the first on --a
     await page.waitForSelector('#map .peer[data-online="0"]', { timeout: WAIT_MS })
     await agree('peers connected', async () => Number(await shown('#peer-count')), async () => (await api('/v1/status?chunks=0', tcp)).peers)
     assert.equal(Number(await shown('#peer-count')), 1)
+    if (check.doc.paths['/v1/events']?.get !== undefined) await page.waitForSelector('#event-list li[data-type="peer-gone"]', { timeout: WAIT_MS })
     await shot('peer-offline')
 
     // both sides write /docs/clash.txt: host 0 now, host 2 alone (no join address), then it rejoins
@@ -190,10 +193,11 @@ describe('the web dashboard in headless Chromium (3 real hosts, the first on --a
 
     await page.waitForSelector('#conflict-list .conflict[data-path="/docs/clash.txt"]', { timeout: WAIT_MS })
     const conflicts = await api('/v1/conflicts', tcp)
-    assert.deepEqual(await page.$$eval('#conflict-list li[data-sibling]', li => li.map(e => e.getAttribute('data-sibling'))), conflicts.map((c: any) => c.path))
+    assert.deepEqual(await page.$$eval('#conflict-list tr[data-sibling]', li => li.map(e => e.getAttribute('data-sibling'))), conflicts.map((c: any) => c.path))
     const actions = await page.$$eval('#conflict-list .conflict[data-path="/docs/clash.txt"] button[data-keep]', b => b.map(e => e.getAttribute('data-keep')).sort())
     assert.deepEqual(actions, ['both', 'name-holder', 'sibling'])
     await page.waitForSelector('#map .peer[data-online="0"]', { hidden: true, timeout: WAIT_MS })
+    if (check.doc.paths['/v1/events']?.get !== undefined) await page.waitForSelector('#event-list li[data-type="conflict-created"]', { timeout: WAIT_MS })
     await shot('conflict')
   })
 
@@ -201,7 +205,7 @@ describe('the web dashboard in headless Chromium (3 real hosts, the first on --a
     if (check.doc.paths['/v1/conflicts/resolve']?.post === undefined) this.skip() // the resolve route is not served by this build yet
     const [c] = await api('/v1/conflicts', tcp)
     const other = (await apiRequest(tcp, 'GET', `/v1/files/content?path=${q(c.path)}`)).body.toString()
-    await page.click(`#conflict-list li[data-sibling="${c.path}"] button[data-keep="sibling"]`)
+    await page.click(`#conflict-list tr[data-sibling="${c.path}"] button[data-keep="sibling"]`)
     await until('the API has no conflict left', async () => (await api('/v1/conflicts', tcp)).length === 0, WAIT_MS)
     await page.waitForSelector('#conflict-list p.empty', { timeout: WAIT_MS })
     assert.equal((await apiRequest(tcp, 'GET', `/v1/files/content?path=${q('/docs/clash.txt')}`)).body.toString(), other)

@@ -370,15 +370,21 @@ function renderConflicts () {
   }
   $('#conflict-count').textContent = state.conflicts.length === 0 ? 'none' : `${state.conflicts.length} cop${state.conflicts.length === 1 ? 'y' : 'ies'} of ${groups.size} file${groups.size === 1 ? '' : 's'}`
   const list = [...groups].map(([holder, copies]) => el('div', { class: 'conflict', 'data-path': holder },
-    el('div', {}, el('strong', { class: 'mono', text: holder }), ' — two hosts wrote it at once; the other version is kept as:'),
-    el('ul', {}, copies.map(c => el('li', { 'data-sibling': c.path },
-      el('span', { class: 'mono', text: nameOf(c.path) }), el('span', { class: 'muted', text: ` by ${short(c.author)}, ${nsTime(c.time)} ` }),
-      el('button', { class: 'link', type: 'button', onclick: () => { void showHistory(c.path) }, text: 'history' }),
-      el('div', { class: 'actions' },
-        el('button', { type: 'button', 'data-keep': 'sibling', title: `${holder} gets this copy's content; the copies go (their versions stay in history)`, onclick: (e) => { void resolve(e.target, holder, { sibling: nameOf(c.path) }) }, text: 'Keep the other' }))))),
+    el('div', {}, el('strong', { class: 'mono', text: holder }), el('span', { class: 'muted', text: ' — written on two hosts at once' })),
+    el('table', {}, el('tbody', {},
+      el('tr', { 'data-holder': holder },
+        el('td', { text: 'this one' }), el('td', { class: 'mono', text: nameOf(holder) }), el('td', { class: 'muted', text: 'holds the name' }),
+        el('td', { class: 'num' },
+          el('button', { class: 'link', type: 'button', onclick: () => { void showHistory(holder) }, text: 'history' }), ' ',
+          el('button', { type: 'button', 'data-keep': 'name-holder', title: `keep ${holder} as it is; the copies go (their versions stay in its history)`, onclick: (e) => { void resolve(e.target, holder, 'name-holder') }, text: 'Keep this one' }))),
+      copies.map(c => el('tr', { 'data-sibling': c.path },
+        el('td', { text: 'the other' }), el('td', { class: 'mono', text: nameOf(c.path) }), el('td', { class: 'muted', text: `by ${short(c.author)}, ${nsTime(c.time)}` }),
+        el('td', { class: 'num' },
+          el('button', { class: 'link', type: 'button', onclick: () => { void showHistory(c.path) }, text: 'history' }), ' ',
+          el('button', { type: 'button', 'data-keep': 'sibling', title: `${holder} gets this copy's content; the copies go (their versions stay in its history)`, onclick: (e) => { void resolve(e.target, holder, { sibling: nameOf(c.path) }) }, text: 'Keep the other' })))))),
     el('div', { class: 'actions' },
-      el('button', { type: 'button', 'data-keep': 'name-holder', title: `keep ${holder} as it is; the copies go (their versions stay in history)`, onclick: (e) => { void resolve(e.target, holder, 'name-holder') }, text: 'Keep this one' }),
-      el('button', { type: 'button', 'data-keep': 'both', title: 'keep every copy as a plain file under a new name', onclick: (e) => { void resolve(e.target, holder, 'both') }, text: 'Keep both' }))))
+      el('button', { type: 'button', 'data-keep': 'both', onclick: (e) => { void resolve(e.target, holder, 'both') }, text: 'Keep both' }),
+      el('span', { class: 'muted', text: 'every copy stays, as a plain file under a new name' }))))
   $('#conflict-list').replaceChildren(...(list.length > 0 ? list : [el('p', { class: 'empty', text: 'No conflicts.' })]))
 }
 
