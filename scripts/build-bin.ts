@@ -8,6 +8,7 @@
 //     file (the SEA runs it with "mainFormat": "module", so top-level await and import.meta work);
 //  2. the native addons (erasure.node, fuse.node) go in as SEA assets named by their path from
 //     the repo root; node/erasure.ts and fuse/addon.ts load them from there inside the binary;
+//     so do the dashboard's files (node/api/dashboard/*, served by node/api/dashboard.ts);
 //  3. a copy of the Node that runs this script (the pinned Node 26) is stripped of its symbol
 //     tables and debug info and becomes the base executable the blob is injected into.
 //
@@ -18,6 +19,7 @@ import { access, chmod, copyFile, mkdir, mkdtemp, rename, rm, stat, writeFile } 
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { DASHBOARD_DIR, DASHBOARD_FILES } from '../node/api/index.ts'
 
 /** The repo root. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -127,6 +129,9 @@ export async function buildBinary (opts: BuildOptions = {}): Promise<BuildResult
     else if (a.required) throw new BuildError(`${a.key} is not built: run ${a.hint}`)
     else missing.push(a.key)
   }
+
+  // the dashboard's files (node/api/dashboard.ts reads them from the assets inside the binary)
+  for (const name of Object.keys(DASHBOARD_FILES)) assets[`${DASHBOARD_DIR}/${name}`] = join(ROOT, DASHBOARD_DIR, name)
 
   const work = await mkdtemp(join(tmpdir(), 'darkfs-build-'))
   try {

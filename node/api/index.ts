@@ -8,7 +8,7 @@ export { ApiServer, DEFAULT_REQUESTS_PER_SECOND, DEFAULT_REQUEST_BURST } from '.
 export type { ApiServerInit, ApiTcpInit } from './server.ts'
 export { resourceRoutes } from './resources.ts'
 export type { ResourceDeps } from './resources.ts'
-export { dashboardRoutes, DASHBOARD_FILES, DASHBOARD_MAX_BYTES } from './dashboard.ts'
+export { dashboardRoutes, DASHBOARD_FILES, DASHBOARD_DIR, DASHBOARD_MAX_BYTES } from './dashboard.ts'
 export { STREAM_PIECE, PROGRESS_EVERY_MS } from './files.ts'
 export { buildDocument, jsonResponse, errorResponses, queryParam, jsonBody, OPENAPI_PATH } from './openapi.ts'
 export { SCHEMAS, ref } from './schemas.ts'

@@ -131,8 +131,12 @@ describe('the web dashboard in headless Chromium (3 real hosts, the first on --a
       assert.equal(r.status, 404, `${path}: ${r.status}`)
     }
     assert.equal((await apiRequest(open, 'GET', '/ui/../api.token')).status, 401)
-    // the API itself still needs the token
+    // the API itself still needs the token, and only GET of the page's files is open
     assert.equal((await check.request(open, 'GET', '/v1/status')).status, 401)
+    assert.equal((await check.request(open, 'GET', '/v1/status', { headers: { authorization: 'Bearer wrong' } })).status, 401)
+    assert.equal((await apiRequest(open, 'POST', '/', { body: {} })).status, 401)
+    assert.equal((await apiRequest(open, 'PUT', '/ui/app.js', { body: 'x' })).status, 401)
+    assert.equal((await apiRequest(tcp, 'PUT', '/ui/app.js', { body: 'x' })).status, 405)
     assert.equal((await check.request(tcp, 'GET', '/v1/status?chunks=0')).status, 200)
   })
 
@@ -172,6 +176,16 @@ describe('the web dashboard in headless Chromium (3 real hosts, the first on --a
     await until('the first version is downloaded', async () => (await readdir(downloads)).includes('report.v1.txt'), WAIT_MS)
     assert.equal(await readFile(join(downloads, 'report.v1.txt'), 'utf8'), versions[0])
     await shot('history')
+  })
+
+  it('pins: a file pinned from the page is in the API\'s pins and in the page\'s list, and unpinned again', async () => {
+    await page.click('#file-table tr.file[data-name="report.txt"] button[data-action="pin"]')
+    await page.waitForSelector('#pin-list li.pin[data-path="/docs/report.txt"]', { timeout: WAIT_MS })
+    assert.deepEqual((await api('/v1/pins', tcp)).map((p: any) => p.path), ['/docs/report.txt'])
+    await shot('pinned')
+    await page.click('#file-table tr.file[data-name="report.txt"] button[data-action="unpin"]')
+    await page.waitForSelector('#pin-list li.pin', { hidden: true, timeout: WAIT_MS })
+    assert.deepEqual(await api('/v1/pins', tcp), [])
   })
 
   it('a host gone shows offline on the map; a conflict made meanwhile shows with its three actions', async () => {

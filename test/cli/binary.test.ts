@@ -5,6 +5,7 @@
 // through are gone once loaded), and `up --mount` must serve a real FUSE mount.
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
+import { request } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { access, mkdir, open, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -157,6 +158,21 @@ describe('dist/darkfs, the single binary (scripts/build-bin.ts)', function () {
     const st = JSON.parse(await cli(data, 'stat', '--json', '/a/b/file.bin'))
     assert.equal(Number(st.size), bytes.length)
     assert.equal(st.kind, 'file')
+
+    // the dashboard's files come out of the binary's assets (no repo near it)
+    for (const [path, file] of [['/', 'index.html'], ['/ui/app.js', 'app.js'], ['/ui/style.css', 'style.css']]) {
+      const page = await new Promise<{ status: number, body: Buffer }>((resolve, reject) => {
+        const req = request({ socketPath: join(data, 'control.sock'), path }, res => {
+          const parts: Buffer[] = []
+          res.on('data', (d: Buffer) => parts.push(d))
+          res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }) })
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      assert.equal(page.status, 200, `GET ${path}: ${page.body.toString().slice(0, 200)}`)
+      assert.deepEqual(page.body, await readFile(new URL(`../../node/api/dashboard/${file}`, import.meta.url)), `GET ${path} is node/api/dashboard/${file}`)
+    }
 
     const missing = await run(['--data', data, 'cat', '/nope'])
     assert.equal(missing.code, 1)
