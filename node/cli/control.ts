@@ -86,6 +86,8 @@ export interface ControlInit {
   commands?: Commands
   /** More routes (node/api/route.ts), matched by method and exact path before the built-in ones. */
   routes?: Route[]
+  /** Told of every request answered with an error: its status and the error (metrics count them). */
+  onError?: (status: number, err: unknown) => void
 }
 
 export class ControlServer {
@@ -109,7 +111,9 @@ export class ControlServer {
       res.once('close', () => { if (!res.writableFinished) gone.abort(new DOMException(`the control client went away during ${req.method ?? 'GET'} ${req.url ?? '/'}`, 'AbortError')) })
       this.handle(req, res, { signal: gone.signal }).catch(async err => {
         await drain(req)
-        send(res, errorStatus(err), { error: toWire(err) })
+        const status = errorStatus(err)
+        this.init.onError?.(status, err)
+        send(res, status, { error: toWire(err) })
       })
     })
     await new Promise<void>((resolve, reject) => {
@@ -201,6 +205,7 @@ export class ControlServer {
         return
       }
       default:
+        this.init.onError?.(404, undefined)
         send(res, 404, { error: { name: 'UsageError', message: `no route ${route}` } })
     }
   }

@@ -17,6 +17,8 @@ import type { Swarm } from '../../swarm/index.ts'
 import { ChunkNetwork, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy } from '../keeper/index.ts'
 import { logger } from '../log.ts'
+import { createMetrics, metricsRoutes } from '../api/index.ts'
+import type { Metrics } from '../api/index.ts'
 
 const log = logger('cli:daemon')
 
@@ -63,6 +65,8 @@ export interface Daemon {
   readonly keep: Redundancy
   /** The join addresses this host dials: `--join` and the config's, once each. */
   readonly join: string[]
+  /** Prometheus metrics (node/api/metrics.ts), served at GET /metrics; the mount reports to it. */
+  readonly metrics: Metrics
   close: () => Promise<void>
 }
 
@@ -90,6 +94,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { space.stop() })
     const store = await Store.open(storeDir, { space })
     closers.push(async () => { await store.close() })
+    // one walk now, before anything writes: metrics read the running figure from then on
+    await store.tally()
     await mkdir(join(dir, 'tree'), { recursive: true })
     const tree = await Tree.open({ dir: join(dir, 'tree'), signer: signerFor(privateKey), verify })
     closers.push(async () => { await tree.close() })
@@ -233,8 +239,35 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })
     }
 
+    // read at each scrape from what the parts keep in memory (node/api/metrics.ts)
+    const metrics = createMetrics({
+      chunks: () => keep.known(),
+      stored: () => store.stored(),
+      space: () => space.snapshot(),
+      repair: () => ({ progress: keep.repairer.progress(), totals: keep.repairer.totals() }),
+      pendingPlacements: () => network.pending.size,
+      swarm: () => swarm.stats(),
+      uplink: peer => uplinks.book.get(peer)?.bytesPerSecond,
+      traffic: () => host.traffic(),
+      relays: () => forwarder.stats(),
+      peers: () => {
+        const connected = host.peers().length
+        const suspect = membership.suspects().length
+        return { connected, known: connected + suspect, suspect }
+      },
+      offline: () => presence.offline(),
+      ops: () => tree.size,
+      conflicts: () => tree.conflicts().length,
+      tree,
+      membership
+    })
+    metrics.start()
+    closers.push(async () => { metrics.stop() })
+
     const control = new ControlServer({
       socket: join(dir, CONTROL_SOCKET),
+      routes: [...metricsRoutes(metrics)],
+      onError: status => { metrics.error('api', String(status)) },
       volume,
       // answered from what this host keeps (no message to any peer), every figure with its age;
       // `survey` asks every holder first (keeper/status.ts)
@@ -269,7 +302,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await control.start()
     closers.push(async () => { await control.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, metrics, close }
   } catch (err) {
     await close()
     throw err
