@@ -20,3 +20,5 @@ export { EventHook, HOOK_CONCURRENCY, HOOK_QUEUE, HOOK_TIMEOUT_MS } from './hook
 export type { EventHookInit } from './hook.ts'
 export { conflictRoutes, parseResolve, resolveStatus, MAX_RESOLVE_PATH_BYTES } from './conflicts.ts'
 export type { ConflictRoutesDeps } from './conflicts.ts'
+export { createMetrics, metricsRoutes, peerClass, FUSE_BUCKETS, MERGE_LAG_BUCKETS } from './metrics.ts'
+export type { Metrics, MetricsComponents } from './metrics.ts'

@@ -352,7 +352,7 @@ async function up (settings: UpSettings): Promise<number> {
       // a stale mount left by a killed host fails mkdir with ENOTCONN: fuse.mount() replaces it
       await mkdir(mountDir, { recursive: true }).catch((err: any) => { if (err?.code !== 'ENOTCONN') throw err })
       const fuse = await import('../../fuse/index.ts')
-      const m = await fuse.mount(daemon.volume, mountDir)
+      const m = await fuse.mount(daemon.volume, mountDir, { onOp: daemon.metrics.fuseOp })
       // ops from peers change what the kernel has cached: drop exactly what they touched
       daemon.tree.addEventListener('op', (e: any) => {
         if (e.detail?.local === true) return
