@@ -61,6 +61,11 @@ export class ControlClient {
     return await this.json(await this.send('GET', path, undefined, {}, options))
   }
 
+  /** POST a JSON body to a route; its JSON reply. */
+  async post (path: string, body: unknown, options: AbortOptions = {}): Promise<any> {
+    return await this.json(await this.send('POST', path, Buffer.from(JSON.stringify(body)), { 'content-type': 'application/json' }, options))
+  }
+
   /** A filesystem call by name (control.ts FS_OPS), without a signal: see fsCall. */
   async fs (op: string, ...args: unknown[]): Promise<any> {
     return await this.fsCall(op, args)

@@ -17,6 +17,7 @@ import type { Swarm } from '../../swarm/index.ts'
 import { ChunkNetwork, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy } from '../keeper/index.ts'
 import { logger } from '../log.ts'
+import { inviteRoutes } from '../api/index.ts'
 
 const log = logger('cli:daemon')
 
@@ -258,6 +259,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         }
       },
       peers: async () => host.peers(),
+      routes: [...inviteRoutes({ networkKey, host })],
       commands: {
         ...keep.commands,
         pin: async ({ path }) => await pins.pin(String(path)),
