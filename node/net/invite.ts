@@ -94,6 +94,9 @@ export function readInvite (text: string): Invite {
   if (!/^[A-Za-z0-9_-]*$/.test(body)) throw new BadInviteError('it has characters an invite never has (copy it again, whole)')
   const bytes = new Uint8Array(Buffer.from(body, 'base64url'))
   const damaged = new BadInviteError('it is damaged or incomplete (its checksum does not match); copy it again, whole')
+  // base64url that is not what the bytes encode to (a character added at the end, or a last
+  // character changed only in its unused bits) is damage the checksum cannot see
+  if (Buffer.from(bytes).toString('base64url') !== body) throw damaged
   if (bytes.byteLength < NETWORK_KEY_BYTES + 5 + CHECKSUM_BYTES) throw damaged
   const payload = bytes.subarray(0, bytes.byteLength - CHECKSUM_BYTES)
   if (!Buffer.from(checksum(payload)).equals(bytes.subarray(payload.byteLength))) throw damaged
