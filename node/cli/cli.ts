@@ -2,7 +2,7 @@
 // every other command talks to the running host over its control socket. Exit 0 on success;
 // otherwise one clear line on stderr and a non-zero status (2 for usage errors).
 import { mkdir } from 'node:fs/promises'
-import { dataDir, init, isInitialised, loadConfig, withConfig, NETWORK_KEY_FILE } from './config.ts'
+import { blameFile, dataDir, init, isInitialised, loadConfig, withConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ControlClient } from './client.ts'
 import { UsageError } from '../errors.ts'
 import type { Stats, Dirent } from '../types.ts'
@@ -87,7 +87,7 @@ async function command (p: Parsed): Promise<number> {
       // the data dir's config.json sets the flags not given here (flags win; config.ts)
       const initialised = await isInitialised(dir)
       const q = initialised ? withConfig(p, await loadConfig(dir)) : p
-      const settings = await upSettings(dir, q)
+      const settings = await upSettings(dir, q).catch(err => { throw blameFile(err, dir, (q as { fromFile?: Set<string> }).fromFile) })
       jsonErrors = settings.logFormat === 'json'
       const invite = one(q, 'invite')
       if (invite !== undefined) {

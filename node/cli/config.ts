@@ -44,7 +44,7 @@ function checkKey (file: string, key: string, v: unknown): ConfigValue {
     const why = FLAG_ONLY.has(key) ? `--${key} is a command-line flag only` : `keys are the flags of darkfs up: ${configKeys().join(', ')}`
     throw new UsageError(`${file}: unknown key ${JSON.stringify(key)} (${why})`)
   }
-  const got = Array.isArray(v) ? 'a list' : v === null ? 'null' : `a ${typeof v}`
+  const got = Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v === 'object' ? 'an object' : `a ${typeof v}`
   if (o.type === 'boolean') {
     if (typeof v !== 'boolean') throw new UsageError(`${file}: key ${JSON.stringify(key)} takes true or false, got ${got}`)
     return v
@@ -61,13 +61,25 @@ function checkKey (file: string, key: string, v: unknown): ConfigValue {
  * `p` with the config's values for the `up` flags not given on the command line (flags win).
  * `listen` and `join` are left to the daemon, which reads them from the file itself.
  */
-export function withConfig (p: Parsed, config: Config): Parsed {
+export function withConfig (p: Parsed, config: Config): Parsed & { fromFile: Set<string> } {
   const values = { ...p.values }
+  const fromFile = new Set<string>()
   for (const [key, v] of Object.entries(config)) {
     if (key === 'listen' || key === 'join' || values[key] !== undefined) continue
     values[key] = typeof v === 'boolean' ? v : Array.isArray(v) ? [...v] : [String(v)]
+    fromFile.add(key)
   }
-  return { ...p, values }
+  return { ...p, values, fromFile }
+}
+
+/**
+ * A value's error (`--redundancy takes ...`) names the config key when the value came from the
+ * file, not the command line.
+ */
+export function blameFile (err: unknown, dir: string, fromFile: Set<string> | undefined): unknown {
+  const key = err instanceof UsageError ? /^--([a-z-]+)/.exec(err.message)?.[1] : undefined
+  if (key === undefined || fromFile?.has(key) !== true) return err
+  return new UsageError(`${join(dir, CONFIG_FILE)}: key ${JSON.stringify(key)}: ${err instanceof Error ? err.message : String(err)}`)
 }
 
 /** --data, then $DARKFS_DATA, then ~/.local/share/darkfs. */
