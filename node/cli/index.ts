@@ -11,6 +11,7 @@
 export { ControlClient } from './client.ts'
 export { ControlServer } from './control.ts'
 export type { ControlInit } from './control.ts'
-export { init, loadConfig, saveConfig } from './config.ts'
+export { init, loadConfig, saveConfig, configKeys, FLAG_ONLY } from './config.ts'
+export { COMMANDS } from './args.ts'
 export { startDaemon } from './daemon.ts'
 export type { Daemon, DaemonOptions } from './daemon.ts'

@@ -7,8 +7,7 @@ import { join } from 'node:path'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, up } from '../../harness/proc.ts'
 import { until } from '../../harness/cluster.ts'
-import { COMMANDS } from '../../node/cli/args.ts'
-import { configKeys, FLAG_ONLY } from '../../node/cli/config.ts'
+import { COMMANDS, configKeys, FLAG_ONLY } from '../../node/cli/index.ts'
 
 const listen = ['--listen', '/ip4/127.0.0.1/tcp/0']
 
