@@ -22,3 +22,5 @@ export { conflictRoutes, parseResolve, resolveStatus, MAX_RESOLVE_PATH_BYTES } f
 export type { ConflictRoutesDeps } from './conflicts.ts'
 export { createMetrics, metricsRoutes, peerClass, FUSE_BUCKETS, MERGE_LAG_BUCKETS } from './metrics.ts'
 export type { Metrics, MetricsComponents } from './metrics.ts'
+export { inviteRoutes } from './invites.ts'
+export type { InviteDeps } from './invites.ts'

@@ -22,6 +22,7 @@ import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
 import { createMetrics, metricsRoutes } from '../api/index.ts'
 import type { Metrics } from '../api/index.ts'
+import { inviteRoutes } from '../api/index.ts'
 
 const log = logger('cli:daemon')
 
@@ -338,7 +339,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         uplink: opts.uplink ?? null
       })
     })
-    const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...metricsRoutes(metrics), ...(opts.routes ?? [])], tcp, version: VERSION, onError: status => { metrics.error('api', String(status)) } })
+    const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...metricsRoutes(metrics), ...inviteRoutes({ networkKey, host }), ...(opts.routes ?? [])], tcp, version: VERSION, onError: status => { metrics.error('api', String(status)) } })
     await api.start()
     closers.push(async () => { await api.stop() })
     return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, api, events, metrics, close }
