@@ -300,7 +300,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // answered from what this host keeps (no message to any peer), every figure with its age;
       // `survey` asks every holder first (keeper/status.ts)
       status: async ({ chunks, survey, signal }) => {
-        const usage = await store.usage()
+        // bytes stored: the running figure (no walk of the store per call; data/store.ts stored())
+        const disk = await store.disk()
+        const stored = store.stored() ?? (await store.usage()).bytesStored
         const peers = host.peers()
         const { full, free, reserve } = space.snapshot()
         return {
@@ -310,8 +312,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           offline: presence.offline(),
           ...(chunks ? { chunks: await keep.health({ survey, signal }) } : {}),
           repair: keep.repairer.progress(),
-          bytesStored: usage.bytesStored,
-          capacity: usage.capacity,
+          bytesStored: stored,
+          capacity: disk.capacity,
           space: { full, free, reserve },
           fullPeers: membership.fullHosts(),
           // peers, bytes stored and the disk are read as the status is made; chunks carry their own ages
