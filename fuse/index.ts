@@ -38,7 +38,7 @@ import { execFile } from 'node:child_process'
 import type { VolumeApi } from '../node/index.ts'
 import { logger } from '../node/index.ts'
 import { createHandles } from './handles.ts'
-import { createOps } from './ops.ts'
+import { createOps, Op } from './ops.ts'
 import type { Answer, Request } from './ops.ts'
 import { toErrno } from './errno.ts'
 import { requireBinding } from './addon.ts'
@@ -54,6 +54,13 @@ export interface MountOptions {
   attrTimeout?: number
   /** Deadline of one request in ms; then the kernel gets EIO and the request's signal aborts (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number
+  /**
+   * Told of every request once it is answered: its kind (a name of fuse/ops.ts `Op`), the
+   * seconds from its arrival to its answer, and its errno (0: success; a positive errno, EIO at
+   * the deadline, otherwise). Called on the event loop: it must be quick and must not throw
+   * (metrics count with it: node/api/metrics.ts).
+   */
+  onOp?: (op: string, seconds: number, errno: number) => void
 }
 
 export interface Mount {
@@ -84,6 +91,9 @@ export class MountError extends Error {
     this.dir = dir
   }
 }
+
+/** Request number -> its name (fuse/ops.ts Op), for MountOptions.onOp. */
+const opNames: Record<number, string> = Object.fromEntries(Object.entries(Op).map(([name, n]) => [n, name]))
 
 const EV_MOUNTED = 100
 const EV_EXIT = 101
@@ -163,6 +173,7 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
   const st = await stat(dir).catch((err: Error) => { throw new MountError(dir, err.message) })
   if (!st.isDirectory()) throw new MountError(dir, 'not a directory')
 
+  const onOp = opts.onOp
   const handles = createHandles()
   const ops = createOps(volume, handles)
   let mounted!: (err: number) => void
@@ -176,11 +187,13 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     if (op === EV_EXIT) { ended = true; exited(); return }
     const request: Request = { op, path, path2, data, n: [n0, n1, n2, n3, n4], caller: { uid, gid, umask } }
     let done = false
+    const started = onOp === undefined ? 0 : performance.now()
     const answer = (a: Answer): void => {
       if (done) return
       done = true
       clearTimeout(timer)
       b.reply(req, a.result, a.a, a.b)
+      onOp?.(opNames[op] ?? 'unknown', (performance.now() - started) / 1000, a.result < 0 ? -a.result : 0)
     }
     // a controller and a timer cleared on answer, rather than AbortSignal.timeout(), whose timer
     // (and this request) would live on for the whole deadline after a quick answer

@@ -21,3 +21,7 @@ export { EventHook, HOOK_CONCURRENCY, HOOK_QUEUE, HOOK_TIMEOUT_MS } from './hook
 export type { EventHookInit } from './hook.ts'
 export { conflictRoutes, parseResolve, resolveStatus, MAX_RESOLVE_PATH_BYTES } from './conflicts.ts'
 export type { ConflictRoutesDeps } from './conflicts.ts'
+export { createMetrics, metricsRoutes, peerClass, FUSE_BUCKETS, MERGE_LAG_BUCKETS } from './metrics.ts'
+export type { Metrics, MetricsComponents } from './metrics.ts'
+export { inviteRoutes } from './invites.ts'
+export type { InviteDeps } from './invites.ts'

@@ -111,9 +111,9 @@ export async function readObject (req: IncomingMessage, max = MAX_JSON_BODY): Pr
   return body
 }
 
-/** A string field of a body or a query parameter that must be there (400 otherwise). */
+/** A string field of a body or a query parameter that must be there (400 otherwise; an empty path is the Volume's to refuse). */
 export function needString (v: unknown, what: string): string {
-  if (typeof v !== 'string' || v === '') throw new UsageError(`${what} is required (a string)`)
+  if (typeof v !== 'string') throw new UsageError(`${what} is required (a string)`)
   return v
 }
 

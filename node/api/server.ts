@@ -16,7 +16,7 @@ import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse, Server } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
 import { unlink } from 'node:fs/promises'
-import { HttpError, sendError } from './route.ts'
+import { HttpError, sendError, errorStatus } from './route.ts'
 import type { Route } from './route.ts'
 import { openapiRoute } from './openapi.ts'
 import { logger } from '../log.ts'
@@ -57,6 +57,8 @@ export interface ApiServerInit {
    * `checkIntervalMs`: how often Node enforces it (Node's default, 30 s).
    */
   timeouts?: { requestTimeoutMs?: number, checkIntervalMs?: number }
+  /** Told of every request answered with an error: its status and the error (metrics count them). */
+  onError?: (status: number, err: unknown) => void
 }
 
 interface Compiled { route: Route, re: RegExp, names: string[] }
@@ -156,6 +158,7 @@ export class ApiServer {
       res.once('close', () => { if (!res.writableFinished) gone.abort(new DOMException(`the control client went away during ${req.method ?? 'GET'} ${req.url ?? '/'}`, 'AbortError')) })
       this.handle(req, res, overTcp, gone.signal).catch(async err => {
         if (errorStatusOf(err) >= 500) log.error('%s %s failed: %s', req.method, req.url, (err as Error)?.message)
+        this.init.onError?.(errorStatus(err), err)
         await drain(req, res)
         if (res.destroyed) return
         sendError(res, err)

@@ -39,7 +39,8 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'make a data dir, for a new network or one whose key you have',
     options: {
       'new-network': { type: 'boolean', help: 'start a new network (writes its key)' },
-      'network-key': { type: 'string', value: 'FILE', help: 'the key file of the network to join' }
+      'network-key': { type: 'string', value: 'FILE', help: 'the key file of the network to join' },
+      invite: { type: 'string', value: 'STRING', help: 'join the network of an invite (`darkfs invite` on a member): its key and member addresses' }
     }
   },
   up: {
@@ -52,6 +53,7 @@ export const COMMANDS: Record<string, Command> = {
       'allow-from': { type: 'string', repeat: true, value: 'CIDR', help: 'accept connections only from these networks (repeatable)' },
       mount: { type: 'string', value: 'DIR', help: 'mount the volume on DIR (FUSE)' },
       'init-if-needed': { type: 'boolean', help: 'make the data dir with a new network if it has none' },
+      invite: { type: 'string', value: 'STRING', help: 'on a fresh data dir: init with this invite, then run (on one of its network: joins through it)' },
       'no-restart': { type: 'boolean', help: 'run the host in this process, not in a worker restarted when it dies (for systemd)' },
       'max-upload': { type: 'string', value: 'RATE', help: 'cap on data upload (RATE: 1mbit, 500kbit, 2MiB)' },
       'max-download': { type: 'string', value: 'RATE', help: 'cap on data download' },
@@ -61,7 +63,15 @@ export const COMMANDS: Record<string, Command> = {
       api: { type: 'string', value: 'HOST:PORT', help: 'serve the control API on TCP too (loopback, private or VPN address; bearer token in DATA/api.token)' },
       'api-rate': { type: 'string', value: 'N', help: 'requests per second each --api client may make (default 100)' },
       'on-event': { type: 'string', value: 'CMD', help: 'run CMD (/bin/sh -c) per event, the event as JSON on its stdin (`darkfs events`)' },
-      log: { type: 'string', value: 'LEVEL', help: 'silent | error | info | debug | trace (default error; DEBUG adds namespaces)' }
+      log: { type: 'string', value: 'LEVEL', help: 'silent | error | info | debug | trace (default error; DEBUG adds namespaces)' },
+      'log-format': { type: 'string', value: 'FORMAT', help: 'text | json: log lines on stderr as text (default) or one JSON object each {time, level, namespace, msg}' }
+    }
+  },
+  invite: {
+    args: '',
+    summary: 'print an invite: one string a new host joins with (darkfs up --invite STRING); it carries the network key, so it is a secret: give it only to hosts you trust',
+    options: {
+      expires: { type: 'string', value: 'DURATION', help: 'how long it is accepted: 90s, 30m, 24h (default), 7d, at most 365d' }
     }
   },
   heal: { args: '', summary: 'repair every chunk now, treating unreachable hosts as gone', options: {} },

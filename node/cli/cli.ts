@@ -2,14 +2,14 @@
 // every other command talks to the running host over its control socket. Exit 0 on success;
 // otherwise one clear line on stderr and a non-zero status (2 for usage errors).
 import { mkdir } from 'node:fs/promises'
-import { dataDir, init, isInitialised } from './config.ts'
+import { blameFile, dataDir, init, isInitialised, loadConfig, withConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ControlClient } from './client.ts'
 import { UsageError } from '../errors.ts'
 import type { Stats } from '../types.ts'
 import { parse, usage, commandHelp, one, many, has, COMMANDS, ArgvError } from './args.ts'
 import type { Parsed } from './args.ts'
 import type { DaemonOptions } from './daemon.ts'
-import type { LogLevel } from '../log.ts'
+import type { LogLevel, LogFormat } from '../log.ts'
 import { VERSION } from './version.ts'
 
 function need (p: Parsed, n: number, what: string): string[] {
@@ -75,23 +75,54 @@ async function command (p: Parsed): Promise<number> {
     }
     case 'init': {
       need(p, 0, 'no arguments')
-      const r = await init(dir, { newNetwork: has(p, 'new-network'), networkKey: one(p, 'network-key') })
+      const r = await init(dir, { newNetwork: has(p, 'new-network'), networkKey: one(p, 'network-key'), invite: one(p, 'invite') })
       out(`initialised ${dir}`)
       out(`peer id ${r.peerId}`)
-      out(`network key ${r.keyFile} (give it to new hosts: darkfs init --network-key FILE)`)
+      if (r.join.length > 0) out(`joins through ${r.join.join(' ')}`)
+      out(`network key ${r.keyFile} (give new hosts an invite: darkfs invite; or this file: darkfs init --network-key FILE)`)
       return 0
     }
     case 'up': {
       need(p, 0, 'no arguments')
-      const settings = await upSettings(dir, p)
-      if (has(p, 'init-if-needed') && !(await isInitialised(dir))) {
+      // the data dir's config.json sets the flags not given here (flags win; config.ts)
+      const initialised = await isInitialised(dir)
+      const q = initialised ? withConfig(p, await loadConfig(dir)) : p
+      const settings = await upSettings(dir, q).catch(err => { throw blameFile(err, dir, (q as { fromFile?: Set<string> }).fromFile) })
+      jsonErrors = settings.logFormat === 'json'
+      const invite = one(q, 'invite')
+      if (invite !== undefined) {
+        if (initialised) settings.daemon.join = [...settings.daemon.join ?? [], ...await sameNetwork(dir, invite)]
+        else {
+          const r = await init(dir, { invite })
+          out(`initialised ${dir} from the invite (joins through ${r.join.length} member address${r.join.length === 1 ? '' : 'es'})`)
+        }
+      } else if (has(q, 'init-if-needed') && !initialised) {
         const r = await init(dir, { newNetwork: true })
         out(`initialised ${dir} with a new network (key: ${r.keyFile})`)
       }
       const { isWorker, supervise } = await import('./supervisor.ts')
       // the host runs in a worker this process restarts when it dies (node/cli/supervisor.ts)
-      if (!has(p, 'no-restart') && !isWorker()) return await supervise(process.argv.slice(2), { mount: settings.mount })
+      if (!has(q, 'no-restart') && !isWorker()) {
+        const { setLogFormat, report } = await import('../log.ts')
+        setLogFormat(settings.logFormat)
+        const { notifyReady } = await import('./notify.ts')
+        return await supervise(process.argv.slice(2), {
+          mount: settings.mount,
+          say: line => { report(line) },
+          ready: () => { void notifyReady(readyStatus(settings)) }
+        })
+      }
       return await up(settings)
+    }
+    case 'invite': {
+      need(p, 0, 'no arguments')
+      const client = new ControlClient(dir)
+      const r = await client.request('POST', '/v1/invites', one(p, 'expires') !== undefined ? { expires: one(p, 'expires') } : {})
+      out(r.invite)
+      if (process.stderr.isTTY === true) {
+        process.stderr.write(`darkfs: valid until ${new Date(r.expires).toISOString()}; it carries the network key: give it only to a host you trust, which joins with: darkfs up --invite STRING\n`)
+      }
+      return 0
     }
   }
   const client = new ControlClient(dir)
@@ -278,6 +309,30 @@ interface UpSettings {
   daemon: DaemonOptions
   mount?: string
   log: LogLevel
+  logFormat: LogFormat
+}
+
+/** Set once `up` knows its --log-format: its last error line is then a JSON line too. */
+let jsonErrors = false
+
+/** The STATUS systemd shows for a ready host. */
+function readyStatus (settings: UpSettings): string {
+  return settings.mount !== undefined ? `serving, mounted on ${settings.mount}` : 'serving'
+}
+
+/**
+ * `up --invite` on a data dir that is already initialised: the invite must be of its network
+ * (else a clear error; nothing is changed). Its addresses are joined through while it is valid.
+ */
+async function sameNetwork (dir: string, text: string): Promise<string[]> {
+  const { readInvite, readNetworkKey } = await import('../net/index.ts')
+  const invite = readInvite(text)
+  const { join } = await import('node:path')
+  const key = await readNetworkKey(join(dir, NETWORK_KEY_FILE))
+  if (!Buffer.from(key).equals(invite.networkKey)) {
+    throw new UsageError(`${dir} is already in another network (its network key is not the invite's); use a fresh --data dir for the invite`)
+  }
+  return invite.expiresAt > Date.now() ? invite.addresses : []
 }
 
 /** `up`'s options as daemon options: every value is checked before anything starts. */
@@ -301,6 +356,9 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
   if (apiRate !== undefined && (!/^\d+$/.test(apiRateText!) || apiRate < 1)) throw new UsageError(`--api-rate takes a whole number of requests per second (at least 1), got ${JSON.stringify(apiRateText)}`)
   const log = one(p, 'log') ?? 'error'
   if (!isLogLevel(log)) throw new UsageError(`--log takes one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(log)}`)
+  const { isLogFormat, LOG_FORMATS } = await import('../log.ts')
+  const logFormat = one(p, 'log-format') ?? 'text'
+  if (!isLogFormat(logFormat)) throw new UsageError(`--log-format takes one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(logFormat)}`)
   return {
     daemon: {
       dir,
@@ -318,26 +376,29 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
       onEvent: one(p, 'on-event')
     },
     mount: one(p, 'mount'),
-    log
+    log,
+    logFormat
   }
 }
 
 async function up (settings: UpSettings): Promise<number> {
   // darkfs's namespaces for the level, plus whatever DEBUG names (node/log.ts)
-  const { setLogLevel } = await import('../log.ts')
+  const { setLogLevel, setLogFormat, report } = await import('../log.ts')
   setLogLevel(settings.log)
+  setLogFormat(settings.logFormat)
   // a background task that fails without a handler is a bug to report, not a reason to take a
   // storage host (and everything it serves) down: log it on one line and keep serving
   process.on('unhandledRejection', (err: any) => {
-    process.stderr.write(`darkfs: internal error (host keeps running): ${String(err?.stack ?? err).split('\n').slice(0, 3).join(' | ')}\n`)
+    report(`internal error (host keeps running): ${String(err?.stack ?? err).split('\n').slice(0, 3).join(' | ')}`, 'error')
   })
   // yamux opens an outbound stream with a write queued as a microtask; when the connection has
   // closed meanwhile (a saturated thin uplink), that write throws StreamStateError outside any
   // promise and would kill the host: only that connection is lost (forward.ts: isStreamRace)
   const { isStreamRace } = await import('../keeper/index.ts')
   process.on('uncaughtException', (err: any) => {
-    if (isStreamRace(err)) { process.stderr.write(`darkfs: connection closed under a new stream (host keeps running): ${String(err?.message)}\n`); return }
-    process.stderr.write(`${String(err?.stack ?? err)}\n`)
+    if (isStreamRace(err)) { report(`connection closed under a new stream (host keeps running): ${String(err?.message)}`, 'error'); return }
+    if (settings.logFormat === 'json') report(`uncaught exception, the host stops: ${String(err?.stack ?? err)}`, 'error')
+    else process.stderr.write(`${String(err?.stack ?? err)}\n`)
     process.exit(1)
   })
   const { startDaemon } = await import('./daemon.ts')
@@ -352,7 +413,7 @@ async function up (settings: UpSettings): Promise<number> {
       // a stale mount left by a killed host fails mkdir with ENOTCONN: fuse.mount() replaces it
       await mkdir(mountDir, { recursive: true }).catch((err: any) => { if (err?.code !== 'ENOTCONN') throw err })
       const fuse = await import('../../fuse/index.ts')
-      const m = await fuse.mount(daemon.volume, mountDir)
+      const m = await fuse.mount(daemon.volume, mountDir, { onOp: daemon.metrics.fuseOp })
       // ops from peers change what the kernel has cached: drop exactly what they touched
       daemon.tree.addEventListener('op', (e: any) => {
         if (e.detail?.local === true) return
@@ -373,20 +434,25 @@ async function up (settings: UpSettings): Promise<number> {
     void daemon.keep.left.then(stop) // `darkfs leave` drained this host
   })
   // the supervisor hears it first: by the time anyone sees `ready`, a death is a crash to restart
-  const { workerReady } = await import('./supervisor.ts')
+  const { workerReady, isWorker } = await import('./supervisor.ts')
   workerReady()
   out('ready')
+  // systemd (Type=notify) hears it from its main process: this one unless it is a supervised worker
+  if (!isWorker()) {
+    const { notifyReady } = await import('./notify.ts')
+    void notifyReady(readyStatus(settings))
+  }
   // a host told to join that reaches nobody says so, and again when a member answers
   if (daemon.join.length > 0 && daemon.host.peers().length === 0) {
-    process.stderr.write(`darkfs: no peer reachable yet: retrying ${daemon.join.join(', ')} with backoff\n`)
+    report(`no peer reachable yet: retrying ${daemon.join.join(', ')} with backoff`)
     const joined = (e: CustomEvent<string>): void => {
       daemon.host.removeEventListener('peer:connect', joined)
-      process.stderr.write(`darkfs: joined the network (first peer ${e.detail})\n`)
+      report(`joined the network (first peer ${e.detail})`)
     }
     daemon.host.addEventListener('peer:connect', joined)
   }
   await stopped
-  while (closers.length > 0) await closers.pop()!().catch((err: any) => { process.stderr.write(`darkfs: while stopping: ${err.message}\n`) })
+  while (closers.length > 0) await closers.pop()!().catch((err: any) => { report(`while stopping: ${String(err.message)}`, 'error') })
   out('stopped')
   return 0
 }
@@ -413,7 +479,8 @@ async function main (): Promise<void> {
     if (err?.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE) // the reader went away (see above)
     // reported: the user sees the error's first line on stderr, and the exit code
     const msg = String(err?.message ?? err).split('\n')[0]
-    process.stderr.write(`darkfs: ${msg}\n`)
+    if (jsonErrors) process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', namespace: 'darkfs:cli', msg }) + '\n')
+    else process.stderr.write(`darkfs: ${msg}\n`)
     code = err instanceof UsageError ? 2 : 1
   }
   process.exitCode = code

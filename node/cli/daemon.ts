@@ -20,6 +20,9 @@ import { ChunkNetwork, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, 
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
+import { createMetrics, metricsRoutes } from '../api/index.ts'
+import type { Metrics } from '../api/index.ts'
+import { inviteRoutes } from '../api/index.ts'
 
 const log = logger('cli:daemon')
 
@@ -78,6 +81,8 @@ export interface Daemon {
   readonly api: ApiServer
   /** What happens to this host and its network (GET /v1/events, api/events.ts). */
   readonly events: EventLog
+  /** Prometheus metrics (node/api/metrics.ts), served at GET /metrics; the mount reports to it. */
+  readonly metrics: Metrics
   close: () => Promise<void>
 }
 
@@ -107,6 +112,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { space.stop() })
     const store = await Store.open(storeDir, { space })
     closers.push(async () => { await store.close() })
+    // one walk now, before anything writes: metrics read the running figure from then on
+    await store.tally()
     await mkdir(join(dir, 'tree'), { recursive: true })
     const tree = await Tree.open({ dir: join(dir, 'tree'), signer: signerFor(privateKey), verify })
     closers.push(async () => { await tree.close() })
@@ -260,6 +267,31 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       await saveConfig(dir, { ...config, join: [...new Set([...config.join, ...(opts.join ?? [])])] })
     }
 
+    // read at each scrape from what the parts keep in memory (node/api/metrics.ts)
+    const metrics = createMetrics({
+      chunks: () => keep.known(),
+      stored: () => store.stored(),
+      space: () => space.snapshot(),
+      repair: () => ({ progress: keep.repairer.progress(), totals: keep.repairer.totals() }),
+      pendingPlacements: () => network.pending.size,
+      swarm: () => swarm.stats(),
+      uplink: peer => uplinks.book.get(peer)?.bytesPerSecond,
+      traffic: () => host.traffic(),
+      relays: () => forwarder.stats(),
+      peers: () => {
+        const connected = host.peers().length
+        const suspect = membership.suspects().length
+        return { connected, known: connected + suspect, suspect }
+      },
+      offline: () => presence.offline(),
+      ops: () => tree.size,
+      conflicts: () => tree.conflicts().length,
+      tree,
+      membership
+    })
+    metrics.start()
+    closers.push(async () => { metrics.stop() })
+
     // the bearer token of `--api` (made here for data dirs initialised before there was one)
     const token = await apiToken(dir)
     const tcp = apiAt === undefined ? undefined : { ...apiAt, token, requestsPerSecond: opts.apiRate }
@@ -268,7 +300,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // answered from what this host keeps (no message to any peer), every figure with its age;
       // `survey` asks every holder first (keeper/status.ts)
       status: async ({ chunks, survey, signal }) => {
-        const usage = await store.usage()
+        // bytes stored: the running figure (no walk of the store per call; data/store.ts stored())
+        const disk = await store.disk()
+        const stored = store.stored() ?? (await store.usage()).bytesStored
         const peers = host.peers()
         const { full, free, reserve } = space.snapshot()
         return {
@@ -278,8 +312,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           offline: presence.offline(),
           ...(chunks ? { chunks: await keep.health({ survey, signal }) } : {}),
           repair: keep.repairer.progress(),
-          bytesStored: usage.bytesStored,
-          capacity: usage.capacity,
+          bytesStored: stored,
+          capacity: disk.capacity,
           space: { full, free, reserve },
           fullPeers: membership.fullHosts(),
           // peers, bytes stored and the disk are read as the status is made; chunks carry their own ages
@@ -307,10 +341,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         uplink: opts.uplink ?? null
       })
     })
-    const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION })
+    const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...metricsRoutes(metrics), ...inviteRoutes({ networkKey, host }), ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION, onError: status => { metrics.error('api', String(status)) } })
     await api.start()
     closers.push(async () => { await api.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, api, events, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, api, events, metrics, close }
   } catch (err) {
     await close()
     throw err

@@ -9,6 +9,7 @@
 //  - The daemon is the only place where parts meet: no part reaches another except through
 //    what the daemon hands it at construction.
 export { ControlClient } from './client.ts'
-export { init, loadConfig, saveConfig } from './config.ts'
+export { init, loadConfig, saveConfig, configKeys, FLAG_ONLY } from './config.ts'
+export { COMMANDS } from './args.ts'
 export { startDaemon } from './daemon.ts'
 export type { Daemon, DaemonOptions } from './daemon.ts'

@@ -12,7 +12,12 @@
 // - The worker runs in its own process group, so a terminal's Ctrl-C reaches it once, through
 //   here; a worker whose supervisor is gone (killed -9) dies at once, like a host killed -9, and
 //   the next `darkfs up` replaces its stale mount.
-// - Under systemd, which restarts by itself, run `darkfs up --no-restart` (scripts/darkfs.service).
+// - Under systemd, which restarts by itself, run `darkfs up --no-restart` (scripts/darkfs.service):
+//   one supervisor, not two. Should the unit run it without --no-restart all the same, the two
+//   still agree: this process is systemd's main process, it sends READY=1 when its first worker
+//   is ready (`ready` below; workers never get $NOTIFY_SOCKET, so only the main process
+//   notifies), passes systemd's SIGTERM to the worker and exits with the worker's status; but a
+//   worker it restarts is a restart systemd never sees, hence --no-restart in the unit.
 import { execFile, spawn } from 'node:child_process'
 import { isSea } from 'node:sea'
 import { constants } from 'node:os'
@@ -70,7 +75,7 @@ function signalNumber (signal: NodeJS.Signals): number {
  * Run `darkfs ARGS` (an `up` command line) as a worker and keep it running; resolves with the
  * exit status for this process.
  */
-export async function supervise (args: string[], init: { mount?: string, say?: (line: string) => void } = {}): Promise<number> {
+export async function supervise (args: string[], init: { mount?: string, say?: (line: string) => void, ready?: () => void } = {}): Promise<number> {
   const say = init.say ?? ((line: string) => { process.stderr.write(`darkfs: ${line}\n`) })
   const argv = isSea() ? args : [...process.execArgv, process.argv[1], ...args]
   let stopping: NodeJS.Signals | undefined
@@ -87,13 +92,19 @@ export async function supervise (args: string[], init: { mount?: string, say?: (
     let everReady = false
     for (;;) {
       const started = Date.now()
+      // systemd's notify socket stays here: the main process tells systemd (node/cli/notify.ts)
+      const { NOTIFY_SOCKET: _, ...env } = process.env
       const worker = spawn(process.execPath, argv, {
         stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-        env: { ...process.env, [WORKER_ENV]: '1' },
+        env: { ...env, [WORKER_ENV]: '1' },
         detached: true
       })
       child = worker
-      worker.on('message', (m: any) => { if (m?.type === 'darkfs:ready') everReady = true })
+      worker.on('message', (m: any) => {
+        if (m?.type !== 'darkfs:ready') return
+        if (!everReady) init.ready?.()
+        everReady = true
+      })
       const { code, signal } = await new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
         worker.once('exit', (code, signal) => { resolve({ code, signal }) })
         worker.once('error', (err) => {

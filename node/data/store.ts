@@ -68,6 +68,8 @@ export class Store {
   private removed = 0
   /** The highest added - removed since markPeak(). */
   private peak = 0
+  /** Bytes of block files when tally() walked the store, less `net` then (stored()). */
+  private base?: number
   /**
    * Block -> the write that stored it and is the only one to have stored it since (claim()):
    * a write abandoned before its commit deletes exactly these (a block another write or a peer
@@ -179,6 +181,24 @@ export class Store {
    */
   counters (): { added: number, removed: number, net: number, peak: number } {
     return { added: this.added, removed: this.removed, net: this.added - this.removed, peak: this.peak }
+  }
+
+  /**
+   * Walk the store once (as usage() does) so that stored() can answer from then on. Call it
+   * before anything writes or deletes (the daemon does, right after open): a block written
+   * during the walk could be counted twice.
+   */
+  async tally (): Promise<void> {
+    const { bytesStored } = await this.usage()
+    this.base = bytesStored - (this.added - this.removed)
+  }
+
+  /**
+   * Bytes of block files stored here now, with no walk: the figure tally() found, moved by
+   * every block written, deleted or quarantined since. Undefined before tally().
+   */
+  stored (): number | undefined {
+    return this.base === undefined ? undefined : this.base + this.added - this.removed
   }
 
   /** Start a new high-water mark of counters().net (from now). */

@@ -17,7 +17,7 @@ import { DEFAULT_RETENTION_MS, retained, retainedContents } from './retained.ts'
 import { decodeManifest, manifestRef } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { HealthBook } from './status.ts'
-import type { ChunkStatus } from './status.ts'
+import type { ChunkStatus, HealthView } from './status.ts'
 import { incomplete, plan } from './survey.ts'
 import type { PendingPlacements } from './pending.ts'
 import { Scrubber } from './scrub.ts'
@@ -105,6 +105,11 @@ export interface Redundancy {
    */
   health: (opts?: HealthOptions) => Promise<ChunkStatus>
   readonly book: HealthBook
+  /**
+   * The health of the chunks the book knows (HealthBook.countKnown): memory only, no walk of
+   * the tree, no disk, no message, no lookup started. What a metrics scrape reads.
+   */
+  known: () => ChunkStatus
   /** Repair now, every chunk, treating unreachable members as gone. */
   heal: (opts?: AbortOptions) => Promise<HealResult>
   /** Drain this host, then resolve `left` (after graceMs, when given). */
@@ -171,6 +176,14 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     })().catch((err: Error) => { log.error('looking up %d file version(s) for status failed: %s', manifests.length, err.message) })
       .finally(() => { lookup = undefined })
   }
+  const view = (): HealthView => ({
+    self: c.host.peerId,
+    live: new Set(membership.live()),
+    placing: chunk => c.placing?.(chunk) ?? false,
+    pending: pendingHas,
+    pendingHosts: chunk => new Set((c.placement?.(chunk) ?? []).flatMap(hs => [...hs])).size,
+    offline: c.offline?.() ?? false
+  })
   const health = async (opts: HealthOptions = {}): Promise<ChunkStatus> => {
     if (opts.survey === true) await repairer.status(opts)
     const cids = new Map<string, CID>()
@@ -191,14 +204,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
         log('manifest %s undecodable: %s', m, (err as Error).message)
       }
     }
-    const s = book.count(manifests, c.pending?.values() ?? [], {
-      self: c.host.peerId,
-      live: new Set(membership.live()),
-      placing: chunk => c.placing?.(chunk) ?? false,
-      pending: pendingHas,
-      pendingHosts: chunk => new Set((c.placement?.(chunk) ?? []).flatMap(hs => [...hs])).size,
-      offline: c.offline?.() ?? false
-    }, opts.survey === true ? 'survey' : 'kept')
+    const s = book.count(manifests, c.pending?.values() ?? [], view(), opts.survey === true ? 'survey' : 'kept')
     const live = membership.live().length
     if (s.unknown > 0 && opts.survey !== true) lookUp(manifests.filter(m => !book.knows(m) || book.unseen([m], live).length > 0), cids)
     return s
@@ -252,6 +258,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     status: async (opts) => await repairer.status(opts),
     health,
     book,
+    known: () => book.countKnown(c.pending?.values() ?? [], view()),
     heal,
     leave,
     commands: {

@@ -106,6 +106,15 @@ export interface RepairProgress {
   dropped: number
 }
 
+/** What every pass since this repairer started did, summed (monotonic: metrics count it). */
+export interface RepairTotals {
+  passes: number
+  fragmentsRepaired: number
+  bytesPushed: number
+  bytesFetched: number
+  failed: number
+}
+
 /**
  * Chunk health from a survey: lost only when every host that may hold the missing fragments
  * answered; short of k fragments otherwise, a chunk is unreachable (status.ts).
@@ -132,6 +141,7 @@ export class Repairer extends EventTarget {
   private readonly quietIntervalMs: number
   private readonly limiter: RateLimiter
   private progress_: RepairProgress = emptyProgress()
+  private readonly totals_: RepairTotals = { passes: 0, fragmentsRepaired: 0, bytesPushed: 0, bytesFetched: 0, failed: 0 }
   private running?: Promise<RepairProgress>
   private again = false
   private timer?: ReturnType<typeof setTimeout>
@@ -185,6 +195,11 @@ export class Repairer extends EventTarget {
 
   progress (): RepairProgress {
     return { ...this.progress_ }
+  }
+
+  /** Every pass since start, summed (the current one so far included). */
+  totals (): RepairTotals {
+    return { ...this.totals_ }
   }
 
   private schedule (ms: number): void {
@@ -354,6 +369,7 @@ export class Repairer extends EventTarget {
       if (opts.leaving !== true) this.c.health?.surveyed(started)
       if (settled) { this.settled = view; this.settledAt = Date.now() }
       else if (left.size > 0) log('pass of %d chunk(s) leaves work for the next: %s', p.chunks, [...left].map(([why, n]) => `${n} ${why}`).join(', '))
+      this.totals_.passes++
       this.dispatchEvent(new CustomEvent('pass', { detail: p }))
       return p
     } catch (err) {
@@ -402,9 +418,10 @@ export class Repairer extends EventTarget {
               if (!opts.signal.aborted) log.error('repair of chunk %s failed: %s', shortCid(ref.cid!), err.message)
               return false
             })
-            if (!ok) this.progress_.failed++
+            if (!ok) { this.progress_.failed++; this.totals_.failed++ }
           } else if (mine && p.health === 'lost') {
             this.progress_.failed++
+            this.totals_.failed++
           }
           for (const key of wantedHere(self, ref, p)) wanted.add(key)
           if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
@@ -455,6 +472,8 @@ export class Repairer extends EventTarget {
       for (const h of got) { p.held[j].add(h); holdings.get(cid.toString())?.add(h) }
       this.progress_.bytesPushed += bytes.byteLength * got.length
       this.progress_.fragmentsRepaired += got.length
+      this.totals_.bytesPushed += bytes.byteLength * got.length
+      this.totals_.fragmentsRepaired += got.length
       if (remote.some(h => !got.includes(h))) ok = false
     }
     return ok
@@ -490,6 +509,7 @@ export class Repairer extends EventTarget {
       if (b !== undefined) {
         ref.fragments.forEach((g, i) => { if (g.equals(f) && have[i] === undefined) have[i] = b })
         this.progress_.bytesFetched += b.byteLength
+        this.totals_.bytesFetched += b.byteLength
       }
     }
     if (wanted.every(j => have[j] !== undefined)) {
@@ -506,7 +526,7 @@ export class Repairer extends EventTarget {
       const got = await this.c.swarm.pullAny(want, ref.k - count, from, { signal, background: true })
       ref.fragments.forEach((f, j) => {
         const b = got.get(f.toString())
-        if (b !== undefined && have[j] === undefined) { have[j] = b; this.progress_.bytesFetched += b.byteLength }
+        if (b !== undefined && have[j] === undefined) { have[j] = b; this.progress_.bytesFetched += b.byteLength; this.totals_.bytesFetched += b.byteLength }
       })
     }
     const chunk = decodeChunk(ref, have)

@@ -25,6 +25,8 @@ export { DHT_PROTOCOL, FULL_MESH_PEERS, PEX, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL
 export type { Host } from './host.ts'
 export { idleDeadline } from './idle.ts'
 export { createNetworkKey, formatNetworkKey, loadOrCreateIdentity, readNetworkKey, writeNetworkKey } from './keys.ts'
+export { BadInviteError, DEFAULT_INVITE_VALID, INVITE_PREFIX, InviteExpiredError, MAX_INVITE_ADDRESSES, decodeInvite, encodeInvite, readInvite, inviteAddresses, parseInviteValidity } from './invite.ts'
+export type { Invite } from './invite.ts'
 export { Presence } from './presence.ts'
 export { signerFor, verify } from './signing.ts'
 export { SPACE, SPACE_PROTOCOL, SpaceNoticeError, SpaceNotices } from './space-notice.ts'

@@ -420,7 +420,7 @@ export class Tree extends EventTarget {
     if (nodes.length === 0) return
     this.insert(nodes)
     for (const n of nodes) {
-      const detail: OpEventDetail = { cid: n.op.cid, body: n.op.body, local }
+      const detail: OpEventDetail = { cid: n.op.cid, body: n.op.body, local, hlc: n.op.hlc }
       this.dispatchEvent(new CustomEvent('op', { detail }))
     }
   }

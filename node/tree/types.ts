@@ -133,4 +133,5 @@ export interface Version { op: CID, author: string, hlc: [number, number], time:
  */
 export interface Conflict { path: string, entry: EntryId, inode: InodeId, of: InodeId, author: string, time: bigint, head?: string }
 
-export interface OpEventDetail { cid: CID, body: OpBody, local: boolean }
+/** A new op applied here: `hlc` is its author's stamp ([wall ms, counter]; metrics time merge lag by it). */
+export interface OpEventDetail { cid: CID, body: OpBody, local: boolean, hlc: Hlc }
