@@ -45,7 +45,14 @@ export function buildDocument (routes: readonly Route[], info: { version?: strin
     const item = paths[r.path] ?? (paths[r.path] = {})
     const method = r.method.toLowerCase()
     if (item[method] !== undefined) throw new Error(`two routes for ${r.method} ${r.path}`)
-    item[method] = r.operation
+    // every request may meet the server's own refusals (TCP token and rate, a failure): each
+    // operation lists them whether or not its part wrote them out
+    const own = r.public === true ? [429, 500] : [401, 429, 500]
+    const responses = { ...(r.operation.responses as Record<string, unknown> ?? {}) }
+    for (const [status, response] of Object.entries(errorResponses(...own))) {
+      if (own.includes(Number(status)) && responses[status] === undefined) responses[status] = response
+    }
+    item[method] = { ...r.operation, responses }
     for (const [name, schema] of Object.entries(r.schemas ?? {})) {
       if (schemas[name] !== undefined && JSON.stringify(schemas[name]) !== JSON.stringify(schema)) throw new Error(`schema ${name} of ${r.method} ${r.path} clashes with another of that name`)
       schemas[name] = schema
