@@ -71,7 +71,13 @@ export const SCHEMAS: Record<string, unknown> = {
   Peer: {
     type: 'object',
     required: ['id', 'addresses'],
-    properties: { id: str, addresses: strings, latencyMs: num }
+    properties: {
+      id: str,
+      addresses: strings,
+      latencyMs: num,
+      bytesStored: { type: 'integer', minimum: 0, description: 'bytes of blocks the peer told it holds' },
+      disk: { type: 'object', required: ['total', 'free', 'avail'], properties: { total: int, free: int, avail: int }, description: 'the disk under the peer\'s store, as it told' }
+    }
   },
   ChunkStatus: {
     type: 'object',

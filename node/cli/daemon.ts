@@ -205,7 +205,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const chunks = new ChunkService(store, { network, staging, placeWindowBytes: opts.placeWindowBytes })
     // a full host tells its peers, which leave it out of members() (placement, repair); the
     // notices carry every host's disk figures, which `df` on the mount sums (started below)
-    const spaceNotices = new SpaceNotices({ host, space, membership })
+    const spaceNotices = new SpaceNotices({ host, space, membership, stored: () => store.stored() })
     // `df`: the live hosts' space, in bytes of data under the code new chunks get now
     const capacity = (): ReturnType<typeof networkCapacity> => networkCapacity(spaceNotices.disks(membership.live()), network.params())
     const volume = new Volume({ tree, chunks, store, capacity })
@@ -320,7 +320,11 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           at: Date.now()
         }
       },
-      peers: async () => host.peers(),
+      // each with what it last told of its disk and the bytes of blocks it holds (space notices)
+      peers: async () => host.peers().map(p => {
+        const { disk, stored } = spaceNotices.figures(p.id)
+        return { ...p, ...(stored !== undefined ? { bytesStored: stored } : {}), ...(disk !== undefined ? { disk } : {}) }
+      }),
       pins: { pin: async (path, o) => await pins.pin(path, o), unpin: async path => { await pins.unpin(path) }, list: () => pins.list() },
       heal: async o => await keep.commands.heal({}, o),
       leave: async o => await keep.commands.leave({}, o),

@@ -42,6 +42,8 @@ export const SPACE_NOTICE_RETRY_MAX_MS = 30_000
 
 /** Share of its disk a host's free space moves by before it tells its figures again: 1%. */
 export const SPACE_FIGURES_DRIFT = 0.01
+/** Least move of the bytes held told again: 64 KiB. */
+export const STORED_DRIFT_MIN_BYTES = 64 << 10
 /** Least move of the free space told again (small disks): 1 MiB. */
 export const SPACE_FIGURES_DRIFT_MIN_BYTES = 1 << 20
 
@@ -49,7 +51,8 @@ export class SpaceNoticeError extends RpcProtocolError {
   override readonly name = 'SpaceNoticeError'
 }
 
-export interface SpaceNotice { full: boolean, seq: number, disk?: Capacity }
+/** `stored`: bytes of blocks the host holds (for the operator: the dashboard's network map). */
+export interface SpaceNotice { full: boolean, seq: number, disk?: Capacity, stored?: number }
 
 export const SPACE = defineProtocol<never, never, SpaceNotice>({
   id: SPACE_PROTOCOL,
@@ -60,12 +63,15 @@ export const SPACE = defineProtocol<never, never, SpaceNotice>({
     const m = v as { full?: unknown, seq?: unknown } | null
     if (m === null || typeof m !== 'object' || typeof m.full !== 'boolean') throw new SpaceNoticeError('a space notice is { full, seq }')
     if (!Number.isSafeInteger(m.seq) || (m.seq as number) < 0) throw new SpaceNoticeError('space notice sequence number out of range')
-    const disk = (m as { disk?: unknown }).disk
-    if (disk === undefined) return { full: m.full, seq: m.seq as number }
-    const d = disk as Record<string, unknown> | null
     const bytes = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0
+    const stored = (m as { stored?: unknown }).stored
+    if (stored !== undefined && !bytes(stored)) throw new SpaceNoticeError('a space notice\'s stored is a count of bytes')
+    const held = stored === undefined ? {} : { stored }
+    const disk = (m as { disk?: unknown }).disk
+    if (disk === undefined) return { full: m.full, seq: m.seq as number, ...held }
+    const d = disk as Record<string, unknown> | null
     if (d === null || typeof d !== 'object' || !bytes(d.total) || !bytes(d.free) || !bytes(d.avail)) throw new SpaceNoticeError('a space notice\'s disk is { total, free, avail } in bytes')
-    return { full: m.full, seq: m.seq as number, disk: { total: d.total, free: d.free, avail: d.avail } }
+    return { full: m.full, seq: m.seq as number, disk: { total: d.total, free: d.free, avail: d.avail }, ...held }
   }
 })
 
@@ -73,6 +79,8 @@ export interface SpaceNoticeComponents {
   host: Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'>
   space: Pick<Space, 'isFull' | 'snapshot' | 'addEventListener' | 'removeEventListener'>
   membership: Pick<Membership, 'setFull' | 'addEventListener' | 'removeEventListener'>
+  /** Bytes of blocks this host holds (told with the disk figures; undefined: not told). */
+  stored?: () => number | undefined
 }
 
 /** A notice as it goes on the wire (an rpc.ts frame body). */
@@ -85,6 +93,16 @@ export function drifted (told: Capacity | undefined, now: Capacity): boolean {
   if (told === undefined) return true
   const step = Math.max(SPACE_FIGURES_DRIFT_MIN_BYTES, now.total * SPACE_FIGURES_DRIFT)
   return told.total !== now.total || Math.abs(told.free - now.free) >= step || Math.abs(told.avail - now.avail) >= step
+}
+
+/**
+ * Whether the bytes of blocks held here moved enough since `told` to be told again: from or to
+ * none, or by SPACE_FIGURES_DRIFT of the figure told (at least STORED_DRIFT_MIN_BYTES).
+ */
+export function storedDrifted (told: number | undefined, now: number | undefined): boolean {
+  if (now === undefined || told === now) return false
+  if (told === undefined || told === 0 || now === 0) return true
+  return Math.abs(now - told) >= Math.max(STORED_DRIFT_MIN_BYTES, told * SPACE_FIGURES_DRIFT)
 }
 
 /** Decode a notice (a frame body); SpaceNoticeError when it is not one (RpcTooLargeError when over the bound). */
@@ -103,8 +121,12 @@ export class SpaceNotices {
   private readonly heard = new Map<string, number>()
   /** The disk figures each peer told last. */
   private readonly peerDisks = new Map<string, Capacity>()
+  /** The bytes of blocks each peer told it holds, last. */
+  private readonly peerStored = new Map<string, number>()
   /** This host's figures when it last told every peer. */
   private told: Capacity | undefined
+  /** The bytes of blocks held here when it last told every peer. */
+  private toldStored: number | undefined
   private readonly shutdown = new AbortController()
   private started = false
   private unserve: (() => Promise<void>) | undefined
@@ -114,13 +136,14 @@ export class SpaceNotices {
   }
 
   private readonly onMeasure = (): void => {
-    if (drifted(this.told, this.disk())) this.tellAll()
+    if (drifted(this.told, this.disk()) || storedDrifted(this.toldStored, this.c.stored?.())) this.tellAll()
   }
 
   private readonly onConnect = (evt: CustomEvent<string>): void => { void this.tell(evt.detail, this.seq) }
   private readonly onGone = (evt: CustomEvent<string>): void => {
     this.heard.delete(evt.detail)
     this.peerDisks.delete(evt.detail)
+    this.peerStored.delete(evt.detail)
   }
 
   constructor (c: SpaceNoticeComponents) {
@@ -138,6 +161,7 @@ export class SpaceNotices {
     if (this.c.space.isFull()) this.c.membership.setFull(this.c.host.peerId, true)
     // peers that connected before this started
     this.told = this.disk()
+    this.toldStored = this.c.stored?.()
     for (const p of this.c.host.peers()) void this.tell(p.id, this.seq)
   }
 
@@ -157,10 +181,17 @@ export class SpaceNotices {
     return out
   }
 
+  /** What a peer (or this host) last told of its disk and the bytes of blocks it holds. */
+  figures (peer: string): { disk?: Capacity, stored?: number } {
+    if (peer === this.c.host.peerId) return { disk: this.disk(), stored: this.c.stored?.() }
+    return { disk: this.peerDisks.get(peer), stored: this.peerStored.get(peer) }
+  }
+
   /** A new state (full or not, figures) under a new sequence number, told to every peer. */
   private tellAll (): void {
     this.seq++
     this.told = this.disk()
+    this.toldStored = this.c.stored?.()
     const seq = this.seq
     for (const p of this.c.host.peers()) void this.tell(p.id, seq)
   }
@@ -190,7 +221,8 @@ export class SpaceNotices {
         if (!this.started || seq !== this.seq || !this.c.host.peers().some(p => p.id === peer)) return
       }
       try {
-        await notify(this.c.host, peer, SPACE, { full: this.c.space.isFull(), seq, disk: this.disk() }, { signal: this.shutdown.signal })
+        const stored = this.c.stored?.()
+        await notify(this.c.host, peer, SPACE, { full: this.c.space.isFull(), seq, disk: this.disk(), ...(stored === undefined ? {} : { stored }) }, { signal: this.shutdown.signal })
         return
       } catch (err) {
         log('telling %s (attempt %d) failed: %e', peer, attempt + 1, err)
@@ -199,10 +231,11 @@ export class SpaceNotices {
   }
 
   /** A peer's notice: apply it unless a later one of that peer's was applied already. */
-  private take ({ full, seq, disk }: SpaceNotice, peer: string): void {
+  private take ({ full, seq, disk, stored }: SpaceNotice, peer: string): void {
     if (seq < (this.heard.get(peer) ?? 0)) return
     this.heard.set(peer, seq)
     if (disk !== undefined) this.peerDisks.set(peer, disk)
+    if (stored !== undefined) this.peerStored.set(peer, stored)
     this.c.membership.setFull(peer, full)
   }
 }

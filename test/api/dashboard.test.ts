@@ -152,6 +152,8 @@ describe('the web dashboard in headless Chromium (3 real hosts, the first on --a
 
     await agree('peers connected', async () => Number(await shown('#peer-count')), async () => (await api('/v1/status?chunks=0', tcp)).peers)
     await agree('the online peers on the map', async () => (await page.$$eval('#map .peer[data-online="1"]', g => g.map(e => e.getAttribute('data-peer')))).sort(), async () => (await api('/v1/peers', tcp)).map((p: any) => p.id).sort())
+    await until('every peer told the bytes it holds', async () => (await api('/v1/peers', tcp)).every((p: any) => Number.isInteger(p.bytesStored) && p.bytesStored > 0), WAIT_MS)
+    await agree('the bytes each peer holds, as it told (space notices)', async () => await page.$$eval('#map .peer[data-online="1"]', g => g.map(e => `${e.getAttribute('data-peer') ?? ''}=${e.getAttribute('data-held') ?? '?'}`).sort()), async () => (await api('/v1/peers', tcp)).map((p: any) => `${String(p.id)}=${p.bytesStored ?? '?'}`).sort())
     await agree('chunks in total', async () => Number(await shown('#chunk-total')), async () => (await api('/v1/status', tcp)).chunks.total)
     await agree('bytes stored', async () => Number(await shown('#bytes-stored')), async () => (await api('/v1/status?chunks=0', tcp)).bytesStored)
     await agree('redundant chunks', async () => Number(await page.$eval('#health tr[data-state="redundant"] td.num', e => e.getAttribute('data-value') ?? undefined)), async () => (await api('/v1/status', tcp)).chunks.redundant)

@@ -264,7 +264,7 @@ function renderMap () {
     ].filter(Boolean)
     const title = svg('title')
     title.textContent = `${id}\n${p?.addresses?.join('\n') ?? ''}`
-    nodes.push(svg('g', { class: cls, 'data-peer': id, 'data-online': up ? '1' : '0' },
+    nodes.push(svg('g', { class: cls, 'data-peer': id, 'data-online': up ? '1' : '0', ...(held !== undefined ? { 'data-held': held } : {}) },
       title,
       svg('circle', { cx: x, cy: y, r: 14 }),
       label(x, y - 20, short(id)),
