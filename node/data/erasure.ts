@@ -278,6 +278,7 @@ const typescriptKernel: Kernel = {
 interface NativeAddon {
   initTables (k: number, rows: number, coeffs: Uint8Array): Uint8Array
   encodeData (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[]): void
+  encodeLoop (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[], times: number): void
 }
 
 function nativeKernel (addon: NativeAddon): Kernel {
@@ -320,10 +321,11 @@ function requireAddon (): NativeAddon {
 }
 
 /** The addon's kernel, or why it is not in use: forced off, not built, or failed to load. */
-function loadNative (): { kernel?: Kernel, problem?: string } {
+function loadNative (): { addon?: NativeAddon, kernel?: Kernel, problem?: string } {
   if (process.env.DARKFS_ERASURE === 'typescript') return { problem: 'DARKFS_ERASURE=typescript' }
   try {
-    return { kernel: nativeKernel(requireAddon()) }
+    const addon = requireAddon()
+    return { addon, kernel: nativeKernel(addon) }
   } catch (err) { // not built (no libisal) or unloadable: the TypeScript kernel serves
     return { problem: `${ADDON_PATH} did not load (run node/data/native/build.sh): ${(err as Error).message}` }
   }
@@ -502,4 +504,41 @@ export function reconstruct (shards: Array<Uint8Array | undefined>, k: number, m
 /** The original `length` bytes from any k shards (no arithmetic when the data shards are all present). */
 export function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
   return best.decode(shards, k, m, length)
+}
+
+function unfilledShards (count: number, size: number): Uint8Array[] { return Array.from({ length: count }, () => new Uint8Array(size)) }
+/**
+ * For benchmarks (scripts/bench/erasure.ts): ISA-L alone, the speed the native codec is held
+ * to. Returns a function that runs ec_encode_data `times` times in one native call on buffers
+ * allocated once, with the coefficients the codec uses for the same work: the m parity rows of
+ * (k, m) to encode a chunk of `length` bytes, or, with `lost` (data shard indices), the decoding
+ * rows that rebuild those shards from the first k shards left. Nothing around it: no argument
+ * checks, allocation, N-API crossing per call or matrix setup. undefined without the addon.
+ */
+export function isalBaseline (k: number, m: number, length: number, lost: number[] = []): ((times: number) => void) | undefined {
+  const addon = native.addon
+  if (addon === undefined) return undefined
+  checkParams(k, m)
+  const size = shardSize(length, k)
+  let coeffs: Uint8Array
+  let rows: number
+  if (lost.length === 0) {
+    coeffs = parityRows(k, m)
+    rows = m
+  } else {
+    if (lost.length > m || lost.some(j => !Number.isInteger(j) || j < 0 || j >= k)) throw new ErasureError(`lost must be at most ${m} data shard indices below ${k}`)
+    const used = Array.from({ length: k + m }, (_, i) => i).filter(i => !lost.includes(i)).slice(0, k)
+    const matrix = codingMatrix(k, m)
+    const sub = new Uint8Array(k * k)
+    used.forEach((row, i) => sub.set(matrix.subarray(row * k, row * k + k), i * k))
+    const inv = invert(sub, k) as Uint8Array // a Vandermonde-derived code: every k rows are independent
+    coeffs = new Uint8Array(lost.length * k)
+    lost.forEach((j, i) => coeffs.set(inv.subarray(j * k, j * k + k), i * k))
+    rows = lost.length
+  }
+  const tables = addon.initTables(k, rows, coeffs)
+  const sources = unfilledShards(k, size)
+  for (const s of sources) for (let i = 0; i < size; i++) s[i] = (i * 167 + 13) & 255
+  const targets = unfilledShards(rows, size)
+  return (times) => { addon.encodeLoop(size, k, rows, tables, sources, targets, times) }
 }
