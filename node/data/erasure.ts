@@ -13,6 +13,7 @@
 //  - 'typescript': table-driven GF(2^8) on 32-bit words, the fallback.
 // DARKFS_ERASURE=typescript forces the fallback. All functions are synchronous and pure; the
 // native calls run on the calling thread and take well under a millisecond per MiB.
+import { Buffer } from 'node:buffer'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -37,6 +38,11 @@ const WIDE_TABLE_ENTRIES = 64
 const MATRIX_CACHE_ENTRIES = 64
 /** How many decoding matrices (one per k, m and set of present shards) are kept. */
 const DECODE_CACHE_ENTRIES = 256
+/**
+ * Output shards made in one call share one allocation, each starting on a multiple of this
+ * many bytes (a cache line, and a whole number of the TypeScript kernel's 32-bit words).
+ */
+const SHARD_ALIGN = 64
 /** The field polynomial x^8 + x^4 + x^3 + x^2 + 1. */
 const GF_POLY = 0x11d
 
@@ -278,6 +284,7 @@ const typescriptKernel: Kernel = {
 interface NativeAddon {
   initTables (k: number, rows: number, coeffs: Uint8Array): Uint8Array
   encodeData (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[]): void
+  encodeLoop (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[], times: number): void
 }
 
 function nativeKernel (addon: NativeAddon): Kernel {
@@ -320,10 +327,11 @@ function requireAddon (): NativeAddon {
 }
 
 /** The addon's kernel, or why it is not in use: forced off, not built, or failed to load. */
-function loadNative (): { kernel?: Kernel, problem?: string } {
+function loadNative (): { addon?: NativeAddon, kernel?: Kernel, problem?: string } {
   if (process.env.DARKFS_ERASURE === 'typescript') return { problem: 'DARKFS_ERASURE=typescript' }
   try {
-    return { kernel: nativeKernel(requireAddon()) }
+    const addon = requireAddon()
+    return { addon, kernel: nativeKernel(addon) }
   } catch (err) { // not built (no libisal) or unloadable: the TypeScript kernel serves
     return { problem: `${ADDON_PATH} did not load (run node/data/native/build.sh): ${(err as Error).message}` }
   }
@@ -358,6 +366,26 @@ function checkLength (length: number): void {
   if (!Number.isSafeInteger(length) || length < 0) throw new ErasureError(`length must be an integer >= 0, got ${length}`)
 }
 
+/**
+ * `count` shards of `size` bytes in one allocation, SHARD_ALIGN-aligned, left unfilled: only
+ * for shards every byte of which is written before anyone sees them (the kernels overwrite
+ * every output byte). Zeroing, then overwriting, fresh memory cost more than the coding itself
+ * (scripts/bench/erasure.ts); one allocation instead of one per shard halves the page faults
+ * and the external-memory GC pressure. Plain Uint8Arrays (a Buffer's `slice` shares memory).
+ */
+function unfilledShards (count: number, size: number): Uint8Array[] {
+  if (count === 0) return []
+  const stride = Math.ceil(size / SHARD_ALIGN) * SHARD_ALIGN
+  const buf = Buffer.allocUnsafeSlow(count * stride)
+  return Array.from({ length: count }, (_, i) => new Uint8Array(buf.buffer, buf.byteOffset + i * stride, size))
+}
+
+/** `length` bytes left unfilled (the same caveat as unfilledShards), a plain Uint8Array. */
+function unfilledBytes (length: number): Uint8Array {
+  const buf = Buffer.allocUnsafeSlow(length)
+  return new Uint8Array(buf.buffer, buf.byteOffset, length)
+}
+
 function createCodec (kernel: Kernel): ErasureCodec {
   const decoders = new Map<string, { rows: Uint8Array, sources: number[] }>()
 
@@ -365,19 +393,24 @@ function createCodec (kernel: Kernel): ErasureCodec {
     checkParams(k, m)
     if (!(data instanceof Uint8Array)) throw new ErasureError('data must be a Uint8Array')
     const size = shardSize(data.length, k)
+    const whole = Math.min(k, Math.floor(data.length / size)) // data shards that are views of `data`
+    // the zero-padded data shards (the last, or past the end) and the parity: one allocation
+    const made = unfilledShards(k - whole + m, size)
     const shards: Uint8Array[] = []
     for (let j = 0; j < k; j++) {
       const start = j * size
-      if (start + size <= data.length) {
+      if (j < whole) {
         shards.push(data.subarray(start, start + size))
-      } else { // the last (or past-the-end) data shard, zero-padded
-        const padded = new Uint8Array(size)
-        if (start < data.length) padded.set(data.subarray(start))
+      } else {
+        const padded = made[j - whole]
+        const tail = start < data.length ? data.subarray(start) : data.subarray(0, 0)
+        padded.set(tail)
+        padded.fill(0, tail.length)
         shards.push(padded)
       }
     }
     if (m > 0) {
-      const parity = Array.from({ length: m }, () => new Uint8Array(size))
+      const parity = made.slice(k - whole)
       kernel.mul(parityRows(k, m), k, m, shards, parity, size)
       shards.push(...parity)
     }
@@ -403,13 +436,12 @@ function createCodec (kernel: Kernel): ErasureCodec {
     return { size, present }
   }
 
-  /** Rebuilds the data shards from the first k present shards. */
-  function dataShards (shards: Array<Uint8Array | undefined>, k: number, m: number, size: number, present: number[]): Uint8Array[] {
-    const missing: number[] = []
-    for (let j = 0; j < k; j++) if (shards[j] == null) missing.push(j)
-    const out = shards.slice(0, k) as Uint8Array[]
-    if (missing.length === 0) return out
-    const used = present.slice(0, k)
+  /**
+   * Rebuilds the missing data shards (indices `missing`, in order) from the first k present
+   * shards into `targets` (one per missing shard, `size` bytes each).
+   */
+  function rebuildData (shards: Array<Uint8Array | undefined>, k: number, m: number, size: number, present: number[], missing: number[], targets: Uint8Array[]): void {
+    const used = present.slice(0, k) // every present data shard, then parity: `missing` follows from it
     const decoder = cached(decoders, DECODE_CACHE_ENTRIES, `${k},${m}:${used.join(',')}`, () => {
       const matrix = codingMatrix(k, m)
       const sub = new Uint8Array(k * k)
@@ -421,21 +453,26 @@ function createCodec (kernel: Kernel): ErasureCodec {
       missing.forEach((j, i) => rows.set(inv.subarray(j * k, j * k + k), i * k))
       return { rows, sources: used }
     })
-    const rebuilt = missing.map(() => new Uint8Array(size))
-    kernel.mul(decoder.rows, k, missing.length, decoder.sources.map(i => shards[i] as Uint8Array), rebuilt, size)
-    missing.forEach((j, i) => { out[j] = rebuilt[i] })
+    kernel.mul(decoder.rows, k, missing.length, decoder.sources.map(i => shards[i] as Uint8Array), targets, size)
+  }
+
+  /** The indices in [from, to) whose shard is absent. */
+  function absent (shards: Array<Uint8Array | undefined>, from: number, to: number): number[] {
+    const out: number[] = []
+    for (let i = from; i < to; i++) if (shards[i] == null) out.push(i)
     return out
   }
 
   function reconstruct (shards: Array<Uint8Array | undefined>, k: number, m: number): Uint8Array[] {
     const { size, present } = survey(shards, k, m)
-    const data = dataShards(shards, k, m, size, present)
-    const out: Uint8Array[] = data.slice()
-    const missingParity: number[] = []
-    for (let i = k; i < k + m; i++) {
-      const s = shards[i]
-      if (s == null) missingParity.push(i)
-      out.push(s as Uint8Array)
+    const missingData = absent(shards, 0, k)
+    const missingParity = absent(shards, k, k + m)
+    const out = Array.from({ length: k + m }, (_, i) => shards[i]) as Uint8Array[]
+    const made = unfilledShards(missingData.length + missingParity.length, size) // every rebuilt shard: one allocation
+    if (missingData.length > 0) {
+      const rebuilt = made.slice(0, missingData.length)
+      rebuildData(shards, k, m, size, present, missingData, rebuilt)
+      missingData.forEach((j, i) => { out[j] = rebuilt[i] })
     }
     if (missingParity.length > 0) {
       const parity = parityRows(k, m)
@@ -446,8 +483,8 @@ function createCodec (kernel: Kernel): ErasureCodec {
           missingParity.forEach((p, i) => r.set(parity.subarray((p - k) * k, (p - k + 1) * k), i * k))
           return r
         })
-      const rebuilt = missingParity.map(() => new Uint8Array(size))
-      kernel.mul(rows, k, missingParity.length, data, rebuilt, size)
+      const rebuilt = made.slice(missingData.length)
+      kernel.mul(rows, k, missingParity.length, out.slice(0, k), rebuilt, size)
       missingParity.forEach((p, i) => { out[p] = rebuilt[i] })
     }
     return out
@@ -457,10 +494,22 @@ function createCodec (kernel: Kernel): ErasureCodec {
     checkLength(length)
     const { size, present } = survey(shards, k, m)
     if (length > size * k) throw new ErasureError(`length ${length} exceeds the ${k} data shards of ${size} bytes`)
-    const data = dataShards(shards, k, m, size, present)
-    const out = new Uint8Array(length)
+    const out = unfilledBytes(length) // every byte is copied or rebuilt below
+    const missing = absent(shards, 0, k)
+    if (missing.length > 0) {
+      // a missing shard that lies whole inside `out` at a word-aligned offset is rebuilt in
+      // place; the others (the short last one, and unaligned ones for the TypeScript kernel)
+      // into a scratch allocation, copied below
+      const inPlace = (j: number): boolean => (j + 1) * size <= length && (j * size) % 4 === 0
+      const scratch = unfilledShards(missing.filter(j => !inPlace(j)).length, size)
+      let s = 0
+      const targets = missing.map(j => inPlace(j) ? out.subarray(j * size, (j + 1) * size) : scratch[s++])
+      rebuildData(shards, k, m, size, present, missing, targets)
+      missing.forEach((j, i) => { if (!inPlace(j) && j * size < length) out.set(targets[i].subarray(0, Math.min(size, length - j * size)), j * size) })
+    }
     for (let j = 0, at = 0; at < length; j++, at += size) {
-      out.set(data[j].subarray(0, Math.min(size, length - at)), at)
+      const shard = shards[j]
+      if (shard != null) out.set(shard.subarray(0, Math.min(size, length - at)), at)
     }
     return out
   }
@@ -484,7 +533,8 @@ export const codecNote: string | undefined = native.problem
 
 /**
  * Splits `data` into k data shards of shardSize(data.length, k) bytes (views of `data`, the
- * last one a zero-padded copy) and computes m parity shards: k + m shards in all.
+ * last one a zero-padded copy) and computes m parity shards: k + m shards in all. The shards
+ * made here (padded and parity) are views of one fresh allocation, each its own bytes.
  */
 export function encode (data: Uint8Array, k: number, m: number): Uint8Array[] {
   return best.encode(data, k, m)
@@ -502,4 +552,40 @@ export function reconstruct (shards: Array<Uint8Array | undefined>, k: number, m
 /** The original `length` bytes from any k shards (no arithmetic when the data shards are all present). */
 export function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
   return best.decode(shards, k, m, length)
+}
+
+/**
+ * For benchmarks (scripts/bench/erasure.ts): ISA-L alone, the speed the native codec is held
+ * to. Returns a function that runs ec_encode_data `times` times in one native call on buffers
+ * allocated once, with the coefficients the codec uses for the same work: the m parity rows of
+ * (k, m) to encode a chunk of `length` bytes, or, with `lost` (data shard indices), the decoding
+ * rows that rebuild those shards from the first k shards left. Nothing around it: no argument
+ * checks, allocation, N-API crossing per call or matrix setup. undefined without the addon.
+ */
+export function isalBaseline (k: number, m: number, length: number, lost: number[] = []): ((times: number) => void) | undefined {
+  const addon = native.addon
+  if (addon === undefined) return undefined
+  checkParams(k, m)
+  const size = shardSize(length, k)
+  let coeffs: Uint8Array
+  let rows: number
+  if (lost.length === 0) {
+    coeffs = parityRows(k, m)
+    rows = m
+  } else {
+    if (lost.length > m || lost.some(j => !Number.isInteger(j) || j < 0 || j >= k)) throw new ErasureError(`lost must be at most ${m} data shard indices below ${k}`)
+    const used = Array.from({ length: k + m }, (_, i) => i).filter(i => !lost.includes(i)).slice(0, k)
+    const matrix = codingMatrix(k, m)
+    const sub = new Uint8Array(k * k)
+    used.forEach((row, i) => sub.set(matrix.subarray(row * k, row * k + k), i * k))
+    const inv = invert(sub, k) as Uint8Array // a Vandermonde-derived code: every k rows are independent
+    coeffs = new Uint8Array(lost.length * k)
+    lost.forEach((j, i) => coeffs.set(inv.subarray(j * k, j * k + k), i * k))
+    rows = lost.length
+  }
+  const tables = addon.initTables(k, rows, coeffs)
+  const sources = unfilledShards(k, size)
+  for (const s of sources) for (let i = 0; i < size; i++) s[i] = (i * 167 + 13) & 255
+  const targets = unfilledShards(rows, size)
+  return (times) => { addon.encodeLoop(size, k, rows, tables, sources, targets, times) }
 }

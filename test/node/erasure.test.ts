@@ -38,6 +38,13 @@ function without (shards: Uint8Array[], lost: number[]): Array<Uint8Array | unde
   return shards.map((s, i) => lost.includes(i) ? undefined : s)
 }
 
+function concat (parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) { out.set(p, at); at += p.length }
+  return out
+}
+
 function copies (shards: Array<Uint8Array | undefined>): Array<Uint8Array | undefined> {
   return shards.map(s => s?.slice())
 }
@@ -228,6 +235,44 @@ describe('erasure', () => {
           }), { numRuns: 150 })
       })
 
+      it('every erasure pattern up to m: reconstruct and decode (any length up to k shards) give exact bytes in fresh, unaliased plain Uint8Arrays (property)', () => {
+        const plain = (s: Uint8Array): boolean => Object.getPrototypeOf(s) === Uint8Array.prototype
+        fc.assert(fc.property(
+          fc.integer({ min: 1, max: 7 }), fc.integer({ min: 0, max: 3 }), fc.uint8Array({ maxLength: 2100 }), fc.nat(), fc.integer({ min: 0, max: 255 }),
+          (k, m, data, cut, dirt) => {
+            // dirty freed memory first: outputs are allocated unfilled and must still be exact
+            for (let i = 0; i < 4; i++) Buffer.allocUnsafeSlow(4096 + 97 * i).fill(dirt)
+            const shards = codec.encode(data, k, m)
+            const size = shardSize(data.length, k)
+            assert.ok(shards.every(plain))
+            const padded = new Uint8Array(size * k)
+            padded.set(data)
+            assert.deepEqual(concat(shards.slice(0, k)), padded) // the padding is zeros
+            const length = cut % (size * k + 1) // decode any prefix of the padded data shards
+            for (const lost of subsets(k + m, m)) {
+              const damaged = without(shards, lost)
+              const kept = copies(damaged)
+              const rebuilt = codec.reconstruct(damaged, k, m)
+              assert.deepEqual(rebuilt, shards, `k=${k} m=${m} lost ${lost.join(',')}`)
+              const out = codec.decode(damaged, k, m, length)
+              assert.ok(plain(out) && rebuilt.every(plain))
+              assert.deepEqual(out, padded.subarray(0, length), `k=${k} m=${m} length=${length} lost ${lost.join(',')}`)
+              // the rebuilt shards are separate memory: scribbling on each changes nothing else
+              for (const i of lost) rebuilt[i].fill(i + 1)
+              for (const i of lost) assert.ok(rebuilt[i].every(b => b === i + 1))
+              assert.deepEqual(damaged, kept)
+              assert.deepEqual(out, padded.subarray(0, length))
+            }
+            // and the parity of one encode is separate from its data and from each other
+            if (m > 0) {
+              const again = codec.encode(data, k, m)
+              again[k].fill(dirt ^ 0xa5)
+              assert.deepEqual(again.slice(k + 1), shards.slice(k + 1))
+              assert.deepEqual(again.slice(0, k), shards.slice(0, k))
+            }
+          }), { numRuns: 120 })
+      })
+
       it('reconstruct(shards) with fewer than k present throws ErasureError and touches nothing (property)', () => {
         fc.assert(fc.property(
           fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 6 }), fc.uint8Array({ maxLength: 500 }), fc.nat(),
@@ -322,6 +367,7 @@ describe('erasure', () => {
     const addon = createRequire(import.meta.url)(ADDON.pathname) as {
       initTables (k: number, rows: number, coeffs: Uint8Array): Uint8Array
       encodeData (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[]): void
+      encodeLoop (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[], times: number): void
     }
     const tables = addon.initTables(2, 1, Uint8Array.of(3, 5))
     assert.equal(tables.length, 64)
@@ -341,6 +387,14 @@ describe('erasure', () => {
     assert.throws(() => addon.encodeData(16, 2, 1, tables, [a, new Uint16Array(16) as unknown as Uint8Array], [out]), TypeError)
     assert.throws(() => addon.encodeData(1.5, 2, 1, tables, [a, b], [out]), RangeError)
     assert.throws(() => (addon.encodeData as (...args: unknown[]) => void)(16, 2, 1, tables, [a, b]), TypeError)
+    // the benchmark's baseline loop: the same product, the same checks
+    const looped = new Uint8Array(16)
+    addon.encodeLoop(16, 2, 1, tables, [a, b], [looped], 3)
+    assert.deepEqual(looped, out)
+    assert.throws(() => addon.encodeLoop(17, 2, 1, tables, [a, b], [looped], 1), RangeError)
+    assert.throws(() => addon.encodeLoop(16, 2, 1, tables, [a, b], [looped], -1), RangeError)
+    assert.throws(() => addon.encodeLoop(16, 2, 1, tables, [a, b], [looped, looped], 1), RangeError)
+    assert.throws(() => (addon.encodeLoop as (...args: unknown[]) => void)(16, 2, 1, tables, [a, b], [looped]), TypeError)
   })
 })
 

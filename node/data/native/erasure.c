@@ -5,6 +5,9 @@
 // multiplies a rows x k coefficient matrix by k source buffers:
 //   initTables(k, rows, coeffs: Uint8Array(rows * k)) -> Uint8Array(32 * k * rows)
 //   encodeData(len, k, rows, tables, sources: Uint8Array[k], targets: Uint8Array[rows]) -> undefined
+//   encodeLoop(len, k, rows, tables, sources, targets, times) -> undefined: encodeData's
+//     ec_encode_data call `times` times on the same buffers, with nothing else around it. The
+//     benchmark's baseline (scripts/bench/erasure.ts): ISA-L's own speed in the same process and run.
 // Every argument is checked (counts, types, buffer sizes >= len) and a bad one throws a
 // RangeError or TypeError; nothing is read or written out of bounds.
 #include <stdint.h>
@@ -124,12 +127,35 @@ static napi_value encode_data (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value encode_loop (napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 7) { napi_throw_type_error(env, NULL, "encodeLoop(len, k, rows, tables, sources, targets, times) takes 7 arguments"); return NULL; }
+  int len, k, rows, times;
+  uint8_t *tables;
+  size_t tlen;
+  if (!get_int(env, argv[0], "encodeLoop: len must be an integer in 0..2^31-1", 0, INT32_MAX, &len)) return NULL;
+  if (!get_int(env, argv[1], "encodeLoop: k must be an integer in 1..255", 1, MAX_VECTORS, &k)) return NULL;
+  if (!get_int(env, argv[2], "encodeLoop: rows must be an integer in 1..255", 1, MAX_VECTORS, &rows)) return NULL;
+  if (!get_bytes(env, argv[3], "encodeLoop: tables must be a Uint8Array", &tables, &tlen)) return NULL;
+  if (tlen != 32 * (size_t)k * (size_t)rows) { napi_throw_range_error(env, NULL, "encodeLoop: tables must hold 32 * k * rows bytes"); return NULL; }
+  uint8_t *sources[MAX_VECTORS];
+  uint8_t *targets[MAX_VECTORS];
+  if (!get_buffers(env, argv[4], k, len, "encodeLoop: sources must be an array of k Uint8Arrays of at least len bytes", sources)) return NULL;
+  if (!get_buffers(env, argv[5], rows, len, "encodeLoop: targets must be an array of rows Uint8Arrays of at least len bytes", targets)) return NULL;
+  if (!get_int(env, argv[6], "encodeLoop: times must be an integer in 0..2^31-1", 0, INT32_MAX, &times)) return NULL;
+  if (len > 0) for (int i = 0; i < times; i++) ec_encode_data(len, k, rows, tables, sources, targets);
+  return NULL;
+}
+
 static napi_value init (napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "initTables", NULL, init_tables, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "encodeData", NULL, encode_data, NULL, NULL, NULL, napi_enumerable, NULL }
+    { "encodeData", NULL, encode_data, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "encodeLoop", NULL, encode_loop, NULL, NULL, NULL, napi_enumerable, NULL }
   };
-  CHECK(napi_define_properties(env, exports, 2, props));
+  CHECK(napi_define_properties(env, exports, 3, props));
   return exports;
 }
 
