@@ -65,6 +65,16 @@ export async function createOp (signer: Signer, body: OpBody, hlc: Hlc, parents:
  * `verify`, the signature is checked too. The CID is derived from the bytes themselves.
  */
 export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op> {
+  const d = decodeUnverified(bytes)
+  if (verify !== undefined) await checkSignature(d, verify)
+  return d.op
+}
+
+/** A decoded op whose signature is not checked yet, with what checkSignature() needs. */
+export interface DecodedOp { op: Op, id: string, rawBody: unknown }
+
+/** decodeOp() without the signature check (checkSignature() does it, or the tree vouches). */
+export function decodeUnverified (bytes: Uint8Array): DecodedOp {
   if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   const cid = cidOf(bytes)
@@ -93,22 +103,26 @@ export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op>
     if (!(raw.sig instanceof Uint8Array) || raw.sig.byteLength === 0 || raw.sig.byteLength > MAX_SIG_BYTES) throw new InvalidOpError('bad signature field')
     const body = normaliseBody(raw.body)
     checkBody(body)
-    if (verify !== undefined) {
-      const unsigned = dagCbor.encode({ v: raw.v, body: raw.body, author: raw.author, hlc, parents: raw.parents })
-      let ok = false
-      try {
-        ok = await verify(raw.author, unsigned, raw.sig)
-      } catch {
-        // a verifier that throws (a malformed author key) means a bad signature: refused just below
-        ok = false
-      }
-      if (!ok) throw new InvalidOpError(`bad signature for author ${raw.author}`)
-    }
-    return { cid, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], parents: raw.parents, sig: raw.sig }
+    const op: Op = { cid, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], parents: raw.parents, sig: raw.sig }
+    return { op, id, rawBody: raw.body }
   } catch (err: any) {
     if (err instanceof InvalidOpError && err.cid === undefined) throw new InvalidOpError(err.message.replace(/^invalid op: /, ''), id)
     throw err
   }
+}
+
+/** Check a decoded op's signature against its author; throws InvalidOpError if it is bad. */
+export async function checkSignature (d: DecodedOp, verify: Verify): Promise<void> {
+  const { op } = d
+  const unsigned = dagCbor.encode({ v: OP_VERSION, body: d.rawBody, author: op.author, hlc: op.hlc, parents: op.parents })
+  let ok = false
+  try {
+    ok = await verify(op.author, unsigned, op.sig)
+  } catch {
+    // a verifier that throws (a malformed author key) means a bad signature: refused just below
+    ok = false
+  }
+  if (!ok) throw new InvalidOpError(`bad signature for author ${op.author}`, d.id)
 }
 
 /** Check a body's shape and bounds; throws InvalidOpError. */

@@ -8,7 +8,7 @@ import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type OpLog } from './log.ts'
-import { checkBody, createOp, decodeOp, MAX_PARENTS } from './op.ts'
+import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, MAX_PARENTS } from './op.ts'
 import type { Undo } from './journal.ts'
 import type { Conflict, Content, Entry, EntryId, Extent, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
 
@@ -35,6 +35,29 @@ export interface ReceiveResult {
   missing: CID[]
 }
 
+/**
+ * Where receive() spends its time, summed over every call since open (milliseconds of wall time
+ * per stage, for benchmarks and metrics): decode (hash, CID, dag-cbor, shape checks), verify
+ * (signature checks), order (which ops are ready, in causal order), journal (log append and its
+ * fdatasync), dag (DAG insert, vector clocks), crdt (slotting into the total order and applying to
+ * the materialised tree, undo/redo included), events (the 'op' events).
+ */
+export interface ReceiveStats {
+  /** Op blocks received (fresh or not). */
+  ops: number
+  /** Ops stored and applied. */
+  applied: number
+  /** Signatures checked. */
+  verified: number
+  decodeMs: number
+  verifyMs: number
+  orderMs: number
+  journalMs: number
+  dagMs: number
+  crdtMs: number
+  eventsMs: number
+}
+
 export class Tree extends EventTarget {
   readonly root: InodeId = ROOT
   private readonly signer: Signer
@@ -55,6 +78,7 @@ export class Tree extends EventTarget {
   private chain: Promise<unknown> = Promise.resolve()
   private failed: Error | undefined
   private closed = false
+  private readonly stats: ReceiveStats = { ops: 0, applied: 0, verified: 0, decodeMs: 0, verifyMs: 0, orderMs: 0, journalMs: 0, dagMs: 0, crdtMs: 0, eventsMs: 0 }
 
   private constructor (init: TreeInit, log: OpLog) {
     super()
@@ -301,10 +325,19 @@ export class Tree extends EventTarget {
   async receive (blocks: Uint8Array[]): Promise<ReceiveResult> {
     this.usable()
     if (!Array.isArray(blocks) || blocks.length > MAX_RECEIVE_BATCH) throw new InvalidOpError(`a batch holds at most ${MAX_RECEIVE_BATCH} ops`)
-    const ops: Op[] = []
-    for (const bytes of blocks) ops.push(await decodeOp(bytes, this.verify))
+    const stats = this.stats
+    let t = performance.now()
+    const decoded = blocks.map(decodeUnverified)
+    const ops = decoded.map(d => d.op)
+    stats.ops += ops.length
+    stats.decodeMs += performance.now() - t
+    t = performance.now()
+    for (const d of decoded) await checkSignature(d, this.verify)
+    stats.verified += decoded.length
+    stats.verifyMs += performance.now() - t
     return await this.serial(async () => {
       this.usable()
+      let t = performance.now()
       // which ops are ready: all parents known or ready
       const fresh = new Map<string, Op>()
       for (const op of ops) {
@@ -350,17 +383,24 @@ export class Tree extends EventTarget {
         }
       }
       const waiting = [...candidates.keys()].filter(id => !readyIds.has(id) && (fresh.has(id) || this.pending.has(id)))
+      stats.orderMs += performance.now() - t
+      t = performance.now()
       if (ready.length > 0) await this.log.append(ready.map(op => op.bytes)).catch((err: Error) => {
         this.failed ??= err
         throw err
       })
+      stats.journalMs += performance.now() - t
+      t = performance.now()
       for (const op of ready) this.pending.delete(op.cid.toString())
       for (const id of waiting) {
         if (this.pending.has(id)) continue
         if (this.pending.size >= MAX_PENDING_OPS) break
         this.pending.set(id, candidates.get(id) as Op)
       }
+      stats.orderMs += performance.now() - t
       this.integrate(ready, false)
+      stats.applied += ready.length
+      t = performance.now()
       const missing = new Map<string, CID>()
       for (const op of this.pending.values()) {
         for (const p of op.parents) {
@@ -368,8 +408,14 @@ export class Tree extends EventTarget {
           if (!this.dag.has(s) && !this.pending.has(s)) missing.set(s, p)
         }
       }
+      stats.orderMs += performance.now() - t
       return { applied: ready.length, missing: [...missing.values()] }
     })
+  }
+
+  /** Where receive() spent its time since open (a copy). */
+  receiveStats (): ReceiveStats {
+    return { ...this.stats }
   }
 
   /** Wait for in-flight commits, then close the log. Idempotent. */
@@ -406,6 +452,7 @@ export class Tree extends EventTarget {
 
   /** Add persisted ops (parents first) to the DAG and the materialised tree, then announce them. */
   private integrate (ops: Op[], local: boolean): void {
+    let t = performance.now()
     const nodes: DagNode[] = []
     for (const op of ops) {
       const id = op.cid.toString()
@@ -417,12 +464,17 @@ export class Tree extends EventTarget {
         this.stampHeads.add(id)
       }
     }
+    if (!local) this.stats.dagMs += performance.now() - t
     if (nodes.length === 0) return
+    t = performance.now()
     this.insert(nodes)
+    if (!local) this.stats.crdtMs += performance.now() - t
+    t = performance.now()
     for (const n of nodes) {
       const detail: OpEventDetail = { cid: n.op.cid, body: n.op.body, local, hlc: n.op.hlc }
       this.dispatchEvent(new CustomEvent('op', { detail }))
     }
+    if (!local) this.stats.eventsMs += performance.now() - t
   }
 
   /** Slot new ops into the total order: apply at the end, or undo back to them and redo. */
