@@ -8,7 +8,7 @@ import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type OpLog } from './log.ts'
-import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, MAX_PARENTS } from './op.ts'
+import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, MAX_PARENTS, type DecodedOp } from './op.ts'
 import type { Undo } from './journal.ts'
 import type { Conflict, Content, Entry, EntryId, Extent, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
 
@@ -326,25 +326,26 @@ export class Tree extends EventTarget {
     this.usable()
     if (!Array.isArray(blocks) || blocks.length > MAX_RECEIVE_BATCH) throw new InvalidOpError(`a batch holds at most ${MAX_RECEIVE_BATCH} ops`)
     const stats = this.stats
-    let t = performance.now()
+    const t0 = performance.now()
     const decoded = blocks.map(decodeUnverified)
-    const ops = decoded.map(d => d.op)
-    stats.ops += ops.length
-    stats.decodeMs += performance.now() - t
-    t = performance.now()
-    for (const d of decoded) await checkSignature(d, this.verify)
-    stats.verified += decoded.length
-    stats.verifyMs += performance.now() - t
+    stats.ops += decoded.length
+    stats.decodeMs += performance.now() - t0
     return await this.serial(async () => {
       this.usable()
-      let t = performance.now()
-      // which ops are ready: all parents known or ready
+      // an op already known is those very bytes (same CID), checked when it came
       const fresh = new Map<string, Op>()
-      for (const op of ops) {
-        const id = op.cid.toString()
-        if (!this.dag.has(id) && !this.pending.has(id)) fresh.set(id, op)
+      const unchecked = new Map<string, DecodedOp>()
+      for (const d of decoded) {
+        if (this.dag.has(d.id) || this.pending.has(d.id) || fresh.has(d.id)) continue
+        fresh.set(d.id, d.op)
+        unchecked.set(d.id, d)
       }
+      let t = performance.now()
       const candidates = new Map<string, Op>([...this.pending, ...fresh])
+      await this.authenticate(candidates, unchecked)
+      stats.verifyMs += performance.now() - t
+      t = performance.now()
+      // which ops are ready: all parents known or ready
       // Kahn's topological order over the candidates whose ancestors are all known or ready
       const blocked = new Map<string, number>()
       const children = new Map<string, string[]>()
@@ -411,6 +412,57 @@ export class Tree extends EventTarget {
       stats.orderMs += performance.now() - t
       return { applied: ready.length, missing: [...missing.values()] }
     })
+  }
+
+  /**
+   * Check that every op of `unchecked` (fresh ops among `candidates`, the others being held ops
+   * checked when they came) was made by its author; throws InvalidOpError at the first that was
+   * not. An op is its author's when its signature verifies, or when it is in the causal past of
+   * an op of the same author that is its author's: that op's signed bytes name its parents by
+   * hash, theirs name theirs, so the author's one signature covers every byte of its ancestors,
+   * and so vouches for each of them that claims that author (an op claiming another author is
+   * checked on its own, or vouched for by that author). The ops are walked newest first, so a
+   * run of one author's ops costs one signature check at its newest, not one per op; a forged or
+   * altered op is named by no signed op (altering it changes its hash), so its own signature is
+   * checked, and fails.
+   */
+  private async authenticate (candidates: Map<string, Op>, unchecked: Map<string, DecodedOp>): Promise<void> {
+    if (unchecked.size === 0) return
+    const kids = new Map<string, number>()
+    for (const op of candidates.values()) {
+      for (const p of op.parents) {
+        const ps = p.toString()
+        if (candidates.has(ps)) kids.set(ps, (kids.get(ps) ?? 0) + 1)
+      }
+    }
+    /** id -> the authors whose checked ops have it in their causal past (sets shared, never changed) */
+    const vouched = new Map<string, ReadonlySet<string>>()
+    const queue: string[] = []
+    for (const id of candidates.keys()) if (!kids.has(id)) queue.push(id)
+    while (queue.length > 0) {
+      const id = queue.pop() as string
+      const op = candidates.get(id) as Op
+      let by = vouched.get(id) ?? NOBODY
+      if (!by.has(op.author)) {
+        const d = unchecked.get(id)
+        if (d !== undefined) {
+          await checkSignature(d, this.verify)
+          this.stats.verified++
+        }
+        by = new Set(by).add(op.author)
+      }
+      vouched.delete(id)
+      for (const p of op.parents) {
+        const ps = p.toString()
+        const n = kids.get(ps)
+        if (n === undefined) continue
+        const have = vouched.get(ps)
+        if (have === undefined) vouched.set(ps, by)
+        else if (have !== by && ![...by].every(a => have.has(a))) vouched.set(ps, new Set([...have, ...by]))
+        kids.set(ps, n - 1)
+        if (n === 1) queue.push(ps)
+      }
+    }
   }
 
   /** Where receive() spent its time since open (a copy). */
@@ -522,6 +574,8 @@ export class Tree extends EventTarget {
     while (this.applied.length - this.floor > UNDO_WINDOW) this.undos[this.floor++] = null
   }
 }
+
+const NOBODY: ReadonlySet<string> = new Set()
 
 function toInode (rec: InodeRec, nlink: number): Inode {
   const { tail, covered, real, appends, ...rest } = rec
