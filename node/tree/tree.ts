@@ -8,7 +8,7 @@ import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type OpLog } from './log.ts'
-import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, MAX_PARENTS, type DecodedOp } from './op.ts'
+import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, idOf, MAX_PARENTS, type DecodedOp } from './op.ts'
 import type { Undo } from './journal.ts'
 import type { Conflict, Content, Entry, EntryId, Extent, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
 
@@ -112,8 +112,8 @@ export class Tree extends EventTarget {
     }
     const nodes: DagNode[] = []
     for (const op of ops) {
-      const id = op.cid.toString()
-      if (this.dag.has(id) || !op.parents.every(p => this.dag.has(p.toString()))) continue
+      const id = op.id
+      if (this.dag.has(id) || !op.parentIds.every(p => this.dag.has(p))) continue
       nodes.push(this.dag.add(op, id))
       this.clock.observe(op.hlc)
       if (op.author === this.signer.author) this.lastLocal = id
@@ -177,12 +177,12 @@ export class Tree extends EventTarget {
   }
 
   hasOp (cid: CID): boolean {
-    return this.dag.has(cid.toString())
+    return this.dag.has(idOf(cid))
   }
 
   /** An op's block bytes, to send to a peer. */
   getOp (cid: CID): Uint8Array | undefined {
-    return this.dag.get(cid.toString())?.op.bytes
+    return this.dag.get(idOf(cid))?.op.bytes
   }
 
   /** Every version of a file (writes and appends), oldest first (concurrent identical writes count once). */
@@ -295,8 +295,8 @@ export class Tree extends EventTarget {
       for (const body of bodies) {
         const hlc = this.clock.tick()
         const op = await createOp(this.signer, body, hlc, this.parentsForStamp())
-        const id = op.cid.toString()
-        for (const p of op.parents) this.stampHeads.delete(p.toString())
+        const id = op.id
+        for (const p of op.parentIds) this.stampHeads.delete(p)
         this.stampHeads.add(id)
         this.lastLocal = id
         ops.push(op)
@@ -311,7 +311,7 @@ export class Tree extends EventTarget {
     this.integrate(ops, true)
     return ops.map(op => {
       const b = op.body
-      const id = b.type === 'create' || b.type === 'link' ? op.cid.toString() : 'entry' in b ? b.entry : b.inode
+      const id = b.type === 'create' || b.type === 'link' ? op.id : 'entry' in b ? b.entry : b.inode
       return { cid: op.cid, id }
     })
   }
@@ -352,8 +352,7 @@ export class Tree extends EventTarget {
       const queue: string[] = []
       for (const [id, op] of candidates) {
         let n = 0
-        for (const p of op.parents) {
-          const ps = p.toString()
+        for (const ps of op.parentIds) {
           if (this.dag.has(ps)) continue
           n++
           const list = children.get(ps)
@@ -370,7 +369,7 @@ export class Tree extends EventTarget {
         const id = queue.pop() as string
         const op = candidates.get(id) as Op
         // causality: an op's clock is past its parents' (so total order respects causality)
-        if (op.parents.some(p => compareHlc(hlcOf(p.toString()), op.hlc) >= 0)) {
+        if (op.parentIds.some(p => compareHlc(hlcOf(p), op.hlc) >= 0)) {
           if (fresh.has(id)) throw new InvalidOpError('its hlc is not after its parents\'', id)
           this.pending.delete(id)
           continue
@@ -392,7 +391,7 @@ export class Tree extends EventTarget {
       })
       stats.journalMs += performance.now() - t
       t = performance.now()
-      for (const op of ready) this.pending.delete(op.cid.toString())
+      for (const op of ready) this.pending.delete(op.id)
       for (const id of waiting) {
         if (this.pending.has(id)) continue
         if (this.pending.size >= MAX_PENDING_OPS) break
@@ -404,9 +403,9 @@ export class Tree extends EventTarget {
       t = performance.now()
       const missing = new Map<string, CID>()
       for (const op of this.pending.values()) {
-        for (const p of op.parents) {
-          const s = p.toString()
-          if (!this.dag.has(s) && !this.pending.has(s)) missing.set(s, p)
+        for (let i = 0; i < op.parents.length; i++) {
+          const s = op.parentIds[i]
+          if (!this.dag.has(s) && !this.pending.has(s)) missing.set(s, op.parents[i])
         }
       }
       stats.orderMs += performance.now() - t
@@ -430,8 +429,7 @@ export class Tree extends EventTarget {
     if (unchecked.size === 0) return
     const kids = new Map<string, number>()
     for (const op of candidates.values()) {
-      for (const p of op.parents) {
-        const ps = p.toString()
+      for (const ps of op.parentIds) {
         if (candidates.has(ps)) kids.set(ps, (kids.get(ps) ?? 0) + 1)
       }
     }
@@ -452,8 +450,7 @@ export class Tree extends EventTarget {
         by = new Set(by).add(op.author)
       }
       vouched.delete(id)
-      for (const p of op.parents) {
-        const ps = p.toString()
+      for (const ps of op.parentIds) {
         const n = kids.get(ps)
         if (n === undefined) continue
         const have = vouched.get(ps)
@@ -507,12 +504,12 @@ export class Tree extends EventTarget {
     let t = performance.now()
     const nodes: DagNode[] = []
     for (const op of ops) {
-      const id = op.cid.toString()
+      const id = op.id
       if (this.dag.has(id)) continue
       nodes.push(this.dag.add(op, id))
       this.clock.observe(op.hlc)
       if (!local) {
-        for (const p of op.parents) this.stampHeads.delete(p.toString())
+        for (const p of op.parentIds) this.stampHeads.delete(p)
         this.stampHeads.add(id)
       }
     }

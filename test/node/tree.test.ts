@@ -3,7 +3,9 @@ import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { InvalidOpError, isConflictName, type OpEventDetail } from '../../node/tree/index.ts'
 import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps, makeKey, signerFor } from '../helpers/tree.ts'
-import { createOp } from '../../node/tree/op.ts'
+import { createOp, cidOf, idOf } from '../../node/tree/op.ts'
+import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
 
 describe('node/tree', function () {
   let t: Teardown
@@ -208,6 +210,21 @@ describe('node/tree', function () {
       const r = await b.tree.receive([good])
       assert.equal(r.applied, 1)
       assert.deepEqual(ls(b.tree, '/'), ['x'])
+    })
+
+    it('idOf(cid) and cidOf(bytes) agree with multiformats (CID.toString, CID.createV1)', () => {
+      for (let i = 0; i < 300; i++) {
+        const bytes = randomBytes(i)
+        const cid = cidOf(bytes)
+        const parsed = CID.parse(cid.toString())
+        assert.equal(idOf(cid), cid.toString())
+        assert.ok(parsed.equals(cid))
+        assert.equal(idOf(parsed), parsed.toString())
+        assert.equal(cid.multihash.code, 0x12)
+        assert.equal(cid.code, 0x71)
+      }
+      const v0 = CID.parse('QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n')
+      assert.equal(idOf(v0), v0.toString())
     })
 
     it('tree.receive() refuses an op forged in another author\'s name, also when a signed op of the forger names it', async () => {
