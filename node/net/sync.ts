@@ -24,11 +24,10 @@
 // already stored is touched (the tree verifies every op before it stores any of a batch).
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
-import { sha256 } from 'multiformats/hashes/sha2'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Host } from './host.ts'
 import { RpcProtocolError, call, defineProtocol, notify, serve } from './rpc.ts'
-import { MAX_OP_BYTES } from '../tree/index.ts'
+import { MAX_OP_BYTES, cidOf, idOf } from '../tree/index.ts'
 import type { OpEventDetail, Tree } from '../tree/index.ts'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
@@ -225,8 +224,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const out: Array<{ id: string, bytes: Uint8Array }> = []
       const seen = new Set<string>()
       for (const bytes of ops) {
-        const cid = CID.createV1(dagCbor.code, await sha256.digest(bytes))
-        const id = cid.toString()
+        const cid = cidOf(bytes)
+        const id = idOf(cid)
         if (seen.has(id) || tree.hasOp(cid)) continue
         seen.add(id)
         out.push({ id, bytes })

@@ -30,18 +30,18 @@ export class Dag {
   }
 
   /** Add an op whose parents are all known. */
-  add (op: Op, id: string = op.cid.toString()): DagNode {
+  add (op: Op, id: string = op.id): DagNode {
     const vc = new Map<string, number>()
-    for (const p of op.parents) {
-      const parent = this.nodes.get(p.toString())
-      if (parent === undefined) throw new Error(`parent ${p.toString()} of ${id} is unknown`)
+    for (const p of op.parentIds) {
+      const parent = this.nodes.get(p)
+      if (parent === undefined) throw new Error(`parent ${p} of ${id} is unknown`)
       for (const [a, s] of parent.vc) if ((vc.get(a) ?? 0) < s) vc.set(a, s)
     }
     const seq = (vc.get(op.author) ?? 0) + 1
     vc.set(op.author, seq)
     const node: DagNode = { op, id, seq, vc }
     this.nodes.set(id, node)
-    for (const p of op.parents) this.tips.delete(p.toString())
+    for (const p of op.parentIds) this.tips.delete(p)
     this.tips.add(id)
     return node
   }

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
+import { Digest } from 'multiformats/hashes/digest'
 import { InvalidOpError } from './errors.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
 
@@ -36,10 +36,39 @@ const KINDS = new Set(['file', 'dir', 'symlink', 'fifo', 'chr', 'blk', 'sock'])
 const U32 = 0xffffffff
 const utf8 = new TextEncoder()
 
-/** The CID of an op block. */
+/** The bytes every op CID starts with: CIDv1, dag-cbor, sha2-256, 32 bytes. */
+const OP_CID_PREFIX = new Uint8Array([1, DAG_CBOR, SHA2_256, 32])
+
+/** The CID of an op block (built directly: this is on the path of every op received). */
 export function cidOf (bytes: Uint8Array): CID {
-  const digest = createHash('sha256').update(bytes).digest()
-  return CID.createV1(DAG_CBOR, Digest.create(SHA2_256, new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength)))
+  const cid = new Uint8Array(36)
+  cid.set(OP_CID_PREFIX)
+  cid.set(createHash('sha256').update(bytes).digest(), 4)
+  return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, cid.subarray(4), cid.subarray(2)), cid) as CID
+}
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
+
+/**
+ * cid.toString() (multibase base32, 'b' prefix), without the generic encoder and its per-CID
+ * cache: op ids are made for every op and every parent received.
+ */
+export function idOf (cid: CID): string {
+  if (cid.version !== 1) return cid.toString()
+  const bytes = cid.bytes
+  let out = 'b'
+  let bits = 0
+  let value = 0
+  for (let i = 0; i < bytes.length; i++) {
+    value = ((value << 8) | bytes[i]) & 0xfff
+    bits += 8
+    while (bits >= 5) {
+      bits -= 5
+      out += BASE32[(value >>> bits) & 31]
+    }
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31]
+  return out
 }
 
 /** The total-order key: compares as (hlc, author, cid) under plain string comparison. */
@@ -56,8 +85,8 @@ export async function createOp (signer: Signer, body: OpBody, hlc: Hlc, parents:
   const bytes = dagCbor.encode({ ...unsigned, sig })
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   const cid = cidOf(bytes)
-  const id = cid.toString()
-  return { cid, key: orderKey(hlc, signer.author, id), bytes, body, author: signer.author, hlc, parents, sig }
+  const id = idOf(cid)
+  return { cid, id, parentIds: parents.map(idOf), key: orderKey(hlc, signer.author, id), bytes, body, author: signer.author, hlc, parents, sig }
 }
 
 /**
@@ -65,10 +94,20 @@ export async function createOp (signer: Signer, body: OpBody, hlc: Hlc, parents:
  * `verify`, the signature is checked too. The CID is derived from the bytes themselves.
  */
 export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op> {
+  const d = decodeUnverified(bytes)
+  if (verify !== undefined) await checkSignature(d, verify)
+  return d.op
+}
+
+/** A decoded op whose signature is not checked yet, with what checkSignature() needs. */
+export interface DecodedOp { op: Op, id: string, rawBody: unknown }
+
+/** decodeOp() without the signature check (checkSignature() does it, or the tree vouches). */
+export function decodeUnverified (bytes: Uint8Array): DecodedOp {
   if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   const cid = cidOf(bytes)
-  const id = cid.toString()
+  const id = idOf(cid)
   let raw: any
   try {
     raw = dagCbor.decode(bytes)
@@ -83,32 +122,36 @@ export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op>
     const hlc = raw.hlc
     if (!Array.isArray(hlc) || hlc.length !== 2 || !isUint(hlc[0], Number.MAX_SAFE_INTEGER) || !isUint(hlc[1], U32)) throw new InvalidOpError('bad hlc')
     if (!Array.isArray(raw.parents) || raw.parents.length > MAX_PARENTS) throw new InvalidOpError('bad parents')
-    const seen = new Set<string>()
+    const parentIds: string[] = []
     for (const p of raw.parents) {
       if (CID.asCID(p) === null || p.version !== 1 || p.code !== DAG_CBOR || p.multihash.code !== SHA2_256) throw new InvalidOpError('a parent is not a dag-cbor sha256 CIDv1')
-      const s = p.toString()
-      if (seen.has(s)) throw new InvalidOpError('duplicate parent')
-      seen.add(s)
+      const s = idOf(p)
+      if (parentIds.includes(s)) throw new InvalidOpError('duplicate parent')
+      parentIds.push(s)
     }
     if (!(raw.sig instanceof Uint8Array) || raw.sig.byteLength === 0 || raw.sig.byteLength > MAX_SIG_BYTES) throw new InvalidOpError('bad signature field')
     const body = normaliseBody(raw.body)
     checkBody(body)
-    if (verify !== undefined) {
-      const unsigned = dagCbor.encode({ v: raw.v, body: raw.body, author: raw.author, hlc, parents: raw.parents })
-      let ok = false
-      try {
-        ok = await verify(raw.author, unsigned, raw.sig)
-      } catch {
-        // a verifier that throws (a malformed author key) means a bad signature: refused just below
-        ok = false
-      }
-      if (!ok) throw new InvalidOpError(`bad signature for author ${raw.author}`)
-    }
-    return { cid, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], parents: raw.parents, sig: raw.sig }
+    const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], parents: raw.parents, sig: raw.sig }
+    return { op, id, rawBody: raw.body }
   } catch (err: any) {
     if (err instanceof InvalidOpError && err.cid === undefined) throw new InvalidOpError(err.message.replace(/^invalid op: /, ''), id)
     throw err
   }
+}
+
+/** Check a decoded op's signature against its author; throws InvalidOpError if it is bad. */
+export async function checkSignature (d: DecodedOp, verify: Verify): Promise<void> {
+  const { op } = d
+  const unsigned = dagCbor.encode({ v: OP_VERSION, body: d.rawBody, author: op.author, hlc: op.hlc, parents: op.parents })
+  let ok = false
+  try {
+    ok = await verify(op.author, unsigned, op.sig)
+  } catch {
+    // a verifier that throws (a malformed author key) means a bad signature: refused just below
+    ok = false
+  }
+  if (!ok) throw new InvalidOpError(`bad signature for author ${op.author}`, d.id)
 }
 
 /** Check a body's shape and bounds; throws InvalidOpError. */

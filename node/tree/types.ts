@@ -73,6 +73,10 @@ export type Hlc = [number, number]
 /** A decoded, verified op. `bytes` is its dag-cbor block, `cid` its CIDv1 (dag-cbor, sha256). */
 export interface Op {
   cid: CID
+  /** cid.toString(), made once. */
+  id: string
+  /** The parents' CID strings, made once. */
+  parentIds: string[]
   key: string
   bytes: Uint8Array
   body: OpBody

@@ -1,15 +1,23 @@
-// Merge micro-benchmark of the metadata tree: two replicas share a base, diverge by DIVERGE ops
-// each (creates, writes, setattrs, moves, interleaved in time), then exchange: the time for
-// receive (verify + fsync + materialise with undo/redo) on each side, and local commit rates.
+// Micro-benchmarks of the metadata tree (issue 15 item 8), with the host's own signer and
+// verifier (node/net signing.ts: Ed25519 in node:crypto, key objects cached per author):
+//  - remote apply: APPLY_OPS ops made by another replica, received in causal order in batches of
+//    APPLY_BATCH (sync's message size); the figure covers all of receive(): decode (hash, CID,
+//    dag-cbor, shape checks) + signature check + causal order + journal append (one write and one
+//    fdatasync per batch) + DAG insert + CRDT apply + 'op' events. Rates per wall second and per
+//    CPU second of this process (the machine may be busy), and the time per op of each stage;
+//  - merge: two replicas share a base, diverge by DIVERGE ops each (creates, writes, setattrs,
+//    moves, interleaved in time), then exchange in one receive() each way (the same stages, with
+//    undo/redo of the interleaved ops);
+//  - local commit rates, and reopening (replay of the log).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
 import { cidOf } from '../../node/tree/index.ts'
-import { Tree, type OpBody, type Signer, type Verify, type InodeId } from '../../node/tree/index.ts'
+import { Tree, type OpBody, type Signer, type InodeId, type ReceiveStats } from '../../node/tree/index.ts'
+import { signerFor, verify } from '../../node/net/index.ts'
 
 /** Ops each replica makes while apart. */
 export const DIVERGE = 10_000
@@ -18,20 +26,13 @@ export const CONCURRENCY = 64
 /** Commits timed one after another (one fsync each). */
 export const SERIAL = 300
 
-/** Public keys by author, as a host keeps them (parsing a peer id per op is not the tree's cost). */
-const keys = new Map<string, ReturnType<typeof peerIdFromString>['publicKey']>()
-const verify: Verify = async (author, bytes, sig) => {
-  let pk = keys.get(author)
-  if (pk === undefined) {
-    pk = peerIdFromString(author).publicKey
-    keys.set(author, pk)
-  }
-  return pk !== undefined && await pk.verify(bytes, sig)
-}
+/** Ops made by one replica and applied by another in the remote apply run. */
+export const APPLY_OPS = 10_000
+/** Ops per receive() in the remote apply run (sync's DEFAULT_MAX_BATCH). */
+export const APPLY_BATCH = 256
 
 async function signer (): Promise<Signer> {
-  const key = await generateKeyPair('Ed25519')
-  return { author: peerIdFromPrivateKey(key).toString(), sign: async (b) => await key.sign(b) }
+  return signerFor(await generateKeyPair('Ed25519'))
 }
 
 const now = (): bigint => BigInt(Date.now()) * 1_000_000n
@@ -76,6 +77,71 @@ function parentsOf (bytes: Uint8Array): CID[] {
   return (dagCbor.decode(bytes) as { parents: CID[] }).parents
 }
 
+/** Op blocks in causal order (by hlc, which respects causality). */
+function causal (blocks: Uint8Array[]): Uint8Array[] {
+  const hlc = (b: Uint8Array): [number, number] => (dagCbor.decode(b) as { hlc: [number, number] }).hlc
+  return blocks.map(b => ({ b, h: hlc(b) })).sort((x, y) => x.h[0] - y.h[0] || x.h[1] - y.h[1]).map(x => x.b)
+}
+
+const cpuMs = (since: NodeJS.CpuUsage): number => { const u = process.cpuUsage(since); return (u.user + u.system) / 1000 }
+
+function stageFigures (prefix: string, before: ReceiveStats, after: ReceiveStats, ops: number): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const k of ['decode', 'verify', 'order', 'journal', 'dag', 'crdt', 'events'] as const) {
+    const ms = after[`${k}Ms`] - before[`${k}Ms`]
+    out[`${prefix}.stage.${k}.usPerOp`] = Math.round(ms * 1000 / ops * 10) / 10
+  }
+  out[`${prefix}.signaturesChecked`] = after.verified - before.verified
+  return out
+}
+
+/** Remote apply: one replica's APPLY_OPS ops received by another, in causal order, in batches. */
+async function remoteApply (base: string): Promise<Record<string, number>> {
+  const a = await Tree.open({ dir: join(base, 'ra'), signer: await signer(), verify })
+  const b = await Tree.open({ dir: join(base, 'rb'), signer: await signer(), verify })
+  try {
+    const home = (await a.commit({ type: 'create', parent: a.root, name: 'h', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
+    const shared: InodeId[] = []
+    for (let i = 0; i < 50; i++) shared.push((await a.commit({ type: 'create', parent: a.root, name: `s${i}`, kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id)
+    await b.receive(ops(a))
+    const seen = new Set(ops(a).map(x => cidOf(x).toString()))
+    const mine: InodeId[] = [(await a.commit({ type: 'create', parent: home, name: 'seed', kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id]
+    for (let i = 1; i < APPLY_OPS; i += CONCURRENCY) {
+      const n = Math.min(CONCURRENCY, APPLY_OPS - i)
+      const done = await Promise.all(Array.from({ length: n }, async (_, k) => await a.commit(body(i + k, home, shared, mine, 'r'))))
+      for (let k = 0; k < n; k++) if ((i + k) % 5 <= 1) mine.push(done[k].id)
+    }
+    const blocks = causal(ops(a).filter(x => !seen.has(cidOf(x).toString())))
+    // one signature check alone, per op, for scale
+    const one = a.getOp(a.heads()[0]) as Uint8Array
+    const d = dagCbor.decode(one) as { author: string, sig: Uint8Array, v: number, body: unknown, hlc: unknown, parents: unknown }
+    const unsigned = dagCbor.encode({ v: d.v, body: d.body, author: d.author, hlc: d.hlc, parents: d.parents })
+    let t0 = performance.now()
+    for (let i = 0; i < 1000; i++) if (!await verify(d.author, unsigned, d.sig)) throw new Error('bad signature')
+    const sigUs = (performance.now() - t0)
+    const before = b.receiveStats()
+    const cpu = process.cpuUsage()
+    t0 = performance.now()
+    for (let i = 0; i < blocks.length; i += APPLY_BATCH) {
+      const r = await b.receive(blocks.slice(i, i + APPLY_BATCH))
+      if (r.missing.length > 0) throw new Error('remote apply: ops arrived before their parents')
+    }
+    const wall = performance.now() - t0
+    const cpuUsed = cpuMs(cpu)
+    if (b.size !== a.size) throw new Error('remote apply: not every op applied')
+    return {
+      'tree.apply.remote.ops': blocks.length,
+      'tree.apply.remote.opsPerSec': Math.round(blocks.length / (wall / 1000)),
+      'tree.apply.remote.opsPerCpuSec': Math.round(blocks.length / (cpuUsed / 1000)),
+      ...stageFigures('tree.apply.remote', before, b.receiveStats(), blocks.length),
+      'tree.apply.oneSignatureCheck.us': Math.round(sigUs)
+    }
+  } finally {
+    await a.close()
+    await b.close()
+  }
+}
+
 export async function run (): Promise<Record<string, number | string>> {
   const base = await mkdtemp(join(tmpdir(), 'darkfs-bench-tree-'))
   const trees: Tree[] = []
@@ -101,12 +167,18 @@ export async function run (): Promise<Record<string, number | string>> {
 
     const toB = ops(a).filter(x => !b.hasOp(cidOf(x)))
     const toA = ops(b).filter(x => !a.hasOp(cidOf(x)))
+    const sb = b.receiveStats()
+    let cpu = process.cpuUsage()
     t0 = performance.now()
     await b.receive(toB)
     const mergeB = performance.now() - t0
+    const cpuB = cpuMs(cpu)
+    const stagesB = stageFigures('tree.merge.10k+10k.B', sb, b.receiveStats(), toB.length)
+    cpu = process.cpuUsage()
     t0 = performance.now()
     await a.receive(toA)
     const mergeA = performance.now() - t0
+    const cpuA = cpuMs(cpu)
     const same = JSON.stringify(a.children(a.root).map(e => e.name)) === JSON.stringify(b.children(b.root).map(e => e.name)) && a.conflicts().length === b.conflicts().length
 
     t0 = performance.now()
@@ -119,11 +191,15 @@ export async function run (): Promise<Record<string, number | string>> {
       'tree.merge.10k+10k.receive.ms': Math.round(Math.max(mergeA, mergeB)),
       'tree.merge.10k+10k.receiveA.ms': Math.round(mergeA),
       'tree.merge.10k+10k.receiveB.ms': Math.round(mergeB),
+      'tree.merge.10k+10k.receiveA.cpuMs': Math.round(cpuA),
+      'tree.merge.10k+10k.receiveB.cpuMs': Math.round(cpuB),
+      ...stagesB,
       'tree.merge.10k+10k.converged': same ? 'yes' : 'NO',
       'tree.merge.10k+10k.conflicts': a.conflicts().length,
       'tree.commit.serial.opsPerSec': Math.round(serialRate),
       [`tree.commit.concurrent${CONCURRENCY}.opsPerSec`]: Math.round(batchedRate),
-      'tree.open.20k-ops.ms': Math.round(reopenMs)
+      'tree.open.20k-ops.ms': Math.round(reopenMs),
+      ...await remoteApply(base)
     }
   } finally {
     for (const t of trees) await t.close()

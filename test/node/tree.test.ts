@@ -2,7 +2,10 @@
 import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { InvalidOpError, isConflictName, type OpEventDetail } from '../../node/tree/index.ts'
-import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps } from '../helpers/tree.ts'
+import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps, makeKey, signerFor } from '../helpers/tree.ts'
+import { createOp, cidOf, idOf } from '../../node/tree/op.ts'
+import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
 
 describe('node/tree', function () {
   let t: Teardown
@@ -207,6 +210,59 @@ describe('node/tree', function () {
       const r = await b.tree.receive([good])
       assert.equal(r.applied, 1)
       assert.deepEqual(ls(b.tree, '/'), ['x'])
+    })
+
+    it('idOf(cid) and cidOf(bytes) agree with multiformats (CID.toString, CID.createV1)', () => {
+      for (let i = 0; i < 300; i++) {
+        const bytes = randomBytes(i)
+        const cid = cidOf(bytes)
+        const parsed = CID.parse(cid.toString())
+        assert.equal(idOf(cid), cid.toString())
+        assert.ok(parsed.equals(cid))
+        assert.equal(idOf(parsed), parsed.toString())
+        assert.equal(cid.multihash.code, 0x12)
+        assert.equal(cid.code, 0x71)
+      }
+      const v0 = CID.parse('QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n')
+      assert.equal(idOf(v0), v0.toString())
+    })
+
+    it('tree.receive() refuses an op forged in another author\'s name, also when a signed op of the forger names it', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      await a.tree.commit(mkdir(a.tree.root, 'x'))
+      const rogue = signerFor(await makeKey())
+      const rogueKey = await makeKey()
+      // claims a's authorship, signed by another key; the rogue's own (validly signed) op names it
+      const forged = await createOp({ author: a.signer.author, sign: async bytes => await rogueKey.sign(bytes) }, mkdir(a.tree.root, 'forged'), [a.clock.ms + 1, 0], [])
+      const child = await createOp(rogue, mkdir(a.tree.root, 'child'), [a.clock.ms + 2, 0], [forged.cid])
+      const before = b.tree.size
+      await assert.rejects(b.tree.receive([child.bytes, forged.bytes]), (err: Error) => err instanceof InvalidOpError && /signature/.test(err.message))
+      assert.equal(b.tree.size, before)
+      // the same, the child first (held for its parent), then the forged parent alone
+      const r = await b.tree.receive([child.bytes])
+      assert.equal(r.applied, 0)
+      assert.deepEqual(r.missing.map(c => c.toString()), [forged.cid.toString()])
+      await assert.rejects(b.tree.receive([forged.bytes]), (err: Error) => err instanceof InvalidOpError && /signature/.test(err.message))
+      assert.equal(b.tree.hasOp(forged.cid), false)
+      assert.equal(b.tree.hasOp(child.cid), false)
+    })
+
+    it('tree.receive() of one author\'s run of ops checks the signature of its newest op, which covers the rest by hash', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      for (let i = 0; i < 20; i++) {
+        a.clock.ms += 1
+        await a.tree.commit(mkdir(a.tree.root, `d${i}`))
+      }
+      const blocks = [...allOps(a.tree).values()]
+      const r = await b.tree.receive(blocks)
+      assert.equal(r.applied, 20)
+      assert.equal(b.tree.receiveStats().verified, 1)
+      assert.deepEqual(snapshot(b.tree), snapshot(a.tree))
+      // the same ops again: known, nothing to check
+      await b.tree.receive(blocks)
+      assert.equal(b.tree.receiveStats().verified, 1)
     })
 
     it('tree.receive() holds ops with missing parents and reports them', async () => {
