@@ -400,11 +400,20 @@ export class Repairer extends EventTarget {
     const toDrop = new Map<string, Handover>()
     const wanted = new Set<string>()
     try {
-      for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
+      // the next batch is surveyed while this one is repaired (the chunks are other chunks)
+      const surveyed = (b: number): { batch: ChunkRef[], unanswered: Set<string>, at: number, holdings: Promise<Holdings> } => {
         const batch = refs.slice(b, b + REPAIR_BATCH)
         const unanswered = new Set<string>()
-        const at = Date.now()
-        const holdings = await survey(this.surveyor(), batch, allLive, { ...opts, unanswered })
+        const holdings = survey(this.surveyor(), batch, allLive, { ...opts, unanswered })
+        // ignored here: awaited below when its batch comes, or the pass already failed
+        holdings.catch(() => {})
+        return { batch, unanswered, at: Date.now(), holdings }
+      }
+      let next = refs.length > 0 ? surveyed(0) : undefined
+      for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
+        const { batch, unanswered, at } = next!
+        const holdings = await next!.holdings
+        next = b + REPAIR_BATCH < refs.length ? surveyed(b + REPAIR_BATCH) : undefined
         await forEachLimited(batch, REPAIR_CONCURRENCY, async ref => {
           opts.signal.throwIfAborted()
           const p = plan(ref, holdings, members, live, self, this.c.policy)
