@@ -2,8 +2,10 @@
 // read whole by `dd bs=1M` (in a child process: this one serves the mount) with the reading
 // host's chunk cache dropped, on one host alone and on another host of a six-host cluster on
 // loopback TCP (in one process, k=4, m=2: the reader holds at most a share of the fragments).
-// Beside them, the same read through the Volume (no FUSE), and the local disk's. DARKFS_BENCH_READ_MIB
-// sets the file size (default 64).
+// Beside them, the same read through the Volume (no FUSE), and the local disk's. Then the same on
+// six `darkfs up` processes (a put on one, `dd` through the mount of another): each host with its
+// own event loop and crypto, as on a real network. DARKFS_BENCH_READ_MIB sets the file size
+// (default 64).
 import { mkdtemp, rm, chmod, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +15,7 @@ import { mount } from '../../fuse/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
+import { darkfs, upNetwork } from '../../harness/proc.ts'
 import { MiB, randomPieces, readThrough } from './_stream.ts'
 
 const exec = promisify(execFile)
@@ -73,8 +76,33 @@ export async function run (): Promise<Record<string, number>> {
         await t.run()
       }
     }
+    figures[`read-cold.procs${HOSTS}.other.mount.MiBps`] = await processes(base, local, mib)
   } finally {
     await rm(base, { recursive: true, force: true })
   }
   return figures
+}
+
+/** MiB/s of a cold `dd` through the mount of one of HOSTS `darkfs up` processes, of a file put on another. */
+async function processes (base: string, local: string, mib: number): Promise<number> {
+  const t = new Teardown()
+  try {
+    const root = await mkdtemp(join(base, 'procs-'))
+    const dir = await mkdtemp(join(base, 'mnt-procs-'))
+    const { dirs } = await upNetwork(t, root, HOSTS, [], i => i === HOSTS - 1 ? ['--mount', dir] : [])
+    const ok = async (args: string[]): Promise<string> => {
+      const r = await darkfs(args, { timeoutMs: 600_000 })
+      if (r.code !== 0) throw new Error(`darkfs ${args.join(' ')}: ${r.stderr}`)
+      return r.stdout
+    }
+    await until('full mesh', async () => {
+      for (const d of dirs) if (JSON.parse(await ok(['--data', d, 'peers', '--json'])).length !== HOSTS - 1) return false
+      return true
+    }, 60_000)
+    await ok(['--data', dirs[0], 'put', local, '/big.bin'])
+    await until('the reader sees the file', async () => (await darkfs(['--data', dirs[HOSTS - 1], 'stat', '/big.bin'])).code === 0, 60_000)
+    return await dd(join(dir, 'big.bin'), mib)
+  } finally {
+    await t.run()
+  }
 }
