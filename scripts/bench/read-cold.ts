@@ -46,7 +46,10 @@ export async function run (): Promise<Record<string, number>> {
     await chmod(base, 0o755)
     // the local disk (its page cache dropped for this file: a fresh file written with O_DIRECT is not needed here)
     const local = join(base, 'local.bin')
-    await writeFile(local, Buffer.concat([...randomPieces(mib)].map(p => Buffer.from(p))))
+    // every chunk distinct (randomPieces reuses one buffer: copied as it comes); equal chunks would be fetched once
+    const pieces: Buffer[] = []
+    for (const p of randomPieces(mib)) pieces.push(Buffer.from(p))
+    await writeFile(local, Buffer.concat(pieces))
     await exec('sh', ['-c', `sync; echo 1 > /proc/sys/vm/drop_caches`]).catch(() => {})
     figures['read-cold.local.MiBps'] = await dd(local, mib)
 
@@ -89,7 +92,9 @@ async function processes (base: string, local: string, mib: number): Promise<num
   try {
     const root = await mkdtemp(join(base, 'procs-'))
     const dir = await mkdtemp(join(base, 'mnt-procs-'))
-    const { dirs } = await upNetwork(t, root, HOSTS, [], i => i === HOSTS - 1 ? ['--mount', dir] : [])
+    const { dirs, hosts } = await upNetwork(t, root, HOSTS, [], i => i === HOSTS - 1 ? ['--mount', dir] : [])
+    // SIGTERM unmounts (the teardown's SIGKILL would leave the mount behind)
+    t.add(async () => { await hosts[HOSTS - 1].stop('SIGTERM') })
     const ok = async (args: string[]): Promise<string> => {
       const r = await darkfs(args, { timeoutMs: 600_000 })
       if (r.code !== 0) throw new Error(`darkfs ${args.join(' ')}: ${r.stderr}`)
