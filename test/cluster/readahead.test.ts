@@ -125,4 +125,29 @@ describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () 
       await fh.close()
     }
   })
+
+  it('network.fetch when no target answers its have-query in time: the pull asks those targets per fragment, not every peer for every fragment', async () => {
+    const reader = await remoteReader()
+    const chunks = reader.volume.chunks
+    chunks.dropCache()
+    const swarm = reader.swarm
+    const has = swarm.has.bind(swarm)
+    const pullAny = swarm.pullAny.bind(swarm)
+    const froms: Array<Map<string, string[]> | string[]> = []
+    // every have-query fails as a timed-out one does
+    swarm.has = async () => { throw new Error('have-query timed out (test)') }
+    swarm.pullAny = async (cids, need, from, opts) => { froms.push(from); return await pullAny(cids, need, from, opts) }
+    try {
+      const bytes = await reader.volume.readFile('/seq.bin')
+      assert.ok(Buffer.from(bytes).equals(data), 'the file reads whole')
+    } finally {
+      swarm.has = has
+      swarm.pullAny = pullAny
+    }
+    assert.ok(froms.length > 0)
+    for (const from of froms) {
+      assert.ok(from instanceof Map, 'the pull was told whom to ask for each fragment')
+      for (const peers of from.values()) assert.ok(peers.length > 0, 'every fragment has peers to ask')
+    }
+  })
 })
