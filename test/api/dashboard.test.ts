@@ -59,6 +59,12 @@ describe('the web dashboard in headless Chromium (3 real hosts, the first on --a
   /** What the page shows in `sel`'s data-value (the exact figure behind the formatted text). */
   const shown = async (sel: string): Promise<string | undefined> => await page.$eval(sel, e => e.getAttribute('data-value') ?? undefined)
   /** Wait until the page and the API give the same answer (both are read again each time). */
+  // a click found and made in one step inside the page: live updates re-render the tables, so a
+  // handle looked up first (page.click) can be detached by the time it is clicked
+  const press = async (selector: string): Promise<void> => {
+    await page.waitForSelector(selector, { timeout: WAIT_MS })
+    await page.$eval(selector, e => { (e as unknown as { click: () => void }).click() })
+  }
   const agree = async (what: string, fromPage: () => Promise<unknown>, fromApi: () => Promise<unknown>): Promise<void> => {
     let last = ''
     try {
@@ -164,28 +170,28 @@ describe('the web dashboard in headless Chromium (3 real hosts, the first on --a
   })
 
   it('the file browser: a folder, a file\'s history (its version count as the API has it), an old version downloaded', async () => {
-    await page.click('#file-table tr.file[data-name="docs"] button.link')
+    await press('#file-table tr.file[data-name="docs"] button.link')
     await page.waitForSelector('#file-table tr.file[data-name="report.txt"]', { timeout: WAIT_MS })
     await agree('the files in /docs', async () => (await page.$$eval('#file-table tr.file', rows => rows.map(r => r.getAttribute('data-name')))).sort(), async () => (await api('/v1/files/list?path=%2Fdocs', tcp)).map((e: any) => e.name).sort())
-    await page.click('#file-table tr.file[data-name="report.txt"] button.link')
+    await press('#file-table tr.file[data-name="report.txt"] button.link')
     await page.waitForSelector('#history[data-path="/docs/report.txt"]:not([hidden])', { timeout: WAIT_MS })
     const history = await api(`/v1/history?path=${q('/docs/report.txt')}`, tcp)
     assert.equal(history.length, versions.length)
     assert.equal(await page.$eval('#history', e => e.getAttribute('data-versions')), String(history.length))
     assert.deepEqual(await page.$$eval('#versions li.version', li => li.map(e => e.getAttribute('data-version'))), history.map((v: any) => v.version))
     // the first version, through the page (fetched with the token, saved by the browser)
-    await page.click('#versions li.version:first-child button[data-action="download-version"]')
+    await press('#versions li.version:first-child button[data-action="download-version"]')
     await until('the first version is downloaded', async () => (await readdir(downloads)).includes('report.v1.txt'), WAIT_MS)
     assert.equal(await readFile(join(downloads, 'report.v1.txt'), 'utf8'), versions[0])
     await shot('history')
   })
 
   it('pins: a file pinned from the page is in the API\'s pins and in the page\'s list, and unpinned again', async () => {
-    await page.click('#file-table tr.file[data-name="report.txt"] button[data-action="pin"]')
+    await press('#file-table tr.file[data-name="report.txt"] button[data-action="pin"]')
     await page.waitForSelector('#pin-list li.pin[data-path="/docs/report.txt"]', { timeout: WAIT_MS })
     assert.deepEqual((await api('/v1/pins', tcp)).map((p: any) => p.path), ['/docs/report.txt'])
     await shot('pinned')
-    await page.click('#file-table tr.file[data-name="report.txt"] button[data-action="unpin"]')
+    await press('#file-table tr.file[data-name="report.txt"] button[data-action="unpin"]')
     await page.waitForSelector('#pin-list li.pin', { hidden: true, timeout: WAIT_MS })
     assert.deepEqual(await api('/v1/pins', tcp), [])
   })
@@ -221,7 +227,7 @@ describe('the web dashboard in headless Chromium (3 real hosts, the first on --a
     if (check.doc.paths['/v1/conflicts/resolve']?.post === undefined) this.skip() // the resolve route is not served by this build yet
     const [c] = await api('/v1/conflicts', tcp)
     const other = (await apiRequest(tcp, 'GET', `/v1/files/content?path=${q(c.path)}`)).body.toString()
-    await page.click(`#conflict-list tr[data-sibling="${c.path}"] button[data-keep="sibling"]`)
+    await press(`#conflict-list tr[data-sibling="${c.path}"] button[data-keep="sibling"]`)
     await until('the API has no conflict left', async () => (await api('/v1/conflicts', tcp)).length === 0, WAIT_MS)
     await page.waitForSelector('#conflict-list p.empty', { timeout: WAIT_MS })
     assert.equal((await apiRequest(tcp, 'GET', `/v1/files/content?path=${q('/docs/clash.txt')}`)).body.toString(), other)
