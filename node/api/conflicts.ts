@@ -7,6 +7,8 @@ import type { AbortOptions } from '@libp2p/interface'
 import { FsError, NotConflictedError, UsageError, toWire } from '../index.ts'
 import type { ResolveKeep, ResolveResult } from '../index.ts'
 import { readJson, sendJson, type Route } from './route.ts'
+import { jsonResponse } from './openapi.ts'
+import { ref } from './schemas.ts'
 
 export interface ConflictRoutesDeps {
   volume: { resolve: (path: string, keep: ResolveKeep, options?: AbortOptions) => Promise<ResolveResult> }
@@ -15,19 +17,7 @@ export interface ConflictRoutesDeps {
 /** Longest `path` or sibling name a request may carry (bytes of UTF-8): PATH_MAX. */
 export const MAX_RESOLVE_PATH_BYTES = 4096
 
-const errorSchema = {
-  type: 'object',
-  required: ['error'],
-  properties: {
-    error: {
-      type: 'object',
-      required: ['name', 'message'],
-      properties: { name: { type: 'string' }, message: { type: 'string' }, code: { type: 'string' }, path: { type: 'string' } }
-    }
-  }
-}
-
-const errorResponse = (description: string): Record<string, unknown> => ({ description, content: { 'application/json': { schema: errorSchema } } })
+const errorResponse = (description: string): Record<string, unknown> => jsonResponse(description, ref('Error'))
 
 const resolveOperation = {
   operationId: 'resolveConflict',

@@ -8,23 +8,13 @@ import { encodeInvite, inviteAddresses, parseInviteValidity, DEFAULT_INVITE_VALI
 import type { Host } from '../net/index.ts'
 import { readJson, sendJson } from './route.ts'
 import type { Route } from './route.ts'
+import { jsonResponse } from './openapi.ts'
+import { ref } from './schemas.ts'
 
 export interface InviteDeps {
   networkKey: Uint8Array
   host: Pick<Host, 'addresses' | 'peers'>
   now?: () => number
-}
-
-const errorSchema = {
-  type: 'object',
-  required: ['error'],
-  properties: {
-    error: {
-      type: 'object',
-      required: ['name', 'message'],
-      properties: { name: { type: 'string' }, message: { type: 'string' }, code: { type: 'string' } }
-    }
-  }
 }
 
 async function body (req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -76,7 +66,7 @@ export function inviteRoutes (deps: InviteDeps): Route[] {
             }
           }
         },
-        400: { description: 'a malformed body or a bad `expires`', content: { 'application/json': { schema: errorSchema } } }
+        400: jsonResponse('a malformed body or a bad `expires`', ref('Error'))
       }
     },
     handle: async (req, res) => {

@@ -41,6 +41,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { CHUNK_STATES, RELAY_BELOW_BYTES_PER_SECOND } from '../keeper/index.ts'
 import type { ChunkState, RepairProgress, RepairTotals } from '../keeper/index.ts'
 import type { Route } from './route.ts'
+import { jsonResponse } from './openapi.ts'
+import { ref } from './schemas.ts'
 
 /** What a scrape reads: plain functions over the running host's parts (wired by node/cli/daemon.ts). */
 export interface MetricsComponents {
@@ -297,24 +299,7 @@ export function metricsRoutes (metrics: Pick<Metrics, 'render'>): Route[] {
           description: 'The metrics.',
           content: { 'text/plain': { schema: { type: 'string' } } }
         },
-        500: {
-          description: 'The metrics could not be collected.',
-          content: {
-            'application/json': {
-              schema: {
-                type: 'object',
-                required: ['error'],
-                properties: {
-                  error: {
-                    type: 'object',
-                    required: ['name', 'message'],
-                    properties: { name: { type: 'string' }, message: { type: 'string' }, code: { type: 'string' } }
-                  }
-                }
-              }
-            }
-          }
-        }
+        500: jsonResponse('The metrics could not be collected.', ref('Error'))
       }
     },
     handle: async (_req, res) => {
