@@ -65,6 +65,7 @@ typedef struct mount_s {
   char *dir;
   int debug;
   double timeout_ms;
+  double sync_timeout_ms; // the deadline of writes, flushes, fsyncs and releases (is_sync_op)
   double attr_timeout;
   pthread_mutex_t lock; // guards `fuse` for invalidate
   // invalidations waiting for the mount's invalidation thread (see inval_thread), oldest first
@@ -212,6 +213,13 @@ static mount_t *current_mount (void) {
   return (mount_t *)fuse_get_context()->private_data;
 }
 
+// Requests that make written bytes durable here: their work is this host's disk and CPU, which
+// always ends, so they get the longer sync deadline (an EIO from fsync tells an application its
+// data is lost, which a busy disk never makes true). Mirrors SYNC_OPS in fuse/index.ts.
+static int is_sync_op (int op) {
+  return op == OP_WRITE || op == OP_FLUSH || op == OP_FSYNC || op == OP_RELEASE;
+}
+
 // Hands r to JS and waits for the answer; returns the result (>= 0 or -errno).
 static int dispatch (req_t *r) {
   if (r == NULL) return -ENOMEM;
@@ -229,7 +237,7 @@ static int dispatch (req_t *r) {
   }
   struct timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
-  double wait = m->timeout_ms + NATIVE_GRACE_MS;
+  double wait = (is_sync_op(r->op) ? m->sync_timeout_ms : m->timeout_ms) + NATIVE_GRACE_MS;
   deadline.tv_sec += (time_t)(wait / 1000);
   deadline.tv_nsec += (long)((long long)wait % 1000) * 1000000L;
   if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
@@ -831,6 +839,7 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   m->dir = malloc(len + 1);
   napi_get_value_string_utf8(env, argv[0], m->dir, len + 1, &len);
   m->timeout_ms = get_num(env, argv[1], "timeoutMs", 30000);
+  m->sync_timeout_ms = get_num(env, argv[1], "syncTimeoutMs", m->timeout_ms);
   m->attr_timeout = get_num(env, argv[1], "attrTimeout", 1);
   m->debug = get_num(env, argv[1], "debug", 0) != 0;
   pthread_mutex_init(&m->lock, NULL);

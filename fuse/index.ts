@@ -7,7 +7,8 @@
 //
 // The kernel enforces uid/gid/mode (default_permissions, allow_other); every request runs as
 // a Volume call on the Node event loop, answered asynchronously, with a deadline
-// (`requestTimeoutMs`) after which the kernel gets EIO. The deadline is a signal handed to every
+// (`requestTimeoutMs`) after which the kernel gets EIO; writes, flushes, fsyncs and releases,
+// whose work is this host's disk, get the longer `syncTimeoutMs` (a slow disk is no lost data). The deadline is a signal handed to every
 // Volume call of the request: at the deadline it aborts, and with it the fetch behind the call
 // (down to the swarm pull), so a request answered EIO leaves no work running on its behalf. A stale mount left at `dir` by a
 // crashed process ("Transport endpoint is not connected") is lazily unmounted first.
@@ -55,6 +56,11 @@ export interface MountOptions {
   /** Deadline of one request in ms; then the kernel gets EIO and the request's signal aborts (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number
   /**
+   * Deadline of the requests that make written bytes durable here (write, flush, fsync,
+   * release: SYNC_OPS), in ms (default SYNC_TIMEOUT_MS, and never less than requestTimeoutMs).
+   */
+  syncTimeoutMs?: number
+  /**
    * Told of every request once it is answered: its kind (a name of fuse/ops.ts `Op`), the
    * seconds from its arrival to its answer, and its errno (0: success; a positive errno, EIO at
    * the deadline, otherwise). Called on the event loop: it must be quick and must not throw
@@ -73,6 +79,17 @@ export interface Mount {
 
 /** Default deadline of one FUSE request. */
 export const REQUEST_TIMEOUT_MS = 30_000
+/**
+ * Default deadline of a write, flush, fsync or release: 10 minutes. Their work is this host's:
+ * storing buffered chunks and appending an op (fsync waits for peers only SYNC_PLACE_WAIT_MS, in
+ * node/volume.ts), which always ends, however slowly on a busy disk; an EIO at the 30 s request
+ * deadline would tell the application its data was lost when it was not (a 1 GiB write's fsync on a
+ * loaded machine did get one). The deadline stays, for a host that is wedged.
+ */
+export const SYNC_TIMEOUT_MS = 600_000
+/** The requests that get the sync deadline (mirrors is_sync_op in fuse/binding.c). */
+const SYNC_OPS: ReadonlySet<number> = new Set([Op.write, Op.flush, Op.fsync, Op.release])
+
 /** Default kernel attribute/entry cache time, seconds. */
 export const ATTR_TIMEOUT_S = 1
 /** How long unmount waits for a lazily detached mount to end before aborting the connection. */
@@ -102,7 +119,7 @@ type Handler = (op: number, req: unknown, path: string | null, path2: string | n
   n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number) => void
 
 interface Binding {
-  mount: (dir: string, opts: { debug: number, timeoutMs: number, attrTimeout: number }, handler: Handler) => unknown
+  mount: (dir: string, opts: { debug: number, timeoutMs: number, syncTimeoutMs: number, attrTimeout: number }, handler: Handler) => unknown
   reply: (req: unknown, result: number, a?: Uint8Array | Float64Array | string[], b?: Float64Array) => void
   invalidate: (m: unknown, path: string) => void
   umount: (dir: string, cb: (err: number) => void) => void
@@ -169,6 +186,7 @@ async function abortConnection (dev: number): Promise<void> {
 export async function mount (volume: VolumeApi, dir: string, opts: MountOptions = {}): Promise<Mount> {
   const b = load()
   const timeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
+  const syncTimeoutMs = Math.max(timeoutMs, opts.syncTimeoutMs ?? SYNC_TIMEOUT_MS)
   if (await isStale(dir)) await lazyUnmount(b, dir)
   const st = await stat(dir).catch((err: Error) => { throw new MountError(dir, err.message) })
   if (!st.isDirectory()) throw new MountError(dir, 'not a directory')
@@ -198,15 +216,16 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     // a controller and a timer cleared on answer, rather than AbortSignal.timeout(), whose timer
     // (and this request) would live on for the whole deadline after a quick answer
     const deadline = new AbortController()
+    const ms = SYNC_OPS.has(op) ? syncTimeoutMs : timeoutMs
     const timer = setTimeout(() => {
-      log.error('request %d on %s passed its %d ms deadline: answered EIO', op, path ?? '?', timeoutMs)
+      log.error('request %d on %s passed its %d ms deadline: answered EIO', op, path ?? '?', ms)
       answer({ result: -5 /* EIO */ })
-      deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} passed its ${timeoutMs} ms deadline`, 'TimeoutError'))
-    }, timeoutMs)
+      deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} passed its ${ms} ms deadline`, 'TimeoutError'))
+    }, ms)
     ops(request, { signal: deadline.signal }).then(answer, (err: unknown) => { answer({ result: toErrno(err) }) })
   }
 
-  const m = b.mount(dir, { debug: opts.debug === true ? 1 : 0, timeoutMs, attrTimeout: opts.attrTimeout ?? ATTR_TIMEOUT_S }, handler)
+  const m = b.mount(dir, { debug: opts.debug === true ? 1 : 0, timeoutMs, syncTimeoutMs, attrTimeout: opts.attrTimeout ?? ATTR_TIMEOUT_S }, handler)
   const err = await mountedP
   if (err !== 0) {
     await exitP

@@ -77,6 +77,64 @@ describe('fuse request deadlines', function () {
     assert.equal(await ok(`ls "${dir}"`), 'fast\nslow\n')
   })
 
+  it('an fsync slower than the request deadline waits (the sync deadline), and gets EIO only past that', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', '')
+    await volume.writeFile('/g', '')
+    await volume.writeFile('/h', 'x\n')
+    const held: Array<() => void> = []
+    const syncs: Array<AbortSignal | undefined> = []
+    let synced!: () => void
+    const firstSync = new Promise<void>(resolve => { synced = resolve })
+    const open = volume.open.bind(volume)
+    volume.open = async (...args) => {
+      const fh = await open(...args)
+      if (fh.path === '/h') return fh
+      return {
+        ...fh,
+        path: fh.path,
+        ino: fh.ino,
+        // an fsync that waits until the test lets it go (a slow disk), or until its deadline
+        sync: async (options) => {
+          syncs.push(options?.signal)
+          await new Promise<void>((resolve, reject) => {
+            held.push(resolve)
+            synced()
+            options?.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }, { once: true })
+          })
+        }
+      }
+    }
+    t.add(() => { for (const release of held) release() })
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir, { requestTimeoutMs: 300, syncTimeoutMs: 20_000 })
+    t.add(async () => { await m.unmount() })
+    const fsync = (name: string): Promise<{ code: number | null, stderr: string }> =>
+      sh(`python3 -c 'import os; fd = os.open("${dir}/${name}", os.O_WRONLY); os.write(fd, b"data"); os.fsync(fd); os.close(fd)'`)
+    const slow = fsync('f')
+    await firstSync
+    // an ordinary request past its 300 ms deadline gets EIO meanwhile: the fsync is held longer
+    const hung = volume.readlink
+    volume.readlink = async (_p: string, o?: AbortOptions) => await new Promise<string>((_resolve, reject) => { o?.signal?.addEventListener('abort', () => { reject(o.signal?.reason) }, { once: true }) })
+    await ok(`ln -s h "${dir}/s"`)
+    assert.notEqual((await sh(`readlink "${dir}/s"`)).code, 0)
+    volume.readlink = hung
+    assert.equal(held.length, 1, 'the fsync is held')
+    assert.equal(syncs[0]?.aborted, false, 'the fsync outlived the request deadline')
+    held[0]()
+    const done = await slow
+    assert.equal(done.code, 0, done.stderr)
+
+    // past the sync deadline: EIO, and the call's signal aborts
+    const m2dir = await tempDir(t, 'darkfs-mnt-')
+    const m2 = await mount(volume, m2dir, { requestTimeoutMs: 200, syncTimeoutMs: 400 })
+    t.add(async () => { await m2.unmount() })
+    const late = await sh(`python3 -c 'import os; fd = os.open("${m2dir}/g", os.O_WRONLY); os.write(fd, b"data"); os.fsync(fd)'`)
+    assert.notEqual(late.code, 0)
+    assert.match(late.stderr, /Input\/output error|Errno 5/)
+    assert.equal((await abortOf(syncs.at(-1)) as Error).name, 'TimeoutError')
+  })
+
   it('a read of the real Volume past its deadline aborts the network fetch behind it', async function () {
     const data = await tempDir(t, 'darkfs-data-')
     const r = await remoteVolume(t, data, 100_000, '/remote')
