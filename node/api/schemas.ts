@@ -114,6 +114,12 @@ export const SCHEMAS: Record<string, unknown> = {
       capacity: num,
       space: { type: 'object', required: ['full'], properties: { full: bool, free: nullableNumber, reserve: num } },
       fullPeers: strings,
+      placement: {
+        type: 'object',
+        description: 'The erasure code new chunks get now (k data + m parity fragments) and the policy that picks it (`up --redundancy`, `--data-fragments`).',
+        required: ['k', 'm', 'redundancy', 'dataFragments'],
+        properties: { k: int, m: int, redundancy: int, dataFragments: { oneOf: [int, { enum: ['auto'] }] } }
+      },
       at: { type: 'number', description: 'ms since the epoch when peers, bytes and space were read' }
     }
   },
@@ -157,7 +163,7 @@ export const SCHEMAS: Record<string, unknown> = {
     type: 'object',
     description: 'The settings this host runs with.',
     required: ['dataDir', 'listen', 'join'],
-    properties: { dataDir: str, listen: strings, join: strings, announce: strings, redundancy: { type: ['integer', 'null'] }, api: { type: ['string', 'null'] } },
+    properties: { dataDir: str, listen: strings, join: strings, announce: strings, redundancy: { type: ['integer', 'null'] }, dataFragments: { oneOf: [int, { enum: ['auto', null] }] }, api: { type: ['string', 'null'] } },
     additionalProperties: true
   },
   Tree: {

@@ -60,6 +60,7 @@ export const COMMANDS: Record<string, Command> = {
       uplink: { type: 'string', value: 'RATE', help: "this host's uplink, told to peers (default: measured)" },
       'failure-timeout': { type: 'string', value: 'SECONDS', help: 'time before an unreachable host counts as gone' },
       redundancy: { type: 'string', value: 'N', help: 'lost hosts new chunks survive (default 2)' },
+      'data-fragments': { type: 'string', value: 'K', help: 'data fragments per new chunk at most, as live hosts allow (default 4), or auto: wider as the network grows' },
       api: { type: 'string', value: 'HOST:PORT', help: 'serve the control API on TCP too (loopback, private or VPN address; bearer token in DATA/api.token)' },
       'api-rate': { type: 'string', value: 'N', help: 'requests per second each --api client may make (default 100)' },
       'on-event': { type: 'string', value: 'CMD', help: 'run CMD (/bin/sh -c) per event, the event as JSON on its stdin (`darkfs events`)' },

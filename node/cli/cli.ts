@@ -144,6 +144,7 @@ async function command (p: Parsed): Promise<number> {
       out(`peers     ${s.peers}`)
       out(`stored    ${s.bytesStored} bytes`)
       if (s.space?.full === true) out(`space     full: under ${s.space.reserve} bytes free; new blocks are refused, peers place elsewhere`)
+      if (s.placement !== undefined) out(`placement ${s.placement.k}+${s.placement.m} for new chunks (redundancy ${s.placement.redundancy}, data fragments ${s.placement.dataFragments === 'auto' ? 'auto' : `at most ${s.placement.dataFragments}`})`)
       if (Array.isArray(s.fullPeers) && s.fullPeers.length > 0) out(`full      ${s.fullPeers.length} peer(s) with a full disk (left out of placement)`)
       const { chunkLines } = await import('./status-cli.ts')
       for (const line of chunkLines(s.chunks)) out(line)
@@ -339,7 +340,8 @@ async function sameNetwork (dir: string, text: string): Promise<string[]> {
 async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
   const { parseRate } = await import('../net/index.ts')
   const { parseFailureTimeout } = await import('./keep-cli.ts')
-  const { parseRedundancy } = await import('./redundancy-cli.ts')
+  const { parseRedundancy, parseDataFragments } = await import('./redundancy-cli.ts')
+  const { DEFAULT_REDUNDANCY } = await import('../keeper/index.ts')
   const { isLogLevel, LOG_LEVELS } = await import('../log.ts')
   const rate = (flag: string): number | undefined => {
     const v = one(p, flag)
@@ -354,6 +356,8 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
   const apiRateText = one(p, 'api-rate')
   const apiRate = apiRateText === undefined ? undefined : Number(apiRateText)
   if (apiRate !== undefined && (!/^\d+$/.test(apiRateText!) || apiRate < 1)) throw new UsageError(`--api-rate takes a whole number of requests per second (at least 1), got ${JSON.stringify(apiRateText)}`)
+  const redundancy = parseRedundancy(one(p, 'redundancy'))
+  const dataFragments = parseDataFragments(one(p, 'data-fragments'), redundancy ?? DEFAULT_REDUNDANCY)
   const log = one(p, 'log') ?? 'error'
   if (!isLogLevel(log)) throw new UsageError(`--log takes one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(log)}`)
   const { isLogFormat, LOG_FORMATS } = await import('../log.ts')
@@ -370,7 +374,8 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
       maxUpload: rate('max-upload'),
       maxDownload: rate('max-download'),
       uplink: rate('uplink'),
-      redundancy: parseRedundancy(one(p, 'redundancy')),
+      redundancy,
+      dataFragments,
       api,
       apiRate,
       onEvent: one(p, 'on-event')

@@ -17,7 +17,7 @@ import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
 import { ChunkNetwork, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS } from '../keeper/index.ts'
-import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy } from '../keeper/index.ts'
+import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
 import { createMetrics, metricsRoutes } from '../api/index.ts'
@@ -41,6 +41,8 @@ export interface DaemonOptions {
   uplink?: number
   /** Lost hosts tolerated by new chunks (default 2). */
   redundancy?: number
+  /** The bound on data fragments (k) of new chunks, or 'auto' (`--data-fragments`; default 4, keeper/placement.ts). */
+  dataFragments?: DataFragments
   /** Repair, failure detection, scrub, GC and retention settings (keeper/redundancy.ts, net/failure.ts). */
   keep?: RedundancyOptions & MembershipInit
   /** When the disk under the store counts as full (node/space.ts: reserve, margin, interval). */
@@ -172,7 +174,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const membership = new Membership(host, { failureTimeoutMs: opts.keep?.failureTimeoutMs })
     await membership.start()
     closers.push(async () => { await membership.stop() })
-    const policy = placementPolicy({ members: () => membership.members() }, { redundancy: opts.redundancy })
+    const policy = placementPolicy({ members: () => membership.members() }, { redundancy: opts.redundancy, dataFragments: opts.dataFragments })
 
     // asks the holders of an abandoned write's fragments to delete them (release.ts); built
     // below, once the Volume and custody it consults are
@@ -316,6 +318,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           capacity: disk.capacity,
           space: { full, free, reserve },
           fullPeers: membership.fullHosts(),
+          // the code new chunks are written with now, and the policy that picks it (placement.ts)
+          placement: { ...network.params(), redundancy: policy.redundancy, dataFragments: policy.dataFragments },
           // peers, bytes stored and the disk are read as the status is made; chunks carry their own ages
           at: Date.now()
         }
@@ -338,6 +342,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         join: join_,
         announce: opts.announce ?? [],
         redundancy: opts.redundancy ?? null,
+        dataFragments: opts.dataFragments ?? null,
         api: opts.api ?? null,
         apiRate: opts.apiRate ?? null,
         maxUpload: opts.maxUpload ?? null,

@@ -6,32 +6,76 @@
 // chunk's keeper (it checks and repairs the chunk's fragments).
 export { keyKadId, peerKadId, compareDistance, targets, keeper, KAD_ID_CACHE_ENTRIES } from '../net/index.ts'
 
-/** Most data fragments per chunk (k <= MAX_DATA_FRAGMENTS). */
+/** Most data fragments per chunk by default (k <= MAX_DATA_FRAGMENTS): `--data-fragments 4`. */
 export const MAX_DATA_FRAGMENTS = 4
 /** Lost hosts tolerated by default (m). */
 export const DEFAULT_REDUNDANCY = 2
 /** Fewest data fragments worth erasure coding; below it, plain replication (k = 1). */
 export const MIN_CODED_DATA_FRAGMENTS = 2
+/**
+ * Most fragments (k + m) of one chunk: a relayed placement names at most this many
+ * (forward.ts MAX_FRAGMENTS), and the codec is checked MDS up to it (test/node/erasure.test.ts).
+ */
+export const MAX_WIDTH = 32
+/** Most data fragments `auto` picks (16 + m at 24 hosts and more, when m >= 4). */
+export const MAX_AUTO_DATA_FRAGMENTS = 16
+/** `auto` gives each parity fragment at most this many data fragments to cover (k <= 4m). */
+const AUTO_DATA_PER_PARITY = 4
 
 export interface ErasureParams { k: number, m: number }
 
 /**
+ * The bound on k (`up --data-fragments`): a number (k <= it, as live hosts allow), or 'auto',
+ * a bound that follows the network's size (autoDataFragments).
+ */
+export type DataFragments = number | 'auto'
+
+/**
+ * The bound on k that `--data-fragments auto` uses on `liveHosts` hosts with redundancy m:
+ *
+ *   live:     1-11   12-23               24+
+ *   bound:    4      min(8, live - 2m)   min(16, live - 2m)     and never above 4m, never below 4
+ *
+ *   redundancy 2:  4+2 (1.5x)  ->  8+2 (1.25x) from 12 hosts
+ *   redundancy 4:  4+4 (2x)    ->  8+4 (1.5x) from 16 hosts  ->  16+4 (1.25x) from 24 hosts
+ *
+ * Why these bounds: a wider code stores less for the same m, but
+ *  - repair needs room: rebuilt fragments go to hosts that hold none of the chunk, so the width
+ *    stays at most live - m (k <= live - 2m): after m hosts are lost there are still k + m
+ *    hosts to bring every chunk back to full width, and spare hosts for full disks;
+ *  - the same m over more fragments is less safe: a chunk is lost when m + 1 of its k + m hosts
+ *    fail, about C(k+m, m+1) p^(m+1) for host loss odds p, 6x more likely at 8+2 than at 4+2 and
+ *    41x at 16+2. k <= 4m keeps that factor small; a wider code wants a larger --redundancy
+ *    (16+4 is 1.25x like 8+2 and survives 4 losses);
+ *  - repair reads k fragments per lost one, and a read waits on k hosts: wider costs repair
+ *    traffic and tail latency, worth it only once the network is large;
+ *  - below 12 hosts it stays today's rule, so small networks write what they always did.
+ */
+export function autoDataFragments (liveHosts: number, redundancy: number): number {
+  const cap = Math.min(liveHosts >= 24 ? MAX_AUTO_DATA_FRAGMENTS : liveHosts >= 12 ? 8 : MAX_DATA_FRAGMENTS, AUTO_DATA_PER_PARITY * redundancy)
+  return Math.max(MAX_DATA_FRAGMENTS, Math.min(cap, liveHosts - 2 * redundancy))
+}
+
+/**
  * The erasure parameters for a network of `liveHosts` live hosts (including this one).
  *
- * m = redundancy lost hosts tolerated, k = min(4, live - m) data fragments, so k + m never
- * exceeds the hosts there are to hold them. When that leaves fewer than 2 data fragments the
- * chunk is replicated instead: k = 1 and m = min(redundancy, live - 1), i.e. m + 1 copies, one
- * per host. A single host keeps one copy (k = 1, m = 0): nothing to spread to yet.
+ * m = redundancy lost hosts tolerated, k = min(K, live - m) data fragments where K is
+ * `dataFragments` (default MAX_DATA_FRAGMENTS = 4; 'auto': autoDataFragments), so k + m never
+ * exceeds the hosts there are to hold them (nor MAX_WIDTH). When that leaves fewer than 2 data
+ * fragments the chunk is replicated instead: k = 1 and m = min(redundancy, live - 1), i.e. m + 1
+ * copies, one per host. A single host keeps one copy (k = 1, m = 0): nothing to spread to yet.
  *
  *   live:  1    2    3    4    5    6+
- *   k+m:  1+0  1+1  1+2  2+2  3+2  4+2     (redundancy 2)
+ *   k+m:  1+0  1+1  1+2  2+2  3+2  4+2     (redundancy 2, the default K = 4)
  */
-export function erasureParams (liveHosts: number, redundancy: number): ErasureParams {
+export function erasureParams (liveHosts: number, redundancy: number, dataFragments: DataFragments = MAX_DATA_FRAGMENTS): ErasureParams {
   if (!Number.isSafeInteger(liveHosts) || liveHosts < 1) {
     throw new RangeError(`erasureParams: liveHosts must be an integer >= 1 (this host counts), got ${String(liveHosts)}`)
   }
   checkRedundancy('erasureParams', redundancy)
-  const k = Math.min(MAX_DATA_FRAGMENTS, liveHosts - redundancy)
+  checkDataFragments('erasureParams', dataFragments)
+  const bound = dataFragments === 'auto' ? autoDataFragments(liveHosts, redundancy) : dataFragments
+  const k = Math.min(bound, liveHosts - redundancy, MAX_WIDTH - redundancy)
   if (k >= MIN_CODED_DATA_FRAGMENTS) return { k, m: redundancy }
   return { k: 1, m: Math.min(redundancy, liveHosts - 1) }
 }
@@ -51,6 +95,12 @@ function checkRedundancy (where: string, redundancy: number): void {
   }
 }
 
+function checkDataFragments (where: string, dataFragments: DataFragments): void {
+  if (dataFragments !== 'auto' && (!Number.isSafeInteger(dataFragments) || dataFragments < 1 || dataFragments > MAX_WIDTH)) {
+    throw new RangeError(`${where}: dataFragments must be 'auto' or an integer from 1 to ${MAX_WIDTH}, got ${String(dataFragments)}`)
+  }
+}
+
 /**
  * The one placement policy of a running host: how many lost hosts its chunks tolerate, the k/m
  * rule, and the hosts placement ranks. The network (placing new chunks), the survey's plan and
@@ -59,6 +109,8 @@ function checkRedundancy (where: string, redundancy: number): void {
 export interface PlacementPolicy {
   /** Lost hosts tolerated by new chunks (m), and copies - 1 wanted of replicated chunks. */
   readonly redundancy: number
+  /** The bound on data fragments (k) of new chunks: a number or 'auto' (erasureParams). */
+  readonly dataFragments: DataFragments
   /**
    * The hosts placement ranks, this one included: the membership's members (failure.ts: live
    * and suspect hosts, less those draining or full).
@@ -78,15 +130,20 @@ export interface PlacementComponents {
 export interface PlacementInit {
   /** Lost hosts tolerated (`up --redundancy`; default DEFAULT_REDUNDANCY). */
   redundancy?: number
+  /** The bound on k (`up --data-fragments`; default MAX_DATA_FRAGMENTS). */
+  dataFragments?: DataFragments
 }
 
 export function placementPolicy (components: PlacementComponents, init: PlacementInit = {}): PlacementPolicy {
   const redundancy = init.redundancy ?? DEFAULT_REDUNDANCY
+  const dataFragments = init.dataFragments ?? MAX_DATA_FRAGMENTS
   checkRedundancy('placementPolicy', redundancy)
+  checkDataFragments('placementPolicy', dataFragments)
   return {
     redundancy,
+    dataFragments,
     members: components.members,
-    params: takers => erasureParams(takers, redundancy),
+    params: takers => erasureParams(takers, redundancy, dataFragments),
     copies: (m, members) => replicaCount(m, redundancy, members)
   }
 }

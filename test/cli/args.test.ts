@@ -83,7 +83,20 @@ describe('darkfs command line: options are checked before anything happens', fun
     await usageError(['up', '--data', fresh, '--init-if-needed', '--bogus'], /unknown option --bogus/, 'darkfs up --help')
     await usageError(['up', '--data', fresh, '--init-if-needed', '--log', 'loud'], /--log takes one of silent, error, info, debug, trace/, 'darkfs up --help')
     await usageError(['up', '--data', fresh, '--init-if-needed', '--redundancy', 'lots'], /--redundancy/, 'darkfs up --help')
+    for (const bad of ['wide', '0', '33', '2.5', '1e1', 'AUTO', '']) {
+      await usageError(['up', '--data', fresh, '--init-if-needed', '--data-fragments', bad], /--data-fragments takes auto or a whole number of data fragments per chunk from 1 to 32, got "/, 'darkfs up --help')
+    }
+    // within 1..32 but too wide with the redundancy: k + m is at most 32
+    await usageError(['up', '--data', fresh, '--init-if-needed', '--data-fragments', '31'], /--data-fragments 31 with redundancy 2 makes 33 fragments per chunk, at most 32: take at most 30/, 'darkfs up --help')
+    await usageError(['up', '--data', fresh, '--init-if-needed', '--redundancy', '4', '--data-fragments', '29'], /--data-fragments 29 with redundancy 4 makes 33 fragments/, 'darkfs up --help')
     await assert.rejects(stat(fresh), (err: any) => err.code === 'ENOENT', 'nothing was initialised')
+  })
+
+  it('darkfs status shows the code new chunks get and the policy (redundancy, --data-fragments)', async () => {
+    // one host alone: a single copy (k=1, m=0) under the default policy
+    assert.match(await cli('status'), /^placement 1\+0 for new chunks \(redundancy 2, data fragments at most 4\)$/m)
+    const s = JSON.parse(await cli('status', '--json'))
+    assert.deepEqual(s.placement, { k: 1, m: 0, redundancy: 2, dataFragments: 4 })
   })
 
   it('usage errors are one line with a pointer to --help', async () => {

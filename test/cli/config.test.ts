@@ -69,7 +69,9 @@ describe('darkfs up reads <data>/config.json (real processes)', function () {
     ['a string where a switch goes', { 'no-restart': 'yes' }, /config\.json: key "no-restart" takes true or false, got a string/],
     ['an object where a value goes', { mount: { dir: '/mnt' } }, /config\.json: key "mount" takes a string \(DIR\), got an object/],
     ['a bad value of a good key', { log: 'loud' }, /config\.json: key "log": --log takes one of silent, error, info, debug, trace, got "loud"/],
-    ['a bad number of a good key', { redundancy: 99 }, /config\.json: key "redundancy": --redundancy takes a whole number of hosts/]
+    ['a bad number of a good key', { redundancy: 99 }, /config\.json: key "redundancy": --redundancy takes a whole number of hosts/],
+    ['a bad data-fragments', { 'data-fragments': 0 }, /config\.json: key "data-fragments": --data-fragments takes auto or a whole number of data fragments per chunk from 1 to 32, got "0"/],
+    ['a data-fragments too wide for its redundancy', { 'data-fragments': 30, redundancy: 3 }, /config\.json: key "data-fragments": --data-fragments 30 with redundancy 3 makes 33 fragments per chunk/]
   ] as const) {
     it(`a file with ${what} is refused with one line naming it; nothing starts`, async () => {
       const dir = await fresh(extra)
@@ -82,6 +84,26 @@ describe('darkfs up reads <data>/config.json (real processes)', function () {
       assert.equal(await readFile(join(dir, 'config.json'), 'utf8'), before)
     })
   }
+
+  it('data-fragments: the key sets the policy `status` shows (a number or "auto"), the flag overrides it', async () => {
+    const dir = await fresh({ 'data-fragments': 'auto', redundancy: 3 })
+    const status = async (): Promise<any> => {
+      const r = await darkfs(['--data', dir, 'status', '--json'])
+      assert.equal(r.code, 0, r.stderr)
+      return JSON.parse(r.stdout)
+    }
+    const host = await up(t, ['--data', dir, ...listen])
+    assert.deepEqual((await status()).placement, { k: 1, m: 0, redundancy: 3, dataFragments: 'auto' })
+    await host.stop()
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')), 'data-fragments': 12 }))
+    const numbered = await up(t, ['--data', dir, ...listen])
+    assert.equal((await status()).placement.dataFragments, 12)
+    await numbered.stop()
+    const flagged = await up(t, ['--data', dir, ...listen, '--data-fragments', '6'])
+    const s = await status()
+    assert.deepEqual(s.placement, { k: 1, m: 0, redundancy: 3, dataFragments: 6 })
+    await flagged.stop()
+  })
 
   it('a file that is not JSON is refused with one line', async () => {
     const dir = await fresh({})

@@ -4,7 +4,8 @@ import fc from 'fast-check'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
-import { erasureParams, replicaCount, placementPolicy, targets, keeper, peerKadId, keyKadId, compareDistance, MAX_DATA_FRAGMENTS, DEFAULT_REDUNDANCY } from '../../node/keeper/placement.ts'
+import { erasureParams, replicaCount, placementPolicy, targets, keeper, peerKadId, keyKadId, compareDistance, MAX_DATA_FRAGMENTS, DEFAULT_REDUNDANCY, MAX_WIDTH, autoDataFragments } from '../../node/keeper/placement.ts'
+import { MAX_FRAGMENTS } from '../../node/keeper/forward.ts'
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest())
 
@@ -48,6 +49,56 @@ describe('node/placement', function () {
     it('erasureParams() rejects bad arguments with RangeError', function () {
       for (const live of [0, -1, 1.5, NaN, Infinity]) assert.throws(() => erasureParams(live, 2), RangeError, String(live))
       for (const r of [-1, 0.5, NaN]) assert.throws(() => erasureParams(5, r), RangeError, String(r))
+      for (const K of [0, -1, 2.5, NaN, MAX_WIDTH + 1, 'wide']) assert.throws(() => erasureParams(5, 2, K as any), RangeError, String(K))
+    })
+  })
+
+  describe('erasureParams(liveHosts, redundancy, dataFragments) (issue 14: width follows the network)', function () {
+    it('the default bound is MAX_DATA_FRAGMENTS (4): today\'s rule', function () {
+      for (let live = 1; live <= 40; live++) {
+        for (let r = 0; r <= 6; r++) assert.deepEqual(erasureParams(live, r, MAX_DATA_FRAGMENTS), erasureParams(live, r))
+      }
+    })
+
+    it('a fixed bound K: k = min(K, live - r) when >= 2, else replication; k + m <= live and <= MAX_WIDTH', function () {
+      assert.equal(MAX_WIDTH, MAX_FRAGMENTS, 'a chunk of the widest code can still be placed through a relay')
+      for (const K of [1, 2, 5, 6, 10, 16, 30]) {
+        for (let live = 1; live <= 40; live++) {
+          for (let r = 0; r <= 4; r++) {
+            const { k, m } = erasureParams(live, r, K)
+            const want = Math.min(K, live - r, MAX_WIDTH - r)
+            if (want >= 2) assert.deepEqual({ k, m }, { k: want, m: r }, `K=${K} live=${live} r=${r}`)
+            else assert.deepEqual({ k, m }, { k: 1, m: Math.min(r, live - 1) }, `K=${K} live=${live} r=${r}`)
+            assert.ok(k + m <= live && k + m <= MAX_WIDTH)
+          }
+        }
+      }
+      assert.deepEqual(erasureParams(8, 2, 6), { k: 6, m: 2 })
+      assert.deepEqual(erasureParams(14, 4, 10), { k: 10, m: 4 })
+    })
+
+    it('auto: today\'s rule below 12 hosts, then wider, keeping k <= 4m and m spare hosts for repair', function () {
+      const table: Array<[number, number, number, number]> = [
+        // live, r, k, m
+        [6, 2, 4, 2], [11, 2, 4, 2], [12, 2, 8, 2], [23, 2, 8, 2], [24, 2, 8, 2], [200, 2, 8, 2],
+        [12, 4, 4, 4], [15, 4, 7, 4], [16, 4, 8, 4], [23, 4, 8, 4], [24, 4, 16, 4], [200, 4, 16, 4],
+        [30, 3, 12, 3], [100, 1, 4, 1], [100, 0, 4, 0], [3, 2, 1, 2], [5, 2, 3, 2]
+      ]
+      for (const [live, r, k, m] of table) assert.deepEqual(erasureParams(live, r, 'auto'), { k, m }, `live=${live} r=${r}`)
+      for (let live = 1; live <= 64; live++) {
+        for (let r = 0; r <= 8; r++) {
+          const { k, m } = erasureParams(live, r, 'auto')
+          const today = erasureParams(live, r)
+          assert.ok(k >= today.k, `auto is never narrower than the default (live=${live} r=${r})`)
+          if (live < 12) assert.deepEqual({ k, m }, today, `live=${live} r=${r}`)
+          if (k > MAX_DATA_FRAGMENTS) {
+            assert.ok(k + 2 * m <= live, `m spare hosts to repair onto (live=${live} r=${r}: ${k}+${m})`)
+            assert.ok(k <= 4 * m, `k <= 4m (live=${live} r=${r}: ${k}+${m})`)
+            assert.ok(k <= 16)
+          }
+          assert.equal(autoDataFragments(live, r) >= MAX_DATA_FRAGMENTS, true)
+        }
+      }
     })
   })
 
@@ -56,6 +107,7 @@ describe('node/placement', function () {
       const p = placementPolicy({ members: () => peers.slice(0, 6) })
       assert.equal(DEFAULT_REDUNDANCY, 2)
       assert.equal(p.redundancy, 2)
+      assert.equal(p.dataFragments, MAX_DATA_FRAGMENTS)
       for (let live = 1; live <= 8; live++) assert.deepEqual(p.params(live), erasureParams(live, 2))
       assert.equal(p.copies(0, 6), replicaCount(0, 2, 6))
       assert.deepEqual(p.members(), peers.slice(0, 6))
@@ -68,6 +120,15 @@ describe('node/placement', function () {
         for (let live = 1; live <= 8; live++) assert.deepEqual(p.params(live), erasureParams(live, r))
         for (let n = 1; n <= 8; n++) assert.equal(p.copies(0, n), Math.max(1, Math.min(r + 1, n)))
       }
+    })
+
+    it('placementPolicy(_, { dataFragments }) gives it to params(); a bad one is a RangeError', function () {
+      for (const dataFragments of [6, 'auto'] as const) {
+        const p = placementPolicy({ members: () => [] }, { redundancy: 4, dataFragments })
+        assert.equal(p.dataFragments, dataFragments)
+        for (let live = 1; live <= 40; live++) assert.deepEqual(p.params(live), erasureParams(live, 4, dataFragments))
+      }
+      assert.throws(() => placementPolicy({ members: () => [] }, { dataFragments: 0 }), RangeError)
     })
 
     it('placementPolicy() asks members() at each call (membership changes)', function () {
