@@ -88,8 +88,11 @@ export interface ChunkWriteOptions {
  */
 export interface ReadCounters { fetches: number, fetching: number, fetchingPeak: number, ahead: number }
 
-/** A chunk fetch shared by its readers: aborted when the last waiting reader gives up. */
-interface SharedFetch { promise: Promise<Uint8Array>, controller: AbortController, waiting: number }
+/**
+ * A chunk fetch shared by its readers: aborted when the last waiting reader gives up. `ahead`:
+ * started by readAhead(), ahead of any reader (its deadline ran from then).
+ */
+interface SharedFetch { promise: Promise<Uint8Array>, controller: AbortController, waiting: number, ahead: boolean }
 
 export interface ChunkServiceInit {
   cacheBytes?: number
@@ -187,6 +190,18 @@ export class ChunkService {
    * caller's signal ends its own wait; the fetch is aborted once no caller waits for it.
    */
   async readChunk (ref: ChunkRef, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
+    return await this.joinFetch(ref, opts, false)
+  }
+
+  /**
+   * readChunk(), for a read (`ahead` false) or a fetch ahead of the reader (readAhead()). A read
+   * that joined a fetch started ahead, which then failed, fetches the chunk again, once, on its
+   * own: that fetch's deadline (FETCH_TIMEOUT_MS in keeper/network.ts) ran from when it was
+   * started, possibly long before this read and behind a window of other fetches ahead, so on a
+   * loaded host it may have timed out where the read's own fetch would not. A read fails only
+   * when a fetch of its own finds the bytes unreachable (or corrupt: asking again cannot help).
+   */
+  private async joinFetch (ref: ChunkRef, opts: AbortOptions & { path?: string }, ahead: boolean, retry = true): Promise<Uint8Array> {
     if (ref.cid === null) {
       // a hole of a v2 manifest may span terabytes: readers skip holes, they never read them whole
       if (ref.size > CHUNK_SIZE) throw new ManifestError(`a hole of ${ref.size} bytes at ${ref.offset} is not read as one chunk`)
@@ -197,10 +212,11 @@ export class ChunkService {
     const cached = this.cache.get(key)
     if (cached !== undefined) return cached
     let shared = this.reading.get(key)
+    const joinedAhead = retry && !ahead && shared?.ahead === true
     if (shared === undefined) {
       const controller = new AbortController()
       const promise = this.fetchChunk(ref, key, { path: opts.path, signal: controller.signal })
-      const s: SharedFetch = { promise, controller, waiting: 0 }
+      const s: SharedFetch = { promise, controller, waiting: 0, ahead }
       shared = s
       this.reading.set(key, s)
       // its waiters see the outcome; nobody may be left to, once all of them gave up
@@ -209,6 +225,12 @@ export class ChunkService {
     shared.waiting++
     try {
       return await raceSignal(shared.promise, opts.signal)
+    } catch (err) {
+      if (!joinedAhead || opts.signal?.aborted === true || err instanceof CorruptBlockError) throw err
+      log('chunk %s: the fetch started ahead of the read failed, fetching it again for the read: %s', key, (err as Error).message)
+      // the failed fetch is over: the read starts its own (or joins a read's), never this one again
+      if (this.reading.get(key) === shared) this.reading.delete(key)
+      return await this.joinFetch(ref, opts, false, false)
     } finally {
       if (--shared.waiting === 0 && opts.signal?.aborted === true) {
         // the last reader gave up: stop fetching, and let the next reader start afresh
@@ -229,7 +251,7 @@ export class ChunkService {
     if (this.aheadBytes + ref.size > READAHEAD_TOTAL_BYTES) return undefined
     this.aheadBytes += ref.size
     this.counters.ahead++
-    return this.readChunk(ref, opts).catch((err: Error) => {
+    return this.joinFetch(ref, opts, true).catch((err: Error) => {
       // a guess: the real read fetches again and reports its own failure
       log.trace('readahead of chunk %s failed: %s', ref.cid!.toString(), err.message)
       return undefined
