@@ -12,7 +12,7 @@ import type { CID } from 'multiformats/cid'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { ChunkService, Store } from '../../node/data/index.ts'
 import type { ChunkRef, Network } from '../../node/data/index.ts'
-import { BlockUnavailableError } from '../../node/errors.ts'
+import { BlockUnavailableError } from '../../node/index.ts'
 
 interface Fetch { cids: CID[], answer: () => void, fail: (err: Error) => void }
 
