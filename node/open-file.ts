@@ -26,6 +26,7 @@ import { raceSignal } from './abort.ts'
 import { FsError } from './errors.ts'
 import { forEachLimited } from './pool.ts'
 import { EarlyChunks, StoredChunks } from './early-chunks.ts'
+import { ReadAhead } from './read-ahead.ts'
 
 /** Buffered (not yet stored) bytes per open inode before chunks are spilled: 32 MiB. */
 export const OPEN_FILE_BUFFER_BYTES = 32 << 20
@@ -109,8 +110,8 @@ export class OpenFile {
   /** Chunk index -> small writes not yet applied to the chunk's bytes, oldest first. */
   private readonly patches = new Map<number, Patch[]>()
   private patchBytes = 0
-  /** The last base chunk read, to spot sequential reads (and prefetch what follows). */
-  private lastRead = -2
+  /** Spots sequential reads and fetches the chunks after them ahead (read-ahead.ts). */
+  private readonly ahead: ReadAhead
   /** Set when anything changed since the last commit. */
   changed = false
   /**
@@ -131,6 +132,12 @@ export class OpenFile {
     this.current = current
     this.early = new EarlyChunks(chunks, inode)
     this.stored = new StoredChunks(this.early)
+    this.ahead = new ReadAhead(chunks)
+  }
+
+  /** Stop fetching ahead (the file's last handle closed): what was fetched stays in the chunk cache. */
+  stopReadahead (): void {
+    this.ahead.stop()
   }
 
   /**
@@ -230,10 +237,10 @@ export class OpenFile {
       const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
       // a hole (of one chunk or of a run of them) reads as zeros: nothing to fetch
       if (found !== undefined && found.ref.cid !== null) {
-        // a sequential reader (chunk i right after the last one read) gets the next chunks fetched ahead
-        if (i === this.lastRead + 1) this.chunks.prefetch(manifest!.chunks, found.at + 1, { path: this.path() })
-        this.lastRead = i
-        src = await this.chunks.readChunk(found.ref, { path: this.path(), signal })
+        // a sequential reader gets the chunks after this one fetched ahead, of this version only
+        this.ahead.fill(base, manifest!, i, found.at, this.path())
+        const early = this.ahead.take(base, i)
+        src = (early !== undefined ? await raceSignal(early, signal) : undefined) ?? await this.chunks.readChunk(found.ref, { path: this.path(), signal })
       }
     }
     const len = Math.min(CHUNK_SIZE, base.size - start)
@@ -295,6 +302,7 @@ export class OpenFile {
     const pinned = this.changed ? undefined : this.base
     const end = Math.min(pinned?.size ?? this.size, position + length)
     if (position >= end) return new Uint8Array(0)
+    this.ahead.observe(position, end - position)
     const out = new Uint8Array(end - position)
     for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
       const start = i * CHUNK_SIZE

@@ -708,7 +708,10 @@ export class Volume implements VolumeApi {
 
   /** An open file is dropped at its last close; unlinked, with whatever it held uncommitted. */
   private release (f: OpenFile): void {
-    if (f.handles === 0 && (!f.changed || this.unlinked(f.inode))) this.open_.delete(f.inode)
+    if (f.handles === 0 && (!f.changed || this.unlinked(f.inode))) {
+      this.open_.delete(f.inode)
+      f.stopReadahead()
+    }
   }
 
   /** The file has no name left: unlinked (or renamed over) on this host or by an op from a peer. */

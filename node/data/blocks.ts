@@ -16,8 +16,21 @@ import { logger } from '../log.ts'
 
 const log = logger('data:chunks')
 
-/** Chunks fetched ahead of a sequential reader. */
-export const PREFETCH_CHUNKS = 4
+/**
+ * Most bytes one sequential reader has fetched ahead of where it reads (chunks in flight, or
+ * decoded and not read yet): 16 MiB, 16 chunks. A chunk from other hosts costs a have-query and
+ * a pull of k fragments, hundreds of ms on a busy host; one reader needs this many in flight to
+ * keep its link full (scripts/bench/read-cold.ts). ChunkServiceInit.readaheadBytes changes it
+ * (0: no readahead).
+ */
+export const READAHEAD_MAX_BYTES = 16 << 20
+/** The window a sequential reader starts with; it doubles with each new chunk it reads, up to the max. */
+export const READAHEAD_INITIAL_BYTES = 4 << 20
+/**
+ * Bytes of chunks fetched ahead on this host at once, over all readers: past it a reader fetches
+ * only what it reads (the memory of readahead stays bounded however many files are read).
+ */
+export const READAHEAD_TOTAL_BYTES = 64 << 20
 /** Decoded manifests kept in memory. */
 export const MANIFEST_CACHE_ENTRIES = 4096
 /**
@@ -69,8 +82,17 @@ export interface ChunkWriteOptions {
   onProgress?: (p: WriteProgress) => void
 }
 
-/** A chunk fetch shared by its readers: aborted when the last waiting reader gives up. */
-interface SharedFetch { promise: Promise<Uint8Array>, controller: AbortController, waiting: number }
+/**
+ * What the read path did (tests and benchmarks): chunk fetches that went to the network in all,
+ * in flight now and at most at once since markReadPeak(), and chunks fetched ahead of a reader.
+ */
+export interface ReadCounters { fetches: number, fetching: number, fetchingPeak: number, ahead: number }
+
+/**
+ * A chunk fetch shared by its readers: aborted when the last waiting reader gives up. `ahead`:
+ * started by readAhead(), ahead of any reader (its deadline ran from then).
+ */
+interface SharedFetch { promise: Promise<Uint8Array>, controller: AbortController, waiting: number, ahead: boolean }
 
 export interface ChunkServiceInit {
   cacheBytes?: number
@@ -85,6 +107,8 @@ export interface ChunkServiceInit {
   staging?: Staging
   /** Bytes of fragments a ChunkWrite holds ahead of their placement (default PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
+  /** Most bytes a sequential reader fetches ahead (default READAHEAD_MAX_BYTES; 0: none). */
+  readaheadBytes?: number
 }
 
 export class ChunkService {
@@ -101,10 +125,16 @@ export class ChunkService {
 
   /** ChunkWrite's default window (PLACE_WINDOW_BYTES). */
   readonly placeWindowBytes: number
+  /** Most bytes one sequential reader fetches ahead (READAHEAD_MAX_BYTES). */
+  readonly readaheadBytes: number
+  /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
+  private aheadBytes = 0
+  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0 }
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
+    this.readaheadBytes = Math.max(0, init.readaheadBytes ?? READAHEAD_MAX_BYTES)
     this.cache = new ChunkCache(init.cacheBytes)
     this.localParams = init.localParams ?? { k: 1, m: 0 }
     this.network = init.network
@@ -118,6 +148,16 @@ export class ChunkService {
 
   params (): { k: number, m: number } {
     return this.network?.params() ?? this.localParams
+  }
+
+  /** What the read path did so far (ReadCounters). */
+  readCounters (): ReadCounters {
+    return { ...this.counters }
+  }
+
+  /** Start counting the most chunk fetches in flight at once afresh. */
+  markReadPeak (): void {
+    this.counters.fetchingPeak = this.counters.fetching
   }
 
   /** Drop decoded chunks from memory (tests and benchmarks read cold). */
@@ -150,6 +190,18 @@ export class ChunkService {
    * caller's signal ends its own wait; the fetch is aborted once no caller waits for it.
    */
   async readChunk (ref: ChunkRef, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
+    return await this.joinFetch(ref, opts, false)
+  }
+
+  /**
+   * readChunk(), for a read (`ahead` false) or a fetch ahead of the reader (readAhead()). A read
+   * that joined a fetch started ahead, which then failed, fetches the chunk again, once, on its
+   * own: that fetch's deadline (FETCH_TIMEOUT_MS in keeper/network.ts) ran from when it was
+   * started, possibly long before this read and behind a window of other fetches ahead, so on a
+   * loaded host it may have timed out where the read's own fetch would not. A read fails only
+   * when a fetch of its own finds the bytes unreachable (or corrupt: asking again cannot help).
+   */
+  private async joinFetch (ref: ChunkRef, opts: AbortOptions & { path?: string }, ahead: boolean, retry = true): Promise<Uint8Array> {
     if (ref.cid === null) {
       // a hole of a v2 manifest may span terabytes: readers skip holes, they never read them whole
       if (ref.size > CHUNK_SIZE) throw new ManifestError(`a hole of ${ref.size} bytes at ${ref.offset} is not read as one chunk`)
@@ -160,10 +212,11 @@ export class ChunkService {
     const cached = this.cache.get(key)
     if (cached !== undefined) return cached
     let shared = this.reading.get(key)
+    const joinedAhead = retry && !ahead && shared?.ahead === true
     if (shared === undefined) {
       const controller = new AbortController()
       const promise = this.fetchChunk(ref, key, { path: opts.path, signal: controller.signal })
-      const s: SharedFetch = { promise, controller, waiting: 0 }
+      const s: SharedFetch = { promise, controller, waiting: 0, ahead }
       shared = s
       this.reading.set(key, s)
       // its waiters see the outcome; nobody may be left to, once all of them gave up
@@ -172,6 +225,12 @@ export class ChunkService {
     shared.waiting++
     try {
       return await raceSignal(shared.promise, opts.signal)
+    } catch (err) {
+      if (!joinedAhead || opts.signal?.aborted === true || err instanceof CorruptBlockError) throw err
+      log('chunk %s: the fetch started ahead of the read failed, fetching it again for the read: %s', key, (err as Error).message)
+      // the failed fetch is over: the read starts its own (or joins a read's), never this one again
+      if (this.reading.get(key) === shared) this.reading.delete(key)
+      return await this.joinFetch(ref, opts, false, false)
     } finally {
       if (--shared.waiting === 0 && opts.signal?.aborted === true) {
         // the last reader gave up: stop fetching, and let the next reader start afresh
@@ -182,17 +241,34 @@ export class ChunkService {
   }
 
   /**
-   * Warm the cache with the chunks a sequential reader will ask for next (DESIGN.md §5): the
-   * PREFETCH_CHUNKS after `refs[from - 1]`, fetched in the background, failures left to the
-   * real read.
+   * Fetch a chunk a sequential reader will ask for soon (DESIGN.md §5), in the background:
+   * undefined when it is cached already (nothing to fetch) or when READAHEAD_TOTAL_BYTES are being
+   * fetched ahead already (the reader then fetches it when it gets there). The fetch stops when
+   * `signal` aborts and no one else waits for it. A failure is left to the real read.
+   */
+  readAhead (ref: ChunkRef, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array | undefined> | undefined {
+    if (ref.cid === null || ref.size > CHUNK_SIZE || this.cache.get(ref.cid.toString()) !== undefined) return undefined
+    if (this.aheadBytes + ref.size > READAHEAD_TOTAL_BYTES) return undefined
+    this.aheadBytes += ref.size
+    this.counters.ahead++
+    return this.joinFetch(ref, opts, true).catch((err: Error) => {
+      // a guess: the real read fetches again and reports its own failure
+      log.trace('readahead of chunk %s failed: %s', ref.cid!.toString(), err.message)
+      return undefined
+    }).finally(() => { this.aheadBytes -= ref.size })
+  }
+
+  /**
+   * Warm the cache with the chunks a reader of a whole version will ask for next: those within
+   * readaheadBytes after `refs[from - 1]`, fetched in the background (readAhead()).
    */
   prefetch (refs: ChunkRef[], from: number, opts: { path?: string } = {}): void {
-    for (const ref of refs.slice(from, from + PREFETCH_CHUNKS)) {
-      if (ref.cid === null || this.cache.get(ref.cid.toString()) !== undefined || this.reading.has(ref.cid.toString())) continue
-      this.readChunk(ref, opts).catch((err: Error) => {
-        // a prefetch is a guess: the real read fetches again and reports its own failure
-        log.trace('prefetch of chunk %s failed: %s', ref.cid!.toString(), err.message)
-      })
+    let bytes = 0
+    for (let i = from; i < refs.length && bytes < this.readaheadBytes; i++) {
+      const ref = refs[i]
+      bytes += ref.size
+      if (ref.cid === null || this.reading.has(ref.cid.toString())) continue
+      void this.readAhead(ref, opts)
     }
   }
 
@@ -218,13 +294,16 @@ export class ChunkService {
     }
     if (have < ref.k && this.network !== undefined) {
       const want = ref.fragments.filter((_, i) => frags[i] === undefined)
+      const c = this.counters
+      c.fetches++
+      c.fetchingPeak = Math.max(c.fetchingPeak, ++c.fetching)
       // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
       const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref }).catch((err: any) => {
         opts.signal?.throwIfAborted()
         // reported below, with what was reachable: the read's error names the file and the cause
         unreachable = err?.message ?? String(err)
         return new Map<string, Uint8Array>()
-      })
+      }).finally(() => { c.fetching-- })
       ref.fragments.forEach((cid, i) => {
         const b = got.get(cid.toString())
         if (b !== undefined && frags[i] === undefined) { frags[i] = b; have++ }
@@ -236,7 +315,9 @@ export class ChunkService {
     if (have < ref.k) {
       throw new BlockUnavailableError(key, `${have} of the ${ref.k} fragments needed are reachable${opts.path !== undefined ? ` (file ${opts.path})` : ''}${unreachable !== '' ? `: ${unreachable}` : ''}`)
     }
-    const bytes = decodeChunk(ref, frags)
+    // every fragment here was checked against its CID (Store.get, the swarm's pull): with k = 1
+    // the fragment is the chunk, and hashing it again would only double the read's CPU
+    const bytes = decodeChunk(ref, frags, { verified: ref.k === 1 })
     this.cache.set(key, bytes)
     return bytes
   }

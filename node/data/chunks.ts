@@ -114,15 +114,18 @@ export function holeChunk (offset: number, size: number): ChunkRef {
 
 /**
  * Rebuild a chunk from fragments (by index; any k present). Verifies the result against
- * the chunk CID, so a wrong fragment can never yield wrong bytes.
+ * the chunk CID, so a wrong fragment can never yield wrong bytes. `verified`: with k = 1 (the
+ * fragment is the chunk, under the chunk's own CID), the caller checked the copy against that
+ * CID already, so it is not hashed again; with k > 1 the decoded chunk is always checked.
  */
-export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefined>): Uint8Array {
+export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefined>, opts: { verified?: boolean } = {}): Uint8Array {
   if (ref.cid === null) return new Uint8Array(ref.size)
   let bytes: Uint8Array
   if (ref.k === 1) {
     const copy = fragments.find(f => f !== undefined)
     if (copy === undefined) throw new ManifestError(`no fragment of chunk ${ref.cid.toString()}`)
     bytes = copy
+    if (opts.verified === true && ref.fragments.every(f => f.equals(ref.cid!))) return bytes
   } else {
     bytes = erasure.decode(fragments, ref.k, ref.m, ref.size)
   }

@@ -11,14 +11,15 @@
 //  - A chunk is durable locally (fsynced in the store) before the write op that names it is
 //    committed to the tree.
 //  - Bounds are named where they are defined: CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES,
-//    MAX_SHARDS, the cache's bytes.
+//    MAX_SHARDS, the cache's bytes, READAHEAD_MAX_BYTES / READAHEAD_TOTAL_BYTES (chunks fetched
+//    ahead of one sequential reader / of all of them).
 //  - contentSum(manifest) names a version's bytes whatever stores them (k/m, fragments, holes
 //    or written zeros, manifest version left out): writers put it beside the manifest CID in
 //    their ops, and the tree compares it to tell identical content (one version, no conflict).
 //  - The erasure codec is the native ISA-L addon when it is built (native/build.sh), else the
 //    TypeScript kernel; both give the same bytes (cross-checked in test/node/erasure.test.ts).
-export { ChunkService, ChunkWrite, PLACE_WINDOW_BYTES } from './blocks.ts'
-export type { ChunkWriteOptions, Network, WriteProgress } from './blocks.ts'
+export { ChunkService, ChunkWrite, PLACE_WINDOW_BYTES, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
+export type { ChunkWriteOptions, Network, ReadCounters, WriteProgress } from './blocks.ts'
 export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, chunkAt, contentSum, decodeChunk, decodeManifest, encodeChunk, encodeManifest, holeChunk, manifestOf, manifestRef } from './chunks.ts'
 export type { ChunkRef, Manifest } from './chunks.ts'
 export { codecNote, codecs, isalBaseline } from './erasure.ts'

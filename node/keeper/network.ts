@@ -201,22 +201,34 @@ export class ChunkNetwork extends EventTarget implements Network {
     }
   }
 
-  /** Fragment -> the connected targets of `chunk` that hold it; undefined when fewer than k fragments are found. */
+  /**
+   * Fragment -> the connected targets of `chunk` that hold it; undefined when fewer than k
+   * fragments are found and every target answered. A target that did not answer in time (a busy
+   * host, many reads ahead at once) is not taken as holding nothing: a fragment no answer names
+   * is asked of those targets first, then of every other connected peer, so one slow answer
+   * costs the pull a DONT_HAVE, not the fall back to asking every peer for every fragment.
+   */
   private async whoHolds (chunk: ChunkRef, cids: CID[], peers: string[], signal: AbortSignal): Promise<Map<string, string[]> | undefined> {
     const connected = new Set(peers)
     const asked = rank(chunk.cid!.bytes, this.policy.members(), chunk.k + chunk.m + this.policy.redundancy).filter(p => connected.has(p))
     const out = new Map<string, string[]>(cids.map(c => [c.toString(), []]))
+    const silent: string[] = []
     const ask = anySignal([signal], HOLDERS_TIMEOUT_MS)
     await Promise.all(asked.map(async peer => {
       const held = await this.swarm.has(cids, peer, { signal: ask }).catch((err: Error) => {
-        // a target that does not answer in time is taken as holding none: the pull asks the rest
+        // a target that does not answer in time may hold any of them: asked last, below
         log.trace('have-query to %s failed: %s', shortPeer(peer), err.message)
+        silent.push(peer)
         return new Set<string>()
       })
       for (const key of held) out.get(key)?.push(peer)
     }))
     const found = [...out.values()].filter(hs => hs.length > 0).length
-    return found >= Math.min(chunk.k, cids.length) ? out : undefined
+    if (found >= Math.min(chunk.k, cids.length)) return out
+    if (silent.length === 0) return undefined
+    const rest = [...silent, ...peers.filter(p => !asked.includes(p))]
+    for (const hs of out.values()) if (hs.length === 0) hs.push(...rest)
+    return out
   }
 
   async fetchOne (cid: CID, opts: AbortOptions = {}): Promise<Uint8Array> {

@@ -1,0 +1,160 @@
+// Readahead across hosts (node/read-ahead.ts; issue 15 item 4): a sequential reader on a host
+// that cannot rebuild any chunk alone keeps several chunk fetches in flight at once; random reads
+// fetch nothing ahead; and the chunks fetched ahead never stand in for another version's.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
+
+const MiB = 1 << 20
+/** Chunks of the test file. */
+const CHUNKS = 12
+/** The read size of a FUSE request. */
+const FUSE_READ = 128 << 10
+
+async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
+  const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
+  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
+  return (await h.volume.chunks.readManifest(content.manifest)).chunks
+}
+
+async function sees (h: ClusterHost, path: string, check: (ino: number) => boolean = () => true): Promise<void> {
+  await until(`${h.name} sees ${path}`, async () => {
+    try { return check((await h.volume.stat(path)).ino) } catch { return false }
+  })
+}
+
+describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () {
+  const t = new Teardown()
+  let hosts: ClusterHost[]
+  const data = randomBytes(CHUNKS * MiB)
+  /** What /seq.bin holds now (a test below rewrites it). */
+  let current = data
+
+  before(async () => {
+    hosts = await startCluster(t, 6)
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+    await hosts[0].volume.replaceFile('/seq.bin', [data], { wait: 'safe' })
+    for (const h of hosts) await sees(h, '/seq.bin')
+  })
+  after(async () => { await t.run() })
+
+  /** A host other than the writer that cannot rebuild any chunk of the file from its own store. */
+  async function remoteReader (not: ClusterHost[] = []): Promise<ClusterHost> {
+    for (const h of hosts.slice(1)) {
+      if (not.includes(h)) continue
+      const refs = await chunksOf(h, '/seq.bin')
+      if ((await Promise.all(refs.map(async r => await h.volume.chunks.hasLocally(r)))).every(held => !held)) return h
+    }
+    throw new Error('no host without a whole chunk of the file')
+  }
+
+  it('a sequential read in FUSE-sized pieces has several chunk fetches in flight at once, each chunk fetched once', async () => {
+    const reader = await remoteReader()
+    const chunks = reader.volume.chunks
+    chunks.dropCache()
+    chunks.markReadPeak()
+    const before = chunks.readCounters()
+    const fh = await reader.volume.open('/seq.bin', 'r')
+    try {
+      const buf = new Uint8Array(FUSE_READ)
+      for (let pos = 0; pos < data.byteLength; pos += FUSE_READ) {
+        const { bytesRead } = await fh.read(buf, 0, FUSE_READ, pos)
+        assert.equal(bytesRead, FUSE_READ)
+        assert.ok(Buffer.from(buf).equals(data.subarray(pos, pos + FUSE_READ)), `bytes at ${pos}`)
+      }
+    } finally {
+      await fh.close()
+    }
+    const after = chunks.readCounters()
+    assert.equal(after.fetches - before.fetches, CHUNKS, 'every chunk came from the network, once')
+    assert.ok(after.ahead - before.ahead >= CHUNKS - 2, `chunks fetched ahead: ${after.ahead - before.ahead}`)
+    assert.ok(after.fetchingPeak >= 6, `at most ${after.fetchingPeak} chunk fetches in flight at once`)
+  })
+
+  it('random 4 KiB reads fetch nothing ahead: one fetch per chunk read', async () => {
+    const reader = await remoteReader()
+    const chunks = reader.volume.chunks
+    chunks.dropCache()
+    const before = chunks.readCounters()
+    // each read at least two chunks away from the last: no run of reads is sequential
+    const order = [7, 2, 10, 0, 5, 11, 3, 8]
+    const fh = await reader.volume.open('/seq.bin', 'r')
+    try {
+      const buf = new Uint8Array(4096)
+      for (const c of order) {
+        const pos = c * MiB + 12_345
+        await fh.read(buf, 0, buf.byteLength, pos)
+        assert.ok(Buffer.from(buf).equals(data.subarray(pos, pos + 4096)), `bytes at ${pos}`)
+      }
+    } finally {
+      await fh.close()
+    }
+    await until('no fetch in flight', () => chunks.readCounters().fetching === 0)
+    const after = chunks.readCounters()
+    assert.equal(after.ahead - before.ahead, 0, 'no chunk fetched ahead')
+    assert.equal(after.fetches - before.fetches, order.length, 'one network fetch per chunk read')
+  })
+
+  it('a file rewritten while read ahead: an open handle reads the new version, a reader keeps its own', async () => {
+    const reader = await remoteReader()
+    const chunks = reader.volume.chunks
+    chunks.dropCache()
+    const pinned = await reader.volume.reader('/seq.bin')
+    const fh = await reader.volume.open('/seq.bin', 'r')
+    const next = randomBytes(CHUNKS * MiB)
+    try {
+      const buf = new Uint8Array(FUSE_READ)
+      // two MiB in FUSE-sized pieces through both: each has chunks of the first version fetched ahead
+      for (let pos = 0; pos < 2 * MiB; pos += FUSE_READ) {
+        await fh.read(buf, 0, FUSE_READ, pos)
+        assert.ok(Buffer.from(buf).equals(data.subarray(pos, pos + FUSE_READ)), `handle, first version at ${pos}`)
+        assert.ok(Buffer.from(await pinned.read(pos, FUSE_READ)).equals(data.subarray(pos, pos + FUSE_READ)), `reader at ${pos}`)
+      }
+      assert.ok(chunks.readCounters().ahead > 0, 'chunks of the first version were fetched ahead')
+      await until('the fetches ahead are over', () => chunks.readCounters().fetching === 0)
+      const old = (await chunksOf(reader, '/seq.bin'))[0].cid!.toString()
+      await hosts[0].volume.replaceFile('/seq.bin', [next], { wait: 'safe' })
+      current = next
+      await until('the reader has the new version', async () => (await chunksOf(reader, '/seq.bin'))[0].cid!.toString() !== old)
+      for (let pos = 2 * MiB; pos < next.byteLength; pos += FUSE_READ) {
+        await fh.read(buf, 0, FUSE_READ, pos)
+        assert.ok(Buffer.from(buf).equals(next.subarray(pos, pos + FUSE_READ)), `handle, new version at ${pos}`)
+        assert.ok(Buffer.from(await pinned.read(pos, FUSE_READ)).equals(data.subarray(pos, pos + FUSE_READ)), `reader, still the first version at ${pos}`)
+      }
+    } finally {
+      await fh.close()
+    }
+  })
+
+  it('network.fetch when no target answers its have-query in time: the pull asks those targets per fragment, not every peer for every fragment', async () => {
+    // every host on the version written last (a test above rewrote the file), before one is
+    // chosen as the reader: the read below must find that version's bytes, not the first's
+    const latest = (await chunksOf(hosts[0], '/seq.bin')).map(r => r.cid!.toString()).join()
+    for (const h of hosts) await until(`${h.name} has the latest version of /seq.bin`, async () => (await chunksOf(h, '/seq.bin')).map(r => r.cid!.toString()).join() === latest)
+    const reader = await remoteReader()
+    const chunks = reader.volume.chunks
+    chunks.dropCache()
+    const swarm = reader.swarm
+    const has = swarm.has.bind(swarm)
+    const pullAny = swarm.pullAny.bind(swarm)
+    const froms: Array<Map<string, string[]> | string[]> = []
+    // every have-query fails as a timed-out one does
+    swarm.has = async () => { throw new Error('have-query timed out (test)') }
+    swarm.pullAny = async (cids, need, from, opts) => { froms.push(from); return await pullAny(cids, need, from, opts) }
+    try {
+      const bytes = await reader.volume.readFile('/seq.bin')
+      assert.ok(Buffer.from(bytes).equals(current), 'the file reads whole, as last written')
+    } finally {
+      swarm.has = has
+      swarm.pullAny = pullAny
+    }
+    assert.ok(froms.length > 0)
+    for (const from of froms) {
+      assert.ok(from instanceof Map, 'the pull was told whom to ask for each fragment')
+      for (const peers of from.values()) assert.ok(peers.length > 0, 'every fragment has peers to ask')
+    }
+  })
+})
