@@ -15,7 +15,7 @@ import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type Committed, type FileState } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId } from './tree/index.ts'
-import { MAX_XATTR_VALUE_BYTES } from './tree/index.ts'
+import { MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
@@ -380,7 +380,7 @@ export class Volume implements VolumeApi {
     const c = open !== undefined && open.changed && !this.unlinked(inode.id)
       ? await open.commit(async c => {
         if (this.unlinked(inode.id)) return false
-        await this.tree.commitMany([this.writeBody(open, c), body])
+        await this.tree.commitMany([...this.writeBodies(open, c), body])
         together = true
       }, options)
       : undefined
@@ -632,21 +632,27 @@ export class Volume implements VolumeApi {
     }
     const c = await f.commit(async c => {
       if (this.unlinked(f.inode)) return false
-      await this.commit(this.writeBody(f, c))
+      const bodies = this.writeBodies(f, c)
+      if (bodies.length === 1) await this.commit(bodies[0])
+      else await this.tree.commitMany(bodies)
     }, options)
     if (c !== undefined) this.placeCommitted(f, c)
-    if (c?.append !== undefined) this.foldIfDue(f.inode)
+    if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(f.inode)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }
 
-  /** The op of an open file's prepared version: its appended bytes, or the whole file. */
-  private writeBody (f: OpenFile, c: Committed): OpBody {
+  /**
+   * The ops of an open file's prepared version: its positioned extents (one op each, one batch),
+   * its appended bytes, or the whole file.
+   */
+  private writeBodies (f: OpenFile, c: Committed): OpBody[] {
     const time = f.mtime ?? nowNs()
+    if (c.extents !== undefined) return c.extents.map(x => ({ type: 'append', inode: f.inode, content: x.content, at: x.at, size: x.size, offset: x.offset, time }))
     const body: OpBody = c.append !== undefined && c.content !== null
       ? { type: 'append', inode: f.inode, content: c.content, at: c.append.at, size: c.append.size, time }
       : { type: 'write', inode: f.inode, content: c.content, size: c.size, time }
     if (f.createdEmpty) body.first = true
-    return body
+    return [body]
   }
 
   /**
@@ -671,7 +677,8 @@ export class Volume implements VolumeApi {
     while (j < fp.extents.length && fp.extents[j].hlc[0] <= settled) j++
     if (j === 0) return
     const pieces = fp.extents.slice(0, j)
-    const size = fp.size + pieces.reduce((n, x) => n + x.size, 0)
+    // the file's size once the folded extents landed (positioned ones may land inside it)
+    const size = extentEnd(pieces[j - 1])
     const f = new OpenFile(inode, { content: fp.content, size, extents: pieces }, this.chunks, () => this.tree.path(this.tree.entries(inode)[0]?.id ?? '') ?? inode)
     f.changed = true
     const c = await f.prepare()
@@ -858,18 +865,16 @@ export class Volume implements VolumeApi {
     return await this.readState(stateOf(inode), path, options)
   }
 
-  /** The bytes of a file state: its base content, then its extents (appends). */
+  /** The bytes of a file state: its base content, then its extents (appends, positioned writes) over it. */
   private async readState (state: FileState, path: string, options: AbortOptions): Promise<Uint8Array> {
     const extents = state.extents ?? []
     if (extents.length === 0) return await this.readContent(state.content, state.size, path, options)
     if (state.size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'read', path, `a file of ${state.size} bytes is not read whole into memory; read it in pieces`)
     const out = new Uint8Array(state.size)
-    let at = state.size - extents.reduce((n, x) => n + x.size, 0)
+    // the content up to where the first extent landed, then each extent over it, in op order
+    const at = extents[0].before
     out.set((await this.readContent(state.content, at, path, options)).subarray(0, at))
-    for (const x of extents) {
-      out.set(await this.extentBytes(x, path, options), at)
-      at += x.size
-    }
+    for (const x of extents) out.set(await this.extentBytes(x, path, options), x.pos)
     return out
   }
 
