@@ -643,18 +643,27 @@ export class OpenFile {
 
   /**
    * The written ranges as positioned extents (a turn of the queue, patchable()): each range's
-   * bytes as this state has them; a range of at most INLINE_MAX bytes is inline in its op, the
-   * longer ones are packed one after another into one content (one chunk: PATCH_COMMIT_BYTES is
-   * less than a chunk) and each op names its part.
+   * bytes as this state has them. When they fit in PATCH_COMMIT_RANGES inline pieces of at most
+   * INLINE_MAX bytes (64 KiB: a few database pages), every piece is inline in its op: the commit
+   * stores no block, its one durable write is the op log's. Else a range of at most INLINE_MAX
+   * bytes is inline, the longer ones are packed one after another into one content (one chunk:
+   * PATCH_COMMIT_BYTES is less than a chunk) and each op names its part.
    */
   private async buildPatch (signal?: AbortSignal): Promise<Committed> {
     const ranges = this.written as Array<[number, number]>
     const extents: PatchExtent[] = []
     const big: Array<{ offset: number, bytes: Uint8Array }> = []
+    const pieces = ranges.reduce((n, [from, to]) => n + Math.ceil((to - from) / INLINE_MAX), 0)
     for (const [from, to] of ranges) {
-      const bytes = await this.read(from, to - from, { signal })
-      if (bytes.byteLength <= INLINE_MAX) extents.push({ content: { inline: bytes }, at: 0, size: bytes.byteLength, offset: from })
-      else big.push({ offset: from, bytes })
+      const bytes = await this.writtenBytesOf(from, to, signal)
+      if (bytes.byteLength <= INLINE_MAX || pieces <= PATCH_COMMIT_RANGES) {
+        for (let at = 0; at < bytes.byteLength; at += INLINE_MAX) {
+          const piece = bytes.slice(at, at + INLINE_MAX)
+          extents.push({ content: { inline: piece }, at: 0, size: piece.byteLength, offset: from + at })
+        }
+      } else {
+        big.push({ offset: from, bytes })
+      }
     }
     const refs: ChunkRef[] = []
     if (big.length > 0) {
@@ -676,6 +685,36 @@ export class OpenFile {
       extents.sort((a, b) => a.offset - b.offset)
     }
     return { content: null, size: this.size, refs, extents }
+  }
+
+  /**
+   * Bytes [from, to) of a written range, from the dirty buffers and patches that hold them (every
+   * byte of it was written since the base, patchable(): nothing spilled): without reading and
+   * patching the chunks they land in, as read() would. A part that neither holds (none should)
+   * is read.
+   */
+  private async writtenBytesOf (from: number, to: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const out = new Uint8Array(to - from)
+    for (let i = Math.floor(from / CHUNK_SIZE); i * CHUNK_SIZE < to; i++) {
+      const start = i * CHUNK_SIZE
+      const lo = Math.max(from, start)
+      const hi = Math.min(to, start + CHUNK_SIZE)
+      const d = this.dirty.get(i)
+      const patches = this.patches.get(i)
+      if (d !== undefined) {
+        out.set(d.subarray(lo - start, hi - start), lo - from)
+      } else if (patches !== undefined && covered(patches, lo - start, hi - start)) {
+        // oldest first: a later patch wins where they overlap
+        for (const p of patches) {
+          const a = Math.max(lo, start + p.at)
+          const b = Math.min(hi, start + p.at + p.bytes.byteLength)
+          if (b > a) out.set(p.bytes.subarray(a - start - p.at, b - start - p.at), a - from)
+        }
+      } else {
+        out.set(await this.read(lo, hi - lo, { signal }), lo - from)
+      }
+    }
+    return out
   }
 
   /**
@@ -724,4 +763,15 @@ export class OpenFile {
 function overlaps (base: Base, from: number, to: number): boolean {
   for (const { start, ext } of base.pieces) if (start < to && start + ext.size > from) return true
   return false
+}
+
+/** True when the patches of a chunk cover every byte of [from, to) (chunk offsets). */
+function covered (patches: readonly Patch[], from: number, to: number): boolean {
+  const spans = patches.map(p => [p.at, p.at + p.bytes.byteLength]).sort((a, b) => a[0] - b[0])
+  let at = from
+  for (const [a, b] of spans) {
+    if (a > at) break
+    if (b > at) at = b
+  }
+  return at >= to
 }

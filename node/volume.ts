@@ -128,8 +128,8 @@ export class Volume implements VolumeApi {
   private readonly open_ = new Map<InodeId, OpenFile>()
   /** Inode -> placements of its committed versions still in flight. */
   private readonly placing = new Map<InodeId, Promise<void>>()
-  /** Inodes a fold is being built for (one at a time per inode). */
-  private readonly folding = new Set<InodeId>()
+  /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
+  private readonly folding = new Map<InodeId, Promise<void>>()
   /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
   private readonly seen = new Map<string, { path: string, inode: InodeId }>()
 
@@ -160,7 +160,9 @@ export class Volume implements VolumeApi {
 
   /** Close what this Volume owns (a library Volume: its tree and store). Idempotent. */
   async close (): Promise<void> {
-    this.closing ??= this.closeParts?.() ?? Promise.resolve()
+    // folds under way end first (positioned extents make them frequent): none stores chunks or
+    // commits its op into a store or tree being closed
+    this.closing ??= Promise.all(this.folding.values()).then(async () => { await this.closeParts?.() })
     await this.closing
   }
 
@@ -663,10 +665,10 @@ export class Volume implements VolumeApi {
   private foldIfDue (inode: InodeId): void {
     const extents = this.tree.get(inode)?.extents ?? []
     if (this.folding.has(inode) || (extents.length <= FOLD_EXTENTS && extents.reduce((n, x) => n + x.size, 0) <= FOLD_BYTES)) return
-    this.folding.add(inode)
-    this.fold(inode).catch((err: Error) => {
+    if (this.closing !== undefined) return
+    this.folding.set(inode, this.fold(inode).catch((err: Error) => {
       log('inode %s: fold not made: %s', inode, err.message)
-    }).finally(() => this.folding.delete(inode))
+    }).finally(() => this.folding.delete(inode)))
   }
 
   private async fold (inode: InodeId): Promise<void> {
