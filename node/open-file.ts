@@ -12,6 +12,12 @@
 // base is recorded as the appended bytes alone, so appends made on several hosts at once all
 // land (node/tree/index.ts has the rule). The base is a committed version and the appends after
 // it (its extents), read piece by piece; a whole-file commit over it holds them all (a fold).
+// Positioned extents (issue 15): a commit whose changes since its base are only a few small
+// written ranges (at most PATCH_COMMIT_BYTES, PATCH_COMMIT_RANGES of them, no truncation) is
+// recorded as those bytes alone, one positioned extent per range (`append` ops with `offset`):
+// an fsync after a 4 KiB pwrite stores 4 KiB, not the whole chunk it lands in. Reads overlay the
+// extents over the base in op order, a plain ordered overlay: the volume folds a file's extents
+// past FOLD_EXTENTS (volume.ts), which keeps the list short.
 // Every operation takes the caller's signal: it ends the wait for this inode's queue and the
 // fetch of chunks from peers; an aborted write may leave part of its bytes written, like a short
 // write, and the state stays consistent (what is written is marked changed).
@@ -42,6 +48,15 @@ export const PATCHES_PER_CHUNK_MAX = 256
  * 2 to 8 concurrent chunk stores (each fsyncing its files) made sequential writes 2-3x slower.
  */
 export const STORE_PARALLEL = 1
+/**
+ * A commit whose written ranges since its base total at most this many bytes (and no more than
+ * PATCH_COMMIT_RANGES ranges) is recorded as positioned extents, not a new whole version. Bigger
+ * changes rewrite their chunks: past this, the chunks are mostly rewritten anyway, and an extent
+ * is read over its chunk until a fold.
+ */
+export const PATCH_COMMIT_BYTES = 256 << 10
+/** Most ranges (extents, one op each) one commit records as positioned extents. */
+export const PATCH_COMMIT_RANGES = 16
 
 interface Patch { at: number, bytes: Uint8Array }
 
@@ -51,7 +66,17 @@ interface Patch { at: number, bytes: Uint8Array }
  * `append`: the state differs from its base only by O_APPEND writes past its end, and `content`
  * holds just those bytes (bytes [at, at + size) of it: an `append` op), not the whole file.
  */
-export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number } }
+export interface Committed { content: Content | null, size: number, refs: ChunkRef[], placing?: Promise<void>, append?: { at: number, size: number }, extents?: PatchExtent[] }
+
+/**
+ * One written range of a patch commit: bytes [at, at + size) of `content` land at `offset` (a
+ * positioned extent, one `append` op with `offset`). Why one op per range and not one op holding
+ * a list of ranges over one content: each range is then one Extent in the tree, so the merge
+ * rule, folds and reads stay those of appends (one piece = one position); a commit's ops go to
+ * the log in one batch (Tree.commitMany), and the ranges too big to be inline share one packed
+ * content (one chunk and one manifest stored per commit, whatever the number of ranges).
+ */
+export interface PatchExtent { content: Content, at: number, size: number, offset: number }
 
 /** A committed state of a file: its base `content`, then `extents` (appends), `size` bytes in all. */
 export interface FileState { content: Content | null, size: number, extents?: readonly Extent[] }
@@ -73,14 +98,10 @@ interface Base extends FileState {
 }
 
 function baseOf (state: FileState): Base {
-  let at = state.size
-  for (const x of state.extents ?? []) at -= x.size
-  const contentEnd = at
-  const pieces: Array<{ start: number, ext: Extent }> = []
-  for (const ext of state.extents ?? []) {
-    pieces.push({ start: at, ext })
-    at += ext.size
-  }
+  const extents = state.extents ?? []
+  // the content holds the file up to where the first extent landed (the tree sets `pos`, `before`)
+  const contentEnd = extents.length > 0 ? extents[0].before : state.size
+  const pieces = extents.map(ext => ({ start: ext.pos, ext }))
   const base: Base = { content: state.content, size: state.size, contentEnd, pieces, extentManifests: new Map() }
   if (state.extents !== undefined) base.extents = state.extents
   return base
@@ -244,11 +265,11 @@ export class OpenFile {
       }
     }
     const len = Math.min(CHUNK_SIZE, base.size - start)
-    if (base.pieces.length > 0 && start + len > base.contentEnd) src = await this.withExtents(base, start, len, src, signal)
+    if (overlaps(base, start, start + len)) src = await this.withExtents(base, start, len, src, signal)
     return src
   }
 
-  /** Bytes at `start` (`len` long, within a chunk) of `base` with extents: its content's part, then theirs. */
+  /** Bytes at `start` (`len` long, within a chunk) of `base` with extents: its content's part, then theirs over it, in op order. */
   private async withExtents (base: Base, start: number, len: number, content: Uint8Array | undefined, signal?: AbortSignal): Promise<Uint8Array> {
     const out = new Uint8Array(len)
     if (content !== undefined) out.set(content.subarray(0, Math.max(0, Math.min(len, base.contentEnd - start))))
@@ -340,6 +361,7 @@ export class OpenFile {
       // marked first: a write stopped part-way (an abort, an unreachable chunk) keeps what it did
       this.changed = true
       this.mtime = nowNs()
+      this.wrote(position, end)
       if (end > this.size) await this.resize(end, signal)
       for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
         const start = i * CHUNK_SIZE
@@ -430,6 +452,32 @@ export class OpenFile {
     }
   }
 
+  /**
+   * The byte ranges written since the last commit, sorted, disjoint and not adjacent; undefined
+   * once they pass PATCH_COMMIT_BYTES or PATCH_COMMIT_RANGES, or after a truncate (the commit is
+   * then a whole version).
+   */
+  private written: Array<[number, number]> | undefined = []
+  private writtenBytes = 0
+
+  /** Note that [from, to) was written (merged into `written`). */
+  private wrote (from: number, to: number): void {
+    const w = this.written
+    if (w === undefined || to <= from) return
+    let i = 0
+    while (i < w.length && w[i][1] < from) i++
+    let j = i
+    while (j < w.length && w[j][0] <= to) {
+      from = Math.min(from, w[j][0])
+      to = Math.max(to, w[j][1])
+      this.writtenBytes -= w[j][1] - w[j][0]
+      j++
+    }
+    w.splice(i, j - i, [from, to])
+    this.writtenBytes += to - from
+    if (this.writtenBytes > PATCH_COMMIT_BYTES || w.length > PATCH_COMMIT_RANGES) this.written = undefined
+  }
+
   /** Base bytes at or past this offset are gone (truncated), even if later regrown. */
   private baseLimit = Number.MAX_SAFE_INTEGER
 
@@ -438,6 +486,8 @@ export class OpenFile {
       // marked first, as a write: no state adopted from elsewhere (rebase) while it resizes
       this.appendOnly = false
       this.changed = true
+      // a truncate is a new whole version (a write op): no positioned extents for this commit
+      this.written = undefined
       await this.resize(len, opts.signal)
       this.mtime = nowNs()
     }, opts.signal)
@@ -479,6 +529,7 @@ export class OpenFile {
   private async build (signal?: AbortSignal): Promise<Committed | undefined> {
     if (!this.changed) return undefined
     if (this.appendOnly && this.size > this.base.size && this.baseLimit >= this.base.size) return await this.buildAppend(signal)
+    if (this.patchable()) return await this.buildPatch(signal)
     if (this.size <= INLINE_MAX) {
       const bytes = await this.read(0, this.size, { signal })
       return { content: this.size === 0 ? null : { inline: bytes }, size: this.size, refs: [] }
@@ -493,7 +544,12 @@ export class OpenFile {
     if (c !== null && 'inline' in c && baseEnd > 0) candidates.add(0)
     for (const r of manifest?.chunks ?? []) if (r.cid !== null && r.offset < baseEnd) candidates.add(Math.floor(r.offset / CHUNK_SIZE))
     // the chunks the base's extents cover: re-stored whole (this version holds them: a fold)
-    if (base.pieces.length > 0) for (let i = Math.floor(base.contentEnd / CHUNK_SIZE); i * CHUNK_SIZE < baseEnd; i++) candidates.add(i)
+    const touched = new Set<number>()
+    if (base.pieces.length > 0) for (let i = Math.floor(base.contentEnd / CHUNK_SIZE); i * CHUNK_SIZE < baseEnd; i++) touched.add(i)
+    for (const { start, ext } of base.pieces) {
+      for (let i = Math.floor(start / CHUNK_SIZE); i * CHUNK_SIZE < Math.min(start + ext.size, baseEnd); i++) touched.add(i)
+    }
+    for (const i of touched) candidates.add(i)
     const data = [...candidates].filter(i => i < n).sort((a, b) => a - b)
     const got = new Map<number, ChunkRef>()
     const fresh: ChunkRef[] = []
@@ -505,7 +561,7 @@ export class OpenFile {
       let ref = await this.localRef(i, fresh, signal)
       if (ref !== undefined) {
         // this state's own bytes
-      } else if (b !== undefined && b.size === len && start + len <= this.baseLimit && start + len <= base.contentEnd) {
+      } else if (b !== undefined && b.size === len && start + len <= this.baseLimit && start + len <= base.contentEnd && !touched.has(i)) {
         ref = b
       } else if (start < baseEnd) {
         // base chunk whose length changed (inline base, or cut/regrown): re-store it
@@ -583,6 +639,93 @@ export class OpenFile {
   }
 
   /**
+   * True when this state can be committed as positioned extents: a file the tree holds (not a
+   * staging file, not the first content of a file created here: that stays one `first` write),
+   * changed only by a few small writes since its base (no truncate, nothing spilled or stored
+   * early), and not small enough to be one inline version anyway.
+   */
+  private patchable (): boolean {
+    return this.current !== undefined && !this.createdEmpty && this.written !== undefined && this.written.length > 0 &&
+      this.size > INLINE_MAX && this.size >= this.base.size && this.baseLimit >= this.base.size && this.stored.size === 0
+  }
+
+  /**
+   * The written ranges as positioned extents (a turn of the queue, patchable()): each range's
+   * bytes as this state has them. When they fit in PATCH_COMMIT_RANGES inline pieces of at most
+   * INLINE_MAX bytes (64 KiB: a few database pages), every piece is inline in its op: the commit
+   * stores no block, its one durable write is the op log's. Else a range of at most INLINE_MAX
+   * bytes is inline, the longer ones are packed one after another into one content (one chunk:
+   * PATCH_COMMIT_BYTES is less than a chunk) and each op names its part.
+   */
+  private async buildPatch (signal?: AbortSignal): Promise<Committed> {
+    const ranges = this.written as Array<[number, number]>
+    const extents: PatchExtent[] = []
+    const big: Array<{ offset: number, bytes: Uint8Array }> = []
+    const pieces = ranges.reduce((n, [from, to]) => n + Math.ceil((to - from) / INLINE_MAX), 0)
+    for (const [from, to] of ranges) {
+      const bytes = await this.writtenBytesOf(from, to, signal)
+      if (bytes.byteLength <= INLINE_MAX || pieces <= PATCH_COMMIT_RANGES) {
+        for (let at = 0; at < bytes.byteLength; at += INLINE_MAX) {
+          const piece = bytes.slice(at, at + INLINE_MAX)
+          extents.push({ content: { inline: piece }, at: 0, size: piece.byteLength, offset: from + at })
+        }
+      } else {
+        big.push({ offset: from, bytes })
+      }
+    }
+    const refs: ChunkRef[] = []
+    if (big.length > 0) {
+      const total = big.reduce((n, x) => n + x.bytes.byteLength, 0)
+      const packed = new Uint8Array(total)
+      let at = 0
+      for (const x of big) { packed.set(x.bytes, at); at += x.bytes.byteLength }
+      const { ref } = await this.chunks.storeChunk(packed, 0, { signal })
+      const m = manifestOf(total, [ref])
+      const stored = await this.chunks.storeManifest(m, { signal })
+      refs.push(ref, stored.ref)
+      const content: Content = { manifest: stored.cid, sum: contentSum(m) }
+      at = 0
+      for (const x of big) {
+        extents.push({ content, at, size: x.bytes.byteLength, offset: x.offset })
+        at += x.bytes.byteLength
+      }
+      // in file order, as the ranges are (disjoint: the order of their ops changes no byte)
+      extents.sort((a, b) => a.offset - b.offset)
+    }
+    return { content: null, size: this.size, refs, extents }
+  }
+
+  /**
+   * Bytes [from, to) of a written range, from the dirty buffers and patches that hold them (every
+   * byte of it was written since the base, patchable(): nothing spilled): without reading and
+   * patching the chunks they land in, as read() would. A part that neither holds (none should)
+   * is read.
+   */
+  private async writtenBytesOf (from: number, to: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const out = new Uint8Array(to - from)
+    for (let i = Math.floor(from / CHUNK_SIZE); i * CHUNK_SIZE < to; i++) {
+      const start = i * CHUNK_SIZE
+      const lo = Math.max(from, start)
+      const hi = Math.min(to, start + CHUNK_SIZE)
+      const d = this.dirty.get(i)
+      const patches = this.patches.get(i)
+      if (d !== undefined) {
+        out.set(d.subarray(lo - start, hi - start), lo - from)
+      } else if (patches !== undefined && covered(patches, lo - start, hi - start)) {
+        // oldest first: a later patch wins where they overlap
+        for (const p of patches) {
+          const a = Math.max(lo, start + p.at)
+          const b = Math.min(hi, start + p.at + p.bytes.byteLength)
+          if (b > a) out.set(p.bytes.subarray(a - start - p.at, b - start - p.at), a - from)
+        }
+      } else {
+        out.set(await this.read(lo, hi - lo, { signal }), lo - from)
+      }
+    }
+    return out
+  }
+
+  /**
    * The version built in this turn is now committed: it becomes the base (the tree's state of the
    * file when there is one: an append lands after whatever the tree holds).
    */
@@ -595,6 +738,8 @@ export class OpenFile {
     this.patches.clear()
     this.patchBytes = 0
     this.baseLimit = Number.MAX_SAFE_INTEGER
+    this.written = []
+    this.writtenBytes = 0
     this.changed = false
     this.appendOnly = false
     this.createdEmpty = false
@@ -620,4 +765,21 @@ export class OpenFile {
     this.setBase(base)
     this.size = base.size
   }
+}
+
+/** True when an extent of `base` lands on some byte of [from, to). */
+function overlaps (base: Base, from: number, to: number): boolean {
+  for (const { start, ext } of base.pieces) if (start < to && start + ext.size > from) return true
+  return false
+}
+
+/** True when the patches of a chunk cover every byte of [from, to) (chunk offsets). */
+function covered (patches: readonly Patch[], from: number, to: number): boolean {
+  const spans = patches.map(p => [p.at, p.at + p.bytes.byteLength]).sort((a, b) => a[0] - b[0])
+  let at = from
+  for (const [a, b] of spans) {
+    if (a > at) break
+    if (b > at) at = b
+  }
+  return at >= to
 }

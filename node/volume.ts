@@ -15,7 +15,7 @@ import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type Committed, type FileState } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId } from './tree/index.ts'
-import { MAX_XATTR_VALUE_BYTES } from './tree/index.ts'
+import { MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
@@ -128,8 +128,8 @@ export class Volume implements VolumeApi {
   private readonly open_ = new Map<InodeId, OpenFile>()
   /** Inode -> placements of its committed versions still in flight. */
   private readonly placing = new Map<InodeId, Promise<void>>()
-  /** Inodes a fold is being built for (one at a time per inode). */
-  private readonly folding = new Set<InodeId>()
+  /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
+  private readonly folding = new Map<InodeId, Promise<void>>()
   /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
   private readonly seen = new Map<string, { path: string, inode: InodeId }>()
 
@@ -160,7 +160,9 @@ export class Volume implements VolumeApi {
 
   /** Close what this Volume owns (a library Volume: its tree and store). Idempotent. */
   async close (): Promise<void> {
-    this.closing ??= this.closeParts?.() ?? Promise.resolve()
+    // folds under way end first (positioned extents make them frequent): none stores chunks or
+    // commits its op into a store or tree being closed
+    this.closing ??= Promise.all(this.folding.values()).then(async () => { await this.closeParts?.() })
     await this.closing
   }
 
@@ -380,7 +382,7 @@ export class Volume implements VolumeApi {
     const c = open !== undefined && open.changed && !this.unlinked(inode.id)
       ? await open.commit(async c => {
         if (this.unlinked(inode.id)) return false
-        await this.tree.commitMany([this.writeBody(open, c), body])
+        await this.tree.commitMany([...this.writeBodies(open, c), body])
         together = true
       }, options)
       : undefined
@@ -632,21 +634,27 @@ export class Volume implements VolumeApi {
     }
     const c = await f.commit(async c => {
       if (this.unlinked(f.inode)) return false
-      await this.commit(this.writeBody(f, c))
+      const bodies = this.writeBodies(f, c)
+      if (bodies.length === 1) await this.commit(bodies[0])
+      else await this.tree.commitMany(bodies)
     }, options)
     if (c !== undefined) this.placeCommitted(f, c)
-    if (c?.append !== undefined) this.foldIfDue(f.inode)
+    if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(f.inode)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }
 
-  /** The op of an open file's prepared version: its appended bytes, or the whole file. */
-  private writeBody (f: OpenFile, c: Committed): OpBody {
+  /**
+   * The ops of an open file's prepared version: its positioned extents (one op each, one batch),
+   * its appended bytes, or the whole file.
+   */
+  private writeBodies (f: OpenFile, c: Committed): OpBody[] {
     const time = f.mtime ?? nowNs()
+    if (c.extents !== undefined) return c.extents.map(x => ({ type: 'append', inode: f.inode, content: x.content, at: x.at, size: x.size, offset: x.offset, time }))
     const body: OpBody = c.append !== undefined && c.content !== null
       ? { type: 'append', inode: f.inode, content: c.content, at: c.append.at, size: c.append.size, time }
       : { type: 'write', inode: f.inode, content: c.content, size: c.size, time }
     if (f.createdEmpty) body.first = true
-    return body
+    return [body]
   }
 
   /**
@@ -657,10 +665,10 @@ export class Volume implements VolumeApi {
   private foldIfDue (inode: InodeId): void {
     const extents = this.tree.get(inode)?.extents ?? []
     if (this.folding.has(inode) || (extents.length <= FOLD_EXTENTS && extents.reduce((n, x) => n + x.size, 0) <= FOLD_BYTES)) return
-    this.folding.add(inode)
-    this.fold(inode).catch((err: Error) => {
+    if (this.closing !== undefined) return
+    this.folding.set(inode, this.fold(inode).catch((err: Error) => {
       log('inode %s: fold not made: %s', inode, err.message)
-    }).finally(() => this.folding.delete(inode))
+    }).finally(() => this.folding.delete(inode)))
   }
 
   private async fold (inode: InodeId): Promise<void> {
@@ -671,7 +679,8 @@ export class Volume implements VolumeApi {
     while (j < fp.extents.length && fp.extents[j].hlc[0] <= settled) j++
     if (j === 0) return
     const pieces = fp.extents.slice(0, j)
-    const size = fp.size + pieces.reduce((n, x) => n + x.size, 0)
+    // the file's size once the folded extents landed (positioned ones may land inside it)
+    const size = extentEnd(pieces[j - 1])
     const f = new OpenFile(inode, { content: fp.content, size, extents: pieces }, this.chunks, () => this.tree.path(this.tree.entries(inode)[0]?.id ?? '') ?? inode)
     f.changed = true
     const c = await f.prepare()
@@ -861,18 +870,16 @@ export class Volume implements VolumeApi {
     return await this.readState(stateOf(inode), path, options)
   }
 
-  /** The bytes of a file state: its base content, then its extents (appends). */
+  /** The bytes of a file state: its base content, then its extents (appends, positioned writes) over it. */
   private async readState (state: FileState, path: string, options: AbortOptions): Promise<Uint8Array> {
     const extents = state.extents ?? []
     if (extents.length === 0) return await this.readContent(state.content, state.size, path, options)
     if (state.size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'read', path, `a file of ${state.size} bytes is not read whole into memory; read it in pieces`)
     const out = new Uint8Array(state.size)
-    let at = state.size - extents.reduce((n, x) => n + x.size, 0)
+    // the content up to where the first extent landed, then each extent over it, in op order
+    const at = extents[0].before
     out.set((await this.readContent(state.content, at, path, options)).subarray(0, at))
-    for (const x of extents) {
-      out.set(await this.extentBytes(x, path, options), at)
-      at += x.size
-    }
+    for (const x of extents) out.set(await this.extentBytes(x, path, options), x.pos)
     return out
   }
 

@@ -24,8 +24,9 @@
 //    that lost a name clash, which still names a user's file);
 //  - a write concurrent with an unlink brings the entry back; an unlink concurrent with a write
 //    is skipped; attributes and xattrs are last-writer-wins per field;
-//  - appends: a file is its base version (the write rule above) followed by every append not in
-//    the causal past of that base, in total order. An append never conflicts: it lands after
+//  - appends and positioned extents: a file is its base version (the write rule above) with every
+//    extent not in the causal past of that base over it, in total order (newest wins per byte;
+//    an append lands at the end as it is then, a positioned one at its offset). An append never conflicts: it lands after
 //    the base, concurrent ones one after another; a write that saw an append holds its bytes
 //    (the append leaves the list), a write that did not gets it after its own bytes. An append,
 //    like a write, beats a concurrent unlink. A fold (compaction) is read in place of the base
@@ -48,8 +49,10 @@ export const UNDO_WINDOW = 100_000
 export const MAX_DEPTH = 100_000
 
 /**
- * A file's appends since its base version, newest first, as a list that shares its tail (so a
- * version can keep the list it saw in O(1)). `n`: how many up to this one, `bytes`: their bytes.
+ * A file's extents since its base version, newest first, as a list that shares its tail (so a
+ * version can keep the list it saw in O(1)). `n`: how many up to this one, `bytes`: how much they
+ * grew the file, up to this one (its size after it minus the base's size). Each node's extent is
+ * the op's, with `pos` and `before` set for this base.
  */
 export interface ExtNode { ext: Extent, prev: ExtNode | undefined, n: number, bytes: number }
 
@@ -57,7 +60,7 @@ export interface ExtNode { ext: Extent, prev: ExtNode | undefined, n: number, by
  * Stored inode: the Inode without nlink (derived on read) and extents (read from `tail`).
  * Files: `tail`, the appends since the base version; `covered`, how many of the oldest of them a
  * fold holds in `content`; `real`, the base version's own content while a fold stands in for it.
- * `size` is always the base version's size plus the bytes of every append in `tail`.
+ * `size` is always the base version's size plus `tail.bytes` (how much its extents grew it).
  */
 export type InodeRec = Omit<Inode, 'nlink' | 'extents'> & { tail?: ExtNode, covered?: number, real?: { content: Content | null }, appends?: ReadonlyMap<string, AuthorNode> }
 
@@ -67,6 +70,18 @@ export type InodeRec = Omit<Inode, 'nlink' | 'extents'> & { tail?: ExtNode, cove
  * walking what it saw), even those an earlier write that lost to it had taken in.
  */
 export interface AuthorNode { ext: Extent, seq: number, key: string, prev: AuthorNode | undefined }
+
+/** The file's size right after an extent landed. */
+export function extentEnd (x: Extent): number {
+  return Math.max(x.before, x.pos + x.size)
+}
+
+/** The extent `ext` landing on a file of `size` bytes: where it lands and the file's size after it. */
+export function land (ext: Extent, size: number): { ext: Extent, end: number } {
+  const pos = ext.offset ?? size
+  const placed: Extent = { ...ext, pos, before: size }
+  return { ext: placed, end: extentEnd(placed) }
+}
 
 /** The appends of a list, oldest first; with `skip`, without the oldest `skip` of them. */
 export function extentsOf (tail: ExtNode | undefined, skip = 0): Extent[] {
@@ -410,8 +425,13 @@ class Apply {
     }
     kept.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
     let tail: ExtNode | undefined
-    for (const { ext } of kept) tail = { ext, prev: tail, n: (tail?.n ?? 0) + 1, bytes: (tail?.bytes ?? 0) + ext.size }
-    const patch: Partial<InodeRec> = { content, size: size + (tail?.bytes ?? 0), tail, covered: 0, real: undefined }
+    let end = size
+    for (const { ext } of kept) {
+      const l = land(ext, end)
+      end = l.end
+      tail = { ext: l.ext, prev: tail, n: (tail?.n ?? 0) + 1, bytes: end - size }
+    }
+    const patch: Partial<InodeRec> = { content, size: end, tail, covered: 0, real: undefined }
     this.j.set(this.s.inodes, id, clean({ ...rec, ...patch }))
   }
 
@@ -464,7 +484,7 @@ class Apply {
     }
   }
 
-  /** Bytes after the base: the next append in the list, never a conflict. */
+  /** Bytes over the base (at the end, or at `offset`): the next extent in the list, never a conflict. */
   private append (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'append' }>): void {
     const s = this.s
     const rec = s.inodes.get(id)
@@ -472,9 +492,10 @@ class Apply {
     this.reviveUnseen(id)
     if (b.first === true) this.fills(id, b.inode)
     const op = this.node.op
-    const ext: Extent = { op: this.node.id, hlc: op.hlc, content: b.content, at: b.at, size: b.size }
-    const tail: ExtNode = { ext, prev: rec.tail, n: (rec.tail?.n ?? 0) + 1, bytes: (rec.tail?.bytes ?? 0) + b.size }
-    const size = rec.size + b.size
+    const raw: Extent = { op: this.node.id, hlc: op.hlc, content: b.content, at: b.at, size: b.size, pos: 0, before: 0 }
+    if (b.offset !== undefined) raw.offset = b.offset
+    const { ext, end: size } = land(raw, rec.size)
+    const tail: ExtNode = { ext, prev: rec.tail, n: (rec.tail?.n ?? 0) + 1, bytes: (rec.tail?.bytes ?? 0) + size - rec.size }
     const appends = new Map(rec.appends)
     appends.set(op.author, { ext, seq: this.node.seq, key: op.key, prev: appends.get(op.author) })
     this.patch(id, { tail, size, appends, mtime: b.time, ctime: b.time })

@@ -59,6 +59,13 @@
 // all in its causal past, the size theirs), else ignores it: it adds no version and never
 // conflicts, so folds made on several hosts at once are harmless. contents(inode) lists what a
 // file's current state may read (for GC, repair and pins).
+// Positioned extents (issue 15 item 1): an `append` with `offset` lands its bytes there instead
+// of at the end (a small pwrite made durable by fsync without rewriting its chunk); the size
+// becomes max(size, offset + size). Same rule as appends: every one not in the base's causal
+// past, in total order, newest wins per byte; a write (truncate included: it is a write of a
+// new version) that saw it holds its bytes, one that did not gets it over its own bytes, so an
+// extent concurrent with a truncate lands over the truncated file (maybe growing it again), as
+// the pwrite would have after the truncate. Each Extent says where it lands (`pos`, `before`).
 //
 // Resolving (issue 13 item 6). conflicts() lists the live siblings, each with the version it
 // shows (`head`). A `resolve` op settles the siblings it names while they still show that
@@ -75,7 +82,7 @@ export { Tree, MAX_PENDING_OPS, MAX_RECEIVE_BATCH } from './tree.ts'
 export type { TreeInit, ReceiveResult, ReceiveStats } from './tree.ts'
 export { InvalidOpError, TreeClosedError } from './errors.ts'
 export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, MAX_RESOLVE_SIBLINGS, checkName, sameContent, cidOf, idOf } from './op.ts'
-export { ROOT, UNDO_WINDOW, inoOf } from './crdt.ts'
+export { ROOT, UNDO_WINDOW, inoOf, extentEnd } from './crdt.ts'
 export { conflictName, keptName, isConflictName, baseName } from './conflicts.ts'
 export { treeDigest } from './digest.ts'
 export type { InodeId, EntryId, Kind, Content, Extent, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, ResolvedSibling, OpEventDetail, Hlc } from './types.ts'

@@ -203,7 +203,7 @@ export function checkBody (body: OpBody): void {
       checkInlineSize(b.content ?? undefined, b.size)
       break
     case 'append':
-      exactKeys(b, ['type', 'inode', 'content', 'at', 'size', 'time'], ['first'], 'append')
+      exactKeys(b, ['type', 'inode', 'content', 'at', 'size', 'time'], ['first', 'offset'], 'append')
       checkId(b.inode, 'inode')
       if (b.first !== undefined && b.first !== true) throw new InvalidOpError('first must be true when present')
       checkContent(b.content)
@@ -212,6 +212,10 @@ export function checkBody (body: OpBody): void {
       if (b.size === 0) throw new InvalidOpError('an append adds at least one byte')
       if ('inline' in b.content && (b.at !== 0 || b.content.inline.byteLength !== b.size)) throw new InvalidOpError('inline appended bytes are the whole content (at 0, size its length)')
       if (!Number.isSafeInteger(b.at + b.size)) throw new InvalidOpError('append past the largest size')
+      if (b.offset !== undefined) {
+        checkUint(b.offset, Number.MAX_SAFE_INTEGER, 'offset')
+        if (!Number.isSafeInteger(b.offset + b.size)) throw new InvalidOpError('an extent past the largest size (offset + size)')
+      }
       break
     case 'fold':
       exactKeys(b, ['type', 'inode', 'base', 'covers', 'content', 'size', 'time'], [], 'fold')

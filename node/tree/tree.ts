@@ -206,7 +206,7 @@ export class Tree extends EventTarget {
    * What a fold (compaction) of a file's current state builds on: `base`, the op its `fold`
    * names (the head); `content` (`size` bytes) and `extents`, the pieces it reads now, the
    * first `covered` appends since the base being in `content` already. A fold holding `content`
-   * and the first j of `extents` is `{ type: 'fold', base, covers: covered + j, size: size + their bytes }`.
+   * and the first j of `extents` is `{ type: 'fold', base, covers: covered + j, size: extentEnd(extents[j - 1]) }`.
    * Undefined when the file has no appends to fold.
    */
   foldPoint (inode: InodeId): { base: string, content: Content | null, size: number, covered: number, extents: Extent[] } | undefined {
@@ -217,7 +217,7 @@ export class Tree extends EventTarget {
     const covered = rec.covered ?? 0
     const extents = extentsOf(rec.tail, covered)
     if (extents.length === 0) return undefined
-    const size = rec.size - extents.reduce((n, x) => n + x.size, 0)
+    const size = extents[0].before
     return { base: head[head.length - 1], content: rec.content, size, covered, extents }
   }
 

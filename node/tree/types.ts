@@ -38,8 +38,16 @@ export type OpBody =
    * appended bytes are bytes [at, at + size) of `content`: inline content holds exactly them
    * (at = 0); a manifest is the writer's file as it saw it, the chunks before `at`'s a hole.
    * `first`: as for a write, the first bytes of a file this author created empty in the same open.
+   * `offset` (issue 15, positioned extents): the file position where the bytes land, instead of
+   * the end: a pwrite made durable by one fsync without rewriting its chunk. The file's size then
+   * becomes max(size, offset + size). Such an extent lands like an append (after the base, in
+   * total order with the others, newest wins per byte); a manifest holding its bytes is any content
+   * they are bytes [at, at + size) of (the writer packs the ranges of one commit into one content).
+   * One op type for both: an append is the extent whose position is the file's end when it lands,
+   * and every rule (what a write saw, folds, unlink) is the same; a host without positioned
+   * extents refuses an op with `offset` (unknown field) rather than reading it as an append.
    */
-  | { type: 'append', inode: InodeId, content: Content, at: number, size: number, first?: true, time: bigint }
+  | { type: 'append', inode: InodeId, content: Content, at: number, size: number, offset?: number, first?: true, time: bigint }
   /**
    * A compaction: `content` holds the bytes of the version `base` (an op of the file's current
    * head) followed by the file's first `covers` appends since it, `size` bytes in all. It adds
@@ -88,9 +96,12 @@ export interface Op {
 
 /**
  * Bytes one `append` op added after a file's base version: bytes [at, at + size) of `content`.
- * `op` is the append's op id.
+ * `op` is the append's op id; `offset`, the op's own position (absent: an append at the end).
+ * Where they land in the file as the tree reads it now (they depend on the base and the
+ * extents before this one, so the tree sets them): `pos`, the file position of the first byte;
+ * `before`, the file's size just before it (its size after it is extentEnd(), crdt.ts).
  */
-export interface Extent { op: string, hlc: Hlc, content: Content, at: number, size: number }
+export interface Extent { op: string, hlc: Hlc, content: Content, at: number, size: number, offset?: number, pos: number, before: number }
 
 export interface Inode {
   id: InodeId
@@ -102,11 +113,11 @@ export interface Inode {
   uid: number
   gid: number
   rdev: number
-  /** Bytes in all: the base `content` and the `extents` after it. */
+  /** Bytes in all: the base `content` and the `extents` over it. */
   size: number
-  /** The base bytes (size minus the extents' bytes). */
+  /** The base bytes (extents[0].before of them when there are extents, else `size`). */
   content: Content | null
-  /** Files: appends read after `content`, in order (absent when none). */
+  /** Files: extents (appends, positioned writes) read over `content`, in order, newest wins per byte (absent when none). */
   extents?: readonly Extent[]
   target?: string
   atime: bigint

@@ -70,6 +70,8 @@ describe('fuzz: decoders of network input', function () {
       { type: 'setattr', inode, time, mode: 0o600, uid: 5, gid: 6, atime: time, mtime: time },
       { type: 'write', inode, content: { manifest: cborCids[0] }, size: 5_000_000, time },
       { type: 'write', inode, content: null, size: 0, time },
+      { type: 'append', inode, content: { inline: randomBytes(20) }, at: 0, size: 20, time },
+      { type: 'append', inode, content: { manifest: cborCids[0] }, at: 100, size: 5000, offset: 123_456, time },
       { type: 'setxattr', inode, name: 'user.x', value: randomBytes(30), time },
       { type: 'removexattr', inode, name: 'user.x', time }
     ]

@@ -4,7 +4,7 @@
 // appending host folds its settled appends into one version once they pass a bound (one host).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Volume, FOLD_EXTENTS, FOLD_SETTLE_MS } from 'darkfs'
+import { Volume, FOLD_EXTENTS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 
@@ -67,11 +67,13 @@ describe('volume: appends (one host)', function () {
     for (const [i, v] of history.entries()) {
       assert.ok(Buffer.from(await volume.readVersion('/big.log', v.version)).equals(model.subarray(0, sizes[i])), `version ${i + 1}`)
     }
-    // a whole-file rewrite holds the appends: none left to read as pieces
+    // a whole-file rewrite holds the appends: none left to read as pieces (a write past
+    // PATCH_COMMIT_BYTES: a smaller one would be a positioned extent, test/volume/extents.test.ts)
     const again = await volume.open('/big.log', 'r+')
-    await again.write(Buffer.from('X'), 0, 1, 0)
+    const xs = Buffer.alloc(PATCH_COMMIT_BYTES + 1, 'X')
+    await again.write(xs, 0, xs.byteLength, 0)
     await again.close()
-    model[0] = 'X'.charCodeAt(0)
+    model.set(xs, 0)
     assert.equal(volume.tree.get(inode.id)!.extents, undefined)
     assert.ok(Buffer.from(await volume.readFile('/big.log')).equals(model))
   })
@@ -86,7 +88,7 @@ describe('volume: appends (one host)', function () {
     assert.equal(await volume.readFile('/new.log', 'utf8'), 'one\ntwo\n')
   })
 
-  it('a positional write in the open makes the commit a whole-file write', async () => {
+  it('a positional write in the open of a small (inline) file makes the commit a whole-file write', async () => {
     await volume.writeFile('/mixed.log', 'abc\n')
     const fh = await volume.open('/mixed.log', 'r+')
     await fh.write(Buffer.from('def\n'), 0, 4, 4)
