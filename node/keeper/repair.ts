@@ -143,7 +143,6 @@ export class Repairer extends EventTarget {
   private progress_: RepairProgress = emptyProgress()
   private readonly totals_: RepairTotals = { passes: 0, fragmentsRepaired: 0, bytesPushed: 0, bytesFetched: 0, failed: 0 }
   private running?: Promise<RepairProgress>
-  private again = false
   private timer?: ReturnType<typeof setTimeout>
   private debounce?: ReturnType<typeof setTimeout>
   private shutdown = new AbortController()
@@ -242,15 +241,14 @@ export class Repairer extends EventTarget {
   /**
    * One pass over every retained chunk: survey, repair what this host keeps (or all, see
    * PassOptions), drop foreign copies. Passes never overlap: a call during a pass waits for
-   * it and then runs one more.
+   * it and then runs one more, its own (and nothing else does: a pass that also scheduled
+   * another when a call had waited for it made every such call arm the next, passes without end).
    */
   async pass (opts: PassOptions = {}): Promise<RepairProgress> {
     while (this.running !== undefined) {
-      this.again = true
       // ignored: that pass's failure went to its own caller; this call runs a pass of its own
       await this.running.catch(() => {})
     }
-    this.again = false
     const signal = anySignal([opts.signal, this.shutdown.signal])
     this.running = this.run({ ...opts, signal })
     try {
@@ -450,7 +448,6 @@ export class Repairer extends EventTarget {
     } finally {
       this.progress_.running = false
     }
-    if (this.again) this.schedule(0)
     return this.progress()
   }
 
