@@ -24,6 +24,8 @@ const log = logger('serve')
 
 /** Most wants one peer may have queued with us, over all its streams. */
 export const MAX_WANTS_PER_PEER = 1024
+/** Block lookups at once while answering one stream's have-only wants (as many as libuv's default thread pool). */
+export const HAVE_LOOKUPS = 4
 
 /**
  * Local blocks. `has` is told the asking peer when a block would be sent to it, so the host may
@@ -122,8 +124,11 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
         const [key, wanted] = queue.entries().next().value as [string, Wanted]
         if (wanted.haveOnly) {
           // the have-only wants queued now (a have-query sends them in windows of up to
-          // MAX_CIDS_PER_MESSAGE), looked up at once and answered in one HAVE and one DONT_HAVE:
-          // a survey of thousands of fragments costs a few messages, not one round per block
+          // MAX_CIDS_PER_MESSAGE), answered in one HAVE and one DONT_HAVE: a survey of
+          // thousands of fragments costs a few messages, not one round per block. Looked up
+          // HAVE_LOOKUPS at a time: each lookup is a file-system call on libuv's small thread
+          // pool, and a window's worth at once (times every surveying peer) would queue this
+          // host's own reads and writes behind them
           const batch: Wanted[] = []
           for (const [k, w] of queue) {
             if (!w.haveOnly || batch.length >= MAX_CIDS_PER_MESSAGE) break
@@ -131,10 +136,17 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
             batch.push(w)
           }
           count(-batch.length)
-          const held = await Promise.all(batch.map(async w => await ctx.blocks.has(w.cid, undefined, { background: w.background }).catch((err: Error) => {
-            log.error('has(%s) for %s failed, answering DONT_HAVE: %s', shortCid(w.cid), shortPeer(peer), err.message)
-            return false
-          })))
+          const held: boolean[] = new Array(batch.length).fill(false)
+          let next = 0
+          await Promise.all(Array.from({ length: Math.min(HAVE_LOOKUPS, batch.length) }, async () => {
+            for (let i = next++; i < batch.length; i = next++) {
+              const w = batch[i]
+              held[i] = await ctx.blocks.has(w.cid, undefined, { background: w.background }).catch((err: Error) => {
+                log.error('has(%s) for %s failed, answering DONT_HAVE: %s', shortCid(w.cid), shortPeer(peer), err.message)
+                return false
+              })
+            }
+          }))
           const have = batch.filter((_, i) => held[i]).map(w => w.cid)
           const dontHave = batch.filter((_, i) => !held[i]).map(w => w.cid)
           if (have.length > 0) await channel.send({ type: HAVE, cids: have })

@@ -14,8 +14,12 @@ const log = logger('keeper:survey')
 
 /** Peers asked at once during a survey. */
 export const SURVEY_CONCURRENCY = 8
-/** Local lookups (store.has) at once during a survey. */
-export const LOCAL_LOOKUPS = 64
+/**
+ * Local lookups (store.has) at once during a survey: each is a file-system call on libuv's
+ * thread pool (4 threads by default); more at once would not go faster, only queue this
+ * host's reads and writes (a mount's among them) behind a survey of thousands of fragments.
+ */
+export const LOCAL_LOOKUPS = 4
 /** Fragment CIDs asked of one peer in one have-query (a survey of many chunks is cut in batches). */
 export const SURVEY_BATCH = 4096
 
