@@ -13,7 +13,7 @@ import { MAX_PUSHES_IN_FLIGHT_PER_PEER } from './client.ts'
 import { MessageTooLargeError, ProtocolError, TooManyRequestsError, WrongBlockError } from './errors.ts'
 import type { Route } from './plan.ts'
 import type { DeliverOptions } from './push.ts'
-import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, PUSH, WANT } from './protocol.ts'
+import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PUSH, WANT } from './protocol.ts'
 import type { Hop, Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
 import type { Slots } from './slots.ts'
@@ -24,6 +24,8 @@ const log = logger('serve')
 
 /** Most wants one peer may have queued with us, over all its streams. */
 export const MAX_WANTS_PER_PEER = 1024
+/** Block lookups at once while answering one stream's have-only wants (as many as libuv's default thread pool). */
+export const HAVE_LOOKUPS = 4
 
 /**
  * Local blocks. `has` is told the asking peer when a block would be sent to it, so the host may
@@ -121,13 +123,34 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
       while (queue.size > 0 && channel.isOpen) {
         const [key, wanted] = queue.entries().next().value as [string, Wanted]
         if (wanted.haveOnly) {
-          queue.delete(key)
-          count(-1)
-          const have = await ctx.blocks.has(wanted.cid, undefined, { background: wanted.background }).catch((err: Error) => {
-            log.error('has(%s) for %s failed, answering DONT_HAVE: %s', shortCid(wanted.cid), shortPeer(peer), err.message)
-            return false
-          })
-          await channel.send({ type: have ? HAVE : DONT_HAVE, cids: [wanted.cid] })
+          // the have-only wants queued now (a have-query sends them in windows of up to
+          // MAX_CIDS_PER_MESSAGE), answered in one HAVE and one DONT_HAVE: a survey of
+          // thousands of fragments costs a few messages, not one round per block. Looked up
+          // HAVE_LOOKUPS at a time: each lookup is a file-system call on libuv's small thread
+          // pool, and a window's worth at once (times every surveying peer) would queue this
+          // host's own reads and writes behind them
+          const batch: Wanted[] = []
+          for (const [k, w] of queue) {
+            if (!w.haveOnly || batch.length >= MAX_CIDS_PER_MESSAGE) break
+            queue.delete(k)
+            batch.push(w)
+          }
+          count(-batch.length)
+          const held: boolean[] = new Array(batch.length).fill(false)
+          let next = 0
+          await Promise.all(Array.from({ length: Math.min(HAVE_LOOKUPS, batch.length) }, async () => {
+            for (let i = next++; i < batch.length; i = next++) {
+              const w = batch[i]
+              held[i] = await ctx.blocks.has(w.cid, undefined, { background: w.background }).catch((err: Error) => {
+                log.error('has(%s) for %s failed, answering DONT_HAVE: %s', shortCid(w.cid), shortPeer(peer), err.message)
+                return false
+              })
+            }
+          }))
+          const have = batch.filter((_, i) => held[i]).map(w => w.cid)
+          const dontHave = batch.filter((_, i) => !held[i]).map(w => w.cid)
+          if (have.length > 0) await channel.send({ type: HAVE, cids: have })
+          if (dontHave.length > 0) await channel.send({ type: DONT_HAVE, cids: dontHave })
           continue
         }
         const release = await ctx.uploadSlots.acquire({ signal: ctx.signal })

@@ -133,6 +133,26 @@ export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefi
   return bytes
 }
 
+/**
+ * Fragments `wanted` (indexes) of an erasure-coded chunk, rebuilt in one decode from any k of
+ * its fragments (`fragments[j]`, undefined where absent; those given must be the right bytes),
+ * each checked against its CID. Only the shards missing from `fragments` are computed; the
+ * chunk itself is neither assembled nor hashed. Throws ManifestError for a replicated (k = 1)
+ * or hole ref, or when a fragment rebuilds to bytes other than its CID names.
+ */
+export function rebuildFragments (ref: ChunkRef, fragments: Array<Uint8Array | undefined>, wanted: number[]): Map<number, Uint8Array> {
+  if (ref.cid === null || ref.k === 1) throw new ManifestError(`chunk ${String(ref.cid)} has no erasure-coded fragments to rebuild`)
+  const n = ref.k + ref.m
+  const shards = erasure.reconstruct(Array.from({ length: n }, (_, j) => fragments[j]), ref.k, ref.m)
+  const out = new Map<number, Uint8Array>()
+  for (const j of wanted) {
+    const bytes = shards[j]
+    if (fragments[j] === undefined && !matches(ref.fragments[j], bytes)) throw new ManifestError(`fragment ${j} of chunk ${ref.cid.toString()} rebuilt to the wrong bytes`)
+    out.set(j, bytes)
+  }
+  return out
+}
+
 export function encodeManifest (manifest: Manifest): { cid: CID, bytes: Uint8Array } {
   const bytes = dagCbor.encode(manifest)
   return { cid: cidOf(bytes, dagCbor.code), bytes }

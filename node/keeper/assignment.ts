@@ -11,7 +11,10 @@
 // fragment (its "primary") and each remaining fragment is kept on min(m + 1, members) hosts:
 // losing any t <= min(m, members - 1) hosts then loses at most t primaries and no extra, leaving
 // (members - t) + (n - members) = n - t >= k distinct fragments. That costs
-// members + (n - members)(m + 1) fragment copies, fewer than copying every fragment.
+// members + (n - members)(m + 1) fragment copies, fewer than copying every fragment. One copy
+// of each such fragment is on the closest target, the keeper that rebuilds it: repairing the
+// loss of one host then moves k - 1 fragments in and m out per fragment lost, the least this
+// layout allows (each of the m + 1 copies lands on a host that had none of it).
 
 /**
  * For each fragment index j < n (= k + m), the hosts that must hold it.
@@ -53,12 +56,13 @@ export function assignment (ranked: string[], k: number, m: number, held: Readon
     if (h !== undefined) { hostOf[j] = h; taken.add(h) }
   }
   // 3. fewer targets than fragments: the fragments left over are kept on m + 1 hosts each,
-  // where they already are first, then spread by index
+  // where they already are first, then on the closest target (the chunk's keeper, which
+  // rebuilds them: it keeps one copy without sending it, repair.ts), then spread by index
   const copies = Math.min(m + 1, L)
   for (let j = 0; j < n; j++) {
     const h = hostOf[j]
     if (h !== undefined) { want[j] = [h]; continue }
-    const order = Array.from({ length: L }, (_, i) => hosts[(j + i) % L])
+    const order = [hosts[0], ...Array.from({ length: L }, (_, i) => hosts[(j + i) % L]).filter(h => h !== hosts[0])]
     want[j] = [...order.filter(h => holds(j, h)), ...order.filter(h => !holds(j, h))].slice(0, copies)
   }
   return want

@@ -17,7 +17,7 @@ import type { Swarm } from '../../swarm/index.ts'
 import { tokenBucket } from '../../swarm/index.ts'
 import type { RateLimiter } from '../../swarm/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
-import { decodeChunk, encodeChunk } from '../data/index.ts'
+import { rebuildFragments } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import type { Membership } from '../net/index.ts'
 import { keeper } from './placement.ts'
@@ -143,7 +143,6 @@ export class Repairer extends EventTarget {
   private progress_: RepairProgress = emptyProgress()
   private readonly totals_: RepairTotals = { passes: 0, fragmentsRepaired: 0, bytesPushed: 0, bytesFetched: 0, failed: 0 }
   private running?: Promise<RepairProgress>
-  private again = false
   private timer?: ReturnType<typeof setTimeout>
   private debounce?: ReturnType<typeof setTimeout>
   private shutdown = new AbortController()
@@ -242,15 +241,14 @@ export class Repairer extends EventTarget {
   /**
    * One pass over every retained chunk: survey, repair what this host keeps (or all, see
    * PassOptions), drop foreign copies. Passes never overlap: a call during a pass waits for
-   * it and then runs one more.
+   * it and then runs one more, its own (and nothing else does: a pass that also scheduled
+   * another when a call had waited for it made every such call arm the next, passes without end).
    */
   async pass (opts: PassOptions = {}): Promise<RepairProgress> {
     while (this.running !== undefined) {
-      this.again = true
       // ignored: that pass's failure went to its own caller; this call runs a pass of its own
       await this.running.catch(() => {})
     }
-    this.again = false
     const signal = anySignal([opts.signal, this.shutdown.signal])
     this.running = this.run({ ...opts, signal })
     try {
@@ -400,11 +398,20 @@ export class Repairer extends EventTarget {
     const toDrop = new Map<string, Handover>()
     const wanted = new Set<string>()
     try {
-      for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
+      // the next batch is surveyed while this one is repaired (the chunks are other chunks)
+      const surveyed = (b: number): { batch: ChunkRef[], unanswered: Set<string>, at: number, holdings: Promise<Holdings> } => {
         const batch = refs.slice(b, b + REPAIR_BATCH)
         const unanswered = new Set<string>()
-        const at = Date.now()
-        const holdings = await survey(this.surveyor(), batch, allLive, { ...opts, unanswered })
+        const holdings = survey(this.surveyor(), batch, allLive, { ...opts, unanswered })
+        // ignored here: awaited below when its batch comes, or the pass already failed
+        holdings.catch(() => {})
+        return { batch, unanswered, at: Date.now(), holdings }
+      }
+      let next = refs.length > 0 ? surveyed(0) : undefined
+      for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
+        const { batch, unanswered, at } = next!
+        const holdings = await next!.holdings
+        next = b + REPAIR_BATCH < refs.length ? surveyed(b + REPAIR_BATCH) : undefined
         await forEachLimited(batch, REPAIR_CONCURRENCY, async ref => {
           opts.signal.throwIfAborted()
           const p = plan(ref, holdings, members, live, self, this.c.policy)
@@ -414,7 +421,7 @@ export class Repairer extends EventTarget {
           if (p.health !== 'redundant') unsettled(p.health)
           const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
           if (mine && p.health !== 'redundant' && p.health !== 'lost') {
-            const ok = await this.repairChunk(ref, p, holdings, opts).catch((err: Error) => {
+            const ok = await this.repairChunk(ref, p, holdings, live, opts).catch((err: Error) => {
               if (!opts.signal.aborted) log.error('repair of chunk %s failed: %s', shortCid(ref.cid!), err.message)
               return false
             })
@@ -441,40 +448,51 @@ export class Repairer extends EventTarget {
     } finally {
       this.progress_.running = false
     }
-    if (this.again) this.schedule(0)
     return this.progress()
   }
 
-  /** Rebuild the fragments missing from their hosts and deliver them. True when all landed. */
-  private async repairChunk (ref: ChunkRef, p: ChunkPlan, holdings: Holdings, opts: AbortOptions & { signal: AbortSignal }): Promise<boolean> {
+  /**
+   * Rebuild the fragments missing from their live hosts (all of them in one decode) and deliver
+   * them: stored here when this host must hold one, pushed in one delivery to the others. A
+   * target that is not live (a suspect, maybe back within the failure timeout) is left alone: it
+   * may still hold its fragment, and rebuilding for it would cost k fragments' transfer for
+   * nothing; once it is declared gone, the plan no longer wants it. True when all landed.
+   */
+  private async repairChunk (ref: ChunkRef, p: ChunkPlan, holdings: Holdings, live: ReadonlySet<string>, opts: AbortOptions & { signal: AbortSignal }): Promise<boolean> {
     const signal = anySignal([opts.signal], REPAIR_CHUNK_TIMEOUT_MS)
     const missing: Array<{ j: number, to: string[] }> = []
     p.want.forEach((hosts, j) => {
-      const to = hosts.filter(h => !p.held[j].has(h))
+      const to = hosts.filter(h => !p.held[j].has(h) && live.has(h))
       if (to.length > 0) missing.push({ j, to })
     })
     if (missing.length === 0) return true
     const fragments = await this.fragments(ref, missing.map(x => x.j), holdings, signal)
-    let ok = true
+    const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
     for (const { j, to } of missing) {
       const cid = ref.fragments[j]
       const bytes = fragments.get(j)!
       if (to.includes(this.c.self)) {
         await this.c.store.put(cid, bytes)
         p.held[j].add(this.c.self)
+        holdings.get(cid.toString())?.add(this.c.self)
       }
       const remote = to.filter(h => h !== this.c.self)
-      if (remote.length === 0) continue
-      await this.limiter.take(bytes.byteLength * remote.length, { signal })
-      const acks = await this.c.swarm.push([{ cid, bytes, to: remote }], { signal })
+      if (remote.length > 0) deliveries.push({ cid, bytes, to: remote })
+    }
+    if (deliveries.length === 0) return true
+    await this.limiter.take(deliveries.reduce((a, d) => a + d.bytes.byteLength * d.to.length, 0), { signal })
+    const acks = await this.c.swarm.push(deliveries, { signal })
+    let ok = true
+    for (const { cid, bytes, to } of deliveries) {
       const got = acks.get(cid.toString()) ?? []
-      log('chunk %s fragment %d -> %s: acked by %s', shortCid(ref.cid!), j, shortPeers(remote), shortPeers(got))
-      for (const h of got) { p.held[j].add(h); holdings.get(cid.toString())?.add(h) }
+      log('chunk %s fragment %s -> %s: acked by %s', shortCid(ref.cid!), shortCid(cid), shortPeers(to), shortPeers(got))
+      ref.fragments.forEach((f, j) => { if (f.equals(cid)) for (const h of got) p.held[j].add(h) })
+      for (const h of got) holdings.get(cid.toString())?.add(h)
       this.progress_.bytesPushed += bytes.byteLength * got.length
       this.progress_.fragmentsRepaired += got.length
       this.totals_.bytesPushed += bytes.byteLength * got.length
       this.totals_.fragmentsRepaired += got.length
-      if (remote.some(h => !got.includes(h))) ok = false
+      if (to.some(h => !got.includes(h))) ok = false
     }
     return ok
   }
@@ -529,14 +547,13 @@ export class Repairer extends EventTarget {
         if (b !== undefined && have[j] === undefined) { have[j] = b; this.progress_.bytesFetched += b.byteLength; this.totals_.bytesFetched += b.byteLength }
       })
     }
-    const chunk = decodeChunk(ref, have)
-    const encoded = encodeChunk(chunk, ref.offset, ref.k, ref.m)
-    for (const j of wanted) {
-      const block = encoded.blocks.find(b => b.cid.equals(ref.fragments[j]))
-      if (block === undefined) throw new Error(`re-encoding chunk ${ref.cid!.toString()} did not give fragment ${j}`)
-      out.set(j, block.bytes)
+    // copies of one block (k = 1): the copy fetched is the fragment
+    if (wanted.every(j => have[j] !== undefined)) {
+      for (const j of wanted) out.set(j, have[j]!)
+      return out
     }
-    return out
+    // every wanted fragment from one decode of the k at hand, each checked against its CID
+    return rebuildFragments(ref, have, wanted)
   }
 
   private async local (cid: CID): Promise<Uint8Array | undefined> {

@@ -14,6 +14,12 @@ const log = logger('keeper:survey')
 
 /** Peers asked at once during a survey. */
 export const SURVEY_CONCURRENCY = 8
+/**
+ * Local lookups (store.has) at once during a survey: each is a file-system call on libuv's
+ * thread pool (4 threads by default); more at once would not go faster, only queue this
+ * host's reads and writes (a mount's among them) behind a survey of thousands of fragments.
+ */
+export const LOCAL_LOOKUPS = 4
 /** Fragment CIDs asked of one peer in one have-query (a survey of many chunks is cut in batches). */
 export const SURVEY_BATCH = 4096
 
@@ -35,9 +41,9 @@ export type Holdings = Map<string, Set<string>>
 export async function survey (c: SurveyComponents, refs: ChunkRef[], live: string[], opts: AbortOptions & { unanswered?: Set<string> } = {}): Promise<Holdings> {
   const cids = [...new Map(refs.flatMap(r => r.fragments).map(f => [f.toString(), f])).values()]
   const holdings: Holdings = new Map(cids.map(f => [f.toString(), new Set<string>()]))
-  for (const f of cids) {
+  await forEachLimited(cids, LOCAL_LOOKUPS, async f => {
     if (await c.hasLocal(f)) holdings.get(f.toString())!.add(c.self)
-  }
+  }, opts)
   const peers = live.filter(p => p !== c.self)
   await forEachLimited(peers, SURVEY_CONCURRENCY, async peer => {
     for (let b = 0; b < cids.length; b += SURVEY_BATCH) {

@@ -90,4 +90,22 @@ describe('assignment(ranked, k, m, holds) (node/assignment.ts)', () => {
       for (const hs of want) assert.ok(targets.includes(hs[0]), 'only the n closest are targets')
     }), { seed, numRuns: 500 })
   })
+
+  it('assignment() with fewer hosts than fragments keeps a copy of every left-over fragment on the closest target (its keeper rebuilds it)', () => {
+    // 6 hosts held fragments 0..5; h3 (fragment 3) is gone: fragment 3 goes on 3 hosts, h0 first
+    const held = new Map(hostsNamed(6).filter(h => h !== 'h3').map(h => [Number(h.slice(1)), new Set([h])]))
+    const want = assignment(hostsNamed(6).filter(h => h !== 'h3'), 4, 2, holding(held))
+    assert.deepEqual(want, [['h0'], ['h1'], ['h2'], ['h0', 'h4', 'h5'], ['h4'], ['h5']])
+    fc.assert(fc.property(fc.integer({ min: 2, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 2, max: 7 }), (k, m, L) => {
+      const hosts = hostsNamed(L)
+      // one fragment per host, as after a clean placement and the loss of the hosts past L
+      const held = new Map(hosts.map((h, j) => [j, new Set([h])]))
+      const want = assignment(hosts, k, m, holding(held))
+      for (let j = L; j < k + m; j++) assert.ok(want[j].includes('h0'), `left-over fragment ${j} on ${want[j].join(',')}`)
+      // a layout that already holds its copies elsewhere is kept: nothing moves
+      const spread = new Map(want.map((hs, j) => [j, new Set(hs.includes('h0') && hs.length > 1 ? [...hs.filter(h => h !== 'h0'), hosts[(j + 2) % L]] : hs)]))
+      const again = assignment(hosts, k, m, holding(spread))
+      for (let j = L; j < k + m; j++) if (spread.get(j)!.size >= Math.min(m + 1, L)) assert.deepEqual(new Set(again[j]), new Set([...spread.get(j)!].slice(0, Math.min(m + 1, L))))
+    }), { seed, numRuns: 200 })
+  })
 })

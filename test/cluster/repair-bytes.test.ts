@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { Story } from '../../harness/story.ts'
+
+// Long failure timeout: a stopped host stays a suspect (a member) until the test declares it gone.
+const keep = { failureTimeoutMs: 600_000, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0, repairBytesPerSecond: 1 << 30 }
+const FILES = 4
+const FILE_BYTES = 4 << 20
+
+const sent = (hs: ClusterHost[]): number => hs.reduce((a, h) => a + h.swarm.stats().bytesSent, 0)
+
+/** Passes on every host until every chunk is redundant and nothing moves or drops (as the bench settles). */
+async function settle (hs: ClusterHost[]): Promise<void> {
+  await until('settled', async () => {
+    const progress = await Promise.all(hs.map(async h => await h.keep.repairer.pass()))
+    const s = await hs[0].keep.status()
+    return s.redundant === s.total && progress.every(p => p.fragmentsRepaired === 0 && p.dropped === 0)
+  }, 120_000)
+}
+
+describe('keep.repairer: bytes moved per byte lost (6 in-process hosts, k=4 m=2)', function () {
+  this.timeout(300_000)
+  const t = new Teardown()
+  let hosts: ClusterHost[]
+  const files = new Map<string, Buffer>()
+  const story = new Story()
+
+  before(async () => {
+    hosts = await startCluster(t, 6, { daemon: { keep } })
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+    for (let i = 0; i < FILES; i++) {
+      const data = randomBytes(FILE_BYTES)
+      files.set(`/m${i}.bin`, data)
+      await hosts[i % 6].volume.replaceFile(`/m${i}.bin`, [data], { wait: 'safe' })
+    }
+    await settle(hosts)
+  })
+  after(async () => { await t.run() })
+
+  it('a member back within the failure timeout costs no repair: passes while it is away rebuild and push nothing', story.step(async () => {
+    const away = hosts[5]
+    const survivors = hosts.slice(0, 5)
+    await away.stop()
+    await until('the survivors notice', () => survivors.every(h => h.host.peers().length === 4), 30_000)
+    for (const h of survivors) assert.ok(h.keep.membership.members().includes(away.host.peerId), 'still a member (suspect)')
+    const base = sent(survivors)
+    const passes = await Promise.all(survivors.map(async h => await h.keep.repairer.pass()))
+    for (const p of passes) {
+      assert.equal(p.fragmentsRepaired, 0, JSON.stringify(p))
+      assert.equal(p.bytesFetched, 0, JSON.stringify(p))
+      assert.equal(p.bytesPushed, 0, JSON.stringify(p))
+      assert.equal(p.failed, 0, JSON.stringify(p))
+    }
+    // have-queries only: less than one fragment's bytes over all the passes
+    const moved = sent(survivors) - base
+    assert.ok(moved < FILE_BYTES / 16, `${moved} bytes sent while the member was away`)
+    // back with its disk, under the same peer id: nothing to repair
+    const back = await startHost(t, away.dir, `${away.name}-back`, [hosts[0].address], { daemon: { keep } })
+    assert.equal(back.host.peerId, away.host.peerId)
+    hosts[5] = back
+    await until('every host knows every other again', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+    const after = await Promise.all(hosts.map(async h => await h.keep.repairer.pass()))
+    for (const p of after) assert.equal(p.fragmentsRepaired, 0, JSON.stringify(p))
+    const s = await hosts[0].keep.status()
+    assert.equal(s.redundant, s.total)
+  }))
+
+  it('a member declared gone: every chunk redundant again, at most k - 1 + m fragments moved per fragment lost, none rebuilt twice', story.step(async () => {
+    const victim = hosts[5]
+    const survivors = hosts.slice(0, 5)
+    const lost = (await victim.store.usage()).bytesStored
+    const fragmentBytes = FILE_BYTES / 16 // 1 MiB chunks, k = 4
+    assert.ok(lost >= FILES * 4 * fragmentBytes / 2, `the victim held fragments: ${lost} bytes`)
+    const totals = survivors.map(h => h.keep.repairer.totals())
+    const base = sent(survivors)
+    await victim.stop()
+    await until('the survivors notice', () => survivors.every(h => h.host.peers().length === 4), 30_000)
+    // the operator says it will not be back: every survivor drops it and runs a pass of its own
+    const passes = survivors.map(() => 0)
+    survivors.forEach((h, i) => { h.keep.repairer.addEventListener('pass', () => { passes[i]++ }) })
+    await survivors[0].keep.membership.expire()
+    await until('every survivor dropped it', () => survivors.every(h => !h.keep.membership.members().includes(victim.host.peerId)), 30_000)
+    await until('every survivor ran its pass', () => passes.every(n => n > 0) && survivors.every(h => !h.keep.repairer.progress().running), 120_000)
+    // those passes' bytes: the repair and its surveys (have-queries), nothing else
+    const moved = sent(survivors) - base
+    await until('every chunk redundant again', async () => {
+      const passes = await Promise.all(survivors.map(async h => await h.keep.repairer.pass()))
+      const s = await survivors[0].keep.status()
+      return s.redundant === s.total && passes.every(p => p.fragmentsRepaired === 0)
+    }, 120_000)
+    const fetched = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesFetched - totals[i].bytesFetched, 0)
+    const pushed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totals[i].bytesPushed, 0)
+    const figures = `lost ${lost}, fetched ${fetched}, pushed ${pushed}, swarm sent ${moved} in the passes on leaving (${(moved / lost).toFixed(2)} per byte lost)`
+    // 5 hosts for 6 fragments: the lost fragment goes on m + 1 = 3 hosts (assignment.ts); its
+    // keeper holds another fragment (k - 1 = 3 fetched), keeps one copy and pushes m = 2
+    assert.ok(fetched <= 3 * lost, `each lost fragment rebuilt once, from k - 1 fetched: ${figures}`)
+    assert.ok(fetched + pushed <= 5 * lost, `k - 1 + m fragments moved per fragment lost: ${figures}`)
+    // the passes' have-queries come on top: a few dozen bytes per fragment and peer
+    assert.ok(moved <= 5.1 * lost, figures)
+    console.log(`      ${figures}`)
+    for (const h of survivors) {
+      h.volume.chunks.dropCache()
+      for (const [path, data] of files) assert.deepEqual(Buffer.from(await h.volume.readFile(path)), data, `${path} on ${h.name}`)
+    }
+  }))
+})
