@@ -8,6 +8,7 @@ import { ApiServer, resourceRoutes } from '../../node/api/index.ts'
 import type { ResourceDeps } from '../../node/api/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { remoteVolume } from '../helpers/remote-volume.ts'
+import { PATCH_COMMIT_RANGES } from '../../node/index.ts'
 
 /** One chunk (past the inline limit, so it has a manifest): no prefetch of a next chunk. */
 const SIZE = 100_000
@@ -59,7 +60,10 @@ describe('Volume calls take AbortOptions down to the network fetch', function ()
   it('fh.write(..., { signal }) waiting behind a commit that fetches: aborted, it leaves the queue and never writes', async () => {
     const r = await remoteVolume(t, await tempDir(t), SIZE)
     const fh = await r.volume.open(r.path, 'r+')
-    await fh.write(Buffer.from('patch'), 0, 5, 10) // a patch: the chunk is read at commit
+    // more separate small writes than one commit makes positioned extents of (PATCH_COMMIT_RANGES):
+    // the commit is a whole version, so it reads the base chunk (from a peer) to patch it
+    const at = Array.from({ length: PATCH_COMMIT_RANGES + 1 }, (_, j) => 10 + 100 * j)
+    for (const p of at) await fh.write(Buffer.from('patch'), 0, 5, p)
     const syncing = fh.flush()
     const fetch = await r.nextFetch()
     const controller = new AbortController()
@@ -70,7 +74,7 @@ describe('Volume calls take AbortOptions down to the network fetch', function ()
     await syncing
     await fh.close()
     const want = Buffer.from(r.bytes)
-    want.write('patch', 10)
+    for (const p of at) want.write('patch', p)
     assert.deepEqual(Buffer.from(await r.volume.readFile(r.path)), want)
   })
 
