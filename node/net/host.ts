@@ -221,7 +221,7 @@ export interface Gossip {
   readonly topic: string
   /** Publish on the topic; resolves to the peers it was sent to (every subscribed connected peer). */
   publish: (data: Uint8Array) => Promise<string[]>
-  /** The one validator and handler of incoming messages (none: every message is ignored). */
+  /** The one validator and handler of incoming messages; the host is subscribed to the topic while it has one. */
   handle: (handler: GossipHandler | undefined) => void
   /** Connected peers subscribed to the topic. */
   subscribers: () => string[]
@@ -454,10 +454,15 @@ export async function createHost (init: HostInit): Promise<Host> {
     const before = chosen ?? new Set<string>()
     chosen = wanted()
     const now = chosen ?? new Set<string>()
-    // ignored: a peer the store lost is tagged again at the next refresh
+    const tag = async (id: string, value: { value: number } | undefined): Promise<void> => {
+      await libp2p.peerStore.merge(peerIdFromString(id), { tags: { [NEIGHBOUR_TAG]: value } }).catch((err: unknown) => {
+        // a peer the store lost: tagged again at a later refresh (or a trim closes it)
+        log('tagging %s failed: %e', id, err)
+      })
+    }
     await Promise.all([
-      ...[...before].filter(id => !now.has(id)).map(async id => { await libp2p.peerStore.merge(peerIdFromString(id), { tags: { [NEIGHBOUR_TAG]: undefined } }).catch(() => {}) }),
-      ...[...now].filter(id => !before.has(id)).map(async id => { await libp2p.peerStore.merge(peerIdFromString(id), { tags: { [NEIGHBOUR_TAG]: { value: NEIGHBOUR_TAG_VALUE } } }).catch(() => {}) })
+      ...[...before].filter(id => !now.has(id)).map(async id => { await tag(id, undefined) }),
+      ...[...now].filter(id => !before.has(id)).map(async id => { await tag(id, { value: NEIGHBOUR_TAG_VALUE }) })
     ])
     if (chosen === undefined) return
     const connected = new Set(connectedIds())
@@ -728,7 +733,6 @@ export async function createHost (init: HostInit): Promise<Host> {
       return TopicValidatorResult.Ignore
     }
   })
-  pubsub.subscribe(topic)
   const gossip: Gossip = {
     topic,
     publish: async (data) => {
@@ -736,7 +740,14 @@ export async function createHost (init: HostInit): Promise<Host> {
       const { recipients } = await pubsub.publish(topic, data)
       return recipients.map(p => p.toString())
     },
-    handle: (handler) => { gossipHandler = handler },
+    // a host subscribes to the topic only while something takes its messages: a peer that does
+    // not (an older version, a part that stopped) is not sent any, and gets ops by direct push
+    handle: (handler) => {
+      gossipHandler = handler
+      if (stopped) return
+      if (handler !== undefined) pubsub.subscribe(topic)
+      else pubsub.unsubscribe(topic)
+    },
     subscribers: () => pubsub.getSubscribers(topic).map(p => p.toString()),
     mesh: () => (pubsub as unknown as { getMeshPeers: (t: string) => string[] }).getMeshPeers(topic)
   }

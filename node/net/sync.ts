@@ -11,10 +11,10 @@
 //    Ops that reach this host another way (a reconcile, a direct push) are not forwarded one by
 //    one: the tree's heads are published once the burst is over, and the hosts that miss them
 //    fetch what lies below from this host.
-//  - Direct push, for peers gossip does not reach yet: a peer connected but not (yet) known to
-//    be subscribed to the topic, the few seconds after a connection, gets this host's own new
-//    ops pushed on OPS_PROTOCOL as before. Anti-entropy covers the rest: a reconcile on every
-//    (re)connection.
+//  - Direct push, for peers gossip does not reach: a peer connected but not (yet) known to be
+//    subscribed to the topic (the moments after a connection, or a host of an older version)
+//    gets this host's own new ops, and the ops it receives, pushed on OPS_PROTOCOL as before.
+//    Anti-entropy covers the rest: a reconcile on every (re)connection.
 //  - Reconcile: on every (re)connection each side asks the other for its heads and fetches what
 //    it misses, walking parents in bounded batches (the responder sends the wanted ops plus
 //    their ancestors, breadth first, stopping at the asker's heads), until nothing is missing.
@@ -284,12 +284,17 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       origins.delete(id)
       if (bytes === undefined) return
       if (gossip !== undefined) {
-        if (gossiped.delete(id)) return // gossipsub forwards it (once accepted)
         if (evt.detail.local) {
           publishing.push(bytes)
           void publish()
-        } else {
-          headsSoon()
+          return
+        }
+        // gossipsub forwards what it accepted; other ops are followed by a heads publish
+        if (!gossiped.delete(id)) headsSoon()
+        // peers not subscribed to the topic (older versions) still get every op pushed
+        const subscribed = new Set(gossip.subscribers())
+        for (const { id: peer } of host.peers()) {
+          if (peer !== from && !subscribed.has(peer)) pushTo(peer, bytes)
         }
         return
       }
