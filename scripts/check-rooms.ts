@@ -71,6 +71,7 @@ const owners: Array<[string, string[]]> = [
   ['@chainsafe/libp2p-noise', ['node/net/host.ts']],
   ['@chainsafe/libp2p-yamux', ['node/net/host.ts']],
   ['@chainsafe/libp2p-gossipsub', ['node/net/host.ts']],
+  ['@libp2p/gossipsub', ['node/net/host.ts']],
   ['blockstore-fs', ['node/data/store.ts']],
   ['p-queue', ['node/pool.ts']],
   ['fuse-native', ['fuse/index.ts']],

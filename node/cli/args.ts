@@ -51,6 +51,7 @@ export const COMMANDS: Record<string, Command> = {
       join: { type: 'string', repeat: true, value: 'MULTIADDR', help: 'a member to join through (repeatable; saved)' },
       announce: { type: 'string', repeat: true, value: 'MULTIADDR', help: 'address told to peers (repeatable)' },
       'allow-from': { type: 'string', repeat: true, value: 'CIDR', help: 'accept connections only from these networks (repeatable)' },
+      'max-connections': { type: 'string', value: 'N', help: 'connections this host keeps open at most: its XOR neighbours and a few long links (default 64)' },
       mount: { type: 'string', value: 'DIR', help: 'mount the volume on DIR (FUSE)' },
       'init-if-needed': { type: 'boolean', help: 'make the data dir with a new network if it has none' },
       invite: { type: 'string', value: 'STRING', help: 'on a fresh data dir: init with this invite, then run (on one of its network: joins through it)' },

@@ -356,6 +356,11 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
   const apiRateText = one(p, 'api-rate')
   const apiRate = apiRateText === undefined ? undefined : Number(apiRateText)
   if (apiRate !== undefined && (!/^\d+$/.test(apiRateText!) || apiRate < 1)) throw new UsageError(`--api-rate takes a whole number of requests per second (at least 1), got ${JSON.stringify(apiRateText)}`)
+  const maxConnectionsText = one(p, 'max-connections')
+  const maxConnections = maxConnectionsText === undefined ? undefined : Number(maxConnectionsText)
+  if (maxConnections !== undefined && (!/^\d+$/.test(maxConnectionsText!) || maxConnections < 2 || maxConnections > 100_000)) {
+    throw new UsageError(`--max-connections takes a whole number of connections from 2 to 100000, got ${JSON.stringify(maxConnectionsText)}`)
+  }
   const redundancy = parseRedundancy(one(p, 'redundancy'))
   const dataFragments = parseDataFragments(one(p, 'data-fragments'), redundancy ?? DEFAULT_REDUNDANCY)
   const log = one(p, 'log') ?? 'error'
@@ -371,6 +376,7 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
       join: many(p, 'join'),
       announce: many(p, 'announce'),
       allowFrom: many(p, 'allow-from'),
+      maxConnections,
       maxUpload: rate('max-upload'),
       maxDownload: rate('max-download'),
       uplink: rate('uplink'),

@@ -10,7 +10,7 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FULL_MESH_PEERS, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, SpaceNotices, startUplinks, uploadCap } from '../net/index.ts'
+import { createHost, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, SpaceNotices, startUplinks, uploadCap } from '../net/index.ts'
 import type { Host, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -34,6 +34,8 @@ export interface DaemonOptions {
   join?: string[]
   announce?: string[]
   allowFrom?: string[]
+  /** Connections kept open once settled (`--max-connections`, default 64; net/host.ts). */
+  maxConnections?: number
   /** Data upload/download caps in bytes/s (swarm traffic; DHT and control are apart). */
   maxUpload?: number
   maxDownload?: number
@@ -122,11 +124,11 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
 
     const listen = opts.listen !== undefined && opts.listen.length > 0 ? opts.listen : config.listen
     const join_ = [...new Set([...(opts.join ?? []), ...config.join])]
-    const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom })
+    const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom, maxConnections: opts.maxConnections })
     closers.push(async () => { await host.stop() })
 
     // provider records for the blocks stored here, off the data path (announce.ts)
-    const announcer = new Announcer(async (cid, o) => { await host.provide(cid, o) }, () => host.peers().length + 1 >= FULL_MESH_PEERS)
+    const announcer = new Announcer(async (cid, o) => { await host.provide(cid, o) }, () => host.peers().length + 1 >= host.fullMeshPeers)
     closers.push(async () => { announcer.stop() })
     const uplinks = await startUplinks(host, opts.uplink)
     closers.push(uplinks.stop)
@@ -345,6 +347,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         dataFragments: opts.dataFragments ?? null,
         api: opts.api ?? null,
         apiRate: opts.apiRate ?? null,
+        maxConnections: opts.maxConnections ?? null,
         maxUpload: opts.maxUpload ?? null,
         maxDownload: opts.maxDownload ?? null,
         uplink: opts.uplink ?? null

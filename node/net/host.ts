@@ -10,6 +10,23 @@
 // its connection answers pings (libp2p's connection monitor); dropped members are redialled
 // with capped, jittered backoff for as long as they stay away (see redial()).
 //
+// Bounded connections (issue 14): a host keeps at most `maxConnections` (`--max-connections`,
+// default DEFAULT_MAX_CONNECTIONS) open once things settle. While it knows no more members than
+// that, it is the full mesh above. Beyond, it wants its neighbours (kad.ts neighbours(): the
+// closest member of each k-bucket, which keeps the network connected, then its XOR
+// neighbourhood), tags them NEIGHBOUR_TAG in the peer store, dials them and redials only them;
+// the other connections (peers that want this host, transfers, DHT queries) are trimmed lowest
+// tag value first (gossipsub tags its mesh peers too) once over the bound. libp2p's connection
+// manager holds the hard cap a little above the bound (CONNECTION_SLACK): at its cap it refuses
+// inbound connections, which would lock a joiner out of a full seed, and its pruner never closes
+// a connection carrying gossipsub's long-lived streams, so it could not hold the bound itself.
+//
+// Gossip (issue 14): a gossipsub service on one topic private to the network (derived from its
+// key: two networks never share one), StrictSign, the mesh degree at gossipsub's defaults
+// (D 6, at most 12), messages up to GOSSIP_MAX_MESSAGE_BYTES. Its one user hands a validator
+// (host.gossip.handle); a message it rejects lowers the forwarder's score (P4, GOSSIP_TOPIC_SCORE),
+// and a peer that keeps sending such is graylisted.
+//
 // A wrong network key is reported as such: libp2p only sees a broken handshake, so the pnet
 // protector is wrapped to check that the first decrypted bytes are multistream-select's header
 // (any libp2p peer sends it first); garbage there means the two sides' keys differ. Both sides
@@ -22,6 +39,10 @@ import { preSharedKey } from '@libp2p/pnet'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
+import { gossipsub, StrictSign, TopicValidatorResult } from '@libp2p/gossipsub'
+import type { GossipSub } from '@libp2p/gossipsub'
+import { createPeerScoreParams, createTopicScoreParams } from '@libp2p/gossipsub/score'
+import { createHash } from 'node:crypto'
 import { createTrafficMeter } from './traffic.ts'
 import type { TrafficSnapshot } from './traffic.ts'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -35,7 +56,7 @@ import type { CID } from 'multiformats/cid'
 import { NetworkKeyMismatchError, UsageError } from '../errors.ts'
 import { formatNetworkKey } from './keys.ts'
 import { isListenFailure, listenError } from './listen.ts'
-import { targets } from './kad.ts'
+import { neighbours, targets } from './kad.ts'
 import { cidrContains, parseCidr } from './cidr.ts'
 import type { Cidr } from './cidr.ts'
 import { RpcProtocolError, call, defineProtocol, serve } from './rpc.ts'
@@ -118,8 +139,47 @@ export const RECONNECT_MAX_DELAY_MS = 60_000
  * that lost a member at the same moment do not all redial it in lockstep.
  */
 export const RECONNECT_JITTER = 0.25
-/** Most open connections (members plus transient ones). */
-export const MAX_CONNECTIONS = 4 * FULL_MESH_PEERS
+/** A connection that lasted this long was stable: its member's next redial starts at the first delay again. */
+export const RECONNECT_STABLE_MS = 60_000
+/** Default bound on the connections a host keeps open (`--max-connections`). */
+export const DEFAULT_MAX_CONNECTIONS = 64
+/**
+ * Connections libp2p accepts above the bound, briefly (its hard cap is bound + this): joiners
+ * reaching a full seed (libp2p refuses inbound connections at its cap, which a joiner sees as a
+ * failed handshake), transfers and DHT queries to hosts beyond the neighbours. Trimmed back.
+ */
+export const connectionSlack = (bound: number): number => Math.max(16, bound)
+/**
+ * Neighbours a host wants beyond the full mesh: half its bound, the other half is room for the
+ * peers that want it (a connection counts at both ends, so wanting more than half the bound
+ * cannot be granted everywhere: hosts would trim each other's wants away in a loop).
+ */
+export const neighbourCount = (bound: number): number => Math.max(1, Math.floor(bound / 2))
+/**
+ * A neighbour that closed this host's connection soon after it opened (it is over its own bound
+ * and does not want this host) is left out of the neighbours for this long: another is chosen.
+ */
+export const REFUSED_NEIGHBOUR_MS = 120_000
+/** Peer-store tag of the neighbours (libp2p's pruner and the trim below close lowest-valued first). */
+export const NEIGHBOUR_TAG = 'darkfs-neighbour'
+export const NEIGHBOUR_TAG_VALUE = 500
+/** A connection younger than this is not trimmed: a joiner's peer exchange, a transfer's start. */
+export const TRIM_GRACE_MS = 5_000
+/** Membership changes within this window are folded into one neighbour refresh. */
+export const NEIGHBOUR_REFRESH_MS = 200
+/** kad-dht's keep-alive tag on its closest peers (its constants.ts KEEP_ALIVE_TAG, not exported). */
+const KAD_KEEP_ALIVE_TAG = `${KEEP_ALIVE}-kad-dht`
+/** Streams that do not keep a connection from being trimmed (run on every connection). */
+const BACKGROUND_PROTOCOLS = ['/ipfs/id/', '/ipfs/ping/', '/meshsub/', '/floodsub/', DHT_PROTOCOL, PEX_PROTOCOL]
+/** Largest gossip message (an op is at most tree's MAX_OP_BYTES; ops are batched below this). */
+export const GOSSIP_MAX_MESSAGE_BYTES = 1024 * 1024
+/**
+ * Score of the gossip topic: only invalid messages count (P4, squared, decaying by half each
+ * decay interval), so one rejected message puts its forwarder at the publish threshold and a
+ * second graylists it. The delivery-rate terms (P2, P3) stay off: an idle darkfs network sends
+ * nothing for hours, which gossipsub's defaults would punish.
+ */
+const GOSSIP_TOPIC_SCORE = { topicWeight: 1, timeInMeshWeight: 0, firstMessageDeliveriesWeight: 0, meshMessageDeliveriesWeight: 0, meshFailurePenaltyWeight: 0, invalidMessageDeliveriesWeight: -50, invalidMessageDeliveriesDecay: 0.5 }
 /** closestPeers(): the DHT query part gives up after this; connected peers still answer. */
 export const CLOSEST_PEERS_QUERY_TIMEOUT_MS = 2000
 /** findProviders(): the query gives up after this unless the caller aborts sooner. */
@@ -147,6 +207,26 @@ export interface HostInit {
   announce?: string[]
   /** Networks up to this many members keep a connection to every member. Default FULL_MESH_PEERS. */
   fullMeshPeers?: number
+  /** Connections kept open once settled (`--max-connections`). Default DEFAULT_MAX_CONNECTIONS. */
+  maxConnections?: number
+}
+
+/** What the gossip handler says of a message: deliver and forward it, drop it, or drop it and blame the sender. */
+export type GossipVerdict = 'accept' | 'ignore' | 'reject'
+/** Validates and takes a gossip message; `from` is the peer it came through (it has it). */
+export type GossipHandler = (data: Uint8Array, from: string) => Promise<GossipVerdict>
+
+export interface Gossip {
+  /** The network's topic (from its key). */
+  readonly topic: string
+  /** Publish on the topic; resolves to the peers it was sent to (every subscribed connected peer). */
+  publish: (data: Uint8Array) => Promise<string[]>
+  /** The one validator and handler of incoming messages; the host is subscribed to the topic while it has one. */
+  handle: (handler: GossipHandler | undefined) => void
+  /** Connected peers subscribed to the topic. */
+  subscribers: () => string[]
+  /** Peers in this host's gossip mesh. */
+  mesh: () => string[]
 }
 
 export interface HostPeer { id: string, addresses: string[], latencyMs?: number }
@@ -195,6 +275,14 @@ export interface Host {
   removeEventListener: <K extends keyof HostEventMap>(type: K, listener: (evt: HostEventMap[K]) => void) => void
   /** Bytes this host sent, per protocol and into its sockets (node/traffic.ts). */
   traffic: () => TrafficSnapshot
+  /** Dissemination over gossipsub on the network's topic. */
+  gossip: Gossip
+  /** Connections kept open once settled. */
+  readonly maxConnections: number
+  /** Members up to this many are all connected (full mesh); beyond, a host has neighbours. */
+  readonly fullMeshPeers: number
+  /** The peers this host keeps connected beyond the full mesh (all known members within it). */
+  neighbours: () => string[]
   /** Stop listening and close every connection. Idempotent. */
   stop: () => Promise<void>
 }
@@ -204,7 +292,10 @@ export async function createHost (init: HostInit): Promise<Host> {
   if (!(init.networkKey instanceof Uint8Array)) throw new UsageError('createHost: a network key is required (darkfs networks are private)')
   const psk = new TextEncoder().encode(formatNetworkKey(init.networkKey))
   const dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
-  const fullMesh = init.fullMeshPeers ?? FULL_MESH_PEERS
+  const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw new UsageError(`createHost: maxConnections must be a whole number >= 1, got ${String(maxConnections)}`)
+  const fullMesh = Math.min(init.fullMeshPeers ?? FULL_MESH_PEERS, maxConnections)
+  const topic = gossipTopic(init.networkKey)
   const allowFrom = (init.allowFrom ?? []).map(parseCidr)
   const events = new EventTarget()
   const mismatches: Array<KeyMismatch & { at: number }> = []
@@ -241,7 +332,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       denyDialMultiaddr: () => false
     },
     connectionManager: {
-      maxConnections: MAX_CONNECTIONS,
+      maxConnections: maxConnections + connectionSlack(maxConnections),
       dialTimeout: dialTimeoutMs,
       // redials are done here (see redial()), at the member's last known addresses
       reconnectRetries: 0,
@@ -266,7 +357,24 @@ export async function createHost (init: HostInit): Promise<Host> {
         peerInfoMapper: passthroughMapper,
         allowQueryWithZeroPeers: true,
         querySelfInterval: DHT_SELF_QUERY_INTERVAL_MS
-      })
+      }),
+      pubsub: gossipsub({
+        globalSignaturePolicy: StrictSign,
+        allowedTopics: [topic],
+        // a darkfs network speaks gossipsub only (no floodsub, which floods every peer)
+        fallbackToFloodsub: false,
+        // own messages go to every subscribed peer (at most the bound); forwarded ones to the mesh
+        floodPublish: true,
+        allowPublishToZeroTopicPeers: true,
+        doPX: false,
+        emitSelf: false,
+        maxInboundDataLength: GOSSIP_MAX_MESSAGE_BYTES,
+        scoreParams: createPeerScoreParams({
+          topics: { [topic]: createTopicScoreParams(GOSSIP_TOPIC_SCORE) },
+          // every member holds the network key; hosts behind one address (loopback, a NAT) are normal
+          IPColocationFactorWeight: 0
+        })
+      }) as (components: any) => GossipSub
     }
   }).catch(async (err: unknown) => {
     // a port in use is the user's to fix: say so in their words, not libp2p's (listen.ts)
@@ -284,20 +392,33 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
   const members = (): PexPeer[] => {
     const list: PexPeer[] = [{ id: self, addrs: ownAddrs() }]
-    for (const id of connectedIds()) {
+    const connected = connectedIds()
+    for (const id of connected) {
       const addrs = knownAddrs(id)
       if (addrs.length > 0) list.push({ id, addrs })
+    }
+    // beyond the full mesh a host is connected to few members: it tells the others it knows of too
+    const listed = new Set([self, ...connected])
+    for (const [id, addrs] of known) {
+      if (list.length >= PEX_MAX_PEERS) break
+      if (!listed.has(id)) list.push({ id, addrs: addrs.slice(0, PEX_MAX_ADDRS) })
     }
     return list.slice(0, PEX_MAX_PEERS)
   }
   const ownAddrs = (): string[] => libp2p.getMultiaddrs().map(a => a.toString()).filter(a => !isUnspecified(a)).slice(0, PEX_MAX_ADDRS)
 
   const dialing = new Set<string>()
+  /** Members heard of (peer exchange, identify) -> their addresses: who neighbours are chosen from. */
+  const known = new Map<string, string[]>()
   const learn = async (peers: PexPeer[]): Promise<void> => {
+    const size = known.size
+    for (const p of peers) if (p.id !== self && p.addrs.length > 0) known.set(p.id, p.addrs)
+    if (known.size !== size) refreshSoon()
     const connected = new Set(connectedIds())
-    const fresh = peers.filter(p => p.id !== self && !connected.has(p.id) && !dialing.has(p.id))
-    if (connected.size + dialing.size >= fullMesh) return
-    const queue = fresh.slice(0, fullMesh - connected.size - dialing.size)
+    const want = wanted()
+    const fresh = peers.filter(p => p.id !== self && !connected.has(p.id) && !dialing.has(p.id) && (want === undefined || want.has(p.id)))
+    const room = want === undefined ? fullMesh - connected.size - dialing.size : maxConnections - connected.size - dialing.size
+    const queue = fresh.slice(0, Math.max(0, room))
     await forEachLimited(queue, PEX_DIAL_CONCURRENCY, async p => {
       if (stopped) return
       dialing.add(p.id)
@@ -311,6 +432,111 @@ export async function createHost (init: HostInit): Promise<Host> {
         dialing.delete(p.id)
       }
     })
+  }
+
+  // --- bounded connections: neighbours and the trim ------------------------------------------
+  /** The members this host keeps connected, or undefined while it knows few enough for a full mesh. */
+  let chosen: Set<string> | undefined
+  /** Neighbours that closed this host's connection -> until when they are not chosen again. */
+  const refused = new Map<string, number>()
+  const wanted = (): Set<string> | undefined => {
+    const members = new Set([...known.keys(), ...connectedIds()])
+    members.delete(self)
+    if (members.size + 1 <= fullMesh) return undefined
+    const now = Date.now()
+    for (const [id, until] of refused) {
+      if (until <= now) refused.delete(id)
+      else members.delete(id)
+    }
+    return new Set(neighbours(self, members, neighbourCount(maxConnections)))
+  }
+  const refreshNeighbours = async (): Promise<void> => {
+    const before = chosen ?? new Set<string>()
+    chosen = wanted()
+    const now = chosen ?? new Set<string>()
+    const tag = async (id: string, value: { value: number } | undefined): Promise<void> => {
+      await libp2p.peerStore.merge(peerIdFromString(id), { tags: { [NEIGHBOUR_TAG]: value } }).catch((err: unknown) => {
+        // a peer the store lost: tagged again at a later refresh (or a trim closes it)
+        log('tagging %s failed: %e', id, err)
+      })
+    }
+    await Promise.all([
+      ...[...before].filter(id => !now.has(id)).map(async id => { await tag(id, undefined) }),
+      ...[...now].filter(id => !before.has(id)).map(async id => { await tag(id, { value: NEIGHBOUR_TAG_VALUE }) })
+    ])
+    if (chosen === undefined) return
+    const connected = new Set(connectedIds())
+    await Promise.all([...new Set([...connected, ...before])].map(async id => { await keepAlive(id, chosen?.has(id) === true) }))
+    await learn([...chosen].filter(id => !connected.has(id)).map(id => ({ id, addrs: known.get(id) ?? listenAddrs.get(id) ?? [] })).filter(p => p.addrs.length > 0))
+    trimSoon()
+  }
+  let refreshTimer: ReturnType<typeof setTimeout> | undefined
+  const refreshSoon = (): void => {
+    if (stopped || refreshTimer !== undefined) return
+    refreshTimer = setTimeout(() => {
+      refreshTimer = undefined
+      refreshNeighbours().catch((err: unknown) => { log('neighbour refresh failed: %e', err) })
+    }, NEIGHBOUR_REFRESH_MS)
+    refreshTimer.unref?.()
+  }
+  /**
+   * Keep-alive tags (any tag named keep-alive*): libp2p's reconnect queue tries to reconnect a
+   * peer that has one when it drops. Ours marks members (all of them in a full mesh, the
+   * neighbours beyond); kad-dht's marks its 20 closest peers, and is dropped beyond the full mesh
+   * with ours, or a trimmed peer would be dialled straight back by both ends.
+   */
+  const keepAlive = async (id: string, on: boolean): Promise<void> => {
+    const value = on ? { value: 1 } : undefined
+    // ignored: a peer the store does not know has no tag to drop (and gets one when it connects)
+    await libp2p.peerStore.merge(peerIdFromString(id), { tags: { [KEEP_ALIVE]: value, ...(chosen === undefined ? {} : { [KAD_KEEP_ALIVE_TAG]: value }) } }).catch(() => {})
+  }
+  /** Peers closed by the trim: not redialled (they are not neighbours). */
+  const trimmed = new Set<string>()
+  let trimTimer: ReturnType<typeof setTimeout> | undefined
+  const trimSoon = (delay = 0): void => {
+    if (stopped || trimTimer !== undefined) return
+    trimTimer = setTimeout(() => {
+      trimTimer = undefined
+      trim().catch((err: unknown) => { log('trimming connections failed: %e', err) })
+    }, delay)
+    trimTimer.unref?.()
+  }
+  /**
+   * Close connections above the bound: never a neighbour's, nor one younger than TRIM_GRACE_MS
+   * or carrying this host's own protocols (a transfer, a sync): those are tried again later.
+   */
+  const trim = async (): Promise<void> => {
+    const ids = connectedIds()
+    if (stopped || ids.length <= maxConnections) return
+    const now = Date.now()
+    let later = false
+    const candidates: Array<{ id: string, value: number }> = []
+    for (const id of ids) {
+      if (chosen?.has(id) === true) continue
+      const conns = libp2p.getConnections(peerIdFromString(id))
+      // busy: a stream of this host's own protocols opened lately (the swarm keeps one stream
+      // per peer open for good, so an old one says nothing of a transfer: a transfer cut here
+      // is taken up by the swarm from another holder, or on a new connection)
+      if (conns.some(c => now - c.timeline.open < TRIM_GRACE_MS || c.streams.some(st => now - st.timeline.open < TRIM_GRACE_MS && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))) {
+        later = true
+        continue
+      }
+      let value = 0
+      try {
+        for (const t of (await libp2p.peerStore.get(peerIdFromString(id))).tags.values()) value += t.value
+      } catch {
+        // a peer the store does not know has no tags: value 0
+      }
+      candidates.push({ id, value })
+    }
+    candidates.sort((a, b) => a.value - b.value || (a.id < b.id ? -1 : 1))
+    for (const { id } of candidates.slice(0, ids.length - maxConnections)) {
+      trimmed.add(id)
+      log('over %d connections: closing the one to %s', maxConnections, id)
+      await keepAlive(id, false)
+      await libp2p.hangUp(peerIdFromString(id)).catch((err: unknown) => { log('closing the connection to %s failed: %e', id, err) })
+    }
+    if (later || connectedIds().length > maxConnections) trimSoon(TRIM_GRACE_MS)
   }
 
   // node's own protocols on this libp2p node (rpc.ts); the Host below hands out the same
@@ -358,7 +584,11 @@ export async function createHost (init: HostInit): Promise<Host> {
   libp2p.addEventListener('peer:identify', (evt) => {
     const id = evt.detail.peerId.toString()
     // a member that is stopping pushes an empty address list: keep the last good one to redial
-    if (evt.detail.listenAddrs.length > 0) listenAddrs.set(id, evt.detail.listenAddrs.map(a => withPeer(a, id)))
+    if (evt.detail.listenAddrs.length > 0) {
+      listenAddrs.set(id, evt.detail.listenAddrs.map(a => withPeer(a, id)))
+      known.set(id, knownAddrs(id))
+      refreshSoon()
+    }
     if (!evt.detail.protocols.includes(PEX_PROTOCOL)) return
     void exchange(id)
     announceSoon()
@@ -367,13 +597,23 @@ export async function createHost (init: HostInit): Promise<Host> {
     const id = evt.detail.toString()
     redials.get(id)?.abort()
     hungUp.delete(id)
-    // keep-alive: the connection manager never prunes a member's connection
-    void libp2p.peerStore.merge(evt.detail, { tags: { [KEEP_ALIVE]: { value: 1 } } }).catch(() => {})
+    // keep-alive: libp2p's reconnect queue tries once to reconnect a member that dropped; beyond
+    // the full mesh only neighbours have it (a trimmed peer must stay away)
+    void keepAlive(id, chosen === undefined || chosen.has(id))
+    trimmed.delete(id)
+    connectedAt.set(id, Date.now())
+    if (connectedIds().length > maxConnections) trimSoon(TRIM_GRACE_MS)
     events.dispatchEvent(new CustomEvent('peer:connect', { detail: id }))
   })
   libp2p.addEventListener('peer:disconnect', (evt) => {
     const id = evt.detail.toString()
     events.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id }))
+    // a neighbour that closed the connection soon after it opened does not want this host
+    if (chosen?.has(id) === true && !trimmed.has(id) && !hungUp.has(id) && !stopped && Date.now() - (connectedAt.get(id) ?? 0) < RECONNECT_STABLE_MS) {
+      log('neighbour %s closed the connection: choosing another for a while', id)
+      refused.set(id, Date.now() + REFUSED_NEIGHBOUR_MS)
+      refreshSoon()
+    }
     if (!hungUp.has(id)) redial(id)
   })
 
@@ -381,17 +621,31 @@ export async function createHost (init: HostInit): Promise<Host> {
   // reconnect queue only knows the peer store, which the member's farewell identify-push empties)
   const redials = new Map<string, AbortController>()
   const hungUp = new Set<string>()
+  /**
+   * First redial delay of a member whose last connection did not last RECONNECT_STABLE_MS (a
+   * neighbour that keeps trimming this host away, being over its bound): it doubles each time,
+   * so such a pair settles into rare tries instead of a connection every few seconds.
+   */
+  const firstDelay = new Map<string, number>()
+  const connectedAt = new Map<string, number>()
   const redial = (id: string): void => {
     const addrs = listenAddrs.get(id)
     if (stopped || addrs === undefined || redials.has(id)) return
+    // beyond the full mesh only neighbours are redialled; a trimmed peer is not wanted back
+    if (trimmed.has(id) || (chosen !== undefined && !chosen.has(id))) return
     const controller = new AbortController()
     redials.set(id, controller)
+    const lasted = Date.now() - (connectedAt.get(id) ?? 0)
+    const start = lasted >= RECONNECT_STABLE_MS ? RECONNECT_RETRY_INTERVAL_MS : Math.min((firstDelay.get(id) ?? RECONNECT_RETRY_INTERVAL_MS / RECONNECT_BACKOFF) * RECONNECT_BACKOFF, RECONNECT_MAX_DELAY_MS)
+    firstDelay.set(id, start)
     void (async () => {
-      let delay = RECONNECT_RETRY_INTERVAL_MS
+      let delay = start
       for (let back = false; !back && !controller.signal.aborted;) {
         await sleep(delay * (1 - RECONNECT_JITTER * Math.random()), controller.signal)
         delay = Math.min(delay * RECONNECT_BACKOFF, RECONNECT_MAX_DELAY_MS)
         if (controller.signal.aborted || libp2p.getConnections(peerIdFromString(id)).length > 0) break
+        // no longer a neighbour (another was chosen meanwhile): not redialled
+        if (chosen !== undefined && !chosen.has(id)) break
         for (const addr of listenAddrs.get(id) ?? addrs) {
           try {
             await libp2p.dial(multiaddr(addr), { signal: anySignal([controller.signal], dialTimeoutMs) })
@@ -465,8 +719,45 @@ export async function createHost (init: HostInit): Promise<Host> {
     return [...found]
   }
 
+  // --- gossip ----------------------------------------------------------------------------------
+  const pubsub = libp2p.services.pubsub
+  let gossipHandler: GossipHandler | undefined
+  const VERDICTS = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject }
+  pubsub.topicValidators.set(topic, async (from, msg) => {
+    if (gossipHandler === undefined || msg.topic !== topic) return TopicValidatorResult.Ignore
+    try {
+      return VERDICTS[await gossipHandler(msg.data, from.toString())]
+    } catch (err) {
+      // the handler's own failure (a closed tree): not the sender's fault
+      log('gossip handler failed: %e', err)
+      return TopicValidatorResult.Ignore
+    }
+  })
+  const gossip: Gossip = {
+    topic,
+    publish: async (data) => {
+      if (data.byteLength > GOSSIP_MAX_MESSAGE_BYTES) throw new RangeError(`a gossip message is at most ${GOSSIP_MAX_MESSAGE_BYTES} bytes, got ${data.byteLength}`)
+      const { recipients } = await pubsub.publish(topic, data)
+      return recipients.map(p => p.toString())
+    },
+    // a host subscribes to the topic only while something takes its messages: a peer that does
+    // not (an older version, a part that stopped) is not sent any, and gets ops by direct push
+    handle: (handler) => {
+      gossipHandler = handler
+      if (stopped) return
+      if (handler !== undefined) pubsub.subscribe(topic)
+      else pubsub.unsubscribe(topic)
+    },
+    subscribers: () => pubsub.getSubscribers(topic).map(p => p.toString()),
+    mesh: () => (pubsub as unknown as { getMeshPeers: (t: string) => string[] }).getMeshPeers(topic)
+  }
+
   const host: Host = {
     peerId: self,
+    gossip,
+    maxConnections,
+    fullMeshPeers: fullMesh,
+    neighbours: () => [...(chosen ?? new Set([...known.keys(), ...connectedIds()]))],
     addresses: () => (init.announce !== undefined && init.announce.length > 0
       ? libp2p.getMultiaddrs().map(a => a.toString())
       : ownAddrs()).filter(a => !isUnspecified(a)),
@@ -502,6 +793,9 @@ export async function createHost (init: HostInit): Promise<Host> {
       if (stopped) return
       stopped = true
       if (announceTimer !== undefined) clearTimeout(announceTimer)
+      if (refreshTimer !== undefined) clearTimeout(refreshTimer)
+      if (trimTimer !== undefined) clearTimeout(trimTimer)
+      gossipHandler = undefined
       for (const controller of redials.values()) controller.abort()
       await libp2p.stop()
     }
@@ -558,6 +852,15 @@ export async function createHost (init: HostInit): Promise<Host> {
       }
     })().finally(() => { if (redials.get(JOIN_REDIAL) === controller) redials.delete(JOIN_REDIAL) })
   }
+}
+
+/**
+ * The network's gossip topic: a hash of its key, so two networks never share a topic (and the
+ * topic says nothing of the key).
+ */
+export function gossipTopic (networkKey: Uint8Array): string {
+  const h = createHash('sha256').update('darkfs gossip topic\0').update(networkKey).digest('hex')
+  return `/darkfs/gossip/1/${h.slice(0, 32)}`
 }
 
 /** The key of the join addresses' redial in the redial table (no peer id is this string). */

@@ -13,16 +13,18 @@
 //    errors on the wire by stable name. The swarm keeps its own binary codec.
 //  - Every message from a peer is bounded and validated before use: a malformed or oversized
 //    message closes that stream with a typed error, never the host.
-//  - Notices to every peer go through rpc.ts's broadcast(): the seam where a gossip transport
-//    (gossipsub) could replace direct streams.
+//  - Ops spread over gossipsub (host.gossip, on a topic private to the network; sync.ts) with
+//    direct pushes only to peers not subscribed; a host keeps at most its bound of connections
+//    (host.ts). Notices to every peer still go through rpc.ts's broadcast(): the seam where
+//    gossip could replace direct streams for them too (issue 14, item 2).
 //  - Every async call takes AbortOptions; a stopped part refuses new work and ends what runs.
 //  - Keys: a host's identity is an Ed25519 key; every op is signed by its author and verified
 //    before it enters the log; a peer without the network key cannot connect (pnet).
 export { Announcer } from './announce.ts'
 export { MEMBERSHIP, MEMBERSHIP_PROTOCOL, Membership, MembershipNoticeError } from './failure.ts'
 export type { MembershipInit, MembershipNotice } from './failure.ts'
-export { DHT_PROTOCOL, FULL_MESH_PEERS, PEX, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL, PeerExchangeError, createHost } from './host.ts'
-export type { Host } from './host.ts'
+export { DEFAULT_MAX_CONNECTIONS, DHT_PROTOCOL, FULL_MESH_PEERS, GOSSIP_MAX_MESSAGE_BYTES, PEX, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL, PeerExchangeError, createHost } from './host.ts'
+export type { Gossip, GossipHandler, GossipVerdict, Host } from './host.ts'
 export { idleDeadline } from './idle.ts'
 export { createNetworkKey, formatNetworkKey, loadOrCreateIdentity, readNetworkKey, writeNetworkKey } from './keys.ts'
 export { BadInviteError, DEFAULT_INVITE_VALID, INVITE_PREFIX, InviteExpiredError, MAX_INVITE_ADDRESSES, decodeInvite, encodeInvite, readInvite, inviteAddresses, parseInviteValidity } from './invite.ts'

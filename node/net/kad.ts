@@ -63,3 +63,39 @@ function sha256 (bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(bytes).digest())
 }
 
+
+/**
+ * The `n` peers a host keeps connections to in a network larger than its connection bound
+ * (issue 14, host.ts): first the closest peer of each k-bucket (the peers whose kad ids share
+ * exactly i leading bits with this host's, for each i, farthest bucket first), which keeps the
+ * network connected (Kademlia's argument: from any host, the closest peer of the bucket a target
+ * id falls in shares a longer prefix with it, so greedy routing always finds a next hop), then
+ * the closest peers left: the XOR neighbourhood, where placement and repair work.
+ * Deterministic, independent of the order of `peers`; `self` is never listed.
+ */
+export function neighbours (self: string, peers: Iterable<string>, n: number): string[] {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`neighbours: n must be an integer >= 0, got ${String(n)}`)
+  const me = peerKadId(self)
+  const ranked = [...new Set(peers)].filter(p => p !== self).map(peer => ({ peer, id: peerKadId(peer) }))
+  ranked.sort((a, b) => compareDistance(me, a.id, b.id) || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))
+  const buckets = new Map<number, string>()
+  for (const r of ranked) {
+    const cpl = commonPrefixBits(me, r.id)
+    if (!buckets.has(cpl)) buckets.set(cpl, r.peer)
+  }
+  const out = [...buckets.entries()].sort((a, b) => a[0] - b[0]).map(e => e[1]).slice(0, n)
+  for (const r of ranked) {
+    if (out.length >= n) break
+    if (!out.includes(r.peer)) out.push(r.peer)
+  }
+  return out
+}
+
+/** Leading bits a and b share. */
+function commonPrefixBits (a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] ^ b[i]
+    if (x !== 0) return i * 8 + Math.clz32(x) - 24
+  }
+  return a.length * 8
+}

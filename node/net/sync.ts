@@ -1,9 +1,20 @@
 // Metadata replication over the host (DESIGN.md §5): protocol '/darkfs/ops/2.0.0'.
 //
-//  - Gossip: every op this host commits is pushed at once to every connected peer; a host that
-//    receives an op it did not have forwards it to its other peers, so ops reach peers that are
-//    not directly connected. Each host forwards an op at most once (the tree's 'op' event fires
-//    once per new op), never back to the peer it came from.
+//  - Gossip (issue 14): every op this host commits is published on the network's gossipsub
+//    topic (host.ts), batched like pushes: gossipsub sends its own messages to every subscribed
+//    peer it is connected to and forwards others' to its mesh (a handful of peers whatever the
+//    network's size). A received message is validated by taking it: the ops go into the tree
+//    (which verifies every author's signature), their missing parents are fetched from the peer
+//    it came through (which took them before forwarding, so it has them), and only then is it
+//    accepted and forwarded. A malformed message or an op the tree refuses is rejected (its
+//    forwarder's gossip score drops); a message of ops all held already is ignored (not sent on).
+//    Ops that reach this host another way (a reconcile, a direct push) are not forwarded one by
+//    one: the tree's heads are published once the burst is over, and the hosts that miss them
+//    fetch what lies below from this host.
+//  - Direct push, for peers gossip does not reach: a peer connected but not (yet) known to be
+//    subscribed to the topic (the moments after a connection, or a host of an older version)
+//    gets this host's own new ops, and the ops it receives, pushed on OPS_PROTOCOL as before.
+//    Anti-entropy covers the rest: a reconcile on every (re)connection.
 //  - Reconcile: on every (re)connection each side asks the other for its heads and fetches what
 //    it misses, walking parents in bounded batches (the responder sends the wanted ops plus
 //    their ancestors, breadth first, stopping at the asker's heads), until nothing is missing.
@@ -17,7 +28,7 @@
 //
 // Wire (rpc.ts: one request per stream, length-prefixed dag-cbor envelopes), bounded in bytes
 // and in ops:
-//   notice { t: 'push', ops: [block...] }
+//   notice { t: 'push', ops: [block...] }          (and, on gossip, the same map)
 //   call   { t: 'heads' }                          -> { t: 'heads', heads: [CID...] }
 //   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
 // A malformed message or an op the tree rejects closes that stream with an error; nothing
@@ -26,6 +37,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Host } from './host.ts'
+import { GOSSIP_MAX_MESSAGE_BYTES } from './host.ts'
 import { RpcProtocolError, call, defineProtocol, notify, serve } from './rpc.ts'
 import { MAX_OP_BYTES, cidOf, idOf } from '../tree/index.ts'
 import type { OpEventDetail, Tree } from '../tree/index.ts'
@@ -58,12 +70,18 @@ export const RETRY_FIRST_MS = 500
 export const RETRY_MAX_MS = 30_000
 /** Most op ids remembered as "came from peer X" (so they are not echoed back). */
 const MAX_ORIGINS = 10_000
+/** Ops that came by another way than gossip are followed by a heads publish this long after the last one. */
+export const HEADS_PUBLISH_DELAY_MS = 500
+/** Most heads in one heads publish. */
+export const MAX_PUBLISHED_HEADS = 64
+/** Bytes of ops in one gossip message (its envelope and gossipsub's fit in the rest). */
+export const GOSSIP_BATCH_BYTES = GOSSIP_MAX_MESSAGE_BYTES - 4096
 
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
 export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'receive' | 'addEventListener' | 'removeEventListener'>
 
 /** The part of the Host sync uses. */
-export type SyncHost = Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'>
+export type SyncHost = Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Host, 'gossip'>>
 
 export interface SyncInit {
   /** Most ops per message. Default DEFAULT_MAX_BATCH. */
@@ -74,7 +92,19 @@ export interface SyncInit {
 
 export interface SyncComponents { host: SyncHost, tree: SyncTree }
 
-export interface SyncStats { pushedOps: number, receivedOps: number, reconciles: number, badMessages: number, retries: number }
+export interface SyncStats {
+  pushedOps: number
+  receivedOps: number
+  reconciles: number
+  badMessages: number
+  retries: number
+  /** Ops this host published on gossip (its own, and heads). */
+  publishedOps: number
+  /** Gossip messages accepted, ignored (nothing new, or parents not found), rejected. */
+  gossipAccepted: number
+  gossipIgnored: number
+  gossipRejected: number
+}
 
 export interface Sync {
   start: () => Promise<void>
@@ -105,7 +135,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0 }
+    const gossip = host.gossip
+    /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
+    const gossiped = new Set<string>()
+    const markGossiped = (id: string): void => {
+      gossiped.add(id)
+      if (gossiped.size > MAX_ORIGINS) gossiped.delete(gossiped.keys().next().value as string)
+    }
     const reconciling = new Map<string, Promise<void>>()
     /** op id -> the peer it came from (not echoed back there). */
     const origins = new Map<string, string>()
@@ -125,13 +162,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     }
 
     /** Fetch `want` (and their missing ancestors) from peer into the tree. */
-    const fetchFrom = async (peer: string, want: CID[], opts?: AbortOptions): Promise<void> => {
+    const fetchFrom = async (peer: string, want: CID[], opts?: AbortOptions & { mark?: (id: string) => void }): Promise<void> => {
       let wanted = uniq(want.filter(c => !tree.hasOp(c)))
       for (let round = 0; wanted.length > 0 && round < MAX_RECONCILE_ROUNDS && running; round++) {
         const reply = await request(peer, { t: 'get', want: wanted.slice(0, MAX_CIDS), have: tree.heads().slice(0, MAX_CIDS) }, opts)
         const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
         if (fresh.length === 0) return // the peer has none of what is wanted
-        for (const { id } of fresh) remember(id, peer)
+        for (const { id } of fresh) { remember(id, peer); opts?.mark?.(id) }
         const result = await tree.receive(fresh.map(f => f.bytes))
         stats.receivedOps += result.applied
         const next = uniq(result.missing.filter(c => !tree.hasOp(c)))
@@ -238,7 +275,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (origins.size > MAX_ORIGINS) origins.delete(origins.keys().next().value as string)
     }
 
-    // --- gossip -------------------------------------------------------------------------------
+    // --- dissemination -----------------------------------------------------------------------
     const onOp = (evt: CustomEvent<OpEventDetail>): void => {
       if (!running) return
       const id = evt.detail.cid.toString()
@@ -246,14 +283,128 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const from = origins.get(id)
       origins.delete(id)
       if (bytes === undefined) return
+      if (gossip !== undefined) {
+        if (evt.detail.local) {
+          publishing.push(bytes)
+          void publish()
+          return
+        }
+        // gossipsub forwards what it accepted; other ops are followed by a heads publish
+        if (!gossiped.delete(id)) headsSoon()
+        // peers not subscribed to the topic (older versions) still get every op pushed
+        const subscribed = new Set(gossip.subscribers())
+        for (const { id: peer } of host.peers()) {
+          if (peer !== from && !subscribed.has(peer)) pushTo(peer, bytes)
+        }
+        return
+      }
       for (const { id: peer } of host.peers()) {
         if (peer === from) continue
-        let box = outboxes.get(peer)
-        if (box === undefined) outboxes.set(peer, box = [])
-        if (box.length < MAX_OUTBOX_OPS) box.push(bytes)
-        else retry(peer, 'push') // dropped here: the peer fetches it below the heads pushed later
-        void flush(peer)
+        pushTo(peer, bytes)
       }
+    }
+
+    const pushTo = (peer: string, bytes: Uint8Array): void => {
+      let box = outboxes.get(peer)
+      if (box === undefined) outboxes.set(peer, box = [])
+      if (box.length < MAX_OUTBOX_OPS) box.push(bytes)
+      else retry(peer, 'push') // dropped here: the peer fetches it below the heads pushed later
+      void flush(peer)
+    }
+
+    /** This host's own new ops, waiting for the next gossip publish (one at a time, in order). */
+    const publishing: Uint8Array[] = []
+    let publishRun: Promise<void> | undefined
+    const publish = async (): Promise<void> => {
+      if (publishRun !== undefined || gossip === undefined) return
+      publishRun = (async () => {
+        await Promise.resolve() // ops committed together go in one message
+        while (publishing.length > 0 && running) {
+          const batch = takeBatch(publishing, GOSSIP_BATCH_BYTES)
+          await publishOps(batch, true)
+        }
+      })().finally(() => { publishRun = undefined })
+      await publishRun
+    }
+    /**
+     * One message of ops on gossip. With `direct`, the connected peers gossip did not send it
+     * to (not known to be subscribed yet) get the ops pushed on OPS_PROTOCOL.
+     */
+    const publishOps = async (ops: Uint8Array[], direct: boolean): Promise<void> => {
+      if (gossip === undefined) return
+      let sent = new Set<string>()
+      try {
+        sent = new Set(await gossip.publish(dagCbor.encode({ t: 'push', ops })))
+        stats.publishedOps += ops.length
+      } catch (err) {
+        // not published (stopping, or no buffer): the connected peers get a push instead
+        log('publishing %d ops failed: %e', ops.length, err)
+      }
+      if (!direct) return
+      for (const { id: peer } of host.peers()) {
+        if (!sent.has(peer)) for (const op of ops) pushTo(peer, op)
+      }
+    }
+    let headsTimer: ReturnType<typeof setTimeout> | undefined
+    const headsSoon = (): void => {
+      if (headsTimer !== undefined) clearTimeout(headsTimer)
+      headsTimer = setTimeout(() => {
+        headsTimer = undefined
+        if (!running) return
+        const heads = tree.heads().slice(0, MAX_PUBLISHED_HEADS).map(c => tree.getOp(c)).filter((b): b is Uint8Array => b !== undefined)
+        const batch = takeBatch(heads, GOSSIP_BATCH_BYTES)
+        if (batch.length > 0) void publishOps(batch, false)
+      }, HEADS_PUBLISH_DELAY_MS)
+      headsTimer.unref?.()
+    }
+
+    /** A gossip message: taken into the tree before gossipsub forwards it (see the header). */
+    const onGossip = async (data: Uint8Array, from: string): Promise<'accept' | 'ignore' | 'reject'> => {
+      if (!running) return 'ignore'
+      let ops: Uint8Array[]
+      try {
+        const m = OPS.notice!(dagCbor.decode(data))
+        ops = m.ops
+      } catch (err) {
+        stats.badMessages++
+        stats.gossipRejected++
+        log.error('bad gossip message through %s: %s', from, (err as Error).message)
+        return 'reject'
+      }
+      let fresh: Array<{ id: string, bytes: Uint8Array }>
+      try {
+        fresh = await freshOps(ops)
+      } catch (err) {
+        stats.badMessages++
+        stats.gossipRejected++
+        log.error('bad op in a gossip message through %s: %s', from, (err as Error).message)
+        return 'reject'
+      }
+      if (fresh.length === 0) { stats.gossipIgnored++; return 'ignore' }
+      for (const { id } of fresh) { remember(id, from); markGossiped(id) }
+      let result: Awaited<ReturnType<SyncTree['receive']>>
+      try {
+        result = await tree.receive(fresh.map(f => f.bytes))
+      } catch (err) {
+        for (const { id } of fresh) gossiped.delete(id)
+        if ((err as Error).name !== 'InvalidOpError') throw err
+        stats.badMessages++
+        stats.gossipRejected++
+        log.error('gossip message through %s refused by the tree: %s', from, (err as Error).message)
+        return 'reject'
+      }
+      stats.receivedOps += result.applied
+      if (result.missing.length > 0) {
+        try {
+          await fetchFrom(from, result.missing, { mark: markGossiped })
+        } catch (err) {
+          log('fetching the parents of a gossip message from %s: %e', from, err)
+          retry(from, 'pull')
+        }
+      }
+      if (fresh.some(f => !tree.hasOp(cidOf(f.bytes)))) { stats.gossipIgnored++; return 'ignore' }
+      stats.gossipAccepted++
+      return 'accept'
     }
 
     /** Push a peer's outbox in batches, one push at a time per peer (keeps op order). */
@@ -345,6 +496,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           onError: onServeError
         })
         tree.addEventListener('op', onOp as EventListener)
+        gossip?.handle(onGossip)
         host.addEventListener('peer:connect', onConnect)
         for (const { id } of host.peers()) onConnect(new CustomEvent('peer:connect', { detail: id }))
       },
@@ -353,6 +505,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         running = false
         shutdown.abort()
         tree.removeEventListener('op', onOp as EventListener)
+        gossip?.handle(undefined)
+        if (headsTimer !== undefined) clearTimeout(headsTimer)
+        publishing.length = 0
         host.removeEventListener('peer:connect', onConnect)
         outboxes.clear()
         for (const o of owed.values()) clearTimeout(o.timer)
@@ -425,6 +580,18 @@ function parentsOf (block: Uint8Array): CID[] {
     // an op block that does not decode has no parents to follow (the tree refuses it on receive)
     return []
   }
+}
+
+/** Take from the head of `queue` the ops of one message: at most `maxBytes` (at least one op). */
+function takeBatch (queue: Uint8Array[], maxBytes: number): Uint8Array[] {
+  const batch: Uint8Array[] = []
+  let bytes = 0
+  while (queue.length > 0 && batch.length < MAX_OPS_PER_MESSAGE && (batch.length === 0 || bytes + queue[0].byteLength <= maxBytes)) {
+    const op = queue.shift() as Uint8Array
+    batch.push(op)
+    bytes += op.byteLength
+  }
+  return batch
 }
 
 function uniq (list: CID[]): CID[] {
