@@ -2,10 +2,11 @@
 // 1,000 and 10,000 hosts, no sockets. Prints the figures and merges them into bench/sim.json
 // (a run keeps the keys of figures it did not measure). Seeded: the same seed, the same figures.
 //
-//   npm run sim -- [--hosts 1000,10000] [--seed 14] [--chunks-per-host 500] [--move-chunks 100000]
+//   npm run sim -- [--hosts 1000,10000] [--seed 14] [--chunks-per-host 500] [--chunks-per-host-large 50] [--move-chunks 100000] [--move-chunks-large 500000]
 //                  [--factors 16,64,256,all] [--checks 20]
-// --chunks-per-host applies at 1,000 hosts; bigger networks get proportionally fewer per host
-// (the chunk count is bounded by time), which the noise.* figures account for.
+// --chunks-per-host applies up to 2,000 hosts, --chunks-per-host-large beyond (the chunk count is
+// bounded by time: fewer fragments per host there, and more sampling noise, which the noise.*
+// and *.excess_stddev figures account for).
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,7 +19,9 @@ const { values } = parseArgs({
     hosts: { type: 'string', default: '1000,10000' },
     seed: { type: 'string', default: '14' },
     'chunks-per-host': { type: 'string', default: '500' },
+    'chunks-per-host-large': { type: 'string', default: '50' },
     'move-chunks': { type: 'string', default: '100000' },
+    'move-chunks-large': { type: 'string', default: '500000' },
     factors: { type: 'string', default: '16,64,256,all' },
     checks: { type: 'string', default: '20' }
   }
@@ -33,8 +36,8 @@ for (const hosts of list(values.hosts)) {
   const figures = runPlacement({
     hosts,
     seed: seed + hosts,
-    chunksPerHost: Math.max(1, Math.round(Number(values['chunks-per-host']) * Math.min(1, 1000 / hosts) ** 0.5)),
-    moveChunks: Number(values['move-chunks']),
+    chunksPerHost: Number(hosts <= 2000 ? values['chunks-per-host'] : values['chunks-per-host-large']),
+    moveChunks: Number(hosts <= 2000 ? values['move-chunks'] : values['move-chunks-large']),
     // rendezvous over every member costs hosts hashes per chunk: measured up to 2,000 hosts;
     // a factor whose neighbourhood is the whole network is measured once, as 'all'
     factors: [...new Set(list(values.factors).map(f => f * 6 >= hosts ? Infinity : f))].filter(f => Number.isFinite(f) || hosts <= 2000),

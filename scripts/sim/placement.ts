@@ -72,6 +72,11 @@ export function chunkKeys (count: number, rand: () => number): Uint8Array[] {
 
 export interface Spread { max: number, p99: number, min: number, stddev: number, gini: number }
 
+/** The spread of a rule less the sampling noise's: sqrt(stddev^2 - noise stddev^2), the rule's own. */
+function excess (s: Spread, noise: Spread): number {
+  return Math.sqrt(Math.max(0, s.stddev ** 2 - noise.stddev ** 2))
+}
+
 /** Spread of load[i] / ideal[i] over the members, ideal in proportion to share[i]. */
 export function spread (load: ArrayLike<number>, share: number[], members: number[]): Spread {
   const total = members.reduce((s, i) => s + load[i], 0)
@@ -165,51 +170,62 @@ export function runPlacement (o: PlacementOptions): Record<string, number> {
     out[`${pre}.${name}.stddev`] = round(s.stddev)
     out[`${pre}.${name}.gini`] = round(s.gini)
   }
-  put('noise', noiseFloor(chunks * n, disks, members, rand))
+  const noise = noiseFloor(chunks * n, disks, members, rand)
+  put('noise', noise)
   // today's rule against an even share (capacity aside): the key space's own unevenness
   put('xor.vs_even', spread(loads[0], all.map(() => 1), members))
   rules.forEach((rule, r) => {
-    put(rule.name, spread(loads[r], disks, members))
-    put(`${rule.name}.vs_weight`, spread(loads[r], weights, members))
+    const vsDisk = spread(loads[r], disks, members)
+    const vsWeight = spread(loads[r], weights, members)
+    put(rule.name, vsDisk)
+    put(`${rule.name}.vs_weight`, vsWeight)
+    out[`${pre}.${rule.name}.excess_stddev`] = round(excess(vsDisk, noise))
+    out[`${pre}.${rule.name}.vs_weight.excess_stddev`] = round(excess(vsWeight, noise))
   })
 
   // movement: one host joins, one leaves, one's disk doubles (its class + 8)
   t = performance.now()
   const keys = chunkKeys(o.moveChunks, rand).map(keyKadId)
-  const moveRules = (ms: number[], w: number[]): Rule[] => {
-    const space = new KeySpace(all.map(h => h.id), ms)
-    return [xorRule(space, n), ...o.factors.map(f => rendezvousRule(space, all, w, n, f))]
-  }
-  const before = rules.map(rule => keys.map(key => rule.place(key)))
+  const sizes = [n, ...o.factors.map(f => f * n)]
   const leaver = members[Math.floor(rand() * members.length)]
-  const grower = members.find(i => all[i].disk === 1e12) ?? members[0]
-  const joiner = o.hosts
-  const scenarios: Array<{ name: string, host: number, rules: Rule[] }> = [
-    { name: 'join', host: joiner, rules: moveRules([...members, joiner], weightsOf(all, [...members, joiner])) },
-    { name: 'leave', host: leaver, rules: moveRules(members.filter(i => i !== leaver), weightsOf(all, members.filter(i => i !== leaver))) }
-  ]
+  const grower = members.find(i => all[i].disk > 0.95e12 && all[i].disk < 1.05e12) ?? members[0]
   const grown = all.map((h, i) => i === grower ? { ...h, disk: h.disk * 2 } : h)
-  scenarios.push({ name: 'grow', host: grower, rules: [xorRule(ks, n), ...o.factors.map(f => rendezvousRule(ks, grown, weightsOf(grown, members), n, f))] })
-  for (const s of scenarios) {
-    s.rules.forEach((rule, r) => {
+  const scenario = (name: string, host: number, after: number[], hosts: SimHost[]): void => {
+    const w = weightsOf(hosts, after)
+    const space = new KeySpace(all.map(h => h.id), after)
+    const afterRules = [xorRule(space, n), ...o.factors.map(f => rendezvousRule(space, hosts, w, n, f))]
+    const wasMember = members.includes(host)
+    const isMember = after.includes(host)
+    // when no other member's weight moved (the median class held), a chunk can move only if the
+    // host is among its candidates before or after: the others are skipped, not placed twice
+    const othersSame = after.every(i => i === host || w[i] === weights[i])
+    afterRules.forEach((rule, r) => {
       let moved = 0
       let hostBefore = 0
       let hostAfter = 0
-      keys.forEach((key, c) => {
-        const old = new Set(before[r][c])
+      for (const key of keys) {
+        if (othersSame && Number.isFinite(sizes[r])) {
+          const near = (wasMember && ks.nearest(key, sizes[r]).includes(host)) || (isMember && space.nearest(key, sizes[r]).includes(host))
+          if (!near) continue
+        }
+        const old = rules[r].place(key)
         const now = rule.place(key)
-        for (const i of now) if (!old.has(i)) moved++
-        if (old.has(s.host)) hostBefore++
-        if (now.includes(s.host)) hostAfter++
-      })
+        for (const i of now) if (!old.includes(i)) moved++
+        if (old.includes(host)) hostBefore++
+        if (now.includes(host)) hostAfter++
+      }
       // what must move: the fragments the host gains or loses
       const must = Math.abs(hostAfter - hostBefore)
-      out[`${pre}.${rule.name}.${s.name}.moved_share`] = round(moved / (keys.length * n), 6)
-      out[`${pre}.${rule.name}.${s.name}.moved_vs_host`] = must === 0 ? (moved === 0 ? 1 : Infinity) : round(moved / must)
+      const share = moved / (keys.length * n)
+      out[`${pre}.${rule.name}.${name}.moved_share`] = round(share, 6)
+      out[`${pre}.${rule.name}.${name}.moved_vs_host`] = must === 0 ? (moved === 0 ? 1 : Infinity) : round(moved / must)
       // in shares of an average host (1 / hosts of all fragments)
-      out[`${pre}.${rule.name}.${s.name}.moved_vs_average_host`] = round(moved / (keys.length * n) * o.hosts)
+      out[`${pre}.${rule.name}.${name}.moved_vs_average_host`] = round(share * o.hosts)
     })
   }
+  scenario('join', o.hosts, [...members, o.hosts], all)
+  scenario('leave', leaver, members.filter(i => i !== leaver), all)
+  scenario('grow', grower, members, grown)
   o.log(`h${o.hosts}: movement over ${o.moveChunks} chunks (${((performance.now() - t) / 1000).toFixed(1)} s)`)
   return out
 }

@@ -184,5 +184,18 @@ describe('node/balance', function () {
         assert.deepEqual(balancedTargets(key, [...peers].reverse(), weights, n, neighbourhood), got)
       }), { numRuns: 50 })
     })
+
+    it('ranks every member by default, and a member that joins takes only the places it wins', function () {
+      const weights = new Map(peers.map((p, i) => [p, classWeight(60 + (i % 7) * 4)]))
+      const old = peers.slice(0, 30)
+      fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 8 }), (key, n) => {
+        const got = balancedTargets(key, old, weights, n)
+        const want = rendezvous(keyKadId(key), old.map(p => ({ id: peerKadId(p), weight: weights.get(p)! })), n).map(i => old[i])
+        assert.deepEqual(got, want)
+        const after = balancedTargets(key, [...old, peers[30]], weights, n)
+        const entered = after.filter(p => !got.includes(p))
+        assert.ok(entered.length === 0 || (entered.length === 1 && entered[0] === peers[30]))
+      }), { numRuns: 100 })
+    })
   })
 })
