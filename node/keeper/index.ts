@@ -32,3 +32,7 @@ export { retained, DEFAULT_RETENTION_MS } from './retained.ts'
 export { HealthBook, CHUNK_STATES, LOST_CONFIRM_MS, stateOf } from './status.ts'
 export type { ChunkState, ChunkStatus, HealthView, ShortChunk } from './status.ts'
 export { plan } from './survey.ts'
+export { CAPACITY_CLASS_STEPS, WEIGHT_CAP_CLASSES, balancedTargets, capacityClass, classWeight, placementWeights, rendezvous } from './balance.ts'
+export type { Candidate } from './balance.ts'
+// the Kademlia key space and the k/m rule, for the simulator (scripts/sim): the same functions placement runs
+export { compareDistance, erasureParams, keyKadId, peerKadId, targets } from './placement.ts'
