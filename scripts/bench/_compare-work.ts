@@ -5,7 +5,8 @@
 //   placed.s               (darkfs) from the end of that write + fsync until no chunk waits for placement
 //   coldread.MiBps         fio, 1 MiB sequential reads of the file after caches were dropped (on
 //                          darkfs with six hosts, through another host's mount)
-//   randread.iops          fio, 4 KiB random reads, O_DIRECT, queue depth 1, for SECONDS
+//   randread.iops          fio, 4 KiB random reads, O_DIRECT, queue depth 1, for SECONDS, caches
+//                          dropped first (same reader as coldread)
 //   randwrite.iops         fio, 4 KiB random writes, O_DIRECT, queue depth 1, for SECONDS
 //   randwrite-fsync16.iops fio, 4 KiB random writes (buffered), fsync every 16 writes, for SECONDS
 //   sqlite-delete.s        sqlite3: 10,000 rows in one transaction, 100 single-row transactions,
@@ -60,6 +61,8 @@ export interface Workload {
   after?: 'seqwrite'
   /** Only for targets with placement. */
   onlyPlaced?: boolean
+  /** What it leaves behind, removed after it (also when it failed), outside its timing and deadline. */
+  leaves?: string
 }
 
 /** fio's JSON report (stdout may carry warnings before it). */
@@ -106,14 +109,15 @@ async function sqlite (t: Target, w: Work, journal: 'DELETE' | 'WAL'): Promise<n
   const dir = join(t.dir, `sqlite-${journal.toLowerCase()}`)
   await sh('mkdir', ['-p', dir])
   const r = await sh('sqlite3', ['-bail', join(dir, 'db.sqlite')], { input: sqliteScript(journal), timeoutMs: w.deadline(LONG_MS) })
-  await clean(dir, w)
   return r.seconds
 }
 
 /** Remove what a workload left (not timed; a failure is reported, not thrown: the figure stands). */
-async function clean (path: string, w: Work): Promise<void> {
+export async function clean (t: Target, wl: Workload, w: Work): Promise<void> {
+  if (wl.leaves === undefined) return
+  const path = join(t.dir, wl.leaves)
   const r = await runCommand('rm', ['-rf', path], { timeoutMs: w.deadline(LONG_MS) }).catch((err: Error) => ({ code: -1, stderr: err.message }))
-  if (r.code !== 0) process.stdout.write(`  compare: could not remove ${path}: ${r.stderr.trim()}\n`)
+  if (r.code !== 0) process.stdout.write(`  compare: could not remove ${path}: ${r.stderr.trim().split('\n')[0]}\n`)
 }
 
 export const WORKLOADS: Workload[] = [
@@ -143,7 +147,12 @@ export const WORKLOADS: Workload[] = [
   {
     key: 'randread.iops',
     after: 'seqwrite',
-    run: async (t, w) => (await fio(w, join(t.readDir, FIO_FILE), ['--rw=randread', '--direct=1', '--readonly', ...randomArgs(w)], randomMs(w))).job.read.iops
+    run: async (t, w) => {
+      // from cold caches too: O_DIRECT passes the kernel's, but darkfs keeps decoded chunks (and
+      // GlusterFS's client its io-cache), which the cold read just filled with the whole file
+      await t.cold()
+      return (await fio(w, join(t.readDir, FIO_FILE), ['--rw=randread', '--direct=1', '--readonly', ...randomArgs(w)], randomMs(w))).job.read.iops
+    }
   },
   {
     key: 'randwrite.iops',
@@ -153,10 +162,12 @@ export const WORKLOADS: Workload[] = [
   {
     key: 'randwrite-fsync16.iops',
     after: 'seqwrite',
-    run: async (t, w) => (await fio(w, join(t.dir, FIO_FILE), ['--rw=randwrite', '--fsync=16', ...randomArgs(w)], randomMs(w))).job.write.iops
+    run: async (t, w) => (await fio(w, join(t.dir, FIO_FILE), ['--rw=randwrite', '--fsync=16', ...randomArgs(w)], randomMs(w))).job.write.iops,
+    // the last workload on the fio file
+    leaves: FIO_FILE
   },
-  { key: 'sqlite-delete.s', run: async (t, w) => await sqlite(t, w, 'DELETE') },
-  { key: 'sqlite-wal.s', run: async (t, w) => await sqlite(t, w, 'WAL') },
+  { key: 'sqlite-delete.s', run: async (t, w) => await sqlite(t, w, 'DELETE'), leaves: 'sqlite-delete' },
+  { key: 'sqlite-wal.s', run: async (t, w) => await sqlite(t, w, 'WAL'), leaves: 'sqlite-wal' },
   {
     key: 'tar.s',
     run: async (t, w) => {
@@ -164,25 +175,20 @@ export const WORKLOADS: Workload[] = [
       const dir = join(t.dir, 'tar')
       await sh('mkdir', ['-p', dir])
       const r = await sh('tar', ['xf', w.tarball, '-C', dir], { timeoutMs: w.deadline(LONG_MS) })
-      await clean(dir, w)
       return r.seconds
-    }
+    },
+    leaves: 'tar'
   },
   {
     key: 'git-clone.s',
     run: async (t, w) => {
       const dir = join(t.dir, 'clone')
       const r = await sh('git', ['clone', '-q', '--no-local', w.gitSource, dir], { timeoutMs: w.deadline(LONG_MS) })
-      await clean(dir, w)
       return r.seconds
-    }
+    },
+    leaves: 'clone'
   }
 ]
-
-/** Remove the fio file once the workloads that use it are done. */
-export async function removeFioFile (t: Target, w: Work): Promise<void> {
-  await clean(join(t.dir, FIO_FILE), w)
-}
 
 /** fio's start-up and tear-down time: a run of one 1 MiB block on the local disk `dir`. */
 export async function fioOverhead (dir: string): Promise<number> {
