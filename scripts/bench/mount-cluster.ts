@@ -33,7 +33,7 @@ const exec = promisify(execFile)
 const here = dirname(fileURLToPath(import.meta.url))
 
 /** Mount a host's Volume, dropping kernel cache entries that peers' ops change (as `darkfs up --mount` does). */
-async function mountHost (host: ClusterHost, dir: string): Promise<Mount> {
+export async function mountHost (host: ClusterHost, dir: string): Promise<Mount> {
   const m = await mount(host.volume, dir)
   host.tree.addEventListener('op', (e: any) => {
     if (e.detail?.local === true) return

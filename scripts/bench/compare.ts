@@ -1,0 +1,214 @@
+// darkfs beside the local disk and GlusterFS, in one run (issue 15's figures): the workloads of
+// _compare-work.ts (fio sequential and 4 KiB random I/O, SQLite with journal_mode=DELETE and WAL,
+// `tar x` of /usr/include, `git clone` of 1,000 files, darkfs's placement time) on
+//   local             a temp dir on the local disk
+//   gluster-disperse  GlusterFS disperse 6 redundancy 2 (4+2) on loopback bricks, FUSE mount
+//   gluster-replica   GlusterFS replica 3 on loopback bricks, FUSE mount
+//   darkfs-1          one darkfs host, its FUSE mount
+//   darkfs-6          six darkfs hosts on loopback TCP in this process (k=4, m=2), written
+//                     through host 0's mount; cold and random reads through host 5's mount
+// Figures `compare.<workload>.<system>`; a cell that fails or passes its deadline holds
+// `error: <reason>` and the run goes on. A table is printed at the end.
+//
+// Tools: fio, sqlite3 and git are installed with apt when missing (as root). GlusterFS is used
+// when installed (glusterd is started if it is not running, and stopped again); with
+// DARKFS_BENCH_GLUSTER=install glusterfs-server is installed when missing, with =off it is left
+// out; without it its columns are skipped and the reason printed (_gluster.ts).
+// Settings: DARKFS_COMPARE_MIB (fio file size, default 1024), DARKFS_COMPARE_SECONDS (each random
+// I/O run, default 30), DARKFS_COMPARE_TIMEOUT_S (caps every workload's deadline, for quick
+// runs), DARKFS_COMPARE_SYSTEMS (a comma list of the systems above, default all).
+// Needs root (mounts, drop_caches). Run alone: `DARKFS_BENCH=compare npm run bench`.
+import { mkdtemp, chmod, rm, mkdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { mountHost } from './mount-cluster.ts'
+import { ensureTools } from './_tools.ts'
+import { glusterReady, glusterVolume } from './_gluster.ts'
+import type { GlusterLayout } from './_gluster.ts'
+import { runCommand } from './_proc.ts'
+import { WORKLOADS, FIO_FILE, fioOverhead, makeTarball, makeGitSource, clean } from './_compare-work.ts'
+import type { Target, Work } from './_compare-work.ts'
+
+const SYSTEMS = ['local', 'gluster-disperse', 'gluster-replica', 'darkfs-1', 'darkfs-6'] as const
+type System = typeof SYSTEMS[number]
+const DEFAULT_MIB = 1024
+const DEFAULT_SECONDS = 30
+/** Hosts of the cluster case: six, so chunks are k = 4, m = 2. */
+const HOSTS = 6
+/** Setting a system up (a cluster meshing, a volume starting) may take this long. */
+const SETUP_TIMEOUT_MS = 180_000
+/** Extra time a workload's guard gives past its own deadline (its commands time out first). */
+const GUARD_SLACK_MS = 60_000
+
+/** Reject when `p` has not settled within `ms` (the work may go on; the bench does not wait for it). */
+async function guard<T> (what: string, ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${what}: no result within ${Math.round(ms / 1000)} s`)) }, ms) })
+  try {
+    return await Promise.race([p, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const errorCell = (err: any): string => `error: ${String(err?.message ?? err).replace(/\s+/g, ' ').slice(0, 300)}`
+
+/** Wait until `file` shows `bytes` bytes through a mount (`stat` in a child: this process serves it). */
+async function untilSize (file: string, bytes: number, timeoutMs: number): Promise<void> {
+  await until(`${file} shows ${bytes} bytes`, async () => {
+    const r = await runCommand('stat', ['-c', '%s', file], { timeoutMs: 30_000 })
+    return r.code === 0 && Number(r.stdout.trim()) === bytes
+  }, timeoutMs)
+}
+
+/** A darkfs cluster of `n` hosts with host 0 mounted (and host n-1 too, as the reader, when n > 1). */
+async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Promise<Target> {
+  const hosts = await startCluster(t, n, { transport: 'tcp' })
+  await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
+  const mountOn = async (h: ClusterHost): Promise<string> => {
+    const dir = await mkdtemp(join(base, `mnt-${h.name}-`))
+    const m = await mountHost(h, dir)
+    t.add(async () => { await m.unmount() })
+    return dir
+  }
+  const writer = hosts[0]
+  const reader = hosts[n - 1]
+  const dir = await mountOn(writer)
+  const readDir = n > 1 ? await mountOn(reader) : dir
+  if (n > 1 && writer.network.params().k !== 4) process.stdout.write(`  compare: darkfs-${n} writes with k=${writer.network.params().k}, m=${writer.network.params().m}\n`)
+  return {
+    dir,
+    readDir,
+    cold: async () => {
+      // the reader must see the whole file before its cache is dropped and the clock starts
+      await untilSize(join(readDir, FIO_FILE), w.mib << 20, w.deadline(120_000))
+      reader.volume.chunks.dropCache()
+    },
+    // a lone host has no peer to place on: no placement figure there
+    placed: n > 1
+      ? async (timeoutMs) => {
+        const t0 = performance.now()
+        await until('every chunk placed', () => writer.network.pending.size === 0, timeoutMs)
+        return (performance.now() - t0) / 1000
+      }
+      : undefined
+  }
+}
+
+export async function run (): Promise<Record<string, number | string>> {
+  const mib = Number(process.env.DARKFS_COMPARE_MIB ?? DEFAULT_MIB)
+  const seconds = Number(process.env.DARKFS_COMPARE_SECONDS ?? DEFAULT_SECONDS)
+  const capS = Number(process.env.DARKFS_COMPARE_TIMEOUT_S ?? 0)
+  const only = process.env.DARKFS_COMPARE_SYSTEMS?.split(',').filter(s => s !== '')
+  const systems = SYSTEMS.filter(s => only === undefined || only.includes(s))
+  const figures: Record<string, number | string> = { 'compare.MiB': mib, 'compare.random.seconds': seconds }
+  if (process.getuid?.() !== 0) throw new Error('compare: needs root (FUSE and GlusterFS mounts, drop_caches)')
+  await ensureTools([{ cmd: 'fio', pkg: 'fio' }, { cmd: 'sqlite3', pkg: 'sqlite3' }, { cmd: 'git', pkg: 'git' }], 'compare')
+
+  const outer = new Teardown()
+  const base = await mkdtemp(join(tmpdir(), 'darkfs-bench-compare-'))
+  outer.add(async () => { await rm(base, { recursive: true, force: true }) })
+  const cells = new Map<string, number | string>()
+  try {
+    await chmod(base, 0o755)
+    const work: Work = {
+      mib,
+      seconds,
+      fioOverhead: await fioOverhead(base),
+      tarball: await makeTarball(base),
+      gitSource: await makeGitSource(base),
+      deadline: ms => capS > 0 ? Math.min(ms, capS * 1000) : ms
+    }
+    figures['compare.fio.overhead.s'] = work.fioOverhead
+    if (work.tarball === undefined) process.stdout.write('  compare: no /usr/include here: no tar figures\n')
+
+    let gluster: { ok: true } | { ok: false, reason: string } | undefined
+    for (const system of systems) {
+      const t = new Teardown()
+      try {
+        let target: Target
+        try {
+          if (system.startsWith('gluster-')) {
+            gluster ??= await glusterReady(outer, base)
+            if (!gluster.ok) {
+              process.stdout.write(`  compare: ${system} skipped: ${gluster.reason}\n`)
+              figures[`compare.${system}.skipped`] = gluster.reason
+              continue
+            }
+          }
+          target = await guard(`${system} setup`, SETUP_TIMEOUT_MS, setUp(t, base, system, work))
+        } catch (err: any) {
+          // the whole column fails: every cell says why
+          for (const wl of WORKLOADS) cells.set(`${wl.key}.${system}`, errorCell(err))
+          continue
+        }
+        process.stdout.write(`  compare: ${system} ready\n`)
+        let wrote = true
+        for (const wl of WORKLOADS) {
+          if (wl.onlyPlaced === true && target.placed === undefined) continue
+          const key = `${wl.key}.${system}`
+          if (wl.after === 'seqwrite' && !wrote) {
+            cells.set(key, 'error: no file (seqwrite failed)')
+          } else {
+            const t0 = performance.now()
+            try {
+              const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
+              cells.set(key, v)
+            } catch (err: any) {
+              cells.set(key, errorCell(err))
+              if (wl.key === 'seqwrite.MiBps') wrote = false
+            }
+            process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`)
+          }
+          // outside the guard: a slow removal does not turn a measured figure into an error
+          await guard(`${system} ${wl.key} cleanup`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, clean(target, wl, work)).catch((err: Error) => {
+            process.stdout.write(`  compare: ${system} ${wl.key}: cleanup: ${err.message}\n`)
+          })
+        }
+      } finally {
+        await t.run()
+      }
+    }
+  } finally {
+    await outer.run()
+  }
+  for (const [k, v] of cells) figures[`compare.${k}`] = v
+  printTable(systems, cells)
+  return figures
+}
+
+/** The longest a workload may run (its commands' deadlines are shorter): a large file on a slow system. */
+const LONG_GUARD_MS = 60 * 60_000
+
+async function setUp (t: Teardown, base: string, system: System, w: Work): Promise<Target> {
+  if (system === 'local') {
+    const dir = join(base, 'local')
+    await mkdir(dir)
+    return { dir, readDir: dir, cold: async () => {} }
+  }
+  if (system === 'gluster-disperse' || system === 'gluster-replica') {
+    const layout = system.slice('gluster-'.length) as GlusterLayout
+    // a name of this run: a volume left by a run that was killed does not collide
+    const vol = await glusterVolume(t, base, `darkfs-bench-${process.pid}-${layout}`, layout)
+    return { dir: vol.dir, readDir: vol.dir, cold: vol.remount }
+  }
+  return await darkfsTarget(t, base, system === 'darkfs-1' ? 1 : HOSTS, w)
+}
+
+/** The figures as a table: a row per workload, a column per system. */
+function printTable (systems: readonly System[], cells: Map<string, number | string>): void {
+  const fmt = (v: number | string | undefined): string => {
+    if (v === undefined) return '-'
+    if (typeof v === 'string') return v.length > 28 ? v.slice(0, 27) + '…' : v
+    return v >= 100 ? v.toFixed(0) : v.toFixed(v >= 10 ? 1 : 2)
+  }
+  const rows = WORKLOADS.map(wl => [wl.key, ...systems.map(s => fmt(cells.get(`${wl.key}.${s}`)))])
+  const head = ['workload', ...systems]
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
+  const line = (r: string[]): string => '  ' + r.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join('  ') + '\n'
+  process.stdout.write(line(head))
+  for (const r of rows) process.stdout.write(line(r))
+}
