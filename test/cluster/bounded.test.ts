@@ -67,10 +67,14 @@ describe(`bounded connections and gossip (${HOSTS} hosts, --max-connections ${BO
   it('a file written on one host reads on a host not connected to it', async () => {
     const data = randomBytes((1 << 20) + 17)
     const writer = hosts[0]
-    await writer.volume.replaceFile('/far.bin', [data], { wait: 'safe' })
+    // chosen before the write: placing the file dials the hosts its fragments go to, and for a
+    // moment the writer may be connected to every host; once the trim has settled, at most
+    // BOUND of the other HOSTS - 1 are
+    await until(`every host within ${BOUND} connections`, () => hosts.every(h => h.host.peers().length <= BOUND), 60_000)
     const far = hosts.filter(h => h !== writer && !h.host.peers().some(p => p.id === writer.host.peerId))
     assert.ok(far.length > 0, 'some host is not connected to the writer')
     const reader = far[0]
+    await writer.volume.replaceFile('/far.bin', [data], { wait: 'safe' })
     await until(`${reader.name} sees /far.bin`, async () => { try { await reader.volume.stat('/far.bin'); return true } catch { return false } }, 60_000)
     assert.deepEqual(Buffer.from(await reader.volume.readFile('/far.bin')), data)
     await until(`every host back within ${BOUND} connections`, () => hosts.every(h => h.host.peers().length <= BOUND), 60_000)
