@@ -7,18 +7,14 @@ import assert from 'node:assert/strict'
 import { Volume, FOLD_EXTENTS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
+import { prng } from '../../harness/prng.ts'
 
 const MiB = 1 << 20
 
-/** A small deterministic generator (xorshift32), so a failure replays. */
+/** Integers in [0, n) from a seeded generator (harness/prng.ts), so a failure replays. */
 function rng (seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1
-  return (n: number) => {
-    x ^= x << 13; x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5; x >>>= 0
-    return x % n
-  }
+  const r = prng(seed)
+  return (n: number) => Math.floor(r() * n)
 }
 
 function bytes (n: number, fill: number): Uint8Array {
