@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
-import { erasureParams, replicaCount, placementPolicy, targets, keeper, peerKadId, keyKadId, compareDistance, MAX_DATA_FRAGMENTS, DEFAULT_REDUNDANCY, MAX_WIDTH, autoDataFragments } from '../../node/keeper/placement.ts'
+import { erasureParams, replicaCount, placementPolicy, targets, keeper, peerKadId, keyKadId, compareDistance, KAD_ID_CACHE_ENTRIES, MAX_DATA_FRAGMENTS, DEFAULT_REDUNDANCY, MAX_WIDTH, autoDataFragments } from '../../node/keeper/placement.ts'
 import { MAX_FRAGMENTS } from '../../node/keeper/forward.ts'
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest())
@@ -215,6 +215,17 @@ describe('node/placement', function () {
     const key = randomBytes(10)
     assert.deepEqual(keyKadId(key), sha256(key))
     assert.deepEqual(peerKadId(peers[0]), sha256(multihashOf(peers[0])))
+  })
+
+  it('peerKadId() keeps the kad ids of a 10,000-member table (placement ranks every member per chunk)', async function () {
+    this.timeout(60_000)
+    const members: string[] = []
+    for (let i = 0; i < 10_000; i++) members.push(peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString())
+    const first = members.map(peerKadId)
+    // a second ranking finds every id memoised: the very same arrays, none computed again
+    const again = members.map(peerKadId)
+    assert.equal(again.filter((id, i) => id !== first[i]).length, 0)
+    assert.ok(KAD_ID_CACHE_ENTRIES >= 10_000)
   })
 })
 
