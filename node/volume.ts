@@ -634,9 +634,8 @@ export class Volume implements VolumeApi {
     }
     const c = await f.commit(async c => {
       if (this.unlinked(f.inode)) return false
-      const bodies = this.writeBodies(f, c)
-      if (bodies.length === 1) await this.commit(bodies[0])
-      else await this.tree.commitMany(bodies)
+      // one batch: one log append and fdatasync for all of a commit's extents
+      await this.tree.commitMany(this.writeBodies(f, c))
     }, options)
     if (c !== undefined) this.placeCommitted(f, c)
     if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(f.inode)
