@@ -470,15 +470,26 @@ export async function createHost (init: HostInit): Promise<Host> {
     await learn([...chosen].filter(id => !connected.has(id)).map(id => ({ id, addrs: known.get(id) ?? listenAddrs.get(id) ?? [] })).filter(p => p.addrs.length > 0))
     trimSoon()
   }
-  let refreshTimer: ReturnType<typeof setTimeout> | undefined
-  const refreshSoon = (): void => {
-    if (stopped || refreshTimer !== undefined) return
-    refreshTimer = setTimeout(() => {
-      refreshTimer = undefined
-      refreshNeighbours().catch((err: unknown) => { log('neighbour refresh failed: %e', err) })
-    }, NEIGHBOUR_REFRESH_MS)
-    refreshTimer.unref?.()
+  /**
+   * `work` run once, `delay` ms after the first call since its last run (calls meanwhile join
+   * that run); never after stop. Its failure is logged as `what`.
+   */
+  const coalesced = (what: string, work: () => Promise<void>): { soon: (delay: number) => void, cancel: () => void } => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    return {
+      soon: delay => {
+        if (stopped || timer !== undefined) return
+        timer = setTimeout(() => {
+          timer = undefined
+          work().catch((err: unknown) => { log('%s failed: %e', what, err) })
+        }, delay)
+        timer.unref?.()
+      },
+      cancel: () => { if (timer !== undefined) clearTimeout(timer) }
+    }
   }
+  const refresh = coalesced('neighbour refresh', refreshNeighbours)
+  const refreshSoon = (): void => { refresh.soon(NEIGHBOUR_REFRESH_MS) }
   /**
    * Keep-alive tags (any tag named keep-alive*): libp2p's reconnect queue tries to reconnect a
    * peer that has one when it drops. Ours marks members (all of them in a full mesh, the
@@ -492,15 +503,8 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
   /** Peers closed by the trim: not redialled (they are not neighbours). */
   const trimmed = new Set<string>()
-  let trimTimer: ReturnType<typeof setTimeout> | undefined
-  const trimSoon = (delay = 0): void => {
-    if (stopped || trimTimer !== undefined) return
-    trimTimer = setTimeout(() => {
-      trimTimer = undefined
-      trim().catch((err: unknown) => { log('trimming connections failed: %e', err) })
-    }, delay)
-    trimTimer.unref?.()
-  }
+  const trimming = coalesced('trimming connections', async () => { await trim() })
+  const trimSoon = (delay = 0): void => { trimming.soon(delay) }
   /**
    * Close connections above the bound: never a neighbour's, nor one younger than TRIM_GRACE_MS
    * or carrying this host's own protocols (a transfer, a sync): those are tried again later.
@@ -793,8 +797,8 @@ export async function createHost (init: HostInit): Promise<Host> {
       if (stopped) return
       stopped = true
       if (announceTimer !== undefined) clearTimeout(announceTimer)
-      if (refreshTimer !== undefined) clearTimeout(refreshTimer)
-      if (trimTimer !== undefined) clearTimeout(trimTimer)
+      refresh.cancel()
+      trimming.cancel()
       gossipHandler = undefined
       for (const controller of redials.values()) controller.abort()
       await libp2p.stop()
