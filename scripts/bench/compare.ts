@@ -166,6 +166,7 @@ export async function run (): Promise<Record<string, number | string>> {
           // outside the guard: a slow removal does not turn a measured figure into an error
           await guard(`${system} ${wl.key} cleanup`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, clean(target, wl, work)).catch((err: Error) => {
             process.stdout.write(`  compare: ${system} ${wl.key}: cleanup: ${err.message}\n`)
+            cells.set(`${wl.key}.${system}.cleanup`, errorCell(err))
           })
         }
       } finally {
@@ -177,6 +178,12 @@ export async function run (): Promise<Record<string, number | string>> {
   }
   for (const [k, v] of cells) figures[`compare.${k}`] = v
   printTable(systems, cells)
+  // a cell that failed is a finding, not a figure: the bench fails (a deadline shortened by
+  // DARKFS_COMPARE_TIMEOUT_S for a quick run is a figure: "more than that")
+  const failed = [...cells].filter(([, v]) => typeof v === 'string' && !(capS > 0 && v.startsWith('error: timeout after')))
+  if (failed.length > 0) {
+    throw Object.assign(new Error(`${failed.length} cells failed: ${failed.map(([k, v]) => `${k} (${String(v)})`).join('; ')}`), { figures })
+  }
   return figures
 }
 

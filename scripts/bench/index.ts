@@ -29,6 +29,8 @@ for (const file of modules) {
     process.stdout.write(`  (${((Date.now() - started) / 1000).toFixed(1)} s)\n`)
   } catch (err: any) {
     failed++
+    // a module that measured, then found something wrong, throws with the figures it has
+    for (const [k, v] of Object.entries(err?.figures ?? {})) results[k] = v as number | string
     process.stdout.write(`  FAILED: ${err?.stack ?? err}\n`)
     results[`${name}.error`] = String(err?.message ?? err)
   }
