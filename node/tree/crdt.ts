@@ -416,12 +416,15 @@ class Apply {
    * The file's base version becomes `content` (`size` bytes) by this op: the appends it saw are
    * in it and leave the list; the ones it did not see stay, after it (and no fold stands).
    */
-  private setBase (id: InodeId, content: Content | null, size: number): void {
+  private setBase (id: InodeId, content: Content | null, size: number, branched = false): void {
     const rec = this.s.inodes.get(id) as InodeRec
     const kept: AuthorNode[] = []
     for (const [author, list] of rec.appends ?? []) {
       const saw = this.node.vc.get(author) ?? 0
-      for (let x: AuthorNode | undefined = list; x !== undefined && x.seq > saw; x = x.prev) kept.push(x)
+      for (let x: AuthorNode | undefined = list; x !== undefined && x.seq > saw; x = x.prev) {
+        // a positioned extent this write did not see went to the sibling of its branch
+        if (!branched || x.ext.offset === undefined) kept.push(x)
+      }
     }
     kept.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
     let tail: ExtNode | undefined
@@ -458,17 +461,37 @@ class Apply {
         this.patch(id, { mtime: b.time > rec.mtime ? b.time : rec.mtime, ctime: b.time > rec.ctime ? b.time : rec.ctime })
         return
       }
-      const loser = vs.find(v => v.id === head[0])
-      if (loser !== undefined) this.sibling(rec, loser)
+      // the losing branch is the file as it reads now: its head version and the extents over it
+      const loser = vs.find(v => v.id === (rec.tail?.ext.op ?? head[0]))
+      if (loser !== undefined) this.sibling(rec, loser, shownOf(rec))
       // this write's own branch takes the name back: the sibling that showed it retires
       this.retire(rec.id)
+      this.setBase(id, b.content, b.size, true)
+    } else if (this.unseenPositioned(rec)) {
+      // a positioned extent this write did not see was written over bytes this write replaced
+      // (a whole write overlaps every byte): its branch, the file as it reads now, keeps one
+      // sibling and this write the name, whichever of them sorts first
+      const loser = vs.find(v => v.id === rec.tail?.ext.op)
+      if (loser !== undefined) this.sibling(rec, loser, shownOf(rec))
+      this.setBase(id, b.content, b.size, true)
+    } else {
+      this.setBase(id, b.content, b.size)
     }
-    this.setBase(id, b.content, b.size)
     this.patch(id, { mtime: b.time, ctime: b.time })
     const version = { version: this.version(b.content, b.size), id: this.node.id }
     if (vs.length === 0) this.j.set(s.versions, id, [version])
     else this.j.push(vs, version)
     this.j.set(s.head, id, [this.node.id])
+  }
+
+  /** True when the file's extents hold a positioned one this op did not see. */
+  private unseenPositioned (rec: InodeRec): boolean {
+    for (let x = rec.tail; x !== undefined; x = x.prev) {
+      if (x.ext.offset === undefined) continue
+      const n = this.dag.get(x.ext.op)
+      if (n === undefined || !this.dag.before(n, this.node)) return true
+    }
+    return false
   }
 
   /**
@@ -493,7 +516,10 @@ class Apply {
     if (b.first === true) this.fills(id, b.inode)
     const op = this.node.op
     const raw: Extent = { op: this.node.id, hlc: op.hlc, content: b.content, at: b.at, size: b.size, pos: 0, before: 0 }
-    if (b.offset !== undefined) raw.offset = b.offset
+    if (b.offset !== undefined) {
+      raw.offset = b.offset
+      if (this.branchOff(rec, raw, b.time)) return
+    }
     const { ext, end: size } = land(raw, rec.size)
     const tail: ExtNode = { ext, prev: rec.tail, n: (rec.tail?.n ?? 0) + 1, bytes: (rec.tail?.bytes ?? 0) + size - rec.size }
     const appends = new Map(rec.appends)
@@ -507,6 +533,63 @@ class Apply {
     const vs = s.versions.get(id)
     if (vs === undefined) this.j.set(s.versions, id, [version])
     else this.j.push(vs, version)
+  }
+
+  /**
+   * A positioned extent made over a version that a concurrent whole write has since replaced
+   * (the file's head is not in its causal past): its bytes were written over bytes that write
+   * replaced, so they go to the sibling of their branch, never over the other version. The
+   * branch's sibling, when it has one (a live merge-made sibling whose newest op this extent
+   * saw), takes it; else a new sibling shows the version the extent saw, the extents it saw
+   * over that, and the extent. True when it went to a sibling.
+   */
+  private branchOff (rec: InodeRec, raw: Extent, time: bigint): boolean {
+    const s = this.s
+    const head = s.head.get(rec.id) ?? []
+    const saw = (id: string): boolean => {
+      const n = this.dag.get(id)
+      return n !== undefined && this.dag.before(n, this.node)
+    }
+    if (head.length === 0 || head.some(saw) || this.onlyEmptyCreates(head)) return false
+    const vs = s.versions.get(rec.id) ?? []
+    const own = this.ownSiblings(rec.id).filter(o => saw(o.head)).pop()
+    if (own !== undefined) {
+      const sib = s.inodes.get(own.e.inode) as InodeRec
+      const { ext, end } = land(raw, sib.size)
+      const tail: ExtNode = { ext, prev: sib.tail, n: (sib.tail?.n ?? 0) + 1, bytes: (sib.tail?.bytes ?? 0) + end - sib.size }
+      const appends = new Map(sib.appends)
+      appends.set(this.node.op.author, { ext, seq: this.node.seq, key: this.node.op.key, prev: appends.get(this.node.op.author) })
+      this.j.set(s.inodes, sib.id, clean({ ...sib, tail, size: end, appends, mtime: time, ctime: time }))
+      const version: VersionRec = { version: { ...this.version(raw.content, end), appended: raw.size }, id: this.node.id, state: { content: sib.content, size: end, tail, covered: sib.covered ?? 0 } }
+      this.j.push(vs, version)
+      this.j.push(s.versions.get(sib.id) as VersionRec[], version)
+      this.j.set(s.head, sib.id, [this.node.id])
+      return true
+    }
+    // the newest whole version this extent saw, and the extents it saw made after that version
+    let base: VersionRec | undefined
+    for (let i = vs.length - 1; i >= 0 && base === undefined; i--) if (vs[i].state === undefined && saw(vs[i].id)) base = vs[i]
+    const bn = base === undefined ? undefined : this.dag.get(base.id)
+    if (base === undefined || bn === undefined) return false
+    const seen: AuthorNode[] = []
+    for (const [author, list] of rec.appends ?? []) {
+      const upto = this.node.vc.get(author) ?? 0
+      const after = bn.vc.get(author) ?? 0
+      for (let x: AuthorNode | undefined = list; x !== undefined && x.seq > after; x = x.prev) if (x.seq <= upto) seen.push(x)
+    }
+    seen.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+    const from = base.version.size
+    let end = from
+    let tail: ExtNode | undefined
+    for (const x of [...seen.map(n => n.ext), raw]) {
+      const l = land(x, end)
+      end = l.end
+      tail = { ext: l.ext, prev: tail, n: (tail?.n ?? 0) + 1, bytes: end - from }
+    }
+    const version: VersionRec = { version: { ...this.version(raw.content, end), appended: raw.size }, id: this.node.id, state: { content: base.version.content, size: end, tail, covered: 0 } }
+    this.j.push(vs, version)
+    this.sibling(rec, version, { content: base.version.content, size: end, tail, covered: 0, real: undefined, appends: rec.appends })
+    return true
   }
 
   /** A compaction, read in place of the base and its first appends when it holds exactly them. */
@@ -619,7 +702,7 @@ class Apply {
    * its branch already has a merge-made sibling (an older version of that branch), that sibling
    * shows the new version instead, so a run of writes on both sides leaves one sibling.
    */
-  private sibling (rec: InodeRec, loser: VersionRec): void {
+  private sibling (rec: InodeRec, loser: VersionRec, shown?: Shown): void {
     const s = this.s
     let primary: EntryRec | undefined
     for (const eid of s.links.get(rec.id)?.keys() ?? []) {
@@ -638,7 +721,7 @@ class Apply {
       const id = reuse.e.id
       const v = loser.version
       const was = s.inodes.get(id)
-      if (was !== undefined) this.j.set(s.inodes, id, clean({ ...was, content: v.content, size: v.size, mtime: v.time, ctime: this.time, tail: undefined, covered: 0, real: undefined, appends: undefined }))
+      if (was !== undefined) this.j.set(s.inodes, id, clean({ ...was, ...(shown ?? plain(v)), mtime: v.time, ctime: this.time }))
       if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
       this.j.set(s.head, id, [loser.id])
       if (!reuse.e.live) this.attach(reuse.e)
@@ -646,7 +729,7 @@ class Apply {
     }
     const id = this.node.id
     const v = loser.version
-    const sib: InodeRec = clean({ ...rec, id, ino: inoOf(id), content: v.content, size: v.size, mtime: v.time, ctime: this.time, btime: v.time, tail: undefined, covered: 0, real: undefined, appends: undefined })
+    const sib: InodeRec = clean({ ...rec, id, ino: inoOf(id), ...(shown ?? plain(v)), mtime: v.time, ctime: this.time, btime: v.time })
     this.j.set(s.inodes, id, sib)
     this.j.set(s.byIno, sib.ino, id)
     this.j.set(s.versions, id, [loser])
@@ -753,6 +836,19 @@ function compareClock (a: Version, b: Version): number {
   if (a.hlc[0] !== b.hlc[0]) return a.hlc[0] - b.hlc[0]
   if (a.hlc[1] !== b.hlc[1]) return a.hlc[1] - b.hlc[1]
   return a.author < b.author ? -1 : a.author > b.author ? 1 : 0
+}
+
+/** What a conflict sibling shows: a base version and the extents over it. */
+type Shown = Pick<InodeRec, 'content' | 'size' | 'tail' | 'covered' | 'real' | 'appends'>
+
+/** The file as it reads now, for a sibling to show. */
+function shownOf (rec: InodeRec): Shown {
+  return { content: rec.content, size: rec.size, tail: rec.tail, covered: rec.covered, real: rec.real, appends: rec.appends }
+}
+
+/** A whole version alone, without extents. */
+function plain (v: Version): Shown {
+  return { content: v.content, size: v.size, tail: undefined, covered: 0, real: undefined, appends: undefined }
 }
 
 /** An inode record without the file fields that are empty (no appends, no fold). */

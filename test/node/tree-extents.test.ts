@@ -3,7 +3,8 @@
 // from several authors (with appends, whole writes, truncating writes and folds between them)
 // read as the same bytes on every replica and in every delivery order, and, without writes, as
 // the base with every extent laid over it in total order; a write that saw an extent holds its
-// bytes, a truncate that did not gets it over the truncated file; malformed extents are refused.
+// bytes; one made over a version a concurrent whole write (or truncate) replaced keeps its
+// branch as one conflict sibling, in either total order; malformed extents are refused.
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
@@ -20,8 +21,8 @@ const enc = new TextEncoder()
 const dec = new TextDecoder()
 
 /** The file /f as the tree reads it: the content up to the first extent, each extent over it in order. */
-function read (tree: Tree): string {
-  const inode = tree.get(tree.lookup(tree.root, 'f')!.inode)!
+function read (tree: Tree, name = 'f'): string {
+  const inode = tree.get(tree.lookup(tree.root, name)!.inode)!
   const out = new Uint8Array(inode.size)
   const extents = inode.extents ?? []
   const c = inode.content === null ? new Uint8Array(0) : (inode.content as { inline: Uint8Array }).inline
@@ -127,7 +128,7 @@ describe('node/tree positioned extents', function () {
     }), { numRuns: 60 * RUNS })
   })
 
-  it('a write that saw an extent holds its bytes; a truncate that did not gets it over the truncated file', async () => {
+  it('a write that saw an extent holds its bytes; a truncate that did not keeps the extents\' branch as a sibling', async () => {
     const t = new Teardown()
     try {
       const [a, b] = [await replica(t), await replica(t)]
@@ -138,14 +139,20 @@ describe('node/tree positioned extents', function () {
       await a.tree.commit({ type: 'append', inode, content: { inline: enc.encode('Z') }, at: 0, size: 1, offset: 12, time: sec(3) })
       assert.equal(read(a.tree), '0123XY6789..Z')
       assert.equal(a.tree.get(inode)!.size, 13)
-      // b, concurrently: truncates to 3 bytes (a write of a new version)
+      // b, concurrently (and later in total order): truncates to 3 bytes (a write of a new version)
       b.clock.ms += 10
       await b.tree.commit(write(inode, '012', sec(4)))
       await sync(a.tree, b.tree)
       await sync(b.tree, a.tree)
-      // the extents land over the truncated file, as the pwrites would after the truncate
-      assert.equal(read(a.tree), '012.XY......Z')
-      assert.equal(read(b.tree), read(a.tree))
+      // the truncate keeps the name; the pwrites, made over bytes it replaced, stay as they were
+      // written, in one sibling: never laid over the truncated file
+      for (const r of [a, b]) {
+        assert.equal(read(r.tree), '012')
+        const sibs = r.tree.conflicts()
+        assert.equal(sibs.length, 1)
+        assert.equal(read(r.tree, sibs[0].path.slice(1)), '0123XY6789..Z')
+      }
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
       // a write that saw them holds them: the extents leave the list
       await a.tree.commit(write(inode, 'fresh', sec(5)))
       await sync(a.tree, b.tree)
@@ -155,6 +162,51 @@ describe('node/tree positioned extents', function () {
       await t.run()
     }
   })
+
+  for (const later of ['the pwrites', 'the whole write']) {
+    it(`pwrites made offline over a version another host rewrote whole go to one sibling of their branch (${later} later in total order)`, async () => {
+      const t = new Teardown()
+      try {
+        const [a, b] = [await replica(t), await replica(t)]
+        const { id: inode } = await a.tree.commit(mkfile(a.tree.root, 'f', 'aaaaaaaaaa', sec(1)))
+        await a.tree.commit({ type: 'append', inode, content: { inline: enc.encode('s') }, at: 0, size: 1, offset: 0, time: sec(2) })
+        await sync(a.tree, b.tree)
+        // a rewrites the whole file (a VACUUM); b, cut off, writes pages
+        if (later === 'the whole write') a.clock.ms += 10
+        else b.clock.ms += 10
+        const w = await a.tree.commit(write(inode, 'VVVVVVVVVVVV', sec(3)))
+        const p1 = await b.tree.commit({ type: 'append', inode, content: { inline: enc.encode('pp') }, at: 0, size: 2, offset: 2, time: sec(4) })
+        const p2 = await b.tree.commit({ type: 'append', inode, content: { inline: enc.encode('q') }, at: 0, size: 1, offset: 11, time: sec(5) })
+        assert.equal(read(b.tree), 'sappaaaaaa.q')
+        const blocks = [...allOps(a.tree).values(), ...allOps(b.tree).values()]
+        const views: string[] = []
+        for (const seed of [1, 2, 3, 4]) {
+          const fresh = await replica(t)
+          await deliver(fresh.tree, blocks, seed)
+          // the whole write keeps the name, untouched; b's pages, over the version b saw, one sibling
+          assert.equal(read(fresh.tree), 'VVVVVVVVVVVV')
+          const sibs = fresh.tree.conflicts()
+          assert.equal(sibs.length, 1)
+          assert.equal(read(fresh.tree, sibs[0].path.slice(1)), 'sappaaaaaa.q')
+          // every version stays in history (the file's or its sibling's), the pwrites' as they read
+          const kept = new Set([...fresh.tree.history(inode), ...fresh.tree.history(sibs[0].inode)].map(v => v.op.toString()))
+          for (const op of [w, p1, p2]) assert.ok(kept.has(op.cid.toString()))
+          const last = fresh.tree.versionBytes(sibs[0].inode, p2.cid.toString())!
+          assert.equal(last.size, 12)
+          assert.equal(last.extents.map(x => dec.decode((x.content as { inline: Uint8Array }).inline)).join(''), 'sppq')
+          views.push(snapshot(fresh.tree))
+        }
+        assert.equal(new Set(views).size, 1)
+        // b, having seen both, writes a page: it lands on the name holder, over the version it saw
+        await sync(a.tree, b.tree)
+        await b.tree.commit({ type: 'append', inode, content: { inline: enc.encode('n') }, at: 0, size: 1, offset: 0, time: sec(6) })
+        assert.equal(read(b.tree), 'nVVVVVVVVVVV')
+        assert.equal(b.tree.conflicts().length, 1)
+      } finally {
+        await t.run()
+      }
+    })
+  }
 
   it('refuses malformed positioned extents with a clear error', async () => {
     const inode = 'bafyreiabc'
