@@ -26,9 +26,15 @@
 //    is skipped; attributes and xattrs are last-writer-wins per field;
 //  - appends and positioned extents: a file is its base version (the write rule above) with every
 //    extent not in the causal past of that base over it, in total order (newest wins per byte;
-//    an append lands at the end as it is then, a positioned one at its offset). An append never conflicts: it lands after
-//    the base, concurrent ones one after another; a write that saw an append holds its bytes
-//    (the append leaves the list), a write that did not gets it after its own bytes. An append,
+//    an append lands at the end as it is then, a positioned one at its offset). An append never
+//    conflicts: it lands after the base, concurrent ones one after another; a write that saw an
+//    append holds its bytes (the append leaves the list), a write that did not gets it after its
+//    own bytes. Positioned extents of several hosts merge when they write disjoint bytes (or the
+//    same bytes); one made over a version a concurrent whole write replaced, or over bytes a
+//    concurrent extent wrote differently, keeps its branch (the version it saw, the extents it
+//    saw, itself) in one conflict sibling, whichever sorts first, and its branch's later extents
+//    land there (branchOff); a write that did not see a positioned extent leaves it to that
+//    sibling too. Nothing is laid over bytes its author did not see. An append,
 //    like a write, beats a concurrent unlink. A fold (compaction) is read in place of the base
 //    and the first `covers` appends when it matches them exactly; it changes no bytes, no head,
 //    no history, so folds made anywhere never conflict;
@@ -110,9 +116,12 @@ export interface EntryRec {
 /**
  * A conflict sibling: `of` is the inode that kept the name. `write`: a new inode made by a
  * concurrent write (sibling()); else an entry that lost its name in a clash (attach()), which
- * still names its own inode, maybe `of` itself (a hard link renamed over another).
+ * still names its own inode, maybe `of` itself (a hard link renamed over another). `cause`, of a
+ * write-made sibling: the op on the name holder's side its branch did not see (the write that
+ * beat it, or the extent its bytes overlapped): a positioned extent that saw the sibling's
+ * version but not its cause was written on the sibling's branch, and lands there.
  */
-export interface ConflictRec { of: InodeId, author: string, time: bigint, write: boolean }
+export interface ConflictRec { of: InodeId, author: string, time: bigint, write: boolean, cause?: string }
 
 /**
  * `state`: an append's version, the file as it was then (its read content, size, appends and how
@@ -414,16 +423,21 @@ class Apply {
 
   /**
    * The file's base version becomes `content` (`size` bytes) by this op: the appends it saw are
-   * in it and leave the list; the ones it did not see stay, after it (and no fold stands).
+   * in it and leave the list; the ones it did not see stay, after it (and no fold stands): every
+   * append, and the positioned extents over the version it replaces unless `branched` (they
+   * went to their branch's sibling).
    */
   private setBase (id: InodeId, content: Content | null, size: number, branched = false): void {
     const rec = this.s.inodes.get(id) as InodeRec
+    // the positioned extents over the version now: an unseen one elsewhere is on another
+    // branch's sibling (or in history), never over this version
+    const over = new Set<string>()
+    if (!branched) for (let x = rec.tail; x !== undefined; x = x.prev) if (x.ext.offset !== undefined) over.add(x.ext.op)
     const kept: AuthorNode[] = []
     for (const [author, list] of rec.appends ?? []) {
       const saw = this.node.vc.get(author) ?? 0
       for (let x: AuthorNode | undefined = list; x !== undefined && x.seq > saw; x = x.prev) {
-        // a positioned extent this write did not see went to the sibling of its branch
-        if (!branched || x.ext.offset === undefined) kept.push(x)
+        if (x.ext.offset === undefined || over.has(x.ext.op)) kept.push(x)
       }
     }
     kept.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
@@ -463,7 +477,7 @@ class Apply {
       }
       // the losing branch is the file as it reads now: its head version and the extents over it
       const loser = vs.find(v => v.id === (rec.tail?.ext.op ?? head[0]))
-      if (loser !== undefined) this.sibling(rec, loser, shownOf(rec))
+      if (loser !== undefined) this.sibling(rec, loser, shownOf(rec), this.node.id)
       // this write's own branch takes the name back: the sibling that showed it retires
       this.retire(rec.id)
       this.setBase(id, b.content, b.size, true)
@@ -472,7 +486,8 @@ class Apply {
       // (a whole write overlaps every byte): its branch, the file as it reads now, keeps one
       // sibling and this write the name, whichever of them sorts first
       const loser = vs.find(v => v.id === rec.tail?.ext.op)
-      if (loser !== undefined) this.sibling(rec, loser, shownOf(rec))
+      if (loser !== undefined) this.sibling(rec, loser, shownOf(rec), this.node.id)
+      this.retire(rec.id)
       this.setBase(id, b.content, b.size, true)
     } else {
       this.setBase(id, b.content, b.size)
@@ -536,25 +551,31 @@ class Apply {
   }
 
   /**
-   * A positioned extent made over a version that a concurrent whole write has since replaced
-   * (the file's head is not in its causal past): its bytes were written over bytes that write
-   * replaced, so they go to the sibling of their branch, never over the other version. The
-   * branch's sibling, when it has one (a live merge-made sibling whose newest op this extent
-   * saw), takes it; else a new sibling shows the version the extent saw, the extents it saw
-   * over that, and the extent. True when it went to a sibling.
+   * A positioned extent that conflicts: made over a version a concurrent whole write has since
+   * replaced (the head is not in its causal past: a whole write overlaps every byte), or over
+   * bytes a concurrent extent it did not see wrote differently (newest wins per byte holds for
+   * extents one author saw; for two authors' different bytes in one place it would make a file
+   * neither wrote). Its bytes stay as its author wrote them, over the version it saw, in one
+   * conflict sibling; the name keeps the other side, whichever sorts first. An extent of a branch
+   * that already has a sibling (a live merge-made sibling whose newest op it saw and whose cause
+   * it did not) lands in that sibling, under the same rule: when the sibling holds other bytes
+   * it did not see where it writes (a sibling showing a file as it read, extents of several
+   * authors merged), the sibling shows the extent's own view instead (its former version stays
+   * in its history). True when it went to a sibling.
    */
   private branchOff (rec: InodeRec, raw: Extent, time: bigint): boolean {
     const s = this.s
-    const head = s.head.get(rec.id) ?? []
     const saw = (id: string): boolean => {
       const n = this.dag.get(id)
       return n !== undefined && this.dag.before(n, this.node)
     }
-    if (head.length === 0 || head.some(saw) || this.onlyEmptyCreates(head)) return false
     const vs = s.versions.get(rec.id) ?? []
-    const own = this.ownSiblings(rec.id).filter(o => saw(o.head)).pop()
-    if (own !== undefined) {
-      const sib = s.inodes.get(own.e.inode) as InodeRec
+    const own = this.ownSiblings(rec.id).filter(o => saw(o.head) && o.cause !== undefined && !saw(o.cause)).pop()
+    const into = own === undefined ? rec : s.inodes.get(own.e.inode) as InodeRec
+    // what it lands on holds other bytes it did not see where it writes: its branch's own view
+    const cause = this.overlapped(into, raw, saw)
+    if (own !== undefined && cause === undefined) {
+      const sib = into
       const { ext, end } = land(raw, sib.size)
       const tail: ExtNode = { ext, prev: sib.tail, n: (sib.tail?.n ?? 0) + 1, bytes: (sib.tail?.bytes ?? 0) + end - sib.size }
       const appends = new Map(sib.appends)
@@ -566,6 +587,7 @@ class Apply {
       this.j.set(s.head, sib.id, [this.node.id])
       return true
     }
+    if (cause === undefined) return false
     // the newest whole version this extent saw, and the extents it saw made after that version
     let base: VersionRec | undefined
     for (let i = vs.length - 1; i >= 0 && base === undefined; i--) if (vs[i].state === undefined && saw(vs[i].id)) base = vs[i]
@@ -588,8 +610,27 @@ class Apply {
     }
     const version: VersionRec = { version: { ...this.version(raw.content, end), appended: raw.size }, id: this.node.id, state: { content: base.version.content, size: end, tail, covered: 0 } }
     this.j.push(vs, version)
-    this.sibling(rec, version, { content: base.version.content, size: end, tail, covered: 0, real: undefined, appends: rec.appends })
+    this.sibling(rec, version, { content: base.version.content, size: end, tail, covered: 0, real: undefined, appends: rec.appends }, cause)
     return true
+  }
+
+  /**
+   * What a positioned extent conflicts with on the name holder's side, if anything: a head
+   * version it did not see, or the newest extent it did not see that wrote other bytes where it
+   * writes (same bytes in the overlap merge: nothing differs).
+   */
+  private overlapped (rec: InodeRec, raw: Extent, saw: (id: string) => boolean): string | undefined {
+    const head = this.s.head.get(rec.id) ?? []
+    if (head.length > 0 && !head.some(saw) && !this.onlyEmptyCreates(head)) return head[0]
+    const lo = raw.offset as number
+    const hi = lo + raw.size
+    for (let x = rec.tail; x !== undefined; x = x.prev) {
+      const a = Math.max(lo, x.ext.pos)
+      const z = Math.min(hi, x.ext.pos + x.ext.size)
+      if (a >= z || saw(x.ext.op)) continue
+      if (!sameBytes(x.ext, x.ext.pos, raw, lo, a, z)) return x.ext.op
+    }
+    return undefined
   }
 
   /** A compaction, read in place of the base and its first appends when it holds exactly them. */
@@ -671,9 +712,9 @@ class Apply {
    * The conflict siblings of `inode` made by the merge itself (never renamed, unlinked or
    * written by a user since): the ones a branch switch may retire or reuse.
    */
-  private ownSiblings (inode: InodeId): Array<{ e: EntryRec, head: string }> {
+  private ownSiblings (inode: InodeId): Array<{ e: EntryRec, head: string, cause?: string }> {
     const s = this.s
-    const out: Array<{ e: EntryRec, head: string }> = []
+    const out: Array<{ e: EntryRec, head: string, cause?: string }> = []
     for (const [id, c] of s.conflicts) {
       if (!c.write || c.of !== inode) continue
       const e = s.entries.get(id)
@@ -682,7 +723,7 @@ class Apply {
       // renamed by a user, or showing a version written to the sibling itself: the user's now
       if (e.by.author !== c.author || e.by.time !== c.time) continue
       if (!(s.versions.get(inode) ?? []).some(v => v.id === head[0])) continue
-      out.push({ e, head: head[0] })
+      out.push({ e, head: head[0], cause: c.cause })
     }
     return out.sort((a, b) => a.e.id < b.e.id ? -1 : a.e.id > b.e.id ? 1 : 0)
   }
@@ -702,7 +743,7 @@ class Apply {
    * its branch already has a merge-made sibling (an older version of that branch), that sibling
    * shows the new version instead, so a run of writes on both sides leaves one sibling.
    */
-  private sibling (rec: InodeRec, loser: VersionRec, shown?: Shown): void {
+  private sibling (rec: InodeRec, loser: VersionRec, shown: Shown | undefined, cause: string): void {
     const s = this.s
     let primary: EntryRec | undefined
     for (const eid of s.links.get(rec.id)?.keys() ?? []) {
@@ -724,6 +765,8 @@ class Apply {
       if (was !== undefined) this.j.set(s.inodes, id, clean({ ...was, ...(shown ?? plain(v)), mtime: v.time, ctime: this.time }))
       if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
       this.j.set(s.head, id, [loser.id])
+      const c = s.conflicts.get(id) as ConflictRec
+      this.j.set(s.conflicts, id, { ...c, cause })
       if (!reuse.e.live) this.attach(reuse.e)
       return
     }
@@ -740,7 +783,7 @@ class Apply {
     this.j.set(s.entries, id, e)
     this.j.set(s.links, id, new Map([[id, true]]))
     this.attach(e)
-    this.j.set(s.conflicts, id, { of: rec.id, author: v.author, time: v.time, write: true })
+    this.j.set(s.conflicts, id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
   }
 
   private version (content: Version['content'], size: number): Version {
@@ -844,6 +887,18 @@ type Shown = Pick<InodeRec, 'content' | 'size' | 'tail' | 'covered' | 'real' | '
 /** The file as it reads now, for a sibling to show. */
 function shownOf (rec: InodeRec): Shown {
   return { content: rec.content, size: rec.size, tail: rec.tail, covered: rec.covered, real: rec.real, appends: rec.appends }
+}
+
+/** True when extents x (landed at xPos) and y (at yPos) hold the same bytes over [a, z). */
+function sameBytes (x: Extent, xPos: number, y: Extent, yPos: number, a: number, z: number): boolean {
+  if ('inline' in x.content && 'inline' in y.content) {
+    const p = x.content.inline.subarray(x.at + a - xPos, x.at + z - xPos)
+    const q = y.content.inline.subarray(y.at + a - yPos, y.at + z - yPos)
+    for (let i = 0; i < p.byteLength; i++) if (p[i] !== q[i]) return false
+    return true
+  }
+  // stored content: the same bytes only when it is the same content at the same alignment
+  return sameContent(x.content, y.content) && x.at - xPos === y.at - yPos
 }
 
 /** A whole version alone, without extents. */

@@ -61,11 +61,14 @@
 // file's current state may read (for GC, repair and pins).
 // Positioned extents (issue 15 item 1): an `append` with `offset` lands its bytes there instead
 // of at the end (a small pwrite made durable by fsync without rewriting its chunk); the size
-// becomes max(size, offset + size). Same rule as appends: every one not in the base's causal
-// past, in total order, newest wins per byte; a write (truncate included: it is a write of a
-// new version) that saw it holds its bytes, one that did not gets it over its own bytes, so an
-// extent concurrent with a truncate lands over the truncated file (maybe growing it again), as
-// the pwrite would have after the truncate. Each Extent says where it lands (`pos`, `before`).
+// becomes max(size, offset + size). Every one not in the base's causal past, in total order,
+// newest wins per byte, as appends; a write (truncate included: it is a write of a new version)
+// that saw it holds its bytes. Across hosts (issue 15 item 5) extents writing disjoint bytes
+// (or equal bytes) merge, no conflict; an extent is never laid over bytes its author did not
+// see: one made over a version a concurrent write (or truncate) replaced, or where a concurrent
+// extent wrote other bytes, keeps its branch — the version its author saw, the extents it saw,
+// itself — as one conflict sibling (the name keeps the other side, whichever sorts first), and
+// its branch's later extents land in that sibling. Each Extent says where it lands (`pos`, `before`).
 //
 // Resolving (issue 13 item 6). conflicts() lists the live siblings, each with the version it
 // shows (`head`). A `resolve` op settles the siblings it names while they still show that

@@ -12,6 +12,7 @@ import { Teardown } from '../../harness/tmp.ts'
 import { replica, allOps, snapshot, sync, mkfile, write, sec } from '../helpers/tree.ts'
 import { InvalidOpError, extentEnd, type Tree, type OpBody } from '../../node/tree/index.ts'
 import { checkBody, createOp, decodeOp, decodeUnverified } from '../../node/tree/op.ts'
+import type { Op } from '../../node/tree/types.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261202)
 const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
@@ -46,6 +47,66 @@ async function deliver (tree: Tree, blocks: Uint8Array[], seed: number): Promise
   let missing = 0
   while (list.length > 0) missing = (await tree.receive(list.splice(0, 1 + Math.floor(rand() * 4)))).missing.length
   assert.equal(missing, 0)
+}
+
+/** Op id -> the ids of every op in its causal past. */
+function pasts (ops: Op[]): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>()
+  const of = (id: string): Set<string> => {
+    const known = out.get(id)
+    if (known !== undefined) return known
+    const op = ops.find(o => o.id === id)
+    const set = new Set<string>()
+    for (const p of op?.parentIds ?? []) { set.add(p); for (const q of of(p)) set.add(q) }
+    out.set(id, set)
+    return set
+  }
+  for (const op of ops) of(op.id)
+  return out
+}
+
+/** The live files: /f and its conflict siblings, by name. */
+function files (tree: Tree): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const e of tree.children(tree.root)) if (e.name === 'f' || e.name.startsWith('f.conflict-')) out.set(e.name, e.inode)
+  return out
+}
+
+/**
+ * No file lays two extents over each other with different bytes unless the later one's author
+ * saw the earlier (concurrent different bytes in one place keep a sibling, never a mix).
+ */
+function noMixing (tree: Tree, ops: Op[]): void {
+  const past = pasts(ops)
+  for (const [name, inode] of files(tree)) {
+    const xs = tree.get(inode)?.extents ?? []
+    for (let j = 0; j < xs.length; j++) {
+      for (let i = 0; i < j; i++) {
+        const [x, y] = [xs[i], xs[j]]
+        const a = Math.max(x.pos, y.pos)
+        const z = Math.min(x.pos + x.size, y.pos + y.size)
+        if (a >= z || y.offset === undefined) continue
+        const bx = (x.content as { inline: Uint8Array }).inline.subarray(x.at + a - x.pos, x.at + z - x.pos)
+        const by = (y.content as { inline: Uint8Array }).inline.subarray(y.at + a - y.pos, y.at + z - y.pos)
+        if (dec.decode(bx) === dec.decode(by)) continue
+        assert.ok(past.get(y.op)?.has(x.op), `${name}: an extent laid over a concurrent one's different bytes`)
+      }
+    }
+  }
+}
+
+/** Every extent's bytes are kept: in the history of /f or of a sibling, the version after it holds them where it landed. */
+function everyExtentKept (tree: Tree, ops: Op[]): void {
+  const inodes = [...files(tree).values()]
+  for (const op of ops) {
+    const b = op.body
+    if (b.type !== 'append') continue
+    const where = inodes.find(i => tree.history(i).some(v => v.op.toString() === op.id))
+    assert.ok(where !== undefined, 'an extent left every history')
+    const v = tree.versionBytes(where, op.id)!
+    const last = v.extents[v.extents.length - 1]
+    assert.equal(last.op, op.id, 'the version after an extent ends with it')
+  }
 }
 
 describe('node/tree positioned extents', function () {
@@ -102,16 +163,19 @@ describe('node/tree positioned extents', function () {
         for (let round = 0; round < 2; round++) for (const a of reps) for (const b of reps) if (a !== b) await sync(a.tree, b.tree)
         const want = read(reps[0].tree)
         for (const r of reps) assert.equal(read(r.tree), want)
+        for (const r of reps) assert.equal(snapshot(r.tree), snapshot(reps[0].tree))
         const blocks = [...allOps(reps[0].tree).values()]
+        const ops = (await Promise.all(blocks.map(async b => await decodeOp(b)))).sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+        noMixing(reps[0].tree, ops)
+        everyExtentKept(reps[0].tree, ops)
         for (const s of [seed, seed ^ 0x5bd1e995]) {
           const fresh = await replica(t)
           await deliver(fresh.tree, blocks, s)
           assert.equal(read(fresh.tree), want)
           assert.equal(snapshot(fresh.tree), snapshot(reps[0].tree))
         }
-        if (!wrote) {
-          // no write: the base with every extent over it, in total op order (newest wins per byte)
-          const ops = (await Promise.all(blocks.map(async b => await decodeOp(b)))).sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+        if (!wrote && reps[0].tree.conflicts().length === 0) {
+          // no write, no overlap of different bytes: the base with every extent over it, in total op order
           let model = enc.encode('abcdefghijklmnopqrstuvwxyz0123456789')
           for (const op of ops) {
             const b = op.body
