@@ -15,9 +15,10 @@
 // Positioned extents (issue 15): a commit whose changes since its base are only a few small
 // written ranges (at most PATCH_COMMIT_BYTES, PATCH_COMMIT_RANGES of them, no truncation) is
 // recorded as those bytes alone, one positioned extent per range (`append` ops with `offset`):
-// an fsync after a 4 KiB pwrite stores 4 KiB, not the whole chunk it lands in. Reads overlay the
-// extents over the base in op order, a plain ordered overlay: the volume folds a file's extents
-// past FOLD_EXTENTS (volume.ts), which keeps the list short.
+// an fsync after a 4 KiB pwrite stores 4 KiB, not the whole chunk it lands in. Reads take each
+// byte from the newest extent over it through the state's ExtentMap (node/tree: disjoint
+// segments, binary search, hidden bytes never read); the volume folds a file's extents past
+// FOLD_EXTENTS, or once the file is quiet (volume.ts), which keeps the map small.
 // Every operation takes the caller's signal: it ends the wait for this inode's queue and the
 // fetch of chunks from peers; an aborted write may leave part of its bytes written, like a short
 // write, and the state stays consistent (what is written is marked changed).
@@ -26,6 +27,7 @@ import type { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, INLINE_MAX, chunkAt, contentSum, holeChunk, manifestOf } from './data/index.ts'
 import type { ChunkRef, Manifest } from './data/index.ts'
 import type { ChunkService } from './data/index.ts'
+import { ExtentMap } from './tree/index.ts'
 import type { Content, Extent } from './tree/index.ts'
 import { nowNs } from './clock.ts'
 import { raceSignal } from './abort.ts'
@@ -92,6 +94,8 @@ interface Base extends FileState {
   readonly contentEnd: number
   /** Each extent and the offset where it starts in the file. */
   readonly pieces: ReadonlyArray<{ start: number, ext: Extent }>
+  /** Which extent each byte reads from (made on the first read that meets an extent). */
+  map?: ExtentMap
   manifest?: Manifest
   /** The manifests of the extents, read so far (by manifest CID). */
   readonly extentManifests: Map<string, Manifest>
@@ -274,11 +278,9 @@ export class OpenFile {
     const out = new Uint8Array(len)
     if (content !== undefined) out.set(content.subarray(0, Math.max(0, Math.min(len, base.contentEnd - start))))
     const end = start + len
-    for (const { start: at, ext } of base.pieces) {
-      if (at >= end || at + ext.size <= start) continue
-      const from = Math.max(start, at)
-      const to = Math.min(end, at + ext.size)
-      out.set(await this.extentBytes(base, ext, from - at, to - at, signal), from - start)
+    // each byte from the newest extent over it, found through the map: bytes a newer extent hides are never read
+    for (const { from, to, ext } of mapOf(base).within(start, end)) {
+      out.set(await this.extentBytes(base, ext, from - ext.pos, to - ext.pos, signal), from - start)
     }
     return out
   }
@@ -769,8 +771,12 @@ export class OpenFile {
 
 /** True when an extent of `base` lands on some byte of [from, to). */
 function overlaps (base: Base, from: number, to: number): boolean {
-  for (const { start, ext } of base.pieces) if (start < to && start + ext.size > from) return true
-  return false
+  return base.pieces.length > 0 && mapOf(base).overlaps(from, to)
+}
+
+function mapOf (base: Base): ExtentMap {
+  base.map ??= new ExtentMap(base.extents ?? [])
+  return base.map
 }
 
 /** True when the patches of a chunk cover every byte of [from, to) (chunk offsets). */

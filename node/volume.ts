@@ -15,7 +15,7 @@ import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type Committed, type FileState } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId } from './tree/index.ts'
-import { MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
+import { ExtentMap, MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
@@ -77,6 +77,13 @@ export const FOLD_BYTES = 8 << 20
  * come before younger ones.
  */
 export const FOLD_SETTLE_MS = 2_000
+/**
+ * A file this host wrote extents to is folded once it has had no new one from here for this
+ * long, however few they are (compaction when the file is quiet: its reads stop paying for
+ * pieces); and extents a fold had to leave (not settled yet) are folded once they settle, so a
+ * burst never leaves hundreds of them behind.
+ */
+export const FOLD_QUIET_MS = 10_000
 
 const log = logger('volume')
 
@@ -130,6 +137,8 @@ export class Volume implements VolumeApi {
   private readonly placing = new Map<InodeId, Promise<void>>()
   /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
   private readonly folding = new Map<InodeId, Promise<void>>()
+  /** Inodes with a fold due later (quiet, or extents left to settle): its timer. */
+  private readonly foldTimers = new Map<InodeId, ReturnType<typeof setTimeout>>()
   /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
   private readonly seen = new Map<string, { path: string, inode: InodeId }>()
 
@@ -162,6 +171,8 @@ export class Volume implements VolumeApi {
   async close (): Promise<void> {
     // folds under way end first (positioned extents make them frequent): none stores chunks or
     // commits its op into a store or tree being closed
+    for (const timer of this.foldTimers.values()) clearTimeout(timer)
+    this.foldTimers.clear()
     this.closing ??= Promise.all(this.folding.values()).then(async () => { await this.closeParts?.() })
     await this.closing
   }
@@ -657,35 +668,57 @@ export class Volume implements VolumeApi {
   }
 
   /**
-   * Past FOLD_EXTENTS or FOLD_BYTES of appends read as pieces, fold the settled ones into one
-   * version (a `fold` op, in the background: it changes no bytes, so a fold that fails or that
-   * the tree finds stale costs only its work).
+   * Past FOLD_EXTENTS or FOLD_BYTES of appends read as pieces, or when `quiet` (the file had no
+   * new extent from here for FOLD_QUIET_MS), fold the settled ones into one version (a `fold` op,
+   * in the background: it changes no bytes, so a fold that fails or that the tree finds stale
+   * costs only its work). Below the bounds, a fold is due once the file is quiet; extents a fold
+   * leaves unsettled get one once they settle.
    */
-  private foldIfDue (inode: InodeId): void {
-    const extents = this.tree.get(inode)?.extents ?? []
-    if (this.folding.has(inode) || (extents.length <= FOLD_EXTENTS && extents.reduce((n, x) => n + x.size, 0) <= FOLD_BYTES)) return
+  private foldIfDue (inode: InodeId, quiet = false): void {
     if (this.closing !== undefined) return
-    this.folding.set(inode, this.fold(inode).catch((err: Error) => {
+    const extents = this.tree.get(inode)?.extents ?? []
+    if (extents.length === 0) return
+    if (!quiet && extents.length <= FOLD_EXTENTS && extents.reduce((n, x) => n + x.size, 0) <= FOLD_BYTES) {
+      this.foldLater(inode, FOLD_QUIET_MS)
+      return
+    }
+    if (this.folding.has(inode)) return
+    this.folding.set(inode, this.fold(inode).then(left => {
+      if (left) this.foldLater(inode, FOLD_SETTLE_MS)
+    }, (err: Error) => {
       log('inode %s: fold not made: %s', inode, err.message)
     }).finally(() => this.folding.delete(inode)))
   }
 
-  private async fold (inode: InodeId): Promise<void> {
+  /** A fold of `inode` in `ms` (the one due before is put off: a file written again is not quiet). */
+  private foldLater (inode: InodeId, ms: number): void {
+    clearTimeout(this.foldTimers.get(inode))
+    const timer = setTimeout(() => {
+      this.foldTimers.delete(inode)
+      this.foldIfDue(inode, true)
+    }, ms)
+    timer.unref()
+    this.foldTimers.set(inode, timer)
+  }
+
+  /** Fold the file's settled extents; true when unsettled ones were left for later. */
+  private async fold (inode: InodeId): Promise<boolean> {
     const fp = this.tree.foldPoint(inode)
-    if (fp === undefined) return
+    if (fp === undefined) return false
     const settled = Date.now() - FOLD_SETTLE_MS
     let j = 0
     while (j < fp.extents.length && fp.extents[j].hlc[0] <= settled) j++
-    if (j === 0) return
+    if (j === 0) return fp.extents.length > 0
     const pieces = fp.extents.slice(0, j)
     // the file's size once the folded extents landed (positioned ones may land inside it)
     const size = extentEnd(pieces[j - 1])
     const f = new OpenFile(inode, { content: fp.content, size, extents: pieces }, this.chunks, () => this.tree.path(this.tree.entries(inode)[0]?.id ?? '') ?? inode)
     f.changed = true
     const c = await f.prepare()
-    if (c === undefined) return
+    if (c === undefined) return false
     await this.commit({ type: 'fold', inode, base: fp.base, covers: fp.covered + j, content: c.content, size: c.size, time: nowNs() })
     this.track(inode, this.chunks.place(c.refs, { inode }))
+    return j < fp.extents.length
   }
 
   /** A committed version's chunks are placed (fsync waits for it through track()). */
@@ -875,10 +908,12 @@ export class Volume implements VolumeApi {
     if (extents.length === 0) return await this.readContent(state.content, state.size, path, options)
     if (state.size > READ_WHOLE_MAX) throw new FsError('EFBIG', 'read', path, `a file of ${state.size} bytes is not read whole into memory; read it in pieces`)
     const out = new Uint8Array(state.size)
-    // the content up to where the first extent landed, then each extent over it, in op order
+    // the content up to where the first extent landed, then each byte from the newest extent over it
     const at = extents[0].before
     out.set((await this.readContent(state.content, at, path, options)).subarray(0, at))
-    for (const x of extents) out.set(await this.extentBytes(x, path, options), x.pos)
+    for (const { from, to, ext } of new ExtentMap(extents).within(0, state.size)) {
+      out.set((await this.extentBytes(ext, path, options)).subarray(from - ext.pos, to - ext.pos), from)
+    }
     return out
   }
 

@@ -2,9 +2,10 @@
 // recorded as positioned extents (`append` ops with `offset`, node/open-file.ts buildPatch),
 // never a rewrite of the chunks they land in; the file reads back as written through handles,
 // readFile, Volume.reader and after a restart, and past FOLD_EXTENTS the settled extents are
-// folded into one version with the bytes unchanged.
+// folded into one version with the bytes unchanged; a burst of them, and a quiet file's few, are
+// folded with no further write.
 import assert from 'node:assert/strict'
-import { Volume, FOLD_EXTENTS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
+import { Volume, FOLD_EXTENTS, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { prng } from '../../harness/prng.ts'
@@ -112,4 +113,40 @@ describe('volume: positioned extents (one host)', function () {
       await check('after a second restart')
     })
   }
+
+  it('a burst of extents past FOLD_EXTENTS, and a quiet file\'s few, are folded with no further write', async () => {
+    const dir = await tempDir(t, 'darkfs-extents-quiet-')
+    const vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    const next = rng(5)
+    const model = bytes(MiB + 777, 1)
+    await vol.writeFile('/db', model)
+    await vol.writeFile('/few', bytes(5000, 2))
+    const ino = async (path: string): Promise<string> => vol.tree.byIno((await vol.stat(path)).ino)!.id
+    const [db, few] = [await ino('/db'), await ino('/few')]
+    // the burst: one handle, a page and an fsync each, as fast as they go
+    const fh = await vol.open('/db', 'r+')
+    for (let i = 0; i < FOLD_EXTENTS + 20; i++) {
+      const data = bytes(1 + next(3000), i)
+      const pos = next(model.byteLength)
+      await fh.write(data, 0, data.byteLength, pos)
+      model.set(data, pos)
+      await fh.sync()
+    }
+    await fh.close()
+    // a few pages on another file, then nothing
+    const g = await vol.open('/few', 'r+')
+    await g.write(bytes(10, 3), 0, 10, 100)
+    await g.sync()
+    await g.close()
+    const fewModel = bytes(5000, 2)
+    fewModel.set(bytes(10, 3), 100)
+    assert.ok((vol.tree.get(few)!.extents?.length ?? 0) > 0, 'the small write is a positioned extent')
+    // no write from here: both files end with every extent folded (settled, then quiet)
+    await until('every extent of both files is folded', async () => {
+      return (vol.tree.get(db)!.extents?.length ?? 0) === 0 && (vol.tree.get(few)!.extents?.length ?? 0) === 0
+    }, 6 * (FOLD_QUIET_MS + FOLD_SETTLE_MS))
+    assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'the folds changed no byte of /db')
+    assert.ok(Buffer.from(await vol.readFile('/few')).equals(fewModel), 'the folds changed no byte of /few')
+  })
 })
