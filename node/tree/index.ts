@@ -85,4 +85,6 @@ export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, 
 export { ROOT, UNDO_WINDOW, inoOf, extentEnd } from './crdt.ts'
 export { conflictName, keptName, isConflictName, baseName } from './conflicts.ts'
 export { treeDigest } from './digest.ts'
+export { OpSet, RbsrError, RBSR_ID_BYTES, rbsrInitiate, rbsrRespond, rbsrContinue, rbsrReconcileInMemory } from './rbsr.ts'
+export type { RbsrItem, RbsrOptions, RbsrStep, RbsrRun } from './rbsr.ts'
 export type { InodeId, EntryId, Kind, Content, Extent, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, ResolvedSibling, OpEventDetail, Hlc } from './types.ts'
