@@ -7,10 +7,11 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 import { createHost } from '../../node/net/index.ts'
 import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
-import { createSync, decodeReply, encodeCall, encodeNotice, OPS, OPS_PROTOCOL } from '../../node/net/index.ts'
+import { createSync, decodeReply, encodeCall, encodeNotice, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
 import type { Sync, SyncHost } from '../../node/net/index.ts'
 import { Tree, ROOT } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
@@ -237,6 +238,48 @@ describe('node/sync (cluster)', function () {
     assert.ok(sync.stats().rbsrRounds >= 1)
     const sent = (host.traffic().protocols[OPS_PROTOCOL]?.sent ?? 0) + (a.host.traffic().protocols[OPS_PROTOCOL]?.sent ?? 0) - aSentBefore
     assert.ok(sent < 32 * 1024 && sent < logBytes / 16, `${sent} bytes on the ops protocol (log: ${logBytes} bytes)`)
+  })
+
+  it('sync reconciles by heads with a peer that does not answer rbsr (an older version)', async function () {
+    const key = createNetworkKey()
+    // the older peer: heads and get as before, and an unknown request closes the stream with
+    // SyncProtocolError, as its parser does for 'rbsr'
+    const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-old-'))
+    teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const oldKey = await generateKeyPair('Ed25519')
+    const oldTree = await Tree.open({ dir, signer: signerFor(oldKey), verify })
+    teardown.push(async () => { await oldTree.close() })
+    for (let i = 0; i < 5; i++) await mkdir(oldTree, `old-${i}`)
+    const oldHost = await createHost({ privateKey: oldKey, networkKey: key, listen: [memAddr()], join: [] })
+    teardown.push(async () => { await oldHost.stop() })
+    const unserve = await serve(oldHost, OPS, {
+      call: async (req) => {
+        if (req.t === 'heads') return { t: 'heads', heads: oldTree.heads() }
+        if (req.t !== 'get') throw new SyncProtocolError(`unknown request ${JSON.stringify(req.t)}`)
+        // every op it has below `want` (a small log: no bound needed here)
+        const out: Uint8Array[] = []
+        const seen = new Set<string>()
+        const queue = [...req.want]
+        while (queue.length > 0) {
+          const cid = queue.shift()!
+          if (seen.has(cid.toString())) continue
+          seen.add(cid.toString())
+          const block = oldTree.getOp(cid)
+          if (block === undefined) continue
+          out.push(block)
+          queue.push(...(dagCbor.decode(block) as { parents: CID[] }).parents)
+        }
+        return { t: 'ops', ops: out }
+      },
+      notice: async () => {}
+    })
+    teardown.push(unserve)
+    const b = await node(key)
+    await mkdir(b.tree, 'new-0') // not empty: b tries rbsr first
+    await b.host.dial(oldHost.addresses()[0])
+    await until('b has the older peer\'s ops', () => b.tree.size === 6)
+    assert.deepEqual(names(b.tree), ['new-0', 'old-0', 'old-1', 'old-2', 'old-3', 'old-4'])
+    assert.ok(b.sync.stats().headsReconciles >= 1)
   })
 
   it('sync answers a malformed message or a forged op by closing the stream, and keeps working', async function () {
