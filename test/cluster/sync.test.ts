@@ -12,7 +12,7 @@ import { createHost } from '../../node/net/index.ts'
 import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
 import { createSync, decodeReply, encodeCall, encodeNotice, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
-import type { Sync, SyncHost } from '../../node/net/index.ts'
+import type { OpsReply, Sync, SyncHost } from '../../node/net/index.ts'
 import { Tree, ROOT } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
 
@@ -253,7 +253,7 @@ describe('node/sync (cluster)', function () {
     const oldHost = await createHost({ privateKey: oldKey, networkKey: key, listen: [memAddr()], join: [] })
     teardown.push(async () => { await oldHost.stop() })
     const unserve = await serve(oldHost, OPS, {
-      call: async (req) => {
+      call: async (req): Promise<OpsReply> => {
         if (req.t === 'heads') return { t: 'heads', heads: oldTree.heads() }
         if (req.t !== 'get') throw new SyncProtocolError(`unknown request ${JSON.stringify(req.t)}`)
         // every op it has below `want` (a small log: no bound needed here)
