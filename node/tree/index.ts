@@ -90,4 +90,6 @@ export { conflictName, keptName, isConflictName, baseName } from './conflicts.ts
 export { ExtentMap } from './extent-map.ts'
 export type { Segment } from './extent-map.ts'
 export { treeDigest } from './digest.ts'
+export { OpSet, RbsrError, RBSR_ID_BYTES, rbsrInitiate, rbsrRespond, rbsrContinue, rbsrReconcileInMemory } from './rbsr.ts'
+export type { RbsrItem, RbsrOptions, RbsrStep, RbsrRun } from './rbsr.ts'
 export type { InodeId, EntryId, Kind, Content, Extent, OpBody, OpType, Inode, Entry, Signer, Verify, Version, Conflict, ResolvedSibling, OpEventDetail, Hlc } from './types.ts'

@@ -10,6 +10,7 @@ import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type OpLog } from './log.ts'
 import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, idOf, MAX_PARENTS, type DecodedOp } from './op.ts'
 import type { Undo } from './journal.ts'
+import { OpSet } from './rbsr.ts'
 import type { Conflict, Content, Entry, EntryId, Extent, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
 
 /** Received ops held while their parents are missing; beyond this, further ones are dropped. */
@@ -65,6 +66,8 @@ export class Tree extends EventTarget {
   private readonly clock: Clock
   private readonly log: OpLog
   private readonly dag = new Dag()
+  /** Every op in the DAG as (hlc wall, digest), for range-based reconciliation (rbsr.ts). */
+  private readonly opIndex = new OpSet()
   private state = new TreeState()
   /** Applied ops in total order, with their undo records (null below `floor`). */
   private applied: DagNode[] = []
@@ -119,6 +122,7 @@ export class Tree extends EventTarget {
       if (op.author === this.signer.author) this.lastLocal = id
     }
     for (const h of this.dag.heads()) this.stampHeads.add(h)
+    this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.cid.multihash.digest })))
     this.rebuild()
   }
 
@@ -178,6 +182,11 @@ export class Tree extends EventTarget {
 
   hasOp (cid: CID): boolean {
     return this.dag.has(idOf(cid))
+  }
+
+  /** The index of the ops held, for range-based reconciliation with a peer (read only: the tree adds to it). */
+  opSet (): OpSet {
+    return this.opIndex
   }
 
   /** An op's block bytes, to send to a peer. */
@@ -507,6 +516,7 @@ export class Tree extends EventTarget {
       const id = op.id
       if (this.dag.has(id)) continue
       nodes.push(this.dag.add(op, id))
+      this.opIndex.add(op.hlc[0], op.cid.multihash.digest)
       this.clock.observe(op.hlc)
       if (!local) {
         for (const p of op.parentIds) this.stampHeads.delete(p)

@@ -1,9 +1,12 @@
 // `npm run sim` (issue 14 item 7): darkfs's own placement logic against simulated networks of
 // 1,000 and 10,000 hosts, no sockets. Prints the figures and merges them into bench/sim.json
 // (a run keeps the keys of figures it did not measure). Seeded: the same seed, the same figures.
+// Also the reconcile figures (reconcile.ts): bytes and rounds of a reconnect that missed 10 ops of
+// --reconcile-ops (1,000,000), and of one where both sides made 10 ops apart.
 //
 //   npm run sim -- [--hosts 1000,10000] [--seed 14] [--chunks-per-host 500] [--chunks-per-host-large 50] [--move-chunks 100000] [--move-chunks-large 500000]
-//                  [--factors 16,64,256,all] [--checks 20]
+//                  [--factors 16,64,256,all] [--checks 20] [--reconcile-ops 1000000]
+// --hosts '' skips the placement figures, --reconcile-ops 0 the reconcile ones.
 // --chunks-per-host applies up to 2,000 hosts, --chunks-per-host-large beyond (the chunk count is
 // bounded by time: fewer fragments per host there, and more sampling noise, which the noise.*
 // and *.excess_stddev figures account for).
@@ -12,6 +15,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runPlacement } from './placement.ts'
+import { runReconcile } from './reconcile.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const { values } = parseArgs({
@@ -23,7 +27,8 @@ const { values } = parseArgs({
     'move-chunks': { type: 'string', default: '100000' },
     'move-chunks-large': { type: 'string', default: '500000' },
     factors: { type: 'string', default: '16,64,256,all' },
-    checks: { type: 'string', default: '20' }
+    checks: { type: 'string', default: '20' },
+    'reconcile-ops': { type: 'string', default: '1000000' }
   }
 })
 const list = (s: string): number[] => s.split(',').filter(x => x !== '').map(x => x === 'all' ? Infinity : Number(x))
@@ -46,6 +51,15 @@ for (const hosts of list(values.hosts)) {
     log
   })
   for (const [k, v] of Object.entries(figures)) {
+    process.stdout.write(`  ${k.padEnd(52)} ${v}\n`)
+    results[k] = v
+  }
+}
+
+const reconcileOps = Number(values['reconcile-ops'])
+if (reconcileOps > 0) {
+  process.stdout.write(`sim reconcile, ${reconcileOps} ops\n`)
+  for (const [k, v] of Object.entries(runReconcile({ ops: reconcileOps, seed, log }))) {
     process.stdout.write(`  ${k.padEnd(52)} ${v}\n`)
     results[k] = v
   }

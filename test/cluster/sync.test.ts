@@ -7,11 +7,12 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 import { createHost } from '../../node/net/index.ts'
 import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
-import { createSync, decodeReply, encodeCall, encodeNotice, OPS, OPS_PROTOCOL } from '../../node/net/index.ts'
-import type { Sync, SyncHost } from '../../node/net/index.ts'
+import { createSync, decodeReply, encodeCall, encodeNotice, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
+import type { OpsReply, Sync, SyncHost } from '../../node/net/index.ts'
 import { Tree, ROOT } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
 
@@ -197,6 +198,90 @@ describe('node/sync (cluster)', function () {
     assert.equal(headIds(a.tree), headIds(b.tree))
   })
 
+  it('sync reconciles hosts that both wrote while apart by range fingerprints: bytes for what differs, not the log', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('connected', () => b.host.peers().length === 1)
+    const mkdirs = async (t: Tree, prefix: string, n: number): Promise<void> => {
+      for (let i = 0; i < n; i += 250) {
+        await t.commitMany(Array.from({ length: Math.min(250, n - i) }, (_, k) => ({ type: 'create' as const, parent: ROOT, name: `${prefix}${i + k}`, kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n })))
+      }
+    }
+    await mkdirs(a.tree, 'common-', 1500)
+    await until('b has the common log', () => b.tree.size === 1500)
+    // b goes away; both write 10 ops while apart
+    await b.sync.stop()
+    await b.host.stop()
+    await until('a saw b leave', () => a.host.peers().length === 0)
+    await mkdirs(a.tree, 'a-', 10)
+    await mkdirs(b.tree, 'b-', 10)
+    const logBytes = 1500 * a.tree.getOp(a.tree.heads()[0])!.byteLength
+    const aSentBefore = a.host.traffic().protocols[OPS_PROTOCOL]?.sent ?? 0
+    const aStatsBefore = a.sync.stats()
+    // b comes back (same key, same tree) and dials a: each side reconciles on connect
+    const host = await createHost({ privateKey: b.key, networkKey: key, listen: [memAddr()], join: [] })
+    teardown.push(async () => { await host.stop() })
+    const sync = createSync()({ host, tree: b.tree })
+    await sync.start()
+    teardown.push(async () => { await sync.stop() })
+    await host.dial(a.host.addresses()[0])
+    await until('both hold all 1520 ops', () => a.tree.size === 1520 && b.tree.size === 1520)
+    await until('both reconciled', () => sync.stats().reconciles >= 1 && a.sync.stats().reconciles > aStatsBefore.reconciles)
+    assert.equal(headIds(a.tree), headIds(b.tree))
+    assert.equal(names(a.tree).length, 1520)
+    // both sides took the rbsr way, and what went over the ops protocol both ways is a few
+    // KiB: the 20 ops and the fingerprints, not the common log (the heads walk sent about
+    // 150 KB here: b's answers walk back from b's heads past a's, which b does not know)
+    assert.equal(sync.stats().headsReconciles, 0)
+    assert.equal(a.sync.stats().headsReconciles, aStatsBefore.headsReconciles)
+    assert.ok(sync.stats().rbsrRounds >= 1)
+    const sent = (host.traffic().protocols[OPS_PROTOCOL]?.sent ?? 0) + (a.host.traffic().protocols[OPS_PROTOCOL]?.sent ?? 0) - aSentBefore
+    assert.ok(sent < 32 * 1024 && sent < logBytes / 16, `${sent} bytes on the ops protocol (log: ${logBytes} bytes)`)
+  })
+
+  it('sync reconciles by heads with a peer that does not answer rbsr (an older version)', async function () {
+    const key = createNetworkKey()
+    // the older peer: heads and get as before, and an unknown request closes the stream with
+    // SyncProtocolError, as its parser does for 'rbsr'
+    const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-old-'))
+    teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
+    const oldKey = await generateKeyPair('Ed25519')
+    const oldTree = await Tree.open({ dir, signer: signerFor(oldKey), verify })
+    teardown.push(async () => { await oldTree.close() })
+    for (let i = 0; i < 5; i++) await mkdir(oldTree, `old-${i}`)
+    const oldHost = await createHost({ privateKey: oldKey, networkKey: key, listen: [memAddr()], join: [] })
+    teardown.push(async () => { await oldHost.stop() })
+    const unserve = await serve(oldHost, OPS, {
+      call: async (req): Promise<OpsReply> => {
+        if (req.t === 'heads') return { t: 'heads', heads: oldTree.heads() }
+        if (req.t !== 'get') throw new SyncProtocolError(`unknown request ${JSON.stringify(req.t)}`)
+        // every op it has below `want` (a small log: no bound needed here)
+        const out: Uint8Array[] = []
+        const seen = new Set<string>()
+        const queue = [...req.want]
+        while (queue.length > 0) {
+          const cid = queue.shift()!
+          if (seen.has(cid.toString())) continue
+          seen.add(cid.toString())
+          const block = oldTree.getOp(cid)
+          if (block === undefined) continue
+          out.push(block)
+          queue.push(...(dagCbor.decode(block) as { parents: CID[] }).parents)
+        }
+        return { t: 'ops', ops: out }
+      },
+      notice: async () => {}
+    })
+    teardown.push(unserve)
+    const b = await node(key)
+    await mkdir(b.tree, 'new-0') // not empty: b tries rbsr first
+    await b.host.dial(oldHost.addresses()[0])
+    await until('b has the older peer\'s ops', () => b.tree.size === 6)
+    assert.deepEqual(names(b.tree), ['new-0', 'old-0', 'old-1', 'old-2', 'old-3', 'old-4'])
+    assert.ok(b.sync.stats().headsReconciles >= 1)
+  })
+
   it('sync answers a malformed message or a forged op by closing the stream, and keeps working', async function () {
     const key = createNetworkKey()
     const a = await node(key)
@@ -219,6 +304,10 @@ describe('node/sync (cluster)', function () {
     await send(encodeCall(OPS, { t: 'get', want: 'x', have: [] } as any))
     await send(encodeCall(OPS, { t: 'ops', ops: [] } as any))
     await send(dagCbor.encode({ t: 'get', want: [], have: [] })) // no envelope
+    await send(encodeCall(OPS, { t: 'rbsr', m: new Uint8Array([0x62, 0]) } as any)) // unknown rbsr version
+    await send(encodeCall(OPS, { t: 'rbsr', m: new Uint8Array([0x61, 0, 0, 2, 9]) } as any)) // id list past the end
+    await send(encodeCall(OPS, { t: 'rbsr', m: 'x' } as any))
+    await send(encodeCall(OPS, { t: 'byid', ids: [1] } as any))
 
     // a forged op (right shape, wrong signature) pushed to a: rejected, nothing stored
     const real = b.tree.getOp(b.tree.heads()[0])!

@@ -1,0 +1,651 @@
+// Range-based set reconciliation of op ids (issue 14 item 2): two hosts learn which ops each
+// holds that the other does not, exchanging what differs, not what exists. Pure (no network):
+// node/net/sync.ts carries the messages, scripts/sim runs both sides in memory.
+//
+// The method is Aljoscha Meyer's range-based set reconciliation as the Negentropy protocol (v1,
+// github.com/hoytech/negentropy, docs/negentropy-protocol-v1.md) specifies it, and the wire
+// format is that spec's:
+//  - Items are (timestamp, 32-byte id), sorted by timestamp then id. Here the id is the sha-256
+//    digest of the op block (its CID's multihash digest) and the timestamp the wall part of the
+//    op's HLC: the ops a host missed while apart, and those both sides made while apart, are
+//    the recent ones, so the differences cluster in a few ranges at the end of the order.
+//  - A message is a version byte and adjacent ranges covering the whole key space, each an
+//    exclusive upper bound and a mode: Skip (nothing to do), Fingerprint (16 bytes: sha-256 of
+//    the sum mod 2^256 of the range's ids read little-endian, then the varint count), or IdList
+//    (every id the sender holds in the range).
+//  - The initiator (client) sends its whole range split in BUCKETS fingerprints. A side that
+//    receives a fingerprint unlike its own splits its part of that range into BUCKETS ranges by
+//    count, or sends its id list when it holds fewer than 2 * BUCKETS ids there; the responder
+//    (server) answers an id list with its own; the client compares id lists to learn `have`
+//    (it holds, the server lacks) and `need` (the server holds, it lacks). The client stops
+//    when its next message would hold only skips. The server keeps no state between messages.
+//  - Messages are bounded (frameLimit): a side whose answer grows past it ends the answer with
+//    one fingerprint over the rest of the key space, to be split in the next round.
+// Bounds are minimal: a bound between two items of one timestamp carries only as many id
+// bytes as tell them apart (the rest read as zeros).
+//
+// OpSet is the index both sides answer from: items in chunks of at most CHUNK_MAX sorted items,
+// each chunk with its count and id sum, and Fenwick trees of the chunk counts and sums, so the
+// rank of a bound, the item at a rank and a range's fingerprint cost O(log n) chunk steps plus
+// at most CHUNK_MAX / 2 additions inside one chunk. Ops are only ever added.
+//
+// Why a sum and not a XOR: anyone may make ops (and so choose ids among many tries); a XOR of
+// ids is linear, so a crafted set of ids could make two different ranges look alike and hide
+// ops from a reconcile. A sum mod 2^256 hashed with the count has no such shortcut known.
+import { createHash } from 'node:crypto'
+
+/** Bytes of an id. */
+export const RBSR_ID_BYTES = 32
+/** The protocol version byte (Negentropy v1). */
+export const RBSR_VERSION = 0x61
+/** Bytes of a fingerprint. */
+export const RBSR_FINGERPRINT_BYTES = 16
+/** Ranges a mismatched range is split into. */
+export const RBSR_BUCKETS = 16
+/** Smallest frame limit: room for a full split and the closing fingerprint. */
+export const RBSR_MIN_FRAME_BYTES = 4096
+/** Most items per chunk of an OpSet (a chunk past it splits in two). */
+const CHUNK_MAX = 512
+/** Chunk size of a bulk build (room to grow before splitting). */
+const CHUNK_BUILD = 256
+const MODE_SKIP = 0
+const MODE_FINGERPRINT = 1
+const MODE_IDLIST = 2
+/** Margin under the frame limit kept for the closing fingerprint. */
+const FRAME_MARGIN = 200
+const LANES = 8
+
+/** An item of the set: the op's HLC wall time and its 32-byte id. */
+export interface RbsrItem { ts: number, id: Uint8Array }
+
+/** A message that does not parse, or breaks a bound. */
+export class RbsrError extends Error {
+  override readonly name = 'RbsrError'
+}
+
+const EMPTY = new Uint8Array(0)
+
+/** (ts, id) order; `b` may be a bound whose id is a prefix (missing bytes read as zeros). */
+function compare (aTs: number, aId: Uint8Array, bTs: number, bId: Uint8Array): number {
+  if (aTs !== bTs) return aTs < bTs ? -1 : 1
+  for (let i = 0; i < RBSR_ID_BYTES; i++) {
+    const x = i < aId.length ? aId[i] : 0
+    const y = i < bId.length ? bId[i] : 0
+    if (x !== y) return x < y ? -1 : 1
+  }
+  return 0
+}
+
+// --- 256-bit sums in eight little-endian 32-bit lanes ----------------------------------------------
+
+function addId (sum: Uint32Array, at: number, id: Uint8Array): void {
+  let carry = 0
+  for (let j = 0; j < LANES; j++) {
+    const k = 4 * j
+    const v = sum[at + j] + ((id[k] | (id[k + 1] << 8) | (id[k + 2] << 16) | (id[k + 3] << 24)) >>> 0) + carry
+    sum[at + j] = v >>> 0
+    carry = v > 0xffffffff ? 1 : 0
+  }
+}
+
+function addSum (sum: Uint32Array, at: number, other: Uint32Array, oat: number): void {
+  let carry = 0
+  for (let j = 0; j < LANES; j++) {
+    const v = sum[at + j] + other[oat + j] + carry
+    sum[at + j] = v >>> 0
+    carry = v > 0xffffffff ? 1 : 0
+  }
+}
+
+function subSum (sum: Uint32Array, other: Uint32Array): void {
+  let borrow = 0
+  for (let j = 0; j < LANES; j++) {
+    const v = sum[j] - other[j] - borrow
+    sum[j] = v >>> 0
+    borrow = v < 0 ? 1 : 0
+  }
+}
+
+/** The Negentropy fingerprint of a range: sha-256(sum LE || varint(count)), first 16 bytes. */
+function fingerprintOf (sum: Uint32Array, count: number): Uint8Array {
+  const bytes = new Uint8Array(RBSR_ID_BYTES)
+  for (let j = 0; j < LANES; j++) {
+    const v = sum[j]
+    bytes[4 * j] = v & 0xff
+    bytes[4 * j + 1] = (v >>> 8) & 0xff
+    bytes[4 * j + 2] = (v >>> 16) & 0xff
+    bytes[4 * j + 3] = v >>> 24
+  }
+  const w = new Writer()
+  w.varint(count)
+  return new Uint8Array(createHash('sha256').update(bytes).update(w.bytes()).digest().subarray(0, RBSR_FINGERPRINT_BYTES))
+}
+
+// --- the index ----------------------------------------------------------------------------------------
+
+interface Chunk { ts: number[], ids: Uint8Array[], sum: Uint32Array }
+
+function chunkOf (ts: number[], ids: Uint8Array[]): Chunk {
+  const sum = new Uint32Array(LANES)
+  for (const id of ids) addId(sum, 0, id)
+  return { ts, ids, sum }
+}
+
+function checkItem (ts: number, id: Uint8Array): void {
+  if (!Number.isSafeInteger(ts) || ts < 0) throw new RangeError(`an item's timestamp must be a safe integer >= 0, got ${String(ts)}`)
+  if (!(id instanceof Uint8Array) || id.length !== RBSR_ID_BYTES) throw new RangeError(`an item's id must be ${RBSR_ID_BYTES} bytes`)
+}
+
+/** The set of (ts, id) items of one host, answering ranks and fingerprints (see the header). */
+export class OpSet {
+  private chunks: Chunk[] = []
+  private count = 0
+  /** Fenwick trees (1-based) over the chunks' counts and sums; rebuilt after a chunk split. */
+  private fenCount = new Float64Array(1)
+  private fenSum = new Uint32Array(LANES)
+  private stale = false
+
+  get size (): number { return this.count }
+
+  /** Add one item; false if it was there already. */
+  add (ts: number, id: Uint8Array): boolean {
+    checkItem(ts, id)
+    if (this.chunks.length === 0) {
+      this.chunks.push(chunkOf([ts], [id]))
+      this.count = 1
+      this.stale = true
+      return true
+    }
+    // the first chunk whose last item is >= the new one (or the last chunk)
+    let lo = 0
+    let hi = this.chunks.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      const c = this.chunks[mid]
+      if (compare(c.ts[c.ts.length - 1], c.ids[c.ids.length - 1], ts, id) < 0) lo = mid + 1
+      else hi = mid
+    }
+    const c = this.chunks[lo]
+    const at = lowerIn(c, 0, c.ts.length, ts, id)
+    if (at < c.ts.length && compare(c.ts[at], c.ids[at], ts, id) === 0) return false
+    c.ts.splice(at, 0, ts)
+    c.ids.splice(at, 0, id)
+    addId(c.sum, 0, id)
+    this.count++
+    if (c.ts.length > CHUNK_MAX) {
+      const half = c.ts.length >>> 1
+      this.chunks.splice(lo, 1, chunkOf(c.ts.slice(0, half), c.ids.slice(0, half)), chunkOf(c.ts.slice(half), c.ids.slice(half)))
+      this.stale = true
+    } else if (!this.stale) {
+      const one = new Uint32Array(LANES)
+      addId(one, 0, id)
+      for (let i = lo + 1; i <= this.chunks.length; i += i & -i) {
+        this.fenCount[i]++
+        addSum(this.fenSum, i * LANES, one, 0)
+      }
+    }
+    return true
+  }
+
+  /** Add many items; a batch as large as the set rebuilds it in one sort. Returns how many were new. */
+  addMany (items: Iterable<RbsrItem>): number {
+    const list = [...items]
+    if (list.length < 1024 || list.length < this.count) {
+      let n = 0
+      for (const { ts, id } of list) if (this.add(ts, id)) n++
+      return n
+    }
+    for (const { ts, id } of list) checkItem(ts, id)
+    const before = this.count
+    const all: RbsrItem[] = []
+    for (const c of this.chunks) for (let i = 0; i < c.ts.length; i++) all.push({ ts: c.ts[i], id: c.ids[i] })
+    for (const it of list) all.push(it)
+    all.sort((a, b) => compare(a.ts, a.id, b.ts, b.id))
+    const ts: number[] = []
+    const ids: Uint8Array[] = []
+    for (const it of all) {
+      const n = ts.length
+      if (n > 0 && compare(ts[n - 1], ids[n - 1], it.ts, it.id) === 0) continue
+      ts.push(it.ts)
+      ids.push(it.id)
+    }
+    this.chunks = []
+    for (let i = 0; i < ts.length; i += CHUNK_BUILD) this.chunks.push(chunkOf(ts.slice(i, i + CHUNK_BUILD), ids.slice(i, i + CHUNK_BUILD)))
+    this.count = ts.length
+    this.stale = true
+    return this.count - before
+  }
+
+  has (ts: number, id: Uint8Array): boolean {
+    const i = this.lowerBound(ts, id, 0)
+    return i < this.count && compare(...this.keyAt(i), ts, id) === 0
+  }
+
+  /** The item at rank i (0 <= i < size). */
+  at (i: number): RbsrItem {
+    const [c, off] = this.locate(i)
+    const ch = this.chunks[c]
+    return { ts: ch.ts[off], id: ch.ids[off] }
+  }
+
+  /** The rank of the first item >= (ts, id), searching from rank `from`. */
+  lowerBound (ts: number, id: Uint8Array, from: number): number {
+    this.fresh()
+    let lo = 0
+    let hi = this.chunks.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      const c = this.chunks[mid]
+      if (compare(c.ts[c.ts.length - 1], c.ids[c.ids.length - 1], ts, id) < 0) lo = mid + 1
+      else hi = mid
+    }
+    if (lo === this.chunks.length) return Math.max(from, this.count)
+    const c = this.chunks[lo]
+    return Math.max(from, this.countBefore(lo) + lowerIn(c, 0, c.ts.length, ts, id))
+  }
+
+  /** Call fn on the items of ranks [begin, end) in order until it returns false. */
+  iterate (begin: number, end: number, fn: (item: RbsrItem, rank: number) => boolean): void {
+    if (begin >= end) return
+    let [c, off] = this.locate(begin)
+    for (let r = begin; r < end; r++) {
+      const ch = this.chunks[c]
+      if (!fn({ ts: ch.ts[off], id: ch.ids[off] }, r)) return
+      if (++off === ch.ts.length) { c++; off = 0 }
+    }
+  }
+
+  /** The fingerprint of ranks [begin, end). */
+  fingerprint (begin: number, end: number): Uint8Array {
+    const sum = this.sumBefore(end)
+    subSum(sum, this.sumBefore(begin))
+    return fingerprintOf(sum, end - begin)
+  }
+
+  private keyAt (i: number): [number, Uint8Array] {
+    const { ts, id } = this.at(i)
+    return [ts, id]
+  }
+
+  private fresh (): void {
+    if (!this.stale) return
+    const n = this.chunks.length
+    this.fenCount = new Float64Array(n + 1)
+    this.fenSum = new Uint32Array((n + 1) * LANES)
+    for (let i = 1; i <= n; i++) {
+      const c = this.chunks[i - 1]
+      this.fenCount[i] += c.ts.length
+      addSum(this.fenSum, i * LANES, c.sum, 0)
+      const parent = i + (i & -i)
+      if (parent <= n) {
+        this.fenCount[parent] += this.fenCount[i]
+        addSum(this.fenSum, parent * LANES, this.fenSum, i * LANES)
+      }
+    }
+    this.stale = false
+  }
+
+  /** Items in chunks [0, c). */
+  private countBefore (c: number): number {
+    let n = 0
+    for (let i = c; i > 0; i -= i & -i) n += this.fenCount[i]
+    return n
+  }
+
+  /** The chunk holding rank i (0 <= i < size) and the offset in it. */
+  private locate (i: number): [number, number] {
+    if (!Number.isInteger(i) || i < 0 || i >= this.count) throw new RangeError(`rank ${i} out of 0..${this.count - 1}`)
+    this.fresh()
+    // Fenwick descent: the largest chunk prefix holding <= i items
+    let pos = 0
+    let rest = i
+    let step = 1
+    while (step * 2 <= this.chunks.length) step *= 2
+    for (; step > 0; step >>>= 1) {
+      const next = pos + step
+      if (next <= this.chunks.length && this.fenCount[next] <= rest) {
+        pos = next
+        rest -= this.fenCount[next]
+      }
+    }
+    return [pos, rest]
+  }
+
+  /** The sum of the ids of ranks [0, i). */
+  private sumBefore (i: number): Uint32Array {
+    const sum = new Uint32Array(LANES)
+    if (i <= 0) return sum
+    this.fresh()
+    let c: number
+    let off: number
+    if (i >= this.count) { c = this.chunks.length; off = 0 } else [c, off] = this.locate(i)
+    for (let k = c; k > 0; k -= k & -k) addSum(sum, 0, this.fenSum, k * LANES)
+    if (off === 0) return sum
+    const ch = this.chunks[c]
+    if (off <= ch.ts.length / 2) {
+      for (let k = 0; k < off; k++) addId(sum, 0, ch.ids[k])
+    } else {
+      // the whole chunk minus its tail: fewer additions
+      const tail = new Uint32Array(LANES)
+      for (let k = off; k < ch.ts.length; k++) addId(tail, 0, ch.ids[k])
+      addSum(sum, 0, ch.sum, 0)
+      subSum(sum, tail)
+    }
+    return sum
+  }
+}
+
+function lowerIn (c: Chunk, lo: number, hi: number, ts: number, id: Uint8Array): number {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (compare(c.ts[mid], c.ids[mid], ts, id) < 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+// --- wire ---------------------------------------------------------------------------------------------
+
+class Writer {
+  private buf = new Uint8Array(256)
+  length = 0
+
+  private room (n: number): void {
+    if (this.length + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.length + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(0, this.length))
+    this.buf = next
+  }
+
+  byte (b: number): void { this.room(1); this.buf[this.length++] = b }
+
+  put (bytes: Uint8Array): void { this.room(bytes.length); this.buf.set(bytes, this.length); this.length += bytes.length }
+
+  /** Base-128, most significant digit first, high bit on every byte but the last. */
+  varint (n: number): void {
+    const digits: number[] = []
+    do {
+      digits.push(n % 128)
+      n = Math.floor(n / 128)
+    } while (n > 0)
+    for (let i = digits.length - 1; i >= 0; i--) this.byte(i > 0 ? digits[i] | 0x80 : digits[i])
+  }
+
+  bytes (): Uint8Array { return this.buf.slice(0, this.length) }
+}
+
+class Reader {
+  private at = 0
+  private readonly buf: Uint8Array
+  constructor (buf: Uint8Array) { this.buf = buf }
+
+  get done (): boolean { return this.at >= this.buf.length }
+
+  byte (): number {
+    if (this.at >= this.buf.length) throw new RbsrError('message ends early')
+    return this.buf[this.at++]
+  }
+
+  take (n: number): Uint8Array {
+    if (this.buf.length - this.at < n) throw new RbsrError('message ends early')
+    const out = this.buf.subarray(this.at, this.at + n)
+    this.at += n
+    return out
+  }
+
+  varint (): number {
+    let n = 0
+    for (let i = 0; i < 8; i++) {
+      const b = this.byte()
+      n = n * 128 + (b & 0x7f)
+      if ((b & 0x80) === 0) {
+        if (!Number.isSafeInteger(n)) throw new RbsrError('varint too large')
+        return n
+      }
+    }
+    throw new RbsrError('varint too long')
+  }
+
+  remaining (): number { return this.buf.length - this.at }
+}
+
+interface Bound { ts: number, id: Uint8Array }
+
+const INFINITY: Bound = { ts: Infinity, id: EMPTY }
+
+class BoundWriter {
+  private last = 0
+  write (w: Writer, b: Bound): void {
+    if (b.ts === Infinity) { w.varint(0) } else { w.varint(1 + b.ts - this.last); this.last = b.ts }
+    w.varint(b.id.length)
+    w.put(b.id)
+  }
+}
+
+class BoundReader {
+  private last = 0
+  read (r: Reader): Bound {
+    const t = r.varint()
+    let ts: number
+    if (t === 0) ts = Infinity
+    else {
+      ts = this.last + t - 1
+      if (!Number.isSafeInteger(ts)) throw new RbsrError('timestamp too large')
+      this.last = ts
+    }
+    const len = r.varint()
+    if (len > RBSR_ID_BYTES) throw new RbsrError(`a bound's id prefix holds at most ${RBSR_ID_BYTES} bytes, got ${len}`)
+    return { ts, id: r.take(len) }
+  }
+}
+
+function minimalBound (prev: RbsrItem, curr: RbsrItem): Bound {
+  if (curr.ts !== prev.ts) return { ts: curr.ts, id: EMPTY }
+  let shared = 0
+  while (shared < RBSR_ID_BYTES && curr.id[shared] === prev.id[shared]) shared++
+  return { ts: curr.ts, id: curr.id.slice(0, shared + 1) }
+}
+
+// --- the protocol -------------------------------------------------------------------------------------
+
+export interface RbsrOptions {
+  /** Most bytes of one message (>= RBSR_MIN_FRAME_BYTES); 0: unbounded. */
+  frameLimit?: number
+}
+
+/** What a client learned from one server message, and what it sends next (null: done). */
+export interface RbsrStep {
+  next: Uint8Array | null
+  /** Ids the client holds and the server lacks. */
+  have: Uint8Array[]
+  /** Ids the server holds and the client lacks. */
+  need: Uint8Array[]
+}
+
+function frameLimitOf (opts: RbsrOptions): number {
+  const limit = opts.frameLimit ?? 0
+  if (limit !== 0 && (!Number.isSafeInteger(limit) || limit < RBSR_MIN_FRAME_BYTES)) throw new RangeError(`frameLimit must be 0 or >= ${RBSR_MIN_FRAME_BYTES}, got ${String(limit)}`)
+  return limit
+}
+
+/** The client's first message: its whole set, split. */
+export function rbsrInitiate (set: OpSet, opts: RbsrOptions = {}): Uint8Array {
+  frameLimitOf(opts)
+  const w = new Writer()
+  w.byte(RBSR_VERSION)
+  splitRange(set, 0, set.size, INFINITY, w, new BoundWriter())
+  return w.bytes()
+}
+
+/** The server's answer to a client message. Throws RbsrError on a malformed message. */
+export function rbsrRespond (set: OpSet, msg: Uint8Array, opts: RbsrOptions = {}): Uint8Array {
+  return run(set, msg, false, frameLimitOf(opts)).out as Uint8Array
+}
+
+/** The client's step on a server answer. Throws RbsrError on a malformed message. */
+export function rbsrContinue (set: OpSet, msg: Uint8Array, opts: RbsrOptions = {}): RbsrStep {
+  const { out, have, need } = run(set, msg, true, frameLimitOf(opts))
+  return { next: out, have, need }
+}
+
+function key (id: Uint8Array): string {
+  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1')
+}
+
+function run (set: OpSet, msg: Uint8Array, client: boolean, frameLimit: number): { out: Uint8Array | null, have: Uint8Array[], need: Uint8Array[] } {
+  if (!(msg instanceof Uint8Array)) throw new RbsrError('message is not bytes')
+  const have: Uint8Array[] = []
+  const need: Uint8Array[] = []
+  const r = new Reader(msg)
+  const version = r.byte()
+  if (version !== RBSR_VERSION) throw new RbsrError(`unsupported version byte 0x${version.toString(16)}`)
+  const full = new Writer()
+  full.byte(RBSR_VERSION)
+  const bounds = new BoundWriter()
+  const inBounds = new BoundReader()
+  const exceeded = (n: number): boolean => frameLimit !== 0 && n > frameLimit - FRAME_MARGIN
+  const size = set.size
+  let prevBound: Bound = { ts: 0, id: EMPTY }
+  let prevIndex = 0
+  let skip = false
+  let sawEnd = false
+  /** The rank at the last bound written to `full` (where a closing range would start). */
+  let written = 0
+
+  while (!r.done) {
+    if (sawEnd) throw new RbsrError('a range follows the infinity bound')
+    const o = new Writer()
+    const doSkip = (): void => {
+      if (!skip) return
+      skip = false
+      bounds.write(o, prevBound)
+      o.varint(MODE_SKIP)
+    }
+    const currBound = inBounds.read(r)
+    if (compare(currBound.ts, currBound.id, prevBound.ts, prevBound.id) < 0) throw new RbsrError('ranges out of order')
+    if (currBound.ts === Infinity) sawEnd = true
+    const mode = r.varint()
+    const lower = prevIndex
+    let upper = currBound.ts === Infinity ? size : set.lowerBound(currBound.ts, currBound.id, prevIndex)
+    let endBound = currBound
+
+    if (mode === MODE_SKIP) {
+      skip = true
+    } else if (mode === MODE_FINGERPRINT) {
+      const theirs = r.take(RBSR_FINGERPRINT_BYTES)
+      const ours = set.fingerprint(lower, upper)
+      if (equalBytes(theirs, ours)) skip = true
+      else {
+        doSkip()
+        splitRange(set, lower, upper, currBound, o, bounds)
+      }
+    } else if (mode === MODE_IDLIST) {
+      const n = r.varint()
+      if (n * RBSR_ID_BYTES > r.remaining()) throw new RbsrError('id list longer than the message')
+      if (client) {
+        const theirs = new Map<string, Uint8Array>()
+        for (let i = 0; i < n; i++) {
+          const id = r.take(RBSR_ID_BYTES)
+          theirs.set(key(id), id)
+        }
+        skip = true
+        set.iterate(lower, upper, (item) => {
+          if (!theirs.delete(key(item.id))) have.push(item.id)
+          return true
+        })
+        for (const id of theirs.values()) need.push(new Uint8Array(id))
+      } else {
+        r.take(n * RBSR_ID_BYTES) // the server answers with its own list; the client compares
+        doSkip()
+        const ids = new Writer()
+        let count = 0
+        set.iterate(lower, upper, (item, rank) => {
+          if (exceeded(full.length + o.length + ids.length)) {
+            endBound = item
+            upper = rank // the rest of the range goes into the closing fingerprint
+            return false
+          }
+          ids.put(item.id)
+          count++
+          return true
+        })
+        bounds.write(o, endBound)
+        o.varint(MODE_IDLIST)
+        o.varint(count)
+        o.put(ids.bytes())
+      }
+    } else {
+      throw new RbsrError(`unknown range mode ${mode}`)
+    }
+
+    if (exceeded(full.length + o.length)) {
+      // over the frame: one fingerprint over everything after the last bound written, split in
+      // the next round (a server's id list cut short is kept: its rest starts at its bound)
+      let from = written
+      if (endBound !== currBound) { full.put(o.bytes()); from = upper }
+      bounds.write(full, INFINITY)
+      full.varint(MODE_FINGERPRINT)
+      full.put(set.fingerprint(from, size))
+      return { out: full.bytes(), have, need }
+    }
+    if (o.length > 0) { full.put(o.bytes()); written = upper }
+    prevIndex = upper
+    prevBound = endBound
+  }
+  if (client && full.length === 1) return { out: null, have, need }
+  return { out: full.bytes(), have, need }
+}
+
+/** Ranks [lower, upper) ending at `upperBound`: an id list if small, else BUCKETS fingerprints. */
+function splitRange (set: OpSet, lower: number, upper: number, upperBound: Bound, w: Writer, bounds: BoundWriter): void {
+  const n = upper - lower
+  if (n < RBSR_BUCKETS * 2) {
+    bounds.write(w, upperBound)
+    w.varint(MODE_IDLIST)
+    w.varint(n)
+    set.iterate(lower, upper, (item) => { w.put(item.id); return true })
+    return
+  }
+  const per = Math.floor(n / RBSR_BUCKETS)
+  const extra = n % RBSR_BUCKETS
+  let curr = lower
+  for (let i = 0; i < RBSR_BUCKETS; i++) {
+    const size = per + (i < extra ? 1 : 0)
+    const fp = set.fingerprint(curr, curr + size)
+    curr += size
+    const next = curr === upper ? upperBound : minimalBound(set.at(curr - 1), set.at(curr))
+    bounds.write(w, next)
+    w.varint(MODE_FINGERPRINT)
+    w.put(fp)
+  }
+}
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** One reconciliation of two in-memory sets (the simulator's and the tests'): what it learned and cost. */
+export interface RbsrRun { have: Uint8Array[], need: Uint8Array[], rounds: number, bytesSent: number, bytesReceived: number }
+
+/** Run client and server to the end in memory; `maxRounds` bounds it (RbsrError past it). */
+export function rbsrReconcileInMemory (client: OpSet, server: OpSet, opts: RbsrOptions & { maxRounds?: number } = {}): RbsrRun {
+  const maxRounds = opts.maxRounds ?? 1024
+  const run: RbsrRun = { have: [], need: [], rounds: 0, bytesSent: 0, bytesReceived: 0 }
+  let msg: Uint8Array | null = rbsrInitiate(client, opts)
+  while (msg !== null) {
+    if (run.rounds >= maxRounds) throw new RbsrError(`not reconciled in ${maxRounds} rounds`)
+    run.rounds++
+    run.bytesSent += msg.length
+    const answer = rbsrRespond(server, msg, opts)
+    run.bytesReceived += answer.length
+    const step = rbsrContinue(client, answer, opts)
+    for (const id of step.have) run.have.push(id)
+    for (const id of step.need) run.need.push(id)
+    msg = step.next
+  }
+  return run
+}

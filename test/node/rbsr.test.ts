@@ -1,0 +1,106 @@
+// Range-based set reconciliation (node/tree/rbsr.ts): two random sets with random differences
+// reconcile to exactly each other's missing ids, whatever the frame limit; the index answers the
+// same fingerprints built one by one or in bulk; malformed messages throw RbsrError.
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import fc from 'fast-check'
+import { OpSet, RbsrError, rbsrContinue, rbsrInitiate, rbsrReconcileInMemory, rbsrRespond } from '../../node/tree/rbsr.ts'
+
+const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261202)
+const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
+
+/** A deterministic item: id = sha256(n), timestamp drawn from few values (many ties, so id-prefix bounds get used). */
+function item (n: number, spread: number): { ts: number, id: Uint8Array } {
+  const id = new Uint8Array(createHash('sha256').update(String(n)).digest())
+  return { ts: 1_000 + (id[0] * 256 + id[1]) % spread, id }
+}
+
+const hex = (id: Uint8Array): string => Buffer.from(id).toString('hex')
+const sorted = (ids: Uint8Array[]): string[] => ids.map(hex).sort()
+
+describe('rbsr: range-based set reconciliation', function () {
+  it('two random sets reconcile to exactly each other\'s missing ids', function () {
+    fc.assert(fc.property(
+      fc.record({
+        common: fc.nat(3000),
+        onlyA: fc.nat(80),
+        onlyB: fc.nat(80),
+        spread: fc.constantFrom(1, 3, 50, 1_000_000),
+        frameLimit: fc.constantFrom(0, 4096, 10_000),
+        oneByOne: fc.boolean(),
+        offset: fc.nat(1_000_000)
+      }),
+      ({ common, onlyA, onlyB, spread, frameLimit, oneByOne, offset }) => {
+        const mk = (from: number, n: number): Array<{ ts: number, id: Uint8Array }> => Array.from({ length: n }, (_, i) => item(offset + from + i, spread))
+        const both = mk(0, common)
+        const aOnly = mk(common, onlyA)
+        const bOnly = mk(common + onlyA, onlyB)
+        const a = new OpSet()
+        const b = new OpSet()
+        const fill = (s: OpSet, items: Array<{ ts: number, id: Uint8Array }>): void => {
+          if (oneByOne) for (const x of items) s.add(x.ts, x.id)
+          else s.addMany(items)
+        }
+        fill(a, [...both, ...aOnly])
+        fill(b, [...bOnly, ...both])
+        assert.equal(a.size, common + onlyA)
+        const run = rbsrReconcileInMemory(a, b, { frameLimit })
+        assert.deepEqual(sorted(run.have), sorted(aOnly.map(x => x.id)))
+        assert.deepEqual(sorted(run.need), sorted(bOnly.map(x => x.id)))
+      }
+    ), { seed: PROP_SEED, numRuns: 60 * RUNS })
+  })
+
+  it('an index built one by one answers what one built in bulk answers', function () {
+    fc.assert(fc.property(fc.nat(5000), fc.nat(5000), fc.nat(5000), (n, x, y) => {
+      const items = Array.from({ length: n + 1 }, (_, i) => item(i, 97))
+      const a = new OpSet()
+      for (const it of items) a.add(it.ts, it.id)
+      assert.equal(a.add(items[0].ts, items[0].id), false) // already there
+      const b = new OpSet()
+      b.addMany(items)
+      assert.equal(a.size, b.size)
+      const lo = Math.min(x, y) % (n + 2)
+      const hi = Math.max(lo, Math.max(x, y) % (n + 2))
+      assert.deepEqual(a.fingerprint(lo, hi), b.fingerprint(lo, hi))
+      if (lo < a.size) assert.deepEqual(a.at(lo), b.at(lo))
+      for (const it of items.slice(0, 20)) assert.ok(a.has(it.ts, it.id))
+    }), { seed: PROP_SEED, numRuns: 20 * RUNS })
+  })
+
+  it('equal sets end in one round, a missing range costs bytes for what differs', function () {
+    const items = Array.from({ length: 20_000 }, (_, i) => item(i, 1_000_000))
+    const a = new OpSet()
+    a.addMany(items)
+    const b = new OpSet()
+    b.addMany(items)
+    const same = rbsrReconcileInMemory(a, b)
+    assert.equal(same.rounds, 1)
+    assert.deepEqual([same.have.length, same.need.length], [0, 0])
+    b.add(5, item(-1, 1).id)
+    const one = rbsrReconcileInMemory(a, b)
+    assert.deepEqual(sorted(one.need), [hex(item(-1, 1).id)])
+    assert.ok(one.bytesSent + one.bytesReceived < 8 * 1024, `${one.bytesSent + one.bytesReceived} bytes`)
+  })
+
+  it('malformed messages throw RbsrError', function () {
+    const s = new OpSet()
+    s.addMany(Array.from({ length: 100 }, (_, i) => item(i, 10)))
+    const good = rbsrInitiate(s)
+    const bad: Uint8Array[] = [
+      new Uint8Array(0), // no version
+      new Uint8Array([0x62]), // unknown version
+      good.subarray(0, good.length - 3), // cut short
+      new Uint8Array([0x61, 0, 0, 7]), // unknown mode
+      new Uint8Array([0x61, 0, 33, ...new Uint8Array(33), 0]), // bound prefix too long
+      new Uint8Array([0x61, 0, 0, 2, 5, 1, 2, 3]), // id list longer than the message
+      new Uint8Array([0x61, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), // varint too long
+      new Uint8Array([0x61, 0, 0, 0, 1, 0, 0]), // a range after the infinity bound
+      new Uint8Array([0x61, 5, 1, 9, 0, 1, 1, 1, 0]) // ranges out of order (ts 4 id 09.. then ts 4 id 01..)
+    ]
+    for (const m of bad) {
+      assert.throws(() => rbsrRespond(s, m), RbsrError, `respond to ${hex(m)}`)
+      assert.throws(() => rbsrContinue(s, m), RbsrError, `continue on ${hex(m)}`)
+    }
+  })
+})
