@@ -10,8 +10,8 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, SpaceNotices, startUplinks, uploadCap } from '../net/index.ts'
-import type { Host, MembershipInit, Sync } from '../net/index.ts'
+import { createHost, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, SpaceNotices, startMemberService, startUplinks, uploadCap } from '../net/index.ts'
+import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
@@ -25,6 +25,8 @@ import type { Metrics } from '../api/index.ts'
 import { inviteRoutes } from '../api/index.ts'
 
 const log = logger('cli:daemon')
+/** Time a dial to a suspect member may take before it counts as not answering. */
+const PROBE_TIMEOUT_MS = 10_000
 
 export { PID_FILE, LOCK_GRACE_MS }
 
@@ -79,6 +81,8 @@ export interface Daemon {
   readonly policy: PlacementPolicy
   /** Keeps the redundancy: membership, repair, scrub, GC, leave (node/redundancy.ts). */
   readonly keep: Redundancy
+  /** Every member of the network, signed by itself (net/members.ts). */
+  readonly members: MemberTable
   /** The join addresses this host dials: `--join` and the config's, once each. */
   readonly join: string[]
   /** The control API server (unix socket, and TCP with `api`). */
@@ -173,9 +177,30 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { presence.stop() })
     // membership with failure detection; the one placement policy the network, the survey and
     // the repairer share (placement.ts)
-    const membership = new Membership(host, { failureTimeoutMs: opts.keep?.failureTimeoutMs })
+    // the member table (issue 14): every member, signed by itself, spread by gossip; at scale only
+    // a member's XOR neighbours watch it and declare it down (members.ts)
+    const members = new MemberTable({ self: host.peerId, signer: signerFor(privateKey), verify })
+    let memberService: MemberService | undefined
+    const membership = new Membership(host, {
+      failureTimeoutMs: opts.keep?.failureTimeoutMs,
+      table: members,
+      publish: async msg => await memberService?.publish(msg),
+      // a member this host is not connected to answers a dial to an address it signed
+      probe: async peer => {
+        for (const addr of members.record(peer)?.addrs ?? []) {
+          const ok = await host.dial(addr.includes('/p2p/') ? addr : `${addr}/p2p/${peer}`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) }).then(() => true, (err: Error) => {
+            log('probe of %s at %s: %s', peer, addr, err.message)
+            return false
+          })
+          if (ok) return true
+        }
+        return false
+      }
+    })
     await membership.start()
     closers.push(async () => { await membership.stop() })
+    memberService = await startMemberService(host, members)
+    closers.push(async () => { await memberService?.stop() })
     const policy = placementPolicy({ members: () => membership.members() }, { redundancy: opts.redundancy, dataFragments: opts.dataFragments })
 
     // asks the holders of an abandoned write's fragments to delete them (release.ts); built
@@ -356,7 +381,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...metricsRoutes(metrics), ...inviteRoutes({ networkKey, host }), ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION, onError: status => { metrics.error('api', String(status)) } })
     await api.start()
     closers.push(async () => { await api.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, join: join_, api, events, metrics, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, members, join: join_, api, events, metrics, close }
   } catch (err) {
     await close()
     throw err

@@ -16,6 +16,7 @@
 // this host drains is told so again (its Membership forgets a drain on a new connection).
 //   { t: 'leave' } | { t: 'drain' } | { t: 'stay' } | { t: 'gone', ids: [peer id...] }
 import type { Host } from './host.ts'
+import type { MemberTable } from './members.ts'
 import { RpcProtocolError, broadcast, defineProtocol, notify, serve } from './rpc.ts'
 import { logger } from '../log.ts'
 
@@ -71,9 +72,21 @@ export const MEMBERSHIP = defineProtocol<never, never, MembershipNotice>({
 export interface MembershipInit {
   /** Time a peer may be away before it is declared gone (default DEFAULT_FAILURE_TIMEOUT_MS). */
   failureTimeoutMs?: number
+  /**
+   * The network's member table (members.ts): its members count for placement whether this host
+   * is connected to them or not; beyond the full mesh only a member's XOR neighbours watch it,
+   * and the one that gives it up publishes a DOWN notice (`publish`, gossip) the others take.
+   */
+  table?: MemberTable
+  publish?: (msg: Uint8Array) => Promise<unknown>
+  /**
+   * Beyond the full mesh, whether a member answers a dial now: a watcher not connected to it
+   * (either side trims connections) asks before giving it up.
+   */
+  probe?: (peer: string) => Promise<boolean>
 }
 
-export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'>
+export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'> & Partial<Pick<Host, 'beyondFullMesh'>>
 
 export interface MembershipEvents {
   /** A peer was declared gone (timeout or leave notice): detail is its id. */
@@ -96,16 +109,44 @@ export class Membership extends EventTarget {
   private readonly draining = new Set<string>()
   /** Peers whose disk is full (space-notice.ts): live, a source of what they hold, not members. */
   private readonly full = new Set<string>()
+  private readonly table?: MemberTable
+  private readonly publish?: (msg: Uint8Array) => Promise<unknown>
+  private readonly probe?: (peer: string) => Promise<boolean>
+  /** Suspects being dialled before they are given up. */
+  private readonly probing = new Set<string>()
   private started = false
   private unserve: (() => Promise<void>) | undefined
   private shutdown = new AbortController()
   private readonly onConnect = (evt: CustomEvent<string>): void => { this.connected(evt.detail) }
   private readonly onDisconnect = (evt: CustomEvent<string>): void => { this.disconnected(evt.detail) }
+  /** A table member declared down by one of its neighbours: gone here unless it is connected here. */
+  private readonly onDown = (evt: Event): void => {
+    const peer = (evt as CustomEvent<string>).detail
+    if (peer === this.host.peerId || this.host.peers().some(p => p.id === peer)) return
+    this.declareGone(peer, false, true)
+  }
+  /** A member heard of first (or again, after it was down) through the table. */
+  private readonly onMember = (evt: Event): void => {
+    const peer = (evt as CustomEvent<string>).detail
+    if (peer === this.host.peerId || this.suspect.has(peer) || this.host.peers().some(p => p.id === peer)) return
+    if (!this.known.has(peer)) {
+      this.known.add(peer)
+      this.left.delete(peer)
+      this.dispatchEvent(new CustomEvent('joined', { detail: peer }))
+    }
+  }
+  private readonly onExpired = (evt: Event): void => {
+    const peer = (evt as CustomEvent<string>).detail
+    if (!this.host.peers().some(p => p.id === peer)) this.declareGone(peer, false, true)
+  }
 
   constructor (host: MembershipHost, init: MembershipInit = {}) {
     super()
     this.host = host
     this.timeoutMs = init.failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS
+    this.table = init.table
+    this.publish = init.publish
+    this.probe = init.probe
     if (!(this.timeoutMs >= 0)) throw new RangeError(`failure timeout must be >= 0 ms, got ${this.timeoutMs}`)
   }
 
@@ -116,6 +157,9 @@ export class Membership extends EventTarget {
     for (const p of this.host.peers()) this.known.add(p.id)
     this.host.addEventListener('peer:connect', this.onConnect)
     this.host.addEventListener('peer:disconnect', this.onDisconnect)
+    this.table?.addEventListener('down', this.onDown)
+    this.table?.addEventListener('member', this.onMember)
+    this.table?.addEventListener('expired', this.onExpired)
     this.unserve = await serve(this.host, MEMBERSHIP, { notice: (n, { peer }) => { this.take(n, peer) } })
   }
 
@@ -137,6 +181,9 @@ export class Membership extends EventTarget {
     this.shutdown.abort()
     this.host.removeEventListener('peer:connect', this.onConnect)
     this.host.removeEventListener('peer:disconnect', this.onDisconnect)
+    this.table?.removeEventListener('down', this.onDown)
+    this.table?.removeEventListener('member', this.onMember)
+    this.table?.removeEventListener('expired', this.onExpired)
     for (const t of this.suspect.values()) clearTimeout(t)
     this.suspect.clear()
     await this.unserve?.()
@@ -148,9 +195,13 @@ export class Membership extends EventTarget {
     return [this.host.peerId, ...this.host.peers().map(p => p.id).filter(p => !this.left.has(p))]
   }
 
-  /** Live and suspect peers, this host included, less those draining or full: the set placement ranks. */
+  /**
+   * Live and suspect peers, and the table's members (connected or not), this host included, less
+   * those draining or full: the set placement ranks.
+   */
   members (): string[] {
-    return [...new Set([...this.live(), ...this.suspect.keys()])].filter(p => !this.draining.has(p) && !this.full.has(p))
+    const table = this.table?.members().filter(p => !this.left.has(p)) ?? []
+    return [...new Set([...this.live(), ...this.suspect.keys(), ...table])].filter(p => !this.draining.has(p) && !this.full.has(p))
   }
 
   /**
@@ -202,6 +253,9 @@ export class Membership extends EventTarget {
 
   /** Tell every connected peer that this host leaves (after it drained). */
   async announceLeave (): Promise<void> {
+    // beyond the peers it is connected to, the network hears it from its own DOWN notice
+    const down = this.table === undefined || this.publish === undefined ? undefined : await this.table.signDown(this.host.peerId)
+    if (down !== undefined) await this.publish?.(down)
     await this.notify({ t: 'leave' })
   }
 
@@ -238,8 +292,9 @@ export class Membership extends EventTarget {
     if (timer !== undefined) {
       clearTimeout(timer)
       this.suspect.delete(peer)
-      // back before the timeout: it never stopped being a member
-      this.dispatchEvent(new CustomEvent('back', { detail: peer }))
+      // back before the timeout: it never stopped being a member (one this host dialled to
+      // see whether it is there was never away)
+      if (!this.probing.has(peer)) this.dispatchEvent(new CustomEvent('back', { detail: peer }))
       return
     }
     this.left.delete(peer)
@@ -251,15 +306,63 @@ export class Membership extends EventTarget {
   private disconnected (peer: string): void {
     if (this.left.has(peer) || this.suspect.has(peer)) return
     if (this.host.peers().some(p => p.id === peer)) return
-    const timer = setTimeout(() => { this.declareGone(peer, false) }, this.timeoutMs)
+    const table = this.table
+    if (table !== undefined && this.host.beyondFullMesh?.() === true) {
+      // beyond the full mesh a closed connection is no sign of failure (either side may have
+      // trimmed it): only the member's neighbours watch it (a peer whose record has not come
+      // yet is no member to watch)
+      if (table.has(peer) && table.neighbours(peer).includes(this.host.peerId)) this.suspectPeer(peer)
+      return
+    }
+    this.suspectPeer(peer)
+  }
+
+  private suspectPeer (peer: string): void {
+    if (this.suspect.has(peer) || this.host.peers().some(p => p.id === peer)) return
+    const timer = setTimeout(() => { this.giveUp(peer) }, this.timeoutMs)
     timer.unref?.()
     this.suspect.set(peer, timer)
   }
 
-  private declareGone (peer: string, leaving: boolean): void {
+  /**
+   * A suspect away for the failure timeout: gone here, and (a table member) DOWN for everyone.
+   * Beyond the full mesh it is first dialled: one that answers was only trimmed, and stays a
+   * member without a word (no 'back': nothing happened to it).
+   */
+  private giveUp (peer: string): void {
+    if (this.probe !== undefined && this.host.beyondFullMesh?.() === true && this.suspect.has(peer)) {
+      this.probing.add(peer)
+      void this.probe(peer).catch((err: unknown) => {
+        log('probe of %s failed: %e', peer, err)
+        return false
+      }).then(alive => {
+        this.probing.delete(peer)
+        if (!this.started || !this.suspect.has(peer)) return
+        if (!alive) {
+          this.lost(peer)
+          return
+        }
+        clearTimeout(this.suspect.get(peer))
+        this.suspect.delete(peer)
+      })
+      return
+    }
+    this.lost(peer)
+  }
+
+  private lost (peer: string): void {
+    this.declareGone(peer, false)
+    if (this.table === undefined || this.publish === undefined) return
+    const publish = this.publish
+    void this.table.signDown(peer).then(async msg => {
+      if (msg !== undefined) await publish(msg)
+    }).catch((err: unknown) => { log('down notice for %s not published: %e', peer, err) })
+  }
+
+  private declareGone (peer: string, leaving: boolean, member = false): void {
     const timer = this.suspect.get(peer)
     if (timer !== undefined) clearTimeout(timer)
-    const wasMember = this.suspect.delete(peer) || leaving
+    const wasMember = this.suspect.delete(peer) || leaving || (member && this.known.has(peer))
     if (leaving) this.left.add(peer)
     this.draining.delete(peer)
     this.full.delete(peer)

@@ -223,6 +223,11 @@ export interface Gossip {
   publish: (data: Uint8Array) => Promise<string[]>
   /** The one validator and handler of incoming messages; the host is subscribed to the topic while it has one. */
   handle: (handler: GossipHandler | undefined) => void
+  /**
+   * The handler of the messages whose first byte is `tag` (given without it), beside the op
+   * handler's (which never sees them): members.ts's records. A tag is not a dag-cbor map's first byte.
+   */
+  handleTagged: (tag: number, handler: GossipHandler | undefined) => void
   /** Connected peers subscribed to the topic. */
   subscribers: () => string[]
   /** Peers in this host's gossip mesh. */
@@ -261,6 +266,12 @@ export interface Host {
   peers: () => HostPeer[]
   /** Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does. */
   dial: (addr: string, opts?: AbortOptions) => Promise<void>
+  /**
+   * Members heard of elsewhere (the member table): their addresses kept for dialing by id (a
+   * placement on a member this host is not connected to), and they count among the members
+   * neighbours are chosen from.
+   */
+  remember: (peers: Array<{ id: string, addrs: string[] }>) => Promise<void>
   /** The n live peers (this one included) closest to key by XOR distance of kad ids, closest first. */
   closestPeers: (key: Uint8Array, n: number, opts?: AbortOptions) => Promise<string[]>
   /** Announce in the DHT that this host holds cid. */
@@ -283,6 +294,8 @@ export interface Host {
   readonly fullMeshPeers: number
   /** The peers this host keeps connected beyond the full mesh (all known members within it). */
   neighbours: () => string[]
+  /** True while this host knows more members than its full mesh holds: it keeps neighbours, not everyone. */
+  beyondFullMesh: () => boolean
   /** Stop listening and close every connection. Idempotent. */
   stop: () => Promise<void>
 }
@@ -554,6 +567,21 @@ export async function createHost (init: HostInit): Promise<Host> {
     newStream: async (peer, protocol, opts) => await libp2p.dialProtocol(toPeerId(peer), protocol, opts)
   }
 
+  const remember = async (peers: Array<{ id: string, addrs: string[] }>): Promise<void> => {
+    const usable: PexPeer[] = []
+    for (const p of peers) {
+      if (p.id === self || p.addrs.length === 0) continue
+      try {
+        await libp2p.peerStore.merge(peerIdFromString(p.id), { multiaddrs: p.addrs.map(a => multiaddr(a)) })
+        usable.push(p)
+      } catch (err) {
+        // a record whose id or addresses do not parse: not dialable, still a member
+        log('addresses of %s not kept: %e', p.id, err)
+      }
+    }
+    await learn(usable)
+  }
+
   const exchange = async (peer: string): Promise<void> => {
     if (stopped) return
     try {
@@ -726,17 +754,27 @@ export async function createHost (init: HostInit): Promise<Host> {
   // --- gossip ----------------------------------------------------------------------------------
   const pubsub = libp2p.services.pubsub
   let gossipHandler: GossipHandler | undefined
+  const tagged = new Map<number, GossipHandler>()
   const VERDICTS = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject }
   pubsub.topicValidators.set(topic, async (from, msg) => {
-    if (gossipHandler === undefined || msg.topic !== topic) return TopicValidatorResult.Ignore
+    if (msg.topic !== topic) return TopicValidatorResult.Ignore
+    const byTag = msg.data.byteLength > 0 ? tagged.get(msg.data[0]) : undefined
+    const handler = byTag ?? gossipHandler
+    if (handler === undefined) return TopicValidatorResult.Ignore
     try {
-      return VERDICTS[await gossipHandler(msg.data, from.toString())]
+      return VERDICTS[await handler(byTag !== undefined ? msg.data.subarray(1) : msg.data, from.toString())]
     } catch (err) {
       // the handler's own failure (a closed tree): not the sender's fault
       log('gossip handler failed: %e', err)
       return TopicValidatorResult.Ignore
     }
   })
+  /** Subscribed to the topic while something takes its messages. */
+  const subscribed = (): void => {
+    if (stopped) return
+    if (gossipHandler !== undefined || tagged.size > 0) pubsub.subscribe(topic)
+    else pubsub.unsubscribe(topic)
+  }
   const gossip: Gossip = {
     topic,
     publish: async (data) => {
@@ -748,9 +786,13 @@ export async function createHost (init: HostInit): Promise<Host> {
     // not (an older version, a part that stopped) is not sent any, and gets ops by direct push
     handle: (handler) => {
       gossipHandler = handler
-      if (stopped) return
-      if (handler !== undefined) pubsub.subscribe(topic)
-      else pubsub.unsubscribe(topic)
+      subscribed()
+    },
+    handleTagged: (tag, handler) => {
+      if ((tag & 0xe0) === 0xa0) throw new RangeError(`gossip tag 0x${tag.toString(16)} is a dag-cbor map's first byte`)
+      if (handler === undefined) tagged.delete(tag)
+      else tagged.set(tag, handler)
+      subscribed()
     },
     subscribers: () => pubsub.getSubscribers(topic).map(p => p.toString()),
     mesh: () => (pubsub as unknown as { getMeshPeers: (t: string) => string[] }).getMeshPeers(topic)
@@ -762,6 +804,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     maxConnections,
     fullMeshPeers: fullMesh,
     neighbours: () => [...(chosen ?? new Set([...known.keys(), ...connectedIds()]))],
+    beyondFullMesh: () => chosen !== undefined,
     addresses: () => (init.announce !== undefined && init.announce.length > 0
       ? libp2p.getMultiaddrs().map(a => a.toString())
       : ownAddrs()).filter(a => !isUnspecified(a)),
@@ -776,6 +819,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       }
     }),
     dial,
+    remember,
     closestPeers,
     traffic: meter.snapshot,
     provide: async (cid, opts) => { await libp2p.contentRouting.provide(cid, opts) },

@@ -22,6 +22,10 @@
 //    before it enters the log; a peer without the network key cannot connect (pnet).
 export { Announcer } from './announce.ts'
 export { MEMBERSHIP, MEMBERSHIP_PROTOCOL, Membership, MembershipNoticeError } from './failure.ts'
+export { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBERS_PROTOCOL, MEMBER_EXPIRE_MS, MEMBER_REFRESH_MS, MAX_MEMBERS, MemberRecordError, MemberTable, NEIGHBOURS } from './members.ts'
+export type { MemberRecord, MemberTableInit } from './members.ts'
+export { startMemberService } from './member-service.ts'
+export type { MemberService } from './member-service.ts'
 export type { MembershipInit, MembershipNotice } from './failure.ts'
 export { DEFAULT_MAX_CONNECTIONS, DHT_PROTOCOL, FULL_MESH_PEERS, GOSSIP_MAX_MESSAGE_BYTES, PEX, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL, PeerExchangeError, createHost } from './host.ts'
 export type { Gossip, GossipHandler, GossipVerdict, Host } from './host.ts'

@@ -1,0 +1,184 @@
+// The member table on a running host (issue 14 item 3; the table and its rules: members.ts):
+//  - this host signs its record when it starts, every MEMBER_REFRESH_MS, and at once when a
+//    neighbour declared it down (it is not: the newer record brings it back everywhere), and
+//    publishes it on gossip (tagged: host.ts routes it here, never to the op handler);
+//  - records and DOWN notices from gossip go into the table (a refused one blames its
+//    forwarder, as a bad op does); new members' addresses go to the host (dialable by id);
+//  - it answers MEMBERS_PROTOCOL with its table, and pulls the table from its first peers (until
+//    one answered, TABLE_PULL_PEERS tries);
+//  - a record published before gossip knows who listens (a host that just started) reaches
+//    nobody: it is published again, with backoff (ANNOUNCE_RETRY_*), until some peer got it;
+//  - anti-entropy: every TABLE_SYNC_MS it asks one connected peer (in turn) for its table's
+//    digest, and pulls the table only when the digests differ: 32 bytes a round when the tables
+//    agree, however big the network (gossip during startup, before meshes form, misses some);
+//  - records no one refreshed for MEMBER_EXPIRE_MS leave the table (checked every refresh).
+import type { Host, GossipVerdict } from './host.ts'
+import { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_REFRESH_MS } from './members.ts'
+import type { MemberTable, MembersReply } from './members.ts'
+import { call, serve } from './rpc.ts'
+import { logger } from '../log.ts'
+
+const log = logger('net:members')
+
+/** Peers asked for their table at start, one after another, until one answers. */
+export const TABLE_PULL_PEERS = 3
+/** Table answers are paced: at most one per peer this often (a table is big at scale). */
+export const TABLE_ANSWER_MIN_INTERVAL_MS = 10_000
+/** A record that reached no peer is published again after this, doubling up to the max. */
+export const ANNOUNCE_RETRY_MS = 500
+export const ANNOUNCE_RETRY_MAX_MS = 30_000
+/** One digest comparison with a connected peer this often. */
+export const TABLE_SYNC_MS = 15_000
+
+export type MemberServiceHost = Pick<Host, 'peerId' | 'peers' | 'addresses' | 'gossip' | 'remember' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'>
+
+export interface MemberService {
+  /** Publish a signed message (this host's record, a DOWN notice) on gossip. */
+  publish: (msg: Uint8Array) => Promise<string[]>
+  /** Pull a peer's table into this one (records checked one by one); how many were new. */
+  pull: (peer: string) => Promise<number>
+  stop: () => Promise<void>
+}
+
+export async function startMemberService (host: MemberServiceHost, table: MemberTable): Promise<MemberService> {
+  let stopped = false
+  let pulled = false
+  const answered = new Map<string, number>()
+
+  const publish = async (msg: Uint8Array): Promise<string[]> => {
+    const data = new Uint8Array(msg.byteLength + 1)
+    data[0] = MEMBERS_GOSSIP_TAG
+    data.set(msg, 1)
+    try {
+      return await host.gossip.publish(data)
+    } catch (err) {
+      // no subscribed peer yet (gossipsub refuses to publish to nobody): the table pull covers it
+      log('member message not published: %e', err)
+      return []
+    }
+  }
+
+  const remember = async (peers: string[]): Promise<void> => {
+    const list = peers.map(p => table.record(p)).filter(r => r !== undefined).map(r => ({ id: r.peer, addrs: r.addrs }))
+    if (list.length > 0) await host.remember(list)
+  }
+
+  const take = async (msg: Uint8Array): Promise<'new' | 'old' | 'invalid'> => {
+    let fresh: string | undefined
+    const onMember = (e: Event): void => { fresh = (e as CustomEvent<string>).detail }
+    table.addEventListener('member', onMember)
+    try {
+      const r = await table.take(msg)
+      if (fresh !== undefined) await remember([fresh])
+      return r
+    } finally {
+      table.removeEventListener('member', onMember)
+    }
+  }
+
+  host.gossip.handleTagged(MEMBERS_GOSSIP_TAG, async (data): Promise<GossipVerdict> => {
+    const r = await take(data)
+    return r === 'new' ? 'accept' : r === 'old' ? 'ignore' : 'reject'
+  })
+
+  const unserve = await serve(host, MEMBERS, {
+    call: async (req, { peer }): Promise<MembersReply> => {
+      if (req.t === 'digest') return { t: 'digest', d: table.digest() }
+      const last = answered.get(peer) ?? 0
+      if (Date.now() - last < TABLE_ANSWER_MIN_INTERVAL_MS) return { t: 'table', members: [] }
+      answered.set(peer, Date.now())
+      return { t: 'table', members: table.messages() }
+    }
+  }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+
+  const pull = async (peer: string): Promise<number> => {
+    const reply = await call(host, peer, MEMBERS, { t: 'table' })
+    let fresh = 0
+    for (const msg of reply.t === 'table' ? reply.members : []) {
+      if (stopped) break
+      if (await take(msg) === 'new') fresh++
+    }
+    return fresh
+  }
+
+  /** Sign this host's record and publish it; true when some peer got it by gossip. */
+  const announce = async (): Promise<boolean> => {
+    const msg = await table.signOwn(host.addresses())
+    // a host that declared itself down (it leaves) announces nothing: done
+    return msg === undefined || (await publish(msg)).length > 0
+  }
+
+  /** Announce until some peer got the record (one loop at a time). */
+  let announcing: Promise<void> | undefined
+  let again: ReturnType<typeof setTimeout> | undefined
+  const announceUntilReached = (): void => {
+    announcing ??= (async () => {
+      let wait = ANNOUNCE_RETRY_MS
+      while (!stopped && !(await announce().catch((err: unknown) => { log('record not published: %e', err); return false }))) {
+        await new Promise<void>(resolve => { again = setTimeout(resolve, wait); again.unref() })
+        wait = Math.min(wait * 2, ANNOUNCE_RETRY_MAX_MS)
+      }
+    })().finally(() => { announcing = undefined })
+  }
+  announceUntilReached()
+
+  let tries = 0
+  const onConnect = (evt: CustomEvent<string>): void => {
+    const peer = evt.detail
+    if (stopped || pulled || tries >= TABLE_PULL_PEERS) return
+    tries++
+    void pull(peer).then(() => { pulled = true }, (err: unknown) => {
+      tries--
+      log('table from %s: %e', peer, err)
+    })
+  }
+  host.addEventListener('peer:connect', onConnect)
+  for (const p of host.peers()) onConnect(new CustomEvent('peer:connect', { detail: p.id }))
+
+  const onDown = (evt: Event): void => {
+    if ((evt as CustomEvent<string>).detail !== host.peerId || stopped) return
+    announceUntilReached()
+  }
+  table.addEventListener('down', onDown)
+
+  // anti-entropy: the connected peers in turn, a digest each round, a table when they differ
+  let turn = 0
+  let syncing = false
+  const antiEntropy = setInterval(() => {
+    const peers = host.peers()
+    if (stopped || syncing || peers.length === 0) return
+    const peer = peers[turn++ % peers.length].id
+    syncing = true
+    void (async () => {
+      const reply = await call(host, peer, MEMBERS, { t: 'digest' })
+      if (reply.t === 'digest' && !equal(reply.d, table.digest())) await pull(peer)
+    })().catch((err: unknown) => { log('table sync with %s: %e', peer, err) }).finally(() => { syncing = false })
+  }, TABLE_SYNC_MS)
+  antiEntropy.unref()
+
+  const refresh = setInterval(() => {
+    table.expire()
+    announceUntilReached()
+  }, MEMBER_REFRESH_MS)
+  refresh.unref()
+
+  return {
+    publish,
+    pull,
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      clearInterval(refresh)
+      clearInterval(antiEntropy)
+      clearTimeout(again)
+      host.removeEventListener('peer:connect', onConnect)
+      table.removeEventListener('down', onDown)
+      host.gossip.handleTagged(MEMBERS_GOSSIP_TAG, undefined)
+      await unserve()
+    }
+  }
+}
+
+function equal (a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && a.every((x, i) => x === b[i])
+}

@@ -1,0 +1,276 @@
+// The member table (issue 14 item 3): every host knows every member of its network, not only the
+// peers it is connected to. With connections bounded (host.ts, `--max-connections`) a host of a
+// large network talks to a few dozen peers, yet placement must rank every member the same way on
+// every host (a reader computes who holds a fragment with no round trip), and a peer this host
+// closed a connection to, to stay under its bound, is not a failed host.
+//
+// A member is known by its record, signed by the host it describes (its peer id embeds the
+// Ed25519 key, so anyone checks it offline): { peer, seq, addrs }. `seq` is the host's wall clock
+// in ms when it signed: a newer record replaces an older one; a host signs a new record when it
+// starts and every MEMBER_REFRESH_MS. Records spread by gossip (host.ts, the network's topic,
+// tagged MEMBERS_GOSSIP_TAG so the op handler never sees them), and a host that starts pulls the
+// table from its first peers (MEMBERS_PROTOCOL), each record still checked one by one. A table
+// entry nobody refreshed for MEMBER_EXPIRE_MS (three refreshes missed) is dropped: a host that
+// ended without a word and whose neighbours are all gone too does not stay a member forever.
+//
+// Failure at scale is decided by a host's XOR neighbours, not by everyone: the NEIGHBOURS members
+// closest to a host in Kademlia's key space (the peers host.ts keeps connected anyway) watch it,
+// and the first of them to give it up (failure.ts: away for the failure timeout) publishes one
+// signed DOWN notice { by, peer, seq }. A host takes a DOWN only from one of the subject's
+// neighbours as its own table ranks them, and only for the record it holds (seq): the subject
+// comes back by signing a newer record. So one host cannot talk the network out of its members,
+// and a forged or flooded table is bounded (MAX_MEMBERS entries, each signed by its subject,
+// addresses bounded in number and length) and never holds a record its subject did not sign.
+//
+// Gossip wire (after the tag byte), dag-cbor:
+//   { t: 'member', r: bytes(dag-cbor { peer, seq, addrs }), s: signature of r by peer }
+//   { t: 'down',   r: bytes(dag-cbor { by, peer, seq }),    s: signature of r by `by` }
+// MEMBERS_PROTOCOL (rpc.ts calls): { t: 'table' } -> { t: 'table', members: [member message...] }
+//                                  { t: 'digest' } -> { t: 'digest', d: bytes(32) }
+// (the digest: sha256 of the members' ids and record seqs in order; two tables with equal
+// digests hold the same records, so anti-entropy pulls a table only when they differ).
+import { createHash } from 'node:crypto'
+import * as dagCbor from '@ipld/dag-cbor'
+import type { Signer, Verify } from '../tree/index.ts'
+import { compareDistance, peerKadId } from './kad.ts'
+import { RpcProtocolError, defineProtocol } from './rpc.ts'
+import { logger } from '../log.ts'
+
+const log = logger('net:members')
+
+/** First byte of a member gossip message (not a dag-cbor map: the op handler's messages are). */
+export const MEMBERS_GOSSIP_TAG = 0x4d
+export const MEMBERS_PROTOCOL = '/darkfs/members/1.0.0'
+/** A host signs a fresh record this often (and when it starts). */
+export const MEMBER_REFRESH_MS = 3600_000
+/** A record not refreshed for this long leaves the table. */
+export const MEMBER_EXPIRE_MS = 3 * MEMBER_REFRESH_MS
+/** A record dated further ahead than this of the local clock is refused (it would never expire). */
+export const MEMBER_MAX_SKEW_MS = 600_000
+/** Most members a table holds (about 10 MB at 200 bytes each). */
+export const MAX_MEMBERS = 50_000
+/** Most addresses in a record, and the longest one. */
+export const MAX_MEMBER_ADDRS = 8
+export const MAX_MEMBER_ADDR_CHARS = 256
+/** Longest peer id in a record. */
+export const MAX_MEMBER_ID_CHARS = 128
+/** Largest member message (one record with its signature). */
+export const MAX_MEMBER_MESSAGE_BYTES = 4096
+/** Members that watch a host (its XOR neighbours) and may declare it down. */
+export const NEIGHBOURS = 8
+/** Largest table answer. */
+export const MAX_TABLE_MESSAGE_BYTES = 16 * 1024 * 1024
+
+export class MemberRecordError extends RpcProtocolError {
+  override readonly name = 'MemberRecordError'
+}
+
+export interface MemberRecord { peer: string, seq: number, addrs: string[] }
+interface Entry extends MemberRecord { msg: Uint8Array }
+
+export type MembersRequest = { t: 'table' } | { t: 'digest' }
+export type MembersReply = { t: 'table', members: Uint8Array[] } | { t: 'digest', d: Uint8Array }
+
+export const MEMBERS = defineProtocol<MembersRequest, MembersReply>({
+  id: MEMBERS_PROTOCOL,
+  maxMessageBytes: MAX_TABLE_MESSAGE_BYTES,
+  timeoutMs: 30_000,
+  malformed: MemberRecordError,
+  request: (v) => {
+    const m = v as { t?: unknown } | null
+    if (typeof m !== 'object' || m === null || (m.t !== 'table' && m.t !== 'digest') || Object.keys(m).length !== 1) throw new MemberRecordError('a members request is { t: \'table\' | \'digest\' }')
+    return { t: m.t }
+  },
+  reply: (v, req) => {
+    const m = v as { t?: unknown, members?: unknown, d?: unknown } | null
+    if (req.t === 'digest') {
+      if (typeof m !== 'object' || m === null || m.t !== 'digest' || !(m.d instanceof Uint8Array) || m.d.byteLength !== 32) throw new MemberRecordError('a digest answer is { t: \'digest\', d: bytes(32) }')
+      return { t: 'digest', d: m.d }
+    }
+    if (typeof m !== 'object' || m === null || m.t !== 'table' || !Array.isArray(m.members) || m.members.length > MAX_MEMBERS || !m.members.every((x: unknown) => x instanceof Uint8Array)) {
+      throw new MemberRecordError('a table answer is { t: \'table\', members: [bytes...] }')
+    }
+    return { t: 'table', members: m.members as Uint8Array[] }
+  }
+})
+
+const str = (v: unknown, max: number, what: string): string => {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new MemberRecordError(`bad ${what}`)
+  return v
+}
+const seqOf = (v: unknown): number => {
+  if (!Number.isSafeInteger(v) || (v as number) < 0) throw new MemberRecordError('bad seq')
+  return v as number
+}
+
+export interface MemberTableInit {
+  self: string
+  signer: Signer
+  verify: Verify
+  /** Wall clock in ms (tests give their own). */
+  now?: () => number
+  /** Most members held (default MAX_MEMBERS). */
+  maxMembers?: number
+}
+
+/** What taking a message did: a new or newer fact, nothing new, or a refusal (blame the sender). */
+export type Taken = 'new' | 'old' | 'invalid'
+
+/**
+ * Events: 'member' (a peer's first or newer record: detail the peer id), 'down' (a neighbour
+ * declared a member down: detail the peer id), 'expired' (detail the peer id).
+ */
+export class MemberTable extends EventTarget {
+  private readonly self: string
+  private readonly signer: Signer
+  private readonly verifySig: Verify
+  private readonly now: () => number
+  private readonly max: number
+  private readonly entries = new Map<string, Entry>()
+  /** Members declared down: the seq of the record that went down with them. */
+  private readonly downAt = new Map<string, number>()
+  /** This host declared itself down (it leaves): it signs no record again. */
+  private leaving = false
+
+  constructor (init: MemberTableInit) {
+    super()
+    this.self = init.self
+    this.signer = init.signer
+    this.verifySig = init.verify
+    this.now = init.now ?? Date.now
+    this.max = init.maxMembers ?? MAX_MEMBERS
+  }
+
+  get size (): number {
+    return this.entries.size
+  }
+
+  /** Members not declared down (this host included once it signed its record). */
+  members (): string[] {
+    return [...this.entries.keys()].filter(p => !this.downAt.has(p))
+  }
+
+  has (peer: string): boolean {
+    return this.entries.has(peer) && !this.downAt.has(peer)
+  }
+
+  record (peer: string): MemberRecord | undefined {
+    const e = this.entries.get(peer)
+    return e === undefined ? undefined : { peer: e.peer, seq: e.seq, addrs: e.addrs }
+  }
+
+  /** The table's digest: equal digests, equal records (ids and seqs of the members, in order). */
+  digest (): Uint8Array {
+    const h = createHash('sha256')
+    for (const p of this.members().sort()) h.update(`${p} ${(this.entries.get(p) as Entry).seq}\n`)
+    return new Uint8Array(h.digest())
+  }
+
+  /** Every record held, as signed member messages (what MEMBERS_PROTOCOL answers). */
+  messages (): Uint8Array[] {
+    return [...this.entries.values()].filter(e => !this.downAt.has(e.peer)).map(e => e.msg)
+  }
+
+  /** Sign this host's record (now), take it, and return its message (to publish); undefined once it declared itself down. */
+  async signOwn (addrs: string[]): Promise<Uint8Array | undefined> {
+    if (this.leaving) return undefined
+    const prev = this.entries.get(this.self)?.seq ?? -1
+    const r = dagCbor.encode({ peer: this.self, seq: Math.max(prev + 1, this.now()), addrs: addrs.slice(0, MAX_MEMBER_ADDRS).filter(a => a.length <= MAX_MEMBER_ADDR_CHARS) })
+    const msg = dagCbor.encode({ t: 'member', r, s: await this.signer.sign(r) })
+    await this.take(msg)
+    return msg
+  }
+
+  /** Sign a DOWN notice for `peer` (this host gave it up), take it here, and return it (to publish); undefined when not a member. */
+  async signDown (peer: string): Promise<Uint8Array | undefined> {
+    const e = this.entries.get(peer)
+    if (e === undefined || this.downAt.has(peer)) return undefined
+    if (peer === this.self) this.leaving = true
+    const r = dagCbor.encode({ by: this.self, peer, seq: e.seq })
+    const msg = dagCbor.encode({ t: 'down', r, s: await this.signer.sign(r) })
+    this.markDown(peer, e.seq)
+    return msg
+  }
+
+  /** A member or DOWN message (without the gossip tag). */
+  async take (msg: Uint8Array): Promise<Taken> {
+    let v: any
+    try {
+      if (msg.byteLength > MAX_MEMBER_MESSAGE_BYTES) throw new MemberRecordError('member message too large')
+      v = dagCbor.decode(msg)
+      if (typeof v !== 'object' || v === null || !(v.r instanceof Uint8Array) || !(v.s instanceof Uint8Array) || Object.keys(v).length !== 3) throw new MemberRecordError('bad member message')
+      if (v.t === 'member') return await this.takeRecord(v.r, v.s, msg)
+      if (v.t === 'down') return await this.takeDown(v.r, v.s)
+      throw new MemberRecordError('bad member message kind')
+    } catch (err) {
+      log('member message refused: %s', (err as Error).message)
+      return 'invalid'
+    }
+  }
+
+  private async takeRecord (r: Uint8Array, s: Uint8Array, msg: Uint8Array): Promise<Taken> {
+    const v = dagCbor.decode<any>(r)
+    if (typeof v !== 'object' || v === null || Object.keys(v).length !== 3 || !Array.isArray(v.addrs) || v.addrs.length > MAX_MEMBER_ADDRS) throw new MemberRecordError('bad member record')
+    const rec: Entry = { peer: str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id'), seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), msg }
+    if (rec.seq > this.now() + MEMBER_MAX_SKEW_MS) throw new MemberRecordError('member record from the future')
+    const held = this.entries.get(rec.peer)
+    const down = this.downAt.get(rec.peer)
+    if (held !== undefined && held.seq >= rec.seq) return 'old'
+    if (down !== undefined && down >= rec.seq) return 'old'
+    if (rec.seq + MEMBER_EXPIRE_MS < this.now()) return 'old'
+    if (held === undefined && this.entries.size >= this.max) return 'old'
+    if (!(await this.verifySig(rec.peer, r, s))) throw new MemberRecordError(`member record of ${rec.peer} not signed by it`)
+    this.entries.set(rec.peer, rec)
+    this.downAt.delete(rec.peer)
+    this.dispatchEvent(new CustomEvent('member', { detail: rec.peer }))
+    return 'new'
+  }
+
+  private async takeDown (r: Uint8Array, s: Uint8Array): Promise<Taken> {
+    const v = dagCbor.decode<any>(r)
+    if (typeof v !== 'object' || v === null || Object.keys(v).length !== 3) throw new MemberRecordError('bad down notice')
+    const by = str(v.by, MAX_MEMBER_ID_CHARS, 'peer id')
+    const peer = str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id')
+    const seq = seqOf(v.seq)
+    const held = this.entries.get(peer)
+    // about a record this host no longer has, or one older than it holds: nothing to do
+    if (held === undefined || held.seq > seq || this.downAt.has(peer)) return 'old'
+    if (peer === this.self) return 'old'
+    if (by !== peer && !this.neighbours(peer).includes(by)) {
+      // not one of the subject's watchers as this table ranks them (tables may differ for a
+      // while): not taken, and not held against the forwarder
+      log('down notice for %s from %s, not its neighbour here: not taken', peer, by)
+      return 'old'
+    }
+    if (!(await this.verifySig(by, r, s))) throw new MemberRecordError(`down notice not signed by ${by}`)
+    this.markDown(peer, seq)
+    return 'new'
+  }
+
+  private markDown (peer: string, seq: number): void {
+    this.downAt.set(peer, seq)
+    this.dispatchEvent(new CustomEvent('down', { detail: peer }))
+  }
+
+  /** The NEIGHBOURS members closest to `peer` in key space (itself left out), closest first. */
+  neighbours (peer: string, n = NEIGHBOURS): string[] {
+    const to = peerKadId(peer)
+    const ranked = this.members().filter(p => p !== peer).map(p => ({ p, id: peerKadId(p) }))
+    ranked.sort((a, b) => compareDistance(to, a.id, b.id) || (a.p < b.p ? -1 : a.p > b.p ? 1 : 0))
+    return ranked.slice(0, n).map(x => x.p)
+  }
+
+  /** Drop the records not refreshed for MEMBER_EXPIRE_MS (this host's own never). */
+  expire (): string[] {
+    const out: string[] = []
+    const horizon = this.now() - MEMBER_EXPIRE_MS
+    for (const [peer, e] of this.entries) {
+      if (peer === this.self || e.seq >= horizon) continue
+      this.entries.delete(peer)
+      this.downAt.delete(peer)
+      out.push(peer)
+      this.dispatchEvent(new CustomEvent('expired', { detail: peer }))
+    }
+    return out
+  }
+}

@@ -1,0 +1,124 @@
+// The member table (node/net/members.ts, issue 14 item 3): a record is taken only when signed by
+// the host it describes, a newer one replaces an older, a malformed, forged, future-dated or
+// stale one is refused; a DOWN notice is taken only from one of the subject's XOR neighbours (or
+// the subject itself, leaving), signed by it, and a newer record of the subject brings it back;
+// the table is bounded; records nobody refreshed expire.
+import assert from 'node:assert/strict'
+import * as dagCbor from '@ipld/dag-cbor'
+import { makeKey, signerFor, verify } from '../helpers/tree.ts'
+import { MemberTable, MEMBER_EXPIRE_MS, NEIGHBOURS } from '../../node/net/members.ts'
+import type { Signer } from '../../node/tree/index.ts'
+
+const T0 = 1_800_000_000_000
+
+interface Peer { id: string, signer: Signer }
+async function peer (): Promise<Peer> {
+  const signer = signerFor(await makeKey())
+  return { id: signer.author, signer }
+}
+/** A member message of `p` (seq, addrs), signed by `by` (p itself unless forged). */
+async function record (p: Peer, seq: number, addrs = ['/ip4/127.0.0.1/tcp/1'], by: Signer = p.signer): Promise<Uint8Array> {
+  const r = dagCbor.encode({ peer: p.id, seq, addrs })
+  return dagCbor.encode({ t: 'member', r, s: await by.sign(r) })
+}
+async function down (by: Peer, subject: string, seq: number, signer: Signer = by.signer): Promise<Uint8Array> {
+  const r = dagCbor.encode({ by: by.id, peer: subject, seq })
+  return dagCbor.encode({ t: 'down', r, s: await signer.sign(r) })
+}
+async function table (opts: { now?: () => number, max?: number } = {}): Promise<{ t: MemberTable, self: Peer }> {
+  const self = await peer()
+  return { t: new MemberTable({ self: self.id, signer: self.signer, verify, now: opts.now ?? (() => T0), maxMembers: opts.max }), self }
+}
+
+describe('node/net member table', function () {
+  this.timeout(60_000)
+
+  it('takes records signed by their subject; newer replaces older; forged, malformed, future and stale ones are refused', async () => {
+    const { t } = await table()
+    const [a, b] = [await peer(), await peer()]
+    assert.equal(await t.take(await record(a, T0 - 5)), 'new')
+    assert.deepEqual(t.record(a.id), { peer: a.id, seq: T0 - 5, addrs: ['/ip4/127.0.0.1/tcp/1'] })
+    assert.equal(await t.take(await record(a, T0 - 5)), 'old')
+    assert.equal(await t.take(await record(a, T0 - 9)), 'old')
+    assert.equal(await t.take(await record(a, T0 - 1, ['/ip4/127.0.0.1/tcp/2'])), 'new')
+    assert.deepEqual(t.record(a.id)?.addrs, ['/ip4/127.0.0.1/tcp/2'])
+    // a's record signed by b: refused, nothing changes
+    assert.equal(await t.take(await record(a, T0, ['/ip4/10.0.0.1/tcp/9'], b.signer)), 'invalid')
+    assert.equal(t.record(a.id)?.seq, T0 - 1)
+    // from far in the future (it would never expire), or already expired
+    assert.equal(await t.take(await record(b, T0 + 3600_000)), 'invalid')
+    assert.equal(await t.take(await record(b, T0 - MEMBER_EXPIRE_MS - 1)), 'old')
+    assert.equal(t.has(b.id), false)
+    // malformed
+    assert.equal(await t.take(new Uint8Array([1, 2, 3])), 'invalid')
+    assert.equal(await t.take(dagCbor.encode({ t: 'member', r: dagCbor.encode({ peer: b.id, seq: -1, addrs: [] }), s: new Uint8Array(64) })), 'invalid')
+    assert.equal(await t.take(dagCbor.encode({ t: 'member', r: dagCbor.encode({ peer: b.id, seq: 1, addrs: Array(9).fill('/ip4/1.2.3.4/tcp/1') }), s: new Uint8Array(64) })), 'invalid')
+    assert.equal(await t.take(dagCbor.encode({ t: 'what', r: new Uint8Array(1), s: new Uint8Array(1) })), 'invalid')
+    assert.deepEqual(t.members(), [a.id])
+  })
+
+  it('a DOWN notice counts only from the subject\'s neighbours (or itself), signed; a newer record brings the subject back', async () => {
+    const { t } = await table()
+    const peers = await Promise.all(Array.from({ length: NEIGHBOURS + 6 }, async () => await peer()))
+    for (const p of peers) assert.equal(await t.take(await record(p, T0 - 100)), 'new')
+    const subject = peers[0]
+    const watchers = t.neighbours(subject.id)
+    assert.equal(watchers.length, NEIGHBOURS)
+    const outsider = peers.find(p => p !== subject && !watchers.includes(p.id)) as Peer
+    const watcher = peers.find(p => p.id === watchers[0]) as Peer
+    const downs: string[] = []
+    t.addEventListener('down', e => { downs.push((e as CustomEvent<string>).detail) })
+    // not a neighbour: not taken (and not held against whoever forwarded it)
+    assert.equal(await t.take(await down(outsider, subject.id, T0 - 100)), 'old')
+    assert.equal(t.has(subject.id), true)
+    // a neighbour's notice signed by someone else: refused
+    assert.equal(await t.take(await down(watcher, subject.id, T0 - 100, outsider.signer)), 'invalid')
+    assert.equal(t.has(subject.id), true)
+    // about an older record than the one held: nothing
+    assert.equal(await t.take(await down(watcher, subject.id, T0 - 200)), 'old')
+    // the neighbour's own notice: down
+    assert.equal(await t.take(await down(watcher, subject.id, T0 - 100)), 'new')
+    assert.equal(t.has(subject.id), false)
+    assert.deepEqual(downs, [subject.id])
+    assert.ok(!t.members().includes(subject.id))
+    // the same record again does not bring it back; a newer one does
+    assert.equal(await t.take(await record(subject, T0 - 100)), 'old')
+    assert.equal(await t.take(await record(subject, T0 - 50)), 'new')
+    assert.equal(t.has(subject.id), true)
+    // a member leaving says so itself
+    const leaver = peers[1]
+    assert.equal(await t.take(await down(leaver, leaver.id, T0 - 100)), 'new')
+    assert.equal(t.has(leaver.id), false)
+  })
+
+  it('this host signs its own record (newer each time) and, leaving, a DOWN for itself after which it signs none', async () => {
+    let now = T0
+    const { t, self } = await table({ now: () => now })
+    const first = await t.signOwn(['/ip4/127.0.0.1/tcp/5'])
+    assert.ok(first !== undefined)
+    const other = (await table()).t
+    assert.equal(await other.take(first), 'new')
+    now += 1
+    assert.equal(await other.take((await t.signOwn(['/ip4/127.0.0.1/tcp/6']))!), 'new')
+    assert.deepEqual(other.record(self.id)?.addrs, ['/ip4/127.0.0.1/tcp/6'])
+    const bye = await t.signDown(self.id)
+    assert.ok(bye !== undefined)
+    assert.equal(await other.take(bye), 'new')
+    assert.equal(other.has(self.id), false)
+    assert.equal(await t.signOwn(['/ip4/127.0.0.1/tcp/6']), undefined)
+  })
+
+  it('holds at most maxMembers records, and drops the ones nobody refreshed', async () => {
+    let now = T0
+    const { t } = await table({ now: () => now, max: 5 })
+    const peers = await Promise.all(Array.from({ length: 8 }, async () => await peer()))
+    for (const [i, p] of peers.entries()) await t.take(await record(p, T0 - 1000 + i))
+    assert.equal(t.size, 5)
+    // a newer record of a member held is still taken
+    assert.equal(await t.take(await record(peers[0], T0)), 'new')
+    now = T0 + MEMBER_EXPIRE_MS - 1
+    const expired = t.expire()
+    assert.deepEqual(expired.sort(), peers.slice(1, 5).map(p => p.id).sort())
+    assert.deepEqual(t.members(), [peers[0].id])
+  })
+})
