@@ -20,7 +20,7 @@
 //    TypeScript kernel; both give the same bytes (cross-checked in test/node/erasure.test.ts).
 export { ChunkService, ChunkWrite, PLACE_WINDOW_BYTES, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
 export type { ChunkWriteOptions, Network, ReadCounters, WriteProgress } from './blocks.ts'
-export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, chunkAt, contentSum, decodeChunk, decodeManifest, encodeChunk, encodeManifest, holeChunk, manifestOf, manifestRef, rebuildFragments } from './chunks.ts'
+export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, chunkAt, contentSum, decodeChunk, decodeManifest, encodeChunk, encodeChunkAsync, encodeManifest, holeChunk, manifestOf, manifestRef, rebuildFragments } from './chunks.ts'
 export type { ChunkRef, Manifest } from './chunks.ts'
 export { codecNote, codecs, isalBaseline } from './erasure.ts'
 export type { ErasureCodec } from './erasure.ts'
