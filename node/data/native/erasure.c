@@ -20,6 +20,8 @@
 //     does, for addons; they are looked up with dlsym, so the addon still loads without them and
 //     node/data/erasure.ts then hashes in JavaScript). The buffers are held by references until
 //     the callback; the caller must not write to them (or transfer their ArrayBuffer) meanwhile.
+// Loading the addon also sets glibc's malloc policy for the process (tune_malloc below): freed
+// buffers stay mapped for reuse instead of going back to the kernel at once.
 // Every argument is checked (counts, types, buffer sizes >= len) and a bad one throws a
 // RangeError or TypeError; nothing is read or written out of bounds.
 #define _GNU_SOURCE
@@ -27,6 +29,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <isa-l/erasure_code.h>
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -321,7 +326,33 @@ static napi_value sha256_many (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- malloc policy -------------------------------------------------------------------------
+
+/** Allocations from this size on get their own mmap (glibc's default is 128 KiB, then adaptive). */
+#define MMAP_THRESHOLD (4 << 20)
+/** Free memory at the top of the heap kept mapped, up to this much (glibc's default: 128 KiB, then adaptive). */
+#define TRIM_THRESHOLD (128 << 20)
+
+// Every codec call returns fresh shards (and every chunk read or write makes MiB-sized buffers).
+// V8 frees such ArrayBuffers in batches, one garbage collection per ~64 MiB of them (its external
+// memory limit), and glibc by default hands the freed heap top straight back to the kernel (and
+// serves large blocks by mmap/munmap): so every fresh shard was fresh pages, a page fault and a
+// kernel zeroing per 4 KiB, which cost as much CPU as the coding (scripts/bench/erasure.ts; perf:
+// clear_page, exc_page_fault, brk). With the heap top kept up to TRIM_THRESHOLD, a GC cycle's
+// buffers reuse the last cycle's pages. The process keeps that much memory it would otherwise
+// map again within milliseconds: its resident size stays at its peak instead of swinging. Left
+// alone when the user set glibc's own knobs (MALLOC_*_ or GLIBC_TUNABLES), and off glibc.
+static void tune_malloc (void) {
+#ifdef __GLIBC__
+  // (idempotent: a worker thread loading the addon again sets the same values)
+  if (getenv("MALLOC_TRIM_THRESHOLD_") != NULL || getenv("MALLOC_MMAP_THRESHOLD_") != NULL || getenv("GLIBC_TUNABLES") != NULL) return;
+  mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+  mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+#endif
+}
+
 static napi_value init (napi_env env, napi_value exports) {
+  tune_malloc();
   napi_property_descriptor props[] = {
     { "initTables", NULL, init_tables, NULL, NULL, NULL, napi_enumerable, NULL },
     { "encodeData", NULL, encode_data, NULL, NULL, NULL, napi_enumerable, NULL },
