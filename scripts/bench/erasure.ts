@@ -29,6 +29,13 @@ const SLICE_MS = 120
 const LOOP_MS = 4
 /** Calls before measuring, so the JIT and caches settle. */
 const WARMUP_CALLS = 5
+/**
+ * Time a compared codec runs before its slices, in ms: the first ~64 MiB of fresh shards
+ * (until V8's first collection of them) fault in new heap pages, which later cycles reuse; a
+ * few calls of warm-up left that cost to whichever figure was measured first (4+2 encode read
+ * ~0.4 of ISA-L measured first, ~0.55 measured second, in one process).
+ */
+const WARMUP_MS = 300
 /** The (k, m) shapes measured: the default, and wide codes (placement.ts autoDataFragments). */
 const SHAPES: Array<[number, number]> = [[4, 2], [8, 2], [10, 4], [16, 4]]
 /** Chunks encodeChunkAsync works on at once in its figure (a write keeps several in flight). */
@@ -67,7 +74,7 @@ function mibps (bytes: number, fn: () => void): number {
  * time: on a busy machine the wall clock mostly measures waiting for a core.
  */
 function against (loop: (times: number) => void, fn: () => void): { codec: number, isal: number, share: number } {
-  for (let i = 0; i < WARMUP_CALLS; i++) fn()
+  slice(WARMUP_MS, 1, fn)
   let times = 1
   for (;;) { // size one native call to about LOOP_MS
     const t = performance.now()
