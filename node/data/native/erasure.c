@@ -248,11 +248,11 @@ static void hash_complete (napi_env env, napi_status status, void *data) {
   napi_get_reference_value(env, b->callback, &cb);
   napi_get_global(env, &global);
   napi_get_null(env, &args[0]);
-  if (napi_create_arraybuffer(env, dlen, &out, &ab) == napi_ok && napi_create_typedarray(env, napi_uint8_array, dlen, ab, 0, &args[1]) == napi_ok) {
+  if (status == napi_ok && napi_create_arraybuffer(env, dlen, &out, &ab) == napi_ok && napi_create_typedarray(env, napi_uint8_array, dlen, ab, 0, &args[1]) == napi_ok) {
     memcpy(out, b->digests, dlen);
   } else {
     napi_value msg;
-    napi_create_string_utf8(env, "sha256Many: no memory for the digests", NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, status == napi_ok ? "sha256Many: no memory for the digests" : "sha256Many: the hashing did not run (cancelled)", NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &args[0]);
     napi_get_undefined(env, &args[1]);
   }
