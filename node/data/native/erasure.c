@@ -196,6 +196,7 @@ typedef struct {
 
 typedef struct hash_batch {
   int count, jobs, pending;
+  int failed; // a job that did not run (its complete got a status other than napi_ok)
   size_t prefix;
   hash_item *items;
   hash_job *job;
@@ -241,6 +242,7 @@ static void hash_complete (napi_env env, napi_status status, void *data) {
   hash_job *job = data;
   hash_batch *b = job->batch;
   napi_delete_async_work(env, job->work);
+  if (status != napi_ok) b->failed = 1;
   if (--b->pending > 0) return;
   napi_value cb, global, args[2], ab;
   size_t dlen = 32 * ((size_t)b->count + (b->prefix > 0));
@@ -248,11 +250,11 @@ static void hash_complete (napi_env env, napi_status status, void *data) {
   napi_get_reference_value(env, b->callback, &cb);
   napi_get_global(env, &global);
   napi_get_null(env, &args[0]);
-  if (status == napi_ok && napi_create_arraybuffer(env, dlen, &out, &ab) == napi_ok && napi_create_typedarray(env, napi_uint8_array, dlen, ab, 0, &args[1]) == napi_ok) {
+  if (!b->failed && napi_create_arraybuffer(env, dlen, &out, &ab) == napi_ok && napi_create_typedarray(env, napi_uint8_array, dlen, ab, 0, &args[1]) == napi_ok) {
     memcpy(out, b->digests, dlen);
   } else {
     napi_value msg;
-    napi_create_string_utf8(env, status == napi_ok ? "sha256Many: no memory for the digests" : "sha256Many: the hashing did not run (cancelled)", NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, !b->failed ? "sha256Many: no memory for the digests" : "sha256Many: the hashing did not run (cancelled)", NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &args[0]);
     napi_get_undefined(env, &args[1]);
   }
