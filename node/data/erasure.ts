@@ -15,6 +15,8 @@
 // the native calls run on the calling thread and take well under a millisecond per MiB.
 // The addon also hashes (sha256Many below): the chunk write path's sha256 of a chunk and its
 // fragments costs several times the coding, so it runs on the libuv threadpool, in parallel.
+// Loading the addon also sets glibc's malloc policy for the process (erasure.c, tune_malloc):
+// freed buffers stay mapped for reuse, since fresh shards on fresh pages cost as much as coding.
 import { Buffer } from 'node:buffer'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'

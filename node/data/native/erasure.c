@@ -177,9 +177,6 @@ static int (*sha_init)(sha_ctx *);
 static int (*sha_update)(sha_ctx *, const void *, size_t);
 static int (*sha_final)(unsigned char *, sha_ctx *);
 
-/** Bytes hashed per SHA256_Update call: any size works; this one keeps the state warm. */
-#define HASH_STEP (1 << 20)
-
 typedef struct {
   uint8_t *data;
   size_t len;
@@ -211,7 +208,7 @@ static void hash_execute (napi_env env, void *data) {
     sha_ctx ctx;
     sha_init(&ctx);
     const uint8_t *p = b->items[i].data;
-    size_t left = b->items[i].len, at = 0;
+    size_t at = 0;
     if (i == 0 && b->prefix > 0) {
       sha_update(&ctx, p, b->prefix);
       sha_ctx copy;
@@ -219,11 +216,7 @@ static void hash_execute (napi_env env, void *data) {
       sha_final(b->digests + 32 * (size_t)b->count, &copy);
       at = b->prefix;
     }
-    while (at < left) {
-      size_t n = left - at < HASH_STEP ? left - at : HASH_STEP;
-      sha_update(&ctx, p + at, n);
-      at += n;
-    }
+    sha_update(&ctx, p + at, b->items[i].len - at);
     sha_final(b->digests + 32 * (size_t)i, &ctx);
   }
 }
