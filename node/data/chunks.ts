@@ -55,18 +55,71 @@ export class ManifestError extends Error {
   override readonly name = 'ManifestError'
 }
 
-/** Cut-and-code one chunk of a file. */
+/**
+ * Cut-and-code one chunk of a file, on the calling thread. Hashing dominates (sha256 of the chunk
+ * and of every fragment: 2.5x the chunk's bytes at 4+2, against one pass of the codec), so the
+ * write path uses encodeChunkAsync; this one serves where a result is needed at once.
+ */
 export function encodeChunk (bytes: Uint8Array, offset: number, k: number, m: number): EncodedChunk {
-  const cid = cidOf(bytes)
+  if (k === 1) return replicated(bytes, offset, cidOf(bytes), m)
+  const shards = erasure.encode(bytes, k, m)
+  const head = headPrefix(bytes, shards)
+  const h = createHash('sha256').update(bytes.subarray(0, head))
+  const digests = shards.map((s, j) => j === 0 && head > 0 ? h.copy().digest() : createHash('sha256').update(s).digest())
+  return coded(bytes, offset, k, m, shards, h.update(bytes.subarray(head)).digest(), digests)
+}
+
+/**
+ * encodeChunk, with the hashing on the addon's threadpool (erasure.sha256Many) in two parallel
+ * jobs: the chunk (fragment 0 with it), and the other fragments. The event loop is free while
+ * they run, and on a host with two cores or more they run side by side. The same result as
+ * encodeChunk, byte for byte; it is encodeChunk when the addon is absent or the chunk is small
+ * (under ASYNC_HASH_MIN_BYTES a threadpool round trip costs more than the hashing). `bytes` must
+ * not change until the promise settles.
+ */
+export async function encodeChunkAsync (bytes: Uint8Array, offset: number, k: number, m: number): Promise<EncodedChunk> {
+  const many = erasure.sha256Many
+  if (many === undefined || bytes.byteLength < ASYNC_HASH_MIN_BYTES) return encodeChunk(bytes, offset, k, m)
   if (k === 1) {
-    return {
-      ref: { offset, size: bytes.byteLength, cid, k, m, fragments: Array.from({ length: m + 1 }, () => cid) },
-      blocks: [{ cid, bytes }]
-    }
+    const [digest] = await many([bytes], [], 0)
+    return replicated(bytes, offset, rawCid(digest), m)
   }
   const shards = erasure.encode(bytes, k, m)
-  const blocks = shards.map(s => ({ cid: cidOf(s), bytes: s }))
-  return { ref: { offset, size: bytes.byteLength, cid, k, m, fragments: blocks.map(b => b.cid) }, blocks }
+  const head = headPrefix(bytes, shards)
+  const rest = head > 0 ? shards.slice(1) : shards
+  const digests = await many([bytes, ...rest], [1], head)
+  const chunk = digests[0]
+  const fragments = head > 0 ? [digests[digests.length - 1], ...digests.slice(1, -1)] : digests.slice(1)
+  return coded(bytes, offset, k, m, shards, chunk, fragments)
+}
+
+/** Chunks below this many bytes are hashed on the calling thread (see encodeChunkAsync). */
+const ASYNC_HASH_MIN_BYTES = 65536
+
+/**
+ * How many leading bytes of the chunk fragment 0 is (it is a view of `bytes` then), else 0:
+ * sha256 runs over the bytes in order, so the chunk's hash passes through fragment 0's on the
+ * way and one pass yields both.
+ */
+function headPrefix (bytes: Uint8Array, shards: Uint8Array[]): number {
+  const first = shards[0]
+  return first.buffer === bytes.buffer && first.byteOffset === bytes.byteOffset && first.byteLength <= bytes.byteLength ? first.byteLength : 0
+}
+
+function rawCid (digest: Uint8Array): CID {
+  return CID.createV1(raw.code, createDigest(SHA2_256, digest.slice()))
+}
+
+function replicated (bytes: Uint8Array, offset: number, cid: CID, m: number): EncodedChunk {
+  return {
+    ref: { offset, size: bytes.byteLength, cid, k: 1, m, fragments: Array.from({ length: m + 1 }, () => cid) },
+    blocks: [{ cid, bytes }]
+  }
+}
+
+function coded (bytes: Uint8Array, offset: number, k: number, m: number, shards: Uint8Array[], chunk: Uint8Array, digests: Uint8Array[]): EncodedChunk {
+  const blocks = shards.map((s, j) => ({ cid: rawCid(digests[j]), bytes: s }))
+  return { ref: { offset, size: bytes.byteLength, cid: rawCid(chunk), k, m, fragments: blocks.map(b => b.cid) }, blocks }
 }
 
 /**

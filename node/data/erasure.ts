@@ -11,8 +11,12 @@
 //  - 'isa-l': Intel ISA-L through the N-API addon node/data/native/build/erasure.node (built by
 //    node/data/native/build.sh), used when it is present and loads;
 //  - 'typescript': table-driven GF(2^8) on 32-bit words, the fallback.
-// DARKFS_ERASURE=typescript forces the fallback. All functions are synchronous and pure; the
-// native calls run on the calling thread and take well under a millisecond per MiB.
+// DARKFS_ERASURE=typescript forces the fallback. The codec's functions are synchronous and pure;
+// the native calls run on the calling thread and take well under a millisecond per MiB.
+// The addon also hashes (sha256Many below): the chunk write path's sha256 of a chunk and its
+// fragments costs several times the coding, so it runs on the libuv threadpool, in parallel.
+// Loading the addon also sets glibc's malloc policy for the process (erasure.c, tune_malloc):
+// freed buffers stay mapped for reuse, since fresh shards on fresh pages cost as much as coding.
 import { Buffer } from 'node:buffer'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -285,6 +289,8 @@ interface NativeAddon {
   initTables (k: number, rows: number, coeffs: Uint8Array): Uint8Array
   encodeData (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[]): void
   encodeLoop (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[], times: number): void
+  /** Absent when the process exports no OpenSSL SHA256_* symbols (see erasure.c). */
+  sha256Many?: (buffers: Uint8Array[], cuts: number[], prefix: number, callback: (err: Error | null, digests: Uint8Array) => void) => void
 }
 
 function nativeKernel (addon: NativeAddon): Kernel {
@@ -553,6 +559,25 @@ export function reconstruct (shards: Array<Uint8Array | undefined>, k: number, m
 export function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
   return best.decode(shards, k, m, length)
 }
+
+/**
+ * The sha256 digests of `buffers`, hashed off the main thread by the addon: one threadpool job
+ * per part of `buffers` cut at the indices `cuts` (ascending, in 1..n-1), so the parts hash in
+ * parallel. With `prefix` > 0 one more digest follows: that of buffers[0]'s first `prefix`
+ * bytes, from the same pass. undefined when the addon (or its hashing) is absent: hash in
+ * JavaScript then. The buffers must not be written to (or their ArrayBuffer transferred) until
+ * the promise settles: the threads read them in place, without a copy.
+ */
+export const sha256Many: ((buffers: Uint8Array[], cuts: number[], prefix: number) => Promise<Uint8Array[]>) | undefined = (() => {
+  const many = native.addon?.sha256Many
+  if (many === undefined) return undefined
+  return async (buffers: Uint8Array[], cuts: number[], prefix: number) => await new Promise<Uint8Array[]>((resolve, reject) => {
+    many(buffers, cuts, prefix, (err, digests) => {
+      if (err !== null) reject(err)
+      else resolve(Array.from({ length: digests.length / 32 }, (_, i) => digests.subarray(32 * i, 32 * i + 32)))
+    })
+  })
+})()
 
 /**
  * For benchmarks (scripts/bench/erasure.ts): ISA-L alone, the speed the native codec is held

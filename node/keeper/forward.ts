@@ -29,7 +29,7 @@ import { CID } from 'multiformats/cid'
 import type { BlockSink, Swarm } from '../../swarm/index.ts'
 import { DEFAULT_UPLINK_BYTES_PER_SECOND } from '../../swarm/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
-import { CHUNK_SIZE, decodeChunk, encodeChunk } from '../data/index.ts'
+import { CHUNK_SIZE, decodeChunk, encodeChunkAsync } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { RpcProtocolError, call, defineProtocol, idleDeadline, serve } from '../net/index.ts'
 import type { CallContext, RpcDialer, RpcServer, UplinkBook } from '../net/index.ts'
@@ -288,7 +288,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       } catch (err: any) {
         throw new FragmentMismatchError(`the fragments of chunk ${req.chunk.toString()} do not rebuild it: ${err.message}`)
       }
-      const { ref, blocks } = encodeChunk(chunk, 0, req.k, req.m)
+      const { ref, blocks } = await encodeChunkAsync(chunk, 0, req.k, req.m)
       const wrong = ref.fragments.findIndex((f, j) => !f.equals(req.fragments[j]))
       if (wrong >= 0) throw new FragmentMismatchError(`fragment ${wrong} of chunk ${req.chunk.toString()} encodes to ${ref.fragments[wrong].toString()}, the request names ${req.fragments[wrong].toString()}`)
       const holders = (j: number): string[] => [...new Set([req.targets[j], ...(j < req.k ? req.pinners : [])])]

@@ -10,8 +10,12 @@
 // TypeScript and sha256 figures MiB per wall second as before.
 // `chunk.encode` is the whole chunk write path's coding step, encodeChunk (sha256 of the chunk
 // and of every fragment, plus the codec), and `sha256` hashing alone for scale. MiB/s of chunk bytes.
+// `chunk.encodeAsync` is encodeChunkAsync, the write path's: the hashing on the addon's threadpool
+// in parallel jobs, ASYNC_IN_FLIGHT chunks at a time; `.MiBps` per wall second (both cores at
+// work), `.cpuMiBps` per CPU second of the process; `chunk.encode.*.wallMiBps` is the
+// synchronous encodeChunk per wall second beside it.
 import { createHash, randomFillSync } from 'node:crypto'
-import { codecs, codecNote, encodeChunk, isalBaseline } from '../../node/data/index.ts'
+import { codecs, codecNote, encodeChunk, encodeChunkAsync, isalBaseline } from '../../node/data/index.ts'
 import type { ErasureCodec } from '../../node/data/index.ts'
 
 /** Bytes per chunk (DESIGN.md §2 default). */
@@ -25,8 +29,17 @@ const SLICE_MS = 120
 const LOOP_MS = 4
 /** Calls before measuring, so the JIT and caches settle. */
 const WARMUP_CALLS = 5
+/**
+ * Time a compared codec runs before its slices, in ms: the first ~64 MiB of fresh shards
+ * (until V8's first collection of them) fault in new heap pages, which later cycles reuse; a
+ * few calls of warm-up left that cost to whichever figure was measured first (4+2 encode read
+ * ~0.4 of ISA-L measured first, ~0.55 measured second, in one process).
+ */
+const WARMUP_MS = 300
 /** The (k, m) shapes measured: the default, and wide codes (placement.ts autoDataFragments). */
 const SHAPES: Array<[number, number]> = [[4, 2], [8, 2], [10, 4], [16, 4]]
+/** Chunks encodeChunkAsync works on at once in its figure (a write keeps several in flight). */
+const ASYNC_IN_FLIGHT = 2
 /** Data shards lost before a rebuild. */
 const LOST = [0, 1]
 
@@ -61,7 +74,7 @@ function mibps (bytes: number, fn: () => void): number {
  * time: on a busy machine the wall clock mostly measures waiting for a core.
  */
 function against (loop: (times: number) => void, fn: () => void): { codec: number, isal: number, share: number } {
-  for (let i = 0; i < WARMUP_CALLS; i++) fn()
+  slice(WARMUP_MS, 1, fn)
   let times = 1
   for (;;) { // size one native call to about LOOP_MS
     const t = performance.now()
@@ -89,7 +102,22 @@ function record (out: Record<string, number | string>, name: string, r: { codec:
   out[`${name}.ofIsal`] = r.share
 }
 
-function measure (name: string, codec: ErasureCodec, out: Record<string, number | string>): void {
+/** MiB per wall and per CPU second of `fn` (one chunk each), `inFlight` calls at a time, over about MEASURE_MS. */
+async function asyncRates (inFlight: number, fn: () => Promise<unknown>): Promise<{ wall: number, cpu: number }> {
+  for (let i = 0; i < WARMUP_CALLS; i++) await fn()
+  let done = 0
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (performance.now() - start < MEASURE_MS) { await fn(); done++ }
+  }))
+  const ms = performance.now() - start
+  const used = process.cpuUsage(cpu)
+  const mib = CHUNK_BYTES * done / (1 << 20)
+  return { wall: Math.round(mib / (ms / 1000)), cpu: Math.round(mib / ((used.user + used.system) / 1e6)) }
+}
+
+async function measure (name: string, codec: ErasureCodec, out: Record<string, number | string>): Promise<void> {
   const data = randomFillSync(new Uint8Array(CHUNK_BYTES))
   for (const [k, m] of SHAPES) {
     const shards = codec.encode(data, k, m)
@@ -103,6 +131,10 @@ function measure (name: string, codec: ErasureCodec, out: Record<string, number 
       record(out, `erasure.${name}.encode.${k}+${m}`, against(encodeLoop, encode))
       record(out, `erasure.${name}.rebuild.${k}+${m}`, against(rebuildLoop, rebuild))
       record(out, `chunk.encode.${k}+${m}`, against(encodeLoop, () => { encodeChunk(data, 0, k, m) }))
+      out[`chunk.encode.${k}+${m}.wallMiBps`] = mibps(CHUNK_BYTES, () => { encodeChunk(data, 0, k, m) })
+      const rates = await asyncRates(ASYNC_IN_FLIGHT, async () => await encodeChunkAsync(data, 0, k, m))
+      out[`chunk.encodeAsync.${k}+${m}.MiBps`] = rates.wall
+      out[`chunk.encodeAsync.${k}+${m}.cpuMiBps`] = rates.cpu
     } else {
       out[`erasure.${name}.encode.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, encode)
       out[`erasure.${name}.rebuild.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, rebuild)
@@ -114,9 +146,9 @@ export async function run (): Promise<Record<string, number | string>> {
   const out: Record<string, number | string> = {}
   // bytes stored per byte of file data: what a wider code saves (a figure, not a measurement)
   for (const [k, m] of SHAPES) out[`erasure.overhead.${k}+${m}`] = Math.round(100 * (k + m) / k) / 100
-  if (codecs.native !== undefined) measure('native', codecs.native, out)
+  if (codecs.native !== undefined) await measure('native', codecs.native, out)
   else out['erasure.native'] = `absent: ${codecNote ?? 'unknown'}`
-  measure('typescript', codecs.typescript, out)
+  await measure('typescript', codecs.typescript, out)
   const block = randomFillSync(new Uint8Array(CHUNK_BYTES))
   out['sha256.1MiB.MiBps'] = mibps(CHUNK_BYTES, () => { createHash('sha256').update(block).digest() })
   return out

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { createRequire } from 'node:module'
+import { createHash } from 'node:crypto'
+import { Buffer } from 'node:buffer'
 import { spawnSync } from 'node:child_process'
 import fc from 'fast-check'
 import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
@@ -456,6 +458,42 @@ describe('erasure', () => {
     assert.throws(() => addon.encodeLoop(16, 2, 1, tables, [a, b], [looped], -1), RangeError)
     assert.throws(() => addon.encodeLoop(16, 2, 1, tables, [a, b], [looped, looped], 1), RangeError)
     assert.throws(() => (addon.encodeLoop as (...args: unknown[]) => void)(16, 2, 1, tables, [a, b], [looped]), TypeError)
+  })
+
+  it(`the native addon's sha256Many hashes in threadpool jobs cut where asked, with the digest of a prefix of the first buffer from the same pass${needsAddon}`, async function () {
+    if (!existsSync(ADDON)) {
+      if (addonAbsent !== undefined) this.skip()
+      assert.fail(`no ${ADDON.pathname} although gcc, ${ISAL_HEADER} and the Node-API headers are present: run scripts/setup (or node/data/native/build.sh)`)
+    }
+    const addon = createRequire(import.meta.url)(ADDON.pathname) as {
+      sha256Many?: (buffers: Uint8Array[], cuts: number[], prefix: number, callback: (err: Error | null, digests: Uint8Array) => void) => void
+    }
+    // node exports OpenSSL's SHA256_* to addons; without them the addon leaves sha256Many out
+    assert.ok(addon.sha256Many !== undefined, 'the addon has no sha256Many: the process exports no SHA256_Init/Update/Final')
+    assert.equal(erasure.sha256Many !== undefined, nativeAbsent === undefined)
+    const many = async (buffers: Uint8Array[], cuts: number[], prefix: number): Promise<Uint8Array> =>
+      await new Promise((resolve, reject) => { addon.sha256Many!(buffers, cuts, prefix, (err, d) => { if (err !== null) reject(err); else resolve(d) }) })
+    const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+    const hex = (d: Uint8Array, i: number): string => Buffer.from(d.subarray(32 * i, 32 * i + 32)).toString('hex')
+    const buffers = [bytes(3 << 20, 5), bytes(0), bytes(1, 6), bytes(64, 7), bytes(65537, 8).subarray(3)]
+    for (const cuts of [[], [1], [1, 2, 3, 4], [2, 4]]) {
+      for (const prefix of [0, 1, 63, 64, 65, 1 << 20, 3 << 20]) {
+        const d = await many(buffers, cuts, prefix)
+        assert.equal(d.length, 32 * (buffers.length + (prefix > 0 ? 1 : 0)))
+        buffers.forEach((b, i) => { assert.equal(hex(d, i), sha(b), `buffer ${i}, cuts ${cuts.join(',')}`) })
+        if (prefix > 0) assert.equal(hex(d, buffers.length), sha(buffers[0].subarray(0, prefix)), `prefix ${prefix}`)
+      }
+    }
+    const none = (): void => {}
+    assert.throws(() => { addon.sha256Many!([], [], 0, none) }, TypeError)
+    assert.throws(() => { addon.sha256Many!(buffers, [2, 1], 0, none) }, RangeError) // not ascending
+    assert.throws(() => { addon.sha256Many!(buffers, [0], 0, none) }, RangeError)
+    assert.throws(() => { addon.sha256Many!(buffers, [5], 0, none) }, RangeError)
+    assert.throws(() => { addon.sha256Many!(buffers, [1, 2, 3, 4, 5], 0, none) }, TypeError) // as many cuts as buffers
+    assert.throws(() => { addon.sha256Many!(buffers, [], (3 << 20) + 1, none) }, RangeError) // prefix past buffers[0]
+    assert.throws(() => { addon.sha256Many!(buffers, [], -1, none) }, RangeError)
+    assert.throws(() => { addon.sha256Many!([new Uint16Array(4) as unknown as Uint8Array], [], 0, none) }, TypeError)
+    assert.throws(() => { (addon.sha256Many as (...args: unknown[]) => void)(buffers, [], 0) }, TypeError)
   })
 })
 

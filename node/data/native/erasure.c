@@ -8,10 +8,30 @@
 //   encodeLoop(len, k, rows, tables, sources, targets, times) -> undefined: encodeData's
 //     ec_encode_data call `times` times on the same buffers, with nothing else around it. The
 //     benchmark's baseline (scripts/bench/erasure.ts): ISA-L's own speed in the same process and run.
+//   sha256Many(buffers: Uint8Array[], cuts: number[], prefix, callback) -> undefined: the sha256
+//     of every buffer, computed off the main thread (napi async work on the libuv threadpool),
+//     then callback(null, digests: Uint8Array(32 * n (+ 32))) on the main thread. The buffers are
+//     split into jobs at the indices `cuts` (ascending, in 1..n-1), one job per part, so on a
+//     multi-core host the parts hash in parallel and the event loop (which serves FUSE) is free
+//     meanwhile. `prefix` > 0 appends one more digest: that of buffers[0]'s first `prefix` bytes,
+//     taken from the same pass (sha256 is a chain over 64-byte blocks: the state after the
+//     prefix is copied and finished), so a fragment that is the start of its chunk is not hashed
+//     twice. Only present when the process exports OpenSSL's SHA256_Init/Update/Final (node
+//     does, for addons; they are looked up with dlsym, so the addon still loads without them and
+//     node/data/erasure.ts then hashes in JavaScript). The buffers are held by references until
+//     the callback; the caller must not write to them (or transfer their ArrayBuffer) meanwhile.
+// Loading the addon also sets glibc's malloc policy for the process (tune_malloc below): freed
+// buffers stay mapped for reuse instead of going back to the kernel at once.
 // Every argument is checked (counts, types, buffer sizes >= len) and a bad one throws a
 // RangeError or TypeError; nothing is read or written out of bounds.
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <isa-l/erasure_code.h>
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -149,13 +169,196 @@ static napi_value encode_loop (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- sha256Many ------------------------------------------------------------------------------
+
+// OpenSSL's SHA256_CTX is 112 bytes; a larger, aligned opaque block holds it without its header.
+typedef struct { _Alignas(16) unsigned char opaque[256]; } sha_ctx;
+static int (*sha_init)(sha_ctx *);
+static int (*sha_update)(sha_ctx *, const void *, size_t);
+static int (*sha_final)(unsigned char *, sha_ctx *);
+
+typedef struct {
+  uint8_t *data;
+  size_t len;
+  napi_ref ref;
+} hash_item;
+
+struct hash_batch;
+
+typedef struct {
+  struct hash_batch *batch;
+  napi_async_work work;
+  int from, to; // items [from, to)
+} hash_job;
+
+typedef struct hash_batch {
+  int count, jobs, pending;
+  int failed; // a job that did not run (its complete got a status other than napi_ok)
+  size_t prefix;
+  hash_item *items;
+  hash_job *job;
+  unsigned char *digests; // 32 * (count + (prefix > 0))
+  napi_ref callback;
+} hash_batch;
+
+static void hash_execute (napi_env env, void *data) {
+  hash_job *job = data;
+  hash_batch *b = job->batch;
+  for (int i = job->from; i < job->to; i++) {
+    sha_ctx ctx;
+    sha_init(&ctx);
+    const uint8_t *p = b->items[i].data;
+    size_t at = 0;
+    if (i == 0 && b->prefix > 0) {
+      sha_update(&ctx, p, b->prefix);
+      sha_ctx copy;
+      memcpy(&copy, &ctx, sizeof copy);
+      sha_final(b->digests + 32 * (size_t)b->count, &copy);
+      at = b->prefix;
+    }
+    sha_update(&ctx, p + at, b->items[i].len - at);
+    sha_final(b->digests + 32 * (size_t)i, &ctx);
+  }
+}
+
+static void hash_free (napi_env env, hash_batch *b) {
+  for (int i = 0; i < b->count; i++) if (b->items[i].ref != NULL) napi_delete_reference(env, b->items[i].ref);
+  if (b->callback != NULL) napi_delete_reference(env, b->callback);
+  free(b->digests);
+  free(b->items);
+  free(b->job);
+  free(b);
+}
+
+// Runs on the main thread after each job; the last one calls back and frees the batch.
+static void hash_complete (napi_env env, napi_status status, void *data) {
+  hash_job *job = data;
+  hash_batch *b = job->batch;
+  napi_delete_async_work(env, job->work);
+  if (status != napi_ok) b->failed = 1;
+  if (--b->pending > 0) return;
+  napi_value cb, global, args[2], ab;
+  size_t dlen = 32 * ((size_t)b->count + (b->prefix > 0));
+  void *out;
+  napi_get_reference_value(env, b->callback, &cb);
+  napi_get_global(env, &global);
+  napi_get_null(env, &args[0]);
+  if (!b->failed && napi_create_arraybuffer(env, dlen, &out, &ab) == napi_ok && napi_create_typedarray(env, napi_uint8_array, dlen, ab, 0, &args[1]) == napi_ok) {
+    memcpy(out, b->digests, dlen);
+  } else {
+    napi_value msg;
+    napi_create_string_utf8(env, !b->failed ? "sha256Many: no memory for the digests" : "sha256Many: the hashing did not run (cancelled)", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &args[0]);
+    napi_get_undefined(env, &args[1]);
+  }
+  hash_free(env, b);
+  // an exception thrown by the callback is left pending: node reports it as uncaught
+  napi_call_function(env, global, cb, 2, args, NULL);
+}
+
+static napi_value sha256_many (napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4) { napi_throw_type_error(env, NULL, "sha256Many(buffers, cuts, prefix, callback) takes 4 arguments"); return NULL; }
+  bool is;
+  uint32_t n, ncuts;
+  if (napi_is_array(env, argv[0], &is) != napi_ok || !is || napi_get_array_length(env, argv[0], &n) != napi_ok || n == 0 || n > 4096) {
+    napi_throw_type_error(env, NULL, "sha256Many: buffers must be an array of 1..4096 Uint8Arrays");
+    return NULL;
+  }
+  if (napi_is_array(env, argv[1], &is) != napi_ok || !is || napi_get_array_length(env, argv[1], &ncuts) != napi_ok || ncuts >= n) {
+    napi_throw_type_error(env, NULL, "sha256Many: cuts must be an array of fewer indices than buffers");
+    return NULL;
+  }
+  napi_valuetype t;
+  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) { napi_throw_type_error(env, NULL, "sha256Many: callback must be a function"); return NULL; }
+  hash_batch *b = calloc(1, sizeof *b);
+  if (b == NULL) { napi_throw_error(env, NULL, "sha256Many: out of memory"); return NULL; }
+  b->count = (int)n;
+  b->jobs = (int)ncuts + 1;
+  b->items = calloc(n, sizeof *b->items);
+  b->job = calloc((size_t)b->jobs, sizeof *b->job);
+  b->digests = malloc(32 * ((size_t)n + 1));
+  if (b->items == NULL || b->job == NULL || b->digests == NULL) { hash_free(env, b); napi_throw_error(env, NULL, "sha256Many: out of memory"); return NULL; }
+  int prev = 0;
+  for (uint32_t c = 0; c < ncuts; c++) {
+    napi_value el;
+    int cut;
+    if (napi_get_element(env, argv[1], c, &el) != napi_ok ||
+      !get_int(env, el, "sha256Many: cuts must be ascending indices in 1..n-1", prev + 1, (int)n - 1, &cut)) { hash_free(env, b); return NULL; }
+    b->job[c].from = prev;
+    b->job[c].to = cut;
+    prev = cut;
+  }
+  b->job[ncuts].from = prev;
+  b->job[ncuts].to = (int)n;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    if (napi_get_element(env, argv[0], i, &el) != napi_ok) { hash_free(env, b); napi_throw_type_error(env, NULL, "sha256Many: buffers must be Uint8Arrays"); return NULL; }
+    if (!get_bytes(env, el, "sha256Many: buffers must be Uint8Arrays", &b->items[i].data, &b->items[i].len)) { hash_free(env, b); return NULL; }
+    if (napi_create_reference(env, el, 1, &b->items[i].ref) != napi_ok) { hash_free(env, b); napi_throw_error(env, NULL, "sha256Many: napi_create_reference failed"); return NULL; }
+  }
+  int prefix;
+  if (!get_int(env, argv[2], "sha256Many: prefix must be an integer >= 0", 0, INT32_MAX, &prefix)) { hash_free(env, b); return NULL; }
+  if ((size_t)prefix > b->items[0].len) { hash_free(env, b); napi_throw_range_error(env, NULL, "sha256Many: prefix exceeds the length of buffers[0]"); return NULL; }
+  b->prefix = (size_t)prefix;
+  if (napi_create_reference(env, argv[3], 1, &b->callback) != napi_ok) { hash_free(env, b); napi_throw_error(env, NULL, "sha256Many: napi_create_reference failed"); return NULL; }
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "darkfs.sha256Many", NAPI_AUTO_LENGTH, &name));
+  for (int j = 0; j < b->jobs; j++) {
+    b->job[j].batch = b;
+    if (napi_create_async_work(env, NULL, name, hash_execute, hash_complete, &b->job[j], &b->job[j].work) != napi_ok) {
+      // none queued yet is the only case handled: jobs are created first, queued after
+      for (int i = 0; i < j; i++) napi_delete_async_work(env, b->job[i].work);
+      hash_free(env, b);
+      napi_throw_error(env, NULL, "sha256Many: napi_create_async_work failed");
+      return NULL;
+    }
+  }
+  b->pending = b->jobs;
+  for (int j = 0; j < b->jobs; j++) CHECK(napi_queue_async_work(env, b->job[j].work));
+  return NULL;
+}
+
+// ---- malloc policy -------------------------------------------------------------------------
+
+/** Allocations from this size on get their own mmap (glibc's default is 128 KiB, then adaptive). */
+#define MMAP_THRESHOLD (4 << 20)
+/** Free memory at the top of the heap kept mapped, up to this much (glibc's default: 128 KiB, then adaptive). */
+#define TRIM_THRESHOLD (128 << 20)
+
+// Every codec call returns fresh shards (and every chunk read or write makes MiB-sized buffers).
+// V8 frees such ArrayBuffers in batches, one garbage collection per ~64 MiB of them (its external
+// memory limit), and glibc by default hands the freed heap top straight back to the kernel (and
+// serves large blocks by mmap/munmap): so every fresh shard was fresh pages, a page fault and a
+// kernel zeroing per 4 KiB, which cost as much CPU as the coding (scripts/bench/erasure.ts; perf:
+// clear_page, exc_page_fault, brk). With the heap top kept up to TRIM_THRESHOLD, a GC cycle's
+// buffers reuse the last cycle's pages. The process keeps that much memory it would otherwise
+// map again within milliseconds: its resident size stays at its peak instead of swinging. Left
+// alone when the user set glibc's own knobs (MALLOC_*_ or GLIBC_TUNABLES), and off glibc.
+static void tune_malloc (void) {
+#ifdef __GLIBC__
+  // (idempotent: a worker thread loading the addon again sets the same values)
+  if (getenv("MALLOC_TRIM_THRESHOLD_") != NULL || getenv("MALLOC_MMAP_THRESHOLD_") != NULL || getenv("GLIBC_TUNABLES") != NULL) return;
+  mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+  mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+#endif
+}
+
 static napi_value init (napi_env env, napi_value exports) {
+  tune_malloc();
   napi_property_descriptor props[] = {
     { "initTables", NULL, init_tables, NULL, NULL, NULL, napi_enumerable, NULL },
     { "encodeData", NULL, encode_data, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "encodeLoop", NULL, encode_loop, NULL, NULL, NULL, napi_enumerable, NULL }
+    { "encodeLoop", NULL, encode_loop, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "sha256Many", NULL, sha256_many, NULL, NULL, NULL, napi_enumerable, NULL }
   };
-  CHECK(napi_define_properties(env, exports, 3, props));
+  sha_init = (int (*)(sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Init");
+  sha_update = (int (*)(sha_ctx *, const void *, size_t))dlsym(RTLD_DEFAULT, "SHA256_Update");
+  sha_final = (int (*)(unsigned char *, sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Final");
+  size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? 4 : 3;
+  CHECK(napi_define_properties(env, exports, count, props));
   return exports;
 }
 

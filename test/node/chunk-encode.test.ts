@@ -1,0 +1,67 @@
+// encodeChunk and encodeChunkAsync (node/data/chunks.ts) name a chunk and its fragments exactly as
+// stored data expects: the chunk's CID is the raw sha256 CID of its bytes and fragment j's that of
+// shard j of the erasure code (cross-checked here against the TypeScript codec and node's own
+// sha256, independently of the single pass and the addon's threadpool hashing those functions
+// use), whatever the size (short chunks, padded last shards, a fragment 0 that is not a view of
+// the chunk) and shape.
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import { CHUNK_SIZE, encodeChunk, encodeChunkAsync } from '../../node/data/index.ts'
+import { codecs } from '../../node/data/erasure.ts'
+
+/** Deterministic bytes (xorshift32), so a failure can be replayed. */
+function bytes (length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length)
+  let x = (seed * 2654435761) >>> 0 || 1
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13; x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5; x >>>= 0
+    out[i] = x & 255
+  }
+  return out
+}
+
+function rawCid (b: Uint8Array): string {
+  return CID.createV1(raw.code, createDigest(0x12, createHash('sha256').update(b).digest())).toString()
+}
+
+const shapes: Array<[number, number]> = [[1, 0], [1, 2], [2, 1], [3, 2], [4, 2], [10, 4], [16, 4]]
+const lengths = [0, 1, 100, 4097, 65535, 65536, 65537, 300001, CHUNK_SIZE - 1, CHUNK_SIZE]
+
+describe('chunk encoding', () => {
+  it('encodeChunk and encodeChunkAsync give the CIDs of sha256 over the chunk and over every fragment, and the same blocks', async () => {
+    let seed = 1
+    for (const [k, m] of shapes) {
+      for (const length of lengths) {
+        const data = bytes(length, seed++)
+        const chunk = rawCid(data)
+        const fragments = k === 1 ? Array.from({ length: m + 1 }, () => chunk) : codecs.typescript.encode(data, k, m).map(rawCid)
+        const shards = k === 1 ? [data] : codecs.typescript.encode(data, k, m)
+        for (const [name, encoded] of [['encodeChunk', encodeChunk(data, 7, k, m)], ['encodeChunkAsync', await encodeChunkAsync(data, 7, k, m)]] as const) {
+          const what = `${name} ${k}+${m}, ${length} bytes`
+          assert.equal(encoded.ref.cid?.toString(), chunk, what)
+          assert.deepEqual(encoded.ref.fragments.map(String), fragments, what)
+          assert.deepEqual({ offset: encoded.ref.offset, size: encoded.ref.size, k: encoded.ref.k, m: encoded.ref.m }, { offset: 7, size: length, k, m }, what)
+          assert.equal(encoded.blocks.length, shards.length, what)
+          encoded.blocks.forEach((b, j) => {
+            assert.equal(b.cid.toString(), rawCid(shards[j]), `${what}, block ${j}`)
+            assert.deepEqual(b.bytes, shards[j], `${what}, block ${j}`)
+          })
+        }
+      }
+    }
+  })
+
+  it('encodeChunkAsync runs chunks side by side: each gets its own CIDs', async () => {
+    const datas = Array.from({ length: 6 }, (_, i) => bytes(CHUNK_SIZE - i * 1000, 100 + i))
+    const all = await Promise.all(datas.map(async d => await encodeChunkAsync(d, 0, 4, 2)))
+    all.forEach((e, i) => {
+      assert.equal(e.ref.cid?.toString(), rawCid(datas[i]))
+      assert.deepEqual(e.ref.fragments.map(String), codecs.typescript.encode(datas[i], 4, 2).map(rawCid))
+    })
+  })
+})
