@@ -7,7 +7,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunk, decodeManifest, encodeManifest, manifestRef } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunk, decodeManifest, encodeManifest, manifestRef, withRoots } from './chunks.ts'
 import type { ChunkRef, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
@@ -175,7 +175,7 @@ export class ChunkService {
     // local work: checked at entry, never torn half-way
     opts.signal?.throwIfAborted()
     const { k, m } = opts.params ?? this.params()
-    const encoded = encodeChunk(bytes, offset, k, m)
+    const encoded = withRoots(encodeChunk(bytes, offset, k, m))
     await this.store.putMany(encoded.blocks, { claim: opts.claim })
     if (encoded.ref.cid !== null) {
       this.cache.set(encoded.ref.cid.toString(), bytes)
