@@ -7,11 +7,12 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunk, decodeManifest, encodeManifest, manifestRef, withRoots } from './chunks.ts'
-import type { ChunkRef, Manifest } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunk, decodeManifest, encodeManifest, fragmentSlices, manifestRef, withRoots } from './chunks.ts'
+import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
 import { Staging } from './staging.ts'
+import { LEAF_BYTES } from './merkle.ts'
 import { logger } from '../log.ts'
 
 const log = logger('data:chunks')
@@ -31,6 +32,12 @@ export const READAHEAD_INITIAL_BYTES = 4 << 20
  * only what it reads (the memory of readahead stays bounded however many files are read).
  */
 export const READAHEAD_TOTAL_BYTES = 64 << 20
+/**
+ * Largest read of a chunk served from a few leaves of its data fragments (readRange) rather
+ * than the whole chunk: past it, the leaves and proofs are a good part of the chunk anyway,
+ * and the whole chunk, cached, serves the reads around it too.
+ */
+export const RANGE_READ_MAX_BYTES = 256 << 10
 /** Decoded manifests kept in memory. */
 export const MANIFEST_CACHE_ENTRIES = 4096
 /**
@@ -59,6 +66,11 @@ export interface Network {
    * `staged`: fragments still in memory (else they are read from the local store).
    */
   place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, settle?: boolean }) => Promise<void>
+  /**
+   * Leaves [slice.first, slice.end) of one data fragment of `ref`, verified against its Merkle
+   * root (ref.roots), from a holder (range wants). Optional: without it chunks are read whole.
+   */
+  fetchRange?: (ref: ChunkRef, slice: FragmentSlice, opts?: AbortOptions) => Promise<Uint8Array>
   /** Fetch one block (e.g. a manifest) from whoever has it. */
   fetchOne: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
   /**
@@ -86,7 +98,15 @@ export interface ChunkWriteOptions {
  * What the read path did (tests and benchmarks): chunk fetches that went to the network in all,
  * in flight now and at most at once since markReadPeak(), and chunks fetched ahead of a reader.
  */
-export interface ReadCounters { fetches: number, fetching: number, fetchingPeak: number, ahead: number }
+export interface ReadCounters {
+  fetches: number
+  fetching: number
+  fetchingPeak: number
+  ahead: number
+  /** Small reads served from leaves of data fragments (readRange), and those that fell back to the whole chunk. */
+  ranges: number
+  rangeFallbacks: number
+}
 
 /**
  * A chunk fetch shared by its readers: aborted when the last waiting reader gives up. `ahead`:
@@ -129,7 +149,7 @@ export class ChunkService {
   readonly readaheadBytes: number
   /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
   private aheadBytes = 0
-  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0 }
+  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0 }
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
@@ -191,6 +211,44 @@ export class ChunkService {
    */
   async readChunk (ref: ChunkRef, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
     return await this.joinFetch(ref, opts, false)
+  }
+
+  /**
+   * Bytes [start, end) of a chunk (0 <= start < end <= ref.size), for a small read that is not
+   * part of a sequential run (issue 15 item 3). When the chunk is not cached, not being fetched,
+   * not rebuildable here, records the Merkle roots of its data fragments and the range is at
+   * most RANGE_READ_MAX_BYTES, only the leaves of the data fragment(s) holding the range are
+   * fetched (from the local store when the fragment is here), each verified against its root.
+   * Any failure of that path falls back to reading the chunk whole (readChunk: any k fragments,
+   * parity included), so a missing data fragment costs what a read cost before.
+   */
+  async readRange (ref: ChunkRef, start: number, end: number, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
+    if (ref.cid === null) return new Uint8Array(end - start)
+    const key = ref.cid.toString()
+    const whole = async (): Promise<Uint8Array> => (await this.readChunk(ref, opts)).subarray(start, end)
+    const network = this.network
+    if (network?.fetchRange === undefined || ref.roots === undefined || end - start > RANGE_READ_MAX_BYTES ||
+      this.cache.get(key) !== undefined || this.reading.has(key) || await this.hasLocally(ref)) return await whole()
+    const slices = fragmentSlices(ref, start, end)
+    try {
+      const parts = await Promise.all(slices.map(async s => {
+        const local = await this.store.tryGet(ref.fragments[s.fragment])
+        const leaves = local !== undefined
+          ? local.subarray(s.first * LEAF_BYTES, s.end * LEAF_BYTES)
+          : await network.fetchRange!(ref, s, { signal: opts.signal })
+        return leaves.subarray(s.from, s.to)
+      }))
+      const out = new Uint8Array(end - start)
+      let at = 0
+      for (const p of parts) { out.set(p, at); at += p.byteLength }
+      this.counters.ranges++
+      return out
+    } catch (err) {
+      opts.signal?.throwIfAborted()
+      this.counters.rangeFallbacks++
+      log('chunk %s: leaves of its data fragments not fetched, reading it whole: %s', key, (err as Error).message)
+      return await whole()
+    }
   }
 
   /**

@@ -21,7 +21,7 @@
 //    the root (ChunkService.readRange); refs without roots (older manifests) are read whole.
 //  - The erasure codec is the native ISA-L addon when it is built (native/build.sh), else the
 //    TypeScript kernel; both give the same bytes (cross-checked in test/node/erasure.test.ts).
-export { ChunkService, ChunkWrite, PLACE_WINDOW_BYTES, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
+export { ChunkService, ChunkWrite, PLACE_WINDOW_BYTES, RANGE_READ_MAX_BYTES, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
 export type { ChunkWriteOptions, Network, ReadCounters, WriteProgress } from './blocks.ts'
 export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, chunkAt, contentSum, decodeChunk, decodeManifest, encodeChunk, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'
 export type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
