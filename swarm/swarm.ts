@@ -138,8 +138,7 @@ class SwarmNode implements Swarm {
     this.running = false
     this.shutdown.abort(new SwarmStoppedError())
     // ignored: the host may be stopping too, and a protocol left registered takes no more streams once we stopped
-    await this.components.unhandle(PROTOCOL).catch(() => {})
-    await this.components.unhandle(PROTOCOL_RANGES).catch(() => {})
+    for (const protocol of [PROTOCOL, PROTOCOL_RANGES]) await this.components.unhandle(protocol).catch(() => {})
     for (const client of this.clients.values()) client.stop()
     this.clients.clear()
     await Promise.all([...this.inbound].map(async ch => { await ch.close() }))
