@@ -234,9 +234,11 @@ export class ChunkNetwork extends EventTarget implements Network {
 
   /**
    * Leaves [slice.first, slice.end) of data fragment `slice.fragment` of `ref`, verified against
-   * its Merkle root (ref.roots): its holders are asked as fetch() finds them (the chunk's
-   * targets, one have-query), then one at a time for the leaves (swarm.pullRange). Rejects when
-   * the chunk records no roots or no holder delivered; the caller then reads the chunk whole.
+   * its Merkle root (ref.roots), asked of one host at a time (swarm.pullRange): first of the
+   * target a fresh write put the fragment on (assignment.ts: fragment j on the target ranked j),
+   * which still holds it unless membership changed, so a small read costs one round trip; then
+   * of the holders the chunk's targets name (a have-query, as fetch()). Rejects when the chunk
+   * records no roots or no holder delivered; the caller then reads the chunk whole.
    */
   async fetchRange (ref: ChunkRef, slice: FragmentSlice, opts: AbortOptions = {}): Promise<Uint8Array> {
     const root = ref.roots?.[slice.fragment]
@@ -245,14 +247,22 @@ export class ChunkNetwork extends EventTarget implements Network {
     const signal = this.signal(opts, FETCH_TIMEOUT_MS)
     const peers = this.host.peers().map(p => p.id)
     if (peers.length === 0) throw new BlockUnavailableError(cid.toString(), 'no peer is reachable (offline)')
-    const holders = (await this.whoHolds(ref, [cid], peers, signal))?.get(cid.toString()) ?? []
     const { first, end, fragmentBytes } = slice
-    return await this.swarm.pullRange({
-      cid,
-      first,
-      end,
-      verify: (bytes, proof) => verifyRange(root, fragmentBytes, first, end, bytes, proof)
-    }, holders.length > 0 ? holders : peers, { signal })
+    const want = { cid, first, end, verify: (bytes: Uint8Array, proof: Uint8Array[]) => verifyRange(root, fragmentBytes, first, end, bytes, proof) }
+    const connected = new Set(peers)
+    const ranked = rank(ref.cid.bytes, this.policy.members(), ref.k + ref.m + this.policy.redundancy)
+    // every copy of the fragment's CID (with k = 1 the m + 1 copies are one block)
+    const guess = [...new Set(assignment(ranked, ref.k, ref.m).filter((_, j) => ref.fragments[j]?.equals(cid)).flat())].filter(p => connected.has(p))
+    if (guess.length > 0) {
+      try {
+        return await this.swarm.pullRange(want, guess, { signal })
+      } catch (err) {
+        signal.throwIfAborted()
+        log('leaves of fragment %s not at its first targets, asking who holds it: %s', shortCid(cid), (err as Error).message)
+      }
+    }
+    const holders = ((await this.whoHolds(ref, [cid], peers, signal))?.get(cid.toString()) ?? []).filter(p => !guess.includes(p))
+    return await this.swarm.pullRange(want, holders.length > 0 ? holders : peers.filter(p => !guess.includes(p)), { signal })
   }
 
   async fetchOne (cid: CID, opts: AbortOptions = {}): Promise<Uint8Array> {

@@ -10,7 +10,7 @@ import type { ClusterHost } from '../../harness/cluster.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 
 const MiB = 1 << 20
-const CHUNKS = 6
+const CHUNKS = 12
 
 async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
   const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
@@ -35,14 +35,14 @@ describe('verified range reads across hosts (seven in-process hosts)', function 
   })
   after(async () => { await t.run() })
 
-  /** Pairs of (a host other than the writer, a chunk of /r.bin it holds no fragment of). */
+  /** Pairs of (a host other than the writer, a chunk of /r.bin it holds no fragment of), one per chunk. */
   async function strangers (): Promise<Array<{ h: ClusterHost, c: number, ref: ChunkRef }>> {
     const out: Array<{ h: ClusterHost, c: number, ref: ChunkRef }> = []
     for (const h of hosts.slice(1)) {
       const refs = await chunksOf(h, '/r.bin')
       for (let c = 0; c < refs.length; c++) {
         const held = await Promise.all(refs[c].fragments.map(async f => await h.store.has(f)))
-        if (held.every(x => !x)) out.push({ h, c, ref: refs[c] })
+        if (held.every(x => !x) && !out.some(p => p.c === c)) out.push({ h, c, ref: refs[c] })
       }
     }
     return out
@@ -56,7 +56,7 @@ describe('verified range reads across hosts (seven in-process hosts)', function 
 
   it('a 4 KiB read of a chunk the host holds none of moves about one leaf and its proof, not the chunk, and reads the right bytes', async () => {
     const pairs = await strangers()
-    assert.ok(pairs.length >= 2, `hosts holding none of some chunk: ${pairs.length}`)
+    assert.ok(pairs.length >= 4, `chunks some host other than the writer holds none of: ${pairs.length}`)
     const { h, c, ref } = pairs[0]
     const chunks = h.volume.chunks
     chunks.dropCache()
@@ -139,5 +139,55 @@ describe('verified range reads across hosts (seven in-process hosts)', function 
     after = chunks.readCounters()
     assert.equal(after.fetches - before.fetches, 2, 'a ref without roots is read whole')
     assert.equal(after.ranges - before.ranges, 0)
+  })
+
+  it('a data fragment moved off its first target: its leaves come from the host the have-query names', async () => {
+    const { h, c, ref } = (await strangers())[2]
+    const frag = ref.fragments[0]
+    const from = hosts.filter(x => x !== h)
+    const holders = (await Promise.all(from.map(async x => await x.store.has(frag) ? x : undefined))).filter(x => x !== undefined)
+    const to = from.find(x => !holders.includes(x))
+    assert.ok(holders.length > 0 && to !== undefined, 'a holder of fragment 0 and a host without it')
+    const bytes = await holders[0].store.get(frag)
+    await to.store.put(frag, bytes)
+    for (const x of holders) await x.store.delete(frag)
+    const chunks = h.volume.chunks
+    chunks.dropCache()
+    const before = chunks.readCounters()
+    const pos = c * MiB + 5000
+    const fh = await h.volume.open('/r.bin', 'r')
+    const buf = new Uint8Array(4096)
+    try {
+      await fh.read(buf, 0, buf.byteLength, pos)
+    } finally {
+      await fh.close()
+    }
+    assert.ok(Buffer.from(buf).equals(data.subarray(pos, pos + 4096)), 'the right bytes')
+    const after = chunks.readCounters()
+    assert.equal(after.ranges - before.ranges, 1, 'read from leaves')
+    assert.equal(after.fetches - before.fetches, 0, 'no chunk fetched')
+  })
+
+  it('a data fragment missing everywhere: the read rebuilds the chunk from parity', async () => {
+    const { h, c, ref } = (await strangers())[3]
+    const frag = ref.fragments[0]
+    for (const x of hosts) if (await x.store.has(frag)) await x.store.delete(frag)
+    const chunks = h.volume.chunks
+    chunks.dropCache()
+    const before = chunks.readCounters()
+    const pos = c * MiB + 5000
+    const fh = await h.volume.open('/r.bin', 'r')
+    const buf = new Uint8Array(4096)
+    try {
+      await fh.read(buf, 0, buf.byteLength, pos)
+    } finally {
+      await fh.close()
+    }
+    assert.ok(Buffer.from(buf).equals(data.subarray(pos, pos + 4096)), 'the right bytes, rebuilt')
+    const after = chunks.readCounters()
+    assert.equal(after.rangeFallbacks - before.rangeFallbacks, 1, 'the range read fell back')
+    assert.equal(after.fetches - before.fetches, 1, 'the chunk was fetched whole (k fragments, parity included)')
+    // holders that said "not held" were not taken for liars
+    for (const x of hosts) if (x !== h) assert.ok(h.host.peers().some(p => p.id === x.host.peerId), `${x.name} still connected`)
   })
 })
