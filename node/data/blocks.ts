@@ -38,6 +38,11 @@ export const READAHEAD_TOTAL_BYTES = 64 << 20
  * and the whole chunk, cached, serves the reads around it too.
  */
 export const RANGE_READ_MAX_BYTES = 256 << 10
+/**
+ * Bytes of verified fragment leaves kept from range reads (readRange): a page read again and
+ * again (a database's hot pages) is fetched once, as the chunk cache does for whole chunks.
+ */
+export const LEAF_CACHE_BYTES = 16 << 20
 /** Decoded manifests kept in memory. */
 export const MANIFEST_CACHE_ENTRIES = 4096
 /**
@@ -134,6 +139,8 @@ export interface ChunkServiceInit {
 export class ChunkService {
   private readonly store: Store
   private readonly cache: ChunkCache
+  /** Verified leaves of data fragments from range reads, by `${fragment CID}/${leaf}` (LEAF_CACHE_BYTES). */
+  private readonly leaves = new ChunkCache(LEAF_CACHE_BYTES)
   private readonly localParams: { k: number, m: number }
   /** Decoded manifests read recently (oldest first), bounded by MANIFEST_CACHE_ENTRIES. */
   private readonly manifests = new Map<string, Manifest>()
@@ -183,6 +190,7 @@ export class ChunkService {
   /** Drop decoded chunks from memory (tests and benchmarks read cold). */
   dropCache (): void {
     this.cache.clear()
+    this.leaves.clear()
   }
 
   /** A write of a whole new version that places its chunks as it stores them (ChunkWrite). */
@@ -220,7 +228,8 @@ export class ChunkService {
    * most RANGE_READ_MAX_BYTES, only the leaves of the data fragment(s) holding the range are
    * fetched (from the local store when the fragment is here), each verified against its root.
    * Any failure of that path falls back to reading the chunk whole (readChunk: any k fragments,
-   * parity included), so a missing data fragment costs what a read cost before.
+   * parity included), so a missing data fragment costs what a read cost before. Fetched leaves
+   * are kept (LEAF_CACHE_BYTES), so reading the same bytes again moves nothing.
    */
   async readRange (ref: ChunkRef, start: number, end: number, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
     if (ref.cid === null) return new Uint8Array(end - start)
@@ -232,10 +241,16 @@ export class ChunkService {
     const slices = fragmentSlices(ref, start, end)
     try {
       const parts = await Promise.all(slices.map(async s => {
+        const frag = ref.fragments[s.fragment].toString()
+        const cached = this.cachedLeaves(frag, s.first, s.end)
+        if (cached !== undefined) return cached.subarray(s.from, s.to)
         const local = await this.store.tryGet(ref.fragments[s.fragment])
-        const leaves = local !== undefined
-          ? local.subarray(s.first * LEAF_BYTES, s.end * LEAF_BYTES)
-          : await network.fetchRange!(ref, s, { signal: opts.signal })
+        if (local !== undefined) return local.subarray(s.first * LEAF_BYTES + s.from, s.first * LEAF_BYTES + s.to)
+        const leaves = await network.fetchRange!(ref, s, { signal: opts.signal })
+        for (let l = s.first; l < s.end; l++) {
+          const at = (l - s.first) * LEAF_BYTES
+          this.leaves.set(`${frag}/${l}`, leaves.slice(at, at + LEAF_BYTES))
+        }
         return leaves.subarray(s.from, s.to)
       }))
       const out = new Uint8Array(end - start)
@@ -249,6 +264,21 @@ export class ChunkService {
       log('chunk %s: leaves of its data fragments not fetched, reading it whole: %s', key, (err as Error).message)
       return await whole()
     }
+  }
+
+  /** Leaves [first, end) of fragment `frag` joined, when every one of them is in the leaf cache. */
+  private cachedLeaves (frag: string, first: number, end: number): Uint8Array | undefined {
+    const got: Uint8Array[] = []
+    for (let l = first; l < end; l++) {
+      const leaf = this.leaves.get(`${frag}/${l}`)
+      if (leaf === undefined) return undefined
+      got.push(leaf)
+    }
+    if (got.length === 1) return got[0]
+    const out = new Uint8Array(got.reduce((n, g) => n + g.byteLength, 0))
+    let at = 0
+    for (const g of got) { out.set(g, at); at += g.byteLength }
+    return out
   }
 
   /**
