@@ -24,7 +24,7 @@
 // write, and the state stays consistent (what is written is marked changed).
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { CHUNK_SIZE, INLINE_MAX, chunkAt, contentSum, holeChunk, manifestOf } from './data/index.ts'
+import { CHUNK_SIZE, INLINE_MAX, RANGE_READ_MAX_BYTES, chunkAt, contentSum, holeChunk, manifestOf } from './data/index.ts'
 import type { ChunkRef, Manifest } from './data/index.ts'
 import type { ChunkService } from './data/index.ts'
 import { ExtentMap } from './tree/index.ts'
@@ -273,6 +273,26 @@ export class OpenFile {
     return src
   }
 
+  /**
+   * Bytes [from, to) (within chunk `i`) of the committed state `base`, when they all come from
+   * its content's manifest (no extent over them): read through ChunkService.readRange, which
+   * fetches only the leaves of the data fragments holding them. Undefined when they do not
+   * (inline content, extents, past the content): the caller reads the chunk (baseChunk).
+   */
+  private async baseRange (base: Base, i: number, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    const c = base.content
+    if (c === null || !('manifest' in c) || to > base.contentEnd || overlaps(base, from, to)) return undefined
+    const manifest = await this.loadManifest(signal, base)
+    if (manifest === undefined || manifest.chunkSize !== CHUNK_SIZE) return undefined
+    const found = chunkAt(manifest, i)
+    if (found === undefined) return undefined
+    const ref = found.ref
+    // a hole (of one chunk or of a run of them) reads as zeros: nothing to fetch
+    if (ref.cid === null) return new Uint8Array(to - from)
+    if (to - ref.offset > ref.size) return undefined
+    return await this.chunks.readRange(ref, from - ref.offset, to - ref.offset, { path: this.path(), signal })
+  }
+
   /** Bytes at `start` (`len` long, within a chunk) of `base` with extents: its content's part, then theirs over it, in op order. */
   private async withExtents (base: Base, start: number, len: number, content: Uint8Array | undefined, signal?: AbortSignal): Promise<Uint8Array> {
     const out = new Uint8Array(len)
@@ -327,8 +347,16 @@ export class OpenFile {
     if (position >= end) return new Uint8Array(0)
     this.ahead.observe(position, end - position)
     const out = new Uint8Array(end - position)
+    // a small random read of the committed state: just the bytes it needs (baseRange); a
+    // sequential reader gets whole chunks, fetched ahead
+    const small = pinned !== undefined && end - position <= RANGE_READ_MAX_BYTES && !this.ahead.sequential
     for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
       const start = i * CHUNK_SIZE
+      const part = small ? await this.baseRange(pinned, i, Math.max(position, start), Math.min(end, start + CHUNK_SIZE), signal) : undefined
+      if (part !== undefined) {
+        out.set(part, Math.max(position, start) - position)
+        continue
+      }
       // reads run beside serialised writes: they assemble a copy and change no state
       const bytes = pinned !== undefined
         ? await this.baseChunk(pinned, i, signal)

@@ -90,6 +90,11 @@ export class ReadAhead {
     return version === this.version ? this.ahead.get(i) : undefined
   }
 
+  /** Whether the last read observed continued a sequential run (readahead covers it). */
+  get sequential (): boolean {
+    return this.run > 0
+  }
+
   /** Chunks fetched ahead now, not yet passed by the reader (tests). */
   get held (): number {
     return this.ahead.size

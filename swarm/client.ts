@@ -7,7 +7,7 @@ import type { CID } from 'multiformats/cid'
 import { Channel } from './channel.ts'
 import { MessageTooLargeError, PeerGoneError, ProtocolError, SwarmStoppedError, WrongBlockError } from './errors.ts'
 import type { PeerBook } from './peers.ts'
-import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PUSH, WANT } from './protocol.ts'
+import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PROTOCOL_RANGES, PUSH, RANGE, RANGE_WANT, WANT } from './protocol.ts'
 import type { Hop, Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
 import { slots } from './slots.ts'
@@ -22,6 +22,17 @@ export const MAX_PUSHES_IN_FLIGHT_PER_PEER = 4
 export interface WantListener {
   block: (bytes: Uint8Array) => void
   miss: (err: Error) => void
+}
+
+/**
+ * A range want (RANGE_WANT): leaves [first, end) of block `cid`; `verify` checks an answer's
+ * bytes and proof (against a root the asker knows) before the listener hears it.
+ */
+export interface RangeWant { cid: CID, first: number, end: number, verify: (bytes: Uint8Array, proof: Uint8Array[]) => boolean }
+
+/** Key of a range want among the client's wants (never equal to a CID's string). */
+export function rangeKey (cid: CID, first: number, end: number): string {
+  return `${cid.toString()}#${first}-${end}`
 }
 
 export interface PushListener {
@@ -43,7 +54,7 @@ export interface ClientInit {
 }
 
 /** A want is background while every pull waiting on it is (see WANT in protocol.ts). */
-interface Want { cid: CID, listeners: Set<WantListener>, background: boolean, sentAt?: number }
+interface Want { cid: CID, listeners: Set<WantListener>, background: boolean, sentAt?: number, range?: RangeWant }
 interface Push { ack: (holder: string) => void, done: () => void, fail: (err: Error) => void }
 
 export class Client {
@@ -56,6 +67,8 @@ export class Client {
   private readonly pushSlots: Slots = slots(MAX_PUSHES_IN_FLIGHT_PER_PEER)
   private inFlight = 0
   private stopped = false
+  /** Whether the stream open now speaks PROTOCOL_RANGES (else range wants miss at once). */
+  private ranges = false
 
   constructor (init: ClientInit) {
     this.init = init
@@ -96,6 +109,38 @@ export class Client {
       if (w.sentAt !== undefined) {
         this.inFlight--
         this.sendQuietly({ type: CANCEL, cids: [cid] })
+        this.pump()
+      }
+    }
+  }
+
+  /**
+   * Ask for leaves [first, end) of a block with their proof (RANGE_WANT); the listener hears
+   * the verified bytes (range.verify passed) or a miss, exactly once unless cancelled. An
+   * answer that fails verification is a wrong block: the stream closes and the peer is
+   * reported (misbehaved), as for a BLOCK that does not match its CID.
+   */
+  wantRange (range: RangeWant, listener: WantListener): () => void {
+    const key = rangeKey(range.cid, range.first, range.end)
+    if (this.stopped) {
+      queueMicrotask(() => { listener.miss(new SwarmStoppedError()) })
+      return () => {}
+    }
+    let want = this.wants.get(key)
+    if (want === undefined) {
+      want = { cid: range.cid, listeners: new Set(), background: false, range }
+      this.wants.set(key, want)
+      this.waiting.push(key)
+      queueMicrotask(() => { this.pump() })
+    }
+    want.listeners.add(listener)
+    const w = want
+    return () => {
+      if (!w.listeners.delete(listener) || w.listeners.size > 0 || this.wants.get(key) !== w) return
+      this.wants.delete(key)
+      // no CANCEL (it names a whole block's want): the answer, when it comes, is dropped
+      if (w.sentAt !== undefined) {
+        this.inFlight--
         this.pump()
       }
     }
@@ -160,7 +205,10 @@ export class Client {
   private async connect (opts?: AbortOptions): Promise<Channel> {
     if (this.stopped) throw new SwarmStoppedError()
     if (this.channel === undefined) {
-      const p = this.init.open(opts).then(stream => new Channel({
+      const p = this.init.open(opts).then(stream => {
+        this.ranges = stream.protocol === PROTOCOL_RANGES
+        return stream
+      }).then(stream => new Channel({
         stream,
         peer: this.peer,
         onMessage: (msg) => { this.onMessage(msg) },
@@ -179,17 +227,24 @@ export class Client {
   private pump (): void {
     if (this.stopped || this.waiting.length === 0 || this.inFlight >= MAX_REQUESTS_IN_FLIGHT_PER_PEER) return
     const batches: [CID[], CID[]] = [[], []]
+    const ranges: RangeWant[] = []
     const now = performance.now()
     while (this.waiting.length > 0 && this.inFlight < MAX_REQUESTS_IN_FLIGHT_PER_PEER && batches[0].length + batches[1].length < MAX_CIDS_PER_MESSAGE) {
       const want = this.wants.get(this.waiting.shift() as string)
       if (want === undefined || want.sentAt !== undefined) continue
       want.sentAt = now
       this.inFlight++
-      batches[want.background ? 1 : 0].push(want.cid)
+      if (want.range !== undefined) ranges.push(want.range)
+      else batches[want.background ? 1 : 0].push(want.cid)
     }
     const [reads, background] = batches
-    if (reads.length === 0 && background.length === 0) return
+    if (reads.length === 0 && background.length === 0 && ranges.length === 0) return
     this.connect().then(async ch => {
+      if (ranges.length > 0 && !this.ranges) {
+        for (const r of ranges) this.unserved(r)
+      } else {
+        for (const r of ranges) await ch.send({ type: RANGE_WANT, cid: r.cid, first: r.first, end: r.end })
+      }
       if (reads.length > 0) await ch.send({ type: WANT, cids: reads, haveOnly: false })
       if (background.length > 0) await ch.send({ type: WANT, cids: background, haveOnly: false, background: true })
     }).catch((err: Error) => { this.fail(err instanceof PeerGoneError ? err : new PeerGoneError(this.peer, err.message)) })
@@ -224,6 +279,23 @@ export class Client {
           for (const l of want.listeners) l.miss(err)
         }
         return
+      case RANGE: {
+        const key = rangeKey(msg.cid, msg.first, msg.end)
+        const want = this.wants.get(key)
+        if (want?.range === undefined || want.sentAt === undefined) return // cancelled meanwhile, or unasked
+        if (msg.bytes !== undefined && !want.range.verify(msg.bytes, msg.proof ?? [])) {
+          throw new WrongBlockError(key, this.peer)
+        }
+        this.settle(key, want)
+        this.init.book.answered(this.peer, performance.now() - want.sentAt, msg.bytes !== undefined)
+        if (msg.bytes === undefined) {
+          const err = new PeerGoneError(this.peer, `it does not have leaves [${msg.first}, ${msg.end}) of ${msg.cid.toString()}`)
+          for (const l of want.listeners) l.miss(err)
+        } else {
+          for (const l of want.listeners) l.block(msg.bytes)
+        }
+        return
+      }
       case HAVE:
         return // we send no have-only wants; a stray HAVE is harmless
       case ACK:
@@ -239,6 +311,16 @@ export class Client {
       default:
         throw new ProtocolError(`unexpected message type ${msg.type} from the serving side`)
     }
+  }
+
+  /** A range want this peer cannot serve (it does not speak PROTOCOL_RANGES): a miss at once. */
+  private unserved (r: RangeWant): void {
+    const key = rangeKey(r.cid, r.first, r.end)
+    const want = this.wants.get(key)
+    if (want?.range === undefined || want.sentAt === undefined) return
+    this.settle(key, want)
+    const err = new PeerGoneError(this.peer, 'it serves no ranges (an older version)')
+    for (const l of want.listeners) l.miss(err)
   }
 
   private settle (key: string, want: Want): void {

@@ -10,6 +10,7 @@
 //   const frags = await swarm.pullAny(fragmentCids, k, holdersByCid)
 //   const acks = await swarm.push([{ cid, bytes, to: [a, b, c] }], { onAck })
 //   const held = await swarm.has(fragmentCids, peer)   // have-only query: nothing moves
+//   const leaves = await swarm.pullRange({ cid, first, end, verify }, [peerA])  // a few leaves + proof
 //   await swarm.stop()
 //
 // Contract:
@@ -22,6 +23,11 @@
 //  - pullAny(cids, need, from) resolves with the first `need` verified blocks, keyed by
 //    cid.toString(), preferring the earlier CIDs (e.g. data fragments before parity), and
 //    cancels the rest. `from` is one list of peers for all CIDs, or peers per cid.toString().
+//  - pullRange({ cid, first, end, verify }, from) fetches leaves [first, end) of a block with
+//    the proof of its Merkle tree (RANGE_WANT; the holder's BlockSource.range makes them), from
+//    one peer at a time. The swarm knows no tree: `verify` (the asker's, holding the root)
+//    checks every answer before it is returned, and a peer whose answer fails it is treated as
+//    one that sent a wrong block (banned). Rejects with BlockNotFoundError when no peer delivered.
 //  - push(deliveries) sends each block once, to the first holder of its plan (plan.ts), with
 //    the rest of the plan; every holder verifies, stores durably (sink.put), ACKs and forwards.
 //    Resolves with the holders that ACKed, per cid.toString() (holders that failed are simply
@@ -45,13 +51,14 @@ export { createSwarm, DEFAULT_UPLOAD_SLOTS, MAX_STREAMS_PER_CONNECTION } from '.
 export type { Swarm, SwarmInit, SwarmComponents, SwarmStats, Delivery, RemoteConnection } from './swarm.ts'
 export type { BlockSource, BlockSink } from './serve.ts'
 export type { PullOptions } from './pull.ts'
+export type { RangeWant } from './client.ts'
 export { MAX_WANTS_PER_PEER } from './serve.ts'
 export { HAVE_WINDOW, HAVE_TIMEOUT_MS } from './has.ts'
 export { MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_PUSHES_IN_FLIGHT_PER_PEER } from './client.ts'
 export { libp2pComponents } from './libp2p.ts'
 export { plan, children, holdersOf, DEFAULT_UPLINK_BYTES_PER_SECOND } from './plan.ts'
 export type { Route, PlanDelivery, PlanOptions } from './plan.ts'
-export { PROTOCOL, MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_CIDS_PER_MESSAGE, MAX_HOPS } from './protocol.ts'
+export { PROTOCOL, PROTOCOL_RANGES, MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_CIDS_PER_MESSAGE, MAX_HOPS, MAX_RANGE_LEAVES, MAX_PROOF_HASHES } from './protocol.ts'
 export type { Hop } from './protocol.ts'
 export { BAN_MS } from './peers.ts'
 export { tokenBucket } from './rate.ts'

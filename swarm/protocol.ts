@@ -12,12 +12,19 @@
 //   PUSH      = cid hops:uvarint (peer via:uvarint)* data
 //   ACK       = cid holder:peer                     `holder` stored the block (durable)
 //   DONE      = cid                                 no more ACKs for `cid` will come on this stream
+//   RANGE_WANT = cid first:uvarint end:uvarint       leaves [first, end) of block `cid`, with a proof
+//   RANGE     = cid first:uvarint end:uvarint status:u8 [count:uvarint hash{32}* data]
+//                                                   status 0: the leaves' bytes (data: the rest of
+//                                                   the frame) and the proof's hashes; 1: not held
 //   cid       = len:uvarint bytes                   CIDv1, sha2-256, raw or dag-cbor
 //   peer      = len:uvarint utf8                    a peer id string
 //
 // A PUSH carries the forwarding plan below its receiver as a list of hops in which `via` is
 // 0 for a hop the receiver sends to itself, or i + 1 for a hop that hop i forwards to (see
-// plan.ts). Every bound below is enforced on decode: a frame that breaks one throws, and the
+// plan.ts). A RANGE_WANT asks for a few leaves of a block (node/data/merkle.ts: the block's
+// Merkle tree, whose root the asker knows from elsewhere, a manifest): the swarm moves the
+// leaves and the proof opaquely, and the asker's verifier checks them before anyone sees them
+// (a wrong answer is treated as a wrong block). Every bound below is enforced on decode: a frame that breaks one throws, and the
 // stream carrying it is closed.
 import { CID } from 'multiformats/cid'
 import { Uint8ArrayList } from 'uint8arraylist'
@@ -25,6 +32,13 @@ import { MessageTooLargeError, ProtocolError } from './errors.ts'
 import { checkCid } from './verify.ts'
 
 export const PROTOCOL = '/darkfs/swarm/1.0.0'
+/**
+ * The same protocol with range wants (RANGE_WANT, RANGE). A host serves both; a client dials this
+ * one first and falls back to PROTOCOL when the peer does not speak it (an older host, which
+ * would take a RANGE_WANT for a protocol violation and ban the sender), and asks such a peer for
+ * no ranges.
+ */
+export const PROTOCOL_RANGES = '/darkfs/swarm/1.1.0'
 
 /** Largest block the swarm moves: a whole 1 MiB chunk (k = 1) or one fragment of it. */
 export const MAX_BLOCK_BYTES = 1024 * 1024
@@ -38,6 +52,14 @@ export const MAX_CID_BYTES = 64
 export const MAX_PEER_ID_BYTES = 128
 /** Most hops in one PUSH plan (holders below the receiver). */
 export const MAX_HOPS = 32
+/** Most leaves one RANGE_WANT asks for (64 leaves of 16 KiB: a whole 1 MiB block). */
+export const MAX_RANGE_LEAVES = 64
+/** Highest leaf index a RANGE_WANT may name (blocks are at most MAX_BLOCK_BYTES). */
+export const MAX_LEAF_INDEX = MAX_BLOCK_BYTES
+/** Most hashes in a RANGE's proof (a tree of 2^32 leaves needs under 64). */
+export const MAX_PROOF_HASHES = 64
+/** Bytes of one proof hash. */
+export const PROOF_HASH_BYTES = 32
 /** Longest frame-length prefix: 4 bytes of uvarint cover 2^28 > MAX_MESSAGE_BYTES. */
 const MAX_LENGTH_PREFIX_BYTES = 4
 
@@ -49,6 +71,8 @@ export const PUSH = 5
 export const ACK = 6
 export const CANCEL = 7
 export const DONE = 8
+export const RANGE_WANT = 9
+export const RANGE = 10
 
 /** One hop of a forwarding plan: `peer` receives the block from hop `via` (-1: from the receiver). */
 export interface Hop { peer: string, via: number }
@@ -60,6 +84,9 @@ export type Message =
   | { type: typeof PUSH, cid: CID, hops: Hop[], bytes: Uint8Array }
   | { type: typeof ACK, cid: CID, holder: string }
   | { type: typeof DONE, cid: CID }
+  | { type: typeof RANGE_WANT, cid: CID, first: number, end: number }
+  /** `bytes` and `proof` undefined: the block is not held (or the range is not within it). */
+  | { type: typeof RANGE, cid: CID, first: number, end: number, bytes?: Uint8Array, proof?: Uint8Array[] }
 
 const utf8 = new TextEncoder()
 const fromUtf8 = new TextDecoder('utf-8', { fatal: true })
@@ -128,6 +155,27 @@ export function encode (msg: Message): Uint8ArrayList {
     case DONE:
       w.bytes(msg.cid.bytes)
       break
+    case RANGE_WANT:
+      w.bytes(msg.cid.bytes)
+      leafRange(w, msg.first, msg.end)
+      break
+    case RANGE:
+      w.bytes(msg.cid.bytes)
+      leafRange(w, msg.first, msg.end)
+      if (msg.bytes === undefined || msg.proof === undefined) {
+        w.byte(1)
+        break
+      }
+      w.byte(0)
+      if (msg.proof.length > MAX_PROOF_HASHES) throw new RangeError(`a proof has at most ${MAX_PROOF_HASHES} hashes`)
+      w.uvarint(msg.proof.length)
+      for (const h of msg.proof) {
+        if (h.byteLength !== PROOF_HASH_BYTES) throw new RangeError(`a proof hash is ${PROOF_HASH_BYTES} bytes`)
+        w.raw(h)
+      }
+      blockBytes(msg.bytes)
+      w.raw(msg.bytes)
+      break
   }
   w.flush()
   const body = new Uint8ArrayList(...w.parts)
@@ -140,6 +188,14 @@ function cidList (w: Writer, cids: CID[]): void {
   if (cids.length > MAX_CIDS_PER_MESSAGE) throw new RangeError(`a message carries at most ${MAX_CIDS_PER_MESSAGE} CIDs`)
   w.uvarint(cids.length)
   for (const cid of cids) w.bytes(cid.bytes)
+}
+
+function leafRange (w: Writer, first: number, end: number): void {
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(end) || first < 0 || end <= first || end - first > MAX_RANGE_LEAVES || end > MAX_LEAF_INDEX) {
+    throw new RangeError(`leaf range [${first}, ${end}) must be 1..${MAX_RANGE_LEAVES} leaves below ${MAX_LEAF_INDEX}`)
+  }
+  w.uvarint(first)
+  w.uvarint(end)
 }
 
 function blockBytes (b: Uint8Array): void {
@@ -179,6 +235,13 @@ class Reader {
 
   bytes (max: number): Uint8Array {
     const len = this.uvarint(max)
+    if (len > this.rest) throw new ProtocolError('truncated message')
+    const out = this.buf.subarray(this.pos, this.pos + len)
+    this.pos += len
+    return out
+  }
+
+  raw (len: number): Uint8Array {
     if (len > this.rest) throw new ProtocolError('truncated message')
     const out = this.buf.subarray(this.pos, this.pos + len)
     this.pos += len
@@ -227,6 +290,13 @@ function readPeer (r: Reader): string {
   } catch {
     throw new ProtocolError('peer id is not utf-8')
   }
+}
+
+function readLeafRange (r: Reader): { first: number, end: number } {
+  const first = r.uvarint(MAX_LEAF_INDEX)
+  const end = r.uvarint(MAX_LEAF_INDEX)
+  if (end <= first || end - first > MAX_RANGE_LEAVES) throw new ProtocolError(`leaf range [${first}, ${end}) is empty or over ${MAX_RANGE_LEAVES} leaves`)
+  return { first, end }
 }
 
 function readBlock (r: Reader): Uint8Array {
@@ -278,6 +348,26 @@ export function decode (body: Uint8Array): Message {
     case DONE:
       msg = { type, cid: readCid(r) }
       break
+    case RANGE_WANT: {
+      const cid = readCid(r)
+      msg = { type, cid, ...readLeafRange(r) }
+      break
+    }
+    case RANGE: {
+      const cid = readCid(r)
+      const range = readLeafRange(r)
+      const status = r.byte()
+      if (status === 1) {
+        msg = { type, cid, ...range }
+        break
+      }
+      if (status !== 0) throw new ProtocolError(`unknown RANGE status ${status}`)
+      const n = r.uvarint(MAX_PROOF_HASHES)
+      const proof: Uint8Array[] = []
+      for (let i = 0; i < n; i++) proof.push(r.raw(PROOF_HASH_BYTES))
+      msg = { type, cid, ...range, proof, bytes: readBlock(r) }
+      break
+    }
     default:
       throw new ProtocolError(`unknown message type ${type}`)
   }

@@ -16,7 +16,7 @@
 import type { AbortOptions } from '@libp2p/interface'
 import { anySignal } from './abort.ts'
 import type { CID } from 'multiformats/cid'
-import type { Client } from './client.ts'
+import type { Client, RangeWant } from './client.ts'
 import { BlockNotFoundError } from './errors.ts'
 import { expectedMs, pickPeer } from './peers.ts'
 import type { PeerBook } from './peers.ts'
@@ -188,6 +188,43 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
 
     schedule()
   })
+}
+
+/**
+ * Leaves of a block with their proof (RANGE_WANT), verified by `range.verify`, from the first of
+ * `from` that delivers: peers are asked one at a time, the one expected to answer first
+ * (pickPeer); a "not held", a dropped stream, a wrong answer (its sender is reported by the
+ * client) or no answer within the hedge time (as pullAny's, at least `hedgeMs`) moves the
+ * request to the next peer. Rejects with BlockNotFoundError when none delivered. Nothing is
+ * taken from the local store: a caller holding the block reads it there.
+ */
+export async function pullRange (ctx: PullContext, range: RangeWant, from: string[], opts?: AbortOptions): Promise<Uint8Array> {
+  checkCid(range.cid)
+  const signal = anySignal([opts?.signal, ctx.signal])
+  signal.throwIfAborted()
+  const tried = new Set<string>()
+  const problems: string[] = []
+  const view = (peer: string): ReturnType<typeof peerView> => peerView(ctx, peer)
+  for (;;) {
+    const peer = pickPeer(from, view, tried)
+    if (peer === undefined) {
+      throw new BlockNotFoundError([range.cid.toString()], `leaves [${range.first}, ${range.end}): ${problems.length > 0 ? problems.slice(0, 5).join('; ') : 'no peer to ask'}`)
+    }
+    tried.add(peer)
+    const waitMs = Math.max(ctx.hedgeMs, HEDGE_FACTOR * expectedMs(view(peer)))
+    const got = await new Promise<Uint8Array | undefined>((resolve, reject) => {
+      let cancel = (): void => {}
+      const done = (): void => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); cancel() }
+      const onAbort = (): void => { done(); reject(signal.reason) }
+      const timer = setTimeout(() => { done(); problems.push(`${peer} did not answer in ${waitMs} ms`); resolve(undefined) }, waitMs)
+      signal.addEventListener('abort', onAbort, { once: true })
+      cancel = ctx.client(peer).wantRange(range, {
+        block: (bytes) => { done(); resolve(bytes) },
+        miss: (err) => { done(); problems.push(err.message); resolve(undefined) }
+      })
+    })
+    if (got !== undefined) return got
+  }
 }
 
 function peerView (ctx: PullContext, peer: string): { serviceMs?: number, failures: number, queued: number, banned: boolean } {

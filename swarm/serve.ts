@@ -9,11 +9,11 @@
 import type { AbortOptions, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { Channel } from './channel.ts'
-import { MAX_PUSHES_IN_FLIGHT_PER_PEER } from './client.ts'
+import { MAX_PUSHES_IN_FLIGHT_PER_PEER, rangeKey } from './client.ts'
 import { MessageTooLargeError, ProtocolError, TooManyRequestsError, WrongBlockError } from './errors.ts'
 import type { Route } from './plan.ts'
 import type { DeliverOptions } from './push.ts'
-import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PUSH, WANT } from './protocol.ts'
+import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PUSH, RANGE, RANGE_WANT, WANT } from './protocol.ts'
 import type { Hop, Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
 import type { Slots } from './slots.ts'
@@ -36,7 +36,16 @@ export const HAVE_LOOKUPS = 4
  * here: for what this node withholds from that peer (forward.ts), or, for a background want
  * (repair, a pin's catch-up), for what it is still placing on a thin uplink.
  */
-export interface BlockSource { has: (cid: CID, peer?: string, opts?: { background?: boolean }) => Promise<boolean>, get: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array> }
+export interface BlockSource {
+  has: (cid: CID, peer?: string, opts?: { background?: boolean }) => Promise<boolean>
+  get: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
+  /**
+   * Leaves [first, end) of a local block and their proof (its Merkle tree: node/data/merkle.ts),
+   * or undefined when the block is not held or the range is not within it. Absent: every
+   * RANGE_WANT is answered "not held".
+   */
+  range?: (cid: CID, first: number, end: number, opts?: AbortOptions) => Promise<{ bytes: Uint8Array, proof: Uint8Array[] } | undefined>
+}
 export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions) => Promise<void> }
 
 export interface ServeContext {
@@ -56,12 +65,14 @@ export interface ServeContext {
   signal: AbortSignal
 }
 
-interface Wanted { cid: CID, haveOnly: boolean, background: boolean }
+interface Wanted { cid: CID, haveOnly: boolean, background: boolean, range?: { first: number, end: number } }
 
 /** Serve one inbound stream from `peer` until it closes. */
 export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel {
   const queue = new Map<string, Wanted>()
   let serving = false
+  /** Range wants in `queue`: served before block wants (a few KiB a reader waits on, not a 1 MiB fragment). */
+  let ranges = 0
   let pushes = 0
   let pushDone: (() => void) | undefined
 
@@ -85,6 +96,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   function onClose (err?: Error): void {
     count(-queue.size)
     queue.clear()
+    ranges = 0
     // a frame announcing more than MAX_MESSAGE_BYTES is no honest host's: it is misbehaving too
     if (err instanceof ProtocolError || err instanceof MessageTooLargeError || err instanceof WrongBlockError || err instanceof TooManyRequestsError) ctx.misbehaved(peer, err)
   }
@@ -105,6 +117,18 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
         if (!serving) void work()
         return
       }
+      case RANGE_WANT: {
+        const key = rangeKey(msg.cid, msg.first, msg.end)
+        if (queue.has(key)) return
+        if ((ctx.wantsQueued.get(peer) ?? 0) + 1 > MAX_WANTS_PER_PEER) {
+          throw new TooManyRequestsError(`peer ${peer} has more than ${MAX_WANTS_PER_PEER} wants queued`)
+        }
+        queue.set(key, { cid: msg.cid, haveOnly: false, background: false, range: { first: msg.first, end: msg.end } })
+        ranges++
+        count(1)
+        if (!serving) void work()
+        return
+      }
       case CANCEL:
         for (const cid of msg.cids) {
           if (queue.delete(cid.toString())) count(-1)
@@ -121,7 +145,19 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
     serving = true
     try {
       while (queue.size > 0 && channel.isOpen) {
-        const [key, wanted] = queue.entries().next().value as [string, Wanted]
+        const [key, wanted] = nextWant()
+        if (wanted.range !== undefined) {
+          const release = await ctx.uploadSlots.acquire({ signal: ctx.signal })
+          try {
+            const got = await readRange(wanted)
+            dequeue(key, wanted)
+            const { first, end } = wanted.range
+            await channel.send({ type: RANGE, cid: wanted.cid, first, end, bytes: got?.bytes, proof: got?.proof }, { signal: ctx.signal, pace: ctx.upload(peer) })
+          } finally {
+            release()
+          }
+          continue
+        }
         if (wanted.haveOnly) {
           // the have-only wants queued now (a have-query sends them in windows of up to
           // MAX_CIDS_PER_MESSAGE), answered in one HAVE and one DONT_HAVE: a survey of
@@ -199,7 +235,30 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   }
 
   function dequeue (key: string, wanted: Wanted): void {
-    if (queue.get(key) === wanted) { queue.delete(key); count(-1) }
+    if (queue.get(key) === wanted) {
+      queue.delete(key)
+      count(-1)
+      if (wanted.range !== undefined) ranges--
+    }
+  }
+
+  /** The next want to serve: the oldest range want if any, else the oldest want. */
+  function nextWant (): [string, Wanted] {
+    if (ranges > 0) for (const e of queue) if (e[1].range !== undefined) return e
+    return queue.entries().next().value as [string, Wanted]
+  }
+
+  /** Leaves of a local block and their proof, if held and served to this peer. */
+  async function readRange ({ cid, range }: Wanted): Promise<{ bytes: Uint8Array, proof: Uint8Array[] } | undefined> {
+    if (range === undefined || ctx.blocks.range === undefined) return undefined
+    try {
+      if (!await ctx.blocks.has(cid, peer)) return undefined
+      return await ctx.blocks.range(cid, range.first, range.end, { signal: ctx.signal })
+    } catch (err) {
+      // answered "not held": the reader asks another holder, or reads the chunk whole
+      if (!ctx.signal.aborted) log.error('range [%d, %d) of %s for %s failed: %s', range.first, range.end, shortCid(cid), shortPeer(peer), (err as Error).message)
+      return undefined
+    }
   }
 
   /** The local block, if held and intact (nothing unverified is served). */

@@ -9,8 +9,9 @@ import type { Channel } from './channel.ts'
 import { SwarmStoppedError, WrongBlockError } from './errors.ts'
 import { PeerBook } from './peers.ts'
 import { plan } from './plan.ts'
-import { PROTOCOL } from './protocol.ts'
-import { MIN_HEDGE_MS, pullAny } from './pull.ts'
+import { PROTOCOL, PROTOCOL_RANGES } from './protocol.ts'
+import { MIN_HEDGE_MS, pullAny, pullRange } from './pull.ts'
+import type { RangeWant } from './client.ts'
 import type { PullOptions } from './pull.ts'
 import { PUSH_HOP_TIMEOUT_MS, deliver } from './push.ts'
 import { has } from './has.ts'
@@ -80,6 +81,8 @@ export interface Swarm {
   stop: () => Promise<void>
   pull: (cid: CID, from: string[], opts?: AbortOptions) => Promise<Uint8Array>
   pullAny: (cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: PullOptions) => Promise<Map<string, Uint8Array>>
+  /** Leaves [first, end) of a block with their proof, checked by `range.verify`, from any of `from` (RANGE_WANT). */
+  pullRange: (range: RangeWant, from: string[], opts?: AbortOptions) => Promise<Uint8Array>
   push: (deliveries: Delivery[], opts?: AbortOptions & { onAck?: (cid: CID, peer: string) => void }) => Promise<Map<string, string[]>>
   stats: () => SwarmStats
   /** Which of `cids` `peer` holds (have-only wants; nothing is moved), by cid.toString(). */
@@ -97,6 +100,8 @@ class SwarmNode implements Swarm {
   private readonly clients = new Map<string, Client>()
   private readonly inbound = new Set<Channel>()
   private readonly wantsQueued = new Map<string, number>()
+  /** Peers that do not speak PROTOCOL_RANGES (bounded by the peers this host talks to). */
+  private readonly noRanges = new Set<string>()
   private readonly totalUpload: RateLimiter
   private readonly download: RateLimiter
   private readonly peerUpload = new Map<string, RateLimiter>()
@@ -119,10 +124,13 @@ class SwarmNode implements Swarm {
     if (this.running) return
     this.running = true
     this.shutdown = new AbortController()
-    await this.components.handle(PROTOCOL, (stream, connection) => { this.onStream(stream, connection.remotePeer.toString()) }, {
-      maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
-      maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
-    })
+    // one serving side for both: PROTOCOL_RANGES is PROTOCOL with range wants
+    for (const protocol of [PROTOCOL, PROTOCOL_RANGES]) {
+      await this.components.handle(protocol, (stream, connection) => { this.onStream(stream, connection.remotePeer.toString()) }, {
+        maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
+        maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
+      })
+    }
   }
 
   async stop (): Promise<void> {
@@ -130,7 +138,7 @@ class SwarmNode implements Swarm {
     this.running = false
     this.shutdown.abort(new SwarmStoppedError())
     // ignored: the host may be stopping too, and a protocol left registered takes no more streams once we stopped
-    await this.components.unhandle(PROTOCOL).catch(() => {})
+    for (const protocol of [PROTOCOL, PROTOCOL_RANGES]) await this.components.unhandle(protocol).catch(() => {})
     for (const client of this.clients.values()) client.stop()
     this.clients.clear()
     await Promise.all([...this.inbound].map(async ch => { await ch.close() }))
@@ -144,14 +152,23 @@ class SwarmNode implements Swarm {
 
   async pullAny (cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: PullOptions): Promise<Map<string, Uint8Array>> {
     if (!this.running) throw new SwarmStoppedError()
-    return await pullAny({
+    return await pullAny(this.pullContext(), cids, need, from, opts)
+  }
+
+  async pullRange (range: RangeWant, from: string[], opts?: AbortOptions): Promise<Uint8Array> {
+    if (!this.running) throw new SwarmStoppedError()
+    return await pullRange(this.pullContext(), range, from, opts)
+  }
+
+  private pullContext (): Parameters<typeof pullAny>[0] {
+    return {
       client: (peer) => this.client(peer),
       book: this.book,
       blocks: this.components.blocks,
       hedgeMs: this.init.hedgeMs ?? MIN_HEDGE_MS,
       signal: this.shutdown.signal,
       uplink: this.init.uplink
-    }, cids, need, from, opts)
+    }
   }
 
   async push (deliveries: Delivery[], opts?: AbortOptions & { onAck?: (cid: CID, peer: string) => void }): Promise<Map<string, string[]>> {
@@ -226,7 +243,7 @@ class SwarmNode implements Swarm {
     if (client === undefined) {
       client = new Client({
         peer,
-        open: async (opts) => await this.components.dialProtocol(peer, PROTOCOL, opts),
+        open: async (opts) => await this.openClientStream(peer, opts),
         book: this.book,
         download: this.download,
         upload: this.upload(peer),
@@ -238,6 +255,23 @@ class SwarmNode implements Swarm {
       else this.clients.set(peer, client)
     }
     return client
+  }
+
+  /**
+   * A client stream to `peer`: PROTOCOL_RANGES, or PROTOCOL when the peer does not speak it (an
+   * older host; remembered, so it costs one failed negotiation per peer and run).
+   */
+  private async openClientStream (peer: string, opts?: AbortOptions): Promise<Stream> {
+    if (!this.noRanges.has(peer)) {
+      try {
+        return await this.components.dialProtocol(peer, PROTOCOL_RANGES, opts)
+      } catch (err) {
+        if ((err as Error).name !== 'UnsupportedProtocolError') throw err
+        log('%s does not speak %s: no range wants to it', shortPeer(peer), PROTOCOL_RANGES)
+        this.noRanges.add(peer)
+      }
+    }
+    return await this.components.dialProtocol(peer, PROTOCOL, opts)
   }
 
   private misbehaved (peer: string, err: Error): void {

@@ -3,7 +3,7 @@
 import type { CID } from 'multiformats/cid'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChunkService, Space, Staging, Store } from '../data/index.ts'
+import { ChunkService, Space, Staging, Store, leafCount, rangeProof } from '../data/index.ts'
 import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, parseApiAddress } from '../api/index.ts'
@@ -159,7 +159,14 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       blocks: {
         has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) && await store.has(cid),
         // a fragment still waiting for its placement is served from memory (relays pull it)
-        get: async cid => staging.get(cid) ?? await store.get(cid)
+        get: async cid => staging.get(cid) ?? await store.get(cid),
+        // leaves of a fragment with their Merkle proof, for a reader's small read (range wants):
+        // the fragment is read (and verified against its CID) whole and its tree rebuilt, so
+        // the disk and CPU cost is a fragment's while the link carries only the leaves
+        range: async (cid, first, end) => {
+          const bytes = staging.get(cid) ?? await store.get(cid)
+          return end <= leafCount(bytes.byteLength) ? rangeProof(bytes, first, end) : undefined
+        }
       },
       sink
     })

@@ -7,11 +7,12 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, decodeManifest, encodeManifest, manifestRef } from './chunks.ts'
-import type { ChunkRef, Manifest } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, decodeManifest, encodeManifest, fragmentSlices, manifestRef, withRoots } from './chunks.ts'
+import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
 import { Staging } from './staging.ts'
+import { LEAF_BYTES } from './merkle.ts'
 import { logger } from '../log.ts'
 
 const log = logger('data:chunks')
@@ -31,6 +32,17 @@ export const READAHEAD_INITIAL_BYTES = 4 << 20
  * only what it reads (the memory of readahead stays bounded however many files are read).
  */
 export const READAHEAD_TOTAL_BYTES = 64 << 20
+/**
+ * Largest read of a chunk served from a few leaves of its data fragments (readRange) rather
+ * than the whole chunk: past it, the leaves and proofs are a good part of the chunk anyway,
+ * and the whole chunk, cached, serves the reads around it too.
+ */
+export const RANGE_READ_MAX_BYTES = 256 << 10
+/**
+ * Bytes of verified fragment leaves kept from range reads (readRange): a page read again and
+ * again (a database's hot pages) is fetched once, as the chunk cache does for whole chunks.
+ */
+export const LEAF_CACHE_BYTES = 16 << 20
 /** Decoded manifests kept in memory. */
 export const MANIFEST_CACHE_ENTRIES = 4096
 /**
@@ -59,6 +71,11 @@ export interface Network {
    * `staged`: fragments still in memory (else they are read from the local store).
    */
   place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, settle?: boolean }) => Promise<void>
+  /**
+   * Leaves [slice.first, slice.end) of one data fragment of `ref`, verified against its Merkle
+   * root (ref.roots), from a holder (range wants). Optional: without it chunks are read whole.
+   */
+  fetchRange?: (ref: ChunkRef, slice: FragmentSlice, opts?: AbortOptions) => Promise<Uint8Array>
   /** Fetch one block (e.g. a manifest) from whoever has it. */
   fetchOne: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
   /**
@@ -86,7 +103,15 @@ export interface ChunkWriteOptions {
  * What the read path did (tests and benchmarks): chunk fetches that went to the network in all,
  * in flight now and at most at once since markReadPeak(), and chunks fetched ahead of a reader.
  */
-export interface ReadCounters { fetches: number, fetching: number, fetchingPeak: number, ahead: number }
+export interface ReadCounters {
+  fetches: number
+  fetching: number
+  fetchingPeak: number
+  ahead: number
+  /** Small reads served from leaves of data fragments (readRange), and those that fell back to the whole chunk. */
+  ranges: number
+  rangeFallbacks: number
+}
 
 /**
  * A chunk fetch shared by its readers: aborted when the last waiting reader gives up. `ahead`:
@@ -114,6 +139,8 @@ export interface ChunkServiceInit {
 export class ChunkService {
   private readonly store: Store
   private readonly cache: ChunkCache
+  /** Verified leaves of data fragments from range reads, by `${fragment CID}/${leaf}` (LEAF_CACHE_BYTES). */
+  private readonly leaves = new ChunkCache(LEAF_CACHE_BYTES)
   private readonly localParams: { k: number, m: number }
   /** Decoded manifests read recently (oldest first), bounded by MANIFEST_CACHE_ENTRIES. */
   private readonly manifests = new Map<string, Manifest>()
@@ -129,7 +156,7 @@ export class ChunkService {
   readonly readaheadBytes: number
   /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
   private aheadBytes = 0
-  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0 }
+  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0 }
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
@@ -163,6 +190,7 @@ export class ChunkService {
   /** Drop decoded chunks from memory (tests and benchmarks read cold). */
   dropCache (): void {
     this.cache.clear()
+    this.leaves.clear()
   }
 
   /** A write of a whole new version that places its chunks as it stores them (ChunkWrite). */
@@ -175,7 +203,8 @@ export class ChunkService {
     // local work: checked at entry, never torn half-way
     opts.signal?.throwIfAborted()
     const { k, m } = opts.params ?? this.params()
-    const encoded = await encodeChunkAsync(bytes, offset, k, m) // hashed off the event loop
+    // hashed off the event loop; the data fragments' Merkle roots (range reads) are one more pass here
+    const encoded = withRoots(await encodeChunkAsync(bytes, offset, k, m))
     await this.store.putMany(encoded.blocks, { claim: opts.claim })
     if (encoded.ref.cid !== null) {
       this.cache.set(encoded.ref.cid.toString(), bytes)
@@ -191,6 +220,66 @@ export class ChunkService {
    */
   async readChunk (ref: ChunkRef, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
     return await this.joinFetch(ref, opts, false)
+  }
+
+  /**
+   * Bytes [start, end) of a chunk (0 <= start < end <= ref.size), for a small read that is not
+   * part of a sequential run (issue 15 item 3). When the chunk is not cached, not being fetched,
+   * not rebuildable here, records the Merkle roots of its data fragments and the range is at
+   * most RANGE_READ_MAX_BYTES, only the leaves of the data fragment(s) holding the range are
+   * fetched (from the local store when the fragment is here), each verified against its root.
+   * Any failure of that path falls back to reading the chunk whole (readChunk: any k fragments,
+   * parity included), so a missing data fragment costs what a read cost before. Fetched leaves
+   * are kept (LEAF_CACHE_BYTES), so reading the same bytes again moves nothing.
+   */
+  async readRange (ref: ChunkRef, start: number, end: number, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
+    if (ref.cid === null) return new Uint8Array(end - start)
+    const key = ref.cid.toString()
+    const whole = async (): Promise<Uint8Array> => (await this.readChunk(ref, opts)).subarray(start, end)
+    const network = this.network
+    if (network?.fetchRange === undefined || ref.roots === undefined || end - start > RANGE_READ_MAX_BYTES ||
+      this.cache.get(key) !== undefined || this.reading.has(key) || await this.hasLocally(ref)) return await whole()
+    const slices = fragmentSlices(ref, start, end)
+    try {
+      const parts = await Promise.all(slices.map(async s => {
+        const frag = ref.fragments[s.fragment].toString()
+        const cached = this.cachedLeaves(frag, s.first, s.end)
+        if (cached !== undefined) return cached.subarray(s.from, s.to)
+        const local = await this.store.tryGet(ref.fragments[s.fragment])
+        if (local !== undefined) return local.subarray(s.first * LEAF_BYTES + s.from, s.first * LEAF_BYTES + s.to)
+        const leaves = await network.fetchRange!(ref, s, { signal: opts.signal })
+        for (let l = s.first; l < s.end; l++) {
+          const at = (l - s.first) * LEAF_BYTES
+          this.leaves.set(`${frag}/${l}`, leaves.slice(at, at + LEAF_BYTES))
+        }
+        return leaves.subarray(s.from, s.to)
+      }))
+      const out = new Uint8Array(end - start)
+      let at = 0
+      for (const p of parts) { out.set(p, at); at += p.byteLength }
+      this.counters.ranges++
+      return out
+    } catch (err) {
+      opts.signal?.throwIfAborted()
+      this.counters.rangeFallbacks++
+      log('chunk %s: leaves of its data fragments not fetched, reading it whole: %s', key, (err as Error).message)
+      return await whole()
+    }
+  }
+
+  /** Leaves [first, end) of fragment `frag` joined, when every one of them is in the leaf cache. */
+  private cachedLeaves (frag: string, first: number, end: number): Uint8Array | undefined {
+    const got: Uint8Array[] = []
+    for (let l = first; l < end; l++) {
+      const leaf = this.leaves.get(`${frag}/${l}`)
+      if (leaf === undefined) return undefined
+      got.push(leaf)
+    }
+    if (got.length === 1) return got[0]
+    const out = new Uint8Array(got.reduce((n, g) => n + g.byteLength, 0))
+    let at = 0
+    for (const g of got) { out.set(g, at); at += g.byteLength }
+    return out
   }
 
   /**

@@ -17,6 +17,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { cidOf, matches } from './store.ts'
 import * as erasure from './erasure.ts'
+import { HASH_BYTES, LEAF_BYTES, leafCount, merkleRoot } from './merkle.ts'
 
 /** Fixed chunk size: 1 MiB. */
 export const CHUNK_SIZE = 1 << 20
@@ -36,6 +37,13 @@ export interface ChunkRef {
   m: number
   /** k + m fragment CIDs, data fragments first. Equal to [cid] * (m+1) when k = 1. */
   fragments: CID[]
+  /**
+   * The Merkle roots (merkle.ts) of the k data fragments, in order (with k = 1: of the chunk),
+   * so a small read checks a few leaves of one against its root without the rest (issue 15
+   * item 3; ChunkService.readRange). Absent for holes and in manifests written before them:
+   * such chunks are read whole, as before. Older readers ignore the field.
+   */
+  roots?: Uint8Array[]
 }
 
 export interface Manifest {
@@ -120,6 +128,43 @@ function replicated (bytes: Uint8Array, offset: number, cid: CID, m: number): En
 function coded (bytes: Uint8Array, offset: number, k: number, m: number, shards: Uint8Array[], chunk: Uint8Array, digests: Uint8Array[]): EncodedChunk {
   const blocks = shards.map((s, j) => ({ cid: rawCid(digests[j]), bytes: s }))
   return { ref: { offset, size: bytes.byteLength, cid: rawCid(chunk), k, m, fragments: blocks.map(b => b.cid) }, blocks }
+}
+
+/**
+ * `encoded` with the Merkle roots of its data fragments recorded in its ref (ChunkRef.roots):
+ * one more sha256 pass over the chunk's bytes. Holes have none.
+ */
+export function withRoots (encoded: EncodedChunk): EncodedChunk {
+  const { ref, blocks } = encoded
+  if (ref.cid === null) return encoded
+  // with k = 1 the one block is the chunk; else blocks are the k + m shards in order
+  ref.roots = blocks.slice(0, ref.k).map(b => merkleRoot(b.bytes))
+  return encoded
+}
+
+/** Where chunk bytes sit in a data fragment's leaves: fragment `fragment`, leaves [first, end), the wanted bytes at [from, to) of those leaves' bytes. */
+export interface FragmentSlice { fragment: number, fragmentBytes: number, first: number, end: number, from: number, to: number }
+
+/**
+ * The data-fragment leaves that hold bytes [start, end) of a chunk (0 <= start < end <=
+ * ref.size), one slice per data fragment they cross. The code is systematic: data fragment i
+ * is chunk bytes [i * s, (i + 1) * s) with s = erasure.shardSize(size, k), the last one
+ * zero-padded to s (with k = 1 the fragment is the chunk).
+ */
+export function fragmentSlices (ref: ChunkRef, start: number, end: number): FragmentSlice[] {
+  if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start < end && end <= ref.size)) {
+    throw new RangeError(`[${start}, ${end}) is not within the ${ref.size} bytes of the chunk`)
+  }
+  const s = ref.k === 1 ? ref.size : erasure.shardSize(ref.size, ref.k)
+  const out: FragmentSlice[] = []
+  for (let i = Math.floor(start / s); i * s < end; i++) {
+    const lo = Math.max(start, i * s) - i * s
+    const hi = Math.min(end, (i + 1) * s) - i * s
+    const first = Math.floor(lo / LEAF_BYTES)
+    const last = Math.min(leafCount(s), Math.ceil(hi / LEAF_BYTES))
+    out.push({ fragment: i, fragmentBytes: s, first, end: last, from: lo - first * LEAF_BYTES, to: hi - first * LEAF_BYTES })
+  }
+  return out
 }
 
 /**
@@ -281,7 +326,10 @@ export function decodeManifest (bytes: Uint8Array): Manifest {
       !Array.isArray(c.fragments) || c.fragments.some((f: unknown) => CID.asCID(f) == null) ||
       (c.cid !== null && c.fragments.length !== c.k + c.m) || c.offset !== expect ||
       // v1: one ref per chunk; v2: data refs are one chunk at a chunk boundary, holes may span chunks
-      (m.v === 1 ? c.size > m.chunkSize : c.offset % m.chunkSize !== 0 || (c.cid !== null && c.size > m.chunkSize))) {
+      (m.v === 1 ? c.size > m.chunkSize : c.offset % m.chunkSize !== 0 || (c.cid !== null && c.size > m.chunkSize)) ||
+      // roots, where recorded: one per data fragment of a data chunk
+      (c.roots !== undefined && (c.cid === null || !Array.isArray(c.roots) || c.roots.length !== c.k ||
+        c.roots.some((r: unknown) => !(r instanceof Uint8Array) || r.byteLength !== HASH_BYTES)))) {
       throw new ManifestError('malformed manifest: bad chunk reference')
     }
     expect += c.size

@@ -16,15 +16,19 @@
 //  - contentSum(manifest) names a version's bytes whatever stores them (k/m, fragments, holes
 //    or written zeros, manifest version left out): writers put it beside the manifest CID in
 //    their ops, and the tree compares it to tell identical content (one version, no conflict).
+//  - New chunk refs record the Merkle roots of their data fragments (merkle.ts, 16 KiB leaves):
+//    a small read fetches a few leaves of one fragment with their proof and checks them against
+//    the root (ChunkService.readRange); refs without roots (older manifests) are read whole.
 //  - The erasure codec is the native ISA-L addon when it is built (native/build.sh), else the
 //    TypeScript kernel; both give the same bytes (cross-checked in test/node/erasure.test.ts).
 //  - The write path codes chunks with encodeChunkAsync: the sha256 of a chunk and of its
 //    fragments (most of the cost) runs on the libuv threadpool through the addon, off the event
 //    loop that serves FUSE; same CIDs as encodeChunk (test/node/chunk-encode.test.ts).
-export { ChunkService, ChunkWrite, PLACE_WINDOW_BYTES, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
+export { ChunkService, ChunkWrite, PLACE_WINDOW_BYTES, RANGE_READ_MAX_BYTES, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
 export type { ChunkWriteOptions, Network, ReadCounters, WriteProgress } from './blocks.ts'
-export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, chunkAt, contentSum, decodeChunk, decodeManifest, encodeChunk, encodeChunkAsync, encodeManifest, holeChunk, manifestOf, manifestRef, rebuildFragments } from './chunks.ts'
-export type { ChunkRef, Manifest } from './chunks.ts'
+export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, chunkAt, contentSum, decodeChunk, decodeManifest, encodeChunk, encodeChunkAsync, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'
+export type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
+export { HASH_BYTES, LEAF_BYTES, leafCount, merkleRoot, rangeBytes, rangeProof, verifyRange } from './merkle.ts'
 export { codecNote, codecs, isalBaseline } from './erasure.ts'
 export type { ErasureCodec } from './erasure.ts'
 export { Space, availableBytes, bounds } from './space.ts'

@@ -6,7 +6,8 @@ import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Network } from '../data/index.ts'
-import type { ChunkRef } from '../data/index.ts'
+import type { ChunkRef, FragmentSlice } from '../data/index.ts'
+import { verifyRange } from '../data/index.ts'
 import { BlockUnavailableError } from '../errors.ts'
 import { forEachLimited } from '../pool.ts'
 import type { Forwarder } from './forward.ts'
@@ -38,7 +39,7 @@ export const PLACE_CONCURRENCY = 8
 
 export interface NetworkComponents {
   host: Pick<Host, 'peerId' | 'peers' | 'findProviders'>
-  swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
+  swarm: Pick<Swarm, 'has' | 'pullAny' | 'push' | 'pullRange'>
   store: Pick<Store, 'has' | 'get'>
   /** Redundancy, the k/m rule and the members placement ranks (placement.ts), shared with the repairer. */
   policy: PlacementPolicy
@@ -229,6 +230,39 @@ export class ChunkNetwork extends EventTarget implements Network {
     const rest = [...silent, ...peers.filter(p => !asked.includes(p))]
     for (const hs of out.values()) if (hs.length === 0) hs.push(...rest)
     return out
+  }
+
+  /**
+   * Leaves [slice.first, slice.end) of data fragment `slice.fragment` of `ref`, verified against
+   * its Merkle root (ref.roots), asked of one host at a time (swarm.pullRange): first of the
+   * target a fresh write put the fragment on (assignment.ts: fragment j on the target ranked j),
+   * which still holds it unless membership changed, so a small read costs one round trip; then
+   * of the holders the chunk's targets name (a have-query, as fetch()). Rejects when the chunk
+   * records no roots or no holder delivered; the caller then reads the chunk whole.
+   */
+  async fetchRange (ref: ChunkRef, slice: FragmentSlice, opts: AbortOptions = {}): Promise<Uint8Array> {
+    const root = ref.roots?.[slice.fragment]
+    const cid = ref.fragments[slice.fragment]
+    if (root === undefined || cid === undefined || ref.cid === null) throw new BlockUnavailableError(ref.cid?.toString() ?? '?', 'the chunk records no Merkle roots')
+    const signal = this.signal(opts, FETCH_TIMEOUT_MS)
+    const peers = this.host.peers().map(p => p.id)
+    if (peers.length === 0) throw new BlockUnavailableError(cid.toString(), 'no peer is reachable (offline)')
+    const { first, end, fragmentBytes } = slice
+    const want = { cid, first, end, verify: (bytes: Uint8Array, proof: Uint8Array[]) => verifyRange(root, fragmentBytes, first, end, bytes, proof) }
+    const connected = new Set(peers)
+    const ranked = rank(ref.cid.bytes, this.policy.members(), ref.k + ref.m + this.policy.redundancy)
+    // every copy of the fragment's CID (with k = 1 the m + 1 copies are one block)
+    const guess = [...new Set(assignment(ranked, ref.k, ref.m).filter((_, j) => ref.fragments[j]?.equals(cid)).flat())].filter(p => connected.has(p))
+    if (guess.length > 0) {
+      try {
+        return await this.swarm.pullRange(want, guess, { signal })
+      } catch (err) {
+        signal.throwIfAborted()
+        log('leaves of fragment %s not at its first targets, asking who holds it: %s', shortCid(cid), (err as Error).message)
+      }
+    }
+    const holders = ((await this.whoHolds(ref, [cid], peers, signal))?.get(cid.toString()) ?? []).filter(p => !guess.includes(p))
+    return await this.swarm.pullRange(want, holders.length > 0 ? holders : peers.filter(p => !guess.includes(p)), { signal })
   }
 
   async fetchOne (cid: CID, opts: AbortOptions = {}): Promise<Uint8Array> {

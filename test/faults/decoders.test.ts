@@ -11,13 +11,13 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
-import { decode as decodeSwarm, encode as encodeSwarm, FrameDecoder, MAX_MESSAGE_BYTES, WANT, HAVE, DONT_HAVE, CANCEL, BLOCK, PUSH, ACK, DONE } from '../../swarm/protocol.ts'
+import { decode as decodeSwarm, encode as encodeSwarm, FrameDecoder, MAX_MESSAGE_BYTES, WANT, HAVE, DONT_HAVE, CANCEL, BLOCK, PUSH, ACK, DONE, RANGE_WANT, RANGE } from '../../swarm/protocol.ts'
 import type { Message } from '../../swarm/protocol.ts'
 import { ProtocolError, MessageTooLargeError } from '../../swarm/errors.ts'
 import { createOp, decodeOp, MAX_OP_BYTES } from '../../node/tree/op.ts'
 import { InvalidOpError, MAX_INLINE_BYTES } from '../../node/tree/index.ts'
 import type { OpBody, Signer } from '../../node/tree/index.ts'
-import { encodeManifest, decodeManifest, encodeChunk, holeChunk, ManifestError, CHUNK_SIZE, MAX_MANIFEST_BYTES } from '../../node/data/index.ts'
+import { encodeManifest, decodeManifest, encodeChunk, holeChunk, withRoots, ManifestError, CHUNK_SIZE, MAX_MANIFEST_BYTES } from '../../node/data/index.ts'
 import { OPS, PEX, MEMBERSHIP, SPACE, UPLINK, RpcProtocolError, RpcTooLargeError, decodeIncoming, decodeReply, encodeCall, encodeError, encodeNext, encodeNotice, encodeOk } from '../../node/net/index.ts'
 import type { RpcProtocol } from '../../node/net/index.ts'
 import { CUSTODY, PLACE, RelayBusyError } from '../../node/keeper/index.ts'
@@ -97,7 +97,10 @@ describe('fuzz: decoders of network input', function () {
       { type: BLOCK, cid, bytes: block },
       { type: PUSH, cid, hops: [{ peer: peers[0], via: -1 }, { peer: peers[1], via: 0 }, { peer: peers[2], via: -1 }], bytes: block },
       { type: ACK, cid, holder: peers[1] },
-      { type: DONE, cid }
+      { type: DONE, cid },
+      { type: RANGE_WANT, cid, first: 3, end: 9 },
+      { type: RANGE, cid, first: 0, end: 1, bytes: block, proof: [randomBytes(32), randomBytes(32)] },
+      { type: RANGE, cid, first: 2, end: 4 }
     ]
     // decode() takes the body: drop the frame's length prefix
     return msgs.map(m => { const f = encodeSwarm(m).subarray(); return f.subarray(f[0] < 0x80 ? 1 : 2) })
@@ -172,7 +175,9 @@ describe('fuzz: decoders of network input', function () {
       encodeManifest({ v: 1, size: 1000, chunkSize: CHUNK_SIZE, chunks: [a] }).bytes,
       encodeManifest({ v: 1, size: 3000, chunkSize: CHUNK_SIZE, chunks: [b] }).bytes,
       encodeManifest({ v: 1, size: CHUNK_SIZE + 3000, chunkSize: CHUNK_SIZE, chunks: [holeChunk(0, CHUNK_SIZE), { ...b, offset: CHUNK_SIZE }] }).bytes,
-      encodeManifest({ v: 1, size: 0, chunkSize: CHUNK_SIZE, chunks: [] }).bytes
+      encodeManifest({ v: 1, size: 0, chunkSize: CHUNK_SIZE, chunks: [] }).bytes,
+      // a ref with the Merkle roots of its data fragments
+      encodeManifest({ v: 1, size: 3000, chunkSize: CHUNK_SIZE, chunks: [withRoots(encodeChunk(randomBytes(3000), 0, 2, 1)).ref] }).bytes
     ]
     for (const s of seeds) decodeManifest(s)
     const input = fuzzInput({ seeds, cbor: true, cids: [...rawCids, ...cborCids], maxRandomBytes: 300, oversized: [new Uint8Array(MAX_MANIFEST_BYTES + 1)] })

@@ -1,0 +1,208 @@
+// Verified range reads across hosts (issue 15 item 3): a small random read on a host that holds
+// none of a chunk fetches a leaf of the data fragment holding the bytes, with its Merkle proof,
+// not k fragments of the chunk; when the leaf cannot be had, the read falls back to the whole
+// chunk; chunks without roots (older manifests) are read whole.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
+
+const MiB = 1 << 20
+const CHUNKS = 12
+
+async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
+  const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
+  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
+  return (await h.volume.chunks.readManifest(content.manifest)).chunks
+}
+
+describe('verified range reads across hosts (seven in-process hosts)', function () {
+  const t = new Teardown()
+  let hosts: ClusterHost[]
+  const data = randomBytes(CHUNKS * MiB)
+
+  before(async () => {
+    hosts = await startCluster(t, 7)
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+    await hosts[0].volume.replaceFile('/r.bin', [data], { wait: 'safe' })
+    for (const h of hosts) {
+      await until(`${h.name} sees /r.bin`, async () => {
+        try { return (await h.volume.stat('/r.bin')).size === data.byteLength } catch { return false }
+      })
+    }
+  })
+  after(async () => { await t.run() })
+
+  /** Pairs of (a host other than the writer, a chunk of /r.bin it holds no fragment of), one per chunk. */
+  async function strangers (): Promise<Array<{ h: ClusterHost, c: number, ref: ChunkRef }>> {
+    const out: Array<{ h: ClusterHost, c: number, ref: ChunkRef }> = []
+    for (const h of hosts.slice(1)) {
+      const refs = await chunksOf(h, '/r.bin')
+      for (let c = 0; c < refs.length; c++) {
+        const held = await Promise.all(refs[c].fragments.map(async f => await h.store.has(f)))
+        if (held.every(x => !x) && !out.some(p => p.c === c)) out.push({ h, c, ref: refs[c] })
+      }
+    }
+    return out
+  }
+
+  it('new manifests record a Merkle root per data fragment', async () => {
+    for (const ref of await chunksOf(hosts[1], '/r.bin')) {
+      assert.equal(ref.roots?.length, ref.k, `chunk at ${ref.offset}: one root per data fragment`)
+    }
+  })
+
+  it('a 4 KiB read of a chunk the host holds none of moves about one leaf and its proof, not the chunk, and reads the right bytes', async () => {
+    const pairs = await strangers()
+    assert.ok(pairs.length >= 4, `chunks some host other than the writer holds none of: ${pairs.length}`)
+    const { h, c, ref } = pairs[0]
+    const chunks = h.volume.chunks
+    chunks.dropCache()
+    const before = chunks.readCounters()
+    const received = h.swarm.stats().bytesReceived
+    const pos = c * MiB + 300_001 // inside a leaf, off any boundary
+    const fh = await h.volume.open('/r.bin', 'r')
+    const buf = new Uint8Array(4096)
+    try {
+      const { bytesRead } = await fh.read(buf, 0, buf.byteLength, pos)
+      assert.equal(bytesRead, 4096)
+    } finally {
+      await fh.close()
+    }
+    assert.ok(Buffer.from(buf).equals(data.subarray(pos, pos + 4096)), 'the right bytes')
+    const moved = h.swarm.stats().bytesReceived - received
+    const after = chunks.readCounters()
+    assert.equal(after.ranges - before.ranges, 1, 'read from leaves')
+    assert.equal(after.fetches - before.fetches, 0, 'no chunk fetched')
+    // one 16 KiB leaf, a proof of a few 32-byte hashes, framing and have-query answers
+    assert.ok(moved >= 4096 && moved < 24 * 1024, `${moved} bytes received for a 4 KiB read of a chunk with k = ${ref.k}`)
+
+    // the same bytes again, and others of the same leaf: from the leaf cache, nothing moves
+    const again = h.swarm.stats().bytesReceived
+    // (each on a handle of its own: a read near the last one on a handle is a sequential run's,
+    // which reads whole chunks ahead)
+    for (const p of [pos, pos + 100]) {
+      const fh2 = await h.volume.open('/r.bin', 'r')
+      try {
+        await fh2.read(buf, 0, buf.byteLength, p)
+      } finally {
+        await fh2.close()
+      }
+      assert.ok(Buffer.from(buf).equals(data.subarray(p, p + 4096)), `the right bytes at ${p}`)
+    }
+    assert.equal(h.swarm.stats().bytesReceived - again, 0, 'read again from the leaf cache')
+
+    // for comparison: the same read of the chunk whole moves k fragments
+    const whole = h.swarm.stats().bytesReceived
+    const bytes = await chunks.readChunk(ref)
+    assert.ok(Buffer.from(bytes.subarray(300_001, 300_001 + 4096)).equals(data.subarray(pos, pos + 4096)))
+    const wholeMoved = h.swarm.stats().bytesReceived - whole
+    assert.ok(wholeMoved >= MiB, `the whole chunk moved ${wholeMoved} bytes`)
+  })
+
+  it('a read across two data fragments fetches leaves of both', async () => {
+    const { h, c, ref } = (await strangers())[1]
+    const chunks = h.volume.chunks
+    chunks.dropCache()
+    if (ref.k < 2) return
+    const frag = Math.ceil(ref.size / ref.k)
+    const pos = c * MiB + frag - 1000
+    const before = chunks.readCounters()
+    const fh = await h.volume.open('/r.bin', 'r')
+    const buf = new Uint8Array(4096)
+    try {
+      await fh.read(buf, 0, buf.byteLength, pos)
+    } finally {
+      await fh.close()
+    }
+    assert.ok(Buffer.from(buf).equals(data.subarray(pos, pos + 4096)), 'the right bytes')
+    assert.equal(chunks.readCounters().ranges - before.ranges, 1)
+    assert.equal(chunks.readCounters().fetches - before.fetches, 0)
+  })
+
+  it('falls back to the whole chunk when no holder delivers the leaves, and reads refs without roots whole', async () => {
+    const { h, c, ref } = (await strangers())[0]
+    const chunks = h.volume.chunks
+    chunks.dropCache()
+    const swarm = h.swarm
+    const pullRange = swarm.pullRange.bind(swarm)
+    swarm.pullRange = async () => { throw new Error('no holder answered (test)') }
+    const before = chunks.readCounters()
+    const pos = c * MiB + 5000
+    try {
+      const fh = await h.volume.open('/r.bin', 'r')
+      const buf = new Uint8Array(4096)
+      try {
+        await fh.read(buf, 0, buf.byteLength, pos)
+      } finally {
+        await fh.close()
+      }
+      assert.ok(Buffer.from(buf).equals(data.subarray(pos, pos + 4096)), 'the right bytes, from the whole chunk')
+    } finally {
+      swarm.pullRange = pullRange
+    }
+    let after = chunks.readCounters()
+    assert.equal(after.rangeFallbacks - before.rangeFallbacks, 1)
+    assert.equal(after.fetches - before.fetches, 1, 'the chunk was fetched whole')
+
+    chunks.dropCache()
+    const old: ChunkRef = { ...ref, roots: undefined }
+    const got = await chunks.readRange(old, 5000, 9096)
+    assert.ok(Buffer.from(got).equals(data.subarray(c * MiB + 5000, c * MiB + 9096)))
+    after = chunks.readCounters()
+    assert.equal(after.fetches - before.fetches, 2, 'a ref without roots is read whole')
+    assert.equal(after.ranges - before.ranges, 0)
+  })
+
+  it('a data fragment moved off its first target: its leaves come from the host the have-query names', async () => {
+    const { h, c, ref } = (await strangers())[2]
+    const frag = ref.fragments[0]
+    const from = hosts.filter(x => x !== h)
+    const holders = (await Promise.all(from.map(async x => await x.store.has(frag) ? x : undefined))).filter(x => x !== undefined)
+    const to = from.find(x => !holders.includes(x))
+    assert.ok(holders.length > 0 && to !== undefined, 'a holder of fragment 0 and a host without it')
+    const bytes = await holders[0].store.get(frag)
+    await to.store.put(frag, bytes)
+    for (const x of holders) await x.store.delete(frag)
+    const chunks = h.volume.chunks
+    chunks.dropCache()
+    const before = chunks.readCounters()
+    const pos = c * MiB + 5000
+    const fh = await h.volume.open('/r.bin', 'r')
+    const buf = new Uint8Array(4096)
+    try {
+      await fh.read(buf, 0, buf.byteLength, pos)
+    } finally {
+      await fh.close()
+    }
+    assert.ok(Buffer.from(buf).equals(data.subarray(pos, pos + 4096)), 'the right bytes')
+    const after = chunks.readCounters()
+    assert.equal(after.ranges - before.ranges, 1, 'read from leaves')
+    assert.equal(after.fetches - before.fetches, 0, 'no chunk fetched')
+  })
+
+  it('a data fragment missing everywhere: the read rebuilds the chunk from parity', async () => {
+    const { h, c, ref } = (await strangers())[3]
+    const frag = ref.fragments[0]
+    for (const x of hosts) if (await x.store.has(frag)) await x.store.delete(frag)
+    const chunks = h.volume.chunks
+    chunks.dropCache()
+    const before = chunks.readCounters()
+    const pos = c * MiB + 5000
+    const fh = await h.volume.open('/r.bin', 'r')
+    const buf = new Uint8Array(4096)
+    try {
+      await fh.read(buf, 0, buf.byteLength, pos)
+    } finally {
+      await fh.close()
+    }
+    assert.ok(Buffer.from(buf).equals(data.subarray(pos, pos + 4096)), 'the right bytes, rebuilt')
+    const after = chunks.readCounters()
+    assert.equal(after.rangeFallbacks - before.rangeFallbacks, 1, 'the range read fell back')
+    assert.equal(after.fetches - before.fetches, 1, 'the chunk was fetched whole (k fragments, parity included)')
+    // holders that said "not held" were not taken for liars
+    for (const x of hosts) if (x !== h) assert.ok(h.host.peers().some(p => p.id === x.host.peerId), `${x.name} still connected`)
+  })
+})

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import fc from 'fast-check'
+import { HASH_BYTES, LEAF_BYTES, leafCount, merkleRoot, rangeBytes, rangeProof, verifyRange } from '../../node/data/merkle.ts'
+
+/** Fragment lengths around the leaf boundaries that matter: empty, one short leaf, a few leaves, a 1 MiB chunk. */
+const lengthArb = fc.oneof(
+  fc.integer({ min: 0, max: 3 * LEAF_BYTES + 5 }),
+  fc.constantFrom(LEAF_BYTES, 2 * LEAF_BYTES, 5 * LEAF_BYTES - 1, 1 << 18, Math.floor((1 << 20) / 3) + 1, 1 << 20)
+)
+
+/** Deterministic bytes of a length (the content is not what the tree's shape depends on). */
+function fragment (length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length)
+  let x = (seed * 2654435761) >>> 0 || 1
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13; x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5; x >>>= 0
+    out[i] = x & 0xff
+  }
+  return out
+}
+
+/** A fragment and a leaf range within it. */
+const caseArb = lengthArb.chain(length => {
+  const n = leafCount(length)
+  return fc.tuple(fc.constant(length), fc.integer({ min: 0, max: n - 1 }), fc.integer({ min: 1, max: n }), fc.nat())
+    .map(([len, a, w, seed]) => ({ length: len, first: a, end: Math.min(n, a + w), seed }))
+})
+
+describe('merkle: verified ranges of a fragment', function () {
+  this.timeout(120_000)
+
+  it('a range and its proof verify against the root; the proof is O(log n) hashes', () => {
+    fc.assert(fc.property(caseArb, ({ length, first, end, seed }) => {
+      const bytes = fragment(length, seed)
+      const root = merkleRoot(bytes)
+      assert.equal(root.byteLength, HASH_BYTES)
+      const { bytes: slice, proof } = rangeProof(bytes, first, end)
+      assert.deepEqual(slice, bytes.subarray(first * LEAF_BYTES, Math.min(end * LEAF_BYTES, length)))
+      assert.equal(slice.byteLength, rangeBytes(length, first, end))
+      assert.ok(proof.length <= 2 * Math.ceil(Math.log2(leafCount(length)) + 1), `${proof.length} hashes for ${leafCount(length)} leaves`)
+      assert.ok(verifyRange(root, length, first, end, slice, proof))
+    }), { numRuns: 150 })
+  })
+
+  it('one flipped byte of the slice fails', () => {
+    fc.assert(fc.property(caseArb, fc.nat(), fc.integer({ min: 1, max: 255 }), ({ length, first, end, seed }, at, flip) => {
+      if (length === 0) return
+      const bytes = fragment(length, seed)
+      const root = merkleRoot(bytes)
+      const { bytes: slice, proof } = rangeProof(bytes, first, end)
+      const bad = Uint8Array.from(slice)
+      bad[at % bad.byteLength] ^= flip
+      assert.ok(!verifyRange(root, length, first, end, bad, proof))
+    }), { numRuns: 100 })
+  })
+
+  it('a tampered, dropped, extra or reordered proof hash fails', () => {
+    fc.assert(fc.property(caseArb, fc.nat(), fc.integer({ min: 0, max: 3 }), ({ length, first, end, seed }, at, how) => {
+      const bytes = fragment(length, seed)
+      const root = merkleRoot(bytes)
+      const { bytes: slice, proof } = rangeProof(bytes, first, end)
+      let bad: Uint8Array[]
+      if (how === 0) {
+        if (proof.length === 0) return
+        bad = proof.map(h => Uint8Array.from(h))
+        bad[at % bad.length][at % HASH_BYTES] ^= 1
+      } else if (how === 1) {
+        if (proof.length === 0) return
+        bad = proof.filter((_, i) => i !== at % proof.length)
+      } else if (how === 2) {
+        bad = [...proof, new Uint8Array(HASH_BYTES)]
+      } else {
+        if (proof.length < 2 || proof.every(h => Buffer.compare(h, proof[0]) === 0)) return
+        bad = [...proof].reverse()
+        if (bad.every((h, i) => Buffer.compare(h, proof[i]) === 0)) return
+      }
+      assert.ok(!verifyRange(root, length, first, end, slice, bad))
+    }), { numRuns: 150 })
+  })
+
+  it('a slice shifted to another range, cut short or claimed for another length fails', () => {
+    fc.assert(fc.property(caseArb, ({ length, first, end, seed }) => {
+      const bytes = fragment(length, seed)
+      const n = leafCount(length)
+      const root = merkleRoot(bytes)
+      const { bytes: slice, proof } = rangeProof(bytes, first, end)
+      if (slice.byteLength > 0) assert.ok(!verifyRange(root, length, first, end, slice.subarray(0, slice.byteLength - 1), proof))
+      // the same proof for the neighbouring range (when the tree has one of the same width)
+      if (end < n && rangeBytes(length, first + 1, end + 1) === slice.byteLength) assert.ok(!verifyRange(root, length, first + 1, end + 1, slice, proof))
+      assert.ok(!verifyRange(root, length + 1, first, end, slice, proof))
+      assert.ok(!verifyRange(root, length, first, n + 1, slice, proof))
+      assert.ok(!verifyRange(root, length, end, first, slice, proof))
+    }), { numRuns: 100 })
+  })
+
+  it('matches RFC 6962 for a tree of three leaves, with the length bound into the root', () => {
+    const bytes = fragment(2 * LEAF_BYTES + 10, 7)
+    const h = (...parts: Uint8Array[]): Buffer => { const x = createHash('sha256'); for (const p of parts) x.update(p); return x.digest() }
+    const leaf = (i: number): Buffer => h(Uint8Array.of(0), bytes.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES))
+    const top = h(Uint8Array.of(1), h(Uint8Array.of(1), leaf(0), leaf(1)), leaf(2))
+    const len = Buffer.alloc(8)
+    len.writeBigUInt64BE(BigInt(bytes.byteLength))
+    assert.deepEqual(Buffer.from(merkleRoot(bytes)), h(Uint8Array.of(2), len, top))
+    // leaf 2's proof is the hash of the left subtree of leaves 0 and 1
+    assert.deepEqual(rangeProof(bytes, 2, 3).proof.map(p => Buffer.from(p)), [h(Uint8Array.of(1), leaf(0), leaf(1))])
+  })
+
+  it('rejects an out-of-bounds range when proving', () => {
+    const bytes = fragment(3 * LEAF_BYTES, 1)
+    assert.throws(() => rangeProof(bytes, 2, 4), RangeError)
+    assert.throws(() => rangeProof(bytes, 1, 1), RangeError)
+    assert.throws(() => rangeProof(bytes, -1, 1), RangeError)
+  })
+})

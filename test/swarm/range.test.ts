@@ -1,0 +1,149 @@
+// Range wants (RANGE_WANT / RANGE): a few leaves of a block with a proof, checked by the
+// asker's verifier. The swarm knows no tree, so the holders here serve a toy one: leaves of
+// LEAF bytes, and a proof of one hash, the sha256 of the slice (the real Merkle tree is
+// node/data/merkle.ts, tested with real hosts in test/cluster/range-read.test.ts).
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import type { Stream } from '@libp2p/interface'
+import { BlockNotFoundError, MAX_RANGE_LEAVES, PROTOCOL, PROTOCOL_RANGES, ProtocolError } from '../../swarm/index.ts'
+import type { BlockSource, RangeWant } from '../../swarm/index.ts'
+import { FrameDecoder, RANGE, RANGE_WANT, decode, encode } from '../../swarm/protocol.ts'
+import { Net, block, randomBytes } from './net.ts'
+import type { TestNode } from './net.ts'
+
+const LEAF = 1024
+
+function sha (b: Uint8Array): Uint8Array { return new Uint8Array(createHash('sha256').update(b).digest()) }
+
+/** The toy tree's range source over a node's store. */
+function toyRange (get: () => TestNode): NonNullable<BlockSource['range']> {
+  return async (cid, first, end) => {
+    const b = get().store.map.get(cid.toString())
+    if (b === undefined || first * LEAF >= b.byteLength) return undefined
+    const bytes = b.subarray(first * LEAF, Math.min(end * LEAF, b.byteLength))
+    return { bytes, proof: [sha(bytes)] }
+  }
+}
+
+/** A want whose verifier knows the right bytes (as a root would pin them down). */
+function want (cid: RangeWant['cid'], bytes: Uint8Array, first: number, end: number): RangeWant {
+  const right = bytes.subarray(first * LEAF, Math.min(end * LEAF, bytes.byteLength))
+  return {
+    cid,
+    first,
+    end,
+    verify: (got, proof) => proof.length === 1 && Buffer.compare(proof[0], sha(got)) === 0 && Buffer.compare(got, right) === 0
+  }
+}
+
+describe('swarm range wants', function () {
+  this.timeout(60_000)
+  let net: Net
+  beforeEach(() => { net = new Net() })
+  afterEach(async () => { await net.stop() })
+
+  it('fetches leaves of a block from a holder, moving about the leaves, not the block', async () => {
+    const a = await net.node()
+    let b: TestNode | undefined
+    b = await net.node({}, toyRange(() => b!))
+    await net.mesh()
+    const bytes = randomBytes(256 * 1024, 5)
+    const cid = await block(bytes)
+    b.store.map.set(cid.toString(), bytes)
+    const before = a.swarm.stats().bytesReceived
+    const got = await a.swarm.pullRange(want(cid, bytes, 3, 5), [b.id])
+    assert.deepEqual(got, bytes.subarray(3 * LEAF, 5 * LEAF))
+    const moved = a.swarm.stats().bytesReceived - before
+    assert.ok(moved >= 2 * LEAF && moved < 2 * LEAF + 1024, `${moved} bytes moved for 2 leaves`)
+    // the last, short leaf
+    const short = randomBytes(LEAF + 10, 6)
+    const cid2 = await block(short)
+    b.store.map.set(cid2.toString(), short)
+    assert.deepEqual(await a.swarm.pullRange(want(cid2, short, 1, 2), [b.id]), short.subarray(LEAF))
+  })
+
+  it('moves on from a peer that does not hold the block, or serves no ranges, to one that does', async () => {
+    const a = await net.node()
+    let empty: TestNode | undefined
+    empty = await net.node({}, toyRange(() => empty!))
+    const old = await net.node()
+    let b: TestNode | undefined
+    b = await net.node({}, toyRange(() => b!))
+    // an older host: it speaks only PROTOCOL, where a RANGE_WANT would be a protocol violation
+    const ancient = await net.bare()
+    const seen: number[] = []
+    await ancient.handle(PROTOCOL, (stream: Stream) => {
+      const frames = new FrameDecoder()
+      stream.addEventListener('message', (evt) => { for (const body of frames.push(evt.data)) seen.push(body[0]) })
+    })
+    await net.mesh()
+    await a.libp2p.dial(ancient.getMultiaddrs()[0])
+    const bytes = randomBytes(8 * LEAF, 7)
+    const cid = await block(bytes)
+    b.store.map.set(cid.toString(), bytes)
+    old.store.map.set(cid.toString(), bytes)
+    assert.deepEqual(await a.swarm.pullRange(want(cid, bytes, 0, 1), [ancient.peerId.toString(), empty.id, old.id, b.id]), bytes.subarray(0, LEAF))
+    assert.ok(!seen.includes(RANGE_WANT), 'no range want went to the older host')
+    assert.equal(a.libp2p.getConnections(ancient.peerId).length, 1, 'and it is still connected')
+    // nobody that serves it: BlockNotFoundError naming what each said
+    await assert.rejects(a.swarm.pullRange(want(cid, bytes, 0, 1), [empty.id, old.id]), (err: Error) => err instanceof BlockNotFoundError && /does not have leaves \[0, 1\)/.test(err.message))
+  })
+
+  it('a peer whose answer fails verification is dropped and the leaves come from another', async () => {
+    const a = await net.node()
+    let good: TestNode | undefined
+    good = await net.node({}, toyRange(() => good!))
+    const liar = await net.bare()
+    // the liar answers every range want with other bytes and a proof of them
+    await liar.handle(PROTOCOL_RANGES, (stream: Stream) => {
+      const frames = new FrameDecoder()
+      stream.addEventListener('message', (evt) => {
+        for (const body of frames.push(evt.data)) {
+          const msg = decode(body)
+          if (msg.type !== RANGE_WANT) continue
+          const lie = randomBytes(LEAF, 99)
+          stream.send(encode({ type: RANGE, cid: msg.cid, first: msg.first, end: msg.end, bytes: lie, proof: [sha(lie)] }))
+        }
+      })
+    })
+    await net.mesh()
+    await a.libp2p.dial(liar.getMultiaddrs()[0])
+    const bytes = randomBytes(4 * LEAF, 8)
+    const cid = await block(bytes)
+    good.store.map.set(cid.toString(), bytes)
+    const got = await a.swarm.pullRange(want(cid, bytes, 2, 3), [liar.peerId.toString(), good.id])
+    assert.deepEqual(got, bytes.subarray(2 * LEAF, 3 * LEAF))
+    assert.equal(a.libp2p.getConnections(liar.peerId).length, 0, 'the liar was disconnected')
+  })
+
+  it('encodes and decodes range frames; malformed and oversized ones are protocol errors', async () => {
+    const cid = await block(randomBytes(10, 1))
+    const proof = [sha(Uint8Array.of(1)), sha(Uint8Array.of(2))]
+    const bytes = randomBytes(3000, 2)
+    // a message's body, as the receiving side's FrameDecoder hands it to decode()
+    const frame = (m: Parameters<typeof encode>[0]): Uint8Array => new FrameDecoder().push(encode(m))[0]
+    assert.deepEqual(decode(frame({ type: RANGE_WANT, cid, first: 3, end: 7 })), { type: RANGE_WANT, cid, first: 3, end: 7 })
+    const ans = decode(frame({ type: RANGE, cid, first: 3, end: 4, bytes, proof }))
+    assert.ok(ans.type === RANGE)
+    assert.deepEqual(ans.proof?.map(p => Uint8Array.from(p)), proof)
+    assert.deepEqual(Uint8Array.from(ans.bytes!), bytes)
+    assert.deepEqual(decode(frame({ type: RANGE, cid, first: 3, end: 4 })), { type: RANGE, cid, first: 3, end: 4 })
+    // the encoder refuses what the decoder would
+    assert.throws(() => encode({ type: RANGE_WANT, cid, first: 0, end: MAX_RANGE_LEAVES + 1 }), RangeError)
+    assert.throws(() => encode({ type: RANGE_WANT, cid, first: 5, end: 5 }), RangeError)
+    assert.throws(() => encode({ type: RANGE, cid, first: 0, end: 1, bytes, proof: [Uint8Array.of(1)] }), RangeError)
+    const c = cid.bytes
+    const bad: Array<[string, number[]]> = [
+      ['an empty range', [RANGE_WANT, c.length, ...c, 5, 5]],
+      ['a range over MAX_RANGE_LEAVES', [RANGE_WANT, c.length, ...c, 0, MAX_RANGE_LEAVES + 1]],
+      ['bytes after a range want', [RANGE_WANT, c.length, ...c, 0, 1, 0]],
+      ['an unknown status', [RANGE, c.length, ...c, 0, 1, 2]],
+      ['too many proof hashes', [RANGE, c.length, ...c, 0, 1, 0, 65]],
+      ['a truncated proof hash', [RANGE, c.length, ...c, 0, 1, 0, 1, ...new Array(31).fill(7)]],
+      ['bytes after "not held"', [RANGE, c.length, ...c, 0, 1, 1, 9]]
+    ]
+    for (const [what, body] of bad) {
+      assert.throws(() => decode(Uint8Array.from(body)), (err: Error) => err instanceof ProtocolError, what)
+    }
+  })
+})
