@@ -112,6 +112,8 @@ export class Membership extends EventTarget {
   private readonly table?: MemberTable
   private readonly publish?: (msg: Uint8Array) => Promise<unknown>
   private readonly probe?: (peer: string) => Promise<boolean>
+  /** Peers declared gone here (timeout, heal, notices): not members, whatever the table says, until they connect or sign a newer record. */
+  private readonly goneHere = new Set<string>()
   /** Suspects being dialled before they are given up. */
   private readonly probing = new Set<string>()
   private started = false
@@ -129,6 +131,7 @@ export class Membership extends EventTarget {
   private readonly onMember = (evt: Event): void => {
     const peer = (evt as CustomEvent<string>).detail
     if (peer === this.host.peerId || this.suspect.has(peer) || this.host.peers().some(p => p.id === peer)) return
+    this.goneHere.delete(peer)
     if (!this.known.has(peer)) {
       this.known.add(peer)
       this.left.delete(peer)
@@ -200,7 +203,7 @@ export class Membership extends EventTarget {
    * those draining or full: the set placement ranks.
    */
   members (): string[] {
-    const table = this.table?.members().filter(p => !this.left.has(p)) ?? []
+    const table = this.table?.members().filter(p => !this.left.has(p) && !this.goneHere.has(p)) ?? []
     return [...new Set([...this.live(), ...this.suspect.keys(), ...table])].filter(p => !this.draining.has(p) && !this.full.has(p))
   }
 
@@ -248,6 +251,11 @@ export class Membership extends EventTarget {
     const gone = [...this.suspect.keys()]
     for (const p of gone) this.declareGone(p, false)
     for (let i = 0; i < gone.length; i += MAX_GONE_IDS) await this.notify({ t: 'gone', ids: gone.slice(i, i + MAX_GONE_IDS) })
+    // hosts this one is not connected to hear it from DOWN notices (taken from a neighbour of each)
+    for (const p of gone) {
+      const down = this.table === undefined || this.publish === undefined ? undefined : await this.table.signDown(p)
+      if (down !== undefined) await this.publish?.(down)
+    }
     return gone
   }
 
@@ -298,6 +306,7 @@ export class Membership extends EventTarget {
       return
     }
     this.left.delete(peer)
+    this.goneHere.delete(peer)
     this.draining.delete(peer) // a new connection: whatever it was draining for is over
     this.known.add(peer)
     this.dispatchEvent(new CustomEvent('joined', { detail: peer }))
@@ -363,6 +372,7 @@ export class Membership extends EventTarget {
     const timer = this.suspect.get(peer)
     if (timer !== undefined) clearTimeout(timer)
     const wasMember = this.suspect.delete(peer) || leaving || (member && this.known.has(peer))
+    this.goneHere.add(peer)
     if (leaving) this.left.add(peer)
     this.draining.delete(peer)
     this.full.delete(peer)
