@@ -1,7 +1,7 @@
 // Ops as signed dag-cbor blocks: { v: 1, body, author, hlc, parents, sig }, where sig signs the
 // dag-cbor encoding of everything but sig. An op's CID is CIDv1(dag-cbor, sha256(block)); its
 // total-order key sorts by (hlc, author, cid). Everything decoded here is bounded and checked.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
@@ -39,24 +39,31 @@ const utf8 = new TextEncoder()
 /** The bytes every op CID starts with: CIDv1, dag-cbor, sha2-256, 32 bytes. */
 const OP_CID_PREFIX = new Uint8Array([1, DAG_CBOR, SHA2_256, 32])
 
-/** The CID of an op block (built directly: this is on the path of every op received). */
+/**
+ * The CID of an op block (built directly: this is on the path of every op received; the one-shot
+ * hash() makes no Hash object per op).
+ */
 export function cidOf (bytes: Uint8Array): CID {
   const cid = new Uint8Array(36)
   cid.set(OP_CID_PREFIX)
-  cid.set(createHash('sha256').update(bytes).digest(), 4)
+  cid.set(hash('sha256', bytes, 'buffer'), 4)
   return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, cid.subarray(4), cid.subarray(2)), cid) as CID
 }
 
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
+const BASE32 = utf8.encode('abcdefghijklmnopqrstuvwxyz234567')
 
 /**
  * cid.toString() (multibase base32, 'b' prefix), without the generic encoder and its per-CID
- * cache: op ids are made for every op and every parent received.
+ * cache: op ids are made for every op and every parent received. The characters are put in a
+ * buffer and read as one string: a string grown by `+=` is a rope of one piece per character,
+ * and every Map lookup or comparison keyed by it (the DAG, the pending set) walks the rope.
  */
 export function idOf (cid: CID): string {
   if (cid.version !== 1) return cid.toString()
   const bytes = cid.bytes
-  let out = 'b'
+  const out = Buffer.allocUnsafe(1 + Math.ceil(bytes.length * 8 / 5))
+  out[0] = 0x62 // 'b'
+  let n = 1
   let bits = 0
   let value = 0
   for (let i = 0; i < bytes.length; i++) {
@@ -64,11 +71,11 @@ export function idOf (cid: CID): string {
     bits += 8
     while (bits >= 5) {
       bits -= 5
-      out += BASE32[(value >>> bits) & 31]
+      out[n++] = BASE32[(value >>> bits) & 31]
     }
   }
-  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31]
-  return out
+  if (bits > 0) out[n++] = BASE32[(value << (5 - bits)) & 31]
+  return out.toString('latin1', 0, n)
 }
 
 /** The total-order key: compares as (hlc, author, cid) under plain string comparison. */
@@ -340,7 +347,8 @@ export function checkName (x: unknown): void {
   if (typeof x !== 'string' || x.length === 0) throw new InvalidOpError('a name must be a non-empty string')
   if (x === '.' || x === '..') throw new InvalidOpError(`the name ${x} is reserved`)
   if (x.includes('/') || x.includes('\u0000')) throw new InvalidOpError('a name must not contain / or NUL')
-  if (utf8.encode(x).byteLength > MAX_NAME_BYTES) throw new InvalidOpError(`a name must be at most ${MAX_NAME_BYTES} bytes`)
+  // a UTF-16 code unit is at most 3 bytes of UTF-8 (a pair, 4 for 2 units): short names need no encoding
+  if (x.length * 3 > MAX_NAME_BYTES && utf8.encode(x).byteLength > MAX_NAME_BYTES) throw new InvalidOpError(`a name must be at most ${MAX_NAME_BYTES} bytes`)
 }
 
 function checkXattrName (x: unknown): void {
