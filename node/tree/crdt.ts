@@ -35,7 +35,7 @@
 //  - a resolve (`darkfs resolve`) settles the conflict siblings it names that still show the
 //    version its author saw: unlinked (their versions join the name holder's history) or kept as
 //    plain files under a name of their own (keptName); see resolve() below.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { baseName, conflictName, keptName } from './conflicts.ts'
 import { Journal, type Undo, undo } from './journal.ts'
 import { sameContent } from './op.ts'
@@ -123,7 +123,7 @@ export interface VersionRec { version: Version, id: string, state?: { content: C
 /** 52 bits of sha256(id), as a safe integer; root = 1. */
 export function inoOf (id: InodeId): number {
   if (id === ROOT) return 1
-  const h = createHash('sha256').update(id).digest()
+  const h = hash('sha256', id, 'buffer')
   const n = (h.readUIntBE(0, 6) * 16) + (h[6] >> 4)
   return n < 2 ? n + 2 : n
 }
