@@ -462,7 +462,7 @@ class Apply {
         return
       }
       // the losing branch is the file as it reads now: its head version and the extents over it
-      const loser = vs.find(v => v.id === (rec.tail?.ext.op ?? head[0]))
+      const loser = versionById(vs, rec.tail?.ext.op ?? head[0])
       if (loser !== undefined) this.sibling(rec, loser, shownOf(rec))
       // this write's own branch takes the name back: the sibling that showed it retires
       this.retire(rec.id)
@@ -471,7 +471,7 @@ class Apply {
       // a positioned extent this write did not see was written over bytes this write replaced
       // (a whole write overlaps every byte): its branch, the file as it reads now, keeps one
       // sibling and this write the name, whichever of them sorts first
-      const loser = vs.find(v => v.id === rec.tail?.ext.op)
+      const loser = versionById(vs, rec.tail?.ext.op)
       if (loser !== undefined) this.sibling(rec, loser, shownOf(rec))
       this.setBase(id, b.content, b.size, true)
     } else {
@@ -681,7 +681,7 @@ class Apply {
       if (e === undefined || e.unlinkedBy !== undefined || e.inode !== id || head?.length !== 1) continue
       // renamed by a user, or showing a version written to the sibling itself: the user's now
       if (e.by.author !== c.author || e.by.time !== c.time) continue
-      if (!(s.versions.get(inode) ?? []).some(v => v.id === head[0])) continue
+      if (versionById(s.versions.get(inode) ?? [], head[0]) === undefined) continue
       out.push({ e, head: head[0] })
     }
     return out.sort((a, b) => a.e.id < b.e.id ? -1 : a.e.id > b.e.id ? 1 : 0)
@@ -829,6 +829,15 @@ class Apply {
     this.j.set(s.live, e.inode, (s.live.get(e.inode) ?? 0) + by)
     if (this.isDir(e.inode)) this.j.set(s.subdirs, e.parent, (s.subdirs.get(e.parent) ?? 0) + by)
   }
+}
+
+/**
+ * The version op `id` made in a history (perf: searched from the end, where the recent versions
+ * are; an op adds its version to a history once, so there is one at most).
+ */
+function versionById (vs: VersionRec[], id: string | undefined): VersionRec | undefined {
+  for (let i = vs.length - 1; i >= 0; i--) if (vs[i].id === id) return vs[i]
+  return undefined
 }
 
 /** Versions by (hlc, author): the total order's first two keys. */
