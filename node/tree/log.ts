@@ -74,6 +74,21 @@ export function frame (payload: Uint8Array): Uint8Array {
   return out
 }
 
+/** Frame several payloads into one buffer (what frame() gives each, end to end). */
+function frameAll (payloads: Uint8Array[]): Buffer {
+  let length = 0
+  for (const p of payloads) length += HEADER_BYTES + p.byteLength
+  const out = Buffer.allocUnsafe(length)
+  let at = 0
+  for (const p of payloads) {
+    out.writeUInt32BE(p.byteLength, at)
+    out.writeUInt32BE(crc32(p), at + 4)
+    out.set(p, at + HEADER_BYTES)
+    at += HEADER_BYTES + p.byteLength
+  }
+  return out
+}
+
 function parse (data: Uint8Array): { records: Uint8Array[], good: number } {
   const records: Uint8Array[] = []
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
@@ -92,7 +107,7 @@ function parse (data: Uint8Array): { records: Uint8Array[], good: number } {
 
 function writer (fh: FileHandle, start: number): OpLog {
   let position = start
-  let queue: Array<{ bytes: Uint8Array[], resolve: () => void, reject: (err: Error) => void }> = []
+  let queue: Array<{ bytes: Buffer, resolve: () => void, reject: (err: Error) => void }> = []
   let flushing: Promise<void> | null = null
   let closed = false
 
@@ -100,11 +115,9 @@ function writer (fh: FileHandle, start: number): OpLog {
     while (queue.length > 0) {
       const batch = queue
       queue = []
-      const buffers = batch.flatMap(b => b.bytes)
       try {
-        let length = 0
-        for (const b of buffers) length += b.byteLength
-        const all = Buffer.concat(buffers, length)
+        // one append's records are framed in one buffer already: a lone one is written as it is
+        const all = batch.length === 1 ? batch[0].bytes : Buffer.concat(batch.map(b => b.bytes))
         let written = 0
         while (written < all.byteLength) {
           const { bytesWritten } = await fh.write(all, written, all.byteLength - written, position + written)
@@ -125,7 +138,7 @@ function writer (fh: FileHandle, start: number): OpLog {
   return {
     async append (records) {
       if (closed) throw new Error('op log is closed')
-      const framed = records.map(frame)
+      const framed = frameAll(records)
       const done = new Promise<void>((resolve, reject) => { queue.push({ bytes: framed, resolve, reject }) })
       flushing ??= flush()
       return await done
