@@ -6,6 +6,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
 import { InvalidOpError } from './errors.ts'
+import { decodeBlock } from './opcbor.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
 
 /** Op format version. */
@@ -117,7 +118,7 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
   const id = idOf(cid)
   let raw: any
   try {
-    raw = dagCbor.decode(bytes)
+    raw = decodeBlock(bytes)
   } catch (err: any) {
     throw new InvalidOpError(`not canonical dag-cbor: ${err.message}`, id)
   }
