@@ -45,10 +45,30 @@ const OP_CID_PREFIX = new Uint8Array([1, DAG_CBOR, SHA2_256, 32])
  * hash() makes no Hash object per op).
  */
 export function cidOf (bytes: Uint8Array): CID {
-  const cid = new Uint8Array(36)
+  const cid = cidBytes()
   cid.set(OP_CID_PREFIX)
   cid.set(hash('sha256', bytes, 'buffer'), 4)
   return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, cid.subarray(4), cid.subarray(2)), cid) as CID
+}
+
+/** CIDs per slab: op CIDs are carved from shared slabs (see cidBytes). */
+const CID_SLAB = 1024
+let slab = new Uint8Array(0)
+let slabAt = 0
+
+/**
+ * 36 bytes for an op CID. A lone `new Uint8Array(36)` is kept in V8's heap and moved to an
+ * ArrayBuffer of its own the first time its `.buffer` is read, which multiformats' CID and
+ * Digest constructors do three times: a view into a shared slab has its buffer already (a slab
+ * lives while any CID cut from it does, as a Buffer pool does).
+ */
+function cidBytes (): Uint8Array {
+  if (slabAt + 36 > slab.length) {
+    slab = new Uint8Array(new ArrayBuffer(36 * CID_SLAB))
+    slabAt = 0
+  }
+  slabAt += 36
+  return slab.subarray(slabAt - 36, slabAt)
 }
 
 const BASE32 = utf8.encode('abcdefghijklmnopqrstuvwxyz234567')

@@ -22,9 +22,15 @@ const textDecoder = new TextDecoder()
 /** Thrown inside the fast path: the block goes to dag-cbor. */
 const BAIL = new Error('not a block the fast path reads')
 
-/** The block being read (a plain Uint8Array view, as cborg reads it), as latin1 text, and where. */
-let data: Uint8Array = new Uint8Array(0)
-let text: Buffer = Buffer.alloc(0)
+/**
+ * Buffer's latin1 reader, on any Uint8Array (the block is not wrapped in a Buffer per op): one
+ * flat string, where a string grown char by char is a rope (and op ids key maps).
+ */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice
+
+/** The block being read (a plain Uint8Array view, as cborg reads it), and where. */
+const EMPTY = new Uint8Array(0)
+let data: Uint8Array = EMPTY
 let pos = 0
 
 /** Decode a dag-cbor block: the same value (or error) as dagCbor.decode(bytes). */
@@ -37,7 +43,6 @@ export function decodeBlock (bytes: Uint8Array): unknown {
 export function decodeFast (bytes: Uint8Array): { value: unknown } | undefined {
   if (bytes.constructor !== Uint8Array && !Buffer.isBuffer(bytes)) return undefined
   data = bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  text = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
   pos = 0
   try {
     const value = item(0)
@@ -46,8 +51,7 @@ export function decodeFast (bytes: Uint8Array): { value: unknown } | undefined {
     if (err === BAIL) return undefined
     throw err
   } finally {
-    data = new Uint8Array(0)
-    text = Buffer.alloc(0)
+    data = EMPTY
   }
 }
 
@@ -172,8 +176,7 @@ function string (n: number): string {
   for (let i = start; i < pos; i++) {
     if (data[i] >= 0x80) return textDecoder.decode(data.subarray(start, pos))
   }
-  // ASCII: read as one flat string (ids key maps; a string grown char by char is a rope)
-  return text.toString('latin1', start, pos)
+  return latin1Slice.call(data, start, pos)
 }
 
 function keyAfter (aStart: number, aLength: number, bStart: number, bLength: number): boolean {
