@@ -2,9 +2,10 @@
 // @ipld/dag-cbor's decoder makes a token object per item and checks options item by item;
 // op blocks are small maps of short strings, ints, byte strings and CIDs, which this decoder
 // reads directly. It only ever accepts a subset of what dag-cbor accepts, and gives the same
-// value for it (byte strings are views into the block where dag-cbor copies them): canonical items only (shortest argument encodings, definite lengths, text map
-// keys in strictly increasing canonical order, so no duplicates), tag 42 only (a CID, decoded by
-// the same CID.decode), false/true/null only, and nothing after the item. Anything else
+// value for it (byte strings are views into the block where dag-cbor copies them; an op CID is
+// built as cidOf builds one, any other by the same CID.decode): canonical items only (shortest
+// argument encodings, definite lengths, text map keys in strictly increasing canonical order,
+// so no duplicates), tag 42 only, false/true/null only, and nothing after the item. Anything else
 // (floats, negative ints, undefined, other tags or simple values, a key `__proto__`, truncation,
 // nesting past MAX_DEPTH, a CID that does not decode) is handed to dag-cbor itself, which
 // decodes it or throws its own error: so blocks decode exactly as they did with dag-cbor alone.
