@@ -6,7 +6,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
 import { InvalidOpError } from './errors.ts'
-import { decodeBlock } from './opcbor.ts'
+import { decodeBlock, latin1 } from './opcbor.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
 
 /** Op format version. */
@@ -74,6 +74,8 @@ function cidBytes (): Uint8Array {
 }
 
 const BASE32 = utf8.encode('abcdefghijklmnopqrstuvwxyz234567')
+/** Where idOf() writes an id's characters before reading them as one string. */
+let idScratch = new Uint8Array(128)
 
 /**
  * cid.toString() (multibase base32, 'b' prefix), without the generic encoder and its per-CID
@@ -84,12 +86,32 @@ const BASE32 = utf8.encode('abcdefghijklmnopqrstuvwxyz234567')
 export function idOf (cid: CID): string {
   if (cid.version !== 1) return cid.toString()
   const bytes = cid.bytes
-  const out = Buffer.allocUnsafe(1 + Math.ceil(bytes.length * 8 / 5))
+  const length = 1 + Math.ceil(bytes.length * 8 / 5)
+  if (idScratch.length < length) idScratch = new Uint8Array(length * 2)
+  const out = idScratch
   out[0] = 0x62 // 'b'
+  const A = BASE32
   let n = 1
+  let i = 0
+  // five bytes are eight characters: whole groups first, without a bit buffer
+  for (; i + 5 <= bytes.length; i += 5) {
+    const b0 = bytes[i]
+    const b1 = bytes[i + 1]
+    const b2 = bytes[i + 2]
+    const b3 = bytes[i + 3]
+    const b4 = bytes[i + 4]
+    out[n++] = A[b0 >> 3]
+    out[n++] = A[((b0 & 7) << 2) | (b1 >> 6)]
+    out[n++] = A[(b1 >> 1) & 31]
+    out[n++] = A[((b1 & 1) << 4) | (b2 >> 4)]
+    out[n++] = A[((b2 & 15) << 1) | (b3 >> 7)]
+    out[n++] = A[(b3 >> 2) & 31]
+    out[n++] = A[((b3 & 3) << 3) | (b4 >> 5)]
+    out[n++] = A[b4 & 31]
+  }
   let bits = 0
   let value = 0
-  for (let i = 0; i < bytes.length; i++) {
+  for (; i < bytes.length; i++) {
     value = ((value << 8) | bytes[i]) & 0xfff
     bits += 8
     while (bits >= 5) {
@@ -98,7 +120,7 @@ export function idOf (cid: CID): string {
     }
   }
   if (bits > 0) out[n++] = BASE32[(value << (5 - bits)) & 31]
-  return out.toString('latin1', 0, n)
+  return latin1(out, 0, n)
 }
 
 /** The total-order key: compares as (hlc, author, cid) under plain string comparison. */

@@ -29,6 +29,11 @@ const BAIL = new Error('not a block the fast path reads')
  */
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice
 
+/** Bytes `start` to `end` of `bytes` as one flat string, a char per byte. */
+export function latin1 (bytes: Uint8Array, start: number, end: number): string {
+  return latin1Slice.call(bytes, start, end)
+}
+
 /** The block being read (a plain Uint8Array view, as cborg reads it), and where. */
 const EMPTY = new Uint8Array(0)
 let data: Uint8Array = EMPTY
