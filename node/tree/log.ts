@@ -2,7 +2,10 @@
 //   [u32 BE length][u32 BE crc32 of the payload][payload = one op block]
 // Appends are batched (group commit): the records queued while one write + fdatasync is under
 // way go out together in the next, and every append waits for the one that carries it (an
-// append-only file needs no more than fdatasync: it syncs the data and the size). On open
+// append-only file needs no more than fdatasync: it syncs the data and the size). Where the
+// platform has O_DSYNC the file is opened with it, and each write is its own fdatasync: the same
+// durability in one system call, so one thread-pool round trip per batch instead of two (on a
+// busy machine each round trip waits for the event loop to be scheduled again). On open
 // the file is read back; a torn or corrupt tail (a crash mid-append) is cut off, never fatal.
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { constants } from 'node:fs'
@@ -15,8 +18,11 @@ export const LOG_FILE = 'ops.log'
 /** Bytes of a record header (length + crc32). */
 export const HEADER_BYTES = 8
 
+/** O_DSYNC, or 0 where the platform lacks it (then each batch's write is followed by fdatasync). */
+const DSYNC: number = constants.O_DSYNC ?? 0
+
 export interface OpLog {
-  /** Durably append records (resolves after the fdatasync that carries them). */
+  /** Durably append records (resolves after the O_DSYNC write, or fdatasync, that carries them). */
   append: (records: Uint8Array[]) => Promise<void>
   close: () => Promise<void>
 }
@@ -32,7 +38,7 @@ export interface OpenedLog {
 export async function openLog (dir: string): Promise<OpenedLog> {
   await mkdir(dir, { recursive: true })
   const path = join(dir, LOG_FILE)
-  const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600)
+  const fh = await open(path, constants.O_RDWR | constants.O_CREAT | DSYNC, 0o600)
   let records: Uint8Array[] = []
   let good = 0
   let size = 0
@@ -74,6 +80,21 @@ export function frame (payload: Uint8Array): Uint8Array {
   return out
 }
 
+/** Frame several payloads into one buffer (what frame() gives each, end to end). */
+function frameAll (payloads: Uint8Array[]): Buffer {
+  let length = 0
+  for (const p of payloads) length += HEADER_BYTES + p.byteLength
+  const out = Buffer.allocUnsafe(length)
+  let at = 0
+  for (const p of payloads) {
+    out.writeUInt32BE(p.byteLength, at)
+    out.writeUInt32BE(crc32(p), at + 4)
+    out.set(p, at + HEADER_BYTES)
+    at += HEADER_BYTES + p.byteLength
+  }
+  return out
+}
+
 function parse (data: Uint8Array): { records: Uint8Array[], good: number } {
   const records: Uint8Array[] = []
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
@@ -92,7 +113,7 @@ function parse (data: Uint8Array): { records: Uint8Array[], good: number } {
 
 function writer (fh: FileHandle, start: number): OpLog {
   let position = start
-  let queue: Array<{ bytes: Uint8Array[], resolve: () => void, reject: (err: Error) => void }> = []
+  let queue: Array<{ bytes: Buffer, resolve: () => void, reject: (err: Error) => void }> = []
   let flushing: Promise<void> | null = null
   let closed = false
 
@@ -100,17 +121,15 @@ function writer (fh: FileHandle, start: number): OpLog {
     while (queue.length > 0) {
       const batch = queue
       queue = []
-      const buffers = batch.flatMap(b => b.bytes)
       try {
-        let length = 0
-        for (const b of buffers) length += b.byteLength
-        const all = Buffer.concat(buffers, length)
+        // one append's records are framed in one buffer already: a lone one is written as it is
+        const all = batch.length === 1 ? batch[0].bytes : Buffer.concat(batch.map(b => b.bytes))
         let written = 0
         while (written < all.byteLength) {
           const { bytesWritten } = await fh.write(all, written, all.byteLength - written, position + written)
           written += bytesWritten
         }
-        await fh.datasync()
+        if (DSYNC === 0) await fh.datasync()
         position += all.byteLength
         for (const b of batch) b.resolve()
       } catch (err: any) {
@@ -125,7 +144,7 @@ function writer (fh: FileHandle, start: number): OpLog {
   return {
     async append (records) {
       if (closed) throw new Error('op log is closed')
-      const framed = records.map(frame)
+      const framed = frameAll(records)
       const done = new Promise<void>((resolve, reject) => { queue.push({ bytes: framed, resolve, reject }) })
       flushing ??= flush()
       return await done

@@ -1,11 +1,12 @@
 // Ops as signed dag-cbor blocks: { v: 1, body, author, hlc, parents, sig }, where sig signs the
 // dag-cbor encoding of everything but sig. An op's CID is CIDv1(dag-cbor, sha256(block)); its
 // total-order key sorts by (hlc, author, cid). Everything decoded here is bounded and checked.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
 import { InvalidOpError } from './errors.ts'
+import { decodeBlock, latin1 } from './opcbor.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
 
 /** Op format version. */
@@ -39,36 +40,87 @@ const utf8 = new TextEncoder()
 /** The bytes every op CID starts with: CIDv1, dag-cbor, sha2-256, 32 bytes. */
 const OP_CID_PREFIX = new Uint8Array([1, DAG_CBOR, SHA2_256, 32])
 
-/** The CID of an op block (built directly: this is on the path of every op received). */
+/**
+ * The CID of an op block (built directly: this is on the path of every op received; the one-shot
+ * hash() makes no Hash object per op).
+ */
 export function cidOf (bytes: Uint8Array): CID {
-  const cid = new Uint8Array(36)
+  const cid = cidBytes()
   cid.set(OP_CID_PREFIX)
-  cid.set(createHash('sha256').update(bytes).digest(), 4)
+  // the digest as a latin1 string (a byte per char) copied in: half the cost of a Buffer of it
+  const digest = hash('sha256', bytes, 'latin1')
+  for (let i = 0; i < 32; i++) cid[4 + i] = digest.charCodeAt(i)
   return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, cid.subarray(4), cid.subarray(2)), cid) as CID
 }
 
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
+/** CIDs per slab: op CIDs are carved from shared slabs (see cidBytes). */
+const CID_SLAB = 1024
+let slab = new Uint8Array(0)
+let slabAt = 0
+
+/**
+ * 36 bytes for an op CID. A lone `new Uint8Array(36)` is kept in V8's heap and moved to an
+ * ArrayBuffer of its own the first time its `.buffer` is read, which multiformats' CID and
+ * Digest constructors do three times: a view into a shared slab has its buffer already (a slab
+ * lives while any CID cut from it does, as a Buffer pool does).
+ */
+function cidBytes (): Uint8Array {
+  if (slabAt + 36 > slab.length) {
+    slab = new Uint8Array(new ArrayBuffer(36 * CID_SLAB))
+    slabAt = 0
+  }
+  slabAt += 36
+  return slab.subarray(slabAt - 36, slabAt)
+}
+
+const BASE32 = utf8.encode('abcdefghijklmnopqrstuvwxyz234567')
+/** Where idOf() writes an id's characters before reading them as one string. */
+let idScratch = new Uint8Array(128)
 
 /**
  * cid.toString() (multibase base32, 'b' prefix), without the generic encoder and its per-CID
- * cache: op ids are made for every op and every parent received.
+ * cache: op ids are made for every op and every parent received. The characters are put in a
+ * buffer and read as one string: a string grown by `+=` is a rope of one piece per character,
+ * and every Map lookup or comparison keyed by it (the DAG, the pending set) walks the rope.
  */
 export function idOf (cid: CID): string {
   if (cid.version !== 1) return cid.toString()
   const bytes = cid.bytes
-  let out = 'b'
+  const length = 1 + Math.ceil(bytes.length * 8 / 5)
+  if (idScratch.length < length) idScratch = new Uint8Array(length * 2)
+  const out = idScratch
+  out[0] = 0x62 // 'b'
+  const A = BASE32
+  let n = 1
+  let i = 0
+  // five bytes are eight characters: whole groups first, without a bit buffer
+  for (; i + 5 <= bytes.length; i += 5) {
+    const b0 = bytes[i]
+    const b1 = bytes[i + 1]
+    const b2 = bytes[i + 2]
+    const b3 = bytes[i + 3]
+    const b4 = bytes[i + 4]
+    out[n++] = A[b0 >> 3]
+    out[n++] = A[((b0 & 7) << 2) | (b1 >> 6)]
+    out[n++] = A[(b1 >> 1) & 31]
+    out[n++] = A[((b1 & 1) << 4) | (b2 >> 4)]
+    out[n++] = A[((b2 & 15) << 1) | (b3 >> 7)]
+    out[n++] = A[(b3 >> 2) & 31]
+    out[n++] = A[((b3 & 3) << 3) | (b4 >> 5)]
+    out[n++] = A[b4 & 31]
+  }
   let bits = 0
   let value = 0
-  for (let i = 0; i < bytes.length; i++) {
+  for (; i < bytes.length; i++) {
     value = ((value << 8) | bytes[i]) & 0xfff
     bits += 8
     while (bits >= 5) {
       bits -= 5
-      out += BASE32[(value >>> bits) & 31]
+      out[n++] = BASE32[(value >>> bits) & 31]
     }
   }
-  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31]
-  return out
+  if (bits > 0) out[n++] = BASE32[(value << (5 - bits)) & 31]
+  return latin1(out, 0, n)
 }
 
 /** The total-order key: compares as (hlc, author, cid) under plain string comparison. */
@@ -110,7 +162,7 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
   const id = idOf(cid)
   let raw: any
   try {
-    raw = dagCbor.decode(bytes)
+    raw = decodeBlock(bytes)
   } catch (err: any) {
     throw new InvalidOpError(`not canonical dag-cbor: ${err.message}`, id)
   }
@@ -340,7 +392,8 @@ export function checkName (x: unknown): void {
   if (typeof x !== 'string' || x.length === 0) throw new InvalidOpError('a name must be a non-empty string')
   if (x === '.' || x === '..') throw new InvalidOpError(`the name ${x} is reserved`)
   if (x.includes('/') || x.includes('\u0000')) throw new InvalidOpError('a name must not contain / or NUL')
-  if (utf8.encode(x).byteLength > MAX_NAME_BYTES) throw new InvalidOpError(`a name must be at most ${MAX_NAME_BYTES} bytes`)
+  // a UTF-16 code unit is at most 3 bytes of UTF-8 (a pair, 4 for 2 units): short names need no encoding
+  if (x.length * 3 > MAX_NAME_BYTES && utf8.encode(x).byteLength > MAX_NAME_BYTES) throw new InvalidOpError(`a name must be at most ${MAX_NAME_BYTES} bytes`)
 }
 
 function checkXattrName (x: unknown): void {

@@ -350,7 +350,12 @@ export class Tree extends EventTarget {
         unchecked.set(d.id, d)
       }
       let t = performance.now()
-      const candidates = new Map<string, Op>([...this.pending, ...fresh])
+      // held ops first, then fresh ones (no array per entry: a merge brings thousands)
+      let candidates = fresh
+      if (this.pending.size > 0) {
+        candidates = new Map(this.pending)
+        for (const [id, op] of fresh) candidates.set(id, op)
+      }
       await this.authenticate(candidates, unchecked)
       stats.verifyMs += performance.now() - t
       t = performance.now()

@@ -1,0 +1,210 @@
+// A fast path for decoding op blocks (dag-cbor), on the path of every op received and replayed.
+// @ipld/dag-cbor's decoder makes a token object per item and checks options item by item;
+// op blocks are small maps of short strings, ints, byte strings and CIDs, which this decoder
+// reads directly. It only ever accepts a subset of what dag-cbor accepts, and gives the same
+// value for it (byte strings are views into the block where dag-cbor copies them; an op CID is
+// built as cidOf builds one, any other by the same CID.decode): canonical items only (shortest
+// argument encodings, definite lengths, text map keys in strictly increasing canonical order,
+// so no duplicates), tag 42 only, false/true/null only, and nothing after the item. Anything else
+// (floats, negative ints, undefined, other tags or simple values, a key `__proto__`, truncation,
+// nesting past MAX_DEPTH, a CID that does not decode) is handed to dag-cbor itself, which
+// decodes it or throws its own error: so blocks decode exactly as they did with dag-cbor alone.
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { Digest } from 'multiformats/hashes/digest'
+
+/** Deepest nesting the fast path reads (op blocks are 4 deep at most). */
+const MAX_DEPTH = 16
+
+const DAG_CBOR = 0x71
+const SHA2_256 = 0x12
+const textDecoder = new TextDecoder()
+
+/** Thrown inside the fast path: the block goes to dag-cbor. */
+const BAIL = new Error('not a block the fast path reads')
+
+/**
+ * Buffer's latin1 reader, on any Uint8Array (the block is not wrapped in a Buffer per op): one
+ * flat string, where a string grown char by char is a rope (and op ids key maps).
+ */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice
+
+/** Bytes `start` to `end` of `bytes` as one flat string, a char per byte. */
+export function latin1 (bytes: Uint8Array, start: number, end: number): string {
+  return latin1Slice.call(bytes, start, end)
+}
+
+/** The block being read (a plain Uint8Array view, as cborg reads it), and where. */
+const EMPTY = new Uint8Array(0)
+let data: Uint8Array = EMPTY
+let pos = 0
+
+/** Decode a dag-cbor block: the same value (or error) as dagCbor.decode(bytes). */
+export function decodeBlock (bytes: Uint8Array): unknown {
+  const fast = decodeFast(bytes)
+  return fast !== undefined ? fast.value : dagCbor.decode(bytes)
+}
+
+/** The fast path alone: undefined when it leaves the block to dag-cbor. */
+export function decodeFast (bytes: Uint8Array): { value: unknown } | undefined {
+  if (bytes.constructor !== Uint8Array && !Buffer.isBuffer(bytes)) return undefined
+  data = bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  pos = 0
+  try {
+    const value = item(0)
+    return pos === data.length ? { value } : undefined
+  } catch (err) {
+    if (err === BAIL) return undefined
+    throw err
+  } finally {
+    data = EMPTY
+  }
+}
+
+function byte (): number {
+  if (pos >= data.length) throw BAIL
+  return data[pos++]
+}
+
+/** An item's argument, in its shortest encoding only; bigint past the safe range (uints only). */
+function argument (minor: number, big: boolean): number | bigint {
+  if (minor < 24) return minor
+  const n = minor === 24 ? 1 : minor === 25 ? 2 : minor === 26 ? 4 : minor === 27 ? 8 : 0
+  if (n === 0 || pos + n > data.length) throw BAIL
+  const d = data
+  const p = pos
+  pos += n
+  if (n === 1) {
+    if (d[p] < 24) throw BAIL
+    return d[p]
+  }
+  if (n === 2) {
+    const v = (d[p] << 8) | d[p + 1]
+    if (v < 256) throw BAIL
+    return v
+  }
+  if (n === 4) {
+    const v = d[p] * 16777216 + (d[p + 1] << 16) + (d[p + 2] << 8) + d[p + 3]
+    if (v < 65536) throw BAIL
+    return v
+  }
+  const hi = d[p] * 16777216 + (d[p + 1] << 16) + (d[p + 2] << 8) + d[p + 3]
+  const lo = d[p + 4] * 16777216 + (d[p + 5] << 16) + (d[p + 6] << 8) + d[p + 7]
+  if (hi === 0) throw BAIL // fits in 4 bytes: not the shortest encoding
+  if (hi < 0x200000) return hi * 4294967296 + lo // at most 2^53 - 1: a number, as cborg gives
+  if (!big) throw BAIL
+  return (BigInt(hi) << 32n) + BigInt(lo)
+}
+
+function length (minor: number): number {
+  const n = argument(minor, false) as number
+  if (pos + n > data.length && n > 0) {
+    // a length past the block's end: truncated (maps and arrays hold at least a byte per item)
+    throw BAIL
+  }
+  return n
+}
+
+function item (depth: number): unknown {
+  if (depth > MAX_DEPTH) throw BAIL
+  const b = byte()
+  const minor = b & 31
+  switch (b >>> 5) {
+    case 0: return argument(minor, true)
+    case 2: {
+      // a view into the block, where cborg copies: the block stays with the op anyway, and
+      // nothing writes into op fields (an array buffer per byte string was most of the cost)
+      const n = length(minor)
+      if (pos + n > data.length) throw BAIL
+      const out = data.subarray(pos, pos + n)
+      pos += n
+      return out
+    }
+    case 3: return string(length(minor))
+    case 4: {
+      const n = length(minor)
+      const out: unknown[] = new Array(n)
+      for (let i = 0; i < n; i++) out[i] = item(depth + 1)
+      return out
+    }
+    case 5: {
+      const n = length(minor)
+      const out: Record<string, unknown> = {}
+      let prevStart = 0
+      let prevLength = -1
+      for (let i = 0; i < n; i++) {
+        const k = byte()
+        if (k >>> 5 !== 3) throw BAIL
+        const kl = length(k & 31)
+        const ks = pos
+        // canonical order (shorter first, then bytewise), strictly: no key twice
+        if (prevLength >= 0 && !keyAfter(prevStart, prevLength, ks, kl)) throw BAIL
+        const key = string(kl)
+        if (key === '__proto__') throw BAIL
+        prevStart = ks
+        prevLength = kl
+        out[key] = item(depth + 1)
+      }
+      return out
+    }
+    case 6: {
+      // tag 42 (its shortest form: one byte after the head), then bytes: 0x00 and a CID
+      if (b !== 0xd8 || byte() !== 42) throw BAIL
+      const bytes = item(depth + 1)
+      if (!(bytes instanceof Uint8Array) || bytes[0] !== 0) throw BAIL
+      return cid(bytes.subarray(1))
+    }
+    case 7:
+      if (b === 0xf4) return false
+      if (b === 0xf5) return true
+      if (b === 0xf6) return null
+      throw BAIL
+    default:
+      throw BAIL
+  }
+}
+
+/** `n` bytes of UTF-8 as cborg reads them (ASCII as is, the rest through a TextDecoder). */
+function string (n: number): string {
+  if (pos + n > data.length) throw BAIL
+  const start = pos
+  pos += n
+  if (n < 13) {
+    // short (map keys): char by char, which V8 keeps flat below 13 characters
+    let out = ''
+    for (let i = start; i < pos; i++) {
+      const c = data[i]
+      if (c >= 0x80) return textDecoder.decode(data.subarray(start, pos))
+      out += String.fromCharCode(c)
+    }
+    return out
+  }
+  for (let i = start; i < pos; i++) {
+    if (data[i] >= 0x80) return textDecoder.decode(data.subarray(start, pos))
+  }
+  return latin1Slice.call(data, start, pos)
+}
+
+function keyAfter (aStart: number, aLength: number, bStart: number, bLength: number): boolean {
+  if (aLength !== bLength) return aLength < bLength
+  if (bStart + bLength > data.length) throw BAIL
+  for (let i = 0; i < aLength; i++) {
+    const x = data[aStart + i]
+    const y = data[bStart + i]
+    if (x !== y) return x < y
+  }
+  return false
+}
+
+/** A CID: an op's (CIDv1, dag-cbor, sha2-256) built as cidOf does, any other by CID.decode. */
+function cid (bytes: Uint8Array): CID {
+  if (bytes.length === 36 && bytes[0] === 1 && bytes[1] === DAG_CBOR && bytes[2] === SHA2_256 && bytes[3] === 32) {
+    return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, bytes.subarray(4), bytes.subarray(2)), bytes) as CID
+  }
+  try {
+    return CID.decode(bytes)
+  } catch {
+    // not a CID: dag-cbor says so in its own words
+    throw BAIL
+  }
+}

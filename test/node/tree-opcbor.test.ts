@@ -1,0 +1,146 @@
+// The fast op-block decoder (node/tree/opcbor.ts) against @ipld/dag-cbor: on real op blocks of
+// every type it reads them itself, to the same values; on mutated blocks (a seeded fuzz) and on
+// non-canonical encodings it either gives dag-cbor's value or leaves the block to dag-cbor, so
+// decodeBlock() accepts and refuses exactly what dag-cbor does.
+import assert from 'node:assert/strict'
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { createOp, cidOf } from '../../node/tree/op.ts'
+import { decodeBlock, decodeFast } from '../../node/tree/opcbor.ts'
+import type { OpBody, Signer } from '../../node/tree/index.ts'
+
+const enc = new TextEncoder()
+const signer: Signer = { author: '12D3KooWAuthorAuthorAuthorAuthorAuthorAuthorAuthor', sign: async b => (await sha256.digest(b)).bytes }
+const T = 1_764_000_000_000_000_000n
+
+async function rawCid (s: string): Promise<CID> {
+  return CID.createV1(0x55, await sha256.digest(enc.encode(s)))
+}
+
+async function blocks (): Promise<Uint8Array[]> {
+  const id = cidOf(enc.encode('x')).toString()
+  const id2 = cidOf(enc.encode('y')).toString()
+  const manifest = CID.createV1(0x71, await sha256.digest(enc.encode('m')))
+  const bodies: OpBody[] = [
+    { type: 'create', parent: 'root', name: 'a', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: T },
+    { type: 'create', parent: id, name: 'fichier é 文件 😀', kind: 'file', mode: 0o644, uid: 1000, gid: 1000, content: { inline: enc.encode('hello') }, size: 5, time: 5n },
+    { type: 'create', parent: id, name: 'n'.repeat(200), kind: 'symlink', mode: 0o777, uid: 70000, gid: 4294967295, target: '/a/b/c', time: T },
+    { type: 'create', parent: id, name: 'dev', kind: 'chr', mode: 0o600, uid: 0, gid: 0, rdev: 259, time: T },
+    { type: 'link', parent: id, name: 'l', inode: id2, time: T },
+    { type: 'move', entry: id, parent: id2, name: 'moved', replace: id2, time: T },
+    { type: 'unlink', entry: id, time: 0n },
+    { type: 'setattr', inode: id, mode: 0o7777, uid: 23, gid: 24, atime: 255n, mtime: 65536n, time: 2n ** 53n },
+    { type: 'write', inode: id, content: { manifest, sum: await rawCid('s') }, size: 2 ** 40, time: T, first: true },
+    { type: 'write', inode: id, content: null, size: 0, time: T },
+    { type: 'append', inode: id, content: { manifest }, at: 7, size: 4096, offset: 123456789, time: T },
+    { type: 'fold', inode: id, base: id2, covers: 3, content: { inline: new Uint8Array(300).fill(7) }, size: 300, time: T },
+    { type: 'setxattr', inode: id, name: 'user.x', value: new Uint8Array([0, 1, 2, 255]), time: T },
+    { type: 'removexattr', inode: id, name: 'user.x', time: T },
+    { type: 'resolve', inode: id, keep: 'holder', siblings: [{ entry: id }, { entry: id2, head: id }], time: T }
+  ]
+  const out: Uint8Array[] = []
+  let parents: CID[] = []
+  for (let i = 0; i < bodies.length; i++) {
+    const op = await createOp(signer, bodies[i], [1_764_000_000_000 + i, i === 3 ? 4294967295 : i], parents)
+    out.push(op.bytes)
+    parents = i % 4 === 3 ? [op.cid, cidOf(enc.encode(String(i)))] : [op.cid]
+  }
+  return out
+}
+
+/** dagCbor.decode's outcome: its value, or its error message. */
+function reference (bytes: Uint8Array): { value: unknown } | { error: string } {
+  try {
+    return { value: dagCbor.decode(bytes) }
+  } catch (err: any) {
+    return { error: String(err.message) }
+  }
+}
+
+function same (bytes: Uint8Array): boolean {
+  const ref = reference(bytes)
+  const fast = decodeFast(bytes)
+  if (fast !== undefined) {
+    assert.ok('value' in ref, 'the fast path accepted a block dag-cbor refuses')
+    assert.deepStrictEqual(fast.value, ref.value)
+  }
+  let mine: { value: unknown } | { error: string }
+  try {
+    mine = { value: decodeBlock(bytes) }
+  } catch (err: any) {
+    mine = { error: String(err.message) }
+  }
+  assert.deepStrictEqual(mine, ref)
+  return fast !== undefined
+}
+
+/** A seeded PRNG (mulberry32), so the fuzz is the same every run. */
+function rng (seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+describe('node/tree opcbor (fast op-block decoder)', () => {
+  it('reads every op type itself, to the values dag-cbor gives', async () => {
+    for (const b of await blocks()) {
+      assert.ok(same(b), 'an op block the fast path left to dag-cbor')
+      assert.ok(same(Buffer.from(b)), 'the same block in a Buffer')
+    }
+  })
+
+  it('mutated blocks: the same value or the same refusal as dag-cbor', async () => {
+    const rand = rng(42)
+    let fast = 0
+    let total = 0
+    for (const b of await blocks()) {
+      for (let k = 0; k < 400; k++) {
+        let m = b.slice()
+        const what = Math.floor(rand() * 4)
+        const at = Math.floor(rand() * m.length)
+        if (what === 0) m[at] = Math.floor(rand() * 256)
+        else if (what === 1) m = m.subarray(0, at)
+        else if (what === 2) m = new Uint8Array([...m.subarray(0, at), Math.floor(rand() * 256), ...m.subarray(at)])
+        else m = new Uint8Array([...m.subarray(0, at), ...m.subarray(at + 1)])
+        total++
+        if (same(m)) fast++
+      }
+    }
+    // both ways taken: many mutants (e.g. a changed letter) stay canonical, many do not
+    assert.ok(fast > total / 10 && fast < total, `fast path took ${fast} of ${total}`)
+  })
+
+  it('leaves non-canonical and unusual encodings to dag-cbor', () => {
+    const cases = [
+      [0x18, 0x05], // 5 in two bytes
+      [0x19, 0x00, 0x20], // 32 in three bytes
+      [0x1b, 0, 0, 0, 0, 0, 0, 0, 1], // 1 in nine bytes
+      [0xa2, 0x62, 0x62, 0x62, 0x01, 0x61, 0x61, 0x02], // keys out of order ('bb' before 'a')
+      [0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02], // a key twice
+      [0xa1, 0x01, 0x02], // an int key
+      [0x9f, 0x01, 0xff], // indefinite array
+      [0xfb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0], // a float
+      [0xf7], // undefined
+      [0xc1, 0x01], // tag 1
+      [0xd8, 0x2a, 0x41, 0x01], // tag 42 without the leading 0
+      [0xd8, 0x2a, 0x42, 0x00, 0x01], // tag 42 holding no CID
+      [0x01, 0x02], // bytes after the item
+      [0x20], // a negative int
+      [0xa1, 0x69, ...enc.encode('__proto__'), 0x01], // a key __proto__
+      [], // nothing
+      [0x62, 0x61] // truncated string
+    ]
+    for (const c of cases) {
+      assert.equal(decodeFast(new Uint8Array(c)), undefined, `fast path took ${JSON.stringify(c)}`)
+      same(new Uint8Array(c))
+    }
+    // and the canonical forms it does read
+    for (const c of [[0x18, 0x18], [0x19, 0x01, 0x00], [0x1a, 0x00, 0x01, 0x00, 0x00], [0x1b, 0, 0, 0, 1, 0, 0, 0, 0], [0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [0xa2, 0x61, 0x62, 0xf5, 0x62, 0x61, 0x61, 0xf6]]) {
+      assert.ok(same(new Uint8Array(c)), `fast path left ${JSON.stringify(c)}`)
+    }
+  })
+})
