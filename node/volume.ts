@@ -130,6 +130,8 @@ export class Volume implements VolumeApi {
   private readonly placing = new Map<InodeId, Promise<void>>()
   /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
   private readonly folding = new Map<InodeId, Promise<void>>()
+  /** Aborted at close: a fold waiting for the placement of its chunks gives up. */
+  private readonly foldStop = new AbortController()
   /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
   private readonly seen = new Map<string, { path: string, inode: InodeId }>()
 
@@ -161,7 +163,9 @@ export class Volume implements VolumeApi {
   /** Close what this Volume owns (a library Volume: its tree and store). Idempotent. */
   async close (): Promise<void> {
     // folds under way end first (positioned extents make them frequent): none stores chunks or
-    // commits its op into a store or tree being closed
+    // commits its op into a store or tree being closed; one still placing its chunks stops
+    // there and commits nothing (its chunks are left to GC)
+    this.foldStop.abort()
     this.closing ??= Promise.all(this.folding.values()).then(async () => { await this.closeParts?.() })
     await this.closing
   }
@@ -684,8 +688,14 @@ export class Volume implements VolumeApi {
     f.changed = true
     const c = await f.prepare()
     if (c === undefined) return
+    // placed before its op is committed, not tracked for fsync: a fold changes no bytes, so no
+    // fsync has to wait for its chunks (with FOLD_EXTENTS small random writes, every few fsyncs
+    // of a database file made one, and each then waited for a dozen rewritten chunks to reach
+    // their peers); and its op names no chunk before its placement was tried (a chunk left
+    // pending, e.g. offline, is retried as any other)
+    await this.chunks.place(c.refs, { inode, signal: this.foldStop.signal })
+    if (this.foldStop.signal.aborted) return
     await this.commit({ type: 'fold', inode, base: fp.base, covers: fp.covered + j, content: c.content, size: c.size, time: nowNs() })
-    this.track(inode, this.chunks.place(c.refs, { inode }))
   }
 
   /** A committed version's chunks are placed (fsync waits for it through track()). */
