@@ -18,7 +18,7 @@
 //    their ops, and the tree compares it to tell identical content (one version, no conflict).
 //  - The erasure codec is the native ISA-L addon when it is built (native/build.sh), else the
 //    TypeScript kernel; both give the same bytes (cross-checked in test/node/erasure.test.ts).
-export { ChunkService, ChunkWrite, PLACE_WINDOW_BYTES, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
+export { ChunkService, ChunkWrite, PLACE_WINDOW_BYTES, REPLICATE_MAX_BYTES, paramsFor, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
 export type { ChunkWriteOptions, Network, ReadCounters, WriteProgress } from './blocks.ts'
 export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, chunkAt, contentSum, decodeChunk, decodeManifest, encodeChunk, encodeManifest, holeChunk, manifestOf, manifestRef, rebuildFragments } from './chunks.ts'
 export type { ChunkRef, Manifest } from './chunks.ts'
