@@ -1,8 +1,10 @@
 // The small-write data path of issue 15 on one host and on six (k=4, m=2; in this process, on
-// loopback TCP), side by side in one run, through host 0's FUSE mount: two workloads of
+// loopback TCP), side by side in one run, through host 0's FUSE mount: three workloads of
 // compare.ts (_compare-work.ts) that showed six hosts several times slower than one:
 //   randwrite-fsync16.iops  fio, 4 KiB random writes, fsync every 16, over a file of
 //                           DARKFS_SMALL_SYNC_MIB (default 16) written and placed first
+//   sqlite-delete.s         sqlite3 (journal_mode=DELETE): 10,000 rows in one transaction,
+//                           100 single-row transactions, an update, a delete and a VACUUM
 //   git-clone.s             `git clone --no-local` of a 1,000-file repository on the local disk
 // Beside each figure on six hosts: the bytes all hosts sent on gossip and on the swarm during it,
 // and the process's CPU seconds (six hosts share this process's one thread: CPU is what they
@@ -35,7 +37,7 @@ function sent (hosts: ClusterHost[], before: Array<ReturnType<ClusterHost['host'
 
 export async function run (): Promise<Record<string, number | string>> {
   if (process.getuid?.() !== 0) throw new Error('small-sync: needs root (FUSE mounts)')
-  await ensureTools([{ cmd: 'fio', pkg: 'fio' }, { cmd: 'git', pkg: 'git' }], 'small-sync')
+  await ensureTools([{ cmd: 'fio', pkg: 'fio' }, { cmd: 'sqlite3', pkg: 'sqlite3' }, { cmd: 'git', pkg: 'git' }], 'small-sync')
   const mib = Number(process.env.DARKFS_SMALL_SYNC_MIB ?? DEFAULT_MIB)
   const seconds = Number(process.env.DARKFS_SMALL_SYNC_SECONDS ?? DEFAULT_SECONDS)
   const figures: Record<string, number | string> = { 'small-sync.MiB': mib, 'small-sync.seconds': seconds }
@@ -57,7 +59,7 @@ export async function run (): Promise<Record<string, number | string>> {
         // the file the random writes go to, written and placed before the clock starts
         await sh('fio', ['--name=prep', `--filename=${join(dir, FIO_FILE)}`, '--ioengine=psync', `--size=${mib}M`, '--rw=write', '--bs=1M', '--end_fsync=1'], { timeoutMs: 600_000 })
         await until('the file is placed', () => hosts[0].network.pending.size === 0, 600_000)
-        for (const key of ['randwrite-fsync16.iops', 'git-clone.s']) {
+        for (const key of ['randwrite-fsync16.iops', 'sqlite-delete.s', 'git-clone.s']) {
           const wl = WORKLOADS.find(w => w.key === key)!
           const traffic = hosts.map(h => h.host.traffic())
           const cpu = process.cpuUsage()
@@ -80,6 +82,7 @@ export async function run (): Promise<Record<string, number | string>> {
   }
   // the ratios issue 15 is about: six hosts against one, in this run
   figures['small-sync.randwrite-fsync16.ratio'] = (figures['small-sync.randwrite-fsync16.iops.darkfs-1'] as number) / (figures['small-sync.randwrite-fsync16.iops.darkfs-6'] as number)
+  figures['small-sync.sqlite-delete.ratio'] = (figures['small-sync.sqlite-delete.s.darkfs-6'] as number) / (figures['small-sync.sqlite-delete.s.darkfs-1'] as number)
   figures['small-sync.git-clone.ratio'] = (figures['small-sync.git-clone.s.darkfs-6'] as number) / (figures['small-sync.git-clone.s.darkfs-1'] as number)
   return figures
 }
