@@ -139,6 +139,8 @@ export class Volume implements VolumeApi {
   private readonly folding = new Map<InodeId, Promise<void>>()
   /** Inodes with a fold due later (quiet, or extents left to settle): its timer. */
   private readonly foldTimers = new Map<InodeId, ReturnType<typeof setTimeout>>()
+  /** Aborted at close: a fold waiting for the placement of its chunks gives up. */
+  private readonly foldStop = new AbortController()
   /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
   private readonly seen = new Map<string, { path: string, inode: InodeId }>()
 
@@ -170,9 +172,11 @@ export class Volume implements VolumeApi {
   /** Close what this Volume owns (a library Volume: its tree and store). Idempotent. */
   async close (): Promise<void> {
     // folds under way end first (positioned extents make them frequent): none stores chunks or
-    // commits its op into a store or tree being closed
+    // commits its op into a store or tree being closed; one still placing its chunks stops
+    // there and commits nothing (its chunks are left to GC); none due later starts
     for (const timer of this.foldTimers.values()) clearTimeout(timer)
     this.foldTimers.clear()
+    this.foldStop.abort()
     this.closing ??= Promise.all(this.folding.values()).then(async () => { await this.closeParts?.() })
     await this.closing
   }
@@ -716,8 +720,14 @@ export class Volume implements VolumeApi {
     f.changed = true
     const c = await f.prepare()
     if (c === undefined) return false
+    // placed before its op is committed, not tracked for fsync: a fold changes no bytes, so no
+    // fsync has to wait for its chunks (with FOLD_EXTENTS small random writes, every few fsyncs
+    // of a database file made one, and each then waited for a dozen rewritten chunks to reach
+    // their peers); and its op names no chunk before its placement was tried (a chunk left
+    // pending, e.g. offline, is retried as any other)
+    await this.chunks.place(c.refs, { inode, signal: this.foldStop.signal })
+    if (this.foldStop.signal.aborted) return false
     await this.commit({ type: 'fold', inode, base: fp.base, covers: fp.covered + j, content: c.content, size: c.size, time: nowNs() })
-    this.track(inode, this.chunks.place(c.refs, { inode }))
     return j < fp.extents.length
   }
 

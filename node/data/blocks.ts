@@ -55,6 +55,21 @@ export const MANIFEST_CACHE_ENTRIES = 4096
  * plus its own share of what is placed.
  */
 export const PLACE_WINDOW_BYTES = 64 * 1024 * 1024
+/**
+ * Chunks of at most this many bytes are replicated (k = 1, m + 1 copies: the same losses
+ * tolerated) rather than erasure-coded (DESIGN.md §5: "replicated when small, erasure-coded when
+ * large"). A small chunk's cost is per fragment, not per byte: at k = 4, m = 2 a 5 KiB file was
+ * six blocks of 1.3 KiB, each a push, a store with its fsync and a custody exchange on a host of
+ * its own, where three copies cost two pushes (issue 15: a 1,000-file `git clone` on six hosts).
+ * Its bytes count three times on disk instead of 1.5, which at this size is less than the
+ * metadata around it. Reads need one block from any of three holders, not four.
+ */
+export const REPLICATE_MAX_BYTES = 64 * 1024
+
+/** The parameters a chunk of `size` bytes is stored with, from the network's (REPLICATE_MAX_BYTES). */
+export function paramsFor (size: number, p: { k: number, m: number }): { k: number, m: number } {
+  return p.k > 1 && size <= REPLICATE_MAX_BYTES ? { k: 1, m: p.m } : p
+}
 
 /** What the chunk service needs of the network (implemented in network.ts over host + swarm). */
 export interface Network {
@@ -202,7 +217,7 @@ export class ChunkService {
   async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number } } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
     // local work: checked at entry, never torn half-way
     opts.signal?.throwIfAborted()
-    const { k, m } = opts.params ?? this.params()
+    const { k, m } = paramsFor(bytes.byteLength, opts.params ?? this.params())
     // hashed off the event loop; the data fragments' Merkle roots (range reads) are one more pass here
     const encoded = withRoots(await encodeChunkAsync(bytes, offset, k, m))
     await this.store.putMany(encoded.blocks, { claim: opts.claim })
