@@ -75,7 +75,7 @@ export interface RepairComponents {
    * and the manifests themselves as replicated blocks (repaired too; status counts chunks).
    */
   chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[], byManifest?: Map<string, ChunkRef[]>, missing?: Set<string> }>
-  store: Pick<Store, 'has' | 'get' | 'put' | 'delete'>
+  store: Pick<Store, 'has' | 'get' | 'put' | 'putMany' | 'delete'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
   /** Deletes a local copy only once its keepers promised to keep it. */
   custody: Pick<Custody, 'drop'>
@@ -468,20 +468,30 @@ export class Repairer extends EventTarget {
     if (missing.length === 0) return true
     const fragments = await this.fragments(ref, missing.map(x => x.j), holdings, signal)
     const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
+    const here: Array<{ j: number, cid: CID, bytes: Uint8Array }> = []
     for (const { j, to } of missing) {
       const cid = ref.fragments[j]
       const bytes = fragments.get(j)!
-      if (to.includes(this.c.self)) {
-        await this.c.store.put(cid, bytes)
-        p.held[j].add(this.c.self)
-        holdings.get(cid.toString())?.add(this.c.self)
-      }
+      if (to.includes(this.c.self)) here.push({ j, cid, bytes })
       const remote = to.filter(h => h !== this.c.self)
       if (remote.length > 0) deliveries.push({ cid, bytes, to: remote })
     }
-    if (deliveries.length === 0) return true
-    await this.limiter.take(deliveries.reduce((a, d) => a + d.bytes.byteLength * d.to.length, 0), { signal })
-    const acks = await this.c.swarm.push(deliveries, { signal })
+    // the copy kept here is stored while the others travel: a durable put (fsyncs) and a push
+    // do not wait for each other, and the chunk counts as repaired only once both landed
+    const stored = (async () => {
+      if (here.length === 0) return
+      await this.c.store.putMany(here)
+      for (const { j, cid } of here) {
+        p.held[j].add(this.c.self)
+        holdings.get(cid.toString())?.add(this.c.self)
+      }
+    })()
+    if (deliveries.length === 0) { await stored; return true }
+    const pushed = (async () => {
+      await this.limiter.take(deliveries.reduce((a, d) => a + d.bytes.byteLength * d.to.length, 0), { signal })
+      return await this.c.swarm.push(deliveries, { signal })
+    })()
+    const [acks] = await Promise.all([pushed, stored])
     let ok = true
     for (const { cid, bytes, to } of deliveries) {
       const got = acks.get(cid.toString()) ?? []
