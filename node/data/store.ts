@@ -16,6 +16,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from '../errors.ts'
 import { logger } from '../log.ts'
+import { PresentFilter } from './present.ts'
 
 const SHA256 = 0x12
 const log = logger('data:store')
@@ -76,6 +77,13 @@ export class Store {
    * stored too is shared, and left to GC).
    */
   private readonly claims = new Map<string, object>()
+  /**
+   * The blocks this store may hold (present.ts), from tally()'s walk and every put since: has()
+   * answers "not here" from memory. Undefined before tally() (every has() asks the disk).
+   */
+  private present?: PresentFilter
+  /** The filter tally() is filling (puts during its walk go in too). */
+  private filling?: PresentFilter
   /** Blocks being written now (by putMany), so a concurrent put of the same block waits and counts it once. */
   private readonly writing = new Map<string, Promise<void>>()
 
@@ -104,7 +112,20 @@ export class Store {
   }
 
   async has (cid: CID): Promise<boolean> {
+    if (this.absent(cid)) return false
     return await this.blocks.has(cid)
+  }
+
+  /** Surely not stored here (present.ts); false means "ask the disk". */
+  private absent (cid: CID): boolean {
+    return this.present !== undefined && cid.multihash.code === SHA256 && !this.present.mayHave(cid.multihash.digest)
+  }
+
+  /** Note a block about to be stored (before its file exists: the filter never says "not here" of a stored block). */
+  private noteStored (cid: CID): void {
+    if (cid.multihash.code !== SHA256) return
+    this.filling?.add(cid.multihash.digest)
+    if (this.present !== this.filling) this.present?.add(cid.multihash.digest)
   }
 
   /**
@@ -127,12 +148,14 @@ export class Store {
         // the same block being stored by another call: it counts once, and is shared
         const other = this.writing.get(key)
         if (other !== undefined) await other.catch(() => {}) // ignored: that call reports its own failure; this one checks the file below
-        if (await this.present(file, bytes.byteLength)) {
+        // a block surely absent needs no stat (a failing one: an exception on the main thread)
+        if (!this.absent(cid) && await this.presentOnDisk(file, bytes.byteLength)) {
           // stored by someone else too (or before): no longer one write's alone
           if (this.claims.get(key) !== opts.claim) this.claims.delete(key)
           return
         }
         this.space?.admit(bytes.byteLength)
+        this.noteStored(cid)
         const writing = (async () => { await this.blocks.put(cid, bytes); await fsyncPath(file) })()
         this.writing.set(key, writing)
         try { await writing } finally { if (this.writing.get(key) === writing) this.writing.delete(key) }
@@ -189,8 +212,15 @@ export class Store {
    * during the walk could be counted twice.
    */
   async tally (): Promise<void> {
-    const { bytesStored } = await this.usage()
-    this.base = bytesStored - (this.added - this.removed)
+    const filter = new PresentFilter()
+    this.filling = filter
+    try {
+      const { bytesStored } = await this.walk(filter)
+      this.base = bytesStored - (this.added - this.removed)
+      this.present = filter
+    } finally {
+      if (this.filling === filter) this.filling = undefined
+    }
   }
 
   /**
@@ -212,7 +242,7 @@ export class Store {
     this.peak = Math.max(this.peak, this.added - this.removed)
   }
 
-  private async present (file: string, size: number): Promise<boolean> {
+  private async presentOnDisk (file: string, size: number): Promise<boolean> {
     try {
       return (await stat(file)).size === size
     } catch { return false } // absent (ENOENT) or unreadable: either way it is written again
@@ -292,6 +322,11 @@ export class Store {
 
   /** Bytes used by blocks and the capacity of the disk under the store. */
   async usage (): Promise<{ bytesStored: number, blocks: number, capacity: number, free: number }> {
+    return { ...await this.walk(), ...await this.disk() }
+  }
+
+  /** Bytes and count of the block files, each block's digest added to `filter` when given. */
+  private async walk (filter?: PresentFilter): Promise<{ bytesStored: number, blocks: number }> {
     let bytesStored = 0
     let blocks = 0
     const root = join(this.dir, 'blocks')
@@ -299,10 +334,16 @@ export class Store {
       let names: string[]
       try { names = await readdir(join(root, d)) } catch { continue } // not a shard directory (or just removed)
       for (const n of names) {
-        try { bytesStored += (await stat(join(root, d, n))).size; blocks++ } catch {} // deleted since the readdir: not counted
+        try { bytesStored += (await stat(join(root, d, n))).size; blocks++ } catch { continue } // deleted since the readdir: not counted
+        if (filter !== undefined && n.endsWith('.data')) {
+          try {
+            const { multihash } = this.shards.decode(n)
+            if (multihash.code === SHA256) filter.add(multihash.digest)
+          } catch {} // not a block file's name: not ours
+        }
       }
     }
-    return { bytesStored, blocks, ...await this.disk() }
+    return { bytesStored, blocks }
   }
 
   /** The capacity and free bytes of the disk under the store (one statfs, no walk of the blocks). */
