@@ -39,8 +39,28 @@ const log = logger('keeper:repair')
 export const DEFAULT_REPAIR_INTERVAL_MS = 60_000
 /** Default longest time without a background pass when nothing changed: 1 hour. */
 export const DEFAULT_REPAIR_QUIET_INTERVAL_MS = 3600_000
-/** Default repair traffic cap (bytes fetched to rebuild plus bytes pushed): 32 MiB/s. */
-export const DEFAULT_REPAIR_BYTES_PER_SECOND = 32 * 1024 * 1024
+/**
+ * Share of this host's data link (the swarm's upload cap: `--max-upload`, else a share of
+ * `--uplink`) that repair traffic may take by default: the rest stays for reads and writes,
+ * which the swarm serves in the order asked, background or not.
+ */
+export const REPAIR_LINK_SHARE = 0.5
+/**
+ * Repair traffic cap (bytes fetched to rebuild plus bytes pushed) when the link is not known:
+ * 64 MiB/s, about half a gigabit link. A fixed cap only ever bites on links faster than itself,
+ * where it is least needed (32 MiB/s, the former default, held a keeper to ~8 MiB/s restored at
+ * 4 bytes moved per byte lost, a quarter of a gigabit LAN); on a slower link the link itself is
+ * the limit, shared with reads and writes. Configure `--uplink` for a cap that fits the link.
+ */
+export const DEFAULT_REPAIR_BYTES_PER_SECOND = 64 * 1024 * 1024
+/** Lowest default cap from a known link: repair must still progress on a thin uplink. */
+export const MIN_REPAIR_BYTES_PER_SECOND = 64 * 1024
+
+/** The default repair cap for a host whose data link is `link` bytes/s (undefined: not known). */
+export function repairRate (link?: number): number {
+  if (link === undefined || !(link > 0)) return DEFAULT_REPAIR_BYTES_PER_SECOND
+  return Math.max(MIN_REPAIR_BYTES_PER_SECOND, Math.floor(link * REPAIR_LINK_SHARE))
+}
 /** Chunks surveyed and repaired per batch (bounds the memory of one step). */
 export const REPAIR_BATCH = 256
 /** Chunks rebuilt at once. */
