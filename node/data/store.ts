@@ -20,6 +20,8 @@ import { PresentFilter } from './present.ts'
 
 const SHA256 = 0x12
 const log = logger('data:store')
+/** Deleted blocks remembered as gone (has() answers from memory; older ones ask the disk). */
+export const MAX_GONE_REMEMBERED = 65536
 /** Quarantined blocks remembered as corrupt (oldest forgotten first). */
 export const MAX_CORRUPTED_REMEMBERED = 4096
 
@@ -84,6 +86,12 @@ export class Store {
   private present?: PresentFilter
   /** The filter tally() is filling (puts during its walk go in too). */
   private filling?: PresentFilter
+  /**
+   * Blocks deleted by this process and not stored since (multihash, base64 -> the deletion),
+   * the last MAX_GONE_REMEMBERED: the filter cannot forget them, so has() checks here before
+   * asking the disk (a writer's staged fragments, copies handed over: most "maybe"s otherwise).
+   */
+  private readonly gone = new Map<string, object>()
   /** Blocks being written now (by putMany), so a concurrent put of the same block waits and counts it once. */
   private readonly writing = new Map<string, Promise<void>>()
 
@@ -116,14 +124,16 @@ export class Store {
     return await this.blocks.has(cid)
   }
 
-  /** Surely not stored here (present.ts); false means "ask the disk". */
+  /** Surely not stored here (present.ts, or deleted since); false means "ask the disk". */
   private absent (cid: CID): boolean {
-    return this.present !== undefined && cid.multihash.code === SHA256 && !this.present.mayHave(cid.multihash.digest)
+    if (this.present === undefined || cid.multihash.code !== SHA256) return false
+    return !this.present.mayHave(cid.multihash.digest) || this.gone.has(goneKey(cid))
   }
 
   /** Note a block about to be stored (before its file exists: the filter never says "not here" of a stored block). */
   private noteStored (cid: CID): void {
     if (cid.multihash.code !== SHA256) return
+    this.gone.delete(goneKey(cid))
     this.filling?.add(cid.multihash.digest)
     if (this.present !== this.filling) this.present?.add(cid.multihash.digest)
   }
@@ -159,6 +169,8 @@ export class Store {
         const writing = (async () => { await this.blocks.put(cid, bytes); await fsyncPath(file) })()
         this.writing.set(key, writing)
         try { await writing } finally { if (this.writing.get(key) === writing) this.writing.delete(key) }
+        // written: not gone, even if a deletion began while it was being written
+        this.gone.delete(goneKey(cid))
         dirs.add(dir)
         this.count(bytes.byteLength)
         if (opts.claim !== undefined) this.claims.set(key, opts.claim)
@@ -297,12 +309,24 @@ export class Store {
 
   async delete (cid: CID): Promise<void> {
     const { file } = this.file(cid)
-    // ignored: an absent block frees nothing (blockstore-fs deletes it without complaint too)
-    const size = await stat(file).then(s => s.size, () => 0)
-    await this.blocks.delete(cid)
-    this.claims.delete(cid.toString())
-    if (size > 0) this.count(-size)
-    this.space?.freed()
+    // remembered as gone from now on (has() says "not here" while it is being deleted), unless
+    // the deletion fails or the block is stored again meanwhile (noteStored forgets it)
+    const key = goneKey(cid)
+    const mark = {}
+    this.gone.delete(key)
+    this.gone.set(key, mark)
+    if (this.gone.size > MAX_GONE_REMEMBERED) this.gone.delete(this.gone.keys().next().value as string)
+    try {
+      // ignored: an absent block frees nothing (blockstore-fs deletes it without complaint too)
+      const size = await stat(file).then(s => s.size, () => 0)
+      await this.blocks.delete(cid)
+      this.claims.delete(cid.toString())
+      if (size > 0) this.count(-size)
+      this.space?.freed()
+    } catch (err) {
+      if (this.gone.get(key) === mark) this.gone.delete(key)
+      throw err
+    }
   }
 
   /** Every stored block's CID (as raw-codec CIDs: the store is keyed by multihash). */
@@ -351,6 +375,11 @@ export class Store {
     const fs = await statfs(this.dir)
     return { capacity: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize }
   }
+}
+
+/** A block's key in Store.gone: its multihash (the store is keyed by multihash, not codec). */
+function goneKey (cid: CID): string {
+  return Buffer.from(cid.multihash.bytes).toString('base64')
 }
 
 async function fsyncPath (path: string): Promise<void> {

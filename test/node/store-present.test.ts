@@ -32,6 +32,11 @@ describe('Store.has() with the present filter', function () {
 
     await store.delete(blocks[0].cid)
     assert.equal(await store.has(blocks[0].cid), false, 'a deleted block is not found')
+    await store.putMany([blocks[0]])
+    assert.equal(await store.has(blocks[0].cid), true, 'a block stored again after its deletion is found')
+    // a deletion and a put of one block at once: whichever lands last, has() says what the disk holds
+    await Promise.all([store.delete(blocks[2].cid), store.putMany([blocks[2]])])
+    assert.equal(await store.has(blocks[2].cid), (await store.usage()).blocks === 30, 'has() agrees with the disk')
     // a block file removed behind the store's back (a disk emptied): the disk says so
     await rm(join(dir, 'blocks'), { recursive: true })
     assert.equal(await store.has(blocks[1].cid), false, 'a removed block file is not found')
