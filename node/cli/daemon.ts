@@ -16,7 +16,7 @@ import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS } from '../keeper/index.ts'
+import { ChunkNetwork, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
@@ -284,7 +284,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       pending,
       placement: chunk => network.placement.get(chunk),
       offline: () => presence.offline()
-    }, opts.keep)
+    }, { ...opts.keep, repairBytesPerSecond: opts.keep?.repairBytesPerSecond ?? repairRate(upload) })
     closers.push(keep.stop)
     await spaceNotices.start()
     closers.push(async () => { await spaceNotices.stop() })

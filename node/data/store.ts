@@ -16,9 +16,12 @@ import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from '../errors.ts'
 import { logger } from '../log.ts'
+import { PresentFilter } from './present.ts'
 
 const SHA256 = 0x12
 const log = logger('data:store')
+/** Deleted blocks remembered as gone (has() answers from memory; older ones ask the disk). */
+export const MAX_GONE_REMEMBERED = 65536
 /** Quarantined blocks remembered as corrupt (oldest forgotten first). */
 export const MAX_CORRUPTED_REMEMBERED = 4096
 
@@ -76,6 +79,19 @@ export class Store {
    * stored too is shared, and left to GC).
    */
   private readonly claims = new Map<string, object>()
+  /**
+   * The blocks this store may hold (present.ts), from tally()'s walk and every put since: has()
+   * answers "not here" from memory. Undefined before tally() (every has() asks the disk).
+   */
+  private present?: PresentFilter
+  /** The filter tally() is filling (puts during its walk go in too). */
+  private filling?: PresentFilter
+  /**
+   * Blocks deleted by this process and not stored since (multihash, base64 -> the deletion),
+   * the last MAX_GONE_REMEMBERED: the filter cannot forget them, so has() checks here before
+   * asking the disk (a writer's staged fragments, copies handed over: most "maybe"s otherwise).
+   */
+  private readonly gone = new Map<string, object>()
   /** Blocks being written now (by putMany), so a concurrent put of the same block waits and counts it once. */
   private readonly writing = new Map<string, Promise<void>>()
 
@@ -104,7 +120,22 @@ export class Store {
   }
 
   async has (cid: CID): Promise<boolean> {
+    if (this.absent(cid)) return false
     return await this.blocks.has(cid)
+  }
+
+  /** Surely not stored here (present.ts, or deleted since); false means "ask the disk". */
+  private absent (cid: CID): boolean {
+    if (this.present === undefined || cid.multihash.code !== SHA256) return false
+    return !this.present.mayHave(cid.multihash.digest) || this.gone.has(goneKey(cid))
+  }
+
+  /** Note a block about to be stored (before its file exists: the filter never says "not here" of a stored block). */
+  private noteStored (cid: CID): void {
+    if (cid.multihash.code !== SHA256) return
+    this.gone.delete(goneKey(cid))
+    this.filling?.add(cid.multihash.digest)
+    if (this.present !== this.filling) this.present?.add(cid.multihash.digest)
   }
 
   /**
@@ -127,15 +158,19 @@ export class Store {
         // the same block being stored by another call: it counts once, and is shared
         const other = this.writing.get(key)
         if (other !== undefined) await other.catch(() => {}) // ignored: that call reports its own failure; this one checks the file below
-        if (await this.present(file, bytes.byteLength)) {
+        // a block surely absent needs no stat (a failing one: an exception on the main thread)
+        if (!this.absent(cid) && await this.presentOnDisk(file, bytes.byteLength)) {
           // stored by someone else too (or before): no longer one write's alone
           if (this.claims.get(key) !== opts.claim) this.claims.delete(key)
           return
         }
         this.space?.admit(bytes.byteLength)
+        this.noteStored(cid)
         const writing = (async () => { await this.blocks.put(cid, bytes); await fsyncPath(file) })()
         this.writing.set(key, writing)
         try { await writing } finally { if (this.writing.get(key) === writing) this.writing.delete(key) }
+        // written: not gone, even if a deletion began while it was being written
+        this.gone.delete(goneKey(cid))
         dirs.add(dir)
         this.count(bytes.byteLength)
         if (opts.claim !== undefined) this.claims.set(key, opts.claim)
@@ -189,8 +224,15 @@ export class Store {
    * during the walk could be counted twice.
    */
   async tally (): Promise<void> {
-    const { bytesStored } = await this.usage()
-    this.base = bytesStored - (this.added - this.removed)
+    const filter = new PresentFilter()
+    this.filling = filter
+    try {
+      const { bytesStored } = await this.walk(filter)
+      this.base = bytesStored - (this.added - this.removed)
+      this.present = filter
+    } finally {
+      if (this.filling === filter) this.filling = undefined
+    }
   }
 
   /**
@@ -212,7 +254,7 @@ export class Store {
     this.peak = Math.max(this.peak, this.added - this.removed)
   }
 
-  private async present (file: string, size: number): Promise<boolean> {
+  private async presentOnDisk (file: string, size: number): Promise<boolean> {
     try {
       return (await stat(file)).size === size
     } catch { return false } // absent (ENOENT) or unreadable: either way it is written again
@@ -267,12 +309,24 @@ export class Store {
 
   async delete (cid: CID): Promise<void> {
     const { file } = this.file(cid)
-    // ignored: an absent block frees nothing (blockstore-fs deletes it without complaint too)
-    const size = await stat(file).then(s => s.size, () => 0)
-    await this.blocks.delete(cid)
-    this.claims.delete(cid.toString())
-    if (size > 0) this.count(-size)
-    this.space?.freed()
+    // remembered as gone from now on (has() says "not here" while it is being deleted), unless
+    // the deletion fails or the block is stored again meanwhile (noteStored forgets it)
+    const key = goneKey(cid)
+    const mark = {}
+    this.gone.delete(key)
+    this.gone.set(key, mark)
+    if (this.gone.size > MAX_GONE_REMEMBERED) this.gone.delete(this.gone.keys().next().value as string)
+    try {
+      // ignored: an absent block frees nothing (blockstore-fs deletes it without complaint too)
+      const size = await stat(file).then(s => s.size, () => 0)
+      await this.blocks.delete(cid)
+      this.claims.delete(cid.toString())
+      if (size > 0) this.count(-size)
+      this.space?.freed()
+    } catch (err) {
+      if (this.gone.get(key) === mark) this.gone.delete(key)
+      throw err
+    }
   }
 
   /** Every stored block's CID (as raw-codec CIDs: the store is keyed by multihash). */
@@ -292,6 +346,11 @@ export class Store {
 
   /** Bytes used by blocks and the capacity of the disk under the store. */
   async usage (): Promise<{ bytesStored: number, blocks: number, capacity: number, free: number }> {
+    return { ...await this.walk(), ...await this.disk() }
+  }
+
+  /** Bytes and count of the block files, each block's digest added to `filter` when given. */
+  private async walk (filter?: PresentFilter): Promise<{ bytesStored: number, blocks: number }> {
     let bytesStored = 0
     let blocks = 0
     const root = join(this.dir, 'blocks')
@@ -299,10 +358,16 @@ export class Store {
       let names: string[]
       try { names = await readdir(join(root, d)) } catch { continue } // not a shard directory (or just removed)
       for (const n of names) {
-        try { bytesStored += (await stat(join(root, d, n))).size; blocks++ } catch {} // deleted since the readdir: not counted
+        try { bytesStored += (await stat(join(root, d, n))).size; blocks++ } catch { continue } // deleted since the readdir: not counted
+        if (filter !== undefined && n.endsWith('.data')) {
+          try {
+            const { multihash } = this.shards.decode(n)
+            if (multihash.code === SHA256) filter.add(multihash.digest)
+          } catch {} // not a block file's name: not ours
+        }
       }
     }
-    return { bytesStored, blocks, ...await this.disk() }
+    return { bytesStored, blocks }
   }
 
   /** The capacity and free bytes of the disk under the store (one statfs, no walk of the blocks). */
@@ -310,6 +375,11 @@ export class Store {
     const fs = await statfs(this.dir)
     return { capacity: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize }
   }
+}
+
+/** A block's key in Store.gone: its multihash (the store is keyed by multihash, not codec). */
+function goneKey (cid: CID): string {
+  return Buffer.from(cid.multihash.bytes).toString('base64')
 }
 
 async function fsyncPath (path: string): Promise<void> {

@@ -51,7 +51,7 @@ export interface RedundancyOptions {
   repairIntervalMs?: number
   /** Longest time without a background pass while nothing changed (default repair.ts DEFAULT_REPAIR_QUIET_INTERVAL_MS). */
   repairQuietIntervalMs?: number
-  /** Repair traffic cap in bytes/s (default repair.ts DEFAULT_REPAIR_BYTES_PER_SECOND). */
+  /** Repair traffic cap in bytes/s (default repair.ts DEFAULT_REPAIR_BYTES_PER_SECOND; the daemon's: repairRate() of its link). */
   repairBytesPerSecond?: number
   /** Time between background scrubs (default scrub.ts DEFAULT_SCRUB_INTERVAL_MS). */
   scrubIntervalMs?: number

@@ -39,8 +39,28 @@ const log = logger('keeper:repair')
 export const DEFAULT_REPAIR_INTERVAL_MS = 60_000
 /** Default longest time without a background pass when nothing changed: 1 hour. */
 export const DEFAULT_REPAIR_QUIET_INTERVAL_MS = 3600_000
-/** Default repair traffic cap (bytes fetched to rebuild plus bytes pushed): 32 MiB/s. */
-export const DEFAULT_REPAIR_BYTES_PER_SECOND = 32 * 1024 * 1024
+/**
+ * Share of this host's data link (the swarm's upload cap: `--max-upload`, else a share of
+ * `--uplink`) that repair traffic may take by default: the rest stays for reads and writes,
+ * which the swarm serves in the order asked, background or not.
+ */
+export const REPAIR_LINK_SHARE = 0.5
+/**
+ * Repair traffic cap (bytes fetched to rebuild plus bytes pushed) when the link is not known:
+ * 64 MiB/s, about half a gigabit link. A fixed cap only ever bites on links faster than itself,
+ * where it is least needed (32 MiB/s, the former default, held a keeper to ~8 MiB/s restored at
+ * 4 bytes moved per byte lost, a quarter of a gigabit LAN); on a slower link the link itself is
+ * the limit, shared with reads and writes. Configure `--uplink` for a cap that fits the link.
+ */
+export const DEFAULT_REPAIR_BYTES_PER_SECOND = 64 * 1024 * 1024
+/** Lowest default cap from a known link: repair must still progress on a thin uplink. */
+export const MIN_REPAIR_BYTES_PER_SECOND = 64 * 1024
+
+/** The default repair cap for a host whose data link is `link` bytes/s (undefined: not known). */
+export function repairRate (link?: number): number {
+  if (link === undefined || !(link > 0)) return DEFAULT_REPAIR_BYTES_PER_SECOND
+  return Math.max(MIN_REPAIR_BYTES_PER_SECOND, Math.floor(link * REPAIR_LINK_SHARE))
+}
 /** Chunks surveyed and repaired per batch (bounds the memory of one step). */
 export const REPAIR_BATCH = 256
 /** Chunks rebuilt at once. */
@@ -75,7 +95,7 @@ export interface RepairComponents {
    * and the manifests themselves as replicated blocks (repaired too; status counts chunks).
    */
   chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[], byManifest?: Map<string, ChunkRef[]>, missing?: Set<string> }>
-  store: Pick<Store, 'has' | 'get' | 'put' | 'delete'>
+  store: Pick<Store, 'has' | 'get' | 'put' | 'putMany' | 'delete'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
   /** Deletes a local copy only once its keepers promised to keep it. */
   custody: Pick<Custody, 'drop'>
@@ -468,20 +488,30 @@ export class Repairer extends EventTarget {
     if (missing.length === 0) return true
     const fragments = await this.fragments(ref, missing.map(x => x.j), holdings, signal)
     const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
+    const here: Array<{ j: number, cid: CID, bytes: Uint8Array }> = []
     for (const { j, to } of missing) {
       const cid = ref.fragments[j]
       const bytes = fragments.get(j)!
-      if (to.includes(this.c.self)) {
-        await this.c.store.put(cid, bytes)
-        p.held[j].add(this.c.self)
-        holdings.get(cid.toString())?.add(this.c.self)
-      }
+      if (to.includes(this.c.self)) here.push({ j, cid, bytes })
       const remote = to.filter(h => h !== this.c.self)
       if (remote.length > 0) deliveries.push({ cid, bytes, to: remote })
     }
-    if (deliveries.length === 0) return true
-    await this.limiter.take(deliveries.reduce((a, d) => a + d.bytes.byteLength * d.to.length, 0), { signal })
-    const acks = await this.c.swarm.push(deliveries, { signal })
+    // the copy kept here is stored while the others travel: a durable put (fsyncs) and a push
+    // do not wait for each other, and the chunk counts as repaired only once both landed
+    const stored = (async () => {
+      if (here.length === 0) return
+      await this.c.store.putMany(here)
+      for (const { j, cid } of here) {
+        p.held[j].add(this.c.self)
+        holdings.get(cid.toString())?.add(this.c.self)
+      }
+    })()
+    if (deliveries.length === 0) { await stored; return true }
+    const pushed = (async () => {
+      await this.limiter.take(deliveries.reduce((a, d) => a + d.bytes.byteLength * d.to.length, 0), { signal })
+      return await this.c.swarm.push(deliveries, { signal })
+    })()
+    const [acks] = await Promise.all([pushed, stored])
     let ok = true
     for (const { cid, bytes, to } of deliveries) {
       const got = acks.get(cid.toString()) ?? []

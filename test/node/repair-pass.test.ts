@@ -15,7 +15,7 @@ function components (held: Array<() => void>): RepairComponents {
     membership: { live: () => ['self'], addEventListener: () => {}, removeEventListener: () => {} },
     policy: { members: () => ['self'], copies: () => 1 },
     chunks: async () => { await new Promise<void>(resolve => { held.push(resolve) }); return { refs: [], unreadable: 0 } },
-    store: { has: unused, get: unused, put: unused, delete: unused },
+    store: { has: unused, get: unused, put: unused, putMany: unused, delete: unused },
     swarm: { has: unused, pullAny: unused, push: unused },
     custody: { drop: unused }
   }
