@@ -175,6 +175,13 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const forwarder = createForwarder({ host, swarm, sink, uplinks: uplinks.book })
     await forwarder.start()
     closers.push(async () => { await forwarder.stop() })
+    // the member table (issue 14): every member, signed by itself, spread by gossip; at scale only
+    // a member's XOR neighbours watch it and declare it down (members.ts). Its gossip tag is
+    // taken before the op handler starts (and given up after it stops): no member message is
+    // ever handed to the op handler, which would blame its forwarder
+    const members = new MemberTable({ self: host.peerId, signer: signerFor(privateKey), verify })
+    const memberService: MemberService = await startMemberService(host, members)
+    closers.push(async () => { await memberService.stop() })
     const sync = createSync()({ host, tree })
     await sync.start()
     closers.push(async () => { await sync.stop() })
@@ -184,14 +191,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { presence.stop() })
     // membership with failure detection; the one placement policy the network, the survey and
     // the repairer share (placement.ts)
-    // the member table (issue 14): every member, signed by itself, spread by gossip; at scale only
-    // a member's XOR neighbours watch it and declare it down (members.ts)
-    const members = new MemberTable({ self: host.peerId, signer: signerFor(privateKey), verify })
-    let memberService: MemberService | undefined
     const membership = new Membership(host, {
       failureTimeoutMs: opts.keep?.failureTimeoutMs,
       table: members,
-      publish: async msg => await memberService?.publish(msg),
+      publish: async msg => await memberService.publish(msg),
       // a member this host is not connected to answers a dial to an address it signed
       probe: async peer => {
         for (const addr of members.record(peer)?.addrs ?? []) {
@@ -206,8 +209,6 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await membership.start()
     closers.push(async () => { await membership.stop() })
-    memberService = await startMemberService(host, members)
-    closers.push(async () => { await memberService?.stop() })
     const policy = placementPolicy({ members: () => membership.members() }, { redundancy: opts.redundancy, dataFragments: opts.dataFragments })
 
     // asks the holders of an abandoned write's fragments to delete them (release.ts); built

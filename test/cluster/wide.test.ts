@@ -9,6 +9,7 @@ import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { retained } from '../../node/keeper/index.ts'
+import { REPLICATE_MAX_BYTES } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 
 // Background passes off (interval 0): repair runs when a member is declared gone.
@@ -25,7 +26,8 @@ describe('a wide code: 8 in-process hosts with --data-fragments 6 (6+2)', functi
     assert.deepEqual(hosts[0].volume.chunks.params(), { k: 6, m: 2 })
     assert.equal(hosts[0].policy.dataFragments, 6)
 
-    const data = randomBytes((3 << 20) + 6007) // the last chunk: 6 distinct random fragments of 1002 bytes
+    // the last chunk: short, yet past REPLICATE_MAX_BYTES (smaller ones are kept as copies), so 6 fragments too
+    const data = randomBytes((3 << 20) + REPLICATE_MAX_BYTES + 6007)
     await hosts[0].volume.replaceFile('/wide.bin', [data], { wait: 'safe' })
     let refs: ChunkRef[] = []
     await until('h0 retains the file\'s chunks', async () => {
