@@ -19,9 +19,11 @@ import { join } from 'node:path'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, upNetwork } from '../../harness/proc.ts'
 import { ControlClient } from '../../node/cli/index.ts'
+import { PROTOCOL, PROTOCOL_RANGES } from '../../swarm/index.ts'
 
 const HOSTS = 6
-const SWARM = '/darkfs/swarm/1.0.0'
+/** The swarm's protocol ids (1.1.0 adds range reads). */
+const SWARM = [PROTOCOL, PROTOCOL_RANGES]
 /** Longest wait for the network to settle after the puts (then it is measured as it is). */
 const MAX_SETTLE_MS = 15 * 60_000
 /** Goals per idle host. */
@@ -74,7 +76,10 @@ export async function run (): Promise<Record<string, number | string>> {
       if (r.code !== 0) throw new Error(`darkfs put: ${r.stderr}`)
     }
     const putDone = Date.now()
-    const swarmSent = async (): Promise<number> => (await Promise.all(clients.map(async c => (await c.get('/v1/traffic')).host.protocols[SWARM]?.sent ?? 0))).reduce((a, b) => a + b, 0)
+    const swarmSent = async (): Promise<number> => (await Promise.all(clients.map(async c => {
+      const protocols = (await c.get('/v1/traffic')).host.protocols
+      return SWARM.reduce((n: number, p: string) => n + (protocols[p]?.sent ?? 0), 0)
+    }))).reduce((a, b) => a + b, 0)
     let last = await swarmSent()
     let quietSince = Date.now()
     while (Date.now() - quietSince < settleS * 1000 && Date.now() - putDone < MAX_SETTLE_MS) {

@@ -12,13 +12,15 @@ import type { Up } from '../../harness/proc.ts'
 import { until } from '../../harness/cluster.ts'
 import { Story } from '../../harness/story.ts'
 import { ControlClient } from '../../node/cli/index.ts'
+import { PROTOCOL, PROTOCOL_RANGES } from '../../swarm/index.ts'
 
 /** Small files written (one chunk each, above the inline limit): more than 1,000 chunks. */
 const SMALL_FILES = 1100
 const SMALL_SIZE = 5000
 /** The large write status is asked during. */
 const LARGE_BYTES = 160 << 20
-const SWARM = '/darkfs/swarm/1.0.0'
+/** The swarm's protocol ids (1.1.0 adds range reads; a peer of an older version speaks 1.0.0). */
+const SWARM = [PROTOCOL, PROTOCOL_RANGES]
 
 interface Counts { total: number, redundant: number, degraded: number, localOnly: number, lost: number, placing?: number, unreachable?: number, unknown?: number, ageMs?: Record<string, number | null>, surveys?: number, surveying?: boolean, surveyedAt?: number | null }
 interface Status { peers: number, offline: boolean, chunks: Counts }
@@ -40,7 +42,7 @@ describe('darkfs status (3 real `darkfs up --redundancy 1 --failure-timeout 2` p
   /** Streams this host opened on the swarm protocol (have-queries, fetches, pushes). */
   const swarmStreams = async (i: number): Promise<number> => {
     const traffic = await new ControlClient(dirs[i]).get('/v1/traffic')
-    return traffic.host.protocols[SWARM]?.streams ?? 0
+    return SWARM.reduce((n, p) => n + (traffic.host.protocols[p]?.streams ?? 0), 0)
   }
 
   before(async () => {
