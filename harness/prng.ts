@@ -10,3 +10,16 @@ export function prng (seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
+
+/** `length` deterministic bytes from `seed` (xorshift32): test data a failure can replay. */
+export function seededBytes (length: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(length)
+  let x = (seed * 2654435761) >>> 0 || 1
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13; x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5; x >>>= 0
+    out[i] = x & 255
+  }
+  return out
+}

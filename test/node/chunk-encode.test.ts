@@ -11,19 +11,8 @@ import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { CHUNK_SIZE, encodeChunk, encodeChunkAsync } from '../../node/data/index.ts'
 import { codecs } from '../../node/data/erasure.ts'
+import { seededBytes as bytes } from '../../harness/prng.ts'
 
-/** Deterministic bytes (xorshift32), so a failure can be replayed. */
-function bytes (length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length)
-  let x = (seed * 2654435761) >>> 0 || 1
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13; x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5; x >>>= 0
-    out[i] = x & 255
-  }
-  return out
-}
 
 function rawCid (b: Uint8Array): string {
   return CID.createV1(raw.code, createDigest(0x12, createHash('sha256').update(b).digest())).toString()

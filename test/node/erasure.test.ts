@@ -13,19 +13,8 @@ import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
 import * as erasure from '../../node/data/erasure.ts'
 import { codecs, ErasureError, shardSize, MAX_SHARDS } from '../../node/data/erasure.ts'
 import type { ErasureCodec } from '../../node/data/erasure.ts'
+import { seededBytes as bytes } from '../../harness/prng.ts'
 
-/** Deterministic bytes (xorshift32), so a failure can be replayed. */
-function bytes (length: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(length)
-  let x = (seed * 2654435761) >>> 0 || 1
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13; x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5; x >>>= 0
-    out[i] = x & 255
-  }
-  return out
-}
 
 /** Every subset of {0..n-1} with at most `size` members. */
 function subsets (n: number, size: number): number[][] {

@@ -2,25 +2,13 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import { HASH_BYTES, LEAF_BYTES, leafCount, merkleRoot, rangeBytes, rangeProof, verifyRange } from '../../node/data/merkle.ts'
+import { seededBytes } from '../../harness/prng.ts'
 
 /** Fragment lengths around the leaf boundaries that matter: empty, one short leaf, a few leaves, a 1 MiB chunk. */
 const lengthArb = fc.oneof(
   fc.integer({ min: 0, max: 3 * LEAF_BYTES + 5 }),
   fc.constantFrom(LEAF_BYTES, 2 * LEAF_BYTES, 5 * LEAF_BYTES - 1, 1 << 18, Math.floor((1 << 20) / 3) + 1, 1 << 20)
 )
-
-/** Deterministic bytes of a length (the content is not what the tree's shape depends on). */
-function fragment (length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length)
-  let x = (seed * 2654435761) >>> 0 || 1
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13; x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5; x >>>= 0
-    out[i] = x & 0xff
-  }
-  return out
-}
 
 /** A fragment and a leaf range within it. */
 const caseArb = lengthArb.chain(length => {
@@ -34,7 +22,7 @@ describe('merkle: verified ranges of a fragment', function () {
 
   it('a range and its proof verify against the root; the proof is O(log n) hashes', () => {
     fc.assert(fc.property(caseArb, ({ length, first, end, seed }) => {
-      const bytes = fragment(length, seed)
+      const bytes = seededBytes(length, seed)
       const root = merkleRoot(bytes)
       assert.equal(root.byteLength, HASH_BYTES)
       const { bytes: slice, proof } = rangeProof(bytes, first, end)
@@ -48,7 +36,7 @@ describe('merkle: verified ranges of a fragment', function () {
   it('one flipped byte of the slice fails', () => {
     fc.assert(fc.property(caseArb, fc.nat(), fc.integer({ min: 1, max: 255 }), ({ length, first, end, seed }, at, flip) => {
       if (length === 0) return
-      const bytes = fragment(length, seed)
+      const bytes = seededBytes(length, seed)
       const root = merkleRoot(bytes)
       const { bytes: slice, proof } = rangeProof(bytes, first, end)
       const bad = Uint8Array.from(slice)
@@ -59,7 +47,7 @@ describe('merkle: verified ranges of a fragment', function () {
 
   it('a tampered, dropped, extra or reordered proof hash fails', () => {
     fc.assert(fc.property(caseArb, fc.nat(), fc.integer({ min: 0, max: 3 }), ({ length, first, end, seed }, at, how) => {
-      const bytes = fragment(length, seed)
+      const bytes = seededBytes(length, seed)
       const root = merkleRoot(bytes)
       const { bytes: slice, proof } = rangeProof(bytes, first, end)
       let bad: Uint8Array[]
@@ -83,7 +71,7 @@ describe('merkle: verified ranges of a fragment', function () {
 
   it('a slice shifted to another range, cut short or claimed for another length fails', () => {
     fc.assert(fc.property(caseArb, ({ length, first, end, seed }) => {
-      const bytes = fragment(length, seed)
+      const bytes = seededBytes(length, seed)
       const n = leafCount(length)
       const root = merkleRoot(bytes)
       const { bytes: slice, proof } = rangeProof(bytes, first, end)
@@ -97,7 +85,7 @@ describe('merkle: verified ranges of a fragment', function () {
   })
 
   it('matches RFC 6962 for a tree of three leaves, with the length bound into the root', () => {
-    const bytes = fragment(2 * LEAF_BYTES + 10, 7)
+    const bytes = seededBytes(2 * LEAF_BYTES + 10, 7)
     const h = (...parts: Uint8Array[]): Buffer => { const x = createHash('sha256'); for (const p of parts) x.update(p); return x.digest() }
     const leaf = (i: number): Buffer => h(Uint8Array.of(0), bytes.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES))
     const top = h(Uint8Array.of(1), h(Uint8Array.of(1), leaf(0), leaf(1)), leaf(2))
@@ -109,7 +97,7 @@ describe('merkle: verified ranges of a fragment', function () {
   })
 
   it('rejects an out-of-bounds range when proving', () => {
-    const bytes = fragment(3 * LEAF_BYTES, 1)
+    const bytes = seededBytes(3 * LEAF_BYTES, 1)
     assert.throws(() => rangeProof(bytes, 2, 4), RangeError)
     assert.throws(() => rangeProof(bytes, 1, 1), RangeError)
     assert.throws(() => rangeProof(bytes, -1, 1), RangeError)
