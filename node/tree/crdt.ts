@@ -538,19 +538,25 @@ class Apply {
       raw.offset = b.offset
       if (this.branchOff(rec, raw, b.time)) return
     }
+    const version = this.landOn(rec, raw, b.time)
+    const vs = s.versions.get(id)
+    if (vs === undefined) this.j.set(s.versions, id, [version])
+    else this.j.push(vs, version)
+  }
+
+  /** This op's extent `raw` lands on file `rec` (the last of its extents); its version, the file right after it. */
+  private landOn (rec: InodeRec, raw: Extent, time: bigint): VersionRec {
+    const op = this.node.op
     const { ext, end: size } = land(raw, rec.size)
     const tail: ExtNode = { ext, prev: rec.tail, n: (rec.tail?.n ?? 0) + 1, bytes: (rec.tail?.bytes ?? 0) + size - rec.size }
     const appends = new Map(rec.appends)
     appends.set(op.author, { ext, seq: this.node.seq, key: op.key, prev: appends.get(op.author) })
-    this.patch(id, { tail, size, appends, mtime: b.time, ctime: b.time })
-    const version: VersionRec = {
-      version: { ...this.version(b.content, size), appended: b.size },
+    this.patch(rec.id, { tail, size, appends, mtime: time, ctime: time })
+    return {
+      version: { ...this.version(raw.content, size), appended: raw.size },
       id: this.node.id,
       state: { content: rec.content, size, tail, covered: rec.covered ?? 0 }
     }
-    const vs = s.versions.get(id)
-    if (vs === undefined) this.j.set(s.versions, id, [version])
-    else this.j.push(vs, version)
   }
 
   /**
@@ -578,16 +584,10 @@ class Apply {
     // what it lands on holds other bytes it did not see where it writes: its branch's own view
     const cause = this.overlapped(into, raw, saw)
     if (own !== undefined && cause === undefined) {
-      const sib = into
-      const { ext, end } = land(raw, sib.size)
-      const tail: ExtNode = { ext, prev: sib.tail, n: (sib.tail?.n ?? 0) + 1, bytes: (sib.tail?.bytes ?? 0) + end - sib.size }
-      const appends = new Map(sib.appends)
-      appends.set(this.node.op.author, { ext, seq: this.node.seq, key: this.node.op.key, prev: appends.get(this.node.op.author) })
-      this.j.set(s.inodes, sib.id, clean({ ...sib, tail, size: end, appends, mtime: time, ctime: time }))
-      const version: VersionRec = { version: { ...this.version(raw.content, end), appended: raw.size }, id: this.node.id, state: { content: sib.content, size: end, tail, covered: sib.covered ?? 0 } }
+      const version = this.landOn(into, raw, time)
       this.j.push(vs, version)
-      this.j.push(s.versions.get(sib.id) as VersionRec[], version)
-      this.j.set(s.head, sib.id, [this.node.id])
+      this.j.push(s.versions.get(into.id) as VersionRec[], version)
+      this.j.set(s.head, into.id, [this.node.id])
       return true
     }
     if (cause === undefined) return false
