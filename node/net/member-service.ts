@@ -63,21 +63,14 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     if (list.length > 0) await host.remember(list)
   }
 
-  const take = async (msg: Uint8Array): Promise<'new' | 'old' | 'invalid'> => {
-    let fresh: string | undefined
-    const onMember = (e: Event): void => { fresh = (e as CustomEvent<string>).detail }
-    table.addEventListener('member', onMember)
-    try {
-      const r = await table.take(msg)
-      if (fresh !== undefined) await remember([fresh])
-      return r
-    } finally {
-      table.removeEventListener('member', onMember)
-    }
+  // a member's first or newer record: its addresses to the host (dialable by id)
+  const onMember = (e: Event): void => {
+    remember([(e as CustomEvent<string>).detail]).catch((err: unknown) => { log('addresses of a member not kept: %e', err) })
   }
+  table.addEventListener('member', onMember)
 
   host.gossip.handleTagged(MEMBERS_GOSSIP_TAG, async (data): Promise<GossipVerdict> => {
-    const r = await take(data)
+    const r = await table.take(data)
     return r === 'new' ? 'accept' : r === 'old' ? 'ignore' : 'reject'
   })
 
@@ -96,7 +89,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     let fresh = 0
     for (const msg of reply.t === 'table' ? reply.members : []) {
       if (stopped) break
-      if (await take(msg) === 'new') fresh++
+      if (await table.take(msg) === 'new') fresh++
     }
     return fresh
   }
@@ -173,6 +166,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       clearTimeout(again)
       host.removeEventListener('peer:connect', onConnect)
       table.removeEventListener('down', onDown)
+      table.removeEventListener('member', onMember)
       host.gossip.handleTagged(MEMBERS_GOSSIP_TAG, undefined)
       await unserve()
     }
