@@ -3,7 +3,7 @@
 import type { CID } from 'multiformats/cid'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChunkService, Space, Staging, Store, leafCount, rangeProof } from '../data/index.ts'
+import { ChunkService, LocalLeaves, Space, Staging, Store } from '../data/index.ts'
 import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, parseApiAddress } from '../api/index.ts'
@@ -143,6 +143,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // written fragments wait in memory until placed: placement pushes them and relays pull them
     // without reading them back from disk (data/staging.ts)
     const staging = new Staging()
+    const localLeaves = new LocalLeaves(store, { staged: cid => staging.get(cid) })
     // a block of an abandoned write that lands after its release goes again (release.ts)
     let release: Release | undefined
     const sink = { put: async (cid: CID, bytes: Uint8Array) => { await store.put(cid, bytes); announcer.announce(cid); await release?.arrived(cid) } }
@@ -161,12 +162,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         // a fragment still waiting for its placement is served from memory (relays pull it)
         get: async cid => staging.get(cid) ?? await store.get(cid),
         // leaves of a fragment with their Merkle proof, for a reader's small read (range wants):
-        // the fragment is read (and verified against its CID) whole and its tree rebuilt, so
-        // the disk and CPU cost is a fragment's while the link carries only the leaves
-        range: async (cid, first, end) => {
-          const bytes = staging.get(cid) ?? await store.get(cid)
-          return end <= leafCount(bytes.byteLength) ? rangeProof(bytes, first, end) : undefined
-        }
+        // read alone from disk once this host has the fragment's leaf hashes (it wrote the
+        // fragment, or read it whole once), and the proof built from them (data/leaves.ts)
+        range: async (cid, first, end) => await localLeaves.proof(cid, first, end)
       },
       sink
     })
@@ -239,7 +237,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }, PLACE_RETRY_INTERVAL_MS)
     retryPlacement.unref()
     closers.push(async () => { clearInterval(retryPlacement) })
-    const chunks = new ChunkService(store, { network, staging, placeWindowBytes: opts.placeWindowBytes })
+    const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes })
     // a full host tells its peers, which leave it out of members() (placement, repair); the
     // notices carry every host's disk figures, which `df` on the mount sums (started below)
     const spaceNotices = new SpaceNotices({ host, space, membership, stored: () => store.stored() })

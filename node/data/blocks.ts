@@ -7,12 +7,14 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, decodeManifest, encodeManifest, fragmentSlices, manifestRef, withRoots } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, decodeManifest, encodeManifest, fragmentSlices, manifestRef } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
 import { Staging } from './staging.ts'
-import { LEAF_BYTES } from './merkle.ts'
+import { LEAF_BYTES, rootFromLeaves } from './merkle.ts'
+import { LocalLeaves } from './leaves.ts'
+import type { LeafSlice } from './leaves.ts'
 import { logger } from '../log.ts'
 
 const log = logger('data:chunks')
@@ -147,6 +149,11 @@ export interface ChunkServiceInit {
   staging?: Staging
   /** Bytes of fragments a ChunkWrite holds ahead of their placement (default PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
+  /**
+   * Leaf hashes of the fragments stored here (leaves.ts), shared with the swarm's range
+   * serving; default: a new one over `store` and the staging.
+   */
+  localLeaves?: LocalLeaves
   /** Most bytes a sequential reader fetches ahead (default READAHEAD_MAX_BYTES; 0: none). */
   readaheadBytes?: number
 }
@@ -164,6 +171,8 @@ export class ChunkService {
   private readonly network?: Network
   /** Written fragments not yet placed, kept in memory for placement (none without a network). */
   private readonly staging?: Staging
+  /** Verified slices of the fragments stored here, read without reading them whole (leaves.ts). */
+  readonly localLeaves: LocalLeaves
 
   /** ChunkWrite's default window (PLACE_WINDOW_BYTES). */
   readonly placeWindowBytes: number
@@ -181,6 +190,8 @@ export class ChunkService {
     this.localParams = init.localParams ?? { k: 1, m: 0 }
     this.network = init.network
     this.staging = init.staging ?? (init.network !== undefined ? new Staging() : undefined)
+    const staging = this.staging
+    this.localLeaves = init.localLeaves ?? new LocalLeaves(store, { staged: cid => staging?.get(cid.toString()) })
   }
 
   /** A written fragment still waiting for placement, from memory (the swarm serves relays from it). */
@@ -202,10 +213,14 @@ export class ChunkService {
     this.counters.fetchingPeak = this.counters.fetching
   }
 
-  /** Drop decoded chunks from memory (tests and benchmarks read cold). */
-  dropCache (): void {
+  /**
+   * Drop decoded chunks from memory (tests and benchmarks read cold); `leafHashes: false` keeps the
+   * leaf hashes of local fragments (leaves.ts), as after writing them or reading them once.
+   */
+  dropCache (opts: { leafHashes?: boolean } = {}): void {
     this.cache.clear()
     this.leaves.clear()
+    if (opts.leafHashes !== false) this.localLeaves.clear()
   }
 
   /** A write of a whole new version that places its chunks as it stores them (ChunkWrite). */
@@ -219,7 +234,12 @@ export class ChunkService {
     opts.signal?.throwIfAborted()
     const { k, m } = paramsFor(bytes.byteLength, opts.params ?? this.params())
     // hashed off the event loop; the data fragments' Merkle roots (range reads) are one more pass here
-    const encoded = withRoots(await encodeChunkAsync(bytes, offset, k, m))
+    const encoded = await encodeChunkAsync(bytes, offset, k, m)
+    // the data fragments' Merkle roots (withRoots), from leaf hashes this host keeps: a small read
+    // of the chunk later reads only its page from disk (leaves.ts)
+    if (encoded.ref.cid !== null) {
+      encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => rootFromLeaves(b.bytes.byteLength, this.localLeaves.remember(b.cid, b.bytes)))
+    }
     await this.store.putMany(encoded.blocks, { claim: opts.claim })
     if (encoded.ref.cid !== null) {
       this.cache.set(encoded.ref.cid.toString(), bytes)
@@ -252,33 +272,47 @@ export class ChunkService {
     const key = ref.cid.toString()
     const whole = async (): Promise<Uint8Array> => (await this.readChunk(ref, opts)).subarray(start, end)
     const network = this.network
-    if (network?.fetchRange === undefined || ref.roots === undefined || end - start > RANGE_READ_MAX_BYTES ||
-      this.cache.get(key) !== undefined || this.reading.has(key) || await this.hasLocally(ref)) return await whole()
+    const roots = ref.roots
+    if (roots === undefined || end - start > RANGE_READ_MAX_BYTES || this.cache.get(key) !== undefined || this.reading.has(key)) return await whole()
     const slices = fragmentSlices(ref, start, end)
+    const fallBack = async (err: unknown): Promise<Uint8Array> => {
+      opts.signal?.throwIfAborted()
+      this.counters.rangeFallbacks++
+      log('chunk %s: leaves of its data fragments not read, reading it whole: %s', key, (err as Error).message)
+      return await whole()
+    }
+    // the data fragments holding the range, where they are here: their leaves alone, each
+    // checked against the fragment's leaf hashes (leaves.ts); the others come from the network,
+    // unless this host can rebuild the chunk itself (from parity it holds)
+    let local: Array<LeafSlice | undefined>
     try {
-      const parts = await Promise.all(slices.map(async s => {
+      local = await Promise.all(slices.map(async s => await this.localLeaves.slice(ref.fragments[s.fragment], s.first, s.end, roots[s.fragment])))
+    } catch (err) {
+      return await fallBack(err)
+    }
+    if (local.some(l => l === undefined) && (network?.fetchRange === undefined || await this.hasLocally(ref))) return await whole()
+    try {
+      const parts = await Promise.all(slices.map(async (s, i) => {
+        const here = local[i]
+        if (here !== undefined) return here.bytes.subarray(s.from, s.to)
         const frag = ref.fragments[s.fragment].toString()
         const cached = this.cachedLeaves(frag, s.first, s.end)
         if (cached !== undefined) return cached.subarray(s.from, s.to)
-        const local = await this.store.tryGet(ref.fragments[s.fragment])
-        if (local !== undefined) return local.subarray(s.first * LEAF_BYTES + s.from, s.first * LEAF_BYTES + s.to)
-        const leaves = await network.fetchRange!(ref, s, { signal: opts.signal })
+        const leaves = await network!.fetchRange!(ref, s, { signal: opts.signal })
         for (let l = s.first; l < s.end; l++) {
           const at = (l - s.first) * LEAF_BYTES
           this.leaves.set(`${frag}/${l}`, leaves.slice(at, at + LEAF_BYTES))
         }
         return leaves.subarray(s.from, s.to)
       }))
+      if (parts.length === 1) { this.counters.ranges++; return parts[0].slice() }
       const out = new Uint8Array(end - start)
       let at = 0
       for (const p of parts) { out.set(p, at); at += p.byteLength }
       this.counters.ranges++
       return out
     } catch (err) {
-      opts.signal?.throwIfAborted()
-      this.counters.rangeFallbacks++
-      log('chunk %s: leaves of its data fragments not fetched, reading it whole: %s', key, (err as Error).message)
-      return await whole()
+      return await fallBack(err)
     }
   }
 

@@ -37,6 +37,13 @@ export class ChunkCache {
     }
   }
 
+  delete (key: string): void {
+    const old = this.map.get(key)
+    if (old === undefined) return
+    this.bytes -= old.byteLength
+    this.map.delete(key)
+  }
+
   get size (): number { return this.bytes }
 
   clear (): void {

@@ -33,8 +33,32 @@ export function leafCount (length: number): number {
 
 /** The fragment's root (HASH_BYTES). */
 export function merkleRoot (bytes: Uint8Array): Uint8Array {
-  const leaves = leafHashes(bytes)
-  return rootOf(bytes.byteLength, subtree(leaves, 0, leaves.length))
+  return rootFromLeaves(bytes.byteLength, leafHashes(bytes))
+}
+
+/**
+ * The hashes of every leaf of `bytes`, one after another (leafCount * HASH_BYTES): what a host
+ * keeps of a fragment it stores (data/leaves.ts) to serve and check slices of it later without
+ * reading it whole; rootFromLeaves() and proofFromLeaves() work from them.
+ */
+export function leafHashes (bytes: Uint8Array): Uint8Array {
+  const n = leafCount(bytes.byteLength)
+  const out = new Uint8Array(n * HASH_BYTES)
+  for (let i = 0; i < n; i++) out.set(leafHash(bytes.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)), i * HASH_BYTES)
+  return out
+}
+
+/** The root of a fragment of `length` bytes from its leaf hashes (leafHashes()). */
+export function rootFromLeaves (length: number, hashes: Uint8Array): Uint8Array {
+  const leaves = split32(length, hashes)
+  return rootOf(length, subtree(leaves, 0, leaves.length))
+}
+
+/** Whether `leaf` (the bytes of leaf `index`) hashes to entry `index` of `hashes` (leafHashes()). */
+export function leafMatches (leaf: Uint8Array, hashes: Uint8Array, index: number): boolean {
+  const at = index * HASH_BYTES
+  if (at < 0 || at + HASH_BYTES > hashes.byteLength) return false
+  return equal(leafHash(leaf), hashes.subarray(at, at + HASH_BYTES))
 }
 
 /**
@@ -43,9 +67,19 @@ export function merkleRoot (bytes: Uint8Array): Uint8Array {
  * Hashes the whole fragment (its leaves) once. Throws RangeError for a range out of bounds.
  */
 export function rangeProof (bytes: Uint8Array, first: number, end: number): { bytes: Uint8Array, proof: Uint8Array[] } {
-  const n = leafCount(bytes.byteLength)
+  const proof = proofFromLeaves(bytes.byteLength, leafHashes(bytes), first, end)
+  return { bytes: bytes.subarray(first * LEAF_BYTES, Math.min(end * LEAF_BYTES, bytes.byteLength)), proof }
+}
+
+/**
+ * rangeProof()'s proof for leaves [first, end) of a fragment of `length` bytes, from its leaf
+ * hashes alone (no byte of the fragment). Throws RangeError for a range out of bounds or hashes
+ * that do not fit the length.
+ */
+export function proofFromLeaves (length: number, hashes: Uint8Array, first: number, end: number): Uint8Array[] {
+  const leaves = split32(length, hashes)
+  const n = leaves.length
   checkRange(n, first, end)
-  const leaves = leafHashes(bytes)
   const proof: Uint8Array[] = []
   const walk = (lo: number, hi: number): void => {
     if (hi <= first || lo >= end) { proof.push(subtree(leaves, lo, hi)); return }
@@ -55,7 +89,16 @@ export function rangeProof (bytes: Uint8Array, first: number, end: number): { by
     walk(mid, hi)
   }
   walk(0, n)
-  return { bytes: bytes.subarray(first * LEAF_BYTES, Math.min(end * LEAF_BYTES, bytes.byteLength)), proof }
+  return proof
+}
+
+/** The leaf hashes of a fragment of `length` bytes as one view per leaf; RangeError when they do not fit. */
+function split32 (length: number, hashes: Uint8Array): Uint8Array[] {
+  const n = leafCount(length)
+  if (hashes.byteLength !== n * HASH_BYTES) throw new RangeError(`${hashes.byteLength} bytes of leaf hashes for the ${n} leaves of a ${length}-byte fragment`)
+  const out: Uint8Array[] = []
+  for (let i = 0; i < n; i++) out.push(hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES))
+  return out
 }
 
 /** Bytes leaves [first, end) hold in a fragment of `length` bytes. */
@@ -104,13 +147,6 @@ function split (n: number): number {
   let k = 1
   while (k * 2 < n) k *= 2
   return k
-}
-
-function leafHashes (bytes: Uint8Array): Uint8Array[] {
-  const n = leafCount(bytes.byteLength)
-  const out: Uint8Array[] = []
-  for (let i = 0; i < n; i++) out.push(leafHash(bytes.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)))
-  return out
 }
 
 function subtree (leaves: Uint8Array[], lo: number, hi: number): Uint8Array {

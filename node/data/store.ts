@@ -281,6 +281,34 @@ export class Store {
     return bytes
   }
 
+  /**
+   * Bytes [offset, offset + length) of a stored block, NOT verified (a slice cannot be checked
+   * against the block's CID): the caller checks it, against the leaf hashes of the block's
+   * Merkle tree (data/leaves.ts). Undefined when the block is not here or shorter than that.
+   */
+  async readSlice (cid: CID, offset: number, length: number): Promise<Uint8Array | undefined> {
+    if (this.absent(cid)) return undefined
+    let fh
+    try {
+      fh = await open(this.file(cid).file, 'r')
+    } catch (err: any) {
+      if (err.code === 'ENOENT') return undefined
+      throw err
+    }
+    try {
+      const out = new Uint8Array(length)
+      let got = 0
+      while (got < length) {
+        const { bytesRead } = await fh.read(out, got, length - got, offset + got)
+        if (bytesRead === 0) return undefined
+        got += bytesRead
+      }
+      return out
+    } finally {
+      await fh.close()
+    }
+  }
+
   /** A local block if present and sound; undefined when absent or corrupt (corrupt ones are quarantined). */
   async tryGet (cid: CID): Promise<Uint8Array | undefined> {
     try {

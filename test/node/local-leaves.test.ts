@@ -1,0 +1,119 @@
+// Small reads of chunks stored here read their page, not the chunk (node/data/leaves.ts): every
+// slice is checked against the fragment's leaf hashes, a corrupt disk is caught (never served),
+// and a holder's proof for a peer verifies against the manifest's root.
+import assert from 'node:assert/strict'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ChunkService, LEAF_BYTES, Store, merkleRoot, verifyRange } from '../../node/data/index.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { prng, seededBytes } from '../../harness/prng.ts'
+
+/** The file of the store under `dir` that holds exactly `bytes`. */
+async function fileHolding (dir: string, bytes: Uint8Array): Promise<string> {
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue
+    const path = join(e.parentPath, e.name)
+    const got = await readFile(path)
+    if (got.byteLength === bytes.byteLength && Buffer.compare(got, bytes) === 0) return path
+  }
+  throw new Error('no block file holds those bytes')
+}
+
+describe('local range reads (LocalLeaves)', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  afterEach(async () => { await t.run() })
+
+  async function service (params: { k: number, m: number }): Promise<{ store: Store, chunks: ChunkService, dir: string }> {
+    const dir = join(await tempDir(t), 'store')
+    const store = await Store.open(dir)
+    t.add(async () => { await store.close() })
+    return { store, dir, chunks: new ChunkService(store, { localParams: params, cacheBytes: 0 }) }
+  }
+
+  for (const params of [{ k: 1, m: 0 }, { k: 4, m: 2 }]) {
+    it(`reads pages of a chunk it wrote (k=${params.k}, m=${params.m}) from the disk alone, each byte right`, async () => {
+      const { chunks } = await service(params)
+      const bytes = seededBytes(1 << 20, 3)
+      const { ref } = await chunks.storeChunk(bytes, 0)
+      chunks.dropCache()
+      assert.ok(ref.roots !== undefined)
+      const rnd = prng(5)
+      // cold: the first read of each fragment reads it whole once (and keeps its leaf hashes)
+      for (let i = 0; i < 200; i++) {
+        const start = Math.floor(rnd() * (ref.size - 4096))
+        const got = await chunks.readRange(ref, start, start + 4096)
+        assert.deepEqual(new Uint8Array(got), bytes.subarray(start, start + 4096), `bytes at ${start}`)
+      }
+      const c = chunks.localLeaves.counters
+      assert.ok(c.wholeReads <= params.k, `at most one whole read per data fragment (${c.wholeReads})`)
+      assert.ok(c.slices >= 200 - params.k, `the other reads were slices (${c.slices})`)
+      assert.equal(c.mismatches, 0)
+      assert.equal(chunks.readCounters().rangeFallbacks, 0)
+    })
+  }
+
+  it('a chunk just written is read by slices at once (its leaf hashes were kept when it was stored)', async () => {
+    const { chunks } = await service({ k: 1, m: 0 })
+    const bytes = seededBytes(1 << 20, 4)
+    const { ref } = await chunks.storeChunk(bytes, 0)
+    // the chunk cache (0 bytes here) is not what serves it: the store is
+    assert.deepEqual(new Uint8Array(await chunks.readRange(ref, 300_000, 304_096)), bytes.subarray(300_000, 304_096))
+    assert.equal(chunks.localLeaves.counters.wholeReads, 0)
+    assert.equal(chunks.localLeaves.counters.slices, 1)
+  })
+
+  it('a page corrupted on disk is never returned: alone, the read fails; with parity here, the chunk is rebuilt', async () => {
+    for (const params of [{ k: 1, m: 0 }, { k: 4, m: 2 }]) {
+      const { chunks, dir } = await service(params)
+      const bytes = seededBytes(1 << 20, 6)
+      const { ref, blocks } = await chunks.storeChunk(bytes, 0)
+      const path = await fileHolding(dir, blocks[0].bytes)
+      const bad = Buffer.from(blocks[0].bytes)
+      bad[LEAF_BYTES + 10] ^= 0xff // leaf 1 of data fragment 0
+      await writeFile(path, bad)
+      const start = LEAF_BYTES + 4
+      const read = chunks.readRange(ref, start, start + 100)
+      if (params.k === 1) {
+        await assert.rejects(read, (err: any) => /corrupt/i.test(String(err?.message)), 'the only copy is corrupt: an error, not wrong bytes')
+      } else {
+        assert.deepEqual(new Uint8Array(await read), bytes.subarray(start, start + 100), 'rebuilt from the other fragments')
+      }
+      assert.equal(chunks.localLeaves.counters.mismatches, 1, 'the slice did not match its leaf hash')
+      await t.run()
+    }
+  })
+
+  it('proof(): a holder answers a range want from kept leaf hashes, and the answer verifies against the root', async () => {
+    const { chunks, store } = await service({ k: 4, m: 2 })
+    const { ref, blocks } = await chunks.storeChunk(seededBytes(1 << 20, 7), 0)
+    const frag = blocks[1]
+    const root = merkleRoot(frag.bytes)
+    assert.deepEqual(ref.roots![1], root)
+    const n = Math.ceil(frag.bytes.byteLength / LEAF_BYTES)
+    for (const [first, end] of [[0, 1], [n - 1, n], [2, 5], [0, n]]) {
+      const got = await chunks.localLeaves.proof(frag.cid, first, end)
+      assert.ok(got !== undefined)
+      assert.ok(verifyRange(root, frag.bytes.byteLength, first, end, got.bytes, got.proof), `leaves [${first}, ${end})`)
+    }
+    assert.equal(await chunks.localLeaves.proof(frag.cid, 0, n + 1), undefined, 'a range past the end: not served')
+    chunks.localLeaves.clear()
+    const cold = await chunks.localLeaves.proof(frag.cid, 1, 2)
+    assert.ok(cold !== undefined && verifyRange(root, frag.bytes.byteLength, 1, 2, cold.bytes, cold.proof), 'cold: read whole once')
+    await store.delete(frag.cid)
+    assert.equal(await chunks.localLeaves.proof(frag.cid, 1, 2), undefined, 'gone from the store: not served')
+  })
+
+  it('a ref whose root is not the stored fragment\'s is not served from it', async () => {
+    const { chunks } = await service({ k: 1, m: 0 })
+    const bytes = seededBytes(1 << 20, 8)
+    const { ref } = await chunks.storeChunk(bytes, 0)
+    const wrong: ChunkRef = { ...ref, roots: [new Uint8Array(32)] }
+    // no network, and the fragment here does not hash to the (wrong) root: the chunk is read
+    // whole, verified by its CID
+    assert.deepEqual(new Uint8Array(await chunks.readRange(wrong, 0, 4096)), bytes.subarray(0, 4096))
+    assert.equal(chunks.readCounters().ranges, 0, 'not served from the leaves')
+    assert.equal(chunks.localLeaves.counters.slices, 0)
+  })
+})
