@@ -287,7 +287,7 @@ export class ChunkService {
     let local: Array<LeafSlice | undefined>
     try {
       local = await Promise.all(slices.map(async s => await this.localLeaves.slice(ref.fragments[s.fragment], s.first, s.end, roots[s.fragment])))
-    } catch (err) {
+    } catch (err) { // not lost: fallBack logs it, then reads the chunk whole
       return await fallBack(err)
     }
     if (local.some(l => l === undefined) && (network?.fetchRange === undefined || await this.hasLocally(ref))) return await whole()
@@ -311,7 +311,7 @@ export class ChunkService {
       for (const p of parts) { out.set(p, at); at += p.byteLength }
       this.counters.ranges++
       return out
-    } catch (err) {
+    } catch (err) { // not lost: fallBack logs it, then reads the chunk whole
       return await fallBack(err)
     }
   }
