@@ -8,7 +8,9 @@
 //   git-clone.s             `git clone --no-local` of a 1,000-file repository on the local disk
 // Beside each figure on six hosts: the bytes all hosts sent on gossip and on the swarm during it,
 // and the process's CPU seconds (six hosts share this process's one thread: CPU is what they
-// cost each other). DARKFS_SMALL_SYNC_SECONDS sets the fio run (default 10). A smaller, quicker
+// cost each other). DARKFS_SMALL_SYNC_SECONDS sets the fio run (default 10);
+// DARKFS_SMALL_SYNC_HOSTS (e.g. '6') runs only those cluster sizes, for paired before/after runs of
+// one of them (the ratios then come out NaN). A smaller, quicker
 // cousin of `DARKFS_BENCH=compare` (minutes there, about two here). Needs root (FUSE).
 import { mkdtemp, chmod, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -22,7 +24,7 @@ import type { Target, Work } from './_compare-work.ts'
 import { ensureTools } from './_tools.ts'
 import { sh } from './_proc.ts'
 
-const HOSTS = [1, 6]
+const HOSTS = (process.env.DARKFS_SMALL_SYNC_HOSTS ?? '1,6').split(',').map(Number)
 const DEFAULT_MIB = 16
 const DEFAULT_SECONDS = 10
 
