@@ -731,9 +731,14 @@ export class Volume implements VolumeApi {
     return j < fp.extents.length
   }
 
-  /** A committed version's chunks are placed (fsync waits for it through track()). */
+  /**
+   * A committed version's chunks are placed; fsync waits (through track()) until each survives
+   * one lost host (DESIGN.md §5: `safe`, two copies of a block or k fragments left whichever
+   * host goes), not for every copy: the rest go on in the background, the chunk pending (and
+   * retried) until every target holds its part.
+   */
   private placeCommitted (f: OpenFile, c: Committed): void {
-    this.track(f.inode, Promise.all([this.chunks.place(c.refs, { inode: f.inode }), c.placing]).then(() => {}))
+    this.track(f.inode, Promise.all([this.chunks.place(c.refs, { inode: f.inode, safe: true }), c.placing]).then(() => {}))
   }
 
   /** Remember a placement in flight for an inode (fsync waits for every one of them). */
