@@ -72,6 +72,18 @@ export const SYNC_PLACE_WAIT_MS = 20_000
 export const FOLD_EXTENTS = 64
 export const FOLD_BYTES = 8 << 20
 /**
+ * A fold rewrites every whole chunk its extents touch. Past FOLD_EXTENTS, a file whose fold
+ * would rewrite more than FOLD_CHEAP_REWRITE bytes, and more than FOLD_AMPLIFICATION times the
+ * bytes of its extents, is not folded yet: small writes scattered over a large file (fio's 4
+ * KiB pages over 16 MiB rewrote all 16 chunks every 64 pages, 64 bytes per byte written) wait
+ * for more, so one rewrite of a chunk holds more of them, up to FOLD_EXTENTS_MAX extents (what
+ * a read merges stays bounded) or FOLD_BYTES. A quiet file is folded as before. When to fold
+ * is this host's own choice: what a fold holds is the tree's rule (crdt.ts), the same on every host.
+ */
+export const FOLD_AMPLIFICATION = 16
+export const FOLD_CHEAP_REWRITE = 4 << 20
+export const FOLD_EXTENTS_MAX = 1024
+/**
  * A fold holds only appends at least this old (by their clock): a fold is read only when it
  * holds the file's first appends exactly, and appends still on their way from other hosts may
  * come before younger ones.
@@ -86,6 +98,19 @@ export const FOLD_SETTLE_MS = 2_000
 export const FOLD_QUIET_MS = 10_000
 
 const log = logger('volume')
+
+/** Whether a file's unfolded extents are due a fold before the file is quiet (FOLD_EXTENTS, FOLD_AMPLIFICATION). */
+export function foldDue (extents: ReadonlyArray<{ pos: number, size: number }>): boolean {
+  const bytes = extents.reduce((n, x) => n + x.size, 0)
+  if (bytes > FOLD_BYTES || extents.length > FOLD_EXTENTS_MAX) return true
+  if (extents.length <= FOLD_EXTENTS) return false
+  const chunks = new Set<number>()
+  for (const x of extents) {
+    for (let i = Math.floor(x.pos / CHUNK_SIZE); i * CHUNK_SIZE < x.pos + x.size; i++) chunks.add(i)
+  }
+  const rewrite = chunks.size * CHUNK_SIZE
+  return rewrite <= FOLD_CHEAP_REWRITE || rewrite <= bytes * FOLD_AMPLIFICATION
+}
 
 const ROOT: Caller = { uid: 0, gid: 0 }
 const BLOCK = 4096
@@ -682,7 +707,7 @@ export class Volume implements VolumeApi {
     if (this.closing !== undefined) return
     const extents = this.tree.get(inode)?.extents ?? []
     if (extents.length === 0) return
-    if (!quiet && extents.length <= FOLD_EXTENTS && extents.reduce((n, x) => n + x.size, 0) <= FOLD_BYTES) {
+    if (!quiet && !foldDue(extents)) {
       this.foldLater(inode, FOLD_QUIET_MS)
       return
     }
@@ -731,9 +756,14 @@ export class Volume implements VolumeApi {
     return j < fp.extents.length
   }
 
-  /** A committed version's chunks are placed (fsync waits for it through track()). */
+  /**
+   * A committed version's chunks are placed; fsync waits (through track()) until each survives
+   * one lost host (DESIGN.md §5: `safe`, two copies of a block or k fragments left whichever
+   * host goes), not for every copy: the rest go on in the background, the chunk pending (and
+   * retried) until every target holds its part.
+   */
   private placeCommitted (f: OpenFile, c: Committed): void {
-    this.track(f.inode, Promise.all([this.chunks.place(c.refs, { inode: f.inode }), c.placing]).then(() => {}))
+    this.track(f.inode, Promise.all([this.chunks.place(c.refs, { inode: f.inode, safe: true }), c.placing]).then(() => {}))
   }
 
   /** Remember a placement in flight for an inode (fsync waits for every one of them). */

@@ -87,7 +87,7 @@ export interface Network {
    * is over (acknowledged, or left pending for a retry); `inode`: the file they belong to;
    * `staged`: fragments still in memory (else they are read from the local store).
    */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, settle?: boolean }) => Promise<void>
+  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, settle?: boolean, safe?: boolean }) => Promise<void>
   /**
    * Leaves [slice.first, slice.end) of one data fragment of `ref`, verified against its Merkle
    * root (ref.roots), from a holder (range wants). Optional: without it chunks are read whole.
@@ -501,10 +501,11 @@ export class ChunkService {
 
   /**
    * Hand freshly written chunks to the network for placement; resolves when the attempt is over
-   * (the Volume decides how long an fsync waits for it). Their staged fragments are forgotten
-   * then: a chunk left pending is pushed again later from the store.
+   * (the Volume decides how long an fsync waits for it), or with `safe` once each chunk survives
+   * one lost host (keeper/network.ts). Their staged fragments are forgotten then: a chunk left
+   * pending, or still being placed, is pushed from the store.
    */
-  async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean } = {}): Promise<void> {
+  async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean, safe?: boolean } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
     try {
       await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid) })

@@ -114,6 +114,30 @@ export interface PlaceOptions extends AbortOptions {
    * its bytes on this disk until then.
    */
   settle?: boolean
+  /**
+   * Resolve a chunk as soon as one lost host would lose nothing of it (survivesOneLoss: two
+   * hosts hold its block, or every host but any one still holds k of its fragments), what an
+   * fsync waits for (DESIGN.md §5); its placement on the rest of its targets goes on in the
+   * background, tracked as before (pending until every target acknowledged).
+   */
+  safe?: boolean
+}
+
+/**
+ * Whether a chunk whose fragment j is held by the hosts in held[j] survives the loss of any one
+ * host: a replicated chunk (k = 1, one block) has two holders, an erasure-coded one keeps k
+ * fragments held elsewhere whichever host is lost.
+ */
+export function survivesOneLoss (held: Array<Set<string>>, k: number): boolean {
+  const sets = k === 1 ? held.slice(0, 1) : held
+  const hosts = new Set(sets.flatMap(h => [...h]))
+  if (hosts.size < 2) return false
+  for (const lost of hosts) {
+    let left = 0
+    for (const h of sets) if (h.size > (h.has(lost) ? 1 : 0)) left++
+    if (left < k) return false
+  }
+  return true
 }
 
 export class ChunkNetwork extends EventTarget implements Network {
@@ -137,6 +161,8 @@ export class ChunkNetwork extends EventTarget implements Network {
   private readonly placing = new Map<string, Promise<void>>()
   /** Chunks whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
   private readonly handing = new Map<string, Promise<void>>()
+  /** Chunk -> the `safe` waits of place() until survivesOneLoss holds for it (checked at each acknowledgement). */
+  private readonly safeWaits = new Map<string, Array<() => void>>()
 
   constructor (components: NetworkComponents) {
     super()
@@ -274,7 +300,8 @@ export class ChunkNetwork extends EventTarget implements Network {
    * Place the fragments of each chunk on the hosts the placement plan wants them on
    * (assignment.ts: fragment j on the member ranked j, on a fresh write; self included).
    * Resolves when every chunk's attempt is over: acknowledged, or left pending for a retry (the
-   * Volume bounds how long an fsync waits for it). Fragments are taken from `staged` (the
+   * Volume bounds how long an fsync waits for it); with `safe`, as soon as each chunk survives
+   * one lost host. Fragments are taken from `staged` (the
    * chunk service's memory) when it has them, else read from the store. Fragments held here
    * that are not this host's to keep are handed over once their targets promised to keep them
    * (custody.ts, through the 'handover' event).
@@ -282,19 +309,51 @@ export class ChunkNetwork extends EventTarget implements Network {
   async place (refs: ChunkRef[], opts: PlaceOptions = {}): Promise<void> {
     const work = refs.filter(r => r.cid !== null)
     for (const r of work) this.pending.add(r, opts.inode)
-    await forEachLimited(work, PLACE_CONCURRENCY, async r => {
+    // each chunk's attempt over (acknowledged, or left pending)
+    const over = work.map(() => Promise.withResolvers<void>())
+    const all = forEachLimited(work.map((r, i) => ({ r, i })), PLACE_CONCURRENCY, async ({ r, i }) => {
       const key = r.cid!.toString()
       let run = this.placing.get(key)
       if (run === undefined) {
         run = this.placeOne(r, opts).catch((err: Error) => {
           // the chunk stays pending (local-only until then): retried on reconnect and by the retry timer
           placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
-        }).finally(() => { this.placing.delete(key) })
+        }).finally(() => {
+          this.placing.delete(key)
+          // waits still here raced this run, which is over
+          this.safeWaits.delete(key)
+        })
         this.placing.set(key, run)
       }
       await run
+      over[i].resolve()
       if (opts.settle === true) await this.handing.get(key)
     })
+    if (opts.safe !== true) return await all
+    // the whole placement goes on at its own pace (PLACE_CONCURRENCY chunks at a time); the
+    // caller goes on once each chunk survives one lost host, or its attempt is over (a failure
+    // of the whole, e.g. an abort, still reaches it)
+    const safe = Promise.all(work.map(async (r, i) => { await Promise.race([over[i].promise, this.whenSafe(r.cid!.toString(), r.k)]) }))
+    await Promise.race([all, safe])
+  }
+
+  /** Resolves once the chunk survives one lost host (or never: place() races it with the placement). */
+  private async whenSafe (key: string, k: number): Promise<void> {
+    const held = this.placement.get(key)
+    if (held !== undefined && survivesOneLoss(held, k)) return
+    await new Promise<void>(resolve => {
+      const list = this.safeWaits.get(key)
+      if (list === undefined) this.safeWaits.set(key, [resolve])
+      else list.push(resolve)
+    })
+  }
+
+  /** An acknowledgement came for the chunk: resolve its `safe` waits if it now survives one lost host. */
+  private checkSafe (key: string, held: Array<Set<string>>, k: number): void {
+    const list = this.safeWaits.get(key)
+    if (list === undefined || !survivesOneLoss(held, k)) return
+    this.safeWaits.delete(key)
+    for (const resolve of list) resolve()
   }
 
   /**
@@ -374,7 +433,7 @@ export class ChunkNetwork extends EventTarget implements Network {
         await this.forward.place(ref, want.map(hs => hs[0]), {
           signal: opts.signal,
           pinners,
-          onAck: (j, p) => { held[j].add(p); placeLog('chunk %s: f%d acked by %s (relayed)', chunk, j, shortPeer(p)) }
+          onAck: (j, p) => { held[j].add(p); placeLog('chunk %s: f%d acked by %s (relayed)', chunk, j, shortPeer(p)); this.checkSafe(key, held, ref.k) }
         }).catch((err: Error) => {
           // what the relay could not place is pushed directly below
           placeLog('chunk %s: relay failed, pushing directly: %s', chunk, err.message)
@@ -392,7 +451,12 @@ export class ChunkNetwork extends EventTarget implements Network {
       if (placeLog.enabled) placeLog('chunk %s: pushing %s', chunk, deliveries.map(d => `f${index(d.cid)} to ${shortPeers(d.to)}`).join(', '))
       const acks = await this.swarm.push(deliveries, {
         signal: this.signal(opts, PLACE_TIMEOUT_MS),
-        onAck: (cid, p) => { placeLog('chunk %s: f%d acked by %s', chunk, index(cid), shortPeer(p)) }
+        onAck: (cid, p) => {
+          placeLog('chunk %s: f%d acked by %s', chunk, index(cid), shortPeer(p))
+          // held as it comes, so a `safe` wait ends at the acknowledgement that makes it so
+          ref.fragments.forEach((f, j) => { if (f.equals(cid)) held[j].add(p) })
+          this.checkSafe(key, held, ref.k)
+        }
       })
       for (const d of deliveries) {
         const peers = acks.get(d.cid.toString()) ?? []

@@ -213,8 +213,11 @@ export interface HostInit {
 
 /** What the gossip handler says of a message: deliver and forward it, drop it, or drop it and blame the sender. */
 export type GossipVerdict = 'accept' | 'ignore' | 'reject'
-/** Validates and takes a gossip message; `from` is the peer it came through (it has it). */
-export type GossipHandler = (data: Uint8Array, from: string) => Promise<GossipVerdict>
+/**
+ * Validates and takes a gossip message; `from` is the peer it came through (it has it), `author`
+ * the peer that published it (its signature is checked: StrictSign).
+ */
+export type GossipHandler = (data: Uint8Array, from: string, author: string | undefined) => Promise<GossipVerdict>
 
 export interface Gossip {
   /** The network's topic (from its key). */
@@ -784,7 +787,8 @@ export async function createHost (init: HostInit): Promise<Host> {
     const handler = byTag ?? gossipHandler
     if (handler === undefined) return TopicValidatorResult.Ignore
     try {
-      return VERDICTS[await handler(byTag !== undefined ? msg.data.subarray(1) : msg.data, from.toString())]
+      const author = msg.type === 'signed' ? msg.from.toString() : undefined
+      return VERDICTS[await handler(byTag !== undefined ? msg.data.subarray(1) : msg.data, from.toString(), author)]
     } catch (err) {
       // the handler's own failure (a closed tree): not the sender's fault
       log('gossip handler failed: %e', err)

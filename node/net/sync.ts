@@ -8,6 +8,15 @@
 //    it came through (which took them before forwarding, so it has them), and only then is it
 //    accepted and forwarded. A malformed message or an op the tree refuses is rejected (its
 //    forwarder's gossip score drops); a message of ops all held already is ignored (not sent on).
+//    In a full mesh (host.beyondFullMesh() false: this host is connected to every member it
+//    knows), a message that came straight from its author is taken but not forwarded (the
+//    validator says 'ignore', which gossipsub neither forwards nor scores): the author published
+//    it to every subscribed member itself (floodPublish), so each forward is a copy its receiver
+//    already has, and with extents riding inline in ops that was most of the gossip bytes (the 6
+//    hosts of `DARKFS_BENCH=small-sync` forwarded each op four times). A member the author missed
+//    (one that joined and is not yet connected to it, a link to it that broke) still gets the
+//    ops: its reconcile when it connects to the author, and the heads this host publishes once
+//    the burst is over (headsSoon), whose missing ancestors it fetches from this host.
 //    Ops that reach this host another way (a reconcile, a direct push) are not forwarded one by
 //    one: the tree's heads are published once the burst is over, and the hosts that miss them
 //    fetch what lies below from this host.
@@ -89,7 +98,7 @@ export const RETRY_FIRST_MS = 500
 export const RETRY_MAX_MS = 30_000
 /** Most op ids remembered as "came from peer X" (so they are not echoed back). */
 const MAX_ORIGINS = 10_000
-/** Ops that came by another way than gossip are followed by a heads publish this long after the last one. */
+/** Ops that came by another way than gossip, or by gossip not forwarded, are followed by a heads publish this long after the last one. */
 export const HEADS_PUBLISH_DELAY_MS = 500
 /** Most heads in one heads publish. */
 export const MAX_PUBLISHED_HEADS = 64
@@ -100,7 +109,7 @@ export const GOSSIP_BATCH_BYTES = GOSSIP_MAX_MESSAGE_BYTES - 4096
 export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'receive' | 'opSet' | 'addEventListener' | 'removeEventListener'>
 
 /** The part of the Host sync uses. */
-export type SyncHost = Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Host, 'gossip'>>
+export type SyncHost = Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Host, 'gossip' | 'beyondFullMesh'>>
 
 export interface SyncInit {
   /** Most ops per message. Default DEFAULT_MAX_BATCH. */
@@ -123,6 +132,8 @@ export interface SyncStats {
   gossipAccepted: number
   gossipIgnored: number
   gossipRejected: number
+  /** Of the accepted, those not forwarded (full mesh, straight from their author: see the header). */
+  gossipUnforwarded: number
   /** Rbsr rounds this host ran as the asker, and the bytes of their messages both ways. */
   rbsrRounds: number
   rbsrBytes: number
@@ -159,7 +170,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, rbsrRounds: 0, rbsrBytes: 0, headsReconciles: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, headsReconciles: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -465,7 +476,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     }
 
     /** A gossip message: taken into the tree before gossipsub forwards it (see the header). */
-    const onGossip = async (data: Uint8Array, from: string): Promise<'accept' | 'ignore' | 'reject'> => {
+    const onGossip = async (data: Uint8Array, from: string, author: string | undefined): Promise<'accept' | 'ignore' | 'reject'> => {
       if (!running) return 'ignore'
       let ops: Uint8Array[]
       try {
@@ -510,6 +521,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       if (fresh.some(f => !tree.hasOp(cidOf(f.bytes)))) { stats.gossipIgnored++; return 'ignore' }
       stats.gossipAccepted++
+      if (author !== undefined && author === from && host.beyondFullMesh?.() === false) {
+        // the author sent it to every member; those it missed get the heads (see the header)
+        stats.gossipUnforwarded++
+        headsSoon()
+        return 'ignore'
+      }
       return 'accept'
     }
 

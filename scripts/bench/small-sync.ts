@@ -8,7 +8,10 @@
 //   git-clone.s             `git clone --no-local` of a 1,000-file repository on the local disk
 // Beside each figure on six hosts: the bytes all hosts sent on gossip and on the swarm during it,
 // and the process's CPU seconds (six hosts share this process's one thread: CPU is what they
-// cost each other). DARKFS_SMALL_SYNC_SECONDS sets the fio run (default 10). A smaller, quicker
+// cost each other); on every cluster size, the fold ops its hosts made during it (each rewrites
+// every chunk its extents touch). DARKFS_SMALL_SYNC_SECONDS sets the fio run (default 10);
+// DARKFS_SMALL_SYNC_HOSTS (e.g. '6') runs only those cluster sizes, for paired before/after runs of
+// one of them (the ratios then come out NaN). A smaller, quicker
 // cousin of `DARKFS_BENCH=compare` (minutes there, about two here). Needs root (FUSE).
 import { mkdtemp, chmod, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -21,8 +24,9 @@ import { WORKLOADS, FIO_FILE, makeGitSource } from './_compare-work.ts'
 import type { Target, Work } from './_compare-work.ts'
 import { ensureTools } from './_tools.ts'
 import { sh } from './_proc.ts'
+import type { OpEventDetail } from '../../node/tree/index.ts'
 
-const HOSTS = [1, 6]
+const HOSTS = (process.env.DARKFS_SMALL_SYNC_HOSTS ?? '1,6').split(',').map(Number)
 const DEFAULT_MIB = 16
 const DEFAULT_SECONDS = 10
 
@@ -62,9 +66,17 @@ export async function run (): Promise<Record<string, number | string>> {
         for (const key of ['randwrite-fsync16.iops', 'sqlite-delete.s', 'git-clone.s']) {
           const wl = WORKLOADS.find(w => w.key === key)!
           const traffic = hosts.map(h => h.host.traffic())
+          let folds = 0
+          const onOp = (e: Event): void => {
+            const d = (e as CustomEvent<OpEventDetail>).detail
+            if (d.local && d.body.type === 'fold') folds++
+          }
+          for (const h of hosts) h.tree.addEventListener('op', onOp)
           const cpu = process.cpuUsage()
           const v = await wl.run(target, work)
           const used = process.cpuUsage(cpu)
+          for (const h of hosts) h.tree.removeEventListener('op', onOp)
+          figures[`small-sync.${key}.darkfs-${n}.folds`] = folds
           figures[`small-sync.${key}.darkfs-${n}`] = v
           if (n > 1) {
             figures[`small-sync.${key}.darkfs-${n}.gossip.MiB`] = sent(hosts, traffic, 'meshsub') / 2 ** 20

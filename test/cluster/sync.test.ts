@@ -66,6 +66,52 @@ describe('node/sync (cluster)', function () {
       assert.deepEqual(names(n.tree), ['dir-0', 'dir-1', 'dir-2', 'dir-3', 'dir-4'])
       assert.equal(headIds(n.tree), headIds(first.tree))
     }
+    // a full mesh: an op that came straight from its author is not sent on (its author sent it to all)
+    assert.ok(all.some(n => n.sync.stats().gossipUnforwarded > 0), 'no host kept a message from its author to itself')
+  })
+
+  it('sync in a full mesh: a host the author\'s gossip missed gets the op from the heads another host publishes', async function () {
+    const key = createNetworkKey()
+    const ka = await generateKeyPair('Ed25519')
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+    const aId = peerIdFromPrivateKey(ka).toString()
+    // c's sync never hears a's gossip nor talks to a (no push, no reconcile): only b can tell it
+    const deaf = (h: Host): SyncHost => ({
+      peerId: h.peerId,
+      peers: () => h.peers().filter(p => p.id !== aId),
+      handle: async (protocol, handler, o) => {
+        await h.handle(protocol, async (stream, peer) => {
+          if (peer === aId) { stream.abort(new Error('deaf to a')); return }
+          await handler(stream, peer)
+        }, o)
+      },
+      unhandle: h.unhandle.bind(h),
+      newStream: async (peer, protocol, o) => {
+        if (peer === aId) throw new Error('deaf to a')
+        return await h.newStream(peer, protocol, o)
+      },
+      addEventListener: (type: any, listener: any) => {
+        h.addEventListener(type, (e: any) => { if (e.detail !== aId) listener(e) })
+      },
+      removeEventListener: () => {},
+      gossip: {
+        ...h.gossip,
+        handle: (handler) => {
+          h.gossip.handle(handler === undefined ? undefined : async (data, from, author) => author === aId || from === aId ? 'ignore' : await handler(data, from, author))
+        }
+      },
+      beyondFullMesh: () => h.beyondFullMesh()
+    })
+    const b = await node(key)
+    const a = await node(key, [b.host.addresses()[0]], { key: ka })
+    const c = await node(key, [b.host.addresses()[0]], { view: deaf })
+    await until('full mesh', () => [a, b, c].every(n => n.host.peers().length === 2 && n.host.gossip.subscribers().length === 2))
+    await mkdir(a.tree, 'from-a')
+    await until('b has a\'s op', () => b.tree.size === 1)
+    await until('c got a\'s op from b\'s heads', () => c.tree.size === 1)
+    assert.deepEqual(names(c.tree), ['from-a'])
+    assert.ok(b.sync.stats().gossipUnforwarded > 0, 'b sent a\'s message on')
+    assert.equal(headIds(c.tree), headIds(a.tree))
   })
 
   it('sync reconciles a long history on connect, in batches, walking parents', async function () {
