@@ -156,6 +156,12 @@ export class TreeState {
   /** inode -> the ops of its current version (several when concurrent identical versions merged) */
   readonly head = new Map<InodeId, string[]>()
   readonly conflicts = new Map<EntryId, ConflictRec>()
+  /**
+   * inode -> its write-made conflict siblings (the entries of `conflicts` with write set and
+   * `of` that inode): what ownSiblings() reads on every conflicting write and positioned extent,
+   * without a scan of every conflict in the tree. Kept by setConflict()/deleteConflict().
+   */
+  readonly siblingsOf = new Map<InodeId, Map<EntryId, true>>()
   readonly byIno = new Map<number, InodeId>()
 
   constructor () {
@@ -690,7 +696,7 @@ class Apply {
       } else {
         const dir = s.dirs.get(e.parent)
         const name = keptName(e.name, c.author, c.time, n => dir?.has(n) ?? false)
-        this.j.delete(s.conflicts, id)
+        this.deleteConflict(id)
         this.detach(e)
         const kept: EntryRec = { ...e, name, by: { author: this.node.op.author, time: this.time } }
         this.j.set(s.entries, id, kept)
@@ -718,8 +724,10 @@ class Apply {
   private ownSiblings (inode: InodeId): Array<{ e: EntryRec, head: string, cause?: string }> {
     const s = this.s
     const out: Array<{ e: EntryRec, head: string, cause?: string }> = []
-    for (const [id, c] of s.conflicts) {
-      if (!c.write || c.of !== inode) continue
+    const ids = s.siblingsOf.get(inode)
+    if (ids === undefined) return out
+    for (const id of ids.keys()) {
+      const c = s.conflicts.get(id) as ConflictRec
       const e = s.entries.get(id)
       const head = s.head.get(id)
       if (e === undefined || e.unlinkedBy !== undefined || e.inode !== id || head?.length !== 1) continue
@@ -728,7 +736,38 @@ class Apply {
       if (versionById(s.versions.get(inode) ?? [], head[0]) === undefined) continue
       out.push({ e, head: head[0], cause: c.cause })
     }
+    if (out.length < 2) return out
     return out.sort((a, b) => a.e.id < b.e.id ? -1 : a.e.id > b.e.id ? 1 : 0)
+  }
+
+  /** Set entry `id`'s conflict record, keeping the index of write-made siblings (siblingsOf). */
+  private setConflict (id: EntryId, c: ConflictRec): void {
+    const s = this.s
+    const was = s.conflicts.get(id)
+    if (was?.write === true && (!c.write || was.of !== c.of)) this.unindex(id, was.of)
+    this.j.set(s.conflicts, id, c)
+    if (c.write && (was?.write !== true || was.of !== c.of)) {
+      let ids = s.siblingsOf.get(c.of)
+      if (ids === undefined) {
+        ids = new Map()
+        this.j.set(s.siblingsOf, c.of, ids)
+      }
+      this.j.set(ids, id, true)
+    }
+  }
+
+  /** Entry `id` is no conflict any more (and no write-made sibling in siblingsOf). */
+  private deleteConflict (id: EntryId): void {
+    const s = this.s
+    const was = s.conflicts.get(id)
+    if (was === undefined) return
+    if (was.write) this.unindex(id, was.of)
+    this.j.delete(s.conflicts, id)
+  }
+
+  private unindex (id: EntryId, of: InodeId): void {
+    const ids = this.s.siblingsOf.get(of)
+    if (ids !== undefined) this.j.delete(ids, id)
   }
 
   /** Hide the live merge-made siblings of `inode` whose version this op has seen. */
@@ -769,7 +808,7 @@ class Apply {
       if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
       this.j.set(s.head, id, [loser.id])
       const c = s.conflicts.get(id) as ConflictRec
-      this.j.set(s.conflicts, id, { ...c, cause })
+      this.setConflict(id, { ...c, cause })
       if (!reuse.e.live) this.attach(reuse.e)
       return
     }
@@ -786,7 +825,7 @@ class Apply {
     this.j.set(s.entries, id, e)
     this.j.set(s.links, id, new Map([[id, true]]))
     this.attach(e)
-    this.j.set(s.conflicts, id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
+    this.setConflict(id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
   }
 
   private version (content: Version['content'], size: number): Version {
@@ -829,7 +868,7 @@ class Apply {
       const name = conflictName(other.name, other.by.author, other.by.time, n => dir.has(n) || n === e.name)
       this.j.set(s.entries, other.id, { ...other, name })
       this.j.set(dir, name, other.id)
-      if (!s.conflicts.has(other.id)) this.j.set(s.conflicts, other.id, { of: e.inode, author: other.by.author, time: other.by.time, write: false })
+      if (!s.conflicts.has(other.id)) this.setConflict(other.id, { of: e.inode, author: other.by.author, time: other.by.time, write: false })
     }
     this.j.set(dir, e.name, e.id)
     this.j.set(s.entries, e.id, { ...s.entries.get(e.id) as EntryRec, live: true })
