@@ -419,7 +419,7 @@ class Apply {
   /** Write (or append) vs. unlink: entries of file `id` unlinked by ops this op did not see come back. */
   private reviveUnseen (id: InodeId): void {
     const s = this.s
-    for (const eid of [...(s.links.get(id)?.keys() ?? [])].sort()) {
+    for (const eid of linksOf(s, id)) {
       const e = s.entries.get(eid) as EntryRec
       if (e.live || e.unlinkedBy === undefined) continue
       const u = this.dag.get(e.unlinkedBy)
@@ -736,8 +736,15 @@ class Apply {
       if (versionById(s.versions.get(inode) ?? [], head[0]) === undefined) continue
       out.push({ e, head: head[0], cause: c.cause })
     }
-    if (out.length < 2) return out
-    return out.sort((a, b) => a.e.id < b.e.id ? -1 : a.e.id > b.e.id ? 1 : 0)
+    // by entry id (unique): an insertion sort in place, as an inode has few siblings (sort()
+    // allocates a work array per call, and this runs on every conflicting write)
+    for (let i = 1; i < out.length; i++) {
+      const x = out[i]
+      let k = i
+      for (; k > 0 && out[k - 1].e.id > x.e.id; k--) out[k] = out[k - 1]
+      out[k] = x
+    }
+    return out
   }
 
   /** Set entry `id`'s conflict record, keeping the index of write-made siblings (siblingsOf). */
@@ -884,7 +891,7 @@ class Apply {
    */
   private absorb (e: EntryRec): void {
     const s = this.s
-    for (const id of [...(s.links.get(e.inode)?.keys() ?? [])].sort()) {
+    for (const id of linksOf(s, e.inode)) {
       const l = s.entries.get(id) as EntryRec
       if (id === e.id || !l.live || l.parent !== e.parent || s.conflicts.get(id)?.write !== false || baseName(l.name) !== e.name) continue
       this.detach(l)
@@ -925,6 +932,17 @@ function versionById (vs: VersionRec[], id: string | undefined): VersionRec | un
   return undefined
 }
 
+/**
+ * The entries that ever named inode `id`, sorted (a copy: the caller may change the links). Most
+ * files have one link, returned without a sort (its work array per call, on every write).
+ */
+function linksOf (s: TreeState, id: InodeId): string[] {
+  const links = s.links.get(id)
+  if (links === undefined) return []
+  const out = [...links.keys()]
+  return out.length < 2 ? out : out.sort()
+}
+
 /** Versions by (hlc, author): the total order's first two keys. */
 function compareClock (a: Version, b: Version): number {
   if (a.hlc[0] !== b.hlc[0]) return a.hlc[0] - b.hlc[0]
@@ -959,11 +977,18 @@ function plain (v: Version): Shown {
 
 /** An inode record without the file fields that are empty (no appends, no fold). */
 function clean (rec: InodeRec): InodeRec {
-  if (rec.tail === undefined) delete rec.tail
-  if (rec.covered === 0 || rec.covered === undefined) delete rec.covered
-  if (rec.real === undefined) delete rec.real
-  if (rec.appends === undefined) delete rec.appends
-  return rec
+  if (!('tail' in rec && rec.tail === undefined) && !('covered' in rec && (rec.covered === 0 || rec.covered === undefined)) &&
+    !('real' in rec && rec.real === undefined) && !('appends' in rec && rec.appends === undefined)) return rec
+  // a copy without them, keys in the same order: `delete` would turn the record into a slow
+  // (dictionary) object, and every later read and copy of it would take V8's slow path
+  const out: Record<string, unknown> = {}
+  for (const k in rec) {
+    const v = (rec as Record<string, unknown>)[k]
+    if (v === undefined && (k === 'tail' || k === 'covered' || k === 'real' || k === 'appends')) continue
+    if (k === 'covered' && v === 0) continue
+    out[k] = v
+  }
+  return out as InodeRec
 }
 
 /** The create of an empty file (open with O_CREAT, touch, mknod): no content yet. */
