@@ -1,8 +1,6 @@
 // Tree: the replicated metadata tree of one host. It owns the op DAG, the durable op log and
 // the materialised tree (crdt.ts), and takes ops from two sides: commit() for local changes and
-// receive() for ops from peers. Both persist an op (fsync) before they resolve; a local op is
-// durable before it is applied, a received batch is applied while its write is under way (its
-// peer holds it, and the log's order keeps every later record behind it: see receive()).
+// receive() for ops from peers. Both persist an op (fsync) before it is applied.
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
 import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, extentsOf, type EntryRec, type InodeRec } from './crdt.ts'
@@ -41,8 +39,8 @@ export interface ReceiveResult {
 /**
  * Where receive() spends its time, summed over every call since open (milliseconds of wall time
  * per stage, for benchmarks and metrics): decode (hash, CID, dag-cbor, shape checks), verify
- * (signature checks), order (which ops are ready, in causal order), journal (the wait for the log
- * append and its fdatasync, past the DAG insert and CRDT apply it runs under), dag (DAG insert, vector clocks), crdt (slotting into the total order and applying to
+ * (signature checks), order (which ops are ready, in causal order), journal (log append and its
+ * fdatasync), dag (DAG insert, vector clocks), crdt (slotting into the total order and applying to
  * the materialised tree, undo/redo included), events (the 'op' events).
  */
 export interface ReceiveStats {
@@ -401,21 +399,12 @@ export class Tree extends EventTarget {
       }
       const waiting = [...candidates.keys()].filter(id => !readyIds.has(id) && (fresh.has(id) || this.pending.has(id)))
       stats.orderMs += performance.now() - t
-      // the log append is queued now and waited for only after the ops are applied: the durable
-      // write (an fdatasync) runs while the CPU applies them. Nothing can outrun it to the disk:
-      // the log is written in queue order, so a local op made on top of these (or any later
-      // record) is durable only after them, and receive() still resolves only once they are
-      // durable. Until then they show in the tree (and 'op' events) without being on disk: a
-      // crash loses them here, but they came from a peer that holds them, and sync fetches
-      // them again. A failed write fails the tree (usable()), as before.
-      const durable = ready.length > 0
-        ? this.log.append(ready.map(op => op.bytes)).catch((err: Error) => {
-          this.failed ??= err
-          throw err
-        })
-        : undefined
-      // its failure is thrown by the await below; applying first must not leave it unhandled
-      durable?.catch(() => {})
+      t = performance.now()
+      if (ready.length > 0) await this.log.append(ready.map(op => op.bytes)).catch((err: Error) => {
+        this.failed ??= err
+        throw err
+      })
+      stats.journalMs += performance.now() - t
       t = performance.now()
       for (const op of ready) this.pending.delete(op.id)
       for (const id of waiting) {
@@ -425,9 +414,6 @@ export class Tree extends EventTarget {
       }
       stats.orderMs += performance.now() - t
       this.integrate(ready, false)
-      t = performance.now()
-      await durable
-      stats.journalMs += performance.now() - t
       stats.applied += ready.length
       t = performance.now()
       const missing = new Map<string, CID>()
