@@ -156,6 +156,12 @@ export class TreeState {
   /** inode -> the ops of its current version (several when concurrent identical versions merged) */
   readonly head = new Map<InodeId, string[]>()
   readonly conflicts = new Map<EntryId, ConflictRec>()
+  /**
+   * inode -> its write-made conflict siblings (the entries of `conflicts` with write set and
+   * `of` that inode): what ownSiblings() reads on every conflicting write and positioned extent,
+   * without a scan of every conflict in the tree. Kept by setConflict()/deleteConflict().
+   */
+  readonly siblingsOf = new Map<InodeId, Map<EntryId, true>>()
   readonly byIno = new Map<number, InodeId>()
 
   constructor () {
@@ -413,7 +419,7 @@ class Apply {
   /** Write (or append) vs. unlink: entries of file `id` unlinked by ops this op did not see come back. */
   private reviveUnseen (id: InodeId): void {
     const s = this.s
-    for (const eid of [...(s.links.get(id)?.keys() ?? [])].sort()) {
+    for (const eid of linksOf(s, id)) {
       const e = s.entries.get(eid) as EntryRec
       if (e.live || e.unlinkedBy === undefined) continue
       const u = this.dag.get(e.unlinkedBy)
@@ -690,7 +696,7 @@ class Apply {
       } else {
         const dir = s.dirs.get(e.parent)
         const name = keptName(e.name, c.author, c.time, n => dir?.has(n) ?? false)
-        this.j.delete(s.conflicts, id)
+        this.deleteConflict(id)
         this.detach(e)
         const kept: EntryRec = { ...e, name, by: { author: this.node.op.author, time: this.time } }
         this.j.set(s.entries, id, kept)
@@ -718,8 +724,10 @@ class Apply {
   private ownSiblings (inode: InodeId): Array<{ e: EntryRec, head: string, cause?: string }> {
     const s = this.s
     const out: Array<{ e: EntryRec, head: string, cause?: string }> = []
-    for (const [id, c] of s.conflicts) {
-      if (!c.write || c.of !== inode) continue
+    const ids = s.siblingsOf.get(inode)
+    if (ids === undefined) return out
+    for (const id of ids.keys()) {
+      const c = s.conflicts.get(id) as ConflictRec
       const e = s.entries.get(id)
       const head = s.head.get(id)
       if (e === undefined || e.unlinkedBy !== undefined || e.inode !== id || head?.length !== 1) continue
@@ -728,7 +736,45 @@ class Apply {
       if (versionById(s.versions.get(inode) ?? [], head[0]) === undefined) continue
       out.push({ e, head: head[0], cause: c.cause })
     }
-    return out.sort((a, b) => a.e.id < b.e.id ? -1 : a.e.id > b.e.id ? 1 : 0)
+    // by entry id (unique): an insertion sort in place, as an inode has few siblings (sort()
+    // allocates a work array per call, and this runs on every conflicting write)
+    for (let i = 1; i < out.length; i++) {
+      const x = out[i]
+      let k = i
+      for (; k > 0 && out[k - 1].e.id > x.e.id; k--) out[k] = out[k - 1]
+      out[k] = x
+    }
+    return out
+  }
+
+  /** Set entry `id`'s conflict record, keeping the index of write-made siblings (siblingsOf). */
+  private setConflict (id: EntryId, c: ConflictRec): void {
+    const s = this.s
+    const was = s.conflicts.get(id)
+    if (was?.write === true && (!c.write || was.of !== c.of)) this.unindex(id, was.of)
+    this.j.set(s.conflicts, id, c)
+    if (c.write && (was?.write !== true || was.of !== c.of)) {
+      let ids = s.siblingsOf.get(c.of)
+      if (ids === undefined) {
+        ids = new Map()
+        this.j.set(s.siblingsOf, c.of, ids)
+      }
+      this.j.set(ids, id, true)
+    }
+  }
+
+  /** Entry `id` is no conflict any more (and no write-made sibling in siblingsOf). */
+  private deleteConflict (id: EntryId): void {
+    const s = this.s
+    const was = s.conflicts.get(id)
+    if (was === undefined) return
+    if (was.write) this.unindex(id, was.of)
+    this.j.delete(s.conflicts, id)
+  }
+
+  private unindex (id: EntryId, of: InodeId): void {
+    const ids = this.s.siblingsOf.get(of)
+    if (ids !== undefined) this.j.delete(ids, id)
   }
 
   /** Hide the live merge-made siblings of `inode` whose version this op has seen. */
@@ -769,7 +815,7 @@ class Apply {
       if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
       this.j.set(s.head, id, [loser.id])
       const c = s.conflicts.get(id) as ConflictRec
-      this.j.set(s.conflicts, id, { ...c, cause })
+      this.setConflict(id, { ...c, cause })
       if (!reuse.e.live) this.attach(reuse.e)
       return
     }
@@ -786,7 +832,7 @@ class Apply {
     this.j.set(s.entries, id, e)
     this.j.set(s.links, id, new Map([[id, true]]))
     this.attach(e)
-    this.j.set(s.conflicts, id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
+    this.setConflict(id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
   }
 
   private version (content: Version['content'], size: number): Version {
@@ -829,7 +875,7 @@ class Apply {
       const name = conflictName(other.name, other.by.author, other.by.time, n => dir.has(n) || n === e.name)
       this.j.set(s.entries, other.id, { ...other, name })
       this.j.set(dir, name, other.id)
-      if (!s.conflicts.has(other.id)) this.j.set(s.conflicts, other.id, { of: e.inode, author: other.by.author, time: other.by.time, write: false })
+      if (!s.conflicts.has(other.id)) this.setConflict(other.id, { of: e.inode, author: other.by.author, time: other.by.time, write: false })
     }
     this.j.set(dir, e.name, e.id)
     this.j.set(s.entries, e.id, { ...s.entries.get(e.id) as EntryRec, live: true })
@@ -845,7 +891,7 @@ class Apply {
    */
   private absorb (e: EntryRec): void {
     const s = this.s
-    for (const id of [...(s.links.get(e.inode)?.keys() ?? [])].sort()) {
+    for (const id of linksOf(s, e.inode)) {
       const l = s.entries.get(id) as EntryRec
       if (id === e.id || !l.live || l.parent !== e.parent || s.conflicts.get(id)?.write !== false || baseName(l.name) !== e.name) continue
       this.detach(l)
@@ -886,6 +932,17 @@ function versionById (vs: VersionRec[], id: string | undefined): VersionRec | un
   return undefined
 }
 
+/**
+ * The entries that ever named inode `id`, sorted (a copy: the caller may change the links). Most
+ * files have one link, returned without a sort (its work array per call, on every write).
+ */
+function linksOf (s: TreeState, id: InodeId): string[] {
+  const links = s.links.get(id)
+  if (links === undefined) return []
+  const out = [...links.keys()]
+  return out.length < 2 ? out : out.sort()
+}
+
 /** Versions by (hlc, author): the total order's first two keys. */
 function compareClock (a: Version, b: Version): number {
   if (a.hlc[0] !== b.hlc[0]) return a.hlc[0] - b.hlc[0]
@@ -920,11 +977,18 @@ function plain (v: Version): Shown {
 
 /** An inode record without the file fields that are empty (no appends, no fold). */
 function clean (rec: InodeRec): InodeRec {
-  if (rec.tail === undefined) delete rec.tail
-  if (rec.covered === 0 || rec.covered === undefined) delete rec.covered
-  if (rec.real === undefined) delete rec.real
-  if (rec.appends === undefined) delete rec.appends
-  return rec
+  if (!('tail' in rec && rec.tail === undefined) && !('covered' in rec && (rec.covered === 0 || rec.covered === undefined)) &&
+    !('real' in rec && rec.real === undefined) && !('appends' in rec && rec.appends === undefined)) return rec
+  // a copy without them, keys in the same order: `delete` would turn the record into a slow
+  // (dictionary) object, and every later read and copy of it would take V8's slow path
+  const out: Record<string, unknown> = {}
+  for (const k in rec) {
+    const v = (rec as Record<string, unknown>)[k]
+    if (v === undefined && (k === 'tail' || k === 'covered' || k === 'real' || k === 'appends')) continue
+    if (k === 'covered' && v === 0) continue
+    out[k] = v
+  }
+  return out as InodeRec
 }
 
 /** The create of an empty file (open with O_CREAT, touch, mknod): no content yet. */

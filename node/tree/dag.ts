@@ -35,7 +35,8 @@ export class Dag {
     for (const p of op.parentIds) {
       const parent = this.nodes.get(p)
       if (parent === undefined) throw new Error(`parent ${p} of ${id} is unknown`)
-      for (const [a, s] of parent.vc) if ((vc.get(a) ?? 0) < s) vc.set(a, s)
+      // forEach: a for-of over the entries makes an [author, seq] array per author per op
+      parent.vc.forEach((s, a) => { if ((vc.get(a) ?? 0) < s) vc.set(a, s) })
     }
     const seq = (vc.get(op.author) ?? 0) + 1
     vc.set(op.author, seq)

@@ -364,7 +364,8 @@ export class Tree extends EventTarget {
       const blocked = new Map<string, number>()
       const children = new Map<string, string[]>()
       const queue: string[] = []
-      for (const [id, op] of candidates) {
+      // forEach: a for-of over the entries makes an [id, op] array per op
+      candidates.forEach((op, id) => {
         let n = 0
         for (const ps of op.parentIds) {
           if (this.dag.has(ps)) continue
@@ -375,7 +376,7 @@ export class Tree extends EventTarget {
         }
         blocked.set(id, n)
         if (n === 0) queue.push(id)
-      }
+      })
       const ready: Op[] = []
       const readyIds = new Set<string>()
       const hlcOf = (id: string): Op['hlc'] => (this.dag.get(id)?.op ?? candidates.get(id) as Op).hlc
