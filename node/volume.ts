@@ -128,6 +128,8 @@ export interface VolumeParts {
   capacity?: (options?: AbortOptions) => Capacity | Promise<Capacity>
   /** What closing the Volume closes (the parts a library Volume owns); a host closes its parts itself. */
   close?: () => Promise<void>
+  /** Longest an fsync waits for a placement, from the placement's start (default SYNC_PLACE_WAIT_MS). */
+  syncPlaceWaitMs?: number
 }
 
 /** Options of a library Volume on one data dir (`Volume.open({ dir, ... })`). */
@@ -136,6 +138,8 @@ export interface LocalOptions {
   localParams?: { k: number, m: number }
   /** Where chunks not held here are fetched from and placed to (default none: a host alone). */
   network?: Network
+  /** Longest an fsync waits for a placement, from the placement's start (default SYNC_PLACE_WAIT_MS). */
+  syncPlaceWaitMs?: number
 }
 
 interface Resolved { inode: Inode, entry?: Entry, path: string }
@@ -158,8 +162,9 @@ export class Volume implements VolumeApi {
   private readonly closeParts?: () => Promise<void>
   private closing?: Promise<void>
   private readonly open_ = new Map<InodeId, OpenFile>()
-  /** Inode -> placements of its committed versions still in flight. */
-  private readonly placing = new Map<InodeId, Promise<void>>()
+  /** Inode -> placements of its committed versions still in flight, each with when it began. */
+  private readonly placing = new Map<InodeId, Set<{ done: Promise<void>, at: number }>>()
+  private readonly syncPlaceWaitMs: number
   /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
   private readonly folding = new Map<InodeId, Promise<void>>()
   /** Inodes with a fold due later (quiet, or extents left to settle): its timer. */
@@ -175,6 +180,7 @@ export class Volume implements VolumeApi {
     this.store = parts.store
     this.capacity = parts.capacity
     this.closeParts = parts.close
+    this.syncPlaceWaitMs = parts.syncPlaceWaitMs ?? SYNC_PLACE_WAIT_MS
     this.tree.addEventListener('op', (e: any) => {
       const { body, local } = e.detail ?? {}
       if (local !== true && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
@@ -768,23 +774,40 @@ export class Volume implements VolumeApi {
 
   /** Remember a placement in flight for an inode (fsync waits for every one of them). */
   private track (inode: InodeId, placing: Promise<void>): void {
-    // the network logs each chunk whose placement fails (it stays pending, retried); this is anything else
-    const all: Promise<void> = Promise.all([this.placing.get(inode), placing.catch((err: Error) => { log.error('inode %s: placement failed: %s', inode, err.message) })]).then(() => {
-      if (this.placing.get(inode) === all) this.placing.delete(inode)
-    })
-    this.placing.set(inode, all)
+    let set = this.placing.get(inode)
+    if (set === undefined) this.placing.set(inode, set = new Set())
+    const entry = {
+      at: performance.now(),
+      // the network logs each chunk whose placement fails (it stays pending, retried); this is anything else
+      done: placing.catch((err: Error) => { log.error('inode %s: placement failed: %s', inode, err.message) }).then(() => {
+        set.delete(entry)
+        if (set.size === 0 && this.placing.get(inode) === set) this.placing.delete(inode)
+      })
+    }
+    set.add(entry)
   }
 
   /**
-   * Wait until the placements of an inode's committed versions are done, at most
-   * SYNC_PLACE_WAIT_MS: the bytes are durable here already, and placement goes on after.
+   * Wait until the placements of an inode's committed versions are done, each at most until
+   * SYNC_PLACE_WAIT_MS after it began: the bytes are durable here already, and placement goes on
+   * after. The bound runs from the placement's start, not the fsync's: a placement already waited
+   * out (a 1 GiB rewrite still spreading) does not hold every later fsync another 20 s, only
+   * the placements that are its own.
    */
   private async placed (inode: InodeId): Promise<void> {
-    const all = this.placing.get(inode)
-    if (all === undefined) return
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([all, new Promise<void>(resolve => { timer = setTimeout(resolve, SYNC_PLACE_WAIT_MS) })])
-    clearTimeout(timer)
+    const set = this.placing.get(inode)
+    if (set === undefined) return
+    const now = performance.now()
+    const timers: NodeJS.Timeout[] = []
+    try {
+      await Promise.all([...set].map(async e => {
+        const left = e.at + this.syncPlaceWaitMs - now
+        if (left <= 0) return
+        await Promise.race([e.done, new Promise<void>(resolve => { timers.push(setTimeout(resolve, left)) })])
+      }))
+    } finally {
+      for (const t of timers) clearTimeout(t)
+    }
   }
 
   /** An open file is dropped at its last close; unlinked, with whatever it held uncommitted. */

@@ -1,0 +1,56 @@
+// How long fh.sync() waits for placement (volume.ts placed()): the bytes are durable here when it
+// returns; it waits for their placement at most syncPlaceWaitMs from when each placement began.
+// A placement already waited out (a large rewrite still spreading to thin peers) does not hold
+// every later fsync for another full wait, only the placements of what that fsync committed.
+import assert from 'node:assert/strict'
+import type { CID } from 'multiformats/cid'
+import type { ChunkRef, Network } from '../../node/data/index.ts'
+import { Volume } from '../../node/volume.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { seededBytes } from '../../harness/prng.ts'
+
+describe('fh.sync() and a placement that does not end', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('the first fsync waits out the bound; later ones wait only for their own placements', async () => {
+    const WAIT_MS = 4000
+    // the first placement (of the file's first version) hangs; every later one ends at once
+    let placements = 0
+    let release!: () => void
+    const hung = new Promise<void>(resolve => { release = resolve })
+    t.add(() => { release() })
+    const network: Network = {
+      params: () => ({ k: 1, m: 0 }),
+      fetch: async () => new Map(),
+      fetchOne: async (cid: CID) => { throw new Error(`not here: ${cid.toString()}`) },
+      place: async (_refs: ChunkRef[]) => { if (placements++ === 0) await hung }
+    }
+    const vol = await Volume.open({ dir: await tempDir(t), network, syncPlaceWaitMs: WAIT_MS })
+    t.add(async () => { await vol.close() })
+    const fh = await vol.open('/db', 'w+')
+    const data = seededBytes(3 << 20, 9)
+    await fh.write(data, 0, data.length, 0)
+    let t0 = performance.now()
+    await fh.sync()
+    const first = performance.now() - t0
+    assert.ok(first >= WAIT_MS - 50, `the first fsync waited for the hung placement up to the bound (${first.toFixed(0)} ms)`)
+    assert.ok(placements >= 1)
+    // small pwrites after it: each fsync commits its own (quick) placement, and the hung one is
+    // past its bound already: no fsync waits for it again
+    const page = seededBytes(4096, 10)
+    const times: number[] = []
+    for (let i = 0; i < 3; i++) {
+      await fh.write(page, 0, page.length, (i + 1) * 65536)
+      t0 = performance.now()
+      await fh.sync()
+      times.push(performance.now() - t0)
+    }
+    // a logical bound, not a speed figure: each later fsync ended before the hung placement's
+    // wait bound could have run again (the old code waited WAIT_MS on every one)
+    assert.ok(times.every(ms => ms < WAIT_MS), `later fsyncs did not wait for the hung placement again (${times.map(x => x.toFixed(0)).join(', ')} ms)`)
+    release()
+    await fh.close()
+  })
+})
