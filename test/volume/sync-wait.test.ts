@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import type { CID } from 'multiformats/cid'
 import type { ChunkRef, Network } from '../../node/data/index.ts'
-import { Volume } from '../../node/volume.ts'
+import { Volume } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { seededBytes } from '../../harness/prng.ts'
 
