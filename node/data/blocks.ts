@@ -7,7 +7,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, decodeManifest, encodeManifest, fragmentSlices, manifestRef, withRoots } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, decodeManifest, encodeManifest, fragmentSlices, manifestRef, withRoots, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
@@ -149,6 +149,8 @@ export interface ChunkServiceInit {
   placeWindowBytes?: number
   /** Most bytes a sequential reader fetches ahead (default READAHEAD_MAX_BYTES; 0: none). */
   readaheadBytes?: number
+  /** The placement rule new chunks record (ChunkRef.rule; default PLACEMENT_BALANCED; null: none, the XOR rule). */
+  placementRule?: typeof PLACEMENT_BALANCED | null
 }
 
 export class ChunkService {
@@ -169,6 +171,12 @@ export class ChunkService {
   readonly placeWindowBytes: number
   /** Most bytes one sequential reader fetches ahead (READAHEAD_MAX_BYTES). */
   readonly readaheadBytes: number
+  /**
+   * The placement rule new chunks record in their refs (ChunkRef.rule): PLACEMENT_BALANCED, or
+   * null for none (the XOR rule of manifests written before it). Writable: a test writes the
+   * chunks of "older" files with null, then sets it back.
+   */
+  placementRule: typeof PLACEMENT_BALANCED | null
   /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
   private aheadBytes = 0
   private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0 }
@@ -177,6 +185,7 @@ export class ChunkService {
     this.store = store
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
     this.readaheadBytes = Math.max(0, init.readaheadBytes ?? READAHEAD_MAX_BYTES)
+    this.placementRule = init.placementRule === undefined ? PLACEMENT_BALANCED : init.placementRule
     this.cache = new ChunkCache(init.cacheBytes)
     this.localParams = init.localParams ?? { k: 1, m: 0 }
     this.network = init.network
@@ -220,6 +229,7 @@ export class ChunkService {
     const { k, m } = paramsFor(bytes.byteLength, opts.params ?? this.params())
     // hashed off the event loop; the data fragments' Merkle roots (range reads) are one more pass here
     const encoded = withRoots(await encodeChunkAsync(bytes, offset, k, m))
+    if (encoded.ref.cid !== null && this.placementRule !== null) encoded.ref.rule = this.placementRule
     await this.store.putMany(encoded.blocks, { claim: opts.claim })
     if (encoded.ref.cid !== null) {
       this.cache.set(encoded.ref.cid.toString(), bytes)

@@ -89,7 +89,7 @@ export interface RepairComponents {
   /** The tree: its 'op' events (new content, new members' pins) call for a pass. */
   ops?: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
   /** The hosts placement ranks and the copies a replicated chunk needs (placement.ts). */
-  policy: Pick<PlacementPolicy, 'members' | 'copies'>
+  policy: Pick<PlacementPolicy, 'members' | 'copies' | 'rank'>
   /**
    * The chunks that must stay redundant (retained.ts), how many manifests could not be read,
    * and the manifests themselves as replicated blocks (repaired too; status counts chunks).
