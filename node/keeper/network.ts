@@ -1,6 +1,8 @@
 // The chunk service's view of the network (DESIGN.md §3, §5): erasure parameters from the live
-// membership, placement of fragments on the peers closest to each chunk's key, and fetching
-// any k fragments from whoever holds them. Built on the host (membership, DHT) and the swarm
+// membership, placement of fragments on the members each chunk's rule ranks (placement.ts rank:
+// capacity-weighted rendezvous for chunks written since issue 14, the XOR-closest for older
+// ones; reads ask those same members who holds what), and fetching any k fragments from
+// whoever holds them. Built on the host (membership, DHT) and the swarm
 // (verified block exchange with forwarding).
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
