@@ -57,6 +57,8 @@ export interface DaemonOptions {
    * size of the filesystem under the store. A host sharing part of a disk (and tests) say less.
    */
   capacityBytes?: number
+  /** How long a promise to keep a block holds (keeper/custody.ts CUSTODY_PROMISE_MS; tests shorten it). */
+  custodyPromiseMs?: number
   /** Bytes of fragments a write may hold here ahead of their placement (data/blocks.ts PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
   /** Serve the control API on TCP too (`--api HOST:PORT`; loopback, private or VPN only), with the data dir's token. */
@@ -269,7 +271,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // GC, rebalance and repair delete through a store that spares pinned copies
     const guarded = guardStore(store, async cid => await pins.keeps(cid))
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
-    const custody = new Custody({ host, store: guarded })
+    const custody = new Custody({ host, store: guarded }, { promiseMs: opts.custodyPromiseMs })
     await custody.start()
     closers.push(async () => { await custody.stop() })
     // the writer hands over the copies of a placed chunk that are not its own (network.ts 'handover')
