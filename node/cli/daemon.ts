@@ -190,6 +190,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // its capacity class goes into every record it signs: the weight balanced placement gives it
     // on every host alike (keeper/placement.ts); from the filesystem's size as last measured,
     // which space.start() did above (none until a measure: it weighs as the median meanwhile)
+    if (opts.capacityBytes !== undefined && !(Number.isSafeInteger(opts.capacityBytes) && opts.capacityBytes > 0)) {
+      throw new RangeError(`capacityBytes: a disk size in bytes, got ${String(opts.capacityBytes)}`)
+    }
     const capacityClassNow = (): number | undefined => {
       const total = opts.capacityBytes ?? space.snapshot().capacity
       return total > 0 ? Math.min(capacityClass(total), MAX_CAPACITY_CLASS) : undefined
