@@ -10,13 +10,13 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, SpaceNotices, startMemberService, startUplinks, uploadCap } from '../net/index.ts'
+import { createHost, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate } from '../keeper/index.ts'
+import { ChunkNetwork, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
@@ -51,6 +51,14 @@ export interface DaemonOptions {
   keep?: RedundancyOptions & MembershipInit
   /** When the disk under the store counts as full (node/space.ts: reserve, margin, interval). */
   space?: SpaceInit
+  /**
+   * The disk size in bytes this host announces for placement: its capacity class, signed into
+   * its member record, weighs how many fragments it is given (keeper/balance.ts). Default: the
+   * size of the filesystem under the store. A host sharing part of a disk (and tests) say less.
+   */
+  capacityBytes?: number
+  /** How long a promise to keep a block holds (keeper/custody.ts CUSTODY_PROMISE_MS; tests shorten it). */
+  custodyPromiseMs?: number
   /** Bytes of fragments a write may hold here ahead of their placement (data/blocks.ts PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
   /** Serve the control API on TCP too (`--api HOST:PORT`; loopback, private or VPN only), with the data dir's token. */
@@ -177,7 +185,17 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // a member's XOR neighbours watch it and declare it down (members.ts). Its gossip tag is
     // taken before the op handler starts (and given up after it stops): no member message is
     // ever handed to the op handler, which would blame its forwarder
-    const members = new MemberTable({ self: host.peerId, signer: signerFor(privateKey), verify })
+    // its capacity class goes into every record it signs: the weight balanced placement gives it
+    // on every host alike (keeper/placement.ts); from the filesystem's size as last measured,
+    // which space.start() did above (none until a measure: it weighs as the median meanwhile)
+    if (opts.capacityBytes !== undefined && !(Number.isSafeInteger(opts.capacityBytes) && opts.capacityBytes > 0)) {
+      throw new RangeError(`capacityBytes: a disk size in bytes, got ${String(opts.capacityBytes)}`)
+    }
+    const capacityClassNow = (): number | undefined => {
+      const total = opts.capacityBytes ?? space.snapshot().capacity
+      return total > 0 ? Math.min(capacityClass(total), MAX_CAPACITY_CLASS) : undefined
+    }
+    const members = new MemberTable({ self: host.peerId, signer: signerFor(privateKey), verify, capacityClass: capacityClassNow })
     const memberService: MemberService = await startMemberService(host, members)
     closers.push(async () => { await memberService.stop() })
     const sync = createSync()({ host, tree })
@@ -207,7 +225,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await membership.start()
     closers.push(async () => { await membership.stop() })
-    const policy = placementPolicy({ members: () => membership.members() }, { redundancy: opts.redundancy, dataFragments: opts.dataFragments })
+    const policy = placementPolicy({ members: () => membership.members(), capacityClass: peer => members.capacityClass(peer) }, { redundancy: opts.redundancy, dataFragments: opts.dataFragments })
 
     // asks the holders of an abandoned write's fragments to delete them (release.ts); built
     // below, once the Volume and custody it consults are
@@ -254,7 +272,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // GC, rebalance and repair delete through a store that spares pinned copies
     const guarded = guardStore(store, async cid => await pins.keeps(cid))
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
-    const custody = new Custody({ host, store: guarded })
+    const custody = new Custody({ host, store: guarded }, { promiseMs: opts.custodyPromiseMs })
     await custody.start()
     closers.push(async () => { await custody.stop() })
     // the writer hands over the copies of a placed chunk that are not its own (network.ts 'handover')

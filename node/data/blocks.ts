@@ -7,7 +7,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, decodeManifest, encodeManifest, fragmentSlices, manifestRef } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, decodeManifest, encodeManifest, fragmentSlices, manifestRef, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
@@ -156,6 +156,8 @@ export interface ChunkServiceInit {
   localLeaves?: LocalLeaves
   /** Most bytes a sequential reader fetches ahead (default READAHEAD_MAX_BYTES; 0: none). */
   readaheadBytes?: number
+  /** The placement rule new chunks record (ChunkRef.rule; default PLACEMENT_BALANCED; null: none, the XOR rule). */
+  placementRule?: typeof PLACEMENT_BALANCED | null
 }
 
 export class ChunkService {
@@ -178,6 +180,12 @@ export class ChunkService {
   readonly placeWindowBytes: number
   /** Most bytes one sequential reader fetches ahead (READAHEAD_MAX_BYTES). */
   readonly readaheadBytes: number
+  /**
+   * The placement rule new chunks record in their refs (ChunkRef.rule): PLACEMENT_BALANCED, or
+   * null for none (the XOR rule of manifests written before it). Writable: a test writes the
+   * chunks of "older" files with null, then sets it back.
+   */
+  placementRule: typeof PLACEMENT_BALANCED | null
   /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
   private aheadBytes = 0
   private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0 }
@@ -186,6 +194,7 @@ export class ChunkService {
     this.store = store
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
     this.readaheadBytes = Math.max(0, init.readaheadBytes ?? READAHEAD_MAX_BYTES)
+    this.placementRule = init.placementRule === undefined ? PLACEMENT_BALANCED : init.placementRule
     this.cache = new ChunkCache(init.cacheBytes)
     this.localParams = init.localParams ?? { k: 1, m: 0 }
     this.network = init.network
@@ -239,6 +248,7 @@ export class ChunkService {
     // of the chunk later reads only its page from disk (leaves.ts)
     if (encoded.ref.cid !== null) {
       encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => rootFromLeaves(b.bytes.byteLength, this.localLeaves.remember(b.cid, b.bytes)))
+      if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
     await this.store.putMany(encoded.blocks, { claim: opts.claim })
     if (encoded.ref.cid !== null) {

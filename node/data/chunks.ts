@@ -44,7 +44,19 @@ export interface ChunkRef {
    * such chunks are read whole, as before. Older readers ignore the field.
    */
   roots?: Uint8Array[]
+  /**
+   * The placement rule the chunk's fragments follow (issue 14 item 4): PLACEMENT_BALANCED for
+   * chunks written since hosts place by capacity-weighted rendezvous (keeper/balance.ts);
+   * absent: the k + m XOR-closest members (manifests written before it, holes, manifests
+   * themselves). Every host ranks a chunk's holders by the rule its own ref names, so chunks
+   * placed under the old rule stay where they are and readable, and only new chunks follow the
+   * new one (keeper/placement.ts placementPolicy rank).
+   */
+  rule?: typeof PLACEMENT_BALANCED
 }
+
+/** ChunkRef.rule of a chunk placed by capacity-weighted rendezvous over every member. */
+export const PLACEMENT_BALANCED = 1
 
 export interface Manifest {
   v: 1 | 2
@@ -329,7 +341,9 @@ export function decodeManifest (bytes: Uint8Array): Manifest {
       (m.v === 1 ? c.size > m.chunkSize : c.offset % m.chunkSize !== 0 || (c.cid !== null && c.size > m.chunkSize)) ||
       // roots, where recorded: one per data fragment of a data chunk
       (c.roots !== undefined && (c.cid === null || !Array.isArray(c.roots) || c.roots.length !== c.k ||
-        c.roots.some((r: unknown) => !(r instanceof Uint8Array) || r.byteLength !== HASH_BYTES)))) {
+        c.roots.some((r: unknown) => !(r instanceof Uint8Array) || r.byteLength !== HASH_BYTES))) ||
+      // the placement rule, where recorded: of a data chunk, and one this code knows
+      (c.rule !== undefined && (c.cid === null || c.rule !== PLACEMENT_BALANCED))) {
       throw new ManifestError('malformed manifest: bad chunk reference')
     }
     expect += c.size

@@ -19,8 +19,8 @@
 /**
  * For each fragment index j < n (= k + m), the hosts that must hold it.
  *
- * `ranked`: the members closest to the chunk's key, closest first (placement.targets(); at most
- * n are looked at). `held[j]`: the live hosts that hold fragment j now (any host, target or
+ * `ranked`: the members that hold the chunk, first first (placement.ts rank, by the chunk's
+ * rule: capacity-weighted rendezvous or XOR distance; at most n are looked at). `held[j]`: the live hosts that hold fragment j now (any host, target or
  * not). With k = 1 the fragments are copies of one block: copy j goes to ranked[j mod L].
  */
 export function assignment (ranked: string[], k: number, m: number, held: ReadonlyArray<ReadonlySet<string>> = []): string[][] {

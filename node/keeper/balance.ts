@@ -26,10 +26,14 @@
 // its XOR-closest member (placement.ts keeper), and the DHT keeps the key space.
 //
 // Weights must be the same on every host, or hosts disagree on who holds what. So a weight comes
-// from a value every host sees and that rarely changes: the disk size a host announces in its
-// space notices (net/space-notice.ts, disk.total), quantized into classes of 1/8 of a doubling
-// (a disk's class moves only when its size moves by ~9%; a class is within 4.5% of the size).
-// A host that told none weighs as the median. The weight is capped at 8x the median class's
+// from a value every host sees and that rarely changes: the capacity class a host signs into its
+// member record (net/members.ts `cap`; the daemon takes it from its disk's size, or
+// `capacityBytes`), spread with the record to every member, not the space notices'
+// disk.total (net/space-notice.ts), which reach only connected peers. Sizes are quantized into
+// classes of 1/8 of a doubling (a disk's class moves only when its size moves by ~9%; a class
+// is within 4.5% of the size). A host that told none (an older record) weighs as the median.
+// Hosts place by this rule the chunks whose ref names it (ChunkRef.rule, placement.ts rank):
+// every chunk written since; older chunks keep the XOR rule and stay where they are. The weight is capped at 8x the median class's
 // (WEIGHT_CAP_CLASSES above it): a host announcing a huge disk attracts at most 8 median
 // shares (0.8% of the fragments of a 1,000-host network), and never more than one fragment of
 // any chunk (rendezvous picks distinct hosts), so a liar holds at most one of a chunk's k + m

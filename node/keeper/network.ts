@@ -1,6 +1,8 @@
 // The chunk service's view of the network (DESIGN.md §3, §5): erasure parameters from the live
-// membership, placement of fragments on the peers closest to each chunk's key, and fetching
-// any k fragments from whoever holds them. Built on the host (membership, DHT) and the swarm
+// membership, placement of fragments on the members each chunk's rule ranks (placement.ts rank:
+// capacity-weighted rendezvous for chunks written since issue 14, the XOR-closest for older
+// ones; reads ask those same members who holds what), and fetching any k fragments from
+// whoever holds them. Built on the host (membership, DHT) and the swarm
 // (verified block exchange with forwarding).
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
@@ -14,7 +16,6 @@ import type { Forwarder } from './forward.ts'
 import type { Host } from '../net/index.ts'
 import { assignment } from './assignment.ts'
 import type { Handover } from './custody.ts'
-import { targets as rank } from './placement.ts'
 import type { PlacementPolicy } from './placement.ts'
 import type { PendingPlacements } from './pending.ts'
 import type { Store } from '../data/index.ts'
@@ -237,7 +238,7 @@ export class ChunkNetwork extends EventTarget implements Network {
    */
   private async whoHolds (chunk: ChunkRef, cids: CID[], peers: string[], signal: AbortSignal): Promise<Map<string, string[]> | undefined> {
     const connected = new Set(peers)
-    const asked = rank(chunk.cid!.bytes, this.policy.members(), chunk.k + chunk.m + this.policy.redundancy).filter(p => connected.has(p))
+    const asked = this.policy.rank(chunk, this.policy.members(), chunk.k + chunk.m + this.policy.redundancy).filter(p => connected.has(p))
     const out = new Map<string, string[]>(cids.map(c => [c.toString(), []]))
     const silent: string[] = []
     const ask = anySignal([signal], HOLDERS_TIMEOUT_MS)
@@ -276,7 +277,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     const { first, end, fragmentBytes } = slice
     const want = { cid, first, end, verify: (bytes: Uint8Array, proof: Uint8Array[]) => verifyRange(root, fragmentBytes, first, end, bytes, proof) }
     const connected = new Set(peers)
-    const ranked = rank(ref.cid.bytes, this.policy.members(), ref.k + ref.m + this.policy.redundancy)
+    const ranked = this.policy.rank(ref, this.policy.members(), ref.k + ref.m + this.policy.redundancy)
     // every copy of the fragment's CID (with k = 1 the m + 1 copies are one block)
     const guess = [...new Set(assignment(ranked, ref.k, ref.m).filter((_, j) => ref.fragments[j]?.equals(cid)).flat())].filter(p => connected.has(p))
     if (guess.length > 0) {
@@ -404,7 +405,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     // a replicated chunk written while the network was smaller (e.g. offline) gets the copies
     // the network can hold now: extra copies of its one block need no new manifest
     const copies = ref.k === 1 ? this.policy.copies(ref.m, members.length) : n
-    const ranked = rank(ref.cid!.bytes, members, Math.min(copies, members.length))
+    const ranked = this.policy.rank(ref, members, Math.min(copies, members.length))
     const held = this.placement.get(key) ?? Array.from({ length: n }, () => new Set<string>())
     this.placement.set(key, held)
     for (let j = 0; j < n; j++) if (await this.store.has(ref.fragments[j])) held[j].add(self)

@@ -1,10 +1,26 @@
 // Placement policy (DESIGN.md §2, §3), as pure functions over a snapshot of the live peers.
 //
 // Peers and blocks share the Kademlia key space of libp2p's kad-dht: a peer's kad id is
-// sha256(the multihash bytes of its peer id), a key's is sha256(key). Fragment j of a chunk goes
-// to the peer ranked j by XOR distance from the chunk's kad id; the closest live peer is the
-// chunk's keeper (it checks and repairs the chunk's fragments).
+// sha256(the multihash bytes of its peer id), a key's is sha256(key). The closest live peer is
+// the chunk's keeper (it checks and repairs the chunk's fragments).
+//
+// Two rules rank the members that hold a chunk's fragments (fragment j on the member ranked j,
+// assignment.ts), and the chunk's ref names its own (ChunkRef.rule), so every host ranks a
+// chunk the same way and no chunk moves because the rule of new ones changed:
+//  - PLACEMENT_BALANCED (chunks written since issue 14 item 4): capacity-weighted rendezvous
+//    over every member (balance.ts balancedTargets), each member weighted by the capacity class
+//    it signed into its member record (net/members.ts; placementWeights: unknown as the median,
+//    capped at 8x it). A host's load follows its disk.
+//  - no rule (manifests written before it; manifests themselves, whose refs are built from their
+//    CID alone, redundancy.ts): the XOR-closest members (kad.ts targets). Their fragments stay
+//    on the hosts that hold them, readers find them where they were, and repair keeps them there.
+// Only the holders follow the rule: the keeper stays the XOR-closest live member (keeper()),
+// which needs no weights and keeps "who repairs this" in Kademlia's key space.
 export { keyKadId, peerKadId, compareDistance, targets, keeper, KAD_ID_CACHE_ENTRIES } from '../net/index.ts'
+import { targets } from '../net/index.ts'
+import { PLACEMENT_BALANCED } from '../data/index.ts'
+import type { ChunkRef } from '../data/index.ts'
+import { balancedTargets, placementWeights } from './balance.ts'
 
 /** Most data fragments per chunk by default (k <= MAX_DATA_FRAGMENTS): `--data-fragments 4`. */
 export const MAX_DATA_FRAGMENTS = 4
@@ -120,11 +136,32 @@ export interface PlacementPolicy {
   params: (takers: number) => ErasureParams
   /** Hosts that must hold a replicated chunk of parity `m` among `members` members (replicaCount). */
   copies: (m: number, members: number) => number
+  /**
+   * The `n` members that hold chunk `ref`'s fragments, ranked (fragment j on the one ranked j,
+   * assignment.ts), by the rule its ref names (see the header): one function for placement,
+   * the survey's plan, repair, rebalance and reads, so they never disagree.
+   */
+  rank: (ref: Pick<ChunkRef, 'cid' | 'rule'>, members: string[], n: number) => string[]
 }
 
 export interface PlacementComponents {
   /** The hosts placement ranks (Membership.members()). */
   members: () => string[]
+  /**
+   * The capacity class a member signed into its record (net/members.ts MemberTable
+   * capacityClass); undefined when it told none. None given: every member weighs the same.
+   */
+  capacityClass?: (peer: string) => number | undefined
+}
+
+/**
+ * rank() of a PlacementPolicy: `ref`'s holders among `members` under its rule, weights from
+ * `classOf` (balanced chunks). Pure; the policy memoizes the weights of one member list.
+ */
+export function rankByRule (ref: Pick<ChunkRef, 'cid' | 'rule'>, members: string[], n: number, weights: () => ReadonlyMap<string, number>): string[] {
+  if (ref.cid === null) return []
+  if (ref.rule === PLACEMENT_BALANCED) return balancedTargets(ref.cid.bytes, members, weights(), n)
+  return targets(ref.cid.bytes, members, n)
 }
 
 export interface PlacementInit {
@@ -139,11 +176,22 @@ export function placementPolicy (components: PlacementComponents, init: Placemen
   const dataFragments = init.dataFragments ?? MAX_DATA_FRAGMENTS
   checkRedundancy('placementPolicy', redundancy)
   checkDataFragments('placementPolicy', dataFragments)
+  const classOf = components.capacityClass ?? (() => undefined)
+  // the weights of the last member list asked about, by its members and their classes: a pass
+  // ranks thousands of chunks among the same members (recomputed when a class or a member changes)
+  let memo: { key: string, weights: Map<string, number> } | undefined
+  const weightsOf = (members: string[]): Map<string, number> => {
+    const classes = new Map(members.map(p => [p, classOf(p)]))
+    const key = [...classes].map(([p, c]) => `${p}=${c ?? ''}`).join(',')
+    if (memo?.key !== key) memo = { key, weights: placementWeights(classes) }
+    return memo.weights
+  }
   return {
     redundancy,
     dataFragments,
     members: components.members,
     params: takers => erasureParams(takers, redundancy, dataFragments),
-    copies: (m, members) => replicaCount(m, redundancy, members)
+    copies: (m, members) => replicaCount(m, redundancy, members),
+    rank: (ref, members, n) => rankByRule(ref, members, n, () => weightsOf(members))
   }
 }

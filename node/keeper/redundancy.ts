@@ -66,7 +66,7 @@ export interface RedundancyComponents {
   /** Membership with failure detection, started (and stopped) by the daemon. */
   membership: Membership
   /** The placement policy the network places with: members, redundancy (placement.ts). */
-  policy: Pick<PlacementPolicy, 'members' | 'copies'>
+  policy: Pick<PlacementPolicy, 'members' | 'copies' | 'rank'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
   store: Store
   volume: Volume

@@ -1,6 +1,6 @@
 // The keeper loop (DESIGN.md §3): for every retained chunk, the live member closest to its key
 // (its keeper) checks that every fragment sits on the hosts it must be on (survey.ts,
-// assignment.ts) and rebuilds what is missing from any k fragments, pushing it to where it
+// assignment.ts; the hosts its ref's placement rule ranks: placement.ts) and rebuilds what is missing from any k fragments, pushing it to where it
 // belongs. The same pass moves fragments to hosts that joined (they become targets), and
 // every host then drops the copies it holds but is no longer a target of, once their targets
 // hold them (rebalance.ts). Repair traffic has its own rate limit, apart from the swarm's, so
@@ -89,7 +89,7 @@ export interface RepairComponents {
   /** The tree: its 'op' events (new content, new members' pins) call for a pass. */
   ops?: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
   /** The hosts placement ranks and the copies a replicated chunk needs (placement.ts). */
-  policy: Pick<PlacementPolicy, 'members' | 'copies'>
+  policy: Pick<PlacementPolicy, 'members' | 'copies' | 'rank'>
   /**
    * The chunks that must stay redundant (retained.ts), how many manifests could not be read,
    * and the manifests themselves as replicated blocks (repaired too; status counts chunks).

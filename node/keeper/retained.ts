@@ -72,7 +72,13 @@ export async function retained (volume: Volume, retentionMs: number, opts: Abort
       continue
     }
     const refs = manifest.chunks.filter(ref => ref.cid !== null)
-    for (const ref of refs) result.chunks.set(ref.cid!.toString(), ref)
+    for (const ref of refs) {
+      // one chunk in manifests of both placement rules (equal bytes written before and after
+      // the switch: placement.ts): the balanced ref wins whatever the order of the manifests, so
+      // every pass plans the chunk by one rule and its fragments do not go back and forth
+      const had = result.chunks.get(ref.cid!.toString())
+      if (had === undefined || (had.rule === undefined && ref.rule !== undefined)) result.chunks.set(ref.cid!.toString(), ref)
+    }
     result.byManifest.set(key, refs)
   }
   return result

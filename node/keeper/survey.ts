@@ -6,7 +6,6 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { ChunkRef } from '../data/index.ts'
 import { assignment } from './assignment.ts'
 import { forEachLimited } from '../pool.ts'
-import { targets } from './placement.ts'
 import type { PlacementPolicy } from './placement.ts'
 import { logger, shortPeer } from '../log.ts'
 
@@ -90,7 +89,7 @@ export function incomplete (p: Pick<ChunkPlan, 'want'>, live: ReadonlySet<string
 }
 
 export interface ChunkPlan {
-  /** Hosts that must hold fragment j (from the members ranked by distance). */
+  /** Hosts that must hold fragment j (from the members ranked by the chunk's rule: placement.ts rank). */
   want: string[][]
   /** Live hosts that hold fragment j now. */
   held: Array<Set<string>>
@@ -101,9 +100,10 @@ export interface ChunkPlan {
  * The chunk's required placement among `members` and its health given who holds what:
  * lost when fewer than k distinct fragments have a live holder; local-only when this host is
  * the only holder (the network, if any, holds nothing of it); redundant when every fragment is on every host it
- * must be on (all of them live); degraded otherwise. `policy`: the copies a replicated chunk needs.
+ * must be on (all of them live); degraded otherwise. `policy`: the copies a replicated chunk needs,
+ * and the rank of its holders (by the rule its ref names).
  */
-export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live: Set<string>, self: string, policy: Pick<PlacementPolicy, 'copies'>): ChunkPlan {
+export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live: Set<string>, self: string, policy: Pick<PlacementPolicy, 'copies' | 'rank'>): ChunkPlan {
   const n = ref.k + ref.m
   const held = ref.fragments.map(f => new Set([...(holdings.get(f.toString()) ?? [])].filter(p => live.has(p))))
   let want: string[][]
@@ -111,10 +111,10 @@ export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live
     // copies of one block: fragment 0 stands for all of them, on as many hosts as the network's
     // redundancy asks now (a chunk written offline with one copy catches up)
     const copies = policy.copies(ref.m, members.length)
-    want = [targets(ref.cid!.bytes, members, Math.min(copies, members.length)), ...Array.from({ length: n - 1 }, () => [])]
+    want = [policy.rank(ref, members, Math.min(copies, members.length)), ...Array.from({ length: n - 1 }, () => [])]
   } else {
     // fragments stay on the targets that hold them; only what is missing moves (assignment.ts)
-    want = assignment(targets(ref.cid!.bytes, members, Math.min(n, members.length)), ref.k, ref.m, held)
+    want = assignment(policy.rank(ref, members, Math.min(n, members.length)), ref.k, ref.m, held)
   }
   const available = ref.k === 1 ? (held[0].size > 0 ? 1 : 0) : held.filter(s => s.size > 0).length
   const hosts = new Set(held.flatMap(s => [...s]))

@@ -22,7 +22,7 @@
 //    before it enters the log; a peer without the network key cannot connect (pnet).
 export { Announcer } from './announce.ts'
 export { MEMBERSHIP, MEMBERSHIP_PROTOCOL, Membership, MembershipNoticeError } from './failure.ts'
-export { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBERS_PROTOCOL, MEMBER_EXPIRE_MS, MEMBER_REFRESH_MS, MAX_MEMBERS, MemberRecordError, MemberTable, NEIGHBOURS } from './members.ts'
+export { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBERS_PROTOCOL, MEMBER_EXPIRE_MS, MEMBER_REFRESH_MS, MAX_CAPACITY_CLASS, MAX_MEMBERS, MemberRecordError, MemberTable, NEIGHBOURS, validCapacityClass } from './members.ts'
 export type { MemberRecord, MemberTableInit } from './members.ts'
 export { startMemberService } from './member-service.ts'
 export type { MemberService } from './member-service.ts'

@@ -5,13 +5,26 @@
 // closed a connection to, to stay under its bound, is not a failed host.
 //
 // A member is known by its record, signed by the host it describes (its peer id embeds the
-// Ed25519 key, so anyone checks it offline): { peer, seq, addrs }. `seq` is the host's wall clock
+// Ed25519 key, so anyone checks it offline): { peer, seq, addrs, cap? }. `seq` is the host's wall clock
 // in ms when it signed: a newer record replaces an older one; a host signs a new record when it
 // starts and every MEMBER_REFRESH_MS. Records spread by gossip (host.ts, the network's topic,
 // tagged MEMBERS_GOSSIP_TAG so the op handler never sees them), and a host that starts pulls the
 // table from its first peers (MEMBERS_PROTOCOL), each record still checked one by one. A table
 // entry nobody refreshed for MEMBER_EXPIRE_MS (three refreshes missed) is dropped: a host that
 // ended without a word and whose neighbours are all gone too does not stay a member forever.
+//
+// `cap` is the host's capacity class (keeper/balance.ts capacityClass: 8 classes per doubling of
+// its disk's size), the weight balanced placement gives it (issue 14 item 4). It sits in the
+// signed record because every host must compute the same fragment targets: a value each host
+// measured for itself (space notices reach only connected peers) would differ from host to host.
+// A host signs its current class with every record (a changed class reaches the network with the
+// next seq, as a changed address does); the class moves only when the disk's size moves by a
+// class step (~9%), so records do not flap with free space. Taken only as an integer from 0 to
+// MAX_CAPACITY_CLASS (a disk of 2^(255/8) GiB, ~4 EiB, far above any real one); a record without
+// it (a host of an older version) has no class, and placement weighs it as the median member.
+// A host announcing a huge class is capped by placement (balance.ts placementWeights: 8x the
+// median's weight), and never holds more than one fragment of a chunk: it cannot make others
+// hold its share, only take more of it.
 //
 // Failure at scale is decided by a host's XOR neighbours, not by everyone: the NEIGHBOURS members
 // closest to a host in Kademlia's key space (the peers host.ts keeps connected anyway) watch it,
@@ -23,7 +36,7 @@
 // addresses bounded in number and length) and never holds a record its subject did not sign.
 //
 // Gossip wire (after the tag byte), dag-cbor:
-//   { t: 'member', r: bytes(dag-cbor { peer, seq, addrs }), s: signature of r by peer }
+//   { t: 'member', r: bytes(dag-cbor { peer, seq, addrs, cap? }), s: signature of r by peer }
 //   { t: 'down',   r: bytes(dag-cbor { by, peer, seq }),    s: signature of r by `by` }
 // MEMBERS_PROTOCOL (rpc.ts calls): { t: 'table' } -> { t: 'table', members: [member message...] }
 //                                  { t: 'digest' } -> { t: 'digest', d: bytes(32) }
@@ -58,6 +71,8 @@ export const MAX_MEMBER_ID_CHARS = 128
 export const MAX_MEMBER_MESSAGE_BYTES = 4096
 /** Members that watch a host (its XOR neighbours) and may declare it down. */
 export const NEIGHBOURS = 8
+/** Highest capacity class a record may carry (see the header; balance.ts capacityClass). */
+export const MAX_CAPACITY_CLASS = 255
 /** Largest table answer. */
 export const MAX_TABLE_MESSAGE_BYTES = 16 * 1024 * 1024
 
@@ -65,7 +80,8 @@ export class MemberRecordError extends RpcProtocolError {
   override readonly name = 'MemberRecordError'
 }
 
-export interface MemberRecord { peer: string, seq: number, addrs: string[] }
+/** `cap`: the host's capacity class (see the header), absent in records of older hosts. */
+export interface MemberRecord { peer: string, seq: number, addrs: string[], cap?: number }
 interface Entry extends MemberRecord { msg: Uint8Array }
 
 export type MembersRequest = { t: 'table' } | { t: 'digest' }
@@ -102,6 +118,10 @@ const seqOf = (v: unknown): number => {
   if (!Number.isSafeInteger(v) || (v as number) < 0) throw new MemberRecordError('bad seq')
   return v as number
 }
+/** A capacity class as a record carries it: an integer from 0 to MAX_CAPACITY_CLASS. */
+export function validCapacityClass (v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_CAPACITY_CLASS
+}
 
 export interface MemberTableInit {
   self: string
@@ -111,6 +131,11 @@ export interface MemberTableInit {
   now?: () => number
   /** Most members held (default MAX_MEMBERS). */
   maxMembers?: number
+  /**
+   * This host's capacity class now (balance.ts capacityClass of its disk size), signed into each
+   * of its records; none: its records carry no class (it weighs as the median member).
+   */
+  capacityClass?: () => number | undefined
 }
 
 /** What taking a message did: a new or newer fact, nothing new, or a refusal (blame the sender). */
@@ -126,6 +151,7 @@ export class MemberTable extends EventTarget {
   private readonly verifySig: Verify
   private readonly now: () => number
   private readonly max: number
+  private readonly capacityOf?: () => number | undefined
   private readonly entries = new Map<string, Entry>()
   /** Members declared down: the seq of the record that went down with them. */
   private readonly downAt = new Map<string, number>()
@@ -139,6 +165,7 @@ export class MemberTable extends EventTarget {
     this.verifySig = init.verify
     this.now = init.now ?? Date.now
     this.max = init.maxMembers ?? MAX_MEMBERS
+    this.capacityOf = init.capacityClass
   }
 
   get size (): number {
@@ -156,7 +183,12 @@ export class MemberTable extends EventTarget {
 
   record (peer: string): MemberRecord | undefined {
     const e = this.entries.get(peer)
-    return e === undefined ? undefined : { peer: e.peer, seq: e.seq, addrs: e.addrs }
+    return e === undefined ? undefined : { peer: e.peer, seq: e.seq, addrs: e.addrs, ...(e.cap === undefined ? {} : { cap: e.cap }) }
+  }
+
+  /** The capacity class `peer` signed into its record; undefined when none (or no record). */
+  capacityClass (peer: string): number | undefined {
+    return this.entries.get(peer)?.cap
   }
 
   /** The table's digest: equal digests, equal records (ids and seqs of the members, in order). */
@@ -175,7 +207,9 @@ export class MemberTable extends EventTarget {
   async signOwn (addrs: string[]): Promise<Uint8Array | undefined> {
     if (this.leaving) return undefined
     const prev = this.entries.get(this.self)?.seq ?? -1
-    const r = dagCbor.encode({ peer: this.self, seq: Math.max(prev + 1, this.now()), addrs: addrs.slice(0, MAX_MEMBER_ADDRS).filter(a => a.length <= MAX_MEMBER_ADDR_CHARS) })
+    const cap = this.capacityOf?.()
+    if (cap !== undefined && !validCapacityClass(cap)) throw new RangeError(`signOwn: a capacity class is an integer from 0 to ${MAX_CAPACITY_CLASS}, got ${String(cap)}`)
+    const r = dagCbor.encode({ peer: this.self, seq: Math.max(prev + 1, this.now()), addrs: addrs.slice(0, MAX_MEMBER_ADDRS).filter(a => a.length <= MAX_MEMBER_ADDR_CHARS), ...(cap === undefined ? {} : { cap }) })
     const msg = dagCbor.encode({ t: 'member', r, s: await this.signer.sign(r) })
     await this.take(msg)
     return msg
@@ -210,8 +244,12 @@ export class MemberTable extends EventTarget {
 
   private async takeRecord (r: Uint8Array, s: Uint8Array, msg: Uint8Array): Promise<Taken> {
     const v = dagCbor.decode<any>(r)
-    if (typeof v !== 'object' || v === null || Object.keys(v).length !== 3 || !Array.isArray(v.addrs) || v.addrs.length > MAX_MEMBER_ADDRS) throw new MemberRecordError('bad member record')
-    const rec: Entry = { peer: str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id'), seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), msg }
+    // { peer, seq, addrs } and, from hosts that tell it, cap: nothing else
+    const keys = typeof v === 'object' && v !== null ? Object.keys(v) : []
+    const hasCap = keys.includes('cap')
+    if (keys.length !== (hasCap ? 4 : 3) || !Array.isArray(v.addrs) || v.addrs.length > MAX_MEMBER_ADDRS) throw new MemberRecordError('bad member record')
+    if (hasCap && !validCapacityClass(v.cap)) throw new MemberRecordError('bad capacity class')
+    const rec: Entry = { peer: str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id'), seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), msg }
     if (rec.seq > this.now() + MEMBER_MAX_SKEW_MS) throw new MemberRecordError('member record from the future')
     const held = this.entries.get(rec.peer)
     const down = this.downAt.get(rec.peer)

@@ -14,10 +14,17 @@
 //
 // Real code: peer kad ids, key kad ids, erasureParams, capacityClass/placementWeights and
 // rendezvous are darkfs's functions. The XOR neighbourhood is found by KeySpace (keyspace.ts),
-// checked here against targets() and balancedTargets() on sampled keys before any figure.
+// checked here against targets() and balancedTargets() on sampled keys before any figure, and
+// the every-member rule and XOR against the rank a running host places chunks by
+// (placementPolicy().rank with the classes members sign, node/keeper/placement.ts) on real CIDs.
 import {
-  DEFAULT_REDUNDANCY, balancedTargets, capacityClass, erasureParams, keyKadId, placementWeights, rendezvous, targets
+  DEFAULT_REDUNDANCY, balancedTargets, capacityClass, erasureParams, keyKadId, placementPolicy, placementWeights, rendezvous, targets
 } from '../../node/keeper/index.ts'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import { createHash } from 'node:crypto'
+import { PLACEMENT_BALANCED } from '../../node/data/index.ts'
 import type { Candidate } from '../../node/keeper/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { KeySpace } from './keyspace.ts'
@@ -105,6 +112,7 @@ function check (hosts: SimHost[], members: number[], ks: KeySpace, weights: numb
   const peers = members.map(i => hosts[i].peer)
   const weightMap = new Map(members.map(i => [hosts[i].peer, weights[i]]))
   const rule = rendezvousRule(ks, hosts, weights, n, factor)
+  const policy = placementPolicy({ members: () => peers, capacityClass: p => capacityClass(hosts[members[peers.indexOf(p)]].disk) })
   const names = (xs: number[]): string => xs.map(i => hosts[i].peer).sort().join()
   for (const key of keys) {
     const keyId = keyKadId(key)
@@ -113,6 +121,12 @@ function check (hosts: SimHost[], members: number[], ks: KeySpace, weights: numb
     if (real.slice().sort().join() !== names(ks.nearest(keyId, c))) throw new Error('sim: KeySpace.nearest disagrees with targets()')
     const balanced = balancedTargets(key, peers, weightMap, n, c)
     if (balanced.join() !== rule.place(keyId).map(i => hosts[i].peer).join()) throw new Error('sim: rendezvous rule disagrees with balancedTargets()')
+    if (Number.isFinite(factor)) continue
+    // the rank hosts place by, on a real chunk CID, weights from the classes members sign
+    const cid = CID.createV1(raw.code, createDigest(0x12, createHash('sha256').update(key).digest()))
+    const cidId = keyKadId(cid.bytes)
+    if (policy.rank({ cid, rule: PLACEMENT_BALANCED }, peers, n).join() !== rule.place(cidId).map(i => hosts[i].peer).join()) throw new Error('sim: rendezvous rule disagrees with the hosts\' placementPolicy().rank')
+    if (policy.rank({ cid }, peers, n).sort().join() !== names(ks.nearest(cidId, n))) throw new Error('sim: XOR rule disagrees with the hosts\' placementPolicy().rank of an old chunk')
   }
 }
 

@@ -55,8 +55,15 @@ describe('cluster: small chunks are replicated, large ones erasure-coded', funct
       for (const h of hosts) if (!h.stopped && await h.store.has(ref.fragments[0])) out.push(h)
       return out
     }
+    // a writer that is none of the chunk's 3 targets keeps its copy until a rebalance pass hands
+    // it over (placement hands over only erasure-coded fragments at once): passes until it did
+    await until('the small file\'s chunk is on its 3 targets only', async () => {
+      await Promise.all(hosts.map(async h => await h.keep.repairer.pass()))
+      return (await holdersOf(smallRefs[0])).length === 3
+    }, 120_000)
     const holders = await holdersOf(smallRefs[0])
     assert.equal(holders.length, 3, 'a replicated chunk is on m + 1 = 3 hosts')
+    assert.deepEqual(holders.map(h => h.host.peerId).sort(), w.policy.rank(smallRefs[0], w.policy.members(), 3).sort(), 'on its targets')
     const reader = hosts.find(h => h !== w && !holders.includes(h))!
     await until('the reader sees both files', async () => {
       try { await reader.volume.stat('/small.bin'); await reader.volume.stat('/large.bin'); return true } catch { return false }

@@ -2,11 +2,12 @@
 // the host it describes, a newer one replaces an older, a malformed, forged, future-dated or
 // stale one is refused; a DOWN notice is taken only from one of the subject's XOR neighbours (or
 // the subject itself, leaving), signed by it, and a newer record of the subject brings it back;
-// the table is bounded; records nobody refreshed expire.
+// the table is bounded; records nobody refreshed expire. A record's capacity class (issue 14
+// item 4) is signed with it, bounded, and replaced only by a newer record.
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { makeKey, signerFor, verify } from '../helpers/tree.ts'
-import { MemberTable, MEMBER_EXPIRE_MS, NEIGHBOURS } from '../../node/net/members.ts'
+import { MemberTable, MAX_CAPACITY_CLASS, MEMBER_EXPIRE_MS, NEIGHBOURS } from '../../node/net/members.ts'
 import type { Signer } from '../../node/tree/index.ts'
 
 const T0 = 1_800_000_000_000
@@ -19,6 +20,11 @@ async function peer (): Promise<Peer> {
 /** A member message of `p` (seq, addrs), signed by `by` (p itself unless forged). */
 async function record (p: Peer, seq: number, addrs = ['/ip4/127.0.0.1/tcp/1'], by: Signer = p.signer): Promise<Uint8Array> {
   const r = dagCbor.encode({ peer: p.id, seq, addrs })
+  return dagCbor.encode({ t: 'member', r, s: await by.sign(r) })
+}
+/** A member message of `p` carrying the record fields `more` (a capacity class), signed by `by`. */
+async function recordWith (p: Peer, seq: number, more: Record<string, unknown>, by: Signer = p.signer): Promise<Uint8Array> {
+  const r = dagCbor.encode({ peer: p.id, seq, addrs: ['/ip4/127.0.0.1/tcp/1'], ...more })
   return dagCbor.encode({ t: 'member', r, s: await by.sign(r) })
 }
 async function down (by: Peer, subject: string, seq: number, signer: Signer = by.signer): Promise<Uint8Array> {
@@ -120,5 +126,56 @@ describe('node/net member table', function () {
     const expired = t.expire()
     assert.deepEqual(expired.sort(), peers.slice(1, 5).map(p => p.id).sort())
     assert.deepEqual(t.members(), [peers[0].id])
+  })
+
+  it('a record carries its host\'s capacity class, signed: a newer record changes it, a forged or malformed one is refused', async () => {
+    const { t } = await table()
+    const [a, b, old] = [await peer(), await peer(), await peer()]
+    assert.equal(await t.take(await recordWith(a, T0 - 10, { cap: 80 })), 'new')
+    assert.equal(t.capacityClass(a.id), 80)
+    assert.deepEqual(t.record(a.id), { peer: a.id, seq: T0 - 10, addrs: ['/ip4/127.0.0.1/tcp/1'], cap: 80 })
+    // a host of an older version tells none: no class (placement weighs it as the median)
+    assert.equal(await t.take(await record(old, T0 - 10)), 'new')
+    assert.equal(t.capacityClass(old.id), undefined)
+    // the same seq with another class is not newer: the class stays
+    assert.equal(await t.take(await recordWith(a, T0 - 10, { cap: 88 })), 'old')
+    assert.equal(t.capacityClass(a.id), 80)
+    // a newer record with a changed class replaces it
+    assert.equal(await t.take(await recordWith(a, T0 - 5, { cap: 88 })), 'new')
+    assert.equal(t.capacityClass(a.id), 88)
+    // a's record with a huge class, signed by b: forged, refused, a keeps its class
+    assert.equal(await t.take(await recordWith(a, T0, { cap: MAX_CAPACITY_CLASS }, b.signer)), 'invalid')
+    assert.equal(t.capacityClass(a.id), 88)
+    // malformed classes, even signed by their subject: out of range, not an integer, not a number
+    for (const cap of [-1, MAX_CAPACITY_CLASS + 1, 2 ** 53, 1.5, '80', null, [80], { c: 80 }]) {
+      assert.equal(await t.take(await recordWith(b, T0 - 1, { cap })), 'invalid', JSON.stringify(cap))
+    }
+    // oversized: a 64-bit class (beyond a safe integer, decoded as a BigInt)
+    assert.equal(await t.take(await recordWith(b, T0 - 1, { cap: 2n ** 63n })), 'invalid')
+    // any other field: refused (a record is { peer, seq, addrs, cap? })
+    assert.equal(await t.take(await recordWith(b, T0 - 1, { cap: 80, weight: 1e9 })), 'invalid')
+    assert.equal(t.has(b.id), false)
+    assert.equal(await t.take(await recordWith(b, T0 - 1, { cap: MAX_CAPACITY_CLASS })), 'new')
+    assert.equal(t.capacityClass(b.id), MAX_CAPACITY_CLASS)
+  })
+
+  it('this host signs its capacity class now into each record, and refuses to sign one out of range', async () => {
+    let now = T0
+    let cls: number | undefined = 80
+    const self = await peer()
+    const t = new MemberTable({ self: self.id, signer: self.signer, verify, now: () => now, capacityClass: () => cls })
+    const other = (await table()).t
+    assert.equal(await other.take((await t.signOwn(['/ip4/127.0.0.1/tcp/5']))!), 'new')
+    assert.equal(other.capacityClass(self.id), 80)
+    now += 1
+    cls = 96
+    assert.equal(await other.take((await t.signOwn(['/ip4/127.0.0.1/tcp/5']))!), 'new')
+    assert.equal(other.capacityClass(self.id), 96)
+    now += 1
+    cls = undefined
+    assert.equal(await other.take((await t.signOwn(['/ip4/127.0.0.1/tcp/5']))!), 'new')
+    assert.equal(other.capacityClass(self.id), undefined)
+    cls = MAX_CAPACITY_CLASS + 1
+    await assert.rejects(t.signOwn(['/ip4/127.0.0.1/tcp/5']), RangeError)
   })
 })

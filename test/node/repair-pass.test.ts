@@ -13,7 +13,7 @@ function components (held: Array<() => void>): RepairComponents {
   return {
     self: 'self',
     membership: { live: () => ['self'], addEventListener: () => {}, removeEventListener: () => {} },
-    policy: { members: () => ['self'], copies: () => 1 },
+    policy: { members: () => ['self'], copies: () => 1, rank: unused },
     chunks: async () => { await new Promise<void>(resolve => { held.push(resolve) }); return { refs: [], unreadable: 0 } },
     store: { has: unused, get: unused, put: unused, putMany: unused, delete: unused },
     swarm: { has: unused, pullAny: unused, push: unused },
