@@ -20,9 +20,9 @@ import {
 } from '../../node/keeper/index.ts'
 import type { Candidate } from '../../node/keeper/index.ts'
 import { prng } from '../../harness/prng.ts'
-import { KeySpace } from './keyspace.ts'
-import { simHosts } from './hosts.ts'
-import type { SimHost } from './hosts.ts'
+import { KeySpace } from '../../harness/sim/keyspace.ts'
+import { simHosts } from '../../harness/sim/hosts.ts'
+import type { SimHost } from '../../harness/sim/hosts.ts'
 
 export interface Rule {
   name: string
