@@ -20,8 +20,12 @@
 // repair lands when its last push arrives. Chunks are sampled: each sampled chunk stands for
 // `scale` real chunks (the data the disks hold divided by the sample), so a sampled fragment
 // occupies an uplink as long as the fragments it stands for would, and bytes are counted at full
-// scale. Approximations: a transfer whose source goes away midway still lands; a pass is one
-// event per chunk (debounced as the Repairer debounces), not a sweep over every chunk.
+// scale. A keeper plans a chunk when its repair cap gets to it (its earlier repairs still using
+// it defer the pass), so a plan is never older than the bytes it moves. Approximations: a
+// transfer whose source goes away midway still lands; a pass is one event per chunk (debounced as
+// the Repairer debounces), not a sweep over every chunk; a sampled chunk's repair is one transfer
+// of `scale` fragments between the same hosts (in darkfs those chunks' keepers and holders are
+// the same XOR neighbourhood, so the load lands on the same few uplinks).
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import {
@@ -268,6 +272,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
 
   const due = new Float64Array(o.chunks).fill(Infinity)
   const busy = new Uint8Array(o.chunks)
+  /** The chunk's last pass found it short of redundant (work left, maybe waiting for a host). */
+  const unsettled = new Uint8Array(o.chunks)
   const again = new Uint8Array(o.chunks)
   const schedule = (c: number, t: number): void => {
     if (busy[c] === 1) { again[c] = 1; return }
@@ -280,12 +286,40 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     })
   }
 
+  // chunks waiting for their keeper's repair cap, in the order they came; the keeper takes the
+  // next when its cap is free (one event per repair, not one per waiting chunk)
+  const waiting: number[][] = Array.from({ length: H }, () => [])
+  const queued = new Uint8Array(o.chunks)
+  const waking = new Uint8Array(H)
+  const arm = (k: number): void => {
+    if (waking[k] === 1 || waiting[k].length === 0) return
+    waking[k] = 1
+    q.at(capUntil[k], () => {
+      waking[k] = 0
+      while (waiting[k].length > 0 && capUntil[k] <= q.now) {
+        const next = waiting[k].shift()!
+        queued[next] = 0
+        if (busy[next] === 1) { again[next] = 1; continue }
+        pass(next)
+      }
+      arm(k)
+    })
+  }
+  const wait = (k: number, c: number): void => {
+    if (queued[c] === 0) { queued[c] = 1; waiting[k].push(c) }
+    arm(k)
+  }
+
   /** A keeper's pass over chunk c: plan, deliver what is missing, hand over what is not wanted. */
   const pass = (c: number): void => {
     const keeperIdx = Array.from(cand[c]).find(h => up[h] === 1)
     if (keeperIdx === undefined) return
+    // a keeper works through its chunks at its repair cap: one whose cap is taken further ahead
+    // gets to this chunk then, and plans it as things are then (a host back meanwhile costs nothing)
+    if (capUntil[keeperIdx] > q.now) { wait(keeperIdx, c); return }
     const self = peers[keeperIdx]
     const { p, live } = planOf(c, self)
+    unsettled[c] = p.health === 'redundant' ? 0 : 1
     // copies no longer wanted, dropped by their holders' own passes (one custody round each)
     for (let j = 0; j < n; j++) {
       for (const h of [...held[c][j]]) {
@@ -392,8 +426,10 @@ export function runChurn (o: ChurnOptions): ChurnResult {
           outage[h]++
           if (member[h] === 1) {
             // back before the timeout: 'back', a pass at the next interval (it may have lost its disk)
+            // (only chunks a pass would act on: one left short, or one whose target it is and
+            // lacks a fragment; a chunk it holds a fragment of that was settled stays settled)
             r.backInTime++
-            for (const c of touched(h)) schedule(c, q.now + DEFAULT_REPAIR_INTERVAL_MS)
+            for (const c of touched(h)) if (unsettled[c] === 1 || !held[c].some(s => s.has(h))) schedule(c, q.now + DEFAULT_REPAIR_INTERVAL_MS)
           } else {
             // back after it was declared gone: 'joined' (its newer record brings it back everywhere)
             member[h] = 1
