@@ -480,11 +480,7 @@ export class Repairer extends EventTarget {
    */
   private async repairChunk (ref: ChunkRef, p: ChunkPlan, holdings: Holdings, live: ReadonlySet<string>, opts: AbortOptions & { signal: AbortSignal }): Promise<boolean> {
     const signal = anySignal([opts.signal], REPAIR_CHUNK_TIMEOUT_MS)
-    const missing: Array<{ j: number, to: string[] }> = []
-    p.want.forEach((hosts, j) => {
-      const to = hosts.filter(h => !p.held[j].has(h) && live.has(h))
-      if (to.length > 0) missing.push({ j, to })
-    })
+    const missing = repairDeliveries(p, live)
     if (missing.length === 0) return true
     const fragments = await this.fragments(ref, missing.map(x => x.j), holdings, signal)
     const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
@@ -596,6 +592,21 @@ export class Repairer extends EventTarget {
       return undefined
     }
   }
+}
+
+/**
+ * The deliveries a chunk's repair makes, as a pure function of its plan (the simulator runs it,
+ * scripts/sim): for each fragment j, the live hosts the plan wants it on that do not hold it. A
+ * target that is not live (a suspect, maybe back within the failure timeout) is left out: it
+ * may still hold its fragment, and rebuilding for it would cost k fragments for nothing.
+ */
+export function repairDeliveries (p: Pick<ChunkPlan, 'want' | 'held'>, live: ReadonlySet<string>): Array<{ j: number, to: string[] }> {
+  const missing: Array<{ j: number, to: string[] }> = []
+  p.want.forEach((hosts, j) => {
+    const to = hosts.filter(h => !p.held[j].has(h) && live.has(h))
+    if (to.length > 0) missing.push({ j, to })
+  })
+  return missing
 }
 
 function emptyProgress (): RepairProgress {

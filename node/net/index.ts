@@ -21,13 +21,13 @@
 //  - Keys: a host's identity is an Ed25519 key; every op is signed by its author and verified
 //    before it enters the log; a peer without the network key cannot connect (pnet).
 export { Announcer } from './announce.ts'
-export { MEMBERSHIP, MEMBERSHIP_PROTOCOL, Membership, MembershipNoticeError } from './failure.ts'
+export { DEFAULT_FAILURE_TIMEOUT_MS, MEMBERSHIP, MEMBERSHIP_PROTOCOL, Membership, MembershipNoticeError } from './failure.ts'
 export { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBERS_PROTOCOL, MEMBER_EXPIRE_MS, MEMBER_REFRESH_MS, MAX_CAPACITY_CLASS, MAX_MEMBERS, MemberRecordError, MemberTable, NEIGHBOURS, validCapacityClass } from './members.ts'
 export type { MemberRecord, MemberTableInit } from './members.ts'
-export { startMemberService } from './member-service.ts'
+export { TABLE_SYNC_MS, startMemberService } from './member-service.ts'
 export type { MemberService } from './member-service.ts'
 export type { MembershipInit, MembershipNotice } from './failure.ts'
-export { DEFAULT_MAX_CONNECTIONS, DHT_PROTOCOL, FULL_MESH_PEERS, GOSSIP_MAX_MESSAGE_BYTES, PEX, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL, PeerExchangeError, createHost } from './host.ts'
+export { DEFAULT_MAX_CONNECTIONS, DHT_PROTOCOL, FULL_MESH_PEERS, GOSSIP_MAX_MESSAGE_BYTES, PING_INTERVAL_MS, PEX, PEX_MAX_MESSAGE_BYTES, PEX_PROTOCOL, PeerExchangeError, createHost } from './host.ts'
 export type { Gossip, GossipHandler, GossipVerdict, Host } from './host.ts'
 export { idleDeadline } from './idle.ts'
 export { createNetworkKey, formatNetworkKey, loadOrCreateIdentity, readNetworkKey, writeNetworkKey } from './keys.ts'

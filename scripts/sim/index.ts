@@ -1,21 +1,47 @@
-// `npm run sim` (issue 14 item 7): darkfs's own placement logic against simulated networks of
-// 1,000 and 10,000 hosts, no sockets. Prints the figures and merges them into bench/sim.json
+// `npm run sim` (issue 14 item 7): darkfs's own placement, repair and membership logic against
+// simulated networks of 1,000 and 10,000 hosts, no sockets (a discrete-event network in virtual
+// time, harness/sim/). Prints the figures and merges them into bench/sim.json
 // (a run keeps the keys of figures it did not measure). Seeded: the same seed, the same figures.
 // Also the reconcile figures (reconcile.ts): bytes and rounds of a reconnect that missed 10 ops of
 // --reconcile-ops (1,000,000), and of one where both sides made 10 ops apart.
 //
 //   npm run sim -- [--hosts 1000,10000] [--seed 14] [--chunks-per-host 500] [--chunks-per-host-large 50] [--move-chunks 100000] [--move-chunks-large 500000]
 //                  [--factors 16,64,256,all] [--checks 20] [--reconcile-ops 1000000]
-// --hosts '' skips the placement figures, --reconcile-ops 0 the reconcile ones.
+//                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
+//                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
+//                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
+//                  [--lookup-churn-per-hour 0.1] [--lookup-hours 24] [--lookup-every 10]
+// --hosts '' skips the placement figures, --reconcile-ops 0 the reconcile ones, --gossip-hosts ''
+// the dissemination and idle ones, --churn-hosts '' the churn and lookup ones.
 // --chunks-per-host applies up to 2,000 hosts, --chunks-per-host-large beyond (the chunk count is
 // bounded by time: fewer fragments per host there, and more sampling noise, which the noise.*
 // and *.excess_stddev figures account for).
+//
+// Gossip (gossip.ts, `gossip.h<N>.*`): an op of --op-bytes written on one host, spread over a
+// gossipsub-like mesh (D 6, Dhi 12, the author floods its connections) on --latency ms links and
+// the hosts' own uplinks, with --gossip-down-share of the hosts down: virtual ms to 50/99/100% of
+// the live hosts, bytes each host sends per op. Idle (`idle.h<N>.*`): a host's upload in kbit/s
+// with nothing written, by source, from darkfs's periods and the churn trace's rates.
+// Churn (churn.ts, `churn.h<N>.*`): a --days trace (outages at --churn-per-hour per host while up,
+// away minutes to days; --leave-share of the hosts gone for good, --join-share joining) against
+// --churn-chunks sampled chunks standing for --fill of the hosts' disks, run with darkfs's plan,
+// keeper, deliveries, handovers and repair cap on the hosts' uplinks in virtual time, for each of
+// --failure-timeouts (minutes; 'default' is darkfs's DEFAULT_FAILURE_TIMEOUT_MS, whose figures
+// carry no timeout in their key; --failure-timeouts-large beyond 2,000 hosts, for time), and an
+// oracle that sees the permanent losses and joins only: repair bytes ÷ the oracle's, chunks lost,
+// repair durations, uplink use. Lookup (`lookup.h<N>.*`): reads every --lookup-every virtual s
+// find k fragments from the member table, steady and over --lookup-hours at
+// --lookup-churn-per-hour, a reader's table missing DOWN notices younger than the gossip's 99%
+// time: extra round trips (rounds of asks beyond the first).
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runPlacement } from './placement.ts'
 import { runReconcile } from './reconcile.ts'
+import { idleTraffic, runDissemination, GOSSIP_OVERHEAD_BYTES } from './gossip.ts'
+import { runChurnFigures } from './churn.ts'
+import { DEFAULT_FAILURE_TIMEOUT_MS } from '../../node/net/index.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const { values } = parseArgs({
@@ -28,7 +54,24 @@ const { values } = parseArgs({
     'move-chunks-large': { type: 'string', default: '500000' },
     factors: { type: 'string', default: '16,64,256,all' },
     checks: { type: 'string', default: '20' },
-    'reconcile-ops': { type: 'string', default: '1000000' }
+    'reconcile-ops': { type: 'string', default: '1000000' },
+    'gossip-hosts': { type: 'string', default: '1000,10000' },
+    'gossip-ops': { type: 'string', default: '20' },
+    'op-bytes': { type: 'string', default: '300' },
+    latency: { type: 'string', default: '30' },
+    'gossip-down-share': { type: 'string', default: '0.1' },
+    'churn-hosts': { type: 'string', default: '1000,10000' },
+    days: { type: 'string', default: '30' },
+    'churn-per-hour': { type: 'string', default: String(1 / 24) },
+    'leave-share': { type: 'string', default: '0.05' },
+    'join-share': { type: 'string', default: '0.05' },
+    'churn-chunks': { type: 'string', default: '10000' },
+    fill: { type: 'string', default: '0.1' },
+    'failure-timeouts': { type: 'string', default: 'default,60,720,4320' },
+    'failure-timeouts-large': { type: 'string', default: 'default,4320' },
+    'lookup-churn-per-hour': { type: 'string', default: '0.1' },
+    'lookup-hours': { type: 'string', default: '24' },
+    'lookup-every': { type: 'string', default: '10' }
   }
 })
 const list = (s: string): number[] => s.split(',').filter(x => x !== '').map(x => x === 'all' ? Infinity : Number(x))
@@ -65,8 +108,87 @@ if (reconcileOps > 0) {
   }
 }
 
+const put = (figures: Record<string, number>): void => {
+  for (const [k, v] of Object.entries(figures)) {
+    process.stdout.write(`  ${k.padEnd(52)} ${v}\n`)
+    results[k] = v
+  }
+}
+const latency = Number(values.latency)
+const gossipHosts = list(values['gossip-hosts'])
+const churnHosts = list(values['churn-hosts'])
+/** Per network size: copies of a gossip message a host sends, and the 99% time (the DOWN notice delay). */
+const spread = new Map<number, { copies: number, t99: number }>()
+for (const hosts of gossipHosts) {
+  process.stdout.write(`sim gossip, ${hosts} hosts\n`)
+  const t = performance.now()
+  const opBytes = Number(values['op-bytes'])
+  const g = runDissemination({ hosts, seed: seed + hosts, opBytes, latencyMs: latency, ops: Number(values['gossip-ops']), downShare: Number(values['gossip-down-share']) })
+  log(`h${hosts}: ${values['gossip-ops']} ops (${((performance.now() - t) / 1000).toFixed(1)} s)`)
+  spread.set(hosts, { copies: g.bytesPerHostMean / (opBytes + GOSSIP_OVERHEAD_BYTES), t99: g.t99 })
+  const pre = `gossip.h${hosts}`
+  put({
+    [`${pre}.op_bytes`]: opBytes,
+    [`${pre}.latency_ms`]: latency,
+    [`${pre}.down_share`]: Number(values['gossip-down-share']),
+    [`${pre}.mesh_degree_mean`]: round(g.meshDegreeMean),
+    [`${pre}.mesh_degree_max`]: g.meshDegreeMax,
+    [`${pre}.t50_ms`]: Math.round(g.t50),
+    [`${pre}.t99_ms`]: Math.round(g.t99),
+    [`${pre}.t99_mean_ms`]: Math.round(g.t99Mean),
+    [`${pre}.t100_ms`]: Number.isFinite(g.t100) ? Math.round(g.t100) : -1,
+    [`${pre}.missed_hosts`]: g.missed,
+    [`${pre}.bytes_per_host_per_op_mean`]: Math.round(g.bytesPerHostMean),
+    [`${pre}.bytes_per_host_per_op_max`]: Math.round(g.bytesPerHostMax),
+    [`${pre}.copies_received_per_host_per_op`]: round(g.copiesPerHost)
+  })
+}
+
+const timeoutsOf = (s: string): number[] => s.split(',').filter(x => x !== '').map(x => x === 'default' ? DEFAULT_FAILURE_TIMEOUT_MS : Number(x) * 60_000)
+/** Per network size: hosts declared gone and back after, per host per hour (for the idle figure). */
+const churnRates = new Map<number, { gone: number, returned: number }>()
+for (const hosts of churnHosts) {
+  process.stdout.write(`sim churn, ${hosts} hosts\n`)
+  const figures = runChurnFigures({
+    hosts,
+    seed: seed + hosts,
+    days: Number(values.days),
+    churnPerHour: Number(values['churn-per-hour']),
+    leaveShare: Number(values['leave-share']),
+    joinShare: Number(values['join-share']),
+    chunks: Number(values['churn-chunks']),
+    fill: Number(values.fill),
+    timeouts: timeoutsOf(values[hosts <= 2000 ? 'failure-timeouts' : 'failure-timeouts-large']),
+    latencyMs: latency,
+    lookupChurnPerHour: Number(values['lookup-churn-per-hour']),
+    lookupDuration: Number(values['lookup-hours']) * 3600_000,
+    lookupEveryMs: Number(values['lookup-every']) * 1000,
+    // a reader misses a DOWN notice for as long as gossip takes to reach 99% of the hosts
+    noticeDelayMs: spread.get(hosts)?.t99 ?? 5000,
+    log
+  })
+  const hostHours = hosts * Number(values.days) * 24
+  churnRates.set(hosts, { gone: figures[`churn.h${hosts}.declared_gone`] / hostHours, returned: figures[`churn.h${hosts}.returned_after_gone`] / hostHours })
+  put(figures)
+}
+
+for (const hosts of gossipHosts) {
+  process.stdout.write(`sim idle traffic, ${hosts} hosts\n`)
+  // churn rates measured at this size, else at the nearest size measured, else none
+  const near = [...churnRates.keys()].sort((a, b) => Math.abs(a - hosts) - Math.abs(b - hosts))[0]
+  const rates = near === undefined ? { gone: 0, returned: 0 } : churnRates.get(near)!
+  const idle = idleTraffic({ hosts, copiesPerMessage: spread.get(hosts)!.copies, goneHostHour: rates.gone, returnedHostHour: rates.returned })
+  const kbit = (bytesPerSecond: number): number => round(bytesPerSecond * 8 / 1000)
+  const pre = `idle.h${hosts}`
+  put(Object.fromEntries(Object.entries(idle).map(([k, v]) => [`${pre}.${k}_kbit_s`, kbit(v)])))
+}
+
 await mkdir(join(root, 'bench'), { recursive: true })
 const file = join(root, 'bench', 'sim.json')
 const earlier = await readFile(file, 'utf8').then(t => JSON.parse(t) as Record<string, unknown>, () => ({}))
 await writeFile(file, JSON.stringify({ ...earlier, ...results }, null, 2) + '\n')
 process.stdout.write(`wrote ${file}\n`)
+
+function round (x: number, digits = 4): number {
+  return Number.isFinite(x) ? Number(x.toFixed(digits)) : x
+}

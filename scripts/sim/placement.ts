@@ -27,9 +27,9 @@ import { createHash } from 'node:crypto'
 import { PLACEMENT_BALANCED } from '../../node/data/index.ts'
 import type { Candidate } from '../../node/keeper/index.ts'
 import { prng } from '../../harness/prng.ts'
-import { KeySpace } from './keyspace.ts'
-import { simHosts } from './hosts.ts'
-import type { SimHost } from './hosts.ts'
+import { KeySpace } from '../../harness/sim/keyspace.ts'
+import { simHosts } from '../../harness/sim/hosts.ts'
+import type { SimHost } from '../../harness/sim/hosts.ts'
 
 export interface Rule {
   name: string

@@ -1,0 +1,519 @@
+// Repair under churn, in virtual time (issue 14 item 7): a churn trace (hosts away for minutes,
+// hours or days and back, some gone for good, some joining) played against a sample of chunks,
+// with darkfs's own decisions at every step:
+//  - failure: a host away for the failure timeout (node/net/failure.ts
+//    DEFAULT_FAILURE_TIMEOUT_MS) is declared gone; one back before it never stopped being a
+//    member (a suspect is still ranked by placement);
+//  - the plan: which hosts must hold each fragment and the chunk's health is node/keeper's plan()
+//    (survey.ts: XOR targets among the members, assignment.ts: fragments stay where they are);
+//  - the keeper is keeper() (the closest live host), what it delivers is repairDeliveries()
+//    (only live targets that lack their fragment), and copies are dropped by handovers()
+//    (rebalance.ts: only once every host that must hold the fragment does);
+//  - the repair traffic cap is repairRate() of the keeper's uplink (repair.ts: half the link).
+// What is modelled here, not run: the survey's answers (who holds what is known exactly, for
+// live hosts), and the reads of a rebuild, which follow repair.ts fragments(): fragments held
+// by the keeper cost nothing, a wanted fragment a live host holds is copied (one fragment's
+// bytes), and the rest is decoded from k fragments (k less those at hand, fetched).
+//
+// Bytes move in virtual time over the hosts' uplinks (events.ts): fetches over the holders'
+// uplinks, pushes over the keeper's, every byte of the keeper's through its repair cap too. A
+// repair lands when its last push arrives. Chunks are sampled: each sampled chunk stands for
+// `scale` real chunks (the data the disks hold divided by the sample), so a sampled fragment
+// occupies an uplink as long as the fragments it stands for would, and bytes are counted at full
+// scale. A keeper plans a chunk when its repair cap gets to it (its earlier repairs still using
+// it defer the pass), so a plan is never older than the bytes it moves. Approximations: a
+// transfer whose source goes away midway still lands; a pass is one event per chunk (debounced as
+// the Repairer debounces), not a sweep over every chunk; a sampled chunk's repair is one transfer
+// of `scale` fragments between the same hosts (in darkfs those chunks' keepers and holders are
+// the same XOR neighbourhood, so the load lands on the same few uplinks).
+import { CID } from 'multiformats/cid'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import {
+  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_DEBOUNCE_MS, handovers, keyKadId, plan, repairDeliveries, repairRate
+} from '../../node/keeper/index.ts'
+import type { ChunkPlan, Holdings } from '../../node/keeper/index.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
+import { EventQueue, Uplinks } from './events.ts'
+import { KeySpace } from './keyspace.ts'
+import type { SimHost } from './hosts.ts'
+
+const HOUR = 3600_000
+const DAY = 24 * HOUR
+
+/** Uplinks of a community network, bits/s, with their shares: most on ADSL, some on fibre. */
+export const UPLINK_MIX: Array<[number, number]> = [[1e6, 0.6], [20e6, 0.3], [100e6, 0.1]]
+
+export function simUplink (rand: () => number): number {
+  let r = rand()
+  for (const [rate, share] of UPLINK_MIX) {
+    if (r < share) return rate
+    r -= share
+  }
+  return UPLINK_MIX[UPLINK_MIX.length - 1][0]
+}
+
+/**
+ * How long a host is away, ms: a reboot or a network blip (30 s to 3 min), an evening or a night
+ * off (30 min to 8 h, log-uniform), or days (1 to 3 days: a holiday, a broken router).
+ */
+export const OUTAGE_MIX: Array<[share: number, from: number, to: number]> = [
+  [0.4, 30_000, 3 * 60_000], [0.5, 30 * 60_000, 8 * HOUR], [0.1, DAY, 3 * DAY]
+]
+
+function outageLength (rand: () => number): number {
+  let r = rand()
+  for (const [share, from, to] of OUTAGE_MIX) {
+    if (r < share) return Math.exp(Math.log(from) + rand() * (Math.log(to) - Math.log(from)))
+    r -= share
+  }
+  return OUTAGE_MIX[0][1]
+}
+
+export type TraceKind = 'down' | 'up' | 'leave' | 'join'
+export interface TraceEvent { t: number, host: number, kind: TraceKind }
+
+export interface TraceOptions {
+  /** Hosts at the start (indexes 0..hosts-1). */
+  hosts: number
+  /** Hosts that join during the trace (indexes hosts..hosts+joiners-1), at uniform times. */
+  joiners: number
+  /** Hosts (of those at the start) that leave for good, silently, at uniform times. */
+  leavers: number
+  /** Length of the trace, ms. */
+  duration: number
+  /** Outages per host per hour while it is up (0.1: a tenth of the hosts leave each hour). */
+  churnPerHour: number
+}
+
+/** A churn trace, in time order (ties in host order). */
+export function churnTrace (o: TraceOptions, rand: () => number): TraceEvent[] {
+  const events: TraceEvent[] = []
+  const leaveAt = new Float64Array(o.hosts + o.joiners).fill(Infinity)
+  const joinAt = new Float64Array(o.hosts + o.joiners)
+  // the leavers: a random subset, each at a uniform time
+  const order = Array.from({ length: o.hosts }, (_, i) => i)
+  for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [order[i], order[j]] = [order[j], order[i]] }
+  for (const h of order.slice(0, o.leavers)) leaveAt[h] = rand() * o.duration
+  for (let h = o.hosts; h < o.hosts + o.joiners; h++) { joinAt[h] = rand() * o.duration; events.push({ t: joinAt[h], host: h, kind: 'join' }) }
+  for (let h = 0; h < o.hosts + o.joiners; h++) {
+    if (leaveAt[h] < Infinity) events.push({ t: leaveAt[h], host: h, kind: 'leave' })
+    if (!(o.churnPerHour > 0)) continue
+    let t = joinAt[h]
+    for (;;) {
+      t += -Math.log(1 - rand()) / o.churnPerHour * HOUR
+      if (t >= Math.min(o.duration, leaveAt[h])) break
+      const back = t + outageLength(rand)
+      events.push({ t, host: h, kind: 'down' })
+      // one still away when it leaves for good never comes back; the trace's end cuts nothing
+      if (back >= leaveAt[h]) break
+      events.push({ t: back, host: h, kind: 'up' })
+      t = back
+    }
+  }
+  return events.sort((a, b) => a.t - b.t || a.host - b.host)
+}
+
+/** The trace less its temporary outages: what an oracle that repairs permanent losses only sees. */
+export function permanentOnly (trace: TraceEvent[]): TraceEvent[] {
+  return trace.filter(e => e.kind === 'join' || e.kind === 'leave')
+}
+
+export interface ChurnOptions {
+  /** Every host of the run (those at the start, then the joiners), with their disks. */
+  hosts: SimHost[]
+  /** Uplinks of every host, bits/s. */
+  uplinks: number[]
+  /** Hosts at the start. */
+  initial: number
+  trace: TraceEvent[]
+  /** Sampled chunks, and how many real chunks each stands for. */
+  chunks: number
+  scale: number
+  k: number
+  m: number
+  chunkBytes: number
+  failureTimeoutMs: number
+  latencyMs: number
+  /** Virtual time the run covers (ms). */
+  duration: number
+  /** Reads sampled (finding who holds a fragment) this often, ms; 0: none. */
+  lookupEveryMs?: number
+  /** How long a DOWN notice takes to reach a reader (the gossip's dissemination delay), ms. */
+  noticeDelayMs?: number
+  /** Chunk keys are drawn from this. */
+  rand: () => number
+}
+
+export interface ChurnResult {
+  /** Repair traffic over the run, bytes at full scale: fetched to rebuild or copy, and pushed. */
+  bytesFetched: number
+  bytesPushed: number
+  /** Fragments delivered (at full scale). */
+  fragmentsRepaired: number
+  /** Copies dropped by handovers (at full scale). */
+  fragmentsDropped: number
+  /** Sampled chunks with fewer than k fragments on disks that still exist, at the end. */
+  chunksLost: number
+  /** Share of chunk-time with fewer than k fragments on live hosts (sampled every UNAVAILABLE_SAMPLE_MS). */
+  unavailableShare: number
+  /** Hosts declared gone (failure timeout), and those of them that came back after. */
+  declaredGone: number
+  returnedAfterGone: number
+  /** Outages shorter than the failure timeout. */
+  backInTime: number
+  /** Repairs (chunk deliveries) and their duration from start to last push landed, ms. */
+  repairs: number
+  repairMs: number[]
+  /** Extra round trips of sampled reads (rounds - 1), and reads that found too few fragments. */
+  lookupRounds: number[]
+  lookupsFailed: number
+  /** Events the queue ran; plans computed. */
+  events: number
+  plans: number
+  /** Repair bytes each host sent (at full scale). */
+  sentByHost: Float64Array
+  /** Sampled fragments each host holds on its disk, at the start and at the end. */
+  fragmentsAtStart: Uint32Array
+  fragmentsAtEnd: Uint32Array
+  /** Sampled chunks whose every fragment is on a distinct live member at the end (their plan's health 'redundant'). */
+  redundantAtEnd: number
+}
+
+/** Chunks' availability is sampled this often (virtual ms). */
+const UNAVAILABLE_SAMPLE_MS = 3 * HOUR
+
+/** Candidates per chunk: its XOR-closest hosts of the whole run, a superset of its targets at every moment. */
+const CANDIDATE_FACTOR = 4
+
+/**
+ * Runs one trace against `chunks` sampled chunks placed at the start as a fresh write would
+ * place them (fragment j on the target ranked j).
+ */
+export function runChurn (o: ChurnOptions): ChurnResult {
+  const H = o.hosts.length
+  const n = o.k + o.m
+  const peers = o.hosts.map(h => h.peer)
+  const index = new Map(peers.map((p, i) => [p, i]))
+  const q = new EventQueue()
+  const links = new Uplinks(o.uplinks)
+  // the keeper's repair cap (repair.ts limiter): its own clock, bytes / repairRate(link)
+  const capUntil = new Float64Array(H)
+  const capPerMs = Float64Array.from(o.uplinks, b => repairRate(b / 8) / 1000)
+  const up = new Uint8Array(H)
+  const member = new Uint8Array(H)
+  const disk = new Uint8Array(H) // its store still exists (not left for good)
+  const goneAt = new Float64Array(H).fill(-Infinity)
+  const outage = new Uint32Array(H)
+  for (let i = 0; i < o.initial; i++) { up[i] = 1; member[i] = 1; disk[i] = 1 }
+  const fragBytes = Math.ceil(o.chunkBytes / o.k)
+
+  // sampled chunks: keys, CIDs (plan() keys fragments by CID string), candidates
+  const ks = new KeySpace(o.hosts.map(h => h.id), Array.from({ length: H }, (_, i) => i))
+  const refs: ChunkRef[] = []
+  const cand: Int32Array[] = []
+  const held: Array<Array<Set<number>>> = []
+  const byHost: number[][] = Array.from({ length: H }, () => [])
+  const cidOf = (bytes: Uint8Array): CID => CID.createV1(0x55, createDigest(0x12, keyKadId(bytes)))
+  for (let c = 0; c < o.chunks; c++) {
+    const key = new Uint8Array(32)
+    for (let i = 0; i < 32; i++) key[i] = Math.floor(o.rand() * 256)
+    const cid = cidOf(key)
+    const fragments = Array.from({ length: n }, (_, j) => cidOf(new Uint8Array([...key, j])))
+    refs.push({ offset: 0, size: o.chunkBytes, cid, k: o.k, m: o.m, fragments })
+    // ranked by distance from the chunk's kad id (KeySpace returns a set: sort it)
+    const keyId = keyKadId(cid.bytes)
+    const near = ks.nearest(keyId, CANDIDATE_FACTOR * n)
+    near.sort((a, b) => cmp(keyId, o.hosts[a].id, o.hosts[b].id))
+    cand.push(Int32Array.from(near))
+    for (const h of near) byHost[h].push(c)
+    held.push(Array.from({ length: n }, () => new Set<number>()))
+  }
+
+  const r: ChurnResult = {
+    bytesFetched: 0, bytesPushed: 0, fragmentsRepaired: 0, fragmentsDropped: 0, chunksLost: 0, unavailableShare: 0,
+    declaredGone: 0, returnedAfterGone: 0, backInTime: 0, repairs: 0, repairMs: [], lookupRounds: [], lookupsFailed: 0, events: 0, plans: 0,
+    sentByHost: links.sent, fragmentsAtStart: new Uint32Array(H), fragmentsAtEnd: new Uint32Array(H), redundantAtEnd: 0
+  }
+  const countFragments = (into: Uint32Array): void => { for (const hs of held) for (const s of hs) for (const h of s) into[h]++ }
+
+  /** The members (as `isMember` says) among chunk c's candidates, closest first; widened when too few. */
+  const membersOf = (c: number, isMember: (h: number) => boolean): number[] => {
+    let list = Array.from(cand[c]).filter(isMember)
+    if (list.length < n) {
+      const keyId = keyKadId(refs[c].cid!.bytes)
+      list = ks.nearest(keyId, H).filter(isMember).sort((a, b) => cmp(keyId, o.hosts[a].id, o.hosts[b].id))
+    }
+    return list
+  }
+
+  const planOf = (c: number, self: string): { p: ChunkPlan, live: Set<string> } => {
+    const members = membersOf(c, h => member[h] === 1)
+    const live = new Set<string>()
+    for (const h of cand[c]) if (up[h] === 1) live.add(peers[h])
+    for (const h of members) if (up[h] === 1) live.add(peers[h])
+    const holdings: Holdings = new Map()
+    refs[c].fragments.forEach((f, j) => {
+      const s = new Set<string>()
+      for (const h of held[c][j]) if (up[h] === 1) { s.add(peers[h]); live.add(peers[h]) }
+      holdings.set(f.toString(), s)
+    })
+    r.plans++
+    // members beyond the first n + a few never rank: plan() sorts what it is given
+    return { p: plan(refs[c], holdings, members.slice(0, n + 2).map(h => peers[h]), live, self, { copies: (m: number) => m + 1 }), live }
+  }
+
+  // the initial write: fragment j on the target ranked j
+  for (let c = 0; c < o.chunks; c++) {
+    const { p } = planOf(c, '')
+    p.want.forEach((hs, j) => { for (const h of hs) held[c][j].add(index.get(h)!) })
+  }
+
+  countFragments(r.fragmentsAtStart)
+
+  const due = new Float64Array(o.chunks).fill(Infinity)
+  const busy = new Uint8Array(o.chunks)
+  /** The chunk's last pass found it short of redundant (work left, maybe waiting for a host). */
+  const unsettled = new Uint8Array(o.chunks)
+  const again = new Uint8Array(o.chunks)
+  const schedule = (c: number, t: number): void => {
+    if (busy[c] === 1) { again[c] = 1; return }
+    if (due[c] <= t) return
+    due[c] = t
+    q.at(t, () => {
+      if (due[c] !== t) return
+      due[c] = Infinity
+      pass(c)
+    })
+  }
+
+  // chunks waiting for their keeper's repair cap, in the order they came; the keeper takes the
+  // next when its cap is free (one event per repair, not one per waiting chunk)
+  const waiting: number[][] = Array.from({ length: H }, () => [])
+  const queued = new Uint8Array(o.chunks)
+  const waking = new Uint8Array(H)
+  const arm = (k: number): void => {
+    if (waking[k] === 1 || waiting[k].length === 0) return
+    waking[k] = 1
+    q.at(capUntil[k], () => {
+      waking[k] = 0
+      while (waiting[k].length > 0 && capUntil[k] <= q.now) {
+        const next = waiting[k].shift()!
+        queued[next] = 0
+        if (busy[next] === 1) { again[next] = 1; continue }
+        pass(next)
+      }
+      arm(k)
+    })
+  }
+  const wait = (k: number, c: number): void => {
+    if (queued[c] === 0) { queued[c] = 1; waiting[k].push(c) }
+    arm(k)
+  }
+
+  /** A keeper's pass over chunk c: plan, deliver what is missing, hand over what is not wanted. */
+  const pass = (c: number): void => {
+    const keeperIdx = Array.from(cand[c]).find(h => up[h] === 1)
+    if (keeperIdx === undefined) return
+    // a keeper works through its chunks at its repair cap: one whose cap is taken further ahead
+    // gets to this chunk then, and plans it as things are then (a host back meanwhile costs nothing)
+    if (capUntil[keeperIdx] > q.now) { wait(keeperIdx, c); return }
+    const self = peers[keeperIdx]
+    const { p, live } = planOf(c, self)
+    unsettled[c] = p.health === 'redundant' ? 0 : 1
+    // copies no longer wanted, dropped by their holders' own passes (one custody round each)
+    for (let j = 0; j < n; j++) {
+      for (const h of [...held[c][j]]) {
+        if (up[h] !== 1) continue
+        for (const d of handovers(peers[h], refs[c], p, live)) {
+          refs[c].fragments.forEach((f, i) => { if (f.equals(d.cid) && held[c][i].delete(h)) r.fragmentsDropped += o.scale })
+        }
+      }
+    }
+    if (p.health === 'redundant' || p.health === 'lost') return
+    const missing = repairDeliveries(p, live)
+    if (missing.length === 0) return
+    // the reads, as repair.ts fragments() makes them
+    const holdsHere = (j: number): boolean => held[c][j].has(keeperIdx)
+    const wanted = missing.map(x => x.j)
+    let have = 0
+    for (let j = 0; j < n && have < o.k; j++) if (holdsHere(j)) have++
+    const now = q.now
+    let ready = now
+    const fetch = (j: number): void => {
+      // from the live holder whose uplink is free first
+      let best = -1
+      for (const h of held[c][j]) if (up[h] === 1 && h !== keeperIdx && (best < 0 || links.busyUntil[h] < links.busyUntil[best])) best = h
+      if (best < 0) return
+      ready = Math.max(ready, links.send(best, fragBytes, now, o.latencyMs, o.scale))
+      capUntil[keeperIdx] = Math.max(now, capUntil[keeperIdx]) + fragBytes * o.scale / capPerMs[keeperIdx]
+      ready = Math.max(ready, capUntil[keeperIdx])
+      r.bytesFetched += fragBytes * o.scale
+      have++
+    }
+    const got = new Set<number>()
+    for (const j of wanted) if (holdsHere(j)) got.add(j)
+    if (got.size < wanted.length) {
+      for (const j of wanted) if (!got.has(j) && [...held[c][j]].some(h => up[h] === 1 && h !== keeperIdx)) { fetch(j); got.add(j) }
+      if (got.size < wanted.length) {
+        // decode: k fragments at hand, fetched from holders of the fragments not here
+        for (let j = 0; j < n && have < o.k; j++) if (!holdsHere(j) && !got.has(j) && [...held[c][j]].some(h => up[h] === 1)) fetch(j)
+      }
+    }
+    // pushes from the keeper's uplink, through its repair cap
+    let landed = ready
+    const lands: Array<{ j: number, h: number }> = []
+    for (const { j, to } of missing) {
+      for (const peer of to) {
+        const h = index.get(peer)!
+        lands.push({ j, h })
+        if (h === keeperIdx) continue
+        const start = Math.max(ready, capUntil[keeperIdx])
+        capUntil[keeperIdx] = start + fragBytes * o.scale / capPerMs[keeperIdx]
+        landed = Math.max(landed, links.send(keeperIdx, fragBytes, start, o.latencyMs, o.scale))
+        r.bytesPushed += fragBytes * o.scale
+      }
+    }
+    busy[c] = 1
+    r.repairs++
+    q.at(landed, () => {
+      busy[c] = 0
+      r.repairMs.push(landed - now)
+      for (const { j, h } of lands) {
+        // a target that went away meanwhile did not take it (its next pass sends it again)
+        if (up[h] === 1 && disk[h] === 1 && !held[c][j].has(h)) { held[c][j].add(h); r.fragmentsRepaired += o.scale }
+      }
+      again[c] = 0
+      schedule(c, q.now)
+    })
+  }
+
+  /** Chunks whose plan host h's change may touch: h holds a fragment, or ranks among the first n members. */
+  const touched = (h: number): number[] => {
+    const out: number[] = []
+    for (const c of byHost[h]) {
+      let hit = false
+      for (const s of held[c]) if (s.has(h)) { hit = true; break }
+      if (!hit) {
+        let before = 0
+        for (const x of cand[c]) { if (x === h) { hit = before < n; break } if (member[x] === 1) before++ }
+      }
+      if (hit) out.push(c)
+    }
+    return out
+  }
+
+  const gone = (h: number): void => {
+    member[h] = 0
+    goneAt[h] = q.now
+    r.declaredGone++
+    for (const c of touched(h)) schedule(c, q.now + REPAIR_DEBOUNCE_MS)
+  }
+
+  for (const e of o.trace) {
+    q.at(e.t, () => {
+      const h = e.host
+      switch (e.kind) {
+        case 'down': {
+          if (up[h] === 0) return
+          up[h] = 0
+          const mine = ++outage[h]
+          q.after(o.failureTimeoutMs, () => { if (up[h] === 0 && outage[h] === mine && member[h] === 1) gone(h) })
+          return
+        }
+        case 'up': {
+          if (disk[h] === 0) return
+          up[h] = 1
+          outage[h]++
+          if (member[h] === 1) {
+            // back before the timeout: 'back', a pass at the next interval (it may have lost its disk)
+            // (only chunks a pass would act on: one left short, or one whose target it is and
+            // lacks a fragment; a chunk it holds a fragment of that was settled stays settled)
+            r.backInTime++
+            for (const c of touched(h)) if (unsettled[c] === 1 || !held[c].some(s => s.has(h))) schedule(c, q.now + DEFAULT_REPAIR_INTERVAL_MS)
+          } else {
+            // back after it was declared gone: 'joined' (its newer record brings it back everywhere)
+            member[h] = 1
+            r.returnedAfterGone++
+            for (const c of touched(h)) schedule(c, q.now + REPAIR_DEBOUNCE_MS)
+          }
+          return
+        }
+        case 'join': {
+          up[h] = 1; member[h] = 1; disk[h] = 1
+          for (const c of touched(h)) schedule(c, q.now + REPAIR_DEBOUNCE_MS)
+          return
+        }
+        case 'leave': {
+          // silently, for good: its disk is gone; the others find out by the failure timeout
+          const wasUp = up[h] === 1
+          up[h] = 0; disk[h] = 0
+          for (const c of byHost[h]) for (const s of held[c]) s.delete(h)
+          if (wasUp) {
+            const mine = ++outage[h]
+            q.after(o.failureTimeoutMs, () => { if (outage[h] === mine && member[h] === 1) gone(h) })
+          }
+        }
+      }
+    })
+  }
+
+  // every UNAVAILABLE_SAMPLE_MS: chunks short of k fragments on live hosts
+  let unavailable = 0
+  let samples = 0
+  for (let t = UNAVAILABLE_SAMPLE_MS; t <= o.duration; t += UNAVAILABLE_SAMPLE_MS) {
+    q.at(t, () => {
+      samples++
+      for (let c = 0; c < o.chunks; c++) {
+        let live = 0
+        for (const s of held[c]) for (const h of s) if (up[h] === 1) { live++; break }
+        if (live < o.k) unavailable++
+      }
+    })
+  }
+
+  // sampled reads: a live reader whose table still counts hosts declared gone less than the
+  // notice delay ago asks the closest members for fragments, k at a time, until it has k
+  if ((o.lookupEveryMs ?? 0) > 0) {
+    const delay = o.noticeDelayMs ?? 0
+    for (let t = o.lookupEveryMs!; t <= o.duration; t += o.lookupEveryMs!) {
+      q.at(t, () => {
+        const c = Math.floor(o.rand() * o.chunks)
+        const order = membersOf(c, h => member[h] === 1 || q.now - goneAt[h] < delay)
+        const found = new Set<number>()
+        let next = 0
+        let rounds = 0
+        const limit = 3 * n
+        while (found.size < o.k && next < Math.min(order.length, limit)) {
+          rounds++
+          const ask = order.slice(next, next + o.k - found.size)
+          next += ask.length
+          for (const h of ask) {
+            if (up[h] !== 1) continue
+            const j = held[c].findIndex((s, i) => s.has(h) && !found.has(i))
+            if (j >= 0) found.add(j)
+          }
+        }
+        if (found.size < o.k) r.lookupsFailed++
+        else r.lookupRounds.push(rounds - 1)
+      })
+    }
+  }
+
+  q.run(o.duration)
+  r.events = q.ran
+  r.unavailableShare = samples === 0 ? 0 : unavailable / (samples * o.chunks)
+  for (let c = 0; c < o.chunks; c++) {
+    if (held[c].filter(s => s.size > 0).length < o.k) r.chunksLost++
+    if (planOf(c, '').p.health === 'redundant') r.redundantAtEnd++
+  }
+  countFragments(r.fragmentsAtEnd)
+  return r
+}
+
+function cmp (target: Uint8Array, a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < target.length; i++) {
+    const d = (a[i] ^ target[i]) - (b[i] ^ target[i])
+    if (d !== 0) return d
+  }
+  return 0
+}

@@ -1,0 +1,115 @@
+// The discrete-event core of the simulator (issue 14 item 7): virtual time in ms, no sockets, no
+// timers. Events run in time order, and events at the same time in the order they were
+// scheduled (a sequence number breaks ties), so a seeded run replays exactly.
+//
+// Links are modelled at the sender's uplink, where a community network's bottleneck is (ADSL:
+// ~1 Mbit/s up, several down): an uplink sends one message after another (FIFO), each taking
+// bytes / rate, and a message arrives one link latency after its last byte left. Downlinks are
+// taken as wide enough. `scale` lets one simulated transfer stand for many real ones (the
+// simulator samples chunks: one sampled fragment occupies the uplink as long as the fragments
+// it stands for would).
+
+/** A binary min-heap of events keyed by (time, sequence). */
+export class EventQueue {
+  private times: number[] = []
+  private seqs: number[] = []
+  private fns: Array<() => void> = []
+  private seq = 0
+  /** Virtual time of the event running now (ms). */
+  now = 0
+  /** Events run so far. */
+  ran = 0
+
+  get size (): number { return this.fns.length }
+
+  /** Run `fn` at virtual time `t` (never before now). */
+  at (t: number, fn: () => void): void {
+    if (!(t >= this.now)) t = this.now
+    this.times.push(t); this.seqs.push(this.seq++); this.fns.push(fn)
+    this.up(this.fns.length - 1)
+  }
+
+  /** Run `fn` `dt` ms from now. */
+  after (dt: number, fn: () => void): void { this.at(this.now + Math.max(0, dt), fn) }
+
+  /** Run events in order until none is left or the next is after `until`; now ends at `until` (or the last event). */
+  run (until = Infinity): void {
+    while (this.fns.length > 0 && this.times[0] <= until) {
+      const t = this.times[0]
+      const fn = this.fns[0]
+      this.pop()
+      this.now = t
+      this.ran++
+      fn()
+    }
+    if (Number.isFinite(until) && until > this.now) this.now = until
+  }
+
+  private less (a: number, b: number): boolean {
+    return this.times[a] < this.times[b] || (this.times[a] === this.times[b] && this.seqs[a] < this.seqs[b])
+  }
+
+  private swap (a: number, b: number): void {
+    [this.times[a], this.times[b]] = [this.times[b], this.times[a]];
+    [this.seqs[a], this.seqs[b]] = [this.seqs[b], this.seqs[a]];
+    [this.fns[a], this.fns[b]] = [this.fns[b], this.fns[a]]
+  }
+
+  private up (i: number): void {
+    while (i > 0) {
+      const p = (i - 1) >> 1
+      if (!this.less(i, p)) return
+      this.swap(i, p)
+      i = p
+    }
+  }
+
+  private pop (): void {
+    const last = this.fns.length - 1
+    this.swap(0, last)
+    this.times.pop(); this.seqs.pop(); this.fns.pop()
+    let i = 0
+    for (;;) {
+      const l = 2 * i + 1
+      const r = l + 1
+      let s = i
+      if (l < this.fns.length && this.less(l, s)) s = l
+      if (r < this.fns.length && this.less(r, s)) s = r
+      if (s === i) return
+      this.swap(i, s)
+      i = s
+    }
+  }
+}
+
+/** Hosts' uplinks: rate in bytes per ms each, FIFO, and what each has sent. */
+export class Uplinks {
+  /** When each uplink is free again (virtual ms). */
+  readonly busyUntil: Float64Array
+  /** Bytes each host sent. */
+  readonly sent: Float64Array
+  private readonly bytesPerMs: Float64Array
+
+  /** `bitsPerSecond[i]`: host i's uplink. */
+  constructor (bitsPerSecond: ArrayLike<number>) {
+    this.bytesPerMs = Float64Array.from(bitsPerSecond, b => b / 8 / 1000)
+    this.busyUntil = new Float64Array(bitsPerSecond.length)
+    this.sent = new Float64Array(bitsPerSecond.length)
+  }
+
+  /**
+   * Send `bytes` from host `from` at `now` (queued behind what its uplink is sending); returns
+   * the arrival time at the other end, `latency` ms after the last byte left. `scale`: how many
+   * such messages this one stands for (their bytes occupy the uplink, and count as sent).
+   */
+  send (from: number, bytes: number, now: number, latency: number, scale = 1): number {
+    const start = Math.max(now, this.busyUntil[from])
+    const done = start + bytes * scale / this.bytesPerMs[from]
+    this.busyUntil[from] = done
+    this.sent[from] += bytes * scale
+    return done + latency
+  }
+
+  /** Uplink rate of host i in bytes per ms. */
+  rate (i: number): number { return this.bytesPerMs[i] }
+}

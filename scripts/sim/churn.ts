@@ -1,0 +1,143 @@
+// The churn figures of the simulator (issue 14 item 7): repair under a 30-day churn trace
+// against an oracle that repairs permanent losses only, chunks lost with m = 2, how long repair
+// takes on the hosts' own uplinks, and how many round trips a reader needs to find k fragments
+// when its member table is stale. The engine is harness/sim/churn.ts (darkfs's plan, keeper,
+// deliveries, handovers and repair cap, in virtual time); this file draws the network and the
+// trace and turns the runs into flat named figures.
+import { CHUNK_SIZE } from '../../node/data/index.ts'
+import { DEFAULT_REDUNDANCY, erasureParams } from '../../node/keeper/index.ts'
+import { prng } from '../../harness/prng.ts'
+import { simHosts } from '../../harness/sim/hosts.ts'
+import { churnTrace, permanentOnly, runChurn, simUplink } from '../../harness/sim/churn.ts'
+import type { ChurnResult, TraceEvent } from '../../harness/sim/churn.ts'
+
+const HOUR = 3600_000
+const DAY = 24 * HOUR
+
+export interface ChurnFigureOptions {
+  hosts: number
+  seed: number
+  days: number
+  /** Outages per host per hour while up, for the repair trace. */
+  churnPerHour: number
+  /** Share of the hosts at the start that leave for good during the trace, and that join. */
+  leaveShare: number
+  joinShare: number
+  /** Sampled chunks. */
+  chunks: number
+  /** Share of the hosts' disks holding data (sets how many real chunks a sampled one stands for). */
+  fill: number
+  /** Failure timeouts run (ms): the first is darkfs's default, the others show what a longer one buys. */
+  timeouts: number[]
+  latencyMs: number
+  /** The lookup figure: churn per hour, length (ms) and reads sampled every (ms). */
+  lookupChurnPerHour: number
+  lookupDuration: number
+  lookupEveryMs: number
+  /** Dissemination delay of a DOWN notice (from the gossip figure), ms. */
+  noticeDelayMs: number
+  log: (line: string) => void
+}
+
+export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> {
+  const rand = prng(o.seed)
+  const joiners = Math.round(o.hosts * o.joinShare)
+  const hosts = simHosts(o.hosts + joiners, rand)
+  const uplinks = hosts.map(() => simUplink(rand))
+  // k and m as a host of this network would pick them (the default --data-fragments)
+  const { k, m } = erasureParams(o.hosts, DEFAULT_REDUNDANCY)
+  const diskTotal = hosts.slice(0, o.hosts).reduce((s, h) => s + h.disk, 0)
+  const realChunks = o.fill * diskTotal / (CHUNK_SIZE * (k + m) / k)
+  const scale = realChunks / o.chunks
+  const duration = o.days * DAY
+  const trace = churnTrace({ hosts: o.hosts, joiners, leavers: Math.round(o.hosts * o.leaveShare), duration, churnPerHour: o.churnPerHour }, rand)
+  const out: Record<string, number> = {}
+  const pre = `churn.h${o.hosts}`
+  const chunkSeed = o.seed * 7 + 1
+  const run = (t: TraceEvent[], timeout: number, extra: Partial<Parameters<typeof runChurn>[0]> = {}): ChurnResult => runChurn({
+    hosts, uplinks, initial: o.hosts, trace: t, chunks: o.chunks, scale, k, m, chunkBytes: CHUNK_SIZE, failureTimeoutMs: timeout,
+    latencyMs: o.latencyMs, duration, rand: prng(chunkSeed), ...extra
+  })
+  out[`${pre}.k`] = k
+  out[`${pre}.m`] = m
+  out[`${pre}.days`] = o.days
+  out[`${pre}.chunks_sampled`] = o.chunks
+  out[`${pre}.chunks_real`] = Math.round(realChunks)
+  out[`${pre}.trace.outages`] = trace.filter(e => e.kind === 'down').length
+  out[`${pre}.trace.outages_per_host_day`] = round(out[`${pre}.trace.outages`] / o.hosts / o.days)
+  out[`${pre}.trace.leave_forever`] = trace.filter(e => e.kind === 'leave').length
+  out[`${pre}.trace.joins`] = joiners
+  out[`${pre}.thin_uplink_share`] = round(uplinks.filter(u => u <= 1e6).length / uplinks.length)
+
+  let t = performance.now()
+  const oracle = run(permanentOnly(trace), o.timeouts[0])
+  const oracleBytes = oracle.bytesFetched + oracle.bytesPushed
+  o.log(`h${o.hosts}: oracle (permanent losses and joins only): ${gb(oracleBytes)} GB moved, ${oracle.events} events, ${oracle.plans} plans (${secs(t)} s)`)
+  out[`${pre}.oracle.repair_bytes`] = Math.round(oracleBytes)
+  out[`${pre}.oracle.chunks_lost`] = oracle.chunksLost
+  o.timeouts.forEach((timeout, i) => {
+    t = performance.now()
+    const r = run(trace, timeout)
+    const bytes = r.bytesFetched + r.bytesPushed
+    const p = i === 0 ? pre : `${pre}.timeout_${Math.round(timeout / 60_000)}min`
+    o.log(`h${o.hosts}: failure timeout ${timeout / 60_000} min: ${gb(bytes)} GB moved, ${r.events} events, ${r.plans} plans (${secs(t)} s)`)
+    out[`${p}.failure_timeout_ms`] = timeout
+    out[`${p}.repair_bytes`] = Math.round(bytes)
+    out[`${p}.repair_bytes_fetched`] = Math.round(r.bytesFetched)
+    out[`${p}.repair_bytes_pushed`] = Math.round(r.bytesPushed)
+    out[`${p}.repair_vs_oracle`] = round(bytes / oracleBytes)
+    out[`${p}.chunks_lost`] = r.chunksLost
+    out[`${p}.unavailable_share`] = round(r.unavailableShare, 6)
+    out[`${p}.declared_gone`] = r.declaredGone
+    out[`${p}.back_within_timeout`] = r.backInTime
+    out[`${p}.returned_after_gone`] = r.returnedAfterGone
+    const ms = r.repairMs.slice().sort((a, b) => a - b)
+    out[`${p}.repair_hours_p50`] = round(pick(ms, 0.5) / HOUR)
+    out[`${p}.repair_hours_p99`] = round(pick(ms, 0.99) / HOUR)
+    out[`${p}.repair_hours_max`] = round((ms[ms.length - 1] ?? 0) / HOUR)
+    // repair upload against each host's uplink over the trace
+    const util = Array.from(r.sentByHost, (b, h) => b / (uplinks[h] / 8 * duration / 1000)).sort((a, b) => a - b)
+    out[`${p}.uplink_share_mean`] = round(util.reduce((s, x) => s + x, 0) / util.length, 6)
+    out[`${p}.uplink_share_max`] = round(util[util.length - 1], 6)
+    out[`${p}.repair_bytes_per_host_day`] = Math.round(bytes / hosts.length / o.days)
+  })
+
+  // finding who holds a fragment: steady state, and a trace at lookupChurnPerHour
+  t = performance.now()
+  const lookupDuration = o.lookupDuration
+  const steady = runChurn({
+    hosts, uplinks, initial: o.hosts, trace: [], chunks: Math.min(o.chunks, 2000), scale, k, m, chunkBytes: CHUNK_SIZE,
+    failureTimeoutMs: o.timeouts[0], latencyMs: o.latencyMs, duration: HOUR, rand: prng(chunkSeed), lookupEveryMs: 1000, noticeDelayMs: o.noticeDelayMs
+  })
+  const churnTrace10 = churnTrace({ hosts: o.hosts, joiners: 0, leavers: Math.round(o.hosts * o.leaveShare * lookupDuration / duration), duration: lookupDuration, churnPerHour: o.lookupChurnPerHour }, prng(o.seed + 3))
+  const churned = runChurn({
+    hosts, uplinks, initial: o.hosts, trace: churnTrace10, chunks: Math.min(o.chunks, 2000), scale, k, m, chunkBytes: CHUNK_SIZE,
+    failureTimeoutMs: o.timeouts[0], latencyMs: o.latencyMs, duration: lookupDuration, rand: prng(chunkSeed), lookupEveryMs: o.lookupEveryMs, noticeDelayMs: o.noticeDelayMs
+  })
+  o.log(`h${o.hosts}: lookups, steady and at ${o.lookupChurnPerHour * 100}%/h churn (${secs(t)} s)`)
+  const lp = `lookup.h${o.hosts}`
+  const s = steady.lookupRounds.slice().sort((a, b) => a - b)
+  out[`${lp}.steady.reads`] = s.length
+  out[`${lp}.steady.round_trips_max`] = s[s.length - 1] ?? 0
+  const c = churned.lookupRounds.slice().sort((a, b) => a - b)
+  const pc = `${lp}.churn${Math.round(o.lookupChurnPerHour * 100)}`
+  out[`${pc}.reads`] = c.length + churned.lookupsFailed
+  out[`${pc}.round_trips_mean`] = round(c.reduce((a, b) => a + b, 0) / Math.max(1, c.length))
+  out[`${pc}.round_trips_p50`] = pick(c, 0.5)
+  out[`${pc}.round_trips_p99`] = pick(c, 0.99)
+  out[`${pc}.round_trips_max`] = c[c.length - 1] ?? 0
+  out[`${pc}.unreadable_share`] = round(churned.lookupsFailed / Math.max(1, c.length + churned.lookupsFailed), 6)
+  out[`${pc}.notice_delay_ms`] = Math.round(o.noticeDelayMs)
+  return out
+}
+
+function pick (sorted: number[], q: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
+}
+
+function round (x: number, digits = 4): number {
+  return Number.isFinite(x) ? Number(x.toFixed(digits)) : x
+}
+
+function gb (bytes: number): string { return (bytes / 1e9).toFixed(1) }
+function secs (t: number): string { return ((performance.now() - t) / 1000).toFixed(1) }
