@@ -32,6 +32,11 @@ import {
   DEFAULT_REPAIR_INTERVAL_MS, REPAIR_DEBOUNCE_MS, handovers, keyKadId, plan, repairDeliveries, repairRate
 } from '../../node/keeper/index.ts'
 import type { ChunkPlan, Holdings } from '../../node/keeper/index.ts'
+import { rankByRule } from '../../node/keeper/index.ts'
+
+/** The sim's chunks carry no placement rule: plan() ranks them as darkfs ranks such refs (XOR-closest). */
+const noWeights = new Map<string, number>()
+const xorRank = (ref: Pick<ChunkRef, 'cid' | 'rule'>, members: string[], n: number): string[] => rankByRule(ref, members, n, () => noWeights)
 import type { ChunkRef } from '../../node/data/index.ts'
 import { EventQueue, Uplinks } from './events.ts'
 import { KeySpace } from './keyspace.ts'
@@ -259,7 +264,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     })
     r.plans++
     // members beyond the first n + a few never rank: plan() sorts what it is given
-    return { p: plan(refs[c], holdings, members.slice(0, n + 2).map(h => peers[h]), live, self, { copies: (m: number) => m + 1 }), live }
+    return { p: plan(refs[c], holdings, members.slice(0, n + 2).map(h => peers[h]), live, self, { copies: (m: number) => m + 1, rank: xorRank }), live }
   }
 
   // the initial write: fragment j on the target ranked j
