@@ -14,13 +14,25 @@
 //  - no rule (manifests written before it; manifests themselves, whose refs are built from their
 //    CID alone, redundancy.ts): the XOR-closest members (kad.ts targets). Their fragments stay
 //    on the hosts that hold them, readers find them where they were, and repair keeps them there.
-// Only the holders follow the rule: the keeper stays the XOR-closest live member (keeper()),
-// which needs no weights and keeps "who repairs this" in Kademlia's key space.
+// The keeper of a chunk (the host that repairs it) is its first-ranked live member under the
+// same rule (keeperOf): for a chunk without a rule the XOR-closest live member (kad.ts keeper),
+// for a balanced one the rendezvous winner. It must be the rule's first: assignment.ts keeps one
+// copy of each doubled fragment on the first-ranked target, so the keeper rebuilding a lost
+// fragment holds one copy itself and pushes m (a keeper chosen by XOR while holders followed the
+// rendezvous rule pushed m + 1: test/cluster/repair-bytes caught 5.4 bytes moved per byte lost).
 export { keyKadId, peerKadId, compareDistance, targets, keeper, KAD_ID_CACHE_ENTRIES } from '../net/index.ts'
 import { targets } from '../net/index.ts'
 import { PLACEMENT_BALANCED } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import { balancedTargets, placementWeights } from './balance.ts'
+
+/**
+ * The live member that repairs chunk `ref`: its first-ranked live member under its rule (see
+ * above); undefined when no member is live.
+ */
+export function keeperOf (ref: Pick<ChunkRef, 'cid' | 'rule'>, live: Iterable<string>, policy: Pick<PlacementPolicy, 'rank'>): string | undefined {
+  return policy.rank(ref, [...live], 1)[0]
+}
 
 /** Most data fragments per chunk by default (k <= MAX_DATA_FRAGMENTS): `--data-fragments 4`. */
 export const MAX_DATA_FRAGMENTS = 4

@@ -1,5 +1,5 @@
-// The keeper loop (DESIGN.md §3): for every retained chunk, the live member closest to its key
-// (its keeper) checks that every fragment sits on the hosts it must be on (survey.ts,
+// The keeper loop (DESIGN.md §3): for every retained chunk, its first-ranked live member under
+// its placement rule (its keeper, placement.ts keeperOf) checks that every fragment sits on the hosts it must be on (survey.ts,
 // assignment.ts; the hosts its ref's placement rule ranks: placement.ts) and rebuilds what is missing from any k fragments, pushing it to where it
 // belongs. The same pass moves fragments to hosts that joined (they become targets), and
 // every host then drops the copies it holds but is no longer a target of, once their targets
@@ -20,7 +20,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import { rebuildFragments } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import type { Membership } from '../net/index.ts'
-import { keeper } from './placement.ts'
+import { keeperOf } from './placement.ts'
 import type { PlacementPolicy } from './placement.ts'
 import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
@@ -439,7 +439,7 @@ export class Repairer extends EventTarget {
           // a leaving host's plan is not the network's
           if (opts.leaving !== true && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
           if (p.health !== 'redundant') unsettled(p.health)
-          const mine = opts.all === true || (keeper(ref.cid!.bytes, live) === self && this.c.placing?.(ref.cid!.toString()) !== true)
+          const mine = opts.all === true || (keeperOf(ref, live, this.c.policy) === self && this.c.placing?.(ref.cid!.toString()) !== true)
           if (mine && p.health !== 'redundant' && p.health !== 'lost') {
             const ok = await this.repairChunk(ref, p, holdings, live, opts).catch((err: Error) => {
               if (!opts.signal.aborted) log.error('repair of chunk %s failed: %s', shortCid(ref.cid!), err.message)
