@@ -40,6 +40,8 @@ describe(`member table (${HOSTS} hosts, --max-connections ${BOUND})`, function (
       firstDisconnect.size > 0 && hosts.every(h => JSON.stringify(members(h)) === JSON.stringify(ids())), 120_000)
       .catch((err: Error) => { throw new Error(`${err.message}: ${hosts.map(h => `${h.name} ${h.host.peers().length} peers, ${members(h).length} members`).join('; ')}`) })
     assert.ok(hosts.every(h => h.host.beyondFullMesh()), 'every host keeps neighbours, not everyone')
+    // beyond the full mesh hosts forward, and decline copies they already have (host.ts GOSSIP_IDONTWANT_MIN_BYTES)
+    assert.ok(hosts.every(h => h.host.idontwantMinBytes() === 512), 'IDONTWANT beyond the full mesh')
     // connections were closed (the trim) and the failure timeout has passed since, twice over
     await until('a trim happened, two failure timeouts ago', () =>
       firstDisconnect.size > 0 && Date.now() - Math.min(...firstDisconnect.values()) > 2 * FAILURE_TIMEOUT_MS, 120_000)

@@ -111,6 +111,8 @@ describe('node/sync (cluster)', function () {
     await until('c got a\'s op from b\'s heads', () => c.tree.size === 1)
     assert.deepEqual(names(c.tree), ['from-a'])
     assert.ok(b.sync.stats().gossipUnforwarded > 0, 'b sent a\'s message on')
+    // nothing is forwarded in a full mesh, so no host sends IDONTWANT for what it got (host.ts)
+    assert.ok([a, b, c].every(n => n.host.idontwantMinBytes() === Number.MAX_SAFE_INTEGER), 'no IDONTWANT in a full mesh')
     assert.equal(headIds(c.tree), headIds(a.tree))
   })
 
