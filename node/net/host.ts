@@ -64,6 +64,10 @@ import type { RpcDialer, RpcServer } from './rpc.ts'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
+import { renewXsalsa20Views } from './xsalsa20.ts'
+
+// pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
+renewXsalsa20Views()
 
 const log = logger('net:host')
 
