@@ -31,6 +31,8 @@
 // DARKFS_SCALE_BOUND (default hosts / 3 within 4..16), DARKFS_SCALE_MIB_PER_HOST (2),
 // DARKFS_SCALE_IDLE_S (60; 20 from `npm run bench`), DARKFS_SCALE_OPS (5),
 // DARKFS_SCALE_TRANSPORT (tcp | memory).
+// first: a corrected pnet cipher before libp2p loads (20 hosts in one process crash the original)
+import './_xsalsa20.ts'
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
