@@ -28,11 +28,12 @@
 // It fails (exit 1; from `npm run bench`, the module fails) when a host is over the bound in the
 // steady state, an op does not reach every host within REACH_DEADLINE_MS, or status sends a
 // message on every try. Knobs: DARKFS_SCALE_HOSTS (default 50; 10 from `npm run bench`),
-// DARKFS_SCALE_BOUND (default hosts / 3 within 4..16), DARKFS_SCALE_MIB_PER_HOST (2),
+// DARKFS_SCALE_BOUND (default hosts / 3 within 4..16), DARKFS_SCALE_MIB_PER_HOST (1),
 // DARKFS_SCALE_IDLE_S (60; 20 from `npm run bench`), DARKFS_SCALE_OPS (5),
 // DARKFS_SCALE_TRANSPORT (tcp | memory).
-// first: a corrected pnet cipher before libp2p loads (20 hosts in one process crash the original)
-import './_xsalsa20.ts'
+// a corrected pnet cipher, loaded before libp2p (package.json: node --import; 20 hosts in one
+// process crash the original)
+import { applied as cipherFixed } from './_xsalsa20.ts'
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -45,7 +46,6 @@ import { ROOT } from '../../node/tree/index.ts'
 import { decodeManifest } from '../../node/data/index.ts'
 import type { Manifest } from '../../node/data/index.ts'
 import { targets } from '../../node/keeper/index.ts'
-import { PROTOCOL, PROTOCOL_RANGES } from '../../swarm/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { runPlacement } from '../sim/placement.ts'
 
@@ -56,7 +56,7 @@ const REACH_DEADLINE_MS = 120_000
 const REACH_POLL_MS = 10
 /** A write's transient connections are trimmed back within this (libp2p slack, TRIM_GRACE_MS 5 s). */
 const TRIM_DEADLINE_MS = 120_000
-/** Placements are settled once no host sent on the swarm protocols for this long. */
+/** Placements are settled once no placement is pending and no store changed for this long. */
 const SETTLE_QUIET_MS = 10_000
 const SETTLE_DEADLINE_MS = 10 * 60_000
 /** Connection samples. */
@@ -65,7 +65,6 @@ const SAMPLE_MS = 500
 const STATUS_TRIES = 8
 /** Protocols every connection carries whatever the host does: not counted against status. */
 const KEEPALIVE = ['/ipfs/id/', '/ipfs/ping/', '/meshsub/', '/floodsub/']
-const SWARM = [PROTOCOL, PROTOCOL_RANGES]
 /** Bytes per file written (4 chunks). */
 const FILE_BYTES = 4 << 20
 
@@ -104,16 +103,6 @@ function connected (hosts: ClusterHost[]): boolean {
   return seen.size === hosts.length
 }
 
-/** Bytes all hosts sent on the swarm protocols (placements, handovers, repair). */
-function swarmSent (hosts: ClusterHost[]): number {
-  let n = 0
-  for (const h of hosts) {
-    const p = h.host.traffic().protocols
-    for (const s of SWARM) n += p[s]?.sent ?? 0
-  }
-  return n
-}
-
 /** Streams opened and bytes sent by a host on protocols other than the keep-alives. */
 function messages (h: ClusterHost): { streams: number, bytes: number, byProtocol: Record<string, number> } {
   let streams = 0
@@ -132,10 +121,11 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
   const main = import.meta.main === true
   const N = o.hosts ?? Number(process.env.DARKFS_SCALE_HOSTS ?? (main ? 50 : 10))
   const bound = o.bound ?? Number(process.env.DARKFS_SCALE_BOUND ?? Math.max(4, Math.min(16, Math.floor(N / 3))))
-  const mibPerHost = o.mibPerHost ?? Number(process.env.DARKFS_SCALE_MIB_PER_HOST ?? 2)
+  const mibPerHost = o.mibPerHost ?? Number(process.env.DARKFS_SCALE_MIB_PER_HOST ?? 1)
   const idleS = o.idleS ?? Number(process.env.DARKFS_SCALE_IDLE_S ?? (main ? 60 : 20))
   const opCount = o.ops ?? Number(process.env.DARKFS_SCALE_OPS ?? 5)
   const transport = o.transport ?? (process.env.DARKFS_SCALE_TRANSPORT === 'memory' ? 'memory' : 'tcp')
+  if (!cipherFixed) throw new Error('bench:scale: xsalsa20 was loaded before scripts/bench/_xsalsa20.ts could correct it; run `npm run bench:scale` (node --import ./scripts/bench/_xsalsa20.ts)')
   if (!(N >= 3) || !(bound >= 2)) throw new Error(`bench:scale needs at least 3 hosts and a bound of 2, got ${N} and ${bound}`)
   const out: Record<string, number | string> = { 'scale.hosts': N, 'scale.bound': bound, 'scale.transport': transport }
   const failures: string[] = []
@@ -188,17 +178,23 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     const writer = hosts[0]
     const files = Math.max(1, Math.round(N * mibPerHost * (1 << 20) / FILE_BYTES))
     started = performance.now()
-    for (let i = 0; i < files; i++) await writer.volume.replaceFile(`/f${i}`, [randomBytes(FILE_BYTES)], { wait: 'safe' })
+    for (let i = 0; i < files; i++) {
+      await writer.volume.replaceFile(`/f${i}`, [randomBytes(FILE_BYTES)], { wait: 'safe' })
+      if ((i + 1) % 5 === 0) log(`${i + 1} of ${files} files written`)
+    }
     out['scale.write.MiB'] = files * FILE_BYTES / 2 ** 20
     out['scale.write.s'] = round((performance.now() - started) / 1000, 1)
     log(`wrote ${files} files of ${FILE_BYTES >> 20} MiB in ${out['scale.write.s']} s; waiting for placements to settle`)
     phase = 'settle'
     started = performance.now()
-    let last = swarmSent(hosts)
+    // settled: no placement pending anywhere and no store changed for SETTLE_QUIET_MS (the
+    // swarm protocols are never quiet that long on many hosts: repair passes ask have-queries)
+    const state = (): string => hosts.map(h => `${h.store.stored() ?? -1}:${h.network.pending.size}`).join()
+    let last = state()
     let quietSince = performance.now()
-    while (performance.now() - quietSince < SETTLE_QUIET_MS && performance.now() - started < SETTLE_DEADLINE_MS) {
+    while ((performance.now() - quietSince < SETTLE_QUIET_MS || hosts.some(h => h.network.pending.size > 0)) && performance.now() - started < SETTLE_DEADLINE_MS) {
       await sleep(1000)
-      const now = swarmSent(hosts)
+      const now = state()
       if (now !== last) { last = now; quietSince = performance.now() }
     }
     out['scale.settled.s'] = round((performance.now() - started) / 1000, 1)
