@@ -1,9 +1,6 @@
 // `npm run bench`: runs every benchmark module in scripts/bench/ (each exports run(), which
 // returns named figures), prints the figures and writes them to bench/results.json.
 // DARKFS_BENCH=name,name runs only those modules (the file keeps the others' last figures).
-// first: xsalsa20 corrected before any module loads libp2p (_xsalsa20.ts: bench:scale's many
-// hosts in one process crash the original)
-import './_xsalsa20.ts'
 import { readdir, readFile, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'

@@ -31,9 +31,6 @@
 // DARKFS_SCALE_BOUND (default hosts / 3 within 4..16), DARKFS_SCALE_MIB_PER_HOST (1),
 // DARKFS_SCALE_IDLE_S (60; 20 from `npm run bench`), DARKFS_SCALE_OPS (5),
 // DARKFS_SCALE_TRANSPORT (tcp | memory).
-// a corrected pnet cipher, loaded before libp2p (package.json: node --import; 20 hosts in one
-// process crash the original)
-import { applied as cipherFixed } from './_xsalsa20.ts'
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -125,7 +122,6 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
   const idleS = o.idleS ?? Number(process.env.DARKFS_SCALE_IDLE_S ?? (main ? 60 : 20))
   const opCount = o.ops ?? Number(process.env.DARKFS_SCALE_OPS ?? 5)
   const transport = o.transport ?? (process.env.DARKFS_SCALE_TRANSPORT === 'memory' ? 'memory' : 'tcp')
-  if (!cipherFixed) throw new Error('bench:scale: xsalsa20 was loaded before scripts/bench/_xsalsa20.ts could correct it; run `npm run bench:scale` (node --import ./scripts/bench/_xsalsa20.ts)')
   if (!(N >= 3) || !(bound >= 2)) throw new Error(`bench:scale needs at least 3 hosts and a bound of 2, got ${N} and ${bound}`)
   const out: Record<string, number | string> = { 'scale.hosts': N, 'scale.bound': bound, 'scale.transport': transport }
   const failures: string[] = []
