@@ -9,7 +9,11 @@
 //  - the keeper is keeper() (the closest live host), what it delivers is repairDeliveries()
 //    (only live targets that lack their fragment), and copies are dropped by handovers()
 //    (rebalance.ts: only once every host that must hold the fragment does);
-//  - the repair traffic cap is repairRate() of the keeper's uplink (repair.ts: half the link).
+//  - the repair traffic cap is repairRate() of the keeper's uplink (repair.ts: half the link);
+//  - lazy repair: a host declared gone stays away for the repair delay (net/failure.ts
+//    repairDelay(), counted from its disconnect), and each chunk is planned by lazyPlan()
+//    (keeper/lazy.ts: the away hosts count as members while the chunk keeps a fragment to
+//    spare); when the delay ends ('lapsed') the chunks it touches get a pass.
 // What is modelled here, not run: the survey's answers (who holds what is known exactly, for
 // live hosts), and the reads of a rebuild, which follow repair.ts fragments(): fragments held
 // by the keeper cost nothing, a wanted fragment a live host holds is copied (one fragment's
@@ -29,7 +33,7 @@
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import {
-  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_DEBOUNCE_MS, handovers, keyKadId, plan, repairDeliveries, repairRate
+  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_DEBOUNCE_MS, handovers, keyKadId, lazyPlan, repairDeliveries, repairRate
 } from '../../node/keeper/index.ts'
 import type { ChunkPlan, Holdings } from '../../node/keeper/index.ts'
 import { rankByRule } from '../../node/keeper/index.ts'
@@ -138,6 +142,13 @@ export interface ChurnOptions {
   m: number
   chunkBytes: number
   failureTimeoutMs: number
+  /**
+   * Time a host may be away (from its disconnect) before its chunks are repaired whatever their
+   * spare (net/failure.ts repairDelay(); default: the failure timeout, no lazy window).
+   */
+  repairDelayMs?: number
+  /** Fragments beyond k a chunk keeps on live hosts to wait for its away holders (lazy.ts REPAIR_SPARE by default). */
+  repairSpare?: number
   latencyMs: number
   /** Virtual time the run covers (ms). */
   duration: number
@@ -166,6 +177,10 @@ export interface ChurnResult {
   returnedAfterGone: number
   /** Outages shorter than the failure timeout. */
   backInTime: number
+  /** Hosts declared gone that were away within the repair delay, those back within it, and those whose delay ended. */
+  awayDeclared: number
+  backWithinDelay: number
+  lapsed: number
   /** Repairs (chunk deliveries) and their duration from start to last push landed, ms. */
   repairs: number
   repairMs: number[]
@@ -208,6 +223,9 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   const member = new Uint8Array(H)
   const disk = new Uint8Array(H) // its store still exists (not left for good)
   const goneAt = new Float64Array(H).fill(-Infinity)
+  // declared gone and within the repair delay until then (lazy.ts: planned as if still holding)
+  const awayUntil = new Float64Array(H).fill(-Infinity)
+  const delay = Math.max(o.failureTimeoutMs, o.repairDelayMs ?? o.failureTimeoutMs)
   const outage = new Uint32Array(H)
   for (let i = 0; i < o.initial; i++) { up[i] = 1; member[i] = 1; disk[i] = 1 }
   const fragBytes = Math.ceil(o.chunkBytes / o.k)
@@ -236,7 +254,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
 
   const r: ChurnResult = {
     bytesFetched: 0, bytesPushed: 0, fragmentsRepaired: 0, fragmentsDropped: 0, chunksLost: 0, unavailableShare: 0,
-    declaredGone: 0, returnedAfterGone: 0, backInTime: 0, repairs: 0, repairMs: [], lookupRounds: [], lookupsFailed: 0, events: 0, plans: 0,
+    declaredGone: 0, returnedAfterGone: 0, backInTime: 0, awayDeclared: 0, backWithinDelay: 0, lapsed: 0, repairs: 0, repairMs: [], lookupRounds: [], lookupsFailed: 0, events: 0, plans: 0,
     sentByHost: links.sent, fragmentsAtStart: new Uint32Array(H), fragmentsAtEnd: new Uint32Array(H), redundantAtEnd: 0
   }
   const countFragments = (into: Uint32Array): void => { for (const hs of held) for (const s of hs) for (const h of s) into[h]++ }
@@ -256,6 +274,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     const live = new Set<string>()
     for (const h of cand[c]) if (up[h] === 1) live.add(peers[h])
     for (const h of members) if (up[h] === 1) live.add(peers[h])
+    const away: string[] = []
+    for (const h of cand[c]) if (member[h] === 0 && awayUntil[h] > q.now) away.push(peers[h])
     const holdings: Holdings = new Map()
     refs[c].fragments.forEach((f, j) => {
       const s = new Set<string>()
@@ -264,7 +284,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     })
     r.plans++
     // members beyond the first n + a few never rank: plan() sorts what it is given
-    return { p: plan(refs[c], holdings, members.slice(0, n + 2).map(h => peers[h]), live, self, { copies: (m: number) => m + 1, rank: xorRank }), live }
+    return { p: lazyPlan(refs[c], holdings, members.slice(0, n + 2).map(h => peers[h]), away, live, self, { copies: (m: number) => m + 1, rank: xorRank }, o.repairSpare), live }
   }
 
   // the initial write: fragment j on the target ranked j
@@ -411,6 +431,19 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     member[h] = 0
     goneAt[h] = q.now
     r.declaredGone++
+    // away from its disconnect, a failure timeout ago (failure.ts markAway)
+    const until = q.now - o.failureTimeoutMs + delay
+    if (until > q.now) {
+      awayUntil[h] = until
+      const mine = outage[h]
+      r.awayDeclared++
+      // 'lapsed': still away at the end of the delay, its chunks are repaired whatever their spare
+      q.at(until, () => {
+        if (outage[h] !== mine || member[h] === 1) return
+        r.lapsed++
+        for (const c of touched(h)) schedule(c, q.now + REPAIR_DEBOUNCE_MS)
+      })
+    }
     for (const c of touched(h)) schedule(c, q.now + REPAIR_DEBOUNCE_MS)
   }
 
@@ -438,6 +471,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
           } else {
             // back after it was declared gone: 'joined' (its newer record brings it back everywhere)
             member[h] = 1
+            if (awayUntil[h] > q.now) r.backWithinDelay++
+            awayUntil[h] = -Infinity
             r.returnedAfterGone++
             for (const c of touched(h)) schedule(c, q.now + REPAIR_DEBOUNCE_MS)
           }

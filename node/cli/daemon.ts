@@ -209,6 +209,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // the repairer share (placement.ts)
     const membership = new Membership(host, {
       failureTimeoutMs: opts.keep?.failureTimeoutMs,
+      repairDelayMs: opts.keep?.repairDelayMs,
       table: members,
       publish: async msg => await memberService.publish(msg),
       // a member this host is not connected to answers a dial to an address it signed

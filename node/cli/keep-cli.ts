@@ -9,11 +9,11 @@ export const PROGRESS_POLL_MS = 250
 /** Width of the progress bar in characters. */
 export const PROGRESS_BAR_WIDTH = 30
 
-/** `--failure-timeout SECONDS` -> ms. */
-export function parseFailureTimeout (v: string | undefined): number | undefined {
+/** `--failure-timeout SECONDS` (or another option's, `flag`) -> ms. */
+export function parseFailureTimeout (v: string | undefined, flag = 'failure-timeout'): number | undefined {
   if (v === undefined) return undefined
   const s = Number(v)
-  if (!Number.isFinite(s) || s < 0) throw new UsageError(`--failure-timeout takes a number of seconds >= 0, got ${JSON.stringify(v)}`)
+  if (!Number.isFinite(s) || s < 0) throw new UsageError(`--${flag} takes a number of seconds >= 0, got ${JSON.stringify(v)}`)
   return Math.round(s * 1000)
 }
 

@@ -6,6 +6,11 @@
 // hold them (rebalance.ts). Repair traffic has its own rate limit, apart from the swarm's, so
 // it never takes the whole link from reads and writes; only what is missing moves.
 //
+// Lazy repair (lazy.ts): a member declared gone by the failure timeout is away for the repair
+// delay (net/failure.ts), and its chunks are planned as if it still held its fragments while
+// each keeps a fragment to spare; a chunk down to k live fragments is repaired at once, and one
+// whose holder stayed away past the delay ('lapsed') on the next pass.
+//
 // An idle network costs nothing: a background pass surveys every peer (have-queries for every
 // fragment), so the timer runs one only when something may have changed since the last pass that
 // found every chunk redundant: the members (join, leave, drain, full disk), a member that came
@@ -26,6 +31,7 @@ import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
 import { incomplete, plan, survey } from './survey.ts'
+import { lazyPlan } from './lazy.ts'
 import { LOST_CONFIRM_MS } from './status.ts'
 import type { HealthBook } from './status.ts'
 import { forEachLimited } from '../pool.ts'
@@ -84,8 +90,11 @@ export interface RepairInit {
 
 export interface RepairComponents {
   self: string
-  /** Live hosts, the 'gone'/'joined' events that start a pass and the 'back' events that call for one. */
-  membership: Pick<Membership, 'live' | 'addEventListener' | 'removeEventListener'>
+  /**
+   * Live hosts, the 'gone'/'joined'/'lapsed' events that start a pass and the 'back' events that
+   * call for one; the hosts away within the repair delay (lazy.ts; none when not given).
+   */
+  membership: Pick<Membership, 'live' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Membership, 'away'>>
   /** The tree: its 'op' events (new content, new members' pins) call for a pass. */
   ops?: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
   /** The hosts placement ranks and the copies a replicated chunk needs (placement.ts). */
@@ -190,6 +199,7 @@ export class Repairer extends EventTarget {
     this.shutdown = new AbortController()
     this.c.membership.addEventListener('gone', this.onChange)
     this.c.membership.addEventListener('joined', this.onChange)
+    this.c.membership.addEventListener('lapsed', this.onChange)
     this.c.membership.addEventListener('back', this.onActivity)
     this.c.ops?.addEventListener('op', this.onActivity)
     if (this.intervalMs > 0) this.schedule(this.intervalMs)
@@ -200,6 +210,7 @@ export class Repairer extends EventTarget {
     this.started = false
     this.c.membership.removeEventListener('gone', this.onChange)
     this.c.membership.removeEventListener('joined', this.onChange)
+    this.c.membership.removeEventListener('lapsed', this.onChange)
     this.c.membership.removeEventListener('back', this.onActivity)
     this.c.ops?.removeEventListener('op', this.onActivity)
     clearTimeout(this.timer)
@@ -253,9 +264,14 @@ export class Repairer extends EventTarget {
     return !this.dirty && this.running === undefined && this.settled === this.view()
   }
 
-  /** What a pass's plan depends on besides the tree and the stores: members and live hosts. */
+  /** What a pass's plan depends on besides the tree and the stores: members, live hosts and those away. */
   private view (): string {
-    return [...this.c.policy.members()].sort().join(',') + '|' + [...this.c.membership.live()].sort().join(',')
+    return [...this.c.policy.members()].sort().join(',') + '|' + [...this.c.membership.live()].sort().join(',') + '|' + [...this.away()].sort().join(',')
+  }
+
+  /** Hosts away within the repair delay (lazy.ts), less those that are members or live again. */
+  private away (): string[] {
+    return this.c.membership.away?.() ?? []
   }
 
   /**
@@ -315,6 +331,7 @@ export class Repairer extends EventTarget {
   /** Survey `refs` in batches, record each chunk's health (book) and call `each` with it. */
   private async observe (refs: ChunkRef[], opts: AbortOptions, each: (health: Health | 'unreachable') => void = () => {}): Promise<void> {
     const members = this.c.policy.members()
+    const away = this.away()
     const live = this.c.membership.live()
     const liveSet = new Set(live)
     for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
@@ -324,7 +341,7 @@ export class Repairer extends EventTarget {
       const holdings = await survey(this.surveyor(), batch, live, { ...opts, unanswered })
       const confirm: ChunkRef[] = []
       for (const ref of batch) {
-        const p = plan(ref, holdings, members, liveSet, this.c.self, this.c.policy)
+        const p = lazyPlan(ref, holdings, members, away, liveSet, this.c.self, this.c.policy)
         const partial = incomplete(p, liveSet, unanswered)
         const unconfirmed = this.c.health?.observe(ref, p, partial, at, liveSet.size < 2) === 'confirm'
         if (unconfirmed) confirm.push(ref)
@@ -412,6 +429,8 @@ export class Repairer extends EventTarget {
     const allLive = this.c.membership.live()
     const members = this.c.policy.members().filter(p => !(opts.leaving === true && p === self))
     const live = new Set(allLive.filter(p => !(opts.leaving === true && p === self)))
+    // a leaving host plans as if gone at once: its fragments go elsewhere, whatever is away
+    const away = opts.leaving === true ? [] : this.away()
     const drop = opts.drop ?? opts.leaving !== true
     // copies to hand over, dropped after the whole pass: a block (equal fragments of several
     // chunks) stays while any chunk wants it here
@@ -434,7 +453,7 @@ export class Repairer extends EventTarget {
         next = b + REPAIR_BATCH < refs.length ? surveyed(b + REPAIR_BATCH) : undefined
         await forEachLimited(batch, REPAIR_CONCURRENCY, async ref => {
           opts.signal.throwIfAborted()
-          const p = plan(ref, holdings, members, live, self, this.c.policy)
+          const p = lazyPlan(ref, holdings, members, away, live, self, this.c.policy)
           // what the survey saw (before this pass repairs it: the next pass sees the repair);
           // a leaving host's plan is not the network's
           if (opts.leaving !== true && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])

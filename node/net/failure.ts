@@ -9,6 +9,12 @@
 // and nobody drops them again; a STAY notice undoes that when the leave fails. A GONE notice
 // carries the suspects the operator declared gone (`darkfs heal`).
 //
+// Lazy repair (issue 14, Total Recall): a peer declared gone by the failure timeout (its own or
+// a neighbour's DOWN notice), not by a leave notice or heal, is away: it may still come back with
+// its disk. For the repair delay (--repair-delay, counted from when it went away) the keeper may
+// plan as if it still held its fragments, while its chunks keep a fragment to spare
+// (keeper/lazy.ts); away() lists them, and 'lapsed' says one was away for the whole delay.
+//
 // Notices go over MEMBERSHIP_PROTOCOL (rpc.ts notices, sent to every connected peer by
 // broadcast(), the seam a gossip transport could take over). A peer a notice did not go through
 // to is sent it again, with backoff, while it stays connected (issue 16: a link cut while a
@@ -24,6 +30,25 @@ const log = logger('net:membership')
 
 /** Default time a peer may be unreachable before it is declared gone: 3 minutes. */
 export const DEFAULT_FAILURE_TIMEOUT_MS = 3 * 60_000
+/**
+ * Default time a host may be away before its fragments are rebuilt whatever its chunks' spare
+ * (lazy repair, keeper/lazy.ts): 24 hours. Most outages (a night off, a reboot, a router
+ * restarting) end within it, and rebuilding for each of them moved 5x the bytes of an oracle that
+ * repairs permanent losses only (issue 14, npm run sim).
+ */
+export const DEFAULT_REPAIR_DELAY_MS = 24 * 3600_000
+
+/**
+ * The repair delay a host runs with: `repairDelayMs` when given, else the failure timeout when
+ * that was given (an operator or test that sets how long a host may be away before its fragments
+ * are rebuilt keeps that meaning: no lazy window), else DEFAULT_REPAIR_DELAY_MS. Never shorter
+ * than the failure timeout.
+ */
+export function repairDelay (failureTimeoutMs?: number, repairDelayMs?: number): number {
+  const timeout = failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS
+  return Math.max(timeout, repairDelayMs ?? (failureTimeoutMs !== undefined ? failureTimeoutMs : DEFAULT_REPAIR_DELAY_MS))
+}
+
 /**
  * Membership notices: leave (after draining), drain (placement leaves the sender out), stay
  * (a failed leave: it is a member again), gone (suspects the operator declared gone, so every
@@ -73,6 +98,11 @@ export interface MembershipInit {
   /** Time a peer may be away before it is declared gone (default DEFAULT_FAILURE_TIMEOUT_MS). */
   failureTimeoutMs?: number
   /**
+   * Time a host may be away (from its disconnect) before its fragments are rebuilt whatever its
+   * chunks' spare (default: repairDelay() of the failure timeout).
+   */
+  repairDelayMs?: number
+  /**
    * The network's member table (members.ts): its members count for placement whether this host
    * is connected to them or not; beyond the full mesh only a member's XOR neighbours watch it,
    * and the one that gives it up publishes a DOWN notice (`publish`, gossip) the others take.
@@ -95,11 +125,16 @@ export interface MembershipEvents {
   joined: CustomEvent<string>
   /** A suspect connected again before it was declared gone (it may have restarted, lost its disk). */
   back: CustomEvent<string>
+  /** A peer declared gone by timeout stayed away for the repair delay (its fragments are rebuilt now). */
+  lapsed: CustomEvent<string>
 }
 
 export class Membership extends EventTarget {
   private readonly host: MembershipHost
   private readonly timeoutMs: number
+  private readonly repairDelayMs: number
+  /** Peers declared gone by timeout, still within the repair delay -> when they went away, and the timer ending it. */
+  private readonly awaySince = new Map<string, { since: number, timer: ReturnType<typeof setTimeout> }>()
   /** Disconnected peers not yet gone -> timer declaring them gone. */
   private readonly suspect = new Map<string, ReturnType<typeof setTimeout>>()
   /** Peers that announced they leave (ignored until they connect anew). */
@@ -126,12 +161,14 @@ export class Membership extends EventTarget {
     const peer = (evt as CustomEvent<string>).detail
     if (peer === this.host.peerId || this.host.peers().some(p => p.id === peer)) return
     this.declareGone(peer, false, true)
+    this.markAway(peer)
   }
   /** A member heard of first (or again, after it was down) through the table. */
   private readonly onMember = (evt: Event): void => {
     const peer = (evt as CustomEvent<string>).detail
     if (peer === this.host.peerId || this.suspect.has(peer) || this.host.peers().some(p => p.id === peer)) return
     this.goneHere.delete(peer)
+    this.notAway(peer)
     if (!this.known.has(peer)) {
       this.known.add(peer)
       this.left.delete(peer)
@@ -140,13 +177,14 @@ export class Membership extends EventTarget {
   }
   private readonly onExpired = (evt: Event): void => {
     const peer = (evt as CustomEvent<string>).detail
-    if (!this.host.peers().some(p => p.id === peer)) this.declareGone(peer, false, true)
+    if (!this.host.peers().some(p => p.id === peer)) { this.declareGone(peer, false, true); this.markAway(peer) }
   }
 
   constructor (host: MembershipHost, init: MembershipInit = {}) {
     super()
     this.host = host
     this.timeoutMs = init.failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS
+    this.repairDelayMs = repairDelay(init.failureTimeoutMs, init.repairDelayMs)
     this.table = init.table
     this.publish = init.publish
     this.probe = init.probe
@@ -174,7 +212,8 @@ export class Membership extends EventTarget {
       case 'drain': this.draining.add(peer); break
       case 'stay': this.draining.delete(peer); break
       // those of its ids that are suspects here are gone (a peer still connected to one keeps it)
-      case 'gone': for (const id of n.ids) if (this.suspect.has(id)) this.declareGone(id, false); break
+      // (and those away here are not waited for: the operator says they will not be back)
+      case 'gone': for (const id of n.ids) { if (this.suspect.has(id)) this.declareGone(id, false); this.notAway(id) } break
     }
   }
 
@@ -189,6 +228,8 @@ export class Membership extends EventTarget {
     this.table?.removeEventListener('expired', this.onExpired)
     for (const t of this.suspect.values()) clearTimeout(t)
     this.suspect.clear()
+    for (const a of this.awaySince.values()) clearTimeout(a.timer)
+    this.awaySince.clear()
     await this.unserve?.()
     this.unserve = undefined
   }
@@ -244,12 +285,48 @@ export class Membership extends EventTarget {
   }
 
   /**
+   * Peers declared gone by timeout that have been away for less than the repair delay: their
+   * fragments may still be on their disks (lazy repair, keeper/lazy.ts).
+   */
+  away (): string[] {
+    return [...this.awaySince.keys()]
+  }
+
+  /** A peer declared gone by timeout: away from about when it disconnected, for the rest of the repair delay. */
+  private markAway (peer: string): void {
+    if (this.awaySince.has(peer) || this.left.has(peer)) return
+    // it disconnected a failure timeout ago (here, or at the neighbour whose DOWN notice came)
+    const since = Date.now() - this.timeoutMs
+    const left = since + this.repairDelayMs - Date.now()
+    if (left <= 0) return
+    const timer = setTimeout(() => {
+      if (this.awaySince.get(peer)?.timer !== timer) return
+      this.awaySince.delete(peer)
+      this.dispatchEvent(new CustomEvent('lapsed', { detail: peer }))
+    }, left)
+    timer.unref?.()
+    this.awaySince.set(peer, { since, timer })
+  }
+
+  /** Back, left for good or declared gone by the operator: no longer away. */
+  private notAway (peer: string): void {
+    const a = this.awaySince.get(peer)
+    if (a === undefined) return
+    clearTimeout(a.timer)
+    this.awaySince.delete(peer)
+  }
+
+  /**
    * Declare every suspect gone now (`darkfs heal`: the operator says they will not be back),
    * here and at every connected peer (a peer still connected to one of them keeps it).
    */
   async expire (): Promise<string[]> {
     const gone = [...this.suspect.keys()]
     for (const p of gone) this.declareGone(p, false)
+    // the operator says they will not be back: the peers already away are not waited for either
+    const away = this.away()
+    for (const p of away) this.notAway(p)
+    if (away.length > 0) this.dispatchEvent(new CustomEvent('lapsed', { detail: away[0] }))
     for (let i = 0; i < gone.length; i += MAX_GONE_IDS) await this.notify({ t: 'gone', ids: gone.slice(i, i + MAX_GONE_IDS) })
     // hosts this one is not connected to hear it from DOWN notices (taken from a neighbour of each)
     for (const p of gone) {
@@ -307,6 +384,7 @@ export class Membership extends EventTarget {
     }
     this.left.delete(peer)
     this.goneHere.delete(peer)
+    this.notAway(peer)
     this.draining.delete(peer) // a new connection: whatever it was draining for is over
     this.known.add(peer)
     this.dispatchEvent(new CustomEvent('joined', { detail: peer }))
@@ -361,6 +439,7 @@ export class Membership extends EventTarget {
 
   private lost (peer: string): void {
     this.declareGone(peer, false)
+    this.markAway(peer)
     if (this.table === undefined || this.publish === undefined) return
     const publish = this.publish
     void this.table.signDown(peer).then(async msg => {
@@ -373,7 +452,7 @@ export class Membership extends EventTarget {
     if (timer !== undefined) clearTimeout(timer)
     const wasMember = this.suspect.delete(peer) || leaving || (member && this.known.has(peer))
     this.goneHere.add(peer)
-    if (leaving) this.left.add(peer)
+    if (leaving) { this.left.add(peer); this.notAway(peer) }
     this.draining.delete(peer)
     this.full.delete(peer)
     this.known.delete(peer)

@@ -5,7 +5,8 @@
 // deliveries, handovers and repair cap, in virtual time); this file draws the network and the
 // trace and turns the runs into flat named figures.
 import { CHUNK_SIZE } from '../../node/data/index.ts'
-import { DEFAULT_REDUNDANCY, erasureParams } from '../../node/keeper/index.ts'
+import { DEFAULT_REDUNDANCY, REPAIR_SPARE, erasureParams } from '../../node/keeper/index.ts'
+import { repairDelay } from '../../node/net/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { simHosts } from '../../harness/sim/hosts.ts'
 import { churnTrace, permanentOnly, runChurn, simUplink } from '../../harness/sim/churn.ts'
@@ -27,8 +28,16 @@ export interface ChurnFigureOptions {
   chunks: number
   /** Share of the hosts' disks holding data (sets how many real chunks a sampled one stands for). */
   fill: number
-  /** Failure timeouts run (ms): the first is darkfs's default, the others show what a longer one buys. */
+  /**
+   * Failure timeouts run (ms): the first is darkfs's default, run with darkfs's default repair
+   * delay (lazy repair) and again without one (eager: what darkfs did before, `.eager.` keys);
+   * the others, eager, show what a longer failure timeout alone buys.
+   */
   timeouts: number[]
+  /** The lazy run's repair delay (ms; net/failure.ts DEFAULT_REPAIR_DELAY_MS). */
+  repairDelayMs: number
+  /** The lazy run's spare (keeper/lazy.ts REPAIR_SPARE). */
+  repairSpare: number
   latencyMs: number
   /** The lookup figure: churn per hour, length (ms) and reads sampled every (ms). */
   lookupChurnPerHour: number
@@ -75,13 +84,23 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   o.log(`h${o.hosts}: oracle (permanent losses and joins only): ${gb(oracleBytes)} GB moved, ${oracle.events} events, ${oracle.plans} plans (${secs(t)} s)`)
   out[`${pre}.oracle.repair_bytes`] = Math.round(oracleBytes)
   out[`${pre}.oracle.chunks_lost`] = oracle.chunksLost
-  o.timeouts.forEach((timeout, i) => {
+  const runs: Array<{ timeout: number, delay: number, p: string }> = o.timeouts.flatMap((timeout, i) => i === 0
+    ? [
+        // darkfs's defaults carry no delay or spare in their key; other choices do
+        { timeout, delay: o.repairDelayMs, p: pre + (o.repairDelayMs === repairDelay() ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) },
+        { timeout, delay: timeout, p: `${pre}.eager` }
+      ]
+    : [{ timeout, delay: timeout, p: `${pre}.timeout_${Math.round(timeout / 60_000)}min` }])
+  runs.forEach(({ timeout, delay, p }) => {
     t = performance.now()
-    const r = run(trace, timeout)
+    const r = run(trace, timeout, { repairDelayMs: delay, repairSpare: o.repairSpare })
     const bytes = r.bytesFetched + r.bytesPushed
-    const p = i === 0 ? pre : `${pre}.timeout_${Math.round(timeout / 60_000)}min`
-    o.log(`h${o.hosts}: failure timeout ${timeout / 60_000} min: ${gb(bytes)} GB moved, ${r.events} events, ${r.plans} plans (${secs(t)} s)`)
+    o.log(`h${o.hosts}: failure timeout ${timeout / 60_000} min, repair delay ${delay / 60_000} min: ${gb(bytes)} GB moved (${round(bytes / oracleBytes)}x the oracle), ${r.chunksLost} chunks lost, ${r.events} events, ${r.plans} plans (${secs(t)} s)`)
     out[`${p}.failure_timeout_ms`] = timeout
+    out[`${p}.repair_delay_ms`] = delay
+    out[`${p}.away_declared`] = r.awayDeclared
+    out[`${p}.back_within_delay`] = r.backWithinDelay
+    out[`${p}.lapsed`] = r.lapsed
     out[`${p}.repair_bytes`] = Math.round(bytes)
     out[`${p}.repair_bytes_fetched`] = Math.round(r.bytesFetched)
     out[`${p}.repair_bytes_pushed`] = Math.round(r.bytesPushed)

@@ -10,6 +10,7 @@
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
+//                  [--repair-delay default] [--repair-spare 1]
 //                  [--lookup-churn-per-hour 0.1] [--lookup-hours 24] [--lookup-every 10]
 // --hosts '' skips the placement figures, --reconcile-ops 0 the reconcile ones, --gossip-hosts ''
 // the dissemination and idle ones, --churn-hosts '' the churn and lookup ones.
@@ -27,7 +28,10 @@
 // --churn-chunks sampled chunks standing for --fill of the hosts' disks, run with darkfs's plan,
 // keeper, deliveries, handovers and repair cap on the hosts' uplinks in virtual time, for each of
 // --failure-timeouts (minutes; 'default' is darkfs's DEFAULT_FAILURE_TIMEOUT_MS, whose figures
-// carry no timeout in their key; --failure-timeouts-large beyond 2,000 hosts, for time), and an
+// carry no timeout in their key, run with lazy repair at --repair-delay minutes ('default':
+// darkfs's repairDelay(), 24 h; --repair-spare fragments beyond k kept live, keeper/lazy.ts
+// REPAIR_SPARE; other choices than these defaults carry them in their key) and again eager (`.eager.`: no repair delay, darkfs before lazy
+// repair); the longer timeouts run eager; --failure-timeouts-large beyond 2,000 hosts, for time), and an
 // oracle that sees the permanent losses and joins only: repair bytes ÷ the oracle's, chunks lost,
 // repair durations, uplink use. Lookup (`lookup.h<N>.*`): reads every --lookup-every virtual s
 // find k fragments from the member table, steady and over --lookup-hours at
@@ -41,7 +45,8 @@ import { runPlacement } from './placement.ts'
 import { runReconcile } from './reconcile.ts'
 import { idleTraffic, runDissemination, GOSSIP_OVERHEAD_BYTES } from './gossip.ts'
 import { runChurnFigures } from './churn.ts'
-import { DEFAULT_FAILURE_TIMEOUT_MS } from '../../node/net/index.ts'
+import { REPAIR_SPARE } from '../../node/keeper/index.ts'
+import { DEFAULT_FAILURE_TIMEOUT_MS, repairDelay } from '../../node/net/index.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const { values } = parseArgs({
@@ -69,6 +74,8 @@ const { values } = parseArgs({
     fill: { type: 'string', default: '0.1' },
     'failure-timeouts': { type: 'string', default: 'default,60,720,4320' },
     'failure-timeouts-large': { type: 'string', default: 'default,4320' },
+    'repair-delay': { type: 'string', default: 'default' },
+    'repair-spare': { type: 'string', default: String(REPAIR_SPARE) },
     'lookup-churn-per-hour': { type: 'string', default: '0.1' },
     'lookup-hours': { type: 'string', default: '24' },
     'lookup-every': { type: 'string', default: '10' }
@@ -159,6 +166,8 @@ for (const hosts of churnHosts) {
     chunks: Number(values['churn-chunks']),
     fill: Number(values.fill),
     timeouts: timeoutsOf(values[hosts <= 2000 ? 'failure-timeouts' : 'failure-timeouts-large']),
+    repairDelayMs: values['repair-delay'] === 'default' ? repairDelay() : Number(values['repair-delay']) * 60_000,
+    repairSpare: Number(values['repair-spare']),
     latencyMs: latency,
     lookupChurnPerHour: Number(values['lookup-churn-per-hour']),
     lookupDuration: Number(values['lookup-hours']) * 3600_000,

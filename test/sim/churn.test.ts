@@ -100,4 +100,43 @@ describe('sim repair under churn (tiny network)', () => {
     const oracle = runChurn(base(permanentOnly(trace)))
     assert.equal(oracle.bytesFetched + oracle.bytesPushed, r.bytesFetched + r.bytesPushed)
   })
+
+  describe('lazy repair (repair delay 24 h: node/keeper/lazy.ts lazyPlan)', () => {
+    const lazy = (trace: TraceEvent[], duration = 10 * HOUR): ChurnOptions => ({ ...base(trace), repairDelayMs: 24 * HOUR, duration })
+
+    it('a holder away past the failure timeout and back within the delay (its chunks at k + 1 live) causes no repair', () => {
+      const r = runChurn(lazy([{ t: HOUR, host: 3, kind: 'down' }, { t: 5 * HOUR, host: 3, kind: 'up' }]))
+      assert.ok(r.fragmentsAtStart[3] > 0, 'the host held fragments')
+      assert.equal(r.declaredGone, 1)
+      assert.equal(r.awayDeclared, 1)
+      assert.equal(r.backWithinDelay, 1)
+      assert.equal(r.bytesFetched + r.bytesPushed, 0)
+      assert.equal(r.fragmentsRepaired, 0)
+      assert.deepEqual(r.fragmentsAtEnd, r.fragmentsAtStart)
+      assert.equal(r.redundantAtEnd, 40)
+    })
+
+    it('two holders away together: their shared chunks (k live) are repaired at once, the others wait', () => {
+      // with 12 hosts and n = 6 each chunk is on one XOR half: hosts 4 and 5 hold the same chunks,
+      // host 3 the other half's; all three away, only the chunks of 4 and 5 are down to k live
+      const trace: TraceEvent[] = [3, 4, 5].map(host => ({ t: HOUR, host, kind: 'down' as const }))
+      const r = runChurn(lazy(trace, 3 * HOUR))
+      assert.equal(r.awayDeclared, 3)
+      assert.equal(r.lapsed, 0)
+      assert.ok(r.fragmentsAtStart[3] > 0 && r.fragmentsAtStart[4] > 0)
+      assert.equal(r.fragmentsRepaired, r.fragmentsAtStart[4] + r.fragmentsAtStart[5])
+      assert.equal(r.chunksLost, 0)
+      // eager (no repair delay): host 3's are rebuilt too
+      const eager = runChurn({ ...base(trace), duration: 3 * HOUR })
+      assert.equal(eager.fragmentsRepaired, r.fragmentsRepaired + r.fragmentsAtStart[3])
+    })
+
+    it('a host gone for good is repaired for once the delay ends', () => {
+      const r = runChurn({ ...lazy([{ t: HOUR, host: 5, kind: 'leave' }], 30 * HOUR), repairDelayMs: 6 * HOUR })
+      assert.equal(r.lapsed, 1)
+      assert.equal(r.fragmentsRepaired, r.fragmentsAtStart[5])
+      assert.equal(r.chunksLost, 0)
+      assert.equal(r.redundantAtEnd, 40)
+    })
+  })
 })

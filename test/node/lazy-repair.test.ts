@@ -1,0 +1,84 @@
+// Lazy repair (node/keeper/lazy.ts), a pure function of a chunk's holdings: a chunk whose
+// away holder (declared gone, within the repair delay) leaves it a fragment to spare is planned
+// with that holder still a target, so nothing is rebuilt for it; one down to k live fragments is
+// planned without it and rebuilt at once. And the repair delay a host runs with
+// (net/failure.ts repairDelay()).
+import assert from 'node:assert/strict'
+import { CID } from 'multiformats/cid'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import { lazyPlan, liveFragments, mayWait, REPAIR_SPARE } from '../../node/keeper/lazy.ts'
+import { plan } from '../../node/keeper/survey.ts'
+import type { Holdings } from '../../node/keeper/survey.ts'
+import { repairDeliveries } from '../../node/keeper/repair.ts'
+import { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_REPAIR_DELAY_MS, repairDelay } from '../../node/net/failure.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
+
+const cid = (tag: number): CID => CID.createV1(0x55, createDigest(0x12, new Uint8Array(32).fill(tag)))
+/** A chunk k = 4, m = 2 and a rank by name: h0..h5 are its targets while they are members. */
+const ref: ChunkRef = { offset: 0, size: 1 << 20, cid: cid(99), k: 4, m: 2, fragments: [0, 1, 2, 3, 4, 5].map(cid) }
+const policy = { copies: (m: number) => m + 1, rank: (_: unknown, members: string[], n: number) => [...members].sort().slice(0, n) }
+const hosts = ['h0', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7']
+/** Fragment j on hj (the fresh write), as far as `live` hosts answer. */
+const holdings = (live: Set<string>): Holdings => new Map(ref.fragments.map((f, j) => [f.toString(), new Set([`h${j}`].filter(h => live.has(h)))]))
+
+describe('lazy repair (node/keeper/lazy.ts)', () => {
+  it('a chunk with k + 2 fragments that loses one holder for a while (k + 1 live) rebuilds nothing while it is away', () => {
+    const live = new Set(hosts.filter(h => h !== 'h5'))
+    const members = hosts.filter(h => h !== 'h5')
+    const p = lazyPlan(ref, holdings(live), members, ['h5'], live, 'h0', policy)
+    assert.deepEqual(p.want[5], ['h5'])
+    assert.deepEqual(repairDeliveries(p, live), [])
+    assert.equal(p.health, 'degraded')
+    // eager (plan() alone, as before): fragment 5 is rebuilt on h6
+    assert.deepEqual(repairDeliveries(plan(ref, holdings(live), members, live, 'h0', policy), live), [{ j: 5, to: ['h6'] }])
+  })
+
+  it('a chunk down to k live fragments is planned without its away holders: both rebuilt at once', () => {
+    const live = new Set(hosts.filter(h => h !== 'h4' && h !== 'h5'))
+    const members = [...live]
+    const p = lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy)
+    assert.deepEqual(repairDeliveries(p, live), [{ j: 4, to: ['h6'] }, { j: 5, to: ['h7'] }])
+    assert.deepEqual(p, plan(ref, holdings(live), members, live, 'h0', policy))
+  })
+
+  it('one away holder and one suspect (k live): repaired at once, the suspect left alone as before', () => {
+    // h4 is a suspect (a member, not live), h5 away: only 4 fragments are on live hosts
+    const live = new Set(hosts.filter(h => h !== 'h4' && h !== 'h5'))
+    const members = hosts.filter(h => h !== 'h5')
+    const p = lazyPlan(ref, holdings(live), members, ['h5'], live, 'h0', policy)
+    assert.deepEqual(repairDeliveries(p, live), [{ j: 5, to: ['h6'] }])
+  })
+
+  it('with nobody away it is plan(), and a joiner still takes over its fragment (a move, not a repair)', () => {
+    const live = new Set(hosts)
+    assert.deepEqual(lazyPlan(ref, holdings(live), hosts, [], live, 'h0', policy), plan(ref, holdings(live), hosts, live, 'h0', policy))
+    // a new member 'h' ranks first: fragment 5's target h5 is displaced, the joiner takes it over
+    const withJoiner = [...hosts, 'h']
+    const liveJ = new Set(withJoiner)
+    const p = lazyPlan(ref, holdings(liveJ), withJoiner, ['h7'], liveJ, 'h0', policy)
+    assert.deepEqual(repairDeliveries(p, liveJ), [{ j: 5, to: ['h'] }])
+  })
+
+  it('counts distinct live fragments, and live copies of a replicated block', () => {
+    const live = new Set(['h0', 'h1', 'h2'])
+    assert.equal(liveFragments(ref, holdings(live), live), 3)
+    const copies: ChunkRef = { offset: 0, size: 10, cid: cid(50), k: 1, m: 2, fragments: [cid(50), cid(50), cid(50)] }
+    const held: Holdings = new Map([[cid(50).toString(), new Set(['h0', 'h1', 'h5'])]])
+    assert.equal(liveFragments(copies, held, live), 2)
+    assert.equal(REPAIR_SPARE, 1)
+    assert.ok(mayWait(5, 4) && !mayWait(4, 4) && mayWait(2, 1) && !mayWait(1, 1))
+    assert.ok(!mayWait(5, 4, 2) && mayWait(6, 4, 2))
+  })
+})
+
+describe('repairDelay (node/net/failure.ts)', () => {
+  it('24 h by default; the failure timeout when only that is set (tests, operators: no lazy window); never shorter than it', () => {
+    assert.equal(repairDelay(), DEFAULT_REPAIR_DELAY_MS)
+    assert.ok(DEFAULT_REPAIR_DELAY_MS > DEFAULT_FAILURE_TIMEOUT_MS)
+    assert.equal(repairDelay(2000), 2000)
+    assert.equal(repairDelay(2000, 60_000), 60_000)
+    assert.equal(repairDelay(undefined, 3600_000), 3600_000)
+    assert.equal(repairDelay(60_000, 1000), 60_000)
+    assert.equal(repairDelay(undefined, 0), DEFAULT_FAILURE_TIMEOUT_MS)
+  })
+})
