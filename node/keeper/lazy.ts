@@ -5,7 +5,7 @@
 // A host declared gone by the failure timeout is most often only away (a night off, a reboot) and
 // comes back with its disk. Rebuilding its fragments at once moved 5x the bytes of an oracle that
 // repairs permanent losses only (npm run sim, 1,000 hosts, 30 days). So for the repair delay
-// (net/failure.ts repairDelay(), 24 h by default) an away host is planned as if it still held its
+// (net/failure.ts repairDelay(); by default the failure timeout, i.e. none; --repair-delay) an away host is planned as if it still held its
 // fragments: it stays a target, and repairDeliveries() leaves a target that is not live alone, as
 // it does a suspect's. That holds only while the chunk has a fragment to spare: once fewer than
 // k + spare distinct fragments are on live hosts (one more loss from unavailability, or from data

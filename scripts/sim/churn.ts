@@ -6,7 +6,7 @@
 // trace and turns the runs into flat named figures.
 import { CHUNK_SIZE } from '../../node/data/index.ts'
 import { DEFAULT_REDUNDANCY, REPAIR_SPARE, erasureParams } from '../../node/keeper/index.ts'
-import { repairDelay } from '../../node/net/index.ts'
+import { DEFAULT_REPAIR_DELAY_MS, repairDelay } from '../../node/net/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { simHosts } from '../../harness/sim/hosts.ts'
 import { churnTrace, permanentOnly, runChurn, simUplink } from '../../harness/sim/churn.ts'
@@ -30,8 +30,8 @@ export interface ChurnFigureOptions {
   fill: number
   /**
    * Failure timeouts run (ms): the first is darkfs's default, run with darkfs's default repair
-   * delay (lazy repair) and again without one (eager: what darkfs did before, `.eager.` keys);
-   * the others, eager, show what a longer failure timeout alone buys.
+   * delay (none: every host declared gone is rebuilt for at once) and again lazily (`.lazy.` keys:
+   * --repair-delay, --repair-spare); the others, eager, show what a longer failure timeout alone buys.
    */
   timeouts: number[]
   /** The lazy run's repair delay (ms; net/failure.ts DEFAULT_REPAIR_DELAY_MS). */
@@ -86,9 +86,10 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   out[`${pre}.oracle.chunks_lost`] = oracle.chunksLost
   const runs: Array<{ timeout: number, delay: number, p: string }> = o.timeouts.flatMap((timeout, i) => i === 0
     ? [
-        // darkfs's defaults carry no delay or spare in their key; other choices do
-        { timeout, delay: o.repairDelayMs, p: pre + (o.repairDelayMs === repairDelay() ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) },
-        { timeout, delay: timeout, p: `${pre}.eager` }
+        // darkfs's default (repairDelay(): no lazy window) carries nothing in its key; the lazy run
+        // (--repair-delay, --repair-spare) carries `.lazy` and the choices that are not the defaults
+        { timeout, delay: repairDelay(timeout), p: pre },
+        { timeout, delay: o.repairDelayMs, p: `${pre}.lazy` + (o.repairDelayMs === DEFAULT_REPAIR_DELAY_MS ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) }
       ]
     : [{ timeout, delay: timeout, p: `${pre}.timeout_${Math.round(timeout / 60_000)}min` }])
   runs.forEach(({ timeout, delay, p }) => {

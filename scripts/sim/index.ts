@@ -28,10 +28,11 @@
 // --churn-chunks sampled chunks standing for --fill of the hosts' disks, run with darkfs's plan,
 // keeper, deliveries, handovers and repair cap on the hosts' uplinks in virtual time, for each of
 // --failure-timeouts (minutes; 'default' is darkfs's DEFAULT_FAILURE_TIMEOUT_MS, whose figures
-// carry no timeout in their key, run with lazy repair at --repair-delay minutes ('default':
-// darkfs's repairDelay(), 24 h; --repair-spare fragments beyond k kept live, keeper/lazy.ts
-// REPAIR_SPARE; other choices than these defaults carry them in their key) and again eager (`.eager.`: no repair delay, darkfs before lazy
-// repair); the longer timeouts run eager; --failure-timeouts-large beyond 2,000 hosts, for time), and an
+// carry no timeout in their key, run as darkfs runs by default (no repair delay: every host
+// declared gone is rebuilt for at once) and again with lazy repair (`.lazy.` keys) at
+// --repair-delay minutes ('default': DEFAULT_REPAIR_DELAY_MS, 24 h; --repair-spare fragments
+// beyond k kept live, keeper/lazy.ts REPAIR_SPARE; other choices carry them in their key); the
+// longer timeouts run eager; --failure-timeouts-large beyond 2,000 hosts, for time), and an
 // oracle that sees the permanent losses and joins only: repair bytes ÷ the oracle's, chunks lost,
 // repair durations, uplink use. Lookup (`lookup.h<N>.*`): reads every --lookup-every virtual s
 // find k fragments from the member table, steady and over --lookup-hours at
@@ -46,7 +47,7 @@ import { runReconcile } from './reconcile.ts'
 import { idleTraffic, runDissemination, GOSSIP_OVERHEAD_BYTES } from './gossip.ts'
 import { runChurnFigures } from './churn.ts'
 import { REPAIR_SPARE } from '../../node/keeper/index.ts'
-import { DEFAULT_FAILURE_TIMEOUT_MS, repairDelay } from '../../node/net/index.ts'
+import { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_REPAIR_DELAY_MS } from '../../node/net/index.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const { values } = parseArgs({
@@ -166,7 +167,7 @@ for (const hosts of churnHosts) {
     chunks: Number(values['churn-chunks']),
     fill: Number(values.fill),
     timeouts: timeoutsOf(values[hosts <= 2000 ? 'failure-timeouts' : 'failure-timeouts-large']),
-    repairDelayMs: values['repair-delay'] === 'default' ? repairDelay() : Number(values['repair-delay']) * 60_000,
+    repairDelayMs: values['repair-delay'] === 'default' ? DEFAULT_REPAIR_DELAY_MS : Number(values['repair-delay']) * 60_000,
     repairSpare: Number(values['repair-spare']),
     latencyMs: latency,
     lookupChurnPerHour: Number(values['lookup-churn-per-hour']),
