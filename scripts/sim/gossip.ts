@@ -12,11 +12,11 @@
 //
 // Idle traffic: what a host sends per second with nothing written, from darkfs's periods
 // (member-service.ts digest every TABLE_SYNC_MS, members.ts record refresh every
-// MEMBER_REFRESH_MS, DOWN notices and fresh records as the churn trace makes them, the connection
+// memberRefreshMs(hosts), DOWN notices and fresh records as the churn trace makes them, the connection
 // monitor's ping every PING_INTERVAL_MS per connection, gossipsub heartbeats) and wire sizes
 // estimated below (framing included; not measured on a socket). The per-message gossip cost is
 // the dissemination run's bytes per host per op.
-import { DEFAULT_MAX_CONNECTIONS, MEMBER_REFRESH_MS, PING_INTERVAL_MS, TABLE_SYNC_MS } from '../../node/net/index.ts'
+import { DEFAULT_MAX_CONNECTIONS, PING_INTERVAL_MS, TABLE_SYNC_MS, memberRefreshMs } from '../../node/net/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { EventQueue, Uplinks } from '../../harness/sim/events.ts'
 import { simUplink } from '../../harness/sim/churn.ts'
@@ -169,7 +169,7 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
   const ping = conns * (PING_SENT_BYTES + PING_ANSWER_BYTES) / (PING_INTERVAL_MS / 1000)
   // gossip messages network-wide per second: every host's hourly record, a DOWN notice per host
   // declared gone, a fresh record per host back after that
-  const records = o.hosts / (MEMBER_REFRESH_MS / 1000) + o.hosts * o.returnedHostHour / 3600
+  const records = o.hosts / (memberRefreshMs(o.hosts) / 1000) + o.hosts * o.returnedHostHour / 3600
   const downs = o.hosts * o.goneHostHour / 3600
   const perRecord = o.copiesPerMessage * (MEMBER_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
   const perDown = o.copiesPerMessage * (DOWN_NOTICE_BYTES + GOSSIP_OVERHEAD_BYTES)
