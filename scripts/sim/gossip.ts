@@ -12,11 +12,11 @@
 //
 // Idle traffic: what a host sends per second with nothing written, from darkfs's periods
 // (member-service.ts digest every TABLE_SYNC_MS, members.ts record refresh every
-// memberRefreshMs(hosts), DOWN notices and fresh records as the churn trace makes them, the connection
-// monitor's ping every PING_INTERVAL_MS per connection, gossipsub heartbeats) and wire sizes
+// memberRefreshMs(hosts), DOWN notices and fresh records as the churn trace makes them, host.ts's
+// ping of each connection every pingIntervalMs(connections), gossipsub heartbeats) and wire sizes
 // estimated below (framing included; not measured on a socket). The per-message gossip cost is
 // the dissemination run's bytes per host per op.
-import { DEFAULT_MAX_CONNECTIONS, PING_INTERVAL_MS, TABLE_SYNC_MS, memberRefreshMs } from '../../node/net/index.ts'
+import { DEFAULT_MAX_CONNECTIONS, TABLE_SYNC_MS, memberRefreshMs, pingIntervalMs } from '../../node/net/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { EventQueue, Uplinks } from '../../harness/sim/events.ts'
 import { simUplink } from '../../harness/sim/churn.ts'
@@ -165,8 +165,8 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
   const conns = Math.min(o.hosts - 1, DEFAULT_MAX_CONNECTIONS)
   // anti-entropy: one digest call a round, and on average one answered
   const digest = (DIGEST_CALL_SENT_BYTES + DIGEST_CALL_ANSWER_BYTES) / (TABLE_SYNC_MS / 1000)
-  // the connection monitor pings each connection from both ends
-  const ping = conns * (PING_SENT_BYTES + PING_ANSWER_BYTES) / (PING_INTERVAL_MS / 1000)
+  // host.ts pings each connection from both ends, at an interval that follows their number
+  const ping = conns * (PING_SENT_BYTES + PING_ANSWER_BYTES) / (pingIntervalMs(conns) / 1000)
   // gossip messages network-wide per second: every host's hourly record, a DOWN notice per host
   // declared gone, a fresh record per host back after that
   const records = o.hosts / (memberRefreshMs(o.hosts) / 1000) + o.hosts * o.returnedHostHour / 3600
