@@ -20,8 +20,9 @@
 // proportion to the network's size: hourly, 27 kbit/s per idle host at 1,000 hosts and 130 at
 // 10,000 (`npm run sim`). So the period is at least MEMBER_REFRESH_MS (a day) and grows with the
 // table, MEMBER_REFRESH_PER_MEMBER_MS per member: network-wide at most one refresh per that
-// time, whatever the size, and the per-host cost of refreshes is bounded (a day at 1,000 hosts,
-// ~10 days at 10,000). A record is refused on arrival only when it is older than the expiry for
+// time, whatever the size, and the per-host cost of refreshes is bounded (~0.4 kbit/s with its
+// IHAVE lists: a day up to 480 members, 50 h at 1,000, 21 days at 10,000; expiry three times
+// that). A record is refused on arrival only when it is older than the expiry for
 // the larger of this table and the table it came with (a joiner pulling a big network's table
 // holds few records yet); the periodic expire() uses this table's size.
 //
@@ -69,10 +70,10 @@ export const MEMBERS_PROTOCOL = '/darkfs/members/1.0.0'
 /** A host signs a fresh record at least this often (and when it starts): see memberRefreshMs(). */
 export const MEMBER_REFRESH_MS = 24 * 3600_000
 /** The refresh period grows by this per member: network-wide at most one refresh per this time. */
-export const MEMBER_REFRESH_PER_MEMBER_MS = 90_000
+export const MEMBER_REFRESH_PER_MEMBER_MS = 180_000
 /** Refreshes a record may miss before it leaves the table. */
 export const MEMBER_EXPIRE_REFRESHES = 3
-/** A record not refreshed for this long leaves a table of up to MEMBER_REFRESH_MS / MEMBER_REFRESH_PER_MEMBER_MS members (960). */
+/** A record not refreshed for this long leaves a table of up to MEMBER_REFRESH_MS / MEMBER_REFRESH_PER_MEMBER_MS members (480). */
 export const MEMBER_EXPIRE_MS = MEMBER_EXPIRE_REFRESHES * MEMBER_REFRESH_MS
 
 /** Time between two records of a host in a network of `members` (see the header). */

@@ -260,7 +260,7 @@ describe('node/host', function () {
   })
 
   it('pingIntervalMs(): 30 s for a few connections; beyond, what keeps a host\'s pings within their budget, up to the max', function () {
-    assert.equal(pingIntervalMs(5), PING_INTERVAL_MS)
+    assert.equal(pingIntervalMs(4), PING_INTERVAL_MS)
     const at64 = pingIntervalMs(64)
     assert.ok(at64 > PING_INTERVAL_MS && at64 < PING_INTERVAL_MAX_MS)
     assert.ok(64 * PING_ROUND_SENT_BYTES / (at64 / 1000) <= PING_BUDGET_BYTES_PER_S)
