@@ -167,7 +167,7 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
   const digest = (DIGEST_CALL_SENT_BYTES + DIGEST_CALL_ANSWER_BYTES) / (TABLE_SYNC_MS / 1000)
   // host.ts pings each connection from both ends, at an interval that follows their number
   const ping = conns * PING_ROUND_SENT_BYTES / (pingIntervalMs(conns) / 1000)
-  // gossip messages network-wide per second: every host's hourly record, a DOWN notice per host
+  // gossip messages network-wide per second: every host's record once per memberRefreshMs, a DOWN notice per host
   // declared gone, a fresh record per host back after that
   const records = o.hosts / (memberRefreshMs(o.hosts) / 1000) + o.hosts * o.returnedHostHour / 3600
   const downs = o.hosts * o.goneHostHour / 3600
