@@ -7,8 +7,10 @@
 // Membership is the libp2p peer set: a host dials its join addresses, then learns every other
 // member from identify, the DHT and a tiny peer exchange (PEX_PROTOCOL, an rpc.ts call), and keeps a
 // connection to every member of a small network (up to FULL_MESH_PEERS). A peer is live while
-// its connection answers pings (libp2p's connection monitor); dropped members are redialled
-// with capped, jittered backoff for as long as they stay away (see redial()).
+// its connection answers pings (darkfs's own monitor below, pingIntervalMs(): libp2p's pings
+// every connection at a fixed interval, a cost per host that grows with its connections);
+// dropped members are redialled with capped, jittered backoff for as long as they stay away
+// (see redial()).
 //
 // Bounded connections (issue 14): a host keeps at most `maxConnections` (`--max-connections`,
 // default DEFAULT_MAX_CONNECTIONS) open once things settle. While it knows no more members than
@@ -42,6 +44,7 @@ import { ping } from '@libp2p/ping'
 import { gossipsub, StrictSign, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { createPeerScoreParams, createTopicScoreParams } from '@libp2p/gossipsub/score'
+import { AdaptiveTimeout, byteStream } from '@libp2p/utils'
 import { createHash } from 'node:crypto'
 import { createTrafficMeter } from './traffic.ts'
 import type { TrafficSnapshot } from './traffic.ts'
@@ -98,17 +101,47 @@ export const PEX_TIMEOUT_MS = 3000
 export const PEX_DEBOUNCE_MS = 150
 /** Concurrent dials to members learned by peer exchange. */
 export const PEX_DIAL_CONCURRENCY = 8
+/** libp2p's ping protocol (the peer's ping service answers it) and its payload. */
+const PING_PROTOCOL = '/ipfs/ping/1.0.0'
+const PING_BYTES = 32
 /** Concurrent ping streams per connection and direction (libp2p's default: 1 out, 2 in). */
 export const PING_MAX_STREAMS = 4
 /**
- * Liveness: every connection is pinged this often (by both ends); a failed ping closes it. A
- * ping is a new stream (yamux, multistream-select, 32 bytes each way, Noise on every frame):
- * about 540 bytes on the wire per connection and round, before TCP/IP. At 5 s that alone was
- * 4.3 kbit/s per idle host of a 6-host network; at 30 s it is about 0.7. A link that dies
- * without a word (no FIN, no RST) is noticed within this plus the ping timeout; a peer that
- * stops or crashes closes its connections and is noticed at once.
+ * Liveness: every connection is pinged (by both ends) at least this often while a host has few
+ * connections; a failed ping closes it. A ping is a new stream (yamux, multistream-select, 32
+ * bytes each way, Noise on every frame): about 540 bytes on the wire per connection and round,
+ * before TCP/IP. At 5 s that alone was 4.3 kbit/s per idle host of a 6-host network; at 30 s it
+ * is about 0.7. A link that dies without a word (no FIN, no RST) is noticed within the interval
+ * plus the ping timeout; a peer that stops or crashes closes its connections and is noticed at
+ * once.
  */
 export const PING_INTERVAL_MS = 30_000
+/**
+ * Upload a host spends on pings, bytes/s (0.8 kbit/s, of the 2 kbit/s an idle host may send:
+ * issue 14). At a fixed 30 s a host with 64 connections sent 6 kbit/s of pings alone; the
+ * interval grows with the connections instead (pingIntervalMs), so the cost per host stays this
+ * whatever the network's size, and a silent link is noticed later on a host with many
+ * connections: within about 7.5 minutes (and the ping timeout) at 64, beside a failure timeout
+ * of 3; up to 4 connections, 30 s as before.
+ */
+export const PING_BUDGET_BYTES_PER_S = 100
+/**
+ * A host's upload per connection and ping round: its own ping and its answer to the peer's.
+ * Measured between two hosts on loopback TCP (200 pings, host.traffic()): 280 bytes into the
+ * socket from the pinger, 250 from the answerer (a new yamux stream, multistream-select, 32
+ * bytes, the close, each frame in Noise); with TCP/IP headers (~40 bytes a segment, about four
+ * segments a side) about 700.
+ */
+export const PING_ROUND_SENT_BYTES = 700
+/** Longest interval between two pings of a connection, however many it has. */
+export const PING_INTERVAL_MAX_MS = 600_000
+/** The monitor looks for connections due for a ping this often. */
+export const PING_TICK_MS = 5_000
+
+/** Interval between two pings of each connection of a host with `connections` open. */
+export function pingIntervalMs (connections: number): number {
+  return Math.min(PING_INTERVAL_MAX_MS, Math.max(PING_INTERVAL_MS, Math.ceil(connections * PING_ROUND_SENT_BYTES / PING_BUDGET_BYTES_PER_S * 1000)))
+}
 /**
  * Time between the DHT's queries for this host's own id (kad-dht's default is 5 minutes). A
  * network up to FULL_MESH_PEERS is a full mesh: every member is connected and known, so the
@@ -357,8 +390,8 @@ export async function createHost (init: HostInit): Promise<Host> {
     transports: usesMemory ? [tcp(), memory()] : [tcp()],
     connectionProtector: guardedPreSharedKey(psk, onMismatch, onProtected),
     connectionEncrypters: [noise()],
-    // no yamux keep-alive pings (every 30 s each way): the connection monitor's pings above
-    // already keep every connection busy enough, and they close a dead one; yamux's do not
+    // no yamux keep-alive pings (every 30 s each way): the liveness pings (below) already keep
+    // every connection busy enough, and they close a dead one; yamux's do not
     streamMuxers: [yamux({ enableKeepAlive: false })],
     connectionGater: {
       denyInboundConnection: (maConn) => allowFrom.length > 0 && !addressAllowed(maConn.remoteAddr, allowFrom),
@@ -377,10 +410,12 @@ export async function createHost (init: HostInit): Promise<Host> {
       inboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS,
       outboundStreamProtocolNegotiationTimeout: STREAM_NEGOTIATION_TIMEOUT_MS
     },
-    connectionMonitor: { pingInterval: PING_INTERVAL_MS, pingTimeout: { minTimeout: PING_TIMEOUT_MIN_MS }, abortConnectionOnPingFailure: true },
+    // darkfs pings its connections itself (the liveness section below), at an interval that
+    // follows their number
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
-      // the connection monitor's heartbeat and the DHT's contact checks both ping: with
+      // the liveness pings and the DHT's contact checks both ping: with
       // libp2p's limit of one outbound ping stream, a DHT ping waiting behind bulk data on a busy
       // connection made the next heartbeat fail with TooManyOutboundProtocolStreamsError, and
       // the monitor closed a live connection (and every transfer on it)
@@ -425,6 +460,59 @@ export async function createHost (init: HostInit): Promise<Host> {
   const self = libp2p.peerId.toString()
   let stopped = false
   const listenAddrs = new Map<string, string[]>()
+
+  // --- liveness: each connection pinged every pingIntervalMs(connections) -------------------
+  // What libp2p's connection monitor does (a 32-byte ping on a new stream, an adaptive timeout
+  // from PING_TIMEOUT_MIN_MS, a failed ping closes the connection, conn.rtt from the answer),
+  // but each connection on its own clock (staggered over the interval, not all at once) and the
+  // interval sized to the budget, not fixed.
+  const pingTimeout = new AdaptiveTimeout({ minTimeout: PING_TIMEOUT_MIN_MS })
+  const pingAbort = new AbortController()
+  const pingedAt = new WeakMap<Connection, number>()
+  const pinging = new WeakSet<Connection>()
+  const pingConnection = async (conn: Connection): Promise<void> => {
+    let start = Date.now()
+    const signal = pingTimeout.getTimeoutSignal({ signal: pingAbort.signal })
+    let stream: Stream | undefined
+    try {
+      stream = await conn.newStream(PING_PROTOCOL, { signal, runOnLimitedConnection: true })
+      const bytes = byteStream(stream)
+      start = Date.now()
+      await Promise.all([
+        bytes.write(crypto.getRandomValues(new Uint8Array(PING_BYTES)), { signal }),
+        bytes.read({ bytes: PING_BYTES, signal })
+      ])
+      conn.rtt = Date.now() - start
+      await stream.close({ signal })
+    } catch (err) {
+      stream?.abort(err as Error)
+      // a peer without the ping protocol answered multistream-select: it is there (as libp2p's
+      // monitor has it), two round trips
+      if ((err as Error).name !== 'UnsupportedProtocolError') throw err
+      conn.rtt = (Date.now() - start) / 2
+    } finally {
+      pingTimeout.cleanUp(signal)
+    }
+  }
+  const pinger = setInterval(() => {
+    const conns = libp2p.getConnections()
+    const every = pingIntervalMs(conns.length)
+    const now = Date.now()
+    for (const conn of conns) {
+      const last = pingedAt.get(conn)
+      // a new connection: its first ping somewhere in the next interval
+      if (last === undefined) { pingedAt.set(conn, now - Math.random() * every); continue }
+      if (now - last < every || pinging.has(conn) || conn.status !== 'open') continue
+      pingedAt.set(conn, now)
+      pinging.add(conn)
+      pingConnection(conn).catch((err: unknown) => {
+        if (stopped) return
+        log('ping of %s failed, closing the connection: %e', conn.remotePeer.toString(), err)
+        conn.abort(err as Error)
+      }).finally(() => { pinging.delete(conn) })
+    }
+  }, PING_TICK_MS)
+  pinger.unref()
 
   // --- membership: keep-alive tags, peer exchange --------------------------------------------
   /**
@@ -889,6 +977,8 @@ export async function createHost (init: HostInit): Promise<Host> {
     stop: async () => {
       if (stopped) return
       stopped = true
+      clearInterval(pinger)
+      pingAbort.abort()
       if (announceTimer !== undefined) clearTimeout(announceTimer)
       refresh.cancel()
       trimming.cancel()

@@ -1,5 +1,6 @@
 // The member table on a running host (issue 14 item 3; the table and its rules: members.ts):
-//  - this host signs its record when it starts, every MEMBER_REFRESH_MS, and at once when a
+//  - this host signs its record when it starts, every memberRefreshMs(table size) (a day and
+//    more: members.ts says why), and at once when a
 //    neighbour declared it down (it is not: the newer record brings it back everywhere), and
 //    publishes it on gossip (tagged: host.ts routes it here, never to the op handler);
 //  - records and DOWN notices from gossip go into the table (a refused one blames its
@@ -10,10 +11,15 @@
 //    nobody: it is published again, with backoff (ANNOUNCE_RETRY_*), until some peer got it;
 //  - anti-entropy: every TABLE_SYNC_MS it asks one connected peer (in turn) for its table's
 //    digest, and pulls the table only when the digests differ: 32 bytes a round when the tables
-//    agree, however big the network (gossip during startup, before meshes form, misses some);
-//  - records no one refreshed for MEMBER_EXPIRE_MS leave the table (checked every refresh).
+//    agree, however big the network (gossip during startup, before meshes form, misses some).
+//    Digests that differ are compared once more TABLE_SYNC_RECHECK_MS later before the table is
+//    pulled: a record or DOWN notice still spreading (gossip reaches 99% of 10,000 hosts in a
+//    quarter of a second) makes two tables differ for a moment, and a pull moves the whole table
+//    (megabytes at scale) for a difference gossip was about to mend;
+//  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
+//    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
-import { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_REFRESH_MS } from './members.ts'
+import { MEMBERS, MEMBERS_GOSSIP_TAG, memberRefreshMs } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { call, serve } from './rpc.ts'
 import { logger } from '../log.ts'
@@ -29,6 +35,10 @@ export const ANNOUNCE_RETRY_MS = 500
 export const ANNOUNCE_RETRY_MAX_MS = 30_000
 /** One digest comparison with a connected peer this often. */
 export const TABLE_SYNC_MS = 15_000
+/** How often a host checks whether its record is due (memberRefreshMs) and drops expired ones. */
+export const MEMBER_REFRESH_CHECK_MS = 3600_000
+/** Digests that differed are compared again after this before the table is pulled. */
+export const TABLE_SYNC_RECHECK_MS = 5_000
 
 export type MemberServiceHost = Pick<Host, 'peerId' | 'peers' | 'addresses' | 'gossip' | 'remember' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'>
 
@@ -86,10 +96,11 @@ export async function startMemberService (host: MemberServiceHost, table: Member
 
   const pull = async (peer: string): Promise<number> => {
     const reply = await call(host, peer, MEMBERS, { t: 'table' })
+    const members = reply.t === 'table' ? reply.members : []
     let fresh = 0
-    for (const msg of reply.t === 'table' ? reply.members : []) {
+    for (const msg of members) {
       if (stopped) break
-      if (await table.take(msg) === 'new') fresh++
+      if (await table.take(msg, members.length) === 'new') fresh++
     }
     return fresh
   }
@@ -143,16 +154,26 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     const peer = peers[turn++ % peers.length].id
     syncing = true
     void (async () => {
-      const reply = await call(host, peer, MEMBERS, { t: 'digest' })
-      if (reply.t === 'digest' && !equal(reply.d, table.digest())) await pull(peer)
+      const differs = async (): Promise<boolean> => {
+        const reply = await call(host, peer, MEMBERS, { t: 'digest' })
+        return reply.t === 'digest' && !equal(reply.d, table.digest())
+      }
+      if (!(await differs())) return
+      await new Promise<void>(resolve => { setTimeout(resolve, TABLE_SYNC_RECHECK_MS).unref() })
+      if (!stopped && await differs()) await pull(peer)
     })().catch((err: unknown) => { log('table sync with %s: %e', peer, err) }).finally(() => { syncing = false })
   }, TABLE_SYNC_MS)
   antiEntropy.unref()
 
+  // expiry is checked every MEMBER_REFRESH_CHECK_MS; this host's record is signed again once
+  // memberRefreshMs(table size) went by since the last one (the table grows after the start)
+  let signedAt = Date.now()
   const refresh = setInterval(() => {
     table.expire()
+    if (Date.now() - signedAt < memberRefreshMs(table.size)) return
+    signedAt = Date.now()
     announceUntilReached()
-  }, MEMBER_REFRESH_MS)
+  }, MEMBER_REFRESH_CHECK_MS)
   refresh.unref()
 
   return {

@@ -7,11 +7,24 @@
 // A member is known by its record, signed by the host it describes (its peer id embeds the
 // Ed25519 key, so anyone checks it offline): { peer, seq, addrs, cap? }. `seq` is the host's wall clock
 // in ms when it signed: a newer record replaces an older one; a host signs a new record when it
-// starts and every MEMBER_REFRESH_MS. Records spread by gossip (host.ts, the network's topic,
+// starts and every memberRefreshMs(members). Records spread by gossip (host.ts, the network's topic,
 // tagged MEMBERS_GOSSIP_TAG so the op handler never sees them), and a host that starts pulls the
 // table from its first peers (MEMBERS_PROTOCOL), each record still checked one by one. A table
-// entry nobody refreshed for MEMBER_EXPIRE_MS (three refreshes missed) is dropped: a host that
-// ended without a word and whose neighbours are all gone too does not stay a member forever.
+// entry nobody refreshed for memberExpireMs(members) (three refreshes missed) is dropped: a host
+// that ended without a word and whose neighbours are all gone too does not stay a member forever.
+//
+// Refresh is a safety net, not liveness (issue 14, idle traffic): liveness is decided by a host's
+// XOR neighbours and spread as one DOWN notice (below), and a host that comes back signs a new
+// record at once. Every refresh reaches every host by gossip (each host sends about 6 copies of
+// it, plus the IHAVE lists it causes), so a refresh period fixed in time costs each host in
+// proportion to the network's size: hourly, 27 kbit/s per idle host at 1,000 hosts and 130 at
+// 10,000 (`npm run sim`). So the period is at least MEMBER_REFRESH_MS (a day) and grows with the
+// table, MEMBER_REFRESH_PER_MEMBER_MS per member: network-wide at most one refresh per that
+// time, whatever the size, and the per-host cost of refreshes is bounded (~0.4 kbit/s with its
+// IHAVE lists: a day up to 480 members, 50 h at 1,000, 21 days at 10,000; expiry three times
+// that). A record is refused on arrival only when it is older than the expiry for
+// the larger of this table and the table it came with (a joiner pulling a big network's table
+// holds few records yet); the periodic expire() uses this table's size.
 //
 // `cap` is the host's capacity class (keeper/balance.ts capacityClass: 8 classes per doubling of
 // its disk's size), the weight balanced placement gives it (issue 14 item 4). It sits in the
@@ -54,10 +67,24 @@ const log = logger('net:members')
 /** First byte of a member gossip message (not a dag-cbor map: the op handler's messages are). */
 export const MEMBERS_GOSSIP_TAG = 0x4d
 export const MEMBERS_PROTOCOL = '/darkfs/members/1.0.0'
-/** A host signs a fresh record this often (and when it starts). */
-export const MEMBER_REFRESH_MS = 3600_000
-/** A record not refreshed for this long leaves the table. */
-export const MEMBER_EXPIRE_MS = 3 * MEMBER_REFRESH_MS
+/** A host signs a fresh record at least this often (and when it starts): see memberRefreshMs(). */
+export const MEMBER_REFRESH_MS = 24 * 3600_000
+/** The refresh period grows by this per member: network-wide at most one refresh per this time. */
+export const MEMBER_REFRESH_PER_MEMBER_MS = 180_000
+/** Refreshes a record may miss before it leaves the table. */
+export const MEMBER_EXPIRE_REFRESHES = 3
+/** A record not refreshed for this long leaves a table of up to MEMBER_REFRESH_MS / MEMBER_REFRESH_PER_MEMBER_MS members (480). */
+export const MEMBER_EXPIRE_MS = MEMBER_EXPIRE_REFRESHES * MEMBER_REFRESH_MS
+
+/** Time between two records of a host in a network of `members` (see the header). */
+export function memberRefreshMs (members: number): number {
+  return Math.max(MEMBER_REFRESH_MS, members * MEMBER_REFRESH_PER_MEMBER_MS)
+}
+
+/** Age at which a record leaves a table of `members`. */
+export function memberExpireMs (members: number): number {
+  return MEMBER_EXPIRE_REFRESHES * memberRefreshMs(members)
+}
 /** A record dated further ahead than this of the local clock is refused (it would never expire). */
 export const MEMBER_MAX_SKEW_MS = 600_000
 /** Most members a table holds (about 10 MB at 200 bytes each). */
@@ -226,14 +253,18 @@ export class MemberTable extends EventTarget {
     return msg
   }
 
-  /** A member or DOWN message (without the gossip tag). */
-  async take (msg: Uint8Array): Promise<Taken> {
+  /**
+   * A member or DOWN message (without the gossip tag). `tableSize`: the size of the table it came
+   * with (a pulled table's answer), so a record that is young for that network is not refused as
+   * expired by a table that is still filling.
+   */
+  async take (msg: Uint8Array, tableSize = 0): Promise<Taken> {
     let v: any
     try {
       if (msg.byteLength > MAX_MEMBER_MESSAGE_BYTES) throw new MemberRecordError('member message too large')
       v = dagCbor.decode(msg)
       if (typeof v !== 'object' || v === null || !(v.r instanceof Uint8Array) || !(v.s instanceof Uint8Array) || Object.keys(v).length !== 3) throw new MemberRecordError('bad member message')
-      if (v.t === 'member') return await this.takeRecord(v.r, v.s, msg)
+      if (v.t === 'member') return await this.takeRecord(v.r, v.s, msg, tableSize)
       if (v.t === 'down') return await this.takeDown(v.r, v.s)
       throw new MemberRecordError('bad member message kind')
     } catch (err) {
@@ -242,7 +273,7 @@ export class MemberTable extends EventTarget {
     }
   }
 
-  private async takeRecord (r: Uint8Array, s: Uint8Array, msg: Uint8Array): Promise<Taken> {
+  private async takeRecord (r: Uint8Array, s: Uint8Array, msg: Uint8Array, tableSize: number): Promise<Taken> {
     const v = dagCbor.decode<any>(r)
     // { peer, seq, addrs } and, from hosts that tell it, cap: nothing else
     const keys = typeof v === 'object' && v !== null ? Object.keys(v) : []
@@ -255,7 +286,7 @@ export class MemberTable extends EventTarget {
     const down = this.downAt.get(rec.peer)
     if (held !== undefined && held.seq >= rec.seq) return 'old'
     if (down !== undefined && down >= rec.seq) return 'old'
-    if (rec.seq + MEMBER_EXPIRE_MS < this.now()) return 'old'
+    if (rec.seq + memberExpireMs(Math.min(this.max, Math.max(this.entries.size, tableSize))) < this.now()) return 'old'
     if (held === undefined && this.entries.size >= this.max) return 'old'
     if (!(await this.verifySig(rec.peer, r, s))) throw new MemberRecordError(`member record of ${rec.peer} not signed by it`)
     this.entries.set(rec.peer, rec)
@@ -298,10 +329,10 @@ export class MemberTable extends EventTarget {
     return ranked.slice(0, n).map(x => x.p)
   }
 
-  /** Drop the records not refreshed for MEMBER_EXPIRE_MS (this host's own never). */
+  /** Drop the records not refreshed for memberExpireMs(this table's size) (this host's own never). */
   expire (): string[] {
     const out: string[] = []
-    const horizon = this.now() - MEMBER_EXPIRE_MS
+    const horizon = this.now() - memberExpireMs(this.entries.size)
     for (const [peer, e] of this.entries) {
       if (peer === this.self || e.seq >= horizon) continue
       this.entries.delete(peer)

@@ -12,11 +12,11 @@
 //
 // Idle traffic: what a host sends per second with nothing written, from darkfs's periods
 // (member-service.ts digest every TABLE_SYNC_MS, members.ts record refresh every
-// MEMBER_REFRESH_MS, DOWN notices and fresh records as the churn trace makes them, the connection
-// monitor's ping every PING_INTERVAL_MS per connection, gossipsub heartbeats) and wire sizes
+// memberRefreshMs(hosts), DOWN notices and fresh records as the churn trace makes them, host.ts's
+// ping of each connection every pingIntervalMs(connections), gossipsub heartbeats) and wire sizes
 // estimated below (framing included; not measured on a socket). The per-message gossip cost is
 // the dissemination run's bytes per host per op.
-import { DEFAULT_MAX_CONNECTIONS, MEMBER_REFRESH_MS, PING_INTERVAL_MS, TABLE_SYNC_MS } from '../../node/net/index.ts'
+import { DEFAULT_MAX_CONNECTIONS, PING_ROUND_SENT_BYTES, TABLE_SYNC_MS, memberRefreshMs, pingIntervalMs } from '../../node/net/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { EventQueue, Uplinks } from '../../harness/sim/events.ts'
 import { simUplink } from '../../harness/sim/churn.ts'
@@ -35,19 +35,19 @@ export const GOSSIP_HEARTBEAT_MS = 1000
  *  - a gossip message carries, besides its data, gossipsub's RPC framing, the author's key (from),
  *    seqno, topic (a 64-char hash) and an Ed25519 signature: about 180 bytes, plus 70 of framing;
  *  - a message id in an IHAVE (StrictSign: author + seqno) about 50;
- *  - a digest call (member-service.ts): a new stream (multistream-select both ways, about 90),
- *    the request and the 32-byte answer in rpc.ts's envelope (about 70), yamux and noise frames
- *    and their packets: about 450 both ways, 250 of it from the asker;
- *  - a ping (libp2p's /ipfs/ping/1.0.0 on a new stream: 32 bytes each way): about 350 both ways,
- *    200 of it from the pinger.
+ *  - a digest call (member-service.ts): a new stream (multistream-select both ways), the
+ *    request and the 32-byte answer in rpc.ts's envelope, yamux and noise frames: from the real
+ *    idle bench (scripts/bench/idle.ts: 125 B/s into the sockets of each host of a 6-host mesh,
+ *    88 of them pings at 530 bytes a round) about 550 bytes into the sockets a call, both sides;
+ *    with TCP/IP headers about 700, 350 of it from the asker;
+ *  - a ping round of a connection (host.ts pings on a new stream, both ends): host.ts's
+ *    PING_ROUND_SENT_BYTES, measured (the figure follows the code).
  */
 export const GOSSIP_OVERHEAD_BYTES = 250
 export const IHAVE_ID_BYTES = 50
 export const IHAVE_FRAME_BYTES = 100
-export const DIGEST_CALL_SENT_BYTES = 250
-export const DIGEST_CALL_ANSWER_BYTES = 200
-export const PING_SENT_BYTES = 200
-export const PING_ANSWER_BYTES = 150
+export const DIGEST_CALL_SENT_BYTES = 350
+export const DIGEST_CALL_ANSWER_BYTES = 350
 /** A signed member record message (members.ts: peer id, seq, two addresses, signature) and a DOWN notice. */
 export const MEMBER_RECORD_BYTES = 260
 export const DOWN_NOTICE_BYTES = 180
@@ -165,11 +165,11 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
   const conns = Math.min(o.hosts - 1, DEFAULT_MAX_CONNECTIONS)
   // anti-entropy: one digest call a round, and on average one answered
   const digest = (DIGEST_CALL_SENT_BYTES + DIGEST_CALL_ANSWER_BYTES) / (TABLE_SYNC_MS / 1000)
-  // the connection monitor pings each connection from both ends
-  const ping = conns * (PING_SENT_BYTES + PING_ANSWER_BYTES) / (PING_INTERVAL_MS / 1000)
-  // gossip messages network-wide per second: every host's hourly record, a DOWN notice per host
+  // host.ts pings each connection from both ends, at an interval that follows their number
+  const ping = conns * PING_ROUND_SENT_BYTES / (pingIntervalMs(conns) / 1000)
+  // gossip messages network-wide per second: every host's record once per memberRefreshMs, a DOWN notice per host
   // declared gone, a fresh record per host back after that
-  const records = o.hosts / (MEMBER_REFRESH_MS / 1000) + o.hosts * o.returnedHostHour / 3600
+  const records = o.hosts / (memberRefreshMs(o.hosts) / 1000) + o.hosts * o.returnedHostHour / 3600
   const downs = o.hosts * o.goneHostHour / 3600
   const perRecord = o.copiesPerMessage * (MEMBER_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
   const perDown = o.copiesPerMessage * (DOWN_NOTICE_BYTES + GOSSIP_OVERHEAD_BYTES)

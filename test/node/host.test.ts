@@ -10,7 +10,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
-import { createHost, gossipFastId } from '../../node/net/host.ts'
+import { PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, createHost, gossipFastId, pingIntervalMs } from '../../node/net/host.ts'
 import { parseCidr, cidrContains } from '../../node/net/cidr.ts'
 import type { Host, KeyMismatch } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
@@ -257,6 +257,27 @@ describe('node/host', function () {
     await until(() => gone.includes(hosts[1].peerId), 'disconnect event')
     await hosts[1].stop()
     await hosts[1].stop()
+  })
+
+  it('pingIntervalMs(): 30 s for a few connections; beyond, what keeps a host\'s pings within their budget, up to the max', function () {
+    assert.equal(pingIntervalMs(4), PING_INTERVAL_MS)
+    const at64 = pingIntervalMs(64)
+    assert.ok(at64 > PING_INTERVAL_MS && at64 < PING_INTERVAL_MAX_MS)
+    assert.ok(64 * PING_ROUND_SENT_BYTES / (at64 / 1000) <= PING_BUDGET_BYTES_PER_S)
+    assert.equal(pingIntervalMs(10_000), PING_INTERVAL_MAX_MS)
+  })
+
+  it('a host pings its connections (their latency is known) and closes one whose peer stops answering pings', async function () {
+    // the first ping of a connection comes within PING_INTERVAL_MS, a failed one after the ping timeout
+    this.timeout(240_000)
+    const [a, b] = await cluster(2)
+    await until(() => a.peers().some(p => p.id === b.peerId && typeof p.latencyMs === 'number'), 'a pinged b', 500)
+    // b's ping service replaced by one that reads and never answers: a live link a cannot tell from a dead one
+    await b.unhandle('/ipfs/ping/1.0.0')
+    await b.handle('/ipfs/ping/1.0.0', async (stream) => { for await (const _ of stream) { /* never answered */ } })
+    const gone: string[] = []
+    a.addEventListener('peer:disconnect', e => { gone.push(e.detail) })
+    await until(() => gone.includes(b.peerId), 'a closed its connection to b', 500)
   })
 
   it('host redials a member that dropped and comes back', async function () {

@@ -2,12 +2,13 @@
 // the host it describes, a newer one replaces an older, a malformed, forged, future-dated or
 // stale one is refused; a DOWN notice is taken only from one of the subject's XOR neighbours (or
 // the subject itself, leaving), signed by it, and a newer record of the subject brings it back;
-// the table is bounded; records nobody refreshed expire. A record's capacity class (issue 14
+// the table is bounded; records nobody refreshed expire, later in a bigger network (the refresh
+// period grows with it, so refreshes cost each host the same whatever the size). A record's capacity class (issue 14
 // item 4) is signed with it, bounded, and replaced only by a newer record.
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { makeKey, signerFor, verify } from '../helpers/tree.ts'
-import { MemberTable, MAX_CAPACITY_CLASS, MEMBER_EXPIRE_MS, NEIGHBOURS } from '../../node/net/members.ts'
+import { MemberTable, MAX_CAPACITY_CLASS, MEMBER_EXPIRE_MS, MEMBER_REFRESH_MS, MEMBER_REFRESH_PER_MEMBER_MS, NEIGHBOURS, memberExpireMs, memberRefreshMs } from '../../node/net/members.ts'
 import type { Signer } from '../../node/tree/index.ts'
 
 const T0 = 1_800_000_000_000
@@ -126,6 +127,25 @@ describe('node/net member table', function () {
     const expired = t.expire()
     assert.deepEqual(expired.sort(), peers.slice(1, 5).map(p => p.id).sort())
     assert.deepEqual(t.members(), [peers[0].id])
+  })
+
+  it('the refresh period and the expiry grow with the table; a pulled table\'s size counts for the records it brings', async () => {
+    assert.equal(memberRefreshMs(1), MEMBER_REFRESH_MS)
+    assert.equal(memberRefreshMs(1000), 1000 * MEMBER_REFRESH_PER_MEMBER_MS)
+    assert.equal(memberExpireMs(10), MEMBER_EXPIRE_MS)
+    assert.ok(memberExpireMs(10_000) > MEMBER_EXPIRE_MS)
+    // a record older than a small table's expiry: refused alone, taken with a 10,000-member table
+    const { t } = await table()
+    const [a, b] = [await peer(), await peer()]
+    assert.equal(await t.take(await record(a, T0 - MEMBER_EXPIRE_MS - 1)), 'old')
+    assert.equal(await t.take(await record(a, T0 - MEMBER_EXPIRE_MS - 1), 10_000), 'new')
+    // too old even for that network
+    assert.equal(await t.take(await record(b, T0 - memberExpireMs(10_000) - 1), 10_000), 'old')
+    // the size told is capped by this table's bound (a peer cannot make it keep any stale record)
+    const small = await table({ max: 5 })
+    assert.equal(await small.t.take(await record(a, T0 - MEMBER_EXPIRE_MS - 1), 10_000), 'old')
+    // expire() goes by this table's size: for a table of two, a's record is past the expiry
+    assert.deepEqual(t.expire(), [a.id])
   })
 
   it('a record carries its host\'s capacity class, signed: a newer record changes it, a forged or malformed one is refused', async () => {
