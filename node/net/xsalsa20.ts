@@ -15,16 +15,18 @@
 // since is renewed from the current buffer (remembered after every update, the only place the
 // memory grows), so it grows only by what is missing. Pure JavaScript changes nothing about the
 // cipher's output (test/node/xsalsa20.test.ts checks against fresh ciphers).
-import { createRequire } from 'node:module'
+// the same module @libp2p/pnet imports (one copy in node_modules, and one in a bundle: the
+// dependency is pinned to pnet's version in package.json); its default export is module.exports
+// @ts-expect-error xsalsa20 ships no types: its shape is XSalsa20Module below
+import xsalsa20 from 'xsalsa20'
 
 interface Xor { _memory?: Uint8Array }
 interface Cipher { _xor: Xor | null }
 interface XSalsa20Module { prototype: { update: (this: Cipher, input: Uint8Array, output?: Uint8Array) => Uint8Array, finalize: (this: Cipher) => void, final: (this: Cipher) => void, __darkfsRenewed?: true } }
 
-/** The xsalsa20 module instance @libp2p/pnet uses (the same entry of require's cache). */
+/** The xsalsa20 module @libp2p/pnet uses. */
 export function pnetXsalsa20 (): XSalsa20Module {
-  const require = createRequire(import.meta.resolve('@libp2p/pnet'))
-  return require('xsalsa20') as XSalsa20Module
+  return xsalsa20 as unknown as XSalsa20Module
 }
 
 /** Wrap xsalsa20's update and finalize so that no cipher works through a view of a memory that has grown since (idempotent). */
