@@ -12,6 +12,14 @@ import type { ChurnOptions, TraceEvent } from '../../harness/sim/churn.ts'
 const HOUR = 3600_000
 const TIMEOUT = 3 * 60_000
 
+/** No byte moved, no fragment rebuilt, every host holds at the end what it held at the start, all 40 chunks redundant. */
+function nothingRepaired (r: ReturnType<typeof runChurn>): void {
+  assert.equal(r.bytesFetched + r.bytesPushed, 0)
+  assert.equal(r.fragmentsRepaired, 0)
+  assert.deepEqual(r.fragmentsAtEnd, r.fragmentsAtStart)
+  assert.equal(r.redundantAtEnd, 40)
+}
+
 describe('sim event core', () => {
   it('runs events in time order, ties in the order scheduled, and events scheduled by events', () => {
     const q = new EventQueue()
@@ -66,10 +74,7 @@ describe('sim repair under churn (tiny network)', () => {
     assert.ok(r.fragmentsAtStart[3] > 0, 'the host held fragments')
     assert.equal(r.declaredGone, 0)
     assert.equal(r.backInTime, 1)
-    assert.equal(r.bytesFetched + r.bytesPushed, 0)
-    assert.equal(r.fragmentsRepaired, 0)
-    assert.deepEqual(r.fragmentsAtEnd, r.fragmentsAtStart)
-    assert.equal(r.redundantAtEnd, 40)
+    nothingRepaired(r)
   })
 
   it('the same host away past the timeout is declared gone, repaired for, and its copies handed back when it returns', () => {
@@ -110,10 +115,7 @@ describe('sim repair under churn (tiny network)', () => {
       assert.equal(r.declaredGone, 1)
       assert.equal(r.awayDeclared, 1)
       assert.equal(r.backWithinDelay, 1)
-      assert.equal(r.bytesFetched + r.bytesPushed, 0)
-      assert.equal(r.fragmentsRepaired, 0)
-      assert.deepEqual(r.fragmentsAtEnd, r.fragmentsAtStart)
-      assert.equal(r.redundantAtEnd, 40)
+      nothingRepaired(r)
     })
 
     it('two holders away together: their shared chunks (k live) are repaired at once, the others wait', () => {
