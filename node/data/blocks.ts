@@ -12,7 +12,7 @@ import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
 import { Staging } from './staging.ts'
-import { LEAF_BYTES, rootFromLeaves } from './merkle.ts'
+import { LEAF_BYTES } from './merkle.ts'
 import { LocalLeaves } from './leaves.ts'
 import type { LeafSlice } from './leaves.ts'
 import { logger } from '../log.ts'
@@ -242,12 +242,12 @@ export class ChunkService {
     // local work: checked at entry, never torn half-way
     opts.signal?.throwIfAborted()
     const { k, m } = paramsFor(bytes.byteLength, opts.params ?? this.params())
-    // hashed off the event loop; the data fragments' Merkle roots (range reads) are one more pass here
+    // hashed off the event loop; the data fragments' Merkle roots (range reads, as withRoots) are
+    // one more pass here, and their leaf hashes are kept: a small read of the chunk later reads
+    // only its page from disk (leaves.ts)
     const encoded = await encodeChunkAsync(bytes, offset, k, m)
-    // the data fragments' Merkle roots (withRoots), from leaf hashes this host keeps: a small read
-    // of the chunk later reads only its page from disk (leaves.ts)
     if (encoded.ref.cid !== null) {
-      encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => rootFromLeaves(b.bytes.byteLength, this.localLeaves.remember(b.cid, b.bytes)))
+      encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => this.localLeaves.remember(b.cid, b.bytes))
       if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
     await this.store.putMany(encoded.blocks, { claim: opts.claim })

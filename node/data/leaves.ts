@@ -14,7 +14,7 @@
 // store finds and quarantines it (Store.get), and the caller falls back as for an absent one.
 import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
-import { HASH_BYTES, LEAF_BYTES, leafCount, leafHashes, leafMatches, proofFromLeaves, rangeBytes, rootFromLeaves } from './merkle.ts'
+import { HASH_BYTES, LEAF_BYTES, equalBytes, leafCount, leafHashes, leafMatches, proofFromLeaves, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
 
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
@@ -26,7 +26,7 @@ export interface LeafSlice { bytes: Uint8Array, length: number, hashes: Uint8Arr
 export class LocalLeaves {
   private readonly store: Store
   private readonly staged: (cid: CID) => Uint8Array | undefined
-  /** Fragment CID -> u64be(length) || its leaf hashes. */
+  /** Fragment CID -> u64be(length) || its root || its leaf hashes (the root computed once, when kept). */
   private readonly kept: ChunkCache
   /** Slices read from disk and checked against kept hashes, whole reads done to get hashes, and slices that did not match. */
   readonly counters = { slices: 0, wholeReads: 0, mismatches: 0 }
@@ -37,11 +37,12 @@ export class LocalLeaves {
     this.kept = new ChunkCache(opts.maxBytes ?? LEAF_HASHES_BYTES)
   }
 
-  /** Keep the leaf hashes of `bytes`, the sound content of fragment `cid` (just written, or verified). */
+  /** Keep the leaf hashes of `bytes`, the sound content of fragment `cid` (just written, or verified); its Merkle root. */
   remember (cid: CID, bytes: Uint8Array): Uint8Array {
     const hashes = leafHashes(bytes)
-    this.keep(cid, bytes.byteLength, hashes)
-    return hashes
+    const root = rootFromLeaves(bytes.byteLength, hashes)
+    this.keep(cid, bytes.byteLength, root, hashes)
+    return root
   }
 
   /** Forget everything kept (tests and benchmarks read cold). */
@@ -61,9 +62,9 @@ export class LocalLeaves {
     const kept = this.kept.get(key)
     if (kept !== undefined) {
       const length = Number(new DataView(kept.buffer, kept.byteOffset, 8).getBigUint64(0))
-      const hashes = kept.subarray(8)
+      const hashes = kept.subarray(8 + HASH_BYTES)
       if (end > leafCount(length) || first < 0 || first >= end) return undefined
-      if (root !== undefined && !equal(rootFromLeaves(length, hashes), root)) return undefined
+      if (root !== undefined && !equalBytes(kept.subarray(8, 8 + HASH_BYTES), root)) return undefined
       const bytes = await this.store.readSlice(cid, first * LEAF_BYTES, rangeBytes(length, first, end))
       if (bytes !== undefined && this.sound(bytes, hashes, first, end)) {
         this.counters.slices++
@@ -91,8 +92,9 @@ export class LocalLeaves {
 
   private fromWhole (cid: CID, whole: Uint8Array, first: number, end: number, root?: Uint8Array): LeafSlice | undefined {
     const hashes = leafHashes(whole)
-    if (root !== undefined && !equal(rootFromLeaves(whole.byteLength, hashes), root)) return undefined
-    this.keep(cid, whole.byteLength, hashes)
+    const computed = rootFromLeaves(whole.byteLength, hashes)
+    if (root !== undefined && !equalBytes(computed, root)) return undefined
+    this.keep(cid, whole.byteLength, computed, hashes)
     if (end > leafCount(whole.byteLength) || first < 0 || first >= end) return undefined
     return { bytes: whole.subarray(first * LEAF_BYTES, Math.min(end * LEAF_BYTES, whole.byteLength)), length: whole.byteLength, hashes }
   }
@@ -105,17 +107,12 @@ export class LocalLeaves {
     return true
   }
 
-  private keep (cid: CID, length: number, hashes: Uint8Array): void {
+  private keep (cid: CID, length: number, root: Uint8Array, hashes: Uint8Array): void {
     if (hashes.byteLength !== leafCount(length) * HASH_BYTES) return
-    const entry = new Uint8Array(8 + hashes.byteLength)
+    const entry = new Uint8Array(8 + HASH_BYTES + hashes.byteLength)
     new DataView(entry.buffer).setBigUint64(0, BigInt(length))
-    entry.set(hashes, 8)
+    entry.set(root, 8)
+    entry.set(hashes, 8 + HASH_BYTES)
     this.kept.set(cid.toString(), entry)
   }
-}
-
-function equal (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
-  return true
 }

@@ -58,7 +58,7 @@ export function rootFromLeaves (length: number, hashes: Uint8Array): Uint8Array 
 export function leafMatches (leaf: Uint8Array, hashes: Uint8Array, index: number): boolean {
   const at = index * HASH_BYTES
   if (at < 0 || at + HASH_BYTES > hashes.byteLength) return false
-  return equal(leafHash(leaf), hashes.subarray(at, at + HASH_BYTES))
+  return equalBytes(leafHash(leaf), hashes.subarray(at, at + HASH_BYTES))
 }
 
 /**
@@ -133,7 +133,7 @@ export function verifyRange (root: Uint8Array, length: number, first: number, en
     return nodeHash(left, calc(mid, hi))
   }
   const top = calc(0, n)
-  return !short && used === proof.length && equal(rootOf(length, top), root)
+  return !short && used === proof.length && equalBytes(rootOf(length, top), root)
 }
 
 function checkRange (n: number, first: number, end: number): void {
@@ -170,7 +170,8 @@ function rootOf (length: number, top: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(ROOT_TAG).update(len).update(top).digest())
 }
 
-function equal (a: Uint8Array, b: Uint8Array): boolean {
+/** Whether two hashes (or any byte strings) are equal. */
+export function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
   return true
