@@ -580,6 +580,9 @@ export async function createHost (init: HostInit): Promise<Host> {
     })
   }
 
+  /** Gossipsub's live options (it reads idontwantMinDataSize per message; GOSSIP_IDONTWANT_MIN_BYTES). */
+  const gossipOpts = (): { idontwantMinDataSize: number } => (libp2p.services.pubsub as unknown as { opts: { idontwantMinDataSize: number } }).opts
+
   // --- bounded connections: neighbours and the trim ------------------------------------------
   /** The members this host keeps connected, or undefined while it knows few enough for a full mesh. */
   let chosen: Set<string> | undefined
@@ -600,8 +603,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     const before = chosen ?? new Set<string>()
     chosen = wanted()
     // IDONTWANT only beyond the full mesh (GOSSIP_IDONTWANT_MIN_BYTES); gossipsub reads the option per message
-    const gossip = libp2p.services.pubsub as unknown as { opts: { idontwantMinDataSize: number } }
-    gossip.opts.idontwantMinDataSize = chosen === undefined ? NO_IDONTWANT : GOSSIP_IDONTWANT_MIN_BYTES
+    gossipOpts().idontwantMinDataSize = chosen === undefined ? NO_IDONTWANT : GOSSIP_IDONTWANT_MIN_BYTES
     const now = chosen ?? new Set<string>()
     const tag = async (id: string, value: { value: number } | undefined): Promise<void> => {
       await libp2p.peerStore.merge(peerIdFromString(id), { tags: { [NEIGHBOUR_TAG]: value } }).catch((err: unknown) => {
@@ -942,7 +944,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     fullMeshPeers: fullMesh,
     neighbours: () => [...(chosen ?? new Set([...known.keys(), ...connectedIds()]))],
     beyondFullMesh: () => chosen !== undefined,
-    idontwantMinBytes: () => (libp2p.services.pubsub as unknown as { opts: { idontwantMinDataSize: number } }).opts.idontwantMinDataSize,
+    idontwantMinBytes: () => gossipOpts().idontwantMinDataSize,
     addresses: () => (init.announce !== undefined && init.announce.length > 0
       ? libp2p.getMultiaddrs().map(a => a.toString())
       : ownAddrs()).filter(a => !isUnspecified(a)),
