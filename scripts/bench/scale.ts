@@ -11,8 +11,8 @@
 //   storage       bytes each host's store holds after DARKFS_SCALE_MIB_PER_HOST x hosts MiB of
 //                 files, over the ideal share (all hosts share one disk here: an even share);
 //                 the same for the written chunks' fragments alone (manifests and the writer's
-//                 retained copies apart), and what today's placement rule (XOR targets over the
-//                 member table) predicts for the same chunks; the simulator's figure is for as
+//                 retained copies apart), and what the chunks' placement rule (policy.rank over
+//                 the writer's member table) predicts for the same chunks; the simulator's figure is for as
 //                 many chunks per host (the same sampling noise)
 //   locate        share of fragments found on the host the writer's member table names (rank j
 //                 of the chunk's targets holds fragment j): each is found in 0 round trips
@@ -42,7 +42,6 @@ import { ControlClient, init } from '../../node/cli/index.ts'
 import { ROOT } from '../../node/tree/index.ts'
 import { decodeManifest } from '../../node/data/index.ts'
 import type { Manifest } from '../../node/data/index.ts'
-import { targets } from '../../node/keeper/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { runPlacement } from '../sim/placement.ts'
 
@@ -219,7 +218,8 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
       for (const ref of manifest.chunks) {
         if (ref.cid === null) continue
         chunks++
-        const ranked = targets(ref.cid.bytes, members, ref.k + ref.m)
+        // the chunk's own rule (ChunkRef.rule: balanced for new chunks), as placement ranks it
+        const ranked = writer.policy.rank(ref, members, ref.k + ref.m)
         const size = Math.ceil(ref.size / ref.k)
         for (let j = 0; j < ref.fragments.length; j++) {
           fragments++
