@@ -474,9 +474,7 @@ export class OpenFile {
     for (const [i, bytes] of this.dirty) {
       const want = Math.max(0, Math.min(CHUNK_SIZE, len - i * CHUNK_SIZE))
       if (bytes.byteLength !== want && i <= last) {
-        const next = new Uint8Array(want)
-        next.set(bytes.subarray(0, Math.min(want, bytes.byteLength)))
-        this.dirty.set(i, next)
+        this.dirty.set(i, refit(bytes, want))
         this.dirtyBytes += want - bytes.byteLength
       }
     }
@@ -796,6 +794,31 @@ export class OpenFile {
     this.size = base.size
   }
 }
+
+/**
+ * A chunk buffer of `want` bytes holding `bytes`' first ones (zeros after them). A sequential
+ * writer grows the file's last chunk by every write: a buffer cut to the exact length would be
+ * reallocated and copied each time (a 1 MiB chunk written 4 KiB at a time: 128 copies of half a
+ * MiB on average, most of the CPU of SQLite's page writes), so a buffer grows into spare room
+ * behind it, doubling (at most a chunk), and is copied only when that runs out. Bytes past the
+ * view are always zero: a buffer cut shorter zeroes what it leaves, so regrowing reads zeros.
+ */
+function refit (bytes: Uint8Array, want: number): Uint8Array {
+  const room = bytes.buffer.byteLength - bytes.byteOffset
+  if (want < bytes.byteLength) {
+    // a buffer refit() did not make is never grown in place: its bytes past the view stay unread
+    if (grown.has(bytes.buffer)) bytes.fill(0, want)
+    return bytes.subarray(0, want)
+  }
+  if (want <= room && grown.has(bytes.buffer)) return new Uint8Array(bytes.buffer, bytes.byteOffset, want)
+  const next = new Uint8Array(Math.min(CHUNK_SIZE, Math.max(want, 2 * bytes.byteLength)))
+  next.set(bytes)
+  grown.add(next.buffer)
+  return next.subarray(0, want)
+}
+
+/** The buffers refit() made, whose room past any view of them is zeros (no other buffer is grown in place). */
+const grown = new WeakSet<ArrayBufferLike>()
 
 /** True when an extent of `base` lands on some byte of [from, to). */
 function overlaps (base: Base, from: number, to: number): boolean {
