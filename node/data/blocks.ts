@@ -285,7 +285,7 @@ export class ChunkService {
       encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => this.localLeaves.remember(b.cid, b.bytes))
       if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
-    const put = this.store.putMany(encoded.blocks, { claim: opts.claim }).then(() => {
+    const put = this.store.putMany(encoded.blocks, { claim: opts.claim, hashed: true }).then(() => {
       if (encoded.ref.cid !== null) {
         this.cache.set(encoded.ref.cid.toString(), bytes)
         this.staging?.stage(encoded.ref.cid.toString(), encoded.blocks)
@@ -515,7 +515,7 @@ export class ChunkService {
     // no host would read it back (decodeManifest's bound): the file holds more chunks of data
     // than one manifest describes (about 60 GiB; holes cost nothing)
     if (bytes.byteLength > MAX_MANIFEST_BYTES) throw new FsError('EFBIG', 'write', undefined, `a manifest of ${manifest.chunks.length} chunks is over ${MAX_MANIFEST_BYTES} bytes`)
-    const put = this.store.put(cid, bytes, { claim: opts.claim })
+    const put = this.store.put(cid, bytes, { claim: opts.claim, hashed: true })
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
     return { cid, ref: manifestRef(cid, bytes.byteLength) }
