@@ -178,7 +178,7 @@ export class PutGroup {
 
   /** Run `put` in the group; waits while the group is full; throws a failure seen so far. */
   async add (put: Promise<void>): Promise<void> {
-    const run: Promise<void> = put.catch((err: unknown) => { this.failed ??= { err } }).finally(() => { this.running.delete(run) })
+    const run: Promise<void> = put.catch((err: unknown) => { this.failed ??= { err } }).finally(() => { this.running.delete(run) }) // kept: the next add() or done() throws it
     this.running.add(run)
     while (this.running.size >= PUT_GROUP_PARALLEL) await Promise.race(this.running)
     if (this.failed !== undefined) throw this.failed.err
