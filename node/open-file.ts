@@ -24,7 +24,7 @@
 // write, and the state stays consistent (what is written is marked changed).
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { CHUNK_SIZE, INLINE_MAX, RANGE_READ_MAX_BYTES, chunkAt, contentSum, holeChunk, manifestOf } from './data/index.ts'
+import { CHUNK_SIZE, INLINE_MAX, RANGE_READ_MAX_BYTES, PutGroup, chunkAt, contentSum, holeChunk, manifestOf } from './data/index.ts'
 import type { ChunkRef, Manifest } from './data/index.ts'
 import type { ChunkService } from './data/index.ts'
 import { ExtentMap } from './tree/index.ts'
@@ -474,9 +474,7 @@ export class OpenFile {
     for (const [i, bytes] of this.dirty) {
       const want = Math.max(0, Math.min(CHUNK_SIZE, len - i * CHUNK_SIZE))
       if (bytes.byteLength !== want && i <= last) {
-        const next = new Uint8Array(want)
-        next.set(bytes.subarray(0, Math.min(want, bytes.byteLength)))
-        this.dirty.set(i, next)
+        this.dirty.set(i, refit(bytes, want))
         this.dirtyBytes += want - bytes.byteLength
       }
     }
@@ -583,19 +581,21 @@ export class OpenFile {
     const data = [...candidates].filter(i => i < n).sort((a, b) => a - b)
     const got = new Map<number, ChunkRef>()
     const fresh: ChunkRef[] = []
+    // the chunks' and the manifest's puts overlap; all are durable before the version is returned
+    const group = new PutGroup()
     await forEachLimited(data, STORE_PARALLEL, async i => {
       const start = i * CHUNK_SIZE
       const len = Math.min(CHUNK_SIZE, this.size - start)
       const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
       const b = found?.ref.cid != null && found.ref.offset === start ? found.ref : undefined
-      let ref = await this.localRef(i, fresh, signal)
+      let ref = await this.localRef(i, fresh, signal, group)
       if (ref !== undefined) {
         // this state's own bytes
       } else if (b !== undefined && b.size === len && start + len <= this.baseLimit && start + len <= base.contentEnd && !touched.has(i)) {
         ref = b
       } else if (start < baseEnd) {
         // base chunk whose length changed (inline base, or cut/regrown): re-store it
-        ref = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal })).ref
+        ref = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal, group })).ref
         fresh.push(ref)
       }
       if (ref !== undefined) got.set(i, ref)
@@ -612,7 +612,8 @@ export class OpenFile {
     }
     if (this.size > at) refs.push(holeChunk(at, this.size - at))
     const next = manifestOf(this.size, refs)
-    const stored = await this.chunks.storeManifest(next, { signal })
+    const stored = await this.chunks.storeManifest(next, { signal, group })
+    await group.done()
     // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer;
     // the sum names the bytes however they are stored (equal bytes written elsewhere are one version)
     return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref] }
@@ -623,10 +624,11 @@ export class OpenFile {
    * if need be; `fresh` gets the refs whose placement has not started. Undefined: the base's
    * bytes, or a hole.
    */
-  private async localRef (i: number, fresh: ChunkRef[], signal?: AbortSignal): Promise<ChunkRef | undefined> {
+  private async localRef (i: number, fresh: ChunkRef[], signal?: AbortSignal, group?: PutGroup): Promise<ChunkRef | undefined> {
     const d = this.dirty.get(i)
     if (d !== undefined) {
-      const ref = (await this.chunks.storeChunk(d, i * CHUNK_SIZE, { signal })).ref
+      // (in the commit's group: nothing here names the chunk until the version is recorded)
+      const ref = (await this.chunks.storeChunk(d, i * CHUNK_SIZE, { signal, group })).ref
       fresh.push(ref)
       return ref
     }
@@ -654,17 +656,19 @@ export class OpenFile {
     const last = Math.ceil(this.size / CHUNK_SIZE)
     const refs: ChunkRef[] = first > 0 ? [holeChunk(0, first * CHUNK_SIZE)] : []
     const fresh: ChunkRef[] = []
+    const group = new PutGroup()
     for (let i = first; i < last; i++) {
       signal?.throwIfAborted()
-      let ref = await this.localRef(i, fresh, signal)
+      let ref = await this.localRef(i, fresh, signal, group)
       if (ref === undefined) {
-        ref = (await this.chunks.storeChunk(await this.assemble(i, signal), i * CHUNK_SIZE, { signal })).ref
+        ref = (await this.chunks.storeChunk(await this.assemble(i, signal), i * CHUNK_SIZE, { signal, group })).ref
         fresh.push(ref)
       }
       refs.push(ref)
     }
     const next = manifestOf(this.size, refs)
-    const stored = await this.chunks.storeManifest(next, { signal })
+    const stored = await this.chunks.storeManifest(next, { signal, group })
+    await group.done()
     return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref], append: { at, size: n } }
   }
 
@@ -709,9 +713,11 @@ export class OpenFile {
       const packed = new Uint8Array(total)
       let at = 0
       for (const x of big) { packed.set(x.bytes, at); at += x.bytes.byteLength }
-      const { ref } = await this.chunks.storeChunk(packed, 0, { signal })
+      const group = new PutGroup()
+      const { ref } = await this.chunks.storeChunk(packed, 0, { signal, group })
       const m = manifestOf(total, [ref])
-      const stored = await this.chunks.storeManifest(m, { signal })
+      const stored = await this.chunks.storeManifest(m, { signal, group })
+      await group.done()
       refs.push(ref, stored.ref)
       const content: Content = { manifest: stored.cid, sum: contentSum(m) }
       at = 0
@@ -796,6 +802,31 @@ export class OpenFile {
     this.size = base.size
   }
 }
+
+/**
+ * A chunk buffer of `want` bytes holding `bytes`' first ones (zeros after them). A sequential
+ * writer grows the file's last chunk by every write: a buffer cut to the exact length would be
+ * reallocated and copied each time (a 1 MiB chunk written 4 KiB at a time: 128 copies of half a
+ * MiB on average, most of the CPU of SQLite's page writes), so a buffer grows into spare room
+ * behind it, doubling (at most a chunk), and is copied only when that runs out. Bytes past the
+ * view are always zero: a buffer cut shorter zeroes what it leaves, so regrowing reads zeros.
+ */
+function refit (bytes: Uint8Array, want: number): Uint8Array {
+  const room = bytes.buffer.byteLength - bytes.byteOffset
+  if (want < bytes.byteLength) {
+    // a buffer refit() did not make is never grown in place: its bytes past the view stay unread
+    if (grown.has(bytes.buffer)) bytes.fill(0, want)
+    return bytes.subarray(0, want)
+  }
+  if (want <= room && grown.has(bytes.buffer)) return new Uint8Array(bytes.buffer, bytes.byteOffset, want)
+  const next = new Uint8Array(Math.min(CHUNK_SIZE, Math.max(want, 2 * bytes.byteLength)))
+  next.set(bytes)
+  grown.add(next.buffer)
+  return next.subarray(0, want)
+}
+
+/** The buffers refit() made, whose room past any view of them is zeros (no other buffer is grown in place). */
+const grown = new WeakSet<ArrayBufferLike>()
 
 /** True when an extent of `base` lands on some byte of [from, to). */
 function overlaps (base: Base, from: number, to: number): boolean {

@@ -710,7 +710,9 @@ export class Volume implements VolumeApi {
    * leaves unsettled get one once they settle.
    */
   private foldIfDue (inode: InodeId, quiet = false): void {
-    if (this.closing !== undefined) return
+    // a file with no name left (a SQLite journal, unlinked after its transaction) is read by no
+    // one again: a fold of it would only rewrite and place its chunks
+    if (this.closing !== undefined || this.unlinked(inode)) return
     const extents = this.tree.get(inode)?.extents ?? []
     if (extents.length === 0) return
     if (!quiet && !foldDue(extents)) {
@@ -718,7 +720,7 @@ export class Volume implements VolumeApi {
       return
     }
     if (this.folding.has(inode)) return
-    this.folding.set(inode, this.fold(inode).then(left => {
+    this.folding.set(inode, this.fold(inode, quiet).then(left => {
       if (left) this.foldLater(inode, FOLD_SETTLE_MS)
     }, (err: Error) => {
       log('inode %s: fold not made: %s', inode, err.message)
@@ -736,8 +738,14 @@ export class Volume implements VolumeApi {
     this.foldTimers.set(inode, timer)
   }
 
-  /** Fold the file's settled extents; true when unsettled ones were left for later. */
-  private async fold (inode: InodeId): Promise<boolean> {
+  /**
+   * Fold the file's settled extents; true when unsettled ones were left for later. Unless the file
+   * is `quiet`, only when the settled ones are due a fold by themselves: a file written on and on
+   * has past FOLD_EXTENTS extents at each commit, and a fold of the few that settled since the
+   * last one rewrote its chunks every commit or two (on a busy host, where a SQLite run takes
+   * longer than FOLD_SETTLE_MS, most of its work).
+   */
+  private async fold (inode: InodeId, quiet: boolean): Promise<boolean> {
     const fp = this.tree.foldPoint(inode)
     if (fp === undefined) return false
     const settled = Date.now() - FOLD_SETTLE_MS
@@ -745,6 +753,7 @@ export class Volume implements VolumeApi {
     while (j < fp.extents.length && fp.extents[j].hlc[0] <= settled) j++
     if (j === 0) return fp.extents.length > 0
     const pieces = fp.extents.slice(0, j)
+    if (!quiet && !foldDue(pieces)) return true
     // the file's size once the folded extents landed (positioned ones may land inside it)
     const size = extentEnd(pieces[j - 1])
     const f = new OpenFile(inode, { content: fp.content, size, extents: pieces }, this.chunks, () => this.tree.path(this.tree.entries(inode)[0]?.id ?? '') ?? inode)

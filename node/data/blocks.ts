@@ -160,6 +160,37 @@ export interface ChunkServiceInit {
   placementRule?: typeof PLACEMENT_BALANCED | null
 }
 
+/** Block puts one commit runs at once at most (PutGroup): two, so each overlaps the next. */
+export const PUT_GROUP_PARALLEL = 2
+
+/**
+ * The block puts of one commit (a version's chunks, then its manifest), run so that their disk
+ * syncs overlap instead of following one another: a put joins the group once its blocks are
+ * encoded and the caller goes on (to encode the next chunk, to store the manifest), while at most
+ * PUT_GROUP_PARALLEL run (chunk stores all at once made sequential writes slower, open-file.ts
+ * STORE_PARALLEL). done() resolves once every put is durable, and rejects with the first failure:
+ * nothing may name the blocks before it resolves. A SQLite journal's commit stores a chunk and a
+ * manifest: one sync round trip instead of two.
+ */
+export class PutGroup {
+  private readonly running = new Set<Promise<void>>()
+  private failed?: { err: unknown }
+
+  /** Run `put` in the group; waits while the group is full; throws a failure seen so far. */
+  async add (put: Promise<void>): Promise<void> {
+    const run: Promise<void> = put.catch((err: unknown) => { this.failed ??= { err } }).finally(() => { this.running.delete(run) }) // kept: the next add() or done() throws it
+    this.running.add(run)
+    while (this.running.size >= PUT_GROUP_PARALLEL) await Promise.race(this.running)
+    if (this.failed !== undefined) throw this.failed.err
+  }
+
+  /** Every put of the group durable (or the first failure thrown). */
+  async done (): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running)
+    if (this.failed !== undefined) throw this.failed.err
+  }
+}
+
 export class ChunkService {
   private readonly store: Store
   private readonly cache: ChunkCache
@@ -237,8 +268,12 @@ export class ChunkService {
     return new ChunkWrite(this, this.store, this.network, opts.windowBytes ?? this.placeWindowBytes, opts.inode, opts.onProgress)
   }
 
-  /** Encode and store a chunk locally (fsynced). Placement happens at commit. `claim`: see Store.putMany. */
-  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number } } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
+  /**
+   * Encode and store a chunk locally (fsynced). Placement happens at commit. `claim`: see
+   * Store.putMany. With a `group`, it returns once the chunk is encoded: its put runs in the
+   * group, and is durable once group.done() resolves (PutGroup).
+   */
+  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number }, group?: PutGroup } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
     // local work: checked at entry, never torn half-way
     opts.signal?.throwIfAborted()
     const { k, m } = paramsFor(bytes.byteLength, opts.params ?? this.params())
@@ -250,11 +285,14 @@ export class ChunkService {
       encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => this.localLeaves.remember(b.cid, b.bytes))
       if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
-    await this.store.putMany(encoded.blocks, { claim: opts.claim })
-    if (encoded.ref.cid !== null) {
-      this.cache.set(encoded.ref.cid.toString(), bytes)
-      this.staging?.stage(encoded.ref.cid.toString(), encoded.blocks)
-    }
+    const put = this.store.putMany(encoded.blocks, { claim: opts.claim, hashed: true }).then(() => {
+      if (encoded.ref.cid !== null) {
+        this.cache.set(encoded.ref.cid.toString(), bytes)
+        this.staging?.stage(encoded.ref.cid.toString(), encoded.blocks)
+      }
+    })
+    if (opts.group !== undefined) await opts.group.add(put)
+    else await put
     return encoded
   }
 
@@ -471,13 +509,15 @@ export class ChunkService {
   }
 
   /** Store a manifest durably here; its ref (manifestRef) is what placement spreads. */
-  async storeManifest (manifest: Manifest, opts: AbortOptions & { claim?: object } = {}): Promise<{ cid: CID, ref: ChunkRef }> {
+  async storeManifest (manifest: Manifest, opts: AbortOptions & { claim?: object, group?: PutGroup } = {}): Promise<{ cid: CID, ref: ChunkRef }> {
     opts.signal?.throwIfAborted()
     const { cid, bytes } = encodeManifest(manifest)
     // no host would read it back (decodeManifest's bound): the file holds more chunks of data
     // than one manifest describes (about 60 GiB; holes cost nothing)
     if (bytes.byteLength > MAX_MANIFEST_BYTES) throw new FsError('EFBIG', 'write', undefined, `a manifest of ${manifest.chunks.length} chunks is over ${MAX_MANIFEST_BYTES} bytes`)
-    await this.store.put(cid, bytes, { claim: opts.claim })
+    const put = this.store.put(cid, bytes, { claim: opts.claim, hashed: true })
+    if (opts.group !== undefined) await opts.group.add(put)
+    else await put
     return { cid, ref: manifestRef(cid, bytes.byteLength) }
   }
 

@@ -141,13 +141,16 @@ export class Store {
   /**
    * Store blocks durably. Each block's bytes must hash to its CID. `claim`: the write storing
    * them (any object): a block it stores new is claimed by it (claimed()), until anything else
-   * stores the same block.
+   * stores the same block. `hashed`: the caller made each CID from these very bytes just now (a
+   * chunk it encoded), so they are not hashed again (a second sha256 of every byte a fold or a
+   * commit stores); blocks from anywhere else are checked.
    */
-  async putMany (blocks: Array<{ cid: CID, bytes: Uint8Array }>, opts: { claim?: object } = {}): Promise<void> {
-    for (const { cid, bytes } of blocks) {
-      if (!matches(cid, bytes)) throw new CorruptBlockError(cid.toString(), 'refused to store')
+  async putMany (blocks: Array<{ cid: CID, bytes: Uint8Array }>, opts: { claim?: object, hashed?: boolean } = {}): Promise<void> {
+    if (opts.hashed !== true) {
+      for (const { cid, bytes } of blocks) {
+        if (!matches(cid, bytes)) throw new CorruptBlockError(cid.toString(), 'refused to store')
+      }
     }
-    const dirs = new Set<string>()
     // equal blocks (equal shards of one chunk) are written, and counted, once
     const distinct = [...new Map(blocks.map(b => [b.cid.toString(), b])).values()]
     try {
@@ -166,17 +169,21 @@ export class Store {
         }
         this.space?.admit(bytes.byteLength)
         this.noteStored(cid)
-        const writing = (async () => { await this.blocks.put(cid, bytes); await fsyncPath(file) })()
+        // the file's bytes and its directory entry are synced at once, not one after the other:
+        // both must be durable before put() returns, in no order between them (a small write's
+        // fsync on a host waits for a few of these in a row: each sync is a disk flush)
+        const writing = (async () => {
+          await this.blocks.put(cid, bytes)
+          await Promise.all([fsyncPath(file), fsyncPath(dir)])
+        })()
         this.writing.set(key, writing)
         try { await writing } finally { if (this.writing.get(key) === writing) this.writing.delete(key) }
         // written: not gone, even if a deletion began while it was being written
         this.gone.delete(goneKey(cid))
-        dirs.add(dir)
         this.count(bytes.byteLength)
         if (opts.claim !== undefined) this.claims.set(key, opts.claim)
         else this.claims.delete(key)
       }))
-      await Promise.all([...dirs].map(async d => { await fsyncPath(d) }))
     } catch (err: any) {
       if (err instanceof FsError) throw err // the space gate refused: it knows
       const text = String(err?.message ?? err)
@@ -188,7 +195,7 @@ export class Store {
     }
   }
 
-  async put (cid: CID, bytes: Uint8Array, opts: { claim?: object } = {}): Promise<void> {
+  async put (cid: CID, bytes: Uint8Array, opts: { claim?: object, hashed?: boolean } = {}): Promise<void> {
     await this.putMany([{ cid, bytes }], opts)
   }
 

@@ -918,6 +918,10 @@ export async function createHost (init: HostInit): Promise<Host> {
     topic,
     publish: async (data) => {
       if (data.byteLength > GOSSIP_MAX_MESSAGE_BYTES) throw new RangeError(`a gossip message is at most ${GOSSIP_MAX_MESSAGE_BYTES} bytes, got ${data.byteLength}`)
+      // no gossip peer: nobody to send it to, and gossipsub would still sign it (an Ed25519
+      // signature per message, most of a lone host's cost of an op after its own signature); a
+      // peer that comes later reconciles, and one connected without gossip yet gets a direct push
+      if (pubsub.getPeers().length === 0) return []
       const { recipients } = await pubsub.publish(topic, data)
       return recipients.map(p => p.toString())
     },

@@ -3,7 +3,7 @@
 // never a rewrite of the chunks they land in; the file reads back as written through handles,
 // readFile, Volume.reader and after a restart, and past FOLD_EXTENTS the settled extents are
 // folded into one version with the bytes unchanged; a burst of them, and a quiet file's few, are
-// folded with no further write.
+// folded with no further write (a file unlinked first is not).
 import assert from 'node:assert/strict'
 import { Volume, FOLD_EXTENTS, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -134,6 +134,20 @@ describe('volume: positioned extents (one host)', function () {
       await fh.sync()
     }
     await fh.close()
+    // a journal's life: a few pages, fsynced, then unlinked (its quiet fold would come before /few's)
+    await vol.writeFile('/gone', bytes(5000, 4))
+    const gone = await ino('/gone')
+    const folded = new Set<string>()
+    vol.tree.addEventListener('op', (e: Event) => {
+      const body = (e as CustomEvent<{ body: { type: string, inode?: string } }>).detail.body
+      if (body.type === 'fold' && body.inode !== undefined) folded.add(body.inode)
+    })
+    const j = await vol.open('/gone', 'r+')
+    await j.write(bytes(10, 5), 0, 10, 200)
+    await j.sync()
+    await j.close()
+    assert.ok((vol.tree.get(gone)!.extents?.length ?? 0) > 0, 'the journal\'s write is a positioned extent')
+    await vol.unlink('/gone')
     // a few pages on another file, then nothing
     const g = await vol.open('/few', 'r+')
     await g.write(bytes(10, 3), 0, 10, 100)
@@ -146,6 +160,7 @@ describe('volume: positioned extents (one host)', function () {
     await until('every extent of both files is folded', async () => {
       return (vol.tree.get(db)!.extents?.length ?? 0) === 0 && (vol.tree.get(few)!.extents?.length ?? 0) === 0
     }, 6 * (FOLD_QUIET_MS + FOLD_SETTLE_MS))
+    assert.ok(folded.has(few) && !folded.has(gone), 'a file with no name left is not folded')
     assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'the folds changed no byte of /db')
     assert.ok(Buffer.from(await vol.readFile('/few')).equals(fewModel), 'the folds changed no byte of /few')
   })

@@ -1,0 +1,86 @@
+// What each fsync of the small-write workloads costs (issue 15), not a bench module (index.ts
+// skips `_` files): `npx node scripts/bench/_sqlite-costs.ts` starts a cluster of
+// DARKFS_DRIVE_HOSTS hosts (default 1) on loopback TCP, mounts host 0 and runs the SQLite
+// workloads of compare.ts (journal_mode DELETE, then WAL) and fio's 4 KiB random writes with an
+// fsync every 16 (DARKFS_DRIVE=delete,wal,fsync16 chooses). Per workload it prints seconds (IOPS
+// for fio), the process's CPU seconds, block puts (Store.putMany calls, all hosts) and the time
+// spent in them, op commits (Tree.commitMany: one log append each) and ops, host 0's local ops by
+// type and file (name suffix: '' is the database, '?' a file with no name left), and the FUSE
+// requests by kind with their summed time; DARKFS_DRIVE_STRACE=1 also writes sqlite3's syscall
+// counts to /tmp/sq/strace-<workload>.txt. The counters wrap prototype methods: a measuring aid.
+import { mkdtemp, chmod, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import { mount } from '../../fuse/index.ts'
+import { sh } from './_proc.ts'
+import { Store } from '../../node/data/index.ts'
+import { Tree } from '../../node/tree/index.ts'
+
+const n = Number(process.env.DARKFS_DRIVE_HOSTS ?? 1)
+const which = (process.env.DARKFS_DRIVE ?? 'delete,wal,fsync16').split(',')
+const c = { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }
+const putMany = Store.prototype.putMany
+Store.prototype.putMany = async function (this: Store, blocks: any[], opts?: any) { c.puts++; c.blocks += blocks.length; const t0 = performance.now(); try { return await putMany.call(this, blocks, opts) } finally { c.putMs += performance.now() - t0 } } as any
+const commitMany = Tree.prototype.commitMany
+Tree.prototype.commitMany = async function (this: Tree, bodies: any[]) { c.commits++; c.ops += bodies.length; const t0 = performance.now(); try { return await commitMany.call(this, bodies) } finally { c.commitMs += performance.now() - t0 } } as any
+const types = new Map<string, number>()
+
+function script (journal: string): string {
+  const lines = [`PRAGMA journal_mode=${journal};`, 'CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER);', 'BEGIN;',
+    'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000) INSERT INTO t (a, b) SELECT hex(randomblob(32)), x FROM c;', 'COMMIT;']
+  for (let i = 0; i < 100; i++) lines.push(`INSERT INTO t (a, b) VALUES ('row ${i}', ${i});`)
+  lines.push('UPDATE t SET b = b + 1 WHERE id % 10 = 0;', 'DELETE FROM t WHERE id % 3 = 0;', 'VACUUM;')
+  return lines.join('\n') + '\n'
+}
+
+const t = new Teardown()
+try {
+  const base = await mkdtemp(join(tmpdir(), 'darkfs-drive-'))
+  await chmod(base, 0o755)
+  const hosts = await startCluster(t, n, { transport: 'tcp' })
+  await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
+  const dir = await mkdtemp(join(base, 'mnt-'))
+  const fops = new Map<string, [number, number]>()
+  const m = await mount(hosts[0].volume, dir, { onOp: (op, sec) => { const x = fops.get(op) ?? [0, 0]; x[0]++; x[1] += sec; fops.set(op, x) } })
+  t.add(async () => { await m.unmount() })
+  const tr = hosts[0].tree as any
+  hosts[0].tree.addEventListener('op', (e: any) => {
+    if (!e.detail.local) return
+    const b = e.detail.body
+    let name = '?'
+    try { const id = b.inode ?? b.entry; name = (tr.path(tr.entries(id)[0]?.id ?? id) ?? '?').split('/').pop() } catch {}
+    const k = `${b.type}:${name.replace(/^db\.sqlite/, '')}`
+    types.set(k, (types.get(k) ?? 0) + 1)
+  })
+  const strace = process.env.DARKFS_DRIVE_STRACE === '1'
+  for (const w of which) {
+    Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
+    const cpu = process.cpuUsage()
+    let s: number
+    if (w === 'fsync16') {
+      const f = join(dir, 'fio.bin')
+      await sh('fio', ['--name=prep', `--filename=${f}`, '--ioengine=psync', '--size=16M', '--rw=write', '--bs=1M', '--end_fsync=1'], { timeoutMs: 600_000 })
+      await until('placed', () => hosts[0].network.pending.size === 0, 600_000)
+      Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
+      const r = await sh('fio', ['--name=r', `--filename=${f}`, '--ioengine=psync', '--size=16M', '--rw=randwrite', '--fsync=16', '--bs=4k', '--time_based', '--runtime=10', '--output-format=json'], { timeoutMs: 600_000 })
+      s = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0].write.iops
+    } else {
+      const d = join(dir, `sqlite-${w}`)
+      await sh('mkdir', ['-p', d])
+      const sqlf = join(base, `${w}.sql`)
+      await writeFile(sqlf, script(w.toUpperCase()))
+      const r = strace
+        ? await sh('sh', ['-c', `strace -f -c -o /tmp/sq/strace-${w}.txt sqlite3 -bail ${join(d, 'db.sqlite')} < ${sqlf}`], { timeoutMs: 600_000 })
+        : await sh('sh', ['-c', `sqlite3 -bail ${join(d, 'db.sqlite')} < ${sqlf}`], { timeoutMs: 600_000 })
+      s = r.seconds
+    }
+    const used = process.cpuUsage(cpu)
+    process.stdout.write(`${w} hosts=${n}: ${s.toFixed(2)} cpu=${((used.user + used.system) / 1e6).toFixed(2)} putMs=${c.putMs.toFixed(0)} commitMs=${c.commitMs.toFixed(0)} puts=${c.puts} blocks=${c.blocks} commits=${c.commits} ops=${c.ops} types=${JSON.stringify(Object.fromEntries(types))}\n`)
+    process.stdout.write('  fuse: ' + [...fops].map(([k, [c, t]]) => `${k}=${c}/${(t * 1000).toFixed(0)}ms`).join(' ') + '\n')
+  }
+} finally {
+  await t.run()
+}
+process.exit(0)
