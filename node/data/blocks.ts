@@ -250,7 +250,9 @@ export class ChunkService {
       encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => this.localLeaves.remember(b.cid, b.bytes))
       if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
-    await this.store.putMany(encoded.blocks, { claim: opts.claim })
+    // verified: encodeChunkAsync hashed these very blocks to their CIDs just now, and `bytes`
+    // (which the fragments view or were coded from) must not change: the cache keeps it as the chunk
+    await this.store.putMany(encoded.blocks, { claim: opts.claim, verified: true })
     if (encoded.ref.cid !== null) {
       this.cache.set(encoded.ref.cid.toString(), bytes)
       this.staging?.stage(encoded.ref.cid.toString(), encoded.blocks)
@@ -464,8 +466,9 @@ export class ChunkService {
       throw new BlockUnavailableError(key, `${have} of the ${ref.k} fragments needed are reachable${opts.path !== undefined ? ` (file ${opts.path})` : ''}${unreachable !== '' ? `: ${unreachable}` : ''}`)
     }
     // every fragment here was checked against its CID (Store.get, the swarm's pull): with k = 1
-    // the fragment is the chunk, and hashing it again would only double the read's CPU
-    const bytes = decodeChunk(ref, frags, { verified: ref.k === 1 })
+    // the fragment is the chunk, with k > 1 and the k data fragments here it is their
+    // concatenation, and hashing it again would only add to the read's CPU (decodeChunk)
+    const bytes = decodeChunk(ref, frags, { verified: true })
     this.cache.set(key, bytes)
     return bytes
   }
