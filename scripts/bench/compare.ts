@@ -6,7 +6,11 @@
 //   gluster-replica   GlusterFS replica 3 on loopback bricks, FUSE mount
 //   darkfs-1          one darkfs host, its FUSE mount
 //   darkfs-6          six darkfs hosts on loopback TCP in this process (k=4, m=2), written
-//                     through host 0's mount; cold and random reads through host 5's mount
+//                     through host 0's mount; cold and random reads through host 5's mount.
+//                     With DARKFS_COMPARE_THREADS=1, hosts 1 to 4 run in worker threads
+//                     (_host-worker.ts), as they would on machines of their own: in one thread
+//                     the six hosts' work shares one core (the other core then serves fio and
+//                     the kernel alone), which no deployment does
 // Figures `compare.<workload>.<system>`; a cell that fails or passes its deadline holds
 // `error: <reason>` and the run goes on. A table is printed at the end.
 //
@@ -24,7 +28,10 @@ import { mkdtemp, chmod, rm, mkdir, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { dirname, basename } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import { init } from '../../node/cli/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { mountHost } from './mount-cluster.ts'
 import { ensureTools } from './_tools.ts'
@@ -76,9 +83,37 @@ async function untilSize (file: string, bytes: number, timeoutMs: number): Promi
   }, timeoutMs)
 }
 
+/** Hosts 1 to n-2 of a cluster in worker threads (_host-worker.ts), joined to `first`; stopped by `t`. */
+async function workerHosts (t: Teardown, first: ClusterHost, count: number): Promise<void> {
+  const root = dirname(first.dir)
+  await Promise.all(Array.from({ length: count }, async (_, i) => {
+    const worker = new Worker(new URL('./_host-worker.ts', import.meta.url), { workerData: { dir: join(root, `w${i}`), networkKey: join(first.dir, 'network.key'), join: first.address } })
+    const stopped = new Promise<void>(resolve => { worker.once('exit', () => { resolve() }) })
+    t.add(async () => {
+      worker.postMessage('stop')
+      await Promise.race([stopped, new Promise(resolve => setTimeout(resolve, 30_000))])
+      await worker.terminate()
+    })
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', (msg: { address?: string, error?: string }) => { if (msg.address !== undefined) resolve(); else reject(new Error(`host worker ${i}: ${msg.error ?? 'no address'}`)) })
+      worker.once('error', reject)
+    })
+  }))
+}
+
 /** A darkfs cluster of `n` hosts with host 0 mounted (and host n-1 too, as the reader, when n > 1). */
 async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Promise<Target> {
-  const hosts = await startCluster(t, n, { transport: 'tcp' })
+  const threads = n > 2 && process.env.DARKFS_COMPARE_THREADS === '1'
+  let hosts: ClusterHost[]
+  if (threads) {
+    const [first] = await startCluster(t, 1, { transport: 'tcp' })
+    await workerHosts(t, first, n - 2)
+    const dir = join(dirname(first.dir), 'last')
+    await init(dir, { networkKey: join(first.dir, 'network.key') })
+    hosts = [first, await startHost(t, dir, `${basename(first.dir)}-last`, [first.address], { transport: 'tcp' })]
+  } else {
+    hosts = await startCluster(t, n, { transport: 'tcp' })
+  }
   await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
   const mountOn = async (h: ClusterHost): Promise<string> => {
     const dir = await mkdtemp(join(base, `mnt-${h.name}-`))
@@ -87,7 +122,7 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
     return dir
   }
   const writer = hosts[0]
-  const reader = hosts[n - 1]
+  const reader = hosts[hosts.length - 1]
   const dir = await mountOn(writer)
   const readDir = n > 1 ? await mountOn(reader) : dir
   if (n > 1 && writer.network.params().k !== 4) process.stdout.write(`  compare: darkfs-${n} writes with k=${writer.network.params().k}, m=${writer.network.params().m}\n`)
