@@ -20,7 +20,7 @@
 // opened), and the module XORs at ~430 MB/s on a free core (copying each input into its memory
 // and the output back out): on six hosts sharing one event loop it was 12-16% of the CPU of a
 // sequential write or cold read. When the erasure addon is built (node/data/native: XSalsa20
-// four blocks at a time in vectors, straight from input to output), a cipher that has not
+// four or eight blocks at a time in vectors, straight from input to output), a cipher that has not
 // worked yet takes its key and nonce from the module's memory on its first update and runs on
 // the addon from then on: the same key stream (checked against the module in
 // test/node/xsalsa20.test.ts), several times faster. DARKFS_PNET_CIPHER=wasm keeps the module

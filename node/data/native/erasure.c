@@ -22,11 +22,12 @@
 //     the callback; the caller must not write to them (or transfer their ArrayBuffer) meanwhile.
 //   xsalsa20Xor(subkey: Uint8Array(32), nonce: Uint8Array(8), position, input, output) -> undefined:
 //     output = input XOR the Salsa20/20 key stream of (subkey, nonce) from byte `position` on
-//     (a stream offset, any multiple of nothing: the first 64-byte block is entered part-way).
+//     (any byte offset: a 64-byte block the position falls inside is entered part-way).
 //     With subkey = hsalsa20(key, nonce24[0..16)) and nonce = nonce24[16..24) this is XSalsa20,
 //     the cipher of @libp2p/pnet (node/net/xsalsa20.ts uses it in place of the xsalsa20
-//     package's WebAssembly: four blocks at a time in 128-bit vectors, with no copy into a
-//     WebAssembly memory and back, several times faster; issue 15 item 4). input and output may
+//     package's WebAssembly: eight blocks at a time in 256-bit vectors where the CPU has AVX2,
+//     else four in 128-bit ones, with no copy into a WebAssembly memory and back: ~2 GB/s
+//     against the module's ~0.5 on this project's test machine; issue 15 item 4). input and output may
 //     be the same bytes; output must be at least as long as input.
 //   hsalsa20(key: Uint8Array(32), nonce16: Uint8Array(16)) -> Uint8Array(32): XSalsa20's subkey.
 // Loading the addon also sets glibc's malloc policy for the process (tune_malloc below): freed
@@ -375,11 +376,21 @@ static void tune_malloc (void) {
 typedef uint32_t u32x4 __attribute__((vector_size(16)));
 
 static uint32_t load32 (const uint8_t *p) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+#else
   return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+#endif
 }
 
 static void store32 (uint8_t *p, uint32_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(p, &v, 4);
+#else
   p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+#endif
 }
 
 // "expand 32-byte k"
@@ -428,6 +439,39 @@ static void salsa_block4 (uint8_t out[256], const uint32_t s[16]) {
   }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+typedef uint32_t u32x8 __attribute__((vector_size(32)));
+
+// salsa_block4 for eight blocks (512 bytes) in 256-bit vectors, for CPUs with AVX2 (chosen at
+// run time: xsalsa20_xor asks the CPU once); twice the blocks per instruction
+__attribute__((target("avx2")))
+static void salsa_block8 (uint8_t out[512], const uint32_t s[16]) {
+  u32x8 in[16];
+  for (int i = 0; i < 16; i++) in[i] = (u32x8){ s[i], s[i], s[i], s[i], s[i], s[i], s[i], s[i] };
+  uint64_t block = (uint64_t)s[8] | ((uint64_t)s[9] << 32);
+  for (int l = 0; l < 8; l++) {
+    in[8][l] = (uint32_t)(block + l);
+    in[9][l] = (uint32_t)((block + l) >> 32);
+  }
+  u32x8 x0 = in[0], x1 = in[1], x2 = in[2], x3 = in[3], x4 = in[4], x5 = in[5], x6 = in[6], x7 = in[7];
+  u32x8 x8 = in[8], x9 = in[9], x10 = in[10], x11 = in[11], x12 = in[12], x13 = in[13], x14 = in[14], x15 = in[15];
+  for (int i = 0; i < 10; i++) DOUBLE_ROUND();
+  u32x8 x[16] = { x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 };
+  uint32_t words[16][8];
+  for (int i = 0; i < 16; i++) {
+    u32x8 v = x[i] + in[i];
+    memcpy(words[i], &v, sizeof v);
+  }
+  for (int l = 0; l < 8; l++) for (int i = 0; i < 16; i++) store32(out + 64 * l + 4 * i, words[i][l]);
+}
+
+static int has_avx2 (void) {
+  static int known = -1;
+  if (known < 0) { __builtin_cpu_init(); known = __builtin_cpu_supports("avx2") ? 1 : 0; }
+  return known;
+}
+#endif
+
 static void xsalsa20_xor (const uint8_t key[32], const uint8_t nonce[8], uint64_t position, const uint8_t *in, uint8_t *out, size_t len) {
   uint32_t s[16];
   uint8_t ks[256];
@@ -442,6 +486,24 @@ static void xsalsa20_xor (const uint8_t key[32], const uint8_t nonce[8], uint64_
     for (size_t i = 0; i < n; i++) out[i] = in[i] ^ ks[skip + i];
     at = n;
   }
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (len - at >= 512 && has_avx2()) {
+    uint8_t ks8[512];
+    while (len - at >= 512) {
+      salsa_state(s, key, nonce, block);
+      salsa_block8(ks8, s);
+      for (size_t i = 0; i < 512; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, in + at + i, 8);
+        memcpy(&b, ks8 + i, 8);
+        a ^= b;
+        memcpy(out + at + i, &a, 8);
+      }
+      block += 8;
+      at += 512;
+    }
+  }
+#endif
   while (len - at >= 256) {
     salsa_state(s, key, nonce, block);
     salsa_block4(ks, s);
