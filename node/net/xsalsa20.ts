@@ -29,6 +29,7 @@
 // dependency is pinned to pnet's version in package.json); its default export is module.exports
 // @ts-expect-error xsalsa20 ships no types: its shape is XSalsa20Module below
 import xsalsa20 from 'xsalsa20'
+import { Buffer } from 'node:buffer'
 import { xsalsa20Native } from '../data/index.ts'
 
 interface Xor { _memory?: Uint8Array, _pointer?: number, _nonce?: number, _key?: number, _overflow?: number }
@@ -73,7 +74,8 @@ export function renewXsalsa20Views (mod: XSalsa20Module = pnetXsalsa20()): void 
     let n = this.__darkfsNative
     if (n === undefined && input !== undefined && input !== null) n = this.__darkfsNative = takeOver(this)
     if (n !== undefined && n !== null && nativeCipher !== undefined) {
-      const out = output ?? new Uint8Array(input.byteLength)
+      // not zero-filled first: xor writes every byte of it (its own memory, not a pooled slab's)
+      const out = output ?? Buffer.allocUnsafeSlow(input.byteLength)
       nativeCipher.xor(n.subkey, n.nonce, n.position, input, out)
       n.position += input.byteLength
       return out
