@@ -48,7 +48,7 @@
 //    wants (CANCEL) and rejects with the signal's reason. The swarm merges a caller's signal with
 //    its own bounds (shutdown, hop and query timeouts) only through anySignal() (abort.ts).
 export { createSwarm, DEFAULT_UPLOAD_SLOTS, MAX_STREAMS_PER_CONNECTION } from './swarm.ts'
-export type { Swarm, SwarmInit, SwarmComponents, SwarmStats, Delivery, RemoteConnection } from './swarm.ts'
+export type { Swarm, SwarmInit, SwarmComponents, SwarmStats, Delivery, PushOptions, RemoteConnection } from './swarm.ts'
 export type { BlockSource, BlockSink } from './serve.ts'
 export type { PullOptions } from './pull.ts'
 export type { RangeWant } from './client.ts'

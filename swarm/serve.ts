@@ -40,13 +40,23 @@ export interface BlockSource {
   has: (cid: CID, peer?: string, opts?: { background?: boolean }) => Promise<boolean>
   get: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
   /**
+   * true: get() returns only bytes it checked against the CID (a store that hashes what it
+   * reads), so they are served without hashing them once more here; otherwise every block is
+   * hashed before it is served.
+   */
+  verifies?: boolean
+  /**
    * Leaves [first, end) of a local block and their proof (its Merkle tree: node/data/merkle.ts),
    * or undefined when the block is not held or the range is not within it. Absent: every
    * RANGE_WANT is answered "not held".
    */
   range?: (cid: CID, first: number, end: number, opts?: AbortOptions) => Promise<{ bytes: Uint8Array, proof: Uint8Array[] } | undefined>
 }
-export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions) => Promise<void> }
+/**
+ * Where pushed blocks are stored. `verified`: the swarm checked the bytes against the CID on
+ * arrival (onPush), so the sink need not hash them again.
+ */
+export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions & { verified?: boolean }) => Promise<void> }
 
 export interface ServeContext {
   self: string
@@ -266,7 +276,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
     try {
       if (!await ctx.blocks.has(cid, peer, { background })) return undefined
       const bytes = await ctx.blocks.get(cid, { signal: ctx.signal })
-      if (matches(cid, bytes)) return bytes
+      if (ctx.blocks.verifies === true || matches(cid, bytes)) return bytes
       log.error('local block %s does not match its CID: not served to %s', shortCid(cid), shortPeer(peer))
       return undefined
     } catch (err) {
@@ -306,7 +316,8 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
     try {
       let stored = false
       try {
-        await ctx.sink.put(cid, bytes, opts)
+        // onPush checked the bytes against the CID
+        await ctx.sink.put(cid, bytes, { ...opts, verified: true })
         stored = true
       } catch (err) {
         // not stored here: no ACK from us, but the rest of the plan still gets the block

@@ -154,7 +154,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const localLeaves = new LocalLeaves(store, { staged: cid => staging.get(cid) })
     // a block of an abandoned write that lands after its release goes again (release.ts)
     let release: Release | undefined
-    const sink = { put: async (cid: CID, bytes: Uint8Array) => { await store.put(cid, bytes); announcer.announce(cid); await release?.arrived(cid) } }
+    // `verified`: the swarm hashed the bytes on arrival (not hashed twice); a relay's own fragments are checked here
+    const sink = { put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean }) => { await store.put(cid, bytes, { verified: o?.verified }); announcer.announce(cid); await release?.arrived(cid) } }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
@@ -169,6 +170,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) && await store.has(cid),
         // a fragment still waiting for its placement is served from memory (relays pull it)
         get: async cid => staging.get(cid) ?? await store.get(cid),
+        // both check what they give: staged fragments were hashed by the writer's encode, and
+        // Store.get hashes what it reads (the swarm does not hash them a second time)
+        verifies: true,
         // leaves of a fragment with their Merkle proof, for a reader's small read (range wants):
         // read alone from disk once this host has the fragment's leaf hashes (it wrote the
         // fragment, or read it whole once), and the proof built from them (data/leaves.ts)

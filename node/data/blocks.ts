@@ -285,7 +285,9 @@ export class ChunkService {
       encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => this.localLeaves.remember(b.cid, b.bytes))
       if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
-    const put = this.store.putMany(encoded.blocks, { claim: opts.claim, hashed: true }).then(() => {
+    // verified: encodeChunkAsync hashed these very blocks to their CIDs just now, and `bytes`
+    // (which the fragments view or were coded from) must not change: the cache keeps it as the chunk
+    const put = this.store.putMany(encoded.blocks, { claim: opts.claim, verified: true }).then(() => {
       if (encoded.ref.cid !== null) {
         this.cache.set(encoded.ref.cid.toString(), bytes)
         this.staging?.stage(encoded.ref.cid.toString(), encoded.blocks)
@@ -502,8 +504,9 @@ export class ChunkService {
       throw new BlockUnavailableError(key, `${have} of the ${ref.k} fragments needed are reachable${opts.path !== undefined ? ` (file ${opts.path})` : ''}${unreachable !== '' ? `: ${unreachable}` : ''}`)
     }
     // every fragment here was checked against its CID (Store.get, the swarm's pull): with k = 1
-    // the fragment is the chunk, and hashing it again would only double the read's CPU
-    const bytes = decodeChunk(ref, frags, { verified: ref.k === 1 })
+    // the fragment is the chunk, with k > 1 and the k data fragments here it is their
+    // concatenation, and hashing it again would only add to the read's CPU (decodeChunk)
+    const bytes = decodeChunk(ref, frags, { verified: true })
     this.cache.set(key, bytes)
     return bytes
   }
@@ -515,7 +518,7 @@ export class ChunkService {
     // no host would read it back (decodeManifest's bound): the file holds more chunks of data
     // than one manifest describes (about 60 GiB; holes cost nothing)
     if (bytes.byteLength > MAX_MANIFEST_BYTES) throw new FsError('EFBIG', 'write', undefined, `a manifest of ${manifest.chunks.length} chunks is over ${MAX_MANIFEST_BYTES} bytes`)
-    const put = this.store.put(cid, bytes, { claim: opts.claim, hashed: true })
+    const put = this.store.put(cid, bytes, { claim: opts.claim, verified: true })
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
     return { cid, ref: manifestRef(cid, bytes.byteLength) }

@@ -286,6 +286,8 @@ const typescriptKernel: Kernel = {
 
 /** The addon's surface (node/data/native/erasure.c). */
 interface NativeAddon {
+  xsalsa20Xor?: (subkey: Uint8Array, nonce: Uint8Array, position: number, input: Uint8Array, output: Uint8Array) => void
+  hsalsa20?: (key: Uint8Array, nonce16: Uint8Array) => Uint8Array
   initTables (k: number, rows: number, coeffs: Uint8Array): Uint8Array
   encodeData (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[]): void
   encodeLoop (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[], times: number): void
@@ -577,6 +579,18 @@ export const sha256Many: ((buffers: Uint8Array[], cuts: number[], prefix: number
       else resolve(Array.from({ length: digests.length / 32 }, (_, i) => digests.subarray(32 * i, 32 * i + 32)))
     })
   })
+})()
+
+/**
+ * XSalsa20 in the addon (erasure.c), for pnet's cipher (node/net/xsalsa20.ts): `hsalsa20` makes
+ * the subkey of a 32-byte key and a 24-byte nonce's first 16 bytes; `xor` XORs `input` into
+ * `output` with the Salsa20 key stream of (subkey, the nonce's last 8 bytes) from stream byte
+ * `position` on. undefined without the addon (or with an addon built before it).
+ */
+export const xsalsa20Native: { hsalsa20: (key: Uint8Array, nonce16: Uint8Array) => Uint8Array, xor: (subkey: Uint8Array, nonce8: Uint8Array, position: number, input: Uint8Array, output: Uint8Array) => void } | undefined = (() => {
+  const a = native.addon
+  if (a?.xsalsa20Xor === undefined || a.hsalsa20 === undefined) return undefined
+  return { hsalsa20: a.hsalsa20, xor: a.xsalsa20Xor }
 })()
 
 /**

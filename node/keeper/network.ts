@@ -452,6 +452,8 @@ export class ChunkNetwork extends EventTarget implements Network {
       if (placeLog.enabled) placeLog('chunk %s: pushing %s', chunk, deliveries.map(d => `f${index(d.cid)} to ${shortPeers(d.to)}`).join(', '))
       const acks = await this.swarm.push(deliveries, {
         signal: this.signal(opts, PLACE_TIMEOUT_MS),
+        // each delivery's bytes are the writer's encode output (staged) or Store.get's (checked on reading)
+        verified: true,
         onAck: (cid, p) => {
           placeLog('chunk %s: f%d acked by %s', chunk, index(cid), shortPeer(p))
           // held as it comes, so a `safe` wait ends at the acknowledgement that makes it so

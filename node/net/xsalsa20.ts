@@ -15,13 +15,27 @@
 // since is renewed from the current buffer (remembered after every update, the only place the
 // memory grows), so it grows only by what is missing. Pure JavaScript changes nothing about the
 // cipher's output (test/node/xsalsa20.test.ts checks against fresh ciphers).
+//
+// Speed (issue 15 item 4): every byte between two hosts passes this cipher twice (sealed and
+// opened), and the module XORs at ~430 MB/s on a free core (copying each input into its memory
+// and the output back out): on six hosts sharing one event loop it was 12-16% of the CPU of a
+// sequential write or cold read. When the erasure addon is built (node/data/native: XSalsa20
+// four or eight blocks at a time in vectors, straight from input to output), a cipher that has not
+// worked yet takes its key and nonce from the module's memory on its first update and runs on
+// the addon from then on: the same key stream (checked against the module in
+// test/node/xsalsa20.test.ts), several times faster. DARKFS_PNET_CIPHER=wasm keeps the module
+// (for comparison).
 // the same module @libp2p/pnet imports (one copy in node_modules, and one in a bundle: the
 // dependency is pinned to pnet's version in package.json); its default export is module.exports
 // @ts-expect-error xsalsa20 ships no types: its shape is XSalsa20Module below
 import xsalsa20 from 'xsalsa20'
+import { Buffer } from 'node:buffer'
+import { xsalsa20Native } from '../data/index.ts'
 
-interface Xor { _memory?: Uint8Array }
-interface Cipher { _xor: Xor | null }
+interface Xor { _memory?: Uint8Array, _pointer?: number, _nonce?: number, _key?: number, _overflow?: number }
+/** The addon's state of a cipher that runs on it: its subkey, the nonce's last 8 bytes, the stream position. */
+interface NativeState { subkey: Uint8Array, nonce: Uint8Array, position: number }
+interface Cipher { _xor: Xor | null, __darkfsNative?: NativeState | null }
 interface XSalsa20Module { prototype: { update: (this: Cipher, input: Uint8Array, output?: Uint8Array) => Uint8Array, finalize: (this: Cipher) => void, final: (this: Cipher) => void, __darkfsRenewed?: true } }
 
 /** The xsalsa20 module @libp2p/pnet uses. */
@@ -40,7 +54,32 @@ export function renewXsalsa20Views (mod: XSalsa20Module = pnetXsalsa20()): void 
   const renew = (x: Xor | null): void => {
     if (x?._memory !== undefined && latest !== undefined && x._memory.buffer !== latest) x._memory = new Uint8Array(latest)
   }
+  const nativeCipher = process.env.DARKFS_PNET_CIPHER === 'wasm' ? undefined : xsalsa20Native
+  /** The cipher's state on the addon, taken over before its first byte; null: it stays on the module. */
+  const takeOver = (c: Cipher): NativeState | null => {
+    const x = c._xor
+    if (nativeCipher === undefined || x === null) return null
+    renew(x)
+    const mem = x._memory
+    if (mem === undefined || x._pointer === undefined || x._nonce === undefined || x._key === undefined || x._overflow !== 0) return null
+    // the module's block counter (8 bytes at _pointer) is still 0: nothing was XORed yet
+    for (let i = 0; i < 8; i++) if (mem[x._pointer + i] !== 0) return null
+    const nonce = mem.slice(x._nonce, x._nonce + 24)
+    const key = mem.slice(x._key, x._key + 32)
+    const subkey = nativeCipher.hsalsa20(key, nonce.subarray(0, 16))
+    key.fill(0)
+    return { subkey, nonce: nonce.slice(16), position: 0 }
+  }
   proto.update = function (input, output) {
+    let n = this.__darkfsNative
+    if (n === undefined && input !== undefined && input !== null) n = this.__darkfsNative = takeOver(this)
+    if (n !== undefined && n !== null && nativeCipher !== undefined) {
+      // not zero-filled first: xor writes every byte of it (its own memory, not a pooled slab's)
+      const out = output ?? Buffer.allocUnsafeSlow(input.byteLength)
+      nativeCipher.xor(n.subkey, n.nonce, n.position, input, out)
+      n.position += input.byteLength
+      return out
+    }
     const x = this._xor
     renew(x)
     const out = update.call(this, input, output)
@@ -49,7 +88,10 @@ export function renewXsalsa20Views (mod: XSalsa20Module = pnetXsalsa20()): void 
   }
   // `final` is the same function under another name
   proto.final = proto.finalize = function () {
-    // its key is wiped through the view: a live one
+    const n = this.__darkfsNative
+    if (n !== undefined && n !== null) n.subkey.fill(0)
+    this.__darkfsNative = null
+    // its key is wiped through the view: a live one (and its slot freed)
     renew(this._xor)
     finalize.call(this)
   }

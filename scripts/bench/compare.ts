@@ -6,7 +6,11 @@
 //   gluster-replica   GlusterFS replica 3 on loopback bricks, FUSE mount
 //   darkfs-1          one darkfs host, its FUSE mount
 //   darkfs-6          six darkfs hosts on loopback TCP in this process (k=4, m=2), written
-//                     through host 0's mount; cold and random reads through host 5's mount
+//                     through host 0's mount; cold and random reads through host 5's mount.
+//                     With DARKFS_COMPARE_THREADS=1, hosts 1 to 4 run in worker threads
+//                     (_host-worker.ts), as they would on machines of their own: in one thread
+//                     the six hosts' work shares one core (the other core then serves fio and
+//                     the kernel alone), which no deployment does
 // Figures `compare.<workload>.<system>`; a cell that fails or passes its deadline holds
 // `error: <reason>` and the run goes on. A table is printed at the end.
 //
@@ -16,13 +20,18 @@
 // out; without it its columns are skipped and the reason printed (_gluster.ts).
 // Settings: DARKFS_COMPARE_MIB (fio file size, default 1024), DARKFS_COMPARE_SECONDS (each random
 // I/O run, default 30), DARKFS_COMPARE_TIMEOUT_S (caps every workload's deadline, for quick
-// runs), DARKFS_COMPARE_SYSTEMS (a comma list of the systems above, default all).
+// runs), DARKFS_COMPARE_SYSTEMS (a comma list of the systems above, default all),
+// DARKFS_COMPARE_WORKLOADS (a comma list of workload keys of _compare-work.ts, e.g.
+// seqwrite.MiBps,placed.s,coldread.MiBps, default all).
 // Needs root (mounts, drop_caches). Run alone: `DARKFS_BENCH=compare npm run bench`.
-import { mkdtemp, chmod, rm, mkdir } from 'node:fs/promises'
+import { mkdtemp, chmod, rm, mkdir, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { dirname, basename } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import { init } from '../../node/cli/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { mountHost } from './mount-cluster.ts'
 import { ensureTools } from './_tools.ts'
@@ -30,7 +39,7 @@ import { glusterReady, glusterVolume } from './_gluster.ts'
 import type { GlusterLayout } from './_gluster.ts'
 import { runCommand } from './_proc.ts'
 import { WORKLOADS, FIO_FILE, fioOverhead, makeTarball, makeGitSource, clean } from './_compare-work.ts'
-import type { Target, Work } from './_compare-work.ts'
+import type { Target, Work, Workload } from './_compare-work.ts'
 
 const SYSTEMS = ['local', 'gluster-disperse', 'gluster-replica', 'darkfs-1', 'darkfs-6'] as const
 type System = typeof SYSTEMS[number]
@@ -42,6 +51,16 @@ const HOSTS = 6
 const SETUP_TIMEOUT_MS = 180_000
 /** Extra time a workload's guard gives past its own deadline (its commands time out first). */
 const GUARD_SLACK_MS = 60_000
+
+/**
+ * Seconds this process's main thread has waited, runnable, for a core (/proc schedstat; 0 where
+ * there is none): with other work on the machine, time a figure lost to others' load.
+ */
+async function runQueueWait (): Promise<number> {
+  // the main thread's (the event loop that serves every host here)
+  const stat = await readFile('/proc/self/schedstat', 'utf8').catch(() => '')
+  return (Number(stat.split(' ')[1] ?? 0) || 0) / 1e9
+}
 
 /** Reject when `p` has not settled within `ms` (the work may go on; the bench does not wait for it). */
 async function guard<T> (what: string, ms: number, p: Promise<T>): Promise<T> {
@@ -64,9 +83,37 @@ async function untilSize (file: string, bytes: number, timeoutMs: number): Promi
   }, timeoutMs)
 }
 
+/** Hosts 1 to n-2 of a cluster in worker threads (_host-worker.ts), joined to `first`; stopped by `t`. */
+async function workerHosts (t: Teardown, first: ClusterHost, count: number): Promise<void> {
+  const root = dirname(first.dir)
+  await Promise.all(Array.from({ length: count }, async (_, i) => {
+    const worker = new Worker(new URL('./_host-worker.ts', import.meta.url), { workerData: { dir: join(root, `w${i}`), networkKey: join(first.dir, 'network.key'), join: first.address } })
+    const stopped = new Promise<void>(resolve => { worker.once('exit', () => { resolve() }) })
+    t.add(async () => {
+      worker.postMessage('stop')
+      await Promise.race([stopped, new Promise(resolve => setTimeout(resolve, 30_000))])
+      await worker.terminate()
+    })
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', (msg: { address?: string, error?: string }) => { if (msg.address !== undefined) resolve(); else reject(new Error(`host worker ${i}: ${msg.error ?? 'no address'}`)) })
+      worker.once('error', reject)
+    })
+  }))
+}
+
 /** A darkfs cluster of `n` hosts with host 0 mounted (and host n-1 too, as the reader, when n > 1). */
 async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Promise<Target> {
-  const hosts = await startCluster(t, n, { transport: 'tcp' })
+  const threads = n > 2 && process.env.DARKFS_COMPARE_THREADS === '1'
+  let hosts: ClusterHost[]
+  if (threads) {
+    const [first] = await startCluster(t, 1, { transport: 'tcp' })
+    await workerHosts(t, first, n - 2)
+    const dir = join(dirname(first.dir), 'last')
+    await init(dir, { networkKey: join(first.dir, 'network.key') })
+    hosts = [first, await startHost(t, dir, `${basename(first.dir)}-last`, [first.address], { transport: 'tcp' })]
+  } else {
+    hosts = await startCluster(t, n, { transport: 'tcp' })
+  }
   await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
   const mountOn = async (h: ClusterHost): Promise<string> => {
     const dir = await mkdtemp(join(base, `mnt-${h.name}-`))
@@ -75,7 +122,7 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
     return dir
   }
   const writer = hosts[0]
-  const reader = hosts[n - 1]
+  const reader = hosts[hosts.length - 1]
   const dir = await mountOn(writer)
   const readDir = n > 1 ? await mountOn(reader) : dir
   if (n > 1 && writer.network.params().k !== 4) process.stdout.write(`  compare: darkfs-${n} writes with k=${writer.network.params().k}, m=${writer.network.params().m}\n`)
@@ -104,6 +151,8 @@ export async function run (): Promise<Record<string, number | string>> {
   const capS = Number(process.env.DARKFS_COMPARE_TIMEOUT_S ?? 0)
   const only = process.env.DARKFS_COMPARE_SYSTEMS?.split(',').filter(s => s !== '')
   const systems = SYSTEMS.filter(s => only === undefined || only.includes(s))
+  const onlyWork = process.env.DARKFS_COMPARE_WORKLOADS?.split(',').filter(s => s !== '')
+  const workloads = WORKLOADS.filter(wl => onlyWork === undefined || onlyWork.includes(wl.key))
   const figures: Record<string, number | string> = { 'compare.MiB': mib, 'compare.random.seconds': seconds }
   if (process.getuid?.() !== 0) throw new Error('compare: needs root (FUSE and GlusterFS mounts, drop_caches)')
   await ensureTools([{ cmd: 'fio', pkg: 'fio' }, { cmd: 'sqlite3', pkg: 'sqlite3' }, { cmd: 'git', pkg: 'git' }], 'compare')
@@ -142,18 +191,21 @@ export async function run (): Promise<Record<string, number | string>> {
           target = await guard(`${system} setup`, SETUP_TIMEOUT_MS, setUp(t, base, system, work))
         } catch (err: any) {
           // the whole column fails: every cell says why
-          for (const wl of WORKLOADS) cells.set(`${wl.key}.${system}`, errorCell(err))
+          for (const wl of workloads) cells.set(`${wl.key}.${system}`, errorCell(err))
           continue
         }
         process.stdout.write(`  compare: ${system} ready\n`)
         let wrote = true
-        for (const wl of WORKLOADS) {
+        for (const wl of workloads) {
           if (wl.onlyPlaced === true && target.placed === undefined) continue
           const key = `${wl.key}.${system}`
           if (wl.after === 'seqwrite' && !wrote) {
             cells.set(key, 'error: no file (seqwrite failed)')
           } else {
             const t0 = performance.now()
+            // this process's CPU (the darkfs hosts run in it; fio and the kernel's FUSE side do not count)
+            const cpu0 = process.cpuUsage()
+            const wait0 = await runQueueWait()
             try {
               const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
               cells.set(key, v)
@@ -161,7 +213,13 @@ export async function run (): Promise<Record<string, number | string>> {
               cells.set(key, errorCell(err))
               if (wl.key === 'seqwrite.MiBps') wrote = false
             }
-            process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`)
+            const cpu = process.cpuUsage(cpu0)
+            const cpuS = (cpu.user + cpu.system) / 1e6
+            if (system.startsWith('darkfs') && (wl.key === 'seqwrite.MiBps' || wl.key === 'coldread.MiBps' || wl.key === 'placed.s')) {
+              figures[`compare.${key}.cpu.ms_per_MiB`] = cpuS * 1000 / mib
+            }
+            const waitS = (await runQueueWait()) - wait0
+            process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process, ${waitS.toFixed(1)} s runnable but waiting for a core)\n`)
           }
           // outside the guard: a slow removal does not turn a measured figure into an error
           await guard(`${system} ${wl.key} cleanup`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, clean(target, wl, work)).catch((err: Error) => {
@@ -177,7 +235,7 @@ export async function run (): Promise<Record<string, number | string>> {
     await outer.run()
   }
   for (const [k, v] of cells) figures[`compare.${k}`] = v
-  printTable(systems, cells)
+  printTable(systems, workloads, cells)
   // a cell that failed is a finding, not a figure: the bench fails (a deadline shortened by
   // DARKFS_COMPARE_TIMEOUT_S for a quick run is a figure: "more than that")
   const failed = [...cells].filter(([, v]) => typeof v === 'string' && !(capS > 0 && v.startsWith('error: timeout after')))
@@ -206,13 +264,13 @@ async function setUp (t: Teardown, base: string, system: System, w: Work): Promi
 }
 
 /** The figures as a table: a row per workload, a column per system. */
-function printTable (systems: readonly System[], cells: Map<string, number | string>): void {
+function printTable (systems: readonly System[], workloads: Workload[], cells: Map<string, number | string>): void {
   const fmt = (v: number | string | undefined): string => {
     if (v === undefined) return '-'
     if (typeof v === 'string') return v.length > 28 ? v.slice(0, 27) + '…' : v
     return v >= 100 ? v.toFixed(0) : v.toFixed(v >= 10 ? 1 : 2)
   }
-  const rows = WORKLOADS.map(wl => [wl.key, ...systems.map(s => fmt(cells.get(`${wl.key}.${s}`)))])
+  const rows = workloads.map(wl => [wl.key, ...systems.map(s => fmt(cells.get(`${wl.key}.${s}`)))])
   const head = ['workload', ...systems]
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
   const line = (r: string[]): string => '  ' + r.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join('  ') + '\n'

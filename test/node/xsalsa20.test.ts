@@ -1,10 +1,12 @@
 // The xsalsa20 correction (node/net/xsalsa20.ts): two pnet ciphers taking turns with inputs that
-// grow the shared WebAssembly memory no longer exhaust it, and every output is the cipher's.
+// grow the shared WebAssembly memory no longer exhaust it, and every output is the cipher's; with
+// the erasure addon built, ciphers run on its XSalsa20 and give the same key stream.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
+import { xsalsa20Native } from '../../node/data/index.ts'
 
 describe('xsalsa20 (the network key layer\'s cipher)', function () {
   this.timeout(120_000)
@@ -27,6 +29,35 @@ describe('xsalsa20 (the network key layer\'s cipher)', function () {
       }
     }
     for (const c of [a, b, da, db]) c.finalize()
+  })
+
+  it('ciphers run on the addon when it is built, with the WebAssembly module\'s key stream, across pieces of any size', () => {
+    renewXsalsa20Views()
+    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => { update: (i: Uint8Array, o?: Uint8Array) => Uint8Array, finalize: () => void, __darkfsNative?: unknown }
+    for (let trial = 0; trial < 20; trial++) {
+      const key = randomBytes(32)
+      const nonce = randomBytes(24)
+      const c = X(nonce, key)
+      // pieces from 0 bytes to past 256 KiB, so blocks are entered part-way and the four-block path runs
+      const sizes = [0, 1, 63, 64, 65, 255, 256, 257, 1000, 4096 + trial, 65535, 300_001, 7]
+      const plain = randomBytes(sizes.reduce((a, b) => a + b, 0))
+      // the reference: a cipher of the same key and nonce kept on the module (as one that worked before the take-over would be)
+      const ref = X(nonce, key)
+      ref.__darkfsNative = null
+      const want = ref.update(plain)
+      ref.finalize()
+      let at = 0
+      for (const n of sizes) {
+        const piece = plain.subarray(at, at + n)
+        // half the calls pass an output buffer, as pnet may
+        const got = trial % 2 === 0 ? c.update(piece) : c.update(piece, new Uint8Array(n))
+        assert.ok(Buffer.from(got).equals(Buffer.from(want.subarray(at, at + n))), `trial ${trial}: piece of ${n} bytes at ${at}`)
+        at += n
+      }
+      assert.equal(c.__darkfsNative != null, xsalsa20Native !== undefined && process.env.DARKFS_PNET_CIPHER !== 'wasm', 'on the addon exactly when it is there')
+      c.finalize()
+      assert.equal(c.__darkfsNative, null)
+    }
   })
 
   it('is applied by loading the host module (in a fresh process)', async () => {

@@ -43,6 +43,23 @@ describe('swarm with misbehaving peers', function () {
     assert.equal(a.libp2p.getConnections(liar.peerId).length, 0)
   })
 
+  it('a holder whose block source says it verifies (so serving does not hash again) but holds a wrong block: the reader still refuses it and gets it elsewhere', async () => {
+    const a = await net.node()
+    const rotten = await net.node()
+    const good = await net.node()
+    await net.mesh()
+    // the source's promise (BlockSource.verifies) is what a store that hashes on reading makes;
+    // this one breaks it: the reader's own check on arrival is what stands
+    Object.assign(rotten.store, { verifies: true })
+    const bytes = randomBytes(100_000, 44)
+    const cid = await block(bytes)
+    rotten.store.map.set(cid.toString(), randomBytes(100_000, 45))
+    good.store.map.set(cid.toString(), bytes)
+    const got = await a.swarm.pull(cid, [rotten.id, good.id])
+    assert.deepEqual(got, bytes)
+    assert.ok((a.swarm.stats().peers[good.id]?.received ?? 0) >= bytes.byteLength, 'the block came from the good holder')
+  })
+
   it('a PUSH whose bytes do not match its CID is not stored and its sender is dropped', async () => {
     const a = await net.node()
     const liar = await net.bare()
