@@ -16,6 +16,8 @@ export interface DagNode {
 export class Dag {
   readonly nodes = new Map<string, DagNode>()
   private readonly tips = new Set<string>()
+  /** Each author's string, once: an op decoded from a block has a copy of its own. */
+  private readonly authors = new Map<string, string>()
 
   has (id: string): boolean {
     return this.nodes.has(id)
@@ -29,15 +31,27 @@ export class Dag {
     return this.nodes.size
   }
 
-  /** Add an op whose parents are all known. */
+  /**
+   * Add an op whose parents are all known. The op then names its parents by their own CID
+   * objects and id strings, and its author by the string every op of that author shares: each
+   * decoded op brings copies of these (a CID is five objects), and every op the tree holds is
+   * kept for as long as it runs, so copies are most of what a held op weighs.
+   */
   add (op: Op, id: string = op.id): DagNode {
     const vc = new Map<string, number>()
-    for (const p of op.parentIds) {
+    const ids = op.parentIds
+    for (let i = 0; i < ids.length; i++) {
+      const p = ids[i]
       const parent = this.nodes.get(p)
       if (parent === undefined) throw new Error(`parent ${p} of ${id} is unknown`)
+      ids[i] = parent.id
+      op.parents[i] = parent.op.cid
       // forEach: a for-of over the entries makes an [author, seq] array per author per op
       parent.vc.forEach((s, a) => { if ((vc.get(a) ?? 0) < s) vc.set(a, s) })
     }
+    const author = this.authors.get(op.author)
+    if (author === undefined) this.authors.set(op.author, op.author)
+    else op.author = author
     const seq = (vc.get(op.author) ?? 0) + 1
     vc.set(op.author, seq)
     const node: DagNode = { op, id, seq, vc }
