@@ -148,8 +148,6 @@ class NoXattrs extends Map<string, Uint8Array> {
   }
 }
 const NO_XATTRS: Map<string, Uint8Array> = new NoXattrs()
-/** The undo records of an op that changed nothing (never written to: undo only reads them). */
-const NO_RECORDS: Undo[] = []
 
 /** 52 bits of sha256(id), as a safe integer; root = 1. */
 export function inoOf (id: InodeId): number {
@@ -185,9 +183,6 @@ export class TreeState {
    */
   readonly siblingsOf = new Map<InodeId, Map<EntryId, true>>()
   readonly byIno = new Map<number, InodeId>()
-  /** Where apply() records an op's undo records before copying them. */
-  private readonly scratch: Undo[] = []
-
   constructor () {
     const root: InodeRec = { id: ROOT, ino: 1, kind: 'dir', mode: 0o755, uid: 0, gid: 0, rdev: 0, size: 0, content: null, atime: 0n, mtime: 0n, ctime: 0n, btime: 0n, xattrs: new Map() }
     this.inodes.set(ROOT, root)
@@ -216,19 +211,14 @@ export class TreeState {
 
   /** Apply one op (its parents already applied) and return its undo records. */
   apply (node: DagNode, dag: Dag, record: boolean): Undo[] {
-    // recorded into one reused list, then copied at its exact length: an op's records are held
-    // while it is in the undo window, and a list grown push by push holds up to twice its slots
-    const scratch = this.scratch
-    scratch.length = 0
-    this.j.record(record ? scratch : null)
+    this.j.begin(record)
     try {
       new Apply(this, node, dag).run()
-    } finally {
-      this.j.record(null)
+    } catch (err) {
+      this.j.end()
+      throw err
     }
-    const records = scratch.length === 0 ? NO_RECORDS : scratch.slice()
-    scratch.length = 0
-    return records
+    return this.j.end()
   }
 }
 

@@ -17,31 +17,58 @@ const ABSENT: unique symbol = Symbol('absent')
 /** The key slot of a push: undo pops the list. */
 const POP: unique symbol = Symbol('pop')
 
-export class Journal {
-  private records: Undo[] | null = null
+/** The undo records of an op that changed nothing (never written to: undo only reads them). */
+const NO_RECORDS: Undo[] = []
 
-  /** Start recording (records = the list to fill), or stop (null). */
-  record (records: Undo[] | null): void {
-    this.records = records
+export class Journal {
+  /**
+   * The records of the op being applied, in a list reused from op to op (written by index: a
+   * list emptied by `length = 0` drops its storage and grows it again, push by push, for the
+   * next op); end() copies them at their exact length, which is what an op holds.
+   */
+  private readonly buf: Undo[] = []
+  private n = 0
+  private recording = false
+
+  /** Start an op: record its changes (or not). */
+  begin (record: boolean): void {
+    this.recording = record
+    this.n = 0
+  }
+
+  /** End the op: its records (none when it did not record). */
+  end (): Undo[] {
+    const n = this.n
+    this.recording = false
+    this.n = 0
+    return n === 0 ? NO_RECORDS : this.buf.slice(0, n)
+  }
+
+  private put (list: unknown, key: unknown, old: unknown): void {
+    const b = this.buf
+    const n = this.n
+    b[n] = list
+    b[n + 1] = key
+    b[n + 2] = old
+    this.n = n + 3
   }
 
   set<K, V> (map: Map<K, V>, key: K, value: V): void {
-    const r = this.records
-    if (r !== null) {
+    if (this.recording) {
       const old = map.get(key)
-      r.push(map, key, old !== undefined || map.has(key) ? old : ABSENT)
+      this.put(map, key, old !== undefined || map.has(key) ? old : ABSENT)
     }
     map.set(key, value)
   }
 
   delete<K, V> (map: Map<K, V>, key: K): void {
     if (!map.has(key)) return
-    if (this.records !== null) this.records.push(map, key, map.get(key))
+    if (this.recording) this.put(map, key, map.get(key))
     map.delete(key)
   }
 
   push<T> (list: T[], value: T): void {
-    if (this.records !== null) this.records.push(list, POP, undefined)
+    if (this.recording) this.put(list, POP, undefined)
     list.push(value)
   }
 }
