@@ -426,7 +426,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     // --- dissemination -----------------------------------------------------------------------
     const onOp = (evt: CustomEvent<OpEventDetail>): void => {
       if (!running) return
-      const id = evt.detail.cid.toString()
+      // idOf, not cid.toString(): the same string, without caching it on the CID (the tree
+      // holds that CID for as long as it runs, and this runs for every op applied)
+      const id = idOf(evt.detail.cid)
       const bytes = tree.getOp(evt.detail.cid)
       const from = origins.get(id)
       origins.delete(id)
@@ -440,9 +442,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         // gossipsub forwards what it accepted; other ops are followed by a heads publish
         if (!gossiped.delete(id)) headsSoon()
         // peers not subscribed to the topic (older versions) still get every op pushed
-        const subscribed = new Set(gossip.subscribers())
+        // (the subscribers are read only when a peer other than the op's origin is connected:
+        // an op fetched from the only peer reaches here for each of a merge's thousands)
+        let subscribed: Set<string> | undefined
         for (const { id: peer } of host.peers()) {
-          if (peer !== from && !subscribed.has(peer)) pushTo(peer, bytes)
+          if (peer === from) continue
+          subscribed ??= new Set(gossip.subscribers())
+          if (!subscribed.has(peer)) pushTo(peer, bytes)
         }
         return
       }
