@@ -262,6 +262,23 @@ export class OpSet {
     return fingerprintOf(sum, end - begin)
   }
 
+  /**
+   * The fingerprints of the consecutive ranges [at[0], at[1]), [at[1], at[2]), ...: each bound's
+   * prefix sum computed once, where fingerprint() of each range computes both of its own.
+   */
+  fingerprints (at: number[]): Uint8Array[] {
+    const out: Uint8Array[] = []
+    let before = this.sumBefore(at[0])
+    for (let i = 1; i < at.length; i++) {
+      const after = this.sumBefore(at[i])
+      const sum = after.slice()
+      subSum(sum, before)
+      out.push(fingerprintOf(sum, at[i] - at[i - 1]))
+      before = after
+    }
+    return out
+  }
+
   private keyAt (i: number): [number, Uint8Array] {
     const { ts, id } = this.at(i)
     return [ts, id]
@@ -610,11 +627,12 @@ function splitRange (set: OpSet, lower: number, upper: number, upperBound: Bound
   }
   const per = Math.floor(n / RBSR_BUCKETS)
   const extra = n % RBSR_BUCKETS
-  let curr = lower
+  const at = [lower]
+  for (let i = 0; i < RBSR_BUCKETS; i++) at.push(at[i] + per + (i < extra ? 1 : 0))
+  const fps = set.fingerprints(at)
   for (let i = 0; i < RBSR_BUCKETS; i++) {
-    const size = per + (i < extra ? 1 : 0)
-    const fp = set.fingerprint(curr, curr + size)
-    curr += size
+    const fp = fps[i]
+    const curr = at[i + 1]
     const next = curr === upper ? upperBound : minimalBound(set.at(curr - 1), set.at(curr))
     bounds.write(w, next)
     w.varint(MODE_FINGERPRINT)
