@@ -500,15 +500,26 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
     }
     let headsTimer: ReturnType<typeof setTimeout> | undefined
+    // called for every op a merge applies: the timer is armed once and, when it fires early
+    // (ops came since), armed again for the rest of the delay, not cleared and made anew per op
+    let headsDue = 0
     const headsSoon = (): void => {
-      if (headsTimer !== undefined) clearTimeout(headsTimer)
+      headsDue = performance.now() + HEADS_PUBLISH_DELAY_MS
+      if (headsTimer === undefined) armHeads(HEADS_PUBLISH_DELAY_MS)
+    }
+    const armHeads = (ms: number): void => {
       headsTimer = setTimeout(() => {
         headsTimer = undefined
         if (!running) return
+        const left = headsDue - performance.now()
+        if (left > 1) {
+          armHeads(left)
+          return
+        }
         const heads = tree.heads().slice(0, MAX_PUBLISHED_HEADS).map(c => tree.getOp(c)).filter((b): b is Uint8Array => b !== undefined)
         const batch = takeBatch(heads, GOSSIP_BATCH_BYTES)
         if (batch.length > 0) void publishOps(batch, false)
-      }, HEADS_PUBLISH_DELAY_MS)
+      }, ms)
       headsTimer.unref?.()
     }
 
