@@ -68,15 +68,15 @@ export class Dag {
       if (parent.vc.length > length) length = parent.vc.length
     }
     const vc: number[] = new Array(length).fill(0)
-    for (const parent of parents) {
-      const pv = parent.vc
+    for (let i = 0; i < parents.length; i++) {
+      const pv = parents[i].vc
       for (let a = 0; a < pv.length; a++) if (vc[a] < pv[a]) vc[a] = pv[a]
     }
     const seq = vc[author.n] + 1
     vc[author.n] = seq
     const node: DagNode = { op, id, seq, vc }
     this.nodes.set(id, node)
-    for (const p of op.parentIds) this.tips.delete(p)
+    for (let i = 0; i < ids.length; i++) this.tips.delete(ids[i])
     this.tips.add(id)
     return node
   }

@@ -217,7 +217,8 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
     if (!Array.isArray(hlc) || hlc.length !== 2 || !isUint(hlc[0], Number.MAX_SAFE_INTEGER) || !isUint(hlc[1], U32)) throw new InvalidOpError('bad hlc')
     if (!Array.isArray(raw.parents) || raw.parents.length > MAX_PARENTS) throw new InvalidOpError('bad parents')
     const parentIds: string[] = []
-    for (const p of raw.parents) {
+    for (let i = 0; i < raw.parents.length; i++) {
+      const p = raw.parents[i]
       if (CID.asCID(p) === null || p.version !== 1 || p.code !== DAG_CBOR || p.multihash.code !== SHA2_256) throw new InvalidOpError('a parent is not a dag-cbor sha256 CIDv1')
       const s = idOf(p)
       if (parentIds.includes(s)) throw new InvalidOpError('duplicate parent')
@@ -370,11 +371,14 @@ function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
+const TIMES = ['time', 'atime', 'mtime']
+
 /** Decoded ints in the safe range come back as numbers: times are bigints in the API. */
 function normaliseBody (raw: unknown): OpBody {
   if (!isRecord(raw)) throw new InvalidOpError('body is not a map')
   const body: any = { ...raw }
-  for (const k of ['time', 'atime', 'mtime']) {
+  for (let i = 0; i < TIMES.length; i++) {
+    const k = TIMES[i]
     if (typeof body[k] === 'number' && Number.isSafeInteger(body[k])) body[k] = BigInt(body[k])
   }
   if (isRecord(body.content)) body.content = { ...body.content }
