@@ -150,9 +150,14 @@ function item (depth: number): unknown {
     case 6: {
       // tag 42 (its shortest form: one byte after the head), then bytes: 0x00 and a CID
       if (b !== 0xd8 || byte() !== 42) throw BAIL
-      const bytes = item(depth + 1)
-      if (!(bytes instanceof Uint8Array) || bytes[0] !== 0) throw BAIL
-      return cid(bytes.subarray(1))
+      // the byte string read here, not by item(): the CID's bytes are cut from the block
+      // directly (a view of the byte string, then one past its 0x00, was a view too many)
+      const h = byte()
+      if (h >>> 5 !== 2) throw BAIL
+      const n = length(h & 31)
+      if (n === 0 || pos + n > data.length || data[pos] !== 0) throw BAIL
+      pos += n
+      return cid(data.subarray(pos - n + 1, pos))
     }
     case 7:
       if (b === 0xf4) return false
