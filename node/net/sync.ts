@@ -29,7 +29,8 @@
 //    Negentropy's protocol): a few rounds of range fingerprints, split where they differ, id
 //    lists where ranges are small, so the bytes follow what differs, not the log's size (10
 //    missing of 1,000,000: a few KiB, `npm run sim`), also when both sides made ops while apart.
-//    Then it fetches exactly those ops by id, in bounded batches. A host holding no ops yet, a
+//    Then it fetches exactly those ops by id, in bounded batches, and gives them to the tree
+//    together (one undo/redo of the ops they interleave with, not one per batch). A host holding no ops yet, a
 //    peer that does not answer rbsr (an older version: it closes the stream), or a run past
 //    MAX_RBSR_ROUNDS takes the older way: ask the peer's heads and fetch what is missing,
 //    walking parents in bounded batches (the responder sends the wanted ops plus their
@@ -78,6 +79,9 @@ export const OPS_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 export const MAX_OPS_PER_MESSAGE = 4096
 /** Most CIDs in a heads answer or a get request's want/have lists. */
 export const MAX_CIDS = 1024
+/** Fetched ops given to the tree in one receive() at most (reconcile by ids), and their bytes. */
+export const FETCH_RECEIVE_OPS = 20_000
+export const FETCH_RECEIVE_BYTES = 32 * 1024 * 1024
 /** Most get rounds in one reconciliation (each fetches up to maxBatch ops). */
 export const MAX_RECONCILE_ROUNDS = 4096
 /** Most bytes of one rbsr message this host makes (rbsr.ts frame limit). */
@@ -257,19 +261,46 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       return true
     }
 
-    /** Fetch exactly these ops (by digest) from peer, in batches; parents still missing after, by the heads walk. */
+    /**
+     * Fetch exactly these ops (by digest) from peer, in batches; parents still missing after, by
+     * the heads walk. The batches are given to the tree together (up to FETCH_RECEIVE_OPS ops or
+     * FETCH_RECEIVE_BYTES), not one by one: ops made while apart interleave in time with this
+     * host's own, and each receive() undoes this host's ops after the earliest op it brings and
+     * redoes them, so forty batches of a 10,000-op merge did that forty times (17 s, where one
+     * receive takes 0.5 s); and the tree checks one signature per run of an author's ops it is
+     * given together, where batches in digest order had most ops checked on their own.
+     */
     const fetchIds = async (peer: string, digests: Uint8Array[], opts?: AbortOptions): Promise<void> => {
       const wanted = digests.map(opCid).filter(c => !tree.hasOp(c))
       const per = Math.min(maxBatch, MAX_CIDS)
       let missing: CID[] = []
-      for (let i = 0; i < wanted.length && running; i += per) {
-        const reply = await request(peer, { t: 'byid', ids: wanted.slice(i, i + per) }, opts)
-        const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
-        if (fresh.length === 0) continue
-        for (const { id } of fresh) remember(id, peer)
-        const result = await tree.receive(fresh.map(f => f.bytes))
+      let held: Uint8Array[] = []
+      let heldBytes = 0
+      const take = async (): Promise<void> => {
+        // stopping: what is held is fetched again at the next reconcile
+        if (held.length === 0 || !running) return
+        const blocks = held
+        held = []
+        heldBytes = 0
+        const result = await tree.receive(blocks)
         stats.receivedOps += result.applied
         missing = result.missing
+      }
+      try {
+        for (let i = 0; i < wanted.length && running; i += per) {
+          const reply = await request(peer, { t: 'byid', ids: wanted.slice(i, i + per) }, opts)
+          const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
+          if (fresh.length === 0) continue
+          for (const { id, bytes } of fresh) {
+            remember(id, peer)
+            held.push(bytes)
+            heldBytes += bytes.byteLength
+          }
+          if (held.length >= FETCH_RECEIVE_OPS || heldBytes >= FETCH_RECEIVE_BYTES) await take()
+        }
+      } finally {
+        // what came before a failed request is kept, as when each batch was received at once
+        await take()
       }
       // ops held back for parents the peer's set did not show (it grew meanwhile): walk for them
       const left = uniq(missing.filter(c => !tree.hasOp(c)))
@@ -395,7 +426,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     // --- dissemination -----------------------------------------------------------------------
     const onOp = (evt: CustomEvent<OpEventDetail>): void => {
       if (!running) return
-      const id = evt.detail.cid.toString()
+      // idOf, not cid.toString(): the same string, without caching it on the CID (the tree
+      // holds that CID for as long as it runs, and this runs for every op applied)
+      const id = idOf(evt.detail.cid)
       const bytes = tree.getOp(evt.detail.cid)
       const from = origins.get(id)
       origins.delete(id)
@@ -409,9 +442,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         // gossipsub forwards what it accepted; other ops are followed by a heads publish
         if (!gossiped.delete(id)) headsSoon()
         // peers not subscribed to the topic (older versions) still get every op pushed
-        const subscribed = new Set(gossip.subscribers())
+        // (the subscribers are read only when a peer other than the op's origin is connected:
+        // an op fetched from the only peer reaches here for each of a merge's thousands)
+        let subscribed: Set<string> | undefined
         for (const { id: peer } of host.peers()) {
-          if (peer !== from && !subscribed.has(peer)) pushTo(peer, bytes)
+          if (peer === from) continue
+          subscribed ??= new Set(gossip.subscribers())
+          if (!subscribed.has(peer)) pushTo(peer, bytes)
         }
         return
       }
@@ -463,15 +500,26 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
     }
     let headsTimer: ReturnType<typeof setTimeout> | undefined
+    // called for every op a merge applies: the timer is armed once and, when it fires early
+    // (ops came since), armed again for the rest of the delay, not cleared and made anew per op
+    let headsDue = 0
     const headsSoon = (): void => {
-      if (headsTimer !== undefined) clearTimeout(headsTimer)
+      headsDue = performance.now() + HEADS_PUBLISH_DELAY_MS
+      if (headsTimer === undefined) armHeads(HEADS_PUBLISH_DELAY_MS)
+    }
+    const armHeads = (ms: number): void => {
       headsTimer = setTimeout(() => {
         headsTimer = undefined
         if (!running) return
+        const left = headsDue - performance.now()
+        if (left > 1) {
+          armHeads(left)
+          return
+        }
         const heads = tree.heads().slice(0, MAX_PUBLISHED_HEADS).map(c => tree.getOp(c)).filter((b): b is Uint8Array => b !== undefined)
         const batch = takeBatch(heads, GOSSIP_BATCH_BYTES)
         if (batch.length > 0) void publishOps(batch, false)
-      }, HEADS_PUBLISH_DELAY_MS)
+      }, ms)
       headsTimer.unref?.()
     }
 

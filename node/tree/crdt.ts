@@ -129,6 +129,26 @@ export interface ConflictRec { of: InodeId, author: string, time: bigint, write:
  */
 export interface VersionRec { version: Version, id: string, state?: { content: Content | null, size: number, tail: ExtNode | undefined, covered: number } }
 
+/**
+ * The xattrs of every inode that has none: one Map shared by all (a Map each weighed ~250
+ * bytes per file held). Xattrs are never changed in place (setxattr copies them), and this one
+ * refuses changes, so sharing it cannot leak an xattr from one inode to another.
+ */
+class NoXattrs extends Map<string, Uint8Array> {
+  override set (): this {
+    throw new TypeError('an inode\'s xattrs are read only')
+  }
+
+  override delete (): boolean {
+    throw new TypeError('an inode\'s xattrs are read only')
+  }
+
+  override clear (): void {
+    throw new TypeError('an inode\'s xattrs are read only')
+  }
+}
+const NO_XATTRS: Map<string, Uint8Array> = new NoXattrs()
+
 /** 52 bits of sha256(id), as a safe integer; root = 1. */
 export function inoOf (id: InodeId): number {
   if (id === ROOT) return 1
@@ -163,7 +183,6 @@ export class TreeState {
    */
   readonly siblingsOf = new Map<InodeId, Map<EntryId, true>>()
   readonly byIno = new Map<number, InodeId>()
-
   constructor () {
     const root: InodeRec = { id: ROOT, ino: 1, kind: 'dir', mode: 0o755, uid: 0, gid: 0, rdev: 0, size: 0, content: null, atime: 0n, mtime: 0n, ctime: 0n, btime: 0n, xattrs: new Map() }
     this.inodes.set(ROOT, root)
@@ -192,14 +211,14 @@ export class TreeState {
 
   /** Apply one op (its parents already applied) and return its undo records. */
   apply (node: DagNode, dag: Dag, record: boolean): Undo[] {
-    const records: Undo[] = []
-    this.j.record(record ? records : null)
+    this.j.begin(record)
     try {
       new Apply(this, node, dag).run()
-    } finally {
-      this.j.record(null)
+    } catch (err) {
+      this.j.end()
+      throw err
     }
-    return records
+    return this.j.end()
   }
 }
 
@@ -273,7 +292,7 @@ class Apply {
     const id = this.node.id
     const content = b.content ?? null
     const size = b.size ?? (content !== null && 'inline' in content ? content.inline.byteLength : 0)
-    const rec: InodeRec = { id, ino: inoOf(id), kind: b.kind, mode: b.mode, uid: b.uid, gid: b.gid, rdev: b.rdev ?? 0, size, content, atime: b.time, mtime: b.time, ctime: b.time, btime: b.time, xattrs: new Map() }
+    const rec: InodeRec = { id, ino: inoOf(id), kind: b.kind, mode: b.mode, uid: b.uid, gid: b.gid, rdev: b.rdev ?? 0, size, content, atime: b.time, mtime: b.time, ctime: b.time, btime: b.time, xattrs: NO_XATTRS }
     if (b.target !== undefined) rec.target = b.target
     const clash = s.dirs.get(parent)?.get(b.name)
     if (clash !== undefined) {
@@ -444,7 +463,7 @@ class Apply {
     if (!branched) for (let x = rec.tail; x !== undefined; x = x.prev) if (x.ext.offset !== undefined) over.add(x.ext.op)
     const kept: AuthorNode[] = []
     for (const [author, list] of rec.appends ?? []) {
-      const saw = this.node.vc.get(author) ?? 0
+      const saw = this.dag.seen(this.node, author)
       for (let x: AuthorNode | undefined = list; x !== undefined && x.seq > saw; x = x.prev) {
         if (x.ext.offset === undefined || over.has(x.ext.op)) kept.push(x)
       }
@@ -604,8 +623,8 @@ class Apply {
     if (base === undefined || bn === undefined) return false
     const seen: AuthorNode[] = []
     for (const [author, list] of rec.appends ?? []) {
-      const upto = this.node.vc.get(author) ?? 0
-      const after = bn.vc.get(author) ?? 0
+      const upto = this.dag.seen(this.node, author)
+      const after = this.dag.seen(bn, author)
       for (let x: AuthorNode | undefined = list; x !== undefined && x.seq > after; x = x.prev) if (x.seq <= upto) seen.push(x)
     }
     seen.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)

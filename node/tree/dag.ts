@@ -2,6 +2,9 @@
 // vector clock (author -> how many of that author's ops are in its causal past, itself
 // included), so "is a in the causal past of b" is one lookup. An author's ops form a chain
 // (each names the author's previous heads), which is what makes the per-author count exact.
+// A vector clock is an array indexed by the author's number in this DAG (authors are numbered
+// as they first appear), not a Map: a Map per op weighed ~300 bytes, most of a held op's DAG
+// node, where a few authors make an array of a few small ints.
 import type { Op } from './types.ts'
 
 export interface DagNode {
@@ -9,13 +12,21 @@ export interface DagNode {
   id: string
   /** This op's place in its author's chain, from 1. */
   seq: number
-  /** author -> highest seq of that author in this op's causal past (itself included). */
-  vc: Map<string, number>
+  /**
+   * Highest seq of each author in this op's causal past (itself included), by the author's
+   * number (Dag.seen() reads it): authors numbered past its end, or holes, are 0.
+   */
+  vc: number[]
 }
 
 export class Dag {
   readonly nodes = new Map<string, DagNode>()
   private readonly tips = new Set<string>()
+  /**
+   * Each author's number (its index in vector clocks) and its string, kept once: an op decoded
+   * from a block has a copy of its own.
+   */
+  private readonly authors = new Map<string, { n: number, author: string }>()
 
   has (id: string): boolean {
     return this.nodes.has(id)
@@ -29,20 +40,43 @@ export class Dag {
     return this.nodes.size
   }
 
-  /** Add an op whose parents are all known. */
+  /**
+   * Add an op whose parents are all known. The op then names its parents by their own CID
+   * objects and id strings, and its author by the string every op of that author shares: each
+   * decoded op brings copies of these (a CID is five objects), and every op the tree holds is
+   * kept for as long as it runs, so copies are most of what a held op weighs.
+   */
   add (op: Op, id: string = op.id): DagNode {
-    const vc = new Map<string, number>()
-    for (const p of op.parentIds) {
+    let author = this.authors.get(op.author)
+    if (author === undefined) {
+      author = { n: this.authors.size, author: op.author }
+      this.authors.set(op.author, author)
+    } else {
+      op.author = author.author
+    }
+    const ids = op.parentIds
+    const parents: DagNode[] = []
+    // the clock's length, allocated at once (an array grown by push holds spare slots)
+    let length = author.n + 1
+    for (let i = 0; i < ids.length; i++) {
+      const p = ids[i]
       const parent = this.nodes.get(p)
       if (parent === undefined) throw new Error(`parent ${p} of ${id} is unknown`)
-      // forEach: a for-of over the entries makes an [author, seq] array per author per op
-      parent.vc.forEach((s, a) => { if ((vc.get(a) ?? 0) < s) vc.set(a, s) })
+      ids[i] = parent.id
+      op.parents[i] = parent.op.cid
+      parents.push(parent)
+      if (parent.vc.length > length) length = parent.vc.length
     }
-    const seq = (vc.get(op.author) ?? 0) + 1
-    vc.set(op.author, seq)
+    const vc: number[] = new Array(length).fill(0)
+    for (let i = 0; i < parents.length; i++) {
+      const pv = parents[i].vc
+      for (let a = 0; a < pv.length; a++) if (vc[a] < pv[a]) vc[a] = pv[a]
+    }
+    const seq = vc[author.n] + 1
+    vc[author.n] = seq
     const node: DagNode = { op, id, seq, vc }
     this.nodes.set(id, node)
-    for (const p of op.parentIds) this.tips.delete(p)
+    for (let i = 0; i < ids.length; i++) this.tips.delete(ids[i])
     this.tips.add(id)
     return node
   }
@@ -52,10 +86,16 @@ export class Dag {
     return [...this.tips]
   }
 
+  /** How many of `author`'s ops are in the causal past of `node` (itself included). */
+  seen (node: DagNode, author: string): number {
+    const a = this.authors.get(author)
+    return a === undefined ? 0 : node.vc[a.n] ?? 0
+  }
+
   /** True when `a` is in the causal past of `b` (a strict ancestor). */
   before (a: DagNode, b: DagNode): boolean {
     if (a === b) return false
-    return (b.vc.get(a.op.author) ?? 0) >= a.seq
+    return this.seen(b, a.op.author) >= a.seq
   }
 
   /** Neither op is in the other's causal past. */

@@ -123,8 +123,50 @@ export function idOf (cid: CID): string {
   return latin1(out, 0, n)
 }
 
-/** The total-order key: compares as (hlc, author, cid) under plain string comparison. */
+const HEX = utf8.encode('0123456789abcdef')
+/** Where orderKey() writes a key's characters before reading them as one string. */
+let keyScratch = new Uint8Array(256)
+
+/**
+ * The total-order key: compares as (hlc, author, cid) under plain string comparison: hlc[0] as
+ * 13 hex digits, hlc[1] as 8, the author, NUL, the cid string. Written into a buffer and read as
+ * one flat string (as idOf does): the same string as the concatenation, which is a rope of the
+ * pieces and their padded copies, kept with each op and walked by every comparison of keys.
+ */
 export function orderKey (hlc: Hlc, author: string, cid: string): string {
+  const length = 21 + author.length + 1 + cid.length
+  if (keyScratch.length < length) keyScratch = new Uint8Array(length * 2)
+  const out = keyScratch
+  // 13 hex digits hold hlc[0] below 2^52; a larger one has more digits than the padding: joined
+  let wall = hlc[0]
+  if (wall >= 2 ** 52) return orderKeyJoined(hlc, author, cid)
+  for (let i = 12; i >= 0; i--) {
+    out[i] = HEX[wall % 16]
+    wall = Math.floor(wall / 16)
+  }
+  let count = hlc[1]
+  if (count > 0xffffffff) return orderKeyJoined(hlc, author, cid)
+  for (let i = 20; i >= 13; i--) {
+    out[i] = HEX[count & 15]
+    count >>>= 4
+  }
+  let n = 21
+  for (let i = 0; i < author.length; i++) {
+    const c = author.charCodeAt(i)
+    // a char past latin1 does not fit a byte: the key is built as a concatenation instead
+    if (c > 0xff) return orderKeyJoined(hlc, author, cid)
+    out[n++] = c
+  }
+  out[n++] = 0
+  for (let i = 0; i < cid.length; i++) {
+    const c = cid.charCodeAt(i)
+    if (c > 0xff) return orderKeyJoined(hlc, author, cid)
+    out[n++] = c
+  }
+  return latin1(out, 0, n)
+}
+
+function orderKeyJoined (hlc: Hlc, author: string, cid: string): string {
   return hlc[0].toString(16).padStart(13, '0') + hlc[1].toString(16).padStart(8, '0') + author + '\u0000' + cid
 }
 
@@ -175,7 +217,8 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
     if (!Array.isArray(hlc) || hlc.length !== 2 || !isUint(hlc[0], Number.MAX_SAFE_INTEGER) || !isUint(hlc[1], U32)) throw new InvalidOpError('bad hlc')
     if (!Array.isArray(raw.parents) || raw.parents.length > MAX_PARENTS) throw new InvalidOpError('bad parents')
     const parentIds: string[] = []
-    for (const p of raw.parents) {
+    for (let i = 0; i < raw.parents.length; i++) {
+      const p = raw.parents[i]
       if (CID.asCID(p) === null || p.version !== 1 || p.code !== DAG_CBOR || p.multihash.code !== SHA2_256) throw new InvalidOpError('a parent is not a dag-cbor sha256 CIDv1')
       const s = idOf(p)
       if (parentIds.includes(s)) throw new InvalidOpError('duplicate parent')
@@ -328,11 +371,14 @@ function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
+const TIMES = ['time', 'atime', 'mtime']
+
 /** Decoded ints in the safe range come back as numbers: times are bigints in the API. */
 function normaliseBody (raw: unknown): OpBody {
   if (!isRecord(raw)) throw new InvalidOpError('body is not a map')
   const body: any = { ...raw }
-  for (const k of ['time', 'atime', 'mtime']) {
+  for (let i = 0; i < TIMES.length; i++) {
+    const k = TIMES[i]
     if (typeof body[k] === 'number' && Number.isSafeInteger(body[k])) body[k] = BigInt(body[k])
   }
   if (isRecord(body.content)) body.content = { ...body.content }

@@ -139,7 +139,7 @@ function item (depth: number): unknown {
         const ks = pos
         // canonical order (shorter first, then bytewise), strictly: no key twice
         if (prevLength >= 0 && !keyAfter(prevStart, prevLength, ks, kl)) throw BAIL
-        const key = string(kl)
+        const key = keyString(kl)
         if (key === '__proto__') throw BAIL
         prevStart = ks
         prevLength = kl
@@ -150,9 +150,14 @@ function item (depth: number): unknown {
     case 6: {
       // tag 42 (its shortest form: one byte after the head), then bytes: 0x00 and a CID
       if (b !== 0xd8 || byte() !== 42) throw BAIL
-      const bytes = item(depth + 1)
-      if (!(bytes instanceof Uint8Array) || bytes[0] !== 0) throw BAIL
-      return cid(bytes.subarray(1))
+      // the byte string read here, not by item(): the CID's bytes are cut from the block
+      // directly (a view of the byte string, then one past its 0x00, was a view too many)
+      const h = byte()
+      if (h >>> 5 !== 2) throw BAIL
+      const n = length(h & 31)
+      if (n === 0 || pos + n > data.length || data[pos] !== 0) throw BAIL
+      pos += n
+      return cid(data.subarray(pos - n + 1, pos))
     }
     case 7:
       if (b === 0xf4) return false
@@ -162,6 +167,44 @@ function item (depth: number): unknown {
     default:
       throw BAIL
   }
+}
+
+/** Map keys known (key hash -> its strings), bounded: op blocks use a score of keys, ever. */
+const keys = new Map<number, string[]>()
+const MAX_KEYS = 256
+/** Longest key looked up in `keys`. */
+const MAX_KEY_BYTES = 12
+
+/**
+ * A map key of `n` bytes: a known key is the string it was the first time. A string built from
+ * bytes is a new string, and storing a property under a new string makes V8 look it up in its
+ * table of property names (hashing it) before it can find the property: op maps have their few
+ * keys stored once per op, and that lookup was most of decoding one. Unknown keys, long ones and
+ * non-ASCII ones are read as any string (and kept while `keys` has room).
+ */
+function keyString (n: number): string {
+  if (n > MAX_KEY_BYTES || pos + n > data.length) return string(n)
+  const start = pos
+  let h = n
+  for (let i = start; i < start + n; i++) h = (Math.imul(h, 31) + data[i]) | 0
+  const known = keys.get(h)
+  if (known !== undefined) {
+    for (const k of known) {
+      let same = true
+      for (let i = 0; i < n && same; i++) same = k.charCodeAt(i) === data[start + i]
+      if (same && k.length === n) {
+        pos += n
+        return k
+      }
+    }
+  }
+  const fresh = string(n)
+  if (keys.size >= MAX_KEYS || fresh.length !== n) return fresh // (non-ASCII: chars are not bytes)
+  // the property name V8 keeps (the string itself would be looked up again on every use)
+  const k = Object.keys({ [fresh]: 0 })[0]
+  if (known === undefined) keys.set(h, [k])
+  else known.push(k)
+  return k
 }
 
 /** `n` bytes of UTF-8 as cborg reads them (ASCII as is, the rest through a TextDecoder). */

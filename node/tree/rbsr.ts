@@ -32,7 +32,7 @@
 // Why a sum and not a XOR: anyone may make ops (and so choose ids among many tries); a XOR of
 // ids is linear, so a crafted set of ids could make two different ranges look alike and hide
 // ops from a reconcile. A sum mod 2^256 hashed with the count has no such shortcut known.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 /** Bytes of an id. */
 export const RBSR_ID_BYTES = 32
@@ -106,9 +106,16 @@ function subSum (sum: Uint32Array, other: Uint32Array): void {
   }
 }
 
-/** The Negentropy fingerprint of a range: sha-256(sum LE || varint(count)), first 16 bytes. */
+/** Where fingerprintOf() lays out a sum and a count before hashing them. */
+const fpInput = new Uint8Array(RBSR_ID_BYTES + 8)
+
+/**
+ * The Negentropy fingerprint of a range: sha-256(sum LE || varint(count)), first 16 bytes. The
+ * input is laid out in one reused buffer and hashed one-shot (no Hash object and no Writer per
+ * fingerprint: a reconciliation of two logs that interleave takes tens of thousands).
+ */
 function fingerprintOf (sum: Uint32Array, count: number): Uint8Array {
-  const bytes = new Uint8Array(RBSR_ID_BYTES)
+  const bytes = fpInput
   for (let j = 0; j < LANES; j++) {
     const v = sum[j]
     bytes[4 * j] = v & 0xff
@@ -116,9 +123,16 @@ function fingerprintOf (sum: Uint32Array, count: number): Uint8Array {
     bytes[4 * j + 2] = (v >>> 16) & 0xff
     bytes[4 * j + 3] = v >>> 24
   }
-  const w = new Writer()
-  w.varint(count)
-  return new Uint8Array(createHash('sha256').update(bytes).update(w.bytes()).digest().subarray(0, RBSR_FINGERPRINT_BYTES))
+  // the count as Writer.varint() writes it: base 128, most significant digit first, every digit
+  // but the last with its high bit set
+  let digits = 1
+  for (let c = count; c >= 128; c = Math.floor(c / 128)) digits++
+  let c = count
+  for (let k = 0; k < digits; k++) {
+    bytes[RBSR_ID_BYTES + digits - 1 - k] = (c % 128) | (k > 0 ? 0x80 : 0)
+    c = Math.floor(c / 128)
+  }
+  return new Uint8Array(hash('sha256', bytes.subarray(0, RBSR_ID_BYTES + digits), 'buffer').subarray(0, RBSR_FINGERPRINT_BYTES))
 }
 
 // --- the index ----------------------------------------------------------------------------------------
@@ -260,6 +274,23 @@ export class OpSet {
     const sum = this.sumBefore(end)
     subSum(sum, this.sumBefore(begin))
     return fingerprintOf(sum, end - begin)
+  }
+
+  /**
+   * The fingerprints of the consecutive ranges [at[0], at[1]), [at[1], at[2]), ...: each bound's
+   * prefix sum computed once, where fingerprint() of each range computes both of its own.
+   */
+  fingerprints (at: number[]): Uint8Array[] {
+    const out: Uint8Array[] = []
+    let before = this.sumBefore(at[0])
+    for (let i = 1; i < at.length; i++) {
+      const after = this.sumBefore(at[i])
+      const sum = after.slice()
+      subSum(sum, before)
+      out.push(fingerprintOf(sum, at[i] - at[i - 1]))
+      before = after
+    }
+    return out
   }
 
   private keyAt (i: number): [number, Uint8Array] {
@@ -610,11 +641,12 @@ function splitRange (set: OpSet, lower: number, upper: number, upperBound: Bound
   }
   const per = Math.floor(n / RBSR_BUCKETS)
   const extra = n % RBSR_BUCKETS
-  let curr = lower
+  const at = [lower]
+  for (let i = 0; i < RBSR_BUCKETS; i++) at.push(at[i] + per + (i < extra ? 1 : 0))
+  const fps = set.fingerprints(at)
   for (let i = 0; i < RBSR_BUCKETS; i++) {
-    const size = per + (i < extra ? 1 : 0)
-    const fp = set.fingerprint(curr, curr + size)
-    curr += size
+    const fp = fps[i]
+    const curr = at[i + 1]
     const next = curr === upper ? upperBound : minimalBound(set.at(curr - 1), set.at(curr))
     bounds.write(w, next)
     w.varint(MODE_FINGERPRINT)

@@ -344,7 +344,8 @@ export class Tree extends EventTarget {
       // an op already known is those very bytes (same CID), checked when it came
       const fresh = new Map<string, Op>()
       const unchecked = new Map<string, DecodedOp>()
-      for (const d of decoded) {
+      for (let i = 0; i < decoded.length; i++) {
+        const d = decoded[i]
         if (this.dag.has(d.id) || this.pending.has(d.id) || fresh.has(d.id)) continue
         fresh.set(d.id, d.op)
         unchecked.set(d.id, d)
@@ -367,7 +368,9 @@ export class Tree extends EventTarget {
       // forEach: a for-of over the entries makes an [id, op] array per op
       candidates.forEach((op, id) => {
         let n = 0
-        for (const ps of op.parentIds) {
+        const ids = op.parentIds
+        for (let i = 0; i < ids.length; i++) {
+          const ps = ids[i]
           if (this.dag.has(ps)) continue
           n++
           const list = children.get(ps)
@@ -391,7 +394,9 @@ export class Tree extends EventTarget {
         }
         ready.push(op)
         readyIds.add(id)
-        for (const c of children.get(id) ?? []) {
+        const kids = children.get(id)
+        for (let i = 0; kids !== undefined && i < kids.length; i++) {
+          const c = kids[i]
           const n = (blocked.get(c) as number) - 1
           blocked.set(c, n)
           if (n === 0) queue.push(c)
@@ -406,7 +411,7 @@ export class Tree extends EventTarget {
       })
       stats.journalMs += performance.now() - t
       t = performance.now()
-      for (const op of ready) this.pending.delete(op.id)
+      for (let i = 0; i < ready.length; i++) this.pending.delete(ready[i].id)
       for (const id of waiting) {
         if (this.pending.has(id)) continue
         if (this.pending.size >= MAX_PENDING_OPS) break
@@ -443,15 +448,17 @@ export class Tree extends EventTarget {
   private async authenticate (candidates: Map<string, Op>, unchecked: Map<string, DecodedOp>): Promise<void> {
     if (unchecked.size === 0) return
     const kids = new Map<string, number>()
-    for (const op of candidates.values()) {
-      for (const ps of op.parentIds) {
+    candidates.forEach(op => {
+      const ids = op.parentIds
+      for (let i = 0; i < ids.length; i++) {
+        const ps = ids[i]
         if (candidates.has(ps)) kids.set(ps, (kids.get(ps) ?? 0) + 1)
       }
-    }
+    })
     /** id -> the authors whose checked ops have it in their causal past (sets shared, never changed) */
     const vouched = new Map<string, ReadonlySet<string>>()
     const queue: string[] = []
-    for (const id of candidates.keys()) if (!kids.has(id)) queue.push(id)
+    candidates.forEach((_, id) => { if (!kids.has(id)) queue.push(id) })
     while (queue.length > 0) {
       const id = queue.pop() as string
       const op = candidates.get(id) as Op
@@ -465,7 +472,9 @@ export class Tree extends EventTarget {
         by = new Set(by).add(op.author)
       }
       vouched.delete(id)
-      for (const ps of op.parentIds) {
+      const ids = op.parentIds
+      for (let i = 0; i < ids.length; i++) {
+        const ps = ids[i]
         const n = kids.get(ps)
         if (n === undefined) continue
         const have = vouched.get(ps)
@@ -518,14 +527,15 @@ export class Tree extends EventTarget {
   private integrate (ops: Op[], local: boolean): void {
     let t = performance.now()
     const nodes: DagNode[] = []
-    for (const op of ops) {
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]
       const id = op.id
       if (this.dag.has(id)) continue
       nodes.push(this.dag.add(op, id))
       this.opIndex.add(op.hlc[0], op.cid.multihash.digest)
       this.clock.observe(op.hlc)
       if (!local) {
-        for (const p of op.parentIds) this.stampHeads.delete(p)
+        for (let k = 0; k < op.parentIds.length; k++) this.stampHeads.delete(op.parentIds[k])
         this.stampHeads.add(id)
       }
     }
@@ -535,7 +545,8 @@ export class Tree extends EventTarget {
     this.insert(nodes)
     if (!local) this.stats.crdtMs += performance.now() - t
     t = performance.now()
-    for (const n of nodes) {
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i]
       const detail: OpEventDetail = { cid: n.op.cid, body: n.op.body, local, hlc: n.op.hlc }
       this.dispatchEvent(new CustomEvent('op', { detail }))
     }

@@ -8,10 +8,14 @@
 //  - merge: two replicas share a base, diverge by DIVERGE ops each (creates, writes, setattrs,
 //    moves, interleaved in time), then exchange in one receive() each way (the same stages, with
 //    undo/redo of the interleaved ops);
-//  - local commit rates, and reopening (replay of the log).
+//  - local commit rates, and reopening (replay of the log);
+//  - memory of the merge's first receive (node:v8 GCProfiler): bytes allocated and garbage
+//    collection time during it, and heap bytes it leaves alive per op received (after a full GC).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { GCProfiler, setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
@@ -84,6 +88,32 @@ function causal (blocks: Uint8Array[]): Uint8Array[] {
 }
 
 const cpuMs = (since: NodeJS.CpuUsage): number => { const u = process.cpuUsage(since); return (u.user + u.system) / 1000 }
+
+// a full collection on demand, for the heap left alive by a receive (gc() of a new context)
+setFlagsFromString('--expose-gc')
+const fullGc = runInNewContext('gc') as () => void
+
+/** Run `fn` and say what it allocated (MB), its garbage collection time (ms), and what it left alive (bytes). */
+async function memoryOf (fn: () => Promise<void>): Promise<{ allocMB: number, gcMs: number, kept: number }> {
+  fullGc()
+  const heap0 = process.memoryUsage().heapUsed
+  const prof = new GCProfiler()
+  prof.start()
+  await fn()
+  const heap1 = process.memoryUsage().heapUsed
+  const r = prof.stop()
+  let alloc = 0
+  let gcMs = 0
+  let last = heap0
+  for (const s of r?.statistics ?? []) {
+    alloc += Math.max(0, s.beforeGC.heapStatistics.usedHeapSize - last)
+    last = s.afterGC.heapStatistics.usedHeapSize
+    gcMs += s.cost / 1000
+  }
+  alloc += Math.max(0, heap1 - last)
+  fullGc()
+  return { allocMB: alloc / 1e6, gcMs, kept: process.memoryUsage().heapUsed - heap0 }
+}
 
 function stageFigures (prefix: string, before: ReceiveStats, after: ReceiveStats, ops: number): Record<string, number> {
   const out: Record<string, number> = {}
@@ -169,10 +199,15 @@ export async function run (): Promise<Record<string, number | string>> {
     const toA = ops(b).filter(x => !a.hasOp(cidOf(x)))
     const sb = b.receiveStats()
     let cpu = process.cpuUsage()
-    t0 = performance.now()
-    await b.receive(toB)
-    const mergeB = performance.now() - t0
-    const cpuB = cpuMs(cpu)
+    let mergeB = 0
+    let cpuB = 0
+    const mem = await memoryOf(async () => {
+      cpu = process.cpuUsage()
+      t0 = performance.now()
+      await b.receive(toB)
+      mergeB = performance.now() - t0
+      cpuB = cpuMs(cpu)
+    })
     const stagesB = stageFigures('tree.merge.10k+10k.B', sb, b.receiveStats(), toB.length)
     cpu = process.cpuUsage()
     t0 = performance.now()
@@ -194,6 +229,9 @@ export async function run (): Promise<Record<string, number | string>> {
       'tree.merge.10k+10k.receiveA.cpuMs': Math.round(cpuA),
       'tree.merge.10k+10k.receiveB.cpuMs': Math.round(cpuB),
       ...stagesB,
+      'tree.merge.10k+10k.receiveB.allocMB': Math.round(mem.allocMB),
+      'tree.merge.10k+10k.receiveB.gcMs': Math.round(mem.gcMs),
+      'tree.merge.10k+10k.receiveB.keptBytesPerOp': Math.round(mem.kept / toB.length),
       'tree.merge.10k+10k.converged': same ? 'yes' : 'NO',
       'tree.merge.10k+10k.conflicts': a.conflicts().length,
       'tree.commit.serial.opsPerSec': Math.round(serialRate),
