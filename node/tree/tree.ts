@@ -215,15 +215,16 @@ export class Tree extends EventTarget {
    * What a fold (compaction) of a file's current state builds on: `base`, the op its `fold`
    * names (the head); `content`, the content read now (`size` bytes of it hold file bytes) and
    * `extents`, the pieces read over it (heldRead: without the bytes partial folds hold), with
-   * `numbers[i]`, the number of the extent (since the base) piece i is of. The first `covered`
+   * `numbers[i]`, the number of the extent (since the base) piece i is of, and `sizes[n -
+   * covered - 1]`, the file's size right after extent n. The first `covered`
    * extents are in `content` everywhere, the first `top` somewhere; `over`, the fold whose
    * content it is (what a partial fold names). A fold holding the first c extents (c >= top,
    * c > covered: every piece numbered up to c laid over `content`) is `{ type: 'fold', base,
-   * covers: c, size }`, its size the file's size after extent c; a partial one adds `ranges`
+   * covers: c, size }`, its size `sizes[c - covered - 1]`; a partial one adds `ranges`
    * (where those pieces are laid: elsewhere it keeps `content`'s bytes) and `over`.
    * Undefined when the file has no extents to fold.
    */
-  foldPoint (inode: InodeId): { base: string, content: Content | null, size: number, covered: number, top: number, over?: string, extents: Extent[], numbers: number[], ends: number[] } | undefined {
+  foldPoint (inode: InodeId): { base: string, content: Content | null, size: number, covered: number, top: number, over?: string, extents: Extent[], numbers: number[], sizes: number[] } | undefined {
     const id = this.state.ri(inode)
     const rec = this.state.inodes.get(id)
     const head = this.state.head.get(id)
@@ -231,14 +232,17 @@ export class Tree extends EventTarget {
     const covered = rec.covered ?? 0
     const extents = heldRead(rec.tail, covered, rec.held, rec.size)
     if (extents.length === 0) return undefined
-    // each extent's number and the file's size right after it, oldest first
-    const byOp = new Map<string, { n: number, end: number }>()
+    // each extent's number, and the file's size right after each extent since `covered`
+    const byOp = new Map<string, number>()
     const baseSize = rec.size - rec.tail.bytes
-    for (let x: typeof rec.tail | undefined = rec.tail; x !== undefined && x.n > covered; x = x.prev) byOp.set(x.ext.op, { n: x.n, end: baseSize + x.bytes })
-    const numbers = extents.map(x => (byOp.get(x.op) as { n: number }).n)
-    const ends = extents.map(x => (byOp.get(x.op) as { end: number }).end)
-    const fp: { base: string, content: Content | null, size: number, covered: number, top: number, over?: string, extents: Extent[], numbers: number[], ends: number[] } =
-      { base: head[head.length - 1], content: rec.content, size: extents[0].before, covered, top: heldTop(covered, rec.held), extents, numbers, ends }
+    const sizes: number[] = []
+    for (let x: typeof rec.tail | undefined = rec.tail; x !== undefined && x.n > covered; x = x.prev) {
+      byOp.set(x.ext.op, x.n)
+      sizes[x.n - covered - 1] = baseSize + x.bytes
+    }
+    const numbers = extents.map(x => byOp.get(x.op) as number)
+    const fp: { base: string, content: Content | null, size: number, covered: number, top: number, over?: string, extents: Extent[], numbers: number[], sizes: number[] } =
+      { base: head[head.length - 1], content: rec.content, size: extents[0].before, covered, top: heldTop(covered, rec.held), extents, numbers, sizes }
     if (rec.folded !== undefined) fp.over = rec.folded
     return fp
   }

@@ -172,7 +172,7 @@ describe('node/tree positioned extents', function () {
             const can = [...new Set(fp.numbers)].filter(n => n >= fp.top && n > fp.covered)
             if (can.length === 0) continue
             const c = can[a.part % can.length]
-            const size = fp.ends[fp.numbers.lastIndexOf(c)]
+            const size = fp.sizes[c - fp.covered - 1]
             const now = new Uint8Array(size)
             if (fp.content !== null) now.set((fp.content as { inline: Uint8Array }).inline.subarray(0, Math.min(fp.size, size)))
             const full = now.slice()
