@@ -7,7 +7,7 @@
 // they make dense (a partial fold: one chunk rewritten, not the file's), the rest once it is quiet.
 import assert from 'node:assert/strict'
 import { Volume, FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
-import type { Store } from '../../node/data/store.ts'
+import type { Store } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { prng } from '../../harness/prng.ts'
