@@ -88,6 +88,12 @@ export const FOLD_AMPLIFICATION = 16
 export const FOLD_CHEAP_REWRITE = 4 << 20
 export const FOLD_EXTENTS_MAX = 8192
 /**
+ * Every change of a file walks its extents since the oldest one some chunk still reads (the
+ * tree's `covered`): partial folds leave the sparse chunks' extents, the oldest among them, so
+ * past this many the chunks of the older half's pieces are folded too, and `covered` moves on.
+ */
+export const FOLD_SPAN_MAX = 4 * FOLD_EXTENTS_MAX
+/**
  * A fold holds only appends at least this old (by their clock): a fold is read only when it
  * holds the file's first appends exactly, and appends still on their way from other hosts may
  * come before younger ones.
@@ -104,11 +110,12 @@ export const FOLD_QUIET_MS = 10_000
 const log = logger('volume')
 
 /**
- * Which chunks a fold of these extents (pieces, landed: `pos` set) rewrites before the file is
- * quiet (FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS_MAX): `all`, every chunk they touch
- * (a whole fold), else `chunks` (indexes, increasing; none: no fold due yet).
+ * Which chunks a fold of these extents (pieces, landed: `pos` set, oldest first) rewrites before
+ * the file is quiet (FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS_MAX): `all`, every
+ * chunk they touch (a whole fold), else `chunks` (indexes, increasing; none: no fold due yet).
+ * `old`: the first `old` pieces' chunks are folded whatever their density (FOLD_SPAN_MAX).
  */
-export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>): { all: boolean, chunks: number[] } {
+export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>, old = 0): { all: boolean, chunks: number[] } {
   // per chunk: bytes of extents in it, and how many pieces meet it
   const bytes = new Map<number, number>()
   const pieces = new Map<number, number>()
@@ -121,14 +128,18 @@ export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>)
   }
   let total = 0
   for (const n of bytes.values()) total += n
-  if (extents.length <= FOLD_EXTENTS && total <= FOLD_BYTES) return { all: false, chunks: [] }
+  if (extents.length <= FOLD_EXTENTS && total <= FOLD_BYTES && old === 0) return { all: false, chunks: [] }
   if (bytes.size * CHUNK_SIZE <= FOLD_CHEAP_REWRITE) return { all: true, chunks: [...bytes.keys()].sort((a, b) => a - b) }
   const chosen = new Set<number>()
   let left = extents.length
-  for (const [i, n] of bytes) {
-    if (n * FOLD_AMPLIFICATION < CHUNK_SIZE) continue
+  const choose = (i: number): void => {
+    if (chosen.has(i)) return
     chosen.add(i)
     left -= pieces.get(i) as number
+  }
+  for (const [i, n] of bytes) if (n * FOLD_AMPLIFICATION >= CHUNK_SIZE) choose(i)
+  for (const x of extents.slice(0, old)) {
+    for (let i = Math.floor(x.pos / CHUNK_SIZE); i * CHUNK_SIZE < x.pos + x.size; i++) choose(i)
   }
   if (left > FOLD_EXTENTS_MAX) {
     // too many pieces: the densest chunks too (a piece meeting two chunks counts in both: this
@@ -136,17 +147,19 @@ export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>)
     const rest = [...bytes.keys()].filter(i => !chosen.has(i)).sort((a, b) => (bytes.get(b) as number) - (bytes.get(a) as number) || a - b)
     for (const i of rest) {
       if (left <= FOLD_EXTENTS_MAX / 2) break
-      chosen.add(i)
-      left -= pieces.get(i) as number
+      choose(i)
     }
   }
   const chunks = [...chosen].sort((a, b) => a - b)
   return { all: chunks.length === bytes.size, chunks }
 }
 
-/** Whether a file's unfolded extents are due a fold before the file is quiet (foldPlan). */
-export function foldDue (extents: ReadonlyArray<{ pos: number, size: number }>): boolean {
-  return foldPlan(extents).chunks.length > 0
+/**
+ * Whether a file's unfolded extents are due a fold before the file is quiet (foldPlan); `span`,
+ * how many extents since the oldest one still read (FOLD_SPAN_MAX).
+ */
+export function foldDue (extents: ReadonlyArray<{ pos: number, size: number }>, span = 0): boolean {
+  return span > FOLD_SPAN_MAX || foldPlan(extents).chunks.length > 0
 }
 
 /** The parts of `pieces` (landed extents, oldest first) within `ranges` (flat [from, to) pairs, increasing). */
@@ -768,7 +781,7 @@ export class Volume implements VolumeApi {
     if (this.closing !== undefined) return
     const extents = this.tree.get(inode)?.extents ?? []
     if (extents.length === 0) return
-    if (!quiet && !foldDue(extents)) {
+    if (!quiet && !foldDue(extents, this.tree.foldSpan(inode))) {
       this.foldLater(inode, FOLD_QUIET_MS)
       return
     }
@@ -817,7 +830,11 @@ export class Volume implements VolumeApi {
     const pieces = fp.extents.slice(0, j)
     // the file's size once the folded extents landed (positioned ones may land inside it)
     const size = fp.sizes[c - fp.covered - 1]
-    const plan = quiet ? { all: true, chunks: [] } : foldPlan(pieces)
+    // past FOLD_SPAN_MAX extents since `covered`, the older half's pieces are folded wherever they are
+    const span = fp.sizes.length
+    let old = 0
+    if (span > FOLD_SPAN_MAX) while (old < pieces.length && fp.numbers[old] <= fp.covered + (span >> 1)) old++
+    const plan = quiet ? { all: true, chunks: [] } : foldPlan(pieces, old)
     if (!plan.all && plan.chunks.length === 0) return unsettled ? 'dense' : 'quiet'
     let held = pieces
     let ranges: number[] | undefined

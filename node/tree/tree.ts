@@ -247,6 +247,12 @@ export class Tree extends EventTarget {
     return fp
   }
 
+  /** How many extents since the oldest one a file still reads somewhere (every change of it walks them; 0 without extents). */
+  foldSpan (inode: InodeId): number {
+    const rec = this.state.inodes.get(this.state.ri(inode))
+    return rec?.tail === undefined ? 0 : rec.tail.n - (rec.covered ?? 0)
+  }
+
   /**
    * Every content the current state of a file reads or may read again (what the network keeps):
    * its read content, its base version's own content while a fold stands in for it, and every

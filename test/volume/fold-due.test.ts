@@ -2,9 +2,10 @@
 // pieces nothing is due; past them, a small file is folded whole (the rewrite is cheap), and a
 // large one only in the chunks its extents make dense (a partial fold: at most
 // FOLD_AMPLIFICATION bytes rewritten per byte folded); past FOLD_EXTENTS_MAX pieces, the
-// densest chunks too, until half as many are left.
+// densest chunks too, until half as many are left; past FOLD_SPAN_MAX extents since the oldest
+// one still read, the chunks of the oldest pieces too.
 import assert from 'node:assert/strict'
-import { FOLD_AMPLIFICATION, FOLD_BYTES, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_EXTENTS_MAX, foldDue, foldPlan } from 'darkfs'
+import { FOLD_AMPLIFICATION, FOLD_BYTES, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_EXTENTS_MAX, FOLD_SPAN_MAX, foldDue, foldPlan } from 'darkfs'
 
 const MiB = 1 << 20
 const KiB = 1024
@@ -58,5 +59,16 @@ describe('volume foldPlan', function () {
     assert.equal(plan.all, false)
     // the chunk with the extents' last byte only is not dense
     assert.deepEqual(plan.chunks, [0, 1, 2, 3, 64, 65, 66, 67])
+  })
+
+  it('past FOLD_SPAN_MAX extents since the oldest still read, the chunks of the oldest pieces are folded however sparse', () => {
+    // one page in each of 200 chunks of a large file: nothing dense, nothing due
+    const xs = extents(200, page, i => i * MiB)
+    assert.equal(foldDue(xs), false)
+    assert.equal(foldDue(xs, FOLD_SPAN_MAX), false)
+    assert.equal(foldDue(xs, FOLD_SPAN_MAX + 1), true)
+    // the first 3 pieces' chunks, and a dense one
+    const plan = foldPlan([...xs, ...extents(16, page, i => 150 * MiB + i * page)], 3)
+    assert.deepEqual(plan, { all: false, chunks: [0, 1, 2, 150] })
   })
 })
