@@ -72,17 +72,27 @@ export const SYNC_PLACE_WAIT_MS = 20_000
 export const FOLD_EXTENTS = 64
 export const FOLD_BYTES = 8 << 20
 /**
- * A fold rewrites every whole chunk its extents touch. Past FOLD_EXTENTS, a file whose fold
- * would rewrite more than FOLD_CHEAP_REWRITE bytes, and more than FOLD_AMPLIFICATION times the
- * bytes of its extents, is not folded yet: small writes scattered over a large file (fio's 4
- * KiB pages over 16 MiB rewrote all 16 chunks every 64 pages, 64 bytes per byte written) wait
- * for more, so one rewrite of a chunk holds more of them, up to FOLD_EXTENTS_MAX extents (what
- * a read merges stays bounded) or FOLD_BYTES. A quiet file is folded as before. When to fold
- * is this host's own choice: what a fold holds is the tree's rule (crdt.ts), the same on every host.
+ * A fold rewrites every whole chunk whose bytes it holds. Small writes scattered over a large
+ * file (4 KiB pages over 1 GiB) would rewrite a 1 MiB chunk for each page: a fold then holds
+ * its extents only in the chunks worth rewriting (a partial fold, node/tree crdt.ts), those
+ * where its extents hold at least 1 / FOLD_AMPLIFICATION of the chunk (a dense chunk: at most
+ * FOLD_AMPLIFICATION bytes rewritten per byte folded); the others' extents stay read as pieces
+ * until their chunk is dense too, or the file is quiet (then every chunk is folded, as always).
+ * Nothing is due up to FOLD_EXTENTS pieces and FOLD_BYTES of them. Past them, a file whose
+ * whole fold rewrites at most FOLD_CHEAP_REWRITE bytes is folded whole; past FOLD_EXTENTS_MAX pieces (what a read merges and the tree keeps cut stays
+ * bounded), the densest chunks are folded too, until half as many are left. When to fold, and
+ * which chunks, is this host's own choice: what a fold holds is the tree's rule, the same on
+ * every host.
  */
 export const FOLD_AMPLIFICATION = 16
 export const FOLD_CHEAP_REWRITE = 4 << 20
-export const FOLD_EXTENTS_MAX = 1024
+export const FOLD_EXTENTS_MAX = 8192
+/**
+ * Every change of a file walks its extents since the oldest one some chunk still reads (the
+ * tree's `covered`): partial folds leave the sparse chunks' extents, the oldest among them, so
+ * past this many the chunks of the older half's pieces are folded too, and `covered` moves on.
+ */
+export const FOLD_SPAN_MAX = 4 * FOLD_EXTENTS_MAX
 /**
  * A fold holds only appends at least this old (by their clock): a fold is read only when it
  * holds the file's first appends exactly, and appends still on their way from other hosts may
@@ -99,17 +109,74 @@ export const FOLD_QUIET_MS = 10_000
 
 const log = logger('volume')
 
-/** Whether a file's unfolded extents are due a fold before the file is quiet (FOLD_EXTENTS, FOLD_AMPLIFICATION). */
-export function foldDue (extents: ReadonlyArray<{ pos: number, size: number }>): boolean {
-  const bytes = extents.reduce((n, x) => n + x.size, 0)
-  if (bytes > FOLD_BYTES || extents.length > FOLD_EXTENTS_MAX) return true
-  if (extents.length <= FOLD_EXTENTS) return false
-  const chunks = new Set<number>()
+/**
+ * Which chunks a fold of these extents (pieces, landed: `pos` set, oldest first) rewrites before
+ * the file is quiet (FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS_MAX): `all`, every
+ * chunk they touch (a whole fold), else `chunks` (indexes, increasing; none: no fold due yet).
+ * `old`: the first `old` pieces' chunks are folded whatever their density (FOLD_SPAN_MAX).
+ */
+export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>, old = 0): { all: boolean, chunks: number[] } {
+  // per chunk: bytes of extents in it, and how many pieces meet it
+  const bytes = new Map<number, number>()
+  const pieces = new Map<number, number>()
   for (const x of extents) {
-    for (let i = Math.floor(x.pos / CHUNK_SIZE); i * CHUNK_SIZE < x.pos + x.size; i++) chunks.add(i)
+    for (let i = Math.floor(x.pos / CHUNK_SIZE); i * CHUNK_SIZE < x.pos + x.size; i++) {
+      const n = Math.min(x.pos + x.size, (i + 1) * CHUNK_SIZE) - Math.max(x.pos, i * CHUNK_SIZE)
+      bytes.set(i, (bytes.get(i) ?? 0) + n)
+      pieces.set(i, (pieces.get(i) ?? 0) + 1)
+    }
   }
-  const rewrite = chunks.size * CHUNK_SIZE
-  return rewrite <= FOLD_CHEAP_REWRITE || rewrite <= bytes * FOLD_AMPLIFICATION
+  let total = 0
+  for (const n of bytes.values()) total += n
+  if (extents.length <= FOLD_EXTENTS && total <= FOLD_BYTES && old === 0) return { all: false, chunks: [] }
+  if (bytes.size * CHUNK_SIZE <= FOLD_CHEAP_REWRITE) return { all: true, chunks: [...bytes.keys()].sort((a, b) => a - b) }
+  const chosen = new Set<number>()
+  let left = extents.length
+  const choose = (i: number): void => {
+    if (chosen.has(i)) return
+    chosen.add(i)
+    left -= pieces.get(i) as number
+  }
+  for (const [i, n] of bytes) if (n * FOLD_AMPLIFICATION >= CHUNK_SIZE) choose(i)
+  for (const x of extents.slice(0, old)) {
+    for (let i = Math.floor(x.pos / CHUNK_SIZE); i * CHUNK_SIZE < x.pos + x.size; i++) choose(i)
+  }
+  if (left > FOLD_EXTENTS_MAX) {
+    // too many pieces: the densest chunks too (a piece meeting two chunks counts in both: this
+    // only ever folds more); ties by index, so the choice is the same whatever the map's order
+    const rest = [...bytes.keys()].filter(i => !chosen.has(i)).sort((a, b) => (bytes.get(b) as number) - (bytes.get(a) as number) || a - b)
+    for (const i of rest) {
+      if (left <= FOLD_EXTENTS_MAX / 2) break
+      choose(i)
+    }
+  }
+  const chunks = [...chosen].sort((a, b) => a - b)
+  return { all: chunks.length === bytes.size, chunks }
+}
+
+/**
+ * Whether a file's unfolded extents are due a fold before the file is quiet (foldPlan); `span`,
+ * how many extents since the oldest one still read (FOLD_SPAN_MAX).
+ */
+export function foldDue (extents: ReadonlyArray<{ pos: number, size: number }>, span = 0): boolean {
+  return span > FOLD_SPAN_MAX || foldPlan(extents).chunks.length > 0
+}
+
+/** The parts of `pieces` (landed extents, oldest first) within `ranges` (flat [from, to) pairs, increasing). */
+function clip (pieces: readonly Extent[], ranges: readonly number[]): Extent[] {
+  const out: Extent[] = []
+  for (const x of pieces) {
+    for (let r = 0; r < ranges.length; r += 2) {
+      const a = Math.max(x.pos, ranges[r])
+      const z = Math.min(x.pos + x.size, ranges[r + 1])
+      if (a >= z) continue
+      if (a === x.pos && z === x.pos + x.size) { out.push(x); continue }
+      const cut: Extent = { ...x, pos: a, at: x.at + a - x.pos, size: z - a }
+      if (x.offset !== undefined) cut.offset = a
+      out.push(cut)
+    }
+  }
+  return out
 }
 
 const ROOT: Caller = { uid: 0, gid: 0 }
@@ -703,11 +770,12 @@ export class Volume implements VolumeApi {
   }
 
   /**
-   * Past FOLD_EXTENTS or FOLD_BYTES of appends read as pieces, or when `quiet` (the file had no
-   * new extent from here for FOLD_QUIET_MS), fold the settled ones into one version (a `fold` op,
-   * in the background: it changes no bytes, so a fold that fails or that the tree finds stale
-   * costs only its work). Below the bounds, a fold is due once the file is quiet; extents a fold
-   * leaves unsettled get one once they settle.
+   * When foldPlan finds chunks worth it (past FOLD_EXTENTS or FOLD_BYTES of extents read as
+   * pieces), fold the settled extents there (a partial fold), or everywhere when `quiet` (the
+   * file had no new extent from here for FOLD_QUIET_MS): a `fold` op, in the background: it
+   * changes no bytes, so a fold that fails or that the tree finds stale costs only its work.
+   * Below the bounds, a fold is due once the file is quiet; extents a fold leaves unsettled are
+   * looked at again once they settle.
    */
   private foldIfDue (inode: InodeId, quiet = false): void {
     // a file with no name left (a SQLite journal, unlinked after its transaction) is read by no
@@ -715,60 +783,95 @@ export class Volume implements VolumeApi {
     if (this.closing !== undefined || this.unlinked(inode)) return
     const extents = this.tree.get(inode)?.extents ?? []
     if (extents.length === 0) return
-    if (!quiet && !foldDue(extents)) {
+    if (!quiet && !foldDue(extents, this.tree.foldSpan(inode))) {
       this.foldLater(inode, FOLD_QUIET_MS)
       return
     }
     if (this.folding.has(inode)) return
     this.folding.set(inode, this.fold(inode, quiet).then(left => {
-      if (left) this.foldLater(inode, FOLD_SETTLE_MS)
+      // a whole fold's unsettled extents are folded once they settle; a partial fold's chunks
+      // left are looked at again then (they may be dense by now), and folded when the file is quiet
+      if (left === 'settle') this.foldLater(inode, FOLD_SETTLE_MS, true)
+      else if (left === 'dense') this.foldLater(inode, FOLD_SETTLE_MS, false)
+      else if (left === 'quiet') this.foldLater(inode, FOLD_QUIET_MS, true)
     }, (err: Error) => {
+      // tried again once the file is quiet: extents are never left unfolded for good
       log('inode %s: fold not made: %s', inode, err.message)
+      if (!this.foldStop.signal.aborted) this.foldLater(inode, FOLD_QUIET_MS, true)
     }).finally(() => this.folding.delete(inode)))
   }
 
-  /** A fold of `inode` in `ms` (the one due before is put off: a file written again is not quiet). */
-  private foldLater (inode: InodeId, ms: number): void {
+  /** A fold of `inode` in `ms` (the one due before is put off: a file written again is not quiet); `quiet`: of every chunk. */
+  private foldLater (inode: InodeId, ms: number, quiet = true): void {
     clearTimeout(this.foldTimers.get(inode))
     const timer = setTimeout(() => {
       this.foldTimers.delete(inode)
-      this.foldIfDue(inode, true)
+      this.foldIfDue(inode, quiet)
     }, ms)
     timer.unref()
     this.foldTimers.set(inode, timer)
   }
 
   /**
-   * Fold the file's settled extents; true when unsettled ones were left for later. Unless the file
-   * is `quiet`, only when the settled ones are due a fold by themselves: a file written on and on
-   * has past FOLD_EXTENTS extents at each commit, and a fold of the few that settled since the
-   * last one rewrote its chunks every commit or two (on a busy host, where a SQLite run takes
-   * longer than FOLD_SETTLE_MS, most of its work).
+   * Fold the file's settled extents: into every chunk when `quiet` (or when foldPlan says so),
+   * else into the chunks foldPlan picks (a partial fold). What is left to fold: nothing, extents
+   * not settled yet ('settle': a whole fold, 'dense': dense chunks to look at again), or chunks
+   * a partial fold left ('quiet').
    */
-  private async fold (inode: InodeId, quiet: boolean): Promise<boolean> {
+  private async fold (inode: InodeId, quiet: boolean): Promise<'none' | 'settle' | 'dense' | 'quiet'> {
     const fp = this.tree.foldPoint(inode)
-    if (fp === undefined) return false
+    if (fp === undefined) return 'none'
     const settled = Date.now() - FOLD_SETTLE_MS
     let j = 0
     while (j < fp.extents.length && fp.extents[j].hlc[0] <= settled) j++
-    if (j === 0) return fp.extents.length > 0
+    // the extents it holds: the first c (at least every one the content holds somewhere)
+    const c = Math.max(fp.top, j > 0 ? fp.numbers[j - 1] : 0)
+    if (c <= fp.covered) return fp.extents.length > 0 ? (quiet ? 'settle' : 'dense') : 'none'
+    while (j < fp.extents.length && fp.numbers[j] <= c) j++
+    const unsettled = j < fp.extents.length
     const pieces = fp.extents.slice(0, j)
-    if (!quiet && !foldDue(pieces)) return true
     // the file's size once the folded extents landed (positioned ones may land inside it)
-    const size = extentEnd(pieces[j - 1])
-    const f = new OpenFile(inode, { content: fp.content, size, extents: pieces }, this.chunks, () => this.tree.path(this.tree.entries(inode)[0]?.id ?? '') ?? inode)
+    const size = fp.sizes[c - fp.covered - 1]
+    // past FOLD_SPAN_MAX extents since `covered`, the older half's pieces are folded wherever they are
+    const span = fp.sizes.length
+    let old = 0
+    if (span > FOLD_SPAN_MAX) while (old < pieces.length && fp.numbers[old] <= fp.covered + (span >> 1)) old++
+    const plan = quiet ? { all: true, chunks: [] } : foldPlan(pieces, old)
+    if (!plan.all && plan.chunks.length === 0) return unsettled ? 'dense' : 'quiet'
+    let held = pieces
+    let ranges: number[] | undefined
+    if (!plan.all) {
+      // the chosen chunks as byte ranges, neighbours merged; the pieces cut to them
+      ranges = []
+      for (const i of plan.chunks) {
+        const from = i * CHUNK_SIZE
+        const to = Math.min(size, from + CHUNK_SIZE)
+        if (from >= to) continue
+        if (ranges.length > 0 && ranges[ranges.length - 1] === from) ranges[ranges.length - 1] = to
+        else ranges.push(from, to)
+      }
+      if (ranges.length === 0) return unsettled ? 'dense' : 'quiet'
+      held = clip(pieces, ranges)
+    }
+    const f = new OpenFile(inode, { content: fp.content, size, extents: held }, this.chunks, () => this.tree.path(this.tree.entries(inode)[0]?.id ?? '') ?? inode)
     f.changed = true
-    const c = await f.prepare()
-    if (c === undefined) return false
+    const prepared = await f.prepare()
+    if (prepared === undefined) return 'none'
     // placed before its op is committed, not tracked for fsync: a fold changes no bytes, so no
     // fsync has to wait for its chunks (with FOLD_EXTENTS small random writes, every few fsyncs
     // of a database file made one, and each then waited for a dozen rewritten chunks to reach
     // their peers); and its op names no chunk before its placement was tried (a chunk left
     // pending, e.g. offline, is retried as any other)
-    await this.chunks.place(c.refs, { inode, signal: this.foldStop.signal })
-    if (this.foldStop.signal.aborted) return false
-    await this.commit({ type: 'fold', inode, base: fp.base, covers: fp.covered + j, content: c.content, size: c.size, time: nowNs() })
-    return j < fp.extents.length
+    await this.chunks.place(prepared.refs, { inode, signal: this.foldStop.signal })
+    if (this.foldStop.signal.aborted) return 'none'
+    const body: OpBody = { type: 'fold', inode, base: fp.base, covers: c, content: prepared.content, size: prepared.size, time: nowNs() }
+    if (ranges !== undefined) {
+      body.ranges = ranges
+      if (fp.over !== undefined) body.over = fp.over
+    }
+    await this.commit(body)
+    if (ranges !== undefined) return unsettled ? 'dense' : 'quiet'
+    return unsettled ? 'settle' : 'none'
   }
 
   /**

@@ -37,7 +37,13 @@
 //    sibling too. Nothing is laid over bytes its author did not see. An append,
 //    like a write, beats a concurrent unlink. A fold (compaction) is read in place of the base
 //    and the first `covers` appends when it matches them exactly; it changes no bytes, no head,
-//    no history, so folds made anywhere never conflict;
+//    no history, so folds made anywhere never conflict. A partial fold (`ranges`) holds them only
+//    over those byte ranges (the chunks worth rewriting) and the content it was made over
+//    elsewhere (`over`: the fold whose content that is, none for the base's own); it is read only
+//    while that content is still the one read, so of two partial folds made over the same
+//    content the first in total order stands and the other is ignored. Over its ranges the
+//    extents it holds are no longer read; elsewhere they still are (heldRead()). A fold covers
+//    at least every extent the content already holds somewhere, so what it holds never goes back;
 //  - a resolve (`darkfs resolve`) settles the conflict siblings it names that still show the
 //    version its author saw: unlinked (their versions join the name holder's history) or kept as
 //    plain files under a name of their own (keptName); see resolve() below.
@@ -68,7 +74,15 @@ export interface ExtNode { ext: Extent, prev: ExtNode | undefined, n: number, by
  * fold holds in `content`; `real`, the base version's own content while a fold stands in for it.
  * `size` is always the base version's size plus `tail.bytes` (how much its extents grew it).
  */
-export type InodeRec = Omit<Inode, 'nlink' | 'extents'> & { tail?: ExtNode, covered?: number, real?: { content: Content | null }, appends?: ReadonlyMap<string, AuthorNode> }
+export type InodeRec = Omit<Inode, 'nlink' | 'extents'> & { tail?: ExtNode, covered?: number, held?: readonly Held[], folded?: string, real?: { content: Content | null }, appends?: ReadonlyMap<string, AuthorNode> }
+
+/**
+ * Partial folds (issue 15 item 2): over file bytes [from, to) the read content holds the base
+ * with the first `n` extents since it laid over it, n > the record's `covered` (which holds
+ * everywhere else). Disjoint, sorted by offset. An InodeRec's `folded`: the fold op whose
+ * content `content` is (absent: the base version's own), what a partial fold names as `over`.
+ */
+export interface Held { readonly from: number, readonly to: number, readonly n: number }
 
 /**
  * Every append made to a file, by author, newest first: a write's appends to come after it are
@@ -94,6 +108,101 @@ export function extentsOf (tail: ExtNode | undefined, skip = 0): Extent[] {
   const out: Extent[] = []
   for (let x = tail; x !== undefined && x.n > skip; x = x.prev) out.push(x.ext)
   return out.reverse()
+}
+
+/** The highest extent number a content holds somewhere (`covered` without partial folds). */
+export function heldTop (covered: number, held: readonly Held[] | undefined): number {
+  let top = covered
+  for (const h of held ?? []) if (h.n > top) top = h.n
+  return top
+}
+
+/** Index of the first of `held` ending after `at` (held.length when none). */
+function firstHeld (held: readonly Held[], at: number): number {
+  let lo = 0
+  let hi = held.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (held[mid].to > at) hi = mid
+    else lo = mid + 1
+  }
+  return lo
+}
+
+/**
+ * The extents read over a content (oldest first) that holds the first `covered` extents of
+ * `tail`, and more over the `held` ranges: each extent without the bytes a partial fold holds
+ * (cut into pieces: same op, `pos`, `at` and `size` of the piece). `size` is the file's size
+ * with every extent. A piece's `before` is at least the size of the bytes the content holds,
+ * so the first piece's `before` is where the content ends, as for whole extents.
+ */
+export function heldRead (tail: ExtNode | undefined, covered: number, held: readonly Held[] | undefined, size: number): Extent[] {
+  if (held === undefined || held.length === 0) return extentsOf(tail, covered)
+  const top = heldTop(covered, held)
+  const nodes: ExtNode[] = []
+  for (let x = tail; x !== undefined && x.n > covered; x = x.prev) nodes.push(x)
+  const baseSize = size - (tail?.bytes ?? 0)
+  const topNode = nodes.find(x => x.n === top)
+  const heldEnd = baseSize + (topNode?.bytes ?? 0)
+  const out: Extent[] = []
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const { ext, n } = nodes[k]
+    const before = Math.max(ext.before, heldEnd)
+    const end = ext.pos + ext.size
+    let p = ext.pos
+    const piece = (a: number, z: number): void => {
+      if (a >= z) return
+      if (a === ext.pos && z === end && before === ext.before) { out.push(ext); return }
+      const cut: Extent = { ...ext, pos: a, at: ext.at + a - ext.pos, size: z - a, before }
+      if (ext.offset !== undefined) cut.offset = a
+      out.push(cut)
+    }
+    if (n <= top) {
+      for (let i = firstHeld(held, p); i < held.length && held[i].from < end; i++) {
+        if (held[i].n < n) continue
+        piece(p, Math.max(p, held[i].from))
+        p = Math.max(p, held[i].to)
+      }
+    }
+    piece(p, end)
+  }
+  return out
+}
+
+/** `held` with [from, to) of each of `ranges` (flat pairs, increasing) holding `n` extents now. */
+function holdRanges (held: readonly Held[], ranges: readonly number[], n: number): Held[] {
+  let out: Held[] = [...held]
+  for (let r = 0; r < ranges.length; r += 2) {
+    const a = ranges[r]
+    const b = ranges[r + 1]
+    const next: Held[] = []
+    for (const h of out) {
+      if (h.to <= a || h.from >= b) { next.push(h); continue }
+      if (h.from < a) next.push({ from: h.from, to: a, n: h.n })
+      if (h.to > b) next.push({ from: b, to: h.to, n: h.n })
+    }
+    next.push({ from: a, to: b, n })
+    out = next.sort((x, y) => x.from - y.from)
+  }
+  // neighbours holding as many extents are one range
+  const merged: Held[] = []
+  for (const h of out) {
+    const last = merged[merged.length - 1]
+    if (last !== undefined && last.to === h.from && last.n === h.n) merged[merged.length - 1] = { from: last.from, to: h.to, n: h.n }
+    else merged.push(h)
+  }
+  return merged
+}
+
+/** True when every byte of extent number `n` lies where `held` holds it (a range with n or more). */
+function allHeld (ext: Extent, n: number, held: readonly Held[]): boolean {
+  let p = ext.pos
+  const end = ext.pos + ext.size
+  for (let i = firstHeld(held, p); i < held.length && held[i].from <= p && p < end; i++) {
+    if (held[i].n < n) return false
+    p = held[i].to
+  }
+  return p >= end
 }
 
 /** The file's base version: its own content and size (without the appends after it). */
@@ -127,7 +236,7 @@ export interface ConflictRec { of: InodeId, author: string, time: bigint, write:
  * `state`: an append's version, the file as it was then (its read content, size, appends and how
  * many a fold held): Tree.versionBytes.
  */
-export interface VersionRec { version: Version, id: string, state?: { content: Content | null, size: number, tail: ExtNode | undefined, covered: number } }
+export interface VersionRec { version: Version, id: string, state?: { content: Content | null, size: number, tail: ExtNode | undefined, covered: number, held?: readonly Held[] } }
 
 /**
  * The xattrs of every inode that has none: one Map shared by all (a Map each weighed ~250
@@ -476,7 +585,7 @@ class Apply {
       end = l.end
       tail = { ext: l.ext, prev: tail, n: (tail?.n ?? 0) + 1, bytes: end - size }
     }
-    const patch: Partial<InodeRec> = { content, size: end, tail, covered: 0, real: undefined }
+    const patch: Partial<InodeRec> = { content, size: end, tail, covered: 0, held: undefined, folded: undefined, real: undefined }
     this.j.set(this.s.inodes, id, clean({ ...rec, ...patch }))
   }
 
@@ -580,7 +689,7 @@ class Apply {
     return {
       version: { ...this.version(raw.content, size), appended: raw.size },
       id: this.node.id,
-      state: { content: rec.content, size, tail, covered: rec.covered ?? 0 }
+      state: rec.held === undefined ? { content: rec.content, size, tail, covered: rec.covered ?? 0 } : { content: rec.content, size, tail, covered: rec.covered ?? 0, held: rec.held }
     }
   }
 
@@ -638,7 +747,7 @@ class Apply {
     }
     const version: VersionRec = { version: { ...this.version(raw.content, end), appended: raw.size }, id: this.node.id, state: { content: base.version.content, size: end, tail, covered: 0 } }
     this.j.push(vs, version)
-    this.sibling(rec, version, { content: base.version.content, size: end, tail, covered: 0, real: undefined, appends: rec.appends }, cause)
+    this.sibling(rec, version, { content: base.version.content, size: end, tail, covered: 0, held: undefined, folded: undefined, real: undefined, appends: rec.appends }, cause)
     return true
   }
 
@@ -661,11 +770,18 @@ class Apply {
     return undefined
   }
 
-  /** A compaction, read in place of the base and its first appends when it holds exactly them. */
+  /**
+   * A compaction, read in place of the base and its first appends when it holds exactly them:
+   * everywhere, or (a partial fold) over its `ranges`, the content it was made over (`over`)
+   * being kept elsewhere. It covers at least every extent the content holds somewhere.
+   */
   private fold (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'fold' }>): void {
     const rec = this.s.inodes.get(id)
     if (rec === undefined || rec.kind !== 'file' || rec.tail === undefined) return
     if (b.covers <= (rec.covered ?? 0) || b.covers > rec.tail.n) return
+    if (b.covers < heldTop(rec.covered ?? 0, rec.held)) return
+    // a partial fold keeps the content it saw outside its ranges: only over that very content
+    if (b.ranges !== undefined && b.over !== rec.folded) return
     if (!(this.s.head.get(id) ?? []).includes(b.base)) return
     let x: ExtNode | undefined = rec.tail
     while (x !== undefined && x.n > b.covers) x = x.prev
@@ -677,7 +793,19 @@ class Apply {
       if (n === undefined || !this.dag.before(n, this.node)) return
     }
     const real = rec.real ?? { content: rec.content }
-    this.patch(id, { content: b.content, covered: b.covers, real })
+    if (b.ranges === undefined) {
+      this.j.set(this.s.inodes, id, clean({ ...rec, content: b.content, covered: b.covers, held: undefined, folded: this.node.id, real }))
+      return
+    }
+    let held = holdRanges(rec.held ?? [], b.ranges, b.covers)
+    // the oldest extents now held wherever they wrote are read no more: `covered` moves past them
+    let covered = rec.covered ?? 0
+    for (const ext of extentsOf(rec.tail, covered)) {
+      if (covered >= b.covers || !allHeld(ext, covered + 1, held)) break
+      covered++
+    }
+    held = held.filter(h => h.n > covered)
+    this.j.set(this.s.inodes, id, clean({ ...rec, content: b.content, covered, held: held.length > 0 ? held : undefined, folded: this.node.id, real }))
   }
 
   /**
@@ -970,11 +1098,11 @@ function compareClock (a: Version, b: Version): number {
 }
 
 /** What a conflict sibling shows: a base version and the extents over it. */
-type Shown = Pick<InodeRec, 'content' | 'size' | 'tail' | 'covered' | 'real' | 'appends'>
+type Shown = Pick<InodeRec, 'content' | 'size' | 'tail' | 'covered' | 'held' | 'folded' | 'real' | 'appends'>
 
 /** The file as it reads now, for a sibling to show. */
 function shownOf (rec: InodeRec): Shown {
-  return { content: rec.content, size: rec.size, tail: rec.tail, covered: rec.covered, real: rec.real, appends: rec.appends }
+  return { content: rec.content, size: rec.size, tail: rec.tail, covered: rec.covered, held: rec.held, folded: rec.folded, real: rec.real, appends: rec.appends }
 }
 
 /** True when extents x (landed at xPos) and y (at yPos) hold the same bytes over [a, z). */
@@ -991,19 +1119,20 @@ function sameBytes (x: Extent, xPos: number, y: Extent, yPos: number, a: number,
 
 /** A whole version alone, without extents. */
 function plain (v: Version): Shown {
-  return { content: v.content, size: v.size, tail: undefined, covered: 0, real: undefined, appends: undefined }
+  return { content: v.content, size: v.size, tail: undefined, covered: 0, held: undefined, folded: undefined, real: undefined, appends: undefined }
 }
 
 /** An inode record without the file fields that are empty (no appends, no fold). */
 function clean (rec: InodeRec): InodeRec {
   if (!('tail' in rec && rec.tail === undefined) && !('covered' in rec && (rec.covered === 0 || rec.covered === undefined)) &&
-    !('real' in rec && rec.real === undefined) && !('appends' in rec && rec.appends === undefined)) return rec
+    !('real' in rec && rec.real === undefined) && !('appends' in rec && rec.appends === undefined) &&
+    !('held' in rec && rec.held === undefined) && !('folded' in rec && rec.folded === undefined)) return rec
   // a copy without them, keys in the same order: `delete` would turn the record into a slow
   // (dictionary) object, and every later read and copy of it would take V8's slow path
   const out: Record<string, unknown> = {}
   for (const k in rec) {
     const v = (rec as Record<string, unknown>)[k]
-    if (v === undefined && (k === 'tail' || k === 'covered' || k === 'real' || k === 'appends')) continue
+    if (v === undefined && (k === 'tail' || k === 'covered' || k === 'held' || k === 'folded' || k === 'real' || k === 'appends')) continue
     if (k === 'covered' && v === 0) continue
     out[k] = v
   }

@@ -57,8 +57,11 @@
 // op (compaction) holds the base and the file's first `covers` appends in one content; the tree
 // reads it in their place only when it matches them exactly (base still the head, those appends
 // all in its causal past, the size theirs), else ignores it: it adds no version and never
-// conflicts, so folds made on several hosts at once are harmless. contents(inode) lists what a
-// file's current state may read (for GC, repair and pins).
+// conflicts, so folds made on several hosts at once are harmless. A partial fold (issue 15 item
+// 2, `ranges`) holds them only over some byte ranges (the chunks worth rewriting) and keeps the
+// content it was made over (`over`) elsewhere; it is read only while that content still is, and
+// the extents it holds are then read only outside its ranges (foldPoint gives the pieces).
+// contents(inode) lists what a file's current state may read (for GC, repair and pins).
 // Positioned extents (issue 15 item 1): an `append` with `offset` lands its bytes there instead
 // of at the end (a small pwrite made durable by fsync without rewriting its chunk); the size
 // becomes max(size, offset + size). Every one not in the base's causal past, in total order,

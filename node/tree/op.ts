@@ -313,8 +313,21 @@ export function checkBody (body: OpBody): void {
       }
       break
     case 'fold':
-      exactKeys(b, ['type', 'inode', 'base', 'covers', 'content', 'size', 'time'], [], 'fold')
+      exactKeys(b, ['type', 'inode', 'base', 'covers', 'content', 'size', 'time'], ['ranges', 'over'], 'fold')
       checkId(b.inode, 'inode'); checkId(b.base, 'base')
+      if (b.over !== undefined) {
+        checkId(b.over, 'over')
+        if (b.ranges === undefined) throw new InvalidOpError('over names the content a partial fold keeps: only with ranges')
+      }
+      if (b.ranges !== undefined) {
+        if (!Array.isArray(b.ranges) || b.ranges.length === 0 || b.ranges.length % 2 !== 0) throw new InvalidOpError('ranges must be a non-empty list of [from, to) pairs')
+        let last = -1
+        for (const r of b.ranges as unknown[]) {
+          checkUint(r, Number.MAX_SAFE_INTEGER, 'a range bound')
+          if ((r as number) <= last) throw new InvalidOpError('ranges must be increasing, each non-empty')
+          last = r as number
+        }
+      }
       checkUint(b.covers, U32, 'covers')
       if (b.content !== null) checkContent(b.content)
       checkUint(b.size, Number.MAX_SAFE_INTEGER, 'size')

@@ -3,7 +3,7 @@
 // receive() for ops from peers. Both persist an op (fsync) before it is applied.
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
-import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, extentsOf, type EntryRec, type InodeRec } from './crdt.ts'
+import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, heldRead, heldTop, type EntryRec, type InodeRec } from './crdt.ts'
 import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
@@ -208,26 +208,49 @@ export class Tree extends EventTarget {
     const v = (this.state.versions.get(this.state.ri(inode)) ?? []).find(x => x.version.op.toString() === op)
     if (v === undefined) return undefined
     if (v.state === undefined) return { content: v.version.content, size: v.version.size, extents: [] }
-    return { content: v.state.content, size: v.state.size, extents: extentsOf(v.state.tail, v.state.covered) }
+    return { content: v.state.content, size: v.state.size, extents: heldRead(v.state.tail, v.state.covered, v.state.held, v.state.size) }
   }
 
   /**
    * What a fold (compaction) of a file's current state builds on: `base`, the op its `fold`
-   * names (the head); `content` (`size` bytes) and `extents`, the pieces it reads now, the
-   * first `covered` appends since the base being in `content` already. A fold holding `content`
-   * and the first j of `extents` is `{ type: 'fold', base, covers: covered + j, size: extentEnd(extents[j - 1]) }`.
-   * Undefined when the file has no appends to fold.
+   * names (the head); `content`, the content read now (`size` bytes of it hold file bytes) and
+   * `extents`, the pieces read over it (heldRead: without the bytes partial folds hold), with
+   * `numbers[i]`, the number of the extent (since the base) piece i is of, and `sizes[n -
+   * covered - 1]`, the file's size right after extent n. The first `covered`
+   * extents are in `content` everywhere, the first `top` somewhere; `over`, the fold whose
+   * content it is (what a partial fold names). A fold holding the first c extents (c >= top,
+   * c > covered: every piece numbered up to c laid over `content`) is `{ type: 'fold', base,
+   * covers: c, size }`, its size `sizes[c - covered - 1]`; a partial one adds `ranges`
+   * (where those pieces are laid: elsewhere it keeps `content`'s bytes) and `over`.
+   * Undefined when the file has no extents to fold.
    */
-  foldPoint (inode: InodeId): { base: string, content: Content | null, size: number, covered: number, extents: Extent[] } | undefined {
+  foldPoint (inode: InodeId): { base: string, content: Content | null, size: number, covered: number, top: number, over?: string, extents: Extent[], numbers: number[], sizes: number[] } | undefined {
     const id = this.state.ri(inode)
     const rec = this.state.inodes.get(id)
     const head = this.state.head.get(id)
     if (rec === undefined || rec.tail === undefined || head === undefined || head.length === 0) return undefined
     const covered = rec.covered ?? 0
-    const extents = extentsOf(rec.tail, covered)
+    const extents = heldRead(rec.tail, covered, rec.held, rec.size)
     if (extents.length === 0) return undefined
-    const size = extents[0].before
-    return { base: head[head.length - 1], content: rec.content, size, covered, extents }
+    // each extent's number, and the file's size right after each extent since `covered`
+    const byOp = new Map<string, number>()
+    const baseSize = rec.size - rec.tail.bytes
+    const sizes: number[] = []
+    for (let x: typeof rec.tail | undefined = rec.tail; x !== undefined && x.n > covered; x = x.prev) {
+      byOp.set(x.ext.op, x.n)
+      sizes[x.n - covered - 1] = baseSize + x.bytes
+    }
+    const numbers = extents.map(x => byOp.get(x.op) as number)
+    const fp: { base: string, content: Content | null, size: number, covered: number, top: number, over?: string, extents: Extent[], numbers: number[], sizes: number[] } =
+      { base: head[head.length - 1], content: rec.content, size: extents[0].before, covered, top: heldTop(covered, rec.held), extents, numbers, sizes }
+    if (rec.folded !== undefined) fp.over = rec.folded
+    return fp
+  }
+
+  /** How many extents since the oldest one a file still reads somewhere (every change of it walks them; 0 without extents). */
+  foldSpan (inode: InodeId): number {
+    const rec = this.state.inodes.get(this.state.ri(inode))
+    return rec?.tail === undefined ? 0 : rec.tail.n - (rec.covered ?? 0)
   }
 
   /**
@@ -602,10 +625,24 @@ export class Tree extends EventTarget {
 const NOBODY: ReadonlySet<string> = new Set()
 
 function toInode (rec: InodeRec, nlink: number): Inode {
-  const { tail, covered, real, appends, ...rest } = rec
+  const { tail, covered, held, folded, real, appends, ...rest } = rec
   const inode: Inode = { ...rest, nlink }
-  if (tail !== undefined && tail.n > (covered ?? 0)) inode.extents = extentsOf(tail, covered ?? 0)
+  if (tail !== undefined && tail.n > (covered ?? 0)) {
+    const extents = readOf(rec)
+    if (extents.length > 0) inode.extents = extents
+  }
   return inode
+}
+
+/**
+ * The extents a file record reads, made once per record (records are replaced, never mutated,
+ * so a record's pieces never change): with partial folds, cutting them costs every extent.
+ */
+const reads = new WeakMap<InodeRec, Extent[]>()
+function readOf (rec: InodeRec): Extent[] {
+  let out = reads.get(rec)
+  if (out === undefined) reads.set(rec, out = heldRead(rec.tail, rec.covered ?? 0, rec.held, rec.size))
+  return out
 }
 
 function entry (e: EntryRec): Entry {

@@ -53,8 +53,12 @@ export type OpBody =
    * head) followed by the file's first `covers` appends since it, `size` bytes in all. It adds
    * no bytes and no version: the tree reads it in place of those pieces when it matches them
    * exactly (those appends all in its causal past, `base` still the head), and ignores it otherwise.
+   * A partial fold (issue 15 item 2) holds them only over `ranges` (flat [from, to) pairs, in
+   * increasing order: the chunks worth rewriting); elsewhere `content` holds the bytes of the
+   * content the file read when it was made, that of the fold `over` (absent: the base version's
+   * own), and the extents it covers are still read there. It is read only while that content is.
    */
-  | { type: 'fold', inode: InodeId, base: string, covers: number, content: Content | null, size: number, time: bigint }
+  | { type: 'fold', inode: InodeId, base: string, covers: number, content: Content | null, size: number, ranges?: number[], over?: string, time: bigint }
   | { type: 'setxattr', inode: InodeId, name: string, value: Uint8Array, time: bigint }
   /**
    * A user settles the conflict siblings of the file `inode` holds at its name (`darkfs

@@ -1,8 +1,10 @@
 // Positioned extents (issue 15 item 1): an `append` op with `offset` lands its bytes there, over
 // the file's base, in total op order (newest wins per byte). Checked here: concurrent extents
-// from several authors (with appends, whole writes, truncating writes and folds between them)
-// read as the same bytes on every replica and in every delivery order, and, without writes, as
-// the base with every extent laid over it in total order; a write that saw an extent holds its
+// from several authors (with appends, whole writes, truncating writes, folds and partial folds
+// between them) read as the same bytes on every replica and in every delivery order, and,
+// without writes, as the base with every extent laid over it in total order (a reference
+// model); a partial fold is read over its ranges only, and one made over a content another
+// fold replaced first is ignored; a write that saw an extent holds its
 // bytes; one made over a version a concurrent whole write (or truncate) replaced keeps its
 // branch as one conflict sibling, in either total order; malformed extents are refused.
 import assert from 'node:assert/strict'
@@ -33,6 +35,17 @@ function read (tree: Tree, name = 'f'): string {
   if (extents.length > 0) assert.equal(extentEnd(extents[extents.length - 1]), inode.size)
   // zeros (gaps past the end) as '.', to compare as text
   return dec.decode(out).replaceAll('\u0000', '.')
+}
+
+/** Ranges [from, to) as a fold's flat, increasing list (overlapping or touching ones merged). */
+function norm (ranges: number[][]): number[] {
+  const out: number[] = []
+  for (const [a, b] of [...ranges].sort((x, y) => x[0] - y[0])) {
+    if (a >= b) continue
+    if (out.length > 0 && a <= out[out.length - 1]) out[out.length - 1] = Math.max(out[out.length - 1], b)
+    else out.push(a, b)
+  }
+  return out
 }
 
 /** Deliver blocks in a shuffled order, in small batches. */
@@ -112,14 +125,21 @@ function everyExtentKept (tree: Tree, ops: Op[]): void {
 describe('node/tree positioned extents', function () {
   this.timeout(120_000)
 
-  it('concurrent positioned extents from 3 authors converge to the same bytes in any delivery order (property)', async () => {
+  const mixes = [
+    { title: 'concurrent positioned extents from 3 authors converge to the same bytes in any delivery order (property)', whats: ['patch', 'patch', 'patch', 'append', 'write', 'truncate', 'fold', 'pfold', 'pfold', 'sync', 'sync'] },
+    // no whole writes: every run ends compared with the reference model
+    { title: 'positioned extents and partial folds from 3 authors converge to the reference model\'s bytes (property)', whats: ['patch', 'patch', 'patch', 'append', 'fold', 'pfold', 'pfold', 'pfold', 'sync', 'sync'] }
+  ]
+  for (const mix of mixes) it(mix.title, async () => {
     const act = fc.record({
       r: fc.nat(2),
-      what: fc.constantFrom('patch', 'patch', 'patch', 'append', 'write', 'truncate', 'fold', 'sync', 'sync'),
+      what: fc.constantFrom(...mix.whats),
       to: fc.nat(2),
       offset: fc.nat(70),
       len: fc.integer({ min: 1, max: 12 }),
       part: fc.nat(8),
+      from: fc.nat(80),
+      span: fc.integer({ min: 1, max: 40 }),
       dt: fc.nat(2)
     })
     await fc.assert(fc.asyncProperty(fc.array(act, { minLength: 4, maxLength: 40 }), fc.integer(), async (list, seed) => {
@@ -145,17 +165,46 @@ describe('node/tree positioned extents', function () {
             const now = read(r.tree)
             await r.tree.commit(write(inode, a.what === 'write' ? now + `[w${k++}]` : now.slice(0, a.offset % (now.length + 1)), time))
             wrote = true
-          } else if (a.what === 'fold') {
+          } else if (a.what === 'fold' || a.what === 'pfold') {
             const fp = r.tree.foldPoint(inode)
             if (fp === undefined) continue
-            const j = 1 + (a.part % fp.extents.length)
-            const out = new Uint8Array(extentEnd(fp.extents[j - 1]))
-            if (fp.content !== null) out.set((fp.content as { inline: Uint8Array }).inline.subarray(0, fp.size))
-            for (const x of fp.extents.slice(0, j)) out.set((x.content as { inline: Uint8Array }).inline.subarray(x.at, x.at + x.size), x.pos)
+            // the extents it may hold: the first c, c at least every one the content holds somewhere
+            const can = [...new Set(fp.numbers)].filter(n => n >= fp.top && n > fp.covered)
+            if (can.length === 0) continue
+            const c = can[a.part % can.length]
+            const size = fp.sizes[c - fp.covered - 1]
+            const now = new Uint8Array(size)
+            if (fp.content !== null) now.set((fp.content as { inline: Uint8Array }).inline.subarray(0, Math.min(fp.size, size)))
+            const full = now.slice()
+            fp.extents.forEach((x, i) => { if (fp.numbers[i] <= c) full.set((x.content as { inline: Uint8Array }).inline.subarray(x.at, x.at + x.size), x.pos) })
             const before = read(r.tree)
-            await r.tree.commit({ type: 'fold', inode, base: fp.base, covers: fp.covered + j, content: out.byteLength === 0 ? null : { inline: out }, size: out.byteLength, time })
+            const body: OpBody = { type: 'fold', inode, base: fp.base, covers: c, content: null, size, time }
+            let ranges: number[] | undefined
+            if (a.what === 'pfold' && size > 0) {
+              // one or two ranges; outside them the content keeps what the file's content holds now
+              const one = [a.from % size, Math.min(size, a.from % size + a.span)]
+              const two = [(a.from * 7 + 13) % size, Math.min(size, (a.from * 7 + 13) % size + (a.span >> 1) + 1)]
+              ranges = norm(a.part % 2 === 0 ? [one] : [one, two])
+              const out = now
+              for (let i = 0; i < ranges.length; i += 2) out.set(full.subarray(ranges[i], ranges[i + 1]), ranges[i])
+              body.ranges = ranges
+              if (fp.over !== undefined) body.over = fp.over
+              body.content = { inline: out }
+            } else {
+              body.content = full.byteLength === 0 ? null : { inline: full }
+            }
+            await r.tree.commit(body)
             assert.equal(read(r.tree), before, 'a fold changes no byte')
-            assert.equal(r.tree.foldPoint(inode)?.covered ?? fp.covered + j, fp.covered + j, 'the fold is read in place of what it holds')
+            const after = r.tree.foldPoint(inode)
+            if (ranges === undefined) {
+              assert.equal(after?.covered ?? c, c, 'the fold is read in place of what it holds')
+            } else {
+              // no piece of an extent it holds is read over its ranges any more
+              after?.extents.forEach((x, i) => {
+                if (after.numbers[i] > c) return
+                for (let k = 0; k < ranges.length; k += 2) assert.ok(x.pos + x.size <= ranges[k] || x.pos >= ranges[k + 1], 'a partial fold is read over its ranges')
+              })
+            }
           } else if (a.to !== a.r) {
             await sync(r.tree, reps[a.to].tree)
           }
@@ -189,7 +238,48 @@ describe('node/tree positioned extents', function () {
       } finally {
         await t.run()
       }
-    }), { numRuns: 60 * RUNS })
+    }), { numRuns: 100 * RUNS })
+  })
+
+  it('two partial folds made over the same content: the first in total order is read, the other ignored; bytes unchanged', async () => {
+    const t = new Teardown()
+    try {
+      const [a, b] = [await replica(t), await replica(t)]
+      const { id: inode } = await a.tree.commit(mkfile(a.tree.root, 'f', '0123456789abcdefghij', sec(1)))
+      await a.tree.commit({ type: 'append', inode, content: { inline: enc.encode('AA') }, at: 0, size: 2, offset: 1, time: sec(2) })
+      await a.tree.commit({ type: 'append', inode, content: { inline: enc.encode('BB') }, at: 0, size: 2, offset: 15, time: sec(3) })
+      await sync(a.tree, b.tree)
+      const want = '0AA3456789abcdeBBhij'
+      assert.equal(read(b.tree), want)
+      // a holds both extents over [0, 5), b over [12, 20), each keeping the base elsewhere
+      const pfold = async (tree: Tree, from: number, to: number, time: bigint): Promise<void> => {
+        const fp = tree.foldPoint(inode)!
+        const bytes = enc.encode('0123456789abcdefghij')
+        bytes.set(enc.encode(want).subarray(from, to), from)
+        await tree.commit({ type: 'fold', inode, base: fp.base, covers: 2, content: { inline: bytes }, size: 20, ranges: [from, to], time })
+        assert.equal(read(tree), want)
+        assert.equal(tree.get(inode)!.extents!.length, 1, 'the extent its range holds is read no more')
+      }
+      await pfold(a.tree, 0, 5, sec(4))
+      b.clock.ms += 10
+      await pfold(b.tree, 12, 20, sec(5))
+      await sync(a.tree, b.tree)
+      await sync(b.tree, a.tree)
+      for (const r of [a, b]) {
+        assert.equal(read(r.tree), want)
+        // a's fold sorts first: read; b's was made over the base's content, which a's replaced
+        assert.deepEqual(r.tree.get(inode)!.extents!.map(x => [x.pos, x.size]), [[15, 2]])
+      }
+      assert.equal(snapshot(a.tree), snapshot(b.tree))
+      // a partial fold over a's: holds the rest, and the file reads its content alone
+      const fp = b.tree.foldPoint(inode)!
+      assert.equal(fp.over !== undefined && fp.top === 2, true)
+      await b.tree.commit({ type: 'fold', inode, base: fp.base, covers: 2, content: { inline: enc.encode(want) }, size: 20, ranges: [15, 17], over: fp.over, time: sec(6) })
+      assert.equal(b.tree.get(inode)!.extents, undefined)
+      assert.equal(read(b.tree), want)
+    } finally {
+      await t.run()
+    }
   })
 
   it('a write that saw an extent holds its bytes; a truncate that did not keeps the extents\' branch as a sibling', async () => {
@@ -271,6 +361,25 @@ describe('node/tree positioned extents', function () {
       }
     })
   }
+
+  it('refuses malformed partial folds with a clear error', () => {
+    const ok: OpBody = { type: 'fold', inode: 'bafyreiabc', base: 'bafyreidef', covers: 2, content: null, size: 10, ranges: [0, 4, 6, 10], over: 'bafyreighi', time: sec(1) }
+    checkBody(ok)
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ ranges: [] }, /non-empty list/],
+      [{ ranges: [0, 4, 6] }, /pairs/],
+      [{ ranges: [4, 4] }, /increasing/],
+      [{ ranges: [0, 6, 4, 10] }, /increasing/],
+      [{ ranges: [-1, 4] }, /range bound must be an integer/],
+      [{ ranges: undefined }, /only with ranges/],
+      [{ over: 'not/an id' }, /bad over id/]
+    ]
+    for (const [patch, why] of bad) {
+      const body = { ...ok, ...patch } as unknown as OpBody
+      if ('ranges' in patch && patch.ranges === undefined) delete (body as { ranges?: number[] }).ranges
+      assert.throws(() => checkBody(body), (err: Error) => err instanceof InvalidOpError && why.test(err.message), JSON.stringify(patch))
+    }
+  })
 
   it('refuses malformed positioned extents with a clear error', async () => {
     const inode = 'bafyreiabc'

@@ -35,6 +35,7 @@ async function blocks (): Promise<Uint8Array[]> {
     { type: 'write', inode: id, content: null, size: 0, time: T },
     { type: 'append', inode: id, content: { manifest }, at: 7, size: 4096, offset: 123456789, time: T },
     { type: 'fold', inode: id, base: id2, covers: 3, content: { inline: new Uint8Array(300).fill(7) }, size: 300, time: T },
+    { type: 'fold', inode: id, base: id2, covers: 9, content: { inline: new Uint8Array(300).fill(8) }, size: 300, ranges: [0, 100, 200, 300], over: id2, time: T },
     { type: 'setxattr', inode: id, name: 'user.x', value: new Uint8Array([0, 1, 2, 255]), time: T },
     { type: 'removexattr', inode: id, name: 'user.x', time: T },
     { type: 'resolve', inode: id, keep: 'holder', siblings: [{ entry: id }, { entry: id2, head: id }], time: T }

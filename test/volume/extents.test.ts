@@ -3,9 +3,12 @@
 // never a rewrite of the chunks they land in; the file reads back as written through handles,
 // readFile, Volume.reader and after a restart, and past FOLD_EXTENTS the settled extents are
 // folded into one version with the bytes unchanged; a burst of them, and a quiet file's few, are
-// folded with no further write (a file unlinked first is not).
+// folded with no further write (a file unlinked first is not); pages scattered over a large file
+// are folded only in the chunks they make dense (a partial fold: one chunk rewritten, not the
+// file's), the rest once it is quiet.
 import assert from 'node:assert/strict'
-import { Volume, FOLD_EXTENTS, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
+import { Volume, FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
+import type { Store } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { prng } from '../../harness/prng.ts'
@@ -163,5 +166,49 @@ describe('volume: positioned extents (one host)', function () {
     assert.ok(folded.has(few) && !folded.has(gone), 'a file with no name left is not folded')
     assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'the folds changed no byte of /db')
     assert.ok(Buffer.from(await vol.readFile('/few')).equals(fewModel), 'the folds changed no byte of /few')
+  })
+
+  it('pages scattered over a large file: a partial fold rewrites only the chunk they make dense, the rest are folded once the file is quiet', async () => {
+    const dir = await tempDir(t, 'darkfs-extents-partial-')
+    let vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    const size = 8 * MiB
+    assert.ok(size > FOLD_CHEAP_REWRITE, 'a whole fold of it is not cheap')
+    const model = bytes(size, 4)
+    await vol.writeFile('/db', model)
+    const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
+    const store = (vol as unknown as { store: Store }).store
+    const page = 4096
+    const dense = Math.ceil(MiB / FOLD_AMPLIFICATION / page)
+    // FOLD_EXTENTS pages a few in each chunk but chunk 3, then enough in chunk 3 to make it dense
+    const spots: number[] = []
+    for (let i = 0; i < FOLD_EXTENTS; i++) spots.push((i % 7 < 3 ? i % 7 : i % 7 + 1) * MiB + Math.floor(i / 7) * 2 * page)
+    for (let i = 0; i < dense; i++) spots.push(3 * MiB + i * 3 * page)
+    const fh = await vol.open('/db', 'r+')
+    for (const [k, pos] of spots.entries()) {
+      const data = bytes(page, k + 10)
+      await fh.write(data, 0, page, pos)
+      model.set(data, pos)
+      await fh.sync()
+    }
+    await fh.close()
+    const stored = store.counters().added
+    const inChunk3 = (): number => (vol.tree.get(id)!.extents ?? []).filter(x => x.pos < 4 * MiB && x.pos + x.size > 3 * MiB).length
+    assert.equal(inChunk3(), dense)
+    // once they settle: chunk 3 folded, the other pages still read as extents
+    await until('a partial fold holds chunk 3', async () => inChunk3() === 0, 6 * FOLD_SETTLE_MS + FOLD_QUIET_MS)
+    const left = vol.tree.get(id)!.extents?.length ?? 0
+    if (left > 0) {
+      // (not yet folded whole by the quiet file's fold, which comes FOLD_QUIET_MS later)
+      assert.equal(left, FOLD_EXTENTS)
+      const rewrote = store.counters().added - stored
+      assert.ok(rewrote >= MiB && rewrote < 2 * MiB, `the partial fold stored ${rewrote} bytes: chunk 3 and a manifest`)
+    }
+    assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'a partial fold changed no byte')
+    await until('the quiet file is folded whole', async () => (vol.tree.get(id)!.extents?.length ?? 0) === 0, 6 * (FOLD_QUIET_MS + FOLD_SETTLE_MS))
+    assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'the folds changed no byte')
+    await vol.close()
+    vol = await Volume.open({ dir })
+    assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'the same bytes after a restart')
   })
 })
