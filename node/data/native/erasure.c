@@ -472,6 +472,17 @@ static int has_avx2 (void) {
 }
 #endif
 
+// out = in ^ ks over n bytes (a multiple of 8), a word at a time (memcpy: no alignment assumed)
+static inline void xor_words (uint8_t *out, const uint8_t *in, const uint8_t *ks, size_t n) {
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t a, b;
+    memcpy(&a, in + i, 8);
+    memcpy(&b, ks + i, 8);
+    a ^= b;
+    memcpy(out + i, &a, 8);
+  }
+}
+
 static void xsalsa20_xor (const uint8_t key[32], const uint8_t nonce[8], uint64_t position, const uint8_t *in, uint8_t *out, size_t len) {
   uint32_t s[16];
   uint8_t ks[256];
@@ -492,13 +503,7 @@ static void xsalsa20_xor (const uint8_t key[32], const uint8_t nonce[8], uint64_
     while (len - at >= 512) {
       salsa_state(s, key, nonce, block);
       salsa_block8(ks8, s);
-      for (size_t i = 0; i < 512; i += 8) {
-        uint64_t a, b;
-        memcpy(&a, in + at + i, 8);
-        memcpy(&b, ks8 + i, 8);
-        a ^= b;
-        memcpy(out + at + i, &a, 8);
-      }
+      xor_words(out + at, in + at, ks8, 512);
       block += 8;
       at += 512;
     }
@@ -507,13 +512,7 @@ static void xsalsa20_xor (const uint8_t key[32], const uint8_t nonce[8], uint64_
   while (len - at >= 256) {
     salsa_state(s, key, nonce, block);
     salsa_block4(ks, s);
-    for (size_t i = 0; i < 256; i += 8) {
-      uint64_t a, b;
-      memcpy(&a, in + at + i, 8);
-      memcpy(&b, ks + i, 8);
-      a ^= b;
-      memcpy(out + at + i, &a, 8);
-    }
+    xor_words(out + at, in + at, ks, 256);
     block += 4;
     at += 256;
   }
