@@ -10,7 +10,7 @@ import { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
-import { FsError, NotConflictedError } from './errors.ts'
+import { BlockUnavailableError, FsError, NotConflictedError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type Committed, type FileState } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
@@ -1259,7 +1259,15 @@ export class Volume implements VolumeApi {
       versions.filter(x => x.op.toString().endsWith(version)).at(0)
     if (v === undefined) throw new FsError('ENOENT', 'readVersion', `${path}@${version}`, 'no such version in the file history')
     const state = this.tree.versionBytes(inode.id, v.op.toString())
-    return await this.readState(state ?? { content: v.content, size: v.size }, path, options)
+    try {
+      return await this.readState(state ?? { content: v.content, size: v.size }, path, options)
+    } catch (err) {
+      // GC keeps the blocks of every version younger than the retention period (keeper/retained.ts,
+      // all a version reads); an older one's may be gone for good: say which version, and why it may be
+      if (!(err instanceof BlockUnavailableError)) throw err
+      const when = new Date(nsToMs(v.time)).toISOString()
+      throw new FsError('EIO', 'readVersion', `${path}@${v.op.toString()}`, `the version of ${when} is not readable: ${err.message}; garbage collection removes the blocks of versions older than the retention period`)
+    }
   }
 
   /** Conflict siblings in the tree (DESIGN.md §6). */

@@ -44,9 +44,10 @@ export function retainedContents (volume: Volume, retentionMs: number, now = Dat
       if (inode.kind !== 'file') { if (inode.content !== null) out.push(inode.content); continue }
       // the base, a fold standing in for it, and the appends since it
       out.push(...tree.contents(inode.id))
-      for (const v of tree.history(inode.id)) {
-        if (v.content !== null && v.time >= horizon) out.push(v.content)
-      }
+      // what each version within the retention period reads: its own content, and for an
+      // append the file as it read right after it (a fold's content a later fold replaced, a
+      // base a write replaced, the extents over it), not only the bytes it added
+      out.push(...tree.versionContents(inode.id, horizon))
     }
   }
   return out

@@ -3,7 +3,7 @@
 // receive() for ops from peers. Both persist an op (fsync) before it is applied.
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
-import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, heldRead, heldTop, type EntryRec, type InodeRec } from './crdt.ts'
+import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, heldRead, heldTop, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
 import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
@@ -265,6 +265,36 @@ export class Tree extends EventTarget {
     if (rec.content !== null) out.push(rec.content)
     if (rec.real?.content != null) out.push(rec.real.content)
     for (let x = rec.tail; x !== undefined; x = x.prev) out.push(x.ext.content)
+    return out
+  }
+
+  /**
+   * Every content the versions of a file's history made at `since` (ns, their time) or later
+   * read (versionBytes): a write's own content; an append's extent, and the file as it read
+   * right after it: the content read then (the base, or a fold standing in for it, which a later
+   * fold or write may have replaced since, so contents() no longer lists it) and every extent
+   * over it (also the bytes a partial fold held: a superset of heldRead's pieces). What GC must
+   * keep for those versions to read back (keeper/retained.ts). Versions share the tails of
+   * their extent lists: each node is walked once (down to the lowest `covered` it was asked
+   * for), so a long history costs its extents, not versions times extents.
+   */
+  versionContents (inode: InodeId, since = 0n): Content[] {
+    const out: Content[] = []
+    /** extent node -> the `covered` a walk through it went down to */
+    const walked = new Map<ExtNode, number>()
+    for (const v of this.state.versions.get(this.state.ri(inode)) ?? []) {
+      if (v.version.time < since) continue
+      if (v.version.content !== null) out.push(v.version.content)
+      const st = v.state
+      if (st === undefined) continue
+      if (st.content !== null) out.push(st.content)
+      for (let x = st.tail; x !== undefined && x.n > st.covered; x = x.prev) {
+        const down = walked.get(x)
+        if (down !== undefined && down <= st.covered) break
+        walked.set(x, st.covered)
+        out.push(x.ext.content)
+      }
+    }
     return out
   }
 

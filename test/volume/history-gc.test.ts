@@ -1,0 +1,154 @@
+// History versions survive garbage collection (DESIGN.md §3: GC keeps every version younger than
+// the retention period). A positioned extent's version reads the file as it was right after it
+// (Tree.versionBytes): the content read then (the base, or the fold standing in for it) and the
+// extents over it. Folds replace that content: after a second fold, the first fold's content is
+// read by no current state, only by the versions made over it; and after a whole write, the base
+// and every extent are read only by history. retained() (what GC keeps, repair keeps redundant and
+// status counts) must list all of it for every version within the retention period, and each such
+// version reads back as it was after GC; a version past the retention period whose blocks GC
+// removed fails with a clear error, never with wrong bytes.
+import assert from 'node:assert/strict'
+import { Volume, FOLD_SETTLE_MS } from 'darkfs'
+import { Collector } from '../../node/keeper/gc.ts'
+import { retained } from '../../node/keeper/retained.ts'
+import type { Store } from '../../node/data/index.ts'
+import type { InodeId } from '../../node/tree/index.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
+
+const MiB = 1 << 20
+const HOUR = 3600_000
+
+function bytes (n: number, fill: number): Uint8Array {
+  const b = new Uint8Array(n)
+  for (let i = 0; i < n; i++) b[i] = (fill + i * 7) & 0xff
+  return b
+}
+
+/** The Volume's private parts this test drives: its store, and its fold of a file. */
+interface Inside {
+  store: Store
+  folding: Map<InodeId, Promise<void>>
+  foldIfDue: (inode: InodeId, quiet?: boolean) => void
+}
+
+describe('volume: history versions and GC', function () {
+  this.timeout(180_000)
+  const t = new Teardown()
+  afterEach(async () => { await t.run() })
+
+  it('every version within retention reads back after two folds, a whole write and GC; one past it fails clearly', async () => {
+    const dir = await tempDir(t, 'darkfs-history-gc-')
+    const vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    const inside = vol as unknown as Inside
+    let model = bytes(3 * MiB + 1234, 1)
+    await vol.writeFile('/f', model)
+    const id = vol.tree.byIno((await vol.stat('/f')).ino)!.id
+    /** version op -> its bytes, read as soon as it was made */
+    const expected = new Map<string, Uint8Array>()
+    const newest = async (): Promise<void> => {
+      const vs = vol.tree.history(id)
+      for (const v of vs) {
+        const op = v.op.toString()
+        if (!expected.has(op)) expected.set(op, await vol.readVersion('/f', op))
+      }
+      assert.ok(Buffer.from(expected.get(vs[vs.length - 1].op.toString())!).equals(model), 'the newest version is the file')
+    }
+    await newest()
+    // positioned extents, longer than inline (stored content), one fsync each
+    const fh = await vol.open('/f', 'r+')
+    t.add(async () => { await fh.close().catch(() => {}) })
+    let k = 0
+    const extent = async (): Promise<void> => {
+      const pos = (k % 3) * MiB + 8192 * (k + 1)
+      const data = bytes(20_000, 40 + k++)
+      await fh.write(data, 0, data.byteLength, pos)
+      model.set(data, pos)
+      await fh.sync()
+      assert.ok((vol.tree.get(id)!.extents?.length ?? 0) > 0, 'a positioned extent')
+      await newest()
+    }
+    /** Fold every extent now (they settle first: a fold holds only settled ones). */
+    const fold = async (): Promise<void> => {
+      const last = vol.tree.get(id)!.extents!.at(-1)!
+      await until('the extents settle', async () => last.hlc[0] <= Date.now() - FOLD_SETTLE_MS, 60_000)
+      await until('a fold holds every extent', async () => {
+        inside.foldIfDue(id, true)
+        await inside.folding.get(id)
+        return vol.tree.get(id)!.extents === undefined
+      }, 60_000)
+      assert.ok(Buffer.from(await vol.readFile('/f')).equals(model), 'a fold changes no byte')
+    }
+    await extent()
+    await extent()
+    await fold()
+    const first = vol.tree.foldPoint(id)
+    assert.equal(first, undefined, 'nothing left to fold')
+    const f1 = vol.tree.get(id)!.content
+    // an extent over the first fold: its version reads the first fold's content
+    await extent()
+    await fold()
+    assert.notDeepEqual(vol.tree.get(id)!.content, f1, 'the second fold replaced the first')
+    await extent()
+    await fh.close()
+    // a whole write: the base, both folds and every extent are history's alone now
+    model = bytes(2 * MiB + 77, 9)
+    await vol.writeFile('/f', model)
+    await newest()
+    const versions = vol.tree.history(id)
+    assert.ok(versions.length >= 6, 'write, 4 fsyncs of extents, write')
+    assert.equal(expected.size, versions.length)
+
+    // what every version reads: the manifests of its content and extents
+    const needs = (op: string): string[] => {
+      const s = vol.tree.versionBytes(id, op)!
+      const out: string[] = []
+      for (const c of [s.content, ...s.extents.map(x => x.content)]) if (c !== null && 'manifest' in c) out.push(c.manifest.toString())
+      return out
+    }
+    const oldest = Number(versions[0].time / 1_000_000n)
+    // retention covers every version: retained() lists all they read
+    const keep = await retained(vol, HOUR, { now: oldest + 1000 })
+    for (const v of versions) {
+      for (const m of needs(v.op.toString())) assert.ok(keep.manifests.has(m), `version ${v.op.toString()} reads manifest ${m}, not retained`)
+    }
+    // GC on a host whose clock is a little behind the writer's (by the test's length): its
+    // rounds mark now, and remove an hour later (its clock), when every version is still within
+    // the retention period
+    const store = inside.store
+    let now = oldest - 1000
+    const gc = new Collector({ volume: vol, store, now: () => now }, { retentionMs: HOUR, intervalMs: 0 })
+    const mark = await gc.collect()
+    assert.equal(mark.skipped, false)
+    assert.equal(mark.removed.length, 0, 'first seen unreferenced: only marked')
+    now += HOUR
+    const sweep = await gc.collect()
+    assert.equal(sweep.skipped, false)
+    vol.chunks.dropCache()
+    for (const v of versions) {
+      const op = v.op.toString()
+      const got = await vol.readVersion('/f', op)
+      assert.ok(Buffer.from(got).equals(expected.get(op)!), `version ${op} reads back as it was`)
+    }
+    assert.ok(Buffer.from(await vol.readFile('/f')).equals(model), 'the current content')
+
+    // past the retention period (by this clock): the old versions' blocks go; reading one fails
+    // with an error that says so, never with other bytes
+    now += 10 * HOUR
+    await gc.collect()
+    now += 2 * HOUR
+    const gone = await gc.collect()
+    assert.ok(gone.removed.length > 0, 'blocks of versions past retention are removed')
+    vol.chunks.dropCache()
+    for (const v of versions.slice(0, -1)) {
+      await assert.rejects(vol.readVersion('/f', v.op.toString()), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'EIO', err.message)
+        assert.match(err.message, /not readable: block .* is unavailable.*retention period/)
+        return true
+      })
+    }
+    assert.ok(Buffer.from(await vol.readVersion('/f', versions.at(-1)!.op.toString())).equals(model), 'the current version')
+    assert.ok(Buffer.from(await vol.readFile('/f')).equals(model), 'the current content')
+  })
+})
