@@ -6,7 +6,8 @@
 // model); a partial fold is read over its ranges only, and one made over a content another
 // fold replaced first is ignored; a write that saw an extent holds its
 // bytes; one made over a version a concurrent whole write (or truncate) replaced keeps its
-// branch as one conflict sibling, in either total order; malformed extents are refused.
+// branch as one conflict sibling, in either total order; malformed extents are refused. Every
+// version's bytes (versionBytes) are among what GC keeps for history (versionContents).
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
@@ -122,6 +123,23 @@ function everyExtentKept (tree: Tree, ops: Op[]): void {
   }
 }
 
+/**
+ * Every version of /f and of its siblings reads only contents that versionContents() (what GC
+ * keeps for history, keeper/retained.ts) or contents() (the current state's) lists: the content
+ * read right after an append (a fold since replaced by another fold or a write included), and
+ * every extent over it.
+ */
+function historyKept (tree: Tree): void {
+  for (const [name, inode] of files(tree)) {
+    const kept = new Set([...tree.contents(inode), ...tree.versionContents(inode)])
+    for (const v of tree.history(inode)) {
+      const s = tree.versionBytes(inode, v.op.toString())!
+      if (s.content !== null) assert.ok(kept.has(s.content), `${name}: version ${v.op.toString()} reads a content GC does not keep`)
+      for (const x of s.extents) assert.ok(kept.has(x.content), `${name}: version ${v.op.toString()} reads an extent GC does not keep`)
+    }
+  }
+}
+
 describe('node/tree positioned extents', function () {
   this.timeout(120_000)
 
@@ -217,11 +235,13 @@ describe('node/tree positioned extents', function () {
         const ops = (await Promise.all(blocks.map(async b => await decodeOp(b)))).sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
         noMixing(reps[0].tree, ops)
         everyExtentKept(reps[0].tree, ops)
+        for (const r of reps) historyKept(r.tree)
         for (const s of [seed, seed ^ 0x5bd1e995]) {
           const fresh = await replica(t)
           await deliver(fresh.tree, blocks, s)
           assert.equal(read(fresh.tree), want)
           assert.equal(snapshot(fresh.tree), snapshot(reps[0].tree))
+          historyKept(fresh.tree)
         }
         if (!wrote && reps[0].tree.conflicts().length === 0) {
           // no write, no overlap of different bytes: the base with every extent over it, in total op order

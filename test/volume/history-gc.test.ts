@@ -6,13 +6,15 @@
 // and every extent are read only by history. retained() (what GC keeps, repair keeps redundant and
 // status counts) must list all of it for every version within the retention period, and each such
 // version reads back as it was after GC; a version past the retention period whose blocks GC
-// removed fails with a clear error, never with wrong bytes.
+// removed fails with a clear error, never with wrong bytes. A second host that receives the ops
+// has the same history, reading the same contents.
 import assert from 'node:assert/strict'
 import { Volume, FOLD_SETTLE_MS } from 'darkfs'
 import { Collector } from '../../node/keeper/gc.ts'
 import { retained } from '../../node/keeper/retained.ts'
 import type { Store } from '../../node/data/index.ts'
-import type { InodeId } from '../../node/tree/index.ts'
+import type { CID } from 'multiformats/cid'
+import type { Content, InodeId } from '../../node/tree/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 
@@ -42,6 +44,9 @@ describe('volume: history versions and GC', function () {
     const vol = await Volume.open({ dir })
     t.add(async () => { await vol.close() })
     const inside = vol as unknown as Inside
+    // every op, for a second host to receive
+    const ops: Uint8Array[] = []
+    vol.tree.addEventListener('op', (e: Event) => { ops.push(vol.tree.getOp((e as CustomEvent<{ cid: CID }>).detail.cid)!) })
     let model = bytes(3 * MiB + 1234, 1)
     await vol.writeFile('/f', model)
     const id = vol.tree.byIno((await vol.stat('/f')).ino)!.id
@@ -101,8 +106,8 @@ describe('volume: history versions and GC', function () {
     assert.equal(expected.size, versions.length)
 
     // what every version reads: the manifests of its content and extents
-    const needs = (op: string): string[] => {
-      const s = vol.tree.versionBytes(id, op)!
+    const needs = (op: string, on = vol): string[] => {
+      const s = on.tree.versionBytes(id, op)!
       const out: string[] = []
       for (const c of [s.content, ...s.extents.map(x => x.content)]) if (c !== null && 'manifest' in c) out.push(c.manifest.toString())
       return out
@@ -113,6 +118,16 @@ describe('volume: history versions and GC', function () {
     for (const v of versions) {
       for (const m of needs(v.op.toString())) assert.ok(keep.manifests.has(m), `version ${v.op.toString()} reads manifest ${m}, not retained`)
     }
+    // a second host that receives the ops: the same history, reading the same contents
+    const dir2 = await tempDir(t, 'darkfs-history-gc-2-')
+    const vol2 = await Volume.open({ dir: dir2 })
+    t.add(async () => { await vol2.close() })
+    assert.equal((await vol2.tree.receive(ops)).missing.length, 0)
+    const keys = (cs: Content[]): string[] => [...new Set(cs.map(c => 'manifest' in c ? c.manifest.toString() : Buffer.from(c.inline).toString('hex')))].sort()
+    assert.deepEqual(vol2.tree.history(id).map(v => v.op.toString()), versions.map(v => v.op.toString()))
+    assert.deepEqual(keys(vol2.tree.versionContents(id)), keys(vol.tree.versionContents(id)))
+    for (const v of versions) assert.deepEqual(needs(v.op.toString(), vol2), needs(v.op.toString()))
+
     // GC on a host whose clock is a little behind the writer's (by the test's length): its
     // rounds mark now, and remove an hour later (its clock), when every version is still within
     // the retention period
