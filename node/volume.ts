@@ -234,6 +234,8 @@ export class Volume implements VolumeApi {
   private readonly syncPlaceWaitMs: number
   /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
   private readonly folding = new Map<InodeId, Promise<void>>()
+  /** Inodes asked to fold while a fold of theirs ran (true: a quiet fold was asked): asked again when it ends. */
+  private readonly foldAgain = new Map<InodeId, boolean>()
   /** Inodes with a fold due later (quiet, or extents left to settle): its timer. */
   private readonly foldTimers = new Map<InodeId, ReturnType<typeof setTimeout>>()
   /** Aborted at close: a fold waiting for the placement of its chunks gives up. */
@@ -787,18 +789,33 @@ export class Volume implements VolumeApi {
       this.foldLater(inode, FOLD_QUIET_MS)
       return
     }
-    if (this.folding.has(inode)) return
+    if (this.folding.has(inode)) {
+      // asked while a fold runs (a commit past the bounds, or a timer): that fold was planned
+      // from the extents before this ask, so the ask is kept and made once it ends
+      this.foldAgain.set(inode, quiet || this.foldAgain.get(inode) === true)
+      return
+    }
     this.folding.set(inode, this.fold(inode, quiet).then(left => {
       // a whole fold's unsettled extents are folded once they settle; a partial fold's chunks
       // left are looked at again then (they may be dense by now), and folded when the file is quiet
       if (left === 'settle') this.foldLater(inode, FOLD_SETTLE_MS, true)
       else if (left === 'dense') this.foldLater(inode, FOLD_SETTLE_MS, false)
       else if (left === 'quiet') this.foldLater(inode, FOLD_QUIET_MS, true)
+      else if ((this.tree.get(inode)?.extents?.length ?? 0) > 0 && !this.foldTimers.has(inode) && !this.foldStop.signal.aborted) {
+        // extents left though the fold held all it saw: its op was found stale (the tree
+        // ignored it), or new ones came meanwhile: tried again once the file is quiet
+        this.foldLater(inode, FOLD_QUIET_MS, true)
+      }
     }, (err: Error) => {
       // tried again once the file is quiet: extents are never left unfolded for good
       log('inode %s: fold not made: %s', inode, err.message)
       if (!this.foldStop.signal.aborted) this.foldLater(inode, FOLD_QUIET_MS, true)
-    }).finally(() => this.folding.delete(inode)))
+    }).finally(() => {
+      this.folding.delete(inode)
+      const again = this.foldAgain.get(inode)
+      this.foldAgain.delete(inode)
+      if (again !== undefined) this.foldIfDue(inode, again)
+    }))
   }
 
   /** A fold of `inode` in `ms` (the one due before is put off: a file written again is not quiet); `quiet`: of every chunk. */

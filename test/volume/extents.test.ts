@@ -5,7 +5,8 @@
 // folded into one version with the bytes unchanged; a burst of them, and a quiet file's few, are
 // folded with no further write (a file unlinked first is not); pages scattered over a large file
 // are folded only in the chunks they make dense (a partial fold: one chunk rewritten, not the
-// file's), the rest once it is quiet.
+// file's), the rest once it is quiet; extents made past the bounds while a fold runs are folded
+// once it ends (a fold asked for meanwhile is not lost).
 import assert from 'node:assert/strict'
 import { Volume, FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
 import type { Store } from '../../node/data/index.ts'
@@ -166,6 +167,47 @@ describe('volume: positioned extents (one host)', function () {
     assert.ok(folded.has(few) && !folded.has(gone), 'a file with no name left is not folded')
     assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'the folds changed no byte of /db')
     assert.ok(Buffer.from(await vol.readFile('/few')).equals(fewModel), 'the folds changed no byte of /few')
+  })
+
+  it('extents made past the bounds while a fold runs are folded once it ends, with no further write', async () => {
+    const dir = await tempDir(t, 'darkfs-extents-during-')
+    const vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    const model = bytes(MiB + 321, 6)
+    await vol.writeFile('/db', model)
+    const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
+    // a fold's placement (the only place() without `safe`) waits until released: the fold runs
+    // as long as this test needs
+    const chunks = vol.chunks as unknown as { place: (refs: unknown[], opts?: { safe?: boolean }) => Promise<void> }
+    const place = chunks.place.bind(chunks)
+    let held = 0
+    let release!: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    chunks.place = async (refs, opts = {}) => {
+      if (opts.safe !== true) { held++; await gate }
+      await place(refs, opts)
+    }
+    const fh = await vol.open('/db', 'r+')
+    let k = 0
+    const extent = async (): Promise<void> => {
+      const data = bytes(100 + k, k)
+      const pos = (k++ * 9973) % (model.byteLength - 200)
+      await fh.write(data, 0, data.byteLength, pos)
+      model.set(data, pos)
+      await fh.sync()
+    }
+    // past FOLD_EXTENTS on a small file: a whole fold is due, made once they settle
+    for (let i = 0; i <= FOLD_EXTENTS; i++) await extent()
+    await until('a fold of the settled extents is under way', async () => held > 0, 60_000)
+    // more while it runs: each commit asks for a fold (past the bounds still)
+    await extent()
+    await extent()
+    assert.ok((vol.tree.get(id)!.extents?.length ?? 0) > FOLD_EXTENTS, 'past the bounds')
+    release()
+    await fh.close()
+    // no write from here: the extents made during the fold are folded too
+    await until('every extent is folded', async () => (vol.tree.get(id)!.extents?.length ?? 0) === 0, 6 * (FOLD_QUIET_MS + FOLD_SETTLE_MS))
+    assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'the folds changed no byte')
   })
 
   it('pages scattered over a large file: a partial fold rewrites only the chunk they make dense, the rest are folded once the file is quiet', async () => {
