@@ -53,6 +53,7 @@ import { Journal, type Undo, undo } from './journal.ts'
 import { sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
 import type { Content, EntryId, Extent, Inode, InodeId, OpBody, Version } from './types.ts'
+import { meeting } from './tail-index.ts'
 
 export const ROOT: InodeId = 'root'
 /** Ops kept undoable; an op that sorts before all of them triggers a full replay instead. */
@@ -761,10 +762,11 @@ class Apply {
     if (head.length > 0 && !head.some(saw) && !this.onlyEmptyCreates(head)) return head[0]
     const lo = raw.offset as number
     const hi = lo + raw.size
-    for (let x = rec.tail; x !== undefined; x = x.prev) {
+    // the extents meeting its bytes, newest first (through an index: tail-index.ts)
+    for (const x of meeting(rec.tail, lo, hi)) {
+      if (saw(x.ext.op)) continue
       const a = Math.max(lo, x.ext.pos)
       const z = Math.min(hi, x.ext.pos + x.ext.size)
-      if (a >= z || saw(x.ext.op)) continue
       if (!sameBytes(x.ext, x.ext.pos, raw, lo, a, z)) return x.ext.op
     }
     return undefined
