@@ -635,14 +635,12 @@ function toInode (rec: InodeRec, nlink: number): Inode {
 }
 
 /**
- * The extents a file record reads, made once per record (records are replaced, never mutated,
- * so a record's pieces never change): with partial folds, cutting them costs every extent.
+ * The extents a file record reads: heldRead() keeps them with the list's head, once per state,
+ * and makes a new state's from the last one (not per record: records of past states live on in
+ * the undo journal, and each would keep its array of every extent alive).
  */
-const reads = new WeakMap<InodeRec, Extent[]>()
 function readOf (rec: InodeRec): Extent[] {
-  let out = reads.get(rec)
-  if (out === undefined) reads.set(rec, out = heldRead(rec.tail, rec.covered ?? 0, rec.held, rec.size))
-  return out
+  return heldRead(rec.tail, rec.covered ?? 0, rec.held, rec.size)
 }
 
 function entry (e: EntryRec): Entry {
