@@ -100,7 +100,7 @@ try {
       const job = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0]
       s = job.write.iops
       const fsyncs = Math.max(1, job.sync?.total_ios ?? Math.round(job.write.total_ios / 16))
-      process.stdout.write(`  per fio fsync (${fsyncs}): fsync/fdatasync ${((syncs.sync + syncs.datasync) / fsyncs).toFixed(2)}, commits ${(c.commits / fsyncs).toFixed(2)}, block puts ${(c.puts / fsyncs).toFixed(2)}, blocks ${(c.blocks / fsyncs).toFixed(2)}\n`)
+      process.stdout.write(`  per fio fsync (${fsyncs}): fsync/fdatasync ${((syncs.sync + syncs.datasync) / fsyncs).toFixed(2)}, commits ${(c.commits / fsyncs).toFixed(2)}, block puts ${(c.puts / fsyncs).toFixed(2)}, blocks ${(c.blocks / fsyncs).toFixed(2)}; heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, file extents ${hosts[0].tree.foldSpan(hosts[0].tree.lookup(hosts[0].tree.root, 'fio.bin')?.inode ?? '')} since the oldest read\n`)
     } else {
       const d = join(dir, `sqlite-${w}`)
       await sh('mkdir', ['-p', d])
