@@ -35,14 +35,17 @@ const commitMany = Tree.prototype.commitMany
 Tree.prototype.commitMany = async function (this: Tree, bodies: any[]) { c.commits++; c.ops += bodies.length; const t0 = performance.now(); try { return await commitMany.call(this, bodies) } finally { c.commitMs += performance.now() - t0 } } as any
 const types = new Map<string, number>()
 // disk syncs: fsync/fdatasync calls (the op log's appends are O_DSYNC writes: one per commit at most)
-const syncs = { sync: 0, datasync: 0 }
+const syncs = { sync: 0, datasync: 0, syncMs: 0, writes: 0, writeMs: 0 }
 {
   const probe = await open('/proc/self/stat', 'r')
   const FH = Object.getPrototypeOf(probe)
   await probe.close()
   const sync = FH.sync
   const datasync = FH.datasync
-  FH.sync = async function (this: any) { syncs.sync++; return await sync.call(this) }
+  FH.sync = async function (this: any) { syncs.sync++; const t0 = performance.now(); try { return await sync.call(this) } finally { syncs.syncMs += performance.now() - t0 } }
+  // writes at a position (the op log's O_DSYNC appends; block files are written whole by writeFile)
+  const write = FH.write
+  FH.write = async function (this: any, ...args: any[]) { syncs.writes++; const t0 = performance.now(); try { return await write.apply(this, args) } finally { syncs.writeMs += performance.now() - t0 } }
   FH.datasync = async function (this: any) { syncs.datasync++; return await datasync.call(this) }
 }
 
@@ -83,7 +86,7 @@ try {
       await sh('fio', ['--name=prep', `--filename=${f}`, '--ioengine=psync', `--size=${mib}M`, '--rw=write', '--bs=1M', '--end_fsync=1'], { timeoutMs: 600_000 })
       await until('placed', () => hosts[0].network.pending.size === 0, 600_000)
       Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
-      Object.assign(syncs, { sync: 0, datasync: 0 })
+      Object.assign(syncs, { sync: 0, datasync: 0, syncMs: 0, writes: 0, writeMs: 0 })
       const session = new Session()
       if (profDir !== undefined) {
         session.connect()
@@ -100,7 +103,7 @@ try {
       const job = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0]
       s = job.write.iops
       const fsyncs = Math.max(1, job.sync?.total_ios ?? Math.round(job.write.total_ios / 16))
-      process.stdout.write(`  per fio fsync (${fsyncs}): fsync/fdatasync ${((syncs.sync + syncs.datasync) / fsyncs).toFixed(2)}, commits ${(c.commits / fsyncs).toFixed(2)}, block puts ${(c.puts / fsyncs).toFixed(2)}, blocks ${(c.blocks / fsyncs).toFixed(2)}; heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, file extents ${hosts[0].tree.foldSpan(hosts[0].tree.lookup(hosts[0].tree.root, 'fio.bin')?.inode ?? '')} since the oldest read\n`)
+      process.stdout.write(`  per fio fsync (${fsyncs}): fsync/fdatasync ${((syncs.sync + syncs.datasync) / fsyncs).toFixed(2)} (${(syncs.syncMs / Math.max(1, syncs.sync)).toFixed(1)} ms each), handle writes ${(syncs.writes / fsyncs).toFixed(2)} (${(syncs.writeMs / Math.max(1, syncs.writes)).toFixed(1)} ms each), commits ${(c.commits / fsyncs).toFixed(2)}, block puts ${(c.puts / fsyncs).toFixed(2)}, blocks ${(c.blocks / fsyncs).toFixed(2)}; heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, file extents ${hosts[0].tree.foldSpan(hosts[0].tree.lookup(hosts[0].tree.root, 'fio.bin')?.inode ?? '')} since the oldest read\n`)
     } else {
       const d = join(dir, `sqlite-${w}`)
       await sh('mkdir', ['-p', d])
