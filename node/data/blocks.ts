@@ -278,11 +278,11 @@ export class ChunkService {
     opts.signal?.throwIfAborted()
     const { k, m } = paramsFor(bytes.byteLength, opts.params ?? this.params())
     // hashed off the event loop; the data fragments' Merkle roots (range reads, as withRoots) are
-    // one more pass (off the event loop too, with the addon), and their leaf hashes are kept: a
-    // small read of the chunk later reads only its page from disk (leaves.ts)
+    // one more pass here, and their leaf hashes are kept: a small read of the chunk later reads
+    // only its page from disk (leaves.ts)
     const encoded = await encodeChunkAsync(bytes, offset, k, m)
     if (encoded.ref.cid !== null) {
-      encoded.ref.roots = await Promise.all(encoded.blocks.slice(0, encoded.ref.k).map(async b => await this.localLeaves.remembered(b.cid, b.bytes)))
+      encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => this.localLeaves.remember(b.cid, b.bytes))
       if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
     // verified: encodeChunkAsync hashed these very blocks to their CIDs just now, and `bytes`

@@ -14,17 +14,11 @@
 // store finds and quarantines it (Store.get), and the caller falls back as for an absent one.
 import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
-import { HASH_BYTES, LEAF_BYTES, equalBytes, leafCount, leafHashes, leafInputs, leafMatches, proofFromLeaves, rangeBytes, rootFromLeaves } from './merkle.ts'
-import { sha256Many } from './erasure.ts'
+import { HASH_BYTES, LEAF_BYTES, equalBytes, leafCount, leafHashes, leafMatches, proofFromLeaves, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
 
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
 export const LEAF_HASHES_BYTES = 16 << 20
-/**
- * Fragments from this size on have their leaves hashed on the addon's threadpool (remembered()):
- * below it a round trip costs more than the hashing.
- */
-const ASYNC_LEAVES_MIN_BYTES = 65536
 
 /** Leaves [first, end) of a fragment, and the hashes of all its leaves. */
 export interface LeafSlice { bytes: Uint8Array, length: number, hashes: Uint8Array }
@@ -46,24 +40,6 @@ export class LocalLeaves {
   /** Keep the leaf hashes of `bytes`, the sound content of fragment `cid` (just written, or verified); its Merkle root. */
   remember (cid: CID, bytes: Uint8Array): Uint8Array {
     const hashes = leafHashes(bytes)
-    const root = rootFromLeaves(bytes.byteLength, hashes)
-    this.keep(cid, bytes.byteLength, root, hashes)
-    return root
-  }
-
-  /**
-   * remember(), with the leaves hashed off the event loop when the addon can (sha256Many, in
-   * two parallel jobs): each chunk a fold rewrites (1 MiB, every few fsyncs of small random
-   * writes) cost the event loop that serves the mount a millisecond and more of sha256 here.
-   * The same hashes and root as remember(); `bytes` must not change until it settles.
-   */
-  async remembered (cid: CID, bytes: Uint8Array): Promise<Uint8Array> {
-    const many = sha256Many
-    if (many === undefined || bytes.byteLength < ASYNC_LEAVES_MIN_BYTES) return this.remember(cid, bytes)
-    const inputs = leafInputs(bytes)
-    const digests = await many(inputs, inputs.length > 1 ? [inputs.length >> 1] : [], 0)
-    const hashes = new Uint8Array(digests.length * HASH_BYTES)
-    for (let i = 0; i < digests.length; i++) hashes.set(digests[i], i * HASH_BYTES)
     const root = rootFromLeaves(bytes.byteLength, hashes)
     this.keep(cid, bytes.byteLength, root, hashes)
     return root

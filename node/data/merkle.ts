@@ -48,26 +48,6 @@ export function leafHashes (bytes: Uint8Array): Uint8Array {
   return out
 }
 
-/**
- * What leafHashes() hashes, leaf by leaf: views of one copy of `bytes`, each leaf behind its
- * tag (0x00 || leaf), for a hasher that takes whole buffers (the addon's, off the main thread:
- * data/leaves.ts). One copy of the bytes, where hashing them is ten times that.
- */
-export function leafInputs (bytes: Uint8Array): Uint8Array[] {
-  const n = leafCount(bytes.byteLength)
-  const copy = new Uint8Array(bytes.byteLength + n)
-  const out: Uint8Array[] = []
-  let at = 0
-  for (let i = 0; i < n; i++) {
-    const leaf = bytes.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)
-    copy[at] = LEAF_TAG[0]
-    copy.set(leaf, at + 1)
-    out.push(copy.subarray(at, at + 1 + leaf.byteLength))
-    at += 1 + leaf.byteLength
-  }
-  return out
-}
-
 /** The root of a fragment of `length` bytes from its leaf hashes (leafHashes()). */
 export function rootFromLeaves (length: number, hashes: Uint8Array): Uint8Array {
   const leaves = split32(length, hashes)

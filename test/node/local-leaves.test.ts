@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChunkService, LEAF_BYTES, LocalLeaves, Store, cidOf, merkleRoot, verifyRange } from '../../node/data/index.ts'
+import { ChunkService, LEAF_BYTES, Store, merkleRoot, verifyRange } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { prng, seededBytes } from '../../harness/prng.ts'
@@ -53,18 +53,6 @@ describe('local range reads (LocalLeaves)', function () {
       assert.equal(chunks.readCounters().rangeFallbacks, 0)
     })
   }
-
-  it('remembered() keeps the hashes remember() keeps, hashed off the main thread or not, whatever the length', async () => {
-    const { store } = await service({ k: 1, m: 0 })
-    for (const length of [0, 100, LEAF_BYTES, 65535, 65536, 3 * LEAF_BYTES * 2 + 7, 1 << 20]) {
-      const bytes = seededBytes(length, length + 1)
-      const cid = cidOf(bytes)
-      const a = new LocalLeaves(store)
-      const b = new LocalLeaves(store)
-      assert.deepEqual(await a.remembered(cid, bytes), merkleRoot(bytes), `root of ${length} bytes`)
-      assert.deepEqual(b.remember(cid, bytes), merkleRoot(bytes))
-    }
-  })
 
   it('a chunk just written is read by slices at once (its leaf hashes were kept when it was stored)', async () => {
     const { chunks } = await service({ k: 1, m: 0 })

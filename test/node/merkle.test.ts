@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
-import { HASH_BYTES, LEAF_BYTES, leafCount, leafHashes, leafInputs, merkleRoot, rangeBytes, rangeProof, verifyRange } from '../../node/data/merkle.ts'
+import { HASH_BYTES, LEAF_BYTES, leafCount, merkleRoot, rangeBytes, rangeProof, verifyRange } from '../../node/data/merkle.ts'
 import { seededBytes } from '../../harness/prng.ts'
 
 /** Fragment lengths around the leaf boundaries that matter: empty, one short leaf, a few leaves, a 1 MiB chunk. */
@@ -94,16 +94,6 @@ describe('merkle: verified ranges of a fragment', function () {
     assert.deepEqual(Buffer.from(merkleRoot(bytes)), h(Uint8Array.of(2), len, top))
     // leaf 2's proof is the hash of the left subtree of leaves 0 and 1
     assert.deepEqual(rangeProof(bytes, 2, 3).proof.map(p => Buffer.from(p)), [h(Uint8Array.of(1), leaf(0), leaf(1))])
-  })
-
-  it('leafInputs hashed one by one are the leaf hashes (what the addon hashes off the main thread)', () => {
-    fc.assert(fc.property(lengthArb, fc.nat(), (length, seed) => {
-      const bytes = seededBytes(length, seed)
-      const inputs = leafInputs(bytes)
-      assert.equal(inputs.length, leafCount(length))
-      const joined = Buffer.concat(inputs.map(x => createHash('sha256').update(x).digest()))
-      assert.deepEqual(new Uint8Array(joined), leafHashes(bytes))
-    }), { seed: 20261203, numRuns: 40 })
   })
 
   it('rejects an out-of-bounds range when proving', () => {
