@@ -75,8 +75,8 @@ export class Tree extends EventTarget {
   private floor = 0
   /** Received ops waiting for parents, by id. */
   private readonly pending = new Map<string, Op>()
-  /** What the next local op names as parents: the DAG heads plus stamped local ops. */
-  private readonly stampHeads = new Set<string>()
+  /** What the next local op names as parents: the DAG heads plus stamped local ops, with their CIDs (parsing one per op stamped cost more than signing it half as much again). */
+  private readonly stampHeads = new Map<string, CID>()
   private lastLocal: string | undefined
   private chain: Promise<unknown> = Promise.resolve()
   private failed: Error | undefined
@@ -121,7 +121,7 @@ export class Tree extends EventTarget {
       this.clock.observe(op.hlc)
       if (op.author === this.signer.author) this.lastLocal = id
     }
-    for (const h of this.dag.heads()) this.stampHeads.add(h)
+    for (const h of this.dag.heads()) this.stampHeads.set(h, (this.dag.get(h) as DagNode).op.cid)
     this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.cid.multihash.digest })))
     this.rebuild()
   }
@@ -329,7 +329,7 @@ export class Tree extends EventTarget {
         const op = await createOp(this.signer, body, hlc, this.parentsForStamp())
         const id = op.id
         for (const p of op.parentIds) this.stampHeads.delete(p)
-        this.stampHeads.add(id)
+        this.stampHeads.set(id, op.cid)
         this.lastLocal = id
         ops.push(op)
       }
@@ -538,12 +538,12 @@ export class Tree extends EventTarget {
   }
 
   private parentsForStamp (): CID[] {
-    let ids = [...this.stampHeads].sort()
+    let ids = [...this.stampHeads.keys()].sort()
     if (ids.length > MAX_PARENTS) {
       const keep = ids.filter(id => id === this.lastLocal)
       ids = keep.concat(ids.filter(id => id !== this.lastLocal).slice(0, MAX_PARENTS - keep.length)).sort()
     }
-    return ids.map(id => CID.parse(id))
+    return ids.map(id => this.stampHeads.get(id) as CID)
   }
 
   /** Add persisted ops (parents first) to the DAG and the materialised tree, then announce them. */
@@ -559,7 +559,7 @@ export class Tree extends EventTarget {
       this.clock.observe(op.hlc)
       if (!local) {
         for (let k = 0; k < op.parentIds.length; k++) this.stampHeads.delete(op.parentIds[k])
-        this.stampHeads.add(id)
+        this.stampHeads.set(id, op.cid)
       }
     }
     if (!local) this.stats.dagMs += performance.now() - t
