@@ -53,7 +53,7 @@ import { Journal, type Undo, undo } from './journal.ts'
 import { sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
 import type { Content, EntryId, Extent, Inode, InodeId, OpBody, Version } from './types.ts'
-import { meeting } from './tail-index.ts'
+import { meeting, type ExtNode } from './tail-index.ts'
 
 export const ROOT: InodeId = 'root'
 /** Ops kept undoable; an op that sorts before all of them triggers a full replay instead. */
@@ -61,13 +61,7 @@ export const UNDO_WINDOW = 100_000
 /** Longest parent chain walked when checking a move for cycles (deeper trees are refused). */
 export const MAX_DEPTH = 100_000
 
-/**
- * A file's extents since its base version, newest first, as a list that shares its tail (so a
- * version can keep the list it saw in O(1)). `n`: how many up to this one, `bytes`: how much they
- * grew the file, up to this one (its size after it minus the base's size). Each node's extent is
- * the op's, with `pos` and `before` set for this base.
- */
-export interface ExtNode { ext: Extent, prev: ExtNode | undefined, n: number, bytes: number }
+export type { ExtNode }
 
 /**
  * Stored inode: the Inode without nlink (derived on read) and extents (read from `tail`).

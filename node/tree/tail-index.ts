@@ -16,7 +16,16 @@
 // older head), so an index belongs to one head: TailIndex.of(tail) finds the index of the head or
 // of a recent ancestor (moving it to the head, adding the nodes since: the ancestor loses it), and
 // builds one from the whole list otherwise (after an undo, or the first query of a list).
-import type { ExtNode } from './crdt.ts'
+import type { Extent } from './types.ts'
+
+/**
+ * A file's extents since its base version, newest first, as a list that shares its tail (so a
+ * version can keep the list it saw in O(1)). `n`: how many up to this one, `bytes`: how much they
+ * grew the file, up to this one (its size after it minus the base's size). Each node's extent is
+ * the op's, with `pos` and `before` set for this base. (crdt.ts keeps these lists; defined here,
+ * where they are indexed, so the two files do not import each other.)
+ */
+export interface ExtNode { ext: Extent, prev: ExtNode | undefined, n: number, bytes: number }
 
 /** Bucket width of the finest level: 2^FIRST_SHIFT bytes (64 KiB); each level is 4x wider. */
 const FIRST_SHIFT = 16
