@@ -92,8 +92,8 @@ export interface FileState { content: Content | null, size: number, extents?: re
 interface Base extends FileState {
   /** Bytes of the state's own content (its extents follow). */
   readonly contentEnd: number
-  /** Each extent and the offset where it starts in the file. */
-  readonly pieces: ReadonlyArray<{ start: number, ext: Extent }>
+  /** The extents, each landed (`pos`: where it starts in the file); the state's, not a copy (made on every commit). */
+  readonly pieces: readonly Extent[]
   /** Which extent each byte reads from (made on the first read that meets an extent). */
   map?: ExtentMap
   manifest?: Manifest
@@ -105,7 +105,7 @@ function baseOf (state: FileState): Base {
   const extents = state.extents ?? []
   // the content holds the file up to where the first extent landed (the tree sets `pos`, `before`)
   const contentEnd = extents.length > 0 ? extents[0].before : state.size
-  const pieces = extents.map(ext => ({ start: ext.pos, ext }))
+  const pieces = extents
   const base: Base = { content: state.content, size: state.size, contentEnd, pieces, extentManifests: new Map() }
   if (state.extents !== undefined) base.extents = state.extents
   return base
@@ -574,7 +574,8 @@ export class OpenFile {
     // the chunks the base's extents cover: re-stored whole (this version holds them: a fold)
     const touched = new Set<number>()
     if (base.pieces.length > 0) for (let i = Math.floor(base.contentEnd / CHUNK_SIZE); i * CHUNK_SIZE < baseEnd; i++) touched.add(i)
-    for (const { start, ext } of base.pieces) {
+    for (const ext of base.pieces) {
+      const start = ext.pos
       for (let i = Math.floor(start / CHUNK_SIZE); i * CHUNK_SIZE < Math.min(start + ext.size, baseEnd); i++) touched.add(i)
     }
     for (const i of touched) candidates.add(i)

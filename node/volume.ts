@@ -238,6 +238,8 @@ export class Volume implements VolumeApi {
   private readonly foldAgain = new Map<InodeId, boolean>()
   /** Inodes with a fold due later (quiet, or extents left to settle): its timer. */
   private readonly foldTimers = new Map<InodeId, ReturnType<typeof setTimeout>>()
+  /** Inodes whose timer looks again at chunks left to settle (a partial fold's, not quiet): commits meanwhile do not. */
+  private readonly foldWaits = new Set<InodeId>()
   /** Aborted at close: a fold waiting for the placement of its chunks gives up. */
   private readonly foldStop = new AbortController()
   /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
@@ -276,6 +278,7 @@ export class Volume implements VolumeApi {
     // there and commits nothing (its chunks are left to GC); none due later starts
     for (const timer of this.foldTimers.values()) clearTimeout(timer)
     this.foldTimers.clear()
+    this.foldWaits.clear()
     this.foldStop.abort()
     this.closing ??= Promise.all(this.folding.values()).then(async () => { await this.closeParts?.() })
     await this.closing
@@ -783,6 +786,17 @@ export class Volume implements VolumeApi {
     // a file with no name left (a SQLite journal, unlinked after its transaction) is read by no
     // one again: a fold of it would only rewrite and place its chunks
     if (this.closing !== undefined || this.unlinked(inode)) return
+    if (!quiet) {
+      // the plan costs every extent of the file (thousands, with 4 KiB pages scattered over
+      // a large one): not made on every commit while it cannot change what happens. A fold
+      // under way looks again when done (and the file that goes quiet meanwhile is folded
+      // then); a fold waiting for extents to settle looks again when they have
+      if (this.foldWaits.has(inode)) return
+      if (this.folding.has(inode)) {
+        this.foldLater(inode, FOLD_QUIET_MS)
+        return
+      }
+    }
     const extents = this.tree.get(inode)?.extents ?? []
     if (extents.length === 0) return
     if (!quiet && !foldDue(extents, this.tree.foldSpan(inode))) {
@@ -821,8 +835,11 @@ export class Volume implements VolumeApi {
   /** A fold of `inode` in `ms` (the one due before is put off: a file written again is not quiet); `quiet`: of every chunk. */
   private foldLater (inode: InodeId, ms: number, quiet = true): void {
     clearTimeout(this.foldTimers.get(inode))
+    if (quiet) this.foldWaits.delete(inode)
+    else this.foldWaits.add(inode)
     const timer = setTimeout(() => {
       this.foldTimers.delete(inode)
+      this.foldWaits.delete(inode)
       this.foldIfDue(inode, quiet)
     }, ms)
     timer.unref()

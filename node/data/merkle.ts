@@ -15,7 +15,7 @@
 // BLAKE3 (bao, iroh-blobs) would hash faster and has this tree built in, but only through a
 // native addon this project does not ship; at 16 KiB leaves the hashing is not what bounds a
 // 4 KiB read (the round trip is).
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 
 /** Bytes per leaf: a 4 KiB read moves one leaf plus about log2(leaves) 32-byte hashes. */
 export const LEAF_BYTES = 16 * 1024
@@ -159,8 +159,15 @@ function leafHash (bytes: Uint8Array): Uint8Array {
   return createHash('sha256').update(LEAF_TAG).update(bytes).digest()
 }
 
+/** NODE_TAG || left || right, filled for each node hash (one one-shot hash, not a Hash object and three updates: half the time). */
+const nodeInput = new Uint8Array(1 + 2 * HASH_BYTES)
+nodeInput[0] = NODE_TAG[0]
+
 function nodeHash (left: Uint8Array, right: Uint8Array): Uint8Array {
-  return createHash('sha256').update(NODE_TAG).update(left).update(right).digest()
+  if (left.byteLength !== HASH_BYTES || right.byteLength !== HASH_BYTES) return createHash('sha256').update(NODE_TAG).update(left).update(right).digest()
+  nodeInput.set(left, 1)
+  nodeInput.set(right, 1 + HASH_BYTES)
+  return hash('sha256', nodeInput, 'buffer')
 }
 
 function rootOf (length: number, top: Uint8Array): Uint8Array {

@@ -53,6 +53,7 @@ import { Journal, type Undo, undo } from './journal.ts'
 import { sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
 import type { Content, EntryId, Extent, Inode, InodeId, OpBody, Version } from './types.ts'
+import { meeting, type ExtNode } from './tail-index.ts'
 
 export const ROOT: InodeId = 'root'
 /** Ops kept undoable; an op that sorts before all of them triggers a full replay instead. */
@@ -60,13 +61,7 @@ export const UNDO_WINDOW = 100_000
 /** Longest parent chain walked when checking a move for cycles (deeper trees are refused). */
 export const MAX_DEPTH = 100_000
 
-/**
- * A file's extents since its base version, newest first, as a list that shares its tail (so a
- * version can keep the list it saw in O(1)). `n`: how many up to this one, `bytes`: how much they
- * grew the file, up to this one (its size after it minus the base's size). Each node's extent is
- * the op's, with `pos` and `before` set for this base.
- */
-export interface ExtNode { ext: Extent, prev: ExtNode | undefined, n: number, bytes: number }
+export type { ExtNode }
 
 /**
  * Stored inode: the Inode without nlink (derived on read) and extents (read from `tail`).
@@ -135,13 +130,55 @@ function firstHeld (held: readonly Held[], at: number): number {
  * (cut into pieces: same op, `pos`, `at` and `size` of the piece). `size` is the file's size
  * with every extent. A piece's `before` is at least the size of the bytes the content holds,
  * so the first piece's `before` is where the content ends, as for whole extents.
+ *
+ * Made once per list head and fold state, and kept with the head (the array is shared: callers
+ * never change it); when only extents were added since a recent node whose read is kept, from
+ * that one: an fsync's few new extents then cost a piece each and a copy of the array, not a
+ * walk cutting every extent of the file again (thousands, with partial folds).
  */
 export function heldRead (tail: ExtNode | undefined, covered: number, held: readonly Held[] | undefined, size: number): Extent[] {
-  if (held === undefined || held.length === 0) return extentsOf(tail, covered)
+  if (tail === undefined || tail.n <= covered) return []
+  const cuts = held !== undefined && held.length > 0 ? held : undefined
+  const baseSize = size - tail.bytes
+  const same = (m: ReadMemo): boolean => m.covered === covered && m.held === cuts && m.baseSize === baseSize
+  const memo = readMemo.get(tail)
+  if (memo !== undefined && same(memo)) return memo.out
+  // a recent node's read: the extents since it lie past every fold (no partial fold cuts them)
+  const top = heldTop(covered, cuts)
+  const since: ExtNode[] = [tail]
+  for (let x = tail.prev; x !== undefined && x.n >= top && since.length <= READ_CATCH_UP; x = x.prev) {
+    const m = readMemo.get(x)
+    if (m !== undefined && same(m)) {
+      const out = m.out.slice()
+      for (let i = since.length - 1; i >= 0; i--) {
+        const ext = since[i].ext
+        const before = Math.max(ext.before, m.heldEnd)
+        out.push(before === ext.before ? ext : { ...ext, before })
+      }
+      // the read moves to the head: a list keeps one (an older head asked again is read anew)
+      readMemo.delete(x)
+      readMemo.set(tail, { covered, held: cuts, baseSize, heldEnd: m.heldEnd, out })
+      return out
+    }
+    since.push(x)
+  }
+  const fresh = freshRead(tail, covered, cuts, baseSize)
+  readMemo.set(tail, { covered, held: cuts, baseSize, heldEnd: fresh.heldEnd, out: fresh.out })
+  return fresh.out
+}
+
+/** A heldRead() kept with the newest node of the list it read (the fold state it read with). */
+interface ReadMemo { covered: number, held: readonly Held[] | undefined, baseSize: number, heldEnd: number, out: Extent[] }
+const readMemo = new WeakMap<ExtNode, ReadMemo>()
+/** How far back from a head heldRead() looks for a kept read to extend. */
+const READ_CATCH_UP = 256
+
+/** heldRead() walking the whole list; `heldEnd`, the least `before` of every piece. */
+function freshRead (tail: ExtNode, covered: number, held: readonly Held[] | undefined, baseSize: number): { out: Extent[], heldEnd: number } {
+  if (held === undefined) return { out: extentsOf(tail, covered), heldEnd: 0 }
   const top = heldTop(covered, held)
   const nodes: ExtNode[] = []
-  for (let x = tail; x !== undefined && x.n > covered; x = x.prev) nodes.push(x)
-  const baseSize = size - (tail?.bytes ?? 0)
+  for (let x: ExtNode | undefined = tail; x !== undefined && x.n > covered; x = x.prev) nodes.push(x)
   const topNode = nodes.find(x => x.n === top)
   const heldEnd = baseSize + (topNode?.bytes ?? 0)
   const out: Extent[] = []
@@ -166,7 +203,7 @@ export function heldRead (tail: ExtNode | undefined, covered: number, held: read
     }
     piece(p, end)
   }
-  return out
+  return { out, heldEnd }
 }
 
 /** `held` with [from, to) of each of `ranges` (flat pairs, increasing) holding `n` extents now. */
@@ -761,10 +798,11 @@ class Apply {
     if (head.length > 0 && !head.some(saw) && !this.onlyEmptyCreates(head)) return head[0]
     const lo = raw.offset as number
     const hi = lo + raw.size
-    for (let x = rec.tail; x !== undefined; x = x.prev) {
+    // the extents meeting its bytes, newest first (through an index: tail-index.ts)
+    for (const x of meeting(rec.tail, lo, hi)) {
+      if (saw(x.ext.op)) continue
       const a = Math.max(lo, x.ext.pos)
       const z = Math.min(hi, x.ext.pos + x.ext.size)
-      if (a >= z || saw(x.ext.op)) continue
       if (!sameBytes(x.ext, x.ext.pos, raw, lo, a, z)) return x.ext.op
     }
     return undefined

@@ -175,13 +175,47 @@ export async function createOp (signer: Signer, body: OpBody, hlc: Hlc, parents:
   checkBody(body)
   checkAuthor(signer.author)
   const unsigned = { v: OP_VERSION, body: plain(body), author: signer.author, hlc, parents }
-  const sig = await signer.sign(dagCbor.encode(unsigned))
-  const bytes = dagCbor.encode({ ...unsigned, sig })
+  const signed = dagCbor.encode(unsigned)
+  const sig = await signer.sign(signed)
+  const bytes = withSig(signed, sig) ?? dagCbor.encode({ ...unsigned, sig })
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   const cid = cidOf(bytes)
   const id = idOf(cid)
   return { cid, id, parentIds: parents.map(idOf), key: orderKey(hlc, signer.author, id), bytes, body, author: signer.author, hlc, parents, sig }
 }
+
+/**
+ * The block of an op from the encoding of its unsigned map (what the signature covers) and its
+ * signature: dag-cbor sorts map keys by length, then bytes (v, hlc, sig, body, author, parents),
+ * so the signed map is the unsigned one with one more entry after `hlc` and a header counting
+ * it. Encoding the whole op again (its inline bytes too) cost as much as this copy many times
+ * over, on every op committed. undefined when `unsigned` is not the five-entry map it expects
+ * (then the caller encodes the op whole); tree-op-encode.test.ts checks it against dag-cbor.
+ */
+export function withSig (unsigned: Uint8Array, sig: Uint8Array): Uint8Array | undefined {
+  // a map of 5, key "v", a small version number, key "hlc", an array of two unsigned ints
+  if (sig.byteLength !== 64 || unsigned[0] !== 0xa5 || unsigned[1] !== 0x61 || unsigned[2] !== 0x76 || unsigned[3] > 0x17) return undefined
+  if (unsigned[4] !== 0x63 || unsigned[5] !== 0x68 || unsigned[6] !== 0x6c || unsigned[7] !== 0x63 || unsigned[8] !== 0x82) return undefined
+  let at = 9
+  for (let i = 0; i < 2; i++) {
+    const b = unsigned[at]
+    if (b === undefined || b > 0x1b) return undefined
+    at += b < 0x18 ? 1 : 1 + (1 << (b - 0x18))
+  }
+  // what follows is the key "body"
+  if (unsigned[at] !== 0x64 || unsigned[at + 1] !== 0x62 || unsigned[at + 2] !== 0x6f || unsigned[at + 3] !== 0x64 || unsigned[at + 4] !== 0x79) return undefined
+  const out = new Uint8Array(unsigned.byteLength + SIG_ENTRY)
+  out.set(unsigned.subarray(0, at))
+  out[0] = 0xa6
+  // key "sig", then a byte string of 64
+  out.set([0x63, 0x73, 0x69, 0x67, 0x58, 0x40], at)
+  out.set(sig, at + 6)
+  out.set(unsigned.subarray(at), at + SIG_ENTRY)
+  return out
+}
+
+/** Bytes of the `sig` entry of an op block: its key (4), the byte string's header (2) and 64 bytes. */
+const SIG_ENTRY = 4 + 2 + 64
 
 /**
  * Decode an op block from a peer or the log: bounded size, strict dag-cbor, checked shape; with

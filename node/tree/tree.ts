@@ -75,8 +75,8 @@ export class Tree extends EventTarget {
   private floor = 0
   /** Received ops waiting for parents, by id. */
   private readonly pending = new Map<string, Op>()
-  /** What the next local op names as parents: the DAG heads plus stamped local ops. */
-  private readonly stampHeads = new Set<string>()
+  /** What the next local op names as parents: the DAG heads plus stamped local ops, with their CIDs (parsing one per op stamped cost more than signing it half as much again). */
+  private readonly stampHeads = new Map<string, CID>()
   private lastLocal: string | undefined
   private chain: Promise<unknown> = Promise.resolve()
   private failed: Error | undefined
@@ -121,7 +121,7 @@ export class Tree extends EventTarget {
       this.clock.observe(op.hlc)
       if (op.author === this.signer.author) this.lastLocal = id
     }
-    for (const h of this.dag.heads()) this.stampHeads.add(h)
+    for (const h of this.dag.heads()) this.stampHeads.set(h, (this.dag.get(h) as DagNode).op.cid)
     this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.cid.multihash.digest })))
     this.rebuild()
   }
@@ -359,7 +359,7 @@ export class Tree extends EventTarget {
         const op = await createOp(this.signer, body, hlc, this.parentsForStamp())
         const id = op.id
         for (const p of op.parentIds) this.stampHeads.delete(p)
-        this.stampHeads.add(id)
+        this.stampHeads.set(id, op.cid)
         this.lastLocal = id
         ops.push(op)
       }
@@ -568,12 +568,12 @@ export class Tree extends EventTarget {
   }
 
   private parentsForStamp (): CID[] {
-    let ids = [...this.stampHeads].sort()
+    let ids = [...this.stampHeads.keys()].sort()
     if (ids.length > MAX_PARENTS) {
       const keep = ids.filter(id => id === this.lastLocal)
       ids = keep.concat(ids.filter(id => id !== this.lastLocal).slice(0, MAX_PARENTS - keep.length)).sort()
     }
-    return ids.map(id => CID.parse(id))
+    return ids.map(id => this.stampHeads.get(id) as CID)
   }
 
   /** Add persisted ops (parents first) to the DAG and the materialised tree, then announce them. */
@@ -589,7 +589,7 @@ export class Tree extends EventTarget {
       this.clock.observe(op.hlc)
       if (!local) {
         for (let k = 0; k < op.parentIds.length; k++) this.stampHeads.delete(op.parentIds[k])
-        this.stampHeads.add(id)
+        this.stampHeads.set(id, op.cid)
       }
     }
     if (!local) this.stats.dagMs += performance.now() - t
@@ -665,14 +665,12 @@ function toInode (rec: InodeRec, nlink: number): Inode {
 }
 
 /**
- * The extents a file record reads, made once per record (records are replaced, never mutated,
- * so a record's pieces never change): with partial folds, cutting them costs every extent.
+ * The extents a file record reads: heldRead() keeps them with the list's head, once per state,
+ * and makes a new state's from the last one (not per record: records of past states live on in
+ * the undo journal, and each would keep its array of every extent alive).
  */
-const reads = new WeakMap<InodeRec, Extent[]>()
 function readOf (rec: InodeRec): Extent[] {
-  let out = reads.get(rec)
-  if (out === undefined) reads.set(rec, out = heldRead(rec.tail, rec.covered ?? 0, rec.held, rec.size))
-  return out
+  return heldRead(rec.tail, rec.covered ?? 0, rec.held, rec.size)
 }
 
 function entry (e: EntryRec): Entry {

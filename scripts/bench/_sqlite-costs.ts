@@ -8,7 +8,12 @@
 // type and file (name suffix: '' is the database, '?' a file with no name left), and the FUSE
 // requests by kind with their summed time; DARKFS_DRIVE_STRACE=1 also writes sqlite3's syscall
 // counts to /tmp/sq/strace-<workload>.txt. The counters wrap prototype methods: a measuring aid.
-import { mkdtemp, chmod, writeFile } from 'node:fs/promises'
+// fsync16: DARKFS_DRIVE_MIB (file size, default 16) and DARKFS_DRIVE_SECONDS (default 10); it
+// also counts the disk syncs made (FileHandle sync/datasync, and writes to O_DSYNC files: the op
+// log's appends) per fio fsync, and with DARKFS_DRIVE_PROF=DIR writes a CPU profile of the
+// measured run alone to DIR/fsync16.cpuprofile (scripts/prof-summary.ts reads it).
+import { mkdtemp, chmod, writeFile, open, mkdir } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Teardown } from '../../harness/tmp.ts'
@@ -20,12 +25,29 @@ import { Tree } from '../../node/tree/index.ts'
 
 const n = Number(process.env.DARKFS_DRIVE_HOSTS ?? 1)
 const which = (process.env.DARKFS_DRIVE ?? 'delete,wal,fsync16').split(',')
+const mib = Number(process.env.DARKFS_DRIVE_MIB ?? 16)
+const seconds = Number(process.env.DARKFS_DRIVE_SECONDS ?? 10)
+const profDir = process.env.DARKFS_DRIVE_PROF
 const c = { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }
 const putMany = Store.prototype.putMany
 Store.prototype.putMany = async function (this: Store, blocks: any[], opts?: any) { c.puts++; c.blocks += blocks.length; const t0 = performance.now(); try { return await putMany.call(this, blocks, opts) } finally { c.putMs += performance.now() - t0 } } as any
 const commitMany = Tree.prototype.commitMany
 Tree.prototype.commitMany = async function (this: Tree, bodies: any[]) { c.commits++; c.ops += bodies.length; const t0 = performance.now(); try { return await commitMany.call(this, bodies) } finally { c.commitMs += performance.now() - t0 } } as any
 const types = new Map<string, number>()
+// disk syncs: fsync/fdatasync calls (the op log's appends are O_DSYNC writes: one per commit at most)
+const syncs = { sync: 0, datasync: 0, syncMs: 0, writes: 0, writeMs: 0 }
+{
+  const probe = await open('/proc/self/stat', 'r')
+  const FH = Object.getPrototypeOf(probe)
+  await probe.close()
+  const sync = FH.sync
+  const datasync = FH.datasync
+  FH.sync = async function (this: any) { syncs.sync++; const t0 = performance.now(); try { return await sync.call(this) } finally { syncs.syncMs += performance.now() - t0 } }
+  // writes at a position (the op log's O_DSYNC appends; block files are written whole by writeFile)
+  const write = FH.write
+  FH.write = async function (this: any, ...args: any[]) { syncs.writes++; const t0 = performance.now(); try { return await write.apply(this, args) } finally { syncs.writeMs += performance.now() - t0 } }
+  FH.datasync = async function (this: any) { syncs.datasync++; return await datasync.call(this) }
+}
 
 function script (journal: string): string {
   const lines = [`PRAGMA journal_mode=${journal};`, 'CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER);', 'BEGIN;',
@@ -61,11 +83,27 @@ try {
     let s: number
     if (w === 'fsync16') {
       const f = join(dir, 'fio.bin')
-      await sh('fio', ['--name=prep', `--filename=${f}`, '--ioengine=psync', '--size=16M', '--rw=write', '--bs=1M', '--end_fsync=1'], { timeoutMs: 600_000 })
+      await sh('fio', ['--name=prep', `--filename=${f}`, '--ioengine=psync', `--size=${mib}M`, '--rw=write', '--bs=1M', '--end_fsync=1'], { timeoutMs: 600_000 })
       await until('placed', () => hosts[0].network.pending.size === 0, 600_000)
       Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
-      const r = await sh('fio', ['--name=r', `--filename=${f}`, '--ioengine=psync', '--size=16M', '--rw=randwrite', '--fsync=16', '--bs=4k', '--time_based', '--runtime=10', '--output-format=json'], { timeoutMs: 600_000 })
-      s = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0].write.iops
+      Object.assign(syncs, { sync: 0, datasync: 0, syncMs: 0, writes: 0, writeMs: 0 })
+      const session = new Session()
+      if (profDir !== undefined) {
+        session.connect()
+        await session.post('Profiler.enable')
+        await session.post('Profiler.start')
+      }
+      const r = await sh('fio', ['--name=r', `--filename=${f}`, '--ioengine=psync', `--size=${mib}M`, '--rw=randwrite', '--fsync=16', '--bs=4k', '--time_based', `--runtime=${seconds}`, '--output-format=json'], { timeoutMs: 600_000 })
+      if (profDir !== undefined) {
+        const { profile } = await session.post('Profiler.stop')
+        session.disconnect()
+        await mkdir(profDir, { recursive: true })
+        await writeFile(join(profDir, 'fsync16.cpuprofile'), JSON.stringify(profile))
+      }
+      const job = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0]
+      s = job.write.iops
+      const fsyncs = Math.max(1, job.sync?.total_ios ?? Math.round(job.write.total_ios / 16))
+      process.stdout.write(`  per fio fsync (${fsyncs}): fsync/fdatasync ${((syncs.sync + syncs.datasync) / fsyncs).toFixed(2)} (${(syncs.syncMs / Math.max(1, syncs.sync)).toFixed(1)} ms each), handle writes ${(syncs.writes / fsyncs).toFixed(2)} (${(syncs.writeMs / Math.max(1, syncs.writes)).toFixed(1)} ms each), commits ${(c.commits / fsyncs).toFixed(2)}, block puts ${(c.puts / fsyncs).toFixed(2)}, blocks ${(c.blocks / fsyncs).toFixed(2)}; heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, file extents ${hosts[0].tree.foldSpan(hosts[0].tree.lookup(hosts[0].tree.root, 'fio.bin')?.inode ?? '')} since the oldest read\n`)
     } else {
       const d = join(dir, `sqlite-${w}`)
       await sh('mkdir', ['-p', d])
