@@ -41,10 +41,10 @@ export class Dag {
   }
 
   /**
-   * Add an op whose parents are all known. The op then names its parents by their own CID
-   * objects and id strings, and its author by the string every op of that author shares: each
-   * decoded op brings copies of these (a CID is five objects), and every op the tree holds is
-   * kept for as long as it runs, so copies are most of what a held op weighs.
+   * Add an op whose parents are all known. The op then names its parents by their own id
+   * strings, and its author by the string every op of that author shares: each decoded op
+   * brings copies of these, and every op the tree holds is kept for as long as it runs, so
+   * copies are most of what a held op weighs.
    */
   add (op: Op, id: string = op.id): DagNode {
     let author = this.authors.get(op.author)
@@ -63,7 +63,6 @@ export class Dag {
       const parent = this.nodes.get(p)
       if (parent === undefined) throw new Error(`parent ${p} of ${id} is unknown`)
       ids[i] = parent.id
-      op.parents[i] = parent.op.cid
       parents.push(parent)
       if (parent.vc.length > length) length = parent.vc.length
     }

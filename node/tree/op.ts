@@ -6,7 +6,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
 import { InvalidOpError } from './errors.ts'
-import { decodeBlock, latin1 } from './opcbor.ts'
+import { decodeOpBlock, idOfBytes, latin1 } from './opcbor.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
 
 /** Op format version. */
@@ -73,54 +73,14 @@ function cidBytes (): Uint8Array {
   return slab.subarray(slabAt - 36, slabAt)
 }
 
-const BASE32 = utf8.encode('abcdefghijklmnopqrstuvwxyz234567')
-/** Where idOf() writes an id's characters before reading them as one string. */
-let idScratch = new Uint8Array(128)
-
 /**
  * cid.toString() (multibase base32, 'b' prefix), without the generic encoder and its per-CID
- * cache: op ids are made for every op and every parent received. The characters are put in a
- * buffer and read as one string: a string grown by `+=` is a rope of one piece per character,
- * and every Map lookup or comparison keyed by it (the DAG, the pending set) walks the rope.
+ * cache: op ids are made for every op and every parent received (opcbor.ts idOfBytes).
  */
 export function idOf (cid: CID): string {
   if (cid.version !== 1) return cid.toString()
   const bytes = cid.bytes
-  const length = 1 + Math.ceil(bytes.length * 8 / 5)
-  if (idScratch.length < length) idScratch = new Uint8Array(length * 2)
-  const out = idScratch
-  out[0] = 0x62 // 'b'
-  const A = BASE32
-  let n = 1
-  let i = 0
-  // five bytes are eight characters: whole groups first, without a bit buffer
-  for (; i + 5 <= bytes.length; i += 5) {
-    const b0 = bytes[i]
-    const b1 = bytes[i + 1]
-    const b2 = bytes[i + 2]
-    const b3 = bytes[i + 3]
-    const b4 = bytes[i + 4]
-    out[n++] = A[b0 >> 3]
-    out[n++] = A[((b0 & 7) << 2) | (b1 >> 6)]
-    out[n++] = A[(b1 >> 1) & 31]
-    out[n++] = A[((b1 & 1) << 4) | (b2 >> 4)]
-    out[n++] = A[((b2 & 15) << 1) | (b3 >> 7)]
-    out[n++] = A[(b3 >> 2) & 31]
-    out[n++] = A[((b3 & 3) << 3) | (b4 >> 5)]
-    out[n++] = A[b4 & 31]
-  }
-  let bits = 0
-  let value = 0
-  for (; i < bytes.length; i++) {
-    value = ((value << 8) | bytes[i]) & 0xfff
-    bits += 8
-    while (bits >= 5) {
-      bits -= 5
-      out[n++] = BASE32[(value >>> bits) & 31]
-    }
-  }
-  if (bits > 0) out[n++] = BASE32[(value << (5 - bits)) & 31]
-  return latin1(out, 0, n)
+  return idOfBytes(bytes, 0, bytes.length)
 }
 
 const HEX = utf8.encode('0123456789abcdef')
@@ -180,7 +140,7 @@ export async function createOp (signer: Signer, body: OpBody, hlc: Hlc, parents:
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   const cid = cidOf(bytes)
   const id = idOf(cid)
-  return { cid, id, parentIds: parents.map(idOf), key: orderKey(hlc, signer.author, id), bytes, body, author: signer.author, hlc, parents, sig }
+  return { cid, id, parentIds: parents.map(idOf), key: orderKey(hlc, signer.author, id), bytes, body, author: signer.author, hlc, sig }
 }
 
 /**
@@ -204,7 +164,7 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
   const id = idOf(cid)
   let raw: any
   try {
-    raw = decodeBlock(bytes)
+    raw = decodeOpBlock(bytes)
   } catch (err: any) {
     throw new InvalidOpError(`not canonical dag-cbor: ${err.message}`, id)
   }
@@ -216,18 +176,21 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
     const hlc = raw.hlc
     if (!Array.isArray(hlc) || hlc.length !== 2 || !isUint(hlc[0], Number.MAX_SAFE_INTEGER) || !isUint(hlc[1], U32)) throw new InvalidOpError('bad hlc')
     if (!Array.isArray(raw.parents) || raw.parents.length > MAX_PARENTS) throw new InvalidOpError('bad parents')
-    const parentIds: string[] = []
-    for (let i = 0; i < raw.parents.length; i++) {
-      const p = raw.parents[i]
-      if (CID.asCID(p) === null || p.version !== 1 || p.code !== DAG_CBOR || p.multihash.code !== SHA2_256) throw new InvalidOpError('a parent is not a dag-cbor sha256 CIDv1')
-      const s = idOf(p)
-      if (parentIds.includes(s)) throw new InvalidOpError('duplicate parent')
-      parentIds.push(s)
+    // ids already when decodeOpBlock() read them (op CIDs only), else CIDs (dag-cbor's)
+    const parentIds: string[] = raw.parents
+    for (let i = 0; i < parentIds.length; i++) {
+      let s: unknown = parentIds[i]
+      if (typeof s !== 'string') {
+        const p = s as CID
+        if (CID.asCID(p) === null || p.version !== 1 || p.code !== DAG_CBOR || p.multihash.code !== SHA2_256) throw new InvalidOpError('a parent is not a dag-cbor sha256 CIDv1')
+        parentIds[i] = s = idOf(p)
+      }
+      for (let k = 0; k < i; k++) if (parentIds[k] === s) throw new InvalidOpError('duplicate parent')
     }
     if (!(raw.sig instanceof Uint8Array) || raw.sig.byteLength === 0 || raw.sig.byteLength > MAX_SIG_BYTES) throw new InvalidOpError('bad signature field')
     const body = normaliseBody(raw.body)
     checkBody(body)
-    const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], parents: raw.parents, sig: raw.sig }
+    const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], sig: raw.sig }
     return { op, id, rawBody: raw.body }
   } catch (err: any) {
     if (err instanceof InvalidOpError && err.cid === undefined) throw new InvalidOpError(err.message.replace(/^invalid op: /, ''), id)
@@ -235,10 +198,16 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
   }
 }
 
+/** The CIDs of an op's parents (an op keeps their ids only: parents are rarely needed as CIDs). */
+export function parentCids (op: Op): CID[] {
+  return op.parentIds.map(id => CID.parse(id))
+}
+
 /** Check a decoded op's signature against its author; throws InvalidOpError if it is bad. */
 export async function checkSignature (d: DecodedOp, verify: Verify): Promise<void> {
   const { op } = d
-  const unsigned = dagCbor.encode({ v: OP_VERSION, body: d.rawBody, author: op.author, hlc: op.hlc, parents: op.parents })
+  // the parents as the CIDs the block holds (an op keeps their ids): the same bytes again
+  const unsigned = dagCbor.encode({ v: OP_VERSION, body: d.rawBody, author: op.author, hlc: op.hlc, parents: parentCids(op) })
   let ok = false
   try {
     ok = await verify(op.author, unsigned, op.sig)

@@ -446,9 +446,9 @@ export class Tree extends EventTarget {
       t = performance.now()
       const missing = new Map<string, CID>()
       for (const op of this.pending.values()) {
-        for (let i = 0; i < op.parents.length; i++) {
+        for (let i = 0; i < op.parentIds.length; i++) {
           const s = op.parentIds[i]
-          if (!this.dag.has(s) && !this.pending.has(s)) missing.set(s, op.parents[i])
+          if (!this.dag.has(s) && !missing.has(s) && !this.pending.has(s)) missing.set(s, CID.parse(s))
         }
       }
       stats.orderMs += performance.now() - t

@@ -87,14 +87,13 @@ export interface Op {
   cid: CID
   /** cid.toString(), made once. */
   id: string
-  /** The parents' CID strings, made once. */
+  /** The parents' CID strings (op.ts parentCids() gives their CIDs: an op keeps no CID objects for them). */
   parentIds: string[]
   key: string
   bytes: Uint8Array
   body: OpBody
   author: string
   hlc: Hlc
-  parents: CID[]
   sig: Uint8Array
 }
 

@@ -1,13 +1,14 @@
 // The fast op-block decoder (node/tree/opcbor.ts) against @ipld/dag-cbor: on real op blocks of
 // every type it reads them itself, to the same values; on mutated blocks (a seeded fuzz) and on
 // non-canonical encodings it either gives dag-cbor's value or leaves the block to dag-cbor, so
-// decodeBlock() accepts and refuses exactly what dag-cbor does.
+// decodeBlock() accepts and refuses exactly what dag-cbor does; decodeOpBlock() too, with the op
+// CIDs of a top-level `parents` list as their ids when the fast path reads the block.
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { createOp, cidOf } from '../../node/tree/op.ts'
-import { decodeBlock, decodeFast } from '../../node/tree/opcbor.ts'
+import { createOp, cidOf, idOf } from '../../node/tree/op.ts'
+import { decodeBlock, decodeFast, decodeOpBlock } from '../../node/tree/opcbor.ts'
 import type { OpBody, Signer } from '../../node/tree/index.ts'
 
 const enc = new TextEncoder()
@@ -73,7 +74,30 @@ function same (bytes: Uint8Array): boolean {
     mine = { error: String(err.message) }
   }
   assert.deepStrictEqual(mine, ref)
+  sameOp(bytes, ref, fast !== undefined)
   return fast !== undefined
+}
+
+/** An op CID (CIDv1, dag-cbor, sha2-256): what decodeOpBlock() reads as an id in `parents`. */
+function isOpCid (x: unknown): x is CID {
+  const c = CID.asCID(x)
+  return c !== null && c.version === 1 && c.code === 0x71 && c.multihash.code === 0x12 && c.multihash.size === 32
+}
+
+/** decodeOpBlock(): dag-cbor's value or refusal, a top-level list of op CIDs `parents` as ids when the fast path reads the block. */
+function sameOp (bytes: Uint8Array, ref: { value: unknown } | { error: string }, fast: boolean): void {
+  let mine: { value: unknown } | { error: string }
+  try {
+    mine = { value: decodeOpBlock(bytes) }
+  } catch (err: any) {
+    mine = { error: String(err.message) }
+  }
+  let want = ref
+  if ('value' in ref && fast && typeof ref.value === 'object' && ref.value !== null && !Array.isArray(ref.value) && !(ref.value instanceof Uint8Array) && CID.asCID(ref.value) === null) {
+    const parents = (ref.value as { parents?: unknown }).parents
+    if (Array.isArray(parents) && parents.every(isOpCid)) want = { value: { ...ref.value, parents: parents.map(idOf) } }
+  }
+  assert.deepStrictEqual(mine, want)
 }
 
 /** A seeded PRNG (mulberry32), so the fuzz is the same every run. */
@@ -90,6 +114,7 @@ describe('node/tree opcbor (fast op-block decoder)', () => {
   it('reads every op type itself, to the values dag-cbor gives', async () => {
     for (const b of await blocks()) {
       assert.ok(same(b), 'an op block the fast path left to dag-cbor')
+      assert.ok((decodeOpBlock(b) as { parents: unknown[] }).parents.every(p => typeof p === 'string'), 'parents not read as ids')
       assert.ok(same(Buffer.from(b)), 'the same block in a Buffer')
     }
   })
