@@ -17,6 +17,11 @@ export interface DagNode {
    * number (Dag.seen() reads it): authors numbered past its end, or holes, are 0.
    */
   vc: number[]
+  /**
+   * The inode number of what this op creates (crdt.ts inoOf, a sha256 of the id), kept once
+   * made: a merge applies an op again for every late op before it. 0 until then.
+   */
+  ino: number
 }
 
 export class Dag {
@@ -73,7 +78,7 @@ export class Dag {
     }
     const seq = vc[author.n] + 1
     vc[author.n] = seq
-    const node: DagNode = { op, id, seq, vc }
+    const node: DagNode = { op, id, seq, vc, ino: 0 }
     this.nodes.set(id, node)
     for (let i = 0; i < ids.length; i++) this.tips.delete(ids[i])
     this.tips.add(id)
