@@ -595,7 +595,7 @@ export class Tree extends EventTarget {
     t = performance.now()
     for (let i = 0; i < nodes.length; i++) {
       const n = nodes[i]
-      const detail: OpEventDetail = { cid: n.op.cid, body: n.op.body, local, hlc: n.op.hlc }
+      const detail: OpEventDetail = { cid: n.op.cid, id: n.id, bytes: n.op.bytes, body: n.op.body, local, hlc: n.op.hlc }
       this.dispatchEvent(new CustomEvent('op', { detail }))
     }
     if (!local) this.stats.eventsMs += performance.now() - t
