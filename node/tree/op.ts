@@ -153,8 +153,13 @@ export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op>
   return d.op
 }
 
-/** A decoded op whose signature is not checked yet, with what checkSignature() needs. */
-export interface DecodedOp { op: Op, id: string, rawBody: unknown }
+/**
+ * A decoded op whose signature is not checked yet, with what checkSignature() needs: where the
+ * `sig` entry of its block is (`sigAt` to `sigEnd`), when the block is the encoding of its
+ * value byte for byte (opcbor.ts decodeOpBlock's `exact`); else the body as decoded (`rawBody`),
+ * to encode the signed bytes again.
+ */
+export interface DecodedOp { op: Op, id: string, rawBody?: unknown, sigAt?: number, sigEnd?: number }
 
 /** decodeOp() without the signature check (checkSignature() does it, or the tree vouches). */
 export function decodeUnverified (bytes: Uint8Array): DecodedOp {
@@ -163,8 +168,10 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
   const cid = cidOf(bytes)
   const id = idOf(cid)
   let raw: any
+  let fast: boolean
+  let exact: boolean
   try {
-    raw = decodeOpBlock(bytes)
+    ({ value: raw, fast, exact } = decodeOpBlock(bytes))
   } catch (err: any) {
     throw new InvalidOpError(`not canonical dag-cbor: ${err.message}`, id)
   }
@@ -176,21 +183,34 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
     const hlc = raw.hlc
     if (!Array.isArray(hlc) || hlc.length !== 2 || !isUint(hlc[0], Number.MAX_SAFE_INTEGER) || !isUint(hlc[1], U32)) throw new InvalidOpError('bad hlc')
     if (!Array.isArray(raw.parents) || raw.parents.length > MAX_PARENTS) throw new InvalidOpError('bad parents')
-    // ids already when decodeOpBlock() read them (op CIDs only), else CIDs (dag-cbor's)
+    // ids already when the fast path read them (op CIDs only), else what dag-cbor gives
+    // (strings there are no ids: every item must be an op CID)
     const parentIds: string[] = raw.parents
     for (let i = 0; i < parentIds.length; i++) {
       let s: unknown = parentIds[i]
-      if (typeof s !== 'string') {
+      if (!fast) {
         const p = s as CID
         if (CID.asCID(p) === null || p.version !== 1 || p.code !== DAG_CBOR || p.multihash.code !== SHA2_256) throw new InvalidOpError('a parent is not a dag-cbor sha256 CIDv1')
         parentIds[i] = s = idOf(p)
       }
       for (let k = 0; k < i; k++) if (parentIds[k] === s) throw new InvalidOpError('duplicate parent')
     }
-    if (!(raw.sig instanceof Uint8Array) || raw.sig.byteLength === 0 || raw.sig.byteLength > MAX_SIG_BYTES) throw new InvalidOpError('bad signature field')
-    const body = normaliseBody(raw.body)
+    const sig = raw.sig
+    if (!(sig instanceof Uint8Array) || sig.byteLength === 0 || sig.byteLength > MAX_SIG_BYTES) throw new InvalidOpError('bad signature field')
+    // the signed bytes are the block without its sig entry (a view of the block, the fast
+    // path's byte strings are): the key 'sig' and the byte string's head before the signature
+    const sigEnd = sig.byteOffset - bytes.byteOffset + sig.byteLength
+    const sigAt = sigEnd - sig.byteLength - 4 - (sig.byteLength < 24 ? 1 : sig.byteLength < 256 ? 2 : 3)
+    if (exact && sig.buffer === bytes.buffer && bytes[0] === 0xa6 && sigAt > 0 && bytes[sigAt] === 0x63 && bytes[sigAt + 1] === 0x73 && bytes[sigAt + 2] === 0x69 && bytes[sigAt + 3] === 0x67) {
+      // nothing keeps the decoded body for checkSignature(): normalised in place
+      const body = normaliseBody(raw.body, true)
+      checkBody(body)
+      const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], sig }
+      return { op, id, sigAt, sigEnd }
+    }
+    const body = normaliseBody(raw.body, false)
     checkBody(body)
-    const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], sig: raw.sig }
+    const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], sig }
     return { op, id, rawBody: raw.body }
   } catch (err: any) {
     if (err instanceof InvalidOpError && err.cid === undefined) throw new InvalidOpError(err.message.replace(/^invalid op: /, ''), id)
@@ -206,8 +226,19 @@ export function parentCids (op: Op): CID[] {
 /** Check a decoded op's signature against its author; throws InvalidOpError if it is bad. */
 export async function checkSignature (d: DecodedOp, verify: Verify): Promise<void> {
   const { op } = d
-  // the parents as the CIDs the block holds (an op keeps their ids): the same bytes again
-  const unsigned = dagCbor.encode({ v: OP_VERSION, body: d.rawBody, author: op.author, hlc: op.hlc, parents: parentCids(op) })
+  let unsigned: Uint8Array
+  if (d.sigAt !== undefined && d.sigEnd !== undefined) {
+    // the block is the canonical encoding of its value: without the sig entry (a map of five
+    // entries, not six), it is the encoding of everything but sig, which is what was signed
+    const b = op.bytes
+    unsigned = new Uint8Array(b.byteLength - (d.sigEnd - d.sigAt))
+    unsigned[0] = 0xa5
+    unsigned.set(b.subarray(1, d.sigAt), 1)
+    unsigned.set(b.subarray(d.sigEnd), d.sigAt)
+  } else {
+    // the parents as the CIDs the block holds (an op keeps their ids): the same bytes again
+    unsigned = dagCbor.encode({ v: OP_VERSION, body: d.rawBody, author: op.author, hlc: op.hlc, parents: parentCids(op) })
+  }
   let ok = false
   try {
     ok = await verify(op.author, unsigned, op.sig)
@@ -355,16 +386,19 @@ function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
 
 const TIMES = ['time', 'atime', 'mtime']
 
-/** Decoded ints in the safe range come back as numbers: times are bigints in the API. */
-function normaliseBody (raw: unknown): OpBody {
+/**
+ * Decoded ints in the safe range come back as numbers: times are bigints in the API. A copy
+ * (the decoded body is encoded again to check the signature), or with `inPlace`, the body itself.
+ */
+function normaliseBody (raw: unknown, inPlace: boolean): OpBody {
   if (!isRecord(raw)) throw new InvalidOpError('body is not a map')
-  const body: any = { ...raw }
+  const body: any = inPlace ? raw : { ...raw }
   for (let i = 0; i < TIMES.length; i++) {
     const k = TIMES[i]
     if (typeof body[k] === 'number' && Number.isSafeInteger(body[k])) body[k] = BigInt(body[k])
   }
-  if (isRecord(body.content)) body.content = { ...body.content }
-  if (Array.isArray(body.siblings)) body.siblings = body.siblings.map((x: unknown) => isRecord(x) ? { ...x } : x)
+  if (!inPlace && isRecord(body.content)) body.content = { ...body.content }
+  if (!inPlace && Array.isArray(body.siblings)) body.siblings = body.siblings.map((x: unknown) => isRecord(x) ? { ...x } : x)
   return body
 }
 

@@ -52,20 +52,32 @@ export function decodeBlock (bytes: Uint8Array): unknown {
  * (the CID, its Digest, three views), made for every parent of every op received only to be
  * turned into its id and dropped. A block with any other `parents` (another CID, not a list)
  * or one the fast path leaves to dag-cbor decodes as decodeBlock() gives it: CIDs there.
+ * `fast`: the fast path read it (a `parents` list is then ids only; else its items are what
+ * dag-cbor gives, strings included, which are no ids: the caller checks them as CIDs).
+ * `exact`: the fast path read it and every string in it is ASCII, so the value (parents as
+ * CIDs) encodes to these very bytes (op.ts reads the signed bytes out of the block then).
  */
-export function decodeOpBlock (bytes: Uint8Array): unknown {
+export function decodeOpBlock (bytes: Uint8Array): { value: unknown, fast: boolean, exact: boolean } {
   parentsAsIds = true
+  inexact = false
   try {
     const fast = decodeFast(bytes)
-    if (fast !== undefined) return fast.value
+    if (fast !== undefined) return { value: fast.value, fast: true, exact: !inexact }
   } finally {
     parentsAsIds = false
   }
-  return dagCbor.decode(bytes)
+  return { value: dagCbor.decode(bytes), fast: false, exact: false }
 }
 
 /** decodeOpBlock() is reading: a top-level `parents` list of op CIDs is read as ids. */
 let parentsAsIds = false
+/**
+ * A string of the block being read was not ASCII. The fast path reads only canonical items, so
+ * the value of a block it reads encodes to the block's very bytes again, except where a string
+ * is read through the TextDecoder (as dag-cbor reads it): bytes that are not UTF-8 come back as
+ * U+FFFD, a leading byte order mark is dropped. decodeOpBlock()'s `exact` says none was.
+ */
+let inexact = false
 
 /** The fast path alone: undefined when it leaves the block to dag-cbor. */
 export function decodeFast (bytes: Uint8Array): { value: unknown } | undefined {
@@ -268,13 +280,19 @@ function string (n: number): string {
     let out = ''
     for (let i = start; i < pos; i++) {
       const c = data[i]
-      if (c >= 0x80) return textDecoder.decode(data.subarray(start, pos))
+      if (c >= 0x80) {
+        inexact = true
+        return textDecoder.decode(data.subarray(start, pos))
+      }
       out += String.fromCharCode(c)
     }
     return out
   }
   for (let i = start; i < pos; i++) {
-    if (data[i] >= 0x80) return textDecoder.decode(data.subarray(start, pos))
+    if (data[i] >= 0x80) {
+      inexact = true
+      return textDecoder.decode(data.subarray(start, pos))
+    }
   }
   return latin1Slice.call(data, start, pos)
 }

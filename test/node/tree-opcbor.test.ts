@@ -7,7 +7,8 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { createOp, cidOf, idOf } from '../../node/tree/op.ts'
+import { checkSignature, createOp, cidOf, decodeUnverified, idOf } from '../../node/tree/op.ts'
+import { InvalidOpError } from '../../node/tree/errors.ts'
 import { decodeBlock, decodeFast, decodeOpBlock } from '../../node/tree/opcbor.ts'
 import type { OpBody, Signer } from '../../node/tree/index.ts'
 
@@ -51,6 +52,12 @@ async function blocks (): Promise<Uint8Array[]> {
   return out
 }
 
+/** An op block `b` with its signature replaced by `sig` (same length: the block stays canonical). */
+function createOpBytesWithSig (b: Uint8Array, sig: Uint8Array): Uint8Array {
+  const v = dagCbor.decode(b) as Record<string, unknown>
+  return dagCbor.encode({ ...v, sig })
+}
+
 /** dagCbor.decode's outcome: its value, or its error message. */
 function reference (bytes: Uint8Array): { value: unknown } | { error: string } {
   try {
@@ -88,8 +95,14 @@ function isOpCid (x: unknown): x is CID {
 function sameOp (bytes: Uint8Array, ref: { value: unknown } | { error: string }, fast: boolean): void {
   let mine: { value: unknown } | { error: string }
   try {
-    mine = { value: decodeOpBlock(bytes) }
+    const d = decodeOpBlock(bytes)
+    mine = { value: d.value }
+    // parents read as ids only by the fast path
+    if (d.fast) assert.ok(fast, 'decodeOpBlock read a block decodeFast leaves to dag-cbor')
+    // exact: the value dag-cbor gives encodes to the very bytes (the signed bytes are cut from them)
+    if (d.exact) assert.ok(Buffer.from(dagCbor.encode((ref as { value: unknown }).value)).equals(bytes), 'an exact block that does not encode back to its bytes')
   } catch (err: any) {
+    if (err instanceof assert.AssertionError) throw err
     mine = { error: String(err.message) }
   }
   let want = ref
@@ -114,8 +127,33 @@ describe('node/tree opcbor (fast op-block decoder)', () => {
   it('reads every op type itself, to the values dag-cbor gives', async () => {
     for (const b of await blocks()) {
       assert.ok(same(b), 'an op block the fast path left to dag-cbor')
-      assert.ok((decodeOpBlock(b) as { parents: unknown[] }).parents.every(p => typeof p === 'string'), 'parents not read as ids')
+      assert.ok((decodeOpBlock(b).value as { parents: unknown[] }).parents.every(p => typeof p === 'string'), 'parents not read as ids')
       assert.ok(same(Buffer.from(b)), 'the same block in a Buffer')
+    }
+  })
+
+  it('signatures check over the block without its sig, exact or not (non-ASCII strings), and fail on any other bytes', async () => {
+    const verify = async (_author: string, data: Uint8Array, sig: Uint8Array): Promise<boolean> => Buffer.from((await sha256.digest(data)).bytes).equals(sig)
+    let exact = 0
+    let inexact = 0
+    for (const b of await blocks()) {
+      if (decodeOpBlock(b).exact) exact++
+      else inexact++
+      const d = decodeUnverified(b)
+      assert.equal(d.sigAt !== undefined, decodeOpBlock(b).exact)
+      await checkSignature(d, verify)
+      // the same op claiming another signature: refused either way
+      const forged = createOpBytesWithSig(b, new Uint8Array(32).fill(1))
+      await assert.rejects(checkSignature(decodeUnverified(forged), verify), InvalidOpError)
+    }
+    assert.ok(exact > 0 && inexact > 0, `exact ${exact}, inexact ${inexact}`)
+  })
+
+  it('parents that are not op CIDs are refused, strings (which ids are) included', async () => {
+    const b = (await blocks())[1]
+    const v = dagCbor.decode(b) as Record<string, unknown>
+    for (const parents of [['move'], [idOf(cidOf(b))], [(v.parents as CID[])[0], 'x'], [await rawCid('r')]]) {
+      assert.throws(() => decodeUnverified(dagCbor.encode({ ...v, parents })), (err: Error) => err instanceof InvalidOpError && /parent/.test(err.message), JSON.stringify(parents))
     }
   })
 
