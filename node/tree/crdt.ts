@@ -355,11 +355,14 @@ export class TreeState {
     return 2 + (this.subdirs.get(rec.id) ?? 0)
   }
 
+  /** Applies ops (one Apply for all: every op applied, and applied again in a merge, made one). */
+  private readonly applier = new Apply(this)
+
   /** Apply one op (its parents already applied) and return its undo records. */
   apply (node: DagNode, dag: Dag, record: boolean): Undo[] {
     this.j.begin(record)
     try {
-      new Apply(this, node, dag).run()
+      this.applier.run(node, dag)
     } catch (err) {
       this.j.end()
       throw err
@@ -368,24 +371,24 @@ export class TreeState {
   }
 }
 
-/** One op's application. */
+/** The application of ops to a TreeState, one at a time (run() sets the op being applied). */
 class Apply {
   private readonly s: TreeState
-  private readonly node: DagNode
-  private readonly dag: Dag
   private readonly j: Journal
-  private readonly time: bigint
+  private node!: DagNode
+  private dag!: Dag
+  private time = 0n
 
-  constructor (s: TreeState, node: DagNode, dag: Dag) {
+  constructor (s: TreeState) {
     this.s = s
-    this.node = node
-    this.dag = dag
     this.j = s.j
-    this.time = node.op.body.time
   }
 
-  run (): void {
-    const b = this.node.op.body
+  run (node: DagNode, dag: Dag): void {
+    this.node = node
+    this.dag = dag
+    this.time = node.op.body.time
+    const b = node.op.body
     switch (b.type) {
       case 'create': return this.create(b)
       case 'link': return this.link(b.parent, b.name, b.inode)
@@ -427,6 +430,13 @@ class Apply {
     this.j.set(this.s.inodes, id, { ...rec, ...patch })
   }
 
+  /** The inode number of what this op creates: inoOf(its id), made once per op (DagNode.ino). */
+  private ino (): number {
+    const n = this.node
+    if (n.ino === 0) n.ino = inoOf(n.id)
+    return n.ino
+  }
+
   private isDir (id: InodeId): boolean {
     return this.s.inodes.get(id)?.kind === 'dir'
   }
@@ -438,7 +448,7 @@ class Apply {
     const id = this.node.id
     const content = b.content ?? null
     const size = b.size ?? (content !== null && 'inline' in content ? content.inline.byteLength : 0)
-    const rec: InodeRec = { id, ino: inoOf(id), kind: b.kind, mode: b.mode, uid: b.uid, gid: b.gid, rdev: b.rdev ?? 0, size, content, atime: b.time, mtime: b.time, ctime: b.time, btime: b.time, xattrs: NO_XATTRS }
+    const rec: InodeRec = { id, ino: this.ino(), kind: b.kind, mode: b.mode, uid: b.uid, gid: b.gid, rdev: b.rdev ?? 0, size, content, atime: b.time, mtime: b.time, ctime: b.time, btime: b.time, xattrs: NO_XATTRS }
     if (b.target !== undefined) rec.target = b.target
     const clash = s.dirs.get(parent)?.get(b.name)
     if (clash !== undefined) {
@@ -1006,7 +1016,7 @@ class Apply {
     }
     const id = this.node.id
     const v = loser.version
-    const sib: InodeRec = clean({ ...rec, id, ino: inoOf(id), ...(shown ?? plain(v)), mtime: v.time, ctime: this.time, btime: v.time })
+    const sib: InodeRec = clean({ ...rec, id, ino: this.ino(), ...(shown ?? plain(v)), mtime: v.time, ctime: this.time, btime: v.time })
     this.j.set(s.inodes, id, sib)
     this.j.set(s.byIno, sib.ino, id)
     this.j.set(s.versions, id, [loser])
@@ -1098,7 +1108,10 @@ class Apply {
    * rmdir and both directories of a rename. Part of the fold, so every host shows the same times.
    */
   private changed (dir: InodeId): void {
-    this.patch(dir, { mtime: this.time, ctime: this.time })
+    // patch() without a patch object: this runs for every entry that comes or goes
+    const rec = this.s.inodes.get(dir)
+    if (rec === undefined) return
+    this.j.set(this.s.inodes, dir, { ...rec, mtime: this.time, ctime: this.time })
   }
 
   private count (e: EntryRec, by: number): void {

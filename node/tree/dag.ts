@@ -17,6 +17,11 @@ export interface DagNode {
    * number (Dag.seen() reads it): authors numbered past its end, or holes, are 0.
    */
   vc: number[]
+  /**
+   * The inode number of what this op creates (crdt.ts inoOf, a sha256 of the id), kept once
+   * made: a merge applies an op again for every late op before it. 0 until then.
+   */
+  ino: number
 }
 
 export class Dag {
@@ -41,10 +46,10 @@ export class Dag {
   }
 
   /**
-   * Add an op whose parents are all known. The op then names its parents by their own CID
-   * objects and id strings, and its author by the string every op of that author shares: each
-   * decoded op brings copies of these (a CID is five objects), and every op the tree holds is
-   * kept for as long as it runs, so copies are most of what a held op weighs.
+   * Add an op whose parents are all known. The op then names its parents by their own id
+   * strings, and its author by the string every op of that author shares: each decoded op
+   * brings copies of these, and every op the tree holds is kept for as long as it runs, so
+   * copies are most of what a held op weighs.
    */
   add (op: Op, id: string = op.id): DagNode {
     let author = this.authors.get(op.author)
@@ -63,7 +68,6 @@ export class Dag {
       const parent = this.nodes.get(p)
       if (parent === undefined) throw new Error(`parent ${p} of ${id} is unknown`)
       ids[i] = parent.id
-      op.parents[i] = parent.op.cid
       parents.push(parent)
       if (parent.vc.length > length) length = parent.vc.length
     }
@@ -74,7 +78,7 @@ export class Dag {
     }
     const seq = vc[author.n] + 1
     vc[author.n] = seq
-    const node: DagNode = { op, id, seq, vc }
+    const node: DagNode = { op, id, seq, vc, ino: 0 }
     this.nodes.set(id, node)
     for (let i = 0; i < ids.length; i++) this.tips.delete(ids[i])
     this.tips.add(id)

@@ -6,7 +6,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
 import { InvalidOpError } from './errors.ts'
-import { decodeBlock, latin1 } from './opcbor.ts'
+import { decodeOpBlock, idOfBytes, latin1 } from './opcbor.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
 
 /** Op format version. */
@@ -73,54 +73,14 @@ function cidBytes (): Uint8Array {
   return slab.subarray(slabAt - 36, slabAt)
 }
 
-const BASE32 = utf8.encode('abcdefghijklmnopqrstuvwxyz234567')
-/** Where idOf() writes an id's characters before reading them as one string. */
-let idScratch = new Uint8Array(128)
-
 /**
  * cid.toString() (multibase base32, 'b' prefix), without the generic encoder and its per-CID
- * cache: op ids are made for every op and every parent received. The characters are put in a
- * buffer and read as one string: a string grown by `+=` is a rope of one piece per character,
- * and every Map lookup or comparison keyed by it (the DAG, the pending set) walks the rope.
+ * cache: op ids are made for every op and every parent received (opcbor.ts idOfBytes).
  */
 export function idOf (cid: CID): string {
   if (cid.version !== 1) return cid.toString()
   const bytes = cid.bytes
-  const length = 1 + Math.ceil(bytes.length * 8 / 5)
-  if (idScratch.length < length) idScratch = new Uint8Array(length * 2)
-  const out = idScratch
-  out[0] = 0x62 // 'b'
-  const A = BASE32
-  let n = 1
-  let i = 0
-  // five bytes are eight characters: whole groups first, without a bit buffer
-  for (; i + 5 <= bytes.length; i += 5) {
-    const b0 = bytes[i]
-    const b1 = bytes[i + 1]
-    const b2 = bytes[i + 2]
-    const b3 = bytes[i + 3]
-    const b4 = bytes[i + 4]
-    out[n++] = A[b0 >> 3]
-    out[n++] = A[((b0 & 7) << 2) | (b1 >> 6)]
-    out[n++] = A[(b1 >> 1) & 31]
-    out[n++] = A[((b1 & 1) << 4) | (b2 >> 4)]
-    out[n++] = A[((b2 & 15) << 1) | (b3 >> 7)]
-    out[n++] = A[(b3 >> 2) & 31]
-    out[n++] = A[((b3 & 3) << 3) | (b4 >> 5)]
-    out[n++] = A[b4 & 31]
-  }
-  let bits = 0
-  let value = 0
-  for (; i < bytes.length; i++) {
-    value = ((value << 8) | bytes[i]) & 0xfff
-    bits += 8
-    while (bits >= 5) {
-      bits -= 5
-      out[n++] = BASE32[(value >>> bits) & 31]
-    }
-  }
-  if (bits > 0) out[n++] = BASE32[(value << (5 - bits)) & 31]
-  return latin1(out, 0, n)
+  return idOfBytes(bytes, 0, bytes.length)
 }
 
 const HEX = utf8.encode('0123456789abcdef')
@@ -181,7 +141,7 @@ export async function createOp (signer: Signer, body: OpBody, hlc: Hlc, parents:
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   const cid = cidOf(bytes)
   const id = idOf(cid)
-  return { cid, id, parentIds: parents.map(idOf), key: orderKey(hlc, signer.author, id), bytes, body, author: signer.author, hlc, parents, sig }
+  return { cid, id, parentIds: parents.map(idOf), key: orderKey(hlc, signer.author, id), bytes, body, author: signer.author, hlc, sig }
 }
 
 /**
@@ -227,8 +187,13 @@ export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op>
   return d.op
 }
 
-/** A decoded op whose signature is not checked yet, with what checkSignature() needs. */
-export interface DecodedOp { op: Op, id: string, rawBody: unknown }
+/**
+ * A decoded op whose signature is not checked yet, with what checkSignature() needs: where the
+ * `sig` entry of its block is (`sigAt` to `sigEnd`), when the block is the encoding of its
+ * value byte for byte (opcbor.ts decodeOpBlock's `exact`); else the body as decoded (`rawBody`),
+ * to encode the signed bytes again.
+ */
+export interface DecodedOp { op: Op, id: string, rawBody?: unknown, sigAt?: number, sigEnd?: number }
 
 /** decodeOp() without the signature check (checkSignature() does it, or the tree vouches). */
 export function decodeUnverified (bytes: Uint8Array): DecodedOp {
@@ -237,8 +202,10 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
   const cid = cidOf(bytes)
   const id = idOf(cid)
   let raw: any
+  let fast: boolean
+  let exact: boolean
   try {
-    raw = decodeBlock(bytes)
+    ({ value: raw, fast, exact } = decodeOpBlock(bytes))
   } catch (err: any) {
     throw new InvalidOpError(`not canonical dag-cbor: ${err.message}`, id)
   }
@@ -250,18 +217,34 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
     const hlc = raw.hlc
     if (!Array.isArray(hlc) || hlc.length !== 2 || !isUint(hlc[0], Number.MAX_SAFE_INTEGER) || !isUint(hlc[1], U32)) throw new InvalidOpError('bad hlc')
     if (!Array.isArray(raw.parents) || raw.parents.length > MAX_PARENTS) throw new InvalidOpError('bad parents')
-    const parentIds: string[] = []
-    for (let i = 0; i < raw.parents.length; i++) {
-      const p = raw.parents[i]
-      if (CID.asCID(p) === null || p.version !== 1 || p.code !== DAG_CBOR || p.multihash.code !== SHA2_256) throw new InvalidOpError('a parent is not a dag-cbor sha256 CIDv1')
-      const s = idOf(p)
-      if (parentIds.includes(s)) throw new InvalidOpError('duplicate parent')
-      parentIds.push(s)
+    // ids already when the fast path read them (op CIDs only), else what dag-cbor gives
+    // (strings there are no ids: every item must be an op CID)
+    const parentIds: string[] = raw.parents
+    for (let i = 0; i < parentIds.length; i++) {
+      let s: unknown = parentIds[i]
+      if (!fast) {
+        const p = s as CID
+        if (CID.asCID(p) === null || p.version !== 1 || p.code !== DAG_CBOR || p.multihash.code !== SHA2_256) throw new InvalidOpError('a parent is not a dag-cbor sha256 CIDv1')
+        parentIds[i] = s = idOf(p)
+      }
+      for (let k = 0; k < i; k++) if (parentIds[k] === s) throw new InvalidOpError('duplicate parent')
     }
-    if (!(raw.sig instanceof Uint8Array) || raw.sig.byteLength === 0 || raw.sig.byteLength > MAX_SIG_BYTES) throw new InvalidOpError('bad signature field')
-    const body = normaliseBody(raw.body)
+    const sig = raw.sig
+    if (!(sig instanceof Uint8Array) || sig.byteLength === 0 || sig.byteLength > MAX_SIG_BYTES) throw new InvalidOpError('bad signature field')
+    // the signed bytes are the block without its sig entry (a view of the block, the fast
+    // path's byte strings are): the key 'sig' and the byte string's head before the signature
+    const sigEnd = sig.byteOffset - bytes.byteOffset + sig.byteLength
+    const sigAt = sigEnd - sig.byteLength - 4 - (sig.byteLength < 24 ? 1 : sig.byteLength < 256 ? 2 : 3)
+    if (exact && sig.buffer === bytes.buffer && bytes[0] === 0xa6 && sigAt > 0 && bytes[sigAt] === 0x63 && bytes[sigAt + 1] === 0x73 && bytes[sigAt + 2] === 0x69 && bytes[sigAt + 3] === 0x67) {
+      // nothing keeps the decoded body for checkSignature(): normalised in place
+      const body = normaliseBody(raw.body, true)
+      checkBody(body)
+      const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], sig }
+      return { op, id, sigAt, sigEnd }
+    }
+    const body = normaliseBody(raw.body, false)
     checkBody(body)
-    const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], parents: raw.parents, sig: raw.sig }
+    const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], sig }
     return { op, id, rawBody: raw.body }
   } catch (err: any) {
     if (err instanceof InvalidOpError && err.cid === undefined) throw new InvalidOpError(err.message.replace(/^invalid op: /, ''), id)
@@ -269,10 +252,27 @@ export function decodeUnverified (bytes: Uint8Array): DecodedOp {
   }
 }
 
+/** The CIDs of an op's parents (an op keeps their ids only: parents are rarely needed as CIDs). */
+export function parentCids (op: Op): CID[] {
+  return op.parentIds.map(id => CID.parse(id))
+}
+
 /** Check a decoded op's signature against its author; throws InvalidOpError if it is bad. */
 export async function checkSignature (d: DecodedOp, verify: Verify): Promise<void> {
   const { op } = d
-  const unsigned = dagCbor.encode({ v: OP_VERSION, body: d.rawBody, author: op.author, hlc: op.hlc, parents: op.parents })
+  let unsigned: Uint8Array
+  if (d.sigAt !== undefined && d.sigEnd !== undefined) {
+    // the block is the canonical encoding of its value: without the sig entry (a map of five
+    // entries, not six), it is the encoding of everything but sig, which is what was signed
+    const b = op.bytes
+    unsigned = new Uint8Array(b.byteLength - (d.sigEnd - d.sigAt))
+    unsigned[0] = 0xa5
+    unsigned.set(b.subarray(1, d.sigAt), 1)
+    unsigned.set(b.subarray(d.sigEnd), d.sigAt)
+  } else {
+    // the parents as the CIDs the block holds (an op keeps their ids): the same bytes again
+    unsigned = dagCbor.encode({ v: OP_VERSION, body: d.rawBody, author: op.author, hlc: op.hlc, parents: parentCids(op) })
+  }
   let ok = false
   try {
     ok = await verify(op.author, unsigned, op.sig)
@@ -420,16 +420,19 @@ function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
 
 const TIMES = ['time', 'atime', 'mtime']
 
-/** Decoded ints in the safe range come back as numbers: times are bigints in the API. */
-function normaliseBody (raw: unknown): OpBody {
+/**
+ * Decoded ints in the safe range come back as numbers: times are bigints in the API. A copy
+ * (the decoded body is encoded again to check the signature), or with `inPlace`, the body itself.
+ */
+function normaliseBody (raw: unknown, inPlace: boolean): OpBody {
   if (!isRecord(raw)) throw new InvalidOpError('body is not a map')
-  const body: any = { ...raw }
+  const body: any = inPlace ? raw : { ...raw }
   for (let i = 0; i < TIMES.length; i++) {
     const k = TIMES[i]
     if (typeof body[k] === 'number' && Number.isSafeInteger(body[k])) body[k] = BigInt(body[k])
   }
-  if (isRecord(body.content)) body.content = { ...body.content }
-  if (Array.isArray(body.siblings)) body.siblings = body.siblings.map((x: unknown) => isRecord(x) ? { ...x } : x)
+  if (!inPlace && isRecord(body.content)) body.content = { ...body.content }
+  if (!inPlace && Array.isArray(body.siblings)) body.siblings = body.siblings.map((x: unknown) => isRecord(x) ? { ...x } : x)
   return body
 }
 

@@ -45,6 +45,40 @@ export function decodeBlock (bytes: Uint8Array): unknown {
   return fast !== undefined ? fast.value : dagCbor.decode(bytes)
 }
 
+/**
+ * Decode an op block (op.ts): decodeBlock(), except that when the fast path reads it, the op
+ * CIDs (CIDv1, dag-cbor, sha2-256) of its top-level `parents` list are their id strings
+ * (idOfBytes), not CID objects. An op keeps its parents by id: a CID object is five objects
+ * (the CID, its Digest, three views), made for every parent of every op received only to be
+ * turned into its id and dropped. A block with any other `parents` (another CID, not a list)
+ * or one the fast path leaves to dag-cbor decodes as decodeBlock() gives it: CIDs there.
+ * `fast`: the fast path read it (a `parents` list is then ids only; else its items are what
+ * dag-cbor gives, strings included, which are no ids: the caller checks them as CIDs).
+ * `exact`: the fast path read it and every string in it is ASCII, so the value (parents as
+ * CIDs) encodes to these very bytes (op.ts reads the signed bytes out of the block then).
+ */
+export function decodeOpBlock (bytes: Uint8Array): { value: unknown, fast: boolean, exact: boolean } {
+  parentsAsIds = true
+  inexact = false
+  try {
+    const fast = decodeFast(bytes)
+    if (fast !== undefined) return { value: fast.value, fast: true, exact: !inexact }
+  } finally {
+    parentsAsIds = false
+  }
+  return { value: dagCbor.decode(bytes), fast: false, exact: false }
+}
+
+/** decodeOpBlock() is reading: a top-level `parents` list of op CIDs is read as ids. */
+let parentsAsIds = false
+/**
+ * A string of the block being read was not ASCII. The fast path reads only canonical items, so
+ * the value of a block it reads encodes to the block's very bytes again, except where a string
+ * is read through the TextDecoder (as dag-cbor reads it): bytes that are not UTF-8 come back as
+ * U+FFFD, a leading byte order mark is dropped. decodeOpBlock()'s `exact` says none was.
+ */
+let inexact = false
+
 /** The fast path alone: undefined when it leaves the block to dag-cbor. */
 export function decodeFast (bytes: Uint8Array): { value: unknown } | undefined {
   if (bytes.constructor !== Uint8Array && !Buffer.isBuffer(bytes)) return undefined
@@ -59,6 +93,35 @@ export function decodeFast (bytes: Uint8Array): { value: unknown } | undefined {
   } finally {
     data = EMPTY
   }
+}
+
+/**
+ * The top-level `parents` of an op block, read as ids (decodeOpBlock): a list of op CIDs, each
+ * as its id string. Anything else in its place is read as any item (so the op's checks refuse
+ * it as they would the CIDs dag-cbor gives): the value is then not all strings.
+ */
+function parentIdList (depth: number): unknown {
+  const start = pos
+  const b = byte()
+  if (b >>> 5 !== 4) {
+    pos = start
+    return item(depth)
+  }
+  const n = length(b & 31)
+  const out: unknown[] = new Array(n)
+  for (let i = 0; i < n; i++) {
+    // tag 42, a byte string of 37 bytes (0x58 0x25), 0x00, then the op CID's 36 bytes
+    const at = pos
+    if (at + 41 <= data.length && data[at] === 0xd8 && data[at + 1] === 42 && data[at + 2] === 0x58 && data[at + 3] === 37 && data[at + 4] === 0 &&
+        data[at + 5] === 1 && data[at + 6] === DAG_CBOR && data[at + 7] === SHA2_256 && data[at + 8] === 32) {
+      out[i] = idOfBytes(data, at + 5, at + 41)
+      pos = at + 41
+    } else {
+      // not an op CID: the whole block goes to dag-cbor (decodeOpBlock), which gives CIDs
+      throw BAIL
+    }
+  }
+  return out
 }
 
 function byte (): number {
@@ -143,7 +206,7 @@ function item (depth: number): unknown {
         if (key === '__proto__') throw BAIL
         prevStart = ks
         prevLength = kl
-        out[key] = item(depth + 1)
+        out[key] = depth === 0 && parentsAsIds && key === 'parents' ? parentIdList(depth + 1) : item(depth + 1)
       }
       return out
     }
@@ -217,13 +280,19 @@ function string (n: number): string {
     let out = ''
     for (let i = start; i < pos; i++) {
       const c = data[i]
-      if (c >= 0x80) return textDecoder.decode(data.subarray(start, pos))
+      if (c >= 0x80) {
+        inexact = true
+        return textDecoder.decode(data.subarray(start, pos))
+      }
       out += String.fromCharCode(c)
     }
     return out
   }
   for (let i = start; i < pos; i++) {
-    if (data[i] >= 0x80) return textDecoder.decode(data.subarray(start, pos))
+    if (data[i] >= 0x80) {
+      inexact = true
+      return textDecoder.decode(data.subarray(start, pos))
+    }
   }
   return latin1Slice.call(data, start, pos)
 }
@@ -250,4 +319,52 @@ function cid (bytes: Uint8Array): CID {
     // not a CID: dag-cbor says so in its own words
     throw BAIL
   }
+}
+
+const BASE32 = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
+/** Where idOfBytes() writes an id's characters before reading them as one string. */
+let idScratch = new Uint8Array(128)
+
+/**
+ * The id of the CIDv1 whose bytes are `bytes[start, end)`: its string form (multibase base32,
+ * 'b' prefix), as CID.toString() gives it. The characters are put in a buffer and read as one
+ * string: a string grown by `+=` is a rope of one piece per character, and every Map lookup or
+ * comparison keyed by it (the DAG, the pending set) walks the rope.
+ */
+export function idOfBytes (bytes: Uint8Array, start: number, end: number): string {
+  const length = 1 + Math.ceil((end - start) * 8 / 5)
+  if (idScratch.length < length) idScratch = new Uint8Array(length * 2)
+  const out = idScratch
+  out[0] = 0x62 // 'b'
+  const A = BASE32
+  let n = 1
+  let i = start
+  // five bytes are eight characters: whole groups first, without a bit buffer
+  for (; i + 5 <= end; i += 5) {
+    const b0 = bytes[i]
+    const b1 = bytes[i + 1]
+    const b2 = bytes[i + 2]
+    const b3 = bytes[i + 3]
+    const b4 = bytes[i + 4]
+    out[n++] = A[b0 >> 3]
+    out[n++] = A[((b0 & 7) << 2) | (b1 >> 6)]
+    out[n++] = A[(b1 >> 1) & 31]
+    out[n++] = A[((b1 & 1) << 4) | (b2 >> 4)]
+    out[n++] = A[((b2 & 15) << 1) | (b3 >> 7)]
+    out[n++] = A[(b3 >> 2) & 31]
+    out[n++] = A[((b3 & 3) << 3) | (b4 >> 5)]
+    out[n++] = A[b4 & 31]
+  }
+  let bits = 0
+  let value = 0
+  for (; i < end; i++) {
+    value = ((value << 8) | bytes[i]) & 0xfff
+    bits += 8
+    while (bits >= 5) {
+      bits -= 5
+      out[n++] = A[(value >>> bits) & 31]
+    }
+  }
+  if (bits > 0) out[n++] = A[(value << (5 - bits)) & 31]
+  return latin1(out, 0, n)
 }

@@ -394,68 +394,52 @@ export class Tree extends EventTarget {
     stats.decodeMs += performance.now() - t0
     return await this.serial(async () => {
       this.usable()
-      // an op already known is those very bytes (same CID), checked when it came
-      const fresh = new Map<string, Op>()
-      const unchecked = new Map<string, DecodedOp>()
-      for (let i = 0; i < decoded.length; i++) {
-        const d = decoded[i]
-        if (this.dag.has(d.id) || this.pending.has(d.id) || fresh.has(d.id)) continue
-        fresh.set(d.id, d.op)
-        unchecked.set(d.id, d)
-      }
+      const g = this.candidates(decoded)
+      const { ops, held, parents, start } = g
+      const n = ops.length
       let t = performance.now()
-      // held ops first, then fresh ones (no array per entry: a merge brings thousands)
-      let candidates = fresh
-      if (this.pending.size > 0) {
-        candidates = new Map(this.pending)
-        for (const [id, op] of fresh) candidates.set(id, op)
-      }
-      await this.authenticate(candidates, unchecked)
+      if (n > held) await this.authenticate(g)
       stats.verifyMs += performance.now() - t
       t = performance.now()
-      // which ops are ready: all parents known or ready
-      // Kahn's topological order over the candidates whose ancestors are all known or ready
-      const blocked = new Map<string, number>()
-      const children = new Map<string, string[]>()
-      const queue: string[] = []
-      // forEach: a for-of over the entries makes an [id, op] array per op
-      candidates.forEach((op, id) => {
-        let n = 0
-        const ids = op.parentIds
-        for (let i = 0; i < ids.length; i++) {
-          const ps = ids[i]
-          if (this.dag.has(ps)) continue
-          n++
-          const list = children.get(ps)
-          if (list === undefined) children.set(ps, [id])
-          else list.push(id)
+      // which ops are ready (all parents known or ready), parents first: Kahn's order over the
+      // candidates, by their numbers (no map per op: a merge brings thousands)
+      const blocked = g.blocked
+      const childStart = new Int32Array(n + 1)
+      for (let i = 0; i < n; i++) childStart[i + 1] = childStart[i] + g.kids[i]
+      const fill = childStart.slice(0, n)
+      const children = new Int32Array(childStart[n])
+      for (let i = 0; i < n; i++) {
+        for (let k = start[i]; k < start[i + 1]; k++) {
+          const j = parents[k]
+          if (j >= 0) children[fill[j]++] = i
         }
-        blocked.set(id, n)
-        if (n === 0) queue.push(id)
-      })
+      }
+      const queue: number[] = []
+      for (let i = 0; i < n; i++) if (blocked[i] === 0) queue.push(i)
       const ready: Op[] = []
-      const readyIds = new Set<string>()
-      const hlcOf = (id: string): Op['hlc'] => (this.dag.get(id)?.op ?? candidates.get(id) as Op).hlc
+      const isReady = new Uint8Array(n)
       while (queue.length > 0) {
-        const id = queue.pop() as string
-        const op = candidates.get(id) as Op
+        const i = queue.pop() as number
+        const op = ops[i]
         // causality: an op's clock is past its parents' (so total order respects causality)
-        if (op.parentIds.some(p => compareHlc(hlcOf(p), op.hlc) >= 0)) {
-          if (fresh.has(id)) throw new InvalidOpError('its hlc is not after its parents\'', id)
-          this.pending.delete(id)
+        let late = false
+        for (let k = start[i]; k < start[i + 1] && !late; k++) {
+          const j = parents[k]
+          const hlc = j >= 0 ? ops[j].hlc : (this.dag.get(op.parentIds[k - start[i]]) as DagNode).op.hlc
+          late = compareHlc(hlc, op.hlc) >= 0
+        }
+        if (late) {
+          if (i >= held) throw new InvalidOpError('its hlc is not after its parents\'', op.id)
+          this.pending.delete(op.id)
           continue
         }
         ready.push(op)
-        readyIds.add(id)
-        const kids = children.get(id)
-        for (let i = 0; kids !== undefined && i < kids.length; i++) {
-          const c = kids[i]
-          const n = (blocked.get(c) as number) - 1
-          blocked.set(c, n)
-          if (n === 0) queue.push(c)
+        isReady[i] = 1
+        for (let k = childStart[i]; k < childStart[i + 1]; k++) {
+          const c = children[k]
+          if (--blocked[c] === 0) queue.push(c)
         }
       }
-      const waiting = [...candidates.keys()].filter(id => !readyIds.has(id) && (fresh.has(id) || this.pending.has(id)))
       stats.orderMs += performance.now() - t
       t = performance.now()
       if (ready.length > 0) await this.log.append(ready.map(op => op.bytes)).catch((err: Error) => {
@@ -465,10 +449,9 @@ export class Tree extends EventTarget {
       stats.journalMs += performance.now() - t
       t = performance.now()
       for (let i = 0; i < ready.length; i++) this.pending.delete(ready[i].id)
-      for (const id of waiting) {
-        if (this.pending.has(id)) continue
-        if (this.pending.size >= MAX_PENDING_OPS) break
-        this.pending.set(id, candidates.get(id) as Op)
+      // fresh ops not ready wait for their parents (held ones not ready are still held)
+      for (let i = held; i < n && this.pending.size < MAX_PENDING_OPS; i++) {
+        if (isReady[i] === 0) this.pending.set(ops[i].id, ops[i])
       }
       stats.orderMs += performance.now() - t
       this.integrate(ready, false)
@@ -476,9 +459,9 @@ export class Tree extends EventTarget {
       t = performance.now()
       const missing = new Map<string, CID>()
       for (const op of this.pending.values()) {
-        for (let i = 0; i < op.parents.length; i++) {
+        for (let i = 0; i < op.parentIds.length; i++) {
           const s = op.parentIds[i]
-          if (!this.dag.has(s) && !this.pending.has(s)) missing.set(s, op.parents[i])
+          if (!this.dag.has(s) && !missing.has(s) && !this.pending.has(s)) missing.set(s, CID.parse(s))
         }
       }
       stats.orderMs += performance.now() - t
@@ -487,54 +470,96 @@ export class Tree extends EventTarget {
   }
 
   /**
-   * Check that every op of `unchecked` (fresh ops among `candidates`, the others being held ops
-   * checked when they came) was made by its author; throws InvalidOpError at the first that was
-   * not. An op is its author's when its signature verifies, or when it is in the causal past of
-   * an op of the same author that is its author's: that op's signed bytes name its parents by
-   * hash, theirs name theirs, so the author's one signature covers every byte of its ancestors,
-   * and so vouches for each of them that claims that author (an op claiming another author is
-   * checked on its own, or vouched for by that author). The ops are walked newest first, so a
-   * run of one author's ops costs one signature check at its newest, not one per op; a forged or
-   * altered op is named by no signed op (altering it changes its hash), so its own signature is
-   * checked, and fails.
+   * The ops a receive() considers, numbered: the held ones first (`held` of them), then the fresh
+   * ones of `decoded` (not known, not held, not twice), with the parent links among them.
    */
-  private async authenticate (candidates: Map<string, Op>, unchecked: Map<string, DecodedOp>): Promise<void> {
-    if (unchecked.size === 0) return
-    const kids = new Map<string, number>()
-    candidates.forEach(op => {
-      const ids = op.parentIds
-      for (let i = 0; i < ids.length; i++) {
-        const ps = ids[i]
-        if (candidates.has(ps)) kids.set(ps, (kids.get(ps) ?? 0) + 1)
+  private candidates (decoded: DecodedOp[]): Candidates {
+    const ops: Op[] = []
+    const checks: Array<DecodedOp | undefined> = []
+    const index = new Map<string, number>()
+    for (const op of this.pending.values()) {
+      index.set(op.id, ops.length)
+      ops.push(op)
+      checks.push(undefined)
+    }
+    const held = ops.length
+    let links = 0
+    for (let i = 0; i < decoded.length; i++) {
+      const d = decoded[i]
+      // an op already known is those very bytes (same CID), checked when it came
+      if (index.has(d.id) || this.dag.has(d.id)) continue
+      index.set(d.id, ops.length)
+      ops.push(d.op)
+      checks.push(d)
+    }
+    const n = ops.length
+    for (let i = 0; i < n; i++) links += ops[i].parentIds.length
+    const parents = new Int32Array(links)
+    const start = new Int32Array(n + 1)
+    const blocked = new Int32Array(n)
+    const kids = new Int32Array(n)
+    let k = 0
+    for (let i = 0; i < n; i++) {
+      start[i] = k
+      const ids = ops[i].parentIds
+      for (let p = 0; p < ids.length; p++) {
+        const j = index.get(ids[p])
+        if (j !== undefined) {
+          parents[k++] = j
+          kids[j]++
+          blocked[i]++
+        } else if (this.dag.has(ids[p])) {
+          parents[k++] = KNOWN
+        } else {
+          parents[k++] = MISSING
+          blocked[i]++
+        }
       }
-    })
-    /** id -> the authors whose checked ops have it in their causal past (sets shared, never changed) */
-    const vouched = new Map<string, ReadonlySet<string>>()
-    const queue: string[] = []
-    candidates.forEach((_, id) => { if (!kids.has(id)) queue.push(id) })
+    }
+    start[n] = k
+    return { ops, checks, held, parents, start, blocked, kids }
+  }
+
+  /**
+   * Check that every fresh op of the candidates (the held ones were checked when they came) was
+   * made by its author; throws InvalidOpError at the first that was not. An op is its author's
+   * when its signature verifies, or when it is in the causal past of an op of the same author
+   * that is its author's: that op's signed bytes name its parents by hash, theirs name theirs,
+   * so the author's one signature covers every byte of its ancestors, and so vouches for each of
+   * them that claims that author (an op claiming another author is checked on its own, or
+   * vouched for by that author). The ops are walked newest first, so a run of one author's ops
+   * costs one signature check at its newest, not one per op; a forged or altered op is named by
+   * no signed op (altering it changes its hash), so its own signature is checked, and fails.
+   */
+  private async authenticate (g: Candidates): Promise<void> {
+    const { ops, checks, parents, start } = g
+    const n = ops.length
+    /** children among the candidates not walked yet */
+    const left = g.kids.slice()
+    /** the authors whose checked ops have it in their causal past (sets shared, never changed) */
+    const vouched: Array<ReadonlySet<string> | undefined> = new Array(n)
+    const queue: number[] = []
+    for (let i = 0; i < n; i++) if (left[i] === 0) queue.push(i)
     while (queue.length > 0) {
-      const id = queue.pop() as string
-      const op = candidates.get(id) as Op
-      let by = vouched.get(id) ?? NOBODY
+      const i = queue.pop() as number
+      const op = ops[i]
+      let by = vouched[i] ?? NOBODY
       if (!by.has(op.author)) {
-        const d = unchecked.get(id)
+        const d = checks[i]
         if (d !== undefined) {
           await checkSignature(d, this.verify)
           this.stats.verified++
         }
         by = new Set(by).add(op.author)
       }
-      vouched.delete(id)
-      const ids = op.parentIds
-      for (let i = 0; i < ids.length; i++) {
-        const ps = ids[i]
-        const n = kids.get(ps)
-        if (n === undefined) continue
-        const have = vouched.get(ps)
-        if (have === undefined) vouched.set(ps, by)
-        else if (have !== by && ![...by].every(a => have.has(a))) vouched.set(ps, new Set([...have, ...by]))
-        kids.set(ps, n - 1)
-        if (n === 1) queue.push(ps)
+      vouched[i] = undefined
+      for (let k = start[i]; k < start[i + 1]; k++) {
+        const j = parents[k]
+        if (j < 0) continue
+        const have = vouched[j]
+        if (have === undefined) vouched[j] = by
+        else if (have !== by && ![...by].every(a => have.has(a))) vouched[j] = new Set([...have, ...by])
+        if (--left[j] === 0) queue.push(j)
       }
     }
   }
@@ -600,7 +625,7 @@ export class Tree extends EventTarget {
     t = performance.now()
     for (let i = 0; i < nodes.length; i++) {
       const n = nodes[i]
-      const detail: OpEventDetail = { cid: n.op.cid, body: n.op.body, local, hlc: n.op.hlc }
+      const detail: OpEventDetail = { cid: n.op.cid, id: n.id, bytes: n.op.bytes, body: n.op.body, local, hlc: n.op.hlc }
       this.dispatchEvent(new CustomEvent('op', { detail }))
     }
     if (!local) this.stats.eventsMs += performance.now() - t
@@ -653,6 +678,27 @@ export class Tree extends EventTarget {
 }
 
 const NOBODY: ReadonlySet<string> = new Set()
+
+/** A parent link (Candidates.parents) to an op the DAG holds, or to one neither held nor given. */
+const KNOWN = -1
+const MISSING = -2
+
+/**
+ * The ops one receive() considers, by number (Tree.candidates): `ops[i]`, with `checks[i]` what
+ * its signature check needs (fresh ops; undefined for the first `held`, held since an earlier
+ * call). Op i's parents are `parents[start[i]]` to `parents[start[i + 1] - 1]`, in its own
+ * order: a candidate's number, KNOWN or MISSING; `blocked[i]`, how many of them are not known
+ * (candidates or missing); `kids[i]`, how many candidates name op i as a parent.
+ */
+interface Candidates {
+  ops: Op[]
+  checks: Array<DecodedOp | undefined>
+  held: number
+  parents: Int32Array
+  start: Int32Array
+  blocked: Int32Array
+  kids: Int32Array
+}
 
 function toInode (rec: InodeRec, nlink: number): Inode {
   const { tail, covered, held, folded, real, appends, ...rest } = rec

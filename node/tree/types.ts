@@ -87,14 +87,13 @@ export interface Op {
   cid: CID
   /** cid.toString(), made once. */
   id: string
-  /** The parents' CID strings, made once. */
+  /** The parents' CID strings (op.ts parentCids() gives their CIDs: an op keeps no CID objects for them). */
   parentIds: string[]
   key: string
   bytes: Uint8Array
   body: OpBody
   author: string
   hlc: Hlc
-  parents: CID[]
   sig: Uint8Array
 }
 
@@ -153,4 +152,8 @@ export interface Version { op: CID, author: string, hlc: [number, number], time:
 export interface Conflict { path: string, entry: EntryId, inode: InodeId, of: InodeId, author: string, time: bigint, head?: string }
 
 /** A new op applied here: `hlc` is its author's stamp ([wall ms, counter]; metrics time merge lag by it). */
-export interface OpEventDetail { cid: CID, body: OpBody, local: boolean, hlc: Hlc }
+/**
+ * An op applied (the tree's 'op' event): `id` is cid.toString() and `bytes` its block (what
+ * Tree.getOp(cid) gives), there for listeners that run for every op of a merge.
+ */
+export interface OpEventDetail { cid: CID, id: string, bytes: Uint8Array, body: OpBody, local: boolean, hlc: Hlc }

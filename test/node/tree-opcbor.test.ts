@@ -1,13 +1,15 @@
 // The fast op-block decoder (node/tree/opcbor.ts) against @ipld/dag-cbor: on real op blocks of
 // every type it reads them itself, to the same values; on mutated blocks (a seeded fuzz) and on
 // non-canonical encodings it either gives dag-cbor's value or leaves the block to dag-cbor, so
-// decodeBlock() accepts and refuses exactly what dag-cbor does.
+// decodeBlock() accepts and refuses exactly what dag-cbor does; decodeOpBlock() too, with the op
+// CIDs of a top-level `parents` list as their ids when the fast path reads the block.
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { createOp, cidOf } from '../../node/tree/op.ts'
-import { decodeBlock, decodeFast } from '../../node/tree/opcbor.ts'
+import { checkSignature, createOp, cidOf, decodeUnverified, idOf } from '../../node/tree/op.ts'
+import { InvalidOpError } from '../../node/tree/errors.ts'
+import { decodeBlock, decodeFast, decodeOpBlock } from '../../node/tree/opcbor.ts'
 import type { OpBody, Signer } from '../../node/tree/index.ts'
 
 const enc = new TextEncoder()
@@ -50,6 +52,12 @@ async function blocks (): Promise<Uint8Array[]> {
   return out
 }
 
+/** An op block `b` with its signature replaced by `sig` (same length: the block stays canonical). */
+function createOpBytesWithSig (b: Uint8Array, sig: Uint8Array): Uint8Array {
+  const v = dagCbor.decode(b) as Record<string, unknown>
+  return dagCbor.encode({ ...v, sig })
+}
+
 /** dagCbor.decode's outcome: its value, or its error message. */
 function reference (bytes: Uint8Array): { value: unknown } | { error: string } {
   try {
@@ -73,7 +81,36 @@ function same (bytes: Uint8Array): boolean {
     mine = { error: String(err.message) }
   }
   assert.deepStrictEqual(mine, ref)
+  sameOp(bytes, ref, fast !== undefined)
   return fast !== undefined
+}
+
+/** An op CID (CIDv1, dag-cbor, sha2-256): what decodeOpBlock() reads as an id in `parents`. */
+function isOpCid (x: unknown): x is CID {
+  const c = CID.asCID(x)
+  return c !== null && c.version === 1 && c.code === 0x71 && c.multihash.code === 0x12 && c.multihash.size === 32
+}
+
+/** decodeOpBlock(): dag-cbor's value or refusal, a top-level list of op CIDs `parents` as ids when the fast path reads the block. */
+function sameOp (bytes: Uint8Array, ref: { value: unknown } | { error: string }, fast: boolean): void {
+  let mine: { value: unknown } | { error: string }
+  try {
+    const d = decodeOpBlock(bytes)
+    mine = { value: d.value }
+    // parents read as ids only by the fast path
+    if (d.fast) assert.ok(fast, 'decodeOpBlock read a block decodeFast leaves to dag-cbor')
+    // exact: the value dag-cbor gives encodes to the very bytes (the signed bytes are cut from them)
+    if (d.exact) assert.ok(Buffer.from(dagCbor.encode((ref as { value: unknown }).value)).equals(bytes), 'an exact block that does not encode back to its bytes')
+  } catch (err: any) {
+    if (err instanceof assert.AssertionError) throw err
+    mine = { error: String(err.message) }
+  }
+  let want = ref
+  if ('value' in ref && fast && typeof ref.value === 'object' && ref.value !== null && !Array.isArray(ref.value) && !(ref.value instanceof Uint8Array) && CID.asCID(ref.value) === null) {
+    const parents = (ref.value as { parents?: unknown }).parents
+    if (Array.isArray(parents) && parents.every(isOpCid)) want = { value: { ...ref.value, parents: parents.map(idOf) } }
+  }
+  assert.deepStrictEqual(mine, want)
 }
 
 /** A seeded PRNG (mulberry32), so the fuzz is the same every run. */
@@ -90,7 +127,33 @@ describe('node/tree opcbor (fast op-block decoder)', () => {
   it('reads every op type itself, to the values dag-cbor gives', async () => {
     for (const b of await blocks()) {
       assert.ok(same(b), 'an op block the fast path left to dag-cbor')
+      assert.ok((decodeOpBlock(b).value as { parents: unknown[] }).parents.every(p => typeof p === 'string'), 'parents not read as ids')
       assert.ok(same(Buffer.from(b)), 'the same block in a Buffer')
+    }
+  })
+
+  it('signatures check over the block without its sig, exact or not (non-ASCII strings), and fail on any other bytes', async () => {
+    const verify = async (_author: string, data: Uint8Array, sig: Uint8Array): Promise<boolean> => Buffer.from((await sha256.digest(data)).bytes).equals(sig)
+    let exact = 0
+    let inexact = 0
+    for (const b of await blocks()) {
+      if (decodeOpBlock(b).exact) exact++
+      else inexact++
+      const d = decodeUnverified(b)
+      assert.equal(d.sigAt !== undefined, decodeOpBlock(b).exact)
+      await checkSignature(d, verify)
+      // the same op claiming another signature: refused either way
+      const forged = createOpBytesWithSig(b, new Uint8Array(32).fill(1))
+      await assert.rejects(checkSignature(decodeUnverified(forged), verify), InvalidOpError)
+    }
+    assert.ok(exact > 0 && inexact > 0, `exact ${exact}, inexact ${inexact}`)
+  })
+
+  it('parents that are not op CIDs are refused, strings (which ids are) included', async () => {
+    const b = (await blocks())[1]
+    const v = dagCbor.decode(b) as Record<string, unknown>
+    for (const parents of [['move'], [idOf(cidOf(b))], [(v.parents as CID[])[0], 'x'], [await rawCid('r')]]) {
+      assert.throws(() => decodeUnverified(dagCbor.encode({ ...v, parents })), (err: Error) => err instanceof InvalidOpError && /parent/.test(err.message), JSON.stringify(parents))
     }
   })
 
