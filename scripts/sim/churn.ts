@@ -38,6 +38,8 @@ export interface ChurnFigureOptions {
   repairDelayMs: number
   /** The lazy run's spare (keeper/lazy.ts REPAIR_SPARE). */
   repairSpare: number
+  /** The order keepers take the chunks waiting for their repair cap in (harness/sim/churn.ts). */
+  order: 'fifo' | 'urgent'
   latencyMs: number
   /** The lookup figure: churn per hour, length (ms) and reads sampled every (ms). */
   lookupChurnPerHour: number
@@ -94,9 +96,9 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
     : [{ timeout, delay: timeout, p: `${pre}.timeout_${Math.round(timeout / 60_000)}min` }])
   runs.forEach(({ timeout, delay, p }) => {
     t = performance.now()
-    const r = run(trace, timeout, { repairDelayMs: delay, repairSpare: o.repairSpare })
+    const r = run(trace, timeout, { repairDelayMs: delay, repairSpare: o.repairSpare, order: o.order })
     const bytes = r.bytesFetched + r.bytesPushed
-    o.log(`h${o.hosts}: failure timeout ${timeout / 60_000} min, repair delay ${delay / 60_000} min: ${gb(bytes)} GB moved (${round(bytes / oracleBytes)}x the oracle), ${r.chunksLost} chunks lost, ${r.events} events, ${r.plans} plans (${secs(t)} s)`)
+    o.log(`h${o.hosts}: failure timeout ${timeout / 60_000} min, repair delay ${delay / 60_000} min: ${gb(bytes)} GB moved (${round(bytes / oracleBytes)}x the oracle), ${r.chunksLost} chunks lost (${r.chunksLostUnavoidable} at once; m + 1 losses within ${r.lostSpansMs.map(x => round(x / HOUR, 1)).join(', ')} h), ${r.events} events, ${r.plans} plans (${secs(t)} s)`)
     out[`${p}.failure_timeout_ms`] = timeout
     out[`${p}.repair_delay_ms`] = delay
     out[`${p}.away_declared`] = r.awayDeclared
@@ -107,6 +109,8 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
     out[`${p}.repair_bytes_pushed`] = Math.round(r.bytesPushed)
     out[`${p}.repair_vs_oracle`] = round(bytes / oracleBytes)
     out[`${p}.chunks_lost`] = r.chunksLost
+    out[`${p}.chunks_lost_unavoidable`] = r.chunksLostUnavoidable
+    out[`${p}.lost_span_hours_min`] = round(Math.min(...r.lostSpansMs, Infinity) / HOUR)
     out[`${p}.unavailable_share`] = round(r.unavailableShare, 6)
     out[`${p}.declared_gone`] = r.declaredGone
     out[`${p}.back_within_timeout`] = r.backInTime

@@ -77,6 +77,7 @@ const { values } = parseArgs({
     'failure-timeouts-large': { type: 'string', default: 'default,4320' },
     'repair-delay': { type: 'string', default: 'default' },
     'repair-spare': { type: 'string', default: String(REPAIR_SPARE) },
+    'repair-order': { type: 'string', default: 'fifo' },
     'lookup-churn-per-hour': { type: 'string', default: '0.1' },
     'lookup-hours': { type: 'string', default: '24' },
     'lookup-every': { type: 'string', default: '10' }
@@ -169,6 +170,7 @@ for (const hosts of churnHosts) {
     timeouts: timeoutsOf(values[hosts <= 2000 ? 'failure-timeouts' : 'failure-timeouts-large']),
     repairDelayMs: values['repair-delay'] === 'default' ? DEFAULT_REPAIR_DELAY_MS : Number(values['repair-delay']) * 60_000,
     repairSpare: Number(values['repair-spare']),
+    order: values['repair-order'] === 'urgent' ? 'urgent' : 'fifo',
     latencyMs: latency,
     lookupChurnPerHour: Number(values['lookup-churn-per-hour']),
     lookupDuration: Number(values['lookup-hours']) * 3600_000,
