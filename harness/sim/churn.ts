@@ -331,6 +331,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     q.at(t, () => {
       if (due[c] !== t) return
       due[c] = Infinity
+      // a repair of it started meanwhile (from its keeper's queue): its landing passes again
+      if (busy[c] === 1) { again[c] = 1; return }
       pass(c)
     })
   }
