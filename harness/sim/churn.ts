@@ -9,7 +9,9 @@
 //  - the keeper is keeper() (the closest live host), what it delivers is repairDeliveries()
 //    (only live targets that lack their fragment), and copies are dropped by handovers()
 //    (rebalance.ts: only once every host that must hold the fragment does);
-//  - the repair traffic cap is repairRate() of the keeper's uplink (repair.ts: half the link);
+//  - the repair traffic cap is repairRate() of the keeper's upload cap (repair.ts: half of it,
+//    at least 64 KiB/s; net/uplink.ts uploadCap(): 0.8 of the uplink), as the daemon sets it
+//    for a host started with `--uplink` (without it the cap is 64 MiB/s: the whole link);
 //  - lazy repair: a host declared gone stays away for the repair delay (net/failure.ts
 //    repairDelay(), counted from its disconnect), and each chunk is planned by lazyPlan()
 //    (keeper/lazy.ts: the away hosts count as members while the chunk keeps a fragment to
@@ -37,6 +39,7 @@ import {
 } from '../../node/keeper/index.ts'
 import type { ChunkPlan, Holdings } from '../../node/keeper/index.ts'
 import { rankByRule } from '../../node/keeper/index.ts'
+import { uploadCap } from '../../node/net/index.ts'
 
 /** The sim's chunks carry no placement rule: plan() ranks them as darkfs ranks such refs (XOR-closest). */
 const noWeights = new Map<string, number>()
@@ -149,7 +152,7 @@ export interface ChurnOptions {
   repairDelayMs?: number
   /** Fragments beyond k a chunk keeps on live hosts to wait for its away holders (lazy.ts REPAIR_SPARE by default). */
   repairSpare?: number
-  /** The order a keeper takes the chunks waiting for its repair cap in (default 'fifo'). */
+  /** The order a keeper takes the chunks waiting for its repair cap in (default 'fifo'; the Repairer's is 'urgent'). */
   order?: 'fifo' | 'urgent'
   latencyMs: number
   /** Virtual time the run covers (ms). */
@@ -240,7 +243,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     capUntil[kp] = capUntil[kp] > at ? capUntil[kp] + d : Math.max(capUntil[kp], end)
     return end
   }
-  const capPerMs = Float64Array.from(o.uplinks, b => repairRate(b / 8) / 1000)
+  // (as the daemon sets it, daemon.ts: repairRate() of the upload cap, uploadCap() of `--uplink`)
+  const capPerMs = Float64Array.from(o.uplinks, b => repairRate(uploadCap(undefined, b / 8)) / 1000)
   const up = new Uint8Array(H)
   const member = new Uint8Array(H)
   const disk = new Uint8Array(H) // its store still exists (not left for good)
@@ -458,10 +462,21 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     })
   }
 
-  /** Chunks whose plan host h's change may touch: h holds a fragment, or ranks among the first n members. */
+  /**
+   * Chunks host h held fragments of when it left for good (its copies are gone at once, its
+   * failure is found a failure timeout later): their passes come when it is declared gone, or
+   * its repair delay ends, whether it still ranks among their targets or not. (Without this a
+   * holder displaced as a target by a joiner, and still holding its copy as handovers wait for
+   * every target, took its fragment away unnoticed: no pass ever came for that chunk, where
+   * darkfs's Repairer passes over every chunk; six chunks of one neighbourhood were lost so.)
+   */
+  const heldWhenLeft: number[][] = Array.from({ length: H }, () => [])
+  /** Chunks whose plan host h's change may touch: h holds a fragment (or did when it left), or ranks among the first n members. */
   const touched = (h: number): number[] => {
-    const out: number[] = []
+    const out: number[] = [...heldWhenLeft[h]]
+    const seen = new Set(out)
     for (const c of byHost[h]) {
+      if (seen.has(c)) continue
       let hit = false
       for (const s of held[c]) if (s.has(h)) { hit = true; break }
       if (!hit) {
@@ -534,7 +549,13 @@ export function runChurn (o: ChurnOptions): ChurnResult {
           const wasUp = up[h] === 1
           up[h] = 0; disk[h] = 0
           for (const c of byHost[h]) {
-            for (const s of held[c]) if (s.delete(h) && s.size === 0) (goneFragments[c] ??= []).push(q.now)
+            let had = false
+            for (const s of held[c]) {
+              if (!s.delete(h)) continue
+              had = true
+              if (s.size === 0) (goneFragments[c] ??= []).push(q.now)
+            }
+            if (had) heldWhenLeft[h].push(c)
           }
           if (wasUp) {
             const mine = ++outage[h]

@@ -86,14 +86,16 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   o.log(`h${o.hosts}: oracle (permanent losses and joins only): ${gb(oracleBytes)} GB moved, ${oracle.events} events, ${oracle.plans} plans (${secs(t)} s)`)
   out[`${pre}.oracle.repair_bytes`] = Math.round(oracleBytes)
   out[`${pre}.oracle.chunks_lost`] = oracle.chunksLost
+  // the keepers' order, darkfs's ('urgent') carries nothing in the keys
+  const order = o.order === 'urgent' ? '' : `.order_${o.order}`
   const runs: Array<{ timeout: number, delay: number, p: string }> = o.timeouts.flatMap((timeout, i) => i === 0
     ? [
         // darkfs's default (repairDelay(): no lazy window) carries nothing in its key; the lazy run
         // (--repair-delay, --repair-spare) carries `.lazy` and the choices that are not the defaults
-        { timeout, delay: repairDelay(timeout), p: pre },
-        { timeout, delay: o.repairDelayMs, p: `${pre}.lazy` + (o.repairDelayMs === DEFAULT_REPAIR_DELAY_MS ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) }
+        { timeout, delay: repairDelay(timeout), p: pre + order },
+        { timeout, delay: o.repairDelayMs, p: `${pre}.lazy` + (o.repairDelayMs === DEFAULT_REPAIR_DELAY_MS ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) + order }
       ]
-    : [{ timeout, delay: timeout, p: `${pre}.timeout_${Math.round(timeout / 60_000)}min` }])
+    : [{ timeout, delay: timeout, p: `${pre}.timeout_${Math.round(timeout / 60_000)}min` + order }])
   runs.forEach(({ timeout, delay, p }) => {
     t = performance.now()
     const r = run(trace, timeout, { repairDelayMs: delay, repairSpare: o.repairSpare, order: o.order })
