@@ -53,7 +53,7 @@ export function atRisk (available: number, k: number): boolean {
 
 /**
  * The order a keeper repairs chunks in: fewest live fragments first (a chunk at k goes before one
- * at k + 1), `available[i]` for `items[i]`; equal ones keep their order. Returns the indexes.
+ * at k + 1), `available[i]` being item i's count; equal ones keep their order. Returns the item indexes in that order.
  */
 export function byUrgency (available: readonly number[]): number[] {
   return available.map((_, i) => i).sort((a, b) => available[a] - available[b] || a - b)
@@ -65,10 +65,11 @@ export function byUrgency (available: readonly number[]): number[] {
  * rebuilt for them. Once it may not (fewer than k + spare fragments on live hosts), only as many
  * away targets as bring it back to k + spare are given up, the longest away first (`away` is in
  * the order they went away, as Membership.away() lists them): their fragments are rebuilt on
- * the next-ranked members, the other away holders are still waited for. Rebuilding every away holder's
- * fragment, as this did before, moved 4.1x an oracle's bytes at a 72 h delay (npm run sim, 1,000
- * hosts): with a fifth of the hosts away at any time, three in ten chunks are at k live
- * fragments, and each such repair rebuilt two fragments where one restores the spare.
+ * the next-ranked members, the other away holders are still waited for. (npm run sim, 1,000
+ * hosts, 72 h delay: rebuilding every away holder's fragment moved 4.07x an oracle's bytes and
+ * lost 10 chunks; one per chunk 4.3x, 7 lost: with a fifth of the hosts away at any time three in
+ * ten chunks are at k live, and the keepers' repair caps, not the fragments per repair, bound the
+ * bytes. Only no spare at all (spare 0: nothing rebuilt for an away host) came near the oracle.)
  * `members` excludes the away hosts.
  */
 export function lazyPlan (
