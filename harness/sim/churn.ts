@@ -9,7 +9,9 @@
 //  - the keeper is keeper() (the closest live host), what it delivers is repairDeliveries()
 //    (only live targets that lack their fragment), and copies are dropped by handovers()
 //    (rebalance.ts: only once every host that must hold the fragment does);
-//  - the repair traffic cap is repairRate() of the keeper's uplink (repair.ts: half the link);
+//  - the repair traffic cap is repairRate() of the keeper's upload cap (repair.ts: half of it,
+//    at least 64 KiB/s; net/uplink.ts uploadCap(): 0.8 of the uplink), as the daemon sets it
+//    for a host started with `--uplink` (without it the cap is 64 MiB/s: the whole link);
 //  - lazy repair: a host declared gone stays away for the repair delay (net/failure.ts
 //    repairDelay(), counted from its disconnect), and each chunk is planned by lazyPlan()
 //    (keeper/lazy.ts: the away hosts count as members while the chunk keeps a fragment to
@@ -33,10 +35,11 @@
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import {
-  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_DEBOUNCE_MS, handovers, keyKadId, lazyPlan, repairDeliveries, repairRate
+  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_DEBOUNCE_MS, atRisk, handovers, keyKadId, lazyPlan, repairDeliveries, repairRate
 } from '../../node/keeper/index.ts'
 import type { ChunkPlan, Holdings } from '../../node/keeper/index.ts'
 import { rankByRule } from '../../node/keeper/index.ts'
+import { uploadCap } from '../../node/net/index.ts'
 
 /** The sim's chunks carry no placement rule: plan() ranks them as darkfs ranks such refs (XOR-closest). */
 const noWeights = new Map<string, number>()
@@ -149,6 +152,8 @@ export interface ChurnOptions {
   repairDelayMs?: number
   /** Fragments beyond k a chunk keeps on live hosts to wait for its away holders (lazy.ts REPAIR_SPARE by default). */
   repairSpare?: number
+  /** The order a keeper takes the chunks waiting for its repair cap in (default 'fifo'; the Repairer's is 'urgent'). */
+  order?: 'fifo' | 'urgent'
   latencyMs: number
   /** Virtual time the run covers (ms). */
   duration: number
@@ -170,6 +175,13 @@ export interface ChurnResult {
   fragmentsDropped: number
   /** Sampled chunks with fewer than k fragments on disks that still exist, at the end. */
   chunksLost: number
+  /**
+   * Of those, chunks whose last m + 1 fragment losses (their last holder left for good) came
+   * within one failure timeout: lost before any repair could start, whatever the policy; and for
+   * every lost chunk, the time those m + 1 losses spanned (ms).
+   */
+  chunksLostUnavoidable: number
+  lostSpansMs: number[]
   /** Share of chunk-time with fewer than k fragments on live hosts (sampled every UNAVAILABLE_SAMPLE_MS). */
   unavailableShare: number
   /** Hosts declared gone (failure timeout), and those of them that came back after. */
@@ -218,7 +230,21 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   const links = new Uplinks(o.uplinks)
   // the keeper's repair cap (repair.ts limiter): its own clock, bytes / repairRate(link)
   const capUntil = new Float64Array(H)
-  const capPerMs = Float64Array.from(o.uplinks, b => repairRate(b / 8) / 1000)
+  // order 'urgent': a chunk at risk (lazy.ts atRisk()) goes ahead of the keeper's queued repairs
+  // under the same cap (as the Repairer takes its pass's chunks at risk first): its own clock, and
+  // the queued work ends that much later
+  const capUrgent = new Float64Array(H)
+  /** Charge `bytes` to keeper kp's repair cap from `at`; the time they are through it. */
+  const capTake = (kp: number, at: number, bytes: number, urgent: boolean): number => {
+    const d = bytes / capPerMs[kp]
+    if (!urgent) { capUntil[kp] = Math.max(at, capUntil[kp]) + d; return capUntil[kp] }
+    const end = Math.max(at, capUrgent[kp]) + d
+    capUrgent[kp] = end
+    capUntil[kp] = capUntil[kp] > at ? capUntil[kp] + d : Math.max(capUntil[kp], end)
+    return end
+  }
+  // (as the daemon sets it, daemon.ts: repairRate() of the upload cap, uploadCap() of `--uplink`)
+  const capPerMs = Float64Array.from(o.uplinks, b => repairRate(uploadCap(undefined, b / 8)) / 1000)
   const up = new Uint8Array(H)
   const member = new Uint8Array(H)
   const disk = new Uint8Array(H) // its store still exists (not left for good)
@@ -253,7 +279,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   }
 
   const r: ChurnResult = {
-    bytesFetched: 0, bytesPushed: 0, fragmentsRepaired: 0, fragmentsDropped: 0, chunksLost: 0, unavailableShare: 0,
+    bytesFetched: 0, bytesPushed: 0, fragmentsRepaired: 0, fragmentsDropped: 0, chunksLost: 0, chunksLostUnavoidable: 0, lostSpansMs: [], unavailableShare: 0,
     declaredGone: 0, returnedAfterGone: 0, backInTime: 0, awayDeclared: 0, backWithinDelay: 0, lapsed: 0, repairs: 0, repairMs: [], lookupRounds: [], lookupsFailed: 0, events: 0, plans: 0,
     sentByHost: links.sent, fragmentsAtStart: new Uint32Array(H), fragmentsAtEnd: new Uint32Array(H), redundantAtEnd: 0
   }
@@ -274,8 +300,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     const live = new Set<string>()
     for (const h of cand[c]) if (up[h] === 1) live.add(peers[h])
     for (const h of members) if (up[h] === 1) live.add(peers[h])
-    const away: string[] = []
-    for (const h of cand[c]) if (member[h] === 0 && awayUntil[h] > q.now) away.push(peers[h])
+    // the longest away first, as Membership.away() lists them (lazy.ts gives those up first)
+    const away = Array.from(cand[c]).filter(h => member[h] === 0 && awayUntil[h] > q.now).sort((a, b) => awayUntil[a] - awayUntil[b]).map(h => peers[h])
     const holdings: Holdings = new Map()
     refs[c].fragments.forEach((f, j) => {
       const s = new Set<string>()
@@ -295,6 +321,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
 
   countFragments(r.fragmentsAtStart)
 
+  /** When each chunk lost a fragment for good (its last holder left): the losses' windows. */
+  const goneFragments: number[][] = []
   const due = new Float64Array(o.chunks).fill(Infinity)
   const busy = new Uint8Array(o.chunks)
   /** The chunk's last pass found it short of redundant (work left, maybe waiting for a host). */
@@ -307,6 +335,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     q.at(t, () => {
       if (due[c] !== t) return
       due[c] = Infinity
+      // a repair of it started meanwhile (from its keeper's queue): its landing passes again
+      if (busy[c] === 1) { again[c] = 1; return }
       pass(c)
     })
   }
@@ -322,13 +352,33 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     q.at(capUntil[k], () => {
       waking[k] = 0
       while (waiting[k].length > 0 && capUntil[k] <= q.now) {
-        const next = waiting[k].shift()!
+        const next = takeNext(waiting[k])
         queued[next] = 0
         if (busy[next] === 1) { again[next] = 1; continue }
         pass(next)
       }
       arm(k)
     })
+  }
+  /** Distinct fragments of chunk c on live hosts. */
+  const liveCount = (c: number): number => {
+    let live = 0
+    for (const s of held[c]) for (const h of s) if (up[h] === 1) { live++; break }
+    return live
+  }
+  /**
+   * The keeper's next chunk: the first that came ('fifo'), or the one with the fewest fragments
+   * on live hosts now, the first that came among equals ('urgent', lazy.ts byUrgency).
+   */
+  const takeNext = (list: number[]): number => {
+    if (o.order !== 'urgent') return list.shift()!
+    let best = 0
+    let bestLive = Infinity
+    for (let i = 0; i < list.length; i++) {
+      const l = liveCount(list[i])
+      if (l < bestLive) { best = i; bestLive = l }
+    }
+    return list.splice(best, 1)[0]
   }
   const wait = (k: number, c: number): void => {
     if (queued[c] === 0) { queued[c] = 1; waiting[k].push(c) }
@@ -341,7 +391,9 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     if (keeperIdx === undefined) return
     // a keeper works through its chunks at its repair cap: one whose cap is taken further ahead
     // gets to this chunk then, and plans it as things are then (a host back meanwhile costs nothing)
-    if (capUntil[keeperIdx] > q.now) { wait(keeperIdx, c); return }
+    const urgent = o.order === 'urgent' && atRisk(liveCount(c), o.k)
+    if (urgent && capUrgent[keeperIdx] > q.now) { schedule(c, capUrgent[keeperIdx]); return }
+    if (!urgent && capUntil[keeperIdx] > q.now) { wait(keeperIdx, c); return }
     const self = peers[keeperIdx]
     const { p, live } = planOf(c, self)
     unsettled[c] = p.health === 'redundant' ? 0 : 1
@@ -369,9 +421,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       let best = -1
       for (const h of held[c][j]) if (up[h] === 1 && h !== keeperIdx && (best < 0 || links.busyUntil[h] < links.busyUntil[best])) best = h
       if (best < 0) return
-      ready = Math.max(ready, links.send(best, fragBytes, now, o.latencyMs, o.scale))
-      capUntil[keeperIdx] = Math.max(now, capUntil[keeperIdx]) + fragBytes * o.scale / capPerMs[keeperIdx]
-      ready = Math.max(ready, capUntil[keeperIdx])
+      ready = Math.max(ready, links.send(best, fragBytes, now, o.latencyMs, o.scale, urgent))
+      ready = Math.max(ready, capTake(keeperIdx, now, fragBytes * o.scale, urgent))
       r.bytesFetched += fragBytes * o.scale
       have++
     }
@@ -392,9 +443,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
         const h = index.get(peer)!
         lands.push({ j, h })
         if (h === keeperIdx) continue
-        const start = Math.max(ready, capUntil[keeperIdx])
-        capUntil[keeperIdx] = start + fragBytes * o.scale / capPerMs[keeperIdx]
-        landed = Math.max(landed, links.send(keeperIdx, fragBytes, start, o.latencyMs, o.scale))
+        const start = capTake(keeperIdx, ready, fragBytes * o.scale, urgent) - fragBytes * o.scale / capPerMs[keeperIdx]
+        landed = Math.max(landed, links.send(keeperIdx, fragBytes, start, o.latencyMs, o.scale, urgent))
         r.bytesPushed += fragBytes * o.scale
       }
     }
@@ -412,10 +462,21 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     })
   }
 
-  /** Chunks whose plan host h's change may touch: h holds a fragment, or ranks among the first n members. */
+  /**
+   * Chunks host h held fragments of when it left for good (its copies are gone at once, its
+   * failure is found a failure timeout later): their passes come when it is declared gone, or
+   * its repair delay ends, whether it still ranks among their targets or not. (Without this a
+   * holder displaced as a target by a joiner, and still holding its copy as handovers wait for
+   * every target, took its fragment away unnoticed: no pass ever came for that chunk, where
+   * darkfs's Repairer passes over every chunk; six chunks of one neighbourhood were lost so.)
+   */
+  const heldWhenLeft: number[][] = Array.from({ length: H }, () => [])
+  /** Chunks whose plan host h's change may touch: h holds a fragment (or did when it left), or ranks among the first n members. */
   const touched = (h: number): number[] => {
-    const out: number[] = []
+    const out: number[] = [...heldWhenLeft[h]]
+    const seen = new Set(out)
     for (const c of byHost[h]) {
+      if (seen.has(c)) continue
       let hit = false
       for (const s of held[c]) if (s.has(h)) { hit = true; break }
       if (!hit) {
@@ -487,7 +548,15 @@ export function runChurn (o: ChurnOptions): ChurnResult {
           // silently, for good: its disk is gone; the others find out by the failure timeout
           const wasUp = up[h] === 1
           up[h] = 0; disk[h] = 0
-          for (const c of byHost[h]) for (const s of held[c]) s.delete(h)
+          for (const c of byHost[h]) {
+            let had = false
+            for (const s of held[c]) {
+              if (!s.delete(h)) continue
+              had = true
+              if (s.size === 0) (goneFragments[c] ??= []).push(q.now)
+            }
+            if (had) heldWhenLeft[h].push(c)
+          }
           if (wasUp) {
             const mine = ++outage[h]
             q.after(o.failureTimeoutMs, () => { if (outage[h] === mine && member[h] === 1) gone(h) })
@@ -543,7 +612,15 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   r.events = q.ran
   r.unavailableShare = samples === 0 ? 0 : unavailable / (samples * o.chunks)
   for (let c = 0; c < o.chunks; c++) {
-    if (held[c].filter(s => s.size > 0).length < o.k) r.chunksLost++
+    if (held[c].filter(s => s.size > 0).length < o.k) {
+      r.chunksLost++
+      // the last m + 1 fragments it lost came within this long: shorter than the failure
+      // timeout, no repair could have started in between (lost whatever the repair policy)
+      const t = goneFragments[c] ?? []
+      const span = t.length > o.m ? t[t.length - 1] - t[t.length - 1 - o.m] : Infinity
+      r.lostSpansMs.push(span)
+      if (span <= o.failureTimeoutMs) r.chunksLostUnavoidable++
+    }
     if (planOf(c, '').p.health === 'redundant') r.redundantAtEnd++
   }
   countFragments(r.fragmentsAtEnd)

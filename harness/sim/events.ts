@@ -89,12 +89,15 @@ export class Uplinks {
   /** Bytes each host sent. */
   readonly sent: Float64Array
   private readonly bytesPerMs: Float64Array
+  /** When each uplink is done with the urgent messages it sends ahead of its queue. */
+  private readonly urgentUntil: Float64Array
 
   /** `bitsPerSecond[i]`: host i's uplink. */
   constructor (bitsPerSecond: ArrayLike<number>) {
     this.bytesPerMs = Float64Array.from(bitsPerSecond, b => b / 8 / 1000)
     this.busyUntil = new Float64Array(bitsPerSecond.length)
     this.sent = new Float64Array(bitsPerSecond.length)
+    this.urgentUntil = new Float64Array(bitsPerSecond.length)
   }
 
   /**
@@ -102,11 +105,29 @@ export class Uplinks {
    * the arrival time at the other end, `latency` ms after the last byte left. `scale`: how many
    * such messages this one stands for (their bytes occupy the uplink, and count as sent).
    */
-  send (from: number, bytes: number, now: number, latency: number, scale = 1): number {
+  send (from: number, bytes: number, now: number, latency: number, scale = 1, urgent = false): number {
+    if (urgent) return this.sendAhead(from, bytes * scale, now, latency)
     const start = Math.max(now, this.busyUntil[from])
     const done = start + bytes * scale / this.bytesPerMs[from]
     this.busyUntil[from] = done
     this.sent[from] += bytes * scale
+    return done + latency
+  }
+
+  /**
+   * An urgent message (a chunk's repair at risk, harness/sim/churn.ts): it goes ahead of what the
+   * uplink has queued (behind urgent ones only) and the queued messages leave that much later.
+   * Real messages are a chunk's fragments, seconds each, so an urgent one waits for the one being
+   * sent, not for the queue; a sampled transfer stands for thousands and would hold it for hours.
+   * (What was queued already keeps the arrival time it was given: the delay it takes here shows
+   * on what is queued after.)
+   */
+  private sendAhead (from: number, bytes: number, now: number, latency: number): number {
+    const d = bytes / this.bytesPerMs[from]
+    const done = Math.max(now, this.urgentUntil[from]) + d
+    this.urgentUntil[from] = done
+    this.busyUntil[from] = this.busyUntil[from] > now ? this.busyUntil[from] + d : Math.max(this.busyUntil[from], done)
+    this.sent[from] += bytes
     return done + latency
   }
 

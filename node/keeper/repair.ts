@@ -8,8 +8,9 @@
 //
 // Lazy repair (lazy.ts): a member declared gone by the failure timeout is away for the repair
 // delay (net/failure.ts), and its chunks are planned as if it still held its fragments while
-// each keeps a fragment to spare; a chunk down to k live fragments is repaired at once, and one
-// whose holder stayed away past the delay ('lapsed') on the next pass.
+// each keeps a fragment to spare; a chunk down to k live fragments is repaired at once (only as
+// many fragments as restore its spare), and one whose holder stayed away past the delay
+// ('lapsed') on the next pass. A pass takes the chunks with the fewest live fragments first.
 //
 // An idle network costs nothing: a background pass surveys every peer (have-queries for every
 // fragment), so the timer runs one only when something may have changed since the last pass that
@@ -31,7 +32,7 @@ import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
 import { incomplete, plan, survey } from './survey.ts'
-import { lazyPlan } from './lazy.ts'
+import { byUrgency, lazyPlan, liveFragments } from './lazy.ts'
 import { LOST_CONFIRM_MS } from './status.ts'
 import type { HealthBook } from './status.ts'
 import { forEachLimited } from '../pool.ts'
@@ -422,11 +423,16 @@ export class Repairer extends EventTarget {
     if (all.byManifest !== undefined) this.c.health?.listed(all.byManifest, this.c.pending ?? (() => false), all.missing)
     if (all.unreadable > 0) unsettled('manifests unreadable')
     const manifests = new Set(all.manifests ?? [])
-    const refs = [...all.refs, ...manifests]
+    const listed = [...all.refs, ...manifests]
     // progress counts chunks, as status does; manifests are repaired alongside
     this.progress_ = { ...emptyProgress(), running: true, chunks: all.refs.length }
     const self = this.c.self
     const allLive = this.c.membership.live()
+    // chunks at risk first (lazy.ts byUrgency): fewest fragments on live hosts, as the last survey
+    // saw them, first; never seen, last. A pass over many chunks on a thin uplink takes hours, and
+    // a chunk one loss from unreadable must not wait behind ones with fragments to spare.
+    const liveNow = new Set(allLive)
+    const refs = byUrgency(listed.map(r => this.c.health?.liveSeen(r, liveNow) ?? r.k + r.m)).map(i => listed[i])
     const members = this.c.policy.members().filter(p => !(opts.leaving === true && p === self))
     const live = new Set(allLive.filter(p => !(opts.leaving === true && p === self)))
     // a leaving host plans as if gone at once: its fragments go elsewhere, whatever is away
@@ -451,7 +457,9 @@ export class Repairer extends EventTarget {
         const { batch, unanswered, at } = next!
         const holdings = await next!.holdings
         next = b + REPAIR_BATCH < refs.length ? surveyed(b + REPAIR_BATCH) : undefined
-        await forEachLimited(batch, REPAIR_CONCURRENCY, async ref => {
+        // within the batch, by what its survey found now
+        const ordered = byUrgency(batch.map(r => liveFragments(r, holdings, live))).map(i => batch[i])
+        await forEachLimited(ordered, REPAIR_CONCURRENCY, async ref => {
           opts.signal.throwIfAborted()
           const p = lazyPlan(ref, holdings, members, away, live, self, this.c.policy)
           // what the survey saw (before this pass repairs it: the next pass sees the repair);

@@ -181,6 +181,18 @@ export class HealthBook extends EventTarget {
     return plan.health === 'lost' && !incomplete && partial ? 'confirm' : undefined
   }
 
+  /**
+   * Distinct fragments of the chunk the last survey saw on hosts that are `live` now (copies of a
+   * replicated block: live hosts holding one); undefined when never seen. The Repairer takes a
+   * pass's chunks fewest first (lazy.ts byUrgency()).
+   */
+  liveSeen (ref: ChunkRef, live: Set<string>): number | undefined {
+    const seen = this.seen.get(ref.cid!.toString())
+    if (seen === undefined) return undefined
+    if (seen.k === 1) return (seen.held[0] ?? []).filter(h => live.has(h)).length
+    return seen.held.filter(hs => hs.some(h => live.has(h))).length
+  }
+
   /** Chunks of the manifests whose health is unknown: never seen, or seen alone while `live` hosts are up now. */
   unseen (manifests: Iterable<string>, live = 1): ChunkRef[] {
     const out = new Map<string, ChunkRef>()

@@ -38,6 +38,8 @@ export interface ChurnFigureOptions {
   repairDelayMs: number
   /** The lazy run's spare (keeper/lazy.ts REPAIR_SPARE). */
   repairSpare: number
+  /** The order keepers take the chunks waiting for their repair cap in (harness/sim/churn.ts). */
+  order: 'fifo' | 'urgent'
   latencyMs: number
   /** The lookup figure: churn per hour, length (ms) and reads sampled every (ms). */
   lookupChurnPerHour: number
@@ -84,19 +86,21 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   o.log(`h${o.hosts}: oracle (permanent losses and joins only): ${gb(oracleBytes)} GB moved, ${oracle.events} events, ${oracle.plans} plans (${secs(t)} s)`)
   out[`${pre}.oracle.repair_bytes`] = Math.round(oracleBytes)
   out[`${pre}.oracle.chunks_lost`] = oracle.chunksLost
+  // the keepers' order, darkfs's ('urgent') carries nothing in the keys
+  const order = o.order === 'urgent' ? '' : `.order_${o.order}`
   const runs: Array<{ timeout: number, delay: number, p: string }> = o.timeouts.flatMap((timeout, i) => i === 0
     ? [
         // darkfs's default (repairDelay(): no lazy window) carries nothing in its key; the lazy run
         // (--repair-delay, --repair-spare) carries `.lazy` and the choices that are not the defaults
-        { timeout, delay: repairDelay(timeout), p: pre },
-        { timeout, delay: o.repairDelayMs, p: `${pre}.lazy` + (o.repairDelayMs === DEFAULT_REPAIR_DELAY_MS ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) }
+        { timeout, delay: repairDelay(timeout), p: pre + order },
+        { timeout, delay: o.repairDelayMs, p: `${pre}.lazy` + (o.repairDelayMs === DEFAULT_REPAIR_DELAY_MS ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) + order }
       ]
-    : [{ timeout, delay: timeout, p: `${pre}.timeout_${Math.round(timeout / 60_000)}min` }])
+    : [{ timeout, delay: timeout, p: `${pre}.timeout_${Math.round(timeout / 60_000)}min` + order }])
   runs.forEach(({ timeout, delay, p }) => {
     t = performance.now()
-    const r = run(trace, timeout, { repairDelayMs: delay, repairSpare: o.repairSpare })
+    const r = run(trace, timeout, { repairDelayMs: delay, repairSpare: o.repairSpare, order: o.order })
     const bytes = r.bytesFetched + r.bytesPushed
-    o.log(`h${o.hosts}: failure timeout ${timeout / 60_000} min, repair delay ${delay / 60_000} min: ${gb(bytes)} GB moved (${round(bytes / oracleBytes)}x the oracle), ${r.chunksLost} chunks lost, ${r.events} events, ${r.plans} plans (${secs(t)} s)`)
+    o.log(`h${o.hosts}: failure timeout ${timeout / 60_000} min, repair delay ${delay / 60_000} min: ${gb(bytes)} GB moved (${round(bytes / oracleBytes)}x the oracle), ${r.chunksLost} chunks lost (${r.chunksLostUnavoidable} at once; m + 1 losses within ${r.lostSpansMs.map(x => round(x / HOUR, 1)).join(', ')} h), ${r.events} events, ${r.plans} plans (${secs(t)} s)`)
     out[`${p}.failure_timeout_ms`] = timeout
     out[`${p}.repair_delay_ms`] = delay
     out[`${p}.away_declared`] = r.awayDeclared
@@ -107,6 +111,8 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
     out[`${p}.repair_bytes_pushed`] = Math.round(r.bytesPushed)
     out[`${p}.repair_vs_oracle`] = round(bytes / oracleBytes)
     out[`${p}.chunks_lost`] = r.chunksLost
+    out[`${p}.chunks_lost_unavoidable`] = r.chunksLostUnavoidable
+    out[`${p}.lost_span_hours_min`] = round(Math.min(...r.lostSpansMs, Infinity) / HOUR)
     out[`${p}.unavailable_share`] = round(r.unavailableShare, 6)
     out[`${p}.declared_gone`] = r.declaredGone
     out[`${p}.back_within_timeout`] = r.backInTime

@@ -10,7 +10,7 @@
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
-//                  [--repair-delay default] [--repair-spare 1]
+//                  [--repair-delay default] [--repair-spare 1] [--repair-order urgent]
 //                  [--lookup-churn-per-hour 0.1] [--lookup-hours 24] [--lookup-every 10]
 // --hosts '' skips the placement figures, --reconcile-ops 0 the reconcile ones, --gossip-hosts ''
 // the dissemination and idle ones, --churn-hosts '' the churn and lookup ones.
@@ -32,8 +32,12 @@
 // declared gone is rebuilt for at once) and again with lazy repair (`.lazy.` keys) at
 // --repair-delay minutes ('default': DEFAULT_REPAIR_DELAY_MS, 24 h; --repair-spare fragments
 // beyond k kept live, keeper/lazy.ts REPAIR_SPARE; other choices carry them in their key); the
-// longer timeouts run eager; --failure-timeouts-large beyond 2,000 hosts, for time), and an
-// oracle that sees the permanent losses and joins only: repair bytes ÷ the oracle's, chunks lost,
+// longer timeouts run eager; --failure-timeouts-large beyond 2,000 hosts, for time);
+// --repair-order: the order keepers take the chunks waiting for their repair cap in ('fifo': as
+// they came, carried in the keys; 'urgent', darkfs's: fewest live fragments first, and a chunk at k live fragments or fewer goes
+// ahead of the queued repairs, as the Repairer orders its pass: lazy.ts byUrgency()), and an
+// oracle that sees the permanent losses and joins only: repair bytes ÷ the oracle's, chunks lost
+// (and those lost whatever the policy: their last m + 1 fragments gone within a failure timeout),
 // repair durations, uplink use. Lookup (`lookup.h<N>.*`): reads every --lookup-every virtual s
 // find k fragments from the member table, steady and over --lookup-hours at
 // --lookup-churn-per-hour, a reader's table missing DOWN notices younger than the gossip's 99%
@@ -77,6 +81,7 @@ const { values } = parseArgs({
     'failure-timeouts-large': { type: 'string', default: 'default,4320' },
     'repair-delay': { type: 'string', default: 'default' },
     'repair-spare': { type: 'string', default: String(REPAIR_SPARE) },
+    'repair-order': { type: 'string', default: 'urgent' },
     'lookup-churn-per-hour': { type: 'string', default: '0.1' },
     'lookup-hours': { type: 'string', default: '24' },
     'lookup-every': { type: 'string', default: '10' }
@@ -169,6 +174,7 @@ for (const hosts of churnHosts) {
     timeouts: timeoutsOf(values[hosts <= 2000 ? 'failure-timeouts' : 'failure-timeouts-large']),
     repairDelayMs: values['repair-delay'] === 'default' ? DEFAULT_REPAIR_DELAY_MS : Number(values['repair-delay']) * 60_000,
     repairSpare: Number(values['repair-spare']),
+    order: values['repair-order'] === 'urgent' ? 'urgent' : 'fifo',
     latencyMs: latency,
     lookupChurnPerHour: Number(values['lookup-churn-per-hour']),
     lookupDuration: Number(values['lookup-hours']) * 3600_000,

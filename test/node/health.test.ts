@@ -41,6 +41,19 @@ describe('keeper status: the health book', () => {
     assert.equal(stateOf({ ...short, held: [[], [], []] }, new Set(['A']), 'A'), 'unreachable')
   })
 
+  it('book.liveSeen(): fragments the last survey saw on hosts live now (the order of a repair pass)', () => {
+    const book = new HealthBook()
+    const a = ref(2, 1)
+    const copies = ref(1, 2)
+    assert.equal(book.liveSeen(a, new Set(['A'])), undefined)
+    book.observe(a, { held: [new Set(['A', 'D']), new Set(['B']), new Set(['C'])], health: 'redundant' }, false)
+    assert.equal(book.liveSeen(a, new Set(['A', 'B', 'C'])), 3)
+    assert.equal(book.liveSeen(a, new Set(['D', 'C'])), 2, 'fragment 0 on D, live; B away')
+    assert.equal(book.liveSeen(a, new Set([])), 0)
+    book.observe(copies, { held: [new Set(['A', 'B', 'C']), new Set(), new Set()], health: 'redundant' }, false)
+    assert.equal(book.liveSeen(copies, new Set(['A', 'C'])), 2, 'a replicated block: live copies')
+  })
+
   it('book.count(): pending chunks are placing while in flight, local-only offline; every figure has an age', () => {
     const book = new HealthBook()
     const a = ref(2, 1)

@@ -1,12 +1,13 @@
 // Lazy repair (node/keeper/lazy.ts), a pure function of a chunk's holdings: a chunk whose
 // away holder (declared gone, within the repair delay) leaves it a fragment to spare is planned
-// with that holder still a target, so nothing is rebuilt for it; one down to k live fragments is
-// planned without it and rebuilt at once. And the repair delay a host runs with
+// with that holder still a target, so nothing is rebuilt for it; one down to k live fragments
+// gives up as many away holders (the longest away first) as restore its spare, and only their
+// fragments are rebuilt. Which chunks are at risk, and the order a keeper repairs them in. And the repair delay a host runs with
 // (net/failure.ts repairDelay()).
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import { lazyPlan, liveFragments, mayWait, REPAIR_SPARE } from '../../node/keeper/lazy.ts'
+import { atRisk, byUrgency, giveUp, lazyPlan, liveFragments, mayWait, REPAIR_SPARE } from '../../node/keeper/lazy.ts'
 import { plan } from '../../node/keeper/survey.ts'
 import type { Holdings } from '../../node/keeper/survey.ts'
 import { repairDeliveries } from '../../node/keeper/repair.ts'
@@ -33,12 +34,49 @@ describe('lazy repair (node/keeper/lazy.ts)', () => {
     assert.deepEqual(repairDeliveries(plan(ref, holdings(live), members, live, 'h0', policy), live), [{ j: 5, to: ['h6'] }])
   })
 
-  it('a chunk down to k live fragments is planned without its away holders: both rebuilt at once', () => {
+  it('a chunk down to k live fragments gives up only the away holder that restores its spare, the longest away first', () => {
     const live = new Set(hosts.filter(h => h !== 'h4' && h !== 'h5'))
     const members = [...live]
+    // h4 went away first: its fragment is rebuilt (on h6, the next-ranked member); h5 is still waited for
     const p = lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy)
-    assert.deepEqual(repairDeliveries(p, live), [{ j: 4, to: ['h6'] }, { j: 5, to: ['h7'] }])
-    assert.deepEqual(p, plan(ref, holdings(live), members, live, 'h0', policy))
+    assert.deepEqual(repairDeliveries(p, live), [{ j: 4, to: ['h6'] }])
+    assert.deepEqual(p.want[5], ['h5'])
+    // h5 keeps fragment 5, the one presumed on it (planning again without h4 would assign h5
+    // fragment 4 and rebuild 5 on h6)
+    assert.deepEqual(p.want, [['h0'], ['h1'], ['h2'], ['h3'], ['h6'], ['h5']])
+    assert.equal(p.health, 'degraded')
+    // the other order gives up h5
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h5', 'h4'], live, 'h0', policy), live), [{ j: 5, to: ['h6'] }])
+    // with two to spare (k + 2 wanted live), both are given up: every away fragment is rebuilt
+    const two = lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, 2)
+    assert.deepEqual(repairDeliveries(two, live), [{ j: 4, to: ['h6'] }, { j: 5, to: ['h7'] }])
+    assert.deepEqual(two, plan(ref, holdings(live), members, live, 'h0', policy))
+  })
+
+  it('once the rebuilt fragment landed the chunk is back at k + 1 live and waits for the other away holder', () => {
+    const live = new Set(hosts.filter(h => h !== 'h4' && h !== 'h5'))
+    const members = [...live]
+    const held = holdings(live)
+    held.get(ref.fragments[4].toString())!.add('h6')
+    const p = lazyPlan(ref, held, members, ['h4', 'h5'], live, 'h0', policy)
+    assert.deepEqual(repairDeliveries(p, live), [])
+    // h4 is ranked again (it may come back): h6's copy stays, as h4 is not live to take it over
+    assert.deepEqual(p.want[4], ['h4'])
+  })
+
+  it('giveUp: the first away hosts that are targets, as many as needed', () => {
+    const waiting = { want: [['h0'], ['h1'], ['h2'], ['h3'], ['h4'], ['h5']] }
+    assert.deepEqual([...giveUp(waiting, ['h9', 'h5', 'h4'], 1)], ['h5'], 'h9 is no target: it holds nothing waited for')
+    assert.deepEqual([...giveUp(waiting, ['h9', 'h5', 'h4'], 2)], ['h5', 'h4'])
+    assert.deepEqual([...giveUp(waiting, ['h5', 'h4'], 5)], ['h5', 'h4'])
+    assert.deepEqual([...giveUp(waiting, ['h5'], 0)], [])
+    assert.deepEqual([...giveUp(waiting, ['h5'], -1)], [])
+  })
+
+  it('at risk at k live fragments or fewer; byUrgency orders the fewest live first, equals in order', () => {
+    assert.ok(atRisk(4, 4) && atRisk(3, 4) && !atRisk(5, 4) && atRisk(1, 1) && !atRisk(2, 1))
+    assert.deepEqual(byUrgency([6, 4, 5, 4, 3]), [4, 1, 3, 2, 0])
+    assert.deepEqual(byUrgency([]), [])
   })
 
   it('one away holder and one suspect (k live): repaired at once, the suspect left alone as before', () => {

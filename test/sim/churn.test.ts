@@ -49,6 +49,20 @@ describe('sim event core', () => {
     assert.equal(links.send(1, 1000, 0, 30, 10), 40) // scaled: ten messages' bytes
     assert.deepEqual(Array.from(links.sent), [2500, 10_000])
   })
+
+  it('an urgent message goes ahead of the queued ones (behind urgent ones only), which leave that much later', () => {
+    const links = new Uplinks([8000]) // 1 byte/ms
+    assert.equal(links.send(0, 10_000, 0, 30), 10_030)
+    assert.equal(links.send(0, 1000, 100, 30, 1, true), 1130)
+    assert.equal(links.send(0, 1000, 100, 30, 1, true), 2130, 'behind the first urgent one')
+    assert.equal(links.busyUntil[0], 12_000, 'the queue is 2,000 ms later')
+    assert.equal(links.send(0, 1000, 0, 30), 13_030)
+    // on an idle uplink it is sent at once, and what comes after queues behind it
+    const idle = new Uplinks([8000])
+    assert.equal(idle.send(0, 1000, 0, 30, 1, true), 1030)
+    assert.equal(idle.send(0, 1000, 0, 30), 2030)
+    assert.deepEqual(Array.from(links.sent), [13_000])
+  })
 })
 
 describe('sim repair under churn (tiny network)', () => {
@@ -106,6 +120,28 @@ describe('sim repair under churn (tiny network)', () => {
     assert.equal(oracle.bytesFetched + oracle.bytesPushed, r.bytesFetched + r.bytesPushed)
   })
 
+  it('chunks whose holders leave for good all at once are lost whatever the policy, and counted so', () => {
+    // nine of twelve hosts: three are left, each chunk's fragments are on six, fewer than k remain
+    const trace: TraceEvent[] = Array.from({ length: 9 }, (_, host) => ({ t: HOUR, host, kind: 'leave' as const }))
+    const r = runChurn(base(trace))
+    assert.equal(r.chunksLost, 40)
+    assert.equal(r.chunksLostUnavoidable, 40)
+    assert.ok(r.lostSpansMs.every(x => x === 0))
+    // one host leaving: nothing lost
+    const one = runChurn(base([{ t: HOUR, host: 5, kind: 'leave' }]))
+    assert.equal(one.chunksLost + one.chunksLostUnavoidable + one.lostSpansMs.length, 0)
+  })
+
+  it("keepers taking chunks at risk first ('urgent') move the same fragments as in arrival order", () => {
+    const trace: TraceEvent[] = [{ t: HOUR, host: 5, kind: 'leave' }, { t: HOUR + 60_000, host: 4, kind: 'leave' }, { t: 2 * HOUR, host: 8, kind: 'down' }]
+    const fifo = runChurn({ ...base(trace), duration: 30 * HOUR })
+    const urgent = runChurn({ ...base(trace), duration: 30 * HOUR, order: 'urgent' })
+    assert.equal(urgent.fragmentsRepaired, fifo.fragmentsRepaired)
+    assert.equal(urgent.bytesPushed, fifo.bytesPushed)
+    assert.equal(urgent.chunksLost, 0)
+    assert.equal(urgent.redundantAtEnd, fifo.redundantAtEnd)
+  })
+
   describe('lazy repair (repair delay 24 h: node/keeper/lazy.ts lazyPlan)', () => {
     const lazy = (trace: TraceEvent[], duration = 10 * HOUR): ChurnOptions => ({ ...base(trace), repairDelayMs: 24 * HOUR, duration })
 
@@ -118,7 +154,7 @@ describe('sim repair under churn (tiny network)', () => {
       nothingRepaired(r)
     })
 
-    it('two holders away together: their shared chunks (k live) are repaired at once, the others wait', () => {
+    it('two holders away together: their shared chunks (k live) get one fragment back at once, the others wait', () => {
       // with 12 hosts and n = 6 each chunk is on one XOR half: hosts 4 and 5 hold the same chunks,
       // host 3 the other half's; all three away, only the chunks of 4 and 5 are down to k live
       const trace: TraceEvent[] = [3, 4, 5].map(host => ({ t: HOUR, host, kind: 'down' as const }))
@@ -126,11 +162,13 @@ describe('sim repair under churn (tiny network)', () => {
       assert.equal(r.awayDeclared, 3)
       assert.equal(r.lapsed, 0)
       assert.ok(r.fragmentsAtStart[3] > 0 && r.fragmentsAtStart[4] > 0)
-      assert.equal(r.fragmentsRepaired, r.fragmentsAtStart[4] + r.fragmentsAtStart[5])
+      // one fragment per shared chunk restores k + 1 live (lazy.ts giveUp()): the other holder is waited for
+      assert.equal(r.fragmentsAtStart[4], r.fragmentsAtStart[5])
+      assert.equal(r.fragmentsRepaired, r.fragmentsAtStart[4])
       assert.equal(r.chunksLost, 0)
-      // eager (no repair delay): host 3's are rebuilt too
+      // eager (no repair delay): every fragment of the three is rebuilt
       const eager = runChurn({ ...base(trace), duration: 3 * HOUR })
-      assert.equal(eager.fragmentsRepaired, r.fragmentsRepaired + r.fragmentsAtStart[3])
+      assert.equal(eager.fragmentsRepaired, r.fragmentsAtStart[3] + r.fragmentsAtStart[4] + r.fragmentsAtStart[5])
     })
 
     it('a host gone for good is repaired for once the delay ends', () => {
