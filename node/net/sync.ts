@@ -46,7 +46,8 @@
 //
 // Wire (rpc.ts: one request per stream, length-prefixed dag-cbor envelopes), bounded in bytes
 // and in ops:
-//   notice { t: 'push', ops: [block...] }          (and, on gossip, the same map)
+//   notice { t: 'push', ops: [block...] }          (and, on gossip, the same map; a heads
+//                                                   message adds n: 8 random bytes, see publishOps)
 //   call   { t: 'heads' }                          -> { t: 'heads', heads: [CID...] }
 //   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
 //   call   { t: 'rbsr', m: bytes }                 -> { t: 'rbsr', m: bytes }  (rbsr.ts messages, the asker is the client)
@@ -54,6 +55,7 @@
 // A malformed message or an op the tree rejects closes that stream with an error; nothing
 // already stored is touched (the tree verifies every op before it stores any of a batch).
 import * as dagCbor from '@ipld/dag-cbor'
+import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import type { AbortOptions } from '@libp2p/interface'
@@ -110,7 +112,7 @@ export const MAX_PUBLISHED_HEADS = 64
 export const GOSSIP_BATCH_BYTES = GOSSIP_MAX_MESSAGE_BYTES - 4096
 
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
-export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'receive' | 'opSet' | 'addEventListener' | 'removeEventListener'>
+export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'opSet' | 'addEventListener' | 'removeEventListener'>
 
 /** The part of the Host sync uses. */
 export type SyncHost = Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Host, 'gossip' | 'beyondFullMesh'>>
@@ -405,15 +407,16 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
     }
 
-    const freshOps = async (ops: Uint8Array[]): Promise<Array<{ id: string, bytes: Uint8Array }>> => {
-      const out: Array<{ id: string, bytes: Uint8Array }> = []
+    /** The ops not held yet, once each; `cids` are the ops' CIDs when known. */
+    const freshOps = async (ops: Uint8Array[], cids: CID[] = ops.map(cidOf)): Promise<Array<{ id: string, cid: CID, bytes: Uint8Array }>> => {
+      const out: Array<{ id: string, cid: CID, bytes: Uint8Array }> = []
       const seen = new Set<string>()
-      for (const bytes of ops) {
-        const cid = cidOf(bytes)
+      for (let i = 0; i < ops.length; i++) {
+        const cid = cids[i]
         const id = idOf(cid)
         if (seen.has(id) || tree.hasOp(cid)) continue
         seen.add(id)
-        out.push({ id, bytes })
+        out.push({ id, cid, bytes: ops[i] })
       }
       return out
     }
@@ -488,7 +491,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (gossip === undefined) return
       let sent = new Set<string>()
       try {
-        sent = new Set(await gossip.publish(dagCbor.encode({ t: 'push', ops })))
+        // a gossip message's id is the hash of its data (host.ts): a heads message gets a nonce,
+        // or one of the same ops as the author's own message would be dropped as that message
+        // by this host's gossipsub (which saw it) and by every receiver (the members the author
+        // missed are the ones it is for)
+        const message = direct ? { t: 'push', ops } : { t: 'push', ops, n: randomBytes(8) }
+        sent = new Set(await gossip.publish(dagCbor.encode(message)))
         stats.publishedOps += ops.length
       } catch (err) {
         // not published (stopping, or no buffer): the connected peers get a push instead
@@ -524,7 +532,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     }
 
     /** A gossip message: taken into the tree before gossipsub forwards it (see the header). */
-    const onGossip = async (data: Uint8Array, from: string, author: string | undefined): Promise<'accept' | 'ignore' | 'reject'> => {
+    const onGossip = async (data: Uint8Array, from: string): Promise<'accept' | 'ignore' | 'reject'> => {
       if (!running) return 'ignore'
       let ops: Uint8Array[]
       try {
@@ -536,9 +544,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         log.error('bad gossip message through %s: %s', from, (err as Error).message)
         return 'reject'
       }
-      let fresh: Array<{ id: string, bytes: Uint8Array }>
+      let fresh: Array<{ id: string, cid: CID, bytes: Uint8Array }>
+      let cids: CID[]
       try {
-        fresh = await freshOps(ops)
+        cids = ops.map(cidOf)
+        fresh = await freshOps(ops, cids)
       } catch (err) {
         stats.badMessages++
         stats.gossipRejected++
@@ -567,9 +577,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           retry(from, 'pull')
         }
       }
-      if (fresh.some(f => !tree.hasOp(cidOf(f.bytes)))) { stats.gossipIgnored++; return 'ignore' }
+      if (fresh.some(f => !tree.hasOp(f.cid))) { stats.gossipIgnored++; return 'ignore' }
       stats.gossipAccepted++
-      if (author !== undefined && author === from && host.beyondFullMesh?.() === false) {
+      // straight from its author: every op in it is by the peer it came through (the ops'
+      // authors are checked by the tree, that peer by the connection; gossip messages carry no
+      // publisher, host.ts)
+      if (host.beyondFullMesh?.() === false && cids.every(cid => tree.authorOf(cid) === from)) {
         // the author sent it to every member; those it missed get the heads (see the header)
         stats.gossipUnforwarded++
         headsSoon()

@@ -76,6 +76,12 @@ describe('node/sync (cluster)', function () {
     const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
     const aId = peerIdFromPrivateKey(ka).toString()
     // c's sync never hears a's gossip nor talks to a (no push, no reconcile): only b can tell it
+    // (gossip messages name no publisher: a message of a's ops without a heads nonce, whoever
+    // forwarded it, is a's own)
+    const byA = (data: Uint8Array): boolean => {
+      const m = dagCbor.decode(data) as { ops: Uint8Array[], n?: Uint8Array }
+      return m.n === undefined && m.ops.some(op => (dagCbor.decode(op) as { author: string }).author === aId)
+    }
     const deaf = (h: Host): SyncHost => ({
       peerId: h.peerId,
       peers: () => h.peers().filter(p => p.id !== aId),
@@ -97,7 +103,7 @@ describe('node/sync (cluster)', function () {
       gossip: {
         ...h.gossip,
         handle: (handler) => {
-          h.gossip.handle(handler === undefined ? undefined : async (data, from, author) => author === aId || from === aId ? 'ignore' : await handler(data, from, author))
+          h.gossip.handle(handler === undefined ? undefined : async (data, from) => from === aId || byA(data) ? 'ignore' : await handler(data, from))
         }
       },
       beyondFullMesh: () => h.beyondFullMesh()
@@ -369,6 +375,40 @@ describe('node/sync (cluster)', function () {
     assert.deepEqual(names(a.tree), ['before'])
 
     // a still syncs
+    await mkdir(b.tree, 'after')
+    await until('a has b\'s new op', () => a.tree.size === 2)
+    assert.deepEqual(names(a.tree), ['after', 'before'])
+  })
+
+  it('sync refuses forged and unsigned ops that come by gossip (messages carry no signature of their own), and keeps working', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('subscribed', () => a.host.gossip.subscribers().length === 1 && b.host.gossip.subscribers().length === 1)
+    await mkdir(b.tree, 'before')
+    await until('a has it', () => a.tree.size === 1)
+    const real: any = dagCbor.decode(b.tree.getOp(b.tree.heads()[0])!)
+    const base = { ...real, parents: [b.tree.heads()[0]], hlc: [real.hlc[0] + 1, 0] }
+    const bad = [
+      // a changed body under b's signature
+      { ...real, body: { ...real.body, name: 'forged' } },
+      // a signature of nothing (64 zero bytes)
+      { ...base, body: { ...real.body, name: 'unsigned' }, sig: new Uint8Array(64) },
+      // signed by b's key, claiming a as its author
+      await (async () => {
+        const { sig: _sig, ...unsigned } = { ...base, body: { ...real.body, name: 'as-a' }, author: a.host.peerId }
+        return { ...unsigned, sig: await b.key.sign(dagCbor.encode(unsigned)) }
+      })()
+    ]
+    const rejected = a.sync.stats().gossipRejected
+    for (const op of bad) {
+      // straight onto the topic, as any member could (b's own sync would never send it)
+      await b.host.gossip.publish(dagCbor.encode({ t: 'push', ops: [dagCbor.encode(op)] }))
+    }
+    await until('a refused all three', () => a.sync.stats().gossipRejected >= rejected + bad.length)
+    assert.equal(a.tree.size, 1)
+    assert.deepEqual(names(a.tree), ['before'])
+    // a still takes b's real ops
     await mkdir(b.tree, 'after')
     await until('a has b\'s new op', () => a.tree.size === 2)
     assert.deepEqual(names(a.tree), ['after', 'before'])
