@@ -414,6 +414,36 @@ describe('node/sync (cluster)', function () {
     assert.deepEqual(names(a.tree), ['after', 'before'])
   })
 
+  it('sync: gossip messages taken together, one of them forged: the good ones are kept, only the forged one is refused', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('subscribed', () => a.host.gossip.subscribers().length === 1 && b.host.gossip.subscribers().length === 1)
+    // b's ops, made while b publishes nothing (its sync is stopped): a gets them only below
+    await b.sync.stop()
+    for (let i = 0; i < 6; i++) await mkdir(b.tree, `good-${i}`)
+    const opsOf = (t: Tree): Uint8Array[] => {
+      const out: Uint8Array[] = []
+      for (let h = t.heads()[0]; ;) {
+        const bytes = t.getOp(h)!
+        out.unshift(bytes)
+        const parents = (dagCbor.decode(bytes) as { parents: CID[] }).parents
+        if (parents.length === 0) return out
+        h = parents[0]
+      }
+    }
+    const good = opsOf(b.tree)
+    const real: any = dagCbor.decode(good[0])
+    const forged = dagCbor.encode({ ...real, body: { ...real.body, name: 'forged' } })
+    const rejected = a.sync.stats().gossipRejected
+    // one message per op, the forged one among them, all sent at once (a validates them concurrently)
+    const messages = [...good.slice(0, 3), forged, ...good.slice(3)].map(op => dagCbor.encode({ t: 'push', ops: [op] }))
+    await Promise.all(messages.map(async m => await b.host.gossip.publish(m)))
+    await until('a has the six good ops', () => a.tree.size === 6)
+    await until('a refused the forged one', () => a.sync.stats().gossipRejected === rejected + 1)
+    assert.deepEqual(names(a.tree), ['good-0', 'good-1', 'good-2', 'good-3', 'good-4', 'good-5'])
+  })
+
   it('sync.stop() is idempotent and stops serving', async function () {
     const key = createNetworkKey()
     // every ops stream a's sync opens: a push of the op below would open one
