@@ -112,6 +112,13 @@ export const MAX_PUBLISHED_HEADS = 64
 export const GOSSIP_BATCH_BYTES = GOSSIP_MAX_MESSAGE_BYTES - 4096
 /** Most ops of waiting gossip messages taken into the tree in one receive (a message is never split). */
 export const GOSSIP_RECEIVE_BATCH_OPS = 4096
+/** A gossip message this soon after the last receive is part of a burst: it waits GOSSIP_GATHER_MS for more. */
+export const GOSSIP_BURST_MS = 200
+/**
+ * How long the first gossip message of a batch waits for others during a burst (a tenth of the
+ * gossip validation's 100 ms budget, and little beside close-to-open's "about a second").
+ */
+export const GOSSIP_GATHER_MS = 25
 
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
 export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'opSet' | 'addEventListener' | 'removeEventListener'>
@@ -134,8 +141,11 @@ export interface SyncStats {
   reconciles: number
   badMessages: number
   retries: number
-  /** Ops this host published on gossip (its own, and heads). */
+  /** Ops this host published on gossip (its own, and heads), and in how many messages. */
   publishedOps: number
+  publishedMessages: number
+  /** tree.receive() calls that took gossip messages (several messages each during a burst). */
+  gossipReceives: number
   /** Gossip messages accepted, ignored (nothing new, or parents not found), rejected. */
   gossipAccepted: number
   gossipIgnored: number
@@ -178,7 +188,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, headsReconciles: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, headsReconciles: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -480,14 +490,27 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       void flush(peer)
     }
 
-    /** This host's own new ops, waiting for the next gossip publish (one at a time, in order). */
+    /**
+     * This host's own new ops, waiting for the next gossip publish (one at a time, in order).
+     * During a burst (the last publish less than GOSSIP_BURST_MS ago) a new op waits
+     * GOSSIP_GATHER_MS for the ops that follow it, as a receiver does (receiveGossiped): one
+     * message, sent and taken once by each receiver, for the create, write and setattrs a `tar x`
+     * makes of a file one syscall at a time. The ops are durable here already; a lone op, or the
+     * first of a burst, goes at once.
+     */
     const publishing: Uint8Array[] = []
     let publishRun: Promise<void> | undefined
+    let lastPublish = -Infinity
     const publish = async (): Promise<void> => {
       if (publishRun !== undefined || gossip === undefined) return
       publishRun = (async () => {
-        await Promise.resolve() // ops committed together go in one message
+        if (performance.now() - lastPublish < GOSSIP_BURST_MS) {
+          await new Promise<void>(resolve => { const t = setTimeout(resolve, GOSSIP_GATHER_MS); t.unref?.() })
+        } else {
+          await Promise.resolve() // ops committed together go in one message
+        }
         while (publishing.length > 0 && running) {
+          lastPublish = performance.now()
           const batch = takeBatch(publishing, GOSSIP_BATCH_BYTES)
           await publishOps(batch, true)
         }
@@ -509,6 +532,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const message = direct ? { t: 'push', ops } : { t: 'push', ops, n: randomBytes(8) }
         sent = new Set(await gossip.publish(dagCbor.encode(message)))
         stats.publishedOps += ops.length
+        stats.publishedMessages++
       } catch (err) {
         // not published (stopping, or no buffer): the connected peers get a push instead
         log('publishing %d ops failed: %e', ops.length, err)
@@ -548,6 +572,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * log write with its fdatasync and at least one signature check, so the messages that come
      * while one receive is under way are taken by the next in one call (one write, one signature
      * per run of an author's ops: the tree checks the newest, whose signed bytes name the rest).
+     * During a burst (a message came less than GOSSIP_BURST_MS after the last receive) the first
+     * message waits GOSSIP_GATHER_MS for those that follow: an author making ops one after
+     * another (`tar x`: a create, a write and three setattrs per file, each its own message)
+     * sends them a few milliseconds apart, never at once, so without the wait every receiver
+     * paid a log write, its fdatasync and a signature check per op; a lone op, or the first of a
+     * burst, is taken at once.
      * A batch the tree refuses (InvalidOpError names no message) is taken again one message at a
      * time, so only the bad message is refused (and its forwarder scored down). Each message
      * learns the parents still missing after its batch (the tree's answer: all it holds
@@ -555,6 +585,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      */
     const inbox: Array<{ ops: Uint8Array[], resolve: (r: { missing: CID[] }) => void, reject: (err: unknown) => void }> = []
     let receiving = false
+    let lastReceive = -Infinity
     const receiveGossiped = async (ops: Uint8Array[]): Promise<{ missing: CID[] }> => {
       const taken = new Promise<{ missing: CID[] }>((resolve, reject) => { inbox.push({ ops, resolve, reject }) })
       void drainInbox()
@@ -564,12 +595,17 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (receiving) return
       receiving = true
       try {
+        if (performance.now() - lastReceive < GOSSIP_BURST_MS) {
+          await new Promise<void>(resolve => { const t = setTimeout(resolve, GOSSIP_GATHER_MS); t.unref?.() })
+        }
         while (inbox.length > 0) {
+          lastReceive = performance.now()
           let n = 0
           let count = 0
           while (n < inbox.length && (n === 0 || count + inbox[n].ops.length <= GOSSIP_RECEIVE_BATCH_OPS)) count += inbox[n++].ops.length
           const batch = inbox.splice(0, n)
           try {
+            stats.gossipReceives++
             const r = await tree.receive(batch.length === 1 ? batch[0].ops : batch.flatMap(b => b.ops))
             stats.receivedOps += r.applied
             for (const b of batch) b.resolve(r)
@@ -580,6 +616,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             }
             for (const b of batch) {
               try {
+                stats.gossipReceives++
                 const r = await tree.receive(b.ops)
                 stats.receivedOps += r.applied
                 b.resolve(r)

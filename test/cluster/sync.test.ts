@@ -444,6 +444,27 @@ describe('node/sync (cluster)', function () {
     assert.deepEqual(names(a.tree), ['good-0', 'good-1', 'good-2', 'good-3', 'good-4', 'good-5'])
   })
 
+  it('sync: a burst of ops made one after another goes out in fewer gossip messages, taken in fewer receives, than ops', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('subscribed', () => a.host.gossip.subscribers().length === 1 && b.host.gossip.subscribers().length === 1)
+    // one op first (a lone op goes at once), then a burst of 40, each committed after the last
+    await mkdir(a.tree, 'first')
+    await until('b has it', () => b.tree.size === 1)
+    const sent = a.sync.stats()
+    const taken = b.sync.stats()
+    for (let i = 0; i < 40; i++) await mkdir(a.tree, `burst-${i}`)
+    await until('b has the burst', () => b.tree.size === 41)
+    assert.equal(headIds(b.tree), headIds(a.tree))
+    const published = a.sync.stats().publishedOps - sent.publishedOps
+    const messages = a.sync.stats().publishedMessages - sent.publishedMessages
+    const receives = b.sync.stats().gossipReceives - taken.gossipReceives
+    assert.equal(published, 40)
+    assert.ok(messages < 40, `40 ops in ${messages} messages`)
+    assert.ok(receives <= messages && receives < 40, `${messages} messages in ${receives} receives`)
+  })
+
   it('sync.stop() is idempotent and stops serving', async function () {
     const key = createNetworkKey()
     // every ops stream a's sync opens: a push of the op below would open one
