@@ -2,7 +2,8 @@
 // bench module (index.ts skips `_` files): `npx node scripts/bench/_meta-costs.ts` starts a
 // cluster of DARKFS_DRIVE_HOSTS hosts (default 1) on loopback TCP in this process, mounts host 0
 // (and the last host too, as compare.ts's darkfs-6 does), and runs `tar x` of an archive of
-// DARKFS_DRIVE_TAR_DIR (default /usr/include/linux) made on the local disk first. It prints
+// DARKFS_DRIVE_TAR_DIR (default /usr/include/linux) made on the local disk first, or with
+// DARKFS_DRIVE_WORK=git-clone `git clone --no-local` of compare.ts's 1,000-file repository. It prints
 // seconds, the process's CPU seconds, and per file extracted: op commits (Tree.commitMany: one
 // log append each), local ops by type, ops received by all hosts (Tree.receive), block puts
 // (Store.putMany, all hosts), and the FUSE requests by kind with their summed time. With
@@ -16,12 +17,14 @@ import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import { mount } from '../../fuse/index.ts'
 import { sh } from './_proc.ts'
+import { makeGitSource } from './_compare-work.ts'
 import { Store } from '../../node/data/index.ts'
 import { Tree } from '../../node/tree/index.ts'
 
 const n = Number(process.env.DARKFS_DRIVE_HOSTS ?? 1)
 const src = process.env.DARKFS_DRIVE_TAR_DIR ?? '/usr/include/linux'
 const prof = process.env.DARKFS_DRIVE_PROF
+const work = process.env.DARKFS_DRIVE_WORK ?? 'tar'
 const c = { puts: 0, blocks: 0, commits: 0, ops: 0, receives: 0, received: 0 }
 const putMany = Store.prototype.putMany
 Store.prototype.putMany = async function (this: Store, blocks: any[], opts?: any) { c.puts++; c.blocks += blocks.length; return await putMany.call(this, blocks, opts) } as any
@@ -36,8 +39,11 @@ try {
   const base = await mkdtemp(join(tmpdir(), 'darkfs-meta-'))
   await chmod(base, 0o755)
   const tarball = join(base, 'src.tar')
-  await sh('tar', ['cf', tarball, '-C', src, '.'], { timeoutMs: 600_000 })
-  const files = Number((await sh('sh', ['-c', `tar tf ${tarball} | wc -l`], { timeoutMs: 60_000 })).stdout.trim())
+  const gitSource = work === 'git-clone' ? await makeGitSource(base) : ''
+  if (work !== 'git-clone') await sh('tar', ['cf', tarball, '-C', src, '.'], { timeoutMs: 600_000 })
+  const files = work === 'git-clone'
+    ? Number((await sh('sh', ['-c', `git -C ${gitSource} ls-files | wc -l`], { timeoutMs: 60_000 })).stdout.trim())
+    : Number((await sh('sh', ['-c', `tar tf ${tarball} | wc -l`], { timeoutMs: 60_000 })).stdout.trim())
   const hosts = await startCluster(t, n, { transport: 'tcp' })
   await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
   const fops = new Map<string, [number, number]>()
@@ -66,8 +72,10 @@ try {
   }
   const cpu = process.cpuUsage()
   const into = join(dir, 'x')
-  await sh('mkdir', [into], { timeoutMs: 60_000 })
-  const r = await sh('tar', ['xf', tarball, '-C', into], { timeoutMs: 3_600_000 })
+  const r = work === 'git-clone'
+    ? await sh('git', ['clone', '-q', '--no-local', gitSource, into], { timeoutMs: 3_600_000 })
+    : (await sh('mkdir', [into], { timeoutMs: 60_000 }), await sh('tar', ['xf', tarball, '-C', into], { timeoutMs: 3_600_000 }))
+  if (r.code !== 0) throw new Error(`${work} failed: ${r.stderr}`)
   const used = process.cpuUsage(cpu)
   if (prof !== undefined) {
     const { profile } = await session.post('Profiler.stop')
@@ -75,7 +83,7 @@ try {
     session.disconnect()
   }
   const per = (x: number): string => (x / files).toFixed(2)
-  process.stdout.write(`tar x ${src} (${files} entries) hosts=${n}: ${r.seconds.toFixed(2)} s, cpu ${((used.user + used.system) / 1e6).toFixed(2)} s; per entry: commits ${per(c.commits)} ops ${per(c.ops)} received ${per(c.received)} (in ${per(c.receives)} calls) puts ${per(c.puts)} blocks ${per(c.blocks)}\n`)
+  process.stdout.write(`${work === 'git-clone' ? 'git clone' : `tar x ${src}`} (${files} entries) hosts=${n}: ${r.seconds.toFixed(2)} s, cpu ${((used.user + used.system) / 1e6).toFixed(2)} s; per entry: commits ${per(c.commits)} ops ${per(c.ops)} received ${per(c.received)} (in ${per(c.receives)} calls) puts ${per(c.puts)} blocks ${per(c.blocks)}\n`)
   process.stdout.write('  local ops per entry: ' + [...types].map(([k, v]) => `${k}=${per(v)}`).join(' ') + '\n')
   process.stdout.write('  fuse per entry: ' + [...fops].sort((a, b) => b[1][1] - a[1][1]).map(([k, [cnt, s]]) => `${k}=${per(cnt)}/${(s * 1000 / files).toFixed(1)}ms`).join(' ') + '\n')
 } finally {
