@@ -24,10 +24,23 @@
 // a connection carrying gossipsub's long-lived streams, so it could not hold the bound itself.
 //
 // Gossip (issue 14): a gossipsub service on one topic private to the network (derived from its
-// key: two networks never share one), StrictSign, the mesh degree at gossipsub's defaults
+// key: two networks never share one), StrictNoSign (below), the mesh degree at gossipsub's defaults
 // (D 6, at most 12), messages up to GOSSIP_MAX_MESSAGE_BYTES. Its one user hands a validator
 // (host.gossip.handle); a message it rejects lowers the forwarder's score (P4, GOSSIP_TOPIC_SCORE),
 // and a peer that keeps sending such is graylisted.
+//
+// Gossip messages are not signed (StrictNoSign: no author, sequence number, key or signature;
+// the message id is the SHA-256 of the data, so identical data is one message). Nothing that
+// gossip carries takes gossipsub's word for who published it: an op is signed by its author and
+// the tree checks that signature (or a signed descendant's by the same author: tree.ts
+// authenticate) before it stores or applies it, a member record is signed by its subject
+// (members.ts), and the peer a message came through is known from the connection itself (noise,
+// inside the network's pnet: only members hold the key). StrictSign added an Ed25519 signature
+// per message and a check per receiver, on top of the tree's own: with six hosts in one process,
+// a tenth of the CPU of a `tar x` (signing, verifying, and making key objects for both). The
+// topic's version is 2: a host of an older version (StrictSign, topic version 1) is not
+// subscribed to it, so neither rejects the other's messages (and scores it down): sync.ts pushes
+// ops directly to connected peers that are not subscribed.
 //
 // A wrong network key is reported as such: libp2p only sees a broken handshake, so the pnet
 // protector is wrapped to check that the first decrypted bytes are multistream-select's header
@@ -41,7 +54,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import { gossipsub, StrictSign, TopicValidatorResult } from '@libp2p/gossipsub'
+import { gossipsub, StrictNoSign, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { createPeerScoreParams, createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { AdaptiveTimeout, byteStream } from '@libp2p/utils'
@@ -263,10 +276,10 @@ export interface HostInit {
 /** What the gossip handler says of a message: deliver and forward it, drop it, or drop it and blame the sender. */
 export type GossipVerdict = 'accept' | 'ignore' | 'reject'
 /**
- * Validates and takes a gossip message; `from` is the peer it came through (it has it), `author`
- * the peer that published it (its signature is checked: StrictSign).
+ * Validates and takes a gossip message; `from` is the peer it came through (it has it). Messages
+ * carry no publisher (StrictNoSign): what they hold must be signed by its makers (see the header).
  */
-export type GossipHandler = (data: Uint8Array, from: string, author: string | undefined) => Promise<GossipVerdict>
+export type GossipHandler = (data: Uint8Array, from: string) => Promise<GossipVerdict>
 
 export interface Gossip {
   /** The network's topic (from its key). */
@@ -428,13 +441,8 @@ export async function createHost (init: HostInit): Promise<Host> {
         querySelfInterval: DHT_SELF_QUERY_INTERVAL_MS
       }),
       pubsub: gossipsub({
-        globalSignaturePolicy: StrictSign,
-        // a copy of a message already accepted is known by its author and sequence number (the
-        // StrictSign message id, author key + seqno) before its signature is checked again: in a
-        // full mesh each message arrives from most peers, and every copy cost an ed25519 verify
-        // (with six hosts in one process, an eighth of the CPU of a `git clone`). Only ids of
-        // messages whose signature verified are remembered, so a forged copy is still dropped.
-        fastMsgIdFn: gossipFastId,
+        // unsigned messages, their id the SHA-256 of their data (see the header)
+        globalSignaturePolicy: StrictNoSign,
         allowedTopics: [topic],
         // a darkfs network speaks gossipsub only (no floodsub, which floods every peer)
         fallbackToFloodsub: false,
@@ -900,8 +908,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     const handler = byTag ?? gossipHandler
     if (handler === undefined) return TopicValidatorResult.Ignore
     try {
-      const author = msg.type === 'signed' ? msg.from.toString() : undefined
-      return VERDICTS[await handler(byTag !== undefined ? msg.data.subarray(1) : msg.data, from.toString(), author)]
+      return VERDICTS[await handler(byTag !== undefined ? msg.data.subarray(1) : msg.data, from.toString())]
     } catch (err) {
       // the handler's own failure (a closed tree): not the sender's fault
       log('gossip handler failed: %e', err)
@@ -918,9 +925,8 @@ export async function createHost (init: HostInit): Promise<Host> {
     topic,
     publish: async (data) => {
       if (data.byteLength > GOSSIP_MAX_MESSAGE_BYTES) throw new RangeError(`a gossip message is at most ${GOSSIP_MAX_MESSAGE_BYTES} bytes, got ${data.byteLength}`)
-      // no gossip peer: nobody to send it to, and gossipsub would still sign it (an Ed25519
-      // signature per message, most of a lone host's cost of an op after its own signature); a
-      // peer that comes later reconciles, and one connected without gossip yet gets a direct push
+      // no gossip peer: nobody to send it to (a peer that comes later reconciles, and one
+      // connected without gossip yet gets a direct push)
       if (pubsub.getPeers().length === 0) return []
       const { recipients } = await pubsub.publish(topic, data)
       return recipients.map(p => p.toString())
@@ -1048,23 +1054,13 @@ export async function createHost (init: HostInit): Promise<Host> {
 }
 
 /**
- * Gossipsub's fast message id (fastMsgIdFn): the author's peer id bytes and the sequence number,
- * the fields StrictSign's message id is made of, so two messages share it exactly when they share
- * that id. A message lacking either is invalid under StrictSign: it gets an id of its own that
- * no accepted message has.
- */
-export function gossipFastId (msg: { from?: Uint8Array, seqno?: Uint8Array }): string {
-  if (msg.from == null || msg.seqno == null) return '-'
-  return `${Buffer.from(msg.from.buffer, msg.from.byteOffset, msg.from.byteLength).toString('base64')}/${Buffer.from(msg.seqno.buffer, msg.seqno.byteOffset, msg.seqno.byteLength).toString('hex')}`
-}
-
-/**
  * The network's gossip topic: a hash of its key, so two networks never share a topic (and the
  * topic says nothing of the key).
  */
 export function gossipTopic (networkKey: Uint8Array): string {
   const h = createHash('sha256').update('darkfs gossip topic\0').update(networkKey).digest('hex')
-  return `/darkfs/gossip/1/${h.slice(0, 32)}`
+  // version 2: unsigned messages (StrictNoSign; version 1 was StrictSign), see the header
+  return `/darkfs/gossip/2/${h.slice(0, 32)}`
 }
 
 /** The key of the join addresses' redial in the redial table (no peer id is this string). */

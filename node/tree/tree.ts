@@ -189,6 +189,11 @@ export class Tree extends EventTarget {
     return this.opIndex
   }
 
+  /** The author (peer id string) of an op held, checked when it came: its signature or a signed descendant's. */
+  authorOf (cid: CID): string | undefined {
+    return this.dag.get(idOf(cid))?.op.author
+  }
+
   /** An op's block bytes, to send to a peer. */
   getOp (cid: CID): Uint8Array | undefined {
     return this.dag.get(idOf(cid))?.op.bytes

@@ -76,6 +76,12 @@ describe('node/sync (cluster)', function () {
     const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
     const aId = peerIdFromPrivateKey(ka).toString()
     // c's sync never hears a's gossip nor talks to a (no push, no reconcile): only b can tell it
+    // (gossip messages name no publisher: a message of a's ops without a heads nonce, whoever
+    // forwarded it, is a's own)
+    const byA = (data: Uint8Array): boolean => {
+      const m = dagCbor.decode(data) as { ops: Uint8Array[], n?: Uint8Array }
+      return m.n === undefined && m.ops.some(op => (dagCbor.decode(op) as { author: string }).author === aId)
+    }
     const deaf = (h: Host): SyncHost => ({
       peerId: h.peerId,
       peers: () => h.peers().filter(p => p.id !== aId),
@@ -97,7 +103,7 @@ describe('node/sync (cluster)', function () {
       gossip: {
         ...h.gossip,
         handle: (handler) => {
-          h.gossip.handle(handler === undefined ? undefined : async (data, from, author) => author === aId || from === aId ? 'ignore' : await handler(data, from, author))
+          h.gossip.handle(handler === undefined ? undefined : async (data, from) => from === aId || byA(data) ? 'ignore' : await handler(data, from))
         }
       },
       beyondFullMesh: () => h.beyondFullMesh()
@@ -372,6 +378,91 @@ describe('node/sync (cluster)', function () {
     await mkdir(b.tree, 'after')
     await until('a has b\'s new op', () => a.tree.size === 2)
     assert.deepEqual(names(a.tree), ['after', 'before'])
+  })
+
+  it('sync refuses forged and unsigned ops that come by gossip (messages carry no signature of their own), and keeps working', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('subscribed', () => a.host.gossip.subscribers().length === 1 && b.host.gossip.subscribers().length === 1)
+    await mkdir(b.tree, 'before')
+    await until('a has it', () => a.tree.size === 1)
+    const real: any = dagCbor.decode(b.tree.getOp(b.tree.heads()[0])!)
+    const base = { ...real, parents: [b.tree.heads()[0]], hlc: [real.hlc[0] + 1, 0] }
+    const bad = [
+      // a changed body under b's signature
+      { ...real, body: { ...real.body, name: 'forged' } },
+      // a signature of nothing (64 zero bytes)
+      { ...base, body: { ...real.body, name: 'unsigned' }, sig: new Uint8Array(64) },
+      // signed by b's key, claiming a as its author
+      await (async () => {
+        const { sig: _sig, ...unsigned } = { ...base, body: { ...real.body, name: 'as-a' }, author: a.host.peerId }
+        return { ...unsigned, sig: await b.key.sign(dagCbor.encode(unsigned)) }
+      })()
+    ]
+    const rejected = a.sync.stats().gossipRejected
+    for (const op of bad) {
+      // straight onto the topic, as any member could (b's own sync would never send it)
+      await b.host.gossip.publish(dagCbor.encode({ t: 'push', ops: [dagCbor.encode(op)] }))
+    }
+    await until('a refused all three', () => a.sync.stats().gossipRejected >= rejected + bad.length)
+    assert.equal(a.tree.size, 1)
+    assert.deepEqual(names(a.tree), ['before'])
+    // a still takes b's real ops
+    await mkdir(b.tree, 'after')
+    await until('a has b\'s new op', () => a.tree.size === 2)
+    assert.deepEqual(names(a.tree), ['after', 'before'])
+  })
+
+  it('sync: gossip messages taken together, one of them forged: the good ones are kept, only the forged one is refused', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('subscribed', () => a.host.gossip.subscribers().length === 1 && b.host.gossip.subscribers().length === 1)
+    // b's ops, made while b publishes nothing (its sync is stopped): a gets them only below
+    await b.sync.stop()
+    for (let i = 0; i < 6; i++) await mkdir(b.tree, `good-${i}`)
+    const opsOf = (t: Tree): Uint8Array[] => {
+      const out: Uint8Array[] = []
+      for (let h = t.heads()[0]; ;) {
+        const bytes = t.getOp(h)!
+        out.unshift(bytes)
+        const parents = (dagCbor.decode(bytes) as { parents: CID[] }).parents
+        if (parents.length === 0) return out
+        h = parents[0]
+      }
+    }
+    const good = opsOf(b.tree)
+    const real: any = dagCbor.decode(good[0])
+    const forged = dagCbor.encode({ ...real, body: { ...real.body, name: 'forged' } })
+    const rejected = a.sync.stats().gossipRejected
+    // one message per op, the forged one among them, all sent at once (a validates them concurrently)
+    const messages = [...good.slice(0, 3), forged, ...good.slice(3)].map(op => dagCbor.encode({ t: 'push', ops: [op] }))
+    await Promise.all(messages.map(async m => await b.host.gossip.publish(m)))
+    await until('a has the six good ops', () => a.tree.size === 6)
+    await until('a refused the forged one', () => a.sync.stats().gossipRejected === rejected + 1)
+    assert.deepEqual(names(a.tree), ['good-0', 'good-1', 'good-2', 'good-3', 'good-4', 'good-5'])
+  })
+
+  it('sync: a burst of ops made one after another goes out in fewer gossip messages, taken in fewer receives, than ops', async function () {
+    const key = createNetworkKey()
+    const a = await node(key)
+    const b = await node(key, [a.host.addresses()[0]])
+    await until('subscribed', () => a.host.gossip.subscribers().length === 1 && b.host.gossip.subscribers().length === 1)
+    // one op first (a lone op goes at once), then a burst of 40, each committed after the last
+    await mkdir(a.tree, 'first')
+    await until('b has it', () => b.tree.size === 1)
+    const sent = a.sync.stats()
+    const taken = b.sync.stats()
+    for (let i = 0; i < 40; i++) await mkdir(a.tree, `burst-${i}`)
+    await until('b has the burst', () => b.tree.size === 41)
+    assert.equal(headIds(b.tree), headIds(a.tree))
+    const published = a.sync.stats().publishedOps - sent.publishedOps
+    const messages = a.sync.stats().publishedMessages - sent.publishedMessages
+    const receives = b.sync.stats().gossipReceives - taken.gossipReceives
+    assert.equal(published, 40)
+    assert.ok(messages < 40, `40 ops in ${messages} messages`)
+    assert.ok(receives <= messages && receives < 40, `${messages} messages in ${receives} receives`)
   })
 
   it('sync.stop() is idempotent and stops serving', async function () {
