@@ -1148,8 +1148,15 @@ function compareClock (a: Version, b: Version): number {
 /** What a conflict sibling shows: a base version and the extents over it. */
 type Shown = Pick<InodeRec, 'content' | 'size' | 'tail' | 'covered' | 'held' | 'folded' | 'real' | 'least' | 'appends'>
 
-/** The file as it reads now, for a sibling to show. */
+/**
+ * The file as it reads now, for a sibling to show: its base version and every extent over it,
+ * not a fold standing for them. The fold read now may be one a later fold replaced on every
+ * host that lacked the op making this sibling (a whole write made offline that sorts before that
+ * later fold): no host kept its blocks (GC keeps the current state's contents: Tree.contents()),
+ * while every host reading a fold kept the base and the extents since it. The same bytes.
+ */
 function shownOf (rec: InodeRec): Shown {
+  if (rec.real !== undefined) return { content: rec.real.content, size: rec.size, tail: rec.tail, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined, appends: rec.appends }
   return { content: rec.content, size: rec.size, tail: rec.tail, covered: rec.covered, held: rec.held, folded: rec.folded, real: rec.real, least: rec.least, appends: rec.appends }
 }
 

@@ -484,6 +484,51 @@ describe('node/tree positioned extents', function () {
     }
   })
 
+  it('a whole write made offline that sorts between two folds\' extents: the sibling it leaves reads contents every host kept', async () => {
+    const t = new Teardown()
+    try {
+      const [a, c] = [await replica(t), await replica(t)]
+      const { id: inode } = await a.tree.commit(mkfile(a.tree.root, 'f', 'first', sec(1)))
+      await sync(a.tree, c.tree)
+      // a writes the file whole, then appends and folds; c, offline since the file was made, writes it whole too
+      a.clock.ms += 1000
+      await a.tree.commit(write(inode, 'base:', sec(2)))
+      const append = async (s: string, time: bigint): Promise<void> => {
+        await a.tree.commit({ type: 'append', inode, content: { inline: enc.encode(s) }, at: 0, size: s.length, time })
+      }
+      const fold = async (time: bigint): Promise<void> => {
+        const fp = a.tree.foldPoint(inode)!
+        const covers = fp.numbers[fp.numbers.length - 1]
+        await a.tree.commit({ type: 'fold', inode, base: fp.base, covers, content: { inline: enc.encode(read(a.tree)) }, size: fp.sizes[covers - fp.covered - 1], time })
+        assert.equal(a.tree.get(inode)!.extents, undefined, 'the fold is read')
+      }
+      a.clock.ms += 1000
+      await append('A1;', sec(3))
+      a.clock.ms += 1000
+      await fold(sec(4))
+      a.clock.ms += 1000
+      await append('A2;', sec(5))
+      a.clock.ms += 1000
+      await fold(sec(6))
+      const keep = new Set(a.tree.contents(inode).map(x => dec.decode((x as { inline: Uint8Array }).inline)))
+      // sorts after the first fold and before A2
+      c.clock.ms = a.clock.ms - 1500
+      await c.tree.commit(write(inode, 'other', sec(4)))
+      await sync(c.tree, a.tree)
+      await sync(a.tree, c.tree)
+      assert.equal(snapshot(a.tree), snapshot(c.tree))
+      const shown = [inode, ...a.tree.conflicts().map(x => x.inode)]
+      assert.ok(shown.length > 1, 'a sibling')
+      for (const id of shown) {
+        const content = a.tree.get(id)!.content
+        const text = content === null ? '' : dec.decode((content as { inline: Uint8Array }).inline)
+        assert.ok(keep.has(text) || text === 'other', `${id === inode ? 'the file' : 'a sibling'} reads ${text}, which no host kept`)
+      }
+    } finally {
+      await t.run()
+    }
+  })
+
   it('refuses malformed partial folds with a clear error', () => {
     const ok: OpBody = { type: 'fold', inode: 'bafyreiabc', base: 'bafyreidef', covers: 2, content: null, size: 10, ranges: [0, 4, 6, 10], over: 'bafyreighi', time: sec(1) }
     checkBody(ok)
