@@ -45,7 +45,7 @@
 //    extents it holds are no longer read; elsewhere they still are (heldRead()). A fold covers
 //    at least every extent the content already holds somewhere, so what it holds never goes back.
 //    A fold a late op made stale (an extent its author did not see sorts among those it holds)
-//    is read as a content with the extents read now laid over it (stale()): never is a fold a
+//    leaves the file read as its base and every extent since it (stale()): never is a fold a
 //    later fold replaced read again, as no host keeps its blocks;
 //  - a resolve (`darkfs resolve`) settles the conflict siblings it names that still show the
 //    version its author saw: unlinked (their versions join the name holder's history) or kept as
@@ -784,24 +784,24 @@ class Apply {
     const rec = this.s.inodes.get(id)
     if (rec === undefined || rec.kind !== 'file' || rec.tail === undefined) return
     if (b.covers <= (rec.covered ?? 0) || b.covers < (rec.least ?? 0) || b.covers > rec.tail.n) return
-    if (b.covers < heldTop(rec.covered ?? 0, rec.held)) return
-    // a partial fold keeps the content it saw outside its ranges: only over that very content
-    if (b.ranges !== undefined && b.over !== rec.folded) return
     if (!(this.s.head.get(id) ?? []).includes(b.base)) return
     let x: ExtNode | undefined = rec.tail
     while (x !== undefined && x.n > b.covers) x = x.prev
     // the appends it holds: the oldest `covers`, every one in its causal past
     const last = x as ExtNode
-    // the lowest-numbered of them it did not see (0: it saw all): a late op sorts among them
-    let unseen = 0
-    for (; x !== undefined; x = x.prev) {
+    // one of them it did not see: a late op sorts among them
+    let unseen = false
+    for (; x !== undefined && !unseen; x = x.prev) {
       const n = this.dag.get(x.ext.op)
-      if (n === undefined || !this.dag.before(n, this.node)) unseen = x.n
+      unseen = n === undefined || !this.dag.before(n, this.node)
     }
-    if (unseen > 0) {
-      this.stale(id, rec, b, unseen)
+    if (unseen) {
+      this.stale(id, rec, b)
       return
     }
+    if (b.covers < heldTop(rec.covered ?? 0, rec.held)) return
+    // a partial fold keeps the content it saw outside its ranges: only over that very content
+    if (b.ranges !== undefined && b.over !== rec.folded) return
     if (baseOf(rec).size + last.bytes !== b.size) return
     const real = rec.real ?? { content: rec.content }
     if (b.ranges === undefined) {
@@ -820,41 +820,38 @@ class Apply {
   }
 
   /**
-   * A fold made stale by a late op: an extent its author did not see (number `unseen`) sorts
-   * among the `covers` it holds, so it no longer holds the file's first extents. Ignoring it
-   * (as before) left the file reading the content that stood before it, which may be a fold a
-   * later fold replaced on every host that had no late op: nothing kept that one (GC keeps the
-   * current state's contents and history's within retention), and an op arriving after the
-   * retention period and GC's grace left the file unreadable for good (and every fold after it,
-   * made over that content). Two ways out were weighed: keep every superseded fold while an
-   * extent it covers could still be reordered under it (unbounded: an offline host may come back
-   * any time, so an append-only file would keep one fold per fold made), or fall back on read
-   * when the blocks are gone (a read that first waits for every peer to say no, on each read,
-   * and a fold over the base and every extent since it: the whole file rewritten).
+   * A fold made stale by a late op: an extent its author did not see sorts
+   * among the `covers` it holds, so it no longer holds the file's first extents. Ignoring it (as
+   * before) left the file reading the content that stood before it, which may be a fold a later
+   * fold replaced on every host that had no late op: nothing kept that one (GC keeps the current
+   * state's contents and history's within retention), and an op arriving after the retention
+   * period and GC's grace left the file unreadable for good, and every fold made over it.
    *
-   * Instead the tree reads the stale fold's content, with the file's extents laid over it as
-   * they are read now (`covered`, `held` unchanged): the content hosts without the late op read
-   * and keep, and the one they read and keep once it reaches them (every host that knows this
-   * fold reads it or one after it, so it is never a content replaced everywhere). The bytes are
-   * right: the fold holds what the content read now holds (its author saw every extent that
-   * content holds: `unseen` is past heldTop(), and a partial fold was made over that very
-   * content, `over`) with more extents laid over, and every one of those is still laid over it
-   * on read, in total order (newest wins per byte), now with the late ones among them. Where it
-   * laid an append at the end as that then was, the late op may have moved that append further:
-   * those bytes are past where the read content ends (an append lands at or past the end of the
-   * extents the content holds), and nothing reads a content there. When the content read holds
-   * an extent this fold did not see (a fold that saw the late op stood before it), it is ignored.
+   * Weighed and not done: keeping every superseded fold while an extent it covers could still be
+   * reordered under it (unbounded: an offline host may come back any time, so an append-only file
+   * would keep a fold per fold made); falling back on read when the blocks are gone (each read
+   * first waits for every peer to say no); reading the stale fold's own content with the extents
+   * read now laid over it (same bytes only while every extent it holds is still this file's: a
+   * late positioned extent can send one of them to a conflict sibling, and its bytes would show).
    *
-   * `least`: a fold must hold as many extents as it would have had to hold had this one been
-   * read (more than a whole fold held, at least as many as a partial one: `covered`, heldTop()),
-   * else a concurrent fold holding fewer, ignored where this one was read, would be read where
-   * this one went stale: a content no host kept. foldPoint() says so (Tree.foldPoint `top`).
+   * So the file reads its base version and every extent since it (`real`, covered 0): the same
+   * bytes, all of which every host reading a fold over that base keeps (Tree.contents()), until a
+   * fold over them stands; the volume folds them again (a rewrite of the extents' chunks, only
+   * after a late op). Also when the content read holds the extent this fold did not see (a fold
+   * that saw the late op stands): with `least` raised below it would stay read where hosts without
+   * that fold read this one, or a fold after it, and kept no other.
+   *
+   * `least`: either way a fold must hold as many extents as it would have had to hold had this
+   * one been read (more than a whole fold held, at least as many as a partial one: `covered`,
+   * heldTop()), else a fold holding fewer, ignored where this one was read, would be read here:
+   * a content the hosts that ignored it did not keep. foldPoint() says so (Tree.foldPoint `top`).
    */
-  private stale (id: InodeId, rec: InodeRec, b: Extract<DagNode['op']['body'], { type: 'fold' }>, unseen: number): void {
-    if (unseen <= heldTop(rec.covered ?? 0, rec.held)) return
-    const real = rec.real ?? { content: rec.content }
-    this.j.set(this.s.inodes, id, clean({ ...rec, content: b.content, folded: this.node.id, real, least: b.ranges === undefined ? b.covers + 1 : b.covers }))
+  private stale (id: InodeId, rec: InodeRec, b: Extract<DagNode['op']['body'], { type: 'fold' }>): void {
+    const least = Math.max(rec.least ?? 0, b.ranges === undefined ? b.covers + 1 : b.covers)
+    const content = rec.real !== undefined ? rec.real.content : rec.content
+    this.j.set(this.s.inodes, id, clean({ ...rec, content, covered: 0, held: undefined, folded: undefined, real: undefined, least }))
   }
+
 
   /**
    * A user settles conflict siblings (`darkfs resolve`). Why a new op rather than existing ones

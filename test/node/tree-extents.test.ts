@@ -416,7 +416,7 @@ describe('node/tree positioned extents', function () {
     })
   }
 
-  it('a fold made stale by a late append: the file reads the newest fold every host kept (never one a later fold replaced), and folds again', async () => {
+  it('a fold made stale by a late append: the file reads contents every host kept (never a fold a later fold replaced), and folds again', async () => {
     const t = new Teardown()
     try {
       const [a, c] = [await replica(t), await replica(t)]
