@@ -222,8 +222,7 @@ export class Tree extends EventTarget {
    * content it is (what a partial fold names). A fold holding the first c extents (c >= top,
    * c > covered: every piece numbered up to c laid over `content`) is `{ type: 'fold', base,
    * covers: c, size }`, its size `sizes[c - covered - 1]`; a partial one adds `ranges`
-   * (where those pieces are laid: elsewhere it keeps `content`'s first `size` bytes, zeros past
-   * them: a content may hold more, bytes no one reads) and `over`.
+   * (where those pieces are laid: elsewhere it keeps `content`'s bytes) and `over`.
    * Undefined when the file has no extents to fold.
    */
   foldPoint (inode: InodeId): { base: string, content: Content | null, size: number, covered: number, top: number, over?: string, extents: Extent[], numbers: number[], sizes: number[] } | undefined {
