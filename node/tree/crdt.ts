@@ -841,7 +841,7 @@ class Apply {
    * that saw the late op stands): with `least` raised below it would stay read where hosts without
    * that fold read this one, or a fold after it, and kept no other.
    *
-   * `least`: either way a fold must hold as many extents as it would have had to hold had this
+   * `least`: from now on a fold must hold as many extents as it would have had to hold had this
    * one been read (more than a whole fold held, at least as many as a partial one: `covered`,
    * heldTop()), else a fold holding fewer, ignored where this one was read, would be read here:
    * a content the hosts that ignored it did not keep. foldPoint() says so (Tree.foldPoint `top`).
