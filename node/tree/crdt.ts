@@ -43,7 +43,10 @@
 //    while that content is still the one read, so of two partial folds made over the same
 //    content the first in total order stands and the other is ignored. Over its ranges the
 //    extents it holds are no longer read; elsewhere they still are (heldRead()). A fold covers
-//    at least every extent the content already holds somewhere, so what it holds never goes back;
+//    at least every extent the content already holds somewhere, so what it holds never goes back.
+//    A fold a late op made stale (an extent its author did not see sorts among those it holds)
+//    leaves the file read as its base and every extent since it (stale()): never is a fold a
+//    later fold replaced read again, as no host keeps its blocks;
 //  - a resolve (`darkfs resolve`) settles the conflict siblings it names that still show the
 //    version its author saw: unlinked (their versions join the name holder's history) or kept as
 //    plain files under a name of their own (keptName); see resolve() below.
@@ -68,8 +71,10 @@ export type { ExtNode }
  * Files: `tail`, the appends since the base version; `covered`, how many of the oldest of them a
  * fold holds in `content`; `real`, the base version's own content while a fold stands in for it.
  * `size` is always the base version's size plus `tail.bytes` (how much its extents grew it).
+ * `least`: after a fold went stale (fold(), stale()), how many extents a fold must hold at
+ * least to be read.
  */
-export type InodeRec = Omit<Inode, 'nlink' | 'extents'> & { tail?: ExtNode, covered?: number, held?: readonly Held[], folded?: string, real?: { content: Content | null }, appends?: ReadonlyMap<string, AuthorNode> }
+export type InodeRec = Omit<Inode, 'nlink' | 'extents'> & { tail?: ExtNode, covered?: number, held?: readonly Held[], folded?: string, real?: { content: Content | null }, least?: number, appends?: ReadonlyMap<string, AuthorNode> }
 
 /**
  * Partial folds (issue 15 item 2): over file bytes [from, to) the read content holds the base
@@ -632,7 +637,7 @@ class Apply {
       end = l.end
       tail = { ext: l.ext, prev: tail, n: (tail?.n ?? 0) + 1, bytes: end - size }
     }
-    const patch: Partial<InodeRec> = { content, size: end, tail, covered: 0, held: undefined, folded: undefined, real: undefined }
+    const patch: Partial<InodeRec> = { content, size: end, tail, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined }
     this.j.set(this.s.inodes, id, clean({ ...rec, ...patch }))
   }
 
@@ -794,7 +799,7 @@ class Apply {
     }
     const version: VersionRec = { version: { ...this.version(raw.content, end), appended: raw.size }, id: this.node.id, state: { content: base.version.content, size: end, tail, covered: 0 } }
     this.j.push(vs, version)
-    this.sibling(rec, version, { content: base.version.content, size: end, tail, covered: 0, held: undefined, folded: undefined, real: undefined, appends: rec.appends }, cause)
+    this.sibling(rec, version, { content: base.version.content, size: end, tail, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined, appends: rec.appends }, cause)
     return true
   }
 
@@ -826,23 +831,29 @@ class Apply {
   private fold (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'fold' }>): void {
     const rec = this.s.inodes.get(id)
     if (rec === undefined || rec.kind !== 'file' || rec.tail === undefined) return
-    if (b.covers <= (rec.covered ?? 0) || b.covers > rec.tail.n) return
-    if (b.covers < heldTop(rec.covered ?? 0, rec.held)) return
-    // a partial fold keeps the content it saw outside its ranges: only over that very content
-    if (b.ranges !== undefined && b.over !== rec.folded) return
+    if (b.covers <= (rec.covered ?? 0) || b.covers < (rec.least ?? 0) || b.covers > rec.tail.n) return
     if (!(this.s.head.get(id) ?? []).includes(b.base)) return
     let x: ExtNode | undefined = rec.tail
     while (x !== undefined && x.n > b.covers) x = x.prev
     // the appends it holds: the oldest `covers`, every one in its causal past
     const last = x as ExtNode
-    if (baseOf(rec).size + last.bytes !== b.size) return
-    for (; x !== undefined; x = x.prev) {
+    // one of them it did not see: a late op sorts among them
+    let unseen = false
+    for (; x !== undefined && !unseen; x = x.prev) {
       const n = this.dag.get(x.ext.op)
-      if (n === undefined || !this.dag.before(n, this.node)) return
+      unseen = n === undefined || !this.dag.before(n, this.node)
     }
+    if (unseen) {
+      this.stale(id, rec, b)
+      return
+    }
+    if (b.covers < heldTop(rec.covered ?? 0, rec.held)) return
+    // a partial fold keeps the content it saw outside its ranges: only over that very content
+    if (b.ranges !== undefined && b.over !== rec.folded) return
+    if (baseOf(rec).size + last.bytes !== b.size) return
     const real = rec.real ?? { content: rec.content }
     if (b.ranges === undefined) {
-      this.j.set(this.s.inodes, id, clean({ ...rec, content: b.content, covered: b.covers, held: undefined, folded: this.node.id, real }))
+      this.j.set(this.s.inodes, id, clean({ ...rec, content: b.content, covered: b.covers, held: undefined, folded: this.node.id, real, least: undefined }))
       return
     }
     let held = holdRanges(rec.held ?? [], b.ranges, b.covers)
@@ -853,8 +864,42 @@ class Apply {
       covered++
     }
     held = held.filter(h => h.n > covered)
-    this.j.set(this.s.inodes, id, clean({ ...rec, content: b.content, covered, held: held.length > 0 ? held : undefined, folded: this.node.id, real }))
+    this.j.set(this.s.inodes, id, clean({ ...rec, content: b.content, covered, held: held.length > 0 ? held : undefined, folded: this.node.id, real, least: undefined }))
   }
+
+  /**
+   * A fold made stale by a late op: an extent its author did not see sorts
+   * among the `covers` it holds, so it no longer holds the file's first extents. Ignoring it (as
+   * before) left the file reading the content that stood before it, which may be a fold a later
+   * fold replaced on every host that had no late op: nothing kept that one (GC keeps the current
+   * state's contents and history's within retention), and an op arriving after the retention
+   * period and GC's grace left the file unreadable for good, and every fold made over it.
+   *
+   * Weighed and not done: keeping every superseded fold while an extent it covers could still be
+   * reordered under it (unbounded: an offline host may come back any time, so an append-only file
+   * would keep a fold per fold made); falling back on read when the blocks are gone (each read
+   * first waits for every peer to say no); reading the stale fold's own content with the extents
+   * read now laid over it (same bytes only while every extent it holds is still this file's: a
+   * late positioned extent can send one of them to a conflict sibling, and its bytes would show).
+   *
+   * So the file reads its base version and every extent since it (`real`, covered 0): the same
+   * bytes, all of which every host reading a fold over that base keeps (Tree.contents()), until a
+   * fold over them stands; the volume folds them again (a rewrite of the extents' chunks, only
+   * after a late op). Also when the content read holds the extent this fold did not see (a fold
+   * that saw the late op stands): with `least` raised below it would stay read where hosts without
+   * that fold read this one, or a fold after it, and kept no other.
+   *
+   * `least`: from now on a fold must hold as many extents as it would have had to hold had this
+   * one been read (more than a whole fold held, at least as many as a partial one: `covered`,
+   * heldTop()), else a fold holding fewer, ignored where this one was read, would be read here:
+   * a content the hosts that ignored it did not keep. foldPoint() says so (Tree.foldPoint `top`).
+   */
+  private stale (id: InodeId, rec: InodeRec, b: Extract<DagNode['op']['body'], { type: 'fold' }>): void {
+    const least = Math.max(rec.least ?? 0, b.ranges === undefined ? b.covers + 1 : b.covers)
+    const content = rec.real !== undefined ? rec.real.content : rec.content
+    this.j.set(this.s.inodes, id, clean({ ...rec, content, covered: 0, held: undefined, folded: undefined, real: undefined, least }))
+  }
+
 
   /**
    * A user settles conflict siblings (`darkfs resolve`). Why a new op rather than existing ones
@@ -1149,11 +1194,18 @@ function compareClock (a: Version, b: Version): number {
 }
 
 /** What a conflict sibling shows: a base version and the extents over it. */
-type Shown = Pick<InodeRec, 'content' | 'size' | 'tail' | 'covered' | 'held' | 'folded' | 'real' | 'appends'>
+type Shown = Pick<InodeRec, 'content' | 'size' | 'tail' | 'covered' | 'held' | 'folded' | 'real' | 'least' | 'appends'>
 
-/** The file as it reads now, for a sibling to show. */
+/**
+ * The file as it reads now, for a sibling to show: its base version and every extent over it,
+ * not a fold standing for them. The fold read now may be one a later fold replaced on every
+ * host that lacked the op making this sibling (a whole write made offline that sorts before that
+ * later fold): no host kept its blocks (GC keeps the current state's contents: Tree.contents()),
+ * while every host reading a fold kept the base and the extents since it. The same bytes.
+ */
 function shownOf (rec: InodeRec): Shown {
-  return { content: rec.content, size: rec.size, tail: rec.tail, covered: rec.covered, held: rec.held, folded: rec.folded, real: rec.real, appends: rec.appends }
+  if (rec.real !== undefined) return { content: rec.real.content, size: rec.size, tail: rec.tail, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined, appends: rec.appends }
+  return { content: rec.content, size: rec.size, tail: rec.tail, covered: rec.covered, held: rec.held, folded: rec.folded, real: rec.real, least: rec.least, appends: rec.appends }
 }
 
 /** True when extents x (landed at xPos) and y (at yPos) hold the same bytes over [a, z). */
@@ -1170,20 +1222,20 @@ function sameBytes (x: Extent, xPos: number, y: Extent, yPos: number, a: number,
 
 /** A whole version alone, without extents. */
 function plain (v: Version): Shown {
-  return { content: v.content, size: v.size, tail: undefined, covered: 0, held: undefined, folded: undefined, real: undefined, appends: undefined }
+  return { content: v.content, size: v.size, tail: undefined, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined, appends: undefined }
 }
 
 /** An inode record without the file fields that are empty (no appends, no fold). */
 function clean (rec: InodeRec): InodeRec {
   if (!('tail' in rec && rec.tail === undefined) && !('covered' in rec && (rec.covered === 0 || rec.covered === undefined)) &&
     !('real' in rec && rec.real === undefined) && !('appends' in rec && rec.appends === undefined) &&
-    !('held' in rec && rec.held === undefined) && !('folded' in rec && rec.folded === undefined)) return rec
+    !('held' in rec && rec.held === undefined) && !('folded' in rec && rec.folded === undefined) && !('least' in rec && rec.least === undefined)) return rec
   // a copy without them, keys in the same order: `delete` would turn the record into a slow
   // (dictionary) object, and every later read and copy of it would take V8's slow path
   const out: Record<string, unknown> = {}
   for (const k in rec) {
     const v = (rec as Record<string, unknown>)[k]
-    if (v === undefined && (k === 'tail' || k === 'covered' || k === 'held' || k === 'folded' || k === 'real' || k === 'appends')) continue
+    if (v === undefined && (k === 'tail' || k === 'covered' || k === 'held' || k === 'folded' || k === 'real' || k === 'least' || k === 'appends')) continue
     if (k === 'covered' && v === 0) continue
     out[k] = v
   }

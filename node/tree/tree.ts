@@ -222,7 +222,8 @@ export class Tree extends EventTarget {
    * `extents`, the pieces read over it (heldRead: without the bytes partial folds hold), with
    * `numbers[i]`, the number of the extent (since the base) piece i is of, and `sizes[n -
    * covered - 1]`, the file's size right after extent n. The first `covered`
-   * extents are in `content` everywhere, the first `top` somewhere; `over`, the fold whose
+   * extents are in `content` everywhere, the first `top` somewhere (or, after a fold went stale
+   * (crdt.ts stale()), `top` is as many as a fold must hold since); `over`, the fold whose
    * content it is (what a partial fold names). A fold holding the first c extents (c >= top,
    * c > covered: every piece numbered up to c laid over `content`) is `{ type: 'fold', base,
    * covers: c, size }`, its size `sizes[c - covered - 1]`; a partial one adds `ranges`
@@ -247,7 +248,7 @@ export class Tree extends EventTarget {
     }
     const numbers = extents.map(x => byOp.get(x.op) as number)
     const fp: { base: string, content: Content | null, size: number, covered: number, top: number, over?: string, extents: Extent[], numbers: number[], sizes: number[] } =
-      { base: head[head.length - 1], content: rec.content, size: extents[0].before, covered, top: heldTop(covered, rec.held), extents, numbers, sizes }
+      { base: head[head.length - 1], content: rec.content, size: extents[0].before, covered, top: Math.max(heldTop(covered, rec.held), rec.least ?? 0), extents, numbers, sizes }
     if (rec.folded !== undefined) fp.over = rec.folded
     return fp
   }
@@ -706,7 +707,7 @@ interface Candidates {
 }
 
 function toInode (rec: InodeRec, nlink: number): Inode {
-  const { tail, covered, held, folded, real, appends, ...rest } = rec
+  const { tail, covered, held, folded, real, least, appends, ...rest } = rec
   const inode: Inode = { ...rest, nlink }
   if (tail !== undefined && tail.n > (covered ?? 0)) {
     const extents = readOf(rec)

@@ -7,7 +7,9 @@
 // status counts) must list all of it for every version within the retention period, and each such
 // version reads back as it was after GC; a version past the retention period whose blocks GC
 // removed fails with a clear error, never with wrong bytes. A second host that receives the ops
-// has the same history, reading the same contents.
+// has the same history, reading the same contents. A fold made stale by an append that arrives
+// late (made offline, sorting between appends two folds held) leaves the file readable and
+// foldable after GC removed the blocks of the fold before it (crdt.ts stale()).
 import assert from 'node:assert/strict'
 import { Volume, FOLD_SETTLE_MS } from 'darkfs'
 import { Collector } from '../../node/keeper/gc.ts'
@@ -17,6 +19,8 @@ import type { CID } from 'multiformats/cid'
 import type { Content, InodeId } from '../../node/tree/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
+import { replica } from '../helpers/tree.ts'
+import { BlockUnavailableError } from '../../node/errors.ts'
 
 const MiB = 1 << 20
 const HOUR = 3600_000
@@ -165,5 +169,76 @@ describe('volume: history versions and GC', function () {
     }
     assert.ok(Buffer.from(await vol.readVersion('/f', versions.at(-1)!.op.toString())).equals(model), 'the current version')
     assert.ok(Buffer.from(await vol.readFile('/f')).equals(model), 'the current content')
+  })
+
+  it('an append that sorts between two folds\' extents, arriving after GC removed the first fold: the file reads and folds', async () => {
+    const dir = await tempDir(t, 'darkfs-stale-fold-')
+    let vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    let inside = vol as unknown as Inside
+    const ops: Uint8Array[] = []
+    vol.tree.addEventListener('op', (e: Event) => { ops.push(vol.tree.getOp((e as CustomEvent<{ cid: CID }>).detail.cid)!) })
+    const base = bytes(3 * MiB + 1234, 1)
+    await vol.writeFile('/f', base)
+    const id = vol.tree.byIno((await vol.stat('/f')).ino)!.id
+    let fh = await vol.open('/f', 'a')
+    t.add(async () => { await fh.close().catch(() => {}) })
+    const append = async (fill: number): Promise<Uint8Array> => {
+      const data = bytes(20_000, fill)
+      // O_APPEND: at the end whatever the position says
+      await fh.write(data, 0, data.byteLength, 0)
+      await fh.sync()
+      return data
+    }
+    const fold = async (): Promise<void> => {
+      const last = vol.tree.get(id)!.extents!.at(-1)!
+      await until('the extents settle', async () => last.hlc[0] <= Date.now() - FOLD_SETTLE_MS, 60_000)
+      await until('a fold holds every extent', async () => {
+        inside.foldIfDue(id, true)
+        await inside.folding.get(id)
+        return vol.tree.get(id)!.extents === undefined
+      }, 60_000)
+    }
+    const a1 = await append(40)
+    const e1 = vol.tree.get(id)!.extents!.at(-1)!
+    // host C saw the file up to A's first append, then went offline
+    const c = await replica(t)
+    assert.equal((await c.tree.receive([...ops])).missing.length, 0)
+    await fold()
+    const f1 = vol.tree.get(id)!.content!
+    const a2 = await append(41)
+    await fold()
+    assert.notDeepEqual(vol.tree.get(id)!.content, f1, 'the second fold replaced the first')
+    // C's append, made offline: it sorts after A's first append and before its second
+    c.clock.ms = e1.hlc[0] + 1
+    const cData = bytes(3000, 77)
+    const made = await c.tree.commit({ type: 'append', inode: id, content: { inline: cData }, at: 0, size: cData.byteLength, time: BigInt(c.clock.ms) * 1_000_000n })
+    const late = c.tree.getOp(made.cid)!
+    // GC, long after (by its clock): the first fold is read by no current state and by no version
+    // within retention: its blocks go
+    const store = inside.store
+    let now = Date.now() + 3 * HOUR
+    const gc = new Collector({ volume: vol, store, now: () => now }, { retentionMs: HOUR, intervalMs: 0 })
+    assert.equal((await gc.collect()).skipped, false)
+    now += 2 * HOUR
+    const sweep = await gc.collect()
+    assert.ok(sweep.removed.length > 0, 'blocks past retention are removed')
+    // read cold, as any host that has not read it lately (or restarted since): a volume opened again
+    await fh.close()
+    await vol.close()
+    vol = await Volume.open({ dir })
+    inside = vol as unknown as Inside
+    await assert.rejects(vol.readContent(f1, vol.tree.get(id)!.size, '/f'), BlockUnavailableError, 'the first fold\'s blocks are gone')
+    assert.ok(Buffer.from(await vol.readFile('/f')).equals(Buffer.concat([base, a1, a2])), 'the file reads the second fold')
+    // C comes back: its append lands between A's, the second fold is stale
+    assert.equal((await vol.tree.receive([late])).missing.length, 0)
+    const want = Buffer.concat([base, a1, cData, a2])
+    assert.ok(Buffer.from(await vol.readFile('/f')).equals(want), 'the file reads base, A1, C1, A2')
+    // and folds again: an append, a fold holding every extent, the same bytes
+    fh = await vol.open('/f', 'a')
+    const a3 = await append(42)
+    await fold()
+    assert.ok(Buffer.from(await vol.readFile('/f')).equals(Buffer.concat([want, a3])), 'a fold over it changes no byte')
+    await fh.close()
   })
 })

@@ -140,6 +140,35 @@ function historyKept (tree: Tree): void {
   }
 }
 
+/** A content as comparable text (the tests' contents are inline). */
+function keyOf (c: { inline: Uint8Array } | object | null): string {
+  return c === null ? '-' : 'inline' in c ? Buffer.from(c.inline).toString('hex') : JSON.stringify(c)
+}
+
+/** What a replica knew and kept at one moment: its heads, and what GC keeps of /f's current state (contents()). */
+interface Seen { heads: string[], kept: Set<string> }
+
+function seen (tree: Tree): Seen {
+  const inode = tree.lookup(tree.root, 'f')!.inode
+  return { heads: tree.heads().map(c => c.toString()), kept: new Set(tree.contents(inode).map(keyOf)) }
+}
+
+/**
+ * The fold /f reads was kept by every state that knew it (GC keeps only the current state's
+ * contents and history's: a fold read again after a later fold replaced it everywhere may be
+ * gone from every host, crdt.ts stale()). `past`: pasts() of every op.
+ */
+function foldKept (tree: Tree, states: Seen[], past: Map<string, Set<string>>): void {
+  const inode = tree.lookup(tree.root, 'f')!.inode
+  const rec = (tree as unknown as { state: { inodes: Map<string, { folded?: string, content: object | null }> } }).state.inodes.get(inode)!
+  const fold = rec.folded
+  if (fold === undefined) return
+  for (const s of states) {
+    if (!s.heads.some(h => h === fold || past.get(h)?.has(fold) === true)) continue
+    assert.ok(s.kept.has(keyOf(rec.content)), 'the file reads a fold a state that knew it did not keep')
+  }
+}
+
 describe('node/tree positioned extents', function () {
   this.timeout(120_000)
 
@@ -168,7 +197,9 @@ describe('node/tree positioned extents', function () {
         for (const r of reps.slice(1)) await sync(reps[0].tree, r.tree)
         let wrote = false
         let k = 0
+        const states: Seen[] = []
         for (const a of list) {
+          states.push(...reps.map(r => seen(r.tree)))
           const r = reps[a.r]
           r.clock.ms += a.dt
           const time = BigInt(r.clock.ms) * 1_000_000n
@@ -236,12 +267,15 @@ describe('node/tree positioned extents', function () {
         noMixing(reps[0].tree, ops)
         everyExtentKept(reps[0].tree, ops)
         for (const r of reps) historyKept(r.tree)
+        const past = pasts(ops)
+        for (const r of reps) foldKept(r.tree, states, past)
         for (const s of [seed, seed ^ 0x5bd1e995]) {
           const fresh = await replica(t)
           await deliver(fresh.tree, blocks, s)
           assert.equal(read(fresh.tree), want)
           assert.equal(snapshot(fresh.tree), snapshot(reps[0].tree))
           historyKept(fresh.tree)
+          foldKept(fresh.tree, states, past)
         }
         if (!wrote && reps[0].tree.conflicts().length === 0) {
           // no write, no overlap of different bytes: the base with every extent over it, in total op order
@@ -381,6 +415,119 @@ describe('node/tree positioned extents', function () {
       }
     })
   }
+
+  it('a fold made stale by a late append: the file reads contents every host kept (never a fold a later fold replaced), and folds again', async () => {
+    const t = new Teardown()
+    try {
+      const [a, c] = [await replica(t), await replica(t)]
+      const { id: inode } = await a.tree.commit(mkfile(a.tree.root, 'f', 'base:', sec(1)))
+      const append = async (r: typeof a, s: string, time: bigint): Promise<void> => {
+        await r.tree.commit({ type: 'append', inode, content: { inline: enc.encode(s) }, at: 0, size: s.length, time })
+      }
+      /** A whole fold of every extent read now, as the volume makes it. */
+      const fold = async (r: typeof a, time: bigint): Promise<void> => {
+        const fp = r.tree.foldPoint(inode)!
+        const covers = Math.max(fp.top, fp.numbers[fp.numbers.length - 1])
+        const size = fp.sizes[covers - fp.covered - 1]
+        const full = new Uint8Array(size)
+        full.set((fp.content as { inline: Uint8Array }).inline.subarray(0, Math.min(fp.size, size)))
+        fp.extents.forEach((x, i) => { if (fp.numbers[i] <= covers) full.set((x.content as { inline: Uint8Array }).inline.subarray(x.at, x.at + x.size), x.pos) })
+        const before = read(r.tree)
+        await r.tree.commit({ type: 'fold', inode, base: fp.base, covers, content: { inline: full }, size, time })
+        assert.equal(read(r.tree), before, 'a fold changes no byte')
+        assert.equal(r.tree.get(inode)!.extents, undefined, 'the fold is read')
+      }
+      /** What GC keeps of the file's current state (keeper/retained.ts: contents()), as text. */
+      const kept = (r: typeof a): Set<string> => new Set(r.tree.contents(inode).map(x => dec.decode((x as { inline: Uint8Array }).inline)))
+      a.clock.ms += 1000
+      await append(a, 'A1;', sec(2))
+      await sync(a.tree, c.tree)
+      a.clock.ms += 1000
+      await fold(a, sec(3)) // F1: base + A1
+      a.clock.ms += 1000
+      await append(a, 'A2;', sec(4))
+      a.clock.ms += 1000
+      await fold(a, sec(5)) // F2: base + A1 + A2, F1 read no more
+      assert.equal(read(a.tree), 'base:A1;A2;')
+      // what a's GC keeps from now on (F1 is not among it: nothing reads it)
+      const keep = kept(a)
+      assert.ok(!keep.has('base:A1;'), 'the first fold is no longer kept')
+      // c, offline since A1, appends: its op sorts between A1 and A2
+      c.clock.ms = a.clock.ms - 2500
+      await append(c, 'C1;', sec(3))
+      await sync(c.tree, a.tree)
+      await sync(a.tree, c.tree)
+      for (const r of [a, c]) {
+        assert.equal(read(r.tree), 'base:A1;C1;A2;')
+        // the content read is one a's GC kept before C1 came (F1's blocks may be gone everywhere)
+        const content = dec.decode((r.tree.get(inode)!.content as { inline: Uint8Array }).inline)
+        assert.ok(keep.has(content), `the file reads ${content}, which no host kept`)
+      }
+      assert.equal(snapshot(a.tree), snapshot(c.tree))
+      // a later fold over that state holds every extent and is read
+      a.clock.ms += 1000
+      await append(a, 'A3;', sec(6))
+      a.clock.ms += 1000
+      await fold(a, sec(7))
+      await sync(a.tree, c.tree)
+      for (const r of [a, c]) assert.equal(read(r.tree), 'base:A1;C1;A2;A3;')
+      assert.equal(snapshot(a.tree), snapshot(c.tree))
+      // any delivery order: the same
+      const blocks = [...allOps(a.tree).values()]
+      for (const seed of [1, 2, 3]) {
+        const fresh = await replica(t)
+        await deliver(fresh.tree, blocks, seed)
+        assert.equal(snapshot(fresh.tree), snapshot(a.tree))
+      }
+    } finally {
+      await t.run()
+    }
+  })
+
+  it('a whole write made offline that sorts between two folds\' extents: the sibling it leaves reads contents every host kept', async () => {
+    const t = new Teardown()
+    try {
+      const [a, c] = [await replica(t), await replica(t)]
+      const { id: inode } = await a.tree.commit(mkfile(a.tree.root, 'f', 'first', sec(1)))
+      await sync(a.tree, c.tree)
+      // a writes the file whole, then appends and folds; c, offline since the file was made, writes it whole too
+      a.clock.ms += 1000
+      await a.tree.commit(write(inode, 'base:', sec(2)))
+      const append = async (s: string, time: bigint): Promise<void> => {
+        await a.tree.commit({ type: 'append', inode, content: { inline: enc.encode(s) }, at: 0, size: s.length, time })
+      }
+      const fold = async (time: bigint): Promise<void> => {
+        const fp = a.tree.foldPoint(inode)!
+        const covers = fp.numbers[fp.numbers.length - 1]
+        await a.tree.commit({ type: 'fold', inode, base: fp.base, covers, content: { inline: enc.encode(read(a.tree)) }, size: fp.sizes[covers - fp.covered - 1], time })
+        assert.equal(a.tree.get(inode)!.extents, undefined, 'the fold is read')
+      }
+      a.clock.ms += 1000
+      await append('A1;', sec(3))
+      a.clock.ms += 1000
+      await fold(sec(4))
+      a.clock.ms += 1000
+      await append('A2;', sec(5))
+      a.clock.ms += 1000
+      await fold(sec(6))
+      const keep = new Set(a.tree.contents(inode).map(x => dec.decode((x as { inline: Uint8Array }).inline)))
+      // sorts after the first fold and before A2
+      c.clock.ms = a.clock.ms - 1500
+      await c.tree.commit(write(inode, 'other', sec(4)))
+      await sync(c.tree, a.tree)
+      await sync(a.tree, c.tree)
+      assert.equal(snapshot(a.tree), snapshot(c.tree))
+      const shown = [inode, ...a.tree.conflicts().map(x => x.inode)]
+      assert.ok(shown.length > 1, 'a sibling')
+      for (const id of shown) {
+        const content = a.tree.get(id)!.content
+        const text = content === null ? '' : dec.decode((content as { inline: Uint8Array }).inline)
+        assert.ok(keep.has(text) || text === 'other', `${id === inode ? 'the file' : 'a sibling'} reads ${text}, which no host kept`)
+      }
+    } finally {
+      await t.run()
+    }
+  })
 
   it('refuses malformed partial folds with a clear error', () => {
     const ok: OpBody = { type: 'fold', inode: 'bafyreiabc', base: 'bafyreidef', covers: 2, content: null, size: 10, ranges: [0, 4, 6, 10], over: 'bafyreighi', time: sec(1) }
