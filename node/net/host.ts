@@ -46,7 +46,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import { createPeerScoreParams, createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { AdaptiveTimeout, byteStream } from '@libp2p/utils'
 import { createHash } from 'node:crypto'
-import { createTrafficMeter } from './traffic.ts'
+import { createTrafficMeter, dialCause } from './traffic.ts'
 import type { TrafficSnapshot } from './traffic.ts'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -459,6 +459,21 @@ export async function createHost (init: HostInit): Promise<Host> {
   })
   const self = libp2p.peerId.toString()
   let stopped = false
+  // every connection this host opens to a peer it had none with is counted by what asked for it
+  // (traffic.ts dials): the stack is taken then only, not per stream
+  const connectionManager = (libp2p as unknown as { components: { connectionManager: { openConnection: (peer: unknown, opts?: unknown) => Promise<Connection> } } }).components.connectionManager
+  const openConnection = connectionManager.openConnection.bind(connectionManager)
+  connectionManager.openConnection = async (peer, opts) => {
+    const id = typeof (peer as PeerId)?.toMultihash === 'function' ? (peer as PeerId).toString() : undefined
+    if (id === undefined || libp2p.getConnections(peer as PeerId).length === 0) {
+      const limit = Error.stackTraceLimit
+      Error.stackTraceLimit = 40
+      const stack = new Error('dial').stack
+      Error.stackTraceLimit = limit
+      meter.dialed(dialCause(stack))
+    }
+    return await openConnection(peer, opts)
+  }
   const listenAddrs = new Map<string, string[]>()
 
   // --- liveness: each connection pinged every pingIntervalMs(connections) -------------------
