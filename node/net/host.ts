@@ -768,6 +768,7 @@ export async function createHost (init: HostInit): Promise<Host> {
 
   libp2p.addEventListener('peer:identify', (evt) => {
     const id = evt.detail.peerId.toString()
+    const wasKnown = known.has(id)
     // a member that is stopping pushes an empty address list: keep the last good one to redial
     if (evt.detail.listenAddrs.length > 0) {
       listenAddrs.set(id, evt.detail.listenAddrs.map(a => withPeer(a, id)))
@@ -775,6 +776,12 @@ export async function createHost (init: HostInit): Promise<Host> {
       refreshSoon()
     }
     if (!evt.detail.protocols.includes(PEX_PROTOCOL)) return
+    // beyond the full mesh a connection opens and closes with every transfer, survey and query
+    // (the trim), and the member table (members.ts) tells every member of every other: a peer
+    // this host knew already is not sent the list again (64 members with their addresses, both
+    // ways, on each such connection was most of an idle host's traffic at 30 hosts). One heard
+    // of first here (a joiner) still is, and tells this host whom it knows.
+    if (chosen !== undefined && wasKnown) return
     void exchange(id)
     announceSoon()
   })
