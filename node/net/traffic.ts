@@ -36,18 +36,24 @@ export interface TrafficMeter {
 /**
  * What asked for a new connection, from the stack of the call that opens it (taken only when a
  * connection is opened, not per stream): the first darkfs source file outside net/host.ts and
- * rpc.ts (their callers are what asks), else the libp2p package (kad-dht, gossipsub), else 'other'.
+ * rpc.ts (their callers are what asks) and past cli/daemon.ts's adapters, else the libp2p package
+ * (kad-dht, gossipsub), else 'other'.
  */
 export function dialCause (stack: string | undefined): string {
   const frames = (stack ?? '').split('\n').slice(1)
   let pkg: string | undefined
+  let adapter: string | undefined
   for (const f of frames) {
     const m = /node_modules\/(@[^/]+\/[^/]+|[^/@][^/]*)\//.exec(f)
     if (m !== null) { pkg ??= m[1] === 'libp2p' ? undefined : m[1]; continue }
     const own = /\/((?:node|swarm)\/[\w/.-]+\.ts)/.exec(f)
-    if (own !== null && !/net\/(host|rpc|traffic)\.ts$/.test(own[1])) return own[1]
+    if (own === null || /net\/(host|rpc|traffic)\.ts$/.test(own[1])) continue
+    // the daemon wires the parts to the host (the swarm's dialProtocol, the membership's probe):
+    // the part that called through it is the cause, when the stack still shows it
+    if (own[1] === 'node/cli/daemon.ts') { adapter ??= own[1]; continue }
+    return own[1]
   }
-  return pkg ?? 'other'
+  return adapter ?? pkg ?? 'other'
 }
 
 /** A stand-in for the metrics libp2p components register (gauges, counters, histograms): none are kept. */

@@ -262,6 +262,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     // 4. idle window
     phase = 'idle'
     const cpu0 = process.cpuUsage()
+    const passes0 = hosts.map(h => h.keep.repairer.totals().passes)
     const wire0 = hosts.map(h => h.host.traffic())
     const idleStart = performance.now()
     await sleep(idleS * 1000)
@@ -278,6 +279,9 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     })
     for (const [p, n] of [...streams].sort((a, b) => b[1] - a[1])) if (n >= 0.05) out[`scale.idle.streams.perHostMin.${p}`] = round(n, 2)
     out['scale.idle.window.s'] = round(seconds, 1)
+    // repair passes in the window (an idle network needs none) and hosts whose repairer settled
+    out['scale.idle.repairPasses.perHostMin'] = round(hosts.reduce((a, h, i) => a + h.keep.repairer.totals().passes - passes0[i], 0) / N / (seconds / 60), 2)
+    out['scale.idle.repairSettled.hosts'] = `${hosts.filter(h => h.keep.repairer.idle()).length}/${N}`
     out['scale.idle.sent.kbitps.mean'] = round(mean(kbit), 2)
     out['scale.idle.sent.kbitps.max'] = round(Math.max(...kbit), 2)
     for (const [p, bps] of [...perProtocol].sort((a, b) => b[1] - a[1])) if (bps >= 0.05) out[`scale.idle.sent.Bps.${p}`] = round(bps, 1)

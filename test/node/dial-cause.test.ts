@@ -17,6 +17,9 @@ describe('dialCause (node/net/traffic.ts)', function () {
       'file:///w/node/cli/daemon.ts'
     )), 'node/net/member-service.ts')
     assert.equal(dialCause(stack('/w/node_modules/libp2p/dist/src/libp2p.js', '/w/swarm/swarm.ts', '/w/node/keeper/repair.ts')), 'swarm/swarm.ts')
+    // past the daemon's adapters (the swarm's dialProtocol), to the part that called through them
+    assert.equal(dialCause(stack('file:///w/node/net/host.ts', 'file:///w/node/cli/daemon.ts', 'file:///w/swarm/swarm.ts')), 'swarm/swarm.ts')
+    assert.equal(dialCause(stack('file:///w/node/net/host.ts', 'file:///w/node/cli/daemon.ts')), 'node/cli/daemon.ts')
   })
 
   it('names the libp2p service when no darkfs file asked, else other', () => {
