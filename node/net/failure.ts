@@ -244,7 +244,10 @@ export class Membership extends EventTarget {
    * Hosts taken to be up, this host included: in a full mesh the connected ones (live()). Beyond
    * it a host is connected to a few members only, and a closed connection is no sign of failure
    * (either side may have trimmed it): the table's members are up unless declared down (a
-   * neighbour's DOWN notice, a leave, heal), suspect here, or away. Repair plans and surveys over
+   * neighbour's DOWN notice, a leave, heal) or away. A suspect is up until it is declared gone:
+   * beyond the full mesh a neighbour's trimmed connection makes it one (it is probed at the
+   * failure timeout), and counting it down made every chunk it holds look short for minutes
+   * after each trim, a pass every interval on an idle network. Repair plans and surveys over
    * these (keeper/repair.ts), so a chunk whose targets are up but not connected here is not short
    * of them, and one keeper (the first-ranked up member) repairs it, not every host connected to
    * none of its targets.
@@ -254,7 +257,7 @@ export class Membership extends EventTarget {
     if (this.table === undefined || this.host.beyondFullMesh?.() !== true) return live
     const out = new Set(live)
     for (const p of this.table.members()) {
-      if (!this.left.has(p) && !this.goneHere.has(p) && !this.suspect.has(p) && !this.awaySince.has(p)) out.add(p)
+      if (!this.left.has(p) && !this.goneHere.has(p) && !this.awaySince.has(p)) out.add(p)
     }
     return [...out]
   }
