@@ -401,8 +401,11 @@ export class Membership extends EventTarget {
       clearTimeout(timer)
       this.suspect.delete(peer)
       // back before the timeout: it never stopped being a member (one this host dialled to
-      // see whether it is there was never away)
-      if (!this.probing.has(peer)) this.dispatchEvent(new CustomEvent('back', { detail: peer }))
+      // see whether it is there was never away; beyond the full mesh a suspect is a neighbour
+      // whose connection was trimmed, and every dial to it, a survey's among them, would call
+      // for another pass, on an idle network without end; a copy lost with a restart is then
+      // found by the next pass an event or the quiet interval brings)
+      if (!this.probing.has(peer) && this.host.beyondFullMesh?.() !== true) this.dispatchEvent(new CustomEvent('back', { detail: peer }))
       return
     }
     // beyond the full mesh a member this host knows connects and disconnects as the hosts trim
