@@ -128,6 +128,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     pending: pendingHas,
     self: c.host.peerId,
     membership,
+    bounded: () => c.host.beyondFullMesh(),
     ops: c.volume.tree,
     policy: c.policy,
     store: c.store,
@@ -146,7 +147,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     const ref = e.detail
     const acked = c.placement?.(ref.cid!.toString())
     if (acked === undefined) return
-    const live = new Set(membership.live())
+    const live = new Set(membership.up())
     const holdings = new Map<string, Set<string>>()
     ref.fragments.forEach((f, j) => {
       const hs = holdings.get(f.toString()) ?? new Set<string>()
@@ -178,7 +179,8 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
   }
   const view = (): HealthView => ({
     self: c.host.peerId,
-    live: new Set(membership.live()),
+    // the hosts taken to be up (beyond the full mesh: members not declared down, connected or not)
+    live: new Set(membership.up()),
     placing: chunk => c.placing?.(chunk) ?? false,
     pending: pendingHas,
     pendingHosts: chunk => new Set((c.placement?.(chunk) ?? []).flatMap(hs => [...hs])).size,

@@ -76,6 +76,12 @@ export const REPAIR_CONCURRENCY = 16
 export const REPAIR_DEBOUNCE_MS = 500
 /** Time for one chunk's rebuild and delivery before it is left to the next pass. */
 export const REPAIR_CHUNK_TIMEOUT_MS = 60_000
+/**
+ * Beyond the full mesh a survey asks each chunk's targets and the hosts ranked this many places
+ * after them (a target displaced by a joiner keeps its copy until the joiner holds it: repair
+ * copies it from there), not every host.
+ */
+export const SURVEY_SPARE_RANKS = 2
 
 export interface RepairInit {
   /** Time between background passes (default DEFAULT_REPAIR_INTERVAL_MS; 0 = no background loop). */
@@ -95,7 +101,14 @@ export interface RepairComponents {
    * Live hosts, the 'gone'/'joined'/'lapsed' events that start a pass and the 'back' events that
    * call for one; the hosts away within the repair delay (lazy.ts; none when not given).
    */
-  membership: Pick<Membership, 'live' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Membership, 'away'>>
+  membership: Pick<Membership, 'live' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Membership, 'away' | 'up'>>
+  /**
+   * True while this host keeps connections to a few members only (beyond the full mesh,
+   * net/host.ts): a survey then asks each chunk the hosts its rule ranks first (its targets and
+   * SURVEY_SPARE_RANKS more, dialled when not connected), not every connected peer, and the hosts
+   * planned over are those up (membership.up()), not the connected ones. Not given: a full mesh.
+   */
+  bounded?: () => boolean
   /** The tree: its 'op' events (new content, new members' pins) call for a pass. */
   ops?: Pick<EventTarget, 'addEventListener' | 'removeEventListener'>
   /** The hosts placement ranks and the copies a replicated chunk needs (placement.ts). */
@@ -179,6 +192,18 @@ export class Repairer extends EventTarget {
   private started = false
   private readonly onChange = (): void => { this.dirty = true; this.schedule(REPAIR_DEBOUNCE_MS) }
   private readonly onActivity = (): void => { this.dirty = true }
+  /**
+   * A tree op: a pass only if it changed the retained chunks (tick() compares them). Most ops
+   * (a mkdir, a rename, a chmod) leave them as they were, and each had every host of the network
+   * survey every chunk again.
+   */
+  private readonly onOp = (): void => { this.opsSince = true }
+  /** Tree ops came since the last pass or check. */
+  private opsSince = false
+  /** The retained chunks (chunkKey()) the last settled pass looked at. */
+  private settledChunks?: string
+  /** The chunks the current (or last) pass looked at. */
+  private passChunks?: string
   /** Something may have changed since the last pass that found nothing to do. */
   private dirty = true
   /** The members and live hosts (view()) as of the last pass that found nothing to do. */
@@ -202,7 +227,7 @@ export class Repairer extends EventTarget {
     this.c.membership.addEventListener('joined', this.onChange)
     this.c.membership.addEventListener('lapsed', this.onChange)
     this.c.membership.addEventListener('back', this.onActivity)
-    this.c.ops?.addEventListener('op', this.onActivity)
+    this.c.ops?.addEventListener('op', this.onOp)
     if (this.intervalMs > 0) this.schedule(this.intervalMs)
   }
 
@@ -213,7 +238,7 @@ export class Repairer extends EventTarget {
     this.c.membership.removeEventListener('joined', this.onChange)
     this.c.membership.removeEventListener('lapsed', this.onChange)
     this.c.membership.removeEventListener('back', this.onActivity)
-    this.c.ops?.removeEventListener('op', this.onActivity)
+    this.c.ops?.removeEventListener('op', this.onOp)
     clearTimeout(this.timer)
     clearTimeout(this.debounce)
     clearTimeout(this.confirmTimer)
@@ -256,18 +281,49 @@ export class Repairer extends EventTarget {
       this.schedule(0)
       return
     }
+    if (this.opsSince) {
+      // tree ops came: a pass if the retained chunks changed (read here: no message)
+      this.opsSince = false
+      this.c.chunks({ signal: this.shutdown.signal }).then(all => {
+        if (chunkKey(all) !== this.settledChunks) this.dirty = true
+      }, (err: Error) => {
+        if (this.started) log('retained chunks not read (a pass looks): %s', err.message)
+        this.dirty = true
+      }).finally(() => {
+        if (!this.started) return
+        if (this.dirty) { this.schedule(0); return }
+        this.dispatchEvent(new CustomEvent('skip'))
+        this.timer = setTimeout(() => { this.tick() }, this.intervalMs)
+      })
+      return
+    }
     this.dispatchEvent(new CustomEvent('skip'))
     this.timer = setTimeout(() => { this.tick() }, this.intervalMs)
   }
 
   /** The last pass found nothing to do, and nothing changed since that calls for another. */
   idle (): boolean {
-    return !this.dirty && this.running === undefined && this.settled === this.view()
+    return !this.dirty && !this.opsSince && this.running === undefined && this.settled === this.view()
   }
 
   /** What a pass's plan depends on besides the tree and the stores: members, live hosts and those away. */
   private view (): string {
-    return [...this.c.policy.members()].sort().join(',') + '|' + [...this.c.membership.live()].sort().join(',') + '|' + [...this.away()].sort().join(',')
+    return [...this.c.policy.members()].sort().join(',') + '|' + [...this.up()].sort().join(',') + '|' + [...this.away()].sort().join(',')
+  }
+
+  /**
+   * The hosts a pass plans over: the connected ones in a full mesh; beyond it the members taken
+   * to be up (membership.up(): a trimmed connection is no failure, and a view of the connected
+   * peers changed with every dial and trim, each change a pass).
+   */
+  private up (): string[] {
+    return this.c.bounded?.() === true ? (this.c.membership.up?.() ?? this.c.membership.live()) : this.c.membership.live()
+  }
+
+  /** Who a survey asks about a chunk: every live host in a full mesh (undefined), its first-ranked hosts beyond. */
+  private askOf (members: string[]): ((ref: ChunkRef) => string[]) | undefined {
+    if (this.c.bounded?.() !== true) return undefined
+    return ref => this.c.policy.rank(ref, members, Math.min(members.length, ref.k + ref.m + SURVEY_SPARE_RANKS))
   }
 
   /** Hosts away within the repair delay (lazy.ts), less those that are members or live again. */
@@ -333,13 +389,14 @@ export class Repairer extends EventTarget {
   private async observe (refs: ChunkRef[], opts: AbortOptions, each: (health: Health | 'unreachable') => void = () => {}): Promise<void> {
     const members = this.c.policy.members()
     const away = this.away()
-    const live = this.c.membership.live()
+    const live = this.up()
     const liveSet = new Set(live)
+    const askOf = this.askOf(members)
     for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
       const batch = refs.slice(b, b + REPAIR_BATCH)
       const unanswered = new Set<string>()
       const at = Date.now()
-      const holdings = await survey(this.surveyor(), batch, live, { ...opts, unanswered })
+      const holdings = await survey(this.surveyor(), batch, live, { ...opts, unanswered, askOf })
       const confirm: ChunkRef[] = []
       for (const ref of batch) {
         const p = lazyPlan(ref, holdings, members, away, liveSet, this.c.self, this.c.policy)
@@ -377,10 +434,11 @@ export class Repairer extends EventTarget {
     const { refs } = await this.c.chunks(opts)
     const out: Record<Health, number> = { redundant: 0, degraded: 0, localOnly: 0, lost: 0 }
     const members = this.c.policy.members().filter(p => p !== self)
-    const live = this.c.membership.live()
+    const live = this.up()
+    const askOf = this.askOf(members)
     for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
       const batch = refs.slice(b, b + REPAIR_BATCH)
-      const holdings = await survey(this.surveyor(), batch, live, opts)
+      const holdings = await survey(this.surveyor(), batch, live, { ...opts, askOf })
       for (const ref of batch) out[plan(ref, holdings, members, new Set(live.filter(p => p !== self)), '', this.c.policy).health]++
     }
     return out
@@ -393,6 +451,8 @@ export class Repairer extends EventTarget {
   private async run (opts: PassOptions & { signal: AbortSignal }): Promise<RepairProgress> {
     // what happens from here on calls for the next pass; this one ends settled or dirty
     this.dirty = false
+    this.opsSince = false
+    this.passChunks = undefined
     let settled = opts.leaving !== true
     const view = this.view()
     const left = new Map<string, number>()
@@ -403,7 +463,7 @@ export class Repairer extends EventTarget {
       const p = await this.runPass(opts, (why) => { settled = false; left.set(why, (left.get(why) ?? 0) + 1) })
       // a pass looked at every retained chunk: the book's figures are as fresh as its start
       if (opts.leaving !== true) this.c.health?.surveyed(started)
-      if (settled) { this.settled = view; this.settledAt = Date.now() }
+      if (settled) { this.settled = view; this.settledAt = Date.now(); this.settledChunks = this.passChunks }
       else if (left.size > 0) log('pass of %d chunk(s) leaves work for the next: %s', p.chunks, [...left].map(([why, n]) => `${n} ${why}`).join(', '))
       this.totals_.passes++
       this.dispatchEvent(new CustomEvent('pass', { detail: p }))
@@ -420,6 +480,7 @@ export class Repairer extends EventTarget {
   /** One pass; `unsettled()` when it leaves something for the next (a chunk short, copies to hand over). */
   private async runPass (opts: PassOptions & { signal: AbortSignal }, unsettled: (why: string) => void): Promise<RepairProgress> {
     const all = await this.c.chunks(opts)
+    this.passChunks = chunkKey(all)
     if (all.byManifest !== undefined) this.c.health?.listed(all.byManifest, this.c.pending ?? (() => false), all.missing)
     if (all.unreadable > 0) unsettled('manifests unreadable')
     const manifests = new Set(all.manifests ?? [])
@@ -427,13 +488,14 @@ export class Repairer extends EventTarget {
     // progress counts chunks, as status does; manifests are repaired alongside
     this.progress_ = { ...emptyProgress(), running: true, chunks: all.refs.length }
     const self = this.c.self
-    const allLive = this.c.membership.live()
+    const allLive = this.up()
     // chunks at risk first (lazy.ts byUrgency): fewest fragments on live hosts, as the last survey
     // saw them, first; never seen, last. A pass over many chunks on a thin uplink takes hours, and
     // a chunk one loss from unreadable must not wait behind ones with fragments to spare.
     const liveNow = new Set(allLive)
     const refs = byUrgency(listed.map(r => this.c.health?.liveSeen(r, liveNow) ?? r.k + r.m)).map(i => listed[i])
     const members = this.c.policy.members().filter(p => !(opts.leaving === true && p === self))
+    const askOf = this.askOf(members)
     const live = new Set(allLive.filter(p => !(opts.leaving === true && p === self)))
     // a leaving host plans as if gone at once: its fragments go elsewhere, whatever is away
     const away = opts.leaving === true ? [] : this.away()
@@ -447,7 +509,7 @@ export class Repairer extends EventTarget {
       const surveyed = (b: number): { batch: ChunkRef[], unanswered: Set<string>, at: number, holdings: Promise<Holdings> } => {
         const batch = refs.slice(b, b + REPAIR_BATCH)
         const unanswered = new Set<string>()
-        const holdings = survey(this.surveyor(), batch, allLive, { ...opts, unanswered })
+        const holdings = survey(this.surveyor(), batch, allLive, { ...opts, unanswered, askOf })
         // ignored here: awaited below when its batch comes, or the pass already failed
         holdings.catch(() => {})
         return { batch, unanswered, at: Date.now(), holdings }
@@ -634,6 +696,12 @@ export function repairDeliveries (p: Pick<ChunkPlan, 'want' | 'held'>, live: Rea
     if (to.length > 0) missing.push({ j, to })
   })
   return missing
+}
+
+/** The retained chunks and manifests, as one string (equal exactly when they are the same). */
+function chunkKey (all: { refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[] }): string {
+  const cids = [...all.refs, ...(all.manifests ?? [])].map(r => r.cid?.toString() ?? '').sort()
+  return `${all.unreadable}|${cids.join(',')}`
 }
 
 function emptyProgress (): RepairProgress {

@@ -33,21 +33,51 @@ export interface SurveyComponents {
 /** Fragment cid.toString() -> the live hosts that hold it (this host included). */
 export type Holdings = Map<string, Set<string>>
 
+export interface SurveyOptions extends AbortOptions {
+  /** Peers that could not be asked are added here (what they hold is not known). */
+  unanswered?: Set<string>
+  /**
+   * The hosts to ask about a chunk (beyond the full mesh: the first its rule ranks, repair.ts);
+   * those not in `live` are not asked. Not given: every live host is asked about every chunk.
+   */
+  askOf?: (ref: ChunkRef) => string[]
+}
+
 /**
- * Ask every live host (self included) which of the chunks' fragments it holds. Unreachable peers
- * hold nothing here, and are added to `opts.unanswered` (what they hold is not known).
+ * Ask every live host (self included; or those `opts.askOf` names for each chunk) which of the
+ * chunks' fragments it holds. Unreachable peers hold nothing here, and are added to
+ * `opts.unanswered` (what they hold is not known).
  */
-export async function survey (c: SurveyComponents, refs: ChunkRef[], live: string[], opts: AbortOptions & { unanswered?: Set<string> } = {}): Promise<Holdings> {
+export async function survey (c: SurveyComponents, refs: ChunkRef[], live: string[], opts: SurveyOptions = {}): Promise<Holdings> {
   const cids = [...new Map(refs.flatMap(r => r.fragments).map(f => [f.toString(), f])).values()]
   const holdings: Holdings = new Map(cids.map(f => [f.toString(), new Set<string>()]))
   await forEachLimited(cids, LOCAL_LOOKUPS, async f => {
     if (await c.hasLocal(f)) holdings.get(f.toString())!.add(c.self)
   }, opts)
-  const peers = live.filter(p => p !== c.self)
-  await forEachLimited(peers, SURVEY_CONCURRENCY, async peer => {
-    for (let b = 0; b < cids.length; b += SURVEY_BATCH) {
+  const liveSet = new Set(live)
+  liveSet.delete(c.self)
+  // each peer is asked about every fragment (a full mesh), or about the fragments of the chunks
+  // that name it (askOf: beyond the full mesh, a chunk's first-ranked hosts)
+  const asked = new Map<string, CID[]>()
+  if (opts.askOf === undefined) {
+    for (const p of liveSet) asked.set(p, cids)
+  } else {
+    const per = new Map<string, Map<string, CID>>()
+    for (const ref of refs) {
+      for (const p of opts.askOf(ref)) {
+        if (!liveSet.has(p)) continue
+        let m = per.get(p)
+        if (m === undefined) per.set(p, m = new Map())
+        for (const f of ref.fragments) m.set(f.toString(), f)
+      }
+    }
+    for (const [p, m] of per) asked.set(p, [...m.values()])
+  }
+  await forEachLimited([...asked.keys()], SURVEY_CONCURRENCY, async peer => {
+    const mine = asked.get(peer)!
+    for (let b = 0; b < mine.length; b += SURVEY_BATCH) {
       opts.signal?.throwIfAborted()
-      const held = await askWithRetry(c, cids.slice(b, b + SURVEY_BATCH), peer, opts)
+      const held = await askWithRetry(c, mine.slice(b, b + SURVEY_BATCH), peer, opts)
       if (held === undefined) { opts.unanswered?.add(peer); continue }
       for (const key of held) holdings.get(key)?.add(peer)
     }

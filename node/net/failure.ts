@@ -247,6 +247,28 @@ export class Membership extends EventTarget {
   }
 
   /**
+   * Hosts taken to be up, this host included: in a full mesh the connected ones (live()). Beyond
+   * it a host is connected to a few members only, and a closed connection is no sign of failure
+   * (either side may have trimmed it): the table's members are up unless declared down (a
+   * neighbour's DOWN notice, a leave, heal) or away. A suspect is up until it is declared gone:
+   * beyond the full mesh a neighbour's trimmed connection makes it one (it is probed at the
+   * failure timeout), and counting it down made every chunk it holds look short for minutes
+   * after each trim, a pass every interval on an idle network. Repair plans and surveys over
+   * these (keeper/repair.ts), so a chunk whose targets are up but not connected here is not short
+   * of them, and one keeper (the first-ranked up member) repairs it, not every host connected to
+   * none of its targets.
+   */
+  up (): string[] {
+    const live = this.live()
+    if (this.table === undefined || this.host.beyondFullMesh?.() !== true) return live
+    const out = new Set(live)
+    for (const p of this.table.members()) {
+      if (!this.left.has(p) && !this.goneHere.has(p) && !this.awaySince.has(p)) out.add(p)
+    }
+    return [...out]
+  }
+
+  /**
    * Live and suspect peers, and the table's members (connected or not), this host included, less
    * those draining or full: the set placement ranks.
    */
@@ -385,16 +407,23 @@ export class Membership extends EventTarget {
       clearTimeout(timer)
       this.suspect.delete(peer)
       // back before the timeout: it never stopped being a member (one this host dialled to
-      // see whether it is there was never away)
-      if (!this.probing.has(peer)) this.dispatchEvent(new CustomEvent('back', { detail: peer }))
+      // see whether it is there was never away; beyond the full mesh a suspect is a neighbour
+      // whose connection was trimmed, and every dial to it, a survey's among them, would call
+      // for another pass, on an idle network without end; a copy lost with a restart is then
+      // found by the next pass an event or the quiet interval brings)
+      if (!this.probing.has(peer) && this.host.beyondFullMesh?.() !== true) this.dispatchEvent(new CustomEvent('back', { detail: peer }))
       return
     }
+    // beyond the full mesh a member this host knows connects and disconnects as the hosts trim
+    // and dial (a transfer, a query): that is no join, and a 'joined' each time made every such
+    // connection start a repair pass on an idle network
+    const rejoined = !this.known.has(peer) || this.host.beyondFullMesh?.() !== true || this.goneHere.has(peer) || this.left.has(peer)
     this.left.delete(peer)
     this.goneHere.delete(peer)
     this.notAway(peer)
     this.draining.delete(peer) // a new connection: whatever it was draining for is over
     this.known.add(peer)
-    this.dispatchEvent(new CustomEvent('joined', { detail: peer }))
+    if (rejoined) this.dispatchEvent(new CustomEvent('joined', { detail: peer }))
   }
 
   private disconnected (peer: string): void {

@@ -17,12 +17,43 @@ export interface TrafficSnapshot {
   wire: { sent: number }
   /** Bytes each protocol wrote on its streams (payload before yamux and Noise). */
   protocols: Record<string, { sent: number, streams: number }>
+  /**
+   * Connections this host opened to peers it had none with, by what asked for them (dialCause():
+   * the darkfs file, or the libp2p service, whose call opened it): what keeps a bounded host
+   * dialling on an idle network.
+   */
+  dials: Record<string, number>
 }
 
 export interface TrafficMeter {
   /** The libp2p `metrics` option. */
   metrics: () => Metrics
   snapshot: () => TrafficSnapshot
+  /** Count a connection opened to a peer this host had none with (host.ts), by cause. */
+  dialed: (cause: string) => void
+}
+
+/**
+ * What asked for a new connection, from the stack of the call that opens it (taken only when a
+ * connection is opened, not per stream): the first darkfs source file outside net/host.ts and
+ * rpc.ts (their callers are what asks) and past cli/daemon.ts's adapters, else the libp2p package
+ * (kad-dht, gossipsub), else 'other'.
+ */
+export function dialCause (stack: string | undefined): string {
+  const frames = (stack ?? '').split('\n').slice(1)
+  let pkg: string | undefined
+  let adapter: string | undefined
+  for (const f of frames) {
+    const m = /node_modules\/(@[^/]+\/[^/]+|[^/@][^/]*)\//.exec(f)
+    if (m !== null) { pkg ??= m[1] === 'libp2p' ? undefined : m[1]; continue }
+    const own = /\/((?:node|swarm)\/[\w/.-]+\.ts)/.exec(f)
+    if (own === null || /net\/(host|rpc|traffic)\.ts$/.test(own[1])) continue
+    // the daemon wires the parts to the host (the swarm's dialProtocol, the membership's probe):
+    // the part that called through it is the cause, when the stack still shows it
+    if (own[1] === 'node/cli/daemon.ts') { adapter ??= own[1]; continue }
+    return own[1]
+  }
+  return adapter ?? pkg ?? 'other'
 }
 
 /** A stand-in for the metrics libp2p components register (gauges, counters, histograms): none are kept. */
@@ -51,6 +82,7 @@ function countSends (target: Sender, count: (n: number) => void): void {
 export function createTrafficMeter (): TrafficMeter {
   const wire = { sent: 0 }
   const protocols = new Map<string, { sent: number, streams: number }>()
+  const dials = new Map<string, number>()
   const metrics: Metrics = {
     trackMultiaddrConnection: (maConn: MultiaddrConnection) => {
       countSends(maConn as unknown as Sender, n => { wire.sent += n })
@@ -78,7 +110,9 @@ export function createTrafficMeter (): TrafficMeter {
     metrics: () => metrics,
     snapshot: () => ({
       wire: { ...wire },
-      protocols: Object.fromEntries([...protocols].map(([p, r]) => [p, { ...r }]))
-    })
+      protocols: Object.fromEntries([...protocols].map(([p, r]) => [p, { ...r }])),
+      dials: Object.fromEntries(dials)
+    }),
+    dialed: cause => { dials.set(cause, (dials.get(cause) ?? 0) + 1) }
   }
 }

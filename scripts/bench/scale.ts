@@ -262,6 +262,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     // 4. idle window
     phase = 'idle'
     const cpu0 = process.cpuUsage()
+    const passes0 = hosts.map(h => h.keep.repairer.totals().passes)
     const wire0 = hosts.map(h => h.host.traffic())
     const idleStart = performance.now()
     await sleep(idleS * 1000)
@@ -269,18 +270,31 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     const cpu1 = process.cpuUsage(cpu0)
     const kbit = hosts.map((h, i) => (h.host.traffic().wire.sent - wire0[i].wire.sent) * 8 / 1000 / seconds)
     const perProtocol = new Map<string, number>()
+    const streams = new Map<string, number>()
     hosts.forEach((h, i) => {
       for (const [p, v] of Object.entries(h.host.traffic().protocols)) {
         perProtocol.set(p, (perProtocol.get(p) ?? 0) + (v.sent - (wire0[i].protocols[p]?.sent ?? 0)) / seconds / N)
+        streams.set(p, (streams.get(p) ?? 0) + (v.streams - (wire0[i].protocols[p]?.streams ?? 0)) / (seconds / 60) / N)
       }
     })
+    for (const [p, n] of [...streams].sort((a, b) => b[1] - a[1])) if (n >= 0.05) out[`scale.idle.streams.perHostMin.${p}`] = round(n, 2)
     out['scale.idle.window.s'] = round(seconds, 1)
+    // repair passes in the window (an idle network needs none) and hosts whose repairer settled
+    out['scale.idle.repairPasses.perHostMin'] = round(hosts.reduce((a, h, i) => a + h.keep.repairer.totals().passes - passes0[i], 0) / N / (seconds / 60), 2)
+    out['scale.idle.repairSettled.hosts'] = `${hosts.filter(h => h.keep.repairer.idle()).length}/${N}`
     out['scale.idle.sent.kbitps.mean'] = round(mean(kbit), 2)
     out['scale.idle.sent.kbitps.max'] = round(Math.max(...kbit), 2)
     for (const [p, bps] of [...perProtocol].sort((a, b) => b[1] - a[1])) if (bps >= 0.05) out[`scale.idle.sent.Bps.${p}`] = round(bps, 1)
+    // connections opened during the window (per host and minute), by what asked for them (traffic.ts dials)
+    const dials = new Map<string, number>()
+    hosts.forEach((h, i) => {
+      for (const [cause, n] of Object.entries(h.host.traffic().dials)) dials.set(cause, (dials.get(cause) ?? 0) + n - (wire0[i].dials[cause] ?? 0))
+    })
+    out['scale.idle.dials.perHostMin'] = round([...dials.values()].reduce((a, b) => a + b, 0) / N / (seconds / 60), 2)
+    for (const [cause, n] of [...dials].sort((a, b) => b[1] - a[1])) if (n > 0) out[`scale.idle.dials.perHostMin.${cause}`] = round(n / N / (seconds / 60), 2)
     out['scale.idle.cpu.percent.perHost'] = round((cpu1.user + cpu1.system) / 1e6 / seconds * 100 / N, 3)
     out['scale.idle.cpu.percent.process'] = round((cpu1.user + cpu1.system) / 1e6 / seconds * 100, 1)
-    log(`idle: ${out['scale.idle.sent.kbitps.mean']} kbit/s per host (max ${out['scale.idle.sent.kbitps.max']}), ${out['scale.idle.cpu.percent.perHost']} % of a core per host`)
+    log(`idle: ${out['scale.idle.sent.kbitps.mean']} kbit/s per host (max ${out['scale.idle.sent.kbitps.max']}), ${out['scale.idle.cpu.percent.perHost']} % of a core per host, ${out['scale.idle.dials.perHostMin']} new connections per host and minute`)
 
     // 5. op reach: a mkdir on a host, until 99% and all of the others have it
     phase = 'reach'

@@ -1,7 +1,8 @@
 // Issue 14, items 1 and 2: hosts keep at most --max-connections open (their XOR neighbours and a
 // link per k-bucket), and tree ops spread over gossipsub on the network's private topic, so an
 // op written on one host reaches hosts it is not connected to; a file written on one host reads
-// on a host that never had a connection to it (its fragments found through the DHT). A rogue
+// on a host that never had a connection to it (its fragments found through the DHT), and then
+// every host's repair settles and its status counts every chunk redundant. A rogue
 // member's malformed gossip is rejected, changes no tree and is not forwarded.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -78,6 +79,25 @@ describe(`bounded connections and gossip (${HOSTS} hosts, --max-connections ${BO
     await until(`${reader.name} sees /far.bin`, async () => { try { await reader.volume.stat('/far.bin'); return true } catch { return false } }, 60_000)
     assert.deepEqual(Buffer.from(await reader.volume.readFile('/far.bin')), data)
     await until(`every host back within ${BOUND} connections`, () => hosts.every(h => h.host.peers().length <= BOUND), 60_000)
+  })
+
+  it('then every host\'s repair settles, and status counts every chunk redundant from kept state with no swarm message', async function () {
+    // background passes come a minute apart: the write's, then maybe another that hands copies over
+    this.timeout(420_000)
+    // a host plans over the members that are up, connected or not: the chunks whose targets it
+    // is not connected to are redundant, its pass settles, and the timer surveys nothing more
+    // (each pass found them short before, and every host surveyed every chunk each interval)
+    await until('every repairer settled', () => hosts.every(h => h.keep.repairer.idle()), 360_000)
+      .catch((err: Error) => { throw new Error(`${err.message}: ${hosts.filter(h => !h.keep.repairer.idle()).map(h => h.name).join(', ')} not settled`) })
+    for (const h of hosts) {
+      const swarm = (): number => Object.entries(h.host.traffic().protocols).filter(([p]) => p.startsWith('/darkfs/swarm/')).reduce((a, [, v]) => a + v.streams, 0)
+      const before = swarm()
+      const s = await h.keep.health()
+      assert.equal(s.source, 'kept')
+      assert.ok(s.total > 0, `${h.name} counts no chunk`)
+      assert.equal(s.redundant, s.total, `${h.name}: ${JSON.stringify(s)}`)
+      assert.equal(swarm(), before, `${h.name}'s status opened swarm streams`)
+    }
   })
 })
 

@@ -1,0 +1,98 @@
+// Membership beyond the full mesh (node/net/failure.ts, issue 14): a host is connected to a few
+// members only, and connections open and close as hosts dial and trim. up() then holds the
+// table's members that nobody declared down, connected or not; a member this host already knows
+// that connects again is no join (a 'joined' starts a repair pass: every dial and trim on an
+// idle network was one). In a full mesh both stay as they were: up() is the connected hosts, and
+// a peer that connects after being declared gone joins. A fake host and table: events only.
+import assert from 'node:assert/strict'
+import { Membership } from '../../node/net/failure.ts'
+import type { MembershipHost } from '../../node/net/failure.ts'
+import type { MemberTable } from '../../node/net/members.ts'
+
+class FakeHost extends EventTarget {
+  readonly peerId = 'self'
+  connected = new Set<string>()
+  bounded = true
+  peers (): Array<{ id: string }> { return [...this.connected].map(id => ({ id })) }
+  beyondFullMesh (): boolean { return this.bounded }
+  async handle (): Promise<void> {}
+  async unhandle (): Promise<void> {}
+  async newStream (): Promise<never> { throw new Error('no streams here') }
+  connect (id: string): void { this.connected.add(id); this.dispatchEvent(new CustomEvent('peer:connect', { detail: id })) }
+  disconnect (id: string): void { this.connected.delete(id); this.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id })) }
+}
+
+/** The member table's part Membership reads: members, and who watches whom (nobody watches here but 'self' watches 'w'). */
+class FakeTable extends EventTarget {
+  readonly all = new Set<string>()
+  members (): string[] { return [...this.all] }
+  has (p: string): boolean { return this.all.has(p) }
+  neighbours (p: string): string[] { return p === 'w' ? ['self'] : [] }
+  /** A member heard of (its record came by gossip). */
+  add (p: string): void { this.all.add(p); this.dispatchEvent(new CustomEvent('member', { detail: p })) }
+  /** A neighbour of p declared it down. */
+  down (p: string): void { this.all.delete(p); this.dispatchEvent(new CustomEvent('down', { detail: p })) }
+}
+
+describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
+  let m: Membership | undefined
+  afterEach(async () => { await m?.stop() })
+
+  async function start (bounded: boolean): Promise<{ host: FakeHost, table: FakeTable, m: Membership, joined: string[] }> {
+    const host = new FakeHost()
+    host.bounded = bounded
+    const table = new FakeTable()
+    for (const p of ['self', 'a', 'b', 'c', 'w']) table.all.add(p)
+    host.connected.add('a')
+    m = new Membership(host as unknown as MembershipHost, { table: table as unknown as MemberTable, failureTimeoutMs: 600_000 })
+    const joined: string[] = []
+    m.addEventListener('joined', e => { joined.push((e as CustomEvent<string>).detail) })
+    await m.start()
+    return { host, table, m, joined }
+  }
+
+  it('up() holds the members connected or not, suspects among them, less those declared down', async () => {
+    const { host, table, m } = await start(true)
+    assert.deepEqual(m.up().sort(), ['a', 'b', 'c', 'self', 'w'])
+    assert.deepEqual(m.live().sort(), ['a', 'self'])
+    table.down('c')
+    assert.ok(!m.up().includes('c'), 'a member a neighbour declared down is not up')
+    // this host watches w: its connection closing makes it a suspect, still up (a trim is no
+    // failure; it is probed at the failure timeout)
+    host.connect('w')
+    host.disconnect('w')
+    assert.deepEqual(m.suspects(), ['w'])
+    assert.ok(m.up().includes('w'), 'a suspect is up until declared gone')
+    // and its connection opening again (a dial after the trim) is no 'back' (each called for a pass)
+    let back = 0
+    m.addEventListener('back', () => { back++ })
+    host.connect('w')
+    assert.deepEqual(m.suspects(), [])
+    assert.equal(back, 0)
+    // a trimmed connection to a member this host does not watch says nothing of it
+    host.disconnect('a')
+    assert.ok(m.up().includes('a'))
+  })
+
+  it('a known member connecting again is no join; a member heard of first is', async () => {
+    const { host, table, joined } = await start(true)
+    host.connect('b')
+    host.disconnect('b')
+    host.connect('b')
+    assert.deepEqual(joined, ['b'], 'b joined once, when it was first connected here')
+    table.add('d')
+    host.connect('d')
+    assert.deepEqual(joined, ['b', 'd'], 'd joined once, when its record came')
+  })
+
+  it('in a full mesh, up() is the connected hosts and a peer that comes back after it was gone joins', async () => {
+    const { host, m, joined } = await start(false)
+    assert.deepEqual(m.up().sort(), ['a', 'self'])
+    host.connect('b')
+    assert.deepEqual(joined, ['b'])
+    host.disconnect('b')
+    await m.expire()
+    host.connect('b')
+    assert.deepEqual(joined, ['b', 'b'])
+  })
+})
