@@ -43,17 +43,22 @@ describe('volume: history versions and GC', function () {
   const t = new Teardown()
   afterEach(async () => { await t.run() })
 
-  it('every version within retention reads back after two folds, a whole write and GC; one past it fails clearly', async () => {
-    const dir = await tempDir(t, 'darkfs-history-gc-')
+  /** A volume on a fresh directory whose ops are recorded (for a second host), with /f written (closed on teardown; close is idempotent). */
+  async function withFile (prefix: string): Promise<{ dir: string, vol: Volume, inside: Inside, ops: Uint8Array[], first: Uint8Array, id: InodeId }> {
+    const dir = await tempDir(t, prefix)
     const vol = await Volume.open({ dir })
     t.add(async () => { await vol.close() })
-    const inside = vol as unknown as Inside
-    // every op, for a second host to receive
     const ops: Uint8Array[] = []
     vol.tree.addEventListener('op', (e: Event) => { ops.push(vol.tree.getOp((e as CustomEvent<{ cid: CID }>).detail.cid)!) })
-    let model = bytes(3 * MiB + 1234, 1)
-    await vol.writeFile('/f', model)
+    const first = bytes(3 * MiB + 1234, 1)
+    await vol.writeFile('/f', first)
     const id = vol.tree.byIno((await vol.stat('/f')).ino)!.id
+    return { dir, vol, inside: vol as unknown as Inside, ops, first, id }
+  }
+
+  it('every version within retention reads back after two folds, a whole write and GC; one past it fails clearly', async () => {
+    const { dir, vol, inside, ops, first: written, id } = await withFile('darkfs-history-gc-')
+    let model = written
     /** version op -> its bytes, read as soon as it was made */
     const expected = new Map<string, Uint8Array>()
     const newest = async (): Promise<void> => {
@@ -172,15 +177,9 @@ describe('volume: history versions and GC', function () {
   })
 
   it('an append that sorts between two folds\' extents, arriving after GC removed the first fold: the file reads and folds', async () => {
-    const dir = await tempDir(t, 'darkfs-stale-fold-')
-    let vol = await Volume.open({ dir })
-    t.add(async () => { await vol.close() })
-    let inside = vol as unknown as Inside
-    const ops: Uint8Array[] = []
-    vol.tree.addEventListener('op', (e: Event) => { ops.push(vol.tree.getOp((e as CustomEvent<{ cid: CID }>).detail.cid)!) })
-    const base = bytes(3 * MiB + 1234, 1)
-    await vol.writeFile('/f', base)
-    const id = vol.tree.byIno((await vol.stat('/f')).ino)!.id
+    const opened = await withFile('darkfs-stale-fold-')
+    const { dir, ops, first: base, id } = opened
+    let { vol, inside } = opened
     let fh = await vol.open('/f', 'a')
     t.add(async () => { await fh.close().catch(() => {}) })
     const append = async (fill: number): Promise<Uint8Array> => {
@@ -227,6 +226,8 @@ describe('volume: history versions and GC', function () {
     await fh.close()
     await vol.close()
     vol = await Volume.open({ dir })
+    const reopened = vol
+    t.add(async () => { await reopened.close() })
     inside = vol as unknown as Inside
     await assert.rejects(vol.readContent(f1, vol.tree.get(id)!.size, '/f'), BlockUnavailableError, 'the first fold\'s blocks are gone')
     assert.ok(Buffer.from(await vol.readFile('/f')).equals(Buffer.concat([base, a1, a2])), 'the file reads the second fold')
