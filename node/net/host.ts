@@ -59,6 +59,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import { createPeerScoreParams, createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { AdaptiveTimeout, byteStream } from '@libp2p/utils'
 import { createHash } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import { createTrafficMeter, dialCause } from './traffic.ts'
 import type { TrafficSnapshot } from './traffic.ts'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -225,6 +226,9 @@ export const NEIGHBOUR_TAG = 'darkfs-neighbour'
 export const NEIGHBOUR_TAG_VALUE = 500
 /** A connection younger than this is not trimmed: a joiner's peer exchange, a transfer's start. */
 export const TRIM_GRACE_MS = 5_000
+
+/** Listeners per event type a host's parts add before Node warns of a leak (each part adds one). */
+const HOST_EVENT_LISTENERS = 64
 /** Membership changes within this window are folded into one neighbour refresh. */
 export const NEIGHBOUR_REFRESH_MS = 200
 /** kad-dht's keep-alive tag on its closest peers (its constants.ts KEEP_ALIVE_TAG, not exported). */
@@ -388,6 +392,10 @@ export async function createHost (init: HostInit): Promise<Host> {
   const topic = gossipTopic(init.networkKey)
   const allowFrom = (init.allowFrom ?? []).map(parseCidr)
   const events = new EventTarget()
+  // every part of a daemon (sync, failure detection, members, space notices, uplink, ...) listens
+  // to peer:connect and peer:disconnect once: more than Node's default of 10 is no leak, and its
+  // warning would be a stray line on a stderr that --log-format json keeps to JSON lines
+  setMaxListeners(HOST_EVENT_LISTENERS, events)
   const mismatches: Array<KeyMismatch & { at: number }> = []
   const usesMemory = [...init.listen, ...(init.join ?? [])].some(a => a.startsWith('/memory/'))
 
