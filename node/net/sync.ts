@@ -222,7 +222,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
         if (fresh.length === 0) return // the peer has none of what is wanted
         for (const { id } of fresh) { remember(id, peer); opts?.mark?.(id) }
-        const result = await tree.receive(fresh.map(f => f.bytes))
+        const result = await tree.receive(fresh.map(f => f.bytes), fresh)
         stats.receivedOps += result.applied
         const next = uniq(result.missing.filter(c => !tree.hasOp(c)))
         if (result.applied === 0 && sameCids(next, wanted)) return // no progress
@@ -289,14 +289,18 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const per = Math.min(maxBatch, MAX_CIDS)
       let missing: CID[] = []
       let held: Uint8Array[] = []
+      let heldNames: Array<{ cid: CID, id: string }> = []
       let heldBytes = 0
       const take = async (): Promise<void> => {
         // stopping: what is held is fetched again at the next reconcile
         if (held.length === 0 || !running) return
         const blocks = held
+        const names = heldNames
         held = []
+        heldNames = []
         heldBytes = 0
-        const result = await tree.receive(blocks)
+        // the CIDs freshOps() derived: the tree does not hash the ops again
+        const result = await tree.receive(blocks, names)
         stats.receivedOps += result.applied
         missing = result.missing
       }
@@ -305,10 +309,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           const reply = await request(peer, { t: 'byid', ids: wanted.slice(i, i + per) }, opts)
           const fresh = await freshOps(reply.t === 'ops' ? reply.ops : [])
           if (fresh.length === 0) continue
-          for (const { id, bytes } of fresh) {
-            remember(id, peer)
-            held.push(bytes)
-            heldBytes += bytes.byteLength
+          for (const f of fresh) {
+            remember(f.id, peer)
+            held.push(f.bytes)
+            heldNames.push(f)
+            heldBytes += f.bytes.byteLength
           }
           if (held.length >= FETCH_RECEIVE_OPS || heldBytes >= FETCH_RECEIVE_BYTES) await take()
         }
@@ -408,7 +413,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       const fresh = await freshOps(ops)
       if (fresh.length === 0) return
       for (const { id } of fresh) remember(id, peer)
-      const result = await tree.receive(fresh.map(f => f.bytes))
+      const result = await tree.receive(fresh.map(f => f.bytes), fresh)
       stats.receivedOps += result.applied
       // parents the push did not bring: fetch them from the pusher
       if (result.missing.length > 0) {
@@ -580,11 +585,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * learns the parents still missing after its batch (the tree's answer: all it holds
      * parentless), and fetches them from the peer it came through.
      */
-    const inbox: Array<{ ops: Uint8Array[], resolve: (r: { missing: CID[] }) => void, reject: (err: unknown) => void }> = []
+    const inbox: Array<{ ops: Uint8Array[], names: Array<{ cid: CID, id: string }>, resolve: (r: { missing: CID[] }) => void, reject: (err: unknown) => void }> = []
     let receiving = false
     let lastReceive = -Infinity
-    const receiveGossiped = async (ops: Uint8Array[]): Promise<{ missing: CID[] }> => {
-      const taken = new Promise<{ missing: CID[] }>((resolve, reject) => { inbox.push({ ops, resolve, reject }) })
+    const receiveGossiped = async (fresh: Array<{ cid: CID, id: string, bytes: Uint8Array }>): Promise<{ missing: CID[] }> => {
+      const ops = fresh.map(f => f.bytes)
+      const taken = new Promise<{ missing: CID[] }>((resolve, reject) => { inbox.push({ ops, names: fresh, resolve, reject }) })
       void drainInbox()
       return await taken
     }
@@ -603,7 +609,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           const batch = inbox.splice(0, n)
           try {
             stats.gossipReceives++
-            const r = await tree.receive(batch.length === 1 ? batch[0].ops : batch.flatMap(b => b.ops))
+            const r = batch.length === 1 ? await tree.receive(batch[0].ops, batch[0].names) : await tree.receive(batch.flatMap(b => b.ops), batch.flatMap(b => b.names))
             stats.receivedOps += r.applied
             for (const b of batch) b.resolve(r)
           } catch (err) {
@@ -614,7 +620,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
             for (const b of batch) {
               try {
                 stats.gossipReceives++
-                const r = await tree.receive(b.ops)
+                const r = await tree.receive(b.ops, b.names)
                 stats.receivedOps += r.applied
                 b.resolve(r)
               } catch (err) {
@@ -656,7 +662,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       for (const { id } of fresh) { remember(id, from); markGossiped(id) }
       let result: { missing: CID[] }
       try {
-        result = await receiveGossiped(fresh.map(f => f.bytes))
+        result = await receiveGossiped(fresh)
       } catch (err) {
         for (const { id } of fresh) gossiped.delete(id)
         if ((err as Error).name !== 'InvalidOpError') throw err

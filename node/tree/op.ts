@@ -195,12 +195,16 @@ export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op>
  */
 export interface DecodedOp { op: Op, id: string, rawBody?: unknown, sigAt?: number, sigEnd?: number }
 
-/** decodeOp() without the signature check (checkSignature() does it, or the tree vouches). */
-export function decodeUnverified (bytes: Uint8Array): DecodedOp {
+/**
+ * decodeOp() without the signature check (checkSignature() does it, or the tree vouches).
+ * `named`: the block's CID and id (cidOf(), idOf()) when the caller derived them from these very
+ * bytes already (sync hashes each op it fetches to tell the fresh ones: Tree.receive's `named`).
+ */
+export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: string }): DecodedOp {
   if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
-  const cid = cidOf(bytes)
-  const id = idOf(cid)
+  const cid = named?.cid ?? cidOf(bytes)
+  const id = named?.id ?? idOf(cid)
   let raw: any
   let fast: boolean
   let exact: boolean

@@ -398,13 +398,16 @@ export class Tree extends EventTarget {
    * if any is invalid, InvalidOpError is thrown and none of the batch is stored. Valid ops whose
    * parents are known (or in the batch) are stored (fsync) and applied, in any order; the rest
    * are held, and their unknown parents returned in `missing`.
+   * `named[i]`: the CID and id of `blocks[i]` when the caller derived them from those bytes
+   * (cidOf(), idOf()), as sync does to tell which ops it fetched are fresh: not hashed again.
    */
-  async receive (blocks: Uint8Array[]): Promise<ReceiveResult> {
+  async receive (blocks: Uint8Array[], named?: ReadonlyArray<{ cid: CID, id: string }>): Promise<ReceiveResult> {
     this.usable()
     if (!Array.isArray(blocks) || blocks.length > MAX_RECEIVE_BATCH) throw new InvalidOpError(`a batch holds at most ${MAX_RECEIVE_BATCH} ops`)
+    if (named !== undefined && named.length !== blocks.length) throw new TypeError('receive: one name per block')
     const stats = this.stats
     const t0 = performance.now()
-    const decoded = blocks.map(decodeUnverified)
+    const decoded = named === undefined ? blocks.map(b => decodeUnverified(b)) : blocks.map((b, i) => decodeUnverified(b, named[i]))
     stats.ops += decoded.length
     stats.decodeMs += performance.now() - t0
     return await this.serial(async () => {

@@ -265,6 +265,22 @@ describe('node/tree', function () {
       assert.equal(b.tree.receiveStats().verified, 1)
     })
 
+    it('tree.receive() with the blocks\' CIDs and ids (what sync derived to tell the fresh ones) stores and applies them as without', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const x = await a.tree.commit(mkdir(a.tree.root, 'x'))
+      await a.tree.commit(mkfile(x.id, 'f', 'hello'))
+      const blocks = [...allOps(a.tree).values()]
+      const named = blocks.map(bytes => { const cid = cidOf(bytes); return { cid, id: idOf(cid) } })
+      await assert.rejects(b.tree.receive(blocks, named.slice(1)), TypeError)
+      const r = await b.tree.receive(blocks, named)
+      assert.equal(r.applied, 2)
+      assert.deepEqual(snapshot(b.tree), snapshot(a.tree))
+      for (const { cid } of named) assert.ok(b.tree.hasOp(cid))
+      // a signature is still checked: named ops are not vouched for by their names
+      assert.equal(b.tree.receiveStats().verified, 1)
+    })
+
     it('tree.receive() holds ops with missing parents and reports them', async () => {
       const a = await replica(t)
       const b = await replica(t)
