@@ -63,8 +63,6 @@ export const ROOT: InodeId = 'root'
 export const UNDO_WINDOW = 100_000
 /** Longest parent chain walked when checking a move for cycles (deeper trees are refused). */
 export const MAX_DEPTH = 100_000
-/** Ancestors of a directory TreeState.predict() names (a guess: deeper ones are checked anyway). */
-const PREDICT_DEPTH = 64
 
 export type { ExtNode }
 
@@ -313,71 +311,29 @@ export function inoOf (id: InodeId): number {
   return n < 2 ? n + 2 : n
 }
 
-/**
- * The keys the op being applied reads or changes in a TreeState's maps (TreeState.apply sets
- * it while it records; undefined otherwise). Every piece of the tree state is reached through
- * one of those maps by key (a record, a directory's names, a file's versions: the nested maps
- * and lists too are only reached through their key in a top map), and ids are one namespace
- * (an entry made by a create has the create's id, as its inode), so the keys an op touched,
- * whichever map, bound everything its effect depended on and changed: two ops whose keys are
- * disjoint commute (Tree.insert leaves such ops applied in a merge instead of undoing and
- * redoing them). Reads and writes alike: coarser than it needs to be, never finer.
- */
-let touched: Set<unknown> | undefined
-
-/** A Map that adds each key asked for, set or deleted to `touched` while an op is applied. */
-class Tracked<K, V> extends Map<K, V> {
-  override get (key: K): V | undefined {
-    if (touched !== undefined) touched.add(key)
-    return super.get(key)
-  }
-
-  override has (key: K): boolean {
-    if (touched !== undefined) touched.add(key)
-    return super.has(key)
-  }
-
-  override set (key: K, value: V): this {
-    if (touched !== undefined) touched.add(key)
-    return super.set(key, value)
-  }
-
-  override delete (key: K): boolean {
-    if (touched !== undefined) touched.add(key)
-    return super.delete(key)
-  }
-}
-
-/** The keys an op touched (TreeState.apply), in no order. */
-export type Footprint = readonly unknown[]
-const NO_KEYS: Footprint = []
-
 export class TreeState {
   readonly j = new Journal()
-  readonly inodes: Map<InodeId, InodeRec> = new Tracked()
-  readonly entries: Map<EntryId, EntryRec> = new Tracked()
+  readonly inodes = new Map<InodeId, InodeRec>()
+  readonly entries = new Map<EntryId, EntryRec>()
   /** dir -> name -> live entry */
-  readonly dirs: Map<InodeId, Map<string, EntryId>> = new Tracked()
+  readonly dirs = new Map<InodeId, Map<string, EntryId>>()
   /** inode -> every entry (live or dead) that ever named it */
-  readonly links: Map<InodeId, Map<EntryId, true>> = new Tracked()
-  readonly live: Map<InodeId, number> = new Tracked()
-  readonly subdirs: Map<InodeId, number> = new Tracked()
-  readonly inodeAlias: Map<InodeId, InodeId> = new Tracked()
-  readonly entryAlias: Map<EntryId, EntryId> = new Tracked()
-  readonly versions: Map<InodeId, VersionRec[]> = new Tracked()
+  readonly links = new Map<InodeId, Map<EntryId, true>>()
+  readonly live = new Map<InodeId, number>()
+  readonly subdirs = new Map<InodeId, number>()
+  readonly inodeAlias = new Map<InodeId, InodeId>()
+  readonly entryAlias = new Map<EntryId, EntryId>()
+  readonly versions = new Map<InodeId, VersionRec[]>()
   /** inode -> the ops of its current version (several when concurrent identical versions merged) */
-  readonly head: Map<InodeId, string[]> = new Tracked()
-  readonly conflicts: Map<EntryId, ConflictRec> = new Tracked()
+  readonly head = new Map<InodeId, string[]>()
+  readonly conflicts = new Map<EntryId, ConflictRec>()
   /**
    * inode -> its write-made conflict siblings (the entries of `conflicts` with write set and
    * `of` that inode): what ownSiblings() reads on every conflicting write and positioned extent,
    * without a scan of every conflict in the tree. Kept by setConflict()/deleteConflict().
    */
-  readonly siblingsOf: Map<InodeId, Map<EntryId, true>> = new Tracked()
-  readonly byIno: Map<number, InodeId> = new Tracked()
-  /** The keys the last op applied with records touched (see `touched`). */
-  footprint: Footprint = NO_KEYS
-  private readonly keys = new Set<unknown>()
+  readonly siblingsOf = new Map<InodeId, Map<EntryId, true>>()
+  readonly byIno = new Map<number, InodeId>()
   constructor () {
     const root: InodeRec = { id: ROOT, ino: 1, kind: 'dir', mode: 0o755, uid: 0, gid: 0, rdev: 0, size: 0, content: null, atime: 0n, mtime: 0n, ctime: 0n, btime: 0n, xattrs: new Map() }
     this.inodes.set(ROOT, root)
@@ -404,83 +360,18 @@ export class TreeState {
     return 2 + (this.subdirs.get(rec.id) ?? 0)
   }
 
-  /**
-   * Add to `into` the keys op `node` will likely touch when applied (its footprint, foreseen from
-   * the state now and its body): the ids it names and what they resolve to, each entry's
-   * directory and inode, each inode's links and their directories, its write-made siblings, the
-   * entry holding a name it takes, a directory's ancestors, the inode number it may make. A guess
-   * for Tree.insert's plan, which checks it: a key missed costs time, never correctness.
-   */
-  predict (node: DagNode, into: Set<unknown>): void {
-    const b = node.op.body
-    const ids: string[] = [node.id]
-    if ('parent' in b) ids.push(b.parent)
-    if ('inode' in b) ids.push(b.inode)
-    if ('entry' in b) ids.push(b.entry)
-    if (b.type === 'move' && b.replace !== undefined) ids.push(b.replace)
-    if (b.type === 'resolve') for (const x of b.siblings) ids.push(x.entry)
-    const add = (id: string): void => {
-      if (into.has(id)) return
-      into.add(id)
-      const e = this.entries.get(id)
-      if (e !== undefined) {
-        into.add(e.parent)
-        into.add(e.inode)
-      }
-      for (const l of this.links.get(id)?.keys() ?? []) {
-        into.add(l)
-        const le = this.entries.get(l)
-        if (le !== undefined) into.add(le.parent)
-      }
-      for (const sib of this.siblingsOf.get(id)?.keys() ?? []) into.add(sib)
-    }
-    for (const id of ids) {
-      add(id)
-      add(this.ri(id))
-      add(this.re(id))
-    }
-    if (b.type === 'create' || b.type === 'link' || b.type === 'move') {
-      const parent = this.ri(b.parent)
-      const clash = this.dirs.get(parent)?.get(b.name)
-      if (clash !== undefined) add(clash)
-      // a dead directory comes back with its dead ancestors; a moved directory's new place is
-      // checked against its ancestors (cycles)
-      let x: string | undefined = parent
-      for (let depth = 0; x !== undefined && x !== ROOT && depth < PREDICT_DEPTH; depth++) {
-        into.add(x)
-        x = this.entries.get(x)?.parent
-      }
-    }
-    if (b.type === 'create' || b.type === 'write' || b.type === 'append') {
-      // the inode number of what it creates (a file, or a conflict sibling)
-      if (node.ino === 0) node.ino = inoOf(node.id)
-      into.add(node.ino)
-    }
-  }
-
   /** Applies ops (one Apply for all: every op applied, and applied again in a merge, made one). */
   private readonly applier = new Apply(this)
 
-  /**
-   * Apply one op (its parents already applied) and return its undo records; with `record`, its
-   * footprint (the keys it touched) is left in `footprint`.
-   */
+  /** Apply one op (its parents already applied) and return its undo records. */
   apply (node: DagNode, dag: Dag, record: boolean): Undo[] {
     this.j.begin(record)
-    if (record) {
-      this.keys.clear()
-      touched = this.keys
-    }
     try {
       this.applier.run(node, dag)
     } catch (err) {
-      touched = undefined
       this.j.end()
       throw err
-    } finally {
-      touched = undefined
     }
-    this.footprint = record ? [...this.keys] : NO_KEYS
     return this.j.end()
   }
 }

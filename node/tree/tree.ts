@@ -3,7 +3,7 @@
 // receive() for ops from peers. Both persist an op (fsync) before it is applied.
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
-import { TreeState, ROOT, type Footprint, UNDO_WINDOW, MAX_DEPTH, undo, heldRead, heldTop, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
+import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, heldRead, heldTop, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
 import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
@@ -57,13 +57,6 @@ export interface ReceiveStats {
   dagMs: number
   crdtMs: number
   eventsMs: number
-  /**
-   * Of the applied ops new ops sorted before (local commits too): left applied, undone and
-   * redone; and inserts whose plan failed, which redid every op after their first new one.
-   */
-  mergeKept: number
-  mergeRedone: number
-  mergeFallbacks: number
 }
 
 export class Tree extends EventTarget {
@@ -79,8 +72,6 @@ export class Tree extends EventTarget {
   /** Applied ops in total order, with their undo records (null below `floor`). */
   private applied: DagNode[] = []
   private undos: Array<Undo[] | null> = []
-  /** The footprint of each applied op (crdt.ts `touched`; null below `floor`), for insert(). */
-  private feet: Array<Footprint | null> = []
   private floor = 0
   /** Received ops waiting for parents, by id. */
   private readonly pending = new Map<string, Op>()
@@ -90,7 +81,7 @@ export class Tree extends EventTarget {
   private chain: Promise<unknown> = Promise.resolve()
   private failed: Error | undefined
   private closed = false
-  private readonly stats: ReceiveStats = { ops: 0, applied: 0, verified: 0, decodeMs: 0, verifyMs: 0, orderMs: 0, journalMs: 0, dagMs: 0, crdtMs: 0, eventsMs: 0, mergeKept: 0, mergeRedone: 0, mergeFallbacks: 0 }
+  private readonly stats: ReceiveStats = { ops: 0, applied: 0, verified: 0, decodeMs: 0, verifyMs: 0, orderMs: 0, journalMs: 0, dagMs: 0, crdtMs: 0, eventsMs: 0 }
 
   private constructor (init: TreeInit, log: OpLog) {
     super()
@@ -649,29 +640,7 @@ export class Tree extends EventTarget {
     if (!local) this.stats.eventsMs += performance.now() - t
   }
 
-  /**
-   * Slot new ops into the total order: apply at the end, or undo back to them and redo. Of the
-   * ops after the first new one, only those whose effects may not commute with the new ones are
-   * undone and redone (merge speed, issue 15 item 8: a merge's new ops sort among every local op
-   * made since the hosts parted, most of them on other files and directories).
-   *
-   * Commuting is judged by footprints (crdt.ts `touched`): the keys of the tree state an op read
-   * or changed when applied. Two ops with disjoint footprints give the same state in either order,
-   * and each the same footprint. The plan: walk the new total order; an applied op stays applied
-   * when its footprint meets none of the keys of the ops before it that are (re)applied now (the
-   * new ops, whose footprints are foreseen from the state now: TreeState.predict, and the applied
-   * ops already chosen to be redone); the others are undone (newest first) and redone in order
-   * with the new ones. A new op's footprint is only known once applied, in the state it is applied
-   * in, so the plan is checked as it goes: an op left applied whose footprint meets what an op
-   * (re)applied before it in the total order touched undoes the whole insert and falls back on
-   * undoing every op after the first new one and redoing them all. Either way the state is the
-   * fold of every op in total order: exact, whatever was foreseen.
-   *
-   * Why the ops left applied may stay where they are in `applied` (total order) though they were
-   * applied before the ones redone around them: ops whose relative order differs from total order
-   * have disjoint footprints, so undoing a suffix of `applied` newest first later (this insert's
-   * fallback, or the next) restores each key as undoing in the order they were applied would.
-   */
+  /** Slot new ops into the total order: apply at the end, or undo back to them and redo. */
   private insert (nodes: DagNode[]): void {
     nodes.sort(byKey)
     const first = nodes[0].op.key
@@ -688,68 +657,11 @@ export class Tree extends EventTarget {
       this.rebuild()
       return
     }
-    if (pos === this.applied.length) {
-      for (const n of nodes) this.applyOne(n, true)
-      this.trim()
-      return
-    }
+    for (let i = this.applied.length - 1; i >= pos; i--) undo(this.undos[i] as Undo[])
     const tail = this.applied.splice(pos)
-    const tailUndos = this.undos.splice(pos) as Undo[][]
-    const tailFeet = this.feet.splice(pos) as Footprint[]
-    // the plan: which ops of the tail stay applied
-    const keep = new Uint8Array(tail.length)
-    const dirty = new Set<unknown>()
-    for (let i = 0, k = 0; i < tail.length; i++) {
-      for (; k < nodes.length && byKey(nodes[k], tail[i]) < 0; k++) this.state.predict(nodes[k], dirty)
-      const f = tailFeet[i]
-      if (meets(f, dirty)) for (let x = 0; x < f.length; x++) dirty.add(f[x])
-      else keep[i] = 1
-    }
-    for (let i = tail.length - 1; i >= 0; i--) if (keep[i] === 0) undo(tailUndos[i])
-    // apply in total order, checking the plan: `done` holds what the ops (re)applied so far touched
-    const done = new Set<unknown>()
-    let i = 0
-    let k = 0
-    let kept = 0
-    while (i < tail.length || k < nodes.length) {
-      const fromTail = i < tail.length && (k === nodes.length || byKey(tail[i], nodes[k]) < 0)
-      if (fromTail && keep[i] === 1) {
-        if (meets(tailFeet[i], done)) {
-          this.fallback(pos, tail, tailUndos, keep, nodes)
-          return
-        }
-        this.applied.push(tail[i])
-        this.undos.push(tailUndos[i])
-        this.feet.push(tailFeet[i])
-        kept++
-        i++
-        continue
-      }
-      this.applyOne(fromTail ? tail[i++] : nodes[k++], true)
-      const f = this.state.footprint
-      for (let x = 0; x < f.length; x++) done.add(f[x])
-    }
-    this.stats.mergeKept += kept
-    this.stats.mergeRedone += tail.length - kept
-    this.trim()
-  }
-
-  /**
-   * An insert whose plan failed (insert()): its (re)applied ops are undone, newest first, then the
-   * tail's ops it left applied (all of them: those not yet back in `applied` too), and every op
-   * from `pos` on is applied again in total order.
-   */
-  private fallback (pos: number, tail: DagNode[], tailUndos: Undo[][], keep: Uint8Array, nodes: DagNode[]): void {
-    const kept = new Set<DagNode>()
-    for (let i = 0; i < tail.length; i++) if (keep[i] === 1) kept.add(tail[i])
-    for (let i = this.applied.length - 1; i >= pos; i--) if (!kept.has(this.applied[i])) undo(this.undos[i] as Undo[])
-    for (let i = tail.length - 1; i >= 0; i--) if (keep[i] === 1) undo(tailUndos[i])
-    this.applied.splice(pos)
     this.undos.splice(pos)
-    this.feet.splice(pos)
-    for (const n of mergeSorted(tail, nodes)) this.applyOne(n, true)
-    this.stats.mergeFallbacks++
-    this.stats.mergeRedone += tail.length
+    const merged = tail.length === 0 ? nodes : mergeSorted(tail, nodes)
+    for (const n of merged) this.applyOne(n, true)
     this.trim()
   }
 
@@ -759,7 +671,6 @@ export class Tree extends EventTarget {
     const all = [...this.dag.nodes.values()].sort(byKey)
     this.applied = []
     this.undos = []
-    this.feet = []
     this.floor = Math.max(0, all.length - UNDO_WINDOW)
     for (let i = 0; i < all.length; i++) this.applyOne(all[i], i >= this.floor)
   }
@@ -768,22 +679,11 @@ export class Tree extends EventTarget {
     const undos = this.state.apply(node, this.dag, record)
     this.applied.push(node)
     this.undos.push(record ? undos : null)
-    this.feet.push(record ? this.state.footprint : null)
   }
 
   private trim (): void {
-    while (this.applied.length - this.floor > UNDO_WINDOW) {
-      this.undos[this.floor] = null
-      this.feet[this.floor++] = null
-    }
+    while (this.applied.length - this.floor > UNDO_WINDOW) this.undos[this.floor++] = null
   }
-}
-
-/** True when a footprint holds one of `keys`. */
-function meets (f: Footprint, keys: ReadonlySet<unknown>): boolean {
-  if (keys.size === 0) return false
-  for (let i = 0; i < f.length; i++) if (keys.has(f[i])) return true
-  return false
 }
 
 const NOBODY: ReadonlySet<string> = new Set()
