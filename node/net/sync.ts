@@ -57,19 +57,16 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
-import { create as createDigest } from 'multiformats/hashes/digest'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Host } from './host.ts'
 import { GOSSIP_MAX_MESSAGE_BYTES } from './host.ts'
 import { RpcProtocolError, call, defineProtocol, notify, serve } from './rpc.ts'
-import { MAX_OP_BYTES, RBSR_ID_BYTES, RbsrError, cidOf, idOf, rbsrContinue, rbsrInitiate, rbsrRespond } from '../tree/index.ts'
+import { MAX_OP_BYTES, RBSR_ID_BYTES, RbsrError, cidOf, idOf, opCidOf, rbsrContinue, rbsrInitiate, rbsrRespond } from '../tree/index.ts'
 import type { OpEventDetail, Tree } from '../tree/index.ts'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 
 const log = logger('net:sync')
-const DAG_CBOR = 0x71
-const SHA2_256 = 0x12
 
 /** 2.0.0: messages in rpc.ts's envelopes (1.0.0 sent the bare dag-cbor messages). */
 export const OPS_PROTOCOL = '/darkfs/ops/2.0.0'
@@ -872,7 +869,7 @@ function rbsrBytes (x: unknown): Uint8Array {
 /** The CID of the op whose block hashes to `digest` (every op CID is CIDv1, dag-cbor, sha2-256). */
 function opCid (digest: Uint8Array): CID {
   if (digest.byteLength !== RBSR_ID_BYTES) throw new SyncProtocolError('an op id must be 32 bytes')
-  return CID.createV1(DAG_CBOR, createDigest(SHA2_256, digest))
+  return opCidOf(digest)
 }
 
 /** An op block's parents (dag-cbor field `parents`); none if it does not decode. */

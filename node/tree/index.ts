@@ -87,7 +87,7 @@
 export { Tree, MAX_PENDING_OPS, MAX_RECEIVE_BATCH } from './tree.ts'
 export type { TreeInit, ReceiveResult, ReceiveStats } from './tree.ts'
 export { InvalidOpError, TreeClosedError } from './errors.ts'
-export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, MAX_RESOLVE_SIBLINGS, checkName, sameContent, cidOf, idOf } from './op.ts'
+export { MAX_OP_BYTES, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, MAX_RESOLVE_SIBLINGS, checkName, sameContent, cidOf, idOf, opCidOf } from './op.ts'
 export { ROOT, UNDO_WINDOW, inoOf, extentEnd } from './crdt.ts'
 export { conflictName, keptName, isConflictName, baseName } from './conflicts.ts'
 export { ExtentMap } from './extent-map.ts'

@@ -53,6 +53,20 @@ export function cidOf (bytes: Uint8Array): CID {
   return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, cid.subarray(4), cid.subarray(2)), cid) as CID
 }
 
+/**
+ * The op CID of a block whose sha2-256 digest is `digest` (32 bytes): what sync asks a peer for
+ * when range reconciliation names the ops it lacks by digest. Built as cidOf() builds one (in a
+ * slab), not by multiformats' create() and CID.createV1(), which copy the digest into an
+ * ArrayBuffer of its own, then the CID's bytes into another: thousands per merge.
+ */
+export function opCidOf (digest: Uint8Array): CID {
+  if (digest.byteLength !== 32) throw new TypeError('an op digest is 32 bytes')
+  const cid = cidBytes()
+  cid.set(OP_CID_PREFIX)
+  cid.set(digest, 4)
+  return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, cid.subarray(4), cid.subarray(2)), cid) as CID
+}
+
 /** CIDs per slab: op CIDs are carved from shared slabs (see cidBytes). */
 const CID_SLAB = 1024
 let slab = new Uint8Array(0)

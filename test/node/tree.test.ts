@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
 import { InvalidOpError, isConflictName, type OpEventDetail } from '../../node/tree/index.ts'
 import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps, makeKey, signerFor } from '../helpers/tree.ts'
-import { createOp, cidOf, idOf } from '../../node/tree/op.ts'
+import { createOp, cidOf, idOf, opCidOf } from '../../node/tree/op.ts'
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 
@@ -279,6 +279,21 @@ describe('node/tree', function () {
       for (const { cid } of named) assert.ok(b.tree.hasOp(cid))
       // a signature is still checked: named ops are not vouched for by their names
       assert.equal(b.tree.receiveStats().verified, 1)
+    })
+
+    it('opCidOf(digest) is the CID of the op block with that digest (what sync asks for by rbsr\'s digests)', async () => {
+      const a = await replica(t)
+      await a.tree.commit(mkdir(a.tree.root, 'x'))
+      for (const bytes of allOps(a.tree).values()) {
+        const cid = cidOf(bytes)
+        const again = opCidOf(cid.multihash.digest.slice())
+        assert.ok(again.equals(cid))
+        assert.equal(again.toString(), cid.toString())
+        assert.equal(idOf(again), idOf(cid))
+        assert.ok(a.tree.hasOp(again))
+        assert.deepEqual(CID.decode(again.bytes).toString(), cid.toString())
+      }
+      assert.throws(() => opCidOf(new Uint8Array(31)), TypeError)
     })
 
     it('tree.receive() holds ops with missing parents and reports them', async () => {
