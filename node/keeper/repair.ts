@@ -582,10 +582,12 @@ export class Repairer extends EventTarget {
       if (remote.length > 0) deliveries.push({ cid, bytes, to: remote })
     }
     // the copy kept here is stored while the others travel: a durable put (fsyncs) and a push
-    // do not wait for each other, and the chunk counts as repaired only once both landed
+    // do not wait for each other, and the chunk counts as repaired only once both landed. Every
+    // fragment at hand was checked against its CID already (the store's get and the swarm's
+    // pull hash what they return, rebuildFragments what it rebuilds): neither hashes it again
     const stored = (async () => {
       if (here.length === 0) return
-      await this.c.store.putMany(here)
+      await this.c.store.putMany(here, { verified: true })
       for (const { j, cid } of here) {
         p.held[j].add(this.c.self)
         holdings.get(cid.toString())?.add(this.c.self)
@@ -594,7 +596,7 @@ export class Repairer extends EventTarget {
     if (deliveries.length === 0) { await stored; return true }
     const pushed = (async () => {
       await this.limiter.take(deliveries.reduce((a, d) => a + d.bytes.byteLength * d.to.length, 0), { signal })
-      return await this.c.swarm.push(deliveries, { signal })
+      return await this.c.swarm.push(deliveries, { signal, verified: true })
     })()
     const [acks] = await Promise.all([pushed, stored])
     let ok = true
