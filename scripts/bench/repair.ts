@@ -19,7 +19,8 @@
 //
 // `repair.restore.cpuShare` is the CPU this process used over the restore, per second of it
 // (all hosts share one thread: near 1, repair is bound by that thread; well below 1 on a loaded
-// machine, by the cores it got, and its MiB/s say little).
+// machine, by the cores it got, and its MiB/s say little); `repair.restore.MiBperCpuSecond`, the
+// MiB restored per second of that CPU, is the figure to compare across loads.
 //
 // Bytes moved are the swarm's bytes sent by every host (blocks pushed and served; have-queries
 // are a few bytes per fragment). Unhandled promise rejections raised by other parts while the
@@ -110,6 +111,7 @@ export async function run (): Promise<Record<string, number | string>> {
       'repair.restore.seconds': Number(restoreSeconds.toFixed(2)),
       'repair.restore.MiBps': Number((lost / (1 << 20) / restoreSeconds).toFixed(1)),
       'repair.restore.cpuShare': Number(((cpu.user + cpu.system) / 1000 / (end - (passStart ?? start))).toFixed(2)),
+      'repair.restore.MiBperCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, (cpu.user + cpu.system) / 1e6)).toFixed(2)),
       'repair.bytesMovedPerByteLost': Number((repairMoved / Math.max(1, lost)).toFixed(2)),
       'rebalance.join.seconds': Number(rebalanceSeconds.toFixed(2)),
       'rebalance.join.bytesMoved': rebalanceMoved,
