@@ -70,6 +70,8 @@ export function repairRate (link?: number): number {
 }
 /** Chunks surveyed and repaired per batch (bounds the memory of one step). */
 export const REPAIR_BATCH = 256
+/** Chunks in a pass's first batch: the batches after it double, up to REPAIR_BATCH. */
+export const REPAIR_FIRST_BATCH = 16
 /** Chunks rebuilt at once. */
 export const REPAIR_CONCURRENCY = 16
 /** Wait after a membership change before a pass starts (changes come in bursts). */
@@ -505,24 +507,46 @@ export class Repairer extends EventTarget {
     const toDrop = new Map<string, Handover>()
     const wanted = new Set<string>()
     try {
-      // the next batch is surveyed while this one is repaired (the chunks are other chunks)
-      const surveyed = (b: number): { batch: ChunkRef[], unanswered: Set<string>, at: number, holdings: Promise<Holdings> } => {
-        const batch = refs.slice(b, b + REPAIR_BATCH)
-        const unanswered = new Set<string>()
-        const holdings = survey(this.surveyor(), batch, allLive, { ...opts, unanswered, askOf })
-        // ignored here: awaited below when its batch comes, or the pass already failed
-        holdings.catch(() => {})
-        return { batch, unanswered, at: Date.now(), holdings }
+      // The pass is one pipeline: batches are surveyed one after the other, the next while
+      // this one's chunks are repaired, and REPAIR_CONCURRENCY chunks are repaired at once
+      // across batch boundaries (a batch's slowest chunk no longer holds up the next batch's).
+      // The first batch is small and they double up to REPAIR_BATCH: repairs start once a few
+      // chunks are surveyed, not every chunk of the first REPAIR_BATCH at every peer (a pass
+      // after a loss spent as long surveying, before its first fetch, as repairing).
+      const bounds: Array<[number, number]> = []
+      for (let b = 0, size = REPAIR_FIRST_BATCH; b < refs.length; b += size, size = Math.min(REPAIR_BATCH, size * 2)) bounds.push([b, Math.min(refs.length, b + size)])
+      const batchOf: number[] = []
+      bounds.forEach(([from, to], i) => { for (let x = from; x < to; x++) batchOf.push(i) })
+      // undefined: not surveyed yet; null: through, let go
+      const batches: Array<Batch | null | undefined> = []
+      const start = (i: number): Batch | null => {
+        if (batches[i] === undefined) batches[i] = surveyed(i)
+        return batches[i]!
       }
-      let next = refs.length > 0 ? surveyed(0) : undefined
-      for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
-        const { batch, unanswered, at } = next!
-        const holdings = await next!.holdings
-        next = b + REPAIR_BATCH < refs.length ? surveyed(b + REPAIR_BATCH) : undefined
+      const surveyed = (i: number): Batch => {
+        const batch = refs.slice(bounds[i][0], bounds[i][1])
+        const unanswered = new Set<string>()
+        const at = Date.now()
+        const holdings = survey(this.surveyor(), batch, allLive, { ...opts, unanswered, askOf })
         // within the batch, by what its survey found now
-        const ordered = byUrgency(batch.map(r => liveFragments(r, holdings, live))).map(i => batch[i])
-        await forEachLimited(ordered, REPAIR_CONCURRENCY, async ref => {
-          opts.signal.throwIfAborted()
+        const ordered = holdings.then(h => byUrgency(batch.map(r => liveFragments(r, h, live))).map(x => batch[x]))
+        // the next batch is surveyed while this one is repaired (the chunks are other chunks)
+        holdings.then(() => { if (i + 1 < bounds.length && !opts.signal.aborted) start(i + 1) }, () => {})
+        // ignored here: awaited when the batch's chunks come, or the pass already failed
+        ordered.catch(() => {})
+        return { unanswered, at, holdings, ordered, done: 0 }
+      }
+      if (bounds.length > 0) start(0)
+      await forEachLimited(refs.keys(), REPAIR_CONCURRENCY, async x => {
+        opts.signal.throwIfAborted()
+        const i = batchOf[x]
+        // most often started when the previous batch's survey answered (a chunk of it may
+        // come first, while a slow chunk of the batch before holds up that survey's chunks)
+        const b = start(i)!
+        try {
+          const holdings = await b.holdings
+          const ref = (await b.ordered)[x - bounds[i][0]]
+          const { unanswered, at } = b
           const p = lazyPlan(ref, holdings, members, away, live, self, this.c.policy)
           // what the survey saw (before this pass repairs it: the next pass sees the repair);
           // a leaving host's plan is not the network's
@@ -543,8 +567,12 @@ export class Repairer extends EventTarget {
           if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
           if (!manifests.has(ref)) this.progress_.checked++
           this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
-        }, opts)
-      }
+        } finally {
+          // a batch's survey is let go once its last chunk is through (a pass's memory stays
+          // that of a few batches)
+          if (++b.done === bounds[i][1] - bounds[i][0]) batches[i] = null
+        }
+      }, opts)
       const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()))
       if (handover.length > 0) {
         unsettled('copies to hand over')
@@ -582,10 +610,12 @@ export class Repairer extends EventTarget {
       if (remote.length > 0) deliveries.push({ cid, bytes, to: remote })
     }
     // the copy kept here is stored while the others travel: a durable put (fsyncs) and a push
-    // do not wait for each other, and the chunk counts as repaired only once both landed
+    // do not wait for each other, and the chunk counts as repaired only once both landed. Every
+    // fragment at hand was checked against its CID already (the store's get and the swarm's
+    // pull hash what they return, rebuildFragments what it rebuilds): neither hashes it again
     const stored = (async () => {
       if (here.length === 0) return
-      await this.c.store.putMany(here)
+      await this.c.store.putMany(here, { verified: true })
       for (const { j, cid } of here) {
         p.held[j].add(this.c.self)
         holdings.get(cid.toString())?.add(this.c.self)
@@ -594,7 +624,7 @@ export class Repairer extends EventTarget {
     if (deliveries.length === 0) { await stored; return true }
     const pushed = (async () => {
       await this.limiter.take(deliveries.reduce((a, d) => a + d.bytes.byteLength * d.to.length, 0), { signal })
-      return await this.c.swarm.push(deliveries, { signal })
+      return await this.c.swarm.push(deliveries, { signal, verified: true })
     })()
     const [acks] = await Promise.all([pushed, stored])
     let ok = true
@@ -697,6 +727,9 @@ export function repairDeliveries (p: Pick<ChunkPlan, 'want' | 'held'>, live: Rea
   })
   return missing
 }
+
+/** One batch of a pass: its survey (started when the previous batch's answered), its chunks in repair order, how many are through. */
+interface Batch { unanswered: Set<string>, at: number, holdings: Promise<Holdings>, ordered: Promise<ChunkRef[]>, done: number }
 
 /** The retained chunks and manifests, as one string (equal exactly when they are the same). */
 function chunkKey (all: { refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[] }): string {

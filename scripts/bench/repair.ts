@@ -2,16 +2,25 @@
 // and bytes moved per byte lost until every chunk is redundant again; and the bytes moved
 // when one host joins, until every chunk sits on its new targets. In-process hosts (memory
 // transport, k=4 m=2): DARKFS_BENCH_REPAIR_HOSTS of them (default 6); size:
-// DARKFS_BENCH_REPAIR_MIB of file data (default 32).
+// DARKFS_BENCH_REPAIR_MIB of file data (default 32); DARKFS_BENCH_REPAIR_LOST hosts lost at
+// once (default 1, at most m = 2).
 //
 // Bytes per byte lost: with 6 hosts, 5 are left for 6 fragments, and the fragment lost is kept
 // on m + 1 = 3 of them (keeper/assignment.ts: any m more losses still leave k): its keeper
 // fetches k - 1 = 3 and pushes 2, 5 bytes per byte lost at best. With 7 hosts or more the lost
 // fragment goes to the next target alone: k bytes per byte lost at best (3 in, 1 out).
+// Two hosts lost at once (8 hosts): a chunk that lost two fragments has both rebuilt in one
+// decode from k - 1 fetched and each pushed to its own target (3 in, 2 out: 2.5 per byte); with
+// 15/28 of the chunks losing two and 12/28 one, 2.93 bytes per byte lost at best.
 //
 // Time: `repair.seconds` runs from the loss (the failure timeout, 200 ms here, and the
 // repairer's debounce, REPAIR_DEBOUNCE_MS, included); `repair.restore.MiBps` counts from the
 // first repair pass that starts after the loss was declared, the rate repair itself restores at.
+//
+// `repair.restore.cpuShare` is the CPU this process used over the restore, per second of it
+// (all hosts share one thread: near 1, repair is bound by that thread; well below 1 on a loaded
+// machine, by the cores it got, and its MiB/s say little); `repair.restore.MiBperCpuSecond`, the
+// MiB restored per second of that CPU, is the figure to compare across loads.
 //
 // Bytes moved are the swarm's bytes sent by every host (blocks pushed and served; have-queries
 // are a few bytes per fragment). Unhandled promise rejections raised by other parts while the
@@ -28,6 +37,8 @@ const keep = { failureTimeoutMs: 200, repairIntervalMs: 0, scrubIntervalMs: 0, g
 export const DEFAULT_REPAIR_BENCH_MIB = 32
 /** Default number of hosts. */
 export const DEFAULT_REPAIR_BENCH_HOSTS = 6
+/** Default number of hosts lost at once. */
+export const DEFAULT_REPAIR_BENCH_LOST = 1
 /** MiB per file written. */
 const FILE_MIB = 8
 /** Longest wait for one phase (write, repair, rebalance). */
@@ -38,6 +49,8 @@ export async function run (): Promise<Record<string, number | string>> {
   if (!Number.isSafeInteger(mib) || mib < 1) throw new RangeError(`DARKFS_BENCH_REPAIR_MIB must be an integer >= 1, got ${JSON.stringify(process.env.DARKFS_BENCH_REPAIR_MIB)}`)
   const count = Number(process.env.DARKFS_BENCH_REPAIR_HOSTS ?? DEFAULT_REPAIR_BENCH_HOSTS)
   if (!Number.isSafeInteger(count) || count < 6) throw new RangeError(`DARKFS_BENCH_REPAIR_HOSTS must be an integer >= 6, got ${JSON.stringify(process.env.DARKFS_BENCH_REPAIR_HOSTS)}`)
+  const lostHosts = Number(process.env.DARKFS_BENCH_REPAIR_LOST ?? DEFAULT_REPAIR_BENCH_LOST)
+  if (!Number.isSafeInteger(lostHosts) || lostHosts < 1 || lostHosts > 2) throw new RangeError(`DARKFS_BENCH_REPAIR_LOST must be 1 or 2 (m), got ${JSON.stringify(process.env.DARKFS_BENCH_REPAIR_LOST)}`)
   const rejections: string[] = []
   const onRejection = (reason: unknown): void => { rejections.push(String((reason as any)?.stack?.split('\n').slice(0, 4).join(' ') ?? reason)) }
   process.on('unhandledRejection', onRejection)
@@ -49,9 +62,10 @@ export async function run (): Promise<Record<string, number | string>> {
     for (let i = 0; i < mib; i += FILE_MIB) await hosts[i / FILE_MIB % count].volume.replaceFile(`/b${i}`, [randomBytes(Math.min(FILE_MIB, mib - i) << 20)], { wait: 'safe' })
     const writeSeconds = (performance.now() - writeStart) / 1000
     await settle(hosts, 'placed')
-    const victim = hosts[count - 1]
-    const lost = (await victim.store.usage()).bytesStored
-    const survivors = hosts.slice(0, count - 1)
+    const victims = hosts.slice(count - lostHosts)
+    let lost = 0
+    for (const v of victims) lost += (await v.store.usage()).bytesStored
+    const survivors = hosts.slice(0, count - lostHosts)
     const sent = (hs: ClusterHost[]): number => hs.reduce((a, h) => a + h.swarm.stats().bytesSent, 0)
     const base = sent(survivors)
     // the first repair pass any survivor starts once the loss is declared (a pass already
@@ -59,15 +73,17 @@ export async function run (): Promise<Record<string, number | string>> {
     let declared = false
     let passStart: number | undefined
     const onGone = (): void => { declared = true }
-    const onStart = (): void => { if (declared) passStart ??= performance.now() }
+    let cpuAtPass: NodeJS.CpuUsage | undefined
+    const onStart = (): void => { if (declared && passStart === undefined) { passStart = performance.now(); cpuAtPass = process.cpuUsage() } }
     for (const h of survivors) { h.keep.membership.addEventListener('gone', onGone); h.keep.repairer.addEventListener('start', onStart) }
     const start = performance.now()
-    await victim.stop()
+    await Promise.all(victims.map(async v => { await v.stop() }))
     // surveyed (have-queries to every host, bytes sent counted) only once the repair passes
     // ran: the observer's queries are not the repair's traffic, nor its load
     const passesDone = (): boolean => passStart !== undefined && survivors.every(h => !h.keep.repairer.progress().running)
     await until('repaired', async () => { if (!passesDone()) return false; const s = await hosts[0].keep.status(); return s.redundant === s.total }, PHASE_TIMEOUT_MS)
     const end = performance.now()
+    const cpu = process.cpuUsage(cpuAtPass)
     for (const h of survivors) { h.keep.membership.removeEventListener('gone', onGone); h.keep.repairer.removeEventListener('start', onStart) }
     const seconds = (end - start) / 1000
     const restoreSeconds = (end - (passStart ?? start)) / 1000
@@ -77,7 +93,7 @@ export async function run (): Promise<Record<string, number | string>> {
     await init(dir, { networkKey: join(hosts[0].dir, 'network.key') })
     const joiner = await startHost(t, dir, `bench-join-${Date.now()}`, [hosts[0].address], { daemon: { keep } })
     const after = [...survivors, joiner]
-    await until('joined', () => after.every(h => h.host.peers().length === count - 1), 60_000)
+    await until('joined', () => after.every(h => h.host.peers().length === after.length - 1), 60_000)
     const base2 = sent(after)
     const start2 = performance.now()
     await settle(after, 'rebalanced')
@@ -87,12 +103,15 @@ export async function run (): Promise<Record<string, number | string>> {
     return {
       'repair.data.MiB': mib,
       'repair.hosts': count,
+      'repair.hostsLost': lostHosts,
       'repair.write.MiBps': Number((mib / writeSeconds).toFixed(1)),
       'repair.lost.bytes': lost,
       'repair.seconds': Number(seconds.toFixed(2)),
       'repair.MiBps': Number((lost / (1 << 20) / seconds).toFixed(1)),
       'repair.restore.seconds': Number(restoreSeconds.toFixed(2)),
       'repair.restore.MiBps': Number((lost / (1 << 20) / restoreSeconds).toFixed(1)),
+      'repair.restore.cpuShare': Number(((cpu.user + cpu.system) / 1000 / (end - (passStart ?? start))).toFixed(2)),
+      'repair.restore.MiBperCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, (cpu.user + cpu.system) / 1e6)).toFixed(2)),
       'repair.bytesMovedPerByteLost': Number((repairMoved / Math.max(1, lost)).toFixed(2)),
       'rebalance.join.seconds': Number(rebalanceSeconds.toFixed(2)),
       'rebalance.join.bytesMoved': rebalanceMoved,

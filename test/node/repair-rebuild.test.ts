@@ -1,0 +1,133 @@
+// What a keeper's repair of one erasure-coded chunk moves (node/keeper/repair.ts, issue 15 item
+// 6), with fakes for the network and a real codec: each lost fragment is rebuilt once, all the
+// fragments a chunk lost in one decode of the k at hand (k - 1 fetched when the keeper holds
+// one, k when it holds none), and each goes to its own new target. At 4 + 2 over 8 hosts: one
+// fragment lost moves 3 in + 1 out = 4 per fragment; two lost, 3 in + 2 out = 2.5; a keeper that
+// is itself the new target (its disk emptied) fetches 4 and pushes nothing.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import type { CID } from 'multiformats/cid'
+import { Repairer } from '../../node/keeper/repair.ts'
+import type { RepairComponents } from '../../node/keeper/repair.ts'
+import { encodeChunk } from '../../node/data/index.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
+
+const MEMBERS = Array.from({ length: 8 }, (_, i) => `h${i}`)
+const K = 4
+const M = 2
+
+interface World {
+  repairer: Repairer
+  /** Fragment blocks fetched by the keeper (h0), and the pullAny calls that fetched them. */
+  fetched: string[]
+  pulls: number
+  /** Deliveries pushed: fragment CID -> the hosts it went to. */
+  pushed: Map<string, string[]>
+  /** Fragments stored on the keeper by its repair. */
+  storedHere: string[]
+  /** host -> the fragment CIDs it holds (pushes land here). */
+  holds: Map<string, Set<string>>
+}
+
+/**
+ * One chunk whose fragment j was placed on h_j; `gone` hosts are neither members nor live, `emptied` hosts
+ * lost what they held. h0 is this host and, ranking first, the chunk's keeper.
+ */
+function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], emptied: string[] = []): World {
+  const members = MEMBERS.filter(h => !gone.includes(h))
+  const holds = new Map(MEMBERS.map(h => [h, new Set<string>()]))
+  ref.fragments.forEach((f, j) => { if (!emptied.includes(MEMBERS[j])) holds.get(MEMBERS[j])!.add(f.toString()) })
+  const w = { fetched: [], pulls: 0, pushed: new Map(), storedHere: [], holds } as unknown as World
+  const here = holds.get('h0')!
+  const c = {
+    self: 'h0',
+    membership: { live: () => members, away: () => [], addEventListener: () => {}, removeEventListener: () => {} },
+    policy: { members: () => members, copies: () => M + 1, rank: (_r: unknown, hs: string[], n: number) => MEMBERS.filter(h => hs.includes(h)).slice(0, n) },
+    chunks: async () => ({ refs: [ref], unreadable: 0 }),
+    store: {
+      has: async (cid: CID) => here.has(cid.toString()),
+      get: async (cid: CID) => blocks.get(cid.toString())!,
+      putMany: async (bs: Array<{ cid: CID, bytes: Uint8Array }>) => { for (const b of bs) { here.add(b.cid.toString()); w.storedHere.push(b.cid.toString()) } }
+    },
+    swarm: {
+      has: async (cids: CID[], peer: string) => new Set(cids.map(f => f.toString()).filter(f => holds.get(peer)?.has(f) === true)),
+      pullAny: async (cids: CID[], need: number, from: Map<string, string[]>) => {
+        w.pulls++
+        const out = new Map<string, Uint8Array>()
+        for (const f of cids) {
+          if (out.size >= need) break
+          if ((from.get(f.toString()) ?? []).some(h => holds.get(h)?.has(f.toString()) === true)) out.set(f.toString(), blocks.get(f.toString())!)
+        }
+        w.fetched.push(...out.keys())
+        return out
+      },
+      push: async (deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }>) => {
+        const acks = new Map<string, string[]>()
+        for (const d of deliveries) {
+          assert.ok(Buffer.from(d.bytes).equals(blocks.get(d.cid.toString())!), 'the rebuilt fragment is the one lost')
+          w.pushed.set(d.cid.toString(), [...(w.pushed.get(d.cid.toString()) ?? []), ...d.to])
+          for (const h of d.to) holds.get(h)!.add(d.cid.toString())
+          acks.set(d.cid.toString(), d.to)
+        }
+        return acks
+      }
+    },
+    custody: { drop: async () => [] }
+  } as unknown as RepairComponents
+  w.repairer = new Repairer(c, { intervalMs: 0, bytesPerSecond: 1 << 30 })
+  return w
+}
+
+describe('Repairer: the bytes one chunk\'s repair moves (node/keeper/repair.ts)', () => {
+  let ref: ChunkRef
+  const blocks = new Map<string, Uint8Array>()
+
+  before(() => {
+    const encoded = encodeChunk(randomBytes(64 << 10), 0, K, M)
+    ref = encoded.ref
+    for (const b of encoded.blocks) blocks.set(b.cid.toString(), b.bytes)
+  })
+
+  it('one fragment lost: the keeper, holding one, fetches k - 1 and pushes the rebuilt one to its new target only', async () => {
+    const w = world(ref, blocks, ['h3'])
+    const p = await w.repairer.pass()
+    assert.equal(p.failed, 0)
+    assert.equal(w.pulls, 1, 'one fetch')
+    assert.equal(w.fetched.length, K - 1, `fetched ${w.fetched.length} fragments`)
+    assert.ok(!w.fetched.includes(ref.fragments[0].toString()), 'not the fragment it holds')
+    assert.deepEqual([...w.pushed], [[ref.fragments[3].toString(), ['h6']]])
+    assert.equal(p.fragmentsRepaired, 1)
+    assert.equal(p.bytesFetched + p.bytesPushed, (K - 1 + 1) * blocks.get(ref.fragments[3].toString())!.byteLength)
+    // the next pass finds it redundant: nothing more moves
+    const again = await w.repairer.pass()
+    assert.equal(again.fragmentsRepaired, 0)
+    assert.equal(w.pulls, 1)
+  })
+
+  it('two fragments lost: one fetch of k - 1 rebuilds both, and each goes to its own new target', async () => {
+    const w = world(ref, blocks, ['h3', 'h4'])
+    const p = await w.repairer.pass()
+    assert.equal(p.failed, 0)
+    assert.equal(w.pulls, 1, 'one fetch for both')
+    assert.equal(w.fetched.length, K - 1)
+    assert.deepEqual([...w.pushed.keys()].sort(), [ref.fragments[3], ref.fragments[4]].map(f => f.toString()).sort())
+    // each to one host, and not the same one: h6 and h7 hold nothing of the chunk
+    assert.deepEqual([...w.pushed.values()].map(to => to.length), [1, 1])
+    assert.deepEqual([...w.pushed.values()].flat().sort(), ['h6', 'h7'])
+    assert.equal(p.fragmentsRepaired, 2)
+    const size = blocks.get(ref.fragments[3].toString())!.byteLength
+    // 5 fragments moved for 2 lost: 2.5 bytes per byte lost
+    assert.equal(p.bytesFetched + p.bytesPushed, (K - 1 + 2) * size)
+  })
+
+  it('a keeper that is itself the new target (its copy lost) fetches k and pushes nothing', async () => {
+    const w = world(ref, blocks, [], ['h0'])
+    const p = await w.repairer.pass()
+    assert.equal(p.failed, 0)
+    assert.equal(w.pulls, 1)
+    assert.equal(w.fetched.length, K)
+    assert.equal(w.pushed.size, 0)
+    assert.deepEqual(w.storedHere, [ref.fragments[0].toString()])
+    assert.equal(p.bytesFetched, K * blocks.get(ref.fragments[0].toString())!.byteLength)
+  })
+})
