@@ -183,8 +183,9 @@ export class Store {
   private async serial<T> (cid: CID, change: () => Promise<T>): Promise<T> {
     const key = blockKey(cid)
     const before = this.busy.get(key)
-    // ignored: that change's failure went to its own caller; this one runs on its own
-    const run = (before === undefined ? change() : before.catch(() => {}).then(change))
+    // `before` never rejects (it is the `done` below)
+    const run = before === undefined ? change() : before.then(change)
+    // ignored: this change's failure goes to its caller below; the next change only waits for it to end
     const done = run.then(() => {}, () => {})
     this.busy.set(key, done)
     try {
