@@ -24,11 +24,8 @@
 // earlier pass found redundant under the same members, live hosts and hosts away (view()), with
 // no copy here to hand over, is not asked about again. During a `tar x` every host passed over
 // every chunk of the tree each interval, and each chunk's have-queries to every peer were most
-// of what a pass cost. Nor is a chunk this host neither keeps nor holds a fragment of, and has
-// never seen (a new file's chunk elsewhere): nothing of it is this host's to repair or hand over,
-// and `darkfs status` looks at chunks it has not seen when asked (Repairer.look). Every pass
-// called for by the members changing, a host back, the quiet interval, or a caller (heal, a
-// corrupt block, leave, status) surveys every chunk.
+// of what a pass cost. Every pass called for by the members changing, a host back, the quiet
+// interval, or a caller (heal, a corrupt block, leave, status) surveys every chunk.
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
 import { tokenBucket } from '../../swarm/index.ts'
@@ -235,8 +232,6 @@ export class Repairer extends EventTarget {
    * over: an incremental pass under that view skips it.
    */
   private readonly fine = new Map<string, string>()
-  /** Chunk -> a view() under which another host keeps it (keeperOf, computed once a view). */
-  private readonly keptElsewhere = new Map<string, string>()
 
   constructor (components: RepairComponents, init: RepairInit = {}) {
     super()
@@ -538,29 +533,12 @@ export class Repairer extends EventTarget {
     // chunks found redundant under this view and nothing here to hand over: not surveyed again by
     // an incremental pass; each fragment of theirs stays wanted here (dropped by no handover of another chunk)
     const listedKeys = new Set(listed.map(r => r.cid!.toString()))
-    for (const map of [this.fine, this.keptElsewhere]) for (const key of map.keys()) if (!listedKeys.has(key)) map.delete(key)
+    for (const key of this.fine.keys()) if (!listedKeys.has(key)) this.fine.delete(key)
+    const skip = (r: ChunkRef): boolean => opts.incremental === true && this.fine.get(r.cid!.toString()) === view
+    const refs = ordered.filter(r => !skip(r))
     const members = this.c.policy.members().filter(p => !(opts.leaving === true && p === self))
     const askOf = this.askOf(members)
     const live = new Set(allLive.filter(p => !(opts.leaving === true && p === self)))
-    // what an incremental pass need not survey (see the top of this file): chunks found fine, and
-    // chunks never seen that another host keeps and this one holds nothing of
-    const skipped = new Set<ChunkRef>()
-    if (opts.incremental === true) {
-      for (const r of ordered) {
-        const key = r.cid!.toString()
-        if (this.fine.get(key) === view) { skipped.add(r); continue }
-        if (this.c.health?.liveSeen(r, liveNow) !== undefined) continue
-        if (this.keptElsewhere.get(key) !== view) {
-          if (keeperOf(r, live, this.c.policy) === self) continue
-          this.keptElsewhere.set(key, view)
-        }
-        let held = false
-        for (const f of r.fragments) if (await this.c.store.has(f)) { held = true; break }
-        if (!held) skipped.add(r)
-      }
-    }
-    const skip = (r: ChunkRef): boolean => skipped.has(r)
-    const refs = ordered.filter(r => !skip(r))
     // a leaving host plans as if gone at once: its fragments go elsewhere, whatever is away
     const away = opts.leaving === true ? [] : this.away()
     const drop = opts.drop ?? opts.leaving !== true
