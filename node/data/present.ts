@@ -1,67 +1,137 @@
-// Which blocks the store may hold, in memory (store.ts): a filter that answers "not here" with
-// no file-system call. A survey asks every host about every fragment of the chunks its keepers
-// check, and most of them are not there (a host holds one fragment of a chunk's k + m): each of
-// those was an access() that failed, an exception built on the main thread behind the thread
-// pool's queue, which made have-queries the largest cost of a repair pass after the transport.
+// Which blocks the store holds, in memory (store.ts): an exact index that answers has() with no
+// file-system call. A repair pass asks every host about every fragment of the chunks it checks
+// (survey.ts), and each answer was an access() on libuv's thread pool, and for a block not there
+// an exception built on the main thread: on six hosts extracting /usr/include, have-queries'
+// disk checks were ~16% of the CPU (store.has 33 s of 371 s). A Bloom filter (this file before)
+// answered only "not here" from memory; a host holds about half of what it is asked, and every
+// one of those still went to the disk.
 //
-// A Bloom filter of the blocks' sha256 digests (uniform bits already: no hashing of our own),
-// PRESENT_BITS_PER_BLOCK bits and PRESENT_PROBES probes per block (~0.3% false "maybe here",
-// which the caller checks on disk as before). Never a false "not here": every block the walk
-// found and every block stored since is in it. A deleted block stays in it (a "maybe" answered
-// by the disk), so it only grows; when it holds more blocks than it was sized for, a new one of
-// twice the size takes the new blocks (a scalable Bloom filter): memory stays ~2 bytes a block.
+// An open-addressing hash set of the first PRESENT_KEY_BYTES bytes of each block's sha256 digest
+// (uniform bits already: no hashing of our own), linear probing, deletion by backward shift (no
+// tombstones: a set that shrinks and grows for years stays as fast as a new one). 16 bytes a
+// slot, at most PRESENT_MAX_LOAD full: ~24-46 bytes a block (a host of a million fragments:
+// ~32 MiB). 128 bits of a sha256: two different blocks look alike only by a collision nobody can
+// make by chance (and hardly on purpose), so "here" and "not here" are both taken as exact.
+//
+// It is exact only as long as the store tells it of every block stored, deleted and quarantined,
+// which it does (store.ts keeps every change of one block in order); what happens to the files
+// behind the store's back (a disk emptied under a running host) is caught by Store.resync() and
+// by a read that finds a block's file gone.
 
-/** Bits per block (the false-positive rate is ~0.3% with PRESENT_PROBES). */
-export const PRESENT_BITS_PER_BLOCK = 16
-/** Probes per block, each 32 bits of the digest. */
-export const PRESENT_PROBES = 4
-/** Blocks the first filter is sized for when the store holds fewer. */
-export const PRESENT_MIN_BLOCKS = 1 << 16
+/** Bytes of the digest kept per block: 128 bits. */
+export const PRESENT_KEY_BYTES = 16
+/** Slots the index starts with (a power of two). */
+export const PRESENT_MIN_SLOTS = 1 << 12
+/** Most blocks per slot before the table doubles. */
+export const PRESENT_MAX_LOAD = 0.7
 
-interface Layer { bits: Uint32Array, size: number, capacity: number, count: number }
+const WORDS = PRESENT_KEY_BYTES / 4
 
-export class PresentFilter {
-  private readonly layers: Layer[] = []
+export class PresentIndex {
+  /** WORDS words per slot; an all-zero slot is empty (the all-zero key is kept in `zero`). */
+  private table: Uint32Array
+  private mask: number
+  private count = 0
+  /** Whether the block whose key is all zeros is here (it cannot be told from an empty slot). */
+  private zero = false
 
   constructor (blocks: number = 0) {
-    this.grow(Math.max(PRESENT_MIN_BLOCKS, 2 * blocks))
+    let slots = PRESENT_MIN_SLOTS
+    while (slots * PRESENT_MAX_LOAD < blocks) slots *= 2
+    this.table = new Uint32Array(slots * WORDS)
+    this.mask = slots - 1
   }
 
-  private grow (capacity: number): void {
-    const size = capacity * PRESENT_BITS_PER_BLOCK
-    this.layers.push({ bits: new Uint32Array(Math.ceil(size / 32)), size, capacity, count: 0 })
+  /** Blocks in the index. */
+  get size (): number {
+    return this.count + (this.zero ? 1 : 0)
   }
 
-  /** Record a block by its digest (at least 16 bytes: the store gives sha256 digests only). */
+  /** Whether the block with this sha256 digest (at least PRESENT_KEY_BYTES bytes) is here. */
+  has (digest: Uint8Array): boolean {
+    const k = key(digest)
+    if (isZero(k)) return this.zero
+    return this.find(k) >= 0
+  }
+
+  /** Record a block by its sha256 digest (no effect when it is here already). */
   add (digest: Uint8Array): void {
-    let top = this.layers[this.layers.length - 1]
-    if (top.count >= top.capacity) {
-      this.grow(top.capacity * 2)
-      top = this.layers[this.layers.length - 1]
-    }
-    for (let i = 0; i < PRESENT_PROBES; i++) {
-      const at = probe(digest, i, top.size)
-      top.bits[at >>> 5] |= 1 << (at & 31)
-    }
-    top.count++
+    const k = key(digest)
+    if (isZero(k)) { this.zero = true; return }
+    if (this.find(k) >= 0) return
+    if ((this.count + 1) > (this.mask + 1) * PRESENT_MAX_LOAD) this.grow()
+    this.insert(k)
+    this.count++
   }
 
-  /** False only when the block was never added. */
-  mayHave (digest: Uint8Array): boolean {
-    for (const l of this.layers) {
-      let all = true
-      for (let i = 0; i < PRESENT_PROBES && all; i++) {
-        const at = probe(digest, i, l.size)
-        all = (l.bits[at >>> 5] & (1 << (at & 31))) !== 0
+  /** Forget a block (no effect when it is not here). */
+  delete (digest: Uint8Array): void {
+    const k = key(digest)
+    if (isZero(k)) { this.zero = false; return }
+    let i = this.find(k)
+    if (i < 0) return
+    this.count--
+    // backward shift: each entry after the hole that may sit in it (its home is not between the
+    // hole and it, cyclically) moves into the hole, until an empty slot
+    const t = this.table
+    let j = i
+    for (;;) {
+      j = (j + 1) & this.mask
+      if (empty(t, j)) break
+      const home = t[j * WORDS] & this.mask
+      if (((j - home) & this.mask) >= ((j - i) & this.mask)) {
+        t.copyWithin(i * WORDS, j * WORDS, j * WORDS + WORDS)
+        i = j
       }
-      if (all) return true
     }
-    return false
+    t.fill(0, i * WORDS, i * WORDS + WORDS)
+  }
+
+  /** Slot of the key, or -1. */
+  private find (k: Uint32Array): number {
+    const t = this.table
+    for (let i = k[0] & this.mask; ; i = (i + 1) & this.mask) {
+      const at = i * WORDS
+      if (t[at] === k[0] && t[at + 1] === k[1] && t[at + 2] === k[2] && t[at + 3] === k[3]) return i
+      if (empty(t, i)) return -1
+    }
+  }
+
+  private insert (k: Uint32Array): void {
+    const t = this.table
+    let i = k[0] & this.mask
+    while (!empty(t, i)) i = (i + 1) & this.mask
+    t.set(k, i * WORDS)
+  }
+
+  private grow (): void {
+    const old = this.table
+    this.table = new Uint32Array(old.length * 2)
+    this.mask = this.table.length / WORDS - 1
+    for (let i = 0; i < old.length; i += WORDS) {
+      if (old[i] === 0 && old[i + 1] === 0 && old[i + 2] === 0 && old[i + 3] === 0) continue
+      this.insert(old.subarray(i, i + WORDS))
+    }
   }
 }
 
-/** Probe i's bit position below `size`: the digest's i-th 32-bit word. */
-function probe (digest: Uint8Array, i: number, size: number): number {
-  const w = ((digest[i * 4] << 24) | (digest[i * 4 + 1] << 16) | (digest[i * 4 + 2] << 8) | digest[i * 4 + 3]) >>> 0
-  return w % size
+const scratch = new Uint32Array(WORDS)
+
+/** The first PRESENT_KEY_BYTES bytes of a digest as words (in a shared scratch array: used at once). */
+function key (digest: Uint8Array): Uint32Array {
+  if (digest.byteLength < PRESENT_KEY_BYTES) throw new RangeError(`a block digest of ${digest.byteLength} bytes: at least ${PRESENT_KEY_BYTES} expected`)
+  for (let w = 0; w < WORDS; w++) {
+    const o = w * 4
+    scratch[w] = ((digest[o] << 24) | (digest[o + 1] << 16) | (digest[o + 2] << 8) | digest[o + 3]) >>> 0
+  }
+  return scratch
+}
+
+function isZero (k: Uint32Array): boolean {
+  return k[0] === 0 && k[1] === 0 && k[2] === 0 && k[3] === 0
+}
+
+function empty (t: Uint32Array, i: number): boolean {
+  const at = i * WORDS
+  return t[at] === 0 && t[at + 1] === 0 && t[at + 2] === 0 && t[at + 3] === 0
 }

@@ -5,10 +5,14 @@
 //    (never deleted: it is evidence), reported as CorruptBlockError, and never returned;
 //  - a full disk surfaces as FsError ENOSPC, and nothing already stored is touched; with a
 //    space gate (space.ts) new blocks are refused while the host is full, and the gate hears
-//    of every ENOSPC and delete.
-import { open, mkdir, rename, stat, statfs, readFile, readdir } from 'node:fs/promises'
+//    of every ENOSPC and delete;
+//  - after tally(), has() answers from memory (present.ts: every block stored, deleted or found
+//    corrupt changes the index, one change of a block at a time), and says "here" only of a block
+//    whose put returned; a block file removed behind the store leaves the index when a read finds
+//    it gone or at the next resync().
+import { open, mkdir, rename, stat, statfs, readFile, readdir, unlink } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { FsBlockstore } from 'blockstore-fs'
 import { NextToLast } from 'blockstore-fs/sharding'
 import { CID } from 'multiformats/cid'
@@ -16,13 +20,11 @@ import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from '../errors.ts'
 import { logger } from '../log.ts'
-import { PresentFilter } from './present.ts'
+import { PresentIndex } from './present.ts'
 import { sha256Many } from './erasure.ts'
 
 const SHA256 = 0x12
 const log = logger('data:store')
-/** Deleted blocks remembered as gone (has() answers from memory; older ones ask the disk). */
-export const MAX_GONE_REMEMBERED = 65536
 /** Quarantined blocks remembered as corrupt (oldest forgotten first). */
 export const MAX_CORRUPTED_REMEMBERED = 4096
 
@@ -98,20 +100,20 @@ export class Store {
    */
   private readonly claims = new Map<string, object>()
   /**
-   * The blocks this store may hold (present.ts), from tally()'s walk and every put since: has()
-   * answers "not here" from memory. Undefined before tally() (every has() asks the disk).
+   * The blocks this store holds (present.ts), from tally()'s walk and every put, delete and
+   * quarantine since: has() answers from memory. Undefined before tally() (every has() asks the
+   * disk).
    */
-  private present?: PresentFilter
-  /** The filter tally() is filling (puts during its walk go in too). */
-  private filling?: PresentFilter
+  private present?: PresentIndex
+  /** The index tally() or resync() is filling (puts during its walk go in too). */
+  private filling?: PresentIndex
+  /** Blocks deleted while the index was being filled (the walk may have listed them before). */
+  private deletedWhileFilling = new Set<string>()
   /**
-   * Blocks deleted by this process and not stored since (multihash, base64 -> the deletion),
-   * the last MAX_GONE_REMEMBERED: the filter cannot forget them, so has() checks here before
-   * asking the disk (a writer's staged fragments, copies handed over: most "maybe"s otherwise).
+   * The change of each block under way (put, delete, a lost file's check), by multihash: changes
+   * of one block run one after the other, so the index always ends where the disk does.
    */
-  private readonly gone = new Map<string, object>()
-  /** Blocks being written now (by putMany), so a concurrent put of the same block waits and counts it once. */
-  private readonly writing = new Map<string, Promise<void>>()
+  private readonly busy = new Map<string, Promise<void>>()
 
   private constructor (dir: string, opts: StoreOptions) {
     this.dir = dir
@@ -137,23 +139,76 @@ export class Store {
     return { dir: join(this.dir, 'blocks', dir), file: join(this.dir, 'blocks', dir, file) }
   }
 
+  /** Whether the block is stored here: from memory once tally() walked the store (present.ts), else asked of the disk. */
   async has (cid: CID): Promise<boolean> {
-    if (this.absent(cid)) return false
+    const known = this.known(cid)
+    if (known !== undefined) return known
     return await this.blocks.has(cid)
   }
 
-  /** Surely not stored here (present.ts, or deleted since); false means "ask the disk". */
-  private absent (cid: CID): boolean {
-    if (this.present === undefined || cid.multihash.code !== SHA256) return false
-    return !this.present.mayHave(cid.multihash.digest) || this.gone.has(goneKey(cid))
+  /** What the index says of a block (undefined: no index yet, or not a sha256 block: ask the disk). */
+  private known (cid: CID): boolean | undefined {
+    if (this.present === undefined || cid.multihash.code !== SHA256) return undefined
+    return this.present.has(cid.multihash.digest)
   }
 
-  /** Note a block about to be stored (before its file exists: the filter never says "not here" of a stored block). */
+  /** Surely not stored here (the index says so); false means "ask the disk". */
+  private absent (cid: CID): boolean {
+    return this.known(cid) === false
+  }
+
+  /** Note a block stored (its file and directory entry durable). */
   private noteStored (cid: CID): void {
     if (cid.multihash.code !== SHA256) return
-    this.gone.delete(goneKey(cid))
+    const key = blockKey(cid)
+    this.deletedWhileFilling.delete(key)
     this.filling?.add(cid.multihash.digest)
     if (this.present !== this.filling) this.present?.add(cid.multihash.digest)
+  }
+
+  /** Note a block gone (deleted, quarantined, or its file found missing). */
+  private noteGone (cid: CID): void {
+    if (cid.multihash.code !== SHA256) return
+    if (this.filling !== undefined) {
+      this.deletedWhileFilling.add(blockKey(cid))
+      this.filling.delete(cid.multihash.digest)
+    }
+    if (this.present !== this.filling) this.present?.delete(cid.multihash.digest)
+  }
+
+  /**
+   * Run one change of a block after the changes of it under way (put, delete, a lost file's
+   * check): the index and the disk then agree whatever order they were asked in.
+   */
+  private async serial<T> (cid: CID, change: () => Promise<T>): Promise<T> {
+    const key = blockKey(cid)
+    const before = this.busy.get(key)
+    // `before` never rejects (it is the `done` below)
+    const run = before === undefined ? change() : before.then(change)
+    // ignored: this change's failure goes to its caller below; the next change only waits for it to end
+    const done = run.then(() => {}, () => {})
+    this.busy.set(key, done)
+    try {
+      return await run
+    } finally {
+      if (this.busy.get(key) === done) this.busy.delete(key)
+    }
+  }
+
+  /**
+   * A block the index holds whose file a read did not find: the file went behind the store's back
+   * (a disk emptied under it). Checked again after the changes under way, and forgotten if gone.
+   */
+  private async lost (cid: CID, file: string): Promise<void> {
+    if (this.known(cid) !== true) return
+    await this.serial(cid, async () => {
+      if (this.known(cid) !== true) return
+      // ignored: any failure to stat is taken as the file gone (ENOENT, most likely)
+      const there = await stat(file).then(() => true, () => false)
+      if (there) return
+      log.error('block %s is no longer on disk in %s (removed behind the store): forgotten', cid.toString(), this.dir)
+      this.noteGone(cid)
+    })
   }
 
   /**
@@ -177,31 +232,24 @@ export class Store {
         const key = cid.toString()
         const { dir, file } = this.file(cid)
         this.corrupted.delete(key)
-        // the same block being stored by another call: it counts once, and is shared
-        const other = this.writing.get(key)
-        if (other !== undefined) await other.catch(() => {}) // ignored: that call reports its own failure; this one checks the file below
-        // a block surely absent needs no stat (a failing one: an exception on the main thread)
-        if (!this.absent(cid) && await this.presentOnDisk(file, bytes.byteLength)) {
-          // stored by someone else too (or before): no longer one write's alone
-          if (this.claims.get(key) !== opts.claim) this.claims.delete(key)
-          return
-        }
-        this.space?.admit(bytes.byteLength)
-        this.noteStored(cid)
-        // the file's bytes and its directory entry are synced at once, not one after the other:
-        // both must be durable before put() returns, in no order between them (a small write's
-        // fsync on a host waits for a few of these in a row: each sync is a disk flush)
-        const writing = (async () => {
-          await this.blocks.put(cid, bytes)
-          await Promise.all([fsyncPath(file), fsyncPath(dir)])
-        })()
-        this.writing.set(key, writing)
-        try { await writing } finally { if (this.writing.get(key) === writing) this.writing.delete(key) }
-        // written: not gone, even if a deletion began while it was being written
-        this.gone.delete(goneKey(cid))
-        this.count(bytes.byteLength)
-        if (opts.claim !== undefined) this.claims.set(key, opts.claim)
-        else this.claims.delete(key)
+        // after any change of the same block under way (a put: it counts once, and is shared)
+        await this.serial(cid, async () => {
+          // a block the index does not hold needs no stat (a failing one: an exception on the main
+          // thread); one it holds is checked on disk (a file lost behind the store is written again)
+          if (!this.absent(cid) && await this.presentOnDisk(file, bytes.byteLength)) {
+            // stored by someone else too (or before): no longer one write's alone
+            if (this.claims.get(key) !== opts.claim) this.claims.delete(key)
+            this.noteStored(cid)
+            return
+          }
+          this.space?.admit(bytes.byteLength)
+          await writeBlock(dir, file, bytes)
+          // in the index once durable: has() never says "here" of a block a crash could lose
+          this.noteStored(cid)
+          this.count(bytes.byteLength)
+          if (opts.claim !== undefined) this.claims.set(key, opts.claim)
+          else this.claims.delete(key)
+        })
       }))
     } catch (err: any) {
       if (err instanceof FsError) throw err // the space gate refused: it knows
@@ -250,16 +298,46 @@ export class Store {
    * during the walk could be counted twice.
    */
   async tally (): Promise<void> {
-    const filter = new PresentFilter()
-    this.filling = filter
-    try {
-      const { bytesStored } = await this.walk(filter)
+    await this.fill(async index => {
+      const { bytesStored } = await this.walk(index, true)
       this.base = bytesStored - (this.added - this.removed)
-      this.present = filter
+    })
+  }
+
+  /**
+   * Build the index again from the files on disk (names only, no stat): what went behind the
+   * store's back since (a disk emptied under a running host, a block file removed by hand) leaves
+   * it, so has() stops saying "here" of it. A repair pass that surveys every chunk calls it
+   * first (keeper/repair.ts): the safety net for losses no event tells of. No effect before tally().
+   */
+  async resync (): Promise<void> {
+    if (this.present === undefined) return
+    await this.fill(async index => { await this.walk(index, false) })
+  }
+
+  /** Fill a new index by `walk`, with every put and delete during it, then answer from it. */
+  private async fill (walk: (index: PresentIndex) => Promise<void>): Promise<void> {
+    // one fill at a time (a second waits, then walks again: the disk may have changed since)
+    while (this.filling !== undefined) await this.filled
+    const index = new PresentIndex(this.present?.size ?? 0)
+    this.filling = index
+    this.deletedWhileFilling = new Set()
+    let done!: () => void
+    this.filled = new Promise(resolve => { done = resolve })
+    try {
+      await walk(index)
+      // deleted while the walk went: it may have listed them before their deletion
+      for (const key of this.deletedWhileFilling) index.delete(Buffer.from(key, 'base64').subarray(-32))
+      this.present = index
     } finally {
-      if (this.filling === filter) this.filling = undefined
+      this.filling = undefined
+      this.deletedWhileFilling = new Set()
+      done()
     }
   }
+
+  /** Resolves when the fill under way (filling) ends. */
+  private filled?: Promise<void>
 
   /**
    * Bytes of block files stored here now, with no walk: the figure tally() found, moved by
@@ -296,6 +374,7 @@ export class Store {
       if (err.code === 'ENOENT') {
         // quarantined by an earlier read (a prefetch, say): still the corruption, not an absence
         if (this.corrupted.has(cid.toString())) throw new CorruptBlockError(cid.toString(), `on disk in ${this.dir} (quarantined)`)
+        await this.lost(cid, file)
         throw new FsError('ENOENT', 'get', cid.toString(), 'block not stored here')
       }
       throw err
@@ -315,10 +394,11 @@ export class Store {
   async readSlice (cid: CID, offset: number, length: number): Promise<Uint8Array | undefined> {
     if (this.absent(cid)) return undefined
     let fh
+    const { file } = this.file(cid)
     try {
-      fh = await open(this.file(cid).file, 'r')
+      fh = await open(file, 'r')
     } catch (err: any) {
-      if (err.code === 'ENOENT') return undefined
+      if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
       throw err
     }
     try {
@@ -348,6 +428,9 @@ export class Store {
   private async quarantine (cid: CID, file: string): Promise<void> {
     if (this.corrupted.size >= MAX_CORRUPTED_REMEMBERED) this.corrupted.delete(this.corrupted.values().next().value as string)
     this.corrupted.add(cid.toString())
+    // not held from now on, moved aside or not: a corrupt block is no fragment (a put of it
+    // again writes it over, with no stat: the index does not hold it)
+    this.noteGone(cid)
     try {
       const size = (await stat(file)).size
       await rename(file, join(this.dir, 'corrupt', `${cid.toString()}.${Date.now()}`))
@@ -363,24 +446,23 @@ export class Store {
 
   async delete (cid: CID): Promise<void> {
     const { file } = this.file(cid)
-    // remembered as gone from now on (has() says "not here" while it is being deleted), unless
-    // the deletion fails or the block is stored again meanwhile (noteStored forgets it)
-    const key = goneKey(cid)
-    const mark = {}
-    this.gone.delete(key)
-    this.gone.set(key, mark)
-    if (this.gone.size > MAX_GONE_REMEMBERED) this.gone.delete(this.gone.keys().next().value as string)
-    try {
-      // ignored: an absent block frees nothing (blockstore-fs deletes it without complaint too)
-      const size = await stat(file).then(s => s.size, () => 0)
-      await this.blocks.delete(cid)
-      this.claims.delete(cid.toString())
-      if (size > 0) this.count(-size)
-      this.space?.freed()
-    } catch (err) {
-      if (this.gone.get(key) === mark) this.gone.delete(key)
-      throw err
-    }
+    await this.serial(cid, async () => {
+      // not held from now on (has() says "not here" while it is being deleted)
+      this.noteGone(cid)
+      try {
+        // ignored: an absent block frees nothing (blockstore-fs deletes it without complaint too)
+        const size = await stat(file).then(s => s.size, () => 0)
+        await this.blocks.delete(cid)
+        this.claims.delete(cid.toString())
+        if (size > 0) this.count(-size)
+        this.space?.freed()
+      } catch (err) {
+        // still there, maybe: the disk says
+        // ignored: any failure to stat is taken as the file gone
+        if (await stat(file).then(() => true, () => false)) this.noteStored(cid)
+        throw err
+      }
+    })
   }
 
   /** Every stored block's CID (as raw-codec CIDs: the store is keyed by multihash). */
@@ -403,20 +485,27 @@ export class Store {
     return { ...await this.walk(), ...await this.disk() }
   }
 
-  /** Bytes and count of the block files, each block's digest added to `filter` when given. */
-  private async walk (filter?: PresentFilter): Promise<{ bytesStored: number, blocks: number }> {
+  /**
+   * Bytes and count of the block files, each block's digest added to `index` when given; with
+   * `sizes` false no file is stat'ed (the figures are then 0: only the index is filled).
+   */
+  private async walk (index?: PresentIndex, sizes = true): Promise<{ bytesStored: number, blocks: number }> {
     let bytesStored = 0
     let blocks = 0
     const root = join(this.dir, 'blocks')
-    for (const d of await readdir(root)) {
+    // no block directory (removed under the store): no block
+    const dirs = await readdir(root).catch((err: any) => { if (err.code === 'ENOENT') return [] as string[]; throw err })
+    for (const d of dirs) {
       let names: string[]
       try { names = await readdir(join(root, d)) } catch { continue } // not a shard directory (or just removed)
       for (const n of names) {
-        try { bytesStored += (await stat(join(root, d, n))).size; blocks++ } catch { continue } // deleted since the readdir: not counted
-        if (filter !== undefined && n.endsWith('.data')) {
+        if (sizes) {
+          try { bytesStored += (await stat(join(root, d, n))).size; blocks++ } catch { continue } // deleted since the readdir: not counted
+        }
+        if (index !== undefined && n.endsWith('.data')) {
           try {
             const { multihash } = this.shards.decode(n)
-            if (multihash.code === SHA256) filter.add(multihash.digest)
+            if (multihash.code === SHA256) index.add(multihash.digest)
           } catch {} // not a block file's name: not ours
         }
       }
@@ -431,9 +520,42 @@ export class Store {
   }
 }
 
-/** A block's key in Store.gone: its multihash (the store is keyed by multihash, not codec). */
-function goneKey (cid: CID): string {
+/** A block's key in Store.busy and deletedWhileFilling: its multihash (the store is keyed by multihash, not codec). */
+function blockKey (cid: CID): string {
   return Buffer.from(cid.multihash.bytes).toString('base64')
+}
+
+/**
+ * Write a block file durably: its bytes to a temporary name in its shard directory, renamed into
+ * place (a reader never sees part of a block under its name), then the file and the directory
+ * synced at once, not one after the other: both must be durable before put() returns, in no order
+ * between them (a small write's fsync on a host waits for a few of these in a row: each sync is a
+ * disk flush). The file is synced through the handle that wrote it, and the shard directory made
+ * only when the open finds it missing: blockstore-fs's put (a mkdir, a write through steno, then
+ * an open of the file again to sync it) cost four more system calls a block, on every host that
+ * takes a copy of it.
+ */
+async function writeBlock (dir: string, file: string, bytes: Uint8Array): Promise<void> {
+  const tmp = join(dir, `.${basename(file)}.tmp`)
+  let fh
+  try {
+    fh = await open(tmp, 'w')
+  } catch (err: any) {
+    if (err.code !== 'ENOENT') throw err
+    await mkdir(dir, { recursive: true })
+    fh = await open(tmp, 'w')
+  }
+  let renamed = false
+  try {
+    await fh.writeFile(bytes)
+    await rename(tmp, file)
+    renamed = true
+    await Promise.all([fh.sync(), fsyncPath(dir)])
+  } finally {
+    await fh.close()
+    // ignored: a temporary file that cannot be removed is overwritten by the next put of the block
+    if (!renamed) await unlink(tmp).catch(() => {})
+  }
 }
 
 async function fsyncPath (path: string): Promise<void> {

@@ -123,6 +123,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
   const membership = c.membership
   const book = new HealthBook()
   const pendingHas = (chunk: string): boolean => c.pending?.has(chunk) ?? false
+  let known: ReadonlyMap<string, ChunkRef[]> | undefined
   const repairer = new Repairer({
     health: book,
     pending: pendingHas,
@@ -136,7 +137,9 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     custody: c.custody,
     placing: c.placing,
     chunks: async (opts) => {
-      const r = await retained(c.volume, retentionMs, opts)
+      // the chunks of the manifests the last listing read (they never change): not read again
+      const r = await retained(c.volume, retentionMs, { ...opts, known })
+      known = r.byManifest
       // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable
       return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)), byManifest: r.byManifest, missing: r.missing }
     }

@@ -17,7 +17,15 @@
 // found every chunk redundant: the members (join, leave, drain, full disk), a member that came
 // back (it may have lost its disk), the tree (new content), or that pass itself left work. With
 // none of these it waits, up to the quiet interval (a safety net for copies lost where no event
-// tells, such as a disk emptied under a running host).
+// tells, such as a disk emptied under a running host: such a pass first has this host's store
+// check its index of blocks against the disk, Store.resync).
+//
+// A background pass called for by new content alone surveys only what it must: a chunk an
+// earlier pass found redundant under the same members, live hosts and hosts away (view()), with
+// no copy here to hand over, is not asked about again. During a `tar x` every host passed over
+// every chunk of the tree each interval, and each chunk's have-queries to every peer were most
+// of what a pass cost. Every pass called for by the members changing, a host back, the quiet
+// interval, or a caller (heal, a corrupt block, leave, status) surveys every chunk.
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
 import { tokenBucket } from '../../swarm/index.ts'
@@ -120,7 +128,7 @@ export interface RepairComponents {
    * and the manifests themselves as replicated blocks (repaired too; status counts chunks).
    */
   chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[], byManifest?: Map<string, ChunkRef[]>, missing?: Set<string> }>
-  store: Pick<Store, 'has' | 'get' | 'put' | 'putMany' | 'delete'>
+  store: Pick<Store, 'has' | 'get' | 'put' | 'putMany' | 'delete'> & Partial<Pick<Store, 'resync'>>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
   /** Deletes a local copy only once its keepers promised to keep it. */
   custody: Pick<Custody, 'drop'>
@@ -173,6 +181,11 @@ export interface PassOptions extends AbortOptions {
   leaving?: boolean
   /** Drop local copies this host is no longer a target of (default true unless leaving). */
   drop?: boolean
+  /**
+   * Skip the chunks an earlier pass found redundant under the same view, when nothing since
+   * calls for a survey of every chunk (the background timer's passes; see the top of this file).
+   */
+  incremental?: boolean
 }
 
 /**
@@ -192,8 +205,8 @@ export class Repairer extends EventTarget {
   private debounce?: ReturnType<typeof setTimeout>
   private shutdown = new AbortController()
   private started = false
-  private readonly onChange = (): void => { this.dirty = true; this.schedule(REPAIR_DEBOUNCE_MS) }
-  private readonly onActivity = (): void => { this.dirty = true }
+  private readonly onChange = (): void => { this.dirty = true; this.full = true; this.schedule(REPAIR_DEBOUNCE_MS) }
+  private readonly onActivity = (): void => { this.dirty = true; this.full = true }
   /**
    * A tree op: a pass only if it changed the retained chunks (tick() compares them). Most ops
    * (a mkdir, a rename, a chmod) leave them as they were, and each had every host of the network
@@ -212,6 +225,15 @@ export class Repairer extends EventTarget {
   private settled?: string
   /** When that pass ended (ms). */
   private settledAt = 0
+  /** The next background pass surveys every chunk (not incremental): something since calls for it. */
+  private full = true
+  /** When the last pass that surveyed every chunk started (ms). */
+  private fullAt = 0
+  /**
+   * Chunk -> the view() under which a pass last found it redundant with no copy here to hand
+   * over: an incremental pass under that view skips it.
+   */
+  private readonly fine = new Map<string, string>()
 
   constructor (components: RepairComponents, init: RepairInit = {}) {
     super()
@@ -264,7 +286,7 @@ export class Repairer extends EventTarget {
     if (!this.started) return
     clearTimeout(this.debounce)
     this.debounce = setTimeout(() => {
-      this.pass().then(p => {
+      this.pass({ incremental: true }).then(p => {
         if (p.fragmentsRepaired > 0 || p.failed > 0 || p.dropped > 0) log('pass: %d chunk(s), %d fragment(s) repaired, %d failed, %d handed over', p.chunks, p.fragmentsRepaired, p.failed, p.dropped)
       }, (err: Error) => {
         if (this.started) log.error('pass failed: %s', err.message)
@@ -279,6 +301,9 @@ export class Repairer extends EventTarget {
   /** The background timer: a pass if something may have changed, else wait another interval. */
   private tick (): void {
     if (!this.started) return
+    // the safety net: every chunk surveyed (and the store checked against its disk) at least
+    // once a quiet interval, whatever calls for passes meanwhile
+    if (Date.now() - this.fullAt >= this.quietIntervalMs) this.full = true
     if (this.dirty || this.settled !== this.view() || Date.now() - this.settledAt >= this.quietIntervalMs) {
       this.schedule(0)
       return
@@ -457,14 +482,17 @@ export class Repairer extends EventTarget {
     this.passChunks = undefined
     let settled = opts.leaving !== true
     const view = this.view()
+    // a pass that surveys every chunk: whatever called for one is answered by this one
+    const incremental = opts.incremental === true && !this.full && opts.leaving !== true && opts.all !== true
+    if (!incremental) { this.full = false; this.fullAt = Date.now() }
     const left = new Map<string, number>()
     const end = this.c.health?.begin()
     const started = Date.now()
     this.dispatchEvent(new CustomEvent('start'))
     try {
-      const p = await this.runPass(opts, (why) => { settled = false; left.set(why, (left.get(why) ?? 0) + 1) })
+      const p = await this.runPass({ ...opts, incremental }, view, (why) => { settled = false; left.set(why, (left.get(why) ?? 0) + 1) })
       // a pass looked at every retained chunk: the book's figures are as fresh as its start
-      if (opts.leaving !== true) this.c.health?.surveyed(started)
+      if (opts.leaving !== true && !incremental) this.c.health?.surveyed(started)
       if (settled) { this.settled = view; this.settledAt = Date.now(); this.settledChunks = this.passChunks }
       else if (left.size > 0) log('pass of %d chunk(s) leaves work for the next: %s', p.chunks, [...left].map(([why, n]) => `${n} ${why}`).join(', '))
       this.totals_.passes++
@@ -472,6 +500,8 @@ export class Repairer extends EventTarget {
       return p
     } catch (err) {
       settled = false
+      // what it skipped is surveyed by the next pass
+      if (!incremental) this.full = true
       throw err
     } finally {
       end?.()
@@ -480,8 +510,14 @@ export class Repairer extends EventTarget {
   }
 
   /** One pass; `unsettled()` when it leaves something for the next (a chunk short, copies to hand over). */
-  private async runPass (opts: PassOptions & { signal: AbortSignal }, unsettled: (why: string) => void): Promise<RepairProgress> {
+  private async runPass (opts: PassOptions & { signal: AbortSignal }, view: string, unsettled: (why: string) => void): Promise<RepairProgress> {
+    // the safety net for losses no event tells of: the store's index checked against its disk
+    // (while the chunks are listed; done before the survey asks this host)
+    const resynced = opts.incremental !== true ? this.c.store.resync?.() : undefined
+    // ignored here: awaited below, before the survey
+    resynced?.catch(() => {})
     const all = await this.c.chunks(opts)
+    await resynced
     this.passChunks = chunkKey(all)
     if (all.byManifest !== undefined) this.c.health?.listed(all.byManifest, this.c.pending ?? (() => false), all.missing)
     if (all.unreadable > 0) unsettled('manifests unreadable')
@@ -495,7 +531,13 @@ export class Repairer extends EventTarget {
     // saw them, first; never seen, last. A pass over many chunks on a thin uplink takes hours, and
     // a chunk one loss from unreadable must not wait behind ones with fragments to spare.
     const liveNow = new Set(allLive)
-    const refs = byUrgency(listed.map(r => this.c.health?.liveSeen(r, liveNow) ?? r.k + r.m)).map(i => listed[i])
+    const ordered = byUrgency(listed.map(r => this.c.health?.liveSeen(r, liveNow) ?? r.k + r.m)).map(i => listed[i])
+    // chunks found redundant under this view and nothing here to hand over: not surveyed again by
+    // an incremental pass; each fragment of theirs stays wanted here (dropped by no handover of another chunk)
+    const listedKeys = new Set(listed.map(r => r.cid!.toString()))
+    for (const key of this.fine.keys()) if (!listedKeys.has(key)) this.fine.delete(key)
+    const skip = (r: ChunkRef): boolean => opts.incremental === true && this.fine.get(r.cid!.toString()) === view
+    const refs = ordered.filter(r => !skip(r))
     const members = this.c.policy.members().filter(p => !(opts.leaving === true && p === self))
     const askOf = this.askOf(members)
     const live = new Set(allLive.filter(p => !(opts.leaving === true && p === self)))
@@ -506,6 +548,11 @@ export class Repairer extends EventTarget {
     // chunks) stays while any chunk wants it here
     const toDrop = new Map<string, Handover>()
     const wanted = new Set<string>()
+    for (const r of ordered) {
+      if (!skip(r)) continue
+      for (const f of r.fragments) wanted.add(f.toString())
+      if (!manifests.has(r)) this.progress_.checked++
+    }
     try {
       // The pass is one pipeline: batches are surveyed one after the other, the next while
       // this one's chunks are repaired, and REPAIR_CONCURRENCY chunks are repaired at once
@@ -564,7 +611,11 @@ export class Repairer extends EventTarget {
             this.totals_.failed++
           }
           for (const key of wantedHere(self, ref, p)) wanted.add(key)
-          if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
+          const mineToDrop = drop ? handovers(self, ref, p, live) : []
+          for (const h of mineToDrop) toDrop.set(h.cid.toString(), h)
+          // a later incremental pass under this view need not ask about it again
+          if (p.health === 'redundant' && drop && mineToDrop.length === 0) this.fine.set(ref.cid!.toString(), view)
+          else this.fine.delete(ref.cid!.toString())
           if (!manifests.has(ref)) this.progress_.checked++
           this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
         } finally {

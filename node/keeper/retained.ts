@@ -53,8 +53,14 @@ export function retainedContents (volume: Volume, retentionMs: number, now = Dat
   return out
 }
 
-/** Read the manifests of the retained contents and collect their chunks. */
-export async function retained (volume: Volume, retentionMs: number, opts: AbortOptions & { now?: number } = {}): Promise<Retained> {
+/**
+ * Read the manifests of the retained contents and collect their chunks. `known`: the chunks of
+ * manifests read before (a former result's byManifest): a manifest is named by its hash and never
+ * changes, so those are not read again. A repair pass lists every retained manifest, and past the
+ * chunk service's manifest cache (a tree of more files than it holds) each listing read every
+ * manifest again from the disk, or from a peer when this host holds no copy of it.
+ */
+export async function retained (volume: Volume, retentionMs: number, opts: AbortOptions & { now?: number, known?: ReadonlyMap<string, ChunkRef[]> } = {}): Promise<Retained> {
   const result: Retained = { manifests: new Map(), chunks: new Map(), unreadable: 0, byManifest: new Map(), missing: new Set() }
   for (const content of retainedContents(volume, retentionMs, opts.now)) {
     if (!('manifest' in content)) continue
@@ -62,6 +68,11 @@ export async function retained (volume: Volume, retentionMs: number, opts: Abort
     if (result.manifests.has(key)) continue
     result.manifests.set(key, content.manifest)
     opts.signal?.throwIfAborted()
+    const known = opts.known?.get(key)
+    if (known !== undefined) {
+      collect(result, key, known)
+      continue
+    }
     let manifest
     try {
       manifest = await volume.chunks.readManifest(content.manifest, opts)
@@ -72,15 +83,19 @@ export async function retained (volume: Volume, retentionMs: number, opts: Abort
       result.missing.add(key)
       continue
     }
-    const refs = manifest.chunks.filter(ref => ref.cid !== null)
-    for (const ref of refs) {
-      // one chunk in manifests of both placement rules (equal bytes written before and after
-      // the switch: placement.ts): the balanced ref wins whatever the order of the manifests, so
-      // every pass plans the chunk by one rule and its fragments do not go back and forth
-      const had = result.chunks.get(ref.cid!.toString())
-      if (had === undefined || (had.rule === undefined && ref.rule !== undefined)) result.chunks.set(ref.cid!.toString(), ref)
-    }
-    result.byManifest.set(key, refs)
+    collect(result, key, manifest.chunks.filter(ref => ref.cid !== null))
   }
   return result
+}
+
+/** Add one manifest's data chunks to the result. */
+function collect (result: Retained, key: string, refs: ChunkRef[]): void {
+  for (const ref of refs) {
+    // one chunk in manifests of both placement rules (equal bytes written before and after
+    // the switch: placement.ts): the balanced ref wins whatever the order of the manifests, so
+    // every pass plans the chunk by one rule and its fragments do not go back and forth
+    const had = result.chunks.get(ref.cid!.toString())
+    if (had === undefined || (had.rule === undefined && ref.rule !== undefined)) result.chunks.set(ref.cid!.toString(), ref)
+  }
+  result.byManifest.set(key, refs)
 }

@@ -13,12 +13,6 @@ const log = logger('keeper:survey')
 
 /** Peers asked at once during a survey. */
 export const SURVEY_CONCURRENCY = 8
-/**
- * Local lookups (store.has) at once during a survey: each is a file-system call on libuv's
- * thread pool (4 threads by default); more at once would not go faster, only queue this
- * host's reads and writes (a mount's among them) behind a survey of thousands of fragments.
- */
-export const LOCAL_LOOKUPS = 4
 /** Fragment CIDs asked of one peer in one have-query (a survey of many chunks is cut in batches). */
 export const SURVEY_BATCH = 4096
 
@@ -51,9 +45,12 @@ export interface SurveyOptions extends AbortOptions {
 export async function survey (c: SurveyComponents, refs: ChunkRef[], live: string[], opts: SurveyOptions = {}): Promise<Holdings> {
   const cids = [...new Map(refs.flatMap(r => r.fragments).map(f => [f.toString(), f])).values()]
   const holdings: Holdings = new Map(cids.map(f => [f.toString(), new Set<string>()]))
-  await forEachLimited(cids, LOCAL_LOOKUPS, async f => {
+  // one after the other: the store answers from memory (data/present.ts), and a queue around
+  // each lookup cost more than the lookup
+  for (const f of cids) {
+    opts.signal?.throwIfAborted()
     if (await c.hasLocal(f)) holdings.get(f.toString())!.add(c.self)
-  }, opts)
+  }
   const liveSet = new Set(live)
   liveSet.delete(c.self)
   // each peer is asked about every fragment (a full mesh), or about the fragments of the chunks

@@ -8,7 +8,8 @@
 // log append each), local ops by type, ops received by all hosts (Tree.receive), block puts
 // (Store.putMany, all hosts), and the FUSE requests by kind with their summed time. With
 // DARKFS_DRIVE_PROF=FILE it writes a CPU profile of the run (summarise it with
-// scripts/prof-summary.ts). The counters wrap prototype methods: a measuring aid.
+// scripts/prof-summary.ts). The counters wrap prototype methods: a measuring aid. Store.has calls
+// (have-queries answered and survey lookups, all hosts) and repair passes started are counted too.
 import { mkdtemp, chmod, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
@@ -25,9 +26,12 @@ const n = Number(process.env.DARKFS_DRIVE_HOSTS ?? 1)
 const src = process.env.DARKFS_DRIVE_TAR_DIR ?? '/usr/include/linux'
 const prof = process.env.DARKFS_DRIVE_PROF
 const work = process.env.DARKFS_DRIVE_WORK ?? 'tar'
-const c = { puts: 0, blocks: 0, commits: 0, ops: 0, receives: 0, received: 0 }
+const c = { puts: 0, blocks: 0, commits: 0, ops: 0, receives: 0, received: 0, has: 0, passes: 0 }
 const putMany = Store.prototype.putMany
 Store.prototype.putMany = async function (this: Store, blocks: any[], opts?: any) { c.puts++; c.blocks += blocks.length; return await putMany.call(this, blocks, opts) } as any
+// Store.has: every have-query's answer and every survey's local lookup, on all hosts
+const has = Store.prototype.has
+Store.prototype.has = async function (this: Store, cid: any) { c.has++; return await has.call(this, cid) } as any
 const commitMany = Tree.prototype.commitMany
 Tree.prototype.commitMany = async function (this: Tree, bodies: any[]) { c.commits++; c.ops += bodies.length; return await commitMany.call(this, bodies) } as any
 const receive = Tree.prototype.receive
@@ -46,6 +50,8 @@ try {
     : Number((await sh('sh', ['-c', `tar tf ${tarball} | wc -l`], { timeoutMs: 60_000 })).stdout.trim())
   const hosts = await startCluster(t, n, { transport: 'tcp' })
   await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
+  // repair passes started, all hosts
+  for (const h of hosts) h.keep.repairer.addEventListener('start', () => { c.passes++ })
   const fops = new Map<string, [number, number]>()
   const mountOn = async (i: number, onOp?: (op: string, sec: number) => void): Promise<string> => {
     const dir = await mkdtemp(join(base, `mnt${i}-`))
@@ -83,7 +89,7 @@ try {
     session.disconnect()
   }
   const per = (x: number): string => (x / files).toFixed(2)
-  process.stdout.write(`${work === 'git-clone' ? 'git clone' : `tar x ${src}`} (${files} entries) hosts=${n}: ${r.seconds.toFixed(2)} s, cpu ${((used.user + used.system) / 1e6).toFixed(2)} s; per entry: commits ${per(c.commits)} ops ${per(c.ops)} received ${per(c.received)} (in ${per(c.receives)} calls) puts ${per(c.puts)} blocks ${per(c.blocks)}\n`)
+  process.stdout.write(`${work === 'git-clone' ? 'git clone' : `tar x ${src}`} (${files} entries) hosts=${n}: ${r.seconds.toFixed(2)} s, cpu ${((used.user + used.system) / 1e6).toFixed(2)} s; per entry: commits ${per(c.commits)} ops ${per(c.ops)} received ${per(c.received)} (in ${per(c.receives)} calls) puts ${per(c.puts)} blocks ${per(c.blocks)} has ${per(c.has)}; repair passes ${c.passes}\n`)
   process.stdout.write('  local ops per entry: ' + [...types].map(([k, v]) => `${k}=${per(v)}`).join(' ') + '\n')
   process.stdout.write('  fuse per entry: ' + [...fops].sort((a, b) => b[1][1] - a[1][1]).map(([k, [cnt, s]]) => `${k}=${per(cnt)}/${(s * 1000 / files).toFixed(1)}ms`).join(' ') + '\n')
 } finally {
