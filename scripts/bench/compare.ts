@@ -22,14 +22,17 @@
 // I/O run, default 30), DARKFS_COMPARE_TIMEOUT_S (caps every workload's deadline, for quick
 // runs), DARKFS_COMPARE_SYSTEMS (a comma list of the systems above, default all),
 // DARKFS_COMPARE_WORKLOADS (a comma list of workload keys of _compare-work.ts, e.g.
-// seqwrite.MiBps,placed.s,coldread.MiBps, default all).
+// seqwrite.MiBps,placed.s,coldread.MiBps, default all), DARKFS_COMPARE_PROF (a dir: a CPU
+// profile of this process for each darkfs cell of those three workloads, written there as
+// <workload>.<system>.cpuprofile; scripts/prof-summary.ts reads it).
 // Needs root (mounts, drop_caches). Run alone: `DARKFS_BENCH=compare npm run bench`.
-import { mkdtemp, chmod, rm, mkdir, readFile } from 'node:fs/promises'
+import { mkdtemp, chmod, rm, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Teardown } from '../../harness/tmp.ts'
 import { dirname, basename } from 'node:path'
 import { Worker } from 'node:worker_threads'
+import { Session } from 'node:inspector/promises'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import { init } from '../../node/cli/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
@@ -70,6 +73,26 @@ async function guard<T> (what: string, ms: number, p: Promise<T>): Promise<T> {
     return await Promise.race([p, late])
   } finally {
     clearTimeout(timer)
+  }
+}
+
+/** The darkfs cells whose CPU is figured per MiB (and profiled with DARKFS_COMPARE_PROF). */
+const CPU_WORKLOADS = new Set(['seqwrite.MiBps', 'placed.s', 'coldread.MiBps'])
+
+/**
+ * A CPU profile of this process (the darkfs hosts run in it) from now until the returned
+ * function is called, which writes it to `file`; nothing when `file` is undefined.
+ */
+async function profile (file: string | undefined): Promise<() => Promise<void>> {
+  if (file === undefined) return async () => {}
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  return async () => {
+    const { profile } = await session.post('Profiler.stop')
+    session.disconnect()
+    await writeFile(file, JSON.stringify(profile))
   }
 }
 
@@ -206,6 +229,8 @@ export async function run (): Promise<Record<string, number | string>> {
             // this process's CPU (the darkfs hosts run in it; fio and the kernel's FUSE side do not count)
             const cpu0 = process.cpuUsage()
             const wait0 = await runQueueWait()
+            const profDir = process.env.DARKFS_COMPARE_PROF
+            const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key) ? join(profDir, `${key}.cpuprofile`) : undefined)
             try {
               const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
               cells.set(key, v)
@@ -214,12 +239,15 @@ export async function run (): Promise<Record<string, number | string>> {
               if (wl.key === 'seqwrite.MiBps') wrote = false
             }
             const cpu = process.cpuUsage(cpu0)
+            await stopProfile()
             const cpuS = (cpu.user + cpu.system) / 1e6
-            if (system.startsWith('darkfs') && (wl.key === 'seqwrite.MiBps' || wl.key === 'coldread.MiBps' || wl.key === 'placed.s')) {
+            if (system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key)) {
               figures[`compare.${key}.cpu.ms_per_MiB`] = cpuS * 1000 / mib
+              // system time: the kernel's side of the sockets, disk writes and FUSE requests of every thread
+              figures[`compare.${key}.cpu.system.ms_per_MiB`] = cpu.system / 1000 / mib
             }
             const waitS = (await runQueueWait()) - wait0
-            process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process, ${waitS.toFixed(1)} s runnable but waiting for a core)\n`)
+            process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core)\n`)
           }
           // outside the guard: a slow removal does not turn a measured figure into an error
           await guard(`${system} ${wl.key} cleanup`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, clean(target, wl, work)).catch((err: Error) => {
