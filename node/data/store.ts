@@ -139,7 +139,18 @@ export class Store {
 
   async has (cid: CID): Promise<boolean> {
     if (this.absent(cid)) return false
+    await this.written(cid)
     return await this.blocks.has(cid)
+  }
+
+  /**
+   * Until a put of `cid` in progress here is over (never throws: its caller hears a failure):
+   * a block is read, or found, once its file is whole and synced, not as absent while a write
+   * that goes on without waiting for its put (blocks.ts ChunkWrite) still stores it.
+   */
+  private async written (cid: CID): Promise<void> {
+    const writing = this.writing.get(cid.toString())
+    if (writing !== undefined) await writing.catch(() => {}) // ignored: the put's caller hears its failure
   }
 
   /** Surely not stored here (present.ts, or deleted since); false means "ask the disk". */
@@ -179,29 +190,31 @@ export class Store {
         this.corrupted.delete(key)
         // the same block being stored by another call: it counts once, and is shared
         const other = this.writing.get(key)
-        if (other !== undefined) await other.catch(() => {}) // ignored: that call reports its own failure; this one checks the file below
-        // a block surely absent needs no stat (a failing one: an exception on the main thread)
-        if (!this.absent(cid) && await this.presentOnDisk(file, bytes.byteLength)) {
-          // stored by someone else too (or before): no longer one write's alone
-          if (this.claims.get(key) !== opts.claim) this.claims.delete(key)
-          return
-        }
-        this.space?.admit(bytes.byteLength)
-        this.noteStored(cid)
-        // the file's bytes and its directory entry are synced at once, not one after the other:
-        // both must be durable before put() returns, in no order between them (a small write's
-        // fsync on a host waits for a few of these in a row: each sync is a disk flush)
+        // in `writing` from the call on (not from the file write on): a read of the block waits
+        // for it (written()), whatever this put still checks first
         const writing = (async () => {
+          if (other !== undefined) await other.catch(() => {}) // ignored: that call reports its own failure; this one checks the file below
+          // a block surely absent needs no stat (a failing one: an exception on the main thread)
+          if (!this.absent(cid) && await this.presentOnDisk(file, bytes.byteLength)) {
+            // stored by someone else too (or before): no longer one write's alone
+            if (this.claims.get(key) !== opts.claim) this.claims.delete(key)
+            return
+          }
+          this.space?.admit(bytes.byteLength)
+          this.noteStored(cid)
+          // the file's bytes and its directory entry are synced at once, not one after the other:
+          // both must be durable before put() returns, in no order between them (a small write's
+          // fsync on a host waits for a few of these in a row: each sync is a disk flush)
           await this.blocks.put(cid, bytes)
           await Promise.all([fsyncPath(file), fsyncPath(dir)])
+          // written: not gone, even if a deletion began while it was being written
+          this.gone.delete(goneKey(cid))
+          this.count(bytes.byteLength)
+          if (opts.claim !== undefined) this.claims.set(key, opts.claim)
+          else this.claims.delete(key)
         })()
         this.writing.set(key, writing)
         try { await writing } finally { if (this.writing.get(key) === writing) this.writing.delete(key) }
-        // written: not gone, even if a deletion began while it was being written
-        this.gone.delete(goneKey(cid))
-        this.count(bytes.byteLength)
-        if (opts.claim !== undefined) this.claims.set(key, opts.claim)
-        else this.claims.delete(key)
       }))
     } catch (err: any) {
       if (err instanceof FsError) throw err // the space gate refused: it knows
@@ -289,6 +302,7 @@ export class Store {
   /** Read a block, verified. Throws CorruptBlockError (and quarantines it) on a hash mismatch. */
   async get (cid: CID): Promise<Uint8Array> {
     const { file } = this.file(cid)
+    await this.written(cid)
     let bytes: Uint8Array
     try {
       bytes = await readFile(file)
@@ -314,6 +328,7 @@ export class Store {
    */
   async readSlice (cid: CID, offset: number, length: number): Promise<Uint8Array | undefined> {
     if (this.absent(cid)) return undefined
+    await this.written(cid)
     let fh
     try {
       fh = await open(this.file(cid).file, 'r')
