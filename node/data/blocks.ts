@@ -303,7 +303,7 @@ export class ChunkService {
     // only its page from disk (leaves.ts)
     const encoded = await encodeChunkAsync(bytes, offset, k, m)
     if (encoded.ref.cid !== null) {
-      encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => this.localLeaves.remember(b.cid, b.bytes))
+      encoded.ref.roots = await this.localLeaves.rememberAll(encoded.blocks.slice(0, encoded.ref.k))
       if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
     // verified: encodeChunkAsync hashed these very blocks to their CIDs just now, and `bytes`
