@@ -726,7 +726,7 @@ export class ChunkWrite {
       if (this.done !== 'abandoned') this.onProgress?.(this.progress)
       await this.chunks.place([ref], { inode: this.inode, signal: AbortSignal.any([this.stop.signal, stop.signal]), settle: true })
         .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
-    }, () => {})
+    }, () => {}) // the put's failure: nothing to place, and durable() throws it
       .finally(() => {
         this.inflight.delete(run)
         this.placing.delete(ref)
