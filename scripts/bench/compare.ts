@@ -157,6 +157,11 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
       await untilSize(join(readDir, FIO_FILE), w.mib << 20, w.deadline(120_000))
       reader.volume.chunks.dropCache()
     },
+    streams: () => {
+      const out = new Map<string, number>()
+      for (const h of hosts) for (const [p, { streams }] of Object.entries(h.host.traffic().protocols)) out.set(p, (out.get(p) ?? 0) + streams)
+      return out
+    },
     // a lone host has no peer to place on: no placement figure there
     placed: n > 1
       ? async (timeoutMs) => {
@@ -231,6 +236,7 @@ export async function run (): Promise<Record<string, number | string>> {
             const cpu0 = process.cpuUsage()
             const wait0 = await runQueueWait()
             const profDir = process.env.DARKFS_COMPARE_PROF
+            const streams0 = target.streams?.()
             const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key) ? join(profDir, `${key}.cpuprofile`) : undefined)
             try {
               const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
@@ -248,6 +254,11 @@ export async function run (): Promise<Record<string, number | string>> {
               figures[`compare.${key}.cpu.system.ms_per_MiB`] = cpu.system / 1000 / mib
             }
             const waitS = (await runQueueWait()) - wait0
+            if (streams0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
+              // streams opened per protocol in the cell, per MiB (each is an open, a negotiation and a close)
+              const opened = [...target.streams!()].map(([p, n]) => [p, n - (streams0.get(p) ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])
+              process.stdout.write(`  compare: ${key} streams opened per MiB: ${opened.slice(0, 8).map(([p, n]) => `${p} ${(n / mib).toFixed(2)}`).join(', ')}\n`)
+            }
             process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core)\n`)
           }
           // outside the guard: a slow removal does not turn a measured figure into an error
