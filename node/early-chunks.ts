@@ -1,6 +1,7 @@
 // An open file's chunks placed before its commit (issue 17, item 8; DESIGN.md §5): when a
 // sequential writer moves past a whole chunk (written to its end, and the next write goes on
-// after it), the chunk is encoded, stored and its placement started at once, through the same
+// after it), the chunk is encoded and its store and placement started at once (the write goes on
+// while its put syncs: a commit waits for durable()), through the same
 // bounded window as `put` (data/blocks.ts ChunkWrite, PLACE_WINDOW_BYTES), so a large write
 // through the mount or a FileHandle never lands whole on the writer's disk: the writer keeps its
 // own share of what is placed, and write() waits while the window is full (backpressure).
@@ -67,6 +68,14 @@ export class EarlyChunks {
     this.forget(i)
     this.refs.set(i, ref)
     return ref
+  }
+
+  /**
+   * Every early chunk is durable here (ChunkWrite.chunk returns before its local put is over);
+   * throws the first put that failed. A commit waits for it before its op names the chunks.
+   */
+  async durable (): Promise<void> {
+    await this.write?.durable()
   }
 
   /** Chunk `i` is not in the next version as stored early (rewritten, cut off): it is released. */

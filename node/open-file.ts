@@ -556,6 +556,8 @@ export class OpenFile {
   /** The content of the current state (in a turn of the queue). */
   private async build (signal?: AbortSignal): Promise<Committed | undefined> {
     if (!this.changed) return undefined
+    // the chunks stored early are durable here before any version names them
+    await raceSignal(this.early.durable(), signal)
     if (this.appendOnly && this.size > this.base.size && this.baseLimit >= this.base.size) return await this.buildAppend(signal)
     if (this.patchable()) return await this.buildPatch(signal)
     if (this.size <= INLINE_MAX) {

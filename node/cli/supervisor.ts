@@ -30,6 +30,24 @@ export const RESTART_DELAY_MAX_MS = 30_000
 export const STABLE_AFTER_MS = 60_000
 /** Set in a worker's environment: run the host in this process, report readiness over IPC. */
 export const WORKER_ENV = 'DARKFS_WORKER'
+/**
+ * libuv's threadpool size a worker runs with, unless UV_THREADPOOL_SIZE is set: a host's file
+ * writes, their syncs (two per block stored: the file and its directory) and its hashing
+ * (chunk encode, Store.get) all queue on it, and Node's default of 4 let a writer's syncs hold
+ * its next chunk's hashing back (a 4+2 chunk is 12 syncs on the writer). Threads waiting on the
+ * disk cost no CPU.
+ */
+export const WORKER_THREADPOOL_SIZE = 16
+
+/**
+ * A worker's environment from this process's: systemd's notify socket stays here (the main
+ * process tells systemd: node/cli/notify.ts), the worker is marked as one, and its threadpool is
+ * WORKER_THREADPOOL_SIZE unless UV_THREADPOOL_SIZE is set.
+ */
+export function workerEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { NOTIFY_SOCKET: _, ...rest } = env
+  return { UV_THREADPOOL_SIZE: String(WORKER_THREADPOOL_SIZE), ...rest, [WORKER_ENV]: '1' }
+}
 
 /** What a worker sends its supervisor once it serves (after its `ready` line). */
 export interface ReadyMessage { type: 'darkfs:ready' }
@@ -92,11 +110,9 @@ export async function supervise (args: string[], init: { mount?: string, say?: (
     let everReady = false
     for (;;) {
       const started = Date.now()
-      // systemd's notify socket stays here: the main process tells systemd (node/cli/notify.ts)
-      const { NOTIFY_SOCKET: _, ...env } = process.env
       const worker = spawn(process.execPath, argv, {
         stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-        env: { ...env, [WORKER_ENV]: '1' },
+        env: workerEnv(process.env),
         detached: true
       })
       child = worker

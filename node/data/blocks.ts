@@ -162,6 +162,12 @@ export interface ChunkServiceInit {
 
 /** Block puts one commit runs at once at most (PutGroup): two, so each overlaps the next. */
 export const PUT_GROUP_PARALLEL = 2
+/**
+ * Chunk puts one ChunkWrite runs at once at most while its writer goes on (chunk() waits past
+ * it): four, so the writer encodes the next chunks while earlier ones sync; the place window
+ * bounds the bytes besides.
+ */
+export const CHUNK_WRITE_PUTS_PARALLEL = 4
 
 /**
  * The block puts of one commit (a version's chunks, then its manifest), run so that their disk
@@ -175,12 +181,23 @@ export const PUT_GROUP_PARALLEL = 2
 export class PutGroup {
   private readonly running = new Set<Promise<void>>()
   private failed?: { err: unknown }
+  private readonly parallel: number
+
+  /** `parallel`: puts run at once at most (add() waits past it). */
+  constructor (parallel: number = PUT_GROUP_PARALLEL) {
+    this.parallel = parallel
+  }
 
   /** Run `put` in the group; waits while the group is full; throws a failure seen so far. */
   async add (put: Promise<void>): Promise<void> {
     const run: Promise<void> = put.catch((err: unknown) => { this.failed ??= { err } }).finally(() => { this.running.delete(run) }) // kept: the next add() or done() throws it
     this.running.add(run)
-    while (this.running.size >= PUT_GROUP_PARALLEL) await Promise.race(this.running)
+    while (this.running.size >= this.parallel) await Promise.race(this.running)
+    if (this.failed !== undefined) throw this.failed.err
+  }
+
+  /** Throws the first failure of the group's puts so far, if any. */
+  throwIfFailed (): void {
     if (this.failed !== undefined) throw this.failed.err
   }
 
@@ -271,9 +288,13 @@ export class ChunkService {
   /**
    * Encode and store a chunk locally (fsynced). Placement happens at commit. `claim`: see
    * Store.putMany. With a `group`, it returns once the chunk is encoded: its put runs in the
-   * group, and is durable once group.done() resolves (PutGroup).
+   * group, and is durable once group.done() resolves (PutGroup); `stored` is that put alone
+   * (it rejects as the group does: whoever waits on it handles the failure too).
+   * The decoded chunk (cache) and its fragments (staging) are in memory from the encode on, not
+   * from the put's end: a read of the chunk, or its placement, never goes to a disk or a network
+   * that does not have it yet while the put runs in a group.
    */
-  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number }, group?: PutGroup } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
+  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number }, group?: PutGroup } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }>, stored: Promise<void> }> {
     // local work: checked at entry, never torn half-way
     opts.signal?.throwIfAborted()
     const { k, m } = paramsFor(bytes.byteLength, opts.params ?? this.params())
@@ -282,20 +303,22 @@ export class ChunkService {
     // only its page from disk (leaves.ts)
     const encoded = await encodeChunkAsync(bytes, offset, k, m)
     if (encoded.ref.cid !== null) {
-      encoded.ref.roots = encoded.blocks.slice(0, encoded.ref.k).map(b => this.localLeaves.remember(b.cid, b.bytes))
+      encoded.ref.roots = await this.localLeaves.rememberAll(encoded.blocks.slice(0, encoded.ref.k))
       if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
     // verified: encodeChunkAsync hashed these very blocks to their CIDs just now, and `bytes`
     // (which the fragments view or were coded from) must not change: the cache keeps it as the chunk
-    const put = this.store.putMany(encoded.blocks, { claim: opts.claim, verified: true }).then(() => {
-      if (encoded.ref.cid !== null) {
-        this.cache.set(encoded.ref.cid.toString(), bytes)
-        this.staging?.stage(encoded.ref.cid.toString(), encoded.blocks)
-      }
-    })
+    const put = this.store.putMany(encoded.blocks, { claim: opts.claim, verified: true })
+    const chunk = encoded.ref.cid?.toString()
+    if (chunk !== undefined) {
+      this.cache.set(chunk, bytes)
+      this.staging?.stage(chunk, encoded.blocks)
+      // a failed put leaves no chunk to place: its fragments leave the staging memory
+      put.catch(() => { this.staging?.release(chunk) })
+    }
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
-    return encoded
+    return { ...encoded, stored: put }
   }
 
   /**
@@ -586,8 +609,13 @@ export class ChunkService {
 /**
  * One write of a whole new version (`put`, writeFile: Volume.replaceFile), placed as it goes
  * (DESIGN.md §5; issue 17): each chunk is encoded, stored here (fsynced) and handed to the
- * network at once, and the write waits while more than `windowBytes` of its fragments are still
- * being placed (PLACE_WINDOW_BYTES). The blocks it stores new are claimed (Store.putMany), so a
+ * network once it is durable here, and the write waits while more than `windowBytes` of its
+ * fragments are still being stored or placed (PLACE_WINDOW_BYTES). chunk() returns once the
+ * chunk is encoded: its local put runs while the writer goes on (at most
+ * CHUNK_WRITE_PUTS_PARALLEL at once), so a sequential writer's next chunk is not held for this
+ * one's disk syncs (on six hosts one process's syncs queue behind each other: 12 per chunk on
+ * the writer); durable() (and manifest()) wait until every put is over and throw the first
+ * failure, so nothing names a chunk before it is durable here. The blocks it stores new are claimed (Store.putMany), so a
  * write abandoned before its commit (an error, a cancelled `put`) deletes exactly what it left,
  * here and on the hosts that took fragments, without waiting for GC's retention.
  *
@@ -612,6 +640,8 @@ export class ChunkWrite {
   private readonly placing = new Map<ChunkRef, { run: Promise<void>, stop: AbortController }>()
   /** Releases of chunks given up one by one (release()), one after another; chunk() waits for them. */
   private releasing: Promise<void> = Promise.resolve()
+  /** The local puts of the chunks stored (durable() waits for them, and throws their first failure). */
+  private readonly puts = new PutGroup(CHUNK_WRITE_PUTS_PARALLEL)
   private held = 0
   private done: 'open' | 'committed' | 'abandoned' = 'open'
   /** The erasure parameters of every chunk of this version, fixed at its first chunk. */
@@ -660,20 +690,43 @@ export class ChunkWrite {
     // a chunk given up a moment ago is gone here and on peers before one with its blocks is stored
     await raceSignal(this.releasing, opts.signal)
     if (this.done !== 'open') throw new Error(`chunk() on a ${this.done} write`)
-    const { ref, blocks } = await this.chunks.storeChunk(bytes, offset, { signal: opts.signal, claim: this, params: this.params })
-    for (const b of blocks) this.blocks.set(b.cid.toString(), b.cid)
+    // an earlier chunk's put failed (a full disk): this write fails at its next chunk, not only at its commit
+    this.puts.throwIfFailed()
+    // held from before the encode: the window bounds the chunks being stored too
+    this.held += cost
+    let stored: Promise<void>
+    let ref: ChunkRef
+    try {
+      const encoded = await this.chunks.storeChunk(bytes, offset, { signal: opts.signal, claim: this, params: this.params, group: this.puts })
+      stored = encoded.stored
+      ref = encoded.ref
+      for (const b of encoded.blocks) this.blocks.set(b.cid.toString(), b.cid)
+    } catch (err) {
+      this.held -= cost
+      throw err
+    }
     this.refs.push(ref)
-    this.progress.stored += bytes.byteLength
     if (this.network === undefined || ref.cid === null) {
-      this.progress.placed += bytes.byteLength
-      this.onProgress?.(this.progress)
+      const run: Promise<void> = stored.then(() => {
+        this.progress.stored += bytes.byteLength
+        this.progress.placed += bytes.byteLength
+        if (this.done !== 'abandoned') this.onProgress?.(this.progress)
+      }, () => {}) // the put's failure: durable() throws it
+        .finally(() => { this.inflight.delete(run); this.placing.delete(ref); this.held -= cost })
+      this.inflight.add(run)
+      // a release() of the chunk deletes its blocks once the put is over (they are claimed then)
+      this.placing.set(ref, { run, stop: new AbortController() })
       return ref
     }
-    this.onProgress?.(this.progress)
-    this.held += cost
     const stop = new AbortController()
-    const run: Promise<void> = this.chunks.place([ref], { inode: this.inode, signal: AbortSignal.any([this.stop.signal, stop.signal]), settle: true })
-      .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
+    // placed once durable here (a chunk is pending, and placement may hand copies over, only
+    // once this host holds it): a put that failed places nothing, and durable() throws its failure
+    const run: Promise<void> = stored.then(async () => {
+      this.progress.stored += bytes.byteLength
+      if (this.done !== 'abandoned') this.onProgress?.(this.progress)
+      await this.chunks.place([ref], { inode: this.inode, signal: AbortSignal.any([this.stop.signal, stop.signal]), settle: true })
+        .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
+    }, () => {}) // the put's failure: nothing to place, and durable() throws it
       .finally(() => {
         this.inflight.delete(run)
         this.placing.delete(ref)
@@ -731,8 +784,17 @@ export class ChunkWrite {
     log('rewritten chunk %s released: %d block(s) deleted here', ref.cid!.toString(), freed)
   }
 
-  /** Store the version's manifest (claimed like the chunks; placed by placed()). */
+  /**
+   * Every chunk stored so far is durable here (their puts are over); throws the first put that
+   * failed. Before anything names the chunks (a manifest, an op).
+   */
+  async durable (): Promise<void> {
+    await this.puts.done()
+  }
+
+  /** Store the version's manifest (claimed like the chunks; placed by placed()), once every chunk is durable here. */
   async manifest (manifest: Manifest, opts: AbortOptions = {}): Promise<{ cid: CID, ref: ChunkRef }> {
+    await raceSignal(this.durable(), opts.signal)
     const stored = await this.chunks.storeManifest(manifest, { signal: opts.signal, claim: this })
     this.blocks.set(stored.cid.toString(), stored.cid)
     this.refs.push(stored.ref)

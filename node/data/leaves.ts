@@ -16,6 +16,7 @@ import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
 import { HASH_BYTES, LEAF_BYTES, equalBytes, leafCount, leafHashes, leafMatches, proofFromLeaves, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
+import { sha256Many } from './erasure.ts'
 
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
 export const LEAF_HASHES_BYTES = 16 << 20
@@ -43,6 +44,43 @@ export class LocalLeaves {
     const root = rootFromLeaves(bytes.byteLength, hashes)
     this.keep(cid, bytes.byteLength, root, hashes)
     return root
+  }
+
+  /**
+   * remember() for the data fragments of a chunk just encoded, with the leaves hashed on the
+   * erasure addon's threadpool (sha256Many, one job per fragment) when it is there: a writer
+   * hashes every leaf of every chunk it writes (256 per MiB), off the event loop its host (and,
+   * in one process, the other hosts too) needs for everything else. The fragments' roots, in
+   * order; the same hashes as remember()'s (each leaf is copied after its tag byte: sha256Many
+   * hashes whole buffers). `blocks` must not change until it settles.
+   */
+  async rememberAll (blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<Uint8Array[]> {
+    const many = sha256Many
+    if (many === undefined || blocks.length === 0) return blocks.map(b => this.remember(b.cid, b.bytes))
+    const inputs: Uint8Array[] = []
+    const cuts: number[] = []
+    for (const { bytes } of blocks) {
+      if (inputs.length > 0) cuts.push(inputs.length)
+      const n = leafCount(bytes.byteLength)
+      const tagged = new Uint8Array(bytes.byteLength + n)
+      for (let i = 0; i < n; i++) {
+        const leaf = bytes.subarray(i * LEAF_BYTES, (i + 1) * LEAF_BYTES)
+        const at = i * (LEAF_BYTES + 1)
+        // tagged[at] = 0: the leaf tag (merkle.ts LEAF_TAG), a fresh buffer's zero
+        tagged.set(leaf, at + 1)
+        inputs.push(tagged.subarray(at, at + 1 + leaf.byteLength))
+      }
+    }
+    const digests = await many(inputs, cuts, 0)
+    let next = 0
+    return blocks.map(({ cid, bytes }) => {
+      const n = leafCount(bytes.byteLength)
+      const hashes = new Uint8Array(n * HASH_BYTES)
+      for (let i = 0; i < n; i++) hashes.set(digests[next++], i * HASH_BYTES)
+      const root = rootFromLeaves(bytes.byteLength, hashes)
+      this.keep(cid, bytes.byteLength, root, hashes)
+      return root
+    })
   }
 
   /** Forget everything kept (tests and benchmarks read cold). */

@@ -141,9 +141,21 @@ export class Store {
 
   /** Whether the block is stored here: from memory once tally() walked the store (present.ts), else asked of the disk. */
   async has (cid: CID): Promise<boolean> {
+    // a put under way (a write goes on without waiting for its put: blocks.ts ChunkWrite): the
+    // block is found once its file is whole and synced, not as absent meanwhile
+    await this.written(cid)
     const known = this.known(cid)
     if (known !== undefined) return known
     return await this.blocks.has(cid)
+  }
+
+  /**
+   * Until the changes of `cid` under way here (a put, a delete) are over; never throws (their
+   * callers hear their failures). A read waits for a put still storing the block.
+   */
+  private async written (cid: CID): Promise<void> {
+    const busy = this.busy.get(blockKey(cid))
+    if (busy !== undefined) await busy
   }
 
   /** What the index says of a block (undefined: no index yet, or not a sha256 block: ask the disk). */
@@ -367,6 +379,7 @@ export class Store {
   /** Read a block, verified. Throws CorruptBlockError (and quarantines it) on a hash mismatch. */
   async get (cid: CID): Promise<Uint8Array> {
     const { file } = this.file(cid)
+    await this.written(cid)
     let bytes: Uint8Array
     try {
       bytes = await readFile(file)
@@ -392,6 +405,7 @@ export class Store {
    * Merkle tree (data/leaves.ts). Undefined when the block is not here or shorter than that.
    */
   async readSlice (cid: CID, offset: number, length: number): Promise<Uint8Array | undefined> {
+    await this.written(cid)
     if (this.absent(cid)) return undefined
     let fh
     const { file } = this.file(cid)

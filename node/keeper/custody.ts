@@ -65,6 +65,11 @@ export class Custody {
   private readonly promisees = new Map<string, Set<string>>()
   /** Blocks this host is dropping now (it promises none of them). */
   private readonly dropping = new Set<string>()
+  /**
+   * Per keeper: whether a drop's call to it is in flight, and the drops' blocks waiting for the
+   * next one (askTogether()).
+   */
+  private readonly asking = new Map<string, { busy: boolean, waiting: Array<{ cids: CID[], answer: (promised: Set<string>) => void }> }>()
   private readonly promiseMs: number
   private started = false
   private unserve: (() => Promise<void>) | undefined
@@ -159,6 +164,39 @@ export class Custody {
   }
 
   /**
+   * ask(), for drops: one call to a keeper at a time, and the blocks of the drops that come
+   * meanwhile go together in the next one. A sequential write hands over the copies of each
+   * chunk it placed (five keepers per chunk at 4+2): one call per keeper per chunk was a stream
+   * of its own each (opened, negotiated, closed), several per MiB written; under way, the chunks
+   * placed while a call runs share the next. With a signal, the call is the caller's own.
+   */
+  private async askTogether (peer: string, cids: CID[], opts: AbortOptions): Promise<Set<string>> {
+    if (opts.signal !== undefined) return await this.ask(peer, cids, opts)
+    let q = this.asking.get(peer)
+    if (q === undefined) this.asking.set(peer, q = { busy: false, waiting: [] })
+    const queue = q
+    const answered = new Promise<Set<string>>(resolve => { queue.waiting.push({ cids, answer: resolve }) })
+    if (!queue.busy) void this.callTogether(peer, queue)
+    return await answered
+  }
+
+  /** Call `peer` with the blocks waiting in `q`, again while more wait (ask() never throws). */
+  private async callTogether (peer: string, q: { busy: boolean, waiting: Array<{ cids: CID[], answer: (promised: Set<string>) => void }> }): Promise<void> {
+    q.busy = true
+    try {
+      while (q.waiting.length > 0) {
+        const batch = q.waiting.splice(0)
+        // ask() reports its own failures (nothing promised); anything else promises nothing too
+        const promised = await this.ask(peer, [...new Map(batch.flatMap(w => w.cids).map(c => [c.toString(), c])).values()]).catch(() => new Set<string>())
+        for (const w of batch) w.answer(promised)
+      }
+    } finally {
+      q.busy = false
+      if (this.asking.get(peer) === q && q.waiting.length === 0) this.asking.delete(peer)
+    }
+  }
+
+  /**
    * Delete local copies, each only once every one of its keepers promised to keep the block and
    * this host has not promised it to anyone. Returns the CIDs deleted.
    */
@@ -174,7 +212,7 @@ export class Custody {
       const byPeer = new Map<string, CID[]>()
       for (const h of mine) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
       const promised = new Map<string, Set<string>>()
-      await Promise.all([...byPeer].map(async ([peer, cids]) => { promised.set(peer, await this.ask(peer, cids, opts)) }))
+      await Promise.all([...byPeer].map(async ([peer, cids]) => { promised.set(peer, await this.askTogether(peer, cids, opts)) }))
       for (const h of mine) {
         const key = h.cid.toString()
         if (!h.keepers.every(p => promised.get(p)?.has(key) === true)) continue

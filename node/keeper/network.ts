@@ -202,6 +202,20 @@ export class ChunkNetwork extends EventTarget implements Network {
     const peers = this.host.peers().map(p => p.id)
     if (peers.length === 0) throw new BlockUnavailableError(cids[0]?.toString() ?? '?', 'no peer is reachable (offline)')
     try {
+      // first, each fragment from the target a placement put it on (assignment.ts: fragment j on
+      // the member ranked j), with no have-query before: they hold it unless membership changed
+      // since. A have-query is a stream of its own per target (its opening, protocol
+      // negotiation and close): on a cold read through six hosts, five per chunk
+      const guess = opts.chunk?.cid != null ? this.placedOn(opts.chunk, cids, need, peers) : undefined
+      if (guess !== undefined) {
+        const got = await this.swarm.pullAny(cids, need, guess, { signal, background: opts.background }).catch((err: Error) => {
+          signal.throwIfAborted()
+          // a target without its fragment (moved by repair or rebalance): who holds what is asked below
+          log('fetch of %d fragment(s) from their placement targets failed, asking who holds them: %s', cids.length, err.message)
+          return undefined
+        })
+        if (got !== undefined) return got
+      }
       // who holds which fragment, asked of the chunk's targets (one small round trip): the
       // pull then takes each fragment from a host that has it, spread over the fastest
       const holders = opts.chunk?.cid != null ? await this.whoHolds(opts.chunk, cids, peers, signal) : undefined
@@ -227,6 +241,29 @@ export class ChunkNetwork extends EventTarget implements Network {
       if ([...from.values()].every(p => p.length === 0)) throw err
       return await this.swarm.pullAny(cids, need, from, { signal, background: opts.background })
     }
+  }
+
+  /**
+   * Fragment -> the connected hosts a placement of `chunk` among the members now puts it on
+   * (assignment.ts, as fetchRange guesses); undefined when fewer than `need` of `cids` have one,
+   * or the chunk is replicated (k = 1: its holders are asked who has it, as before).
+   */
+  private placedOn (chunk: ChunkRef, cids: CID[], need: number, peers: string[]): Map<string, string[]> | undefined {
+    if (chunk.k === 1) return undefined
+    const connected = new Set(peers)
+    const ranked = this.policy.rank(chunk, this.policy.members(), chunk.k + chunk.m)
+    const want = assignment(ranked, chunk.k, chunk.m)
+    const wanted = new Set(cids.map(c => c.toString()))
+    const out = new Map<string, string[]>()
+    chunk.fragments.forEach((f, j) => {
+      const key = f.toString()
+      if (!wanted.has(key)) return
+      const hosts = out.get(key) ?? []
+      for (const h of want[j] ?? []) if (connected.has(h) && !hosts.includes(h)) hosts.push(h)
+      out.set(key, hosts)
+    })
+    const reachable = [...out.values()].filter(hs => hs.length > 0).length
+    return reachable >= need ? out : undefined
   }
 
   /**

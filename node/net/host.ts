@@ -1142,6 +1142,33 @@ function boundPnetCipher (conn: unknown): void {
   proto.__darkfsSliced = true
 }
 
+/**
+ * pnet's send without its copy: @libp2p/pnet 3 joins what the connection queued into one buffer
+ * (Uint8ArrayList.subarray(), a copy of every byte sent) and then XORs it into another; here
+ * each queued piece is XORed straight into its place in the one buffer written to the socket
+ * (the same key stream, in the same order: the cipher's position moves on piece by piece).
+ * Patched once on the class, from the first protected connection (as boundPnetCipher).
+ */
+function gatheredPnetSend (conn: unknown): void {
+  const proto = conn !== undefined && conn !== null ? Object.getPrototypeOf(conn) : undefined
+  if (proto === undefined || proto === null || typeof proto.sendData !== 'function' || proto.__darkfsGathered === true) return
+  const sendData = proto.sendData
+  proto.sendData = function (this: { outboundXor?: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, maConn?: { send: (bytes: Uint8Array) => boolean } }, data: Uint8Array | Iterable<Uint8Array> & { byteLength: number }): { sentBytes: number, canSendMore: boolean } {
+    const xor = this.outboundXor
+    const maConn = this.maConn
+    if (data instanceof Uint8Array || xor === undefined || maConn === undefined) return sendData.call(this, data)
+    const out = Buffer.allocUnsafeSlow(data.byteLength)
+    let at = 0
+    for (const piece of data) {
+      if (piece.byteLength === 0) continue
+      xor.update(piece, out.subarray(at, at + piece.byteLength))
+      at += piece.byteLength
+    }
+    return { sentBytes: data.byteLength, canSendMore: maConn.send(out) }
+  }
+  proto.__darkfsGathered = true
+}
+
 /** What every libp2p peer sends first after pnet: multistream-select's header. */
 const MSS_HEADER = new Uint8Array([19, ...new TextEncoder().encode('/multistream/1.0.0\n')])
 
@@ -1159,6 +1186,7 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
         try {
           protectedConn = await inner.protect(connection, { ...options, signal })
           boundPnetCipher(protectedConn)
+          gatheredPnetSend(protectedConn)
         } catch (err: any) {
           if (options?.signal?.aborted === true && !deadline.aborted) throw err
           const reason = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'

@@ -39,6 +39,8 @@ export interface Target {
   cold: () => Promise<void>
   /** Seconds until every chunk written is placed (darkfs with peers only). */
   placed?: (timeoutMs: number) => Promise<number>
+  /** Streams opened so far per libp2p protocol, over the hosts in this process (darkfs only). */
+  streams?: () => Map<string, number>
 }
 
 /** What the workloads share in one run: sizes, deadlines, the archive and repository to copy. */

@@ -22,14 +22,17 @@
 // I/O run, default 30), DARKFS_COMPARE_TIMEOUT_S (caps every workload's deadline, for quick
 // runs), DARKFS_COMPARE_SYSTEMS (a comma list of the systems above, default all),
 // DARKFS_COMPARE_WORKLOADS (a comma list of workload keys of _compare-work.ts, e.g.
-// seqwrite.MiBps,placed.s,coldread.MiBps, default all).
+// seqwrite.MiBps,placed.s,coldread.MiBps, default all), DARKFS_COMPARE_PROF (a dir: a CPU
+// profile of this process for each darkfs cell of those three workloads, written there as
+// <workload>.<system>.cpuprofile; scripts/prof-summary.ts reads it).
 // Needs root (mounts, drop_caches). Run alone: `DARKFS_BENCH=compare npm run bench`.
-import { mkdtemp, chmod, rm, mkdir, readFile } from 'node:fs/promises'
+import { mkdtemp, chmod, rm, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Teardown } from '../../harness/tmp.ts'
 import { dirname, basename } from 'node:path'
 import { Worker } from 'node:worker_threads'
+import { Session } from 'node:inspector/promises'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import { init } from '../../node/cli/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
@@ -70,6 +73,26 @@ async function guard<T> (what: string, ms: number, p: Promise<T>): Promise<T> {
     return await Promise.race([p, late])
   } finally {
     clearTimeout(timer)
+  }
+}
+
+/** The darkfs cells whose CPU is figured per MiB (and profiled with DARKFS_COMPARE_PROF). */
+const CPU_WORKLOADS = new Set(['seqwrite.MiBps', 'placed.s', 'coldread.MiBps'])
+
+/**
+ * A CPU profile of this process (the darkfs hosts run in it) from now until the returned
+ * function is called, which writes it to `file`; nothing when `file` is undefined.
+ */
+async function profile (file: string | undefined): Promise<() => Promise<void>> {
+  if (file === undefined) return async () => {}
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  return async () => {
+    const { profile } = await session.post('Profiler.stop')
+    session.disconnect()
+    await writeFile(file, JSON.stringify(profile))
   }
 }
 
@@ -134,6 +157,11 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
       await untilSize(join(readDir, FIO_FILE), w.mib << 20, w.deadline(120_000))
       reader.volume.chunks.dropCache()
     },
+    streams: () => {
+      const out = new Map<string, number>()
+      for (const h of hosts) for (const [p, { streams }] of Object.entries(h.host.traffic().protocols)) out.set(p, (out.get(p) ?? 0) + streams)
+      return out
+    },
     // a lone host has no peer to place on: no placement figure there
     placed: n > 1
       ? async (timeoutMs) => {
@@ -167,12 +195,13 @@ export async function run (): Promise<Record<string, number | string>> {
       mib,
       seconds,
       fioOverhead: await fioOverhead(base),
-      tarball: await makeTarball(base),
-      gitSource: await makeGitSource(base),
+      // made only for the workloads that use them (a run of the fio workloads alone skips both)
+      tarball: workloads.some(wl => wl.key === 'tar.s') ? await makeTarball(base) : undefined,
+      gitSource: workloads.some(wl => wl.key === 'git-clone.s') ? await makeGitSource(base) : '',
       deadline: ms => capS > 0 ? Math.min(ms, capS * 1000) : ms
     }
     figures['compare.fio.overhead.s'] = work.fioOverhead
-    if (work.tarball === undefined) process.stdout.write('  compare: no /usr/include here: no tar figures\n')
+    if (work.tarball === undefined && workloads.some(wl => wl.key === 'tar.s')) process.stdout.write('  compare: no /usr/include here: no tar figures\n')
 
     let gluster: { ok: true } | { ok: false, reason: string } | undefined
     for (const system of systems) {
@@ -206,6 +235,9 @@ export async function run (): Promise<Record<string, number | string>> {
             // this process's CPU (the darkfs hosts run in it; fio and the kernel's FUSE side do not count)
             const cpu0 = process.cpuUsage()
             const wait0 = await runQueueWait()
+            const profDir = process.env.DARKFS_COMPARE_PROF
+            const streams0 = target.streams?.()
+            const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key) ? join(profDir, `${key}.cpuprofile`) : undefined)
             try {
               const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
               cells.set(key, v)
@@ -214,12 +246,20 @@ export async function run (): Promise<Record<string, number | string>> {
               if (wl.key === 'seqwrite.MiBps') wrote = false
             }
             const cpu = process.cpuUsage(cpu0)
+            await stopProfile()
             const cpuS = (cpu.user + cpu.system) / 1e6
-            if (system.startsWith('darkfs') && (wl.key === 'seqwrite.MiBps' || wl.key === 'coldread.MiBps' || wl.key === 'placed.s')) {
+            if (system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key)) {
               figures[`compare.${key}.cpu.ms_per_MiB`] = cpuS * 1000 / mib
+              // system time: the kernel's side of the sockets, disk writes and FUSE requests of every thread
+              figures[`compare.${key}.cpu.system.ms_per_MiB`] = cpu.system / 1000 / mib
             }
             const waitS = (await runQueueWait()) - wait0
-            process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process, ${waitS.toFixed(1)} s runnable but waiting for a core)\n`)
+            if (streams0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
+              // streams opened per protocol in the cell, per MiB (each is an open, a negotiation and a close)
+              const opened = [...target.streams!()].map(([p, n]) => [p, n - (streams0.get(p) ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])
+              process.stdout.write(`  compare: ${key} streams opened per MiB: ${opened.slice(0, 8).map(([p, n]) => `${p} ${(n / mib).toFixed(2)}`).join(', ')}\n`)
+            }
+            process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core)\n`)
           }
           // outside the guard: a slow removal does not turn a measured figure into an error
           await guard(`${system} ${wl.key} cleanup`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, clean(target, wl, work)).catch((err: Error) => {

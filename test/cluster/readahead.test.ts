@@ -144,7 +144,18 @@ describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () 
     const froms: Array<Map<string, string[]> | string[]> = []
     // every have-query fails as a timed-out one does
     swarm.has = async () => { throw new Error('have-query timed out (test)') }
-    swarm.pullAny = async (cids, need, from, opts) => { froms.push(from); return await pullAny(cids, need, from, opts) }
+    // and the first pull of each fetch, from the placement targets alone, finds nothing (as when
+    // repair moved the fragments): the fetch goes on to ask who holds them
+    const guessed = new Set<string>()
+    swarm.pullAny = async (cids, need, from, opts) => {
+      const key = cids.map(c => c.toString()).join()
+      if (!guessed.has(key)) {
+        guessed.add(key)
+        throw new Error('the placement targets hold none of them (test)')
+      }
+      froms.push(from)
+      return await pullAny(cids, need, from, opts)
+    }
     try {
       const bytes = await reader.volume.readFile('/seq.bin')
       assert.ok(Buffer.from(bytes).equals(current), 'the file reads whole, as last written')
@@ -156,6 +167,34 @@ describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () 
     for (const from of froms) {
       assert.ok(from instanceof Map, 'the pull was told whom to ask for each fragment')
       for (const peers of from.values()) assert.ok(peers.length > 0, 'every fragment has peers to ask')
+    }
+  })
+
+  it('network.fetch of a placed chunk asks each fragment of the host placement put it on, with no have-query', async () => {
+    const latest = (await chunksOf(hosts[0], '/seq.bin')).map(r => r.cid!.toString()).join()
+    for (const h of hosts) await until(`${h.name} has the latest version of /seq.bin`, async () => (await chunksOf(h, '/seq.bin')).map(r => r.cid!.toString()).join() === latest)
+    const reader = await remoteReader()
+    const chunks = reader.volume.chunks
+    chunks.dropCache()
+    const swarm = reader.swarm
+    const has = swarm.has.bind(swarm)
+    const pullAny = swarm.pullAny.bind(swarm)
+    let queries = 0
+    const froms: Array<Map<string, string[]> | string[]> = []
+    swarm.has = async (cids, peer, opts) => { queries++; return await has(cids, peer, opts) }
+    swarm.pullAny = async (cids, need, from, opts) => { froms.push(from); return await pullAny(cids, need, from, opts) }
+    try {
+      const bytes = await reader.volume.readFile('/seq.bin')
+      assert.ok(Buffer.from(bytes).equals(current), 'the file reads whole, as last written')
+    } finally {
+      swarm.has = has
+      swarm.pullAny = pullAny
+    }
+    assert.equal(queries, 0, 'no have-query')
+    assert.equal(froms.length, CHUNKS, 'one pull per chunk')
+    for (const from of froms) {
+      assert.ok(from instanceof Map, 'the pull was told whom to ask for each fragment')
+      for (const peers of from.values()) assert.ok(peers.length <= 1, `each fragment asked of its one target, not of ${peers.length} hosts`)
     }
   })
 })

@@ -105,4 +105,25 @@ describe('Custody: a copy is deleted only after its keepers promise to keep it (
     // b still answers well-formed requests
     assert.deepEqual([...await a.custody.ask(b.host.peerId, [cid])], [cid.toString()])
   })
+
+  it('drops that come while one asks the same keeper go together in its next call, each deleting its own copy', async () => {
+    const [a, b] = nodes
+    const blocks = await Promise.all(Array.from({ length: 6 }, async () => await block()))
+    for (const { cid, bytes } of blocks) {
+      await a.store.put(cid, bytes)
+      await b.store.put(cid, bytes)
+    }
+    const promise = b.custody.promise.bind(b.custody)
+    const calls: number[] = []
+    b.custody.promise = async (cids, to) => { calls.push(cids.length); return await promise(cids, to) }
+    try {
+      const dropped = await Promise.all(blocks.map(async ({ cid }) => await a.custody.drop([{ cid, keepers: [b.host.peerId] }])))
+      assert.deepEqual(dropped, blocks.map(({ cid }) => [cid.toString()]), 'each drop deleted its own copy')
+    } finally {
+      b.custody.promise = promise
+    }
+    for (const { cid } of blocks) assert.equal(await a.store.has(cid), false)
+    assert.equal(calls.reduce((n, c) => n + c, 0), blocks.length, 'each block asked once')
+    assert.deepEqual(calls, [1, blocks.length - 1], 'the first drop asked alone, the five that came meanwhile together')
+  })
 })

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChunkService, LEAF_BYTES, Store, merkleRoot, verifyRange } from '../../node/data/index.ts'
+import { ChunkService, LEAF_BYTES, LocalLeaves, Store, leafHashes, merkleRoot, verifyRange } from '../../node/data/index.ts'
+import { cidOf } from '../../node/data/store.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { prng, seededBytes } from '../../harness/prng.ts'
@@ -31,6 +32,28 @@ describe('local range reads (LocalLeaves)', function () {
     t.add(async () => { await store.close() })
     return { store, dir, chunks: new ChunkService(store, { localParams: params, cacheBytes: 0 }) }
   }
+
+  it('rememberAll (leaves hashed off the event loop) keeps the same roots and leaf hashes as remember, for fragments of every shape', async () => {
+    const store = await Store.open(join(await tempDir(t), 'store'))
+    t.add(async () => { await store.close() })
+    const sizes = [0, 1, LEAF_BYTES - 1, LEAF_BYTES, LEAF_BYTES + 1, 256 * 1024, 256 * 1024 + 7]
+    const blocks = sizes.map((n, i) => { const bytes = seededBytes(n, 40 + i); return { cid: cidOf(bytes), bytes } })
+    const off = new LocalLeaves(store)
+    const on = new LocalLeaves(store)
+    const roots = await off.rememberAll(blocks)
+    blocks.forEach((b, i) => {
+      assert.deepEqual(Buffer.from(roots[i]), Buffer.from(merkleRoot(b.bytes)), `root of ${sizes[i]} bytes`)
+      assert.deepEqual(Buffer.from(on.remember(b.cid, b.bytes)), Buffer.from(roots[i]))
+    })
+    // the kept hashes are the leaves': a proof built from them verifies against the root
+    const big = blocks[blocks.length - 1]
+    for (const [first, end] of [[0, 1], [3, 5], [16, 17]]) {
+      await store.put(big.cid, big.bytes)
+      const got = await off.proof(big.cid, first, end)
+      assert.ok(got !== undefined && verifyRange(roots[roots.length - 1], big.bytes.byteLength, first, end, got.bytes, got.proof), `leaves [${first}, ${end})`)
+    }
+    assert.equal(leafHashes(big.bytes).byteLength, 17 * 32)
+  })
 
   for (const params of [{ k: 1, m: 0 }, { k: 4, m: 2 }]) {
     it(`reads pages of a chunk it wrote (k=${params.k}, m=${params.m}) from the disk alone, each byte right`, async () => {

@@ -60,7 +60,12 @@ export class Net {
   readonly nodes: TestNode[] = []
   private readonly teardown: Array<() => Promise<void>> = []
   private readonly transport: 'memory' | 'tcp'
-  constructor (transport: 'memory' | 'tcp' = 'memory') { this.transport = transport }
+  /** yamux's keep-alive pings (on by default; off as on darkfs's hosts, net/host.ts: no RTT, no window growth). */
+  private readonly keepAlive: boolean
+  constructor (transport: 'memory' | 'tcp' = 'memory', opts: { keepAlive?: boolean } = {}) {
+    this.transport = transport
+    this.keepAlive = opts.keepAlive ?? true
+  }
 
   /** A node; `range`: how its block source answers RANGE_WANTs (none: "not held"). */
   async node (init: SwarmInit = {}, range?: BlockSource['range']): Promise<TestNode> {
@@ -68,7 +73,7 @@ export class Net {
       addresses: { listen: [this.transport === 'memory' ? `/memory/swarm-test-${process.pid}-${counter++}` : '/ip4/127.0.0.1/tcp/0'] },
       transports: [this.transport === 'memory' ? memory() : tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()]
+      streamMuxers: [yamux({ enableKeepAlive: this.keepAlive })]
     })
     this.teardown.push(async () => { await libp2p.stop() })
     const store = memBlocks()

@@ -1,11 +1,14 @@
 // A sequential writer's finished chunks are stored before the commit (node/early-chunks.ts): the
 // file still reads back as written when such chunks are rewritten or cut off before the commit,
 // and the replaced chunks' blocks are deleted, not left to GC (one host, one copy per chunk).
+// The writer goes on while a finished chunk's local put syncs; the commit waits for every such
+// put, and one that failed fails the commit.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Volume } from 'darkfs'
+import type { Store } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 
 const MiB = 1 << 20
@@ -48,5 +51,62 @@ describe('open files: chunks stored before the commit (one host)', function () {
     // eight chunks of 1 MiB (k=1: one block each) and the manifest; the replaced chunks are gone
     const held = await blockBytes(join(dir, 'store', 'blocks'))
     assert.ok(held >= 8 * MiB && held < 8 * MiB + 64 * 1024, `the store holds ${held} bytes, not the version's 8 MiB and its manifest`)
+  })
+
+  it('fh.write goes on while finished chunks sync; the chunks read back meanwhile; fsync commits only once their puts are over', async () => {
+    const dir = await tempDir(t, 'darkfs-early-')
+    const volume = await Volume.open({ dir })
+    t.add(async () => { await volume.close() })
+    const store = (volume as unknown as { store: Store }).store
+    const putMany = store.putMany.bind(store)
+    // chunk puts (raw blocks) wait for the gate; any other put (the manifest) notes how many of
+    // the early chunks' puts (the first two) were still open
+    let open!: () => void
+    const gate = new Promise<void>(resolve => { open = resolve })
+    let started = 0
+    const over = new Set<number>()
+    const openAtManifest: number[] = []
+    store.putMany = async (blocks, opts) => {
+      if (blocks.every(b => b.cid.code === 0x55)) {
+        const n = started++
+        try { await gate; return await putMany(blocks, opts) } finally { over.add(n) }
+      }
+      openAtManifest.push([0, 1].filter(n => !over.has(n)).length)
+      return await putMany(blocks, opts)
+    }
+    const data = randomBytes(3 * MiB)
+    const fh = await volume.open('/f.bin', 'w+')
+    // 1 MiB writes: chunks 0 and 1 are finished and stored early, their puts held at the gate
+    for (let at = 0; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
+    assert.equal(started, 2, 'the writes returned while the puts of both finished chunks were held')
+    const back = new Uint8Array(data.byteLength)
+    await fh.read(back, 0, back.byteLength, 0)
+    assert.ok(Buffer.from(back).equals(data), 'the file reads back as written while its chunks sync')
+    const synced = fh.sync()
+    // time for a commit that did not wait to reach its manifest (one that waits cannot: the gate is shut)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    open()
+    await synced
+    assert.ok(openAtManifest.length > 0 && openAtManifest.every(n => n === 0), `the manifest was stored with ${openAtManifest.join(', ')} early chunk put(s) not over`)
+    await fh.close()
+    assert.ok(Buffer.from(await volume.readFile('/f.bin')).equals(data), 'the committed version is what was written')
+  })
+
+  it('a finished chunk whose put fails: the write goes on, the fsync fails with the put\'s error and nothing is committed', async () => {
+    const dir = await tempDir(t, 'darkfs-early-')
+    const volume = await Volume.open({ dir })
+    t.add(async () => { await volume.close() })
+    const store = (volume as unknown as { store: Store }).store
+    const putMany = store.putMany.bind(store)
+    store.putMany = async (blocks, opts) => {
+      if (blocks.some(b => b.bytes.byteLength === MiB)) throw Object.assign(new Error('the disk said no'), { code: 'EIO' })
+      return await putMany(blocks, opts)
+    }
+    const fh = await volume.open('/g.bin', 'w+')
+    const data = randomBytes(2 * MiB)
+    for (let at = 0; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
+    await assert.rejects(fh.sync(), /the disk said no/)
+    await fh.close().catch(() => {}) // the last close commits again, and fails the same way
+    assert.equal((await volume.stat('/g.bin')).size, 0, 'no version names the chunk that was not stored')
   })
 })

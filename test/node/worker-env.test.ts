@@ -1,0 +1,18 @@
+// The environment `darkfs up` gives its worker process (node/cli/supervisor.ts workerEnv): marked
+// as a worker, without systemd's notify socket, and with a threadpool of WORKER_THREADPOOL_SIZE
+// threads (Node's default of 4 let a writer's block syncs hold its hashing back) unless the
+// user set UV_THREADPOOL_SIZE.
+import assert from 'node:assert/strict'
+import { WORKER_ENV, WORKER_THREADPOOL_SIZE, workerEnv } from '../../node/cli/supervisor.ts'
+
+describe('supervisor: the worker\'s environment', function () {
+  it('workerEnv(): the worker mark, no NOTIFY_SOCKET, UV_THREADPOOL_SIZE unless set, the rest as it is', () => {
+    const env = workerEnv({ NOTIFY_SOCKET: '/run/x', HOME: '/root', PATH: '/bin' })
+    assert.equal(env[WORKER_ENV], '1')
+    assert.equal(env.NOTIFY_SOCKET, undefined)
+    assert.equal(env.UV_THREADPOOL_SIZE, String(WORKER_THREADPOOL_SIZE))
+    assert.equal(env.HOME, '/root')
+    assert.equal(env.PATH, '/bin')
+    assert.equal(workerEnv({ UV_THREADPOOL_SIZE: '4' }).UV_THREADPOOL_SIZE, '4', 'a size the user chose stays')
+  })
+})
