@@ -4,8 +4,7 @@
 import assert from 'node:assert/strict'
 import { Volume } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { PATCHES_PER_CHUNK_MAX, OPEN_FILE_BUFFER_BYTES } from '../../node/index.ts'
-import { OpenFile, SPILL_PACK_MAX } from '../../node/open-file.ts'
+import { PATCHES_PER_CHUNK_MAX, OPEN_FILE_BUFFER_BYTES, SPILL_PACK_MAX, OpenFile } from '../../node/index.ts'
 
 const MiB = 1 << 20
 
