@@ -332,11 +332,15 @@ export class OpenFile {
     const spilled = [...(this.spilled.get(i) ?? [])]
     const src = await this.source(i, signal)
     if (src !== undefined) out.set(src)
-    // the spilled patches first: every one is older than every patch in memory
-    for (const p of spilled) {
-      if (p.at >= len) continue
-      const packed = await this.chunks.readChunk(p.ref, { path: this.path(), signal })
-      out.set(packed.subarray(p.off, p.off + Math.min(p.size, len - p.at)), p.at)
+    // the spilled patches first: every one is older than every patch in memory. Each is read
+    // alone (a range read takes the leaves that hold it from the local fragment): a chunk's
+    // patches lie in many packed chunks, and decoding each whole would be a MiB per patch
+    const parts = await Promise.all(spilled.map(async p => p.at >= len
+      ? undefined
+      : await this.chunks.readRange(p.ref, p.off, p.off + Math.min(p.size, len - p.at), { path: this.path(), signal })))
+    for (let j = 0; j < spilled.length; j++) {
+      const part = parts[j]
+      if (part !== undefined) out.set(part, spilled[j].at)
     }
     for (const p of patches) {
       if (p.at < len) out.set(p.bytes.subarray(0, len - p.at), p.at)
