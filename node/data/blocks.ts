@@ -271,11 +271,13 @@ export class ChunkService {
   }
 
   /**
-   * Drop decoded chunks from memory (tests and benchmarks read cold); `leafHashes: false` keeps the
-   * leaf hashes of local fragments (leaves.ts), as after writing them or reading them once.
+   * Drop decoded chunks and manifests from memory (tests and benchmarks read cold); `leafHashes:
+   * false` keeps the leaf hashes of local fragments (leaves.ts), as after writing them or reading
+   * them once.
    */
   dropCache (opts: { leafHashes?: boolean } = {}): void {
     this.cache.clear()
+    this.manifests.clear()
     this.leaves.clear()
     if (opts.leafHashes !== false) this.localLeaves.clear()
   }

@@ -38,6 +38,17 @@ interface Inside {
   foldIfDue: (inode: InodeId, quiet?: boolean) => void
 }
 
+/** Fold every extent of a file now (they settle first: a fold holds only settled ones). */
+async function foldAll (vol: Volume, inside: Inside, id: InodeId): Promise<void> {
+  const last = vol.tree.get(id)!.extents!.at(-1)!
+  await until('the extents settle', async () => last.hlc[0] <= Date.now() - FOLD_SETTLE_MS, 60_000)
+  await until('a fold holds every extent', async () => {
+    inside.foldIfDue(id, true)
+    await inside.folding.get(id)
+    return vol.tree.get(id)!.extents === undefined
+  }, 60_000)
+}
+
 describe('volume: history versions and GC', function () {
   this.timeout(180_000)
   const t = new Teardown()
@@ -83,15 +94,8 @@ describe('volume: history versions and GC', function () {
       assert.ok((vol.tree.get(id)!.extents?.length ?? 0) > 0, 'a positioned extent')
       await newest()
     }
-    /** Fold every extent now (they settle first: a fold holds only settled ones). */
     const fold = async (): Promise<void> => {
-      const last = vol.tree.get(id)!.extents!.at(-1)!
-      await until('the extents settle', async () => last.hlc[0] <= Date.now() - FOLD_SETTLE_MS, 60_000)
-      await until('a fold holds every extent', async () => {
-        inside.foldIfDue(id, true)
-        await inside.folding.get(id)
-        return vol.tree.get(id)!.extents === undefined
-      }, 60_000)
+      await foldAll(vol, inside, id)
       assert.ok(Buffer.from(await vol.readFile('/f')).equals(model), 'a fold changes no byte')
     }
     await extent()
@@ -189,15 +193,7 @@ describe('volume: history versions and GC', function () {
       await fh.sync()
       return data
     }
-    const fold = async (): Promise<void> => {
-      const last = vol.tree.get(id)!.extents!.at(-1)!
-      await until('the extents settle', async () => last.hlc[0] <= Date.now() - FOLD_SETTLE_MS, 60_000)
-      await until('a fold holds every extent', async () => {
-        inside.foldIfDue(id, true)
-        await inside.folding.get(id)
-        return vol.tree.get(id)!.extents === undefined
-      }, 60_000)
-    }
+    const fold = async (): Promise<void> => { await foldAll(vol, inside, id) }
     const a1 = await append(40)
     const e1 = vol.tree.get(id)!.extents!.at(-1)!
     // host C saw the file up to A's first append, then went offline

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { Volume } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { PATCHES_PER_CHUNK_MAX, OPEN_FILE_BUFFER_BYTES } from '../../node/index.ts'
+import { PATCHES_PER_CHUNK_MAX, OPEN_FILE_BUFFER_BYTES, SPILL_PACK_MAX, OpenFile } from '../../node/index.ts'
 
 const MiB = 1 << 20
 
@@ -209,6 +209,63 @@ describe('open files (node/open-file.ts) on the real Volume', function () {
     const back = await vol.readFile('/big')
     assert.equal(back.byteLength, model.buf.byteLength)
     assert.ok(Buffer.from(back).equals(Buffer.from(model.buf)))
+  })
+
+  it('spills of small writes spread over a file pack them (no chunk rewritten), and the file reads as the model through spills, a truncate and a commit', async () => {
+    const size = 16 * MiB
+    const model = new Model()
+    model.write(bytes(size, 3), 0)
+    await vol.writeFile('/f', model.buf)
+    const id = vol.tree.byIno((await vol.stat('/f')).ino)!.id
+    const node = vol.tree.get(id)!
+    const f = new OpenFile(id, { content: node.content, size: node.size }, vol.chunks, () => '/f')
+    // a small buffer: 256 KiB of patches over 16 chunks is 16 KiB a chunk, well under SPILL_PACK_MAX
+    f.bufferBytes = 256 << 10
+    assert.ok(f.bufferBytes / 16 < SPILL_PACK_MAX)
+    let stored = 0
+    const chunks = vol.chunks
+    const storeChunk = chunks.storeChunk.bind(chunks)
+    chunks.storeChunk = async (b, offset, opts) => { stored += b.byteLength; return await storeChunk(b, offset, opts) }
+    t.add(async () => { chunks.storeChunk = storeChunk })
+    const next = rng(5)
+    let written = 0
+    const check = async (pos: number, len: number, what: string): Promise<void> => {
+      const got = await f.read(pos, len)
+      const want = model.buf.subarray(pos, pos + len)
+      assert.equal(firstDiff(got, want), -1, `${what}: read [${pos}, ${pos + len}) differs at ${firstDiff(got, want)}`)
+    }
+    for (let step = 0; step < 3000; step++) {
+      const r = next(1000)
+      if (step === 1500) {
+        // a cut through spilled patches, then writes past the new end regrow it
+        await f.truncate(11 * MiB + 777)
+        model.truncate(11 * MiB + 777)
+      } else if (r < 5) {
+        // a dense change of one chunk (rewritten at the next spill, not packed)
+        const pos = next(size - 400_000)
+        const data = bytes(300_000, step)
+        await f.write(data, pos)
+        model.write(data, pos)
+        written += data.byteLength
+      } else if (r < 950) {
+        const len = 1 + next(4096)
+        const pos = next(size - len)
+        const data = bytes(len, step)
+        await f.write(data, pos)
+        model.write(data, pos)
+        written += len
+      } else {
+        const pos = next(model.buf.byteLength)
+        await check(pos, Math.min(1 + next(3 * MiB), model.buf.byteLength - pos), `step ${step}`)
+      }
+    }
+    await check(0, model.buf.byteLength, 'the whole file before the commit')
+    // rewriting every patched chunk at each spill would store about 16 MiB each time, hundreds of
+    // MiB in all; packing stores what was written (and the few dense chunks)
+    assert.ok(stored < 4 * written, `stored ${stored} bytes for ${written} written`)
+    const c = await f.prepare()
+    assert.ok(c !== undefined)
+    await check(0, model.buf.byteLength, 'the whole file after the commit stored it')
   })
 
   for (const how of ['unlink', 'rename over'] as const) {
