@@ -166,7 +166,9 @@ export function foldDue (extents: ReadonlyArray<{ pos: number, size: number }>, 
  * The `append` ops of a commit's positioned extents (in their order): one op for each
  * MAX_OP_EXTENTS of them, the first extent in the op's own fields, the others in `more`. One
  * signature, one op-log record and one gossip message per fsync of a file, not one per range;
- * the tree reads the op as the same extents made by consecutive ops (crdt.ts).
+ * the tree reads the op as the same extents made by consecutive ops (crdt.ts). Hosts from before
+ * multi-extent ops refuse them (unknown field `more`): every host of a network is upgraded
+ * before its writers make them.
  */
 export function extentBodies (inode: InodeId, extents: readonly PatchExtent[], time: bigint): OpBody[] {
   const out: OpBody[] = []
