@@ -57,7 +57,7 @@ export const STORE_PARALLEL = 1
  * is read over its chunk until a fold.
  */
 export const PATCH_COMMIT_BYTES = 256 << 10
-/** Most ranges (extents, one op each) one commit records as positioned extents. */
+/** Most ranges (extents, one op for all: tree MAX_OP_EXTENTS) one commit records as positioned extents. */
 export const PATCH_COMMIT_RANGES = 16
 
 interface Patch { at: number, bytes: Uint8Array }
@@ -86,11 +86,11 @@ export interface Committed { content: Content | null, size: number, refs: ChunkR
 
 /**
  * One written range of a patch commit: bytes [at, at + size) of `content` land at `offset` (a
- * positioned extent, one `append` op with `offset`). Why one op per range and not one op holding
- * a list of ranges over one content: each range is then one Extent in the tree, so the merge
- * rule, folds and reads stay those of appends (one piece = one position); a commit's ops go to
- * the log in one batch (Tree.commitMany), and the ranges too big to be inline share one packed
- * content (one chunk and one manifest stored per commit, whatever the number of ranges).
+ * positioned extent). A commit's ranges are one multi-extent `append` op (issue 15 item 1: the
+ * op's own extent and `more`; volume.ts extentBodies), yet each range is still one Extent in the
+ * tree, so the merge rule, folds and reads stay those of appends (one piece = one position); the
+ * ranges too big to be inline share one packed content (one chunk and one manifest stored per
+ * commit, whatever the number of ranges).
  */
 export interface PatchExtent { content: Content, at: number, size: number, offset: number }
 

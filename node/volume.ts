@@ -12,10 +12,10 @@ import type { ChunkRef, WriteProgress } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
 import { BlockUnavailableError, FsError, NotConflictedError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
-import { OpenFile, type Committed, type FileState } from './open-file.ts'
+import { OpenFile, type Committed, type FileState, type PatchExtent } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId } from './tree/index.ts'
-import { ExtentMap, MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
+import { ExtentMap, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
@@ -160,6 +160,25 @@ export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>,
  */
 export function foldDue (extents: ReadonlyArray<{ pos: number, size: number }>, span = 0): boolean {
   return span > FOLD_SPAN_MAX || foldPlan(extents).chunks.length > 0
+}
+
+/**
+ * The `append` ops of a commit's positioned extents (in their order): one op for each
+ * MAX_OP_EXTENTS of them, the first extent in the op's own fields, the others in `more`. One
+ * signature, one op-log record and one gossip message per fsync of a file, not one per range;
+ * the tree reads the op as the same extents made by consecutive ops (crdt.ts). Hosts from before
+ * multi-extent ops refuse them (unknown field `more`): every host of a network is upgraded
+ * before its writers make them.
+ */
+export function extentBodies (inode: InodeId, extents: readonly PatchExtent[], time: bigint): OpBody[] {
+  const out: OpBody[] = []
+  for (let i = 0; i < extents.length; i += MAX_OP_EXTENTS) {
+    const [x, ...rest] = extents.slice(i, i + MAX_OP_EXTENTS)
+    const body: OpBody = { type: 'append', inode, content: x.content, at: x.at, size: x.size, offset: x.offset, time }
+    if (rest.length > 0) body.more = rest.map(y => ({ content: y.content, at: y.at, size: y.size, offset: y.offset }))
+    out.push(body)
+  }
+  return out
 }
 
 /** The parts of `pieces` (landed extents, oldest first) within `ranges` (flat [from, to) pairs, increasing). */
@@ -761,12 +780,13 @@ export class Volume implements VolumeApi {
   }
 
   /**
-   * The ops of an open file's prepared version: its positioned extents (one op each, one batch),
-   * its appended bytes, or the whole file.
+   * The ops of an open file's prepared version: its positioned extents (issue 15 item 1: one
+   * multi-extent op for up to MAX_OP_EXTENTS of them, several beyond, one batch), its appended
+   * bytes, or the whole file.
    */
   private writeBodies (f: OpenFile, c: Committed): OpBody[] {
     const time = f.mtime ?? nowNs()
-    if (c.extents !== undefined) return c.extents.map(x => ({ type: 'append', inode: f.inode, content: x.content, at: x.at, size: x.size, offset: x.offset, time }))
+    if (c.extents !== undefined) return extentBodies(f.inode, c.extents, time)
     const body: OpBody = c.append !== undefined && c.content !== null
       ? { type: 'append', inode: f.inode, content: c.content, at: c.append.at, size: c.append.size, time }
       : { type: 'write', inode: f.inode, content: c.content, size: c.size, time }

@@ -47,6 +47,9 @@
 //    A fold a late op made stale (an extent its author did not see sorts among those it holds)
 //    leaves the file read as its base and every extent since it (stale()): never is a fold a
 //    later fold replaced read again, as no host keeps its blocks;
+//  - a multi-extent op (an append with `more`: the ranges one fsync made durable) is read as
+//    its extents made by consecutive ops of its author, in its order: each one Extent (op and
+//    `part` name it), each seeing the ones before it; the op is one version of the file;
 //  - a resolve (`darkfs resolve`) settles the conflict siblings it names that still show the
 //    version its author saw: unlinked (their versions join the name holder's history) or kept as
 //    plain files under a name of their own (keptName); see resolve() below.
@@ -55,7 +58,7 @@ import { baseName, conflictName, keptName } from './conflicts.ts'
 import { Journal, type Undo, undo } from './journal.ts'
 import { sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
-import type { Content, EntryId, Extent, Inode, InodeId, OpBody, Version } from './types.ts'
+import type { Content, EntryId, Extent, Inode, InodeId, MoreExtent, OpBody, Version } from './types.ts'
 import { meeting, type ExtNode } from './tail-index.ts'
 
 export const ROOT: InodeId = 'root'
@@ -621,15 +624,15 @@ class Apply {
     // the positioned extents over the version now: an unseen one elsewhere is on another
     // branch's sibling (or in history), never over this version
     const over = new Set<string>()
-    if (!branched) for (let x = rec.tail; x !== undefined; x = x.prev) if (x.ext.offset !== undefined) over.add(x.ext.op)
+    if (!branched) for (let x = rec.tail; x !== undefined; x = x.prev) if (x.ext.offset !== undefined) over.add(extentKey(x.ext))
     const kept: AuthorNode[] = []
     for (const [author, list] of rec.appends ?? []) {
       const saw = this.dag.seen(this.node, author)
       for (let x: AuthorNode | undefined = list; x !== undefined && x.seq > saw; x = x.prev) {
-        if (x.ext.offset === undefined || over.has(x.ext.op)) kept.push(x)
+        if (x.ext.offset === undefined || over.has(extentKey(x.ext))) kept.push(x)
       }
     }
-    kept.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+    kept.sort(inOrder)
     let tail: ExtNode | undefined
     let end = size
     for (const { ext } of kept) {
@@ -665,7 +668,7 @@ class Apply {
         return
       }
       // the losing branch is the file as it reads now: its head version and the extents over it
-      const loser = versionById(vs, rec.tail?.ext.op ?? head[0])
+      const loser = rec.tail !== undefined ? versionOfTail(vs, rec.tail) : versionById(vs, head[0])
       if (loser !== undefined) this.sibling(rec, loser, shownOf(rec), this.node.id)
       // this write's own branch takes the name back: the sibling that showed it retires
       this.retire(rec.id)
@@ -674,7 +677,7 @@ class Apply {
       // a positioned extent this write did not see was written over bytes this write replaced
       // (a whole write overlaps every byte): its branch, the file as it reads now, keeps one
       // sibling and this write the name, whichever of them sorts first
-      const loser = versionById(vs, rec.tail?.ext.op)
+      const loser = rec.tail !== undefined ? versionOfTail(vs, rec.tail) : undefined
       if (loser !== undefined) this.sibling(rec, loser, shownOf(rec), this.node.id)
       this.retire(rec.id)
       this.setBase(id, b.content, b.size, true)
@@ -711,23 +714,55 @@ class Apply {
     }
   }
 
-  /** Bytes over the base (at the end, or at `offset`): the next extent in the list, never a conflict. */
+  /**
+   * Bytes over the base (at the end, or at `offset`): the next extent in the list, never a
+   * conflict. A multi-extent op (`more`) lands its extents one after another, each as the
+   * extent of an op that saw the ones before it would (each over the file as the previous one
+   * left it, its own earlier extents seen: branchOff()); the op is one version of the file.
+   */
   private append (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'append' }>): void {
     const s = this.s
-    const rec = s.inodes.get(id)
-    if (rec === undefined || rec.kind !== 'file') return
+    if (s.inodes.get(id)?.kind !== 'file') return
     this.reviveUnseen(id)
     if (b.first === true) this.fills(id, b.inode)
     const op = this.node.op
-    const raw: Extent = { op: this.node.id, hlc: op.hlc, content: b.content, at: b.at, size: b.size, pos: 0, before: 0 }
-    if (b.offset !== undefined) {
-      raw.offset = b.offset
-      if (this.branchOff(rec, raw, b.time)) return
+    const more = b.more
+    const n = more === undefined ? 1 : 1 + more.length
+    for (let part = 0; part < n; part++) {
+      const x = part === 0 ? b : (more as MoreExtent[])[part - 1]
+      const rec = s.inodes.get(id) as InodeRec
+      const raw: Extent = { op: this.node.id, hlc: op.hlc, content: x.content, at: x.at, size: x.size, pos: 0, before: 0 }
+      if (part > 0) raw.part = part
+      if (x.offset !== undefined) {
+        raw.offset = x.offset
+        if (this.branchOff(rec, raw, b.time)) continue
+      }
+      this.addVersion(id, this.landOn(rec, raw, b.time))
     }
-    const version = this.landOn(rec, raw, b.time)
-    const vs = s.versions.get(id)
-    if (vs === undefined) this.j.set(s.versions, id, [version])
-    else this.j.push(vs, version)
+  }
+
+  /**
+   * This op's version joins inode `id`'s history; when the history's last version is already
+   * this op's (an earlier extent of a multi-extent op), it is replaced: one version per op, the
+   * file after its last extent, its `appended` the bytes of all of them, its content the first's.
+   */
+  private addVersion (id: InodeId, v: VersionRec): void {
+    const vs = this.s.versions.get(id)
+    if (vs === undefined) {
+      this.j.set(this.s.versions, id, [v])
+      return
+    }
+    const last = vs[vs.length - 1]
+    // replaced only when the new state continues the last one (the extent landed on the state
+    // that version read); an extent of the op that branched off to a sibling is a version of
+    // its own, as it is for consecutive ops (versionOfTail() tells them apart)
+    if (last === undefined || last.id !== this.node.id || v.id !== this.node.id || v.state === undefined || last.state === undefined || v.state.tail?.prev !== last.state.tail) {
+      this.j.push(vs, v)
+      return
+    }
+    const version: Version = { ...v.version, content: last.version.content }
+    if (last.version.appended !== undefined || v.version.appended !== undefined) version.appended = (last.version.appended ?? 0) + (v.version.appended ?? 0)
+    this.j.setLast(vs, { ...v, version })
   }
 
   /** This op's extent `raw` lands on file `rec` (the last of its extents); its version, the file right after it. */
@@ -760,7 +795,10 @@ class Apply {
    */
   private branchOff (rec: InodeRec, raw: Extent, time: bigint): boolean {
     const s = this.s
+    // this op itself counts as seen: the earlier extents of a multi-extent op are seen by its
+    // later ones, as consecutive ops of one author see each other
     const saw = (id: string): boolean => {
+      if (id === this.node.id) return true
       const n = this.dag.get(id)
       return n !== undefined && this.dag.before(n, this.node)
     }
@@ -771,8 +809,8 @@ class Apply {
     const cause = this.overlapped(into, raw, saw)
     if (own !== undefined && cause === undefined) {
       const version = this.landOn(into, raw, time)
-      this.j.push(vs, version)
-      this.j.push(s.versions.get(into.id) as VersionRec[], version)
+      this.addVersion(rec.id, version)
+      this.addVersion(into.id, version)
       this.j.set(s.head, into.id, [this.node.id])
       return true
     }
@@ -788,7 +826,7 @@ class Apply {
       const after = this.dag.seen(bn, author)
       for (let x: AuthorNode | undefined = list; x !== undefined && x.seq > after; x = x.prev) if (x.seq <= upto) seen.push(x)
     }
-    seen.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+    seen.sort(inOrder)
     const from = base.version.size
     let end = from
     let tail: ExtNode | undefined
@@ -798,7 +836,7 @@ class Apply {
       tail = { ext: l.ext, prev: tail, n: (tail?.n ?? 0) + 1, bytes: end - from }
     }
     const version: VersionRec = { version: { ...this.version(raw.content, end), appended: raw.size }, id: this.node.id, state: { content: base.version.content, size: end, tail, covered: 0 } }
-    this.j.push(vs, version)
+    this.addVersion(rec.id, version)
     this.sibling(rec, version, { content: base.version.content, size: end, tail, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined, appends: rec.appends }, cause)
     return true
   }
@@ -1043,16 +1081,21 @@ class Apply {
     const ln = this.dag.get(loser.id)
     const reuse = ln === undefined
       ? undefined
-      : this.ownSiblings(rec.id).find(({ head }) => {
+      : this.ownSiblings(rec.id).find(({ e, head }) => {
         const n = this.dag.get(head)
-        return head === loser.id || (n !== undefined && this.dag.before(n, ln))
+        // the loser's own op: an older state of its branch only when the sibling shows no later
+        // extent of that op (a multi-extent op's later extent may have branched off alone)
+        if (head === loser.id) return partOf(s.inodes.get(e.inode)?.tail, head) <= partOf(shown?.tail ?? loser.state?.tail, head)
+        return n !== undefined && this.dag.before(n, ln)
       })
     if (reuse !== undefined) {
       const id = reuse.e.id
       const v = loser.version
       const was = s.inodes.get(id)
       if (was !== undefined) this.j.set(s.inodes, id, clean({ ...was, ...(shown ?? plain(v)), mtime: v.time, ctime: this.time }))
+      // a later extent of the op that made the sibling show: its version replaces the earlier one's
       if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
+      else if (loser.id === this.node.id) this.addVersion(id, loser)
       this.j.set(s.head, id, [loser.id])
       const c = s.conflicts.get(id) as ConflictRec
       this.setConflict(id, { ...c, cause })
@@ -1176,6 +1219,36 @@ function versionById (vs: VersionRec[], id: string | undefined): VersionRec | un
 }
 
 /**
+ * The version of a history whose state is the extent list `tail` (the file as it reads with
+ * it): the version of the op of its newest extent, the one whose state it is when that op has
+ * several (a multi-extent op whose later extents branched off to a sibling), else the newest.
+ */
+function versionOfTail (vs: VersionRec[], tail: ExtNode): VersionRec | undefined {
+  const id = tail.ext.op
+  let found: VersionRec | undefined
+  for (let i = vs.length - 1; i >= 0; i--) {
+    if (vs[i].id !== id) {
+      // an op's versions in one history are next to each other: past them, none is
+      if (found !== undefined) break
+      continue
+    }
+    if (vs[i].state?.tail === tail) return vs[i]
+    found ??= vs[i]
+  }
+  return found
+}
+
+/** Which extent of op `id` the newest of `tail` is (0 when it is not one of that op's). */
+function partOf (tail: ExtNode | undefined, id: string): number {
+  return tail !== undefined && tail.ext.op === id ? tail.ext.part ?? 0 : 0
+}
+
+/** What names an extent: its op, and for the later extents of a multi-extent op, which one. */
+function extentKey (x: Extent): string {
+  return x.part === undefined ? x.op : `${x.op}/${x.part}`
+}
+
+/**
  * The entries that ever named inode `id`, sorted (a copy: the caller may change the links). Most
  * files have one link, returned without a sort (its work array per call, on every write).
  */
@@ -1184,6 +1257,15 @@ function linksOf (s: TreeState, id: InodeId): string[] {
   if (links === undefined) return []
   const out = [...links.keys()]
   return out.length < 2 ? out : out.sort()
+}
+
+/**
+ * Extents (by author lists) in the order they land: their ops' total order, and within one
+ * multi-extent op, the order of its extents.
+ */
+function inOrder (a: AuthorNode, b: AuthorNode): number {
+  if (a.key !== b.key) return a.key < b.key ? -1 : 1
+  return (a.ext.part ?? 0) - (b.ext.part ?? 0)
 }
 
 /** Versions by (hlc, author): the total order's first two keys. */

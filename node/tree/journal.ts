@@ -7,7 +7,7 @@
 // late op), and a closure and its context per change were most of the allocation (and so of the
 // garbage collection) of applying ops. The records of the last UNDO_WINDOW ops are held, so the
 // slots are few: what to do is read from the old value (ABSENT: delete the key) and the key
-// (POP: pop the list), not stored in a slot of its own.
+// (POP: pop the list; LAST: put the list's last item back), not stored in a slot of its own.
 
 /** One slot of an op's undo records; an op's records are an Undo[] (see undo()). */
 type Undo = unknown
@@ -16,6 +16,8 @@ type Undo = unknown
 const ABSENT: unique symbol = Symbol('absent')
 /** The key slot of a push: undo pops the list. */
 const POP: unique symbol = Symbol('pop')
+/** The key slot of a change of a list's last item: undo puts the old one back. */
+const LAST: unique symbol = Symbol('last')
 
 /** The undo records of an op that changed nothing (never written to: undo only reads them). */
 const NO_RECORDS: Undo[] = []
@@ -71,6 +73,12 @@ export class Journal {
     if (this.recording) this.put(list, POP, undefined)
     list.push(value)
   }
+
+  /** Replace the last item of a non-empty list. */
+  setLast<T> (list: T[], value: T): void {
+    if (this.recording) this.put(list, LAST, list[list.length - 1])
+    list[list.length - 1] = value
+  }
 }
 
 /** Undo one op's records (newest first). */
@@ -78,6 +86,7 @@ export function undo (records: Undo[]): void {
   for (let i = records.length - 3; i >= 0; i -= 3) {
     const key = records[i + 1]
     if (key === POP) (records[i] as unknown[]).pop()
+    else if (key === LAST) (records[i] as unknown[])[(records[i] as unknown[]).length - 1] = records[i + 2]
     else if (records[i + 2] === ABSENT) (records[i] as Map<unknown, unknown>).delete(key)
     else (records[i] as Map<unknown, unknown>).set(key, records[i + 2])
   }

@@ -15,8 +15,19 @@ export const OP_VERSION = 1
 export const MAX_INLINE_BYTES = 4 * 1024
 /** Largest xattr value, bytes. */
 export const MAX_XATTR_VALUE_BYTES = 60 * 1024
-/** Largest op block, bytes: 64 KiB of metadata plus the inline content limit. */
-export const MAX_OP_BYTES = 64 * 1024 + MAX_INLINE_BYTES
+/**
+ * Most extents one `append` op carries (its own and those of `more`, issue 15 item 1): a commit
+ * with more ranges is several ops (node/volume.ts). As many as a patch commit records
+ * (open-file.ts PATCH_COMMIT_RANGES): an fsync of random 4 KiB writes is one op.
+ */
+export const MAX_OP_EXTENTS = 16
+/**
+ * Largest op block, bytes: 64 KiB of metadata plus the inline content of MAX_OP_EXTENTS
+ * extents (a multi-extent op of inline pieces; every other op holds one inline content at
+ * most, as when this was 64 KiB plus one). Old hosts refuse blocks past 68 KiB: only
+ * multi-extent ops reach that, which they refuse anyway (unknown field `more`).
+ */
+export const MAX_OP_BYTES = 64 * 1024 + MAX_OP_EXTENTS * MAX_INLINE_BYTES
 /** Longest entry or xattr name, bytes of UTF-8 (NAME_MAX). */
 export const MAX_NAME_BYTES = 255
 /** Longest symlink target, bytes of UTF-8 (PATH_MAX). */
@@ -350,18 +361,20 @@ export function checkBody (body: OpBody): void {
       checkInlineSize(b.content ?? undefined, b.size)
       break
     case 'append':
-      exactKeys(b, ['type', 'inode', 'content', 'at', 'size', 'time'], ['first', 'offset'], 'append')
+      exactKeys(b, ['type', 'inode', 'content', 'at', 'size', 'time'], ['first', 'offset', 'more'], 'append')
       checkId(b.inode, 'inode')
       if (b.first !== undefined && b.first !== true) throw new InvalidOpError('first must be true when present')
-      checkContent(b.content)
-      checkUint(b.at, Number.MAX_SAFE_INTEGER, 'at')
-      checkUint(b.size, Number.MAX_SAFE_INTEGER, 'size')
-      if (b.size === 0) throw new InvalidOpError('an append adds at least one byte')
-      if ('inline' in b.content && (b.at !== 0 || b.content.inline.byteLength !== b.size)) throw new InvalidOpError('inline appended bytes are the whole content (at 0, size its length)')
-      if (!Number.isSafeInteger(b.at + b.size)) throw new InvalidOpError('append past the largest size')
-      if (b.offset !== undefined) {
-        checkUint(b.offset, Number.MAX_SAFE_INTEGER, 'offset')
-        if (!Number.isSafeInteger(b.offset + b.size)) throw new InvalidOpError('an extent past the largest size (offset + size)')
+      checkExtent(b, b.offset !== undefined, '')
+      if (b.more !== undefined) {
+        if (b.offset === undefined) throw new InvalidOpError('more extents only in a positioned append (with offset)')
+        if (!Array.isArray(b.more) || b.more.length === 0 || b.more.length >= MAX_OP_EXTENTS) throw new InvalidOpError(`more must list 1 to ${MAX_OP_EXTENTS - 1} extents`)
+        for (let i = 0; i < b.more.length; i++) {
+          const x: unknown = b.more[i]
+          const what = `extent ${i + 1} of more`
+          if (!isRecord(x)) throw new InvalidOpError(`${what} is not a map`)
+          exactKeys(x, ['content', 'at', 'size', 'offset'], [], what)
+          checkExtent(x, true, what)
+        }
       }
       break
     case 'fold':
@@ -450,6 +463,7 @@ function normaliseBody (raw: unknown, inPlace: boolean): OpBody {
     if (typeof body[k] === 'number' && Number.isSafeInteger(body[k])) body[k] = BigInt(body[k])
   }
   if (!inPlace && isRecord(body.content)) body.content = { ...body.content }
+  if (!inPlace && Array.isArray(body.more)) body.more = body.more.map((x: unknown) => isRecord(x) ? { ...x, content: isRecord(x.content) ? { ...x.content } : x.content } : x)
   if (!inPlace && Array.isArray(body.siblings)) body.siblings = body.siblings.map((x: unknown) => isRecord(x) ? { ...x } : x)
   return body
 }
@@ -460,6 +474,8 @@ function plain (body: OpBody): Record<string, unknown> {
   for (const [k, v] of Object.entries(body)) if (v !== undefined) out[k] = v
   // content too: a writer may leave `sum` undefined
   if (isRecord(out.content)) out.content = Object.fromEntries(Object.entries(out.content).filter(([, v]) => v !== undefined))
+  // and each further extent's
+  if (Array.isArray(out.more)) out.more = out.more.map(x => isRecord(x) && isRecord(x.content) ? { ...x, content: Object.fromEntries(Object.entries(x.content).filter(([, v]) => v !== undefined)) } : x)
   // and each resolved sibling's: `head` is absent for a sibling that is not a file
   if (Array.isArray(out.siblings)) out.siblings = out.siblings.map(x => isRecord(x) ? Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined)) : x)
   return out
@@ -539,6 +555,25 @@ function checkContent (x: unknown): void {
 function isSum (x: unknown): boolean {
   const cid = CID.asCID(x)
   return cid !== null && cid.version === 1 && cid.code === RAW && cid.multihash.code === SHA2_256 && cid.multihash.size === 32
+}
+
+/**
+ * An append's extent (the op's own fields, or one of `more`): bytes [at, at + size) of
+ * `content`, at least one, inline ones the whole content; `positioned`: with an `offset`.
+ */
+function checkExtent (x: Record<string, any>, positioned: boolean, what: string): void {
+  // the op's own extent keeps the messages it always had; one of `more` says which it is
+  const of = what === '' ? '' : ` (${what})`
+  checkContent(x.content)
+  checkUint(x.at, Number.MAX_SAFE_INTEGER, `at${of}`)
+  checkUint(x.size, Number.MAX_SAFE_INTEGER, `size${of}`)
+  if (x.size === 0) throw new InvalidOpError(`an append adds at least one byte${of}`)
+  if ('inline' in x.content && (x.at !== 0 || x.content.inline.byteLength !== x.size)) throw new InvalidOpError(`inline appended bytes are the whole content (at 0, size its length)${of}`)
+  if (!Number.isSafeInteger(x.at + x.size)) throw new InvalidOpError(`append past the largest size${of}`)
+  if (positioned) {
+    checkUint(x.offset, Number.MAX_SAFE_INTEGER, `offset${of}`)
+    if (!Number.isSafeInteger(x.offset + x.size)) throw new InvalidOpError(`an extent past the largest size (offset + size)${of}`)
+  }
 }
 
 function checkInlineSize (content: Content | undefined, size: number | undefined): void {

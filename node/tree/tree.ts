@@ -207,10 +207,12 @@ export class Tree extends EventTarget {
   /**
    * The bytes of one version from history(), as pieces to read: `content` then `extents`
    * (`size` in all). A write's version is its own content; an append's, the file as it was
-   * right after it (its base, and the appends up to it).
+   * right after it (its base, and the appends up to it; a multi-extent op's, after its last extent).
    */
   versionBytes (inode: InodeId, op: string): { content: Content | null, size: number, extents: Extent[] } | undefined {
-    const v = (this.state.versions.get(this.state.ri(inode)) ?? []).find(x => x.version.op.toString() === op)
+    // the newest of the op's versions: a multi-extent op whose later extents branched off to a
+    // conflict sibling has two in the file's history (crdt.ts addVersion), the file after its last extent is the later
+    const v = (this.state.versions.get(this.state.ri(inode)) ?? []).findLast(x => x.version.op.toString() === op)
     if (v === undefined) return undefined
     if (v.state === undefined) return { content: v.version.content, size: v.version.size, extents: [] }
     return { content: v.state.content, size: v.state.size, extents: heldRead(v.state.tail, v.state.covered, v.state.held, v.state.size) }
@@ -239,14 +241,15 @@ export class Tree extends EventTarget {
     const extents = heldRead(rec.tail, covered, rec.held, rec.size)
     if (extents.length === 0) return undefined
     // each extent's number, and the file's size right after each extent since `covered`
+    // by op and, for the later extents of a multi-extent op, part (an op's extents share its id)
     const byOp = new Map<string, number>()
     const baseSize = rec.size - rec.tail.bytes
     const sizes: number[] = []
     for (let x: typeof rec.tail | undefined = rec.tail; x !== undefined && x.n > covered; x = x.prev) {
-      byOp.set(x.ext.op, x.n)
+      byOp.set(x.ext.part === undefined ? x.ext.op : `${x.ext.op}/${x.ext.part}`, x.n)
       sizes[x.n - covered - 1] = baseSize + x.bytes
     }
-    const numbers = extents.map(x => byOp.get(x.op) as number)
+    const numbers = extents.map(x => byOp.get(x.part === undefined ? x.op : `${x.op}/${x.part}`) as number)
     const fp: { base: string, content: Content | null, size: number, covered: number, top: number, over?: string, extents: Extent[], numbers: number[], sizes: number[] } =
       { base: head[head.length - 1], content: rec.content, size: extents[0].before, covered, top: Math.max(heldTop(covered, rec.held), rec.least ?? 0), extents, numbers, sizes }
     if (rec.folded !== undefined) fp.over = rec.folded

@@ -46,8 +46,15 @@ export type OpBody =
    * One op type for both: an append is the extent whose position is the file's end when it lands,
    * and every rule (what a write saw, folds, unlink) is the same; a host without positioned
    * extents refuses an op with `offset` (unknown field) rather than reading it as an append.
+   * `more` (issue 15 item 1, multi-extent ops): further positioned extents of the same file in
+   * the same op (only with `offset`), landing after the first one, in list order: the ranges one
+   * fsync made durable, one op, one signature, one log write and one gossip message for all of
+   * them. Every rule reads it as the same extents made by consecutive ops of its author in that
+   * order (each seeing the ones before it): newest wins per byte in that order, each extent is
+   * one Extent of the file (`part`: its index in the op), and the op is one version of the file
+   * (history, versionBytes: the file after its last extent). At most MAX_OP_EXTENTS in all (op.ts).
    */
-  | { type: 'append', inode: InodeId, content: Content, at: number, size: number, offset?: number, first?: true, time: bigint }
+  | { type: 'append', inode: InodeId, content: Content, at: number, size: number, offset?: number, more?: MoreExtent[], first?: true, time: bigint }
   /**
    * A compaction: `content` holds the bytes of the version `base` (an op of the file's current
    * head) followed by the file's first `covers` appends since it, `size` bytes in all. It adds
@@ -76,6 +83,9 @@ export type OpBody =
 
 export type OpType = OpBody['type']
 
+/** One more positioned extent of an `append` op (its `more`): bytes [at, at + size) of `content` land at `offset`. */
+export interface MoreExtent { content: Content, at: number, size: number, offset: number }
+
 /** One conflict sibling a `resolve` op settles: its entry and the version it showed. */
 export interface ResolvedSibling { entry: EntryId, head?: string }
 
@@ -103,8 +113,10 @@ export interface Op {
  * Where they land in the file as the tree reads it now (they depend on the base and the
  * extents before this one, so the tree sets them): `pos`, the file position of the first byte;
  * `before`, the file's size just before it (its size after it is extentEnd(), crdt.ts).
+ * `part`: which extent of a multi-extent op it is (its index; absent: the op's first or only
+ * one): `op` and `part` together name an extent.
  */
-export interface Extent { op: string, hlc: Hlc, content: Content, at: number, size: number, offset?: number, pos: number, before: number }
+export interface Extent { op: string, hlc: Hlc, content: Content, at: number, size: number, offset?: number, pos: number, before: number, part?: number }
 
 export interface Inode {
   id: InodeId

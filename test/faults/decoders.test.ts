@@ -72,6 +72,8 @@ describe('fuzz: decoders of network input', function () {
       { type: 'write', inode, content: null, size: 0, time },
       { type: 'append', inode, content: { inline: randomBytes(20) }, at: 0, size: 20, time },
       { type: 'append', inode, content: { manifest: cborCids[0] }, at: 100, size: 5000, offset: 123_456, time },
+      // a multi-extent op (issue 15 item 1): inline and stored extents in `more`
+      { type: 'append', inode, content: { inline: randomBytes(12) }, at: 0, size: 12, offset: 4096, more: [{ content: { inline: randomBytes(7) }, at: 0, size: 7, offset: 0 }, { content: { manifest: cborCids[0] }, at: 10, size: 300, offset: 90_000 }], time },
       { type: 'setxattr', inode, name: 'user.x', value: randomBytes(30), time },
       { type: 'removexattr', inode, name: 'user.x', time }
     ]

@@ -2,7 +2,8 @@
 // made durable by fdatasync (as a database does), ends with the bytes a local file given the same
 // writes has; read back through the mount, again after an unmount and a fresh mount of the same
 // volume (nothing served from the kernel's page cache), and through the Volume itself. On the
-// real Volume the fsyncs of small writes are positioned extents (no chunk rewritten).
+// real Volume the fsyncs of small writes are positioned extents (no chunk rewritten), one op
+// per fsync holding all its ranges.
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -45,6 +46,9 @@ describe('mount: positioned extents', function () {
 
   it('random pwrites, each batch fdatasync\'d: the bytes of a local file given the same writes, also after a remount', async function () {
     const local = await tempDir(t, 'darkfs-local-')
+    /** the ops this host made for files, by type (issue 15 item 1: an fdatasync's ranges are one op) */
+    const made: Array<{ type: string, more?: unknown[] }> = []
+    if (m.kind === 'real') (m.volume as any).tree.addEventListener('op', (e: any) => { if (e.detail.local === true) made.push(e.detail.body) })
     await ok(`python3 - '${join(m.dir, 'db')}' '${join(local, 'db')}' 7 <<'PY'\n${PWRITES}\nPY`)
     const want = await readFile(join(local, 'db'))
     assert.equal(await ok(`cmp db '${join(local, 'db')}' && echo same`, { cwd: m.dir }), 'same\n')
@@ -54,6 +58,10 @@ describe('mount: positioned extents', function () {
       // 120 fdatasyncs of small writes: versions, most of them positioned extents (folded past FOLD_EXTENTS)
       assert.ok(volume.tree.history(inode.id).length > 100, 'each fdatasync made a version')
       assert.ok(volume.tree.history(inode.id).some((v: { appended?: number }) => v.appended !== undefined), 'positioned extents')
+      // batches of up to 4 ranges: one op per fdatasync, several ranges in one (multi-extent) op
+      const appends = made.filter(b => b.type === 'append')
+      assert.ok(appends.length <= 120, `at most one op per fdatasync (${appends.length})`)
+      assert.ok(appends.some(b => (b.more?.length ?? 0) > 0), 'an fdatasync of several ranges is one multi-extent op')
     }
     assert.ok(Buffer.from(await m.volume.readFile('/db')).equals(want), 'the Volume reads the same bytes')
     await m.mount.unmount()

@@ -6,10 +6,12 @@
 // folded with no further write (a file unlinked first is not); pages scattered over a large file
 // are folded only in the chunks they make dense (a partial fold: one chunk rewritten, not the
 // file's), the rest once it is quiet; extents made past the bounds while a fold runs are folded
-// once it ends (a fold asked for meanwhile is not lost).
+// once it ends (a fold asked for meanwhile is not lost). An fsync of 16 random 4 KiB writes is one
+// multi-extent op (issue 15 item 1), not one op per page.
 import assert from 'node:assert/strict'
 import { Volume, FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
 import type { Store } from '../../node/data/index.ts'
+import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { prng } from '../../harness/prng.ts'
@@ -117,6 +119,47 @@ describe('volume: positioned extents (one host)', function () {
       await check('after a second restart')
     })
   }
+
+  it('random 4 KiB pwrites, 16 per fsync: each fsync is one multi-extent op (one signature, one log record) holding all 16 extents', async () => {
+    const dir = await tempDir(t, 'darkfs-multiext-')
+    let vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    const next = rng(7)
+    const model = bytes(4 * MiB, 5)
+    await vol.writeFile('/db', model)
+    const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
+    /** the ops this host made for /db, in order */
+    const made: OpBody[] = []
+    vol.tree.addEventListener('op', (e: Event) => {
+      const d = (e as CustomEvent<OpEventDetail>).detail
+      if (d.local && 'inode' in d.body && d.body.inode === id && d.body.type === 'append') made.push(d.body)
+    })
+    const fh = await vol.open('/db', 'r+')
+    for (let sync = 0; sync < 8; sync++) {
+      // 16 distinct 4 KiB pages (fio randwrite, bs=4k, fsync=16)
+      const pages = new Set<number>()
+      while (pages.size < 16) pages.add(next(model.byteLength / 4096))
+      for (const page of pages) {
+        const data = bytes(4096, sync * 31 + page)
+        await fh.write(data, 0, 4096, page * 4096)
+        model.set(data, page * 4096)
+      }
+      const before = made.length
+      const versions = vol.tree.history(id).length
+      await fh.sync()
+      assert.equal(made.length, before + 1, `fsync ${sync}: one op`)
+      const op = made[made.length - 1] as Extract<OpBody, { type: 'append' }>
+      assert.equal(1 + (op.more?.length ?? 0), 16, `fsync ${sync}: the op holds the 16 extents`)
+      assert.equal(vol.tree.history(id).length, versions + 1, `fsync ${sync}: one version`)
+      const offsets = [op.offset, ...(op.more ?? []).map(x => x.offset)].sort((a, b) => a! - b!)
+      assert.deepEqual(offsets, [...pages].sort((a, b) => a - b).map(p => p * 4096))
+    }
+    await fh.close()
+    assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'reads back as written')
+    await vol.close()
+    vol = await Volume.open({ dir })
+    assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'reads back after a restart (the ops decoded from the log)')
+  })
 
   it('a burst of extents past FOLD_EXTENTS, and a quiet file\'s few, are folded with no further write', async () => {
     const dir = await tempDir(t, 'darkfs-extents-quiet-')
