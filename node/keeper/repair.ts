@@ -10,7 +10,10 @@
 // delay (net/failure.ts), and its chunks are planned as if it still held its fragments while
 // each keeps a fragment to spare; a chunk down to k live fragments is repaired at once (only as
 // many fragments as restore its spare), and one whose holder stayed away past the delay
-// ('lapsed') on the next pass. A pass takes the chunks with the fewest live fragments first.
+// ('lapsed') on the next pass. A pass takes the chunks with the fewest live fragments first, and
+// orders the rest of itself again whenever hosts went or came back since (a pass on a thin uplink
+// takes hours): a chunk put at risk meanwhile goes ahead of the rest, and so does one the pass
+// found short of k once a host it ranks first is back, instead of waiting for the next pass.
 //
 // An idle network costs nothing: a background pass surveys every peer (have-queries for every
 // fragment), so the timer runs one only when something may have changed since the last pass that
@@ -488,36 +491,64 @@ export class Repairer extends EventTarget {
     // progress counts chunks, as status does; manifests are repaired alongside
     this.progress_ = { ...emptyProgress(), running: true, chunks: all.refs.length }
     const self = this.c.self
-    const allLive = this.up()
+    const leaving = opts.leaving === true
+    // the hosts a batch is planned over, as they are when it is surveyed: a pass over many chunks
+    // on a thin uplink takes hours, and hosts go and come back meanwhile
+    const viewNow = (): PassView => {
+      const allLive = this.up()
+      const members = this.c.policy.members().filter(p => !(leaving && p === self))
+      return {
+        allLive,
+        members,
+        askOf: this.askOf(members),
+        live: new Set(allLive.filter(p => !(leaving && p === self))),
+        // a leaving host plans as if gone at once: its fragments go elsewhere, whatever is away
+        away: leaving ? [] : this.away(),
+        key: this.view()
+      }
+    }
+    let v = viewNow()
     // chunks at risk first (lazy.ts byUrgency): fewest fragments on live hosts, as the last survey
     // saw them, first; never seen, last. A pass over many chunks on a thin uplink takes hours, and
     // a chunk one loss from unreadable must not wait behind ones with fragments to spare.
-    const liveNow = new Set(allLive)
-    const refs = byUrgency(listed.map(r => this.c.health?.liveSeen(r, liveNow) ?? r.k + r.m)).map(i => listed[i])
-    const members = this.c.policy.members().filter(p => !(opts.leaving === true && p === self))
-    const askOf = this.askOf(members)
-    const live = new Set(allLive.filter(p => !(opts.leaving === true && p === self)))
-    // a leaving host plans as if gone at once: its fragments go elsewhere, whatever is away
-    const away = opts.leaving === true ? [] : this.away()
-    const drop = opts.drop ?? opts.leaving !== true
+    const byRisk = (list: ChunkRef[], liveNow: Set<string>): ChunkRef[] => byUrgency(list.map(r => this.c.health?.liveSeen(r, liveNow) ?? r.k + r.m)).map(i => list[i])
+    const refs = byRisk(listed, new Set(v.allLive))
+    // chunks this pass found short of k live fragments: taken again, ahead of the rest of the
+    // pass, when a host they rank first comes back (requeue())
+    const short = new Set<ChunkRef>()
+    const again = new Set<ChunkRef>()
+    const drop = opts.drop ?? !leaving
     // copies to hand over, dropped after the whole pass: a block (equal fragments of several
     // chunks) stays while any chunk wants it here
     const toDrop = new Map<string, Handover>()
     const wanted = new Set<string>()
     try {
       // the next batch is surveyed while this one is repaired (the chunks are other chunks)
-      const surveyed = (b: number): { batch: ChunkRef[], unanswered: Set<string>, at: number, holdings: Promise<Holdings> } => {
+      const surveyed = (b: number): { batch: ChunkRef[], unanswered: Set<string>, at: number, view: PassView, holdings: Promise<Holdings> } => {
         const batch = refs.slice(b, b + REPAIR_BATCH)
         const unanswered = new Set<string>()
-        const holdings = survey(this.surveyor(), batch, allLive, { ...opts, unanswered, askOf })
+        const view = v
+        const holdings = survey(this.surveyor(), batch, view.allLive, { ...opts, unanswered, askOf: view.askOf })
         // ignored here: awaited below when its batch comes, or the pass already failed
         holdings.catch(() => {})
-        return { batch, unanswered, at: Date.now(), holdings }
+        return { batch, unanswered, at: Date.now(), view, holdings }
       }
       let next = refs.length > 0 ? surveyed(0) : undefined
       for (let b = 0; b < refs.length; b += REPAIR_BATCH) {
-        const { batch, unanswered, at } = next!
+        const { batch, unanswered, at, view } = next!
+        const { live, members, away } = view
         const holdings = await next!.holdings
+        // hosts went or came back since the chunks after this batch were ordered: they are
+        // ordered again against the hosts live now, with the chunks found short whose hosts came
+        // back, so a chunk a loss put at risk an hour into the pass is not left for its end
+        const now = viewNow()
+        if (now.key !== v.key) {
+          const rest = refs.splice(b + REPAIR_BATCH)
+          const back = requeue(short, v.allLive, now.allLive, now.members, this.c.policy)
+          for (const r of back) { short.delete(r); again.add(r) }
+          refs.push(...byRisk([...back, ...rest.filter(r => !back.has(r))], new Set(now.allLive)))
+          v = now
+        }
         next = b + REPAIR_BATCH < refs.length ? surveyed(b + REPAIR_BATCH) : undefined
         // within the batch, by what its survey found now
         const ordered = byUrgency(batch.map(r => liveFragments(r, holdings, live))).map(i => batch[i])
@@ -526,8 +557,9 @@ export class Repairer extends EventTarget {
           const p = lazyPlan(ref, holdings, members, away, live, self, this.c.policy)
           // what the survey saw (before this pass repairs it: the next pass sees the repair);
           // a leaving host's plan is not the network's
-          if (opts.leaving !== true && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
+          if (!leaving && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
           if (p.health !== 'redundant') unsettled(p.health)
+          if (p.health === 'lost') short.add(ref)
           const mine = opts.all === true || (keeperOf(ref, live, this.c.policy) === self && this.c.placing?.(ref.cid!.toString()) !== true)
           if (mine && p.health !== 'redundant' && p.health !== 'lost') {
             const ok = await this.repairChunk(ref, p, holdings, live, opts).catch((err: Error) => {
@@ -541,7 +573,8 @@ export class Repairer extends EventTarget {
           }
           for (const key of wantedHere(self, ref, p)) wanted.add(key)
           if (drop) for (const h of handovers(self, ref, p, live)) toDrop.set(h.cid.toString(), h)
-          if (!manifests.has(ref)) this.progress_.checked++
+          // a chunk taken again (requeue()) was counted the first time
+          if (!manifests.has(ref) && !again.has(ref)) this.progress_.checked++
           this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
         }, opts)
       }
@@ -681,6 +714,35 @@ export class Repairer extends EventTarget {
       return undefined
     }
   }
+}
+
+/** The hosts a batch of a pass is surveyed and planned over (Repairer.runPass viewNow()). */
+interface PassView {
+  allLive: string[]
+  members: string[]
+  askOf: ((ref: ChunkRef) => string[]) | undefined
+  live: Set<string>
+  away: string[]
+  /** Repairer.view() as of then: the view changed when this did. */
+  key: string
+}
+
+/**
+ * The chunks a pass found short of k live fragments that it takes again, ahead of the rest of
+ * the pass: those one of whose first-ranked hosts (its targets and SURVEY_SPARE_RANKS more, where
+ * its fragments are) is up `now` and was not `before`. Such a chunk was planned when too few of
+ * its holders were up to rebuild it; left for the next pass, it waited for the end of this one,
+ * hours on a thin uplink, one loss from unreadable (npm run sim: chunks lost in a neighbourhood
+ * whose leavers came weeks apart). Only chunks a returning host ranks for: a pass under churn
+ * does not survey every short chunk again each time any host comes back.
+ */
+export function requeue (short: Iterable<ChunkRef>, before: readonly string[], now: readonly string[], members: string[], policy: Pick<PlacementPolicy, 'rank'>): Set<ChunkRef> {
+  const was = new Set(before)
+  const back = new Set(now.filter(h => !was.has(h)))
+  const out = new Set<ChunkRef>()
+  if (back.size === 0) return out
+  for (const r of short) if (policy.rank(r, members, Math.min(members.length, r.k + r.m + SURVEY_SPARE_RANKS)).some(h => back.has(h))) out.add(r)
+  return out
 }
 
 /**
