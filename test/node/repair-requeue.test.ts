@@ -12,6 +12,7 @@ import { REPAIR_BATCH, Repairer, requeue } from '../../node/keeper/repair.ts'
 import type { RepairComponents } from '../../node/keeper/repair.ts'
 import { HealthBook } from '../../node/keeper/status.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
+import type { PlacementPolicy } from '../../node/keeper/placement.ts'
 
 const RAW = 0x55
 const cidOf = async (s: string): Promise<CID> => CID.create(1, RAW, await sha256.digest(new TextEncoder().encode(s)))
@@ -139,7 +140,8 @@ describe('Repairer: the rest of a pass ordered again as hosts go and come back (
   it('requeue: only the short chunks one of whose first-ranked hosts came back', async () => {
     const a = await chunk(3) // ranks h3..h7
     const b = await chunk(8) // ranks h8..h11, h0
-    const policy = { rank }
+    // the fake ranks by offset; requeue() passes its refs through
+    const policy = { rank } as unknown as Pick<PlacementPolicy, 'rank'>
     assert.deepEqual([...requeue([a, b], ['h0', 'h3'], ['h0', 'h3'], MEMBERS, policy)], [], 'nobody came back')
     assert.deepEqual([...requeue([a, b], ['h0', 'h3'], ['h0', 'h5'], MEMBERS, policy)], [a], 'h5 came back (h3 went: no matter)')
     assert.deepEqual([...requeue([a, b], ['h0'], ['h0', 'h9', 'h7'], MEMBERS, policy)], [a, b])
