@@ -350,8 +350,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   // passed again when that clock came, and any other chunk at risk passed at that moment took the
   // cap first: a chunk at k waited behind weeks of later ones on a thin keeper and was lost.)
   const queues = [
-    { list: Array.from({ length: H }, (): number[] => []), queued: new Uint8Array(o.chunks), waking: new Uint8Array(H), clock: capUntil },
-    { list: Array.from({ length: H }, (): number[] => []), queued: new Uint8Array(o.chunks), waking: new Uint8Array(H), clock: capUrgent }
+    { list: Array.from({ length: H }, (): number[] => []), at: new Int32Array(o.chunks).fill(-1), waking: new Uint8Array(H), clock: capUntil },
+    { list: Array.from({ length: H }, (): number[] => []), at: new Int32Array(o.chunks).fill(-1), waking: new Uint8Array(H), clock: capUrgent }
   ]
   const arm = (k: number, u: number): void => {
     const w = queues[u]
@@ -361,7 +361,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       w.waking[k] = 0
       while (w.list[k].length > 0 && w.clock[k] <= q.now) {
         const next = takeNext(w.list[k])
-        w.queued[next] = 0
+        w.at[next] = -1
         if (busy[next] === 1) { again[next] = 1; continue }
         pass(next)
       }
@@ -391,7 +391,14 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   const wait = (k: number, c: number, urgent: boolean): void => {
     const u = urgent ? 1 : 0
     const w = queues[u]
-    if (w.queued[c] === 0) { w.queued[c] = 1; w.list[k].push(c) }
+    // in the queue of the keeper it has now: one queued at another keeper (its keeper then, away
+    // or outranked since) moves here, as each host's pass takes the chunks it keeps now (left
+    // there, a chunk at k waited weeks in a thin host's queue while its keeper, a fat one, idled)
+    if (w.at[c] !== k) {
+      if (w.at[c] >= 0) { const l = w.list[w.at[c]]; l.splice(l.indexOf(c), 1) }
+      w.at[c] = k
+      w.list[k].push(c)
+    }
     arm(k, u)
   }
 
