@@ -28,7 +28,8 @@
 // occupies an uplink as long as the fragments it stands for would, and bytes are counted at full
 // scale. A keeper plans a chunk when its repair cap gets to it (its earlier repairs still using
 // it defer the pass), so a plan is never older than the bytes it moves. Approximations: a
-// transfer whose source goes away midway still lands; a pass is one event per chunk (debounced as
+// transfer whose source goes away midway still lands, and so does one whose target is away (not
+// gone for good) when it ends; a pass is one event per chunk (debounced as
 // the Repairer debounces), not a sweep over every chunk; a sampled chunk's repair is one transfer
 // of `scale` fragments between the same hosts (in darkfs those chunks' keepers and holders are
 // the same XOR neighbourhood, so the load lands on the same few uplinks).
@@ -342,22 +343,29 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   }
 
   // chunks waiting for their keeper's repair cap, in the order they came; the keeper takes the
-  // next when its cap is free (one event per repair, not one per waiting chunk)
-  const waiting: number[][] = Array.from({ length: H }, () => [])
-  const queued = new Uint8Array(o.chunks)
-  const waking = new Uint8Array(H)
-  const arm = (k: number): void => {
-    if (waking[k] === 1 || waiting[k].length === 0) return
-    waking[k] = 1
-    q.at(capUntil[k], () => {
-      waking[k] = 0
-      while (waiting[k].length > 0 && capUntil[k] <= q.now) {
-        const next = takeNext(waiting[k])
-        queued[next] = 0
+  // next when its cap is free (one event per repair, not one per waiting chunk). Chunks at risk
+  // wait in a queue of their own, taken on the urgent clock (capUrgent) in the same order: as the
+  // Repairer's pass takes them, fewest live fragments first over every chunk it has, not in the
+  // order their passes came. (Before, a chunk at risk whose keeper's urgent clock was ahead was
+  // passed again when that clock came, and any other chunk at risk passed at that moment took the
+  // cap first: a chunk at k waited behind weeks of later ones on a thin keeper and was lost.)
+  const queues = [
+    { list: Array.from({ length: H }, (): number[] => []), at: new Int32Array(o.chunks).fill(-1), waking: new Uint8Array(H), clock: capUntil },
+    { list: Array.from({ length: H }, (): number[] => []), at: new Int32Array(o.chunks).fill(-1), waking: new Uint8Array(H), clock: capUrgent }
+  ]
+  const arm = (k: number, u: number): void => {
+    const w = queues[u]
+    if (w.waking[k] === 1 || w.list[k].length === 0) return
+    w.waking[k] = 1
+    q.at(w.clock[k], () => {
+      w.waking[k] = 0
+      while (w.list[k].length > 0 && w.clock[k] <= q.now) {
+        const next = takeNext(w.list[k])
+        w.at[next] = -1
         if (busy[next] === 1) { again[next] = 1; continue }
         pass(next)
       }
-      arm(k)
+      arm(k, u)
     })
   }
   /** Distinct fragments of chunk c on live hosts. */
@@ -380,9 +388,18 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     }
     return list.splice(best, 1)[0]
   }
-  const wait = (k: number, c: number): void => {
-    if (queued[c] === 0) { queued[c] = 1; waiting[k].push(c) }
-    arm(k)
+  const wait = (k: number, c: number, urgent: boolean): void => {
+    const u = urgent ? 1 : 0
+    const w = queues[u]
+    // in the queue of the keeper it has now: one queued at another keeper (its keeper then, away
+    // or outranked since) moves here, as each host's pass takes the chunks it keeps now (left
+    // there, a chunk at k waited weeks in a thin host's queue while its keeper, a fat one, idled)
+    if (w.at[c] !== k) {
+      if (w.at[c] >= 0) { const l = w.list[w.at[c]]; l.splice(l.indexOf(c), 1) }
+      w.at[c] = k
+      w.list[k].push(c)
+    }
+    arm(k, u)
   }
 
   /** A keeper's pass over chunk c: plan, deliver what is missing, hand over what is not wanted. */
@@ -392,8 +409,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     // a keeper works through its chunks at its repair cap: one whose cap is taken further ahead
     // gets to this chunk then, and plans it as things are then (a host back meanwhile costs nothing)
     const urgent = o.order === 'urgent' && atRisk(liveCount(c), o.k)
-    if (urgent && capUrgent[keeperIdx] > q.now) { schedule(c, capUrgent[keeperIdx]); return }
-    if (!urgent && capUntil[keeperIdx] > q.now) { wait(keeperIdx, c); return }
+    if ((urgent ? capUrgent : capUntil)[keeperIdx] > q.now) { wait(keeperIdx, c, urgent); return }
     const self = peers[keeperIdx]
     const { p, live } = planOf(c, self)
     unsettled[c] = p.health === 'redundant' ? 0 : 1
@@ -454,8 +470,13 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       busy[c] = 0
       r.repairMs.push(landed - now)
       for (const { j, h } of lands) {
-        // a target that went away meanwhile did not take it (its next pass sends it again)
-        if (up[h] === 1 && disk[h] === 1 && !held[c][j].has(h)) { held[c][j].add(h); r.fragmentsRepaired += o.scale }
+        // a target that left for good meanwhile did not take it (its next pass sends it again);
+        // one only away at the end took it: a sampled repair stands for `scale` real ones pushed
+        // one after another over the hours it takes, most of them while the target was up (with
+        // the target up at the landing only, a fifth of the hosts away at any time and sampled
+        // repairs 30 h long on a thin keeper, most sampled pushes were lost and sent again, each
+        // taking the keeper's cap that long again: a chunk at k waited weeks for its fragment)
+        if (disk[h] === 1 && !held[c][j].has(h)) { held[c][j].add(h); r.fragmentsRepaired += o.scale }
       }
       again[c] = 0
       schedule(c, q.now)

@@ -526,24 +526,40 @@ export class Repairer extends EventTarget {
     // progress counts chunks, as status does; manifests are repaired alongside
     this.progress_ = { ...emptyProgress(), running: true, chunks: all.refs.length }
     const self = this.c.self
-    const allLive = this.up()
+    const leaving = opts.leaving === true
+    // the hosts a batch is planned over, as they are when it is surveyed: a pass over many chunks
+    // on a thin uplink takes hours, and hosts go and come back meanwhile
+    const viewNow = (): PassView => {
+      const allLive = this.up()
+      const members = this.c.policy.members().filter(p => !(leaving && p === self))
+      return {
+        allLive,
+        members,
+        askOf: this.askOf(members),
+        live: new Set(allLive.filter(p => !(leaving && p === self))),
+        // a leaving host plans as if gone at once: its fragments go elsewhere, whatever is away
+        away: leaving ? [] : this.away(),
+        key: this.view()
+      }
+    }
+    let v = viewNow()
     // chunks at risk first (lazy.ts byUrgency): fewest fragments on live hosts, as the last survey
     // saw them, first; never seen, last. A pass over many chunks on a thin uplink takes hours, and
     // a chunk one loss from unreadable must not wait behind ones with fragments to spare.
-    const liveNow = new Set(allLive)
-    const ordered = byUrgency(listed.map(r => this.c.health?.liveSeen(r, liveNow) ?? r.k + r.m)).map(i => listed[i])
+    const byRisk = (list: ChunkRef[], liveNow: Set<string>): ChunkRef[] => byUrgency(list.map(r => this.c.health?.liveSeen(r, liveNow) ?? r.k + r.m)).map(i => list[i])
+    const ordered = byRisk(listed, new Set(v.allLive))
     // chunks found redundant under this view and nothing here to hand over: not surveyed again by
     // an incremental pass; each fragment of theirs stays wanted here (dropped by no handover of another chunk)
     const listedKeys = new Set(listed.map(r => r.cid!.toString()))
     for (const key of this.fine.keys()) if (!listedKeys.has(key)) this.fine.delete(key)
     const skip = (r: ChunkRef): boolean => opts.incremental === true && this.fine.get(r.cid!.toString()) === view
-    const refs = ordered.filter(r => !skip(r))
-    const members = this.c.policy.members().filter(p => !(opts.leaving === true && p === self))
-    const askOf = this.askOf(members)
-    const live = new Set(allLive.filter(p => !(opts.leaving === true && p === self)))
-    // a leaving host plans as if gone at once: its fragments go elsewhere, whatever is away
-    const away = opts.leaving === true ? [] : this.away()
-    const drop = opts.drop ?? opts.leaving !== true
+    // the chunks not yet taken into a batch, in the order they will be
+    let queue = ordered.filter(r => !skip(r))
+    // chunks this pass found short of k live fragments: taken again, ahead of the rest of the
+    // pass, when a host they rank first comes back (requeue())
+    const short = new Set<ChunkRef>()
+    const again = new Set<ChunkRef>()
+    const drop = opts.drop ?? !leaving
     // copies to hand over, dropped after the whole pass: a block (equal fragments of several
     // chunks) stays while any chunk wants it here
     const toDrop = new Map<string, Handover>()
@@ -560,70 +576,106 @@ export class Repairer extends EventTarget {
       // The first batch is small and they double up to REPAIR_BATCH: repairs start once a few
       // chunks are surveyed, not every chunk of the first REPAIR_BATCH at every peer (a pass
       // after a loss spent as long surveying, before its first fetch, as repairing).
-      const bounds: Array<[number, number]> = []
-      for (let b = 0, size = REPAIR_FIRST_BATCH; b < refs.length; b += size, size = Math.min(REPAIR_BATCH, size * 2)) bounds.push([b, Math.min(refs.length, b + size)])
-      const batchOf: number[] = []
-      bounds.forEach(([from, to], i) => { for (let x = from; x < to; x++) batchOf.push(i) })
+      // A batch takes its chunks from the queue when it is surveyed: when hosts went or came back
+      // since the queue was ordered, it is ordered again against the hosts up now, with the
+      // chunks found short whose hosts came back ahead, so a chunk a loss put at risk an hour
+      // into the pass is not left for its end.
       // undefined: not surveyed yet; null: through, let go
       const batches: Array<Batch | null | undefined> = []
+      let size = REPAIR_FIRST_BATCH
       const start = (i: number): Batch | null => {
-        if (batches[i] === undefined) batches[i] = surveyed(i)
+        if (batches[i] === undefined) batches[i] = surveyed()
         return batches[i]!
       }
-      const surveyed = (i: number): Batch => {
-        const batch = refs.slice(bounds[i][0], bounds[i][1])
+      const surveyed = (): Batch => {
+        const now = viewNow()
+        if (now.key !== v.key) {
+          const back = requeue(short, v.allLive, now.allLive, now.members, this.c.policy)
+          for (const r of back) { short.delete(r); again.add(r) }
+          queue = byRisk([...back, ...queue.filter(r => !back.has(r))], new Set(now.allLive))
+          v = now
+        }
+        const view = v
+        const items = queue.splice(0, size)
+        size = Math.min(REPAIR_BATCH, size * 2)
         const unanswered = new Set<string>()
         const at = Date.now()
-        const holdings = survey(this.surveyor(), batch, allLive, { ...opts, unanswered, askOf })
+        const holdings = survey(this.surveyor(), items, view.allLive, { ...opts, unanswered, askOf: view.askOf })
         // within the batch, by what its survey found now
-        const ordered = holdings.then(h => byUrgency(batch.map(r => liveFragments(r, h, live))).map(x => batch[x]))
+        const ordered = holdings.then(h => byUrgency(items.map(r => liveFragments(r, h, view.live))).map(x => items[x]))
         // the next batch is surveyed while this one is repaired (the chunks are other chunks)
-        holdings.then(() => { if (i + 1 < bounds.length && !opts.signal.aborted) start(i + 1) }, () => {})
+        const i = batches.length
+        holdings.then(() => { if (queue.length > 0 && !opts.signal.aborted) start(i + 1) }, () => {})
         // ignored here: awaited when the batch's chunks come, or the pass already failed
         ordered.catch(() => {})
-        return { unanswered, at, holdings, ordered, done: 0 }
+        return { items, view, unanswered, at, holdings, ordered, done: 0 }
       }
-      if (bounds.length > 0) start(0)
-      await forEachLimited(refs.keys(), REPAIR_CONCURRENCY, async x => {
-        opts.signal.throwIfAborted()
-        const i = batchOf[x]
-        // most often started when the previous batch's survey answered (a chunk of it may
-        // come first, while a slow chunk of the batch before holds up that survey's chunks)
-        const b = start(i)!
-        try {
-          const holdings = await b.holdings
-          const ref = (await b.ordered)[x - bounds[i][0]]
-          const { unanswered, at } = b
-          const p = lazyPlan(ref, holdings, members, away, live, self, this.c.policy)
-          // what the survey saw (before this pass repairs it: the next pass sees the repair);
-          // a leaving host's plan is not the network's
-          if (opts.leaving !== true && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
-          if (p.health !== 'redundant') unsettled(p.health)
-          const mine = opts.all === true || (keeperOf(ref, live, this.c.policy) === self && this.c.placing?.(ref.cid!.toString()) !== true)
-          if (mine && p.health !== 'redundant' && p.health !== 'lost') {
-            const ok = await this.repairChunk(ref, p, holdings, live, opts).catch((err: Error) => {
-              if (!opts.signal.aborted) log.error('repair of chunk %s failed: %s', shortCid(ref.cid!), err.message)
-              return false
-            })
-            if (!ok) { this.progress_.failed++; this.totals_.failed++ }
-          } else if (mine && p.health === 'lost') {
-            this.progress_.failed++
-            this.totals_.failed++
+      // the next chunk to take: batch i's x-th, batches started as the chunks come to them (most
+      // often started already, when the previous batch's survey answered)
+      let cur = 0
+      let pos = 0
+      const nextSlot = (): { i: number, x: number, b: Batch } | undefined => {
+        for (;;) {
+          let b = batches[cur]
+          if (b === undefined) {
+            if (queue.length === 0) return undefined
+            b = start(cur)
           }
-          for (const key of wantedHere(self, ref, p)) wanted.add(key)
-          const mineToDrop = drop ? handovers(self, ref, p, live) : []
-          for (const h of mineToDrop) toDrop.set(h.cid.toString(), h)
-          // a later incremental pass under this view need not ask about it again
-          if (p.health === 'redundant' && drop && mineToDrop.length === 0) this.fine.set(ref.cid!.toString(), view)
-          else this.fine.delete(ref.cid!.toString())
-          if (!manifests.has(ref)) this.progress_.checked++
-          this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
-        } finally {
-          // a batch's survey is let go once its last chunk is through (a pass's memory stays
-          // that of a few batches)
-          if (++b.done === bounds[i][1] - bounds[i][0]) batches[i] = null
+          if (b !== null && pos < b.items.length) return { i: cur, x: pos++, b }
+          // every chunk of batch `cur` taken: on to the next batch, when there is one
+          if (batches[cur + 1] === undefined && queue.length === 0) return undefined
+          cur++
+          pos = 0
         }
-      }, opts)
+      }
+      let failed: { err: unknown } | undefined
+      const worker = async (): Promise<void> => {
+        for (let slot = nextSlot(); slot !== undefined && failed === undefined; slot = nextSlot()) {
+          const { i, x, b } = slot
+          try {
+            opts.signal.throwIfAborted()
+            const holdings = await b.holdings
+            const ref = (await b.ordered)[x]
+            const { unanswered, at } = b
+            const { live, members, away } = b.view
+            const p = lazyPlan(ref, holdings, members, away, live, self, this.c.policy)
+            // what the survey saw (before this pass repairs it: the next pass sees the repair);
+            // a leaving host's plan is not the network's
+            if (!leaving && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
+            if (p.health !== 'redundant') unsettled(p.health)
+            if (p.health === 'lost') short.add(ref)
+            const mine = opts.all === true || (keeperOf(ref, live, this.c.policy) === self && this.c.placing?.(ref.cid!.toString()) !== true)
+            if (mine && p.health !== 'redundant' && p.health !== 'lost') {
+              const ok = await this.repairChunk(ref, p, holdings, live, opts).catch((err: Error) => {
+                if (!opts.signal.aborted) log.error('repair of chunk %s failed: %s', shortCid(ref.cid!), err.message)
+                return false
+              })
+              if (!ok) { this.progress_.failed++; this.totals_.failed++ }
+            } else if (mine && p.health === 'lost') {
+              this.progress_.failed++
+              this.totals_.failed++
+            }
+            for (const key of wantedHere(self, ref, p)) wanted.add(key)
+            const mineToDrop = drop ? handovers(self, ref, p, live) : []
+            for (const h of mineToDrop) toDrop.set(h.cid.toString(), h)
+            // a later incremental pass under this view need not ask about it again
+            if (p.health === 'redundant' && drop && mineToDrop.length === 0 && b.view.key === view) this.fine.set(ref.cid!.toString(), view)
+            else this.fine.delete(ref.cid!.toString())
+            // a chunk taken again (requeue()) was counted the first time
+            if (!manifests.has(ref) && !again.has(ref)) this.progress_.checked++
+            this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
+          } catch (err) {
+            // the first error fails the pass once the chunks under way are through
+            failed ??= { err }
+          } finally {
+            // a batch's survey is let go once its last chunk is through (a pass's memory stays
+            // that of a few batches)
+            if (++b.done === b.items.length) batches[i] = null
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: REPAIR_CONCURRENCY }, worker))
+      if (failed !== undefined) throw failed.err
       const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()))
       if (handover.length > 0) {
         unsettled('copies to hand over')
@@ -764,6 +816,35 @@ export class Repairer extends EventTarget {
   }
 }
 
+/** The hosts a batch of a pass is surveyed and planned over (Repairer.runPass viewNow()). */
+interface PassView {
+  allLive: string[]
+  members: string[]
+  askOf: ((ref: ChunkRef) => string[]) | undefined
+  live: Set<string>
+  away: string[]
+  /** Repairer.view() as of then: the view changed when this did. */
+  key: string
+}
+
+/**
+ * The chunks a pass found short of k live fragments that it takes again, ahead of the rest of
+ * the pass: those one of whose first-ranked hosts (its targets and SURVEY_SPARE_RANKS more, where
+ * its fragments are) is up `now` and was not `before`. Such a chunk was planned when too few of
+ * its holders were up to rebuild it; left for the next pass, it waited for the end of this one,
+ * hours on a thin uplink, one loss from unreadable (npm run sim: chunks lost in a neighbourhood
+ * whose leavers came weeks apart). Only chunks a returning host ranks for: a pass under churn
+ * does not survey every short chunk again each time any host comes back.
+ */
+export function requeue (short: Iterable<ChunkRef>, before: readonly string[], now: readonly string[], members: string[], policy: Pick<PlacementPolicy, 'rank'>): Set<ChunkRef> {
+  const was = new Set(before)
+  const back = new Set(now.filter(h => !was.has(h)))
+  const out = new Set<ChunkRef>()
+  if (back.size === 0) return out
+  for (const r of short) if (policy.rank(r, members, Math.min(members.length, r.k + r.m + SURVEY_SPARE_RANKS)).some(h => back.has(h))) out.add(r)
+  return out
+}
+
 /**
  * The deliveries a chunk's repair makes, as a pure function of its plan (the simulator runs it,
  * scripts/sim): for each fragment j, the live hosts the plan wants it on that do not hold it. A
@@ -780,7 +861,7 @@ export function repairDeliveries (p: Pick<ChunkPlan, 'want' | 'held'>, live: Rea
 }
 
 /** One batch of a pass: its survey (started when the previous batch's answered), its chunks in repair order, how many are through. */
-interface Batch { unanswered: Set<string>, at: number, holdings: Promise<Holdings>, ordered: Promise<ChunkRef[]>, done: number }
+interface Batch { items: ChunkRef[], view: PassView, unanswered: Set<string>, at: number, holdings: Promise<Holdings>, ordered: Promise<ChunkRef[]>, done: number }
 
 /** The retained chunks and manifests, as one string (equal exactly when they are the same). */
 function chunkKey (all: { refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[] }): string {
