@@ -375,6 +375,12 @@ export interface Host {
   neighbours: () => string[]
   /** True while this host knows more members than its full mesh holds: it keeps neighbours, not everyone. */
   beyondFullMesh: () => boolean
+  /**
+   * Whether this host closed its last connection to the peer itself (the trim, hangUp()), not
+   * the peer nor a failure; false once the peer connects again. Beyond the full mesh such a
+   * close says nothing of the peer (net/failure.ts).
+   */
+  closedHere: (peer: string) => boolean
   /** The smallest gossip message this host sends IDONTWANT for (none in a full mesh: GOSSIP_IDONTWANT_MIN_BYTES). */
   idontwantMinBytes: () => number
   /** Stop listening and close every connection. Idempotent. */
@@ -998,6 +1004,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     fullMeshPeers: fullMesh,
     neighbours: () => [...(chosen ?? new Set([...known.keys(), ...connectedIds()]))],
     beyondFullMesh: () => chosen !== undefined,
+    closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
     idontwantMinBytes: () => gossipOpts().idontwantMinDataSize,
     addresses: () => (init.announce !== undefined && init.announce.length > 0
       ? libp2p.getMultiaddrs().map(a => a.toString())
