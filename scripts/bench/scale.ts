@@ -302,6 +302,9 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     // repair passes in the window (an idle network needs none) and hosts whose repairer settled
     out['scale.idle.repairPasses.perHostMin'] = round(hosts.reduce((a, h, i) => a + h.keep.repairer.totals().passes - passes0[i], 0) / N / (seconds / 60), 2)
     out['scale.idle.repairSettled.hosts'] = `${hosts.filter(h => h.keep.repairer.idle()).length}/${N}`
+    // member tables that differ (distinct digests; 1: every host holds the same records): each
+    // digest comparison between two that differ pulls a whole table (node/net/member-service.ts)
+    out['scale.idle.memberTables.distinct'] = new Set(hosts.map(h => Buffer.from(h.members.digest()).toString('hex'))).size
     out['scale.idle.sent.kbitps.mean'] = round(mean(kbit), 2)
     out['scale.idle.sent.kbitps.max'] = round(Math.max(...kbit), 2)
     for (const [p, bps] of [...perProtocol].sort((a, b) => b[1] - a[1])) if (bps >= 0.05) out[`scale.idle.sent.Bps.${p}`] = round(bps, 1)
