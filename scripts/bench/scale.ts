@@ -205,12 +205,15 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
       .catch((err: Error) => { failures.push(`${err.message}: ${hosts.map(h => h.host.peers().length).join(',')}`) })
     // the idle window starts once every host's repairer settled (its last pass found every chunk
     // redundant, and nothing that calls for another came since: Repairer.idle()), all at once and
-    // within the bound; placements settle well before the repair passes the writes called for
-    // (a minute apart), and an idle window that began 10 s after them caught those passes
+    // within the bound, and no host has a suspect left to probe (a neighbour whose connection a
+    // peer trimmed after the passes' dials is probed a failure timeout later); placements settle
+    // well before the repair passes the writes called for (a minute apart), and an idle window
+    // that began 10 s after them caught those passes
     started = performance.now()
-    await until(`every host's repair settled, within ${bound} connections`, () => hosts.every(h => h.keep.repairer.idle() && h.host.peers().length <= bound), REPAIR_SETTLE_DEADLINE_MS)
+    await until(`every host's repair settled, within ${bound} connections, no suspect`, () =>
+      hosts.every(h => h.keep.repairer.idle() && h.host.peers().length <= bound && h.keep.membership.suspects().length === 0), REPAIR_SETTLE_DEADLINE_MS)
       .catch((err: Error) => {
-        failures.push(`${err.message}: settled ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}, connections ${hosts.map(h => h.host.peers().length).join(',')}`)
+        failures.push(`${err.message}: settled ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}`)
       })
     out['scale.repairSettled.s'] = round((performance.now() - started) / 1000, 1)
     log(`every repairer settled ${out['scale.repairSettled.s']} s after placement`)
@@ -304,6 +307,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     out['scale.idle.repairSettled.hosts'] = `${hosts.filter(h => h.keep.repairer.idle()).length}/${N}`
     // member tables that differ (distinct digests; 1: every host holds the same records): each
     // digest comparison between two that differ pulls a whole table (node/net/member-service.ts)
+    out['scale.idle.suspects'] = hosts.reduce((a, h) => a + h.keep.membership.suspects().length, 0)
     out['scale.idle.memberTables.distinct'] = new Set(hosts.map(h => Buffer.from(h.members.digest()).toString('hex'))).size
     out['scale.idle.sent.kbitps.mean'] = round(mean(kbit), 2)
     out['scale.idle.sent.kbitps.max'] = round(Math.max(...kbit), 2)
