@@ -389,6 +389,11 @@ export interface Host {
    * close says nothing of the peer (net/failure.ts).
    */
   closedHere: (peer: string) => boolean
+  /**
+   * Whether the peer, a neighbour this host chose, closed its connection soon after it opened
+   * (it is over its own bound and trimmed this host): left out of the neighbours for a while.
+   */
+  refusedBy: (peer: string) => boolean
   /** The smallest gossip message this host sends IDONTWANT for (none in a full mesh: GOSSIP_IDONTWANT_MIN_BYTES). */
   idontwantMinBytes: () => number
   /** Stop listening and close every connection. Idempotent. */
@@ -848,9 +853,9 @@ export async function createHost (init: HostInit): Promise<Host> {
   })
   libp2p.addEventListener('peer:disconnect', (evt) => {
     const id = evt.detail.toString()
-    events.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id }))
     // a neighbour that closed the connection soon after it opened does not want this host: left
-    // out for a while, longer each time it does so again (REFUSED_NEIGHBOUR_MAX_MS)
+    // out for a while, longer each time it does so again (REFUSED_NEIGHBOUR_MAX_MS); told before
+    // the event, whose listeners ask refusedBy()
     const lasted = Date.now() - (connectedAt.get(id) ?? 0)
     if (lasted >= RECONNECT_STABLE_MS) refusedFor.delete(id)
     if (chosen?.has(id) === true && !trimmed.has(id) && !hungUp.has(id) && !stopped && lasted < RECONNECT_STABLE_MS) {
@@ -860,6 +865,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       refused.set(id, Date.now() + out)
       refreshSoon()
     }
+    events.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id }))
     if (!hungUp.has(id)) redial(id)
   })
 
@@ -1023,6 +1029,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     neighbours: () => [...(chosen ?? new Set([...known.keys(), ...connectedIds()]))],
     beyondFullMesh: () => chosen !== undefined,
     closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
+    refusedBy: peer => (refused.get(peer) ?? 0) > Date.now(),
     idontwantMinBytes: () => gossipOpts().idontwantMinDataSize,
     addresses: () => (init.announce !== undefined && init.announce.length > 0
       ? libp2p.getMultiaddrs().map(a => a.toString())
