@@ -389,11 +389,6 @@ export interface Host {
    * close says nothing of the peer (net/failure.ts).
    */
   closedHere: (peer: string) => boolean
-  /**
-   * Whether the peer, a neighbour this host chose, closed its connection soon after it opened
-   * (it is over its own bound and trimmed this host): left out of the neighbours for a while.
-   */
-  refusedBy: (peer: string) => boolean
   /** The smallest gossip message this host sends IDONTWANT for (none in a full mesh: GOSSIP_IDONTWANT_MIN_BYTES). */
   idontwantMinBytes: () => number
   /** Stop listening and close every connection. Idempotent. */
@@ -854,8 +849,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   libp2p.addEventListener('peer:disconnect', (evt) => {
     const id = evt.detail.toString()
     // a neighbour that closed the connection soon after it opened does not want this host: left
-    // out for a while, longer each time it does so again (REFUSED_NEIGHBOUR_MAX_MS); told before
-    // the event, whose listeners ask refusedBy()
+    // out for a while, longer each time it does so again (REFUSED_NEIGHBOUR_MAX_MS)
     const lasted = Date.now() - (connectedAt.get(id) ?? 0)
     if (lasted >= RECONNECT_STABLE_MS) refusedFor.delete(id)
     if (chosen?.has(id) === true && !trimmed.has(id) && !hungUp.has(id) && !stopped && lasted < RECONNECT_STABLE_MS) {
@@ -1029,7 +1023,6 @@ export async function createHost (init: HostInit): Promise<Host> {
     neighbours: () => [...(chosen ?? new Set([...known.keys(), ...connectedIds()]))],
     beyondFullMesh: () => chosen !== undefined,
     closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
-    refusedBy: peer => (refused.get(peer) ?? 0) > Date.now(),
     idontwantMinBytes: () => gossipOpts().idontwantMinDataSize,
     addresses: () => (init.announce !== undefined && init.announce.length > 0
       ? libp2p.getMultiaddrs().map(a => a.toString())
