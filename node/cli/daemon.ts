@@ -216,14 +216,21 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       repairDelayMs: opts.keep?.repairDelayMs,
       table: members,
       publish: async msg => await memberService.publish(msg),
-      // a member this host is not connected to answers a dial to an address it signed
+      // a member this host is not connected to answers a dial to an address it signed; the
+      // connection the probe opened is closed once it answered (not a neighbour's: those are
+      // kept): left to the trim, it put this host over its bound meanwhile (failure.ts)
       probe: async peer => {
+        const was = host.peers().some(p => p.id === peer)
         for (const addr of members.record(peer)?.addrs ?? []) {
           const ok = await host.dial(addr.includes('/p2p/') ? addr : `${addr}/p2p/${peer}`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) }).then(() => true, (err: Error) => {
             log('probe of %s at %s: %s', peer, addr, err.message)
             return false
           })
-          if (ok) return true
+          if (!ok) continue
+          if (!was && !host.neighbours().includes(peer)) {
+            await host.hangUp(peer).catch((err: Error) => { log('closing the probe\'s connection to %s: %s', peer, err.message) })
+          }
+          return true
         }
         return false
       }

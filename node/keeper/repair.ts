@@ -115,8 +115,9 @@ export interface RepairComponents {
   /**
    * True while this host keeps connections to a few members only (beyond the full mesh,
    * net/host.ts): a survey then asks each chunk the hosts its rule ranks first (its targets and
-   * SURVEY_SPARE_RANKS more, dialled when not connected), not every connected peer, and the hosts
-   * planned over are those up (membership.up()), not the connected ones. Not given: a full mesh.
+   * SURVEY_SPARE_RANKS more, dialled when not connected), not every connected peer (the hosts
+   * planned over are membership.up() either way: the connected ones only in a full mesh). Not
+   * given: a full mesh.
    */
   bounded?: () => boolean
   /** The tree: its 'op' events (new content, new members' pins) call for a pass. */
@@ -339,12 +340,12 @@ export class Repairer extends EventTarget {
   }
 
   /**
-   * The hosts a pass plans over: the connected ones in a full mesh; beyond it the members taken
-   * to be up (membership.up(): a trimmed connection is no failure, and a view of the connected
-   * peers changed with every dial and trim, each change a pass).
+   * The hosts a pass plans over: membership.up(), which is the connected ones in a full mesh and
+   * beyond it the members taken to be up (a trimmed connection is no failure, and a view of the
+   * connected peers changed with every dial and trim, each change a pass).
    */
   private up (): string[] {
-    return this.c.bounded?.() === true ? (this.c.membership.up?.() ?? this.c.membership.live()) : this.c.membership.live()
+    return this.c.membership.up?.() ?? this.c.membership.live()
   }
 
   /** Who a survey asks about a chunk: every live host in a full mesh (undefined), its first-ranked hosts beyond. */

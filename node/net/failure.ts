@@ -22,6 +22,7 @@
 // this host drains is told so again (its Membership forgets a drain on a new connection).
 //   { t: 'leave' } | { t: 'drain' } | { t: 'stay' } | { t: 'gone', ids: [peer id...] }
 import type { Host } from './host.ts'
+import { TRIM_GRACE_MS } from './host.ts'
 import type { MemberTable } from './members.ts'
 import { RpcProtocolError, broadcast, defineProtocol, notify, serve } from './rpc.ts'
 import { logger } from '../log.ts'
@@ -126,12 +127,25 @@ export interface MembershipInit {
   publish?: (msg: Uint8Array) => Promise<unknown>
   /**
    * Beyond the full mesh, whether a member answers a dial now: a watcher not connected to it
-   * (either side trims connections) asks before giving it up.
+   * (either side trims connections) asks before giving it up. A probe that opened a connection
+   * closes it once answered (cli/daemon.ts): left open, it put the host over its bound until
+   * trimmed, and the trim made the member a suspect again (see BRIEF_CONNECTION_MS).
    */
   probe?: (peer: string) => Promise<boolean>
+  /** Wall clock in ms (tests give their own). */
+  now?: () => number
 }
 
-export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'> & Partial<Pick<Host, 'beyondFullMesh'>>
+/**
+ * Beyond the full mesh, a connection the peer closed within this of its opening says nothing of
+ * the peer: no trim closes one so young (net/host.ts TRIM_GRACE_MS), so it was a watcher's probe,
+ * which hangs up once answered. Taken as a sign of failure, each probe made the probed host
+ * suspect its prober, probe it a failure timeout later and hang up in its turn: two watchers not
+ * connected to each other probed each other every few minutes for good, on an idle network.
+ */
+export const BRIEF_CONNECTION_MS = TRIM_GRACE_MS
+
+export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'> & Partial<Pick<Host, 'beyondFullMesh' | 'closedHere'>>
 
 export interface MembershipEvents {
   /** A peer was declared gone (timeout or leave notice): detail is its id. */
@@ -166,6 +180,9 @@ export class Membership extends EventTarget {
   private readonly goneHere = new Set<string>()
   /** Suspects being dialled before they are given up. */
   private readonly probing = new Set<string>()
+  /** Connected peers -> when their connection opened (this.now()). */
+  private readonly connectedAt = new Map<string, number>()
+  private readonly now: () => number
   private started = false
   private unserve: (() => Promise<void>) | undefined
   private shutdown = new AbortController()
@@ -203,6 +220,7 @@ export class Membership extends EventTarget {
     this.table = init.table
     this.publish = init.publish
     this.probe = init.probe
+    this.now = init.now ?? Date.now
     if (!(this.timeoutMs >= 0)) throw new RangeError(`failure timeout must be >= 0 ms, got ${this.timeoutMs}`)
   }
 
@@ -245,6 +263,7 @@ export class Membership extends EventTarget {
     this.suspect.clear()
     for (const a of this.awaySince.values()) clearTimeout(a.timer)
     this.awaySince.clear()
+    this.connectedAt.clear()
     await this.unserve?.()
     this.unserve = undefined
   }
@@ -407,6 +426,7 @@ export class Membership extends EventTarget {
   }
 
   private connected (peer: string): void {
+    this.connectedAt.set(peer, this.now())
     // a peer that connects forgets that this host drains (below, on its side): tell it again
     if (this.draining.has(this.host.peerId)) void notify(this.host, peer, MEMBERSHIP, { t: 'drain' }, { signal: this.shutdown.signal })
       .catch((err: unknown) => { log('drain notice to %s failed: %e', peer, err); void this.resend(peer, { t: 'drain' }) })
@@ -435,13 +455,23 @@ export class Membership extends EventTarget {
   }
 
   private disconnected (peer: string): void {
-    if (this.left.has(peer) || this.suspect.has(peer)) return
     if (this.host.peers().some(p => p.id === peer)) return
+    const opened = this.connectedAt.get(peer)
+    this.connectedAt.delete(peer)
+    if (this.left.has(peer) || this.suspect.has(peer)) return
     const table = this.table
     if (table !== undefined && this.host.beyondFullMesh?.() === true) {
       // beyond the full mesh a closed connection is no sign of failure (either side may have
       // trimmed it): only the member's neighbours watch it (a peer whose record has not come
-      // yet is no member to watch)
+      // yet is no member to watch), and not on a close this host made (its trim, its probe's
+      // hang-up) nor a brief connection the peer closed (its probe: BRIEF_CONNECTION_MS). A
+      // member a watcher trimmed is still watched by the neighbours it keeps connected, which
+      // are among its watchers (net/host.ts: it dials its closest members and redials them). A
+      // neighbour this host chose that closed it soon after it opened (over its own bound) is
+      // still a suspect: leaving those out, a stopped host was given up by no one (cluster
+      // members test, 8 hosts, bound 3).
+      if (this.host.closedHere?.(peer) === true) return
+      if (opened !== undefined && this.now() - opened < BRIEF_CONNECTION_MS) return
       if (table.has(peer) && table.neighbours(peer).includes(this.host.peerId)) this.suspectPeer(peer)
       return
     }

@@ -221,6 +221,14 @@ export const neighbourCount = (bound: number): number => Math.max(1, Math.floor(
  * and does not want this host) is left out of the neighbours for this long: another is chosen.
  */
 export const REFUSED_NEIGHBOUR_MS = 120_000
+/**
+ * Each time the same neighbour closes this host's connection again, it is left out twice as long,
+ * up to this; a connection to it that lasts RECONNECT_STABLE_MS starts over. A host that more
+ * members choose than its bound holds trims some of them, and each came back every
+ * REFUSED_NEIGHBOUR_MS for good: a dial, the trim and the prober's probe a failure timeout later,
+ * most of the new connections on an idle 10-host network (bench:scale, bound 4).
+ */
+export const REFUSED_NEIGHBOUR_MAX_MS = 3600_000
 /** Peer-store tag of the neighbours (libp2p's pruner and the trim below close lowest-valued first). */
 export const NEIGHBOUR_TAG = 'darkfs-neighbour'
 export const NEIGHBOUR_TAG_VALUE = 500
@@ -375,6 +383,12 @@ export interface Host {
   neighbours: () => string[]
   /** True while this host knows more members than its full mesh holds: it keeps neighbours, not everyone. */
   beyondFullMesh: () => boolean
+  /**
+   * Whether this host closed its last connection to the peer itself (the trim, hangUp()), not
+   * the peer nor a failure; false once the peer connects again. Beyond the full mesh such a
+   * close says nothing of the peer (net/failure.ts).
+   */
+  closedHere: (peer: string) => boolean
   /** The smallest gossip message this host sends IDONTWANT for (none in a full mesh: GOSSIP_IDONTWANT_MIN_BYTES). */
   idontwantMinBytes: () => number
   /** Stop listening and close every connection. Idempotent. */
@@ -633,6 +647,8 @@ export async function createHost (init: HostInit): Promise<Host> {
   let chosen: Set<string> | undefined
   /** Neighbours that closed this host's connection -> until when they are not chosen again. */
   const refused = new Map<string, number>()
+  /** Neighbours that closed this host's connection -> how long they were left out the last time. */
+  const refusedFor = new Map<string, number>()
   const wanted = (): Set<string> | undefined => {
     const members = new Set([...known.keys(), ...connectedIds()])
     members.delete(self)
@@ -688,12 +704,15 @@ export async function createHost (init: HostInit): Promise<Host> {
   const refreshSoon = (): void => { refresh.soon(NEIGHBOUR_REFRESH_MS) }
   /**
    * Keep-alive tags (any tag named keep-alive*): libp2p's reconnect queue tries to reconnect a
-   * peer that has one when it drops. Ours marks members (all of them in a full mesh, the
-   * neighbours beyond); kad-dht's marks its 20 closest peers, and is dropped beyond the full mesh
-   * with ours, or a trimmed peer would be dialled straight back by both ends.
+   * peer that has one when it drops. Ours marks every member in a full mesh, none beyond;
+   * kad-dht's marks its 20 closest peers, and is dropped beyond the full mesh with ours, or a
+   * trimmed peer would be dialled straight back by both ends.
    */
   const keepAlive = async (id: string, on: boolean): Promise<void> => {
-    const value = on ? { value: 1 } : undefined
+    // beyond the full mesh none: redial() brings a neighbour back, with its backoff and the
+    // refusals above; libp2p's queue redialled a neighbour that trimmed this host at once,
+    // each time (its p-retry dials were half the new connections of an idle bounded network)
+    const value = on && chosen === undefined ? { value: 1 } : undefined
     // ignored: a peer the store does not know has no tag to drop (and gets one when it connects)
     await libp2p.peerStore.merge(peerIdFromString(id), { tags: { [KEEP_ALIVE]: value, ...(chosen === undefined ? {} : { [KAD_KEEP_ALIVE_TAG]: value }) } }).catch(() => {})
   }
@@ -829,13 +848,18 @@ export async function createHost (init: HostInit): Promise<Host> {
   })
   libp2p.addEventListener('peer:disconnect', (evt) => {
     const id = evt.detail.toString()
-    events.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id }))
-    // a neighbour that closed the connection soon after it opened does not want this host
-    if (chosen?.has(id) === true && !trimmed.has(id) && !hungUp.has(id) && !stopped && Date.now() - (connectedAt.get(id) ?? 0) < RECONNECT_STABLE_MS) {
-      log('neighbour %s closed the connection: choosing another for a while', id)
-      refused.set(id, Date.now() + REFUSED_NEIGHBOUR_MS)
+    // a neighbour that closed the connection soon after it opened does not want this host: left
+    // out for a while, longer each time it does so again (REFUSED_NEIGHBOUR_MAX_MS)
+    const lasted = Date.now() - (connectedAt.get(id) ?? 0)
+    if (lasted >= RECONNECT_STABLE_MS) refusedFor.delete(id)
+    if (chosen?.has(id) === true && !trimmed.has(id) && !hungUp.has(id) && !stopped && lasted < RECONNECT_STABLE_MS) {
+      const out = Math.min(REFUSED_NEIGHBOUR_MAX_MS, refusedFor.has(id) ? refusedFor.get(id)! * 2 : REFUSED_NEIGHBOUR_MS)
+      refusedFor.set(id, out)
+      log('neighbour %s closed the connection: choosing another for %d s', id, Math.round(out / 1000))
+      refused.set(id, Date.now() + out)
       refreshSoon()
     }
+    events.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id }))
     if (!hungUp.has(id)) redial(id)
   })
 
@@ -998,6 +1022,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     fullMeshPeers: fullMesh,
     neighbours: () => [...(chosen ?? new Set([...known.keys(), ...connectedIds()]))],
     beyondFullMesh: () => chosen !== undefined,
+    closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
     idontwantMinBytes: () => gossipOpts().idontwantMinDataSize,
     addresses: () => (init.announce !== undefined && init.announce.length > 0
       ? libp2p.getMultiaddrs().map(a => a.toString())

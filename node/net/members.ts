@@ -170,7 +170,8 @@ export type Taken = 'new' | 'old' | 'invalid'
 
 /**
  * Events: 'member' (a peer's first or newer record: detail the peer id), 'down' (a neighbour
- * declared a member down: detail the peer id), 'expired' (detail the peer id).
+ * declared a member down: detail the peer id; this host's own id when a neighbour gave it up,
+ * which leaves it a member here: it answers with a newer record), 'expired' (detail the peer id).
  */
 export class MemberTable extends EventTarget {
   private readonly self: string
@@ -304,7 +305,7 @@ export class MemberTable extends EventTarget {
     const held = this.entries.get(peer)
     // about a record this host no longer has, or one older than it holds: nothing to do
     if (held === undefined || held.seq > seq || this.downAt.has(peer)) return 'old'
-    if (peer === this.self) return 'old'
+    if (peer === this.self && by === peer) return 'old'
     if (by !== peer && !this.neighbours(peer).includes(by)) {
       // not one of the subject's watchers as this table ranks them (tables may differ for a
       // while): not taken, and not held against the forwarder
@@ -312,6 +313,16 @@ export class MemberTable extends EventTarget {
       return 'old'
     }
     if (!(await this.verifySig(by, r, s))) throw new MemberRecordError(`down notice not signed by ${by}`)
+    if (peer === this.self) {
+      // a neighbour gave this host up (a probe that failed under load, or past a peer's
+      // connection cap): every other host takes this host out of placement. It is not down here:
+      // 'down' tells the member service, which signs a newer record (the notice names this
+      // seq), and that brings it back everywhere (dropped here without a word, the host stayed
+      // down on every other table for good, and each digest comparison with it differed).
+      if (this.leaving) return 'old'
+      this.dispatchEvent(new CustomEvent('down', { detail: peer }))
+      return 'old'
+    }
     this.markDown(peer, seq)
     return 'new'
   }

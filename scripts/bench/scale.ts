@@ -17,7 +17,8 @@
 //   locate        share of fragments found on the host the writer's member table names (rank j
 //                 of the chunk's targets holds fragment j): each is found in 0 round trips
 //   idle          wire bytes each host sent (pnet, Noise, yamux and every protocol) and the
-//                 process's CPU over a quiet window, per host
+//                 process's CPU over a quiet window, per host; the window starts once every
+//                 host's repairer has settled (Repairer.idle()), not a fixed time after the writes
 //   op reach      time from a mkdir on one host until 99% (and 100%) of hosts see it in their
 //                 tree (polled every REACH_POLL_MS)
 //   status        latency of GET /v1/status on the control socket, and the streams and bytes the
@@ -26,8 +27,10 @@
 //   heap          the process's heap and RSS growth over the hosts, per host
 //
 // It fails (exit 1; from `npm run bench`, the module fails) when a host is over the bound in the
-// steady state, an op does not reach every host within REACH_DEADLINE_MS, or status sends a
-// message on every try. Knobs: DARKFS_SCALE_HOSTS (default 50; 10 from `npm run bench`),
+// steady state, a repairer has not settled within REPAIR_SETTLE_DEADLINE_MS, a fragment is not
+// where the writer's member table says, idle hosts send more than IDLE_KBITPS_GOAL (mean per
+// host) or take more than IDLE_CPU_PERCENT_GOAL of a core each, an op does not reach every host
+// within REACH_DEADLINE_MS, or status sends a message on every try. Knobs: DARKFS_SCALE_HOSTS (default 50; 10 from `npm run bench`),
 // DARKFS_SCALE_BOUND (default hosts / 3 within 4..16), DARKFS_SCALE_MIB_PER_HOST (1),
 // DARKFS_SCALE_IDLE_S (60; 20 from `npm run bench`), DARKFS_SCALE_OPS (5),
 // DARKFS_SCALE_TRANSPORT (tcp | memory).
@@ -55,6 +58,11 @@ const TRIM_DEADLINE_MS = 120_000
 /** Placements are settled once no placement is pending and no store changed for this long. */
 const SETTLE_QUIET_MS = 10_000
 const SETTLE_DEADLINE_MS = 10 * 60_000
+/** Every host's repairer has settled (Repairer.idle()) within this after placement, or the bench fails. */
+const REPAIR_SETTLE_DEADLINE_MS = 10 * 60_000
+/** Issue 14's idle goals, per host: bits sent per second, and CPU in percent of a core. */
+const IDLE_KBITPS_GOAL = 2
+const IDLE_CPU_PERCENT_GOAL = 1
 /** Connection samples. */
 const SAMPLE_MS = 500
 /** Tries of a status call before "it sends messages" is the verdict (background DHT refreshes may coincide). */
@@ -195,6 +203,26 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     out['scale.settled.s'] = round((performance.now() - started) / 1000, 1)
     await until(`every host back within ${bound} connections after the writes`, () => hosts.every(h => h.host.peers().length <= bound), TRIM_DEADLINE_MS)
       .catch((err: Error) => { failures.push(`${err.message}: ${hosts.map(h => h.host.peers().length).join(',')}`) })
+    // the idle window starts once every host's repairer settled (its last pass found every chunk
+    // redundant, and nothing that calls for another came since: Repairer.idle()), all at once and
+    // within the bound, and no host has a suspect left to probe (a neighbour whose connection a
+    // peer trimmed after the passes' dials is probed a failure timeout later); placements settle
+    // well before the repair passes the writes called for (a minute apart), and an idle window
+    // that began 10 s after them caught those passes
+    started = performance.now()
+    let told = started
+    await until(`every host's repair settled, within ${bound} connections, no suspect`, () => {
+      if (performance.now() - told >= 30_000) {
+        told = performance.now()
+        log(`settling: repairers ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}`)
+      }
+      return hosts.every(h => h.keep.repairer.idle() && h.host.peers().length <= bound && h.keep.membership.suspects().length === 0)
+    }, REPAIR_SETTLE_DEADLINE_MS)
+      .catch((err: Error) => {
+        failures.push(`${err.message}: settled ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}`)
+      })
+    out['scale.repairSettled.s'] = round((performance.now() - started) / 1000, 1)
+    log(`settled (or gave up) ${out['scale.repairSettled.s']} s after placement`)
 
     // 3. storage and locate: every chunk's fragments where the writer's member table says
     const byPeer = new Map(hosts.map(h => [h.host.peerId, h]))
@@ -258,6 +286,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     out['scale.locate.memberTable.share'] = round(named / Math.max(1, fragments), 4)
     out['scale.locate.roundTrips'] = named === fragments ? 0 : `0 for ${named} of ${fragments} fragments`
     log(`storage max ${out['scale.storage.ratio.max']} of an even share (rule: ${out['scale.storage.rule.ratio.max']}); ${named} of ${fragments} fragments where the member table says`)
+    if (named !== fragments) failures.push(`${fragments - named} of ${fragments} fragments not where the writer's member table says (a reader needs a round trip for them)`)
 
     // 4. idle window
     phase = 'idle'
@@ -282,6 +311,10 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     // repair passes in the window (an idle network needs none) and hosts whose repairer settled
     out['scale.idle.repairPasses.perHostMin'] = round(hosts.reduce((a, h, i) => a + h.keep.repairer.totals().passes - passes0[i], 0) / N / (seconds / 60), 2)
     out['scale.idle.repairSettled.hosts'] = `${hosts.filter(h => h.keep.repairer.idle()).length}/${N}`
+    // member tables that differ (distinct digests; 1: every host holds the same records): each
+    // digest comparison between two that differ pulls a whole table (node/net/member-service.ts)
+    out['scale.idle.suspects'] = hosts.reduce((a, h) => a + h.keep.membership.suspects().length, 0)
+    out['scale.idle.memberTables.distinct'] = new Set(hosts.map(h => Buffer.from(h.members.digest()).toString('hex'))).size
     out['scale.idle.sent.kbitps.mean'] = round(mean(kbit), 2)
     out['scale.idle.sent.kbitps.max'] = round(Math.max(...kbit), 2)
     for (const [p, bps] of [...perProtocol].sort((a, b) => b[1] - a[1])) if (bps >= 0.05) out[`scale.idle.sent.Bps.${p}`] = round(bps, 1)
@@ -295,6 +328,8 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     out['scale.idle.cpu.percent.perHost'] = round((cpu1.user + cpu1.system) / 1e6 / seconds * 100 / N, 3)
     out['scale.idle.cpu.percent.process'] = round((cpu1.user + cpu1.system) / 1e6 / seconds * 100, 1)
     log(`idle: ${out['scale.idle.sent.kbitps.mean']} kbit/s per host (max ${out['scale.idle.sent.kbitps.max']}), ${out['scale.idle.cpu.percent.perHost']} % of a core per host, ${out['scale.idle.dials.perHostMin']} new connections per host and minute`)
+    if (mean(kbit) > IDLE_KBITPS_GOAL) failures.push(`idle hosts sent ${out['scale.idle.sent.kbitps.mean']} kbit/s each (mean; max ${out['scale.idle.sent.kbitps.max']}), over ${IDLE_KBITPS_GOAL}`)
+    if (Number(out['scale.idle.cpu.percent.perHost']) > IDLE_CPU_PERCENT_GOAL) failures.push(`idle hosts took ${out['scale.idle.cpu.percent.perHost']} % of a core each, over ${IDLE_CPU_PERCENT_GOAL}`)
 
     // 5. op reach: a mkdir on a host, until 99% and all of the others have it
     phase = 'reach'

@@ -98,6 +98,35 @@ describe('node/net member table', function () {
     assert.equal(t.has(leaver.id), false)
   })
 
+  it('a neighbour\'s DOWN notice about this host leaves it a member here and says so (it signs a newer record, which brings it back)', async () => {
+    const { t, self } = await table()
+    const peers = await Promise.all(Array.from({ length: NEIGHBOURS + 4 }, async () => await peer()))
+    for (const p of peers) assert.equal(await t.take(await record(p, T0 - 100)), 'new')
+    const own = await t.signOwn(['/ip4/127.0.0.1/tcp/5'])
+    assert.ok(own !== undefined)
+    const seq = t.record(self.id)!.seq
+    const watcher = peers.find(p => t.neighbours(self.id).includes(p.id)) as Peer
+    const outsider = peers.find(p => !t.neighbours(self.id).includes(p.id)) as Peer
+    const downs: string[] = []
+    t.addEventListener('down', e => { downs.push((e as CustomEvent<string>).detail) })
+    // from a host that does not watch this one, or forged: nothing
+    assert.equal(await t.take(await down(outsider, self.id, seq)), 'old')
+    assert.equal(await t.take(await down(watcher, self.id, seq, outsider.signer)), 'invalid')
+    assert.deepEqual(downs, [])
+    // a watcher's: this host stays a member of its own table, and hears of it
+    assert.equal(await t.take(await down(watcher, self.id, seq)), 'old')
+    assert.deepEqual(downs, [self.id])
+    assert.equal(t.has(self.id), true)
+    // a host that took the notice takes the newer record this host signs then
+    const other = (await table()).t
+    assert.equal(await other.take(own), 'new')
+    for (const p of peers) await other.take(await record(p, T0 - 100))
+    assert.equal(await other.take(await down(watcher, self.id, seq)), 'new')
+    assert.equal(other.has(self.id), false)
+    assert.equal(await other.take((await t.signOwn(['/ip4/127.0.0.1/tcp/5']))!), 'new')
+    assert.equal(other.has(self.id), true)
+  })
+
   it('this host signs its own record (newer each time) and, leaving, a DOWN for itself after which it signs none', async () => {
     let now = T0
     const { t, self } = await table({ now: () => now })

@@ -2,10 +2,13 @@
 // members only, and connections open and close as hosts dial and trim. up() then holds the
 // table's members that nobody declared down, connected or not; a member this host already knows
 // that connects again is no join (a 'joined' starts a repair pass: every dial and trim on an
-// idle network was one). In a full mesh both stay as they were: up() is the connected hosts, and
-// a peer that connects after being declared gone joins. A fake host and table: events only.
+// idle network was one). A watched member is no suspect when this host closed the connection (a
+// trim, a probe's hang-up) nor when the member closed it at once (its probe): only a connection
+// that lasted and that the member closed (or that failed) calls for a probe. In a full mesh
+// these stay as they were: up() is the connected hosts, every close makes a suspect, and a peer
+// that connects after being declared gone joins. A fake host, table and clock: events only.
 import assert from 'node:assert/strict'
-import { Membership } from '../../node/net/failure.ts'
+import { BRIEF_CONNECTION_MS, Membership } from '../../node/net/failure.ts'
 import type { MembershipHost } from '../../node/net/failure.ts'
 import type { MemberTable } from '../../node/net/members.ts'
 
@@ -18,8 +21,16 @@ class FakeHost extends EventTarget {
   async handle (): Promise<void> {}
   async unhandle (): Promise<void> {}
   async newStream (): Promise<never> { throw new Error('no streams here') }
-  connect (id: string): void { this.connected.add(id); this.dispatchEvent(new CustomEvent('peer:connect', { detail: id })) }
-  disconnect (id: string): void { this.connected.delete(id); this.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id })) }
+  /** Peers whose last connection this host closed (a trim, a probe's hang-up). */
+  readonly closed = new Set<string>()
+  closedHere (id: string): boolean { return this.closed.has(id) }
+  connect (id: string): void { this.closed.delete(id); this.connected.add(id); this.dispatchEvent(new CustomEvent('peer:connect', { detail: id })) }
+  /** The connection to `id` closes: by the peer (or a failure), or by this host (`here`). */
+  disconnect (id: string, here = false): void {
+    if (here) this.closed.add(id)
+    this.connected.delete(id)
+    this.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id }))
+  }
 }
 
 /** The member table's part Membership reads: members, and who watches whom (nobody watches here but 'self' watches 'w'). */
@@ -38,13 +49,17 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
   let m: Membership | undefined
   afterEach(async () => { await m?.stop() })
 
+  /** The clock Membership reads (ms): connections last as long as a test moves it. */
+  let now = 0
+  beforeEach(() => { now = 1_000_000 })
+
   async function start (bounded: boolean): Promise<{ host: FakeHost, table: FakeTable, m: Membership, joined: string[] }> {
     const host = new FakeHost()
     host.bounded = bounded
     const table = new FakeTable()
     for (const p of ['self', 'a', 'b', 'c', 'w']) table.all.add(p)
     host.connected.add('a')
-    m = new Membership(host as unknown as MembershipHost, { table: table as unknown as MemberTable, failureTimeoutMs: 600_000 })
+    m = new Membership(host as unknown as MembershipHost, { table: table as unknown as MemberTable, failureTimeoutMs: 600_000, now: () => now })
     const joined: string[] = []
     m.addEventListener('joined', e => { joined.push((e as CustomEvent<string>).detail) })
     await m.start()
@@ -60,6 +75,7 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     // this host watches w: its connection closing makes it a suspect, still up (a trim is no
     // failure; it is probed at the failure timeout)
     host.connect('w')
+    now += BRIEF_CONNECTION_MS
     host.disconnect('w')
     assert.deepEqual(m.suspects(), ['w'])
     assert.ok(m.up().includes('w'), 'a suspect is up until declared gone')
@@ -72,6 +88,32 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     // a trimmed connection to a member this host does not watch says nothing of it
     host.disconnect('a')
     assert.ok(m.up().includes('a'))
+  })
+
+  it('a watched member is no suspect when this host closed the connection, nor when the member closed it at once (a probe)', async () => {
+    const { host, m } = await start(true)
+    // this host trimmed it, or hung up after probing it
+    host.connect('w')
+    now += 60_000
+    host.disconnect('w', true)
+    assert.deepEqual(m.suspects(), [])
+    // w probed this host and hung up once answered: no trim closes a connection that young
+    host.connect('w')
+    now += BRIEF_CONNECTION_MS - 1
+    host.disconnect('w')
+    assert.deepEqual(m.suspects(), [])
+    // w closed a connection that had lasted: w trimmed it, or failed; probed at the failure timeout
+    host.connect('w')
+    now += BRIEF_CONNECTION_MS
+    host.disconnect('w')
+    assert.deepEqual(m.suspects(), ['w'])
+  })
+
+  it('in a full mesh every closed connection makes a suspect, whoever closed it', async () => {
+    const { host, m } = await start(false)
+    host.connect('b')
+    host.disconnect('b', true)
+    assert.deepEqual(m.suspects(), ['b'])
   })
 
   it('a known member connecting again is no join; a member heard of first is', async () => {
