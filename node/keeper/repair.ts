@@ -606,7 +606,7 @@ export class Repairer extends EventTarget {
         const ordered = holdings.then(h => byUrgency(items.map(r => liveFragments(r, h, view.live))).map(x => items[x]))
         // the next batch is surveyed while this one is repaired (the chunks are other chunks)
         const i = batches.length
-        holdings.then(() => { if (queue.length > 0 && !opts.signal.aborted) start(i + 1) }, () => {})
+        holdings.then(() => { if (queue.length > 0 && !opts.signal.aborted) start(i + 1) }, () => {}) // ignored: a failed survey starts none, its chunks' workers hear the failure
         // ignored here: awaited when the batch's chunks come, or the pass already failed
         ordered.catch(() => {})
         return { items, view, unanswered, at, holdings, ordered, done: 0 }
