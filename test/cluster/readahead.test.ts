@@ -42,6 +42,21 @@ describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () 
   after(async () => { await t.run() })
 
   /** A host other than the writer that cannot rebuild any chunk of the file from its own store. */
+  /**
+   * A remote reader of /seq.bin as last written, its decoded chunks dropped, and its swarm's own
+   * has() and pullAny() (a test replaces them to watch or fail the fetches, and puts them back).
+   * Every host is on the version written last first (a test above rewrote the file): the read
+   * must find that version's bytes, not the first's.
+   */
+  async function coldReader (): Promise<{ reader: ClusterHost, swarm: ClusterHost['swarm'], has: ClusterHost['swarm']['has'], pullAny: ClusterHost['swarm']['pullAny'] }> {
+    const latest = (await chunksOf(hosts[0], '/seq.bin')).map(r => r.cid!.toString()).join()
+    for (const h of hosts) await until(`${h.name} has the latest version of /seq.bin`, async () => (await chunksOf(h, '/seq.bin')).map(r => r.cid!.toString()).join() === latest)
+    const reader = await remoteReader()
+    reader.volume.chunks.dropCache()
+    const swarm = reader.swarm
+    return { reader, swarm, has: swarm.has.bind(swarm), pullAny: swarm.pullAny.bind(swarm) }
+  }
+
   async function remoteReader (not: ClusterHost[] = []): Promise<ClusterHost> {
     for (const h of hosts.slice(1)) {
       if (not.includes(h)) continue
@@ -131,16 +146,7 @@ describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () 
   })
 
   it('network.fetch when no target answers its have-query in time: the pull asks those targets per fragment, not every peer for every fragment', async () => {
-    // every host on the version written last (a test above rewrote the file), before one is
-    // chosen as the reader: the read below must find that version's bytes, not the first's
-    const latest = (await chunksOf(hosts[0], '/seq.bin')).map(r => r.cid!.toString()).join()
-    for (const h of hosts) await until(`${h.name} has the latest version of /seq.bin`, async () => (await chunksOf(h, '/seq.bin')).map(r => r.cid!.toString()).join() === latest)
-    const reader = await remoteReader()
-    const chunks = reader.volume.chunks
-    chunks.dropCache()
-    const swarm = reader.swarm
-    const has = swarm.has.bind(swarm)
-    const pullAny = swarm.pullAny.bind(swarm)
+    const { reader, swarm, has, pullAny } = await coldReader()
     const froms: Array<Map<string, string[]> | string[]> = []
     // every have-query fails as a timed-out one does
     swarm.has = async () => { throw new Error('have-query timed out (test)') }
@@ -171,14 +177,7 @@ describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () 
   })
 
   it('network.fetch of a placed chunk asks each fragment of the host placement put it on, with no have-query', async () => {
-    const latest = (await chunksOf(hosts[0], '/seq.bin')).map(r => r.cid!.toString()).join()
-    for (const h of hosts) await until(`${h.name} has the latest version of /seq.bin`, async () => (await chunksOf(h, '/seq.bin')).map(r => r.cid!.toString()).join() === latest)
-    const reader = await remoteReader()
-    const chunks = reader.volume.chunks
-    chunks.dropCache()
-    const swarm = reader.swarm
-    const has = swarm.has.bind(swarm)
-    const pullAny = swarm.pullAny.bind(swarm)
+    const { reader, swarm, has, pullAny } = await coldReader()
     let queries = 0
     const froms: Array<Map<string, string[]> | string[]> = []
     swarm.has = async (cids, peer, opts) => { queries++; return await has(cids, peer, opts) }

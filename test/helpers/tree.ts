@@ -1,4 +1,5 @@
 // Helpers for the tree tests: Ed25519 signers, replicas in temp dirs, op exchange, snapshots.
+import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -125,4 +126,18 @@ export function snapshot (tree: Tree): string {
   lines.push(`root ${root?.mode} ${root?.nlink} ${root?.ctime}`)
   for (const c of tree.conflicts().sort((a, b) => a.entry < b.entry ? -1 : 1)) lines.push(`conflict ${c.path} ${c.entry} ${c.inode} ${c.of} ${c.author} ${c.time}`)
   return lines.join('\n')
+}
+
+/** Deliver blocks in a shuffled order, in small batches; every op lands (none missing). */
+export async function deliver (tree: Tree, blocks: Uint8Array[], seed: number): Promise<void> {
+  let x = (seed >>> 0) || 1
+  const rand = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000 }
+  const list = [...blocks]
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1))
+    ;[list[i], list[j]] = [list[j], list[i]]
+  }
+  let missing = 0
+  while (list.length > 0) missing = (await tree.receive(list.splice(0, 1 + Math.floor(rand() * 4)))).missing.length
+  assert.equal(missing, 0)
 }

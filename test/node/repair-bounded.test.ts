@@ -8,28 +8,12 @@
 // every connected peer is still asked about every chunk. Fakes stand for the network: who was
 // asked what is recorded.
 import assert from 'node:assert/strict'
-import { CID } from 'multiformats/cid'
-import { sha256 } from 'multiformats/hashes/sha2'
 import { Repairer, SURVEY_SPARE_RANKS } from '../../node/keeper/repair.ts'
 import type { RepairComponents } from '../../node/keeper/repair.ts'
+import type { CID } from 'multiformats/cid'
 import type { ChunkRef } from '../../node/data/index.ts'
+import { MEMBERS, rank, chunk } from '../helpers/repair-chunks.ts'
 
-const RAW = 0x55
-const cidOf = async (s: string): Promise<CID> => CID.create(1, RAW, await sha256.digest(new TextEncoder().encode(s)))
-
-/** 12 members h0..h11; this host is h0. */
-const MEMBERS = Array.from({ length: 12 }, (_, i) => `h${i}`)
-
-/** A stable rank per chunk: members rotated by the chunk's number (its offset). */
-const rank = (ref: Pick<ChunkRef, 'offset'>, members: string[], n: number): string[] => {
-  const sorted = [...members].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)))
-  return [...sorted.slice(ref.offset % sorted.length), ...sorted.slice(0, ref.offset % sorted.length)].slice(0, n)
-}
-
-async function chunk (i: number): Promise<ChunkRef> {
-  const fragments = await Promise.all([0, 1, 2].map(async j => await cidOf(`chunk ${i} fragment ${j}`)))
-  return { offset: i, size: 300, cid: await cidOf(`chunk ${i}`), k: 2, m: 1, fragments } as unknown as ChunkRef
-}
 
 interface World {
   c: RepairComponents

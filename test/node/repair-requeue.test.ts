@@ -6,30 +6,14 @@
 // spare. Fakes stand for the network (full mesh: every live host is asked): who was asked what,
 // in which order, is recorded; the membership's live hosts change while the pass runs.
 import assert from 'node:assert/strict'
-import { CID } from 'multiformats/cid'
-import { sha256 } from 'multiformats/hashes/sha2'
 import { REPAIR_BATCH, Repairer, requeue } from '../../node/keeper/repair.ts'
 import type { RepairComponents } from '../../node/keeper/repair.ts'
 import { HealthBook } from '../../node/keeper/status.ts'
+import type { CID } from 'multiformats/cid'
 import type { ChunkRef } from '../../node/data/index.ts'
+import { MEMBERS, rank, chunk } from '../helpers/repair-chunks.ts'
 import type { PlacementPolicy } from '../../node/keeper/placement.ts'
 
-const RAW = 0x55
-const cidOf = async (s: string): Promise<CID> => CID.create(1, RAW, await sha256.digest(new TextEncoder().encode(s)))
-
-/** 12 members h0..h11; this host is h0. */
-const MEMBERS = Array.from({ length: 12 }, (_, i) => `h${i}`)
-
-/** A stable rank per chunk: members rotated by the chunk's offset. */
-const rank = (ref: Pick<ChunkRef, 'offset'>, members: string[], n: number): string[] => {
-  const sorted = [...members].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)))
-  return [...sorted.slice(ref.offset % sorted.length), ...sorted.slice(0, ref.offset % sorted.length)].slice(0, n)
-}
-
-async function chunk (offset: number): Promise<ChunkRef> {
-  const fragments = await Promise.all([0, 1, 2].map(async j => await cidOf(`chunk ${offset} fragment ${j}`)))
-  return { offset, size: 300, cid: await cidOf(`chunk ${offset}`), k: 2, m: 1, fragments } as unknown as ChunkRef
-}
 
 /**
  * `count` chunks ranking none of h4, h5 (offsets 6..11, 0, 1 mod 12: their targets stay live and

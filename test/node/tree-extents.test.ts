@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import { Teardown } from '../../harness/tmp.ts'
-import { replica, allOps, snapshot, sync, mkfile, write, sec } from '../helpers/tree.ts'
+import { deliver, replica, allOps, snapshot, sync, mkfile, write, sec } from '../helpers/tree.ts'
 import { InvalidOpError, extentEnd, type Tree, type OpBody } from '../../node/tree/index.ts'
 import { checkBody, createOp, decodeOp, decodeUnverified } from '../../node/tree/op.ts'
 import type { Op } from '../../node/tree/types.ts'
@@ -47,20 +47,6 @@ function norm (ranges: number[][]): number[] {
     else out.push(a, b)
   }
   return out
-}
-
-/** Deliver blocks in a shuffled order, in small batches. */
-async function deliver (tree: Tree, blocks: Uint8Array[], seed: number): Promise<void> {
-  let x = (seed >>> 0) || 1
-  const rand = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000 }
-  const list = [...blocks]
-  for (let i = list.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1))
-    ;[list[i], list[j]] = [list[j], list[i]]
-  }
-  let missing = 0
-  while (list.length > 0) missing = (await tree.receive(list.splice(0, 1 + Math.floor(rand() * 4)))).missing.length
-  assert.equal(missing, 0)
 }
 
 /** Op id -> the ids of every op in its causal past. */

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { Teardown } from '../../harness/tmp.ts'
-import { replica, allOps, snapshot, sync, mkfile, write, sec, makeKey, signerFor, type Replica } from '../helpers/tree.ts'
+import { deliver, replica, allOps, snapshot, sync, mkfile, write, sec, makeKey, signerFor, type Replica } from '../helpers/tree.ts'
 import { InvalidOpError, MAX_OP_EXTENTS, MAX_INLINE_BYTES, MAX_OP_BYTES, type Tree, type OpBody, type Content } from '../../node/tree/index.ts'
 import { checkBody, createOp, decodeOp } from '../../node/tree/op.ts'
 import { extentBodies } from '../../node/volume.ts'
@@ -80,20 +80,6 @@ function manySiblings (tree: Tree): boolean {
   let n = 0
   for (const c of (tree as unknown as { state: { conflicts: Map<string, { write: boolean }> } }).state.conflicts.values()) if (c.write && ++n > 1) return true
   return false
-}
-
-/** Deliver blocks in a shuffled order, in small batches. */
-async function deliver (tree: Tree, blocks: Uint8Array[], seed: number): Promise<void> {
-  let x = (seed >>> 0) || 1
-  const rand = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000 }
-  const list = [...blocks]
-  for (let i = list.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1))
-    ;[list[i], list[j]] = [list[j], list[i]]
-  }
-  let missing = 0
-  while (list.length > 0) missing = (await tree.receive(list.splice(0, 1 + Math.floor(rand() * 4)))).missing.length
-  assert.equal(missing, 0)
 }
 
 interface Act { r: number, what: string, to: number, extents: Array<{ offset: number, len: number }>, part: number, from: number, span: number }
