@@ -43,7 +43,7 @@ describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () 
 
   /** A host other than the writer that cannot rebuild any chunk of the file from its own store. */
   /**
-   * A remote reader of /seq.bin as last written, its decoded chunks dropped, and its swarm's own
+   * A remote reader of /seq.bin as last written, its decoded chunks dropped (not the manifest), and its swarm's own
    * has() and pullAny() (a test replaces them to watch or fail the fetches, and puts them back).
    * Every host is on the version written last first (a test above rewrote the file): the read
    * must find that version's bytes, not the first's.
@@ -53,6 +53,8 @@ describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () 
     for (const h of hosts) await until(`${h.name} has the latest version of /seq.bin`, async () => (await chunksOf(h, '/seq.bin')).map(r => r.cid!.toString()).join() === latest)
     const reader = await remoteReader()
     reader.volume.chunks.dropCache()
+    // the file's manifest read again (dropCache drops it too): these cases watch chunk fetches
+    await chunksOf(reader, '/seq.bin')
     const swarm = reader.swarm
     return { reader, swarm, has: swarm.has.bind(swarm), pullAny: swarm.pullAny.bind(swarm) }
   }
