@@ -52,7 +52,7 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
       },
       custody: { drop: async () => [] }
     } as unknown as RepairComponents
-    const r = new Repairer(comps, { intervalMs: 20 })
+    const r = new Repairer(comps, { intervalMs: 20, incremental: true })
     let passes = 0
     r.addEventListener('start', () => { asked.push(new Set()) })
     r.addEventListener('pass', () => { passes++ })
