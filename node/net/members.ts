@@ -35,19 +35,20 @@
 // class step (~9%), so records do not flap with free space. Taken only as an integer from 0 to
 // MAX_CAPACITY_CLASS (a disk of 2^(255/8) GiB, ~4 EiB, far above any real one); a record without
 // it (a host of an older version) has no class, and placement weighs it as the median member.
-//
-// `features` is the list of features the host understands (features.ts: sorted, unique
-// `<name>/<version>` names, at most MAX_FEATURES), so a writer makes a new kind of op only once
-// every member takes it. Decoded here, validated (a malformed list refuses the record, as a bad
-// address does), and signed only by hosts given a `features` init. Hosts of this version are not
-// (the daemon leaves it unset): a host of an older version decodes records strictly, refuses one
-// with a field it does not know, whole, drops its subject from its table and scores down the
-// peer that forwarded it. `cap` could be added because no host refused it yet; `features` can be
-// signed once every host of a network runs this version or newer, and until then features travel
-// on identify (features.ts: /darkfs/feature/<feature> protocols), which old hosts ignore.
 // A host announcing a huge class is capped by placement (balance.ts placementWeights: 8x the
 // median's weight), and never holds more than one fragment of a chunk: it cannot make others
 // hold its share, only take more of it.
+//
+// `features` is the list of features the host understands (features.ts: sorted, unique
+// `<name>/<version>` names, at most MAX_FEATURES), so a writer makes a new kind of op only once
+// every member takes it. Decoded here and validated (a malformed list refuses the record, as a
+// bad address does); signed only by a table given a `features` init, which the daemon of this
+// version does not give: a host of an older version decodes records strictly, refuses one with
+// a field it does not know, whole, keeps its subject out of its table (placement would rank
+// members differently there) and scores down the peer that forwarded it. So this version reads
+// the field and does not write it; once every host of a network runs it or a newer one, a later
+// version signs it. Until then features travel on identify (features.ts: /darkfs/feature/...
+// protocols), which old hosts ignore.
 //
 // Failure at scale is decided by a host's XOR neighbours, not by everyone: the NEIGHBOURS members
 // closest to a host in Kademlia's key space (the peers host.ts keeps connected anyway) watch it,
