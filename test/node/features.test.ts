@@ -6,7 +6,9 @@
 // With real libp2p hosts and a real Volume: while one member does not announce 'multiext/1' (a
 // host of an older version), an fsync of several ranges is one single-extent op per range; once
 // that member comes back announcing it, the same fsync is one multi-extent op, and the file
-// reads back as written either way.
+// reads back as written either way. (The seed there pulls a table from a joiner that connected
+// before it served one: member-service.ts tries such a pull again, else the seed would not know
+// its table complete for a whole anti-entropy round.)
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
