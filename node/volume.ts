@@ -164,16 +164,18 @@ export function foldDue (extents: ReadonlyArray<{ pos: number, size: number }>, 
 
 /**
  * The `append` ops of a commit's positioned extents (in their order): one op for each
- * MAX_OP_EXTENTS of them, the first extent in the op's own fields, the others in `more`. One
- * signature, one op-log record and one gossip message per fsync of a file, not one per range;
- * the tree reads the op as the same extents made by consecutive ops (crdt.ts). Hosts from before
- * multi-extent ops refuse them (unknown field `more`): every host of a network is upgraded
- * before its writers make them.
+ * `perOp` of them (at most MAX_OP_EXTENTS), the first extent in the op's own fields, the others
+ * in `more`. One signature, one op-log record and one gossip message per fsync of a file, not
+ * one per range; the tree reads the op as the same extents made by consecutive ops (crdt.ts).
+ * Hosts from before multi-extent ops refuse them (unknown field `more`): while any member may be
+ * such a host the Volume asks for `perOp` 1, one plain positioned append per extent (the same
+ * bytes, the same order, the same file: test/node/tree-multiext).
  */
-export function extentBodies (inode: InodeId, extents: readonly PatchExtent[], time: bigint): OpBody[] {
+export function extentBodies (inode: InodeId, extents: readonly PatchExtent[], time: bigint, perOp = MAX_OP_EXTENTS): OpBody[] {
+  if (!Number.isSafeInteger(perOp) || perOp < 1 || perOp > MAX_OP_EXTENTS) throw new RangeError(`extentBodies: extents per op from 1 to ${MAX_OP_EXTENTS}, got ${String(perOp)}`)
   const out: OpBody[] = []
-  for (let i = 0; i < extents.length; i += MAX_OP_EXTENTS) {
-    const [x, ...rest] = extents.slice(i, i + MAX_OP_EXTENTS)
+  for (let i = 0; i < extents.length; i += perOp) {
+    const [x, ...rest] = extents.slice(i, i + perOp)
     const body: OpBody = { type: 'append', inode, content: x.content, at: x.at, size: x.size, offset: x.offset, time }
     if (rest.length > 0) body.more = rest.map(y => ({ content: y.content, at: y.at, size: y.size, offset: y.offset }))
     out.push(body)
@@ -216,6 +218,13 @@ export interface VolumeParts {
   close?: () => Promise<void>
   /** Longest an fsync waits for a placement, from the placement's start (default SYNC_PLACE_WAIT_MS). */
   syncPlaceWaitMs?: number
+  /**
+   * Whether a commit may make multi-extent ops (node/tree `more`) now: asked at each commit. A
+   * host answers whether every member is known to take them (net/features.ts FeatureBook,
+   * 'multiext/1'); while not, a commit's extents are one op each. Default: always (a library
+   * Volume has no peers).
+   */
+  multiExtent?: () => boolean
 }
 
 /** Options of a library Volume on one data dir (`Volume.open({ dir, ... })`). */
@@ -226,6 +235,8 @@ export interface LocalOptions {
   network?: Network
   /** Longest an fsync waits for a placement, from the placement's start (default SYNC_PLACE_WAIT_MS). */
   syncPlaceWaitMs?: number
+  /** Whether commits may make multi-extent ops now (VolumeParts.multiExtent; default always). */
+  multiExtent?: () => boolean
 }
 
 interface Resolved { inode: Inode, entry?: Entry, path: string }
@@ -251,6 +262,8 @@ export class Volume implements VolumeApi {
   /** Inode -> placements of its committed versions still in flight, each with when it began. */
   private readonly placing = new Map<InodeId, Set<{ done: Promise<void>, at: number }>>()
   private readonly syncPlaceWaitMs: number
+  /** Whether a commit may make multi-extent ops now (VolumeParts.multiExtent). */
+  private readonly multiExtent: () => boolean
   /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
   private readonly folding = new Map<InodeId, Promise<void>>()
   /** Inodes asked to fold while a fold of theirs ran (true: a quiet fold was asked): asked again when it ends. */
@@ -271,6 +284,7 @@ export class Volume implements VolumeApi {
     this.capacity = parts.capacity
     this.closeParts = parts.close
     this.syncPlaceWaitMs = parts.syncPlaceWaitMs ?? SYNC_PLACE_WAIT_MS
+    this.multiExtent = parts.multiExtent ?? (() => true)
     this.tree.addEventListener('op', (e: any) => {
       const { body, local } = e.detail ?? {}
       if (local !== true && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
@@ -781,12 +795,13 @@ export class Volume implements VolumeApi {
 
   /**
    * The ops of an open file's prepared version: its positioned extents (issue 15 item 1: one
-   * multi-extent op for up to MAX_OP_EXTENTS of them, several beyond, one batch), its appended
-   * bytes, or the whole file.
+   * multi-extent op for up to MAX_OP_EXTENTS of them, several beyond, one batch; one op each
+   * while some member may refuse multi-extent ops: multiExtent), its appended bytes, or the
+   * whole file.
    */
   private writeBodies (f: OpenFile, c: Committed): OpBody[] {
     const time = f.mtime ?? nowNs()
-    if (c.extents !== undefined) return extentBodies(f.inode, c.extents, time)
+    if (c.extents !== undefined) return extentBodies(f.inode, c.extents, time, this.multiExtent() ? MAX_OP_EXTENTS : 1)
     const body: OpBody = c.append !== undefined && c.content !== null
       ? { type: 'append', inode: f.inode, content: c.content, at: c.append.at, size: c.append.size, time }
       : { type: 'write', inode: f.inode, content: c.content, size: c.size, time }

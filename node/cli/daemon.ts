@@ -10,7 +10,7 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURE_MULTIEXT, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -69,6 +69,11 @@ export interface DaemonOptions {
   routes?: Route[]
   /** A shell command run per event, the event as JSON on its stdin (`up --on-event`, api/hook.ts). */
   onEvent?: string
+  /**
+   * The features this host announces (net/features.ts; default FEATURES, all this version
+   * understands). Tests of rolling upgrades give fewer to play a host of an older version.
+   */
+  features?: readonly string[]
 }
 
 export interface Daemon {
@@ -91,6 +96,8 @@ export interface Daemon {
   readonly keep: Redundancy
   /** Every member of the network, signed by itself (net/members.ts). */
   readonly members: MemberTable
+  /** What this host knows of its peers' features (net/features.ts): the gate of multi-extent ops. */
+  readonly features: FeatureBook
   /** The join addresses this host dials: `--join` and the config's, once each. */
   readonly join: string[]
   /** The control API server (unix socket, and TCP with `api`). */
@@ -136,7 +143,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
 
     const listen = opts.listen !== undefined && opts.listen.length > 0 ? opts.listen : config.listen
     const join_ = [...new Set([...(opts.join ?? []), ...config.join])]
-    const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom, maxConnections: opts.maxConnections })
+    const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom, maxConnections: opts.maxConnections, features: opts.features })
     closers.push(async () => { await host.stop() })
 
     // provider records for the blocks stored here, off the data path (announce.ts)
@@ -199,7 +206,19 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       const total = opts.capacityBytes ?? space.snapshot().capacity
       return total > 0 ? Math.min(capacityClass(total), MAX_CAPACITY_CLASS) : undefined
     }
+    // no `features` signed into the record yet: hosts of older versions refuse a record with a
+    // field they do not know (net/members.ts header); features go on identify (host.ts)
     const members = new MemberTable({ self: host.peerId, signer: signerFor(privateKey), verify, capacityClass: capacityClassNow })
+    const features = new FeatureBook({
+      self: host.peerId,
+      own: opts.features,
+      members: () => members.members(),
+      connected: () => host.peers().map(p => p.id),
+      recordFeatures: peer => members.features(peer),
+      identifyFeatures: peer => host.features(peer),
+      // a host of a network knows every member only while online and once it pulled a table
+      known: () => !presence.belongs() || (!presence.offline() && memberService.pulled())
+    })
     const memberService: MemberService = await startMemberService(host, members)
     closers.push(async () => { await memberService.stop() })
     const sync = createSync()({ host, tree })
@@ -273,7 +292,19 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const spaceNotices = new SpaceNotices({ host, space, membership, stored: () => store.stored() })
     // `df`: the live hosts' space, in bytes of data under the code new chunks get now
     const capacity = (): ReturnType<typeof networkCapacity> => networkCapacity(spaceNotices.disks(membership.live()), network.params())
-    const volume = new Volume({ tree, chunks, store, capacity })
+    // multi-extent ops only while every member takes them (net/features.ts): a host of an older
+    // version refuses them and scores down whoever forwards them; said in the log when it turns
+    let multiExtent: boolean | undefined
+    const multiExtentNow = (): boolean => {
+      const now = features.supportedByAll(FEATURE_MULTIEXT)
+      if (now !== multiExtent) {
+        if (now) log('every member takes multi-extent ops: one op per fsync of a file')
+        else log('some member may refuse multi-extent ops (%s): one op per range', features.lacking(FEATURE_MULTIEXT).slice(0, 4).join(', ') || 'the members are not known yet')
+        multiExtent = now
+      }
+      return now
+    }
+    const volume = new Volume({ tree, chunks, store, capacity, multiExtent: multiExtentNow })
 
     const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
     pins.start()
@@ -417,7 +448,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...metricsRoutes(metrics), ...inviteRoutes({ networkKey, host }), ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION, onError: status => { metrics.error('api', String(status)) } })
     await api.start()
     closers.push(async () => { await api.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, members, join: join_, api, events, metrics, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, members, features, join: join_, api, events, metrics, close }
   } catch (err) {
     await close()
     throw err

@@ -42,6 +42,12 @@
 // subscribed to it, so neither rejects the other's messages (and scores it down): sync.ts pushes
 // ops directly to connected peers that are not subscribed.
 //
+// Features (features.ts): each feature this host understands is a protocol it handles
+// (/darkfs/feature/<name>/<version>), registered before its first dial, so identify lists them to
+// every peer it connects to; features(peer) is what a peer's last identify listed. Nothing is
+// spoken on those protocols (a stream opened on one is closed at once). Hosts of older versions
+// list none and ignore the ones they do not know: the channel needs no change they would refuse.
+//
 // A wrong network key is reported as such: libp2p only sees a broken handshake, so the pnet
 // protector is wrapped to check that the first decrypted bytes are multistream-select's header
 // (any libp2p peer sends it first); garbage there means the two sides' keys differ. Both sides
@@ -77,6 +83,7 @@ import { neighbours, targets } from './kad.ts'
 import { cidrContains, parseCidr } from './cidr.ts'
 import type { Cidr } from './cidr.ts'
 import { RpcProtocolError, call, defineProtocol, serve } from './rpc.ts'
+import { FEATURES, featureProtocol, featuresOfProtocols } from './features.ts'
 import type { RpcDialer, RpcServer } from './rpc.ts'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
@@ -272,6 +279,8 @@ export const FIND_PROVIDERS_TIMEOUT_MS = 5000
 export const INBOUND_CONNECTIONS_PER_SECOND_PER_IP = 64
 /** Inbound connections in their handshake at once (libp2p's default is 10). */
 export const MAX_INCOMING_PENDING_CONNECTIONS = 64
+/** Most peers whose identified features are kept (the oldest identified first forgotten). */
+export const IDENTIFIED_PEERS_MAX = 65_536
 /** Most mismatch records remembered (to turn a failed dial into NetworkKeyMismatchError). */
 const MISMATCH_RECORDS = 256
 
@@ -293,6 +302,11 @@ export interface HostInit {
   fullMeshPeers?: number
   /** Connections kept open once settled (`--max-connections`). Default DEFAULT_MAX_CONNECTIONS. */
   maxConnections?: number
+  /**
+   * Features announced on identify (features.ts). Default FEATURES, what this version
+   * understands; tests of rolling upgrades give fewer to play a host of an older version.
+   */
+  features?: readonly string[]
 }
 
 /** What the gossip handler says of a message: deliver and forward it, drop it, or drop it and blame the sender. */
@@ -391,6 +405,11 @@ export interface Host {
   closedHere: (peer: string) => boolean
   /** The smallest gossip message this host sends IDONTWANT for (none in a full mesh: GOSSIP_IDONTWANT_MIN_BYTES). */
   idontwantMinBytes: () => number
+  /**
+   * The features `peer` announced on its last identify (features.ts; empty from a host of an
+   * older version); undefined when this host never identified it.
+   */
+  features: (peer: string) => readonly string[] | undefined
   /** Stop listening and close every connection. Idempotent. */
   stop: () => Promise<void>
 }
@@ -758,6 +777,16 @@ export async function createHost (init: HostInit): Promise<Host> {
     if (later || connectedIds().length > maxConnections) trimSoon(TRIM_GRACE_MS)
   }
 
+  // the features this host understands, as protocols identify lists (see the header): before any
+  // dial, so the first identify of every connection carries them
+  for (const f of init.features ?? FEATURES) {
+    await libp2p.handle(featureProtocol(f), (stream: Stream) => {
+      stream.abort(new Error(`nothing is spoken on ${featureProtocol(f)}: it only announces a feature`))
+    }, { maxInboundStreams: 1, maxOutboundStreams: 1 })
+  }
+  /** Peer -> the features its last identify listed (IDENTIFIED_PEERS_MAX, oldest first dropped). */
+  const identified = new Map<string, string[]>()
+
   // node's own protocols on this libp2p node (rpc.ts); the Host below hands out the same
   const wire: RpcDialer & RpcServer = {
     handle: async (protocol, handler, opts) => {
@@ -823,6 +852,11 @@ export async function createHost (init: HostInit): Promise<Host> {
       listenAddrs.set(id, evt.detail.listenAddrs.map(a => withPeer(a, id)))
       known.set(id, knownAddrs(id))
       refreshSoon()
+      // its features too (its farewell push, which unhandles them, says nothing of what it
+      // understands when it comes back; a host that comes back older says so on its identify)
+      identified.delete(id)
+      identified.set(id, featuresOfProtocols(evt.detail.protocols))
+      if (identified.size > IDENTIFIED_PEERS_MAX) identified.delete(identified.keys().next().value as string)
     }
     if (!evt.detail.protocols.includes(PEX_PROTOCOL)) return
     // beyond the full mesh a connection opens and closes with every transfer, survey and query
@@ -1024,6 +1058,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     beyondFullMesh: () => chosen !== undefined,
     closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
     idontwantMinBytes: () => gossipOpts().idontwantMinDataSize,
+    features: peer => identified.get(peer),
     addresses: () => (init.announce !== undefined && init.announce.length > 0
       ? libp2p.getMultiaddrs().map(a => a.toString())
       : ownAddrs()).filter(a => !isUnspecified(a)),

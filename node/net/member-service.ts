@@ -6,7 +6,8 @@
 //  - records and DOWN notices from gossip go into the table (a refused one blames its
 //    forwarder, as a bad op does); new members' addresses go to the host (dialable by id);
 //  - it answers MEMBERS_PROTOCOL with its table, and pulls the table from its first peers (until
-//    one answered, TABLE_PULL_PEERS tries);
+//    one answered, TABLE_PULL_PEERS tries; a peer that connected before it served its table, as
+//    a joiner does while its host dials, is asked again: TABLE_PULL_RETRY_MS, TABLE_PULL_RETRIES);
 //  - a record published before gossip knows who listens (a host that just started) reaches
 //    nobody: it is published again, with backoff (ANNOUNCE_RETRY_*), until some peer got it;
 //  - anti-entropy: every TABLE_SYNC_MS it asks one connected peer (in turn) for its table's
@@ -28,6 +29,9 @@ const log = logger('net:members')
 
 /** Peers asked for their table at start, one after another, until one answers. */
 export const TABLE_PULL_PEERS = 3
+/** A failed table pull from a peer is tried again after this, doubling, at most TABLE_PULL_RETRIES times per peer. */
+export const TABLE_PULL_RETRY_MS = 1_000
+export const TABLE_PULL_RETRIES = 3
 /** Table answers are paced: at most one per peer this often (a table is big at scale). */
 export const TABLE_ANSWER_MIN_INTERVAL_MS = 10_000
 /** A record that reached no peer is published again after this, doubling up to the max. */
@@ -47,6 +51,11 @@ export interface MemberService {
   publish: (msg: Uint8Array) => Promise<string[]>
   /** Pull a peer's table into this one (records checked one by one); how many were new. */
   pull: (peer: string) => Promise<number>
+  /**
+   * Whether this table was filled from a peer's since start: one pulled, or a digest that matched
+   * a peer's (before, it may lack members: net/features.ts asks it).
+   */
+  pulled: () => boolean
   stop: () => Promise<void>
 }
 
@@ -127,6 +136,8 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   announceUntilReached()
 
   let tries = 0
+  const retries = new Map<string, number>()
+  const retryTimers = new Set<ReturnType<typeof setTimeout>>()
   const onConnect = (evt: CustomEvent<string>): void => {
     const peer = evt.detail
     if (stopped || pulled || tries >= TABLE_PULL_PEERS) return
@@ -134,6 +145,17 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     void pull(peer).then(() => { pulled = true }, (err: unknown) => {
       tries--
       log('table from %s: %e', peer, err)
+      // a joiner connects while its host dials, before it serves its table: the seed it joined
+      // asked too early, and no other peer may connect to it for long
+      const n = retries.get(peer) ?? 0
+      if (stopped || pulled || n >= TABLE_PULL_RETRIES) return
+      retries.set(peer, n + 1)
+      const timer = setTimeout(() => {
+        retryTimers.delete(timer)
+        if (host.peers().some(p => p.id === peer)) onConnect(new CustomEvent('peer:connect', { detail: peer }))
+      }, TABLE_PULL_RETRY_MS * 2 ** n)
+      timer.unref()
+      retryTimers.add(timer)
     })
   }
   host.addEventListener('peer:connect', onConnect)
@@ -158,9 +180,15 @@ export async function startMemberService (host: MemberServiceHost, table: Member
         const reply = await call(host, peer, MEMBERS, { t: 'digest' })
         return reply.t === 'digest' && !equal(reply.d, table.digest())
       }
-      if (!(await differs())) return
+      if (!(await differs())) {
+        pulled = true
+        return
+      }
       await new Promise<void>(resolve => { setTimeout(resolve, TABLE_SYNC_RECHECK_MS).unref() })
-      if (!stopped && await differs()) await pull(peer)
+      if (!stopped && await differs()) {
+        await pull(peer)
+        pulled = true
+      } else if (!stopped) pulled = true
     })().catch((err: unknown) => { log('table sync with %s: %e', peer, err) }).finally(() => { syncing = false })
   }, TABLE_SYNC_MS)
   antiEntropy.unref()
@@ -179,12 +207,14 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   return {
     publish,
     pull,
+    pulled: () => pulled,
     stop: async () => {
       if (stopped) return
       stopped = true
       clearInterval(refresh)
       clearInterval(antiEntropy)
       clearTimeout(again)
+      for (const timer of retryTimers) clearTimeout(timer)
       host.removeEventListener('peer:connect', onConnect)
       table.removeEventListener('down', onDown)
       table.removeEventListener('member', onMember)

@@ -39,6 +39,17 @@
 // median's weight), and never holds more than one fragment of a chunk: it cannot make others
 // hold its share, only take more of it.
 //
+// `features` is the list of features the host understands (features.ts: sorted, unique
+// `<name>/<version>` names, at most MAX_FEATURES), so a writer makes a new kind of op only once
+// every member takes it. Decoded here and validated (a malformed list refuses the record, as a
+// bad address does); signed only by a table given a `features` init, which the daemon of this
+// version does not give: a host of an older version decodes records strictly, refuses one with
+// a field it does not know, whole, keeps its subject out of its table (placement would rank
+// members differently there) and scores down the peer that forwarded it. So this version reads
+// the field and does not write it; once every host of a network runs it or a newer one, a later
+// version signs it. Until then features travel on identify (features.ts: /darkfs/feature/...
+// protocols), which old hosts ignore.
+//
 // Failure at scale is decided by a host's XOR neighbours, not by everyone: the NEIGHBOURS members
 // closest to a host in Kademlia's key space (the peers host.ts keeps connected anyway) watch it,
 // and the first of them to give it up (failure.ts: away for the failure timeout) publishes one
@@ -49,7 +60,7 @@
 // addresses bounded in number and length) and never holds a record its subject did not sign.
 //
 // Gossip wire (after the tag byte), dag-cbor:
-//   { t: 'member', r: bytes(dag-cbor { peer, seq, addrs, cap? }), s: signature of r by peer }
+//   { t: 'member', r: bytes(dag-cbor { peer, seq, addrs, cap?, features? }), s: signature of r by peer }
 //   { t: 'down',   r: bytes(dag-cbor { by, peer, seq }),    s: signature of r by `by` }
 // MEMBERS_PROTOCOL (rpc.ts calls): { t: 'table' } -> { t: 'table', members: [member message...] }
 //                                  { t: 'digest' } -> { t: 'digest', d: bytes(32) }
@@ -60,6 +71,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import type { Signer, Verify } from '../tree/index.ts'
 import { compareDistance, peerKadId } from './kad.ts'
 import { RpcProtocolError, defineProtocol } from './rpc.ts'
+import { parseFeatures } from './features.ts'
 import { logger } from '../log.ts'
 
 const log = logger('net:members')
@@ -107,8 +119,12 @@ export class MemberRecordError extends RpcProtocolError {
   override readonly name = 'MemberRecordError'
 }
 
-/** `cap`: the host's capacity class (see the header), absent in records of older hosts. */
-export interface MemberRecord { peer: string, seq: number, addrs: string[], cap?: number }
+/**
+ * `cap`: the host's capacity class (see the header), absent in records of older hosts;
+ * `features`: the features it understands (features.ts), absent in records of hosts that do not
+ * sign them (every host of this version and older: see the header).
+ */
+export interface MemberRecord { peer: string, seq: number, addrs: string[], cap?: number, features?: string[] }
 interface Entry extends MemberRecord { msg: Uint8Array }
 
 export type MembersRequest = { t: 'table' } | { t: 'digest' }
@@ -163,6 +179,12 @@ export interface MemberTableInit {
    * of its records; none: its records carry no class (it weighs as the median member).
    */
   capacityClass?: () => number | undefined
+  /**
+   * The features this host signs into each of its records (features.ts); none: its records
+   * carry no `features` field. The daemon leaves it unset in this version: hosts of older
+   * versions refuse a record with the field (see the header).
+   */
+  features?: () => readonly string[] | undefined
 }
 
 /** What taking a message did: a new or newer fact, nothing new, or a refusal (blame the sender). */
@@ -180,6 +202,7 @@ export class MemberTable extends EventTarget {
   private readonly now: () => number
   private readonly max: number
   private readonly capacityOf?: () => number | undefined
+  private readonly featuresOf?: () => readonly string[] | undefined
   private readonly entries = new Map<string, Entry>()
   /** Members declared down: the seq of the record that went down with them. */
   private readonly downAt = new Map<string, number>()
@@ -194,6 +217,7 @@ export class MemberTable extends EventTarget {
     this.now = init.now ?? Date.now
     this.max = init.maxMembers ?? MAX_MEMBERS
     this.capacityOf = init.capacityClass
+    this.featuresOf = init.features
   }
 
   get size (): number {
@@ -211,7 +235,12 @@ export class MemberTable extends EventTarget {
 
   record (peer: string): MemberRecord | undefined {
     const e = this.entries.get(peer)
-    return e === undefined ? undefined : { peer: e.peer, seq: e.seq, addrs: e.addrs, ...(e.cap === undefined ? {} : { cap: e.cap }) }
+    return e === undefined ? undefined : { peer: e.peer, seq: e.seq, addrs: e.addrs, ...(e.cap === undefined ? {} : { cap: e.cap }), ...(e.features === undefined ? {} : { features: e.features }) }
+  }
+
+  /** The features `peer` signed into its record; undefined when its record has none (or no record). */
+  features (peer: string): readonly string[] | undefined {
+    return this.entries.get(peer)?.features
   }
 
   /** The capacity class `peer` signed into its record; undefined when none (or no record). */
@@ -237,7 +266,10 @@ export class MemberTable extends EventTarget {
     const prev = this.entries.get(this.self)?.seq ?? -1
     const cap = this.capacityOf?.()
     if (cap !== undefined && !validCapacityClass(cap)) throw new RangeError(`signOwn: a capacity class is an integer from 0 to ${MAX_CAPACITY_CLASS}, got ${String(cap)}`)
-    const r = dagCbor.encode({ peer: this.self, seq: Math.max(prev + 1, this.now()), addrs: addrs.slice(0, MAX_MEMBER_ADDRS).filter(a => a.length <= MAX_MEMBER_ADDR_CHARS), ...(cap === undefined ? {} : { cap }) })
+    const listed = this.featuresOf?.()
+    // checked as receivers check it: a list they would refuse is never signed
+    const features = listed === undefined ? undefined : parseFeatures([...listed])
+    const r = dagCbor.encode({ peer: this.self, seq: Math.max(prev + 1, this.now()), addrs: addrs.slice(0, MAX_MEMBER_ADDRS).filter(a => a.length <= MAX_MEMBER_ADDR_CHARS), ...(cap === undefined ? {} : { cap }), ...(features === undefined ? {} : { features }) })
     const msg = dagCbor.encode({ t: 'member', r, s: await this.signer.sign(r) })
     await this.take(msg)
     return msg
@@ -276,12 +308,21 @@ export class MemberTable extends EventTarget {
 
   private async takeRecord (r: Uint8Array, s: Uint8Array, msg: Uint8Array, tableSize: number): Promise<Taken> {
     const v = dagCbor.decode<any>(r)
-    // { peer, seq, addrs } and, from hosts that tell it, cap: nothing else
+    // { peer, seq, addrs } and, from hosts that tell them, cap and features: nothing else
     const keys = typeof v === 'object' && v !== null ? Object.keys(v) : []
     const hasCap = keys.includes('cap')
-    if (keys.length !== (hasCap ? 4 : 3) || !Array.isArray(v.addrs) || v.addrs.length > MAX_MEMBER_ADDRS) throw new MemberRecordError('bad member record')
+    const hasFeatures = keys.includes('features')
+    if (keys.length !== 3 + (hasCap ? 1 : 0) + (hasFeatures ? 1 : 0) || !Array.isArray(v.addrs) || v.addrs.length > MAX_MEMBER_ADDRS) throw new MemberRecordError('bad member record')
     if (hasCap && !validCapacityClass(v.cap)) throw new MemberRecordError('bad capacity class')
-    const rec: Entry = { peer: str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id'), seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), msg }
+    let features: string[] | undefined
+    if (hasFeatures) {
+      try {
+        features = parseFeatures(v.features)
+      } catch (err) {
+        throw new MemberRecordError(`bad member record: ${(err as Error).message}`)
+      }
+    }
+    const rec: Entry = { peer: str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id'), seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg }
     if (rec.seq > this.now() + MEMBER_MAX_SKEW_MS) throw new MemberRecordError('member record from the future')
     const held = this.entries.get(rec.peer)
     const down = this.downAt.get(rec.peer)

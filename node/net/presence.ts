@@ -63,6 +63,11 @@ export class Presence {
     this.c.events.removeEventListener('peer:connect', this.onConnect)
   }
 
+  /** True once this host belongs to a network (it was told to join one, or had a peer once). */
+  belongs (): boolean {
+    return this.networked
+  }
+
   /** True while this host belongs to a network and reaches none of its peers. */
   offline (): boolean {
     return this.networked && this.c.peers().length === 0

@@ -4,10 +4,13 @@
 // the subject itself, leaving), signed by it, and a newer record of the subject brings it back;
 // the table is bounded; records nobody refreshed expire, later in a bigger network (the refresh
 // period grows with it, so refreshes cost each host the same whatever the size). A record's capacity class (issue 14
-// item 4) is signed with it, bounded, and replaced only by a newer record.
+// item 4) is signed with it, bounded, and replaced only by a newer record. Its `features` (net/features.ts) are
+// taken when well formed and refuse the record when not; a host of this version signs none unless
+// told to, so its records stay what hosts of older versions (strict decoders) take.
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { makeKey, signerFor, verify } from '../helpers/tree.ts'
+import { FeatureListError, MAX_FEATURES } from '../../node/net/features.ts'
 import { MemberTable, MAX_CAPACITY_CLASS, MEMBER_EXPIRE_MS, MEMBER_REFRESH_MS, MEMBER_REFRESH_PER_MEMBER_MS, NEIGHBOURS, memberExpireMs, memberRefreshMs } from '../../node/net/members.ts'
 import type { Signer } from '../../node/tree/index.ts'
 
@@ -226,5 +229,55 @@ describe('node/net member table', function () {
     assert.equal(other.capacityClass(self.id), undefined)
     cls = MAX_CAPACITY_CLASS + 1
     await assert.rejects(t.signOwn(['/ip4/127.0.0.1/tcp/5']), RangeError)
+  })
+
+  it('a record may carry its host\'s features, signed: taken when well formed, the whole record refused when not', async () => {
+    const { t } = await table()
+    const [a, b, old] = [await peer(), await peer(), await peer()]
+    assert.equal(await t.take(await recordWith(a, T0 - 10, { cap: 80, features: ['multiext/1', 'zeta/12'] })), 'new')
+    assert.deepEqual(t.features(a.id), ['multiext/1', 'zeta/12'])
+    assert.deepEqual(t.record(a.id), { peer: a.id, seq: T0 - 10, addrs: ['/ip4/127.0.0.1/tcp/1'], cap: 80, features: ['multiext/1', 'zeta/12'] })
+    // without the field (every host of this version and older): no features known from the record
+    assert.equal(await t.take(await record(old, T0 - 10)), 'new')
+    assert.equal(t.features(old.id), undefined)
+    // an empty list is a list: the host understands nothing beyond the base
+    assert.equal(await t.take(await recordWith(a, T0 - 5, { features: [] })), 'new')
+    assert.deepEqual(t.features(a.id), [])
+    // malformed lists, signed by their subject: the record is refused whole (b stays unknown)
+    const bad: unknown[] = [
+      'multiext/1', null, 7, { 0: 'multiext/1' }, [7], [null], ['multiext'], ['multiext/0'], ['MultiExt/1'], ['multi ext/1'], ['/multiext/1'],
+      ['multiext/1', 'multiext/1'], ['zeta/1', 'multiext/1'], ['x'.repeat(40) + '/1'],
+      Array.from({ length: MAX_FEATURES + 1 }, (_, i) => `f${String(i).padStart(2, '0')}/1`)
+    ]
+    for (const features of bad) assert.equal(await t.take(await recordWith(b, T0 - 1, { features })), 'invalid', JSON.stringify(features))
+    assert.equal(t.has(b.id), false)
+    // the most a list holds is taken
+    const most = Array.from({ length: MAX_FEATURES }, (_, i) => `f${String(i).padStart(2, '0')}/1`)
+    assert.equal(await t.take(await recordWith(b, T0 - 1, { cap: 3, features: most })), 'new')
+    assert.deepEqual(t.features(b.id), most)
+  })
+
+  it('this host signs features only when told to; untold, its record has the fields older hosts\' strict decoders take', async () => {
+    let now = T0
+    let features: readonly string[] | undefined
+    const self = await peer()
+    const t = new MemberTable({ self: self.id, signer: self.signer, verify, now: () => now, capacityClass: () => 80, features: () => features })
+    const other = (await table()).t
+    const fields = (msg: Uint8Array): string[] => Object.keys(dagCbor.decode<any>(dagCbor.decode<any>(msg).r)).sort()
+    // the daemon of this version: no features signed; { peer, seq, addrs, cap } is all an older host takes
+    let msg = (await t.signOwn(['/ip4/127.0.0.1/tcp/5']))!
+    assert.deepEqual(fields(msg), ['addrs', 'cap', 'peer', 'seq'])
+    assert.equal(await other.take(msg), 'new')
+    assert.equal(other.features(self.id), undefined)
+    // a later version signs them (once every host decodes them): the others read them
+    now += 1
+    features = ['multiext/1']
+    msg = (await t.signOwn(['/ip4/127.0.0.1/tcp/5']))!
+    assert.deepEqual(fields(msg), ['addrs', 'cap', 'features', 'peer', 'seq'])
+    assert.equal(await other.take(msg), 'new')
+    assert.deepEqual(other.features(self.id), ['multiext/1'])
+    // a list receivers would refuse is never signed
+    features = ['multiext/1', 'a/1']
+    await assert.rejects(t.signOwn(['/ip4/127.0.0.1/tcp/5']), (err: Error) => err instanceof FeatureListError && /sorted and unique/.test(err.message))
   })
 })
