@@ -7,7 +7,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, decodeManifest, encodeManifest, fragmentSlices, manifestRef, PLACEMENT_BALANCED } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
@@ -303,9 +303,12 @@ export class ChunkService {
     // hashed off the event loop; the data fragments' Merkle roots (range reads, as withRoots) are
     // one more pass here, and their leaf hashes are kept: a small read of the chunk later reads
     // only its page from disk (leaves.ts)
-    const encoded = await encodeChunkAsync(bytes, offset, k, m)
+    // (k = 1: the CID and the leaves from one pass, encodeReplicatedWithLeaves)
+    const one = k === 1 ? await encodeReplicatedWithLeaves(bytes, offset, m) : undefined
+    const encoded = one?.encoded ?? await encodeChunkAsync(bytes, offset, k, m)
     if (encoded.ref.cid !== null) {
-      encoded.ref.roots = await this.localLeaves.rememberAll(encoded.blocks.slice(0, encoded.ref.k))
+      if (one !== undefined) this.localLeaves.rememberHashed(encoded.ref.cid, bytes.byteLength, encoded.ref.roots![0], one.hashes)
+      else encoded.ref.roots = await this.localLeaves.rememberAll(encoded.blocks.slice(0, encoded.ref.k))
       if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
     // verified: encodeChunkAsync hashed these very blocks to their CIDs just now, and `bytes`

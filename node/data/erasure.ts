@@ -293,6 +293,8 @@ interface NativeAddon {
   encodeLoop (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[], times: number): void
   /** Absent when the process exports no OpenSSL SHA256_* symbols (see erasure.c). */
   sha256Many?: (buffers: Uint8Array[], cuts: number[], prefix: number, callback: (err: Error | null, digests: Uint8Array) => void) => void
+  /** Absent as sha256Many is, and in addons built before it. */
+  sha256Leaves?: (buffer: Uint8Array, leafBytes: number, whole: boolean, callback: (err: Error | null, digests: Uint8Array) => void) => void
 }
 
 function nativeKernel (addon: NativeAddon): Kernel {
@@ -577,6 +579,29 @@ export const sha256Many: ((buffers: Uint8Array[], cuts: number[], prefix: number
     many(buffers, cuts, prefix, (err, digests) => {
       if (err !== null) reject(err)
       else resolve(Array.from({ length: digests.length / 32 }, (_, i) => digests.subarray(32 * i, 32 * i + 32)))
+    })
+  })
+})()
+
+/**
+ * The Merkle tree of merkle.ts over `buffer`'s `leafBytes` leaves, hashed off the main thread by
+ * the addon in one job and one pass, without a copy: the leaf hashes (32 bytes each, one after
+ * another), the root, and with `whole` the buffer's own sha256 (its raw CID's digest), from the
+ * same pass. undefined when the addon (or this function of it) is absent. `buffer` must not
+ * change until the promise settles.
+ */
+export const sha256Leaves: ((buffer: Uint8Array, leafBytes: number, whole: boolean) => Promise<{ hashes: Uint8Array, root: Uint8Array, whole?: Uint8Array }>) | undefined = (() => {
+  const leaves = native.addon?.sha256Leaves
+  if (leaves === undefined) return undefined
+  return async (buffer: Uint8Array, leafBytes: number, whole: boolean) => await new Promise((resolve, reject) => {
+    leaves(buffer, leafBytes, whole, (err, digests) => {
+      if (err !== null) { reject(err); return }
+      const n = digests.length / 32 - (whole ? 2 : 1)
+      resolve({
+        hashes: digests.subarray(0, 32 * n),
+        root: digests.slice(32 * n, 32 * n + 32),
+        ...(whole ? { whole: digests.subarray(32 * n + 32) } : {})
+      })
     })
   })
 })()

@@ -16,7 +16,7 @@ import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
 import { HASH_BYTES, LEAF_BYTES, equalBytes, leafCount, leafHashes, leafMatches, proofFromLeaves, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
-import { sha256Many } from './erasure.ts'
+import { sha256Leaves, sha256Many } from './erasure.ts'
 
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
 export const LEAF_HASHES_BYTES = 16 << 20
@@ -55,6 +55,15 @@ export class LocalLeaves {
    * hashes whole buffers). `blocks` must not change until it settles.
    */
   async rememberAll (blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<Uint8Array[]> {
+    const tree = sha256Leaves
+    if (tree !== undefined && blocks.length > 0) {
+      // one threadpool job per fragment, each its leaves and root in one pass, with no copy
+      return await Promise.all(blocks.map(async ({ cid, bytes }) => {
+        const { hashes, root } = await tree(bytes, LEAF_BYTES, false)
+        this.keep(cid, bytes.byteLength, root, hashes)
+        return root
+      }))
+    }
     const many = sha256Many
     if (many === undefined || blocks.length === 0) return blocks.map(b => this.remember(b.cid, b.bytes))
     const inputs: Uint8Array[] = []
@@ -81,6 +90,15 @@ export class LocalLeaves {
       this.keep(cid, bytes.byteLength, root, hashes)
       return root
     })
+  }
+
+  /**
+   * Keep the leaf hashes `hashes` and `root` of fragment `cid` (`length` bytes), computed by the
+   * caller from bytes it knows are sound (a chunk it just hashed to its CID in the same pass:
+   * ChunkService.storeChunk with erasure.sha256Leaves).
+   */
+  rememberHashed (cid: CID, length: number, root: Uint8Array, hashes: Uint8Array): void {
+    this.keep(cid, length, root, hashes)
   }
 
   /** Forget everything kept (tests and benchmarks read cold). */

@@ -20,6 +20,12 @@
 //     does, for addons; they are looked up with dlsym, so the addon still loads without them and
 //     node/data/erasure.ts then hashes in JavaScript). The buffers are held by references until
 //     the callback; the caller must not write to them (or transfer their ArrayBuffer) meanwhile.
+//   sha256Leaves(buffer: Uint8Array, leafBytes, whole: boolean, callback) -> undefined: the
+//     Merkle tree of node/data/merkle.ts over the buffer's leafBytes leaves, off the main thread:
+//     callback(null, Uint8Array(32 * leaves (the leaf hashes) + 32 (the root) (+ 32: with
+//     `whole`, the buffer's own sha256, from the same pass))). One job, one read of the bytes, no
+//     copy: a chunk written on one host (k = 1) gets its CID and its leaf hashes at once. Present
+//     with sha256Many; the buffer is held by a reference until the callback, unchanged meanwhile.
 //   xsalsa20Xor(subkey: Uint8Array(32), nonce: Uint8Array(8), position, input, output) -> undefined:
 //     output = input XOR the Salsa20/20 key stream of (subkey, nonce) from byte `position` on
 //     (any byte offset: a 64-byte block the position falls inside is entered part-way).
@@ -331,6 +337,137 @@ static napi_value sha256_many (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- sha256Leaves ----------------------------------------------------------------------------
+
+// One buffer's RFC 6962 Merkle tree (node/data/merkle.ts: leaf = H(0x00 || leaf bytes),
+// node = H(0x01 || left || right), root = H(0x02 || u64be(length) || top)) and, optionally, its
+// plain sha256 (its raw CID), from one pass over its bytes on the threadpool: each leaf is hashed
+// twice while it is hot in cache, with no tagged copy of the buffer (what rememberAll made).
+typedef struct {
+  uint8_t *data;
+  size_t len, leaf;
+  int whole, failed;
+  size_t leaves;
+  unsigned char *out; // 32 * leaves (leaf hashes) || 32 (root) || 32 (whole, when asked)
+  napi_ref buffer, callback;
+  napi_async_work work;
+} leaves_job;
+
+static size_t split_pow2 (size_t n) {
+  size_t k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+static void merkle_subtree (const unsigned char *hashes, size_t lo, size_t hi, unsigned char out[32]) {
+  if (hi - lo == 1) { memcpy(out, hashes + 32 * lo, 32); return; }
+  size_t mid = lo + split_pow2(hi - lo);
+  unsigned char in[65];
+  in[0] = 1;
+  merkle_subtree(hashes, lo, mid, in + 1);
+  merkle_subtree(hashes, mid, hi, in + 33);
+  sha_ctx ctx;
+  sha_init(&ctx);
+  sha_update(&ctx, in, sizeof in);
+  sha_final(out, &ctx);
+}
+
+static void leaves_execute (napi_env env, void *data) {
+  leaves_job *j = data;
+  static const unsigned char leaf_tag = 0;
+  sha_ctx whole;
+  if (j->whole) sha_init(&whole);
+  for (size_t i = 0; i < j->leaves; i++) {
+    size_t at = i * j->leaf;
+    size_t n = at >= j->len ? 0 : (j->len - at < j->leaf ? j->len - at : j->leaf);
+    sha_ctx ctx;
+    sha_init(&ctx);
+    sha_update(&ctx, &leaf_tag, 1);
+    if (n > 0) sha_update(&ctx, j->data + at, n);
+    sha_final(j->out + 32 * i, &ctx);
+    if (j->whole && n > 0) sha_update(&whole, j->data + at, n);
+  }
+  unsigned char top[32], head[9];
+  merkle_subtree(j->out, 0, j->leaves, top);
+  head[0] = 2;
+  for (int b = 0; b < 8; b++) head[1 + b] = (unsigned char)((uint64_t)j->len >> (56 - 8 * b));
+  sha_ctx root;
+  sha_init(&root);
+  sha_update(&root, head, sizeof head);
+  sha_update(&root, top, 32);
+  sha_final(j->out + 32 * j->leaves, &root);
+  if (j->whole) sha_final(j->out + 32 * (j->leaves + 1), &whole);
+}
+
+static void leaves_free (napi_env env, leaves_job *j) {
+  if (j->buffer != NULL) napi_delete_reference(env, j->buffer);
+  if (j->callback != NULL) napi_delete_reference(env, j->callback);
+  free(j->out);
+  free(j);
+}
+
+static void leaves_complete (napi_env env, napi_status status, void *data) {
+  leaves_job *j = data;
+  napi_delete_async_work(env, j->work);
+  napi_value cb, global, args[2], ab;
+  size_t dlen = 32 * (j->leaves + 1 + (j->whole ? 1 : 0));
+  void *out;
+  napi_get_reference_value(env, j->callback, &cb);
+  napi_get_global(env, &global);
+  napi_get_null(env, &args[0]);
+  if (status == napi_ok && napi_create_arraybuffer(env, dlen, &out, &ab) == napi_ok && napi_create_typedarray(env, napi_uint8_array, dlen, ab, 0, &args[1]) == napi_ok) {
+    memcpy(out, j->out, dlen);
+  } else {
+    napi_value msg;
+    napi_create_string_utf8(env, status == napi_ok ? "sha256Leaves: no memory for the digests" : "sha256Leaves: the hashing did not run (cancelled)", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &args[0]);
+    napi_get_undefined(env, &args[1]);
+  }
+  leaves_free(env, j);
+  // an exception thrown by the callback is left pending: node reports it as uncaught
+  napi_call_function(env, global, cb, 2, args, NULL);
+}
+
+static napi_value sha256_leaves (napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4) { napi_throw_type_error(env, NULL, "sha256Leaves(buffer, leafBytes, whole, callback) takes 4 arguments"); return NULL; }
+  uint8_t *bytes;
+  size_t len;
+  if (!get_bytes(env, argv[0], "sha256Leaves: buffer must be a Uint8Array", &bytes, &len)) return NULL;
+  int leaf;
+  if (!get_int(env, argv[1], "sha256Leaves: leafBytes must be an integer in 64..2^30", 64, 1 << 30, &leaf)) return NULL;
+  bool whole;
+  if (napi_get_value_bool(env, argv[2], &whole) != napi_ok) { napi_throw_type_error(env, NULL, "sha256Leaves: whole must be a boolean"); return NULL; }
+  napi_valuetype t;
+  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) { napi_throw_type_error(env, NULL, "sha256Leaves: callback must be a function"); return NULL; }
+  leaves_job *j = calloc(1, sizeof *j);
+  if (j == NULL) { napi_throw_error(env, NULL, "sha256Leaves: out of memory"); return NULL; }
+  j->data = bytes;
+  j->len = len;
+  j->leaf = (size_t)leaf;
+  j->whole = whole ? 1 : 0;
+  // an empty buffer is one empty leaf (merkle.ts leafCount)
+  j->leaves = len == 0 ? 1 : (len + (size_t)leaf - 1) / (size_t)leaf;
+  j->out = malloc(32 * (j->leaves + 2));
+  if (j->out == NULL) { leaves_free(env, j); napi_throw_error(env, NULL, "sha256Leaves: out of memory"); return NULL; }
+  if (napi_create_reference(env, argv[0], 1, &j->buffer) != napi_ok || napi_create_reference(env, argv[3], 1, &j->callback) != napi_ok) {
+    leaves_free(env, j);
+    napi_throw_error(env, NULL, "sha256Leaves: napi_create_reference failed");
+    return NULL;
+  }
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "darkfs.sha256Leaves", NAPI_AUTO_LENGTH, &name));
+  if (napi_create_async_work(env, NULL, name, leaves_execute, leaves_complete, j, &j->work) != napi_ok) {
+    leaves_free(env, j);
+    napi_throw_error(env, NULL, "sha256Leaves: napi_create_async_work failed");
+    return NULL;
+  }
+  CHECK(napi_queue_async_work(env, j->work));
+  return NULL;
+}
+
 // ---- malloc policy -------------------------------------------------------------------------
 
 /** Allocations from this size on get their own mmap (glibc's default is 128 KiB, then adaptive). */
@@ -585,13 +722,14 @@ static napi_value init (napi_env env, napi_value exports) {
     { "encodeLoop", NULL, encode_loop, NULL, NULL, NULL, napi_enumerable, NULL },
     { "xsalsa20Xor", NULL, xsalsa20_xor_js, NULL, NULL, NULL, napi_enumerable, NULL },
     { "hsalsa20", NULL, hsalsa20_js, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "sha256Many", NULL, sha256_many, NULL, NULL, NULL, napi_enumerable, NULL }
+    { "sha256Many", NULL, sha256_many, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "sha256Leaves", NULL, sha256_leaves, NULL, NULL, NULL, napi_enumerable, NULL }
   };
   sha_init = (int (*)(sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Init");
   sha_update = (int (*)(sha_ctx *, const void *, size_t))dlsym(RTLD_DEFAULT, "SHA256_Update");
   sha_final = (int (*)(unsigned char *, sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Final");
-  // sha256Many last: left out when OpenSSL's functions are not there
-  size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? 6 : 5;
+  // sha256Many and sha256Leaves last: left out when OpenSSL's functions are not there
+  size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? 7 : 5;
   CHECK(napi_define_properties(env, exports, count, props));
   return exports;
 }
