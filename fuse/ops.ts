@@ -459,7 +459,9 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       }
       case Op.write: {
         const data = req.data ?? new Uint8Array(0)
-        const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1], o)
+        // the binding's own copy of the kernel's bytes (fuse/binding.c op_write), used by nothing
+        // after this request: handed over, so the volume keeps it rather than copying it
+        const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1], { ...o, handOver: true })
         return { result: bytesWritten }
       }
       case Op.statfs:

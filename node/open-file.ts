@@ -437,9 +437,12 @@ export class OpenFile {
         if (bytes !== undefined) {
           bytes.set(piece, from - start)
         } else if (from === start && to === Math.min(this.size, start + CHUNK_SIZE)) {
-          // the whole chunk is overwritten: nothing of the old one is needed
-          const fresh = new Uint8Array(to - start)
-          fresh.set(piece)
+          // the whole chunk is overwritten: nothing of the old one is needed. `data` is this
+          // file's to keep (the volume's copy, or a buffer handed over: FileHandle.write), as
+          // patches keep their pieces, so the chunk is the piece itself, not a copy (a 1 MiB
+          // write through the mount: no 1 MiB allocation and copy here, issue 15). A piece is a
+          // view of at most one write's buffer, so it holds at most that much memory.
+          const fresh = piece
           this.dropPatches(i)
           this.dirty.set(i, fresh)
           this.dirtyBytes += fresh.byteLength

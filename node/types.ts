@@ -68,7 +68,12 @@ export interface FileHandle {
   readonly path: string
   readonly ino: number
   read: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions) => Promise<{ bytesRead: number }>
-  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions) => Promise<{ bytesWritten: number }>
+  /**
+   * `handOver`: the caller gives `buffer` away (it never reads or writes it again, as the FUSE
+   * edge's request buffers: each is the request's own copy), so the file keeps its bytes as they
+   * are instead of a copy: a 1 MiB write through the mount is one buffer, not three.
+   */
+  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean }) => Promise<{ bytesWritten: number }>
   truncate: (len?: number, options?: AbortOptions) => Promise<void>
   /**
    * The inode's attributes and xattrs through the handle (fstat, fchmod, fchown, futimens,
