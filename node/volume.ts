@@ -1032,6 +1032,11 @@ export class Volume implements VolumeApi {
         buffer.set(bytes, offset)
         return { bytesRead: bytes.byteLength }
       },
+      async readBytes (position, length, options = {}) {
+        const f = check('read', false)
+        if (length < 0 || position < 0) throw new FsError('EINVAL', 'read', path)
+        return await f.read(position, length, options)
+      },
       async write (buffer, offset, length, position, options = {}) {
         const f = check('write', true)
         // copy now (the caller may reuse its buffer), unless it hands the buffer over: OpenFile

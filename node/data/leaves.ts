@@ -21,8 +21,11 @@ import { sha256Leaves, sha256Many } from './erasure.ts'
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
 export const LEAF_HASHES_BYTES = 16 << 20
 
-/** Leaves [first, end) of a fragment, and the hashes of all its leaves. */
-export interface LeafSlice { bytes: Uint8Array, length: number, hashes: Uint8Array }
+/**
+ * Leaves [first, end) of a fragment, and the hashes of all its leaves. `shared`: `bytes` views
+ * memory others hold (a staged fragment), not a buffer of this read's: copy before changing it.
+ */
+export interface LeafSlice { bytes: Uint8Array, length: number, hashes: Uint8Array, shared?: boolean }
 
 export class LocalLeaves {
   private readonly store: Store
@@ -114,7 +117,10 @@ export class LocalLeaves {
   async slice (cid: CID, first: number, end: number, root?: Uint8Array): Promise<LeafSlice | undefined> {
     const key = cid.toString()
     const staged = this.staged(cid)
-    if (staged !== undefined) return this.fromWhole(cid, staged, first, end, root)
+    if (staged !== undefined) {
+      const got = this.fromWhole(cid, staged, first, end, root)
+      return got === undefined ? undefined : { ...got, shared: true }
+    }
     const kept = this.kept.get(key)
     if (kept !== undefined) {
       const length = Number(new DataView(kept.buffer, kept.byteOffset, 8).getBigUint64(0))

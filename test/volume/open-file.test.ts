@@ -133,6 +133,31 @@ describe('open files (node/open-file.ts) on the real Volume', function () {
     assert.equal(firstDiff(await vol.readFile('/h'), model.buf), -1, 'after a restart')
   })
 
+  it('fh.readBytes answers as fh.read does, small reads in one chunk included, and each answer is the caller\'s to change', async () => {
+    const data = bytes(3 * MiB + 12_345, 9)
+    await vol.writeFile('/r', data)
+    for (const cold of [false, true]) {
+      if (cold) { await vol.close(); vol = await Volume.open({ dir }) }
+      const fh = await vol.open('/r', 'r')
+      assert.ok(fh.readBytes !== undefined)
+      const next = rng(cold ? 5 : 3)
+      const ranges: Array<[number, number]> = [[0, 4096], [MiB - 100, 200], [2 * MiB + 16_380, 10], [data.byteLength - 10, 4096], [data.byteLength + 5, 100], [5, 0]]
+      for (let j = 0; j < 40; j++) ranges.push([next(data.byteLength), 1 + next(j % 4 === 0 ? 2 * MiB : 8192)])
+      for (const [pos, len] of ranges) {
+        const got = await fh.readBytes!(pos, len)
+        const want = data.subarray(Math.min(pos, data.byteLength), Math.min(pos + len, data.byteLength))
+        assert.equal(firstDiff(got, want), -1, `readBytes(${pos}, ${len})${cold ? ' after a restart' : ''}`)
+        // the answer is the caller's: scribbling on it changes no later read
+        assert.ok(got.buffer !== data.buffer, `shares data ${pos} ${len}`)
+        got.fill(0xa5)
+        const again = new Uint8Array(len)
+        const { bytesRead } = await fh.read(again, 0, len, pos)
+        assert.equal(firstDiff(again.subarray(0, bytesRead), want), -1, `read(${pos}, ${len}) after the caller changed readBytes' answer`)
+      }
+      await fh.close()
+    }
+  })
+
   it('fh.write growing the last chunk 4 KiB at a time, cut shorter, then written past the end: the gap reads zeros', async () => {
     // the last chunk's buffer grows into room behind it (open-file.ts refit): bytes it held before
     // a cut must not come back when the file grows again
