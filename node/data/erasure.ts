@@ -293,6 +293,8 @@ interface NativeAddon {
   encodeLoop (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[], times: number): void
   /** Absent when the process exports no OpenSSL SHA256_* symbols (see erasure.c). */
   sha256Many?: (buffers: Uint8Array[], cuts: number[], prefix: number, callback: (err: Error | null, digests: Uint8Array) => void) => void
+  /** Absent in addons built before it. */
+  writeBlock?: (dir: string, file: string, tmp: string, bytes: Uint8Array, callback: (err: (Error & { code?: string }) | null) => void) => void
   /** Absent as sha256Many is, and in addons built before it. */
   sha256Leaves?: (buffer: Uint8Array, leafBytes: number, whole: boolean, callback: (err: Error | null, digests: Uint8Array) => void) => void
 }
@@ -604,6 +606,18 @@ export const sha256Leaves: ((buffer: Uint8Array, leafBytes: number, whole: boole
       })
     })
   })
+})()
+
+/**
+ * A block file written durably in one threadpool job (store.ts writeBlock: `bytes` to `tmp` in
+ * the shard directory `dir`, made when missing, renamed to `file`, the file and `dir` synced);
+ * rejects with the failing call's errno as `code` (ENOSPC...). undefined without the addon (or
+ * with one built before it): store.ts makes the same calls through node:fs/promises then.
+ */
+export const writeBlockNative: ((dir: string, file: string, tmp: string, bytes: Uint8Array) => Promise<void>) | undefined = (() => {
+  const write = native.addon?.writeBlock
+  if (write === undefined) return undefined
+  return async (dir: string, file: string, tmp: string, bytes: Uint8Array) => { await new Promise<void>((resolve, reject) => { write(dir, file, tmp, bytes, err => { if (err !== null) reject(err); else resolve() }) }) }
 })()
 
 /**

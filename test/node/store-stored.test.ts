@@ -3,10 +3,11 @@
 // puts, repeated puts, deletes and quarantines, and across a reopen.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readdir, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Store, cidOf } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { writeBlockNative } from '../../node/data/erasure.ts'
 
 describe('Store.stored()', function () {
   const t = new Teardown()
@@ -45,5 +46,27 @@ describe('Store.stored()', function () {
     assert.equal(await store.tryGet(blocks[1].cid), undefined)
     assert.equal(store.stored(), 30000)
     assert.equal(store.stored(), await walked())
+  })
+
+  it('a block file is written whole into its shard directory (made when missing) with no temporary left, by the addon\'s writeBlock as by node:fs; a failure names its errno', async function () {
+    const dir = await tempDir(t)
+    const blocks = [0, 1, 70_000, 1 << 20].map(n => randomBytes(n)).map(bytes => ({ cid: cidOf(bytes), bytes }))
+    const store = await Store.open(dir)
+    t.add(async () => { await store.close() })
+    await store.putMany(blocks)
+    for (const b of blocks) assert.deepEqual(Buffer.from(await store.get(b.cid)), Buffer.from(b.bytes))
+    const names = (await readdir(dir, { recursive: true })).map(String)
+    assert.deepEqual(names.filter(n => n.endsWith('.tmp')), [], 'no temporary file is left')
+    if (writeBlockNative === undefined) this.skip() // no addon: store.ts writes through node:fs alone
+    // the addon's function itself: a missing directory two levels deep is made; a shard
+    // "directory" that is a file fails with its errno as the code, and leaves nothing behind
+    const shard = join(dir, 'x', 'y')
+    await writeBlockNative(shard, join(shard, 'b.data'), join(shard, '.b.data.tmp'), blocks[2].bytes)
+    assert.deepEqual(Buffer.from(await readFile(join(shard, 'b.data'))), Buffer.from(blocks[2].bytes))
+    assert.deepEqual(await readdir(shard), ['b.data'])
+    await mkdir(join(dir, 'z'))
+    await writeFile(join(dir, 'z', 'file'), 'x')
+    const bad = join(dir, 'z', 'file')
+    await assert.rejects(writeBlockNative(bad, join(bad, 'b.data'), join(bad, '.b.data.tmp'), blocks[1].bytes), (err: Error & { code?: string }) => err.code === 'ENOTDIR')
   })
 })

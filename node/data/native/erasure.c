@@ -26,6 +26,9 @@
 //     `whole`, the buffer's own sha256, from the same pass))). One job, one read of the bytes, no
 //     copy: a chunk written on one host (k = 1) gets its CID and its leaf hashes at once. Present
 //     with sha256Many; the buffer is held by a reference until the callback, unchanged meanwhile.
+//   writeBlock(dir, file, tmp, bytes, callback) -> undefined: a block file written durably in one
+//     threadpool job (store.ts writeBlock: write tmp, rename to file, fsync it and dir), then
+//     callback(null) or callback(Error with .code, e.g. 'ENOSPC'). bytes are held until then.
 //   xsalsa20Xor(subkey: Uint8Array(32), nonce: Uint8Array(8), position, input, output) -> undefined:
 //     output = input XOR the Salsa20/20 key stream of (subkey, nonce) from byte `position` on
 //     (any byte offset: a 64-byte block the position falls inside is entered part-way).
@@ -42,6 +45,12 @@
 // RangeError or TypeError; nothing is read or written out of bounds.
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,6 +477,148 @@ static napi_value sha256_leaves (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- writeBlock ------------------------------------------------------------------------------
+
+// A block file written durably in one threadpool job (node/data/store.ts writeBlock): its bytes to
+// `tmp` (the shard directory `dir` made when missing), renamed to `file`, the file and the
+// directory synced, everything closed; a failure before the rename removes `tmp`. The same
+// system calls store.ts makes through node:fs/promises, where they were eight round trips
+// through the threadpool per block, each a wake-up of a pool thread and a promise on the event
+// loop (issue 15: on a 2-core host the main thread's share of a sequential write's CPU).
+typedef struct {
+  char *dir, *file, *tmp;
+  uint8_t *data;
+  size_t len;
+  int err;           // errno of the failure, 0 when done
+  const char *what;  // the call that failed
+  napi_ref buffer, callback;
+  napi_async_work work;
+} block_job;
+
+static int mkdir_p (char *path) {
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
+  if (errno != ENOENT) return -1;
+  char *slash = strrchr(path, '/');
+  if (slash == NULL || slash == path) return -1;
+  *slash = 0;
+  int r = mkdir_p(path);
+  *slash = '/';
+  if (r != 0) return -1;
+  return mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static void block_execute (napi_env env, void *data) {
+  block_job *j = data;
+  int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0 && errno == ENOENT) {
+    if (mkdir_p(j->dir) != 0) { j->err = errno; j->what = "mkdir"; return; }
+    fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  }
+  if (fd < 0) { j->err = errno; j->what = "open"; return; }
+  size_t at = 0;
+  while (at < j->len) {
+    ssize_t n = write(fd, j->data + at, j->len - at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) { j->err = n < 0 ? errno : EIO; j->what = "write"; close(fd); unlink(j->tmp); return; }
+    at += (size_t)n;
+  }
+  if (rename(j->tmp, j->file) != 0) { j->err = errno; j->what = "rename"; close(fd); unlink(j->tmp); return; }
+  if (fsync(fd) != 0) { j->err = errno; j->what = "fsync"; close(fd); return; }
+  if (close(fd) != 0) { j->err = errno; j->what = "close"; return; }
+  int dfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) { j->err = errno; j->what = "open"; return; }
+  if (fsync(dfd) != 0) { j->err = errno; j->what = "fsync"; close(dfd); return; }
+  close(dfd);
+}
+
+static void block_free (napi_env env, block_job *j) {
+  if (j->buffer != NULL) napi_delete_reference(env, j->buffer);
+  if (j->callback != NULL) napi_delete_reference(env, j->callback);
+  free(j->dir);
+  free(j->file);
+  free(j->tmp);
+  free(j);
+}
+
+static const char *errno_code (int e) {
+  switch (e) {
+    case ENOENT: return "ENOENT";
+    case ENOSPC: return "ENOSPC";
+    case EDQUOT: return "EDQUOT";
+    case EIO: return "EIO";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case EROFS: return "EROFS";
+    case EEXIST: return "EEXIST";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    default: return "EIO";
+  }
+}
+
+static void block_complete (napi_env env, napi_status status, void *data) {
+  block_job *j = data;
+  napi_delete_async_work(env, j->work);
+  napi_value cb, global, arg;
+  napi_get_reference_value(env, j->callback, &cb);
+  napi_get_global(env, &global);
+  if (status != napi_ok || j->err != 0) {
+    int e = status != napi_ok ? EIO : j->err;
+    char text[PATH_MAX + 128];
+    snprintf(text, sizeof text, "%s: %s, %s '%s'", errno_code(e), strerror(e), status != napi_ok ? "cancelled" : j->what, strcmp(j->what ? j->what : "", "rename") == 0 ? j->file : j->tmp);
+    napi_value code, msg;
+    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, code, msg, &arg);
+  } else {
+    napi_get_null(env, &arg);
+  }
+  block_free(env, j);
+  // an exception thrown by the callback is left pending: node reports it as uncaught
+  napi_call_function(env, global, cb, 1, &arg, NULL);
+}
+
+static char *get_path (napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len == 0 || len >= PATH_MAX) return NULL;
+  char *out = malloc(len + 1);
+  if (out != NULL) napi_get_value_string_utf8(env, v, out, len + 1, &len);
+  return out;
+}
+
+static napi_value write_block (napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) { napi_throw_type_error(env, NULL, "writeBlock(dir, file, tmp, bytes, callback) takes 5 arguments"); return NULL; }
+  napi_valuetype t;
+  if (napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function) { napi_throw_type_error(env, NULL, "writeBlock: callback must be a function"); return NULL; }
+  block_job *j = calloc(1, sizeof *j);
+  if (j == NULL) { napi_throw_error(env, NULL, "writeBlock: out of memory"); return NULL; }
+  j->dir = get_path(env, argv[0]);
+  j->file = get_path(env, argv[1]);
+  j->tmp = get_path(env, argv[2]);
+  if (j->dir == NULL || j->file == NULL || j->tmp == NULL) { block_free(env, j); napi_throw_type_error(env, NULL, "writeBlock: dir, file and tmp must be non-empty paths"); return NULL; }
+  if (!get_bytes(env, argv[3], "writeBlock: bytes must be a Uint8Array", &j->data, &j->len)) { block_free(env, j); return NULL; }
+  if (napi_create_reference(env, argv[3], 1, &j->buffer) != napi_ok || napi_create_reference(env, argv[4], 1, &j->callback) != napi_ok) {
+    block_free(env, j);
+    napi_throw_error(env, NULL, "writeBlock: napi_create_reference failed");
+    return NULL;
+  }
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "darkfs.writeBlock", NAPI_AUTO_LENGTH, &name));
+  if (napi_create_async_work(env, NULL, name, block_execute, block_complete, j, &j->work) != napi_ok) {
+    block_free(env, j);
+    napi_throw_error(env, NULL, "writeBlock: napi_create_async_work failed");
+    return NULL;
+  }
+  CHECK(napi_queue_async_work(env, j->work));
+  return NULL;
+}
+
 // ---- malloc policy -------------------------------------------------------------------------
 
 /** Allocations from this size on get their own mmap (glibc's default is 128 KiB, then adaptive). */
@@ -717,6 +868,7 @@ static napi_value hsalsa20_js (napi_env env, napi_callback_info info) {
 static napi_value init (napi_env env, napi_value exports) {
   tune_malloc();
   napi_property_descriptor props[] = {
+    { "writeBlock", NULL, write_block, NULL, NULL, NULL, napi_enumerable, NULL },
     { "initTables", NULL, init_tables, NULL, NULL, NULL, napi_enumerable, NULL },
     { "encodeData", NULL, encode_data, NULL, NULL, NULL, napi_enumerable, NULL },
     { "encodeLoop", NULL, encode_loop, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -729,7 +881,7 @@ static napi_value init (napi_env env, napi_value exports) {
   sha_update = (int (*)(sha_ctx *, const void *, size_t))dlsym(RTLD_DEFAULT, "SHA256_Update");
   sha_final = (int (*)(unsigned char *, sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Final");
   // sha256Many and sha256Leaves last: left out when OpenSSL's functions are not there
-  size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? 7 : 5;
+  size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? 8 : 6;
   CHECK(napi_define_properties(env, exports, count, props));
   return exports;
 }
