@@ -3,9 +3,10 @@
 // puts, repeated puts, deletes and quarantines, and across a reopen.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, readlink, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Store, cidOf } from '../../node/data/index.ts'
+import { SLICE_HANDLES_MAX } from '../../node/data/store.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { writeBlockNative } from '../../node/data/erasure.ts'
 
@@ -68,5 +69,44 @@ describe('Store.stored()', function () {
     await writeFile(join(dir, 'z', 'file'), 'x')
     const bad = join(dir, 'z', 'file')
     await assert.rejects(writeBlockNative(bad, join(bad, 'b.data'), join(bad, '.b.data.tmp'), blocks[1].bytes), (err: Error & { code?: string }) => err.code === 'ENOTDIR')
+  })
+
+  it(`readSlice keeps up to ${SLICE_HANDLES_MAX} block files open: slices read right past that bound, a deleted block reads as absent and one put again anew, and close() leaves no file open`, async () => {
+    const dir = await tempDir(t)
+    /** Files of the store this process holds open. */
+    const open = async (): Promise<number> => {
+      let n = 0
+      for (const fd of await readdir('/proc/self/fd')) {
+        // ignored: an fd closed while listed has no target
+        if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')).startsWith(dir)) n++
+      }
+      return n
+    }
+    const blocks = Array.from({ length: SLICE_HANDLES_MAX + 10 }, () => randomBytes(40_000)).map(bytes => ({ cid: cidOf(bytes), bytes }))
+    const store = await Store.open(dir)
+    let closed = false
+    t.add(async () => { if (!closed) await store.close() })
+    await store.putMany(blocks)
+    for (let round = 0; round < 2; round++) {
+      for (const [i, b] of blocks.entries()) {
+        const at = (i * 997 + round * 5000) % 30_000
+        assert.deepEqual(Buffer.from((await store.readSlice(b.cid, at, 10_000))!), Buffer.from(b.bytes.subarray(at, at + 10_000)), `block ${i}, round ${round}`)
+      }
+      assert.ok(await open() <= SLICE_HANDLES_MAX, `at most ${SLICE_HANDLES_MAX} block files open`)
+    }
+    // past the end of the block: no slice
+    assert.equal(await store.readSlice(blocks[0].cid, 39_000, 2000), undefined)
+    const last = blocks[blocks.length - 1]
+    assert.ok(await store.readSlice(last.cid, 0, 10) !== undefined)
+    await store.delete(last.cid)
+    assert.equal(await store.readSlice(last.cid, 0, 10), undefined, 'a deleted block reads as absent')
+    await store.put(last.cid, last.bytes)
+    assert.deepEqual(Buffer.from((await store.readSlice(last.cid, 100, 10))!), Buffer.from(last.bytes.subarray(100, 110)))
+    await store.close()
+    closed = true
+    // closing is asynchronous (each handle's close goes through the threadpool)
+    const deadline = Date.now() + 30_000
+    while (await open() > 0 && Date.now() < deadline) await new Promise(resolve => setImmediate(resolve))
+    assert.equal(await open(), 0, 'close() leaves no block file open')
   })
 })
