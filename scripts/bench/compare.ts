@@ -23,8 +23,9 @@
 // runs), DARKFS_COMPARE_SYSTEMS (a comma list of the systems above, default all),
 // DARKFS_COMPARE_WORKLOADS (a comma list of workload keys of _compare-work.ts, e.g.
 // seqwrite.MiBps,placed.s,coldread.MiBps, default all), DARKFS_COMPARE_PROF (a dir: a CPU
-// profile of this process for each darkfs cell of those three workloads, written there as
-// <workload>.<system>.cpuprofile; scripts/prof-summary.ts reads it).
+// profile of this process for each darkfs cell of those three workloads and of randread.iops,
+// written there as <workload>.<system>.cpuprofile; scripts/prof-summary.ts reads it). darkfs's
+// CPU in a cell is figured per MiB (the three) or per I/O (randread: cpu.ms_per_op).
 // Needs root (mounts, drop_caches). Run alone: `DARKFS_BENCH=compare npm run bench`.
 import { mkdtemp, chmod, rm, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
