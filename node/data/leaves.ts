@@ -20,6 +20,8 @@ import { sha256Leaves, sha256Many } from './erasure.ts'
 
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
 export const LEAF_HASHES_BYTES = 16 << 20
+/** Fragments from this size on are hashed into leaves on the threadpool when read whole (below, a round trip costs more). */
+const OFF_THREAD_LEAVES_MIN_BYTES = 65536
 
 /**
  * Leaves [first, end) of a fragment, and the hashes of all its leaves. `shared`: `bytes` views
@@ -118,7 +120,7 @@ export class LocalLeaves {
     const key = cid.toString()
     const staged = this.staged(cid)
     if (staged !== undefined) {
-      const got = this.fromWhole(cid, staged, first, end, root)
+      const got = await this.fromWhole(cid, staged, first, end, root)
       return got === undefined ? undefined : { ...got, shared: true }
     }
     const kept = this.kept.get(key)
@@ -142,7 +144,7 @@ export class LocalLeaves {
     const whole = await this.store.tryGet(cid)
     if (whole === undefined) return undefined
     this.counters.wholeReads++
-    return this.fromWhole(cid, whole, first, end, root)
+    return await this.fromWhole(cid, whole, first, end, root)
   }
 
   /** The leaves [first, end) of fragment `cid` with their proof, for a peer's range want; undefined when not here. */
@@ -152,9 +154,12 @@ export class LocalLeaves {
     return { bytes: got.bytes, proof: proofFromLeaves(got.length, got.hashes, first, end) }
   }
 
-  private fromWhole (cid: CID, whole: Uint8Array, first: number, end: number, root?: Uint8Array): LeafSlice | undefined {
-    const hashes = leafHashes(whole)
-    const computed = rootFromLeaves(whole.byteLength, hashes)
+  private async fromWhole (cid: CID, whole: Uint8Array, first: number, end: number, root?: Uint8Array): Promise<LeafSlice | undefined> {
+    // the leaves and root hashed off the event loop, in one addon job, where it is built: the
+    // first small read of each chunk after a restart (or a dropped cache) hashes a whole fragment
+    const tree = sha256Leaves !== undefined && whole.byteLength >= OFF_THREAD_LEAVES_MIN_BYTES ? await sha256Leaves(whole, LEAF_BYTES, false) : undefined
+    const hashes = tree?.hashes ?? leafHashes(whole)
+    const computed = tree?.root ?? rootFromLeaves(whole.byteLength, hashes)
     if (root !== undefined && !equalBytes(computed, root)) return undefined
     this.keep(cid, whole.byteLength, computed, hashes)
     if (end > leafCount(whole.byteLength) || first < 0 || first >= end) return undefined
