@@ -294,6 +294,8 @@ interface NativeAddon {
   /** Absent when the process exports no OpenSSL SHA256_* symbols (see erasure.c). */
   sha256Many?: (buffers: Uint8Array[], cuts: number[], prefix: number, callback: (err: Error | null, digests: Uint8Array) => void) => void
   /** Absent in addons built before it. */
+  readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean) => void) => void
+  /** Absent in addons built before it. */
   writeBlock?: (dir: string, file: string, tmp: string, bytes: Uint8Array, callback: (err: (Error & { code?: string }) | null) => void) => void
   /** Absent as sha256Many is, and in addons built before it. */
   sha256Leaves?: (buffer: Uint8Array, leafBytes: number, whole: boolean, callback: (err: Error | null, digests: Uint8Array) => void) => void
@@ -618,6 +620,17 @@ export const writeBlockNative: ((dir: string, file: string, tmp: string, bytes: 
   const write = native.addon?.writeBlock
   if (write === undefined) return undefined
   return async (dir: string, file: string, tmp: string, bytes: Uint8Array) => { await new Promise<void>((resolve, reject) => { write(dir, file, tmp, bytes, err => { if (err !== null) reject(err); else resolve() }) }) }
+})()
+
+/**
+ * Fill `into` with the bytes of `file` from `offset` in one threadpool job (open, pread, close):
+ * true when it was filled, false when the file ends first; rejects with the errno as `code`
+ * (ENOENT...). undefined without the addon (or with one built before it).
+ */
+export const readSliceNative: ((file: string, offset: number, into: Uint8Array) => Promise<boolean>) | undefined = (() => {
+  const read = native.addon?.readSlice
+  if (read === undefined) return undefined
+  return async (file: string, offset: number, into: Uint8Array) => await new Promise<boolean>((resolve, reject) => { read(file, offset, into, (err, whole) => { if (err !== null) reject(err); else resolve(whole) }) })
 })()
 
 /**

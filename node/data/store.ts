@@ -11,7 +11,6 @@
 //    whose put returned; a block file removed behind the store leaves the index when a read finds
 //    it gone or at the next resync().
 import { open, mkdir, rename, stat, statfs, readFile, readdir, unlink } from 'node:fs/promises'
-import type { FileHandle } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { basename, join } from 'node:path'
 import { FsBlockstore } from 'blockstore-fs'
@@ -22,23 +21,12 @@ import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from '../errors.ts'
 import { logger } from '../log.ts'
 import { PresentIndex } from './present.ts'
-import { sha256Many, writeBlockNative } from './erasure.ts'
+import { readSliceNative, sha256Many, writeBlockNative } from './erasure.ts'
 
 const SHA256 = 0x12
 const log = logger('data:store')
 /** Quarantined blocks remembered as corrupt (oldest forgotten first). */
 export const MAX_CORRUPTED_REMEMBERED = 4096
-/**
- * Block files kept open for slice reads (readSlice), the least recently read closed first: a
- * 4 KiB random read was an open, a read and a close through the threadpool, three round trips
- * where one does (issue 15). Block files never change under their name (a put renames a whole
- * new file in, a delete or quarantine closes the handle first: noteGone), and every slice is
- * checked against its leaf hashes by the caller, so a kept handle never serves a wrong byte.
- */
-export const SLICE_HANDLES_MAX = 64
-
-/** A block file open for slice reads: `users` reads under way; `dropped` once out of Store.sliceHandles (closed when unused). */
-interface SliceHandle { fh: Promise<FileHandle>, users: number, dropped: boolean }
 
 /** sha256 of bytes as a CIDv1 with the given codec (raw by default). */
 export function cidOf (bytes: Uint8Array, codec: number = raw.code): CID {
@@ -126,8 +114,6 @@ export class Store {
    * of one block run one after the other, so the index always ends where the disk does.
    */
   private readonly busy = new Map<string, Promise<void>>()
-  /** Block files open for readSlice, by path, least recently read first (SLICE_HANDLES_MAX). */
-  private readonly sliceHandles = new Map<string, SliceHandle>()
 
   private constructor (dir: string, opts: StoreOptions) {
     this.dir = dir
@@ -145,17 +131,7 @@ export class Store {
   }
 
   async close (): Promise<void> {
-    for (const file of [...this.sliceHandles.keys()]) this.dropSliceHandle(file)
     await this.blocks.close()
-  }
-
-  /** Forget the open handle of block file `file` (closed now, or by its last read under way). */
-  private dropSliceHandle (file: string): void {
-    const h = this.sliceHandles.get(file)
-    if (h === undefined) return
-    this.sliceHandles.delete(file)
-    h.dropped = true
-    if (h.users === 0) closeSliceHandle(h)
   }
 
   private file (cid: CID): { dir: string, file: string } {
@@ -204,8 +180,6 @@ export class Store {
 
   /** Note a block gone (deleted, quarantined, or its file found missing). */
   private noteGone (cid: CID): void {
-    // a read after this one opens the file again, or finds it gone
-    this.dropSliceHandle(this.file(cid).file)
     if (cid.multihash.code !== SHA256) return
     if (this.filling !== undefined) {
       this.deletedWhileFilling.add(blockKey(cid))
@@ -281,8 +255,6 @@ export class Store {
             return
           }
           this.space?.admit(bytes.byteLength)
-          // a handle kept on a file the index lost track of reads no more of it
-          this.dropSliceHandle(file)
           await writeBlock(dir, file, bytes)
           // in the index once durable: has() never says "here" of a block a crash could lose
           this.noteStored(cid)
@@ -436,27 +408,25 @@ export class Store {
     await this.written(cid)
     if (this.absent(cid)) return undefined
     const { file } = this.file(cid)
-    let h = this.sliceHandles.get(file)
-    if (h !== undefined) {
-      // the most recently read last
-      this.sliceHandles.delete(file)
-      this.sliceHandles.set(file, h)
-    } else {
-      h = { fh: open(file, 'r'), users: 0, dropped: false }
-      this.sliceHandles.set(file, h)
-      if (this.sliceHandles.size > SLICE_HANDLES_MAX) this.dropSliceHandle(this.sliceHandles.keys().next().value as string)
-    }
-    h.users++
-    try {
-      let fh: FileHandle
+    const out = new Uint8Array(length)
+    if (readSliceNative !== undefined) {
+      // open, pread and close in one threadpool job: through node:fs/promises a 4 KiB read was
+      // three round trips through the threadpool and the event loop (issue 15)
       try {
-        fh = await h.fh
+        return await readSliceNative(file, offset, out) ? out : undefined
       } catch (err: any) {
-        if (this.sliceHandles.get(file) === h) this.dropSliceHandle(file)
         if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
         throw err
       }
-      const out = new Uint8Array(length)
+    }
+    let fh
+    try {
+      fh = await open(file, 'r')
+    } catch (err: any) {
+      if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
+      throw err
+    }
+    try {
       let got = 0
       while (got < length) {
         const { bytesRead } = await fh.read(out, got, length - got, offset + got)
@@ -465,8 +435,7 @@ export class Store {
       }
       return out
     } finally {
-      h.users--
-      if (h.dropped && h.users === 0) closeSliceHandle(h)
+      await fh.close()
     }
   }
 
@@ -615,13 +584,6 @@ async function writeBlock (dir: string, file: string, bytes: Uint8Array): Promis
     // ignored: a temporary file that cannot be removed is overwritten by the next put of the block
     if (!renamed) await unlink(tmp).catch(() => {})
   }
-}
-
-/** Close a dropped slice handle; never throws. */
-function closeSliceHandle (h: SliceHandle): void {
-  // ignored: a handle that never opened has nothing to close, and a failed close of a read-only
-  // file loses nothing
-  h.fh.then(async fh => { await fh.close() }).catch(() => {})
 }
 
 async function fsyncPath (path: string): Promise<void> {

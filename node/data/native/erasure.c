@@ -29,6 +29,9 @@
 //   writeBlock(dir, file, tmp, bytes, callback) -> undefined: a block file written durably in one
 //     threadpool job (store.ts writeBlock: write tmp, rename to file, fsync it and dir), then
 //     callback(null) or callback(Error with .code, e.g. 'ENOSPC'). bytes are held until then.
+//   readSlice(file, offset, into: Uint8Array, callback) -> undefined: fills `into` with the
+//     file's bytes from `offset` in one threadpool job (open, pread, close), then callback(null,
+//     true), or callback(null, false) when the file ends first, or callback(Error with .code).
 //   xsalsa20Xor(subkey: Uint8Array(32), nonce: Uint8Array(8), position, input, output) -> undefined:
 //     output = input XOR the Salsa20/20 key stream of (subkey, nonce) from byte `position` on
 //     (any byte offset: a 64-byte block the position falls inside is entered part-way).
@@ -619,6 +622,101 @@ static napi_value write_block (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- readSlice -------------------------------------------------------------------------------
+
+// Bytes [offset, offset + length) of a block file in one threadpool job (node/data/store.ts
+// readSlice): open, pread, close, where node:fs/promises made three round trips through the
+// threadpool and the event loop for each 4 KiB read (issue 15). The bytes go into a buffer the
+// caller passes (its own, fresh), so no memory crosses threads but that one.
+typedef struct {
+  char *file;
+  uint8_t *data;
+  size_t len;
+  off_t offset;
+  int err;    // errno, 0 when read
+  int short_; // the file ends before offset + length
+  napi_ref buffer, callback;
+  napi_async_work work;
+} slice_job;
+
+static void slice_execute (napi_env env, void *data) {
+  slice_job *j = data;
+  int fd = open(j->file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { j->err = errno; return; }
+  size_t got = 0;
+  while (got < j->len) {
+    ssize_t n = pread(fd, j->data + got, j->len - got, j->offset + (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { j->err = errno; break; }
+    if (n == 0) { j->short_ = 1; break; }
+    got += (size_t)n;
+  }
+  close(fd);
+}
+
+static void slice_free (napi_env env, slice_job *j) {
+  if (j->buffer != NULL) napi_delete_reference(env, j->buffer);
+  if (j->callback != NULL) napi_delete_reference(env, j->callback);
+  free(j->file);
+  free(j);
+}
+
+static void slice_complete (napi_env env, napi_status status, void *data) {
+  slice_job *j = data;
+  napi_delete_async_work(env, j->work);
+  napi_value cb, global, args[2];
+  napi_get_reference_value(env, j->callback, &cb);
+  napi_get_global(env, &global);
+  napi_get_null(env, &args[0]);
+  napi_get_boolean(env, status == napi_ok && j->err == 0 && !j->short_, &args[1]);
+  if (status != napi_ok || j->err != 0) {
+    int e = status != napi_ok ? EIO : j->err;
+    char text[PATH_MAX + 64];
+    snprintf(text, sizeof text, "%s: %s, read '%s'", errno_code(e), strerror(e), j->file);
+    napi_value code, msg;
+    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, code, msg, &args[0]);
+  }
+  slice_free(env, j);
+  // an exception thrown by the callback is left pending: node reports it as uncaught
+  napi_call_function(env, global, cb, 2, args, NULL);
+}
+
+static napi_value read_slice (napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4) { napi_throw_type_error(env, NULL, "readSlice(file, offset, into, callback) takes 4 arguments"); return NULL; }
+  napi_valuetype t;
+  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) { napi_throw_type_error(env, NULL, "readSlice: callback must be a function"); return NULL; }
+  double offset;
+  if (napi_get_value_double(env, argv[1], &offset) != napi_ok || !(offset >= 0 && offset <= 9007199254740991.0) || offset != (double)(int64_t)offset) {
+    napi_throw_range_error(env, NULL, "readSlice: offset must be an integer >= 0");
+    return NULL;
+  }
+  slice_job *j = calloc(1, sizeof *j);
+  if (j == NULL) { napi_throw_error(env, NULL, "readSlice: out of memory"); return NULL; }
+  j->file = get_path(env, argv[0]);
+  if (j->file == NULL) { slice_free(env, j); napi_throw_type_error(env, NULL, "readSlice: file must be a non-empty path"); return NULL; }
+  j->offset = (off_t)offset;
+  if (!get_bytes(env, argv[2], "readSlice: into must be a Uint8Array", &j->data, &j->len)) { slice_free(env, j); return NULL; }
+  if (napi_create_reference(env, argv[2], 1, &j->buffer) != napi_ok || napi_create_reference(env, argv[3], 1, &j->callback) != napi_ok) {
+    slice_free(env, j);
+    napi_throw_error(env, NULL, "readSlice: napi_create_reference failed");
+    return NULL;
+  }
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "darkfs.readSlice", NAPI_AUTO_LENGTH, &name));
+  if (napi_create_async_work(env, NULL, name, slice_execute, slice_complete, j, &j->work) != napi_ok) {
+    slice_free(env, j);
+    napi_throw_error(env, NULL, "readSlice: napi_create_async_work failed");
+    return NULL;
+  }
+  CHECK(napi_queue_async_work(env, j->work));
+  return NULL;
+}
+
 // ---- malloc policy -------------------------------------------------------------------------
 
 /** Allocations from this size on get their own mmap (glibc's default is 128 KiB, then adaptive). */
@@ -869,6 +967,7 @@ static napi_value init (napi_env env, napi_value exports) {
   tune_malloc();
   napi_property_descriptor props[] = {
     { "writeBlock", NULL, write_block, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "readSlice", NULL, read_slice, NULL, NULL, NULL, napi_enumerable, NULL },
     { "initTables", NULL, init_tables, NULL, NULL, NULL, napi_enumerable, NULL },
     { "encodeData", NULL, encode_data, NULL, NULL, NULL, napi_enumerable, NULL },
     { "encodeLoop", NULL, encode_loop, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -881,7 +980,7 @@ static napi_value init (napi_env env, napi_value exports) {
   sha_update = (int (*)(sha_ctx *, const void *, size_t))dlsym(RTLD_DEFAULT, "SHA256_Update");
   sha_final = (int (*)(unsigned char *, sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Final");
   // sha256Many and sha256Leaves last: left out when OpenSSL's functions are not there
-  size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? 8 : 6;
+  size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? 9 : 7;
   CHECK(napi_define_properties(env, exports, count, props));
   return exports;
 }
