@@ -453,13 +453,22 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       }
       case Op.read: {
         if (!(n[1] >= 0 && n[1] <= READ_REQUEST_MAX)) throw new FsError('EINVAL', 'read', path ?? undefined, `a read of ${n[1]} bytes`)
+        const fh = handles.get(n[0])
+        // the file's own buffer when it gives one (no buffer here and no copy into it); the
+        // binding copies the answer into libfuse's (fuse/binding.c reply)
+        if (fh.readBytes !== undefined) {
+          const bytes = await fh.readBytes(n[2], n[1], o)
+          return { result: bytes.byteLength, a: bytes }
+        }
         const buf = Buffer.allocUnsafe(n[1])
-        const { bytesRead } = await handles.get(n[0]).read(buf, 0, n[1], n[2], o)
+        const { bytesRead } = await fh.read(buf, 0, n[1], n[2], o)
         return { result: bytesRead, a: buf.subarray(0, bytesRead) }
       }
       case Op.write: {
         const data = req.data ?? new Uint8Array(0)
-        const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1], o)
+        // the binding's own copy of the kernel's bytes (fuse/binding.c op_write), used by nothing
+        // after this request: handed over, so the volume keeps it rather than copying it
+        const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1], { ...o, handOver: true })
         return { result: bytesWritten }
       }
       case Op.statfs:

@@ -381,10 +381,17 @@ export class OpenFile {
     const end = Math.min(pinned?.size ?? this.size, position + length)
     if (position >= end) return new Uint8Array(0)
     this.ahead.observe(position, end - position)
-    const out = new Uint8Array(end - position)
     // a small random read of the committed state: just the bytes it needs (baseRange); a
     // sequential reader gets whole chunks, fetched ahead
     const small = pinned !== undefined && end - position <= RANGE_READ_MAX_BYTES && !this.ahead.sequential
+    if (small && Math.floor(position / CHUNK_SIZE) === Math.floor((end - 1) / CHUNK_SIZE)) {
+      // within one chunk: readRange's answer is the read's own buffer, returned as it is (no
+      // buffer of the read's length and no copy into it: a 4 KiB random read is mostly this)
+      const i = Math.floor(position / CHUNK_SIZE)
+      const part = await this.baseRange(pinned, i, position, end, signal)
+      if (part !== undefined && part.byteLength === end - position) return part
+    }
+    const out = new Uint8Array(end - position)
     for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
       const start = i * CHUNK_SIZE
       const part = small ? await this.baseRange(pinned, i, Math.max(position, start), Math.min(end, start + CHUNK_SIZE), signal) : undefined
@@ -437,9 +444,12 @@ export class OpenFile {
         if (bytes !== undefined) {
           bytes.set(piece, from - start)
         } else if (from === start && to === Math.min(this.size, start + CHUNK_SIZE)) {
-          // the whole chunk is overwritten: nothing of the old one is needed
-          const fresh = new Uint8Array(to - start)
-          fresh.set(piece)
+          // the whole chunk is overwritten: nothing of the old one is needed. `data` is this
+          // file's to keep (the volume's copy, or a buffer handed over: FileHandle.write), as
+          // patches keep their pieces, so the chunk is the piece itself, not a copy (a 1 MiB
+          // write through the mount: no 1 MiB allocation and copy here, issue 15). A piece is a
+          // view of at most one write's buffer, so it holds at most that much memory.
+          const fresh = piece
           this.dropPatches(i)
           this.dirty.set(i, fresh)
           this.dirtyBytes += fresh.byteLength

@@ -68,7 +68,18 @@ export interface FileHandle {
   readonly path: string
   readonly ino: number
   read: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions) => Promise<{ bytesRead: number }>
-  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions) => Promise<{ bytesWritten: number }>
+  /**
+   * read() without a buffer of the caller's: the bytes at `position` (at most `length`, fewer at
+   * the end of file), in a buffer the caller owns. Spares the caller a buffer and a copy (the
+   * FUSE edge replies with it: a 4 KiB read through the mount).
+   */
+  readBytes?: (position: number, length: number, options?: AbortOptions) => Promise<Uint8Array>
+  /**
+   * `handOver`: the caller gives `buffer` away (it never reads or writes it again, as the FUSE
+   * edge's request buffers: each is the request's own copy), so the file keeps its bytes as they
+   * are instead of a copy: a 1 MiB write through the mount is one buffer, not three.
+   */
+  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean }) => Promise<{ bytesWritten: number }>
   truncate: (len?: number, options?: AbortOptions) => Promise<void>
   /**
    * The inode's attributes and xattrs through the handle (fstat, fchmod, fchown, futimens,

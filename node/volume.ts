@@ -1047,10 +1047,16 @@ export class Volume implements VolumeApi {
         buffer.set(bytes, offset)
         return { bytesRead: bytes.byteLength }
       },
+      async readBytes (position, length, options = {}) {
+        const f = check('read', false)
+        if (length < 0 || position < 0) throw new FsError('EINVAL', 'read', path)
+        return await f.read(position, length, options)
+      },
       async write (buffer, offset, length, position, options = {}) {
         const f = check('write', true)
-        // copy now: the caller (the kernel, through FUSE) may reuse its buffer
-        const data = buffer.slice(offset, offset + length)
+        // copy now (the caller may reuse its buffer), unless it hands the buffer over: OpenFile
+        // keeps the bytes it is given (whole chunks, patches) without a copy of its own
+        const data = options.handOver === true ? buffer.subarray(offset, offset + length) : buffer.slice(offset, offset + length)
         // O_APPEND: at the end of file when this write's turn comes, whatever `position` says;
         // as POSIX: a write that starts at the limit fails, one that would cross it is cut short
         const { bytesWritten } = await f.write(data, fl.append ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX })

@@ -7,7 +7,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, decodeManifest, encodeManifest, fragmentSlices, manifestRef, PLACEMENT_BALANCED } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
@@ -303,9 +303,12 @@ export class ChunkService {
     // hashed off the event loop; the data fragments' Merkle roots (range reads, as withRoots) are
     // one more pass here, and their leaf hashes are kept: a small read of the chunk later reads
     // only its page from disk (leaves.ts)
-    const encoded = await encodeChunkAsync(bytes, offset, k, m)
+    // (k = 1: the CID and the leaves from one pass, encodeReplicatedWithLeaves)
+    const one = k === 1 ? await encodeReplicatedWithLeaves(bytes, offset, m) : undefined
+    const encoded = one?.encoded ?? await encodeChunkAsync(bytes, offset, k, m)
     if (encoded.ref.cid !== null) {
-      encoded.ref.roots = await this.localLeaves.rememberAll(encoded.blocks.slice(0, encoded.ref.k))
+      if (one !== undefined) this.localLeaves.rememberHashed(encoded.ref.cid, bytes.byteLength, encoded.ref.roots![0], one.hashes)
+      else encoded.ref.roots = await this.localLeaves.rememberAll(encoded.blocks.slice(0, encoded.ref.k))
       if (this.placementRule !== null) encoded.ref.rule = this.placementRule
     }
     // verified: encodeChunkAsync hashed these very blocks to their CIDs just now, and `bytes`
@@ -340,12 +343,15 @@ export class ChunkService {
    * fetched (from the local store when the fragment is here), each verified against its root.
    * Any failure of that path falls back to reading the chunk whole (readChunk: any k fragments,
    * parity included), so a missing data fragment costs what a read cost before. Fetched leaves
-   * are kept (LEAF_CACHE_BYTES), so reading the same bytes again moves nothing.
+   * are kept (LEAF_CACHE_BYTES), so reading the same bytes again moves nothing. The answer is
+   * the caller's own buffer (never a view of a cache), returned without a copy when it can be.
    */
   async readRange (ref: ChunkRef, start: number, end: number, opts: AbortOptions & { path?: string } = {}): Promise<Uint8Array> {
     if (ref.cid === null) return new Uint8Array(end - start)
     const key = ref.cid.toString()
-    const whole = async (): Promise<Uint8Array> => (await this.readChunk(ref, opts)).subarray(start, end)
+    // a copy: the chunk is the cache's (the answer is the caller's, who may change it). Not
+    // .slice(): on a Buffer (a chunk read from disk is one) that is a view, as subarray()
+    const whole = async (): Promise<Uint8Array> => new Uint8Array((await this.readChunk(ref, opts)).subarray(start, end))
     const network = this.network
     const roots = ref.roots
     if (roots === undefined || end - start > RANGE_READ_MAX_BYTES || this.cache.get(key) !== undefined || this.reading.has(key)) return await whole()
@@ -367,12 +373,19 @@ export class ChunkService {
     }
     if (local.some(l => l === undefined) && (network?.fetchRange === undefined || await this.hasLocally(ref))) return await whole()
     try {
+      // a part read from the disk or the network views a buffer of this read's alone, one from
+      // the leaf cache or a staged fragment a shared one (copied below when it is the answer:
+      // callers own what they get)
+      let shared = false
       const parts = await Promise.all(slices.map(async (s, i) => {
         const here = local[i]
-        if (here !== undefined) return here.bytes.subarray(s.from, s.to)
+        if (here !== undefined) {
+          if (here.shared === true) shared = true
+          return here.bytes.subarray(s.from, s.to)
+        }
         const frag = ref.fragments[s.fragment].toString()
         const cached = this.cachedLeaves(frag, s.first, s.end)
-        if (cached !== undefined) return cached.subarray(s.from, s.to)
+        if (cached !== undefined) { shared = true; return cached.subarray(s.from, s.to) }
         const leaves = await network!.fetchRange!(ref, s, { signal: opts.signal })
         for (let l = s.first; l < s.end; l++) {
           const at = (l - s.first) * LEAF_BYTES
@@ -380,7 +393,9 @@ export class ChunkService {
         }
         return leaves.subarray(s.from, s.to)
       }))
-      if (parts.length === 1) { this.counters.ranges++; return parts[0].slice() }
+      // one part: no copy of a buffer this read owns (a 4 KiB read through the mount was four
+      // buffers and three copies; each ArrayBuffer counts toward V8's next full GC, issue 15)
+        if (parts.length === 1) { this.counters.ranges++; return shared ? new Uint8Array(parts[0]) : parts[0] }
       const out = new Uint8Array(end - start)
       let at = 0
       for (const p of parts) { out.set(p, at); at += p.byteLength }

@@ -113,6 +113,23 @@ export async function encodeChunkAsync (bytes: Uint8Array, offset: number, k: nu
   return coded(bytes, offset, k, m, shards, chunk, fragments)
 }
 
+/**
+ * A replicated chunk (k = 1: its one block is the chunk) coded with its leaf hashes, in one job
+ * and one pass over its bytes on the addon's threadpool (erasure.sha256Leaves): its CID, and the
+ * Merkle root (in the ref's roots) and leaf hashes of its one data fragment. What a host writing
+ * alone (k = 1, m = 0) or a small chunk needs, where encodeChunkAsync then LocalLeaves.rememberAll
+ * were two jobs, two passes and a tagged copy of the chunk. undefined without that addon function
+ * or below ASYNC_HASH_MIN_BYTES (the caller codes it the other way).
+ */
+export async function encodeReplicatedWithLeaves (bytes: Uint8Array, offset: number, m: number): Promise<{ encoded: EncodedChunk, hashes: Uint8Array } | undefined> {
+  const tree = erasure.sha256Leaves
+  if (tree === undefined || bytes.byteLength < ASYNC_HASH_MIN_BYTES) return undefined
+  const { hashes, root, whole } = await tree(bytes, LEAF_BYTES, true)
+  const encoded = replicated(bytes, offset, rawCid(whole!), m)
+  encoded.ref.roots = [root]
+  return { encoded, hashes }
+}
+
 /** Chunks below this many bytes are hashed on the calling thread (see encodeChunkAsync). */
 const ASYNC_HASH_MIN_BYTES = 65536
 

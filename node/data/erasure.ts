@@ -293,6 +293,12 @@ interface NativeAddon {
   encodeLoop (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[], times: number): void
   /** Absent when the process exports no OpenSSL SHA256_* symbols (see erasure.c). */
   sha256Many?: (buffers: Uint8Array[], cuts: number[], prefix: number, callback: (err: Error | null, digests: Uint8Array) => void) => void
+  /** Absent in addons built before it. */
+  readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean) => void) => void
+  /** Absent in addons built before it. */
+  writeBlock?: (dir: string, file: string, tmp: string, bytes: Uint8Array, callback: (err: (Error & { code?: string }) | null) => void) => void
+  /** Absent as sha256Many is, and in addons built before it. */
+  sha256Leaves?: (buffer: Uint8Array, leafBytes: number, whole: boolean, callback: (err: Error | null, digests: Uint8Array) => void) => void
 }
 
 function nativeKernel (addon: NativeAddon): Kernel {
@@ -579,6 +585,52 @@ export const sha256Many: ((buffers: Uint8Array[], cuts: number[], prefix: number
       else resolve(Array.from({ length: digests.length / 32 }, (_, i) => digests.subarray(32 * i, 32 * i + 32)))
     })
   })
+})()
+
+/**
+ * The Merkle tree of merkle.ts over `buffer`'s `leafBytes` leaves, hashed off the main thread by
+ * the addon in one job and one pass, without a copy: the leaf hashes (32 bytes each, one after
+ * another), the root, and with `whole` the buffer's own sha256 (its raw CID's digest), from the
+ * same pass. undefined when the addon (or this function of it) is absent. `buffer` must not
+ * change until the promise settles.
+ */
+export const sha256Leaves: ((buffer: Uint8Array, leafBytes: number, whole: boolean) => Promise<{ hashes: Uint8Array, root: Uint8Array, whole?: Uint8Array }>) | undefined = (() => {
+  const leaves = native.addon?.sha256Leaves
+  if (leaves === undefined) return undefined
+  return async (buffer: Uint8Array, leafBytes: number, whole: boolean) => await new Promise((resolve, reject) => {
+    leaves(buffer, leafBytes, whole, (err, digests) => {
+      if (err !== null) { reject(err); return }
+      const n = digests.length / 32 - (whole ? 2 : 1)
+      resolve({
+        hashes: digests.subarray(0, 32 * n),
+        root: digests.slice(32 * n, 32 * n + 32),
+        ...(whole ? { whole: digests.subarray(32 * n + 32) } : {})
+      })
+    })
+  })
+})()
+
+/**
+ * A block file written durably in one threadpool job (store.ts writeBlock: `bytes` to `tmp` in
+ * the shard directory `dir`, made when missing, renamed to `file`, the file and `dir` synced);
+ * rejects with the failing call's errno as `code` (ENOSPC...). undefined without the addon (or
+ * with one built before it): store.ts makes the same calls through node:fs/promises then.
+ */
+export const writeBlockNative: ((dir: string, file: string, tmp: string, bytes: Uint8Array) => Promise<void>) | undefined = (() => {
+  const write = native.addon?.writeBlock
+  if (write === undefined) return undefined
+  return async (dir: string, file: string, tmp: string, bytes: Uint8Array) => { await new Promise<void>((resolve, reject) => { write(dir, file, tmp, bytes, err => { if (err !== null) reject(err); else resolve() }) }) }
+})()
+
+/**
+ * Fill `into` with the bytes of `file` from `offset` in one threadpool job (open, pread, close):
+ * true when it was filled, false when the file ends first; rejects with the errno as `code`
+ * (ENOENT...). undefined without the addon (or with one built before it).
+ */
+export const readSliceNative: ((file: string, offset: number, into: Uint8Array) => Promise<boolean>) | undefined = (() => {
+  const read = native.addon?.readSlice
+  if (read === undefined) return undefined
+  return async (file: string, offset: number, into: Uint8Array) => await new Promise<boolean>((resolve, reject) => { read(file, offset, into, (err, whole) => { if (err !== null) reject(err); else resolve(whole) }) })
 })()
 
 /**

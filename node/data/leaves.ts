@@ -16,13 +16,18 @@ import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
 import { HASH_BYTES, LEAF_BYTES, equalBytes, leafCount, leafHashes, leafMatches, proofFromLeaves, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
-import { sha256Many } from './erasure.ts'
+import { sha256Leaves, sha256Many } from './erasure.ts'
 
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
 export const LEAF_HASHES_BYTES = 16 << 20
+/** Fragments from this size on are hashed into leaves on the threadpool when read whole (below, a round trip costs more). */
+const OFF_THREAD_LEAVES_MIN_BYTES = 65536
 
-/** Leaves [first, end) of a fragment, and the hashes of all its leaves. */
-export interface LeafSlice { bytes: Uint8Array, length: number, hashes: Uint8Array }
+/**
+ * Leaves [first, end) of a fragment, and the hashes of all its leaves. `shared`: `bytes` views
+ * memory others hold (a staged fragment), not a buffer of this read's: copy before changing it.
+ */
+export interface LeafSlice { bytes: Uint8Array, length: number, hashes: Uint8Array, shared?: boolean }
 
 export class LocalLeaves {
   private readonly store: Store
@@ -55,6 +60,15 @@ export class LocalLeaves {
    * hashes whole buffers). `blocks` must not change until it settles.
    */
   async rememberAll (blocks: Array<{ cid: CID, bytes: Uint8Array }>): Promise<Uint8Array[]> {
+    const tree = sha256Leaves
+    if (tree !== undefined && blocks.length > 0) {
+      // one threadpool job per fragment, each its leaves and root in one pass, with no copy
+      return await Promise.all(blocks.map(async ({ cid, bytes }) => {
+        const { hashes, root } = await tree(bytes, LEAF_BYTES, false)
+        this.keep(cid, bytes.byteLength, root, hashes)
+        return root
+      }))
+    }
     const many = sha256Many
     if (many === undefined || blocks.length === 0) return blocks.map(b => this.remember(b.cid, b.bytes))
     const inputs: Uint8Array[] = []
@@ -83,6 +97,15 @@ export class LocalLeaves {
     })
   }
 
+  /**
+   * Keep the leaf hashes `hashes` and `root` of fragment `cid` (`length` bytes), computed by the
+   * caller from bytes it knows are sound (a chunk it just hashed to its CID in the same pass:
+   * ChunkService.storeChunk with erasure.sha256Leaves).
+   */
+  rememberHashed (cid: CID, length: number, root: Uint8Array, hashes: Uint8Array): void {
+    this.keep(cid, length, root, hashes)
+  }
+
   /** Forget everything kept (tests and benchmarks read cold). */
   clear (): void {
     this.kept.clear()
@@ -96,7 +119,10 @@ export class LocalLeaves {
   async slice (cid: CID, first: number, end: number, root?: Uint8Array): Promise<LeafSlice | undefined> {
     const key = cid.toString()
     const staged = this.staged(cid)
-    if (staged !== undefined) return this.fromWhole(cid, staged, first, end, root)
+    if (staged !== undefined) {
+      const got = await this.fromWhole(cid, staged, first, end, root)
+      return got === undefined ? undefined : { ...got, shared: true }
+    }
     const kept = this.kept.get(key)
     if (kept !== undefined) {
       const length = Number(new DataView(kept.buffer, kept.byteOffset, 8).getBigUint64(0))
@@ -118,7 +144,7 @@ export class LocalLeaves {
     const whole = await this.store.tryGet(cid)
     if (whole === undefined) return undefined
     this.counters.wholeReads++
-    return this.fromWhole(cid, whole, first, end, root)
+    return await this.fromWhole(cid, whole, first, end, root)
   }
 
   /** The leaves [first, end) of fragment `cid` with their proof, for a peer's range want; undefined when not here. */
@@ -128,9 +154,12 @@ export class LocalLeaves {
     return { bytes: got.bytes, proof: proofFromLeaves(got.length, got.hashes, first, end) }
   }
 
-  private fromWhole (cid: CID, whole: Uint8Array, first: number, end: number, root?: Uint8Array): LeafSlice | undefined {
-    const hashes = leafHashes(whole)
-    const computed = rootFromLeaves(whole.byteLength, hashes)
+  private async fromWhole (cid: CID, whole: Uint8Array, first: number, end: number, root?: Uint8Array): Promise<LeafSlice | undefined> {
+    // the leaves and root hashed off the event loop, in one addon job, where it is built: the
+    // first small read of each chunk after a restart (or a dropped cache) hashes a whole fragment
+    const tree = sha256Leaves !== undefined && whole.byteLength >= OFF_THREAD_LEAVES_MIN_BYTES ? await sha256Leaves(whole, LEAF_BYTES, false) : undefined
+    const hashes = tree?.hashes ?? leafHashes(whole)
+    const computed = tree?.root ?? rootFromLeaves(whole.byteLength, hashes)
     if (root !== undefined && !equalBytes(computed, root)) return undefined
     this.keep(cid, whole.byteLength, computed, hashes)
     if (end > leafCount(whole.byteLength) || first < 0 || first >= end) return undefined

@@ -21,7 +21,7 @@ import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from '../errors.ts'
 import { logger } from '../log.ts'
 import { PresentIndex } from './present.ts'
-import { sha256Many } from './erasure.ts'
+import { readSliceNative, sha256Many, writeBlockNative } from './erasure.ts'
 
 const SHA256 = 0x12
 const log = logger('data:store')
@@ -407,8 +407,19 @@ export class Store {
   async readSlice (cid: CID, offset: number, length: number): Promise<Uint8Array | undefined> {
     await this.written(cid)
     if (this.absent(cid)) return undefined
-    let fh
     const { file } = this.file(cid)
+    const out = new Uint8Array(length)
+    if (readSliceNative !== undefined) {
+      // open, pread and close in one threadpool job: through node:fs/promises a 4 KiB read was
+      // three round trips through the threadpool and the event loop (issue 15)
+      try {
+        return await readSliceNative(file, offset, out) ? out : undefined
+      } catch (err: any) {
+        if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
+        throw err
+      }
+    }
+    let fh
     try {
       fh = await open(file, 'r')
     } catch (err: any) {
@@ -416,7 +427,6 @@ export class Store {
       throw err
     }
     try {
-      const out = new Uint8Array(length)
       let got = 0
       while (got < length) {
         const { bytesRead } = await fh.read(out, got, length - got, offset + got)
@@ -551,6 +561,10 @@ function blockKey (cid: CID): string {
  */
 async function writeBlock (dir: string, file: string, bytes: Uint8Array): Promise<void> {
   const tmp = join(dir, `.${basename(file)}.tmp`)
+  // the same calls in one threadpool job of the addon, where it is built: eight round trips
+  // through the threadpool and the event loop per block were most of the main thread's share of
+  // a sequential write (issue 15). It syncs the file, then the directory (here: both at once)
+  if (writeBlockNative !== undefined) { await writeBlockNative(dir, file, tmp, bytes); return }
   let fh
   try {
     fh = await open(tmp, 'w')

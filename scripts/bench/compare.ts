@@ -23,8 +23,9 @@
 // runs), DARKFS_COMPARE_SYSTEMS (a comma list of the systems above, default all),
 // DARKFS_COMPARE_WORKLOADS (a comma list of workload keys of _compare-work.ts, e.g.
 // seqwrite.MiBps,placed.s,coldread.MiBps, default all), DARKFS_COMPARE_PROF (a dir: a CPU
-// profile of this process for each darkfs cell of those three workloads, written there as
-// <workload>.<system>.cpuprofile; scripts/prof-summary.ts reads it).
+// profile of this process for each darkfs cell of those three workloads and of randread.iops,
+// written there as <workload>.<system>.cpuprofile; scripts/prof-summary.ts reads it). darkfs's
+// CPU in a cell is figured per MiB (the three) or per I/O (randread: cpu.ms_per_op).
 // Needs root (mounts, drop_caches). Run alone: `DARKFS_BENCH=compare npm run bench`.
 import { mkdtemp, chmod, rm, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -78,6 +79,8 @@ async function guard<T> (what: string, ms: number, p: Promise<T>): Promise<T> {
 
 /** The darkfs cells whose CPU is figured per MiB (and profiled with DARKFS_COMPARE_PROF). */
 const CPU_WORKLOADS = new Set(['seqwrite.MiBps', 'placed.s', 'coldread.MiBps'])
+/** The darkfs cells whose CPU is figured per I/O (IOPS x the run's seconds; profiled with DARKFS_COMPARE_PROF too). */
+const OP_CPU_WORKLOADS = new Set(['randread.iops'])
 
 /**
  * A CPU profile of this process (the darkfs hosts run in it) from now until the returned
@@ -237,7 +240,7 @@ export async function run (): Promise<Record<string, number | string>> {
             const wait0 = await runQueueWait()
             const profDir = process.env.DARKFS_COMPARE_PROF
             const streams0 = target.streams?.()
-            const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key) ? join(profDir, `${key}.cpuprofile`) : undefined)
+            const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
             try {
               const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
               cells.set(key, v)
@@ -252,6 +255,11 @@ export async function run (): Promise<Record<string, number | string>> {
               figures[`compare.${key}.cpu.ms_per_MiB`] = cpuS * 1000 / mib
               // system time: the kernel's side of the sockets, disk writes and FUSE requests of every thread
               figures[`compare.${key}.cpu.system.ms_per_MiB`] = cpu.system / 1000 / mib
+            }
+            const iops = cells.get(key)
+            if (system.startsWith('darkfs') && OP_CPU_WORKLOADS.has(wl.key) && typeof iops === 'number' && iops > 0) {
+              // the cell's CPU over its I/Os (setup and cleanup of the cell count too: a slight overestimate)
+              figures[`compare.${key}.cpu.ms_per_op`] = cpuS * 1000 / (iops * seconds)
             }
             const waitS = (await runQueueWait()) - wait0
             if (streams0 !== undefined && CPU_WORKLOADS.has(wl.key)) {

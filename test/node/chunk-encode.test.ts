@@ -9,8 +9,9 @@ import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import { CHUNK_SIZE, encodeChunk, encodeChunkAsync } from '../../node/data/index.ts'
-import { codecs } from '../../node/data/erasure.ts'
+import { CHUNK_SIZE, encodeChunk, encodeChunkAsync, leafHashes, merkleRoot } from '../../node/data/index.ts'
+import { encodeReplicatedWithLeaves } from '../../node/data/chunks.ts'
+import { codecs, sha256Leaves } from '../../node/data/erasure.ts'
 import { seededBytes as bytes } from '../../harness/prng.ts'
 
 
@@ -43,6 +44,30 @@ describe('chunk encoding', () => {
         }
       }
     }
+  })
+
+  it('encodeReplicatedWithLeaves (the addon\'s one pass) gives the CID, the Merkle root and the leaf hashes of merkle.ts', async function () {
+    if (sha256Leaves === undefined) this.skip() // no addon: the write path codes such chunks the other way
+    let seed = 500
+    for (const length of [65536, 65537, 16384 * 5, 300001, CHUNK_SIZE - 1, CHUNK_SIZE]) {
+      const data = bytes(length, seed++)
+      const got = await encodeReplicatedWithLeaves(data, 9, 2)
+      assert.ok(got !== undefined, `${length} bytes`)
+      assert.equal(got.encoded.ref.cid?.toString(), rawCid(data), `${length} bytes`)
+      assert.deepEqual(got.encoded.ref.fragments.map(String), [rawCid(data), rawCid(data), rawCid(data)])
+      assert.deepEqual({ offset: got.encoded.ref.offset, size: got.encoded.ref.size, k: got.encoded.ref.k, m: got.encoded.ref.m }, { offset: 9, size: length, k: 1, m: 2 })
+      assert.equal(got.encoded.blocks.length, 1)
+      assert.equal(got.encoded.blocks[0].bytes, data, 'the block is the chunk itself, not a copy')
+      assert.deepEqual(Buffer.from(got.encoded.ref.roots![0]), Buffer.from(merkleRoot(data)), `root of ${length} bytes`)
+      assert.deepEqual(Buffer.from(got.hashes), Buffer.from(leafHashes(data)), `leaf hashes of ${length} bytes`)
+    }
+    // below the threadpool's break-even it leaves the chunk to encodeChunk
+    assert.equal(await encodeReplicatedWithLeaves(bytes(65535, 1), 0, 0), undefined)
+    // the addon's own edge: an empty buffer is one empty leaf
+    const empty = await sha256Leaves(new Uint8Array(0), 16384, true)
+    assert.deepEqual(Buffer.from(empty.root), Buffer.from(merkleRoot(new Uint8Array(0))))
+    assert.deepEqual(Buffer.from(empty.hashes), Buffer.from(leafHashes(new Uint8Array(0))))
+    assert.equal(Buffer.from(empty.whole!).toString('hex'), createHash('sha256').digest('hex'))
   })
 
   it('encodeChunkAsync runs chunks side by side: each gets its own CIDs', async () => {

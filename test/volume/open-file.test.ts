@@ -98,6 +98,66 @@ describe('open files (node/open-file.ts) on the real Volume', function () {
     })
   }
 
+  it('fh.write with handOver keeps whole chunks as given (no copy), and they stay right through later writes, cuts and commits; without it the caller may reuse its buffer', async () => {
+    const model = new Model()
+    const fh = await vol.open('/h', 'w+')
+    const write = async (data: Uint8Array, pos: number, handOver: boolean): Promise<void> => {
+      model.write(data, pos) // the model copies first: a buffer handed over is not the caller's to read
+      await fh.write(data, 0, data.byteLength, pos, { handOver })
+    }
+    // whole chunks from one buffer (2 MiB: two chunks viewing it), from a buffer at an offset,
+    // and one past the end (the last chunk, then grown by the next write)
+    await write(bytes(2 * MiB, 1), 0, true)
+    await write(bytes(MiB, 2), 2 * MiB, true)
+    await write(bytes(MiB + 4096, 3), 3 * MiB - 4096, true)
+    // small writes into the chunks kept as given, one overwriting part of two of them
+    await write(bytes(100, 4), MiB - 50, true)
+    await write(bytes(5000, 5), 2 * MiB + 10, true)
+    await fh.flush()
+    // a whole chunk over a committed one, then cut inside it, then grown again
+    await write(bytes(MiB, 6), MiB, true)
+    await fh.truncate(MiB + 5000)
+    model.truncate(MiB + 5000)
+    await write(bytes(3 * MiB, 7), MiB + 5000 + 20_000, true)
+    // without handOver the file copies: the caller writes over its buffer at once
+    const reused = bytes(MiB, 8)
+    await write(reused, 0, false)
+    reused.fill(0xee)
+    const out = new Uint8Array(model.buf.byteLength)
+    await fh.read(out, 0, out.byteLength, 0)
+    assert.equal(firstDiff(out, model.buf), -1, 'read through the handle')
+    await fh.close()
+    assert.equal(firstDiff(await vol.readFile('/h'), model.buf), -1, 'after the close')
+    await vol.close()
+    vol = await Volume.open({ dir })
+    assert.equal(firstDiff(await vol.readFile('/h'), model.buf), -1, 'after a restart')
+  })
+
+  it('fh.readBytes answers as fh.read does, small reads in one chunk included, and each answer is the caller\'s to change', async () => {
+    const data = bytes(3 * MiB + 12_345, 9)
+    await vol.writeFile('/r', data)
+    for (const cold of [false, true]) {
+      if (cold) { await vol.close(); vol = await Volume.open({ dir }) }
+      const fh = await vol.open('/r', 'r')
+      assert.ok(fh.readBytes !== undefined)
+      const next = rng(cold ? 5 : 3)
+      const ranges: Array<[number, number]> = [[0, 4096], [MiB - 100, 200], [2 * MiB + 16_380, 10], [data.byteLength - 10, 4096], [data.byteLength + 5, 100], [5, 0]]
+      for (let j = 0; j < 40; j++) ranges.push([next(data.byteLength), 1 + next(j % 4 === 0 ? 2 * MiB : 8192)])
+      for (const [pos, len] of ranges) {
+        const got = await fh.readBytes!(pos, len)
+        const want = data.subarray(Math.min(pos, data.byteLength), Math.min(pos + len, data.byteLength))
+        assert.equal(firstDiff(got, want), -1, `readBytes(${pos}, ${len})${cold ? ' after a restart' : ''}`)
+        // the answer is the caller's: scribbling on it changes no later read
+        assert.ok(got.buffer !== data.buffer, `shares data ${pos} ${len}`)
+        got.fill(0xa5)
+        const again = new Uint8Array(len)
+        const { bytesRead } = await fh.read(again, 0, len, pos)
+        assert.equal(firstDiff(again.subarray(0, bytesRead), want), -1, `read(${pos}, ${len}) after the caller changed readBytes' answer`)
+      }
+      await fh.close()
+    }
+  })
+
   it('fh.write growing the last chunk 4 KiB at a time, cut shorter, then written past the end: the gap reads zeros', async () => {
     // the last chunk's buffer grows into room behind it (open-file.ts refit): bytes it held before
     // a cut must not come back when the file grows again

@@ -20,6 +20,18 @@
 //     does, for addons; they are looked up with dlsym, so the addon still loads without them and
 //     node/data/erasure.ts then hashes in JavaScript). The buffers are held by references until
 //     the callback; the caller must not write to them (or transfer their ArrayBuffer) meanwhile.
+//   sha256Leaves(buffer: Uint8Array, leafBytes, whole: boolean, callback) -> undefined: the
+//     Merkle tree of node/data/merkle.ts over the buffer's leafBytes leaves, off the main thread:
+//     callback(null, Uint8Array(32 * leaves (the leaf hashes) + 32 (the root) (+ 32: with
+//     `whole`, the buffer's own sha256, from the same pass))). One job, one read of the bytes, no
+//     copy: a chunk written on one host (k = 1) gets its CID and its leaf hashes at once. Present
+//     with sha256Many; the buffer is held by a reference until the callback, unchanged meanwhile.
+//   writeBlock(dir, file, tmp, bytes, callback) -> undefined: a block file written durably in one
+//     threadpool job (store.ts writeBlock: write tmp, rename to file, fsync it and dir), then
+//     callback(null) or callback(Error with .code, e.g. 'ENOSPC'). bytes are held until then.
+//   readSlice(file, offset, into: Uint8Array, callback) -> undefined: fills `into` with the
+//     file's bytes from `offset` in one threadpool job (open, pread, close), then callback(null,
+//     true), or callback(null, false) when the file ends first, or callback(Error with .code).
 //   xsalsa20Xor(subkey: Uint8Array(32), nonce: Uint8Array(8), position, input, output) -> undefined:
 //     output = input XOR the Salsa20/20 key stream of (subkey, nonce) from byte `position` on
 //     (any byte offset: a 64-byte block the position falls inside is entered part-way).
@@ -36,6 +48,12 @@
 // RangeError or TypeError; nothing is read or written out of bounds.
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,6 +349,374 @@ static napi_value sha256_many (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- sha256Leaves ----------------------------------------------------------------------------
+
+// One buffer's RFC 6962 Merkle tree (node/data/merkle.ts: leaf = H(0x00 || leaf bytes),
+// node = H(0x01 || left || right), root = H(0x02 || u64be(length) || top)) and, optionally, its
+// plain sha256 (its raw CID), from one pass over its bytes on the threadpool: each leaf is hashed
+// twice while it is hot in cache, with no tagged copy of the buffer (what rememberAll made).
+typedef struct {
+  uint8_t *data;
+  size_t len, leaf;
+  int whole, failed;
+  size_t leaves;
+  unsigned char *out; // 32 * leaves (leaf hashes) || 32 (root) || 32 (whole, when asked)
+  napi_ref buffer, callback;
+  napi_async_work work;
+} leaves_job;
+
+static size_t split_pow2 (size_t n) {
+  size_t k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+static void merkle_subtree (const unsigned char *hashes, size_t lo, size_t hi, unsigned char out[32]) {
+  if (hi - lo == 1) { memcpy(out, hashes + 32 * lo, 32); return; }
+  size_t mid = lo + split_pow2(hi - lo);
+  unsigned char in[65];
+  in[0] = 1;
+  merkle_subtree(hashes, lo, mid, in + 1);
+  merkle_subtree(hashes, mid, hi, in + 33);
+  sha_ctx ctx;
+  sha_init(&ctx);
+  sha_update(&ctx, in, sizeof in);
+  sha_final(out, &ctx);
+}
+
+static void leaves_execute (napi_env env, void *data) {
+  leaves_job *j = data;
+  static const unsigned char leaf_tag = 0;
+  sha_ctx whole;
+  if (j->whole) sha_init(&whole);
+  for (size_t i = 0; i < j->leaves; i++) {
+    size_t at = i * j->leaf;
+    size_t n = at >= j->len ? 0 : (j->len - at < j->leaf ? j->len - at : j->leaf);
+    sha_ctx ctx;
+    sha_init(&ctx);
+    sha_update(&ctx, &leaf_tag, 1);
+    if (n > 0) sha_update(&ctx, j->data + at, n);
+    sha_final(j->out + 32 * i, &ctx);
+    if (j->whole && n > 0) sha_update(&whole, j->data + at, n);
+  }
+  unsigned char top[32], head[9];
+  merkle_subtree(j->out, 0, j->leaves, top);
+  head[0] = 2;
+  for (int b = 0; b < 8; b++) head[1 + b] = (unsigned char)((uint64_t)j->len >> (56 - 8 * b));
+  sha_ctx root;
+  sha_init(&root);
+  sha_update(&root, head, sizeof head);
+  sha_update(&root, top, 32);
+  sha_final(j->out + 32 * j->leaves, &root);
+  if (j->whole) sha_final(j->out + 32 * (j->leaves + 1), &whole);
+}
+
+static void leaves_free (napi_env env, leaves_job *j) {
+  if (j->buffer != NULL) napi_delete_reference(env, j->buffer);
+  if (j->callback != NULL) napi_delete_reference(env, j->callback);
+  free(j->out);
+  free(j);
+}
+
+static void leaves_complete (napi_env env, napi_status status, void *data) {
+  leaves_job *j = data;
+  napi_delete_async_work(env, j->work);
+  napi_value cb, global, args[2], ab;
+  size_t dlen = 32 * (j->leaves + 1 + (j->whole ? 1 : 0));
+  void *out;
+  napi_get_reference_value(env, j->callback, &cb);
+  napi_get_global(env, &global);
+  napi_get_null(env, &args[0]);
+  if (status == napi_ok && napi_create_arraybuffer(env, dlen, &out, &ab) == napi_ok && napi_create_typedarray(env, napi_uint8_array, dlen, ab, 0, &args[1]) == napi_ok) {
+    memcpy(out, j->out, dlen);
+  } else {
+    napi_value msg;
+    napi_create_string_utf8(env, status == napi_ok ? "sha256Leaves: no memory for the digests" : "sha256Leaves: the hashing did not run (cancelled)", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &args[0]);
+    napi_get_undefined(env, &args[1]);
+  }
+  leaves_free(env, j);
+  // an exception thrown by the callback is left pending: node reports it as uncaught
+  napi_call_function(env, global, cb, 2, args, NULL);
+}
+
+static napi_value sha256_leaves (napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4) { napi_throw_type_error(env, NULL, "sha256Leaves(buffer, leafBytes, whole, callback) takes 4 arguments"); return NULL; }
+  uint8_t *bytes;
+  size_t len;
+  if (!get_bytes(env, argv[0], "sha256Leaves: buffer must be a Uint8Array", &bytes, &len)) return NULL;
+  int leaf;
+  if (!get_int(env, argv[1], "sha256Leaves: leafBytes must be an integer in 64..2^30", 64, 1 << 30, &leaf)) return NULL;
+  bool whole;
+  if (napi_get_value_bool(env, argv[2], &whole) != napi_ok) { napi_throw_type_error(env, NULL, "sha256Leaves: whole must be a boolean"); return NULL; }
+  napi_valuetype t;
+  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) { napi_throw_type_error(env, NULL, "sha256Leaves: callback must be a function"); return NULL; }
+  leaves_job *j = calloc(1, sizeof *j);
+  if (j == NULL) { napi_throw_error(env, NULL, "sha256Leaves: out of memory"); return NULL; }
+  j->data = bytes;
+  j->len = len;
+  j->leaf = (size_t)leaf;
+  j->whole = whole ? 1 : 0;
+  // an empty buffer is one empty leaf (merkle.ts leafCount)
+  j->leaves = len == 0 ? 1 : (len + (size_t)leaf - 1) / (size_t)leaf;
+  j->out = malloc(32 * (j->leaves + 2));
+  if (j->out == NULL) { leaves_free(env, j); napi_throw_error(env, NULL, "sha256Leaves: out of memory"); return NULL; }
+  if (napi_create_reference(env, argv[0], 1, &j->buffer) != napi_ok || napi_create_reference(env, argv[3], 1, &j->callback) != napi_ok) {
+    leaves_free(env, j);
+    napi_throw_error(env, NULL, "sha256Leaves: napi_create_reference failed");
+    return NULL;
+  }
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "darkfs.sha256Leaves", NAPI_AUTO_LENGTH, &name));
+  if (napi_create_async_work(env, NULL, name, leaves_execute, leaves_complete, j, &j->work) != napi_ok) {
+    leaves_free(env, j);
+    napi_throw_error(env, NULL, "sha256Leaves: napi_create_async_work failed");
+    return NULL;
+  }
+  CHECK(napi_queue_async_work(env, j->work));
+  return NULL;
+}
+
+// ---- writeBlock ------------------------------------------------------------------------------
+
+// A block file written durably in one threadpool job (node/data/store.ts writeBlock): its bytes to
+// `tmp` (the shard directory `dir` made when missing), renamed to `file`, the file and the
+// directory synced, everything closed; a failure before the rename removes `tmp`. The same
+// system calls store.ts makes through node:fs/promises, where they were eight round trips
+// through the threadpool per block, each a wake-up of a pool thread and a promise on the event
+// loop (issue 15: on a 2-core host the main thread's share of a sequential write's CPU).
+typedef struct {
+  char *dir, *file, *tmp;
+  uint8_t *data;
+  size_t len;
+  int err;           // errno of the failure, 0 when done
+  const char *what;  // the call that failed
+  napi_ref buffer, callback;
+  napi_async_work work;
+} block_job;
+
+static int mkdir_p (char *path) {
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
+  if (errno != ENOENT) return -1;
+  char *slash = strrchr(path, '/');
+  if (slash == NULL || slash == path) return -1;
+  *slash = 0;
+  int r = mkdir_p(path);
+  *slash = '/';
+  if (r != 0) return -1;
+  return mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static void block_execute (napi_env env, void *data) {
+  block_job *j = data;
+  int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0 && errno == ENOENT) {
+    if (mkdir_p(j->dir) != 0) { j->err = errno; j->what = "mkdir"; return; }
+    fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  }
+  if (fd < 0) { j->err = errno; j->what = "open"; return; }
+  size_t at = 0;
+  while (at < j->len) {
+    ssize_t n = write(fd, j->data + at, j->len - at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) { j->err = n < 0 ? errno : EIO; j->what = "write"; close(fd); unlink(j->tmp); return; }
+    at += (size_t)n;
+  }
+  if (rename(j->tmp, j->file) != 0) { j->err = errno; j->what = "rename"; close(fd); unlink(j->tmp); return; }
+  if (fsync(fd) != 0) { j->err = errno; j->what = "fsync"; close(fd); return; }
+  if (close(fd) != 0) { j->err = errno; j->what = "close"; return; }
+  int dfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) { j->err = errno; j->what = "open"; return; }
+  if (fsync(dfd) != 0) { j->err = errno; j->what = "fsync"; close(dfd); return; }
+  close(dfd);
+}
+
+static void block_free (napi_env env, block_job *j) {
+  if (j->buffer != NULL) napi_delete_reference(env, j->buffer);
+  if (j->callback != NULL) napi_delete_reference(env, j->callback);
+  free(j->dir);
+  free(j->file);
+  free(j->tmp);
+  free(j);
+}
+
+static const char *errno_code (int e) {
+  switch (e) {
+    case ENOENT: return "ENOENT";
+    case ENOSPC: return "ENOSPC";
+    case EDQUOT: return "EDQUOT";
+    case EIO: return "EIO";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case EROFS: return "EROFS";
+    case EEXIST: return "EEXIST";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    default: return "EIO";
+  }
+}
+
+static void block_complete (napi_env env, napi_status status, void *data) {
+  block_job *j = data;
+  napi_delete_async_work(env, j->work);
+  napi_value cb, global, arg;
+  napi_get_reference_value(env, j->callback, &cb);
+  napi_get_global(env, &global);
+  if (status != napi_ok || j->err != 0) {
+    int e = status != napi_ok ? EIO : j->err;
+    char text[PATH_MAX + 128];
+    snprintf(text, sizeof text, "%s: %s, %s '%s'", errno_code(e), strerror(e), status != napi_ok ? "cancelled" : j->what, strcmp(j->what ? j->what : "", "rename") == 0 ? j->file : j->tmp);
+    napi_value code, msg;
+    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, code, msg, &arg);
+  } else {
+    napi_get_null(env, &arg);
+  }
+  block_free(env, j);
+  // an exception thrown by the callback is left pending: node reports it as uncaught
+  napi_call_function(env, global, cb, 1, &arg, NULL);
+}
+
+static char *get_path (napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len == 0 || len >= PATH_MAX) return NULL;
+  char *out = malloc(len + 1);
+  if (out != NULL) napi_get_value_string_utf8(env, v, out, len + 1, &len);
+  return out;
+}
+
+static napi_value write_block (napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) { napi_throw_type_error(env, NULL, "writeBlock(dir, file, tmp, bytes, callback) takes 5 arguments"); return NULL; }
+  napi_valuetype t;
+  if (napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function) { napi_throw_type_error(env, NULL, "writeBlock: callback must be a function"); return NULL; }
+  block_job *j = calloc(1, sizeof *j);
+  if (j == NULL) { napi_throw_error(env, NULL, "writeBlock: out of memory"); return NULL; }
+  j->dir = get_path(env, argv[0]);
+  j->file = get_path(env, argv[1]);
+  j->tmp = get_path(env, argv[2]);
+  if (j->dir == NULL || j->file == NULL || j->tmp == NULL) { block_free(env, j); napi_throw_type_error(env, NULL, "writeBlock: dir, file and tmp must be non-empty paths"); return NULL; }
+  if (!get_bytes(env, argv[3], "writeBlock: bytes must be a Uint8Array", &j->data, &j->len)) { block_free(env, j); return NULL; }
+  if (napi_create_reference(env, argv[3], 1, &j->buffer) != napi_ok || napi_create_reference(env, argv[4], 1, &j->callback) != napi_ok) {
+    block_free(env, j);
+    napi_throw_error(env, NULL, "writeBlock: napi_create_reference failed");
+    return NULL;
+  }
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "darkfs.writeBlock", NAPI_AUTO_LENGTH, &name));
+  if (napi_create_async_work(env, NULL, name, block_execute, block_complete, j, &j->work) != napi_ok) {
+    block_free(env, j);
+    napi_throw_error(env, NULL, "writeBlock: napi_create_async_work failed");
+    return NULL;
+  }
+  CHECK(napi_queue_async_work(env, j->work));
+  return NULL;
+}
+
+// ---- readSlice -------------------------------------------------------------------------------
+
+// Bytes [offset, offset + length) of a block file in one threadpool job (node/data/store.ts
+// readSlice): open, pread, close, where node:fs/promises made three round trips through the
+// threadpool and the event loop for each 4 KiB read (issue 15). The bytes go into a buffer the
+// caller passes (its own, fresh), so no memory crosses threads but that one.
+typedef struct {
+  char *file;
+  uint8_t *data;
+  size_t len;
+  off_t offset;
+  int err;    // errno, 0 when read
+  int short_; // the file ends before offset + length
+  napi_ref buffer, callback;
+  napi_async_work work;
+} slice_job;
+
+static void slice_execute (napi_env env, void *data) {
+  slice_job *j = data;
+  int fd = open(j->file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { j->err = errno; return; }
+  size_t got = 0;
+  while (got < j->len) {
+    ssize_t n = pread(fd, j->data + got, j->len - got, j->offset + (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { j->err = errno; break; }
+    if (n == 0) { j->short_ = 1; break; }
+    got += (size_t)n;
+  }
+  close(fd);
+}
+
+static void slice_free (napi_env env, slice_job *j) {
+  if (j->buffer != NULL) napi_delete_reference(env, j->buffer);
+  if (j->callback != NULL) napi_delete_reference(env, j->callback);
+  free(j->file);
+  free(j);
+}
+
+static void slice_complete (napi_env env, napi_status status, void *data) {
+  slice_job *j = data;
+  napi_delete_async_work(env, j->work);
+  napi_value cb, global, args[2];
+  napi_get_reference_value(env, j->callback, &cb);
+  napi_get_global(env, &global);
+  napi_get_null(env, &args[0]);
+  napi_get_boolean(env, status == napi_ok && j->err == 0 && !j->short_, &args[1]);
+  if (status != napi_ok || j->err != 0) {
+    int e = status != napi_ok ? EIO : j->err;
+    char text[PATH_MAX + 64];
+    snprintf(text, sizeof text, "%s: %s, read '%s'", errno_code(e), strerror(e), j->file);
+    napi_value code, msg;
+    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, code, msg, &args[0]);
+  }
+  slice_free(env, j);
+  // an exception thrown by the callback is left pending: node reports it as uncaught
+  napi_call_function(env, global, cb, 2, args, NULL);
+}
+
+static napi_value read_slice (napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4) { napi_throw_type_error(env, NULL, "readSlice(file, offset, into, callback) takes 4 arguments"); return NULL; }
+  napi_valuetype t;
+  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) { napi_throw_type_error(env, NULL, "readSlice: callback must be a function"); return NULL; }
+  double offset;
+  if (napi_get_value_double(env, argv[1], &offset) != napi_ok || !(offset >= 0 && offset <= 9007199254740991.0) || offset != (double)(int64_t)offset) {
+    napi_throw_range_error(env, NULL, "readSlice: offset must be an integer >= 0");
+    return NULL;
+  }
+  slice_job *j = calloc(1, sizeof *j);
+  if (j == NULL) { napi_throw_error(env, NULL, "readSlice: out of memory"); return NULL; }
+  j->file = get_path(env, argv[0]);
+  if (j->file == NULL) { slice_free(env, j); napi_throw_type_error(env, NULL, "readSlice: file must be a non-empty path"); return NULL; }
+  j->offset = (off_t)offset;
+  if (!get_bytes(env, argv[2], "readSlice: into must be a Uint8Array", &j->data, &j->len)) { slice_free(env, j); return NULL; }
+  if (napi_create_reference(env, argv[2], 1, &j->buffer) != napi_ok || napi_create_reference(env, argv[3], 1, &j->callback) != napi_ok) {
+    slice_free(env, j);
+    napi_throw_error(env, NULL, "readSlice: napi_create_reference failed");
+    return NULL;
+  }
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "darkfs.readSlice", NAPI_AUTO_LENGTH, &name));
+  if (napi_create_async_work(env, NULL, name, slice_execute, slice_complete, j, &j->work) != napi_ok) {
+    slice_free(env, j);
+    napi_throw_error(env, NULL, "readSlice: napi_create_async_work failed");
+    return NULL;
+  }
+  CHECK(napi_queue_async_work(env, j->work));
+  return NULL;
+}
+
 // ---- malloc policy -------------------------------------------------------------------------
 
 /** Allocations from this size on get their own mmap (glibc's default is 128 KiB, then adaptive). */
@@ -580,18 +966,21 @@ static napi_value hsalsa20_js (napi_env env, napi_callback_info info) {
 static napi_value init (napi_env env, napi_value exports) {
   tune_malloc();
   napi_property_descriptor props[] = {
+    { "writeBlock", NULL, write_block, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "readSlice", NULL, read_slice, NULL, NULL, NULL, napi_enumerable, NULL },
     { "initTables", NULL, init_tables, NULL, NULL, NULL, napi_enumerable, NULL },
     { "encodeData", NULL, encode_data, NULL, NULL, NULL, napi_enumerable, NULL },
     { "encodeLoop", NULL, encode_loop, NULL, NULL, NULL, napi_enumerable, NULL },
     { "xsalsa20Xor", NULL, xsalsa20_xor_js, NULL, NULL, NULL, napi_enumerable, NULL },
     { "hsalsa20", NULL, hsalsa20_js, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "sha256Many", NULL, sha256_many, NULL, NULL, NULL, napi_enumerable, NULL }
+    { "sha256Many", NULL, sha256_many, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "sha256Leaves", NULL, sha256_leaves, NULL, NULL, NULL, napi_enumerable, NULL }
   };
   sha_init = (int (*)(sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Init");
   sha_update = (int (*)(sha_ctx *, const void *, size_t))dlsym(RTLD_DEFAULT, "SHA256_Update");
   sha_final = (int (*)(unsigned char *, sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Final");
-  // sha256Many last: left out when OpenSSL's functions are not there
-  size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? 6 : 5;
+  // sha256Many and sha256Leaves last: left out when OpenSSL's functions are not there
+  size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? 9 : 7;
   CHECK(napi_define_properties(env, exports, count, props));
   return exports;
 }
