@@ -77,7 +77,8 @@ export const FOLD_BYTES = 8 << 20
  * its extents only in the chunks worth rewriting (a partial fold, node/tree crdt.ts), those
  * where its extents hold at least 1 / FOLD_AMPLIFICATION of the chunk (a dense chunk: at most
  * FOLD_AMPLIFICATION bytes rewritten per byte folded); the others' extents stay read as pieces
- * until their chunk is dense too, or the file is quiet (then every chunk is folded, as always).
+ * until their chunk is dense too, or the file is quiet (then every chunk holding at least
+ * 1 / FOLD_QUIET_AMPLIFICATION of extents is folded, FOLD_QUIET_AMPLIFICATION below).
  * Nothing is due up to FOLD_EXTENTS pieces and FOLD_BYTES of them. Past them, a file whose
  * whole fold rewrites at most FOLD_CHEAP_REWRITE bytes is folded whole; past FOLD_EXTENTS_MAX pieces (what a read merges and the tree keeps cut stays
  * bounded), the densest chunks are folded too, until half as many are left. When to fold, and
@@ -85,6 +86,33 @@ export const FOLD_BYTES = 8 << 20
  * every host.
  */
 export const FOLD_AMPLIFICATION = 16
+/**
+ * The bound of a quiet file's fold (FOLD_QUIET_MS): it rewrites a chunk when its extents hold at
+ * least 1 / FOLD_QUIET_AMPLIFICATION of it (or the whole fold is cheap, FOLD_CHEAP_REWRITE). It
+ * folded every chunk its extents touched: after ten seconds of fio's 4 KiB random writes with
+ * an fsync every 16 over a 1 GiB file on six hosts (`DARKFS_BENCH=small-sync`,
+ * DARKFS_SMALL_SYNC_MIB=1024), about 2,300 pages, two or three a chunk, the quiet fold rewrote
+ * and placed some 900 chunks (~100 bytes rewritten per byte folded, 1.7 GiB on the swarm), and
+ * the SQLite and git workloads after it ran several times slower meanwhile. The sparse chunks'
+ * pieces stay read as pieces (inline, merged through the extent index) until later writes make
+ * their chunk dense; what stays bounds them as for a file being written (FOLD_EXTENTS_MAX,
+ * FOLD_SPAN_MAX).
+ */
+export const FOLD_QUIET_AMPLIFICATION = 32
+/**
+ * A quiet file's fold is background work with no deadline (its pieces read well meanwhile): it
+ * waits until this host made no op but folds for FOLD_IDLE_MS, and rewrites at most
+ * FOLD_QUIET_BATCH chunks (the densest: a partial fold) per fold op, the next batch once the host
+ * is idle again. Six hosts in one process share one thread: a quiet fold of ~900 chunks of a
+ * 1 GiB file (fio's random writes, `DARKFS_BENCH=small-sync` at DARKFS_SMALL_SYNC_MIB=1024)
+ * rewrote and placed them in one go while SQLite ran on another file, which took 42 s instead
+ * of 5; on separate machines it would still take the writer's disk and link from its own work.
+ * A burst of work that starts while a batch runs waits for that batch alone (16 MiB). A host
+ * never idle still folds: a batch waits FOLD_IDLE_WAIT_MAX_MS at most.
+ */
+export const FOLD_IDLE_MS = 1_000
+export const FOLD_IDLE_WAIT_MAX_MS = 60_000
+export const FOLD_QUIET_BATCH = 16
 export const FOLD_CHEAP_REWRITE = 4 << 20
 export const FOLD_EXTENTS_MAX = 8192
 /**
@@ -111,11 +139,13 @@ const log = logger('volume')
 
 /**
  * Which chunks a fold of these extents (pieces, landed: `pos` set, oldest first) rewrites before
- * the file is quiet (FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS_MAX): `all`, every
- * chunk they touch (a whole fold), else `chunks` (indexes, increasing; none: no fold due yet).
- * `old`: the first `old` pieces' chunks are folded whatever their density (FOLD_SPAN_MAX).
+ * the file is quiet (FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS_MAX), or once it is
+ * (`quiet`: whatever their count, FOLD_QUIET_AMPLIFICATION): `all`, every chunk they touch (a
+ * whole fold), else `chunks` (indexes, increasing; none: no fold due).
+ * `old`: the first `old` pieces' chunks are folded whatever their density (FOLD_SPAN_MAX);
+ * `most`: at most so many chunks, the densest (FOLD_QUIET_BATCH).
  */
-export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>, old = 0): { all: boolean, chunks: number[] } {
+export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>, old = 0, quiet = false, most = Infinity): { all: boolean, chunks: number[] } {
   // per chunk: bytes of extents in it, and how many pieces meet it
   const bytes = new Map<number, number>()
   const pieces = new Map<number, number>()
@@ -128,8 +158,9 @@ export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>,
   }
   let total = 0
   for (const n of bytes.values()) total += n
-  if (extents.length <= FOLD_EXTENTS && total <= FOLD_BYTES && old === 0) return { all: false, chunks: [] }
-  if (bytes.size * CHUNK_SIZE <= FOLD_CHEAP_REWRITE) return { all: true, chunks: [...bytes.keys()].sort((a, b) => a - b) }
+  if (!quiet && extents.length <= FOLD_EXTENTS && total <= FOLD_BYTES && old === 0) return { all: false, chunks: [] }
+  if (bytes.size * CHUNK_SIZE <= FOLD_CHEAP_REWRITE && bytes.size <= most) return { all: true, chunks: [...bytes.keys()].sort((a, b) => a - b) }
+  const amplification = quiet ? FOLD_QUIET_AMPLIFICATION : FOLD_AMPLIFICATION
   const chosen = new Set<number>()
   let left = extents.length
   const choose = (i: number): void => {
@@ -137,7 +168,7 @@ export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>,
     chosen.add(i)
     left -= pieces.get(i) as number
   }
-  for (const [i, n] of bytes) if (n * FOLD_AMPLIFICATION >= CHUNK_SIZE) choose(i)
+  for (const [i, n] of bytes) if (n * amplification >= CHUNK_SIZE) choose(i)
   for (const x of extents.slice(0, old)) {
     for (let i = Math.floor(x.pos / CHUNK_SIZE); i * CHUNK_SIZE < x.pos + x.size; i++) choose(i)
   }
@@ -150,7 +181,12 @@ export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>,
       choose(i)
     }
   }
-  const chunks = [...chosen].sort((a, b) => a - b)
+  let chunks = [...chosen]
+  if (chunks.length > most) {
+    // the densest `most` of them (ties by index); the rest wait for a later fold
+    chunks = chunks.sort((a, b) => (bytes.get(b) as number) - (bytes.get(a) as number) || a - b).slice(0, most)
+  }
+  chunks.sort((a, b) => a - b)
   return { all: chunks.length === bytes.size, chunks }
 }
 
@@ -225,6 +261,8 @@ export interface VolumeParts {
    * Volume has no peers).
    */
   multiExtent?: () => boolean
+  /** How long this host makes no op but folds before a quiet file's fold (default FOLD_IDLE_MS). */
+  foldIdleMs?: number
 }
 
 /** Options of a library Volume on one data dir (`Volume.open({ dir, ... })`). */
@@ -237,6 +275,8 @@ export interface LocalOptions {
   syncPlaceWaitMs?: number
   /** Whether commits may make multi-extent ops now (VolumeParts.multiExtent; default always). */
   multiExtent?: () => boolean
+  /** How long this host makes no op but folds before a quiet file's fold (default FOLD_IDLE_MS). */
+  foldIdleMs?: number
 }
 
 interface Resolved { inode: Inode, entry?: Entry, path: string }
@@ -264,6 +304,7 @@ export class Volume implements VolumeApi {
   private readonly syncPlaceWaitMs: number
   /** Whether a commit may make multi-extent ops now (VolumeParts.multiExtent). */
   private readonly multiExtent: () => boolean
+  private readonly foldIdleMs: number
   /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
   private readonly folding = new Map<InodeId, Promise<void>>()
   /** Inodes asked to fold while a fold of theirs ran (true: a quiet fold was asked): asked again when it ends. */
@@ -274,6 +315,10 @@ export class Volume implements VolumeApi {
   private readonly foldWaits = new Set<InodeId>()
   /** Aborted at close: a fold waiting for the placement of its chunks gives up. */
   private readonly foldStop = new AbortController()
+  /** When this host last committed an op of its own other than a fold (performance.now(); FOLD_IDLE_MS). */
+  private busyAt = -Infinity
+  /** Inodes whose quiet fold waits for the host to be idle, and since when (FOLD_IDLE_WAIT_MAX_MS). */
+  private readonly foldDeferred = new Map<InodeId, number>()
   /** Entry id -> the canonical path it was last resolved at and its inode (bounded by SEEN_PATHS_MAX). */
   private readonly seen = new Map<string, { path: string, inode: InodeId }>()
 
@@ -285,8 +330,10 @@ export class Volume implements VolumeApi {
     this.closeParts = parts.close
     this.syncPlaceWaitMs = parts.syncPlaceWaitMs ?? SYNC_PLACE_WAIT_MS
     this.multiExtent = parts.multiExtent ?? (() => true)
+    this.foldIdleMs = parts.foldIdleMs ?? FOLD_IDLE_MS
     this.tree.addEventListener('op', (e: any) => {
       const { body, local } = e.detail ?? {}
+      if (local === true && body?.type !== 'fold') this.busyAt = performance.now()
       if (local !== true && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
         const inode = this.tree.get(body.inode)
         const open = inode === undefined ? undefined : this.open_.get(inode.id)
@@ -312,6 +359,7 @@ export class Volume implements VolumeApi {
     for (const timer of this.foldTimers.values()) clearTimeout(timer)
     this.foldTimers.clear()
     this.foldWaits.clear()
+    this.foldDeferred.clear()
     this.foldStop.abort()
     this.closing ??= Promise.all(this.folding.values()).then(async () => { await this.closeParts?.() })
     await this.closing
@@ -811,8 +859,9 @@ export class Volume implements VolumeApi {
 
   /**
    * When foldPlan finds chunks worth it (past FOLD_EXTENTS or FOLD_BYTES of extents read as
-   * pieces), fold the settled extents there (a partial fold), or everywhere when `quiet` (the
-   * file had no new extent from here for FOLD_QUIET_MS): a `fold` op, in the background: it
+   * pieces), fold the settled extents there (a partial fold), or in every chunk not too sparse
+   * (FOLD_QUIET_AMPLIFICATION) when `quiet` (the file had no new extent from here for
+   * FOLD_QUIET_MS): a `fold` op, in the background: it
    * changes no bytes, so a fold that fails or that the tree finds stale costs only its work.
    * Below the bounds, a fold is due once the file is quiet; extents a fold leaves unsettled are
    * looked at again once they settle.
@@ -820,8 +869,13 @@ export class Volume implements VolumeApi {
   private foldIfDue (inode: InodeId, quiet = false): void {
     // a file with no name left (a SQLite journal, unlinked after its transaction) is read by no
     // one again: a fold of it would only rewrite and place its chunks
-    if (this.closing !== undefined || this.unlinked(inode)) return
+    if (this.closing !== undefined || this.unlinked(inode)) {
+      this.foldDeferred.delete(inode)
+      return
+    }
     if (!quiet) {
+      // a commit: the file is not quiet, its idle wait starts again when it is
+      this.foldDeferred.delete(inode)
       // the plan costs every extent of the file (thousands, with 4 KiB pages scattered over
       // a large one): not made on every commit while it cannot change what happens. A fold
       // under way looks again when done (and the file that goes quiet meanwhile is folded
@@ -838,6 +892,18 @@ export class Volume implements VolumeApi {
       this.foldLater(inode, FOLD_QUIET_MS)
       return
     }
+    if (quiet && !this.folding.has(inode)) {
+      // a quiet file's fold waits until this host is idle (FOLD_IDLE_MS), FOLD_IDLE_WAIT_MAX_MS at most
+      const now = performance.now()
+      const since = this.foldDeferred.get(inode) ?? now
+      const busy = this.busyAt + this.foldIdleMs - now
+      if (busy > 0 && now - since < FOLD_IDLE_WAIT_MAX_MS) {
+        this.foldDeferred.set(inode, since)
+        this.foldLater(inode, busy, true)
+        return
+      }
+      this.foldDeferred.delete(inode)
+    }
     if (this.folding.has(inode)) {
       // asked while a fold runs (a commit past the bounds, or a timer): that fold was planned
       // from the extents before this ask, so the ask is kept and made once it ends
@@ -850,6 +916,8 @@ export class Volume implements VolumeApi {
       if (left === 'settle') this.foldLater(inode, FOLD_SETTLE_MS, true)
       else if (left === 'dense') this.foldLater(inode, FOLD_SETTLE_MS, false)
       else if (left === 'quiet') this.foldLater(inode, FOLD_QUIET_MS, true)
+      else if (left === 'more') this.foldLater(inode, this.foldIdleMs, true)
+      else if (left === 'sparse') return
       else if ((this.tree.get(inode)?.extents?.length ?? 0) > 0 && !this.foldTimers.has(inode) && !this.foldStop.signal.aborted) {
         // extents left though the fold held all it saw: its op was found stale (the tree
         // ignored it), or new ones came meanwhile: tried again once the file is quiet
@@ -882,12 +950,13 @@ export class Volume implements VolumeApi {
   }
 
   /**
-   * Fold the file's settled extents: into every chunk when `quiet` (or when foldPlan says so),
-   * else into the chunks foldPlan picks (a partial fold). What is left to fold: nothing, extents
-   * not settled yet ('settle': a whole fold, 'dense': dense chunks to look at again), or chunks
-   * a partial fold left ('quiet').
+   * Fold the file's settled extents into the chunks foldPlan picks (every chunk they touch, or
+   * a partial fold; `quiet`: under FOLD_QUIET_AMPLIFICATION). What is left to fold: nothing,
+   * extents not settled yet ('settle': a quiet or whole fold, 'dense': dense chunks to look at
+   * again), chunks a partial fold left ('quiet'), chunks a quiet fold left as too sparse
+   * ('sparse': folded when later writes make them dense), or past its batch ('more', FOLD_QUIET_BATCH).
    */
-  private async fold (inode: InodeId, quiet: boolean): Promise<'none' | 'settle' | 'dense' | 'quiet'> {
+  private async fold (inode: InodeId, quiet: boolean): Promise<'none' | 'settle' | 'dense' | 'quiet' | 'sparse' | 'more'> {
     const fp = this.tree.foldPoint(inode)
     if (fp === undefined) return 'none'
     const settled = Date.now() - FOLD_SETTLE_MS
@@ -905,8 +974,12 @@ export class Volume implements VolumeApi {
     const span = fp.sizes.length
     let old = 0
     if (span > FOLD_SPAN_MAX) while (old < pieces.length && fp.numbers[old] <= fp.covered + (span >> 1)) old++
-    const plan = quiet ? { all: true, chunks: [] } : foldPlan(pieces, old)
-    if (!plan.all && plan.chunks.length === 0) return unsettled ? 'dense' : 'quiet'
+    const plan = foldPlan(pieces, old, quiet, quiet ? FOLD_QUIET_BATCH : Infinity)
+    // a quiet fold's batch: chunks worth it left past it are folded next, once the host is idle
+    const more = quiet && !plan.all && plan.chunks.length === FOLD_QUIET_BATCH && foldPlan(pieces, old, true).chunks.length > FOLD_QUIET_BATCH
+    // a quiet file's fold leaves the sparse chunks' pieces (FOLD_QUIET_AMPLIFICATION) until
+    // later writes make them dense: no timer asks again ('sparse'), only unsettled extents
+    if (!plan.all && plan.chunks.length === 0) return unsettled ? (quiet ? 'settle' : 'dense') : (quiet ? 'sparse' : 'quiet')
     let held = pieces
     let ranges: number[] | undefined
     if (!plan.all) {
@@ -939,7 +1012,8 @@ export class Volume implements VolumeApi {
       if (fp.over !== undefined) body.over = fp.over
     }
     await this.commit(body)
-    if (ranges !== undefined) return unsettled ? 'dense' : 'quiet'
+    if (more) return 'more'
+    if (ranges !== undefined) return unsettled ? (quiet ? 'settle' : 'dense') : (quiet ? 'sparse' : 'quiet')
     return unsettled ? 'settle' : 'none'
   }
 

@@ -11,7 +11,8 @@
 // fsync16: DARKFS_DRIVE_MIB (file size, default 16) and DARKFS_DRIVE_SECONDS (default 10); it
 // also counts the disk syncs made (FileHandle sync/datasync, and writes to O_DSYNC files: the op
 // log's appends) per fio fsync, and with DARKFS_DRIVE_PROF=DIR writes a CPU profile of the
-// measured run alone to DIR/fsync16.cpuprofile (scripts/prof-summary.ts reads it).
+// measured run alone to DIR/fsync16.cpuprofile, and each SQLite run's to DIR/<workload>.cpuprofile
+// (scripts/prof-summary.ts reads them). DARKFS_DRIVE=fsync16,delete runs SQLite after fio's writes.
 import { mkdtemp, chmod, writeFile, open, mkdir } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
@@ -109,9 +110,21 @@ try {
       await sh('mkdir', ['-p', d])
       const sqlf = join(base, `${w}.sql`)
       await writeFile(sqlf, script(w.toUpperCase()))
+      const session = new Session()
+      if (profDir !== undefined) {
+        session.connect()
+        await session.post('Profiler.enable')
+        await session.post('Profiler.start')
+      }
       const r = strace
         ? await sh('sh', ['-c', `strace -f -c -o /tmp/sq/strace-${w}.txt sqlite3 -bail ${join(d, 'db.sqlite')} < ${sqlf}`], { timeoutMs: 600_000 })
         : await sh('sh', ['-c', `sqlite3 -bail ${join(d, 'db.sqlite')} < ${sqlf}`], { timeoutMs: 600_000 })
+      if (profDir !== undefined) {
+        const { profile } = await session.post('Profiler.stop')
+        session.disconnect()
+        await mkdir(profDir, { recursive: true })
+        await writeFile(join(profDir, `${w}.cpuprofile`), JSON.stringify(profile))
+      }
       s = r.seconds
     }
     const used = process.cpuUsage(cpu)

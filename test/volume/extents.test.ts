@@ -6,10 +6,13 @@
 // folded with no further write (a file unlinked first is not); pages scattered over a large file
 // are folded only in the chunks they make dense (a partial fold: one chunk rewritten, not the
 // file's), the rest once it is quiet; extents made past the bounds while a fold runs are folded
-// once it ends (a fold asked for meanwhile is not lost). An fsync of 16 random 4 KiB writes is one
+// once it ends (a fold asked for meanwhile is not lost); a quiet large file's pages too sparse to
+// be worth a chunk's rewrite (FOLD_QUIET_AMPLIFICATION) stay read as pieces, and the rest are
+// folded in batches of FOLD_QUIET_BATCH chunks, once the host has made no op for a while (a
+// quiet file's fold waits while the host works on another). An fsync of 16 random 4 KiB writes is one
 // multi-extent op (issue 15 item 1), not one op per page.
 import assert from 'node:assert/strict'
-import { Volume, FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
+import { Volume, FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_QUIET_AMPLIFICATION, FOLD_QUIET_BATCH, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
 import type { Store } from '../../node/data/index.ts'
 import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -295,5 +298,118 @@ describe('volume: positioned extents (one host)', function () {
     await vol.close()
     vol = await Volume.open({ dir })
     assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'the same bytes after a restart')
+  })
+
+  it('a quiet large file: the chunks its pages hold 1 / FOLD_QUIET_AMPLIFICATION of are folded, a page alone in its chunk is left a piece', async () => {
+    const dir = await tempDir(t, 'darkfs-extents-quiet-')
+    const vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    const size = 8 * MiB
+    assert.ok(size > FOLD_CHEAP_REWRITE, 'a whole fold of it is not cheap')
+    const model = bytes(size, 9)
+    await vol.writeFile('/big', model)
+    const id = vol.tree.byIno((await vol.stat('/big')).ino)!.id
+    const store = (vol as unknown as { store: Store }).store
+    const page = 4096
+    // a page in each of chunks 0 to 6, and chunk 7 dense for a quiet fold only
+    const dense = Math.ceil(MiB / FOLD_QUIET_AMPLIFICATION / page)
+    assert.ok(dense * page * FOLD_AMPLIFICATION < MiB, 'not dense before the file is quiet')
+    const spots = [...Array.from({ length: 7 }, (_, i) => i * MiB + 5 * page), ...Array.from({ length: dense }, (_, i) => 7 * MiB + i * 2 * page)]
+    const fh = await vol.open('/big', 'r+')
+    for (const [k, pos] of spots.entries()) {
+      const data = bytes(page, k + 20)
+      await fh.write(data, 0, page, pos)
+      model.set(data, pos)
+      await fh.sync()
+    }
+    await fh.close()
+    const stored = store.counters().added
+    const inChunk7 = (): number => (vol.tree.get(id)!.extents ?? []).filter(x => x.pos >= 7 * MiB).length
+    assert.equal(inChunk7(), dense)
+    await until('the quiet file\'s fold holds chunk 7', async () => inChunk7() === 0, 6 * (FOLD_QUIET_MS + FOLD_SETTLE_MS))
+    await until('its fold is over', async () => !(vol as unknown as { folding: Map<string, unknown> }).folding.has(id), 60_000)
+    // the seven lone pages stay pieces, and nothing asks for their fold again
+    assert.equal(vol.tree.get(id)!.extents?.length, 7)
+    assert.equal((vol as unknown as { foldTimers: Map<string, unknown> }).foldTimers.has(id), false, 'no fold timer left')
+    const rewrote = store.counters().added - stored
+    assert.ok(rewrote >= MiB && rewrote < 2 * MiB, `the quiet fold stored ${rewrote} bytes: chunk 7 and a manifest`)
+    assert.ok(Buffer.from(await vol.readFile('/big')).equals(model), 'the fold changed no byte')
+  })
+
+  it('a quiet file with more chunks worth a fold than FOLD_QUIET_BATCH: folded in batches, partial folds of at most that many, then what is left', async () => {
+    const dir = await tempDir(t, 'darkfs-extents-batch-')
+    const vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    const n = FOLD_QUIET_BATCH + 3
+    const model = bytes(n * MiB, 13)
+    await vol.writeFile('/big', model)
+    const id = vol.tree.byIno((await vol.stat('/big')).ino)!.id
+    const folds: Array<Extract<OpBody, { type: 'fold' }>> = []
+    vol.tree.addEventListener('op', (e: Event) => {
+      const { body, local } = (e as CustomEvent<OpEventDetail>).detail
+      if (local && body.type === 'fold' && body.inode === id) folds.push(body)
+    })
+    const page = 4096
+    // in every chunk enough pages for a quiet fold, not for one before
+    const dense = Math.ceil(MiB / FOLD_QUIET_AMPLIFICATION / page)
+    assert.ok(dense * page * FOLD_AMPLIFICATION < MiB)
+    const fh = await vol.open('/big', 'r+')
+    let k = 0
+    for (let j = 0; j < dense; j++) {
+      for (let i = 0; i < n; i++) {
+        const data = bytes(page, i + j)
+        const pos = i * MiB + j * 2 * page
+        await fh.write(data, 0, page, pos)
+        model.set(data, pos)
+        // a few pages per fsync: positioned extents (PATCH_COMMIT_RANGES)
+        if (++k % 8 === 0) await fh.sync()
+      }
+    }
+    await fh.close()
+    assert.equal(vol.tree.get(id)!.extents?.length, n * dense)
+    await until('every extent is folded', async () => (vol.tree.get(id)!.extents?.length ?? 0) === 0, 6 * (FOLD_QUIET_MS + FOLD_SETTLE_MS))
+    assert.ok(folds.length >= 2, `${folds.length} fold(s)`)
+    // each but the last a partial fold (the last may hold all that is left: a whole fold)
+    for (const f of folds.slice(0, -1)) {
+      assert.ok(f.ranges !== undefined, 'a partial fold')
+      let held = 0
+      for (let k = 0; k < f.ranges.length; k += 2) held += f.ranges[k + 1] - f.ranges[k]
+      assert.ok(held <= FOLD_QUIET_BATCH * MiB, `a fold of ${held} bytes`)
+    }
+    assert.ok(Buffer.from(await vol.readFile('/big')).equals(model), 'the folds changed no byte')
+  })
+
+  it('a quiet file\'s fold waits while this host commits ops on another file, and is made once it stops', async () => {
+    const dir = await tempDir(t, 'darkfs-extents-idle-')
+    // idle = no op of this host for 5 s: the busy loop below commits far more often, even on a loaded machine
+    const vol = await Volume.open({ dir, foldIdleMs: 5_000 })
+    t.add(async () => { await vol.close() })
+    const model = bytes(MiB, 17)
+    await vol.writeFile('/quiet', model)
+    await vol.writeFile('/busy', bytes(MiB, 18))
+    const id = vol.tree.byIno((await vol.stat('/quiet')).ino)!.id
+    let folded = 0
+    vol.tree.addEventListener('op', (e: Event) => {
+      const { body, local } = (e as CustomEvent<OpEventDetail>).detail
+      if (local && body.type === 'fold' && body.inode === id) folded++
+    })
+    const fh = await vol.open('/quiet', 'r+')
+    await fh.write(bytes(100, 1), 0, 100, 5000)
+    model.set(bytes(100, 1), 5000)
+    await fh.sync()
+    await fh.close()
+    assert.equal(vol.tree.get(id)!.extents?.length, 1)
+    // past the time /quiet's fold is due (quiet, its extent settled), this host commits to /busy
+    const b = await vol.open('/busy', 'r+')
+    const until_ = performance.now() + FOLD_QUIET_MS + FOLD_SETTLE_MS + 3_000
+    for (let k = 0; performance.now() < until_; k++) {
+      await b.write(bytes(64, k), 0, 64, (k * 4096) % MiB)
+      await b.sync()
+    }
+    assert.equal(folded, 0, 'no fold of the quiet file while the host works')
+    await b.close()
+    await until('the quiet file is folded', async () => (vol.tree.get(id)!.extents?.length ?? 0) === 0, 6 * (FOLD_QUIET_MS + FOLD_SETTLE_MS))
+    assert.equal(folded, 1)
+    assert.ok(Buffer.from(await vol.readFile('/quiet')).equals(model), 'the fold changed no byte')
   })
 })

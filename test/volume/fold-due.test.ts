@@ -3,9 +3,11 @@
 // large one only in the chunks its extents make dense (a partial fold: at most
 // FOLD_AMPLIFICATION bytes rewritten per byte folded); past FOLD_EXTENTS_MAX pieces, the
 // densest chunks too, until half as many are left; past FOLD_SPAN_MAX extents since the oldest
-// one still read, the chunks of the oldest pieces too.
+// one still read, the chunks of the oldest pieces too. Once the file is quiet (`quiet`), whatever
+// the count: every chunk holding 1 / FOLD_QUIET_AMPLIFICATION of extents (all when cheap); the
+// sparser ones' pieces stay; `most` keeps the densest chunks only (a quiet fold's batch).
 import assert from 'node:assert/strict'
-import { FOLD_AMPLIFICATION, FOLD_BYTES, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_EXTENTS_MAX, FOLD_SPAN_MAX, foldDue, foldPlan } from 'darkfs'
+import { FOLD_AMPLIFICATION, FOLD_BYTES, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_EXTENTS_MAX, FOLD_QUIET_AMPLIFICATION, FOLD_QUIET_BATCH, FOLD_SPAN_MAX, foldDue, foldPlan } from 'darkfs'
 
 const MiB = 1 << 20
 const KiB = 1024
@@ -70,5 +72,35 @@ describe('volume foldPlan', function () {
     // the first 3 pieces' chunks, and a dense one
     const plan = foldPlan([...xs, ...extents(16, page, i => 150 * MiB + i * page)], 3)
     assert.deepEqual(plan, { all: false, chunks: [0, 1, 2, 150] })
+  })
+
+  it('a quiet file: a few pieces of a small file are folded whole; over a large one, only the chunks holding 1 / FOLD_QUIET_AMPLIFICATION', () => {
+    assert.ok(FOLD_QUIET_AMPLIFICATION > FOLD_AMPLIFICATION)
+    // two pages of a small file: below FOLD_EXTENTS, folded whole once quiet
+    assert.deepEqual(foldPlan(extents(2, page, i => i * MiB), 0, true), { all: true, chunks: [0, 1] })
+    // fio's 4 KiB random writes over 1 GiB: two or three pages a chunk (what a quiet fold rewrote
+    // whole, ~100 bytes per byte folded), and chunk 9 with just enough for the quiet bound
+    const sparse = extents(3 * 1024, page, i => (i % 1024) * MiB + Math.floor(i / 1024) * 2 * page)
+    const quietDense = Math.ceil(MiB / FOLD_QUIET_AMPLIFICATION / page)
+    assert.ok(quietDense > 3 && quietDense * page * FOLD_AMPLIFICATION < MiB, 'dense for a quiet fold only')
+    const xs = [...sparse, ...extents(quietDense - 3, page, i => 9 * MiB + (i + 8) * page)]
+    assert.deepEqual(foldPlan(xs, 0, true), { all: false, chunks: [9] })
+    // not before the file is quiet
+    assert.deepEqual(foldPlan(xs).chunks, [])
+    // nothing worth rewriting: no chunk
+    assert.deepEqual(foldPlan(sparse, 0, true), { all: false, chunks: [] })
+  })
+
+  it('most: the densest chunks only, ties by index (a quiet fold\'s batch, FOLD_QUIET_BATCH)', () => {
+    // chunk i holds 8 + (i % 3) pages, over FOLD_QUIET_BATCH + 8 chunks of a large file
+    const n = FOLD_QUIET_BATCH + 8
+    const xs: Array<{ pos: number, size: number }> = []
+    for (let i = 0; i < n; i++) xs.push(...extents(8 + (i % 3), page, j => i * MiB + j * 2 * page))
+    assert.equal(foldPlan(xs, 0, true).chunks.length, n)
+    const batch = foldPlan(xs, 0, true, FOLD_QUIET_BATCH)
+    assert.equal(batch.all, false)
+    const tens = Array.from({ length: n }, (_, i) => i).filter(i => i % 3 === 2)
+    const nines = Array.from({ length: n }, (_, i) => i).filter(i => i % 3 === 1)
+    assert.deepEqual(batch.chunks, [...tens, ...nines.slice(0, FOLD_QUIET_BATCH - tens.length)].sort((a, b) => a - b))
   })
 })
