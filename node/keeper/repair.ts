@@ -101,9 +101,10 @@ export interface RepairInit {
   intervalMs?: number
   /**
    * Background passes called for by new content alone skip the chunks found redundant under the
-   * same view (see `fine`). Off by default: with it on, a host whose peers were declared gone
-   * ran no pass that surveyed every chunk within 120 s (test/cluster/status-processes), and the
-   * cause is not found yet.
+   * same view (see `fine`; default true). It was off for a while: test/cluster/status-processes
+   * waited for a full survey started 2 s after its peers' stop, and the one their declaration
+   * started could come before that when a host took over half a second to exit after closing its
+   * connections; with every pass full, the next pass (a minute later) hid it.
    */
   incremental?: boolean
   /**
@@ -260,7 +261,7 @@ export class Repairer extends EventTarget {
     super()
     this.c = components
     this.intervalMs = init.intervalMs ?? DEFAULT_REPAIR_INTERVAL_MS
-    this.incrementalPasses = init.incremental === true
+    this.incrementalPasses = init.incremental !== false
     this.quietIntervalMs = Math.max(this.intervalMs, init.quietIntervalMs ?? DEFAULT_REPAIR_QUIET_INTERVAL_MS)
     this.limiter = tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
   }
