@@ -25,7 +25,10 @@
 // no copy here to hand over, is not asked about again. During a `tar x` every host passed over
 // every chunk of the tree each interval, and each chunk's have-queries to every peer were most
 // of what a pass cost. Every pass called for by the members changing, a host back, the quiet
-// interval, or a caller (heal, a corrupt block, leave, status) surveys every chunk.
+// interval, or a caller (heal, a corrupt block, leave, status) surveys every chunk, and so does
+// every pass under other members, hosts up or hosts away than the last full pass saw, whatever
+// called for it (not every change comes with an event, and a change undone between two passes
+// still moved fragments: Membership's 'change' says those).
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
 import { tokenBucket } from '../../swarm/index.ts'
@@ -98,9 +101,10 @@ export interface RepairInit {
   intervalMs?: number
   /**
    * Background passes called for by new content alone skip the chunks found redundant under the
-   * same view (see `fine`). Off by default: with it on, a host whose peers were declared gone
-   * ran no pass that surveyed every chunk within 120 s (test/cluster/status-processes), and the
-   * cause is not found yet.
+   * same view (see `fine`; default true). It was off for a while: test/cluster/status-processes
+   * waited for a full survey started 2 s after its peers' stop, and the one their declaration
+   * started could come before that when a host took over half a second to exit after closing its
+   * connections; with every pass full, the next pass (a minute later) hid it.
    */
   incremental?: boolean
   /**
@@ -240,6 +244,14 @@ export class Repairer extends EventTarget {
   /** When the last pass that surveyed every chunk started (ms). */
   private fullAt = 0
   /**
+   * The view() under which the last pass that surveyed every chunk (and was no leave's) ran to
+   * its end: a pass is incremental only under that same view. Events say most changes ('gone',
+   * 'joined', 'lapsed', 'back', 'change'), not all of them (a suspect's connection closing in a
+   * full mesh changes the hosts up), and whatever changed the plan of a chunk calls for every
+   * chunk to be surveyed again.
+   */
+  private fullView?: string
+  /**
    * Chunk -> the view() under which a pass last found it redundant with no copy here to hand
    * over: an incremental pass under that view skips it.
    */
@@ -249,7 +261,7 @@ export class Repairer extends EventTarget {
     super()
     this.c = components
     this.intervalMs = init.intervalMs ?? DEFAULT_REPAIR_INTERVAL_MS
-    this.incrementalPasses = init.incremental === true
+    this.incrementalPasses = init.incremental !== false
     this.quietIntervalMs = Math.max(this.intervalMs, init.quietIntervalMs ?? DEFAULT_REPAIR_QUIET_INTERVAL_MS)
     this.limiter = tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
   }
@@ -262,6 +274,7 @@ export class Repairer extends EventTarget {
     this.c.membership.addEventListener('joined', this.onChange)
     this.c.membership.addEventListener('lapsed', this.onChange)
     this.c.membership.addEventListener('back', this.onActivity)
+    this.c.membership.addEventListener('change', this.onActivity)
     this.c.ops?.addEventListener('op', this.onOp)
     if (this.intervalMs > 0) this.schedule(this.intervalMs)
   }
@@ -273,6 +286,7 @@ export class Repairer extends EventTarget {
     this.c.membership.removeEventListener('joined', this.onChange)
     this.c.membership.removeEventListener('lapsed', this.onChange)
     this.c.membership.removeEventListener('back', this.onActivity)
+    this.c.membership.removeEventListener('change', this.onActivity)
     this.c.ops?.removeEventListener('op', this.onOp)
     clearTimeout(this.timer)
     clearTimeout(this.debounce)
@@ -494,7 +508,7 @@ export class Repairer extends EventTarget {
     let settled = opts.leaving !== true
     const view = this.view()
     // a pass that surveys every chunk: whatever called for one is answered by this one
-    const incremental = opts.incremental === true && !this.full && opts.leaving !== true && opts.all !== true
+    const incremental = opts.incremental === true && !this.full && view === this.fullView && opts.leaving !== true && opts.all !== true
     if (!incremental) { this.full = false; this.fullAt = Date.now() }
     const left = new Map<string, number>()
     const end = this.c.health?.begin()
@@ -503,7 +517,7 @@ export class Repairer extends EventTarget {
     try {
       const p = await this.runPass({ ...opts, incremental }, view, (why) => { settled = false; left.set(why, (left.get(why) ?? 0) + 1) })
       // a pass looked at every retained chunk: the book's figures are as fresh as its start
-      if (opts.leaving !== true && !incremental) this.c.health?.surveyed(started)
+      if (opts.leaving !== true && !incremental) { this.c.health?.surveyed(started); this.fullView = view }
       if (settled) { this.settled = view; this.settledAt = Date.now(); this.settledChunks = this.passChunks }
       else if (left.size > 0) log('pass of %d chunk(s) leaves work for the next: %s', p.chunks, [...left].map(([why, n]) => `${n} ${why}`).join(', '))
       this.totals_.passes++

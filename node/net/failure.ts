@@ -156,6 +156,12 @@ export interface MembershipEvents {
   back: CustomEvent<string>
   /** A peer declared gone by timeout stayed away for the repair delay (its fragments are rebuilt now). */
   lapsed: CustomEvent<string>
+  /**
+   * The members changed in a way none of the events above tells: a peer drains or stays, its
+   * disk is full, or one this host never connected to is declared down by a neighbour's notice.
+   * Repair plans over the members (keeper/repair.ts): its passes after this survey every chunk.
+   */
+  change: CustomEvent<string>
 }
 
 export class Membership extends EventTarget {
@@ -242,8 +248,8 @@ export class Membership extends EventTarget {
     log('%s notice from %s', n.t, peer)
     switch (n.t) {
       case 'leave': this.declareGone(peer, true); break
-      case 'drain': this.draining.add(peer); break
-      case 'stay': this.draining.delete(peer); break
+      case 'drain': if (!this.draining.has(peer)) { this.draining.add(peer); this.changed(peer) } break
+      case 'stay': if (this.draining.delete(peer)) this.changed(peer); break
       // those of its ids that are suspects here are gone (a peer still connected to one keeps it)
       // (and those away here are not waited for: the operator says they will not be back)
       case 'gone': for (const id of n.ids) { if (this.suspect.has(id)) this.declareGone(id, false); this.notAway(id) } break
@@ -309,8 +315,7 @@ export class Membership extends EventTarget {
    * A peer with room again is a member again: 'joined'.
    */
   setFull (peer: string, full: boolean): void {
-    if (full) this.full.add(peer)
-    else if (this.full.delete(peer)) this.dispatchEvent(new CustomEvent('joined', { detail: peer }))
+    if (full) { if (!this.full.has(peer)) { this.full.add(peer); this.changed(peer) } } else if (this.full.delete(peer)) this.dispatchEvent(new CustomEvent('joined', { detail: peer }))
   }
 
   /** Peers whose disk is full. */
@@ -326,12 +331,13 @@ export class Membership extends EventTarget {
   /** Leave this host out of placement here and at every connected peer (`darkfs leave` starts). */
   async announceDrain (): Promise<void> {
     this.draining.add(this.host.peerId)
+    this.changed(this.host.peerId)
     await this.notify({ t: 'drain' })
   }
 
   /** Undo announceDrain (the leave failed; this host stays a member). */
   async announceStay (): Promise<void> {
-    this.draining.delete(this.host.peerId)
+    if (this.draining.delete(this.host.peerId)) this.changed(this.host.peerId)
     await this.notify({ t: 'stay' })
   }
 
@@ -525,11 +531,20 @@ export class Membership extends EventTarget {
     const timer = this.suspect.get(peer)
     if (timer !== undefined) clearTimeout(timer)
     const wasMember = this.suspect.delete(peer) || leaving || (member && this.known.has(peer))
+    const newly = !this.goneHere.has(peer)
     this.goneHere.add(peer)
     if (leaving) { this.left.add(peer); this.notAway(peer) }
     this.draining.delete(peer)
     this.full.delete(peer)
     this.known.delete(peer)
     if (wasMember) this.dispatchEvent(new CustomEvent('gone', { detail: peer }))
+    // a table member this host never connected to (a neighbour's DOWN notice): no 'gone', but
+    // no longer a member here
+    else if (newly) this.changed(peer)
+  }
+
+  /** The members changed with no other event to say so ('change'). */
+  private changed (peer: string): void {
+    this.dispatchEvent(new CustomEvent('change', { detail: peer }))
   }
 }
