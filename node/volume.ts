@@ -263,6 +263,13 @@ export interface VolumeParts {
   multiExtent?: () => boolean
   /** How long this host makes no op but folds before a quiet file's fold (default FOLD_IDLE_MS). */
   foldIdleMs?: number
+  /**
+   * Resolves once a peer holds this host's op `cid` and every op below it, or none could
+   * (net/op-hold.ts OpHold): an fsync waits for it as for a placement (SYNC_PLACE_WAIT_MS), so a
+   * host lost right after the fsync loses none of its ops (DESIGN.md §5). Default: none (a
+   * library Volume has no peers).
+   */
+  held?: (cid: CID) => Promise<void>
 }
 
 /** Options of a library Volume on one data dir (`Volume.open({ dir, ... })`). */
@@ -277,6 +284,8 @@ export interface LocalOptions {
   multiExtent?: () => boolean
   /** How long this host makes no op but folds before a quiet file's fold (default FOLD_IDLE_MS). */
   foldIdleMs?: number
+  /** Resolves once a peer holds op `cid` and those below it (VolumeParts.held; default none). */
+  held?: (cid: CID) => Promise<void>
 }
 
 interface Resolved { inode: Inode, entry?: Entry, path: string }
@@ -305,6 +314,7 @@ export class Volume implements VolumeApi {
   /** Whether a commit may make multi-extent ops now (VolumeParts.multiExtent). */
   private readonly multiExtent: () => boolean
   private readonly foldIdleMs: number
+  private readonly held: ((cid: CID) => Promise<void>) | undefined
   /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
   private readonly folding = new Map<InodeId, Promise<void>>()
   /** Inodes asked to fold while a fold of theirs ran (true: a quiet fold was asked): asked again when it ends. */
@@ -331,6 +341,7 @@ export class Volume implements VolumeApi {
     this.syncPlaceWaitMs = parts.syncPlaceWaitMs ?? SYNC_PLACE_WAIT_MS
     this.multiExtent = parts.multiExtent ?? (() => true)
     this.foldIdleMs = parts.foldIdleMs ?? FOLD_IDLE_MS
+    this.held = parts.held
     this.tree.addEventListener('op', (e: any) => {
       const { body, local } = e.detail ?? {}
       if (local === true && body?.type !== 'fold') this.busyAt = performance.now()
@@ -831,12 +842,15 @@ export class Volume implements VolumeApi {
       if (f.handles === 0) await f.abandon()
       return
     }
+    let newest: CID | undefined
     const c = await f.commit(async c => {
       if (this.unlinked(f.inode)) return false
       // one batch: one log append and fdatasync for all of a commit's extents
-      await this.tree.commitMany(this.writeBodies(f, c))
+      newest = (await this.tree.commitMany(this.writeBodies(f, c))).at(-1)?.cid
     }, options)
     if (c !== undefined) this.placeCommitted(f, c)
+    // a peer holds the version's ops (the ops below them too) before an fsync returns, like its chunks
+    if (newest !== undefined && this.held !== undefined) this.track(f.inode, this.held(newest))
     if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(f.inode)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }

@@ -10,7 +10,7 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FeatureBook, FEATURE_MULTIEXT, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURE_HOLD, FEATURE_MULTIEXT, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -304,7 +304,15 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       }
       return now
     }
-    const volume = new Volume({ tree, chunks, store, capacity, multiExtent: multiExtentNow })
+    // an fsync returns once a connected peer holds its ops too (net/op-hold.ts), asked only of
+    // peers that know the request; while offline none is asked
+    const stopping = new AbortController()
+    closers.push(async () => { stopping.abort() })
+    const opHold = new OpHold({
+      hold: async (cid, peers, o) => await sync.hold(cid, peers, o),
+      peers: () => presence.offline() ? [] : host.peers().map(p => p.id).filter(p => features.supports(p, FEATURE_HOLD))
+    }, { signal: stopping.signal })
+    const volume = new Volume({ tree, chunks, store, capacity, multiExtent: multiExtentNow, held: async cid => { await opHold.held(cid) } })
 
     const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
     pins.start()

@@ -38,8 +38,10 @@ import { RpcProtocolError } from './rpc.ts'
 
 /** Multi-extent `append` ops (node/tree op.ts `more`, up to MAX_OP_EXTENTS ranges in one op). */
 export const FEATURE_MULTIEXT = 'multiext/1'
-/** The features a host of this version understands and announces. */
-export const FEATURES: readonly string[] = [FEATURE_MULTIEXT]
+/** The ops protocol's `hold` request (sync.ts): a peer holds an op durably before an fsync returns. */
+export const FEATURE_HOLD = 'hold/1'
+/** The features a host of this version understands and announces (sorted, as a list must be). */
+export const FEATURES: readonly string[] = [FEATURE_HOLD, FEATURE_MULTIEXT]
 /** Protocol id prefix under which a host announces a feature on identify. */
 export const FEATURE_PROTOCOL_PREFIX = '/darkfs/feature/'
 /** Most features one list (a record's, an identify's) holds. */

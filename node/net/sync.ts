@@ -43,6 +43,14 @@
 //    peer this host failed to reconcile with, or to fetch a push's parents from, is reconciled
 //    with again; both with backoff (RETRY_FIRST_MS doubling up to RETRY_MAX_MS) while the peer
 //    is connected. A peer that disconnects meanwhile is reconciled with both ways on reconnect.
+//  - Hold (DESIGN.md §5: an fsync returns once one lost host loses nothing): hold(cid, peers)
+//    asks peers in turn to hold one of this host's ops, and with it every op below it (a peer
+//    applies an op only once it holds its parents, and its tree log is fdatasynced before it
+//    applies). The first ask names the op only: gossip is bringing it, and the peer waits for it
+//    up to HOLD_WAIT_MS, so the op's bytes (a fsync's pages ride inline) cross the link once; if
+//    it has not come, the second ask carries the op, and the peer fetches the parents it lacks
+//    from the asker. Hosts of older versions do not know the request (they close the stream):
+//    the caller asks only peers that announce the 'hold/1' feature (features.ts).
 //
 // Wire (rpc.ts: one request per stream, length-prefixed dag-cbor envelopes), bounded in bytes
 // and in ops:
@@ -52,6 +60,7 @@
 //   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
 //   call   { t: 'rbsr', m: bytes }                 -> { t: 'rbsr', m: bytes }  (rbsr.ts messages, the asker is the client)
 //   call   { t: 'byid', ids: [CID...] }            -> { t: 'ops', ops: [block...] }  (exactly those it holds)
+//   call   { t: 'hold', id: CID, op?: block }      -> { t: 'held', held: bool }  (see "Hold" below)
 // A malformed message or an op the tree rejects closes that stream with an error; nothing
 // already stored is touched (the tree verifies every op before it stores any of a batch).
 import * as dagCbor from '@ipld/dag-cbor'
@@ -116,6 +125,8 @@ export const GOSSIP_BURST_MS = 200
  * gossip validation's 100 ms budget, and little beside close-to-open's "about a second").
  */
 export const GOSSIP_GATHER_MS = 25
+/** Longest a host asked to hold an op it does not have yet waits for gossip to bring it. */
+export const HOLD_WAIT_MS = 1000
 
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
 export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'opSet' | 'addEventListener' | 'removeEventListener'>
@@ -165,6 +176,11 @@ export interface Sync {
    * Resolves once done (concurrent calls for one peer share the run).
    */
   synced: (peer: string, opts?: AbortOptions) => Promise<void>
+  /**
+   * Have one of `peers`, asked in turn, hold this host's op `cid` and every op below it, durably
+   * (see "Hold" in the header). Resolves with the peer that does, or undefined when none did.
+   */
+  hold: (cid: CID, peers: readonly string[], opts?: AbortOptions) => Promise<string | undefined>
   stats: () => SyncStats
 }
 
@@ -173,8 +189,8 @@ export class SyncProtocolError extends RpcProtocolError {
   override readonly name = 'SyncProtocolError'
 }
 
-export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[] }
-export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array }
+export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[] } | { t: 'hold', id: CID, op?: Uint8Array }
+export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array } | { t: 'held', held: boolean }
 export interface OpsPush { t: 'push', ops: Uint8Array[] }
 
 export function createSync (init: SyncInit = {}): (components: SyncComponents) => Sync {
@@ -346,8 +362,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     }
 
     // --- answers (the other side asks) -----------------------------------------------------
-    const answer = async (req: OpsRequest): Promise<OpsReply> => {
+    const answer = async (req: OpsRequest, peer: string, signal: AbortSignal): Promise<OpsReply> => {
       if (req.t === 'heads') return { t: 'heads', heads: tree.heads().slice(0, MAX_CIDS) }
+      if (req.t === 'hold') return { t: 'held', held: await holdFor(peer, req.id, req.op, signal) }
       if (req.t === 'rbsr') {
         try {
           return { t: 'rbsr', m: rbsrRespond(tree.opSet(), req.m, { frameLimit: RBSR_FRAME_BYTES }) }
@@ -358,6 +375,32 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       if (req.t === 'byid') return { t: 'ops', ops: exactly(req.ids) }
       return { t: 'ops', ops: collect(req.want, req.have) }
+    }
+
+    /**
+     * Whether this host holds op `id` (applied: its parents are held too), taking `op` (the
+     * asker's, its parents fetched from the asker) when given, else waiting up to HOLD_WAIT_MS
+     * for gossip to bring it.
+     */
+    const holdFor = async (peer: string, id: CID, op: Uint8Array | undefined, signal: AbortSignal): Promise<boolean> => {
+      if (op !== undefined) {
+        if (!cidOf(op).equals(id)) throw new SyncProtocolError('hold: the op sent is not the one named')
+        await takePush(peer, [op])
+        return tree.hasOp(id)
+      }
+      if (tree.hasOp(id)) return true
+      return await new Promise<boolean>(resolve => {
+        const done = (): void => {
+          clearTimeout(timer)
+          tree.removeEventListener('op', onApplied as EventListener)
+          signal.removeEventListener('abort', done)
+          resolve(tree.hasOp(id))
+        }
+        const onApplied = (): void => { if (tree.hasOp(id)) done() }
+        const timer = setTimeout(done, HOLD_WAIT_MS)
+        tree.addEventListener('op', onApplied as EventListener)
+        signal.addEventListener('abort', done)
+      })
     }
 
     const onServeError = (err: Error, peer: string): void => {
@@ -771,7 +814,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       start: async () => {
         if (running) return
         running = true
-        unserve = await serve(host, OPS, { call: answer, notice: async (push, { peer }) => { await takePush(peer, push.ops) } }, {
+        unserve = await serve(host, OPS, { call: async (req, { peer, signal }) => await answer(req, peer, signal), notice: async (push, { peer }) => { await takePush(peer, push.ops) } }, {
           signal: shutdown.signal,
           timeoutMs: requestTimeoutMs,
           maxInboundStreams: MAX_INBOUND_STREAMS,
@@ -804,6 +847,23 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         await Promise.allSettled([...reconciling.values()])
       },
       synced,
+      hold: async (cid, peers, opts) => {
+        const op = tree.getOp(cid)
+        if (op === undefined) throw new Error(`hold: op ${cid.toString()} is not held here`)
+        for (const peer of peers) {
+          if (!running || opts?.signal?.aborted === true) return undefined
+          try {
+            // the op's name first (gossip brings its bytes), then the op itself
+            for (const req of [{ t: 'hold', id: cid }, { t: 'hold', id: cid, op }] as const) {
+              const r = await request(peer, req, opts)
+              if (r.t === 'held' && r.held) return peer
+            }
+          } catch (err) {
+            log('%s did not hold op %s: %e', peer, cid, err)
+          }
+        }
+        return undefined
+      },
       stats: () => ({ ...stats })
     }
   }
@@ -823,6 +883,11 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     if (m.t === 'get') return { t: 'get', want: cids(m.want), have: cids(m.have) }
     if (m.t === 'rbsr') return { t: 'rbsr', m: rbsrBytes(m.m) }
     if (m.t === 'byid') return { t: 'byid', ids: cids(m.ids) }
+    if (m.t === 'hold') {
+      const id = cids([m.id])[0]
+      if (m.op === undefined) return { t: 'hold', id }
+      return { t: 'hold', id, op: blocks([m.op])[0] }
+    }
     throw new SyncProtocolError(`unknown request ${JSON.stringify(String(m.t)).slice(0, 40)}`)
   },
   reply: (v, req) => {
@@ -830,7 +895,11 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     if (req.t === 'heads' && m.t === 'heads') return { t: 'heads', heads: cids(m.heads) }
     if ((req.t === 'get' || req.t === 'byid') && m.t === 'ops') return { t: 'ops', ops: blocks(m.ops) }
     if (req.t === 'rbsr' && m.t === 'rbsr') return { t: 'rbsr', m: rbsrBytes(m.m) }
-    throw new SyncProtocolError(`expected ${req.t === 'heads' || req.t === 'rbsr' ? req.t : 'ops'}, got ${JSON.stringify(String(m.t)).slice(0, 40)}`)
+    if (req.t === 'hold' && m.t === 'held') {
+      if (typeof m.held !== 'boolean') throw new SyncProtocolError('held must be a boolean')
+      return { t: 'held', held: m.held }
+    }
+    throw new SyncProtocolError(`expected ${req.t === 'heads' || req.t === 'rbsr' ? req.t : req.t === 'hold' ? 'held' : 'ops'}, got ${JSON.stringify(String(m.t)).slice(0, 40)}`)
   },
   notice: (v) => {
     const m = map(v)

@@ -122,6 +122,58 @@ describe('node/sync (cluster)', function () {
     assert.equal(headIds(c.tree), headIds(a.tree))
   })
 
+  it('sync.hold: a peer gossip missed takes the op (its parents fetched from the asker); one gossip reached answers at once', async function () {
+    const key = createNetworkKey()
+    const ka = await generateKeyPair('Ed25519')
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+    const aId = peerIdFromPrivateKey(ka).toString()
+    // b never takes a's gossip nor its pushes: only a hold brings it a's ops
+    const deafToGossip = (h: Host): SyncHost => ({
+      peerId: h.peerId,
+      peers: () => h.peers(),
+      handle: async (protocol, handler, o) => {
+        await h.handle(protocol, async (stream, peer) => { await handler(stream, peer) }, o)
+      },
+      unhandle: h.unhandle.bind(h),
+      newStream: h.newStream.bind(h),
+      addEventListener: (type: any, listener: any) => {
+        // no reconcile with a on connect either
+        h.addEventListener(type, (e: any) => { if (e.detail !== aId) listener(e) })
+      },
+      removeEventListener: () => {},
+      gossip: {
+        ...h.gossip,
+        handle: (handler) => {
+          h.gossip.handle(handler === undefined ? undefined : async (data, from) => from === aId ? 'ignore' : await handler(data, from))
+        }
+      },
+      beyondFullMesh: () => h.beyondFullMesh()
+    })
+    const b = await node(key, [], { view: deafToGossip })
+    const a = await node(key, [b.host.addresses()[0]], { key: ka })
+    await until('connected and subscribed', () => a.host.peers().length === 1 && a.host.gossip.subscribers().length === 1)
+    await mkdir(a.tree, 'one')
+    await mkdir(a.tree, 'two')
+    await mkdir(a.tree, 'three')
+    const newest = a.tree.heads()[0]
+    assert.equal(b.tree.size, 0, 'gossip did not bring b anything')
+    assert.equal(await a.sync.hold(newest, [b.host.peerId]), b.host.peerId)
+    // held means applied, with every op below it
+    assert.ok(b.tree.hasOp(newest))
+    assert.deepEqual(names(b.tree), ['one', 'three', 'two'])
+    // a host gossip reaches holds the op by the time it answers the first ask
+    const c = await node(key, [a.host.addresses()[0]])
+    await until('c subscribed', () => a.host.gossip.subscribers().includes(c.host.peerId) && c.tree.size === 3)
+    await mkdir(a.tree, 'four')
+    const next = a.tree.heads()[0]
+    assert.equal(await a.sync.hold(next, [c.host.peerId]), c.host.peerId)
+    assert.ok(c.tree.hasOp(next))
+    // none of them answering (stopped): undefined, not an error
+    await c.sync.stop()
+    await c.host.stop()
+    assert.equal(await a.sync.hold(next, [c.host.peerId]), undefined)
+  })
+
   it('sync reconciles a long history on connect, in batches, walking parents', async function () {
     const key = createNetworkKey()
     const a = await node(key, [], { maxBatch: 16 })

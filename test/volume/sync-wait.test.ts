@@ -54,3 +54,56 @@ describe('fh.sync() and a placement that does not end', function () {
     await fh.close()
   })
 })
+
+describe('fh.sync() and the peer that holds its ops (VolumeParts.held)', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('an fsync returns only once its newest op is held; one never held is waited for up to the bound', async () => {
+    const WAIT_MS = 3000
+    const asked: CID[] = []
+    let hold!: () => void
+    let holdNext = new Promise<void>(resolve => { hold = resolve })
+    let hang = false
+    const vol = await Volume.open({
+      dir: await tempDir(t),
+      syncPlaceWaitMs: WAIT_MS,
+      held: async cid => {
+        asked.push(cid)
+        if (hang) return await new Promise<void>(() => {}) // never held (the bound ends the wait)
+        await holdNext
+      }
+    })
+    t.add(async () => { hold(); await vol.close() })
+    const fh = await vol.open('/f', 'w+')
+    const page = seededBytes(4096, 11)
+    await fh.write(page, 0, page.length, 0)
+    let synced = false
+    const sync = fh.sync().then(() => { synced = true })
+    await until(() => asked.length === 1)
+    // asked for the op the fsync committed: not returned while no peer holds it
+    for (let i = 0; i < 5; i++) await new Promise(resolve => setImmediate(resolve))
+    assert.equal(synced, false, 'the fsync waits for a peer to hold its op')
+    hold()
+    await sync
+    // the next fsync asks for its own op, the newest
+    holdNext = new Promise<void>(resolve => { hold = resolve })
+    hold()
+    await fh.write(page, 0, page.length, 8192)
+    await fh.sync()
+    assert.equal(asked.length, 2)
+    assert.notEqual(asked[1].toString(), asked[0].toString())
+    // a hold that never comes: the fsync returns after the bound (the op is durable here)
+    hang = true
+    await fh.write(page, 0, page.length, 16384)
+    const t0 = performance.now()
+    await fh.sync()
+    assert.ok(performance.now() - t0 >= WAIT_MS - 50, 'waited for the hold up to the bound')
+    await fh.close()
+  })
+})
+
+async function until (check: () => boolean): Promise<void> {
+  while (!check()) await new Promise(resolve => setTimeout(resolve, 5))
+}

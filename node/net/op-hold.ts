@@ -1,0 +1,84 @@
+// An fsync's last step on a network (DESIGN.md §5): one peer holds this host's newest op, and
+// with it every op below it, before the fsync returns, so a host lost right after an fsync
+// loses no op of it. Commits come in bursts (a `tar x`, SQLite's journal syncs), and holding
+// op X holds every op before it (this host's ops form a chain, and a peer applies an op only
+// with its parents), so one ask runs at a time, for the newest op committed: every commit
+// waiting when it is done is covered by it.
+//
+// The peers asked are the connected ones that announce the 'hold/1' feature (hosts of older
+// versions do not know the request), in random order so no one peer takes every ask. None of
+// them (alone, offline, a network of older hosts) or none that holds it: the op is durable here
+// only, as while offline, and that is logged; the fsync is not failed for it. The wait is bounded
+// by the caller (the Volume's SYNC_PLACE_WAIT_MS, like a placement's).
+import type { CID } from 'multiformats/cid'
+import type { AbortOptions } from '@libp2p/interface'
+import { logger } from '../log.ts'
+
+const log = logger('net:op-hold')
+
+export interface OpHoldSources {
+  /** Ask `peers` in turn to hold op `cid`; the peer that does, or undefined (Sync.hold). */
+  hold: (cid: CID, peers: readonly string[], opts?: AbortOptions) => Promise<string | undefined>
+  /** The peers that may be asked now (connected, announcing the feature). */
+  peers: () => string[]
+}
+
+export class OpHold {
+  private readonly src: OpHoldSources
+  private readonly signal: AbortSignal | undefined
+  /** The newest op asked for, and its number. */
+  private newest: { cid: CID, n: number } | undefined
+  private count = 0
+  /** Asks whose op a finished ask covered: numbers up to this. */
+  private covered = 0
+  private readonly waiting: Array<{ n: number, resolve: () => void }> = []
+  private running = false
+
+  constructor (src: OpHoldSources, opts: AbortOptions = {}) {
+    this.src = src
+    this.signal = opts.signal
+  }
+
+  /** Resolves once a peer held op `cid` (this host's newest), or an ask for it found none. */
+  async held (cid: CID): Promise<void> {
+    const n = ++this.count
+    this.newest = { cid, n }
+    const done = new Promise<void>(resolve => { this.waiting.push({ n, resolve }) })
+    void this.run()
+    await done
+  }
+
+  private async run (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    try {
+      while (this.newest !== undefined && this.covered < this.newest.n) {
+        const { cid, n } = this.newest
+        const peers = this.signal?.aborted === true ? [] : shuffle(this.src.peers())
+        if (peers.length > 0) {
+          const who = await this.src.hold(cid, peers, { signal: this.signal }).catch((err: Error) => {
+            log.error('asking peers to hold op %s: %s', cid, err.message)
+            return undefined
+          })
+          if (who === undefined) log('no peer of %d held op %s: it is durable on this host only', peers.length, cid)
+        }
+        this.covered = n
+        for (let i = this.waiting.length - 1; i >= 0; i--) {
+          if (this.waiting[i].n <= n) this.waiting.splice(i, 1)[0].resolve()
+        }
+      }
+    } finally {
+      this.running = false
+    }
+  }
+}
+
+function shuffle<T> (list: T[]): T[] {
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    const x = list[i]
+    list[i] = list[j]
+    list[j] = x
+  }
+  return list
+}
