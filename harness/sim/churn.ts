@@ -15,7 +15,12 @@
 //  - lazy repair: a host declared gone stays away for the repair delay (net/failure.ts
 //    repairDelay(), counted from its disconnect), and each chunk is planned by lazyPlan()
 //    (keeper/lazy.ts: the away hosts count as members while the chunk keeps a fragment to
-//    spare); when the delay ends ('lapsed') the chunks it touches get a pass.
+//    spare); when the delay ends ('lapsed') the chunks it touches get a pass;
+//  - requeue (order 'urgent'): a chunk its last pass found short of k live fragments that a host
+//    back ranks first for (repair.ts requeue()) is passed again ahead of every repair its keeper
+//    has queued, at risk or not (the Repairer surveys such chunks in a batch of their own that its
+//    workers take before the batches cut already): a chunk whose k fragments sit on flaky hosts
+//    is rebuilt while they are up, not when its turn comes behind sampled repairs hours long.
 // What is modelled here, not run: the survey's answers (who holds what is known exactly, for
 // live hosts), and the reads of a rebuild, which follow repair.ts fragments(): fragments held
 // by the keeper cost nothing, a wanted fragment a live host holds is copied (one fragment's
@@ -36,7 +41,7 @@
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import {
-  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_DEBOUNCE_MS, atRisk, handovers, keyKadId, lazyPlan, repairDeliveries, repairRate
+  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, handovers, keyKadId, lazyPlan, repairDeliveries, repairRate, requeue
 } from '../../node/keeper/index.ts'
 import type { ChunkPlan, Holdings } from '../../node/keeper/index.ts'
 import { rankByRule } from '../../node/keeper/index.ts'
@@ -155,6 +160,13 @@ export interface ChurnOptions {
   repairSpare?: number
   /** The order a keeper takes the chunks waiting for its repair cap in (default 'fifo'; the Repairer's is 'urgent'). */
   order?: 'fifo' | 'urgent'
+  /**
+   * A chunk its last pass found short of k live fragments that a returning host ranks first for
+   * (repair.ts requeue()) is passed again at once, ahead of every repair its keeper has queued,
+   * urgent or not (the Repairer surveys such chunks in a batch of their own that its workers take
+   * before the batches already cut). Default: with order 'urgent'.
+   */
+  jump?: boolean
   latencyMs: number
   /** Virtual time the run covers (ms). */
   duration: number
@@ -235,13 +247,20 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   // under the same cap (as the Repairer takes its pass's chunks at risk first): its own clock, and
   // the queued work ends that much later
   const capUrgent = new Float64Array(H)
-  /** Charge `bytes` to keeper kp's repair cap from `at`; the time they are through it. */
-  const capTake = (kp: number, at: number, bytes: number, urgent: boolean): number => {
+  // jump: a chunk a returning host may bring back to k (requeue()) goes ahead of the urgent ones too
+  const capJump = new Float64Array(H)
+  /** The cap's clocks by tier: 0 queued, 1 at risk ('urgent'), 2 requeued ('jump'). */
+  const clocks = [capUntil, capUrgent, capJump]
+  /**
+   * Charge `bytes` to keeper kp's repair cap from `at` in tier `tier`: after that tier's earlier
+   * work, ahead of the lower tiers' (whose queued work ends that much later); the time they are
+   * through it.
+   */
+  const capTake = (kp: number, at: number, bytes: number, tier: number): number => {
     const d = bytes / capPerMs[kp]
-    if (!urgent) { capUntil[kp] = Math.max(at, capUntil[kp]) + d; return capUntil[kp] }
-    const end = Math.max(at, capUrgent[kp]) + d
-    capUrgent[kp] = end
-    capUntil[kp] = capUntil[kp] > at ? capUntil[kp] + d : Math.max(capUntil[kp], end)
+    const end = Math.max(at, clocks[tier][kp]) + d
+    clocks[tier][kp] = end
+    for (let v = 0; v < tier; v++) clocks[v][kp] = clocks[v][kp] > at ? clocks[v][kp] + d : Math.max(clocks[v][kp], end)
     return end
   }
   // (as the daemon sets it, daemon.ts: repairRate() of the upload cap, uploadCap() of `--uplink`)
@@ -328,6 +347,10 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   const busy = new Uint8Array(o.chunks)
   /** The chunk's last pass found it short of redundant (work left, maybe waiting for a host). */
   const unsettled = new Uint8Array(o.chunks)
+  /** The chunk's last pass found it short of k live fragments (nothing to rebuild from then). */
+  const short = new Uint8Array(o.chunks)
+  /** Requeued (o.jump): its next pass goes ahead of its keeper's queued repairs. */
+  const jump = new Uint8Array(o.chunks)
   const again = new Uint8Array(o.chunks)
   const schedule = (c: number, t: number): void => {
     if (busy[c] === 1) { again[c] = 1; return }
@@ -349,10 +372,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   // order their passes came. (Before, a chunk at risk whose keeper's urgent clock was ahead was
   // passed again when that clock came, and any other chunk at risk passed at that moment took the
   // cap first: a chunk at k waited behind weeks of later ones on a thin keeper and was lost.)
-  const queues = [
-    { list: Array.from({ length: H }, (): number[] => []), at: new Int32Array(o.chunks).fill(-1), waking: new Uint8Array(H), clock: capUntil },
-    { list: Array.from({ length: H }, (): number[] => []), at: new Int32Array(o.chunks).fill(-1), waking: new Uint8Array(H), clock: capUrgent }
-  ]
+  const queues = clocks.map(clock => ({ list: Array.from({ length: H }, (): number[] => []), at: new Int32Array(o.chunks).fill(-1), waking: new Uint8Array(H), clock }))
   const arm = (k: number, u: number): void => {
     const w = queues[u]
     if (w.waking[k] === 1 || w.list[k].length === 0) return
@@ -388,14 +408,19 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     }
     return list.splice(best, 1)[0]
   }
-  const wait = (k: number, c: number, urgent: boolean): void => {
-    const u = urgent ? 1 : 0
+  const wait = (k: number, c: number, u: number): void => {
     const w = queues[u]
     // in the queue of the keeper it has now: one queued at another keeper (its keeper then, away
     // or outranked since) moves here, as each host's pass takes the chunks it keeps now (left
-    // there, a chunk at k waited weeks in a thin host's queue while its keeper, a fat one, idled)
+    // there, a chunk at k waited weeks in a thin host's queue while its keeper, a fat one, idled);
+    // a requeued one leaves the lower tiers' queues (its pass there would come after it)
+    for (const [v, x] of queues.entries()) {
+      if (x.at[c] < 0 || (v === u && x.at[c] === k) || (v !== u && u !== 2)) continue
+      const l = x.list[x.at[c]]
+      l.splice(l.indexOf(c), 1)
+      x.at[c] = -1
+    }
     if (w.at[c] !== k) {
-      if (w.at[c] >= 0) { const l = w.list[w.at[c]]; l.splice(l.indexOf(c), 1) }
       w.at[c] = k
       w.list[k].push(c)
     }
@@ -409,10 +434,13 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     // a keeper works through its chunks at its repair cap: one whose cap is taken further ahead
     // gets to this chunk then, and plans it as things are then (a host back meanwhile costs nothing)
     const urgent = o.order === 'urgent' && atRisk(liveCount(c), o.k)
-    if ((urgent ? capUrgent : capUntil)[keeperIdx] > q.now) { wait(keeperIdx, c, urgent); return }
+    const tier = jump[c] === 1 ? 2 : urgent ? 1 : 0
+    if (clocks[tier][keeperIdx] > q.now) { wait(keeperIdx, c, tier); return }
+    jump[c] = 0
     const self = peers[keeperIdx]
     const { p, live } = planOf(c, self)
     unsettled[c] = p.health === 'redundant' ? 0 : 1
+    short[c] = p.health === 'lost' ? 1 : 0
     // copies no longer wanted, dropped by their holders' own passes (one custody round each)
     for (let j = 0; j < n; j++) {
       for (const h of [...held[c][j]]) {
@@ -437,8 +465,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       let best = -1
       for (const h of held[c][j]) if (up[h] === 1 && h !== keeperIdx && (best < 0 || links.busyUntil[h] < links.busyUntil[best])) best = h
       if (best < 0) return
-      ready = Math.max(ready, links.send(best, fragBytes, now, o.latencyMs, o.scale, urgent))
-      ready = Math.max(ready, capTake(keeperIdx, now, fragBytes * o.scale, urgent))
+      ready = Math.max(ready, links.send(best, fragBytes, now, o.latencyMs, o.scale, tier > 0))
+      ready = Math.max(ready, capTake(keeperIdx, now, fragBytes * o.scale, tier))
       r.bytesFetched += fragBytes * o.scale
       have++
     }
@@ -459,8 +487,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
         const h = index.get(peer)!
         lands.push({ j, h })
         if (h === keeperIdx) continue
-        const start = capTake(keeperIdx, ready, fragBytes * o.scale, urgent) - fragBytes * o.scale / capPerMs[keeperIdx]
-        landed = Math.max(landed, links.send(keeperIdx, fragBytes, start, o.latencyMs, o.scale, urgent))
+        const start = capTake(keeperIdx, ready, fragBytes * o.scale, tier) - fragBytes * o.scale / capPerMs[keeperIdx]
+        landed = Math.max(landed, links.send(keeperIdx, fragBytes, start, o.latencyMs, o.scale, tier > 0))
         r.bytesPushed += fragBytes * o.scale
       }
     }
@@ -509,6 +537,21 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     return out
   }
 
+  /**
+   * o.jump: the chunks whose last pass found them short of k that host h, back, ranks first for
+   * (repair.ts requeue(), over the members its rank looks at) go ahead of their keeper's queued
+   * repairs at their next pass (which its return calls for).
+   */
+  const jumps = o.jump ?? o.order === 'urgent'
+  const requeueFor = (h: number): void => {
+    if (!jumps) return
+    for (const c of touched(h)) {
+      if (short[c] !== 1) continue
+      const members = membersOf(c, x => member[x] === 1).slice(0, n + SURVEY_SPARE_RANKS).map(x => peers[x])
+      if (requeue([refs[c]], [], [peers[h]], members, { rank: xorRank }).size > 0) jump[c] = 1
+    }
+  }
+
   const gone = (h: number): void => {
     member[h] = 0
     goneAt[h] = q.now
@@ -549,6 +592,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
             // (only chunks a pass would act on: one left short, or one whose target it is and
             // lacks a fragment; a chunk it holds a fragment of that was settled stays settled)
             r.backInTime++
+            requeueFor(h)
             for (const c of touched(h)) if (unsettled[c] === 1 || !held[c].some(s => s.has(h))) schedule(c, q.now + DEFAULT_REPAIR_INTERVAL_MS)
           } else {
             // back after it was declared gone: 'joined' (its newer record brings it back everywhere)
@@ -556,6 +600,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
             if (awayUntil[h] > q.now) r.backWithinDelay++
             awayUntil[h] = -Infinity
             r.returnedAfterGone++
+            requeueFor(h)
             for (const c of touched(h)) schedule(c, q.now + REPAIR_DEBOUNCE_MS)
           }
           return

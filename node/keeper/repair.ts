@@ -217,8 +217,10 @@ export class Repairer extends EventTarget {
   private debounce?: ReturnType<typeof setTimeout>
   private shutdown = new AbortController()
   private started = false
-  private readonly onChange = (): void => { this.dirty = true; this.full = true; this.schedule(REPAIR_DEBOUNCE_MS) }
-  private readonly onActivity = (): void => { this.dirty = true; this.full = true }
+  private readonly onChange = (): void => { this.events++; this.dirty = true; this.full = true; this.schedule(REPAIR_DEBOUNCE_MS) }
+  private readonly onActivity = (): void => { this.events++; this.dirty = true; this.full = true }
+  /** Membership events so far: a running pass looks for requeued chunks when it moved (runPass). */
+  private events = 0
   /**
    * A tree op: a pass only if it changed the retained chunks (tick() compares them). Most ops
    * (a mkdir, a rename, a chmod) leave them as they were, and each had every host of the network
@@ -612,34 +614,67 @@ export class Repairer extends EventTarget {
         if (batches[i] === undefined) batches[i] = surveyed()
         return batches[i]!
       }
-      const surveyed = (): Batch => {
+      /**
+       * When hosts went or came back since the queue was ordered: the rest of it ordered again
+       * against the hosts up now, and the chunks found short that a returning host ranks first
+       * for (requeue()), taken out of it and returned.
+       */
+      const replan = (): Set<ChunkRef> => {
         const now = viewNow()
-        if (now.key !== v.key) {
-          const back = requeue(short, v.allLive, now.allLive, now.members, this.c.policy)
-          for (const r of back) { short.delete(r); again.add(r) }
-          queue = byRisk([...back, ...queue.filter(r => !back.has(r))], new Set(now.allLive))
-          v = now
-        }
+        if (now.key === v.key) return new Set()
+        const back = requeue(short, v.allLive, now.allLive, now.members, this.c.policy)
+        for (const r of back) { short.delete(r); again.add(r) }
+        queue = byRisk(queue.filter(r => !back.has(r)), new Set(now.allLive))
+        v = now
+        return back
+      }
+      /** A batch of `items`, surveyed now over the current view; `then` once its survey answered. */
+      const batchOf = (items: ChunkRef[], then?: () => void): Batch => {
         const view = v
-        const items = queue.splice(0, size)
-        size = Math.min(REPAIR_BATCH, size * 2)
         const unanswered = new Set<string>()
         const at = Date.now()
         const holdings = survey(this.surveyor(), items, view.allLive, { ...opts, unanswered, askOf: view.askOf })
         // within the batch, by what its survey found now
         const ordered = holdings.then(h => byUrgency(items.map(r => liveFragments(r, h, view.live))).map(x => items[x]))
-        // the next batch is surveyed while this one is repaired (the chunks are other chunks)
-        const i = batches.length
-        holdings.then(() => { if (queue.length > 0 && !opts.signal.aborted) start(i + 1) }, () => {}) // ignored: a failed survey starts none, its chunks' workers hear the failure
+        if (then !== undefined) holdings.then(then, () => {}) // ignored: a failed survey starts none, its chunks' workers hear the failure
         // ignored here: awaited when the batch's chunks come, or the pass already failed
         ordered.catch(() => {})
         return { items, view, unanswered, at, holdings, ordered, done: 0 }
       }
-      // the next chunk to take: batch i's x-th, batches started as the chunks come to them (most
-      // often started already, when the previous batch's survey answered)
+      const surveyed = (): Batch => {
+        // requeued chunks no event told of (a jump batch takes those an event did) head this batch
+        const back = replan()
+        if (back.size > 0) queue = byRisk([...back, ...queue], new Set(v.allLive))
+        const items = queue.splice(0, size)
+        size = Math.min(REPAIR_BATCH, size * 2)
+        // the next batch is surveyed while this one is repaired (the chunks are other chunks)
+        const i = batches.length
+        return batchOf(items, () => { if (queue.length > 0 && !opts.signal.aborted) start(i + 1) })
+      }
+      // Chunks a returning host may bring back to k (requeue()) do not wait for the batches cut
+      // already (up to two, REPAIR_BATCH chunks each: hours on a thin uplink, while the hosts
+      // that hold their fragments may be gone again): when the membership told of a host back,
+      // the next worker free surveys them in a batch of their own, and the workers take its
+      // chunks before any other (npm run sim: the last chunk lost at 1,000 hosts had its k
+      // fragments on four flaky hosts, and was short of k whenever its turn came).
+      const jumps: Batch[] = []
+      let jumpPos = 0
+      let events = this.events
+      // the next chunk to take: batch i's x-th (i -1: a jump batch), batches started as the
+      // chunks come to them (most often started already, when the previous batch's survey answered)
       let cur = 0
       let pos = 0
       const nextSlot = (): { i: number, x: number, b: Batch } | undefined => {
+        if (events !== this.events) {
+          events = this.events
+          const back = replan()
+          if (back.size > 0) jumps.push(batchOf([...back]))
+        }
+        while (jumps.length > 0) {
+          if (jumpPos < jumps[0].items.length) return { i: -1, x: jumpPos++, b: jumps[0] }
+          jumps.shift()
+          jumpPos = 0
+        }
         for (;;) {
           let b = batches[cur]
           if (b === undefined) {
@@ -695,7 +730,7 @@ export class Repairer extends EventTarget {
           } finally {
             // a batch's survey is let go once its last chunk is through (a pass's memory stays
             // that of a few batches)
-            if (++b.done === b.items.length) batches[i] = null
+            if (++b.done === b.items.length && i >= 0) batches[i] = null
           }
         }
       }
@@ -854,8 +889,9 @@ interface PassView {
 
 /**
  * The chunks a pass found short of k live fragments that it takes again, ahead of the rest of
- * the pass: those one of whose first-ranked hosts (its targets and SURVEY_SPARE_RANKS more, where
- * its fragments are) is up `now` and was not `before`. Such a chunk was planned when too few of
+ * the pass (in a batch of their own, surveyed at once, when the membership told of a host back;
+ * the simulator runs it too, harness/sim/churn.ts): those one of whose first-ranked hosts (its
+ * targets and SURVEY_SPARE_RANKS more, where its fragments are) is up `now` and was not `before`. Such a chunk was planned when too few of
  * its holders were up to rebuild it; left for the next pass, it waited for the end of this one,
  * hours on a thin uplink, one loss from unreadable (npm run sim: chunks lost in a neighbourhood
  * whose leavers came weeks apart). Only chunks a returning host ranks for: a pass under churn

@@ -40,6 +40,10 @@ export interface ChurnFigureOptions {
   repairSpare: number
   /** The order keepers take the chunks waiting for their repair cap in (harness/sim/churn.ts). */
   order: 'fifo' | 'urgent'
+  /** Requeued chunks go ahead of their keeper's queued repairs (harness/sim/churn.ts ChurnOptions.jump; darkfs's: true). */
+  jump: boolean
+  /** Which of the first timeout's runs ('eager', 'lazy') and the lookup figures ('lookup') to run. */
+  runs: ReadonlySet<string>
   latencyMs: number
   /** The lookup figure: churn per hour, length (ms) and reads sampled every (ms). */
   lookupChurnPerHour: number
@@ -87,18 +91,18 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   out[`${pre}.oracle.repair_bytes`] = Math.round(oracleBytes)
   out[`${pre}.oracle.chunks_lost`] = oracle.chunksLost
   // the keepers' order, darkfs's ('urgent') carries nothing in the keys
-  const order = o.order === 'urgent' ? '' : `.order_${o.order}`
+  const order = (o.order === 'urgent' ? '' : `.order_${o.order}`) + (o.jump ? '' : '.no_jump')
   const runs: Array<{ timeout: number, delay: number, p: string }> = o.timeouts.flatMap((timeout, i) => i === 0
     ? [
         // darkfs's default (repairDelay(): no lazy window) carries nothing in its key; the lazy run
         // (--repair-delay, --repair-spare) carries `.lazy` and the choices that are not the defaults
-        { timeout, delay: repairDelay(timeout), p: pre + order },
-        { timeout, delay: o.repairDelayMs, p: `${pre}.lazy` + (o.repairDelayMs === DEFAULT_REPAIR_DELAY_MS ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) + order }
+        ...o.runs.has('eager') ? [{ timeout, delay: repairDelay(timeout), p: pre + order }] : [],
+        ...o.runs.has('lazy') ? [{ timeout, delay: o.repairDelayMs, p: `${pre}.lazy` + (o.repairDelayMs === DEFAULT_REPAIR_DELAY_MS ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) + order }] : []
       ]
     : [{ timeout, delay: timeout, p: `${pre}.timeout_${Math.round(timeout / 60_000)}min` + order }])
   runs.forEach(({ timeout, delay, p }) => {
     t = performance.now()
-    const r = run(trace, timeout, { repairDelayMs: delay, repairSpare: o.repairSpare, order: o.order })
+    const r = run(trace, timeout, { repairDelayMs: delay, repairSpare: o.repairSpare, order: o.order, jump: o.jump })
     const bytes = r.bytesFetched + r.bytesPushed
     o.log(`h${o.hosts}: failure timeout ${timeout / 60_000} min, repair delay ${delay / 60_000} min: ${gb(bytes)} GB moved (${round(bytes / oracleBytes)}x the oracle), ${r.chunksLost} chunks lost (${r.chunksLostUnavoidable} at once; m + 1 losses within ${r.lostSpansMs.map(x => round(x / HOUR, 1)).join(', ')} h), ${r.events} events, ${r.plans} plans (${secs(t)} s)`)
     out[`${p}.failure_timeout_ms`] = timeout
@@ -128,6 +132,7 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
     out[`${p}.repair_bytes_per_host_day`] = Math.round(bytes / hosts.length / o.days)
   })
 
+  if (!o.runs.has('lookup')) return out
   // finding who holds a fragment: steady state, and a trace at lookupChurnPerHour
   t = performance.now()
   const lookupDuration = o.lookupDuration

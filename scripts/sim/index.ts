@@ -10,7 +10,8 @@
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
-//                  [--repair-delay default] [--repair-spare 1] [--repair-order urgent]
+//                  [--repair-delay default] [--repair-spare 1] [--repair-order urgent] [--repair-jump yes]
+//                  [--churn-runs eager,lazy,lookup]
 //                  [--lookup-churn-per-hour 0.1] [--lookup-hours 24] [--lookup-every 10]
 // --hosts '' skips the placement figures, --reconcile-ops 0 the reconcile ones, --gossip-hosts ''
 // the dissemination and idle ones, --churn-hosts '' the churn and lookup ones.
@@ -35,7 +36,11 @@
 // longer timeouts run eager; --failure-timeouts-large beyond 2,000 hosts, for time);
 // --repair-order: the order keepers take the chunks waiting for their repair cap in ('fifo': as
 // they came, carried in the keys; 'urgent', darkfs's: fewest live fragments first, and a chunk at k live fragments or fewer goes
-// ahead of the queued repairs, as the Repairer orders its pass: lazy.ts byUrgency()), and an
+// ahead of the queued repairs, as the Repairer orders its pass: lazy.ts byUrgency());
+// --repair-jump no: a chunk found short of k that a returning host ranks first for waits in its
+// keeper's queue like any other (`.no_jump` in the keys; darkfs's, yes: it goes ahead of every
+// repair queued, repair.ts requeue()); --churn-runs: which of the first timeout's eager and lazy
+// runs and the lookup figures to run (the oracle always runs); and an
 // oracle that sees the permanent losses and joins only: repair bytes ÷ the oracle's, chunks lost
 // (and those lost whatever the policy: their last m + 1 fragments gone within a failure timeout),
 // repair durations, uplink use. Lookup (`lookup.h<N>.*`): reads every --lookup-every virtual s
@@ -82,6 +87,8 @@ const { values } = parseArgs({
     'repair-delay': { type: 'string', default: 'default' },
     'repair-spare': { type: 'string', default: String(REPAIR_SPARE) },
     'repair-order': { type: 'string', default: 'urgent' },
+    'repair-jump': { type: 'string', default: 'yes' },
+    'churn-runs': { type: 'string', default: 'eager,lazy,lookup' },
     'lookup-churn-per-hour': { type: 'string', default: '0.1' },
     'lookup-hours': { type: 'string', default: '24' },
     'lookup-every': { type: 'string', default: '10' }
@@ -175,6 +182,8 @@ for (const hosts of churnHosts) {
     repairDelayMs: values['repair-delay'] === 'default' ? DEFAULT_REPAIR_DELAY_MS : Number(values['repair-delay']) * 60_000,
     repairSpare: Number(values['repair-spare']),
     order: values['repair-order'] === 'urgent' ? 'urgent' : 'fifo',
+    jump: values['repair-jump'] !== 'no',
+    runs: new Set(values['churn-runs'].split(',')),
     latencyMs: latency,
     lookupChurnPerHour: Number(values['lookup-churn-per-hour']),
     lookupDuration: Number(values['lookup-hours']) * 3600_000,
@@ -184,7 +193,8 @@ for (const hosts of churnHosts) {
     log
   })
   const hostHours = hosts * Number(values.days) * 24
-  churnRates.set(hosts, { gone: figures[`churn.h${hosts}.declared_gone`] / hostHours, returned: figures[`churn.h${hosts}.returned_after_gone`] / hostHours })
+  // (from the run with darkfs's defaults, when it ran)
+  if (figures[`churn.h${hosts}.declared_gone`] !== undefined) churnRates.set(hosts, { gone: figures[`churn.h${hosts}.declared_gone`] / hostHours, returned: figures[`churn.h${hosts}.returned_after_gone`] / hostHours })
   put(figures)
 }
 

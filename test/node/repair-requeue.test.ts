@@ -94,6 +94,47 @@ describe('Repairer: the rest of a pass ordered again as hosts go and come back (
     }
   })
 
+  it('a host back that the membership tells of: the chunks short for it are surveyed again at once, before the batches cut already', async () => {
+    // x: targets h3, h4, h5, first in the list; h4 and h5 are down when the pass starts
+    const x = await chunk(3)
+    const refs = [x, ...await plainChunks(2 * REPAIR_BATCH + 50)]
+    const { c, live, asked } = world(refs)
+    live.delete('h4')
+    live.delete('h5')
+    const events = new EventTarget()
+    c.membership = { ...c.membership, addEventListener: events.addEventListener.bind(events), removeEventListener: events.removeEventListener.bind(events) }
+    // the second batch's survey answers only once the first batch's chunks are through: the third
+    // batch (where requeue() without the event puts x) is cut only then
+    const first = new Set(refs.slice(0, 16).map(r => r.cid!.toString()))
+    const second = new Set(refs.slice(16, 48).flatMap(r => r.fragments.map(f => f.toString())))
+    let release!: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const has = c.swarm.has
+    c.swarm = { ...c.swarm, has: async (cids, peer, o) => { const out = await has(cids, peer, o); if (cids.some(f => second.has(f.toString()))) await gate; return out } }
+    let through = 0
+    const r = new Repairer(c, { intervalMs: 0 })
+    // h4 comes back (and the membership says so) once x, the first chunk taken, was found short
+    r.addEventListener('progress', () => {
+      if (!live.has('h4')) { live.add('h4'); events.dispatchEvent(new CustomEvent('back', { detail: 'h4' })) }
+      if (++through >= first.size) release()
+    })
+    r.start()
+    try {
+      const p = await r.pass()
+      const x1 = x.fragments[1].toString()
+      const again = asked.findIndex(a => a.peer === 'h4' && a.cid === x1)
+      assert.ok(again >= 0, 'h4, back during the pass, was asked about the fragment of x it holds')
+      const third = new Set(refs.slice(48, 48 + REPAIR_BATCH).flatMap(ref => ref.fragments.map(f => f.toString())))
+      const thirdAt = asked.findIndex(a => third.has(a.cid))
+      assert.ok(thirdAt >= 0 && again < thirdAt, `x was surveyed again (ask ${again}) before the third batch was (ask ${thirdAt})`)
+      assert.equal(p.checked, refs.length, 'x is counted once')
+      assert.equal(p.failed, 0)
+    } finally {
+      release()
+      await r.stop()
+    }
+  })
+
   it('a chunk that hosts going put at risk goes ahead of the rest of the pass (the health book\'s order)', async () => {
     // y: targets h4, h5, h6, last in the list; 4 batches, y in the last
     const y = await chunk(4)
