@@ -163,6 +163,8 @@ export class OpenFile {
   private readonly spilled = new Map<number, Spilled[]>()
   /** Buffered bytes (dirty chunks and patches) past which a write spills (OPEN_FILE_BUFFER_BYTES; tests set less). */
   bufferBytes = OPEN_FILE_BUFFER_BYTES
+  /** Patched bytes of a chunk from which a commit rewrites it whole, not as extents (COMMIT_EXTENT_MAX; benches set others). */
+  commitExtentMax = COMMIT_EXTENT_MAX
   /** Spots sequential reads and fetches the chunks after them ahead (read-ahead.ts). */
   private readonly ahead: ReadAhead
   /** Set when anything changed since the last commit. */
@@ -879,7 +881,7 @@ export class OpenFile {
    * The chunks of a state committed as positioned extents (buildSparse), when it is one: many
    * small writes spread over a file the tree holds (too many for buildPatch), no truncate since
    * the base (extents can neither cut a file nor grow it with zeros alone). `sparse`: the patched
-   * chunks whose patches (in memory and spilled) hold under COMMIT_EXTENT_MAX bytes, each
+   * chunks whose patches (in memory and spilled) hold under commitExtentMax bytes, each
    * recorded as its patches; `whole`: the other chunks this state holds (dirty, stored, densely
    * patched, and the last one when the file grew and no patch ends it), each recorded as one
    * extent of its whole bytes. Undefined (a whole version) when sparse chunks are not the most:
@@ -895,7 +897,7 @@ export class OpenFile {
       let n = 0
       for (const p of this.spilled.get(i) ?? []) n += p.size
       for (const p of this.patches.get(i) ?? []) n += p.bytes.byteLength
-      if (n < COMMIT_EXTENT_MAX) sparse.push(i)
+      if (n < this.commitExtentMax) sparse.push(i)
       else whole.add(i)
     }
     // the file's size after the extents land is where the last one ends: past the base, the
