@@ -779,7 +779,9 @@ export class OpenFile {
       return ref
     }
     if (this.patched(i)) {
-      const ref = await this.storeAside(i, signal)
+      // in the commit's group too (its puts overlap the next chunk's reads; each waited for its
+      // fsync alone before): the patches stay until the version is recorded, as a dirty chunk's bytes do
+      const ref = (await this.chunks.storeChunk(await this.assemble(i, signal), i * CHUNK_SIZE, { signal, group })).ref
       fresh.push(ref)
       return ref
     }
