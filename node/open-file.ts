@@ -520,7 +520,9 @@ export class OpenFile {
     const dense: number[] = []
     for (const [i, list] of this.patches) (list.reduce((n, p) => n + p.bytes.byteLength, 0) <= SPILL_PACK_MAX ? sparse : dense).push(i)
     await forEachLimited([...full, ...dense], STORE_PARALLEL, async i => { await this.storeAside(i, signal) })
-    await this.pack(sparse, signal)
+    // in file order: each packed chunk then holds the patches of neighbouring chunks, and a read
+    // or fold going through the file meets each packed chunk once, not one in every chunk
+    await this.pack(sparse.sort((a, b) => a - b), signal)
   }
 
   /**
@@ -775,6 +777,12 @@ export class OpenFile {
     if (d !== undefined) {
       // (in the commit's group: nothing here names the chunk until the version is recorded)
       const ref = (await this.chunks.storeChunk(d, i * CHUNK_SIZE, { signal, group })).ref
+      fresh.push(ref)
+      return ref
+    }
+    if (this.patched(i) && this.stored.has(i)) {
+      // patches over a chunk stored during this open: it is replaced (an early one released)
+      const ref = await this.storeAside(i, signal)
       fresh.push(ref)
       return ref
     }
