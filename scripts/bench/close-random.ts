@@ -1,13 +1,14 @@
 // The close of a file after random 4 KiB writes without fsync (issue 15: fio randwrite, 4 KiB,
 // QD1, no fsync), at volume level (no FUSE): one host, a library Volume on a real data dir, one
-// file of DARKFS_BENCH_CLOSE_MIB MiB (default 256; the issue's figure is at 1024) written whole first, then distinct random
-// pages written through one handle (as fio's random map does), DARKFS_BENCH_CLOSE_SHARE of the
-// file's pages (default 0.45: fio's 30 s run at ~3,900 IOPS over 1 GiB), then closed. Figures:
-// write IOPS, seconds the close takes (its commit: buildSparse's extents, or a rewrite of every
-// patched chunk), bytes the close stored (Store.counters().added), the ops it made and their
-// extents, and with DARKFS_BENCH_CLOSE_FOLD=1 the seconds until the background folds hold every
-// extent. DARKFS_BENCH_CLOSE_EXTENT_MAX sets the open file's commitExtentMax (bytes of patches
-// from which a chunk is rewritten whole at the commit). Sampled pages (written and not) are checked against a model before the figures count.
+// file of DARKFS_BENCH_CLOSE_MIB MiB (default 256; the issue's figure is at 1024) written whole
+// first, then distinct random pages written through one handle (as fio's random map does),
+// DARKFS_BENCH_CLOSE_SHARE of the file's pages (default 0.45: fio's 30 s run at ~3,900 IOPS over
+// 1 GiB), then closed. Figures: write IOPS, seconds the close takes (its commit: buildSparse's
+// extents, or a rewrite of every patched chunk), bytes the close stored (Store.counters().added),
+// the ops it made and their extents, and with DARKFS_BENCH_CLOSE_FOLD=1 the seconds until the
+// background folds hold every extent. DARKFS_BENCH_CLOSE_EXTENT_MAX sets the open file's
+// commitExtentMax (bytes of patches from which a chunk is rewritten whole at the commit).
+// Sampled pages (written and not) are checked against a model before the figures count.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { randomFillSync } from 'node:crypto'
 import { tmpdir } from 'node:os'
