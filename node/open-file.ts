@@ -233,7 +233,7 @@ export class OpenFile {
   }
 
   /** Bytes [from, to) of an extent of `base` (its own offsets, from its first appended byte). */
-  private async extentBytes (base: Base, ext: Extent, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array> {
+  private async extentBytes (base: Base, ext: Extent, from: number, to: number, signal?: AbortSignal, range = false): Promise<Uint8Array> {
     const c = ext.content
     if ('inline' in c) return c.inline.subarray(ext.at + from, ext.at + to)
     const m = await this.extentManifest(base, c.manifest, signal)
@@ -244,10 +244,45 @@ export class OpenFile {
       const found = chunkAt(m, i)
       if (found === undefined || found.ref.cid === null) continue
       const ref = found.ref
-      const bytes = await this.chunks.readChunk(ref, { path: this.path(), signal })
       const lo = Math.max(a, ref.offset)
-      const hi = Math.min(b, ref.offset + bytes.byteLength)
-      if (hi > lo) out.set(bytes.subarray(lo - ref.offset, hi - ref.offset), lo - a)
+      const hi = Math.min(b, ref.offset + ref.size)
+      if (hi <= lo) continue
+      // `range`: a small read takes only the leaves holding its bytes (readRange), not the chunk
+      const bytes = range
+        ? await this.chunks.readRange(ref, lo - ref.offset, hi - ref.offset, { path: this.path(), signal })
+        : (await this.chunks.readChunk(ref, { path: this.path(), signal })).subarray(lo - ref.offset, hi - ref.offset)
+      out.set(bytes, lo - a)
+    }
+    return out
+  }
+
+  /**
+   * Bytes [from, to) (within chunk `i`, a small read) of the committed state `base` when extents
+   * lie over some of them: the content's bytes and each extent's piece read by range (the leaves
+   * holding them), not the chunk and every extent over it whole (after the close of sparse
+   * writes, a chunk's extents lie in a dozen packed chunks). Undefined when no extent is there.
+   */
+  private async rangeWithExtents (base: Base, i: number, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    if (!overlaps(base, from, to)) return undefined
+    const out = new Uint8Array(to - from)
+    const c = base.content
+    const cEnd = Math.min(to, base.contentEnd)
+    if (c !== null && cEnd > from) {
+      if ('inline' in c) {
+        out.set(c.inline.subarray(from, cEnd))
+      } else {
+        const manifest = await this.loadManifest(signal, base)
+        const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
+        const ref = found?.ref
+        if (manifest === undefined || manifest.chunkSize !== CHUNK_SIZE) return undefined
+        if (ref !== undefined && ref.cid !== null) {
+          const hi = Math.min(cEnd, ref.offset + ref.size)
+          if (hi > from) out.set(await this.chunks.readRange(ref, from - ref.offset, hi - ref.offset, { path: this.path(), signal }))
+        }
+      }
+    }
+    for (const { from: a, to: b, ext } of mapOf(base).within(from, to)) {
+      out.set(await this.extentBytes(base, ext, a - ext.pos, b - ext.pos, signal, true), a - from)
     }
     return out
   }
@@ -437,7 +472,8 @@ export class OpenFile {
     const small = pinned !== undefined && end - position <= RANGE_READ_MAX_BYTES && !this.ahead.sequential
     for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
       const start = i * CHUNK_SIZE
-      const part = small ? await this.baseRange(pinned, i, Math.max(position, start), Math.min(end, start + CHUNK_SIZE), signal) : undefined
+      const [lo, hi] = [Math.max(position, start), Math.min(end, start + CHUNK_SIZE)]
+      const part = small ? await this.baseRange(pinned, i, lo, hi, signal) ?? await this.rangeWithExtents(pinned, i, lo, hi, signal) : undefined
       if (part !== undefined) {
         out.set(part, Math.max(position, start) - position)
         continue

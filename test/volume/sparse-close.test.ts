@@ -115,6 +115,15 @@ describe('volume: the close of sparse small writes records extents', function ()
             const { bytesRead } = await r.read(out, 0, out.byteLength, pos)
             assert.ok(Buffer.from(out.subarray(0, bytesRead)).equals(model.subarray(pos, pos + 9000)), `${what}: read at ${pos}`)
           }
+          // small reads anywhere (each by range: the content's leaves and the extents' pieces)
+          const at = rng(seed + 1)
+          for (let k = 0; k < 300; k++) {
+            const len = 1 + at(9000)
+            const pos = at(model.byteLength - len)
+            const out = new Uint8Array(len)
+            const { bytesRead } = await r.read(out, 0, len, pos)
+            assert.ok(bytesRead === len && Buffer.from(out).equals(model.subarray(pos, pos + len)), `${what}: ${len} bytes at ${pos}`)
+          }
         } finally {
           await r.close()
         }
