@@ -19,6 +19,10 @@
 // byte from the newest extent over it through the state's ExtentMap (node/tree: disjoint
 // segments, binary search, hidden bytes never read); the volume folds a file's extents past
 // FOLD_EXTENTS, or once the file is quiet (volume.ts), which keeps the map small.
+// Many small writes spread over a big file (past those bounds: fio's random 4 KiB writes, no
+// fsync) are committed the same way (buildSparse): the patches as extents over the packed chunks
+// the spills stored, a chunk patched past COMMIT_EXTENT_MAX as one extent of its whole bytes,
+// never a rewrite of every chunk a write landed in; the folds rewrite the chunks later.
 // Every operation takes the caller's signal: it ends the wait for this inode's queue and the
 // fetch of chunks from peers; an aborted write may leave part of its bytes written, like a short
 // write, and the state stays consistent (what is written is marked changed).
