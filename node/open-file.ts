@@ -19,6 +19,10 @@
 // byte from the newest extent over it through the state's ExtentMap (node/tree: disjoint
 // segments, binary search, hidden bytes never read); the volume folds a file's extents past
 // FOLD_EXTENTS, or once the file is quiet (volume.ts), which keeps the map small.
+// Many small writes spread over a big file (past those bounds: fio's random 4 KiB writes, no
+// fsync) are committed the same way (buildSparse): the patches as extents over the packed chunks
+// the spills stored, a chunk patched past COMMIT_EXTENT_MAX as one extent of its whole bytes,
+// never a rewrite of every chunk a write landed in; the folds rewrite the chunks later.
 // Every operation takes the caller's signal: it ends the wait for this inode's queue and the
 // fetch of chunks from peers; an aborted write may leave part of its bytes written, like a short
 // write, and the state stays consistent (what is written is marked changed).
@@ -75,6 +79,16 @@ interface Spilled { at: number, size: number, ref: ChunkRef, off: number }
  * each spill rewriting every chunk). Denser chunks are rewritten: their bytes are mostly new.
  */
 export const SPILL_PACK_MAX = CHUNK_SIZE / 4
+
+/**
+ * A commit of many small writes spread over a file (past PATCH_COMMIT_BYTES or
+ * PATCH_COMMIT_RANGES) records a patched chunk as its patches, positioned extents over the
+ * packed chunks that hold them (buildSparse), while they are under this share of it; a denser
+ * chunk is rewritten whole. fio's random 4 KiB writes over 1 GiB closed in about 30 s when the
+ * close rewrote every patched chunk; as extents, the close stores only the bytes written, and the
+ * background folds (volume.ts) rewrite the chunks later, where they are worth it.
+ */
+export const COMMIT_EXTENT_MAX = CHUNK_SIZE / 4
 
 /**
  * A version built from the open state: `refs`, the chunks (and manifest) to place now;
@@ -153,6 +167,8 @@ export class OpenFile {
   private readonly spilled = new Map<number, Spilled[]>()
   /** Buffered bytes (dirty chunks and patches) past which a write spills (OPEN_FILE_BUFFER_BYTES; tests set less). */
   bufferBytes = OPEN_FILE_BUFFER_BYTES
+  /** Patched bytes of a chunk from which a commit rewrites it whole, not as extents (COMMIT_EXTENT_MAX; benches set others). */
+  commitExtentMax = COMMIT_EXTENT_MAX
   /** Spots sequential reads and fetches the chunks after them ahead (read-ahead.ts). */
   private readonly ahead: ReadAhead
   /** Set when anything changed since the last commit. */
@@ -221,15 +237,10 @@ export class OpenFile {
   }
 
   /** Bytes [from, to) of an extent of `base` (its own offsets, from its first appended byte). */
-  private async extentBytes (base: Base, ext: Extent, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array> {
+  private async extentBytes (base: Base, ext: Extent, from: number, to: number, signal?: AbortSignal, range = false): Promise<Uint8Array> {
     const c = ext.content
     if ('inline' in c) return c.inline.subarray(ext.at + from, ext.at + to)
-    const key = c.manifest.toString()
-    let m = base.extentManifests.get(key)
-    if (m === undefined) {
-      m = await this.chunks.readManifest(c.manifest, { path: this.path(), signal })
-      base.extentManifests.set(key, m)
-    }
+    const m = await this.extentManifest(base, c.manifest, signal)
     const out = new Uint8Array(to - from)
     const a = ext.at + from
     const b = ext.at + to
@@ -237,12 +248,80 @@ export class OpenFile {
       const found = chunkAt(m, i)
       if (found === undefined || found.ref.cid === null) continue
       const ref = found.ref
-      const bytes = await this.chunks.readChunk(ref, { path: this.path(), signal })
       const lo = Math.max(a, ref.offset)
-      const hi = Math.min(b, ref.offset + bytes.byteLength)
-      if (hi > lo) out.set(bytes.subarray(lo - ref.offset, hi - ref.offset), lo - a)
+      const hi = Math.min(b, ref.offset + ref.size)
+      if (hi <= lo) continue
+      // `range`: a small read takes only the leaves holding its bytes (readRange), not the chunk
+      const bytes = range
+        ? await this.chunks.readRange(ref, lo - ref.offset, hi - ref.offset, { path: this.path(), signal })
+        : (await this.chunks.readChunk(ref, { path: this.path(), signal })).subarray(lo - ref.offset, hi - ref.offset)
+      out.set(bytes, lo - a)
     }
     return out
+  }
+
+  /**
+   * Bytes [from, to) (within chunk `i`, a small read) of the committed state `base` when extents
+   * lie over some of them: the content's bytes and each extent's piece read by range (the leaves
+   * holding them), not the chunk and every extent over it whole (after the close of sparse
+   * writes, a chunk's extents lie in a dozen packed chunks). Undefined when no extent is there.
+   */
+  private async rangeWithExtents (base: Base, i: number, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    if (!overlaps(base, from, to)) return undefined
+    const out = new Uint8Array(to - from)
+    const c = base.content
+    const cEnd = Math.min(to, base.contentEnd)
+    if (c !== null && cEnd > from) {
+      if ('inline' in c) {
+        out.set(c.inline.subarray(from, cEnd))
+      } else {
+        const manifest = await this.loadManifest(signal, base)
+        const found = manifest !== undefined ? chunkAt(manifest, i) : undefined
+        const ref = found?.ref
+        if (manifest === undefined || manifest.chunkSize !== CHUNK_SIZE) return undefined
+        if (ref !== undefined && ref.cid !== null) {
+          const hi = Math.min(cEnd, ref.offset + ref.size)
+          if (hi > from) out.set(await this.chunks.readRange(ref, from - ref.offset, hi - ref.offset, { path: this.path(), signal }))
+        }
+      }
+    }
+    for (const { from: a, to: b, ext } of mapOf(base).within(from, to)) {
+      out.set(await this.extentBytes(base, ext, a - ext.pos, b - ext.pos, signal, true), a - from)
+    }
+    return out
+  }
+
+  /** The manifest of an extent's content (read once per version). */
+  private async extentManifest (base: Base, cid: CID, signal?: AbortSignal): Promise<Manifest> {
+    const key = cid.toString()
+    let m = base.extentManifests.get(key)
+    if (m === undefined) {
+      m = await this.chunks.readManifest(cid, { path: this.path(), signal })
+      base.extentManifests.set(key, m)
+    }
+    return m
+  }
+
+  /**
+   * Chunk `i` (`len` bytes) of `base` when one extent covers every byte of it with a whole chunk
+   * of its content stored at the same place (a chunk a sparse commit recorded whole,
+   * buildSparse()): that chunk's ref, at the chunk's offset in the file. A fold takes it as it
+   * is: no read, no encode, no store, no placement (the commit placed it).
+   */
+  private async wholeExtentRef (base: Base, i: number, len: number, signal?: AbortSignal): Promise<ChunkRef | undefined> {
+    const start = i * CHUNK_SIZE
+    if (base.pieces.length === 0 || len <= 0 || start + len > this.baseLimit || start + len > base.size) return undefined
+    const segs = mapOf(base).within(start, start + len)
+    if (segs.length !== 1 || segs[0].from !== start || segs[0].to !== start + len) return undefined
+    const ext = segs[0].ext
+    const c = ext.content
+    if ('inline' in c) return undefined
+    const m = await this.extentManifest(base, c.manifest, signal)
+    const at = ext.at + start - ext.pos
+    if (m.chunkSize !== CHUNK_SIZE || at % CHUNK_SIZE !== 0) return undefined
+    const found = chunkAt(m, at / CHUNK_SIZE)
+    if (found === undefined || found.ref.cid === null || found.ref.offset !== at || found.ref.size !== len) return undefined
+    return { ...found.ref, offset: start }
   }
 
   /**
@@ -332,15 +411,25 @@ export class OpenFile {
     const spilled = [...(this.spilled.get(i) ?? [])]
     const src = await this.source(i, signal)
     if (src !== undefined) out.set(src)
-    // the spilled patches first: every one is older than every patch in memory. Each is read
-    // alone (a range read takes the leaves that hold it from the local fragment): a chunk's
-    // patches lie in many packed chunks, and decoding each whole would be a MiB per patch
-    const parts = await Promise.all(spilled.map(async p => p.at >= len
-      ? undefined
-      : await this.chunks.readRange(p.ref, p.off, p.off + Math.min(p.size, len - p.at), { path: this.path(), signal })))
-    for (let j = 0; j < spilled.length; j++) {
-      const part = parts[j]
-      if (part !== undefined) out.set(part, spilled[j].at)
+    // the spilled patches first: every one is older than every patch in memory. They are read by
+    // range (a range read takes the leaves that hold it from the local fragment): a chunk's
+    // patches lie in many packed chunks, and decoding each whole would be a MiB per patch. One
+    // spill packs a chunk's patches next to each other (pack()): each such run is one range read
+    const runs: Array<{ ref: ChunkRef, from: number, to: number, parts: Spilled[] }> = []
+    for (const p of spilled) {
+      if (p.at >= len) continue
+      const run = runs[runs.length - 1]
+      if (run !== undefined && run.ref === p.ref && run.to === p.off) {
+        run.to += p.size
+        run.parts.push(p)
+      } else {
+        runs.push({ ref: p.ref, from: p.off, to: p.off + p.size, parts: [p] })
+      }
+    }
+    const read = await Promise.all(runs.map(async r => await this.chunks.readRange(r.ref, r.from, r.to, { path: this.path(), signal })))
+    for (let j = 0; j < runs.length; j++) {
+      // in the spilled order: a later patch wins where they overlap
+      for (const p of runs[j].parts) out.set(read[j].subarray(p.off - runs[j].from, p.off - runs[j].from + Math.min(p.size, len - p.at)), p.at)
     }
     for (const p of patches) {
       if (p.at < len) out.set(p.bytes.subarray(0, len - p.at), p.at)
@@ -394,7 +483,8 @@ export class OpenFile {
     const out = new Uint8Array(end - position)
     for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
       const start = i * CHUNK_SIZE
-      const part = small ? await this.baseRange(pinned, i, Math.max(position, start), Math.min(end, start + CHUNK_SIZE), signal) : undefined
+      const [lo, hi] = [Math.max(position, start), Math.min(end, start + CHUNK_SIZE)]
+      const part = small ? await this.baseRange(pinned, i, lo, hi, signal) ?? await this.rangeWithExtents(pinned, i, lo, hi, signal) : undefined
       if (part !== undefined) {
         out.set(part, Math.max(position, start) - position)
         continue
@@ -480,7 +570,9 @@ export class OpenFile {
     const dense: number[] = []
     for (const [i, list] of this.patches) (list.reduce((n, p) => n + p.bytes.byteLength, 0) <= SPILL_PACK_MAX ? sparse : dense).push(i)
     await forEachLimited([...full, ...dense], STORE_PARALLEL, async i => { await this.storeAside(i, signal) })
-    await this.pack(sparse, signal)
+    // in file order: each packed chunk then holds the patches of neighbouring chunks, and a read
+    // or fold going through the file meets each packed chunk once, not one in every chunk
+    await this.pack(sparse.sort((a, b) => a - b), signal)
   }
 
   /**
@@ -604,6 +696,8 @@ export class OpenFile {
 
   /** Base bytes at or past this offset are gone (truncated), even if later regrown. */
   private baseLimit = Number.MAX_SAFE_INTEGER
+  /** A truncate since the last commit (extents can neither cut a file nor grow it with zeros alone). */
+  private truncated = false
 
   async truncate (len: number, opts: AbortOptions = {}): Promise<void> {
     await this.serial(async () => {
@@ -612,6 +706,7 @@ export class OpenFile {
       this.changed = true
       // a truncate is a new whole version (a write op): no positioned extents for this commit
       this.written = undefined
+      this.truncated = true
       await this.resize(len, opts.signal)
       this.mtime = nowNs()
     }, opts.signal)
@@ -656,6 +751,8 @@ export class OpenFile {
     await raceSignal(this.early.durable(), signal)
     if (this.appendOnly && this.size > this.base.size && this.baseLimit >= this.base.size) return await this.buildAppend(signal)
     if (this.patchable()) return await this.buildPatch(signal)
+    const sparse = this.sparseChunks()
+    if (sparse !== undefined) return await this.buildSparse(sparse, signal)
     if (this.size <= INLINE_MAX) {
       const bytes = await this.read(0, this.size, { signal })
       return { content: this.size === 0 ? null : { inline: bytes }, size: this.size, refs: [] }
@@ -692,8 +789,10 @@ export class OpenFile {
         // this state's own bytes
       } else if (b !== undefined && b.size === len && start + len <= this.baseLimit && start + len <= base.contentEnd && !touched.has(i)) {
         ref = b
+      } else if (start < baseEnd && touched.has(i) && (ref = await this.wholeExtentRef(base, i, len, signal)) !== undefined) {
+        // an extent holds the whole chunk, stored as it is: taken, not rewritten
       } else if (start < baseEnd) {
-        // base chunk whose length changed (inline base, or cut/regrown): re-store it
+        // base chunk whose length changed (inline base, or cut/regrown), or that extents cover: re-store it
         ref = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal, group })).ref
         fresh.push(ref)
       }
@@ -731,8 +830,16 @@ export class OpenFile {
       fresh.push(ref)
       return ref
     }
-    if (this.patched(i)) {
+    if (this.patched(i) && this.stored.has(i)) {
+      // patches over a chunk stored during this open: it is replaced (an early one released)
       const ref = await this.storeAside(i, signal)
+      fresh.push(ref)
+      return ref
+    }
+    if (this.patched(i)) {
+      // in the commit's group too (its puts overlap the next chunk's reads; each waited for its
+      // fsync alone before): the patches stay until the version is recorded, as a dirty chunk's bytes do
+      const ref = (await this.chunks.storeChunk(await this.assemble(i, signal), i * CHUNK_SIZE, { signal, group })).ref
       fresh.push(ref)
       return ref
     }
@@ -831,6 +938,122 @@ export class OpenFile {
   }
 
   /**
+   * The chunks of a state committed as positioned extents (buildSparse), when it is one: many
+   * small writes spread over a file the tree holds (too many for buildPatch), no truncate since
+   * the base (extents can neither cut a file nor grow it with zeros alone). `sparse`: the patched
+   * chunks whose patches (in memory and spilled) hold under commitExtentMax bytes, each
+   * recorded as its patches; `whole`: the other chunks this state holds (dirty, stored, densely
+   * patched, and the last one when the file grew and no patch ends it), each recorded as one
+   * extent of its whole bytes. Undefined (a whole version) when sparse chunks are not the most:
+   * a sequential writer's chunks are better a version of their own than extents a fold rewrites.
+   */
+  private sparseChunks (): { sparse: number[], whole: number[] } | undefined {
+    if (this.current === undefined || this.createdEmpty || this.truncated || this.size <= INLINE_MAX) return undefined
+    if (this.size < this.base.size || this.baseLimit < this.base.size || this.spilled.size + this.patches.size === 0) return undefined
+    const sparse: number[] = []
+    const whole = new Set<number>([...this.dirty.keys(), ...this.stored.keys()])
+    for (const i of new Set([...this.spilled.keys(), ...this.patches.keys()])) {
+      if (whole.has(i)) continue // patches over a chunk stored whole: that chunk is rewritten
+      let n = 0
+      for (const p of this.spilled.get(i) ?? []) n += p.size
+      for (const p of this.patches.get(i) ?? []) n += p.bytes.byteLength
+      if (n < this.commitExtentMax) sparse.push(i)
+      else whole.add(i)
+    }
+    // the file's size after the extents land is where the last one ends: past the base, the
+    // last chunk is whole unless a patch of it ends the file (a write cut short by an abort
+    // may have grown the file further than its bytes)
+    const last = Math.ceil(this.size / CHUNK_SIZE) - 1
+    if (this.size > this.base.size && !whole.has(last)) {
+      const start = last * CHUNK_SIZE
+      const ends = [...(this.spilled.get(last) ?? []).map(p => start + p.at + p.size), ...(this.patches.get(last) ?? []).map(p => start + p.at + p.bytes.byteLength)]
+      if (!ends.includes(this.size)) {
+        whole.add(last)
+        const k = sparse.indexOf(last)
+        if (k >= 0) sparse.splice(k, 1)
+      }
+    }
+    if (sparse.length <= whole.size) return undefined
+    return { sparse: sparse.sort((a, b) => a - b), whole: [...whole].sort((a, b) => a - b) }
+  }
+
+  /**
+   * The state as positioned extents (a turn of the queue, sparseChunks()), as an fsync records
+   * its ranges, without rewriting the chunks the patches land in: each sparse chunk's patches,
+   * oldest first, as extents over the packed chunks that hold them (the patches still in memory
+   * are packed first), one manifest per packed chunk; neighbours in the file and in the packed
+   * chunk are one extent. The whole chunks (rewritten, or stored already) go into one content at
+   * their own offsets (holes between), one extent per run of them. Extents of different chunks
+   * never overlap; a chunk's extents keep the order of its patches (newest wins per byte). The
+   * folds (volume.ts) rewrite the chunks later, where worth it; a whole chunk is taken as it is.
+   */
+  private async buildSparse ({ sparse, whole }: { sparse: number[], whole: number[] }, signal?: AbortSignal): Promise<Committed> {
+    await this.pack(sparse.filter(i => this.patches.has(i)), signal)
+    const group = new PutGroup()
+    const fresh: ChunkRef[] = []
+    const byChunk: Array<{ i: number, list: PatchExtent[] }> = []
+    if (whole.length > 0) {
+      const refs = new Map<number, ChunkRef>()
+      await forEachLimited(whole, STORE_PARALLEL, async i => {
+        const start = i * CHUNK_SIZE
+        const len = Math.min(CHUNK_SIZE, this.size - start)
+        let ref = await this.localRef(i, fresh, signal, group)
+        if (ref === undefined || ref.size !== len) {
+          ref = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal, group })).ref
+          fresh.push(ref)
+        }
+        refs.set(i, { ...ref, offset: start })
+      })
+      const chunks: ChunkRef[] = []
+      const runs: Array<{ i: number, from: number, to: number }> = []
+      let at = 0
+      for (const i of whole) {
+        const ref = refs.get(i) as ChunkRef
+        if (ref.offset > at) chunks.push(holeChunk(at, ref.offset - at))
+        chunks.push(ref)
+        const run = runs[runs.length - 1]
+        if (run !== undefined && run.to === ref.offset) run.to += ref.size
+        else runs.push({ i, from: ref.offset, to: ref.offset + ref.size })
+        at = ref.offset + ref.size
+      }
+      const m = manifestOf(at, chunks)
+      const stored = await this.chunks.storeManifest(m, { signal, group })
+      fresh.push(stored.ref)
+      const content: Content = { manifest: stored.cid, sum: contentSum(m) }
+      for (const r of runs) byChunk.push({ i: r.i, list: [{ content, at: r.from, size: r.to - r.from, offset: r.from }] })
+    }
+    // one manifest per packed chunk (its refs are at their offsets: a short one ends a manifest)
+    const packed = new Map<ChunkRef, Content>()
+    for (const i of sparse) {
+      for (const p of this.spilled.get(i) ?? []) {
+        if (packed.has(p.ref)) continue
+        const m = manifestOf(p.ref.size, [{ ...p.ref, offset: 0 }])
+        const stored = await this.chunks.storeManifest(m, { signal, group })
+        packed.set(p.ref, { manifest: stored.cid, sum: contentSum(m) })
+        fresh.push(p.ref, stored.ref)
+      }
+    }
+    for (const i of sparse) {
+      const list: PatchExtent[] = []
+      let prev: PatchExtent | undefined
+      for (const p of this.spilled.get(i) ?? []) {
+        const content = packed.get(p.ref) as Content
+        const offset = i * CHUNK_SIZE + p.at
+        if (prev !== undefined && prev.content === content && prev.at + prev.size === p.off && prev.offset + prev.size === offset) {
+          prev.size += p.size
+          continue
+        }
+        prev = { content, at: p.off, size: p.size, offset }
+        list.push(prev)
+      }
+      byChunk.push({ i, list })
+    }
+    await group.done()
+    byChunk.sort((a, b) => a.i - b.i)
+    return { content: null, size: this.size, refs: fresh, extents: byChunk.flatMap(x => x.list) }
+  }
+
+  /**
    * Bytes [from, to) of a written range, from the dirty buffers and patches that hold them (every
    * byte of it was written since the base, patchable(): nothing spilled): without reading and
    * patching the chunks they land in, as read() would. A part that neither holds (none should)
@@ -874,6 +1097,7 @@ export class OpenFile {
     this.patchBytes = 0
     this.spilled.clear()
     this.baseLimit = Number.MAX_SAFE_INTEGER
+    this.truncated = false
     this.written = []
     this.writtenBytes = 0
     this.changed = false

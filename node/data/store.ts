@@ -11,6 +11,7 @@
 //    whose put returned; a block file removed behind the store leaves the index when a read finds
 //    it gone or at the next resync().
 import { open, mkdir, rename, stat, statfs, readFile, readdir, unlink } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { basename, join } from 'node:path'
 import { FsBlockstore } from 'blockstore-fs'
@@ -24,6 +25,15 @@ import { PresentIndex } from './present.ts'
 import { readSliceNative, sha256Many, writeBlockNative } from './erasure.ts'
 
 const SHA256 = 0x12
+/**
+ * Block files kept open for slice reads (readSlice) where the native addon has no slice job (it
+ * opens, reads and closes in one threadpool job, which measured as fast), the least recently
+ * read closed first. A range read of a chunk's pages opened and closed its fragment's file for
+ * every slice through node:fs: ~10% of a close that read spilled patches back (issue 15). A block's bytes never change under its CID,
+ * so a kept descriptor reads them as stored; a block deleted, found lost or quarantined is
+ * closed here (noteGone) and read again only through a fresh open.
+ */
+export const SLICE_FILES_OPEN = 32
 const log = logger('data:store')
 /** Quarantined blocks remembered as corrupt (oldest forgotten first). */
 export const MAX_CORRUPTED_REMEMBERED = 4096
@@ -114,6 +124,8 @@ export class Store {
    * of one block run one after the other, so the index always ends where the disk does.
    */
   private readonly busy = new Map<string, Promise<void>>()
+  /** Open block files of slice reads by path (SLICE_FILES_OPEN), most recently read last. */
+  private readonly sliceFiles = new Map<string, SliceFile>()
 
   private constructor (dir: string, opts: StoreOptions) {
     this.dir = dir
@@ -131,7 +143,40 @@ export class Store {
   }
 
   async close (): Promise<void> {
+    for (const path of [...this.sliceFiles.keys()]) this.dropSliceFile(path)
     await this.blocks.close()
+  }
+
+  /** The open file of a slice read (kept, or opened now); release() it after the read. */
+  private async sliceFile (path: string): Promise<SliceFile> {
+    let f = this.sliceFiles.get(path)
+    if (f !== undefined) {
+      this.sliceFiles.delete(path)
+      this.sliceFiles.set(path, f)
+    } else {
+      f = { fh: open(path, 'r'), users: 0, dropped: false }
+      this.sliceFiles.set(path, f)
+      // a failed open is no file to keep (the reader hears the error)
+      f.fh.catch(() => { if (this.sliceFiles.get(path) === f) this.sliceFiles.delete(path) })
+      while (this.sliceFiles.size > SLICE_FILES_OPEN) this.dropSliceFile(this.sliceFiles.keys().next().value as string)
+    }
+    f.users++
+    return f
+  }
+
+  /** A slice read is done with `f`: a file dropped meanwhile is closed once no read uses it. */
+  private releaseSliceFile (f: SliceFile): void {
+    f.users--
+    if (f.dropped && f.users === 0) closeSliceFile(f)
+  }
+
+  /** Keep the file of `path` open no longer (closed now, or when its last read ends). */
+  private dropSliceFile (path: string): void {
+    const f = this.sliceFiles.get(path)
+    if (f === undefined) return
+    this.sliceFiles.delete(path)
+    f.dropped = true
+    if (f.users === 0) closeSliceFile(f)
   }
 
   private file (cid: CID): { dir: string, file: string } {
@@ -181,6 +226,7 @@ export class Store {
   /** Note a block gone (deleted, quarantined, or its file found missing). */
   private noteGone (cid: CID): void {
     if (cid.multihash.code !== SHA256) return
+    this.dropSliceFile(this.file(cid).file)
     if (this.filling !== undefined) {
       this.deletedWhileFilling.add(blockKey(cid))
       this.filling.delete(cid.multihash.digest)
@@ -408,10 +454,10 @@ export class Store {
     await this.written(cid)
     if (this.absent(cid)) return undefined
     const { file } = this.file(cid)
-    const out = new Uint8Array(length)
     if (readSliceNative !== undefined) {
       // open, pread and close in one threadpool job: through node:fs/promises a 4 KiB read was
       // three round trips through the threadpool and the event loop (issue 15)
+      const out = new Uint8Array(length)
       try {
         return await readSliceNative(file, offset, out) ? out : undefined
       } catch (err: any) {
@@ -419,14 +465,17 @@ export class Store {
         throw err
       }
     }
-    let fh
+    // without the addon's job: through a kept descriptor (SLICE_FILES_OPEN)
+    const f = await this.sliceFile(file)
     try {
-      fh = await open(file, 'r')
-    } catch (err: any) {
-      if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
-      throw err
-    }
-    try {
+      let fh
+      try {
+        fh = await f.fh
+      } catch (err: any) {
+        if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
+        throw err
+      }
+      const out = new Uint8Array(length)
       let got = 0
       while (got < length) {
         const { bytesRead } = await fh.read(out, got, length - got, offset + got)
@@ -435,7 +484,7 @@ export class Store {
       }
       return out
     } finally {
-      await fh.close()
+      this.releaseSliceFile(f)
     }
   }
 
@@ -589,4 +638,12 @@ async function writeBlock (dir: string, file: string, bytes: Uint8Array): Promis
 async function fsyncPath (path: string): Promise<void> {
   const fh = await open(path, 'r')
   try { await fh.sync() } finally { await fh.close() }
+}
+
+/** A block file kept open for slice reads: `users`, reads using it now; `dropped`, no longer kept (closed when unused). */
+interface SliceFile { fh: Promise<FileHandle>, users: number, dropped: boolean }
+
+function closeSliceFile (f: SliceFile): void {
+  // ignored: a file that failed to open has nothing to close, and a close that fails frees the descriptor anyway
+  f.fh.then(async fh => { await fh.close() }).catch(() => {})
 }
