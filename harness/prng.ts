@@ -11,6 +11,12 @@ export function prng (seed: number): () => number {
   }
 }
 
+/** Integers in [0, n) from prng(seed), so a failure replays from its printed seed. */
+export function prngInts (seed: number): (n: number) => number {
+  const r = prng(seed)
+  return (n: number) => Math.floor(r() * n)
+}
+
 /** `length` deterministic bytes from `seed` (xorshift32): test data a failure can replay. */
 export function seededBytes (length: number, seed = 1): Uint8Array {
   const out = new Uint8Array(length)

@@ -17,15 +17,9 @@ import type { Store } from '../../node/data/index.ts'
 import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
-import { prng } from '../../harness/prng.ts'
+import { prngInts } from '../../harness/prng.ts'
 
 const MiB = 1 << 20
-
-/** Integers in [0, n) from a seeded generator (harness/prng.ts), so a failure replays. */
-function rng (seed: number): (n: number) => number {
-  const r = prng(seed)
-  return (n: number) => Math.floor(r() * n)
-}
 
 function bytes (n: number, fill: number): Uint8Array {
   const b = new Uint8Array(n)
@@ -43,7 +37,7 @@ describe('volume: positioned extents (one host)', function () {
       const dir = await tempDir(t, 'darkfs-extents-')
       let vol = await Volume.open({ dir })
       t.add(async () => { await vol.close() })
-      const next = rng(seed)
+      const next = prngInts(seed)
       let model = bytes(2 * MiB + 12345, seed)
       await vol.writeFile('/db', model)
       const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
@@ -127,7 +121,7 @@ describe('volume: positioned extents (one host)', function () {
     const dir = await tempDir(t, 'darkfs-multiext-')
     let vol = await Volume.open({ dir })
     t.add(async () => { await vol.close() })
-    const next = rng(7)
+    const next = prngInts(7)
     const model = bytes(4 * MiB, 5)
     await vol.writeFile('/db', model)
     const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
@@ -168,7 +162,7 @@ describe('volume: positioned extents (one host)', function () {
     const dir = await tempDir(t, 'darkfs-extents-quiet-')
     const vol = await Volume.open({ dir })
     t.add(async () => { await vol.close() })
-    const next = rng(5)
+    const next = prngInts(5)
     const model = bytes(MiB + 777, 1)
     await vol.writeFile('/db', model)
     await vol.writeFile('/few', bytes(5000, 2))

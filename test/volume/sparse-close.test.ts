@@ -13,14 +13,9 @@ import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
 import type { OpenFile } from '../../node/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
-import { prng } from '../../harness/prng.ts'
+import { prngInts } from '../../harness/prng.ts'
 
 const MiB = 1 << 20
-
-function rng (seed: number): (n: number) => number {
-  const r = prng(seed)
-  return (n: number) => Math.floor(r() * n)
-}
 
 function bytes (n: number, fill: number): Uint8Array {
   const b = new Uint8Array(n)
@@ -38,7 +33,7 @@ describe('volume: the close of sparse small writes records extents', function ()
       const dir = await tempDir(t, 'darkfs-sparse-close-')
       let vol = await Volume.open({ dir })
       t.add(async () => { await vol.close() })
-      const next = rng(seed)
+      const next = prngInts(seed)
       const chunks = 24
       let model = bytes(chunks * MiB - 1000, seed)
       await vol.writeFile('/big', model)
@@ -116,7 +111,7 @@ describe('volume: the close of sparse small writes records extents', function ()
             assert.ok(Buffer.from(out.subarray(0, bytesRead)).equals(model.subarray(pos, pos + 9000)), `${what}: read at ${pos}`)
           }
           // small reads anywhere (each by range: the content's leaves and the extents' pieces)
-          const at = rng(seed + 1)
+          const at = prngInts(seed + 1)
           for (let k = 0; k < 300; k++) {
             const len = 1 + at(9000)
             const pos = at(model.byteLength - len)
