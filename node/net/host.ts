@@ -509,14 +509,24 @@ export async function createHost (init: HostInit): Promise<Host> {
   const openConnection = connectionManager.openConnection.bind(connectionManager)
   connectionManager.openConnection = async (peer, opts) => {
     const id = typeof (peer as PeerId)?.toMultihash === 'function' ? (peer as PeerId).toString() : undefined
+    let cause: string | undefined
     if (id === undefined || libp2p.getConnections(peer as PeerId).length === 0) {
       const limit = Error.stackTraceLimit
       Error.stackTraceLimit = 40
       const stack = new Error('dial').stack
       Error.stackTraceLimit = limit
-      meter.dialed(dialCause(stack))
+      cause = dialCause(stack)
+      meter.dialed(cause)
     }
-    return await openConnection(peer, opts)
+    try {
+      return await openConnection(peer, opts)
+    } catch (err) {
+      if (cause !== undefined) {
+        meter.dialFailed(cause)
+        log('dial of %s for %s failed: %e', String(peer), cause, err)
+      }
+      throw err
+    }
   }
   const listenAddrs = new Map<string, string[]>()
 

@@ -23,6 +23,12 @@ export interface TrafficSnapshot {
    * dialling on an idle network.
    */
   dials: Record<string, number>
+  /**
+   * Those of `dials` that failed (refused, timed out, reset in the handshake), by the same
+   * causes: a bounded host that dials and fails is not told apart from one whose peer trims
+   * it by the connection counts alone.
+   */
+  dialFailures: Record<string, number>
 }
 
 export interface TrafficMeter {
@@ -31,6 +37,8 @@ export interface TrafficMeter {
   snapshot: () => TrafficSnapshot
   /** Count a connection opened to a peer this host had none with (host.ts), by cause. */
   dialed: (cause: string) => void
+  /** Count one of those dials that failed. */
+  dialFailed: (cause: string) => void
 }
 
 /**
@@ -83,6 +91,7 @@ export function createTrafficMeter (): TrafficMeter {
   const wire = { sent: 0 }
   const protocols = new Map<string, { sent: number, streams: number }>()
   const dials = new Map<string, number>()
+  const dialFailures = new Map<string, number>()
   const metrics: Metrics = {
     trackMultiaddrConnection: (maConn: MultiaddrConnection) => {
       countSends(maConn as unknown as Sender, n => { wire.sent += n })
@@ -111,8 +120,10 @@ export function createTrafficMeter (): TrafficMeter {
     snapshot: () => ({
       wire: { ...wire },
       protocols: Object.fromEntries([...protocols].map(([p, r]) => [p, { ...r }])),
-      dials: Object.fromEntries(dials)
+      dials: Object.fromEntries(dials),
+      dialFailures: Object.fromEntries(dialFailures)
     }),
-    dialed: cause => { dials.set(cause, (dials.get(cause) ?? 0) + 1) }
+    dialed: cause => { dials.set(cause, (dials.get(cause) ?? 0) + 1) },
+    dialFailed: cause => { dialFailures.set(cause, (dialFailures.get(cause) ?? 0) + 1) }
   }
 }

@@ -154,12 +154,17 @@ describe('node/host', function () {
     await assert.rejects(a.dial(plainListener.getMultiaddrs()[0].toString()), { name: 'NetworkKeyMismatchError' })
   })
 
-  it('host.dial() to a closed port fails with a connection error, not a key mismatch', async function () {
+  it('host.dial() to a closed port fails with a connection error, not a key mismatch; traffic() counts it a failed dial', async function () {
     const a = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
     const b = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
     const addr = b.addresses()[0]
     await b.stop()
+    const sum = (r: Record<string, number>): number => Object.values(r).reduce((x, y) => x + y, 0)
+    const before = a.traffic()
     await assert.rejects(a.dial(addr), (err: any) => err.name !== 'NetworkKeyMismatchError')
+    const after = a.traffic()
+    assert.equal(sum(after.dials) - sum(before.dials), 1)
+    assert.equal(sum(after.dialFailures) - sum(before.dialFailures), 1)
   })
 
   it('host.closestPeers() agrees across hosts and matches placement.targets()', async function () {
