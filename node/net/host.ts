@@ -732,7 +732,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   const trimSoon = (delay = 0): void => { trimming.soon(delay) }
   /**
    * Close connections above the bound: never a neighbour's, nor one younger than TRIM_GRACE_MS
-   * or carrying this host's own protocols (a transfer, a sync): those are tried again later.
+   * or carrying this host's own protocols (a transfer, a sync) now: those are tried again later.
    */
   const trim = async (): Promise<void> => {
     const ids = connectedIds()
@@ -743,10 +743,12 @@ export async function createHost (init: HostInit): Promise<Host> {
     for (const id of ids) {
       if (chosen?.has(id) === true) continue
       const conns = libp2p.getConnections(peerIdFromString(id))
-      // busy: a stream of this host's own protocols opened lately (the swarm keeps one stream
-      // per peer open for good, so an old one says nothing of a transfer: a transfer cut here
-      // is taken up by the swarm from another holder, or on a new connection)
-      if (conns.some(c => now - c.timeline.open < TRIM_GRACE_MS || c.streams.some(st => now - st.timeline.open < TRIM_GRACE_MS && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))) {
+      // busy: a stream of this host's own protocols that moved data lately, either way (the
+      // swarm keeps one stream per peer open for good: judged by its opening, a push on it to a
+      // host the writer was connected to since an earlier file was cut by the first trim, and
+      // its chunk left pending until a retry dialled the target again)
+      const lately = (st: Stream): boolean => now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0) < TRIM_GRACE_MS
+      if (conns.some(c => now - c.timeline.open < TRIM_GRACE_MS || c.streams.some(st => lately(st) && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))) {
         later = true
         continue
       }

@@ -39,6 +39,12 @@ export interface TrafficMeter {
   dialed: (cause: string) => void
   /** Count one of those dials that failed. */
   dialFailed: (cause: string) => void
+  /**
+   * When a protocol stream last moved data either way (ms since the epoch; undefined for a
+   * stream the meter never saw): a stream opened long ago may carry a transfer now (the swarm
+   * keeps one stream per peer for good), which its opening time does not tell (host.ts trim).
+   */
+  activeAt: (stream: Stream) => number | undefined
 }
 
 /**
@@ -71,9 +77,23 @@ const ignored: any = new Proxy(function () {}, {
 })
 
 type Sender = { send: (data: any) => boolean }
+/** The muxer's hook for data that arrived on a stream (@libp2p/utils AbstractMessageStream.onData, which yamux calls on the stream). */
+type Receiver = { onData?: (data: any) => void }
 
 /** Marks a send() that counts already (libp2p may hand the same object over twice). */
 const COUNTED = Symbol('darkfs.traffic.counted')
+
+/** Make `target.onData` call `seen` first (once per object; a stream without the hook is left alone). */
+function watchData (target: Receiver, seen: () => void): void {
+  const onData = target.onData
+  if (typeof onData !== 'function' || (onData as any)[COUNTED] === true) return
+  const watched = function (this: unknown, data: unknown): void {
+    seen()
+    onData.call(target, data)
+  }
+  ;(watched as any)[COUNTED] = true
+  target.onData = watched
+}
 
 /** Make `target.send` count what it is given into `count` (once per object). */
 function countSends (target: Sender, count: (n: number) => void): void {
@@ -92,6 +112,7 @@ export function createTrafficMeter (): TrafficMeter {
   const protocols = new Map<string, { sent: number, streams: number }>()
   const dials = new Map<string, number>()
   const dialFailures = new Map<string, number>()
+  const active = new WeakMap<Stream, number>()
   const metrics: Metrics = {
     trackMultiaddrConnection: (maConn: MultiaddrConnection) => {
       countSends(maConn as unknown as Sender, n => { wire.sent += n })
@@ -102,7 +123,9 @@ export function createTrafficMeter (): TrafficMeter {
       if (rec === undefined) protocols.set(protocol, rec = { sent: 0, streams: 0 })
       rec.streams++
       const r = rec
-      countSends(stream as unknown as Sender, n => { r.sent += n })
+      active.set(stream, Date.now())
+      countSends(stream as unknown as Sender, n => { r.sent += n; active.set(stream, Date.now()) })
+      watchData(stream as unknown as Receiver, () => { active.set(stream, Date.now()) })
     },
     registerMetric: (() => ignored) as any,
     registerMetricGroup: (() => ignored) as any,
@@ -124,6 +147,7 @@ export function createTrafficMeter (): TrafficMeter {
       dialFailures: Object.fromEntries(dialFailures)
     }),
     dialed: cause => { dials.set(cause, (dials.get(cause) ?? 0) + 1) },
-    dialFailed: cause => { dialFailures.set(cause, (dialFailures.get(cause) ?? 0) + 1) }
+    dialFailed: cause => { dialFailures.set(cause, (dialFailures.get(cause) ?? 0) + 1) },
+    activeAt: stream => active.get(stream)
   }
 }

@@ -10,9 +10,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
-import { PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, createHost, pingIntervalMs } from '../../node/net/host.ts'
+import { PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, TRIM_GRACE_MS, createHost, pingIntervalMs } from '../../node/net/host.ts'
 import { parseCidr, cidrContains } from '../../node/net/cidr.ts'
-import type { Host, KeyMismatch } from '../../node/net/host.ts'
+import type { Host, KeyMismatch, Stream } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { targets } from '../../node/keeper/placement.ts'
 import { NetworkKeyMismatchError } from '../../node/errors.ts'
@@ -251,6 +251,48 @@ describe('node/host', function () {
     // the receiving side counts the stream it accepted, on which it sent nothing
     assert.deepEqual(hosts[0].traffic().protocols[protocol], { sent: 0, streams: 1 })
     assert.ok(Object.keys(after.protocols).some(p => p.startsWith('/ipfs/id/')), JSON.stringify(Object.keys(after.protocols)))
+  })
+
+  it('beyond the full mesh the trim spares a connection whose old stream carries data either way, and closes it once the stream is quiet', async function () {
+    // the swarm keeps one stream per peer for good: a transfer on it long after it opened
+    this.timeout(180_000)
+    const key = createNetworkKey()
+    const a = await host(key, [memAddr()], [], { maxConnections: 1 })
+    const b = await host(key, [memAddr()], [a.addresses()[0]])
+    const c = await host(key, [memAddr()], [a.addresses()[0]])
+    await until(() => a.beyondFullMesh() && a.neighbours().length === 1, 'a chose its one neighbour', 500)
+    // the one a does not keep: a trims its connection while over its bound of 1
+    const x = [b, c].find(h => !a.neighbours().includes(h.peerId))!
+    const protocol = '/darkfs/test-transfer/1.0.0'
+    let served: Stream | undefined
+    let received = 0
+    await a.handle(protocol, async (stream) => {
+      served = stream
+      for await (const chunk of stream) received += chunk.byteLength
+    })
+    const stream = await x.newStream(a.peerId, protocol)
+    const closed: number[] = []
+    a.addEventListener('peer:disconnect', e => { if (e.detail === x.peerId) closed.push(Date.now()) })
+    const pace = async (send: () => void): Promise<void> => {
+      // three trim rounds (one each TRIM_GRACE_MS while a is over its bound) with data moving
+      const end = Date.now() + 3 * TRIM_GRACE_MS
+      while (Date.now() < end) {
+        send()
+        await new Promise(resolve => setTimeout(resolve, 250))
+      }
+    }
+    // x sends, a receives
+    await pace(() => { stream.send(randomBytes(1024)) })
+    assert.deepEqual(closed, [], 'a trimmed the connection while it received on the stream')
+    assert.ok(received > 0)
+    // a sends on the same stream, x reads
+    let back = 0
+    void (async () => { for await (const chunk of stream) back += chunk.byteLength })().catch(() => {})
+    await pace(() => { served!.send(randomBytes(1024)) })
+    assert.deepEqual(closed, [], 'a trimmed the connection while it sent on the stream')
+    await until(() => back > 0, 'x read what a sent')
+    // quiet: trimmed (the stream still open)
+    await until(() => closed.length > 0, 'a trimmed the quiet connection', 500)
   })
 
   it('host emits peer:disconnect on hangUp and host.stop() is idempotent', async function () {
