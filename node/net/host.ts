@@ -389,6 +389,12 @@ export interface Host {
    * close says nothing of the peer (net/failure.ts).
    */
   closedHere: (peer: string) => boolean
+  /**
+   * Each open connection as the trim sees it, one line per peer (diagnostics: bench:scale prints
+   * the hosts found over their bound): neighbour or not, direction, age, and its streams with
+   * their protocol and how long since they moved data.
+   */
+  describeConnections: () => string[]
   /** The smallest gossip message this host sends IDONTWANT for (none in a full mesh: GOSSIP_IDONTWANT_MIN_BYTES). */
   idontwantMinBytes: () => number
   /** Stop listening and close every connection. Idempotent. */
@@ -1035,6 +1041,12 @@ export async function createHost (init: HostInit): Promise<Host> {
     neighbours: () => [...(chosen ?? new Set([...known.keys(), ...connectedIds()]))],
     beyondFullMesh: () => chosen !== undefined,
     closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
+    describeConnections: () => {
+      const now = Date.now()
+      const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`
+      return [...connectionsById()].map(([id, conns]) => `${id.slice(-6)}${chosen?.has(id) === true ? ' neighbour' : ''}${trimmed.has(id) ? ' trimmed' : ''}: ` +
+        conns.map(c => `${c.direction} ${secs(now - c.timeline.open)} [${c.streams.map(st => `${st.protocol ?? '?'} ${secs(now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0))}`).join(', ')}]`).join('; '))
+    },
     idontwantMinBytes: () => gossipOpts().idontwantMinDataSize,
     addresses: () => (init.announce !== undefined && init.announce.length > 0
       ? libp2p.getMultiaddrs().map(a => a.toString())

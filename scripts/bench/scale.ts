@@ -63,6 +63,8 @@ const REPAIR_SETTLE_DEADLINE_MS = 10 * 60_000
 /** Issue 14's idle goals, per host: bits sent per second, and CPU in percent of a core. */
 const IDLE_KBITPS_GOAL = 2
 const IDLE_CPU_PERCENT_GOAL = 1
+/** The phases every host must be within the bound all along. */
+const STEADY = ['idle', 'reach', 'status']
 /** Connection samples. */
 const SAMPLE_MS = 500
 /** Tries of a status call before "it sends messages" is the verdict (background DHT refreshes may coincide). */
@@ -141,6 +143,8 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     if (hosts.length === 0) return
     const counts = hosts.map(h => h.host.peers().length)
     const c = conns.get(phase) ?? { max: 0, sum: 0, samples: 0 }
+    // over the bound in a steady phase (a failure): which connections, as the trim sees them
+    if (STEADY.includes(phase) && Math.max(...counts) > Math.max(bound, c.max)) log(`over the bound during ${phase}:\n  ${overBound()}`)
     c.max = Math.max(c.max, ...counts)
     c.sum += mean(counts)
     c.samples++
@@ -150,6 +154,9 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     const c = conns.get(name)
     return c === undefined ? { max: 0, mean: 0 } : { max: c.max, mean: c.sum / c.samples }
   }
+  /** The hosts over the bound now, each with its connections as the trim sees them. */
+  const overBound = (): string => hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.host.peers().length > bound)
+    .map(({ h, i }) => `h${i} (${h.host.peerId.slice(-6)}): ${h.host.describeConnections().join(' | ')}`).join('\n  ')
   /** New connections and failed ones since the last call, per host, by cause (the settle logs). */
   let dialsBefore = new Map<string, { dials: number, failed: number }>()
   const dialSummary = (): string => {
@@ -238,7 +245,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     await until(`every host's repair settled, within ${bound} connections, no suspect`, () => {
       if (performance.now() - told >= 30_000) {
         told = performance.now()
-        log(`settling: repairers ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}, ${dialSummary()}`)
+        log(`settling: repairers ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}, ${dialSummary()}${overBound() === '' ? '' : `\n  ${overBound()}`}`)
       }
       return hosts.every(h => h.keep.repairer.idle() && h.host.peers().length <= bound && h.keep.membership.suspects().length === 0)
     }, REPAIR_SETTLE_DEADLINE_MS)
@@ -432,7 +439,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
       out[`scale.connections.${p}.max`] = c.max
       out[`scale.connections.${p}.mean`] = round(c.mean, 1)
     }
-    for (const p of ['idle', 'reach', 'status']) {
+    for (const p of STEADY) {
       const c = phaseConns(p)
       if (c.max > bound) failures.push(`a host had ${c.max} connections during ${p}, over the bound of ${bound}`)
     }
