@@ -231,7 +231,25 @@ export const REFUSED_NEIGHBOUR_MS = 120_000
 export const REFUSED_NEIGHBOUR_MAX_MS = 3600_000
 /** Peer-store tag of the neighbours (libp2p's pruner and the trim below close lowest-valued first). */
 export const NEIGHBOUR_TAG = 'darkfs-neighbour'
-export const NEIGHBOUR_TAG_VALUE = 500
+/** libp2p's peer store refuses a tag value above 100: at 500 no neighbour was ever tagged (each refresh logged the refusal). */
+export const NEIGHBOUR_TAG_VALUE = 100
+/**
+ * After a dial to a peer (by id) failed, the next dials to it fail at once for this long,
+ * doubling with each failure up to DIAL_BACKOFF_MAX_MS, until a connection to it opens (either
+ * way). Every part retries on its own (a survey's have-query four times, the writer's pending
+ * placements on every new connection, the DHT's queries): on an overloaded machine (bench:scale,
+ * 30 hosts bound 10) dials timed out, the retries were 1,500 failed swarm dials per 30 s, and the
+ * hosts' accept queues held hundreds of connections nobody waited for any more. A dial to an
+ * address (join, redial, a watcher's probe) is not held back.
+ */
+export const DIAL_BACKOFF_MS = 1_000
+export const DIAL_BACKOFF_MAX_MS = 30_000
+
+/** A dial refused here, without a socket: the last dial to the peer failed lately (DIAL_BACKOFF_MS). */
+export class DialBackoffError extends Error {
+  override readonly name = 'DialBackoffError'
+}
+
 /** A connection younger than this is not trimmed: a joiner's peer exchange, a transfer's start. */
 export const TRIM_GRACE_MS = 5_000
 
@@ -513,10 +531,17 @@ export async function createHost (init: HostInit): Promise<Host> {
   // (traffic.ts dials): the stack is taken then only, not per stream
   const connectionManager = (libp2p as unknown as { components: { connectionManager: { openConnection: (peer: unknown, opts?: unknown) => Promise<Connection> } } }).components.connectionManager
   const openConnection = connectionManager.openConnection.bind(connectionManager)
+  /** Peer id -> the backoff of its last failed dial, and until when dials to it fail at once (DIAL_BACKOFF_MS). */
+  const backoff = new Map<string, { ms: number, until: number }>()
   connectionManager.openConnection = async (peer, opts) => {
     const id = typeof (peer as PeerId)?.toMultihash === 'function' ? (peer as PeerId).toString() : undefined
     let cause: string | undefined
-    if (id === undefined || libp2p.getConnections(peer as PeerId).length === 0) {
+    const fresh = id === undefined || libp2p.getConnections(peer as PeerId).length === 0
+    if (id !== undefined && fresh) {
+      const b = backoff.get(id)
+      if (b !== undefined && Date.now() < b.until) throw new DialBackoffError(`not dialling ${id}: a dial to it failed ${Math.round((Date.now() - b.until + b.ms) / 100) / 10} s ago (backing off ${b.ms / 1000} s)`)
+    }
+    if (fresh) {
       const limit = Error.stackTraceLimit
       Error.stackTraceLimit = 40
       const stack = new Error('dial').stack
@@ -530,6 +555,11 @@ export async function createHost (init: HostInit): Promise<Host> {
       if (cause !== undefined) {
         meter.dialFailed(cause)
         log('dial of %s for %s failed: %e', String(peer), cause, err)
+        // a caller's own abort says nothing of the peer
+        if (id !== undefined && (opts as AbortOptions | undefined)?.signal?.aborted !== true && libp2p.getConnections(peer as PeerId).length === 0) {
+          const ms = Math.min(DIAL_BACKOFF_MAX_MS, (backoff.get(id)?.ms ?? DIAL_BACKOFF_MS / 2) * 2)
+          backoff.set(id, { ms, until: Date.now() + ms })
+        }
       }
       throw err
     }
@@ -854,6 +884,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   })
   libp2p.addEventListener('peer:connect', (evt) => {
     const id = evt.detail.toString()
+    backoff.delete(id)
     redials.get(id)?.abort()
     hungUp.delete(id)
     // keep-alive: libp2p's reconnect queue tries once to reconnect a member that dropped; beyond

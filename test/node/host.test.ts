@@ -10,7 +10,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
-import { PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, TRIM_GRACE_MS, createHost, pingIntervalMs } from '../../node/net/host.ts'
+import { NEIGHBOUR_TAG, NEIGHBOUR_TAG_VALUE, PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, TRIM_GRACE_MS, createHost, pingIntervalMs } from '../../node/net/host.ts'
 import { parseCidr, cidrContains } from '../../node/net/cidr.ts'
 import type { Host, KeyMismatch, Stream } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
@@ -293,6 +293,43 @@ describe('node/host', function () {
     await until(() => back > 0, 'x read what a sent')
     // quiet: trimmed (the stream still open)
     await until(() => closed.length > 0, 'a trimmed the quiet connection', 500)
+  })
+
+  it('a dial by id to a peer whose last dial failed fails at once (DialBackoffError), until a connection to it opens', async function () {
+    const key = createNetworkKey()
+    const identity = await generateKeyPair('Ed25519')
+    const addr = memAddr()
+    const a = await host(key, [memAddr()])
+    const b1 = await createHost({ privateKey: identity, networkKey: key, listen: [addr], join: [a.addresses()[0]] })
+    teardown.push(async () => { await b1.stop() })
+    await until(() => a.peers().some(p => p.id === b1.peerId && p.addresses.length > 0), 'b joined')
+    await b1.stop()
+    await until(() => a.peers().length === 0, 'b gone')
+    const sum = (r: Record<string, number>): number => Object.values(r).reduce((x, y) => x + y, 0)
+    const dials = (): number => sum(a.traffic().dials)
+    // a fails to reach b (this dial, or one of its parts' just before: backing off already)
+    await until(async () => await a.newStream(b1.peerId, '/ipfs/id/1.0.0').then(() => false, (err: Error) => err.name !== 'DialBackoffError'), 'a dial to b failed', 200)
+    const before = dials()
+    // held back: no connection tried
+    await assert.rejects(a.newStream(b1.peerId, '/ipfs/id/1.0.0'), { name: 'DialBackoffError' })
+    assert.equal(dials(), before)
+    // b back, dialling a: the backoff is over at once
+    const b2 = await host(key, [addr], [a.addresses()[0]], { privateKey: identity })
+    await until(() => a.peers().some(p => p.id === b2.peerId), 'b back')
+    await b2.hangUp(a.peerId)
+    await until(() => a.peers().length === 0, 'b hung up')
+    const stream = await a.newStream(b2.peerId, '/ipfs/id/1.0.0')
+    stream.abort(new Error('done'))
+  })
+
+  it('NEIGHBOUR_TAG_VALUE is a tag value libp2p\'s peer store takes', async function () {
+    const node = await createLibp2p({ transports: [memory()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+    teardown.push(async () => { await node.stop() })
+    const other = await generateKeyPair('Ed25519')
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+    const id = peerIdFromPrivateKey(other)
+    await node.peerStore.merge(id, { tags: { [NEIGHBOUR_TAG]: { value: NEIGHBOUR_TAG_VALUE } } })
+    assert.equal((await node.peerStore.get(id)).tags.get(NEIGHBOUR_TAG)?.value, NEIGHBOUR_TAG_VALUE)
   })
 
   it('host emits peer:disconnect on hangUp and host.stop() is idempotent', async function () {
