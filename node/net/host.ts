@@ -369,8 +369,11 @@ export interface Host {
   addresses: () => string[]
   /** Connected peers (the live members). */
   peers: () => HostPeer[]
-  /** Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does. */
-  dial: (addr: string, opts?: AbortOptions) => Promise<void>
+  /**
+   * Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does.
+   * `timeoutMs`: how long the dial may take (default the host's dial timeout).
+   */
+  dial: (addr: string, opts?: AbortOptions & { timeoutMs?: number }) => Promise<void>
   /**
    * Members heard of elsewhere (the member table): their addresses kept for dialing by id (a
    * placement on a member this host is not connected to), and they count among the members
@@ -955,7 +958,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
 
   // --- the Host -------------------------------------------------------------------------
-  const dial = async (addr: string, opts?: AbortOptions): Promise<void> => {
+  const dial = async (addr: string, opts?: AbortOptions & { timeoutMs?: number }): Promise<void> => {
     let ma: Multiaddr
     try {
       ma = multiaddr(addr)
@@ -964,7 +967,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
     const started = Date.now()
     const transport = stripPeer(ma.toString())
-    const signal = anySignal([opts?.signal], dialTimeoutMs)
+    const signal = anySignal([opts?.signal], opts?.timeoutMs ?? dialTimeoutMs)
     try {
       await libp2p.dial(ma, { signal })
     } catch (err: any) {
