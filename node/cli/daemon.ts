@@ -10,7 +10,7 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FeatureBook, FEATURE_HOLD, FEATURE_MULTIEXT, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURE_HOLD, FEATURE_MULTIEXT, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probeMember } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -25,8 +25,6 @@ import type { Metrics } from '../api/index.ts'
 import { inviteRoutes } from '../api/index.ts'
 
 const log = logger('cli:daemon')
-/** Time a dial to a suspect member may take before it counts as not answering. */
-const PROBE_TIMEOUT_MS = 10_000
 
 export { PID_FILE, LOCK_GRACE_MS }
 
@@ -240,18 +238,15 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // kept): left to the trim, it put this host over its bound meanwhile (failure.ts)
       probe: async peer => {
         const was = host.peers().some(p => p.id === peer)
-        for (const addr of members.record(peer)?.addrs ?? []) {
-          const ok = await host.dial(addr.includes('/p2p/') ? addr : `${addr}/p2p/${peer}`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) }).then(() => true, (err: Error) => {
-            log('probe of %s at %s: %s', peer, addr, err.message)
-            return false
-          })
-          if (!ok) continue
-          if (!was && !host.neighbours().includes(peer)) {
-            await host.hangUp(peer).catch((err: Error) => { log('closing the probe\'s connection to %s: %s', peer, err.message) })
-          }
-          return true
+        const addrs = (members.record(peer)?.addrs ?? []).map(addr => addr.includes('/p2p/') ? addr : `${addr}/p2p/${peer}`)
+        const at = await probeMember(async (addr, timeoutMs) => { await host.dial(addr, { timeoutMs }) }, addrs, {
+          onFail: (addr, err) => { log('probe of %s at %s: %s', peer, addr, err.message) }
+        })
+        if (at === undefined) return false
+        if (!was && !host.neighbours().includes(peer)) {
+          await host.hangUp(peer).catch((err: Error) => { log('closing the probe\'s connection to %s: %s', peer, err.message) })
         }
-        return false
+        return true
       }
     })
     await membership.start()

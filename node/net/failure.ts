@@ -150,6 +150,40 @@ export interface MembershipInit {
  */
 export const BRIEF_CONNECTION_MS = TRIM_GRACE_MS
 
+/** Tries of a watcher's probe of a suspect (each address each time) before it is given up. */
+export const PROBE_TRIES = 3
+/** Time one dial of a probe may take. */
+export const PROBE_TIMEOUT_MS = 10_000
+/** Wait between two tries of a probe (doubled each time). */
+export const PROBE_RETRY_MS = 5_000
+
+/**
+ * Whether a suspect answers a dial at one of `addrs` (its signed record's), tried PROBE_TRIES
+ * times PROBE_RETRY_MS apart (doubling), each dial given PROBE_TIMEOUT_MS. One failed dial is no
+ * proof: a busy host (its accept queue behind a loaded CPU, libp2p refusing inbound connections
+ * at its cap) fails a handshake now and then, and each probe that gave a live member up sent a
+ * DOWN notice that had every host of the network re-plan and survey at once (bench:scale, 30
+ * hosts: each such storm of dials failed more probes). `dial` throws when the address does not
+ * answer; `wait` sleeps (tests give their own).
+ */
+export async function probeMember (dial: (addr: string, timeoutMs: number) => Promise<void>, addrs: string[], opts: { tries?: number, retryMs?: number, timeoutMs?: number, wait?: (ms: number) => Promise<void>, onFail?: (addr: string, err: Error) => void } = {}): Promise<string | undefined> {
+  const tries = opts.tries ?? PROBE_TRIES
+  const wait = opts.wait ?? (async (ms: number) => { await new Promise(resolve => setTimeout(resolve, ms)) })
+  let delay = opts.retryMs ?? PROBE_RETRY_MS
+  for (let t = 0; t < tries; t++) {
+    if (t > 0) { await wait(delay); delay *= 2 }
+    for (const addr of addrs) {
+      try {
+        await dial(addr, opts.timeoutMs ?? PROBE_TIMEOUT_MS)
+        return addr
+      } catch (err) {
+        opts.onFail?.(addr, err as Error)
+      }
+    }
+  }
+  return undefined
+}
+
 export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'> & Partial<Pick<Host, 'beyondFullMesh' | 'closedHere'>>
 
 export interface MembershipEvents {

@@ -238,7 +238,25 @@ export const REFUSED_NEIGHBOUR_MS = 120_000
 export const REFUSED_NEIGHBOUR_MAX_MS = 3600_000
 /** Peer-store tag of the neighbours (libp2p's pruner and the trim below close lowest-valued first). */
 export const NEIGHBOUR_TAG = 'darkfs-neighbour'
-export const NEIGHBOUR_TAG_VALUE = 500
+/** libp2p's peer store refuses a tag value above 100: at 500 no neighbour was ever tagged (each refresh logged the refusal). */
+export const NEIGHBOUR_TAG_VALUE = 100
+/**
+ * After a dial to a peer (by id) failed, the next dials to it fail at once for this long,
+ * doubling with each failure up to DIAL_BACKOFF_MAX_MS, until a connection to it opens (either
+ * way). Every part retries on its own (a survey's have-query four times, the writer's pending
+ * placements on every new connection, the DHT's queries): on an overloaded machine (bench:scale,
+ * 30 hosts bound 10) dials timed out, the retries were 1,500 failed swarm dials per 30 s, and the
+ * hosts' accept queues held hundreds of connections nobody waited for any more. A dial to an
+ * address (join, redial, a watcher's probe) is not held back.
+ */
+export const DIAL_BACKOFF_MS = 1_000
+export const DIAL_BACKOFF_MAX_MS = 30_000
+
+/** A dial refused here, without a socket: the last dial to the peer failed lately (DIAL_BACKOFF_MS). */
+export class DialBackoffError extends Error {
+  override readonly name = 'DialBackoffError'
+}
+
 /** A connection younger than this is not trimmed: a joiner's peer exchange, a transfer's start. */
 export const TRIM_GRACE_MS = 5_000
 
@@ -365,8 +383,11 @@ export interface Host {
   addresses: () => string[]
   /** Connected peers (the live members). */
   peers: () => HostPeer[]
-  /** Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does. */
-  dial: (addr: string, opts?: AbortOptions) => Promise<void>
+  /**
+   * Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does.
+   * `timeoutMs`: how long the dial may take (default the host's dial timeout).
+   */
+  dial: (addr: string, opts?: AbortOptions & { timeoutMs?: number }) => Promise<void>
   /**
    * Members heard of elsewhere (the member table): their addresses kept for dialing by id (a
    * placement on a member this host is not connected to), and they count among the members
@@ -403,6 +424,12 @@ export interface Host {
    * close says nothing of the peer (net/failure.ts).
    */
   closedHere: (peer: string) => boolean
+  /**
+   * Each open connection as the trim sees it, one line per peer (diagnostics: bench:scale prints
+   * the hosts found over their bound): neighbour or not, direction, age, and its streams with
+   * their protocol and how long since they moved data.
+   */
+  describeConnections: () => string[]
   /** The smallest gossip message this host sends IDONTWANT for (none in a full mesh: GOSSIP_IDONTWANT_MIN_BYTES). */
   idontwantMinBytes: () => number
   /**
@@ -526,16 +553,38 @@ export async function createHost (init: HostInit): Promise<Host> {
   // (traffic.ts dials): the stack is taken then only, not per stream
   const connectionManager = (libp2p as unknown as { components: { connectionManager: { openConnection: (peer: unknown, opts?: unknown) => Promise<Connection> } } }).components.connectionManager
   const openConnection = connectionManager.openConnection.bind(connectionManager)
+  /** Peer id -> the backoff of its last failed dial, and until when dials to it fail at once (DIAL_BACKOFF_MS). */
+  const backoff = new Map<string, { ms: number, until: number }>()
   connectionManager.openConnection = async (peer, opts) => {
     const id = typeof (peer as PeerId)?.toMultihash === 'function' ? (peer as PeerId).toString() : undefined
-    if (id === undefined || libp2p.getConnections(peer as PeerId).length === 0) {
+    let cause: string | undefined
+    const fresh = id === undefined || libp2p.getConnections(peer as PeerId).length === 0
+    if (id !== undefined && fresh) {
+      const b = backoff.get(id)
+      if (b !== undefined && Date.now() < b.until) throw new DialBackoffError(`not dialling ${id}: a dial to it failed ${Math.round((Date.now() - b.until + b.ms) / 100) / 10} s ago (backing off ${b.ms / 1000} s)`)
+    }
+    if (fresh) {
       const limit = Error.stackTraceLimit
       Error.stackTraceLimit = 40
       const stack = new Error('dial').stack
       Error.stackTraceLimit = limit
-      meter.dialed(dialCause(stack))
+      cause = dialCause(stack)
+      meter.dialed(cause)
     }
-    return await openConnection(peer, opts)
+    try {
+      return await openConnection(peer, opts)
+    } catch (err) {
+      if (cause !== undefined) {
+        meter.dialFailed(cause)
+        log('dial of %s for %s failed: %e', String(peer), cause, err)
+        // a caller's own abort says nothing of the peer
+        if (id !== undefined && (opts as AbortOptions | undefined)?.signal?.aborted !== true && libp2p.getConnections(peer as PeerId).length === 0) {
+          const ms = Math.min(DIAL_BACKOFF_MAX_MS, (backoff.get(id)?.ms ?? DIAL_BACKOFF_MS / 2) * 2)
+          backoff.set(id, { ms, until: Date.now() + ms })
+        }
+      }
+      throw err
+    }
   }
   const listenAddrs = new Map<string, string[]>()
 
@@ -741,7 +790,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   const trimSoon = (delay = 0): void => { trimming.soon(delay) }
   /**
    * Close connections above the bound: never a neighbour's, nor one younger than TRIM_GRACE_MS
-   * or carrying this host's own protocols (a transfer, a sync): those are tried again later.
+   * or carrying this host's own protocols (a transfer, a sync) now: those are tried again later.
    */
   const trim = async (): Promise<void> => {
     const ids = connectedIds()
@@ -752,10 +801,12 @@ export async function createHost (init: HostInit): Promise<Host> {
     for (const id of ids) {
       if (chosen?.has(id) === true) continue
       const conns = libp2p.getConnections(peerIdFromString(id))
-      // busy: a stream of this host's own protocols opened lately (the swarm keeps one stream
-      // per peer open for good, so an old one says nothing of a transfer: a transfer cut here
-      // is taken up by the swarm from another holder, or on a new connection)
-      if (conns.some(c => now - c.timeline.open < TRIM_GRACE_MS || c.streams.some(st => now - st.timeline.open < TRIM_GRACE_MS && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))) {
+      // busy: a stream of this host's own protocols that moved data lately, either way (the
+      // swarm keeps one stream per peer open for good: judged by its opening, a push on it to a
+      // host the writer was connected to since an earlier file was cut by the first trim, and
+      // its chunk left pending until a retry dialled the target again)
+      const lately = (st: Stream): boolean => now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0) < TRIM_GRACE_MS
+      if (conns.some(c => now - c.timeline.open < TRIM_GRACE_MS || c.streams.some(st => lately(st) && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))) {
         later = true
         continue
       }
@@ -870,6 +921,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   })
   libp2p.addEventListener('peer:connect', (evt) => {
     const id = evt.detail.toString()
+    backoff.delete(id)
     redials.get(id)?.abort()
     hungUp.delete(id)
     // keep-alive: libp2p's reconnect queue tries once to reconnect a member that dropped; beyond
@@ -940,7 +992,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
 
   // --- the Host -------------------------------------------------------------------------
-  const dial = async (addr: string, opts?: AbortOptions): Promise<void> => {
+  const dial = async (addr: string, opts?: AbortOptions & { timeoutMs?: number }): Promise<void> => {
     let ma: Multiaddr
     try {
       ma = multiaddr(addr)
@@ -949,7 +1001,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
     const started = Date.now()
     const transport = stripPeer(ma.toString())
-    const signal = anySignal([opts?.signal], dialTimeoutMs)
+    const signal = anySignal([opts?.signal], opts?.timeoutMs ?? dialTimeoutMs)
     try {
       await libp2p.dial(ma, { signal })
     } catch (err: any) {
@@ -1057,6 +1109,12 @@ export async function createHost (init: HostInit): Promise<Host> {
     neighbours: () => [...(chosen ?? new Set([...known.keys(), ...connectedIds()]))],
     beyondFullMesh: () => chosen !== undefined,
     closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
+    describeConnections: () => {
+      const now = Date.now()
+      const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`
+      return [...connectionsById()].map(([id, conns]) => `${id.slice(-6)}${chosen?.has(id) === true ? ' neighbour' : ''}${trimmed.has(id) ? ' trimmed' : ''}: ` +
+        conns.map(c => `${c.direction} ${secs(now - c.timeline.open)} [${c.streams.map(st => `${st.protocol ?? '?'} ${secs(now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0))}`).join(', ')}]`).join('; '))
+    },
     idontwantMinBytes: () => gossipOpts().idontwantMinDataSize,
     features: peer => identified.get(peer),
     addresses: () => (init.announce !== undefined && init.announce.length > 0

@@ -23,6 +23,12 @@ export interface TrafficSnapshot {
    * dialling on an idle network.
    */
   dials: Record<string, number>
+  /**
+   * Those of `dials` that failed (refused, timed out, reset in the handshake), by the same
+   * causes: a bounded host that dials and fails is not told apart from one whose peer trims
+   * it by the connection counts alone.
+   */
+  dialFailures: Record<string, number>
 }
 
 export interface TrafficMeter {
@@ -31,6 +37,14 @@ export interface TrafficMeter {
   snapshot: () => TrafficSnapshot
   /** Count a connection opened to a peer this host had none with (host.ts), by cause. */
   dialed: (cause: string) => void
+  /** Count one of those dials that failed. */
+  dialFailed: (cause: string) => void
+  /**
+   * When a protocol stream last moved data either way (ms since the epoch; undefined for a
+   * stream the meter never saw): a stream opened long ago may carry a transfer now (the swarm
+   * keeps one stream per peer for good), which its opening time does not tell (host.ts trim).
+   */
+  activeAt: (stream: Stream) => number | undefined
 }
 
 /**
@@ -63,9 +77,23 @@ const ignored: any = new Proxy(function () {}, {
 })
 
 type Sender = { send: (data: any) => boolean }
+/** The muxer's hook for data that arrived on a stream (@libp2p/utils AbstractMessageStream.onData, which yamux calls on the stream). */
+type Receiver = { onData?: (data: any) => void }
 
 /** Marks a send() that counts already (libp2p may hand the same object over twice). */
 const COUNTED = Symbol('darkfs.traffic.counted')
+
+/** Make `target.onData` call `seen` first (once per object; a stream without the hook is left alone). */
+function watchData (target: Receiver, seen: () => void): void {
+  const onData = target.onData
+  if (typeof onData !== 'function' || (onData as any)[COUNTED] === true) return
+  const watched = function (this: unknown, data: unknown): void {
+    seen()
+    onData.call(target, data)
+  }
+  ;(watched as any)[COUNTED] = true
+  target.onData = watched
+}
 
 /** Make `target.send` count what it is given into `count` (once per object). */
 function countSends (target: Sender, count: (n: number) => void): void {
@@ -83,6 +111,8 @@ export function createTrafficMeter (): TrafficMeter {
   const wire = { sent: 0 }
   const protocols = new Map<string, { sent: number, streams: number }>()
   const dials = new Map<string, number>()
+  const dialFailures = new Map<string, number>()
+  const active = new WeakMap<Stream, number>()
   const metrics: Metrics = {
     trackMultiaddrConnection: (maConn: MultiaddrConnection) => {
       countSends(maConn as unknown as Sender, n => { wire.sent += n })
@@ -93,7 +123,9 @@ export function createTrafficMeter (): TrafficMeter {
       if (rec === undefined) protocols.set(protocol, rec = { sent: 0, streams: 0 })
       rec.streams++
       const r = rec
-      countSends(stream as unknown as Sender, n => { r.sent += n })
+      active.set(stream, Date.now())
+      countSends(stream as unknown as Sender, n => { r.sent += n; active.set(stream, Date.now()) })
+      watchData(stream as unknown as Receiver, () => { active.set(stream, Date.now()) })
     },
     registerMetric: (() => ignored) as any,
     registerMetricGroup: (() => ignored) as any,
@@ -111,8 +143,11 @@ export function createTrafficMeter (): TrafficMeter {
     snapshot: () => ({
       wire: { ...wire },
       protocols: Object.fromEntries([...protocols].map(([p, r]) => [p, { ...r }])),
-      dials: Object.fromEntries(dials)
+      dials: Object.fromEntries(dials),
+      dialFailures: Object.fromEntries(dialFailures)
     }),
-    dialed: cause => { dials.set(cause, (dials.get(cause) ?? 0) + 1) }
+    dialed: cause => { dials.set(cause, (dials.get(cause) ?? 0) + 1) },
+    dialFailed: cause => { dialFailures.set(cause, (dialFailures.get(cause) ?? 0) + 1) },
+    activeAt: stream => active.get(stream)
   }
 }

@@ -26,8 +26,8 @@
 //                 (ping, identify, gossipsub heartbeats): must be none
 //   heap          the process's heap and RSS growth over the hosts, per host
 //
-// It fails (exit 1; from `npm run bench`, the module fails) when a host is over the bound in the
-// steady state, a repairer has not settled within REPAIR_SETTLE_DEADLINE_MS, a fragment is not
+// It fails (exit 1; from `npm run bench`, the module fails) when a placement is still pending
+// after SETTLE_DEADLINE_MS, a host is over the bound in the steady state, a repairer has not settled within REPAIR_SETTLE_DEADLINE_MS, a fragment is not
 // where the writer's member table says, idle hosts send more than IDLE_KBITPS_GOAL (mean per
 // host) or take more than IDLE_CPU_PERCENT_GOAL of a core each, an op does not reach every host
 // within REACH_DEADLINE_MS, or status sends a message on every try. Knobs: DARKFS_SCALE_HOSTS (default 50; 10 from `npm run bench`),
@@ -63,6 +63,8 @@ const REPAIR_SETTLE_DEADLINE_MS = 10 * 60_000
 /** Issue 14's idle goals, per host: bits sent per second, and CPU in percent of a core. */
 const IDLE_KBITPS_GOAL = 2
 const IDLE_CPU_PERCENT_GOAL = 1
+/** The phases every host must be within the bound all along. */
+const STEADY = ['idle', 'reach', 'status']
 /** Connection samples. */
 const SAMPLE_MS = 500
 /** Tries of a status call before "it sends messages" is the verdict (background DHT refreshes may coincide). */
@@ -141,6 +143,8 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     if (hosts.length === 0) return
     const counts = hosts.map(h => h.host.peers().length)
     const c = conns.get(phase) ?? { max: 0, sum: 0, samples: 0 }
+    // over the bound in a steady phase (a failure): which connections, as the trim sees them
+    if (STEADY.includes(phase) && Math.max(...counts) > Math.max(bound, c.max)) log(`over the bound during ${phase}:\n  ${overBound()}`)
     c.max = Math.max(c.max, ...counts)
     c.sum += mean(counts)
     c.samples++
@@ -149,6 +153,27 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
   const phaseConns = (name: string): { max: number, mean: number } => {
     const c = conns.get(name)
     return c === undefined ? { max: 0, mean: 0 } : { max: c.max, mean: c.sum / c.samples }
+  }
+  /** The hosts over the bound now, each with its connections as the trim sees them. */
+  const overBound = (): string => hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.host.peers().length > bound)
+    .map(({ h, i }) => `h${i} (${h.host.peerId.slice(-6)}): ${h.host.describeConnections().join(' | ')}`).join('\n  ')
+  /** New connections and failed ones since the last call, per host, by cause (the settle logs). */
+  let dialsBefore = new Map<string, { dials: number, failed: number }>()
+  const dialSummary = (): string => {
+    const now = new Map<string, { dials: number, failed: number }>()
+    for (const h of hosts) {
+      const t = h.host.traffic()
+      for (const [cause, n] of Object.entries(t.dials)) {
+        const r = now.get(cause) ?? { dials: 0, failed: 0 }
+        r.dials += n
+        r.failed += t.dialFailures[cause] ?? 0
+        now.set(cause, r)
+      }
+    }
+    const parts = [...now].map(([cause, r]) => ({ cause, dials: r.dials - (dialsBefore.get(cause)?.dials ?? 0), failed: r.failed - (dialsBefore.get(cause)?.failed ?? 0) }))
+      .filter(r => r.dials > 0).sort((a, b) => b.dials - a.dials)
+    dialsBefore = now
+    return `new connections (failed) since: ${parts.map(r => `${r.cause} ${r.dials} (${r.failed})`).join(', ') || 'none'}`
   }
   try {
     global.gc?.()
@@ -195,11 +220,17 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     const state = (): string => hosts.map(h => `${h.store.stored() ?? -1}:${h.network.pending.size}`).join()
     let last = state()
     let quietSince = performance.now()
+    let toldSettle = started
     while ((performance.now() - quietSince < SETTLE_QUIET_MS || hosts.some(h => h.network.pending.size > 0)) && performance.now() - started < SETTLE_DEADLINE_MS) {
       await sleep(1000)
       const now = state()
       if (now !== last) { last = now; quietSince = performance.now() }
+      if (performance.now() - toldSettle >= 30_000) {
+        toldSettle = performance.now()
+        log(`placing: pending ${hosts.map((h, i) => h.network.pending.size > 0 ? `h${i}:${h.network.pending.size}` : '').filter(x => x !== '').join(' ') || 'none'}, connections ${hosts.map(h => h.host.peers().length).join(',')}, ${dialSummary()}`)
+      }
     }
+    if (hosts.some(h => h.network.pending.size > 0)) failures.push(`placements still pending after ${SETTLE_DEADLINE_MS / 1000} s: ${hosts.map((h, i) => h.network.pending.size > 0 ? `h${i} ${h.network.pending.size}` : '').filter(x => x !== '').join(', ')}`)
     out['scale.settled.s'] = round((performance.now() - started) / 1000, 1)
     await until(`every host back within ${bound} connections after the writes`, () => hosts.every(h => h.host.peers().length <= bound), TRIM_DEADLINE_MS)
       .catch((err: Error) => { failures.push(`${err.message}: ${hosts.map(h => h.host.peers().length).join(',')}`) })
@@ -214,7 +245,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     await until(`every host's repair settled, within ${bound} connections, no suspect`, () => {
       if (performance.now() - told >= 30_000) {
         told = performance.now()
-        log(`settling: repairers ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}`)
+        log(`settling: repairers ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}, ${dialSummary()}${overBound() === '' ? '' : `\n  ${overBound()}`}`)
       }
       return hosts.every(h => h.keep.repairer.idle() && h.host.peers().length <= bound && h.keep.membership.suspects().length === 0)
     }, REPAIR_SETTLE_DEADLINE_MS)
@@ -325,6 +356,12 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     })
     out['scale.idle.dials.perHostMin'] = round([...dials.values()].reduce((a, b) => a + b, 0) / N / (seconds / 60), 2)
     for (const [cause, n] of [...dials].sort((a, b) => b[1] - a[1])) if (n > 0) out[`scale.idle.dials.perHostMin.${cause}`] = round(n / N / (seconds / 60), 2)
+    // of those, the ones that failed (refused, timed out): failing dials, not trims
+    let dialFailures = 0
+    hosts.forEach((h, i) => {
+      for (const [cause, n] of Object.entries(h.host.traffic().dialFailures)) dialFailures += n - (wire0[i].dialFailures[cause] ?? 0)
+    })
+    out['scale.idle.dialFailures.perHostMin'] = round(dialFailures / N / (seconds / 60), 2)
     out['scale.idle.cpu.percent.perHost'] = round((cpu1.user + cpu1.system) / 1e6 / seconds * 100 / N, 3)
     out['scale.idle.cpu.percent.process'] = round((cpu1.user + cpu1.system) / 1e6 / seconds * 100, 1)
     log(`idle: ${out['scale.idle.sent.kbitps.mean']} kbit/s per host (max ${out['scale.idle.sent.kbitps.max']}), ${out['scale.idle.cpu.percent.perHost']} % of a core per host, ${out['scale.idle.dials.perHostMin']} new connections per host and minute`)
@@ -402,7 +439,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
       out[`scale.connections.${p}.max`] = c.max
       out[`scale.connections.${p}.mean`] = round(c.mean, 1)
     }
-    for (const p of ['idle', 'reach', 'status']) {
+    for (const p of STEADY) {
       const c = phaseConns(p)
       if (c.max > bound) failures.push(`a host had ${c.max} connections during ${p}, over the bound of ${bound}`)
     }

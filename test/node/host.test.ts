@@ -10,9 +10,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
-import { PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, createHost, pingIntervalMs } from '../../node/net/host.ts'
+import { NEIGHBOUR_TAG, NEIGHBOUR_TAG_VALUE, PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, TRIM_GRACE_MS, createHost, pingIntervalMs } from '../../node/net/host.ts'
 import { parseCidr, cidrContains } from '../../node/net/cidr.ts'
-import type { Host, KeyMismatch } from '../../node/net/host.ts'
+import type { Host, KeyMismatch, Stream } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { targets } from '../../node/keeper/placement.ts'
 import { NetworkKeyMismatchError } from '../../node/errors.ts'
@@ -154,12 +154,17 @@ describe('node/host', function () {
     await assert.rejects(a.dial(plainListener.getMultiaddrs()[0].toString()), { name: 'NetworkKeyMismatchError' })
   })
 
-  it('host.dial() to a closed port fails with a connection error, not a key mismatch', async function () {
+  it('host.dial() to a closed port fails with a connection error, not a key mismatch; traffic() counts it a failed dial', async function () {
     const a = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
     const b = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
     const addr = b.addresses()[0]
     await b.stop()
+    const sum = (r: Record<string, number>): number => Object.values(r).reduce((x, y) => x + y, 0)
+    const before = a.traffic()
     await assert.rejects(a.dial(addr), (err: any) => err.name !== 'NetworkKeyMismatchError')
+    const after = a.traffic()
+    assert.equal(sum(after.dials) - sum(before.dials), 1)
+    assert.equal(sum(after.dialFailures) - sum(before.dialFailures), 1)
   })
 
   it('host.closestPeers() agrees across hosts and matches placement.targets()', async function () {
@@ -246,6 +251,85 @@ describe('node/host', function () {
     // the receiving side counts the stream it accepted, on which it sent nothing
     assert.deepEqual(hosts[0].traffic().protocols[protocol], { sent: 0, streams: 1 })
     assert.ok(Object.keys(after.protocols).some(p => p.startsWith('/ipfs/id/')), JSON.stringify(Object.keys(after.protocols)))
+  })
+
+  it('beyond the full mesh the trim spares a connection whose old stream carries data either way, and closes it once the stream is quiet', async function () {
+    // the swarm keeps one stream per peer for good: a transfer on it long after it opened
+    this.timeout(180_000)
+    const key = createNetworkKey()
+    const a = await host(key, [memAddr()], [], { maxConnections: 1 })
+    const b = await host(key, [memAddr()], [a.addresses()[0]])
+    const c = await host(key, [memAddr()], [a.addresses()[0]])
+    await until(() => a.beyondFullMesh() && a.neighbours().length === 1, 'a chose its one neighbour', 500)
+    // the one a does not keep: a trims its connection while over its bound of 1
+    const x = [b, c].find(h => !a.neighbours().includes(h.peerId))!
+    const protocol = '/darkfs/test-transfer/1.0.0'
+    let served: Stream | undefined
+    let received = 0
+    await a.handle(protocol, async (stream) => {
+      served = stream
+      for await (const chunk of stream) received += chunk.byteLength
+    })
+    const stream = await x.newStream(a.peerId, protocol)
+    const closed: number[] = []
+    a.addEventListener('peer:disconnect', e => { if (e.detail === x.peerId) closed.push(Date.now()) })
+    const pace = async (send: () => void): Promise<void> => {
+      // three trim rounds (one each TRIM_GRACE_MS while a is over its bound) with data moving
+      const end = Date.now() + 3 * TRIM_GRACE_MS
+      while (Date.now() < end) {
+        send()
+        await new Promise(resolve => setTimeout(resolve, 250))
+      }
+    }
+    // x sends, a receives
+    await pace(() => { stream.send(randomBytes(1024)) })
+    assert.deepEqual(closed, [], 'a trimmed the connection while it received on the stream')
+    assert.ok(received > 0)
+    // a sends on the same stream, x reads
+    let back = 0
+    void (async () => { for await (const chunk of stream) back += chunk.byteLength })().catch(() => {})
+    await pace(() => { served!.send(randomBytes(1024)) })
+    assert.deepEqual(closed, [], 'a trimmed the connection while it sent on the stream')
+    await until(() => back > 0, 'x read what a sent')
+    // quiet: trimmed (the stream still open)
+    await until(() => closed.length > 0, 'a trimmed the quiet connection', 500)
+  })
+
+  it('a dial by id to a peer whose last dial failed fails at once (DialBackoffError), until a connection to it opens', async function () {
+    const key = createNetworkKey()
+    const identity = await generateKeyPair('Ed25519')
+    const addr = memAddr()
+    const a = await host(key, [memAddr()])
+    const b1 = await createHost({ privateKey: identity, networkKey: key, listen: [addr], join: [a.addresses()[0]] })
+    teardown.push(async () => { await b1.stop() })
+    await until(() => a.peers().some(p => p.id === b1.peerId && p.addresses.length > 0), 'b joined')
+    await b1.stop()
+    await until(() => a.peers().length === 0, 'b gone')
+    const sum = (r: Record<string, number>): number => Object.values(r).reduce((x, y) => x + y, 0)
+    const dials = (): number => sum(a.traffic().dials)
+    // a fails to reach b (this dial, or one of its parts' just before: backing off already)
+    await until(async () => await a.newStream(b1.peerId, '/ipfs/id/1.0.0').then(() => false, (err: Error) => err.name !== 'DialBackoffError'), 'a dial to b failed', 200)
+    const before = dials()
+    // held back: no connection tried
+    await assert.rejects(a.newStream(b1.peerId, '/ipfs/id/1.0.0'), { name: 'DialBackoffError' })
+    assert.equal(dials(), before)
+    // b back, dialling a: the backoff is over at once
+    const b2 = await host(key, [addr], [a.addresses()[0]], { privateKey: identity })
+    await until(() => a.peers().some(p => p.id === b2.peerId), 'b back')
+    await b2.hangUp(a.peerId)
+    await until(() => a.peers().length === 0, 'b hung up')
+    const stream = await a.newStream(b2.peerId, '/ipfs/id/1.0.0')
+    stream.abort(new Error('done'))
+  })
+
+  it('NEIGHBOUR_TAG_VALUE is a tag value libp2p\'s peer store takes', async function () {
+    const node = await createLibp2p({ transports: [memory()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+    teardown.push(async () => { await node.stop() })
+    const other = await generateKeyPair('Ed25519')
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+    const id = peerIdFromPrivateKey(other)
+    await node.peerStore.merge(id, { tags: { [NEIGHBOUR_TAG]: { value: NEIGHBOUR_TAG_VALUE } } })
+    assert.equal((await node.peerStore.get(id)).tags.get(NEIGHBOUR_TAG)?.value, NEIGHBOUR_TAG_VALUE)
   })
 
   it('host emits peer:disconnect on hangUp and host.stop() is idempotent', async function () {
