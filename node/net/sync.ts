@@ -48,9 +48,9 @@
 //    applies an op only once it holds its parents, and its tree log is fdatasynced before it
 //    applies). The ask carries the op, and the peer fetches the parents it lacks from the asker:
 //    one peer gets the op's bytes twice (gossip brings them too). Asking by name only, the peer
-//    waiting for gossip to bring the op (up to HOLD_WAIT_MS; the request allows it), was tried
-//    first: each fsync then waited out gossip's gathering on both sides (GOSSIP_GATHER_MS), and
-//    SQLite's DELETE workload on six hosts took 19.8 s instead of 3.3. Hosts of older versions
+//    waiting for gossip to bring the op, was tried first: each fsync then waited out gossip's
+//    gathering on both sides (GOSSIP_GATHER_MS), and SQLite's DELETE workload on six hosts took
+//    19.8 s (6.9 s with the op in the ask, 3.3 s with no hold at all). Hosts of older versions
 //    do not know the request (they close the stream): the caller asks only peers that announce
 //    the 'hold/1' feature (features.ts).
 //
@@ -62,7 +62,7 @@
 //   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
 //   call   { t: 'rbsr', m: bytes }                 -> { t: 'rbsr', m: bytes }  (rbsr.ts messages, the asker is the client)
 //   call   { t: 'byid', ids: [CID...] }            -> { t: 'ops', ops: [block...] }  (exactly those it holds)
-//   call   { t: 'hold', id: CID, op?: block }      -> { t: 'held', held: bool }  (see "Hold" below)
+//   call   { t: 'hold', id: CID, op: block }       -> { t: 'held', held: bool }  (see "Hold" below)
 // A malformed message or an op the tree rejects closes that stream with an error; nothing
 // already stored is touched (the tree verifies every op before it stores any of a batch).
 import * as dagCbor from '@ipld/dag-cbor'
@@ -127,8 +127,6 @@ export const GOSSIP_BURST_MS = 200
  * gossip validation's 100 ms budget, and little beside close-to-open's "about a second").
  */
 export const GOSSIP_GATHER_MS = 25
-/** Longest a host asked to hold an op it does not have yet waits for gossip to bring it. */
-export const HOLD_WAIT_MS = 1000
 
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
 export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'opSet' | 'addEventListener' | 'removeEventListener'>
@@ -191,7 +189,7 @@ export class SyncProtocolError extends RpcProtocolError {
   override readonly name = 'SyncProtocolError'
 }
 
-export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[] } | { t: 'hold', id: CID, op?: Uint8Array }
+export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[] } | { t: 'hold', id: CID, op: Uint8Array }
 export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array } | { t: 'held', held: boolean }
 export interface OpsPush { t: 'push', ops: Uint8Array[] }
 
@@ -364,9 +362,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     }
 
     // --- answers (the other side asks) -----------------------------------------------------
-    const answer = async (req: OpsRequest, peer: string, signal: AbortSignal): Promise<OpsReply> => {
+    const answer = async (req: OpsRequest, peer: string): Promise<OpsReply> => {
       if (req.t === 'heads') return { t: 'heads', heads: tree.heads().slice(0, MAX_CIDS) }
-      if (req.t === 'hold') return { t: 'held', held: await holdFor(peer, req.id, req.op, signal) }
+      if (req.t === 'hold') return { t: 'held', held: await holdFor(peer, req.id, req.op) }
       if (req.t === 'rbsr') {
         try {
           return { t: 'rbsr', m: rbsrRespond(tree.opSet(), req.m, { frameLimit: RBSR_FRAME_BYTES }) }
@@ -380,29 +378,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     }
 
     /**
-     * Whether this host holds op `id` (applied: its parents are held too), taking `op` (the
-     * asker's, its parents fetched from the asker) when given, else waiting up to HOLD_WAIT_MS
-     * for gossip to bring it.
+     * Whether this host holds op `id` (applied: its parents are held too) once it took `op`, the
+     * asker's, its missing parents fetched from the asker.
      */
-    const holdFor = async (peer: string, id: CID, op: Uint8Array | undefined, signal: AbortSignal): Promise<boolean> => {
-      if (op !== undefined) {
-        if (!cidOf(op).equals(id)) throw new SyncProtocolError('hold: the op sent is not the one named')
-        await takePush(peer, [op])
-        return tree.hasOp(id)
-      }
-      if (tree.hasOp(id)) return true
-      return await new Promise<boolean>(resolve => {
-        const done = (): void => {
-          clearTimeout(timer)
-          tree.removeEventListener('op', onApplied as EventListener)
-          signal.removeEventListener('abort', done)
-          resolve(tree.hasOp(id))
-        }
-        const onApplied = (): void => { if (tree.hasOp(id)) done() }
-        const timer = setTimeout(done, HOLD_WAIT_MS)
-        tree.addEventListener('op', onApplied as EventListener)
-        signal.addEventListener('abort', done)
-      })
+    const holdFor = async (peer: string, id: CID, op: Uint8Array): Promise<boolean> => {
+      if (!cidOf(op).equals(id)) throw new SyncProtocolError('hold: the op sent is not the one named')
+      await takePush(peer, [op])
+      return tree.hasOp(id)
     }
 
     const onServeError = (err: Error, peer: string): void => {
@@ -816,7 +798,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       start: async () => {
         if (running) return
         running = true
-        unserve = await serve(host, OPS, { call: async (req, { peer, signal }) => await answer(req, peer, signal), notice: async (push, { peer }) => { await takePush(peer, push.ops) } }, {
+        unserve = await serve(host, OPS, { call: async (req, { peer }) => await answer(req, peer), notice: async (push, { peer }) => { await takePush(peer, push.ops) } }, {
           signal: shutdown.signal,
           timeoutMs: requestTimeoutMs,
           maxInboundStreams: MAX_INBOUND_STREAMS,
@@ -885,7 +867,6 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     if (m.t === 'byid') return { t: 'byid', ids: cids(m.ids) }
     if (m.t === 'hold') {
       const id = cids([m.id])[0]
-      if (m.op === undefined) return { t: 'hold', id }
       return { t: 'hold', id, op: blocks([m.op])[0] }
     }
     throw new SyncProtocolError(`unknown request ${JSON.stringify(String(m.t)).slice(0, 40)}`)
