@@ -39,7 +39,8 @@ export const Op = {
   create: 26,
   utimens: 27,
   opendir: 28,
-  releasedir: 29
+  releasedir: 29,
+  fsyncdir: 30
 } as const
 
 /**
@@ -492,6 +493,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       case Op.fsync:
         await handles.get(n[0]).sync(o)
         return OK
+      case Op.fsyncdir: {
+        const dir = n[0] >= 0 ? handles.get(n[0]) : undefined
+        // a removed directory has no entries left to make durable
+        if (dir !== undefined && removedDirs.has(dir.ino)) return OK
+        if (volume.syncDir !== undefined) await volume.syncDir(dir !== undefined ? dir.path : need(path, 'fsyncdir'), o)
+        return OK
+      }
       case Op.setxattr: {
         const p = need(path, 'setxattr')
         const flags = { create: (n[0] & XATTR_CREATE) !== 0, replace: (n[0] & XATTR_REPLACE) !== 0, signal: o.signal }

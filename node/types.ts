@@ -148,6 +148,12 @@ export interface VolumeApi {
   listxattr: (path: string, options?: AbortOptions) => Promise<string[]>
   removexattr: (path: string, name: string, options?: AbortOptions) => Promise<void>
   statfs: (options?: AbortOptions) => Promise<StatFs>
+  /**
+   * fsync(2) of a directory: its entries' changes made here (create, unlink, rename, mkdir) are
+   * durable as any fsync makes them (on a network, a peer holds them). Optional: a volume whose
+   * directory changes are durable when their call returns has nothing to wait for.
+   */
+  syncDir?: (path: string, options?: AbortOptions) => Promise<void>
 }
 
 /** The xattr name prefix of a pin; the rest of the name is the pinning peer's id. */

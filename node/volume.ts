@@ -315,6 +315,8 @@ export class Volume implements VolumeApi {
   private readonly multiExtent: () => boolean
   private readonly foldIdleMs: number
   private readonly held: ((cid: CID) => Promise<void>) | undefined
+  /** The newest of this host's ops a directory fsync found held (syncDir). */
+  private heldUpTo: CID | undefined
   /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
   private readonly folding = new Map<InodeId, Promise<void>>()
   /** Inodes asked to fold while a fold of theirs ran (true: a quiet fold was asked): asked again when it ends. */
@@ -621,6 +623,29 @@ export class Volume implements VolumeApi {
       if (child !== undefined) out.push({ name: e.name, kind: child.kind, ino: child.ino })
     }
     return out.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  }
+
+  /**
+   * fsync(2) of a directory. Its entries' changes made here (create, mkdir, unlink, rename) are
+   * on this host's disk when their call returns; on a network this waits, as a file's fsync does
+   * for its op, until a peer holds this host's newest op and with it every earlier one, at most
+   * the fsync bound (SYNC_PLACE_WAIT_MS) from this call. Nothing made here since the last hold
+   * that was done: no ask.
+   */
+  async syncDir (path: string, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
+    const { inode } = this.walk(path, true, 'fsync')
+    if (inode.kind !== 'dir') throw new FsError('ENOTDIR', 'fsync', path)
+    const newest = this.tree.newestLocal()
+    if (newest === undefined || this.held === undefined || this.heldUpTo?.equals(newest) === true) return
+    let timer: NodeJS.Timeout | undefined
+    const bound = new Promise<void>(resolve => { timer = setTimeout(resolve, this.syncPlaceWaitMs) })
+    const held = this.held(newest).then(() => { this.heldUpTo = newest })
+    try {
+      await raceSignal(Promise.race([held, bound]), options.signal)
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   private owner (dir: Inode, caller: Caller, kind: Kind, mode: number): { uid: number, gid: number, mode: number } {

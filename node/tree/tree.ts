@@ -78,6 +78,9 @@ export class Tree extends EventTarget {
   /** What the next local op names as parents: the DAG heads plus stamped local ops, with their CIDs (parsing one per op stamped cost more than signing it half as much again). */
   private readonly stampHeads = new Map<string, CID>()
   private lastLocal: string | undefined
+  /** This host's newest op on the disk (newestLocal()), and its place in the order of stamping. */
+  private durableLocal: { cid: CID, n: number } | undefined
+  private stamped = 0
   private chain: Promise<unknown> = Promise.resolve()
   private failed: Error | undefined
   private closed = false
@@ -119,7 +122,7 @@ export class Tree extends EventTarget {
       if (this.dag.has(id) || !op.parentIds.every(p => this.dag.has(p))) continue
       nodes.push(this.dag.add(op, id))
       this.clock.observe(op.hlc)
-      if (op.author === this.signer.author) this.lastLocal = id
+      if (op.author === this.signer.author) { this.lastLocal = id; this.durableLocal = { cid: op.cid, n: 0 } }
     }
     for (const h of this.dag.heads()) this.stampHeads.set(h, (this.dag.get(h) as DagNode).op.cid)
     this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.cid.multihash.digest })))
@@ -341,6 +344,14 @@ export class Tree extends EventTarget {
     return this.dag.size
   }
 
+  /**
+   * This host's newest op on its disk (appended and applied), or undefined if it made none. This
+   * host's ops form a chain, so a peer that holds it holds every one before it.
+   */
+  newestLocal (): CID | undefined {
+    return this.durableLocal?.cid
+  }
+
   // --- writing ---------------------------------------------------------------------------
 
   /**
@@ -358,7 +369,7 @@ export class Tree extends EventTarget {
    */
   async commitMany (bodies: OpBody[]): Promise<Array<{ cid: CID, id: InodeId }>> {
     this.usable()
-    const { ops, durable } = await this.serial(async () => {
+    const { ops, durable, n } = await this.serial(async () => {
       this.usable()
       // every body checked before any is stamped: a bad one leaves the heads as they were
       for (const body of bodies) checkBody(body)
@@ -376,10 +387,11 @@ export class Tree extends EventTarget {
         this.failed ??= err
         throw err
       })
-      return { ops, durable }
+      return { ops, durable, n: ++this.stamped }
     })
     await durable
     this.integrate(ops, true)
+    if (ops.length > 0 && (this.durableLocal === undefined || this.durableLocal.n < n)) this.durableLocal = { cid: ops[ops.length - 1].cid, n }
     return ops.map(op => {
       const b = op.body
       const id = b.type === 'create' || b.type === 'link' ? op.id : 'entry' in b ? b.entry : b.inode

@@ -104,6 +104,41 @@ describe('fh.sync() and the peer that holds its ops (VolumeParts.held)', functio
   })
 })
 
+describe('volume.syncDir(): fsync of a directory and the peer that holds its changes', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('waits for the hold of this host\'s newest op up to the bound; errors as fsync(2) for a bad path', async () => {
+    const WAIT_MS = 2000
+    const asked: CID[] = []
+    const vol = await Volume.open({
+      dir: await tempDir(t),
+      syncPlaceWaitMs: WAIT_MS,
+      held: async cid => {
+        asked.push(cid)
+        await new Promise<void>(() => {}) // never held: the bound ends the wait
+      }
+    })
+    t.add(async () => { await vol.close() })
+    // no op made here yet: nothing to hold
+    await vol.syncDir('/')
+    assert.equal(asked.length, 0)
+    await vol.mkdir('/d')
+    await vol.writeFile('/d/f', 'x')
+    const t0 = performance.now()
+    await vol.syncDir('/d')
+    assert.ok(performance.now() - t0 >= WAIT_MS - 50, 'waited for the hold up to the bound')
+    assert.equal(asked.length, 1)
+    assert.equal(asked[0].toString(), vol.tree.newestLocal()?.toString())
+    await assert.rejects(vol.syncDir('/nope'), { code: 'ENOENT' })
+    await assert.rejects(vol.syncDir('/d/f'), { code: 'ENOTDIR' })
+    const ac = new AbortController()
+    ac.abort(new Error('gone'))
+    await assert.rejects(vol.syncDir('/d', { signal: ac.signal }), /gone/)
+  })
+})
+
 async function until (check: () => boolean): Promise<void> {
   while (!check()) await new Promise(resolve => setTimeout(resolve, 5))
 }
