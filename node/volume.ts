@@ -875,7 +875,10 @@ export class Volume implements VolumeApi {
     }, options)
     if (c !== undefined) this.placeCommitted(f, c)
     // a peer holds the version's ops (the ops below them too) before an fsync returns, like its chunks
-    if (newest !== undefined && this.held !== undefined) this.track(f.inode, this.held(newest))
+    if (newest !== undefined && this.held !== undefined) {
+      const op = newest
+      this.track(f.inode, this.held(op).then(() => { this.heldUpTo = op }))
+    }
     if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(f.inode)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }

@@ -41,8 +41,11 @@ export class OpHold {
 
   /** Resolves once a peer held op `cid` (this host's newest), or an ask for it found none. */
   async held (cid: CID): Promise<void> {
-    const n = ++this.count
-    this.newest = { cid, n }
+    // the same op asked again (a directory's fsync after its file's): the ask for it covers both
+    const same = this.newest !== undefined && this.newest.cid.equals(cid)
+    const n = same ? (this.newest as { n: number }).n : ++this.count
+    if (!same) this.newest = { cid, n }
+    if (this.covered >= n) return
     const done = new Promise<void>(resolve => { this.waiting.push({ n, resolve }) })
     void this.run()
     await done

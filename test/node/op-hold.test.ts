@@ -1,0 +1,81 @@
+// OpHold (node/net/op-hold.ts): an fsync's wait for a peer to hold this host's newest op. One ask
+// runs at a time, for the newest op committed; every wait the ask covers ends with it; the same op
+// asked for again (a directory's fsync after its file's) is covered by the ask for it.
+import assert from 'node:assert/strict'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { OpHold } from '../../node/net/op-hold.ts'
+
+async function cid (n: number): Promise<CID> {
+  return CID.createV1(0x71, await sha256.digest(new TextEncoder().encode(`op ${n}`)))
+}
+
+interface Ask { cid: CID, peers: readonly string[], answer: (who: string | undefined) => void, fail: (err: Error) => void }
+
+function rig (peers: () => string[] = () => ['p1', 'p2']): { hold: OpHold, asks: Ask[] } {
+  const asks: Ask[] = []
+  const hold = new OpHold({
+    peers,
+    hold: async (c, ps) => await new Promise<string | undefined>((resolve, reject) => { asks.push({ cid: c, peers: ps, answer: resolve, fail: reject }) })
+  })
+  return { hold, asks }
+}
+
+async function turns (n = 5): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise(resolve => setImmediate(resolve))
+}
+
+describe('OpHold', function () {
+  it('asks for one op at a time; waits that come meanwhile are covered by one ask for the newest', async () => {
+    const { hold, asks } = rig()
+    const done: number[] = []
+    const [a, b, c] = await Promise.all([cid(1), cid(2), cid(3)])
+    const first = hold.held(a).then(() => { done.push(1) })
+    await turns()
+    assert.equal(asks.length, 1)
+    assert.ok(asks[0].cid.equals(a))
+    const second = hold.held(b).then(() => { done.push(2) })
+    const third = hold.held(c).then(() => { done.push(3) })
+    await turns()
+    assert.equal(asks.length, 1, 'no second ask while one runs')
+    asks[0].answer('p1')
+    await first
+    await turns()
+    assert.deepEqual(done, [1])
+    assert.equal(asks.length, 2, 'one ask for the newest op covers the two waits')
+    assert.ok(asks[1].cid.equals(c))
+    asks[1].answer('p2')
+    await Promise.all([second, third])
+    assert.deepEqual(done.sort(), [1, 2, 3])
+  })
+
+  it('the same op asked for again shares its ask, and once held needs none', async () => {
+    const { hold, asks } = rig()
+    const a = await cid(1)
+    const w1 = hold.held(a)
+    await turns()
+    const w2 = hold.held(a)
+    await turns()
+    assert.equal(asks.length, 1)
+    asks[0].answer('p1')
+    await Promise.all([w1, w2])
+    await hold.held(a)
+    assert.equal(asks.length, 1, 'an op already held is not asked for again')
+  })
+
+  it('no peer to ask, or an ask that fails: the wait ends (the op is durable here only)', async () => {
+    let peers: string[] = []
+    const { hold, asks } = rig(() => peers)
+    await hold.held(await cid(1))
+    assert.equal(asks.length, 0)
+    peers = ['p1']
+    const w = hold.held(await cid(2))
+    await turns()
+    asks[0].fail(new Error('stream reset'))
+    await w
+    const w3 = hold.held(await cid(3))
+    await turns()
+    asks[1].answer(undefined)
+    await w3
+  })
+})
