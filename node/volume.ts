@@ -364,6 +364,18 @@ export class Volume implements VolumeApi {
     return await openLocal(init.dir, init)
   }
 
+  /**
+   * Plan the folds of files whose extents this host wrote and had not folded yet (a restart
+   * forgets the folds it had planned): each is folded as a quiet file is, once this host is idle.
+   * The Volume's owner calls it once it serves (the daemon, a library Volume's open). Returns how
+   * many files were planned.
+   */
+  resumeFolds (): number {
+    const files = this.tree.filesWithOwnExtents()
+    for (const inode of files) if (!this.foldTimers.has(inode) && !this.folding.has(inode)) this.foldLater(inode, FOLD_QUIET_MS, true)
+    return files.length
+  }
+
   /** Close what this Volume owns (a library Volume: its tree and store). Idempotent. */
   async close (): Promise<void> {
     // folds under way end first (positioned extents make them frequent): none stores chunks or

@@ -308,6 +308,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       peers: () => presence.offline() ? [] : host.peers().map(p => p.id).filter(p => features.supports(p, FEATURE_HOLD))
     }, { signal: stopping.signal })
     const volume = new Volume({ tree, chunks, store, capacity, multiExtent: multiExtentNow, held: async cid => { await opHold.held(cid) } })
+    // the folds this host had planned before it stopped (its own extents not folded yet)
+    const resumed = volume.resumeFolds()
+    if (resumed > 0) log('%d files hold extents of this host not folded yet: folds planned', resumed)
 
     const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
     pins.start()

@@ -197,6 +197,20 @@ export class Tree extends EventTarget {
     return this.dag.get(idOf(cid))?.op.author
   }
 
+  /**
+   * Live files with extents (not folded yet) among which one is this host's op: the folds a host
+   * had planned before a restart (a host folds the extents it wrote; Volume.resumeFolds).
+   */
+  filesWithOwnExtents (): InodeId[] {
+    const out: InodeId[] = []
+    for (const [id, rec] of this.state.inodes) {
+      if (rec.kind !== 'file' || rec.tail === undefined || this.state.ri(id) !== id || this.state.nlink(rec) === 0) continue
+      const extents = this.get(id)?.extents ?? []
+      if (extents.some(e => this.dag.get(e.op)?.op.author === this.signer.author)) out.push(id)
+    }
+    return out
+  }
+
   /** An op's block bytes, to send to a peer. */
   getOp (cid: CID): Uint8Array | undefined {
     return this.dag.get(idOf(cid))?.op.bytes
