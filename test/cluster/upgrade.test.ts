@@ -9,10 +9,10 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { init } from '../../node/cli/index.ts'
 import { FEATURE_MULTIEXT } from '../../node/net/index.ts'
-import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { startHost, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
+import { pageSyncs } from '../helpers/page-syncs.ts'
 
 const PAGES = [3, 17, 40, 51]
 
@@ -40,24 +40,9 @@ describe('cluster: multi-extent ops wait for every member to announce them', fun
     const model = new Uint8Array(512 * 1024).map((_, i) => (i * 7) & 0xff)
     await writer.volume.writeFile('/db', model)
     const id = writer.tree.byIno((await writer.volume.stat('/db')).ino)!.id
-    const made: OpBody[] = []
-    writer.tree.addEventListener('op', (e: Event) => {
-      const d = (e as CustomEvent<OpEventDetail>).detail
-      if (d.local && 'inode' in d.body && d.body.inode === id && d.body.type === 'append') made.push(d.body)
-    })
     const fh = await writer.volume.open('/db', 'r+')
     t.add(async () => { await fh.close().catch(() => {}) })
-    const syncPages = async (fill: number): Promise<OpBody[]> => {
-      const before = made.length
-      for (const page of PAGES) {
-        const data = new Uint8Array(4096).fill(fill + page)
-        await fh.write(data, 0, data.byteLength, page * 4096)
-        model.set(data, page * 4096)
-      }
-      await fh.sync()
-      return made.slice(before)
-    }
-    const offsets = (ops: OpBody[]): number[] => ops.flatMap(b => { const x = b as any; return [x.offset, ...(x.more ?? []).map((m: any) => m.offset)] })
+    const { sync: syncPages, offsets } = pageSyncs(writer.tree, id, fh, model, PAGES)
     const reads = async (h: ClusterHost): Promise<boolean> => {
       const got = await h.volume.readFile('/db').catch(() => undefined)
       return got !== undefined && Buffer.from(got).equals(model)

@@ -26,8 +26,9 @@ import { startMemberService } from '../../node/net/member-service.ts'
 import type { MemberService } from '../../node/net/member-service.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
 import { MAX_OP_EXTENTS } from '../../node/tree/index.ts'
-import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
+import type { OpBody } from '../../node/tree/index.ts'
 import { Volume, extentBodies } from '../../node/volume.ts'
+import { pageSyncs } from '../helpers/page-syncs.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 
@@ -170,24 +171,9 @@ describe('node/net features and the multi-extent gate', function () {
     const model = new Uint8Array(256 * 1024).map((_, i) => i & 0xff)
     await vol.writeFile('/db', model)
     const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
-    const made: OpBody[] = []
-    vol.tree.addEventListener('op', (e: Event) => {
-      const d = (e as CustomEvent<OpEventDetail>).detail
-      if (d.local && 'inode' in d.body && d.body.inode === id && d.body.type === 'append') made.push(d.body)
-    })
     const fh = await vol.open('/db', 'r+')
     /** Four 4 KiB pages written and fsynced: the append ops that fsync made. */
-    const syncPages = async (fill: number): Promise<OpBody[]> => {
-      const before = made.length
-      for (const page of [3, 17, 40, 51]) {
-        const data = new Uint8Array(4096).fill(fill + page)
-        await fh.write(data, 0, data.byteLength, page * 4096)
-        model.set(data, page * 4096)
-      }
-      await fh.sync()
-      return made.slice(before)
-    }
-    const offsets = (ops: OpBody[]): number[] => ops.flatMap(b => { const x = b as any; return [x.offset, ...(x.more ?? []).map((m: any) => m.offset)] })
+    const { sync: syncPages, offsets } = pageSyncs(vol.tree, id, fh, model, [3, 17, 40, 51])
 
     const fallback = await syncPages(1)
     assert.equal(fallback.length, 4, 'one op per range while c may refuse multi-extent ops')
