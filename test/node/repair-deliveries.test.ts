@@ -2,7 +2,7 @@
 // its plan: the live targets lacking their fragment, never a suspect target (it may be back
 // within the failure timeout, fragment and all), never a target that holds it.
 import assert from 'node:assert/strict'
-import { repairDeliveries } from '../../node/keeper/repair.ts'
+import { keeperDeliveries, pullsHere, repairDeliveries } from '../../node/keeper/repair.ts'
 
 describe('repairDeliveries (node/keeper/repair.ts)', () => {
   it('delivers to live targets that lack their fragment, and to no one else', () => {
@@ -17,5 +17,49 @@ describe('repairDeliveries (node/keeper/repair.ts)', () => {
     const want = [['a'], ['b'], ['c']]
     const held = [new Set(['a']), new Set(['b']), new Set<string>()]
     assert.deepEqual(repairDeliveries({ want, held }, new Set(['a', 'b'])), [])
+  })
+})
+
+// keeperDeliveries / pullsHere: a copy of a fragment the keeper does not hold, held by another
+// live host, is left to a target that pulls (FEATURE_PULL), and that target's pass fetches it
+// itself: one fragment's bytes, not two (fetched by the keeper, then pushed).
+describe('keeperDeliveries, pullsHere (node/keeper/repair.ts)', () => {
+  const cid = (n: number): { toString: () => string } => ({ toString: () => `f${n}` })
+  // keeper k holds fragment 0; the joiner j is fragment 1's target, which d (displaced) holds;
+  // fragment 2 was lost (nobody live holds it): the keeper rebuilds it for t
+  const want = [['k'], ['j'], ['t']]
+  const held = [new Set(['k']), new Set(['d']), new Set<string>()]
+  const live = new Set(['k', 'j', 'd', 't'])
+  const missing = repairDeliveries({ want, held }, live)
+
+  it('leaves a copy the keeper lacks to a target that pulls, and delivers what it holds or rebuilds', () => {
+    assert.deepEqual(missing, [{ j: 1, to: ['j'] }, { j: 2, to: ['t'] }])
+    assert.deepEqual(keeperDeliveries(missing, { held }, live, 'k', () => true), [{ j: 2, to: ['t'] }])
+  })
+
+  it('delivers every copy itself to a target that does not pull, or with no pulls given (older hosts)', () => {
+    assert.deepEqual(keeperDeliveries(missing, { held }, live, 'k', h => h !== 'j'), missing)
+    assert.deepEqual(keeperDeliveries(missing, { held }, live, 'k'), missing)
+  })
+
+  it('pushes a copy it holds itself (one fragment either way), and one whose only holder is not live', () => {
+    const held2 = [new Set(['k']), new Set(['d', 'k']), new Set<string>()]
+    assert.deepEqual(keeperDeliveries(missing, { held: held2 }, live, 'k', () => true), missing)
+    assert.deepEqual(keeperDeliveries(missing, { held }, new Set(['k', 'j', 't']), 'k', () => true), missing)
+  })
+
+  it('the target pulls what its plan wants on it, lacks, and another host holds; nothing it holds or nobody holds', () => {
+    const ref = { fragments: [cid(0), cid(1), cid(2)] } as any
+    assert.deepEqual(pullsHere('j', ref, { want, held }), [1])
+    assert.deepEqual(pullsHere('t', ref, { want, held }), [], 'a lost fragment is the keeper\'s to rebuild')
+    assert.deepEqual(pullsHere('k', ref, { want, held }), [], 'held already')
+    assert.deepEqual(pullsHere('d', ref, { want, held }), [], 'not wanted there')
+  })
+
+  it('a replicated chunk (k = 1): one pull of its one block, wanted under index 0', () => {
+    const ref = { fragments: [cid(0), cid(0), cid(0)] } as any
+    const p = { want: [['a', 'b', 'c'], [], []], held: [new Set(['a']), new Set<string>(), new Set<string>()] }
+    assert.deepEqual(pullsHere('b', ref, p), [0])
+    assert.deepEqual(pullsHere('a', ref, p), [])
   })
 })
