@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { init } from '../../node/cli/index.ts'
+import { FEATURES, FEATURE_PULL } from '../../node/net/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
@@ -61,11 +62,37 @@ describe('keep.repairer: bytes moved when a host joins (6 in-process hosts + 1, 
     // every fragment the joiner holds was copied once, from a holder, by the joiner itself
     assert.equal(pushed, 0, figures)
     assert.equal(fetched, took, figures)
-    // the settling passes' have-queries come on top (old code: 2.1 and more)
-    assert.ok(moved <= 1.35 * took, figures)
+    // the settling passes' have-queries come on top, 0.2 to 0.3 per byte here, as many passes as
+    // settling takes (old code: 2.1 and more)
+    assert.ok(moved <= 1.6 * took, figures)
     for (const h of [hosts[0], joiner]) {
       h.volume.chunks.dropCache()
       for (const [path, data] of files) assert.deepEqual(Buffer.from(await h.volume.readFile(path)), data, `${path} on ${h.name}`)
     }
+  })
+
+  it('a joiner of an older version (no pull/1) is still given its copies: the keepers fetch and push them', async () => {
+    const hosts = await startCluster(t, 6, { daemon: { keep } })
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+    const data = randomBytes(FILE_BYTES)
+    await hosts[0].volume.replaceFile('/old.bin', [data], { wait: 'safe' })
+    await settle(hosts)
+    const dir = join(hosts[0].dir, '..', 'old-joiner')
+    await init(dir, { networkKey: join(hosts[0].dir, 'network.key') })
+    const joiner = await startHost(t, dir, `join-bytes-old-${Date.now()}`, [hosts[0].address], { daemon: { keep, features: FEATURES.filter(f => f !== FEATURE_PULL) } })
+    const all = [...hosts, joiner]
+    await until('every host knows every other', () => all.every(h => h.host.peers().length === 6), 60_000)
+    await until('every host identified the joiner', () => hosts.every(h => h.host.features(joiner.host.peerId) !== undefined), 60_000)
+    assert.deepEqual(hosts[0].features.lacking(FEATURE_PULL), [joiner.host.peerId])
+    const totals = all.map(h => h.keep.repairer.totals())
+    await settle(all)
+    const took = (await joiner.store.usage()).bytesStored
+    const pushed = all.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totals[i].bytesPushed, 0)
+    // what it holds it fetched as the keeper of the chunk (the first ranked: its own repair), or
+    // the keepers pushed it
+    const own = joiner.keep.repairer.totals().bytesFetched - totals[6].bytesFetched
+    assert.ok(took > own && pushed >= took - own, `the keepers pushed the joiner its copies: it holds ${took}, fetched ${own} as keeper, pushed ${pushed}`)
+    joiner.volume.chunks.dropCache()
+    assert.deepEqual(Buffer.from(await joiner.volume.readFile('/old.bin')), data)
   })
 })
