@@ -997,15 +997,18 @@ export function repairDeliveries (p: Pick<ChunkPlan, 'want' | 'held'>, live: Rea
  * fragment the keeper does not hold but another live host does, which that target fetches from
  * there in its own pass (pullsHere). The keeper would fetch it and push it again: two fragments'
  * bytes for one (a host joining 7 hosts of a 4+2 code: 2.1 bytes moved per byte it took over,
- * scripts/bench/repair.ts). What the keeper holds or must rebuild it still delivers itself.
+ * scripts/bench/repair.ts). What the keeper holds, must hold too, or must rebuild it still
+ * delivers itself.
  * `pulls(peer, j)`: whether `peer` pulls fragment j (not given: every delivery is the keeper's).
  */
 export function keeperDeliveries (missing: Array<{ j: number, to: string[] }>, p: Pick<ChunkPlan, 'held'>, live: ReadonlySet<string>, self: string, pulls?: (peer: string, j: number) => boolean): Array<{ j: number, to: string[] }> {
   if (pulls === undefined) return missing
   const out: Array<{ j: number, to: string[] }> = []
   for (const { j, to } of missing) {
-    const copyable = !p.held[j].has(self) && [...p.held[j]].some(h => h !== self && live.has(h))
-    const mine = copyable ? to.filter(h => h === self || !pulls(h, j)) : to
+    // a copy the keeper must hold itself it fetches anyway, and pushes on from here (one fragment
+    // each way, and no wait for the target's pass)
+    const copyable = !p.held[j].has(self) && !to.includes(self) && [...p.held[j]].some(h => h !== self && live.has(h))
+    const mine = copyable ? to.filter(h => !pulls(h, j)) : to
     if (mine.length > 0) out.push({ j, to: mine })
   }
   return out

@@ -42,6 +42,13 @@ describe('keeperDeliveries, pullsHere (node/keeper/repair.ts)', () => {
     assert.deepEqual(keeperDeliveries(missing, { held }, live, 'k'), missing)
   })
 
+  it('delivers a copy it must hold too (it fetches it anyway) to every target, pulling or not', () => {
+    const want2 = [['k'], ['j', 'k'], ['t']]
+    const missing2 = repairDeliveries({ want: want2, held }, live)
+    assert.deepEqual(missing2[0], { j: 1, to: ['j', 'k'] })
+    assert.deepEqual(keeperDeliveries(missing2, { held }, live, 'k', () => true), missing2)
+  })
+
   it('pushes a copy it holds itself (one fragment either way), and one whose only holder is not live', () => {
     const held2 = [new Set(['k']), new Set(['d', 'k']), new Set<string>()]
     assert.deepEqual(keeperDeliveries(missing, { held: held2 }, live, 'k', () => true), missing)
