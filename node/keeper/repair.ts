@@ -723,7 +723,8 @@ export class Repairer extends EventTarget {
             if (!leaving && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
             if (p.health !== 'redundant') unsettled(p.health)
             if (p.health === 'lost') short.add(ref)
-            const mine = opts.all === true || (keeperOf(ref, live, this.c.policy) === self && this.c.placing?.(ref.cid!.toString()) !== true)
+            const keeper = keeperOf(ref, live, this.c.policy)
+            const mine = opts.all === true || (keeper === self && this.c.placing?.(ref.cid!.toString()) !== true)
             if (mine && p.health !== 'redundant' && p.health !== 'lost') {
               const ok = await this.repairChunk(ref, p, holdings, live, opts, opts.all === true ? undefined : pullsLeft).catch((err: Error) => {
                 if (!opts.signal.aborted) log.error('repair of chunk %s failed: %s', shortCid(ref.cid!), err.message)
@@ -736,7 +737,7 @@ export class Repairer extends EventTarget {
             } else if (!mine && !leaving && this.c.pulls !== undefined && p.health !== 'lost' && this.c.placing?.(ref.cid!.toString()) !== true) {
               // a copy this host must hold that another live host holds: its keeper leaves it to
               // this host (keeperDeliveries), which fetches it from there itself
-              const js = pullsHere(self, ref, p)
+              const js = pullsHere(self, ref, p, keeper)
               if (js.length > 0) {
                 const ok = await this.pullHere(ref, js, p, holdings, opts.signal).catch((err: Error) => {
                   if (!opts.signal.aborted) log.error('copying fragments of chunk %s here failed: %s', shortCid(ref.cid!), err.message)
@@ -1016,11 +1017,11 @@ export function keeperDeliveries (missing: Array<{ j: number, to: string[] }>, p
 
 /**
  * The fragments of `ref` a host that pulls (FEATURE_PULL) fetches itself when it is not the
- * chunk's keeper: those its plan wants on `self` that it lacks and another live host holds (the
- * keeper leaves them to it: keeperDeliveries). One index per block (copies of a replicated chunk
- * are one block).
+ * chunk's keeper: those its plan wants on `self` that it lacks and another live host holds, and
+ * that `keeper` neither holds nor must hold (those the keeper pushes: keeperDeliveries). One
+ * index per block (copies of a replicated chunk are one block).
  */
-export function pullsHere (self: string, ref: Pick<ChunkRef, 'fragments'>, p: Pick<ChunkPlan, 'want' | 'held'>): number[] {
+export function pullsHere (self: string, ref: Pick<ChunkRef, 'fragments'>, p: Pick<ChunkPlan, 'want' | 'held'>, keeper: string | undefined): number[] {
   const seen = new Set<string>()
   const out: number[] = []
   p.want.forEach((hosts, j) => {
@@ -1029,6 +1030,8 @@ export function pullsHere (self: string, ref: Pick<ChunkRef, 'fragments'>, p: Pi
     // held under any of its indexes (a replicated chunk's copies are index 0 of the plan)
     const holders = p.held.flatMap((hs, i) => ref.fragments[i].toString() === key ? [...hs] : [])
     if (holders.includes(self) || !holders.some(h => h !== self)) return
+    // the keeper delivers what it holds or fetches for itself anyway
+    if (keeper !== undefined && (holders.includes(keeper) || p.want.some((hs, i) => ref.fragments[i].toString() === key && hs.includes(keeper)))) return
     seen.add(key)
     out.push(j)
   })

@@ -57,16 +57,21 @@ describe('keeperDeliveries, pullsHere (node/keeper/repair.ts)', () => {
 
   it('the target pulls what its plan wants on it, lacks, and another host holds; nothing it holds or nobody holds', () => {
     const ref = { fragments: [cid(0), cid(1), cid(2)] } as any
-    assert.deepEqual(pullsHere('j', ref, { want, held }), [1])
-    assert.deepEqual(pullsHere('t', ref, { want, held }), [], 'a lost fragment is the keeper\'s to rebuild')
-    assert.deepEqual(pullsHere('k', ref, { want, held }), [], 'held already')
-    assert.deepEqual(pullsHere('d', ref, { want, held }), [], 'not wanted there')
+    assert.deepEqual(pullsHere('j', ref, { want, held }, 'k'), [1])
+    assert.deepEqual(pullsHere('t', ref, { want, held }, 'k'), [], 'a lost fragment is the keeper\'s to rebuild')
+    assert.deepEqual(pullsHere('k', ref, { want, held }, 'k'), [], 'held already')
+    assert.deepEqual(pullsHere('d', ref, { want, held }, 'k'), [], 'not wanted there')
+    // what the keeper pushes (keeperDeliveries) the target does not pull too
+    assert.deepEqual(pullsHere('j', ref, { want, held: [new Set(['k']), new Set(['d', 'k']), new Set<string>()] }, 'k'), [], 'the keeper holds it')
+    assert.deepEqual(pullsHere('j', ref, { want: [['k'], ['j', 'k'], ['t']], held }, 'k'), [], 'the keeper must hold it too')
   })
 
-  it('a replicated chunk (k = 1): one pull of its one block, wanted under index 0', () => {
+  it('a replicated chunk (k = 1): its keeper is among the hosts wanted, so it delivers; one pull of its one block otherwise', () => {
     const ref = { fragments: [cid(0), cid(0), cid(0)] } as any
     const p = { want: [['a', 'b', 'c'], [], []], held: [new Set(['a']), new Set<string>(), new Set<string>()] }
-    assert.deepEqual(pullsHere('b', ref, p), [0])
-    assert.deepEqual(pullsHere('a', ref, p), [])
+    assert.deepEqual(pullsHere('b', ref, p, 'c'), [], 'the keeper must hold it too: it pushes it on')
+    assert.deepEqual(pullsHere('b', ref, p, 'a'), [], 'the keeper holds it: it pushes it')
+    assert.deepEqual(pullsHere('b', ref, p, 'x'), [0])
+    assert.deepEqual(pullsHere('a', ref, p, 'x'), [], 'held already')
   })
 })
