@@ -997,7 +997,7 @@ export function repairDeliveries (p: Pick<ChunkPlan, 'want' | 'held'>, live: Rea
  * chunk's plan: all of them, less a copy for a target that pulls (`pulls`, FEATURE_PULL): a
  * fragment the keeper does not hold but another live host does, which that target fetches from
  * there in its own pass (pullsHere). The keeper would fetch it and push it again: two fragments'
- * bytes for one (a host joining 7 hosts of a 4+2 code: 2.1 bytes moved per byte it took over,
+ * bytes for one (a host joining 6 hosts of a 4+2 code: 2.1 bytes moved per byte it took over,
  * scripts/bench/repair.ts). What the keeper holds, must hold too, or must rebuild it still
  * delivers itself.
  * `pulls(peer, j)`: whether `peer` pulls fragment j (not given: every delivery is the keeper's).

@@ -25,7 +25,8 @@
 //
 // Join: the joiner takes over the fragment of the host it displaces, fetched from that host by
 // the joiner itself (feature pull/1): 1 byte per byte it holds plus the settling passes'
-// have-queries (1.17 at 6 hosts, 1.24 at 7; 2.1 at 7 when keepers fetched and pushed it again).
+// have-queries (1.17 at 6 hosts, 1.2 to 1.3 at 7; 1.9 to 2.1 at 7 when keepers fetched it and
+// pushed it again).
 //
 // Time: `repair.seconds` runs from the loss (the failure timeout, 200 ms here, and the
 // repairer's debounce, REPAIR_DEBOUNCE_MS, included); `repair.restore.MiBps` counts from the
