@@ -10,7 +10,7 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FeatureBook, FEATURE_HOLD, FEATURE_MULTIEXT, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probeMember } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probeMember } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -349,7 +349,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // the health book hears of finished placements and counts pending ones (keeper/status.ts)
       pending,
       placement: chunk => network.placement.get(chunk),
-      offline: () => presence.offline()
+      offline: () => presence.offline(),
+      // copies this host must hold are fetched by its own passes; a keeper leaves them to the
+      // peers that announce they do the same (keeper/repair.ts keeperDeliveries)
+      ...(features.supports(host.peerId, FEATURE_PULL) ? { pulls: (peer: string) => features.supports(peer, FEATURE_PULL) } : {})
     }, { ...opts.keep, repairBytesPerSecond: opts.keep?.repairBytesPerSecond ?? repairRate(upload) })
     closers.push(keep.stop)
     await spaceNotices.start()

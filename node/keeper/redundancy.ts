@@ -83,6 +83,8 @@ export interface RedundancyComponents {
   placement?: (chunk: string) => Array<Set<string>> | undefined
   /** Whether this host has lost its peers (presence.ts). */
   offline?: () => boolean
+  /** Given when this host fetches the copies it must hold itself: which peers do too (repair.ts RepairComponents.pulls). */
+  pulls?: (peer: string) => boolean
 }
 
 export interface HealthOptions extends AbortOptions {
@@ -136,6 +138,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     swarm: c.swarm,
     custody: c.custody,
     placing: c.placing,
+    pulls: c.pulls,
     chunks: async (opts) => {
       // the chunks of the manifests the last listing read (they never change): not read again
       const r = await retained(c.volume, retentionMs, { ...opts, known })

@@ -79,6 +79,12 @@ export function repairRate (link?: number): number {
   if (link === undefined || !(link > 0)) return DEFAULT_REPAIR_BYTES_PER_SECOND
   return Math.max(MIN_REPAIR_BYTES_PER_SECOND, Math.floor(link * REPAIR_LINK_SHARE))
 }
+/**
+ * Passes in a row a keeper leaves a copy to the target that pulls it (keeperDeliveries): a copy
+ * still missing there after these (the target's plan disagreed, its passes failed) the keeper's
+ * next pass delivers itself.
+ */
+export const PULL_GRACE_PASSES = 2
 /** Chunks surveyed and repaired per batch (bounds the memory of one step). */
 export const REPAIR_BATCH = 256
 /** Chunks in a pass's first batch: the batches after it double, up to REPAIR_BATCH. */
@@ -153,6 +159,14 @@ export interface RepairComponents {
   health?: HealthBook
   /** Whether the chunk was written here and is still to be placed (kept in the health book meanwhile). */
   pending?: (chunk: string) => boolean
+  /**
+   * Given: this host fetches, in its own passes, the fragment copies it must hold that another
+   * live host holds (it announces FEATURE_PULL, net/features.ts), and `pulls(peer)` tells whether
+   * `peer` does too. A keeper then leaves such a copy to a target that pulls it (keeperDeliveries):
+   * one fragment's bytes move, not two (fetched by the keeper, then pushed by it). Not given: the
+   * keeper relays every copy itself, as hosts of older versions do.
+   */
+  pulls?: (peer: string) => boolean
 }
 
 export interface RepairProgress {
@@ -258,6 +272,8 @@ export class Repairer extends EventTarget {
    * over: an incremental pass under that view skips it.
    */
   private readonly fine = new Map<string, string>()
+  /** `<fragment>><target>` -> passes in a row that left that copy to its target to pull (runPass). */
+  private leftToPull: ReadonlyMap<string, number> = new Map()
 
   constructor (components: RepairComponents, init: RepairInit = {}) {
     super()
@@ -545,6 +561,9 @@ export class Repairer extends EventTarget {
     resynced?.catch(() => {})
     const all = await this.c.chunks(opts)
     await resynced
+    // the copies this pass leaves to their targets to pull (keeperDeliveries), with how many
+    // passes in a row left each: those still missing after PULL_GRACE_PASSES this pass delivers
+    const pullsLeft = { before: this.leftToPull, now: new Map<string, number>() }
     this.passChunks = chunkKey(all)
     if (all.byManifest !== undefined) this.c.health?.listed(all.byManifest, this.c.pending ?? (() => false), all.missing)
     if (all.unreadable > 0) unsettled('manifests unreadable')
@@ -704,9 +723,10 @@ export class Repairer extends EventTarget {
             if (!leaving && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
             if (p.health !== 'redundant') unsettled(p.health)
             if (p.health === 'lost') short.add(ref)
-            const mine = opts.all === true || (keeperOf(ref, live, this.c.policy) === self && this.c.placing?.(ref.cid!.toString()) !== true)
+            const keeper = keeperOf(ref, live, this.c.policy)
+            const mine = opts.all === true || (keeper === self && this.c.placing?.(ref.cid!.toString()) !== true)
             if (mine && p.health !== 'redundant' && p.health !== 'lost') {
-              const ok = await this.repairChunk(ref, p, holdings, live, opts).catch((err: Error) => {
+              const ok = await this.repairChunk(ref, p, holdings, live, opts, opts.all === true ? undefined : pullsLeft).catch((err: Error) => {
                 if (!opts.signal.aborted) log.error('repair of chunk %s failed: %s', shortCid(ref.cid!), err.message)
                 return false
               })
@@ -714,6 +734,17 @@ export class Repairer extends EventTarget {
             } else if (mine && p.health === 'lost') {
               this.progress_.failed++
               this.totals_.failed++
+            } else if (!mine && !leaving && this.c.pulls !== undefined && p.health !== 'lost' && this.c.placing?.(ref.cid!.toString()) !== true) {
+              // a copy this host must hold that another live host holds: its keeper leaves it to
+              // this host (keeperDeliveries), which fetches it from there itself
+              const js = pullsHere(self, ref, p, keeper)
+              if (js.length > 0) {
+                const ok = await this.pullHere(ref, js, p, holdings, opts.signal).catch((err: Error) => {
+                  if (!opts.signal.aborted) log.error('copying fragments of chunk %s here failed: %s', shortCid(ref.cid!), err.message)
+                  return false
+                })
+                if (!ok) { this.progress_.failed++; this.totals_.failed++ }
+              }
             }
             for (const key of wantedHere(self, ref, p)) wanted.add(key)
             const mineToDrop = drop ? handovers(self, ref, p, live) : []
@@ -736,6 +767,7 @@ export class Repairer extends EventTarget {
       }
       await Promise.all(Array.from({ length: REPAIR_CONCURRENCY }, worker))
       if (failed !== undefined) throw failed.err
+      if (opts.all !== true) this.leftToPull = pullsLeft.now
       const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()))
       if (handover.length > 0) {
         unsettled('copies to hand over')
@@ -758,9 +790,22 @@ export class Repairer extends EventTarget {
    * may still hold its fragment, and rebuilding for it would cost k fragments' transfer for
    * nothing; once it is declared gone, the plan no longer wants it. True when all landed.
    */
-  private async repairChunk (ref: ChunkRef, p: ChunkPlan, holdings: Holdings, live: ReadonlySet<string>, opts: AbortOptions & { signal: AbortSignal }): Promise<boolean> {
+  private async repairChunk (ref: ChunkRef, p: ChunkPlan, holdings: Holdings, live: ReadonlySet<string>, opts: AbortOptions & { signal: AbortSignal }, pullsLeft?: { before: ReadonlyMap<string, number>, now: Map<string, number> }): Promise<boolean> {
     const signal = anySignal([opts.signal], REPAIR_CHUNK_TIMEOUT_MS)
-    const missing = repairDeliveries(p, live)
+    // a pass for every chunk (heal, leave: no pullsLeft) delivers every copy itself, the
+    // operator waits on it; so does a pass that left a copy to its target PULL_GRACE_PASSES times
+    const pulls = this.c.pulls
+    const all = repairDeliveries(p, live)
+    const key = (j: number, h: string): string => `${ref.fragments[j].toString()}>${h}`
+    const missing = pulls === undefined || pullsLeft === undefined
+      ? all
+      : keeperDeliveries(all, p, live, this.c.self, (h, j) => pulls(h) && (pullsLeft.before.get(key(j, h)) ?? 0) < PULL_GRACE_PASSES)
+    if (pullsLeft !== undefined) {
+      for (const { j, to } of all) {
+        const delivered = new Set(missing.find(x => x.j === j)?.to ?? [])
+        for (const h of to) if (!delivered.has(h)) pullsLeft.now.set(key(j, h), (pullsLeft.before.get(key(j, h)) ?? 0) + 1)
+      }
+    }
     if (missing.length === 0) return true
     const fragments = await this.fragments(ref, missing.map(x => x.j), holdings, signal)
     const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
@@ -864,6 +909,32 @@ export class Repairer extends EventTarget {
     return rebuildFragments(ref, have, wanted)
   }
 
+  /**
+   * Fetches fragments `js` of `ref` (pullsHere: wanted here, held by another live host) from
+   * their live holders and stores them here. True when all landed.
+   */
+  private async pullHere (ref: ChunkRef, js: number[], p: ChunkPlan, holdings: Holdings, passSignal: AbortSignal): Promise<boolean> {
+    const signal = anySignal([passSignal], REPAIR_CHUNK_TIMEOUT_MS)
+    const cids = [...new Map(js.map(j => [ref.fragments[j].toString(), ref.fragments[j]])).values()]
+    const from = new Map(cids.map(f => [f.toString(), [...p.held.flatMap((hs, j) => ref.fragments[j].equals(f) ? [...hs] : [])].filter(h => h !== this.c.self)]))
+    await this.limiter.take(cids.length * Math.ceil(ref.size / ref.k), { signal })
+    const got = await this.c.swarm.pullAny(cids, cids.length, from, { signal, background: true })
+    const blocks = cids.flatMap(cid => { const bytes = got.get(cid.toString()); return bytes === undefined ? [] : [{ cid, bytes }] })
+    if (blocks.length === 0) return false
+    // the swarm's pull hashed what it returned
+    await this.c.store.putMany(blocks, { verified: true })
+    for (const { cid, bytes } of blocks) {
+      ref.fragments.forEach((f, j) => { if (f.equals(cid)) p.held[j].add(this.c.self) })
+      holdings.get(cid.toString())?.add(this.c.self)
+      log('chunk %s fragment %s copied here from %s', shortCid(ref.cid!), shortCid(cid), shortPeers(from.get(cid.toString()) ?? []))
+      this.progress_.bytesFetched += bytes.byteLength
+      this.totals_.bytesFetched += bytes.byteLength
+      this.progress_.fragmentsRepaired++
+      this.totals_.fragmentsRepaired++
+    }
+    return blocks.length === cids.length
+  }
+
   private async local (cid: CID): Promise<Uint8Array | undefined> {
     try {
       if (!await this.c.store.has(cid)) return undefined
@@ -919,6 +990,52 @@ export function repairDeliveries (p: Pick<ChunkPlan, 'want' | 'held'>, live: Rea
     if (to.length > 0) missing.push({ j, to })
   })
   return missing
+}
+
+/**
+ * The deliveries of `missing` (repairDeliveries) a keeper makes itself, as a pure function of the
+ * chunk's plan: all of them, less a copy for a target that pulls (`pulls`, FEATURE_PULL): a
+ * fragment the keeper does not hold but another live host does, which that target fetches from
+ * there in its own pass (pullsHere). The keeper would fetch it and push it again: two fragments'
+ * bytes for one (a host joining 6 hosts of a 4+2 code: 2.1 bytes moved per byte it took over,
+ * scripts/bench/repair.ts). What the keeper holds, must hold too, or must rebuild it still
+ * delivers itself.
+ * `pulls(peer, j)`: whether `peer` pulls fragment j (not given: every delivery is the keeper's).
+ */
+export function keeperDeliveries (missing: Array<{ j: number, to: string[] }>, p: Pick<ChunkPlan, 'held'>, live: ReadonlySet<string>, self: string, pulls?: (peer: string, j: number) => boolean): Array<{ j: number, to: string[] }> {
+  if (pulls === undefined) return missing
+  const out: Array<{ j: number, to: string[] }> = []
+  for (const { j, to } of missing) {
+    // a copy the keeper must hold itself it fetches anyway, and pushes on from here (one fragment
+    // each way, and no wait for the target's pass)
+    const copyable = !p.held[j].has(self) && !to.includes(self) && [...p.held[j]].some(h => h !== self && live.has(h))
+    const mine = copyable ? to.filter(h => !pulls(h, j)) : to
+    if (mine.length > 0) out.push({ j, to: mine })
+  }
+  return out
+}
+
+/**
+ * The fragments of `ref` a host that pulls (FEATURE_PULL) fetches itself when it is not the
+ * chunk's keeper: those its plan wants on `self` that it lacks and another live host holds, and
+ * that `keeper` neither holds nor must hold (those the keeper pushes: keeperDeliveries). One
+ * index per block (copies of a replicated chunk are one block).
+ */
+export function pullsHere (self: string, ref: Pick<ChunkRef, 'fragments'>, p: Pick<ChunkPlan, 'want' | 'held'>, keeper: string | undefined): number[] {
+  const seen = new Set<string>()
+  const out: number[] = []
+  p.want.forEach((hosts, j) => {
+    const key = ref.fragments[j].toString()
+    if (!hosts.includes(self) || seen.has(key)) return
+    // held under any of its indexes (a replicated chunk's copies are index 0 of the plan)
+    const holders = p.held.flatMap((hs, i) => ref.fragments[i].toString() === key ? [...hs] : [])
+    if (holders.includes(self) || !holders.some(h => h !== self)) return
+    // the keeper delivers what it holds or fetches for itself anyway
+    if (keeper !== undefined && (holders.includes(keeper) || p.want.some((hs, i) => ref.fragments[i].toString() === key && hs.includes(keeper)))) return
+    seen.add(key)
+    out.push(j)
+  })
+  return out
 }
 
 /** One batch of a pass: its survey (started when the previous batch's answered), its chunks in repair order, how many are through. */

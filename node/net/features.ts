@@ -40,8 +40,14 @@ import { RpcProtocolError } from './rpc.ts'
 export const FEATURE_MULTIEXT = 'multiext/1'
 /** The ops protocol's `hold` request (sync.ts): a peer holds an op durably before an fsync returns. */
 export const FEATURE_HOLD = 'hold/1'
+/**
+ * A host's repair passes fetch the fragment copies it must hold from the live hosts that hold
+ * them (keeper/repair.ts pullsHere): a keeper leaves those copies to it instead of fetching and
+ * pushing them again itself.
+ */
+export const FEATURE_PULL = 'pull/1'
 /** The features a host of this version understands and announces (sorted, as a list must be). */
-export const FEATURES: readonly string[] = [FEATURE_HOLD, FEATURE_MULTIEXT]
+export const FEATURES: readonly string[] = [FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL]
 /** Protocol id prefix under which a host announces a feature on identify. */
 export const FEATURE_PROTOCOL_PREFIX = '/darkfs/feature/'
 /** Most features one list (a record's, an identify's) holds. */

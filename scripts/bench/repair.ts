@@ -12,6 +12,21 @@
 // Two hosts lost at once (8 hosts): a chunk that lost two fragments has both rebuilt in one
 // decode from k - 1 fetched and each pushed to its own target (3 in, 2 out: 2.5 per byte); with
 // 15/28 of the chunks losing two and 12/28 one, 2.93 bytes per byte lost at best.
+// Below these with whole Reed-Solomon fragments (issue 15 item 6 asks 3 at 4+2): at 7 hosts the
+// new holder holds nothing of the chunk, so k fragments reach it whoever decodes (4). At 6 hosts,
+// 5 hosts tolerating any 2 more losses need 3 of them holding two fragments (any 3 must hold k =
+// 4): 3 hosts each take in a fragment, and one holding a new one (the lost one rebuilt) takes in
+// k - 1 = 3 for it, so 5; copies of surviving fragments only need 4 hosts with two (at most one
+// fragment on a single host), 4 moved but 9 stored and the lost fragment rebuilt on the next
+// join (4 then, not 1). The lost fragment rebuilt on one host alone moves 3 but leaves that host
+// with two fragments: it and any other host lost, 3 of the 4 needed are left. Only a
+// regenerating code (Clay, MSR: d = 5 helpers send half a fragment each) goes under k at 7 hosts
+// (2.5); at 6 hosts it still pays the two copies (2 + 2 = 4).
+//
+// Join: the joiner takes over the fragment of the host it displaces, fetched from that host by
+// the joiner itself (feature pull/1): 1 byte per byte it holds plus the settling passes'
+// have-queries (1.17 at 6 hosts, 1.2 to 1.3 at 7; 1.9 to 2.1 at 7 when keepers fetched it and
+// pushed it again).
 //
 // Time: `repair.seconds` runs from the loss (the failure timeout, 200 ms here, and the
 // repairer's debounce, REPAIR_DEBOUNCE_MS, included); `repair.restore.MiBps` counts from the
