@@ -4,9 +4,12 @@
 // issue 15 item 4). Each chunk from peers costs a have-query and a pull of k fragments from k
 // holders at once (keeper/network.ts); one at a time, their latency is the read's speed.
 //
-//  - Sequential: a read that starts within SEQUENTIAL_SLACK_BYTES of where the last one ended (the
-//    kernel's FUSE readahead may deliver its requests a little out of order). A random read ends
-//    the run and fetches nothing ahead: no wasted fetches.
+//  - Sequential: SEQUENTIAL_RUN_READS reads in a row, each starting within SEQUENTIAL_SLACK_BYTES
+//    of where the run had got to (the kernel's FUSE readahead may deliver its requests a little
+//    out of order). One such read is not enough: random 4 KiB reads over a file of 256 MiB land
+//    that close to the last one's end once in ~250 reads, and each fetched its chunk whole plus
+//    the window ahead (5 MiB for a 4 KiB read; on six hosts that was more bytes than all the
+//    range reads moved, issue 15). A random read ends the run and fetches nothing ahead.
 //  - Window: READAHEAD_INITIAL_BYTES past the reader once a run starts, doubling with each new
 //    chunk the run reads, up to ChunkService.readaheadBytes (READAHEAD_MAX_BYTES); over all
 //    readers, ChunkService bounds the bytes fetched ahead at once (READAHEAD_TOTAL_BYTES).
@@ -20,12 +23,17 @@ import { READAHEAD_INITIAL_BYTES } from './data/index.ts'
 
 /** A read this close to where the last one ended continues a sequential run. */
 export const SEQUENTIAL_SLACK_BYTES = 512 << 10
+/**
+ * Reads in a row that continue a run before the reader counts as sequential (whole chunks,
+ * fetched ahead): two random reads in a row within the slack are ~(1 MiB / file size)² likely.
+ */
+export const SEQUENTIAL_RUN_READS = 2
 
 export class ReadAhead {
   private readonly chunks: Pick<ChunkService, 'readAhead' | 'readaheadBytes'>
   /** Where the run's reads have got to (the furthest end); -1 before the first read. */
   private end = -1
-  /** Reads in a row that continued the run (0: not sequential). */
+  /** Reads in a row that continued the run (sequential from SEQUENTIAL_RUN_READS on). */
   private run = 0
   /** Bytes kept fetched past `end` now. */
   private window = 0
@@ -48,7 +56,7 @@ export class ReadAhead {
     if (near) {
       this.run++
       this.end = Math.max(this.end, position + length)
-      if (this.window === 0) this.window = Math.min(READAHEAD_INITIAL_BYTES, this.chunks.readaheadBytes)
+      if (this.window === 0 && this.sequential) this.window = Math.min(READAHEAD_INITIAL_BYTES, this.chunks.readaheadBytes)
     } else {
       // a random read: nothing ahead; what is fetched already is forgotten (its fetches end on their own)
       this.run = 0
@@ -72,7 +80,7 @@ export class ReadAhead {
       this.chunk = i
     }
     for (const j of this.ahead.keys()) if (j < i) this.ahead.delete(j)
-    if (this.run === 0 || this.window === 0) return
+    if (!this.sequential || this.window === 0) return
     const limit = this.end + this.window
     const size = manifest.chunkSize
     for (let n = at + 1; n < manifest.chunks.length; n++) {
@@ -90,9 +98,9 @@ export class ReadAhead {
     return version === this.version ? this.ahead.get(i) : undefined
   }
 
-  /** Whether the last read observed continued a sequential run (readahead covers it). */
+  /** Whether the last read observed continued a sequential run long enough (readahead covers it). */
   get sequential (): boolean {
-    return this.run > 0
+    return this.run >= SEQUENTIAL_RUN_READS
   }
 
   /** Chunks fetched ahead now, not yet passed by the reader (tests). */

@@ -41,6 +41,8 @@ export interface Target {
   placed?: (timeoutMs: number) => Promise<number>
   /** Streams opened so far per libp2p protocol, over the hosts in this process (darkfs only). */
   streams?: () => Map<string, number>
+  /** The reading host's read counters (ChunkService.readCounters(); darkfs only): what its reads fetched. */
+  reads?: () => Record<string, number>
 }
 
 /** What the workloads share in one run: sizes, deadlines, the archive and repository to copy. */

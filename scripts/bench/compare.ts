@@ -160,6 +160,7 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
       await untilSize(join(readDir, FIO_FILE), w.mib << 20, w.deadline(120_000))
       reader.volume.chunks.dropCache()
     },
+    reads: () => ({ ...reader.volume.chunks.readCounters() }),
     streams: () => {
       const out = new Map<string, number>()
       for (const h of hosts) for (const [p, { streams }] of Object.entries(h.host.traffic().protocols)) out.set(p, (out.get(p) ?? 0) + streams)
@@ -240,6 +241,7 @@ export async function run (): Promise<Record<string, number | string>> {
             const wait0 = await runQueueWait()
             const profDir = process.env.DARKFS_COMPARE_PROF
             const streams0 = target.streams?.()
+            const reads0 = target.reads?.()
             const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
             try {
               const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
@@ -266,6 +268,12 @@ export async function run (): Promise<Record<string, number | string>> {
               // streams opened per protocol in the cell, per MiB (each is an open, a negotiation and a close)
               const opened = [...target.streams!()].map(([p, n]) => [p, n - (streams0.get(p) ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])
               process.stdout.write(`  compare: ${key} streams opened per MiB: ${opened.slice(0, 8).map(([p, n]) => `${p} ${(n / mib).toFixed(2)}`).join(', ')}\n`)
+            }
+            if (reads0 !== undefined && OP_CPU_WORKLOADS.has(wl.key)) {
+              // what the reader's reads took: leaves of a data fragment (ranges), whole chunks from
+              // the network (fetches; ahead: of them started ahead of a reader), ranges read whole
+              const reads = target.reads!()
+              process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}\n`)
             }
             process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core)\n`)
           }

@@ -116,6 +116,31 @@ describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () 
     assert.equal(after.fetches - before.fetches, 0, 'no chunk fetched whole')
   })
 
+  it('random 4 KiB reads, one now and then landing near the last one\'s end: no chunk fetched whole or ahead', async () => {
+    const reader = await remoteReader()
+    const chunks = reader.volume.chunks
+    chunks.dropCache()
+    const before = chunks.readCounters()
+    // pairs: the second of each starts within SEQUENTIAL_SLACK_BYTES of the first's end (a
+    // random read does that once in a while), then the reader jumps chunks away
+    const order = [7 * MiB + 12_345, 7 * MiB + 300_000, 2 * MiB + 5_000, 2 * MiB + 1_000, 10 * MiB + 700_000, 10 * MiB + 400_000, 4 * MiB + 20_000]
+    const fh = await reader.volume.open('/seq.bin', 'r')
+    try {
+      const buf = new Uint8Array(4096)
+      for (const pos of order) {
+        await fh.read(buf, 0, buf.byteLength, pos)
+        assert.ok(Buffer.from(buf).equals(current.subarray(pos, pos + 4096)), `bytes at ${pos}`)
+      }
+    } finally {
+      await fh.close()
+    }
+    await until('no fetch in flight', () => chunks.readCounters().fetching === 0)
+    const after = chunks.readCounters()
+    assert.equal(after.ahead - before.ahead, 0, 'no chunk fetched ahead')
+    assert.equal(after.fetches - before.fetches, 0, 'no chunk fetched whole')
+    assert.equal(after.ranges - before.ranges, order.length, 'one range read per read')
+  })
+
   it('a file rewritten while read ahead: an open handle reads the new version, a reader keeps its own', async () => {
     const reader = await remoteReader()
     const chunks = reader.volume.chunks
