@@ -611,9 +611,18 @@ export class ChunkService {
   async hasLocally (ref: ChunkRef): Promise<boolean> {
     if (ref.cid === null) return true
     let have = 0
-    for (const f of new Set(ref.fragments.map(c => c.toString()))) {
+    const distinct = [...new Set(ref.fragments.map(c => c.toString()))]
+    // fragments not yet asked about: once even all of them could not make k, the answer is no
+    // (a reader holding one fragment of a 4+2 chunk asks of three, not six: readRange asks this
+    // on every small read whose data fragment is elsewhere)
+    let left = ref.k === 1 ? (distinct.length > 0 ? ref.k : 0) : ref.fragments.length
+    for (const f of distinct) {
+      if (have + left < ref.k) return false
+      const copies = ref.k === 1 ? ref.k : ref.fragments.filter(c => c.toString() === f).length
       const cid = ref.fragments.find(c => c.toString() === f)!
-      if (await this.store.has(cid)) have += ref.k === 1 ? ref.k : ref.fragments.filter(c => c.toString() === f).length
+      if (await this.store.has(cid)) have += copies
+      if (have >= ref.k) return true
+      if (ref.k !== 1) left -= copies
     }
     return have >= ref.k
   }

@@ -20,7 +20,7 @@ import type { PlacementPolicy } from './placement.ts'
 import type { PendingPlacements } from './pending.ts'
 import type { Store } from '../data/index.ts'
 import { logger, shortCid, shortPeer, shortPeers } from '../log.ts'
-import { anySignal } from '../abort.ts'
+import { anySignal, boundedSignal } from '../abort.ts'
 
 /** The placement path's lines (`--log debug`): each chunk's plan, the peers chosen, the acknowledgements. */
 const placeLog = logger('keeper:place')
@@ -308,9 +308,18 @@ export class ChunkNetwork extends EventTarget implements Network {
     const root = ref.roots?.[slice.fragment]
     const cid = ref.fragments[slice.fragment]
     if (root === undefined || cid === undefined || ref.cid === null) throw new BlockUnavailableError(ref.cid?.toString() ?? '?', 'the chunk records no Merkle roots')
-    const signal = this.signal(opts, FETCH_TIMEOUT_MS)
     const peers = this.host.peers().map(p => p.id)
     if (peers.length === 0) throw new BlockUnavailableError(cid.toString(), 'no peer is reachable (offline)')
+    // a timer stopped when the fetch is over (boundedSignal): one per 4 KiB read
+    const bound = boundedSignal([opts.signal], FETCH_TIMEOUT_MS)
+    try {
+      return await this.rangeFrom(ref, slice, root, cid, peers, bound.signal)
+    } finally {
+      bound.clear()
+    }
+  }
+
+  private async rangeFrom (ref: ChunkRef, slice: FragmentSlice, root: Uint8Array, cid: CID, peers: string[], signal: AbortSignal): Promise<Uint8Array> {
     const { first, end, fragmentBytes } = slice
     const want = { cid, first, end, verify: (bytes: Uint8Array, proof: Uint8Array[]) => verifyRange(root, fragmentBytes, first, end, bytes, proof) }
     const connected = new Set(peers)
