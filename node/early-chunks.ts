@@ -87,6 +87,17 @@ export class EarlyChunks {
   }
 
   /**
+   * Place a chunk stored here before (a packed chunk of spilled patches that the version a
+   * commit is building points into: open-file.ts buildSparse) through the same window, the
+   * commit waiting for room (WINDOW_WAIT_MS at most): the fsync after a sparse close has at most
+   * the window left, not every packed chunk.
+   */
+  async placeNow (ref: ChunkRef, opts: AbortOptions = {}): Promise<void> {
+    this.write ??= this.chunks.write({ inode: this.inode })
+    await this.write.placeStored(ref, { signal: opts.signal, waitMs: WINDOW_WAIT_MS })
+  }
+
+  /**
    * Every early chunk is durable here (ChunkWrite.chunk returns before its local put is over);
    * throws the first put that failed. A commit waits for it before its op names the chunks.
    */

@@ -1062,7 +1062,10 @@ export class OpenFile {
         const m = manifestOf(p.ref.size, [{ ...p.ref, offset: 0 }])
         const stored = await this.chunks.storeManifest(m, { signal, group })
         packed.set(p.ref, { manifest: stored.cid, sum: contentSum(m) })
-        fresh.push(p.ref, stored.ref)
+        // in a commit, placed now within the window, as the chunks it rewrites (storeVersionChunk)
+        if (this.pipelined) await this.early.placeNow(p.ref, { signal })
+        else fresh.push(p.ref)
+        fresh.push(stored.ref)
       }
     }
     for (const i of sparse) {
