@@ -5,7 +5,8 @@
 // not stored all first and placed once the version is recorded, when the next fsync waited for
 // the placement of the whole rewrite (SYNC_PLACE_WAIT_MS, 20 s). Measured by the writer's store
 // counters, not by timing: during the close it holds at most the window ahead of the placement
-// (plus its own share), and when the close returns only that much is left to place.
+// (plus its own share), and when the close returns only that much is left to place. A sparse
+// close's extents point into packed chunks the spills stored: those go through the window too.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { OpenFile } from '../../node/index.ts'
@@ -63,5 +64,39 @@ describe('cluster: the close of densely patched chunks (six in-process hosts, k=
       return c != null && ours != null && 'manifest' in c && 'manifest' in ours && c.manifest.equals(ours.manifest)
     }, 60_000)
     assert.ok(Buffer.from(await r.volume.readFile('/dense.bin')).equals(model), `${r.name} reads the file as written`)
+  })
+
+  it('places the packed chunks a sparse close\'s extents point into within the window: no more than it left to place when it returns', async () => {
+    const window = 2 * MiB
+    const chunks = 48
+    const hosts = await startCluster(t, 6, { daemon: { placeWindowBytes: window } })
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1 && h.policy.members().length === hosts.length), 60_000)
+    const w = hosts[0]
+    const r = hosts[5]
+    const model = randomBytes(chunks * MiB)
+    await w.volume.writeFile('/sparse.bin', model)
+    const id = w.tree.byIno((await w.volume.stat('/sparse.bin')).ino)!.id
+    await until('the first version placed', () => w.network.pending.size === 0, 120_000)
+    const fh = await w.volume.open('/sparse.bin', 'r+')
+    const f = (w.volume as unknown as { open_: Map<string, OpenFile> }).open_.get(id)!
+    f.bufferBytes = MiB
+    // 48 pages of 4 KiB in every chunk, under a quarter of it: each chunk is recorded as its
+    // patches, extents over the packed chunks the spills stored (9 MiB of them)
+    const next = prngInts(8)
+    for (let step = 0; step < chunks * 48; step++) {
+      const pos = (step % chunks) * MiB + next(MiB / 4096) * 4096
+      const page = randomBytes(4096)
+      await fh.write(page, 0, page.byteLength, pos)
+      page.copy(model, pos)
+    }
+    assert.equal(w.network.pending.size, 0, 'the spills placed nothing')
+    await fh.close()
+    assert.ok(w.tree.get(id)!.extents !== undefined && w.tree.get(id)!.extents!.length > chunks, 'the close recorded extents')
+    // what the close left to place (its placement starts before it returns): manifests, and at
+    // most the packed chunks in the window (one of 1.5 MiB of fragments, the one past it)
+    const packed = [...w.network.pending.values()].filter(ref => ref.size >= 64 * 1024)
+    assert.ok(packed.length <= 2, `${packed.length} packed chunks left to place when the close returned`)
+    await until(`${r.name} has the extents`, () => (r.tree.get(id)?.extents?.length ?? 0) === w.tree.get(id)!.extents!.length, 60_000)
+    assert.ok(Buffer.from(await r.volume.readFile('/sparse.bin')).equals(model), `${r.name} reads the file as written`)
   })
 })
