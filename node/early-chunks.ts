@@ -71,6 +71,33 @@ export class EarlyChunks {
   }
 
   /**
+   * Store a chunk of the version a commit is building (open-file.ts commit(): a chunk rewritten
+   * at the commit, e.g. a close's densely patched chunks) and start placing it, as an early
+   * chunk: the commit waits for room in the window (WINDOW_WAIT_MS at most per chunk), so it
+   * never stores much more than the window ahead of the placement, and the fsync after it has
+   * at most the window left to wait for, not every chunk the close rewrote (issue 15, six hosts:
+   * a close rewriting 1 GiB of a file fio had written at random left that much to place, and
+   * the first fsync of the next writer waited SYNC_PLACE_WAIT_MS for it). Not recorded by
+   * index: nothing replaces it before the commit is recorded (a commit that fails leaves it to
+   * the next commit or to abandon()).
+   */
+  async storeNow (bytes: Uint8Array, offset: number, opts: AbortOptions = {}): Promise<ChunkRef> {
+    this.write ??= this.chunks.write({ inode: this.inode })
+    return await this.write.chunk(bytes, offset, { signal: opts.signal, waitMs: WINDOW_WAIT_MS })
+  }
+
+  /**
+   * Place a chunk stored here before (a packed chunk of spilled patches that the version a
+   * commit is building points into: open-file.ts buildSparse) through the same window, the
+   * commit waiting for room (WINDOW_WAIT_MS at most): the fsync after a sparse close has at most
+   * the window left, not every packed chunk.
+   */
+  async placeNow (ref: ChunkRef, opts: AbortOptions = {}): Promise<void> {
+    this.write ??= this.chunks.write({ inode: this.inode })
+    await this.write.placeStored(ref, { signal: opts.signal, waitMs: WINDOW_WAIT_MS })
+  }
+
+  /**
    * Every early chunk is durable here (ChunkWrite.chunk returns before its local put is over);
    * throws the first put that failed. A commit waits for it before its op names the chunks.
    */

@@ -735,7 +735,13 @@ export class OpenFile {
    */
   async commit (record: (c: Committed) => Promise<boolean | void>, opts: AbortOptions = {}): Promise<Committed | undefined> {
     return await this.serial(async () => {
-      const c = await this.build(opts.signal)
+      this.pipelined = true
+      let c: Committed | undefined
+      try {
+        c = await this.build(opts.signal)
+      } finally {
+        this.pipelined = false
+      }
       if (c === undefined) return undefined
       if (await record(c) === false) return undefined
       c.placing = this.early.committed()
@@ -749,6 +755,40 @@ export class OpenFile {
     if (!this.changed) return undefined
     // the chunks stored early are durable here before any version names them
     await raceSignal(this.early.durable(), signal)
+    const c = await this.buildContent(signal)
+    // the chunks stored early, and those the commit stored through the same write
+    // (storeVersionChunk), are durable here before any version names them
+    await raceSignal(this.early.durable(), signal)
+    return c
+  }
+
+  /**
+   * Set during commit()'s build: the chunks it stores are placed as they are stored
+   * (storeVersionChunk), not after the version is recorded. Not in prepare(): a fold places its
+   * chunks itself before its op, and a staging file's commit is its caller's.
+   */
+  private pipelined = false
+
+  /**
+   * Store chunk bytes of the version being built (at `offset` in the file). In a commit, through
+   * the open file's write (early-chunks.ts storeNow): placed as it is stored, the commit waiting
+   * for room in the placement window; else in `group`, and `fresh` gets it (placed once the
+   * version is recorded).
+   */
+  private async storeVersionChunk (bytes: Uint8Array, offset: number, fresh: ChunkRef[], signal?: AbortSignal, group?: PutGroup): Promise<ChunkRef> {
+    if (this.pipelined) return await this.early.storeNow(bytes, offset, { signal })
+    const ref = (await this.chunks.storeChunk(bytes, offset, { signal, group })).ref
+    fresh.push(ref)
+    return ref
+  }
+
+  /** Store the manifest of the version being built, once every chunk it may name is durable here (those stored through the write too). */
+  private async storeVersionManifest (m: Manifest, opts: { signal?: AbortSignal, group?: PutGroup }): Promise<{ cid: CID, ref: ChunkRef }> {
+    await raceSignal(this.early.durable(), opts.signal)
+    return await this.chunks.storeManifest(m, opts)
+  }
+
+  private async buildContent (signal?: AbortSignal): Promise<Committed> {
     if (this.appendOnly && this.size > this.base.size && this.baseLimit >= this.base.size) return await this.buildAppend(signal)
     if (this.patchable()) return await this.buildPatch(signal)
     const sparse = this.sparseChunks()
@@ -793,8 +833,7 @@ export class OpenFile {
         // an extent holds the whole chunk, stored as it is: taken, not rewritten
       } else if (start < baseEnd) {
         // base chunk whose length changed (inline base, or cut/regrown), or that extents cover: re-store it
-        ref = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal, group })).ref
-        fresh.push(ref)
+        ref = await this.storeVersionChunk(await this.assemble(i, signal), start, fresh, signal, group)
       }
       if (ref !== undefined) got.set(i, ref)
     })
@@ -810,7 +849,7 @@ export class OpenFile {
     }
     if (this.size > at) refs.push(holeChunk(at, this.size - at))
     const next = manifestOf(this.size, refs)
-    const stored = await this.chunks.storeManifest(next, { signal, group })
+    const stored = await this.storeVersionManifest(next, { signal, group })
     await group.done()
     // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer;
     // the sum names the bytes however they are stored (equal bytes written elsewhere are one version)
@@ -825,23 +864,20 @@ export class OpenFile {
   private async localRef (i: number, fresh: ChunkRef[], signal?: AbortSignal, group?: PutGroup): Promise<ChunkRef | undefined> {
     const d = this.dirty.get(i)
     if (d !== undefined) {
-      // (in the commit's group: nothing here names the chunk until the version is recorded)
-      const ref = (await this.chunks.storeChunk(d, i * CHUNK_SIZE, { signal, group })).ref
-      fresh.push(ref)
-      return ref
+      // (in the commit's group, or its write: nothing here names the chunk until the version is recorded)
+      return await this.storeVersionChunk(d, i * CHUNK_SIZE, fresh, signal, group)
     }
     if (this.patched(i) && this.stored.has(i)) {
       // patches over a chunk stored during this open: it is replaced (an early one released)
-      const ref = await this.storeAside(i, signal)
-      fresh.push(ref)
+      const ref = await this.storeVersionChunk(await this.assemble(i, signal), i * CHUNK_SIZE, fresh, signal, group)
+      this.stored.set(i, ref)
+      this.dropPatches(i)
       return ref
     }
     if (this.patched(i)) {
-      // in the commit's group too (its puts overlap the next chunk's reads; each waited for its
-      // fsync alone before): the patches stay until the version is recorded, as a dirty chunk's bytes do
-      const ref = (await this.chunks.storeChunk(await this.assemble(i, signal), i * CHUNK_SIZE, { signal, group })).ref
-      fresh.push(ref)
-      return ref
+      // in the commit's group or write too (its puts overlap the next chunk's reads; each waited
+      // for its fsync alone before): the patches stay until the version is recorded, as a dirty chunk's bytes do
+      return await this.storeVersionChunk(await this.assemble(i, signal), i * CHUNK_SIZE, fresh, signal, group)
     }
     const s = this.stored.get(i)
     // an early chunk's placement is under way already
@@ -866,14 +902,11 @@ export class OpenFile {
     for (let i = first; i < last; i++) {
       signal?.throwIfAborted()
       let ref = await this.localRef(i, fresh, signal, group)
-      if (ref === undefined) {
-        ref = (await this.chunks.storeChunk(await this.assemble(i, signal), i * CHUNK_SIZE, { signal, group })).ref
-        fresh.push(ref)
-      }
+      ref ??= await this.storeVersionChunk(await this.assemble(i, signal), i * CHUNK_SIZE, fresh, signal, group)
       refs.push(ref)
     }
     const next = manifestOf(this.size, refs)
-    const stored = await this.chunks.storeManifest(next, { signal, group })
+    const stored = await this.storeVersionManifest(next, { signal, group })
     await group.done()
     return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref], append: { at, size: n } }
   }
@@ -999,8 +1032,7 @@ export class OpenFile {
         const len = Math.min(CHUNK_SIZE, this.size - start)
         let ref = await this.localRef(i, fresh, signal, group)
         if (ref === undefined || ref.size !== len) {
-          ref = (await this.chunks.storeChunk(await this.assemble(i, signal), start, { signal, group })).ref
-          fresh.push(ref)
+          ref = await this.storeVersionChunk(await this.assemble(i, signal), start, fresh, signal, group)
         }
         refs.set(i, { ...ref, offset: start })
       })
@@ -1017,7 +1049,7 @@ export class OpenFile {
         at = ref.offset + ref.size
       }
       const m = manifestOf(at, chunks)
-      const stored = await this.chunks.storeManifest(m, { signal, group })
+      const stored = await this.storeVersionManifest(m, { signal, group })
       fresh.push(stored.ref)
       const content: Content = { manifest: stored.cid, sum: contentSum(m) }
       for (const r of runs) byChunk.push({ i: r.i, list: [{ content, at: r.from, size: r.to - r.from, offset: r.from }] })
@@ -1030,7 +1062,10 @@ export class OpenFile {
         const m = manifestOf(p.ref.size, [{ ...p.ref, offset: 0 }])
         const stored = await this.chunks.storeManifest(m, { signal, group })
         packed.set(p.ref, { manifest: stored.cid, sum: contentSum(m) })
-        fresh.push(p.ref, stored.ref)
+        // in a commit, placed now within the window, as the chunks it rewrites (storeVersionChunk)
+        if (this.pipelined) await this.early.placeNow(p.ref, { signal })
+        else fresh.push(p.ref)
+        fresh.push(stored.ref)
       }
     }
     for (const i of sparse) {

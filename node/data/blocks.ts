@@ -766,6 +766,37 @@ export class ChunkWrite {
   }
 
   /**
+   * Place a chunk stored here before, not by this write (an open file's packed patches, which the
+   * version this write's commit records points into: open-file.ts buildSparse), within the window
+   * as chunk() places its own: waits for room first (`waitMs` as in chunk()). placed() waits for
+   * it too. Not this write's blocks: release() and abandon() leave them (GC's, as before).
+   */
+  async placeStored (ref: ChunkRef, opts: AbortOptions & { waitMs?: number } = {}): Promise<void> {
+    if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
+    if (this.network === undefined || ref.cid === null) return
+    const cost = Math.ceil(ref.size / Math.max(1, ref.k)) * (ref.k + ref.m)
+    const until = opts.waitMs !== undefined ? Date.now() + opts.waitMs : Infinity
+    while (this.held > 0 && this.held + cost > this.window) {
+      const left = until - Date.now()
+      if (left <= 0) break
+      let timer: NodeJS.Timeout | undefined
+      const timeout = left === Infinity ? [] : [new Promise<void>(resolve => { timer = setTimeout(resolve, left) })]
+      try {
+        await raceSignal(Promise.race([...this.inflight, ...timeout]), opts.signal)
+      } finally { clearTimeout(timer) }
+    }
+    if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
+    this.held += cost
+    const run: Promise<void> = this.chunks.place([ref], { inode: this.inode, signal: this.stop.signal, settle: true })
+      .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
+      .finally(() => {
+        this.inflight.delete(run)
+        this.held -= cost
+      })
+    this.inflight.add(run)
+  }
+
+  /**
    * One chunk this write stored is no longer part of it (an open file's chunk rewritten before
    * the commit): its placement stops, and, in the background, the hosts that took its fragments
    * are asked to delete them and its blocks are deleted here, as abandon() does for a whole
