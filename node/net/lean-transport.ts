@@ -13,8 +13,8 @@
 //   path (messages of 1200 bytes and more) never reads; and its length decoder throws a new
 //   RangeError (a stack trace captured) at the end of every read, when fewer than 2 bytes are
 //   left, and reads a length that spans two chunks through a copy and a DataView. Here a message
-//   in pieces is decrypted without that copy, and the length is read in place, with one
-//   RangeError made once.
+//   in pieces is decrypted without that copy, and messages are split without exceptions
+//   (NoiseDecoder).
 import type { ConnectionEncrypter } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
@@ -44,6 +44,9 @@ export function inPlacePnetInbound (conn: unknown): void {
   xor.__darkfsInPlace = true
 }
 
+/** Most bytes a Noise connection's decoder holds (@chainsafe/libp2p-noise 17's maxBufferSize). */
+export const NOISE_MAX_BUFFER_BYTES = 16 * 1024 * 1024
+
 /** Thrown (the same object each time: no stack trace taken) when fewer than 2 bytes of a length are there. */
 const SHORT_LENGTH = new RangeError('Could not decode int16BE')
 
@@ -54,11 +57,37 @@ export function noiseLength (data: Uint8Array | Uint8ArrayList): number {
   return (data.get(0) << 8) | data.get(1)
 }
 
+/**
+ * Splits a Noise connection's bytes into its messages (2-byte big-endian length, then the
+ * message), as @libp2p/utils' LengthPrefixedDecoder with Noise's settings, but without an
+ * exception at the end of every read (its length decoder throws when fewer than 2 bytes are
+ * left, which is how every read ends) and without a copy to read a length.
+ */
+export class NoiseDecoder {
+  private readonly buffer: Uint8ArrayList
+  constructor (buffer: Uint8ArrayList) { this.buffer = buffer }
+
+  /** Add received bytes; returns the complete messages now available (a message of length 0 is skipped, as LengthPrefixedDecoder does). */
+  decode (data: Uint8Array | Uint8ArrayList): Uint8ArrayList[] {
+    const buf = this.buffer
+    buf.append(data)
+    if (buf.byteLength > NOISE_MAX_BUFFER_BYTES) throw new RangeError(`Buffer length limit exceeded - ${buf.byteLength}/${NOISE_MAX_BUFFER_BYTES}`)
+    const out: Uint8ArrayList[] = []
+    while (buf.byteLength >= 2) {
+      const n = (buf.get(0) << 8) | buf.get(1)
+      if (buf.byteLength < 2 + n) break
+      if (n > 0) out.push(buf.sublist(2, 2 + n))
+      buf.consume(2 + n)
+    }
+    return out
+  }
+}
+
 interface NoiseHandshake { decrypt: (ciphertext: Uint8Array | Uint8ArrayList, dst?: Uint8Array) => Uint8Array | Uint8ArrayList }
 interface NoiseStream {
   handshake: NoiseHandshake
   metrics?: { decryptedPackets: { increment: () => void }, decryptErrors: { increment: () => void } }
-  decoder?: { lengthDecoder?: unknown }
+  decoder?: unknown
   decrypt: (chunk: Uint8Array | Uint8ArrayList) => Uint8ArrayList
   __darkfsLean?: true
 }
@@ -101,15 +130,17 @@ let UInt8ArrayListCtor: new () => Uint8ArrayList
 export function leanNoiseConnection (conn: unknown): void {
   const c = conn as NoiseStream | null | undefined
   if (c === null || c === undefined || typeof c.decrypt !== 'function' || c.handshake === undefined) return
-  const decoder = c.decoder as { lengthDecoder?: unknown, buffer?: object } | undefined
-  if (decoder === undefined || typeof decoder.lengthDecoder !== 'function' || decoder.buffer === undefined) return
+  const decoder = c.decoder as { decode?: unknown, buffer?: Uint8ArrayList } | undefined
+  if (decoder === undefined || typeof decoder.decode !== 'function' || decoder.buffer === undefined) return
   UInt8ArrayListCtor ??= decoder.buffer.constructor as new () => Uint8ArrayList
-  decoder.lengthDecoder = noiseLength
   const proto = Object.getPrototypeOf(c) as NoiseStream
   if (proto.__darkfsLean !== true) {
     proto.decrypt = leanDecrypt
     proto.__darkfsLean = true
   }
+  // the stream's listener looks its decoder up on every read; swapped only while it holds
+  // nothing (bytes of a message begun stay with the decoder that has them)
+  if (decoder.buffer.byteLength === 0) c.decoder = new NoiseDecoder(new UInt8ArrayListCtor())
 }
 
 /** `factory` (noise()) whose connections get leanNoiseConnection once the handshake is done. */
