@@ -31,6 +31,14 @@ export const MAX_CUSTODY_CIDS = 1024
 export const MAX_CUSTODY_MESSAGE_BYTES = MAX_CUSTODY_CIDS * 64 + 1024
 /** Time for one peer to answer a custody request. */
 export const CUSTODY_TIMEOUT_MS = 10_000
+/**
+ * How long a drop's call to a keeper waits for the drops that follow it (askTogether()): a
+ * sequential write hands over the copies of each chunk it placed, one chunk every few tens of ms,
+ * and each call is a stream of its own (opened, negotiated, answered, closed: on six hosts in one
+ * process ~9 custody streams per MiB written, several percent of the write's CPU). The copies
+ * wait this much longer on the writer's disk before they are deleted (extra copies: safe).
+ */
+export const CUSTODY_LINGER_MS = 500
 /** Promises remembered before expired ones are swept. */
 export const CUSTODY_SWEEP_AT = 65_536
 
@@ -71,12 +79,14 @@ export class Custody {
    */
   private readonly asking = new Map<string, { busy: boolean, waiting: Array<{ cids: CID[], answer: (promised: Set<string>) => void }> }>()
   private readonly promiseMs: number
+  private readonly lingerMs: number
   private started = false
   private unserve: (() => Promise<void>) | undefined
 
-  constructor (c: CustodyComponents, init: { promiseMs?: number } = {}) {
+  constructor (c: CustodyComponents, init: { promiseMs?: number, lingerMs?: number } = {}) {
     this.c = c
     this.promiseMs = init.promiseMs ?? CUSTODY_PROMISE_MS
+    this.lingerMs = init.lingerMs ?? CUSTODY_LINGER_MS
   }
 
   async start (): Promise<void> {
@@ -168,7 +178,8 @@ export class Custody {
    * meanwhile go together in the next one. A sequential write hands over the copies of each
    * chunk it placed (five keepers per chunk at 4+2): one call per keeper per chunk was a stream
    * of its own each (opened, negotiated, closed), several per MiB written; under way, the chunks
-   * placed while a call runs share the next. With a signal, the call is the caller's own.
+   * placed while a call runs share the next, and a call waits CUSTODY_LINGER_MS for the drops
+   * that follow it before it goes. With a signal, the call is the caller's own.
    */
   private async askTogether (peer: string, cids: CID[], opts: AbortOptions): Promise<Set<string>> {
     if (opts.signal !== undefined) return await this.ask(peer, cids, opts)
@@ -185,6 +196,8 @@ export class Custody {
     q.busy = true
     try {
       while (q.waiting.length > 0) {
+        // the drops of the next chunks join this call (a plain timer: at most lingerMs past a stop)
+        if (this.lingerMs > 0) await new Promise(resolve => setTimeout(resolve, this.lingerMs))
         const batch = q.waiting.splice(0)
         // ask() reports its own failures (nothing promised); anything else promises nothing too
         const promised = await this.ask(peer, [...new Map(batch.flatMap(w => w.cids).map(c => [c.toString(), c])).values()]).catch(() => new Set<string>())

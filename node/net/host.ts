@@ -89,6 +89,7 @@ import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
 import { renewXsalsa20Views } from './xsalsa20.ts'
+import { inPlacePnetInbound, leanNoise } from './lean-transport.ts'
 
 // pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
 renewXsalsa20Views()
@@ -480,7 +481,8 @@ export async function createHost (init: HostInit): Promise<Host> {
     addresses: { listen: init.listen, announce: init.announce ?? [] },
     transports: usesMemory ? [tcp(), memory()] : [tcp()],
     connectionProtector: guardedPreSharedKey(psk, onMismatch, onProtected),
-    connectionEncrypters: [noise()],
+    // the same Noise, with fewer copies on its receiving side (lean-transport.ts)
+    connectionEncrypters: [leanNoise(noise())],
     // no yamux keep-alive pings (every 30 s each way): the liveness pings (below) already keep
     // every connection busy enough, and they close a dead one; yamux's do not
     streamMuxers: [yamux({ enableKeepAlive: false })],
@@ -1305,6 +1307,7 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
           protectedConn = await inner.protect(connection, { ...options, signal })
           boundPnetCipher(protectedConn)
           gatheredPnetSend(protectedConn)
+          inPlacePnetInbound(protectedConn)
         } catch (err: any) {
           if (options?.signal?.aborted === true && !deadline.aborted) throw err
           const reason = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'

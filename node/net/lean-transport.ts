@@ -1,0 +1,164 @@
+// Fewer allocations and copies on the receiving side of a connection's two encryption layers
+// (issue 15: a sequential write through six hosts costs ~60 ms of CPU per MiB, most of it moving
+// bytes between hosts). The same ciphers, keys and checks; only what is done with the bytes
+// around them changes:
+//
+// - pnet (inPlacePnetInbound): @libp2p/pnet XORs each chunk read from the socket into a new
+//   buffer (xsalsa20.ts: one Buffer.allocUnsafeSlow, its own ArrayBuffer, per read). The chunk is
+//   the socket's and nobody else's (a fresh buffer per read, handed to pnet alone), so it is
+//   XORed in place: the same key stream over the same bytes, one allocation and one buffer's
+//   worth of memory traffic less per read, and less garbage.
+// - Noise (leanNoise): @chainsafe/libp2p-noise 17 decrypts a message whose bytes span two socket
+//   reads (most 64 KiB messages do) after copying all of it once into `dst`, which its node:crypto
+//   path (messages of 1200 bytes and more) never reads; and its length decoder throws a new
+//   RangeError (a stack trace captured) at the end of every read, when fewer than 2 bytes are
+//   left, and reads a length that spans two chunks through a copy and a DataView. Here a message
+//   in pieces is decrypted without that copy, and messages are split without exceptions
+//   (NoiseDecoder).
+import type { ConnectionEncrypter } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+/** Bytes from which Noise's default crypto decrypts with node:crypto (which ignores `dst`), as @chainsafe/libp2p-noise 17. */
+export const NOISE_NODE_CRYPTO_MIN_BYTES = 1200
+/** Noise's tag (ChaCha20-Poly1305) and largest message, as @chainsafe/libp2p-noise 17. */
+const CHACHA_TAG_LENGTH = 16
+const NOISE_MSG_MAX_LENGTH_BYTES = 65535
+
+interface Xor { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array, __darkfsInPlace?: true }
+
+/**
+ * Make pnet's inbound cipher of `conn` (a @libp2p/pnet BoxMessageStream) XOR what it is given
+ * in place. Only for the inbound cipher: what it is given are socket reads no one else holds (the
+ * outbound one is given what the muxer queued, which is not ours to change). A connection of
+ * another shape is left as it is. The class's update is looked up on every call (host.ts patches
+ * it too).
+ */
+export function inPlacePnetInbound (conn: unknown): void {
+  const xor = (conn as { inboundXor?: Xor } | null | undefined)?.inboundXor
+  if (xor === undefined || xor === null || typeof xor.update !== 'function' || xor.__darkfsInPlace === true) return
+  const proto = Object.getPrototypeOf(xor) as Xor | null
+  if (proto === null || typeof proto.update !== 'function') return
+  xor.update = function (this: Xor, input: Uint8Array, output?: Uint8Array): Uint8Array {
+    return (Object.getPrototypeOf(xor) as Xor).update.call(this, input, output ?? input)
+  }
+  xor.__darkfsInPlace = true
+}
+
+/** Most bytes a Noise connection's decoder holds (@chainsafe/libp2p-noise 17's maxBufferSize). */
+export const NOISE_MAX_BUFFER_BYTES = 16 * 1024 * 1024
+
+/** Thrown (the same object each time: no stack trace taken) when fewer than 2 bytes of a length are there. */
+const SHORT_LENGTH = new RangeError('Could not decode int16BE')
+
+/** Noise's 2-byte big-endian message length, read in place (throws SHORT_LENGTH, a RangeError, when incomplete). */
+export function noiseLength (data: Uint8Array | Uint8ArrayList): number {
+  if (data.byteLength < 2) throw SHORT_LENGTH
+  if (data instanceof Uint8Array) return (data[0] << 8) | data[1]
+  return (data.get(0) << 8) | data.get(1)
+}
+
+/**
+ * Splits a Noise connection's bytes into its messages (2-byte big-endian length, then the
+ * message), as @libp2p/utils' LengthPrefixedDecoder with Noise's settings, but without an
+ * exception at the end of every read (its length decoder throws when fewer than 2 bytes are
+ * left, which is how every read ends) and without a copy to read a length.
+ */
+export class NoiseDecoder {
+  private readonly buffer: Uint8ArrayList
+  constructor (buffer: Uint8ArrayList) { this.buffer = buffer }
+
+  /** Add received bytes; returns the complete messages now available (a message of length 0 is skipped, as LengthPrefixedDecoder does). */
+  decode (data: Uint8Array | Uint8ArrayList): Uint8ArrayList[] {
+    const buf = this.buffer
+    buf.append(data)
+    if (buf.byteLength > NOISE_MAX_BUFFER_BYTES) throw new RangeError(`Buffer length limit exceeded - ${buf.byteLength}/${NOISE_MAX_BUFFER_BYTES}`)
+    const out: Uint8ArrayList[] = []
+    while (buf.byteLength >= 2) {
+      const n = (buf.get(0) << 8) | buf.get(1)
+      if (buf.byteLength < 2 + n) break
+      if (n > 0) out.push(buf.sublist(2, 2 + n))
+      buf.consume(2 + n)
+    }
+    return out
+  }
+}
+
+interface NoiseHandshake { decrypt: (ciphertext: Uint8Array | Uint8ArrayList, dst?: Uint8Array) => Uint8Array | Uint8ArrayList }
+interface NoiseStream {
+  handshake: NoiseHandshake
+  metrics?: { decryptedPackets: { increment: () => void }, decryptErrors: { increment: () => void } }
+  decoder?: unknown
+  decrypt: (chunk: Uint8Array | Uint8ArrayList) => Uint8ArrayList
+  __darkfsLean?: true
+}
+
+/**
+ * Noise's EncryptedMessageStream.decrypt without the copy into `dst` for a chunk in pieces: the
+ * same messages, decrypted and checked by the same handshake in the same order.
+ */
+function leanDecrypt (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Uint8ArrayList {
+  const output = new UInt8ArrayListCtor()
+  for (let i = 0; i < chunk.byteLength; i += NOISE_MSG_MAX_LENGTH_BYTES) {
+    const end = Math.min(i + NOISE_MSG_MAX_LENGTH_BYTES, chunk.byteLength)
+    if (end - CHACHA_TAG_LENGTH < i) throw new Error('Invalid chunk')
+    let encrypted: Uint8Array | Uint8ArrayList
+    let dst: Uint8Array | undefined
+    if (chunk instanceof Uint8Array) {
+      encrypted = chunk.subarray(i, end)
+      // decrypted in place where the crypto takes a destination (Noise's own reuse)
+      dst = chunk.subarray(i, end - CHACHA_TAG_LENGTH)
+    } else {
+      encrypted = chunk.sublist(i, end)
+      // a small message goes to the WebAssembly crypto, which copies it whole anyway
+      dst = end - i < NOISE_NODE_CRYPTO_MIN_BYTES ? chunk.subarray(i, end - CHACHA_TAG_LENGTH) : undefined
+    }
+    try {
+      output.append(this.handshake.decrypt(encrypted, dst))
+      this.metrics?.decryptedPackets.increment()
+    } catch (e) {
+      this.metrics?.decryptErrors.increment()
+      throw e
+    }
+  }
+  return output
+}
+
+// the list class Noise's own decrypt returns (set from the first connection's decoder buffer)
+let UInt8ArrayListCtor: new () => Uint8ArrayList
+
+/** Lean the receive path of one Noise connection (see the top of this file); another shape is left as it is. */
+export function leanNoiseConnection (conn: unknown): void {
+  const c = conn as NoiseStream | null | undefined
+  if (c === null || c === undefined || typeof c.decrypt !== 'function' || c.handshake === undefined) return
+  const decoder = c.decoder as { decode?: unknown, buffer?: Uint8ArrayList } | undefined
+  if (decoder === undefined || typeof decoder.decode !== 'function' || decoder.buffer === undefined) return
+  UInt8ArrayListCtor ??= decoder.buffer.constructor as new () => Uint8ArrayList
+  const proto = Object.getPrototypeOf(c) as NoiseStream
+  if (proto.__darkfsLean !== true) {
+    proto.decrypt = leanDecrypt
+    proto.__darkfsLean = true
+  }
+  // the stream's listener looks its decoder up on every read; swapped only while it holds
+  // nothing (bytes of a message begun stay with the decoder that has them)
+  if (decoder.buffer.byteLength === 0) c.decoder = new NoiseDecoder(new UInt8ArrayListCtor())
+}
+
+/** `factory` (noise()) whose connections get leanNoiseConnection once the handshake is done. */
+export function leanNoise<C> (factory: (components: C) => ConnectionEncrypter): (components: C) => ConnectionEncrypter {
+  return (components: C) => {
+    const enc = factory(components)
+    const inbound = enc.secureInbound.bind(enc)
+    const outbound = enc.secureOutbound.bind(enc)
+    enc.secureInbound = (async (...args: Parameters<typeof inbound>) => {
+      const secured = await inbound(...args)
+      leanNoiseConnection(secured.connection)
+      return secured
+    }) as typeof enc.secureInbound
+    enc.secureOutbound = (async (...args: Parameters<typeof outbound>) => {
+      const secured = await outbound(...args)
+      leanNoiseConnection(secured.connection)
+      return secured
+    }) as typeof enc.secureOutbound
+    return enc
+  }
+}

@@ -1,0 +1,107 @@
+// The lean receive path of the two encryption layers (node/net/lean-transport.ts): pnet's inbound
+// cipher XORs a socket read in place (no new buffer) with the same key stream; Noise decrypts a
+// message in pieces without copying it into a destination its node:crypto path ignores, and reads
+// a message length in place. Data over real hosts: test/node/pnet-large.test.ts.
+import assert from 'node:assert/strict'
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
+import { NoiseDecoder, inPlacePnetInbound, leanNoiseConnection, noiseLength } from '../../node/net/lean-transport.ts'
+
+type Cipher = { update: (i: Uint8Array, o?: Uint8Array) => Uint8Array, finalize: () => void }
+
+describe('lean transport (pnet and Noise receive paths)', function () {
+  this.timeout(60_000)
+
+  it('pnet inbound: each read is XORed in place (the same buffer comes back) with the key stream of a fresh cipher; the outbound cipher still returns new buffers', () => {
+    renewXsalsa20Views()
+    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => Cipher
+    const key = randomBytes(32)
+    const nonce = randomBytes(24)
+    const conn = { inboundXor: X(nonce, key), outboundXor: X(nonce, key) }
+    inPlacePnetInbound(conn)
+    inPlacePnetInbound(conn) // idempotent
+    const reference = X(nonce, key)
+    for (const size of [1, 63, 64, 1000, 65536, 70001, 3]) {
+      const read = randomBytes(size)
+      const want = reference.update(Buffer.from(read))
+      const got = conn.inboundXor.update(read)
+      assert.equal(got, read, `${size} bytes: decrypted in the buffer read`)
+      assert.ok(Buffer.from(got).equals(Buffer.from(want)), `${size} bytes: the cipher's key stream`)
+    }
+    const plain = randomBytes(100)
+    assert.notEqual(conn.outboundXor.update(plain), plain, 'outbound output is a buffer of its own')
+    for (const c of [conn.inboundXor, conn.outboundXor, reference]) c.finalize()
+  })
+
+  it('noiseLength: a 2-byte big-endian length read in place, across pieces; fewer than 2 bytes throw a RangeError (the same object each time)', () => {
+    assert.equal(noiseLength(Uint8Array.from([0xff, 0xef, 9])), 65519)
+    assert.equal(noiseLength(new Uint8ArrayList(Uint8Array.from([0x12]), Uint8Array.from([0x34, 1]))), 0x1234)
+    let first: unknown
+    let second: unknown
+    try { noiseLength(new Uint8ArrayList()) } catch (err) { first = err }
+    try { noiseLength(Uint8Array.from([1])) } catch (err) { second = err }
+    assert.ok(first instanceof RangeError)
+    assert.equal(first, second)
+  })
+
+  it('NoiseDecoder: messages split across and within reads come out whole and in order, a length split over two reads too; an empty message is skipped', () => {
+    const d = new NoiseDecoder(new Uint8ArrayList())
+    const msgs = [randomBytes(65535), randomBytes(3), randomBytes(0), randomBytes(1000)]
+    const wire = Buffer.concat(msgs.flatMap(m => [Buffer.from([m.byteLength >> 8, m.byteLength & 0xff]), m]))
+    const got: Buffer[] = []
+    // reads of awkward sizes: one ends inside a length prefix
+    for (const [from, to] of [[0, 1], [1, 30000], [30000, 65538], [65538, 65540], [65540, wire.byteLength]]) {
+      for (const m of d.decode(wire.subarray(from, to))) got.push(Buffer.from(m.subarray()))
+    }
+    assert.deepEqual(got.map(b => b.toString('hex')), msgs.filter(m => m.byteLength > 0).map(m => m.toString('hex')))
+    assert.deepEqual(d.decode(new Uint8Array(0)), [])
+  })
+
+  it('Noise decrypt: messages in pieces (over several reads) decrypt to their plaintext, a large one without a copy into dst; a wrong tag still throws', () => {
+    const k = randomBytes(32)
+    const ad = new Uint8Array(0)
+    const nonceOf = (n: number): Buffer => { const b = Buffer.alloc(12); b.writeUInt32LE(n, 4); return b }
+    const seal = (plain: Uint8Array, n: number): Buffer => {
+      const c = createCipheriv('chacha20-poly1305', k, nonceOf(n), { authTagLength: 16 })
+      c.setAAD(ad, { plaintextLength: plain.byteLength })
+      return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()])
+    }
+    const dsts: Array<Uint8Array | undefined> = []
+    let next = 0
+    const handshake = {
+      decrypt: (ct: Uint8Array | Uint8ArrayList, dst?: Uint8Array): Uint8Array => {
+        dsts.push(dst)
+        const bytes = ct.subarray()
+        const d = createDecipheriv('chacha20-poly1305', k, nonceOf(next++), { authTagLength: 16 })
+        d.setAAD(ad, { plaintextLength: bytes.byteLength - 16 })
+        d.setAuthTag(bytes.subarray(bytes.byteLength - 16))
+        return Buffer.concat([d.update(bytes.subarray(0, bytes.byteLength - 16)), d.final()])
+      }
+    }
+    // the shape of @chainsafe/libp2p-noise's EncryptedMessageStream that lean-transport reaches
+    class FakeStream {
+      handshake = handshake
+      decoder: unknown = { decode: (): unknown[] => [], buffer: new Uint8ArrayList() }
+      decrypt (_chunk: unknown): Uint8ArrayList { throw new Error('the original decrypt') }
+    }
+    const s = new FakeStream()
+    leanNoiseConnection(s)
+    assert.ok(s.decoder instanceof NoiseDecoder, 'the decoder is swapped')
+    const big = randomBytes(65519)
+    const sealedBig = seal(big, 0)
+    // one message in three pieces, as it arrives over several socket reads
+    const pieces = new Uint8ArrayList(sealedBig.subarray(0, 1000), sealedBig.subarray(1000, 40000), sealedBig.subarray(40000))
+    const before = Buffer.from(pieces.subarray())
+    assert.ok(Buffer.from(s.decrypt(pieces).subarray()).equals(big))
+    assert.equal(dsts[0], undefined, 'no copy into a destination node:crypto ignores')
+    assert.ok(Buffer.from(pieces.subarray()).equals(before), 'the pieces are left as they were')
+    // a small message in pieces, and one contiguous
+    const small = randomBytes(100)
+    assert.ok(Buffer.from(s.decrypt(new Uint8ArrayList(...[seal(small, 1)].flatMap(b => [b.subarray(0, 7), b.subarray(7)]))).subarray()).equals(small))
+    assert.ok(Buffer.from(s.decrypt(seal(small, 2)).subarray()).equals(small))
+    const bad = seal(small, 3)
+    bad[bad.byteLength - 1] ^= 1
+    assert.throws(() => s.decrypt(new Uint8ArrayList(bad.subarray(0, 50), bad.subarray(50))))
+  })
+})
