@@ -56,6 +56,7 @@ enum {
   OP_RENAME, OP_LINK, OP_CHMOD, OP_CHOWN, OP_TRUNCATE, OP_OPEN, OP_READ, OP_WRITE,
   OP_STATFS, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR,
   OP_REMOVEXATTR, OP_READDIR, OP_ACCESS, OP_CREATE, OP_UTIMENS, OP_OPENDIR, OP_RELEASEDIR,
+  OP_FSYNCDIR,
   EV_MOUNTED = 100, EV_EXIT = 101
 };
 
@@ -217,7 +218,7 @@ static mount_t *current_mount (void) {
 // always ends, so they get the longer sync deadline (an EIO from fsync tells an application its
 // data is lost, which a busy disk never makes true). Mirrors SYNC_OPS in fuse/index.ts.
 static int is_sync_op (int op) {
-  return op == OP_WRITE || op == OP_FLUSH || op == OP_FSYNC || op == OP_RELEASE;
+  return op == OP_WRITE || op == OP_FLUSH || op == OP_FSYNC || op == OP_RELEASE || op == OP_FSYNCDIR;
 }
 
 // Hands r to JS and waits for the answer; returns the result (>= 0 or -errno).
@@ -317,7 +318,9 @@ static int op_release (const char *path, struct fuse_file_info *fi) { return sim
 static int op_fsync (const char *path, int datasync, struct fuse_file_info *fi) { return simple(OP_FSYNC, path, NULL, fh_of(fi), datasync, -1); }
 static int op_removexattr (const char *path, const char *name) { return simple(OP_REMOVEXATTR, path, name, -1, -1, -1); }
 static int op_access (const char *path, int mask) { return simple(OP_ACCESS, path, NULL, mask, -1, -1); }
-static int op_fsyncdir (const char *path, int datasync, struct fuse_file_info *fi) { (void)path; (void)datasync; (void)fi; return 0; }
+// namespace changes are written to the op log but synced later (node/volume.ts): an fsync of a
+// directory makes them durable
+static int op_fsyncdir (const char *path, int datasync, struct fuse_file_info *fi) { return simple(OP_FSYNCDIR, path, NULL, fh_of(fi), datasync, -1); }
 
 static int op_open (const char *path, struct fuse_file_info *fi) {
   req_t *r = req_new(OP_OPEN, path, NULL);

@@ -88,7 +88,7 @@ export const REQUEST_TIMEOUT_MS = 30_000
  */
 export const SYNC_TIMEOUT_MS = 600_000
 /** The requests that get the sync deadline (mirrors is_sync_op in fuse/binding.c). */
-const SYNC_OPS: ReadonlySet<number> = new Set([Op.write, Op.flush, Op.fsync, Op.release])
+const SYNC_OPS: ReadonlySet<number> = new Set([Op.write, Op.flush, Op.fsync, Op.release, Op.fsyncdir])
 
 /** Default kernel attribute/entry cache time, seconds. */
 export const ATTR_TIMEOUT_S = 1

@@ -39,7 +39,8 @@ export const Op = {
   create: 26,
   utimens: 27,
   opendir: 28,
-  releasedir: 29
+  releasedir: 29,
+  fsyncdir: 30
 } as const
 
 /**
@@ -558,6 +559,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
           nums[i++] = typeBits(e.kind) ?? 0
         }
         return { result: 0, a: names, b: nums }
+      }
+      case Op.fsyncdir: {
+        // the whole volume's changes (a directory renamed or removed since it was opened is synced
+        // all the same); a volume whose changes are durable at once has nothing to do
+        const p = n[0] >= 0 ? handles.get(n[0]).path : need(path, 'fsyncdir')
+        if (volume.syncDir !== undefined) await volume.syncDir(p, o)
+        return OK
       }
       case Op.access:
         if (aliased(path) === undefined) await volume.lstat(need(path, 'access'), o)

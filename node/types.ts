@@ -148,6 +148,11 @@ export interface VolumeApi {
   listxattr: (path: string, options?: AbortOptions) => Promise<string[]>
   removexattr: (path: string, name: string, options?: AbortOptions) => Promise<void>
   statfs: (options?: AbortOptions) => Promise<StatFs>
+  /**
+   * Make every change made before the call durable (fsync of a directory); absent where every
+   * change is durable when its call returns.
+   */
+  syncDir?: (path: string, options?: AbortOptions) => Promise<void>
 }
 
 /** The xattr name prefix of a pin; the rest of the name is the pinning peer's id. */

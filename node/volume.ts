@@ -6,6 +6,14 @@
 // (default_permissions) through the mount. Every method takes AbortOptions last (VolumeApi in
 // types.ts): metadata calls check the signal at entry, reads carry it down to the network fetch,
 // commits check it before they store and wait with it for peers (placement itself goes on).
+//
+// Durability (issue 15, small files): a file's commit of its writes (at a flush, close or fsync)
+// is durable in the op log before it returns, and so is every op before it (the file's create
+// among them); an fsync syncs the log also when there is nothing to commit. A namespace or
+// attribute change alone (create, mkdir, unlink, rmdir, rename, link, symlink, chmod, chown,
+// utimes, xattrs) is written to the log, not synced: it survives this process being killed, and
+// becomes durable with the next such commit, an fsync, a syncDir() (FUSE fsyncdir), or within
+// WRITTEN_SYNC_MS (node/tree), as a local file system commits such changes with its journal.
 import { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
@@ -286,6 +294,8 @@ export interface LocalOptions {
   foldIdleMs?: number
   /** Resolves once a peer holds op `cid` and those below it (VolumeParts.held; default none). */
   held?: (cid: CID) => Promise<void>
+  /** Longest a change written to the op log waits for its sync (TreeInit.writtenSyncMs; default WRITTEN_SYNC_MS). */
+  writtenSyncMs?: number
 }
 
 interface Resolved { inode: Inode, entry?: Entry, path: string }
@@ -493,8 +503,19 @@ export class Volume implements VolumeApi {
     return { dir, name, existing: this.tree.lookup(dir.id, name) }
   }
 
+  /** Commit a namespace or attribute change: written to the log, synced later (the head of this file). */
   private async commit (body: OpBody): Promise<{ cid: CID, id: InodeId }> {
-    return await this.tree.commit(body)
+    return await this.tree.commit(body, 'written')
+  }
+
+  /**
+   * Make every change made before the call durable here (FUSE fsyncdir: a directory's entries
+   * after creates, renames and unlinks in it; the op log is one, so every change is, also for a
+   * directory removed since it was opened, whose path names nothing).
+   */
+  async syncDir (_path: string, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
+    await raceSignal(this.tree.sync(), options.signal)
   }
 
   // ---- attributes -------------------------------------------------------------------------
@@ -849,8 +870,15 @@ export class Volume implements VolumeApi {
       newest = (await this.tree.commitMany(this.writeBodies(f, c))).at(-1)?.cid
     }, options)
     if (c !== undefined) this.placeCommitted(f, c)
-    // a peer holds the version's ops (the ops below them too) before an fsync returns, like its chunks
-    if (newest !== undefined && this.held !== undefined) this.track(f.inode, this.held(newest))
+    // a peer holds the version's ops (the ops below them too) before an fsync returns, like its
+    // chunks: asked by the fsync, for its own op, or with nothing to commit for this host's
+    // newest (which has every earlier op of this host below it: a close's commit, the file's
+    // create). A close alone asks no peer (6 hosts, 5,000 small files made by a shell: an ask
+    // per close was a stream and an op log sync on a peer per file)
+    if (wait === 'safe' && this.held !== undefined) {
+      const cid = newest ?? this.tree.newestLocal()
+      if (cid !== undefined) this.track(f.inode, this.held(cid))
+    }
     if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(f.inode)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
   }
@@ -1189,12 +1217,19 @@ export class Volume implements VolumeApi {
         options.signal?.throwIfAborted()
         await vol.removexattrOf(current(), name, path)
       },
-      async sync (options = {}) { if (file !== undefined) await vol.commitFile(file, 'safe', options) },
+      async sync (options = {}) {
+        if (file !== undefined) await vol.commitFile(file, 'safe', options)
+        // the file's create and attribute changes too, when no write of its own synced them
+        await raceSignal(vol.tree.sync(), options.signal)
+      },
       async flush (options = {}) {
         // a file emptied and not written yet (an open with O_TRUNC, then a close of a duplicate of
         // its fd, as a shell's `>` does before it writes) is no version of its own: the bytes
         // written next, or the last close if none come, commit it. This host's readers see it
         // emptied at once (they read the open file); other hosts see the old version until then.
+        // A commit syncs the log, and with it the file's create and every change before it; a
+        // flush with nothing to commit syncs nothing (a shell's `>` flushes the new file once
+        // before it writes: its create is synced by the flush after the write)
         if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options)
       },
       async close (options = {}) {

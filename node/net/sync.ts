@@ -129,7 +129,7 @@ export const GOSSIP_BURST_MS = 200
 export const GOSSIP_GATHER_MS = 25
 
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
-export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'opSet' | 'addEventListener' | 'removeEventListener'>
+export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'sync' | 'opSet' | 'addEventListener' | 'removeEventListener'>
 
 /** The part of the Host sync uses. */
 export type SyncHost = Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Host, 'gossip' | 'beyondFullMesh'>>
@@ -384,7 +384,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const holdFor = async (peer: string, id: CID, op: Uint8Array): Promise<boolean> => {
       if (!cidOf(op).equals(id)) throw new SyncProtocolError('hold: the op sent is not the one named')
       await takePush(peer, [op])
-      return tree.hasOp(id)
+      if (!tree.hasOp(id)) return false
+      // received ops are written, not synced (node/tree log.ts): held means durable here
+      await tree.sync()
+      return true
     }
 
     const onServeError = (err: Error, peer: string): void => {

@@ -1,13 +1,14 @@
 // Tree: the replicated metadata tree of one host. It owns the op DAG, the durable op log and
 // the materialised tree (crdt.ts), and takes ops from two sides: commit() for local changes and
-// receive() for ops from peers. Both persist an op (fsync) before it is applied.
+// receive() for ops from peers. Both write an op to the log before it is applied (a commit
+// syncs it first unless asked only to write it; received ops are synced later: log.ts).
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
 import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, heldRead, heldTop, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
 import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
-import { openLog, type OpLog } from './log.ts'
+import { openLog, type Durability, type LogCounters, type OpLog } from './log.ts'
 import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, idOf, MAX_PARENTS, type DecodedOp } from './op.ts'
 import type { Undo } from './journal.ts'
 import { OpSet } from './rbsr.ts'
@@ -27,6 +28,8 @@ export interface TreeInit {
   verify: Verify
   /** Wall clock in ms (default Date.now), for tests. */
   now?: () => number
+  /** Longest an op written to the log ('written' commits, received ops) waits for its sync (default WRITTEN_SYNC_MS). */
+  writtenSyncMs?: number
 }
 
 export interface ReceiveResult {
@@ -78,6 +81,8 @@ export class Tree extends EventTarget {
   /** What the next local op names as parents: the DAG heads plus stamped local ops, with their CIDs (parsing one per op stamped cost more than signing it half as much again). */
   private readonly stampHeads = new Map<string, CID>()
   private lastLocal: string | undefined
+  /** The newest op of this host applied here (newestLocal()). */
+  private newestLocalCid: CID | undefined
   private chain: Promise<unknown> = Promise.resolve()
   private failed: Error | undefined
   private closed = false
@@ -93,7 +98,7 @@ export class Tree extends EventTarget {
 
   /** Open (or create) the tree stored in `init.dir`, replaying its op log. */
   static async open (init: TreeInit): Promise<Tree> {
-    const { log, records } = await openLog(init.dir)
+    const { log, records } = await openLog(init.dir, { writtenSyncMs: init.writtenSyncMs })
     const tree = new Tree(init, log)
     try {
       await tree.replay(records)
@@ -119,7 +124,10 @@ export class Tree extends EventTarget {
       if (this.dag.has(id) || !op.parentIds.every(p => this.dag.has(p))) continue
       nodes.push(this.dag.add(op, id))
       this.clock.observe(op.hlc)
-      if (op.author === this.signer.author) this.lastLocal = id
+      if (op.author === this.signer.author) {
+        this.lastLocal = id
+        this.newestLocalCid = op.cid
+      }
     }
     for (const h of this.dag.heads()) this.stampHeads.set(h, (this.dag.get(h) as DagNode).op.cid)
     this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.cid.multihash.digest })))
@@ -336,6 +344,11 @@ export class Tree extends EventTarget {
     })
   }
 
+  /** This host's newest op (committed here, or found in the log at open), if any. */
+  newestLocal (): CID | undefined {
+    return this.newestLocalCid
+  }
+
   /** Number of ops known (applied). */
   get size (): number {
     return this.dag.size
@@ -347,16 +360,32 @@ export class Tree extends EventTarget {
    * Stamp (hlc, parents), sign, append durably, then apply a local op. `id` is the created
    * inode (create) or entry (link), else the op's target entry or inode.
    */
-  async commit (body: OpBody): Promise<{ cid: CID, id: InodeId }> {
-    return (await this.commitMany([body]))[0]
+  async commit (body: OpBody, durability: Durability = 'durable'): Promise<{ cid: CID, id: InodeId }> {
+    return (await this.commitMany([body], durability))[0]
+  }
+
+  /** Resolves once every op committed or received before the call is durable in the log. */
+  async sync (): Promise<void> {
+    this.usable()
+    await this.log.sync().catch((err: Error) => {
+      this.failed ??= err
+      throw err
+    })
+  }
+
+  /** The op log's syncs so far and the bytes it holds written but not synced. */
+  logCounters (): LogCounters {
+    return this.log.counters()
   }
 
   /**
    * commit() of several bodies at once, in order (each the parent of the next): one log append,
    * one fdatasync, for a request that makes two ops (a flush and the times it sets). Nothing of
-   * the batch is applied unless all of it is durable.
+   * the batch is applied unless all of it is durable, or with `durability` 'written', written
+   * to the log (node/tree/log.ts: durable with the next durable commit, a sync(), or within
+   * WRITTEN_SYNC_MS).
    */
-  async commitMany (bodies: OpBody[]): Promise<Array<{ cid: CID, id: InodeId }>> {
+  async commitMany (bodies: OpBody[], durability: Durability = 'durable'): Promise<Array<{ cid: CID, id: InodeId }>> {
     this.usable()
     const { ops, durable } = await this.serial(async () => {
       this.usable()
@@ -372,7 +401,7 @@ export class Tree extends EventTarget {
         this.lastLocal = id
         ops.push(op)
       }
-      const durable = this.log.append(ops.map(op => op.bytes)).catch((err: Error) => {
+      const durable = this.log.append(ops.map(op => op.bytes), durability).catch((err: Error) => {
         this.failed ??= err
         throw err
       })
@@ -454,7 +483,9 @@ export class Tree extends EventTarget {
       }
       stats.orderMs += performance.now() - t
       t = performance.now()
-      if (ready.length > 0) await this.log.append(ready.map(op => op.bytes)).catch((err: Error) => {
+      // written, not synced: a peer's op is durable here with the next sync (an op held for a
+      // peer's fsync is synced before the answer: node/net/sync.ts holdFor)
+      if (ready.length > 0) await this.log.append(ready.map(op => op.bytes), 'written').catch((err: Error) => {
         this.failed ??= err
         throw err
       })
@@ -624,6 +655,7 @@ export class Tree extends EventTarget {
       nodes.push(this.dag.add(op, id))
       this.opIndex.add(op.hlc[0], op.cid.multihash.digest)
       this.clock.observe(op.hlc)
+      if (local) this.newestLocalCid = op.cid
       if (!local) {
         for (let k = 0; k < op.parentIds.length; k++) this.stampHeads.delete(op.parentIds[k])
         this.stampHeads.set(id, op.cid)

@@ -1,7 +1,7 @@
 // Unit tests of the metadata tree: each op, each merge rule, bounds, bad input, durability.
 import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
-import { InvalidOpError, isConflictName, type OpEventDetail } from '../../node/tree/index.ts'
+import { InvalidOpError, isConflictName, WRITTEN_SYNC_MS, type OpEventDetail } from '../../node/tree/index.ts'
 import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps, makeKey, signerFor } from '../helpers/tree.ts'
 import { createOp, cidOf, idOf, opCidOf } from '../../node/tree/op.ts'
 import { randomBytes } from 'node:crypto'
@@ -527,6 +527,9 @@ describe('node/tree', function () {
   })
 
   describe('durability', () => {
+    /** No background sync of written ops within a test: every sync counted is one a call made. */
+    const NO_TIMER_MS = 3600_000
+
     it('Tree.open() after close() gives the same tree', async () => {
       const r = await replica(t)
       const other = await replica(t)
@@ -568,6 +571,56 @@ describe('node/tree', function () {
       assert.deepEqual(ls(third.tree, '/'), ['a', 'c'])
       const fh = await open(join(r.dir, 'ops.log'), 'r')
       await fh.close()
+    })
+
+    it("a 'written' commit is in the log at once, unsynced, and the next durable commit syncs it", async () => {
+      const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
+      const syncs0 = r.tree.logCounters().syncs
+      await r.tree.commit(mkdir(r.tree.root, 'a'), 'written')
+      await r.tree.commit(mkdir(r.tree.root, 'b'), 'written')
+      assert.equal(r.tree.logCounters().syncs, syncs0, 'a written commit syncs nothing')
+      assert.ok(r.tree.logCounters().unsynced > 0)
+      // the file holds them already, without a close (a process killed now keeps them)
+      const reader = await replica(t, { dir: r.dir, key: r.key })
+      assert.deepEqual(ls(reader.tree, '/'), ['a', 'b'])
+      await reader.tree.close()
+      // one durable commit: one sync, for its own op and the two before it
+      await r.tree.commit(mkdir(r.tree.root, 'c'))
+      assert.equal(r.tree.logCounters().syncs, syncs0 + 1)
+      assert.equal(r.tree.logCounters().unsynced, 0)
+      // and then a durable commit is one O_DSYNC write again
+      await r.tree.commit(mkdir(r.tree.root, 'd'))
+      assert.equal(r.tree.logCounters().syncs, syncs0 + 2)
+      assert.equal(r.tree.logCounters().unsynced, 0)
+    })
+
+    it('tree.sync() syncs what is written, once; with nothing unsynced it syncs nothing', async () => {
+      const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
+      await r.tree.commit(mkdir(r.tree.root, 'a'), 'written')
+      const syncs0 = r.tree.logCounters().syncs
+      await Promise.all([r.tree.sync(), r.tree.sync()])
+      assert.ok(r.tree.logCounters().syncs <= syncs0 + 2)
+      assert.ok(r.tree.logCounters().syncs > syncs0)
+      assert.equal(r.tree.logCounters().unsynced, 0)
+      const syncs1 = r.tree.logCounters().syncs
+      await r.tree.sync()
+      assert.equal(r.tree.logCounters().syncs, syncs1)
+    })
+
+    it('received ops are written, not synced, and synced by the log timer', async () => {
+      const a = await replica(t)
+      const b = await replica(t, { writtenSyncMs: 200 })
+      for (const name of ['x', 'y', 'z']) await a.tree.commit(mkdir(a.tree.root, name))
+      const syncs0 = b.tree.logCounters().syncs
+      await sync(a.tree, b.tree)
+      assert.deepEqual(ls(b.tree, '/'), ['x', 'y', 'z'])
+      assert.equal(b.tree.logCounters().syncs, syncs0)
+      assert.ok(b.tree.logCounters().unsynced > 0)
+      // no one asks: the log's own timer syncs them
+      const end = Date.now() + WRITTEN_SYNC_MS * 10
+      while (b.tree.logCounters().unsynced > 0 && Date.now() < end) await new Promise(resolve => setTimeout(resolve, 20))
+      assert.equal(b.tree.logCounters().unsynced, 0)
+      assert.equal(b.tree.logCounters().syncs, syncs0 + 1)
     })
 
     it('received ops survive a restart', async () => {
