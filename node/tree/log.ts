@@ -8,13 +8,14 @@
 // busy machine each round trip waits for the event loop to be scheduled again). On open
 // the file is read back; a torn or corrupt tail (a crash mid-append) is cut off, never fatal.
 //
-// An append may also ask only to be written ('written'): its records go to the file at once
-// (through a second descriptor without O_DSYNC: in the kernel's page cache, they survive the
-// process being killed, not a power cut) and become durable with the next durable append (whose
-// batch then ends in an fdatasync, which syncs every byte before it), a sync(), or within
-// WRITTEN_SYNC_MS. That is what a local file system gives a create, an unlink or a rename: they
-// reach its journal in the next commit, and an fsync makes them durable now. Records are
-// always written in append order, so a durable record never follows one a crash could lose.
+// An append may also be lazy: its records wait in memory, and go to the file with the next
+// durable append (one O_DSYNC write for all of them), a sync(), or within WRITTEN_SYNC_MS
+// (written then and fdatasynced), whichever comes first; past LAZY_WRITE_BYTES waiting they are
+// written at once (not synced: the sync comes as above). That is what a local file system gives
+// a create, an unlink or a rename: they reach its journal with the next commit, an fsync makes
+// them durable now, and a crash (for this log, this process killed too) may lose the last
+// second of them. Records reach the file in append order, so a durable record never follows one
+// a crash could lose.
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { constants } from 'node:fs'
 import { crc32 } from 'node:zlib'
@@ -28,28 +29,34 @@ export const HEADER_BYTES = 8
 
 /** O_DSYNC, or 0 where the platform lacks it (then each batch's write is followed by fdatasync). */
 const DSYNC: number = constants.O_DSYNC ?? 0
-/** Records appended 'written' are synced at most this long after (unless a durable append or a sync() came first). */
+/** Lazy records are written and synced at most this long after their append (unless a durable append or a sync() came first). */
 export const WRITTEN_SYNC_MS = 1000
+/** Bytes of lazy records waiting in memory past which they are written (not synced) at once. */
+export const LAZY_WRITE_BYTES = 1 << 20
 
-/** How an append waits: until its records are durable (synced), or only written to the file. */
-export type Durability = 'durable' | 'written'
+/** How an append waits: until its records are durable (synced), or not at all (lazy: see the head of this file). */
+export type Durability = 'durable' | 'lazy'
 
 export interface LogCounters {
+  /** Writes made (each a batch of appends). */
+  writes: number
   /** Syncs made: O_DSYNC writes and fdatasyncs. */
   syncs: number
-  /** Bytes written and not synced yet. */
+  /** Bytes appended and not durable yet (lazy records waiting, or written and not synced). */
   unsynced: number
 }
 
 export interface OpLog {
   /**
    * Append records: 'durable' (the default) resolves after the O_DSYNC write, or fdatasync,
-   * that carries them; 'written', once they are written to the file (see the head of this file).
+   * that carries them; 'lazy' at once (see the head of this file).
    */
   append: (records: Uint8Array[], durability?: Durability) => Promise<void>
   /** Resolves once every record appended before the call is durable (at once when all are). */
   sync: () => Promise<void>
   counters: () => LogCounters
+  /** Why the log takes no more appends: a write or a sync failed (lazy records' failures have no caller of their own). */
+  failure: () => Error | undefined
   /** Sync what is written, then close. */
   close: () => Promise<void>
 }
@@ -86,7 +93,7 @@ export async function openLog (dir: string, opts: { writtenSyncMs?: number } = {
   }
   let plain: FileHandle
   try {
-    // the same file without O_DSYNC, for records appended 'written'
+    // the same file without O_DSYNC, for lazy records written before their sync
     plain = DSYNC === 0 ? fh : await open(path, constants.O_RDWR)
   } catch (err) {
     await fh.close()
@@ -148,29 +155,34 @@ function parse (data: Uint8Array): { records: Uint8Array[], good: number } {
 
 function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: number): OpLog {
   let position = start
-  let queue: Array<{ bytes: Buffer, durable: boolean, resolve: () => void, reject: (err: Error) => void }> = []
+  /** Appends not written yet, in order; a lazy one has no waiter. */
+  let queue: Array<{ bytes: Buffer, durable: boolean, resolve?: () => void, reject?: (err: Error) => void }> = []
   let flushing: Promise<void> | null = null
   let closed = false
+  /** Bytes of lazy records in the queue. */
+  let lazyQueued = 0
   /** Bytes written through `plain` and not synced yet. */
   let unsynced = 0
   let syncs = 0
-  /** A failed sync: what was written may be lost, and nothing after it is taken. */
+  let writes = 0
+  /** A failed write or sync: what was appended may be lost, and nothing after it is taken. */
   let broken: Error | undefined
-  /** Syncs what is written within WRITTEN_SYNC_MS. */
+  /** Writes and syncs lazy records within syncAfterMs. */
   let timer: NodeJS.Timeout | undefined
 
   async function flush (): Promise<void> {
     while (queue.length > 0) {
       const batch = queue
       queue = []
+      lazyQueued = 0
       const durable = batch.some(b => b.durable)
       try {
         if (broken !== undefined) throw broken
         // one append's records are framed in one buffer already: a lone one is written as it is
         const all = batch.length === 1 ? batch[0].bytes : Buffer.concat(batch.map(b => b.bytes))
-        // a durable batch with nothing unsynced before it is one O_DSYNC write; one after
-        // written records is written like them and ends in an fdatasync (O_DSYNC would sync
-        // only its own range)
+        // a durable batch with nothing unsynced before it is one O_DSYNC write (lazy records
+        // waiting go in it); one after records written unsynced is written like them and ends
+        // in an fdatasync (O_DSYNC would sync only its own range)
         const dsync = durable && unsynced === 0 && DSYNC !== 0 && all.byteLength > 0
         const to = dsync ? fh : plain
         let written = 0
@@ -182,12 +194,15 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
         } catch (err: any) {
           // leave no half batch behind: later records would follow garbage
           await plain.truncate(position).catch(() => {})
+          // lazy records of the batch are lost, and their ops applied: the log is done
+          if (batch.some(b => !b.durable)) broken = err
           throw err
         }
         position += all.byteLength
-        unsynced += dsync ? 0 : all.byteLength
+        if (all.byteLength > 0) writes++
         if (dsync) syncs++
-        else if (durable && unsynced > 0) {
+        else unsynced += all.byteLength
+        if (durable && unsynced > 0) {
           try {
             await plain.datasync()
           } catch (err: any) {
@@ -197,25 +212,26 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
           syncs++
           unsynced = 0
         }
-        if (unsynced > 0 && timer === undefined) {
-          timer = setTimeout(syncLater, syncAfterMs)
-          // written records are in the kernel already: they need no process waiting for the sync
-          timer.unref()
-        }
-        for (const b of batch) b.resolve()
+        if (unsynced > 0) arm()
+        for (const b of batch) b.resolve?.()
       } catch (err: any) {
-        for (const b of batch) b.reject(err)
+        for (const b of batch) b.reject?.(err)
       }
     }
     flushing = null
   }
 
-  function syncLater (): void {
-    timer = undefined
-    if (unsynced > 0 && !closed) {
-      // ignored: a failed sync breaks the log (broken), and every later append and sync fails with it
+  /** The timer that writes and syncs what is lazy within syncAfterMs, if none is set. */
+  function arm (): void {
+    if (timer !== undefined || closed) return
+    timer = setTimeout(() => {
+      timer = undefined
+      if (queue.length === 0 && unsynced === 0) return
+      // ignored: a failed write or sync breaks the log (broken), and every later append and sync fails with it
       sync().catch(() => {})
-    }
+    }, syncAfterMs)
+    // nothing waits for it: a process that exits has its lazy records written by close()
+    timer.unref()
   }
 
   async function enqueue (bytes: Buffer, durable: boolean): Promise<void> {
@@ -225,6 +241,7 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
   }
 
   async function sync (): Promise<void> {
+    if (broken !== undefined) throw broken
     // nothing queued and nothing unsynced: durable already
     if (queue.length === 0 && flushing === null && unsynced === 0) return
     await enqueue(Buffer.alloc(0), true)
@@ -233,22 +250,29 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
   return {
     async append (records, durability = 'durable') {
       if (closed) throw new Error('op log is closed')
-      await enqueue(frameAll(records), durability === 'durable')
+      if (broken !== undefined) throw broken
+      const bytes = frameAll(records)
+      if (durability === 'durable') {
+        await enqueue(bytes, true)
+        return
+      }
+      queue.push({ bytes, durable: false })
+      lazyQueued += bytes.byteLength
+      if (lazyQueued >= LAZY_WRITE_BYTES) flushing ??= flush()
+      arm()
     },
     sync,
-    counters: () => ({ syncs, unsynced }),
+    counters: () => ({ writes, syncs, unsynced: unsynced + lazyQueued }),
+    failure: () => broken,
     async close () {
       if (closed) return
       closed = true
       clearTimeout(timer)
-      await flushing
       try {
-        if (unsynced > 0 && broken === undefined) {
-          await plain.datasync()
-          syncs++
-          unsynced = 0
-        }
+        // the lazy records waiting, and what is written unsynced
+        if (broken === undefined && (queue.length > 0 || unsynced > 0 || flushing !== null)) await enqueue(Buffer.alloc(0), true)
       } finally {
+        await flushing
         await fh.close()
         if (plain !== fh) await plain.close()
       }

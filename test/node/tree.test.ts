@@ -1,7 +1,7 @@
 // Unit tests of the metadata tree: each op, each merge rule, bounds, bad input, durability.
 import assert from 'node:assert/strict'
 import { Teardown } from '../../harness/tmp.ts'
-import { InvalidOpError, isConflictName, WRITTEN_SYNC_MS, type OpEventDetail } from '../../node/tree/index.ts'
+import { InvalidOpError, isConflictName, type OpEventDetail } from '../../node/tree/index.ts'
 import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps, makeKey, signerFor } from '../helpers/tree.ts'
 import { createOp, cidOf, idOf, opCidOf } from '../../node/tree/op.ts'
 import { randomBytes } from 'node:crypto'
@@ -573,30 +573,35 @@ describe('node/tree', function () {
       await fh.close()
     })
 
-    it("a 'written' commit is in the log at once, unsynced, and the next durable commit syncs it", async () => {
+    it('a lazy commit waits in memory, unsynced; the next durable commit writes and syncs it with its own op, in one write', async () => {
       const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
-      const syncs0 = r.tree.logCounters().syncs
-      await r.tree.commit(mkdir(r.tree.root, 'a'), 'written')
-      await r.tree.commit(mkdir(r.tree.root, 'b'), 'written')
-      assert.equal(r.tree.logCounters().syncs, syncs0, 'a written commit syncs nothing')
+      const { writes: w0, syncs: s0 } = r.tree.logCounters()
+      await r.tree.commit(mkdir(r.tree.root, 'a'), 'lazy')
+      await r.tree.commit(mkdir(r.tree.root, 'b'), 'lazy')
+      assert.deepEqual(ls(r.tree, '/'), ['a', 'b'], 'applied at once')
+      assert.equal(r.tree.logCounters().writes, w0, 'a lazy commit writes nothing')
+      assert.equal(r.tree.logCounters().syncs, s0)
       assert.ok(r.tree.logCounters().unsynced > 0)
-      // the file holds them already, without a close (a process killed now keeps them)
-      const reader = await replica(t, { dir: r.dir, key: r.key })
-      assert.deepEqual(ls(reader.tree, '/'), ['a', 'b'])
-      await reader.tree.close()
-      // one durable commit: one sync, for its own op and the two before it
+      // one durable commit: one O_DSYNC write, for its own op and the two before it
       await r.tree.commit(mkdir(r.tree.root, 'c'))
-      assert.equal(r.tree.logCounters().syncs, syncs0 + 1)
-      assert.equal(r.tree.logCounters().unsynced, 0)
-      // and then a durable commit is one O_DSYNC write again
-      await r.tree.commit(mkdir(r.tree.root, 'd'))
-      assert.equal(r.tree.logCounters().syncs, syncs0 + 2)
-      assert.equal(r.tree.logCounters().unsynced, 0)
+      assert.deepEqual(r.tree.logCounters(), { writes: w0 + 1, syncs: s0 + 1, unsynced: 0 })
+      // the file holds all three (read without closing r's log)
+      const reader = await replica(t, { dir: r.dir, key: r.key })
+      assert.deepEqual(ls(reader.tree, '/'), ['a', 'b', 'c'])
+      await reader.tree.close()
     })
 
-    it('tree.sync() syncs what is written, once; with nothing unsynced it syncs nothing', async () => {
+    it('close() writes and syncs lazy commits', async () => {
       const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
-      await r.tree.commit(mkdir(r.tree.root, 'a'), 'written')
+      await r.tree.commit(mkdir(r.tree.root, 'a'), 'lazy')
+      await r.tree.close()
+      const again = await replica(t, { dir: r.dir, key: r.key })
+      assert.deepEqual(ls(again.tree, '/'), ['a'])
+    })
+
+    it('tree.sync() syncs lazy commits, once; with nothing unsynced it syncs nothing', async () => {
+      const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
+      await r.tree.commit(mkdir(r.tree.root, 'a'), 'lazy')
       const syncs0 = r.tree.logCounters().syncs
       await Promise.all([r.tree.sync(), r.tree.sync()])
       assert.ok(r.tree.logCounters().syncs <= syncs0 + 2)
@@ -607,20 +612,23 @@ describe('node/tree', function () {
       assert.equal(r.tree.logCounters().syncs, syncs1)
     })
 
-    it('received ops are written, not synced, and synced by the log timer', async () => {
+    it('received ops are lazy; the log timer writes and syncs them', async () => {
       const a = await replica(t)
-      const b = await replica(t, { writtenSyncMs: 200 })
       for (const name of ['x', 'y', 'z']) await a.tree.commit(mkdir(a.tree.root, name))
-      const syncs0 = b.tree.logCounters().syncs
+      const b = await replica(t, { writtenSyncMs: NO_TIMER_MS })
+      const before = b.tree.logCounters()
       await sync(a.tree, b.tree)
       assert.deepEqual(ls(b.tree, '/'), ['x', 'y', 'z'])
-      assert.equal(b.tree.logCounters().syncs, syncs0)
+      assert.equal(b.tree.logCounters().writes, before.writes)
       assert.ok(b.tree.logCounters().unsynced > 0)
-      // no one asks: the log's own timer syncs them
-      const end = Date.now() + WRITTEN_SYNC_MS * 10
-      while (b.tree.logCounters().unsynced > 0 && Date.now() < end) await new Promise(resolve => setTimeout(resolve, 20))
-      assert.equal(b.tree.logCounters().unsynced, 0)
-      assert.equal(b.tree.logCounters().syncs, syncs0 + 1)
+      // no one asks: the log's own timer writes and syncs them
+      const c = await replica(t, { writtenSyncMs: 50 })
+      const c0 = c.tree.logCounters()
+      await sync(a.tree, c.tree)
+      const end = Date.now() + 60_000
+      while (c.tree.logCounters().unsynced > 0 && Date.now() < end) await new Promise(resolve => setTimeout(resolve, 20))
+      assert.equal(c.tree.logCounters().unsynced, 0)
+      assert.ok(c.tree.logCounters().syncs > c0.syncs)
     })
 
     it('received ops survive a restart', async () => {

@@ -1,5 +1,5 @@
 // What the op log syncs (node/volume.ts, "Durability"): a namespace or attribute change is
-// written to the log, not synced; a file's commit (close, flush, fsync) syncs the log, and with
+// lazy (waits in memory for the next sync); a file's commit (close, flush, fsync) syncs the log, and with
 // it every change before it; fsync and syncDir() sync it also with nothing to commit.
 import assert from 'node:assert/strict'
 import { Volume } from 'darkfs'
@@ -12,11 +12,11 @@ describe('Volume: which changes sync the op log', function () {
   beforeEach(() => { t = new Teardown() })
   afterEach(async () => { await t.run() })
 
-  async function open (): Promise<{ vol: Volume, syncs: () => number, unsynced: () => number }> {
+  async function open (): Promise<{ vol: Volume, syncs: () => number, writes: () => number, unsynced: () => number }> {
     // no background sync within the test: every sync counted is one a call made
     const vol = await Volume.open({ dir: await tempDir(t), writtenSyncMs: 3600_000 })
     t.add(async () => { await vol.close() })
-    return { vol, syncs: () => vol.tree.logCounters().syncs, unsynced: () => vol.tree.logCounters().unsynced }
+    return { vol, syncs: () => vol.tree.logCounters().syncs, writes: () => vol.tree.logCounters().writes, unsynced: () => vol.tree.logCounters().unsynced }
   }
 
   it('mkdir, create, chmod, rename, unlink and rmdir sync nothing; syncDir() syncs them, once', async () => {
@@ -38,9 +38,10 @@ describe('Volume: which changes sync the op log', function () {
     assert.equal(syncs(), s0 + 1, 'nothing left to sync')
   })
 
-  it("a small file's create, write and close sync the log once; fsync with nothing to commit syncs", async () => {
-    const { vol, syncs, unsynced } = await open()
+  it("a small file's create, write and close are one log write and one sync; fsync with nothing to commit syncs", async () => {
+    const { vol, syncs, writes, unsynced } = await open()
     const s0 = syncs()
+    const w0 = writes()
     for (let i = 0; i < 10; i++) {
       const fh = await vol.open(`/f${i}`, 'w')
       const bytes = seededBytes(1024 + i * 300, i)
@@ -50,6 +51,7 @@ describe('Volume: which changes sync the op log', function () {
       assert.equal(unsynced(), 0)
     }
     assert.equal(syncs(), s0 + 10)
+    assert.equal(writes(), w0 + 10)
     await vol.chmod('/f0', 0o600)
     assert.ok(unsynced() > 0)
     const fh = await vol.open('/f0', 'r')
