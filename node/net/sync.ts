@@ -127,6 +127,15 @@ export const GOSSIP_BURST_MS = 200
  * gossip validation's 100 ms budget, and little beside close-to-open's "about a second").
  */
 export const GOSSIP_GATHER_MS = 25
+/**
+ * How long this host's own first op of a gossip message waits for those that follow during a
+ * burst. Longer than a receiver's GOSSIP_GATHER_MS: each message costs every peer a gossipsub
+ * message, its decryption and a receive, whatever it holds, and an author making ops one file at
+ * a time (a shell loop making 5,000 small files on six hosts: a create and a write op each)
+ * sent a message every 3 files with 25 ms. Nothing waits for gossip but other hosts' views
+ * (close-to-open, about a second): an fsync's ops reach a peer in its hold ask.
+ */
+export const GOSSIP_PUBLISH_GATHER_MS = 100
 
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
 export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'sync' | 'opSet' | 'addEventListener' | 'removeEventListener'>
@@ -522,10 +531,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     /**
      * This host's own new ops, waiting for the next gossip publish (one at a time, in order).
      * During a burst (the last publish less than GOSSIP_BURST_MS ago) a new op waits
-     * GOSSIP_GATHER_MS for the ops that follow it, as a receiver does (receiveGossiped): one
+     * GOSSIP_PUBLISH_GATHER_MS for the ops that follow it, as a receiver does (receiveGossiped): one
      * message, sent and taken once by each receiver, for the create, write and setattrs a `tar x`
-     * makes of a file one syscall at a time. The ops are durable here already; a lone op, or the
-     * first of a burst, goes at once.
+     * makes of a file one syscall at a time. A lone op, or the first of a burst, goes at once.
+     * An op may go before it is durable here (a lazy one: node/volume.ts): a host that crashes
+     * before its sync gets its own op back from the peers that took it, as any op it lacks.
      */
     const publishing: Uint8Array[] = []
     let publishRun: Promise<void> | undefined
@@ -534,7 +544,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (publishRun !== undefined || gossip === undefined) return
       publishRun = (async () => {
         if (performance.now() - lastPublish < GOSSIP_BURST_MS) {
-          await new Promise<void>(resolve => { const t = setTimeout(resolve, GOSSIP_GATHER_MS); t.unref?.() })
+          await new Promise<void>(resolve => { const t = setTimeout(resolve, GOSSIP_PUBLISH_GATHER_MS); t.unref?.() })
         } else {
           await Promise.resolve() // ops committed together go in one message
         }
