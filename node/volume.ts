@@ -1411,7 +1411,8 @@ export class Volume implements VolumeApi {
       if (target !== undefined) {
         if (target.kind !== 'file') throw new FsError('EINVAL', 'writeFile', path, `not a regular file (${target.kind})`)
         const open = this.open_.get(target.id)
-        await this.commit({ type: 'write', inode: target.id, content, size: pos, time: now })
+        // a whole file written (writeFile, `darkfs put`): durable when it returns, as a close is
+        await this.tree.commit({ type: 'write', inode: target.id, content, size: pos, time: now })
         const state = this.tree.get(target.id)
         if (state !== undefined) open?.rebase(stateOf(state))
       } else {
@@ -1419,7 +1420,7 @@ export class Volume implements VolumeApi {
         const own = this.owner(dir, caller, 'file', opts.mode ?? 0o644)
         const body: OpBody = { type: 'create', parent: dir.id, name: split(path, 'writeFile').pop()!, kind: 'file', mode: own.mode, uid: own.uid, gid: own.gid, size: pos, time: now }
         if (content !== null) body.content = content
-        inode = (await this.commit(body)).id
+        inode = (await this.tree.commit(body)).id
       }
     } catch (err) {
       // not committed: what this write stored goes again, here and on peers

@@ -38,6 +38,19 @@ describe('Volume: which changes sync the op log', function () {
     assert.equal(syncs(), s0 + 1, 'nothing left to sync')
   })
 
+  it('writeFile (`darkfs put`) is durable when it returns, new file or rewrite, small or chunked', async () => {
+    const { vol, unsynced } = await open()
+    await vol.mkdir('/d')
+    assert.ok(unsynced() > 0)
+    for (const size of [100, 3 << 20]) {
+      await vol.writeFile(`/d/f${size}`, seededBytes(size, size))
+      assert.equal(unsynced(), 0, `a new file of ${size} bytes`)
+      await vol.chmod(`/d/f${size}`, 0o600)
+      await vol.writeFile(`/d/f${size}`, seededBytes(size, size + 1))
+      assert.equal(unsynced(), 0, `a rewrite of ${size} bytes`)
+    }
+  })
+
   it("a small file's create, write and close are one log write and one sync; fsync with nothing to commit syncs", async () => {
     const { vol, syncs, writes, unsynced } = await open()
     const s0 = syncs()
