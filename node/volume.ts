@@ -356,7 +356,8 @@ export class Volume implements VolumeApi {
     this.tree.addEventListener('op', (e: any) => {
       const { body, local } = e.detail ?? {}
       if (local === true && body?.type !== 'fold') this.busyAt = performance.now()
-      if (local !== true && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
+      // (no file open here: nothing to rebase, and no lookup per op a peer makes)
+      if (local !== true && this.open_.size > 0 && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
         const inode = this.tree.get(body.inode)
         const open = inode === undefined ? undefined : this.open_.get(inode.id)
         if (open !== undefined && inode !== undefined) open.rebase(stateOf(inode))
