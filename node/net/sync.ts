@@ -45,8 +45,7 @@
 //    is connected. A peer that disconnects meanwhile is reconciled with both ways on reconnect.
 //  - Hold (DESIGN.md §5: an fsync returns once one lost host loses nothing): hold(cid, peers)
 //    asks peers in turn to hold one of this host's ops, and with it every op below it (a peer
-//    applies an op only once it holds its parents, and its tree log is fdatasynced before it
-//    applies). The ask carries the op, and the peer fetches the parents it lacks from the asker:
+//    applies an op only once it holds its parents, and syncs its tree log before it answers). The ask carries the op, and the peer fetches the parents it lacks from the asker:
 //    one peer gets the op's bytes twice (gossip brings them too). Asking by name only, the peer
 //    waiting for gossip to bring the op, was tried first: each fsync then waited out gossip's
 //    gathering on both sides (GOSSIP_GATHER_MS), and SQLite's DELETE workload on six hosts took
@@ -394,7 +393,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (!cidOf(op).equals(id)) throw new SyncProtocolError('hold: the op sent is not the one named')
       await takePush(peer, [op])
       if (!tree.hasOp(id)) return false
-      // received ops are written, not synced (node/tree log.ts): held means durable here
+      // received ops are lazy in the log (node/tree log.ts): held means durable here
       await tree.sync()
       return true
     }
@@ -607,9 +606,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
 
     /**
      * The ops of gossip messages validated at once go into the tree together: gossipsub
-     * validates the messages of every connection concurrently, and each tree.receive() is one
-     * log write with its fdatasync and at least one signature check, so the messages that come
-     * while one receive is under way are taken by the next in one call (one write, one signature
+     * validates the messages of every connection concurrently, and each tree.receive() is at
+     * least one signature check (and was a log write with its fdatasync, before received ops
+     * became lazy in the log), so the messages that come
+     * while one receive is under way are taken by the next in one call (one signature
      * per run of an author's ops: the tree checks the newest, whose signed bytes name the rest).
      * During a burst (a message came less than GOSSIP_BURST_MS after the last receive) the first
      * message waits GOSSIP_GATHER_MS for those that follow: an author making ops one after
