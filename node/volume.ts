@@ -11,10 +11,10 @@
 // is durable in the op log before it returns, and so is every op before it (the file's create
 // among them); an fsync syncs the log also when there is nothing to commit. A namespace or
 // attribute change alone (create, mkdir, unlink, rmdir, rename, link, symlink, chmod, chown,
-// utimes, xattrs) is lazy (node/tree log.ts): it becomes durable with the next such commit, an
-// fsync, a syncDir() (FUSE fsyncdir), or within WRITTEN_SYNC_MS (1 s), as a local file system
-// commits such changes with its journal; a crash (this process killed too) may lose that last
-// second of them. A file's create and its first content then reach the disk in one write.
+// utimes, xattrs) is written to the op log, not synced (node/tree log.ts): it survives this
+// process being killed, and becomes durable with the next such commit, an fsync, a syncDir()
+// (FUSE fsyncdir), or within WRITTEN_SYNC_MS (1 s), as a local file system commits such changes
+// with its journal; a power cut may lose that last second of them.
 import { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
@@ -295,7 +295,7 @@ export interface LocalOptions {
   foldIdleMs?: number
   /** Resolves once a peer holds op `cid` and those below it (VolumeParts.held; default none). */
   held?: (cid: CID) => Promise<void>
-  /** Longest a lazy change waits to be written and synced (TreeInit.writtenSyncMs; default WRITTEN_SYNC_MS). */
+  /** Longest a change written to the op log waits for its sync (TreeInit.writtenSyncMs; default WRITTEN_SYNC_MS). */
   writtenSyncMs?: number
 }
 
@@ -505,9 +505,9 @@ export class Volume implements VolumeApi {
     return { dir, name, existing: this.tree.lookup(dir.id, name) }
   }
 
-  /** Commit a namespace or attribute change: lazily durable (the head of this file). */
+  /** Commit a namespace or attribute change: written to the log, synced later (the head of this file). */
   private async commit (body: OpBody): Promise<{ cid: CID, id: InodeId }> {
-    return await this.tree.commit(body, 'lazy')
+    return await this.tree.commit(body, 'written')
   }
 
   /**

@@ -393,7 +393,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (!cidOf(op).equals(id)) throw new SyncProtocolError('hold: the op sent is not the one named')
       await takePush(peer, [op])
       if (!tree.hasOp(id)) return false
-      // received ops are lazy in the log (node/tree log.ts): held means durable here
+      // received ops are written to the log, not synced (node/tree log.ts): held means durable here
       await tree.sync()
       return true
     }
@@ -533,7 +533,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * GOSSIP_PUBLISH_GATHER_MS for the ops that follow it, as a receiver does (receiveGossiped): one
      * message, sent and taken once by each receiver, for the create, write and setattrs a `tar x`
      * makes of a file one syscall at a time. A lone op, or the first of a burst, goes at once.
-     * An op may go before it is durable here (a lazy one: node/volume.ts): a host that crashes
+     * An op may go before it is durable here (a namespace change: node/volume.ts): a host that loses power
      * before its sync gets its own op back from the peers that took it, as any op it lacks.
      */
     const publishing: Uint8Array[] = []
@@ -608,7 +608,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * The ops of gossip messages validated at once go into the tree together: gossipsub
      * validates the messages of every connection concurrently, and each tree.receive() is at
      * least one signature check (and was a log write with its fdatasync, before received ops
-     * became lazy in the log), so the messages that come
+     * became written-only in the log), so the messages that come
      * while one receive is under way are taken by the next in one call (one signature
      * per run of an author's ops: the tree checks the newest, whose signed bytes name the rest).
      * During a burst (a message came less than GOSSIP_BURST_MS after the last receive) the first

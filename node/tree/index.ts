@@ -17,11 +17,12 @@
 //
 // Ops. commit(body) stamps a hybrid logical clock and the current heads as parents, signs with
 // the Signer, fsyncs the op to the log, applies it, and fires 'op' ({ cid, body, local: true });
-// commit(body, 'lazy') does not wait for the log: the op is written and synced with the next
-// durable commit, a sync(), or within WRITTEN_SYNC_MS (log.ts). The host gossips local ops and answers peers with
+// commit(body, 'written') waits only until the op is written to the log (the kernel has it: it
+// survives the process being killed), and it is synced with the next durable commit, a sync(),
+// or within WRITTEN_SYNC_MS (log.ts). The host gossips local ops and answers peers with
 // heads()/hasOp()/getOp(); ops from peers go through receive(blocks): decoded (at most
 // MAX_OP_BYTES), hash-named, signature-checked with Verify(author, ...), written to the log
-// (lazily, as commit(body, 'lazy')) as they are applied, and held while their parents are missing
+// (as commit(body, 'written')) before they are applied, and held while their parents are missing
 // (returned as `missing` so the caller fetches them). Any invalid op throws InvalidOpError and
 // nothing of that batch is stored. Bodies are validated on commit as on receive: names 1..255
 // bytes without '/' or NUL and not '.' or '..', inline content at most MAX_INLINE_BYTES.

@@ -8,14 +8,14 @@
 // busy machine each round trip waits for the event loop to be scheduled again). On open
 // the file is read back; a torn or corrupt tail (a crash mid-append) is cut off, never fatal.
 //
-// An append may also be lazy: its records wait in memory, and go to the file with the next
-// durable append (one O_DSYNC write for all of them), a sync(), or within WRITTEN_SYNC_MS
-// (written then and fdatasynced), whichever comes first; past LAZY_WRITE_BYTES waiting they are
-// written at once (not synced: the sync comes as above). That is what a local file system gives
-// a create, an unlink or a rename: they reach its journal with the next commit, an fsync makes
-// them durable now, and a crash (for this log, this process killed too) may lose the last
-// second of them. Records reach the file in append order, so a durable record never follows one
-// a crash could lose.
+// An append may also ask only to be written ('written'): its records go to the file at once
+// (through a second descriptor without O_DSYNC: in the kernel's page cache, they survive the
+// process being killed, not a power cut) and become durable with the next durable append (whose
+// batch then ends in an fdatasync, which syncs every byte before it), a sync(), or within
+// WRITTEN_SYNC_MS. That is what a local file system gives a create, an unlink or a rename: they
+// reach its journal with the next commit, an fsync makes them durable now, and a power cut may
+// lose the last seconds of them. Records are written in append order, so a durable record never
+// follows one a crash could lose.
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { constants } from 'node:fs'
 import { crc32 } from 'node:zlib'
@@ -29,33 +29,31 @@ export const HEADER_BYTES = 8
 
 /** O_DSYNC, or 0 where the platform lacks it (then each batch's write is followed by fdatasync). */
 const DSYNC: number = constants.O_DSYNC ?? 0
-/** Lazy records are written and synced at most this long after their append (unless a durable append or a sync() came first). */
+/** Records appended 'written' are synced at most this long after (unless a durable append or a sync() came first). */
 export const WRITTEN_SYNC_MS = 1000
-/** Bytes of lazy records waiting in memory past which they are written (not synced) at once. */
-export const LAZY_WRITE_BYTES = 1 << 20
 
-/** How an append waits: until its records are durable (synced), or not at all (lazy: see the head of this file). */
-export type Durability = 'durable' | 'lazy'
+/** How an append waits: until its records are durable (synced), or only written to the file (see the head of this file). */
+export type Durability = 'durable' | 'written'
 
 export interface LogCounters {
   /** Writes made (each a batch of appends). */
   writes: number
   /** Syncs made: O_DSYNC writes and fdatasyncs. */
   syncs: number
-  /** Bytes appended and not durable yet (lazy records waiting, or written and not synced). */
+  /** Bytes written and not synced yet. */
   unsynced: number
 }
 
 export interface OpLog {
   /**
    * Append records: 'durable' (the default) resolves after the O_DSYNC write, or fdatasync,
-   * that carries them; 'lazy' at once (see the head of this file).
+   * that carries them; 'written', once they are written to the file (see the head of this file).
    */
   append: (records: Uint8Array[], durability?: Durability) => Promise<void>
   /** Resolves once every record appended before the call is durable (at once when all are). */
   sync: () => Promise<void>
   counters: () => LogCounters
-  /** Why the log takes no more appends: a write or a sync failed (lazy records' failures have no caller of their own). */
+  /** Why the log takes no more appends: a sync failed (written records' failures in the background have no caller of their own). */
   failure: () => Error | undefined
   /** Sync what is written, then close. */
   close: () => Promise<void>
@@ -93,7 +91,7 @@ export async function openLog (dir: string, opts: { writtenSyncMs?: number } = {
   }
   let plain: FileHandle
   try {
-    // the same file without O_DSYNC, for lazy records written before their sync
+    // the same file without O_DSYNC, for records appended 'written'
     plain = DSYNC === 0 ? fh : await open(path, constants.O_RDWR)
   } catch (err) {
     await fh.close()
@@ -155,34 +153,31 @@ function parse (data: Uint8Array): { records: Uint8Array[], good: number } {
 
 function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: number): OpLog {
   let position = start
-  /** Appends not written yet, in order; a lazy one has no waiter. */
-  let queue: Array<{ bytes: Buffer, durable: boolean, resolve?: () => void, reject?: (err: Error) => void }> = []
+  /** Appends not written yet, in order. */
+  let queue: Array<{ bytes: Buffer, durable: boolean, resolve: () => void, reject: (err: Error) => void }> = []
   let flushing: Promise<void> | null = null
   let closed = false
-  /** Bytes of lazy records in the queue. */
-  let lazyQueued = 0
   /** Bytes written through `plain` and not synced yet. */
   let unsynced = 0
   let syncs = 0
   let writes = 0
-  /** A failed write or sync: what was appended may be lost, and nothing after it is taken. */
+  /** A failed sync: what was written may be lost, and nothing after it is taken. */
   let broken: Error | undefined
-  /** Writes and syncs lazy records within syncAfterMs. */
+  /** Syncs what is written within syncAfterMs. */
   let timer: NodeJS.Timeout | undefined
 
   async function flush (): Promise<void> {
     while (queue.length > 0) {
       const batch = queue
       queue = []
-      lazyQueued = 0
       const durable = batch.some(b => b.durable)
       try {
         if (broken !== undefined) throw broken
         // one append's records are framed in one buffer already: a lone one is written as it is
         const all = batch.length === 1 ? batch[0].bytes : Buffer.concat(batch.map(b => b.bytes))
-        // a durable batch with nothing unsynced before it is one O_DSYNC write (lazy records
-        // waiting go in it); one after records written unsynced is written like them and ends
-        // in an fdatasync (O_DSYNC would sync only its own range)
+        // a durable batch with nothing unsynced before it is one O_DSYNC write; one after
+        // records written unsynced is written like them and ends in an fdatasync (O_DSYNC would
+        // sync only its own range)
         const dsync = durable && unsynced === 0 && DSYNC !== 0 && all.byteLength > 0
         const to = dsync ? fh : plain
         let written = 0
@@ -194,8 +189,6 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
         } catch (err: any) {
           // leave no half batch behind: later records would follow garbage
           await plain.truncate(position).catch(() => {})
-          // lazy records of the batch are lost, and their ops applied: the log is done
-          if (batch.some(b => !b.durable)) broken = err
           throw err
         }
         position += all.byteLength
@@ -213,24 +206,24 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
           unsynced = 0
         }
         if (unsynced > 0) arm()
-        for (const b of batch) b.resolve?.()
+        for (const b of batch) b.resolve()
       } catch (err: any) {
-        for (const b of batch) b.reject?.(err)
+        for (const b of batch) b.reject(err)
       }
     }
     flushing = null
   }
 
-  /** The timer that writes and syncs what is lazy within syncAfterMs, if none is set. */
+  /** The timer that syncs what is written within syncAfterMs, if none is set. */
   function arm (): void {
     if (timer !== undefined || closed) return
     timer = setTimeout(() => {
       timer = undefined
-      if (queue.length === 0 && unsynced === 0) return
-      // ignored: a failed write or sync breaks the log (broken), and every later append and sync fails with it
+      if (unsynced === 0) return
+      // ignored: a failed sync breaks the log (broken), and every later append and sync fails with it
       sync().catch(() => {})
     }, syncAfterMs)
-    // nothing waits for it: a process that exits has its lazy records written by close()
+    // written records are in the kernel already: no process needs to wait for their sync
     timer.unref()
   }
 
@@ -251,25 +244,17 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
     async append (records, durability = 'durable') {
       if (closed) throw new Error('op log is closed')
       if (broken !== undefined) throw broken
-      const bytes = frameAll(records)
-      if (durability === 'durable') {
-        await enqueue(bytes, true)
-        return
-      }
-      queue.push({ bytes, durable: false })
-      lazyQueued += bytes.byteLength
-      if (lazyQueued >= LAZY_WRITE_BYTES) flushing ??= flush()
-      arm()
+      await enqueue(frameAll(records), durability === 'durable')
     },
     sync,
-    counters: () => ({ writes, syncs, unsynced: unsynced + lazyQueued }),
+    counters: () => ({ writes, syncs, unsynced }),
     failure: () => broken,
     async close () {
       if (closed) return
       closed = true
       clearTimeout(timer)
       try {
-        // the lazy records waiting, and what is written unsynced
+        // what is written unsynced (and what is still queued)
         if (broken === undefined && (queue.length > 0 || unsynced > 0 || flushing !== null)) await enqueue(Buffer.alloc(0), true)
       } finally {
         await flushing

@@ -1,7 +1,7 @@
 // Tree: the replicated metadata tree of one host. It owns the op DAG, the durable op log and
 // the materialised tree (crdt.ts), and takes ops from two sides: commit() for local changes and
 // receive() for ops from peers. A commit is durable in the log before it is applied, unless it
-// is lazy (log.ts); received ops are lazy.
+// is only written (log.ts); received ops are written, synced later.
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
 import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, heldRead, heldTop, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
@@ -28,7 +28,7 @@ export interface TreeInit {
   verify: Verify
   /** Wall clock in ms (default Date.now), for tests. */
   now?: () => number
-  /** Longest a lazy op (commit(body, 'lazy'), received ops) waits to be written and synced (default WRITTEN_SYNC_MS). */
+  /** Longest an op written to the log ('written' commits, received ops) waits for its sync (default WRITTEN_SYNC_MS). */
   writtenSyncMs?: number
 }
 
@@ -381,9 +381,9 @@ export class Tree extends EventTarget {
   /**
    * commit() of several bodies at once, in order (each the parent of the next): one log append,
    * one fdatasync, for a request that makes two ops (a flush and the times it sets). Nothing of
-   * the batch is applied unless all of it is durable; with `durability` 'lazy' it is applied at
-   * once, and written and synced with the next durable commit, a sync(), or within
-   * WRITTEN_SYNC_MS (log.ts).
+   * the batch is applied unless all of it is durable, or with `durability` 'written', written
+   * to the log (log.ts: synced with the next durable commit, a sync(), or within
+   * WRITTEN_SYNC_MS).
    */
   async commitMany (bodies: OpBody[], durability: Durability = 'durable'): Promise<Array<{ cid: CID, id: InodeId }>> {
     this.usable()
@@ -483,9 +483,9 @@ export class Tree extends EventTarget {
       }
       stats.orderMs += performance.now() - t
       t = performance.now()
-      // lazy: a peer's op is durable here with the next sync (an op held for a peer's fsync is
-      // synced before the answer: node/net/sync.ts holdFor)
-      if (ready.length > 0) await this.log.append(ready.map(op => op.bytes), 'lazy').catch((err: Error) => {
+      // written, not synced: a peer's op is durable here with the next sync (an op held for a
+      // peer's fsync is synced before the answer: node/net/sync.ts holdFor)
+      if (ready.length > 0) await this.log.append(ready.map(op => op.bytes), 'written').catch((err: Error) => {
         this.failed ??= err
         throw err
       })

@@ -1,6 +1,6 @@
-// Namespace changes through the mount are lazy in the op log (node/volume.ts, "Durability"):
-// an fsync of a directory (FUSE fsyncdir, served by the Volume since issue 15's small-file work)
-// makes them durable; a small file's create, write and close are one log write and one sync.
+// Namespace changes through the mount are written to the op log, not synced (node/volume.ts,
+// "Durability"): an fsync of a directory (FUSE fsyncdir, served by the Volume since issue 15's
+// small-file work) makes them durable; a small file's create, write and close sync once.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { Volume } from 'darkfs'
@@ -25,7 +25,7 @@ describe('mount: fsync of a directory syncs the op log', function () {
 
     await ok('mkdir d && : > d/a && : > d/b && mv d/b d/c && rm d/a', { cwd: dir })
     const before = counters()
-    assert.ok(before.unsynced > 0, 'the changes wait in memory')
+    assert.ok(before.unsynced > 0, 'the changes wait for a sync')
     await ok('sync -d d', { cwd: dir })
     const after = counters()
     assert.equal(after.unsynced, 0)

@@ -573,35 +573,30 @@ describe('node/tree', function () {
       await fh.close()
     })
 
-    it('a lazy commit waits in memory, unsynced; the next durable commit writes and syncs it with its own op, in one write', async () => {
+    it("a 'written' commit is in the log at once, unsynced, and the next durable commit syncs it", async () => {
       const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
-      const { writes: w0, syncs: s0 } = r.tree.logCounters()
-      await r.tree.commit(mkdir(r.tree.root, 'a'), 'lazy')
-      await r.tree.commit(mkdir(r.tree.root, 'b'), 'lazy')
-      assert.deepEqual(ls(r.tree, '/'), ['a', 'b'], 'applied at once')
-      assert.equal(r.tree.logCounters().writes, w0, 'a lazy commit writes nothing')
-      assert.equal(r.tree.logCounters().syncs, s0)
+      const s0 = r.tree.logCounters().syncs
+      await r.tree.commit(mkdir(r.tree.root, 'a'), 'written')
+      await r.tree.commit(mkdir(r.tree.root, 'b'), 'written')
+      assert.equal(r.tree.logCounters().syncs, s0, 'a written commit syncs nothing')
       assert.ok(r.tree.logCounters().unsynced > 0)
-      // one durable commit: one O_DSYNC write, for its own op and the two before it
-      await r.tree.commit(mkdir(r.tree.root, 'c'))
-      assert.deepEqual(r.tree.logCounters(), { writes: w0 + 1, syncs: s0 + 1, unsynced: 0 })
-      // the file holds all three (read without closing r's log)
+      // the file holds them already, without a close (a process killed now keeps them)
       const reader = await replica(t, { dir: r.dir, key: r.key })
-      assert.deepEqual(ls(reader.tree, '/'), ['a', 'b', 'c'])
+      assert.deepEqual(ls(reader.tree, '/'), ['a', 'b'])
       await reader.tree.close()
+      // one durable commit: one sync, for its own op and the two before it
+      await r.tree.commit(mkdir(r.tree.root, 'c'))
+      assert.equal(r.tree.logCounters().syncs, s0 + 1)
+      assert.equal(r.tree.logCounters().unsynced, 0)
+      // and then a durable commit is one O_DSYNC write again
+      const w = r.tree.logCounters().writes
+      await r.tree.commit(mkdir(r.tree.root, 'd'))
+      assert.deepEqual(r.tree.logCounters(), { writes: w + 1, syncs: s0 + 2, unsynced: 0 })
     })
 
-    it('close() writes and syncs lazy commits', async () => {
+    it('tree.sync() syncs written commits, once; with nothing unsynced it syncs nothing', async () => {
       const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
-      await r.tree.commit(mkdir(r.tree.root, 'a'), 'lazy')
-      await r.tree.close()
-      const again = await replica(t, { dir: r.dir, key: r.key })
-      assert.deepEqual(ls(again.tree, '/'), ['a'])
-    })
-
-    it('tree.sync() syncs lazy commits, once; with nothing unsynced it syncs nothing', async () => {
-      const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
-      await r.tree.commit(mkdir(r.tree.root, 'a'), 'lazy')
+      await r.tree.commit(mkdir(r.tree.root, 'a'), 'written')
       const syncs0 = r.tree.logCounters().syncs
       await Promise.all([r.tree.sync(), r.tree.sync()])
       assert.ok(r.tree.logCounters().syncs <= syncs0 + 2)
@@ -612,16 +607,16 @@ describe('node/tree', function () {
       assert.equal(r.tree.logCounters().syncs, syncs1)
     })
 
-    it('received ops are lazy; the log timer writes and syncs them', async () => {
+    it('received ops are written, not synced; the log timer syncs them', async () => {
       const a = await replica(t)
       for (const name of ['x', 'y', 'z']) await a.tree.commit(mkdir(a.tree.root, name))
       const b = await replica(t, { writtenSyncMs: NO_TIMER_MS })
       const before = b.tree.logCounters()
       await sync(a.tree, b.tree)
       assert.deepEqual(ls(b.tree, '/'), ['x', 'y', 'z'])
-      assert.equal(b.tree.logCounters().writes, before.writes)
+      assert.equal(b.tree.logCounters().syncs, before.syncs)
       assert.ok(b.tree.logCounters().unsynced > 0)
-      // no one asks: the log's own timer writes and syncs them
+      // no one asks: the log's own timer syncs them
       const c = await replica(t, { writtenSyncMs: 50 })
       const c0 = c.tree.logCounters()
       await sync(a.tree, c.tree)
