@@ -318,6 +318,8 @@ static int op_release (const char *path, struct fuse_file_info *fi) { return sim
 static int op_fsync (const char *path, int datasync, struct fuse_file_info *fi) { return simple(OP_FSYNC, path, NULL, fh_of(fi), datasync, -1); }
 static int op_removexattr (const char *path, const char *name) { return simple(OP_REMOVEXATTR, path, name, -1, -1, -1); }
 static int op_access (const char *path, int mask) { return simple(OP_ACCESS, path, NULL, mask, -1, -1); }
+// namespace changes are written to the op log, not synced (node/volume.ts): an fsync of a directory makes them
+// durable
 static int op_fsyncdir (const char *path, int datasync, struct fuse_file_info *fi) { return simple(OP_FSYNCDIR, path, NULL, fh_of(fi), datasync, -1); }
 
 static int op_open (const char *path, struct fuse_file_info *fi) {

@@ -494,10 +494,13 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         await handles.get(n[0]).sync(o)
         return OK
       case Op.fsyncdir: {
+        // the whole volume's changes are made durable (Volume.syncDir); a directory removed since
+        // it was opened has no path left: the root stands for it. A volume whose changes are
+        // durable at once has nothing to do
         const dir = n[0] >= 0 ? handles.get(n[0]) : undefined
-        // a removed directory has no entries left to make durable
-        if (dir !== undefined && removedDirs.has(dir.ino)) return OK
-        if (volume.syncDir !== undefined) await volume.syncDir(dir !== undefined ? dir.path : need(path, 'fsyncdir'), o)
+        const p = dir !== undefined ? (removedDirs.has(dir.ino) ? '/' : dir.path) : need(path, 'fsyncdir')
+        // a path gone meanwhile (the directory renamed by a peer): the root stands for it too
+        if (volume.syncDir !== undefined) await volume.syncDir(p, o).catch(async (err: FsError) => { if (err.code === 'ENOENT' && p !== '/') await volume.syncDir!('/', o); else throw err })
         return OK
       }
       case Op.setxattr: {

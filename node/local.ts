@@ -27,7 +27,7 @@ async function openParts (dir: string, opts: LocalOptions, unlock: () => Promise
   const key = await loadOrCreateIdentity(dir)
   const store = await Store.open(join(dir, 'store'))
   await mkdir(join(dir, 'tree'), { recursive: true })
-  const tree = await Tree.open({ dir: join(dir, 'tree'), signer: signerFor(key), verify })
+  const tree = await Tree.open({ dir: join(dir, 'tree'), signer: signerFor(key), verify, writtenSyncMs: opts.writtenSyncMs })
   const chunks = new ChunkService(store, { localParams: opts.localParams, network: opts.network })
   const volume = new Volume({ tree, chunks, store, syncPlaceWaitMs: opts.syncPlaceWaitMs, multiExtent: opts.multiExtent, foldIdleMs: opts.foldIdleMs, held: opts.held, close: async () => { await tree.close(); await store.close(); await unlock() } })
   // the folds planned before the last close (a restart forgets them)

@@ -149,9 +149,9 @@ export interface VolumeApi {
   removexattr: (path: string, name: string, options?: AbortOptions) => Promise<void>
   statfs: (options?: AbortOptions) => Promise<StatFs>
   /**
-   * fsync(2) of a directory: its entries' changes made here (create, unlink, rename, mkdir) are
-   * durable as any fsync makes them (on a network, a peer holds them). Optional: a volume whose
-   * directory changes are durable when their call returns has nothing to wait for.
+   * fsync(2) of a directory: every change made here before the call (a directory's entries
+   * among them) is made durable as an fsync makes it (synced here; on a network, held by a peer).
+   * Absent where every change is durable when its call returns.
    */
   syncDir?: (path: string, options?: AbortOptions) => Promise<void>
 }

@@ -6,6 +6,15 @@
 // (default_permissions) through the mount. Every method takes AbortOptions last (VolumeApi in
 // types.ts): metadata calls check the signal at entry, reads carry it down to the network fetch,
 // commits check it before they store and wait with it for peers (placement itself goes on).
+//
+// Durability (issue 15, small files): a file's commit of its writes (at a flush, close or fsync)
+// is durable in the op log before it returns, and so is every op before it (the file's create
+// among them); an fsync syncs the log also when there is nothing to commit. A namespace or
+// attribute change alone (create, mkdir, unlink, rmdir, rename, link, symlink, chmod, chown,
+// utimes, xattrs) is written to the op log, not synced (node/tree log.ts): it survives this
+// process being killed, and becomes durable with the next such commit, an fsync, a syncDir()
+// (FUSE fsyncdir), or within WRITTEN_SYNC_MS (1 s), as a local file system commits such changes
+// with its journal; a power cut may lose that last second of them.
 import { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
@@ -286,6 +295,8 @@ export interface LocalOptions {
   foldIdleMs?: number
   /** Resolves once a peer holds op `cid` and those below it (VolumeParts.held; default none). */
   held?: (cid: CID) => Promise<void>
+  /** Longest a change written to the op log waits for its sync (TreeInit.writtenSyncMs; default WRITTEN_SYNC_MS). */
+  writtenSyncMs?: number
 }
 
 interface Resolved { inode: Inode, entry?: Entry, path: string }
@@ -347,7 +358,8 @@ export class Volume implements VolumeApi {
     this.tree.addEventListener('op', (e: any) => {
       const { body, local } = e.detail ?? {}
       if (local === true && body?.type !== 'fold') this.busyAt = performance.now()
-      if (local !== true && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
+      // (no file open here: nothing to rebase, and no lookup per op a peer makes)
+      if (local !== true && this.open_.size > 0 && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
         const inode = this.tree.get(body.inode)
         const open = inode === undefined ? undefined : this.open_.get(inode.id)
         if (open !== undefined && inode !== undefined) open.rebase(stateOf(inode))
@@ -507,8 +519,9 @@ export class Volume implements VolumeApi {
     return { dir, name, existing: this.tree.lookup(dir.id, name) }
   }
 
+  /** Commit a namespace or attribute change: written to the log, synced later (the head of this file). */
   private async commit (body: OpBody): Promise<{ cid: CID, id: InodeId }> {
-    return await this.tree.commit(body)
+    return await this.tree.commit(body, 'written')
   }
 
   // ---- attributes -------------------------------------------------------------------------
@@ -638,16 +651,18 @@ export class Volume implements VolumeApi {
   }
 
   /**
-   * fsync(2) of a directory. Its entries' changes made here (create, mkdir, unlink, rename) are
-   * on this host's disk when their call returns; on a network this waits, as a file's fsync does
-   * for its op, until a peer holds this host's newest op and with it every earlier one, at most
-   * the fsync bound (SYNC_PLACE_WAIT_MS) from this call. Nothing made here since the last hold
-   * that was done: no ask.
+   * fsync(2) of a directory (FUSE fsyncdir): every change made here before the call, the
+   * directory's entries among them (creates, renames, unlinks: written to the op log when their
+   * call returns, synced later), is synced to this host's disk (the op log is one: all of them);
+   * then, on a network, this waits, as a file's fsync does for its op, until a peer holds this
+   * host's newest op and with it every earlier one, at most the fsync bound (SYNC_PLACE_WAIT_MS)
+   * from this call. Nothing made here since the last hold that was done: no ask.
    */
   async syncDir (path: string, options: AbortOptions = {}): Promise<void> {
     options.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'fsync')
     if (inode.kind !== 'dir') throw new FsError('ENOTDIR', 'fsync', path)
+    await raceSignal(this.tree.sync(), options.signal)
     const newest = this.tree.newestLocal()
     if (newest === undefined || this.held === undefined || this.heldUpTo?.equals(newest) === true) return
     let timer: NodeJS.Timeout | undefined
@@ -886,10 +901,14 @@ export class Volume implements VolumeApi {
       newest = (await this.tree.commitMany(this.writeBodies(f, c))).at(-1)?.cid
     }, options)
     if (c !== undefined) this.placeCommitted(f, c)
-    // a peer holds the version's ops (the ops below them too) before an fsync returns, like its chunks
-    if (newest !== undefined && this.held !== undefined) {
-      const op = newest
-      this.track(f.inode, this.held(op).then(() => { this.heldUpTo = op }))
+    // a peer holds the version's ops (the ops below them too) before an fsync returns, like its
+    // chunks: asked by the fsync, for its own op, or with nothing to commit for this host's
+    // newest (which has every earlier op of this host below it: a close's commit, the file's
+    // create). A close alone asks no peer (6 hosts, 5,000 small files made by a shell: an ask
+    // per close was a stream and an op log sync on a peer per file)
+    if (wait === 'safe' && this.held !== undefined) {
+      const cid = newest ?? this.tree.newestLocal()
+      if (cid !== undefined) this.track(f.inode, this.held(cid).then(() => { this.heldUpTo = cid }))
     }
     if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(f.inode)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
@@ -1229,12 +1248,19 @@ export class Volume implements VolumeApi {
         options.signal?.throwIfAborted()
         await vol.removexattrOf(current(), name, path)
       },
-      async sync (options = {}) { if (file !== undefined) await vol.commitFile(file, 'safe', options) },
+      async sync (options = {}) {
+        if (file !== undefined) await vol.commitFile(file, 'safe', options)
+        // the file's create and attribute changes too, when no write of its own synced them
+        await raceSignal(vol.tree.sync(), options.signal)
+      },
       async flush (options = {}) {
         // a file emptied and not written yet (an open with O_TRUNC, then a close of a duplicate of
         // its fd, as a shell's `>` does before it writes) is no version of its own: the bytes
         // written next, or the last close if none come, commit it. This host's readers see it
         // emptied at once (they read the open file); other hosts see the old version until then.
+        // A commit syncs the log, and with it the file's create and every change before it; a
+        // flush with nothing to commit syncs nothing (a shell's `>` flushes the new file once
+        // before it writes: its create is synced by the flush after the write)
         if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options)
       },
       async close (options = {}) {
@@ -1415,7 +1441,8 @@ export class Volume implements VolumeApi {
       if (target !== undefined) {
         if (target.kind !== 'file') throw new FsError('EINVAL', 'writeFile', path, `not a regular file (${target.kind})`)
         const open = this.open_.get(target.id)
-        await this.commit({ type: 'write', inode: target.id, content, size: pos, time: now })
+        // a whole file written (writeFile, `darkfs put`): durable when it returns, as a close is
+        await this.tree.commit({ type: 'write', inode: target.id, content, size: pos, time: now })
         const state = this.tree.get(target.id)
         if (state !== undefined) open?.rebase(stateOf(state))
       } else {
@@ -1423,7 +1450,7 @@ export class Volume implements VolumeApi {
         const own = this.owner(dir, caller, 'file', opts.mode ?? 0o644)
         const body: OpBody = { type: 'create', parent: dir.id, name: split(path, 'writeFile').pop()!, kind: 'file', mode: own.mode, uid: own.uid, gid: own.gid, size: pos, time: now }
         if (content !== null) body.content = content
-        inode = (await this.commit(body)).id
+        inode = (await this.tree.commit(body)).id
       }
     } catch (err) {
       // not committed: what this write stored goes again, here and on peers

@@ -45,8 +45,7 @@
 //    is connected. A peer that disconnects meanwhile is reconciled with both ways on reconnect.
 //  - Hold (DESIGN.md §5: an fsync returns once one lost host loses nothing): hold(cid, peers)
 //    asks peers in turn to hold one of this host's ops, and with it every op below it (a peer
-//    applies an op only once it holds its parents, and its tree log is fdatasynced before it
-//    applies). The ask carries the op, and the peer fetches the parents it lacks from the asker:
+//    applies an op only once it holds its parents, and syncs its tree log before it answers). The ask carries the op, and the peer fetches the parents it lacks from the asker:
 //    one peer gets the op's bytes twice (gossip brings them too). Asking by name only, the peer
 //    waiting for gossip to bring the op, was tried first: each fsync then waited out gossip's
 //    gathering on both sides (GOSSIP_GATHER_MS), and SQLite's DELETE workload on six hosts took
@@ -127,9 +126,18 @@ export const GOSSIP_BURST_MS = 200
  * gossip validation's 100 ms budget, and little beside close-to-open's "about a second").
  */
 export const GOSSIP_GATHER_MS = 25
+/**
+ * How long this host's own first op of a gossip message waits for those that follow during a
+ * burst. Longer than a receiver's GOSSIP_GATHER_MS: each message costs every peer a gossipsub
+ * message, its decryption and a receive, whatever it holds, and an author making ops one file at
+ * a time (a shell loop making 5,000 small files on six hosts: a create and a write op each)
+ * sent a message every 3 files with 25 ms. Nothing waits for gossip but other hosts' views
+ * (close-to-open, about a second): an fsync's ops reach a peer in its hold ask.
+ */
+export const GOSSIP_PUBLISH_GATHER_MS = 100
 
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
-export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'opSet' | 'addEventListener' | 'removeEventListener'>
+export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'sync' | 'opSet' | 'addEventListener' | 'removeEventListener'>
 
 /** The part of the Host sync uses. */
 export type SyncHost = Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Host, 'gossip' | 'beyondFullMesh'>>
@@ -384,7 +392,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const holdFor = async (peer: string, id: CID, op: Uint8Array): Promise<boolean> => {
       if (!cidOf(op).equals(id)) throw new SyncProtocolError('hold: the op sent is not the one named')
       await takePush(peer, [op])
-      return tree.hasOp(id)
+      if (!tree.hasOp(id)) return false
+      // received ops are written to the log, not synced (node/tree log.ts): held means durable here
+      await tree.sync()
+      return true
     }
 
     const onServeError = (err: Error, peer: string): void => {
@@ -519,10 +530,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     /**
      * This host's own new ops, waiting for the next gossip publish (one at a time, in order).
      * During a burst (the last publish less than GOSSIP_BURST_MS ago) a new op waits
-     * GOSSIP_GATHER_MS for the ops that follow it, as a receiver does (receiveGossiped): one
+     * GOSSIP_PUBLISH_GATHER_MS for the ops that follow it, as a receiver does (receiveGossiped): one
      * message, sent and taken once by each receiver, for the create, write and setattrs a `tar x`
-     * makes of a file one syscall at a time. The ops are durable here already; a lone op, or the
-     * first of a burst, goes at once.
+     * makes of a file one syscall at a time. A lone op, or the first of a burst, goes at once.
+     * An op may go before it is durable here (a namespace change: node/volume.ts): a host that loses power
+     * before its sync gets its own op back from the peers that took it, as any op it lacks.
      */
     const publishing: Uint8Array[] = []
     let publishRun: Promise<void> | undefined
@@ -531,7 +543,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (publishRun !== undefined || gossip === undefined) return
       publishRun = (async () => {
         if (performance.now() - lastPublish < GOSSIP_BURST_MS) {
-          await new Promise<void>(resolve => { const t = setTimeout(resolve, GOSSIP_GATHER_MS); t.unref?.() })
+          await new Promise<void>(resolve => { const t = setTimeout(resolve, GOSSIP_PUBLISH_GATHER_MS); t.unref?.() })
         } else {
           await Promise.resolve() // ops committed together go in one message
         }
@@ -594,9 +606,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
 
     /**
      * The ops of gossip messages validated at once go into the tree together: gossipsub
-     * validates the messages of every connection concurrently, and each tree.receive() is one
-     * log write with its fdatasync and at least one signature check, so the messages that come
-     * while one receive is under way are taken by the next in one call (one write, one signature
+     * validates the messages of every connection concurrently, and each tree.receive() is at
+     * least one signature check (and was a log write with its fdatasync, before received ops
+     * became written-only in the log), so the messages that come
+     * while one receive is under way are taken by the next in one call (one signature
      * per run of an author's ops: the tree checks the newest, whose signed bytes name the rest).
      * During a burst (a message came less than GOSSIP_BURST_MS after the last receive) the first
      * message waits GOSSIP_GATHER_MS for those that follow: an author making ops one after

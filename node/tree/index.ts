@@ -16,10 +16,13 @@
 // children(), history() and every op resolve to the survivor.
 //
 // Ops. commit(body) stamps a hybrid logical clock and the current heads as parents, signs with
-// the Signer, fsyncs the op to the log, applies it, and fires 'op' ({ cid, body, local: true }).
-// The host gossips local ops and answers peers with heads()/hasOp()/getOp(); ops from peers go
-// through receive(blocks): decoded (at most MAX_OP_BYTES), hash-named, signature-checked with
-// Verify(author, ...), stored before being applied, and held while their parents are missing
+// the Signer, fsyncs the op to the log, applies it, and fires 'op' ({ cid, body, local: true });
+// commit(body, 'written') waits only until the op is written to the log (the kernel has it: it
+// survives the process being killed), and it is synced with the next durable commit, a sync(),
+// or within WRITTEN_SYNC_MS (log.ts). The host gossips local ops and answers peers with
+// heads()/hasOp()/getOp(); ops from peers go through receive(blocks): decoded (at most
+// MAX_OP_BYTES), hash-named, signature-checked with Verify(author, ...), written to the log
+// (as commit(body, 'written')) before they are applied, and held while their parents are missing
 // (returned as `missing` so the caller fetches them). Any invalid op throws InvalidOpError and
 // nothing of that batch is stored. Bodies are validated on commit as on receive: names 1..255
 // bytes without '/' or NUL and not '.' or '..', inline content at most MAX_INLINE_BYTES.
@@ -86,6 +89,8 @@
 // ns. Directory nlink is 2 + live subdirectories.
 export { Tree, MAX_PENDING_OPS, MAX_RECEIVE_BATCH } from './tree.ts'
 export type { TreeInit, ReceiveResult, ReceiveStats } from './tree.ts'
+export { WRITTEN_SYNC_MS } from './log.ts'
+export type { Durability, LogCounters } from './log.ts'
 export { InvalidOpError, TreeClosedError } from './errors.ts'
 export { MAX_OP_BYTES, MAX_OP_EXTENTS, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, MAX_RESOLVE_SIBLINGS, checkName, sameContent, cidOf, idOf, opCidOf } from './op.ts'
 export { ROOT, UNDO_WINDOW, inoOf, extentEnd } from './crdt.ts'

@@ -7,6 +7,15 @@
 // durability in one system call, so one thread-pool round trip per batch instead of two (on a
 // busy machine each round trip waits for the event loop to be scheduled again). On open
 // the file is read back; a torn or corrupt tail (a crash mid-append) is cut off, never fatal.
+//
+// An append may also ask only to be written ('written'): its records go to the file at once
+// (through a second descriptor without O_DSYNC: in the kernel's page cache, they survive the
+// process being killed, not a power cut) and become durable with the next durable append (whose
+// batch then ends in an fdatasync, which syncs every byte before it), a sync(), or within
+// WRITTEN_SYNC_MS. That is what a local file system gives a create, an unlink or a rename: they
+// reach its journal with the next commit, an fsync makes them durable now, and a power cut may
+// lose the last seconds of them. Records are written in append order, so a durable record never
+// follows one a crash could lose.
 import { mkdir, open, type FileHandle } from 'node:fs/promises'
 import { constants } from 'node:fs'
 import { crc32 } from 'node:zlib'
@@ -20,10 +29,33 @@ export const HEADER_BYTES = 8
 
 /** O_DSYNC, or 0 where the platform lacks it (then each batch's write is followed by fdatasync). */
 const DSYNC: number = constants.O_DSYNC ?? 0
+/** Records appended 'written' are synced at most this long after (unless a durable append or a sync() came first). */
+export const WRITTEN_SYNC_MS = 1000
+
+/** How an append waits: until its records are durable (synced), or only written to the file (see the head of this file). */
+export type Durability = 'durable' | 'written'
+
+export interface LogCounters {
+  /** Writes made (each a batch of appends). */
+  writes: number
+  /** Syncs made: O_DSYNC writes and fdatasyncs. */
+  syncs: number
+  /** Bytes written and not synced yet. */
+  unsynced: number
+}
 
 export interface OpLog {
-  /** Durably append records (resolves after the O_DSYNC write, or fdatasync, that carries them). */
-  append: (records: Uint8Array[]) => Promise<void>
+  /**
+   * Append records: 'durable' (the default) resolves after the O_DSYNC write, or fdatasync,
+   * that carries them; 'written', once they are written to the file (see the head of this file).
+   */
+  append: (records: Uint8Array[], durability?: Durability) => Promise<void>
+  /** Resolves once every record appended before the call is durable (at once when all are). */
+  sync: () => Promise<void>
+  counters: () => LogCounters
+  /** Why the log takes no more appends: a sync failed (written records' failures in the background have no caller of their own). */
+  failure: () => Error | undefined
+  /** Sync what is written, then close. */
   close: () => Promise<void>
 }
 
@@ -35,7 +67,7 @@ export interface OpenedLog {
   truncated: number
 }
 
-export async function openLog (dir: string): Promise<OpenedLog> {
+export async function openLog (dir: string, opts: { writtenSyncMs?: number } = {}): Promise<OpenedLog> {
   await mkdir(dir, { recursive: true })
   const path = join(dir, LOG_FILE)
   const fh = await open(path, constants.O_RDWR | constants.O_CREAT | DSYNC, 0o600)
@@ -57,7 +89,15 @@ export async function openLog (dir: string): Promise<OpenedLog> {
     await fh.close()
     throw err
   }
-  return { log: writer(fh, good), records, truncated: size - good }
+  let plain: FileHandle
+  try {
+    // the same file without O_DSYNC, for records appended 'written'
+    plain = DSYNC === 0 ? fh : await open(path, constants.O_RDWR)
+  } catch (err) {
+    await fh.close()
+    throw err
+  }
+  return { log: writer(fh, plain, good, opts.writtenSyncMs ?? WRITTEN_SYNC_MS), records, truncated: size - good }
 }
 
 /** Make a new file's directory entry durable. */
@@ -111,49 +151,116 @@ function parse (data: Uint8Array): { records: Uint8Array[], good: number } {
   return { records, good: at }
 }
 
-function writer (fh: FileHandle, start: number): OpLog {
+function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: number): OpLog {
   let position = start
-  let queue: Array<{ bytes: Buffer, resolve: () => void, reject: (err: Error) => void }> = []
+  /** Appends not written yet, in order. */
+  let queue: Array<{ bytes: Buffer, durable: boolean, resolve: () => void, reject: (err: Error) => void }> = []
   let flushing: Promise<void> | null = null
   let closed = false
+  /** Bytes written through `plain` and not synced yet. */
+  let unsynced = 0
+  let syncs = 0
+  let writes = 0
+  /** A failed sync: what was written may be lost, and nothing after it is taken. */
+  let broken: Error | undefined
+  /** Syncs what is written within syncAfterMs. */
+  let timer: NodeJS.Timeout | undefined
 
   async function flush (): Promise<void> {
     while (queue.length > 0) {
       const batch = queue
       queue = []
+      const durable = batch.some(b => b.durable)
       try {
+        if (broken !== undefined) throw broken
         // one append's records are framed in one buffer already: a lone one is written as it is
         const all = batch.length === 1 ? batch[0].bytes : Buffer.concat(batch.map(b => b.bytes))
+        // a durable batch with nothing unsynced before it is one O_DSYNC write; one after
+        // records written unsynced is written like them and ends in an fdatasync (O_DSYNC would
+        // sync only its own range)
+        const dsync = durable && unsynced === 0 && DSYNC !== 0 && all.byteLength > 0
+        const to = dsync ? fh : plain
         let written = 0
-        while (written < all.byteLength) {
-          const { bytesWritten } = await fh.write(all, written, all.byteLength - written, position + written)
-          written += bytesWritten
+        try {
+          while (written < all.byteLength) {
+            const { bytesWritten } = await to.write(all, written, all.byteLength - written, position + written)
+            written += bytesWritten
+          }
+        } catch (err: any) {
+          // leave no half batch behind: later records would follow garbage
+          await plain.truncate(position).catch(() => {})
+          throw err
         }
-        if (DSYNC === 0) await fh.datasync()
         position += all.byteLength
+        if (all.byteLength > 0) writes++
+        if (dsync) syncs++
+        else unsynced += all.byteLength
+        if (durable && unsynced > 0) {
+          try {
+            await plain.datasync()
+          } catch (err: any) {
+            broken = err
+            throw err
+          }
+          syncs++
+          unsynced = 0
+        }
+        if (unsynced > 0) arm()
         for (const b of batch) b.resolve()
       } catch (err: any) {
-        // leave no half batch behind: later records would follow garbage
-        await fh.truncate(position).catch(() => {})
         for (const b of batch) b.reject(err)
       }
     }
     flushing = null
   }
 
+  /** The timer that syncs what is written within syncAfterMs, if none is set. */
+  function arm (): void {
+    if (timer !== undefined || closed) return
+    timer = setTimeout(() => {
+      timer = undefined
+      if (unsynced === 0) return
+      // ignored: a failed sync breaks the log (broken), and every later append and sync fails with it
+      sync().catch(() => {})
+    }, syncAfterMs)
+    // written records are in the kernel already: no process needs to wait for their sync
+    timer.unref()
+  }
+
+  async function enqueue (bytes: Buffer, durable: boolean): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => { queue.push({ bytes, durable, resolve, reject }) })
+    flushing ??= flush()
+    await done
+  }
+
+  async function sync (): Promise<void> {
+    if (broken !== undefined) throw broken
+    // nothing queued and nothing unsynced: durable already
+    if (queue.length === 0 && flushing === null && unsynced === 0) return
+    await enqueue(Buffer.alloc(0), true)
+  }
+
   return {
-    async append (records) {
+    async append (records, durability = 'durable') {
       if (closed) throw new Error('op log is closed')
-      const framed = frameAll(records)
-      const done = new Promise<void>((resolve, reject) => { queue.push({ bytes: framed, resolve, reject }) })
-      flushing ??= flush()
-      return await done
+      if (broken !== undefined) throw broken
+      await enqueue(frameAll(records), durability === 'durable')
     },
+    sync,
+    counters: () => ({ writes, syncs, unsynced }),
+    failure: () => broken,
     async close () {
       if (closed) return
       closed = true
-      await flushing
-      await fh.close()
+      clearTimeout(timer)
+      try {
+        // what is written unsynced (and what is still queued)
+        if (broken === undefined && (queue.length > 0 || unsynced > 0 || flushing !== null)) await enqueue(Buffer.alloc(0), true)
+      } finally {
+        await flushing
+        await fh.close()
+        if (plain !== fh) await plain.close()
+      }
     }
   }
 }

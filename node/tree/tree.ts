@@ -1,13 +1,14 @@
 // Tree: the replicated metadata tree of one host. It owns the op DAG, the durable op log and
 // the materialised tree (crdt.ts), and takes ops from two sides: commit() for local changes and
-// receive() for ops from peers. Both persist an op (fsync) before it is applied.
+// receive() for ops from peers. A commit is durable in the log before it is applied, unless it
+// is only written (log.ts); received ops are written, synced later.
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
 import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, heldRead, heldTop, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
 import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
-import { openLog, type OpLog } from './log.ts'
+import { openLog, type Durability, type LogCounters, type OpLog } from './log.ts'
 import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, idOf, MAX_PARENTS, type DecodedOp } from './op.ts'
 import type { Undo } from './journal.ts'
 import { OpSet } from './rbsr.ts'
@@ -27,6 +28,8 @@ export interface TreeInit {
   verify: Verify
   /** Wall clock in ms (default Date.now), for tests. */
   now?: () => number
+  /** Longest an op written to the log ('written' commits, received ops) waits for its sync (default WRITTEN_SYNC_MS). */
+  writtenSyncMs?: number
 }
 
 export interface ReceiveResult {
@@ -78,9 +81,8 @@ export class Tree extends EventTarget {
   /** What the next local op names as parents: the DAG heads plus stamped local ops, with their CIDs (parsing one per op stamped cost more than signing it half as much again). */
   private readonly stampHeads = new Map<string, CID>()
   private lastLocal: string | undefined
-  /** This host's newest op on the disk (newestLocal()), and its place in the order of stamping. */
-  private durableLocal: { cid: CID, n: number } | undefined
-  private stamped = 0
+  /** The newest op of this host applied here (newestLocal()). */
+  private newestLocalCid: CID | undefined
   private chain: Promise<unknown> = Promise.resolve()
   private failed: Error | undefined
   private closed = false
@@ -96,7 +98,7 @@ export class Tree extends EventTarget {
 
   /** Open (or create) the tree stored in `init.dir`, replaying its op log. */
   static async open (init: TreeInit): Promise<Tree> {
-    const { log, records } = await openLog(init.dir)
+    const { log, records } = await openLog(init.dir, { writtenSyncMs: init.writtenSyncMs })
     const tree = new Tree(init, log)
     try {
       await tree.replay(records)
@@ -122,7 +124,10 @@ export class Tree extends EventTarget {
       if (this.dag.has(id) || !op.parentIds.every(p => this.dag.has(p))) continue
       nodes.push(this.dag.add(op, id))
       this.clock.observe(op.hlc)
-      if (op.author === this.signer.author) { this.lastLocal = id; this.durableLocal = { cid: op.cid, n: 0 } }
+      if (op.author === this.signer.author) {
+        this.lastLocal = id
+        this.newestLocalCid = op.cid
+      }
     }
     for (const h of this.dag.heads()) this.stampHeads.set(h, (this.dag.get(h) as DagNode).op.cid)
     this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.cid.multihash.digest })))
@@ -353,17 +358,17 @@ export class Tree extends EventTarget {
     })
   }
 
+  /**
+   * This host's newest op (committed here, or found in the log at open), if any. This host's ops
+   * form a chain, so a peer that holds it holds every one before it.
+   */
+  newestLocal (): CID | undefined {
+    return this.newestLocalCid
+  }
+
   /** Number of ops known (applied). */
   get size (): number {
     return this.dag.size
-  }
-
-  /**
-   * This host's newest op on its disk (appended and applied), or undefined if it made none. This
-   * host's ops form a chain, so a peer that holds it holds every one before it.
-   */
-  newestLocal (): CID | undefined {
-    return this.durableLocal?.cid
   }
 
   // --- writing ---------------------------------------------------------------------------
@@ -372,18 +377,34 @@ export class Tree extends EventTarget {
    * Stamp (hlc, parents), sign, append durably, then apply a local op. `id` is the created
    * inode (create) or entry (link), else the op's target entry or inode.
    */
-  async commit (body: OpBody): Promise<{ cid: CID, id: InodeId }> {
-    return (await this.commitMany([body]))[0]
+  async commit (body: OpBody, durability: Durability = 'durable'): Promise<{ cid: CID, id: InodeId }> {
+    return (await this.commitMany([body], durability))[0]
+  }
+
+  /** Resolves once every op committed or received before the call is durable in the log. */
+  async sync (): Promise<void> {
+    this.usable()
+    await this.log.sync().catch((err: Error) => {
+      this.failed ??= err
+      throw err
+    })
+  }
+
+  /** The op log's syncs so far and the bytes it holds written but not synced. */
+  logCounters (): LogCounters {
+    return this.log.counters()
   }
 
   /**
    * commit() of several bodies at once, in order (each the parent of the next): one log append,
    * one fdatasync, for a request that makes two ops (a flush and the times it sets). Nothing of
-   * the batch is applied unless all of it is durable.
+   * the batch is applied unless all of it is durable, or with `durability` 'written', written
+   * to the log (log.ts: synced with the next durable commit, a sync(), or within
+   * WRITTEN_SYNC_MS).
    */
-  async commitMany (bodies: OpBody[]): Promise<Array<{ cid: CID, id: InodeId }>> {
+  async commitMany (bodies: OpBody[], durability: Durability = 'durable'): Promise<Array<{ cid: CID, id: InodeId }>> {
     this.usable()
-    const { ops, durable, n } = await this.serial(async () => {
+    const { ops, durable } = await this.serial(async () => {
       this.usable()
       // every body checked before any is stamped: a bad one leaves the heads as they were
       for (const body of bodies) checkBody(body)
@@ -397,15 +418,14 @@ export class Tree extends EventTarget {
         this.lastLocal = id
         ops.push(op)
       }
-      const durable = this.log.append(ops.map(op => op.bytes)).catch((err: Error) => {
+      const durable = this.log.append(ops.map(op => op.bytes), durability).catch((err: Error) => {
         this.failed ??= err
         throw err
       })
-      return { ops, durable, n: ++this.stamped }
+      return { ops, durable }
     })
     await durable
     this.integrate(ops, true)
-    if (ops.length > 0 && (this.durableLocal === undefined || this.durableLocal.n < n)) this.durableLocal = { cid: ops[ops.length - 1].cid, n }
     return ops.map(op => {
       const b = op.body
       const id = b.type === 'create' || b.type === 'link' ? op.id : 'entry' in b ? b.entry : b.inode
@@ -480,7 +500,9 @@ export class Tree extends EventTarget {
       }
       stats.orderMs += performance.now() - t
       t = performance.now()
-      if (ready.length > 0) await this.log.append(ready.map(op => op.bytes)).catch((err: Error) => {
+      // written, not synced: a peer's op is durable here with the next sync (an op held for a
+      // peer's fsync is synced before the answer: node/net/sync.ts holdFor)
+      if (ready.length > 0) await this.log.append(ready.map(op => op.bytes), 'written').catch((err: Error) => {
         this.failed ??= err
         throw err
       })
@@ -620,6 +642,7 @@ export class Tree extends EventTarget {
 
   private usable (): void {
     if (this.closed) throw new TreeClosedError()
+    this.failed ??= this.log.failure()
     if (this.failed !== undefined) throw this.failed
   }
 
@@ -650,6 +673,7 @@ export class Tree extends EventTarget {
       nodes.push(this.dag.add(op, id))
       this.opIndex.add(op.hlc[0], op.cid.multihash.digest)
       this.clock.observe(op.hlc)
+      if (local) this.newestLocalCid = op.cid
       if (!local) {
         for (let k = 0; k < op.parentIds.length; k++) this.stampHeads.delete(op.parentIds[k])
         this.stampHeads.set(id, op.cid)

@@ -13,6 +13,11 @@
 //   sqlite-wal.s           an update, a delete and a VACUUM (journal_mode=DELETE, then WAL)
 //   tar.s                  `tar x` of an archive of /usr/include made on the local disk first
 //   git-clone.s            `git clone --no-local` of a 1,000-file repository on the local disk
+//   smallfiles.s           5,000 files of 1 to 4 KiB (distinct bytes) in 10 directories, each
+//                          created and written by one bash process (printf, a builtin: no process
+//                          per file), less that script's own time (the same loop writing to
+//                          /dev/null, measured on the local disk: Work.smallOverhead)
+//   smallfiles-rm.s        `rm -r` of that tree
 // fio's write rate is timed around the whole fio process (its own runtime leaves end_fsync out,
 // and the fsync is what this figure is about), less fio's start-up time measured on the local disk.
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -51,6 +56,8 @@ export interface Work {
   seconds: number
   /** fio's own start-up time, s (subtracted from timed fio runs). */
   fioOverhead: number
+  /** The small-file script's own time (its loop writing to /dev/null), s, subtracted from smallfiles.s. */
+  smallOverhead: number
   tarball: string | undefined
   gitSource: string
   /** A workload's deadline, ms: its default, capped by DARKFS_COMPARE_TIMEOUT_S when set. */
@@ -61,8 +68,8 @@ export interface Workload {
   key: string
   /** Its figure; throws (error text in the cell) when it cannot be measured. */
   run: (t: Target, w: Work) => Promise<number>
-  /** Whether it needs the fio file of seqwrite. */
-  after?: 'seqwrite'
+  /** The workload whose files it needs (it fails at once when that one failed; that one's files are kept for it). */
+  after?: string
   /** Only for targets with placement. */
   onlyPlaced?: boolean
   /** What it leaves behind, removed after it (also when it failed), outside its timing and deadline. */
@@ -116,6 +123,11 @@ async function sqlite (t: Target, w: Work, journal: 'DELETE' | 'WAL'): Promise<n
   return r.seconds
 }
 
+/** The small-file tree of smallfiles.s and smallfiles-rm.s. */
+const SMALL_DIR = 'smallfiles'
+const SMALL_FILES = 5000
+const SMALL_DIRS = 10
+
 /** Remove what a workload left (not timed; a failure is reported, not thrown: the figure stands). */
 export async function clean (t: Target, wl: Workload, w: Work): Promise<void> {
   if (wl.leaves === undefined) return
@@ -134,13 +146,13 @@ export const WORKLOADS: Workload[] = [
   },
   {
     key: 'placed.s',
-    after: 'seqwrite',
+    after: 'seqwrite.MiBps',
     onlyPlaced: true,
     run: async (t, w) => await t.placed!(bigMs(w))
   },
   {
     key: 'coldread.MiBps',
-    after: 'seqwrite',
+    after: 'seqwrite.MiBps',
     run: async (t, w) => {
       await t.cold()
       await dropKernelCaches()
@@ -150,7 +162,7 @@ export const WORKLOADS: Workload[] = [
   },
   {
     key: 'randread.iops',
-    after: 'seqwrite',
+    after: 'seqwrite.MiBps',
     run: async (t, w) => {
       // from cold caches too: O_DIRECT passes the kernel's, but darkfs keeps decoded chunks (and
       // GlusterFS's client its io-cache), which the cold read just filled with the whole file
@@ -160,12 +172,12 @@ export const WORKLOADS: Workload[] = [
   },
   {
     key: 'randwrite.iops',
-    after: 'seqwrite',
+    after: 'seqwrite.MiBps',
     run: async (t, w) => (await fio(w, join(t.dir, FIO_FILE), ['--rw=randwrite', '--direct=1', ...randomArgs(w)], randomMs(w))).job.write.iops
   },
   {
     key: 'randwrite-fsync16.iops',
-    after: 'seqwrite',
+    after: 'seqwrite.MiBps',
     run: async (t, w) => (await fio(w, join(t.dir, FIO_FILE), ['--rw=randwrite', '--fsync=16', ...randomArgs(w)], randomMs(w))).job.write.iops,
     // the last workload on the fio file
     leaves: FIO_FILE
@@ -191,8 +203,50 @@ export const WORKLOADS: Workload[] = [
       return r.seconds
     },
     leaves: 'clone'
+  },
+  {
+    key: 'smallfiles.s',
+    run: async (t, w) => {
+      const r = await sh('bash', ['-c', smallFilesScript(SMALL_DIR)], { cwd: t.dir, env: C_LOCALE, timeoutMs: w.deadline(LONG_MS) })
+      return r.seconds - w.smallOverhead
+    },
+    leaves: SMALL_DIR
+  },
+  {
+    key: 'smallfiles-rm.s',
+    after: 'smallfiles.s',
+    run: async (t, w) => (await sh('rm', ['-r', join(t.dir, SMALL_DIR)], { timeoutMs: w.deadline(LONG_MS) })).seconds,
+    leaves: SMALL_DIR
   }
 ]
+
+/**
+ * The bash script that makes SMALL_FILES files of 1 to 4 KiB in SMALL_DIRS directories under
+ * `dir` (relative to its cwd); with `dir` undefined, the same loop writes every file to
+ * /dev/null (its own time). Each file's bytes differ (its number first, then a slice of one
+ * random text), so no system stores two as one.
+ */
+export function smallFilesScript (dir: string | undefined): string {
+  const target = dir === undefined ? '/dev/null' : `${dir}/d$((i % ${SMALL_DIRS}))/f$i`
+  return [
+    'set -e',
+    // 4,096 characters of random text (one subshell and head, before the loop)
+    'data=$(head -c 3072 /dev/urandom | base64 -w0)',
+    dir === undefined ? ':' : `for ((d = 0; d < ${SMALL_DIRS}; d++)); do mkdir -p ${dir}/d$d; done`,
+    // 1,024 to 4,095 bytes: 6 of the number and its space, the rest of the text
+    `for ((i = 0; i < ${SMALL_FILES}; i++)); do printf '%05d %s' $i "\${data:0:$((1018 + (i * 1237) % 3072))}" > ${target}; done`
+  ].join('\n') + '\n'
+}
+
+/** bash's substrings are byte slices in the C locale (a third of the loop's time in a UTF-8 one). */
+const C_LOCALE = { ...process.env, LC_ALL: 'C' }
+
+/** The small-file script's own time: the quickest of three runs of its loop writing to /dev/null. */
+export async function smallFilesOverhead (): Promise<number> {
+  let best = Infinity
+  for (let i = 0; i < 3; i++) best = Math.min(best, (await sh('bash', ['-c', smallFilesScript(undefined)], { env: C_LOCALE, timeoutMs: 120_000 })).seconds)
+  return best
+}
 
 /**
  * fio's start-up and tear-down time: the quickest of three runs of one 1 MiB block on the local

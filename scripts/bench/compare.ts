@@ -1,6 +1,7 @@
 // darkfs beside the local disk and GlusterFS, in one run (issue 15's figures): the workloads of
 // _compare-work.ts (fio sequential and 4 KiB random I/O, SQLite with journal_mode=DELETE and WAL,
-// `tar x` of /usr/include, `git clone` of 1,000 files, darkfs's placement time) on
+// `tar x` of /usr/include, `git clone` of 1,000 files, 5,000 small files made and `rm -r`,
+// darkfs's placement time) on
 //   local             a temp dir on the local disk
 //   gluster-disperse  GlusterFS disperse 6 redundancy 2 (4+2) on loopback bricks, FUSE mount
 //   gluster-replica   GlusterFS replica 3 on loopback bricks, FUSE mount
@@ -23,9 +24,10 @@
 // runs), DARKFS_COMPARE_SYSTEMS (a comma list of the systems above, default all),
 // DARKFS_COMPARE_WORKLOADS (a comma list of workload keys of _compare-work.ts, e.g.
 // seqwrite.MiBps,placed.s,coldread.MiBps, default all), DARKFS_COMPARE_PROF (a dir: a CPU
-// profile of this process for each darkfs cell of those three workloads and of randread.iops,
-// written there as <workload>.<system>.cpuprofile; scripts/prof-summary.ts reads it). darkfs's
-// CPU in a cell is figured per MiB (the three) or per I/O (randread: cpu.ms_per_op).
+// profile of this process for each darkfs cell of those three workloads, of randread.iops and of
+// the small-file ones, written there as <workload>.<system>.cpuprofile; scripts/prof-summary.ts
+// reads it). darkfs's CPU in a cell is figured per MiB (the three), per I/O (randread:
+// cpu.ms_per_op) or per file (smallfiles.s, smallfiles-rm.s: cpu.ms_per_file).
 // Needs root (mounts, drop_caches). Run alone: `DARKFS_BENCH=compare npm run bench`.
 import { mkdtemp, chmod, rm, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -42,7 +44,7 @@ import { ensureTools } from './_tools.ts'
 import { glusterReady, glusterVolume } from './_gluster.ts'
 import type { GlusterLayout } from './_gluster.ts'
 import { runCommand } from './_proc.ts'
-import { WORKLOADS, FIO_FILE, fioOverhead, makeTarball, makeGitSource, clean } from './_compare-work.ts'
+import { WORKLOADS, FIO_FILE, fioOverhead, smallFilesOverhead, makeTarball, makeGitSource, clean } from './_compare-work.ts'
 import type { Target, Work, Workload } from './_compare-work.ts'
 
 const SYSTEMS = ['local', 'gluster-disperse', 'gluster-replica', 'darkfs-1', 'darkfs-6'] as const
@@ -81,6 +83,8 @@ async function guard<T> (what: string, ms: number, p: Promise<T>): Promise<T> {
 const CPU_WORKLOADS = new Set(['seqwrite.MiBps', 'placed.s', 'coldread.MiBps'])
 /** The darkfs cells whose CPU is figured per I/O (IOPS x the run's seconds; profiled with DARKFS_COMPARE_PROF too). */
 const OP_CPU_WORKLOADS = new Set(['randread.iops'])
+/** The darkfs cells whose CPU is figured per file (their 5,000 files; profiled with DARKFS_COMPARE_PROF too). */
+const FILE_CPU_WORKLOADS = new Map([['smallfiles.s', 5000], ['smallfiles-rm.s', 5000]])
 
 /**
  * A CPU profile of this process (the darkfs hosts run in it) from now until the returned
@@ -199,12 +203,14 @@ export async function run (): Promise<Record<string, number | string>> {
       mib,
       seconds,
       fioOverhead: await fioOverhead(base),
+      smallOverhead: workloads.some(wl => wl.key === 'smallfiles.s') ? await smallFilesOverhead() : 0,
       // made only for the workloads that use them (a run of the fio workloads alone skips both)
       tarball: workloads.some(wl => wl.key === 'tar.s') ? await makeTarball(base) : undefined,
       gitSource: workloads.some(wl => wl.key === 'git-clone.s') ? await makeGitSource(base) : '',
       deadline: ms => capS > 0 ? Math.min(ms, capS * 1000) : ms
     }
     figures['compare.fio.overhead.s'] = work.fioOverhead
+    if (workloads.some(wl => wl.key === 'smallfiles.s')) figures['compare.smallfiles.overhead.s'] = work.smallOverhead
     if (work.tarball === undefined && workloads.some(wl => wl.key === 'tar.s')) process.stdout.write('  compare: no /usr/include here: no tar figures\n')
 
     let gluster: { ok: true } | { ok: false, reason: string } | undefined
@@ -228,12 +234,14 @@ export async function run (): Promise<Record<string, number | string>> {
           continue
         }
         process.stdout.write(`  compare: ${system} ready\n`)
-        let wrote = true
-        for (const wl of workloads) {
+        /** Workloads of this system that failed (the ones after them have nothing to work on). */
+        const failedHere = new Set<string>()
+        for (const [i, wl] of workloads.entries()) {
           if (wl.onlyPlaced === true && target.placed === undefined) continue
           const key = `${wl.key}.${system}`
-          if (wl.after === 'seqwrite' && !wrote) {
-            cells.set(key, 'error: no file (seqwrite failed)')
+          if (wl.after !== undefined && failedHere.has(wl.after)) {
+            cells.set(key, `error: no files (${wl.after} failed)`)
+            failedHere.add(wl.key)
           } else {
             const t0 = performance.now()
             // this process's CPU (the darkfs hosts run in it; fio and the kernel's FUSE side do not count)
@@ -242,13 +250,13 @@ export async function run (): Promise<Record<string, number | string>> {
             const profDir = process.env.DARKFS_COMPARE_PROF
             const streams0 = target.streams?.()
             const reads0 = target.reads?.()
-            const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
+            const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key) || FILE_CPU_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
             try {
               const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
               cells.set(key, v)
             } catch (err: any) {
               cells.set(key, errorCell(err))
-              if (wl.key === 'seqwrite.MiBps') wrote = false
+              failedHere.add(wl.key)
             }
             const cpu = process.cpuUsage(cpu0)
             await stopProfile()
@@ -263,6 +271,8 @@ export async function run (): Promise<Record<string, number | string>> {
               // the cell's CPU over its I/Os (setup and cleanup of the cell count too: a slight overestimate)
               figures[`compare.${key}.cpu.ms_per_op`] = cpuS * 1000 / (iops * seconds)
             }
+            const files = FILE_CPU_WORKLOADS.get(wl.key)
+            if (system.startsWith('darkfs') && files !== undefined) figures[`compare.${key}.cpu.ms_per_file`] = cpuS * 1000 / files
             const waitS = (await runQueueWait()) - wait0
             if (streams0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
               // streams opened per protocol in the cell, per MiB (each is an open, a negotiation and a close)
@@ -277,6 +287,8 @@ export async function run (): Promise<Record<string, number | string>> {
             }
             process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core)\n`)
           }
+          // a workload after this one works on what it left
+          if (workloads.slice(i + 1).some(next => next.after === wl.key)) continue
           // outside the guard: a slow removal does not turn a measured figure into an error
           await guard(`${system} ${wl.key} cleanup`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, clean(target, wl, work)).catch((err: Error) => {
             process.stdout.write(`  compare: ${system} ${wl.key}: cleanup: ${err.message}\n`)

@@ -50,7 +50,7 @@ export async function run (): Promise<Record<string, number | string>> {
   outer.add(async () => { await rm(base, { recursive: true, force: true }) })
   try {
     await chmod(base, 0o755)
-    const work: Work = { mib, seconds, fioOverhead: 0, tarball: undefined, gitSource: await makeGitSource(base), deadline: ms => ms }
+    const work: Work = { mib, seconds, fioOverhead: 0, smallOverhead: 0, tarball: undefined, gitSource: await makeGitSource(base), deadline: ms => ms }
     for (const n of HOSTS) {
       const t = new Teardown()
       try {

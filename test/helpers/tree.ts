@@ -27,12 +27,12 @@ export const verify: Verify = async (author, bytes, sig) => {
 export interface Replica { tree: Tree, dir: string, key: PrivateKey, signer: Signer, clock: { ms: number } }
 
 /** A tree in its own temp dir, closed at teardown. The wall clock is manual: `clock.ms`. */
-export async function replica (t: Teardown, opts: { dir?: string, key?: PrivateKey, ms?: number } = {}): Promise<Replica> {
+export async function replica (t: Teardown, opts: { dir?: string, key?: PrivateKey, ms?: number, writtenSyncMs?: number } = {}): Promise<Replica> {
   const dir = opts.dir ?? await tempDir(t, 'darkfs-tree-')
   const key = opts.key ?? await makeKey()
   const signer = signerFor(key)
   const clock = { ms: opts.ms ?? 1_700_000_000_000 }
-  const tree = await Tree.open({ dir, signer, verify, now: () => clock.ms })
+  const tree = await Tree.open({ dir, signer, verify, now: () => clock.ms, writtenSyncMs: opts.writtenSyncMs })
   t.add(async () => { await tree.close() })
   return { tree, dir, key, signer, clock }
 }

@@ -527,6 +527,9 @@ describe('node/tree', function () {
   })
 
   describe('durability', () => {
+    /** No background sync of written ops within a test: every sync counted is one a call made. */
+    const NO_TIMER_MS = 3600_000
+
     it('Tree.open() after close() gives the same tree', async () => {
       const r = await replica(t)
       const other = await replica(t)
@@ -568,6 +571,59 @@ describe('node/tree', function () {
       assert.deepEqual(ls(third.tree, '/'), ['a', 'c'])
       const fh = await open(join(r.dir, 'ops.log'), 'r')
       await fh.close()
+    })
+
+    it("a 'written' commit is in the log at once, unsynced, and the next durable commit syncs it", async () => {
+      const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
+      const s0 = r.tree.logCounters().syncs
+      await r.tree.commit(mkdir(r.tree.root, 'a'), 'written')
+      await r.tree.commit(mkdir(r.tree.root, 'b'), 'written')
+      assert.equal(r.tree.logCounters().syncs, s0, 'a written commit syncs nothing')
+      assert.ok(r.tree.logCounters().unsynced > 0)
+      // the file holds them already, without a close (a process killed now keeps them)
+      const reader = await replica(t, { dir: r.dir, key: r.key })
+      assert.deepEqual(ls(reader.tree, '/'), ['a', 'b'])
+      await reader.tree.close()
+      // one durable commit: one sync, for its own op and the two before it
+      await r.tree.commit(mkdir(r.tree.root, 'c'))
+      assert.equal(r.tree.logCounters().syncs, s0 + 1)
+      assert.equal(r.tree.logCounters().unsynced, 0)
+      // and then a durable commit is one O_DSYNC write again
+      const w = r.tree.logCounters().writes
+      await r.tree.commit(mkdir(r.tree.root, 'd'))
+      assert.deepEqual(r.tree.logCounters(), { writes: w + 1, syncs: s0 + 2, unsynced: 0 })
+    })
+
+    it('tree.sync() syncs written commits, once; with nothing unsynced it syncs nothing', async () => {
+      const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
+      await r.tree.commit(mkdir(r.tree.root, 'a'), 'written')
+      const syncs0 = r.tree.logCounters().syncs
+      await Promise.all([r.tree.sync(), r.tree.sync()])
+      assert.ok(r.tree.logCounters().syncs <= syncs0 + 2)
+      assert.ok(r.tree.logCounters().syncs > syncs0)
+      assert.equal(r.tree.logCounters().unsynced, 0)
+      const syncs1 = r.tree.logCounters().syncs
+      await r.tree.sync()
+      assert.equal(r.tree.logCounters().syncs, syncs1)
+    })
+
+    it('received ops are written, not synced; the log timer syncs them', async () => {
+      const a = await replica(t)
+      for (const name of ['x', 'y', 'z']) await a.tree.commit(mkdir(a.tree.root, name))
+      const b = await replica(t, { writtenSyncMs: NO_TIMER_MS })
+      const before = b.tree.logCounters()
+      await sync(a.tree, b.tree)
+      assert.deepEqual(ls(b.tree, '/'), ['x', 'y', 'z'])
+      assert.equal(b.tree.logCounters().syncs, before.syncs)
+      assert.ok(b.tree.logCounters().unsynced > 0)
+      // no one asks: the log's own timer syncs them
+      const c = await replica(t, { writtenSyncMs: 50 })
+      const c0 = c.tree.logCounters()
+      await sync(a.tree, c.tree)
+      const end = Date.now() + 60_000
+      while (c.tree.logCounters().unsynced > 0 && Date.now() < end) await new Promise(resolve => setTimeout(resolve, 20))
+      assert.equal(c.tree.logCounters().unsynced, 0)
+      assert.ok(c.tree.logCounters().syncs > c0.syncs)
     })
 
     it('received ops survive a restart', async () => {

@@ -139,6 +139,42 @@ describe('volume.syncDir(): fsync of a directory and the peer that holds its cha
   })
 })
 
+describe('which commits ask a peer to hold their ops', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('a close asks none; an fsync with nothing to commit asks for the newest op of this host', async () => {
+    const asked: string[] = []
+    const vol = await Volume.open({ dir: await tempDir(t), held: async cid => { asked.push(cid.toString()) } })
+    t.add(async () => { await vol.close() })
+    // small files made and closed, as a shell loop or `tar x` does: no peer is asked
+    for (let i = 0; i < 5; i++) {
+      const fh = await vol.open(`/f${i}`, 'w')
+      const page = seededBytes(1000 + i, i)
+      await fh.write(page, 0, page.length, 0)
+      await fh.close()
+    }
+    await vol.mkdir('/d')
+    assert.deepEqual(asked, [])
+    // an fsync of a file closed before, nothing new in it: the newest op of this host (the
+    // mkdir), which has the file's commit below it
+    const newest = vol.tree.newestLocal()!.toString()
+    const fh = await vol.open('/f0', 'r+')
+    await fh.sync()
+    assert.deepEqual(asked, [newest])
+    // an fsync after a write asks for the op it commits
+    const page = seededBytes(100, 99)
+    await fh.write(page, 0, page.length, 0)
+    await fh.sync()
+    assert.equal(asked.length, 2)
+    assert.equal(asked[1], vol.tree.newestLocal()!.toString())
+    assert.notEqual(asked[1], newest)
+    await fh.close()
+    assert.equal(asked.length, 2)
+  })
+})
+
 async function until (check: () => boolean): Promise<void> {
   while (!check()) await new Promise(resolve => setTimeout(resolve, 5))
 }
