@@ -184,7 +184,7 @@ export async function probeMember (dial: (addr: string, timeoutMs: number) => Pr
   return undefined
 }
 
-export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'> & Partial<Pick<Host, 'beyondFullMesh' | 'closedHere'>>
+export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'> & Partial<Pick<Host, 'beyondFullMesh' | 'closedHere' | 'trimmedThere'>>
 
 export interface MembershipEvents {
   /** A peer was declared gone (timeout or leave notice): detail is its id. */
@@ -509,13 +509,14 @@ export class Membership extends EventTarget {
       // beyond the full mesh a closed connection is no sign of failure (either side may have
       // trimmed it): only the member's neighbours watch it (a peer whose record has not come
       // yet is no member to watch), and not on a close this host made (its trim, its probe's
-      // hang-up) nor a brief connection the peer closed (its probe: BRIEF_CONNECTION_MS). A
+      // hang-up), nor one the peer said it made to keep its bound (its trim: host.ts
+      // TRIM_PROTOCOL), nor a brief connection the peer closed (its probe: BRIEF_CONNECTION_MS). A
       // member a watcher trimmed is still watched by the neighbours it keeps connected, which
       // are among its watchers (net/host.ts: it dials its closest members and redials them). A
       // neighbour this host chose that closed it soon after it opened (over its own bound) is
       // still a suspect: leaving those out, a stopped host was given up by no one (cluster
       // members test, 8 hosts, bound 3).
-      if (this.host.closedHere?.(peer) === true) return
+      if (this.host.closedHere?.(peer) === true || this.host.trimmedThere?.(peer) === true) return
       if (opened !== undefined && this.now() - opened < BRIEF_CONNECTION_MS) return
       if (table.has(peer) && table.neighbours(peer).includes(this.host.peerId)) this.suspectPeer(peer)
       return

@@ -295,6 +295,28 @@ describe('node/host', function () {
     await until(() => closed.length > 0, 'a trimmed the quiet connection', 500)
   })
 
+  it('beyond the full mesh a trimmed peer is told: trimmedThere() holds on its side when the trim closes the connection, and not after another close', async function () {
+    this.timeout(60_000)
+    const key = createNetworkKey()
+    const a = await host(key, [memAddr()], [], { maxConnections: 1 })
+    const b = await host(key, [memAddr()], [a.addresses()[0]])
+    const c = await host(key, [memAddr()], [a.addresses()[0]])
+    await until(() => a.beyondFullMesh() && a.neighbours().length === 1, 'a chose its one neighbour', 500)
+    const kept = [b, c].find(h => a.neighbours().includes(h.peerId))!
+    const x = [b, c].find(h => h !== kept)!
+    // what x knew of a's close when its connection to a went away
+    let told: boolean | undefined
+    x.addEventListener('peer:disconnect', e => { if (e.detail === a.peerId && told === undefined) told = x.trimmedThere(a.peerId) })
+    await until(() => told !== undefined, 'a trimmed its connection to x', 500)
+    assert.equal(told, true, 'x was not told that a trimmed it')
+    // a close that is no trim (a hang-up) says nothing: the neighbour a keeps was never told
+    let keptTold: boolean | undefined
+    kept.addEventListener('peer:disconnect', e => { if (e.detail === a.peerId && keptTold === undefined) keptTold = kept.trimmedThere(a.peerId) })
+    await a.hangUp(kept.peerId)
+    await until(() => keptTold !== undefined, 'the hang-up reached the kept neighbour')
+    assert.equal(keptTold, false)
+  })
+
   it('a dial by id to a peer whose last dial failed fails at once (DialBackoffError), until a connection to it opens', async function () {
     const key = createNetworkKey()
     const identity = await generateKeyPair('Ed25519')

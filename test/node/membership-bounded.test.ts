@@ -3,8 +3,9 @@
 // table's members that nobody declared down, connected or not; a member this host already knows
 // that connects again is no join (a 'joined' starts a repair pass: every dial and trim on an
 // idle network was one). A watched member is no suspect when this host closed the connection (a
-// trim, a probe's hang-up) nor when the member closed it at once (its probe): only a connection
-// that lasted and that the member closed (or that failed) calls for a probe. In a full mesh
+// trim, a probe's hang-up), when the member said it closes it to keep its bound (its trim), nor
+// when the member closed it at once (its probe): only a connection that lasted and that the
+// member closed without a word (or that failed) calls for a probe. In a full mesh
 // these stay as they were: up() is the connected hosts, every close makes a suspect, and a peer
 // that connects after being declared gone joins. A fake host, table and clock: events only.
 import assert from 'node:assert/strict'
@@ -24,10 +25,14 @@ class FakeHost extends EventTarget {
   /** Peers whose last connection this host closed (a trim, a probe's hang-up). */
   readonly closed = new Set<string>()
   closedHere (id: string): boolean { return this.closed.has(id) }
-  connect (id: string): void { this.closed.delete(id); this.connected.add(id); this.dispatchEvent(new CustomEvent('peer:connect', { detail: id })) }
-  /** The connection to `id` closes: by the peer (or a failure), or by this host (`here`). */
-  disconnect (id: string, here = false): void {
+  /** Peers that told this host they close their connection to keep their bound (host.ts TRIM_PROTOCOL). */
+  readonly trimmedBy = new Set<string>()
+  trimmedThere (id: string): boolean { return this.trimmedBy.has(id) }
+  connect (id: string): void { this.closed.delete(id); this.trimmedBy.delete(id); this.connected.add(id); this.dispatchEvent(new CustomEvent('peer:connect', { detail: id })) }
+  /** The connection to `id` closes: by the peer (or a failure), by this host (`here`), or by the peer's trim, which it said first (`trim`). */
+  disconnect (id: string, here = false, trim = false): void {
     if (here) this.closed.add(id)
+    if (trim) this.trimmedBy.add(id)
     this.connected.delete(id)
     this.dispatchEvent(new CustomEvent('peer:disconnect', { detail: id }))
   }
@@ -105,6 +110,20 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     // w closed a connection that had lasted: w trimmed it, or failed; probed at the failure timeout
     host.connect('w')
     now += BRIEF_CONNECTION_MS
+    host.disconnect('w')
+    assert.deepEqual(m.suspects(), ['w'])
+  })
+
+  it('a watched member that closed a connection that lasted is no suspect when it said it trims it (its bound), and is one when it did not', async () => {
+    const { host, m } = await start(true)
+    // w trimmed this host away, having said so first: w is live, nothing to probe
+    host.connect('w')
+    now += 60_000
+    host.disconnect('w', false, true)
+    assert.deepEqual(m.suspects(), [], 'a trimmed connection to a live member raised a suspect')
+    // the same close without the notice (w stopped, or failed): probed at the failure timeout
+    host.connect('w')
+    now += 60_000
     host.disconnect('w')
     assert.deepEqual(m.suspects(), ['w'])
   })
