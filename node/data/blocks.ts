@@ -703,16 +703,7 @@ export class ChunkWrite {
     const { k, m } = this.params
     const cost = Math.ceil(bytes.byteLength / Math.max(1, k)) * (k + m)
     // backpressure: the write goes on once enough of what it stored is placed
-    const until = opts.waitMs !== undefined ? Date.now() + opts.waitMs : Infinity
-    while (this.held > 0 && this.held + cost > this.window) {
-      const left = until - Date.now()
-      if (left <= 0) break
-      let timer: NodeJS.Timeout | undefined
-      const timeout = left === Infinity ? [] : [new Promise<void>(resolve => { timer = setTimeout(resolve, left) })]
-      try {
-        await raceSignal(Promise.race([...this.inflight, ...timeout]), opts.signal)
-      } finally { clearTimeout(timer) }
-    }
+    await this.room(cost, opts)
     // a chunk given up a moment ago is gone here and on peers before one with its blocks is stored
     await raceSignal(this.releasing, opts.signal)
     if (this.done !== 'open') throw new Error(`chunk() on a ${this.done} write`)
@@ -766,15 +757,10 @@ export class ChunkWrite {
   }
 
   /**
-   * Place a chunk stored here before, not by this write (an open file's packed patches, which the
-   * version this write's commit records points into: open-file.ts buildSparse), within the window
-   * as chunk() places its own: waits for room first (`waitMs` as in chunk()). placed() waits for
-   * it too. Not this write's blocks: release() and abandon() leave them (GC's, as before).
+   * Wait until `cost` more bytes of fragments fit in the placement window (or nothing of this
+   * write is in flight), at most `waitMs` when given: the backpressure of chunk() and placeStored().
    */
-  async placeStored (ref: ChunkRef, opts: AbortOptions & { waitMs?: number } = {}): Promise<void> {
-    if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
-    if (this.network === undefined || ref.cid === null) return
-    const cost = Math.ceil(ref.size / Math.max(1, ref.k)) * (ref.k + ref.m)
+  private async room (cost: number, opts: AbortOptions & { waitMs?: number }): Promise<void> {
     const until = opts.waitMs !== undefined ? Date.now() + opts.waitMs : Infinity
     while (this.held > 0 && this.held + cost > this.window) {
       const left = until - Date.now()
@@ -785,6 +771,19 @@ export class ChunkWrite {
         await raceSignal(Promise.race([...this.inflight, ...timeout]), opts.signal)
       } finally { clearTimeout(timer) }
     }
+  }
+
+  /**
+   * Place a chunk stored here before, not by this write (an open file's packed patches, which the
+   * version this write's commit records points into: open-file.ts buildSparse), within the window
+   * as chunk() places its own: waits for room first (`waitMs` as in chunk()). placed() waits for
+   * it too. Not this write's blocks: release() and abandon() leave them (GC's, as before).
+   */
+  async placeStored (ref: ChunkRef, opts: AbortOptions & { waitMs?: number } = {}): Promise<void> {
+    if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
+    if (this.network === undefined || ref.cid === null) return
+    const cost = Math.ceil(ref.size / Math.max(1, ref.k)) * (ref.k + ref.m)
+    await this.room(cost, opts)
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
     this.held += cost
     const run: Promise<void> = this.chunks.place([ref], { inode: this.inode, signal: this.stop.signal, settle: true })
