@@ -9,7 +9,10 @@
 //    out of order). One such read is not enough: random 4 KiB reads over a file of 256 MiB land
 //    that close to the last one's end once in ~250 reads, and each fetched its chunk whole plus
 //    the window ahead (5 MiB for a 4 KiB read; on six hosts that was more bytes than all the
-//    range reads moved, issue 15). A random read ends the run and fetches nothing ahead.
+//    range reads moved, issue 15). A read that starts exactly where the last one ended is
+//    sequential at once (a reader of 1 MiB pieces gets chunks ahead from its second read): a
+//    random page lands there once in the file's number of pages. A random read ends the run and
+//    fetches nothing ahead.
 //  - Window: READAHEAD_INITIAL_BYTES past the reader once a run starts, doubling with each new
 //    chunk the run reads, up to ChunkService.readaheadBytes (READAHEAD_MAX_BYTES); over all
 //    readers, ChunkService bounds the bytes fetched ahead at once (READAHEAD_TOTAL_BYTES).
@@ -54,7 +57,8 @@ export class ReadAhead {
   observe (position: number, length: number): void {
     const near = this.end >= 0 && Math.abs(position - this.end) <= SEQUENTIAL_SLACK_BYTES
     if (near) {
-      this.run++
+      // an exact continuation is evidence enough; one within the slack needs a second in a row
+      this.run = position === this.end ? Math.max(this.run + 1, SEQUENTIAL_RUN_READS) : this.run + 1
       this.end = Math.max(this.end, position + length)
       if (this.window === 0 && this.sequential) this.window = Math.min(READAHEAD_INITIAL_BYTES, this.chunks.readaheadBytes)
     } else {
