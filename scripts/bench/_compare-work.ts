@@ -207,7 +207,11 @@ export const WORKLOADS: Workload[] = [
   {
     key: 'smallfiles.s',
     run: async (t, w) => {
-      const r = await sh('bash', ['-c', smallFilesScript(SMALL_DIR)], { cwd: t.dir, env: C_LOCALE, timeoutMs: w.deadline(LONG_MS) })
+      // by absolute path, never as the cwd: spawn() blocks this process's event loop until the
+      // child's exec, and a chdir into a mount this process serves (darkfs in-process) waits on
+      // that loop: a deadlock ended by the request deadline (EIO), whenever the kernel has no
+      // cached attributes of the directory
+      const r = await sh('bash', ['-c', smallFilesScript(join(t.dir, SMALL_DIR))], { env: C_LOCALE, timeoutMs: w.deadline(LONG_MS) })
       return r.seconds - w.smallOverhead
     },
     leaves: SMALL_DIR
@@ -222,17 +226,17 @@ export const WORKLOADS: Workload[] = [
 
 /**
  * The bash script that makes SMALL_FILES files of 1 to 4 KiB in SMALL_DIRS directories under
- * `dir` (relative to its cwd); with `dir` undefined, the same loop writes every file to
+ * `dir` (an absolute path with no quote in it); with `dir` undefined, the same loop writes every file to
  * /dev/null (its own time). Each file's bytes differ (its number first, then a slice of one
  * random text), so no system stores two as one.
  */
 export function smallFilesScript (dir: string | undefined): string {
-  const target = dir === undefined ? '/dev/null' : `${dir}/d$((i % ${SMALL_DIRS}))/f$i`
+  const target = dir === undefined ? '/dev/null' : `'${dir}'/d$((i % ${SMALL_DIRS}))/f$i`
   return [
     'set -e',
     // 4,096 characters of random text (one subshell and head, before the loop)
     'data=$(head -c 3072 /dev/urandom | base64 -w0)',
-    dir === undefined ? ':' : `for ((d = 0; d < ${SMALL_DIRS}; d++)); do mkdir -p ${dir}/d$d; done`,
+    dir === undefined ? ':' : `for ((d = 0; d < ${SMALL_DIRS}; d++)); do mkdir -p '${dir}'/d$d; done`,
     // 1,024 to 4,095 bytes: 6 of the number and its space, the rest of the text
     `for ((i = 0; i < ${SMALL_FILES}; i++)); do printf '%05d %s' $i "\${data:0:$((1018 + (i * 1237) % 3072))}" > ${target}; done`
   ].join('\n') + '\n'
