@@ -52,3 +52,22 @@ export async function until (what: string, fn: () => boolean | Promise<boolean>,
   }
   throw new Error(`never happened within ${timeoutMs} ms: ${what}`)
 }
+
+/**
+ * Repair passes on every host of `hosts` until every chunk is redundant and a round of passes
+ * moved and dropped nothing (and, unless `failures` is 'allowed', failed nothing): the state a
+ * bench or a test that counts moved bytes starts from. `chunks` pins the count expected (else
+ * any count, once every chunk is redundant); `also` adds a condition of the caller's. Returns the
+ * rounds of passes it took.
+ */
+export async function settleRepair (hosts: ClusterHost[], opts: { timeoutMs?: number, failures?: 'none' | 'allowed', chunks?: number, also?: () => Promise<boolean> } = {}): Promise<number> {
+  let rounds = 0
+  await until('every chunk redundant and a round of repair passes that moved and dropped nothing', async () => {
+    rounds++
+    const progress = await Promise.all(hosts.map(async h => await h.keep.repairer.pass()))
+    const s = await hosts[0].keep.status()
+    const still = progress.every(p => p.fragmentsRepaired === 0 && p.dropped === 0 && (opts.failures === 'allowed' || p.failed === 0))
+    return s.total > 0 && s.redundant === s.total && (opts.chunks === undefined || s.total === opts.chunks) && still && (opts.also === undefined || await opts.also())
+  }, opts.timeoutMs ?? 120_000)
+  return rounds
+}

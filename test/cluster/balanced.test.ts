@@ -13,7 +13,7 @@ import { PLACEMENT_BALANCED } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import { capacityClass, retained, targets } from '../../node/keeper/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { startHost, until } from '../../harness/cluster.ts'
+import { startHost, settleRepair, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { seededBytes } from '../../harness/prng.ts'
 
@@ -84,13 +84,7 @@ describe('cluster: capacity-weighted placement of new chunks, old ones where the
     assert.equal(fresh.length, NEW_FILES + 3)
 
     // repair and rebalance passes on every host until nothing moves
-    let passes = 0
-    await until('every chunk redundant and nothing left to move or drop', async () => {
-      passes++
-      const progress = await Promise.all(hosts.map(async h => await h.keep.repairer.pass()))
-      const s = await w.keep.status()
-      return s.redundant === chunks && progress.every(p => p.fragmentsRepaired === 0 && p.dropped === 0 && p.failed === 0)
-    }, 480_000)
+    const passes = await settleRepair(hosts, { chunks, timeoutMs: 480_000 })
 
     const ids = hosts.map(h => h.host.peerId)
     const holders = async (ref: ChunkRef): Promise<string[][]> => await Promise.all(ref.fragments.map(async f => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { startCluster, settleRepair, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 
@@ -113,11 +113,7 @@ describe('a cluster of in-process hosts losing two of six', function () {
     // `wait: 'safe'` returns once one lost host loses nothing; losing two needs every fragment
     // placed, and no copy on its way elsewhere (a fresh cluster may still move what was placed
     // while its membership formed): repair passes on every host until nothing moves
-    await until('every chunk fully placed, nothing left to move', async () => {
-      const progress = await Promise.all(hosts.map(async h => await h.keep.repairer.pass()))
-      const s = await hosts[0].keep.status()
-      return s.total > 0 && s.redundant === s.total && progress.every(p => p.fragmentsRepaired === 0 && p.dropped === 0 && p.failed === 0)
-    }, 60_000)
+    await settleRepair(hosts, { timeoutMs: 60_000 })
     const readers = hosts.slice(0, 4)
     await hosts[4].stop()
     await hosts[5].stop()

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { init } from '../../node/cli/index.ts'
 import { FEATURES, FEATURE_PULL } from '../../node/net/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import { startCluster, startHost, settleRepair, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 
 const keep = { failureTimeoutMs: 600_000, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0, repairBytesPerSecond: 1 << 30 }
@@ -18,13 +18,9 @@ const FILE_BYTES = 4 << 20
 
 const sent = (hs: ClusterHost[]): number => hs.reduce((a, h) => a + h.swarm.stats().bytesSent, 0)
 
-/** Passes on every host until every chunk is redundant and nothing moves or drops (as the bench settles). */
+/** Passes on every host until every chunk is redundant and nothing moves, drops or fails (as the bench settles). */
 async function settle (hs: ClusterHost[]): Promise<void> {
-  await until('settled', async () => {
-    const progress = await Promise.all(hs.map(async h => await h.keep.repairer.pass()))
-    const s = await hs[0].keep.status()
-    return s.redundant === s.total && progress.every(p => p.fragmentsRepaired === 0 && p.dropped === 0 && p.failed === 0)
-  }, 180_000)
+  await settleRepair(hs, { timeoutMs: 180_000 })
 }
 
 describe('keep.repairer: bytes moved when a host joins (6 in-process hosts + 1, k=4 m=2)', function () {

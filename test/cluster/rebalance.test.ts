@@ -5,7 +5,7 @@ import { init } from '../../node/cli/index.ts'
 import { retained } from '../../node/keeper/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import { startCluster, startHost, settleRepair, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 
 // Background passes off (interval 0): repair/rebalance passes run on membership changes, and
@@ -81,21 +81,20 @@ describe('keep.repairer rebalances when hosts join (3 hosts + 3)', function () {
     }
     await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 5), 30_000)
     // Passes on every host until nothing moves: keepers deliver, then holders drop.
-    let passes = 0
     const copies = async (ref: ChunkRef): Promise<number> => {
       let n = 0
       for (const h of hosts) if (await h.store.has(ref.fragments[0])) n++
       return n
     }
-    await until('every chunk redundant on its new targets and nothing left to drop', async () => {
-      passes++
-      const progress = await Promise.all(hosts.map(async h => await h.keep.repairer.pass()))
-      const s = await hosts[0].keep.status()
-      if (!(s.redundant === CHUNKS && progress.every(p => p.fragmentsRepaired === 0 && p.dropped === 0 && p.failed === 0))) return false
-      // a copy a promise still holds (see custodyPromiseMs) is dropped by a later pass
-      for (const ref of refs) if (await copies(ref) !== COPIES) return false
-      return true
-    }, 240_000)
+    // a copy a promise still holds (see custodyPromiseMs) is dropped by a later pass
+    const passes = await settleRepair(hosts, {
+      chunks: CHUNKS,
+      timeoutMs: 240_000,
+      also: async () => {
+        for (const ref of refs) if (await copies(ref) !== COPIES) return false
+        return true
+      }
+    })
     watching = false
     await watch
 
