@@ -6,7 +6,11 @@
 // waiting when it is done is covered by it.
 //
 // The peers asked are the connected ones that announce the 'hold/1' feature (hosts of older
-// versions do not know the request), in random order so no one peer takes every ask. None of
+// versions do not know the request), the peer that held the last ask first, the rest in random
+// order. That peer holds the chain below the new op already, so it applies the op at once; a
+// peer picked at random lacked the ops of the fsyncs before (gossip gathers a host's ops for
+// 100 ms) and fetched them from the asker first, a second call in the fsync's wait. Each host
+// favours its own peer, so the asks of a network still spread. None of
 // them (alone, offline, a network of older hosts) or none that holds it: the op is durable here
 // only, as while offline, and that is logged; the fsync is not failed for it. The wait is bounded
 // by the caller (the Volume's SYNC_PLACE_WAIT_MS, like a placement's).
@@ -33,6 +37,8 @@ export class OpHold {
   private covered = 0
   private readonly waiting: Array<{ n: number, resolve: () => void }> = []
   private running = false
+  /** The peer that held the last op asked for: asked first next time (it holds the chain below). */
+  private last: string | undefined
 
   constructor (src: OpHoldSources, opts: AbortOptions = {}) {
     this.src = src
@@ -57,13 +63,14 @@ export class OpHold {
     try {
       while (this.newest !== undefined && this.covered < this.newest.n) {
         const { cid, n } = this.newest
-        const peers = this.signal?.aborted === true ? [] : shuffle(this.src.peers())
+        const peers = this.signal?.aborted === true ? [] : firstly(shuffle(this.src.peers()), this.last)
         if (peers.length > 0) {
           const who = await this.src.hold(cid, peers, { signal: this.signal }).catch((err: Error) => {
             log.error('asking peers to hold op %s: %s', cid, err.message)
             return undefined
           })
           if (who === undefined) log('no peer of %d held op %s: it is durable on this host only', peers.length, cid)
+          this.last = who
         }
         this.covered = n
         for (let i = this.waiting.length - 1; i >= 0; i--) {
@@ -74,6 +81,16 @@ export class OpHold {
       this.running = false
     }
   }
+}
+
+/** `list` with `first` moved to its head when it is in it. */
+function firstly (list: string[], first: string | undefined): string[] {
+  const i = first === undefined ? -1 : list.indexOf(first)
+  if (i > 0) {
+    list.splice(i, 1)
+    list.unshift(first as string)
+  }
+  return list
 }
 
 function shuffle<T> (list: T[]): T[] {

@@ -49,6 +49,39 @@ describe('OpHold', function () {
     assert.deepEqual(done.sort(), [1, 2, 3])
   })
 
+  it('the peer that held the last op is asked first for the next (it has the chain below it: no parents to fetch)', async () => {
+    const { hold, asks } = rig(() => ['p1', 'p2', 'p3', 'p4', 'p5'])
+    const ops = await Promise.all([1, 2, 3, 4, 5, 6].map(cid))
+    const w0 = hold.held(ops[0])
+    await turns()
+    const first = asks[0].peers
+    assert.equal(first.length, 5)
+    asks[0].answer(first[2])
+    await w0
+    for (let i = 1; i < ops.length; i++) {
+      const w = hold.held(ops[i])
+      await turns()
+      assert.equal(asks[i].peers[0], first[2], `ask ${i} starts with the peer that held the last op`)
+      assert.equal(new Set(asks[i].peers).size, 5, 'every peer may still be asked')
+      asks[i].answer(first[2])
+      await w
+    }
+    // an ask no peer held leaves no favourite; the next peer that holds one is
+    const w6 = hold.held(await cid(7))
+    await turns()
+    asks[6].answer(undefined)
+    await w6
+    const w7 = hold.held(await cid(8))
+    await turns()
+    asks[7].answer('p4')
+    await w7
+    const w8 = hold.held(await cid(9))
+    await turns()
+    assert.equal(asks[8].peers[0], 'p4')
+    asks[8].answer('p4')
+    await w8
+  })
+
   it('the same op asked for again shares its ask, and once held needs none', async () => {
     const { hold, asks } = rig()
     const a = await cid(1)
