@@ -899,7 +899,7 @@ export class Volume implements VolumeApi {
       if (this.unlinked(f.inode)) return false
       // one batch: one log append and fdatasync for all of a commit's extents
       newest = (await this.tree.commitMany(this.writeBodies(f, c))).at(-1)?.cid
-    }, options)
+    }, { ...options, sync: wait === 'safe' })
     if (c !== undefined) this.placeCommitted(f, c)
     // a peer holds the version's ops (the ops below them too) before an fsync returns, like its
     // chunks: asked by the fsync, for its own op, or with nothing to commit for this host's
@@ -922,7 +922,12 @@ export class Volume implements VolumeApi {
    */
   private writeBodies (f: OpenFile, c: Committed): OpBody[] {
     const time = f.mtime ?? nowNs()
-    if (c.extents !== undefined) return extentBodies(f.inode, c.extents, time, this.multiExtent() ? MAX_OP_EXTENTS : 1)
+    if (c.extents !== undefined) {
+      const bodies = extentBodies(f.inode, c.extents, time, this.multiExtent() ? MAX_OP_EXTENTS : 1)
+      // a new file's first bytes as extents (OpenFile freshInline): its version replaces the empty create
+      if (f.createdEmpty && bodies[0].type === 'append') bodies[0].first = true
+      return bodies
+    }
     const body: OpBody = c.append !== undefined && c.content !== null
       ? { type: 'append', inode: f.inode, content: c.content, at: c.append.at, size: c.append.size, time }
       : { type: 'write', inode: f.inode, content: c.content, size: c.size, time }
