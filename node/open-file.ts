@@ -642,9 +642,10 @@ export class OpenFile {
   private async resize (len: number, signal?: AbortSignal): Promise<void> {
     const old = this.size
     if (len === old) return
-    const lastOld = Math.ceil(old / CHUNK_SIZE) - 1
-    // materialise the boundary chunk at its old length before the size changes
-    if (old % CHUNK_SIZE !== 0 && lastOld >= 0 && len > old) await this.materialize(lastOld, signal)
+    // growing needs nothing of the old last chunk: whatever it reads from (its buffer, refit
+    // below; a stored chunk, the base, its patches) ends at the old size, and assemble() reads
+    // zeros past that. It was made whole here: every fsync of a growing file (a SQLite WAL, a
+    // log) rebuilt its last chunk from the base and its extents, up to a MiB copied per commit
     if (len < old) {
       const keep = Math.ceil(len / CHUNK_SIZE)
       const cut = len % CHUNK_SIZE
