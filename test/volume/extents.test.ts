@@ -369,6 +369,46 @@ describe('volume: positioned extents (one host)', function () {
     assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'the same bytes after a restart')
   })
 
+  it('a fold under way stops when its file is unlinked: the chunks left are not rewritten, no fold op', async () => {
+    const dir = await tempDir(t, 'darkfs-extents-unlinked-')
+    const vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    const chunks = 16
+    await vol.writeFile('/db', bytes(chunks * MiB, 6))
+    const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
+    const store = (vol as unknown as { store: Store }).store
+    const folding = (vol as unknown as { folding: Map<string, Promise<unknown>> }).folding
+    const page = 4096
+    const dense = Math.ceil(MiB / FOLD_AMPLIFICATION / page)
+    // every chunk made dense, one chunk's pages per fsync: a fold of all of them once they settle
+    const fh = await vol.open('/db', 'r+')
+    for (let c = 0; c < chunks; c++) {
+      for (let i = 0; i < dense; i++) await fh.write(bytes(page, c + i), 0, page, c * MiB + i * 3 * page)
+      await fh.sync()
+    }
+    await fh.close()
+    let folds = 0
+    vol.tree.addEventListener('op', (e: Event) => {
+      const body = (e as CustomEvent<OpEventDetail>).detail.body
+      if (body.type === 'fold') folds++
+    })
+    // the fold's first chunk stored: the file is unlinked then (as `rm` does while it runs)
+    const putMany = store.putMany.bind(store)
+    let unlinked: Promise<void> | undefined
+    let after = 0
+    store.putMany = async (b, opts) => {
+      unlinked ??= vol.unlink('/db')
+      await unlinked
+      for (const x of b) after += x.bytes.byteLength
+      await putMany(b, opts)
+    }
+    await until('the fold started', async () => unlinked !== undefined, 6 * FOLD_SETTLE_MS + FOLD_QUIET_MS)
+    await unlinked
+    await until('no fold runs', async () => !folding.has(id), 60_000)
+    assert.equal(folds, 0, 'no fold op')
+    assert.ok(after < 4 * MiB, `${after} bytes stored after the unlink, of ${chunks} MiB to rewrite (old code: all of it)`)
+  })
+
   it('a quiet large file: the chunks its pages hold 1 / FOLD_QUIET_AMPLIFICATION of are folded, a page alone in its chunk is left a piece', async () => {
     const dir = await tempDir(t, 'darkfs-extents-quiet-')
     const vol = await Volume.open({ dir })
