@@ -642,9 +642,10 @@ export class OpenFile {
   private async resize (len: number, signal?: AbortSignal): Promise<void> {
     const old = this.size
     if (len === old) return
-    const lastOld = Math.ceil(old / CHUNK_SIZE) - 1
-    // materialise the boundary chunk at its old length before the size changes
-    if (old % CHUNK_SIZE !== 0 && lastOld >= 0 && len > old) await this.materialize(lastOld, signal)
+    // growing needs nothing of the old last chunk: whatever it reads from (its buffer, refit
+    // below; a stored chunk, the base, its patches) ends at the old size, and assemble() reads
+    // zeros past that. It was made whole here: every fsync of a growing file (a SQLite WAL, a
+    // log) rebuilt its last chunk from the base and its extents, up to a MiB copied per commit
     if (len < old) {
       const keep = Math.ceil(len / CHUNK_SIZE)
       const cut = len % CHUNK_SIZE
@@ -733,12 +734,12 @@ export class OpenFile {
    * returns undefined when nothing changed, or when `record` returns false (it recorded no
    * version: the state stays pending).
    */
-  async commit (record: (c: Committed) => Promise<boolean | void>, opts: AbortOptions = {}): Promise<Committed | undefined> {
+  async commit (record: (c: Committed) => Promise<boolean | void>, opts: AbortOptions & { sync?: boolean } = {}): Promise<Committed | undefined> {
     return await this.serial(async () => {
       this.pipelined = true
       let c: Committed | undefined
       try {
-        c = await this.build(opts.signal)
+        c = await this.build(opts.signal, opts.sync === true)
       } finally {
         this.pipelined = false
       }
@@ -751,11 +752,11 @@ export class OpenFile {
   }
 
   /** The content of the current state (in a turn of the queue). */
-  private async build (signal?: AbortSignal): Promise<Committed | undefined> {
+  private async build (signal?: AbortSignal, sync = false): Promise<Committed | undefined> {
     if (!this.changed) return undefined
     // the chunks stored early are durable here before any version names them
     await raceSignal(this.early.durable(), signal)
-    const c = await this.buildContent(signal)
+    const c = await this.buildContent(signal, sync)
     // the chunks stored early, and those the commit stored through the same write
     // (storeVersionChunk), are durable here before any version names them
     await raceSignal(this.early.durable(), signal)
@@ -788,9 +789,9 @@ export class OpenFile {
     return await this.chunks.storeManifest(m, opts)
   }
 
-  private async buildContent (signal?: AbortSignal): Promise<Committed> {
+  private async buildContent (signal?: AbortSignal, sync = false): Promise<Committed> {
     if (this.appendOnly && this.size > this.base.size && this.baseLimit >= this.base.size) return await this.buildAppend(signal)
-    if (this.patchable()) return await this.buildPatch(signal)
+    if (this.patchable() || (sync && this.freshInline())) return await this.buildPatch(signal)
     const sparse = this.sparseChunks()
     if (sparse !== undefined) return await this.buildSparse(sparse, signal)
     if (this.size <= INLINE_MAX) {
@@ -917,6 +918,22 @@ export class OpenFile {
    * changed only by a few small writes since its base (no truncate, nothing spilled or stored
    * early), and not small enough to be one inline version anyway.
    */
+  /**
+   * A file created empty in this open, every byte of it written since (one range from 0 to its
+   * end) and few enough of them for PATCH_COMMIT_RANGES inline pieces (64 KiB): an fsync commits
+   * it as positioned inline extents over the empty create (buildPatch; the op says `first`), one
+   * op-log write and no block. As a whole version it stored a chunk and a manifest, two block
+   * files synced one after the other, before its op: a SQLite rollback journal (made, written,
+   * fsynced and unlinked in every transaction) paid them each time. Only for an fsync: a close's
+   * commit of a new small file (`tar x`, `cp`) stays one whole version, which no fold rewrites.
+   */
+  private freshInline (): boolean {
+    const w = this.written
+    return this.current !== undefined && this.createdEmpty && !this.truncated && w !== undefined && w.length === 1 &&
+      w[0][0] === 0 && w[0][1] === this.size && this.size > INLINE_MAX && this.size <= PATCH_COMMIT_RANGES * INLINE_MAX &&
+      this.base.size === 0 && this.stored.size === 0
+  }
+
   private patchable (): boolean {
     return this.current !== undefined && !this.createdEmpty && this.written !== undefined && this.written.length > 0 &&
       this.size > INLINE_MAX && this.size >= this.base.size && this.baseLimit >= this.base.size && this.stored.size === 0

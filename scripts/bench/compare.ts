@@ -85,6 +85,8 @@ const CPU_WORKLOADS = new Set(['seqwrite.MiBps', 'placed.s', 'coldread.MiBps'])
 const OP_CPU_WORKLOADS = new Set(['randread.iops'])
 /** The darkfs cells whose CPU is figured per file (their 5,000 files; profiled with DARKFS_COMPARE_PROF too). */
 const FILE_CPU_WORKLOADS = new Map([['smallfiles.s', 5000], ['smallfiles-rm.s', 5000]])
+/** The darkfs cells profiled with DARKFS_COMPARE_PROF for their CPU alone (no figure per unit). */
+const PROF_WORKLOADS = new Set(['sqlite-delete.s', 'sqlite-wal.s'])
 
 /**
  * A CPU profile of this process (the darkfs hosts run in it) from now until the returned
@@ -102,6 +104,9 @@ async function profile (file: string | undefined): Promise<() => Promise<void>> 
     await writeFile(file, JSON.stringify(profile))
   }
 }
+
+/** This process's memory after a cell: heap used, outside the heap (buffers), resident (MiB). */
+const mem = (): string => { const m = process.memoryUsage(); return `${(m.heapUsed / 2 ** 20).toFixed(0)} MiB, external ${(m.external / 2 ** 20).toFixed(0)} MiB, rss ${(m.rss / 2 ** 20).toFixed(0)} MiB` }
 
 const errorCell = (err: any): string => `error: ${String(err?.message ?? err).replace(/\s+/g, ' ').slice(0, 300)}`
 
@@ -250,7 +255,7 @@ export async function run (): Promise<Record<string, number | string>> {
             const profDir = process.env.DARKFS_COMPARE_PROF
             const streams0 = target.streams?.()
             const reads0 = target.reads?.()
-            const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key) || FILE_CPU_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
+            const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key) || FILE_CPU_WORKLOADS.has(wl.key) || PROF_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
             try {
               const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
               cells.set(key, v)
@@ -285,7 +290,7 @@ export async function run (): Promise<Record<string, number | string>> {
               const reads = target.reads!()
               process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}\n`)
             }
-            process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core)\n`)
+            process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core; heap ${mem()})\n`)
           }
           // a workload after this one works on what it left
           if (workloads.slice(i + 1).some(next => next.after === wl.key)) continue

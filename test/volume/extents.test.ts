@@ -12,6 +12,7 @@
 // quiet file's fold waits while the host works on another). An fsync of 16 random 4 KiB writes is one
 // multi-extent op (issue 15 item 1), not one op per page.
 import assert from 'node:assert/strict'
+import { constants } from 'node:fs'
 import { Volume, FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_QUIET_AMPLIFICATION, FOLD_QUIET_BATCH, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
 import type { Store } from '../../node/data/index.ts'
 import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
@@ -156,6 +157,55 @@ describe('volume: positioned extents (one host)', function () {
     await vol.close()
     vol = await Volume.open({ dir })
     assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'reads back after a restart (the ops decoded from the log)')
+  })
+
+  it('a new file written and fsynced (a SQLite journal): one op with its bytes inline and no block stored, its version the create\'s; a close alone stays a whole version', async () => {
+    const dir = await tempDir(t, 'darkfs-fresh-')
+    let vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    const store = (vol as unknown as { store: Store }).store
+    const putMany = store.putMany.bind(store)
+    let blocks = 0
+    store.putMany = async (b, opts) => { blocks += b.length; await putMany(b, opts) }
+    const made: OpBody[] = []
+    vol.tree.addEventListener('op', (e: Event) => {
+      const d = (e as CustomEvent<OpEventDetail>).detail
+      if (d.local) made.push(d.body)
+    })
+    // SQLite's journal: O_RDWR | O_CREAT, a 512-byte header, then page records (4 + 4096 + 4 bytes), one fsync
+    const journal = new Uint8Array(512 + 2 * 4104)
+    journal.set(bytes(journal.byteLength, 9))
+    const fh = await vol.open('/db-journal', constants.O_RDWR | constants.O_CREAT)
+    await fh.write(journal, 0, 512, 0)
+    for (let at = 512; at < journal.byteLength; at += 4104) await fh.write(journal, at, 4104, at)
+    const id = vol.tree.byIno((await vol.stat('/db-journal')).ino)!.id
+    const before = made.length
+    await fh.sync()
+    assert.equal(blocks, 0, 'the fsync stored no block (no chunk, no manifest)')
+    const ops = made.slice(before).filter(b => 'inode' in b && b.inode === id)
+    assert.equal(ops.length, 1, 'one op')
+    const op = ops[0] as Extract<OpBody, { type: 'append' }>
+    assert.equal(op.type, 'append')
+    assert.equal(op.first, true, 'the first bytes of the file created empty')
+    for (const x of [op, ...(op.more ?? [])]) assert.ok('inline' in x.content, 'every piece inline')
+    assert.equal(vol.tree.history(id).length, 1, 'one version: the empty create\'s left history')
+    // the header rewritten and fsynced again (SQLite's second journal sync): a positioned extent
+    await fh.write(bytes(12, 1), 0, 12, 0)
+    journal.set(bytes(12, 1), 0)
+    await fh.sync()
+    assert.equal(blocks, 0, 'still no block')
+    await fh.close()
+    assert.ok(Buffer.from(await vol.readFile('/db-journal')).equals(journal), 'reads back as written')
+    // a new file of the same size written and closed, no fsync (`cp`, `tar x`): a whole version
+    const g = await vol.open('/copy', constants.O_RDWR | constants.O_CREAT)
+    await g.write(journal, 0, journal.byteLength, 0)
+    await g.close()
+    assert.ok(blocks > 0, 'a close stores the new file whole')
+    assert.equal(vol.tree.get(vol.tree.byIno((await vol.stat('/copy')).ino)!.id)!.extents, undefined, 'no extent')
+    await vol.close()
+    vol = await Volume.open({ dir })
+    assert.ok(Buffer.from(await vol.readFile('/db-journal')).equals(journal), 'reads back after a restart')
+    assert.ok(Buffer.from(await vol.readFile('/copy')).equals(journal), 'the copy too')
   })
 
   it('a burst of extents past FOLD_EXTENTS, and a quiet file\'s few, are folded with no further write', async () => {
@@ -317,6 +367,46 @@ describe('volume: positioned extents (one host)', function () {
     await vol.close()
     vol = await Volume.open({ dir })
     assert.ok(Buffer.from(await vol.readFile('/db')).equals(model), 'the same bytes after a restart')
+  })
+
+  it('a fold under way stops when its file is unlinked: the chunks left are not rewritten, no fold op', async () => {
+    const dir = await tempDir(t, 'darkfs-extents-unlinked-')
+    const vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    const chunks = 16
+    await vol.writeFile('/db', bytes(chunks * MiB, 6))
+    const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
+    const store = (vol as unknown as { store: Store }).store
+    const folding = (vol as unknown as { folding: Map<string, Promise<unknown>> }).folding
+    const page = 4096
+    const dense = Math.ceil(MiB / FOLD_AMPLIFICATION / page)
+    // every chunk made dense, one chunk's pages per fsync: a fold of all of them once they settle
+    const fh = await vol.open('/db', 'r+')
+    for (let c = 0; c < chunks; c++) {
+      for (let i = 0; i < dense; i++) await fh.write(bytes(page, c + i), 0, page, c * MiB + i * 3 * page)
+      await fh.sync()
+    }
+    await fh.close()
+    let folds = 0
+    vol.tree.addEventListener('op', (e: Event) => {
+      const body = (e as CustomEvent<OpEventDetail>).detail.body
+      if (body.type === 'fold') folds++
+    })
+    // the fold's first chunk stored: the file is unlinked then (as `rm` does while it runs)
+    const putMany = store.putMany.bind(store)
+    let unlinked: Promise<void> | undefined
+    let after = 0
+    store.putMany = async (b, opts) => {
+      unlinked ??= vol.unlink('/db')
+      await unlinked
+      for (const x of b) after += x.bytes.byteLength
+      await putMany(b, opts)
+    }
+    await until('the fold started', async () => unlinked !== undefined, 6 * FOLD_SETTLE_MS + FOLD_QUIET_MS)
+    await unlinked
+    await until('no fold runs', async () => !folding.has(id), 60_000)
+    assert.equal(folds, 0, 'no fold op')
+    assert.ok(after < 4 * MiB, `${after} bytes stored after the unlink, of ${chunks} MiB to rewrite (old code: all of it)`)
   })
 
   it('a quiet large file: the chunks its pages hold 1 / FOLD_QUIET_AMPLIFICATION of are folded, a page alone in its chunk is left a piece', async () => {

@@ -181,6 +181,32 @@ describe('open files (node/open-file.ts) on the real Volume', function () {
     assert.equal(firstDiff(await vol.readFile('/g'), model.buf), -1)
   })
 
+  it('a file grown by small writes at its end, each fsynced (a SQLite WAL): no write reads the last chunk, the file reads as written', async () => {
+    const model = new Model()
+    const base = bytes(600_000, 5)
+    await vol.writeFile('/wal', base)
+    model.write(base, 0)
+    const chunks = vol.chunks as unknown as { readChunk: (...args: any[]) => Promise<Uint8Array> }
+    const readChunk = chunks.readChunk.bind(chunks)
+    let reads = 0
+    chunks.readChunk = async (...args) => { reads++; return await readChunk(...args) }
+    const fh = await vol.open('/wal', 'r+')
+    // frames of 24 + 4096 bytes written at the end, a commit (fsync) after every two, past the chunk's end too
+    for (let frame = 0; frame < 120; frame++) {
+      const data = bytes(4120, frame)
+      const pos = model.buf.byteLength
+      await fh.write(data, 0, data.byteLength, pos)
+      model.write(data, pos)
+      if (frame % 2 === 1) await fh.sync()
+    }
+    assert.equal(reads, 0, 'no write or commit read a chunk of the file (old code: the last chunk, rebuilt at every growth)')
+    const out = new Uint8Array(model.buf.byteLength)
+    await fh.read(out, 0, out.byteLength, 0)
+    assert.equal(firstDiff(out, model.buf), -1, 'through the handle')
+    await fh.close()
+    assert.equal(firstDiff(await vol.readFile('/wal'), model.buf), -1, 'readFile')
+  })
+
   it(`fh.write: more than ${PATCHES_PER_CHUNK_MAX} small writes into one committed chunk, then read`, async () => {
     const base = bytes(2 * MiB, 3)
     await vol.writeFile('/p', base)
