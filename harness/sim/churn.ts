@@ -27,7 +27,8 @@
 // bytes), and the rest is decoded from k fragments (k less those at hand, fetched).
 //
 // Bytes move in virtual time over the hosts' uplinks (events.ts): fetches over the holders'
-// uplinks, pushes over the keeper's, every byte of the keeper's through its repair cap too. A
+// uplinks, pushes over the keeper's and through its repair cap (fetches are not counted there, as
+// in repair.ts: they come in on the keeper's downlink). A
 // repair lands when its last push arrives. Chunks are sampled: each sampled chunk stands for
 // `scale` real chunks (the data the disks hold divided by the sample), so a sampled fragment
 // occupies an uplink as long as the fragments it stands for would, and bytes are counted at full
@@ -176,6 +177,10 @@ export interface ChurnOptions {
   noticeDelayMs?: number
   /** Chunk keys are drawn from this. */
   rand: () => number
+  /** Tracing (scripts/sim/trace-chunk.ts): what happens to this sampled chunk, and the repairs this host keeps, to watchLog. */
+  watch?: number
+  watchKeeper?: number
+  watchLog?: (line: string) => void
 }
 
 export interface ChurnResult {
@@ -188,6 +193,8 @@ export interface ChurnResult {
   fragmentsDropped: number
   /** Sampled chunks with fewer than k fragments on disks that still exist, at the end. */
   chunksLost: number
+  /** Their indexes. */
+  lost: number[]
   /**
    * Of those, chunks whose last m + 1 fragment losses (their last holder left for good) came
    * within one failure timeout: lost before any repair could start, whatever the policy; and for
@@ -299,7 +306,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   }
 
   const r: ChurnResult = {
-    bytesFetched: 0, bytesPushed: 0, fragmentsRepaired: 0, fragmentsDropped: 0, chunksLost: 0, chunksLostUnavoidable: 0, lostSpansMs: [], unavailableShare: 0,
+    bytesFetched: 0, bytesPushed: 0, fragmentsRepaired: 0, fragmentsDropped: 0, chunksLost: 0, lost: [], chunksLostUnavoidable: 0, lostSpansMs: [], unavailableShare: 0,
     declaredGone: 0, returnedAfterGone: 0, backInTime: 0, awayDeclared: 0, backWithinDelay: 0, lapsed: 0, repairs: 0, repairMs: [], lookupRounds: [], lookupsFailed: 0, events: 0, plans: 0,
     sentByHost: links.sent, fragmentsAtStart: new Uint32Array(H), fragmentsAtEnd: new Uint32Array(H), redundantAtEnd: 0
   }
@@ -353,6 +360,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   const jump = new Uint8Array(o.chunks)
   const again = new Uint8Array(o.chunks)
   const schedule = (c: number, t: number): void => {
+    W(c, () => `schedule at ${(t / HOUR).toFixed(2)} busy ${busy[c]} due ${(due[c] / HOUR).toFixed(2)}`)
     if (busy[c] === 1) { again[c] = 1; return }
     if (due[c] <= t) return
     due[c] = t
@@ -410,6 +418,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   }
   const wait = (k: number, c: number, u: number): void => {
     const w = queues[u]
+    W(c, () => `waits in keeper ${k}'s tier ${u} queue (${w.list[k].length} ahead)`)
     // in the queue of the keeper it has now: one queued at another keeper (its keeper then, away
     // or outranked since) moves here, as each host's pass takes the chunks it keeps now (left
     // there, a chunk at k waited weeks in a thin host's queue while its keeper, a fat one, idled);
@@ -428,8 +437,11 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   }
 
   /** A keeper's pass over chunk c: plan, deliver what is missing, hand over what is not wanted. */
+  const W = (c: number, line: () => string): void => { if (c === o.watch) o.watchLog!(`${(q.now / HOUR).toFixed(2)} h c${c}: ${line()}`) }
+  const hs = (c: number): string => held[c].map((s, j) => `f${j}[${[...s].map(h => `${h}${up[h] === 1 ? '' : member[h] === 1 ? '~' : '-'}/${o.uplinks[h] / 1e6}`).join(' ')}]`).join(' ')
   const pass = (c: number): void => {
     const keeperIdx = Array.from(cand[c]).find(h => up[h] === 1)
+    W(c, () => `pass keeper ${keeperIdx} (${o.uplinks[keeperIdx ?? 0] / 1e6} Mb) live ${liveCount(c)} clocks ${clocks.map(x => ((x[keeperIdx ?? 0] - q.now) / HOUR).toFixed(1)).join('/')} h ahead; ${hs(c)}`)
     if (keeperIdx === undefined) return
     // a keeper works through its chunks at its repair cap: one whose cap is taken further ahead
     // gets to this chunk then, and plans it as things are then (a host back meanwhile costs nothing)
@@ -450,6 +462,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
         }
       }
     }
+    W(c, () => `planned ${p.health} tier ${tier} want ${p.want.map(w => [...w].map(x => index.get(x)).join('+')).join(' ')}`)
     if (p.health === 'redundant' || p.health === 'lost') return
     const missing = repairDeliveries(p, live)
     if (missing.length === 0) return
@@ -466,7 +479,6 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       for (const h of held[c][j]) if (up[h] === 1 && h !== keeperIdx && (best < 0 || links.busyUntil[h] < links.busyUntil[best])) best = h
       if (best < 0) return
       ready = Math.max(ready, links.send(best, fragBytes, now, o.latencyMs, o.scale, tier > 0))
-      ready = Math.max(ready, capTake(keeperIdx, now, fragBytes * o.scale, tier))
       r.bytesFetched += fragBytes * o.scale
       have++
     }
@@ -476,7 +488,14 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       for (const j of wanted) if (!got.has(j) && [...held[c][j]].some(h => up[h] === 1 && h !== keeperIdx)) { fetch(j); got.add(j) }
       if (got.size < wanted.length) {
         // decode: k fragments at hand, fetched from holders of the fragments not here
-        for (let j = 0; j < n && have < o.k; j++) if (!holdsHere(j) && !got.has(j) && [...held[c][j]].some(h => up[h] === 1)) fetch(j)
+        // as swarm pullAny() takes them: the first k - have to arrive, from the holders whose
+        // uplinks are free first (in fragment order, a decode queued behind the one busy holder
+        // of fragment 0 while the others idled)
+        const freeAt = (j: number): number => Math.min(...[...held[c][j]].filter(h => up[h] === 1 && h !== keeperIdx).map(h => links.busyUntil[h]))
+        const js: number[] = []
+        for (let j = 0; j < n; j++) if (!holdsHere(j) && !got.has(j) && Number.isFinite(freeAt(j))) js.push(j)
+        js.sort((a, b) => freeAt(a) - freeAt(b))
+        for (const j of js) { if (have >= o.k) break; fetch(j) }
       }
     }
     // pushes from the keeper's uplink, through its repair cap
@@ -487,14 +506,21 @@ export function runChurn (o: ChurnOptions): ChurnResult {
         const h = index.get(peer)!
         lands.push({ j, h })
         if (h === keeperIdx) continue
-        const start = capTake(keeperIdx, ready, fragBytes * o.scale, tier) - fragBytes * o.scale / capPerMs[keeperIdx]
+        // the cap is taken from now, not from when the fetches are in: the Repairer rebuilds
+        // REPAIR_CONCURRENCY chunks at once, so its cap pushes another chunk's fragments while
+        // this one's fetches come over their holders' uplinks (taken from `ready`, the cap
+        // idled for the fetches' hours and a thin keeper did one sampled repair at a time)
+        const start = Math.max(ready, capTake(keeperIdx, now, fragBytes * o.scale, tier) - fragBytes * o.scale / capPerMs[keeperIdx])
         landed = Math.max(landed, links.send(keeperIdx, fragBytes, start, o.latencyMs, o.scale, tier > 0))
         r.bytesPushed += fragBytes * o.scale
       }
     }
     busy[c] = 1
     r.repairs++
+    if (keeperIdx === o.watchKeeper) o.watchLog!(`${(q.now / HOUR).toFixed(2)} h keeper ${keeperIdx}: c${c} tier ${tier} live ${liveCount(c)} ${p.health} fetched by ${(ready / HOUR).toFixed(1)} lands ${(landed / HOUR).toFixed(1)} h; pushes ${missing.map(x => `f${x.j}->${x.to.map(t => index.get(t)).join('+')}`).join(' ')}; queues ${queues.map(w => w.list[keeperIdx].length).join('/')}`)
+    W(c, () => `repair: fetched by ${(ready / HOUR).toFixed(1)} h, lands ${(landed / HOUR).toFixed(1)} h, pushes ${missing.map(x => `f${x.j}->${x.to.map(t => index.get(t)).join('+')}`).join(' ')}`)
     q.at(landed, () => {
+      W(c, () => `landed; ${hs(c)}`)
       busy[c] = 0
       r.repairMs.push(landed - now)
       for (const { j, h } of lands) {
@@ -619,6 +645,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
             for (const s of held[c]) {
               if (!s.delete(h)) continue
               had = true
+              W(c, () => `holder ${h} (${o.uplinks[h] / 1e6} Mb) left for good`)
               if (s.size === 0) (goneFragments[c] ??= []).push(q.now)
             }
             if (had) heldWhenLeft[h].push(c)
@@ -680,6 +707,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   for (let c = 0; c < o.chunks; c++) {
     if (held[c].filter(s => s.size > 0).length < o.k) {
       r.chunksLost++
+      r.lost.push(c)
       // the last m + 1 fragments it lost came within this long: shorter than the failure
       // timeout, no repair could have started in between (lost whatever the repair policy)
       const t = goneFragments[c] ?? []

@@ -4,7 +4,12 @@
 // belongs. The same pass moves fragments to hosts that joined (they become targets), and
 // every host then drops the copies it holds but is no longer a target of, once their targets
 // hold them (rebalance.ts). Repair traffic has its own rate limit, apart from the swarm's, so
-// it never takes the whole link from reads and writes; only what is missing moves.
+// it never takes the whole link from reads and writes; only what is missing moves. The limit is
+// on what this host pushes: the cap comes from its uplink, and the fragments it fetches to rebuild
+// come in on its downlink, each sent under its holder's own upload cap. (It counted the fetches
+// too: a keeper on a 1 Mbit/s uplink spent four fifths of its 64 KiB/s lane on bytes that never
+// crossed that uplink, and npm run sim lost chunks whose last holders left 15 days apart, their
+// repairs still queued behind a thin keeper's.)
 //
 // Lazy repair (lazy.ts): a member declared gone by the failure timeout is away for the repair
 // delay (net/failure.ts), and its chunks are planned as if it still held its fragments while
@@ -64,7 +69,7 @@ export const DEFAULT_REPAIR_QUIET_INTERVAL_MS = 3600_000
  */
 export const REPAIR_LINK_SHARE = 0.5
 /**
- * Repair traffic cap (bytes fetched to rebuild plus bytes pushed) when the link is not known:
+ * Repair traffic cap (bytes pushed; fetches are not counted, see the top) when the link is not known:
  * 64 MiB/s, about half a gigabit link. A fixed cap only ever bites on links faster than itself,
  * where it is least needed (32 MiB/s, the former default, held a keeper to ~8 MiB/s restored at
  * 4 bytes moved per byte lost, a quarter of a gigabit LAN); on a slower link the link itself is
@@ -118,8 +123,10 @@ export interface RepairInit {
    * DEFAULT_REPAIR_QUIET_INTERVAL_MS; at most intervalMs passes every interval, as before).
    */
   quietIntervalMs?: number
-  /** Repair traffic cap in bytes/s (default DEFAULT_REPAIR_BYTES_PER_SECOND). */
+  /** Repair traffic cap in bytes/s, on the bytes this host pushes (default DEFAULT_REPAIR_BYTES_PER_SECOND). */
   bytesPerSecond?: number
+  /** The cap itself (default: a token bucket at bytesPerSecond; tests count what it is asked for). */
+  limiter?: RateLimiter
 }
 
 export interface RepairComponents {
@@ -281,7 +288,7 @@ export class Repairer extends EventTarget {
     this.intervalMs = init.intervalMs ?? DEFAULT_REPAIR_INTERVAL_MS
     this.incrementalPasses = init.incremental !== false
     this.quietIntervalMs = Math.max(this.intervalMs, init.quietIntervalMs ?? DEFAULT_REPAIR_QUIET_INTERVAL_MS)
-    this.limiter = tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
+    this.limiter = init.limiter ?? tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
   }
 
   start (): void {
@@ -870,7 +877,6 @@ export class Repairer extends EventTarget {
     for (const j of copyable) {
       const f = ref.fragments[j]
       const from = new Map([[f.toString(), [...(holdings.get(f.toString()) ?? [])].filter(h => h !== this.c.self)]])
-      await this.limiter.take(Math.ceil(ref.size / ref.k), { signal })
       const got = await this.c.swarm.pullAny([f], 1, from, { signal, background: true }).catch((err: Error) => {
         // not copied: rebuilt from any k below
         log('copy of fragment %s of chunk %s from %s failed: %s', shortCid(f), shortCid(ref.cid!), shortPeers(from.get(f.toString()) ?? []), err.message)
@@ -892,8 +898,6 @@ export class Repairer extends EventTarget {
       const want = ref.fragments.filter((_, j) => have[j] === undefined)
       const from = new Map<string, string[]>()
       for (const f of want) from.set(f.toString(), [...(holdings.get(f.toString()) ?? [])].filter(h => h !== this.c.self))
-      const size = Math.ceil(ref.size / ref.k)
-      await this.limiter.take(size * (ref.k - count), { signal })
       const got = await this.c.swarm.pullAny(want, ref.k - count, from, { signal, background: true })
       ref.fragments.forEach((f, j) => {
         const b = got.get(f.toString())
@@ -917,7 +921,6 @@ export class Repairer extends EventTarget {
     const signal = anySignal([passSignal], REPAIR_CHUNK_TIMEOUT_MS)
     const cids = [...new Map(js.map(j => [ref.fragments[j].toString(), ref.fragments[j]])).values()]
     const from = new Map(cids.map(f => [f.toString(), [...p.held.flatMap((hs, j) => ref.fragments[j].equals(f) ? [...hs] : [])].filter(h => h !== this.c.self)]))
-    await this.limiter.take(cids.length * Math.ceil(ref.size / ref.k), { signal })
     const got = await this.c.swarm.pullAny(cids, cids.length, from, { signal, background: true })
     const blocks = cids.flatMap(cid => { const bytes = got.get(cid.toString()); return bytes === undefined ? [] : [{ cid, bytes }] })
     if (blocks.length === 0) return false

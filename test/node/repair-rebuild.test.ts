@@ -11,6 +11,7 @@ import { Repairer } from '../../node/keeper/repair.ts'
 import type { RepairComponents } from '../../node/keeper/repair.ts'
 import { encodeChunk } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
+import type { RateLimiter } from '../../swarm/index.ts'
 
 const MEMBERS = Array.from({ length: 8 }, (_, i) => `h${i}`)
 const K = 4
@@ -33,7 +34,7 @@ interface World {
  * One chunk whose fragment j was placed on h_j; `gone` hosts are neither members nor live, `emptied` hosts
  * lost what they held. h0 is this host and, ranking first, the chunk's keeper.
  */
-function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], emptied: string[] = []): World {
+function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], emptied: string[] = [], limiter?: RateLimiter): World {
   const members = MEMBERS.filter(h => !gone.includes(h))
   const holds = new Map(MEMBERS.map(h => [h, new Set<string>()]))
   ref.fragments.forEach((f, j) => { if (!emptied.includes(MEMBERS[j])) holds.get(MEMBERS[j])!.add(f.toString()) })
@@ -74,7 +75,7 @@ function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], 
     },
     custody: { drop: async () => [] }
   } as unknown as RepairComponents
-  w.repairer = new Repairer(c, { intervalMs: 0, bytesPerSecond: 1 << 30 })
+  w.repairer = new Repairer(c, { intervalMs: 0, bytesPerSecond: 1 << 30, limiter })
   return w
 }
 
@@ -129,5 +130,25 @@ describe('Repairer: the bytes one chunk\'s repair moves (node/keeper/repair.ts)'
     assert.equal(w.pushed.size, 0)
     assert.deepEqual(w.storedHere, [ref.fragments[0].toString()])
     assert.equal(p.bytesFetched, K * blocks.get(ref.fragments[0].toString())!.byteLength)
+  })
+
+  it('the repair cap is asked for the bytes pushed only: the fetches come in on the downlink', async () => {
+    // the cap comes from the uplink (repairRate()): counting the k - 1 fetches too, a keeper on
+    // a 1 Mbit/s uplink spent four fifths of its lane on bytes that never crossed it
+    const taken: number[] = []
+    const limiter: RateLimiter = { rate: 1, take: (bytes: number) => { taken.push(bytes) } }
+    const w = world(ref, blocks, ['h3', 'h4'], [], limiter)
+    const p = await w.repairer.pass()
+    assert.equal(p.failed, 0)
+    assert.equal(w.fetched.length, K - 1)
+    const size = blocks.get(ref.fragments[3].toString())!.byteLength
+    assert.equal(p.bytesPushed, 2 * size)
+    assert.deepEqual(taken, [2 * size])
+    // a keeper that rebuilds only for itself pushes nothing and takes nothing
+    taken.length = 0
+    const self = world(ref, blocks, [], ['h0'], limiter)
+    assert.equal((await self.repairer.pass()).failed, 0)
+    assert.equal(self.fetched.length, K)
+    assert.deepEqual(taken, [])
   })
 })

@@ -1,0 +1,62 @@
+// Traces one sampled chunk of the churn figures (scripts/sim/churn.ts, 1,000 hosts, 30 days):
+// who held it, who kept it at each pass, the queue it waited in, each repair and its landing.
+// Also prints the chunks lost. Same network, trace and chunks as `npm run sim` with that seed.
+//
+//   npx node scripts/sim/trace-chunk.ts [--seed 15] [--run eager|lazy|oracle] [--chunk N] [--keeper H]
+//                                       [--repair-delay 4320] [--repair-spare 0]
+// --keeper H also prints every repair host H makes as a keeper.
+import { parseArgs } from 'node:util'
+import { CHUNK_SIZE } from '../../node/data/index.ts'
+import { DEFAULT_REDUNDANCY, erasureParams } from '../../node/keeper/index.ts'
+import { DEFAULT_FAILURE_TIMEOUT_MS } from '../../node/net/index.ts'
+import { prng } from '../../harness/prng.ts'
+import { simHosts } from '../../harness/sim/hosts.ts'
+import { churnTrace, permanentOnly, runChurn, simUplink } from '../../harness/sim/churn.ts'
+
+const HOUR = 3600_000
+const { values } = parseArgs({
+  options: {
+    seed: { type: 'string', default: '15' },
+    run: { type: 'string', default: 'eager' },
+    chunk: { type: 'string', default: '-1' },
+    keeper: { type: 'string', default: '-1' },
+    'repair-delay': { type: 'string', default: '4320' },
+    'repair-spare': { type: 'string', default: '0' }
+  }
+})
+// as scripts/sim/index.ts and churn.ts draw them for --churn-hosts 1000 and the defaults
+const N = 1000
+const seed = Number(values.seed) + N
+const rand = prng(seed)
+const joiners = Math.round(N * 0.05)
+const hosts = simHosts(N + joiners, rand)
+const uplinks = hosts.map(() => simUplink(rand))
+const { k, m } = erasureParams(N, DEFAULT_REDUNDANCY)
+const diskTotal = hosts.slice(0, N).reduce((s, h) => s + h.disk, 0)
+const chunks = 10000
+const scale = 0.1 * diskTotal / (CHUNK_SIZE * (k + m) / k) / chunks
+const duration = 30 * 24 * HOUR
+const trace = churnTrace({ hosts: N, joiners, leavers: Math.round(N * 0.05), duration, churnPerHour: 1 / 24 }, rand)
+const run = values.run
+const r = runChurn({
+  hosts,
+  uplinks,
+  initial: N,
+  trace: run === 'oracle' ? permanentOnly(trace) : trace,
+  chunks,
+  scale,
+  k,
+  m,
+  chunkBytes: CHUNK_SIZE,
+  failureTimeoutMs: DEFAULT_FAILURE_TIMEOUT_MS,
+  latencyMs: 30,
+  duration,
+  rand: prng(seed * 7 + 1),
+  ...(run === 'oracle'
+    ? {}
+    : { repairDelayMs: run === 'lazy' ? Number(values['repair-delay']) * 60_000 : DEFAULT_FAILURE_TIMEOUT_MS, repairSpare: Number(values['repair-spare']), order: 'urgent' as const, jump: true }),
+  watch: Number(values.chunk),
+  watchKeeper: Number(values.keeper),
+  watchLog: (line: string) => { process.stdout.write(line + '\n') }
+})
+process.stdout.write(`${run}: ${r.chunksLost} chunks lost (${r.lost.join(', ')}), ${((r.bytesFetched + r.bytesPushed) / 1e12).toFixed(2)} TB moved, a sampled chunk stands for ${scale.toFixed(0)}\n`)
