@@ -538,8 +538,8 @@ class Apply {
   }
 
   private addEntry (id: EntryId, parent: InodeId, name: string, inode: InodeId): void {
+    // not in `entries` yet: attach() puts it there, live (one record, not a dead one and its live copy)
     const e: EntryRec = { id, parent, name, inode, live: false, by: { author: this.node.op.author, time: this.time } }
-    this.j.set(this.s.entries, id, e)
     let links = this.s.links.get(inode)
     if (links === undefined) {
       links = new Map()
@@ -621,6 +621,13 @@ class Apply {
    */
   private setBase (id: InodeId, content: Content | null, size: number, branched = false): void {
     const rec = this.s.inodes.get(id) as InodeRec
+    if (rec.tail === undefined && rec.appends === undefined && rec.covered === undefined && rec.held === undefined &&
+        rec.folded === undefined && rec.real === undefined && rec.least === undefined) {
+      // no extent, append or fold over the version it replaces (most writes): what the general
+      // path below gives then, without its sets, lists and patch
+      this.j.set(this.s.inodes, id, clean({ ...rec, content, size }))
+      return
+    }
     // the positioned extents over the version now: an unseen one elsewhere is on another
     // branch's sibling (or in history), never over this version
     const over = new Set<string>()
@@ -1111,8 +1118,8 @@ class Apply {
     this.j.set(s.head, id, [loser.id])
     const dir = s.dirs.get(primary.parent)
     const name = conflictName(primary.name, v.author, v.time, n => dir?.has(n) ?? false)
+    // put in `entries` by attach(), live
     const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: false, by: { author: v.author, time: v.time } }
-    this.j.set(s.entries, id, e)
     this.j.set(s.links, id, new Map([[id, true]]))
     this.attach(e)
     this.setConflict(id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
@@ -1161,7 +1168,10 @@ class Apply {
       if (!s.conflicts.has(other.id)) this.setConflict(other.id, { of: e.inode, author: other.by.author, time: other.by.time, write: false })
     }
     this.j.set(dir, e.name, e.id)
-    this.j.set(s.entries, e.id, { ...s.entries.get(e.id) as EntryRec, live: true })
+    // a new entry (addEntry, sibling) is not in `entries` yet; a moved one is there live already
+    const now = s.entries.get(e.id)
+    if (now === undefined) this.j.set(s.entries, e.id, { ...e, live: true })
+    else if (!now.live) this.j.set(s.entries, e.id, { ...now, live: true })
     this.count(e, +1)
     this.changed(e.parent)
     this.absorb(e)

@@ -55,10 +55,15 @@ export class Journal {
     this.n = n + 3
   }
 
+  /**
+   * Set a key. The tree's maps never hold undefined (refused here), so a key whose value reads
+   * undefined is absent: one lookup, not get() and has(), for the new keys most ops add.
+   */
   set<K, V> (map: Map<K, V>, key: K, value: V): void {
+    if (value === undefined) throw new TypeError('the tree\'s maps hold no undefined')
     if (this.recording) {
       const old = map.get(key)
-      this.put(map, key, old !== undefined || map.has(key) ? old : ABSENT)
+      this.put(map, key, old === undefined ? ABSENT : old)
     }
     map.set(key, value)
   }

@@ -501,11 +501,18 @@ export class Tree extends EventTarget {
       stats.orderMs += performance.now() - t
       t = performance.now()
       // written, not synced: a peer's op is durable here with the next sync (an op held for a
-      // peer's fsync is synced before the answer: node/net/sync.ts holdFor)
-      if (ready.length > 0) await this.log.append(ready.map(op => op.bytes), 'written').catch((err: Error) => {
-        this.failed ??= err
-        throw err
-      })
+      // peer's fsync is synced before the answer: node/net/sync.ts holdFor). The write is queued
+      // now and runs while the ops are applied: the log takes records in order, so anything
+      // appended or synced after this (a local op naming these as parents, a hold's sync) is
+      // behind them in the file; receive() returns once the write is done, and a failed write
+      // fails the tree (usable()), as it did before the apply.
+      let written: Promise<void> | undefined
+      if (ready.length > 0) {
+        written = this.log.append(ready.map(op => op.bytes), 'written').catch((err: Error) => {
+          this.failed ??= err
+          throw err
+        })
+      }
       stats.journalMs += performance.now() - t
       t = performance.now()
       for (let i = 0; i < ready.length; i++) this.pending.delete(ready[i].id)
@@ -514,7 +521,15 @@ export class Tree extends EventTarget {
         if (isReady[i] === 0) this.pending.set(ops[i].id, ops[i])
       }
       stats.orderMs += performance.now() - t
-      this.integrate(ready, false)
+      try {
+        this.integrate(ready, false)
+      } catch (err) {
+        await written?.catch(() => {}) // ignored: the apply's failure is the one to report (a failed write set this.failed too)
+        throw err
+      }
+      t = performance.now()
+      await written
+      stats.journalMs += performance.now() - t
       stats.applied += ready.length
       t = performance.now()
       const missing = new Map<string, CID>()
