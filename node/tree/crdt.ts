@@ -55,7 +55,7 @@
 //    plain files under a name of their own (keptName); see resolve() below.
 import { hash } from 'node:crypto'
 import { baseName, conflictName, keptName } from './conflicts.ts'
-import { Journal, type Undo, undo } from './journal.ts'
+import { Journal } from './journal.ts'
 import { sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
 import type { Content, EntryId, Extent, Inode, InodeId, MoreExtent, OpBody, Version } from './types.ts'
@@ -366,16 +366,22 @@ export class TreeState {
   /** Applies ops (one Apply for all: every op applied, and applied again in a merge, made one). */
   private readonly applier = new Apply(this)
 
-  /** Apply one op (its parents already applied) and return its undo records. */
-  apply (node: DagNode, dag: Dag, record: boolean): Undo[] {
+  /**
+   * Apply one op (its parents already applied), with `record`, its undo records in the journal
+   * (j.mark() before the call and j.undoTo() of it undo the op).
+   */
+  apply (node: DagNode, dag: Dag, record: boolean): void {
+    const mark = this.j.mark()
     this.j.begin(record)
     try {
       this.applier.run(node, dag)
     } catch (err) {
-      this.j.end()
+      // a half-applied op's records are dropped, as they always were
+      this.j.drop(mark)
       throw err
+    } finally {
+      this.j.end()
     }
-    return this.j.end()
   }
 }
 
@@ -1352,4 +1358,3 @@ function mergeable (a: InodeRec, b: InodeRec): boolean {
   }
 }
 
-export { undo }

@@ -2,12 +2,14 @@
 // Journal, which records how to put the old value back; undoing an op's records in reverse
 // restores the state before it (Kleppmann et al.'s undo-do-redo for late ops).
 //
-// An op's records are one flat array, three slots per change (the map or list, the key, the
-// old value), not a closure per change: every op received is recorded (it may be undone by a
-// late op), and a closure and its context per change were most of the allocation (and so of the
-// garbage collection) of applying ops. The records of the last UNDO_WINDOW ops are held, so the
-// slots are few: what to do is read from the old value (ABSENT: delete the key) and the key
-// (POP: pop the list; LAST: put the list's last item back), not stored in a slot of its own.
+// The records of every op applied (while recording) are one flat log, three slots per change
+// (the map or list, the key, the old value), oldest first: not a closure per change, nor an
+// array per op (every op received is recorded, since a late op may undo it, and an array per op
+// was a large part of the allocation, and so of the garbage collection, of applying ops). The
+// ops applied after a point are undone by walking the log back to that point (mark()/undoTo());
+// the records of ops that left the undo window are let go (forget()). What to do is read from
+// the old value (ABSENT: delete the key) and the key (POP: pop the list; LAST: put the list's
+// last item back), not stored in a slot of its own.
 
 /** One slot of an op's undo records; an op's records are an Undo[] (see undo()). */
 type Undo = unknown
@@ -19,40 +21,86 @@ const POP: unique symbol = Symbol('pop')
 /** The key slot of a change of a list's last item: undo puts the old one back. */
 const LAST: unique symbol = Symbol('last')
 
-/** The undo records of an op that changed nothing (never written to: undo only reads them). */
-const NO_RECORDS: Undo[] = []
+/** Forgotten records are dropped from the front of the log once they are this many slots and half of it. */
+const COMPACT_SLOTS = 1 << 16
 
 export class Journal {
-  /**
-   * The records of the op being applied, in a list reused from op to op (written by index: a
-   * list emptied by `length = 0` drops its storage and grows it again, push by push, for the
-   * next op); end() copies them at their exact length, which is what an op holds.
-   */
-  private readonly buf: Undo[] = []
+  /** The log: slot i (absolute) is slots[i - base]. */
+  private slots: Undo[] = []
+  private base = 0
+  /** The absolute end of the log. */
   private n = 0
+  /** Slots before this (absolute) will never be undone (forget()). */
+  private forgotten = 0
   private recording = false
+  private readonly compactSlots: number
+
+  /** `compactSlots`: forgotten slots dropped from the log's front once they are this many and half of it (tests set it low). */
+  constructor (compactSlots = COMPACT_SLOTS) {
+    this.compactSlots = compactSlots
+  }
 
   /** Start an op: record its changes (or not). */
   begin (record: boolean): void {
     this.recording = record
-    this.n = 0
   }
 
-  /** End the op: its records (none when it did not record). */
-  end (): Undo[] {
-    const n = this.n
+  /** End the op. */
+  end (): void {
     this.recording = false
-    this.n = 0
-    return n === 0 ? NO_RECORDS : this.buf.slice(0, n)
+  }
+
+  /** Where the log ends now: undoTo() of it undoes every op applied after this call. */
+  mark (): number {
+    return this.n
+  }
+
+  /** Undo every record after `mark` (newest first), and drop them. */
+  undoTo (mark: number): void {
+    if (mark < this.forgotten) throw new RangeError('undoTo: those records were forgotten')
+    const s = this.slots
+    const from = mark - this.base
+    for (let i = this.n - this.base - 3; i >= from; i -= 3) {
+      const key = s[i + 1]
+      if (key === POP) (s[i] as unknown[]).pop()
+      else if (key === LAST) (s[i] as unknown[])[(s[i] as unknown[]).length - 1] = s[i + 2]
+      else if (s[i + 2] === ABSENT) (s[i] as Map<unknown, unknown>).delete(key)
+      else (s[i] as Map<unknown, unknown>).set(key, s[i + 2])
+    }
+    this.drop(mark)
+  }
+
+  /** Drop the records after `mark` without undoing them (an op that failed half way). */
+  drop (mark: number): void {
+    this.slots.length = mark - this.base
+    this.n = mark
+  }
+
+  /** The records before `mark` will never be undone: let go of what they hold. */
+  forget (mark: number): void {
+    if (mark <= this.forgotten) return
+    const s = this.slots
+    for (let i = this.forgotten - this.base; i < mark - this.base; i++) s[i] = undefined
+    this.forgotten = mark
+    const dead = mark - this.base
+    if (dead >= this.compactSlots && dead * 2 >= s.length) {
+      this.slots = s.slice(dead)
+      this.base = mark
+    }
+  }
+
+  /** Slots in the log's array (forgotten ones not dropped yet included): for tests. */
+  get held (): number {
+    return this.slots.length
   }
 
   private put (list: unknown, key: unknown, old: unknown): void {
-    const b = this.buf
-    const n = this.n
-    b[n] = list
-    b[n + 1] = key
-    b[n + 2] = old
-    this.n = n + 3
+    const s = this.slots
+    const at = this.n - this.base
+    s[at] = list
+    s[at + 1] = key
+    s[at + 2] = old
+    this.n += 3
   }
 
   /**
@@ -83,17 +131,6 @@ export class Journal {
   setLast<T> (list: T[], value: T): void {
     if (this.recording) this.put(list, LAST, list[list.length - 1])
     list[list.length - 1] = value
-  }
-}
-
-/** Undo one op's records (newest first). */
-export function undo (records: Undo[]): void {
-  for (let i = records.length - 3; i >= 0; i -= 3) {
-    const key = records[i + 1]
-    if (key === POP) (records[i] as unknown[]).pop()
-    else if (key === LAST) (records[i] as unknown[])[(records[i] as unknown[]).length - 1] = records[i + 2]
-    else if (records[i + 2] === ABSENT) (records[i] as Map<unknown, unknown>).delete(key)
-    else (records[i] as Map<unknown, unknown>).set(key, records[i + 2])
   }
 }
 
