@@ -21,23 +21,32 @@ const POP: unique symbol = Symbol('pop')
 /** The key slot of a change of a list's last item: undo puts the old one back. */
 const LAST: unique symbol = Symbol('last')
 
-/** Forgotten records are dropped from the front of the log once they are this many slots and half of it. */
-const COMPACT_SLOTS = 1 << 16
+/** Slots per chunk of the log, as a power of two. */
+const CHUNK_BITS = 12
 
 export class Journal {
-  /** The log: slot i (absolute) is slots[i - base]. */
-  private slots: Undo[] = []
-  private base = 0
+  /**
+   * The log, in chunks of 2^bits slots: slot i (absolute) is chunks[c][r & mask], r = i - first *
+   * size, c = r >> bits. Chunks are kept once made (reused after an undo), dropped from the front
+   * once forgotten: no array per op, and no copy of a large one as it grows.
+   */
+  private readonly chunks: Undo[][] = []
+  private readonly bits: number
+  private readonly size: number
+  private readonly mask: number
+  /** The absolute number of chunks[0]. */
+  private first = 0
   /** The absolute end of the log. */
   private n = 0
   /** Slots before this (absolute) will never be undone (forget()). */
   private forgotten = 0
   private recording = false
-  private readonly compactSlots: number
 
-  /** `compactSlots`: forgotten slots dropped from the log's front once they are this many and half of it (tests set it low). */
-  constructor (compactSlots = COMPACT_SLOTS) {
-    this.compactSlots = compactSlots
+  /** `chunkBits`: log2 of the slots per chunk (tests make them small). */
+  constructor (chunkBits = CHUNK_BITS) {
+    this.bits = chunkBits
+    this.size = 2 ** chunkBits
+    this.mask = this.size - 1
   }
 
   /** Start an op: record its changes (or not). */
@@ -58,49 +67,77 @@ export class Journal {
   /** Undo every record after `mark` (newest first), and drop them. */
   undoTo (mark: number): void {
     if (mark < this.forgotten) throw new RangeError('undoTo: those records were forgotten')
-    const s = this.slots
-    const from = mark - this.base
-    for (let i = this.n - this.base - 3; i >= from; i -= 3) {
-      const key = s[i + 1]
-      if (key === POP) (s[i] as unknown[]).pop()
-      else if (key === LAST) (s[i] as unknown[])[(s[i] as unknown[]).length - 1] = s[i + 2]
-      else if (s[i + 2] === ABSENT) (s[i] as Map<unknown, unknown>).delete(key)
-      else (s[i] as Map<unknown, unknown>).set(key, s[i + 2])
+    const origin = this.first * this.size
+    for (let i = this.n - 3; i >= mark; i -= 3) {
+      const list = this.take(i - origin)
+      const key = this.take(i + 1 - origin)
+      const old = this.take(i + 2 - origin)
+      if (key === POP) (list as unknown[]).pop()
+      else if (key === LAST) (list as unknown[])[(list as unknown[]).length - 1] = old
+      else if (old === ABSENT) (list as Map<unknown, unknown>).delete(key)
+      else (list as Map<unknown, unknown>).set(key, old)
     }
-    this.drop(mark)
+    this.n = mark
   }
 
   /** Drop the records after `mark` without undoing them (an op that failed half way). */
   drop (mark: number): void {
-    this.slots.length = mark - this.base
+    const origin = this.first * this.size
+    for (let i = mark; i < this.n; i++) this.take(i - origin)
     this.n = mark
   }
 
-  /** The records before `mark` will never be undone: let go of what they hold. */
+  /** The records before `mark` will never be undone: the chunks wholly before it go. */
   forget (mark: number): void {
     if (mark <= this.forgotten) return
-    const s = this.slots
-    for (let i = this.forgotten - this.base; i < mark - this.base; i++) s[i] = undefined
     this.forgotten = mark
-    const dead = mark - this.base
-    if (dead >= this.compactSlots && dead * 2 >= s.length) {
-      this.slots = s.slice(dead)
-      this.base = mark
+    const whole = Math.floor(mark / this.size) - this.first
+    if (whole > 0) {
+      this.chunks.splice(0, Math.min(whole, this.chunks.length))
+      this.first += whole
     }
   }
 
-  /** Slots in the log's array (forgotten ones not dropped yet included): for tests. */
+  /** Slots in the log's chunks (forgotten ones in a chunk still held included): for tests. */
   get held (): number {
-    return this.slots.length
+    return this.chunks.length * this.size
+  }
+
+  /** Slot r (relative to chunk `first`), read and cleared (what an undone record held is let go). */
+  private take (r: number): Undo {
+    const c = this.chunks[r >> this.bits]
+    const k = r & this.mask
+    const v = c[k]
+    c[k] = undefined
+    return v
   }
 
   private put (list: unknown, key: unknown, old: unknown): void {
-    const s = this.slots
-    const at = this.n - this.base
-    s[at] = list
-    s[at + 1] = key
-    s[at + 2] = old
+    let r = this.n - this.first * this.size
     this.n += 3
+    const bits = this.bits
+    const mask = this.mask
+    if ((r & mask) <= mask - 2) {
+      // the three slots in one chunk (nearly always)
+      const c = this.chunks[r >> bits] ?? this.grow()
+      const k = r & mask
+      c[k] = list
+      c[k + 1] = key
+      c[k + 2] = old
+      return
+    }
+    for (const v of [list, key, old]) {
+      const c = this.chunks[r >> bits] ?? this.grow()
+      c[r & mask] = v
+      r++
+    }
+  }
+
+  /** A new chunk at the end. */
+  private grow (): Undo[] {
+    const c: Undo[] = new Array(this.size).fill(undefined)
+    this.chunks.push(c)
+    return c
   }
 
   /**
