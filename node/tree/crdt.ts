@@ -1175,9 +1175,9 @@ class Apply {
     }
     this.j.set(dir, e.name, e.id)
     // a new entry (addEntry, sibling) is not in `entries` yet; a moved one is there live already
-    const now = s.entries.get(e.id)
-    if (now === undefined) this.j.set(s.entries, e.id, { ...e, live: true })
-    else if (!now.live) this.j.set(s.entries, e.id, { ...now, live: true })
+    const cur = s.entries.get(e.id)
+    if (cur === undefined) this.j.set(s.entries, e.id, { ...e, live: true })
+    else if (!cur.live) this.j.set(s.entries, e.id, { ...cur, live: true })
     this.count(e, +1)
     this.changed(e.parent)
     this.absorb(e)

@@ -506,8 +506,8 @@ export class Tree extends EventTarget {
       // peer's fsync is synced before the answer: node/net/sync.ts holdFor). The write is queued
       // now and runs while the ops are applied: the log takes records in order, so anything
       // appended or synced after this (a local op naming these as parents, a hold's sync) is
-      // behind them in the file; receive() returns once the write is done, and a failed write
-      // fails the tree (usable()), as it did before the apply.
+      // behind them in the file. receive() returns once the write is done; a failed write fails
+      // the tree (usable(): every later call refuses), its ops applied in memory by then.
       let written: Promise<void> | undefined
       if (ready.length > 0) {
         written = this.log.append(ready.map(op => op.bytes), 'written').catch((err: Error) => {
