@@ -320,8 +320,12 @@ export class TreeState {
   readonly entries = new Map<EntryId, EntryRec>()
   /** dir -> name -> live entry */
   readonly dirs = new Map<InodeId, Map<string, EntryId>>()
-  /** inode -> every entry (live or dead) that ever named it */
-  readonly links = new Map<InodeId, Map<EntryId, true>>()
+  /**
+   * inode -> every entry (live or dead) that ever named it, in the order they came: a list never
+   * changed in place (a new link sets a longer copy), so the journal keeps the old list as is.
+   * Most inodes have one link: a list of one weighs a fraction of a Map.
+   */
+  readonly links = new Map<InodeId, readonly EntryId[]>()
   readonly live = new Map<InodeId, number>()
   readonly subdirs = new Map<InodeId, number>()
   readonly inodeAlias = new Map<InodeId, InodeId>()
@@ -546,12 +550,9 @@ class Apply {
   private addEntry (id: EntryId, parent: InodeId, name: string, inode: InodeId): void {
     // not in `entries` yet: attach() puts it there, live (one record, not a dead one and its live copy)
     const e: EntryRec = { id, parent, name, inode, live: false, by: { author: this.node.op.author, time: this.time } }
-    let links = this.s.links.get(inode)
-    if (links === undefined) {
-      links = new Map()
-      this.j.set(this.s.links, inode, links)
-    }
-    this.j.set(links, id, true)
+    const links = this.s.links.get(inode)
+    if (links === undefined) this.j.set(this.s.links, inode, [id])
+    else if (!links.includes(id)) this.j.set(this.s.links, inode, [...links, id])
     this.attach(e)
   }
 
@@ -1086,7 +1087,7 @@ class Apply {
   private sibling (rec: InodeRec, loser: VersionRec, shown: Shown | undefined, cause: string): void {
     const s = this.s
     let primary: EntryRec | undefined
-    for (const eid of s.links.get(rec.id)?.keys() ?? []) {
+    for (const eid of s.links.get(rec.id) ?? []) {
       const e = s.entries.get(eid) as EntryRec
       if (e.live && (primary === undefined || e.id < primary.id)) primary = e
     }
@@ -1126,7 +1127,7 @@ class Apply {
     const name = conflictName(primary.name, v.author, v.time, n => dir?.has(n) ?? false)
     // put in `entries` by attach(), live
     const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: false, by: { author: v.author, time: v.time } }
-    this.j.set(s.links, id, new Map([[id, true]]))
+    this.j.set(s.links, id, [id])
     this.attach(e)
     this.setConflict(id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
   }
@@ -1265,15 +1266,17 @@ function extentKey (x: Extent): string {
 }
 
 /**
- * The entries that ever named inode `id`, sorted (a copy: the caller may change the links). Most
- * files have one link, returned without a sort (its work array per call, on every write).
+ * The entries that ever named inode `id`, sorted. The caller may change the links meanwhile: the
+ * list is never changed in place (TreeState.links), so one of a single link (most files) is
+ * returned as it is, and a longer one sorted in a copy.
  */
-function linksOf (s: TreeState, id: InodeId): string[] {
+function linksOf (s: TreeState, id: InodeId): readonly string[] {
   const links = s.links.get(id)
-  if (links === undefined) return []
-  const out = [...links.keys()]
-  return out.length < 2 ? out : out.sort()
+  if (links === undefined) return NO_LINKS
+  return links.length < 2 ? links : [...links].sort()
 }
+
+const NO_LINKS: readonly string[] = []
 
 /**
  * Extents (by author lists) in the order they land: their ops' total order, and within one

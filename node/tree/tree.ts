@@ -166,7 +166,7 @@ export class Tree extends EventTarget {
   /** Live entries naming an inode (hard links). */
   entries (inode: InodeId): Entry[] {
     const out: Entry[] = []
-    for (const id of this.state.links.get(this.state.ri(inode))?.keys() ?? []) {
+    for (const id of this.state.links.get(this.state.ri(inode)) ?? []) {
       const e = this.state.entries.get(id) as EntryRec
       if (e.live) out.push(entry(e))
     }
