@@ -1215,7 +1215,8 @@ class Apply {
   private changed (dir: InodeId): void {
     // patch() without a patch object: this runs for every entry that comes or goes
     const rec = this.s.inodes.get(dir)
-    if (rec === undefined) return
+    // times already the op's (a move within one directory changes it twice): nothing to change
+    if (rec === undefined || (rec.mtime === this.time && rec.ctime === this.time)) return
     this.j.set(this.s.inodes, dir, { ...rec, mtime: this.time, ctime: this.time })
   }
 
