@@ -8,7 +8,7 @@
 //   TIME=1   no profiler: wall ms and main-thread CPU ms of each phase (REPS=n: the best of n
 //            runs, each with trees of its own: figures that the load of a shared machine bends less)
 //   TYPES=1  (with TIME=1) the time of the CRDT's apply by op type
-//   N=n      ops per replica (default 10,000)
+//   N=n      ops per replica (default 10,000); WSYNC=ms, the trees' writtenSyncMs
 // Phases: apply, one replica's N ops received by a third in causal order, 256 per receive();
 // merge, two replicas that diverged by N ops each receive each other's in one receive().
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -119,7 +119,7 @@ for (let rep = 0; rep < REPS; rep++) {
   const base = await mkdtemp(join(tmpdir(), 'darkfs-tree-prof-'))
   const trees: Tree[] = []
   try {
-    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map(async d => await Tree.open({ dir: join(base, d), signer: await signer(), verify })))
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map(async d => await Tree.open({ dir: join(base, d), signer: await signer(), verify, ...(process.env.WSYNC !== undefined ? { writtenSyncMs: Number(process.env.WSYNC) } : {}) })))
     trees.push(a, b, c)
     if (TYPES && rep === 0) timeTypes(a)
     const ha = (await a.commit({ type: 'create', parent: a.root, name: 'a', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
