@@ -31,7 +31,8 @@ export function createClock (now: () => number = Date.now): Clock {
       return [wall, counter]
     },
     observe (hlc) {
-      if (compareHlc(hlc, [wall, counter]) > 0) {
+      // compareHlc(hlc, [wall, counter]) > 0, without a pair per op observed
+      if (hlc[0] > wall || (hlc[0] === wall && hlc[1] > counter)) {
         wall = hlc[0]
         counter = hlc[1]
       }

@@ -55,7 +55,7 @@
 //    plain files under a name of their own (keptName); see resolve() below.
 import { hash } from 'node:crypto'
 import { baseName, conflictName, keptName } from './conflicts.ts'
-import { Journal, type Undo, undo } from './journal.ts'
+import { Journal } from './journal.ts'
 import { sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
 import type { Content, EntryId, Extent, Inode, InodeId, MoreExtent, OpBody, Version } from './types.ts'
@@ -320,8 +320,12 @@ export class TreeState {
   readonly entries = new Map<EntryId, EntryRec>()
   /** dir -> name -> live entry */
   readonly dirs = new Map<InodeId, Map<string, EntryId>>()
-  /** inode -> every entry (live or dead) that ever named it */
-  readonly links = new Map<InodeId, Map<EntryId, true>>()
+  /**
+   * inode -> every entry (live or dead) that ever named it, in the order they came: a list never
+   * changed in place (a new link sets a longer copy), so the journal keeps the old list as is.
+   * Most inodes have one link: a list of one weighs a fraction of a Map.
+   */
+  readonly links = new Map<InodeId, readonly EntryId[]>()
   readonly live = new Map<InodeId, number>()
   readonly subdirs = new Map<InodeId, number>()
   readonly inodeAlias = new Map<InodeId, InodeId>()
@@ -366,16 +370,22 @@ export class TreeState {
   /** Applies ops (one Apply for all: every op applied, and applied again in a merge, made one). */
   private readonly applier = new Apply(this)
 
-  /** Apply one op (its parents already applied) and return its undo records. */
-  apply (node: DagNode, dag: Dag, record: boolean): Undo[] {
+  /**
+   * Apply one op (its parents already applied), with `record`, its undo records in the journal
+   * (j.mark() before the call and j.undoTo() of it undo the op).
+   */
+  apply (node: DagNode, dag: Dag, record: boolean): void {
+    const mark = this.j.mark()
     this.j.begin(record)
     try {
       this.applier.run(node, dag)
     } catch (err) {
-      this.j.end()
+      // a half-applied op's records are dropped, as they always were
+      this.j.drop(mark)
       throw err
+    } finally {
+      this.j.end()
     }
-    return this.j.end()
   }
 }
 
@@ -538,14 +548,11 @@ class Apply {
   }
 
   private addEntry (id: EntryId, parent: InodeId, name: string, inode: InodeId): void {
+    // not in `entries` yet: attach() puts it there, live (one record, not a dead one and its live copy)
     const e: EntryRec = { id, parent, name, inode, live: false, by: { author: this.node.op.author, time: this.time } }
-    this.j.set(this.s.entries, id, e)
-    let links = this.s.links.get(inode)
-    if (links === undefined) {
-      links = new Map()
-      this.j.set(this.s.links, inode, links)
-    }
-    this.j.set(links, id, true)
+    const links = this.s.links.get(inode)
+    if (links === undefined) this.j.set(this.s.links, inode, [id])
+    else if (!links.includes(id)) this.j.set(this.s.links, inode, [...links, id])
     this.attach(e)
   }
 
@@ -621,6 +628,13 @@ class Apply {
    */
   private setBase (id: InodeId, content: Content | null, size: number, branched = false): void {
     const rec = this.s.inodes.get(id) as InodeRec
+    if (rec.tail === undefined && rec.appends === undefined && rec.covered === undefined && rec.held === undefined &&
+        rec.folded === undefined && rec.real === undefined && rec.least === undefined) {
+      // no extent, append or fold over the version it replaces (most writes): what the general
+      // path below gives then, without its sets, lists and patch
+      this.j.set(this.s.inodes, id, clean({ ...rec, content, size }))
+      return
+    }
     // the positioned extents over the version now: an unseen one elsewhere is on another
     // branch's sibling (or in history), never over this version
     const over = new Set<string>()
@@ -1073,7 +1087,7 @@ class Apply {
   private sibling (rec: InodeRec, loser: VersionRec, shown: Shown | undefined, cause: string): void {
     const s = this.s
     let primary: EntryRec | undefined
-    for (const eid of s.links.get(rec.id)?.keys() ?? []) {
+    for (const eid of s.links.get(rec.id) ?? []) {
       const e = s.entries.get(eid) as EntryRec
       if (e.live && (primary === undefined || e.id < primary.id)) primary = e
     }
@@ -1111,9 +1125,9 @@ class Apply {
     this.j.set(s.head, id, [loser.id])
     const dir = s.dirs.get(primary.parent)
     const name = conflictName(primary.name, v.author, v.time, n => dir?.has(n) ?? false)
+    // put in `entries` by attach(), live
     const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: false, by: { author: v.author, time: v.time } }
-    this.j.set(s.entries, id, e)
-    this.j.set(s.links, id, new Map([[id, true]]))
+    this.j.set(s.links, id, [id])
     this.attach(e)
     this.setConflict(id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
   }
@@ -1161,7 +1175,10 @@ class Apply {
       if (!s.conflicts.has(other.id)) this.setConflict(other.id, { of: e.inode, author: other.by.author, time: other.by.time, write: false })
     }
     this.j.set(dir, e.name, e.id)
-    this.j.set(s.entries, e.id, { ...s.entries.get(e.id) as EntryRec, live: true })
+    // a new entry (addEntry, sibling) is not in `entries` yet; a moved one is there live already
+    const cur = s.entries.get(e.id)
+    if (cur === undefined) this.j.set(s.entries, e.id, { ...e, live: true })
+    else if (!cur.live) this.j.set(s.entries, e.id, { ...cur, live: true })
     this.count(e, +1)
     this.changed(e.parent)
     this.absorb(e)
@@ -1198,7 +1215,8 @@ class Apply {
   private changed (dir: InodeId): void {
     // patch() without a patch object: this runs for every entry that comes or goes
     const rec = this.s.inodes.get(dir)
-    if (rec === undefined) return
+    // times already the op's (a move within one directory changes it twice): nothing to change
+    if (rec === undefined || (rec.mtime === this.time && rec.ctime === this.time)) return
     this.j.set(this.s.inodes, dir, { ...rec, mtime: this.time, ctime: this.time })
   }
 
@@ -1249,15 +1267,17 @@ function extentKey (x: Extent): string {
 }
 
 /**
- * The entries that ever named inode `id`, sorted (a copy: the caller may change the links). Most
- * files have one link, returned without a sort (its work array per call, on every write).
+ * The entries that ever named inode `id`, sorted. The caller may change the links meanwhile: the
+ * list is never changed in place (TreeState.links), so one of a single link (most files) is
+ * returned as it is, and a longer one sorted in a copy.
  */
-function linksOf (s: TreeState, id: InodeId): string[] {
+function linksOf (s: TreeState, id: InodeId): readonly string[] {
   const links = s.links.get(id)
-  if (links === undefined) return []
-  const out = [...links.keys()]
-  return out.length < 2 ? out : out.sort()
+  if (links === undefined) return NO_LINKS
+  return links.length < 2 ? links : [...links].sort()
 }
+
+const NO_LINKS: readonly string[] = []
 
 /**
  * Extents (by author lists) in the order they land: their ops' total order, and within one
@@ -1342,4 +1362,3 @@ function mergeable (a: InodeRec, b: InodeRec): boolean {
   }
 }
 
-export { undo }

@@ -2,12 +2,14 @@
 // Journal, which records how to put the old value back; undoing an op's records in reverse
 // restores the state before it (Kleppmann et al.'s undo-do-redo for late ops).
 //
-// An op's records are one flat array, three slots per change (the map or list, the key, the
-// old value), not a closure per change: every op received is recorded (it may be undone by a
-// late op), and a closure and its context per change were most of the allocation (and so of the
-// garbage collection) of applying ops. The records of the last UNDO_WINDOW ops are held, so the
-// slots are few: what to do is read from the old value (ABSENT: delete the key) and the key
-// (POP: pop the list; LAST: put the list's last item back), not stored in a slot of its own.
+// The records of every op applied (while recording) are one flat log, three slots per change
+// (the map or list, the key, the old value), oldest first: not a closure per change, nor an
+// array per op (every op received is recorded, since a late op may undo it, and an array per op
+// was a large part of the allocation, and so of the garbage collection, of applying ops). The
+// ops applied after a point are undone by walking the log back to that point (mark()/undoTo());
+// the records of ops that left the undo window are let go (forget()). What to do is read from
+// the old value (ABSENT: delete the key) and the key (POP: pop the list; LAST: put the list's
+// last item back), not stored in a slot of its own.
 
 /** One slot of an op's undo records; an op's records are an Undo[] (see undo()). */
 type Undo = unknown
@@ -19,46 +21,134 @@ const POP: unique symbol = Symbol('pop')
 /** The key slot of a change of a list's last item: undo puts the old one back. */
 const LAST: unique symbol = Symbol('last')
 
-/** The undo records of an op that changed nothing (never written to: undo only reads them). */
-const NO_RECORDS: Undo[] = []
+/** Slots per chunk of the log, as a power of two. */
+const CHUNK_BITS = 12
 
 export class Journal {
   /**
-   * The records of the op being applied, in a list reused from op to op (written by index: a
-   * list emptied by `length = 0` drops its storage and grows it again, push by push, for the
-   * next op); end() copies them at their exact length, which is what an op holds.
+   * The log, in chunks of 2^bits slots: slot i (absolute) is chunks[c][r & mask], r = i - first *
+   * size, c = r >> bits. Chunks are kept once made (reused after an undo), dropped from the front
+   * once forgotten: no array per op, and no copy of a large one as it grows.
    */
-  private readonly buf: Undo[] = []
+  private readonly chunks: Undo[][] = []
+  private readonly bits: number
+  private readonly size: number
+  private readonly mask: number
+  /** The absolute number of chunks[0]. */
+  private first = 0
+  /** The absolute end of the log. */
   private n = 0
+  /** Slots before this (absolute) will never be undone (forget()). */
+  private forgotten = 0
   private recording = false
+
+  /** `chunkBits`: log2 of the slots per chunk (tests make them small). */
+  constructor (chunkBits = CHUNK_BITS) {
+    this.bits = chunkBits
+    this.size = 2 ** chunkBits
+    this.mask = this.size - 1
+  }
 
   /** Start an op: record its changes (or not). */
   begin (record: boolean): void {
     this.recording = record
-    this.n = 0
   }
 
-  /** End the op: its records (none when it did not record). */
-  end (): Undo[] {
-    const n = this.n
+  /** End the op. */
+  end (): void {
     this.recording = false
-    this.n = 0
-    return n === 0 ? NO_RECORDS : this.buf.slice(0, n)
+  }
+
+  /** Where the log ends now: undoTo() of it undoes every op applied after this call. */
+  mark (): number {
+    return this.n
+  }
+
+  /** Undo every record after `mark` (newest first), and drop them. */
+  undoTo (mark: number): void {
+    if (mark < this.forgotten) throw new RangeError('undoTo: those records were forgotten')
+    const origin = this.first * this.size
+    for (let i = this.n - 3; i >= mark; i -= 3) {
+      const list = this.take(i - origin)
+      const key = this.take(i + 1 - origin)
+      const old = this.take(i + 2 - origin)
+      if (key === POP) (list as unknown[]).pop()
+      else if (key === LAST) (list as unknown[])[(list as unknown[]).length - 1] = old
+      else if (old === ABSENT) (list as Map<unknown, unknown>).delete(key)
+      else (list as Map<unknown, unknown>).set(key, old)
+    }
+    this.n = mark
+  }
+
+  /** Drop the records after `mark` without undoing them (an op that failed half way). */
+  drop (mark: number): void {
+    const origin = this.first * this.size
+    for (let i = mark; i < this.n; i++) this.take(i - origin)
+    this.n = mark
+  }
+
+  /** The records before `mark` will never be undone: the chunks wholly before it go. */
+  forget (mark: number): void {
+    if (mark <= this.forgotten) return
+    this.forgotten = mark
+    const whole = Math.floor(mark / this.size) - this.first
+    if (whole > 0) {
+      this.chunks.splice(0, Math.min(whole, this.chunks.length))
+      this.first += whole
+    }
+  }
+
+  /** Slots in the log's chunks (forgotten ones in a chunk still held included): for tests. */
+  get held (): number {
+    return this.chunks.length * this.size
+  }
+
+  /** Slot r (relative to chunk `first`), read and cleared (what an undone record held is let go). */
+  private take (r: number): Undo {
+    const c = this.chunks[r >> this.bits]
+    const k = r & this.mask
+    const v = c[k]
+    c[k] = undefined
+    return v
   }
 
   private put (list: unknown, key: unknown, old: unknown): void {
-    const b = this.buf
-    const n = this.n
-    b[n] = list
-    b[n + 1] = key
-    b[n + 2] = old
-    this.n = n + 3
+    let r = this.n - this.first * this.size
+    this.n += 3
+    const bits = this.bits
+    const mask = this.mask
+    if ((r & mask) <= mask - 2) {
+      // the three slots in one chunk (nearly always)
+      const c = this.chunks[r >> bits] ?? this.grow()
+      const k = r & mask
+      c[k] = list
+      c[k + 1] = key
+      c[k + 2] = old
+      return
+    }
+    for (const v of [list, key, old]) {
+      const c = this.chunks[r >> bits] ?? this.grow()
+      c[r & mask] = v
+      r++
+    }
   }
 
+  /** A new chunk at the end. */
+  private grow (): Undo[] {
+    const c: Undo[] = new Array(this.size).fill(undefined)
+    this.chunks.push(c)
+    return c
+  }
+
+  /**
+   * Set a key. The tree's maps never hold undefined (refused here), so a key whose value reads
+   * undefined is absent: one lookup, not get() and has(), for the new keys most ops add.
+   */
   set<K, V> (map: Map<K, V>, key: K, value: V): void {
+    if (value === undefined) throw new TypeError('the tree\'s maps hold no undefined')
     if (this.recording) {
       const old = map.get(key)
-      this.put(map, key, old !== undefined || map.has(key) ? old : ABSENT)
+      this.put(map, key, old === undefined ? ABSENT : old)
     }
     map.set(key, value)
   }
@@ -78,17 +168,6 @@ export class Journal {
   setLast<T> (list: T[], value: T): void {
     if (this.recording) this.put(list, LAST, list[list.length - 1])
     list[list.length - 1] = value
-  }
-}
-
-/** Undo one op's records (newest first). */
-export function undo (records: Undo[]): void {
-  for (let i = records.length - 3; i >= 0; i -= 3) {
-    const key = records[i + 1]
-    if (key === POP) (records[i] as unknown[]).pop()
-    else if (key === LAST) (records[i] as unknown[])[(records[i] as unknown[]).length - 1] = records[i + 2]
-    else if (records[i + 2] === ABSENT) (records[i] as Map<unknown, unknown>).delete(key)
-    else (records[i] as Map<unknown, unknown>).set(key, records[i + 2])
   }
 }
 

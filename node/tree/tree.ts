@@ -4,13 +4,12 @@
 // is only written (log.ts); received ops are written, synced later.
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
-import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, undo, heldRead, heldTop, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
+import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, heldRead, heldTop, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
 import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type Durability, type LogCounters, type OpLog } from './log.ts'
 import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, idOf, MAX_PARENTS, type DecodedOp } from './op.ts'
-import type { Undo } from './journal.ts'
 import { OpSet } from './rbsr.ts'
 import type { Conflict, Content, Entry, EntryId, Extent, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
 
@@ -72,9 +71,12 @@ export class Tree extends EventTarget {
   /** Every op in the DAG as (hlc wall, digest), for range-based reconciliation (rbsr.ts). */
   private readonly opIndex = new OpSet()
   private state = new TreeState()
-  /** Applied ops in total order, with their undo records (null below `floor`). */
+  /**
+   * Applied ops in total order; `undoAt[i]`, where op i's undo records start in the state's
+   * journal (ops from `floor` on are undoable).
+   */
   private applied: DagNode[] = []
-  private undos: Array<Undo[] | null> = []
+  private undoAt: number[] = []
   private floor = 0
   /** Received ops waiting for parents, by id. */
   private readonly pending = new Map<string, Op>()
@@ -164,7 +166,7 @@ export class Tree extends EventTarget {
   /** Live entries naming an inode (hard links). */
   entries (inode: InodeId): Entry[] {
     const out: Entry[] = []
-    for (const id of this.state.links.get(this.state.ri(inode))?.keys() ?? []) {
+    for (const id of this.state.links.get(this.state.ri(inode)) ?? []) {
       const e = this.state.entries.get(id) as EntryRec
       if (e.live) out.push(entry(e))
     }
@@ -501,11 +503,18 @@ export class Tree extends EventTarget {
       stats.orderMs += performance.now() - t
       t = performance.now()
       // written, not synced: a peer's op is durable here with the next sync (an op held for a
-      // peer's fsync is synced before the answer: node/net/sync.ts holdFor)
-      if (ready.length > 0) await this.log.append(ready.map(op => op.bytes), 'written').catch((err: Error) => {
-        this.failed ??= err
-        throw err
-      })
+      // peer's fsync is synced before the answer: node/net/sync.ts holdFor). The write is queued
+      // now and runs while the ops are applied: the log takes records in order, so anything
+      // appended or synced after this (a local op naming these as parents, a hold's sync) is
+      // behind them in the file. receive() returns once the write is done; a failed write fails
+      // the tree (usable(): every later call refuses), its ops applied in memory by then.
+      let written: Promise<void> | undefined
+      if (ready.length > 0) {
+        written = this.log.append(ready.map(op => op.bytes), 'written').catch((err: Error) => {
+          this.failed ??= err
+          throw err
+        })
+      }
       stats.journalMs += performance.now() - t
       t = performance.now()
       for (let i = 0; i < ready.length; i++) this.pending.delete(ready[i].id)
@@ -514,7 +523,15 @@ export class Tree extends EventTarget {
         if (isReady[i] === 0) this.pending.set(ops[i].id, ops[i])
       }
       stats.orderMs += performance.now() - t
-      this.integrate(ready, false)
+      try {
+        this.integrate(ready, false)
+      } catch (err) {
+        await written?.catch(() => {}) // ignored: the apply's failure is the one to report (a failed write set this.failed too)
+        throw err
+      }
+      t = performance.now()
+      await written
+      stats.journalMs += performance.now() - t
       stats.applied += ready.length
       t = performance.now()
       const missing = new Map<string, CID>()
@@ -710,9 +727,10 @@ export class Tree extends EventTarget {
       this.rebuild()
       return
     }
-    for (let i = this.applied.length - 1; i >= pos; i--) undo(this.undos[i] as Undo[])
+    // the records of the ops from pos on are the journal's last, oldest first: undone newest first
+    if (pos < this.applied.length) this.state.j.undoTo(this.undoAt[pos])
     const tail = this.applied.splice(pos)
-    this.undos.splice(pos)
+    this.undoAt.splice(pos)
     const merged = tail.length === 0 ? nodes : mergeSorted(tail, nodes)
     for (const n of merged) this.applyOne(n, true)
     this.trim()
@@ -723,19 +741,22 @@ export class Tree extends EventTarget {
     this.state = new TreeState()
     const all = [...this.dag.nodes.values()].sort(byKey)
     this.applied = []
-    this.undos = []
+    this.undoAt = []
     this.floor = Math.max(0, all.length - UNDO_WINDOW)
     for (let i = 0; i < all.length; i++) this.applyOne(all[i], i >= this.floor)
   }
 
   private applyOne (node: DagNode, record: boolean): void {
-    const undos = this.state.apply(node, this.dag, record)
+    this.undoAt.push(this.state.j.mark())
+    this.state.apply(node, this.dag, record)
     this.applied.push(node)
-    this.undos.push(record ? undos : null)
   }
 
   private trim (): void {
-    while (this.applied.length - this.floor > UNDO_WINDOW) this.undos[this.floor++] = null
+    if (this.applied.length - this.floor <= UNDO_WINDOW) return
+    this.floor = this.applied.length - UNDO_WINDOW
+    // the ops below the floor are never undone: their records go
+    this.state.j.forget(this.undoAt[this.floor])
   }
 }
 

@@ -43,7 +43,7 @@ const now = (): bigint => BigInt(Date.now()) * 1_000_000n
 const enc = new TextEncoder()
 
 /** The i-th op of a replica's divergent run, in its own directory `home` and the shared files. */
-function body (i: number, home: InodeId, shared: InodeId[], mine: InodeId[], tag: string): OpBody {
+export function body (i: number, home: InodeId, shared: InodeId[], mine: InodeId[], tag: string): OpBody {
   const time = now()
   switch (i % 5) {
     case 0:
@@ -63,7 +63,8 @@ async function diverge (tree: Tree, home: InodeId, shared: InodeId[], tag: strin
   }
 }
 
-function ops (tree: Tree): Uint8Array[] {
+/** Every op block a tree holds (from its heads down). */
+export function ops (tree: Tree): Uint8Array[] {
   const out = new Map<string, Uint8Array>()
   const todo = tree.heads()
   while (todo.length > 0) {
@@ -82,7 +83,7 @@ function parentsOf (bytes: Uint8Array): CID[] {
 }
 
 /** Op blocks in causal order (by hlc, which respects causality). */
-function causal (blocks: Uint8Array[]): Uint8Array[] {
+export function causal (blocks: Uint8Array[]): Uint8Array[] {
   const hlc = (b: Uint8Array): [number, number] => (dagCbor.decode(b) as { hlc: [number, number] }).hlc
   return blocks.map(b => ({ b, h: hlc(b) })).sort((x, y) => x.h[0] - y.h[0] || x.h[1] - y.h[1]).map(x => x.b)
 }

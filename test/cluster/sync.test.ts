@@ -182,7 +182,9 @@ describe('node/sync (cluster)', function () {
     await until('b has the whole history', () => b.tree.size === 120)
     assert.equal(headIds(b.tree), headIds(a.tree))
     assert.equal(names(b.tree).length, 120)
-    assert.ok(b.sync.stats().reconciles >= 1)
+    // the reconcile ends once its last receive returns, after the ops are applied (the log write
+    // of a receive runs while its ops are applied): wait for the end, not only for the ops
+    await until('b\'s reconcile ended', () => b.sync.stats().reconciles >= 1)
   })
 
   it('sync.synced(peer) pulls what the peer has, and hosts that wrote apart merge on connect', async function () {

@@ -5,6 +5,9 @@ import { InvalidOpError, isConflictName, type OpEventDetail } from '../../node/t
 import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps, makeKey, signerFor } from '../helpers/tree.ts'
 import { createOp, cidOf, idOf, opCidOf } from '../../node/tree/op.ts'
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { LOG_FILE, HEADER_BYTES } from '../../node/tree/log.ts'
 import { CID } from 'multiformats/cid'
 
 describe('node/tree', function () {
@@ -624,6 +627,32 @@ describe('node/tree', function () {
       while (c.tree.logCounters().unsynced > 0 && Date.now() < end) await new Promise(resolve => setTimeout(resolve, 20))
       assert.equal(c.tree.logCounters().unsynced, 0)
       assert.ok(c.tree.logCounters().syncs > c0.syncs)
+    })
+
+    it('a received batch is in the log file when receive() resolves, in order, before the local op that follows it', async () => {
+      const a = await replica(t)
+      for (const name of ['x', 'y', 'z']) await a.tree.commit(mkdir(a.tree.root, name))
+      const b = await replica(t, { writtenSyncMs: NO_TIMER_MS })
+      const blocks = [...allOps(a.tree).values()]
+      await b.tree.receive(blocks)
+      // the receive's records are in the file now (written while the ops were applied)
+      const records = async (): Promise<Uint8Array[]> => {
+        const data = await readFile(join(b.dir, LOG_FILE))
+        const out: Uint8Array[] = []
+        for (let at = 0; at + HEADER_BYTES <= data.byteLength;) {
+          const len = data.readUInt32BE(at)
+          out.push(data.subarray(at + HEADER_BYTES, at + HEADER_BYTES + len))
+          at += HEADER_BYTES + len
+        }
+        return out
+      }
+      const got = (await records()).map(r => Buffer.from(r).toString('hex'))
+      assert.deepEqual(new Set(got), new Set(blocks.map(r => Buffer.from(r).toString('hex'))))
+      // a local op naming them as parents comes after them in the log
+      const { cid } = await b.tree.commit(mkdir(b.tree.root, 'w'))
+      const after = await records()
+      assert.equal(after.length, blocks.length + 1)
+      assert.equal(Buffer.from(after[after.length - 1]).toString('hex'), Buffer.from(b.tree.getOp(cid) as Uint8Array).toString('hex'))
     })
 
     it('received ops survive a restart', async () => {

@@ -1,0 +1,100 @@
+// The tree's undo journal (node/tree/journal.ts): one flat log of every op's undo records.
+// Undoing back to any mark gives the state at that mark, also after older records were
+// forgotten and the log's front dropped; a half-applied op's records can be dropped.
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import { Journal } from '../../node/tree/journal.ts'
+
+const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261203)
+
+/** One change: set or delete a key of the map, push to the list, or replace its last item. */
+const change = fc.record({ kind: fc.integer({ min: 0, max: 3 }), key: fc.integer({ min: 0, max: 7 }), value: fc.integer({ min: 0, max: 99 }) })
+/** Ops of a few changes each. */
+const ops = fc.array(fc.array(change, { maxLength: 6 }), { minLength: 1, maxLength: 40 })
+
+interface State { map: Map<number, number>, list: number[] }
+const snap = (s: State): string => JSON.stringify([[...s.map].sort((a, b) => a[0] - b[0]), s.list])
+
+function apply (j: Journal, s: State, op: Array<{ kind: number, key: number, value: number }>): void {
+  for (const c of op) {
+    if (c.kind === 0) j.set(s.map, c.key, c.value)
+    else if (c.kind === 1) j.delete(s.map, c.key)
+    else if (c.kind === 2) j.push(s.list, c.value)
+    else if (s.list.length > 0) j.setLast(s.list, c.value)
+  }
+}
+
+describe('node/tree journal', function () {
+  it('undoTo(mark) gives back the state at the mark, after forgetting older records (chunks of 2 to 32 slots: records straddle them)', () => {
+    fc.assert(fc.property(ops, fc.nat(), fc.nat(), fc.integer({ min: 1, max: 5 }), (list, back, keep, bits) => {
+      const j = new Journal(bits)
+      const s: State = { map: new Map(), list: [] }
+      const marks: number[] = []
+      const states: string[] = []
+      for (const op of list) {
+        marks.push(j.mark())
+        states.push(snap(s))
+        j.begin(true)
+        apply(j, s, op)
+        j.end()
+      }
+      // undo back to op `to`, with the records before op `from` (from <= to) forgotten first
+      const to = back % list.length
+      const from = keep % (to + 1)
+      j.forget(marks[from])
+      j.undoTo(marks[to])
+      assert.equal(snap(s), states[to])
+      // the log goes on from there: apply the ops again, and undo them again
+      for (let i = to; i < list.length; i++) {
+        j.begin(true)
+        apply(j, s, list[i])
+        j.end()
+      }
+      j.undoTo(marks[to])
+      assert.equal(snap(s), states[to])
+      // and nothing before what was forgotten can be undone
+      if (from > 0) assert.throws(() => j.undoTo(marks[from] - 1), RangeError)
+    }), { seed: PROP_SEED, numRuns: 300 })
+  })
+
+  it('an op applied without recording leaves no records; drop() forgets a half-applied op\'s', () => {
+    const j = new Journal()
+    const map = new Map<string, number>([['a', 1]])
+    const m0 = j.mark()
+    j.begin(false)
+    j.set(map, 'a', 2)
+    j.end()
+    assert.equal(j.mark(), m0)
+    j.begin(true)
+    j.set(map, 'b', 3)
+    j.end()
+    const m1 = j.mark()
+    j.begin(true)
+    j.set(map, 'a', 4)
+    j.drop(m1)
+    j.end()
+    assert.equal(j.mark(), m1)
+    j.undoTo(m0)
+    assert.deepEqual([...map], [['a', 4]])
+    assert.throws(() => j.set(map, 'c', undefined as unknown as number), TypeError)
+  })
+
+  it('forgotten records are let go: the chunks wholly before the mark go', () => {
+    const j = new Journal(4)
+    const map = new Map<number, number>()
+    const marks: number[] = []
+    for (let i = 0; i < 100; i++) {
+      marks.push(j.mark())
+      j.begin(true)
+      j.set(map, i, i)
+      j.end()
+    }
+    // 300 slots in chunks of 16
+    assert.equal(j.held, 304)
+    // slot 270 is in chunk 16 (256 to 271): the 16 chunks before it go
+    j.forget(marks[90])
+    assert.equal(j.held, 304 - 256)
+    j.undoTo(marks[95])
+    assert.equal(map.size, 95)
+  })
+})
