@@ -70,6 +70,7 @@ import { createTrafficMeter, dialCause } from './traffic.ts'
 import type { TrafficSnapshot } from './traffic.ts'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import { KEEP_ALIVE } from '@libp2p/interface'
 import type { AbortOptions, Connection, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -89,10 +90,12 @@ import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
 import { renewXsalsa20Views } from './xsalsa20.ts'
-import { inPlacePnetInbound, leanNoise } from './lean-transport.ts'
+import { halfWindowYamux, inPlacePnetInbound, leanNoise } from './lean-transport.ts'
 
 // pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
 renewXsalsa20Views()
+// yamux streams grant room once half their window is used, not after every frame (lean-transport.ts)
+halfWindowYamux(YamuxStream.prototype)
 
 const log = logger('net:host')
 

@@ -162,3 +162,68 @@ export function leanNoise<C> (factory: (components: C) => ConnectionEncrypter): 
     return enc
   }
 }
+
+// --- yamux window updates ----------------------------------------------------------------------
+//
+// @chainsafe/libp2p-yamux 8 answers every data frame a stream receives with a window update
+// (YamuxStream.sendWindowUpdate, called from handleData: it sends one whenever any of the window is
+// used). Each is a 12-byte frame of its own on the connection: a Noise message, a pnet XOR and a
+// socket write on this side, the same to read on the other, and a 'drain' there. A fragment
+// pushed in 256 KiB costs its receiver as many of those as the frames it came in. Here a stream
+// tells its peer about room only once at least half its receive window is used, as hashicorp's
+// yamux (the protocol's reference) does; a frame with flags to send (SYN's ACK) goes at once, as
+// before. The sender is never stalled by it: it is stopped only when the whole window is used,
+// and then the update is due. Peers with either rule talk to each other unchanged (an update is
+// a grant of more room, whenever it comes).
+
+/** YamuxStream's fields and methods sendWindowUpdate uses (@chainsafe/libp2p-yamux 8). */
+interface YamuxStreamLike {
+  state: number
+  recvWindow: number
+  recvWindowCapacity: number
+  maxStreamWindowSize: number
+  epochStart: number
+  streamId: number
+  getRTT: () => number
+  getSendFlags: () => number
+  sendFrame: (header: { type: number, flag: number, streamID: number, length: number }) => boolean
+  sendWindowUpdate: () => void
+  __darkfsHalfWindow?: true
+}
+
+/** yamux's StreamState.Paused and FrameType.WindowUpdate (@chainsafe/libp2p-yamux 8). */
+const YAMUX_PAUSED = 5
+const YAMUX_WINDOW_UPDATE = 1
+
+/** yamux's sendWindowUpdate, with an update sent only once half the receive window (or more) is used, or with flags. */
+function halfWindowUpdate (this: YamuxStreamLike): void {
+  if (this.state === YAMUX_PAUSED) {
+    // as yamux: no room is granted while paused, and the epoch starts again
+    this.epochStart = Date.now()
+    return
+  }
+  const flags = this.getSendFlags()
+  const now = Date.now()
+  const rtt = this.getRTT()
+  // yamux's window growth: a window used up within 4 round trips doubles (up to the maximum)
+  if (flags === 0 && rtt > -1 && (now - this.epochStart) <= (rtt * 4)) {
+    this.recvWindow = Math.min(this.recvWindow * 2, this.maxStreamWindowSize)
+  }
+  const delta = this.recvWindow - this.recvWindowCapacity
+  if (flags === 0 && (delta <= 0 || delta < this.recvWindow / 2)) return
+  this.recvWindowCapacity = this.recvWindow
+  this.epochStart = now
+  this.sendFrame({ type: YAMUX_WINDOW_UPDATE, flag: flags, streamID: this.streamId, length: delta })
+}
+
+/**
+ * Make yamux streams (the class whose prototype is `proto`: YamuxStream of
+ * @chainsafe/libp2p-yamux 8) send a window update only once half the receive window is used
+ * (see above). Idempotent; a prototype of another shape is left as it is.
+ */
+export function halfWindowYamux (proto: unknown): void {
+  const p = proto as YamuxStreamLike | null | undefined
+  if (p === null || p === undefined || typeof p.sendWindowUpdate !== 'function' || p.__darkfsHalfWindow === true) return
+  p.sendWindowUpdate = halfWindowUpdate
+  p.__darkfsHalfWindow = true
+}
