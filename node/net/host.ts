@@ -91,11 +91,14 @@ import { anySignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
 import { renewXsalsa20Views } from './xsalsa20.ts'
 import { halfWindowYamux, inPlacePnetInbound, leanNoise } from './lean-transport.ts'
+import { accountExternalMemoryInHeapLimit } from '../heap.ts'
 
 // pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
 renewXsalsa20Views()
 // yamux streams grant room once half their window is used, not after every frame (lean-transport.ts)
 halfWindowYamux(YamuxStream.prototype)
+// Buffer churn must not force a full GC every 64 MiB (heap.ts)
+accountExternalMemoryInHeapLimit()
 
 const log = logger('net:host')
 
