@@ -91,7 +91,7 @@ import { anySignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
 import { renewXsalsa20Views } from './xsalsa20.ts'
 import { halfWindowYamux, inPlacePnetInbound, leanNoise } from './lean-transport.ts'
-import { accountExternalMemoryInHeapLimit } from '../heap.ts'
+import { accountExternalMemoryInHeapLimit } from './heap.ts'
 
 // pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
 renewXsalsa20Views()

@@ -1,4 +1,4 @@
-// node/heap.ts: a process running a darkfs host has V8 count Buffer memory in its heap limit, so
+// node/net/heap.ts: a process running a darkfs host has V8 count Buffer memory in its heap limit, so
 // short-lived Buffers alone (what a host moving data allocates: chunks, fragments, encrypted
 // frames) no longer force a full mark-compact every 64 MiB. Each case runs in a process of its
 // own (V8 flags are process-wide): the same churn of 2 GiB of 256 KiB Buffers over a retained heap,
