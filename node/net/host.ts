@@ -90,7 +90,7 @@ import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
 import { renewXsalsa20Views } from './xsalsa20.ts'
-import { halfWindowYamux, inPlacePnetInbound, leanNoise } from './lean-transport.ts'
+import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto } from './lean-transport.ts'
 import { accountExternalMemoryInHeapLimit } from './heap.ts'
 
 // pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
@@ -515,7 +515,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     transports: usesMemory ? [tcp(), memory()] : [tcp()],
     connectionProtector: guardedPreSharedKey(psk, onMismatch, onProtected),
     // the same Noise, with fewer copies on its receiving side (lean-transport.ts)
-    connectionEncrypters: [leanNoise(noise())],
+    connectionEncrypters: [leanNoise(noise({ crypto: leanNoiseCrypto }))],
     // no yamux keep-alive pings (every 30 s each way): the liveness pings (below) already keep
     // every connection busy enough, and they close a dead one; yamux's do not
     streamMuxers: [yamux({ enableKeepAlive: false })],

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict'
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
-import { NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, noiseLength } from '../../node/net/lean-transport.ts'
+import { NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto, noiseLength } from '../../node/net/lean-transport.ts'
+import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import { logger } from '@libp2p/logger'
 
@@ -150,6 +151,29 @@ describe('lean transport (pnet and Noise receive paths)', function () {
       assert.ok(updates.length <= total / (rx.recvWindow / 2), `${updates.length} updates for ${frames} frames`)
       assert.ok(updates.length < frames, `${updates.length} updates for ${frames} frames`)
     })
+  })
+
+  it('Noise send: leanNoiseCrypto seals to the very bytes of the default crypto, a large message as ciphertext and tag without joining them; the default opens it', () => {
+    const k = randomBytes(32)
+    const ad = randomBytes(32)
+    for (const size of [0, 100, 1199, 1200, 4096, 65519]) {
+      const nonce = randomBytes(12)
+      const plain = randomBytes(size)
+      for (const input of [plain, new Uint8ArrayList(plain.subarray(0, size >> 1), plain.subarray(size >> 1))]) {
+        const want = defaultCrypto.chaCha20Poly1305Encrypt(input as any, nonce, ad, k)
+        const got = leanNoiseCrypto.chaCha20Poly1305Encrypt(input as any, nonce, ad, k)
+        assert.ok(Buffer.from(got.subarray()).equals(Buffer.from(want.subarray())), `${size} bytes: the default's ciphertext and tag`)
+        if (size >= 1200) {
+          const pieces = [...(got as unknown as Iterable<Uint8Array>)]
+          assert.ok(pieces.length >= 2 && pieces[pieces.length - 1].byteLength === 16, `${size} bytes: the tag is a piece of its own (no join)`)
+        }
+        const opened = defaultCrypto.chaCha20Poly1305Decrypt(got as any, nonce, ad, k)
+        assert.ok(Buffer.from(opened.subarray()).equals(plain), `${size} bytes: the default crypto opens it`)
+      }
+    }
+    // everything but sealing is the default's
+    assert.equal(leanNoiseCrypto.chaCha20Poly1305Decrypt, defaultCrypto.chaCha20Poly1305Decrypt)
+    assert.equal(leanNoiseCrypto.generateX25519KeyPair, defaultCrypto.generateX25519KeyPair)
   })
 })
 
