@@ -69,6 +69,7 @@ import { setMaxListeners } from 'node:events'
 import { createTrafficMeter, dialCause } from './traffic.ts'
 import type { TrafficSnapshot } from './traffic.ts'
 import { noise } from '@chainsafe/libp2p-noise'
+import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import { KEEP_ALIVE } from '@libp2p/interface'
@@ -515,7 +516,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     transports: usesMemory ? [tcp(), memory()] : [tcp()],
     connectionProtector: guardedPreSharedKey(psk, onMismatch, onProtected),
     // the same Noise, with fewer copies on its receiving side (lean-transport.ts)
-    connectionEncrypters: [leanNoise(noise({ crypto: leanNoiseCrypto }))],
+    connectionEncrypters: [leanNoise(noise({ crypto: leanNoiseCrypto(defaultCrypto) }))],
     // no yamux keep-alive pings (every 30 s each way): the liveness pings (below) already keep
     // every connection busy enough, and they close a dead one; yamux's do not
     streamMuxers: [yamux({ enableKeepAlive: false })],

@@ -18,8 +18,6 @@
 import type { ConnectionEncrypter } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { createCipheriv } from 'node:crypto'
-import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
-import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
 
 /** The list class (a value: Uint8ArrayList is also used as a type below). */
 const ListCtor = Uint8ArrayList
@@ -246,22 +244,30 @@ export function halfWindowYamux (proto: unknown): void {
 // operation is the library's default. The bytes on the wire are the default's, so hosts with and
 // without it talk to each other unchanged.
 
-type NoiseEncrypt = ICryptoInterface['chaCha20Poly1305Encrypt']
+/** The part of Noise's crypto interface (ICryptoInterface of @chainsafe/libp2p-noise 17) leanNoiseCrypto changes. */
+export interface NoiseSeal {
+  chaCha20Poly1305Encrypt: (plaintext: Uint8Array | Uint8ArrayList, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array) => Uint8Array | Uint8ArrayList
+}
 
-/** Noise's default crypto, sealing large messages without joining ciphertext and tag (see above). */
-export const leanNoiseCrypto: ICryptoInterface = {
-  ...defaultCrypto,
-  chaCha20Poly1305Encrypt (...[plaintext, nonce, ad, k]: Parameters<NoiseEncrypt>): ReturnType<NoiseEncrypt> {
-    if (plaintext.byteLength < NOISE_NODE_CRYPTO_MIN_BYTES) return defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
-    const cipher = createCipheriv('chacha20-poly1305', k, nonce, { authTagLength: CHACHA_TAG_LENGTH })
-    cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
-    const out = new ListCtor()
-    if (plaintext instanceof Uint8Array) out.append(cipher.update(plaintext))
-    else for (const piece of plaintext) out.append(cipher.update(piece))
-    const final = cipher.final()
-    if (final.byteLength > 0) out.append(final)
-    out.append(cipher.getAuthTag())
-    // the list class of this package's uint8arraylist: Noise's own (another copy of the same version range) takes it as its own
-    return out as unknown as ReturnType<NoiseEncrypt>
+/**
+ * `base` (Noise's default crypto, given by host.ts: only it imports the library), sealing large
+ * messages without joining ciphertext and tag (see above); every other operation is `base`'s.
+ */
+export function leanNoiseCrypto<C> (base: C): C {
+  const seal = (base as unknown as NoiseSeal).chaCha20Poly1305Encrypt
+  const lean: NoiseSeal = {
+    chaCha20Poly1305Encrypt (plaintext, nonce, ad, k) {
+      if (plaintext.byteLength < NOISE_NODE_CRYPTO_MIN_BYTES) return seal(plaintext, nonce, ad, k)
+      const cipher = createCipheriv('chacha20-poly1305', k, nonce, { authTagLength: CHACHA_TAG_LENGTH })
+      cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
+      const out = new ListCtor()
+      if (plaintext instanceof Uint8Array) out.append(cipher.update(plaintext))
+      else for (const piece of plaintext) out.append(cipher.update(piece))
+      const final = cipher.final()
+      if (final.byteLength > 0) out.append(final)
+      out.append(cipher.getAuthTag())
+      return out
+    }
   }
+  return { ...base, ...lean }
 }
