@@ -128,6 +128,8 @@ export interface ReadCounters {
   /** Small reads served from leaves of data fragments (readRange), and those that fell back to the whole chunk. */
   ranges: number
   rangeFallbacks: number
+  /** Chunks fetched whole (fetches, and those read here) that were decoded through a parity fragment (a data fragment rebuilt). */
+  rebuilt: number
 }
 
 /**
@@ -236,7 +238,7 @@ export class ChunkService {
   placementRule: typeof PLACEMENT_BALANCED | null
   /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
   private aheadBytes = 0
-  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0 }
+  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0, rebuilt: 0 }
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
@@ -546,6 +548,7 @@ export class ChunkService {
     // every fragment here was checked against its CID (Store.get, the swarm's pull): with k = 1
     // the fragment is the chunk, with k > 1 and the k data fragments here it is their
     // concatenation, and hashing it again would only add to the read's CPU (decodeChunk)
+    if (ref.k > 1 && frags.slice(0, ref.k).some(f => f === undefined)) this.counters.rebuilt++
     const bytes = decodeChunk(ref, frags, { verified: true })
     this.cache.set(key, bytes)
     return bytes

@@ -247,7 +247,8 @@ export function holeChunk (offset: number, size: number): ChunkRef {
  * data fragments given, the chunk is their concatenation (the code is systematic: no decoding),
  * and the fragments are the ones the manifest names, so it is not hashed again either (issue 15
  * item 4: on a cold read that third hash of each byte, after the holder's and the reader's
- * checks of its fragment, was ~5% of the CPU). A chunk rebuilt through parity is always checked.
+ * checks of its fragment, was ~5% of the CPU). A chunk rebuilt through parity is checked: each
+ * data fragment rebuilt against its own CID (rebuiltDataMatch), else the whole chunk against its CID.
  */
 export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefined>, opts: { verified?: boolean } = {}): Uint8Array {
   if (ref.cid === null) return new Uint8Array(ref.size)
@@ -259,10 +260,31 @@ export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefi
     if (opts.verified === true && ref.fragments.every(f => f.equals(ref.cid!))) return bytes
   } else {
     bytes = erasure.decode(fragments, ref.k, ref.m, ref.size)
-    if (opts.verified === true && fragments.length >= ref.k && fragments.slice(0, ref.k).every(f => f !== undefined)) return bytes
+    if (opts.verified === true && fragments.length >= ref.k && rebuiltDataMatch(ref, fragments, bytes)) return bytes
   }
   if (!matches(ref.cid, bytes)) throw new ManifestError(`chunk ${ref.cid.toString()} rebuilt to the wrong bytes`)
   return bytes
+}
+
+/**
+ * decodeChunk's check of a chunk decoded from verified fragments: true when each data fragment
+ * the decode rebuilt (one missing from `fragments`) is, as it lies in `bytes`, the fragment its CID
+ * (ref.fragments[j]) names. The chunk is then the concatenation of the manifest's data fragments,
+ * as when all k were given (nothing rebuilt: true at once), so it needs no hash of its own: a
+ * rebuilt data fragment costs a hash of its own bytes, not of the whole chunk (issue 15: a cold
+ * read through six hosts decodes most chunks through a parity fragment, and hashed each whole
+ * chunk again). False when a rebuilt fragment is the short last one (its CID covers the padding
+ * the chunk does not hold: decodeChunk then hashes the chunk, as before) or does not match.
+ */
+function rebuiltDataMatch (ref: ChunkRef, fragments: Array<Uint8Array | undefined>, bytes: Uint8Array): boolean {
+  const size = fragments.find(f => f !== undefined)?.byteLength
+  if (size === undefined) return false
+  for (let j = 0; j < ref.k; j++) {
+    if (fragments[j] !== undefined) continue
+    if ((j + 1) * size > bytes.byteLength || ref.fragments[j] === undefined) return false
+    if (!matches(ref.fragments[j], bytes.subarray(j * size, (j + 1) * size))) return false
+  }
+  return true
 }
 
 /**

@@ -69,7 +69,9 @@ import { setMaxListeners } from 'node:events'
 import { createTrafficMeter, dialCause } from './traffic.ts'
 import type { TrafficSnapshot } from './traffic.ts'
 import { noise } from '@chainsafe/libp2p-noise'
+import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import { KEEP_ALIVE } from '@libp2p/interface'
 import type { AbortOptions, Connection, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -89,10 +91,15 @@ import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
 import { renewXsalsa20Views } from './xsalsa20.ts'
-import { inPlacePnetInbound, leanNoise } from './lean-transport.ts'
+import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto } from './lean-transport.ts'
+import { accountExternalMemoryInHeapLimit } from './heap.ts'
 
 // pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
 renewXsalsa20Views()
+// yamux streams grant room once half their window is used, not after every frame (lean-transport.ts)
+halfWindowYamux(YamuxStream.prototype)
+// Buffer churn must not force a full GC every 64 MiB (heap.ts)
+accountExternalMemoryInHeapLimit()
 
 const log = logger('net:host')
 
@@ -509,7 +516,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     transports: usesMemory ? [tcp(), memory()] : [tcp()],
     connectionProtector: guardedPreSharedKey(psk, onMismatch, onProtected),
     // the same Noise, with fewer copies on its receiving side (lean-transport.ts)
-    connectionEncrypters: [leanNoise(noise())],
+    connectionEncrypters: [leanNoise(noise({ crypto: leanNoiseCrypto(defaultCrypto) }))],
     // no yamux keep-alive pings (every 30 s each way): the liveness pings (below) already keep
     // every connection busy enough, and they close a dead one; yamux's do not
     streamMuxers: [yamux({ enableKeepAlive: false })],

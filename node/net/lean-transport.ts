@@ -16,7 +16,11 @@
 //   in pieces is decrypted without that copy, and messages are split without exceptions
 //   (NoiseDecoder).
 import type { ConnectionEncrypter } from '@libp2p/interface'
-import type { Uint8ArrayList } from 'uint8arraylist'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { createCipheriv } from 'node:crypto'
+
+/** The list class (a value: Uint8ArrayList is also used as a type below). */
+const ListCtor = Uint8ArrayList
 
 /** Bytes from which Noise's default crypto decrypts with node:crypto (which ignores `dst`), as @chainsafe/libp2p-noise 17. */
 export const NOISE_NODE_CRYPTO_MIN_BYTES = 1200
@@ -161,4 +165,109 @@ export function leanNoise<C> (factory: (components: C) => ConnectionEncrypter): 
     }) as typeof enc.secureOutbound
     return enc
   }
+}
+
+// --- yamux window updates ----------------------------------------------------------------------
+//
+// @chainsafe/libp2p-yamux 8 answers every data frame a stream receives with a window update
+// (YamuxStream.sendWindowUpdate, called from handleData: it sends one whenever any of the window is
+// used). Each is a 12-byte frame of its own on the connection: a Noise message, a pnet XOR and a
+// socket write on this side, the same to read on the other, and a 'drain' there. A fragment
+// pushed in 256 KiB costs its receiver as many of those as the frames it came in. Here a stream
+// tells its peer about room only once at least half its receive window is used, as hashicorp's
+// yamux (the protocol's reference) does; a frame with flags to send (SYN's ACK) goes at once, as
+// before. The sender is never stalled by it: it is stopped only when the whole window is used,
+// and then the update is due. Peers with either rule talk to each other unchanged (an update is
+// a grant of more room, whenever it comes).
+
+/** YamuxStream's fields and methods sendWindowUpdate uses (@chainsafe/libp2p-yamux 8). */
+interface YamuxStreamLike {
+  state: number
+  recvWindow: number
+  recvWindowCapacity: number
+  maxStreamWindowSize: number
+  epochStart: number
+  streamId: number
+  getRTT: () => number
+  getSendFlags: () => number
+  sendFrame: (header: { type: number, flag: number, streamID: number, length: number }) => boolean
+  sendWindowUpdate: () => void
+  __darkfsHalfWindow?: true
+}
+
+/** yamux's StreamState.Paused and FrameType.WindowUpdate (@chainsafe/libp2p-yamux 8). */
+const YAMUX_PAUSED = 5
+const YAMUX_WINDOW_UPDATE = 1
+
+/** yamux's sendWindowUpdate, with an update sent only once half the receive window (or more) is used, or with flags. */
+function halfWindowUpdate (this: YamuxStreamLike): void {
+  if (this.state === YAMUX_PAUSED) {
+    // as yamux: no room is granted while paused, and the epoch starts again
+    this.epochStart = Date.now()
+    return
+  }
+  const flags = this.getSendFlags()
+  const now = Date.now()
+  const rtt = this.getRTT()
+  // yamux's window growth: a window used up within 4 round trips doubles (up to the maximum)
+  if (flags === 0 && rtt > -1 && (now - this.epochStart) <= (rtt * 4)) {
+    this.recvWindow = Math.min(this.recvWindow * 2, this.maxStreamWindowSize)
+  }
+  const delta = this.recvWindow - this.recvWindowCapacity
+  if (flags === 0 && (delta <= 0 || delta < this.recvWindow / 2)) return
+  this.recvWindowCapacity = this.recvWindow
+  this.epochStart = now
+  this.sendFrame({ type: YAMUX_WINDOW_UPDATE, flag: flags, streamID: this.streamId, length: delta })
+}
+
+/**
+ * Make yamux streams (the class whose prototype is `proto`: YamuxStream of
+ * @chainsafe/libp2p-yamux 8) send a window update only once half the receive window is used
+ * (see above). Idempotent; a prototype of another shape is left as it is.
+ */
+export function halfWindowYamux (proto: unknown): void {
+  const p = proto as YamuxStreamLike | null | undefined
+  if (p === null || p === undefined || typeof p.sendWindowUpdate !== 'function' || p.__darkfsHalfWindow === true) return
+  p.sendWindowUpdate = halfWindowUpdate
+  p.__darkfsHalfWindow = true
+}
+
+// --- Noise's send side -------------------------------------------------------------------------
+//
+// @chainsafe/libp2p-noise 17's default crypto seals a message of 1200 bytes or more with
+// node:crypto (OpenSSL's ChaCha20-Poly1305: already native; its AssemblyScript and @noble paths
+// are 2-3x slower on 64 KiB messages here) and then joins the ciphertext and the tag into a new
+// buffer (Buffer.concat: a second allocation and a copy of every byte sent). The connection's
+// next layer (pnet, host.ts gatheredPnetSend) XORs each piece into its own output anyway, so
+// here the ciphertext and the tag are returned as a list of the two: the same bytes, no join.
+// Passed to noise() through its `crypto` option (the library's extension point); every other
+// operation is the library's default. The bytes on the wire are the default's, so hosts with and
+// without it talk to each other unchanged.
+
+/** The part of Noise's crypto interface (ICryptoInterface of @chainsafe/libp2p-noise 17) leanNoiseCrypto changes. */
+export interface NoiseSeal {
+  chaCha20Poly1305Encrypt: (plaintext: Uint8Array | Uint8ArrayList, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array) => Uint8Array | Uint8ArrayList
+}
+
+/**
+ * `base` (Noise's default crypto, given by host.ts: only it imports the library), sealing large
+ * messages without joining ciphertext and tag (see above); every other operation is `base`'s.
+ */
+export function leanNoiseCrypto<C> (base: C): C {
+  const seal = (base as unknown as NoiseSeal).chaCha20Poly1305Encrypt
+  const lean: NoiseSeal = {
+    chaCha20Poly1305Encrypt (plaintext, nonce, ad, k) {
+      if (plaintext.byteLength < NOISE_NODE_CRYPTO_MIN_BYTES) return seal(plaintext, nonce, ad, k)
+      const cipher = createCipheriv('chacha20-poly1305', k, nonce, { authTagLength: CHACHA_TAG_LENGTH })
+      cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
+      const out = new ListCtor()
+      if (plaintext instanceof Uint8Array) out.append(cipher.update(plaintext))
+      else for (const piece of plaintext) out.append(cipher.update(piece))
+      const final = cipher.final()
+      if (final.byteLength > 0) out.append(final)
+      out.append(cipher.getAuthTag())
+      return out
+    }
+  }
+  return { ...base, ...lean }
 }

@@ -284,11 +284,12 @@ export async function run (): Promise<Record<string, number | string>> {
               const opened = [...target.streams!()].map(([p, n]) => [p, n - (streams0.get(p) ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])
               process.stdout.write(`  compare: ${key} streams opened per MiB: ${opened.slice(0, 8).map(([p, n]) => `${p} ${(n / mib).toFixed(2)}`).join(', ')}\n`)
             }
-            if (reads0 !== undefined && OP_CPU_WORKLOADS.has(wl.key)) {
+            if (reads0 !== undefined && (OP_CPU_WORKLOADS.has(wl.key) || wl.key === 'coldread.MiBps')) {
               // what the reader's reads took: leaves of a data fragment (ranges), whole chunks from
-              // the network (fetches; ahead: of them started ahead of a reader), ranges read whole
+              // the network (fetches; ahead: of them started ahead of a reader), ranges read whole,
+              // chunks decoded through parity (rebuilt)
               const reads = target.reads!()
-              process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}\n`)
+              process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead', 'rebuilt'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}\n`)
             }
             process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core; heap ${mem()})\n`)
           }

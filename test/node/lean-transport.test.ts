@@ -6,7 +6,10 @@ import assert from 'node:assert/strict'
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
-import { NoiseDecoder, inPlacePnetInbound, leanNoiseConnection, noiseLength } from '../../node/net/lean-transport.ts'
+import { NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength } from '../../node/net/lean-transport.ts'
+import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
+import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
+import { logger } from '@libp2p/logger'
 
 type Cipher = { update: (i: Uint8Array, o?: Uint8Array) => Uint8Array, finalize: () => void }
 
@@ -104,4 +107,75 @@ describe('lean transport (pnet and Noise receive paths)', function () {
     bad[bad.byteLength - 1] ^= 1
     assert.throws(() => s.decrypt(new Uint8ArrayList(bad.subarray(0, 50), bad.subarray(50))))
   })
+
+  describe('yamux window updates (halfWindowYamux)', () => {
+    interface Frame { type: number, flag: number, streamID: number, length: number }
+    // a YamuxStream of @chainsafe/libp2p-yamux as its muxer makes one (state 3: established; 2: the SYN received, its ACK not sent yet)
+    const stream = (direction: 'inbound' | 'outbound', state: number, sendFrame: (h: Frame, data?: Uint8ArrayList) => boolean): any =>
+      new (YamuxStream as any)({ id: direction, streamId: 1, state, direction, log: logger('test:yamux'), sendFrame, getRTT: () => -1, protocol: '/test' })
+    before(() => { halfWindowYamux(YamuxStream.prototype); halfWindowYamux(YamuxStream.prototype) })
+
+    it('a receiving stream grants room once half its window is used, not after every data frame; the first frame of an inbound stream still gets its ACK at once', () => {
+      const sent: Frame[] = []
+      const rx = stream('inbound', 3, h => { sent.push(h); return true })
+      const window: number = rx.recvWindow
+      const frame = (n: number): void => { rx.handleData({ header: { type: 0, flag: 0, streamID: 1, length: n }, data: new Uint8ArrayList(new Uint8Array(n)) }) }
+      // 16 frames of 1/16 of the window: the library sent 16 updates, one per frame
+      for (let i = 0; i < 16; i++) frame(window / 16)
+      assert.deepEqual(sent.map(f => [f.type, f.flag, f.length]), [[1, 0, window / 2], [1, 0, window / 2]])
+      const acked: Frame[] = []
+      const syn = stream('inbound', 2, h => { acked.push(h); return true })
+      syn.handleData({ header: { type: 0, flag: 2, streamID: 1, length: 100 }, data: new Uint8ArrayList(new Uint8Array(100)) })
+      assert.equal(acked.length, 1)
+      assert.equal(acked[0].flag & 2, 2, 'the ACK flag')
+    })
+
+    it('a sender writing 8 MiB through a 256 KiB window is never stalled: every byte arrives, with one window update per half window received', async () => {
+      let rx: any
+      const updates: Frame[] = []
+      let frames = 0
+      const tx = stream('outbound', 3, (h, data) => {
+        frames++
+        const bytes = data?.subarray()
+        queueMicrotask(() => rx.handleData({ header: h, data: new Uint8ArrayList(bytes!) }))
+        return true
+      })
+      rx = stream('inbound', 3, h => { updates.push(h); queueMicrotask(() => tx.handleWindowUpdate({ header: h })); return true })
+      const total = 8 << 20
+      let got = 0
+      const all = new Promise<void>(resolve => { rx.addEventListener('message', (e: { data: Uint8Array | Uint8ArrayList }) => { got += e.data.byteLength; if (got === total) resolve() }) })
+      // pieces of 16 KiB: the frames are as small as what is queued when room comes
+      for (let at = 0; at < total; at += 16384) tx.send(new Uint8Array(16384))
+      await all
+      assert.equal(got, total)
+      assert.ok(updates.length <= total / (rx.recvWindow / 2), `${updates.length} updates for ${frames} frames`)
+      assert.ok(updates.length < frames, `${updates.length} updates for ${frames} frames`)
+    })
+  })
+
+  const leanNoiseCrypto = leanCrypto(defaultCrypto)
+
+  it('Noise send: leanNoiseCrypto seals to the very bytes of the default crypto, a large message as ciphertext and tag without joining them; the default opens it', () => {
+    const k = randomBytes(32)
+    const ad = randomBytes(32)
+    for (const size of [0, 100, 1199, 1200, 4096, 65519]) {
+      const nonce = randomBytes(12)
+      const plain = randomBytes(size)
+      for (const input of [plain, new Uint8ArrayList(plain.subarray(0, size >> 1), plain.subarray(size >> 1))]) {
+        const want = defaultCrypto.chaCha20Poly1305Encrypt(input as any, nonce, ad, k)
+        const got = leanNoiseCrypto.chaCha20Poly1305Encrypt(input as any, nonce, ad, k)
+        assert.ok(Buffer.from(got.subarray()).equals(Buffer.from(want.subarray())), `${size} bytes: the default's ciphertext and tag`)
+        if (size >= 1200) {
+          const pieces = [...(got as unknown as Iterable<Uint8Array>)]
+          assert.ok(pieces.length >= 2 && pieces[pieces.length - 1].byteLength === 16, `${size} bytes: the tag is a piece of its own (no join)`)
+        }
+        const opened = defaultCrypto.chaCha20Poly1305Decrypt(got as any, nonce, ad, k)
+        assert.ok(Buffer.from(opened.subarray()).equals(plain), `${size} bytes: the default crypto opens it`)
+      }
+    }
+    // everything but sealing is the default's
+    assert.equal(leanNoiseCrypto.chaCha20Poly1305Decrypt, defaultCrypto.chaCha20Poly1305Decrypt)
+    assert.equal(leanNoiseCrypto.generateX25519KeyPair, defaultCrypto.generateX25519KeyPair)
+  })
 })
+

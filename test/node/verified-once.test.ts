@@ -34,6 +34,24 @@ describe('verified once', function () {
     assert.throws(() => decodeChunk(ref, [frags[0], frags[1], bad, frags[3]]), /rebuilt to the wrong bytes/)
   })
 
+  it('decodeChunk, verified, through parity: each rebuilt data fragment is checked against its own CID, not the chunk hashed whole; a short last one still hashes the chunk', () => {
+    const data = randomBytes(CHUNK_SIZE - 12345)
+    const { ref, blocks } = encodeChunk(data, 0, 4, 2)
+    const frags = blocks.map(b => b.bytes)
+    // the chunk's own CID names other bytes: only a whole-chunk hash can notice, and none is taken
+    // when the rebuilt fragments match theirs (the old check hashed the chunk and refused it)
+    const elsewhere = { ...ref, cid: cidOf(randomBytes(16)) }
+    assert.deepEqual(decodeChunk(elsewhere, [frags[0], undefined, frags[2], frags[3], frags[4]], { verified: true }), new Uint8Array(data))
+    assert.deepEqual(decodeChunk(elsewhere, [undefined, undefined, frags[2], frags[3], frags[4], frags[5]], { verified: true }), new Uint8Array(data))
+    // a wrong parity fragment rebuilds fragment 1 to bytes its CID does not name: refused
+    const wrong = Uint8Array.from(frags[5])
+    wrong[7] ^= 1
+    assert.throws(() => decodeChunk(ref, [frags[0], undefined, frags[2], frags[3], undefined, wrong], { verified: true }), /rebuilt to the wrong bytes/)
+    // the last data fragment is short in the chunk (its CID covers padding): the chunk is hashed
+    assert.deepEqual(decodeChunk(ref, [frags[0], frags[1], frags[2], undefined, frags[4]], { verified: true }), new Uint8Array(data))
+    assert.throws(() => decodeChunk(elsewhere, [frags[0], frags[1], frags[2], undefined, frags[4]], { verified: true }), /rebuilt to the wrong bytes/)
+  })
+
   it('matchesOffThread agrees with the bytes, small and large', async () => {
     for (const n of [100, 65536, 300_000]) {
       const bytes = randomBytes(n)
