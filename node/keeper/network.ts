@@ -226,7 +226,30 @@ export class ChunkNetwork extends EventTarget implements Network {
       })
       if (got !== undefined) return got
     }
+    // a block read by its CID alone (a manifest: replicated on the XOR-closest members, rule
+    // none): first from the members its CID ranks first, connected or not
+    if (opts.chunk === undefined) {
+      const ranked = this.blockHolders(cids)
+      if ([...ranked.values()].some(hs => hs.length > 0)) {
+        const got = await this.swarm.pullAny(cids, need, ranked, { signal, background: opts.background }).catch((err: Error) => {
+          signal.throwIfAborted()
+          log('fetch of %d block(s) from the members their CIDs rank first failed, asking every peer: %s', cids.length, err.message)
+          return undefined
+        })
+        if (got !== undefined) return got
+      }
+    }
     return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
+  }
+
+  /**
+   * Block -> the members its CID ranks first (the rule of a block with no chunk ref: manifests,
+   * placement.ts), as many as its copies and as many again, this host apart.
+   */
+  private blockHolders (cids: CID[]): Map<string, string[]> {
+    const members = this.policy.members()
+    const n = 2 * this.policy.copies(0, members.length)
+    return new Map(cids.map(c => [c.toString(), this.policy.rank({ cid: c }, members, n).filter(p => p !== this.host.peerId)]))
   }
 
   /**

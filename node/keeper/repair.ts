@@ -378,6 +378,11 @@ export class Repairer extends EventTarget {
     return Object.fromEntries(this.left)
   }
 
+  /** Why idle() is false now (benches print it). */
+  why (): Record<string, boolean> {
+    return { dirty: this.dirty, opsSince: this.opsSince, running: this.running !== undefined, viewChanged: this.settled !== this.view() }
+  }
+
   /** The last pass found nothing to do, and nothing changed since that calls for another. */
   idle (): boolean {
     return !this.dirty && !this.opsSince && this.running === undefined && this.settled === this.view()

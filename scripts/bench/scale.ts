@@ -258,7 +258,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
       if (performance.now() - told >= 30_000) {
         told = performance.now()
         const busy = hosts.map((h, i) => ({ h, i })).filter(({ h }) => !h.keep.repairer.idle())
-        log(`settling: repairers ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}${busy.length > 0 && busy.length <= 4 ? ` (not: ${busy.map(({ h, i }) => `h${i} ${JSON.stringify(h.keep.repairer.leftover())}`).join(', ')})` : ''}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}, ${dialSummary()}${overBound() === '' ? '' : `\n  ${overBound()}`}`)
+        log(`settling: repairers ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}${busy.length > 0 && busy.length <= 4 ? ` (not: ${busy.map(({ h, i }) => `h${i} ${JSON.stringify({ ...h.keep.repairer.leftover(), ...h.keep.repairer.why() })}`).join(', ')})` : ''}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}, ${dialSummary()}${overBound() === '' ? '' : `\n  ${overBound()}`}`)
       }
       return hosts.every(h => h.keep.repairer.idle() && h.host.peers().length <= bound && h.keep.membership.suspects().length === 0)
     }, REPAIR_SETTLE_DEADLINE_MS)
