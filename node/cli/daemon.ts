@@ -268,6 +268,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // pinning hosts ride the push chains: who pins a file is replicated metadata (pins.ts)
       pinners: inode => pinnersOf(tree, inode),
       offline: () => presence.offline(),
+      up: () => membership.up(),
       forward: relayed ? forwarder : undefined
     })
     // network.place logs each chunk whose placement fails (it stays pending); this is anything else

@@ -51,6 +51,12 @@ export interface NetworkComponents {
   /** Whether this host has lost its peers (presence.ts): chunks held only here stay pending. */
   offline: () => boolean
   /**
+   * The members taken to be up (Membership.up(): the connected ones in a full mesh, beyond it
+   * the table's members not away or gone), which reads dial for the fragments placement put on
+   * them. Not given: the connected peers.
+   */
+  up?: () => string[]
+  /**
    * Places erasure-coded chunks through a relay, so the writer uploads each byte about once
    * (forward.ts); given only when this host's uplink is thin (throughRelays).
    */
@@ -244,23 +250,25 @@ export class ChunkNetwork extends EventTarget implements Network {
 
   /**
    * Block -> the members its CID ranks first (the rule of a block with no chunk ref: manifests,
-   * placement.ts), as many as its copies and as many again, this host apart.
+   * placement.ts), as many as its copies and as many again, those reachable().
    */
   private blockHolders (cids: CID[]): Map<string, string[]> {
     const members = this.policy.members()
     const n = 2 * this.policy.copies(0, members.length)
-    return new Map(cids.map(c => [c.toString(), this.policy.rank({ cid: c }, members, n).filter(p => p !== this.host.peerId)]))
+    const reachable = this.reachable(this.host.peers().map(p => p.id))
+    return new Map(cids.map(c => [c.toString(), this.policy.rank({ cid: c }, members, n).filter(p => reachable.has(p))]))
   }
 
   /**
-   * The hosts a read may ask: the connected peers and the live members (placement's members,
-   * this host apart). Beyond the full mesh most of a chunk's targets are not connected; the
-   * member table says where each fragment is, so they are dialled (0 round trips to locate),
-   * as placement and repair's surveys dial them. No provider records are made or looked up.
+   * The hosts a read may ask: the connected peers and the members taken to be up
+   * (NetworkComponents.up), this host apart. Beyond the full mesh most of a chunk's targets are
+   * not connected; the member table says where each fragment is, so they are dialled (0 round
+   * trips to locate), as placement and repair's surveys dial them. In a full mesh a member not
+   * connected is a suspect, not dialled. No provider records are made or looked up.
    */
   private reachable (peers: string[]): Set<string> {
     const out = new Set(peers)
-    for (const p of this.policy.members()) if (p !== this.host.peerId) out.add(p)
+    for (const p of this.c.up?.() ?? []) if (p !== this.host.peerId) out.add(p)
     return out
   }
 
