@@ -10,7 +10,7 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FeatureBook, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, Announcer, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probeMember } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probeMember } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -144,9 +144,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom, maxConnections: opts.maxConnections, features: opts.features })
     closers.push(async () => { await host.stop() })
 
-    // provider records for the blocks stored here, off the data path (announce.ts)
-    const announcer = new Announcer(async (cid, o) => { await host.provide(cid, o) }, () => host.peers().length + 1 >= host.fullMeshPeers)
-    closers.push(async () => { announcer.stop() })
+    // no provider records for the blocks stored here: every host holds the member table, and
+    // a chunk's placement rule over it names each fragment's holder (keeper/network.ts
+    // reachable()); the DHT serves routing (closest peers, the neighbourhood) only
     const uplinks = await startUplinks(host, opts.uplink)
     closers.push(uplinks.stop)
     const upload = uploadCap(opts.maxUpload, opts.uplink)
@@ -160,7 +160,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // a block of an abandoned write that lands after its release goes again (release.ts)
     let release: Release | undefined
     // `verified`: the swarm hashed the bytes on arrival (not hashed twice); a relay's own fragments are checked here
-    const sink = { put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean }) => { await store.put(cid, bytes, { verified: o?.verified }); announcer.announce(cid); await release?.arrived(cid) } }
+    const sink = { put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean }) => { await store.put(cid, bytes, { verified: o?.verified }); await release?.arrived(cid) } }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
@@ -268,6 +268,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // pinning hosts ride the push chains: who pins a file is replicated metadata (pins.ts)
       pinners: inode => pinnersOf(tree, inode),
       offline: () => presence.offline(),
+      up: () => membership.up(),
       forward: relayed ? forwarder : undefined
     })
     // network.place logs each chunk whose placement fails (it stays pending); this is anything else

@@ -39,7 +39,7 @@ export const PLACE_RETRY_INTERVAL_MS = 60_000
 export const PLACE_CONCURRENCY = 8
 
 export interface NetworkComponents {
-  host: Pick<Host, 'peerId' | 'peers' | 'findProviders'>
+  host: Pick<Host, 'peerId' | 'peers'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push' | 'pullRange'>
   store: Pick<Store, 'has' | 'get'>
   /** Redundancy, the k/m rule and the members placement ranks (placement.ts), shared with the repairer. */
@@ -50,6 +50,12 @@ export interface NetworkComponents {
   pinners: (inode: string) => string[]
   /** Whether this host has lost its peers (presence.ts): chunks held only here stay pending. */
   offline: () => boolean
+  /**
+   * The members taken to be up (Membership.up(): the connected ones in a full mesh, beyond it
+   * the table's members not away or gone), which reads dial for the fragments placement put on
+   * them. Not given: the connected peers.
+   */
+  up?: () => string[]
   /**
    * Places erasure-coded chunks through a relay, so the writer uploads each byte about once
    * (forward.ts); given only when this host's uplink is thin (throughRelays).
@@ -201,56 +207,80 @@ export class ChunkNetwork extends EventTarget implements Network {
     const signal = this.signal(opts, FETCH_TIMEOUT_MS)
     const peers = this.host.peers().map(p => p.id)
     if (peers.length === 0) throw new BlockUnavailableError(cids[0]?.toString() ?? '?', 'no peer is reachable (offline)')
-    try {
-      // first, each fragment from the target a placement put it on (assignment.ts: fragment j on
-      // the member ranked j), with no have-query before: they hold it unless membership changed
-      // since. A have-query is a stream of its own per target (its opening, protocol
-      // negotiation and close): on a cold read through six hosts, five per chunk
-      const guess = opts.chunk?.cid != null ? this.placedOn(opts.chunk, cids, need, peers) : undefined
-      if (guess !== undefined) {
-        const got = await this.swarm.pullAny(cids, need, guess, { signal, background: opts.background }).catch((err: Error) => {
-          signal.throwIfAborted()
-          // a target without its fragment (moved by repair or rebalance): who holds what is asked below
-          log('fetch of %d fragment(s) from their placement targets failed, asking who holds them: %s', cids.length, err.message)
-          return undefined
-        })
-        if (got !== undefined) return got
-      }
-      // who holds which fragment, asked of the chunk's targets (one small round trip): the
-      // pull then takes each fragment from a host that has it, spread over the fastest
-      const holders = opts.chunk?.cid != null ? await this.whoHolds(opts.chunk, cids, peers, signal) : undefined
-      if (holders !== undefined) {
-        const got = await this.swarm.pullAny(cids, need, holders, { signal, background: opts.background }).catch((err: Error) => {
-          // the holders the targets named did not deliver: every connected peer is asked below
-          log('fetch of %d fragment(s) from their named holders failed, asking every peer: %s', cids.length, err.message)
-          return undefined
-        })
-        if (got !== undefined) return got
-      }
-      return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
-    } catch (err) {
-      // connected peers did not have enough (a network beyond the full mesh, where holders
-      // announce provider records: announce.ts): ask the DHT who provides them
-      const from = new Map<string, string[]>()
-      await Promise.all(cids.map(async c => {
-        from.set(c.toString(), await this.host.findProviders(c, { signal }).catch((e: Error) => {
-          log('provider lookup of %s failed: %s', shortCid(c), e.message)
-          return []
-        }))
-      }))
-      if ([...from.values()].every(p => p.length === 0)) throw err
-      return await this.swarm.pullAny(cids, need, from, { signal, background: opts.background })
+    // first, each fragment from the target a placement put it on (assignment.ts: fragment j on
+    // the member ranked j), with no have-query before: they hold it unless membership changed
+    // since. A have-query is a stream of its own per target (its opening, protocol
+    // negotiation and close): on a cold read through six hosts, five per chunk
+    const guess = opts.chunk?.cid != null ? this.placedOn(opts.chunk, cids, need, peers) : undefined
+    if (guess !== undefined) {
+      const got = await this.swarm.pullAny(cids, need, guess, { signal, background: opts.background }).catch((err: Error) => {
+        signal.throwIfAborted()
+        // a target without its fragment (moved by repair or rebalance): who holds what is asked below
+        log('fetch of %d fragment(s) from their placement targets failed, asking who holds them: %s', cids.length, err.message)
+        return undefined
+      })
+      if (got !== undefined) return got
     }
+    // who holds which fragment, asked of the chunk's targets (one small round trip): the
+    // pull then takes each fragment from a host that has it, spread over the fastest
+    const holders = opts.chunk?.cid != null ? await this.whoHolds(opts.chunk, cids, peers, signal) : undefined
+    if (holders !== undefined) {
+      const got = await this.swarm.pullAny(cids, need, holders, { signal, background: opts.background }).catch((err: Error) => {
+        // the holders the targets named did not deliver: every connected peer is asked below
+        log('fetch of %d fragment(s) from their named holders failed, asking every peer: %s', cids.length, err.message)
+        return undefined
+      })
+      if (got !== undefined) return got
+    }
+    // a block read by its CID alone (a manifest: replicated on the XOR-closest members, rule
+    // none): first from the members its CID ranks first, connected or not
+    if (opts.chunk === undefined) {
+      const ranked = this.blockHolders(cids)
+      if ([...ranked.values()].some(hs => hs.length > 0)) {
+        const got = await this.swarm.pullAny(cids, need, ranked, { signal, background: opts.background }).catch((err: Error) => {
+          signal.throwIfAborted()
+          log('fetch of %d block(s) from the members their CIDs rank first failed, asking every peer: %s', cids.length, err.message)
+          return undefined
+        })
+        if (got !== undefined) return got
+      }
+    }
+    return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
   }
 
   /**
-   * Fragment -> the connected hosts a placement of `chunk` among the members now puts it on
+   * Block -> the members its CID ranks first (the rule of a block with no chunk ref: manifests,
+   * placement.ts), as many as its copies and as many again, those reachable().
+   */
+  private blockHolders (cids: CID[]): Map<string, string[]> {
+    const members = this.policy.members()
+    const n = 2 * this.policy.copies(0, members.length)
+    const reachable = this.reachable(this.host.peers().map(p => p.id))
+    return new Map(cids.map(c => [c.toString(), this.policy.rank({ cid: c }, members, n).filter(p => reachable.has(p))]))
+  }
+
+  /**
+   * The hosts a read may ask: the connected peers and the members taken to be up
+   * (NetworkComponents.up), this host apart. Beyond the full mesh most of a chunk's targets are
+   * not connected; the member table says where each fragment is, so they are dialled (0 round
+   * trips to locate), as placement and repair's surveys dial them. In a full mesh a member not
+   * connected is a suspect, not dialled. No provider records are made or looked up.
+   */
+  private reachable (peers: string[]): Set<string> {
+    const out = new Set(peers)
+    for (const p of this.c.up?.() ?? []) if (p !== this.host.peerId) out.add(p)
+    return out
+  }
+
+  /**
+   * Fragment -> the hosts a placement of `chunk` among the members now puts it on (connected, or
+   * live members dialled: reachable())
    * (assignment.ts, as fetchRange guesses); undefined when fewer than `need` of `cids` have one,
    * or the chunk is replicated (k = 1: its holders are asked who has it, as before).
    */
   private placedOn (chunk: ChunkRef, cids: CID[], need: number, peers: string[]): Map<string, string[]> | undefined {
     if (chunk.k === 1) return undefined
-    const connected = new Set(peers)
+    const connected = this.reachable(peers)
     const ranked = this.policy.rank(chunk, this.policy.members(), chunk.k + chunk.m)
     const want = assignment(ranked, chunk.k, chunk.m)
     const wanted = new Set(cids.map(c => c.toString()))
@@ -274,7 +304,7 @@ export class ChunkNetwork extends EventTarget implements Network {
    * costs the pull a DONT_HAVE, not the fall back to asking every peer for every fragment.
    */
   private async whoHolds (chunk: ChunkRef, cids: CID[], peers: string[], signal: AbortSignal): Promise<Map<string, string[]> | undefined> {
-    const connected = new Set(peers)
+    const connected = this.reachable(peers)
     const asked = this.policy.rank(chunk, this.policy.members(), chunk.k + chunk.m + this.policy.redundancy).filter(p => connected.has(p))
     const out = new Map<string, string[]>(cids.map(c => [c.toString(), []]))
     const silent: string[] = []
@@ -322,7 +352,7 @@ export class ChunkNetwork extends EventTarget implements Network {
   private async rangeFrom (ref: ChunkRef, slice: FragmentSlice, root: Uint8Array, cid: CID, peers: string[], signal: AbortSignal): Promise<Uint8Array> {
     const { first, end, fragmentBytes } = slice
     const want = { cid, first, end, verify: (bytes: Uint8Array, proof: Uint8Array[]) => verifyRange(root, fragmentBytes, first, end, bytes, proof) }
-    const connected = new Set(peers)
+    const connected = this.reachable(peers)
     const ranked = this.policy.rank(ref, this.policy.members(), ref.k + ref.m + this.policy.redundancy)
     // every copy of the fragment's CID (with k = 1 the m + 1 copies are one block)
     const guess = [...new Set(assignment(ranked, ref.k, ref.m).filter((_, j) => ref.fragments[j]?.equals(cid)).flat())].filter(p => connected.has(p))

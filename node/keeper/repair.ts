@@ -258,6 +258,8 @@ export class Repairer extends EventTarget {
   private dirty = true
   /** The members and live hosts (view()) as of the last pass that found nothing to do. */
   private settled?: string
+  /** What the last pass left for the next, by reason (leftover()). */
+  private left = new Map<string, number>()
   /** When that pass ended (ms). */
   private settledAt = 0
   /** RepairInit.incremental. */
@@ -376,6 +378,16 @@ export class Repairer extends EventTarget {
     }
     this.dispatchEvent(new CustomEvent('skip'))
     this.timer = setTimeout(() => { this.tick() }, this.intervalMs)
+  }
+
+  /** What the last pass left for the next, by reason (empty when it settled); benches print it. */
+  leftover (): Record<string, number> {
+    return Object.fromEntries(this.left)
+  }
+
+  /** Why idle() is false now (benches print it). */
+  why (): Record<string, boolean> {
+    return { dirty: this.dirty, opsSince: this.opsSince, running: this.running !== undefined, viewChanged: this.settled !== this.view() }
   }
 
   /** The last pass found nothing to do, and nothing changed since that calls for another. */
@@ -543,6 +555,7 @@ export class Repairer extends EventTarget {
       const p = await this.runPass({ ...opts, incremental }, view, (why) => { settled = false; left.set(why, (left.get(why) ?? 0) + 1) })
       // a pass looked at every retained chunk: the book's figures are as fresh as its start
       if (opts.leaving !== true && !incremental) { this.c.health?.surveyed(started); this.fullView = view }
+      this.left = left
       if (settled) { this.settled = view; this.settledAt = Date.now(); this.settledChunks = this.passChunks }
       else if (left.size > 0) log('pass of %d chunk(s) leaves work for the next: %s', p.chunks, [...left].map(([why, n]) => `${n} ${why}`).join(', '))
       this.totals_.passes++

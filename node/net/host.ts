@@ -183,7 +183,7 @@ export const DHT_SELF_QUERY_INTERVAL_MS = 30 * 60_000
  * peers this host is not connected to (and pinging the new contacts it hears of): measured at
  * 20 hosts bound 6, 6.3 new connections per idle host and minute came from the DHT, each with its
  * handshakes and identify. Every member is known from the member table; the DHT only serves
- * closestPeers() and provider records beyond the full mesh, and each query refreshes the buckets
+ * closestPeers() beyond the full mesh (no provider records: the member table locates every fragment), and each query refreshes the buckets
  * it passes through.
  */
 export const DHT_TABLE_REFRESH_INTERVAL_MS = 30 * 60_000

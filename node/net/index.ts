@@ -1,7 +1,6 @@
 // node/net — this host on the network (DESIGN.md §3, §5, §7): the libp2p host (the only file
 // that builds libp2p: tcp, noise, yamux, pnet, kad-dht, identify, ping), the Kademlia key
-// space, membership and failure detection, presence (offline or not), uplinks, provider
-// records, replication of the op log (sync), notices between hosts, keys and op signing,
+// space, membership and failure detection, presence (offline or not), uplinks, replication of the op log (sync), notices between hosts, keys and op signing,
 // traffic accounting.
 //
 // Contract:
@@ -20,7 +19,6 @@
 //  - Every async call takes AbortOptions; a stopped part refuses new work and ends what runs.
 //  - Keys: a host's identity is an Ed25519 key; every op is signed by its author and verified
 //    before it enters the log; a peer without the network key cannot connect (pnet).
-export { Announcer } from './announce.ts'
 export { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_REPAIR_DELAY_MS, repairDelay, MEMBERSHIP, MEMBERSHIP_PROTOCOL, Membership, MembershipNoticeError, probeMember } from './failure.ts'
 export { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBERS_PROTOCOL, MEMBER_EXPIRE_MS, MEMBER_REFRESH_MS, MEMBER_REFRESH_PER_MEMBER_MS, MAX_CAPACITY_CLASS, memberExpireMs, memberRefreshMs, MAX_MEMBERS, MemberRecordError, MemberTable, NEIGHBOURS, validCapacityClass } from './members.ts'
 export type { MemberRecord, MemberTableInit } from './members.ts'

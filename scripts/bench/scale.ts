@@ -37,6 +37,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { startHost, until } from '../../harness/cluster.ts'
@@ -45,8 +46,12 @@ import { ControlClient, init } from '../../node/cli/index.ts'
 import { ROOT } from '../../node/tree/index.ts'
 import { decodeManifest } from '../../node/data/index.ts'
 import type { Manifest } from '../../node/data/index.ts'
+import type { CID } from 'multiformats/cid'
 import { prng } from '../../harness/prng.ts'
 import { runPlacement } from '../sim/placement.ts'
+import { idleTraffic, runDissemination, GOSSIP_OVERHEAD_BYTES } from '../sim/gossip.ts'
+import { runChurn } from '../../harness/sim/churn.ts'
+import { simHosts } from '../../harness/sim/hosts.ts'
 
 /** Joins settle (every host knows every member, within the bound, one connected network) within this. */
 const JOIN_DEADLINE_MS = 15 * 60_000
@@ -93,7 +98,7 @@ class ScaleFailure extends Error {
   constructor (message: string, figures: Record<string, number | string>) { super(message); this.figures = figures }
 }
 
-export interface ScaleOptions { hosts?: number, bound?: number, mibPerHost?: number, idleS?: number, ops?: number, transport?: 'tcp' | 'memory' }
+export interface ScaleOptions { hosts?: number, bound?: number, mibPerHost?: number, idleS?: number, ops?: number, transport?: 'tcp' | 'memory', failureS?: number }
 
 /** Whether the hosts' connections join them all into one network. */
 function connected (hosts: ClusterHost[]): boolean {
@@ -131,8 +136,10 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
   const idleS = o.idleS ?? Number(process.env.DARKFS_SCALE_IDLE_S ?? (main ? 60 : 20))
   const opCount = o.ops ?? Number(process.env.DARKFS_SCALE_OPS ?? 5)
   const transport = o.transport ?? (process.env.DARKFS_SCALE_TRANSPORT === 'memory' ? 'memory' : 'tcp')
+  // the failure timeout (a stopped host is declared gone after it; DEFAULT_FAILURE_TIMEOUT_MS is 3 min)
+  const failureS = o.failureS ?? Number(process.env.DARKFS_SCALE_FAILURE_S ?? 60)
   if (!(N >= 3) || !(bound >= 2)) throw new Error(`bench:scale needs at least 3 hosts and a bound of 2, got ${N} and ${bound}`)
-  const out: Record<string, number | string> = { 'scale.hosts': N, 'scale.bound': bound, 'scale.transport': transport }
+  const out: Record<string, number | string> = { 'scale.hosts': N, 'scale.bound': bound, 'scale.transport': transport, 'scale.failureTimeout.s': failureS }
   const failures: string[] = []
   const t = new Teardown()
   const hosts: ClusterHost[] = []
@@ -159,7 +166,13 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     .map(({ h, i }) => `h${i} (${h.host.peerId.slice(-6)}): ${h.host.describeConnections().join(' | ')}`).join('\n  ')
   /** New connections and failed ones since the last call, per host, by cause (the settle logs). */
   let dialsBefore = new Map<string, { dials: number, failed: number }>()
+  // the event loop's delay since the last summary: every host's handshakes wait on it (pnet's
+  // nonce exchange has PNET_HANDSHAKE_TIMEOUT_MS)
+  const lag = monitorEventLoopDelay({ resolution: 20 })
+  lag.enable()
   const dialSummary = (): string => {
+    const loop = `event loop delay p50 ${round(lag.percentile(50) / 1e6, 0)} ms, p99 ${round(lag.percentile(99) / 1e6, 0)} ms, max ${round(lag.max / 1e6, 0)} ms`
+    lag.reset()
     const now = new Map<string, { dials: number, failed: number }>()
     for (const h of hosts) {
       const t = h.host.traffic()
@@ -173,7 +186,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     const parts = [...now].map(([cause, r]) => ({ cause, dials: r.dials - (dialsBefore.get(cause)?.dials ?? 0), failed: r.failed - (dialsBefore.get(cause)?.failed ?? 0) }))
       .filter(r => r.dials > 0).sort((a, b) => b.dials - a.dials)
     dialsBefore = now
-    return `new connections (failed) since: ${parts.map(r => `${r.cause} ${r.dials} (${r.failed})`).join(', ') || 'none'}`
+    return `new connections (failed) since: ${parts.map(r => `${r.cause} ${r.dials} (${r.failed})`).join(', ') || 'none'}; ${loop}`
   }
   try {
     global.gc?.()
@@ -187,7 +200,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
       const dir = join(root, `h${i}`)
       await init(dir, i === 0 ? { newNetwork: true } : { networkKey: join(root, 'h0', 'network.key') })
       const joins = i === 0 ? [] : [...new Set([hosts[0].address, hosts[Math.floor(rand() * i)].address])]
-      hosts.push(await startHost(t, dir, `scale${process.pid}-h${i}`, joins, { transport, daemon: { maxConnections: bound } }))
+      hosts.push(await startHost(t, dir, `scale${process.pid}-h${i}`, joins, { transport, daemon: { maxConnections: bound, keep: { failureTimeoutMs: failureS * 1000 } } }))
       if ((i + 1) % 10 === 0) log(`${i + 1} hosts started`)
     }
     out['scale.start.s'] = round((performance.now() - started) / 1000, 1)
@@ -245,7 +258,8 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     await until(`every host's repair settled, within ${bound} connections, no suspect`, () => {
       if (performance.now() - told >= 30_000) {
         told = performance.now()
-        log(`settling: repairers ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}, ${dialSummary()}${overBound() === '' ? '' : `\n  ${overBound()}`}`)
+        const busy = hosts.map((h, i) => ({ h, i })).filter(({ h }) => !h.keep.repairer.idle())
+        log(`settling: repairers ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}${busy.length > 0 && busy.length <= 4 ? ` (not: ${busy.map(({ h, i }) => `h${i} ${JSON.stringify({ ...h.keep.repairer.leftover(), ...h.keep.repairer.why() })}`).join(', ')})` : ''}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}, ${dialSummary()}${overBound() === '' ? '' : `\n  ${overBound()}`}`)
       }
       return hosts.every(h => h.keep.repairer.idle() && h.host.peers().length <= bound && h.keep.membership.suspects().length === 0)
     }, REPAIR_SETTLE_DEADLINE_MS)
@@ -262,6 +276,10 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     const held = hosts.map(() => 0)
     let extra = 0
     let fragments = 0
+    /** Every fragment of the written chunks and its size (the stop phase counts what a host held of them). */
+    const allFragments: Array<{ cid: CID, size: number }> = []
+    /** The written chunks' code and size (the simulator's repair runs with the same). */
+    let code = { k: 0, m: 0, size: 0 }
     let named = 0
     let chunks = 0
     for (let i = 0; i < files; i++) {
@@ -277,11 +295,13 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
       for (const ref of manifest.chunks) {
         if (ref.cid === null) continue
         chunks++
+        code = { k: ref.k, m: ref.m, size: Math.max(code.size, ref.size) }
         // the chunk's own rule (ChunkRef.rule: balanced for new chunks), as placement ranks it
         const ranked = writer.policy.rank(ref, members, ref.k + ref.m)
         const size = Math.ceil(ref.size / ref.k)
         for (let j = 0; j < ref.fragments.length; j++) {
           fragments++
+          allFragments.push({ cid: ref.fragments[j], size })
           const at = ranked[j]
           predicted.set(at, (predicted.get(at) ?? 0) + size)
           const h = byPeer.get(at)
@@ -427,7 +447,60 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     if (clean === 0) failures.push(`status sent messages during each of ${STATUS_TRIES} calls (last: ${dirty})`)
     log(`status: ${out['scale.status.ms.median']} ms median, ${clean} of ${STATUS_TRIES} calls with no message sent${dirty === '' ? '' : ` (others: ${dirty})`}`)
 
-    // 7. memory
+    // 7. a host stops for good: once the others declared it gone (the failure timeout), their
+    // repair rebuilds what it held; settled when every fragment of every written chunk is held
+    // by a live host again and every repairer is idle. Repair bytes: fetched and pushed by the
+    // repairers, over the bytes of the written chunks' fragments the host held
+    phase = 'repair'
+    const victim = hosts[N - 1]
+    const survivors = hosts.slice(0, N - 1)
+    let lostBytes = 0
+    let lostFragments = 0
+    for (const f of allFragments) if (await victim.store.has(f.cid)) { lostBytes += f.size; lostFragments++ }
+    const totals0 = survivors.map(h => h.keep.repairer.totals())
+    const sent0 = survivors.map(h => h.host.traffic().wire.sent)
+    started = performance.now()
+    await victim.stop()
+    hosts.splice(N - 1, 1)
+    const missing = async (): Promise<number> => {
+      let n = 0
+      for (const f of allFragments) {
+        let found = false
+        for (const h of survivors) if (await h.store.has(f.cid)) { found = true; break }
+        if (!found) n++
+      }
+      return n
+    }
+    let toldRepair = started
+    await until(`every host declared the stopped host gone, every fragment held again, every repairer settled`, async () => {
+      const gone = survivors.every(h => !h.policy.members().includes(victim.host.peerId))
+      const settled = survivors.every(h => h.keep.repairer.idle())
+      const left = gone && settled ? await missing() : -1
+      if (performance.now() - toldRepair >= 30_000) {
+        toldRepair = performance.now()
+        log(`repairing: gone on ${survivors.filter(h => !h.policy.members().includes(victim.host.peerId)).length}/${N - 1}, repairers ${survivors.filter(h => h.keep.repairer.idle()).length}/${N - 1}, fragments missing ${left === -1 ? '?' : left}, connections ${survivors.map(h => h.host.peers().length).join(',')}, ${dialSummary()}`)
+      }
+      return left === 0
+    }, REPAIR_SETTLE_DEADLINE_MS + failureS * 1000)
+      .catch(async (err: Error) => { failures.push(`${err.message}: ${await missing()} of ${allFragments.length} fragments held by no live host`) })
+    const totals1 = survivors.map(h => h.keep.repairer.totals())
+    const fetched = totals1.reduce((a, t, i) => a + t.bytesFetched - totals0[i].bytesFetched, 0)
+    const pushed = totals1.reduce((a, t, i) => a + t.bytesPushed - totals0[i].bytesPushed, 0)
+    const repaired = totals1.reduce((a, t, i) => a + t.fragmentsRepaired - totals0[i].fragmentsRepaired, 0)
+    const wire = survivors.reduce((a, h, i) => a + h.host.traffic().wire.sent - sent0[i], 0)
+    out['scale.repair.s'] = round((performance.now() - started) / 1000, 1)
+    out['scale.repair.lost.fragments'] = lostFragments
+    out['scale.repair.lost.bytes'] = lostBytes
+    out['scale.repair.fragmentsRepaired'] = repaired
+    out['scale.repair.bytes.fetched'] = fetched
+    out['scale.repair.bytes.pushed'] = pushed
+    out['scale.repair.bytesPerLostByte'] = round((fetched + pushed) / Math.max(1, lostBytes), 2)
+    out['scale.repair.wireSentPerLostByte'] = round(wire / Math.max(1, lostBytes), 2)
+    // per fragment byte delivered (the simulator's figure: it does not say which fragments the leaver held)
+    out['scale.repair.bytesPerRepairedByte'] = round((fetched + pushed) / Math.max(1, repaired * Math.ceil(code.size / Math.max(1, code.k))), 2)
+    log(`repair: ${lostFragments} fragments (${lostBytes} B) lost, ${fetched + pushed} B moved by repair (${out['scale.repair.bytesPerLostByte']} per byte lost), ${out['scale.repair.s']} s`)
+
+    // 8. memory
     const heap1 = process.memoryUsage()
     out['scale.heap.MiB.perHost'] = round((heap1.heapUsed - heap0.heapUsed) / N / 2 ** 20, 1)
     out['scale.rss.MiB.perHost'] = round((heap1.rss - heap0.rss) / N / 2 ** 20, 1)
@@ -451,8 +524,26 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     out['sim.storage.noise.max'] = sim[`placement.h${N}.noise.max`]
     out['sim.k'] = sim[`placement.h${N}.k`]
     out['sim.m'] = sim[`placement.h${N}.m`]
+    // the simulator's gossip at this size (scripts/sim/gossip.ts; 30 ms links, 300-byte ops as
+    // `npm run sim`) and its idle model (connections at DEFAULT_MAX_CONNECTIONS, not this bound)
+    const opBytes = 300
+    const g = runDissemination({ hosts: N, seed: 14 + N, opBytes, latencyMs: 30, ops: 20, downShare: 0 })
+    const idle = idleTraffic({ hosts: N, copiesPerMessage: g.bytesPerHostMean / (opBytes + GOSSIP_OVERHEAD_BYTES), goneHostHour: 0, returnedHostHour: 0 })
+    out['sim.idle.sent.kbitps'] = round(idle.total * 8 / 1000, 2)
+    out['sim.reach.p99hosts.ms'] = round(g.t99, 0)
+    // the simulator's repair (harness/sim/churn.ts: darkfs's plan, keeper and deliveries) of one
+    // host leaving for good, with the bench's code, chunks and failure timeout, on fast links
+    const simRand = prng(14 + N)
+    const simNet = simHosts(N, simRand)
+    const leave = runChurn({
+      hosts: simNet, uplinks: simNet.map(() => 1e9), initial: N, trace: [{ t: 3_600_000, host: N - 1, kind: 'leave' }], chunks, scale: 1,
+      k: code.k, m: code.m, chunkBytes: code.size, failureTimeoutMs: failureS * 1000, latencyMs: 1, duration: 24 * 3_600_000, rand: simRand
+    })
+    out['sim.repair.fragmentsRepaired'] = leave.fragmentsRepaired
+    out['sim.repair.bytesPerRepairedByte'] = round((leave.bytesFetched + leave.bytesPushed) / Math.max(1, leave.fragmentsRepaired * Math.ceil(code.size / Math.max(1, code.k))), 2)
   } finally {
     clearInterval(sampler)
+    lag.disable()
     // in parallel: one by one, 50 hosts take minutes to close
     await Promise.all(hosts.map(async h => { await h.stop() }))
     await t.run()
@@ -466,9 +557,9 @@ function table (f: Record<string, number | string>): string {
   const rows: Array<[string, unknown, unknown, string]> = [
     ['connections per host, steady (max / mean)', `${f['scale.connections.idle.max']} / ${f['scale.connections.idle.mean']}`, '—', `<= bound ${f['scale.bound']}`],
     ['connections per host, while writing (max)', f['scale.connections.write.max'], '—', 'trimmed back'],
-    ['idle sent per host, kbit/s (mean / max)', `${f['scale.idle.sent.kbitps.mean']} / ${f['scale.idle.sent.kbitps.max']}`, '—', '<= 2'],
+    ['idle sent per host, kbit/s (mean / max)', `${f['scale.idle.sent.kbitps.mean']} / ${f['scale.idle.sent.kbitps.max']}`, f['sim.idle.sent.kbitps'], '<= 2'],
     ['idle CPU per host, % of a core', f['scale.idle.cpu.percent.perHost'], '—', '<= 1'],
-    ['op reaches 99% of hosts, ms (median / max)', `${f['scale.reach.p99hosts.ms.median']} / ${f['scale.reach.p99hosts.ms.max']}`, '—', '<= 5000 (30 ms links)'],
+    ['op reaches 99% of hosts, ms (median / max)', `${f['scale.reach.p99hosts.ms.median']} / ${f['scale.reach.p99hosts.ms.max']}`, `${f['sim.reach.p99hosts.ms']} (30 ms links)`, '<= 5000 (30 ms links)'],
     ['store bytes / even share (max / min)', `${f['scale.storage.ratio.max']} / ${f['scale.storage.ratio.min']}`, '—', '<= 1.10 at 1,000 hosts'],
     ['fragments held / even share (max / min)', `${f['scale.storage.fragments.ratio.max']} / ${f['scale.storage.fragments.ratio.min']}`, `${f['sim.storage.xor.vs_even.max']} / ${f['sim.storage.xor.vs_even.min']}`, `sim noise floor ${f['sim.storage.noise.max']}`],
     ['  the rule on the same chunks (max / min)', `${f['scale.storage.rule.ratio.max']} / ${f['scale.storage.rule.ratio.min']}`, '', ''],
@@ -476,6 +567,10 @@ function table (f: Record<string, number | string>): string {
     ['fragments where the member table says', f['scale.locate.memberTable.share'], '—', '0 round trips'],
     ['status latency, ms (median / max)', `${f['scale.status.ms.median']} / ${f['scale.status.ms.max']}`, '—', '< 1000'],
     ['status calls sending no message', f['scale.status.quietCalls'], '—', 'all'],
+    ['repair of a stopped host, s', f['scale.repair.s'], '—', ''],
+    ['  fragments lost / repaired', `${f['scale.repair.lost.fragments']} / ${f['scale.repair.fragmentsRepaired']}`, f['sim.repair.fragmentsRepaired'], ''],
+    ['  bytes moved per byte repaired', f['scale.repair.bytesPerRepairedByte'], f['sim.repair.bytesPerRepairedByte'], ''],
+    ['  bytes moved per byte lost (wire sent)', `${f['scale.repair.bytesPerLostByte']} (${f['scale.repair.wireSentPerLostByte']})`, '—', ''],
     ['heap / RSS per host, MiB', `${f['scale.heap.MiB.perHost']} / ${f['scale.rss.MiB.perHost']}`, '—', '']
   ]
   const w = [44, 22, 14, 22]

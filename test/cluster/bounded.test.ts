@@ -1,7 +1,8 @@
 // Issue 14, items 1 and 2: hosts keep at most --max-connections open (their XOR neighbours and a
 // link per k-bucket), and tree ops spread over gossipsub on the network's private topic, so an
 // op written on one host reaches hosts it is not connected to; a file written on one host reads
-// on a host that never had a connection to it (its fragments found through the DHT), and then
+// on a host that never had a connection to it (its fragments found where the member table's
+// placement rule puts them, dialled: no DHT provider record is made or looked up), and then
 // every host's repair settles and its status counts every chunk redundant. A rogue
 // member's malformed gossip is rejected, changes no tree and is not forwarded.
 import assert from 'node:assert/strict'
@@ -65,7 +66,7 @@ describe(`bounded connections and gossip (${HOSTS} hosts, --max-connections ${BO
     for (const h of hosts) assert.equal(h.sync.stats().gossipRejected, 0, h.name)
   })
 
-  it('a file written on one host reads on a host not connected to it', async () => {
+  it('a file written on one host reads on a host not connected to it, located by the member table: no DHT provider record made or asked for', async () => {
     const data = randomBytes((1 << 20) + 17)
     const writer = hosts[0]
     // chosen before the write: placing the file dials the hosts its fragments go to, and for a
@@ -75,9 +76,17 @@ describe(`bounded connections and gossip (${HOSTS} hosts, --max-connections ${BO
     const far = hosts.filter(h => h !== writer && !h.host.peers().some(p => p.id === writer.host.peerId))
     assert.ok(far.length > 0, 'some host is not connected to the writer')
     const reader = far[0]
+    // every provider record made or looked up, on any host (the DHT stays for routing only)
+    const dht = { provides: 0, lookups: 0 }
+    for (const h of hosts) {
+      const { provide, findProviders } = h.host
+      h.host.provide = async (cid, o) => { dht.provides++; await provide(cid, o) }
+      h.host.findProviders = async (cid, o) => { dht.lookups++; return await findProviders(cid, o) }
+    }
     await writer.volume.replaceFile('/far.bin', [data], { wait: 'safe' })
     await until(`${reader.name} sees /far.bin`, async () => { try { await reader.volume.stat('/far.bin'); return true } catch { return false } }, 60_000)
     assert.deepEqual(Buffer.from(await reader.volume.readFile('/far.bin')), data)
+    assert.deepEqual(dht, { provides: 0, lookups: 0 })
     await until(`every host back within ${BOUND} connections`, () => hosts.every(h => h.host.peers().length <= BOUND), 60_000)
   })
 
