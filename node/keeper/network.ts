@@ -188,12 +188,15 @@ export class ChunkNetwork extends EventTarget implements Network {
   }
 
   /**
-   * Erasure parameters of new chunks: from the hosts that can take fragments now, the live
-   * members (a host that is full or draining is live but no member; a suspect is a member but
-   * not live). This host counts even when full: its chunks start here.
+   * Erasure parameters of new chunks: from the hosts that can take fragments now, the members
+   * reachable() (connected, or taken to be up: beyond the full mesh a host is connected to a few
+   * of them, and its chunks go to the members the placement ranks, dialled; counting only the
+   * connected ones gave a host with --max-connections 4 among 10 members a 3+2 code). A host
+   * that is full or draining is up but no member; in a full mesh a suspect is a member but not
+   * reachable. This host counts even when full: its chunks start here.
    */
   params (): { k: number, m: number } {
-    const live = new Set([this.host.peerId, ...this.host.peers().map(p => p.id)])
+    const live = this.reachable(this.host.peers().map(p => p.id))
     const takers = new Set([this.host.peerId, ...this.policy.members().filter(p => live.has(p))])
     return this.policy.params(takers.size)
   }

@@ -3,7 +3,8 @@
 // op written on one host reaches hosts it is not connected to; a file written on one host reads
 // on a host that never had a connection to it (its fragments found where the member table's
 // placement rule puts them, dialled: no DHT provider record is made or looked up), and then
-// every host's repair settles and its status counts every chunk redundant. A rogue
+// every host's repair settles and its status counts every chunk redundant. New chunks are coded
+// for the members (4+2), not for the few peers a host is connected to. A rogue
 // member's malformed gossip is rejected, changes no tree and is not forwarded.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -55,6 +56,16 @@ describe(`bounded connections and gossip (${HOSTS} hosts, --max-connections ${BO
     assert.ok(hosts.some(h => h.host.peers().length < HOSTS - 1))
     // beyond the full mesh, each host has chosen neighbours (tagged, redialled)
     for (const h of hosts) assert.ok(h.host.neighbours().length > 0 && h.host.neighbours().length <= BOUND, `${h.name} neighbours`)
+  })
+
+  it('new chunks are coded for the members, not for the few peers connected: 4+2 on every host', async () => {
+    // with BOUND connections a host sees at most BOUND + 1 hosts; coding for those gave 3+2
+    await until('every host codes new chunks 4+2', () => hosts.every(h => {
+      const p = h.volume.chunks.params()
+      return p.k === 4 && p.m === 2
+    }), 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}: ${hosts.map(h => `${h.name} ${JSON.stringify(h.volume.chunks.params())} with ${h.host.peers().length} peers`).join('; ')}`)
+    })
   })
 
   it('a directory made on one host reaches every host through gossip (equal tree digests)', async () => {
