@@ -161,3 +161,24 @@ export function balancedTargets (key: Uint8Array, members: Iterable<string>, wei
   const keyId = keyKadId(key)
   return rendezvous(keyId, near.map(p => ({ id: peerKadId(p), weight: weights.get(p) ?? 1 })), n).map(i => near[i])
 }
+
+/**
+ * A member list made ready for many balancedTargets() calls among the same members: each
+ * member's Kademlia id and weight found once (a repair pass or a host's reads rank thousands of
+ * chunks among one list; at 1,000 members preparing it was about 2 ms of each rank).
+ */
+export interface PreparedMembers {
+  /** The members, each once, in the order first given. */
+  readonly all: readonly string[]
+  readonly candidates: readonly Candidate[]
+}
+
+export function prepareMembers (members: Iterable<string>, weights: ReadonlyMap<string, number>): PreparedMembers {
+  const all = [...new Set(members)]
+  return { all, candidates: all.map(p => ({ id: peerKadId(p), weight: weights.get(p) ?? 1 })) }
+}
+
+/** balancedTargets(key, members, weights, n) over prepareMembers(members, weights): the same hosts in the same order. */
+export function balancedTargetsOf (key: Uint8Array, prepared: PreparedMembers, n: number): string[] {
+  return rendezvous(keyKadId(key), prepared.candidates, n).map(i => prepared.all[i])
+}

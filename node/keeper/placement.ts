@@ -24,7 +24,8 @@ export { keyKadId, peerKadId, compareDistance, targets, keeper, KAD_ID_CACHE_ENT
 import { targets } from '../net/index.ts'
 import { PLACEMENT_BALANCED } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
-import { balancedTargets, placementWeights } from './balance.ts'
+import { balancedTargets, balancedTargetsOf, placementWeights, prepareMembers } from './balance.ts'
+import type { PreparedMembers } from './balance.ts'
 
 /**
  * The live member that repairs chunk `ref`: its first-ranked live member under its rule (see
@@ -183,20 +184,42 @@ export interface PlacementInit {
   dataFragments?: DataFragments
 }
 
+/** Ranks a policy remembers (chunk, n) among its last member list. */
+const RANK_CACHE_ENTRIES = 4096
+
 export function placementPolicy (components: PlacementComponents, init: PlacementInit = {}): PlacementPolicy {
   const redundancy = init.redundancy ?? DEFAULT_REDUNDANCY
   const dataFragments = init.dataFragments ?? MAX_DATA_FRAGMENTS
   checkRedundancy('placementPolicy', redundancy)
   checkDataFragments('placementPolicy', dataFragments)
   const classOf = components.capacityClass ?? (() => undefined)
-  // the weights of the last member list asked about, by its members and their classes: a pass
-  // ranks thousands of chunks among the same members (recomputed when a class or a member changes)
-  let memo: { key: string, weights: Map<string, number> } | undefined
-  const weightsOf = (members: string[]): Map<string, number> => {
-    const classes = new Map(members.map(p => [p, classOf(p)]))
-    const key = [...classes].map(([p, c]) => `${p}=${c ?? ''}`).join(',')
-    if (memo?.key !== key) memo = { key, weights: placementWeights(classes) }
-    return memo.weights
+  // the last member list asked about, prepared (its members' weights from their classes, their
+  // Kademlia ids): a pass ranks thousands of chunks among the same members, and a host's reads
+  // rank each chunk they touch. Recomputed when a member or a class changes; checked by
+  // comparing the lists, not by building a key of them (at 1,000 members a 60 KB string per rank)
+  let memo: { members: string[], classes: Array<number | undefined>, prepared: PreparedMembers } | undefined
+  const preparedOf = (members: string[]): PreparedMembers => {
+    const classes = members.map(p => classOf(p))
+    if (memo !== undefined && sameList(memo.members, members) && sameList(memo.classes, classes)) return memo.prepared
+    const weights = placementWeights(new Map(members.map((p, i) => [p, classes[i]])))
+    memo = { members: [...members], classes, prepared: prepareMembers(members, weights) }
+    ranks.clear()
+    return memo.prepared
+  }
+  // recent ranks among that list, by chunk and n: 4 KiB reads touch one chunk many times over
+  // (a rank among 1,000 members is O(members) even prepared)
+  const ranks = new Map<string, string[]>()
+  const rankOf = (ref: Pick<ChunkRef, 'cid' | 'rule'>, members: string[], n: number): string[] => {
+    if (ref.cid === null) return []
+    const prepared = preparedOf(members)
+    const key = `${ref.rule ?? 0}/${n}/${ref.cid.toString()}`
+    let ranked = ranks.get(key)
+    if (ranked === undefined) {
+      ranked = ref.rule === PLACEMENT_BALANCED ? balancedTargetsOf(ref.cid.bytes, prepared, n) : targets(ref.cid.bytes, prepared.all, n)
+      if (ranks.size >= RANK_CACHE_ENTRIES) ranks.delete(ranks.keys().next().value as string)
+      ranks.set(key, ranked)
+    }
+    return [...ranked]
   }
   return {
     redundancy,
@@ -204,6 +227,12 @@ export function placementPolicy (components: PlacementComponents, init: Placemen
     members: components.members,
     params: takers => erasureParams(takers, redundancy, dataFragments),
     copies: (m, members) => replicaCount(m, redundancy, members),
-    rank: (ref, members, n) => rankByRule(ref, members, n, () => weightsOf(members))
+    rank: rankOf
   }
+}
+
+function sameList<T> (a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }

@@ -6,6 +6,12 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
 import { erasureParams, replicaCount, placementPolicy, targets, keeper, peerKadId, keyKadId, compareDistance, KAD_ID_CACHE_ENTRIES, MAX_DATA_FRAGMENTS, DEFAULT_REDUNDANCY, MAX_WIDTH, autoDataFragments } from '../../node/keeper/placement.ts'
 import { MAX_FRAGMENTS } from '../../node/keeper/forward.ts'
+import { rankByRule } from '../../node/keeper/index.ts'
+import { placementWeights } from '../../node/keeper/balance.ts'
+import { PLACEMENT_BALANCED } from '../../node/data/index.ts'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 as sha256Digest } from 'multiformats/hashes/sha2'
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest())
 
@@ -136,6 +142,34 @@ describe('node/placement', function () {
       const p = placementPolicy({ members: () => members })
       members = ['a', 'b']
       assert.deepEqual(p.members(), ['a', 'b'])
+    })
+
+    it('rank() answers as rankByRule() over the members and classes of each call, through joins, leaves and class changes (its prepared list and rank cache)', async function () {
+      const classes = new Map<string, number>()
+      const p = placementPolicy({ members: () => [], capacityClass: peer => classes.get(peer) })
+      const cids = await Promise.all(Array.from({ length: 6 }, async (_, i) => CID.createV1(raw.code, await sha256Digest.digest(new Uint8Array([i])))))
+      const step = fc.oneof(
+        fc.record({ kind: fc.constant('rank' as const), chunk: fc.integer({ min: 0, max: 5 }), rule: fc.constantFrom(undefined, PLACEMENT_BALANCED), n: fc.integer({ min: 1, max: 10 }) }),
+        fc.record({ kind: fc.constant('join' as const), peer: fc.integer({ min: 0, max: peers.length - 1 }) }),
+        fc.record({ kind: fc.constant('leave' as const), peer: fc.integer({ min: 0, max: peers.length - 1 }) }),
+        fc.record({ kind: fc.constant('class' as const), peer: fc.integer({ min: 0, max: peers.length - 1 }), cls: fc.integer({ min: 0, max: 80 }) })
+      )
+      fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 40 }), steps => {
+        classes.clear()
+        let members = peers.slice(0, 8)
+        for (const s of steps) {
+          if (s.kind === 'join' && !members.includes(peers[s.peer])) members = [...members, peers[s.peer]]
+          if (s.kind === 'leave') members = members.filter(m => m !== peers[s.peer])
+          if (s.kind === 'class') classes.set(peers[s.peer], s.cls)
+          if (s.kind !== 'rank') continue
+          const ref = { cid: cids[s.chunk], rule: s.rule }
+          const want = rankByRule(ref, members, s.n, () => placementWeights(new Map(members.map(m => [m, classes.get(m)]))))
+          const got = p.rank(ref, members, s.n)
+          assert.deepEqual(got, want)
+          got.reverse() // a caller changing what it got changes nothing kept
+          assert.deepEqual(p.rank(ref, [...members], s.n), want)
+        }
+      }), { numRuns: 200 })
     })
 
     it('placementPolicy(_, { redundancy: bad }) throws RangeError', function () {
