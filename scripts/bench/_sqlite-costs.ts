@@ -12,7 +12,8 @@
 // also counts the disk syncs made (FileHandle sync/datasync, and writes to O_DSYNC files: the op
 // log's appends) per fio fsync, and with DARKFS_DRIVE_PROF=DIR writes a CPU profile of the
 // measured run alone to DIR/fsync16.cpuprofile, and each SQLite run's to DIR/<workload>.cpuprofile
-// (scripts/prof-summary.ts reads them). DARKFS_DRIVE=fsync16,delete runs SQLite after fio's writes.
+// (scripts/prof-summary.ts reads them). DARKFS_DRIVE=fsync16,delete runs SQLite after fio's writes;
+// DARKFS_DRIVE=git runs compare.ts's `git clone --no-local` of 1,000 files into the mount.
 import { mkdtemp, chmod, writeFile, open, mkdir } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
@@ -23,6 +24,7 @@ import { mount } from '../../fuse/index.ts'
 import { sh } from './_proc.ts'
 import { Store } from '../../node/data/index.ts'
 import { Tree } from '../../node/tree/index.ts'
+import { makeGitSource } from './_compare-work.ts'
 
 const n = Number(process.env.DARKFS_DRIVE_HOSTS ?? 1)
 const which = (process.env.DARKFS_DRIVE ?? 'delete,wal,fsync16').split(',')
@@ -105,6 +107,13 @@ try {
       s = job.write.iops
       const fsyncs = Math.max(1, job.sync?.total_ios ?? Math.round(job.write.total_ios / 16))
       process.stdout.write(`  per fio fsync (${fsyncs}): fsync/fdatasync ${((syncs.sync + syncs.datasync) / fsyncs).toFixed(2)} (${(syncs.syncMs / Math.max(1, syncs.sync)).toFixed(1)} ms each), handle writes ${(syncs.writes / fsyncs).toFixed(2)} (${(syncs.writeMs / Math.max(1, syncs.writes)).toFixed(1)} ms each), commits ${(c.commits / fsyncs).toFixed(2)}, block puts ${(c.puts / fsyncs).toFixed(2)}, blocks ${(c.blocks / fsyncs).toFixed(2)}; heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, file extents ${hosts[0].tree.foldSpan(hosts[0].tree.lookup(hosts[0].tree.root, 'fio.bin')?.inode ?? '')} since the oldest read\n`)
+    } else if (w === 'git') {
+      const src = await makeGitSource(base)
+      Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
+      const r = strace
+        ? await sh('sh', ['-c', `strace -f -c -o /tmp/sq/strace-git.txt git clone -q --no-local ${src} ${join(dir, 'clone')}`], { timeoutMs: 600_000 })
+        : await sh('git', ['clone', '-q', '--no-local', src, join(dir, 'clone')], { timeoutMs: 600_000 })
+      s = r.seconds
     } else {
       const d = join(dir, `sqlite-${w}`)
       await sh('mkdir', ['-p', d])
