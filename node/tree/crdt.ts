@@ -56,9 +56,9 @@
 import { hash } from 'node:crypto'
 import { baseName, conflictName, keptName } from './conflicts.ts'
 import { Journal } from './journal.ts'
-import { sameContent } from './op.ts'
+import { compareOps, sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
-import type { Content, EntryId, Extent, Inode, InodeId, MoreExtent, OpBody, Version } from './types.ts'
+import type { Content, EntryId, Extent, Inode, InodeId, MoreExtent, Op, OpBody, Version } from './types.ts'
 import { meeting, type ExtNode } from './tail-index.ts'
 
 export const ROOT: InodeId = 'root'
@@ -92,7 +92,7 @@ export interface Held { readonly from: number, readonly to: number, readonly n: 
  * the ones past its vector clock in each author's chain, a suffix of each list (found without
  * walking what it saw), even those an earlier write that lost to it had taken in.
  */
-export interface AuthorNode { ext: Extent, seq: number, key: string, prev: AuthorNode | undefined }
+export interface AuthorNode { ext: Extent, seq: number, op: Op, prev: AuthorNode | undefined }
 
 /** The file's size right after an extent landed. */
 export function extentEnd (x: Extent): number {
@@ -785,7 +785,7 @@ class Apply {
     const { ext, end: size } = land(raw, rec.size)
     const tail: ExtNode = { ext, prev: rec.tail, n: (rec.tail?.n ?? 0) + 1, bytes: (rec.tail?.bytes ?? 0) + size - rec.size }
     const appends = new Map(rec.appends)
-    appends.set(op.author, { ext, seq: this.node.seq, key: op.key, prev: appends.get(op.author) })
+    appends.set(op.author, { ext, seq: this.node.seq, op, prev: appends.get(op.author) })
     this.patch(rec.id, { tail, size, appends, mtime: time, ctime: time })
     return {
       version: { ...this.version(raw.content, size), appended: raw.size },
@@ -1284,8 +1284,8 @@ const NO_LINKS: readonly string[] = []
  * multi-extent op, the order of its extents.
  */
 function inOrder (a: AuthorNode, b: AuthorNode): number {
-  if (a.key !== b.key) return a.key < b.key ? -1 : 1
-  return (a.ext.part ?? 0) - (b.ext.part ?? 0)
+  const c = a.op === b.op ? 0 : compareOps(a.op, b.op)
+  return c !== 0 ? c : (a.ext.part ?? 0) - (b.ext.part ?? 0)
 }
 
 /** Versions by (hlc, author): the total order's first two keys. */

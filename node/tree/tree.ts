@@ -9,9 +9,9 @@ import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type Durability, type LogCounters, type OpLog } from './log.ts'
-import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, idOf, MAX_PARENTS, type DecodedOp } from './op.ts'
+import { checkBody, checkSignature, compareOps, createOp, decodeOp, decodeUnverified, idOf, MAX_PARENTS, type DecodedOp } from './op.ts'
 import { OpSet } from './rbsr.ts'
-import type { Conflict, Content, Entry, EntryId, Extent, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
+import type { Conflict, Content, Entry, EntryId, Extent, Hlc, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
 
 /** Received ops held while their parents are missing; beyond this, further ones are dropped. */
 export const MAX_PENDING_OPS = 100_000
@@ -132,7 +132,7 @@ export class Tree extends EventTarget {
       }
     }
     for (const h of this.dag.heads()) this.stampHeads.set(h, (this.dag.get(h) as DagNode).op.cid)
-    this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.cid.multihash.digest })))
+    this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.digest })))
     this.rebuild()
   }
 
@@ -688,7 +688,7 @@ export class Tree extends EventTarget {
       const id = op.id
       if (this.dag.has(id)) continue
       nodes.push(this.dag.add(op, id))
-      this.opIndex.add(op.hlc[0], op.cid.multihash.digest)
+      this.opIndex.add(op.hlc[0], op.digest)
       this.clock.observe(op.hlc)
       if (local) this.newestLocalCid = op.cid
       if (!local) {
@@ -704,8 +704,7 @@ export class Tree extends EventTarget {
     t = performance.now()
     for (let i = 0; i < nodes.length; i++) {
       const n = nodes[i]
-      const detail: OpEventDetail = { cid: n.op.cid, id: n.id, bytes: n.op.bytes, body: n.op.body, local, hlc: n.op.hlc }
-      this.dispatchEvent(new CustomEvent('op', { detail }))
+      this.dispatchEvent(new CustomEvent('op', { detail: new OpDetail(n.op, local) }))
     }
     if (!local) this.stats.eventsMs += performance.now() - t
   }
@@ -713,12 +712,12 @@ export class Tree extends EventTarget {
   /** Slot new ops into the total order: apply at the end, or undo back to them and redo. */
   private insert (nodes: DagNode[]): void {
     nodes.sort(byKey)
-    const first = nodes[0].op.key
+    const first = nodes[0].op
     let lo = 0
     let hi = this.applied.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      if (this.applied[mid].op.key < first) lo = mid + 1
+      if (compareOps(this.applied[mid].op, first) < 0) lo = mid + 1
       else hi = mid
     }
     const pos = lo
@@ -806,8 +805,35 @@ function entry (e: EntryRec): Entry {
   return { id: e.id, parent: e.parent, name: e.name, inode: e.inode }
 }
 
+/** Ops in total order (op.ts compareOps). */
 function byKey (a: DagNode, b: DagNode): number {
-  return a.op.key < b.op.key ? -1 : a.op.key > b.op.key ? 1 : 0
+  return compareOps(a.op, b.op)
+}
+
+/**
+ * An 'op' event's detail: the op's CID made only when a listener reads it (OpRecord makes an
+ * op's CID when asked: listeners of a merge's thousands of events read its id and bytes).
+ */
+class OpDetail implements OpEventDetail {
+  readonly id: string
+  readonly bytes: Uint8Array
+  readonly body: OpBody
+  readonly local: boolean
+  readonly hlc: Hlc
+  private readonly op: Op
+
+  constructor (op: Op, local: boolean) {
+    this.op = op
+    this.id = op.id
+    this.bytes = op.bytes
+    this.body = op.body
+    this.local = local
+    this.hlc = op.hlc
+  }
+
+  get cid (): CID {
+    return this.op.cid
+  }
 }
 
 function mergeSorted (a: DagNode[], b: DagNode[]): DagNode[] {

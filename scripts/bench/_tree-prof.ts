@@ -5,6 +5,7 @@
 //   npx node scripts/bench/_tree-prof.ts [OUTDIR]   CPU profiles OUTDIR/apply.cpuprofile and
 //                                                   merge.cpuprofile (scripts/prof-summary.ts reads them)
 //   HEAP=1   allocation sampling instead (every object, also those collected): MB per function
+//   LIVE=1   allocation sampling of what each phase leaves alive (after a full collection): MB per function
 //   TIME=1   no profiler: wall ms and main-thread CPU ms of each phase (REPS=n: the best of n
 //            runs, each with trees of its own: figures that the load of a shared machine bends less)
 //   TYPES=1  (with TIME=1) the time of the CRDT's apply by op type
@@ -15,6 +16,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Session } from 'node:inspector/promises'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { cidOf, Tree, type InodeId, type Signer } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
@@ -23,7 +26,8 @@ import { body, ops, causal } from './tree.ts'
 const out = process.argv[2] ?? tmpdir()
 const N = Number(process.env.N ?? 10_000)
 const REPS = Number(process.env.REPS ?? 1)
-const HEAP = process.env.HEAP === '1'
+const LIVE = process.env.LIVE === '1'
+const HEAP = process.env.HEAP === '1' || LIVE
 const TIME = process.env.TIME === '1'
 const TYPES = process.env.TYPES === '1'
 const BATCH = 256
@@ -66,6 +70,10 @@ function types (phase: string): void {
   byType.clear()
 }
 
+// a full collection on demand (LIVE), by gc() of a new context
+setFlagsFromString('--expose-gc')
+const fullGc = runInNewContext('gc') as () => void
+
 const session = new Session()
 session.connect()
 
@@ -83,7 +91,7 @@ async function phase (name: string, fn: () => Promise<void>): Promise<number> {
   }
   if (HEAP) {
     await session.post('HeapProfiler.enable')
-    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: !LIVE, includeObjectsCollectedByMinorGC: !LIVE })
   } else {
     await session.post('Profiler.enable')
     await session.post('Profiler.setSamplingInterval', { interval: 200 })
@@ -93,6 +101,7 @@ async function phase (name: string, fn: () => Promise<void>): Promise<number> {
   await fn()
   const ms = performance.now() - t0
   if (HEAP) {
+    if (LIVE) fullGc()
     const { profile } = await session.post('HeapProfiler.stopSampling')
     const self = new Map<string, number>()
     const walk = (n: typeof profile.head): void => {
@@ -103,7 +112,7 @@ async function phase (name: string, fn: () => Promise<void>): Promise<number> {
     walk(profile.head)
     let total = 0
     for (const v of self.values()) total += v
-    console.log(`${name}: ${(total / 1e6).toFixed(1)} MB allocated`)
+    console.log(`${name}: ${(total / 1e6).toFixed(1)} MB ${LIVE ? 'left alive' : 'allocated'}`)
     for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${(v / 1e6).toFixed(2).padStart(8)} MB  ${k}`)
   } else {
     const { profile } = await session.post('Profiler.stop')
