@@ -278,10 +278,23 @@ export interface EntryRec {
 export interface ConflictRec { of: InodeId, author: string, time: bigint, write: boolean, cause?: string }
 
 /**
+ * A Version as the tree keeps it: the op that made it (`of`) in place of its CID, which
+ * Tree.history() makes when asked (an op's CID is made when asked for: types.ts Op).
+ */
+export type StoredVersion = Omit<Version, 'op'> & { of: Op }
+
+/** The Version (types.ts) of a stored one: its op's CID, the fields in Version's order. */
+export function publicVersion (v: StoredVersion): Version {
+  const out: Version = { op: v.of.cid, author: v.author, hlc: v.hlc, time: v.time, size: v.size, content: v.content }
+  if (v.appended !== undefined) out.appended = v.appended
+  return out
+}
+
+/**
  * `state`: an append's version, the file as it was then (its read content, size, appends and how
  * many a fold held): Tree.versionBytes.
  */
-export interface VersionRec { version: Version, id: string, state?: { content: Content | null, size: number, tail: ExtNode | undefined, covered: number, held?: readonly Held[] } }
+export interface VersionRec { version: StoredVersion, id: string, state?: { content: Content | null, size: number, tail: ExtNode | undefined, covered: number, held?: readonly Held[] } }
 
 /**
  * The xattrs of every inode that has none: one Map shared by all (a Map each weighed ~250
@@ -792,7 +805,7 @@ class Apply {
       this.j.push(vs, v)
       return
     }
-    const version: Version = { ...v.version, content: last.version.content }
+    const version: StoredVersion = { ...v.version, content: last.version.content }
     if (last.version.appended !== undefined || v.version.appended !== undefined) version.appended = (last.version.appended ?? 0) + (v.version.appended ?? 0)
     this.j.setLast(vs, { ...v, version })
   }
@@ -1156,9 +1169,9 @@ class Apply {
     this.setConflict(id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
   }
 
-  private version (content: Version['content'], size: number): Version {
+  private version (content: Version['content'], size: number): StoredVersion {
     const op = this.node.op
-    return { op: op.cid, author: op.author, hlc: op.hlc, time: this.time, size, content }
+    return { of: op, author: op.author, hlc: op.hlc, time: this.time, size, content }
   }
 
   /** Bring a dead entry back (and its dead ancestors). */
@@ -1313,7 +1326,7 @@ function inOrder (a: AuthorNode, b: AuthorNode): number {
 }
 
 /** Versions by (hlc, author): the total order's first two keys. */
-function compareClock (a: Version, b: Version): number {
+function compareClock (a: StoredVersion, b: StoredVersion): number {
   if (a.hlc[0] !== b.hlc[0]) return a.hlc[0] - b.hlc[0]
   if (a.hlc[1] !== b.hlc[1]) return a.hlc[1] - b.hlc[1]
   return a.author < b.author ? -1 : a.author > b.author ? 1 : 0
@@ -1347,7 +1360,7 @@ function sameBytes (x: Extent, xPos: number, y: Extent, yPos: number, a: number,
 }
 
 /** A whole version alone, without extents. */
-function plain (v: Version): Shown {
+function plain (v: StoredVersion): Shown {
   return { content: v.content, size: v.size, tail: undefined, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined, appends: undefined }
 }
 

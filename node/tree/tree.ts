@@ -4,7 +4,7 @@
 // is only written (log.ts); received ops are written, synced later.
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
-import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, heldRead, heldTop, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
+import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, heldRead, heldTop, publicVersion, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
 import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
@@ -80,11 +80,15 @@ export class Tree extends EventTarget {
   private floor = 0
   /** Received ops waiting for parents, by id. */
   private readonly pending = new Map<string, Op>()
-  /** What the next local op names as parents: the DAG heads plus stamped local ops, with their CIDs (parsing one per op stamped cost more than signing it half as much again). */
-  private readonly stampHeads = new Map<string, CID>()
+  /**
+   * What the next local op names as parents: the DAG heads plus stamped local ops, with their ops
+   * (whose CIDs are made when named: parsing one per op stamped cost more than signing it half as
+   * much again, and a received op's CID is made only if a local op names it).
+   */
+  private readonly stampHeads = new Map<string, Op>()
   private lastLocal: string | undefined
   /** The newest op of this host applied here (newestLocal()). */
-  private newestLocalCid: CID | undefined
+  private newestLocalOp: Op | undefined
   private chain: Promise<unknown> = Promise.resolve()
   private failed: Error | undefined
   private closed = false
@@ -128,10 +132,10 @@ export class Tree extends EventTarget {
       this.clock.observe(op.hlc)
       if (op.author === this.signer.author) {
         this.lastLocal = id
-        this.newestLocalCid = op.cid
+        this.newestLocalOp = op
       }
     }
-    for (const h of this.dag.heads()) this.stampHeads.set(h, (this.dag.get(h) as DagNode).op.cid)
+    for (const h of this.dag.heads()) this.stampHeads.set(h, (this.dag.get(h) as DagNode).op)
     this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.digest })))
     this.rebuild()
   }
@@ -225,7 +229,7 @@ export class Tree extends EventTarget {
 
   /** Every version of a file (writes and appends), oldest first (concurrent identical writes count once). */
   history (inode: InodeId): Version[] {
-    return (this.state.versions.get(this.state.ri(inode)) ?? []).map(v => v.version)
+    return (this.state.versions.get(this.state.ri(inode)) ?? []).map(v => publicVersion(v.version))
   }
 
   /**
@@ -236,7 +240,7 @@ export class Tree extends EventTarget {
   versionBytes (inode: InodeId, op: string): { content: Content | null, size: number, extents: Extent[] } | undefined {
     // the newest of the op's versions: a multi-extent op whose later extents branched off to a
     // conflict sibling has two in the file's history (crdt.ts addVersion), the file after its last extent is the later
-    const v = (this.state.versions.get(this.state.ri(inode)) ?? []).findLast(x => x.version.op.toString() === op)
+    const v = (this.state.versions.get(this.state.ri(inode)) ?? []).findLast(x => x.version.of.id === op)
     if (v === undefined) return undefined
     if (v.state === undefined) return { content: v.version.content, size: v.version.size, extents: [] }
     return { content: v.state.content, size: v.state.size, extents: heldRead(v.state.tail, v.state.covered, v.state.held, v.state.size) }
@@ -365,7 +369,7 @@ export class Tree extends EventTarget {
    * form a chain, so a peer that holds it holds every one before it.
    */
   newestLocal (): CID | undefined {
-    return this.newestLocalCid
+    return this.newestLocalOp?.cid
   }
 
   /** Number of ops known (applied). */
@@ -416,7 +420,7 @@ export class Tree extends EventTarget {
         const op = await createOp(this.signer, body, hlc, this.parentsForStamp())
         const id = op.id
         for (const p of op.parentIds) this.stampHeads.delete(p)
-        this.stampHeads.set(id, op.cid)
+        this.stampHeads.set(id, op)
         this.lastLocal = id
         ops.push(op)
       }
@@ -676,7 +680,7 @@ export class Tree extends EventTarget {
       const keep = ids.filter(id => id === this.lastLocal)
       ids = keep.concat(ids.filter(id => id !== this.lastLocal).slice(0, MAX_PARENTS - keep.length)).sort()
     }
-    return ids.map(id => this.stampHeads.get(id) as CID)
+    return ids.map(id => (this.stampHeads.get(id) as Op).cid)
   }
 
   /** Add persisted ops (parents first) to the DAG and the materialised tree, then announce them. */
@@ -690,10 +694,10 @@ export class Tree extends EventTarget {
       nodes.push(this.dag.add(op, id))
       this.opIndex.add(op.hlc[0], op.digest)
       this.clock.observe(op.hlc)
-      if (local) this.newestLocalCid = op.cid
+      if (local) this.newestLocalOp = op
       if (!local) {
         for (let k = 0; k < op.parentIds.length; k++) this.stampHeads.delete(op.parentIds[k])
-        this.stampHeads.set(id, op.cid)
+        this.stampHeads.set(id, op)
       }
     }
     if (!local) this.stats.dagMs += performance.now() - t

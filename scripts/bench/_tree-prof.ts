@@ -6,7 +6,8 @@
 //                                                   merge.cpuprofile (scripts/prof-summary.ts reads them)
 //   HEAP=1   allocation sampling instead (every object, also those collected): MB per function
 //   LIVE=1   allocation sampling of what each phase leaves alive (after a full collection): MB per function
-//   TIME=1   no profiler: wall ms and main-thread CPU ms of each phase (REPS=n: the best of n
+//   TIME=1   no profiler: wall ms and main-thread CPU ms of each phase, and receive()'s stages
+//            (wall ms; mergeB: the first receive of the merge) (REPS=n: the best of n
 //            runs, each with trees of its own: figures that the load of a shared machine bends less)
 //   TYPES=1  (with TIME=1) the time of the CRDT's apply by op type
 //   N=n      ops per replica (default 10,000); WSYNC=ms, the trees' writtenSyncMs
@@ -140,15 +141,25 @@ for (let rep = 0; rep < REPS; rep++) {
     await Promise.all([diverge(a, ha, shared, 'a'), diverge(b, hb, shared, 'b')])
     const inOrder = causal(ops(a).filter(x => !c.hasOp(cidOf(x))))
     byType.clear()
+    const sc = c.receiveStats()
     keep('apply.ms', await phase('apply', async () => {
       for (let i = 0; i < inOrder.length; i += BATCH) await c.receive(inOrder.slice(i, i + BATCH))
     }))
+    if (TIME) {
+      const se = c.receiveStats()
+      for (const k of ['decodeMs', 'verifyMs', 'orderMs', 'journalMs', 'dagMs', 'crdtMs', 'eventsMs'] as const) keep(`apply.${k}`, se[k] - sc[k])
+    }
     if (TYPES) types('apply')
     const toB = ops(a).filter(x => !b.hasOp(cidOf(x)))
     const toA = ops(b).filter(x => !a.hasOp(cidOf(x)))
+    const sb = b.receiveStats()
     await phase('merge', async () => {
       let t = performance.now()
       await b.receive(toB)
+      if (TIME) {
+        const se = b.receiveStats()
+        for (const k of ['decodeMs', 'verifyMs', 'orderMs', 'journalMs', 'dagMs', 'crdtMs', 'eventsMs'] as const) keep(`mergeB.${k}`, se[k] - sb[k])
+      }
       keep('mergeB.ms', performance.now() - t)
       t = performance.now()
       await a.receive(toA)
