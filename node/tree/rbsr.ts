@@ -141,7 +141,7 @@ interface Chunk { ts: number[], ids: Uint8Array[], sum: Uint32Array }
 
 function chunkOf (ts: number[], ids: Uint8Array[]): Chunk {
   const sum = new Uint32Array(LANES)
-  for (const id of ids) addId(sum, 0, id)
+  for (let i = 0; i < ids.length; i++) addId(sum, 0, ids[i])
   return { ts, ids, sum }
 }
 

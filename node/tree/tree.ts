@@ -735,7 +735,7 @@ export class Tree extends EventTarget {
     const tail = this.applied.splice(pos)
     this.undoAt.splice(pos)
     const merged = tail.length === 0 ? nodes : mergeSorted(tail, nodes)
-    for (const n of merged) this.applyOne(n, true)
+    for (let i = 0; i < merged.length; i++) this.applyOne(merged[i], true)
     this.trim()
   }
 
@@ -841,11 +841,13 @@ class OpDetail implements OpEventDetail {
 }
 
 function mergeSorted (a: DagNode[], b: DagNode[]): DagNode[] {
-  const out: DagNode[] = []
+  // sized at once (a merge's list is tens of thousands long: grown by push, it was copied as it grew)
+  const out: DagNode[] = new Array(a.length + b.length)
   let i = 0
   let j = 0
-  while (i < a.length && j < b.length) out.push(byKey(a[i], b[j]) <= 0 ? a[i++] : b[j++])
-  while (i < a.length) out.push(a[i++])
-  while (j < b.length) out.push(b[j++])
+  let k = 0
+  while (i < a.length && j < b.length) out[k++] = byKey(a[i], b[j]) <= 0 ? a[i++] : b[j++]
+  while (i < a.length) out[k++] = a[i++]
+  while (j < b.length) out[k++] = b[j++]
   return out
 }

@@ -111,6 +111,17 @@ async function phase (name: string, fn: () => Promise<void>): Promise<number> {
       for (const c of n.children) walk(c)
     }
     walk(profile.head)
+    // CALLERS=fn: which functions the allocations of `fn` (a self entry's name) came from
+    if (process.env.CALLERS !== undefined) {
+      const by = new Map<string, number>()
+      const up = (n: typeof profile.head, path: string[]): void => {
+        const here = `${n.callFrame.functionName} ${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}`
+        if (n.callFrame.functionName === process.env.CALLERS && n.selfSize > 0) { const k = path.slice(-3).join(' < '); by.set(k, (by.get(k) ?? 0) + n.selfSize) }
+        for (const c of n.children) up(c, [...path, here])
+      }
+      up(profile.head, [])
+      for (const [k, v] of [...by].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${(v / 1e6).toFixed(2)} MB from ${k}`)
+    }
     let total = 0
     for (const v of self.values()) total += v
     console.log(`${name}: ${(total / 1e6).toFixed(1)} MB ${LIVE ? 'left alive' : 'allocated'}`)
