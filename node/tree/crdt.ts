@@ -360,12 +360,18 @@ export class TreeState {
     this.byIno.set(1, ROOT)
   }
 
+  /**
+   * The inode an id resolves to (merged inodes alias the survivor). Aliases are rare: with none,
+   * no lookup (a Map lookup by a string decoded from an op makes V8 internalize the string, and
+   * most ops resolve an id or two).
+   */
   ri (id: InodeId): InodeId {
-    return this.inodeAlias.get(id) ?? id
+    return this.inodeAlias.size === 0 ? id : this.inodeAlias.get(id) ?? id
   }
 
   /** The entry an id resolves to (entries merged into another one alias it, maybe in a chain). */
   re (id: EntryId): EntryId {
+    if (this.entryAlias.size === 0) return id
     for (let depth = 0; depth < MAX_DEPTH; depth++) {
       const next = this.entryAlias.get(id)
       if (next === undefined) return id

@@ -521,7 +521,8 @@ export class Tree extends EventTarget {
       }
       stats.journalMs += performance.now() - t
       t = performance.now()
-      for (let i = 0; i < ready.length; i++) this.pending.delete(ready[i].id)
+      // (no lookup per op when nothing was held: most receives)
+      if (this.pending.size > 0) for (let i = 0; i < ready.length; i++) this.pending.delete(ready[i].id)
       // fresh ops not ready wait for their parents (held ones not ready are still held)
       for (let i = held; i < n && this.pending.size < MAX_PENDING_OPS; i++) {
         if (isReady[i] === 0) this.pending.set(ops[i].id, ops[i])

@@ -6,7 +6,8 @@
 //                                                   merge.cpuprofile (scripts/prof-summary.ts reads them)
 //   HEAP=1   allocation sampling instead (every object, also those collected): MB per function
 //   LIVE=1   allocation sampling of what each phase leaves alive (after a full collection): MB per function
-//   TIME=1   no profiler: wall ms and main-thread CPU ms of each phase, and receive()'s stages
+//   TIME=1   no profiler: wall ms and main-thread CPU ms of each phase, and receive()'s stages;
+//            MONO=1: each phase's start and end on CLOCK_MONOTONIC (for `perf record -k mono`)
 //            (wall ms; mergeB: the first receive of the merge) (REPS=n: the best of n
 //            runs, each with trees of its own: figures that the load of a shared machine bends less)
 //   TYPES=1  (with TIME=1) the time of the CRDT's apply by op type
@@ -85,7 +86,10 @@ async function phase (name: string, fn: () => Promise<void>): Promise<number> {
   if (TIME) {
     const c0 = process.threadCpuUsage()
     const t0 = performance.now()
+    const m0 = process.hrtime.bigint()
     await fn()
+    // the phase on CLOCK_MONOTONIC, in seconds: `perf record -k mono` then `perf report --time FROM,TO`
+    if (process.env.MONO === '1') console.log(`${name} ${(Number(m0) / 1e9).toFixed(6)},${(Number(process.hrtime.bigint()) / 1e9).toFixed(6)}`)
     const c = process.threadCpuUsage(c0)
     cpu[name] = Math.round((c.user + c.system) / 1000)
     return performance.now() - t0
