@@ -56,9 +56,9 @@
 import { hash } from 'node:crypto'
 import { baseName, conflictName, keptName } from './conflicts.ts'
 import { Journal } from './journal.ts'
-import { sameContent } from './op.ts'
+import { compareOps, sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
-import type { Content, EntryId, Extent, Inode, InodeId, MoreExtent, OpBody, Version } from './types.ts'
+import type { Content, EntryId, Extent, Inode, InodeId, MoreExtent, Op, OpBody, Version } from './types.ts'
 import { meeting, type ExtNode } from './tail-index.ts'
 
 export const ROOT: InodeId = 'root'
@@ -92,7 +92,7 @@ export interface Held { readonly from: number, readonly to: number, readonly n: 
  * the ones past its vector clock in each author's chain, a suffix of each list (found without
  * walking what it saw), even those an earlier write that lost to it had taken in.
  */
-export interface AuthorNode { ext: Extent, seq: number, key: string, prev: AuthorNode | undefined }
+export interface AuthorNode { ext: Extent, seq: number, op: Op, prev: AuthorNode | undefined }
 
 /** The file's size right after an extent landed. */
 export function extentEnd (x: Extent): number {
@@ -278,10 +278,23 @@ export interface EntryRec {
 export interface ConflictRec { of: InodeId, author: string, time: bigint, write: boolean, cause?: string }
 
 /**
+ * A Version as the tree keeps it: the op that made it (`of`) in place of its CID, which
+ * Tree.history() makes when asked (an op's CID is made when asked for: types.ts Op).
+ */
+export type StoredVersion = Omit<Version, 'op'> & { of: Op }
+
+/** The Version (types.ts) of a stored one: its op's CID, the fields in Version's order. */
+export function publicVersion (v: StoredVersion): Version {
+  const out: Version = { op: v.of.cid, author: v.author, hlc: v.hlc, time: v.time, size: v.size, content: v.content }
+  if (v.appended !== undefined) out.appended = v.appended
+  return out
+}
+
+/**
  * `state`: an append's version, the file as it was then (its read content, size, appends and how
  * many a fold held): Tree.versionBytes.
  */
-export interface VersionRec { version: Version, id: string, state?: { content: Content | null, size: number, tail: ExtNode | undefined, covered: number, held?: readonly Held[] } }
+export interface VersionRec { version: StoredVersion, id: string, state?: { content: Content | null, size: number, tail: ExtNode | undefined, covered: number, held?: readonly Held[] } }
 
 /**
  * The xattrs of every inode that has none: one Map shared by all (a Map each weighed ~250
@@ -347,12 +360,18 @@ export class TreeState {
     this.byIno.set(1, ROOT)
   }
 
+  /**
+   * The inode an id resolves to (merged inodes alias the survivor). Aliases are rare: with none,
+   * no lookup (a Map lookup by a string decoded from an op makes V8 internalize the string, and
+   * most ops resolve an id or two).
+   */
   ri (id: InodeId): InodeId {
-    return this.inodeAlias.get(id) ?? id
+    return this.inodeAlias.size === 0 ? id : this.inodeAlias.get(id) ?? id
   }
 
   /** The entry an id resolves to (entries merged into another one alias it, maybe in a chain). */
   re (id: EntryId): EntryId {
+    if (this.entryAlias.size === 0) return id
     for (let depth = 0; depth < MAX_DEPTH; depth++) {
       const next = this.entryAlias.get(id)
       if (next === undefined) return id
@@ -417,13 +436,20 @@ class Apply {
         return
       }
       case 'setattr': {
-        const patch: Partial<InodeRec> = { ctime: b.time }
-        if (b.mode !== undefined) patch.mode = b.mode
-        if (b.uid !== undefined) patch.uid = b.uid
-        if (b.gid !== undefined) patch.gid = b.gid
-        if (b.atime !== undefined) patch.atime = b.atime
-        if (b.mtime !== undefined) patch.mtime = b.mtime
-        return this.patch(this.s.ri(b.inode), patch)
+        const id = this.s.ri(b.inode)
+        const rec = this.s.inodes.get(id)
+        if (rec === undefined) return
+        // a copy with the fields set (what { ...rec, ...patch } gives, without V8's slow path
+        // for a second spread of an object of varying shape: one of the commonest ops)
+        const next = { ...rec }
+        next.ctime = b.time
+        if (b.mode !== undefined) next.mode = b.mode
+        if (b.uid !== undefined) next.uid = b.uid
+        if (b.gid !== undefined) next.gid = b.gid
+        if (b.atime !== undefined) next.atime = b.atime
+        if (b.mtime !== undefined) next.mtime = b.mtime
+        this.j.set(this.s.inodes, id, next)
+        return
       }
       case 'write': return this.write(this.s.ri(b.inode), b)
       case 'append': return this.append(this.s.ri(b.inode), b)
@@ -437,15 +463,26 @@ class Apply {
         const xattrs = new Map(rec.xattrs)
         if (b.type === 'setxattr') xattrs.set(b.name, b.value)
         else xattrs.delete(b.name)
-        return this.patch(id, { xattrs, ctime: b.time })
+        const next = { ...rec }
+        next.xattrs = xattrs
+        next.ctime = b.time
+        this.j.set(this.s.inodes, id, next)
       }
     }
   }
 
-  private patch (id: InodeId, patch: Partial<InodeRec>): void {
+  /**
+   * Inode `id`'s ctime, and mtime unless undefined, become these: a copy of its record (as {
+   * ...rec, ...patch } made, without the slow path of a second spread), none when they are
+   * already (every op that links, moves or writes a file touches its inode).
+   */
+  private touch (id: InodeId, ctime: bigint, mtime?: bigint): void {
     const rec = this.s.inodes.get(id)
-    if (rec === undefined) return
-    this.j.set(this.s.inodes, id, { ...rec, ...patch })
+    if (rec === undefined || (rec.ctime === ctime && (mtime === undefined || rec.mtime === mtime))) return
+    const next = { ...rec }
+    if (mtime !== undefined) next.mtime = mtime
+    next.ctime = ctime
+    this.j.set(this.s.inodes, id, next)
   }
 
   /** The inode number of what this op creates: inoOf(its id), made once per op (DagNode.ino). */
@@ -495,7 +532,7 @@ class Apply {
           // the other is still the empty file its create made: this create's content is its next version
           this.alias(id, other)
           this.setBase(otherInode.id, content, size)
-          this.patch(otherInode.id, { mtime: b.time, ctime: b.time })
+          this.touch(otherInode.id, b.time, b.time)
           this.j.set(s.versions, otherInode.id, [...s.versions.get(otherInode.id) ?? [], { version: this.version(content, size), id }])
           this.j.set(s.head, otherInode.id, [id])
           return
@@ -544,7 +581,7 @@ class Apply {
     if (!this.isDir(parent) || rec === undefined || rec.kind === 'dir') return
     this.addEntry(this.node.id, parent, name, inode)
     // a new link count is an inode change
-    this.patch(inode, { ctime: this.time })
+    this.touch(inode, this.time)
   }
 
   private addEntry (id: EntryId, parent: InodeId, name: string, inode: InodeId): void {
@@ -585,7 +622,7 @@ class Apply {
     const moved: EntryRec = { ...e, parent, name, by: { author: this.node.op.author, time: this.time } }
     this.j.set(s.entries, e.id, moved)
     this.attach(moved)
-    this.patch(e.inode, { ctime: this.time })
+    this.touch(e.inode, this.time)
   }
 
   /** Unlink a live entry unless a write it did not see, or a live child, keeps it. */
@@ -603,7 +640,7 @@ class Apply {
   private remove (e: EntryRec): void {
     this.detach(e)
     this.j.set(this.s.entries, e.id, { ...this.s.entries.get(e.id) as EntryRec, live: false, unlinkedBy: this.node.id })
-    this.patch(e.inode, { ctime: this.time })
+    this.touch(e.inode, this.time)
   }
 
   /** Write (or append) vs. unlink: entries of file `id` unlinked by ops this op did not see come back. */
@@ -678,7 +715,7 @@ class Apply {
         // concurrent identical writes are one version (the appends either saw are in it)
         this.j.set(s.head, id, [...head, this.node.id])
         this.setBase(id, base.content, base.size)
-        this.patch(id, { mtime: b.time > rec.mtime ? b.time : rec.mtime, ctime: b.time > rec.ctime ? b.time : rec.ctime })
+        this.touch(id, b.time > rec.ctime ? b.time : rec.ctime, b.time > rec.mtime ? b.time : rec.mtime)
         return
       }
       // the losing branch is the file as it reads now: its head version and the extents over it
@@ -698,7 +735,7 @@ class Apply {
     } else {
       this.setBase(id, b.content, b.size)
     }
-    this.patch(id, { mtime: b.time, ctime: b.time })
+    this.touch(id, b.time, b.time)
     const version = { version: this.version(b.content, b.size), id: this.node.id }
     if (vs.length === 0) this.j.set(s.versions, id, [version])
     else this.j.push(vs, version)
@@ -774,7 +811,7 @@ class Apply {
       this.j.push(vs, v)
       return
     }
-    const version: Version = { ...v.version, content: last.version.content }
+    const version: StoredVersion = { ...v.version, content: last.version.content }
     if (last.version.appended !== undefined || v.version.appended !== undefined) version.appended = (last.version.appended ?? 0) + (v.version.appended ?? 0)
     this.j.setLast(vs, { ...v, version })
   }
@@ -785,8 +822,14 @@ class Apply {
     const { ext, end: size } = land(raw, rec.size)
     const tail: ExtNode = { ext, prev: rec.tail, n: (rec.tail?.n ?? 0) + 1, bytes: (rec.tail?.bytes ?? 0) + size - rec.size }
     const appends = new Map(rec.appends)
-    appends.set(op.author, { ext, seq: this.node.seq, key: op.key, prev: appends.get(op.author) })
-    this.patch(rec.id, { tail, size, appends, mtime: time, ctime: time })
+    appends.set(op.author, { ext, seq: this.node.seq, op, prev: appends.get(op.author) })
+    const next = { ...(this.s.inodes.get(rec.id) as InodeRec) }
+    next.tail = tail
+    next.size = size
+    next.appends = appends
+    next.mtime = time
+    next.ctime = time
+    this.j.set(this.s.inodes, rec.id, next)
     return {
       version: { ...this.version(raw.content, size), appended: raw.size },
       id: this.node.id,
@@ -1132,9 +1175,9 @@ class Apply {
     this.setConflict(id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
   }
 
-  private version (content: Version['content'], size: number): Version {
+  private version (content: Version['content'], size: number): StoredVersion {
     const op = this.node.op
-    return { op: op.cid, author: op.author, hlc: op.hlc, time: this.time, size, content }
+    return { of: op, author: op.author, hlc: op.hlc, time: this.time, size, content }
   }
 
   /** Bring a dead entry back (and its dead ancestors). */
@@ -1284,12 +1327,12 @@ const NO_LINKS: readonly string[] = []
  * multi-extent op, the order of its extents.
  */
 function inOrder (a: AuthorNode, b: AuthorNode): number {
-  if (a.key !== b.key) return a.key < b.key ? -1 : 1
-  return (a.ext.part ?? 0) - (b.ext.part ?? 0)
+  const c = a.op === b.op ? 0 : compareOps(a.op, b.op)
+  return c !== 0 ? c : (a.ext.part ?? 0) - (b.ext.part ?? 0)
 }
 
 /** Versions by (hlc, author): the total order's first two keys. */
-function compareClock (a: Version, b: Version): number {
+function compareClock (a: StoredVersion, b: StoredVersion): number {
   if (a.hlc[0] !== b.hlc[0]) return a.hlc[0] - b.hlc[0]
   if (a.hlc[1] !== b.hlc[1]) return a.hlc[1] - b.hlc[1]
   return a.author < b.author ? -1 : a.author > b.author ? 1 : 0
@@ -1323,7 +1366,7 @@ function sameBytes (x: Extent, xPos: number, y: Extent, yPos: number, a: number,
 }
 
 /** A whole version alone, without extents. */
-function plain (v: Version): Shown {
+function plain (v: StoredVersion): Shown {
   return { content: v.content, size: v.size, tail: undefined, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined, appends: undefined }
 }
 

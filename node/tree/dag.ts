@@ -60,20 +60,23 @@ export class Dag {
       op.author = author.author
     }
     const ids = op.parentIds
-    const parents: DagNode[] = []
     // the clock's length, allocated at once (an array grown by push holds spare slots)
     let length = author.n + 1
+    let first: number[] | undefined
     for (let i = 0; i < ids.length; i++) {
       const p = ids[i]
       const parent = this.nodes.get(p)
       if (parent === undefined) throw new Error(`parent ${p} of ${id} is unknown`)
       ids[i] = parent.id
-      parents.push(parent)
       if (parent.vc.length > length) length = parent.vc.length
+      first ??= parent.vc
     }
-    const vc: number[] = new Array(length).fill(0)
-    for (let i = 0; i < parents.length; i++) {
-      const pv = parents[i].vc
+    // a copy of the first parent's clock when it is as long (an op of its author's chain, most
+    // often), merged with the others' (no list of the parents, no fill of zeros first)
+    const copied = first !== undefined && first.length === length
+    const vc: number[] = copied ? (first as number[]).slice() : new Array(length).fill(0)
+    for (let i = copied ? 1 : 0; i < ids.length; i++) {
+      const pv = (this.nodes.get(ids[i]) as DagNode).vc
       for (let a = 0; a < pv.length; a++) if (vc[a] < pv[a]) vc[a] = pv[a]
     }
     const seq = vc[author.n] + 1

@@ -120,11 +120,16 @@ export function frame (payload: Uint8Array): Uint8Array {
   return out
 }
 
-/** Frame several payloads into one buffer (what frame() gives each, end to end). */
-function frameAll (payloads: Uint8Array[]): Buffer {
+/** Bytes of frameAll(payloads). */
+function framedLength (payloads: Uint8Array[]): number {
   let length = 0
-  for (const p of payloads) length += HEADER_BYTES + p.byteLength
-  const out = Buffer.allocUnsafe(length)
+  for (let i = 0; i < payloads.length; i++) length += HEADER_BYTES + payloads[i].byteLength
+  return length
+}
+
+/** Frame several payloads into one buffer (what frame() gives each, end to end): into `out` (framedLength() bytes) when given. */
+function frameAll (payloads: Uint8Array[], out: Buffer = Buffer.allocUnsafe(framedLength(payloads))): Buffer {
+  const length = out.length
   // headers written byte by byte and payloads copied through a plain Uint8Array view: Buffer's
   // writeUInt32BE checks its arguments on every call, and a set() into a Buffer takes a slower
   // path than into a Uint8Array (a receive frames thousands of ops)
@@ -164,11 +169,23 @@ function parse (data: Uint8Array): { records: Uint8Array[], good: number } {
   return { records, good: at }
 }
 
+/**
+ * Largest buffer a log keeps to frame appends into again (a merge's receive frames megabytes: a
+ * fresh buffer of that size had its pages faulted in as it was filled, which cost several times
+ * the copy itself); larger appends frame into a buffer of their own.
+ */
+const MAX_SPARE_BYTES = 4 * 1024 * 1024
+
 function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: number): OpLog {
   let position = start
+  /** The buffer appends are framed into, while no queued append holds it (`spareHeld`). */
+  let spare: Buffer | undefined
+  let spareHeld = false
   /** Appends not written yet, in order. */
   let queue: Array<{ bytes: Buffer, durable: boolean, resolve: () => void, reject: (err: Error) => void }> = []
   let flushing: Promise<void> | null = null
+  /** Flushes that ran to their end (see enqueue). */
+  let flushesEnded = 0
   let closed = false
   /** Bytes written through `plain` and not synced yet. */
   let unsynced = 0
@@ -225,6 +242,7 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
       }
     }
     flushing = null
+    flushesEnded++
   }
 
   /** The timer that syncs what is written within syncAfterMs, if none is set. */
@@ -242,7 +260,15 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
 
   async function enqueue (bytes: Buffer, durable: boolean): Promise<void> {
     const done = new Promise<void>((resolve, reject) => { queue.push({ bytes, durable, resolve, reject }) })
-    flushing ??= flush()
+    if (flushing === null) {
+      // the flush starts now (the write is under way when this returns: a receive applies its ops
+      // meanwhile); one with nothing to wait for (an append of no records, nothing to sync) runs
+      // to its end before flush() returns, and set `flushing` to null already: its promise is not
+      // kept, or every later append would wait for a flush that has ended
+      const ended = flushesEnded
+      const run = flush()
+      if (flushesEnded === ended) flushing = run
+    }
     await done
   }
 
@@ -257,7 +283,20 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
     async append (records, durability = 'durable') {
       if (closed) throw new Error('op log is closed')
       if (broken !== undefined) throw broken
-      await enqueue(frameAll(records), durability === 'durable')
+      const length = framedLength(records)
+      if (spareHeld || length > MAX_SPARE_BYTES || length === 0) {
+        await enqueue(frameAll(records), durability === 'durable')
+        return
+      }
+      // framed into the spare buffer (grown when too small), held until this append's write is
+      // done (enqueue settles after it): nothing reads the bytes after that
+      if (spare === undefined || spare.length < length) spare = Buffer.allocUnsafe(Math.min(MAX_SPARE_BYTES, Math.max(length, 2 * (spare?.length ?? 0))))
+      spareHeld = true
+      try {
+        await enqueue(frameAll(records, spare.subarray(0, length)), durability === 'durable')
+      } finally {
+        spareHeld = false
+      }
     },
     sync,
     counters: () => ({ writes, syncs, unsynced }),

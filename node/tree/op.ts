@@ -78,6 +78,61 @@ export function opCidOf (digest: Uint8Array): CID {
   return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, cid.subarray(4), cid.subarray(2)), cid) as CID
 }
 
+/**
+ * The sha2-256 digest of an op block (32 bytes) and its op id (idOf() of its CID), without a CID
+ * object: an op makes its CID when asked for one (OpRecord), and most ops received never are. The
+ * digest is a view of 36 bytes of a slab that hold the whole CID (the prefix before it), as
+ * cidOf() lays one out.
+ */
+export function digestOf (bytes: Uint8Array): { digest: Uint8Array, id: string } {
+  const cid = cidBytes()
+  cid.set(OP_CID_PREFIX)
+  const digest = hash('sha256', bytes, 'latin1')
+  for (let i = 0; i < 32; i++) cid[4 + i] = digest.charCodeAt(i)
+  return { digest: cid.subarray(4), id: idOfBytes(cid, 0, 36) }
+}
+
+/** The op CID whose digest is `digest`, a view of a digestOf() slab (the CID's bytes are the 36 that end with it). */
+function cidOfDigest (digest: Uint8Array): CID {
+  if (digest.byteOffset < 4 || digest.buffer.byteLength < digest.byteOffset + 32) return opCidOf(digest)
+  const bytes = new Uint8Array(digest.buffer, digest.byteOffset - 4, 36)
+  if (bytes[0] !== 1 || bytes[1] !== DAG_CBOR || bytes[2] !== SHA2_256 || bytes[3] !== 32) return opCidOf(digest)
+  return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, digest, bytes.subarray(2)), bytes) as CID
+}
+
+/**
+ * An op as the tree keeps it (types.ts Op): what it reads of every op, and its CID made the first
+ * time it is asked for (versions, heads, events' `cid`), from the digest. A CID object is five
+ * objects (the CID, its Digest and three views), and every op received is kept for as long as the
+ * tree runs: they were a fifth of what a held op weighed.
+ */
+export class OpRecord implements Op {
+  id: string
+  parentIds: string[]
+  digest: Uint8Array
+  bytes: Uint8Array
+  body: OpBody
+  author: string
+  hlc: Hlc
+  private made: CID | undefined
+
+  constructor (id: string, digest: Uint8Array, parentIds: string[], bytes: Uint8Array, body: OpBody, author: string, hlc: Hlc, cid?: CID) {
+    this.id = id
+    this.parentIds = parentIds
+    this.digest = digest
+    this.bytes = bytes
+    this.body = body
+    this.author = author
+    this.hlc = hlc
+    this.made = cid
+  }
+
+  get cid (): CID {
+    if (this.made === undefined) this.made = cidOfDigest(this.digest)
+    return this.made
+  }
+}
+
 /** CIDs per slab: op CIDs are carved from shared slabs (see cidBytes). */
 const CID_SLAB = 1024
 let slab = new Uint8Array(0)
@@ -155,6 +210,30 @@ function orderKeyJoined (hlc: Hlc, author: string, cid: string): string {
   return hlc[0].toString(16).padStart(13, '0') + hlc[1].toString(16).padStart(8, '0') + author + '\u0000' + cid
 }
 
+/** The wall clocks below which compareOps() compares numbers (orderKey() pads them to 13 hex digits). */
+const PADDED_WALL = 2 ** 52
+
+/**
+ * The total order of ops: -1, 0 or 1 as their orderKey() strings compare, without making the
+ * strings (a key per op was 150 bytes kept with every op, and a string built per op received):
+ * hlc, then author, then id. Authors hold no NUL (checkAuthor), so `author + NUL` compares as
+ * the author alone. A wall clock from 2^52 on has more hex digits than the key pads to, and such
+ * keys compare as strings, not as numbers: those are compared by their keys, as before.
+ */
+export function compareOps (a: Pick<Op, 'hlc' | 'author' | 'id'>, b: Pick<Op, 'hlc' | 'author' | 'id'>): number {
+  const x = a.hlc
+  const y = b.hlc
+  if (x[0] >= PADDED_WALL || y[0] >= PADDED_WALL) {
+    const ka = orderKey(x, a.author, a.id)
+    const kb = orderKey(y, b.author, b.id)
+    return ka < kb ? -1 : ka > kb ? 1 : 0
+  }
+  if (x[0] !== y[0]) return x[0] < y[0] ? -1 : 1
+  if (x[1] !== y[1]) return x[1] < y[1] ? -1 : 1
+  if (a.author !== b.author) return a.author < b.author ? -1 : 1
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+}
+
 /** Build, sign and encode an op. The body is validated first. */
 export async function createOp (signer: Signer, body: OpBody, hlc: Hlc, parents: CID[]): Promise<Op> {
   checkBody(body)
@@ -166,7 +245,7 @@ export async function createOp (signer: Signer, body: OpBody, hlc: Hlc, parents:
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   const cid = cidOf(bytes)
   const id = idOf(cid)
-  return { cid, id, parentIds: parents.map(idOf), key: orderKey(hlc, signer.author, id), bytes, body, author: signer.author, hlc, sig }
+  return new OpRecord(id, cid.multihash.digest, parents.map(idOf), bytes, body, signer.author, hlc, cid)
 }
 
 /**
@@ -218,7 +297,7 @@ export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op>
  * value byte for byte (opcbor.ts decodeOpBlock's `exact`); else the body as decoded (`rawBody`),
  * to encode the signed bytes again.
  */
-export interface DecodedOp { op: Op, id: string, rawBody?: unknown, sigAt?: number, sigEnd?: number }
+export interface DecodedOp { op: Op, id: string, sig: Uint8Array, rawBody?: unknown, sigAt?: number, sigEnd?: number }
 
 /**
  * decodeOp() without the signature check (checkSignature() does it, or the tree vouches).
@@ -228,8 +307,14 @@ export interface DecodedOp { op: Op, id: string, rawBody?: unknown, sigAt?: numb
 export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: string }): DecodedOp {
   if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
-  const cid = named?.cid ?? cidOf(bytes)
-  const id = named?.id ?? idOf(cid)
+  let digest: Uint8Array
+  let id: string
+  if (named !== undefined) {
+    digest = named.cid.multihash.digest
+    id = named.id
+  } else {
+    ({ digest, id } = digestOf(bytes))
+  }
   let raw: any
   let fast: boolean
   let exact: boolean
@@ -268,13 +353,13 @@ export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: str
       // nothing keeps the decoded body for checkSignature(): normalised in place
       const body = normaliseBody(raw.body, true)
       checkBody(body)
-      const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], sig }
-      return { op, id, sigAt, sigEnd }
+      const op = new OpRecord(id, digest, parentIds, bytes, body, raw.author, [hlc[0], hlc[1]], named?.cid)
+      return { op, id, sig, sigAt, sigEnd }
     }
     const body = normaliseBody(raw.body, false)
     checkBody(body)
-    const op: Op = { cid, id, parentIds, key: orderKey(hlc as Hlc, raw.author, id), bytes, body, author: raw.author, hlc: [hlc[0], hlc[1]], sig }
-    return { op, id, rawBody: raw.body }
+    const op = new OpRecord(id, digest, parentIds, bytes, body, raw.author, [hlc[0], hlc[1]], named?.cid)
+    return { op, id, sig, rawBody: raw.body }
   } catch (err: any) {
     if (err instanceof InvalidOpError && err.cid === undefined) throw new InvalidOpError(err.message.replace(/^invalid op: /, ''), id)
     throw err
@@ -304,7 +389,7 @@ export async function checkSignature (d: DecodedOp, verify: Verify): Promise<voi
   }
   let ok = false
   try {
-    ok = await verify(op.author, unsigned, op.sig)
+    ok = await verify(op.author, unsigned, d.sig)
   } catch {
     // a verifier that throws (a malformed author key) means a bad signature: refused just below
     ok = false

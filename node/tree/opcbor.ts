@@ -276,17 +276,28 @@ function string (n: number): string {
   const start = pos
   pos += n
   if (n < 13) {
-    // short (map keys): char by char, which V8 keeps flat below 13 characters
-    let out = ''
+    // short (names, op types, kinds): made by one String.fromCharCode() of its chars, where one
+    // grown char by char (flat below 13 characters) was a new string per char
+    const d = data
     for (let i = start; i < pos; i++) {
-      const c = data[i]
-      if (c >= 0x80) {
+      if (d[i] >= 0x80) {
         inexact = true
-        return textDecoder.decode(data.subarray(start, pos))
+        return textDecoder.decode(d.subarray(start, pos))
       }
-      out += String.fromCharCode(c)
     }
-    return out
+    const s = start
+    switch (n) {
+      case 0: return ''
+      case 1: return String.fromCharCode(d[s])
+      case 2: return String.fromCharCode(d[s], d[s + 1])
+      case 3: return String.fromCharCode(d[s], d[s + 1], d[s + 2])
+      case 4: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3])
+      case 5: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4])
+      case 6: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5])
+      case 7: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5], d[s + 6])
+      case 8: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5], d[s + 6], d[s + 7])
+      default: return latin1Slice.call(d, start, pos)
+    }
   }
   for (let i = start; i < pos; i++) {
     if (data[i] >= 0x80) {

@@ -141,7 +141,7 @@ interface Chunk { ts: number[], ids: Uint8Array[], sum: Uint32Array }
 
 function chunkOf (ts: number[], ids: Uint8Array[]): Chunk {
   const sum = new Uint32Array(LANES)
-  for (const id of ids) addId(sum, 0, id)
+  for (let i = 0; i < ids.length; i++) addId(sum, 0, ids[i])
   return { ts, ids, sum }
 }
 
@@ -191,11 +191,11 @@ export class OpSet {
       this.chunks.splice(lo, 1, chunkOf(c.ts.slice(0, half), c.ids.slice(0, half)), chunkOf(c.ts.slice(half), c.ids.slice(half)))
       this.stale = true
     } else if (!this.stale) {
-      const one = new Uint32Array(LANES)
-      addId(one, 0, id)
+      // the id added to each Fenwick node's sum in place (the same 256-bit sum as adding it to
+      // a zero sum first and that sum to the node's: no array per op added)
       for (let i = lo + 1; i <= this.chunks.length; i += i & -i) {
         this.fenCount[i]++
-        addSum(this.fenSum, i * LANES, one, 0)
+        addId(this.fenSum, i * LANES, id)
       }
     }
     return true

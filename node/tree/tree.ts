@@ -4,14 +4,14 @@
 // is only written (log.ts); received ops are written, synced later.
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
-import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, heldRead, heldTop, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
+import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, heldRead, heldTop, publicVersion, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
 import { Dag, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type Durability, type LogCounters, type OpLog } from './log.ts'
-import { checkBody, checkSignature, createOp, decodeOp, decodeUnverified, idOf, MAX_PARENTS, type DecodedOp } from './op.ts'
+import { checkBody, checkSignature, compareOps, createOp, decodeOp, decodeUnverified, idOf, MAX_PARENTS, type DecodedOp } from './op.ts'
 import { OpSet } from './rbsr.ts'
-import type { Conflict, Content, Entry, EntryId, Extent, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
+import type { Conflict, Content, Entry, EntryId, Extent, Hlc, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
 
 /** Received ops held while their parents are missing; beyond this, further ones are dropped. */
 export const MAX_PENDING_OPS = 100_000
@@ -80,11 +80,15 @@ export class Tree extends EventTarget {
   private floor = 0
   /** Received ops waiting for parents, by id. */
   private readonly pending = new Map<string, Op>()
-  /** What the next local op names as parents: the DAG heads plus stamped local ops, with their CIDs (parsing one per op stamped cost more than signing it half as much again). */
-  private readonly stampHeads = new Map<string, CID>()
+  /**
+   * What the next local op names as parents: the DAG heads plus stamped local ops, with their ops
+   * (whose CIDs are made when named: parsing one per op stamped cost more than signing it half as
+   * much again, and a received op's CID is made only if a local op names it).
+   */
+  private readonly stampHeads = new Map<string, Op>()
   private lastLocal: string | undefined
   /** The newest op of this host applied here (newestLocal()). */
-  private newestLocalCid: CID | undefined
+  private newestLocalOp: Op | undefined
   private chain: Promise<unknown> = Promise.resolve()
   private failed: Error | undefined
   private closed = false
@@ -128,11 +132,11 @@ export class Tree extends EventTarget {
       this.clock.observe(op.hlc)
       if (op.author === this.signer.author) {
         this.lastLocal = id
-        this.newestLocalCid = op.cid
+        this.newestLocalOp = op
       }
     }
-    for (const h of this.dag.heads()) this.stampHeads.set(h, (this.dag.get(h) as DagNode).op.cid)
-    this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.cid.multihash.digest })))
+    for (const h of this.dag.heads()) this.stampHeads.set(h, (this.dag.get(h) as DagNode).op)
+    this.opIndex.addMany(nodes.map(n => ({ ts: n.op.hlc[0], id: n.op.digest })))
     this.rebuild()
   }
 
@@ -225,7 +229,7 @@ export class Tree extends EventTarget {
 
   /** Every version of a file (writes and appends), oldest first (concurrent identical writes count once). */
   history (inode: InodeId): Version[] {
-    return (this.state.versions.get(this.state.ri(inode)) ?? []).map(v => v.version)
+    return (this.state.versions.get(this.state.ri(inode)) ?? []).map(v => publicVersion(v.version))
   }
 
   /**
@@ -236,7 +240,7 @@ export class Tree extends EventTarget {
   versionBytes (inode: InodeId, op: string): { content: Content | null, size: number, extents: Extent[] } | undefined {
     // the newest of the op's versions: a multi-extent op whose later extents branched off to a
     // conflict sibling has two in the file's history (crdt.ts addVersion), the file after its last extent is the later
-    const v = (this.state.versions.get(this.state.ri(inode)) ?? []).findLast(x => x.version.op.toString() === op)
+    const v = (this.state.versions.get(this.state.ri(inode)) ?? []).findLast(x => x.version.of.id === op)
     if (v === undefined) return undefined
     if (v.state === undefined) return { content: v.version.content, size: v.version.size, extents: [] }
     return { content: v.state.content, size: v.state.size, extents: heldRead(v.state.tail, v.state.covered, v.state.held, v.state.size) }
@@ -365,7 +369,7 @@ export class Tree extends EventTarget {
    * form a chain, so a peer that holds it holds every one before it.
    */
   newestLocal (): CID | undefined {
-    return this.newestLocalCid
+    return this.newestLocalOp?.cid
   }
 
   /** Number of ops known (applied). */
@@ -416,7 +420,7 @@ export class Tree extends EventTarget {
         const op = await createOp(this.signer, body, hlc, this.parentsForStamp())
         const id = op.id
         for (const p of op.parentIds) this.stampHeads.delete(p)
-        this.stampHeads.set(id, op.cid)
+        this.stampHeads.set(id, op)
         this.lastLocal = id
         ops.push(op)
       }
@@ -517,7 +521,8 @@ export class Tree extends EventTarget {
       }
       stats.journalMs += performance.now() - t
       t = performance.now()
-      for (let i = 0; i < ready.length; i++) this.pending.delete(ready[i].id)
+      // (no lookup per op when nothing was held: most receives)
+      if (this.pending.size > 0) for (let i = 0; i < ready.length; i++) this.pending.delete(ready[i].id)
       // fresh ops not ready wait for their parents (held ones not ready are still held)
       for (let i = held; i < n && this.pending.size < MAX_PENDING_OPS; i++) {
         if (isReady[i] === 0) this.pending.set(ops[i].id, ops[i])
@@ -676,7 +681,7 @@ export class Tree extends EventTarget {
       const keep = ids.filter(id => id === this.lastLocal)
       ids = keep.concat(ids.filter(id => id !== this.lastLocal).slice(0, MAX_PARENTS - keep.length)).sort()
     }
-    return ids.map(id => this.stampHeads.get(id) as CID)
+    return ids.map(id => (this.stampHeads.get(id) as Op).cid)
   }
 
   /** Add persisted ops (parents first) to the DAG and the materialised tree, then announce them. */
@@ -688,12 +693,12 @@ export class Tree extends EventTarget {
       const id = op.id
       if (this.dag.has(id)) continue
       nodes.push(this.dag.add(op, id))
-      this.opIndex.add(op.hlc[0], op.cid.multihash.digest)
+      this.opIndex.add(op.hlc[0], op.digest)
       this.clock.observe(op.hlc)
-      if (local) this.newestLocalCid = op.cid
+      if (local) this.newestLocalOp = op
       if (!local) {
         for (let k = 0; k < op.parentIds.length; k++) this.stampHeads.delete(op.parentIds[k])
-        this.stampHeads.set(id, op.cid)
+        this.stampHeads.set(id, op)
       }
     }
     if (!local) this.stats.dagMs += performance.now() - t
@@ -704,8 +709,7 @@ export class Tree extends EventTarget {
     t = performance.now()
     for (let i = 0; i < nodes.length; i++) {
       const n = nodes[i]
-      const detail: OpEventDetail = { cid: n.op.cid, id: n.id, bytes: n.op.bytes, body: n.op.body, local, hlc: n.op.hlc }
-      this.dispatchEvent(new CustomEvent('op', { detail }))
+      this.dispatchEvent(new CustomEvent('op', { detail: new OpDetail(n.op, local) }))
     }
     if (!local) this.stats.eventsMs += performance.now() - t
   }
@@ -713,12 +717,12 @@ export class Tree extends EventTarget {
   /** Slot new ops into the total order: apply at the end, or undo back to them and redo. */
   private insert (nodes: DagNode[]): void {
     nodes.sort(byKey)
-    const first = nodes[0].op.key
+    const first = nodes[0].op
     let lo = 0
     let hi = this.applied.length
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      if (this.applied[mid].op.key < first) lo = mid + 1
+      if (compareOps(this.applied[mid].op, first) < 0) lo = mid + 1
       else hi = mid
     }
     const pos = lo
@@ -732,7 +736,7 @@ export class Tree extends EventTarget {
     const tail = this.applied.splice(pos)
     this.undoAt.splice(pos)
     const merged = tail.length === 0 ? nodes : mergeSorted(tail, nodes)
-    for (const n of merged) this.applyOne(n, true)
+    for (let i = 0; i < merged.length; i++) this.applyOne(merged[i], true)
     this.trim()
   }
 
@@ -806,16 +810,45 @@ function entry (e: EntryRec): Entry {
   return { id: e.id, parent: e.parent, name: e.name, inode: e.inode }
 }
 
+/** Ops in total order (op.ts compareOps). */
 function byKey (a: DagNode, b: DagNode): number {
-  return a.op.key < b.op.key ? -1 : a.op.key > b.op.key ? 1 : 0
+  return compareOps(a.op, b.op)
+}
+
+/**
+ * An 'op' event's detail: the op's CID made only when a listener reads it (OpRecord makes an
+ * op's CID when asked: listeners of a merge's thousands of events read its id and bytes).
+ */
+class OpDetail implements OpEventDetail {
+  readonly id: string
+  readonly bytes: Uint8Array
+  readonly body: OpBody
+  readonly local: boolean
+  readonly hlc: Hlc
+  private readonly op: Op
+
+  constructor (op: Op, local: boolean) {
+    this.op = op
+    this.id = op.id
+    this.bytes = op.bytes
+    this.body = op.body
+    this.local = local
+    this.hlc = op.hlc
+  }
+
+  get cid (): CID {
+    return this.op.cid
+  }
 }
 
 function mergeSorted (a: DagNode[], b: DagNode[]): DagNode[] {
-  const out: DagNode[] = []
+  // sized at once (a merge's list is tens of thousands long: grown by push, it was copied as it grew)
+  const out: DagNode[] = new Array(a.length + b.length)
   let i = 0
   let j = 0
-  while (i < a.length && j < b.length) out.push(byKey(a[i], b[j]) <= 0 ? a[i++] : b[j++])
-  while (i < a.length) out.push(a[i++])
-  while (j < b.length) out.push(b[j++])
+  let k = 0
+  while (i < a.length && j < b.length) out[k++] = byKey(a[i], b[j]) <= 0 ? a[i++] : b[j++]
+  while (i < a.length) out[k++] = a[i++]
+  while (j < b.length) out[k++] = b[j++]
   return out
 }

@@ -92,19 +92,22 @@ export interface ResolvedSibling { entry: EntryId, head?: string }
 /** Hybrid logical clock stamp: [wall clock ms, counter]. */
 export type Hlc = [number, number]
 
-/** A decoded, verified op. `bytes` is its dag-cbor block, `cid` its CIDv1 (dag-cbor, sha256). */
+/**
+ * A decoded, verified op. `bytes` is its dag-cbor block, `cid` its CIDv1 (dag-cbor, sha256),
+ * `digest` that CID's sha-256 digest (32 bytes). The total order of ops is op.ts compareOps();
+ * the signature is in `bytes` (op.ts DecodedOp has it while it is checked).
+ */
 export interface Op {
-  cid: CID
+  readonly cid: CID
   /** cid.toString(), made once. */
   id: string
   /** The parents' CID strings (op.ts parentCids() gives their CIDs: an op keeps no CID objects for them). */
   parentIds: string[]
-  key: string
+  digest: Uint8Array
   bytes: Uint8Array
   body: OpBody
   author: string
   hlc: Hlc
-  sig: Uint8Array
 }
 
 /**

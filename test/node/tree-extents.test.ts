@@ -14,7 +14,7 @@ import fc from 'fast-check'
 import { Teardown } from '../../harness/tmp.ts'
 import { deliver, replica, allOps, snapshot, sync, mkfile, write, sec } from '../helpers/tree.ts'
 import { InvalidOpError, extentEnd, type Tree, type OpBody } from '../../node/tree/index.ts'
-import { checkBody, createOp, decodeOp, decodeUnverified } from '../../node/tree/op.ts'
+import { checkBody, compareOps, createOp, decodeOp, decodeUnverified } from '../../node/tree/op.ts'
 import type { Op } from '../../node/tree/types.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261202)
@@ -249,7 +249,7 @@ describe('node/tree positioned extents', function () {
         for (const r of reps) assert.equal(read(r.tree), want)
         for (const r of reps) assert.equal(snapshot(r.tree), snapshot(reps[0].tree))
         const blocks = [...allOps(reps[0].tree).values()]
-        const ops = (await Promise.all(blocks.map(async b => await decodeOp(b)))).sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+        const ops = (await Promise.all(blocks.map(async b => await decodeOp(b)))).sort(compareOps)
         noMixing(reps[0].tree, ops)
         everyExtentKept(reps[0].tree, ops)
         for (const r of reps) historyKept(r.tree)

@@ -1,0 +1,74 @@
+// The op DAG's vector clocks (node/tree/dag.ts): for any DAG of ops by a few authors, each
+// author's ops a chain (each names its author's previous op, as hosts stamp them), an op's clock
+// counts the ops of each author in its causal past, itself included (property, against the
+// ancestors walked out); before() and concurrent() follow from it, and the heads are the ops no
+// op names.
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import { Dag } from '../../node/tree/dag.ts'
+import type { Op } from '../../node/tree/types.ts'
+
+const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261203)
+const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
+
+/** An op with what the DAG reads: its id, author and parents. */
+function op (id: string, author: string, parentIds: string[]): Op {
+  return { id, author, parentIds, hlc: [0, 0] } as unknown as Op
+}
+
+// each step: its author, and which earlier ops it names beside its author's previous one
+const step = fc.record({ author: fc.nat(3), also: fc.array(fc.nat(200), { maxLength: 3 }) })
+
+describe('node/tree DAG vector clocks', () => {
+  it('an op\'s clock counts each author\'s ops in its causal past (property)', () => {
+    fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), steps => {
+      const dag = new Dag()
+      const made: Array<{ id: string, author: string, parents: string[] }> = []
+      const last = new Map<string, string>()
+      for (let i = 0; i < steps.length; i++) {
+        const author = `author${steps[i].author}`
+        const parents = new Set<string>()
+        const prev = last.get(author)
+        if (prev !== undefined) parents.add(prev)
+        for (const k of steps[i].also) if (made.length > 0) parents.add(made[k % made.length].id)
+        const id = `op${i}`
+        dag.add(op(id, author, [...parents]))
+        made.push({ id, author, parents: [...parents] })
+        last.set(author, id)
+      }
+      const byId = new Map(made.map(m => [m.id, m]))
+      const past = (id: string): Set<string> => {
+        const out = new Set<string>()
+        const todo = [id]
+        while (todo.length > 0) {
+          const x = todo.pop() as string
+          if (out.has(x)) continue
+          out.add(x)
+          todo.push(...(byId.get(x)?.parents ?? []))
+        }
+        return out
+      }
+      const pasts = new Map(made.map(m => [m.id, past(m.id)]))
+      for (const m of made) {
+        const node = dag.get(m.id)
+        assert.ok(node !== undefined)
+        for (let a = 0; a < 4; a++) {
+          const author = `author${a}`
+          const want = [...(pasts.get(m.id) as Set<string>)].filter(x => byId.get(x)?.author === author).length
+          assert.equal(dag.seen(node, author), want, `${m.id} saw ${want} of ${author}'s ops`)
+        }
+      }
+      for (const x of made) {
+        for (const y of made) {
+          const a = dag.get(x.id)
+          const b = dag.get(y.id)
+          if (a === undefined || b === undefined) continue
+          const want = x.id !== y.id && (pasts.get(y.id) as Set<string>).has(x.id)
+          assert.equal(dag.before(a, b), want, `${x.id} before ${y.id}`)
+        }
+      }
+      const named = new Set(made.flatMap(m => m.parents))
+      assert.deepEqual(dag.heads().sort(), made.map(m => m.id).filter(id => !named.has(id)).sort())
+    }), { seed: PROP_SEED, numRuns: 150 * RUNS })
+  })
+})
