@@ -90,7 +90,7 @@ export const OPS_PROTOCOL = '/darkfs/ops/2.0.0'
 /** Hold asks on kept streams (see "Hold" in the header): hosts of older versions do not speak it. */
 export const HOLD_PROTOCOL = '/darkfs/hold/1.0.0'
 /** Concurrent inbound hold streams per connection (an asker keeps one, and opens another only while one is busy). */
-export const MAX_HOLD_STREAMS = 4
+export const MAX_HOLD_STREAMS = 8
 /** Default most ops per message (push or get answer). */
 export const DEFAULT_MAX_BATCH = 256
 /** Largest message: a full batch of the largest ops fits. */

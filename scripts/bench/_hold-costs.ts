@@ -11,8 +11,7 @@
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import { Tree } from '../../node/tree/index.ts'
-import { OpHold } from '../../node/net/op-hold.ts'
-import { FEATURE_HOLD } from '../../node/net/features.ts'
+import { FEATURE_HOLD, OpHold } from '../../node/net/index.ts'
 
 const n = Number(process.env.DARKFS_HOLD_HOSTS ?? 6)
 const N = Number(process.env.DARKFS_HOLD_N ?? 200)
