@@ -199,7 +199,7 @@ export interface Sync {
    * Have one of `peers`, asked in turn, hold this host's op `cid` and every op below it, durably
    * (see "Hold" in the header). Resolves with the peer that does, or undefined when none did.
    */
-  hold: (cid: CID, peers: readonly string[], opts?: AbortOptions) => Promise<string | undefined>
+  hold: (cid: CID, peers: readonly string[], opts?: AbortOptions & { op?: Uint8Array }) => Promise<string | undefined>
   stats: () => SyncStats
 }
 
@@ -894,7 +894,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       },
       synced,
       hold: async (cid, peers, opts) => {
-        const op = tree.getOp(cid)
+        const op = opts?.op ?? tree.getOp(cid)
         if (op === undefined) throw new Error(`hold: op ${cid.toString()} is not held here`)
         for (const peer of peers) {
           if (!running || opts?.signal?.aborted === true) return undefined

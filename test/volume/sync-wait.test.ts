@@ -3,7 +3,7 @@
 // A placement already waited out (a large rewrite still spreading to thin peers) does not hold
 // every later fsync for another full wait, only the placements of what that fsync committed.
 import assert from 'node:assert/strict'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
 import type { ChunkRef, Network } from '../../node/data/index.ts'
 import { Volume } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -172,6 +172,41 @@ describe('which commits ask a peer to hold their ops', function () {
     assert.notEqual(asked[1], newest)
     await fh.close()
     assert.equal(asked.length, 2)
+  })
+})
+
+describe('an fsync asks for the hold while its op syncs here', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('the ask carries the op\'s block before the op is applied here (its log write still syncing); tree.getOp gives it meanwhile', async () => {
+    const asks: Array<{ cid: string, op: Uint8Array | undefined, applied: boolean, served: Uint8Array | undefined }> = []
+    let vol!: Volume
+    vol = await Volume.open({
+      dir: await tempDir(t),
+      held: async (cid, op) => { asks.push({ cid: cid.toString(), op, applied: vol.tree.hasOp(cid), served: vol.tree.getOp(cid) }) }
+    })
+    t.add(async () => { await vol.close() })
+    const fh = await vol.open('/db', 'w+')
+    const page = seededBytes(4096, 21)
+    await fh.write(page, 0, page.length, 0)
+    await fh.sync()
+    for (let i = 1; i <= 3; i++) {
+      await fh.write(page, 0, page.length, i * 65536)
+      await fh.sync()
+    }
+    assert.equal(asks.length, 4)
+    for (const a of asks) {
+      assert.ok(a.op !== undefined, 'the ask carries the op')
+      assert.equal(a.applied, false, 'asked before the op is applied (its log write not synced yet)')
+      assert.deepEqual(a.served, a.op, 'a peer fetching it from here gets it')
+      const cid = CID.parse(a.cid)
+      assert.deepEqual(vol.tree.getOp(cid), a.op)
+      assert.ok(vol.tree.hasOp(cid), 'applied once the fsync returned')
+    }
+    assert.equal(asks[3].cid, vol.tree.newestLocal()!.toString())
+    await fh.close()
   })
 })
 
