@@ -18,17 +18,23 @@ const N = Number(process.env.DARKFS_HOLD_N ?? 200)
 const appendKiB = Number(process.env.DARKFS_HOLD_APPEND_KIB ?? 8)
 const which = (process.env.DARKFS_HOLD ?? 'fsync16,append').split(',')
 
-const ms = { commit: [] as number[], held: [] as number[], ask: [] as number[] }
+const ms = { commit: [] as number[], held: [] as number[], ask: [] as number[], peerSync: [] as number[] }
 let self: Tree | undefined
 const commitMany = Tree.prototype.commitMany
 Tree.prototype.commitMany = async function (this: Tree, bodies: any[]) {
   const t0 = performance.now()
   try { return await commitMany.call(this, bodies) } finally { if (this === self) ms.commit.push(performance.now() - t0) }
 } as any
-const held = OpHold.prototype.held
-OpHold.prototype.held = async function (this: OpHold, cid: any) {
+// the peers' side: tree.sync() calls (a hold's, after it took the op) and their time
+const treeSync = Tree.prototype.sync
+Tree.prototype.sync = async function (this: Tree) {
   const t0 = performance.now()
-  try { return await held.call(this, cid) } finally { ms.held.push(performance.now() - t0) }
+  try { return await treeSync.call(this) } finally { if (this !== self) ms.peerSync.push(performance.now() - t0) }
+}
+const held = OpHold.prototype.held
+OpHold.prototype.held = async function (this: OpHold, cid: any, op?: any) {
+  const t0 = performance.now()
+  try { return await (held as any).call(this, cid, op) } finally { ms.held.push(performance.now() - t0) }
 }
 
 function stat (xs: number[]): string {
@@ -73,7 +79,7 @@ try {
     const cpu = process.cpuUsage(c0)
     const opened = [...streams()].map(([p, x]) => [p, x - (s0.get(p) ?? 0)] as const).filter(([, x]) => x > 0).sort((a, b) => b[1] - a[1])
     process.stdout.write(`${name}: ${N} fsyncs in ${wall.toFixed(2)} s, CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s\n`)
-    process.stdout.write(`  fsync   ${stat(total)}\n  commit  ${stat(ms.commit)}\n  held    ${stat(ms.held)}\n  asks    ${stat(ms.ask)}\n`)
+    process.stdout.write(`  fsync   ${stat(total)}\n  commit  ${stat(ms.commit)}\n  held    ${stat(ms.held)}\n  asks    ${stat(ms.ask)}\n  peers' tree.sync ${stat(ms.peerSync)}\n`)
     process.stdout.write(`  streams per fsync: ${opened.slice(0, 6).map(([p, x]) => `${p} ${(x / N).toFixed(2)}`).join(', ')}\n`)
   }
   if (which.includes('fsync16')) {
