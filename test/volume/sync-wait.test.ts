@@ -55,6 +55,50 @@ describe('fh.sync() and a placement that does not end', function () {
   })
 })
 
+describe('fh.sync() and the chunks a sequential writer placed before its commit (early chunks)', function () {
+  this.timeout(30_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('waits for each early chunk until it survives one lost host (Network.safe), not for its whole placement', async () => {
+    // no placement ever ends (the bound, 60 s, is past this test's timeout); a chunk survives
+    // one loss once the test says so
+    let release!: () => void
+    const hung = new Promise<void>(resolve => { release = resolve })
+    t.add(() => { release() })
+    let survive!: () => void
+    const survives = new Promise<void>(resolve => { survive = resolve })
+    const asked: string[] = []
+    const network: Network = {
+      params: () => ({ k: 1, m: 1 }),
+      fetch: async () => new Map(),
+      fetchOne: async (cid: CID) => { throw new Error(`not here: ${cid.toString()}`) },
+      place: async (_refs: ChunkRef[], opts) => { await (opts?.safe === true ? Promise.race([hung, survives]) : hung) },
+      safe: async (ref: ChunkRef, opts) => {
+        asked.push(ref.cid!.toString())
+        await Promise.race([survives, new Promise(resolve => { opts?.signal?.addEventListener('abort', resolve, { once: true }) })])
+      }
+    }
+    const vol = await Volume.open({ dir: await tempDir(t), network, syncPlaceWaitMs: 60_000 })
+    t.add(async () => { await vol.close() })
+    const fh = await vol.open('/seq', 'w+')
+    const MiB = 1 << 20
+    const data = seededBytes(3 * MiB, 31)
+    // 1 MiB writes: chunks 0 and 1 are finished and placed early
+    for (let at = 0; at < data.length; at += MiB) await fh.write(data, at, MiB, at)
+    let synced = false
+    const sync = fh.sync().then(() => { synced = true })
+    await until(() => asked.length >= 2)
+    for (let i = 0; i < 5; i++) await new Promise(resolve => setImmediate(resolve))
+    assert.equal(synced, false, 'the fsync waits for the early chunks to survive one lost host')
+    survive()
+    await sync
+    assert.ok(Buffer.from(await vol.readFile('/seq')).equals(Buffer.from(data)))
+    release()
+    await fh.close()
+  })
+})
+
 describe('fh.sync() and the peer that holds its ops (VolumeParts.held)', function () {
   this.timeout(60_000)
   const t = new Teardown()
