@@ -115,7 +115,9 @@ export class EarlyChunks {
 
   /**
    * The version naming the early chunks is in the tree: they are no longer this file's to
-   * delete. Returns their placement, to wait on (fsync), and starts afresh for the next version.
+   * delete. Returns their placement until each chunk survives one lost host (what an fsync
+   * waits for, DESIGN.md §5: ChunkWrite.placed's `safe`; the rest goes on), and starts afresh
+   * for the next version.
    */
   committed (): Promise<void> | undefined {
     const w = this.write
@@ -123,7 +125,7 @@ export class EarlyChunks {
     this.refs.clear()
     if (w === undefined) return undefined
     w.committed()
-    return w.placed()
+    return w.placed({ safe: true })
   }
 
   /** The pending writes are given up: every early chunk goes, here and on peers. Never throws. */

@@ -275,10 +275,12 @@ export interface VolumeParts {
   /**
    * Resolves once a peer holds this host's op `cid` and every op below it, or none could
    * (net/op-hold.ts OpHold): an fsync waits for it as for a placement (SYNC_PLACE_WAIT_MS), so a
-   * host lost right after the fsync loses none of its ops (DESIGN.md §5). Default: none (a
+   * host lost right after the fsync loses none of its ops (DESIGN.md §5). `op`: the op's block,
+   * given when the op is not applied here yet: an fsync asks as soon as its op is signed and
+   * handed to the log, while the log's sync runs (the fsync waits for both). Default: none (a
    * library Volume has no peers).
    */
-  held?: (cid: CID) => Promise<void>
+  held?: (cid: CID, op?: Uint8Array) => Promise<void>
 }
 
 /** Options of a library Volume on one data dir (`Volume.open({ dir, ... })`). */
@@ -294,7 +296,7 @@ export interface LocalOptions {
   /** How long this host makes no op but folds before a quiet file's fold (default FOLD_IDLE_MS). */
   foldIdleMs?: number
   /** Resolves once a peer holds op `cid` and those below it (VolumeParts.held; default none). */
-  held?: (cid: CID) => Promise<void>
+  held?: (cid: CID, op?: Uint8Array) => Promise<void>
   /** Longest a change written to the op log waits for its sync (TreeInit.writtenSyncMs; default WRITTEN_SYNC_MS). */
   writtenSyncMs?: number
 }
@@ -325,7 +327,7 @@ export class Volume implements VolumeApi {
   /** Whether a commit may make multi-extent ops now (VolumeParts.multiExtent). */
   private readonly multiExtent: () => boolean
   private readonly foldIdleMs: number
-  private readonly held: ((cid: CID) => Promise<void>) | undefined
+  private readonly held: ((cid: CID, op?: Uint8Array) => Promise<void>) | undefined
   /** The newest of this host's ops a directory fsync found held (syncDir). */
   private heldUpTo: CID | undefined
   /** Inodes a fold is being built for (one at a time per inode), and its work (close waits for it). */
@@ -904,10 +906,19 @@ export class Volume implements VolumeApi {
       return
     }
     let newest: CID | undefined
+    // an fsync's ask for a peer to hold its op, made while the op's log write syncs here
+    let early: Promise<void> | undefined
+    const held = this.held
+    const stamped = wait === 'safe' && held !== undefined
+      ? (ops: Array<{ cid: CID, bytes: Uint8Array }>) => {
+          const last = ops.at(-1)
+          if (last !== undefined) early = held(last.cid, last.bytes)
+        }
+      : undefined
     const c = await f.commit(async c => {
       if (this.unlinked(f.inode)) return false
       // one batch: one log append and fdatasync for all of a commit's extents
-      newest = (await this.tree.commitMany(this.writeBodies(f, c))).at(-1)?.cid
+      newest = (await this.tree.commitMany(this.writeBodies(f, c), 'durable', { stamped })).at(-1)?.cid
     }, { ...options, sync: wait === 'safe' })
     if (c !== undefined) this.placeCommitted(f, c)
     // a peer holds the version's ops (the ops below them too) before an fsync returns, like its
@@ -915,9 +926,9 @@ export class Volume implements VolumeApi {
     // newest (which has every earlier op of this host below it: a close's commit, the file's
     // create). A close alone asks no peer (6 hosts, 5,000 small files made by a shell: an ask
     // per close was a stream and an op log sync on a peer per file)
-    if (wait === 'safe' && this.held !== undefined) {
+    if (wait === 'safe' && held !== undefined) {
       const cid = newest ?? this.tree.newestLocal()
-      if (cid !== undefined) this.track(f.inode, this.held(cid).then(() => { this.heldUpTo = cid }))
+      if (cid !== undefined) this.track(f.inode, (early ?? held(cid)).then(() => { this.heldUpTo = cid }))
     }
     if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(f.inode)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)

@@ -308,7 +308,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       hold: async (cid, peers, o) => await sync.hold(cid, peers, o),
       peers: () => presence.offline() ? [] : host.peers().map(p => p.id).filter(p => features.supports(p, FEATURE_HOLD))
     }, { signal: stopping.signal })
-    const volume = new Volume({ tree, chunks, store, capacity, multiExtent: multiExtentNow, held: async cid => { await opHold.held(cid) } })
+    const volume = new Volume({ tree, chunks, store, capacity, multiExtent: multiExtentNow, held: async (cid, op) => { await opHold.held(cid, op) } })
     // the folds this host had planned before it stopped (its own extents not folded yet)
     const resumed = volume.resumeFolds()
     if (resumed > 0) log('%d files hold extents of this host not folded yet: folds planned', resumed)

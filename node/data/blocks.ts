@@ -89,6 +89,13 @@ export interface Network {
    */
   place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, settle?: boolean, safe?: boolean }) => Promise<void>
   /**
+   * Resolves once the chunk survives one lost host by the acknowledgements of its placement so
+   * far (two holders of its block, or k fragments left whichever host goes), or when `signal`
+   * aborts (it then resolves too: the caller races it with the placement itself). Optional:
+   * without it a ChunkWrite's safe wait is its whole placement.
+   */
+  safe?: (ref: ChunkRef, opts?: AbortOptions) => Promise<void>
+  /**
    * Leaves [slice.first, slice.end) of one data fragment of `ref`, verified against its Merkle
    * root (ref.roots), from a holder (range wants). Optional: without it chunks are read whole.
    */
@@ -665,6 +672,11 @@ export class ChunkWrite {
   readonly refs: ChunkRef[] = []
   /** Placements in flight, with the bytes each holds in the window. */
   private readonly inflight = new Set<Promise<void>>()
+  /**
+   * Each chunk's placement, until the chunk survives one lost host (or its placement is over):
+   * what placed({ safe: true }) waits for.
+   */
+  private readonly safes: Array<Promise<void>> = []
   /** Each chunk's placement in flight and what stops it alone (release()). */
   private readonly placing = new Map<ChunkRef, { run: Promise<void>, stop: AbortController }>()
   /** Releases of chunks given up one by one (release()), one after another; chunk() waits for them. */
@@ -756,7 +768,21 @@ export class ChunkWrite {
       })
     this.inflight.add(run)
     this.placing.set(ref, { run, stop })
+    this.safes.push(this.safeOf(ref, stored, run))
     return ref
+  }
+
+  /** A chunk's placement until it survives one lost host, or until `run` (the whole placement) is over. */
+  private async safeOf (ref: ChunkRef, stored: Promise<void>, run: Promise<void>): Promise<void> {
+    const network = this.network
+    if (network?.safe === undefined) return await run
+    const over = new AbortController()
+    try {
+      // only once durable here: a put that failed places nothing (durable() throws its failure)
+      await Promise.race([run, stored.then(async () => { await network.safe?.(ref, { signal: over.signal }) }, () => {})])
+    } finally {
+      over.abort()
+    }
   }
 
   /**
@@ -867,13 +893,18 @@ export class ChunkWrite {
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
   }
 
-  /** Wait until every chunk's placement (and release) is over, then place the manifest (`inode`: the file, now known). */
-  async placed (opts: { inode?: string } = {}): Promise<void> {
-    while (this.inflight.size > 0) await Promise.race(this.inflight)
+  /**
+   * Wait until every chunk's placement (and release) is over, then place the manifest (`inode`:
+   * the file, now known). `safe` (an fsync's wait, DESIGN.md §5): until each chunk and the
+   * manifest survive one lost host instead; the rest of their placement goes on.
+   */
+  async placed (opts: { inode?: string, safe?: boolean } = {}): Promise<void> {
+    if (opts.safe === true) await Promise.all(this.safes)
+    else while (this.inflight.size > 0) await Promise.race(this.inflight)
     await this.releasing
     const m = this.manifestRef
     this.manifestRef = undefined
-    if (m !== undefined) await this.chunks.place([m], { inode: opts.inode ?? this.inode })
+    if (m !== undefined) await this.chunks.place([m], { inode: opts.inode ?? this.inode, safe: opts.safe === true })
   }
 
   /**

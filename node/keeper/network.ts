@@ -417,6 +417,31 @@ export class ChunkNetwork extends EventTarget implements Network {
     await Promise.race([all, safe])
   }
 
+  /**
+   * Resolves once the chunk survives one lost host by the acknowledgements so far, or when
+   * `signal` aborts (Network.safe: a ChunkWrite's fsync wait, raced with the placement itself).
+   */
+  async safe (ref: ChunkRef, opts: AbortOptions = {}): Promise<void> {
+    if (ref.cid === null || opts.signal?.aborted === true) return
+    const key = ref.cid.toString()
+    const held = this.placement.get(key)
+    if (held !== undefined && survivesOneLoss(held, ref.k)) return
+    await new Promise<void>(resolve => {
+      const done = (): void => {
+        opts.signal?.removeEventListener('abort', done)
+        const list = this.safeWaits.get(key)
+        const i = list?.indexOf(done) ?? -1
+        if (i >= 0) list!.splice(i, 1)
+        if (list?.length === 0) this.safeWaits.delete(key)
+        resolve()
+      }
+      const list = this.safeWaits.get(key)
+      if (list === undefined) this.safeWaits.set(key, [done])
+      else list.push(done)
+      opts.signal?.addEventListener('abort', done, { once: true })
+    })
+  }
+
   /** Resolves once the chunk survives one lost host (or never: place() races it with the placement). */
   private async whenSafe (key: string, k: number): Promise<void> {
     const held = this.placement.get(key)

@@ -21,8 +21,8 @@ import { logger } from '../log.ts'
 const log = logger('net:op-hold')
 
 export interface OpHoldSources {
-  /** Ask `peers` in turn to hold op `cid`; the peer that does, or undefined (Sync.hold). */
-  hold: (cid: CID, peers: readonly string[], opts?: AbortOptions) => Promise<string | undefined>
+  /** Ask `peers` in turn to hold op `cid` (its block `op` when given); the peer that does, or undefined (Sync.hold). */
+  hold: (cid: CID, peers: readonly string[], opts?: AbortOptions & { op?: Uint8Array }) => Promise<string | undefined>
   /** The peers that may be asked now (connected, announcing the feature). */
   peers: () => string[]
 }
@@ -30,8 +30,8 @@ export interface OpHoldSources {
 export class OpHold {
   private readonly src: OpHoldSources
   private readonly signal: AbortSignal | undefined
-  /** The newest op asked for, and its number. */
-  private newest: { cid: CID, n: number } | undefined
+  /** The newest op asked for, its number, and its block when the asker gave it. */
+  private newest: { cid: CID, n: number, op?: Uint8Array } | undefined
   private count = 0
   /** Asks whose op a finished ask covered: numbers up to this. */
   private covered = 0
@@ -45,12 +45,15 @@ export class OpHold {
     this.signal = opts.signal
   }
 
-  /** Resolves once a peer held op `cid` (this host's newest), or an ask for it found none. */
-  async held (cid: CID): Promise<void> {
+  /**
+   * Resolves once a peer held op `cid` (this host's newest), or an ask for it found none. `op`:
+   * its block, for an op not applied here yet (an fsync asks while its op's log write syncs).
+   */
+  async held (cid: CID, op?: Uint8Array): Promise<void> {
     // the same op asked again (a directory's fsync after its file's): the ask for it covers both
     const same = this.newest !== undefined && this.newest.cid.equals(cid)
     const n = same ? (this.newest as { n: number }).n : ++this.count
-    if (!same) this.newest = { cid, n }
+    if (!same) this.newest = op === undefined ? { cid, n } : { cid, n, op }
     if (this.covered >= n) return
     const done = new Promise<void>(resolve => { this.waiting.push({ n, resolve }) })
     void this.run()
@@ -62,10 +65,10 @@ export class OpHold {
     this.running = true
     try {
       while (this.newest !== undefined && this.covered < this.newest.n) {
-        const { cid, n } = this.newest
+        const { cid, n, op } = this.newest
         const peers = this.signal?.aborted === true ? [] : firstly(shuffle(this.src.peers()), this.last)
         if (peers.length > 0) {
-          const who = await this.src.hold(cid, peers, { signal: this.signal }).catch((err: Error) => {
+          const who = await this.src.hold(cid, peers, op === undefined ? { signal: this.signal } : { signal: this.signal, op }).catch((err: Error) => {
             log.error('asking peers to hold op %s: %s', cid, err.message)
             return undefined
           })

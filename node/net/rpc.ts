@@ -12,7 +12,16 @@
 //                        { ok: REPLY }                          the final reply
 //                     or { error: { name, message } }           the call failed there
 //
-// One request (or notice) per stream. A protocol is a value (defineProtocol) that names its id,
+// One request (or notice) per stream, except on a protocol declared `kept` (a new protocol id:
+// hosts of older versions do not speak it, so they never see the rule change): there a caller
+// (KeptCaller) may send the next request on the same stream once the final reply to the one
+// before arrived, one call at a time, and the answerer reads requests until the caller closes
+// the stream or sends nothing for RPC_KEPT_IDLE_MS (then it closes it). A kept stream spares each
+// call after the first the stream's opening: multistream-select in this libp2p negotiates every
+// new stream with a round trip of its own before the request goes out (no optimistic select), so
+// a call on a new stream costs two round trips, on a kept one one. A kept protocol's calls must be
+// idempotent: a kept stream found ended when its call is sent is tried once more on a new one.
+// A protocol is a value (defineProtocol) that names its id,
 // its hard bound on one message (either direction, envelope included), its timeout, and the
 // validators of each of its message kinds. Bounds and checks:
 //  - A frame longer than the protocol's bound is refused from its length header, before any of
@@ -54,6 +63,10 @@ export const RPC_MAX_ERROR_NAME_CHARS = 64
 export const RPC_MAX_ERROR_MESSAGE_CHARS = 1000
 /** Time the answering side takes to send an error reply and close the stream. */
 export const RPC_ERROR_REPLY_TIMEOUT_MS = 5_000
+/** The answerer of a kept protocol closes a kept stream after this long without a request. */
+export const RPC_KEPT_IDLE_MS = 60_000
+/** A caller closes its idle kept stream to a peer after this long unused (before the answerer does). */
+export const RPC_KEPT_CALLER_IDLE_MS = 30_000
 /** Unread bytes a stream may buffer beyond one whole message (a peer sending more is cut off). */
 const READ_BUFFER_SLACK_BYTES = 64
 
@@ -116,6 +129,12 @@ export interface RpcProtocol<Req = never, Res = never, Note = never, Next = neve
   readonly errors?: readonly ErrorClass[]
   /** Class of this protocol's malformed messages (default RpcProtocolError). */
   readonly malformed?: new (message: string) => RpcProtocolError
+  /**
+   * Calls may follow one another on one stream (see the header; KeptCaller): calls only, each
+   * idempotent. Only for a protocol id hosts of older versions never spoke with one request per
+   * stream.
+   */
+  readonly kept?: boolean
 }
 
 /** Check a protocol's bounds once, where it is defined. */
@@ -126,6 +145,7 @@ export function defineProtocol<Req = never, Res = never, Note = never, Next = ne
   if (!(p.timeoutMs > 0)) throw new RangeError(`${p.id}: timeoutMs must be > 0, got ${p.timeoutMs}`)
   if ((p.request === undefined) !== (p.reply === undefined)) throw new RangeError(`${p.id}: a protocol with calls validates both requests and replies`)
   if (p.request === undefined && p.notice === undefined) throw new RangeError(`${p.id}: takes neither calls nor notices`)
+  if (p.kept === true && (p.request === undefined || p.notice !== undefined)) throw new RangeError(`${p.id}: a kept protocol takes calls only`)
   return Object.freeze({ ...p })
 }
 
@@ -314,6 +334,135 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   }
 }
 
+/** A kept stream of a KeptCaller, idle in its pool or carrying one call. */
+interface Kept {
+  stream: Stream
+  lp: LengthPrefixedStream<Stream>
+  /** Closes it once it has been idle for idleMs (while it is in the pool). */
+  timer?: ReturnType<typeof setTimeout>
+}
+
+export interface KeptCallerInit {
+  /** An idle kept stream is closed after this long unused (ms). Default RPC_KEPT_CALLER_IDLE_MS. */
+  idleMs?: number
+}
+
+/**
+ * Calls on a kept protocol (see the header), each on a stream kept from the call before to the
+ * same peer when one is idle: one idle stream kept per peer, a new one opened for a call while
+ * another is under way (and kept after it when none is idle then). A stream is dropped when its
+ * call fails, when the answerer closes it, and after idleMs unused. A call sent on a kept stream
+ * that turns out to have ended before any reply is sent once more on a new stream (the calls of a
+ * kept protocol are idempotent). `opened` counts the streams opened.
+ */
+export class KeptCaller<Req, Res> {
+  private readonly host: RpcDialer
+  private readonly p: RpcProtocol<Req, Res, any, any>
+  private readonly idleMs: number
+  private readonly idle = new Map<string, Kept>()
+  private closed = false
+  opened = 0
+
+  constructor (host: RpcDialer, p: RpcProtocol<Req, Res, any, any>, init: KeptCallerInit = {}) {
+    if (p.kept !== true) throw new RangeError(`${p.id}: not a kept protocol`)
+    this.host = host
+    this.p = p
+    this.idleMs = init.idleMs ?? RPC_KEPT_CALLER_IDLE_MS
+  }
+
+  /** call() on a kept stream: the same rejections. */
+  async call (peer: string, request: Req, opts: AbortOptions & { timeoutMs?: number } = {}): Promise<Res> {
+    const p = this.p
+    const bytes = encodeCall(p, request)
+    for (let attempt = 0; ; attempt++) {
+      const timer = silence(opts.timeoutMs ?? p.timeoutMs, `${p.id} call to ${peer}`)
+      const signal = anySignal([opts.signal, timer.signal])
+      let k = attempt === 0 ? this.take(peer) : undefined
+      const reused = k !== undefined
+      let heard = false
+      try {
+        if (k === undefined) {
+          const stream = await this.host.newStream(peer, p.id, { signal })
+          this.opened++
+          k = { stream, lp: framed(stream, p) }
+        }
+        await k.lp.write(bytes, { signal })
+        for (;;) {
+          const reply = decodeReply(p, (await k.lp.read({ signal })).subarray(), request)
+          heard = true
+          timer.touch()
+          if (reply.kind === 'next') continue
+          if (reply.kind === 'error') {
+            // the answerer closes the stream after an error reply
+            k.stream.abort(new RpcRemoteError(peer, reply.name, reply.message))
+            throw remoteError(p, peer, reply.name, reply.message)
+          }
+          this.put(peer, k)
+          return reply.value
+        }
+      } catch (err: any) {
+        if (err instanceof RpcRemoteError || p.errors?.some(C => err instanceof C) === true) throw err
+        // a kept stream the answerer had closed (idle, stopping) before this call reached it
+        const ended = reused && !heard && opts.signal?.aborted !== true && !timer.signal.aborted &&
+          (err?.name === 'UnexpectedEOFError' || err?.name === 'StreamStateError' || err?.name === 'StreamResetError' || k?.stream.status !== 'open')
+        const e = failure(p, err, k?.stream, opts.signal, timer.signal)
+        if (!ended) throw e
+        log.trace('%s: kept stream to %s had ended (%e): sent again on a new one', p.id, peer, err)
+      } finally {
+        timer.clear()
+      }
+    }
+  }
+
+  /** Close every idle kept stream; later calls are one per stream. Idempotent. */
+  close (): void {
+    this.closed = true
+    for (const peer of [...this.idle.keys()]) this.drop(peer)
+  }
+
+  /** The peers an idle kept stream, still open both ways, goes to now (one stream per peer at most). */
+  keptPeers (): string[] {
+    return [...this.idle].filter(([, k]) => k.stream.status === 'open' && k.stream.remoteWriteStatus === 'writable').map(([peer]) => peer)
+  }
+
+  /** The idle kept stream to `peer`, if one is still open both ways. */
+  private take (peer: string): Kept | undefined {
+    const k = this.idle.get(peer)
+    if (k === undefined) return undefined
+    this.idle.delete(peer)
+    clearTimeout(k.timer)
+    if (k.stream.status === 'open' && k.stream.writeStatus === 'writable' && k.stream.remoteWriteStatus === 'writable') return k
+    k.stream.abort(new RpcClosedError(`${this.p.id}: the kept stream to ${peer} had ended`))
+    return undefined
+  }
+
+  /** Keep `k` for the next call to `peer`, or close it when one is kept already. */
+  private put (peer: string, k: Kept): void {
+    if (this.closed || this.idle.has(peer) || k.stream.status !== 'open' || k.stream.remoteWriteStatus !== 'writable') {
+      this.end(peer, k)
+      return
+    }
+    k.timer = setTimeout(() => { this.drop(peer) }, this.idleMs)
+    k.timer.unref?.()
+    this.idle.set(peer, k)
+  }
+
+  private drop (peer: string): void {
+    const k = this.idle.get(peer)
+    if (k === undefined) return
+    this.idle.delete(peer)
+    clearTimeout(k.timer)
+    this.end(peer, k)
+  }
+
+  private end (peer: string, k: Kept): void {
+    k.stream.close({ signal: AbortSignal.timeout(RPC_ERROR_REPLY_TIMEOUT_MS) }).catch((err: unknown) => {
+      log.trace('%s: closing a kept stream to %s: %e', this.p.id, peer, err)
+      k.stream.abort(err instanceof Error ? err : new Error(String(err)))
+    })
+  }
+}
+
 /**
  * What a failed call or notice throws, once its stream is aborted: the caller's abort reason,
  * the silence timeout's, or the stream's error as the protocol's.
@@ -382,6 +531,8 @@ export interface ServeOptions extends RpcHandleOptions, AbortOptions {
   timeoutMs?: number
   /** Hears every failure on this protocol (malformed input, a handler's error), with the peer. */
   onError?: (err: Error, peer: string) => void
+  /** A kept protocol's stream is closed after this long without a request (ms). Default RPC_KEPT_IDLE_MS. */
+  keptIdleMs?: number
 }
 
 /**
@@ -395,6 +546,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
   const stopped = new AbortController()
   const alive = anySignal([stopped.signal, opts.signal])
   const timeoutMs = opts.timeoutMs ?? p.timeoutMs
+  const keptIdleMs = opts.keptIdleMs ?? RPC_KEPT_IDLE_MS
   const report = (err: unknown, peer: string): void => {
     const e = err instanceof Error ? err : new Error(String(err))
     if (e instanceof RpcProtocolError) log.error('%s: malformed message from %s: %s', p.id, peer, e.message)
@@ -446,10 +598,15 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
       writing = next.catch(() => {})
       await next
     }
+    const ctx: CallContext<Next> = { peer, signal, next: async (progress) => { await write(encodeNext(p, progress)) } }
     try {
-      const result = await handlers.call!(incoming.value, { peer, signal, next: async (progress) => { await write(encodeNext(p, progress)) } })
-      await write(encodeOk(p, result))
-      await stream.close({ signal: anySignal([signal], timeoutMs) })
+      let request: Req | undefined = incoming.value
+      while (request !== undefined) {
+        await write(encodeOk(p, await handlers.call!(request, ctx)))
+        // a kept stream: the caller's next request, until it closes the stream or goes silent
+        request = p.kept === true ? await nextRequest(stream, lp, signal, gone.signal) : undefined
+      }
+      if (!gone.signal.aborted) await stream.close({ signal: anySignal([signal], timeoutMs) })
     } catch (err) {
       report(err, peer)
       await writing
@@ -458,6 +615,29 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
     } finally {
       stream.removeEventListener('close', onClose)
     }
+  }
+
+  /**
+   * The next request on a kept stream; undefined once the caller closed its side (or the stream
+   * went away), or sent nothing for keptIdleMs (this side then closes it).
+   */
+  const nextRequest = async (stream: Stream, lp: LengthPrefixedStream<Stream>, signal: AbortSignal, gone: AbortSignal): Promise<Req | undefined> => {
+    const idle = new AbortController()
+    const timer = setTimeout(() => { idle.abort(new RpcTimeoutError(`${p.id}: no request for ${keptIdleMs} ms`)) }, keptIdleMs)
+    let bytes: Uint8Array
+    try {
+      bytes = (await lp.read({ signal: anySignal([signal, idle.signal]) })).subarray()
+    } catch (err: any) {
+      if (gone.aborted || (idle.signal.aborted && !signal.aborted)) return undefined
+      // the caller closed its side: no more requests (a request it cut short is not answered)
+      if (err?.name === 'UnexpectedEOFError' && stream.remoteWriteStatus !== 'writable') return undefined
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+    const incoming = decodeIncoming(p, bytes)
+    if (incoming.kind !== 'call') throw malformed(p, 'a kept stream carries calls only')
+    return incoming.value
   }
 
   await host.handle(p.id, (stream, peer) => {

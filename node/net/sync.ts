@@ -52,6 +52,12 @@
 //    19.8 s (6.9 s with the op in the ask, 3.3 s with no hold at all). Hosts of older versions
 //    do not know the request (they close the stream): the caller asks only peers that announce
 //    the 'hold/1' feature (features.ts).
+//    The ask goes on HOLD_PROTOCOL ('/darkfs/hold/1.0.0'), a kept protocol (rpc.ts): the stream
+//    of one ask to a peer carries the next (an fsync's asks run one at a time, OpHold, mostly to
+//    the same peer), so an ask after the first costs one round trip, not a stream's opening
+//    (multistream-select's round trip) and then the ask's. A peer that does not speak it (a host
+//    of the version before, which has 'hold/1' on OPS_PROTOCOL only) refuses the protocol when
+//    the stream is opened: it is asked on OPS_PROTOCOL, as before, until it disconnects.
 //
 // Wire (rpc.ts: one request per stream, length-prefixed dag-cbor envelopes), bounded in bytes
 // and in ops:
@@ -61,7 +67,8 @@
 //   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
 //   call   { t: 'rbsr', m: bytes }                 -> { t: 'rbsr', m: bytes }  (rbsr.ts messages, the asker is the client)
 //   call   { t: 'byid', ids: [CID...] }            -> { t: 'ops', ops: [block...] }  (exactly those it holds)
-//   call   { t: 'hold', id: CID, op: block }       -> { t: 'held', held: bool }  (see "Hold" below)
+//   call   { t: 'hold', id: CID, op: block }       -> { t: 'held', held: bool }  (see "Hold" above; also
+//                                                   the one call of HOLD_PROTOCOL, whose streams are kept)
 // A malformed message or an op the tree rejects closes that stream with an error; nothing
 // already stored is touched (the tree verifies every op before it stores any of a batch).
 import * as dagCbor from '@ipld/dag-cbor'
@@ -70,7 +77,7 @@ import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Host } from './host.ts'
 import { GOSSIP_MAX_MESSAGE_BYTES } from './host.ts'
-import { RpcProtocolError, call, defineProtocol, notify, serve } from './rpc.ts'
+import { KeptCaller, RpcProtocolError, call, defineProtocol, notify, serve } from './rpc.ts'
 import { MAX_OP_BYTES, RBSR_ID_BYTES, RbsrError, cidOf, idOf, opCidOf, rbsrContinue, rbsrInitiate, rbsrRespond } from '../tree/index.ts'
 import type { OpEventDetail, Tree } from '../tree/index.ts'
 import { logger } from '../log.ts'
@@ -80,6 +87,10 @@ const log = logger('net:sync')
 
 /** 2.0.0: messages in rpc.ts's envelopes (1.0.0 sent the bare dag-cbor messages). */
 export const OPS_PROTOCOL = '/darkfs/ops/2.0.0'
+/** Hold asks on kept streams (see "Hold" in the header): hosts of older versions do not speak it. */
+export const HOLD_PROTOCOL = '/darkfs/hold/1.0.0'
+/** Concurrent inbound hold streams per connection (an asker keeps one, and opens another only while one is busy). */
+export const MAX_HOLD_STREAMS = 8
 /** Default most ops per message (push or get answer). */
 export const DEFAULT_MAX_BATCH = 256
 /** Largest message: a full batch of the largest ops fits. */
@@ -188,7 +199,7 @@ export interface Sync {
    * Have one of `peers`, asked in turn, hold this host's op `cid` and every op below it, durably
    * (see "Hold" in the header). Resolves with the peer that does, or undefined when none did.
    */
-  hold: (cid: CID, peers: readonly string[], opts?: AbortOptions) => Promise<string | undefined>
+  hold: (cid: CID, peers: readonly string[], opts?: AbortOptions & { op?: Uint8Array }) => Promise<string | undefined>
   stats: () => SyncStats
 }
 
@@ -200,6 +211,8 @@ export class SyncProtocolError extends RpcProtocolError {
 export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[] } | { t: 'hold', id: CID, op: Uint8Array }
 export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array } | { t: 'held', held: boolean }
 export interface OpsPush { t: 'push', ops: Uint8Array[] }
+export type HoldRequest = Extract<OpsRequest, { t: 'hold' }>
+export type HoldReply = Extract<OpsReply, { t: 'held' }>
 
 export function createSync (init: SyncInit = {}): (components: SyncComponents) => Sync {
   const maxBatch = Math.min(init.maxBatch ?? DEFAULT_MAX_BATCH, MAX_OPS_PER_MESSAGE)
@@ -223,6 +236,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const outboxes = new Map<string, Uint8Array[]>()
     const flushing = new Set<string>()
     let unserve: (() => Promise<void>) | undefined
+    let unserveHold: (() => Promise<void>) | undefined
+    /** Hold asks on kept streams (made at start, closed at stop). */
+    let holds: KeptCaller<HoldRequest, HoldReply> | undefined
+    /** Connected peers that do not speak HOLD_PROTOCOL: asked on OPS_PROTOCOL until they disconnect. */
+    const oldHolders = new Set<string>()
+    const onHolderGone = (e: Event): void => { oldHolders.delete((e as CustomEvent<string>).detail) }
 
     // --- requests (this side asks) --------------------------------------------------------
     /** One call; the reply's kind follows the request's (OPS.reply checks it). */
@@ -367,6 +386,23 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         queued.set(peer, next)
       }
       return await next
+    }
+
+    /** One hold ask: on a kept stream, or on OPS_PROTOCOL to a peer that does not speak HOLD_PROTOCOL. */
+    const askHold = async (peer: string, req: HoldRequest, opts?: AbortOptions): Promise<boolean> => {
+      if (holds !== undefined && !oldHolders.has(peer)) {
+        try {
+          return (await holds.call(peer, req, { signal: anySignal([shutdown.signal, opts?.signal]), timeoutMs: requestTimeoutMs })).held
+        } catch (err: any) {
+          if (err instanceof RpcProtocolError) stats.badMessages++
+          if (err?.name !== 'UnsupportedProtocolError') throw err
+          // a host of the version before: 'hold/1' on OPS_PROTOCOL only
+          log('%s does not speak %s: hold asks go on %s', peer, HOLD_PROTOCOL, OPS_PROTOCOL)
+          if (host.peers().some(p => p.id === peer)) oldHolders.add(peer)
+        }
+      }
+      const r = await request(peer, req, opts)
+      return r.t === 'held' && r.held
     }
 
     // --- answers (the other side asks) -----------------------------------------------------
@@ -818,6 +854,15 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           maxOutboundStreams: MAX_INBOUND_STREAMS,
           onError: onServeError
         })
+        holds = new KeptCaller(host, HOLD)
+        unserveHold = await serve(host, HOLD, { call: async (req, { peer }) => ({ t: 'held', held: await holdFor(peer, req.id, req.op) }) }, {
+          signal: shutdown.signal,
+          timeoutMs: requestTimeoutMs,
+          maxInboundStreams: MAX_HOLD_STREAMS,
+          maxOutboundStreams: MAX_HOLD_STREAMS,
+          onError: onServeError
+        })
+        host.addEventListener('peer:disconnect', onHolderGone)
         tree.addEventListener('op', onOp as EventListener)
         gossip?.handle(onGossip)
         host.addEventListener('peer:connect', onPeersChanged)
@@ -834,6 +879,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         if (headsTimer !== undefined) clearTimeout(headsTimer)
         publishing.length = 0
         host.removeEventListener('peer:connect', onConnect)
+        host.removeEventListener('peer:disconnect', onHolderGone)
+        holds?.close()
+        oldHolders.clear()
         host.removeEventListener('peer:connect', onPeersChanged)
         host.removeEventListener('peer:disconnect', onPeersChanged)
         peerIds = undefined
@@ -841,18 +889,18 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         for (const o of owed.values()) clearTimeout(o.timer)
         owed.clear()
         await unserve?.()
+        await unserveHold?.()
         await Promise.allSettled([...reconciling.values()])
       },
       synced,
       hold: async (cid, peers, opts) => {
-        const op = tree.getOp(cid)
+        const op = opts?.op ?? tree.getOp(cid)
         if (op === undefined) throw new Error(`hold: op ${cid.toString()} is not held here`)
         for (const peer of peers) {
           if (!running || opts?.signal?.aborted === true) return undefined
           try {
             // the op itself (see "Hold" in the header: asking by name waits for gossip's gathering)
-            const r = await request(peer, { t: 'hold', id: cid, op }, opts)
-            if (r.t === 'held' && r.held) return peer
+            if (await askHold(peer, { t: 'hold', id: cid, op }, opts)) return peer
           } catch (err) {
             log('%s did not hold op %s: %e', peer, cid, err)
           }
@@ -900,6 +948,21 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     if (m.t === 'push') return { t: 'push', ops: blocks(m.ops) }
     throw new SyncProtocolError(`unknown notice ${JSON.stringify(String(m.t)).slice(0, 40)}`)
   }
+})
+
+/** HOLD_PROTOCOL on rpc.ts: the hold call of OPS alone, on kept streams (see "Hold" in the header). */
+export const HOLD = defineProtocol<HoldRequest, HoldReply>({
+  id: HOLD_PROTOCOL,
+  kept: true,
+  maxMessageBytes: MAX_OP_BYTES + 4096,
+  timeoutMs: REQUEST_TIMEOUT_MS,
+  malformed: SyncProtocolError,
+  request: (v) => {
+    const r = OPS.request?.(v)
+    if (r?.t !== 'hold') throw new SyncProtocolError(`${HOLD_PROTOCOL} takes hold requests only`)
+    return r
+  },
+  reply: (v, req) => OPS.reply?.(v, req) as HoldReply
 })
 
 function map (x: unknown): Record<string, unknown> {

@@ -18,6 +18,14 @@ export const MAX_PENDING_OPS = 100_000
 /** Most op blocks one receive() call takes. */
 export const MAX_RECEIVE_BATCH = 100_000
 
+export interface CommitOptions {
+  /**
+   * Hears a commit's ops once they are signed and handed to the log, before their sync (see
+   * commitMany). Must not throw (a throw fails the commit, whose ops may still reach the log).
+   */
+  stamped?: (ops: Array<{ cid: CID, bytes: Uint8Array }>) => void
+}
+
 export interface TreeInit {
   /** Directory for the op log (created if missing). */
   dir: string
@@ -87,6 +95,12 @@ export class Tree extends EventTarget {
    */
   private readonly stampHeads = new Map<string, Op>()
   private lastLocal: string | undefined
+  /**
+   * This host's ops stamped and on their way to the log, not applied yet (commitMany waits for
+   * their sync): getOp gives them too, to a peer asked to hold one before it is durable here
+   * (CommitOptions.stamped) that fetches its parents from this host.
+   */
+  private readonly unsettled = new Map<string, Uint8Array>()
   /** The newest op of this host applied here (newestLocal()). */
   private newestLocalOp: Op | undefined
   private chain: Promise<unknown> = Promise.resolve()
@@ -224,7 +238,8 @@ export class Tree extends EventTarget {
 
   /** An op's block bytes, to send to a peer. */
   getOp (cid: CID): Uint8Array | undefined {
-    return this.dag.get(idOf(cid))?.op.bytes
+    const id = idOf(cid)
+    return this.dag.get(id)?.op.bytes ?? (this.unsettled.size > 0 ? this.unsettled.get(id) : undefined)
   }
 
   /** Every version of a file (writes and appends), oldest first (concurrent identical writes count once). */
@@ -406,9 +421,11 @@ export class Tree extends EventTarget {
    * one fdatasync, for a request that makes two ops (a flush and the times it sets). Nothing of
    * the batch is applied unless all of it is durable, or with `durability` 'written', written
    * to the log (log.ts: synced with the next durable commit, a sync(), or within
-   * WRITTEN_SYNC_MS).
+   * WRITTEN_SYNC_MS). `stamped` hears the batch's ops (CID and block) once they are signed and
+   * handed to the log, before their sync: an fsync asks a peer to hold its op meanwhile
+   * (getOp gives them from then on).
    */
-  async commitMany (bodies: OpBody[], durability: Durability = 'durable'): Promise<Array<{ cid: CID, id: InodeId }>> {
+  async commitMany (bodies: OpBody[], durability: Durability = 'durable', opts: CommitOptions = {}): Promise<Array<{ cid: CID, id: InodeId }>> {
     this.usable()
     const { ops, durable } = await this.serial(async () => {
       this.usable()
@@ -428,10 +445,16 @@ export class Tree extends EventTarget {
         this.failed ??= err
         throw err
       })
+      if (opts.stamped !== undefined) for (const op of ops) this.unsettled.set(op.id, op.bytes)
       return { ops, durable }
     })
-    await durable
-    this.integrate(ops, true)
+    try {
+      opts.stamped?.(ops.map(op => ({ cid: op.cid, bytes: op.bytes })))
+      await durable
+      this.integrate(ops, true)
+    } finally {
+      if (opts.stamped !== undefined) for (const op of ops) this.unsettled.delete(op.id)
+    }
     return ops.map(op => {
       const b = op.body
       const id = b.type === 'create' || b.type === 'link' ? op.id : 'entry' in b ? b.entry : b.inode

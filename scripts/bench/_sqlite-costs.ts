@@ -25,6 +25,9 @@ import { sh } from './_proc.ts'
 import { Store } from '../../node/data/index.ts'
 import { Tree } from '../../node/tree/index.ts'
 import { makeGitSource } from './_compare-work.ts'
+import { Volume } from '../../node/index.ts'
+import { ChunkService, ChunkWrite } from '../../node/data/index.ts'
+import { OpHold } from '../../node/net/index.ts'
 
 const n = Number(process.env.DARKFS_DRIVE_HOSTS ?? 1)
 const which = (process.env.DARKFS_DRIVE ?? 'delete,wal,fsync16').split(',')
@@ -36,6 +39,29 @@ const putMany = Store.prototype.putMany
 Store.prototype.putMany = async function (this: Store, blocks: any[], opts?: any) { c.puts++; c.blocks += blocks.length; const t0 = performance.now(); try { return await putMany.call(this, blocks, opts) } finally { c.putMs += performance.now() - t0 } } as any
 const commitMany = Tree.prototype.commitMany
 Tree.prototype.commitMany = async function (this: Tree, bodies: any[]) { c.commits++; c.ops += bodies.length; const t0 = performance.now(); try { return await commitMany.call(this, bodies) } finally { c.commitMs += performance.now() - t0 } } as any
+// what host 0's fsyncs wait for after their commit: Volume.placed() (every tracked wait), the
+// peer holds (OpHold.held) and the safe placements (ChunkService.place with safe) in it
+const waits = { placed: [0, 0], held: [0, 0], place: [0, 0], early: [0, 0], track: [0, 0] }
+const timed = (proto: any, name: string, k: keyof typeof waits, when: (args: any[]) => boolean = () => true): void => {
+  const f = proto[name]
+  proto[name] = async function (this: any, ...args: any[]) {
+    if (!when(args)) return await f.apply(this, args)
+    const t0 = performance.now()
+    try { return await f.apply(this, args) } finally { waits[k][0]++; waits[k][1] += performance.now() - t0 }
+  }
+}
+timed(Volume.prototype, 'placed', 'placed')
+timed(OpHold.prototype, 'held', 'held')
+timed(ChunkService.prototype, 'place', 'place', args => args[1]?.safe === true && args[0]?.length > 0)
+timed(ChunkWrite.prototype, 'placed', 'early')
+{
+  // every wait an fsync may meet (Volume.track): how long each tracked promise took
+  const track = (Volume.prototype as any).track
+  ;(Volume.prototype as any).track = function (this: any, inode: string, placing: Promise<void>) {
+    const t0 = performance.now()
+    return track.call(this, inode, placing.finally(() => { waits.track[0]++; waits.track[1] += performance.now() - t0 }))
+  }
+}
 const types = new Map<string, number>()
 // disk syncs: fsync/fdatasync calls (the op log's appends are O_DSYNC writes: one per commit at most)
 const syncs = { sync: 0, datasync: 0, syncMs: 0, writes: 0, writeMs: 0 }
@@ -82,6 +108,7 @@ try {
   const strace = process.env.DARKFS_DRIVE_STRACE === '1'
   for (const w of which) {
     Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
+    for (const x of Object.values(waits)) x.fill(0)
     const cpu = process.cpuUsage()
     let s: number
     if (w === 'fsync16') {
@@ -138,6 +165,7 @@ try {
     }
     const used = process.cpuUsage(cpu)
     process.stdout.write(`${w} hosts=${n}: ${s.toFixed(2)} cpu=${((used.user + used.system) / 1e6).toFixed(2)} putMs=${c.putMs.toFixed(0)} commitMs=${c.commitMs.toFixed(0)} puts=${c.puts} blocks=${c.blocks} commits=${c.commits} ops=${c.ops} types=${JSON.stringify(Object.fromEntries(types))}\n`)
+    process.stdout.write(`  fsync waits (host 0): placed() ${waits.placed[0]}/${waits.placed[1].toFixed(0)}ms, peer holds ${waits.held[0]}/${waits.held[1].toFixed(0)}ms, safe placements ${waits.place[0]}/${waits.place[1].toFixed(0)}ms, early chunks' placements ${waits.early[0]}/${waits.early[1].toFixed(0)}ms, tracked waits ${waits.track[0]}/${waits.track[1].toFixed(0)}ms\n`)
     process.stdout.write('  fuse: ' + [...fops].map(([k, [c, t]]) => `${k}=${c}/${(t * 1000).toFixed(0)}ms`).join(' ') + '\n')
   }
 } finally {

@@ -11,7 +11,7 @@ import type { CID } from 'multiformats/cid'
 import { createHost } from '../../node/net/index.ts'
 import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
-import { createSync, decodeReply, encodeCall, encodeNotice, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
+import { createSync, decodeReply, encodeCall, encodeNotice, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
 import type { OpsReply, Sync, SyncHost } from '../../node/net/index.ts'
 import { Tree, ROOT } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
@@ -172,6 +172,42 @@ describe('node/sync (cluster)', function () {
     await c.sync.stop()
     await c.host.stop()
     assert.equal(await a.sync.hold(next, [c.host.peerId]), undefined)
+  })
+
+  it('sync.hold asks a peer on one kept stream (HOLD_PROTOCOL); a peer that does not speak it (the version before) on OPS_PROTOCOL', async function () {
+    const key = createNetworkKey()
+    // c is a host of the version before: 'hold' on OPS_PROTOCOL, no HOLD_PROTOCOL
+    const before = (h: Host): SyncHost => ({
+      peerId: h.peerId,
+      peers: () => h.peers(),
+      handle: async (protocol, handler, o) => { if (protocol !== HOLD_PROTOCOL) await h.handle(protocol, handler, o) },
+      unhandle: async (protocol) => { if (protocol !== HOLD_PROTOCOL) await h.unhandle(protocol) },
+      newStream: h.newStream.bind(h),
+      addEventListener: h.addEventListener.bind(h),
+      removeEventListener: h.removeEventListener.bind(h),
+      gossip: h.gossip,
+      beyondFullMesh: () => h.beyondFullMesh()
+    })
+    const b = await node(key)
+    const c = await node(key, [], { view: before })
+    const a = await node(key, [b.host.addresses()[0], c.host.addresses()[0]])
+    await until('a connected to b and c', () => a.host.peers().length === 2)
+    const holdStreams = (n: Node): number => n.host.traffic().protocols[HOLD_PROTOCOL]?.streams ?? 0
+    for (let i = 0; i < 4; i++) {
+      await mkdir(a.tree, `b${i}`)
+      const newest = a.tree.heads()[0]
+      assert.equal(await a.sync.hold(newest, [b.host.peerId]), b.host.peerId)
+      assert.ok(b.tree.hasOp(newest))
+    }
+    assert.equal(holdStreams(b), 1, 'four asks, one stream')
+    for (let i = 0; i < 3; i++) {
+      await mkdir(a.tree, `c${i}`)
+      const newest = a.tree.heads()[0]
+      assert.equal(await a.sync.hold(newest, [c.host.peerId]), c.host.peerId)
+      assert.ok(c.tree.hasOp(newest))
+    }
+    assert.equal(holdStreams(c), 0)
+    assert.equal(a.sync.stats().badMessages + b.sync.stats().badMessages + c.sync.stats().badMessages, 0)
   })
 
   it('sync reconciles a long history on connect, in batches, walking parents', async function () {

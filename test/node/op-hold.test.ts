@@ -10,13 +10,13 @@ async function cid (n: number): Promise<CID> {
   return CID.createV1(0x71, await sha256.digest(new TextEncoder().encode(`op ${n}`)))
 }
 
-interface Ask { cid: CID, peers: readonly string[], answer: (who: string | undefined) => void, fail: (err: Error) => void }
+interface Ask { cid: CID, peers: readonly string[], op?: Uint8Array, answer: (who: string | undefined) => void, fail: (err: Error) => void }
 
 function rig (peers: () => string[] = () => ['p1', 'p2']): { hold: OpHold, asks: Ask[] } {
   const asks: Ask[] = []
   const hold = new OpHold({
     peers,
-    hold: async (c, ps) => await new Promise<string | undefined>((resolve, reject) => { asks.push({ cid: c, peers: ps, answer: resolve, fail: reject }) })
+    hold: async (c, ps, o) => await new Promise<string | undefined>((resolve, reject) => { asks.push({ cid: c, peers: ps, ...(o?.op !== undefined ? { op: o.op } : {}), answer: resolve, fail: reject }) })
   })
   return { hold, asks }
 }
@@ -94,6 +94,24 @@ describe('OpHold', function () {
     await Promise.all([w1, w2])
     await hold.held(a)
     assert.equal(asks.length, 1, 'an op already held is not asked for again')
+  })
+
+  it('held(cid, op): the ask carries the op\'s block (an op not applied here yet); asked again without it, the ask is shared', async () => {
+    const { hold, asks } = rig()
+    const [a, b] = await Promise.all([cid(1), cid(2)])
+    const op = new TextEncoder().encode('op 1 block')
+    const w1 = hold.held(a, op)
+    const w2 = hold.held(a)
+    await turns()
+    assert.equal(asks.length, 1)
+    assert.deepEqual(asks[0].op, op)
+    asks[0].answer('p1')
+    await Promise.all([w1, w2])
+    const w3 = hold.held(b)
+    await turns()
+    assert.equal(asks[1].op, undefined, 'no block given: the source reads it from the tree')
+    asks[1].answer('p1')
+    await w3
   })
 
   it('no peer to ask, or an ask that fails: the wait ends (the op is durable here only)', async () => {

@@ -11,7 +11,7 @@ import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import {
-  RPC_MIN_MESSAGE_BYTES, RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError, RpcTooLargeError,
+  KeptCaller, RPC_MIN_MESSAGE_BYTES, RpcClosedError, RpcProtocolError, RpcRemoteError, RpcTimeoutError, RpcTooLargeError,
   broadcast, call, decodeIncoming, decodeReply, defineProtocol, encodeCall, encodeError, encodeNotice, notify, serve
 } from '../../node/net/rpc.ts'
 import type { CallContext } from '../../node/net/rpc.ts'
@@ -258,5 +258,96 @@ describe('node/net/rpc', function () {
     const reply = decodeReply(SMALL, err, { text: '' })
     assert.equal(reply.kind === 'error' && reply.name, 'TooLoudError')
     assert.throws(() => decodeReply(ECHO, new Uint8Array(ECHO.maxMessageBytes + 1), { text: '' }), RpcTooLargeError)
+  })
+
+  describe('kept protocols (several calls per stream)', function () {
+    const KEPT = defineProtocol<Say, { text: string }, never, { step: number }>({ ...ECHO, id: '/darkfs/test-rpc-kept/1.0.0', notice: undefined, kept: true })
+    let stopKept: () => Promise<void>
+    /** Streams of KEPT b was asked to open (its handler's calls), and the requests each carried. */
+    let served: Array<{ peer: string, texts: string[] }>
+    const serveKept = async (keptIdleMs?: number): Promise<void> => {
+      stopKept = await serve(b, KEPT, {
+        call: async (req, ctx) => {
+          // one entry per stream: the ctx object is the stream's
+          let s = (ctx as any).__served as { peer: string, texts: string[] } | undefined
+          if (s === undefined) served.push(s = (ctx as any).__served = { peer: ctx.peer, texts: [] })
+          s.texts.push(req.text)
+          return await handlers.call(req, ctx)
+        }
+      }, { onError: (err) => { errors.push(err) }, ...(keptIdleMs !== undefined ? { keptIdleMs } : {}) })
+    }
+    beforeEach(async function () { served = [] })
+    afterEach(async function () { await stopKept?.() })
+
+    it('defineProtocol() refuses a kept protocol that takes notices', () => {
+      assert.throws(() => defineProtocol({ ...ECHO, id: '/x', kept: true }), RangeError)
+      assert.throws(() => new KeptCaller(a, ECHO), RangeError)
+    })
+
+    it('KeptCaller.call(): calls to one peer follow one another on one stream, answered in turn', async () => {
+      await serveKept()
+      const kc = new KeptCaller(a, KEPT)
+      try {
+        for (const t of ['one', 'two', 'three']) assert.deepEqual(await kc.call(b.peerId, { text: t }), { text: `echo ${t}` })
+        // intermediate replies are passed over
+        assert.deepEqual(await kc.call(b.peerId, { text: 'go', steps: 3 }), { text: 'echo go' })
+        assert.equal(kc.opened, 1)
+        assert.deepEqual(served, [{ peer: a.peerId, texts: ['one', 'two', 'three', 'go'] }])
+        assert.deepEqual(kc.keptPeers(), [b.peerId])
+        // calls at once: one stream each; one is kept after them
+        await Promise.all(['x', 'y'].map(async t => { assert.deepEqual(await kc.call(b.peerId, { text: t }), { text: `echo ${t}` }) }))
+        assert.equal(kc.opened, 2)
+        assert.deepEqual(kc.keptPeers(), [b.peerId])
+      } finally {
+        kc.close()
+      }
+      assert.deepEqual(kc.keptPeers(), [])
+      // a plain call on the kept protocol (one request per stream) is answered as before
+      assert.deepEqual(await call(a, b.peerId, KEPT, { text: 'plain' }), { text: 'echo plain' })
+      assert.equal(errors.length, 0, errors.map(e => e.message).join('; '))
+    })
+
+    it('the answerer closes a kept stream after keptIdleMs without a request; the next call opens a new one', async () => {
+      await serveKept(100)
+      const kc = new KeptCaller(a, KEPT)
+      try {
+        assert.deepEqual(await kc.call(b.peerId, { text: 'one' }), { text: 'echo one' })
+        await until(() => kc.keptPeers().length === 0, 'the answerer closed the idle stream')
+        assert.deepEqual(await kc.call(b.peerId, { text: 'two' }), { text: 'echo two' })
+        assert.equal(kc.opened, 2)
+        assert.deepEqual(served.map(s => s.texts), [['one'], ['two']])
+      } finally {
+        kc.close()
+      }
+      assert.equal(errors.length, 0, errors.map(e => e.message).join('; '))
+    })
+
+    it('an error reply ends the kept stream: the error reaches the caller, the next call opens a new stream', async () => {
+      await serveKept()
+      const kc = new KeptCaller(a, KEPT)
+      try {
+        assert.deepEqual(await kc.call(b.peerId, { text: 'one' }), { text: 'echo one' })
+        await assert.rejects(kc.call(b.peerId, { text: 'shout' }), TooLoudError)
+        assert.deepEqual(kc.keptPeers(), [])
+        assert.deepEqual(await kc.call(b.peerId, { text: 'two' }), { text: 'echo two' })
+        assert.equal(kc.opened, 2)
+      } finally {
+        kc.close()
+      }
+    })
+
+    it('a malformed request after the first on a kept stream gets the typed error and a reset stream', async () => {
+      await serveKept()
+      const stream = await a.newStream(b.peerId, KEPT.id)
+      const lp = lpStream(stream)
+      await lp.write(encodeCall(KEPT, { text: 'fine' }))
+      const ok = decodeReply(KEPT, (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(), { text: '' })
+      assert.deepEqual(ok, { kind: 'ok', value: { text: 'echo fine' } })
+      await lp.write(dagCbor.encode({ notice: { text: 'no notices here' } }))
+      const reply = decodeReply(KEPT, (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(), { text: '' })
+      assert.deepEqual(reply.kind === 'error' && reply.name, 'EchoProtocolError')
+      await until(() => stream.status !== 'open', 'the stream is closed')
+      assert.ok(errors.some(e => e instanceof EchoProtocolError))
+    })
   })
 })

@@ -3,7 +3,7 @@
 // A placement already waited out (a large rewrite still spreading to thin peers) does not hold
 // every later fsync for another full wait, only the placements of what that fsync committed.
 import assert from 'node:assert/strict'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
 import type { ChunkRef, Network } from '../../node/data/index.ts'
 import { Volume } from 'darkfs'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -50,6 +50,50 @@ describe('fh.sync() and a placement that does not end', function () {
     // a logical bound, not a speed figure: each later fsync ended before the hung placement's
     // wait bound could have run again (the old code waited WAIT_MS on every one)
     assert.ok(times.every(ms => ms < WAIT_MS), `later fsyncs did not wait for the hung placement again (${times.map(x => x.toFixed(0)).join(', ')} ms)`)
+    release()
+    await fh.close()
+  })
+})
+
+describe('fh.sync() and the chunks a sequential writer placed before its commit (early chunks)', function () {
+  this.timeout(30_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('waits for each early chunk until it survives one lost host (Network.safe), not for its whole placement', async () => {
+    // no placement ever ends (the bound, 60 s, is past this test's timeout); a chunk survives
+    // one loss once the test says so
+    let release!: () => void
+    const hung = new Promise<void>(resolve => { release = resolve })
+    t.add(() => { release() })
+    let survive!: () => void
+    const survives = new Promise<void>(resolve => { survive = resolve })
+    const asked: string[] = []
+    const network: Network = {
+      params: () => ({ k: 1, m: 1 }),
+      fetch: async () => new Map(),
+      fetchOne: async (cid: CID) => { throw new Error(`not here: ${cid.toString()}`) },
+      place: async (_refs: ChunkRef[], opts) => { await (opts?.safe === true ? Promise.race([hung, survives]) : hung) },
+      safe: async (ref: ChunkRef, opts) => {
+        asked.push(ref.cid!.toString())
+        await Promise.race([survives, new Promise(resolve => { opts?.signal?.addEventListener('abort', resolve, { once: true }) })])
+      }
+    }
+    const vol = await Volume.open({ dir: await tempDir(t), network, syncPlaceWaitMs: 60_000 })
+    t.add(async () => { await vol.close() })
+    const fh = await vol.open('/seq', 'w+')
+    const MiB = 1 << 20
+    const data = seededBytes(3 * MiB, 31)
+    // 1 MiB writes: chunks 0 and 1 are finished and placed early
+    for (let at = 0; at < data.length; at += MiB) await fh.write(data, at, MiB, at)
+    let synced = false
+    const sync = fh.sync().then(() => { synced = true })
+    await until(() => asked.length >= 2)
+    for (let i = 0; i < 5; i++) await new Promise(resolve => setImmediate(resolve))
+    assert.equal(synced, false, 'the fsync waits for the early chunks to survive one lost host')
+    survive()
+    await sync
+    assert.ok(Buffer.from(await vol.readFile('/seq')).equals(Buffer.from(data)))
     release()
     await fh.close()
   })
@@ -172,6 +216,41 @@ describe('which commits ask a peer to hold their ops', function () {
     assert.notEqual(asked[1], newest)
     await fh.close()
     assert.equal(asked.length, 2)
+  })
+})
+
+describe('an fsync asks for the hold while its op syncs here', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('the ask carries the op\'s block before the op is applied here (its log write still syncing); tree.getOp gives it meanwhile', async () => {
+    const asks: Array<{ cid: string, op: Uint8Array | undefined, applied: boolean, served: Uint8Array | undefined }> = []
+    let vol!: Volume
+    vol = await Volume.open({
+      dir: await tempDir(t),
+      held: async (cid, op) => { asks.push({ cid: cid.toString(), op, applied: vol.tree.hasOp(cid), served: vol.tree.getOp(cid) }) }
+    })
+    t.add(async () => { await vol.close() })
+    const fh = await vol.open('/db', 'w+')
+    const page = seededBytes(4096, 21)
+    await fh.write(page, 0, page.length, 0)
+    await fh.sync()
+    for (let i = 1; i <= 3; i++) {
+      await fh.write(page, 0, page.length, i * 65536)
+      await fh.sync()
+    }
+    assert.equal(asks.length, 4)
+    for (const a of asks) {
+      assert.ok(a.op !== undefined, 'the ask carries the op')
+      assert.equal(a.applied, false, 'asked before the op is applied (its log write not synced yet)')
+      assert.deepEqual(a.served, a.op, 'a peer fetching it from here gets it')
+      const cid = CID.parse(a.cid)
+      assert.deepEqual(vol.tree.getOp(cid), a.op)
+      assert.ok(vol.tree.hasOp(cid), 'applied once the fsync returned')
+    }
+    assert.equal(asks[3].cid, vol.tree.newestLocal()!.toString())
+    await fh.close()
   })
 })
 
