@@ -869,6 +869,20 @@ export class Repairer extends EventTarget {
     })()
     const [acks] = await Promise.all([pushed, stored])
     let ok = true
+    // a rebuilt (or copied) fragment a target did not take is kept here: the next pass pushes it
+    // from this disk, not k - 1 fetches again (a push cut by a trim or a failed dial cost a second
+    // rebuild); once its targets hold it, a handover drops the copy
+    const unplaced: Array<{ cid: CID, bytes: Uint8Array }> = []
+    for (const { cid, bytes, to } of deliveries) {
+      const got = acks.get(cid.toString()) ?? []
+      if (to.some(h => !got.includes(h)) && !ref.fragments.some((f, j) => f.equals(cid) && p.held[j].has(this.c.self))) unplaced.push({ cid, bytes })
+    }
+    if (unplaced.length > 0) {
+      await this.c.store.putMany(unplaced, { verified: true }).catch((err: Error) => {
+        // not kept: the next pass rebuilds it
+        log.error('keeping %d undelivered fragment(s) of chunk %s here failed: %s', unplaced.length, shortCid(ref.cid!), err.message)
+      })
+    }
     for (const { cid, bytes, to } of deliveries) {
       const got = acks.get(cid.toString()) ?? []
       log('chunk %s fragment %s -> %s: acked by %s', shortCid(ref.cid!), shortCid(cid), shortPeers(to), shortPeers(got))
