@@ -34,7 +34,7 @@ interface World {
  * One chunk whose fragment j was placed on h_j; `gone` hosts are neither members nor live, `emptied` hosts
  * lost what they held. h0 is this host and, ranking first, the chunk's keeper.
  */
-function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], emptied: string[] = [], limiter?: RateLimiter): World {
+function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], emptied: string[] = [], limiter?: RateLimiter, refuse = new Set<string>()): World {
   const members = MEMBERS.filter(h => !gone.includes(h))
   const holds = new Map(MEMBERS.map(h => [h, new Set<string>()]))
   ref.fragments.forEach((f, j) => { if (!emptied.includes(MEMBERS[j])) holds.get(MEMBERS[j])!.add(f.toString()) })
@@ -67,8 +67,9 @@ function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], 
         for (const d of deliveries) {
           assert.ok(Buffer.from(d.bytes).equals(blocks.get(d.cid.toString())!), 'the rebuilt fragment is the one lost')
           w.pushed.set(d.cid.toString(), [...(w.pushed.get(d.cid.toString()) ?? []), ...d.to])
-          for (const h of d.to) holds.get(h)!.add(d.cid.toString())
-          acks.set(d.cid.toString(), d.to)
+          const took = d.to.filter(h => !refuse.has(h))
+          for (const h of took) holds.get(h)!.add(d.cid.toString())
+          acks.set(d.cid.toString(), took)
         }
         return acks
       }
@@ -103,6 +104,23 @@ describe('Repairer: the bytes one chunk\'s repair moves (node/keeper/repair.ts)'
     const again = await w.repairer.pass()
     assert.equal(again.fragmentsRepaired, 0)
     assert.equal(w.pulls, 1)
+  })
+
+  it('a push its target did not take: the rebuilt fragment is kept here, and the next pass pushes it without fetching again', async () => {
+    const refuse = new Set(['h6'])
+    const w = world(ref, blocks, ['h3'], [], undefined, refuse)
+    const p = await w.repairer.pass()
+    assert.equal(p.failed, 1)
+    assert.equal(p.fragmentsRepaired, 0)
+    assert.equal(w.fetched.length, K - 1)
+    assert.deepEqual(w.storedHere, [ref.fragments[3].toString()], 'kept here for the next pass')
+    refuse.clear()
+    const again = await w.repairer.pass()
+    assert.equal(again.failed, 0)
+    assert.equal(again.fragmentsRepaired, 1)
+    assert.equal(w.pulls, 1, 'not fetched again')
+    assert.equal(again.bytesFetched, 0)
+    assert.deepEqual(w.pushed.get(ref.fragments[3].toString()), ['h6', 'h6'])
   })
 
   it('two fragments lost: one fetch of k - 1 rebuilds both, and each goes to its own new target', async () => {
