@@ -90,7 +90,7 @@ import type { RpcDialer, RpcServer } from './rpc.ts'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
-import { renewXsalsa20Views } from './xsalsa20.ts'
+import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
 import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto } from './lean-transport.ts'
 import { accountExternalMemoryInHeapLimit } from './heap.ts'
 
@@ -1427,6 +1427,8 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
         let protectedConn: MessageStream
         try {
           protectedConn = await inner.protect(connection, { ...options, signal })
+          // its ciphers' slots are given back when the socket closes (xsalsa20.ts)
+          releasePnetCiphers(protectedConn)
           boundPnetCipher(protectedConn)
           gatheredPnetSend(protectedConn)
           inPlacePnetInbound(protectedConn)
@@ -1434,6 +1436,9 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
           const how = `${direction} ${deadline.aborted ? 'deadline' : options?.signal?.aborted === true ? 'aborted' : String(err?.name ?? err?.code ?? 'error')}`
           failed[how] = (failed[how] ?? 0) + 1
           if (options?.signal?.aborted === true && !deadline.aborted) throw err
+          // this side's own failure (a cipher without room threw RangeError: xsalsa20.ts
+          // releasePnetCiphers) says nothing of the peer or its key
+          if (!deadline.aborted && (err instanceof RangeError || err instanceof TypeError)) throw err
           const reason = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'
           onMismatch({ address, direction, reason })
           throw new NetworkKeyMismatchError(address, reason)
