@@ -90,7 +90,7 @@ import type { RpcDialer, RpcServer } from './rpc.ts'
 import { logger } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
-import { renewXsalsa20Views } from './xsalsa20.ts'
+import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
 import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto } from './lean-transport.ts'
 import { accountExternalMemoryInHeapLimit } from './heap.ts'
 
@@ -382,6 +382,22 @@ export interface Gossip {
   mesh: () => string[]
 }
 
+export interface InboundState {
+  /** libp2p's count of inbound connections upgrading (acceptIncomingConnection to afterUpgradeInbound). */
+  pending: number
+  /** Inbound upgrades begun and not yet settled, as seen around the upgrader. */
+  upgrading: number
+  /** Age of the oldest of those, ms (0 with none). */
+  oldestMs: number
+  /** Open connections (getConnections()) and libp2p's cap on them. */
+  connections: number
+  maxConnections: number
+  /** Inbound connections refused since the start, by libp2p's reason. */
+  refused: { pending: number, rate: number, connections: number }
+  /** Failed pnet nonce exchanges since the start, by direction and how ('outbound deadline', 'inbound UnexpectedEOFError'). */
+  pnetFailed: Record<string, number>
+}
+
 export interface HostPeer { id: string, addresses: string[], latencyMs?: number }
 
 export interface KeyMismatch {
@@ -465,6 +481,14 @@ export interface Host {
    * their protocol and how long since they moved data.
    */
   describeConnections: () => string[]
+  /**
+   * The inbound side of the connection manager (diagnostics: bench:scale logs it with its dial
+   * summaries): inbound connections libp2p counts as upgrading (its cap is
+   * MAX_INCOMING_PENDING_CONNECTIONS), those still upgrading as seen here and the oldest's age,
+   * open connections against libp2p's hard cap, and inbound connections refused since the start
+   * by the reason libp2p refused them.
+   */
+  inbound: () => InboundState
   /** The smallest gossip message this host sends IDONTWANT for (none in a full mesh: GOSSIP_IDONTWANT_MIN_BYTES). */
   idontwantMinBytes: () => number
   /**
@@ -509,12 +533,14 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
 
   const meter = createTrafficMeter()
+  /** Failed pnet nonce exchanges, by direction and how (host.inbound()). */
+  const pnetFailed: Record<string, number> = {}
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
     metrics: meter.metrics,
     addresses: { listen: init.listen, announce: init.announce ?? [] },
     transports: usesMemory ? [tcp(), memory()] : [tcp()],
-    connectionProtector: guardedPreSharedKey(psk, onMismatch, onProtected),
+    connectionProtector: guardedPreSharedKey(psk, onMismatch, onProtected, pnetFailed),
     // the same Noise, with fewer copies on its receiving side (lean-transport.ts)
     connectionEncrypters: [leanNoise(noise({ crypto: leanNoiseCrypto(defaultCrypto) }))],
     // no yamux keep-alive pings (every 30 s each way): the liveness pings (below) already keep
@@ -623,6 +649,31 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
   }
   const listenAddrs = new Map<string, string[]>()
+  // the inbound side as libp2p counts it (host.inbound(), diagnostics)
+  const cm = connectionManager as unknown as { incomingPendingConnections: number, getMaxConnections: () => number, getConnections: () => Connection[], acceptIncomingConnection: (maConn: unknown) => boolean }
+  const refusedInbound = { pending: 0, rate: 0, connections: 0 }
+  const acceptIncoming = cm.acceptIncomingConnection.bind(cm)
+  cm.acceptIncomingConnection = (maConn) => {
+    const pendingBefore = cm.incomingPendingConnections
+    const ok = acceptIncoming(maConn)
+    if (!ok) {
+      if (pendingBefore >= MAX_INCOMING_PENDING_CONNECTIONS) refusedInbound.pending++
+      else if (cm.getConnections().length >= cm.getMaxConnections()) refusedInbound.connections++
+      else refusedInbound.rate++
+    }
+    return ok
+  }
+  const upgrader = (libp2p as unknown as { components: { upgrader: { upgradeInbound: (maConn: unknown, opts: unknown) => Promise<unknown> } } }).components.upgrader
+  const upgradeInbound = upgrader.upgradeInbound.bind(upgrader)
+  const upgrading = new Map<unknown, number>()
+  upgrader.upgradeInbound = async (maConn, opts) => {
+    upgrading.set(maConn, Date.now())
+    try {
+      return await upgradeInbound(maConn, opts)
+    } finally {
+      upgrading.delete(maConn)
+    }
+  }
 
   // --- liveness: each connection pinged every pingIntervalMs(connections) -------------------
   // What libp2p's connection monitor does (a 32-byte ping on a new stream, an adaptive timeout
@@ -1175,6 +1226,19 @@ export async function createHost (init: HostInit): Promise<Host> {
       return [...connectionsById()].map(([id, conns]) => `${id.slice(-6)}${chosen?.has(id) === true ? ' neighbour' : ''}${trimmed.has(id) ? ' trimmed' : ''}: ` +
         conns.map(c => `${c.direction} ${secs(now - c.timeline.open)} [${c.streams.map(st => `${st.protocol ?? '?'} ${secs(now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0))}`).join(', ')}]`).join('; '))
     },
+    inbound: () => {
+      let oldest = Infinity
+      for (const at of upgrading.values()) oldest = Math.min(oldest, at)
+      return {
+        pending: cm.incomingPendingConnections,
+        upgrading: upgrading.size,
+        oldestMs: upgrading.size === 0 ? 0 : Date.now() - oldest,
+        connections: cm.getConnections().length,
+        maxConnections: cm.getMaxConnections(),
+        refused: { ...refusedInbound },
+        pnetFailed: { ...pnetFailed }
+      }
+    },
     idontwantMinBytes: () => gossipOpts().idontwantMinDataSize,
     features: peer => identified.get(peer),
     addresses: () => (init.announce !== undefined && init.announce.length > 0
@@ -1350,7 +1414,7 @@ function gatheredPnetSend (conn: unknown): void {
 /** What every libp2p peer sends first after pnet: multistream-select's header. */
 const MSS_HEADER = new Uint8Array([19, ...new TextEncoder().encode('/multistream/1.0.0\n')])
 
-function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => void, onProtected: (address: string) => { verified: () => void }): () => ConnectionProtector {
+function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => void, onProtected: (address: string) => { verified: () => void }, failed: Record<string, number> = {}): () => ConnectionProtector {
   return () => {
     const inner = preSharedKey({ psk, timeout: PNET_HANDSHAKE_TIMEOUT_MS })()
     return {
@@ -1363,11 +1427,18 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
         let protectedConn: MessageStream
         try {
           protectedConn = await inner.protect(connection, { ...options, signal })
+          // its ciphers' slots are given back when the socket closes (xsalsa20.ts)
+          releasePnetCiphers(protectedConn)
           boundPnetCipher(protectedConn)
           gatheredPnetSend(protectedConn)
           inPlacePnetInbound(protectedConn)
         } catch (err: any) {
+          const how = `${direction} ${deadline.aborted ? 'deadline' : options?.signal?.aborted === true ? 'aborted' : String(err?.name ?? err?.code ?? 'error')}`
+          failed[how] = (failed[how] ?? 0) + 1
           if (options?.signal?.aborted === true && !deadline.aborted) throw err
+          // this side's own failure (a cipher without room threw RangeError: xsalsa20.ts
+          // releasePnetCiphers) says nothing of the peer or its key
+          if (!deadline.aborted && (err instanceof RangeError || err instanceof TypeError)) throw err
           const reason = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'
           onMismatch({ address, direction, reason })
           throw new NetworkKeyMismatchError(address, reason)

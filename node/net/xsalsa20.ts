@@ -81,6 +81,10 @@ export function renewXsalsa20Views (mod: XSalsa20Module = pnetXsalsa20()): void 
       return out
     }
     const x = this._xor
+    // finalized (its connection closed, releasePnetCiphers): nothing more to XOR. Bytes a closed
+    // connection still hands over (a paused socket's leftovers) go nowhere: none is decrypted,
+    // and none is encrypted for a socket that takes no more
+    if (x === null) return new Uint8Array(0)
     renew(x)
     const out = update.call(this, input, output)
     if (x?._memory !== undefined) latest = x._memory.buffer
@@ -91,9 +95,42 @@ export function renewXsalsa20Views (mod: XSalsa20Module = pnetXsalsa20()): void 
     const n = this.__darkfsNative
     if (n !== undefined && n !== null) n.subkey.fill(0)
     this.__darkfsNative = null
+    // once only (the module's own finalize throws the second time)
+    if (this._xor === null) return
     // its key is wiped through the view: a live one (and its slot freed)
     renew(this._xor)
     finalize.call(this)
   }
   proto.__darkfsRenewed = true
+}
+
+/** A pnet connection's parts releasePnetCiphers uses (@libp2p/pnet 3's BoxMessageStream). */
+interface PnetConnection {
+  inboundXor?: { finalize?: () => void, _xor?: unknown }
+  outboundXor?: { finalize?: () => void, _xor?: unknown }
+  maConn?: { status?: string, addEventListener?: (type: 'close', listener: () => void, opts?: { once: boolean }) => void }
+}
+
+/**
+ * Finalize a pnet connection's two ciphers once its socket has closed, so their slots in the
+ * module's memory are free for the next connection's. Every cipher takes a 64-byte slot (its
+ * counter, nonce and key) that only finalize() gives back, and @libp2p/pnet 3 never calls it: with
+ * the ciphers on the addon the memory never grows past its first 10 pages, so the process's
+ * 10,238th cipher found no room (RangeError: offset is out of bounds, in the cipher's
+ * constructor) and from then on every connection, either way, failed its private-network
+ * handshake. That is 5,118 connections over a daemon's life (two ciphers at each end), and
+ * 2,559 among hosts in one process (bench:scale at 30 hosts: after about 2,900 dials, every
+ * swarm dial refused on every host at once, 1,338 inbound and 1,309 outbound nonce exchanges
+ * failing with that RangeError in 30 s, while libp2p refused none and had none pending). A
+ * connection of another shape is left as it is; one already closed is finalized at once.
+ */
+export function releasePnetCiphers (conn: unknown): void {
+  const c = conn as PnetConnection | null | undefined
+  const socket = c?.maConn
+  if (c === null || c === undefined || socket === undefined || typeof socket.addEventListener !== 'function') return
+  const release = (): void => {
+    for (const x of [c.inboundXor, c.outboundXor]) if (x !== undefined && x._xor != null && typeof x.finalize === 'function') x.finalize()
+  }
+  if (socket.status === 'closed' || socket.status === 'aborted' || socket.status === 'reset') release()
+  else socket.addEventListener('close', release, { once: true })
 }

@@ -35,7 +35,7 @@
 // DARKFS_SCALE_IDLE_S (60; 20 from `npm run bench`), DARKFS_SCALE_OPS (5),
 // DARKFS_SCALE_TRANSPORT (tcp | memory).
 import { randomBytes } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -186,8 +186,40 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     const parts = [...now].map(([cause, r]) => ({ cause, dials: r.dials - (dialsBefore.get(cause)?.dials ?? 0), failed: r.failed - (dialsBefore.get(cause)?.failed ?? 0) }))
       .filter(r => r.dials > 0).sort((a, b) => b.dials - a.dials)
     dialsBefore = now
-    return `new connections (failed) since: ${parts.map(r => `${r.cause} ${r.dials} (${r.failed})`).join(', ') || 'none'}; ${loop}`
+    return `new connections (failed) since: ${parts.map(r => `${r.cause} ${r.dials} (${r.failed})`).join(', ') || 'none'}; ${inboundSummary()}; ${fds} open fds; ${loop}`
   }
+  /** The hosts' inbound sides (host.inbound()): what libp2p counts as upgrading, and what it refused since the last call. */
+  let refusedBefore = new Map<ClusterHost, { pending: number, rate: number, connections: number }>()
+  const pnetBefore = new Map<ClusterHost, Record<string, number>>()
+  const inboundSummary = (): string => {
+    const states = hosts.filter(h => !h.stopped).map(h => ({ h, s: h.host.inbound() }))
+    const refused = { pending: 0, rate: 0, connections: 0 }
+    const now = new Map<ClusterHost, { pending: number, rate: number, connections: number }>()
+    for (const { h, s } of states) {
+      const b = refusedBefore.get(h) ?? { pending: 0, rate: 0, connections: 0 }
+      refused.pending += s.refused.pending - b.pending
+      refused.rate += s.refused.rate - b.rate
+      refused.connections += s.refused.connections - b.connections
+      now.set(h, s.refused)
+    }
+    refusedBefore = now
+    const pnet: Record<string, number> = {}
+    for (const { h, s } of states) {
+      for (const [how, n] of Object.entries(s.pnetFailed)) pnet[how] = (pnet[how] ?? 0) + n - (pnetBefore.get(h)?.[how] ?? 0)
+      pnetBefore.set(h, s.pnetFailed)
+    }
+    const counted = states.map(({ s }) => s.pending)
+    const seen = states.map(({ s }) => s.upgrading)
+    return `inbound upgrading per host as libp2p counts (max ${Math.max(0, ...counted)}, sum ${counted.reduce((a, b) => a + b, 0)}), in flight (max ${Math.max(0, ...seen)}, oldest ${round(Math.max(0, ...states.map(({ s }) => s.oldestMs)) / 1000, 1)} s), ` +
+      `connections max ${Math.max(0, ...states.map(({ s }) => s.connections))} of ${states[0]?.s.maxConnections ?? 0}; inbound refused since: pending cap ${refused.pending}, rate ${refused.rate}, connection cap ${refused.connections}; pnet failed since: ${Object.entries(pnet).filter(([, n]) => n > 0).map(([how, n]) => `${how} ${n}`).join(', ') || 'none'}` +
+      (states.some(({ s }) => s.pending !== s.upgrading) ? `; counted != in flight on ${states.map(({ s }, i) => s.pending !== s.upgrading ? `h${i} ${s.pending}/${s.upgrading}` : '').filter(x => x !== '').join(' ')}` : '')
+  }
+  // the phases that do not log their dials themselves (settle and repair do): every 30 s
+  let fds = 0
+  const dialLog = setInterval(() => {
+    readdir('/proc/self/fd').then(list => { fds = list.length }, () => { fds = -1 })
+    if (hosts.length > 0 && phase !== 'settle' && phase !== 'repair') log(`${phase}: ${dialSummary()}`)
+  }, 30_000)
   try {
     global.gc?.()
     const heap0 = process.memoryUsage()
@@ -543,6 +575,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     out['sim.repair.bytesPerRepairedByte'] = round((leave.bytesFetched + leave.bytesPushed) / Math.max(1, leave.fragmentsRepaired * Math.ceil(code.size / Math.max(1, code.k))), 2)
   } finally {
     clearInterval(sampler)
+    clearInterval(dialLog)
     lag.disable()
     // in parallel: one by one, 50 hosts take minutes to close
     await Promise.all(hosts.map(async h => { await h.stop() }))

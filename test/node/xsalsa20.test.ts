@@ -60,6 +60,23 @@ describe('xsalsa20 (the network key layer\'s cipher)', function () {
     }
   })
 
+  it('a finalized cipher (its connection closed) can be finalized again, and XORs nothing more: no key stream, no exception', () => {
+    renewXsalsa20Views()
+    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => { update: (i: Uint8Array, o?: Uint8Array) => Uint8Array, finalize: () => void }
+    // one that never worked, and one that did (on the addon when it is built)
+    const idle = X(randomBytes(24), randomBytes(32))
+    const used = X(randomBytes(24), randomBytes(32))
+    used.update(randomBytes(100))
+    for (const c of [idle, used]) {
+      c.finalize()
+      c.finalize()
+      const late = new Uint8Array(64)
+      assert.equal(c.update(late).byteLength, 0)
+      assert.equal(c.update(late, late).byteLength, 0)
+      assert.ok(late.every(b => b === 0), 'the buffer handed in is left as it was')
+    }
+  })
+
   it('is applied by loading the host module (in a fresh process)', async () => {
     const here = new URL('../../node/net/', import.meta.url)
     const script = `await import(${JSON.stringify(new URL('host.ts', here).href)}); const { pnetXsalsa20 } = await import(${JSON.stringify(new URL('xsalsa20.ts', here).href)}); process.stdout.write(String(pnetXsalsa20().prototype.__darkfsRenewed === true))`
