@@ -42,7 +42,7 @@
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import {
-  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, handovers, keyKadId, lazyPlan, repairDeliveries, repairRate, requeue
+  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, handovers, keyKadId, lazyPlan, repairDeliveries, repairRate, requeue
 } from '../../node/keeper/index.ts'
 import type { ChunkPlan, Holdings } from '../../node/keeper/index.ts'
 import { rankByRule } from '../../node/keeper/index.ts'
@@ -213,6 +213,11 @@ export interface ChurnResult {
   awayDeclared: number
   backWithinDelay: number
   lapsed: number
+  /**
+   * Passes whose reads could not start within REPAIR_CHUNK_TIMEOUT_MS (their holders' uplinks
+   * busy): left to a later pass, as darkfs's timeout leaves them.
+   */
+  deferred: number
   /** Repairs (chunk deliveries) and their duration from start to last push landed, ms. */
   repairs: number
   repairMs: number[]
@@ -307,7 +312,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
 
   const r: ChurnResult = {
     bytesFetched: 0, bytesPushed: 0, fragmentsRepaired: 0, fragmentsDropped: 0, chunksLost: 0, lost: [], chunksLostUnavoidable: 0, lostSpansMs: [], unavailableShare: 0,
-    declaredGone: 0, returnedAfterGone: 0, backInTime: 0, awayDeclared: 0, backWithinDelay: 0, lapsed: 0, repairs: 0, repairMs: [], lookupRounds: [], lookupsFailed: 0, events: 0, plans: 0,
+    declaredGone: 0, returnedAfterGone: 0, backInTime: 0, awayDeclared: 0, backWithinDelay: 0, lapsed: 0, deferred: 0, repairs: 0, repairMs: [], lookupRounds: [], lookupsFailed: 0, events: 0, plans: 0,
     sentByHost: links.sent, fragmentsAtStart: new Uint32Array(H), fragmentsAtEnd: new Uint32Array(H), redundantAtEnd: 0
   }
   const countFragments = (into: Uint32Array): void => { for (const hs of held) for (const s of hs) for (const h of s) into[h]++ }
@@ -335,9 +340,17 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       for (const h of held[c][j]) if (up[h] === 1) { s.add(peers[h]); live.add(peers[h]) }
       holdings.set(f.toString(), s)
     })
+    // what each away host held when last seen (the Repairer remembers it from its surveys); a
+    // host that left for good is presumed to hold what it held then
+    const presumed = new Map<string, number[]>()
+    if (away.length > 0) {
+      const isAway = (h: number): boolean => member[h] === 0 && awayUntil[h] > q.now
+      held[c].forEach((s, j) => { for (const h of s) if (up[h] === 0 && isAway(h)) presumed.set(peers[h], [...presumed.get(peers[h]) ?? [], j]) })
+      for (const [h, j] of leftHeld[c] ?? []) if (isAway(h)) presumed.set(peers[h], [...presumed.get(peers[h]) ?? [], j])
+    }
     r.plans++
     // members beyond the first n + a few never rank: plan() sorts what it is given
-    return { p: lazyPlan(refs[c], holdings, members.slice(0, n + 2).map(h => peers[h]), away, live, self, { copies: (m: number) => m + 1, rank: xorRank }, o.repairSpare), live }
+    return { p: lazyPlan(refs[c], holdings, members.slice(0, n + 2).map(h => peers[h]), away, live, self, { copies: (m: number) => m + 1, rank: xorRank }, o.repairSpare, presumed), live }
   }
 
   // the initial write: fragment j on the target ranked j
@@ -403,16 +416,32 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     return live
   }
   /**
+   * Distinct fragments of chunk c that still exist as its plan presumes them (lazy.ts
+   * survivingFragments()): on live hosts, or on hosts away within the repair delay.
+   */
+  const survivingCount = (c: number): number => {
+    let count = 0
+    for (let j = 0; j < n; j++) {
+      let hit = false
+      for (const h of held[c][j]) if (up[h] === 1 || awayUntil[h] > q.now) { hit = true; break }
+      // a host that left for good is presumed to hold its fragment while it is away within the
+      // delay: darkfs cannot tell it from one away for a night
+      if (!hit) for (const [h, i] of leftHeld[c] ?? []) if (i === j && awayUntil[h] > q.now) { hit = true; break }
+      if (hit) count++
+    }
+    return count
+  }
+  /**
    * The keeper's next chunk: the first that came ('fifo'), or the one with the fewest fragments
-   * on live hosts now, the first that came among equals ('urgent', lazy.ts byUrgency).
+   * that still exist now, then the fewest on live hosts, the first that came among equals ('urgent', lazy.ts byUrgency).
    */
   const takeNext = (list: number[]): number => {
     if (o.order !== 'urgent') return list.shift()!
     let best = 0
-    let bestLive = Infinity
+    let bestKey = Infinity
     for (let i = 0; i < list.length; i++) {
-      const l = liveCount(list[i])
-      if (l < bestLive) { best = i; bestLive = l }
+      const key = survivingCount(list[i]) * (n + 1) + liveCount(list[i])
+      if (key < bestKey) { best = i; bestKey = key }
     }
     return list.splice(best, 1)[0]
   }
@@ -445,7 +474,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     if (keeperIdx === undefined) return
     // a keeper works through its chunks at its repair cap: one whose cap is taken further ahead
     // gets to this chunk then, and plans it as things are then (a host back meanwhile costs nothing)
-    const urgent = o.order === 'urgent' && atRisk(liveCount(c), o.k)
+    // (at risk of loss: its surviving fragments, lazy.ts byUrgency(); with no repair delay the live ones)
+    const urgent = o.order === 'urgent' && atRisk(survivingCount(c), o.k)
     const tier = jump[c] === 1 ? 2 : urgent ? 1 : 0
     if (clocks[tier][keeperIdx] > q.now) { wait(keeperIdx, c, tier); return }
     jump[c] = 0
@@ -472,14 +502,15 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     let have = 0
     for (let j = 0; j < n && have < o.k; j++) if (holdsHere(j)) have++
     const now = q.now
-    let ready = now
+    const urgentLane = tier > 0
+    // the holders the reads come from (chosen first, sent only once the repair goes ahead)
+    const sources: number[] = []
     const fetch = (j: number): void => {
       // from the live holder whose uplink is free first
       let best = -1
-      for (const h of held[c][j]) if (up[h] === 1 && h !== keeperIdx && (best < 0 || links.busyUntil[h] < links.busyUntil[best])) best = h
+      for (const h of held[c][j]) if (up[h] === 1 && h !== keeperIdx && (best < 0 || links.startAt(h, now, urgentLane) < links.startAt(best, now, urgentLane))) best = h
       if (best < 0) return
-      ready = Math.max(ready, links.send(best, fragBytes, now, o.latencyMs, o.scale, tier > 0))
-      r.bytesFetched += fragBytes * o.scale
+      sources.push(best)
       have++
     }
     const got = new Set<number>()
@@ -491,12 +522,35 @@ export function runChurn (o: ChurnOptions): ChurnResult {
         // as swarm pullAny() takes them: the first k - have to arrive, from the holders whose
         // uplinks are free first (in fragment order, a decode queued behind the one busy holder
         // of fragment 0 while the others idled)
-        const freeAt = (j: number): number => Math.min(...[...held[c][j]].filter(h => up[h] === 1 && h !== keeperIdx).map(h => links.busyUntil[h]))
+        const freeAt = (j: number): number => Math.min(...[...held[c][j]].filter(h => up[h] === 1 && h !== keeperIdx).map(h => links.startAt(h, now, urgentLane)))
         const js: number[] = []
         for (let j = 0; j < n; j++) if (!holdsHere(j) && !got.has(j) && Number.isFinite(freeAt(j))) js.push(j)
         js.sort((a, b) => freeAt(a) - freeAt(b))
         for (const j of js) { if (have >= o.k) break; fetch(j) }
       }
+    }
+    // a read that cannot start within REPAIR_CHUNK_TIMEOUT_MS (its holder's uplink busy with
+    // other repairs' reads) times out in darkfs (repair.ts repairChunk), and the chunk is left
+    // to a later pass, planned afresh then: it is passed again when those uplinks are free, as
+    // things are then. (The sim queued such reads behind hundreds of hours of others, and the
+    // chunk, busy meanwhile, was never planned again: three of a chunk's holders left for good
+    // while a repair planned before the first left waited for its reads, and the repair made
+    // for a host back long since still moved its bytes.)
+    // A sampled read stands for `scale` real ones, each of which waits its turn among the reads
+    // its holder serves at the time: one may start behind one other sampled transfer on each
+    // uplink (the two interleave), not behind a queue of them
+    const startBy = sources.reduce((t, h) => Math.max(t, links.startAt(h, now, urgentLane)), now)
+    const patience = sources.reduce((t, h) => Math.max(t, fragBytes * o.scale / links.rate(h)), REPAIR_CHUNK_TIMEOUT_MS)
+    if (startBy > now + patience) {
+      r.deferred++
+      W(c, () => `reads from ${sources.join(' ')} cannot start before ${(startBy / HOUR).toFixed(1)} h: passed again then`)
+      schedule(c, startBy - patience)
+      return
+    }
+    let ready = now
+    for (const h of sources) {
+      ready = Math.max(ready, links.send(h, fragBytes, now, o.latencyMs, o.scale, urgentLane))
+      r.bytesFetched += fragBytes * o.scale
     }
     // pushes from the keeper's uplink, through its repair cap
     let landed = ready
@@ -511,7 +565,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
         // this one's fetches come over their holders' uplinks (taken from `ready`, the cap
         // idled for the fetches' hours and a thin keeper did one sampled repair at a time)
         const start = Math.max(ready, capTake(keeperIdx, now, fragBytes * o.scale, tier) - fragBytes * o.scale / capPerMs[keeperIdx])
-        landed = Math.max(landed, links.send(keeperIdx, fragBytes, start, o.latencyMs, o.scale, tier > 0))
+        landed = Math.max(landed, links.send(keeperIdx, fragBytes, start, o.latencyMs, o.scale, urgentLane))
         r.bytesPushed += fragBytes * o.scale
       }
     }
@@ -546,6 +600,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
    * darkfs's Repairer passes over every chunk; six chunks of one neighbourhood were lost so.)
    */
   const heldWhenLeft: number[][] = Array.from({ length: H }, () => [])
+  /** Per chunk, the fragments (host, index) hosts held when they left for good. */
+  const leftHeld: Array<Array<[number, number]>> = []
   /** Chunks whose plan host h's change may touch: h holds a fragment (or did when it left), or ranks among the first n members. */
   const touched = (h: number): number[] => {
     const out: number[] = [...heldWhenLeft[h]]
@@ -642,9 +698,11 @@ export function runChurn (o: ChurnOptions): ChurnResult {
           up[h] = 0; disk[h] = 0
           for (const c of byHost[h]) {
             let had = false
-            for (const s of held[c]) {
+            for (const [j, s] of held[c].entries()) {
               if (!s.delete(h)) continue
               had = true
+              if (leftHeld[c] === undefined) leftHeld[c] = []
+              leftHeld[c].push([h, j])
               W(c, () => `holder ${h} (${o.uplinks[h] / 1e6} Mb) left for good`)
               if (s.size === 0) (goneFragments[c] ??= []).push(q.now)
             }

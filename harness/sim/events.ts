@@ -131,6 +131,14 @@ export class Uplinks {
     return done + latency
   }
 
+  /**
+   * When a message `from` sends at `now` would start to leave (urgent: behind the urgent ones
+   * only, as send() queues it).
+   */
+  startAt (from: number, now: number, urgent = false): number {
+    return Math.max(now, urgent ? this.urgentUntil[from] : this.busyUntil[from])
+  }
+
   /** Uplink rate of host i in bytes per ms. */
   rate (i: number): number { return this.bytesPerMs[i] }
 }

@@ -48,7 +48,7 @@ import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
 import { incomplete, plan, survey } from './survey.ts'
-import { atRisk, byUrgency, lazyPlan, liveFragments } from './lazy.ts'
+import { atRisk, byUrgency, lazyPlan, liveFragments, survivingFragments } from './lazy.ts'
 import { LOST_CONFIRM_MS } from './status.ts'
 import type { HealthBook } from './status.ts'
 import { forEachLimited } from '../pool.ts'
@@ -281,6 +281,12 @@ export class Repairer extends EventTarget {
    * over: an incremental pass under that view skips it.
    */
   private readonly fine = new Map<string, string>()
+  /**
+   * Chunk -> the fragment indexes each host held when a survey last saw it live, kept for hosts
+   * not live now while they are members or away (lazy.ts lazyPlan's `presumed`: what an away
+   * host is waited for).
+   */
+  private readonly lastHeld = new Map<string, Map<string, number[]>>()
   /** `<fragment>><target>` -> passes in a row that left that copy to its target to pull (runPass). */
   private leftToPull: ReadonlyMap<string, number> = new Map()
 
@@ -618,6 +624,7 @@ export class Repairer extends EventTarget {
     // an incremental pass; each fragment of theirs stays wanted here (dropped by no handover of another chunk)
     const listedKeys = new Set(listed.map(r => r.cid!.toString()))
     for (const key of this.fine.keys()) if (!listedKeys.has(key)) this.fine.delete(key)
+    for (const key of this.lastHeld.keys()) if (!listedKeys.has(key)) this.lastHeld.delete(key)
     const skip = (r: ChunkRef): boolean => opts.incremental === true && this.fine.get(r.cid!.toString()) === view
     // the chunks not yet taken into a batch, in the order they will be
     let queue = ordered.filter(r => !skip(r))
@@ -673,8 +680,14 @@ export class Repairer extends EventTarget {
         const unanswered = new Set<string>()
         const at = Date.now()
         const holdings = survey(this.surveyor(), items, view.allLive, { ...opts, unanswered, askOf: view.askOf })
-        // within the batch, by what its survey found now
-        const ordered = holdings.then(h => byUrgency(items.map(r => liveFragments(r, h, view.live))).map(x => items[x]))
+        // within the batch, by what its survey found now: fewest surviving fragments (live, or
+        // presumed on the away hosts the plan waits for) first, then fewest live (byUrgency)
+        const ordered = holdings.then(h => {
+          const away = new Set(view.away)
+          const kept = new Set([...view.members, ...view.away])
+          const planned = items.map(ref => ({ ref, p: lazyPlan(ref, h, view.members, view.away, view.live, self, this.c.policy, undefined, this.presumed(ref, h, view.live, kept, view.away)) }))
+          return byUrgency(planned.map(({ ref, p }) => survivingFragments(ref, p, away)), items.map(r => liveFragments(r, h, view.live))).map(x => planned[x])
+        })
         if (then !== undefined) holdings.then(then, () => {}) // ignored: a failed survey starts none, its chunks' workers hear the failure
         // ignored here: awaited when the batch's chunks come, or the pass already failed
         ordered.catch(() => {})
@@ -734,10 +747,9 @@ export class Repairer extends EventTarget {
           try {
             opts.signal.throwIfAborted()
             const holdings = await b.holdings
-            const ref = (await b.ordered)[x]
+            const { ref, p } = (await b.ordered)[x]
             const { unanswered, at } = b
-            const { live, members, away } = b.view
-            const p = lazyPlan(ref, holdings, members, away, live, self, this.c.policy)
+            const { live } = b.view
             // what the survey saw (before this pass repairs it: the next pass sees the repair);
             // a leaving host's plan is not the network's
             if (!leaving && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
@@ -814,6 +826,28 @@ export class Repairer extends EventTarget {
       this.progress_.running = false
     }
     return this.progress()
+  }
+
+  /**
+   * Records what the live hosts hold of `ref` (its survey's `holdings`), keeping what hosts not
+   * live were last seen holding while they are in `kept` (members or away); returns what the
+   * `away` hosts were last seen holding, for lazyPlan(). Undefined when this chunk was never seen
+   * before with an away host: lazyPlan() then waits for every away target, as it did.
+   */
+  private presumed (ref: ChunkRef, holdings: Holdings, live: ReadonlySet<string>, kept: ReadonlySet<string>, away: readonly string[]): Map<string, number[]> | undefined {
+    const key = ref.cid!.toString()
+    const before = this.lastHeld.get(key)
+    const now = new Map<string, number[]>()
+    ref.fragments.forEach((f, j) => {
+      for (const h of holdings.get(f.toString()) ?? []) if (live.has(h)) now.set(h, [...now.get(h) ?? [], j])
+    })
+    for (const [h, js] of before ?? []) if (!live.has(h) && kept.has(h) && !now.has(h)) now.set(h, js)
+    if (now.size > 0) this.lastHeld.set(key, now)
+    else this.lastHeld.delete(key)
+    if (away.length === 0 || before === undefined) return undefined
+    const out = new Map<string, number[]>()
+    for (const h of away) { const js = now.get(h); if (js !== undefined) out.set(h, js) }
+    return out
   }
 
   /**
@@ -1091,8 +1125,8 @@ export function pullsHere (self: string, ref: Pick<ChunkRef, 'fragments'>, p: Pi
   return out
 }
 
-/** One batch of a pass: its survey (started when the previous batch's answered), its chunks in repair order, how many are through. */
-interface Batch { items: ChunkRef[], view: PassView, unanswered: Set<string>, at: number, holdings: Promise<Holdings>, ordered: Promise<ChunkRef[]>, done: number }
+/** One batch of a pass: its survey (started when the previous batch's answered), its chunks in repair order with their plans, how many are through. */
+interface Batch { items: ChunkRef[], view: PassView, unanswered: Set<string>, at: number, holdings: Promise<Holdings>, ordered: Promise<Array<{ ref: ChunkRef, p: ChunkPlan }>>, done: number }
 
 /** The retained chunks and manifests, as one string (equal exactly when they are the same). */
 function chunkKey (all: { refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[] }): string {

@@ -55,6 +55,14 @@ export const DEFAULT_FAILURE_TIMEOUT_MS = 3 * 60_000
  * turn came (702.9 h) it was short again. Not yet both goals (1.3x, 0 lost), so still not the
  * default. Next: another rebuilder for such a chunk (its fattest live holder) when its keeper's
  * lane is taken.
+ * Session 16: the sim passes a repair again when its reads cannot start (REPAIR_CHUNK_TIMEOUT_MS)
+ * instead of freezing its plan behind hundreds of hours of other reads, lazyPlan keeps an away
+ * host on the fragment it was last seen holding (and waits for none that held nothing), and a
+ * pass takes chunks by surviving fragments first (lazy.ts byUrgency). 72 h with no spare: seed 14
+ * 1.45x, 0 lost -> 1.03x, 0 lost; seed 15 1.44x, 8 lost -> 1.03x, 9 lost (one neighbourhood of thin
+ * keepers and holders whose three leavers came 370 h apart: the reads of its rebuilds waited on
+ * thin uplinks while its other holders were away for days). Repairing at once: 10.5x and 11.0x,
+ * 0 and 16 lost. Not both goals on every seed, so still not the default.
  * The trace's outages end within 3 days, which is why 72 h works there: a network whose outages
  * run longer needs longer.
  */

@@ -110,6 +110,7 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
     out[`${p}.away_declared`] = r.awayDeclared
     out[`${p}.back_within_delay`] = r.backWithinDelay
     out[`${p}.lapsed`] = r.lapsed
+    out[`${p}.deferred`] = r.deferred
     out[`${p}.repair_bytes`] = Math.round(bytes)
     out[`${p}.repair_bytes_fetched`] = Math.round(r.bytesFetched)
     out[`${p}.repair_bytes_pushed`] = Math.round(r.bytesPushed)

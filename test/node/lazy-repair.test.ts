@@ -5,9 +5,10 @@
 // fragments are rebuilt. Which chunks are at risk, and the order a keeper repairs them in. And the repair delay a host runs with
 // (net/failure.ts repairDelay()).
 import assert from 'node:assert/strict'
+import fc from 'fast-check'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import { atRisk, byUrgency, giveUp, lazyPlan, liveFragments, mayWait, REPAIR_SPARE } from '../../node/keeper/lazy.ts'
+import { atRisk, byUrgency, giveUp, keepPresumed, lazyPlan, liveFragments, mayWait, REPAIR_SPARE, survivingFragments } from '../../node/keeper/lazy.ts'
 import { plan } from '../../node/keeper/survey.ts'
 import type { Holdings } from '../../node/keeper/survey.ts'
 import { repairDeliveries } from '../../node/keeper/repair.ts'
@@ -77,6 +78,65 @@ describe('lazy repair (node/keeper/lazy.ts)', () => {
     assert.ok(atRisk(4, 4) && atRisk(3, 4) && !atRisk(5, 4) && atRisk(1, 1) && !atRisk(2, 1))
     assert.deepEqual(byUrgency([6, 4, 5, 4, 3]), [4, 1, 3, 2, 0])
     assert.deepEqual(byUrgency([]), [])
+  })
+
+  it('byUrgency: fewest surviving fragments first, then fewest live (a chunk one loss from lost before one at k live)', () => {
+    // item 0: k + 2 surviving, k live (two holders away); item 1: k surviving (two lost for good), k live
+    assert.deepEqual(byUrgency([6, 4], [4, 4]), [1, 0])
+    assert.deepEqual(byUrgency([6, 5], [4, 5]), [1, 0], 'surviving first, even with more live')
+    assert.deepEqual(byUrgency([5, 5, 5], [5, 4, 5]), [1, 0, 2], 'then live, then their order')
+  })
+
+  it('survivingFragments: live fragments and those presumed on the away targets', () => {
+    const live = new Set(hosts.filter(h => h !== 'h4' && h !== 'h5'))
+    const p = lazyPlan(ref, holdings(live), [...live], ['h4', 'h5'], live, 'h0', policy, 0)
+    assert.equal(liveFragments(ref, holdings(live), live), 4)
+    assert.equal(survivingFragments(ref, p, new Set(['h4', 'h5'])), 6)
+    // h5 gone for good (not away): only h4's fragment is presumed
+    const q = lazyPlan(ref, holdings(live), [...live], ['h4'], live, 'h0', policy, 0)
+    assert.equal(survivingFragments(ref, q, new Set(['h4'])), 5)
+    assert.equal(survivingFragments(ref, q, new Set()), 4, 'with nobody away, the live ones')
+  })
+
+  it('an away host is kept on the fragment it was last seen holding: the fragment lost for good is the one rebuilt', () => {
+    // h2 left for good (its delay ended: neither member nor away), h4 is away with fragment 4
+    const live = new Set(['h0', 'h1', 'h3', 'h5', 'h6', 'h7'])
+    const presumed = new Map([['h4', [4]]])
+    const p = lazyPlan(ref, holdings(live), [...live], ['h4'], live, 'h0', policy, 0, presumed)
+    assert.deepEqual(p.want, [['h0'], ['h1'], ['h6'], ['h3'], ['h4'], ['h5']])
+    assert.deepEqual(repairDeliveries(p, live), [{ j: 2, to: ['h6'] }])
+    // not knowing what h4 held, plan() gave it fragment 2 and rebuilt 4 on h6 (as before)
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), [...live], ['h4'], live, 'h0', policy, 0), live), [{ j: 4, to: ['h6'] }])
+  })
+
+  it('an away host that held nothing of the chunk is not waited for', () => {
+    // h2 left for good; h3.5 ('h35', ranked between h3 and h4) is away and held nothing: fragment 2 goes to a live member
+    const live = new Set(['h0', 'h1', 'h3', 'h4', 'h5', 'h6'])
+    const p = lazyPlan(ref, holdings(live), [...live], ['h35'], live, 'h0', policy, 0, new Map())
+    assert.deepEqual(repairDeliveries(p, live), [{ j: 2, to: ['h6'] }])
+    // waited for, fragment 2 went to h35 and nothing was rebuilt while it was away
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), [...live], ['h35'], live, 'h0', policy, 0), live), [])
+  })
+
+  it('property: with what away hosts held known, no fragment an away host holds is rebuilt while the chunk may wait, and every fragment lost for good is', () => {
+    // fragment j's holder hj is live, away or gone for good; h6..h9 are live, away holding nothing, or gone
+    const state = fc.constantFrom('live', 'away', 'gone')
+    fc.assert(fc.property(fc.array(state, { minLength: 10, maxLength: 10 }), fc.integer({ min: 0, max: 1 }), (states, spare) => {
+      const names = [...hosts.slice(0, 6), 'h8', 'h9', 'h90', 'h91']
+      const is = (s: string): string[] => names.filter((_, i) => states[i] === s)
+      const live = new Set(is('live'))
+      const away = is('away')
+      const presumed = new Map(away.filter(h => names.indexOf(h) < 6).map(h => [h, [names.indexOf(h)]]))
+      const available = liveFragments(ref, holdings(live), live)
+      const p = lazyPlan(ref, holdings(live), [...live], away, live, 'h0', policy, spare, presumed)
+      const rebuilt = new Set(repairDeliveries(p, live).map(d => d.j))
+      // (with fewer hosts than fragments the plan puts several on one host: not this case)
+      if (!mayWait(available, ref.k, spare) || live.size + presumed.size < ref.k + ref.m) return
+      for (const [, [j]] of presumed) assert.ok(!rebuilt.has(j), `fragment ${j} is on an away host`)
+      // a fragment whose holder is gone for good is wanted on a live host (the chunk has enough live members)
+      const gone = [0, 1, 2, 3, 4, 5].filter(j => states[j] === 'gone')
+      if (live.size - available >= gone.length) for (const j of gone) assert.ok(rebuilt.has(j), `fragment ${j} (lost for good) is rebuilt`)
+    }), { numRuns: 500 })
   })
 
   it('one away holder and one suspect (k live): repaired at once, the suspect left alone as before', () => {
