@@ -158,8 +158,7 @@ export function rendezvous (keyId: Uint8Array, candidates: readonly Candidate[],
 export function balancedTargets (key: Uint8Array, members: Iterable<string>, weights: ReadonlyMap<string, number>, n: number, neighbourhood = Infinity): string[] {
   const all = [...new Set(members)]
   const near = neighbourhood >= all.length ? all : targets(key, all, Math.max(n, neighbourhood))
-  const keyId = keyKadId(key)
-  return rendezvous(keyId, near.map(p => ({ id: peerKadId(p), weight: weights.get(p) ?? 1 })), n).map(i => near[i])
+  return balancedTargetsOf(key, prepareMembers(near, weights), n)
 }
 
 /**
