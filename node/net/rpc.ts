@@ -316,21 +316,35 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
     stream = await host.newStream(peer, p.id, { signal })
     const lp = framed(stream, p)
     await lp.write(bytes, { signal })
-    for (;;) {
-      const reply = decodeReply(p, (await lp.read({ signal })).subarray(), request)
-      timer.touch()
-      if (reply.kind === 'next') {
-        opts.onNext?.(reply.value)
-        continue
-      }
-      if (reply.kind === 'error') throw remoteError(p, peer, reply.name, reply.message)
-      await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
-      return reply.value
-    }
+    const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext)
+    await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
+    return value
   } catch (err: any) {
     throw failure(p, err, stream, opts.signal, timer.signal)
   } finally {
     timer.clear()
+  }
+}
+
+/**
+ * Read the replies to `request` on `stream` until the final one, which is returned: each reply
+ * touches the silence timer, intermediate ones go to onNext; an error reply aborts the stream
+ * (the answerer closes it after one) and throws the remote error.
+ */
+async function readReply<Req, Res, Next> (p: RpcProtocol<Req, Res, any, Next>, peer: string, request: Req, stream: Stream, lp: LengthPrefixedStream<Stream>,
+  timer: { touch: () => void }, signal: AbortSignal, onNext?: (progress: Next) => void): Promise<Res> {
+  for (;;) {
+    const reply = decodeReply(p, (await lp.read({ signal })).subarray(), request)
+    timer.touch()
+    if (reply.kind === 'next') {
+      onNext?.(reply.value)
+      continue
+    }
+    if (reply.kind === 'error') {
+      stream.abort(new RpcRemoteError(peer, reply.name, reply.message))
+      throw remoteError(p, peer, reply.name, reply.message)
+    }
+    return reply.value
   }
 }
 
@@ -387,19 +401,9 @@ export class KeptCaller<Req, Res> {
           k = { stream, lp: framed(stream, p) }
         }
         await k.lp.write(bytes, { signal })
-        for (;;) {
-          const reply = decodeReply(p, (await k.lp.read({ signal })).subarray(), request)
-          heard = true
-          timer.touch()
-          if (reply.kind === 'next') continue
-          if (reply.kind === 'error') {
-            // the answerer closes the stream after an error reply
-            k.stream.abort(new RpcRemoteError(peer, reply.name, reply.message))
-            throw remoteError(p, peer, reply.name, reply.message)
-          }
-          this.put(peer, k)
-          return reply.value
-        }
+        const value = await readReply(p, peer, request, k.stream, k.lp, timer, signal, () => { heard = true })
+        this.put(peer, k)
+        return value
       } catch (err: any) {
         if (err instanceof RpcRemoteError || p.errors?.some(C => err instanceof C) === true) throw err
         // a kept stream the answerer had closed (idle, stopping) before this call reached it
