@@ -458,7 +458,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         // the file's own buffer when it gives one (no buffer here and no copy into it); the
         // binding copies the answer into libfuse's (fuse/binding.c reply)
         if (fh.readBytes !== undefined) {
-          const bytes = await fh.readBytes(n[2], n[1], o)
+          const bytes = await fh.readBytes(n[2], n[1], { ...o, borrow: true })
           return { result: bytes.byteLength, a: bytes }
         }
         const buf = Buffer.allocUnsafe(n[1])

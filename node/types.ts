@@ -71,9 +71,11 @@ export interface FileHandle {
   /**
    * read() without a buffer of the caller's: the bytes at `position` (at most `length`, fewer at
    * the end of file), in a buffer the caller owns. Spares the caller a buffer and a copy (the
-   * FUSE edge replies with it: a 4 KiB read through the mount).
+   * FUSE edge replies with it: a 4 KiB read through the mount). With `borrow` the caller only
+   * reads the bytes and keeps none of them past its next await (the FUSE edge: the binding copies
+   * its reply): they may be a view of the file's stored or cached chunk, which must not change.
    */
-  readBytes?: (position: number, length: number, options?: AbortOptions) => Promise<Uint8Array>
+  readBytes?: (position: number, length: number, options?: AbortOptions & { borrow?: boolean }) => Promise<Uint8Array>
   /**
    * `handOver`: the caller gives `buffer` away (it never reads or writes it again, as the FUSE
    * edge's request buffers: each is the request's own copy), so the file keeps its bytes as they

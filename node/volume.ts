@@ -1229,7 +1229,8 @@ export class Volume implements VolumeApi {
         const f = check('read', false)
         // never more than the buffer holds: the length alone sizes no allocation
         if (offset < 0 || offset > buffer.byteLength || length < 0 || position < 0) throw new FsError('EINVAL', 'read', path)
-        const bytes = await f.read(position, Math.min(length, buffer.byteLength - offset), options)
+        // copied into the caller's buffer at once: the bytes may be borrowed
+        const bytes = await f.read(position, Math.min(length, buffer.byteLength - offset), { ...options, borrow: true })
         buffer.set(bytes, offset)
         return { bytesRead: bytes.byteLength }
       },

@@ -158,6 +158,45 @@ describe('open files (node/open-file.ts) on the real Volume', function () {
     }
   })
 
+  it('fh.readBytes with borrow: the same bytes, across chunk edges, holes, extents and unsaved writes; a read within one stored chunk is a view of it, not a copy', async () => {
+    const data = bytes(3 * MiB + 12_345, 7)
+    await vol.writeFile('/b', data)
+    // a hole (chunk 4 onwards), then an extent over chunk 1, committed by the close
+    const w = await vol.open('/b', 'r+')
+    await w.truncate(6 * MiB)
+    const patch = bytes(50_000, 3)
+    await w.write(patch, 0, patch.byteLength, MiB + 1000)
+    await w.close()
+    const want = new Uint8Array(6 * MiB)
+    want.set(data)
+    want.set(patch, MiB + 1000)
+    for (const cold of [false, true]) {
+      if (cold) { await vol.close(); vol = await Volume.open({ dir }) }
+      const fh = await vol.open('/b', 'r+')
+      const next = rng(cold ? 11 : 13)
+      const ranges: Array<[number, number]> = [[0, MiB], [2 * MiB, MiB], [MiB, MiB], [MiB - 10, 20], [3 * MiB, MiB], [4 * MiB, MiB], [6 * MiB - 5, 100]]
+      for (let j = 0; j < 30; j++) ranges.push([next(want.byteLength), 1 + next(j % 2 === 0 ? MiB : 8192)])
+      for (const [pos, len] of ranges) {
+        const got = await fh.readBytes!(pos, len, { borrow: true })
+        const end = Math.min(pos + len, want.byteLength)
+        assert.equal(firstDiff(got, want.subarray(Math.min(pos, end), end)), -1, `readBytes(${pos}, ${len}, borrow)${cold ? ' after a restart' : ''}`)
+      }
+      // chunk 2 is stored whole and no extent covers it: a borrowed read in it is a view of the
+      // chunk's bytes (a copy would be a buffer of its own, of the read's length)
+      const a = await fh.readBytes!(2 * MiB, MiB, { borrow: true })
+      const b = await fh.readBytes!(2 * MiB + 4096, MiB / 2, { borrow: true })
+      assert.ok(b.byteOffset >= 4096 && b.buffer.byteLength >= MiB, `a view of the chunk, not a copy (offset ${b.byteOffset} in ${b.buffer.byteLength} bytes)`)
+      // unsaved writes are read as they are, borrowed or not
+      const fresh = bytes(4096, 42)
+      await fh.write(fresh, 0, fresh.byteLength, 2 * MiB + 8192)
+      const after = await fh.readBytes!(2 * MiB, MiB, { borrow: true })
+      assert.equal(firstDiff(after.subarray(8192, 8192 + 4096), fresh), -1, 'an unsaved write is read back, borrowed')
+      assert.equal(firstDiff(a.subarray(8192, 8192 + 4096), want.subarray(2 * MiB + 8192, 2 * MiB + 8192 + 4096)), -1, 'a write changes no borrowed answer given before it')
+      await fh.close()
+      want.set(fresh, 2 * MiB + 8192)
+    }
+  })
+
   it('fh.write growing the last chunk 4 KiB at a time, cut shorter, then written past the end: the gap reads zeros', async () => {
     // the last chunk's buffer grows into room behind it (open-file.ts refit): bytes it held before
     // a cut must not come back when the file grows again
