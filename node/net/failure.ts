@@ -158,6 +158,16 @@ export interface MembershipInit {
  */
 export const BRIEF_CONNECTION_MS = TRIM_GRACE_MS
 
+/**
+ * Beyond the full mesh, a watcher's pass over the members it watches (members.ts watchedBy) runs
+ * every this share of the failure timeout. A watched member this host is not connected to is made
+ * a suspect, to be probed when its timeout ends: a disconnect is what makes a suspect, and a
+ * member whose watchers had all closed or trimmed their connections to it (an unpopular member:
+ * none of its neighbours wanted it among their own) saw no disconnect when it stopped, so nobody
+ * ever gave it up (one repair20 run: a stopped host not suspected in 900 s).
+ */
+export const WATCH_SHARE = 0.5
+
 /** Tries of a watcher's probe of a suspect (each address each time) before it is given up. */
 export const PROBE_TRIES = 3
 /** Time one dial of a probe may take. */
@@ -237,6 +247,7 @@ export class Membership extends EventTarget {
   private readonly connectedAt = new Map<string, number>()
   private readonly now: () => number
   private started = false
+  private watchTimer: ReturnType<typeof setInterval> | undefined
   private unserve: (() => Promise<void>) | undefined
   private shutdown = new AbortController()
   private readonly onConnect = (evt: CustomEvent<string>): void => { this.connected(evt.detail) }
@@ -288,6 +299,30 @@ export class Membership extends EventTarget {
     this.table?.addEventListener('member', this.onMember)
     this.table?.addEventListener('expired', this.onExpired)
     this.unserve = await serve(this.host, MEMBERSHIP, { notice: (n, { peer }) => { this.take(n, peer) } })
+    if (this.table !== undefined) {
+      this.watchTimer = setInterval(() => { this.watch() }, Math.max(1_000, this.timeoutMs * WATCH_SHARE))
+      this.watchTimer.unref?.()
+    }
+  }
+
+  /**
+   * One watch pass (every WATCH_SHARE of the failure timeout): beyond the full mesh, the members
+   * this host watches that it is not connected to, and that nobody declared gone, become
+   * suspects; each is probed when its timeout ends and given up only if it does not answer (a
+   * member that answers was only not wanted as a connection). Returns the new suspects.
+   */
+  watch (): string[] {
+    const table = this.table
+    if (!this.started || table === undefined || this.host.beyondFullMesh?.() !== true) return []
+    const connected = new Set(this.host.peers().map(p => p.id))
+    const out: string[] = []
+    for (const p of table.watchedBy(this.host.peerId)) {
+      if (connected.has(p) || this.suspect.has(p) || this.left.has(p) || this.goneHere.has(p) || this.awaySince.has(p)) continue
+      this.suspectPeer(p)
+      out.push(p)
+    }
+    if (out.length > 0) log('watched members not connected here, probed at their timeout: %s', out.join(', '))
+    return out
   }
 
   /** A peer's notice. */
@@ -307,6 +342,8 @@ export class Membership extends EventTarget {
     if (!this.started) return
     this.started = false
     this.shutdown.abort()
+    clearInterval(this.watchTimer)
+    this.watchTimer = undefined
     this.host.removeEventListener('peer:connect', this.onConnect)
     this.host.removeEventListener('peer:disconnect', this.onDisconnect)
     this.table?.removeEventListener('down', this.onDown)

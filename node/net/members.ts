@@ -381,6 +381,37 @@ export class MemberTable extends EventTarget {
     return ranked.slice(0, n).map(x => x.p)
   }
 
+  /**
+   * The members `watcher` is a neighbour of (neighbours(p, n) holds it): those it watches. Exact,
+   * not a guess from the watcher's own closest (XOR closeness is not a ranking both ways: a member
+   * alone in its part of the key space has watchers that each have many members closer than it,
+   * and a shortlist of the watcher's closest would leave exactly that member unwatched). For each
+   * member the others are counted while closer to it than the watcher, stopping at n: a member
+   * far from the watcher stops after a few, so a pass costs about n x members x log(members)
+   * comparisons, not members squared.
+   */
+  watchedBy (watcher: string, n = NEIGHBOURS): string[] {
+    const members = this.members()
+    if (!members.includes(watcher)) return []
+    const ids = members.map(p => peerKadId(p))
+    const me = peerKadId(watcher)
+    const out: string[] = []
+    for (let i = 0; i < members.length; i++) {
+      const p = members[i]
+      if (p === watcher) continue
+      const to = ids[i]
+      let closer = 0
+      for (let j = 0; j < members.length && closer < n; j++) {
+        if (j === i || members[j] === watcher) continue
+        // neighbours()'s order: distance, then the id string
+        const c = compareDistance(to, ids[j], me)
+        if (c < 0 || (c === 0 && members[j] < watcher)) closer++
+      }
+      if (closer < n) out.push(p)
+    }
+    return out
+  }
+
   /** Drop the records not refreshed for memberExpireMs(this table's size) (this host's own never). */
   expire (): string[] {
     const out: string[] = []

@@ -67,6 +67,23 @@ describe('node/net member table', function () {
     assert.deepEqual(t.members(), [a.id])
   })
 
+  it('watchedBy(w): exactly the members whose neighbours() hold w, members alone in their part of the key space included', async () => {
+    const { t, self } = await table()
+    const peers = [self]
+    for (let i = 0; i < 40; i++) peers.push(await peer())
+    for (const p of peers) assert.equal(await t.take(await record(p, T0 - 5)), 'new')
+    for (const n of [NEIGHBOURS, 3]) {
+      for (const w of peers) {
+        const want = t.members().filter(p => p !== w.id && t.neighbours(p, n).includes(w.id)).sort()
+        assert.deepEqual(t.watchedBy(w.id, n).sort(), want, `watchedBy(${w.id.slice(-6)}, ${n})`)
+      }
+    }
+    // every member is watched by n members (its neighbours), so the watched lists add up to n per member
+    const total = peers.reduce((sum, w) => sum + t.watchedBy(w.id).length, 0)
+    assert.equal(total, peers.length * NEIGHBOURS)
+    assert.deepEqual(t.watchedBy((await peer()).id), [], 'a host not in the table watches nobody')
+  })
+
   it('a DOWN notice counts only from the subject\'s neighbours (or itself), signed; a newer record brings the subject back', async () => {
     const { t } = await table()
     const peers = await Promise.all(Array.from({ length: NEIGHBOURS + 6 }, async () => await peer()))

@@ -44,10 +44,16 @@ class FakeTable extends EventTarget {
   members (): string[] { return [...this.all] }
   has (p: string): boolean { return this.all.has(p) }
   neighbours (p: string): string[] { return p === 'w' ? ['self'] : [] }
+  watchedBy (watcher: string): string[] { return this.members().filter(p => this.neighbours(p).includes(watcher)) }
   /** A member heard of (its record came by gossip). */
   add (p: string): void { this.all.add(p); this.dispatchEvent(new CustomEvent('member', { detail: p })) }
   /** A neighbour of p declared it down. */
   down (p: string): void { this.all.delete(p); this.dispatchEvent(new CustomEvent('down', { detail: p })) }
+}
+
+/** Resolves once `cond` holds (checked every few ms; the test's timeout bounds it). */
+async function until (cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise(resolve => setTimeout(resolve, 5))
 }
 
 describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
@@ -58,13 +64,13 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
   let now = 0
   beforeEach(() => { now = 1_000_000 })
 
-  async function start (bounded: boolean): Promise<{ host: FakeHost, table: FakeTable, m: Membership, joined: string[] }> {
+  async function start (bounded: boolean, init: { failureTimeoutMs?: number, probe?: (peer: string) => Promise<boolean> } = {}): Promise<{ host: FakeHost, table: FakeTable, m: Membership, joined: string[] }> {
     const host = new FakeHost()
     host.bounded = bounded
     const table = new FakeTable()
     for (const p of ['self', 'a', 'b', 'c', 'w']) table.all.add(p)
     host.connected.add('a')
-    m = new Membership(host as unknown as MembershipHost, { table: table as unknown as MemberTable, failureTimeoutMs: 600_000, now: () => now })
+    m = new Membership(host as unknown as MembershipHost, { table: table as unknown as MemberTable, failureTimeoutMs: 600_000, now: () => now, ...init })
     const joined: string[] = []
     m.addEventListener('joined', e => { joined.push((e as CustomEvent<string>).detail) })
     await m.start()
@@ -126,6 +132,36 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     now += 60_000
     host.disconnect('w')
     assert.deepEqual(m.suspects(), ['w'])
+  })
+
+  it('the watch pass: a watched member never connected here (no disconnect to see) is suspected, probed at its timeout, and given up only if it does not answer', async () => {
+    // w stopped while none of its watchers was connected to it: no close, no suspect, until a pass
+    const probed: string[] = []
+    let answers = true
+    const { host, m } = await start(true, { failureTimeoutMs: 30, probe: async peer => { probed.push(peer); return answers } })
+    const gone = new Promise<string>(resolve => { m.addEventListener('gone', e => { resolve((e as CustomEvent<string>).detail) }) })
+    assert.deepEqual(m.suspects(), [], 'nothing closed: no suspect before a pass')
+    // only what this host watches, and not what it is connected to
+    host.connect('w')
+    assert.deepEqual(m.watch(), [], 'a watched member connected here is no suspect')
+    host.disconnect('w', true)
+    assert.deepEqual(m.watch(), ['w'], 'a watched member not connected here is a suspect')
+    assert.deepEqual(m.watch(), [], 'a suspect is not made one again')
+    // it answers the probe at its timeout: only not wanted as a connection, still a member
+    await until(() => probed.length === 1 && m.suspects().length === 0)
+    assert.ok(m.up().includes('w'))
+    // it does not answer the next time: given up (gone, down for everyone)
+    answers = false
+    assert.deepEqual(m.watch(), ['w'])
+    assert.equal(await gone, 'w')
+    assert.deepEqual(probed, ['w', 'w'])
+    assert.ok(!m.up().includes('w'), 'a member given up is not up')
+    assert.deepEqual(m.watch(), [], 'a member given up is not suspected again')
+  })
+
+  it('the watch pass does nothing in a full mesh (every close makes a suspect there)', async () => {
+    const { m } = await start(false)
+    assert.deepEqual(m.watch(), [])
   })
 
   it('in a full mesh every closed connection makes a suspect, whoever closed it', async () => {
