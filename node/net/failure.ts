@@ -159,14 +159,21 @@ export interface MembershipInit {
 export const BRIEF_CONNECTION_MS = TRIM_GRACE_MS
 
 /**
- * Beyond the full mesh, a watcher's pass over the members it watches (members.ts watchedBy) runs
- * every this share of the failure timeout. A watched member this host is not connected to is made
- * a suspect, to be probed when its timeout ends: a disconnect is what makes a suspect, and a
- * member whose watchers had all closed or trimmed their connections to it (an unpopular member:
- * none of its neighbours wanted it among their own) saw no disconnect when it stopped, so nobody
- * ever gave it up (one repair20 run: a stopped host not suspected in 900 s).
+ * Beyond the full mesh, a watcher's pass over the members it watches runs once per failure
+ * timeout. A watched member this host is not connected to is made a suspect, to be probed when
+ * its timeout ends: a disconnect is what makes a suspect, and a member whose watchers had all
+ * closed or trimmed their connections to it (an unpopular member: none of its neighbours wanted
+ * it among their own) saw no disconnect when it stopped, so nobody ever gave it up (one repair20
+ * run: a stopped host not suspected in 900 s). A silent stop is given up within about two
+ * timeouts then.
  */
-export const WATCH_SHARE = 0.5
+export const WATCH_SHARE = 1
+/**
+ * The pass covers the members this host is one of the WATCH_PROBERS closest to (members.ts
+ * watchedBy), not all NEIGHBOURS that watch a member: each probe is a dial and a handshake
+ * (a few KB), and three independent probers are enough to give a stopped member up.
+ */
+export const WATCH_PROBERS = 3
 
 /** Tries of a watcher's probe of a suspect (each address each time) before it is given up. */
 export const PROBE_TRIES = 3
@@ -307,7 +314,7 @@ export class Membership extends EventTarget {
 
   /**
    * One watch pass (every WATCH_SHARE of the failure timeout): beyond the full mesh, the members
-   * this host watches that it is not connected to, and that nobody declared gone, become
+   * this host is one of the WATCH_PROBERS closest to that it is not connected to, and that nobody declared gone, become
    * suspects; each is probed when its timeout ends and given up only if it does not answer (a
    * member that answers was only not wanted as a connection). Returns the new suspects.
    */
@@ -316,7 +323,7 @@ export class Membership extends EventTarget {
     if (!this.started || table === undefined || this.host.beyondFullMesh?.() !== true) return []
     const connected = new Set(this.host.peers().map(p => p.id))
     const out: string[] = []
-    for (const p of table.watchedBy(this.host.peerId)) {
+    for (const p of table.watchedBy(this.host.peerId, WATCH_PROBERS)) {
       if (connected.has(p) || this.suspect.has(p) || this.left.has(p) || this.goneHere.has(p) || this.awaySince.has(p)) continue
       this.suspectPeer(p)
       out.push(p)

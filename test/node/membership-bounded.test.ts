@@ -44,7 +44,7 @@ class FakeTable extends EventTarget {
   members (): string[] { return [...this.all] }
   has (p: string): boolean { return this.all.has(p) }
   neighbours (p: string): string[] { return p === 'w' ? ['self'] : [] }
-  watchedBy (watcher: string): string[] { return this.members().filter(p => this.neighbours(p).includes(watcher)) }
+  watchedBy (watcher: string, n = 8): string[] { return this.members().filter(p => this.neighbours(p).slice(0, n).includes(watcher)) }
   /** A member heard of (its record came by gossip). */
   add (p: string): void { this.all.add(p); this.dispatchEvent(new CustomEvent('member', { detail: p })) }
   /** A neighbour of p declared it down. */
