@@ -3,7 +3,11 @@
 // frames) no longer force a full mark-compact every 64 MiB. Each case runs in a process of its
 // own (V8 flags are process-wide): the same churn of 2 GiB of 256 KiB Buffers over a retained heap,
 // counting major collections (perf_hooks 'gc' entries), once after loading the host module and
-// once without it (the control: V8's default rule collects many times for it).
+// once without it (the control: V8's default rule collects many times for it). How many times V8's
+// default collects depends on how fast its concurrent marking threads run beside the churn: on a
+// loaded machine one run in several counts as few as 3 (seen in CI and here with the cores busy),
+// so the control is run up to 3 times and its largest count is taken; the host mode counted 0-1 in
+// every run, loaded or not.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { pathToFileURL } from 'node:url'
@@ -55,7 +59,8 @@ describe('heap: Buffer memory counted in V8\'s heap limit', function () {
   this.timeout(120_000)
 
   it('after the host module loads, 2 GiB of short-lived Buffers cost at most 3 major collections; without it (V8\'s default) at least 5', async () => {
-    const plain = await majorCollections('plain')
+    let plain = 0
+    for (let run = 0; run < 3 && plain < 5; run++) plain = Math.max(plain, await majorCollections('plain'))
     const host = await majorCollections('host')
     assert.ok(plain >= 5, `the control: V8's default rule collected ${plain} times`)
     assert.ok(host <= 3, `with the host module loaded: ${host} major collections (control: ${plain})`)
