@@ -45,7 +45,12 @@
 //    is connected. A peer that disconnects meanwhile is reconciled with both ways on reconnect.
 //  - Hold (DESIGN.md §5: an fsync returns once one lost host loses nothing): hold(cid, peers)
 //    asks peers in turn to hold one of this host's ops, and with it every op below it (a peer
-//    applies an op only once it holds its parents, and syncs its tree log before it answers). The ask carries the op, and the peer fetches the parents it lacks from the asker:
+//    applies an op only once it holds its parents). The peer answers once the op and its parents
+//    are written to its op log, in its kernel, not once they are synced (they are within
+//    WRITTEN_SYNC_MS, like every op received): the fsync that asks waits for its own host's sync
+//    of the op as well, so the op survives either host lost, and both crashing (the asker's disk
+//    has it). Syncing before the answer (session 16) made the peer's disk flush most of a small
+//    fsync's wait on six hosts. The ask carries the op, and the peer fetches the parents it lacks from the asker:
 //    one peer gets the op's bytes twice (gossip brings them too). Asking by name only, the peer
 //    waiting for gossip to bring the op, was tried first: each fsync then waited out gossip's
 //    gathering on both sides (GOSSIP_GATHER_MS), and SQLite's DELETE workload on six hosts took
@@ -148,7 +153,7 @@ export const GOSSIP_GATHER_MS = 25
 export const GOSSIP_PUBLISH_GATHER_MS = 100
 
 /** The part of the Tree sync uses (node/tree/index.ts); its 'op' event carries OpEventDetail. */
-export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'sync' | 'opSet' | 'addEventListener' | 'removeEventListener'>
+export type SyncTree = Pick<Tree, 'heads' | 'hasOp' | 'getOp' | 'authorOf' | 'receive' | 'written' | 'opSet' | 'addEventListener' | 'removeEventListener'>
 
 /** The part of the Host sync uses. */
 export type SyncHost = Pick<Host, 'peerId' | 'peers' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Host, 'gossip' | 'beyondFullMesh'>>
@@ -196,8 +201,8 @@ export interface Sync {
    */
   synced: (peer: string, opts?: AbortOptions) => Promise<void>
   /**
-   * Have one of `peers`, asked in turn, hold this host's op `cid` and every op below it, durably
-   * (see "Hold" in the header). Resolves with the peer that does, or undefined when none did.
+   * Have one of `peers`, asked in turn, hold this host's op `cid` and every op below it, written to
+   * its op log (see "Hold" in the header). Resolves with the peer that does, or undefined when none did.
    */
   hold: (cid: CID, peers: readonly string[], opts?: AbortOptions & { op?: Uint8Array }) => Promise<string | undefined>
   stats: () => SyncStats
@@ -429,8 +434,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       if (!cidOf(op).equals(id)) throw new SyncProtocolError('hold: the op sent is not the one named')
       await takePush(peer, [op])
       if (!tree.hasOp(id)) return false
-      // received ops are written to the log, not synced (node/tree log.ts): held means durable here
-      await tree.sync()
+      // held means written to this host's op log (in its kernel: it survives this process being
+      // killed), not synced: received ops are synced within WRITTEN_SYNC_MS or with the next
+      // sync (node/tree log.ts). The asker's fsync waits for its own sync too, so its disk has
+      // the op: a lost asker leaves it here, a lost holder leaves it there, both crashing leave it
+      // on the asker's disk (see "Hold" in the header). An op a receive running meanwhile
+      // applied may not be written yet: written() waits for it
+      await tree.written()
       return true
     }
 

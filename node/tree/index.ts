@@ -89,7 +89,7 @@
 // ns. Directory nlink is 2 + live subdirectories.
 export { Tree, MAX_PENDING_OPS, MAX_RECEIVE_BATCH } from './tree.ts'
 export type { CommitOptions, TreeInit, ReceiveResult, ReceiveStats } from './tree.ts'
-export { WRITTEN_SYNC_MS } from './log.ts'
+export { WRITTEN_SYNC_MS, LOG_FILE } from './log.ts'
 export type { Durability, LogCounters } from './log.ts'
 export { InvalidOpError, TreeClosedError } from './errors.ts'
 export { MAX_OP_BYTES, MAX_OP_EXTENTS, MAX_INLINE_BYTES, MAX_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_TARGET_BYTES, MAX_PARENTS, MAX_RESOLVE_SIBLINGS, checkName, sameContent, cidOf, idOf, opCidOf } from './op.ts'

@@ -52,6 +52,11 @@ export interface OpLog {
   append: (records: Uint8Array[], durability?: Durability) => Promise<void>
   /** Resolves once every record appended before the call is durable (at once when all are). */
   sync: () => Promise<void>
+  /**
+   * Resolves once every record appended before the call is written to the file (in the kernel:
+   * it survives the process being killed), synced or not; at once when nothing is queued.
+   */
+  written: () => Promise<void>
   counters: () => LogCounters
   /** Why the log takes no more appends: a sync failed (written records' failures in the background have no caller of their own). */
   failure: () => Error | undefined
@@ -279,6 +284,13 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
     await enqueue(Buffer.alloc(0), true)
   }
 
+  async function written (): Promise<void> {
+    if (broken !== undefined) throw broken
+    if (queue.length === 0 && flushing === null) return
+    // an empty record written after the ones queued: the flush takes batches in order
+    await enqueue(Buffer.alloc(0), false)
+  }
+
   return {
     async append (records, durability = 'durable') {
       if (closed) throw new Error('op log is closed')
@@ -299,6 +311,7 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
       }
     },
     sync,
+    written,
     counters: () => ({ writes, syncs, unsynced }),
     failure: () => broken,
     async close () {

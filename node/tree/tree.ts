@@ -411,6 +411,19 @@ export class Tree extends EventTarget {
     })
   }
 
+  /**
+   * Resolves once every op committed or received before the call is written to the log (in the
+   * kernel: it survives this process being killed, not a power cut; synced within
+   * WRITTEN_SYNC_MS, or with the next sync). What a hold answers on (node/net/sync.ts holdFor).
+   */
+  async written (): Promise<void> {
+    this.usable()
+    await this.log.written().catch((err: Error) => {
+      this.failed ??= err
+      throw err
+    })
+  }
+
   /** The op log's syncs so far and the bytes it holds written but not synced. */
   logCounters (): LogCounters {
     return this.log.counters()
@@ -530,11 +543,12 @@ export class Tree extends EventTarget {
       stats.orderMs += performance.now() - t
       t = performance.now()
       // written, not synced: a peer's op is durable here with the next sync (an op held for a
-      // peer's fsync is synced before the answer: node/net/sync.ts holdFor). The write is queued
-      // now and runs while the ops are applied: the log takes records in order, so anything
-      // appended or synced after this (a local op naming these as parents, a hold's sync) is
-      // behind them in the file. receive() returns once the write is done; a failed write fails
-      // the tree (usable(): every later call refuses), its ops applied in memory by then.
+      // peer's fsync too: the asker's own disk has it already, node/net/sync.ts holdFor). The
+      // write is queued now and runs while the ops are applied: the log takes records in order,
+      // so anything appended, synced or waited for after this (a local op naming these as
+      // parents, a hold's written()) is behind them in the file. receive() returns once the
+      // write is done; a failed write fails the tree (usable(): every later call refuses), its
+      // ops applied in memory by then.
       let written: Promise<void> | undefined
       if (ready.length > 0) {
         written = this.log.append(ready.map(op => op.bytes), 'written').catch((err: Error) => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -13,7 +13,7 @@ import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
 import { createSync, decodeReply, encodeCall, encodeNotice, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
 import type { OpsReply, Sync, SyncHost } from '../../node/net/index.ts'
-import { Tree, ROOT } from '../../node/tree/index.ts'
+import { Tree, ROOT, LOG_FILE } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
 
 interface Node { host: Host, tree: Tree, sync: Sync, key: PrivateKey, dir: string }
@@ -40,11 +40,11 @@ describe('node/sync (cluster)', function () {
 
   const memAddr = (): string => `/memory/sync-${randomBytes(6).toString('hex')}`
 
-  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey } = {}): Promise<Node> {
+  async function node (networkKey: Uint8Array, join_: string[] = [], opts: { maxBatch?: number, view?: (h: Host) => SyncHost, key?: PrivateKey, writtenSyncMs?: number } = {}): Promise<Node> {
     const dir = await mkdtemp(join(tmpdir(), 'darkfs-sync-'))
     teardown.push(async () => { await rm(dir, { recursive: true, force: true }) })
     const key = opts.key ?? await generateKeyPair('Ed25519')
-    const tree = await Tree.open({ dir, signer: signerFor(key), verify })
+    const tree = await Tree.open({ dir, signer: signerFor(key), verify, writtenSyncMs: opts.writtenSyncMs })
     teardown.push(async () => { await tree.close() })
     const host = await createHost({ privateKey: key, networkKey, listen: [memAddr()], join: join_ })
     teardown.push(async () => { await host.stop() })
@@ -172,6 +172,33 @@ describe('node/sync (cluster)', function () {
     await c.sync.stop()
     await c.host.stop()
     assert.equal(await a.sync.hold(next, [c.host.peerId]), undefined)
+  })
+
+  it('sync.hold: the peer answers once the op and those below it are written to its op log, not once its log is synced', async function () {
+    const key = createNetworkKey()
+    // b syncs what it receives only when told to (no timer within the test)
+    const b = await node(key, [], { writtenSyncMs: 3_600_000 })
+    const a = await node(key, [b.host.addresses()[0]])
+    await until('connected', () => a.host.peers().length === 1 && b.host.peers().length === 1)
+    const syncsBefore = b.tree.logCounters().syncs
+    for (let i = 0; i < 3; i++) {
+      await mkdir(a.tree, `d${i}`)
+      const newest = a.tree.heads()[0]
+      assert.equal(await a.sync.hold(newest, [b.host.peerId]), b.host.peerId)
+      assert.ok(b.tree.hasOp(newest))
+      // in b's op log file already (the kernel has it: it survives b's process being killed),
+      // the ops below it too ...
+      const file = await readFile(join(b.dir, LOG_FILE))
+      for (const cid of [newest, ...a.tree.heads()]) assert.ok(file.includes(Buffer.from(a.tree.getOp(cid)!)), 'the held op is in the peer\'s log file')
+      assert.equal(a.tree.logCounters().unsynced, 0, 'the asker\'s own log has it synced (its commit was durable)')
+    }
+    for (const [i, name] of ['d0', 'd1', 'd2'].entries()) assert.equal(names(b.tree)[i], name)
+    // ... and not synced for the asks: the answer waited for no disk flush on b (its log syncs
+    // them with its next sync, or within WRITTEN_SYNC_MS)
+    assert.equal(b.tree.logCounters().syncs, syncsBefore, 'b made no sync to answer')
+    assert.ok(b.tree.logCounters().unsynced > 0)
+    await b.tree.sync()
+    assert.equal(b.tree.logCounters().unsynced, 0)
   })
 
   it('sync.hold asks a peer on one kept stream (HOLD_PROTOCOL); a peer that does not speak it (the version before) on OPS_PROTOCOL', async function () {

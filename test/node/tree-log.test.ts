@@ -5,11 +5,11 @@
 // leaves the log working (it used to leave it waiting for a flush that had ended: every later
 // append and close() hung).
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
-import { openLog } from '../../node/tree/log.ts'
+import { HEADER_BYTES, LOG_FILE, openLog } from '../../node/tree/log.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261203)
 const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
@@ -64,6 +64,41 @@ describe('node/tree op log', () => {
       const want = [...order.flat(), ...small(6)]
       assert.equal(again.records.length, want.length)
       for (let i = 0; i < want.length; i++) assert.ok(Buffer.from(again.records[i]).equals(Buffer.from(want[i])), `record ${i}`)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('written() resolves once every append made before it is in the file (a hold answers on it), syncing nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'darkfs-tree-log-'))
+    try {
+      const { log } = await openLog(dir, { writtenSyncMs: 3_600_000 })
+      try {
+        await log.written() // nothing queued: at once
+        const recs = Array.from({ length: 40 }, (_, i) => new Uint8Array(20_000).fill(i + 1))
+        // appends in flight (not awaited), written and one durable among them, then the barrier
+        const appends = recs.map(async (r, i) => { await log.append([r], i === 20 ? 'durable' : 'written') })
+        const syncs = log.counters().syncs
+        await log.written()
+        const file = await readFile(join(dir, LOG_FILE))
+        let at = 0
+        for (const [i, r] of recs.entries()) {
+          assert.equal(file.readUInt32BE(at), r.byteLength, `record ${i}'s frame`)
+          assert.ok(file.subarray(at + HEADER_BYTES, at + HEADER_BYTES + r.byteLength).equals(Buffer.from(r)), `record ${i}`)
+          at += HEADER_BYTES + r.byteLength
+        }
+        assert.equal(at, file.byteLength)
+        await Promise.all(appends)
+        // the durable one synced what came before it; written() added no sync of its own
+        assert.equal(log.counters().syncs, syncs + 1)
+        // written alone: no sync
+        await log.append([new Uint8Array(10).fill(99)], 'written')
+        await log.written()
+        assert.equal(log.counters().syncs, syncs + 1)
+        assert.ok(log.counters().unsynced > 0)
+      } finally {
+        await log.close()
+      }
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -254,6 +254,46 @@ describe('an fsync asks for the hold while its op syncs here', function () {
   })
 })
 
+describe('an fsync returns once its ops are synced here, whenever the peer answered', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  // a peer answers a hold once the op is written to its log, not synced (node/net/sync.ts
+  // holdFor): an acknowledged fsync survives both hosts crashing only through this host's own
+  // sync, which every kind of fsync must wait for, even when the peer answers at once
+  it('a file\'s fsync with and without a write, and a directory\'s, return with this host\'s log synced', async () => {
+    const asks: Array<{ cid: string, syncedHere: boolean }> = []
+    let vol!: Volume
+    vol = await Volume.open({
+      dir: await tempDir(t),
+      held: async cid => { asks.push({ cid: cid.toString(), syncedHere: vol.tree.logCounters().unsynced === 0 && vol.tree.hasOp(cid) }) }
+    })
+    t.add(async () => { await vol.close() })
+    // a file created (its create op written, not synced), fsynced with nothing written
+    const fh = await vol.open('/db', 'w+')
+    assert.ok(vol.tree.logCounters().unsynced > 0, 'the create is written, not synced')
+    await fh.sync()
+    assert.equal(vol.tree.logCounters().unsynced, 0, 'fsync of a file with no write')
+    // a write's fsync
+    const page = seededBytes(4096, 5)
+    await fh.write(page, 0, page.length, 8192)
+    await fh.sync()
+    assert.equal(vol.tree.logCounters().unsynced, 0, 'fsync of a write')
+    // a directory's
+    await vol.mkdir('/d')
+    await vol.rename('/db', '/d/db')
+    assert.ok(vol.tree.logCounters().unsynced > 0)
+    await vol.syncDir('/d')
+    assert.equal(vol.tree.logCounters().unsynced, 0, 'fsync of a directory')
+    await fh.close()
+    assert.equal(asks.length, 3)
+    // the peer may answer before this host's sync (the first two asks went out before it)
+    assert.equal(asks[0].syncedHere, false)
+    assert.equal(asks[1].syncedHere, false)
+  })
+})
+
 async function until (check: () => boolean): Promise<void> {
   while (!check()) await new Promise(resolve => setTimeout(resolve, 5))
 }
