@@ -7,6 +7,7 @@ import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
 import { InvalidOpError } from './errors.ts'
 import { decodeOpBlock, idOfBytes, latin1 } from './opcbor.ts'
+import { readOp } from './opdecode.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
 
 /** Op format version. */
@@ -315,6 +316,25 @@ export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: str
   } else {
     ({ digest, id } = digestOf(bytes))
   }
+  // the common op types are read straight into their fields (opdecode.ts), the rest as any block
+  const r = readOp(bytes)
+  if (r !== undefined) {
+    const op = new OpRecord(id, digest, r.parentIds, bytes, r.body, r.author, r.hlc, named?.cid)
+    return { op, id, sig: r.sig, sigAt: r.sigAt, sigEnd: r.sigEnd }
+  }
+  return decodeGeneric(bytes, digest, id, named)
+}
+
+/** decodeUnverified() without opdecode.ts's reader: for tests, which hold the two to each other. */
+export function decodeUnverifiedGeneric (bytes: Uint8Array): DecodedOp {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
+  if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
+  const { digest, id } = digestOf(bytes)
+  return decodeGeneric(bytes, digest, id)
+}
+
+/** An op block read as any dag-cbor block, then its shape and bounds checked. */
+function decodeGeneric (bytes: Uint8Array, digest: Uint8Array, id: string, named?: { cid: CID, id: string }): DecodedOp {
   let raw: any
   let fast: boolean
   let exact: boolean

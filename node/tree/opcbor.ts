@@ -319,6 +319,16 @@ function keyAfter (aStart: number, aLength: number, bStart: number, bLength: num
   return false
 }
 
+/** cid() for opdecode.ts: the CID whose bytes are `bytes` (built as the fast path builds it), or undefined when they hold none. */
+export function cidOfBytes (bytes: Uint8Array): CID | undefined {
+  try {
+    return cid(bytes)
+  } catch (err) {
+    if (err === BAIL) return undefined
+    throw err
+  }
+}
+
 /** A CID: an op's (CIDv1, dag-cbor, sha2-256) built as cidOf does, any other by CID.decode. */
 function cid (bytes: Uint8Array): CID {
   if (bytes.length === 36 && bytes[0] === 1 && bytes[1] === DAG_CBOR && bytes[2] === SHA2_256 && bytes[3] === 32) {
