@@ -6,7 +6,8 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
 import { InvalidOpError } from './errors.ts'
-import { decodeOpBlock, idOfBytes, latin1 } from './opcbor.ts'
+import { decodeOpBlock, idOfBytes, idOfBytesIn, latin1, type IdSource } from './opcbor.ts'
+import type { IdLayers } from './ids.ts'
 import { readOp } from './opdecode.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
 
@@ -85,12 +86,12 @@ export function opCidOf (digest: Uint8Array): CID {
  * digest is a view of 36 bytes of a slab that hold the whole CID (the prefix before it), as
  * cidOf() lays one out.
  */
-export function digestOf (bytes: Uint8Array): { digest: Uint8Array, id: string } {
+export function digestOf (bytes: Uint8Array, ids?: IdSource): { digest: Uint8Array, id: string } {
   const cid = cidBytes()
   cid.set(OP_CID_PREFIX)
   const digest = hash('sha256', bytes, 'latin1')
   for (let i = 0; i < 32; i++) cid[4 + i] = digest.charCodeAt(i)
-  return { digest: cid.subarray(4), id: idOfBytes(cid, 0, 36) }
+  return { digest: cid.subarray(4), id: idOfBytesIn(cid, 0, 36, ids) }
 }
 
 /** The op CID whose digest is `digest`, a view of a digestOf() slab (the CID's bytes are the 36 that end with it). */
@@ -286,8 +287,8 @@ const SIG_ENTRY = 4 + 2 + 64
  * Decode an op block from a peer or the log: bounded size, strict dag-cbor, checked shape; with
  * `verify`, the signature is checked too. The CID is derived from the bytes themselves.
  */
-export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op> {
-  const d = decodeUnverified(bytes)
+export async function decodeOp (bytes: Uint8Array, verify?: Verify, ids?: IdLayers): Promise<Op> {
+  const d = decodeUnverified(bytes, undefined, ids)
   if (verify !== undefined) await checkSignature(d, verify)
   return d.op
 }
@@ -305,7 +306,7 @@ export interface DecodedOp { op: Op, id: string, sig: Uint8Array, rawBody?: unkn
  * `named`: the block's CID and id (cidOf(), idOf()) when the caller derived them from these very
  * bytes already (sync hashes each op it fetches to tell the fresh ones: Tree.receive's `named`).
  */
-export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: string }): DecodedOp {
+export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: string }, ids?: IdLayers): DecodedOp {
   if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   let digest: Uint8Array
@@ -314,10 +315,12 @@ export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: str
     digest = named.cid.multihash.digest
     id = named.id
   } else {
-    ({ digest, id } = digestOf(bytes))
+    ({ digest, id } = digestOf(bytes, ids))
   }
+  // the ops decoded after this one that name it find this very string
+  ids?.own.add(id)
   // the common op types are read straight into their fields (opdecode.ts), the rest as any block
-  const r = readOp(bytes)
+  const r = readOp(bytes, ids)
   if (r !== undefined) {
     const op = new OpRecord(id, digest, r.parentIds, bytes, r.body, r.author, r.hlc, named?.cid)
     return { op, id, sig: r.sig, sigAt: r.sigAt, sigEnd: r.sigEnd }

@@ -353,6 +353,26 @@ let idScratch = new Uint8Array(128)
  * comparison keyed by it (the DAG, the pending set) walks the rope.
  */
 export function idOfBytes (bytes: Uint8Array, start: number, end: number): string {
+  return latin1(idScratch, 0, idText(bytes, start, end))
+}
+
+/**
+ * idOfBytes() with an id table (ids.ts): the string `ids` holds for that id when it holds one
+ * (an op known or decoded already: the very string the tree's maps are keyed by), else a new one.
+ */
+export function idOfBytesIn (bytes: Uint8Array, start: number, end: number, ids: IdSource | undefined): string {
+  const n = idText(bytes, start, end)
+  return ids?.find(idScratch, 0, n) ?? latin1(idScratch, 0, n)
+}
+
+/** Strings by their characters (ids.ts IdTable): the one string kept for an id, if any. */
+export interface IdSource {
+  /** The string whose chars are the bytes `bytes[start, end)` (ASCII), if held. */
+  find: (bytes: Uint8Array, start: number, end: number) => string | undefined
+}
+
+/** Writes the id's characters into idScratch; returns how many. */
+function idText (bytes: Uint8Array, start: number, end: number): number {
   const length = 1 + Math.ceil((end - start) * 8 / 5)
   if (idScratch.length < length) idScratch = new Uint8Array(length * 2)
   const out = idScratch
@@ -387,5 +407,5 @@ export function idOfBytes (bytes: Uint8Array, start: number, end: number): strin
     }
   }
   if (bits > 0) out[n++] = A[(value << (5 - bits)) & 31]
-  return latin1(out, 0, n)
+  return n
 }

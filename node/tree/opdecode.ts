@@ -12,7 +12,7 @@
 // path, which reads it or refuses it with its own error. So a block decodes (or is refused) as it
 // was before; test/node/tree-opdecode.test.ts checks both paths against each other.
 import { CID } from 'multiformats/cid'
-import { cidOfBytes, idOfBytes, latin1 } from './opcbor.ts'
+import { cidOfBytes, idOfBytesIn, latin1, type IdSource } from './opcbor.ts'
 import type { Content, OpBody } from './types.ts'
 
 /** What readOp() reads of an op block (op.ts makes the OpRecord and the DecodedOp of it). */
@@ -72,9 +72,6 @@ const CONTENT = 1 << 18
 const REPLACE = 1 << 19
 
 const ascii = (s: string): Uint8Array => Uint8Array.from(s, c => c.charCodeAt(0))
-/** The keys of each length: [their bytes, their bit]. */
-const byLength: Array<Array<[Uint8Array, number]>> = []
-KEYS.forEach((k, rank) => { (byLength[k.length] ??= []).push([ascii(k), 1 << rank]) })
 
 /** The op types read here, with the keys each requires and allows. */
 const CREATE = 1
@@ -105,8 +102,9 @@ const MAX_AUTHORS = 8
  * Read an op block of a common type, checked; undefined when the block is not one this reader
  * reads (then op.ts decodes it the generic way, which gives the same op or refuses it).
  */
-export function readOp (bytes: Uint8Array): ReadOp | undefined {
+export function readOp (bytes: Uint8Array, idSource?: IdSource): ReadOp | undefined {
   if (bytes.constructor !== Uint8Array && !Buffer.isBuffer(bytes)) return undefined
+  ids = idSource
   data = bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   pos = 0
   try {
@@ -116,9 +114,12 @@ export function readOp (bytes: Uint8Array): ReadOp | undefined {
     throw err
   } finally {
     data = EMPTY
+    ids = undefined
   }
 }
 const EMPTY = new Uint8Array(0)
+/** Where ids of known ops are found (their strings, not new ones), while a block is read. */
+let ids: IdSource | undefined
 
 /** The op map: { v, hlc, sig, body, author, parents }, its keys in canonical order. */
 function op (): ReadOp {
@@ -248,7 +249,7 @@ function readId (): string {
     // 0-9, A-Z, a-z
     if (c < 0x30 || (c > 0x39 && c < 0x41) || (c > 0x5a && c < 0x61) || c > 0x7a) throw BAIL
   }
-  const s = latin1(d, pos, end)
+  const s = ids?.find(d, pos, end) ?? latin1(d, pos, end)
   pos = end
   return s
 }
@@ -325,7 +326,7 @@ function readParents (): string[] {
     const at = pos
     if (at + 41 > d.length || d[at] !== 0xd8 || d[at + 1] !== 42 || d[at + 2] !== 0x58 || d[at + 3] !== 37 || d[at + 4] !== 0 ||
         d[at + 5] !== 1 || d[at + 6] !== DAG_CBOR || d[at + 7] !== SHA2_256 || d[at + 8] !== 32) throw BAIL
-    const id = idOfBytes(d, at + 5, at + 41)
+    const id = idOfBytesIn(d, at + 5, at + 41, ids)
     for (let k = 0; k < i; k++) if (out[k] === id) throw BAIL
     out[i] = id
     pos = at + 41
@@ -395,21 +396,25 @@ function key (): number {
   const b = byte()
   if (b >>> 5 !== 3) throw BAIL
   const n = b & 31
-  const known = byLength[n]
-  if (known === undefined || pos + n > data.length) throw BAIL
   const d = data
   const p = pos
-  for (let k = 0; k < known.length; k++) {
-    const [bytes, bit] = known[k]
-    let i = 0
-    while (i < n && bytes[i] === d[p + i]) i++
-    if (i === n) {
-      pos = p + n
-      return bit
-    }
-  }
-  throw BAIL
+  if (n < 2 || p + n > d.length) throw BAIL
+  // its length and first two chars tell a known key: then its every byte is compared
+  const known = keyByHead.get((n << 16) | (d[p] << 8) | d[p + 1])
+  if (known === undefined) throw BAIL
+  const bytes = known.bytes
+  for (let i = 2; i < n; i++) if (bytes[i] !== d[p + i]) throw BAIL
+  pos = p + n
+  return known.bit
 }
+
+/** The keys by (length << 16 | first char << 8 | second char): unique for KEYS. */
+const keyByHead = new Map<number, { bytes: Uint8Array, bit: number }>()
+KEYS.forEach((k, rank) => {
+  const head = (k.length << 16) | (k.charCodeAt(0) << 8) | k.charCodeAt(1)
+  if (keyByHead.has(head)) throw new Error(`opdecode: two keys start ${k.slice(0, 2)}`)
+  keyByHead.set(head, { bytes: ascii(k), bit: 1 << rank })
+})
 
 /** One of `names` (its string: no copy per op). */
 function oneOf<T> (names: Array<[Uint8Array, T, ...unknown[]]>): [Uint8Array, T, ...unknown[]] {
