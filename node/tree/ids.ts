@@ -76,6 +76,17 @@ export class IdTable implements IdSource {
     return this.findHashed(hashBytes(bytes, start, end), bytes, start, end)
   }
 
+  /** True when `s` is kept. */
+  has (s: string): boolean {
+    const h = hashChars(s)
+    const mask = this.mask
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const k = this.slots[i]
+      if (k === 0) return false
+      if (this.hashes[k - 1] === h && this.strs[k - 1] === s) return true
+    }
+  }
+
   /** find() of chars whose hash is `h` (hashBytes). */
   findHashed (h: number, bytes: Uint8Array, start: number, end: number): string | undefined {
     const n = end - start

@@ -299,7 +299,7 @@ export async function decodeOp (bytes: Uint8Array, verify?: Verify, ids?: IdLaye
  * value byte for byte (opcbor.ts decodeOpBlock's `exact`); else the body as decoded (`rawBody`),
  * to encode the signed bytes again.
  */
-export interface DecodedOp { op: Op, id: string, sig: Uint8Array, rawBody?: unknown, sigAt?: number, sigEnd?: number }
+export interface DecodedOp { op: Op, id: string, sig: Uint8Array, rawBody?: unknown, sigAt?: number, sigEnd?: number, fresh?: boolean }
 
 /**
  * decodeOp() without the signature check (checkSignature() does it, or the tree vouches).
@@ -317,15 +317,21 @@ export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: str
   } else {
     ({ digest, id } = digestOf(bytes, ids))
   }
+  // not an op the tables' DAG holds (as it stood now: DecodedOp.fresh)
+  const fresh = ids !== undefined && !ids.under.has(id)
   // the ops decoded after this one that name it find this very string
   ids?.own.add(id)
   // the common op types are read straight into their fields (opdecode.ts), the rest as any block
   const r = readOp(bytes, ids)
+  let d: DecodedOp
   if (r !== undefined) {
     const op = new OpRecord(id, digest, r.parentIds, bytes, r.body, r.author, r.hlc, named?.cid)
-    return { op, id, sig: r.sig, sigAt: r.sigAt, sigEnd: r.sigEnd }
+    d = { op, id, sig: r.sig, sigAt: r.sigAt, sigEnd: r.sigEnd }
+  } else {
+    d = decodeGeneric(bytes, digest, id, named)
   }
-  return decodeGeneric(bytes, digest, id, named)
+  if (fresh) d.fresh = true
+  return d
 }
 
 /** decodeUnverified() without opdecode.ts's reader: for tests, which hold the two to each other. */

@@ -481,12 +481,14 @@ export class Tree extends EventTarget {
     const t0 = performance.now()
     // the ops of the batch name known ops, and each other, by the strings kept for them (ids.ts)
     const ids = new IdLayers(new IdTable(blocks.length), this.dag.ids)
+    // the DAG only grows: while it holds as many ops as now, an op fresh at decoding is still fresh
+    const dagSize = this.dag.size
     const decoded = named === undefined ? blocks.map(b => decodeUnverified(b, undefined, ids)) : blocks.map((b, i) => decodeUnverified(b, named[i], ids))
     stats.ops += decoded.length
     stats.decodeMs += performance.now() - t0
     return await this.serial(async () => {
       this.usable()
-      const g = this.candidates(decoded)
+      const g = this.candidates(decoded, this.dag.size === dagSize)
       const { ops, held, parents, start } = g
       const n = ops.length
       let t = performance.now()
@@ -583,7 +585,7 @@ export class Tree extends EventTarget {
    * The ops a receive() considers, numbered: the held ones first (`held` of them), then the fresh
    * ones of `decoded` (not known, not held, not twice), with the parent links among them.
    */
-  private candidates (decoded: DecodedOp[]): Candidates {
+  private candidates (decoded: DecodedOp[], sure: boolean): Candidates {
     const ops: Op[] = []
     const checks: Array<DecodedOp | undefined> = []
     const index = new Map<string, number>()
@@ -597,7 +599,9 @@ export class Tree extends EventTarget {
     for (let i = 0; i < decoded.length; i++) {
       const d = decoded[i]
       // an op already known is those very bytes (same CID), checked when it came
-      if (index.has(d.id) || this.dag.has(d.id)) continue
+      // (`sure`: the DAG is as it was when the batch was decoded, so an op not in its id table
+      // then, `fresh`, is not in it now: no lookup of a new string that would miss)
+      if (index.has(d.id) || (!(sure && d.fresh === true) && this.dag.has(d.id))) continue
       index.set(d.id, ops.length)
       ops.push(d.op)
       checks.push(d)

@@ -7,6 +7,8 @@ import fc from 'fast-check'
 import { IdLayers, IdTable } from '../../node/tree/ids.ts'
 import { cidOf, createOp, decodeUnverified } from '../../node/tree/op.ts'
 import type { Signer } from '../../node/tree/index.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { replica, allOps, mkdir, mkfile, snapshot } from '../helpers/tree.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261204)
 const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
@@ -62,6 +64,28 @@ describe('node/tree ids (id strings by their characters)', () => {
       const via = decodeUnverified(b, undefined, layers)
       assert.deepStrictEqual({ ...via.op, bytes: null }, { ...plain.op, bytes: null })
       assert.ok(layers.own.find(enc.encode(plain.op.id), 0, plain.op.id.length) === plain.op.id)
+    }
+  })
+
+  it('the same ops received by calls in flight together, and again, are applied once', async () => {
+    const t = new Teardown()
+    try {
+      const a = await replica(t)
+      const b = await replica(t)
+      let dir = (await a.tree.commit(mkdir(a.tree.root, 'd'))).id
+      for (let i = 0; i < 40; i++) {
+        const made = await a.tree.commit(i % 3 === 0 ? mkdir(dir, `d${i}`) : mkfile(dir, `f${i}`, `x${i}`))
+        if (i % 3 === 0) dir = made.id
+      }
+      const blocks = [...allOps(a.tree).values()]
+      // in flight together: the second is decoded while the first's ops are not in the DAG yet
+      const [r1, r2, r3] = await Promise.all([b.tree.receive(blocks), b.tree.receive(blocks), b.tree.receive([...blocks].reverse())])
+      assert.equal(r1.applied + r2.applied + r3.applied, blocks.length)
+      assert.equal((await b.tree.receive(blocks)).applied, 0)
+      assert.equal(b.tree.size, a.tree.size)
+      assert.equal(snapshot(b.tree), snapshot(a.tree))
+    } finally {
+      await t.run()
     }
   })
 })
