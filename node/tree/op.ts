@@ -87,11 +87,18 @@ export function opCidOf (digest: Uint8Array): CID {
  * cidOf() lays one out.
  */
 export function digestOf (bytes: Uint8Array, ids?: IdSource): { digest: Uint8Array, id: string } {
-  const cid = cidBytes()
-  cid.set(OP_CID_PREFIX)
+  // written into the slab in place: one view made (the digest kept), not a view of the CID too
+  if (slabAt + 36 > slab.length) {
+    slab = new Uint8Array(new ArrayBuffer(36 * CID_SLAB))
+    slabAt = 0
+  }
+  const at = slabAt
+  slabAt += 36
+  const s = slab
+  s.set(OP_CID_PREFIX, at)
   const digest = hash('sha256', bytes, 'latin1')
-  for (let i = 0; i < 32; i++) cid[4 + i] = digest.charCodeAt(i)
-  return { digest: cid.subarray(4), id: idOfBytesIn(cid, 0, 36, ids) }
+  for (let i = 0; i < 32; i++) s[at + 4 + i] = digest.charCodeAt(i)
+  return { digest: s.subarray(at + 4, at + 36), id: idOfBytesIn(s, at, at + 36, ids) }
 }
 
 /** The op CID whose digest is `digest`, a view of a digestOf() slab (the CID's bytes are the 36 that end with it). */
