@@ -6,6 +6,7 @@
 // as they first appear), not a Map: a Map per op weighed ~300 bytes, most of a held op's DAG
 // node, where a few authors make an array of a few small ints.
 import type { Op } from './types.ts'
+import { IdTable } from './ids.ts'
 
 export interface DagNode {
   op: Op
@@ -26,6 +27,8 @@ export interface DagNode {
 
 export class Dag {
   readonly nodes = new Map<string, DagNode>()
+  /** Every op's id string, found by its characters (ids.ts): decoded ops name known ops by these. */
+  readonly ids = new IdTable()
   private readonly tips = new Set<string>()
   /**
    * Each author's number (its index in vector clocks) and its string, kept once: an op decoded
@@ -83,6 +86,7 @@ export class Dag {
     vc[author.n] = seq
     const node: DagNode = { op, id, seq, vc, ino: 0 }
     this.nodes.set(id, node)
+    this.ids.add(id)
     for (let i = 0; i < ids.length; i++) this.tips.delete(ids[i])
     this.tips.add(id)
     return node

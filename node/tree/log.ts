@@ -168,7 +168,9 @@ function parse (data: Uint8Array): { records: Uint8Array[], good: number } {
     if (len > MAX_OP_BYTES || at + HEADER_BYTES + len > data.byteLength) break
     const payload = data.subarray(at + HEADER_BYTES, at + HEADER_BYTES + len)
     if (crc32(payload) !== sum) break
-    records.push(payload.slice())
+    // a view, not a copy: every record is kept as its op's bytes for as long as the tree runs,
+    // so the file's buffer is kept anyway (one allocation for the log, not one per op)
+    records.push(new Uint8Array(data.buffer, data.byteOffset + at + HEADER_BYTES, len))
     at += HEADER_BYTES + len
   }
   return { records, good: at }

@@ -6,7 +6,9 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
 import { InvalidOpError } from './errors.ts'
-import { decodeOpBlock, idOfBytes, latin1 } from './opcbor.ts'
+import { decodeOpBlock, idOfBytes, idOfBytesIn, latin1, type IdSource } from './opcbor.ts'
+import type { IdLayers } from './ids.ts'
+import { readOp } from './opdecode.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
 
 /** Op format version. */
@@ -84,12 +86,19 @@ export function opCidOf (digest: Uint8Array): CID {
  * digest is a view of 36 bytes of a slab that hold the whole CID (the prefix before it), as
  * cidOf() lays one out.
  */
-export function digestOf (bytes: Uint8Array): { digest: Uint8Array, id: string } {
-  const cid = cidBytes()
-  cid.set(OP_CID_PREFIX)
+export function digestOf (bytes: Uint8Array, ids?: IdSource): { digest: Uint8Array, id: string } {
+  // written into the slab in place: one view made (the digest kept), not a view of the CID too
+  if (slabAt + 36 > slab.length) {
+    slab = new Uint8Array(new ArrayBuffer(36 * CID_SLAB))
+    slabAt = 0
+  }
+  const at = slabAt
+  slabAt += 36
+  const s = slab
+  s.set(OP_CID_PREFIX, at)
   const digest = hash('sha256', bytes, 'latin1')
-  for (let i = 0; i < 32; i++) cid[4 + i] = digest.charCodeAt(i)
-  return { digest: cid.subarray(4), id: idOfBytes(cid, 0, 36) }
+  for (let i = 0; i < 32; i++) s[at + 4 + i] = digest.charCodeAt(i)
+  return { digest: s.subarray(at + 4, at + 36), id: idOfBytesIn(s, at, at + 36, ids) }
 }
 
 /** The op CID whose digest is `digest`, a view of a digestOf() slab (the CID's bytes are the 36 that end with it). */
@@ -285,8 +294,8 @@ const SIG_ENTRY = 4 + 2 + 64
  * Decode an op block from a peer or the log: bounded size, strict dag-cbor, checked shape; with
  * `verify`, the signature is checked too. The CID is derived from the bytes themselves.
  */
-export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op> {
-  const d = decodeUnverified(bytes)
+export async function decodeOp (bytes: Uint8Array, verify?: Verify, ids?: IdLayers): Promise<Op> {
+  const d = decodeUnverified(bytes, undefined, ids)
   if (verify !== undefined) await checkSignature(d, verify)
   return d.op
 }
@@ -297,14 +306,14 @@ export async function decodeOp (bytes: Uint8Array, verify?: Verify): Promise<Op>
  * value byte for byte (opcbor.ts decodeOpBlock's `exact`); else the body as decoded (`rawBody`),
  * to encode the signed bytes again.
  */
-export interface DecodedOp { op: Op, id: string, sig: Uint8Array, rawBody?: unknown, sigAt?: number, sigEnd?: number }
+export interface DecodedOp { op: Op, id: string, sig: Uint8Array, rawBody?: unknown, sigAt?: number, sigEnd?: number, fresh?: boolean }
 
 /**
  * decodeOp() without the signature check (checkSignature() does it, or the tree vouches).
  * `named`: the block's CID and id (cidOf(), idOf()) when the caller derived them from these very
  * bytes already (sync hashes each op it fetches to tell the fresh ones: Tree.receive's `named`).
  */
-export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: string }): DecodedOp {
+export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: string }, ids?: IdLayers): DecodedOp {
   if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   let digest: Uint8Array
@@ -313,8 +322,35 @@ export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: str
     digest = named.cid.multihash.digest
     id = named.id
   } else {
-    ({ digest, id } = digestOf(bytes))
+    ({ digest, id } = digestOf(bytes, ids))
   }
+  // not an op the tables' DAG holds (as it stood now: DecodedOp.fresh)
+  const fresh = ids !== undefined && !ids.under.has(id)
+  // the ops decoded after this one that name it find this very string
+  ids?.own.add(id)
+  // the common op types are read straight into their fields (opdecode.ts), the rest as any block
+  const r = readOp(bytes, ids)
+  let d: DecodedOp
+  if (r !== undefined) {
+    const op = new OpRecord(id, digest, r.parentIds, bytes, r.body, r.author, r.hlc, named?.cid)
+    d = { op, id, sig: r.sig, sigAt: r.sigAt, sigEnd: r.sigEnd }
+  } else {
+    d = decodeGeneric(bytes, digest, id, named)
+  }
+  if (fresh) d.fresh = true
+  return d
+}
+
+/** decodeUnverified() without opdecode.ts's reader: for tests, which hold the two to each other. */
+export function decodeUnverifiedGeneric (bytes: Uint8Array): DecodedOp {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
+  if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
+  const { digest, id } = digestOf(bytes)
+  return decodeGeneric(bytes, digest, id)
+}
+
+/** An op block read as any dag-cbor block, then its shape and bounds checked. */
+function decodeGeneric (bytes: Uint8Array, digest: Uint8Array, id: string, named?: { cid: CID, id: string }): DecodedOp {
   let raw: any
   let fast: boolean
   let exact: boolean

@@ -319,6 +319,16 @@ function keyAfter (aStart: number, aLength: number, bStart: number, bLength: num
   return false
 }
 
+/** cid() for opdecode.ts: the CID whose bytes are `bytes` (built as the fast path builds it), or undefined when they hold none. */
+export function cidOfBytes (bytes: Uint8Array): CID | undefined {
+  try {
+    return cid(bytes)
+  } catch (err) {
+    if (err === BAIL) return undefined
+    throw err
+  }
+}
+
 /** A CID: an op's (CIDv1, dag-cbor, sha2-256) built as cidOf does, any other by CID.decode. */
 function cid (bytes: Uint8Array): CID {
   if (bytes.length === 36 && bytes[0] === 1 && bytes[1] === DAG_CBOR && bytes[2] === SHA2_256 && bytes[3] === 32) {
@@ -343,6 +353,26 @@ let idScratch = new Uint8Array(128)
  * comparison keyed by it (the DAG, the pending set) walks the rope.
  */
 export function idOfBytes (bytes: Uint8Array, start: number, end: number): string {
+  return latin1(idScratch, 0, idText(bytes, start, end))
+}
+
+/**
+ * idOfBytes() with an id table (ids.ts): the string `ids` holds for that id when it holds one
+ * (an op known or decoded already: the very string the tree's maps are keyed by), else a new one.
+ */
+export function idOfBytesIn (bytes: Uint8Array, start: number, end: number, ids: IdSource | undefined): string {
+  const n = idText(bytes, start, end)
+  return ids?.find(idScratch, 0, n) ?? latin1(idScratch, 0, n)
+}
+
+/** Strings by their characters (ids.ts IdTable): the one string kept for an id, if any. */
+export interface IdSource {
+  /** The string whose chars are the bytes `bytes[start, end)` (ASCII), if held. */
+  find: (bytes: Uint8Array, start: number, end: number) => string | undefined
+}
+
+/** Writes the id's characters into idScratch; returns how many. */
+function idText (bytes: Uint8Array, start: number, end: number): number {
   const length = 1 + Math.ceil((end - start) * 8 / 5)
   if (idScratch.length < length) idScratch = new Uint8Array(length * 2)
   const out = idScratch
@@ -377,5 +407,5 @@ export function idOfBytes (bytes: Uint8Array, start: number, end: number): strin
     }
   }
   if (bits > 0) out[n++] = A[(value << (5 - bits)) & 31]
-  return latin1(out, 0, n)
+  return n
 }

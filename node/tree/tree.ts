@@ -11,6 +11,7 @@ import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type Durability, type LogCounters, type OpLog } from './log.ts'
 import { checkBody, checkSignature, compareOps, createOp, decodeOp, decodeUnverified, idOf, MAX_PARENTS, type DecodedOp } from './op.ts'
 import { OpSet } from './rbsr.ts'
+import { IdLayers, IdTable } from './ids.ts'
 import type { Conflict, Content, Entry, EntryId, Extent, Hlc, Inode, InodeId, Op, OpBody, OpEventDetail, Signer, Verify, Version } from './types.ts'
 
 /** Received ops held while their parents are missing; beyond this, further ones are dropped. */
@@ -114,6 +115,7 @@ export class Tree extends EventTarget {
     this.verify = init.verify
     this.clock = createClock(init.now)
     this.log = log
+    this.dag.ids.add(ROOT)
   }
 
   /** Open (or create) the tree stored in `init.dir`, replaying its op log. */
@@ -131,9 +133,10 @@ export class Tree extends EventTarget {
 
   private async replay (records: Uint8Array[]): Promise<void> {
     const ops: Op[] = []
+    const ids = new IdLayers(new IdTable(records.length), this.dag.ids)
     for (const bytes of records) {
       try {
-        ops.push(await decodeOp(bytes))
+        ops.push(await decodeOp(bytes, undefined, ids))
       } catch {
         // a record that passed its checksum but is not an op: skip it, keep the rest
       }
@@ -489,12 +492,16 @@ export class Tree extends EventTarget {
     if (named !== undefined && named.length !== blocks.length) throw new TypeError('receive: one name per block')
     const stats = this.stats
     const t0 = performance.now()
-    const decoded = named === undefined ? blocks.map(b => decodeUnverified(b)) : blocks.map((b, i) => decodeUnverified(b, named[i]))
+    // the ops of the batch name known ops, and each other, by the strings kept for them (ids.ts)
+    const ids = new IdLayers(new IdTable(blocks.length), this.dag.ids)
+    // the DAG only grows: while it holds as many ops as now, an op fresh at decoding is still fresh
+    const dagSize = this.dag.size
+    const decoded = named === undefined ? blocks.map(b => decodeUnverified(b, undefined, ids)) : blocks.map((b, i) => decodeUnverified(b, named[i], ids))
     stats.ops += decoded.length
     stats.decodeMs += performance.now() - t0
     return await this.serial(async () => {
       this.usable()
-      const g = this.candidates(decoded)
+      const g = this.candidates(decoded, this.dag.size === dagSize)
       const { ops, held, parents, start } = g
       const n = ops.length
       let t = performance.now()
@@ -592,7 +599,7 @@ export class Tree extends EventTarget {
    * The ops a receive() considers, numbered: the held ones first (`held` of them), then the fresh
    * ones of `decoded` (not known, not held, not twice), with the parent links among them.
    */
-  private candidates (decoded: DecodedOp[]): Candidates {
+  private candidates (decoded: DecodedOp[], sure: boolean): Candidates {
     const ops: Op[] = []
     const checks: Array<DecodedOp | undefined> = []
     const index = new Map<string, number>()
@@ -606,7 +613,9 @@ export class Tree extends EventTarget {
     for (let i = 0; i < decoded.length; i++) {
       const d = decoded[i]
       // an op already known is those very bytes (same CID), checked when it came
-      if (index.has(d.id) || this.dag.has(d.id)) continue
+      // (`sure`: the DAG is as it was when the batch was decoded, so an op not in its id table
+      // then, `fresh`, is not in it now: no lookup of a new string that would miss)
+      if (index.has(d.id) || (!(sure && d.fresh === true) && this.dag.has(d.id))) continue
       index.set(d.id, ops.length)
       ops.push(d.op)
       checks.push(d)
