@@ -236,6 +236,19 @@ export interface ChurnResult {
   redundantAtEnd: number
 }
 
+/**
+ * When a pass whose reads can start at `startBy` at the earliest is passed again, as darkfs's
+ * REPAIR_CHUNK_TIMEOUT_MS (`patience`: at least a sampled read's length) times out its reads:
+ * `startBy - patience`, strictly after `now`; undefined when the reads start in time and the
+ * repair goes ahead. (Compared as `startBy > now + patience`, one ulp held while `startBy -
+ * patience` rounded to `now`, and seed 16's run passed five chunks again at one virtual time
+ * without end: over 20 CPU-minutes, never done.)
+ */
+export function deferredTo (now: number, startBy: number, patience: number): number | undefined {
+  const retry = startBy - patience
+  return retry > now ? retry : undefined
+}
+
 /** Chunks' availability is sampled this often (virtual ms). */
 const UNAVAILABLE_SAMPLE_MS = 3 * HOUR
 
@@ -541,10 +554,11 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     // uplink (the two interleave), not behind a queue of them
     const startBy = sources.reduce((t, h) => Math.max(t, links.startAt(h, now, urgentLane)), now)
     const patience = sources.reduce((t, h) => Math.max(t, fragBytes * o.scale / links.rate(h)), REPAIR_CHUNK_TIMEOUT_MS)
-    if (startBy > now + patience) {
+    const retry = deferredTo(now, startBy, patience)
+    if (retry !== undefined) {
       r.deferred++
       W(c, () => `reads from ${sources.join(' ')} cannot start before ${(startBy / HOUR).toFixed(1)} h: passed again then`)
-      schedule(c, startBy - patience)
+      schedule(c, retry)
       return
     }
     let ready = now
@@ -553,8 +567,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       r.bytesFetched += fragBytes * o.scale
     }
     // pushes from the keeper's uplink, through its repair cap
-    let landed = ready
     const lands: Array<{ j: number, h: number }> = []
+    const starts: number[] = []
     for (const { j, to } of missing) {
       for (const peer of to) {
         const h = index.get(peer)!
@@ -564,31 +578,47 @@ export function runChurn (o: ChurnOptions): ChurnResult {
         // REPAIR_CONCURRENCY chunks at once, so its cap pushes another chunk's fragments while
         // this one's fetches come over their holders' uplinks (taken from `ready`, the cap
         // idled for the fetches' hours and a thin keeper did one sampled repair at a time)
-        const start = Math.max(ready, capTake(keeperIdx, now, fragBytes * o.scale, tier) - fragBytes * o.scale / capPerMs[keeperIdx])
-        landed = Math.max(landed, links.send(keeperIdx, fragBytes, start, o.latencyMs, o.scale, urgentLane))
-        r.bytesPushed += fragBytes * o.scale
+        starts.push(Math.max(ready, capTake(keeperIdx, now, fragBytes * o.scale, tier) - fragBytes * o.scale / capPerMs[keeperIdx]))
       }
     }
     busy[c] = 1
     r.repairs++
-    if (keeperIdx === o.watchKeeper) o.watchLog!(`${(q.now / HOUR).toFixed(2)} h keeper ${keeperIdx}: c${c} tier ${tier} live ${liveCount(c)} ${p.health} fetched by ${(ready / HOUR).toFixed(1)} lands ${(landed / HOUR).toFixed(1)} h; pushes ${missing.map(x => `f${x.j}->${x.to.map(t => index.get(t)).join('+')}`).join(' ')}; queues ${queues.map(w => w.list[keeperIdx].length).join('/')}`)
-    W(c, () => `repair: fetched by ${(ready / HOUR).toFixed(1)} h, lands ${(landed / HOUR).toFixed(1)} h, pushes ${missing.map(x => `f${x.j}->${x.to.map(t => index.get(t)).join('+')}`).join(' ')}`)
-    q.at(landed, () => {
-      W(c, () => `landed; ${hs(c)}`)
-      busy[c] = 0
-      r.repairMs.push(landed - now)
-      for (const { j, h } of lands) {
-        // a target that left for good meanwhile did not take it (its next pass sends it again);
-        // one only away at the end took it: a sampled repair stands for `scale` real ones pushed
-        // one after another over the hours it takes, most of them while the target was up (with
-        // the target up at the landing only, a fifth of the hosts away at any time and sampled
-        // repairs 30 h long on a thin keeper, most sampled pushes were lost and sent again, each
-        // taking the keeper's cap that long again: a chunk at k waited weeks for its fragment)
-        if (disk[h] === 1 && !held[c][j].has(h)) { held[c][j].add(h); r.fragmentsRepaired += o.scale }
-      }
-      again[c] = 0
-      schedule(c, q.now)
-    })
+    const pushes = missing.map(x => `f${x.j}->${x.to.map(t => index.get(t)).join('+')}`).join(' ')
+    const land = (landed: number): void => {
+      if (keeperIdx === o.watchKeeper) o.watchLog!(`${(now / HOUR).toFixed(2)} h keeper ${keeperIdx}: c${c} tier ${tier} live ${liveCount(c)} ${p.health} fetched by ${(ready / HOUR).toFixed(1)} lands ${(landed / HOUR).toFixed(1)} h; pushes ${pushes}; queues ${queues.map(w => w.list[keeperIdx].length).join('/')}`)
+      W(c, () => `repair (passed at ${(now / HOUR).toFixed(2)} h): fetched by ${(ready / HOUR).toFixed(1)} h, lands ${(landed / HOUR).toFixed(1)} h, pushes ${pushes}`)
+      q.at(landed, () => {
+        W(c, () => `landed; ${hs(c)}`)
+        busy[c] = 0
+        r.repairMs.push(landed - now)
+        for (const { j, h } of lands) {
+          // a target that left for good meanwhile did not take it (its next pass sends it again);
+          // one only away at the end took it: a sampled repair stands for `scale` real ones pushed
+          // one after another over the hours it takes, most of them while the target was up (with
+          // the target up at the landing only, a fifth of the hosts away at any time and sampled
+          // repairs 30 h long on a thin keeper, most sampled pushes were lost and sent again, each
+          // taking the keeper's cap that long again: a chunk at k waited weeks for its fragment)
+          if (disk[h] === 1 && !held[c][j].has(h)) { held[c][j].add(h); r.fragmentsRepaired += o.scale }
+        }
+        again[c] = 0
+        schedule(c, q.now)
+      })
+    }
+    if (starts.length === 0) { land(ready); return }
+    // each push enters the keeper's uplink when its cap lets it go (the Repairer's limiter.take()
+    // before swarm.push()): until then the uplink serves other reads. (Booked on the uplink's
+    // queue at once, a push the cap held for a day blocked the reads of other keepers' repairs
+    // from this host for that day, the uplink idle: a thin keeper's own queue stalled its
+    // neighbours' rebuilds.)
+    let landed = ready
+    let left = starts.length
+    for (const start of starts) {
+      q.at(start, () => {
+        landed = Math.max(landed, links.send(keeperIdx, fragBytes, q.now, o.latencyMs, o.scale, urgentLane))
+        r.bytesPushed += fragBytes * o.scale
+        if (--left === 0) land(landed)
+      })
+    }
   }
 
   /**

@@ -21,7 +21,8 @@ const { values } = parseArgs({
     chunk: { type: 'string', default: '-1' },
     keeper: { type: 'string', default: '-1' },
     'repair-delay': { type: 'string', default: '4320' },
-    'repair-spare': { type: 'string', default: '0' }
+    'repair-spare': { type: 'string', default: '0' },
+    days: { type: 'string', default: '30' }
   }
 })
 // as scripts/sim/index.ts and churn.ts draw them for --churn-hosts 1000 and the defaults
@@ -50,7 +51,7 @@ const r = runChurn({
   chunkBytes: CHUNK_SIZE,
   failureTimeoutMs: DEFAULT_FAILURE_TIMEOUT_MS,
   latencyMs: 30,
-  duration,
+  duration: Math.min(duration, Number(values.days) * 24 * HOUR),
   rand: prng(seed * 7 + 1),
   ...(run === 'oracle'
     ? {}
