@@ -42,7 +42,7 @@
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import {
-  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, handovers, keyKadId, lazyPlan, repairDeliveries, repairRate, requeue
+  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, handovers, keyKadId, lazyPlan, rebuilderOf, repairDeliveries, repairRate, requeue
 } from '../../node/keeper/index.ts'
 import type { ChunkPlan, Holdings } from '../../node/keeper/index.ts'
 import { rankByRule } from '../../node/keeper/index.ts'
@@ -171,6 +171,11 @@ export interface ChurnOptions {
   latencyMs: number
   /** Virtual time the run covers (ms). */
   duration: number
+  /**
+   * Who rebuilds a chunk: 'holder' (darkfs's, repair.ts rebuilderOf()): its keeper, or a live
+   * holder on a much faster uplink when the keeper's is thin; 'keeper': the keeper always.
+   */
+  rebuilder?: 'keeper' | 'holder'
   /** Reads sampled (finding who holds a fragment) this often, ms; 0: none. */
   lookupEveryMs?: number
   /** How long a DOWN notice takes to reach a reader (the gossip's dissemination delay), ms. */
@@ -481,8 +486,23 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   /** A keeper's pass over chunk c: plan, deliver what is missing, hand over what is not wanted. */
   const W = (c: number, line: () => string): void => { if (c === o.watch) o.watchLog!(`${(q.now / HOUR).toFixed(2)} h c${c}: ${line()}`) }
   const hs = (c: number): string => held[c].map((s, j) => `f${j}[${[...s].map(h => `${h}${up[h] === 1 ? '' : member[h] === 1 ? '~' : '-'}/${o.uplinks[h] / 1e6}`).join(' ')}]`).join(' ')
+  /**
+   * The host that rebuilds chunk c (repair.ts rebuilderOf()): its keeper, or a live holder on an
+   * uplink over 1 / THIN_KEEPER_SHARE times the keeper's (o.rebuilder 'keeper': the keeper always).
+   */
+  const uplinkOf = (peer: string): number | undefined => o.uplinks[index.get(peer)!]
+  const rebuilder = (c: number, keeper: number | undefined): number | undefined => {
+    if (keeper === undefined || o.rebuilder === 'keeper') return keeper
+    const live = new Set<string>()
+    const heldLive = held[c].map(s => {
+      const out = new Set<string>()
+      for (const h of s) if (up[h] === 1) { out.add(peers[h]); live.add(peers[h]) }
+      return out
+    })
+    return index.get(rebuilderOf(peers[keeper], { held: heldLive }, live, uplinkOf)!)
+  }
   const pass = (c: number): void => {
-    const keeperIdx = Array.from(cand[c]).find(h => up[h] === 1)
+    const keeperIdx = rebuilder(c, Array.from(cand[c]).find(h => up[h] === 1))
     W(c, () => `pass keeper ${keeperIdx} (${o.uplinks[keeperIdx ?? 0] / 1e6} Mb) live ${liveCount(c)} clocks ${clocks.map(x => ((x[keeperIdx ?? 0] - q.now) / HOUR).toFixed(1)).join('/')} h ahead; ${hs(c)}`)
     if (keeperIdx === undefined) return
     // a keeper works through its chunks at its repair cap: one whose cap is taken further ahead

@@ -42,6 +42,8 @@ export interface ChurnFigureOptions {
   order: 'fifo' | 'urgent'
   /** Requeued chunks go ahead of their keeper's queued repairs (harness/sim/churn.ts ChurnOptions.jump; darkfs's: true). */
   jump: boolean
+  /** Who rebuilds a chunk (harness/sim/churn.ts ChurnOptions.rebuilder; darkfs's: 'holder'). */
+  rebuilder: 'keeper' | 'holder'
   /** Which of the first timeout's runs ('eager', 'lazy') and the lookup figures ('lookup') to run. */
   runs: ReadonlySet<string>
   latencyMs: number
@@ -71,7 +73,7 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   const chunkSeed = o.seed * 7 + 1
   const run = (t: TraceEvent[], timeout: number, extra: Partial<Parameters<typeof runChurn>[0]> = {}): ChurnResult => runChurn({
     hosts, uplinks, initial: o.hosts, trace: t, chunks: o.chunks, scale, k, m, chunkBytes: CHUNK_SIZE, failureTimeoutMs: timeout,
-    latencyMs: o.latencyMs, duration, rand: prng(chunkSeed), ...extra
+    latencyMs: o.latencyMs, duration, rand: prng(chunkSeed), rebuilder: o.rebuilder, ...extra
   })
   out[`${pre}.k`] = k
   out[`${pre}.m`] = m
@@ -91,7 +93,7 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   out[`${pre}.oracle.repair_bytes`] = Math.round(oracleBytes)
   out[`${pre}.oracle.chunks_lost`] = oracle.chunksLost
   // the keepers' order, darkfs's ('urgent') carries nothing in the keys
-  const order = (o.order === 'urgent' ? '' : `.order_${o.order}`) + (o.jump ? '' : '.no_jump')
+  const order = (o.order === 'urgent' ? '' : `.order_${o.order}`) + (o.jump ? '' : '.no_jump') + (o.rebuilder === 'holder' ? '' : `.rebuilder_${o.rebuilder}`)
   const runs: Array<{ timeout: number, delay: number, p: string }> = o.timeouts.flatMap((timeout, i) => i === 0
     ? [
         // darkfs's default (repairDelay(): no lazy window) carries nothing in its key; the lazy run

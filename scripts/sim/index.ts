@@ -10,7 +10,7 @@
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
-//                  [--repair-delay default] [--repair-spare 1] [--repair-order urgent] [--repair-jump yes]
+//                  [--repair-delay default] [--repair-spare 1] [--repair-order urgent] [--repair-jump yes] [--rebuilder holder]
 //                  [--churn-runs eager,lazy,lookup]
 //                  [--lookup-churn-per-hour 0.1] [--lookup-hours 24] [--lookup-every 10]
 // --hosts '' skips the placement figures, --reconcile-ops 0 the reconcile ones, --gossip-hosts ''
@@ -39,7 +39,9 @@
 // ahead of the queued repairs, as the Repairer orders its pass: lazy.ts byUrgency());
 // --repair-jump no: a chunk found short of k that a returning host ranks first for waits in its
 // keeper's queue like any other (`.no_jump` in the keys; darkfs's, yes: it goes ahead of every
-// repair queued, repair.ts requeue()); --churn-runs: which of the first timeout's eager and lazy
+// repair queued, repair.ts requeue()); --rebuilder keeper: a chunk's keeper rebuilds it whatever
+// its uplink (`.rebuilder_keeper` in the keys; darkfs's, holder: a live holder on a much faster
+// uplink rebuilds for a thin keeper, repair.ts rebuilderOf()); --churn-runs: which of the first timeout's eager and lazy
 // runs and the lookup figures to run (the oracle always runs); and an
 // oracle that sees the permanent losses and joins only: repair bytes ÷ the oracle's, chunks lost
 // (and those lost whatever the policy: their last m + 1 fragments gone within a failure timeout),
@@ -88,6 +90,7 @@ const { values } = parseArgs({
     'repair-spare': { type: 'string', default: String(REPAIR_SPARE) },
     'repair-order': { type: 'string', default: 'urgent' },
     'repair-jump': { type: 'string', default: 'yes' },
+    rebuilder: { type: 'string', default: 'holder' },
     'churn-runs': { type: 'string', default: 'eager,lazy,lookup' },
     'lookup-churn-per-hour': { type: 'string', default: '0.1' },
     'lookup-hours': { type: 'string', default: '24' },
@@ -183,6 +186,7 @@ for (const hosts of churnHosts) {
     repairSpare: Number(values['repair-spare']),
     order: values['repair-order'] === 'urgent' ? 'urgent' : 'fifo',
     jump: values['repair-jump'] !== 'no',
+    rebuilder: values.rebuilder === 'keeper' ? 'keeper' : 'holder',
     runs: new Set(values['churn-runs'].split(',')),
     latencyMs: latency,
     lookupChurnPerHour: Number(values['lookup-churn-per-hour']),

@@ -175,7 +175,7 @@ describe('sim repair under churn (tiny network)', () => {
     // a third of the hosts on fibre, the rest on 1 Mbit/s: host 5 leaves for good, and thin
     // keepers' caps hold their pushes for a while. Booked on the uplink when planned, those pushes
     // kept the uplink from serving reads until they went: 145 passes deferred for want of a read, 56 now
-    const r = runChurn({ ...base([{ t: HOUR, host: 5, kind: 'leave' }]), uplinks: hosts.map((_, i) => i % 3 === 0 ? 100e6 : 1e6), scale: 100, duration: 400 * HOUR })
+    const r = runChurn({ ...base([{ t: HOUR, host: 5, kind: 'leave' }]), uplinks: hosts.map((_, i) => i % 3 === 0 ? 100e6 : 1e6), scale: 100, duration: 400 * HOUR, rebuilder: 'keeper' })
     assert.equal(r.chunksLost, 0)
     assert.equal(r.redundantAtEnd, 40)
     assert.ok(r.deferred > 0 && r.deferred <= 80, `${r.deferred} passes deferred`)
