@@ -154,7 +154,7 @@ export interface ChurnOptions {
   failureTimeoutMs: number
   /**
    * Time a host may be away (from its disconnect) before its chunks are repaired whatever their
-   * spare (net/failure.ts repairDelay(); default: the failure timeout, no lazy window).
+   * spare (net/failure.ts repairDelay(); default here: the failure timeout, no lazy window; darkfs's is 72 h).
    */
   repairDelayMs?: number
   /** Fragments beyond k a chunk keeps on live hosts to wait for its away holders (lazy.ts REPAIR_SPARE by default). */

@@ -29,9 +29,10 @@
 // --churn-chunks sampled chunks standing for --fill of the hosts' disks, run with darkfs's plan,
 // keeper, deliveries, handovers and repair cap on the hosts' uplinks in virtual time, for each of
 // --failure-timeouts (minutes; 'default' is darkfs's DEFAULT_FAILURE_TIMEOUT_MS, whose figures
-// carry no timeout in their key, run as darkfs runs by default (no repair delay: every host
-// declared gone is rebuilt for at once) and again with lazy repair (`.lazy.` keys) at
-// --repair-delay minutes ('default': DEFAULT_REPAIR_DELAY_MS, 24 h; --repair-spare fragments
+// carry no timeout in their key, run eagerly (no repair delay: every host declared gone is
+// rebuilt for at once, as a host given only --failure-timeout repairs) and with lazy repair as
+// darkfs runs by default (`.lazy.` keys) at --repair-delay minutes ('default':
+// DEFAULT_REPAIR_DELAY_MS, 72 h; --repair-spare fragments
 // beyond k kept live, keeper/lazy.ts REPAIR_SPARE; other choices carry them in their key); the
 // longer timeouts run eager; --failure-timeouts-large beyond 2,000 hosts, for time);
 // --repair-order: the order keepers take the chunks waiting for their repair cap in ('fifo': as
@@ -197,7 +198,7 @@ for (const hosts of churnHosts) {
     log
   })
   const hostHours = hosts * Number(values.days) * 24
-  // (from the run with darkfs's defaults, when it ran)
+  // (from the eager run, when it ran: hosts declared gone and back do not depend on the repair delay)
   if (figures[`churn.h${hosts}.declared_gone`] !== undefined) churnRates.set(hosts, { gone: figures[`churn.h${hosts}.declared_gone`] / hostHours, returned: figures[`churn.h${hosts}.returned_after_gone`] / hostHours })
   put(figures)
 }

@@ -193,11 +193,14 @@ describe('sim repair under churn (tiny network)', () => {
       nothingRepaired(r)
     })
 
-    it('two holders away together: their shared chunks (k live) get one fragment back at once, the others wait', () => {
+    it('two holders away together: with a spare of 1 their shared chunks (k live) get one fragment back at once, the others wait; with none (the default) all wait', () => {
       // with 12 hosts and n = 6 each chunk is on one XOR half: hosts 4 and 5 hold the same chunks,
       // host 3 the other half's; all three away, only the chunks of 4 and 5 are down to k live
       const trace: TraceEvent[] = [3, 4, 5].map(host => ({ t: HOUR, host, kind: 'down' as const }))
-      const r = runChurn(lazy(trace, 3 * HOUR))
+      const none = runChurn(lazy(trace, 3 * HOUR))
+      assert.equal(none.fragmentsRepaired + none.bytesFetched + none.bytesPushed, 0)
+      assert.equal(none.chunksLost, 0)
+      const r = runChurn({ ...lazy(trace, 3 * HOUR), repairSpare: 1 })
       assert.equal(r.awayDeclared, 3)
       assert.equal(r.lapsed, 0)
       assert.ok(r.fragmentsAtStart[3] > 0 && r.fragmentsAtStart[4] > 0)
