@@ -42,7 +42,7 @@
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import {
-  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, handovers, keyKadId, lazyPlan, repairDeliveries, repairRate, requeue
+  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, handovers, keyKadId, lazyPlan, rebuilderOf, repairDeliveries, repairRate, requeue
 } from '../../node/keeper/index.ts'
 import type { ChunkPlan, Holdings } from '../../node/keeper/index.ts'
 import { rankByRule } from '../../node/keeper/index.ts'
@@ -154,7 +154,7 @@ export interface ChurnOptions {
   failureTimeoutMs: number
   /**
    * Time a host may be away (from its disconnect) before its chunks are repaired whatever their
-   * spare (net/failure.ts repairDelay(); default: the failure timeout, no lazy window).
+   * spare (net/failure.ts repairDelay(); default here: the failure timeout, no lazy window; darkfs's is 72 h).
    */
   repairDelayMs?: number
   /** Fragments beyond k a chunk keeps on live hosts to wait for its away holders (lazy.ts REPAIR_SPARE by default). */
@@ -171,6 +171,11 @@ export interface ChurnOptions {
   latencyMs: number
   /** Virtual time the run covers (ms). */
   duration: number
+  /**
+   * Who rebuilds a chunk: 'holder' (darkfs's, repair.ts rebuilderOf()): its keeper, or a live
+   * holder on a much faster uplink when the keeper's is thin; 'keeper': the keeper always.
+   */
+  rebuilder?: 'keeper' | 'holder'
   /** Reads sampled (finding who holds a fragment) this often, ms; 0: none. */
   lookupEveryMs?: number
   /** How long a DOWN notice takes to reach a reader (the gossip's dissemination delay), ms. */
@@ -234,6 +239,19 @@ export interface ChurnResult {
   fragmentsAtEnd: Uint32Array
   /** Sampled chunks whose every fragment is on a distinct live member at the end (their plan's health 'redundant'). */
   redundantAtEnd: number
+}
+
+/**
+ * When a pass whose reads can start at `startBy` at the earliest is passed again, as darkfs's
+ * REPAIR_CHUNK_TIMEOUT_MS (`patience`: at least a sampled read's length) times out its reads:
+ * `startBy - patience`, strictly after `now`; undefined when the reads start in time and the
+ * repair goes ahead. (Compared as `startBy > now + patience`, one ulp held while `startBy -
+ * patience` rounded to `now`, and seed 16's run passed five chunks again at one virtual time
+ * without end: over 20 CPU-minutes, never done.)
+ */
+export function deferredTo (now: number, startBy: number, patience: number): number | undefined {
+  const retry = startBy - patience
+  return retry > now ? retry : undefined
 }
 
 /** Chunks' availability is sampled this often (virtual ms). */
@@ -468,8 +486,23 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   /** A keeper's pass over chunk c: plan, deliver what is missing, hand over what is not wanted. */
   const W = (c: number, line: () => string): void => { if (c === o.watch) o.watchLog!(`${(q.now / HOUR).toFixed(2)} h c${c}: ${line()}`) }
   const hs = (c: number): string => held[c].map((s, j) => `f${j}[${[...s].map(h => `${h}${up[h] === 1 ? '' : member[h] === 1 ? '~' : '-'}/${o.uplinks[h] / 1e6}`).join(' ')}]`).join(' ')
+  /**
+   * The host that rebuilds chunk c (repair.ts rebuilderOf()): its keeper, or a live holder on an
+   * uplink over 1 / THIN_KEEPER_SHARE times the keeper's (o.rebuilder 'keeper': the keeper always).
+   */
+  const uplinkOf = (peer: string): number | undefined => o.uplinks[index.get(peer)!]
+  const rebuilder = (c: number, keeper: number | undefined): number | undefined => {
+    if (keeper === undefined || o.rebuilder === 'keeper') return keeper
+    const live = new Set<string>()
+    const heldLive = held[c].map(s => {
+      const out = new Set<string>()
+      for (const h of s) if (up[h] === 1) { out.add(peers[h]); live.add(peers[h]) }
+      return out
+    })
+    return index.get(rebuilderOf(peers[keeper], { held: heldLive }, live, uplinkOf)!)
+  }
   const pass = (c: number): void => {
-    const keeperIdx = Array.from(cand[c]).find(h => up[h] === 1)
+    const keeperIdx = rebuilder(c, Array.from(cand[c]).find(h => up[h] === 1))
     W(c, () => `pass keeper ${keeperIdx} (${o.uplinks[keeperIdx ?? 0] / 1e6} Mb) live ${liveCount(c)} clocks ${clocks.map(x => ((x[keeperIdx ?? 0] - q.now) / HOUR).toFixed(1)).join('/')} h ahead; ${hs(c)}`)
     if (keeperIdx === undefined) return
     // a keeper works through its chunks at its repair cap: one whose cap is taken further ahead
@@ -541,10 +574,11 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     // uplink (the two interleave), not behind a queue of them
     const startBy = sources.reduce((t, h) => Math.max(t, links.startAt(h, now, urgentLane)), now)
     const patience = sources.reduce((t, h) => Math.max(t, fragBytes * o.scale / links.rate(h)), REPAIR_CHUNK_TIMEOUT_MS)
-    if (startBy > now + patience) {
+    const retry = deferredTo(now, startBy, patience)
+    if (retry !== undefined) {
       r.deferred++
       W(c, () => `reads from ${sources.join(' ')} cannot start before ${(startBy / HOUR).toFixed(1)} h: passed again then`)
-      schedule(c, startBy - patience)
+      schedule(c, retry)
       return
     }
     let ready = now
@@ -553,8 +587,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       r.bytesFetched += fragBytes * o.scale
     }
     // pushes from the keeper's uplink, through its repair cap
-    let landed = ready
     const lands: Array<{ j: number, h: number }> = []
+    const starts: number[] = []
     for (const { j, to } of missing) {
       for (const peer of to) {
         const h = index.get(peer)!
@@ -564,31 +598,47 @@ export function runChurn (o: ChurnOptions): ChurnResult {
         // REPAIR_CONCURRENCY chunks at once, so its cap pushes another chunk's fragments while
         // this one's fetches come over their holders' uplinks (taken from `ready`, the cap
         // idled for the fetches' hours and a thin keeper did one sampled repair at a time)
-        const start = Math.max(ready, capTake(keeperIdx, now, fragBytes * o.scale, tier) - fragBytes * o.scale / capPerMs[keeperIdx])
-        landed = Math.max(landed, links.send(keeperIdx, fragBytes, start, o.latencyMs, o.scale, urgentLane))
-        r.bytesPushed += fragBytes * o.scale
+        starts.push(Math.max(ready, capTake(keeperIdx, now, fragBytes * o.scale, tier) - fragBytes * o.scale / capPerMs[keeperIdx]))
       }
     }
     busy[c] = 1
     r.repairs++
-    if (keeperIdx === o.watchKeeper) o.watchLog!(`${(q.now / HOUR).toFixed(2)} h keeper ${keeperIdx}: c${c} tier ${tier} live ${liveCount(c)} ${p.health} fetched by ${(ready / HOUR).toFixed(1)} lands ${(landed / HOUR).toFixed(1)} h; pushes ${missing.map(x => `f${x.j}->${x.to.map(t => index.get(t)).join('+')}`).join(' ')}; queues ${queues.map(w => w.list[keeperIdx].length).join('/')}`)
-    W(c, () => `repair: fetched by ${(ready / HOUR).toFixed(1)} h, lands ${(landed / HOUR).toFixed(1)} h, pushes ${missing.map(x => `f${x.j}->${x.to.map(t => index.get(t)).join('+')}`).join(' ')}`)
-    q.at(landed, () => {
-      W(c, () => `landed; ${hs(c)}`)
-      busy[c] = 0
-      r.repairMs.push(landed - now)
-      for (const { j, h } of lands) {
-        // a target that left for good meanwhile did not take it (its next pass sends it again);
-        // one only away at the end took it: a sampled repair stands for `scale` real ones pushed
-        // one after another over the hours it takes, most of them while the target was up (with
-        // the target up at the landing only, a fifth of the hosts away at any time and sampled
-        // repairs 30 h long on a thin keeper, most sampled pushes were lost and sent again, each
-        // taking the keeper's cap that long again: a chunk at k waited weeks for its fragment)
-        if (disk[h] === 1 && !held[c][j].has(h)) { held[c][j].add(h); r.fragmentsRepaired += o.scale }
-      }
-      again[c] = 0
-      schedule(c, q.now)
-    })
+    const pushes = missing.map(x => `f${x.j}->${x.to.map(t => index.get(t)).join('+')}`).join(' ')
+    const land = (landed: number): void => {
+      if (keeperIdx === o.watchKeeper) o.watchLog!(`${(now / HOUR).toFixed(2)} h keeper ${keeperIdx}: c${c} tier ${tier} live ${liveCount(c)} ${p.health} fetched by ${(ready / HOUR).toFixed(1)} lands ${(landed / HOUR).toFixed(1)} h; pushes ${pushes}; queues ${queues.map(w => w.list[keeperIdx].length).join('/')}`)
+      W(c, () => `repair (passed at ${(now / HOUR).toFixed(2)} h): fetched by ${(ready / HOUR).toFixed(1)} h, lands ${(landed / HOUR).toFixed(1)} h, pushes ${pushes}`)
+      q.at(landed, () => {
+        W(c, () => `landed; ${hs(c)}`)
+        busy[c] = 0
+        r.repairMs.push(landed - now)
+        for (const { j, h } of lands) {
+          // a target that left for good meanwhile did not take it (its next pass sends it again);
+          // one only away at the end took it: a sampled repair stands for `scale` real ones pushed
+          // one after another over the hours it takes, most of them while the target was up (with
+          // the target up at the landing only, a fifth of the hosts away at any time and sampled
+          // repairs 30 h long on a thin keeper, most sampled pushes were lost and sent again, each
+          // taking the keeper's cap that long again: a chunk at k waited weeks for its fragment)
+          if (disk[h] === 1 && !held[c][j].has(h)) { held[c][j].add(h); r.fragmentsRepaired += o.scale }
+        }
+        again[c] = 0
+        schedule(c, q.now)
+      })
+    }
+    if (starts.length === 0) { land(ready); return }
+    // each push enters the keeper's uplink when its cap lets it go (the Repairer's limiter.take()
+    // before swarm.push()): until then the uplink serves other reads. (Booked on the uplink's
+    // queue at once, a push the cap held for a day blocked the reads of other keepers' repairs
+    // from this host for that day, the uplink idle: a thin keeper's own queue stalled its
+    // neighbours' rebuilds.)
+    let landed = ready
+    let left = starts.length
+    for (const start of starts) {
+      q.at(start, () => {
+        landed = Math.max(landed, links.send(keeperIdx, fragBytes, q.now, o.latencyMs, o.scale, urgentLane))
+        r.bytesPushed += fragBytes * o.scale
+        if (--left === 0) land(landed)
+      })
+    }
   }
 
   /**

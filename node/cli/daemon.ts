@@ -353,7 +353,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       offline: () => presence.offline(),
       // copies this host must hold are fetched by its own passes; a keeper leaves them to the
       // peers that announce they do the same (keeper/repair.ts keeperDeliveries)
-      ...(features.supports(host.peerId, FEATURE_PULL) ? { pulls: (peer: string) => features.supports(peer, FEATURE_PULL) } : {})
+      ...(features.supports(host.peerId, FEATURE_PULL) ? { pulls: (peer: string) => features.supports(peer, FEATURE_PULL) } : {}),
+      // a thin keeper leaves a rebuild to a live holder on a much faster uplink (keeper/repair.ts
+      // rebuilderOf): the rates hosts configured (`--uplink`), which every host learns alike
+      uplinkOf: (peer: string) => peer === host.peerId ? opts.uplink : uplinks.book.get(peer)?.source === 'configured' ? uplinks.book.get(peer)?.bytesPerSecond : undefined
     }, { ...opts.keep, repairBytesPerSecond: opts.keep?.repairBytesPerSecond ?? repairRate(upload) })
     closers.push(keep.stop)
     await spaceNotices.start()

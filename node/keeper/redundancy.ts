@@ -85,6 +85,8 @@ export interface RedundancyComponents {
   offline?: () => boolean
   /** Given when this host fetches the copies it must hold itself: which peers do too (repair.ts RepairComponents.pulls). */
   pulls?: (peer: string) => boolean
+  /** The uplink a host configured (bytes/s), this one included, when known (repair.ts RepairComponents.uplinkOf). */
+  uplinkOf?: (peer: string) => number | undefined
 }
 
 export interface HealthOptions extends AbortOptions {
@@ -139,6 +141,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     custody: c.custody,
     placing: c.placing,
     pulls: c.pulls,
+    uplinkOf: c.uplinkOf,
     chunks: async (opts) => {
       // the chunks of the manifests the last listing read (they never change): not read again
       const r = await retained(c.volume, retentionMs, { ...opts, known })

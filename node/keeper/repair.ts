@@ -174,6 +174,14 @@ export interface RepairComponents {
    * keeper relays every copy itself, as hosts of older versions do.
    */
   pulls?: (peer: string) => boolean
+  /**
+   * The uplink (bytes/s) a host configured, this one included (`--uplink`), when known: a keeper
+   * on a thin uplink leaves a chunk's rebuild to a live holder on a much faster one
+   * (rebuilderOf()). Configured rates only, which every host learns alike (measured ones differ
+   * from host to host, and two hosts could each take the other for the rebuilder). Not given:
+   * the keeper rebuilds.
+   */
+  uplinkOf?: (peer: string) => number | undefined
 }
 
 export interface RepairProgress {
@@ -755,7 +763,8 @@ export class Repairer extends EventTarget {
             if (!leaving && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
             if (p.health !== 'redundant') unsettled(p.health)
             if (p.health === 'lost') short.add(ref)
-            const keeper = keeperOf(ref, live, this.c.policy)
+            // its keeper, or a live holder on a much faster uplink when the keeper's is thin
+            const keeper = rebuilderOf(keeperOf(ref, live, this.c.policy), p, live, this.c.uplinkOf)
             const mine = opts.all === true || (keeper === self && this.c.placing?.(ref.cid!.toString()) !== true)
             // hosts asked about this chunk that did not answer (a have-query cut by a trim, a
             // dial that failed): the plan takes them to hold nothing, but they may hold their
@@ -1033,6 +1042,39 @@ interface PassView {
   away: string[]
   /** Repairer.view() as of then: the view changed when this did. */
   key: string
+}
+
+/**
+ * A keeper whose known uplink is under this share of a live holder's leaves the chunk's rebuild
+ * to the fastest such holder (rebuilderOf()).
+ */
+export const THIN_KEEPER_SHARE = 0.25
+
+/**
+ * The live host that rebuilds and delivers chunk `p`'s missing fragments: its keeper, unless the
+ * keeper's uplink is known and under THIN_KEEPER_SHARE of a live holder's; then the live holder
+ * of a fragment with the fastest known uplink (equal ones: the smallest peer id, so every host
+ * names the same one). A keeper on a thin uplink pushes through a repair cap of 64 KiB/s, and a
+ * neighbourhood of them held chunks at k live fragments for days while a holder on fibre idled
+ * (npm run sim, 1,000 hosts, seed 15: chunks lost whose last holders left 15 days apart). The
+ * holder holds a fragment already, so the rebuild reads no more than the keeper's (k - 1). An
+ * uplink not known (`uplinkOf` undefined, or no rate for the peer) changes nothing: the keeper.
+ */
+export function rebuilderOf (keeper: string | undefined, p: Pick<ChunkPlan, 'held'>, live: ReadonlySet<string>, uplinkOf?: (peer: string) => number | undefined): string | undefined {
+  if (keeper === undefined || uplinkOf === undefined) return keeper
+  const own = uplinkOf(keeper)
+  if (own === undefined) return keeper
+  let best = keeper
+  let bestRate = own / THIN_KEEPER_SHARE
+  for (const hs of p.held) {
+    for (const h of hs) {
+      if (h === keeper || !live.has(h)) continue
+      const rate = uplinkOf(h)
+      if (rate === undefined) continue
+      if (rate > bestRate || (rate === bestRate && best !== keeper && h < best)) { best = h; bestRate = rate }
+    }
+  }
+  return best
 }
 
 /**

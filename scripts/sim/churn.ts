@@ -29,9 +29,10 @@ export interface ChurnFigureOptions {
   /** Share of the hosts' disks holding data (sets how many real chunks a sampled one stands for). */
   fill: number
   /**
-   * Failure timeouts run (ms): the first is darkfs's default, run with darkfs's default repair
-   * delay (none: every host declared gone is rebuilt for at once) and again lazily (`.lazy.` keys:
-   * --repair-delay, --repair-spare); the others, eager, show what a longer failure timeout alone buys.
+   * Failure timeouts run (ms): the first is darkfs's default, run eagerly (every host declared
+   * gone rebuilt for at once, as a host given only --failure-timeout repairs) and lazily, as darkfs
+   * runs by default (`.lazy.` keys: --repair-delay, --repair-spare); the others, eager, show what a
+   * longer failure timeout alone buys.
    */
   timeouts: number[]
   /** The lazy run's repair delay (ms; net/failure.ts DEFAULT_REPAIR_DELAY_MS). */
@@ -42,6 +43,8 @@ export interface ChurnFigureOptions {
   order: 'fifo' | 'urgent'
   /** Requeued chunks go ahead of their keeper's queued repairs (harness/sim/churn.ts ChurnOptions.jump; darkfs's: true). */
   jump: boolean
+  /** Who rebuilds a chunk (harness/sim/churn.ts ChurnOptions.rebuilder; darkfs's: 'holder'). */
+  rebuilder: 'keeper' | 'holder'
   /** Which of the first timeout's runs ('eager', 'lazy') and the lookup figures ('lookup') to run. */
   runs: ReadonlySet<string>
   latencyMs: number
@@ -71,7 +74,7 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   const chunkSeed = o.seed * 7 + 1
   const run = (t: TraceEvent[], timeout: number, extra: Partial<Parameters<typeof runChurn>[0]> = {}): ChurnResult => runChurn({
     hosts, uplinks, initial: o.hosts, trace: t, chunks: o.chunks, scale, k, m, chunkBytes: CHUNK_SIZE, failureTimeoutMs: timeout,
-    latencyMs: o.latencyMs, duration, rand: prng(chunkSeed), ...extra
+    latencyMs: o.latencyMs, duration, rand: prng(chunkSeed), rebuilder: o.rebuilder, ...extra
   })
   out[`${pre}.k`] = k
   out[`${pre}.m`] = m
@@ -91,11 +94,12 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   out[`${pre}.oracle.repair_bytes`] = Math.round(oracleBytes)
   out[`${pre}.oracle.chunks_lost`] = oracle.chunksLost
   // the keepers' order, darkfs's ('urgent') carries nothing in the keys
-  const order = (o.order === 'urgent' ? '' : `.order_${o.order}`) + (o.jump ? '' : '.no_jump')
+  const order = (o.order === 'urgent' ? '' : `.order_${o.order}`) + (o.jump ? '' : '.no_jump') + (o.rebuilder === 'holder' ? '' : `.rebuilder_${o.rebuilder}`)
   const runs: Array<{ timeout: number, delay: number, p: string }> = o.timeouts.flatMap((timeout, i) => i === 0
     ? [
-        // darkfs's default (repairDelay(): no lazy window) carries nothing in its key; the lazy run
-        // (--repair-delay, --repair-spare) carries `.lazy` and the choices that are not the defaults
+        // eager (repairDelay() of a failure timeout alone: no lazy window) carries nothing in its
+        // key; the lazy run (darkfs's default; --repair-delay, --repair-spare) carries `.lazy` and
+        // the choices that are not darkfs's defaults
         ...o.runs.has('eager') ? [{ timeout, delay: repairDelay(timeout), p: pre + order }] : [],
         ...o.runs.has('lazy') ? [{ timeout, delay: o.repairDelayMs, p: `${pre}.lazy` + (o.repairDelayMs === DEFAULT_REPAIR_DELAY_MS ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) + order }] : []
       ]

@@ -10,7 +10,7 @@
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
-//                  [--repair-delay default] [--repair-spare 1] [--repair-order urgent] [--repair-jump yes]
+//                  [--repair-delay default] [--repair-spare 1] [--repair-order urgent] [--repair-jump yes] [--rebuilder holder]
 //                  [--churn-runs eager,lazy,lookup]
 //                  [--lookup-churn-per-hour 0.1] [--lookup-hours 24] [--lookup-every 10]
 // --hosts '' skips the placement figures, --reconcile-ops 0 the reconcile ones, --gossip-hosts ''
@@ -29,9 +29,10 @@
 // --churn-chunks sampled chunks standing for --fill of the hosts' disks, run with darkfs's plan,
 // keeper, deliveries, handovers and repair cap on the hosts' uplinks in virtual time, for each of
 // --failure-timeouts (minutes; 'default' is darkfs's DEFAULT_FAILURE_TIMEOUT_MS, whose figures
-// carry no timeout in their key, run as darkfs runs by default (no repair delay: every host
-// declared gone is rebuilt for at once) and again with lazy repair (`.lazy.` keys) at
-// --repair-delay minutes ('default': DEFAULT_REPAIR_DELAY_MS, 24 h; --repair-spare fragments
+// carry no timeout in their key, run eagerly (no repair delay: every host declared gone is
+// rebuilt for at once, as a host given only --failure-timeout repairs) and with lazy repair as
+// darkfs runs by default (`.lazy.` keys) at --repair-delay minutes ('default':
+// DEFAULT_REPAIR_DELAY_MS, 72 h; --repair-spare fragments
 // beyond k kept live, keeper/lazy.ts REPAIR_SPARE; other choices carry them in their key); the
 // longer timeouts run eager; --failure-timeouts-large beyond 2,000 hosts, for time);
 // --repair-order: the order keepers take the chunks waiting for their repair cap in ('fifo': as
@@ -39,7 +40,9 @@
 // ahead of the queued repairs, as the Repairer orders its pass: lazy.ts byUrgency());
 // --repair-jump no: a chunk found short of k that a returning host ranks first for waits in its
 // keeper's queue like any other (`.no_jump` in the keys; darkfs's, yes: it goes ahead of every
-// repair queued, repair.ts requeue()); --churn-runs: which of the first timeout's eager and lazy
+// repair queued, repair.ts requeue()); --rebuilder keeper: a chunk's keeper rebuilds it whatever
+// its uplink (`.rebuilder_keeper` in the keys; darkfs's, holder: a live holder on a much faster
+// uplink rebuilds for a thin keeper, repair.ts rebuilderOf()); --churn-runs: which of the first timeout's eager and lazy
 // runs and the lookup figures to run (the oracle always runs); and an
 // oracle that sees the permanent losses and joins only: repair bytes ÷ the oracle's, chunks lost
 // (and those lost whatever the policy: their last m + 1 fragments gone within a failure timeout),
@@ -88,6 +91,7 @@ const { values } = parseArgs({
     'repair-spare': { type: 'string', default: String(REPAIR_SPARE) },
     'repair-order': { type: 'string', default: 'urgent' },
     'repair-jump': { type: 'string', default: 'yes' },
+    rebuilder: { type: 'string', default: 'holder' },
     'churn-runs': { type: 'string', default: 'eager,lazy,lookup' },
     'lookup-churn-per-hour': { type: 'string', default: '0.1' },
     'lookup-hours': { type: 'string', default: '24' },
@@ -183,6 +187,7 @@ for (const hosts of churnHosts) {
     repairSpare: Number(values['repair-spare']),
     order: values['repair-order'] === 'urgent' ? 'urgent' : 'fifo',
     jump: values['repair-jump'] !== 'no',
+    rebuilder: values.rebuilder === 'keeper' ? 'keeper' : 'holder',
     runs: new Set(values['churn-runs'].split(',')),
     latencyMs: latency,
     lookupChurnPerHour: Number(values['lookup-churn-per-hour']),
@@ -193,7 +198,7 @@ for (const hosts of churnHosts) {
     log
   })
   const hostHours = hosts * Number(values.days) * 24
-  // (from the run with darkfs's defaults, when it ran)
+  // (from the eager run, when it ran: hosts declared gone and back do not depend on the repair delay)
   if (figures[`churn.h${hosts}.declared_gone`] !== undefined) churnRates.set(hosts, { gone: figures[`churn.h${hosts}.declared_gone`] / hostHours, returned: figures[`churn.h${hosts}.returned_after_gone`] / hostHours })
   put(figures)
 }

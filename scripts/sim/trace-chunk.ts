@@ -3,7 +3,7 @@
 // Also prints the chunks lost. Same network, trace and chunks as `npm run sim` with that seed.
 //
 //   npx node scripts/sim/trace-chunk.ts [--seed 15] [--run eager|lazy|oracle] [--chunk N] [--keeper H]
-//                                       [--repair-delay 4320] [--repair-spare 0]
+//                                       [--repair-delay 4320] [--repair-spare 0] [--days 30] [--rebuilder holder|keeper]
 // --keeper H also prints every repair host H makes as a keeper.
 import { parseArgs } from 'node:util'
 import { CHUNK_SIZE } from '../../node/data/index.ts'
@@ -21,7 +21,9 @@ const { values } = parseArgs({
     chunk: { type: 'string', default: '-1' },
     keeper: { type: 'string', default: '-1' },
     'repair-delay': { type: 'string', default: '4320' },
-    'repair-spare': { type: 'string', default: '0' }
+    'repair-spare': { type: 'string', default: '0' },
+    days: { type: 'string', default: '30' },
+    rebuilder: { type: 'string', default: 'holder' }
   }
 })
 // as scripts/sim/index.ts and churn.ts draw them for --churn-hosts 1000 and the defaults
@@ -50,8 +52,9 @@ const r = runChurn({
   chunkBytes: CHUNK_SIZE,
   failureTimeoutMs: DEFAULT_FAILURE_TIMEOUT_MS,
   latencyMs: 30,
-  duration,
+  duration: Math.min(duration, Number(values.days) * 24 * HOUR),
   rand: prng(seed * 7 + 1),
+  rebuilder: values.rebuilder === 'keeper' ? 'keeper' : 'holder',
   ...(run === 'oracle'
     ? {}
     : { repairDelayMs: run === 'lazy' ? Number(values['repair-delay']) * 60_000 : DEFAULT_FAILURE_TIMEOUT_MS, repairSpare: Number(values['repair-spare']), order: 'urgent' as const, jump: true }),

@@ -35,11 +35,12 @@ describe('lazy repair (node/keeper/lazy.ts)', () => {
     assert.deepEqual(repairDeliveries(plan(ref, holdings(live), members, live, 'h0', policy), live), [{ j: 5, to: ['h6'] }])
   })
 
-  it('a chunk down to k live fragments gives up only the away holder that restores its spare, the longest away first', () => {
+  it('a chunk down to k live fragments gives up only the away holder that restores its spare (1), the longest away first; with no spare (the default) it waits', () => {
     const live = new Set(hosts.filter(h => h !== 'h4' && h !== 'h5'))
     const members = [...live]
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy), live), [], 'spare 0: nothing rebuilt for an away host')
     // h4 went away first: its fragment is rebuilt (on h6, the next-ranked member); h5 is still waited for
-    const p = lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy)
+    const p = lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, 1)
     assert.deepEqual(repairDeliveries(p, live), [{ j: 4, to: ['h6'] }])
     assert.deepEqual(p.want[5], ['h5'])
     // h5 keeps fragment 5, the one presumed on it (planning again without h4 would assign h5
@@ -47,7 +48,7 @@ describe('lazy repair (node/keeper/lazy.ts)', () => {
     assert.deepEqual(p.want, [['h0'], ['h1'], ['h2'], ['h3'], ['h6'], ['h5']])
     assert.equal(p.health, 'degraded')
     // the other order gives up h5
-    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h5', 'h4'], live, 'h0', policy), live), [{ j: 5, to: ['h6'] }])
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h5', 'h4'], live, 'h0', policy, 1), live), [{ j: 5, to: ['h6'] }])
     // with two to spare (k + 2 wanted live), both are given up: every away fragment is rebuilt
     const two = lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, 2)
     assert.deepEqual(repairDeliveries(two, live), [{ j: 4, to: ['h6'] }, { j: 5, to: ['h7'] }])
@@ -139,12 +140,13 @@ describe('lazy repair (node/keeper/lazy.ts)', () => {
     }), { numRuns: 500 })
   })
 
-  it('one away holder and one suspect (k live): repaired at once, the suspect left alone as before', () => {
+  it('one away holder and one suspect (k live): with a spare of 1 repaired at once, the suspect left alone as before; with none, both waited for', () => {
     // h4 is a suspect (a member, not live), h5 away: only 4 fragments are on live hosts
     const live = new Set(hosts.filter(h => h !== 'h4' && h !== 'h5'))
     const members = hosts.filter(h => h !== 'h5')
-    const p = lazyPlan(ref, holdings(live), members, ['h5'], live, 'h0', policy)
+    const p = lazyPlan(ref, holdings(live), members, ['h5'], live, 'h0', policy, 1)
     assert.deepEqual(repairDeliveries(p, live), [{ j: 5, to: ['h6'] }])
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h5'], live, 'h0', policy), live), [])
   })
 
   it('with nobody away it is plan(), and a joiner still takes over its fragment (a move, not a repair)', () => {
@@ -163,20 +165,23 @@ describe('lazy repair (node/keeper/lazy.ts)', () => {
     const copies: ChunkRef = { offset: 0, size: 10, cid: cid(50), k: 1, m: 2, fragments: [cid(50), cid(50), cid(50)] }
     const held: Holdings = new Map([[cid(50).toString(), new Set(['h0', 'h1', 'h5'])]])
     assert.equal(liveFragments(copies, held, live), 2)
-    assert.equal(REPAIR_SPARE, 1)
-    assert.ok(mayWait(5, 4) && !mayWait(4, 4) && mayWait(2, 1) && !mayWait(1, 1))
+    assert.equal(REPAIR_SPARE, 0)
+    assert.ok(mayWait(4, 4) && !mayWait(3, 4) && mayWait(1, 1) && !mayWait(0, 1))
+    assert.ok(mayWait(5, 4, 1) && !mayWait(4, 4, 1) && mayWait(2, 1, 1) && !mayWait(1, 1, 1))
     assert.ok(!mayWait(5, 4, 2) && mayWait(6, 4, 2))
   })
 })
 
 describe('repairDelay (node/net/failure.ts)', () => {
-  it('24 h by default; the failure timeout when only that is set (tests, operators: no lazy window); never shorter than it', () => {
-    assert.equal(repairDelay(), DEFAULT_FAILURE_TIMEOUT_MS, 'no lazy window unless asked for')
+  it('72 h by default; the failure timeout when only that is set (tests, operators: no lazy window); never shorter than it', () => {
+    assert.equal(DEFAULT_REPAIR_DELAY_MS, 72 * 3600_000)
+    assert.equal(repairDelay(), DEFAULT_REPAIR_DELAY_MS, 'lazy by default')
     assert.equal(repairDelay(undefined, DEFAULT_REPAIR_DELAY_MS), DEFAULT_REPAIR_DELAY_MS)
     assert.equal(repairDelay(2000), 2000)
     assert.equal(repairDelay(2000, 60_000), 60_000)
     assert.equal(repairDelay(undefined, 3600_000), 3600_000)
     assert.equal(repairDelay(60_000, 1000), 60_000)
     assert.equal(repairDelay(undefined, 0), DEFAULT_FAILURE_TIMEOUT_MS)
+    assert.equal(repairDelay(DEFAULT_FAILURE_TIMEOUT_MS), DEFAULT_FAILURE_TIMEOUT_MS, 'a failure timeout alone: no lazy window')
   })
 })

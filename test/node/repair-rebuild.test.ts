@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
-import { Repairer } from '../../node/keeper/repair.ts'
+import { Repairer, THIN_KEEPER_SHARE, rebuilderOf } from '../../node/keeper/repair.ts'
 import type { RepairComponents } from '../../node/keeper/repair.ts'
 import { encodeChunk } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
@@ -34,14 +34,15 @@ interface World {
  * One chunk whose fragment j was placed on h_j; `gone` hosts are neither members nor live, `emptied` hosts
  * lost what they held. h0 is this host and, ranking first, the chunk's keeper.
  */
-function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], emptied: string[] = [], limiter?: RateLimiter, refuse = new Set<string>()): World {
+function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], emptied: string[] = [], limiter?: RateLimiter, refuse = new Set<string>(), self = 'h0', uplinkOf?: (peer: string) => number | undefined): World {
   const members = MEMBERS.filter(h => !gone.includes(h))
   const holds = new Map(MEMBERS.map(h => [h, new Set<string>()]))
   ref.fragments.forEach((f, j) => { if (!emptied.includes(MEMBERS[j])) holds.get(MEMBERS[j])!.add(f.toString()) })
   const w = { fetched: [], pulls: 0, pushed: new Map(), storedHere: [], holds } as unknown as World
-  const here = holds.get('h0')!
+  const here = holds.get(self)!
   const c = {
-    self: 'h0',
+    self,
+    uplinkOf,
     membership: { live: () => members, away: () => [], addEventListener: () => {}, removeEventListener: () => {} },
     policy: { members: () => members, copies: () => M + 1, rank: (_r: unknown, hs: string[], n: number) => MEMBERS.filter(h => hs.includes(h)).slice(0, n) },
     chunks: async () => ({ refs: [ref], unreadable: 0 }),
@@ -168,5 +169,51 @@ describe('Repairer: the bytes one chunk\'s repair moves (node/keeper/repair.ts)'
     assert.equal((await self.repairer.pass()).failed, 0)
     assert.equal(self.fetched.length, K)
     assert.deepEqual(taken, [])
+  })
+
+  describe('a keeper on a thin uplink (rebuilderOf)', () => {
+    // h0 (the keeper) on 1 Mbit/s, h2 (holds fragment 2) on 100 Mbit/s, the others unknown
+    const uplinks = new Map([['h0', 125_000], ['h2', 12_500_000]])
+    const uplinkOf = (peer: string): number | undefined => uplinks.get(peer)
+
+    it('leaves the rebuild to the live holder on the fastest uplink: the keeper moves nothing, the holder fetches k - 1 and pushes to the new target', async () => {
+      const keeper = world(ref, blocks, ['h3'], [], undefined, undefined, 'h0', uplinkOf)
+      const k = await keeper.repairer.pass()
+      assert.equal(k.failed, 0)
+      assert.equal(keeper.pulls, 0, 'the thin keeper fetches nothing')
+      assert.equal(keeper.pushed.size, 0, 'and pushes nothing')
+      const holder = world(ref, blocks, ['h3'], [], undefined, undefined, 'h2', uplinkOf)
+      const h = await holder.repairer.pass()
+      assert.equal(h.failed, 0)
+      assert.equal(holder.fetched.length, K - 1, 'k - 1: it holds fragment 2')
+      assert.ok(!holder.fetched.includes(ref.fragments[2].toString()))
+      assert.deepEqual([...holder.pushed], [[ref.fragments[3].toString(), ['h6']]])
+      assert.equal(h.fragmentsRepaired, 1)
+    })
+
+    it('the keeper rebuilds as before when no holder is much faster, or uplinks are not known', async () => {
+      const near = new Map([['h0', 125_000], ['h2', 125_000 / THIN_KEEPER_SHARE]])
+      for (const rates of [(p: string) => near.get(p), undefined]) {
+        const keeper = world(ref, blocks, ['h3'], [], undefined, undefined, 'h0', rates)
+        assert.equal((await keeper.repairer.pass()).fragmentsRepaired, 1)
+        assert.equal(keeper.fetched.length, K - 1)
+        const holder = world(ref, blocks, ['h3'], [], undefined, undefined, 'h2', rates)
+        assert.equal((await holder.repairer.pass()).fragmentsRepaired, 0)
+        assert.equal(holder.pulls + holder.pushed.size, 0)
+      }
+    })
+
+    it('rebuilderOf(): the keeper unless a live holder is over 1 / THIN_KEEPER_SHARE times faster; then the fastest, equals by peer id', () => {
+      const held = [new Set(['k']), new Set(['b', 'x']), new Set(['a']), new Set<string>()]
+      const live = new Set(['k', 'a', 'b'])
+      const of = (m: Record<string, number>) => (p: string) => m[p]
+      assert.equal(rebuilderOf('k', { held }, live, of({ k: 1, a: 8, b: 8 })), 'a', 'equals: the smallest id')
+      assert.equal(rebuilderOf('k', { held }, live, of({ k: 1, a: 8, b: 9 })), 'b')
+      assert.equal(rebuilderOf('k', { held }, live, of({ k: 1, a: 4, b: 2 })), 'k', 'four times is not enough')
+      assert.equal(rebuilderOf('k', { held }, live, of({ k: 1, x: 100 })), 'k', 'a holder that is not live')
+      assert.equal(rebuilderOf('k', { held }, live, of({ a: 100 })), 'k', 'the keeper\'s uplink not known')
+      assert.equal(rebuilderOf('k', { held }, live, undefined), 'k')
+      assert.equal(rebuilderOf(undefined, { held }, live, of({ a: 100 })), undefined)
+    })
   })
 })
