@@ -37,6 +37,9 @@
 // machine, by the cores it got, and its MiB/s say little); `repair.restore.MiBperCpuSecond`, the
 // MiB restored per second of that CPU, is the figure to compare across loads.
 //
+// DARKFS_BENCH_REPAIR_MARKS=1 prints the restore's start and end (CLOCK_MONOTONIC) on stderr,
+// to cut a `perf record -k CLOCK_MONOTONIC` profile to it.
+//
 // Bytes moved are the swarm's bytes sent by every host (blocks pushed and served; have-queries
 // are a few bytes per fragment). Unhandled promise rejections raised by other parts while the
 // bench runs are counted and reported (`repair.unhandledRejections`) instead of ending the run.
@@ -89,7 +92,7 @@ export async function run (): Promise<Record<string, number | string>> {
     let passStart: number | undefined
     const onGone = (): void => { declared = true }
     let cpuAtPass: NodeJS.CpuUsage | undefined
-    const onStart = (): void => { if (declared && passStart === undefined) { passStart = performance.now(); cpuAtPass = process.cpuUsage() } }
+    const onStart = (): void => { if (declared && passStart === undefined) { passStart = performance.now(); cpuAtPass = process.cpuUsage(); mark('restore start') } }
     for (const h of survivors) { h.keep.membership.addEventListener('gone', onGone); h.keep.repairer.addEventListener('start', onStart) }
     const start = performance.now()
     await Promise.all(victims.map(async v => { await v.stop() }))
@@ -99,6 +102,7 @@ export async function run (): Promise<Record<string, number | string>> {
     await until('repaired', async () => { if (!passesDone()) return false; const s = await hosts[0].keep.status(); return s.redundant === s.total }, PHASE_TIMEOUT_MS)
     const end = performance.now()
     const cpu = process.cpuUsage(cpuAtPass)
+    mark('restore end')
     for (const h of survivors) { h.keep.membership.removeEventListener('gone', onGone); h.keep.repairer.removeEventListener('start', onStart) }
     const seconds = (end - start) / 1000
     const restoreSeconds = (end - (passStart ?? start)) / 1000
@@ -139,6 +143,15 @@ export async function run (): Promise<Record<string, number | string>> {
     await t.run()
     process.off('unhandledRejection', onRejection)
   }
+}
+
+/**
+ * With DARKFS_BENCH_REPAIR_MARKS=1, the CLOCK_MONOTONIC time of a phase boundary on stderr, in
+ * seconds, to cut a profile to the restore: `perf record -k CLOCK_MONOTONIC ...`, then
+ * `perf report --time <start>,<end>`.
+ */
+function mark (what: string): void {
+  if (process.env.DARKFS_BENCH_REPAIR_MARKS === '1') console.error(`repair bench: ${what} at ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(6)}`)
 }
 
 /** Repair passes on every host until every chunk is redundant and nothing moves or drops. */
