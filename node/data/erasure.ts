@@ -820,8 +820,14 @@ export function isalBaseline (k: number, m: number, length: number, lost: number
     rows = lost.length
   }
   const tables = addon.initTables(k, rows, coeffs)
-  const sources = unfilledShards(k, size)
-  for (const s of sources) for (let i = 0; i < size; i++) s[i] = (i * 167 + 13) & 255
-  const targets = unfilledShards(rows, size)
+  // laid out as the codec's own work: the sources back to back in one buffer (a chunk's data
+  // shards are views of the chunk), the targets on SHARD_ALIGN strides in one ArrayBuffer (as
+  // encodeInto and ShardPool lay them out), so alignment and 4 KiB aliasing are alike in both
+  const chunk = new Uint8Array(k * size)
+  for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 167 + 13) & 255
+  const sources = Array.from({ length: k }, (_, j) => chunk.subarray(j * size, (j + 1) * size))
+  const stride = Math.ceil(size / SHARD_ALIGN) * SHARD_ALIGN
+  const out = new ArrayBuffer(rows * stride)
+  const targets = Array.from({ length: rows }, (_, r) => new Uint8Array(out, r * stride, size))
   return (times) => { addon.encodeLoop(size, k, rows, tables, sources, targets, times) }
 }
