@@ -367,6 +367,13 @@ export interface ErasureCodec {
    */
   encodeInto (data: Uint8Array, k: number, m: number, out: Uint8Array): Uint8Array[]
   reconstruct (shards: Array<Uint8Array | undefined>, k: number, m: number): Uint8Array[]
+  /**
+   * Shards `wanted` (indices) only, from at least k present: the present ones as given, the
+   * missing ones rebuilt, and no other shard computed or kept (a data shard missing beside a
+   * wanted parity shard is rebuilt on the way, as parity needs every data shard). Repair
+   * wants one or two of the n - k missing shards. The same checks and errors as reconstruct.
+   */
+  reconstructSome (shards: Array<Uint8Array | undefined>, k: number, m: number, wanted: number[]): Map<number, Uint8Array>
   decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array
 }
 
@@ -502,7 +509,8 @@ function createCodec (kernel: Kernel): ErasureCodec {
    */
   function rebuildData (shards: Array<Uint8Array | undefined>, k: number, m: number, size: number, present: number[], missing: number[], targets: Uint8Array[]): void {
     const used = present.slice(0, k) // every present data shard, then parity: `missing` follows from it
-    const decoder = cached(decoders, DECODE_CACHE_ENTRIES, `${k},${m}:${used.join(',')}`, () => {
+    // the rows depend on the shards used and on the ones rebuilt (reconstructSome rebuilds a subset)
+    const decoder = cached(decoders, DECODE_CACHE_ENTRIES, `${k},${m}:${used.join(',')}>${missing.join(',')}`, () => {
       const matrix = codingMatrix(k, m)
       const sub = new Uint8Array(k * k)
       used.forEach((row, i) => sub.set(matrix.subarray(row * k, row * k + k), i * k))
@@ -550,6 +558,37 @@ function createCodec (kernel: Kernel): ErasureCodec {
     return out
   }
 
+  function reconstructSome (shards: Array<Uint8Array | undefined>, k: number, m: number, wanted: number[]): Map<number, Uint8Array> {
+    const { size, present } = survey(shards, k, m)
+    if (!Array.isArray(wanted) || wanted.some(j => !Number.isInteger(j) || j < 0 || j >= k + m)) throw new ErasureError(`wanted must be shard indices below ${k + m}`)
+    const want = [...new Set(wanted)].sort((a, b) => a - b)
+    const missingParity = want.filter(j => j >= k && shards[j] == null)
+    // parity is coded from every data shard: with a parity shard to rebuild, every missing data
+    // shard is rebuilt too (kept only when wanted); else only the data shards wanted
+    const missingData = missingParity.length > 0 ? absent(shards, 0, k) : want.filter(j => j < k && shards[j] == null)
+    const made = unfilledShards(missingData.length + missingParity.length, size)
+    const data = Array.from({ length: k }, (_, i) => shards[i]) as Uint8Array[]
+    if (missingData.length > 0) {
+      const rebuilt = made.slice(0, missingData.length)
+      rebuildData(shards, k, m, size, present, missingData, rebuilt)
+      missingData.forEach((j, i) => { data[j] = rebuilt[i] })
+    }
+    const out = new Map<number, Uint8Array>()
+    if (missingParity.length > 0) {
+      const parity = parityRows(k, m)
+      const rows = cached(matrices, MATRIX_CACHE_ENTRIES, `p${k},${m}:${missingParity.join(',')}`, () => {
+        const r = new Uint8Array(missingParity.length * k)
+        missingParity.forEach((p, i) => r.set(parity.subarray((p - k) * k, (p - k + 1) * k), i * k))
+        return r
+      })
+      const rebuilt = made.slice(missingData.length)
+      kernel.mul(rows, k, missingParity.length, data, rebuilt, size)
+      missingParity.forEach((p, i) => out.set(p, rebuilt[i]))
+    }
+    for (const j of want) if (!out.has(j)) out.set(j, j < k ? data[j] : shards[j] as Uint8Array)
+    return out
+  }
+
   function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
     checkLength(length)
     const { size, present } = survey(shards, k, m)
@@ -574,7 +613,7 @@ function createCodec (kernel: Kernel): ErasureCodec {
     return out
   }
 
-  return { codec: kernel.name, encode, encodeInto, reconstruct, decode }
+  return { codec: kernel.name, encode, encodeInto, reconstruct, reconstructSome, decode }
 }
 
 /** Both implementations, for tests and benchmarks; `native` is undefined when the addon is absent. */
@@ -706,6 +745,11 @@ export class ShardPool {
  */
 export function reconstruct (shards: Array<Uint8Array | undefined>, k: number, m: number): Uint8Array[] {
   return best.reconstruct(shards, k, m)
+}
+
+/** Shards `wanted` alone, present or rebuilt (ErasureCodec.reconstructSome). */
+export function reconstructSome (shards: Array<Uint8Array | undefined>, k: number, m: number, wanted: number[]): Map<number, Uint8Array> {
+  return best.reconstructSome(shards, k, m, wanted)
 }
 
 /** The original `length` bytes from any k shards (no arithmetic when the data shards are all present). */
