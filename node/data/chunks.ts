@@ -290,17 +290,19 @@ function rebuiltDataMatch (ref: ChunkRef, fragments: Array<Uint8Array | undefine
 /**
  * Fragments `wanted` (indexes) of an erasure-coded chunk, rebuilt in one decode from any k of
  * its fragments (`fragments[j]`, undefined where absent; those given must be the right bytes),
- * each checked against its CID. Only the shards missing from `fragments` are computed; the
+ * each checked against its CID. Only the wanted shards missing from `fragments` are computed
+ * (and a missing data shard a wanted parity shard is coded from); the
  * chunk itself is neither assembled nor hashed. Throws ManifestError for a replicated (k = 1)
  * or hole ref, or when a fragment rebuilds to bytes other than its CID names.
  */
 export function rebuildFragments (ref: ChunkRef, fragments: Array<Uint8Array | undefined>, wanted: number[]): Map<number, Uint8Array> {
   if (ref.cid === null || ref.k === 1) throw new ManifestError(`chunk ${String(ref.cid)} has no erasure-coded fragments to rebuild`)
   const n = ref.k + ref.m
-  const shards = erasure.reconstruct(Array.from({ length: n }, (_, j) => fragments[j]), ref.k, ref.m)
+  // only the wanted shards: repair rebuilds the one (or two) lost of the n - k not at hand
+  const shards = erasure.reconstructSome(Array.from({ length: n }, (_, j) => fragments[j]), ref.k, ref.m, wanted)
   const out = new Map<number, Uint8Array>()
   for (const j of wanted) {
-    const bytes = shards[j]
+    const bytes = shards.get(j)!
     if (fragments[j] === undefined && !matches(ref.fragments[j], bytes)) throw new ManifestError(`fragment ${j} of chunk ${ref.cid.toString()} rebuilt to the wrong bytes`)
     out.set(j, bytes)
   }

@@ -359,7 +359,21 @@ const native = loadNative()
 export interface ErasureCodec {
   readonly codec: string
   encode (data: Uint8Array, k: number, m: number): Uint8Array[]
+  /**
+   * encode, with the shards it makes (parity, zero-padded data) written into the caller's `out`
+   * (at least encodeOutputBytes(data.length, k, m) bytes, 4-byte aligned, not overlapping
+   * `data`) instead of fresh memory: the returned shards view `data` and `out`. Every byte of
+   * those shards is written; bytes of `out` between and after them are left as they were.
+   */
+  encodeInto (data: Uint8Array, k: number, m: number, out: Uint8Array): Uint8Array[]
   reconstruct (shards: Array<Uint8Array | undefined>, k: number, m: number): Uint8Array[]
+  /**
+   * Shards `wanted` (indices) only, from at least k present: the present ones as given, the
+   * missing ones rebuilt, and no other shard computed or kept (a data shard missing beside a
+   * wanted parity shard is rebuilt on the way, as parity needs every data shard). Repair
+   * wants one or two of the n - k missing shards. The same checks and errors as reconstruct.
+   */
+  reconstructSome (shards: Array<Uint8Array | undefined>, k: number, m: number, wanted: number[]): Map<number, Uint8Array>
   decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array
 }
 
@@ -394,6 +408,35 @@ function unfilledShards (count: number, size: number): Uint8Array[] {
   return Array.from({ length: count }, (_, i) => new Uint8Array(buf.buffer, buf.byteOffset + i * stride, size))
 }
 
+/**
+ * Bytes of output memory encodeInto needs for `length` bytes of data in k + m shards: the parity
+ * and the zero-padded data shards (the short last one, and any past the end), each starting on a
+ * multiple of SHARD_ALIGN bytes. 0 when there is nothing to make (m = 0, length a multiple of k).
+ */
+export function encodeOutputBytes (length: number, k: number, m: number): number {
+  checkParams(k, m)
+  const size = shardSize(length, k)
+  const whole = Math.min(k, Math.floor(length / size))
+  return (k - whole + m) * Math.ceil(size / SHARD_ALIGN) * SHARD_ALIGN
+}
+
+/**
+ * `count` shards of `size` bytes laid out in the caller's `out` as unfilledShards lays them out in
+ * its own allocation. Refuses (ErasureError) an `out` that is too small, not on a 4-byte boundary
+ * (the TypeScript kernel writes 32-bit words), or sharing a byte with `data`: the kernels would
+ * read bytes they had just overwritten.
+ */
+function shardsIn (out: Uint8Array, data: Uint8Array, count: number, size: number): Uint8Array[] {
+  if (!(out instanceof Uint8Array)) throw new ErasureError('out must be a Uint8Array')
+  const stride = Math.ceil(size / SHARD_ALIGN) * SHARD_ALIGN
+  if (out.byteLength < count * stride) throw new ErasureError(`out has ${out.byteLength} bytes, the shards need ${count * stride} (encodeOutputBytes)`)
+  if (out.byteOffset % 4 !== 0) throw new ErasureError(`out must start on a 4-byte boundary of its buffer (byteOffset ${out.byteOffset})`)
+  if (count > 0 && out.buffer === data.buffer && out.byteOffset < data.byteOffset + data.byteLength && data.byteOffset < out.byteOffset + count * stride) {
+    throw new ErasureError('out overlaps data: the shards would overwrite the bytes they are coded from')
+  }
+  return Array.from({ length: count }, (_, i) => out.subarray(i * stride, i * stride + size))
+}
+
 /** `length` bytes left unfilled (the same caveat as unfilledShards), a plain Uint8Array. */
 function unfilledBytes (length: number): Uint8Array {
   const buf = Buffer.allocUnsafeSlow(length)
@@ -404,12 +447,22 @@ function createCodec (kernel: Kernel): ErasureCodec {
   const decoders = new Map<string, { rows: Uint8Array, sources: number[] }>()
 
   function encode (data: Uint8Array, k: number, m: number): Uint8Array[] {
+    return encodeTo(data, k, m, undefined)
+  }
+
+  function encodeInto (data: Uint8Array, k: number, m: number, out: Uint8Array): Uint8Array[] {
+    return encodeTo(data, k, m, out)
+  }
+
+  /** encode; with `out`, the shards it makes are views of `out` (checked: big enough, aligned, apart from `data`). */
+  function encodeTo (data: Uint8Array, k: number, m: number, out: Uint8Array | undefined): Uint8Array[] {
     checkParams(k, m)
     if (!(data instanceof Uint8Array)) throw new ErasureError('data must be a Uint8Array')
     const size = shardSize(data.length, k)
     const whole = Math.min(k, Math.floor(data.length / size)) // data shards that are views of `data`
-    // the zero-padded data shards (the last, or past the end) and the parity: one allocation
-    const made = unfilledShards(k - whole + m, size)
+    // the zero-padded data shards (the last, or past the end) and the parity: one allocation,
+    // or the caller's `out`
+    const made = out === undefined ? unfilledShards(k - whole + m, size) : shardsIn(out, data, k - whole + m, size)
     const shards: Uint8Array[] = []
     for (let j = 0; j < k; j++) {
       const start = j * size
@@ -456,7 +509,8 @@ function createCodec (kernel: Kernel): ErasureCodec {
    */
   function rebuildData (shards: Array<Uint8Array | undefined>, k: number, m: number, size: number, present: number[], missing: number[], targets: Uint8Array[]): void {
     const used = present.slice(0, k) // every present data shard, then parity: `missing` follows from it
-    const decoder = cached(decoders, DECODE_CACHE_ENTRIES, `${k},${m}:${used.join(',')}`, () => {
+    // the rows depend on the shards used and on the ones rebuilt (reconstructSome rebuilds a subset)
+    const decoder = cached(decoders, DECODE_CACHE_ENTRIES, `${k},${m}:${used.join(',')}>${missing.join(',')}`, () => {
       const matrix = codingMatrix(k, m)
       const sub = new Uint8Array(k * k)
       used.forEach((row, i) => sub.set(matrix.subarray(row * k, row * k + k), i * k))
@@ -504,6 +558,37 @@ function createCodec (kernel: Kernel): ErasureCodec {
     return out
   }
 
+  function reconstructSome (shards: Array<Uint8Array | undefined>, k: number, m: number, wanted: number[]): Map<number, Uint8Array> {
+    const { size, present } = survey(shards, k, m)
+    if (!Array.isArray(wanted) || wanted.some(j => !Number.isInteger(j) || j < 0 || j >= k + m)) throw new ErasureError(`wanted must be shard indices below ${k + m}`)
+    const want = [...new Set(wanted)].sort((a, b) => a - b)
+    const missingParity = want.filter(j => j >= k && shards[j] == null)
+    // parity is coded from every data shard: with a parity shard to rebuild, every missing data
+    // shard is rebuilt too (kept only when wanted); else only the data shards wanted
+    const missingData = missingParity.length > 0 ? absent(shards, 0, k) : want.filter(j => j < k && shards[j] == null)
+    const made = unfilledShards(missingData.length + missingParity.length, size)
+    const data = Array.from({ length: k }, (_, i) => shards[i]) as Uint8Array[]
+    if (missingData.length > 0) {
+      const rebuilt = made.slice(0, missingData.length)
+      rebuildData(shards, k, m, size, present, missingData, rebuilt)
+      missingData.forEach((j, i) => { data[j] = rebuilt[i] })
+    }
+    const out = new Map<number, Uint8Array>()
+    if (missingParity.length > 0) {
+      const parity = parityRows(k, m)
+      const rows = cached(matrices, MATRIX_CACHE_ENTRIES, `p${k},${m}:${missingParity.join(',')}`, () => {
+        const r = new Uint8Array(missingParity.length * k)
+        missingParity.forEach((p, i) => r.set(parity.subarray((p - k) * k, (p - k + 1) * k), i * k))
+        return r
+      })
+      const rebuilt = made.slice(missingData.length)
+      kernel.mul(rows, k, missingParity.length, data, rebuilt, size)
+      missingParity.forEach((p, i) => out.set(p, rebuilt[i]))
+    }
+    for (const j of want) if (!out.has(j)) out.set(j, j < k ? data[j] : shards[j] as Uint8Array)
+    return out
+  }
+
   function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
     checkLength(length)
     const { size, present } = survey(shards, k, m)
@@ -528,7 +613,7 @@ function createCodec (kernel: Kernel): ErasureCodec {
     return out
   }
 
-  return { codec: kernel.name, encode, reconstruct, decode }
+  return { codec: kernel.name, encode, encodeInto, reconstruct, reconstructSome, decode }
 }
 
 /** Both implementations, for tests and benchmarks; `native` is undefined when the addon is absent. */
@@ -554,6 +639,105 @@ export function encode (data: Uint8Array, k: number, m: number): Uint8Array[] {
   return best.encode(data, k, m)
 }
 
+/** Shards from ShardPool.encode, and the way to give their memory back. */
+export interface PooledShards {
+  /** As encode's: views of `data` (whole data shards) and of the pool's memory (parity, padded). */
+  readonly shards: Uint8Array[]
+  /**
+   * Gives the pool's memory back for the next encode. Every shard made in it (parity, padded
+   * data) is detached at once, in whoever's hands it is: its length is 0 from then on, a read of
+   * it gives undefined and its methods throw TypeError, so a holder that was not done fails
+   * loudly instead of reading another chunk's bytes. Shards that view `data` are untouched.
+   * Call it only once nothing reads the shards any more, native work included: a threadpool job
+   * that was given one (sha256Many, writeBlock, fs writes, a socket write) reads through a raw
+   * pointer that a detach does not stop; wait for its promise to settle first. A second call
+   * throws ErasureError.
+   */
+  release (): void
+}
+
+/**
+ * Recycled output memory for encode (issue 15 item 7). An encode that makes its parity in fresh
+ * memory pays for that memory more than for the coding: the kernel's page faults and zeroing of
+ * new pages, then the collector's work to free it (scripts/bench/erasure.ts: ~0.1 of ISA-L's
+ * speed, ISA-L itself ~0.4 of the samples). A pool hands out the memory of released encodes
+ * again (same output size), so a caller that encodes, uses the shards and releases them codes
+ * into memory already mapped and in cache, as ISA-L's own benchmark does.
+ *
+ * Ownership: each encode's output is one ArrayBuffer that belongs to its PooledShards until
+ * release(); the pool never hands out a buffer that is not released, and release() detaches the
+ * released buffer (ArrayBuffer.prototype.transfer: the memory moves, without a copy, into a new
+ * ArrayBuffer the pool keeps), so no view made before the release can see what a later encode
+ * writes there. At most `maxFreeBytes` of released memory is kept; the rest goes to the collector.
+ * Memory never released is simply collected, as encode's: forgetting release() costs speed only.
+ */
+export class ShardPool {
+  /** Released buffers ready for reuse, by byte length. */
+  private readonly free = new Map<number, ArrayBuffer[]>()
+  private freeBytes = 0
+  private readonly maxFreeBytes: number
+  private readonly codec: ErasureCodec
+  /** made: fresh buffers allocated; reused: encodes into a released one; dropped: released past maxFreeBytes. */
+  readonly counters = { made: 0, reused: 0, released: 0, dropped: 0 }
+
+  constructor (opts: { maxFreeBytes?: number, codec?: ErasureCodec } = {}) {
+    this.maxFreeBytes = opts.maxFreeBytes ?? 16 << 20
+    this.codec = opts.codec ?? best
+  }
+
+  /** Bytes of released memory the pool holds for reuse. */
+  get freeByteCount (): number { return this.freeBytes }
+
+  /** encode(data, k, m), the shards it makes written into pooled memory. */
+  encode (data: Uint8Array, k: number, m: number): PooledShards {
+    const bytes = encodeOutputBytes(data.length, k, m)
+    if (bytes === 0) { // nothing made: the shards are views of `data`, which is not the pool's
+      const shards = this.codec.encode(data, k, m)
+      let done = false
+      return { shards, release: () => { if (done) throw new ErasureError('shards released twice'); done = true } }
+    }
+    let owned: ArrayBuffer | undefined = this.take(bytes)
+    let shards: Uint8Array[]
+    try {
+      shards = this.codec.encodeInto(data, k, m, new Uint8Array(owned))
+    } catch (err) {
+      this.give(owned.transfer())
+      throw err
+    }
+    return {
+      shards,
+      release: () => {
+        if (owned === undefined) throw new ErasureError('shards released twice')
+        const mine = owned
+        owned = undefined
+        this.counters.released++
+        this.give(mine.transfer()) // detaches `mine`, and with it every shard handed out
+      }
+    }
+  }
+
+  private take (bytes: number): ArrayBuffer {
+    const list = this.free.get(bytes)
+    const ab = list?.pop()
+    if (ab !== undefined) {
+      this.freeBytes -= bytes
+      if (list!.length === 0) this.free.delete(bytes)
+      this.counters.reused++
+      return ab
+    }
+    this.counters.made++
+    return new ArrayBuffer(bytes)
+  }
+
+  private give (ab: ArrayBuffer): void {
+    if (this.freeBytes + ab.byteLength > this.maxFreeBytes) { this.counters.dropped++; return }
+    let list = this.free.get(ab.byteLength)
+    if (list === undefined) { list = []; this.free.set(ab.byteLength, list) }
+    list.push(ab)
+    this.freeBytes += ab.byteLength
+  }
+}
+
 /**
  * Given at least k present shards of one length (missing ones undefined, by index), returns
  * all k + m shards: the present ones as given, the missing ones rebuilt. Throws ErasureError
@@ -561,6 +745,11 @@ export function encode (data: Uint8Array, k: number, m: number): Uint8Array[] {
  */
 export function reconstruct (shards: Array<Uint8Array | undefined>, k: number, m: number): Uint8Array[] {
   return best.reconstruct(shards, k, m)
+}
+
+/** Shards `wanted` alone, present or rebuilt (ErasureCodec.reconstructSome). */
+export function reconstructSome (shards: Array<Uint8Array | undefined>, k: number, m: number, wanted: number[]): Map<number, Uint8Array> {
+  return best.reconstructSome(shards, k, m, wanted)
 }
 
 /** The original `length` bytes from any k shards (no arithmetic when the data shards are all present). */
@@ -675,8 +864,14 @@ export function isalBaseline (k: number, m: number, length: number, lost: number
     rows = lost.length
   }
   const tables = addon.initTables(k, rows, coeffs)
-  const sources = unfilledShards(k, size)
-  for (const s of sources) for (let i = 0; i < size; i++) s[i] = (i * 167 + 13) & 255
-  const targets = unfilledShards(rows, size)
+  // laid out as the codec's own work: the sources back to back in one buffer (a chunk's data
+  // shards are views of the chunk), the targets on SHARD_ALIGN strides in one ArrayBuffer (as
+  // encodeInto and ShardPool lay them out), so alignment and 4 KiB aliasing are alike in both
+  const chunk = new Uint8Array(k * size)
+  for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 167 + 13) & 255
+  const sources = Array.from({ length: k }, (_, j) => chunk.subarray(j * size, (j + 1) * size))
+  const stride = Math.ceil(size / SHARD_ALIGN) * SHARD_ALIGN
+  const out = new ArrayBuffer(rows * stride)
+  const targets = Array.from({ length: rows }, (_, r) => new Uint8Array(out, r * stride, size))
   return (times) => { addon.encodeLoop(size, k, rows, tables, sources, targets, times) }
 }

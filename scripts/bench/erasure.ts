@@ -8,6 +8,9 @@
 // alternating slices by the process's CPU time (GC threads included), so a busy machine
 // slows both alike and the share stays meaningful; those pairs are MiB per CPU second, the
 // TypeScript and sha256 figures MiB per wall second as before.
+// `encode` codes into fresh memory, as encode() does; `encodePooled` into recycled memory
+// (ShardPool: encode, then release, so each call codes into the memory the last one gave back,
+// as the ISA-L loop does into its buffers allocated once; issue 15 item 7).
 // `chunk.encode` is the whole chunk write path's coding step, encodeChunk (sha256 of the chunk
 // and of every fragment, plus the codec), and `sha256` hashing alone for scale. MiB/s of chunk bytes.
 // `chunk.encodeAsync` is encodeChunkAsync, the write path's: the hashing on the addon's threadpool
@@ -15,7 +18,7 @@
 // work), `.cpuMiBps` per CPU second of the process; `chunk.encode.*.wallMiBps` is the
 // synchronous encodeChunk per wall second beside it.
 import { createHash, randomFillSync } from 'node:crypto'
-import { codecs, codecNote, encodeChunk, encodeChunkAsync, isalBaseline } from '../../node/data/index.ts'
+import { ShardPool, codecs, codecNote, encodeChunk, encodeChunkAsync, isalBaseline } from '../../node/data/index.ts'
 import type { ErasureCodec } from '../../node/data/index.ts'
 
 /** Bytes per chunk (DESIGN.md §2 default). */
@@ -119,6 +122,7 @@ async function asyncRates (inFlight: number, fn: () => Promise<unknown>): Promis
 
 async function measure (name: string, codec: ErasureCodec, out: Record<string, number | string>): Promise<void> {
   const data = randomFillSync(new Uint8Array(CHUNK_BYTES))
+  const pool = new ShardPool({ codec })
   for (const [k, m] of SHAPES) {
     const shards = codec.encode(data, k, m)
     const damaged: Array<Uint8Array | undefined> = shards.slice()
@@ -129,6 +133,7 @@ async function measure (name: string, codec: ErasureCodec, out: Record<string, n
     const rebuildLoop = isalBaseline(k, m, CHUNK_BYTES, LOST)
     if (name === 'native' && encodeLoop !== undefined && rebuildLoop !== undefined) {
       record(out, `erasure.${name}.encode.${k}+${m}`, against(encodeLoop, encode))
+      record(out, `erasure.${name}.encodePooled.${k}+${m}`, against(encodeLoop, () => { pool.encode(data, k, m).release() }))
       record(out, `erasure.${name}.rebuild.${k}+${m}`, against(rebuildLoop, rebuild))
       record(out, `chunk.encode.${k}+${m}`, against(encodeLoop, () => { encodeChunk(data, 0, k, m) }))
       out[`chunk.encode.${k}+${m}.wallMiBps`] = mibps(CHUNK_BYTES, () => { encodeChunk(data, 0, k, m) })
@@ -137,6 +142,7 @@ async function measure (name: string, codec: ErasureCodec, out: Record<string, n
       out[`chunk.encodeAsync.${k}+${m}.cpuMiBps`] = rates.cpu
     } else {
       out[`erasure.${name}.encode.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, encode)
+      out[`erasure.${name}.encodePooled.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, () => { pool.encode(data, k, m).release() })
       out[`erasure.${name}.rebuild.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, rebuild)
     }
   }

@@ -37,10 +37,16 @@
 // machine, by the cores it got, and its MiB/s say little); `repair.restore.MiBperCpuSecond`, the
 // MiB restored per second of that CPU, is the figure to compare across loads.
 //
+// DARKFS_BENCH_REPAIR_MARKS=1 prints the restore's start and end (CLOCK_MONOTONIC) on stderr,
+// to cut a `perf record -k CLOCK_MONOTONIC` profile to it; DARKFS_BENCH_REPAIR_CPUPROFILE=<file>
+// writes V8's CPU profile of the restore there.
+//
 // Bytes moved are the swarm's bytes sent by every host (blocks pushed and served; have-queries
 // are a few bytes per fragment). Unhandled promise rejections raised by other parts while the
 // bench runs are counted and reported (`repair.unhandledRejections`) instead of ending the run.
 import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { init } from '../../node/cli/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
@@ -89,7 +95,9 @@ export async function run (): Promise<Record<string, number | string>> {
     let passStart: number | undefined
     const onGone = (): void => { declared = true }
     let cpuAtPass: NodeJS.CpuUsage | undefined
-    const onStart = (): void => { if (declared && passStart === undefined) { passStart = performance.now(); cpuAtPass = process.cpuUsage() } }
+    const profile = cpuProfile(process.env.DARKFS_BENCH_REPAIR_CPUPROFILE)
+    let profiling: Promise<void> | undefined
+    const onStart = (): void => { if (declared && passStart === undefined) { passStart = performance.now(); cpuAtPass = process.cpuUsage(); mark('restore start'); profiling = profile?.start() } }
     for (const h of survivors) { h.keep.membership.addEventListener('gone', onGone); h.keep.repairer.addEventListener('start', onStart) }
     const start = performance.now()
     await Promise.all(victims.map(async v => { await v.stop() }))
@@ -99,6 +107,9 @@ export async function run (): Promise<Record<string, number | string>> {
     await until('repaired', async () => { if (!passesDone()) return false; const s = await hosts[0].keep.status(); return s.redundant === s.total }, PHASE_TIMEOUT_MS)
     const end = performance.now()
     const cpu = process.cpuUsage(cpuAtPass)
+    mark('restore end')
+    await profiling
+    await profile?.stop()
     for (const h of survivors) { h.keep.membership.removeEventListener('gone', onGone); h.keep.repairer.removeEventListener('start', onStart) }
     const seconds = (end - start) / 1000
     const restoreSeconds = (end - (passStart ?? start)) / 1000
@@ -138,6 +149,34 @@ export async function run (): Promise<Record<string, number | string>> {
   } finally {
     await t.run()
     process.off('unhandledRejection', onRejection)
+  }
+}
+
+/**
+ * With DARKFS_BENCH_REPAIR_MARKS=1, the CLOCK_MONOTONIC time of a phase boundary on stderr, in
+ * seconds, to cut a profile to the restore: `perf record -k CLOCK_MONOTONIC ...`, then
+ * `perf report --time <start>,<end>`.
+ */
+function mark (what: string): void {
+  if (process.env.DARKFS_BENCH_REPAIR_MARKS === '1') console.error(`repair bench: ${what} at ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(6)}`)
+}
+
+/**
+ * With a file name (DARKFS_BENCH_REPAIR_CPUPROFILE), V8's CPU profile of the restore written
+ * there (.cpuprofile, Chrome DevTools' format): JavaScript attributed by V8 itself, where perf's
+ * --perf-basic-prof map goes stale as code moves.
+ */
+function cpuProfile (file: string | undefined): { start: () => Promise<void>, stop: () => Promise<void> } | undefined {
+  if (file === undefined || file === '') return undefined
+  const session = new Session()
+  session.connect()
+  return {
+    start: async () => { await session.post('Profiler.enable'); await session.post('Profiler.setSamplingInterval', { interval: 500 }); await session.post('Profiler.start') },
+    stop: async () => {
+      const { profile } = await session.post('Profiler.stop')
+      await writeFile(file, JSON.stringify(profile))
+      session.disconnect()
+    }
   }
 }
 
