@@ -14,8 +14,9 @@ import type { ClusterHost } from '../../harness/cluster.ts'
 import { init } from '../../node/cli/index.ts'
 import { ROOT } from '../../node/tree/index.ts'
 import { decodeManifest } from '../../node/data/index.ts'
-import type { TrafficSnapshot } from '../../node/net/traffic.ts'
-import type { InboundState } from '../../node/net/host.ts'
+
+type TrafficSnapshot = ReturnType<ClusterHost['host']['traffic']>
+type InboundState = ReturnType<ClusterHost['host']['inbound']>
 
 /** What the bench sees of one host at one moment. */
 export interface HostSnap {
