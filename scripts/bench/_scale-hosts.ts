@@ -48,6 +48,9 @@ export interface ChunkLayout { fragments: string[], ranked: string[], size: numb
 
 export interface StartRequest { index: number, dir: string, name: string, joins: string[], networkKey?: string, newNetwork?: boolean, transport: 'tcp' | 'memory', bound: number, failureMs: number }
 
+/** Tries of a host's start (its join dials) before the bench fails. */
+const START_TRIES = 3
+
 export const now = (): number => performance.timeOrigin + performance.now()
 
 export class HostGroup {
@@ -59,7 +62,16 @@ export class HostGroup {
 
   async start (r: StartRequest): Promise<{ address: string, peerId: string }> {
     await init(r.dir, r.newNetwork === true ? { newNetwork: true } : { networkKey: r.networkKey })
-    const h = await startHost(this.t, r.dir, r.name, r.joins, { transport: r.transport, daemon: { maxConnections: r.bound, keep: { failureTimeoutMs: r.failureMs } } })
+    // a join whose every dial failed (a peer process busy past the dial's deadline) is tried again
+    let h: ClusterHost | undefined
+    for (let attempt = 1; h === undefined; attempt++) {
+      try {
+        h = await startHost(this.t, r.dir, r.name, r.joins, { transport: r.transport, daemon: { maxConnections: r.bound, keep: { failureTimeoutMs: r.failureMs } } })
+      } catch (err) {
+        if (attempt >= START_TRIES) throw err
+        process.stderr.write(`[bench:scale] ${r.name}: start failed (try ${attempt} of ${START_TRIES}): ${(err as Error).message.slice(0, 300)}\n`)
+      }
+    }
     this.hosts.set(r.index, h)
     return { address: h.address, peerId: h.host.peerId }
   }
