@@ -271,15 +271,14 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       up: () => membership.up(),
       forward: relayed ? forwarder : undefined
     })
-    // network.place logs each chunk whose placement fails (it stays pending); this is anything else
-    const onConnect = (): void => { network.retry().catch((err: Error) => { log.error('placement retry on connect failed: %s', err.message) }) }
+    // pending placements are retried when a peer connects, one retry at a time and backing off
+    // while they place nothing (network.retrySoon; it logs its failures)
+    const onConnect = (): void => { network.retrySoon() }
     host.addEventListener('peer:connect', onConnect)
-    closers.push(async () => { host.removeEventListener('peer:connect', onConnect) })
+    closers.push(async () => { host.removeEventListener('peer:connect', onConnect); network.stopRetries() })
     // a placement some target did not acknowledge (a push lost on the way) is tried again
     // while peers are connected too, not only when one connects
-    const retryPlacement = setInterval(() => {
-      if (network.pending.size > 0) network.retry().catch((err: Error) => { log.error('placement retry of %d pending chunks failed: %s', network.pending.size, err.message) })
-    }, PLACE_RETRY_INTERVAL_MS)
+    const retryPlacement = setInterval(() => { network.retrySoon() }, PLACE_RETRY_INTERVAL_MS)
     retryPlacement.unref()
     closers.push(async () => { clearInterval(retryPlacement) })
     const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes })

@@ -35,6 +35,8 @@ export const HOLDERS_TIMEOUT_MS = 2_000
 export const PLACE_TIMEOUT_MS = 60_000
 /** Time between retries of the placements that are still short (pending): the repair pass cadence, so a thin writer is not made to push again while its relays work. */
 export const PLACE_RETRY_INTERVAL_MS = 60_000
+/** The least time between the starts of two retries of pending placements (retrySoon()). */
+export const PLACE_RETRY_MIN_GAP_MS = 2_000
 /** Chunks placed at once by one writer. */
 export const PLACE_CONCURRENCY = 8
 
@@ -496,6 +498,51 @@ export class ChunkNetwork extends EventTarget implements Network {
   /** Retry placement of every chunk still pending (after a reconnect). */
   async retry (): Promise<void> {
     await this.place([...this.pending.values()])
+  }
+
+  private retryRunning = false
+  private retryAgain = false
+  private retryTimer?: ReturnType<typeof setTimeout>
+  private retryLast = -Infinity
+  private retryGap = PLACE_RETRY_MIN_GAP_MS
+  private retryStopped = false
+
+  /**
+   * A reason to retry the pending placements (a peer connected, the retry timer): one retry
+   * (retry()) at a time, and those asked for meanwhile make one more after it; a retry that
+   * placed none of the chunks it tried makes the next wait twice as long after it began
+   * (PLACE_RETRY_MIN_GAP_MS up to PLACE_RETRY_INTERVAL_MS), one that placed any brings the wait
+   * back down. Beyond the full mesh connections open and close all the time (surveys, transfers,
+   * the trim), and each one retried every chunk whose last attempt failed: on a lagging
+   * process whose dials failed (bench:scale, 50 hosts in one process) the writer pushed its
+   * pending chunks again on every connection, hundreds of failing dials per 30 s.
+   */
+  retrySoon (): void {
+    if (this.retryStopped || this.pending.size === 0) return
+    if (this.retryRunning) { this.retryAgain = true; return }
+    if (this.retryTimer !== undefined) return
+    const wait = this.retryLast + this.retryGap - Date.now()
+    if (wait > 0) {
+      this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.retrySoon() }, wait)
+      this.retryTimer.unref?.()
+      return
+    }
+    this.retryRunning = true
+    this.retryLast = Date.now()
+    const tried = [...this.pending.values()].map(r => r.cid!.toString())
+    this.retry().catch((err: Error) => {
+      placeLog.error('placement retry of %d pending chunk(s) failed: %s', tried.length, err.message)
+    }).finally(() => {
+      this.retryRunning = false
+      this.retryGap = tried.some(k => !this.pending.has(k)) ? PLACE_RETRY_MIN_GAP_MS : Math.min(this.retryGap * 2, PLACE_RETRY_INTERVAL_MS)
+      if (this.retryAgain) { this.retryAgain = false; this.retrySoon() }
+    })
+  }
+
+  /** No retry from retrySoon() after this. */
+  stopRetries (): void {
+    this.retryStopped = true
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
   }
 
   private async placeOne (ref: ChunkRef, opts: PlaceOptions): Promise<void> {

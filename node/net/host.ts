@@ -88,7 +88,7 @@ import { RpcProtocolError, call, defineProtocol, serve } from './rpc.ts'
 import { FEATURES, featureProtocol, featuresOfProtocols } from './features.ts'
 import type { RpcDialer, RpcServer } from './rpc.ts'
 import { logger } from '../log.ts'
-import { anySignal } from '../abort.ts'
+import { anySignal, loopTimeSignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
 import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
 import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto } from './lean-transport.ts'
@@ -782,13 +782,16 @@ export async function createHost (init: HostInit): Promise<Host> {
     await forEachLimited(queue, PEX_DIAL_CONCURRENCY, async p => {
       if (stopped) return
       dialing.add(p.id)
+      // the dial's bound in the event loop's time (loopTimeSignal), as the handshake's
+      const bound = loopTimeSignal(dialTimeoutMs)
       try {
         const peerId = peerIdFromString(p.id)
         await libp2p.peerStore.merge(peerId, { multiaddrs: p.addrs.map(a => multiaddr(a)) })
-        await libp2p.dial(peerId, { signal: AbortSignal.timeout(dialTimeoutMs) })
+        await libp2p.dial(peerId, { signal: bound.signal })
       } catch {
         // unreachable now: it dials us, or we hear of it again later
       } finally {
+        bound.clear()
         dialing.delete(p.id)
       }
     })
@@ -1089,12 +1092,15 @@ export async function createHost (init: HostInit): Promise<Host> {
         // no longer a neighbour (another was chosen meanwhile): not redialled
         if (chosen !== undefined && !chosen.has(id)) break
         for (const addr of listenAddrs.get(id) ?? addrs) {
+          const bound = loopTimeSignal(dialTimeoutMs)
           try {
-            await libp2p.dial(multiaddr(addr), { signal: anySignal([controller.signal], dialTimeoutMs) })
+            await libp2p.dial(multiaddr(addr), { signal: anySignal([controller.signal, bound.signal]) })
             back = true
             break
           } catch {
             // down still: next address, then back off
+          } finally {
+            bound.clear()
           }
         }
       }
@@ -1111,7 +1117,9 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
     const started = Date.now()
     const transport = stripPeer(ma.toString())
-    const signal = anySignal([opts?.signal], opts?.timeoutMs ?? dialTimeoutMs)
+    // the dial's bound in the event loop's time (loopTimeSignal), as the handshake's
+    const bound = loopTimeSignal(opts?.timeoutMs ?? dialTimeoutMs)
+    const signal = anySignal([opts?.signal, bound.signal])
     try {
       await libp2p.dial(ma, { signal })
     } catch (err: any) {
@@ -1125,6 +1133,8 @@ export async function createHost (init: HostInit): Promise<Host> {
         throw new NetworkKeyMismatchError(addr, `the peer closed the connection right after the private-network handshake (${describeError(err)}): it most likely uses a different network key`)
       }
       throw err
+    } finally {
+      bound.clear()
     }
   }
 
@@ -1422,7 +1432,10 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
         const address = stripPeer(String((connection as any).remoteAddr ?? 'unknown'))
         const direction = connection.direction
         // own deadline for the nonce exchange: a silent peer is a refused handshake, not a hang
-        const deadline = AbortSignal.timeout(PNET_HANDSHAKE_TIMEOUT_MS)
+        // counted in the event loop's own time (abort.ts loopTimeSignal): a busy process's lag
+        // is no silence of the peer's
+        const bound = loopTimeSignal(PNET_HANDSHAKE_TIMEOUT_MS)
+        const deadline = bound.signal
         const signal = anySignal([options?.signal, deadline])
         let protectedConn: MessageStream
         try {
@@ -1442,6 +1455,8 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
           const reason = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'
           onMismatch({ address, direction, reason })
           throw new NetworkKeyMismatchError(address, reason)
+        } finally {
+          bound.clear()
         }
         const check = direction === 'outbound' ? onProtected(address) : undefined
         watchFirstBytes(protectedConn, () => {

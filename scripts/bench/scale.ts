@@ -1,6 +1,9 @@
-// `npm run bench:scale` (issue 14 item 8): as many real darkfs hosts as this machine holds, in
-// one process over loopback TCP (each a full daemon: libp2p with pnet, Noise, yamux, kad-dht and
-// gossipsub, its own store, tree, keeper and control socket), with `--max-connections` low
+// `npm run bench:scale` (issue 14 item 8): as many real darkfs hosts as this machine holds,
+// spread over worker processes (DARKFS_SCALE_PROCS, default one per HOSTS_PER_PROC hosts:
+// _scale-worker.ts) and connected over loopback TCP, so every core serves hosts and no one event
+// loop carries them all (each a full daemon: libp2p with pnet, Noise, yamux, kad-dht and
+// gossipsub, its own store, tree, keeper and control socket); the bench asks each process about
+// its hosts in batches (_scale-hosts.ts). With `--max-connections` low
 // enough that the bound binds, measuring the simulator's figures (scripts/sim/, bench/sim.json)
 // at that smaller scale and printing them side by side with the simulator run at the same size:
 //
@@ -17,14 +20,14 @@
 //   locate        share of fragments found on the host the writer's member table names (rank j
 //                 of the chunk's targets holds fragment j): each is found in 0 round trips
 //   idle          wire bytes each host sent (pnet, Noise, yamux and every protocol) and the
-//                 process's CPU over a quiet window, per host; the window starts once every
+//                 CPU of the processes holding hosts over a quiet window, per host; the window starts once every
 //                 host's repairer has settled (Repairer.idle()), not a fixed time after the writes
 //   op reach      time from a mkdir on one host until 99% (and 100%) of hosts see it in their
 //                 tree (polled every REACH_POLL_MS)
 //   status        latency of GET /v1/status on the control socket, and the streams and bytes the
 //                 host sent meanwhile on protocols other than the connection keep-alives
 //                 (ping, identify, gossipsub heartbeats): must be none
-//   heap          the process's heap and RSS growth over the hosts, per host
+//   heap          heap and RSS growth of the processes holding hosts, per host
 //
 // It fails (exit 1; from `npm run bench`, the module fails) when a placement is still pending
 // after SETTLE_DEADLINE_MS, a host is over the bound in the steady state, a repairer has not settled within REPAIR_SETTLE_DEADLINE_MS, a fragment is not
@@ -33,20 +36,17 @@
 // within REACH_DEADLINE_MS, or status sends a message on every try. Knobs: DARKFS_SCALE_HOSTS (default 50; 10 from `npm run bench`),
 // DARKFS_SCALE_BOUND (default hosts / 3 within 4..16), DARKFS_SCALE_MIB_PER_HOST (1),
 // DARKFS_SCALE_IDLE_S (60; 20 from `npm run bench`), DARKFS_SCALE_OPS (5),
-// DARKFS_SCALE_TRANSPORT (tcp | memory).
-import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, writeFile } from 'node:fs/promises'
+// DARKFS_SCALE_TRANSPORT (tcp | memory: all hosts in this process), DARKFS_SCALE_PROCS (worker
+// processes; 0: all hosts in this process, as before).
+import { fork } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { startHost, until } from '../../harness/cluster.ts'
-import type { ClusterHost } from '../../harness/cluster.ts'
-import { ControlClient, init } from '../../node/cli/index.ts'
-import { ROOT } from '../../node/tree/index.ts'
-import { decodeManifest } from '../../node/data/index.ts'
-import type { Manifest } from '../../node/data/index.ts'
-import type { CID } from 'multiformats/cid'
+import { ControlClient } from '../../node/cli/index.ts'
+import { HostGroup, dispatch } from './_scale-hosts.ts'
+import type { ChunkLayout, HostSnap, LoopLag } from './_scale-hosts.ts'
 import { prng } from '../../harness/prng.ts'
 import { runPlacement } from '../sim/placement.ts'
 import { idleTraffic, runDissemination, GOSSIP_OVERHEAD_BYTES } from '../sim/gossip.ts'
@@ -76,6 +76,8 @@ const SAMPLE_MS = 500
 const STATUS_TRIES = 8
 /** Protocols every connection carries whatever the host does: not counted against status. */
 const KEEPALIVE = ['/ipfs/id/', '/ipfs/ping/', '/meshsub/', '/floodsub/']
+/** Hosts per worker process by default (DARKFS_SCALE_PROCS): 50 hosts in one process lagged 1 s median, 6 s worst. */
+const HOSTS_PER_PROC = 10
 /** Bytes per file written (4 chunks). */
 const FILE_BYTES = 4 << 20
 
@@ -98,28 +100,99 @@ class ScaleFailure extends Error {
   constructor (message: string, figures: Record<string, number | string>) { super(message); this.figures = figures }
 }
 
-export interface ScaleOptions { hosts?: number, bound?: number, mibPerHost?: number, idleS?: number, ops?: number, transport?: 'tcp' | 'memory', failureS?: number }
+export interface ScaleOptions { hosts?: number, bound?: number, mibPerHost?: number, idleS?: number, ops?: number, transport?: 'tcp' | 'memory', failureS?: number, procs?: number }
+
+/** The hosts of one process: this one's (in-process) or a worker's (_scale-worker.ts), the same calls. */
+interface Group {
+  call: <T>(method: string, ...args: unknown[]) => Promise<T>
+  close: () => Promise<void>
+  pid: number
+}
+
+function localGroup (): Group {
+  const g = new HostGroup()
+  return { call: async <T>(method: string, ...args: unknown[]): Promise<T> => await dispatch(g, method, args) as T, close: async () => { await g.close() }, pid: process.pid }
+}
+
+/** A worker process of hosts; its calls fail when it dies. */
+async function workerGroup (): Promise<Group> {
+  const child = fork(fileURLToPath(new URL('./_scale-worker.ts', import.meta.url)), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const waiting = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
+  let next = 0
+  let gone: Error | undefined
+  child.on('message', (msg: { id: number, result?: unknown, error?: string }) => {
+    const w = waiting.get(msg.id)
+    if (w === undefined) return
+    waiting.delete(msg.id)
+    if (msg.error !== undefined) w.reject(new Error(msg.error))
+    else w.resolve(msg.result)
+  })
+  const exited = new Promise<void>(resolve => {
+    child.once('exit', (code, signal) => {
+      gone = new Error(`scale worker ${child.pid} exited (${code ?? signal})`)
+      for (const w of waiting.values()) w.reject(gone)
+      waiting.clear()
+      resolve()
+    })
+  })
+  await new Promise<void>((resolve, reject) => { child.once('spawn', resolve).once('error', reject) })
+  const call = async <T>(method: string, ...args: unknown[]): Promise<T> => {
+    if (gone !== undefined) throw gone
+    const id = next++
+    return await new Promise<T>((resolve, reject) => {
+      waiting.set(id, { resolve, reject })
+      child.send({ id, method, args })
+    })
+  }
+  return {
+    call,
+    pid: child.pid!,
+    close: async () => {
+      if (gone === undefined) {
+        // ignored: a worker that dies while closing has nothing left to stop
+        await call('close').catch(() => {})
+      }
+      const killer = setTimeout(() => { child.kill('SIGKILL') }, 60_000)
+      await exited
+      clearTimeout(killer)
+    }
+  }
+}
+
+/** One host of the bench, wherever it runs, with its last snapshot. */
+interface BenchHost { index: number, name: string, dir: string, address: string, peerId: string, group: Group, snap: HostSnap }
+
+const poll = 500
+/** until() polling every `poll` ms (each poll asks every process for its hosts' state). */
+async function untilPolled (what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (await fn()) return
+    await sleep(poll)
+  }
+  throw new Error(`never happened within ${timeoutMs} ms: ${what}`)
+}
 
 /** Whether the hosts' connections join them all into one network. */
-function connected (hosts: ClusterHost[]): boolean {
-  const byId = new Map(hosts.map(h => [h.host.peerId, h]))
-  const seen = new Set([hosts[0].host.peerId])
+function connected (hosts: BenchHost[]): boolean {
+  const byId = new Map(hosts.map(h => [h.peerId, h]))
+  const seen = new Set([hosts[0].peerId])
   const queue = [hosts[0]]
   while (queue.length > 0) {
-    for (const p of queue.shift()!.host.peers()) {
-      const next = byId.get(p.id)
-      if (next !== undefined && !seen.has(p.id)) { seen.add(p.id); queue.push(next) }
+    for (const p of queue.shift()!.snap.peers) {
+      const next = byId.get(p)
+      if (next !== undefined && !seen.has(p)) { seen.add(p); queue.push(next) }
     }
   }
   return seen.size === hosts.length
 }
 
 /** Streams opened and bytes sent by a host on protocols other than the keep-alives. */
-function messages (h: ClusterHost): { streams: number, bytes: number, byProtocol: Record<string, number> } {
+function messages (snap: HostSnap): { streams: number, bytes: number, byProtocol: Record<string, number> } {
   let streams = 0
   let bytes = 0
   const byProtocol: Record<string, number> = {}
-  for (const [p, v] of Object.entries(h.host.traffic().protocols)) {
+  for (const [p, v] of Object.entries(snap.traffic.protocols)) {
     if (KEEPALIVE.some(k => p.startsWith(k))) continue
     streams += v.streams
     bytes += v.sent
@@ -136,46 +209,69 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
   const idleS = o.idleS ?? Number(process.env.DARKFS_SCALE_IDLE_S ?? (main ? 60 : 20))
   const opCount = o.ops ?? Number(process.env.DARKFS_SCALE_OPS ?? 5)
   const transport = o.transport ?? (process.env.DARKFS_SCALE_TRANSPORT === 'memory' ? 'memory' : 'tcp')
+  // worker processes holding the hosts (0: all in this one; the memory transport needs that)
+  const procs = transport === 'memory' ? 0 : (o.procs ?? Number(process.env.DARKFS_SCALE_PROCS ?? Math.ceil(N / HOSTS_PER_PROC)))
   // the failure timeout (a stopped host is declared gone after it; DEFAULT_FAILURE_TIMEOUT_MS is 3 min)
   const failureS = o.failureS ?? Number(process.env.DARKFS_SCALE_FAILURE_S ?? 60)
   if (!(N >= 3) || !(bound >= 2)) throw new Error(`bench:scale needs at least 3 hosts and a bound of 2, got ${N} and ${bound}`)
-  const out: Record<string, number | string> = { 'scale.hosts': N, 'scale.bound': bound, 'scale.transport': transport, 'scale.failureTimeout.s': failureS }
+  if (!(procs >= 0) || !Number.isSafeInteger(procs)) throw new Error(`DARKFS_SCALE_PROCS must be a whole number >= 0, got ${procs}`)
+  const out: Record<string, number | string> = { 'scale.hosts': N, 'scale.bound': bound, 'scale.transport': transport, 'scale.procs': procs, 'scale.failureTimeout.s': failureS }
   const failures: string[] = []
   const t = new Teardown()
-  const hosts: ClusterHost[] = []
+  const hosts: BenchHost[] = []
+  const groups: Group[] = []
+  /** The peer whose membership the snapshots report (the stopped host, in the repair phase). */
+  let about: string | undefined
+  /** Every host's state now (one call per process). */
+  const refresh = async (): Promise<void> => {
+    const byIndex = new Map(hosts.map(h => [h.index, h]))
+    await Promise.all(groups.map(async g => {
+      for (const s of await g.call<HostSnap[]>('snap', bound, about)) {
+        const h = byIndex.get(s.index)
+        if (h !== undefined) h.snap = s
+      }
+    }))
+  }
+  const live = (): BenchHost[] => hosts.filter(h => h.snap !== undefined && !h.snap.stopped)
   // connection samples: [max over hosts, mean over hosts] per phase
   const conns = new Map<string, { max: number, sum: number, samples: number }>()
   let phase = 'join'
+  let sampling = false
   const sampler = setInterval(() => {
-    if (hosts.length === 0) return
-    const counts = hosts.map(h => h.host.peers().length)
-    const c = conns.get(phase) ?? { max: 0, sum: 0, samples: 0 }
-    // over the bound in a steady phase (a failure): which connections, as the trim sees them
-    if (STEADY.includes(phase) && Math.max(...counts) > Math.max(bound, c.max)) log(`over the bound during ${phase}:\n  ${overBound()}`)
-    c.max = Math.max(c.max, ...counts)
-    c.sum += mean(counts)
-    c.samples++
-    conns.set(phase, c)
+    if (hosts.length === 0 || sampling) return
+    sampling = true
+    const at = phase
+    refresh().then(() => {
+      const counts = live().map(h => h.snap.peers.length)
+      const c = conns.get(at) ?? { max: 0, sum: 0, samples: 0 }
+      // over the bound in a steady phase (a failure): which connections, as the trim sees them
+      if (STEADY.includes(at) && Math.max(...counts) > Math.max(bound, c.max)) log(`over the bound during ${at}:\n  ${overBound()}`)
+      c.max = Math.max(c.max, ...counts)
+      c.sum += mean(counts)
+      c.samples++
+      conns.set(at, c)
+    }, (err: Error) => { log(`sampling failed: ${err.message}`) }).finally(() => { sampling = false })
   }, SAMPLE_MS)
   const phaseConns = (name: string): { max: number, mean: number } => {
     const c = conns.get(name)
     return c === undefined ? { max: 0, mean: 0 } : { max: c.max, mean: c.sum / c.samples }
   }
-  /** The hosts over the bound now, each with its connections as the trim sees them. */
-  const overBound = (): string => hosts.map((h, i) => ({ h, i })).filter(({ h }) => h.host.peers().length > bound)
-    .map(({ h, i }) => `h${i} (${h.host.peerId.slice(-6)}): ${h.host.describeConnections().join(' | ')}`).join('\n  ')
+  /** The hosts over the bound at the last snapshot, each with its connections as the trim sees them. */
+  const overBound = (): string => live().filter(h => h.snap.peers.length > bound)
+    .map(h => `h${h.index} (${h.peerId.slice(-6)}): ${(h.snap.over ?? []).join(' | ')}`).join('\n  ')
   /** New connections and failed ones since the last call, per host, by cause (the settle logs). */
   let dialsBefore = new Map<string, { dials: number, failed: number }>()
-  // the event loop's delay since the last summary: every host's handshakes wait on it (pnet's
-  // nonce exchange has PNET_HANDSHAKE_TIMEOUT_MS)
+  // the event loops' delay since the last summary, the worst process's: every host's handshakes wait on it
   const lag = monitorEventLoopDelay({ resolution: 20 })
   lag.enable()
-  const dialSummary = (): string => {
-    const loop = `event loop delay p50 ${round(lag.percentile(50) / 1e6, 0)} ms, p99 ${round(lag.percentile(99) / 1e6, 0)} ms, max ${round(lag.max / 1e6, 0)} ms`
+  const dialSummary = async (): Promise<string> => {
+    const lags = [{ p50: lag.percentile(50) / 1e6, p99: lag.percentile(99) / 1e6, max: lag.max / 1e6 }, ...await Promise.all(groups.map(async g => await g.call<LoopLag>('loopLag')))]
     lag.reset()
+    const loop = `event loop delay (worst of ${lags.length} processes) p50 ${round(Math.max(...lags.map(l => l.p50)), 0)} ms, p99 ${round(Math.max(...lags.map(l => l.p99)), 0)} ms, max ${round(Math.max(...lags.map(l => l.max)), 0)} ms`
     const now = new Map<string, { dials: number, failed: number }>()
     for (const h of hosts) {
-      const t = h.host.traffic()
+      const t = h.snap?.traffic
+      if (t === undefined) continue
       for (const [cause, n] of Object.entries(t.dials)) {
         const r = now.get(cause) ?? { dials: 0, failed: 0 }
         r.dials += n
@@ -186,62 +282,79 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     const parts = [...now].map(([cause, r]) => ({ cause, dials: r.dials - (dialsBefore.get(cause)?.dials ?? 0), failed: r.failed - (dialsBefore.get(cause)?.failed ?? 0) }))
       .filter(r => r.dials > 0).sort((a, b) => b.dials - a.dials)
     dialsBefore = now
-    return `new connections (failed) since: ${parts.map(r => `${r.cause} ${r.dials} (${r.failed})`).join(', ') || 'none'}; ${inboundSummary()}; ${fds} open fds; ${loop}`
+    return `new connections (failed) since: ${parts.map(r => `${r.cause} ${r.dials} (${r.failed})`).join(', ') || 'none'}; ${inboundSummary()}; ${loop}`
   }
   /** The hosts' inbound sides (host.inbound()): what libp2p counts as upgrading, and what it refused since the last call. */
-  let refusedBefore = new Map<ClusterHost, { pending: number, rate: number, connections: number }>()
-  const pnetBefore = new Map<ClusterHost, Record<string, number>>()
+  let refusedBefore = new Map<number, { pending: number, rate: number, connections: number }>()
+  const pnetBefore = new Map<number, Record<string, number>>()
   const inboundSummary = (): string => {
-    const states = hosts.filter(h => !h.stopped).map(h => ({ h, s: h.host.inbound() }))
+    const states = live().map(h => ({ h, s: h.snap.inbound }))
     const refused = { pending: 0, rate: 0, connections: 0 }
-    const now = new Map<ClusterHost, { pending: number, rate: number, connections: number }>()
+    const now = new Map<number, { pending: number, rate: number, connections: number }>()
     for (const { h, s } of states) {
-      const b = refusedBefore.get(h) ?? { pending: 0, rate: 0, connections: 0 }
+      const b = refusedBefore.get(h.index) ?? { pending: 0, rate: 0, connections: 0 }
       refused.pending += s.refused.pending - b.pending
       refused.rate += s.refused.rate - b.rate
       refused.connections += s.refused.connections - b.connections
-      now.set(h, s.refused)
+      now.set(h.index, s.refused)
     }
     refusedBefore = now
     const pnet: Record<string, number> = {}
     for (const { h, s } of states) {
-      for (const [how, n] of Object.entries(s.pnetFailed)) pnet[how] = (pnet[how] ?? 0) + n - (pnetBefore.get(h)?.[how] ?? 0)
-      pnetBefore.set(h, s.pnetFailed)
+      for (const [how, n] of Object.entries(s.pnetFailed)) pnet[how] = (pnet[how] ?? 0) + n - (pnetBefore.get(h.index)?.[how] ?? 0)
+      pnetBefore.set(h.index, s.pnetFailed)
     }
     const counted = states.map(({ s }) => s.pending)
     const seen = states.map(({ s }) => s.upgrading)
     return `inbound upgrading per host as libp2p counts (max ${Math.max(0, ...counted)}, sum ${counted.reduce((a, b) => a + b, 0)}), in flight (max ${Math.max(0, ...seen)}, oldest ${round(Math.max(0, ...states.map(({ s }) => s.oldestMs)) / 1000, 1)} s), ` +
       `connections max ${Math.max(0, ...states.map(({ s }) => s.connections))} of ${states[0]?.s.maxConnections ?? 0}; inbound refused since: pending cap ${refused.pending}, rate ${refused.rate}, connection cap ${refused.connections}; pnet failed since: ${Object.entries(pnet).filter(([, n]) => n > 0).map(([how, n]) => `${how} ${n}`).join(', ') || 'none'}` +
-      (states.some(({ s }) => s.pending !== s.upgrading) ? `; counted != in flight on ${states.map(({ s }, i) => s.pending !== s.upgrading ? `h${i} ${s.pending}/${s.upgrading}` : '').filter(x => x !== '').join(' ')}` : '')
+      (states.some(({ s }) => s.pending !== s.upgrading) ? `; counted != in flight on ${states.map(({ h, s }) => s.pending !== s.upgrading ? `h${h.index} ${s.pending}/${s.upgrading}` : '').filter(x => x !== '').join(' ')}` : '')
   }
   // the phases that do not log their dials themselves (settle and repair do): every 30 s
-  let fds = 0
   const dialLog = setInterval(() => {
-    readdir('/proc/self/fd').then(list => { fds = list.length }, () => { fds = -1 })
-    if (hosts.length > 0 && phase !== 'settle' && phase !== 'repair') log(`${phase}: ${dialSummary()}`)
+    if (hosts.length > 0 && phase !== 'settle' && phase !== 'repair') {
+      const at = phase
+      dialSummary().then(s => { log(`${at}: ${s}`) }, (err: Error) => { log(`dial summary failed: ${err.message}`) })
+    }
   }, 30_000)
+  /** CPU, RSS and heap of every process holding hosts (this one's alone when it holds them). */
+  const usage = async (): Promise<{ cpu: number, rss: number, heap: number }> => {
+    const us = procs === 0 ? [await groups[0].call<{ cpu: NodeJS.CpuUsage, rss: number, heapUsed: number }>('usage')] : await Promise.all(groups.map(async g => await g.call<{ cpu: NodeJS.CpuUsage, rss: number, heapUsed: number }>('usage')))
+    return { cpu: us.reduce((a, u) => a + u.cpu.user + u.cpu.system, 0), rss: us.reduce((a, u) => a + u.rss, 0), heap: us.reduce((a, u) => a + u.heapUsed, 0) }
+  }
   try {
-    global.gc?.()
-    const heap0 = process.memoryUsage()
     const root = await tempDir(t, 'darkfs-bench-scale-')
+    if (procs === 0) groups.push(localGroup())
+    else {
+      for (let i = 0; i < procs; i++) groups.push(await workerGroup())
+      log(`${N} hosts in ${procs} worker processes (${groups.map(g => g.pid).join(', ')}), over loopback TCP`)
+    }
+    global.gc?.()
+    const use0 = await usage()
     // 1. hosts: each joins the first host and a random earlier one (a seed alone would take every
     // joiner's first connection; the bound trims it back)
     const rand = prng(14)
     let started = performance.now()
     for (let i = 0; i < N; i++) {
       const dir = join(root, `h${i}`)
-      await init(dir, i === 0 ? { newNetwork: true } : { networkKey: join(root, 'h0', 'network.key') })
       const joins = i === 0 ? [] : [...new Set([hosts[0].address, hosts[Math.floor(rand() * i)].address])]
-      hosts.push(await startHost(t, dir, `scale${process.pid}-h${i}`, joins, { transport, daemon: { maxConnections: bound, keep: { failureTimeoutMs: failureS * 1000 } } }))
+      const name = `scale${process.pid}-h${i}`
+      const group = groups[i % groups.length]
+      const r = await group.call<{ address: string, peerId: string }>('start', { index: i, dir, name, joins, ...(i === 0 ? { newNetwork: true } : { networkKey: join(root, 'h0', 'network.key') }), transport, bound, failureMs: failureS * 1000 })
+      hosts.push({ index: i, name, dir, group, ...r, snap: undefined as unknown as HostSnap })
+      await refresh()
       if ((i + 1) % 10 === 0) log(`${i + 1} hosts started`)
     }
+    await refresh()
     out['scale.start.s'] = round((performance.now() - started) / 1000, 1)
     log(`${N} hosts started in ${out['scale.start.s']} s; waiting for the joins to settle`)
     started = performance.now()
-    await until(`every host knows all ${N} members, within ${bound} connections, one connected network`, () =>
-      hosts.every(h => h.members.size >= N && h.host.peers().length >= 1 && h.host.peers().length <= bound) && connected(hosts), JOIN_DEADLINE_MS)
+    await untilPolled(`every host knows all ${N} members, within ${bound} connections, one connected network`, async () => {
+      await refresh()
+      return hosts.every(h => h.snap.members >= N && h.snap.peers.length >= 1 && h.snap.peers.length <= bound) && connected(hosts)
+    }, JOIN_DEADLINE_MS)
       .catch((err: Error) => {
-        throw new ScaleFailure(`${err.message}: ${hosts.map(h => `${h.name} ${h.members.size} members ${h.host.peers().length} conns`).join('; ')}`, out)
+        throw new ScaleFailure(`${err.message}: ${hosts.map(h => `${h.name} ${h.snap.members} members ${h.snap.peers.length} conns`).join('; ')}`, out)
       })
     out['scale.joined.s'] = round((performance.now() - started) / 1000, 1)
     log(`joined in ${out['scale.joined.s']} s`)
@@ -252,7 +365,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     const files = Math.max(1, Math.round(N * mibPerHost * (1 << 20) / FILE_BYTES))
     started = performance.now()
     for (let i = 0; i < files; i++) {
-      await writer.volume.replaceFile(`/f${i}`, [randomBytes(FILE_BYTES)], { wait: 'safe' })
+      await writer.group.call('writeFile', writer.index, `/f${i}`, FILE_BYTES)
       if ((i + 1) % 5 === 0) log(`${i + 1} of ${files} files written`)
     }
     out['scale.write.MiB'] = files * FILE_BYTES / 2 ** 20
@@ -262,23 +375,25 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     started = performance.now()
     // settled: no placement pending anywhere and no store changed for SETTLE_QUIET_MS (the
     // swarm protocols are never quiet that long on many hosts: repair passes ask have-queries)
-    const state = (): string => hosts.map(h => `${h.store.stored() ?? -1}:${h.network.pending.size}`).join()
+    const state = (): string => hosts.map(h => `${h.snap.stored}:${h.snap.pending}`).join()
+    await refresh()
     let last = state()
     let quietSince = performance.now()
     let toldSettle = started
-    while ((performance.now() - quietSince < SETTLE_QUIET_MS || hosts.some(h => h.network.pending.size > 0)) && performance.now() - started < SETTLE_DEADLINE_MS) {
+    while ((performance.now() - quietSince < SETTLE_QUIET_MS || hosts.some(h => h.snap.pending > 0)) && performance.now() - started < SETTLE_DEADLINE_MS) {
       await sleep(1000)
+      await refresh()
       const now = state()
       if (now !== last) { last = now; quietSince = performance.now() }
       if (performance.now() - toldSettle >= 30_000) {
         toldSettle = performance.now()
-        log(`placing: pending ${hosts.map((h, i) => h.network.pending.size > 0 ? `h${i}:${h.network.pending.size}` : '').filter(x => x !== '').join(' ') || 'none'}, connections ${hosts.map(h => h.host.peers().length).join(',')}, ${dialSummary()}`)
+        log(`placing: pending ${hosts.map(h => h.snap.pending > 0 ? `h${h.index}:${h.snap.pending}` : '').filter(x => x !== '').join(' ') || 'none'}, connections ${hosts.map(h => h.snap.peers.length).join(',')}, ${await dialSummary()}`)
       }
     }
-    if (hosts.some(h => h.network.pending.size > 0)) failures.push(`placements still pending after ${SETTLE_DEADLINE_MS / 1000} s: ${hosts.map((h, i) => h.network.pending.size > 0 ? `h${i} ${h.network.pending.size}` : '').filter(x => x !== '').join(', ')}`)
+    if (hosts.some(h => h.snap.pending > 0)) failures.push(`placements still pending after ${SETTLE_DEADLINE_MS / 1000} s: ${hosts.map(h => h.snap.pending > 0 ? `h${h.index} ${h.snap.pending}` : '').filter(x => x !== '').join(', ')}`)
     out['scale.settled.s'] = round((performance.now() - started) / 1000, 1)
-    await until(`every host back within ${bound} connections after the writes`, () => hosts.every(h => h.host.peers().length <= bound), TRIM_DEADLINE_MS)
-      .catch((err: Error) => { failures.push(`${err.message}: ${hosts.map(h => h.host.peers().length).join(',')}`) })
+    await untilPolled(`every host back within ${bound} connections after the writes`, async () => { await refresh(); return hosts.every(h => h.snap.peers.length <= bound) }, TRIM_DEADLINE_MS)
+      .catch((err: Error) => { failures.push(`${err.message}: ${hosts.map(h => h.snap.peers.length).join(',')}`) })
     // the idle window starts once every host's repairer settled (its last pass found every chunk
     // redundant, and nothing that calls for another came since: Repairer.idle()), all at once and
     // within the bound, and no host has a suspect left to probe (a neighbour whose connection a
@@ -287,72 +402,76 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     // that began 10 s after them caught those passes
     started = performance.now()
     let told = started
-    await until(`every host's repair settled, within ${bound} connections, no suspect`, () => {
+    await untilPolled(`every host's repair settled, within ${bound} connections, no suspect`, async () => {
+      await refresh()
       if (performance.now() - told >= 30_000) {
         told = performance.now()
-        const busy = hosts.map((h, i) => ({ h, i })).filter(({ h }) => !h.keep.repairer.idle())
-        log(`settling: repairers ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}${busy.length > 0 && busy.length <= 4 ? ` (not: ${busy.map(({ h, i }) => `h${i} ${JSON.stringify({ ...h.keep.repairer.leftover(), ...h.keep.repairer.why() })}`).join(', ')})` : ''}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}, ${dialSummary()}${overBound() === '' ? '' : `\n  ${overBound()}`}`)
+        const busy = hosts.filter(h => !h.snap.repairIdle)
+        log(`settling: repairers ${hosts.filter(h => h.snap.repairIdle).length}/${N}${busy.length > 0 && busy.length <= 4 ? ` (not: ${busy.map(h => `h${h.index} ${JSON.stringify({ ...h.snap.leftover, ...h.snap.why })}`).join(', ')})` : ''}, connections ${hosts.map(h => h.snap.peers.length).join(',')}, suspects ${hosts.map(h => h.snap.suspects).join(',')}, ${await dialSummary()}${overBound() === '' ? '' : `\n  ${overBound()}`}`)
       }
-      return hosts.every(h => h.keep.repairer.idle() && h.host.peers().length <= bound && h.keep.membership.suspects().length === 0)
+      return hosts.every(h => h.snap.repairIdle && h.snap.peers.length <= bound && h.snap.suspects === 0)
     }, REPAIR_SETTLE_DEADLINE_MS)
       .catch((err: Error) => {
-        failures.push(`${err.message}: settled ${hosts.filter(h => h.keep.repairer.idle()).length}/${N}, connections ${hosts.map(h => h.host.peers().length).join(',')}, suspects ${hosts.map(h => h.keep.membership.suspects().length).join(',')}`)
+        failures.push(`${err.message}: settled ${hosts.filter(h => h.snap.repairIdle).length}/${N}, connections ${hosts.map(h => h.snap.peers.length).join(',')}, suspects ${hosts.map(h => h.snap.suspects).join(',')}`)
       })
     out['scale.repairSettled.s'] = round((performance.now() - started) / 1000, 1)
     log(`settled (or gave up) ${out['scale.repairSettled.s']} s after placement`)
 
     // 3. storage and locate: every chunk's fragments where the writer's member table says
-    const byPeer = new Map(hosts.map(h => [h.host.peerId, h]))
-    const members = writer.policy.members()
-    const predicted = new Map<string, number>(hosts.map(h => [h.host.peerId, 0]))
-    const held = hosts.map(() => 0)
-    let extra = 0
-    let fragments = 0
-    /** Every fragment of the written chunks and its size (the stop phase counts what a host held of them). */
-    const allFragments: Array<{ cid: CID, size: number }> = []
+    /** Which of `cids` each live host holds, by host index. */
+    const holding = async (cids: string[]): Promise<Map<number, boolean[]>> => {
+      const rows = new Map<number, boolean[]>()
+      for (const part of await Promise.all(groups.map(async g => await g.call<Record<number, boolean[]>>('has', cids)))) {
+        for (const [i, row] of Object.entries(part)) rows.set(Number(i), row)
+      }
+      return rows
+    }
+    const predicted = new Map<string, number>(hosts.map(h => [h.peerId, 0]))
+    /** Every fragment of the written chunks, its size and the host the writer's member table names for it. */
+    const allFragments: Array<{ cid: string, size: number, at: string }> = []
     /** The written chunks' code and size (the simulator's repair runs with the same). */
     let code = { k: 0, m: 0, size: 0 }
-    let named = 0
     let chunks = 0
     for (let i = 0; i < files; i++) {
-      const entry = writer.tree.lookup(ROOT, `f${i}`)
-      const content = entry === undefined ? undefined : writer.tree.get(entry.inode)?.content
-      if (content == null || !('manifest' in content)) throw new ScaleFailure(`/f${i} has no manifest on the writer`, out)
-      let manifest: Manifest | undefined
-      for (const h of hosts) {
-        const bytes = await h.store.tryGet(content.manifest)
-        if (bytes !== undefined) { manifest = decodeManifest(bytes); break }
+      const manifestCid = await writer.group.call<string | undefined>('manifestOf', writer.index, `f${i}`)
+      if (manifestCid === undefined) throw new ScaleFailure(`/f${i} has no manifest on the writer`, out)
+      let manifest: Uint8Array | undefined
+      for (const g of groups) {
+        manifest = await g.call<Uint8Array | undefined>('tryGet', manifestCid)
+        if (manifest !== undefined) break
       }
       if (manifest === undefined) throw new ScaleFailure(`no host holds the manifest of /f${i}`, out)
-      for (const ref of manifest.chunks) {
-        if (ref.cid === null) continue
+      // the chunk's own rule (ChunkRef.rule: balanced for new chunks), as placement ranks it
+      for (const c of await writer.group.call<ChunkLayout[]>('layout', writer.index, manifest)) {
         chunks++
-        code = { k: ref.k, m: ref.m, size: Math.max(code.size, ref.size) }
-        // the chunk's own rule (ChunkRef.rule: balanced for new chunks), as placement ranks it
-        const ranked = writer.policy.rank(ref, members, ref.k + ref.m)
-        const size = Math.ceil(ref.size / ref.k)
-        for (let j = 0; j < ref.fragments.length; j++) {
-          fragments++
-          allFragments.push({ cid: ref.fragments[j], size })
-          const at = ranked[j]
-          predicted.set(at, (predicted.get(at) ?? 0) + size)
-          const h = byPeer.get(at)
-          if (h !== undefined && await h.store.has(ref.fragments[j])) named++
-          // every copy, wherever it is: held[i] counts the fragments host i keeps
-          for (let i = 0; i < N; i++) {
-            if (await hosts[i].store.has(ref.fragments[j])) {
-              held[i] += size
-              if (hosts[i] !== h) extra++
-            }
-          }
-        }
+        code = { k: c.k, m: c.m, size: Math.max(code.size, c.size) }
+        const size = Math.ceil(c.size / c.k)
+        c.fragments.forEach((cid, j) => {
+          allFragments.push({ cid, size, at: c.ranked[j] })
+          predicted.set(c.ranked[j], (predicted.get(c.ranked[j]) ?? 0) + size)
+        })
       }
     }
-    const stored = await Promise.all(hosts.map(async h => h.store.stored() ?? (await h.store.usage()).bytesStored))
+    const rows = await holding(allFragments.map(f => f.cid))
+    const held = hosts.map(() => 0)
+    let extra = 0
+    let named = 0
+    const fragments = allFragments.length
+    allFragments.forEach((f, x) => {
+      // every copy, wherever it is: held[i] counts the fragments host i keeps
+      for (const h of hosts) {
+        if (rows.get(h.index)?.[x] !== true) continue
+        held[h.index] += f.size
+        if (h.peerId === f.at) named++
+        else extra++
+      }
+    })
+    const storedBy = Object.assign({}, ...await Promise.all(groups.map(async g => await g.call<Record<number, number>>('storedBytes')))) as Record<number, number>
+    const stored = hosts.map(h => storedBy[h.index])
     const total = stored.reduce((a, b) => a + b, 0)
     const ratios = stored.map(s => s / (total / N))
     const predictedTotal = [...predicted.values()].reduce((a, b) => a + b, 0)
-    const predictedRatios = hosts.map(h => predicted.get(h.host.peerId)! / (predictedTotal / N))
+    const predictedRatios = hosts.map(h => predicted.get(h.peerId)! / (predictedTotal / N))
     out['scale.storage.chunks'] = chunks
     out['scale.storage.fragmentsPerHost'] = round(fragments / N, 1)
     out['scale.storage.bytes.total'] = total
@@ -373,54 +492,58 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
 
     // 4. idle window
     phase = 'idle'
-    const cpu0 = process.cpuUsage()
-    const passes0 = hosts.map(h => h.keep.repairer.totals().passes)
-    const wire0 = hosts.map(h => h.host.traffic())
+    await refresh()
+    const cpu0 = (await usage()).cpu
+    const wire0 = new Map(hosts.map(h => [h.index, h.snap.traffic]))
+    const passes0 = new Map(hosts.map(h => [h.index, h.snap.repairTotals.passes]))
     const idleStart = performance.now()
     await sleep(idleS * 1000)
+    const cpuUs = (await usage()).cpu - cpu0
+    await refresh()
     const seconds = (performance.now() - idleStart) / 1000
-    const cpu1 = process.cpuUsage(cpu0)
-    const kbit = hosts.map((h, i) => (h.host.traffic().wire.sent - wire0[i].wire.sent) * 8 / 1000 / seconds)
+    const kbit = hosts.map(h => (h.snap.traffic.wire.sent - wire0.get(h.index)!.wire.sent) * 8 / 1000 / seconds)
     const perProtocol = new Map<string, number>()
     const streams = new Map<string, number>()
-    hosts.forEach((h, i) => {
-      for (const [p, v] of Object.entries(h.host.traffic().protocols)) {
-        perProtocol.set(p, (perProtocol.get(p) ?? 0) + (v.sent - (wire0[i].protocols[p]?.sent ?? 0)) / seconds / N)
-        streams.set(p, (streams.get(p) ?? 0) + (v.streams - (wire0[i].protocols[p]?.streams ?? 0)) / (seconds / 60) / N)
+    for (const h of hosts) {
+      const w0 = wire0.get(h.index)!
+      for (const [p, v] of Object.entries(h.snap.traffic.protocols)) {
+        perProtocol.set(p, (perProtocol.get(p) ?? 0) + (v.sent - (w0.protocols[p]?.sent ?? 0)) / seconds / N)
+        streams.set(p, (streams.get(p) ?? 0) + (v.streams - (w0.protocols[p]?.streams ?? 0)) / (seconds / 60) / N)
       }
-    })
+    }
     for (const [p, n] of [...streams].sort((a, b) => b[1] - a[1])) if (n >= 0.05) out[`scale.idle.streams.perHostMin.${p}`] = round(n, 2)
     out['scale.idle.window.s'] = round(seconds, 1)
     // repair passes in the window (an idle network needs none) and hosts whose repairer settled
-    out['scale.idle.repairPasses.perHostMin'] = round(hosts.reduce((a, h, i) => a + h.keep.repairer.totals().passes - passes0[i], 0) / N / (seconds / 60), 2)
-    out['scale.idle.repairSettled.hosts'] = `${hosts.filter(h => h.keep.repairer.idle()).length}/${N}`
+    out['scale.idle.repairPasses.perHostMin'] = round(hosts.reduce((a, h) => a + h.snap.repairTotals.passes - passes0.get(h.index)!, 0) / N / (seconds / 60), 2)
+    out['scale.idle.repairSettled.hosts'] = `${hosts.filter(h => h.snap.repairIdle).length}/${N}`
     // member tables that differ (distinct digests; 1: every host holds the same records): each
     // digest comparison between two that differ pulls a whole table (node/net/member-service.ts)
-    out['scale.idle.suspects'] = hosts.reduce((a, h) => a + h.keep.membership.suspects().length, 0)
-    out['scale.idle.memberTables.distinct'] = new Set(hosts.map(h => Buffer.from(h.members.digest()).toString('hex'))).size
+    out['scale.idle.suspects'] = hosts.reduce((a, h) => a + h.snap.suspects, 0)
+    out['scale.idle.memberTables.distinct'] = new Set(hosts.map(h => h.snap.digest)).size
     out['scale.idle.sent.kbitps.mean'] = round(mean(kbit), 2)
     out['scale.idle.sent.kbitps.max'] = round(Math.max(...kbit), 2)
     for (const [p, bps] of [...perProtocol].sort((a, b) => b[1] - a[1])) if (bps >= 0.05) out[`scale.idle.sent.Bps.${p}`] = round(bps, 1)
     // connections opened during the window (per host and minute), by what asked for them (traffic.ts dials)
     const dials = new Map<string, number>()
-    hosts.forEach((h, i) => {
-      for (const [cause, n] of Object.entries(h.host.traffic().dials)) dials.set(cause, (dials.get(cause) ?? 0) + n - (wire0[i].dials[cause] ?? 0))
-    })
+    let dialFailures = 0
+    for (const h of hosts) {
+      const w0 = wire0.get(h.index)!
+      for (const [cause, n] of Object.entries(h.snap.traffic.dials)) dials.set(cause, (dials.get(cause) ?? 0) + n - (w0.dials[cause] ?? 0))
+      // of those, the ones that failed (refused, timed out): failing dials, not trims
+      for (const [cause, n] of Object.entries(h.snap.traffic.dialFailures)) dialFailures += n - (w0.dialFailures[cause] ?? 0)
+    }
     out['scale.idle.dials.perHostMin'] = round([...dials.values()].reduce((a, b) => a + b, 0) / N / (seconds / 60), 2)
     for (const [cause, n] of [...dials].sort((a, b) => b[1] - a[1])) if (n > 0) out[`scale.idle.dials.perHostMin.${cause}`] = round(n / N / (seconds / 60), 2)
-    // of those, the ones that failed (refused, timed out): failing dials, not trims
-    let dialFailures = 0
-    hosts.forEach((h, i) => {
-      for (const [cause, n] of Object.entries(h.host.traffic().dialFailures)) dialFailures += n - (wire0[i].dialFailures[cause] ?? 0)
-    })
     out['scale.idle.dialFailures.perHostMin'] = round(dialFailures / N / (seconds / 60), 2)
-    out['scale.idle.cpu.percent.perHost'] = round((cpu1.user + cpu1.system) / 1e6 / seconds * 100 / N, 3)
-    out['scale.idle.cpu.percent.process'] = round((cpu1.user + cpu1.system) / 1e6 / seconds * 100, 1)
+    // every process holding hosts (the bench's own apart when they run in workers)
+    out['scale.idle.cpu.percent.perHost'] = round(cpuUs / 1e6 / seconds * 100 / N, 3)
+    out['scale.idle.cpu.percent.process'] = round(cpuUs / 1e6 / seconds * 100, 1)
     log(`idle: ${out['scale.idle.sent.kbitps.mean']} kbit/s per host (max ${out['scale.idle.sent.kbitps.max']}), ${out['scale.idle.cpu.percent.perHost']} % of a core per host, ${out['scale.idle.dials.perHostMin']} new connections per host and minute`)
     if (mean(kbit) > IDLE_KBITPS_GOAL) failures.push(`idle hosts sent ${out['scale.idle.sent.kbitps.mean']} kbit/s each (mean; max ${out['scale.idle.sent.kbitps.max']}), over ${IDLE_KBITPS_GOAL}`)
     if (Number(out['scale.idle.cpu.percent.perHost']) > IDLE_CPU_PERCENT_GOAL) failures.push(`idle hosts took ${out['scale.idle.cpu.percent.perHost']} % of a core each, over ${IDLE_CPU_PERCENT_GOAL}`)
 
-    // 5. op reach: a mkdir on a host, until 99% and all of the others have it
+    // 5. op reach: a mkdir on a host, until 99% and all of the others have it (each process
+    // watches its own hosts' trees, every REACH_POLL_MS)
     phase = 'reach'
     const at99: number[] = []
     const atAll: number[] = []
@@ -429,21 +552,15 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
       const name = `reach-${r}`
       const others = hosts.filter(h => h !== from)
       const need = Math.ceil(0.99 * others.length)
-      const t0 = performance.now()
-      await from.volume.mkdir(`/${name}`)
-      const seen: number[] = []
-      const pending = new Set(others)
-      while (pending.size > 0 && performance.now() - t0 < REACH_DEADLINE_MS) {
-        for (const h of pending) {
-          if (h.tree.lookup(ROOT, name) !== undefined) { pending.delete(h); seen.push(performance.now() - t0) }
-        }
-        if (pending.size > 0) await sleep(REACH_POLL_MS)
-      }
-      if (pending.size > 0) {
-        failures.push(`op ${name} from ${from.name} reached ${others.length - pending.size} of ${others.length} hosts in ${REACH_DEADLINE_MS} ms (missing: ${[...pending].map(h => h.name).join(', ')})`)
+      const watching = groups.map(async g => await g.call<Record<number, number>>('watch', name, from.index, REACH_POLL_MS, REACH_DEADLINE_MS))
+      const t0 = await from.group.call<number>('mkdir', from.index, `/${name}`)
+      const seenAt = Object.assign({}, ...await Promise.all(watching)) as Record<number, number>
+      const missing = others.filter(h => seenAt[h.index] === undefined)
+      if (missing.length > 0) {
+        failures.push(`op ${name} from ${from.name} reached ${others.length - missing.length} of ${others.length} hosts in ${REACH_DEADLINE_MS} ms (missing: ${missing.map(h => h.name).join(', ')})`)
         break
       }
-      seen.sort((a, b) => a - b)
+      const seen = others.map(h => Math.max(0, seenAt[h.index] - t0)).sort((a, b) => a - b)
       at99.push(seen[need - 1])
       atAll.push(seen[seen.length - 1])
     }
@@ -458,16 +575,17 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     // 6. status from local state: latency, and no message sent meanwhile
     phase = 'status'
     const asker = hosts[Math.floor(N / 2)]
+    const askerSnap = async (): Promise<HostSnap> => (await asker.group.call<HostSnap[]>('snap', bound)).find(s => s.index === asker.index)!
     const client = new ControlClient(asker.dir)
     const latencies: number[] = []
     let clean = 0
     let dirty = ''
     for (let i = 0; i < STATUS_TRIES; i++) {
-      const before = messages(asker)
+      const before = messages(await askerSnap())
       const t0 = performance.now()
       const s = await client.get('/v1/status')
       latencies.push(performance.now() - t0)
-      const after = messages(asker)
+      const after = messages(await askerSnap())
       if (s?.chunks?.source !== 'kept') failures.push(`status answered from ${String(s?.chunks?.source)}, not from kept state`)
       if (after.streams === before.streams && after.bytes === before.bytes) clean++
       else dirty = Object.entries(after.byProtocol).filter(([p, n]) => n !== (before.byProtocol[p] ?? 0)).map(([p, n]) => `${p} ${n - (before.byProtocol[p] ?? 0)} B`).join(', ')
@@ -486,40 +604,38 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     phase = 'repair'
     const victim = hosts[N - 1]
     const survivors = hosts.slice(0, N - 1)
+    const victimRow = (await holding(allFragments.map(f => f.cid))).get(victim.index)!
     let lostBytes = 0
     let lostFragments = 0
-    for (const f of allFragments) if (await victim.store.has(f.cid)) { lostBytes += f.size; lostFragments++ }
-    const totals0 = survivors.map(h => h.keep.repairer.totals())
-    const sent0 = survivors.map(h => h.host.traffic().wire.sent)
+    allFragments.forEach((f, x) => { if (victimRow[x]) { lostBytes += f.size; lostFragments++ } })
+    await refresh()
+    const totals0 = new Map(survivors.map(h => [h.index, h.snap.repairTotals]))
+    const sent0 = new Map(survivors.map(h => [h.index, h.snap.traffic.wire.sent]))
     started = performance.now()
-    await victim.stop()
-    hosts.splice(N - 1, 1)
+    about = victim.peerId
+    await victim.group.call('stop', victim.index, bound)
     const missing = async (): Promise<number> => {
-      let n = 0
-      for (const f of allFragments) {
-        let found = false
-        for (const h of survivors) if (await h.store.has(f.cid)) { found = true; break }
-        if (!found) n++
-      }
-      return n
+      const rows = await holding(allFragments.map(f => f.cid))
+      return allFragments.filter((_f, x) => !survivors.some(h => rows.get(h.index)?.[x] === true)).length
     }
     let toldRepair = started
-    await until(`every host declared the stopped host gone, every fragment held again, every repairer settled`, async () => {
-      const gone = survivors.every(h => !h.policy.members().includes(victim.host.peerId))
-      const settled = survivors.every(h => h.keep.repairer.idle())
+    await untilPolled(`every host declared the stopped host gone, every fragment held again, every repairer settled`, async () => {
+      await refresh()
+      const gone = survivors.every(h => h.snap.knows === false)
+      const settled = survivors.every(h => h.snap.repairIdle)
       const left = gone && settled ? await missing() : -1
       if (performance.now() - toldRepair >= 30_000) {
         toldRepair = performance.now()
-        log(`repairing: gone on ${survivors.filter(h => !h.policy.members().includes(victim.host.peerId)).length}/${N - 1}, repairers ${survivors.filter(h => h.keep.repairer.idle()).length}/${N - 1}, fragments missing ${left === -1 ? '?' : left}, connections ${survivors.map(h => h.host.peers().length).join(',')}, ${dialSummary()}`)
+        log(`repairing: gone on ${survivors.filter(h => h.snap.knows === false).length}/${N - 1}, repairers ${survivors.filter(h => h.snap.repairIdle).length}/${N - 1}, fragments missing ${left === -1 ? '?' : left}, connections ${survivors.map(h => h.snap.peers.length).join(',')}, ${await dialSummary()}`)
       }
       return left === 0
     }, REPAIR_SETTLE_DEADLINE_MS + failureS * 1000)
       .catch(async (err: Error) => { failures.push(`${err.message}: ${await missing()} of ${allFragments.length} fragments held by no live host`) })
-    const totals1 = survivors.map(h => h.keep.repairer.totals())
-    const fetched = totals1.reduce((a, t, i) => a + t.bytesFetched - totals0[i].bytesFetched, 0)
-    const pushed = totals1.reduce((a, t, i) => a + t.bytesPushed - totals0[i].bytesPushed, 0)
-    const repaired = totals1.reduce((a, t, i) => a + t.fragmentsRepaired - totals0[i].fragmentsRepaired, 0)
-    const wire = survivors.reduce((a, h, i) => a + h.host.traffic().wire.sent - sent0[i], 0)
+    await refresh()
+    const fetched = survivors.reduce((a, h) => a + h.snap.repairTotals.bytesFetched - totals0.get(h.index)!.bytesFetched, 0)
+    const pushed = survivors.reduce((a, h) => a + h.snap.repairTotals.bytesPushed - totals0.get(h.index)!.bytesPushed, 0)
+    const repaired = survivors.reduce((a, h) => a + h.snap.repairTotals.fragmentsRepaired - totals0.get(h.index)!.fragmentsRepaired, 0)
+    const wire = survivors.reduce((a, h) => a + h.snap.traffic.wire.sent - sent0.get(h.index)!, 0)
     out['scale.repair.s'] = round((performance.now() - started) / 1000, 1)
     out['scale.repair.lost.fragments'] = lostFragments
     out['scale.repair.lost.bytes'] = lostBytes
@@ -532,11 +648,11 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     out['scale.repair.bytesPerRepairedByte'] = round((fetched + pushed) / Math.max(1, repaired * Math.ceil(code.size / Math.max(1, code.k))), 2)
     log(`repair: ${lostFragments} fragments (${lostBytes} B) lost, ${fetched + pushed} B moved by repair (${out['scale.repair.bytesPerLostByte']} per byte lost), ${out['scale.repair.s']} s`)
 
-    // 8. memory
-    const heap1 = process.memoryUsage()
-    out['scale.heap.MiB.perHost'] = round((heap1.heapUsed - heap0.heapUsed) / N / 2 ** 20, 1)
-    out['scale.rss.MiB.perHost'] = round((heap1.rss - heap0.rss) / N / 2 ** 20, 1)
-    out['scale.rss.MiB'] = round(heap1.rss / 2 ** 20, 0)
+    // 8. memory, over every process holding hosts
+    const use1 = await usage()
+    out['scale.heap.MiB.perHost'] = round((use1.heap - use0.heap) / N / 2 ** 20, 1)
+    out['scale.rss.MiB.perHost'] = round((use1.rss - use0.rss) / N / 2 ** 20, 1)
+    out['scale.rss.MiB'] = round(use1.rss / 2 ** 20, 0)
 
     // connections, per phase; the steady phases must be within the bound
     for (const p of ['join', 'write', 'settle', 'idle', 'reach', 'status']) {
@@ -577,8 +693,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     clearInterval(sampler)
     clearInterval(dialLog)
     lag.disable()
-    // in parallel: one by one, 50 hosts take minutes to close
-    await Promise.all(hosts.map(async h => { await h.stop() }))
+    await Promise.all(groups.map(async g => { await g.close() }))
     await t.run()
   }
   if (failures.length > 0) throw new ScaleFailure(failures.join('; '), out)
