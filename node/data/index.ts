@@ -24,7 +24,7 @@
 //  - The write path codes chunks with encodeChunkAsync: the sha256 of a chunk and of its
 //    fragments (most of the cost) runs on the libuv threadpool through the addon, off the event
 //    loop that serves FUSE; same CIDs as encodeChunk (test/node/chunk-encode.test.ts).
-export { ChunkService, ChunkWrite, PutGroup, PUT_GROUP_PARALLEL, PLACE_WINDOW_BYTES, RANGE_READ_MAX_BYTES, REPLICATE_MAX_BYTES, paramsFor, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
+export { ChunkService, ChunkWrite, PutGroup, PUT_GROUP_PARALLEL, PLACE_WINDOW_BYTES, SHARD_POOL_BYTES, RANGE_READ_MAX_BYTES, REPLICATE_MAX_BYTES, paramsFor, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
 export type { ChunkWriteOptions, Network, ReadCounters, WriteProgress } from './blocks.ts'
 export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, PLACEMENT_BALANCED, chunkAt, contentSum, decodeChunk, decodeManifest, encodeChunk, encodeChunkAsync, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'
 export type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
@@ -35,4 +35,4 @@ export type { ErasureCodec, PooledShards } from './erasure.ts'
 export { Space, availableBytes, bounds } from './space.ts'
 export type { SpaceInit, SpaceState } from './space.ts'
 export { Store, cidOf } from './store.ts'
-export { Staging, STAGED_BYTES_MAX } from './staging.ts'
+export { ShardLease, Staging, STAGED_BYTES_MAX } from './staging.ts'
