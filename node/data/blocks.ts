@@ -86,9 +86,11 @@ export interface Network {
   /**
    * Place the fragments of newly written chunks on their targets and resolve when the attempt
    * is over (acknowledged, or left pending for a retry); `inode`: the file they belong to;
-   * `staged`: fragments still in memory (else they are read from the local store).
+   * `staged`: fragments still in memory (else they are read from the local store); `lend`: the
+   * same, each lent until its push is over (Staging.lend: done(true) only when every target
+   * acknowledged it), preferred to `staged` where given.
    */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, settle?: boolean, safe?: boolean }) => Promise<void>
+  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean }) => Promise<void>
   /**
    * Resolves once the chunk survives one lost host by the acknowledgements of its placement so
    * far (two holders of its block, or k fragments left whichever host goes), or when `signal`
@@ -643,7 +645,7 @@ export class ChunkService {
   async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean, safe?: boolean } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
     try {
-      await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid) })
+      await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid) })
     } finally {
       for (const r of refs) if (r.cid !== null) this.staging?.release(r.cid.toString())
     }

@@ -16,10 +16,11 @@ export const STAGED_BYTES_MAX = 64 * 1024 * 1024
  *
  * The rule: pooled memory is recycled only while every reader of it is one that lets go when it
  * is done, and known to be done. The write path's readers are the hashing (over before the lease
- * is made), the put (storeChunk holds the lease until it succeeds) and Staging (which holds it
- * while a block with these bytes is staged). Anything else that is handed the bytes (a staged
- * block given out by Staging.get: placement's pushes, the swarm serving a peer, a failed put
- * whose other writes may still run) cannot say when it is done: kept() marks the lease, and the
+ * is made), the put (storeChunk holds the lease until it succeeds), Staging (which holds it
+ * while a block with these bytes is staged) and placement's push of a block lent by Staging.lend
+ * (held until every target acknowledged it whole). Anything else that is handed the bytes (a staged
+ * block given out by Staging.get: the swarm serving a peer; a push that failed; a failed put
+ * whose other writes may still run) cannot say when it is done: keep() marks the lease, and the
  * memory is then left to the collector, as a fresh encode's is. So a fragment is never
  * rewritten while anything may still read it; a write path whose parity nobody asks for
  * (placement through a relay, which pulls only data fragments) codes into recycled memory.
@@ -104,6 +105,31 @@ export class Staging {
     const held = this.blocks.get(cid.toString())
     held?.lease?.keep()
     return held?.bytes
+  }
+
+  /**
+   * A staged fragment's bytes lent to a reader that says when it is done (placement's push):
+   * done(true) once nothing of it reads them any more (every target acknowledged the whole
+   * block), done(false) when that is not known (a failed or aborted push: a write may still sit
+   * in a stream's queue), which keeps pooled bytes from being recycled, as get() does. done() is
+   * called once. undefined when the fragment is not staged.
+   */
+  lend (cid: CID | string): { bytes: Uint8Array, done: (clean: boolean) => void } | undefined {
+    const held = this.blocks.get(cid.toString())
+    if (held === undefined) return undefined
+    const lease = held.lease
+    if (lease === undefined || lease.kept) return { bytes: held.bytes, done: () => {} }
+    lease.hold()
+    let over = false
+    return {
+      bytes: held.bytes,
+      done: clean => {
+        if (over) throw new Error('Staging.lend: done() twice')
+        over = true
+        if (!clean) lease.keep()
+        lease.letGo()
+      }
+    }
   }
 
   /** Forget a chunk's fragments (placed, or given up): they stay in the store. */

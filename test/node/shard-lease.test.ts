@@ -80,7 +80,7 @@ describe('ChunkService.storeChunk({ recycle }): parity in recycled memory', func
   })
 
   /** A chunk service over a new store (`opened` gets it) with a network whose place() runs `placeHook`. */
-  async function service (placeHook: (refs: ChunkRef[], staged: ((cid: CID) => Uint8Array | undefined) | undefined) => Promise<void> = async () => {}, opened?: (store: Store) => void): Promise<ChunkService> {
+  async function service (placeHook: (refs: ChunkRef[], staged: ((cid: CID) => Uint8Array | undefined) | undefined, lend: ((cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined) | undefined) => Promise<void> = async () => {}, opened?: (store: Store) => void): Promise<ChunkService> {
     const store = await Store.open(join(await tempDir(t), 'store'))
     opened?.(store)
     t.add(async () => { await store.close() })
@@ -88,7 +88,7 @@ describe('ChunkService.storeChunk({ recycle }): parity in recycled memory', func
       params: () => ({ k: 4, m: 2 }),
       fetch: async () => new Map(),
       fetchOne: async cid => { throw new Error(`not here: ${cid.toString()}`) },
-      place: async (refs: ChunkRef[], opts = {}) => { await placeHook(refs, opts.staged) }
+      place: async (refs: ChunkRef[], opts = {}) => { await placeHook(refs, opts.staged, opts.lend) }
     }
     return new ChunkService(store, { network })
   }
@@ -131,6 +131,52 @@ describe('ChunkService.storeChunk({ recycle }): parity in recycled memory', func
     assert.equal(chunks.shardPool.counters.reused, 0)
     assert.equal(took.length, 10)
     for (const { cid, bytes } of took) assert.ok(matches(cid, bytes), 'what placement holds keeps its bytes')
+  })
+
+  it('a parity fragment lent to placement is recycled only when its push said done(true) (every target acknowledged it)', async () => {
+    const pushed: Array<{ cid: CID, bytes: Uint8Array }> = []
+    let clean = true
+    const chunks = await service(async (refs, _staged, lend) => {
+      for (const r of refs) {
+        for (const f of r.fragments.slice(r.k)) {
+          const l = lend!(f)!
+          pushed.push({ cid: f, bytes: l.bytes })
+          assert.ok(matches(f, l.bytes), 'lent bytes are the fragment')
+          l.done(clean)
+        }
+      }
+    })
+    clean = false // a push not acknowledged by every target: the bytes may still be queued to send
+    const a = await chunks.storeChunk(seededBytes(MiB, 60), 0, { recycle: true })
+    await chunks.place([a.ref])
+    assert.equal(chunks.shardPool.counters.released, 0)
+    clean = true
+    const b = await chunks.storeChunk(seededBytes(MiB, 61), MiB, { recycle: true })
+    await chunks.place([b.ref])
+    assert.equal(chunks.shardPool.counters.released, 1, 'acknowledged everywhere, unstaged, stored: given back')
+    const c = await chunks.storeChunk(seededBytes(MiB, 62), 2 * MiB, { recycle: true })
+    assert.equal(chunks.shardPool.counters.reused, 1)
+    for (const blk of c.blocks) assert.ok(matches(blk.cid, blk.bytes))
+    for (const { cid, bytes } of pushed.slice(0, 2)) assert.ok(matches(cid, bytes), 'the unacknowledged push still holds its bytes')
+  })
+
+  it('Staging.lend holds the lease until done(); done(false) keeps the memory for good', () => {
+    const pool = new ShardPool()
+    const s = new Staging(64 * MiB)
+    const data = seededBytes(MiB, 70)
+    const p = pool.encode(data, 4, 2)
+    const { blocks } = encodeChunk(data, 0, 4, 2)
+    const lease = new ShardLease(p)
+    s.stage('x', blocks.map((b, j) => ({ cid: b.cid, bytes: p.shards[j] })), { lease, pooled: j => j >= 4 })
+    lease.letGo()
+    const l = s.lend(blocks[4].cid)!
+    s.release('x')
+    assert.equal(pool.counters.released, 0, 'lent: not given back while the push runs')
+    assert.ok(matches(blocks[4].cid, l.bytes))
+    l.done(true)
+    assert.equal(pool.counters.released, 1)
+    assert.throws(() => { l.done(true) }, /twice/)
+    assert.equal(s.lend(blocks[4].cid), undefined, 'not staged any more')
   })
 
   it('without `recycle`, and for a chunk whose length is not a multiple of k, parity is fresh memory', async () => {
