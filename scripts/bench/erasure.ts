@@ -21,9 +21,10 @@
 // `chunk.encodeAsync` is encodeChunkAsync, the write path's: the hashing on the addon's threadpool
 // in parallel jobs, ASYNC_IN_FLIGHT chunks at a time; `.MiBps` per wall second (both cores at
 // work), `.cpuMiBps` per CPU second of the process; `chunk.encode.*.wallMiBps` is the
-// synchronous encodeChunk per wall second beside it.
+// synchronous encodeChunk per wall second beside it. `chunk.encodeWritePath` is encodeChunkAsync
+// as storeChunk({ recycle }) runs it: the parity in a pool, given back as `encodeWritePath`'s.
 import { createHash, randomFillSync } from 'node:crypto'
-import { PLACE_WINDOW_BYTES, SHARD_POOL_BYTES, ShardPool, codecs, codecNote, encodeChunk, encodeChunkAsync, isalBaseline } from '../../node/data/index.ts'
+import { PLACE_WINDOW_BYTES, SHARD_POOL_BYTES, ShardPool, codecs, codecNote, encodeChunk, encodeChunkAsync, encodeChunkPooled, isalBaseline } from '../../node/data/index.ts'
 import type { ErasureCodec, PooledShards } from '../../node/data/index.ts'
 
 /** Bytes per chunk (DESIGN.md §2 default). */
@@ -161,6 +162,18 @@ async function measure (name: string, codec: ErasureCodec, out: Record<string, n
       const rates = await asyncRates(ASYNC_IN_FLIGHT, async () => await encodeChunkAsync(data, 0, k, m))
       out[`chunk.encodeAsync.${k}+${m}.MiBps`] = rates.wall
       out[`chunk.encodeAsync.${k}+${m}.cpuMiBps`] = rates.cpu
+      // the same through the chunk service's pool, as storeChunk({ recycle }) codes (the parity
+      // given back a placement window of chunks later)
+      const chunkPool = new ShardPool({ codec, maxFreeBytes: SHARD_POOL_BYTES })
+      const held: PooledShards[] = []
+      const window = Math.max(1, Math.floor(PLACE_WINDOW_BYTES / (Math.ceil(CHUNK_BYTES / k) * (k + m))))
+      const pooledRates = await asyncRates(ASYNC_IN_FLIGHT, async () => {
+        const { pooled } = await encodeChunkPooled(data, 0, k, m, chunkPool)
+        if (pooled !== undefined) held.push(pooled)
+        if (held.length > window) held.shift()!.release()
+      })
+      out[`chunk.encodeWritePath.${k}+${m}.MiBps`] = pooledRates.wall
+      out[`chunk.encodeWritePath.${k}+${m}.cpuMiBps`] = pooledRates.cpu
     } else {
       out[`erasure.${name}.encode.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, encode)
       out[`erasure.${name}.encodePooled.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, () => { pool.encode(data, k, m).release() })
