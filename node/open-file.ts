@@ -602,7 +602,7 @@ export class OpenFile {
     const moved: Array<{ i: number, s: Spilled }> = []
     const flush = async (): Promise<void> => {
       if (used === 0) return
-      const { ref } = await this.chunks.storeChunk(buf.subarray(0, used), 0, { signal, group })
+      const { ref } = await this.chunks.storeChunk(buf.subarray(0, used), 0, { signal, group, recycle: true })
       for (const w of waiting) moved.push({ i: w.i, s: { at: w.p.at, size: w.p.bytes.byteLength, ref, off: w.off } })
       buf = new Uint8Array(CHUNK_SIZE)
       used = 0
@@ -637,7 +637,7 @@ export class OpenFile {
   private async storeAside (i: number, signal?: AbortSignal): Promise<ChunkRef> {
     const d = this.dirty.get(i)
     const bytes = d ?? await this.assemble(i, signal)
-    const { ref } = await this.chunks.storeChunk(bytes, i * CHUNK_SIZE, { signal })
+    const { ref } = await this.chunks.storeChunk(bytes, i * CHUNK_SIZE, { signal, recycle: true })
     this.stored.set(i, ref)
     if (d !== undefined) { this.dirty.delete(i); this.dirtyBytes -= d.byteLength } else this.dropPatches(i)
     return ref
@@ -793,7 +793,7 @@ export class OpenFile {
    */
   private async storeVersionChunk (bytes: Uint8Array, offset: number, fresh: ChunkRef[], signal?: AbortSignal, group?: PutGroup): Promise<ChunkRef> {
     if (this.pipelined) return await this.early.storeNow(bytes, offset, { signal })
-    const ref = (await this.chunks.storeChunk(bytes, offset, { signal, group })).ref
+    const ref = (await this.chunks.storeChunk(bytes, offset, { signal, group, recycle: true })).ref
     fresh.push(ref)
     return ref
   }
@@ -985,7 +985,7 @@ export class OpenFile {
       let at = 0
       for (const x of big) { packed.set(x.bytes, at); at += x.bytes.byteLength }
       const group = new PutGroup()
-      const { ref } = await this.chunks.storeChunk(packed, 0, { signal, group })
+      const { ref } = await this.chunks.storeChunk(packed, 0, { signal, group, recycle: true })
       const m = manifestOf(total, [ref])
       const stored = await this.chunks.storeManifest(m, { signal, group })
       await group.done()

@@ -7,11 +7,12 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkAsync, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, PLACEMENT_BALANCED } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
-import { Staging } from './staging.ts'
+import { ShardLease, Staging } from './staging.ts'
+import { ShardPool } from './erasure.ts'
 import { LEAF_BYTES } from './merkle.ts'
 import { LocalLeaves } from './leaves.ts'
 import type { LeafSlice } from './leaves.ts'
@@ -85,9 +86,11 @@ export interface Network {
   /**
    * Place the fragments of newly written chunks on their targets and resolve when the attempt
    * is over (acknowledged, or left pending for a retry); `inode`: the file they belong to;
-   * `staged`: fragments still in memory (else they are read from the local store).
+   * `staged`: fragments still in memory (else they are read from the local store); `lend`: the
+   * same, each lent until its push is over (Staging.lend: done(true) only when every target
+   * acknowledged it), preferred to `staged` where given.
    */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, settle?: boolean, safe?: boolean }) => Promise<void>
+  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean }) => Promise<void>
   /**
    * Resolves once the chunk survives one lost host by the acknowledgements of its placement so
    * far (two holders of its block, or k fragments left whichever host goes), or when `signal`
@@ -169,6 +172,12 @@ export interface ChunkServiceInit {
   placementRule?: typeof PLACEMENT_BALANCED | null
 }
 
+/**
+ * Released parity memory the chunk service keeps for the next chunks' encodes (ShardPool): 16 MiB,
+ * 32 chunks of 4+2 at 1 MiB. What is in use (staged, being stored) is not counted here.
+ */
+export const SHARD_POOL_BYTES = 16 << 20
+
 /** Block puts one commit runs at once at most (PutGroup): two, so each overlaps the next. */
 export const PUT_GROUP_PARALLEL = 2
 /**
@@ -232,6 +241,11 @@ export class ChunkService {
   private readonly staging?: Staging
   /** Verified slices of the fragments stored here, read without reading them whole (leaves.ts). */
   readonly localLeaves: LocalLeaves
+  /**
+   * Parity memory of stored chunks, recycled (storeChunk with `recycle`; ShardLease says when).
+   * Its counters tell how often a write coded into recycled memory (shardPool.counters.reused).
+   */
+  readonly shardPool = new ShardPool({ maxFreeBytes: SHARD_POOL_BYTES })
 
   /** ChunkWrite's default window (PLACE_WINDOW_BYTES). */
   readonly placeWindowBytes: number
@@ -304,8 +318,12 @@ export class ChunkService {
    * The decoded chunk (cache) and its fragments (staging) are in memory from the encode on, not
    * from the put's end: a read of the chunk, or its placement, never goes to a disk or a network
    * that does not have it yet while the put runs in a group.
+   * `recycle`: the caller reads only the ref and the blocks' CIDs, never their bytes: the parity
+   * is then coded into recycled memory (shardPool), which goes back to the pool once the put
+   * succeeded and the staging let go of it, unless someone took it from the staging (ShardLease);
+   * the returned parity blocks' bytes are detached from then on (length 0).
    */
-  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number }, group?: PutGroup } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }>, stored: Promise<void> }> {
+  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number }, group?: PutGroup, recycle?: boolean } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }>, stored: Promise<void> }> {
     // local work: checked at entry, never torn half-way
     opts.signal?.throwIfAborted()
     const { k, m } = paramsFor(bytes.byteLength, opts.params ?? this.params())
@@ -314,19 +332,35 @@ export class ChunkService {
     // only its page from disk (leaves.ts)
     // (k = 1: the CID and the leaves from one pass, encodeReplicatedWithLeaves)
     const one = k === 1 ? await encodeReplicatedWithLeaves(bytes, offset, m) : undefined
-    const encoded = one?.encoded ?? await encodeChunkAsync(bytes, offset, k, m)
-    if (encoded.ref.cid !== null) {
-      if (one !== undefined) this.localLeaves.rememberHashed(encoded.ref.cid, bytes.byteLength, encoded.ref.roots![0], one.hashes)
-      else encoded.ref.roots = await this.localLeaves.rememberAll(encoded.blocks.slice(0, encoded.ref.k))
-      if (this.placementRule !== null) encoded.ref.rule = this.placementRule
+    // `recycle`: the parity in the pool's memory, given back once stored and no longer staged
+    // (ShardLease; the lease's first hold is this function's, until the put succeeds)
+    const coded = one === undefined ? await encodeChunkPooled(bytes, offset, k, m, opts.recycle === true ? this.shardPool : undefined) : undefined
+    const encoded = one?.encoded ?? coded!
+    const lease = coded?.pooled !== undefined ? new ShardLease(coded.pooled) : undefined
+    let put: Promise<void>
+    try {
+      if (encoded.ref.cid !== null) {
+        if (one !== undefined) this.localLeaves.rememberHashed(encoded.ref.cid, bytes.byteLength, encoded.ref.roots![0], one.hashes)
+        else encoded.ref.roots = await this.localLeaves.rememberAll(encoded.blocks.slice(0, encoded.ref.k))
+        if (this.placementRule !== null) encoded.ref.rule = this.placementRule
+      }
+      // verified: encodeChunkAsync hashed these very blocks to their CIDs just now, and `bytes`
+      // (which the fragments view or were coded from) must not change: the cache keeps it as the chunk
+      put = this.store.putMany(encoded.blocks, { claim: opts.claim, verified: true })
+    } catch (err) {
+      // rememberAll reads only data fragments (views of `bytes`), and its jobs are over: but be
+      // as careful as below, the memory goes to the collector
+      lease?.keep()
+      throw err
     }
-    // verified: encodeChunkAsync hashed these very blocks to their CIDs just now, and `bytes`
-    // (which the fragments view or were coded from) must not change: the cache keeps it as the chunk
-    const put = this.store.putMany(encoded.blocks, { claim: opts.claim, verified: true })
+    // a put that succeeded wrote every block (its writes are over); a failed one may still have
+    // writes of other blocks running (Promise.all): the memory is then left to the collector
+    put.then(() => { lease?.letGo() }, () => { lease?.keep() })
     const chunk = encoded.ref.cid?.toString()
     if (chunk !== undefined) {
       this.cache.set(chunk, bytes)
-      this.staging?.stage(chunk, encoded.blocks)
+      // the parity blocks (k.. of the k + m) are the pooled ones: every data fragment is a view of `bytes`
+      this.staging?.stage(chunk, encoded.blocks, lease !== undefined ? { lease, pooled: j => j >= k } : undefined)
       // a failed put leaves no chunk to place: its fragments leave the staging memory
       put.catch(() => { this.staging?.release(chunk) })
     }
@@ -611,7 +645,7 @@ export class ChunkService {
   async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean, safe?: boolean } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
     try {
-      await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid) })
+      await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid) })
     } finally {
       for (const r of refs) if (r.cid !== null) this.staging?.release(r.cid.toString())
     }
@@ -729,7 +763,8 @@ export class ChunkWrite {
     let stored: Promise<void>
     let ref: ChunkRef
     try {
-      const encoded = await this.chunks.storeChunk(bytes, offset, { signal: opts.signal, claim: this, params: this.params, group: this.puts })
+      // recycle: only the CIDs of the blocks are kept here
+      const encoded = await this.chunks.storeChunk(bytes, offset, { signal: opts.signal, claim: this, params: this.params, group: this.puts, recycle: true })
       stored = encoded.stored
       ref = encoded.ref
       for (const b of encoded.blocks) this.blocks.set(b.cid.toString(), b.cid)

@@ -98,19 +98,37 @@ export function encodeChunk (bytes: Uint8Array, offset: number, k: number, m: nu
  * not change until the promise settles.
  */
 export async function encodeChunkAsync (bytes: Uint8Array, offset: number, k: number, m: number): Promise<EncodedChunk> {
+  return await encodeChunkPooled(bytes, offset, k, m, undefined)
+}
+
+/**
+ * encodeChunkAsync, with the parity coded into `pool`'s memory when there is any to make and
+ * every data fragment is a view of `bytes` (its length a multiple of k): then `pooled` is that
+ * memory's handle, and the parity blocks' bytes are pooled memory until pooled.release() (see
+ * PooledShards: call it only once nothing reads them any more). Else as encodeChunkAsync, no
+ * `pooled`. A failed hash gives the memory back (its jobs are over once the promise settles).
+ */
+export async function encodeChunkPooled (bytes: Uint8Array, offset: number, k: number, m: number, pool: erasure.ShardPool | undefined): Promise<EncodedChunk & { pooled?: erasure.PooledShards }> {
   const many = erasure.sha256Many
   if (many === undefined || bytes.byteLength < ASYNC_HASH_MIN_BYTES) return encodeChunk(bytes, offset, k, m)
   if (k === 1) {
     const [digest] = await many([bytes], [], 0)
     return replicated(bytes, offset, rawCid(digest), m)
   }
-  const shards = erasure.encode(bytes, k, m)
+  const pooled = pool !== undefined && m > 0 && bytes.byteLength % k === 0 ? pool.encode(bytes, k, m) : undefined
+  const shards = pooled?.shards ?? erasure.encode(bytes, k, m)
   const head = headPrefix(bytes, shards)
   const rest = head > 0 ? shards.slice(1) : shards
-  const digests = await many([bytes, ...rest], [1], head)
+  let digests: Uint8Array[]
+  try {
+    digests = await many([bytes, ...rest], [1], head)
+  } catch (err) {
+    pooled?.release()
+    throw err
+  }
   const chunk = digests[0]
   const fragments = head > 0 ? [digests[digests.length - 1], ...digests.slice(1, -1)] : digests.slice(1)
-  return coded(bytes, offset, k, m, shards, chunk, fragments)
+  return { ...coded(bytes, offset, k, m, shards, chunk, fragments), ...(pooled !== undefined ? { pooled } : {}) }
 }
 
 /**

@@ -23,10 +23,14 @@
 //    TypeScript kernel; both give the same bytes (cross-checked in test/node/erasure.test.ts).
 //  - The write path codes chunks with encodeChunkAsync: the sha256 of a chunk and of its
 //    fragments (most of the cost) runs on the libuv threadpool through the addon, off the event
-//    loop that serves FUSE; same CIDs as encodeChunk (test/node/chunk-encode.test.ts).
-export { ChunkService, ChunkWrite, PutGroup, PUT_GROUP_PARALLEL, PLACE_WINDOW_BYTES, RANGE_READ_MAX_BYTES, REPLICATE_MAX_BYTES, paramsFor, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
+//    loop that serves FUSE; same CIDs as encodeChunk (test/node/chunk-encode.test.ts). Its
+//    parity is coded into recycled memory (ChunkService.shardPool, storeChunk `recycle`), given
+//    back only once no reader is left: the put succeeded, the staging let go, and every push of
+//    a lent fragment was acknowledged by all its targets; a fragment handed to anyone else is
+//    never recycled (staging.ts ShardLease; test/node/shard-lease.test.ts).
+export { ChunkService, ChunkWrite, PutGroup, PUT_GROUP_PARALLEL, PLACE_WINDOW_BYTES, SHARD_POOL_BYTES, RANGE_READ_MAX_BYTES, REPLICATE_MAX_BYTES, paramsFor, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
 export type { ChunkWriteOptions, Network, ReadCounters, WriteProgress } from './blocks.ts'
-export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, PLACEMENT_BALANCED, chunkAt, contentSum, decodeChunk, decodeManifest, encodeChunk, encodeChunkAsync, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'
+export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, PLACEMENT_BALANCED, chunkAt, contentSum, decodeChunk, decodeManifest, encodeChunk, encodeChunkAsync, encodeChunkPooled, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'
 export type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 export { HASH_BYTES, LEAF_BYTES, leafCount, leafHashes, merkleRoot, proofFromLeaves, rangeBytes, rangeProof, rootFromLeaves, verifyRange } from './merkle.ts'
 export { LEAF_HASHES_BYTES, LocalLeaves } from './leaves.ts'
@@ -35,4 +39,4 @@ export type { ErasureCodec, PooledShards } from './erasure.ts'
 export { Space, availableBytes, bounds } from './space.ts'
 export type { SpaceInit, SpaceState } from './space.ts'
 export { Store, cidOf } from './store.ts'
-export { Staging, STAGED_BYTES_MAX } from './staging.ts'
+export { ShardLease, Staging, STAGED_BYTES_MAX } from './staging.ts'

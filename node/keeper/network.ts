@@ -118,6 +118,11 @@ export interface PlaceOptions extends AbortOptions {
   /** Fragments still in memory (data/staging.ts); the rest are read from the store. */
   staged?: (cid: CID) => Uint8Array | undefined
   /**
+   * As `staged`, each lent for its push (Staging.lend): placeOne says done(true) once every
+   * target of the delivery acknowledged it, done(false) when not. Preferred to `staged` where given.
+   */
+  lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined
+  /**
    * Resolve only once the copies this host is not a target of are handed over (deleted here)
    * too, not as soon as the targets acknowledged: a write's placement window (ChunkWrite) counts
    * its bytes on this disk until then.
@@ -572,10 +577,19 @@ export class ChunkNetwork extends EventTarget implements Network {
     }
     const index = (cid: CID): number => ref.fragments.findIndex(f => f.equals(cid))
     const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
+    // staged bytes lent for the push, given back after it: clean when every target of the
+    // delivery acknowledged the whole block (nothing of ours can still be sending it then). A
+    // lend an exception skips is never given back: its pooled memory is left to the collector
+    const lent = new Map<string, (clean: boolean) => void>()
+    const bytesOf = async (cid: CID): Promise<Uint8Array> => {
+      const l = lent.has(cid.toString()) ? undefined : opts.lend?.(cid)
+      if (l !== undefined) { lent.set(cid.toString(), l.done); return l.bytes }
+      return opts.staged?.(cid) ?? await this.store.get(cid)
+    }
     if (ref.k === 1) {
       // replication: one block, every target a holder; the swarm forwards along a chain
       const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p))
-      if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: opts.staged?.(ref.fragments[0]) ?? await this.store.get(ref.fragments[0]), to })
+      if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await bytesOf(ref.fragments[0]), to })
     } else {
       // through a relay first; whatever it could not place is pushed directly below
       const missing = want.some((hosts, j) => [...hosts, ...(j < ref.k ? pinners : [])].some(p => p !== self && !held[j].has(p)))
@@ -596,7 +610,7 @@ export class ChunkNetwork extends EventTarget implements Network {
         // pinning hosts get the k data fragments, on the same chain as the target
         const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p))
         if (to.length === 0) continue
-        deliveries.push({ cid: ref.fragments[j], bytes: opts.staged?.(ref.fragments[j]) ?? await this.store.get(ref.fragments[j]), to: [...new Set(to)] })
+        deliveries.push({ cid: ref.fragments[j], bytes: await bytesOf(ref.fragments[j]), to: [...new Set(to)] })
       }
     }
     if (deliveries.length > 0) {
@@ -615,6 +629,9 @@ export class ChunkNetwork extends EventTarget implements Network {
       for (const d of deliveries) {
         const peers = acks.get(d.cid.toString()) ?? []
         ref.fragments.forEach((f, j) => { if (f.equals(d.cid)) for (const p of peers) held[j].add(p) })
+        const done = lent.get(d.cid.toString())
+        lent.delete(d.cid.toString())
+        done?.(d.to.every(p => peers.includes(p)))
       }
     }
     if (ref.k === 1) {

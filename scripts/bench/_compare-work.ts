@@ -48,6 +48,8 @@ export interface Target {
   streams?: () => Map<string, number>
   /** The reading host's read counters (ChunkService.readCounters(); darkfs only): what its reads fetched. */
   reads?: () => Record<string, number>
+  /** The writing host's parity pool counters (ChunkService.shardPool; darkfs only): how often a write coded into recycled memory. */
+  parity?: () => Record<string, number>
 }
 
 /** What the workloads share in one run: sizes, deadlines, the archive and repository to copy. */

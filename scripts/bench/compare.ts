@@ -170,6 +170,7 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
       reader.volume.chunks.dropCache()
     },
     reads: () => ({ ...reader.volume.chunks.readCounters() }),
+    parity: () => ({ ...writer.volume.chunks.shardPool.counters }),
     streams: () => {
       const out = new Map<string, number>()
       for (const h of hosts) for (const [p, { streams }] of Object.entries(h.host.traffic().protocols)) out.set(p, (out.get(p) ?? 0) + streams)
@@ -259,6 +260,7 @@ export async function run (): Promise<Record<string, number | string>> {
             const profDir = process.env.DARKFS_COMPARE_PROF
             const streams0 = target.streams?.()
             const reads0 = target.reads?.()
+            const parity0 = target.parity?.()
             const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key) || FILE_CPU_WORKLOADS.has(wl.key) || PROF_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
             try {
               const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
@@ -294,6 +296,11 @@ export async function run (): Promise<Record<string, number | string>> {
               // chunks decoded through parity (rebuilt)
               const reads = target.reads!()
               process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead', 'rebuilt'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}\n`)
+            }
+            if (parity0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
+              // parity memory the writer's encodes took fresh (made), or recycled (reused; ShardLease)
+              const p = target.parity!()
+              process.stdout.write(`  compare: ${key} writer's parity memory: ${['made', 'reused', 'released', 'dropped'].map(c => `${c} ${p[c] - parity0[c]}`).join(', ')}\n`)
             }
             process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core; heap ${mem()})\n`)
           }

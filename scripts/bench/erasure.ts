@@ -10,16 +10,22 @@
 // TypeScript and sha256 figures MiB per wall second as before.
 // `encode` codes into fresh memory, as encode() does; `encodePooled` into recycled memory
 // (ShardPool: encode, then release, so each call codes into the memory the last one gave back,
-// as the ISA-L loop does into its buffers allocated once; issue 15 item 7).
+// as the ISA-L loop does into its buffers allocated once; issue 15 item 7). `encodeWritePath` is
+// the write path's (storeChunk with `recycle`, ChunkWrite and OpenFile): parity in the chunk
+// service's pool, each chunk's given back once it left the staging, i.e. once it is placed, a
+// placement window (PLACE_WINDOW_BYTES) of later chunks on; so it codes into memory released
+// that many chunks ago, not the memory just released (a parity fragment placement pushes itself,
+// with no relay, is fresh memory: `encode`).
 // `chunk.encode` is the whole chunk write path's coding step, encodeChunk (sha256 of the chunk
 // and of every fragment, plus the codec), and `sha256` hashing alone for scale. MiB/s of chunk bytes.
 // `chunk.encodeAsync` is encodeChunkAsync, the write path's: the hashing on the addon's threadpool
 // in parallel jobs, ASYNC_IN_FLIGHT chunks at a time; `.MiBps` per wall second (both cores at
 // work), `.cpuMiBps` per CPU second of the process; `chunk.encode.*.wallMiBps` is the
-// synchronous encodeChunk per wall second beside it.
+// synchronous encodeChunk per wall second beside it. `chunk.encodeWritePath` is encodeChunkAsync
+// as storeChunk({ recycle }) runs it: the parity in a pool, given back as `encodeWritePath`'s.
 import { createHash, randomFillSync } from 'node:crypto'
-import { ShardPool, codecs, codecNote, encodeChunk, encodeChunkAsync, isalBaseline } from '../../node/data/index.ts'
-import type { ErasureCodec } from '../../node/data/index.ts'
+import { PLACE_WINDOW_BYTES, SHARD_POOL_BYTES, ShardPool, codecs, codecNote, encodeChunk, encodeChunkAsync, encodeChunkPooled, isalBaseline } from '../../node/data/index.ts'
+import type { ErasureCodec, PooledShards } from '../../node/data/index.ts'
 
 /** Bytes per chunk (DESIGN.md §2 default). */
 const CHUNK_BYTES = 1 << 20
@@ -120,6 +126,21 @@ async function asyncRates (inFlight: number, fn: () => Promise<unknown>): Promis
   return { wall: Math.round(mib / (ms / 1000)), cpu: Math.round(mib / ((used.user + used.system) / 1e6)) }
 }
 
+/**
+ * The write path's encode (blocks.ts storeChunk with `recycle`): into a pool of the chunk
+ * service's size, each encode's parity given back once the chunks of a placement window
+ * (PLACE_WINDOW_BYTES at (k + m) / k bytes per chunk byte) were encoded after it.
+ */
+function writePath (codec: ErasureCodec, data: Uint8Array, k: number, m: number): () => void {
+  const pool = new ShardPool({ codec, maxFreeBytes: SHARD_POOL_BYTES })
+  const window = Math.max(1, Math.floor(PLACE_WINDOW_BYTES / (Math.ceil(data.byteLength / k) * (k + m))))
+  const held: PooledShards[] = []
+  return () => {
+    held.push(pool.encode(data, k, m))
+    if (held.length > window) held.shift()!.release()
+  }
+}
+
 async function measure (name: string, codec: ErasureCodec, out: Record<string, number | string>): Promise<void> {
   const data = randomFillSync(new Uint8Array(CHUNK_BYTES))
   const pool = new ShardPool({ codec })
@@ -134,15 +155,29 @@ async function measure (name: string, codec: ErasureCodec, out: Record<string, n
     if (name === 'native' && encodeLoop !== undefined && rebuildLoop !== undefined) {
       record(out, `erasure.${name}.encode.${k}+${m}`, against(encodeLoop, encode))
       record(out, `erasure.${name}.encodePooled.${k}+${m}`, against(encodeLoop, () => { pool.encode(data, k, m).release() }))
+      record(out, `erasure.${name}.encodeWritePath.${k}+${m}`, against(encodeLoop, writePath(codec, data, k, m)))
       record(out, `erasure.${name}.rebuild.${k}+${m}`, against(rebuildLoop, rebuild))
       record(out, `chunk.encode.${k}+${m}`, against(encodeLoop, () => { encodeChunk(data, 0, k, m) }))
       out[`chunk.encode.${k}+${m}.wallMiBps`] = mibps(CHUNK_BYTES, () => { encodeChunk(data, 0, k, m) })
       const rates = await asyncRates(ASYNC_IN_FLIGHT, async () => await encodeChunkAsync(data, 0, k, m))
       out[`chunk.encodeAsync.${k}+${m}.MiBps`] = rates.wall
       out[`chunk.encodeAsync.${k}+${m}.cpuMiBps`] = rates.cpu
+      // the same through the chunk service's pool, as storeChunk({ recycle }) codes (the parity
+      // given back a placement window of chunks later)
+      const chunkPool = new ShardPool({ codec, maxFreeBytes: SHARD_POOL_BYTES })
+      const held: PooledShards[] = []
+      const window = Math.max(1, Math.floor(PLACE_WINDOW_BYTES / (Math.ceil(CHUNK_BYTES / k) * (k + m))))
+      const pooledRates = await asyncRates(ASYNC_IN_FLIGHT, async () => {
+        const { pooled } = await encodeChunkPooled(data, 0, k, m, chunkPool)
+        if (pooled !== undefined) held.push(pooled)
+        if (held.length > window) held.shift()!.release()
+      })
+      out[`chunk.encodeWritePath.${k}+${m}.MiBps`] = pooledRates.wall
+      out[`chunk.encodeWritePath.${k}+${m}.cpuMiBps`] = pooledRates.cpu
     } else {
       out[`erasure.${name}.encode.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, encode)
       out[`erasure.${name}.encodePooled.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, () => { pool.encode(data, k, m).release() })
+      out[`erasure.${name}.encodeWritePath.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, writePath(codec, data, k, m))
       out[`erasure.${name}.rebuild.${k}+${m}.MiBps`] = mibps(CHUNK_BYTES, rebuild)
     }
   }

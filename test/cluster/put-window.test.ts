@@ -2,6 +2,7 @@
 // their holders as soon as it is encoded, at most a window of bytes ahead of the placement, and
 // the writer keeps only its own share once the rest is placed. Measured by the writer's store
 // counters (bytes written new minus bytes removed, with its high-water mark), not by timing.
+// The parity of placed chunks is recycled for later ones (ShardLease): the pool's counters say so.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
@@ -33,6 +34,11 @@ describe('placement as a write goes (six in-process hosts, k=4 m=2)', function (
     const peak = w.store.counters().peak - base
     assert.ok(peak <= window + own + slack, `the writer held ${(peak / MiB).toFixed(1)} MiB at its peak, over the window (${window / MiB} MiB) + its own share (${own / MiB} MiB)`)
     await until('the writer keeps only its own share', () => w.store.counters().net - base <= own + slack, 60_000)
+    // the parity of chunks placed (every push acknowledged) went back to the writer's pool, and
+    // later chunks were coded into it (issue 15 item 7: ShardLease): fresh memory only for about
+    // a window's worth, and the file still reads back whole below
+    const parity = w.volume.chunks.shardPool.counters
+    assert.ok(parity.reused > 0 && parity.made < size / MiB, `the writer's encodes: ${JSON.stringify(parity)}`)
     for (const h of hosts.slice(1, 2)) {
       await until(`${h.name} sees /big.bin`, async () => { try { await h.volume.stat('/big.bin'); return true } catch { return false } })
       assert.ok(Buffer.from(await h.volume.readFile('/big.bin')).equals(data), `${h.name} reads the file back`)
