@@ -1,7 +1,7 @@
 // The merge receive of bench/tree.ts (two replicas diverged by N ops each; one receives the
 // other's in one receive()), repeated on copies of one pair of replicas: the replicas are made
 // once (the slow part), then each repetition opens a copy of the receiving replica's directory
-// (its log replayed) and times one receive. The least of REPS is a figure a busy machine bends
+// (its log replayed) and times one receive, and what the garbage collector did meanwhile. The least of REPS is a figure a busy machine bends
 // less than one run's (issue 15 item 8; not a benchmark of its own: the leading _ keeps it out
 // of `npm run bench`).
 //   npx node scripts/bench/_merge-reps.ts        N=n ops per replica (10,000), REPS=n (8)
@@ -58,9 +58,17 @@ try {
       keep('ms', performance.now() - t0)
       const c = process.threadCpuUsage(c0)
       // collections during the receive: their pauses (ms) and the heap bytes they kept (MB)
+      // and what the scavenges copied (MB): what each left in the young generation and moved to the old
       let gcMs = 0
-      for (const g of gc.stop()?.statistics ?? []) gcMs += g.cost / 1000
+      let copied = 0
+      for (const g of gc.stop()?.statistics ?? []) {
+        gcMs += g.cost / 1000
+        if (g.gcType !== 'Scavenge') continue
+        const used = (st: typeof g.afterGC, name: string): number => st.heapSpaceStatistics.find(x => x.spaceName === name)?.spaceUsedSize ?? 0
+        copied += used(g.afterGC, 'new_space') + Math.max(0, used(g.afterGC, 'old_space') - used(g.beforeGC, 'old_space'))
+      }
       keep('gcMs', gcMs)
+      keep('scavengeCopiedMB', copied / 1e6)
       keep('mainThreadCpuMs', (c.user + c.system) / 1000)
       const s = b.receiveStats()
       for (const k of ['decodeMs', 'verifyMs', 'orderMs', 'journalMs', 'dagMs', 'crdtMs', 'eventsMs'] as const) keep(k, s[k] - s0[k])
