@@ -261,8 +261,12 @@ export interface EntryRec {
   name: string
   inode: InodeId
   live: boolean
-  /** The author and time of the op that last gave the entry its name. */
-  by: { author: string, time: bigint }
+  /**
+   * The author and time of the op that last gave the entry its name (two fields, not an object
+   * of them: one object less for every entry and every rename kept).
+   */
+  byAuthor: string
+  byTime: bigint
   /** The op that unlinked it, while dead. */
   unlinkedBy?: string
 }
@@ -557,7 +561,7 @@ class Apply {
   /** True when `e` is the entry its file's create made, still where that create put it. */
   private asCreated (e: EntryRec): boolean {
     const c = this.dag.get(e.inode)?.op
-    return e.id === e.inode && c?.body.type === 'create' && c.author === e.by.author && c.body.time === e.by.time
+    return e.id === e.inode && c?.body.type === 'create' && c.author === e.byAuthor && c.body.time === e.byTime
   }
 
   /** True when every op of a head is the create of an empty file (no content yet: a placeholder). */
@@ -586,7 +590,7 @@ class Apply {
 
   private addEntry (id: EntryId, parent: InodeId, name: string, inode: InodeId): void {
     // not in `entries` yet: attach() puts it there, live (one record, not a dead one and its live copy)
-    const e: EntryRec = { id, parent, name, inode, live: false, by: { author: this.node.op.author, time: this.time } }
+    const e: EntryRec = { id, parent, name, inode, live: false, byAuthor: this.node.op.author, byTime: this.time }
     const links = this.s.links.get(inode)
     if (links === undefined) this.j.set(this.s.links, inode, [id])
     else if (!links.includes(id)) this.j.set(this.s.links, inode, [...links, id])
@@ -619,7 +623,7 @@ class Apply {
       }
     }
     this.detach(e)
-    const moved: EntryRec = { ...e, parent, name, by: { author: this.node.op.author, time: this.time } }
+    const moved: EntryRec = { ...e, parent, name, byAuthor: this.node.op.author, byTime: this.time }
     this.j.set(s.entries, e.id, moved)
     this.attach(moved)
     this.touch(e.inode, this.time)
@@ -1033,7 +1037,7 @@ class Apply {
         const name = keptName(e.name, c.author, c.time, n => dir?.has(n) ?? false)
         this.deleteConflict(id)
         this.detach(e)
-        const kept: EntryRec = { ...e, name, by: { author: this.node.op.author, time: this.time } }
+        const kept: EntryRec = { ...e, name, byAuthor: this.node.op.author, byTime: this.time }
         this.j.set(s.entries, id, kept)
         this.attach(kept)
       }
@@ -1067,7 +1071,7 @@ class Apply {
       const head = s.head.get(id)
       if (e === undefined || e.unlinkedBy !== undefined || e.inode !== id || head?.length !== 1) continue
       // renamed by a user, or showing a version written to the sibling itself: the user's now
-      if (e.by.author !== c.author || e.by.time !== c.time) continue
+      if (e.byAuthor !== c.author || e.byTime !== c.time) continue
       if (versionById(s.versions.get(inode) ?? [], head[0]) === undefined) continue
       out.push({ e, head: head[0], cause: c.cause })
     }
@@ -1169,7 +1173,7 @@ class Apply {
     const dir = s.dirs.get(primary.parent)
     const name = conflictName(primary.name, v.author, v.time, n => dir?.has(n) ?? false)
     // put in `entries` by attach(), live
-    const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: false, by: { author: v.author, time: v.time } }
+    const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: false, byAuthor: v.author, byTime: v.time }
     this.j.set(s.links, id, [id])
     this.attach(e)
     this.setConflict(id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
@@ -1212,10 +1216,10 @@ class Apply {
       this.j.set(s.entries, other.id, { ...other, live: false })
       this.j.set(s.entryAlias, other.id, e.id)
     } else if (other !== undefined) {
-      const name = conflictName(other.name, other.by.author, other.by.time, n => dir.has(n) || n === e.name)
+      const name = conflictName(other.name, other.byAuthor, other.byTime, n => dir.has(n) || n === e.name)
       this.j.set(s.entries, other.id, { ...other, name })
       this.j.set(dir, name, other.id)
-      if (!s.conflicts.has(other.id)) this.setConflict(other.id, { of: e.inode, author: other.by.author, time: other.by.time, write: false })
+      if (!s.conflicts.has(other.id)) this.setConflict(other.id, { of: e.inode, author: other.byAuthor, time: other.byTime, write: false })
     }
     this.j.set(dir, e.name, e.id)
     // a new entry (addEntry, sibling) is not in `entries` yet; a moved one is there live already

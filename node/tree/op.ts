@@ -333,12 +333,39 @@ export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: str
   let d: DecodedOp
   if (r !== undefined) {
     const op = new OpRecord(id, digest, r.parentIds, bytes, r.body, r.author, r.hlc, named?.cid)
-    d = { op, id, sig: r.sig, sigAt: r.sigAt, sigEnd: r.sigEnd }
+    d = new ReadDecodedOp(op, id, r.sigStart, r.sigAt, r.sigEnd)
   } else {
     d = decodeGeneric(bytes, digest, id, named)
   }
   if (fresh) d.fresh = true
   return d
+}
+
+/**
+ * A DecodedOp read by opdecode.ts: its signature is a view of the block made when asked (the
+ * tree checks one signature per run of an author's ops, and a view per op decoded was kept, and
+ * copied by the young generation's collections, for as long as a receive ran).
+ */
+class ReadDecodedOp implements DecodedOp {
+  op: Op
+  id: string
+  sigAt: number
+  sigEnd: number
+  fresh: boolean | undefined = undefined
+  private readonly sigStart: number
+
+  constructor (op: Op, id: string, sigStart: number, sigAt: number, sigEnd: number) {
+    this.op = op
+    this.id = id
+    this.sigStart = sigStart
+    this.sigAt = sigAt
+    this.sigEnd = sigEnd
+  }
+
+  get sig (): Uint8Array {
+    const b = this.op.bytes
+    return new Uint8Array(b.buffer, b.byteOffset + this.sigStart, this.sigEnd - this.sigStart)
+  }
 }
 
 /** decodeUnverified() without opdecode.ts's reader: for tests, which hold the two to each other. */

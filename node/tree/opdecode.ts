@@ -21,7 +21,8 @@ export interface ReadOp {
   author: string
   hlc: [number, number]
   parentIds: string[]
-  sig: Uint8Array
+  /** Where the signature's bytes start in the block (they end at sigEnd): no view of them made here. */
+  sigStart: number
   /** Where the block's `sig` entry starts and ends: the block without it is what was signed. */
   sigAt: number
   sigEnd: number
@@ -139,7 +140,7 @@ function op (): ReadOp {
   if (h >>> 5 !== 2) throw BAIL
   const n = length(h & 31)
   if (n === 0 || n > MAX_SIG_BYTES) throw BAIL
-  const sig = d.subarray(pos, pos + n)
+  const sigStart = pos
   pos += n
   const sigEnd = pos
   // key "body"
@@ -155,7 +156,7 @@ function op (): ReadOp {
   pos += 8
   const parentIds = readParents()
   if (pos !== d.length) throw BAIL
-  return { body, author, hlc: [wall, count], parentIds, sig, sigAt, sigEnd }
+  return { body, author, hlc: [wall, count], parentIds, sigStart, sigAt, sigEnd }
 }
 
 function byte (): number {

@@ -506,6 +506,12 @@ export class Tree extends EventTarget {
       const n = ops.length
       let t = performance.now()
       if (n > held) await this.authenticate(g)
+      // what the checks needed (a wrapper and a signature view per op) is let go before the ops
+      // are applied: a merge's young-generation collections run while it applies them, and
+      // would copy it all (nearly everything a large receive allocates lives on: the ops, the
+      // DAG's nodes, the tree's new records)
+      decoded.length = 0
+      g.checks.length = 0
       stats.verifyMs += performance.now() - t
       t = performance.now()
       // which ops are ready (all parents known or ready), parents first: Kahn's order over the

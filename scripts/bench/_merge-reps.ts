@@ -1,0 +1,83 @@
+// The merge receive of bench/tree.ts (two replicas diverged by N ops each; one receives the
+// other's in one receive()), repeated on copies of one pair of replicas: the replicas are made
+// once (the slow part), then each repetition opens a copy of the receiving replica's directory
+// (its log replayed) and times one receive, and what the garbage collector did meanwhile. The least of REPS is a figure a busy machine bends
+// less than one run's (issue 15 item 8; not a benchmark of its own: the leading _ keeps it out
+// of `npm run bench`).
+//   npx node scripts/bench/_merge-reps.ts        N=n ops per replica (10,000), REPS=n (8)
+import { cp, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { GCProfiler } from 'node:v8'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { cidOf, Tree, type InodeId, type Signer } from '../../node/tree/index.ts'
+import { signerFor, verify } from '../../node/net/index.ts'
+import { body, ops } from './tree.ts'
+
+const N = Number(process.env.N ?? 10_000)
+const REPS = Number(process.env.REPS ?? 8)
+const now = (): bigint => BigInt(Date.now()) * 1_000_000n
+const signer = async (): Promise<Signer> => signerFor(await generateKeyPair('Ed25519'))
+
+async function diverge (tree: Tree, home: InodeId, shared: InodeId[], tag: string): Promise<void> {
+  const mine: InodeId[] = [(await tree.commit({ type: 'create', parent: home, name: 'seed', kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id]
+  for (let i = 1; i < N; i += 64) {
+    const n = Math.min(64, N - i)
+    const done = await Promise.all(Array.from({ length: n }, async (_, k) => await tree.commit(body(i + k, home, shared, mine, tag))))
+    for (let k = 0; k < n; k++) if ((i + k) % 5 <= 1) mine.push(done[k].id)
+  }
+}
+
+const base = await mkdtemp(join(tmpdir(), 'darkfs-merge-reps-'))
+try {
+  const key = await signer()
+  const a = await Tree.open({ dir: join(base, 'a'), signer: await signer(), verify })
+  let b = await Tree.open({ dir: join(base, 'b'), signer: key, verify })
+  const ha = (await a.commit({ type: 'create', parent: a.root, name: 'a', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
+  const hb = (await a.commit({ type: 'create', parent: a.root, name: 'b', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
+  const shared: InodeId[] = []
+  for (let i = 0; i < 50; i++) shared.push((await a.commit({ type: 'create', parent: a.root, name: `s${i}`, kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id)
+  await b.receive(ops(a))
+  await Promise.all([diverge(a, ha, shared, 'a'), diverge(b, hb, shared, 'b')])
+  const toB = ops(a).filter(x => !b.hasOp(cidOf(x)))
+  await b.close()
+  await a.close()
+  const best: Record<string, number> = {}
+  const keep = (k: string, v: number): void => { best[k] = Math.min(best[k] ?? Infinity, Math.round(v * 10) / 10) }
+  for (let rep = 0; rep < REPS; rep++) {
+    const dir = join(base, `b${rep}`)
+    await cp(join(base, 'b'), dir, { recursive: true })
+    b = await Tree.open({ dir, signer: key, verify })
+    try {
+      const s0 = b.receiveStats()
+      const gc = new GCProfiler()
+      gc.start()
+      const c0 = process.threadCpuUsage()
+      const t0 = performance.now()
+      await b.receive(toB)
+      keep('ms', performance.now() - t0)
+      const c = process.threadCpuUsage(c0)
+      // collections during the receive: their pauses (ms) and the heap bytes they kept (MB)
+      // and what the scavenges copied (MB): what each left in the young generation and moved to the old
+      let gcMs = 0
+      let copied = 0
+      for (const g of gc.stop()?.statistics ?? []) {
+        gcMs += g.cost / 1000
+        if (g.gcType !== 'Scavenge') continue
+        const used = (st: typeof g.afterGC, name: string): number => st.heapSpaceStatistics.find(x => x.spaceName === name)?.spaceUsedSize ?? 0
+        copied += used(g.afterGC, 'new_space') + Math.max(0, used(g.afterGC, 'old_space') - used(g.beforeGC, 'old_space'))
+      }
+      keep('gcMs', gcMs)
+      keep('scavengeCopiedMB', copied / 1e6)
+      keep('mainThreadCpuMs', (c.user + c.system) / 1000)
+      const s = b.receiveStats()
+      for (const k of ['decodeMs', 'verifyMs', 'orderMs', 'journalMs', 'dagMs', 'crdtMs', 'eventsMs'] as const) keep(k, s[k] - s0[k])
+    } finally {
+      await b.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+  console.log(`best of ${REPS}: ${JSON.stringify(best)}`)
+} finally {
+  await rm(base, { recursive: true, force: true })
+}
