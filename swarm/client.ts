@@ -12,8 +12,7 @@ import type { Hop, Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
 import { slots } from './slots.ts'
 import type { Slots } from './slots.ts'
-import { matches, offLoop } from './verify.ts'
-import type { BlockVerifier } from './verify.ts'
+import { matches } from './verify.ts'
 
 /** Most block requests outstanding at one peer; more wait on our side. */
 export const MAX_REQUESTS_IN_FLIGHT_PER_PEER = 16
@@ -50,8 +49,6 @@ export interface ClientInit {
   upload: RateLimiter
   /** The peer sent a wrong block or broke the protocol. */
   misbehaved: (peer: string, err: Error) => void
-  /** Checks large received blocks off the event loop (SwarmComponents.verify); absent: matches(). */
-  verify?: BlockVerifier
   onSent: (bytes: number) => void
   onReceived: (bytes: number) => void
 }
@@ -214,7 +211,7 @@ export class Client {
       }).then(stream => new Channel({
         stream,
         peer: this.peer,
-        onMessage: (msg) => this.onMessage(msg),
+        onMessage: (msg) => { this.onMessage(msg) },
         onClose: (err) => { this.onClose(p, err) },
         download: this.init.download,
         onSent: (n) => { this.init.book.sent(this.peer, n); this.init.onSent(n) },
@@ -259,24 +256,16 @@ export class Client {
     void this.channel?.then(async ch => { await ch.send(msg) }).catch(() => {})
   }
 
-  /** A message from the serving side; a Promise while a block is checked off the event loop (the stream waits for it). */
-  private onMessage (msg: Message): void | Promise<void> {
+  private onMessage (msg: Message): void {
     switch (msg.type) {
       case BLOCK: {
         const key = msg.cid.toString()
         const want = this.wants.get(key)
         if (want === undefined || want.sentAt === undefined) return // cancelled meanwhile, or unasked
-        const { cid, bytes } = msg
-        const verify = this.init.verify
-        if (offLoop(verify, bytes)) {
-          return verify(cid, bytes).then(ok => {
-            if (!ok) throw new WrongBlockError(key, this.peer)
-            // cancelled, or its stream failed, while it was checked
-            if (this.wants.get(key) === want) this.answer(key, want, bytes)
-          })
-        }
-        if (!matches(cid, bytes)) throw new WrongBlockError(key, this.peer)
-        this.answer(key, want, bytes)
+        if (!matches(msg.cid, msg.bytes)) throw new WrongBlockError(key, this.peer)
+        this.settle(key, want)
+        this.init.book.answered(this.peer, performance.now() - want.sentAt, true)
+        for (const l of want.listeners) l.block(msg.bytes)
         return
       }
       case DONT_HAVE:
@@ -322,13 +311,6 @@ export class Client {
       default:
         throw new ProtocolError(`unexpected message type ${msg.type} from the serving side`)
     }
-  }
-
-  /** A wanted block arrived, checked: its want is settled and its listeners hear it. */
-  private answer (key: string, want: Want, bytes: Uint8Array): void {
-    this.settle(key, want)
-    this.init.book.answered(this.peer, performance.now() - (want.sentAt ?? performance.now()), true)
-    for (const l of want.listeners) l.block(bytes)
   }
 
   /** A range want this peer cannot serve (it does not speak PROTOCOL_RANGES): a miss at once. */

@@ -50,8 +50,6 @@
 export { createSwarm, DEFAULT_UPLOAD_SLOTS, MAX_STREAMS_PER_CONNECTION } from './swarm.ts'
 export type { Swarm, SwarmInit, SwarmComponents, SwarmStats, Delivery, PushOptions, RemoteConnection } from './swarm.ts'
 export type { BlockSource, BlockSink } from './serve.ts'
-export type { BlockVerifier } from './verify.ts'
-export { OFF_LOOP_VERIFY_MIN_BYTES } from './verify.ts'
 export type { PullOptions } from './pull.ts'
 export type { RangeWant } from './client.ts'
 export { MAX_WANTS_PER_PEER } from './serve.ts'

@@ -17,8 +17,7 @@ import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PUSH, 
 import type { Hop, Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
 import type { Slots } from './slots.ts'
-import { matches, offLoop } from './verify.ts'
-import type { BlockVerifier } from './verify.ts'
+import { matches } from './verify.ts'
 import { logger, shortCid, shortPeer } from './log.ts'
 
 const log = logger('serve')
@@ -71,8 +70,6 @@ export interface ServeContext {
   /** Deliver a block along a route, reporting each holder's ACK. */
   deliver: (cid: CID, bytes: Uint8Array, route: Route, onAck: (holder: string) => void, opts?: DeliverOptions) => Promise<void>
   misbehaved: (peer: string, err: Error) => void
-  /** Checks large pushed blocks off the event loop (SwarmComponents.verify); absent: matches(). */
-  verify?: BlockVerifier
   onSent: (peer: string, bytes: number) => void
   onReceived: (peer: string, bytes: number) => void
   signal: AbortSignal
@@ -290,20 +287,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   }
 
   function onPush (cid: CID, bytes: Uint8Array, hops: Hop[]): void | Promise<void> {
-    const verify = ctx.verify
-    // checked off the event loop: the stream waits for the check (its pushes stay in order)
-    if (offLoop(verify, bytes)) {
-      return verify(cid, bytes).then(async ok => {
-        if (!ok) throw new WrongBlockError(cid.toString(), peer)
-        await accept(cid, bytes, hops)
-      })
-    }
     if (!matches(cid, bytes)) throw new WrongBlockError(cid.toString(), peer)
-    return accept(cid, bytes, hops)
-  }
-
-  /** A pushed block whose bytes match its CID: stored, ACKed and forwarded (handlePush). */
-  function accept (cid: CID, bytes: Uint8Array, hops: Hop[]): void | Promise<void> {
     pushes++
     let freed = false
     // the stream's push slot is held while the block is stored and written onwards, not while

@@ -22,7 +22,6 @@ import { serve } from './serve.ts'
 import type { BlockSink, BlockSource } from './serve.ts'
 import { slots } from './slots.ts'
 import { checkCid, matches } from './verify.ts'
-import type { BlockVerifier } from './verify.ts'
 import { logger, shortCid, shortPeer } from './log.ts'
 
 const log = logger('swarm')
@@ -65,12 +64,6 @@ export interface SwarmComponents {
   blocks: BlockSource
   /** Durable local store for pushed blocks. */
   sink: BlockSink
-  /**
-   * Checks a received block against its CID off the event loop (node/data's matchesOffThread: a
-   * threadpool job of the erasure addon), for blocks of OFF_LOOP_VERIFY_MIN_BYTES and more; the
-   * stream that brought it waits meanwhile. Absent: every block is hashed on the event loop.
-   */
-  verify?: BlockVerifier
 }
 
 export interface Delivery { cid: CID, bytes: Uint8Array, to: string[] }
@@ -262,7 +255,6 @@ class SwarmNode implements Swarm {
         download: this.download,
         upload: this.upload(peer),
         misbehaved: (p, err) => { this.misbehaved(p, err) },
-        verify: this.components.verify,
         onSent: (n) => { this.bytesSent += n },
         onReceived: (n) => { this.bytesReceived += n }
       })
@@ -314,7 +306,6 @@ class SwarmNode implements Swarm {
       wantsQueued: this.wantsQueued,
       deliver: async (cid, bytes, route, onAck, opts) => { await deliver(this.deliverContext(), cid, bytes, route, onAck, opts) },
       misbehaved: (p, err) => { this.misbehaved(p, err) },
-      verify: this.components.verify,
       onSent: (p, n) => { this.bytesSent += n; this.book.sent(p, n) },
       onReceived: (p, n) => { this.bytesReceived += n; this.book.received(p, n) },
       signal: this.shutdown.signal

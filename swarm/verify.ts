@@ -26,20 +26,3 @@ export function matches (cid: CID, bytes: Uint8Array): boolean {
   for (let i = 0; i < want.byteLength; i++) if (digest[i] !== want[i]) return false
   return true
 }
-
-/**
- * An asynchronous matches(): true when `bytes` hash to `cid`, hashed elsewhere than on the event
- * loop (a host gives the swarm one: SwarmComponents.verify). `bytes` do not change until it settles.
- */
-export type BlockVerifier = (cid: CID, bytes: Uint8Array) => Promise<boolean>
-
-/**
- * Received blocks of at least this many bytes go to the verifier, when there is one; smaller ones
- * are hashed on the event loop (a threadpool round trip costs more than their hash).
- */
-export const OFF_LOOP_VERIFY_MIN_BYTES = 65536
-
-/** Whether a received block of `bytes` is checked by `verify` (else by matches()). */
-export function offLoop (verify: BlockVerifier | undefined, bytes: Uint8Array): verify is BlockVerifier {
-  return verify !== undefined && bytes.byteLength >= OFF_LOOP_VERIFY_MIN_BYTES
-}

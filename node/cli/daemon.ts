@@ -3,7 +3,7 @@
 import type { CID } from 'multiformats/cid'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChunkService, LocalLeaves, Space, Staging, Store, matchesOffThread } from '../data/index.ts'
+import { ChunkService, LocalLeaves, Space, Staging, Store } from '../data/index.ts'
 import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, parseApiAddress } from '../api/index.ts'
@@ -169,9 +169,6 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       unhandle: async protocol => { await host.unhandle(protocol) },
       dialProtocol: async (peer, protocol, o) => await host.newStream(peer, protocol, o),
       hangUp: async peer => { await host.hangUp(peer) },
-      // what arrives (pulled fragments, pushed ones) hashed on the erasure addon's threads: on
-      // six hosts sharing one event loop the receivers' hashes were ~4% of a repair's main thread
-      verify: matchesOffThread,
       // background wants (repair, pins' catch-up) are refused what this host is still placing
       // through relays: the relays deliver it to those hosts (pending.ts)
       blocks: {

@@ -34,5 +34,5 @@ export { ShardPool, codecNote, codecs, encodeOutputBytes, isalBaseline, xsalsa20
 export type { ErasureCodec, PooledShards } from './erasure.ts'
 export { Space, availableBytes, bounds } from './space.ts'
 export type { SpaceInit, SpaceState } from './space.ts'
-export { Store, cidOf, matchesOffThread } from './store.ts'
+export { Store, cidOf } from './store.ts'
 export { Staging, STAGED_BYTES_MAX } from './staging.ts'
