@@ -88,9 +88,14 @@ const FILE_CPU_WORKLOADS = new Map([['smallfiles.s', 5000], ['smallfiles-rm.s', 
 /** The darkfs cells profiled with DARKFS_COMPARE_PROF for their CPU alone (no figure per unit). */
 const PROF_WORKLOADS = new Set(['sqlite-delete.s', 'sqlite-wal.s'])
 
+/** The host worker threads running now (DARKFS_COMPARE_THREADS): profiled with the main thread. */
+const hostWorkers = new Set<Worker>()
+
 /**
- * A CPU profile of this process (the darkfs hosts run in it) from now until the returned
- * function is called, which writes it to `file`; nothing when `file` is undefined.
+ * A CPU profile of this process's main thread (the darkfs hosts run in it, or the writer and the
+ * reader with DARKFS_COMPARE_THREADS) from now until the returned function is called, which
+ * writes it to `file`, and one of each host worker thread to `file` with `.w<i>` before its
+ * `.cpuprofile`; nothing when `file` is undefined.
  */
 async function profile (file: string | undefined): Promise<() => Promise<void>> {
   if (file === undefined) return async () => {}
@@ -98,10 +103,25 @@ async function profile (file: string | undefined): Promise<() => Promise<void>> 
   session.connect()
   await session.post('Profiler.enable')
   await session.post('Profiler.start')
+  const workers = [...hostWorkers]
+  for (const w of workers) w.postMessage({ prof: 'start' })
   return async () => {
     const { profile } = await session.post('Profiler.stop')
     session.disconnect()
     await writeFile(file, JSON.stringify(profile))
+    await Promise.all(workers.map(async (w, i) => {
+      const out = file.replace(/\.cpuprofile$/, `.w${i}.cpuprofile`)
+      await new Promise<void>(resolve => {
+        const onMessage = (msg: { profiled?: string, error?: string }): void => {
+          if (msg.profiled !== out && msg.error === undefined) return
+          w.off('message', onMessage)
+          if (msg.error !== undefined) process.stdout.write(`  compare: profile of host worker ${i}: ${msg.error}\n`)
+          resolve()
+        }
+        w.on('message', onMessage)
+        w.postMessage({ prof: 'stop', file: out })
+      })
+    }))
   }
 }
 
@@ -123,8 +143,10 @@ async function workerHosts (t: Teardown, first: ClusterHost, count: number): Pro
   const root = dirname(first.dir)
   await Promise.all(Array.from({ length: count }, async (_, i) => {
     const worker = new Worker(new URL('./_host-worker.ts', import.meta.url), { workerData: { dir: join(root, `w${i}`), networkKey: join(first.dir, 'network.key'), join: first.address } })
-    const stopped = new Promise<void>(resolve => { worker.once('exit', () => { resolve() }) })
+    const stopped = new Promise<void>(resolve => { worker.once('exit', () => { hostWorkers.delete(worker); resolve() }) })
+    hostWorkers.add(worker)
     t.add(async () => {
+      hostWorkers.delete(worker)
       worker.postMessage('stop')
       await Promise.race([stopped, new Promise(resolve => setTimeout(resolve, 30_000))])
       await worker.terminate()
