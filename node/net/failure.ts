@@ -450,6 +450,16 @@ export class Membership extends EventTarget {
     return [...this.awaySince.keys()]
   }
 
+  /**
+   * The away peers (as away() lists them) -> how long each has been away (ms, from about when it
+   * disconnected): a chunk at k live waits for its away holders only the at-risk delay
+   * (keeper/lazy.ts stopWaiting()).
+   */
+  awayFor (): Map<string, number> {
+    const now = Date.now()
+    return new Map([...this.awaySince].map(([peer, a]) => [peer, Math.max(0, now - a.since)]))
+  }
+
   /** A peer declared gone by timeout: away from about when it disconnected, for the rest of the repair delay. */
   private markAway (peer: string): void {
     if (this.awaySince.has(peer) || this.left.has(peer)) return
