@@ -13,9 +13,9 @@
 //
 // Lazy repair (lazy.ts): a member declared gone by the failure timeout is away for the repair
 // delay (net/failure.ts), and its chunks are planned as if it still held its fragments while
-// each keeps a fragment to spare; a chunk down to k live fragments is repaired at once (only as
-// many fragments as restore its spare), and one whose holder stayed away past the delay
-// ('lapsed') on the next pass. A pass takes the chunks with the fewest live fragments first.
+// each keeps a fragment to spare; a chunk down to k live fragments waits the at-risk delay
+// (--at-risk-delay, lazy.ts stopWaiting(), from Membership.awayFor()), then gets one fragment
+// back, and one whose holder stayed away past the delay ('lapsed') is repaired on the next pass. A pass takes the chunks with the fewest live fragments first.
 //
 // An idle network costs nothing: a background pass surveys every peer (have-queries for every
 // fragment), so the timer runs one only when something may have changed since the last pass that

@@ -70,6 +70,9 @@ export const DEFAULT_FAILURE_TIMEOUT_MS = 3 * 60_000
  * (72 h, REPAIR_SPARE 0) is the default; a host given only --failure-timeout repairs at once.
  * The trace's outages end within 3 days, which is why 72 h works there: a network whose outages
  * run longer needs longer.
+ * Session 18: a chunk left at k live waits only the at-risk delay (keeper/lazy.ts
+ * AT_RISK_DELAY_MS, 48 h), then one away holder's fragment is rebuilt: with 72 h for every chunk,
+ * two disks dying on a small network left every chunk of theirs one loss from lost for 3 days.
  */
 export const DEFAULT_REPAIR_DELAY_MS = 72 * 3600_000
 

@@ -193,6 +193,23 @@ describe('lazy repair (node/keeper/lazy.ts)', () => {
     assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live5), [...live5], ['h4'], live5, 'h0', policy, rule, undefined, new Map([['h4', 70 * H]])), live5), [])
   })
 
+  it("darkfs's rule: a chunk at k live for the at-risk delay (48 h, from when it came down to k) gets its longest-away holder's fragment back; session 17's waited the whole repair delay", () => {
+    const H = 3600_000
+    assert.equal(AT_RISK_DELAY_MS, 48 * H)
+    assert.deepEqual(LAZY_RULE, { spare: 0, atRiskDelayMs: 48 * H, clock: 'short' })
+    assert.ok(AT_RISK_DELAY_MS < DEFAULT_REPAIR_DELAY_MS, 'shorter than the repair delay, or it never applies')
+    const live = new Set(hosts.filter(h => h !== 'h4' && h !== 'h5'))
+    const members = [...live]
+    // two disks died 49 h ago (h4, h5: declared gone, away, never back)
+    const dead = new Map([['h4', 49 * H], ['h5', 49 * H]])
+    const p = lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, undefined, undefined, dead)
+    assert.deepEqual(repairDeliveries(p, live), [{ j: 4, to: ['h6'] }])
+    // 47 h: still waiting
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, undefined, undefined, new Map([['h4', 47 * H], ['h5', 47 * H]])), live), [])
+    // session 17's rule (no at-risk delay): nothing until the repair delay lapsed
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, { atRiskDelayMs: Infinity }, undefined, dead), live), [])
+  })
+
   it('with nobody away it is plan(), and a joiner still takes over its fragment (a move, not a repair)', () => {
     const live = new Set(hosts)
     assert.deepEqual(lazyPlan(ref, holdings(live), hosts, [], live, 'h0', policy), plan(ref, holdings(live), hosts, live, 'h0', policy))
