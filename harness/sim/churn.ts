@@ -44,7 +44,8 @@ import { create as createDigest } from 'multiformats/hashes/digest'
 import {
   DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, handovers, keyKadId, lazyPlan, rebuilderOf, repairDeliveries, repairRate, requeue
 } from '../../node/keeper/index.ts'
-import type { ChunkPlan, Holdings } from '../../node/keeper/index.ts'
+import type { AtRiskClock, ChunkPlan, Holdings } from '../../node/keeper/index.ts'
+import { LAZY_RULE } from '../../node/keeper/index.ts'
 import { rankByRule } from '../../node/keeper/index.ts'
 import { uploadCap } from '../../node/net/index.ts'
 
@@ -159,6 +160,12 @@ export interface ChurnOptions {
   repairDelayMs?: number
   /** Fragments beyond k a chunk keeps on live hosts to wait for its away holders (lazy.ts REPAIR_SPARE by default). */
   repairSpare?: number
+  /**
+   * How long a chunk at k + spare live waits for its away holders before one is rebuilt, and
+   * what that is counted from (lazy.ts AT_RISK_DELAY_MS, AT_RISK_CLOCK by default).
+   */
+  atRiskDelayMs?: number
+  atRiskClock?: AtRiskClock
   /** The order a keeper takes the chunks waiting for its repair cap in (default 'fifo'; the Repairer's is 'urgent'). */
   order?: 'fifo' | 'urgent'
   /**
@@ -209,6 +216,17 @@ export interface ChurnResult {
   lostSpansMs: number[]
   /** Share of chunk-time with fewer than k fragments on live hosts (sampled every UNAVAILABLE_SAMPLE_MS). */
   unavailableShare: number
+  /**
+   * No fragment to spare, sampled every MARGIN_SAMPLE_MS: share of chunk-time with k live
+   * fragments or fewer (one more host away and the chunk is unreadable), and how long each such
+   * spell lasted (ms, to the sample that found it over; one still on at the end: to the end);
+   * the same for k fragments or fewer on disks that still exist ('exposed': one more disk lost
+   * and the chunk is lost).
+   */
+  atKShare: number
+  atKSpellsMs: number[]
+  exposedShare: number
+  exposedSpellsMs: number[]
   /** Hosts declared gone (failure timeout), and those of them that came back after. */
   declaredGone: number
   returnedAfterGone: number
@@ -218,6 +236,8 @@ export interface ChurnResult {
   awayDeclared: number
   backWithinDelay: number
   lapsed: number
+  /** Hosts declared gone that were still away at the at-risk delay. */
+  overdue: number
   /**
    * Passes whose reads could not start within REPAIR_CHUNK_TIMEOUT_MS (their holders' uplinks
    * busy): left to a later pass, as darkfs's timeout leaves them.
@@ -256,6 +276,8 @@ export function deferredTo (now: number, startBy: number, patience: number): num
 
 /** Chunks' availability is sampled this often (virtual ms). */
 const UNAVAILABLE_SAMPLE_MS = 3 * HOUR
+/** Chunks' margin (fragments beyond k, live and on disks) is sampled this often (virtual ms). */
+const MARGIN_SAMPLE_MS = HOUR
 
 /** Candidates per chunk: its XOR-closest hosts of the whole run, a superset of its targets at every moment. */
 const CANDIDATE_FACTOR = 4
@@ -302,6 +324,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   // declared gone and within the repair delay until then (lazy.ts: planned as if still holding)
   const awayUntil = new Float64Array(H).fill(-Infinity)
   const delay = Math.max(o.failureTimeoutMs, o.repairDelayMs ?? o.failureTimeoutMs)
+  const rule = { spare: o.repairSpare ?? LAZY_RULE.spare, atRiskDelayMs: o.atRiskDelayMs ?? LAZY_RULE.atRiskDelayMs, clock: o.atRiskClock ?? LAZY_RULE.clock }
   const outage = new Uint32Array(H)
   for (let i = 0; i < o.initial; i++) { up[i] = 1; member[i] = 1; disk[i] = 1 }
   const fragBytes = Math.ceil(o.chunkBytes / o.k)
@@ -329,8 +352,8 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   }
 
   const r: ChurnResult = {
-    bytesFetched: 0, bytesPushed: 0, fragmentsRepaired: 0, fragmentsDropped: 0, chunksLost: 0, lost: [], chunksLostUnavoidable: 0, lostSpansMs: [], unavailableShare: 0,
-    declaredGone: 0, returnedAfterGone: 0, backInTime: 0, awayDeclared: 0, backWithinDelay: 0, lapsed: 0, deferred: 0, repairs: 0, repairMs: [], lookupRounds: [], lookupsFailed: 0, events: 0, plans: 0,
+    bytesFetched: 0, bytesPushed: 0, fragmentsRepaired: 0, fragmentsDropped: 0, chunksLost: 0, lost: [], chunksLostUnavoidable: 0, lostSpansMs: [], unavailableShare: 0, atKShare: 0, atKSpellsMs: [], exposedShare: 0, exposedSpellsMs: [],
+    declaredGone: 0, returnedAfterGone: 0, backInTime: 0, awayDeclared: 0, backWithinDelay: 0, lapsed: 0, overdue: 0, deferred: 0, repairs: 0, repairMs: [], lookupRounds: [], lookupsFailed: 0, events: 0, plans: 0,
     sentByHost: links.sent, fragmentsAtStart: new Uint32Array(H), fragmentsAtEnd: new Uint32Array(H), redundantAtEnd: 0
   }
   const countFragments = (into: Uint32Array): void => { for (const hs of held) for (const s of hs) for (const h of s) into[h]++ }
@@ -366,9 +389,12 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       held[c].forEach((s, j) => { for (const h of s) if (up[h] === 0 && isAway(h)) presumed.set(peers[h], [...presumed.get(peers[h]) ?? [], j]) })
       for (const [h, j] of leftHeld[c] ?? []) if (isAway(h)) presumed.set(peers[h], [...presumed.get(peers[h]) ?? [], j])
     }
+    // how long each has been away (from its disconnect: awayUntil less the repair delay)
+    const awayMs = new Map<string, number>()
+    for (const h of cand[c]) if (member[h] === 0 && awayUntil[h] > q.now) awayMs.set(peers[h], q.now - (awayUntil[h] - delay))
     r.plans++
     // members beyond the first n + a few never rank: plan() sorts what it is given
-    return { p: lazyPlan(refs[c], holdings, members.slice(0, n + 2).map(h => peers[h]), away, live, self, { copies: (m: number) => m + 1, rank: xorRank }, o.repairSpare, presumed), live }
+    return { p: lazyPlan(refs[c], holdings, members.slice(0, n + 2).map(h => peers[h]), away, live, self, { copies: (m: number) => m + 1, rank: xorRank }, rule, presumed, awayMs), live }
   }
 
   // the initial write: fragment j on the target ranked j
@@ -694,6 +720,16 @@ export function runChurn (o: ChurnOptions): ChurnResult {
       awayUntil[h] = until
       const mine = outage[h]
       r.awayDeclared++
+      // away for the at-risk delay (from its disconnect): its chunks at k + spare live that wait
+      // for it are passed (Membership's 'overdue', lazy.ts stopWaiting())
+      const overdue = q.now - o.failureTimeoutMs + rule.atRiskDelayMs
+      if (overdue < until) {
+        q.at(Math.max(q.now, overdue), () => {
+          if (outage[h] !== mine || member[h] === 1) return
+          r.overdue++
+          for (const c of touched(h)) schedule(c, q.now + REPAIR_DEBOUNCE_MS)
+        })
+      }
       // 'lapsed': still away at the end of the delay, its chunks are repaired whatever their spare
       q.at(until, () => {
         if (outage[h] !== mine || member[h] === 1) return
@@ -781,6 +817,37 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     })
   }
 
+  // every MARGIN_SAMPLE_MS: chunks with no fragment to spare, live and on disks that still exist
+  const atKFrom = new Float64Array(o.chunks).fill(-1)
+  const exposedFrom = new Float64Array(o.chunks).fill(-1)
+  let atK = 0
+  let exposed = 0
+  let marginSamples = 0
+  const spell = (from: Float64Array, c: number, on: boolean, spells: number[]): void => {
+    if (on && from[c] < 0) from[c] = q.now
+    else if (!on && from[c] >= 0) { spells.push(q.now - from[c]); from[c] = -1 }
+  }
+  for (let t = MARGIN_SAMPLE_MS; t <= o.duration; t += MARGIN_SAMPLE_MS) {
+    q.at(t, () => {
+      marginSamples++
+      for (let c = 0; c < o.chunks; c++) {
+        let live = 0
+        let kept = 0
+        for (const s of held[c]) {
+          let l = false
+          let d = false
+          for (const h of s) { if (up[h] === 1) l = true; if (disk[h] === 1) d = true }
+          if (l) live++
+          if (d) kept++
+        }
+        if (live <= o.k) atK++
+        if (kept <= o.k) exposed++
+        spell(atKFrom, c, live <= o.k, r.atKSpellsMs)
+        spell(exposedFrom, c, kept <= o.k, r.exposedSpellsMs)
+      }
+    })
+  }
+
   // sampled reads: a live reader whose table still counts hosts declared gone less than the
   // notice delay ago asks the closest members for fragments, k at a time, until it has k
   if ((o.lookupEveryMs ?? 0) > 0) {
@@ -812,6 +879,12 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   q.run(o.duration)
   r.events = q.ran
   r.unavailableShare = samples === 0 ? 0 : unavailable / (samples * o.chunks)
+  r.atKShare = marginSamples === 0 ? 0 : atK / (marginSamples * o.chunks)
+  r.exposedShare = marginSamples === 0 ? 0 : exposed / (marginSamples * o.chunks)
+  for (let c = 0; c < o.chunks; c++) {
+    if (atKFrom[c] >= 0) r.atKSpellsMs.push(o.duration - atKFrom[c])
+    if (exposedFrom[c] >= 0) r.exposedSpellsMs.push(o.duration - exposedFrom[c])
+  }
   for (let c = 0; c < o.chunks; c++) {
     if (held[c].filter(s => s.size > 0).length < o.k) {
       r.chunksLost++

@@ -61,6 +61,7 @@ export const COMMANDS: Record<string, Command> = {
       uplink: { type: 'string', value: 'RATE', help: "this host's uplink, told to peers (default: measured)" },
       'failure-timeout': { type: 'string', value: 'SECONDS', help: 'time before an unreachable host counts as gone' },
       'repair-delay': { type: 'string', value: 'SECONDS', help: 'time a gone host may be away before its fragments are rebuilt while its chunks have k left (default 259200, 72 h; with only --failure-timeout given: that, no lazy window)' },
+      'at-risk-delay': { type: 'string', value: 'SECONDS', help: 'within the repair delay, time a chunk left with k live fragments waits for its away holders before one is rebuilt (default 172800, 48 h)' },
       redundancy: { type: 'string', value: 'N', help: 'lost hosts new chunks survive (default 2)' },
       'data-fragments': { type: 'string', value: 'K', help: 'data fragments per new chunk at most, as live hosts allow (default 4), or auto: wider as the network grows' },
       api: { type: 'string', value: 'HOST:PORT', help: 'serve the control API on TCP too (loopback, private or VPN address; bearer token in DATA/api.token)' },

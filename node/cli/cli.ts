@@ -371,7 +371,7 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
   return {
     daemon: {
       dir,
-      keep: { failureTimeoutMs: parseFailureTimeout(one(p, 'failure-timeout')), repairDelayMs: parseFailureTimeout(one(p, 'repair-delay'), 'repair-delay') },
+      keep: { failureTimeoutMs: parseFailureTimeout(one(p, 'failure-timeout')), repairDelayMs: parseFailureTimeout(one(p, 'repair-delay'), 'repair-delay'), atRiskDelayMs: parseFailureTimeout(one(p, 'at-risk-delay'), 'at-risk-delay') },
       listen: many(p, 'listen'),
       join: many(p, 'join'),
       announce: many(p, 'announce'),

@@ -53,6 +53,8 @@ export interface RedundancyOptions {
   repairQuietIntervalMs?: number
   /** Repair traffic cap in bytes/s (default repair.ts DEFAULT_REPAIR_BYTES_PER_SECOND; the daemon's: repairRate() of its link). */
   repairBytesPerSecond?: number
+  /** How long a chunk at k live waits for its away holders (`--at-risk-delay`; default lazy.ts AT_RISK_DELAY_MS). */
+  atRiskDelayMs?: number
   /** Time between background scrubs (default scrub.ts DEFAULT_SCRUB_INTERVAL_MS). */
   scrubIntervalMs?: number
   /** Retention of old versions and unreferenced blocks (default retained.ts DEFAULT_RETENTION_MS). */
@@ -149,7 +151,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable
       return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)), byManifest: r.byManifest, missing: r.missing }
     }
-  }, { intervalMs: o.repairIntervalMs, quietIntervalMs: o.repairQuietIntervalMs, bytesPerSecond: o.repairBytesPerSecond })
+  }, { intervalMs: o.repairIntervalMs, quietIntervalMs: o.repairQuietIntervalMs, bytesPerSecond: o.repairBytesPerSecond, atRiskDelayMs: o.atRiskDelayMs })
   repairer.start()
   // a placement this host finished: its acknowledgements say who holds what, now
   const onPlaced = (e: CustomEvent<ChunkRef>): void => {

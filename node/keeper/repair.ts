@@ -13,9 +13,9 @@
 //
 // Lazy repair (lazy.ts): a member declared gone by the failure timeout is away for the repair
 // delay (net/failure.ts), and its chunks are planned as if it still held its fragments while
-// each keeps a fragment to spare; a chunk down to k live fragments is repaired at once (only as
-// many fragments as restore its spare), and one whose holder stayed away past the delay
-// ('lapsed') on the next pass. A pass takes the chunks with the fewest live fragments first.
+// each keeps a fragment to spare; a chunk down to k live fragments waits the at-risk delay
+// (--at-risk-delay, lazy.ts stopWaiting(), from Membership.awayFor()), then gets one fragment
+// back, and one whose holder stayed away past the delay ('lapsed') is repaired on the next pass. A pass takes the chunks with the fewest live fragments first.
 //
 // An idle network costs nothing: a background pass surveys every peer (have-queries for every
 // fragment), so the timer runs one only when something may have changed since the last pass that
@@ -48,7 +48,8 @@ import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
 import { incomplete, plan, survey } from './survey.ts'
-import { atRisk, byUrgency, lazyPlan, liveFragments, survivingFragments } from './lazy.ts'
+import { LAZY_RULE, atRisk, byUrgency, lazyPlan, liveFragments, survivingFragments } from './lazy.ts'
+import type { LazyRule } from './lazy.ts'
 import { LOST_CONFIRM_MS } from './status.ts'
 import type { HealthBook } from './status.ts'
 import { forEachLimited } from '../pool.ts'
@@ -127,6 +128,8 @@ export interface RepairInit {
   bytesPerSecond?: number
   /** The cap itself (default: a token bucket at bytesPerSecond; tests count what it is asked for). */
   limiter?: RateLimiter
+  /** How long a chunk at k live waits for its away holders before one is rebuilt (default lazy.ts AT_RISK_DELAY_MS). */
+  atRiskDelayMs?: number
 }
 
 export interface RepairComponents {
@@ -135,7 +138,7 @@ export interface RepairComponents {
    * Live hosts, the 'gone'/'joined'/'lapsed' events that start a pass and the 'back' events that
    * call for one; the hosts away within the repair delay (lazy.ts; none when not given).
    */
-  membership: Pick<Membership, 'live' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Membership, 'away' | 'up'>>
+  membership: Pick<Membership, 'live' | 'addEventListener' | 'removeEventListener'> & Partial<Pick<Membership, 'away' | 'awayFor' | 'up'>>
   /**
    * True while this host keeps connections to a few members only (beyond the full mesh,
    * net/host.ts): a survey then asks each chunk the hosts its rule ranks first (its targets and
@@ -295,6 +298,8 @@ export class Repairer extends EventTarget {
    * host is waited for).
    */
   private readonly lastHeld = new Map<string, Map<string, number[]>>()
+  /** The lazy-repair rule its plans follow (lazy.ts stopWaiting(); RepairInit.atRiskDelayMs). */
+  private readonly rule: LazyRule
   /** `<fragment>><target>` -> passes in a row that left that copy to its target to pull (runPass). */
   private leftToPull: ReadonlyMap<string, number> = new Map()
 
@@ -305,6 +310,7 @@ export class Repairer extends EventTarget {
     this.incrementalPasses = init.incremental !== false
     this.quietIntervalMs = Math.max(this.intervalMs, init.quietIntervalMs ?? DEFAULT_REPAIR_QUIET_INTERVAL_MS)
     this.limiter = init.limiter ?? tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
+    this.rule = { ...LAZY_RULE, atRiskDelayMs: init.atRiskDelayMs ?? LAZY_RULE.atRiskDelayMs }
   }
 
   start (): void {
@@ -434,6 +440,11 @@ export class Repairer extends EventTarget {
     return this.c.membership.away?.() ?? []
   }
 
+  /** How long each away host has been away (ms; lazy.ts stopWaiting()); empty when not known. */
+  private awayFor (): Map<string, number> {
+    return this.c.membership.awayFor?.() ?? new Map()
+  }
+
   /**
    * One pass over every retained chunk: survey, repair what this host keeps (or all, see
    * PassOptions), drop foreign copies. Passes never overlap: a call during a pass waits for
@@ -492,6 +503,7 @@ export class Repairer extends EventTarget {
   private async observe (refs: ChunkRef[], opts: AbortOptions, each: (health: Health | 'unreachable') => void = () => {}): Promise<void> {
     const members = this.c.policy.members()
     const away = this.away()
+    const awayMs = this.awayFor()
     const live = this.up()
     const liveSet = new Set(live)
     const askOf = this.askOf(members)
@@ -502,7 +514,7 @@ export class Repairer extends EventTarget {
       const holdings = await survey(this.surveyor(), batch, live, { ...opts, unanswered, askOf })
       const confirm: ChunkRef[] = []
       for (const ref of batch) {
-        const p = lazyPlan(ref, holdings, members, away, liveSet, this.c.self, this.c.policy)
+        const p = lazyPlan(ref, holdings, members, away, liveSet, this.c.self, this.c.policy, this.rule, undefined, awayMs)
         const partial = incomplete(p, liveSet, unanswered)
         const unconfirmed = this.c.health?.observe(ref, p, partial, at, liveSet.size < 2) === 'confirm'
         if (unconfirmed) confirm.push(ref)
@@ -619,6 +631,7 @@ export class Repairer extends EventTarget {
         live: new Set(allLive.filter(p => !(leaving && p === self))),
         // a leaving host plans as if gone at once: its fragments go elsewhere, whatever is away
         away: leaving ? [] : this.away(),
+        awayMs: leaving ? new Map() : this.awayFor(),
         key: this.view()
       }
     }
@@ -693,7 +706,7 @@ export class Repairer extends EventTarget {
         const ordered = holdings.then(h => {
           const away = new Set(view.away)
           const kept = new Set([...view.members, ...view.away])
-          const planned = items.map(ref => ({ ref, p: lazyPlan(ref, h, view.members, view.away, view.live, self, this.c.policy, undefined, this.presumed(ref, h, view.live, kept, view.away)) }))
+          const planned = items.map(ref => ({ ref, p: lazyPlan(ref, h, view.members, view.away, view.live, self, this.c.policy, this.rule, this.presumed(ref, h, view.live, kept, view.away), view.awayMs) }))
           return byUrgency(planned.map(({ ref, p }) => survivingFragments(ref, p, away)), items.map(r => liveFragments(r, h, view.live))).map(x => planned[x])
         })
         if (then !== undefined) holdings.then(then, () => {}) // ignored: a failed survey starts none, its chunks' workers hear the failure
@@ -1040,6 +1053,8 @@ interface PassView {
   askOf: ((ref: ChunkRef) => string[]) | undefined
   live: Set<string>
   away: string[]
+  /** How long each of `away` had been away then (ms). */
+  awayMs: ReadonlyMap<string, number>
   /** Repairer.view() as of then: the view changed when this did. */
   key: string
 }

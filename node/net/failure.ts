@@ -70,6 +70,9 @@ export const DEFAULT_FAILURE_TIMEOUT_MS = 3 * 60_000
  * (72 h, REPAIR_SPARE 0) is the default; a host given only --failure-timeout repairs at once.
  * The trace's outages end within 3 days, which is why 72 h works there: a network whose outages
  * run longer needs longer.
+ * Session 18: a chunk left at k live waits only the at-risk delay (keeper/lazy.ts
+ * AT_RISK_DELAY_MS, 48 h), then one away holder's fragment is rebuilt: with 72 h for every chunk,
+ * two disks dying on a small network left every chunk of theirs one loss from lost for 3 days.
  */
 export const DEFAULT_REPAIR_DELAY_MS = 72 * 3600_000
 
@@ -448,6 +451,16 @@ export class Membership extends EventTarget {
    */
   away (): string[] {
     return [...this.awaySince.keys()]
+  }
+
+  /**
+   * The away peers (as away() lists them) -> how long each has been away (ms, from about when it
+   * disconnected): a chunk at k live waits for its away holders only the at-risk delay
+   * (keeper/lazy.ts stopWaiting()).
+   */
+  awayFor (): Map<string, number> {
+    const now = Date.now()
+    return new Map([...this.awaySince].map(([peer, a]) => [peer, Math.max(0, now - a.since)]))
   }
 
   /** A peer declared gone by timeout: away from about when it disconnected, for the rest of the repair delay. */

@@ -5,7 +5,8 @@
 // deliveries, handovers and repair cap, in virtual time); this file draws the network and the
 // trace and turns the runs into flat named figures.
 import { CHUNK_SIZE } from '../../node/data/index.ts'
-import { DEFAULT_REDUNDANCY, REPAIR_SPARE, erasureParams } from '../../node/keeper/index.ts'
+import { AT_RISK_CLOCK, AT_RISK_DELAY_MS, DEFAULT_REDUNDANCY, REPAIR_SPARE, erasureParams } from '../../node/keeper/index.ts'
+import type { AtRiskClock } from '../../node/keeper/index.ts'
 import { DEFAULT_REPAIR_DELAY_MS, repairDelay } from '../../node/net/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { simHosts } from '../../harness/sim/hosts.ts'
@@ -39,6 +40,11 @@ export interface ChurnFigureOptions {
   repairDelayMs: number
   /** The lazy run's spare (keeper/lazy.ts REPAIR_SPARE). */
   repairSpare: number
+  /**
+   * The lazy runs' at-risk rules (keeper/lazy.ts AT_RISK_DELAY_MS, AT_RISK_CLOCK): one lazy run
+   * each, on the same trace and oracle; darkfs's carries nothing in its key.
+   */
+  atRisk: Array<{ delayMs: number, clock: AtRiskClock }>
   /** The order keepers take the chunks waiting for their repair cap in (harness/sim/churn.ts). */
   order: 'fifo' | 'urgent'
   /** Requeued chunks go ahead of their keeper's queued repairs (harness/sim/churn.ts ChurnOptions.jump; darkfs's: true). */
@@ -95,20 +101,26 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   out[`${pre}.oracle.chunks_lost`] = oracle.chunksLost
   // the keepers' order, darkfs's ('urgent') carries nothing in the keys
   const order = (o.order === 'urgent' ? '' : `.order_${o.order}`) + (o.jump ? '' : '.no_jump') + (o.rebuilder === 'holder' ? '' : `.rebuilder_${o.rebuilder}`)
-  const runs: Array<{ timeout: number, delay: number, p: string }> = o.timeouts.flatMap((timeout, i) => i === 0
+  /** An at-risk rule's part of a lazy run's key: none for darkfs's. */
+  const riskKey = (a: { delayMs: number, clock: AtRiskClock }): string => a.delayMs === AT_RISK_DELAY_MS && (a.clock === AT_RISK_CLOCK || !Number.isFinite(a.delayMs))
+    ? ''
+    : Number.isFinite(a.delayMs) ? `.at_risk_${a.clock}_${Math.round(a.delayMs / 60_000)}min` : '.at_risk_none'
+  const runs: Array<{ timeout: number, delay: number, p: string, atRisk?: { delayMs: number, clock: AtRiskClock } }> = o.timeouts.flatMap((timeout, i) => i === 0
     ? [
         // eager (repairDelay() of a failure timeout alone: no lazy window) carries nothing in its
-        // key; the lazy run (darkfs's default; --repair-delay, --repair-spare) carries `.lazy` and
-        // the choices that are not darkfs's defaults
+        // key; the lazy run (darkfs's default; --repair-delay, --repair-spare, --at-risk) carries
+        // `.lazy` and the choices that are not darkfs's defaults
         ...o.runs.has('eager') ? [{ timeout, delay: repairDelay(timeout), p: pre + order }] : [],
-        ...o.runs.has('lazy') ? [{ timeout, delay: o.repairDelayMs, p: `${pre}.lazy` + (o.repairDelayMs === DEFAULT_REPAIR_DELAY_MS ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) + order }] : []
+        ...o.runs.has('lazy')
+          ? o.atRisk.map(a => ({ timeout, delay: o.repairDelayMs, atRisk: a, p: `${pre}.lazy` + (o.repairDelayMs === DEFAULT_REPAIR_DELAY_MS ? '' : `.delay_${Math.round(o.repairDelayMs / 60_000)}min`) + (o.repairSpare === REPAIR_SPARE ? '' : `.spare_${o.repairSpare}`) + riskKey(a) + order }))
+          : []
       ]
     : [{ timeout, delay: timeout, p: `${pre}.timeout_${Math.round(timeout / 60_000)}min` + order }])
-  runs.forEach(({ timeout, delay, p }) => {
+  runs.forEach(({ timeout, delay, p, atRisk }) => {
     t = performance.now()
-    const r = run(trace, timeout, { repairDelayMs: delay, repairSpare: o.repairSpare, order: o.order, jump: o.jump })
+    const r = run(trace, timeout, { repairDelayMs: delay, repairSpare: o.repairSpare, order: o.order, jump: o.jump, atRiskDelayMs: atRisk?.delayMs ?? Infinity, atRiskClock: atRisk?.clock })
     const bytes = r.bytesFetched + r.bytesPushed
-    o.log(`h${o.hosts}: failure timeout ${timeout / 60_000} min, repair delay ${delay / 60_000} min: ${gb(bytes)} GB moved (${round(bytes / oracleBytes)}x the oracle), ${r.chunksLost} chunks lost (${r.chunksLostUnavoidable} at once; m + 1 losses within ${r.lostSpansMs.map(x => round(x / HOUR, 1)).join(', ')} h), ${r.events} events, ${r.plans} plans (${secs(t)} s)`)
+    o.log(`h${o.hosts}: failure timeout ${timeout / 60_000} min, repair delay ${delay / 60_000} min${atRisk === undefined ? '' : `, at-risk delay ${atRisk.delayMs / 60_000} min (${atRisk.clock})`}: ${gb(bytes)} GB moved (${round(bytes / oracleBytes)}x the oracle), ${r.chunksLost} chunks lost (${r.chunksLostUnavoidable} at once; m + 1 losses within ${r.lostSpansMs.map(x => round(x / HOUR, 1)).join(', ')} h), ${r.events} events, ${r.plans} plans (${secs(t)} s); at k live ${round(r.atKShare * 100, 2)}% of chunk-time, spells at k on disks ${r.exposedSpellsMs.length}, longest ${round(Math.max(0, ...r.exposedSpellsMs) / HOUR, 1)} h`)
     out[`${p}.failure_timeout_ms`] = timeout
     out[`${p}.repair_delay_ms`] = delay
     out[`${p}.away_declared`] = r.awayDeclared
@@ -123,6 +135,21 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
     out[`${p}.chunks_lost_unavoidable`] = r.chunksLostUnavoidable
     out[`${p}.lost_span_hours_min`] = round(Math.min(...r.lostSpansMs, Infinity) / HOUR)
     out[`${p}.unavailable_share`] = round(r.unavailableShare, 6)
+    if (atRisk !== undefined) {
+      out[`${p}.at_risk_delay_ms`] = Number.isFinite(atRisk.delayMs) ? atRisk.delayMs : -1
+      out[`${p}.overdue`] = r.overdue
+    }
+    // spells with no fragment to spare: k live or fewer (one more host away: unreadable), k on
+    // disks or fewer (one more disk lost: lost)
+    const atK = r.atKSpellsMs.slice().sort((a, b) => a - b)
+    const exposed = r.exposedSpellsMs.slice().sort((a, b) => a - b)
+    out[`${p}.at_k_share`] = round(r.atKShare, 6)
+    out[`${p}.at_k_spell_hours_p99`] = round(pick(atK, 0.99) / HOUR)
+    out[`${p}.at_k_spell_hours_max`] = round((atK[atK.length - 1] ?? 0) / HOUR)
+    out[`${p}.exposed_share`] = round(r.exposedShare, 6)
+    out[`${p}.exposed_spells`] = exposed.length
+    out[`${p}.exposed_spell_hours_p50`] = round(pick(exposed, 0.5) / HOUR)
+    out[`${p}.exposed_spell_hours_max`] = round((exposed[exposed.length - 1] ?? 0) / HOUR)
     out[`${p}.declared_gone`] = r.declaredGone
     out[`${p}.back_within_timeout`] = r.backInTime
     out[`${p}.returned_after_gone`] = r.returnedAfterGone

@@ -10,7 +10,7 @@
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
-//                  [--repair-delay default] [--repair-spare 1] [--repair-order urgent] [--repair-jump yes] [--rebuilder holder]
+//                  [--repair-delay default] [--repair-spare 1] [--at-risk default,none,short:720,away:360] [--repair-order urgent] [--repair-jump yes] [--rebuilder holder]
 //                  [--churn-runs eager,lazy,lookup]
 //                  [--lookup-churn-per-hour 0.1] [--lookup-hours 24] [--lookup-every 10]
 // --hosts '' skips the placement figures, --reconcile-ops 0 the reconcile ones, --gossip-hosts ''
@@ -33,7 +33,9 @@
 // rebuilt for at once, as a host given only --failure-timeout repairs) and with lazy repair as
 // darkfs runs by default (`.lazy.` keys) at --repair-delay minutes ('default':
 // DEFAULT_REPAIR_DELAY_MS, 72 h; --repair-spare fragments
-// beyond k kept live, keeper/lazy.ts REPAIR_SPARE; other choices carry them in their key); the
+// beyond k kept live, keeper/lazy.ts REPAIR_SPARE; --at-risk: one lazy run per at-risk rule on
+// the same trace, 'default' lazy.ts's AT_RISK_DELAY_MS and AT_RISK_CLOCK, 'none' waiting the whole
+// repair delay, CLOCK:MINUTES another (lazy.ts stopWaiting()); other choices carry them in their key); the
 // longer timeouts run eager; --failure-timeouts-large beyond 2,000 hosts, for time);
 // --repair-order: the order keepers take the chunks waiting for their repair cap in ('fifo': as
 // they came, carried in the keys; 'urgent', darkfs's: fewest live fragments first, and a chunk at k live fragments or fewer goes
@@ -58,7 +60,8 @@ import { runPlacement } from './placement.ts'
 import { runReconcile } from './reconcile.ts'
 import { idleTraffic, runDissemination, GOSSIP_OVERHEAD_BYTES } from './gossip.ts'
 import { runChurnFigures } from './churn.ts'
-import { REPAIR_SPARE } from '../../node/keeper/index.ts'
+import { AT_RISK_CLOCK, AT_RISK_DELAY_MS, REPAIR_SPARE } from '../../node/keeper/index.ts'
+import type { AtRiskClock } from '../../node/keeper/index.ts'
 import { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_REPAIR_DELAY_MS } from '../../node/net/index.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -89,6 +92,7 @@ const { values } = parseArgs({
     'failure-timeouts-large': { type: 'string', default: 'default,4320' },
     'repair-delay': { type: 'string', default: 'default' },
     'repair-spare': { type: 'string', default: String(REPAIR_SPARE) },
+    'at-risk': { type: 'string', default: 'default' },
     'repair-order': { type: 'string', default: 'urgent' },
     'repair-jump': { type: 'string', default: 'yes' },
     rebuilder: { type: 'string', default: 'holder' },
@@ -185,6 +189,7 @@ for (const hosts of churnHosts) {
     timeouts: timeoutsOf(values[hosts <= 2000 ? 'failure-timeouts' : 'failure-timeouts-large']),
     repairDelayMs: values['repair-delay'] === 'default' ? DEFAULT_REPAIR_DELAY_MS : Number(values['repair-delay']) * 60_000,
     repairSpare: Number(values['repair-spare']),
+    atRisk: values['at-risk'].split(',').filter(x => x !== '').map(atRiskOf),
     order: values['repair-order'] === 'urgent' ? 'urgent' : 'fifo',
     jump: values['repair-jump'] !== 'no',
     rebuilder: values.rebuilder === 'keeper' ? 'keeper' : 'holder',
@@ -219,6 +224,15 @@ const file = join(root, 'bench', 'sim.json')
 const earlier = await readFile(file, 'utf8').then(t => JSON.parse(t) as Record<string, unknown>, () => ({}))
 await writeFile(file, JSON.stringify({ ...earlier, ...results }, null, 2) + '\n')
 process.stdout.write(`wrote ${file}\n`)
+
+/** An --at-risk item: 'default' (lazy.ts's), 'none' (wait the whole repair delay), or CLOCK:MINUTES ('short:720'). */
+function atRiskOf (s: string): { delayMs: number, clock: AtRiskClock } {
+  if (s === 'default') return { delayMs: AT_RISK_DELAY_MS, clock: AT_RISK_CLOCK }
+  if (s === 'none') return { delayMs: Infinity, clock: AT_RISK_CLOCK }
+  const [clock, minutes] = s.split(':')
+  if ((clock !== 'away' && clock !== 'short') || !(Number(minutes) >= 0)) throw new Error(`--at-risk: ${s}: default, none, or away:MINUTES / short:MINUTES`)
+  return { delayMs: Number(minutes) * 60_000, clock }
+}
 
 function round (x: number, digits = 4): number {
   return Number.isFinite(x) ? Number(x.toFixed(digits)) : x

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import { atRisk, byUrgency, giveUp, keepPresumed, lazyPlan, liveFragments, mayWait, REPAIR_SPARE, survivingFragments } from '../../node/keeper/lazy.ts'
+import { AT_RISK_DELAY_MS, LAZY_RULE, atRisk, byUrgency, giveUp, keepPresumed, lazyPlan, liveFragments, mayWait, REPAIR_SPARE, stopWaiting, survivingFragments } from '../../node/keeper/lazy.ts'
 import { plan } from '../../node/keeper/survey.ts'
 import type { Holdings } from '../../node/keeper/survey.ts'
 import { repairDeliveries } from '../../node/keeper/repair.ts'
@@ -147,6 +147,67 @@ describe('lazy repair (node/keeper/lazy.ts)', () => {
     const p = lazyPlan(ref, holdings(live), members, ['h5'], live, 'h0', policy, 1)
     assert.deepEqual(repairDeliveries(p, live), [{ j: 5, to: ['h6'] }])
     assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h5'], live, 'h0', policy), live), [])
+  })
+
+  it('stopWaiting: at k + 1 live or more nothing is given up; at k, one away target once the chunk waited the at-risk delay; below k, as many as bring it back to k', () => {
+    const H = 3600_000
+    const short = { spare: 0, atRiskDelayMs: 12 * H, clock: 'short' as const }
+    const away = { ...short, clock: 'away' as const }
+    // k + 1 live: the repair delay alone (the away list) bounds the wait, however long they were away
+    assert.equal(stopWaiting(5, 4, [100 * H], short), 0)
+    assert.equal(stopWaiting(5, 4, [100 * H], away), 0)
+    // k live, two away (longest first): 'short' counts from the later departure, 'away' from the first
+    assert.equal(stopWaiting(4, 4, [48 * H, 2 * H], short), 0, 'came down to k 2 h ago')
+    assert.equal(stopWaiting(4, 4, [48 * H, 13 * H], short), 1)
+    assert.equal(stopWaiting(4, 4, [48 * H, 2 * H], away), 1, 'its longest away holder left 48 h ago')
+    assert.equal(stopWaiting(4, 4, [11 * H, 2 * H], away), 0)
+    // one more away target is never given up at k: the chunk is back at k + 1 once it is rebuilt
+    assert.equal(stopWaiting(4, 4, [48 * H, 40 * H], short), 1)
+    // a suspect among its targets (a member not live yet declared gone): it came down to k just now
+    assert.equal(stopWaiting(4, 4, [48 * H], short, 1), 0)
+    assert.equal(stopWaiting(4, 4, [48 * H], away, 1), 1)
+    // below k: as many as bring it to k at once, then the at-risk delay for one more
+    assert.equal(stopWaiting(3, 4, [1000, 500, 100], short), 1)
+    assert.equal(stopWaiting(3, 4, [48 * H, 20 * H, 13 * H], short), 2)
+    assert.equal(stopWaiting(2, 4, [1000], short), 1, 'no more away targets than it has')
+    // no at-risk delay (Infinity: session 17's rule) waits at k for the whole repair delay; a spare of 1 gives up one at k at once
+    assert.equal(stopWaiting(4, 4, [71 * H, 70 * H], { ...short, atRiskDelayMs: Infinity }), 0)
+    assert.equal(stopWaiting(4, 4, [1000], { ...short, spare: 1, atRiskDelayMs: Infinity }), 1)
+    assert.equal(stopWaiting(4, 4, [], short), 0)
+  })
+
+  it('lazyPlan with how long its away holders have been away: a chunk at k live rebuilds its longest-away holder\'s fragment once it waited the at-risk delay, and waits for the other', () => {
+    const H = 3600_000
+    const rule = { spare: 0, atRiskDelayMs: 12 * H, clock: 'short' as const }
+    const live = new Set(hosts.filter(h => h !== 'h4' && h !== 'h5'))
+    const members = [...live]
+    const awayMs = (a: number, b: number): Map<string, number> => new Map([['h4', a], ['h5', b]])
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, rule, undefined, awayMs(40 * H, 3 * H)), live), [], 'at k for 3 h')
+    const p = lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, rule, undefined, awayMs(40 * H, 12 * H))
+    assert.deepEqual(repairDeliveries(p, live), [{ j: 4, to: ['h6'] }])
+    assert.deepEqual(p.want[5], ['h5'], 'h5 is still waited for')
+    // not knowing how long they were away (awayMs not given): waited for as before
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, rule), live), [])
+    // at k + 1 (h5 back), h4 is waited for the whole repair delay
+    const live5 = new Set([...live, 'h5'])
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live5), [...live5], ['h4'], live5, 'h0', policy, rule, undefined, new Map([['h4', 70 * H]])), live5), [])
+  })
+
+  it("darkfs's rule: a chunk at k live for the at-risk delay (48 h, from when it came down to k) gets its longest-away holder's fragment back; session 17's waited the whole repair delay", () => {
+    const H = 3600_000
+    assert.equal(AT_RISK_DELAY_MS, 48 * H)
+    assert.deepEqual(LAZY_RULE, { spare: 0, atRiskDelayMs: 48 * H, clock: 'short' })
+    assert.ok(AT_RISK_DELAY_MS < DEFAULT_REPAIR_DELAY_MS, 'shorter than the repair delay, or it never applies')
+    const live = new Set(hosts.filter(h => h !== 'h4' && h !== 'h5'))
+    const members = [...live]
+    // two disks died 49 h ago (h4, h5: declared gone, away, never back)
+    const dead = new Map([['h4', 49 * H], ['h5', 49 * H]])
+    const p = lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, undefined, undefined, dead)
+    assert.deepEqual(repairDeliveries(p, live), [{ j: 4, to: ['h6'] }])
+    // 47 h: still waiting
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, undefined, undefined, new Map([['h4', 47 * H], ['h5', 47 * H]])), live), [])
+    // session 17's rule (no at-risk delay): nothing until the repair delay lapsed
+    assert.deepEqual(repairDeliveries(lazyPlan(ref, holdings(live), members, ['h4', 'h5'], live, 'h0', policy, { atRiskDelayMs: Infinity }, undefined, dead), live), [])
   })
 
   it('with nobody away it is plan(), and a joiner still takes over its fragment (a move, not a repair)', () => {

@@ -50,8 +50,13 @@ describe('Membership away list (node/net/failure.ts)', function () {
     await gone
     assert.deepEqual(m.away(), ['a'])
     assert.ok(!m.members().includes('a'))
+    // away since it disconnected, a failure timeout before it was declared gone (keeper/lazy.ts stopWaiting())
+    const t = m.awayFor().get('a')
+    assert.ok(t !== undefined && t >= 20, `away for ${String(t)} ms`)
+    assert.deepEqual([...m.awayFor().keys()], m.away())
     await next(m, 'lapsed', 'a')
     assert.deepEqual(m.away(), [])
+    assert.equal(m.awayFor().size, 0)
   })
 
   it('one that connects again within the delay is not away; heal clears the list', async () => {

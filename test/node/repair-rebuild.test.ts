@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import { Repairer, THIN_KEEPER_SHARE, rebuilderOf } from '../../node/keeper/repair.ts'
+import { LAZY_RULE } from '../../node/keeper/lazy.ts'
 import type { RepairComponents } from '../../node/keeper/repair.ts'
 import { encodeChunk } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
@@ -34,7 +35,7 @@ interface World {
  * One chunk whose fragment j was placed on h_j; `gone` hosts are neither members nor live, `emptied` hosts
  * lost what they held. h0 is this host and, ranking first, the chunk's keeper.
  */
-function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], emptied: string[] = [], limiter?: RateLimiter, refuse = new Set<string>(), self = 'h0', uplinkOf?: (peer: string) => number | undefined): World {
+function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], emptied: string[] = [], limiter?: RateLimiter, refuse = new Set<string>(), self = 'h0', uplinkOf?: (peer: string) => number | undefined, away = new Map<string, number>(), atRiskDelayMs?: number): World {
   const members = MEMBERS.filter(h => !gone.includes(h))
   const holds = new Map(MEMBERS.map(h => [h, new Set<string>()]))
   ref.fragments.forEach((f, j) => { if (!emptied.includes(MEMBERS[j])) holds.get(MEMBERS[j])!.add(f.toString()) })
@@ -43,7 +44,8 @@ function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], 
   const c = {
     self,
     uplinkOf,
-    membership: { live: () => members, away: () => [], addEventListener: () => {}, removeEventListener: () => {} },
+    // `away`: gone hosts within the repair delay (lazy repair), with how long each has been away
+    membership: { live: () => members, away: () => [...away.keys()], awayFor: () => new Map(away), addEventListener: () => {}, removeEventListener: () => {} },
     policy: { members: () => members, copies: () => M + 1, rank: (_r: unknown, hs: string[], n: number) => MEMBERS.filter(h => hs.includes(h)).slice(0, n) },
     chunks: async () => ({ refs: [ref], unreadable: 0 }),
     store: {
@@ -77,7 +79,7 @@ function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], 
     },
     custody: { drop: async () => [] }
   } as unknown as RepairComponents
-  w.repairer = new Repairer(c, { intervalMs: 0, bytesPerSecond: 1 << 30, limiter })
+  w.repairer = new Repairer(c, { intervalMs: 0, bytesPerSecond: 1 << 30, limiter, atRiskDelayMs })
   return w
 }
 
@@ -215,5 +217,26 @@ describe('Repairer: the bytes one chunk\'s repair moves (node/keeper/repair.ts)'
       assert.equal(rebuilderOf('k', { held }, live, undefined), 'k')
       assert.equal(rebuilderOf(undefined, { held }, live, of({ a: 100 })), undefined)
     })
+  })
+
+  it('lazy repair: a chunk left at k live by two away holders waits for them less than the at-risk delay; past it, the longest away one\'s fragment is rebuilt, the other still waited for', async () => {
+    // h3 and h4 away (declared gone, within the repair delay): 4 of 6 fragments live, k = 4
+    const H = 3600_000
+    const D = 24 * H
+    // h4 went away an hour short of it: the chunk is at k since then
+    const early = world(ref, blocks, ['h3', 'h4'], [], undefined, undefined, 'h0', undefined, new Map([['h3', D + 5 * H], ['h4', D - H]]), D)
+    const p = await early.repairer.pass()
+    assert.equal(p.fragmentsRepaired + p.bytesFetched + p.bytesPushed + p.failed, 0, JSON.stringify(p))
+    // both away past it: h3's fragment (away longest) is rebuilt on h6, h4's is waited for
+    const late = world(ref, blocks, ['h3', 'h4'], [], undefined, undefined, 'h0', undefined, new Map([['h3', D + 5 * H], ['h4', D + H]]), D)
+    const q = await late.repairer.pass()
+    assert.equal(q.failed, 0)
+    assert.equal(q.fragmentsRepaired, 1)
+    assert.deepEqual([...late.pushed], [[ref.fragments[3].toString(), ['h6']]])
+    // darkfs's default (LAZY_RULE): no at-risk delay short of the repair delay, nothing rebuilt
+    if (!Number.isFinite(LAZY_RULE.atRiskDelayMs)) {
+      const waits = world(ref, blocks, ['h3', 'h4'], [], undefined, undefined, 'h0', undefined, new Map([['h3', D + 5 * H], ['h4', D + H]]))
+      assert.equal((await waits.repairer.pass()).fragmentsRepaired, 0)
+    }
   })
 })

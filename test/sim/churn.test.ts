@@ -227,6 +227,23 @@ describe('sim repair under churn (tiny network)', () => {
       assert.equal(eager.fragmentsRepaired, r.fragmentsAtStart[3] + r.fragmentsAtStart[4] + r.fragmentsAtStart[5])
     })
 
+    it('two holders gone for good together (their chunks at k live, k on disks): with an at-risk delay one fragment each is rebuilt after it, not after the repair delay', () => {
+      // hosts 4 and 5 hold the same chunks (see above) and leave for good at 1 h; repair delay 72 h
+      const trace: TraceEvent[] = [4, 5].map(host => ({ t: HOUR, host, kind: 'leave' as const }))
+      const run = (atRiskDelayMs: number): ReturnType<typeof runChurn> => runChurn({ ...lazy(trace, 30 * HOUR), repairDelayMs: 72 * HOUR, atRiskDelayMs, atRiskClock: 'short' })
+      const waiting = run(Infinity)
+      assert.equal(waiting.fragmentsRepaired, 0, 'no at-risk delay: nothing rebuilt within the repair delay')
+      assert.ok(waiting.exposedSpellsMs.length > 0 && waiting.exposedSpellsMs.every(x => x >= 29 * HOUR), 'their chunks sat at k fragments on disks to the end')
+      const r = run(6 * HOUR)
+      assert.equal(r.overdue, 2)
+      assert.equal(r.chunksLost, 0)
+      // one fragment per shared chunk (back at k + 1), the other leaver still waited for
+      assert.equal(r.fragmentsRepaired, r.fragmentsAtStart[4])
+      // every spell at k on disks ended within the at-risk delay and a few hours of thin uplinks
+      assert.equal(r.exposedSpellsMs.length, waiting.exposedSpellsMs.length)
+      assert.ok(r.exposedSpellsMs.every(x => x <= 12 * HOUR), `spells of ${r.exposedSpellsMs.map(x => (x / HOUR).toFixed(1)).join(', ')} h`)
+    })
+
     it('a host gone for good is repaired for once the delay ends', () => {
       const r = runChurn({ ...lazy([{ t: HOUR, host: 5, kind: 'leave' }], 30 * HOUR), repairDelayMs: 6 * HOUR })
       assert.equal(r.lapsed, 1)
