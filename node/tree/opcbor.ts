@@ -34,6 +34,25 @@ export function latin1 (bytes: Uint8Array, start: number, end: number): string {
   return latin1Slice.call(bytes, start, end)
 }
 
+/**
+ * Bytes [s, end) of ASCII as a string: up to 8 by one String.fromCharCode() of its chars (a flat
+ * string; one grown char by char was a new string per char), longer ones by latin1().
+ */
+export function asciiText (d: Uint8Array, s: number, end: number): string {
+  switch (end - s) {
+    case 0: return ''
+    case 1: return String.fromCharCode(d[s])
+    case 2: return String.fromCharCode(d[s], d[s + 1])
+    case 3: return String.fromCharCode(d[s], d[s + 1], d[s + 2])
+    case 4: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3])
+    case 5: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4])
+    case 6: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5])
+    case 7: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5], d[s + 6])
+    case 8: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5], d[s + 6], d[s + 7])
+    default: return latin1Slice.call(d, s, end)
+  }
+}
+
 /** The block being read (a plain Uint8Array view, as cborg reads it), and where. */
 const EMPTY = new Uint8Array(0)
 let data: Uint8Array = EMPTY
@@ -285,19 +304,7 @@ function string (n: number): string {
         return textDecoder.decode(d.subarray(start, pos))
       }
     }
-    const s = start
-    switch (n) {
-      case 0: return ''
-      case 1: return String.fromCharCode(d[s])
-      case 2: return String.fromCharCode(d[s], d[s + 1])
-      case 3: return String.fromCharCode(d[s], d[s + 1], d[s + 2])
-      case 4: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3])
-      case 5: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4])
-      case 6: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5])
-      case 7: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5], d[s + 6])
-      case 8: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5], d[s + 6], d[s + 7])
-      default: return latin1Slice.call(d, start, pos)
-    }
+    return asciiText(d, start, pos)
   }
   for (let i = start; i < pos; i++) {
     if (data[i] >= 0x80) {

@@ -12,7 +12,7 @@
 // path, which reads it or refuses it with its own error. So a block decodes (or is refused) as it
 // was before; test/node/tree-opdecode.test.ts checks both paths against each other.
 import { CID } from 'multiformats/cid'
-import { cidOfBytes, idOfBytesIn, latin1, type IdSource } from './opcbor.ts'
+import { asciiText, cidOfBytes, idOfBytesIn, latin1, type IdSource } from './opcbor.ts'
 import type { Content, OpBody } from './types.ts'
 
 /** What readOp() reads of an op block (op.ts makes the OpRecord and the DecodedOp of it). */
@@ -267,7 +267,7 @@ function readName (): string {
   }
   if (d[start] === 0x2e && (n === 1 || (n === 2 && d[start + 1] === 0x2e))) throw BAIL
   pos = end
-  return short(d, start, end)
+  return asciiText(d, start, end)
 }
 
 /** A symlink target (op.ts checkTarget), ASCII: no NUL. */
@@ -278,19 +278,6 @@ function readTarget (): string {
   for (let i = start; i < start + n; i++) if (d[i] === 0 || d[i] >= 0x80) throw BAIL
   pos = start + n
   return latin1(d, start, pos)
-}
-
-/** An ASCII string: short ones by one fromCharCode (opcbor.ts string()). */
-function short (d: Uint8Array, s: number, end: number): string {
-  switch (end - s) {
-    case 1: return String.fromCharCode(d[s])
-    case 2: return String.fromCharCode(d[s], d[s + 1])
-    case 3: return String.fromCharCode(d[s], d[s + 1], d[s + 2])
-    case 4: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3])
-    case 5: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4])
-    case 6: return String.fromCharCode(d[s], d[s + 1], d[s + 2], d[s + 3], d[s + 4], d[s + 5])
-    default: return latin1(d, s, end)
-  }
 }
 
 /** The author (op.ts checkAuthor), ASCII: 1 to MAX_ID_CHARS chars, no NUL; a recent author's string again. */

@@ -12,21 +12,13 @@ import { GCProfiler } from 'node:v8'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { cidOf, Tree, type InodeId, type Signer } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
-import { body, ops } from './tree.ts'
+import { diverge, ops } from './tree.ts'
 
 const N = Number(process.env.N ?? 10_000)
 const REPS = Number(process.env.REPS ?? 8)
 const now = (): bigint => BigInt(Date.now()) * 1_000_000n
 const signer = async (): Promise<Signer> => signerFor(await generateKeyPair('Ed25519'))
 
-async function diverge (tree: Tree, home: InodeId, shared: InodeId[], tag: string): Promise<void> {
-  const mine: InodeId[] = [(await tree.commit({ type: 'create', parent: home, name: 'seed', kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id]
-  for (let i = 1; i < N; i += 64) {
-    const n = Math.min(64, N - i)
-    const done = await Promise.all(Array.from({ length: n }, async (_, k) => await tree.commit(body(i + k, home, shared, mine, tag))))
-    for (let k = 0; k < n; k++) if ((i + k) % 5 <= 1) mine.push(done[k].id)
-  }
-}
 
 const base = await mkdtemp(join(tmpdir(), 'darkfs-merge-reps-'))
 try {
@@ -38,7 +30,7 @@ try {
   const shared: InodeId[] = []
   for (let i = 0; i < 50; i++) shared.push((await a.commit({ type: 'create', parent: a.root, name: `s${i}`, kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id)
   await b.receive(ops(a))
-  await Promise.all([diverge(a, ha, shared, 'a'), diverge(b, hb, shared, 'b')])
+  await Promise.all([diverge(a, ha, shared, 'a', N), diverge(b, hb, shared, 'b', N)])
   const toB = ops(a).filter(x => !b.hasOp(cidOf(x)))
   await b.close()
   await a.close()

@@ -54,10 +54,11 @@ export function body (i: number, home: InodeId, shared: InodeId[], mine: InodeId
   }
 }
 
-async function diverge (tree: Tree, home: InodeId, shared: InodeId[], tag: string): Promise<void> {
+/** Commit `count` ops of a replica's divergent run (body()) to `tree`, CONCURRENCY at a time. */
+export async function diverge (tree: Tree, home: InodeId, shared: InodeId[], tag: string, count = DIVERGE): Promise<void> {
   const mine: InodeId[] = [(await tree.commit({ type: 'create', parent: home, name: 'seed', kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id]
-  for (let i = 1; i < DIVERGE; i += CONCURRENCY) {
-    const n = Math.min(CONCURRENCY, DIVERGE - i)
+  for (let i = 1; i < count; i += CONCURRENCY) {
+    const n = Math.min(CONCURRENCY, count - i)
     const done = await Promise.all(Array.from({ length: n }, async (_, k) => await tree.commit(body(i + k, home, shared, mine, tag))))
     for (let k = 0; k < n; k++) if ((i + k) % 5 <= 1) mine.push(done[k].id)
   }

@@ -3,23 +3,12 @@
 // memory may be handed out while someone can still read it: a shard set not released is never
 // written by a later encode, and a released one is detached in every holder's hands.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
-import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
 import { ErasureError, ShardPool, codecs, encodeOutputBytes, shardSize } from '../../node/data/erasure.ts'
 import type { ErasureCodec } from '../../node/data/erasure.ts'
 import { seededBytes as bytes } from '../../harness/prng.ts'
+import { wasmParity } from '../../harness/wasm-rs.ts'
 
-const wasmRs = ReedSolomonErasure.fromBytes(readFileSync(new URL(import.meta.resolve('@digitaldefiance/reed-solomon-erasure.wasm/wasm'))))
-
-/** Parity by the independent Rust `reed-solomon-erasure` crate (compiled to wasm). */
-function wasmParity (dataShards: Uint8Array[], k: number, m: number): Uint8Array[] {
-  const size = dataShards[0].length
-  const flat = new Uint8Array(size * (k + m))
-  dataShards.forEach((s, j) => flat.set(s, j * size))
-  assert.equal(wasmRs.encode(flat, k, m), ReedSolomonErasure.RESULT_OK)
-  return Array.from({ length: m }, (_, i) => flat.slice((k + i) * size, (k + i + 1) * size))
-}
 
 function copies (shards: Uint8Array[]): Uint8Array[] {
   return shards.map(s => s.slice())

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { readFileSync, existsSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,11 +9,11 @@ import { createHash } from 'node:crypto'
 import { Buffer } from 'node:buffer'
 import { spawnSync } from 'node:child_process'
 import fc from 'fast-check'
-import { ReedSolomonErasure } from '@digitaldefiance/reed-solomon-erasure.wasm'
 import * as erasure from '../../node/data/erasure.ts'
 import { codecs, ErasureError, shardSize, MAX_SHARDS } from '../../node/data/erasure.ts'
 import type { ErasureCodec } from '../../node/data/erasure.ts'
 import { seededBytes as bytes } from '../../harness/prng.ts'
+import { wasmParity } from '../../harness/wasm-rs.ts'
 
 
 /** Every subset of {0..n-1} with at most `size` members. */
@@ -40,16 +40,6 @@ function copies (shards: Array<Uint8Array | undefined>): Array<Uint8Array | unde
   return shards.map(s => s?.slice())
 }
 
-const wasmRs = ReedSolomonErasure.fromBytes(readFileSync(new URL(import.meta.resolve('@digitaldefiance/reed-solomon-erasure.wasm/wasm'))))
-
-/** Parity by the independent Rust `reed-solomon-erasure` crate (compiled to wasm). */
-function wasmParity (dataShards: Uint8Array[], k: number, m: number): Uint8Array[] {
-  const size = dataShards[0].length
-  const flat = new Uint8Array(size * (k + m))
-  dataShards.forEach((s, j) => flat.set(s, j * size))
-  assert.equal(wasmRs.encode(flat, k, m), ReedSolomonErasure.RESULT_OK)
-  return Array.from({ length: m }, (_, i) => flat.slice((k + i) * size, (k + i + 1) * size))
-}
 
 /** Where the ISA-L header lives when libisal-dev is installed. */
 const ISAL_HEADER = '/usr/include/isa-l/erasure_code.h'
