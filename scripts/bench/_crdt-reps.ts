@@ -9,9 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { cidOf, Tree, type InodeId, type Signer } from '../../node/tree/index.ts'
+import { cidOf, Tree, type Signer } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
-import { diverge, ops } from './tree.ts'
+import { diverge, ops, sharedBase } from './tree.ts'
 
 const N = Number(process.env.N ?? 10_000)
 const REPS = Number(process.env.REPS ?? 10)
@@ -26,11 +26,7 @@ const base = await mkdtemp(join(tmpdir(), 'darkfs-crdt-reps-'))
 try {
   const a = await Tree.open({ dir: join(base, 'a'), signer: await signer(), verify })
   const b = await Tree.open({ dir: join(base, 'b'), signer: await signer(), verify })
-  const ha = (await a.commit({ type: 'create', parent: a.root, name: 'a', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
-  const hb = (await a.commit({ type: 'create', parent: a.root, name: 'b', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
-  const shared: InodeId[] = []
-  for (let i = 0; i < 50; i++) shared.push((await a.commit({ type: 'create', parent: a.root, name: `s${i}`, kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id)
-  await b.receive(ops(a))
+  const { ha, hb, shared } = await sharedBase(a, b)
   await Promise.all([diverge(a, ha, shared, 'a', N), diverge(b, hb, shared, 'b', N)])
   await b.receive(ops(a).filter(x => !b.hasOp(cidOf(x))))
   // the tree's internals (node/tree's door does not export them): its DAG, its ops in total

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { GCProfiler } from 'node:v8'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { cidOf, Tree, type InodeId, type Signer } from '../../node/tree/index.ts'
+import { cidOf, Tree, type Signer } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
-import { diverge, ops } from './tree.ts'
+import { diverge, ops, sharedBase } from './tree.ts'
 
 const N = Number(process.env.N ?? 10_000)
 const REPS = Number(process.env.REPS ?? 8)
@@ -25,11 +25,7 @@ try {
   const key = await signer()
   const a = await Tree.open({ dir: join(base, 'a'), signer: await signer(), verify })
   let b = await Tree.open({ dir: join(base, 'b'), signer: key, verify })
-  const ha = (await a.commit({ type: 'create', parent: a.root, name: 'a', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
-  const hb = (await a.commit({ type: 'create', parent: a.root, name: 'b', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
-  const shared: InodeId[] = []
-  for (let i = 0; i < 50; i++) shared.push((await a.commit({ type: 'create', parent: a.root, name: `s${i}`, kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id)
-  await b.receive(ops(a))
+  const { ha, hb, shared } = await sharedBase(a, b)
   await Promise.all([diverge(a, ha, shared, 'a', N), diverge(b, hb, shared, 'b', N)])
   const toB = ops(a).filter(x => !b.hasOp(cidOf(x)))
   await b.close()

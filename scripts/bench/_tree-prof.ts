@@ -21,9 +21,9 @@ import { Session } from 'node:inspector/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { cidOf, Tree, type InodeId, type Signer } from '../../node/tree/index.ts'
+import { cidOf, Tree, type Signer } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
-import { causal, diverge, ops } from './tree.ts'
+import { causal, diverge, ops, sharedBase } from './tree.ts'
 
 const out = process.argv[2] ?? tmpdir()
 const N = Number(process.env.N ?? 10_000)
@@ -139,11 +139,7 @@ for (let rep = 0; rep < REPS; rep++) {
     const [a, b, c] = await Promise.all(['a', 'b', 'c'].map(async d => await Tree.open({ dir: join(base, d), signer: await signer(), verify, ...(process.env.WSYNC !== undefined ? { writtenSyncMs: Number(process.env.WSYNC) } : {}) })))
     trees.push(a, b, c)
     if (TYPES && rep === 0) timeTypes(a)
-    const ha = (await a.commit({ type: 'create', parent: a.root, name: 'a', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
-    const hb = (await a.commit({ type: 'create', parent: a.root, name: 'b', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
-    const shared: InodeId[] = []
-    for (let i = 0; i < 50; i++) shared.push((await a.commit({ type: 'create', parent: a.root, name: `s${i}`, kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id)
-    await b.receive(ops(a))
+    const { ha, hb, shared } = await sharedBase(a, b)
     await c.receive(ops(a))
     await Promise.all([diverge(a, ha, shared, 'a', N), diverge(b, hb, shared, 'b', N)])
     const inOrder = causal(ops(a).filter(x => !c.hasOp(cidOf(x))))

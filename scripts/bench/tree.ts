@@ -64,6 +64,16 @@ export async function diverge (tree: Tree, home: InodeId, shared: InodeId[], tag
   }
 }
 
+/** The base two replicas share before they diverge: a home directory each and 50 shared files, made on `a` and received by `b`. */
+export async function sharedBase (a: Tree, b: Tree): Promise<{ ha: InodeId, hb: InodeId, shared: InodeId[] }> {
+  const ha = (await a.commit({ type: 'create', parent: a.root, name: 'a', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
+  const hb = (await a.commit({ type: 'create', parent: a.root, name: 'b', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
+  const shared: InodeId[] = []
+  for (let i = 0; i < 50; i++) shared.push((await a.commit({ type: 'create', parent: a.root, name: `s${i}`, kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id)
+  await b.receive(ops(a))
+  return { ha, hb, shared }
+}
+
 /** Every op block a tree holds (from its heads down). */
 export function ops (tree: Tree): Uint8Array[] {
   const out = new Map<string, Uint8Array>()
@@ -181,12 +191,7 @@ export async function run (): Promise<Record<string, number | string>> {
     const a = await Tree.open({ dir: join(base, 'a'), signer: await signer(), verify })
     const b = await Tree.open({ dir: join(base, 'b'), signer: await signer(), verify })
     trees.push(a, b)
-    // the shared base
-    const ha = (await a.commit({ type: 'create', parent: a.root, name: 'a', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
-    const hb = (await a.commit({ type: 'create', parent: a.root, name: 'b', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() })).id
-    const shared: InodeId[] = []
-    for (let i = 0; i < 50; i++) shared.push((await a.commit({ type: 'create', parent: a.root, name: `s${i}`, kind: 'file', mode: 0o644, uid: 0, gid: 0, time: now() })).id)
-    await b.receive(ops(a))
+    const { ha, hb, shared } = await sharedBase(a, b)
 
     let t0 = performance.now()
     for (let i = 0; i < SERIAL; i++) await a.commit({ type: 'setattr', inode: shared[i % shared.length], uid: i, time: now() })
