@@ -45,7 +45,9 @@
 // writes V8's CPU profile of the restore there.
 //
 // Bytes moved are the swarm's bytes sent by every host (blocks pushed and served; have-queries
-// are a few bytes per fragment). Unhandled promise rejections raised by other parts while the
+// are a few bytes per fragment), split into what the repairers fetched to rebuild
+// (`repair.fetchedPerByteLost`), what they pushed (`repair.pushedPerByteLost`) and the rest
+// (`repair.otherPerByteLost`: surveys' have-queries, wants). Unhandled promise rejections raised by other parts while the
 // bench runs are counted and reported (`repair.unhandledRejections`) instead of ending the run.
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
@@ -92,6 +94,7 @@ export async function run (): Promise<Record<string, number | string>> {
     const survivors = hosts.slice(0, count - lostHosts)
     const sent = (hs: ClusterHost[]): number => hs.reduce((a, h) => a + h.swarm.stats().bytesSent, 0)
     const base = sent(survivors)
+    const totalsBefore = survivors.map(h => h.keep.repairer.totals())
     // the first repair pass any survivor starts once the loss is declared (a pass already
     // running then is one of the placement's, not the repair's)
     let declared = false
@@ -119,6 +122,8 @@ export async function run (): Promise<Record<string, number | string>> {
     const seconds = (end - start) / 1000
     const restoreSeconds = (end - (passStart ?? start)) / 1000
     const repairMoved = sent(survivors) - base
+    const fetched = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesFetched - totalsBefore[i].bytesFetched, 0)
+    const pushed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totalsBefore[i].bytesPushed, 0)
 
     const dir = join(hosts[0].dir, '..', 'joiner')
     await init(dir, { networkKey: join(hosts[0].dir, 'network.key') })
@@ -145,6 +150,9 @@ export async function run (): Promise<Record<string, number | string>> {
       'repair.restore.MiBperCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, (cpu.user + cpu.system) / 1e6)).toFixed(2)),
       'repair.restore.MiBperLoopCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, (loop.user + loop.system) / 1e6)).toFixed(2)),
       'repair.bytesMovedPerByteLost': Number((repairMoved / Math.max(1, lost)).toFixed(2)),
+      'repair.fetchedPerByteLost': Number((fetched / Math.max(1, lost)).toFixed(2)),
+      'repair.pushedPerByteLost': Number((pushed / Math.max(1, lost)).toFixed(2)),
+      'repair.otherPerByteLost': Number(((repairMoved - fetched - pushed) / Math.max(1, lost)).toFixed(2)),
       'rebalance.join.seconds': Number(rebalanceSeconds.toFixed(2)),
       'rebalance.join.bytesMoved': rebalanceMoved,
       'rebalance.join.bytesStoredByJoiner': joinerStored,
