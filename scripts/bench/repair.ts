@@ -54,9 +54,12 @@ import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { init } from '../../node/cli/index.ts'
-import { Teardown } from '../../harness/tmp.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
+import { workerGroup } from './scale.ts'
+import type { Group } from './scale.ts'
+import { now } from './_scale-hosts.ts'
 
 const keep = { failureTimeoutMs: 200, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0, repairBytesPerSecond: 1 << 30 }
 /** Default MiB of file data. */
@@ -77,6 +80,7 @@ export async function run (): Promise<Record<string, number | string>> {
   if (!Number.isSafeInteger(count) || count < 6) throw new RangeError(`DARKFS_BENCH_REPAIR_HOSTS must be an integer >= 6, got ${JSON.stringify(process.env.DARKFS_BENCH_REPAIR_HOSTS)}`)
   const lostHosts = Number(process.env.DARKFS_BENCH_REPAIR_LOST ?? DEFAULT_REPAIR_BENCH_LOST)
   if (!Number.isSafeInteger(lostHosts) || lostHosts < 1 || lostHosts > 2) throw new RangeError(`DARKFS_BENCH_REPAIR_LOST must be 1 or 2 (m), got ${JSON.stringify(process.env.DARKFS_BENCH_REPAIR_LOST)}`)
+  if (process.env.DARKFS_BENCH_REPAIR_PROCS === '1') return await runProcesses(mib, count, lostHosts)
   const rejections: string[] = []
   const onRejection = (reason: unknown): void => { rejections.push(String((reason as any)?.stack?.split('\n').slice(0, 4).join(' ') ?? reason)) }
   process.on('unhandledRejection', onRejection)
@@ -163,6 +167,89 @@ export async function run (): Promise<Record<string, number | string>> {
   } finally {
     await t.run()
     process.off('unhandledRejection', onRejection)
+  }
+}
+
+/** Connections each host may keep (above the bench's host count: the bound never binds). */
+const PROCESS_BOUND = 32
+
+/**
+ * The repair figures with each host in its own process (DARKFS_BENCH_REPAIR_PROCS=1): bench:scale's
+ * worker processes (_scale-worker.ts, one HostGroup of one host each), over loopback TCP, so no
+ * one event loop carries every host. Same phases and figures as in-process, but the join; the
+ * CPU is every survivor process's, from the loss to the end.
+ */
+async function runProcesses (mib: number, count: number, lostHosts: number): Promise<Record<string, number | string>> {
+  const t = new Teardown()
+  const groups: Group[] = []
+  try {
+    const root = await tempDir(t, 'darkfs-bench-repair-')
+    for (let i = 0; i < count; i++) {
+      const g = await workerGroup()
+      groups.push(g)
+      t.add(async () => { await g.close() })
+    }
+    let first = ''
+    for (let i = 0; i < count; i++) {
+      const r = await groups[i].call<{ address: string }>('start', { index: i, dir: join(root, `h${i}`), name: `repair${process.pid}-h${i}`, joins: i === 0 ? [] : [first], ...(i === 0 ? { newNetwork: true } : { networkKey: join(root, 'h0', 'network.key') }), transport: 'tcp', bound: PROCESS_BOUND, failureMs: keep.failureTimeoutMs, keep })
+      if (i === 0) first = r.address
+    }
+    const peerCounts = async (gs: Group[]): Promise<number[]> => (await Promise.all(gs.map(async g => await g.call<number[]>('peerCounts')))).flat()
+    await until('mesh', async () => (await peerCounts(groups)).every(n => n === count - 1), 60_000)
+    const writeStart = performance.now()
+    for (let i = 0; i < mib; i += FILE_MIB) await groups[i / FILE_MIB % count].call('writeFile', i / FILE_MIB % count, `/b${i}`, Math.min(FILE_MIB, mib - i) << 20)
+    const writeSeconds = (performance.now() - writeStart) / 1000
+    const health = async (): Promise<boolean> => { const h = await groups[0].call<{ redundant: number, total: number }>('chunkHealth', 0); return h.redundant === h.total }
+    await until('placed', async () => {
+      const passes = (await Promise.all(groups.map(async g => await g.call<Array<{ fragmentsRepaired: number, dropped: number }>>('repairPass')))).flat()
+      return await health() && passes.every(p => p.fragmentsRepaired === 0 && p.dropped === 0)
+    }, PHASE_TIMEOUT_MS)
+    const survivors = groups.slice(0, count - lostHosts)
+    let lost = 0
+    for (let i = count - lostHosts; i < count; i++) lost += (await groups[i].call<Record<number, number>>('storedBytes'))[i]
+    type Moved = { sent: number, fetched: number, pushed: number }
+    const moved = async (): Promise<Moved> => (await Promise.all(survivors.map(async g => await g.call<Moved>('moved')))).reduce((a, b) => ({ sent: a.sent + b.sent, fetched: a.fetched + b.fetched, pushed: a.pushed + b.pushed }))
+    const cpu = async (): Promise<number> => (await Promise.all(survivors.map(async g => (await g.call<{ cpu: NodeJS.CpuUsage }>('usage')).cpu))).reduce((a, c) => a + c.user + c.system, 0)
+    const base = await moved()
+    const cpu0 = await cpu()
+    for (const g of survivors) await g.call('armRepairWatch')
+    const start = now()
+    await Promise.all(groups.slice(count - lostHosts).map(async (g, i) => { await g.call('stop', count - lostHosts + i, PROCESS_BOUND) }))
+    const startedAt = async (): Promise<number | undefined> => {
+      const ts = (await Promise.all(survivors.map(async g => await g.call<number | undefined>('repairStartedAt')))).filter((x): x is number => x !== undefined)
+      return ts.length === 0 ? undefined : Math.min(...ts)
+    }
+    await until('repaired', async () => {
+      if (await startedAt() === undefined) return false
+      if ((await Promise.all(survivors.map(async g => await g.call<boolean>('repairRunning')))).some(r => r)) return false
+      return await health()
+    }, PHASE_TIMEOUT_MS)
+    const end = now()
+    const cpuSeconds = (await cpu() - cpu0) / 1e6
+    const passStart = (await startedAt())!
+    const m = await moved()
+    const seconds = (end - start) / 1000
+    const restoreSeconds = (end - passStart) / 1000
+    const per = (b: number): number => Number((b / Math.max(1, lost)).toFixed(2))
+    return {
+      'repair.processes': count,
+      'repair.data.MiB': mib,
+      'repair.hosts': count,
+      'repair.hostsLost': lostHosts,
+      'repair.write.MiBps': Number((mib / writeSeconds).toFixed(1)),
+      'repair.lost.bytes': lost,
+      'repair.seconds': Number(seconds.toFixed(2)),
+      'repair.MiBps': Number((lost / (1 << 20) / seconds).toFixed(1)),
+      'repair.restore.seconds': Number(restoreSeconds.toFixed(2)),
+      'repair.restore.MiBps': Number((lost / (1 << 20) / restoreSeconds).toFixed(1)),
+      'repair.MiBperCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, cpuSeconds)).toFixed(2)),
+      'repair.bytesMovedPerByteLost': per(m.sent - base.sent),
+      'repair.fetchedPerByteLost': per(m.fetched - base.fetched),
+      'repair.pushedPerByteLost': per(m.pushed - base.pushed),
+      'repair.otherPerByteLost': per(m.sent - base.sent - (m.fetched - base.fetched) - (m.pushed - base.pushed))
+    }
+  } finally {
+    await t.run()
   }
 }
 
