@@ -3,7 +3,8 @@
 // when one host joins, until every chunk sits on its new targets. In-process hosts (memory
 // transport, k=4 m=2): DARKFS_BENCH_REPAIR_HOSTS of them (default 6); size:
 // DARKFS_BENCH_REPAIR_MIB of file data (default 32); DARKFS_BENCH_REPAIR_LOST hosts lost at
-// once (default 1, at most m = 2).
+// once (default 1, at most m = 2). DARKFS_BENCH_REPAIR_PROCS=1: each host in its own process
+// (bench:scale's workers, loopback TCP; runProcesses below), no join phase.
 //
 // Bytes per byte lost: with 6 hosts, 5 are left for 6 fragments, and the fragment lost is kept
 // on m + 1 = 3 of them (keeper/assignment.ts: any m more losses still leave k): its keeper
@@ -21,7 +22,11 @@
 // join (4 then, not 1). The lost fragment rebuilt on one host alone moves 3 but leaves that host
 // with two fragments: it and any other host lost, 3 of the 4 needed are left. Only a
 // regenerating code (Clay, MSR: d = 5 helpers send half a fragment each) goes under k at 7 hosts
-// (2.5); at 6 hosts it still pays the two copies (2 + 2 = 4).
+// (2.5); at 6 hosts it still pays the two copies (2 + 2 = 4). Measured (issue 15 item 6,
+// 64 MiB, load 6-9): 3 fetched + 2 pushed + 0.05 of have-queries; with the copies dropped (one
+// copy, on the keeper that rebuilds it: an experiment, not kept) 3.04 and 2-2.6x the MiB/s, but
+// then any two more losses that include a chunk's keeper lose that chunk (for any pair of hosts,
+// the 2 in 5 of the chunks keyed to them), where m + 1 copies lose none.
 //
 // Join: the joiner takes over the fragment of the host it displaces, fetched from that host by
 // the joiner itself (feature pull/1): 1 byte per byte it holds plus the settling passes'
