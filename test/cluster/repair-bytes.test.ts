@@ -99,6 +99,13 @@ describe('keep.repairer: bytes moved per byte lost (6 in-process hosts, k=4 m=2)
     }, 120_000)
     const fetched = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesFetched - totals[i].bytesFetched, 0)
     const pushed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totals[i].bytesPushed, 0)
+    // only what was lost moves: every survivor keeps every block it held, and what it gained
+    // are the victim's blocks (the lost fragments rebuilt), never a surviving fragment re-homed
+    for (const [i, h] of survivors.entries()) {
+      const now = await held(h)
+      for (const c of before[i]) assert.ok(now.has(c), `${h.name} dropped ${c}`)
+      for (const c of now) assert.ok(before[i].has(c) || victimHeld.has(c), `${h.name} took ${c}, which the lost host did not hold`)
+    }
     const figures = `lost ${lost}, fetched ${fetched}, pushed ${pushed}, swarm sent ${moved} in the passes on leaving (${(moved / lost).toFixed(2)} per byte lost)`
     // 5 hosts for 6 fragments: the lost fragment goes on m + 1 = 3 hosts (assignment.ts); its
     // keeper holds another fragment (k - 1 = 3 fetched), keeps one copy and pushes m = 2
@@ -107,13 +114,6 @@ describe('keep.repairer: bytes moved per byte lost (6 in-process hosts, k=4 m=2)
     // the passes' have-queries come on top: a few dozen bytes per fragment and peer
     assert.ok(moved <= 5.1 * lost, figures)
     console.log(`      ${figures}`)
-    // only what was lost moves: every survivor keeps every block it held, and what it gained
-    // are the victim's blocks (the lost fragments rebuilt), never a surviving fragment re-homed
-    for (const [i, h] of survivors.entries()) {
-      const now = await held(h)
-      for (const c of before[i]) assert.ok(now.has(c), `${h.name} dropped ${c}`)
-      for (const c of now) assert.ok(before[i].has(c) || victimHeld.has(c), `${h.name} took ${c}, which the lost host did not hold`)
-    }
     for (const h of survivors) {
       h.volume.chunks.dropCache()
       for (const [path, data] of files) assert.deepEqual(Buffer.from(await h.volume.readFile(path)), data, `${path} on ${h.name}`)
