@@ -46,7 +46,19 @@ export interface LoopLag { p50: number, p99: number, max: number }
 
 export interface ChunkLayout { fragments: string[], ranked: string[], size: number, k: number, m: number }
 
-export interface StartRequest { index: number, dir: string, name: string, joins: string[], networkKey?: string, newNetwork?: boolean, transport: 'tcp' | 'memory', bound: number, failureMs: number }
+export interface StartRequest {
+  index: number
+  dir: string
+  name: string
+  joins: string[]
+  networkKey?: string
+  newNetwork?: boolean
+  transport: 'tcp' | 'memory'
+  bound: number
+  failureMs: number
+  /** Keeper options on top of the failure timeout (the repair bench's: no timers, no repair cap). */
+  keep?: Record<string, number>
+}
 
 /** Tries of a host's start (its join dials) before the bench fails. */
 const START_TRIES = 3
@@ -66,7 +78,7 @@ export class HostGroup {
     let h: ClusterHost | undefined
     for (let attempt = 1; h === undefined; attempt++) {
       try {
-        h = await startHost(this.t, r.dir, r.name, r.joins, { transport: r.transport, daemon: { maxConnections: r.bound, keep: { failureTimeoutMs: r.failureMs } } })
+        h = await startHost(this.t, r.dir, r.name, r.joins, { transport: r.transport, daemon: { maxConnections: r.bound, keep: { failureTimeoutMs: r.failureMs, ...r.keep } } })
       } catch (err) {
         if (attempt >= START_TRIES) throw err
         process.stderr.write(`[bench:scale] ${r.name}: start failed (try ${attempt} of ${START_TRIES}): ${(err as Error).message.slice(0, 300)}\n`)
@@ -201,6 +213,52 @@ export class HostGroup {
     this.snap(bound)
     await this.host(index).stop()
   }
+
+  private live (): ClusterHost[] { return [...this.hosts.values()].filter(h => !h.stopped) }
+
+  /** The repair bench (repair.ts, hosts in processes): one repair pass on each live host, what each did. */
+  async repairPass (): Promise<Array<{ fragmentsRepaired: number, dropped: number }>> {
+    return await Promise.all(this.live().map(async h => { const p = await h.keep.repairer.pass(); return { fragmentsRepaired: p.fragmentsRepaired, dropped: p.dropped } }))
+  }
+
+  /** A host's chunk health (keep.status()): chunks redundant of all it knows. */
+  async chunkHealth (index: number): Promise<{ redundant: number, total: number }> {
+    const s = await this.host(index).keep.status()
+    return { redundant: s.redundant, total: s.total }
+  }
+
+  /** The swarm's bytes sent and the repairers' totals, summed over the live hosts. */
+  moved (): { sent: number, fetched: number, pushed: number } {
+    const out = { sent: 0, fetched: 0, pushed: 0 }
+    for (const h of this.live()) {
+      const t = h.keep.repairer.totals()
+      out.sent += h.swarm.stats().bytesSent
+      out.fetched += t.bytesFetched
+      out.pushed += t.bytesPushed
+    }
+    return out
+  }
+
+  /** Connected peers of each live host. */
+  peerCounts (): number[] { return this.live().map(h => h.host.peers().length) }
+
+  /** Whether a repair pass runs on any live host. */
+  repairRunning (): boolean { return this.live().some(h => h.keep.repairer.progress().running) }
+
+  private repairWatch: { declared: boolean, startedAt?: number } | undefined
+
+  /** From now on, note when the first repair pass starts on a live host after one declared a member gone (repairStartedAt). */
+  armRepairWatch (): void {
+    const w: { declared: boolean, startedAt?: number } = { declared: false }
+    this.repairWatch = w
+    for (const h of this.live()) {
+      h.keep.membership.addEventListener('gone', () => { w.declared = true })
+      h.keep.repairer.addEventListener('start', () => { if (w.declared && w.startedAt === undefined) w.startedAt = now() })
+    }
+  }
+
+  /** When (epoch ms) that first pass started on this group's hosts; undefined: not yet. */
+  repairStartedAt (): number | undefined { return this.repairWatch?.startedAt }
 
   usage (): { cpu: NodeJS.CpuUsage, rss: number, heapUsed: number } {
     const m = process.memoryUsage()

@@ -3,7 +3,8 @@
 // when one host joins, until every chunk sits on its new targets. In-process hosts (memory
 // transport, k=4 m=2): DARKFS_BENCH_REPAIR_HOSTS of them (default 6); size:
 // DARKFS_BENCH_REPAIR_MIB of file data (default 32); DARKFS_BENCH_REPAIR_LOST hosts lost at
-// once (default 1, at most m = 2).
+// once (default 1, at most m = 2). DARKFS_BENCH_REPAIR_PROCS=1: each host in its own process
+// (bench:scale's workers, loopback TCP; runProcesses below), no join phase.
 //
 // Bytes per byte lost: with 6 hosts, 5 are left for 6 fragments, and the fragment lost is kept
 // on m + 1 = 3 of them (keeper/assignment.ts: any m more losses still leave k): its keeper
@@ -21,7 +22,11 @@
 // join (4 then, not 1). The lost fragment rebuilt on one host alone moves 3 but leaves that host
 // with two fragments: it and any other host lost, 3 of the 4 needed are left. Only a
 // regenerating code (Clay, MSR: d = 5 helpers send half a fragment each) goes under k at 7 hosts
-// (2.5); at 6 hosts it still pays the two copies (2 + 2 = 4).
+// (2.5); at 6 hosts it still pays the two copies (2 + 2 = 4). Measured (issue 15 item 6,
+// 64 MiB, load 6-9): 3 fetched + 2 pushed + 0.05 of have-queries; with the copies dropped (one
+// copy, on the keeper that rebuilds it: an experiment, not kept) 3.04 and 2-2.6x the MiB/s, but
+// then any two more losses that include a chunk's keeper lose that chunk (for any pair of hosts,
+// the 2 in 5 of the chunks keyed to them), where m + 1 copies lose none.
 //
 // Join: the joiner takes over the fragment of the host it displaces, fetched from that host by
 // the joiner itself (feature pull/1): 1 byte per byte it holds plus the settling passes'
@@ -45,16 +50,21 @@
 // writes V8's CPU profile of the restore there.
 //
 // Bytes moved are the swarm's bytes sent by every host (blocks pushed and served; have-queries
-// are a few bytes per fragment). Unhandled promise rejections raised by other parts while the
+// are a few bytes per fragment), split into what the repairers fetched to rebuild
+// (`repair.fetchedPerByteLost`), what they pushed (`repair.pushedPerByteLost`) and the rest
+// (`repair.otherPerByteLost`: surveys' have-queries, wants). Unhandled promise rejections raised by other parts while the
 // bench runs are counted and reported (`repair.unhandledRejections`) instead of ending the run.
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { init } from '../../node/cli/index.ts'
-import { Teardown } from '../../harness/tmp.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
+import { workerGroup } from './scale.ts'
+import type { Group } from './scale.ts'
+import { now } from './_scale-hosts.ts'
 
 const keep = { failureTimeoutMs: 200, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0, repairBytesPerSecond: 1 << 30 }
 /** Default MiB of file data. */
@@ -75,6 +85,7 @@ export async function run (): Promise<Record<string, number | string>> {
   if (!Number.isSafeInteger(count) || count < 6) throw new RangeError(`DARKFS_BENCH_REPAIR_HOSTS must be an integer >= 6, got ${JSON.stringify(process.env.DARKFS_BENCH_REPAIR_HOSTS)}`)
   const lostHosts = Number(process.env.DARKFS_BENCH_REPAIR_LOST ?? DEFAULT_REPAIR_BENCH_LOST)
   if (!Number.isSafeInteger(lostHosts) || lostHosts < 1 || lostHosts > 2) throw new RangeError(`DARKFS_BENCH_REPAIR_LOST must be 1 or 2 (m), got ${JSON.stringify(process.env.DARKFS_BENCH_REPAIR_LOST)}`)
+  if (process.env.DARKFS_BENCH_REPAIR_PROCS === '1') return await runProcesses(mib, count, lostHosts)
   const rejections: string[] = []
   const onRejection = (reason: unknown): void => { rejections.push(String((reason as any)?.stack?.split('\n').slice(0, 4).join(' ') ?? reason)) }
   process.on('unhandledRejection', onRejection)
@@ -92,6 +103,7 @@ export async function run (): Promise<Record<string, number | string>> {
     const survivors = hosts.slice(0, count - lostHosts)
     const sent = (hs: ClusterHost[]): number => hs.reduce((a, h) => a + h.swarm.stats().bytesSent, 0)
     const base = sent(survivors)
+    const totalsBefore = survivors.map(h => h.keep.repairer.totals())
     // the first repair pass any survivor starts once the loss is declared (a pass already
     // running then is one of the placement's, not the repair's)
     let declared = false
@@ -119,6 +131,8 @@ export async function run (): Promise<Record<string, number | string>> {
     const seconds = (end - start) / 1000
     const restoreSeconds = (end - (passStart ?? start)) / 1000
     const repairMoved = sent(survivors) - base
+    const fetched = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesFetched - totalsBefore[i].bytesFetched, 0)
+    const pushed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totalsBefore[i].bytesPushed, 0)
 
     const dir = join(hosts[0].dir, '..', 'joiner')
     await init(dir, { networkKey: join(hosts[0].dir, 'network.key') })
@@ -145,6 +159,9 @@ export async function run (): Promise<Record<string, number | string>> {
       'repair.restore.MiBperCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, (cpu.user + cpu.system) / 1e6)).toFixed(2)),
       'repair.restore.MiBperLoopCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, (loop.user + loop.system) / 1e6)).toFixed(2)),
       'repair.bytesMovedPerByteLost': Number((repairMoved / Math.max(1, lost)).toFixed(2)),
+      'repair.fetchedPerByteLost': Number((fetched / Math.max(1, lost)).toFixed(2)),
+      'repair.pushedPerByteLost': Number((pushed / Math.max(1, lost)).toFixed(2)),
+      'repair.otherPerByteLost': Number(((repairMoved - fetched - pushed) / Math.max(1, lost)).toFixed(2)),
       'rebalance.join.seconds': Number(rebalanceSeconds.toFixed(2)),
       'rebalance.join.bytesMoved': rebalanceMoved,
       'rebalance.join.bytesStoredByJoiner': joinerStored,
@@ -155,6 +172,89 @@ export async function run (): Promise<Record<string, number | string>> {
   } finally {
     await t.run()
     process.off('unhandledRejection', onRejection)
+  }
+}
+
+/** Connections each host may keep (above the bench's host count: the bound never binds). */
+const PROCESS_BOUND = 32
+
+/**
+ * The repair figures with each host in its own process (DARKFS_BENCH_REPAIR_PROCS=1): bench:scale's
+ * worker processes (_scale-worker.ts, one HostGroup of one host each), over loopback TCP, so no
+ * one event loop carries every host. Same phases and figures as in-process, but the join; the
+ * CPU is every survivor process's, from the loss to the end.
+ */
+async function runProcesses (mib: number, count: number, lostHosts: number): Promise<Record<string, number | string>> {
+  const t = new Teardown()
+  const groups: Group[] = []
+  try {
+    const root = await tempDir(t, 'darkfs-bench-repair-')
+    for (let i = 0; i < count; i++) {
+      const g = await workerGroup()
+      groups.push(g)
+      t.add(async () => { await g.close() })
+    }
+    let first = ''
+    for (let i = 0; i < count; i++) {
+      const r = await groups[i].call<{ address: string }>('start', { index: i, dir: join(root, `h${i}`), name: `repair${process.pid}-h${i}`, joins: i === 0 ? [] : [first], ...(i === 0 ? { newNetwork: true } : { networkKey: join(root, 'h0', 'network.key') }), transport: 'tcp', bound: PROCESS_BOUND, failureMs: keep.failureTimeoutMs, keep })
+      if (i === 0) first = r.address
+    }
+    const peerCounts = async (gs: Group[]): Promise<number[]> => (await Promise.all(gs.map(async g => await g.call<number[]>('peerCounts')))).flat()
+    await until('mesh', async () => (await peerCounts(groups)).every(n => n === count - 1), 60_000)
+    const writeStart = performance.now()
+    for (let i = 0; i < mib; i += FILE_MIB) await groups[i / FILE_MIB % count].call('writeFile', i / FILE_MIB % count, `/b${i}`, Math.min(FILE_MIB, mib - i) << 20)
+    const writeSeconds = (performance.now() - writeStart) / 1000
+    const health = async (): Promise<boolean> => { const h = await groups[0].call<{ redundant: number, total: number }>('chunkHealth', 0); return h.redundant === h.total }
+    await until('placed', async () => {
+      const passes = (await Promise.all(groups.map(async g => await g.call<Array<{ fragmentsRepaired: number, dropped: number }>>('repairPass')))).flat()
+      return await health() && passes.every(p => p.fragmentsRepaired === 0 && p.dropped === 0)
+    }, PHASE_TIMEOUT_MS)
+    const survivors = groups.slice(0, count - lostHosts)
+    let lost = 0
+    for (let i = count - lostHosts; i < count; i++) lost += (await groups[i].call<Record<number, number>>('storedBytes'))[i]
+    type Moved = { sent: number, fetched: number, pushed: number }
+    const moved = async (): Promise<Moved> => (await Promise.all(survivors.map(async g => await g.call<Moved>('moved')))).reduce((a, b) => ({ sent: a.sent + b.sent, fetched: a.fetched + b.fetched, pushed: a.pushed + b.pushed }))
+    const cpu = async (): Promise<number> => (await Promise.all(survivors.map(async g => (await g.call<{ cpu: NodeJS.CpuUsage }>('usage')).cpu))).reduce((a, c) => a + c.user + c.system, 0)
+    const base = await moved()
+    const cpu0 = await cpu()
+    for (const g of survivors) await g.call('armRepairWatch')
+    const start = now()
+    await Promise.all(groups.slice(count - lostHosts).map(async (g, i) => { await g.call('stop', count - lostHosts + i, PROCESS_BOUND) }))
+    const startedAt = async (): Promise<number | undefined> => {
+      const ts = (await Promise.all(survivors.map(async g => await g.call<number | undefined>('repairStartedAt')))).filter((x): x is number => x !== undefined)
+      return ts.length === 0 ? undefined : Math.min(...ts)
+    }
+    await until('repaired', async () => {
+      if (await startedAt() === undefined) return false
+      if ((await Promise.all(survivors.map(async g => await g.call<boolean>('repairRunning')))).some(r => r)) return false
+      return await health()
+    }, PHASE_TIMEOUT_MS)
+    const end = now()
+    const cpuSeconds = (await cpu() - cpu0) / 1e6
+    const passStart = (await startedAt())!
+    const m = await moved()
+    const seconds = (end - start) / 1000
+    const restoreSeconds = (end - passStart) / 1000
+    const per = (b: number): number => Number((b / Math.max(1, lost)).toFixed(2))
+    return {
+      'repair.processes': count,
+      'repair.data.MiB': mib,
+      'repair.hosts': count,
+      'repair.hostsLost': lostHosts,
+      'repair.write.MiBps': Number((mib / writeSeconds).toFixed(1)),
+      'repair.lost.bytes': lost,
+      'repair.seconds': Number(seconds.toFixed(2)),
+      'repair.MiBps': Number((lost / (1 << 20) / seconds).toFixed(1)),
+      'repair.restore.seconds': Number(restoreSeconds.toFixed(2)),
+      'repair.restore.MiBps': Number((lost / (1 << 20) / restoreSeconds).toFixed(1)),
+      'repair.MiBperCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, cpuSeconds)).toFixed(2)),
+      'repair.bytesMovedPerByteLost': per(m.sent - base.sent),
+      'repair.fetchedPerByteLost': per(m.fetched - base.fetched),
+      'repair.pushedPerByteLost': per(m.pushed - base.pushed),
+      'repair.otherPerByteLost': per(m.sent - base.sent - (m.fetched - base.fetched) - (m.pushed - base.pushed))
+    }
+  } finally {
+    await t.run()
   }
 }
 

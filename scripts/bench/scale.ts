@@ -103,19 +103,19 @@ class ScaleFailure extends Error {
 export interface ScaleOptions { hosts?: number, bound?: number, mibPerHost?: number, idleS?: number, ops?: number, transport?: 'tcp' | 'memory', failureS?: number, procs?: number }
 
 /** The hosts of one process: this one's (in-process) or a worker's (_scale-worker.ts), the same calls. */
-interface Group {
+export interface Group {
   call: <T>(method: string, ...args: unknown[]) => Promise<T>
   close: () => Promise<void>
   pid: number
 }
 
-function localGroup (): Group {
+export function localGroup (): Group {
   const g = new HostGroup()
   return { call: async <T>(method: string, ...args: unknown[]): Promise<T> => await dispatch(g, method, args) as T, close: async () => { await g.close() }, pid: process.pid }
 }
 
 /** A worker process of hosts; its calls fail when it dies. */
-async function workerGroup (): Promise<Group> {
+export async function workerGroup (): Promise<Group> {
   const child = fork(fileURLToPath(new URL('./_scale-worker.ts', import.meta.url)), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const waiting = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
   let next = 0

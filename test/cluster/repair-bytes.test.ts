@@ -12,6 +12,13 @@ const FILE_BYTES = 4 << 20
 
 const sent = (hs: ClusterHost[]): number => hs.reduce((a, h) => a + h.swarm.stats().bytesSent, 0)
 
+/** The CIDs a host's store holds. */
+async function held (h: ClusterHost): Promise<Set<string>> {
+  const out = new Set<string>()
+  for await (const c of h.store.cids()) out.add(c.toString())
+  return out
+}
+
 /** Passes on every host until every chunk is redundant and nothing moves or drops (as the bench settles). */
 async function settle (hs: ClusterHost[]): Promise<void> {
   // a pass may fail a fragment of a host stopped on purpose: only moves and drops must end
@@ -72,6 +79,8 @@ describe('keep.repairer: bytes moved per byte lost (6 in-process hosts, k=4 m=2)
     const fragmentBytes = FILE_BYTES / 16 // 1 MiB chunks, k = 4
     assert.ok(lost >= FILES * 4 * fragmentBytes / 2, `the victim held fragments: ${lost} bytes`)
     const totals = survivors.map(h => h.keep.repairer.totals())
+    const before = await Promise.all(survivors.map(held))
+    const victimHeld = await held(victim)
     const base = sent(survivors)
     await victim.stop()
     await until('the survivors notice', () => survivors.every(h => h.host.peers().length === 4), 30_000)
@@ -90,6 +99,13 @@ describe('keep.repairer: bytes moved per byte lost (6 in-process hosts, k=4 m=2)
     }, 120_000)
     const fetched = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesFetched - totals[i].bytesFetched, 0)
     const pushed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totals[i].bytesPushed, 0)
+    // only what was lost moves: every survivor keeps every block it held, and what it gained
+    // are the victim's blocks (the lost fragments rebuilt), never a surviving fragment re-homed
+    for (const [i, h] of survivors.entries()) {
+      const now = await held(h)
+      for (const c of before[i]) assert.ok(now.has(c), `${h.name} dropped ${c}`)
+      for (const c of now) assert.ok(before[i].has(c) || victimHeld.has(c), `${h.name} took ${c}, which the lost host did not hold`)
+    }
     const figures = `lost ${lost}, fetched ${fetched}, pushed ${pushed}, swarm sent ${moved} in the passes on leaving (${(moved / lost).toFixed(2)} per byte lost)`
     // 5 hosts for 6 fragments: the lost fragment goes on m + 1 = 3 hosts (assignment.ts); its
     // keeper holds another fragment (k - 1 = 3 fetched), keeps one copy and pushes m = 2
