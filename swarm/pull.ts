@@ -217,8 +217,9 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
  */
 export async function pullRange (ctx: PullContext, range: RangeWant, from: string[], opts?: AbortOptions): Promise<Uint8Array> {
   checkCid(range.cid)
-  const signal = anySignal([opts?.signal, ctx.signal])
-  signal.throwIfAborted()
+  // the caller's signal and the swarm's, each listened to (no AbortSignal.any per 4 KiB read)
+  const signals = opts?.signal === undefined || opts.signal === ctx.signal ? [ctx.signal] : [opts.signal, ctx.signal]
+  for (const s of signals) s.throwIfAborted()
   const tried = new Set<string>()
   const problems: string[] = []
   const view = (peer: string): ReturnType<typeof peerView> => peerView(ctx, peer)
@@ -228,13 +229,14 @@ export async function pullRange (ctx: PullContext, range: RangeWant, from: strin
       throw new BlockNotFoundError([range.cid.toString()], `leaves [${range.first}, ${range.end}): ${problems.length > 0 ? problems.slice(0, 5).join('; ') : 'no peer to ask'}`)
     }
     tried.add(peer)
+    for (const s of signals) s.throwIfAborted()
     const waitMs = Math.max(ctx.hedgeMs, HEDGE_FACTOR * expectedMs(view(peer)))
     const got = await new Promise<Uint8Array | undefined>((resolve, reject) => {
       let cancel = (): void => {}
-      const done = (): void => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); cancel() }
-      const onAbort = (): void => { done(); reject(signal.reason) }
+      const done = (): void => { clearTimeout(timer); for (const s of signals) s.removeEventListener('abort', onAbort); cancel() }
+      function onAbort (this: AbortSignal): void { done(); reject(this.reason) }
       const timer = setTimeout(() => { done(); problems.push(`${peer} did not answer in ${waitMs} ms`); resolve(undefined) }, waitMs)
-      signal.addEventListener('abort', onAbort, { once: true })
+      for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
       cancel = ctx.client(peer).wantRange(range, {
         block: (bytes) => { done(); resolve(bytes) },
         miss: (err) => { done(); problems.push(err.message); resolve(undefined) }
