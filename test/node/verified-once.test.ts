@@ -86,4 +86,31 @@ describe('verified once', function () {
     // quarantined: moved aside, still reported as corrupt
     await assert.rejects(store.get(cid), CorruptBlockError)
   })
+
+  it('Store.get with the block\'s size (one read job) returns verified bytes, and refuses and quarantines a corrupt one as get() does', async () => {
+    const dir = await tempDir(t)
+    const store = await Store.open(dir)
+    t.add(async () => { await store.close() })
+    const bytes = randomBytes(256 << 10)
+    const cid = cidOf(bytes)
+    await store.putMany([{ cid, bytes }], { verified: true })
+    assert.deepEqual(await store.get(cid, { size: bytes.byteLength }), bytes)
+    // a size hint that is wrong (too short: not the block; too long: the file is shorter) still
+    // gives the block's own bytes, read the ordinary way
+    assert.deepEqual(await store.get(cid, { size: 1000 }), bytes)
+    assert.deepEqual(await store.get(cid, { size: bytes.byteLength + 1 }), bytes)
+    const blocks = join(dir, 'blocks')
+    let file = ''
+    for (const d of await readdir(blocks)) {
+      for (const n of await readdir(join(blocks, d))) if ((await stat(join(blocks, d, n))).size === bytes.byteLength) file = join(blocks, d, n)
+    }
+    assert.notEqual(file, '')
+    const wrong = new Uint8Array(bytes)
+    wrong[12345] ^= 1
+    await writeFile(file, wrong)
+    await assert.rejects(store.get(cid, { size: bytes.byteLength }), CorruptBlockError)
+    assert.equal(store.quarantined(cid), true)
+    assert.equal(await store.has(cid), false)
+    await assert.rejects(store.get(cid, { size: bytes.byteLength }), CorruptBlockError)
+  })
 })
