@@ -7,7 +7,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunk, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, PLACEMENT_BALANCED } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunkOffThread, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
@@ -599,7 +599,7 @@ export class ChunkService {
     // the fragment is the chunk, with k > 1 and the k data fragments here it is their
     // concatenation, and hashing it again would only add to the read's CPU (decodeChunk)
     if (ref.k > 1 && frags.slice(0, ref.k).some(f => f === undefined)) this.counters.rebuilt++
-    const bytes = decodeChunk(ref, frags, { verified: true })
+    const bytes = await decodeChunkOffThread(ref, frags)
     this.cache.set(key, bytes)
     return bytes
   }

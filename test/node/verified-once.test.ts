@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CHUNK_SIZE, Store, cidOf, decodeChunk, encodeChunk } from '../../node/data/index.ts'
+import { CHUNK_SIZE, Store, cidOf, decodeChunk, decodeChunkOffThread, encodeChunk } from '../../node/data/index.ts'
 import { matchesOffThread } from '../../node/data/store.ts'
 import { CorruptBlockError } from '../../node/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -50,6 +50,31 @@ describe('verified once', function () {
     // the last data fragment is short in the chunk (its CID covers padding): the chunk is hashed
     assert.deepEqual(decodeChunk(ref, [frags[0], frags[1], frags[2], undefined, frags[4]], { verified: true }), new Uint8Array(data))
     assert.throws(() => decodeChunk(elsewhere, [frags[0], frags[1], frags[2], undefined, frags[4]], { verified: true }), /rebuilt to the wrong bytes/)
+  })
+
+  it('decodeChunkOffThread (the read path\'s): decodeChunk\'s answers and refusals, its hashes on the threadpool', async () => {
+    const data = randomBytes(CHUNK_SIZE - 12345)
+    const { ref, blocks } = encodeChunk(data, 0, 4, 2)
+    const frags = blocks.map(b => b.bytes)
+    const want = new Uint8Array(data)
+    assert.deepEqual(await decodeChunkOffThread(ref, frags.slice(0, 4)), want)
+    assert.deepEqual(await decodeChunkOffThread(ref, [frags[0], undefined, frags[2], frags[3], frags[4]]), want)
+    assert.deepEqual(await decodeChunkOffThread(ref, [undefined, undefined, frags[2], frags[3], frags[4], frags[5]]), want)
+    // the short last data fragment rebuilt: the chunk is hashed whole
+    assert.deepEqual(await decodeChunkOffThread(ref, [frags[0], frags[1], frags[2], undefined, frags[4]]), want)
+    const elsewhere = { ...ref, cid: cidOf(randomBytes(16)) }
+    await assert.rejects(decodeChunkOffThread(elsewhere, [frags[0], frags[1], frags[2], undefined, frags[4]]), /rebuilt to the wrong bytes/)
+    // a wrong parity fragment: the rebuilt data fragment does not match its CID, nor the chunk its own
+    for (const j of [4, 5]) {
+      const wrong = Uint8Array.from(frags[j])
+      wrong[4321] ^= 1
+      const given = [frags[0], undefined, frags[2], frags[3], undefined, undefined]
+      given[j] = wrong
+      await assert.rejects(decodeChunkOffThread(ref, given), /rebuilt to the wrong bytes/)
+    }
+    // a replicated chunk (k = 1): its one fragment is the chunk
+    const one = encodeChunk(data, 0, 1, 2)
+    assert.deepEqual(await decodeChunkOffThread(one.ref, [one.blocks[0].bytes]), data)
   })
 
   it('matchesOffThread agrees with the bytes, small and large', async () => {
