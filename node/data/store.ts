@@ -441,6 +441,8 @@ export class Store {
     await this.written(cid)
     if (opts.size !== undefined && opts.size > 0 && readSliceNative !== undefined && cid.multihash.code === SHA256 && !this.corrupted.has(cid.toString())) {
       const into = Buffer.allocUnsafeSlow(opts.size) // a Buffer, as readFile gives; every byte is read into it (whole) before it is used
+      // ignored: any failure here (absent, unreadable) is met again, and reported, by the
+      // ordinary read below
       const whole = await readSliceNative(file, 0, into).catch(() => false)
       if (whole && await matchesOffThread(cid, into)) return into
     }
