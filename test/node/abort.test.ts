@@ -3,6 +3,7 @@
 // no TimeoutError is made and nothing aborts long after the work; one not stopped aborts with a
 // TimeoutError, as AbortSignal.timeout does. Node's mock timers stand in for the clock.
 import assert from 'node:assert/strict'
+import { getEventListeners } from 'node:events'
 import { mock } from 'node:test'
 import { boundedSignal } from '../../node/abort.ts'
 
@@ -36,5 +37,18 @@ describe('boundedSignal', function () {
     assert.equal(signal.aborted, true)
     assert.equal((signal.reason as Error).message, 'the reader gave up')
     clear()
+  })
+
+  it('leaves nothing on the caller\'s signal once cleared, and a signal aborted before is followed at once', () => {
+    // a long-lived caller signal (a mount's) sees one fetch per 4 KiB read: each must take its
+    // listener away when over, or they pile up on it
+    const caller = new AbortController()
+    for (let i = 0; i < 100; i++) boundedSignal([caller.signal], 1000).clear()
+    assert.equal(getEventListeners(caller.signal, 'abort').length, 0)
+    const gone = new AbortController()
+    gone.abort(new Error('over already'))
+    const { signal } = boundedSignal([gone.signal], 1000)
+    assert.equal(signal.aborted, true)
+    assert.equal((signal.reason as Error).message, 'over already')
   })
 })

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CHUNK_SIZE, Store, cidOf, decodeChunk, encodeChunk } from '../../node/data/index.ts'
+import { CHUNK_SIZE, Store, cidOf, decodeChunk, decodeChunkOffThread, encodeChunk } from '../../node/data/index.ts'
 import { matchesOffThread } from '../../node/data/store.ts'
 import { CorruptBlockError } from '../../node/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -52,6 +52,31 @@ describe('verified once', function () {
     assert.throws(() => decodeChunk(elsewhere, [frags[0], frags[1], frags[2], undefined, frags[4]], { verified: true }), /rebuilt to the wrong bytes/)
   })
 
+  it('decodeChunkOffThread (the read path\'s): decodeChunk\'s answers and refusals, its hashes on the threadpool', async () => {
+    const data = randomBytes(CHUNK_SIZE - 12345)
+    const { ref, blocks } = encodeChunk(data, 0, 4, 2)
+    const frags = blocks.map(b => b.bytes)
+    const want = new Uint8Array(data)
+    assert.deepEqual(await decodeChunkOffThread(ref, frags.slice(0, 4)), want)
+    assert.deepEqual(await decodeChunkOffThread(ref, [frags[0], undefined, frags[2], frags[3], frags[4]]), want)
+    assert.deepEqual(await decodeChunkOffThread(ref, [undefined, undefined, frags[2], frags[3], frags[4], frags[5]]), want)
+    // the short last data fragment rebuilt: the chunk is hashed whole
+    assert.deepEqual(await decodeChunkOffThread(ref, [frags[0], frags[1], frags[2], undefined, frags[4]]), want)
+    const elsewhere = { ...ref, cid: cidOf(randomBytes(16)) }
+    await assert.rejects(decodeChunkOffThread(elsewhere, [frags[0], frags[1], frags[2], undefined, frags[4]]), /rebuilt to the wrong bytes/)
+    // a wrong parity fragment: the rebuilt data fragment does not match its CID, nor the chunk its own
+    for (const j of [4, 5]) {
+      const wrong = Uint8Array.from(frags[j])
+      wrong[4321] ^= 1
+      const given = [frags[0], undefined, frags[2], frags[3], undefined, undefined]
+      given[j] = wrong
+      await assert.rejects(decodeChunkOffThread(ref, given), /rebuilt to the wrong bytes/)
+    }
+    // a replicated chunk (k = 1): its one fragment is the chunk
+    const one = encodeChunk(data, 0, 1, 2)
+    assert.deepEqual(await decodeChunkOffThread(one.ref, [one.blocks[0].bytes]), data)
+  })
+
   it('matchesOffThread agrees with the bytes, small and large', async () => {
     for (const n of [100, 65536, 300_000]) {
       const bytes = randomBytes(n)
@@ -85,5 +110,32 @@ describe('verified once', function () {
     await assert.rejects(store.get(cid), CorruptBlockError)
     // quarantined: moved aside, still reported as corrupt
     await assert.rejects(store.get(cid), CorruptBlockError)
+  })
+
+  it('Store.get with the block\'s size (one read job) returns verified bytes, and refuses and quarantines a corrupt one as get() does', async () => {
+    const dir = await tempDir(t)
+    const store = await Store.open(dir)
+    t.add(async () => { await store.close() })
+    const bytes = randomBytes(256 << 10)
+    const cid = cidOf(bytes)
+    await store.putMany([{ cid, bytes }], { verified: true })
+    assert.deepEqual(await store.get(cid, { size: bytes.byteLength }), bytes)
+    // a size hint that is wrong (too short: not the block; too long: the file is shorter) still
+    // gives the block's own bytes, read the ordinary way
+    assert.deepEqual(await store.get(cid, { size: 1000 }), bytes)
+    assert.deepEqual(await store.get(cid, { size: bytes.byteLength + 1 }), bytes)
+    const blocks = join(dir, 'blocks')
+    let file = ''
+    for (const d of await readdir(blocks)) {
+      for (const n of await readdir(join(blocks, d))) if ((await stat(join(blocks, d, n))).size === bytes.byteLength) file = join(blocks, d, n)
+    }
+    assert.notEqual(file, '')
+    const wrong = new Uint8Array(bytes)
+    wrong[12345] ^= 1
+    await writeFile(file, wrong)
+    await assert.rejects(store.get(cid, { size: bytes.byteLength }), CorruptBlockError)
+    assert.equal(store.quarantined(cid), true)
+    assert.equal(await store.has(cid), false)
+    await assert.rejects(store.get(cid, { size: bytes.byteLength }), CorruptBlockError)
   })
 })

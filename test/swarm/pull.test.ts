@@ -88,30 +88,35 @@ describe('swarm.pull', function () {
     assert.ok(a.swarm.stats().bytesReceived < 5 * 100_000, 'parity fragments were not fetched')
   })
 
-  it('swarm.pullAny(fragments, 3, holdersByCid) from two chunks at once asks different holders: the second avoids those the first keeps busy', async () => {
+  it('swarm.pullAny(fragments, 3, holdersByCid) from three chunks at once asks different holders: the third avoids those the first two keep busy', async () => {
     const a = await net.node()
     const holders = await Promise.all(Array.from({ length: 6 }, async () => await net.node()))
     await net.mesh()
-    // two chunks, fragment j of each on holder j; each holder counts the blocks it serves
+    // three chunks, fragment j of each on holder j; each holder counts the blocks it serves
     const served = holders.map(() => 0)
     holders.forEach((h, i) => { const get = h.store.get; h.store.get = async (cid) => { served[i]++; return await get(cid) } })
-    const chunk = async (seed: number): Promise<{ cids: CID[], from: Map<string, string[]> }> => {
-      const cids = []
-      const from = new Map<string, string[]>()
-      for (let j = 0; j < 6; j++) {
-        const bytes = randomBytes(64 * 1024, seed + j)
-        const c = await block(bytes)
-        holders[j].store.map.set(c.toString(), bytes)
-        cids.push(c)
-        from.set(c.toString(), [holders[j].id])
-      }
-      return { cids, from }
-    }
-    const [x, y] = [await chunk(400), await chunk(500)]
-    const [gx, gy] = await Promise.all([a.swarm.pullAny(x.cids, 3, x.from), a.swarm.pullAny(y.cids, 3, y.from)])
-    assert.equal(gx.size + gy.size, 6)
-    // the first takes fragments 0-2 (holders 0-2); the second, seeing them queued, takes 3-5
-    assert.deepEqual(served, [1, 1, 1, 1, 1, 1], `blocks served per holder: ${served.join(', ')}`)
+    const [x, y, z] = [await chunkOn(holders, 400), await chunkOn(holders, 500), await chunkOn(holders, 600)]
+    const got = await Promise.all([x, y, z].map(async c => await a.swarm.pullAny(c.cids, 3, c.from)))
+    assert.equal(got.reduce((n, g) => n + g.size, 0), 9)
+    // the first takes fragments 0-2 (holders 0-2); the second too (one block queued on each is
+    // not enough to leave the data fragments: PREFER_FACTOR); the third, seeing two queued on
+    // each of them and none on holders 3-5, takes 3-5
+    assert.deepEqual(served, [2, 2, 2, 1, 1, 1], `blocks served per holder: ${served.join(', ')}`)
+  })
+
+  it('swarm.pullAny(fragments, 4, holdersByCid) of two chunks at once takes the data fragments of both, not the idle parity holders\' (no decode)', async () => {
+    const a = await net.node()
+    const holders = await Promise.all(Array.from({ length: 6 }, async () => await net.node()))
+    await net.mesh()
+    const served = holders.map(() => 0)
+    holders.forEach((h, i) => { const get = h.store.get; h.store.get = async (cid) => { served[i]++; return await get(cid) } })
+    const [x, y] = [await chunkOn(holders, 700), await chunkOn(holders, 800)]
+    const [gx, gy] = await Promise.all([x, y].map(async c => await a.swarm.pullAny(c.cids, 4, c.from)))
+    // the second chunk's data holders each have one block queued, its parity holders none:
+    // about as available, so the data fragments are taken (the old rule took both parity)
+    assert.deepEqual([...gx.keys()].sort(), x.cids.slice(0, 4).map(c => c.toString()).sort())
+    assert.deepEqual([...gy.keys()].sort(), y.cids.slice(0, 4).map(c => c.toString()).sort())
+    assert.deepEqual(served, [2, 2, 2, 2, 0, 0], `blocks served per holder: ${served.join(', ')}`)
   })
 
   it('swarm.pull(cid) returns a block already held locally without asking anyone', async () => {
@@ -183,3 +188,17 @@ describe('swarm.pull', function () {
     assert.equal(spareServed, 0, 'the spare was fetched while the first block was arriving')
   })
 })
+
+/** A chunk's six 64 KiB fragments, fragment j stored on holders[j] only. */
+async function chunkOn (holders: Array<{ id: string, store: { map: Map<string, Uint8Array> } }>, seed: number): Promise<{ cids: CID[], from: Map<string, string[]> }> {
+  const cids = []
+  const from = new Map<string, string[]>()
+  for (let j = 0; j < 6; j++) {
+    const bytes = randomBytes(64 * 1024, seed + j)
+    const c = await block(bytes)
+    holders[j].store.map.set(c.toString(), bytes)
+    cids.push(c)
+    from.set(c.toString(), [holders[j].id])
+  }
+  return { cids, from }
+}
