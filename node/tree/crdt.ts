@@ -452,7 +452,7 @@ class Apply {
         if (b.gid !== undefined) next.gid = b.gid
         if (b.atime !== undefined) next.atime = b.atime
         if (b.mtime !== undefined) next.mtime = b.mtime
-        this.j.set(this.s.inodes, id, next)
+        this.j.change(this.s.inodes, id, rec, next)
         return
       }
       case 'write': return this.write(this.s.ri(b.inode), b)
@@ -470,7 +470,7 @@ class Apply {
         const next = { ...rec }
         next.xattrs = xattrs
         next.ctime = b.time
-        this.j.set(this.s.inodes, id, next)
+        this.j.change(this.s.inodes, id, rec, next)
       }
     }
   }
@@ -486,7 +486,7 @@ class Apply {
     const next = { ...rec }
     if (mtime !== undefined) next.mtime = mtime
     next.ctime = ctime
-    this.j.set(this.s.inodes, id, next)
+    this.j.change(this.s.inodes, id, rec, next)
   }
 
   /** The inode number of what this op creates: inoOf(its id), made once per op (DagNode.ino). */
@@ -592,8 +592,8 @@ class Apply {
     // not in `entries` yet: attach() puts it there, live (one record, not a dead one and its live copy)
     const e: EntryRec = { id, parent, name, inode, live: false, byAuthor: this.node.op.author, byTime: this.time }
     const links = this.s.links.get(inode)
-    if (links === undefined) this.j.set(this.s.links, inode, [id])
-    else if (!links.includes(id)) this.j.set(this.s.links, inode, [...links, id])
+    if (links === undefined) this.j.change(this.s.links, inode, links, [id])
+    else if (!links.includes(id)) this.j.change(this.s.links, inode, links, [...links, id])
     this.attach(e)
   }
 
@@ -1205,7 +1205,7 @@ class Apply {
     let dir = s.dirs.get(e.parent)
     if (dir === undefined) {
       dir = new Map()
-      this.j.set(s.dirs, e.parent, dir)
+      this.j.change(s.dirs, e.parent, undefined, dir)
     }
     const clash = dir.get(e.name)
     const other = clash === undefined || clash === e.id ? undefined : s.entries.get(clash) as EntryRec
@@ -1224,8 +1224,8 @@ class Apply {
     this.j.set(dir, e.name, e.id)
     // a new entry (addEntry, sibling) is not in `entries` yet; a moved one is there live already
     const cur = s.entries.get(e.id)
-    if (cur === undefined) this.j.set(s.entries, e.id, { ...e, live: true })
-    else if (!cur.live) this.j.set(s.entries, e.id, { ...cur, live: true })
+    if (cur === undefined) this.j.change(s.entries, e.id, cur, { ...e, live: true })
+    else if (!cur.live) this.j.change(s.entries, e.id, cur, { ...cur, live: true })
     this.count(e, +1)
     this.changed(e.parent)
     this.absorb(e)
@@ -1264,13 +1264,17 @@ class Apply {
     const rec = this.s.inodes.get(dir)
     // times already the op's (a move within one directory changes it twice): nothing to change
     if (rec === undefined || (rec.mtime === this.time && rec.ctime === this.time)) return
-    this.j.set(this.s.inodes, dir, { ...rec, mtime: this.time, ctime: this.time })
+    this.j.change(this.s.inodes, dir, rec, { ...rec, mtime: this.time, ctime: this.time })
   }
 
   private count (e: EntryRec, by: number): void {
     const s = this.s
-    this.j.set(s.live, e.inode, (s.live.get(e.inode) ?? 0) + by)
-    if (this.isDir(e.inode)) this.j.set(s.subdirs, e.parent, (s.subdirs.get(e.parent) ?? 0) + by)
+    const live = s.live.get(e.inode)
+    this.j.change(s.live, e.inode, live, (live ?? 0) + by)
+    if (this.isDir(e.inode)) {
+      const subdirs = s.subdirs.get(e.parent)
+      this.j.change(s.subdirs, e.parent, subdirs, (subdirs ?? 0) + by)
+    }
   }
 }
 

@@ -159,6 +159,17 @@ export class Journal {
     map.set(key, value)
   }
 
+  /**
+   * set() of a key whose value the caller has just read (`old`: what map.get(key) gives now,
+   * undefined when absent), with nothing changed in the map since: the record made from it, not
+   * from a second lookup (most of the tree's changes replace a record the op has just read).
+   */
+  change<K, V> (map: Map<K, V>, key: K, old: V | undefined, value: V): void {
+    if (value === undefined) throw new TypeError('the tree\'s maps hold no undefined')
+    if (this.recording) this.put(map, key, old === undefined ? ABSENT : old)
+    map.set(key, value)
+  }
+
   delete<K, V> (map: Map<K, V>, key: K): void {
     if (!map.has(key)) return
     if (this.recording) this.put(map, key, map.get(key))
