@@ -589,8 +589,8 @@ class Apply {
   }
 
   private addEntry (id: EntryId, parent: InodeId, name: string, inode: InodeId): void {
-    // not in `entries` yet: attach() puts it there, live (one record, not a dead one and its live copy)
-    const e: EntryRec = { id, parent, name, inode, live: false, byAuthor: this.node.op.author, byTime: this.time }
+    // not in `entries` yet: attach() puts this very record there (made live already: no copy)
+    const e: EntryRec = { id, parent, name, inode, live: true, byAuthor: this.node.op.author, byTime: this.time }
     const links = this.s.links.get(inode)
     if (links === undefined) this.j.change(this.s.links, inode, links, [id])
     else if (!links.includes(id)) this.j.change(this.s.links, inode, links, [...links, id])
@@ -1172,8 +1172,8 @@ class Apply {
     this.j.set(s.head, id, [loser.id])
     const dir = s.dirs.get(primary.parent)
     const name = conflictName(primary.name, v.author, v.time, n => dir?.has(n) ?? false)
-    // put in `entries` by attach(), live
-    const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: false, byAuthor: v.author, byTime: v.time }
+    // put in `entries` by attach() as it is
+    const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: true, byAuthor: v.author, byTime: v.time }
     this.j.set(s.links, id, [id])
     this.attach(e)
     this.setConflict(id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
@@ -1208,6 +1208,8 @@ class Apply {
       this.j.change(s.dirs, e.parent, undefined, dir)
     }
     const clash = dir.get(e.name)
+    /** what the name holds before this entry takes it (the journal's undo record) */
+    let held = clash
     const other = clash === undefined || clash === e.id ? undefined : s.entries.get(clash) as EntryRec
     if (other !== undefined && other.inode === e.inode) {
       // two links of one file under one name are one name: the newcomer takes it over, and
@@ -1215,16 +1217,18 @@ class Apply {
       this.detach(other)
       this.j.set(s.entries, other.id, { ...other, live: false })
       this.j.set(s.entryAlias, other.id, e.id)
+      held = dir.get(e.name)
     } else if (other !== undefined) {
+      // (under a name other than e's: the name e takes still holds `clash`)
       const name = conflictName(other.name, other.byAuthor, other.byTime, n => dir.has(n) || n === e.name)
       this.j.set(s.entries, other.id, { ...other, name })
       this.j.set(dir, name, other.id)
       if (!s.conflicts.has(other.id)) this.setConflict(other.id, { of: e.inode, author: other.byAuthor, time: other.byTime, write: false })
     }
-    this.j.set(dir, e.name, e.id)
-    // a new entry (addEntry, sibling) is not in `entries` yet; a moved one is there live already
+    this.j.change(dir, e.name, held, e.id)
+    // a new entry (addEntry, sibling: made live) is not in `entries` yet; a moved one is there live already
     const cur = s.entries.get(e.id)
-    if (cur === undefined) this.j.change(s.entries, e.id, cur, { ...e, live: true })
+    if (cur === undefined) this.j.change(s.entries, e.id, cur, e.live ? e : { ...e, live: true })
     else if (!cur.live) this.j.change(s.entries, e.id, cur, { ...cur, live: true })
     this.count(e, +1)
     this.changed(e.parent)
