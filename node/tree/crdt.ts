@@ -643,7 +643,8 @@ class Apply {
   /** Unlink a live entry unconditionally (the inode's ctime changes: its links remain, or it lives on open). */
   private remove (e: EntryRec): void {
     this.detach(e)
-    this.j.set(this.s.entries, e.id, { ...this.s.entries.get(e.id) as EntryRec, live: false, unlinkedBy: this.node.id })
+    const cur = this.s.entries.get(e.id) as EntryRec
+    this.j.change(this.s.entries, e.id, cur, { ...cur, live: false, unlinkedBy: this.node.id })
     this.touch(e.inode, this.time)
   }
 
@@ -673,7 +674,7 @@ class Apply {
         rec.folded === undefined && rec.real === undefined && rec.least === undefined) {
       // no extent, append or fold over the version it replaces (most writes): what the general
       // path below gives then, without its sets, lists and patch
-      this.j.set(this.s.inodes, id, clean({ ...rec, content, size }))
+      this.j.change(this.s.inodes, id, rec, clean({ ...rec, content, size }))
       return
     }
     // the positioned extents over the version now: an unseen one elsewhere is on another
@@ -696,7 +697,7 @@ class Apply {
       tail = { ext: l.ext, prev: tail, n: (tail?.n ?? 0) + 1, bytes: end - size }
     }
     const patch: Partial<InodeRec> = { content, size: end, tail, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined }
-    this.j.set(this.s.inodes, id, clean({ ...rec, ...patch }))
+    this.j.change(this.s.inodes, id, rec, clean({ ...rec, ...patch }))
   }
 
   private write (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'write' }>): void {
@@ -1090,13 +1091,14 @@ class Apply {
   private setConflict (id: EntryId, c: ConflictRec): void {
     const s = this.s
     const was = s.conflicts.get(id)
+    // (unindex() changes siblingsOf only: `was` is still what conflicts holds)
     if (was?.write === true && (!c.write || was.of !== c.of)) this.unindex(id, was.of)
-    this.j.set(s.conflicts, id, c)
+    this.j.change(s.conflicts, id, was, c)
     if (c.write && (was?.write !== true || was.of !== c.of)) {
       let ids = s.siblingsOf.get(c.of)
       if (ids === undefined) {
         ids = new Map()
-        this.j.set(s.siblingsOf, c.of, ids)
+        this.j.change(s.siblingsOf, c.of, undefined, ids)
       }
       this.j.set(ids, id, true)
     }
@@ -1153,7 +1155,7 @@ class Apply {
       const id = reuse.e.id
       const v = loser.version
       const was = s.inodes.get(id)
-      if (was !== undefined) this.j.set(s.inodes, id, clean({ ...was, ...(shown ?? plain(v)), mtime: v.time, ctime: this.time }))
+      if (was !== undefined) this.j.change(s.inodes, id, was, clean({ ...was, ...(shown ?? plain(v)), mtime: v.time, ctime: this.time }))
       // a later extent of the op that made the sibling show: its version replaces the earlier one's
       if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
       else if (loser.id === this.node.id) this.addVersion(id, loser)
