@@ -543,11 +543,13 @@ class Apply {
         }
       }
     }
-    this.j.set(s.inodes, id, rec)
+    // keys no op but this one sets (its own id), and this op is applied once until undone: absent
+    // now, no lookup to learn it (the ino is a hash of the id: another's may share it, looked up)
+    this.j.change(s.inodes, id, undefined, rec)
     this.j.set(s.byIno, rec.ino, id)
     if (b.kind === 'file') {
-      this.j.set(s.versions, id, [{ version: this.version(content, size), id }])
-      this.j.set(s.head, id, [id])
+      this.j.change(s.versions, id, undefined, [{ version: this.version(content, size), id }])
+      this.j.change(s.head, id, undefined, [id])
     }
     this.addEntry(id, parent, b.name, id)
   }

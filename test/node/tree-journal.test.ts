@@ -59,6 +59,23 @@ describe('node/tree journal', function () {
     }), { seed: PROP_SEED, numRuns: 300 })
   })
 
+  it('with checking on, change() refuses an old value that is not the map\'s (the CRDT\'s claims are checked in its tests)', () => {
+    const j = new Journal()
+    const map = new Map([[1, 10]])
+    Journal.checking = true
+    try {
+      j.begin(true)
+      assert.throws(() => { j.change(map, 1, undefined, 11) }, /old value/)
+      assert.throws(() => { j.change(map, 2, 10, 11) }, /old value/)
+      j.change(map, 1, 10, 11)
+      j.change(map, 2, undefined, 12)
+      j.end()
+    } finally {
+      Journal.checking = false
+    }
+    assert.deepEqual([...map], [[1, 11], [2, 12]])
+  })
+
   it('an op applied without recording leaves no records; drop() forgets a half-applied op\'s', () => {
     const j = new Journal()
     const map = new Map<string, number>([['a', 1]])
