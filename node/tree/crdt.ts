@@ -452,7 +452,7 @@ class Apply {
         if (b.gid !== undefined) next.gid = b.gid
         if (b.atime !== undefined) next.atime = b.atime
         if (b.mtime !== undefined) next.mtime = b.mtime
-        this.j.set(this.s.inodes, id, next)
+        this.j.change(this.s.inodes, id, rec, next)
         return
       }
       case 'write': return this.write(this.s.ri(b.inode), b)
@@ -470,7 +470,7 @@ class Apply {
         const next = { ...rec }
         next.xattrs = xattrs
         next.ctime = b.time
-        this.j.set(this.s.inodes, id, next)
+        this.j.change(this.s.inodes, id, rec, next)
       }
     }
   }
@@ -486,7 +486,7 @@ class Apply {
     const next = { ...rec }
     if (mtime !== undefined) next.mtime = mtime
     next.ctime = ctime
-    this.j.set(this.s.inodes, id, next)
+    this.j.change(this.s.inodes, id, rec, next)
   }
 
   /** The inode number of what this op creates: inoOf(its id), made once per op (DagNode.ino). */
@@ -543,11 +543,13 @@ class Apply {
         }
       }
     }
-    this.j.set(s.inodes, id, rec)
+    // keys no op but this one sets (its own id), and this op is applied once until undone: absent
+    // now, no lookup to learn it (the ino is a hash of the id: another's may share it, looked up)
+    this.j.change(s.inodes, id, undefined, rec)
     this.j.set(s.byIno, rec.ino, id)
     if (b.kind === 'file') {
-      this.j.set(s.versions, id, [{ version: this.version(content, size), id }])
-      this.j.set(s.head, id, [id])
+      this.j.change(s.versions, id, undefined, [{ version: this.version(content, size), id }])
+      this.j.change(s.head, id, undefined, [id])
     }
     this.addEntry(id, parent, b.name, id)
   }
@@ -589,11 +591,11 @@ class Apply {
   }
 
   private addEntry (id: EntryId, parent: InodeId, name: string, inode: InodeId): void {
-    // not in `entries` yet: attach() puts it there, live (one record, not a dead one and its live copy)
-    const e: EntryRec = { id, parent, name, inode, live: false, byAuthor: this.node.op.author, byTime: this.time }
+    // not in `entries` yet: attach() puts this very record there (made live already: no copy)
+    const e: EntryRec = { id, parent, name, inode, live: true, byAuthor: this.node.op.author, byTime: this.time }
     const links = this.s.links.get(inode)
-    if (links === undefined) this.j.set(this.s.links, inode, [id])
-    else if (!links.includes(id)) this.j.set(this.s.links, inode, [...links, id])
+    if (links === undefined) this.j.change(this.s.links, inode, links, [id])
+    else if (!links.includes(id)) this.j.change(this.s.links, inode, links, [...links, id])
     this.attach(e)
   }
 
@@ -643,7 +645,8 @@ class Apply {
   /** Unlink a live entry unconditionally (the inode's ctime changes: its links remain, or it lives on open). */
   private remove (e: EntryRec): void {
     this.detach(e)
-    this.j.set(this.s.entries, e.id, { ...this.s.entries.get(e.id) as EntryRec, live: false, unlinkedBy: this.node.id })
+    const cur = this.s.entries.get(e.id) as EntryRec
+    this.j.change(this.s.entries, e.id, cur, { ...cur, live: false, unlinkedBy: this.node.id })
     this.touch(e.inode, this.time)
   }
 
@@ -673,7 +676,7 @@ class Apply {
         rec.folded === undefined && rec.real === undefined && rec.least === undefined) {
       // no extent, append or fold over the version it replaces (most writes): what the general
       // path below gives then, without its sets, lists and patch
-      this.j.set(this.s.inodes, id, clean({ ...rec, content, size }))
+      this.j.change(this.s.inodes, id, rec, clean({ ...rec, content, size }))
       return
     }
     // the positioned extents over the version now: an unseen one elsewhere is on another
@@ -696,7 +699,7 @@ class Apply {
       tail = { ext: l.ext, prev: tail, n: (tail?.n ?? 0) + 1, bytes: end - size }
     }
     const patch: Partial<InodeRec> = { content, size: end, tail, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined }
-    this.j.set(this.s.inodes, id, clean({ ...rec, ...patch }))
+    this.j.change(this.s.inodes, id, rec, clean({ ...rec, ...patch }))
   }
 
   private write (id: InodeId, b: Extract<DagNode['op']['body'], { type: 'write' }>): void {
@@ -1090,13 +1093,14 @@ class Apply {
   private setConflict (id: EntryId, c: ConflictRec): void {
     const s = this.s
     const was = s.conflicts.get(id)
+    // (unindex() changes siblingsOf only: `was` is still what conflicts holds)
     if (was?.write === true && (!c.write || was.of !== c.of)) this.unindex(id, was.of)
-    this.j.set(s.conflicts, id, c)
+    this.j.change(s.conflicts, id, was, c)
     if (c.write && (was?.write !== true || was.of !== c.of)) {
       let ids = s.siblingsOf.get(c.of)
       if (ids === undefined) {
         ids = new Map()
-        this.j.set(s.siblingsOf, c.of, ids)
+        this.j.change(s.siblingsOf, c.of, undefined, ids)
       }
       this.j.set(ids, id, true)
     }
@@ -1153,7 +1157,7 @@ class Apply {
       const id = reuse.e.id
       const v = loser.version
       const was = s.inodes.get(id)
-      if (was !== undefined) this.j.set(s.inodes, id, clean({ ...was, ...(shown ?? plain(v)), mtime: v.time, ctime: this.time }))
+      if (was !== undefined) this.j.change(s.inodes, id, was, clean({ ...was, ...(shown ?? plain(v)), mtime: v.time, ctime: this.time }))
       // a later extent of the op that made the sibling show: its version replaces the earlier one's
       if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
       else if (loser.id === this.node.id) this.addVersion(id, loser)
@@ -1172,8 +1176,8 @@ class Apply {
     this.j.set(s.head, id, [loser.id])
     const dir = s.dirs.get(primary.parent)
     const name = conflictName(primary.name, v.author, v.time, n => dir?.has(n) ?? false)
-    // put in `entries` by attach(), live
-    const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: false, byAuthor: v.author, byTime: v.time }
+    // put in `entries` by attach() as it is
+    const e: EntryRec = { id, parent: primary.parent, name, inode: id, live: true, byAuthor: v.author, byTime: v.time }
     this.j.set(s.links, id, [id])
     this.attach(e)
     this.setConflict(id, { of: rec.id, author: v.author, time: v.time, write: true, cause })
@@ -1205,9 +1209,11 @@ class Apply {
     let dir = s.dirs.get(e.parent)
     if (dir === undefined) {
       dir = new Map()
-      this.j.set(s.dirs, e.parent, dir)
+      this.j.change(s.dirs, e.parent, undefined, dir)
     }
     const clash = dir.get(e.name)
+    /** what the name holds before this entry takes it (the journal's undo record) */
+    let held = clash
     const other = clash === undefined || clash === e.id ? undefined : s.entries.get(clash) as EntryRec
     if (other !== undefined && other.inode === e.inode) {
       // two links of one file under one name are one name: the newcomer takes it over, and
@@ -1215,17 +1221,19 @@ class Apply {
       this.detach(other)
       this.j.set(s.entries, other.id, { ...other, live: false })
       this.j.set(s.entryAlias, other.id, e.id)
+      held = dir.get(e.name)
     } else if (other !== undefined) {
+      // (under a name other than e's: the name e takes still holds `clash`)
       const name = conflictName(other.name, other.byAuthor, other.byTime, n => dir.has(n) || n === e.name)
       this.j.set(s.entries, other.id, { ...other, name })
       this.j.set(dir, name, other.id)
       if (!s.conflicts.has(other.id)) this.setConflict(other.id, { of: e.inode, author: other.byAuthor, time: other.byTime, write: false })
     }
-    this.j.set(dir, e.name, e.id)
-    // a new entry (addEntry, sibling) is not in `entries` yet; a moved one is there live already
+    this.j.change(dir, e.name, held, e.id)
+    // a new entry (addEntry, sibling: made live) is not in `entries` yet; a moved one is there live already
     const cur = s.entries.get(e.id)
-    if (cur === undefined) this.j.set(s.entries, e.id, { ...e, live: true })
-    else if (!cur.live) this.j.set(s.entries, e.id, { ...cur, live: true })
+    if (cur === undefined) this.j.change(s.entries, e.id, cur, e.live ? e : { ...e, live: true })
+    else if (!cur.live) this.j.change(s.entries, e.id, cur, { ...cur, live: true })
     this.count(e, +1)
     this.changed(e.parent)
     this.absorb(e)
@@ -1264,13 +1272,17 @@ class Apply {
     const rec = this.s.inodes.get(dir)
     // times already the op's (a move within one directory changes it twice): nothing to change
     if (rec === undefined || (rec.mtime === this.time && rec.ctime === this.time)) return
-    this.j.set(this.s.inodes, dir, { ...rec, mtime: this.time, ctime: this.time })
+    this.j.change(this.s.inodes, dir, rec, { ...rec, mtime: this.time, ctime: this.time })
   }
 
   private count (e: EntryRec, by: number): void {
     const s = this.s
-    this.j.set(s.live, e.inode, (s.live.get(e.inode) ?? 0) + by)
-    if (this.isDir(e.inode)) this.j.set(s.subdirs, e.parent, (s.subdirs.get(e.parent) ?? 0) + by)
+    const live = s.live.get(e.inode)
+    this.j.change(s.live, e.inode, live, (live ?? 0) + by)
+    if (this.isDir(e.inode)) {
+      const subdirs = s.subdirs.get(e.parent)
+      this.j.change(s.subdirs, e.parent, subdirs, (subdirs ?? 0) + by)
+    }
   }
 }
 

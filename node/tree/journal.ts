@@ -32,6 +32,12 @@ const CHUNK_BITS = 15
 
 export class Journal {
   /**
+   * When set (tests), every change() checks its caller's claim: that the old value given is what
+   * the map holds for the key. Off, nothing is looked up.
+   */
+  static checking = false
+
+  /**
    * The log, in chunks of 2^bits slots: slot i (absolute) is chunks[c][r & mask], r = i - first *
    * size, c = r >> bits. Chunks are kept once made (reused after an undo), dropped from the front
    * once forgotten: no array per op, and no copy of a large one as it grows.
@@ -156,6 +162,18 @@ export class Journal {
       const old = map.get(key)
       this.put(map, key, old === undefined ? ABSENT : old)
     }
+    map.set(key, value)
+  }
+
+  /**
+   * set() of a key whose value the caller has just read (`old`: what map.get(key) gives now,
+   * undefined when absent), with nothing changed in the map since: the record made from it, not
+   * from a second lookup (most of the tree's changes replace a record the op has just read).
+   */
+  change<K, V> (map: Map<K, V>, key: K, old: V | undefined, value: V): void {
+    if (value === undefined) throw new TypeError('the tree\'s maps hold no undefined')
+    if (Journal.checking && map.get(key) !== old) throw new Error('Journal.change: the old value given is not the one the map holds')
+    if (this.recording) this.put(map, key, old === undefined ? ABSENT : old)
     map.set(key, value)
   }
 

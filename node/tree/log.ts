@@ -177,11 +177,65 @@ function parse (data: Uint8Array): { records: Uint8Array[], good: number } {
 }
 
 /**
- * Largest buffer a log keeps to frame appends into again (a merge's receive frames megabytes: a
- * fresh buffer of that size had its pages faulted in as it was filled, which cost several times
- * the copy itself); larger appends frame into a buffer of their own.
+ * Largest buffer a log keeps to frame appends into again; larger appends (a merge's receive
+ * brings megabytes) are written from the payloads' own buffers (headed()): a fresh buffer of
+ * that size had its pages faulted in as it was filled, which cost several times the copy itself.
  */
-const MAX_SPARE_BYTES = 4 * 1024 * 1024
+const MAX_SPARE_BYTES = 256 * 1024
+
+/**
+ * The records framed as frameAll() frames them, without copying a payload: one buffer of all
+ * the headers, and the list of buffers to write, each payload after a view of its header.
+ */
+function headed (payloads: Uint8Array[]): Uint8Array[] {
+  const heads = new Uint8Array(HEADER_BYTES * payloads.length)
+  const parts: Uint8Array[] = new Array(2 * payloads.length)
+  for (let i = 0; i < payloads.length; i++) {
+    const p = payloads[i]
+    const n = p.byteLength
+    const sum = crc32(p)
+    const at = HEADER_BYTES * i
+    heads[at] = n >>> 24
+    heads[at + 1] = n >>> 16
+    heads[at + 2] = n >>> 8
+    heads[at + 3] = n
+    heads[at + 4] = sum >>> 24
+    heads[at + 5] = sum >>> 16
+    heads[at + 6] = sum >>> 8
+    heads[at + 7] = sum
+    parts[2 * i] = heads.subarray(at, at + HEADER_BYTES)
+    parts[2 * i + 1] = p
+  }
+  return parts
+}
+
+/** Write `parts` (`bytes` in all) end to end at `position`, through partial writes. */
+async function writeAll (to: FileHandle, parts: Uint8Array[], bytes: number, position: number): Promise<void> {
+  let written = 0
+  if (parts.length === 1) {
+    const all = parts[0]
+    while (written < bytes) written += (await to.write(all, written, bytes - written, position + written)).bytesWritten
+    return
+  }
+  // (libuv writes more buffers than a system call takes in several calls)
+  if (parts.length > 1) written = (await to.writev(parts, position)).bytesWritten
+  if (written >= bytes) return
+  // a short write: the rest in one buffer (rare: a regular file takes all, or fails)
+  const rest = Buffer.allocUnsafe(bytes - written)
+  let at = 0
+  let skip = written
+  for (const p of parts) {
+    if (skip >= p.byteLength) {
+      skip -= p.byteLength
+      continue
+    }
+    rest.set(skip > 0 ? p.subarray(skip) : p, at)
+    at += p.byteLength - skip
+    skip = 0
+  }
+  let done = 0
+  while (done < rest.length) done += (await to.write(rest, done, rest.length - done, position + written + done)).bytesWritten
+}
 
 function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: number): OpLog {
   let position = start
@@ -189,7 +243,7 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
   let spare: Buffer | undefined
   let spareHeld = false
   /** Appends not written yet, in order. */
-  let queue: Array<{ bytes: Buffer, durable: boolean, resolve: () => void, reject: (err: Error) => void }> = []
+  let queue: Array<{ parts: Uint8Array[], durable: boolean, resolve: () => void, reject: (err: Error) => void }> = []
   let flushing: Promise<void> | null = null
   /** Flushes that ran to their end (see enqueue). */
   let flushesEnded = 0
@@ -210,28 +264,26 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
       const durable = batch.some(b => b.durable)
       try {
         if (broken !== undefined) throw broken
-        // one append's records are framed in one buffer already: a lone one is written as it is
-        const all = batch.length === 1 ? batch[0].bytes : Buffer.concat(batch.map(b => b.bytes))
+        // the appends' buffers end to end, written as they are (one write of several buffers)
+        const all = batch.length === 1 ? batch[0].parts : batch.flatMap(b => b.parts)
+        let bytes = 0
+        for (let i = 0; i < all.length; i++) bytes += all[i].byteLength
         // a durable batch with nothing unsynced before it is one O_DSYNC write; one after
         // records written unsynced is written like them and ends in an fdatasync (O_DSYNC would
         // sync only its own range)
-        const dsync = durable && unsynced === 0 && DSYNC !== 0 && all.byteLength > 0
+        const dsync = durable && unsynced === 0 && DSYNC !== 0 && bytes > 0
         const to = dsync ? fh : plain
-        let written = 0
         try {
-          while (written < all.byteLength) {
-            const { bytesWritten } = await to.write(all, written, all.byteLength - written, position + written)
-            written += bytesWritten
-          }
+          await writeAll(to, all, bytes, position)
         } catch (err: any) {
           // leave no half batch behind: later records would follow garbage
           await plain.truncate(position).catch(() => {})
           throw err
         }
-        position += all.byteLength
-        if (all.byteLength > 0) writes++
+        position += bytes
+        if (bytes > 0) writes++
         if (dsync) syncs++
-        else unsynced += all.byteLength
+        else unsynced += bytes
         if (durable && unsynced > 0) {
           try {
             await plain.datasync()
@@ -265,8 +317,8 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
     timer.unref()
   }
 
-  async function enqueue (bytes: Buffer, durable: boolean): Promise<void> {
-    const done = new Promise<void>((resolve, reject) => { queue.push({ bytes, durable, resolve, reject }) })
+  async function enqueue (parts: Uint8Array[], durable: boolean): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => { queue.push({ parts, durable, resolve, reject }) })
     if (flushing === null) {
       // the flush starts now (the write is under way when this returns: a receive applies its ops
       // meanwhile); one with nothing to wait for (an append of no records, nothing to sync) runs
@@ -283,14 +335,14 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
     if (broken !== undefined) throw broken
     // nothing queued and nothing unsynced: durable already
     if (queue.length === 0 && flushing === null && unsynced === 0) return
-    await enqueue(Buffer.alloc(0), true)
+    await enqueue([], true)
   }
 
   async function written (): Promise<void> {
     if (broken !== undefined) throw broken
     if (queue.length === 0 && flushing === null) return
     // an empty record written after the ones queued: the flush takes batches in order
-    await enqueue(Buffer.alloc(0), false)
+    await enqueue([], false)
   }
 
   return {
@@ -298,8 +350,15 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
       if (closed) throw new Error('op log is closed')
       if (broken !== undefined) throw broken
       const length = framedLength(records)
-      if (spareHeld || length > MAX_SPARE_BYTES || length === 0) {
-        await enqueue(frameAll(records), durability === 'durable')
+      if (length === 0) {
+        await enqueue([], durability === 'durable')
+        return
+      }
+      if (spareHeld || length > MAX_SPARE_BYTES) {
+        // the payloads written where they are, after headers of their own: no copy of them into
+        // fresh memory (a merge's receive appends megabytes, and the pages of a fresh buffer
+        // are faulted in as it is filled: several times the cost of the copy)
+        await enqueue(headed(records), durability === 'durable')
         return
       }
       // framed into the spare buffer (grown when too small), held until this append's write is
@@ -307,7 +366,7 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
       if (spare === undefined || spare.length < length) spare = Buffer.allocUnsafe(Math.min(MAX_SPARE_BYTES, Math.max(length, 2 * (spare?.length ?? 0))))
       spareHeld = true
       try {
-        await enqueue(frameAll(records, spare.subarray(0, length)), durability === 'durable')
+        await enqueue([frameAll(records, spare.subarray(0, length))], durability === 'durable')
       } finally {
         spareHeld = false
       }
@@ -322,7 +381,7 @@ function writer (fh: FileHandle, plain: FileHandle, start: number, syncAfterMs: 
       clearTimeout(timer)
       try {
         // what is written unsynced (and what is still queued)
-        if (broken === undefined && (queue.length > 0 || unsynced > 0 || flushing !== null)) await enqueue(Buffer.alloc(0), true)
+        if (broken === undefined && (queue.length > 0 || unsynced > 0 || flushing !== null)) await enqueue([], true)
       } finally {
         await flushing
         await fh.close()

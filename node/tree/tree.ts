@@ -50,7 +50,7 @@ export interface ReceiveResult {
 /**
  * Where receive() spends its time, summed over every call since open (milliseconds of wall time
  * per stage, for benchmarks and metrics): decode (hash, CID, dag-cbor, shape checks), verify
- * (signature checks), order (which ops are ready, in causal order), journal (log append and its
+ * (signature checks), order (which ops are fresh, which are ready, in causal order), journal (log append and its
  * fdatasync), dag (DAG insert, vector clocks), crdt (slotting into the total order and applying to
  * the materialised tree, undo/redo included), events (the 'op' events).
  */
@@ -501,10 +501,12 @@ export class Tree extends EventTarget {
     stats.decodeMs += performance.now() - t0
     return await this.serial(async () => {
       this.usable()
+      let t = performance.now()
       const g = this.candidates(decoded, this.dag.size === dagSize)
       const { ops, held, parents, start } = g
       const n = ops.length
-      let t = performance.now()
+      stats.orderMs += performance.now() - t
+      t = performance.now()
       if (n > held) await this.authenticate(g)
       // what the checks needed (a wrapper and a signature view per op) is let go before the ops
       // are applied: a merge's young-generation collections run while it applies them, and

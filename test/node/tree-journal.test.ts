@@ -1,14 +1,15 @@
 // The tree's undo journal (node/tree/journal.ts): one flat log of every op's undo records.
 // Undoing back to any mark gives the state at that mark, also after older records were
-// forgotten and the log's front dropped; a half-applied op's records can be dropped.
+// forgotten and the log's front dropped; a half-applied op's records can be dropped. change()
+// (a set given the old value its caller read) undoes as set() does.
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { Journal } from '../../node/tree/journal.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261203)
 
-/** One change: set or delete a key of the map, push to the list, or replace its last item. */
-const change = fc.record({ kind: fc.integer({ min: 0, max: 3 }), key: fc.integer({ min: 0, max: 7 }), value: fc.integer({ min: 0, max: 99 }) })
+/** One change: set or delete a key of the map, push to the list, replace its last item, or change() a key read just before. */
+const change = fc.record({ kind: fc.integer({ min: 0, max: 4 }), key: fc.integer({ min: 0, max: 7 }), value: fc.integer({ min: 0, max: 99 }) })
 /** Ops of a few changes each. */
 const ops = fc.array(fc.array(change, { maxLength: 6 }), { minLength: 1, maxLength: 40 })
 
@@ -20,6 +21,7 @@ function apply (j: Journal, s: State, op: Array<{ kind: number, key: number, val
     if (c.kind === 0) j.set(s.map, c.key, c.value)
     else if (c.kind === 1) j.delete(s.map, c.key)
     else if (c.kind === 2) j.push(s.list, c.value)
+    else if (c.kind === 4) j.change(s.map, c.key, s.map.get(c.key), c.value)
     else if (s.list.length > 0) j.setLast(s.list, c.value)
   }
 }
@@ -55,6 +57,23 @@ describe('node/tree journal', function () {
       // and nothing before what was forgotten can be undone
       if (from > 0) assert.throws(() => j.undoTo(marks[from] - 1), RangeError)
     }), { seed: PROP_SEED, numRuns: 300 })
+  })
+
+  it('with checking on, change() refuses an old value that is not the map\'s (the CRDT\'s claims are checked in its tests)', () => {
+    const j = new Journal()
+    const map = new Map([[1, 10]])
+    Journal.checking = true
+    try {
+      j.begin(true)
+      assert.throws(() => { j.change(map, 1, undefined, 11) }, /old value/)
+      assert.throws(() => { j.change(map, 2, 10, 11) }, /old value/)
+      j.change(map, 1, 10, 11)
+      j.change(map, 2, undefined, 12)
+      j.end()
+    } finally {
+      Journal.checking = false
+    }
+    assert.deepEqual([...map], [[1, 11], [2, 12]])
   })
 
   it('an op applied without recording leaves no records; drop() forgets a half-applied op\'s', () => {

@@ -69,6 +69,37 @@ describe('node/tree op log', () => {
     }
   })
 
+  it('an append of more buffers than one system call writes (a merge\'s receive, payloads written where they are) reads back whole and in order', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'darkfs-tree-log-'))
+    try {
+      const { log } = await openLog(dir)
+      // 6,000 records of 50-250 bytes (over a megabyte, 12,000 buffers to write), some views
+      // into one shared buffer at odd offsets, as received blocks can be
+      const shared = new Uint8Array(300_000)
+      for (let i = 0; i < shared.length; i++) shared[i] = (i * 7919) & 255
+      const recs = Array.from({ length: 6_000 }, (_, i) => {
+        const n = 50 + (i * 37) % 201
+        if (i % 3 === 0) return shared.subarray((i * 41) % 290_000, (i * 41) % 290_000 + n)
+        const r = new Uint8Array(n).fill(i & 255)
+        r[0] = i >> 8
+        return r
+      })
+      try {
+        await Promise.all([log.append(recs.slice(0, 10), 'written'), log.append(recs.slice(10), 'written'), log.append([new Uint8Array(3).fill(9)])])
+      } finally {
+        await log.close()
+      }
+      const again = await openLog(dir)
+      await again.log.close()
+      const want = [...recs, new Uint8Array(3).fill(9)]
+      assert.equal(again.truncated, 0)
+      assert.equal(again.records.length, want.length)
+      for (let i = 0; i < want.length; i++) assert.ok(Buffer.from(again.records[i]).equals(Buffer.from(want[i])), `record ${i}`)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('written() resolves once every append made before it is in the file (a hold answers on it), syncing nothing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'darkfs-tree-log-'))
     try {

@@ -19,6 +19,7 @@ import { deliver, replica, allOps, snapshot, sync, mkfile, write, sec, makeKey, 
 import { InvalidOpError, MAX_OP_EXTENTS, MAX_INLINE_BYTES, MAX_OP_BYTES, type Tree, type OpBody, type Content } from '../../node/tree/index.ts'
 import { checkBody, createOp, decodeOp } from '../../node/tree/op.ts'
 import { extentBodies } from '../../node/volume.ts'
+import { Journal } from '../../node/tree/journal.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261203)
 const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
@@ -114,6 +115,9 @@ function foldBody (tree: Tree, inode: string, a: Act, partial: boolean, time: bi
 }
 
 describe('node/tree multi-extent ops', function () {
+  // every change() the CRDT makes with an old value it read checks that value (journal.ts)
+  before(() => { Journal.checking = true })
+  after(() => { Journal.checking = false })
   this.timeout(Number(process.env.MULTIEXT_TIMEOUT ?? 300_000))
 
   it('a multi-extent op reads as its extents made by consecutive ops, on every replica and in every delivery order (property)', async () => {

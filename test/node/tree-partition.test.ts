@@ -11,6 +11,7 @@ import { Teardown } from '../../harness/tmp.ts'
 import { Tree, treeDigest, type InodeId, type OpBody } from '../../node/tree/index.ts'
 import { replica, allOps, snapshot, resolve, cidOfBytes, verify, type Replica } from '../helpers/tree.ts'
 import { walk } from '../helpers/tree-play.ts'
+import { Journal } from '../../node/tree/journal.ts'
 
 // seeded like tree-props.test.ts: DARKFS_PROP_SEED=<n> replays, =random draws, DARKFS_PROP_RUNS multiplies
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261216)
@@ -172,6 +173,9 @@ async function run (t: Teardown, n: number, cut: number, steps: Array<Action & {
 const heads = (tree: Tree): string => tree.heads().map(c => c.toString()).sort().join(',')
 
 describe(`node/tree under partitions (seed ${PROP_SEED})`, function () {
+  // every change() the CRDT makes with an old value it read checks that value (journal.ts)
+  before(() => { Journal.checking = true })
+  after(() => { Journal.checking = false })
   this.timeout(PROPERTY_TIMEOUT_MS * RUNS)
 
   it('2..5 hosts split in two: after the heal every host, and fresh replicas fed any order with duplicates, show one tree', async () => {

@@ -15,6 +15,7 @@ import { replica, allOps, snapshot, sync, ls, text } from '../helpers/tree.ts'
 import { walk, play, assertNoWriteLost, assertNoLitter, type Step, type Written } from '../helpers/tree-play.ts'
 import type { Content, Tree } from '../../node/tree/index.ts'
 import { cidOf } from '../../node/data/index.ts'
+import { Journal } from '../../node/tree/journal.ts'
 
 /** The same stored form: the same inline bytes or the same manifest block (not merely the same sum). */
 function sameStored (a: Content | null, b: Content | null): boolean {
@@ -73,6 +74,9 @@ const hosts = fc.integer({ min: 3, max: 4 })
 const PROPERTY_TIMEOUT_MS = 120_000
 
 describe(`node/tree properties (seed ${PROP_SEED})`, function () {
+  // every change() the CRDT makes with an old value it read checks that value (journal.ts)
+  before(() => { Journal.checking = true })
+  after(() => { Journal.checking = false })
   this.timeout(PROPERTY_TIMEOUT_MS * RUNS)
   it('3 or 4 replicas under random partitions converge, and every delivery order gives the same tree', async () => {
     await fc.assert(fc.asyncProperty(steps, hosts, fc.integer(), async (list, n, seed) => {

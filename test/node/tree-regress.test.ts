@@ -5,8 +5,12 @@ import { Teardown } from '../../harness/tmp.ts'
 import { isConflictName } from '../../node/tree/index.ts'
 import { replica, sync, mkdir, mkfile, write, text, ls, snapshot, sec } from '../helpers/tree.ts'
 import { play, assertNoWriteLost, type Step, type Written } from '../helpers/tree-play.ts'
+import { Journal } from '../../node/tree/journal.ts'
 
 describe('node/tree regressions', function () {
+  // every change() the CRDT makes with an old value it read checks that value (journal.ts)
+  before(() => { Journal.checking = true })
+  after(() => { Journal.checking = false })
   let t: Teardown
   beforeEach(() => { t = new Teardown() })
   afterEach(async () => { await t.run() })

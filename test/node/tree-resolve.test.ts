@@ -8,6 +8,7 @@ import { Teardown } from '../../harness/tmp.ts'
 import { InvalidOpError, isConflictName, type Tree, type OpBody, type Entry, type Conflict } from '../../node/tree/index.ts'
 import { replica, sync, mkfile, write, text, ls, snapshot, sec, allOps, cidOfBytes, type Replica } from '../helpers/tree.ts'
 import { walk } from '../helpers/tree-play.ts'
+import { Journal } from '../../node/tree/journal.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261301)
 const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
@@ -64,6 +65,9 @@ function holderOf (tree: Tree, name: string): Entry {
 }
 
 describe('node/tree resolve', function () {
+  // every change() the CRDT makes with an old value it read checks that value (journal.ts)
+  before(() => { Journal.checking = true })
+  after(() => { Journal.checking = false })
   this.timeout(200_000)
   let t: Teardown
   beforeEach(() => { t = new Teardown() })

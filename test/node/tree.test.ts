@@ -9,8 +9,12 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LOG_FILE, HEADER_BYTES } from '../../node/tree/log.ts'
 import { CID } from 'multiformats/cid'
+import { Journal } from '../../node/tree/journal.ts'
 
 describe('node/tree', function () {
+  // every change() the CRDT makes with an old value it read checks that value (journal.ts)
+  before(() => { Journal.checking = true })
+  after(() => { Journal.checking = false })
   let t: Teardown
   beforeEach(() => { t = new Teardown() })
   afterEach(async () => { await t.run() })
