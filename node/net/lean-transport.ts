@@ -299,6 +299,8 @@ function piecesOf (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
 function sealedEncrypt (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Uint8Array {
   const total = chunk.byteLength
   const count = Math.ceil(total / NOISE_MSG_MAX_PLAINTEXT)
+  // an ArrayBuffer of its own (never Buffer.allocUnsafe's shared pool: the whole ArrayBuffer is
+  // marked ours below, and pnet writes over it)
   const out = Buffer.allocUnsafeSlow(total + count * (2 + CHACHA_TAG_LENGTH))
   let at = 0
   for (let i = 0; i < total; i += NOISE_MSG_MAX_PLAINTEXT) {
