@@ -91,7 +91,7 @@ import { logger } from '../log.ts'
 import { anySignal, loopTimeSignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
 import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
-import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto, ownedSend } from './lean-transport.ts'
+import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto, ownedSend, sendDone } from './lean-transport.ts'
 import { accountExternalMemoryInHeapLimit } from './heap.ts'
 
 // pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
@@ -1405,7 +1405,7 @@ function gatheredPnetSend (conn: unknown): void {
   const proto = conn !== undefined && conn !== null ? Object.getPrototypeOf(conn) : undefined
   if (proto === undefined || proto === null || typeof proto.sendData !== 'function' || proto.__darkfsGathered === true) return
   const sendData = proto.sendData
-  proto.sendData = function (this: { outboundXor?: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, maConn?: { send: (bytes: Uint8Array) => boolean } }, data: Uint8Array | Iterable<Uint8Array> & { byteLength: number }): { sentBytes: number, canSendMore: boolean } {
+  proto.sendData = function (this: { outboundXor?: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, maConn?: { send: (bytes: Uint8Array) => boolean, writeBuffer?: { byteLength: number }, socket?: { writableLength: number } } }, data: Uint8Array | Iterable<Uint8Array> & { byteLength: number }): { sentBytes: number, canSendMore: boolean } {
     const xor = this.outboundXor
     const maConn = this.maConn
     if (data instanceof Uint8Array || xor === undefined || maConn === undefined) return sendData.call(this, data)
@@ -1430,6 +1430,8 @@ function gatheredPnetSend (conn: unknown): void {
         xor.update(piece, piece)
         canSendMore = maConn.send(piece) && canSendMore
         gathered += piece.byteLength
+        // its memory used again once the socket holds nothing queued (lean-transport.ts)
+        if (maConn.writeBuffer?.byteLength === 0 && maConn.socket?.writableLength === 0) sendDone(piece)
         continue
       }
       out ??= Buffer.allocUnsafeSlow(data.byteLength - gathered)

@@ -280,6 +280,52 @@ export function ownedSend (piece: Uint8Array): boolean {
   return ownedSends.has(piece.buffer)
 }
 
+// Sends of SEND_POOL_MIN_BYTES or more are laid out in memory used again: a send buffer's
+// memory is given back by host.ts's pnet send once the socket holds none of it (sendDone), and
+// the next send takes it. Fresh memory per send was a page fault per 4 KiB written, and garbage
+// V8 collects in batches. A buffer not given back (the socket still had bytes queued) is left to
+// the collector, as any other.
+/** Capacity of a send buffer used again (a 256 KiB fragment's frames and their messages fit). */
+export const SEND_POOL_BYTES = 512 * 1024
+/** Smaller sends get a buffer of their own size (one kept for them would mostly hold nothing). */
+export const SEND_POOL_MIN_BYTES = 64 * 1024
+/** Most send buffers kept for reuse (per thread). */
+const SEND_POOL_MAX = 8
+const sendPool: ArrayBuffer[] = []
+/** A send buffer in use → the end of the send laid out in it (its last piece marks it sent). */
+const pooledEnds = new WeakMap<ArrayBufferLike, number>()
+
+/** Memory for a send of `bytes` (see above); marked ours. */
+function sendBuffer (bytes: number): Buffer {
+  if (bytes < SEND_POOL_MIN_BYTES || bytes > SEND_POOL_BYTES) {
+    const out = Buffer.allocUnsafeSlow(bytes)
+    ownedSends.add(out.buffer)
+    return out
+  }
+  const memory = sendPool.pop() ?? Buffer.allocUnsafeSlow(SEND_POOL_BYTES).buffer
+  ownedSends.add(memory)
+  pooledEnds.set(memory, bytes)
+  return Buffer.from(memory, 0, bytes)
+}
+
+/**
+ * Called by host.ts's pnet send once `piece` (a piece of a send laid out by sealedEncrypt) has
+ * gone to the socket and the socket holds no bytes queued: when it was the send's last piece,
+ * every byte of that send is in the kernel, and its memory is taken by a later send.
+ */
+export function sendDone (piece: Uint8Array): void {
+  const memory = piece.buffer
+  const end = pooledEnds.get(memory)
+  if (end === undefined || piece.byteOffset + piece.byteLength !== end) return
+  pooledEnds.delete(memory)
+  if (sendPool.length < SEND_POOL_MAX) sendPool.push(memory as ArrayBuffer)
+}
+
+/** Send buffers kept for reuse now (for tests). */
+export function sendPoolSize (): number {
+  return sendPool.length
+}
+
 /** Noise's largest message without its tag (@chainsafe/libp2p-noise 17). */
 const NOISE_MSG_MAX_PLAINTEXT = NOISE_MSG_MAX_LENGTH_BYTES - CHACHA_TAG_LENGTH
 
@@ -300,8 +346,8 @@ function sealedEncrypt (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): 
   const total = chunk.byteLength
   const count = Math.ceil(total / NOISE_MSG_MAX_PLAINTEXT)
   // an ArrayBuffer of its own (never Buffer.allocUnsafe's shared pool: the whole ArrayBuffer is
-  // marked ours below, and pnet writes over it)
-  const out = Buffer.allocUnsafeSlow(total + count * (2 + CHACHA_TAG_LENGTH))
+  // marked ours, and pnet writes over it)
+  const out = sendBuffer(total + count * (2 + CHACHA_TAG_LENGTH))
   let at = 0
   for (let i = 0; i < total; i += NOISE_MSG_MAX_PLAINTEXT) {
     const end = Math.min(i + NOISE_MSG_MAX_PLAINTEXT, total)
@@ -325,7 +371,6 @@ function sealedEncrypt (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): 
     this.metrics?.encryptedPackets.increment()
     at += 2 + length
   }
-  ownedSends.add(out.buffer)
   return out
 }
 
