@@ -302,7 +302,17 @@ function sendBuffer (bytes: number): Buffer {
     ownedSends.add(out.buffer)
     return out
   }
-  const memory = sendPool.pop() ?? Buffer.allocUnsafeSlow(SEND_POOL_BYTES).buffer
+  let memory = sendPool.pop()
+  if (memory === undefined) {
+    // a new buffer to keep only for a send that fills half of one (most of it is used even when
+    // it is never given back); a smaller one gets its own size, as before
+    if (bytes < SEND_POOL_BYTES / 2) {
+      const out = Buffer.allocUnsafeSlow(bytes)
+      ownedSends.add(out.buffer)
+      return out
+    }
+    memory = Buffer.allocUnsafeSlow(SEND_POOL_BYTES).buffer
+  }
   ownedSends.add(memory)
   pooledEnds.set(memory, bytes)
   return Buffer.from(memory, 0, bytes)
