@@ -1170,11 +1170,7 @@ class Apply {
       this.j.set(s.head, id, [loser.id])
       const c = s.conflicts.get(id) as ConflictRec
       this.setConflict(id, { ...c, cause })
-      if (!reuse.e.live) {
-        const back: EntryRec = { ...reuse.e }
-        delete back.retiredBy
-        this.attach(back)
-      }
+      if (!reuse.e.live) this.revive(reuse.e)
       return
     }
     const id = this.node.id
