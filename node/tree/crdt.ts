@@ -269,6 +269,8 @@ export interface EntryRec {
   byTime: bigint
   /** The op that unlinked it, while dead. */
   unlinkedBy?: string
+  /** The op whose branch took the name back and retired it (a merge-made sibling), while dead. */
+  retiredBy?: string
 }
 
 /**
@@ -650,13 +652,17 @@ class Apply {
     this.touch(e.inode, this.time)
   }
 
-  /** Write (or append) vs. unlink: entries of file `id` unlinked by ops this op did not see come back. */
+  /**
+   * Write (or append) vs. unlink: entries of file `id` unlinked, or retired as a sibling (a user
+   * editing the copy), by ops this op did not see come back.
+   */
   private reviveUnseen (id: InodeId): void {
     const s = this.s
     for (const eid of linksOf(s, id)) {
       const e = s.entries.get(eid) as EntryRec
-      if (e.live || e.unlinkedBy === undefined) continue
-      const u = this.dag.get(e.unlinkedBy)
+      const by = e.unlinkedBy ?? e.retiredBy
+      if (e.live || by === undefined) continue
+      const u = this.dag.get(by)
       if (u === undefined || this.dag.before(u, this.node)) continue
       // replaced by another link of this same file: the name already shows it
       const holder = s.entries.get(s.dirs.get(e.parent)?.get(e.name) ?? '')
@@ -1126,7 +1132,7 @@ class Apply {
       const n = this.dag.get(head)
       if (!e.live || n === undefined || !this.dag.before(n, this.node)) continue
       this.detach(e)
-      this.j.set(this.s.entries, e.id, { ...e, live: false })
+      this.j.set(this.s.entries, e.id, { ...e, live: false, retiredBy: this.node.id })
     }
   }
 
@@ -1164,7 +1170,7 @@ class Apply {
       this.j.set(s.head, id, [loser.id])
       const c = s.conflicts.get(id) as ConflictRec
       this.setConflict(id, { ...c, cause })
-      if (!reuse.e.live) this.attach(reuse.e)
+      if (!reuse.e.live) this.revive(reuse.e)
       return
     }
     const id = this.node.id
@@ -1192,6 +1198,7 @@ class Apply {
   private revive (e: EntryRec): void {
     const back: EntryRec = { ...e, live: false }
     delete back.unlinkedBy
+    delete back.retiredBy
     this.j.set(this.s.entries, e.id, back)
     this.attach(back)
   }
