@@ -64,7 +64,7 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
   let now = 0
   beforeEach(() => { now = 1_000_000 })
 
-  async function start (bounded: boolean, init: { failureTimeoutMs?: number, probe?: (peer: string) => Promise<boolean> } = {}): Promise<{ host: FakeHost, table: FakeTable, m: Membership, joined: string[] }> {
+  async function start (bounded: boolean, init: { failureTimeoutMs?: number, repairDelayMs?: number, probe?: (peer: string) => Promise<boolean> } = {}): Promise<{ host: FakeHost, table: FakeTable, m: Membership, joined: string[] }> {
     const host = new FakeHost()
     host.bounded = bounded
     const table = new FakeTable()
@@ -99,6 +99,41 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     // a trimmed connection to a member this host does not watch says nothing of it
     host.disconnect('a')
     assert.ok(m.up().includes('a'))
+  })
+
+  it('upSet() keeps one set while the members stay, and renews it on every change that affects it: join, leave, suspect given up, return', async () => {
+    // reads ask upSet() per 4 KiB (keeper/network.ts reachable()): built once per change, not per read
+    const { host, table, m } = await start(true, { failureTimeoutMs: 30, repairDelayMs: 3_600_000, probe: async () => false })
+    const first = m.upSet()
+    assert.deepEqual([...first].sort(), ['a', 'b', 'c', 'self', 'w'])
+    assert.equal(m.upSet(), first, 'nothing changed: the same set')
+    host.disconnect('a', true)
+    host.connect('a')
+    assert.equal(m.upSet(), first, 'a member dialled or trimmed changes nothing: the same set')
+    // join: a member heard of through the table
+    table.add('d')
+    assert.ok(m.upSet().has('d'), 'a member that joined is up')
+    assert.notEqual(m.upSet(), first)
+    // leave: its own DOWN notice (or a neighbour's) comes through the table
+    table.down('c')
+    assert.ok(!m.upSet().has('c'), 'a member that left is not up')
+    // suspect: a watched member closes a connection that lasted; up until given up, then away
+    const gone = new Promise<string>(resolve => { m.addEventListener('gone', e => { resolve((e as CustomEvent<string>).detail) }) })
+    host.connect('w')
+    now += BRIEF_CONNECTION_MS
+    host.disconnect('w')
+    assert.deepEqual(m.suspects(), ['w'])
+    assert.ok(m.upSet().has('w'), 'a suspect is up')
+    assert.equal(await gone, 'w')
+    assert.ok(m.away().includes('w'))
+    assert.ok(!m.upSet().has('w'), 'a suspect given up is not up')
+    // return: it connects again (no longer away), and stays up once this host trims the connection
+    host.connect('w')
+    host.disconnect('w', true)
+    assert.ok(!m.away().includes('w'))
+    assert.ok(m.upSet().has('w'), 'a member back is up, connected or not')
+    assert.deepEqual([...m.upSet()].sort(), ['a', 'b', 'd', 'self', 'w'])
+    assert.deepEqual(m.up().sort(), [...m.upSet()].sort(), 'up() is upSet() as a list')
   })
 
   it('a watched member is no suspect when this host closed the connection, nor when the member closed it at once (a probe)', async () => {
