@@ -80,25 +80,46 @@ export async function raceSignal<T> (promise: Promise<T>, signal?: AbortSignal):
  */
 export function loopTimeSignal (ms: number, maxMs = LOOP_TIME_MAX_FACTOR * ms): { signal: AbortSignal, clear: () => void } {
   const controller = new AbortController()
+  const deadline = loopTimeDeadline(ms, () => { controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')) }, { maxMs })
+  return { signal: controller.signal, clear: deadline.clear }
+}
+
+/**
+ * loopTimeSignal's clock as a deadline that `touch()` starts again: `expire` is called once `ms`
+ * of the event loop's own time has passed since the last touch (or the start), or `maxMs` of
+ * wall time whatever the lag. For a silence that a message ends (rpc.ts: a caller gives up on a
+ * peer that sent nothing for the protocol's timeout; the swarm's have-queries and pushes): a
+ * process whose loop lags (50 hosts in a few processes, a daemon beside a compile) does not
+ * declare a peer silent for time it spent not reading. A touch costs no timer: the ticks go on,
+ * and the one under way when it came is credited only the part of its step after it.
+ * `unref`: the timer does not keep the process alive (default true).
+ */
+export function loopTimeDeadline (ms: number, expire: () => void, opts: { maxMs?: number, unref?: boolean } = {}): { touch: () => void, clear: () => void } {
+  const maxMs = opts.maxMs ?? LOOP_TIME_MAX_FACTOR * ms
   const step = ms / LOOP_STEPS
-  const start = performance.now()
+  let start = performance.now()
+  let armedAt = start
   let counted = 0
   let timer: ReturnType<typeof setTimeout> | undefined
+  const arm = (delay: number): void => {
+    armedAt = performance.now()
+    timer = setTimeout(tick, delay)
+    if (opts.unref !== false) timer.unref?.()
+  }
   const tick = (): void => {
     const now = performance.now()
-    counted += step
+    // a step begun before the last touch counts only from it (on its nominal clock)
+    counted += start > armedAt ? Math.max(0, armedAt + step - start) : step
     if (counted >= ms - 0.5 || now - start >= maxMs) {
       timer = undefined
-      controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'))
+      expire()
       return
     }
-    timer = setTimeout(tick, Math.min(step, Math.max(0, start + maxMs - now)))
-    timer.unref?.()
+    arm(Math.min(step, Math.max(0, start + maxMs - now)))
   }
-  timer = setTimeout(tick, step)
-  timer.unref?.()
+  arm(step)
   return {
-    signal: controller.signal,
+    touch: () => { if (timer !== undefined) { start = performance.now(); counted = 0 } },
     clear: () => { if (timer !== undefined) clearTimeout(timer); timer = undefined }
   }
 }

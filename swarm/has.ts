@@ -3,7 +3,7 @@
 // short-lived stream, so its answers can never be confused with those of block wants on the
 // peer's regular client stream (the server keys its queue by CID per stream).
 import type { AbortOptions, Stream } from '@libp2p/interface'
-import { anySignal } from './abort.ts'
+import { anySignal, loopTimeSignal } from './abort.ts'
 import type { CID } from 'multiformats/cid'
 import { Channel } from './channel.ts'
 import { PeerGoneError, ProtocolError } from './errors.ts'
@@ -32,8 +32,16 @@ export async function has (ctx: HasContext, cids: CID[], opts: AbortOptions = {}
   const held = new Set<string>()
   const keys = [...new Map(cids.map(c => [c.toString(), c])).values()]
   if (keys.length === 0) return held
-  const signal = anySignal([opts.signal], HAVE_TIMEOUT_MS)
-  const stream = await ctx.open({ signal })
+  // counted in the loop's own time: a lagging process does not give up a peer whose answers sit unread
+  const bound = loopTimeSignal(HAVE_TIMEOUT_MS)
+  const signal = anySignal([opts.signal, bound.signal])
+  let stream: Stream
+  try {
+    stream = await ctx.open({ signal })
+  } catch (err) {
+    bound.clear()
+    throw err
+  }
   const pending = new Set<string>()
   let wake: (() => void) | undefined
   let failure: Error | undefined
@@ -74,6 +82,7 @@ export async function has (ctx: HasContext, cids: CID[], opts: AbortOptions = {}
     }
     return held
   } finally {
+    bound.clear()
     signal.removeEventListener('abort', onAbort)
     if (failure !== undefined) channel.abort(failure)
     else await channel.close()

@@ -3,7 +3,7 @@
 // children are served by whoever would have sent to it, so one dead holder does not cut off the
 // rest of its chain.
 import type { AbortOptions } from '@libp2p/interface'
-import { anySignal } from './abort.ts'
+import { anySignal, loopTimeSignal } from './abort.ts'
 import type { CID } from 'multiformats/cid'
 import type { Client } from './client.ts'
 import { children } from './plan.ts'
@@ -44,13 +44,17 @@ export async function deliver (ctx: DeliverContext, cid: CID, bytes: Uint8Array,
 
 async function deliverTo (ctx: DeliverContext, cid: CID, bytes: Uint8Array, route: Route & { first: string }, onAck: (holder: string) => void, opts: AbortOptions, onWritten?: () => void): Promise<void> {
   const acked = new Set<string>()
-  const signal = anySignal([opts?.signal], ctx.hopTimeoutMs)
+  // the hop's deadline in the loop's own time: a lagging process does not route around a hop whose acks sit unread
+  const hop = loopTimeSignal(ctx.hopTimeoutMs)
+  const signal = anySignal([opts?.signal, hop.signal])
   try {
     await ctx.client(route.first).push(cid, bytes, route.hops, {
       ack: (holder) => { acked.add(holder); onAck(holder) },
       written: onWritten
     }, { signal })
+    hop.clear()
   } catch (err) {
+    hop.clear()
     opts.signal?.throwIfAborted()
     // the first hop failed or went silent: serve its children whose own ACK has not come back
     const rest = children(route.hops).filter(c => c.first !== undefined && !acked.has(c.first))

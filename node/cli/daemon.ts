@@ -268,7 +268,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // pinning hosts ride the push chains: who pins a file is replicated metadata (pins.ts)
       pinners: inode => pinnersOf(tree, inode),
       offline: () => presence.offline(),
-      up: () => membership.up(),
+      up: () => membership.upSet(),
       forward: relayed ? forwarder : undefined
     })
     // pending placements are retried when a peer connects, one retry at a time and backing off

@@ -55,9 +55,10 @@ export interface NetworkComponents {
   /**
    * The members taken to be up (Membership.up(): the connected ones in a full mesh, beyond it
    * the table's members not away or gone), which reads dial for the fragments placement put on
-   * them. Not given: the connected peers.
+   * them, as a set (Membership.upSet(): kept until the members change). Not given: the
+   * connected peers.
    */
-  up?: () => string[]
+  up?: () => ReadonlySet<string>
   /**
    * Places erasure-coded chunks through a relay, so the writer uploads each byte about once
    * (forward.ts); given only when this host's uplink is thin (throughRelays).
@@ -276,10 +277,11 @@ export class ChunkNetwork extends EventTarget implements Network {
    * trips to locate), as placement and repair's surveys dial them. In a full mesh a member not
    * connected is a suspect, not dialled. No provider records are made or looked up.
    */
-  private reachable (peers: string[]): Set<string> {
-    const out = new Set(peers)
-    for (const p of this.c.up?.() ?? []) if (p !== this.host.peerId) out.add(p)
-    return out
+  private reachable (peers: string[]): Pick<ReadonlySet<string>, 'has'> {
+    // asked of a few hosts per read: no set of all members built per 4 KiB read (O(members))
+    const up = this.c.up?.()
+    const self = this.host.peerId
+    return { has: p => p !== self && (peers.includes(p) || up?.has(p) === true) }
   }
 
   /**

@@ -49,7 +49,7 @@ import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { AbortOptions, Stream } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { logger } from '../log.ts'
-import { anySignal } from '../abort.ts'
+import { anySignal, loopTimeDeadline, loopTimeSignal } from '../abort.ts'
 
 const log = logger('net:rpc')
 
@@ -281,17 +281,19 @@ function streamError (p: AnyProtocol, err: any): Error {
   }
 }
 
-/** A timer that aborts after `ms` of silence; touch() on every message. */
+/**
+ * A timer that aborts after `ms` of silence; touch() on every message. The silence is counted
+ * in the event loop's own time (abort.ts loopTimeDeadline): a process whose loop lagged seconds
+ * (many hosts in a few processes, bench:scale) took a peer whose answer sat unread in its
+ * socket for a silent one, failed the call, and made its callers (surveys, placement, probes)
+ * retry or give the peer up. A peer silent for LOOP_TIME_MAX_FACTOR times `ms` of wall time is
+ * given up whatever the lag.
+ */
 function silence (ms: number, what: string): { signal: AbortSignal, touch: () => void, clear: () => void } {
   const c = new AbortController()
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const touch = (): void => {
-    clearTimeout(timer)
-    if (c.signal.aborted) return
-    timer = setTimeout(() => { c.abort(new RpcTimeoutError(`${what}: nothing for ${ms} ms`)) }, ms)
-  }
-  touch()
-  return { signal: c.signal, touch, clear: () => { clearTimeout(timer) } }
+  // kept referenced, as the plain timer was: a call waiting only on its deadline keeps the process up
+  const deadline = loopTimeDeadline(ms, () => { c.abort(new RpcTimeoutError(`${what}: nothing for ${ms} ms`)) }, { unref: false })
+  return { signal: c.signal, touch: deadline.touch, clear: deadline.clear }
 }
 
 export interface CallOptions<Next> extends AbortOptions {
@@ -565,14 +567,18 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
   const answer = async (stream: Stream, peer: string): Promise<void> => {
     const lp = framed(stream, p)
     let incoming: Incoming<Req, Note>
+    // the caller's silence, in the loop's own time as a caller's (silence())
+    const first = loopTimeSignal(timeoutMs)
     try {
-      incoming = decodeIncoming(p, (await lp.read({ signal: anySignal([alive], timeoutMs) })).subarray())
+      incoming = decodeIncoming(p, (await lp.read({ signal: anySignal([alive, first.signal]) })).subarray())
     } catch (err) {
       // no whole request (malformed, over the bound, silent, reset): say why, then reset
       const e = streamError(p, err)
       report(e, peer)
       await refuse(stream, lp, p, e, true)
       return
+    } finally {
+      first.clear()
     }
     if (incoming.kind === 'notice') {
       // nothing goes back: close our side at once (the sender's close completes), then act

@@ -64,7 +64,7 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
   let now = 0
   beforeEach(() => { now = 1_000_000 })
 
-  async function start (bounded: boolean, init: { failureTimeoutMs?: number, probe?: (peer: string) => Promise<boolean> } = {}): Promise<{ host: FakeHost, table: FakeTable, m: Membership, joined: string[] }> {
+  async function start (bounded: boolean, init: { failureTimeoutMs?: number, repairDelayMs?: number, probe?: (peer: string) => Promise<boolean> } = {}): Promise<{ host: FakeHost, table: FakeTable, m: Membership, joined: string[] }> {
     const host = new FakeHost()
     host.bounded = bounded
     const table = new FakeTable()
@@ -101,6 +101,41 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     assert.ok(m.up().includes('a'))
   })
 
+  it('upSet() keeps one set while the members stay, and renews it on every change that affects it: join, leave, suspect given up, return', async () => {
+    // reads ask upSet() per 4 KiB (keeper/network.ts reachable()): built once per change, not per read
+    const { host, table, m } = await start(true, { failureTimeoutMs: 30, repairDelayMs: 3_600_000, probe: async () => false })
+    const first = m.upSet()
+    assert.deepEqual([...first].sort(), ['a', 'b', 'c', 'self', 'w'])
+    assert.equal(m.upSet(), first, 'nothing changed: the same set')
+    host.disconnect('a', true)
+    host.connect('a')
+    assert.equal(m.upSet(), first, 'a member dialled or trimmed changes nothing: the same set')
+    // join: a member heard of through the table
+    table.add('d')
+    assert.ok(m.upSet().has('d'), 'a member that joined is up')
+    assert.notEqual(m.upSet(), first)
+    // leave: its own DOWN notice (or a neighbour's) comes through the table
+    table.down('c')
+    assert.ok(!m.upSet().has('c'), 'a member that left is not up')
+    // suspect: a watched member closes a connection that lasted; up until given up, then away
+    const gone = new Promise<string>(resolve => { m.addEventListener('gone', e => { resolve((e as CustomEvent<string>).detail) }) })
+    host.connect('w')
+    now += BRIEF_CONNECTION_MS
+    host.disconnect('w')
+    assert.deepEqual(m.suspects(), ['w'])
+    assert.ok(m.upSet().has('w'), 'a suspect is up')
+    assert.equal(await gone, 'w')
+    assert.ok(m.away().includes('w'))
+    assert.ok(!m.upSet().has('w'), 'a suspect given up is not up')
+    // return: it connects again (no longer away), and stays up once this host trims the connection
+    host.connect('w')
+    host.disconnect('w', true)
+    assert.ok(!m.away().includes('w'))
+    assert.ok(m.upSet().has('w'), 'a member back is up, connected or not')
+    assert.deepEqual([...m.upSet()].sort(), ['a', 'b', 'd', 'self', 'w'])
+    assert.deepEqual(m.up().sort(), [...m.upSet()].sort(), 'up() is upSet() as a list')
+  })
+
   it('a watched member is no suspect when this host closed the connection, nor when the member closed it at once (a probe)', async () => {
     const { host, m } = await start(true)
     // this host trimmed it, or hung up after probing it
@@ -134,29 +169,39 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     assert.deepEqual(m.suspects(), ['w'])
   })
 
-  it('the watch pass: a watched member never connected here (no disconnect to see) is suspected, probed at its timeout, and given up only if it does not answer', async () => {
+  it('the watch pass: a watched member never connected here (no disconnect to see) is probed at once, no suspect while it answers; one that does not is a suspect, probed again at its timeout, and only then given up', async () => {
     // w stopped while none of its watchers was connected to it: no close, no suspect, until a pass
     const probed: string[] = []
     let answers = true
-    const { host, m } = await start(true, { failureTimeoutMs: 30, probe: async peer => { probed.push(peer); return answers } })
+    let release: (() => void) | undefined
+    const { host, m } = await start(true, { failureTimeoutMs: 30, probe: async peer => { probed.push(peer); if (probed.length === 1 || probed.length === 4) await new Promise<void>(resolve => { release = resolve }); return answers } })
     const gone = new Promise<string>(resolve => { m.addEventListener('gone', e => { resolve((e as CustomEvent<string>).detail) }) })
     assert.deepEqual(m.suspects(), [], 'nothing closed: no suspect before a pass')
     // only what this host watches, and not what it is connected to
     host.connect('w')
-    assert.deepEqual(m.watch(), [], 'a watched member connected here is no suspect')
+    assert.deepEqual(m.watch(), [], 'a watched member connected here is not probed')
     host.disconnect('w', true)
-    assert.deepEqual(m.watch(), ['w'], 'a watched member not connected here is a suspect')
-    assert.deepEqual(m.watch(), [], 'a suspect is not made one again')
-    // it answers the probe at its timeout: only not wanted as a connection, still a member
-    await until(() => probed.length === 1 && m.suspects().length === 0)
+    assert.deepEqual(m.watch(), ['w'], 'a watched member not connected here is probed')
+    assert.deepEqual(m.suspects(), [], 'and is no suspect while its probe is under way')
+    assert.deepEqual(m.watch(), [], 'a member being probed is not probed again')
+    // it answers: only not wanted as a connection, no suspect at any time (made one for a whole
+    // timeout before its probe, a watched member was a suspect nearly all the time)
+    release?.()
+    // (a pass that probes it again: the first probe is over)
+    await until(() => m.watch().length === 1)
+    assert.deepEqual(m.suspects(), [])
     assert.ok(m.up().includes('w'))
-    // it does not answer the next time: given up (gone, down for everyone)
+    // it does not answer: a suspect, probed again at its timeout, then given up (gone, down for everyone)
     answers = false
-    assert.deepEqual(m.watch(), ['w'])
+    await until(() => m.watch().length === 1)
+    // (the probe at its timeout waits for the test)
+    await until(() => m.suspects().length === 1 && probed.length === 4)
+    assert.ok(m.up().includes('w'), 'a suspect is up until given up')
+    release?.()
     assert.equal(await gone, 'w')
-    assert.deepEqual(probed, ['w', 'w'])
+    assert.deepEqual(probed, ['w', 'w', 'w', 'w'])
     assert.ok(!m.up().includes('w'), 'a member given up is not up')
-    assert.deepEqual(m.watch(), [], 'a member given up is not suspected again')
+    assert.deepEqual(m.watch(), [], 'a member given up is not probed again')
   })
 
   it('the watch pass does nothing in a full mesh (every close makes a suspect there)', async () => {
