@@ -132,6 +132,18 @@ function framedLength (payloads: Uint8Array[]): number {
   return length
 }
 
+/** A record's header at `at`: its payload's length and CRC-32, big-endian (byte by byte: see frameAll). */
+function writeHeader (u8: Uint8Array, at: number, n: number, sum: number): void {
+  u8[at] = n >>> 24
+  u8[at + 1] = n >>> 16
+  u8[at + 2] = n >>> 8
+  u8[at + 3] = n
+  u8[at + 4] = sum >>> 24
+  u8[at + 5] = sum >>> 16
+  u8[at + 6] = sum >>> 8
+  u8[at + 7] = sum
+}
+
 /** Frame several payloads into one buffer (what frame() gives each, end to end): into `out` (framedLength() bytes) when given. */
 function frameAll (payloads: Uint8Array[], out: Buffer = Buffer.allocUnsafe(framedLength(payloads))): Buffer {
   const length = out.length
@@ -143,15 +155,7 @@ function frameAll (payloads: Uint8Array[], out: Buffer = Buffer.allocUnsafe(fram
   for (let i = 0; i < payloads.length; i++) {
     const p = payloads[i]
     const n = p.byteLength
-    const sum = crc32(p)
-    u8[at] = n >>> 24
-    u8[at + 1] = n >>> 16
-    u8[at + 2] = n >>> 8
-    u8[at + 3] = n
-    u8[at + 4] = sum >>> 24
-    u8[at + 5] = sum >>> 16
-    u8[at + 6] = sum >>> 8
-    u8[at + 7] = sum
+    writeHeader(u8, at, n, crc32(p))
     u8.set(p, at + HEADER_BYTES)
     at += HEADER_BYTES + n
   }
@@ -193,16 +197,8 @@ function headed (payloads: Uint8Array[]): Uint8Array[] {
   for (let i = 0; i < payloads.length; i++) {
     const p = payloads[i]
     const n = p.byteLength
-    const sum = crc32(p)
     const at = HEADER_BYTES * i
-    heads[at] = n >>> 24
-    heads[at + 1] = n >>> 16
-    heads[at + 2] = n >>> 8
-    heads[at + 3] = n
-    heads[at + 4] = sum >>> 24
-    heads[at + 5] = sum >>> 16
-    heads[at + 6] = sum >>> 8
-    heads[at + 7] = sum
+    writeHeader(heads, at, n, crc32(p))
     parts[2 * i] = heads.subarray(at, at + HEADER_BYTES)
     parts[2 * i + 1] = p
   }

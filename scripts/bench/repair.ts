@@ -146,15 +146,7 @@ export async function run (): Promise<Record<string, number | string>> {
     const rebalanceMoved = sent(after) - base2
     const joinerStored = (await joiner.store.usage()).bytesStored
     return {
-      'repair.data.MiB': mib,
-      'repair.hosts': count,
-      'repair.hostsLost': lostHosts,
-      'repair.write.MiBps': Number((mib / writeSeconds).toFixed(1)),
-      'repair.lost.bytes': lost,
-      'repair.seconds': Number(seconds.toFixed(2)),
-      'repair.MiBps': Number((lost / (1 << 20) / seconds).toFixed(1)),
-      'repair.restore.seconds': Number(restoreSeconds.toFixed(2)),
-      'repair.restore.MiBps': Number((lost / (1 << 20) / restoreSeconds).toFixed(1)),
+      ...lossFigures({ mib, count, lostHosts, writeSeconds, lost, seconds, restoreSeconds }),
       'repair.restore.cpuShare': Number(((cpu.user + cpu.system) / 1000 / (end - (passStart ?? start))).toFixed(2)),
       'repair.restore.MiBperCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, (cpu.user + cpu.system) / 1e6)).toFixed(2)),
       'repair.restore.MiBperLoopCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, (loop.user + loop.system) / 1e6)).toFixed(2)),
@@ -238,15 +230,7 @@ async function runProcesses (mib: number, count: number, lostHosts: number): Pro
     const per = (b: number): number => Number((b / Math.max(1, lost)).toFixed(2))
     return {
       'repair.processes': count,
-      'repair.data.MiB': mib,
-      'repair.hosts': count,
-      'repair.hostsLost': lostHosts,
-      'repair.write.MiBps': Number((mib / writeSeconds).toFixed(1)),
-      'repair.lost.bytes': lost,
-      'repair.seconds': Number(seconds.toFixed(2)),
-      'repair.MiBps': Number((lost / (1 << 20) / seconds).toFixed(1)),
-      'repair.restore.seconds': Number(restoreSeconds.toFixed(2)),
-      'repair.restore.MiBps': Number((lost / (1 << 20) / restoreSeconds).toFixed(1)),
+      ...lossFigures({ mib, count, lostHosts, writeSeconds, lost, seconds, restoreSeconds }),
       'repair.MiBperCpuSecond': Number((lost / (1 << 20) / Math.max(1e-6, cpuSeconds)).toFixed(2)),
       'repair.bytesMovedPerByteLost': per(m.sent - base.sent),
       'repair.fetchedPerByteLost': per(m.fetched - base.fetched),
@@ -263,6 +247,21 @@ async function runProcesses (mib: number, count: number, lostHosts: number): Pro
  * seconds, to cut a profile to the restore: `perf record -k CLOCK_MONOTONIC ...`, then
  * `perf report --time <start>,<end>`.
  */
+/** The figures both modes give of a loss: its size, the write before it, and how long its repair took (in all, and from the first pass). */
+function lossFigures (x: { mib: number, count: number, lostHosts: number, writeSeconds: number, lost: number, seconds: number, restoreSeconds: number }): Record<string, number> {
+  return {
+    'repair.data.MiB': x.mib,
+    'repair.hosts': x.count,
+    'repair.hostsLost': x.lostHosts,
+    'repair.write.MiBps': Number((x.mib / x.writeSeconds).toFixed(1)),
+    'repair.lost.bytes': x.lost,
+    'repair.seconds': Number(x.seconds.toFixed(2)),
+    'repair.MiBps': Number((x.lost / (1 << 20) / x.seconds).toFixed(1)),
+    'repair.restore.seconds': Number(x.restoreSeconds.toFixed(2)),
+    'repair.restore.MiBps': Number((x.lost / (1 << 20) / x.restoreSeconds).toFixed(1))
+  }
+}
+
 function mark (what: string): void {
   if (process.env.DARKFS_BENCH_REPAIR_MARKS === '1') console.error(`repair bench: ${what} at ${(Number(process.hrtime.bigint() / 1000n) / 1e6).toFixed(6)}`)
 }
