@@ -288,10 +288,6 @@ const typescriptKernel: Kernel = {
 interface NativeAddon {
   xsalsa20Xor?: (subkey: Uint8Array, nonce: Uint8Array, position: number, input: Uint8Array, output: Uint8Array) => void
   hsalsa20?: (key: Uint8Array, nonce16: Uint8Array) => Uint8Array
-  /** Absent when the process exports no OpenSSL EVP_* symbols (see erasure.c), and in addons built before it. */
-  aeadSeal?: (key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, inputs: Uint8Array[], output: Uint8Array) => void
-  /** As aeadSeal. */
-  aeadOpen?: (key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, pieces: Uint8Array[], tag: Uint8Array) => boolean
   initTables (k: number, rows: number, coeffs: Uint8Array): Uint8Array
   encodeData (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[]): void
   encodeLoop (len: number, k: number, rows: number, tables: Uint8Array, sources: Uint8Array[], targets: Uint8Array[], times: number): void
@@ -836,20 +832,6 @@ export const xsalsa20Native: { hsalsa20: (key: Uint8Array, nonce16: Uint8Array) 
   const a = native.addon
   if (a?.xsalsa20Xor === undefined || a.hsalsa20 === undefined) return undefined
   return { hsalsa20: a.hsalsa20, xor: a.xsalsa20Xor }
-})()
-
-/**
- * ChaCha20-Poly1305 in the addon (erasure.c, OpenSSL's, as node:crypto's), for Noise's transport
- * messages (node/net/lean-transport.ts): `seal` writes the ciphertext of `inputs` (in order) and
- * the 16-byte tag into `output` (exactly their length + 16; no input may overlap it); `open`
- * decrypts `pieces` (one ciphertext, in order) in place and returns whether `tag` matched (when
- * not, the pieces hold bytes that must not be used). No allocation, no cipher object per message.
- * undefined without the addon (or with an addon built before it, or OpenSSL's symbols missing).
- */
-export const aeadNative: { seal: (key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, inputs: Uint8Array[], output: Uint8Array) => void, open: (key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, pieces: Uint8Array[], tag: Uint8Array) => boolean } | undefined = (() => {
-  const a = native.addon
-  if (a?.aeadSeal === undefined || a.aeadOpen === undefined) return undefined
-  return { seal: a.aeadSeal, open: a.aeadOpen }
 })()
 
 /**

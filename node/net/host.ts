@@ -91,7 +91,7 @@ import { logger } from '../log.ts'
 import { anySignal, loopTimeSignal } from '../abort.ts'
 import { forEachLimited } from '../pool.ts'
 import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
-import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto, ownedSend, sendDone } from './lean-transport.ts'
+import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto } from './lean-transport.ts'
 import { accountExternalMemoryInHeapLimit } from './heap.ts'
 
 // pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
@@ -1405,41 +1405,18 @@ function gatheredPnetSend (conn: unknown): void {
   const proto = conn !== undefined && conn !== null ? Object.getPrototypeOf(conn) : undefined
   if (proto === undefined || proto === null || typeof proto.sendData !== 'function' || proto.__darkfsGathered === true) return
   const sendData = proto.sendData
-  proto.sendData = function (this: { outboundXor?: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, maConn?: { send: (bytes: Uint8Array) => boolean, writeBuffer?: { byteLength: number }, socket?: { writableLength: number } } }, data: Uint8Array | Iterable<Uint8Array> & { byteLength: number }): { sentBytes: number, canSendMore: boolean } {
+  proto.sendData = function (this: { outboundXor?: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, maConn?: { send: (bytes: Uint8Array) => boolean } }, data: Uint8Array | Iterable<Uint8Array> & { byteLength: number }): { sentBytes: number, canSendMore: boolean } {
     const xor = this.outboundXor
     const maConn = this.maConn
     if (data instanceof Uint8Array || xor === undefined || maConn === undefined) return sendData.call(this, data)
-    // Noise's sends laid out in a buffer of their own (lean-transport.ts sealedEncrypt) are
-    // XORed in place and written as they are; the pieces between them are gathered into one
-    // fresh buffer, as before. The bytes go in the order queued either way
-    let canSendMore = true
-    let out: Buffer | undefined
+    const out = Buffer.allocUnsafeSlow(data.byteLength)
     let at = 0
-    let gathered = 0
-    const flush = (): void => {
-      if (out === undefined) return
-      canSendMore = maConn.send(at === out.byteLength ? out : out.subarray(0, at)) && canSendMore
-      out = undefined
-      gathered += at
-      at = 0
-    }
     for (const piece of data) {
       if (piece.byteLength === 0) continue
-      if (ownedSend(piece)) {
-        flush()
-        xor.update(piece, piece)
-        canSendMore = maConn.send(piece) && canSendMore
-        gathered += piece.byteLength
-        // its memory used again once the socket holds nothing queued (lean-transport.ts)
-        if (maConn.writeBuffer?.byteLength === 0 && maConn.socket?.writableLength === 0) sendDone(piece)
-        continue
-      }
-      out ??= Buffer.allocUnsafeSlow(data.byteLength - gathered)
       xor.update(piece, out.subarray(at, at + piece.byteLength))
       at += piece.byteLength
     }
-    flush()
-    return { sentBytes: data.byteLength, canSendMore }
+    return { sentBytes: data.byteLength, canSendMore: maConn.send(out) }
   }
   proto.__darkfsGathered = true
 }

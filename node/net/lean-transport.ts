@@ -18,7 +18,6 @@
 import type { ConnectionEncrypter } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { createCipheriv } from 'node:crypto'
-import { aeadNative } from '../data/index.ts'
 
 /** The list class (a value: Uint8ArrayList is also used as a type below). */
 const ListCtor = Uint8ArrayList
@@ -88,16 +87,12 @@ export class NoiseDecoder {
   }
 }
 
-interface NoiseHandshake {
-  decrypt: (ciphertext: Uint8Array | Uint8ArrayList, dst?: Uint8Array) => Uint8Array | Uint8ArrayList
-  encrypt: (plaintext: Uint8Array | Uint8ArrayList) => Uint8Array | Uint8ArrayList
-}
+interface NoiseHandshake { decrypt: (ciphertext: Uint8Array | Uint8ArrayList, dst?: Uint8Array) => Uint8Array | Uint8ArrayList }
 interface NoiseStream {
   handshake: NoiseHandshake
-  metrics?: { decryptedPackets: { increment: () => void }, decryptErrors: { increment: () => void }, encryptedPackets: { increment: () => void } }
+  metrics?: { decryptedPackets: { increment: () => void }, decryptErrors: { increment: () => void } }
   decoder?: unknown
   decrypt: (chunk: Uint8Array | Uint8ArrayList) => Uint8ArrayList
-  encrypt: (chunk: Uint8Array | Uint8ArrayList) => Uint8Array | Uint8ArrayList
   __darkfsLean?: true
 }
 
@@ -145,8 +140,6 @@ export function leanNoiseConnection (conn: unknown): void {
   const proto = Object.getPrototypeOf(c) as NoiseStream
   if (proto.__darkfsLean !== true) {
     proto.decrypt = leanDecrypt
-    // the send side in one buffer only where the crypto seals into it (the addon's; see below)
-    if (aeadNative !== undefined && typeof proto.encrypt === 'function') proto.encrypt = sealedEncrypt
     proto.__darkfsLean = true
   }
   // the stream's listener looks its decoder up on every read; swapped only while it holds
@@ -239,167 +232,31 @@ export function halfWindowYamux (proto: unknown): void {
   p.__darkfsHalfWindow = true
 }
 
-// --- Noise's transport messages in buffers we own ---------------------------------------------
+// --- Noise's send side -------------------------------------------------------------------------
 //
-// @chainsafe/libp2p-noise 17's default crypto seals and opens a message of 1200 bytes or more
-// with node:crypto (OpenSSL's ChaCha20-Poly1305): a cipher object made per message, its output
-// in a new buffer, and on the send side the ciphertext and the tag joined into another
-// (Buffer.concat), each message's 2-byte length in a buffer of its own, and then pnet (host.ts
-// gatheredPnetSend) XORs all of it into yet another buffer for the socket. In a six-host write,
-// sealing and opening this way were the largest costs of the hosts' threads after the kernel's.
-// With the addon (data/erasure.ts aeadNative: the same OpenSSL cipher, called on our buffers):
-//
-// - a connection's send (sealedEncrypt) lays out every message of what it sends in one fresh
-//   buffer, [length, ciphertext, tag] after one another, each message sealed straight into its
-//   place (Noise's own CipherState still keeps the nonce: the crypto is only told where to
-//   write, through `sealInto`), and the buffer is marked ours (ownedSend), so pnet XORs it in
-//   place: one buffer and one pass of each cipher per send, where there were four buffers;
-// - a transport message (empty associated data: only the transport's messages have none) is
-//   opened in place (the bytes are the socket's read, handed to this connection alone; Noise's
-//   own decrypt writes its plaintext over them too), and its plaintext returned only once the
-//   tag matched; a wrong tag throws as before, and the connection is closed.
-//
-// The bytes on the wire are the library's (same cipher, keys, nonces, lengths and split into
-// messages of at most 65535 bytes), so hosts with and without this talk to each other unchanged.
-// The handshake's messages (associated data: the handshake hash) stay on the library's path.
+// @chainsafe/libp2p-noise 17's default crypto seals a message of 1200 bytes or more with
+// node:crypto (OpenSSL's ChaCha20-Poly1305: already native; its AssemblyScript and @noble paths
+// are 2-3x slower on 64 KiB messages here) and then joins the ciphertext and the tag into a new
+// buffer (Buffer.concat: a second allocation and a copy of every byte sent). The connection's
+// next layer (pnet, host.ts gatheredPnetSend) XORs each piece into its own output anyway, so
+// here the ciphertext and the tag are returned as a list of the two: the same bytes, no join.
+// Passed to noise() through its `crypto` option (the library's extension point); every other
+// operation is the library's default. The bytes on the wire are the default's, so hosts with and
+// without it talk to each other unchanged.
 
 /** The part of Noise's crypto interface (ICryptoInterface of @chainsafe/libp2p-noise 17) leanNoiseCrypto changes. */
 export interface NoiseSeal {
   chaCha20Poly1305Encrypt: (plaintext: Uint8Array | Uint8ArrayList, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array) => Uint8Array | Uint8ArrayList
-  chaCha20Poly1305Decrypt: (ciphertext: Uint8Array | Uint8ArrayList, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array, dst?: Uint8Array) => Uint8Array | Uint8ArrayList
-}
-
-/** Where the next seal writes (set by sealedEncrypt around one handshake.encrypt call; synchronous, so never seen by another). */
-let sealInto: Uint8Array | undefined
-
-/** The ArrayBuffers of sends laid out by sealedEncrypt: ours alone, so pnet may XOR them in place. */
-const ownedSends = new WeakSet<ArrayBufferLike>()
-
-/** Whether `piece` is (part of) a send laid out by sealedEncrypt, no one else's: host.ts's pnet send XORs it in place. */
-export function ownedSend (piece: Uint8Array): boolean {
-  return ownedSends.has(piece.buffer)
-}
-
-// Sends of SEND_POOL_MIN_BYTES or more are laid out in memory used again: a send buffer's
-// memory is given back by host.ts's pnet send once the socket holds none of it (sendDone), and
-// the next send takes it. Fresh memory per send was a page fault per 4 KiB written, and garbage
-// V8 collects in batches. A buffer not given back (the socket still had bytes queued) is left to
-// the collector, as any other.
-/** Capacity of a send buffer used again (a 256 KiB fragment's frames and their messages fit). */
-export const SEND_POOL_BYTES = 512 * 1024
-/** Smaller sends get a buffer of their own size (one kept for them would mostly hold nothing). */
-export const SEND_POOL_MIN_BYTES = 64 * 1024
-/** Most send buffers kept for reuse (per thread). */
-const SEND_POOL_MAX = 8
-const sendPool: ArrayBuffer[] = []
-/** A send buffer in use → the end of the send laid out in it (its last piece marks it sent). */
-const pooledEnds = new WeakMap<ArrayBufferLike, number>()
-
-/** Memory for a send of `bytes` (see above); marked ours. */
-function sendBuffer (bytes: number): Buffer {
-  if (bytes < SEND_POOL_MIN_BYTES || bytes > SEND_POOL_BYTES) {
-    const out = Buffer.allocUnsafeSlow(bytes)
-    ownedSends.add(out.buffer)
-    return out
-  }
-  let memory = sendPool.pop()
-  if (memory === undefined) {
-    // a new buffer to keep only for a send that fills half of one (most of it is used even when
-    // it is never given back); a smaller one gets its own size, as before
-    if (bytes < SEND_POOL_BYTES / 2) {
-      const out = Buffer.allocUnsafeSlow(bytes)
-      ownedSends.add(out.buffer)
-      return out
-    }
-    memory = Buffer.allocUnsafeSlow(SEND_POOL_BYTES).buffer
-  }
-  ownedSends.add(memory)
-  pooledEnds.set(memory, bytes)
-  return Buffer.from(memory, 0, bytes)
 }
 
 /**
- * Called by host.ts's pnet send once `piece` (a piece of a send laid out by sealedEncrypt) has
- * gone to the socket and the socket holds no bytes queued: when it was the send's last piece,
- * every byte of that send is in the kernel, and its memory is taken by a later send.
- */
-export function sendDone (piece: Uint8Array): void {
-  const memory = piece.buffer
-  const end = pooledEnds.get(memory)
-  if (end === undefined || piece.byteOffset + piece.byteLength !== end) return
-  pooledEnds.delete(memory)
-  if (sendPool.length < SEND_POOL_MAX) sendPool.push(memory as ArrayBuffer)
-}
-
-/** Send buffers kept for reuse now (for tests). */
-export function sendPoolSize (): number {
-  return sendPool.length
-}
-
-/** Noise's largest message without its tag (@chainsafe/libp2p-noise 17). */
-const NOISE_MSG_MAX_PLAINTEXT = NOISE_MSG_MAX_LENGTH_BYTES - CHACHA_TAG_LENGTH
-
-/** The buffers of `data`, as an array (the addon takes one). */
-function piecesOf (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
-  if (data instanceof Uint8Array) return [data]
-  const out: Uint8Array[] = []
-  for (const b of data) out.push(b)
-  return out
-}
-
-/**
- * Noise's EncryptedMessageStream.encrypt into one buffer of ours (see above): the same messages
- * (at most 65519 bytes of plaintext each, a 2-byte big-endian length before each), sealed by the
- * same handshake (its nonces) in the same order.
- */
-function sealedEncrypt (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Uint8Array {
-  const total = chunk.byteLength
-  const count = Math.ceil(total / NOISE_MSG_MAX_PLAINTEXT)
-  // an ArrayBuffer of its own (never Buffer.allocUnsafe's shared pool: the whole ArrayBuffer is
-  // marked ours, and pnet writes over it)
-  const out = sendBuffer(total + count * (2 + CHACHA_TAG_LENGTH))
-  let at = 0
-  for (let i = 0; i < total; i += NOISE_MSG_MAX_PLAINTEXT) {
-    const end = Math.min(i + NOISE_MSG_MAX_PLAINTEXT, total)
-    const length = end - i + CHACHA_TAG_LENGTH
-    out[at] = length >> 8
-    out[at + 1] = length & 0xff
-    const into = out.subarray(at + 2, at + 2 + length)
-    sealInto = into
-    let sealed: Uint8Array | Uint8ArrayList
-    try {
-      sealed = this.handshake.encrypt(chunk instanceof Uint8Array ? chunk.subarray(i, end) : chunk.sublist(i, end))
-    } finally {
-      sealInto = undefined
-    }
-    // a crypto that did not write into its place (not ours): its output copied there
-    if (sealed !== into) {
-      if (sealed.byteLength !== length) throw new Error(`Noise sealed ${sealed.byteLength} bytes where ${length} were due`)
-      if (sealed instanceof Uint8Array) into.set(sealed)
-      else { let p = 0; for (const b of sealed) { into.set(b, p); p += b.byteLength } }
-    }
-    this.metrics?.encryptedPackets.increment()
-    at += 2 + length
-  }
-  return out
-}
-
-/**
- * `base` (Noise's default crypto, given by host.ts: only it imports the library), sealing and
- * opening the transport's messages with the addon (see above) where it has the cipher; without
- * it, a large message is sealed by node:crypto as ciphertext and tag without joining them (pnet's
- * send XORs each piece into its own output anyway). Every other operation is `base`'s.
+ * `base` (Noise's default crypto, given by host.ts: only it imports the library), sealing large
+ * messages without joining ciphertext and tag (see above); every other operation is `base`'s.
  */
 export function leanNoiseCrypto<C> (base: C): C {
-  const { chaCha20Poly1305Encrypt: seal, chaCha20Poly1305Decrypt: open } = base as unknown as NoiseSeal
-  const aead = aeadNative
-  const lean: Partial<NoiseSeal> = {
+  const seal = (base as unknown as NoiseSeal).chaCha20Poly1305Encrypt
+  const lean: NoiseSeal = {
     chaCha20Poly1305Encrypt (plaintext, nonce, ad, k) {
-      const into = sealInto
-      if (aead !== undefined && into !== undefined && into.byteLength === plaintext.byteLength + CHACHA_TAG_LENGTH) {
-        aead.seal(k, nonce, ad, piecesOf(plaintext), into)
-        return into
-      }
       if (plaintext.byteLength < NOISE_NODE_CRYPTO_MIN_BYTES) return seal(plaintext, nonce, ad, k)
       const cipher = createCipheriv('chacha20-poly1305', k, nonce, { authTagLength: CHACHA_TAG_LENGTH })
       cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
@@ -410,21 +267,6 @@ export function leanNoiseCrypto<C> (base: C): C {
       if (final.byteLength > 0) out.append(final)
       out.append(cipher.getAuthTag())
       return out
-    }
-  }
-  if (aead !== undefined) {
-    lean.chaCha20Poly1305Decrypt = (ciphertext, nonce, ad, k, dst) => {
-      // in place only for a transport message (no associated data): the handshake hashes its
-      // ciphertexts after decrypting them, so those must stay as they came
-      if (ad.byteLength !== 0 || ciphertext.byteLength < CHACHA_TAG_LENGTH) return open(ciphertext, nonce, ad, k, dst)
-      const n = ciphertext.byteLength - CHACHA_TAG_LENGTH
-      if (ciphertext instanceof Uint8Array) {
-        if (!aead.open(k, nonce, ad, [ciphertext.subarray(0, n)], ciphertext.subarray(n))) throw new Error('Invalid chacha20poly1305 decryption')
-        return ciphertext.subarray(0, n)
-      }
-      const text = ciphertext.sublist(0, n)
-      if (!aead.open(k, nonce, ad, piecesOf(text), ciphertext.subarray(n))) throw new Error('Invalid chacha20poly1305 decryption')
-      return text
     }
   }
   return { ...base, ...lean }

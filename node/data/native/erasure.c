@@ -42,15 +42,6 @@
 //     against the module's ~0.5 on this project's test machine; issue 15 item 4). input and output may
 //     be the same bytes; output must be at least as long as input.
 //   hsalsa20(key: Uint8Array(32), nonce16: Uint8Array(16)) -> Uint8Array(32): XSalsa20's subkey.
-//   aeadSeal(key: Uint8Array(32), nonce: Uint8Array(12), ad, inputs: Uint8Array[], output) ->
-//     undefined: ChaCha20-Poly1305 (RFC 8439, OpenSSL's, as node:crypto's 'chacha20-poly1305')
-//     of the inputs' bytes in order, written to output as the ciphertext then the 16-byte tag
-//     (output must be exactly their total length + 16). No allocation, no JavaScript objects: the
-//     Noise transport's sealing (node/net/lean-transport.ts). An input must not overlap output.
-//   aeadOpen(key, nonce, ad, pieces: Uint8Array[], tag: Uint8Array(16)) -> boolean: decrypts the
-//     pieces (one ciphertext, in order) in place and checks the tag: true when it matches; false
-//     when not (the pieces then hold bytes that must not be used). Both present only when the
-//     process exports OpenSSL's EVP functions (node does; looked up with dlsym, as SHA256_*).
 // Loading the addon also sets glibc's malloc policy for the process (tune_malloc below): freed
 // buffers stay mapped for reuse instead of going back to the kernel at once.
 // Every argument is checked (counts, types, buffer sizes >= len) and a bad one throws a
@@ -972,122 +963,6 @@ static napi_value hsalsa20_js (napi_env env, napi_callback_info info) {
   return result;
 }
 
-
-// ---- ChaCha20-Poly1305 (OpenSSL's EVP, looked up at load) ------------------------------------
-typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
-typedef struct evp_cipher_st EVP_CIPHER;
-static EVP_CIPHER_CTX *(*evp_ctx_new)(void);
-static void (*evp_ctx_free)(EVP_CIPHER_CTX *);
-static const EVP_CIPHER *(*evp_chacha)(void);
-static int (*evp_cipher_init)(EVP_CIPHER_CTX *, const EVP_CIPHER *, void *, const unsigned char *, const unsigned char *, int);
-static int (*evp_cipher_update)(EVP_CIPHER_CTX *, unsigned char *, int *, const unsigned char *, int);
-static int (*evp_cipher_final)(EVP_CIPHER_CTX *, unsigned char *, int *);
-static int (*evp_ctx_ctrl)(EVP_CIPHER_CTX *, int, int, void *);
-#define AEAD_SET_IVLEN 0x9
-#define AEAD_GET_TAG 0x10
-#define AEAD_SET_TAG 0x11
-
-// one context per thread (each JavaScript thread calls on its own), made on first use and kept
-static __thread EVP_CIPHER_CTX *aead_ctx;
-
-// the arguments both share: key, nonce, ad, and the array of pieces (its length in *n)
-static int aead_args (napi_env env, napi_value *argv, uint8_t **key, uint8_t **nonce, uint8_t **ad, size_t *adLen, uint32_t *n) {
-  size_t keyLen, nonceLen;
-  if (!get_bytes(env, argv[0], "key must be a Uint8Array", key, &keyLen)) return 0;
-  if (!get_bytes(env, argv[1], "nonce must be a Uint8Array", nonce, &nonceLen)) return 0;
-  if (keyLen != 32 || nonceLen != 12) { napi_throw_range_error(env, NULL, "key must be 32 bytes and nonce 12"); return 0; }
-  if (!get_bytes(env, argv[2], "ad must be a Uint8Array", ad, adLen)) return 0;
-  if (*adLen > INT_MAX) { napi_throw_range_error(env, NULL, "ad is too large"); return 0; }
-  bool is;
-  if (napi_is_array(env, argv[3], &is) != napi_ok || !is || napi_get_array_length(env, argv[3], n) != napi_ok) { napi_throw_type_error(env, NULL, "pieces must be an array of Uint8Array"); return 0; }
-  if (aead_ctx == NULL) aead_ctx = evp_ctx_new();
-  if (aead_ctx == NULL) { napi_throw_error(env, NULL, "out of memory"); return 0; }
-  return 1;
-}
-
-// piece i of the array (a Uint8Array of at most INT_MAX bytes), or 0 with an exception pending
-static int aead_piece (napi_env env, napi_value arr, uint32_t i, uint8_t **ptr, size_t *len) {
-  napi_value v;
-  if (napi_get_element(env, arr, i, &v) != napi_ok) { napi_throw_type_error(env, NULL, "pieces must be an array of Uint8Array"); return 0; }
-  if (!get_bytes(env, v, "pieces must be an array of Uint8Array", ptr, len)) return 0;
-  if (*len > INT_MAX) { napi_throw_range_error(env, NULL, "a piece is too large"); return 0; }
-  return 1;
-}
-
-// the context keyed for one message (enc 1 seal, 0 open) and `ad` given
-static int aead_begin (EVP_CIPHER_CTX *c, int enc, const uint8_t *key, const uint8_t *nonce, const uint8_t *ad, size_t adLen) {
-  int outl;
-  if (evp_cipher_init(c, evp_chacha(), NULL, NULL, NULL, enc) != 1) return 0;
-  if (evp_ctx_ctrl(c, AEAD_SET_IVLEN, 12, NULL) != 1) return 0;
-  if (evp_cipher_init(c, NULL, NULL, key, nonce, enc) != 1) return 0;
-  if (adLen > 0 && evp_cipher_update(c, NULL, &outl, ad, (int)adLen) != 1) return 0;
-  return 1;
-}
-
-static napi_value aead_seal (napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) { napi_throw_type_error(env, NULL, "aeadSeal(key, nonce, ad, inputs, output)"); return NULL; }
-  uint8_t *key, *nonce, *ad, *out;
-  size_t adLen, outLen;
-  uint32_t n;
-  if (!aead_args(env, argv, &key, &nonce, &ad, &adLen, &n)) return NULL;
-  if (!get_bytes(env, argv[4], "output must be a Uint8Array", &out, &outLen)) return NULL;
-  if (outLen < 16) { napi_throw_range_error(env, NULL, "output must be the inputs' length + 16"); return NULL; }
-  EVP_CIPHER_CTX *c = aead_ctx;
-  if (!aead_begin(c, 1, key, nonce, ad, adLen)) { napi_throw_error(env, NULL, "chacha20-poly1305 init failed"); return NULL; }
-  size_t at = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    uint8_t *in;
-    size_t len;
-    int outl = 0;
-    if (!aead_piece(env, argv[3], i, &in, &len)) return NULL;
-    if (len == 0) continue;
-    if (len > outLen - 16 - at) { napi_throw_range_error(env, NULL, "output must be the inputs' length + 16"); return NULL; }
-    if (in < out + outLen && out < in + len) { napi_throw_range_error(env, NULL, "an input overlaps the output"); return NULL; }
-    if (evp_cipher_update(c, out + at, &outl, in, (int)len) != 1 || (size_t)outl != len) { napi_throw_error(env, NULL, "chacha20-poly1305 update failed"); return NULL; }
-    at += len;
-  }
-  if (at != outLen - 16) { napi_throw_range_error(env, NULL, "output must be the inputs' length + 16"); return NULL; }
-  int outl = 0;
-  if (evp_cipher_final(c, out + at, &outl) != 1 || outl != 0) { napi_throw_error(env, NULL, "chacha20-poly1305 final failed"); return NULL; }
-  if (evp_ctx_ctrl(c, AEAD_GET_TAG, 16, out + at) != 1) { napi_throw_error(env, NULL, "chacha20-poly1305 tag failed"); return NULL; }
-  return NULL;
-}
-
-static napi_value aead_open (napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) { napi_throw_type_error(env, NULL, "aeadOpen(key, nonce, ad, pieces, tag)"); return NULL; }
-  uint8_t *key, *nonce, *ad, *tag;
-  size_t adLen, tagLen;
-  uint32_t n;
-  if (!aead_args(env, argv, &key, &nonce, &ad, &adLen, &n)) return NULL;
-  if (!get_bytes(env, argv[4], "tag must be a Uint8Array", &tag, &tagLen)) return NULL;
-  if (tagLen != 16) { napi_throw_range_error(env, NULL, "tag must be 16 bytes"); return NULL; }
-  // the tag read before any piece is written (it may sit in the same memory)
-  uint8_t tagCopy[16];
-  memcpy(tagCopy, tag, 16);
-  EVP_CIPHER_CTX *c = aead_ctx;
-  int ok = aead_begin(c, 0, key, nonce, ad, adLen);
-  for (uint32_t i = 0; ok && i < n; i++) {
-    uint8_t *p;
-    size_t len;
-    int outl = 0;
-    if (!aead_piece(env, argv[3], i, &p, &len)) return NULL;
-    if (len == 0) continue;
-    ok = evp_cipher_update(c, p, &outl, p, (int)len) == 1 && (size_t)outl == len;
-  }
-  int outl = 0;
-  uint8_t none[16];
-  ok = ok && evp_ctx_ctrl(c, AEAD_SET_TAG, 16, tagCopy) == 1 && evp_cipher_final(c, none, &outl) == 1;
-  napi_value result;
-  CHECK(napi_get_boolean(env, ok, &result));
-  return result;
-}
-
 static napi_value init (napi_env env, napi_value exports) {
   tune_malloc();
   napi_property_descriptor props[] = {
@@ -1101,27 +976,12 @@ static napi_value init (napi_env env, napi_value exports) {
     { "sha256Many", NULL, sha256_many, NULL, NULL, NULL, napi_enumerable, NULL },
     { "sha256Leaves", NULL, sha256_leaves, NULL, NULL, NULL, napi_enumerable, NULL }
   };
-  napi_property_descriptor aead[] = {
-    { "aeadSeal", NULL, aead_seal, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "aeadOpen", NULL, aead_open, NULL, NULL, NULL, napi_enumerable, NULL }
-  };
   sha_init = (int (*)(sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Init");
   sha_update = (int (*)(sha_ctx *, const void *, size_t))dlsym(RTLD_DEFAULT, "SHA256_Update");
   sha_final = (int (*)(unsigned char *, sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Final");
   // sha256Many and sha256Leaves last: left out when OpenSSL's functions are not there
   size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? 9 : 7;
   CHECK(napi_define_properties(env, exports, count, props));
-  evp_ctx_new = (EVP_CIPHER_CTX *(*)(void))dlsym(RTLD_DEFAULT, "EVP_CIPHER_CTX_new");
-  evp_ctx_free = (void (*)(EVP_CIPHER_CTX *))dlsym(RTLD_DEFAULT, "EVP_CIPHER_CTX_free");
-  evp_chacha = (const EVP_CIPHER *(*)(void))dlsym(RTLD_DEFAULT, "EVP_chacha20_poly1305");
-  evp_cipher_init = (int (*)(EVP_CIPHER_CTX *, const EVP_CIPHER *, void *, const unsigned char *, const unsigned char *, int))dlsym(RTLD_DEFAULT, "EVP_CipherInit_ex");
-  evp_cipher_update = (int (*)(EVP_CIPHER_CTX *, unsigned char *, int *, const unsigned char *, int))dlsym(RTLD_DEFAULT, "EVP_CipherUpdate");
-  evp_cipher_final = (int (*)(EVP_CIPHER_CTX *, unsigned char *, int *))dlsym(RTLD_DEFAULT, "EVP_CipherFinal_ex");
-  evp_ctx_ctrl = (int (*)(EVP_CIPHER_CTX *, int, int, void *))dlsym(RTLD_DEFAULT, "EVP_CIPHER_CTX_ctrl");
-  // aeadSeal and aeadOpen only when all of OpenSSL's functions are there
-  if (evp_ctx_new != NULL && evp_ctx_free != NULL && evp_chacha != NULL && evp_cipher_init != NULL && evp_cipher_update != NULL && evp_cipher_final != NULL && evp_ctx_ctrl != NULL) {
-    CHECK(napi_define_properties(env, exports, 2, aead));
-  }
   return exports;
 }
 
