@@ -13,7 +13,9 @@
 //
 // raceSignal() is the other half: wait for work that this caller does not own (a fetch shared by
 // several readers) and stop waiting, not the work, when the caller's signal aborts.
-// swarm/abort.ts holds the same two helpers for the swarm (which imports nothing of node/).
+// swarm/abort.ts holds anySignal's twin for the swarm (which imports nothing of node/), and the
+// event loop's own clock (loopTimeSignal, loopTimeDeadline) for both: node/net takes it through
+// the swarm's door.
 
 /** One signal that aborts when any of `signals` does, or after `timeoutMs` (when given). */
 export function anySignal (signals: Array<AbortSignal | undefined>, timeoutMs?: number): AbortSignal {
@@ -66,65 +68,3 @@ export async function raceSignal<T> (promise: Promise<T>, signal?: AbortSignal):
     signal.removeEventListener('abort', onAbort)
   }
 }
-
-/**
- * A deadline of `ms` of the event loop's own time, for a handshake whose peer answers within
- * milliseconds when this process gets to run: the time the loop spent blocked (a timer that
- * fired late) is not counted. A busy process (many hosts in one, a daemon beside a compile)
- * lags seconds at times; a plain AbortSignal.timeout then ran out while the answer sat unread
- * in the socket, and every connection made meanwhile failed (bench:scale at 50 hosts: a 1 s
- * median lag, ~1,900 failed nonce exchanges per 30 s). It counts in LOOP_STEPS ticks, each
- * credited its nominal length however late it fired, and aborts with a TimeoutError after `ms`
- * so counted, or after `maxMs` of wall time whatever the lag (a silent peer is still refused).
- * `clear()` stops its timer once the work is done.
- */
-export function loopTimeSignal (ms: number, maxMs = LOOP_TIME_MAX_FACTOR * ms): { signal: AbortSignal, clear: () => void } {
-  const controller = new AbortController()
-  const deadline = loopTimeDeadline(ms, () => { controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')) }, { maxMs })
-  return { signal: controller.signal, clear: deadline.clear }
-}
-
-/**
- * loopTimeSignal's clock as a deadline that `touch()` starts again: `expire` is called once `ms`
- * of the event loop's own time has passed since the last touch (or the start), or `maxMs` of
- * wall time whatever the lag. For a silence that a message ends (rpc.ts: a caller gives up on a
- * peer that sent nothing for the protocol's timeout; the swarm's have-queries and pushes): a
- * process whose loop lags (50 hosts in a few processes, a daemon beside a compile) does not
- * declare a peer silent for time it spent not reading. A touch costs no timer: the ticks go on,
- * and the one under way when it came is credited only the part of its step after it.
- * `unref`: the timer does not keep the process alive (default true).
- */
-export function loopTimeDeadline (ms: number, expire: () => void, opts: { maxMs?: number, unref?: boolean } = {}): { touch: () => void, clear: () => void } {
-  const maxMs = opts.maxMs ?? LOOP_TIME_MAX_FACTOR * ms
-  const step = ms / LOOP_STEPS
-  let start = performance.now()
-  let armedAt = start
-  let counted = 0
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const arm = (delay: number): void => {
-    armedAt = performance.now()
-    timer = setTimeout(tick, delay)
-    if (opts.unref !== false) timer.unref?.()
-  }
-  const tick = (): void => {
-    const now = performance.now()
-    // a step begun before the last touch counts only from it (on its nominal clock)
-    counted += start > armedAt ? Math.max(0, armedAt + step - start) : step
-    if (counted >= ms - 0.5 || now - start >= maxMs) {
-      timer = undefined
-      expire()
-      return
-    }
-    arm(Math.min(step, Math.max(0, start + maxMs - now)))
-  }
-  arm(step)
-  return {
-    touch: () => { if (timer !== undefined) { start = performance.now(); counted = 0 } },
-    clear: () => { if (timer !== undefined) clearTimeout(timer); timer = undefined }
-  }
-}
-
-/** loopTimeSignal's ticks per deadline. */
-export const LOOP_STEPS = 8
-/** loopTimeSignal's wall-time cap, as a multiple of its deadline. */
-export const LOOP_TIME_MAX_FACTOR = 5

@@ -88,7 +88,8 @@ import { RpcProtocolError, call, defineProtocol, serve } from './rpc.ts'
 import { FEATURES, featureProtocol, featuresOfProtocols } from './features.ts'
 import type { RpcDialer, RpcServer } from './rpc.ts'
 import { logger } from '../log.ts'
-import { anySignal, loopTimeSignal } from '../abort.ts'
+import { anySignal } from '../abort.ts'
+import { loopTimeSignal } from '../../swarm/index.ts'
 import { forEachLimited } from '../pool.ts'
 import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
 import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto } from './lean-transport.ts'
@@ -1432,7 +1433,7 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
         const address = stripPeer(String((connection as any).remoteAddr ?? 'unknown'))
         const direction = connection.direction
         // own deadline for the nonce exchange: a silent peer is a refused handshake, not a hang
-        // counted in the event loop's own time (abort.ts loopTimeSignal): a busy process's lag
+        // counted in the event loop's own time (swarm/abort.ts loopTimeSignal): a busy process's lag
         // is no silence of the peer's
         const bound = loopTimeSignal(PNET_HANDSHAKE_TIMEOUT_MS)
         const deadline = bound.signal

@@ -49,7 +49,8 @@ import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { AbortOptions, Stream } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { logger } from '../log.ts'
-import { anySignal, loopTimeDeadline, loopTimeSignal } from '../abort.ts'
+import { anySignal } from '../abort.ts'
+import { loopTimeDeadline, loopTimeSignal } from '../../swarm/index.ts'
 
 const log = logger('net:rpc')
 
@@ -283,7 +284,7 @@ function streamError (p: AnyProtocol, err: any): Error {
 
 /**
  * A timer that aborts after `ms` of silence; touch() on every message. The silence is counted
- * in the event loop's own time (abort.ts loopTimeDeadline): a process whose loop lagged seconds
+ * in the event loop's own time (swarm/abort.ts loopTimeDeadline): a process whose loop lagged seconds
  * (many hosts in a few processes, bench:scale) took a peer whose answer sat unread in its
  * socket for a silent one, failed the call, and made its callers (surveys, placement, probes)
  * retry or give the peer up. A peer silent for LOOP_TIME_MAX_FACTOR times `ms` of wall time is

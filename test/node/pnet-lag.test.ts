@@ -1,4 +1,4 @@
-// A busy process's event-loop lag is no silence of the peer's (node/abort.ts loopTimeSignal):
+// A busy process's event-loop lag is no silence of the peer's (swarm/abort.ts loopTimeSignal):
 // the pnet nonce exchange's deadline counts the loop's own time, so a loop blocked for longer
 // than PNET_HANDSHAKE_TIMEOUT_MS while the peer's nonce is on its way no longer fails the
 // handshake. bench:scale at 50 hosts in one process lagged ~1 s median, 6 s worst, and ~1,900
@@ -17,7 +17,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost, PNET_HANDSHAKE_TIMEOUT_MS } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { LOOP_STEPS, loopTimeSignal } from '../../node/abort.ts'
+import { LOOP_STEPS, loopTimeSignal } from '../../swarm/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 

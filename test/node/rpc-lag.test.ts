@@ -12,7 +12,7 @@ import { createHost } from '../../node/net/host.ts'
 import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { RpcProtocolError, RpcTimeoutError, call, defineProtocol, serve } from '../../node/net/rpc.ts'
-import { LOOP_STEPS, loopTimeDeadline } from '../../node/abort.ts'
+import { LOOP_STEPS, loopTimeDeadline } from '../../swarm/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 
