@@ -56,7 +56,7 @@ enum {
   OP_RENAME, OP_LINK, OP_CHMOD, OP_CHOWN, OP_TRUNCATE, OP_OPEN, OP_READ, OP_WRITE,
   OP_STATFS, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR,
   OP_REMOVEXATTR, OP_READDIR, OP_ACCESS, OP_CREATE, OP_UTIMENS, OP_OPENDIR, OP_RELEASEDIR,
-  OP_FSYNCDIR,
+  OP_FSYNCDIR, OP_FALLOCATE,
   EV_MOUNTED = 100, EV_EXIT = 101
 };
 
@@ -218,7 +218,7 @@ static mount_t *current_mount (void) {
 // always ends, so they get the longer sync deadline (an EIO from fsync tells an application its
 // data is lost, which a busy disk never makes true). Mirrors SYNC_OPS in fuse/index.ts.
 static int is_sync_op (int op) {
-  return op == OP_WRITE || op == OP_FLUSH || op == OP_FSYNC || op == OP_RELEASE || op == OP_FSYNCDIR;
+  return op == OP_WRITE || op == OP_FLUSH || op == OP_FSYNC || op == OP_RELEASE || op == OP_FSYNCDIR || op == OP_FALLOCATE;
 }
 
 // Hands r to JS and waits for the answer; returns the result (>= 0 or -errno).
@@ -321,6 +321,17 @@ static int op_access (const char *path, int mask) { return simple(OP_ACCESS, pat
 // namespace changes are written to the op log, not synced (node/volume.ts): an fsync of a directory makes them
 // durable
 static int op_fsyncdir (const char *path, int datasync, struct fuse_file_info *fi) { return simple(OP_FSYNCDIR, path, NULL, fh_of(fi), datasync, -1); }
+// fallocate(2) on an open file: the mode's flags (the kernel lets FUSE see KEEP_SIZE, PUNCH_HOLE
+// and ZERO_RANGE), the range, the handle; fuse/ops.ts does the rest
+static int op_fallocate (const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
+  req_t *r = req_new(OP_FALLOCATE, path, NULL);
+  if (r == NULL) return -ENOMEM;
+  r->n[0] = mode;
+  r->n[1] = (double)off;
+  r->n[2] = (double)len;
+  r->n[3] = fh_of(fi);
+  return finish_refresh(r, dispatch(r));
+}
 
 static int op_open (const char *path, struct fuse_file_info *fi) {
   req_t *r = req_new(OP_OPEN, path, NULL);
@@ -475,7 +486,7 @@ static const struct fuse_operations ops = {
   .release = op_release, .fsync = op_fsync, .setxattr = op_setxattr, .getxattr = op_getxattr,
   .listxattr = op_listxattr, .removexattr = op_removexattr, .readdir = op_readdir, .opendir = op_opendir, .releasedir = op_releasedir,
   .fsyncdir = op_fsyncdir, .init = op_init, .access = op_access, .create = op_create,
-  .utimens = op_utimens
+  .utimens = op_utimens, .fallocate = op_fallocate
 };
 
 // ---- JS thread side ----

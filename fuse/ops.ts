@@ -40,7 +40,8 @@ export const Op = {
   utimens: 27,
   opendir: 28,
   releasedir: 29,
-  fsyncdir: 30
+  fsyncdir: 30,
+  fallocate: 31
 } as const
 
 /**
@@ -493,6 +494,12 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       case Op.fsync:
         await handles.get(n[0]).sync(o)
         return OK
+      case Op.fallocate: {
+        const fh = handles.get(n[3])
+        if (fh.allocate === undefined) throw new FsError('ENOTSUP', 'fallocate', fh.path)
+        await fh.allocate(n[0], n[1], n[2], o)
+        return { result: 0, a: links.others(fh.path) }
+      }
       case Op.fsyncdir: {
         // the whole volume's changes are made durable (Volume.syncDir); a directory removed since
         // it was opened has no path left: the root stands for it. A volume whose changes are

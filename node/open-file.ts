@@ -525,12 +525,16 @@ export class OpenFile {
    * is cut short there.
    */
   async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
-    const signal = opts.signal
-    return await this.serial(async () => {
+    return await this.serial(async () => await this.writeNow(data, at, opts.maxEnd, opts.signal), opts.signal)
+  }
+
+  /** write()'s turn. */
+  private async writeNow (data: Uint8Array, at: number | 'end', maxEnd: number | undefined, signal: AbortSignal | undefined): Promise<{ position: number, bytesWritten: number }> {
+    {
       const position = at === 'end' ? this.size : at
-      if (opts.maxEnd !== undefined && data.byteLength > 0) {
-        if (position >= opts.maxEnd) throw new FsError('EFBIG', 'write', this.path())
-        data = data.subarray(0, opts.maxEnd - position)
+      if (maxEnd !== undefined && data.byteLength > 0) {
+        if (position >= maxEnd) throw new FsError('EFBIG', 'write', this.path())
+        data = data.subarray(0, maxEnd - position)
       }
       const end = position + data.byteLength
       // only O_APPEND writes since the last commit (and a base to append to): the commit may be an append
@@ -571,6 +575,52 @@ export class OpenFile {
       for (const i of this.early.finished(position, end)) await this.storeEarly(i, signal)
       if (this.dirtyBytes + this.patchBytes > this.bufferBytes) await this.spill(signal)
       return { position, bytesWritten: data.byteLength }
+    }
+  }
+
+  /**
+   * fallocate(2) in one turn (no write of another handle lands between its steps). `keepSize`:
+   * the size stays (FALLOC_FL_KEEP_SIZE); otherwise a range past the end grows the file, with
+   * zeros, as a truncate up does. `zero`: the range reads as zeros afterwards (PUNCH_HOLE,
+   * ZERO_RANGE): written as zeros, a piece per chunk it touches (a whole zero chunk is stored
+   * once, as a chunk's content is its hash, however many it stands for); a range reaching the end of file is cut
+   * and regrown instead, which writes nothing. Without `zero` nothing is written: darkfs
+   * reserves no blocks (a chunk's fragments are placed when it is committed), and the caller
+   * checks the free space first.
+   */
+  async allocate (offset: number, length: number, opts: AbortOptions & { keepSize: boolean, zero: boolean }): Promise<void> {
+    const signal = opts.signal
+    await this.serial(async () => {
+      const end = offset + length
+      const size = this.size
+      if (opts.zero && offset < size) {
+        const to = Math.min(end, size)
+        // marked first, as a write: no state adopted from elsewhere while it changes the bytes
+        this.appendOnly = false
+        this.changed = true
+        if (to === size) {
+          this.written = undefined
+          this.truncated = true
+          await this.resize(offset, signal)
+          await this.resize(size, signal)
+        } else {
+          // a buffer per piece: the file keeps a whole chunk's piece as the chunk's own bytes
+          for (let at = offset; at < to;) {
+            const next = Math.min(to, (Math.floor(at / CHUNK_SIZE) + 1) * CHUNK_SIZE)
+            await this.writeNow(new Uint8Array(next - at), at, undefined, signal)
+            at = next
+          }
+        }
+        this.mtime = nowNs()
+      }
+      if (!opts.keepSize && end > this.size) {
+        this.appendOnly = false
+        this.changed = true
+        this.written = undefined
+        this.truncated = true
+        await this.resize(end, signal)
+        this.mtime = nowNs()
+      }
     }, signal)
   }
 

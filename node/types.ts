@@ -84,6 +84,15 @@ export interface FileHandle {
   write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean }) => Promise<{ bytesWritten: number }>
   truncate: (len?: number, options?: AbortOptions) => Promise<void>
   /**
+   * fallocate(2): `mode` is the kernel's flags (FALLOC_FL_KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE
+   * 0x10; PUNCH_HOLE only with KEEP_SIZE, as Linux has it). Mode 0 and KEEP_SIZE check that the
+   * network has room for the range past the end of file (ENOSPC when it has not); mode 0 grows
+   * the file to cover the range. PUNCH_HOLE and ZERO_RANGE leave the range reading as zeros.
+   * Other flags (COLLAPSE_RANGE, INSERT_RANGE, UNSHARE_RANGE) fail with ENOTSUP. Works on a
+   * handle open for writing, O_APPEND or not (the range is where the caller says).
+   */
+  allocate?: (mode: number, offset: number, length: number, options?: AbortOptions) => Promise<void>
+  /**
    * The inode's attributes and xattrs through the handle (fstat, fchmod, fchown, futimens,
    * f*xattr): they work by inode, also after the file's last name is unlinked while it is open
    * (POSIX: it lives until its last close, with nlink 0).

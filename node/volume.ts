@@ -57,6 +57,11 @@ export const XATTR_LIST_MAX = 65536
  * swarm's block bound (1 MiB, about 3-5 GiB of data).
  */
 export const FILE_SIZE_MAX = 2 ** 44
+/** fallocate(2) flags the Volume takes (linux/falloc.h). */
+const FALLOC_KEEP_SIZE = 0x01
+const FALLOC_PUNCH_HOLE = 0x02
+const FALLOC_ZERO_RANGE = 0x10
+const FALLOC_KNOWN = FALLOC_KEEP_SIZE | FALLOC_PUNCH_HOLE | FALLOC_ZERO_RANGE
 /** Largest file read whole into memory (readFile, readVersion, `darkfs cat`): 2 GiB, as node:fs. */
 export const READ_WHOLE_MAX = 2 ** 31 - 1
 /**
@@ -1253,6 +1258,25 @@ export class Volume implements VolumeApi {
         if (len < 0 || !Number.isSafeInteger(len)) throw new FsError('EINVAL', 'ftruncate', path)
         if (len > FILE_SIZE_MAX) throw new FsError('EFBIG', 'ftruncate', path)
         await check('ftruncate', true).truncate(len, options)
+      },
+      async allocate (mode, offset, length, options = {}) {
+        if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) throw new FsError('EINVAL', 'fallocate', path)
+        if ((mode & ~FALLOC_KNOWN) !== 0) throw new FsError('ENOTSUP', 'fallocate', path, `mode 0x${mode.toString(16)}`)
+        const keepSize = (mode & FALLOC_KEEP_SIZE) !== 0
+        const punch = (mode & FALLOC_PUNCH_HOLE) !== 0
+        const zero = (mode & FALLOC_ZERO_RANGE) !== 0
+        if ((punch && !keepSize) || (punch && zero)) throw new FsError('ENOTSUP', 'fallocate', path, 'PUNCH_HOLE goes with KEEP_SIZE alone')
+        if (offset + length > FILE_SIZE_MAX) throw new FsError('EFBIG', 'fallocate', path)
+        const f = check('fallocate', true)
+        if (!punch && !zero) {
+          // room for the bytes past the end of file (darkfs reserves nothing: it checks)
+          const past = offset + length - Math.max(offset, f.size)
+          if (past > 0) {
+            const fs = await vol.statfs(options)
+            if (past > fs.bavail * fs.bsize) throw new FsError('ENOSPC', 'fallocate', path, `${past} bytes past the end of file, ${fs.bavail * fs.bsize} free`)
+          }
+        }
+        await f.allocate(offset, length, { signal: options.signal, keepSize, zero: punch || zero })
       },
       // the inode's attributes, also once its last name is gone (fstat, fchmod... on an open
       // unlinked file): by inode, never by path
