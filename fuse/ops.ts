@@ -69,6 +69,7 @@ const O_APPEND = 0o2000
 const OPEN_FLAGS = O_ACCMODE | O_TRUNC | O_APPEND
 const S_ISGID = 0o2000
 const RENAME_NOREPLACE = 1
+const RENAME_EXCHANGE = 2
 /**
  * The flag of a rename that is the kernel's rmdir of `path`: fuse/binding.c (rmdir_as_rename)
  * hands libfuse every rmdir as a rename of the directory to a name of its own in the root, so
@@ -243,6 +244,25 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
     removedDirs.delete(ino)
   }
 
+  /** renameat2(RENAME_EXCHANGE): `a` and `b` swap names; open directories and link names follow. */
+  async function exchange (a: string, b: string, o: AbortOptions): Promise<Answer> {
+    if (volume.exchange === undefined) throw new FsError('EINVAL', 'rename', a, 'RENAME_EXCHANGE is not supported by this volume')
+    await volume.exchange(a, b, o)
+    const others = [...links.others(a), ...links.others(b)]
+    links.forget(a)
+    links.forget(b)
+    const [sa, sb] = [await volume.lstat(a, o), await volume.lstat(b, o)]
+    // what is at `a` now was at `b`, and the other way round: directories (and what is open
+    // below them) follow, through a path no name can be (it holds a NUL)
+    const aside = `${a}\0exchange`
+    if (sa.kind === 'dir') { links.moveDir(b, aside); moved(b, aside) }
+    if (sb.kind === 'dir') { links.moveDir(a, b); moved(a, b) }
+    if (sa.kind === 'dir') { links.moveDir(aside, a); moved(aside, a) }
+    if (sa.kind !== 'dir') links.note(a, sa)
+    if (sb.kind !== 'dir') links.note(b, sb)
+    return { result: 0, a: others }
+  }
+
   /** rmdir, as fuse/binding.c hands it over: a rename of `path` to `as`, a name for libfuse. */
   async function rmdir (path: string, as: string, o: AbortOptions): Promise<Answer> {
     const held = openDirs.size > 0 ? await volume.lstat(path, o) : undefined
@@ -370,7 +390,8 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         if ((n[0] & RENAME_IS_RMDIR) !== 0) return await rmdir(need(path, 'rmdir'), need(path2, 'rmdir'), o)
         const from = need(path, 'rename')
         const to = checkName(need(path2, 'rename'), 'rename')
-        if ((n[0] & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', 'rename', from, 'RENAME_EXCHANGE and whiteouts are not supported')
+        if (n[0] === RENAME_EXCHANGE) return await exchange(from, to, o)
+        if ((n[0] & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', 'rename', from, 'whiteouts (and RENAME_EXCHANGE with other flags) are not supported')
         const hideAs = to.slice(to.lastIndexOf('/') + 1)
         if (HIDDEN_NAME.test(hideAs) && !hidden.has(hideAs)) {
           // libfuse hides a file it counts open (unlink, or rename over it): the name goes now.

@@ -141,6 +141,8 @@ export interface VolumeApi {
   rm: (path: string, opts?: { recursive?: boolean } & AbortOptions) => Promise<void>
   unlink: (path: string, options?: AbortOptions) => Promise<void>
   rename: (from: string, to: string, options?: AbortOptions) => Promise<void>
+  /** renameat2's RENAME_EXCHANGE: the two paths (both existing) swap names atomically. */
+  exchange?: (a: string, b: string, options?: AbortOptions) => Promise<void>
   symlink: (target: string, path: string, caller?: Caller, options?: AbortOptions) => Promise<void>
   readlink: (path: string, options?: AbortOptions) => Promise<string>
   link: (existing: string, path: string, options?: AbortOptions) => Promise<void>

@@ -28,6 +28,7 @@ import { ExtentMap, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd } from './t
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import type { AbortOptions } from '@libp2p/interface'
 import { raceSignal } from './abort.ts'
 import { isPinXattr } from './types.ts'
@@ -57,6 +58,20 @@ export const XATTR_LIST_MAX = 65536
  * swarm's block bound (1 MiB, about 3-5 GiB of data).
  */
 export const FILE_SIZE_MAX = 2 ** 44
+/**
+ * The ops of a RENAME_EXCHANGE of entries `x` and `y` (Volume.exchange), in order: `x` to
+ * `aside` (a free name in `y`'s directory), `y` to `x`'s name, `x` to `y`'s. Each entry's last
+ * move is the later op, so merged with any concurrent rename of either, `aside` is never where
+ * an entry ends up.
+ */
+export function exchangeBodies (x: Entry, y: Entry, aside: string, time: bigint): OpBody[] {
+  return [
+    { type: 'move', entry: x.id, parent: y.parent, name: aside, time },
+    { type: 'move', entry: y.id, parent: x.parent, name: x.name, time },
+    { type: 'move', entry: x.id, parent: y.parent, name: y.name, time }
+  ]
+}
+
 /** fallocate(2) flags the Volume takes (linux/falloc.h). */
 const FALLOC_KEEP_SIZE = 0x01
 const FALLOC_PUNCH_HOLE = 0x02
@@ -796,6 +811,37 @@ export class Volume implements VolumeApi {
       body.replace = existing.id
     }
     await this.commit(body)
+  }
+
+  /**
+   * renameat2(RENAME_EXCHANGE): `a` and `b` (both must exist; any kinds) swap names, at once.
+   * Three moves in one batch (commitMany: one log append, applied together here, and gossiped
+   * together, so a peer applies them in one receive): `a` to a name of its own in `b`'s
+   * directory, `b` to `a`'s name, `a` to `b`'s. No op kind of its own: every host of any version
+   * merges moves, and a concurrent rename of either entry elsewhere merges as two renames do.
+   * A directory cannot be swapped with one of its own descendants (EINVAL).
+   */
+  async exchange (a: string, b: string, options: AbortOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted()
+    const x = this.walk(a, false, 'rename')
+    const y = this.walk(b, false, 'rename')
+    if (x.entry === undefined || y.entry === undefined) throw new FsError('EBUSY', 'rename', x.entry === undefined ? a : b, 'the volume root')
+    if (x.entry.id === y.entry.id || x.inode.id === y.inode.id) return
+    for (const [dir, other] of [[x, y], [y, x]] as const) {
+      if (dir.inode.kind !== 'dir') continue
+      for (let d: InodeId | undefined = other.entry!.parent; d !== undefined && d !== this.tree.root;) {
+        if (d === dir.inode.id) throw new FsError('EINVAL', 'rename', b, 'a directory cannot be exchanged with one inside it')
+        d = this.tree.entries(d)[0]?.parent
+      }
+    }
+    const xe = x.entry
+    const ye = y.entry
+    const time = nowNs()
+    // a name of its own for `a` while `b` takes its place
+    let aside: string
+    do aside = `.darkfs-exchange-${randomBytes(6).toString('hex')}`
+    while (this.tree.lookup(ye.parent, aside) !== undefined)
+    await this.tree.commitMany(exchangeBodies(xe, ye, aside, time), 'written')
   }
 
   // ---- links ------------------------------------------------------------------------------

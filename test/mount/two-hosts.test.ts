@@ -3,7 +3,8 @@
 // keeps the tests shaped like the single-host mount tests): close-to-open across hosts,
 // unlink and rename from a peer, and concurrent edits of one directory from both hosts.
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Teardown } from '../../harness/tmp.ts'
 import { darkfs } from '../../harness/proc.ts'
 import type { Up } from '../../harness/proc.ts'
@@ -13,6 +14,9 @@ import { initHosts, startMounted } from '../helpers/mounted-hosts.ts'
 
 /** How long a change may take to show on the other host before the test fails (liveness only). */
 const SEEN_WITHIN_MS = 15_000
+
+/** renameat2(a, b, RENAME_EXCHANGE) as a script (python3: scripts/setup installs it; Node has no renameat2). */
+const EXCHANGE_PY = join(dirname(fileURLToPath(import.meta.url)), '../helpers/exchange.py')
 
 const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`
 
@@ -78,6 +82,14 @@ describe('two hosts, each `darkfs up --mount`', function () {
     await ok(`mv ${q(join(mnt[0], 'mv/sub'))} ${q(join(mnt[0], 'mv/renamed'))}`)
     await until('B sees mv/renamed/b', async () => await cat(1, 'mv/renamed/b') === 'moving\n', SEEN_WITHIN_MS)
     await until('B no longer has mv/sub', async () => !(await exists(1, 'mv/sub')), SEEN_WITHIN_MS)
+  })
+
+  it('renameat2 RENAME_EXCHANGE on host A swaps a file and a directory in host B\'s mount, nothing left over', async () => {
+    await ok(`mkdir -p ${q(join(mnt[0], 'xch/d'))} && echo inside > ${q(join(mnt[0], 'xch/d/in'))} && echo file > ${q(join(mnt[0], 'xch/f'))}`)
+    await until('B sees xch/d/in and xch/f', async () => await cat(1, 'xch/d/in') === 'inside\n' && await cat(1, 'xch/f') === 'file\n', SEEN_WITHIN_MS)
+    await ok(`python3 ${q(EXCHANGE_PY)} ${q(join(mnt[0], 'xch/f'))} ${q(join(mnt[0], 'xch/d'))}`)
+    await until('B reads the file at xch/d and the directory at xch/f', async () => await cat(1, 'xch/d') === 'file\n' && await cat(1, 'xch/f/in') === 'inside\n', SEEN_WITHIN_MS)
+    for (const i of [0, 1]) assert.equal(await ok(`ls -A ${q(join(mnt[i], 'xch'))}`), 'd\nf\n', `host ${i}`)
   })
 
   it('both hosts editing different files of one directory at once: each sees both', async () => {
