@@ -188,6 +188,13 @@ export function assertNoWriteLost (tree: Tree, written: Written[]): void {
   }
 }
 
+/** Whether conflict entry `entry` is a write-made sibling (crdt.ts ConflictRec.write), not a name-clash loser. */
+function writeMade (tree: Tree, entry: string): boolean {
+  const rec = (tree as unknown as { state: { conflicts: Map<string, { write: boolean }> } }).state.conflicts.get(entry)
+  assert.ok(rec !== undefined, `no conflict record for ${entry}`)
+  return rec.write
+}
+
 /**
  * Assert that merges did not litter the tree (DESIGN.md §6): no name carries two conflict
  * suffixes; no conflict-named entry shows the same file as another entry of its base name in
@@ -218,9 +225,11 @@ export function assertNoLitter (tree: Tree): void {
   const sibs = new Map<string, { inode: InodeId, path: string }>()
   for (const c of tree.conflicts()) {
     const i = tree.get(c.inode)!
-    // only siblings made by a write conflict (a new inode whose first version was written to
-    // `of`) can be copies; a file that lost a name clash may hold the same bytes by chance
-    if (i.kind !== 'file' || c.inode === c.of || tree.history(c.inode)[0]?.op.toString() === c.inode) continue
+    // only siblings made by a write conflict (a new inode: the CRDT's record says `write`) can
+    // be copies; a file that lost a name clash may hold the same bytes by chance (seed 777: one
+    // created empty and then written, whose history starts at its write, not its create, was
+    // taken for a write-made sibling when its first version's op was what told them apart)
+    if (i.kind !== 'file' || c.inode === c.of || !writeMade(tree, c.entry)) continue
     const key = `${tree.get(c.of)?.id ?? c.of}:${content(c.inode)}`
     const seen = sibs.get(key)
     assert.ok(seen === undefined || seen.inode === i.id, `two conflict siblings of ${c.of} show ${content(c.inode)}: ${seen?.path} and ${c.path}`)
