@@ -270,6 +270,11 @@ export class ChunkNetwork extends EventTarget implements Network {
     return new Map(cids.map(c => [c.toString(), this.policy.rank({ cid: c }, members, n).filter(p => reachable.has(p))]))
   }
 
+  /** The connected peers' ids (Host.peerIds when the host has it: no address look-up per peer). */
+  private peerIds (): string[] {
+    return this.host.peerIds?.() ?? this.host.peers().map(p => p.id)
+  }
+
   /**
    * The hosts a read may ask: the connected peers and the members taken to be up
    * (NetworkComponents.up), this host apart. Beyond the full mesh most of a chunk's targets are
@@ -277,11 +282,6 @@ export class ChunkNetwork extends EventTarget implements Network {
    * trips to locate), as placement and repair's surveys dial them. In a full mesh a member not
    * connected is a suspect, not dialled. No provider records are made or looked up.
    */
-  /** The connected peers' ids (Host.peerIds when the host has it: no address look-up per peer). */
-  private peerIds (): string[] {
-    return this.host.peerIds?.() ?? this.host.peers().map(p => p.id)
-  }
-
   private reachable (peers: string[]): Pick<ReadonlySet<string>, 'has'> {
     // asked of a few hosts per read: no set of all members built per 4 KiB read (O(members))
     const up = this.c.up?.()
