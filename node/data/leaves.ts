@@ -113,9 +113,10 @@ export class LocalLeaves {
    * fragment read and hashed its 256 KiB on the holder, most of a random read's cost there).
    * Hashed off the event loop when the addon is there and the block is large; `bytes` must not
    * change until it settles. A failure keeps nothing: the first slice then reads it whole, as
-   * before.
+   * before. A block of one leaf is not hashed now: its slice is the whole block anyway.
    */
   async rememberStored (cid: CID, bytes: Uint8Array): Promise<void> {
+    if (bytes.byteLength <= LEAF_BYTES) return
     if (sha256Leaves === undefined || bytes.byteLength < OFF_THREAD_LEAVES_MIN_BYTES) {
       this.remember(cid, bytes)
       return
