@@ -160,7 +160,16 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // a block of an abandoned write that lands after its release goes again (release.ts)
     let release: Release | undefined
     // `verified`: the swarm hashed the bytes on arrival (not hashed twice); a relay's own fragments are checked here
-    const sink = { put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean }) => { await store.put(cid, bytes, { verified: o?.verified }); await release?.arrived(cid) } }
+    // the block's leaf hashes are kept too (a peer's range want of it is then a slice of its file)
+    const sink = {
+      put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean }) => {
+        await store.put(cid, bytes, { verified: o?.verified })
+        // not awaited (the ACK does not wait for it); not lost: without its hashes, the first
+        // slice of it reads the block whole (leaves.ts)
+        void localLeaves.rememberStored(cid, bytes).catch(() => {})
+        await release?.arrived(cid)
+      }
+    }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {

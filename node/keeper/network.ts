@@ -41,7 +41,7 @@ export const PLACE_RETRY_MIN_GAP_MS = 2_000
 export const PLACE_CONCURRENCY = 8
 
 export interface NetworkComponents {
-  host: Pick<Host, 'peerId' | 'peers'>
+  host: Pick<Host, 'peerId' | 'peers' | 'peerIds'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push' | 'pullRange'>
   store: Pick<Store, 'has' | 'get'>
   /** Redundancy, the k/m rule and the members placement ranks (placement.ts), shared with the repairer. */
@@ -204,7 +204,7 @@ export class ChunkNetwork extends EventTarget implements Network {
    * reachable. This host counts even when full: its chunks start here.
    */
   params (): { k: number, m: number } {
-    const live = this.reachable(this.host.peers().map(p => p.id))
+    const live = this.reachable(this.peerIds())
     const takers = new Set([this.host.peerId, ...this.policy.members().filter(p => live.has(p))])
     return this.policy.params(takers.size)
   }
@@ -216,7 +216,7 @@ export class ChunkNetwork extends EventTarget implements Network {
   /** Any `need` of the fragments from peers; `background` for repair and pins' catch-up (see withholdsBackground). */
   async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef, background?: boolean } = {}): Promise<Map<string, Uint8Array>> {
     const signal = this.signal(opts, FETCH_TIMEOUT_MS)
-    const peers = this.host.peers().map(p => p.id)
+    const peers = this.peerIds()
     if (peers.length === 0) throw new BlockUnavailableError(cids[0]?.toString() ?? '?', 'no peer is reachable (offline)')
     // first, each fragment from the target a placement put it on (assignment.ts: fragment j on
     // the member ranked j), with no have-query before: they hold it unless membership changed
@@ -266,8 +266,13 @@ export class ChunkNetwork extends EventTarget implements Network {
   private blockHolders (cids: CID[]): Map<string, string[]> {
     const members = this.policy.members()
     const n = 2 * this.policy.copies(0, members.length)
-    const reachable = this.reachable(this.host.peers().map(p => p.id))
+    const reachable = this.reachable(this.peerIds())
     return new Map(cids.map(c => [c.toString(), this.policy.rank({ cid: c }, members, n).filter(p => reachable.has(p))]))
+  }
+
+  /** The connected peers' ids (Host.peerIds when the host has it: no address look-up per peer). */
+  private peerIds (): string[] {
+    return this.host.peerIds?.() ?? this.host.peers().map(p => p.id)
   }
 
   /**
@@ -350,7 +355,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     const root = ref.roots?.[slice.fragment]
     const cid = ref.fragments[slice.fragment]
     if (root === undefined || cid === undefined || ref.cid === null) throw new BlockUnavailableError(ref.cid?.toString() ?? '?', 'the chunk records no Merkle roots')
-    const peers = this.host.peers().map(p => p.id)
+    const peers = this.peerIds()
     if (peers.length === 0) throw new BlockUnavailableError(cid.toString(), 'no peer is reachable (offline)')
     // a timer stopped when the fetch is over (boundedSignal): one per 4 KiB read
     const bound = boundedSignal([opts.signal], FETCH_TIMEOUT_MS)

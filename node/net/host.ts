@@ -429,6 +429,8 @@ export interface Host {
   addresses: () => string[]
   /** Connected peers (the live members). */
   peers: () => HostPeer[]
+  /** The ids of peers(), without their addresses and latencies (a 4 KiB read asks this: peers() looks up each one's addresses). */
+  peerIds?: () => string[]
   /**
    * Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does.
    * `timeoutMs`: how long the dial may take (default the host's dial timeout).
@@ -1264,6 +1266,7 @@ export async function createHost (init: HostInit): Promise<Host> {
         ...(rtts.length > 0 ? { latencyMs: Math.min(...rtts) } : {})
       }
     }),
+    peerIds: connectedIds,
     dial,
     remember,
     closestPeers,

@@ -99,6 +99,30 @@ describe('verified range reads across hosts (seven in-process hosts)', function 
     assert.ok(wholeMoved >= MiB, `the whole chunk moved ${wholeMoved} bytes`)
   })
 
+  it('a holder that got its data fragment pushed serves a 4 KiB range from a slice of it, not a read of it whole', async () => {
+    // the writer keeps the hashes of what it encoded; a host the fragment was pushed to kept
+    // them on arrival (before, it read and hashed the whole fragment for the first range want)
+    let found: { h: ClusterHost, c: number, holder: ClusterHost } | undefined
+    for (const { h, c, ref } of await strangers()) {
+      const others = hosts.slice(1).filter(x => x !== h)
+      const held = await Promise.all(others.map(async x => await x.store.has(ref.fragments[0])))
+      const holder = others.find((_, i) => held[i])
+      if (holder !== undefined) found ??= { h, c, holder }
+    }
+    assert.ok(found !== undefined, 'a chunk whose data fragment 0 a host other than the writer and the reader holds')
+    const { h, c, holder } = found
+    const frag = (await chunksOf(h, '/r.bin'))[c].fragments[0]
+    const leaves = holder.volume.chunks.localLeaves
+    await until(`${holder.name} keeps the leaf hashes of the fragment pushed to it`, () => leaves.keeps(frag))
+    h.volume.chunks.dropCache()
+    const before = { ...leaves.counters }
+    const ranges = h.volume.chunks.readCounters().ranges
+    await readPage(h, c * MiB + 5000, 'the right bytes')
+    assert.equal(h.volume.chunks.readCounters().ranges - ranges, 1, 'read from leaves')
+    assert.equal(leaves.counters.wholeReads - before.wholeReads, 0, 'the holder read no fragment whole')
+    assert.equal(leaves.counters.slices - before.slices, 1, 'the holder read one slice')
+  })
+
   it('a read across two data fragments fetches leaves of both', async () => {
     const { h, c, ref } = (await strangers())[1]
     const chunks = h.volume.chunks
