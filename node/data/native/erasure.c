@@ -630,8 +630,9 @@ static napi_value write_block (napi_env env, napi_callback_info info) {
 
 // Block files written durably as one group commit (node/data/store.ts BlockWriter): every
 // block's bytes to its `tmp` and renamed to its `file` first (as writeBlock does, the shard
-// directory made when missing), their writeback started together (sync_file_range), then each
-// file fsynced and each distinct directory fsynced once. Each block gets its own outcome: a
+// directory made when missing), then each file fsynced and each distinct directory fsynced
+// once. (Starting every file's writeback first with sync_file_range measured slower on the
+// six-host write.) Each block gets its own outcome: a
 // block is reported done only when its file and its directory were synced; a failure of one
 // block's own calls fails that block alone (its tmp removed when the failure came before the
 // rename), a failed directory sync fails every block renamed into that directory. The same
@@ -679,11 +680,6 @@ static void group_execute (napi_env env, void *data) {
     if (at < it->len) { group_fail(it, "write"); close(fd); unlink(it->tmp); continue; }
     if (rename(it->tmp, it->file) != 0) { group_fail(it, "rename"); close(fd); unlink(it->tmp); continue; }
     it->fd = fd;
-#ifdef SYNC_FILE_RANGE_WRITE
-    // start this file's writeback now, so the group's writes go to the disk together (a
-    // failure here is met again by the fsync below)
-    sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-#endif
   }
   for (size_t i = 0; i < g->n; i++) {
     group_item *it = &g->items[i];
