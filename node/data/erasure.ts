@@ -296,6 +296,8 @@ interface NativeAddon {
   /** Absent in addons built before it. */
   readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean) => void) => void
   /** Absent in addons built before it. */
+  writeBlocks?: (dirs: string[], files: string[], tmps: string[], buffers: Uint8Array[], callback: (outcomes: Array<(Error & { code?: string }) | null>) => void) => void
+  /** Absent in addons built before it. */
   writeBlock?: (dir: string, file: string, tmp: string, bytes: Uint8Array, callback: (err: (Error & { code?: string }) | null) => void) => void
   /** Absent as sha256Many is, and in addons built before it. */
   sha256Leaves?: (buffer: Uint8Array, leafBytes: number, whole: boolean, callback: (err: Error | null, digests: Uint8Array) => void) => void
@@ -809,6 +811,22 @@ export const writeBlockNative: ((dir: string, file: string, tmp: string, bytes: 
   const write = native.addon?.writeBlock
   if (write === undefined) return undefined
   return async (dir: string, file: string, tmp: string, bytes: Uint8Array) => { await new Promise<void>((resolve, reject) => { write(dir, file, tmp, bytes, err => { if (err !== null) reject(err); else resolve() }) }) }
+})()
+
+/**
+ * Block files written durably as one group commit in one threadpool job (store.ts BlockWriter):
+ * every block written to its `tmp` and renamed to its `file` (its shard directory `dir` made when
+ * missing), then each file synced, then each distinct directory synced once. Resolves with one
+ * outcome per block: null once its file and directory are synced, or the error of the call that
+ * failed it (with the errno as `code`: ENOSPC...), the others unaffected. undefined without the
+ * addon (or with one built before it).
+ */
+export const writeBlocksNative: ((blocks: Array<{ dir: string, file: string, tmp: string, bytes: Uint8Array }>) => Promise<Array<(Error & { code?: string }) | null>>) | undefined = (() => {
+  const write = native.addon?.writeBlocks
+  if (write === undefined) return undefined
+  return async (blocks) => await new Promise(resolve => {
+    write(blocks.map(b => b.dir), blocks.map(b => b.file), blocks.map(b => b.tmp), blocks.map(b => b.bytes), resolve)
+  })
 })()
 
 /**
