@@ -428,6 +428,10 @@ export interface Host {
   addresses: () => string[]
   /** Connected peers (the live members). */
   peers: () => HostPeer[]
+  /** Whether a connection to `peer` is open now (no list of every peer built). */
+  connected: (peer: string) => boolean
+  /** Connected peer -> when its oldest open connection opened (epoch ms): how long it has been kept (benches). */
+  connectedSince: () => Map<string, number>
   /**
    * Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does.
    * `timeoutMs`: how long the dial may take (default the host's dial timeout).
@@ -1263,6 +1267,8 @@ export async function createHost (init: HostInit): Promise<Host> {
         ...(rtts.length > 0 ? { latencyMs: Math.min(...rtts) } : {})
       }
     }),
+    connected: peer => libp2p.getConnections().some(c => c.remotePeer.toString() === peer),
+    connectedSince: () => new Map([...connectionsById()].map(([id, conns]) => [id, Math.min(...conns.map(c => c.timeline.open))])),
     dial,
     remember,
     closestPeers,
