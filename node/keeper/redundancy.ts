@@ -136,6 +136,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     self: c.host.peerId,
     membership,
     bounded: () => c.host.beyondFullMesh(),
+    connected: peer => c.host.connected(peer),
     ops: c.volume.tree,
     policy: c.policy,
     store: c.store,

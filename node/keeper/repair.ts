@@ -47,12 +47,12 @@ import type { PlacementPolicy } from './placement.ts'
 import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
-import { incomplete, plan, survey } from './survey.ts'
+import { SURVEY_DIALS, incomplete, plan, survey } from './survey.ts'
 import { LAZY_RULE, atRisk, byUrgency, lazyPlan, liveFragments, survivingFragments } from './lazy.ts'
 import type { LazyRule } from './lazy.ts'
 import { LOST_CONFIRM_MS } from './status.ts'
 import type { HealthBook } from './status.ts'
-import { forEachLimited } from '../pool.ts'
+import { forEachLimited, limiter } from '../pool.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
 import { logger, shortCid, shortPeers } from '../log.ts'
 import { anySignal } from '../abort.ts'
@@ -107,6 +107,12 @@ export const REPAIR_CHUNK_TIMEOUT_MS = 60_000
  * copies it from there), not every host.
  */
 export const SURVEY_SPARE_RANKS = 2
+/**
+ * Beyond the full mesh, the pass a member's going calls for starts after a random wait up to
+ * this (on top of REPAIR_DEBOUNCE_MS): every host hears a DOWN notice within a moment, and the
+ * hosts its chunks rank first would otherwise all dial each other at once.
+ */
+export const REPAIR_GONE_SPREAD_MS = 10_000
 
 export interface RepairInit {
   /** Time between background passes (default DEFAULT_REPAIR_INTERVAL_MS; 0 = no background loop). */
@@ -185,6 +191,12 @@ export interface RepairComponents {
    * the keeper rebuilds.
    */
   uplinkOf?: (peer: string) => number | undefined
+  /**
+   * Whether this host is connected to a peer now: beyond the full mesh a survey asks the
+   * connected peers first and dials the others SURVEY_DIALS at a time (survey.ts). Not given:
+   * SURVEY_CONCURRENCY peers at once, connected or not.
+   */
+  connected?: (peer: string) => boolean
 }
 
 export interface RepairProgress {
@@ -251,6 +263,36 @@ export class Repairer extends EventTarget {
   private started = false
   private readonly onChange = (): void => { this.events++; this.dirty = true; this.full = true; this.schedule(REPAIR_DEBOUNCE_MS) }
   private readonly onActivity = (): void => { this.events++; this.dirty = true; this.full = true }
+  /**
+   * A member gone (failure timeout, a neighbour's DOWN notice, a leave), or one whose wait as
+   * away ended ('lapsed'): beyond the full mesh, the next pass may be one for its chunks only
+   * (goneOnly()), started after a random share of REPAIR_GONE_SPREAD_MS (every host hears a DOWN
+   * notice within a moment, and each pass dials the hosts its chunks name). In a full mesh, a
+   * pass of every chunk, as for any change.
+   */
+  private readonly onGone = (evt: Event): void => {
+    const peer = (evt as CustomEvent<string>).detail
+    if (this.c.bounded?.() !== true || typeof peer !== 'string') { this.onChange(); return }
+    this.events++
+    this.dirty = true
+    this.goneSince.add(peer)
+    this.schedule(REPAIR_DEBOUNCE_MS + Math.floor(Math.random() * REPAIR_GONE_SPREAD_MS))
+  }
+  /**
+   * The members changed with no other event to say how ('change'): beyond the full mesh, a peer
+   * no longer among the members (a DOWN notice about a member this host never connected to, a
+   * drain) is taken as gone (onGone); anything else calls for a pass of every chunk at the next
+   * tick, as before.
+   */
+  private readonly onMembersChange = (evt: Event): void => {
+    const peer = (evt as CustomEvent<string>).detail
+    if (this.c.bounded?.() === true && typeof peer === 'string' && !this.c.policy.members().includes(peer)) { this.onGone(evt); return }
+    this.onActivity()
+  }
+  /** Members gone (or lapsed) since the last pass started, beyond the full mesh (onGone). */
+  private readonly goneSince = new Set<string>()
+  /** The members, hosts up and hosts away of the last pass that surveyed every chunk (fullView, as lists). */
+  private fullParts?: ViewParts
   /** Membership events so far: a running pass looks for requeued chunks when it moved (runPass). */
   private events = 0
   /**
@@ -317,11 +359,11 @@ export class Repairer extends EventTarget {
     if (this.started) return
     this.started = true
     this.shutdown = new AbortController()
-    this.c.membership.addEventListener('gone', this.onChange)
+    this.c.membership.addEventListener('gone', this.onGone)
     this.c.membership.addEventListener('joined', this.onChange)
-    this.c.membership.addEventListener('lapsed', this.onChange)
+    this.c.membership.addEventListener('lapsed', this.onGone)
     this.c.membership.addEventListener('back', this.onActivity)
-    this.c.membership.addEventListener('change', this.onActivity)
+    this.c.membership.addEventListener('change', this.onMembersChange)
     this.c.ops?.addEventListener('op', this.onOp)
     if (this.intervalMs > 0) this.schedule(this.intervalMs)
   }
@@ -329,11 +371,11 @@ export class Repairer extends EventTarget {
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
-    this.c.membership.removeEventListener('gone', this.onChange)
+    this.c.membership.removeEventListener('gone', this.onGone)
     this.c.membership.removeEventListener('joined', this.onChange)
-    this.c.membership.removeEventListener('lapsed', this.onChange)
+    this.c.membership.removeEventListener('lapsed', this.onGone)
     this.c.membership.removeEventListener('back', this.onActivity)
-    this.c.membership.removeEventListener('change', this.onActivity)
+    this.c.membership.removeEventListener('change', this.onMembersChange)
     this.c.ops?.removeEventListener('op', this.onOp)
     clearTimeout(this.timer)
     clearTimeout(this.debounce)
@@ -417,7 +459,11 @@ export class Repairer extends EventTarget {
 
   /** What a pass's plan depends on besides the tree and the stores: members, live hosts and those away. */
   private view (): string {
-    return [...this.c.policy.members()].sort().join(',') + '|' + [...this.up()].sort().join(',') + '|' + [...this.away()].sort().join(',')
+    return viewKey(this.viewParts())
+  }
+
+  private viewParts (): ViewParts {
+    return { members: this.c.policy.members(), up: this.up(), away: this.away() }
   }
 
   /**
@@ -560,8 +606,17 @@ export class Repairer extends EventTarget {
   }
 
   private surveyor (): Parameters<typeof survey>[0] {
-    return { self: this.c.self, hasLocal: async cid => await this.c.store.has(cid), has: async (cids, peer, o) => await this.c.swarm.has(cids, peer, o) }
+    const connected = this.c.connected
+    return {
+      self: this.c.self,
+      hasLocal: async cid => await this.c.store.has(cid),
+      has: async (cids, peer, o) => await this.c.swarm.has(cids, peer, o),
+      ...(connected !== undefined && this.c.bounded?.() === true ? { connected, dials: this.dials } : {})
+    }
   }
+
+  /** The slots of this host's surveys for peers not connected (survey.ts SURVEY_DIALS). */
+  private readonly dials = limiter(SURVEY_DIALS)
 
   private async run (opts: PassOptions & { signal: AbortSignal }): Promise<RepairProgress> {
     // what happens from here on calls for the next pass; this one ends settled or dirty
@@ -569,18 +624,27 @@ export class Repairer extends EventTarget {
     this.opsSince = false
     this.passChunks = undefined
     let settled = opts.leaving !== true
-    const view = this.view()
+    const parts = this.viewParts()
+    const view = viewKey(parts)
+    const gone = [...this.goneSince]
+    this.goneSince.clear()
+    // beyond the full mesh, a background pass after members went (and nothing else that calls
+    // for a survey of every chunk) surveys their chunks only (goneOnly())
+    const background = opts.incremental === true && !this.full && opts.leaving !== true && opts.all !== true
+    const after = background && view !== this.fullView ? this.goneOnly(gone, parts) : undefined
     // a pass that surveys every chunk: whatever called for one is answered by this one
-    const incremental = opts.incremental === true && !this.full && view === this.fullView && opts.leaving !== true && opts.all !== true
+    const incremental = (background && view === this.fullView) || after !== undefined
     if (!incremental) { this.full = false; this.fullAt = Date.now() }
     const left = new Map<string, number>()
     const end = this.c.health?.begin()
     const started = Date.now()
     this.dispatchEvent(new CustomEvent('start'))
     try {
-      const p = await this.runPass({ ...opts, incremental }, view, (why) => { settled = false; left.set(why, (left.get(why) ?? 0) + 1) })
+      const p = await this.runPass({ ...opts, incremental, after }, view, (why) => { settled = false; left.set(why, (left.get(why) ?? 0) + 1) })
       // a pass looked at every retained chunk: the book's figures are as fresh as its start
-      if (opts.leaving !== true && !incremental) { this.c.health?.surveyed(started); this.fullView = view }
+      if (opts.leaving !== true && !incremental) { this.c.health?.surveyed(started); this.fullView = view; this.fullParts = parts }
+      // a pass after members went: every chunk it did not survey is as the last full pass saw it
+      if (after !== undefined) { this.fullView = view; this.fullParts = parts }
       this.left = left
       if (settled) { this.settled = view; this.settledAt = Date.now(); this.settledChunks = this.passChunks }
       else if (left.size > 0) log('pass of %d chunk(s) leaves work for the next: %s', p.chunks, [...left].map(([why, n]) => `${n} ${why}`).join(', '))
@@ -589,8 +653,8 @@ export class Repairer extends EventTarget {
       return p
     } catch (err) {
       settled = false
-      // what it skipped is surveyed by the next pass
-      if (!incremental) this.full = true
+      // what it skipped is surveyed by the next pass (a pass after members went: every chunk)
+      if (!incremental || after !== undefined) this.full = true
       throw err
     } finally {
       end?.()
@@ -598,8 +662,36 @@ export class Repairer extends EventTarget {
     }
   }
 
+  /**
+   * Beyond the full mesh, when the only change since the last pass that surveyed every chunk is
+   * that the members `gone` went (declared gone, drained, left, lapsed from away): what the next
+   * pass surveys besides the chunks an incremental pass takes (goneChunks()). Undefined: a pass
+   * of every chunk (a full mesh, nothing gone, or more changed than those members going).
+   *
+   * After a DOWN notice every host of the network hears of it within a moment, and each surveyed
+   * every chunk it retains, dialling each chunk's first-ranked hosts: at 50 hosts bound 16 every
+   * host dialled nearly every other at once, most dials failed past the connection bound,
+   * holders went unanswered and the passes after it never settled (bench:scale). A member going
+   * changes the plan only of the chunks it ranked for, and only the hosts those chunks rank first
+   * (their keeper, targets and spares) act on it.
+   */
+  private goneOnly (gone: string[], now: ViewParts): { members: string[], fullView: string } | undefined {
+    const before = this.fullParts
+    if (this.c.bounded?.() !== true || gone.length === 0 || before === undefined || this.fullView === undefined) return undefined
+    const g = new Set(gone)
+    const awayNow = new Set(now.away)
+    const expected: ViewParts = {
+      members: before.members.filter(p => !g.has(p)),
+      up: before.up.filter(p => !g.has(p)),
+      // a member declared gone by the failure timeout may be away now (lazy.ts); one lapsed is not
+      away: [...new Set([...before.away.filter(p => !g.has(p)), ...gone.filter(p => awayNow.has(p))])]
+    }
+    if (viewKey(expected) !== viewKey(now)) return undefined
+    return { members: [...new Set([...before.members, ...gone])], fullView: this.fullView }
+  }
+
   /** One pass; `unsettled()` when it leaves something for the next (a chunk short, copies to hand over). */
-  private async runPass (opts: PassOptions & { signal: AbortSignal }, view: string, unsettled: (why: string) => void): Promise<RepairProgress> {
+  private async runPass (opts: PassOptions & { signal: AbortSignal, after?: { members: string[], fullView: string } }, view: string, unsettled: (why: string) => void): Promise<RepairProgress> {
     // the safety net for losses no event tells of: the store's index checked against its disk
     // (while the chunks are listed; done before the survey asks this host)
     const resynced = opts.incremental !== true ? this.c.store.resync?.() : undefined
@@ -646,7 +738,18 @@ export class Repairer extends EventTarget {
     const listedKeys = new Set(listed.map(r => r.cid!.toString()))
     for (const key of this.fine.keys()) if (!listedKeys.has(key)) this.fine.delete(key)
     for (const key of this.lastHeld.keys()) if (!listedKeys.has(key)) this.lastHeld.delete(key)
-    const skip = (r: ChunkRef): boolean => opts.incremental === true && this.fine.get(r.cid!.toString()) === view
+    // a pass after members went (goneOnly()): the chunks an incremental pass would take under
+    // the last full pass's view, and those whose plan the members' going changed that this host
+    // ranks for; every other chunk found redundant then is as it was (fine under this view too)
+    const after = opts.after
+    let skip = (r: ChunkRef): boolean => opts.incremental === true && this.fine.get(r.cid!.toString()) === view
+    if (after !== undefined) {
+      const theirs = goneChunks(self, listed, after.members, v.members, this.c.policy)
+      const skipped = new Set(listed.filter(r => this.fine.get(r.cid!.toString()) === after.fullView && !theirs.has(r)))
+      for (const r of skipped) this.fine.set(r.cid!.toString(), view)
+      skip = r => skipped.has(r)
+      log('pass after %d member(s) went: %d of %d chunk(s) to survey', after.members.length - v.members.length, listed.length - skipped.size, listed.length)
+    }
     // the chunks not yet taken into a batch, in the order they will be
     let queue = ordered.filter(r => !skip(r))
     // chunks this pass found short of k live fragments: taken again, ahead of the rest of the
@@ -1193,4 +1296,31 @@ function chunkKey (all: { refs: ChunkRef[], unreadable: number, manifests?: Chun
 
 function emptyProgress (): RepairProgress {
   return { running: false, chunks: 0, checked: 0, fragmentsRepaired: 0, bytesPushed: 0, bytesFetched: 0, failed: 0, dropped: 0 }
+}
+
+/** What a pass's plan depends on besides the tree and the stores (Repairer.view()). */
+interface ViewParts { members: string[], up: string[], away: string[] }
+
+function viewKey (v: ViewParts): string {
+  return [...v.members].sort().join(',') + '|' + [...v.up].sort().join(',') + '|' + [...v.away].sort().join(',')
+}
+
+/**
+ * The chunks of `refs` whose first-ranked hosts (targets and SURVEY_SPARE_RANKS more, as a
+ * survey asks them) differ between the members `before` and `now` (a member gone ranked for
+ * them, or one after it moved up), among which `self` ranks now: those a pass after members went
+ * surveys (Repairer.goneOnly()). Their keeper, targets and spares are among those hosts; every
+ * other host neither repairs, pulls nor hands over a copy of them. Each list is ranked in one
+ * run (placement.ts keeps the last member list prepared).
+ */
+export function goneChunks (self: string, refs: ChunkRef[], before: string[], now: string[], policy: Pick<PlacementPolicy, 'rank'>): Set<ChunkRef> {
+  const width = (r: ChunkRef, members: string[]): number => Math.min(members.length, r.k + r.m + SURVEY_SPARE_RANKS)
+  const was = refs.map(r => policy.rank(r, before, width(r, before)))
+  const out = new Set<ChunkRef>()
+  refs.forEach((r, i) => {
+    const is = policy.rank(r, now, width(r, now))
+    if (!is.includes(self)) return
+    if (is.length !== was[i].length || is.some((h, x) => h !== was[i][x])) out.add(r)
+  })
+  return out
 }

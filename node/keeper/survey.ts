@@ -6,6 +6,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { ChunkRef } from '../data/index.ts'
 import { assignment } from './assignment.ts'
 import { forEachLimited } from '../pool.ts'
+import type { Limiter } from '../pool.ts'
 import type { PlacementPolicy } from './placement.ts'
 import { logger, shortPeer } from '../log.ts'
 
@@ -15,6 +16,11 @@ const log = logger('keeper:survey')
 export const SURVEY_CONCURRENCY = 8
 /** Fragment CIDs asked of one peer in one have-query (a survey of many chunks is cut in batches). */
 export const SURVEY_BATCH = 4096
+/**
+ * Peers not connected here asked at once by the surveys of one host beyond the full mesh (each a
+ * dial and a handshake; SurveyComponents.dials): the connected ones are asked first, SURVEY_CONCURRENCY at once.
+ */
+export const SURVEY_DIALS = 2
 
 export interface SurveyComponents {
   self: string
@@ -22,6 +28,17 @@ export interface SurveyComponents {
   hasLocal: (cid: CID) => Promise<boolean>
   /** Which of `cids` a peer holds (swarm have-query). */
   has: (cids: CID[], peer: string, opts?: AbortOptions) => Promise<Set<string>>
+  /**
+   * Whether this host is connected to a peer now. Given (beyond the full mesh), the connected
+   * peers are asked first, and those not connected (a dial each) only through `dials`.
+   */
+  connected?: (peer: string) => boolean
+  /**
+   * The slots for asking peers not connected (a limiter of SURVEY_DIALS, shared by every survey
+   * of the host: a pass surveys its next batch while it repairs the last). Not given: no bound
+   * beyond SURVEY_CONCURRENCY.
+   */
+  dials?: Limiter
 }
 
 /** Fragment cid.toString() -> the live hosts that hold it (this host included). */
@@ -70,7 +87,7 @@ export async function survey (c: SurveyComponents, refs: ChunkRef[], live: strin
     }
     for (const [p, m] of per) asked.set(p, [...m.values()])
   }
-  await forEachLimited([...asked.keys()], SURVEY_CONCURRENCY, async peer => {
+  const ask = async (peer: string): Promise<void> => {
     const mine = asked.get(peer)!
     for (let b = 0; b < mine.length; b += SURVEY_BATCH) {
       opts.signal?.throwIfAborted()
@@ -78,7 +95,28 @@ export async function survey (c: SurveyComponents, refs: ChunkRef[], live: strin
       if (held === undefined) { opts.unanswered?.add(peer); continue }
       for (const key of held) holdings.get(key)?.add(peer)
     }
-  }, opts)
+  }
+  // beyond the full mesh: the peers connected here first (no dial), then the others through the
+  // host's few dial slots. Every host of a network surveys after a DOWN notice, and a survey that
+  // dialled SURVEY_CONCURRENCY peers at once from each burst past every host's connection bound
+  // (bench:scale, 50 hosts bound 16)
+  const peers = [...asked.keys()]
+  const connected = c.connected
+  const dials = c.dials
+  if (connected === undefined) {
+    await forEachLimited(peers, SURVEY_CONCURRENCY, ask, opts)
+  } else {
+    const near = peers.filter(p => connected(p))
+    const far = peers.filter(p => !connected(p))
+    await Promise.all([
+      forEachLimited(near, SURVEY_CONCURRENCY, ask, opts),
+      forEachLimited(far, SURVEY_CONCURRENCY, async p => {
+        // connected meanwhile (another survey's dial, a transfer): asked at once
+        if (dials === undefined || connected(p)) await ask(p)
+        else await dials(async () => { await ask(p) }, opts)
+      }, opts)
+    ])
+  }
   return holdings
 }
 

@@ -431,6 +431,10 @@ export interface Host {
   peers: () => HostPeer[]
   /** The ids of peers(), without their addresses and latencies (a 4 KiB read asks this: peers() looks up each one's addresses). */
   peerIds?: () => string[]
+  /** Whether a connection to `peer` is open now (no list of every peer built). */
+  connected: (peer: string) => boolean
+  /** Connected peer -> when its oldest open connection opened (epoch ms): how long it has been kept (benches). */
+  connectedSince: () => Map<string, number>
   /**
    * Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does.
    * `timeoutMs`: how long the dial may take (default the host's dial timeout).
@@ -1267,6 +1271,8 @@ export async function createHost (init: HostInit): Promise<Host> {
       }
     }),
     peerIds: connectedIds,
+    connected: peer => libp2p.getConnections().some(c => c.remotePeer.toString() === peer),
+    connectedSince: () => new Map([...connectionsById()].map(([id, conns]) => [id, Math.min(...conns.map(c => c.timeline.open))])),
     dial,
     remember,
     closestPeers,

@@ -23,6 +23,11 @@ export interface HostSnap {
   index: number
   stopped: boolean
   peers: string[]
+  /**
+   * The connected peers whose oldest open connection is KEPT_MS old or more: what the host keeps,
+   * not a dial of a moment (a have-query, a probe) that the trim closes.
+   */
+  kept: number
   /** host.describeConnections(), only while over `bound` (the bench logs it). */
   over?: string[]
   traffic: TrafficSnapshot
@@ -59,6 +64,9 @@ export interface StartRequest {
   /** Keeper options on top of the failure timeout (the repair bench's: no timers, no repair cap). */
   keep?: Record<string, number>
 }
+
+/** A connection counts as kept (HostSnap.kept) once open this long. */
+export const KEPT_MS = 1000
 
 /** Tries of a host's start (its join dials) before the bench fails. */
 const START_TRIES = 3
@@ -100,14 +108,17 @@ export class HostGroup {
   snap (bound: number, about?: string): HostSnap[] {
     return [...this.hosts].map(([index, h]) => {
       const before = this.last.get(index)
-      if (h.stopped && before !== undefined) return { ...before, stopped: true, peers: [] }
+      if (h.stopped && before !== undefined) return { ...before, stopped: true, peers: [], kept: 0 }
       const peers = h.host.peers().map(p => p.id)
+      const at = Date.now()
+      const kept = [...h.host.connectedSince().values()].filter(since => at - since >= KEPT_MS).length
       const r = h.keep.repairer
       const t = r.totals()
       const snap: HostSnap = {
         index,
         stopped: h.stopped,
         peers,
+        kept,
         ...(peers.length > bound ? { over: h.host.describeConnections() } : {}),
         traffic: h.host.traffic(),
         inbound: h.host.inbound(),
