@@ -62,6 +62,26 @@ export async function mountTemp (t: Teardown, opts?: MountOptions): Promise<Moun
   return { dir, mount: m, volume, kind }
 }
 
+/**
+ * A mount of its own for each test of the calling describe() (mountTemp in its beforeEach, torn
+ * down in its afterEach): `here()` gives the running test's mount and teardown.
+ */
+export function mountEach (opts?: MountOptions): () => { m: Mounted, t: Teardown } {
+  let state: { m: Mounted, t: Teardown } | undefined
+  beforeEach(async function () {
+    const t = teardown()
+    state = { t, m: await mountTemp(t, opts) }
+  })
+  afterEach(async function () {
+    await state?.t.run()
+    state = undefined
+  })
+  return () => {
+    if (state === undefined) throw new Error('mountEach: no mount outside a test')
+    return state
+  }
+}
+
 export interface Run { stdout: string, stderr: string, code: number }
 
 /**

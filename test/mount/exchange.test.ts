@@ -4,21 +4,16 @@
 import assert from 'node:assert/strict'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { teardown, mountTemp, ok, sh } from '../helpers/fuse-mount.ts'
-import type { Mounted, Teardown } from '../helpers/fuse-mount.ts'
+import { mountEach, ok, sh } from '../helpers/fuse-mount.ts'
+import type { Mounted } from '../helpers/fuse-mount.ts'
 
 const EXCHANGE_PY = join(dirname(fileURLToPath(import.meta.url)), '../helpers/exchange.py')
 
 describe('mount: RENAME_EXCHANGE', function () {
   this.timeout(120_000)
-  let t: Teardown
+  const here = mountEach()
   let m: Mounted
-
-  beforeEach(async function () {
-    t = teardown()
-    m = await mountTemp(t)
-  })
-  afterEach(async function () { await t.run() })
+  beforeEach(() => { m = here().m })
 
   const exchange = async (a: string, b: string): Promise<{ code: number, stderr: string }> => await sh(`python3 '${EXCHANGE_PY}' '${a}' '${b}'`, { cwd: m.dir })
 

@@ -5,23 +5,20 @@
 // with the errno the caller can act on, leaving the file as it was.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { teardown, mountTemp, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
-import type { Mounted, Teardown } from '../helpers/fuse-mount.ts'
+import { mountEach, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
+import type { Mounted } from '../helpers/fuse-mount.ts'
 
 const MiB = 1024 * 1024
 
 describe('mount: fallocate', function () {
   this.timeout(180_000)
-  let t: Teardown
+  const here = mountEach()
   let m: Mounted
   let ref: string
-
-  beforeEach(async function () {
-    t = teardown()
-    m = await mountTemp(t)
-    ref = join(await tempDir(t), 'ref')
+  beforeEach(async () => {
+    m = here().m
+    ref = join(await tempDir(here().t), 'ref')
   })
-  afterEach(async function () { await t.run() })
 
   /** 3 MiB of random bytes at `name` in the mount, a copy at `ref` beside it (off the mount). */
   async function randomFile (name: string): Promise<void> {
