@@ -73,6 +73,29 @@
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "erasure addon: N-API call failed: " #call); return NULL; } } while (0)
 
+// Holds `held` (the job's buffer, or its array of buffers) and `callback` until the job's complete
+// callback lets them go, and queues the job on libuv's threadpool (async resource "darkfs.<what>").
+// On failure an error naming `what` is thrown and false returned: the caller frees the job (its
+// free function deletes whichever reference was made).
+static bool queue_job (napi_env env, const char *what, napi_value held, napi_value callback, napi_ref *held_ref, napi_ref *callback_ref,
+                       napi_async_execute_callback execute, napi_async_complete_callback complete, void *data, napi_async_work *work) {
+  char msg[128];
+  const char *failed = NULL;
+  napi_value name;
+  snprintf(msg, sizeof msg, "darkfs.%s", what);
+  if (napi_create_reference(env, held, 1, held_ref) != napi_ok || napi_create_reference(env, callback, 1, callback_ref) != napi_ok) failed = "napi_create_reference";
+  else if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &name) != napi_ok) failed = "napi_create_string_utf8";
+  else if (napi_create_async_work(env, NULL, name, execute, complete, data, work) != napi_ok) failed = "napi_create_async_work";
+  else if (napi_queue_async_work(env, *work) != napi_ok) {
+    napi_delete_async_work(env, *work);
+    failed = "napi_queue_async_work";
+  }
+  if (failed == NULL) return true;
+  snprintf(msg, sizeof msg, "%s: %s failed", what, failed);
+  napi_throw_error(env, NULL, msg);
+  return false;
+}
+
 static int get_int (napi_env env, napi_value v, const char *what, int lo, int hi, int *out) {
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) {
@@ -468,19 +491,7 @@ static napi_value sha256_leaves (napi_env env, napi_callback_info info) {
   j->leaves = len == 0 ? 1 : (len + (size_t)leaf - 1) / (size_t)leaf;
   j->out = malloc(32 * (j->leaves + 2));
   if (j->out == NULL) { leaves_free(env, j); napi_throw_error(env, NULL, "sha256Leaves: out of memory"); return NULL; }
-  if (napi_create_reference(env, argv[0], 1, &j->buffer) != napi_ok || napi_create_reference(env, argv[3], 1, &j->callback) != napi_ok) {
-    leaves_free(env, j);
-    napi_throw_error(env, NULL, "sha256Leaves: napi_create_reference failed");
-    return NULL;
-  }
-  napi_value name;
-  CHECK(napi_create_string_utf8(env, "darkfs.sha256Leaves", NAPI_AUTO_LENGTH, &name));
-  if (napi_create_async_work(env, NULL, name, leaves_execute, leaves_complete, j, &j->work) != napi_ok) {
-    leaves_free(env, j);
-    napi_throw_error(env, NULL, "sha256Leaves: napi_create_async_work failed");
-    return NULL;
-  }
-  CHECK(napi_queue_async_work(env, j->work));
+  if (!queue_job(env, "sha256Leaves", argv[0], argv[3], &j->buffer, &j->callback, leaves_execute, leaves_complete, j, &j->work)) { leaves_free(env, j); return NULL; }
   return NULL;
 }
 
@@ -610,19 +621,7 @@ static napi_value write_block (napi_env env, napi_callback_info info) {
   j->tmp = get_path(env, argv[2]);
   if (j->dir == NULL || j->file == NULL || j->tmp == NULL) { block_free(env, j); napi_throw_type_error(env, NULL, "writeBlock: dir, file and tmp must be non-empty paths"); return NULL; }
   if (!get_bytes(env, argv[3], "writeBlock: bytes must be a Uint8Array", &j->data, &j->len)) { block_free(env, j); return NULL; }
-  if (napi_create_reference(env, argv[3], 1, &j->buffer) != napi_ok || napi_create_reference(env, argv[4], 1, &j->callback) != napi_ok) {
-    block_free(env, j);
-    napi_throw_error(env, NULL, "writeBlock: napi_create_reference failed");
-    return NULL;
-  }
-  napi_value name;
-  CHECK(napi_create_string_utf8(env, "darkfs.writeBlock", NAPI_AUTO_LENGTH, &name));
-  if (napi_create_async_work(env, NULL, name, block_execute, block_complete, j, &j->work) != napi_ok) {
-    block_free(env, j);
-    napi_throw_error(env, NULL, "writeBlock: napi_create_async_work failed");
-    return NULL;
-  }
-  CHECK(napi_queue_async_work(env, j->work));
+  if (!queue_job(env, "writeBlock", argv[3], argv[4], &j->buffer, &j->callback, block_execute, block_complete, j, &j->work)) { block_free(env, j); return NULL; }
   return NULL;
 }
 
@@ -789,19 +788,7 @@ static napi_value write_blocks (napi_env env, napi_callback_info info) {
     if (!get_bytes(env, b, "writeBlocks: buffers must be Uint8Arrays", &it->data, &it->len)) { group_free(env, g); return NULL; }
   }
   // the buffers array holds every buffer until the callback
-  if (napi_create_reference(env, argv[3], 1, &g->buffers) != napi_ok || napi_create_reference(env, argv[4], 1, &g->callback) != napi_ok) {
-    group_free(env, g);
-    napi_throw_error(env, NULL, "writeBlocks: napi_create_reference failed");
-    return NULL;
-  }
-  napi_value name;
-  CHECK(napi_create_string_utf8(env, "darkfs.writeBlocks", NAPI_AUTO_LENGTH, &name));
-  if (napi_create_async_work(env, NULL, name, group_execute, group_complete, g, &g->work) != napi_ok) {
-    group_free(env, g);
-    napi_throw_error(env, NULL, "writeBlocks: napi_create_async_work failed");
-    return NULL;
-  }
-  CHECK(napi_queue_async_work(env, g->work));
+  if (!queue_job(env, "writeBlocks", argv[3], argv[4], &g->buffers, &g->callback, group_execute, group_complete, g, &g->work)) { group_free(env, g); return NULL; }
   return NULL;
 }
 
@@ -884,19 +871,7 @@ static napi_value read_slice (napi_env env, napi_callback_info info) {
   if (j->file == NULL) { slice_free(env, j); napi_throw_type_error(env, NULL, "readSlice: file must be a non-empty path"); return NULL; }
   j->offset = (off_t)offset;
   if (!get_bytes(env, argv[2], "readSlice: into must be a Uint8Array", &j->data, &j->len)) { slice_free(env, j); return NULL; }
-  if (napi_create_reference(env, argv[2], 1, &j->buffer) != napi_ok || napi_create_reference(env, argv[3], 1, &j->callback) != napi_ok) {
-    slice_free(env, j);
-    napi_throw_error(env, NULL, "readSlice: napi_create_reference failed");
-    return NULL;
-  }
-  napi_value name;
-  CHECK(napi_create_string_utf8(env, "darkfs.readSlice", NAPI_AUTO_LENGTH, &name));
-  if (napi_create_async_work(env, NULL, name, slice_execute, slice_complete, j, &j->work) != napi_ok) {
-    slice_free(env, j);
-    napi_throw_error(env, NULL, "readSlice: napi_create_async_work failed");
-    return NULL;
-  }
-  CHECK(napi_queue_async_work(env, j->work));
+  if (!queue_job(env, "readSlice", argv[2], argv[3], &j->buffer, &j->callback, slice_execute, slice_complete, j, &j->work)) { slice_free(env, j); return NULL; }
   return NULL;
 }
 
