@@ -530,52 +530,50 @@ export class OpenFile {
 
   /** write()'s turn. */
   private async writeNow (data: Uint8Array, at: number | 'end', maxEnd: number | undefined, signal: AbortSignal | undefined): Promise<{ position: number, bytesWritten: number }> {
-    {
-      const position = at === 'end' ? this.size : at
-      if (maxEnd !== undefined && data.byteLength > 0) {
-        if (position >= maxEnd) throw new FsError('EFBIG', 'write', this.path())
-        data = data.subarray(0, maxEnd - position)
-      }
-      const end = position + data.byteLength
-      // only O_APPEND writes since the last commit (and a base to append to): the commit may be an append
-      this.appendOnly = this.current !== undefined && at === 'end' && (this.appendOnly || !this.changed)
-      // marked first: a write stopped part-way (an abort, an unreachable chunk) keeps what it did
-      this.changed = true
-      this.mtime = nowNs()
-      this.wrote(position, end)
-      if (end > this.size) await this.resize(end, signal)
-      for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
-        const start = i * CHUNK_SIZE
-        const from = Math.max(position, start)
-        const to = Math.min(end, start + CHUNK_SIZE)
-        const piece = data.subarray(from - position, to - position)
-        const bytes = this.dirty.get(i)
-        if (bytes !== undefined) {
-          bytes.set(piece, from - start)
-        } else if (from === start && to === Math.min(this.size, start + CHUNK_SIZE)) {
-          // the whole chunk is overwritten: nothing of the old one is needed. `data` is this
-          // file's to keep (the volume's copy, or a buffer handed over: FileHandle.write), as
-          // patches keep their pieces, so the chunk is the piece itself, not a copy (a 1 MiB
-          // write through the mount: no 1 MiB allocation and copy here, issue 15). A piece is a
-          // view of at most one write's buffer, so it holds at most that much memory.
-          const fresh = piece
-          this.dropPatches(i)
-          this.dirty.set(i, fresh)
-          this.dirtyBytes += fresh.byteLength
-          this.stored.delete(i)
-        } else {
-          let list = this.patches.get(i)
-          if (list === undefined) { list = []; this.patches.set(i, list) }
-          list.push({ at: from - start, bytes: piece })
-          this.patchBytes += piece.byteLength
-          if (list.length + (this.spilled.get(i)?.length ?? 0) > PATCHES_PER_CHUNK_MAX) await this.materialize(i, signal)
-        }
-      }
-      this.mtime = nowNs()
-      for (const i of this.early.finished(position, end)) await this.storeEarly(i, signal)
-      if (this.dirtyBytes + this.patchBytes > this.bufferBytes) await this.spill(signal)
-      return { position, bytesWritten: data.byteLength }
+    const position = at === 'end' ? this.size : at
+    if (maxEnd !== undefined && data.byteLength > 0) {
+      if (position >= maxEnd) throw new FsError('EFBIG', 'write', this.path())
+      data = data.subarray(0, maxEnd - position)
     }
+    const end = position + data.byteLength
+    // only O_APPEND writes since the last commit (and a base to append to): the commit may be an append
+    this.appendOnly = this.current !== undefined && at === 'end' && (this.appendOnly || !this.changed)
+    // marked first: a write stopped part-way (an abort, an unreachable chunk) keeps what it did
+    this.changed = true
+    this.mtime = nowNs()
+    this.wrote(position, end)
+    if (end > this.size) await this.resize(end, signal)
+    for (let i = Math.floor(position / CHUNK_SIZE); i * CHUNK_SIZE < end; i++) {
+      const start = i * CHUNK_SIZE
+      const from = Math.max(position, start)
+      const to = Math.min(end, start + CHUNK_SIZE)
+      const piece = data.subarray(from - position, to - position)
+      const bytes = this.dirty.get(i)
+      if (bytes !== undefined) {
+        bytes.set(piece, from - start)
+      } else if (from === start && to === Math.min(this.size, start + CHUNK_SIZE)) {
+        // the whole chunk is overwritten: nothing of the old one is needed. `data` is this
+        // file's to keep (the volume's copy, or a buffer handed over: FileHandle.write), as
+        // patches keep their pieces, so the chunk is the piece itself, not a copy (a 1 MiB
+        // write through the mount: no 1 MiB allocation and copy here, issue 15). A piece is a
+        // view of at most one write's buffer, so it holds at most that much memory.
+        const fresh = piece
+        this.dropPatches(i)
+        this.dirty.set(i, fresh)
+        this.dirtyBytes += fresh.byteLength
+        this.stored.delete(i)
+      } else {
+        let list = this.patches.get(i)
+        if (list === undefined) { list = []; this.patches.set(i, list) }
+        list.push({ at: from - start, bytes: piece })
+        this.patchBytes += piece.byteLength
+        if (list.length + (this.spilled.get(i)?.length ?? 0) > PATCHES_PER_CHUNK_MAX) await this.materialize(i, signal)
+      }
+    }
+    this.mtime = nowNs()
+    for (const i of this.early.finished(position, end)) await this.storeEarly(i, signal)
+    if (this.dirtyBytes + this.patchBytes > this.bufferBytes) await this.spill(signal)
+    return { position, bytesWritten: data.byteLength }
   }
 
   /**
@@ -599,10 +597,8 @@ export class OpenFile {
         this.appendOnly = false
         this.changed = true
         if (to === size) {
-          this.written = undefined
-          this.truncated = true
-          await this.resize(offset, signal)
-          await this.resize(size, signal)
+          await this.truncateNow(offset, signal)
+          await this.truncateNow(size, signal)
         } else {
           // a buffer per piece: the file keeps a whole chunk's piece as the chunk's own bytes
           for (let at = offset; at < to;) {
@@ -613,14 +609,7 @@ export class OpenFile {
         }
         this.mtime = nowNs()
       }
-      if (!opts.keepSize && end > this.size) {
-        this.appendOnly = false
-        this.changed = true
-        this.written = undefined
-        this.truncated = true
-        await this.resize(end, signal)
-        this.mtime = nowNs()
-      }
+      if (!opts.keepSize && end > this.size) await this.truncateNow(end, signal)
     }, signal)
   }
 
@@ -766,16 +755,19 @@ export class OpenFile {
   private truncated = false
 
   async truncate (len: number, opts: AbortOptions = {}): Promise<void> {
-    await this.serial(async () => {
-      // marked first, as a write: no state adopted from elsewhere (rebase) while it resizes
-      this.appendOnly = false
-      this.changed = true
-      // a truncate is a new whole version (a write op): no positioned extents for this commit
-      this.written = undefined
-      this.truncated = true
-      await this.resize(len, opts.signal)
-      this.mtime = nowNs()
-    }, opts.signal)
+    await this.serial(async () => { await this.truncateNow(len, opts.signal) }, opts.signal)
+  }
+
+  /** truncate()'s turn (also allocate()'s cut and growth). */
+  private async truncateNow (len: number, signal: AbortSignal | undefined): Promise<void> {
+    // marked first, as a write: no state adopted from elsewhere (rebase) while it resizes
+    this.appendOnly = false
+    this.changed = true
+    // a truncate is a new whole version (a write op): no positioned extents for this commit
+    this.written = undefined
+    this.truncated = true
+    await this.resize(len, signal)
+    this.mtime = nowNs()
   }
 
   /** True when the only change since the last commit is that the file was emptied (size 0). */

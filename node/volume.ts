@@ -787,14 +787,8 @@ export class Volume implements VolumeApi {
     if (src.entry === undefined) throw new FsError('EBUSY', 'rename', from, 'the volume root')
     const { dir, name, existing } = this.parentOf(to, 'rename')
     if (existing?.id === src.entry.id) return
-    if (src.inode.kind === 'dir') {
-      // a directory cannot move into itself or its own subtree
-      for (let d: InodeId | undefined = dir.id; d !== undefined && d !== this.tree.root;) {
-        if (d === src.inode.id) throw new FsError('EINVAL', 'rename', to, 'a directory cannot move into itself')
-        d = this.tree.entries(d)[0]?.parent
-      }
-      if (dir.id === src.inode.id) throw new FsError('EINVAL', 'rename', to, 'a directory cannot move into itself')
-    }
+    // a directory cannot move into itself or its own subtree
+    if (src.inode.kind === 'dir' && this.isInside(dir.id, src.inode.id)) throw new FsError('EINVAL', 'rename', to, 'a directory cannot move into itself')
     const body: OpBody = { type: 'move', entry: src.entry.id, parent: dir.id, name, time: nowNs() }
     if (existing !== undefined) {
       const target = this.tree.get(existing.inode)!
@@ -813,6 +807,14 @@ export class Volume implements VolumeApi {
     await this.commit(body)
   }
 
+  /** True when directory `dir` is `ancestor` or lies in its subtree (walking up by first parent link). */
+  private isInside (dir: InodeId, ancestor: InodeId): boolean {
+    for (let d: InodeId | undefined = dir; d !== undefined && d !== this.tree.root; d = this.tree.entries(d)[0]?.parent) {
+      if (d === ancestor) return true
+    }
+    return false
+  }
+
   /**
    * renameat2(RENAME_EXCHANGE): `a` and `b` (both must exist; any kinds) swap names, at once.
    * Three moves in one batch (commitMany: one log append, applied together here, and gossiped
@@ -828,11 +830,7 @@ export class Volume implements VolumeApi {
     if (x.entry === undefined || y.entry === undefined) throw new FsError('EBUSY', 'rename', x.entry === undefined ? a : b, 'the volume root')
     if (x.entry.id === y.entry.id || x.inode.id === y.inode.id) return
     for (const [dir, other] of [[x, y], [y, x]] as const) {
-      if (dir.inode.kind !== 'dir') continue
-      for (let d: InodeId | undefined = other.entry!.parent; d !== undefined && d !== this.tree.root;) {
-        if (d === dir.inode.id) throw new FsError('EINVAL', 'rename', b, 'a directory cannot be exchanged with one inside it')
-        d = this.tree.entries(d)[0]?.parent
-      }
+      if (dir.inode.kind === 'dir' && this.isInside(other.entry!.parent, dir.inode.id)) throw new FsError('EINVAL', 'rename', b, 'a directory cannot be exchanged with one inside it')
     }
     const xe = x.entry
     const ye = y.entry
