@@ -496,9 +496,18 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       for (const { id } of fresh) remember(id, peer)
       const result = await tree.receive(fresh.map(f => f.bytes), fresh)
       stats.receivedOps += result.applied
+      if (result.missing.length === 0) return
+      // a reconcile with the pusher in flight (on connect, after a partition: the pusher's heads
+      // come then, pushed again) fetches these parents already, in large receives: the walk
+      // below meanwhile fetched the same thousands of ops again, a receive per batch (each
+      // undoing and redoing this host's ops made while apart). Its end is waited for, then
+      // what it did not bring is fetched (the push's ops wait in the tree for their parents).
+      const inFlight = reconciling.get(peer)
+      if (inFlight !== undefined) await inFlight.catch(() => {}) // ignored: its own caller reports its failure, and the walk below fetches the parents anyway
+      const missing = inFlight === undefined ? result.missing : result.missing.filter(c => !tree.hasOp(c))
       // parents the push did not bring: fetch them from the pusher
-      if (result.missing.length > 0) {
-        await fetchFrom(peer, result.missing).catch((err: unknown) => {
+      if (missing.length > 0) {
+        await fetchFrom(peer, missing).catch((err: unknown) => {
           log('fetching the parents of %s\'s push: %e', peer, err)
           retry(peer, 'pull')
         })
