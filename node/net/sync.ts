@@ -496,22 +496,27 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       for (const { id } of fresh) remember(id, peer)
       const result = await tree.receive(fresh.map(f => f.bytes), fresh)
       stats.receivedOps += result.applied
-      if (result.missing.length === 0) return
-      // a reconcile with the pusher in flight (on connect, after a partition: the pusher's heads
-      // come then, pushed again) fetches these parents already, in large receives: the walk
-      // below meanwhile fetched the same thousands of ops again, a receive per batch (each
-      // undoing and redoing this host's ops made while apart). Its end is waited for, then
-      // what it did not bring is fetched (the push's ops wait in the tree for their parents).
-      const inFlight = reconciling.get(peer)
-      if (inFlight !== undefined) await inFlight.catch(() => {}) // ignored: its own caller reports its failure, and the walk below fetches the parents anyway
-      const missing = inFlight === undefined ? result.missing : result.missing.filter(c => !tree.hasOp(c))
       // parents the push did not bring: fetch them from the pusher
-      if (missing.length > 0) {
-        await fetchFrom(peer, missing).catch((err: unknown) => {
+      if (result.missing.length > 0) {
+        await parentsFrom(peer, result.missing).catch((err: unknown) => {
           log('fetching the parents of %s\'s push: %e', peer, err)
           retry(peer, 'pull')
         })
       }
+    }
+
+    /**
+     * Fetch from `peer` the parents `missing` of ops it sent (a push, a gossip message), which
+     * wait in the tree for them. A reconcile with that peer in flight (on connect after a
+     * partition, when both sides push their heads and publish them) fetches them already, in
+     * large receives: walking down from the ops meanwhile fetched the same thousands of ops a
+     * second time, in a receive per batch (each undoing and redoing this host's own ops made
+     * while apart). So its end is waited for, and only what it did not bring is walked for.
+     */
+    const parentsFrom = async (peer: string, missing: CID[], opts?: AbortOptions & { mark?: (id: string) => void }): Promise<void> => {
+      await reconciling.get(peer)?.catch(() => {}) // ignored: its own caller reports its failure; the walk below fetches the parents anyway
+      // (fetchFrom asks only for those the tree still lacks)
+      await fetchFrom(peer, missing, opts)
     }
 
     /** The ops not held yet, once each; `cids` are the ops' CIDs when known. */
@@ -765,7 +770,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       if (result.missing.length > 0) {
         try {
-          await fetchFrom(from, result.missing, { mark: markGossiped })
+          await parentsFrom(from, result.missing, { mark: markGossiped })
         } catch (err) {
           log('fetching the parents of a gossip message from %s: %e', from, err)
           retry(from, 'pull')
