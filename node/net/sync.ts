@@ -498,11 +498,25 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       stats.receivedOps += result.applied
       // parents the push did not bring: fetch them from the pusher
       if (result.missing.length > 0) {
-        await fetchFrom(peer, result.missing).catch((err: unknown) => {
+        await parentsFrom(peer, result.missing).catch((err: unknown) => {
           log('fetching the parents of %s\'s push: %e', peer, err)
           retry(peer, 'pull')
         })
       }
+    }
+
+    /**
+     * Fetch from `peer` the parents `missing` of ops it sent (a push, a gossip message), which
+     * wait in the tree for them. A reconcile with that peer in flight (on connect after a
+     * partition, when both sides push their heads and publish them) fetches them already, in
+     * large receives: walking down from the ops meanwhile fetched the same thousands of ops a
+     * second time, in a receive per batch (each undoing and redoing this host's own ops made
+     * while apart). So its end is waited for, and only what it did not bring is walked for.
+     */
+    const parentsFrom = async (peer: string, missing: CID[], opts?: AbortOptions & { mark?: (id: string) => void }): Promise<void> => {
+      await reconciling.get(peer)?.catch(() => {}) // ignored: its own caller reports its failure; the walk below fetches the parents anyway
+      // (fetchFrom asks only for those the tree still lacks)
+      await fetchFrom(peer, missing, opts)
     }
 
     /** The ops not held yet, once each; `cids` are the ops' CIDs when known. */
@@ -756,7 +770,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       }
       if (result.missing.length > 0) {
         try {
-          await fetchFrom(from, result.missing, { mark: markGossiped })
+          await parentsFrom(from, result.missing, { mark: markGossiped })
         } catch (err) {
           log('fetching the parents of a gossip message from %s: %e', from, err)
           retry(from, 'pull')
