@@ -299,6 +299,10 @@ interface NativeAddon {
   writeBlocks?: (dirs: string[], files: string[], tmps: string[], buffers: Uint8Array[], callback: (outcomes: Array<(Error & { code?: string }) | null>) => void) => void
   /** Absent in addons built before it. */
   writeBlock?: (dir: string, file: string, tmp: string, bytes: Uint8Array, callback: (err: (Error & { code?: string }) | null) => void) => void
+  /** Absent when the process exports no OpenSSL EVP chacha20-poly1305, and in addons built before it (see erasure.c). */
+  chachaOpen?: (key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, pieces: Uint8Array[], tag: Uint8Array) => boolean
+  /** Present with chachaOpen. */
+  chachaSeal?: (key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, pieces: Uint8Array[], out: Uint8Array) => void
   /** Absent as sha256Many is, and in addons built before it. */
   sha256Leaves?: (buffer: Uint8Array, leafBytes: number, whole: boolean, callback: (err: Error | null, digests: Uint8Array) => void) => void
 }
@@ -850,6 +854,18 @@ export const xsalsa20Native: { hsalsa20: (key: Uint8Array, nonce16: Uint8Array) 
   const a = native.addon
   if (a?.xsalsa20Xor === undefined || a.hsalsa20 === undefined) return undefined
   return { hsalsa20: a.hsalsa20, xor: a.xsalsa20Xor }
+})()
+
+/**
+ * ChaCha20-Poly1305 (Noise's AEAD) on the addon, OpenSSL's EVP underneath (erasure.c): `open`
+ * decrypts the ciphertext `pieces` (one after another) in place and says whether `tag` matched
+ * (when not, the pieces hold garbage); `seal` encrypts `pieces` into `out` (their length + 16:
+ * the ciphertext, then the tag). undefined without the addon or the EVP functions.
+ */
+export const chacha20Poly1305Native: { open: (key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, pieces: Uint8Array[], tag: Uint8Array) => boolean, seal: (key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, pieces: Uint8Array[], out: Uint8Array) => void } | undefined = (() => {
+  const a = native.addon
+  if (a?.chachaOpen === undefined || a.chachaSeal === undefined) return undefined
+  return { open: a.chachaOpen, seal: a.chachaSeal }
 })()
 
 /**

@@ -18,6 +18,8 @@
 import type { ConnectionEncrypter } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { createCipheriv } from 'node:crypto'
+import { Buffer } from 'node:buffer'
+import { chacha20Poly1305Native } from '../data/index.ts'
 
 /** The list class (a value: Uint8ArrayList is also used as a type below). */
 const ListCtor = Uint8ArrayList
@@ -232,41 +234,93 @@ export function halfWindowYamux (proto: unknown): void {
   p.__darkfsHalfWindow = true
 }
 
-// --- Noise's send side -------------------------------------------------------------------------
+// --- Noise's AEAD ------------------------------------------------------------------------------
 //
-// @chainsafe/libp2p-noise 17's default crypto seals a message of 1200 bytes or more with
-// node:crypto (OpenSSL's ChaCha20-Poly1305: already native; its AssemblyScript and @noble paths
-// are 2-3x slower on 64 KiB messages here) and then joins the ciphertext and the tag into a new
-// buffer (Buffer.concat: a second allocation and a copy of every byte sent). The connection's
-// next layer (pnet, host.ts gatheredPnetSend) XORs each piece into its own output anyway, so
-// here the ciphertext and the tag are returned as a list of the two: the same bytes, no join.
-// Passed to noise() through its `crypto` option (the library's extension point); every other
-// operation is the library's default. The bytes on the wire are the default's, so hosts with and
-// without it talk to each other unchanged.
+// @chainsafe/libp2p-noise 17's default crypto seals and opens a message of 1200 bytes or more with
+// node:crypto (OpenSSL's ChaCha20-Poly1305: already native). Each message (up to 64 KiB) then
+// costs a JavaScript cipher object (createCipheriv/createDecipheriv, setAAD, update, final, the
+// tag), a fresh output buffer for every update and, on the send side, a join of the ciphertext and
+// the tag (Buffer.concat: a second allocation and copy of every byte sent). On six hosts in one
+// process that fresh memory is a good part of the page faults and the collector's work per MiB
+// moved (issue 15). With the erasure addon built (node/data/native: OpenSSL's EVP
+// chacha20-poly1305 through the process's own exports), a large message is:
+// - opened IN PLACE, in one native call: the plaintext is written over the ciphertext, as the
+//   library itself does where its crypto takes a `dst` (its decrypt passes the ciphertext's own
+//   bytes as `dst`: "memory allocation is not cheap so reuse the encrypted Uint8Array"). A message
+//   in pieces (its bytes span socket reads: a Uint8ArrayList of the connection decoder's views,
+//   consumed once decrypted) is opened in place piece by piece; no one reads a message's
+//   ciphertext after it is decrypted. A ciphertext given alone without that `dst` is copied first
+//   (nothing the caller did not offer is changed). A tag that does not match throws, as before,
+//   and nothing decrypted is returned.
+// - sealed into one buffer (ciphertext, then tag) in one native call.
+// Without the addon, a message is sealed through node:crypto without the join (the ciphertext and
+// the tag returned as a list of the two: the connection's next layer, pnet, host.ts
+// gatheredPnetSend, XORs each piece into its own output anyway) and opened by the default.
+// Passed to noise() through its `crypto` option (the library's extension point); small messages
+// and every other operation are the library's default. The bytes on the wire are the default's,
+// so hosts with and without it talk to each other unchanged.
 
 /** The part of Noise's crypto interface (ICryptoInterface of @chainsafe/libp2p-noise 17) leanNoiseCrypto changes. */
 export interface NoiseSeal {
   chaCha20Poly1305Encrypt: (plaintext: Uint8Array | Uint8ArrayList, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array) => Uint8Array | Uint8ArrayList
+  chaCha20Poly1305Decrypt: (ciphertext: Uint8Array | Uint8ArrayList, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array, dst?: Uint8Array) => Uint8Array | Uint8ArrayList
 }
 
+/** The addon's AEAD (node/data/erasure.ts chacha20Poly1305Native), or undefined to use node:crypto. */
+export type NativeAead = typeof chacha20Poly1305Native
+/** Most pieces the addon takes in one call (erasure.c MAX_AEAD_PIECES); a message in more goes the other way. */
+const MAX_AEAD_PIECES = 64
+
 /**
- * `base` (Noise's default crypto, given by host.ts: only it imports the library), sealing large
- * messages without joining ciphertext and tag (see above); every other operation is `base`'s.
+ * `base` (Noise's default crypto, given by host.ts: only it imports the library), sealing and
+ * opening large messages as described above; every other operation is `base`'s. `native`: the
+ * AEAD to use (default: the addon's, when built; null: node:crypto, for tests).
  */
-export function leanNoiseCrypto<C> (base: C): C {
+export function leanNoiseCrypto<C> (base: C, native: NativeAead | null = chacha20Poly1305Native): C {
+  const aead = native ?? undefined
   const seal = (base as unknown as NoiseSeal).chaCha20Poly1305Encrypt
+  const open = (base as unknown as NoiseSeal).chaCha20Poly1305Decrypt
   const lean: NoiseSeal = {
     chaCha20Poly1305Encrypt (plaintext, nonce, ad, k) {
       if (plaintext.byteLength < NOISE_NODE_CRYPTO_MIN_BYTES) return seal(plaintext, nonce, ad, k)
+      const pieces = plaintext instanceof Uint8Array ? [plaintext] : [...plaintext]
+      if (aead !== undefined && pieces.length <= MAX_AEAD_PIECES) {
+        // every byte of it is written: the ciphertext, then the tag
+        const out = Buffer.allocUnsafeSlow(plaintext.byteLength + CHACHA_TAG_LENGTH)
+        aead.seal(k, nonce, ad, pieces, out)
+        return out
+      }
       const cipher = createCipheriv('chacha20-poly1305', k, nonce, { authTagLength: CHACHA_TAG_LENGTH })
       cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
       const out = new ListCtor()
-      if (plaintext instanceof Uint8Array) out.append(cipher.update(plaintext))
-      else for (const piece of plaintext) out.append(cipher.update(piece))
+      for (const piece of pieces) out.append(cipher.update(piece))
       const final = cipher.final()
       if (final.byteLength > 0) out.append(final)
       out.append(cipher.getAuthTag())
       return out
+    },
+    chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {
+      const length = ciphertext.byteLength - CHACHA_TAG_LENGTH
+      if (aead === undefined || ciphertext.byteLength < NOISE_NODE_CRYPTO_MIN_BYTES) return open(ciphertext, nonce, ad, k, dst)
+      let text: Uint8Array | Uint8ArrayList
+      let pieces: Uint8Array[]
+      if (ciphertext instanceof Uint8Array) {
+        // in place where the caller offered the ciphertext's own bytes (Noise's decrypt does),
+        // else in a copy: the caller's ciphertext is left as it was
+        const inPlace = dst !== undefined && dst.buffer === ciphertext.buffer && dst.byteOffset === ciphertext.byteOffset && dst.byteLength >= length
+        const t = inPlace ? ciphertext.subarray(0, length) : Buffer.from(ciphertext.subarray(0, length))
+        text = t
+        pieces = [t]
+      } else {
+        const list = ciphertext.sublist(0, length)
+        pieces = [...list]
+        if (pieces.length > MAX_AEAD_PIECES) return open(ciphertext, nonce, ad, k, dst)
+        text = list
+      }
+      // a copy of the tag (16 bytes; a view when it lies in one piece): it may share a piece with text
+      const tag = ciphertext.subarray(length)
+      if (!aead.open(k, nonce, ad, pieces, tag)) throw new Error('Invalid chacha20poly1305 decryption')
+      return text
     }
   }
   return { ...base, ...lean }

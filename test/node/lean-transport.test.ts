@@ -8,6 +8,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
 import { NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength } from '../../node/net/lean-transport.ts'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
+import { chacha20Poly1305Native } from '../../node/data/index.ts'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import { logger } from '@libp2p/logger'
 
@@ -153,9 +154,10 @@ describe('lean transport (pnet and Noise receive paths)', function () {
     })
   })
 
-  const leanNoiseCrypto = leanCrypto(defaultCrypto)
+  // node:crypto's path (no addon)
+  const leanNoiseCrypto = leanCrypto(defaultCrypto, null)
 
-  it('Noise send: leanNoiseCrypto seals to the very bytes of the default crypto, a large message as ciphertext and tag without joining them; the default opens it', () => {
+  it('Noise send without the addon: leanNoiseCrypto seals to the very bytes of the default crypto, a large message as ciphertext and tag without joining them; the default opens it', () => {
     const k = randomBytes(32)
     const ad = randomBytes(32)
     for (const size of [0, 100, 1199, 1200, 4096, 65519]) {
@@ -173,9 +175,73 @@ describe('lean transport (pnet and Noise receive paths)', function () {
         assert.ok(Buffer.from(opened.subarray()).equals(plain), `${size} bytes: the default crypto opens it`)
       }
     }
-    // everything but sealing is the default's
-    assert.equal(leanNoiseCrypto.chaCha20Poly1305Decrypt, defaultCrypto.chaCha20Poly1305Decrypt)
+    // everything but sealing and opening is the default's
     assert.equal(leanNoiseCrypto.generateX25519KeyPair, defaultCrypto.generateX25519KeyPair)
+  })
+
+  const nativeNoiseCrypto = chacha20Poly1305Native === undefined ? undefined : leanCrypto(defaultCrypto, chacha20Poly1305Native)
+  const sealed = (plain: Uint8Array, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array): Buffer => Buffer.from(defaultCrypto.chaCha20Poly1305Encrypt(plain, nonce, ad, k).subarray())
+
+  it('Noise on the addon: a large message is sealed in one buffer to the very bytes of the default crypto (a small one by the default)', function () {
+    if (nativeNoiseCrypto === undefined) this.skip()
+    const k = randomBytes(32)
+    const ad = randomBytes(32)
+    for (const size of [0, 100, 1199, 1200, 4096, 65519]) {
+      const nonce = randomBytes(12)
+      const plain = randomBytes(size)
+      const want = sealed(plain, nonce, ad, k)
+      for (const input of [plain, new Uint8ArrayList(plain.subarray(0, size >> 1), plain.subarray(size >> 1)), new Uint8ArrayList(...Array.from({ length: 70 }, (_, i) => plain.subarray(Math.floor(i * size / 70), Math.floor((i + 1) * size / 70))))]) {
+        const got = nativeNoiseCrypto.chaCha20Poly1305Encrypt(input as any, nonce, ad, k)
+        assert.ok(Buffer.from(got.subarray()).equals(want), `${size} bytes in ${input instanceof Uint8Array ? 1 : [...input].length} pieces: the default's ciphertext and tag`)
+        if (size >= 1200 && (input instanceof Uint8Array || [...input].length <= 64)) assert.ok(got instanceof Uint8Array, `${size} bytes: one buffer`)
+      }
+      assert.ok(Buffer.from(plain).equals(plain), 'the plaintext is not changed')
+    }
+  })
+
+  it('Noise on the addon: a large message is opened in place where the caller offers the ciphertext\'s bytes (a list piece by piece), in a copy otherwise; a changed byte, tag or ad is refused', function () {
+    if (nativeNoiseCrypto === undefined) this.skip()
+    const k = randomBytes(32)
+    const ad = randomBytes(32)
+    for (const size of [1200 - 16, 4096, 65519]) {
+      const nonce = randomBytes(12)
+      const plain = randomBytes(size)
+      const wire = sealed(plain, nonce, ad, k)
+      // Noise's own call: dst is the ciphertext's own bytes
+      const buf = Buffer.from(wire)
+      const got = nativeNoiseCrypto.chaCha20Poly1305Decrypt(buf, nonce, ad, k, buf.subarray(0, size)) as Uint8Array
+      assert.ok(Buffer.from(got).equals(plain), `${size} bytes: opened`)
+      assert.ok(got.buffer === buf.buffer && got.byteOffset === buf.byteOffset, `${size} bytes: in place`)
+      assert.ok(buf.subarray(0, size).equals(plain), `${size} bytes: the plaintext over the ciphertext`)
+      // no dst: the caller's bytes stay as they are
+      const alone = Buffer.from(wire)
+      assert.ok(Buffer.from(nativeNoiseCrypto.chaCha20Poly1305Decrypt(alone, nonce, ad, k).subarray()).equals(plain))
+      assert.ok(alone.equals(wire), `${size} bytes without dst: the ciphertext unchanged`)
+      // in pieces, the tag split across two of them
+      const cuts = [0, 7, size >> 1, size + 5, size + 16]
+      const parts = cuts.slice(1).map((c, i) => Buffer.from(wire.subarray(cuts[i], c)))
+      const list = new Uint8ArrayList(...parts)
+      const opened = nativeNoiseCrypto.chaCha20Poly1305Decrypt(list as any, nonce, ad, k)
+      assert.ok(Buffer.from(opened.subarray()).equals(plain), `${size} bytes in pieces: opened`)
+      assert.ok(Buffer.concat(parts).subarray(0, size).equals(plain), `${size} bytes in pieces: in place`)
+      // anything changed: refused (the tag is checked), in place and in pieces alike
+      for (const at of [0, size >> 1, size - 1, size, size + 15]) {
+        const bad = Buffer.from(wire)
+        bad[at] ^= 1
+        assert.throws(() => nativeNoiseCrypto.chaCha20Poly1305Decrypt(bad, nonce, ad, k, bad.subarray(0, size)), /Invalid chacha20poly1305 decryption/, `${size} bytes, byte ${at} changed`)
+        assert.throws(() => nativeNoiseCrypto.chaCha20Poly1305Decrypt(new Uint8ArrayList(bad.subarray(0, 100), bad.subarray(100)) as any, nonce, ad, k), /Invalid chacha20poly1305 decryption/, `${size} bytes in pieces, byte ${at} changed`)
+      }
+      const otherAd = Buffer.from(ad)
+      otherAd[0] ^= 1
+      assert.throws(() => nativeNoiseCrypto.chaCha20Poly1305Decrypt(Buffer.from(wire), nonce, otherAd, k), /Invalid chacha20poly1305 decryption/)
+      const otherNonce = Buffer.from(nonce)
+      otherNonce[11] ^= 1
+      assert.throws(() => nativeNoiseCrypto.chaCha20Poly1305Decrypt(Buffer.from(wire), otherNonce, ad, k), /Invalid chacha20poly1305 decryption/)
+    }
+    // a small one is the default's (its WebAssembly crypto)
+    const nonce = randomBytes(12)
+    const small = randomBytes(100)
+    assert.ok(Buffer.from(nativeNoiseCrypto.chaCha20Poly1305Decrypt(sealed(small, nonce, ad, k), nonce, ad, k).subarray()).equals(small))
   })
 })
 

@@ -46,6 +46,15 @@
 //     against the module's ~0.5 on this project's test machine; issue 15 item 4). input and output may
 //     be the same bytes; output must be at least as long as input.
 //   hsalsa20(key: Uint8Array(32), nonce16: Uint8Array(16)) -> Uint8Array(32): XSalsa20's subkey.
+//   chachaOpen(key: Uint8Array(32), nonce: Uint8Array(12), ad, pieces: Uint8Array[], tag:
+//     Uint8Array(16)) -> boolean: ChaCha20-Poly1305 (RFC 8439, Noise's AEAD) decryption of the
+//     ciphertext that is `pieces` one after another, each decrypted IN PLACE, and true when the
+//     tag matched (false: the pieces then hold garbage that must not be used).
+//   chachaSeal(key, nonce, ad, pieces: Uint8Array[], out) -> undefined: the encryption of the
+//     plaintext `pieces` into `out` (at least their length + 16 bytes: the ciphertext, then the tag).
+//     Both on OpenSSL's EVP chacha20-poly1305, looked up with dlsym as SHA256_* are, and present
+//     only when the process exports it (node does); one call per Noise message, no JavaScript
+//     cipher object, no fresh output (node/net/lean-transport.ts leanNoiseCrypto).
 // Loading the addon also sets glibc's malloc policy for the process (tune_malloc below): freed
 // buffers stay mapped for reuse instead of going back to the kernel at once.
 // Every argument is checked (counts, types, buffer sizes >= len) and a bad one throws a
@@ -1121,6 +1130,110 @@ static napi_value hsalsa20_js (napi_env env, napi_callback_info info) {
   return result;
 }
 
+// ---- ChaCha20-Poly1305 (Noise's AEAD) on OpenSSL's EVP ----------------------------------------
+
+// OpenSSL's EVP_CTRL_AEAD_SET_TAG and EVP_CTRL_AEAD_GET_TAG (evp.h); chacha20-poly1305's IV is 12 bytes, its tag 16
+#define AEAD_SET_TAG 0x11
+#define AEAD_GET_TAG 0x10
+static void *(*evp_ctx_new)(void);
+static void (*evp_ctx_free)(void *);
+static const void *(*evp_chacha)(void);
+static int (*evp_dec_init)(void *, const void *, void *, const unsigned char *, const unsigned char *);
+static int (*evp_dec_update)(void *, unsigned char *, int *, const unsigned char *, int);
+static int (*evp_dec_final)(void *, unsigned char *, int *);
+static int (*evp_enc_init)(void *, const void *, void *, const unsigned char *, const unsigned char *);
+static int (*evp_enc_update)(void *, unsigned char *, int *, const unsigned char *, int);
+static int (*evp_enc_final)(void *, unsigned char *, int *);
+static int (*evp_ctrl)(void *, int, int, void *);
+
+#define MAX_AEAD_PIECES 64
+
+// key, nonce and ad of chachaOpen/chachaSeal, and the pieces (each a Uint8Array below INT_MAX bytes)
+static int aead_args (napi_env env, napi_value *argv, uint8_t **key, uint8_t **nonce, uint8_t **ad, size_t *adLen, uint8_t **piece, size_t *pieceLen, uint32_t *n) {
+  size_t keyLen, nonceLen;
+  if (!get_bytes(env, argv[0], "key must be a Uint8Array", key, &keyLen)) return 0;
+  if (!get_bytes(env, argv[1], "nonce must be a Uint8Array", nonce, &nonceLen)) return 0;
+  if (keyLen != 32 || nonceLen != 12) { napi_throw_range_error(env, NULL, "key must be 32 bytes and nonce 12"); return 0; }
+  if (!get_bytes(env, argv[2], "ad must be a Uint8Array", ad, adLen)) return 0;
+  if (*adLen > INT_MAX) { napi_throw_range_error(env, NULL, "ad is too long"); return 0; }
+  bool is;
+  if (napi_is_array(env, argv[3], &is) != napi_ok || !is) { napi_throw_type_error(env, NULL, "pieces must be an array of Uint8Array"); return 0; }
+  if (napi_get_array_length(env, argv[3], n) != napi_ok || *n > MAX_AEAD_PIECES) { napi_throw_range_error(env, NULL, "pieces: at most 64"); return 0; }
+  for (uint32_t i = 0; i < *n; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[3], i, &v) != napi_ok) { napi_throw_type_error(env, NULL, "pieces must be an array of Uint8Array"); return 0; }
+    if (!get_bytes(env, v, "pieces must be an array of Uint8Array", &piece[i], &pieceLen[i])) return 0;
+    if (pieceLen[i] > INT_MAX) { napi_throw_range_error(env, NULL, "a piece is too long"); return 0; }
+  }
+  return 1;
+}
+
+static napi_value chacha_open (napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) { napi_throw_type_error(env, NULL, "chachaOpen(key, nonce, ad, pieces, tag) takes 5 arguments"); return NULL; }
+  uint8_t *key, *nonce, *ad, *tag, *piece[MAX_AEAD_PIECES];
+  size_t adLen, tagLen, pieceLen[MAX_AEAD_PIECES];
+  uint32_t n;
+  if (!aead_args(env, argv, &key, &nonce, &ad, &adLen, piece, pieceLen, &n)) return NULL;
+  if (!get_bytes(env, argv[4], "tag must be a Uint8Array", &tag, &tagLen)) return NULL;
+  if (tagLen != 16) { napi_throw_range_error(env, NULL, "tag must be 16 bytes"); return NULL; }
+  void *ctx = evp_ctx_new();
+  if (ctx == NULL) { napi_throw_error(env, NULL, "chachaOpen: out of memory"); return NULL; }
+  int ok = evp_dec_init(ctx, evp_chacha(), NULL, key, nonce) == 1;
+  int outl;
+  if (ok && adLen > 0) ok = evp_dec_update(ctx, NULL, &outl, ad, (int)adLen) == 1;
+  // in place: OpenSSL's stream ciphers take out == in
+  for (uint32_t i = 0; ok && i < n; i++) if (pieceLen[i] > 0) ok = evp_dec_update(ctx, piece[i], &outl, piece[i], (int)pieceLen[i]) == 1 && outl == (int)pieceLen[i];
+  uint8_t expected[16];
+  memcpy(expected, tag, 16);
+  if (ok) ok = evp_ctrl(ctx, AEAD_SET_TAG, 16, expected) == 1;
+  uint8_t last[16];
+  if (ok) ok = evp_dec_final(ctx, last, &outl) == 1;
+  evp_ctx_free(ctx);
+  napi_value result;
+  CHECK(napi_get_boolean(env, ok != 0, &result));
+  return result;
+}
+
+static napi_value chacha_seal (napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) { napi_throw_type_error(env, NULL, "chachaSeal(key, nonce, ad, pieces, out) takes 5 arguments"); return NULL; }
+  uint8_t *key, *nonce, *ad, *out, *piece[MAX_AEAD_PIECES];
+  size_t adLen, outLen, pieceLen[MAX_AEAD_PIECES];
+  uint32_t n;
+  if (!aead_args(env, argv, &key, &nonce, &ad, &adLen, piece, pieceLen, &n)) return NULL;
+  if (!get_bytes(env, argv[4], "out must be a Uint8Array", &out, &outLen)) return NULL;
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; i++) total += pieceLen[i];
+  if (total > INT_MAX || outLen < total + 16) { napi_throw_range_error(env, NULL, "out must hold the pieces and a 16-byte tag"); return NULL; }
+  // out must not overlap a piece unless it is that piece in place (checked: a partial overlap would garble the stream)
+  for (uint32_t i = 0, at = 0; i < n; at += pieceLen[i], i++) {
+    uint8_t *o = out + at;
+    if (o != piece[i] && o < piece[i] + pieceLen[i] && piece[i] < o + pieceLen[i]) { napi_throw_range_error(env, NULL, "out overlaps a piece"); return NULL; }
+  }
+  void *ctx = evp_ctx_new();
+  if (ctx == NULL) { napi_throw_error(env, NULL, "chachaSeal: out of memory"); return NULL; }
+  int ok = evp_enc_init(ctx, evp_chacha(), NULL, key, nonce) == 1;
+  int outl;
+  if (ok && adLen > 0) ok = evp_enc_update(ctx, NULL, &outl, ad, (int)adLen) == 1;
+  size_t at = 0;
+  for (uint32_t i = 0; ok && i < n; i++) {
+    if (pieceLen[i] == 0) continue;
+    ok = evp_enc_update(ctx, out + at, &outl, piece[i], (int)pieceLen[i]) == 1 && outl == (int)pieceLen[i];
+    at += pieceLen[i];
+  }
+  uint8_t last[16];
+  if (ok) ok = evp_enc_final(ctx, last, &outl) == 1 && outl == 0;
+  if (ok) ok = evp_ctrl(ctx, AEAD_GET_TAG, 16, out + total) == 1;
+  evp_ctx_free(ctx);
+  if (!ok) { napi_throw_error(env, NULL, "chachaSeal: OpenSSL's chacha20-poly1305 failed"); return NULL; }
+  return NULL;
+}
+
 static napi_value init (napi_env env, napi_value exports) {
   tune_malloc();
   napi_property_descriptor props[] = {
@@ -1135,6 +1248,10 @@ static napi_value init (napi_env env, napi_value exports) {
     { "sha256Many", NULL, sha256_many, NULL, NULL, NULL, napi_enumerable, NULL },
     { "sha256Leaves", NULL, sha256_leaves, NULL, NULL, NULL, napi_enumerable, NULL }
   };
+  napi_property_descriptor aead[] = {
+    { "chachaOpen", NULL, chacha_open, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "chachaSeal", NULL, chacha_seal, NULL, NULL, NULL, napi_enumerable, NULL }
+  };
   sha_init = (int (*)(sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Init");
   sha_update = (int (*)(sha_ctx *, const void *, size_t))dlsym(RTLD_DEFAULT, "SHA256_Update");
   sha_final = (int (*)(unsigned char *, sha_ctx *))dlsym(RTLD_DEFAULT, "SHA256_Final");
@@ -1143,6 +1260,21 @@ static napi_value init (napi_env env, napi_value exports) {
   size_t all = sizeof props / sizeof props[0];
   size_t count = sha_init != NULL && sha_update != NULL && sha_final != NULL ? all : all - 2;
   CHECK(napi_define_properties(env, exports, count, props));
+  // the AEAD pair: only when every EVP function it needs is exported (node exports them)
+  evp_ctx_new = (void *(*)(void))dlsym(RTLD_DEFAULT, "EVP_CIPHER_CTX_new");
+  evp_ctx_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "EVP_CIPHER_CTX_free");
+  evp_chacha = (const void *(*)(void))dlsym(RTLD_DEFAULT, "EVP_chacha20_poly1305");
+  evp_dec_init = (int (*)(void *, const void *, void *, const unsigned char *, const unsigned char *))dlsym(RTLD_DEFAULT, "EVP_DecryptInit_ex");
+  evp_dec_update = (int (*)(void *, unsigned char *, int *, const unsigned char *, int))dlsym(RTLD_DEFAULT, "EVP_DecryptUpdate");
+  evp_dec_final = (int (*)(void *, unsigned char *, int *))dlsym(RTLD_DEFAULT, "EVP_DecryptFinal_ex");
+  evp_enc_init = (int (*)(void *, const void *, void *, const unsigned char *, const unsigned char *))dlsym(RTLD_DEFAULT, "EVP_EncryptInit_ex");
+  evp_enc_update = (int (*)(void *, unsigned char *, int *, const unsigned char *, int))dlsym(RTLD_DEFAULT, "EVP_EncryptUpdate");
+  evp_enc_final = (int (*)(void *, unsigned char *, int *))dlsym(RTLD_DEFAULT, "EVP_EncryptFinal_ex");
+  evp_ctrl = (int (*)(void *, int, int, void *))dlsym(RTLD_DEFAULT, "EVP_CIPHER_CTX_ctrl");
+  if (evp_ctx_new != NULL && evp_ctx_free != NULL && evp_chacha != NULL && evp_dec_init != NULL && evp_dec_update != NULL && evp_dec_final != NULL &&
+      evp_enc_init != NULL && evp_enc_update != NULL && evp_enc_final != NULL && evp_ctrl != NULL) {
+    CHECK(napi_define_properties(env, exports, sizeof aead / sizeof aead[0], aead));
+  }
   return exports;
 }
 
