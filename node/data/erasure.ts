@@ -296,6 +296,8 @@ interface NativeAddon {
   /** Absent in addons built before it. */
   readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean) => void) => void
   /** Absent in addons built before it. */
+  readSliceNow?: (fd: number, offset: number, into: Uint8Array) => boolean
+  /** Absent in addons built before it. */
   writeBlocks?: (dirs: string[], files: string[], tmps: string[], buffers: Uint8Array[], callback: (outcomes: Array<(Error & { code?: string }) | null>) => void) => void
   /** Absent in addons built before it. */
   writeBlock?: (dir: string, file: string, tmp: string, bytes: Uint8Array, callback: (err: (Error & { code?: string }) | null) => void) => void
@@ -839,6 +841,14 @@ export const readSliceNative: ((file: string, offset: number, into: Uint8Array) 
   if (read === undefined) return undefined
   return async (file: string, offset: number, into: Uint8Array) => await new Promise<boolean>((resolve, reject) => { read(file, offset, into, (err, whole) => { if (err !== null) reject(err); else resolve(whole) }) })
 })()
+
+/**
+ * Fill `into` with the bytes of open file `fd` from `offset`, from the page cache alone, on this
+ * thread (preadv2 RWF_NOWAIT: it never waits for the disk): true when every byte was there;
+ * false when some were not, the file ends first, or RWF_NOWAIT is not taken (then read through
+ * readSliceNative). undefined without the addon (or with one built before it).
+ */
+export const readSliceNowNative: ((fd: number, offset: number, into: Uint8Array) => boolean) | undefined = native.addon?.readSliceNow
 
 /**
  * XSalsa20 in the addon (erasure.c), for pnet's cipher (node/net/xsalsa20.ts): `hsalsa20` makes
