@@ -158,7 +158,8 @@ export class Store {
   }
 
   async close (): Promise<void> {
-    for (const path of [...this.sliceFiles.keys()]) this.dropSliceFile(path)
+    // the kept files no read uses are closed before this resolves (the others once their reads end)
+    await Promise.all([...this.sliceFiles.keys()].map(async path => { await this.dropSliceFile(path) }))
     await this.blocks.close()
   }
 
@@ -176,7 +177,7 @@ export class Store {
       opened.fh.then(fh => { opened.fd = fh.fd }, () => {})
       // a failed open is no file to keep (the reader hears the error)
       f.fh.catch(() => { if (this.sliceFiles.get(path) === f) this.sliceFiles.delete(path) })
-      while (this.sliceFiles.size > SLICE_FILES_OPEN) this.dropSliceFile(this.sliceFiles.keys().next().value as string)
+      while (this.sliceFiles.size > SLICE_FILES_OPEN) void this.dropSliceFile(this.sliceFiles.keys().next().value as string)
     }
     f.users++
     return f
@@ -185,16 +186,16 @@ export class Store {
   /** A slice read is done with `f`: a file dropped meanwhile is closed once no read uses it. */
   private releaseSliceFile (f: SliceFile): void {
     f.users--
-    if (f.dropped && f.users === 0) closeSliceFile(f)
+    if (f.dropped && f.users === 0) void closeSliceFile(f)
   }
 
-  /** Keep the file of `path` open no longer (closed now, or when its last read ends). */
-  private dropSliceFile (path: string): void {
+  /** Keep the file of `path` open no longer (closed now, or when its last read ends); settles once closed now. */
+  private async dropSliceFile (path: string): Promise<void> {
     const f = this.sliceFiles.get(path)
     if (f === undefined) return
     this.sliceFiles.delete(path)
     f.dropped = true
-    if (f.users === 0) closeSliceFile(f)
+    if (f.users === 0) await closeSliceFile(f)
   }
 
   private file (cid: CID): { dir: string, file: string } {
@@ -249,7 +250,7 @@ export class Store {
   /** Note a block gone (deleted, quarantined, or its file found missing). */
   private noteGone (cid: CID): void {
     if (cid.multihash.code !== SHA256) return
-    this.dropSliceFile(this.file(cid).file)
+    void this.dropSliceFile(this.file(cid).file)
     if (this.filling !== undefined) {
       this.deletedWhileFilling.add(blockKey(cid))
       this.filling.delete(cid.multihash.digest)
@@ -770,7 +771,7 @@ async function fsyncPath (path: string): Promise<void> {
  */
 interface SliceFile { fh: Promise<FileHandle>, users: number, dropped: boolean, fd?: number }
 
-function closeSliceFile (f: SliceFile): void {
+async function closeSliceFile (f: SliceFile): Promise<void> {
   // ignored: a file that failed to open has nothing to close, and a close that fails frees the descriptor anyway
-  f.fh.then(async fh => { await fh.close() }).catch(() => {})
+  await f.fh.then(async fh => { await fh.close() }).catch(() => {})
 }
