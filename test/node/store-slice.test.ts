@@ -60,16 +60,21 @@ describe('Store.readSlice', function () {
       assert.ok(got !== undefined && Buffer.from(got).equals(bytes.subarray(at, at + 16_384)), `slice at ${at}`)
     }
     assert.ok(store.sliceCounters.now > 0, `no slice was read from the page cache: ${JSON.stringify(store.sliceCounters)}`)
-    const before = store.sliceCounters.now
+    // each slice read right, the second read of it from the page cache (the first one may have
+    // found its pages dropped by someone's drop_caches, and read them back in)
     for (const at of [0, 100_000, 245_760]) {
-      const got = await store.readSlice(cid, at, 16_384)
-      assert.ok(got !== undefined && Buffer.from(got).equals(bytes.subarray(at, at + 16_384)), `slice at ${at}`)
+      for (let i = 0; i < 2; i++) {
+        const now = store.sliceCounters.now
+        const got = await store.readSlice(cid, at, 16_384)
+        assert.ok(got !== undefined && Buffer.from(got).equals(bytes.subarray(at, at + 16_384)), `slice at ${at}`)
+        if (i === 1) assert.equal(store.sliceCounters.now, now + 1, `the second slice at ${at} read now`)
+      }
     }
-    assert.equal(store.sliceCounters.now, before + 3)
+    const before = store.sliceCounters.now
     // past the end: not read now, and undefined
     assert.equal(await store.readSlice(cid, 250_000, 16_384), undefined)
     await store.delete(cid)
     assert.equal(await store.readSlice(cid, 0, 100), undefined)
-    assert.equal(store.sliceCounters.now, before + 3)
+    assert.equal(store.sliceCounters.now, before, 'none read now past the end or once deleted')
   })
 })
