@@ -13,7 +13,8 @@
 //    whose put returned; a block file removed behind the store leaves the index when a read finds
 //    it gone or at the next resync().
 import { open, mkdir, rename, stat, statfs, readFile, readdir, unlink } from 'node:fs/promises'
-import type { FileHandle } from 'node:fs/promises'
+import { close as closeFd, open as openFd, read as readFd } from 'node:fs'
+import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
 import { basename, join } from 'node:path'
 import { FsBlockstore } from 'blockstore-fs'
@@ -42,6 +43,14 @@ const SHA256 = 0x12
  */
 export const SLICE_FILES_OPEN = 1024
 const log = logger('data:store')
+const openFile = promisify(openFd)
+const readAt = promisify(readFd)
+/**
+ * The descriptors a Store kept open for slice reads, closed when the Store is collected without
+ * close(): descriptors, not FileHandles, which Node 26 turns into an uncaught exception when one
+ * is closed by garbage collection.
+ */
+const leftOpen = new FinalizationRegistry<Set<number>>(fds => { for (const fd of fds) closeFd(fd, () => {}) })
 /** Quarantined blocks remembered as corrupt (oldest forgotten first). */
 export const MAX_CORRUPTED_REMEMBERED = 4096
 
@@ -135,6 +144,8 @@ export class Store {
   readonly sliceCounters = { now: 0, pooled: 0 }
   /** Open block files of slice reads by path (SLICE_FILES_OPEN), most recently read last. */
   private readonly sliceFiles = new Map<string, SliceFile>()
+  /** The descriptors of sliceFiles open now (closed if the Store is collected unclosed: leftOpen). */
+  private readonly sliceFds = new Set<number>()
   /** Block files written in group commits (where the addon has writeBlocks), else one by one. */
   private readonly writer: (dir: string, file: string, bytes: Uint8Array) => Promise<void>
   private readonly group?: GroupCommit
@@ -147,6 +158,7 @@ export class Store {
     const group = writeBlocksNative !== undefined ? new GroupCommit(writeBlocksNative) : undefined
     this.group = group
     this.writer = group !== undefined ? async (d, f, b) => { await group.write(d, f, b) } : writeBlock
+    leftOpen.register(this, this.sliceFds)
   }
 
   static async open (dir: string, opts: StoreOptions = {}): Promise<Store> {
@@ -170,13 +182,12 @@ export class Store {
       this.sliceFiles.delete(path)
       this.sliceFiles.set(path, f)
     } else {
-      const opened: SliceFile = { fh: open(path, 'r'), users: 0, dropped: false }
+      const opened: SliceFile = { opening: openFile(path, 'r'), users: 0, dropped: false }
       f = opened
       this.sliceFiles.set(path, f)
-      // the descriptor, for reads on the event loop (readSliceNow) while it is kept
-      opened.fh.then(fh => { opened.fd = fh.fd }, () => {})
-      // a failed open is no file to keep (the reader hears the error)
-      f.fh.catch(() => { if (this.sliceFiles.get(path) === f) this.sliceFiles.delete(path) })
+      // the descriptor, for reads on the event loop (readSliceNow) while it is kept; a failed
+      // open is no file to keep (the reader hears the error)
+      opened.opening.then(fd => { opened.fd = fd; this.sliceFds.add(fd) }, () => { if (this.sliceFiles.get(path) === opened) this.sliceFiles.delete(path) })
       while (this.sliceFiles.size > SLICE_FILES_OPEN) void this.dropSliceFile(this.sliceFiles.keys().next().value as string)
     }
     f.users++
@@ -186,7 +197,7 @@ export class Store {
   /** A slice read is done with `f`: a file dropped meanwhile is closed once no read uses it. */
   private releaseSliceFile (f: SliceFile): void {
     f.users--
-    if (f.dropped && f.users === 0) void closeSliceFile(f)
+    if (f.dropped && f.users === 0) void this.closeSliceFile(f)
   }
 
   /** Keep the file of `path` open no longer (closed now, or when its last read ends); settles once closed now. */
@@ -195,7 +206,15 @@ export class Store {
     if (f === undefined) return
     this.sliceFiles.delete(path)
     f.dropped = true
-    if (f.users === 0) await closeSliceFile(f)
+    if (f.users === 0) await this.closeSliceFile(f)
+  }
+
+  private async closeSliceFile (f: SliceFile): Promise<void> {
+    // ignored: a file that failed to open has nothing to close, and a close that fails frees the descriptor anyway
+    const fd = await f.opening.catch(() => undefined)
+    if (fd === undefined) return
+    this.sliceFds.delete(fd)
+    await new Promise<void>(resolve => { closeFd(fd, () => { resolve() }) })
   }
 
   private file (cid: CID): { dir: string, file: string } {
@@ -529,9 +548,9 @@ export class Store {
     // without the addon's job: through a kept descriptor (SLICE_FILES_OPEN)
     const f = await this.sliceFile(file)
     try {
-      let fh
+      let fd
       try {
-        fh = await f.fh
+        fd = await f.opening
       } catch (err: any) {
         if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
         throw err
@@ -539,7 +558,7 @@ export class Store {
       const out = new Uint8Array(length)
       let got = 0
       while (got < length) {
-        const { bytesRead } = await fh.read(out, got, length - got, offset + got)
+        const { bytesRead } = await readAt(fd, out, got, length - got, offset + got)
         if (bytesRead === 0) return undefined
         got += bytesRead
       }
@@ -769,9 +788,4 @@ async function fsyncPath (path: string): Promise<void> {
  * (closed when unused); `fd`, its descriptor once open (never read once dropped: it may be
  * closed, and its number reused).
  */
-interface SliceFile { fh: Promise<FileHandle>, users: number, dropped: boolean, fd?: number }
-
-async function closeSliceFile (f: SliceFile): Promise<void> {
-  // ignored: a file that failed to open has nothing to close, and a close that fails frees the descriptor anyway
-  await f.fh.then(async fh => { await fh.close() }).catch(() => {})
-}
+interface SliceFile { opening: Promise<number>, users: number, dropped: boolean, fd?: number }
