@@ -294,7 +294,7 @@ interface NativeAddon {
   /** Absent when the process exports no OpenSSL SHA256_* symbols (see erasure.c). */
   sha256Many?: (buffers: Uint8Array[], cuts: number[], prefix: number, callback: (err: Error | null, digests: Uint8Array) => void) => void
   /** Absent in addons built before it. */
-  readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean) => void) => void
+  readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean, fd?: number) => void, keep?: boolean) => void
   /** Absent in addons built before it. */
   readSliceNow?: (fd: number, offset: number, into: Uint8Array) => boolean
   /** Absent in addons built before it. */
@@ -849,6 +849,19 @@ export const readSliceNative: ((file: string, offset: number, into: Uint8Array) 
  * readSliceNative). undefined without the addon (or with one built before it).
  */
 export const readSliceNowNative: ((fd: number, offset: number, into: Uint8Array) => boolean) | undefined = native.addon?.readSliceNow
+
+/**
+ * readSliceNative that leaves the file open (same threadpool job): `fd` is its descriptor when it
+ * opened, for the caller to keep (readSliceNowNative) and close. Defined with readSliceNowNative
+ * (an addon built before it takes no `keep`).
+ */
+export const readSliceKeepNative: ((file: string, offset: number, into: Uint8Array) => Promise<{ whole: boolean, fd?: number }>) | undefined = (() => {
+  const read = native.addon?.readSlice
+  if (read === undefined || native.addon?.readSliceNow === undefined) return undefined
+  return async (file: string, offset: number, into: Uint8Array) => await new Promise<{ whole: boolean, fd?: number }>((resolve, reject) => {
+    read(file, offset, into, (err, whole, fd) => { if (err !== null) reject(err); else resolve({ whole, fd }) }, true)
+  })
+})()
 
 /**
  * XSalsa20 in the addon (erasure.c), for pnet's cipher (node/net/xsalsa20.ts): `hsalsa20` makes

@@ -25,7 +25,7 @@ import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from '../errors.ts'
 import { logger } from '../log.ts'
 import { PresentIndex } from './present.ts'
-import { readSliceNative, readSliceNowNative, sha256Many, writeBlockNative, writeBlocksNative } from './erasure.ts'
+import { readSliceKeepNative, readSliceNative, readSliceNowNative, sha256Many, writeBlockNative, writeBlocksNative } from './erasure.ts'
 
 const SHA256 = 0x12
 /**
@@ -192,6 +192,21 @@ export class Store {
     }
     f.users++
     return f
+  }
+
+  /**
+   * Keep `fd`, a descriptor of block `cid`'s file opened by a slice read, for the next slices;
+   * closed at once when the file is kept already (another read opened it too) or the block is
+   * gone meanwhile.
+   */
+  private keepSliceFile (cid: CID, path: string, fd: number): void {
+    if (this.sliceFiles.has(path) || this.absent(cid)) {
+      closeFd(fd, () => {})
+      return
+    }
+    this.sliceFiles.set(path, { opening: Promise.resolve(fd), fd, users: 0, dropped: false })
+    this.sliceFds.add(fd)
+    while (this.sliceFiles.size > SLICE_FILES_OPEN) void this.dropSliceFile(this.sliceFiles.keys().next().value as string)
   }
 
   /** A slice read is done with `f`: a file dropped meanwhile is closed once no read uses it. */
@@ -522,7 +537,7 @@ export class Store {
     const { file } = this.file(cid)
     if (readSliceNative !== undefined) {
       const out = new Uint8Array(length)
-      if (readSliceNowNative !== undefined) {
+      if (readSliceNowNative !== undefined && readSliceKeepNative !== undefined) {
         // a kept file (never one dropped: its descriptor may be closed, its number reused) whose
         // pages are cached: read now, on this thread
         const kept = this.sliceFiles.get(file)
@@ -531,8 +546,16 @@ export class Store {
           this.sliceFiles.set(file, kept)
           if (readSliceNowNative(kept.fd, offset, out)) { this.sliceCounters.now++; return out }
         } else if (kept === undefined) {
-          // kept open from now on (opened off this read's path): its next slices are read now
-          void this.sliceFile(file).then(f => { this.releaseSliceFile(f) })
+          // the threadpool job leaves the file open, kept from now on: its next slices are read now
+          this.sliceCounters.pooled++
+          try {
+            const { whole, fd } = await readSliceKeepNative(file, offset, out)
+            if (fd !== undefined) this.keepSliceFile(cid, file, fd)
+            return whole ? out : undefined
+          } catch (err: any) {
+            if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
+            throw err
+          }
         }
       }
       this.sliceCounters.pooled++

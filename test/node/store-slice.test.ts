@@ -50,16 +50,12 @@ describe('Store.readSlice', function () {
     const bytes = randomBytes(256 * 1024)
     const cid = cidOf(bytes)
     await store.put(cid, bytes)
-    // the first slice: a threadpool job, after which the file is kept open
+    // the first slice: one threadpool job, which leaves the file open, kept: the same slice
+    // again (its pages cached by that read) is read now, with no job
     assert.ok(Buffer.from((await store.readSlice(cid, 16_384, 16_384))!).equals(bytes.subarray(16_384, 32_768)))
     assert.deepEqual(store.sliceCounters, { now: 0, pooled: 1 })
-    // once it is open (its descriptor known), slices of its cached pages are read now
-    for (let i = 0; store.sliceCounters.now === 0 && i < 100; i++) {
-      const at = (i % 15) * 16_384
-      const got = await store.readSlice(cid, at, 16_384)
-      assert.ok(got !== undefined && Buffer.from(got).equals(bytes.subarray(at, at + 16_384)), `slice at ${at}`)
-    }
-    assert.ok(store.sliceCounters.now > 0, `no slice was read from the page cache: ${JSON.stringify(store.sliceCounters)}`)
+    assert.ok(Buffer.from((await store.readSlice(cid, 16_384, 16_384))!).equals(bytes.subarray(16_384, 32_768)))
+    assert.deepEqual(store.sliceCounters, { now: 1, pooled: 1 })
     // each slice read right, the second read of it from the page cache (the first one may have
     // found its pages dropped by someone's drop_caches, and read them back in)
     for (const at of [0, 100_000, 245_760]) {
