@@ -32,8 +32,8 @@ const SHA256 = 0x12
  * Block files kept open for slice reads (readSlice), the least recently read closed first. With
  * the native addon a slice of a kept file whose pages are cached is read on the event loop
  * (readSliceNow: preadv2 RWF_NOWAIT, a few microseconds, never a wait for the disk), and any
- * other slice by a threadpool job (open, pread, close), after which the file is opened to be
- * kept; without it, through the kept descriptor. A peer's 4 KiB read was a threadpool job on
+ * other slice by a threadpool job (open and pread; the file of a first slice is left open and
+ * kept: keepSliceFile); without it, through the kept descriptor. A peer's 4 KiB read was a threadpool job on
  * its holder: two thread wakeups, ~0.2 ms (1 ms at p90) of a six-host read on a loaded machine
  * (issue 15). A range read of a chunk's pages opened and closed its fragment's file for every
  * slice through node:fs: ~10% of a close that read spilled patches back (issue 15). A block's bytes never change under its CID,
