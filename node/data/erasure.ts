@@ -294,7 +294,9 @@ interface NativeAddon {
   /** Absent when the process exports no OpenSSL SHA256_* symbols (see erasure.c). */
   sha256Many?: (buffers: Uint8Array[], cuts: number[], prefix: number, callback: (err: Error | null, digests: Uint8Array) => void) => void
   /** Absent in addons built before it. */
-  readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean) => void) => void
+  readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean, fd?: number) => void, keep?: boolean) => void
+  /** Absent in addons built before it. */
+  readSliceNow?: (fd: number, offset: number, into: Uint8Array) => boolean
   /** Absent in addons built before it. */
   writeBlocks?: (dirs: string[], files: string[], tmps: string[], buffers: Uint8Array[], callback: (outcomes: Array<(Error & { code?: string }) | null>) => void) => void
   /** Absent in addons built before it. */
@@ -842,6 +844,27 @@ export const readSliceNative: ((file: string, offset: number, into: Uint8Array) 
   const read = native.addon?.readSlice
   if (read === undefined) return undefined
   return async (file: string, offset: number, into: Uint8Array) => await new Promise<boolean>((resolve, reject) => { read(file, offset, into, (err, whole) => { if (err !== null) reject(err); else resolve(whole) }) })
+})()
+
+/**
+ * Fill `into` with the bytes of open file `fd` from `offset`, from the page cache alone, on this
+ * thread (preadv2 RWF_NOWAIT: it never waits for the disk): true when every byte was there;
+ * false when some were not, the file ends first, or RWF_NOWAIT is not taken (then read through
+ * readSliceNative). undefined without the addon (or with one built before it).
+ */
+export const readSliceNowNative: ((fd: number, offset: number, into: Uint8Array) => boolean) | undefined = native.addon?.readSliceNow
+
+/**
+ * readSliceNative that leaves the file open (same threadpool job): `fd` is its descriptor when it
+ * opened, for the caller to keep (readSliceNowNative) and close. Defined with readSliceNowNative
+ * (an addon built before it takes no `keep`).
+ */
+export const readSliceKeepNative: ((file: string, offset: number, into: Uint8Array) => Promise<{ whole: boolean, fd?: number }>) | undefined = (() => {
+  const read = native.addon?.readSlice
+  if (read === undefined || native.addon?.readSliceNow === undefined) return undefined
+  return async (file: string, offset: number, into: Uint8Array) => await new Promise<{ whole: boolean, fd?: number }>((resolve, reject) => {
+    read(file, offset, into, (err, whole, fd) => { if (err !== null) reject(err); else resolve({ whole, fd }) }, true)
+  })
 })()
 
 /**

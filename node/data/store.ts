@@ -13,7 +13,8 @@
 //    whose put returned; a block file removed behind the store leaves the index when a read finds
 //    it gone or at the next resync().
 import { open, mkdir, rename, stat, statfs, readFile, readdir, unlink } from 'node:fs/promises'
-import type { FileHandle } from 'node:fs/promises'
+import { close as closeFd, open as openFd, read as readFd } from 'node:fs'
+import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
 import { basename, join } from 'node:path'
 import { FsBlockstore } from 'blockstore-fs'
@@ -24,19 +25,32 @@ import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from '../errors.ts'
 import { logger } from '../log.ts'
 import { PresentIndex } from './present.ts'
-import { readSliceNative, sha256Many, writeBlockNative, writeBlocksNative } from './erasure.ts'
+import { readSliceKeepNative, readSliceNative, readSliceNowNative, sha256Many, writeBlockNative, writeBlocksNative } from './erasure.ts'
 
 const SHA256 = 0x12
 /**
- * Block files kept open for slice reads (readSlice) where the native addon has no slice job (it
- * opens, reads and closes in one threadpool job, which measured as fast), the least recently
- * read closed first. A range read of a chunk's pages opened and closed its fragment's file for
- * every slice through node:fs: ~10% of a close that read spilled patches back (issue 15). A block's bytes never change under its CID,
+ * Block files kept open for slice reads (readSlice), the least recently read closed first. With
+ * the native addon a slice of a kept file whose pages are cached is read on the event loop
+ * (readSliceNow: preadv2 RWF_NOWAIT, a few microseconds, never a wait for the disk), and any
+ * other slice by a threadpool job (open and pread; the file of a first slice is left open and
+ * kept: keepSliceFile); without it, through the kept descriptor. A peer's 4 KiB read was a threadpool job on
+ * its holder: two thread wakeups, ~0.2 ms (1 ms at p90) of a six-host read on a loaded machine
+ * (issue 15). A range read of a chunk's pages opened and closed its fragment's file for every
+ * slice through node:fs: ~10% of a close that read spilled patches back (issue 15). A block's bytes never change under its CID,
  * so a kept descriptor reads them as stored; a block deleted, found lost or quarantined is
- * closed here (noteGone) and read again only through a fresh open.
+ * closed here (noteGone) and read again only through a fresh open. 1,024: a host's fragments of
+ * 1 GiB of 4+2 chunks at 1 MiB.
  */
-export const SLICE_FILES_OPEN = 32
+export const SLICE_FILES_OPEN = 1024
 const log = logger('data:store')
+const openFile = promisify(openFd)
+const readAt = promisify(readFd)
+/**
+ * The descriptors a Store kept open for slice reads, closed when the Store is collected without
+ * close(): descriptors, not FileHandles, which Node 26 turns into an uncaught exception when one
+ * is closed by garbage collection.
+ */
+const leftOpen = new FinalizationRegistry<Set<number>>(fds => { for (const fd of fds) closeFd(fd, () => {}) })
 /** Quarantined blocks remembered as corrupt (oldest forgotten first). */
 export const MAX_CORRUPTED_REMEMBERED = 4096
 
@@ -126,8 +140,12 @@ export class Store {
    * of one block run one after the other, so the index always ends where the disk does.
    */
   private readonly busy = new Map<string, Promise<void>>()
+  /** Slice reads served from the page cache on the event loop (readSliceNow), and through the threadpool. */
+  readonly sliceCounters = { now: 0, pooled: 0 }
   /** Open block files of slice reads by path (SLICE_FILES_OPEN), most recently read last. */
   private readonly sliceFiles = new Map<string, SliceFile>()
+  /** The descriptors of sliceFiles open now (closed if the Store is collected unclosed: leftOpen). */
+  private readonly sliceFds = new Set<number>()
   /** Block files written in group commits (where the addon has writeBlocks), else one by one. */
   private readonly writer: (dir: string, file: string, bytes: Uint8Array) => Promise<void>
   private readonly group?: GroupCommit
@@ -140,6 +158,7 @@ export class Store {
     const group = writeBlocksNative !== undefined ? new GroupCommit(writeBlocksNative) : undefined
     this.group = group
     this.writer = group !== undefined ? async (d, f, b) => { await group.write(d, f, b) } : writeBlock
+    leftOpen.register(this, this.sliceFds)
   }
 
   static async open (dir: string, opts: StoreOptions = {}): Promise<Store> {
@@ -151,7 +170,8 @@ export class Store {
   }
 
   async close (): Promise<void> {
-    for (const path of [...this.sliceFiles.keys()]) this.dropSliceFile(path)
+    // the kept files no read uses are closed before this resolves (the others once their reads end)
+    await Promise.all([...this.sliceFiles.keys()].map(async path => { await this.dropSliceFile(path) }))
     await this.blocks.close()
   }
 
@@ -162,29 +182,54 @@ export class Store {
       this.sliceFiles.delete(path)
       this.sliceFiles.set(path, f)
     } else {
-      f = { fh: open(path, 'r'), users: 0, dropped: false }
+      const opened: SliceFile = { opening: openFile(path, 'r'), users: 0, dropped: false }
+      f = opened
       this.sliceFiles.set(path, f)
-      // a failed open is no file to keep (the reader hears the error)
-      f.fh.catch(() => { if (this.sliceFiles.get(path) === f) this.sliceFiles.delete(path) })
-      while (this.sliceFiles.size > SLICE_FILES_OPEN) this.dropSliceFile(this.sliceFiles.keys().next().value as string)
+      // the descriptor, for reads on the event loop (readSliceNow) while it is kept; a failed
+      // open is no file to keep (the reader hears the error)
+      opened.opening.then(fd => { opened.fd = fd; this.sliceFds.add(fd) }, () => { if (this.sliceFiles.get(path) === opened) this.sliceFiles.delete(path) })
+      while (this.sliceFiles.size > SLICE_FILES_OPEN) void this.dropSliceFile(this.sliceFiles.keys().next().value as string)
     }
     f.users++
     return f
   }
 
+  /**
+   * Keep `fd`, a descriptor of block `cid`'s file opened by a slice read, for the next slices;
+   * closed at once when the file is kept already (another read opened it too) or the block is
+   * gone meanwhile.
+   */
+  private keepSliceFile (cid: CID, path: string, fd: number): void {
+    if (this.sliceFiles.has(path) || this.absent(cid)) {
+      closeFd(fd, () => {})
+      return
+    }
+    this.sliceFiles.set(path, { opening: Promise.resolve(fd), fd, users: 0, dropped: false })
+    this.sliceFds.add(fd)
+    while (this.sliceFiles.size > SLICE_FILES_OPEN) void this.dropSliceFile(this.sliceFiles.keys().next().value as string)
+  }
+
   /** A slice read is done with `f`: a file dropped meanwhile is closed once no read uses it. */
   private releaseSliceFile (f: SliceFile): void {
     f.users--
-    if (f.dropped && f.users === 0) closeSliceFile(f)
+    if (f.dropped && f.users === 0) void this.closeSliceFile(f)
   }
 
-  /** Keep the file of `path` open no longer (closed now, or when its last read ends). */
-  private dropSliceFile (path: string): void {
+  /** Keep the file of `path` open no longer (closed now, or when its last read ends); settles once closed now. */
+  private async dropSliceFile (path: string): Promise<void> {
     const f = this.sliceFiles.get(path)
     if (f === undefined) return
     this.sliceFiles.delete(path)
     f.dropped = true
-    if (f.users === 0) closeSliceFile(f)
+    if (f.users === 0) await this.closeSliceFile(f)
+  }
+
+  private async closeSliceFile (f: SliceFile): Promise<void> {
+    // ignored: a file that failed to open has nothing to close, and a close that fails frees the descriptor anyway
+    const fd = await f.opening.catch(() => undefined)
+    if (fd === undefined) return
+    this.sliceFds.delete(fd)
+    await new Promise<void>(resolve => { closeFd(fd, () => { resolve() }) })
   }
 
   private file (cid: CID): { dir: string, file: string } {
@@ -239,7 +284,7 @@ export class Store {
   /** Note a block gone (deleted, quarantined, or its file found missing). */
   private noteGone (cid: CID): void {
     if (cid.multihash.code !== SHA256) return
-    this.dropSliceFile(this.file(cid).file)
+    void this.dropSliceFile(this.file(cid).file)
     if (this.filling !== undefined) {
       this.deletedWhileFilling.add(blockKey(cid))
       this.filling.delete(cid.multihash.digest)
@@ -491,9 +536,31 @@ export class Store {
     if (this.absent(cid)) return undefined
     const { file } = this.file(cid)
     if (readSliceNative !== undefined) {
+      const out = new Uint8Array(length)
+      if (readSliceNowNative !== undefined && readSliceKeepNative !== undefined) {
+        // a kept file (never one dropped: its descriptor may be closed, its number reused) whose
+        // pages are cached: read now, on this thread
+        const kept = this.sliceFiles.get(file)
+        if (kept?.fd !== undefined && !kept.dropped) {
+          this.sliceFiles.delete(file)
+          this.sliceFiles.set(file, kept)
+          if (readSliceNowNative(kept.fd, offset, out)) { this.sliceCounters.now++; return out }
+        } else if (kept === undefined) {
+          // the threadpool job leaves the file open, kept from now on: its next slices are read now
+          this.sliceCounters.pooled++
+          try {
+            const { whole, fd } = await readSliceKeepNative(file, offset, out)
+            if (fd !== undefined) this.keepSliceFile(cid, file, fd)
+            return whole ? out : undefined
+          } catch (err: any) {
+            if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
+            throw err
+          }
+        }
+      }
+      this.sliceCounters.pooled++
       // open, pread and close in one threadpool job: through node:fs/promises a 4 KiB read was
       // three round trips through the threadpool and the event loop (issue 15)
-      const out = new Uint8Array(length)
       try {
         return await readSliceNative(file, offset, out) ? out : undefined
       } catch (err: any) {
@@ -504,9 +571,9 @@ export class Store {
     // without the addon's job: through a kept descriptor (SLICE_FILES_OPEN)
     const f = await this.sliceFile(file)
     try {
-      let fh
+      let fd
       try {
-        fh = await f.fh
+        fd = await f.opening
       } catch (err: any) {
         if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
         throw err
@@ -514,7 +581,7 @@ export class Store {
       const out = new Uint8Array(length)
       let got = 0
       while (got < length) {
-        const { bytesRead } = await fh.read(out, got, length - got, offset + got)
+        const { bytesRead } = await readAt(fd, out, got, length - got, offset + got)
         if (bytesRead === 0) return undefined
         got += bytesRead
       }
@@ -739,10 +806,9 @@ async function fsyncPath (path: string): Promise<void> {
   try { await fh.sync() } finally { await fh.close() }
 }
 
-/** A block file kept open for slice reads: `users`, reads using it now; `dropped`, no longer kept (closed when unused). */
-interface SliceFile { fh: Promise<FileHandle>, users: number, dropped: boolean }
-
-function closeSliceFile (f: SliceFile): void {
-  // ignored: a file that failed to open has nothing to close, and a close that fails frees the descriptor anyway
-  f.fh.then(async fh => { await fh.close() }).catch(() => {})
-}
+/**
+ * A block file kept open for slice reads: `users`, reads using it now; `dropped`, no longer kept
+ * (closed when unused); `fd`, its descriptor once open (never read once dropped: it may be
+ * closed, and its number reused).
+ */
+interface SliceFile { opening: Promise<number>, users: number, dropped: boolean, fd?: number }

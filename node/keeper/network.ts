@@ -369,10 +369,16 @@ export class ChunkNetwork extends EventTarget implements Network {
   private async rangeFrom (ref: ChunkRef, slice: FragmentSlice, root: Uint8Array, cid: CID, peers: string[], signal: AbortSignal): Promise<Uint8Array> {
     const { first, end, fragmentBytes } = slice
     const want = { cid, first, end, verify: (bytes: Uint8Array, proof: Uint8Array[]) => verifyRange(root, fragmentBytes, first, end, bytes, proof) }
-    const connected = this.reachable(peers)
     const ranked = this.policy.rank(ref, this.policy.members(), ref.k + ref.m + this.policy.redundancy)
     // every copy of the fragment's CID (with k = 1 the m + 1 copies are one block)
-    const guess = [...new Set(assignment(ranked, ref.k, ref.m).filter((_, j) => ref.fragments[j]?.equals(cid)).flat())].filter(p => connected.has(p))
+    const targets = [...new Set(assignment(ranked, ref.k, ref.m).filter((_, j) => ref.fragments[j]?.equals(cid)).flat())]
+    // the connected ones (known from `peers` alone); only when none is, those up to be dialled
+    // (beyond the full mesh): who is up was asked of the membership on every 4 KiB read
+    let guess = targets.filter(p => peers.includes(p))
+    if (guess.length === 0) {
+      const connected = this.reachable(peers)
+      guess = targets.filter(p => connected.has(p))
+    }
     if (guess.length > 0) {
       try {
         return await this.swarm.pullRange(want, guess, { signal })

@@ -217,7 +217,7 @@ export async function probeMember (dial: (addr: string, timeoutMs: number) => Pr
   return undefined
 }
 
-export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'> & Partial<Pick<Host, 'beyondFullMesh' | 'closedHere' | 'trimmedThere'>>
+export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'> & Partial<Pick<Host, 'beyondFullMesh' | 'closedHere' | 'trimmedThere' | 'peerIds'>>
 
 export interface MembershipEvents {
   /** A peer was declared gone (timeout or leave notice): detail is its id. */
@@ -430,7 +430,10 @@ export class Membership extends EventTarget {
 
   /** Connected peers, this host included (ids). */
   live (): string[] {
-    return [this.host.peerId, ...this.host.peers().map(p => p.id).filter(p => !this.left.has(p))]
+    // the connected ids alone (Host.peerIds): peers() looks up every peer's addresses, and a
+    // range read asks who is up and who the members are (live() twice) once per 4 KiB read
+    const ids = this.host.peerIds?.() ?? this.host.peers().map(p => p.id)
+    return [this.host.peerId, ...ids.filter(p => !this.left.has(p))]
   }
 
   /**

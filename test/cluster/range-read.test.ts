@@ -123,6 +123,29 @@ describe('verified range reads across hosts (seven in-process hosts)', function 
     assert.equal(leaves.counters.slices - before.slices, 1, 'the holder read one slice')
   })
 
+  it('a holder reads the slices a peer asks for from its page cache on its event loop once it keeps the fragment\'s file open, not by threadpool jobs', async () => {
+    let found: { h: ClusterHost, c: number, holder: ClusterHost } | undefined
+    for (const { h, c, ref } of await strangers()) {
+      const others = hosts.slice(1).filter(x => x !== h)
+      const held = await Promise.all(others.map(async x => await x.store.has(ref.fragments[0])))
+      const holder = others.find((_, i) => held[i])
+      if (holder !== undefined) found ??= { h, c, holder }
+    }
+    assert.ok(found !== undefined, 'a chunk whose data fragment 0 a host other than the writer and the reader holds')
+    const { h, c, holder } = found
+    const slices = holder.store.sliceCounters
+    const before = { ...slices }
+    // pages of data fragment 0 (its first 256 KiB), each read cold on the reader: the holder's
+    // first slice is a threadpool job, after which it keeps the file open; the page cache then
+    // holds what the push wrote (or what that job read back in)
+    const pages = [5000, 70_000, 140_000, 200_000]
+    for (let i = 0; i < 40 && slices.now === before.now; i++) {
+      h.volume.chunks.dropCache()
+      await readPage(h, c * MiB + pages[i % pages.length], `the right bytes at ${pages[i % pages.length]}`)
+    }
+    assert.ok(slices.now > before.now, `no slice read from the page cache: ${JSON.stringify(slices)}`)
+  })
+
   it('a read across two data fragments fetches leaves of both', async () => {
     const { h, c, ref } = (await strangers())[1]
     const chunks = h.volume.chunks

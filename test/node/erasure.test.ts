@@ -448,10 +448,10 @@ describe('erasure', () => {
     // tests of it skip (writeBlocks' table entry once pushed sha256Leaves past a count written
     // by hand, and its test and every off-thread leaf hash went quiet)
     const addon = createRequire(import.meta.url)(ADDON.pathname) as Record<string, unknown>
-    for (const name of ['writeBlock', 'writeBlocks', 'readSlice', 'initTables', 'encodeData', 'encodeLoop', 'xsalsa20Xor', 'hsalsa20', 'sha256Many', 'sha256Leaves', 'chachaOpen', 'chachaSeal']) {
+    for (const name of ['writeBlock', 'writeBlocks', 'readSlice', 'readSliceNow', 'initTables', 'encodeData', 'encodeLoop', 'xsalsa20Xor', 'hsalsa20', 'sha256Many', 'sha256Leaves', 'chachaOpen', 'chachaSeal']) {
       assert.equal(typeof addon[name], 'function', `the addon has no ${name}`)
     }
-    for (const [name, f] of Object.entries({ sha256Many: erasure.sha256Many, sha256Leaves: erasure.sha256Leaves, writeBlockNative: erasure.writeBlockNative, writeBlocksNative: erasure.writeBlocksNative, readSliceNative: erasure.readSliceNative, xsalsa20Native: erasure.xsalsa20Native, chacha20Poly1305Native: erasure.chacha20Poly1305Native })) {
+    for (const [name, f] of Object.entries({ sha256Many: erasure.sha256Many, sha256Leaves: erasure.sha256Leaves, writeBlockNative: erasure.writeBlockNative, writeBlocksNative: erasure.writeBlocksNative, readSliceNative: erasure.readSliceNative, readSliceNowNative: erasure.readSliceNowNative, readSliceKeepNative: erasure.readSliceKeepNative, xsalsa20Native: erasure.xsalsa20Native, chacha20Poly1305Native: erasure.chacha20Poly1305Native })) {
       assert.notEqual(f, undefined, `erasure.ts has no ${name}`)
     }
   })

@@ -2,10 +2,13 @@
 // (SLICE_FILES_OPEN, least recently read closed first): the bytes are those stored, many reads
 // at once share a file, more blocks than are kept read right, and a block deleted after a slice
 // read is no longer read through the kept file (absent), nor after it is stored again (its bytes).
+// With the native addon, a slice of a kept file whose pages are cached is read on the event loop
+// (readSliceNow), not by a threadpool job: the right bytes, and never through a file since deleted.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Store, cidOf } from '../../node/data/index.ts'
 import { SLICE_FILES_OPEN } from '../../node/data/store.ts'
+import { readSliceNowNative } from '../../node/data/erasure.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 
 describe('Store.readSlice', function () {
@@ -36,5 +39,38 @@ describe('Store.readSlice', function () {
     // stored again: its bytes
     await store.put(last.cid, last.bytes)
     assert.ok(Buffer.from((await store.readSlice(last.cid, 100, 300))!).equals(last.bytes.subarray(100, 400)))
+  })
+
+  it('reads a slice of a kept block file from the page cache on the event loop, the right bytes, and not once the block is deleted', async function () {
+    if (readSliceNowNative === undefined) this.skip()
+    const dir = await tempDir(t)
+    const store = await Store.open(dir)
+    t.add(async () => { await store.close() })
+    await store.tally()
+    const bytes = randomBytes(256 * 1024)
+    const cid = cidOf(bytes)
+    await store.put(cid, bytes)
+    // the first slice: one threadpool job, which leaves the file open, kept: the same slice
+    // again (its pages cached by that read) is read now, with no job
+    assert.ok(Buffer.from((await store.readSlice(cid, 16_384, 16_384))!).equals(bytes.subarray(16_384, 32_768)))
+    assert.deepEqual(store.sliceCounters, { now: 0, pooled: 1 })
+    assert.ok(Buffer.from((await store.readSlice(cid, 16_384, 16_384))!).equals(bytes.subarray(16_384, 32_768)))
+    assert.deepEqual(store.sliceCounters, { now: 1, pooled: 1 })
+    // each slice read right, the second read of it from the page cache (the first one may have
+    // found its pages dropped by someone's drop_caches, and read them back in)
+    for (const at of [0, 100_000, 245_760]) {
+      for (let i = 0; i < 2; i++) {
+        const now = store.sliceCounters.now
+        const got = await store.readSlice(cid, at, 16_384)
+        assert.ok(got !== undefined && Buffer.from(got).equals(bytes.subarray(at, at + 16_384)), `slice at ${at}`)
+        if (i === 1) assert.equal(store.sliceCounters.now, now + 1, `the second slice at ${at} read now`)
+      }
+    }
+    const before = store.sliceCounters.now
+    // past the end: not read now, and undefined
+    assert.equal(await store.readSlice(cid, 250_000, 16_384), undefined)
+    await store.delete(cid)
+    assert.equal(await store.readSlice(cid, 0, 100), undefined)
+    assert.equal(store.sliceCounters.now, before, 'none read now past the end or once deleted')
   })
 })
