@@ -99,18 +99,21 @@ describe('verified range reads across hosts (seven in-process hosts)', function 
     assert.ok(wholeMoved >= MiB, `the whole chunk moved ${wholeMoved} bytes`)
   })
 
-  it('a holder that got its data fragment pushed serves a 4 KiB range from a slice of it, not a read of it whole', async () => {
-    // the writer keeps the hashes of what it encoded; a host the fragment was pushed to kept
-    // them on arrival (before, it read and hashed the whole fragment for the first range want)
-    let found: { h: ClusterHost, c: number, holder: ClusterHost } | undefined
+  /** A chunk `c` read by host `h`, whose data fragment 0 `holder` holds (neither the writer nor `h`). */
+  async function strangerHolder (): Promise<{ h: ClusterHost, c: number, holder: ClusterHost }> {
     for (const { h, c, ref } of await strangers()) {
       const others = hosts.slice(1).filter(x => x !== h)
       const held = await Promise.all(others.map(async x => await x.store.has(ref.fragments[0])))
       const holder = others.find((_, i) => held[i])
-      if (holder !== undefined) found ??= { h, c, holder }
+      if (holder !== undefined) return { h, c, holder }
     }
-    assert.ok(found !== undefined, 'a chunk whose data fragment 0 a host other than the writer and the reader holds')
-    const { h, c, holder } = found
+    throw new Error('no chunk whose data fragment 0 a host other than the writer and the reader holds')
+  }
+
+  it('a holder that got its data fragment pushed serves a 4 KiB range from a slice of it, not a read of it whole', async () => {
+    // the writer keeps the hashes of what it encoded; a host the fragment was pushed to kept
+    // them on arrival (before, it read and hashed the whole fragment for the first range want)
+    const { h, c, holder } = await strangerHolder()
     const frag = (await chunksOf(h, '/r.bin'))[c].fragments[0]
     const leaves = holder.volume.chunks.localLeaves
     await until(`${holder.name} keeps the leaf hashes of the fragment pushed to it`, () => leaves.keeps(frag))
@@ -124,15 +127,7 @@ describe('verified range reads across hosts (seven in-process hosts)', function 
   })
 
   it('a holder reads the slices a peer asks for from its page cache on its event loop once it keeps the fragment\'s file open, not by threadpool jobs', async () => {
-    let found: { h: ClusterHost, c: number, holder: ClusterHost } | undefined
-    for (const { h, c, ref } of await strangers()) {
-      const others = hosts.slice(1).filter(x => x !== h)
-      const held = await Promise.all(others.map(async x => await x.store.has(ref.fragments[0])))
-      const holder = others.find((_, i) => held[i])
-      if (holder !== undefined) found ??= { h, c, holder }
-    }
-    assert.ok(found !== undefined, 'a chunk whose data fragment 0 a host other than the writer and the reader holds')
-    const { h, c, holder } = found
+    const { h, c, holder } = await strangerHolder()
     const slices = holder.store.sliceCounters
     const before = { ...slices }
     // pages of data fragment 0 (its first 256 KiB), each read cold on the reader: the holder's

@@ -1197,8 +1197,11 @@ static int (*evp_ctrl)(void *, int, int, void *);
 
 #define MAX_AEAD_PIECES 64
 
-// key, nonce and ad of chachaOpen/chachaSeal, and the pieces (each a Uint8Array below INT_MAX bytes)
-static int aead_args (napi_env env, napi_value *argv, uint8_t **key, uint8_t **nonce, uint8_t **ad, size_t *adLen, uint8_t **piece, size_t *pieceLen, uint32_t *n) {
+// chachaOpen's and chachaSeal's five arguments (`usage` names them): key, nonce and ad, the pieces
+// (each a Uint8Array below INT_MAX bytes) and, in argv[4], the last one, which each checks itself
+static int aead_args (napi_env env, napi_callback_info info, const char *usage, napi_value *argv, uint8_t **key, uint8_t **nonce, uint8_t **ad, size_t *adLen, uint8_t **piece, size_t *pieceLen, uint32_t *n) {
+  size_t argc = 5;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5) { napi_throw_type_error(env, NULL, usage); return 0; }
   size_t keyLen, nonceLen;
   if (!get_bytes(env, argv[0], "key must be a Uint8Array", key, &keyLen)) return 0;
   if (!get_bytes(env, argv[1], "nonce must be a Uint8Array", nonce, &nonceLen)) return 0;
@@ -1217,22 +1220,30 @@ static int aead_args (napi_env env, napi_value *argv, uint8_t **key, uint8_t **n
   return 1;
 }
 
+// A cipher context keyed for chacha20-poly1305 with `ad` taken in (seal: encrypting, else
+// decrypting); NULL with an exception pending when OpenSSL fails
+static void *aead_begin (napi_env env, int seal, const uint8_t *key, const uint8_t *nonce, const uint8_t *ad, size_t adLen) {
+  void *ctx = evp_ctx_new();
+  if (ctx == NULL) { napi_throw_error(env, NULL, "chacha20-poly1305: out of memory"); return NULL; }
+  int outl;
+  int ok = (seal ? evp_enc_init : evp_dec_init)(ctx, evp_chacha(), NULL, key, nonce) == 1;
+  if (ok && adLen > 0) ok = (seal ? evp_enc_update : evp_dec_update)(ctx, NULL, &outl, ad, (int)adLen) == 1;
+  if (!ok) { evp_ctx_free(ctx); napi_throw_error(env, NULL, "chacha20-poly1305: OpenSSL could not key the cipher"); return NULL; }
+  return ctx;
+}
+
 static napi_value chacha_open (napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) { napi_throw_type_error(env, NULL, "chachaOpen(key, nonce, ad, pieces, tag) takes 5 arguments"); return NULL; }
   uint8_t *key, *nonce, *ad, *tag, *piece[MAX_AEAD_PIECES];
   size_t adLen, tagLen, pieceLen[MAX_AEAD_PIECES];
   uint32_t n;
-  if (!aead_args(env, argv, &key, &nonce, &ad, &adLen, piece, pieceLen, &n)) return NULL;
+  if (!aead_args(env, info, "chachaOpen(key, nonce, ad, pieces, tag) takes 5 arguments", argv, &key, &nonce, &ad, &adLen, piece, pieceLen, &n)) return NULL;
   if (!get_bytes(env, argv[4], "tag must be a Uint8Array", &tag, &tagLen)) return NULL;
   if (tagLen != 16) { napi_throw_range_error(env, NULL, "tag must be 16 bytes"); return NULL; }
-  void *ctx = evp_ctx_new();
-  if (ctx == NULL) { napi_throw_error(env, NULL, "chachaOpen: out of memory"); return NULL; }
-  int ok = evp_dec_init(ctx, evp_chacha(), NULL, key, nonce) == 1;
+  void *ctx = aead_begin(env, 0, key, nonce, ad, adLen);
+  if (ctx == NULL) return NULL;
+  int ok = 1;
   int outl;
-  if (ok && adLen > 0) ok = evp_dec_update(ctx, NULL, &outl, ad, (int)adLen) == 1;
   // in place: OpenSSL's stream ciphers take out == in
   for (uint32_t i = 0; ok && i < n; i++) if (pieceLen[i] > 0) ok = evp_dec_update(ctx, piece[i], &outl, piece[i], (int)pieceLen[i]) == 1 && outl == (int)pieceLen[i];
   uint8_t expected[16];
@@ -1247,14 +1258,11 @@ static napi_value chacha_open (napi_env env, napi_callback_info info) {
 }
 
 static napi_value chacha_seal (napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) { napi_throw_type_error(env, NULL, "chachaSeal(key, nonce, ad, pieces, out) takes 5 arguments"); return NULL; }
   uint8_t *key, *nonce, *ad, *out, *piece[MAX_AEAD_PIECES];
   size_t adLen, outLen, pieceLen[MAX_AEAD_PIECES];
   uint32_t n;
-  if (!aead_args(env, argv, &key, &nonce, &ad, &adLen, piece, pieceLen, &n)) return NULL;
+  if (!aead_args(env, info, "chachaSeal(key, nonce, ad, pieces, out) takes 5 arguments", argv, &key, &nonce, &ad, &adLen, piece, pieceLen, &n)) return NULL;
   if (!get_bytes(env, argv[4], "out must be a Uint8Array", &out, &outLen)) return NULL;
   size_t total = 0;
   for (uint32_t i = 0; i < n; i++) total += pieceLen[i];
@@ -1264,11 +1272,10 @@ static napi_value chacha_seal (napi_env env, napi_callback_info info) {
     uint8_t *o = out + at;
     if (o != piece[i] && o < piece[i] + pieceLen[i] && piece[i] < o + pieceLen[i]) { napi_throw_range_error(env, NULL, "out overlaps a piece"); return NULL; }
   }
-  void *ctx = evp_ctx_new();
-  if (ctx == NULL) { napi_throw_error(env, NULL, "chachaSeal: out of memory"); return NULL; }
-  int ok = evp_enc_init(ctx, evp_chacha(), NULL, key, nonce) == 1;
+  void *ctx = aead_begin(env, 1, key, nonce, ad, adLen);
+  if (ctx == NULL) return NULL;
+  int ok = 1;
   int outl;
-  if (ok && adLen > 0) ok = evp_enc_update(ctx, NULL, &outl, ad, (int)adLen) == 1;
   size_t at = 0;
   for (uint32_t i = 0; ok && i < n; i++) {
     if (pieceLen[i] == 0) continue;
