@@ -855,19 +855,6 @@ export const readSliceNative: ((file: string, offset: number, into: Uint8Array) 
 export const readSliceNowNative: ((fd: number, offset: number, into: Uint8Array) => boolean) | undefined = native.addon?.readSliceNow
 
 /**
- * readSliceNative that leaves the file open (same threadpool job): `fd` is its descriptor when it
- * opened, for the caller to keep (readSliceNowNative) and close. Defined with readSliceNowNative
- * (an addon built before it takes no `keep`).
- */
-export const readSliceKeepNative: ((file: string, offset: number, into: Uint8Array) => Promise<{ whole: boolean, fd?: number }>) | undefined = (() => {
-  const read = native.addon?.readSlice
-  if (read === undefined || native.addon?.readSliceNow === undefined) return undefined
-  return async (file: string, offset: number, into: Uint8Array) => await new Promise<{ whole: boolean, fd?: number }>((resolve, reject) => {
-    read(file, offset, into, (err, whole, fd) => { if (err !== null) reject(err); else resolve({ whole, fd }) }, true)
-  })
-})()
-
-/**
  * XSalsa20 in the addon (erasure.c), for pnet's cipher (node/net/xsalsa20.ts): `hsalsa20` makes
  * the subkey of a 32-byte key and a 24-byte nonce's first 16 bytes; `xor` XORs `input` into
  * `output` with the Salsa20 key stream of (subkey, the nonce's last 8 bytes) from stream byte

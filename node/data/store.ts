@@ -25,15 +25,15 @@ import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from '../errors.ts'
 import { logger } from '../log.ts'
 import { PresentIndex } from './present.ts'
-import { readSliceKeepNative, readSliceNative, readSliceNowNative, sha256Many, writeBlockNative, writeBlocksNative } from './erasure.ts'
+import { readSliceNative, readSliceNowNative, sha256Many, writeBlockNative, writeBlocksNative } from './erasure.ts'
 
 const SHA256 = 0x12
 /**
  * Block files kept open for slice reads (readSlice), the least recently read closed first. With
  * the native addon a slice of a kept file whose pages are cached is read on the event loop
  * (readSliceNow: preadv2 RWF_NOWAIT, a few microseconds, never a wait for the disk), and any
- * other slice by a threadpool job (open and pread; the file of a first slice is left open and
- * kept: keepSliceFile); without it, through the kept descriptor. A peer's 4 KiB read was a threadpool job on
+ * other slice by a threadpool job (open, pread, close); the file of a first slice is opened
+ * through node:fs and kept. Without the addon, through the kept descriptor. A peer's 4 KiB read was a threadpool job on
  * its holder: two thread wakeups, ~0.2 ms (1 ms at p90) of a six-host read on a loaded machine
  * (issue 15). A range read of a chunk's pages opened and closed its fragment's file for every
  * slice through node:fs: ~10% of a close that read spilled patches back (issue 15). A block's bytes never change under its CID,
@@ -192,21 +192,6 @@ export class Store {
     }
     f.users++
     return f
-  }
-
-  /**
-   * Keep `fd`, a descriptor of block `cid`'s file opened by a slice read, for the next slices;
-   * closed at once when the file is kept already (another read opened it too) or the block is
-   * gone meanwhile.
-   */
-  private keepSliceFile (cid: CID, path: string, fd: number): void {
-    if (this.sliceFiles.has(path) || this.absent(cid)) {
-      closeFd(fd, () => {})
-      return
-    }
-    this.sliceFiles.set(path, { opening: Promise.resolve(fd), fd, users: 0, dropped: false })
-    this.sliceFds.add(fd)
-    while (this.sliceFiles.size > SLICE_FILES_OPEN) void this.dropSliceFile(this.sliceFiles.keys().next().value as string)
   }
 
   /** A slice read is done with `f`: a file dropped meanwhile is closed once no read uses it. */
@@ -537,7 +522,7 @@ export class Store {
     const { file } = this.file(cid)
     if (readSliceNative !== undefined) {
       const out = new Uint8Array(length)
-      if (readSliceNowNative !== undefined && readSliceKeepNative !== undefined) {
+      if (readSliceNowNative !== undefined) {
         // a kept file (never one dropped: its descriptor may be closed, its number reused) whose
         // pages are cached: read now, on this thread
         const kept = this.sliceFiles.get(file)
@@ -546,15 +531,22 @@ export class Store {
           this.sliceFiles.set(file, kept)
           if (readSliceNowNative(kept.fd, offset, out)) { this.sliceCounters.now++; return out }
         } else if (kept === undefined) {
-          // the threadpool job leaves the file open, kept from now on: its next slices are read now
-          this.sliceCounters.pooled++
+          // opened through node:fs and kept from now on: its slices whose pages are cached are read
+          // now. (A descriptor the addon's job opened and handed over was Node's to close but not
+          // its own: every close of one warned "closed but not opened in unmanaged mode" in a
+          // worker thread, where a host runs.)
+          const f = await this.sliceFile(file)
           try {
-            const { whole, fd } = await readSliceKeepNative(file, offset, out)
-            if (fd !== undefined) this.keepSliceFile(cid, file, fd)
-            return whole ? out : undefined
-          } catch (err: any) {
-            if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
-            throw err
+            let fd
+            try {
+              fd = await f.opening
+            } catch (err: any) {
+              if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
+              throw err
+            }
+            if (readSliceNowNative(fd, offset, out)) { this.sliceCounters.now++; return out }
+          } finally {
+            this.releaseSliceFile(f)
           }
         }
       }

@@ -451,7 +451,7 @@ describe('erasure', () => {
     for (const name of ['writeBlock', 'writeBlocks', 'readSlice', 'readSliceNow', 'initTables', 'encodeData', 'encodeLoop', 'xsalsa20Xor', 'hsalsa20', 'sha256Many', 'sha256Leaves', 'chachaOpen', 'chachaSeal']) {
       assert.equal(typeof addon[name], 'function', `the addon has no ${name}`)
     }
-    for (const [name, f] of Object.entries({ sha256Many: erasure.sha256Many, sha256Leaves: erasure.sha256Leaves, writeBlockNative: erasure.writeBlockNative, writeBlocksNative: erasure.writeBlocksNative, readSliceNative: erasure.readSliceNative, readSliceNowNative: erasure.readSliceNowNative, readSliceKeepNative: erasure.readSliceKeepNative, xsalsa20Native: erasure.xsalsa20Native, chacha20Poly1305Native: erasure.chacha20Poly1305Native })) {
+    for (const [name, f] of Object.entries({ sha256Many: erasure.sha256Many, sha256Leaves: erasure.sha256Leaves, writeBlockNative: erasure.writeBlockNative, writeBlocksNative: erasure.writeBlocksNative, readSliceNative: erasure.readSliceNative, readSliceNowNative: erasure.readSliceNowNative, xsalsa20Native: erasure.xsalsa20Native, chacha20Poly1305Native: erasure.chacha20Poly1305Native })) {
       assert.notEqual(f, undefined, `erasure.ts has no ${name}`)
     }
   })

@@ -36,8 +36,6 @@
 //   readSlice(file, offset, into: Uint8Array, callback) -> undefined: fills `into` with the
 //     file's bytes from `offset` in one threadpool job (open, pread, close), then callback(null,
 //     true), or callback(null, false) when the file ends first, or callback(Error with .code).
-//     With `keep` (a 5th argument, true) the file is left open and its descriptor is the
-//     callback's third argument (when it opened): the caller closes it.
 //   readSliceNow(fd, offset, into: Uint8Array) -> boolean: `into` filled from the page cache of
 //     an open file on the calling thread (preadv2 RWF_NOWAIT), false when that would wait.
 //   xsalsa20Xor(subkey: Uint8Array(32), nonce: Uint8Array(8), position, input, output) -> undefined:
@@ -819,15 +817,12 @@ typedef struct {
   off_t offset;
   int err;    // errno, 0 when read
   int short_; // the file ends before offset + length
-  int keep;   // leave the file open and hand its descriptor over (fd), not close it
-  int fd;     // the open descriptor handed over (keep), else -1
   napi_ref buffer, callback;
   napi_async_work work;
 } slice_job;
 
 static void slice_execute (napi_env env, void *data) {
   slice_job *j = data;
-  j->fd = -1;
   int fd = open(j->file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) { j->err = errno; return; }
   size_t got = 0;
@@ -838,8 +833,7 @@ static void slice_execute (napi_env env, void *data) {
     if (n == 0) { j->short_ = 1; break; }
     got += (size_t)n;
   }
-  if (j->keep && j->err == 0) j->fd = fd;
-  else close(fd);
+  close(fd);
 }
 
 static void slice_free (napi_env env, slice_job *j) {
@@ -852,12 +846,10 @@ static void slice_free (napi_env env, slice_job *j) {
 static void slice_complete (napi_env env, napi_status status, void *data) {
   slice_job *j = data;
   napi_delete_async_work(env, j->work);
-  napi_value cb, global, args[3];
+  napi_value cb, global, args[2];
   napi_get_reference_value(env, j->callback, &cb);
   napi_get_global(env, &global);
   napi_get_null(env, &args[0]);
-  if (j->fd >= 0) napi_create_int32(env, j->fd, &args[2]);
-  else napi_get_undefined(env, &args[2]);
   napi_get_boolean(env, status == napi_ok && j->err == 0 && !j->short_, &args[1]);
   if (status != napi_ok || j->err != 0) {
     int e = status != napi_ok ? EIO : j->err;
@@ -870,14 +862,14 @@ static void slice_complete (napi_env env, napi_status status, void *data) {
   }
   slice_free(env, j);
   // an exception thrown by the callback is left pending: node reports it as uncaught
-  napi_call_function(env, global, cb, 3, args, NULL);
+  napi_call_function(env, global, cb, 2, args, NULL);
 }
 
 static napi_value read_slice (napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 4 && argc != 5) { napi_throw_type_error(env, NULL, "readSlice(file, offset, into, callback, keep?) takes 4 or 5 arguments"); return NULL; }
+  if (argc != 4) { napi_throw_type_error(env, NULL, "readSlice(file, offset, into, callback) takes 4 arguments"); return NULL; }
   napi_valuetype t;
   if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) { napi_throw_type_error(env, NULL, "readSlice: callback must be a function"); return NULL; }
   double offset;
@@ -890,10 +882,6 @@ static napi_value read_slice (napi_env env, napi_callback_info info) {
   j->file = get_path(env, argv[0]);
   if (j->file == NULL) { slice_free(env, j); napi_throw_type_error(env, NULL, "readSlice: file must be a non-empty path"); return NULL; }
   j->offset = (off_t)offset;
-  j->fd = -1;
-  bool keep = false;
-  if (argc == 5 && napi_get_value_bool(env, argv[4], &keep) != napi_ok) { slice_free(env, j); napi_throw_type_error(env, NULL, "readSlice: keep must be a boolean"); return NULL; }
-  j->keep = keep;
   if (!get_bytes(env, argv[2], "readSlice: into must be a Uint8Array", &j->data, &j->len)) { slice_free(env, j); return NULL; }
   if (!queue_job(env, "readSlice", argv[2], argv[3], &j->buffer, &j->callback, slice_execute, slice_complete, j, &j->work)) { slice_free(env, j); return NULL; }
   return NULL;
