@@ -449,12 +449,12 @@ export class Repairer extends EventTarget {
 
   /** Why idle() is false now (benches print it). */
   why (): Record<string, boolean> {
-    return { dirty: this.dirty, opsSince: this.opsSince, running: this.running !== undefined, viewChanged: this.settled !== this.view() }
+    return { dirty: this.dirty, opsSince: this.opsSince, running: this.running !== undefined, looking: this.toLook.size > 0, viewChanged: this.settled !== this.view() }
   }
 
-  /** The last pass found nothing to do, and nothing changed since that calls for another. */
+  /** The last pass found nothing to do, nothing changed since that calls for another, and no lookup of chunks it left to others runs. */
   idle (): boolean {
-    return !this.dirty && !this.opsSince && this.running === undefined && this.settled === this.view()
+    return !this.dirty && !this.opsSince && this.running === undefined && this.toLook.size === 0 && this.settled === this.view()
   }
 
   /** What a pass's plan depends on besides the tree and the stores: members, live hosts and those away. */
@@ -543,6 +543,19 @@ export class Repairer extends EventTarget {
     const signal = anySignal([opts.signal, this.shutdown.signal])
     this.looking = this.observe(refs, { signal }).finally(() => { end?.(); this.looking = undefined })
     await this.looking
+  }
+
+  /** Chunks lookLater() took, not looked at yet. */
+  private readonly toLook = new Set<string>()
+
+  /** A lookup (look()) of these chunks in the background, once; idle() waits for it. */
+  private lookLater (refs: ChunkRef[]): void {
+    const fresh = refs.filter(r => !this.toLook.has(r.cid!.toString()))
+    if (fresh.length === 0 || this.c.health === undefined || !this.started) return
+    for (const r of fresh) this.toLook.add(r.cid!.toString())
+    this.look(fresh).catch((err: Error) => {
+      if (this.started) log.error('looking at %d chunk(s) for status failed: %s', fresh.length, err.message)
+    }).finally(() => { for (const r of fresh) this.toLook.delete(r.cid!.toString()) })
   }
 
   /** Survey `refs` in batches, record each chunk's health (book) and call `each` with it. */
@@ -765,6 +778,10 @@ export class Repairer extends EventTarget {
         const before = skip
         skip = r => before(r) || others.has(r)
         log('incremental pass: %d new or unsettled chunk(s) rank other hosts first, not surveyed here', others.size)
+        // `darkfs status` counts every chunk this host retains: those it never saw are looked at
+        // once, after the pass and apart from it (a lookup that finds holders unanswered says so
+        // in the book, and is not tried again by the passes)
+        this.lookLater([...others].filter(r => this.c.health?.liveSeen(r, new Set()) === undefined))
       }
     }
     // the chunks not yet taken into a batch, in the order they will be

@@ -12,6 +12,7 @@ import { Repairer, SURVEY_SPARE_RANKS, goneChunks } from '../../node/keeper/repa
 import type { RepairComponents } from '../../node/keeper/repair.ts'
 import { SURVEY_DIALS, survey } from '../../node/keeper/survey.ts'
 import { limiter } from '../../node/pool.ts'
+import { HealthBook } from '../../node/keeper/status.ts'
 import type { CID } from 'multiformats/cid'
 import type { ChunkRef } from '../../node/data/index.ts'
 import type { PlacementPolicy } from '../../node/keeper/placement.ts'
@@ -183,6 +184,38 @@ describe('repair after a member goes, beyond the full mesh (node/keeper/repair.t
       w.asked.clear()
       await r.pass()
       assert.deepEqual(chunksAsked(w), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    } finally {
+      await r.stop()
+    }
+  })
+
+  it('a new chunk it leaves to others is looked at once for status, apart from the pass; idle() waits for that', async () => {
+    const refs = await Promise.all(Array.from({ length: 12 }, async (_, i) => await chunk(i)))
+    const w = world(refs)
+    const listed = refs.slice(0, 5)
+    w.c.chunks = async () => ({ refs: listed, unreadable: 0 })
+    const book = new HealthBook()
+    w.c.health = book
+    const r = new Repairer(w.c, { intervalMs: 0 })
+    r.start()
+    const settled = async (): Promise<void> => { while (!r.idle()) await new Promise(resolve => setImmediate(resolve)) }
+    try {
+      await r.pass({ incremental: true })
+      await settled()
+      listed.push(refs[6], refs[7])
+      w.asked.clear()
+      await r.pass({ incremental: true })
+      // the pass surveyed neither (they rank other hosts first); a lookup of both runs after it
+      assert.ok(!r.idle(), 'a lookup of the chunks left to others is under way')
+      await settled()
+      assert.deepEqual(chunksAsked(w), [6, 7])
+      const live = new Set(MEMBERS)
+      for (const i of [6, 7]) assert.equal(book.liveSeen(refs[i], live), 3, `chunk ${i} seen with its 3 fragments`)
+      // seen now: neither the next pass nor a lookup asks about them again
+      w.asked.clear()
+      await r.pass({ incremental: true })
+      await settled()
+      assert.deepEqual(chunksAsked(w), [])
     } finally {
       await r.stop()
     }
