@@ -14,6 +14,7 @@ import type { ClusterHost } from '../../harness/cluster.ts'
 import { init } from '../../node/cli/index.ts'
 import { ROOT } from '../../node/tree/index.ts'
 import { decodeManifest } from '../../node/data/index.ts'
+import { TRIM_GRACE_MS } from '../../node/net/index.ts'
 
 type TrafficSnapshot = ReturnType<ClusterHost['host']['traffic']>
 type InboundState = ReturnType<ClusterHost['host']['inbound']>
@@ -65,8 +66,15 @@ export interface StartRequest {
   keep?: Record<string, number>
 }
 
-/** A connection counts as kept (HostSnap.kept) once open this long. */
-export const KEPT_MS = 1000
+/**
+ * A connection counts as kept (HostSnap.kept) once open this long: three of the trim's graces.
+ * The trim never closes a connection younger than TRIM_GRACE_MS (host.ts), and one it found too
+ * young (or busy) it looks at again TRIM_GRACE_MS later, so a probe's or a sync's dial above the
+ * bound lives up to two graces before the trim can close it, by design; the third is for the trim
+ * itself (the trim notice's round trip, the hang-up) on loaded event loops. It was 1 s: a sync
+ * dial 1.5 s old on a host at its bound of 6 failed a 20-host run's idle phase (kept 7).
+ */
+export const KEPT_MS = 3 * TRIM_GRACE_MS
 
 /** Tries of a host's start (its join dials) before the bench fails. */
 const START_TRIES = 3

@@ -12,6 +12,7 @@ import { Repairer, SURVEY_SPARE_RANKS, goneChunks } from '../../node/keeper/repa
 import type { RepairComponents } from '../../node/keeper/repair.ts'
 import { SURVEY_DIALS, survey } from '../../node/keeper/survey.ts'
 import { limiter } from '../../node/pool.ts'
+import { HealthBook } from '../../node/keeper/status.ts'
 import type { CID } from 'multiformats/cid'
 import type { ChunkRef } from '../../node/data/index.ts'
 import type { PlacementPolicy } from '../../node/keeper/placement.ts'
@@ -43,8 +44,11 @@ interface World {
   listeners: Map<string, Set<(e: Event) => void>>
 }
 
-/** Chunks 0..11, fragment j of each on the member ranked j; this host is h0, connected to h1 and h11. */
-function world (refs: ChunkRef[]): World {
+/**
+ * Chunks 0..11, fragment j of each on the member ranked j, and the `copies` beyond (host, chunk,
+ * fragment); this host is h0, connected to h1 and h11.
+ */
+function world (refs: ChunkRef[], copies: Array<[string, number, number]> = []): World {
   const members = new Set(MEMBERS)
   const asked = new Map<string, Set<number>>()
   const holds = new Map<string, Set<string>>()
@@ -56,6 +60,7 @@ function world (refs: ChunkRef[]): World {
       chunkOf.set(f.toString(), ref.offset)
     })
   }
+  for (const [h, i, j] of copies) holds.set(h, (holds.get(h) ?? new Set()).add(refs[i].fragments[j].toString()))
   const dialling = { now: 0, max: 0 }
   const listeners = new Map<string, Set<(e: Event) => void>>()
   const unused = (): never => { throw new Error('h0 keeps none of the chunks a member going leaves short') }
@@ -146,6 +151,71 @@ describe('repair after a member goes, beyond the full mesh (node/keeper/repair.t
       for (const fn of w.listeners.get('gone') ?? []) fn(new CustomEvent('gone', { detail: 'h5' }))
       await r.pass({ incremental: true })
       assert.deepEqual(chunksAsked(w), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    } finally {
+      await r.stop()
+    }
+  })
+
+  it('a pass for new content surveys only the new chunks this host ranks for, holds a copy of or places', async () => {
+    const refs = await Promise.all(Array.from({ length: 12 }, async (_, i) => await chunk(i)))
+    // h0 holds a copy of chunk 6's fragment 0 (it ranks for neither 6 nor 7), and places chunk 5
+    const w = world(refs, [['h0', 6, 0]])
+    const listed = refs.slice(0, 5)
+    w.c.chunks = async () => ({ refs: listed, unreadable: 0 })
+    w.c.pending = chunk => chunk === refs[5].cid!.toString()
+    const r = new Repairer(w.c, { intervalMs: 0 })
+    r.start()
+    try {
+      // the first pass surveys every chunk listed
+      await r.pass({ incremental: true })
+      assert.deepEqual(chunksAsked(w), [0, 1, 2, 3, 4])
+      assert.ok(r.idle())
+      // files written: chunks 5..11 come, the members as they were
+      listed.push(...refs.slice(5))
+      w.asked.clear()
+      await r.pass({ incremental: true })
+      // h0 is among the first five of 8..11, places 5 and holds a copy of 6; 7 ranks others alone
+      assert.deepEqual(chunksAsked(w), [5, 6, 8, 9, 10, 11])
+      // what it did not survey it does not survey again under the same members
+      w.asked.clear()
+      await r.pass({ incremental: true })
+      assert.ok(!(w.asked.get('h7')?.has(7) ?? false) && !chunksAsked(w).includes(7), `asked about ${chunksAsked(w).join(', ')}`)
+      // a full pass still surveys every chunk
+      w.asked.clear()
+      await r.pass()
+      assert.deepEqual(chunksAsked(w), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    } finally {
+      await r.stop()
+    }
+  })
+
+  it('a new chunk it leaves to others is looked at once for status, apart from the pass; idle() waits for that', async () => {
+    const refs = await Promise.all(Array.from({ length: 12 }, async (_, i) => await chunk(i)))
+    const w = world(refs)
+    const listed = refs.slice(0, 5)
+    w.c.chunks = async () => ({ refs: listed, unreadable: 0 })
+    const book = new HealthBook()
+    w.c.health = book
+    const r = new Repairer(w.c, { intervalMs: 0 })
+    r.start()
+    const settled = async (): Promise<void> => { while (!r.idle()) await new Promise(resolve => setImmediate(resolve)) }
+    try {
+      await r.pass({ incremental: true })
+      await settled()
+      listed.push(refs[6], refs[7])
+      w.asked.clear()
+      await r.pass({ incremental: true })
+      // the pass surveyed neither (they rank other hosts first); a lookup of both runs after it
+      assert.ok(!r.idle(), 'a lookup of the chunks left to others is under way')
+      await settled()
+      assert.deepEqual(chunksAsked(w), [6, 7])
+      const live = new Set(MEMBERS)
+      for (const i of [6, 7]) assert.equal(book.liveSeen(refs[i], live), 3, `chunk ${i} seen with its 3 fragments`)
+      // seen now: neither the next pass nor a lookup asks about them again
+      w.asked.clear()
+      await r.pass({ incremental: true })
+      await settled()
+      assert.deepEqual(chunksAsked(w), [])
     } finally {
       await r.stop()
     }
