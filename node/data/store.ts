@@ -535,18 +535,12 @@ export class Store {
           // now. (A descriptor the addon's job opened and handed over was Node's to close but not
           // its own: every close of one warned "closed but not opened in unmanaged mode" in a
           // worker thread, where a host runs.)
-          const f = await this.sliceFile(file)
+          const opened = await this.openSlice(cid, file)
+          if (opened === undefined) return undefined
           try {
-            let fd
-            try {
-              fd = await f.opening
-            } catch (err: any) {
-              if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
-              throw err
-            }
-            if (readSliceNowNative(fd, offset, out)) { this.sliceCounters.now++; return out }
+            if (readSliceNowNative(opened.fd, offset, out)) { this.sliceCounters.now++; return out }
           } finally {
-            this.releaseSliceFile(f)
+            this.releaseSliceFile(opened.f)
           }
         }
       }
@@ -561,25 +555,34 @@ export class Store {
       }
     }
     // without the addon's job: through a kept descriptor (SLICE_FILES_OPEN)
-    const f = await this.sliceFile(file)
+    const opened = await this.openSlice(cid, file)
+    if (opened === undefined) return undefined
     try {
-      let fd
-      try {
-        fd = await f.opening
-      } catch (err: any) {
-        if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
-        throw err
-      }
       const out = new Uint8Array(length)
       let got = 0
       while (got < length) {
-        const { bytesRead } = await readAt(fd, out, got, length - got, offset + got)
+        const { bytesRead } = await readAt(opened.fd, out, got, length - got, offset + got)
         if (bytesRead === 0) return undefined
         got += bytesRead
       }
       return out
     } finally {
+      this.releaseSliceFile(opened.f)
+    }
+  }
+
+  /**
+   * The kept (or now opened) file of block `cid` at `file` for a slice read, and its descriptor:
+   * releaseSliceFile(f) after the read. Undefined when the file is gone (the block noted lost).
+   */
+  private async openSlice (cid: CID, file: string): Promise<{ f: SliceFile, fd: number } | undefined> {
+    const f = await this.sliceFile(file)
+    try {
+      return { f, fd: await f.opening }
+    } catch (err: any) {
       this.releaseSliceFile(f)
+      if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
+      throw err
     }
   }
 
