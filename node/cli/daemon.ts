@@ -3,7 +3,7 @@
 import type { CID } from 'multiformats/cid'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChunkService, LocalLeaves, Space, Staging, Store } from '../data/index.ts'
+import { ChunkService, LocalLeaves, Space, Staging, Store, rememberingLeaves } from '../data/index.ts'
 import type { SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, parseApiAddress } from '../api/index.ts'
@@ -351,7 +351,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       membership,
       policy,
       swarm,
-      store: guarded,
+      // what repair and pins store keeps its leaf hashes, as a pushed block does (the sink above)
+      store: rememberingLeaves(guarded, localLeaves),
       volume,
       custody: keepWhileFull,
       placing: chunk => network.isPlacing(chunk),

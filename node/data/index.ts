@@ -33,7 +33,7 @@ export type { ChunkWriteOptions, Network, ReadCounters, WriteProgress } from './
 export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, PLACEMENT_BALANCED, chunkAt, contentSum, decodeChunk, decodeChunkOffThread, decodeManifest, encodeChunk, encodeChunkAsync, encodeChunkPooled, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'
 export type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 export { HASH_BYTES, LEAF_BYTES, leafCount, leafHashes, merkleRoot, proofFromLeaves, rangeBytes, rangeProof, rootFromLeaves, verifyRange } from './merkle.ts'
-export { LEAF_HASHES_BYTES, LocalLeaves } from './leaves.ts'
+export { LEAF_HASHES_BYTES, LocalLeaves, rememberingLeaves } from './leaves.ts'
 export { ShardPool, chacha20Poly1305Native, codecNote, codecs, encodeOutputBytes, isalBaseline, xsalsa20Native } from './erasure.ts'
 export type { ErasureCodec, PooledShards } from './erasure.ts'
 export { Space, availableBytes, bounds } from './space.ts'

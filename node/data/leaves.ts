@@ -207,3 +207,35 @@ export class LocalLeaves {
     this.kept.set(cid.toString(), entry)
   }
 }
+
+/**
+ * `store` whose put() and putMany() also keep the leaf hashes of the blocks they stored
+ * (LocalLeaves.rememberStored, not awaited: a put does not wait for them). For what repair and
+ * pins store (a copy pulled, a fragment rebuilt or kept undelivered): the swarm's sink keeps those
+ * of what is pushed, and a fragment that came any other way was read and hashed whole by its
+ * holder at a peer's first 4 KiB range want of it.
+ */
+export function rememberingLeaves<S extends Pick<Store, 'put' | 'putMany'>> (store: S, leaves: LocalLeaves): S {
+  const remember = (blocks: Array<{ cid: CID, bytes: Uint8Array }>): void => {
+    // ignored: without its hashes the first slice of a block reads it whole (rememberStored)
+    for (const { cid, bytes } of blocks) void leaves.rememberStored(cid, bytes).catch(() => {})
+  }
+  return new Proxy(store, {
+    get (target, key) {
+      if (key === 'put') {
+        return async (cid: CID, bytes: Uint8Array, opts?: Parameters<Store['put']>[2]): Promise<void> => {
+          await target.put(cid, bytes, opts)
+          remember([{ cid, bytes }])
+        }
+      }
+      if (key === 'putMany') {
+        return async (blocks: Array<{ cid: CID, bytes: Uint8Array }>, opts?: Parameters<Store['putMany']>[1]): Promise<void> => {
+          await target.putMany(blocks, opts)
+          remember(blocks)
+        }
+      }
+      const v = Reflect.get(target, key, target)
+      return typeof v === 'function' ? v.bind(target) : v
+    }
+  })
+}

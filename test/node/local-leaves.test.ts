@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ChunkService, LEAF_BYTES, LocalLeaves, Store, leafHashes, merkleRoot, verifyRange } from '../../node/data/index.ts'
+import { ChunkService, LEAF_BYTES, LocalLeaves, Store, leafHashes, merkleRoot, rememberingLeaves, verifyRange } from '../../node/data/index.ts'
+import { until } from '../../harness/cluster.ts'
 import { cidOf } from '../../node/data/store.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -76,6 +77,23 @@ describe('local range reads (LocalLeaves)', function () {
       assert.equal(chunks.readCounters().rangeFallbacks, 0)
     })
   }
+
+  it('a store wrapped by rememberingLeaves keeps the leaf hashes of what put() and putMany() stored (repair\'s copies), and serves it by slices', async () => {
+    const store = await Store.open(join(await tempDir(t), 'store'))
+    t.add(async () => { await store.close() })
+    const leaves = new LocalLeaves(store)
+    const wrapped = rememberingLeaves(store, leaves)
+    const blocks = [0, 1, 2].map(i => { const bytes = seededBytes(256 * 1024, 70 + i); return { cid: cidOf(bytes), bytes } })
+    await wrapped.putMany(blocks.slice(0, 2), { verified: true })
+    await wrapped.put(blocks[2].cid, blocks[2].bytes)
+    for (const { cid } of blocks) await until(`the leaf hashes of ${cid.toString()} kept`, () => leaves.keeps(cid), 10_000)
+    // the wrapper is the store otherwise
+    assert.equal(await wrapped.has(blocks[0].cid), true)
+    const before = { ...leaves.counters }
+    const got = await leaves.slice(blocks[1].cid, 3, 5)
+    assert.ok(got !== undefined)
+    assert.equal(leaves.counters.wholeReads - before.wholeReads, 0, 'read by a slice, not whole')
+  })
 
   it('a chunk just written is read by slices at once (its leaf hashes were kept when it was stored)', async () => {
     const { chunks } = await service({ k: 1, m: 0 })
