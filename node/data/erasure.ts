@@ -294,7 +294,7 @@ interface NativeAddon {
   /** Absent when the process exports no OpenSSL SHA256_* symbols (see erasure.c). */
   sha256Many?: (buffers: Uint8Array[], cuts: number[], prefix: number, callback: (err: Error | null, digests: Uint8Array) => void) => void
   /** Absent in addons built before it. */
-  readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean, fd?: number) => void, keep?: boolean) => void
+  readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean) => void) => void
   /** Absent in addons built before it. */
   readSliceNow?: (fd: number, offset: number, into: Uint8Array) => boolean
   /** Absent in addons built before it. */
