@@ -157,16 +157,16 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // without reading them back from disk (data/staging.ts)
     const staging = new Staging()
     const localLeaves = new LocalLeaves(store, { staged: cid => staging.get(cid) })
+    // what this host stores from peers (pushed, pulled by pins, copied or rebuilt by repair)
+    // keeps its leaf hashes: a peer's range want of it is then a slice of its file
+    const keeping = rememberingLeaves(store, localLeaves)
     // a block of an abandoned write that lands after its release goes again (release.ts)
     let release: Release | undefined
     // `verified`: the swarm hashed the bytes on arrival (not hashed twice); a relay's own fragments are checked here
-    // the block's leaf hashes are kept too (a peer's range want of it is then a slice of its file)
+    // the block's leaf hashes are kept too (`keeping`)
     const sink = {
       put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean }) => {
-        await store.put(cid, bytes, { verified: o?.verified })
-        // not awaited (the ACK does not wait for it); not lost: without its hashes, the first
-        // slice of it reads the block whole (leaves.ts)
-        void localLeaves.rememberStored(cid, bytes).catch(() => {})
+        await keeping.put(cid, bytes, { verified: o?.verified })
         await release?.arrived(cid)
       }
     }
@@ -321,14 +321,14 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const resumed = volume.resumeFolds()
     if (resumed > 0) log('%d files hold extents of this host not folded yet: folds planned', resumed)
 
-    const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
+    const pins = new Pins({ peerId: host.peerId, volume, tree, chunks, store: keeping, fetch: async (cids, need, o) => await network.fetch(cids, need, { ...o, background: true }), arriving: cid => forwarder.relaying(cid) })
     pins.start()
     closers.push(async () => { await pins.stop() })
     const kickPins = (): void => { pins.kick() }
     host.addEventListener('peer:connect', kickPins)
     closers.push(async () => { host.removeEventListener('peer:connect', kickPins) })
     // GC, rebalance and repair delete through a store that spares pinned copies
-    const guarded = guardStore(store, async cid => await pins.keeps(cid))
+    const guarded = guardStore(keeping, async cid => await pins.keeps(cid))
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
     const custody = new Custody({ host, store: guarded }, { promiseMs: opts.custodyPromiseMs })
     await custody.start()
@@ -351,8 +351,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       membership,
       policy,
       swarm,
-      // what repair and pins store keeps its leaf hashes, as a pushed block does (the sink above)
-      store: rememberingLeaves(guarded, localLeaves),
+      store: guarded,
       volume,
       custody: keepWhileFull,
       placing: chunk => network.isPlacing(chunk),

@@ -17,6 +17,7 @@ import { ChunkCache } from './cache.ts'
 import { HASH_BYTES, LEAF_BYTES, equalBytes, leafCount, leafHashes, leafMatches, proofFromLeaves, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
 import { sha256Leaves, sha256Many } from './erasure.ts'
+import { withMethods } from '../wrap.ts'
 
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
 export const LEAF_HASHES_BYTES = 16 << 20
@@ -210,32 +211,25 @@ export class LocalLeaves {
 
 /**
  * `store` whose put() and putMany() also keep the leaf hashes of the blocks they stored
- * (LocalLeaves.rememberStored, not awaited: a put does not wait for them). For what repair and
- * pins store (a copy pulled, a fragment rebuilt or kept undelivered): the swarm's sink keeps those
- * of what is pushed, and a fragment that came any other way was read and hashed whole by its
- * holder at a peer's first 4 KiB range want of it.
+ * (LocalLeaves.rememberStored, not awaited: a put does not wait for them). The daemon stores what
+ * comes from peers through it (a block pushed to the swarm's sink, a copy pins pull, a fragment
+ * repair copies, rebuilds or keeps undelivered): a block stored past it is read and hashed whole
+ * by its holder at a peer's first 4 KiB range want of it.
  */
 export function rememberingLeaves<S extends Pick<Store, 'put' | 'putMany'>> (store: S, leaves: LocalLeaves): S {
   const remember = (blocks: Array<{ cid: CID, bytes: Uint8Array }>): void => {
     // ignored: without its hashes the first slice of a block reads it whole (rememberStored)
     for (const { cid, bytes } of blocks) void leaves.rememberStored(cid, bytes).catch(() => {})
   }
-  return new Proxy(store, {
-    get (target, key) {
-      if (key === 'put') {
-        return async (cid: CID, bytes: Uint8Array, opts?: Parameters<Store['put']>[2]): Promise<void> => {
-          await target.put(cid, bytes, opts)
-          remember([{ cid, bytes }])
-        }
-      }
-      if (key === 'putMany') {
-        return async (blocks: Array<{ cid: CID, bytes: Uint8Array }>, opts?: Parameters<Store['putMany']>[1]): Promise<void> => {
-          await target.putMany(blocks, opts)
-          remember(blocks)
-        }
-      }
-      const v = Reflect.get(target, key, target)
-      return typeof v === 'function' ? v.bind(target) : v
+  const methods: Partial<S> = {
+    put: async (cid: CID, bytes: Uint8Array, opts?: Parameters<Store['put']>[2]): Promise<void> => {
+      await store.put(cid, bytes, opts)
+      remember([{ cid, bytes }])
+    },
+    putMany: async (blocks: Array<{ cid: CID, bytes: Uint8Array }>, opts?: Parameters<Store['putMany']>[1]): Promise<void> => {
+      await store.putMany(blocks, opts)
+      remember(blocks)
     }
-  })
+  } as Partial<S>
+  return withMethods(store, methods)
 }

@@ -522,26 +522,19 @@ export class Store {
     const { file } = this.file(cid)
     if (readSliceNative !== undefined) {
       const out = new Uint8Array(length)
-      if (readSliceNowNative !== undefined) {
-        // a kept file (never one dropped: its descriptor may be closed, its number reused) whose
-        // pages are cached: read now, on this thread
-        const kept = this.sliceFiles.get(file)
-        if (kept?.fd !== undefined && !kept.dropped) {
-          this.sliceFiles.delete(file)
-          this.sliceFiles.set(file, kept)
-          if (readSliceNowNative(kept.fd, offset, out)) { this.sliceCounters.now++; return out }
-        } else if (kept === undefined) {
-          // opened through node:fs and kept from now on: its slices whose pages are cached are read
-          // now. (A descriptor the addon's job opened and handed over was Node's to close but not
-          // its own: every close of one warned "closed but not opened in unmanaged mode" in a
-          // worker thread, where a host runs.)
-          const opened = await this.openSlice(cid, file)
-          if (opened === undefined) return undefined
-          try {
-            if (readSliceNowNative(opened.fd, offset, out)) { this.sliceCounters.now++; return out }
-          } finally {
-            this.releaseSliceFile(opened.f)
-          }
+      // a kept file (open, not dropped), or one not kept yet: its slices whose pages are cached are
+      // read now, on this thread. A file not kept is opened through node:fs and kept from now on (a
+      // descriptor the addon's job opened and handed over was Node's to close but not its own:
+      // every close of one warned "closed but not opened in unmanaged mode" in a worker thread,
+      // where a host runs). A file whose open is in flight, or dropped, goes to the threadpool job.
+      const kept = this.sliceFiles.get(file)
+      if (readSliceNowNative !== undefined && (kept === undefined || (kept.fd !== undefined && !kept.dropped))) {
+        const opened = await this.openSlice(cid, file)
+        if (opened === undefined) return undefined
+        try {
+          if (readSliceNowNative(opened.fd, offset, out)) { this.sliceCounters.now++; return out }
+        } finally {
+          this.releaseSliceFile(opened.f)
         }
       }
       this.sliceCounters.pooled++

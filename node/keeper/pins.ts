@@ -15,6 +15,7 @@ import type { ChunkService } from '../data/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import { FsError } from '../errors.ts'
 import { forEachLimited } from '../pool.ts'
+import { withMethods } from '../wrap.ts'
 import { PIN_XATTR_PREFIX, isPinXattr } from '../types.ts'
 import type { Content, Tree, InodeId } from '../tree/index.ts'
 import type { Volume } from '../index.ts'
@@ -39,13 +40,8 @@ type TreeView = Pick<Tree, 'get' | 'entries' | 'children' | 'root'>
  * through it, so they never remove a pinned copy.
  */
 export function guardStore<S extends { delete: (cid: CID) => Promise<void> }> (store: S, keeps: (cid: CID) => Promise<boolean>): S {
-  return new Proxy(store, {
-    get (target, key) {
-      if (key === 'delete') return async (cid: CID): Promise<void> => { if (!(await keeps(cid))) await target.delete(cid) }
-      const v = Reflect.get(target, key, target)
-      return typeof v === 'function' ? v.bind(target) : v
-    }
-  })
+  const methods = { delete: async (cid: CID): Promise<void> => { if (!(await keeps(cid))) await store.delete(cid) } } as Partial<S>
+  return withMethods(store, methods)
 }
 
 /** The peers pinning an inode: pins on the inode itself or on any directory above it. */
