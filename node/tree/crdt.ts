@@ -1194,9 +1194,10 @@ class Apply {
 
   /** Bring a dead entry back (and its dead ancestors). */
   private revive (e: EntryRec): void {
-    const back: EntryRec = { ...e, live: false }
-    delete back.unlinkedBy
-    delete back.retiredBy
+    // e without unlinkedBy and retiredBy, made as addEntry() makes one: a copy that `delete`d
+    // them was a slow (dictionary) object, as were the copies of it every later change made
+    // (a conflicting write revives its branch's retired sibling: thousands in a merge)
+    const back: EntryRec = { id: e.id, parent: e.parent, name: e.name, inode: e.inode, live: false, byAuthor: e.byAuthor, byTime: e.byTime }
     this.j.set(this.s.entries, e.id, back)
     this.attach(back)
   }
