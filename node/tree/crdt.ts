@@ -478,17 +478,15 @@ class Apply {
   }
 
   /**
-   * Inode `id`'s ctime, and mtime unless undefined, become these: a copy of its record (as {
-   * ...rec, ...patch } made, without the slow path of a second spread), none when they are
-   * already (every op that links, moves or writes a file touches its inode).
+   * Inode `id`'s ctime, and mtime unless undefined, become these: changed in its record in place
+   * (Journal.setTime: no copy of the record, which the journal would keep for the undo), nothing
+   * when they are already (every op that links, moves or writes a file touches its inode).
    */
   private touch (id: InodeId, ctime: bigint, mtime?: bigint): void {
     const rec = this.s.inodes.get(id)
-    if (rec === undefined || (rec.ctime === ctime && (mtime === undefined || rec.mtime === mtime))) return
-    const next = { ...rec }
-    if (mtime !== undefined) next.mtime = mtime
-    next.ctime = ctime
-    this.j.change(this.s.inodes, id, rec, next)
+    if (rec === undefined) return
+    if (mtime !== undefined && rec.mtime !== mtime) this.j.setTime(rec, 'mtime', mtime)
+    if (rec.ctime !== ctime) this.j.setTime(rec, 'ctime', ctime)
   }
 
   /** The inode number of what this op creates: inoOf(its id), made once per op (DagNode.ino). */
@@ -1196,9 +1194,10 @@ class Apply {
 
   /** Bring a dead entry back (and its dead ancestors). */
   private revive (e: EntryRec): void {
-    const back: EntryRec = { ...e, live: false }
-    delete back.unlinkedBy
-    delete back.retiredBy
+    // e without unlinkedBy and retiredBy, made as addEntry() makes one: a copy that `delete`d
+    // them was a slow (dictionary) object, as were the copies of it every later change made
+    // (a conflicting write revives its branch's retired sibling: thousands in a merge)
+    const back: EntryRec = { id: e.id, parent: e.parent, name: e.name, inode: e.inode, live: false, byAuthor: e.byAuthor, byTime: e.byTime }
     this.j.set(this.s.entries, e.id, back)
     this.attach(back)
   }
@@ -1275,11 +1274,12 @@ class Apply {
    * rmdir and both directories of a rename. Part of the fold, so every host shows the same times.
    */
   private changed (dir: InodeId): void {
-    // patch() without a patch object: this runs for every entry that comes or goes
+    // in place (touch()): this runs for every entry that comes or goes
     const rec = this.s.inodes.get(dir)
+    if (rec === undefined) return
     // times already the op's (a move within one directory changes it twice): nothing to change
-    if (rec === undefined || (rec.mtime === this.time && rec.ctime === this.time)) return
-    this.j.change(this.s.inodes, dir, rec, { ...rec, mtime: this.time, ctime: this.time })
+    if (rec.mtime !== this.time) this.j.setTime(rec, 'mtime', this.time)
+    if (rec.ctime !== this.time) this.j.setTime(rec, 'ctime', this.time)
   }
 
   private count (e: EntryRec, by: number): void {

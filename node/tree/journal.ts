@@ -9,7 +9,7 @@
 // ops applied after a point are undone by walking the log back to that point (mark()/undoTo());
 // the records of ops that left the undo window are let go (forget()). What to do is read from
 // the old value (ABSENT: delete the key) and the key (POP: pop the list; LAST: put the list's
-// last item back), not stored in a slot of its own.
+// last item back; MTIME, CTIME: put a record's time back), not stored in a slot of its own.
 
 /** One slot of an op's undo records; an op's records are an Undo[] (see undo()). */
 type Undo = unknown
@@ -20,6 +20,12 @@ const ABSENT: unique symbol = Symbol('absent')
 const POP: unique symbol = Symbol('pop')
 /** The key slot of a change of a list's last item: undo puts the old one back. */
 const LAST: unique symbol = Symbol('last')
+/** The key slots of a change of a record's `mtime` or `ctime` in place (setTime()): undo puts the old time back. */
+const MTIME: unique symbol = Symbol('mtime')
+const CTIME: unique symbol = Symbol('ctime')
+
+/** What setTime() changes in place: a record's times. */
+export interface Times { mtime: bigint, ctime: bigint }
 
 /**
  * Slots per chunk of the log, as a power of two: 2^15 slots (256 KiB), past V8's largest regular
@@ -86,6 +92,8 @@ export class Journal {
       const old = this.take(i + 2 - origin)
       if (key === POP) (list as unknown[]).pop()
       else if (key === LAST) (list as unknown[])[(list as unknown[]).length - 1] = old
+      else if (key === MTIME) (list as Times).mtime = old as bigint
+      else if (key === CTIME) (list as Times).ctime = old as bigint
       else if (old === ABSENT) (list as Map<unknown, unknown>).delete(key)
       else (list as Map<unknown, unknown>).set(key, old)
     }
@@ -186,6 +194,17 @@ export class Journal {
   push<T> (list: T[], value: T): void {
     if (this.recording) this.put(list, POP, undefined)
     list.push(value)
+  }
+
+  /**
+   * Set a record's mtime or ctime in place (the record stays the one its map holds). For the
+   * tree's records only: no one holds them but the tree's maps and this journal (the tree gives
+   * out copies), so a change in place is seen as a new record would be, without a copy of
+   * every field kept for the undo (a directory's times change with every entry made in it).
+   */
+  setTime (rec: Times, field: 'mtime' | 'ctime', value: bigint): void {
+    if (this.recording) this.put(rec, field === 'mtime' ? MTIME : CTIME, rec[field])
+    rec[field] = value
   }
 
   /** Replace the last item of a non-empty list. */

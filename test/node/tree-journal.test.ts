@@ -8,13 +8,16 @@ import { Journal } from '../../node/tree/journal.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261203)
 
-/** One change: set or delete a key of the map, push to the list, replace its last item, or change() a key read just before. */
-const change = fc.record({ kind: fc.integer({ min: 0, max: 4 }), key: fc.integer({ min: 0, max: 7 }), value: fc.integer({ min: 0, max: 99 }) })
+/**
+ * One change: set or delete a key of the map, push to the list, replace its last item, change()
+ * a key read just before, or set the mtime or ctime of the record in place (setTime).
+ */
+const change = fc.record({ kind: fc.integer({ min: 0, max: 6 }), key: fc.integer({ min: 0, max: 7 }), value: fc.integer({ min: 0, max: 99 }) })
 /** Ops of a few changes each. */
 const ops = fc.array(fc.array(change, { maxLength: 6 }), { minLength: 1, maxLength: 40 })
 
-interface State { map: Map<number, number>, list: number[] }
-const snap = (s: State): string => JSON.stringify([[...s.map].sort((a, b) => a[0] - b[0]), s.list])
+interface State { map: Map<number, number>, list: number[], rec: { mtime: bigint, ctime: bigint } }
+const snap = (s: State): string => JSON.stringify([[...s.map].sort((a, b) => a[0] - b[0]), s.list, String(s.rec.mtime), String(s.rec.ctime)])
 
 function apply (j: Journal, s: State, op: Array<{ kind: number, key: number, value: number }>): void {
   for (const c of op) {
@@ -22,6 +25,8 @@ function apply (j: Journal, s: State, op: Array<{ kind: number, key: number, val
     else if (c.kind === 1) j.delete(s.map, c.key)
     else if (c.kind === 2) j.push(s.list, c.value)
     else if (c.kind === 4) j.change(s.map, c.key, s.map.get(c.key), c.value)
+    else if (c.kind === 5) j.setTime(s.rec, 'mtime', BigInt(c.value))
+    else if (c.kind === 6) j.setTime(s.rec, 'ctime', BigInt(c.value))
     else if (s.list.length > 0) j.setLast(s.list, c.value)
   }
 }
@@ -30,7 +35,7 @@ describe('node/tree journal', function () {
   it('undoTo(mark) gives back the state at the mark, after forgetting older records (chunks of 2 to 32 slots: records straddle them)', () => {
     fc.assert(fc.property(ops, fc.nat(), fc.nat(), fc.integer({ min: 1, max: 5 }), (list, back, keep, bits) => {
       const j = new Journal(bits)
-      const s: State = { map: new Map(), list: [] }
+      const s: State = { map: new Map(), list: [], rec: { mtime: 0n, ctime: 0n } }
       const marks: number[] = []
       const states: string[] = []
       for (const op of list) {
