@@ -38,8 +38,9 @@ describe('xsalsa20 (the network key layer\'s cipher)', function () {
       const key = randomBytes(32)
       const nonce = randomBytes(24)
       const c = X(nonce, key)
-      // pieces from 0 bytes to past 256 KiB, so blocks are entered part-way and the four-block path runs
-      const sizes = [0, 1, 63, 64, 65, 255, 256, 257, 1000, 4096 + trial, 65535, 300_001, 7]
+      // pieces from 0 bytes to past 256 KiB, so blocks are entered part-way and the one-, four-,
+      // eight- and sixteen-block paths run (and the 512 and 1,024 bytes around their edges)
+      const sizes = [0, 1, 63, 64, 65, 255, 256, 257, 511, 512, 513, 1000, 1023, 1024, 1025, 1536, 2047, 4096 + trial, 65535, 300_001, 7]
       const plain = randomBytes(sizes.reduce((a, b) => a + b, 0))
       // the reference: a cipher of the same key and nonce kept on the module (as one that worked before the take-over would be)
       const ref = X(nonce, key)
@@ -75,6 +76,17 @@ describe('xsalsa20 (the network key layer\'s cipher)', function () {
       assert.equal(c.update(late, late).byteLength, 0)
       assert.ok(late.every(b => b === 0), 'the buffer handed in is left as it was')
     }
+  })
+
+  it('the addon\'s AVX-512 and AVX2 paths give the same key stream (each in a fresh process; the same bytes twice where the CPU has no AVX-512)', async function () {
+    if (xsalsa20Native === undefined) this.skip()
+    const data = new URL('../../node/data/index.ts', import.meta.url).href
+    // the key stream of 64 KiB + 100 bytes from a position part-way into a block, as hex
+    const script = `const { xsalsa20Native: n } = await import(${JSON.stringify(data)}); const out = new Uint8Array(65636); n.xor(new Uint8Array(32).fill(7), new Uint8Array(8).fill(9), 1000003, new Uint8Array(65636), out); process.stdout.write(Buffer.from(out).toString('hex'))`
+    const run = async (env: Record<string, string>): Promise<string> => (await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ...env }, maxBuffer: 1 << 20 })).stdout
+    const [wide, avx2] = await Promise.all([run({}), run({ DARKFS_SALSA_AVX512: '0' })])
+    assert.equal(wide.length, 65636 * 2)
+    assert.ok(wide === avx2, 'the same key stream')
   })
 
   it('is applied by loading the host module (in a fresh process)', async () => {
