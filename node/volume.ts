@@ -125,8 +125,8 @@ export const FOLD_AMPLIFICATION = 16
  * op where it is; what the fold costs is the chunk rewritten, on a network its k + m fragments
  * (4+2 on six hosts: 1.5 MiB stored in six block files, 1.25 MiB sent). Folding such a chunk at
  * 1 / FOLD_AMPLIFICATION, fio's 4 KiB random writes with an fsync every 16 over 16 MiB on six
- * hosts (scripts/bench/_trace-costs.ts) sent 243-538 KB of fold fragments per fsync beside the
- * 400 KB of its op's copies; at a quarter, 105-112 KB.
+ * hosts (scripts/bench/_trace-costs.ts, 300 fsyncs) sent 267-394 KB of fold fragments per fsync
+ * beside the 410-480 KB of its op's copies (gossip and hold); at a quarter, 131-206 KB.
  */
 export const FOLD_INLINE_AMPLIFICATION = 4
 /**
