@@ -105,7 +105,8 @@ export const FOLD_BYTES = 8 << 20
  * file (4 KiB pages over 1 GiB) would rewrite a 1 MiB chunk for each page: a fold then holds
  * its extents only in the chunks worth rewriting (a partial fold, node/tree crdt.ts), those
  * where its extents hold at least 1 / FOLD_AMPLIFICATION of the chunk (a dense chunk: at most
- * FOLD_AMPLIFICATION bytes rewritten per byte folded); the others' extents stay read as pieces
+ * FOLD_AMPLIFICATION bytes rewritten per byte folded; a quarter, FOLD_INLINE_AMPLIFICATION, for
+ * a chunk whose pieces are all inline); the others' extents stay read as pieces
  * until their chunk is dense too, or the file is quiet (then every chunk holding at least
  * 1 / FOLD_QUIET_AMPLIFICATION of extents is folded, FOLD_QUIET_AMPLIFICATION below).
  * Nothing is due up to FOLD_EXTENTS pieces and FOLD_BYTES of them. Past them, a file whose
@@ -115,6 +116,21 @@ export const FOLD_BYTES = 8 << 20
  * every host.
  */
 export const FOLD_AMPLIFICATION = 16
+/**
+ * FOLD_AMPLIFICATION for a chunk whose unfolded pieces are all inline in their ops (an fsync's
+ * pages, PATCH_COMMIT_RANGES of INLINE_MAX): rewritten before the file is quiet once they hold a
+ * quarter of it, as a commit rewrites a patched chunk (COMMIT_EXTENT_MAX) and a spill does
+ * (SPILL_PACK_MAX). An inline piece is read from its op, which every host holds in memory
+ * (a small read merges it without a fetch, open-file.ts rangeWithExtents), and a fold leaves that
+ * op where it is; what the fold costs is the chunk rewritten, on a network its k + m fragments
+ * (4+2 on six hosts: 1.5 MiB stored in six block files, 1.25 MiB sent). Folding such a chunk at
+ * 1 / FOLD_AMPLIFICATION, fio's 4 KiB random writes with an fsync every 16 over 16 MiB on six
+ * hosts (scripts/bench/_trace-costs.ts, 300 fsyncs) sent 267-394 KB of fold fragments per fsync
+ * beside the 410-480 KB of its op's copies (gossip and hold); at a quarter, 131-206 KB. The
+ * compare bench's darkfs-6 randwrite-fsync16 (512 MiB, 20 s), three back-to-back pairs: 357-509
+ * IOPS and 27-35 ms of CPU per fsync, then 411-590 IOPS and 24-27 ms.
+ */
+export const FOLD_INLINE_AMPLIFICATION = 4
 /**
  * The bound of a quiet file's fold (FOLD_QUIET_MS): it rewrites a chunk when its extents hold at
  * least 1 / FOLD_QUIET_AMPLIFICATION of it (or the whole fold is cheap, FOLD_CHEAP_REWRITE). It
@@ -167,29 +183,34 @@ export const FOLD_QUIET_MS = 10_000
 const log = logger('volume')
 
 /**
- * Which chunks a fold of these extents (pieces, landed: `pos` set, oldest first) rewrites before
- * the file is quiet (FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS_MAX), or once it is
+ * Which chunks a fold of these extents (pieces, landed: `pos` set, oldest first; `content`, to
+ * tell inline ones) rewrites before the file is quiet (FOLD_AMPLIFICATION, or
+ * FOLD_INLINE_AMPLIFICATION; FOLD_CHEAP_REWRITE, FOLD_EXTENTS_MAX), or once it is
  * (`quiet`: whatever their count, FOLD_QUIET_AMPLIFICATION): `all`, every chunk they touch (a
  * whole fold), else `chunks` (indexes, increasing; none: no fold due).
  * `old`: the first `old` pieces' chunks are folded whatever their density (FOLD_SPAN_MAX);
  * `most`: at most so many chunks, the densest (FOLD_QUIET_BATCH).
  */
-export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>, old = 0, quiet = false, most = Infinity): { all: boolean, chunks: number[] } {
-  // per chunk: bytes of extents in it, and how many pieces meet it
+export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number, content?: Content }>, old = 0, quiet = false, most = Infinity): { all: boolean, chunks: number[] } {
+  // per chunk: bytes of extents in it, how many pieces meet it, and whether one is not inline
   const bytes = new Map<number, number>()
   const pieces = new Map<number, number>()
+  const stored = new Set<number>()
   for (const x of extents) {
+    const inline = x.content !== undefined && 'inline' in x.content
     for (let i = Math.floor(x.pos / CHUNK_SIZE); i * CHUNK_SIZE < x.pos + x.size; i++) {
       const n = Math.min(x.pos + x.size, (i + 1) * CHUNK_SIZE) - Math.max(x.pos, i * CHUNK_SIZE)
       bytes.set(i, (bytes.get(i) ?? 0) + n)
       pieces.set(i, (pieces.get(i) ?? 0) + 1)
+      if (!inline) stored.add(i)
     }
   }
   let total = 0
   for (const n of bytes.values()) total += n
   if (!quiet && extents.length <= FOLD_EXTENTS && total <= FOLD_BYTES && old === 0) return { all: false, chunks: [] }
   if (bytes.size * CHUNK_SIZE <= FOLD_CHEAP_REWRITE && bytes.size <= most) return { all: true, chunks: [...bytes.keys()].sort((a, b) => a - b) }
-  const amplification = quiet ? FOLD_QUIET_AMPLIFICATION : FOLD_AMPLIFICATION
+  // (a chunk of inline pieces alone: FOLD_INLINE_AMPLIFICATION before the file is quiet)
+  const amplification = (i: number): number => quiet ? FOLD_QUIET_AMPLIFICATION : stored.has(i) ? FOLD_AMPLIFICATION : FOLD_INLINE_AMPLIFICATION
   const chosen = new Set<number>()
   let left = extents.length
   const choose = (i: number): void => {
@@ -197,7 +218,7 @@ export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>,
     chosen.add(i)
     left -= pieces.get(i) as number
   }
-  for (const [i, n] of bytes) if (n * amplification >= CHUNK_SIZE) choose(i)
+  for (const [i, n] of bytes) if (n * amplification(i) >= CHUNK_SIZE) choose(i)
   for (const x of extents.slice(0, old)) {
     for (let i = Math.floor(x.pos / CHUNK_SIZE); i * CHUNK_SIZE < x.pos + x.size; i++) choose(i)
   }
@@ -223,7 +244,7 @@ export function foldPlan (extents: ReadonlyArray<{ pos: number, size: number }>,
  * Whether a file's unfolded extents are due a fold before the file is quiet (foldPlan); `span`,
  * how many extents since the oldest one still read (FOLD_SPAN_MAX).
  */
-export function foldDue (extents: ReadonlyArray<{ pos: number, size: number }>, span = 0): boolean {
+export function foldDue (extents: ReadonlyArray<{ pos: number, size: number, content?: Content }>, span = 0): boolean {
   return span > FOLD_SPAN_MAX || foldPlan(extents).chunks.length > 0
 }
 

@@ -13,7 +13,7 @@
 // multi-extent op (issue 15 item 1), not one op per page.
 import assert from 'node:assert/strict'
 import { constants } from 'node:fs'
-import { Volume, FOLD_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_QUIET_AMPLIFICATION, FOLD_QUIET_BATCH, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
+import { Volume, FOLD_AMPLIFICATION, FOLD_INLINE_AMPLIFICATION, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_QUIET_AMPLIFICATION, FOLD_QUIET_BATCH, FOLD_QUIET_MS, FOLD_SETTLE_MS, PATCH_COMMIT_BYTES } from 'darkfs'
 import type { Store } from '../../node/data/index.ts'
 import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -336,7 +336,8 @@ describe('volume: positioned extents (one host)', function () {
     const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
     const store = (vol as unknown as { store: Store }).store
     const page = 4096
-    const dense = Math.ceil(MiB / FOLD_AMPLIFICATION / page)
+    // (pages fsynced one by one are inline in their ops: FOLD_INLINE_AMPLIFICATION)
+    const dense = Math.ceil(MiB / FOLD_INLINE_AMPLIFICATION / page)
     // FOLD_EXTENTS pages a few in each chunk but chunk 3, then enough in chunk 3 to make it dense
     const spots: number[] = []
     for (let i = 0; i < FOLD_EXTENTS; i++) spots.push((i % 7 < 3 ? i % 7 : i % 7 + 1) * MiB + Math.floor(i / 7) * 2 * page)
@@ -379,11 +380,15 @@ describe('volume: positioned extents (one host)', function () {
     const store = (vol as unknown as { store: Store }).store
     const folding = (vol as unknown as { folding: Map<string, Promise<unknown>> }).folding
     const page = 4096
-    const dense = Math.ceil(MiB / FOLD_AMPLIFICATION / page)
-    // every chunk made dense, one chunk's pages per fsync: a fold of all of them once they settle
+    // (up to PATCH_COMMIT_RANGES pages per fsync are inline in its op: FOLD_INLINE_AMPLIFICATION)
+    const dense = Math.ceil(MiB / FOLD_INLINE_AMPLIFICATION / page)
+    // every chunk made dense, 16 of one chunk's pages per fsync: a fold of all of them once they settle
     const fh = await vol.open('/db', 'r+')
     for (let c = 0; c < chunks; c++) {
-      for (let i = 0; i < dense; i++) await fh.write(bytes(page, c + i), 0, page, c * MiB + i * 3 * page)
+      for (let i = 0; i < dense; i++) {
+        await fh.write(bytes(page, c + i), 0, page, c * MiB + i * 3 * page)
+        if (i % 16 === 15) await fh.sync()
+      }
       await fh.sync()
     }
     await fh.close()

@@ -5,9 +5,13 @@
 // densest chunks too, until half as many are left; past FOLD_SPAN_MAX extents since the oldest
 // one still read, the chunks of the oldest pieces too. Once the file is quiet (`quiet`), whatever
 // the count: every chunk holding 1 / FOLD_QUIET_AMPLIFICATION of extents (all when cheap); the
-// sparser ones' pieces stay; `most` keeps the densest chunks only (a quiet fold's batch).
+// sparser ones' pieces stay; `most` keeps the densest chunks only (a quiet fold's batch). A
+// chunk whose pieces are all inline in their ops is dense before the file is quiet only at
+// 1 / FOLD_INLINE_AMPLIFICATION (extents without `content` here count as stored ones).
 import assert from 'node:assert/strict'
-import { FOLD_AMPLIFICATION, FOLD_BYTES, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_EXTENTS_MAX, FOLD_QUIET_AMPLIFICATION, FOLD_QUIET_BATCH, FOLD_SPAN_MAX, foldDue, foldPlan } from 'darkfs'
+import { FOLD_AMPLIFICATION, FOLD_BYTES, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_EXTENTS_MAX, FOLD_INLINE_AMPLIFICATION, FOLD_QUIET_AMPLIFICATION, FOLD_QUIET_BATCH, FOLD_SPAN_MAX, foldDue, foldPlan } from 'darkfs'
+import type { Content } from '../../node/tree/index.ts'
+import { CID } from 'multiformats/cid'
 
 const MiB = 1 << 20
 const KiB = 1024
@@ -40,6 +44,31 @@ describe('volume foldPlan', function () {
     assert.equal(plan.all, false)
     assert.deepEqual(plan.chunks, [5])
     assert.equal(foldDue(xs.slice(0, -1)), false)
+  })
+
+  it('4 KiB pages inline in their ops: a chunk is dense at 1 / FOLD_INLINE_AMPLIFICATION, not 1 / FOLD_AMPLIFICATION; one stored piece in it, at the latter', () => {
+    // (the old plan folded a chunk of inline pages at 1 / FOLD_AMPLIFICATION: 16 KiB rewritten
+    // per 1 KiB of pages, on six hosts its 4+2 fragments placed anew every 16 fsyncs of fio's)
+    assert.ok(FOLD_INLINE_AMPLIFICATION < FOLD_AMPLIFICATION)
+    const inline = { inline: new Uint8Array(page) }
+    const stored = { manifest: CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy') }
+    const spread = (i: number): number => (i % 16 === 5 ? 6 : i % 16) * MiB + Math.floor(i / 16) * page
+    const some = extents(FOLD_EXTENTS + 1, page, spread).map(x => ({ ...x, content: inline }))
+    const pages = (n: number): Array<{ pos: number, size: number, content: Content }> => extents(n, page, i => 5 * MiB + i * 2 * page).map(x => ({ ...x, content: inline }))
+    // chunk 5 with 1 / FOLD_AMPLIFICATION of inline pages: not dense
+    const amp = Math.ceil(MiB / FOLD_AMPLIFICATION / page)
+    assert.equal(foldDue([...some, ...pages(amp)]), false)
+    // ... until they hold 1 / FOLD_INLINE_AMPLIFICATION of it: that chunk alone
+    const dense = Math.ceil(MiB / FOLD_INLINE_AMPLIFICATION / page)
+    assert.deepEqual(foldPlan([...some, ...pages(dense)]), { all: false, chunks: [5] })
+    assert.equal(foldDue([...some, ...pages(dense - 1)]), false)
+    // a piece of a packed chunk among chunk 5's inline pages: dense at 1 / FOLD_AMPLIFICATION
+    const mixed = [...some, ...pages(amp - 1), { pos: 5 * MiB + 600 * KiB, size: page, content: stored }]
+    assert.deepEqual(foldPlan(mixed), { all: false, chunks: [5] })
+    // once the file is quiet, inline or not: 1 / FOLD_QUIET_AMPLIFICATION
+    const quietDense = Math.ceil(MiB / FOLD_QUIET_AMPLIFICATION / page)
+    const lone = extents(20, page, i => (i + 20) * MiB).map(x => ({ ...x, content: inline }))
+    assert.deepEqual(foldPlan([...lone, ...pages(quietDense).map(x => ({ ...x, pos: x.pos + 64 * MiB }))], 0, true), { all: false, chunks: [69] })
   })
 
   it('scattered over a large file, past FOLD_EXTENTS_MAX pieces the densest chunks are folded until half are left', () => {
