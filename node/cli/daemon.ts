@@ -243,8 +243,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       table: members,
       publish: async msg => await memberService.publish(msg),
       // a member this host is not connected to answers a dial to an address it signed; the
-      // connection the probe opened is closed once it answered (not a neighbour's: those are
-      // kept): left to the trim, it put this host over its bound meanwhile (failure.ts)
+      // connection the probe opened is closed once it answered, unless the host keeps it: a
+      // neighbour's, or one the watch relies on (failure.ts watching(), which the trim closes
+      // last: hung up, the watch dialled it again each pass). Others, left to the trim, put this
+      // host over its bound meanwhile (failure.ts)
       probe: async peer => {
         const was = host.peers().some(p => p.id === peer)
         const addrs = (members.record(peer)?.addrs ?? []).map(addr => addr.includes('/p2p/') ? addr : `${addr}/p2p/${peer}`)
@@ -252,7 +254,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           onFail: (addr, err) => { log('probe of %s at %s: %s', peer, addr, err.message) }
         })
         if (at === undefined) return false
-        if (!was && !host.neighbours().includes(peer)) {
+        if (!was && !host.neighbours().includes(peer) && !membership.watching().has(peer)) {
           await host.hangUp(peer).catch((err: Error) => { log('closing the probe\'s connection to %s: %s', peer, err.message) })
         }
         return true
@@ -260,6 +262,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     })
     await membership.start()
     closers.push(async () => { await membership.stop() })
+    host.keepFirst(() => membership.watching())
     const policy = placementPolicy({ members: () => membership.members(), capacityClass: peer => members.capacityClass(peer) }, { redundancy: opts.redundancy, dataFragments: opts.dataFragments })
 
     // asks the holders of an abandoned write's fragments to delete them (release.ts); built
