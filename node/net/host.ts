@@ -928,7 +928,11 @@ export async function createHost (init: HostInit): Promise<Host> {
     const first = kept()
     const rank = (id: string): number => first.has(id) ? 1 : 0
     candidates.sort((a, b) => rank(a.id) - rank(b.id) || a.value - b.value || (a.id < b.id ? -1 : 1))
-    await Promise.all(candidates.slice(0, ids.length - maxConnections).map(async ({ id }) => {
+    // while a connection is spared for now (young, busy) none of the watch's is closed in its
+    // stead: the spared one is closed once it may be (a writer's placement dials, a joiner's
+    // exchange), and the watch's stays
+    const closing = candidates.slice(0, ids.length - maxConnections).filter(c => !later || !first.has(c.id))
+    await Promise.all(closing.map(async ({ id }) => {
       trimmed.add(id)
       log('over %d connections: closing the one to %s', maxConnections, id)
       await keepAlive(id, false)

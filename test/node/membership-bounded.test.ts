@@ -38,12 +38,12 @@ class FakeHost extends EventTarget {
   }
 }
 
-/** The member table's part Membership reads: members, and who watches whom (nobody watches here but 'self' watches 'w'). */
+/** The member table's part Membership reads: members, and who watches whom ('self' watches 'w', 'b' watches 'self', nobody else watches). */
 class FakeTable extends EventTarget {
   readonly all = new Set<string>()
   members (): string[] { return [...this.all] }
   has (p: string): boolean { return this.all.has(p) }
-  neighbours (p: string): string[] { return p === 'w' ? ['self'] : [] }
+  neighbours (p: string): string[] { return p === 'w' ? ['self'] : p === 'self' ? ['b'] : [] }
   watchedBy (watcher: string, n = 8): string[] { return this.members().filter(p => this.neighbours(p).slice(0, n).includes(watcher)) }
   /** A member heard of (its record came by gossip). */
   add (p: string): void { this.all.add(p); this.dispatchEvent(new CustomEvent('member', { detail: p })) }
@@ -202,6 +202,17 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     assert.deepEqual(probed, ['w', 'w', 'w', 'w'])
     assert.ok(!m.up().includes('w'), 'a member given up is not up')
     assert.deepEqual(m.watch(), [], 'a member given up is not probed again')
+  })
+
+  it('watching(): the members this host watches and those that watch it (the trim closes them last), less those declared down; none in a full mesh', async () => {
+    const { table, m } = await start(true)
+    assert.deepEqual([...m.watching()].sort(), ['b', 'w'])
+    // kept until the members change: a member declared down is watched no more
+    table.down('w')
+    assert.deepEqual([...m.watching()], ['b'])
+    await m.stop()
+    const full = await start(false)
+    assert.deepEqual([...full.m.watching()], [], 'in a full mesh every member is connected: nothing to keep first')
   })
 
   it('the watch pass does nothing in a full mesh (every close makes a suspect there)', async () => {
