@@ -217,6 +217,27 @@ export async function probeMember (dial: (addr: string, timeoutMs: number) => Pr
   return undefined
 }
 
+/** What a probe needs of the host (probePeer()). */
+export type ProbeHost = Pick<Host, 'dial' | 'hangUp' | 'neighbours' | 'peers'>
+
+/**
+ * A probe of `peer` (the watch's or a suspect's, Membership's `probe`): whether it answers a dial
+ * at one of `addrs` (probeMember()). A connection the probe opened is closed once it answered
+ * unless the host keeps it: a neighbour's, or one `kept` names (Membership.watching(), which
+ * the trim closes last). Left to the trim, any other put this host over its bound meanwhile;
+ * hung up, a member the watch relies on was dialled again at every watch pass (bench:scale, 20
+ * hosts: most of an idle host's new connections). Never throws for the hang-up.
+ */
+export async function probePeer (host: ProbeHost, peer: string, addrs: string[], kept: (peer: string) => boolean, opts: Parameters<typeof probeMember>[2] & { log?: (msg: string) => void } = {}): Promise<boolean> {
+  const was = host.peers().some(p => p.id === peer)
+  const at = await probeMember(async (addr, timeoutMs) => { await host.dial(addr, { timeoutMs }) }, addrs, opts)
+  if (at === undefined) return false
+  if (!was && !host.neighbours().includes(peer) && !kept(peer)) {
+    await host.hangUp(peer).catch((err: Error) => { opts.log?.(`closing the probe's connection to ${peer}: ${err.message}`) })
+  }
+  return true
+}
+
 export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'> & Partial<Pick<Host, 'beyondFullMesh' | 'closedHere' | 'trimmedThere' | 'peerIds'>>
 
 export interface MembershipEvents {

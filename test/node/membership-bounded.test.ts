@@ -9,8 +9,8 @@
 // these stay as they were: up() is the connected hosts, every close makes a suspect, and a peer
 // that connects after being declared gone joins. A fake host, table and clock: events only.
 import assert from 'node:assert/strict'
-import { BRIEF_CONNECTION_MS, Membership } from '../../node/net/failure.ts'
-import type { MembershipHost } from '../../node/net/failure.ts'
+import { BRIEF_CONNECTION_MS, Membership, probePeer } from '../../node/net/failure.ts'
+import type { MembershipHost, ProbeHost } from '../../node/net/failure.ts'
 import type { MemberTable } from '../../node/net/members.ts'
 
 class FakeHost extends EventTarget {
@@ -213,6 +213,32 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     await m.stop()
     const full = await start(false)
     assert.deepEqual([...full.m.watching()], [], 'in a full mesh every member is connected: nothing to keep first')
+  })
+
+  it('a probe keeps the connection it opened to a member the watch relies on (or a neighbour), and hangs up on any other', async () => {
+    // (hung up, a watched member was dialled again at every watch pass: most of an idle bounded host's new connections)
+    const host = new FakeHost()
+    const dialled: string[] = []
+    const hungUp: string[] = []
+    const probing: ProbeHost = {
+      peers: () => host.peers() as ReturnType<ProbeHost['peers']>,
+      neighbours: () => ['n'],
+      dial: async addr => { const id = addr.split('/').pop()!; dialled.push(id); host.connect(id) },
+      hangUp: async id => { hungUp.push(id); host.disconnect(id, true) }
+    }
+    const watched = new Set(['w'])
+    for (const id of ['w', 'n', 'x']) assert.equal(await probePeer(probing, id, [`/memory/${id}/p2p/${id}`], p => watched.has(p)), true)
+    assert.deepEqual(dialled, ['w', 'n', 'x'])
+    assert.deepEqual(hungUp, ['x'], 'only the connection nobody keeps is closed')
+    assert.deepEqual([...host.connected].sort(), ['n', 'w'])
+    // one connected before the probe is left as it was
+    host.connect('y')
+    assert.equal(await probePeer(probing, 'y', ['/memory/y/p2p/y'], () => false), true)
+    assert.ok(host.connected.has('y'))
+    // no answer: false, nothing to close
+    const dead: ProbeHost = { ...probing, dial: async () => { throw new Error('refused') } }
+    assert.equal(await probePeer(dead, 'z', ['/memory/z/p2p/z'], () => false, { tries: 1 }), false)
+    assert.deepEqual(hungUp, ['x'])
   })
 
   it('the watch pass does nothing in a full mesh (every close makes a suspect there)', async () => {
