@@ -902,7 +902,11 @@ export async function createHost (init: HostInit): Promise<Host> {
     const ids = connectedIds()
     if (stopped || ids.length <= maxConnections) return
     const now = Date.now()
+    /** The watch's peers (keepFirst()): closed last. */
+    const first = kept()
     let later = false
+    /** Connections spared for now (young, busy) that are not the watch's: closed once they may be. */
+    let spared = 0
     const candidates: Array<{ id: string, value: number }> = []
     for (const id of ids) {
       if (chosen?.has(id) === true) continue
@@ -914,6 +918,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       const lately = (st: Stream): boolean => now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0) < TRIM_GRACE_MS
       if (conns.some(c => now - c.timeline.open < TRIM_GRACE_MS || c.streams.some(st => lately(st) && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))) {
         later = true
+        if (!first.has(id)) spared++
         continue
       }
       let value = 0
@@ -924,14 +929,14 @@ export async function createHost (init: HostInit): Promise<Host> {
       }
       candidates.push({ id, value })
     }
-    // the watch's peers last (keepFirst()), then lowest tag value first
-    const first = kept()
-    const rank = (id: string): number => first.has(id) ? 1 : 0
-    candidates.sort((a, b) => rank(a.id) - rank(b.id) || a.value - b.value || (a.id < b.id ? -1 : 1))
-    // while a connection is spared for now (young, busy) none of the watch's is closed in its
-    // stead: the spared one is closed once it may be (a writer's placement dials, a joiner's
-    // exchange), and the watch's stays
-    const closing = candidates.slice(0, ids.length - maxConnections).filter(c => !later || !first.has(c.id))
+    // lowest tag value first, the watch's peers last; and of the watch's only as many as the
+    // others, those spared for now included, leave over the bound: a spared one is closed once it
+    // may be (a writer's placement dials, a joiner's exchange), and the watch's stays
+    candidates.sort((a, b) => a.value - b.value || (a.id < b.id ? -1 : 1))
+    const excess = ids.length - maxConnections
+    const others = candidates.filter(c => !first.has(c.id))
+    const watch = candidates.filter(c => first.has(c.id))
+    const closing = [...others.slice(0, excess), ...watch.slice(0, Math.max(0, excess - others.length - spared))]
     await Promise.all(closing.map(async ({ id }) => {
       trimmed.add(id)
       log('over %d connections: closing the one to %s', maxConnections, id)
