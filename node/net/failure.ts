@@ -376,8 +376,8 @@ export class Membership extends EventTarget {
   /**
    * Beyond the full mesh, the members whose connections to this host the watch relies on: those
    * this host watches (watch()) and its own watchers (the WATCH_PROBERS members it is closest
-   * to watch it). The host's trim closes them last (host.ts keepFirst()), and a watch probe that
-   * opened a connection to one leaves it open (cli/daemon.ts): a watched member connected here
+   * to watch it). The host's trim closes them last (host.ts keepFirst()), and a probe that
+   * opened a connection to one leaves it open (probePeer()): a watched member connected here
    * is not dialled again. Before, the trim closed such connections as readily as a transfer's
    * and the probe hung up on its own: at 20 hosts (bound 6) two of a host's three watched
    * members were not among its neighbours, and each watch pass dialled them again, with
