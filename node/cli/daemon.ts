@@ -10,7 +10,7 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FeatureBook, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probeMember } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -243,23 +243,19 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       table: members,
       publish: async msg => await memberService.publish(msg),
       // a member this host is not connected to answers a dial to an address it signed; the
-      // connection the probe opened is closed once it answered (not a neighbour's: those are
-      // kept): left to the trim, it put this host over its bound meanwhile (failure.ts)
+      // connection the probe opened is closed once it answered, unless the host keeps it (a
+      // neighbour's, or one the watch relies on: failure.ts probePeer())
       probe: async peer => {
-        const was = host.peers().some(p => p.id === peer)
         const addrs = (members.record(peer)?.addrs ?? []).map(addr => addr.includes('/p2p/') ? addr : `${addr}/p2p/${peer}`)
-        const at = await probeMember(async (addr, timeoutMs) => { await host.dial(addr, { timeoutMs }) }, addrs, {
-          onFail: (addr, err) => { log('probe of %s at %s: %s', peer, addr, err.message) }
+        return await probePeer(host, peer, addrs, p => membership.watching().has(p), {
+          onFail: (addr, err) => { log('probe of %s at %s: %s', peer, addr, err.message) },
+          log: msg => { log('%s', msg) }
         })
-        if (at === undefined) return false
-        if (!was && !host.neighbours().includes(peer)) {
-          await host.hangUp(peer).catch((err: Error) => { log('closing the probe\'s connection to %s: %s', peer, err.message) })
-        }
-        return true
       }
     })
     await membership.start()
     closers.push(async () => { await membership.stop() })
+    host.keepFirst(() => membership.watching())
     const policy = placementPolicy({ members: () => membership.members(), capacityClass: peer => members.capacityClass(peer) }, { redundancy: opts.redundancy, dataFragments: opts.dataFragments })
 
     // asks the holders of an abandoned write's fragments to delete them (release.ts); built

@@ -217,6 +217,27 @@ export async function probeMember (dial: (addr: string, timeoutMs: number) => Pr
   return undefined
 }
 
+/** What a probe needs of the host (probePeer()). */
+export type ProbeHost = Pick<Host, 'dial' | 'hangUp' | 'neighbours' | 'peers'>
+
+/**
+ * A probe of `peer` (the watch's or a suspect's, Membership's `probe`): whether it answers a dial
+ * at one of `addrs` (probeMember()). A connection the probe opened is closed once it answered
+ * unless the host keeps it: a neighbour's, or one `kept` names (Membership.watching(), which
+ * the trim closes last). Left to the trim, any other put this host over its bound meanwhile;
+ * hung up, a member the watch relies on was dialled again at every watch pass (bench:scale, 20
+ * hosts: most of an idle host's new connections). Never throws for the hang-up.
+ */
+export async function probePeer (host: ProbeHost, peer: string, addrs: string[], kept: (peer: string) => boolean, opts: Parameters<typeof probeMember>[2] & { log?: (msg: string) => void } = {}): Promise<boolean> {
+  const was = host.peers().some(p => p.id === peer)
+  const at = await probeMember(async (addr, timeoutMs) => { await host.dial(addr, { timeoutMs }) }, addrs, opts)
+  if (at === undefined) return false
+  if (!was && !host.neighbours().includes(peer) && !kept(peer)) {
+    await host.hangUp(peer).catch((err: Error) => { opts.log?.(`closing the probe's connection to ${peer}: ${err.message}`) })
+  }
+  return true
+}
+
 export type MembershipHost = Pick<Host, 'peerId' | 'peers' | 'addEventListener' | 'removeEventListener' | 'handle' | 'unhandle' | 'newStream'> & Partial<Pick<Host, 'beyondFullMesh' | 'closedHere' | 'trimmedThere' | 'peerIds'>>
 
 export interface MembershipEvents {
@@ -264,6 +285,8 @@ export class Membership extends EventTarget {
    */
   private changes = 0
   private readonly bump = (): void => { this.changes++ }
+  /** watching() as of `changes`. */
+  private watchMemo: { changes: number, set: ReadonlySet<string> } | undefined
   /** The table's members not left, gone here or away, as of `changes` (up()). */
   private upMemo: { changes: number, set: ReadonlySet<string> } | undefined
   /** Peers declared gone by timeout, still within the repair delay -> when they went away, and the timer ending it. */
@@ -351,6 +374,30 @@ export class Membership extends EventTarget {
   }
 
   /**
+   * Beyond the full mesh, the members whose connections to this host the watch relies on: those
+   * this host watches (watch()) and its own watchers (the WATCH_PROBERS members it is closest
+   * to watch it). The host's trim closes them last (host.ts keepFirst()), and a probe that
+   * opened a connection to one leaves it open (probePeer()): a watched member connected here
+   * is not dialled again. Before, the trim closed such connections as readily as a transfer's
+   * and the probe hung up on its own: at 20 hosts (bound 6) two of a host's three watched
+   * members were not among its neighbours, and each watch pass dialled them again, with
+   * identify, an op sync and the notices every new connection costs (bench:scale's idle
+   * traffic). Kept until the members change. Empty within the full mesh (every member is
+   * connected there).
+   */
+  watching (): ReadonlySet<string> {
+    const table = this.table
+    if (table === undefined || this.host.beyondFullMesh?.() !== true) return new Set()
+    if (this.watchMemo === undefined || this.watchMemo.changes !== this.changes || !this.started) {
+      const set = new Set([...table.watchedBy(this.host.peerId, WATCH_PROBERS), ...(table.has(this.host.peerId) ? table.neighbours(this.host.peerId, WATCH_PROBERS) : [])])
+      for (const p of set) if (this.left.has(p) || this.goneHere.has(p)) set.delete(p)
+      this.watchMemo = this.started ? { changes: this.changes, set } : undefined
+      return set
+    }
+    return this.watchMemo.set
+  }
+
+  /**
    * One watch pass (every WATCH_SHARE of the failure timeout): beyond the full mesh, the members
    * this host is one of the WATCH_PROBERS closest to that it is not connected to, and that nobody declared gone, become
    * suspects; each is probed when its timeout ends and given up only if it does not answer (a
@@ -419,6 +466,7 @@ export class Membership extends EventTarget {
     this.table?.removeEventListener('member', this.onMember)
     this.table?.removeEventListener('expired', this.onExpired)
     this.upMemo = undefined
+    this.watchMemo = undefined
     for (const t of this.suspect.values()) clearTimeout(t)
     this.suspect.clear()
     for (const a of this.awaySince.values()) clearTimeout(a.timer)

@@ -483,6 +483,13 @@ export interface Host {
    */
   trimmedThere: (peer: string) => boolean
   /**
+   * The peers whose connections the trim closes last (beyond the full mesh, after every other
+   * connection it may close): the membership's watch (failure.ts watching(): the members this
+   * host watches and those that watch it). Without it the trim closed a watched member's
+   * connection as readily as a transfer's, and the watch dialled it again a failure timeout later.
+   */
+  keepFirst: (peers: () => ReadonlySet<string>) => void
+  /**
    * Each open connection as the trim sees it, one line per peer (diagnostics: bench:scale prints
    * the hosts found over their bound): neighbour or not, direction, age, and its streams with
    * their protocol and how long since they moved data.
@@ -883,6 +890,8 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
   /** Peers closed by the trim: not redialled (they are not neighbours). */
   const trimmed = new Set<string>()
+  /** The peers the trim closes last (keepFirst()). */
+  let kept: () => ReadonlySet<string> = () => new Set()
   const trimming = coalesced('trimming connections', async () => { await trim() })
   const trimSoon = (delay = 0): void => { trimming.soon(delay) }
   /**
@@ -893,7 +902,11 @@ export async function createHost (init: HostInit): Promise<Host> {
     const ids = connectedIds()
     if (stopped || ids.length <= maxConnections) return
     const now = Date.now()
+    /** The watch's peers (keepFirst()): closed last. */
+    const first = kept()
     let later = false
+    /** Connections spared for now (young, busy) that are not the watch's: closed once they may be. */
+    let spared = 0
     const candidates: Array<{ id: string, value: number }> = []
     for (const id of ids) {
       if (chosen?.has(id) === true) continue
@@ -905,6 +918,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       const lately = (st: Stream): boolean => now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0) < TRIM_GRACE_MS
       if (conns.some(c => now - c.timeline.open < TRIM_GRACE_MS || c.streams.some(st => lately(st) && !BACKGROUND_PROTOCOLS.some(b => st.protocol?.startsWith(b) === true)))) {
         later = true
+        if (!first.has(id)) spared++
         continue
       }
       let value = 0
@@ -915,8 +929,15 @@ export async function createHost (init: HostInit): Promise<Host> {
       }
       candidates.push({ id, value })
     }
+    // lowest tag value first, the watch's peers last; and of the watch's only as many as the
+    // others, those spared for now included, leave over the bound: a spared one is closed once it
+    // may be (a writer's placement dials, a joiner's exchange), and the watch's stays
     candidates.sort((a, b) => a.value - b.value || (a.id < b.id ? -1 : 1))
-    await Promise.all(candidates.slice(0, ids.length - maxConnections).map(async ({ id }) => {
+    const excess = ids.length - maxConnections
+    const others = candidates.filter(c => !first.has(c.id))
+    const watch = candidates.filter(c => first.has(c.id))
+    const closing = [...others.slice(0, excess), ...watch.slice(0, Math.max(0, excess - others.length - spared))]
+    await Promise.all(closing.map(async ({ id }) => {
       trimmed.add(id)
       log('over %d connections: closing the one to %s', maxConnections, id)
       await keepAlive(id, false)
@@ -1236,11 +1257,12 @@ export async function createHost (init: HostInit): Promise<Host> {
     neighbours: () => [...(chosen ?? new Set([...known.keys(), ...connectedIds()]))],
     beyondFullMesh: () => chosen !== undefined,
     closedHere: peer => trimmed.has(peer) || hungUp.has(peer),
+    keepFirst: peers => { kept = peers },
     trimmedThere: peer => Date.now() - (trimmedBy.get(peer) ?? -Infinity) < TRIM_NOTICE_VALID_MS,
     describeConnections: () => {
       const now = Date.now()
       const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`
-      return [...connectionsById()].map(([id, conns]) => `${id.slice(-6)}${chosen?.has(id) === true ? ' neighbour' : ''}${trimmed.has(id) ? ' trimmed' : ''}: ` +
+      return [...connectionsById()].map(([id, conns]) => `${id.slice(-6)}${chosen?.has(id) === true ? ' neighbour' : ''}${kept().has(id) ? ' watch' : ''}${trimmed.has(id) ? ' trimmed' : ''}: ` +
         conns.map(c => `${c.direction} ${secs(now - c.timeline.open)} [${c.streams.map(st => `${st.protocol ?? '?'} ${secs(now - Math.max(st.timeline.open, meter.activeAt(st) ?? 0))}`).join(', ')}]`).join('; '))
     },
     inbound: () => {

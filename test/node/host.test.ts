@@ -15,6 +15,7 @@ import { parseCidr, cidrContains } from '../../node/net/cidr.ts'
 import type { Host, KeyMismatch, Stream } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { targets } from '../../node/keeper/placement.ts'
+import { neighbours } from '../../node/net/kad.ts'
 import { NetworkKeyMismatchError } from '../../node/errors.ts'
 
 /** Polls until check() holds; the test's own mocha timeout bounds it. */
@@ -293,6 +294,29 @@ describe('node/host', function () {
     await until(() => back > 0, 'x read what a sent')
     // quiet: trimmed (the stream still open)
     await until(() => closed.length > 0, 'a trimmed the quiet connection', 500)
+  })
+
+  it('beyond the full mesh the trim closes last the connections keepFirst() names (the watch\'s): it keeps one over the others, whatever their ids', async function () {
+    this.timeout(60_000)
+    const key = createNetworkKey()
+    // bound 2, one neighbour: of the three others one connection stays
+    const a = await host(key, [memAddr()], [], { maxConnections: 2 })
+    const closed: string[] = []
+    a.addEventListener('peer:disconnect', e => { closed.push(e.detail) })
+    const others: Host[] = []
+    for (let i = 0; i < 4; i++) others.push(await host(key, [memAddr()], [a.addresses()[0]]))
+    // the neighbour a chooses among the four (kad.ts), and of the rest the one the trim closed
+    // first before (lowest tag value, then id: the smallest id of equals), kept first now (set
+    // before any trim: none comes within TRIM_GRACE_MS of a connection's opening)
+    const neighbour = neighbours(a.peerId, others.map(h => h.peerId), 1)[0]
+    const rest = others.map(h => h.peerId).filter(id => id !== neighbour).sort()
+    const watched = rest[0]
+    a.keepFirst(() => new Set([watched]))
+    await until(() => a.beyondFullMesh() && a.neighbours().join() === neighbour, 'a chose its one neighbour of the four', 500)
+    await until(() => rest.filter(id => closed.includes(id)).length >= 2, 'a trimmed two of the three', 500)
+    assert.ok(!closed.includes(watched), 'the trim closed the connection the watch relies on')
+    assert.ok(rest.slice(1).every(id => closed.includes(id)))
+    assert.ok(a.peers().some(p => p.id === watched))
   })
 
   it('beyond the full mesh a trimmed peer is told: trimmedThere() holds on its side when the trim closes the connection, and not after another close', async function () {

@@ -9,8 +9,8 @@
 // these stay as they were: up() is the connected hosts, every close makes a suspect, and a peer
 // that connects after being declared gone joins. A fake host, table and clock: events only.
 import assert from 'node:assert/strict'
-import { BRIEF_CONNECTION_MS, Membership } from '../../node/net/failure.ts'
-import type { MembershipHost } from '../../node/net/failure.ts'
+import { BRIEF_CONNECTION_MS, Membership, probePeer } from '../../node/net/failure.ts'
+import type { MembershipHost, ProbeHost } from '../../node/net/failure.ts'
 import type { MemberTable } from '../../node/net/members.ts'
 
 class FakeHost extends EventTarget {
@@ -38,12 +38,12 @@ class FakeHost extends EventTarget {
   }
 }
 
-/** The member table's part Membership reads: members, and who watches whom (nobody watches here but 'self' watches 'w'). */
+/** The member table's part Membership reads: members, and who watches whom ('self' watches 'w', 'b' watches 'self', nobody else watches). */
 class FakeTable extends EventTarget {
   readonly all = new Set<string>()
   members (): string[] { return [...this.all] }
   has (p: string): boolean { return this.all.has(p) }
-  neighbours (p: string): string[] { return p === 'w' ? ['self'] : [] }
+  neighbours (p: string): string[] { return p === 'w' ? ['self'] : p === 'self' ? ['b'] : [] }
   watchedBy (watcher: string, n = 8): string[] { return this.members().filter(p => this.neighbours(p).slice(0, n).includes(watcher)) }
   /** A member heard of (its record came by gossip). */
   add (p: string): void { this.all.add(p); this.dispatchEvent(new CustomEvent('member', { detail: p })) }
@@ -202,6 +202,43 @@ describe('Membership beyond the full mesh (node/net/failure.ts)', function () {
     assert.deepEqual(probed, ['w', 'w', 'w', 'w'])
     assert.ok(!m.up().includes('w'), 'a member given up is not up')
     assert.deepEqual(m.watch(), [], 'a member given up is not probed again')
+  })
+
+  it('watching(): the members this host watches and those that watch it (the trim closes them last), less those declared down; none in a full mesh', async () => {
+    const { table, m } = await start(true)
+    assert.deepEqual([...m.watching()].sort(), ['b', 'w'])
+    // kept until the members change: a member declared down is watched no more
+    table.down('w')
+    assert.deepEqual([...m.watching()], ['b'])
+    await m.stop()
+    const full = await start(false)
+    assert.deepEqual([...full.m.watching()], [], 'in a full mesh every member is connected: nothing to keep first')
+  })
+
+  it('a probe keeps the connection it opened to a member the watch relies on (or a neighbour), and hangs up on any other', async () => {
+    // (hung up, a watched member was dialled again at every watch pass: most of an idle bounded host's new connections)
+    const host = new FakeHost()
+    const dialled: string[] = []
+    const hungUp: string[] = []
+    const probing: ProbeHost = {
+      peers: () => host.peers() as ReturnType<ProbeHost['peers']>,
+      neighbours: () => ['n'],
+      dial: async addr => { const id = addr.split('/').pop()!; dialled.push(id); host.connect(id) },
+      hangUp: async id => { hungUp.push(id); host.disconnect(id, true) }
+    }
+    const watched = new Set(['w'])
+    for (const id of ['w', 'n', 'x']) assert.equal(await probePeer(probing, id, [`/memory/${id}/p2p/${id}`], p => watched.has(p)), true)
+    assert.deepEqual(dialled, ['w', 'n', 'x'])
+    assert.deepEqual(hungUp, ['x'], 'only the connection nobody keeps is closed')
+    assert.deepEqual([...host.connected].sort(), ['n', 'w'])
+    // one connected before the probe is left as it was
+    host.connect('y')
+    assert.equal(await probePeer(probing, 'y', ['/memory/y/p2p/y'], () => false), true)
+    assert.ok(host.connected.has('y'))
+    // no answer: false, nothing to close
+    const dead: ProbeHost = { ...probing, dial: async () => { throw new Error('refused') } }
+    assert.equal(await probePeer(dead, 'z', ['/memory/z/p2p/z'], () => false, { tries: 1 }), false)
+    assert.deepEqual(hungUp, ['x'])
   })
 
   it('the watch pass does nothing in a full mesh (every close makes a suspect there)', async () => {
