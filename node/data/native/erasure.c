@@ -1011,82 +1011,45 @@ static void salsa_block (uint8_t out[64], const uint32_t s[16]) {
   for (int i = 0; i < 16; i++) store32(out + 4 * i, x[i] + s[i]);
 }
 
-// Key stream of four consecutive blocks (s holds the first; the counter words count up per lane):
-// 256 bytes, block after block.
-static void salsa_block4 (uint8_t out[256], const uint32_t s[16]) {
-  u32x4 in[16];
-  for (int i = 0; i < 16; i++) in[i] = (u32x4){ s[i], s[i], s[i], s[i] };
-  uint64_t block = (uint64_t)s[8] | ((uint64_t)s[9] << 32);
-  for (int l = 0; l < 4; l++) {
-    in[8][l] = (uint32_t)(block + l);
-    in[9][l] = (uint32_t)((block + l) >> 32);
-  }
-  u32x4 x0 = in[0], x1 = in[1], x2 = in[2], x3 = in[3], x4 = in[4], x5 = in[5], x6 = in[6], x7 = in[7];
-  u32x4 x8 = in[8], x9 = in[9], x10 = in[10], x11 = in[11], x12 = in[12], x13 = in[13], x14 = in[14], x15 = in[15];
-  for (int i = 0; i < 10; i++) DOUBLE_ROUND();
-  u32x4 x[16] = { x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 };
-  for (int i = 0; i < 16; i++) {
-    u32x4 v = x[i] + in[i];
-    for (int l = 0; l < 4; l++) store32(out + 64 * l + 4 * i, v[l]);
-  }
+// Key stream of LANES consecutive blocks in vectors of LANES words (s holds the first block's
+// state; the counter words count up per lane): 64 * LANES bytes, block after block. Made for four
+// lanes (salsa_block4, any CPU) and, where the x86-64 CPU has them, eight in 256-bit vectors
+// (salsa_block8, AVX2) and sixteen in 512-bit ones (salsa_block16, AVX-512: its rotations one
+// instruction each, vprold), chosen at run time (xsalsa20_xor asks the CPU once). ATTR: the
+// target the function is compiled for.
+#define SALSA_BLOCKS(ATTR, NAME, VEC, LANES) \
+static ATTR void NAME (uint8_t out[64 * LANES], const uint32_t s[16]) { \
+  VEC in[16]; \
+  for (int i = 0; i < 16; i++) for (int l = 0; l < LANES; l++) in[i][l] = s[i]; \
+  uint64_t block = (uint64_t)s[8] | ((uint64_t)s[9] << 32); \
+  for (int l = 0; l < LANES; l++) { \
+    in[8][l] = (uint32_t)(block + l); \
+    in[9][l] = (uint32_t)((block + l) >> 32); \
+  } \
+  VEC x0 = in[0], x1 = in[1], x2 = in[2], x3 = in[3], x4 = in[4], x5 = in[5], x6 = in[6], x7 = in[7]; \
+  VEC x8 = in[8], x9 = in[9], x10 = in[10], x11 = in[11], x12 = in[12], x13 = in[13], x14 = in[14], x15 = in[15]; \
+  for (int i = 0; i < 10; i++) DOUBLE_ROUND(); \
+  VEC x[16] = { x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 }; \
+  uint32_t words[16][LANES]; \
+  for (int i = 0; i < 16; i++) { \
+    VEC v = x[i] + in[i]; \
+    memcpy(words[i], &v, sizeof v); \
+  } \
+  for (int l = 0; l < LANES; l++) for (int i = 0; i < 16; i++) store32(out + 64 * l + 4 * i, words[i][l]); \
 }
+
+SALSA_BLOCKS(, salsa_block4, u32x4, 4)
 
 #if defined(__x86_64__) && defined(__GNUC__)
 typedef uint32_t u32x8 __attribute__((vector_size(32)));
-
-// salsa_block4 for eight blocks (512 bytes) in 256-bit vectors, for CPUs with AVX2 (chosen at
-// run time: xsalsa20_xor asks the CPU once); twice the blocks per instruction
-__attribute__((target("avx2")))
-static void salsa_block8 (uint8_t out[512], const uint32_t s[16]) {
-  u32x8 in[16];
-  for (int i = 0; i < 16; i++) in[i] = (u32x8){ s[i], s[i], s[i], s[i], s[i], s[i], s[i], s[i] };
-  uint64_t block = (uint64_t)s[8] | ((uint64_t)s[9] << 32);
-  for (int l = 0; l < 8; l++) {
-    in[8][l] = (uint32_t)(block + l);
-    in[9][l] = (uint32_t)((block + l) >> 32);
-  }
-  u32x8 x0 = in[0], x1 = in[1], x2 = in[2], x3 = in[3], x4 = in[4], x5 = in[5], x6 = in[6], x7 = in[7];
-  u32x8 x8 = in[8], x9 = in[9], x10 = in[10], x11 = in[11], x12 = in[12], x13 = in[13], x14 = in[14], x15 = in[15];
-  for (int i = 0; i < 10; i++) DOUBLE_ROUND();
-  u32x8 x[16] = { x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 };
-  uint32_t words[16][8];
-  for (int i = 0; i < 16; i++) {
-    u32x8 v = x[i] + in[i];
-    memcpy(words[i], &v, sizeof v);
-  }
-  for (int l = 0; l < 8; l++) for (int i = 0; i < 16; i++) store32(out + 64 * l + 4 * i, words[i][l]);
-}
+typedef uint32_t u32x16 __attribute__((vector_size(64)));
+SALSA_BLOCKS(__attribute__((target("avx2"))), salsa_block8, u32x8, 8)
+SALSA_BLOCKS(__attribute__((target("avx512f"))), salsa_block16, u32x16, 16)
 
 static int has_avx2 (void) {
   static int known = -1;
   if (known < 0) { __builtin_cpu_init(); known = __builtin_cpu_supports("avx2") ? 1 : 0; }
   return known;
-}
-
-typedef uint32_t u32x16 __attribute__((vector_size(64)));
-
-// salsa_block8 for sixteen blocks (1 KiB) in 512-bit vectors, for CPUs with AVX-512 (chosen at
-// run time as AVX2 is): twice the blocks per instruction again, and the rotations one instruction
-// each (vprold). pnet XORs every byte a host sends or receives with this key stream.
-__attribute__((target("avx512f")))
-static void salsa_block16 (uint8_t out[1024], const uint32_t s[16]) {
-  u32x16 in[16];
-  for (int i = 0; i < 16; i++) for (int l = 0; l < 16; l++) in[i][l] = s[i];
-  uint64_t block = (uint64_t)s[8] | ((uint64_t)s[9] << 32);
-  for (int l = 0; l < 16; l++) {
-    in[8][l] = (uint32_t)(block + l);
-    in[9][l] = (uint32_t)((block + l) >> 32);
-  }
-  u32x16 x0 = in[0], x1 = in[1], x2 = in[2], x3 = in[3], x4 = in[4], x5 = in[5], x6 = in[6], x7 = in[7];
-  u32x16 x8 = in[8], x9 = in[9], x10 = in[10], x11 = in[11], x12 = in[12], x13 = in[13], x14 = in[14], x15 = in[15];
-  for (int i = 0; i < 10; i++) DOUBLE_ROUND();
-  u32x16 x[16] = { x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 };
-  uint32_t words[16][16];
-  for (int i = 0; i < 16; i++) {
-    u32x16 v = x[i] + in[i];
-    memcpy(words[i], &v, sizeof v);
-  }
-  for (int l = 0; l < 16; l++) for (int i = 0; i < 16; i++) store32(out + 64 * l + 4 * i, words[i][l]);
 }
 
 static int has_avx512 (void) {
@@ -1112,9 +1075,25 @@ static inline void xor_words (uint8_t *out, const uint8_t *in, const uint8_t *ks
   }
 }
 
+// out = in ^ the key stream over [at, len), `lanes` blocks at a time through `blocks` (a
+// SALSA_BLOCKS function) while a whole group of them is left, from `*block` on (advanced); returns
+// where it stopped (inlined: each call site calls its block function directly)
+static inline __attribute__((always_inline)) size_t xor_groups (const uint8_t key[32], const uint8_t nonce[8], uint64_t *block, const uint8_t *in, uint8_t *out, size_t at, size_t len, size_t lanes, void (*blocks) (uint8_t *, const uint32_t *)) {
+  uint32_t s[16];
+  uint8_t ks[64 * 16];
+  while (len - at >= 64 * lanes) {
+    salsa_state(s, key, nonce, *block);
+    blocks(ks, s);
+    xor_words(out + at, in + at, ks, 64 * lanes);
+    *block += lanes;
+    at += 64 * lanes;
+  }
+  return at;
+}
+
 static void xsalsa20_xor (const uint8_t key[32], const uint8_t nonce[8], uint64_t position, const uint8_t *in, uint8_t *out, size_t len) {
   uint32_t s[16];
-  uint8_t ks[256];
+  uint8_t ks[64];
   uint64_t block = position >> 6;
   size_t skip = (size_t)(position & 63);
   size_t at = 0;
@@ -1127,34 +1106,10 @@ static void xsalsa20_xor (const uint8_t key[32], const uint8_t nonce[8], uint64_
     at = n;
   }
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (len - at >= 1024 && has_avx512()) {
-    uint8_t ks16[1024];
-    while (len - at >= 1024) {
-      salsa_state(s, key, nonce, block);
-      salsa_block16(ks16, s);
-      xor_words(out + at, in + at, ks16, 1024);
-      block += 16;
-      at += 1024;
-    }
-  }
-  if (len - at >= 512 && has_avx2()) {
-    uint8_t ks8[512];
-    while (len - at >= 512) {
-      salsa_state(s, key, nonce, block);
-      salsa_block8(ks8, s);
-      xor_words(out + at, in + at, ks8, 512);
-      block += 8;
-      at += 512;
-    }
-  }
+  if (has_avx512()) at = xor_groups(key, nonce, &block, in, out, at, len, 16, salsa_block16);
+  if (has_avx2()) at = xor_groups(key, nonce, &block, in, out, at, len, 8, salsa_block8);
 #endif
-  while (len - at >= 256) {
-    salsa_state(s, key, nonce, block);
-    salsa_block4(ks, s);
-    xor_words(out + at, in + at, ks, 256);
-    block += 4;
-    at += 256;
-  }
+  at = xor_groups(key, nonce, &block, in, out, at, len, 4, salsa_block4);
   while (at < len) {
     salsa_state(s, key, nonce, block++);
     salsa_block(ks, s);
