@@ -5,6 +5,9 @@
 // less than one run's (issue 15 item 8; not a benchmark of its own: the leading _ keeps it out
 // of `npm run bench`).
 //   npx node scripts/bench/_merge-reps.ts        N=n ops per replica (10,000), REPS=n (8)
+//   EACH=1   each repetition's main-thread CPU ms, collections and minor page faults too
+//   MONO=1   each receive's start and end on CLOCK_MONOTONIC (for `perf record -k mono`, e.g.
+//            `-e page-faults -g`: where the receive touches fresh memory)
 import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -40,16 +43,25 @@ try {
       const s0 = b.receiveStats()
       const gc = new GCProfiler()
       gc.start()
+      const r0 = process.resourceUsage()
       const c0 = process.threadCpuUsage()
       const t0 = performance.now()
+      const m0 = process.hrtime.bigint()
       await b.receive(toB)
+      // the receive on CLOCK_MONOTONIC, in seconds: `perf record -k mono` then `perf report --time FROM,TO`
+      if (process.env.MONO === '1') console.log(`receive ${rep} ${(Number(m0) / 1e9).toFixed(6)},${(Number(process.hrtime.bigint()) / 1e9).toFixed(6)}`)
       keep('ms', performance.now() - t0)
       const c = process.threadCpuUsage(c0)
       // collections during the receive: their pauses (ms) and the heap bytes they kept (MB)
       // and what the scavenges copied (MB): what each left in the young generation and moved to the old
       let gcMs = 0
       let copied = 0
-      for (const g of gc.stop()?.statistics ?? []) {
+      const stats = gc.stop()?.statistics ?? []
+      let nScav = 0
+      let nMark = 0
+      for (const g of stats) {
+        if (g.gcType === 'Scavenge') nScav++
+        else nMark++
         gcMs += g.cost / 1000
         if (g.gcType !== 'Scavenge') continue
         const used = (st: typeof g.afterGC, name: string): number => st.heapSpaceStatistics.find(x => x.spaceName === name)?.spaceUsedSize ?? 0
@@ -58,6 +70,7 @@ try {
       keep('gcMs', gcMs)
       keep('scavengeCopiedMB', copied / 1e6)
       keep('mainThreadCpuMs', (c.user + c.system) / 1000)
+      if (process.env.EACH === '1') console.log(`rep ${rep}: mainThreadCpuMs ${Math.round((c.user + c.system) / 1000)} gcMs ${Math.round(gcMs)} scavenges ${nScav} others ${nMark} pageFaults ${process.resourceUsage().minorPageFault - r0.minorPageFault}`)
       const s = b.receiveStats()
       for (const k of ['decodeMs', 'verifyMs', 'orderMs', 'journalMs', 'dagMs', 'crdtMs', 'eventsMs'] as const) keep(k, s[k] - s0[k])
     } finally {

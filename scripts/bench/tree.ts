@@ -13,7 +13,10 @@
 //    undo/redo of the interleaved ops); wall ms, main-thread CPU ms and whole-process CPU ms;
 //  - local commit rates, and reopening (replay of the log);
 //  - memory of the merge's first receive (node:v8 GCProfiler): bytes allocated and garbage
-//    collection time during it, and heap bytes it leaves alive per op received (after a full GC).
+//    collection time during it, and heap bytes it leaves alive per op received (after a full GC);
+//  - the process's minor page faults during each merge receive and each remote apply run: a
+//    first touch of a page costs ~13 us of CPU on this VM (scripts/bench/_fresh-warm.ts), so a
+//    run that touches fresh memory (a fresh process's first merge: ~11k faults) shows in its CPU.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -109,6 +112,9 @@ const cpuMs = (since: NodeJS.CpuUsage): number => { const u = process.cpuUsage(s
 /** CPU ms of the main thread since `since` (process.threadCpuUsage()): where the tree runs. */
 const mainMs = (since: NodeJS.CpuUsage): number => { const u = process.threadCpuUsage(since); return (u.user + u.system) / 1000 }
 
+/** Minor page faults of the whole process since `since` (process.resourceUsage()): first touches of memory, dear on this VM (scripts/bench/_fresh-warm.ts). */
+const faults = (since: NodeJS.ResourceUsage): number => process.resourceUsage().minorPageFault - since.minorPageFault
+
 // a full collection on demand, for the heap left alive by a receive (gc() of a new context)
 setFlagsFromString('--expose-gc')
 const fullGc = runInNewContext('gc') as () => void
@@ -173,13 +179,15 @@ async function remoteApply (base: string): Promise<Record<string, number | strin
     let t0 = performance.now()
     for (let i = 0; i < 1000; i++) if (!await verify(d.author, unsigned, d.sig)) throw new Error('bad signature')
     const sigUs = (performance.now() - t0)
-    let best: { wall: number, main: number, cpu: number, before: ReceiveStats, after: ReceiveStats } | undefined
+    let best: { wall: number, main: number, cpu: number, faults: number, before: ReceiveStats, after: ReceiveStats } | undefined
     const runs: number[] = []
+    const runFaults: number[] = []
     for (let run = 0; run < APPLY_RUNS; run++) {
       const b = await Tree.open({ dir: join(base, `rb${run}`), signer: await signer(), verify })
       receivers.push(b)
       await b.receive(shared0)
       const before = b.receiveStats()
+      const r = process.resourceUsage()
       const cpu = process.cpuUsage()
       const main = process.threadCpuUsage()
       t0 = performance.now()
@@ -190,9 +198,11 @@ async function remoteApply (base: string): Promise<Record<string, number | strin
       const wall = performance.now() - t0
       const mainUsed = mainMs(main)
       const cpuUsed = cpuMs(cpu)
+      const faulted = faults(r)
       if (b.size !== a.size) throw new Error('remote apply: not every op applied')
       runs.push(Math.round(mainUsed))
-      if (best === undefined || mainUsed < best.main) best = { wall, main: mainUsed, cpu: cpuUsed, before, after: b.receiveStats() }
+      runFaults.push(faulted)
+      if (best === undefined || mainUsed < best.main) best = { wall, main: mainUsed, cpu: cpuUsed, faults: faulted, before, after: b.receiveStats() }
       await b.close()
     }
     const r = best as NonNullable<typeof best>
@@ -203,6 +213,8 @@ async function remoteApply (base: string): Promise<Record<string, number | strin
       'tree.apply.remote.mainThreadCpuMs': Math.round(r.main),
       [`tree.apply.remote.mainThreadCpuMs.${APPLY_RUNS}runs`]: runs.join(' '),
       'tree.apply.remote.opsPerCpuSec': Math.round(blocks.length / (r.cpu / 1000)),
+      'tree.apply.remote.pageFaults': r.faults,
+      [`tree.apply.remote.pageFaults.${APPLY_RUNS}runs`]: runFaults.join(' '),
       ...stageFigures('tree.apply.remote', r.before, r.after, blocks.length),
       'tree.apply.oneSignatureCheck.us': Math.round(sigUs)
     }
@@ -238,7 +250,9 @@ export async function run (): Promise<Record<string, number | string>> {
     let mergeB = 0
     let cpuB = 0
     let mainB = 0
+    let faultsB = 0
     const mem = await memoryOf(async () => {
+      const r = process.resourceUsage()
       cpu = process.cpuUsage()
       main = process.threadCpuUsage()
       t0 = performance.now()
@@ -246,8 +260,10 @@ export async function run (): Promise<Record<string, number | string>> {
       mergeB = performance.now() - t0
       mainB = mainMs(main)
       cpuB = cpuMs(cpu)
+      faultsB = faults(r)
     })
     const stagesB = stageFigures('tree.merge.10k+10k.B', sb, b.receiveStats(), toB.length)
+    const r = process.resourceUsage()
     cpu = process.cpuUsage()
     main = process.threadCpuUsage()
     t0 = performance.now()
@@ -255,6 +271,7 @@ export async function run (): Promise<Record<string, number | string>> {
     const mergeA = performance.now() - t0
     const mainA = mainMs(main)
     const cpuA = cpuMs(cpu)
+    const faultsA = faults(r)
     const same = JSON.stringify(a.children(a.root).map(e => e.name)) === JSON.stringify(b.children(b.root).map(e => e.name)) && a.conflicts().length === b.conflicts().length
 
     t0 = performance.now()
@@ -271,6 +288,8 @@ export async function run (): Promise<Record<string, number | string>> {
       'tree.merge.10k+10k.receiveB.mainThreadCpuMs': Math.round(mainB),
       'tree.merge.10k+10k.receiveA.cpuMs': Math.round(cpuA),
       'tree.merge.10k+10k.receiveB.cpuMs': Math.round(cpuB),
+      'tree.merge.10k+10k.receiveA.pageFaults': faultsA,
+      'tree.merge.10k+10k.receiveB.pageFaults': faultsB,
       ...stagesB,
       'tree.merge.10k+10k.receiveB.allocMB': Math.round(mem.allocMB),
       'tree.merge.10k+10k.receiveB.gcMs': Math.round(mem.gcMs),
