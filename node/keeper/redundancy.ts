@@ -173,7 +173,9 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       holdings.set(f.toString(), hs)
     })
     const p = plan(ref, holdings, c.policy.members(), live, c.host.peerId, c.policy)
-    book.observe(ref, p, incomplete(p, live, new Set()), Date.now(), live.size < 2, c.policy.rank(ref, [...live], KEEPER_RANKS))
+    // ranked among the members, the list placement ranks (placement.ts keeps one list prepared):
+    // its keeper is the first of them up when counted
+    book.observe(ref, p, incomplete(p, live, new Set()), Date.now(), live.size < 2, c.policy.rank(ref, c.policy.members(), KEEPER_RANKS))
   }
   c.pending?.addEventListener('placed', onPlaced as EventListener)
   /** Background lookups of chunks the book has not seen (started by health(), one at a time). */
