@@ -37,6 +37,15 @@ export const MAX_KEPT_CHUNKS = 2 ** 40
 export const KEPT_GOSSIP_TAG = 0x4b
 /** Least time between two records of one host (changes in between go out together). */
 export const KEPT_MIN_INTERVAL_MS = 2_000
+/**
+ * ...and more with more members: a record per KEPT_MS_PER_MEMBER of the network's, so while
+ * every host's counts move (a repair after a loss) every host hears about 4 records a second
+ * whatever the network's size (about 1 KB/s; at 1,000 members a host tells its counts at most
+ * every 250 s). Idle, none: a record goes out only when a figure moved.
+ */
+export const KEPT_MS_PER_MEMBER = 250
+/** Longest wait between a change and its record. */
+export const KEPT_MAX_INTERVAL_MS = 600_000
 /** Wait after a change before counting (changes come in bursts: a pass's batches). */
 export const KEPT_DEBOUNCE_MS = 500
 
@@ -59,6 +68,11 @@ export function emptyKept (): KeptCounts {
 /** Whether two counts say the same (the age aside: only a change of a figure is told). */
 export function sameKept (a: KeptCounts | undefined, b: KeptCounts): boolean {
   return a !== undefined && KEPT_STATES.every(s => a.chunks[s] === b.chunks[s] && a.bytes[s] === b.bytes[s])
+}
+
+/** Least time between two records of a host among `members` (KEPT_MIN_INTERVAL_MS, KEPT_MS_PER_MEMBER). */
+export function keptInterval (members: number): number {
+  return Math.min(KEPT_MAX_INTERVAL_MS, Math.max(KEPT_MIN_INTERVAL_MS, members * KEPT_MS_PER_MEMBER))
 }
 
 /** A host's counts as signed, and when they were taken here. */
@@ -192,8 +206,8 @@ export interface KeptNoticesComponents {
 /**
  * This host's keeper counts told on change, and every member's heard (KeptTable). A change
  * (an observation in the health book, the hosts up changing) calls changed(): the counts are
- * taken again after KEPT_DEBOUNCE_MS, at most once per KEPT_MIN_INTERVAL_MS, and told only when
- * a figure moved. An idle network tells nothing.
+ * taken again after KEPT_DEBOUNCE_MS, at most once per keptInterval(members up), and told only
+ * when a figure moved. An idle network tells nothing.
  */
 export class KeptNotices {
   readonly table = new KeptTable()
@@ -220,7 +234,7 @@ export class KeptNotices {
   /** Something the counts follow changed: count again soon, tell if a figure moved. */
   changed (): void {
     if (this.stopped || this.timer !== undefined) return
-    const wait = Math.max(KEPT_DEBOUNCE_MS, this.toldAt + KEPT_MIN_INTERVAL_MS - Date.now())
+    const wait = Math.max(KEPT_DEBOUNCE_MS, this.toldAt + keptInterval(this.c.up().length) - Date.now())
     this.timer = setTimeout(() => {
       this.timer = undefined
       this.recount().catch((err: Error) => { if (!this.stopped) this.c.onRefused?.(new KeptRecordError(`own counts not signed: ${err.message}`), this.c.signer.author) })
@@ -236,10 +250,13 @@ export class KeptNotices {
     this.toldAt = Date.now()
     this.own = await signKept(this.c.signer, ++this.seq, counts)
     if (this.stopped) return false
-    this.c.tell()
+    // beyond the full mesh gossip reaches every member (the connected peers too); in a full mesh
+    // every member is a peer, told on its space notice. A peer that connects later gets the
+    // record on the space notice it is sent then
     const publish = this.c.publish?.()
+    if (publish === undefined) this.c.tell()
     // ignored: nobody subscribed yet; the peers that connect get it on their space notice
-    if (publish !== undefined) await publish(this.own).catch(() => {})
+    else await publish(this.own).catch(() => {})
     return true
   }
 

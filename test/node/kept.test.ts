@@ -6,7 +6,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { cidOf } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
-import { HealthBook, KEPT_MESSAGE_BYTES, KeptRecordError, KeptTable, MAX_KEPT_CHUNKS, emptyKept, openKept, signKept } from '../../node/keeper/index.ts'
+import { HealthBook, KEPT_MESSAGE_BYTES, KeptRecordError, KeptTable, MAX_KEPT_CHUNKS, emptyKept, keptInterval, openKept, signKept } from '../../node/keeper/index.ts'
 import type { KeptCounts } from '../../node/keeper/index.ts'
 import { SPACE, SpaceNoticeError, encodeNotice, decodeIncoming, signerFor, verify } from '../../node/net/index.ts'
 
@@ -73,6 +73,13 @@ describe('keeper counts (kept.ts)', () => {
     assert.deepEqual(new Uint8Array((m.value as any).kept), new Uint8Array(kept))
     assert.throws(() => decodeIncoming(SPACE, dagCbor.encode({ notice: { full: false, seq: 1, kept: new Uint8Array(513) } })), SpaceNoticeError)
     assert.throws(() => decodeIncoming(SPACE, dagCbor.encode({ notice: { full: false, seq: 1, kept: 'counts' } })), SpaceNoticeError)
+  })
+
+  it('keptInterval(): 2 s in small networks, 0.25 s per member beyond (a bounded rate of records network-wide), at most 10 min', () => {
+    assert.equal(keptInterval(1), 2_000)
+    assert.equal(keptInterval(20), 5_000)
+    assert.equal(keptInterval(1000), 250_000)
+    assert.equal(keptInterval(10_000), 600_000)
   })
 
   it('the table keeps each host\'s newest record and sums the members up now', async () => {
