@@ -573,9 +573,9 @@ export class Repairer extends EventTarget {
       const confirm: ChunkRef[] = []
       for (const ref of batch) {
         const p = lazyPlan(ref, holdings, members, away, liveSet, this.c.self, this.c.policy, this.rule, undefined, awayMs)
-        // its first-ranked members (its keeper: the first of them up when counted), ranked among
-        // the list the plan ranked (placement.ts keeps one list prepared: another would re-prepare it)
         const partial = incomplete(p, liveSet, unanswered)
+        // with its first-ranked members (its keeper: the first of them up when counted), ranked
+        // among the list the plan ranked (placement.ts keeps one list prepared: another re-prepares it)
         const unconfirmed = this.c.health?.observe(ref, p, partial, at, liveSet.size < 2, this.c.policy.rank(ref, members, KEEPER_RANKS)) === 'confirm'
         if (unconfirmed) confirm.push(ref)
         each(p.health === 'lost' && (partial || unconfirmed) ? 'unreachable' : p.health)
