@@ -16,6 +16,8 @@ const strings = { type: 'array', items: str }
 const nullableNumber = { type: ['number', 'null'] }
 
 const CHUNK_STATES = ['redundant', 'degraded', 'localOnly', 'placing', 'unreachable', 'lost', 'unknown']
+/** The states a keeper counts (keeper/kept.ts KEPT_STATES), in the network totals. */
+const KEPT_STATES = ['redundant', 'degraded', 'atRisk', 'unreachable', 'lost']
 
 export const SCHEMAS: Record<string, unknown> = {
   Error: {
@@ -94,6 +96,18 @@ export const SCHEMAS: Record<string, unknown> = {
       surveying: bool
     }
   },
+  NetworkTotals: {
+    type: 'object',
+    description: 'Every chunk of the network by health: the sum of the counts each member up keeps of the chunks it is the keeper of (first-ranked live host), as it last told them (no message, no survey). `reporting` of `members` up told theirs; `ageMs` is the age of the oldest observation behind the sums.',
+    required: ['chunks', 'bytes', 'reporting', 'members', 'ageMs'],
+    properties: {
+      chunks: { type: 'object', required: ['total', ...KEPT_STATES], properties: { total: int, ...Object.fromEntries(KEPT_STATES.map(s => [s, int])) } },
+      bytes: { type: 'object', required: ['total', ...KEPT_STATES], properties: { total: int, ...Object.fromEntries(KEPT_STATES.map(s => [s, int])) } },
+      reporting: int,
+      members: int,
+      ageMs: nullableNumber
+    }
+  },
   RepairProgress: {
     type: 'object',
     required: ['running', 'chunks', 'checked', 'fragmentsRepaired', 'bytesPushed'],
@@ -109,6 +123,7 @@ export const SCHEMAS: Record<string, unknown> = {
       peers: { type: 'integer', description: 'peers connected now' },
       offline: bool,
       chunks: { $ref: '#/components/schemas/ChunkStatus' },
+      network: { $ref: '#/components/schemas/NetworkTotals' },
       repair: { $ref: '#/components/schemas/RepairProgress' },
       bytesStored: int,
       capacity: num,

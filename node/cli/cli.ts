@@ -146,8 +146,9 @@ async function command (p: Parsed): Promise<number> {
       if (s.space?.full === true) out(`space     full: under ${s.space.reserve} bytes free; new blocks are refused, peers place elsewhere`)
       if (s.placement !== undefined) out(`placement ${s.placement.k}+${s.placement.m} for new chunks (redundancy ${s.placement.redundancy}, data fragments ${s.placement.dataFragments === 'auto' ? 'auto' : `at most ${s.placement.dataFragments}`})`)
       if (Array.isArray(s.fullPeers) && s.fullPeers.length > 0) out(`full      ${s.fullPeers.length} peer(s) with a full disk (left out of placement)`)
-      const { chunkLines } = await import('./status-cli.ts')
+      const { chunkLines, networkLines } = await import('./status-cli.ts')
       for (const line of chunkLines(s.chunks)) out(line)
+      for (const line of networkLines(s.network)) out(line)
       return 0
     }
     case 'peers': {

@@ -16,7 +16,7 @@ import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate } from '../keeper/index.ts'
+import { ChunkNetwork, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
@@ -88,6 +88,10 @@ export interface Daemon {
   readonly presence: Presence
   /** Free space of the store's disk: full hosts refuse new blocks and leave placement (node/space.ts). */
   readonly space: Space
+  /** FULL/ROOM notices and disk figures to and from the peers (net/space-notice.ts). */
+  readonly spaceNotices: SpaceNotices
+  /** This host's keeper counts, told on change, and every member's heard (keeper/kept.ts): status's network totals. */
+  readonly kept: KeptNotices
   /** Redundancy, the k/m rule and the members placement ranks (shared by network, survey, repair). */
   readonly policy: PlacementPolicy
   /** Keeps the redundancy: membership, repair, scrub, GC, leave (node/redundancy.ts). */
@@ -289,7 +293,16 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes })
     // a full host tells its peers, which leave it out of members() (placement, repair); the
     // notices carry every host's disk figures, which `df` on the mount sums (started below)
-    const spaceNotices = new SpaceNotices({ host, space, membership, stored: () => store.stored() })
+    // with them, each host's signed counts of the chunks it is the keeper of (keeper/kept.ts):
+    // `darkfs status` sums the members' into its network totals (built below, with the keeper)
+    let kept: KeptNotices | undefined
+    const spaceNotices = new SpaceNotices({
+      host,
+      space,
+      membership,
+      stored: () => store.stored(),
+      kept: { own: () => kept?.ownRecord(), take: (msg, from) => { void kept?.take(msg, from) } }
+    })
     // `df`: the live hosts' space, in bytes of data under the code new chunks get now
     const capacity = (): ReturnType<typeof networkCapacity> => networkCapacity(spaceNotices.disks(membership.live()), network.params())
     // multi-extent ops only while every member takes them (net/features.ts): a host of an older
@@ -363,6 +376,43 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       uplinkOf: (peer: string) => peer === host.peerId ? opts.uplink : uplinks.book.get(peer)?.source === 'configured' ? uplinks.book.get(peer)?.bytesPerSecond : undefined
     }, { ...opts.keep, repairBytesPerSecond: opts.keep?.repairBytesPerSecond ?? repairRate(upload) })
     closers.push(keep.stop)
+    const signer = signerFor(privateKey)
+    const keptNow = new KeptNotices({
+      signer,
+      verify,
+      counts: () => keep.kept(),
+      up: () => membership.up(),
+      member: peer => members.record(peer) !== undefined || host.peers().some(p => p.id === peer),
+      tell: () => { spaceNotices.tellKept() },
+      // beyond the full mesh a host is connected to a few members only: its record goes on
+      // gossip too, so every member hears it (in a full mesh every peer gets its space notice)
+      publish: () => host.beyondFullMesh()
+        ? async (msg: Uint8Array) => {
+          const data = new Uint8Array(msg.byteLength + 1)
+          data[0] = KEPT_GOSSIP_TAG
+          data.set(msg, 1)
+          return await host.gossip.publish(data)
+        }
+        : undefined,
+      onRefused: (err, from) => { log('keeper counts from %s refused: %s', from, err.message) }
+    })
+    kept = keptNow
+    host.gossip.handleTagged(KEPT_GOSSIP_TAG, async (data, from) => {
+      const r = await keptNow.take(data, from)
+      return r === 'new' ? 'accept' : r === 'old' ? 'ignore' : 'reject'
+    })
+    // the counts follow the book's observations and the hosts up (a holder gone counts at once)
+    keep.book.onObserve = () => { keptNow.changed() }
+    const keptEvents = ['gone', 'joined', 'lapsed', 'back', 'change']
+    const onMembers = (): void => { keptNow.changed() }
+    for (const e of keptEvents) membership.addEventListener(e, onMembers)
+    keptNow.changed()
+    closers.push(async () => {
+      keptNow.stop()
+      keep.book.onObserve = undefined
+      host.gossip.handleTagged(KEPT_GOSSIP_TAG, undefined)
+      for (const e of keptEvents) membership.removeEventListener(e, onMembers)
+    })
     await spaceNotices.start()
     closers.push(async () => { await spaceNotices.stop() })
 
@@ -424,6 +474,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           peers: peers.length,
           offline: presence.offline(),
           ...(chunks ? { chunks: await keep.health({ survey, signal }) } : {}),
+          // every chunk of the network by health: the sum of the counts each member up keeps of
+          // the chunks it is the keeper of, as last told (keeper/kept.ts; no message)
+          ...(chunks ? { network: keptNow.totals() } : {}),
           repair: keep.repairer.progress(),
           bytesStored: stored,
           capacity: disk.capacity,
@@ -465,7 +518,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...metricsRoutes(metrics), ...inviteRoutes({ networkKey, host }), ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION, onError: status => { metrics.error('api', String(status)) } })
     await api.start()
     closers.push(async () => { await api.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, policy, keep, members, features, join: join_, api, events, metrics, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, spaceNotices, kept: keptNow, policy, keep, members, features, join: join_, api, events, metrics, close }
   } catch (err) {
     await close()
     throw err

@@ -16,7 +16,8 @@ import type { ChunkCounts, RepairProgress } from './repair.ts'
 import { DEFAULT_RETENTION_MS, retained, retainedContents } from './retained.ts'
 import { decodeManifest, manifestRef } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
-import { HealthBook } from './status.ts'
+import { HealthBook, KEEPER_RANKS } from './status.ts'
+import type { KeptCounts } from './kept.ts'
 import type { ChunkStatus, HealthView } from './status.ts'
 import { incomplete, plan } from './survey.ts'
 import type { PendingPlacements } from './pending.ts'
@@ -116,6 +117,11 @@ export interface Redundancy {
    * the tree, no disk, no message, no lookup started. What a metrics scrape reads.
    */
   known: () => ChunkStatus
+  /**
+   * The chunks this host is the keeper of now, by health, from the book (kept.ts): memory only.
+   * What it tells its peers for their network totals.
+   */
+  kept: () => KeptCounts
   /** Repair now, every chunk, treating unreachable members as gone. */
   heal: (opts?: AbortOptions) => Promise<HealResult>
   /** Drain this host, then resolve `left` (after graceMs, when given). */
@@ -167,7 +173,9 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       holdings.set(f.toString(), hs)
     })
     const p = plan(ref, holdings, c.policy.members(), live, c.host.peerId, c.policy)
-    book.observe(ref, p, incomplete(p, live, new Set()), Date.now(), live.size < 2)
+    // ranked among the members, the list placement ranks (placement.ts keeps one list prepared):
+    // its keeper is the first of them up when counted
+    book.observe(ref, p, incomplete(p, live, new Set()), Date.now(), live.size < 2, c.policy.rank(ref, c.policy.members(), KEEPER_RANKS))
   }
   c.pending?.addEventListener('placed', onPlaced as EventListener)
   /** Background lookups of chunks the book has not seen (started by health(), one at a time). */
@@ -273,6 +281,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     health,
     book,
     known: () => book.countKnown(c.pending?.values() ?? [], view()),
+    kept: () => book.keptCounts(c.host.peerId, new Set(membership.up())),
     heal,
     leave,
     commands: {

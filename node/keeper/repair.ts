@@ -42,7 +42,6 @@ import type { AbortOptions } from '@libp2p/interface'
 import { rebuildFragments } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import type { Membership } from '../net/index.ts'
-import { keeperOf } from './placement.ts'
 import type { PlacementPolicy } from './placement.ts'
 import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
@@ -50,7 +49,7 @@ import type { Store } from '../data/index.ts'
 import { SURVEY_DIALS, incomplete, plan, survey } from './survey.ts'
 import { LAZY_RULE, atRisk, byUrgency, lazyPlan, liveFragments, survivingFragments } from './lazy.ts'
 import type { LazyRule } from './lazy.ts'
-import { LOST_CONFIRM_MS } from './status.ts'
+import { KEEPER_RANKS, LOST_CONFIRM_MS } from './status.ts'
 import type { HealthBook } from './status.ts'
 import { forEachLimited, limiter } from '../pool.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
@@ -575,7 +574,9 @@ export class Repairer extends EventTarget {
       for (const ref of batch) {
         const p = lazyPlan(ref, holdings, members, away, liveSet, this.c.self, this.c.policy, this.rule, undefined, awayMs)
         const partial = incomplete(p, liveSet, unanswered)
-        const unconfirmed = this.c.health?.observe(ref, p, partial, at, liveSet.size < 2) === 'confirm'
+        // with its first-ranked members (its keeper: the first of them up when counted), ranked
+        // among the list the plan ranked (placement.ts keeps one list prepared: another re-prepares it)
+        const unconfirmed = this.c.health?.observe(ref, p, partial, at, liveSet.size < 2, this.c.policy.rank(ref, members, KEEPER_RANKS)) === 'confirm'
         if (unconfirmed) confirm.push(ref)
         each(p.health === 'lost' && (partial || unconfirmed) ? 'unreachable' : p.health)
       }
@@ -908,13 +909,17 @@ export class Repairer extends EventTarget {
             const { ref, p } = (await b.ordered)[x]
             const { unanswered, at } = b
             const { live } = b.view
-            // what the survey saw (before this pass repairs it: the next pass sees the repair);
-            // a leaving host's plan is not the network's
-            if (!leaving && !manifests.has(ref) && this.c.health?.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2) === 'confirm') this.confirmLater([ref])
+            // what the survey saw (before this pass repairs it: a repair that delivered every
+            // fragment is recorded below); a leaving host's plan is not the network's. With it,
+            // the chunk's first-ranked live hosts: its keeper counts it (kept.ts)
+            const ranked = this.c.policy.rank(ref, [...live], KEEPER_RANKS)
+            const observed = !leaving && !manifests.has(ref) && this.c.health !== undefined
+            if (observed && this.c.health!.observe(ref, p, incomplete(p, live, unanswered), at, live.size < 2, ranked) === 'confirm') this.confirmLater([ref])
             if (p.health !== 'redundant') unsettled(p.health)
             if (p.health === 'lost') short.add(ref)
-            // its keeper, or a live holder on a much faster uplink when the keeper's is thin
-            const keeper = rebuilderOf(keeperOf(ref, live, this.c.policy), p, live, this.c.uplinkOf)
+            // its keeper (placement.ts keeperOf: the first ranked), or a live holder on a much
+            // faster uplink when the keeper's is thin
+            const keeper = rebuilderOf(ranked[0], p, live, this.c.uplinkOf)
             const mine = opts.all === true || (keeper === self && this.c.placing?.(ref.cid!.toString()) !== true)
             // hosts asked about this chunk that did not answer (a have-query cut by a trim, a
             // dial that failed): the plan takes them to hold nothing, but they may hold their
@@ -935,6 +940,9 @@ export class Repairer extends EventTarget {
                 return false
               })
               if (!ok) { this.progress_.failed++; this.totals_.failed++ }
+              // every fragment delivered where it must be (p.held has the acknowledgements): the
+              // book (and the keeper's counts, kept.ts) say so now, not after the next pass's survey
+              else if (observed && repaired(p, live)) this.c.health!.observe(ref, { held: p.held, health: 'redundant' }, false, Date.now(), live.size < 2, ranked)
             } else if (mine && p.health === 'lost') {
               this.progress_.failed++
               this.totals_.failed++
@@ -1197,6 +1205,11 @@ export class Repairer extends EventTarget {
       return undefined
     }
   }
+}
+
+/** Whether every fragment of a plan sits on every host it must be on, all of them live (survey.ts plan's redundant). */
+export function repaired (p: Pick<ChunkPlan, 'want' | 'held'>, live: ReadonlySet<string>): boolean {
+  return p.want.every((hs, j) => hs.every(h => live.has(h) && p.held[j].has(h)))
 }
 
 /** The hosts a batch of a pass is surveyed and planned over (Repairer.runPass viewNow()). */

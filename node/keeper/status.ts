@@ -20,6 +20,8 @@
 import type { CID } from 'multiformats/cid'
 import type { ChunkRef } from '../data/index.ts'
 import type { ChunkPlan, Health } from './survey.ts'
+import { emptyKept } from './kept.ts'
+import type { KeptCounts } from './kept.ts'
 
 export type ChunkState = Health | 'placing' | 'unreachable' | 'unknown'
 
@@ -61,7 +63,20 @@ interface Seen {
   shortSince?: number
   /** Seen while this host had no peer: says nothing once peers are back (unknown again). */
   alone: boolean
+  /**
+   * The chunk's first-ranked live hosts when it was seen (its keeper first, KEEPER_RANKS of
+   * them): its keeper now is the first of them up now (kept.ts counts). Not known: none.
+   */
+  ranked?: readonly string[]
+  /** The chunk's bytes (plaintext). */
+  size?: number
 }
+
+/**
+ * Hosts of a chunk's rank kept with what was seen of it: its keeper is the first of them up now,
+ * so a keeper that went away hands its counts to the next at once (until a pass sees it again).
+ */
+export const KEEPER_RANKS = 3
 
 export interface HealthView {
   self: string
@@ -103,6 +118,8 @@ export interface ShortChunk { chunk: string, health: Exclude<Health, 'redundant'
 
 /** Events: 'short' (ShortChunk). */
 export class HealthBook extends EventTarget {
+  /** Called after each observation (kept.ts: the keeper's counts are counted again, debounced). */
+  onObserve: (() => void) | undefined
   /** Chunk -> as last seen. */
   private readonly seen = new Map<string, Seen>()
   /** Manifest -> its chunks (from the last listing, and manifests read since). */
@@ -163,7 +180,7 @@ export class HealthBook extends EventTarget {
    * `alone` when this host had no peer then. Returns 'confirm' when the chunk looked lost for the
    * first time: look again LOST_CONFIRM_MS later.
    */
-  observe (ref: ChunkRef, plan: Pick<ChunkPlan, 'held' | 'health'>, incomplete: boolean, at = Date.now(), alone = false): 'confirm' | undefined {
+  observe (ref: ChunkRef, plan: Pick<ChunkPlan, 'held' | 'health'>, incomplete: boolean, at = Date.now(), alone = false, ranked?: readonly string[]): 'confirm' | undefined {
     const key = ref.cid!.toString()
     const before = this.seen.get(key)
     if (before !== undefined && before.at > at) return undefined
@@ -174,7 +191,8 @@ export class HealthBook extends EventTarget {
       shortSince = before?.shortSince ?? at
       partial = at - shortSince < LOST_CONFIRM_MS
     }
-    this.seen.set(key, { k: ref.k, held: plan.held.map(s => [...s]), health: plan.health, incomplete: partial, at, shortSince, alone })
+    this.seen.set(key, { k: ref.k, held: plan.held.map(s => [...s]), health: plan.health, incomplete: partial, at, shortSince, alone, ranked: ranked ?? before?.ranked, size: ref.size })
+    this.onObserve?.()
     if (plan.health !== 'redundant' && !partial && !alone && (before === undefined || before.health !== plan.health || before.incomplete || before.alone)) {
       this.dispatchEvent(new CustomEvent<ShortChunk>('short', { detail: { chunk: key, health: plan.health } }))
     }
@@ -204,6 +222,35 @@ export class HealthBook extends EventTarget {
       }
     }
     return [...out.values()]
+  }
+
+  /**
+   * The chunks this host is the keeper of now (the first of each chunk's `ranked` hosts that is
+   * in `live`), by kept.ts state, with their bytes and the age of the oldest observation: what
+   * it tells its peers (kept.ts). Memory only.
+   */
+  keptCounts (self: string, live: ReadonlySet<string>, now = Date.now()): KeptCounts {
+    const out = emptyKept()
+    let oldest = now
+    const liveSet = live as Set<string>
+    for (const seen of this.seen.values()) {
+      const keeper = seen.ranked?.find(h => live.has(h))
+      if (keeper !== self) continue
+      const state = stateOf(seen, liveSet, self)
+      let kept: keyof KeptCounts['chunks']
+      if (state === 'redundant' || state === 'unreachable' || state === 'lost') kept = state
+      else if (state === 'localOnly') kept = 'atRisk'
+      else if (state === 'degraded') {
+        // one loss from fewer than k: k fragments (one copy) on live hosts
+        const available = seen.k === 1 ? seen.held[0].filter(h => live.has(h)).length : seen.held.filter(hs => hs.some(h => live.has(h))).length
+        kept = available <= seen.k ? 'atRisk' : 'degraded'
+      } else continue
+      out.chunks[kept]++
+      out.bytes[kept] += seen.size ?? 0
+      if (seen.at < oldest) oldest = seen.at
+    }
+    out.ageMs = Math.max(0, now - oldest)
+    return out
   }
 
   /**

@@ -18,6 +18,12 @@
 // together on two streams cannot be applied in the wrong order. Notice (an rpc.ts notice):
 //   { full: boolean, seq: integer >= 0, disk?: { total, free, avail: integers >= 0 } }
 // (`disk` is optional: a host of an older version sends none, and is left out of the sums.)
+//
+// A notice may also carry `kept`: the host's signed counts of the chunks it is the keeper of
+// (keeper/kept.ts: at most SPACE_KEPT_BYTES; opened and checked, signature included, by the
+// `kept` component, which sums them into `darkfs status`'s network totals). A host tells its
+// notice again when those counts change (tellKept(), rate-bounded by its caller), as when its
+// disk figures drift; a host of an older version ignores the field.
 import type { Host } from './host.ts'
 import type { Membership } from './failure.ts'
 import { RpcProtocolError, decodeIncoming, defineProtocol, encodeNotice as encodeRpcNotice, notify, serve } from './rpc.ts'
@@ -40,6 +46,9 @@ export const SPACE_NOTICE_RETRY_MS = 1_000
 /** Longest wait between two tries of one notice. */
 export const SPACE_NOTICE_RETRY_MAX_MS = 30_000
 
+/** Bound of a notice's `kept` record (keeper/kept.ts KEPT_MESSAGE_BYTES). */
+export const SPACE_KEPT_BYTES = 512
+
 /** Share of its disk a host's free space moves by before it tells its figures again: 1%. */
 export const SPACE_FIGURES_DRIFT = 0.01
 /** Least move of the bytes held told again: 64 KiB. */
@@ -52,7 +61,7 @@ export class SpaceNoticeError extends RpcProtocolError {
 }
 
 /** `stored`: bytes of blocks the host holds (for the operator: the dashboard's network map). */
-export interface SpaceNotice { full: boolean, seq: number, disk?: Capacity, stored?: number }
+export interface SpaceNotice { full: boolean, seq: number, disk?: Capacity, stored?: number, kept?: Uint8Array }
 
 export const SPACE = defineProtocol<never, never, SpaceNotice>({
   id: SPACE_PROTOCOL,
@@ -66,7 +75,9 @@ export const SPACE = defineProtocol<never, never, SpaceNotice>({
     const bytes = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0
     const stored = (m as { stored?: unknown }).stored
     if (stored !== undefined && !bytes(stored)) throw new SpaceNoticeError('a space notice\'s stored is a count of bytes')
-    const held = stored === undefined ? {} : { stored }
+    const kept = (m as { kept?: unknown }).kept
+    if (kept !== undefined && (!(kept instanceof Uint8Array) || kept.byteLength > SPACE_KEPT_BYTES)) throw new SpaceNoticeError(`a space notice's kept is a record of at most ${SPACE_KEPT_BYTES} bytes`)
+    const held = { ...(stored === undefined ? {} : { stored }), ...(kept === undefined ? {} : { kept }) }
     const disk = (m as { disk?: unknown }).disk
     if (disk === undefined) return { full: m.full, seq: m.seq as number, ...held }
     const d = disk as Record<string, unknown> | null
@@ -81,6 +92,11 @@ export interface SpaceNoticeComponents {
   membership: Pick<Membership, 'setFull' | 'addEventListener' | 'removeEventListener'>
   /** Bytes of blocks this host holds (told with the disk figures; undefined: not told). */
   stored?: () => number | undefined
+  /**
+   * This host's signed keeper counts to tell (keeper/kept.ts; undefined: none yet), and where a
+   * peer's go (`take` checks them: a bad one is dropped there).
+   */
+  kept?: { own: () => Uint8Array | undefined, take: (msg: Uint8Array, from: string) => void }
 }
 
 /** A notice as it goes on the wire (an rpc.ts frame body). */
@@ -187,6 +203,11 @@ export class SpaceNotices {
     return { disk: this.peerDisks.get(peer), stored: this.peerStored.get(peer) }
   }
 
+  /** This host's keeper counts changed (SpaceNoticeComponents.kept): told to every peer. */
+  tellKept (): void {
+    if (this.started) this.tellAll()
+  }
+
   /** A new state (full or not, figures) under a new sequence number, told to every peer. */
   private tellAll (): void {
     this.seq++
@@ -222,7 +243,8 @@ export class SpaceNotices {
       }
       try {
         const stored = this.c.stored?.()
-        await notify(this.c.host, peer, SPACE, { full: this.c.space.isFull(), seq, disk: this.disk(), ...(stored === undefined ? {} : { stored }) }, { signal: this.shutdown.signal })
+        const kept = this.c.kept?.own()
+        await notify(this.c.host, peer, SPACE, { full: this.c.space.isFull(), seq, disk: this.disk(), ...(stored === undefined ? {} : { stored }), ...(kept === undefined ? {} : { kept }) }, { signal: this.shutdown.signal })
         return
       } catch (err) {
         log('telling %s (attempt %d) failed: %e', peer, attempt + 1, err)
@@ -231,11 +253,12 @@ export class SpaceNotices {
   }
 
   /** A peer's notice: apply it unless a later one of that peer's was applied already. */
-  private take ({ full, seq, disk, stored }: SpaceNotice, peer: string): void {
+  private take ({ full, seq, disk, stored, kept }: SpaceNotice, peer: string): void {
     if (seq < (this.heard.get(peer) ?? 0)) return
     this.heard.set(peer, seq)
     if (disk !== undefined) this.peerDisks.set(peer, disk)
     if (stored !== undefined) this.peerStored.set(peer, stored)
+    if (kept !== undefined) this.c.kept?.take(kept, peer)
     this.c.membership.setFull(peer, full)
   }
 }

@@ -600,6 +600,11 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
       else dirty = Object.entries(after.byProtocol).filter(([p, n]) => n !== (before.byProtocol[p] ?? 0)).map(([p, n]) => `${p} ${n - (before.byProtocol[p] ?? 0)} B`).join(', ')
       await sleep(200)
     }
+    // the network totals (keeper/kept.ts): every written chunk counted by its keeper, summed
+    const net = async (): Promise<any> => (await client.get('/v1/status'))?.network
+    const n0 = await net()
+    out['scale.status.network'] = n0 === undefined ? 'none' : `${n0.chunks.redundant}/${chunks} redundant (total ${n0.chunks.total}), from ${n0.reporting}/${n0.members}`
+    log(`status network totals: ${String(out['scale.status.network'])}`)
     out['scale.status.ms.median'] = round(quantile(latencies, 0.5), 1)
     out['scale.status.ms.max'] = round(Math.max(...latencies), 1)
     out['scale.status.quietCalls'] = `${clean}/${STATUS_TRIES}`
@@ -645,6 +650,15 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     const pushed = survivors.reduce((a, h) => a + h.snap.repairTotals.bytesPushed - totals0.get(h.index)!.bytesPushed, 0)
     const repaired = survivors.reduce((a, h) => a + h.snap.repairTotals.fragmentsRepaired - totals0.get(h.index)!.fragmentsRepaired, 0)
     const wire = survivors.reduce((a, h) => a + h.snap.traffic.wire.sent - sent0.get(h.index)!, 0)
+    // the asker's network totals once the keepers repaired (their counts, told; the asker surveys nothing for them)
+    let n1: any
+    const netStart = performance.now()
+    await untilPolled('the asker\'s network totals count every chunk redundant again', async () => {
+      n1 = await net()
+      return n1 !== undefined && n1.chunks.redundant === chunks && n1.chunks.total === chunks
+    }, 60_000).catch(() => {})
+    out['scale.repair.network'] = n1 === undefined ? 'none' : `${n1.chunks.redundant}/${chunks} redundant (total ${n1.chunks.total}), from ${n1.reporting}/${n1.members}, ${round((performance.now() - netStart) / 1000, 1)} s after every fragment was held again`
+    log(`status network totals after repair: ${String(out['scale.repair.network'])}`)
     out['scale.repair.s'] = round((performance.now() - started) / 1000, 1)
     out['scale.repair.lost.fragments'] = lostFragments
     out['scale.repair.lost.bytes'] = lostBytes
@@ -729,6 +743,8 @@ function table (f: Record<string, number | string>): string {
     ['fragments where the member table says', f['scale.locate.memberTable.share'], '—', '0 round trips'],
     ['status latency, ms (median / max)', `${f['scale.status.ms.median']} / ${f['scale.status.ms.max']}`, '—', '< 1000'],
     ['status calls sending no message', f['scale.status.quietCalls'], '—', 'all'],
+    ['status network totals (keepers\' counts)', f['scale.status.network'], '—', 'every chunk, every member'],
+    ['network totals after a host\'s repair', f['scale.repair.network'], '—', 'every chunk redundant'],
     ['repair of a stopped host, s', f['scale.repair.s'], '—', ''],
     ['  fragments lost / repaired', `${f['scale.repair.lost.fragments']} / ${f['scale.repair.fragmentsRepaired']}`, f['sim.repair.fragmentsRepaired'], ''],
     ['  bytes moved per byte repaired', f['scale.repair.bytesPerRepairedByte'], f['sim.repair.bytesPerRepairedByte'], ''],

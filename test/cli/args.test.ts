@@ -94,9 +94,14 @@ describe('darkfs command line: options are checked before anything happens', fun
 
   it('darkfs status shows the code new chunks get and the policy (redundancy, --data-fragments)', async () => {
     // one host alone: a single copy (k=1, m=0) under the default policy
-    assert.match(await cli('status'), /^placement 1\+0 for new chunks \(redundancy 2, data fragments at most 4\)$/m)
+    const text = await cli('status')
+    assert.match(text, /^placement 1\+0 for new chunks \(redundancy 2, data fragments at most 4\)$/m)
+    // the network totals: this host alone keeps what there is (keeper/kept.ts)
+    assert.match(text, /^network {3}\d+ chunks \([^)]*\) kept by 1 of 1 members up/m)
     const s = JSON.parse(await cli('status', '--json'))
     assert.deepEqual(s.placement, { k: 1, m: 0, redundancy: 2, dataFragments: 4 })
+    assert.equal(s.network.reporting, 1)
+    assert.equal(s.network.members, 1)
   })
 
   it('usage errors are one line with a pointer to --help', async () => {

@@ -118,6 +118,13 @@ describe(`bounded connections and gossip (${HOSTS} hosts, --max-connections ${BO
       assert.equal(s.redundant, s.total, `${h.name}: ${JSON.stringify(s)}`)
       assert.equal(swarm(), before, `${h.name}'s status opened swarm streams`)
     }
+    // the network totals (keeper/kept.ts): each chunk counted once, by its keeper, and every
+    // member's counts heard by every host, connected to it or not (gossip beyond the full mesh)
+    const total = (await hosts[0].keep.health()).total
+    await until('every host\'s network totals count every chunk redundant, told by every member', () => hosts.every(h => {
+      const n = h.kept.totals()
+      return n.reporting === HOSTS && n.members === HOSTS && n.chunks.redundant === total && n.chunks.total === total
+    }), 60_000).catch((err: Error) => { throw new Error(`${err.message}: ${total} chunks; ${hosts.map(h => JSON.stringify(h.kept.totals().chunks) + ` from ${h.kept.totals().reporting}`).join('; ')}`) })
   })
 })
 

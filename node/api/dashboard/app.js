@@ -321,7 +321,22 @@ function renderCapacity () {
   bar.replaceChildren(...rects)
   $('#health tbody').replaceChildren(...rows)
   for (const sw of document.querySelectorAll('#health .swatch')) sw.style.background = sw.dataset.color
+  renderNetwork(s.network)
   renderRepair(s.repair)
+}
+
+// every chunk of the network, summed over what each member's keeper counts told (keeper/kept.ts)
+function renderNetwork (n) {
+  if (n === undefined) return
+  $('#network-reporting').textContent = `counts from ${n.reporting} of ${n.members} members up${typeof n.ageMs === 'number' ? `, as of ${Math.round(n.ageMs / 1000)} s ago` : ''}`
+  const c = n.chunks
+  const parts = [`${c.total} chunks (${bytes(n.bytes.total)})`, `${c.redundant} redundant`]
+  for (const [name, label] of [['degraded', 'degraded'], ['atRisk', 'at risk'], ['unreachable', 'unreachable'], ['lost', 'lost']]) {
+    if (c[name] > 0 || name === 'lost') parts.push(`${c[name]} ${label}`)
+  }
+  const p = $('#network-text')
+  p.textContent = parts.join(', ')
+  p.dataset.value = String(c.total)
 }
 
 function renderRepair (r) {

@@ -1,0 +1,295 @@
+// What each host keeps, counted by its keeper (issue 14 item 5, "status without surveys"): every
+// chunk has one keeper, its first-ranked live member (placement.ts keeperOf), which surveys it in
+// its repair passes and repairs it. So each host counts the chunks it is the keeper of by health
+// (from its health book, status.ts: what its passes, placements and repairs saw; no extra survey),
+// signs those few numbers, and tells them on change: on its space notices to the peers it is
+// connected to (net/space-notice.ts), and beyond the full mesh on gossip as well (tagged
+// KEPT_GOSSIP_TAG), so every member hears every member's. A host's network totals are the sum of
+// the latest counts of the members up now: `darkfs status` answers them from memory, with no
+// message, and sees a chunk its keeper repaired as redundant without asking anyone.
+//
+// The states (disjoint):
+//   redundant    every fragment on every host it must be on
+//   degraded     fewer fragments than wanted, but more than k on live hosts (or copies: more than one)
+//   atRisk       exactly k fragments on live hosts (one copy; or only its keeper holds it): one loss from lost
+//   unreachable  fewer than k fragments reachable while some holder could not be asked
+//   lost         fewer than k fragments anywhere, confirmed (status.ts)
+// with the bytes of the chunks in each (their plaintext size).
+//
+// A record: dag-cbor { t: 'kept', r, s }, r = dag-cbor { peer, seq, c: [5 counts], b: [5 byte
+// sums], age } signed by `peer` (its libp2p key, net/signing.ts); `seq` increases with each
+// record of a host (a restart goes on above it: it starts from the clock), `age` is how old
+// (ms) the oldest observation behind the counts was when signed. A record is taken only when
+// signed by the host it describes, at most KEPT_MESSAGE_BYTES, with every figure a safe integer
+// >= 0 (counts at most MAX_KEPT_CHUNKS), and newer than the one held for that host.
+import * as dagCbor from '@ipld/dag-cbor'
+import type { Signer, Verify } from '../tree/index.ts'
+
+/** The states a keeper counts, in the order of a record's arrays. */
+export const KEPT_STATES = ['redundant', 'degraded', 'atRisk', 'unreachable', 'lost'] as const
+export type KeptState = typeof KEPT_STATES[number]
+
+/** Largest signed record taken (one is about 170 bytes). */
+export const KEPT_MESSAGE_BYTES = 512
+/** Most chunks one host may say it keeps in one state (2^40: far beyond any disk). */
+export const MAX_KEPT_CHUNKS = 2 ** 40
+/** The first byte of a gossiped record (host.gossip.handleTagged); members.ts uses 0x4d. */
+export const KEPT_GOSSIP_TAG = 0x4b
+/** Least time between two records of one host (changes in between go out together). */
+export const KEPT_MIN_INTERVAL_MS = 2_000
+/**
+ * ...and more with more members: a record per KEPT_MS_PER_MEMBER of the network's, so while
+ * every host's counts move (a repair after a loss) every host hears about 4 records a second
+ * whatever the network's size (about 1 KB/s; at 1,000 members a host tells its counts at most
+ * every 250 s). Idle, none: a record goes out only when a figure moved.
+ */
+export const KEPT_MS_PER_MEMBER = 250
+/** Longest wait between a change and its record. */
+export const KEPT_MAX_INTERVAL_MS = 600_000
+/** Wait after a change before counting (changes come in bursts: a pass's batches). */
+export const KEPT_DEBOUNCE_MS = 500
+
+export class KeptRecordError extends Error {
+  override readonly name = 'KeptRecordError'
+}
+
+/** One host's counts: chunks and bytes per state, and the age of its oldest observation (ms). */
+export interface KeptCounts {
+  chunks: Record<KeptState, number>
+  bytes: Record<KeptState, number>
+  ageMs: number
+}
+
+export function emptyKept (): KeptCounts {
+  const zero = (): Record<KeptState, number> => Object.fromEntries(KEPT_STATES.map(s => [s, 0])) as Record<KeptState, number>
+  return { chunks: zero(), bytes: zero(), ageMs: 0 }
+}
+
+/** Whether two counts say the same (the age aside: only a change of a figure is told). */
+export function sameKept (a: KeptCounts | undefined, b: KeptCounts): boolean {
+  return a !== undefined && KEPT_STATES.every(s => a.chunks[s] === b.chunks[s] && a.bytes[s] === b.bytes[s])
+}
+
+/** Least time between two records of a host among `members` (KEPT_MIN_INTERVAL_MS, KEPT_MS_PER_MEMBER). */
+export function keptInterval (members: number): number {
+  return Math.min(KEPT_MAX_INTERVAL_MS, Math.max(KEPT_MIN_INTERVAL_MS, members * KEPT_MS_PER_MEMBER))
+}
+
+/** A host's counts as signed, and when they were taken here. */
+export interface KeptRecord extends KeptCounts { peer: string, seq: number, msg: Uint8Array, heardAt: number }
+
+/** Sign this host's counts as record `seq`. */
+export async function signKept (signer: Signer, seq: number, counts: KeptCounts): Promise<Uint8Array> {
+  const r = dagCbor.encode({
+    peer: signer.author,
+    seq,
+    c: KEPT_STATES.map(s => counts.chunks[s]),
+    b: KEPT_STATES.map(s => counts.bytes[s]),
+    age: Math.max(0, Math.round(counts.ageMs))
+  })
+  const msg = dagCbor.encode({ t: 'kept', r, s: await signer.sign(r) })
+  if (msg.byteLength > KEPT_MESSAGE_BYTES) throw new RangeError(`a kept record is at most ${KEPT_MESSAGE_BYTES} bytes, this one ${msg.byteLength}`)
+  return msg
+}
+
+const figures = (v: unknown, max: number, what: string): number[] => {
+  if (!Array.isArray(v) || v.length !== KEPT_STATES.length) throw new KeptRecordError(`a kept record's ${what} are ${KEPT_STATES.length} figures`)
+  for (const x of v) if (!Number.isSafeInteger(x) || x < 0 || x > max) throw new KeptRecordError(`a kept record's ${what} are integers from 0 to ${max}`)
+  return v as number[]
+}
+
+/**
+ * Decode and check a record (its signature included): the record, or KeptRecordError when it is
+ * malformed, oversized, out of range or not signed by the host it names.
+ */
+export async function openKept (msg: Uint8Array, verify: Verify, heardAt = Date.now()): Promise<KeptRecord> {
+  if (!(msg instanceof Uint8Array)) throw new KeptRecordError('a kept record is bytes')
+  if (msg.byteLength > KEPT_MESSAGE_BYTES) throw new KeptRecordError(`kept record of ${msg.byteLength} bytes, over ${KEPT_MESSAGE_BYTES}`)
+  let v: any
+  let r: any
+  try {
+    v = dagCbor.decode(msg)
+    if (typeof v !== 'object' || v === null || v.t !== 'kept' || !(v.r instanceof Uint8Array) || !(v.s instanceof Uint8Array) || Object.keys(v).length !== 3) throw new Error('not { t, r, s }')
+    r = dagCbor.decode(v.r)
+  } catch (err) {
+    throw new KeptRecordError(`bad kept record: ${(err as Error).message}`)
+  }
+  if (typeof r !== 'object' || r === null || Object.keys(r).length !== 5) throw new KeptRecordError('a kept record is { peer, seq, c, b, age }')
+  if (typeof r.peer !== 'string' || r.peer.length === 0 || r.peer.length > 128) throw new KeptRecordError('a kept record names its peer')
+  if (!Number.isSafeInteger(r.seq) || r.seq < 0) throw new KeptRecordError('a kept record\'s seq is an integer >= 0')
+  if (!Number.isSafeInteger(r.age) || r.age < 0) throw new KeptRecordError('a kept record\'s age is an integer >= 0')
+  const c = figures(r.c, MAX_KEPT_CHUNKS, 'counts')
+  const b = figures(r.b, Number.MAX_SAFE_INTEGER, 'bytes')
+  if (!(await verify(r.peer, v.r, v.s))) throw new KeptRecordError(`kept record of ${String(r.peer)} not signed by it`)
+  const of = (xs: number[]): Record<KeptState, number> => Object.fromEntries(KEPT_STATES.map((s, i) => [s, xs[i]])) as Record<KeptState, number>
+  return { peer: r.peer, seq: r.seq, chunks: of(c), bytes: of(b), ageMs: r.age, msg, heardAt }
+}
+
+/** The network totals `darkfs status` shows: the sum of the latest counts of the members up now. */
+export interface NetworkTotals {
+  /** Chunks per state, summed; `total` over every state. */
+  chunks: Record<KeptState, number> & { total: number }
+  bytes: Record<KeptState, number> & { total: number }
+  /** Members up now whose counts are known (this host included), of `members` up. */
+  reporting: number
+  members: number
+  /** Age (ms) of the oldest observation behind the sums (each host's as told, plus since it was heard); null: none. */
+  ageMs: number | null
+}
+
+/** The latest record of each host. */
+export class KeptTable {
+  private readonly records = new Map<string, KeptRecord>()
+
+  /** A record (checked already): 'new' when newer than the one held for its host, else 'old'. */
+  put (rec: KeptRecord): 'new' | 'old' {
+    const held = this.records.get(rec.peer)
+    if (held !== undefined && held.seq >= rec.seq) return 'old'
+    this.records.set(rec.peer, rec)
+    return 'new'
+  }
+
+  get (peer: string): KeptRecord | undefined {
+    return this.records.get(peer)
+  }
+
+  /** A host gone from the members: its counts no longer count. */
+  forget (peer: string): void {
+    this.records.delete(peer)
+  }
+
+  /** The sum over `up` (the members up now), with this host's own counts `own` (now). */
+  totals (up: Iterable<string>, self: string, own: KeptCounts, now = Date.now()): NetworkTotals {
+    const sum = emptyKept()
+    let reporting = 0
+    let members = 0
+    let oldest = -1
+    const add = (k: KeptCounts, age: number): void => {
+      reporting++
+      for (const s of KEPT_STATES) { sum.chunks[s] += k.chunks[s]; sum.bytes[s] += k.bytes[s] }
+      if (age > oldest) oldest = age
+    }
+    for (const p of new Set(up)) {
+      members++
+      if (p === self) { add(own, own.ageMs); continue }
+      const r = this.records.get(p)
+      if (r !== undefined) add(r, r.ageMs + Math.max(0, now - r.heardAt))
+    }
+    const total = (x: Record<KeptState, number>): number => KEPT_STATES.reduce((a, s) => a + x[s], 0)
+    return {
+      chunks: { ...sum.chunks, total: total(sum.chunks) },
+      bytes: { ...sum.bytes, total: total(sum.bytes) },
+      reporting,
+      members,
+      ageMs: reporting === 0 ? null : oldest
+    }
+  }
+}
+
+export interface KeptNoticesComponents {
+  signer: Signer
+  verify: Verify
+  /** This host's counts now (HealthBook.keptCounts over the hosts up). */
+  counts: () => KeptCounts
+  /** The members up now (whose counts are summed), this host included. */
+  up: () => string[]
+  /** Whether a peer is a member (records of others are not kept). */
+  member: (peer: string) => boolean
+  /** Tell the connected peers this host's record (SpaceNotices.tellKept(): it reads own()). */
+  tell: () => void
+  /** Publish a record on gossip (tagged KEPT_GOSSIP_TAG); given beyond the full mesh only, where peers are not all connected. */
+  publish?: () => ((msg: Uint8Array) => Promise<unknown>) | undefined
+  /** Called with each record refused (a forged or malformed one) and the peer it came from. */
+  onRefused?: (err: KeptRecordError, from: string) => void
+}
+
+/**
+ * This host's keeper counts told on change, and every member's heard (KeptTable). A change
+ * (an observation in the health book, the hosts up changing) calls changed(): the counts are
+ * taken again after KEPT_DEBOUNCE_MS, at most once per keptInterval(members up), and told only
+ * when a figure moved. An idle network tells nothing.
+ */
+export class KeptNotices {
+  readonly table = new KeptTable()
+  private readonly c: KeptNoticesComponents
+  /** Sequence number of this host's records (from the clock: a restart goes on above it). */
+  private seq = Date.now() * 1000
+  private own: Uint8Array | undefined
+  private told: KeptCounts | undefined
+  private toldAt = 0
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private stopped = false
+  /** Records refused so far (forged, malformed, oversized). */
+  refused = 0
+
+  constructor (c: KeptNoticesComponents) {
+    this.c = c
+  }
+
+  /** This host's signed record, once it has one. */
+  ownRecord (): Uint8Array | undefined {
+    return this.own
+  }
+
+  /** Something the counts follow changed: count again soon, tell if a figure moved. */
+  changed (): void {
+    if (this.stopped || this.timer !== undefined) return
+    const wait = Math.max(KEPT_DEBOUNCE_MS, this.toldAt + keptInterval(this.c.up().length) - Date.now())
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.recount().catch((err: Error) => { if (!this.stopped) this.c.onRefused?.(new KeptRecordError(`own counts not signed: ${err.message}`), this.c.signer.author) })
+    }, wait)
+    this.timer.unref?.()
+  }
+
+  /** Count now; sign and tell when a figure moved. */
+  async recount (): Promise<boolean> {
+    const counts = this.c.counts()
+    if (sameKept(this.told, counts)) return false
+    this.told = counts
+    this.toldAt = Date.now()
+    this.own = await signKept(this.c.signer, ++this.seq, counts)
+    if (this.stopped) return false
+    // beyond the full mesh gossip reaches every member (the connected peers too); in a full mesh
+    // every member is a peer, told on its space notice. A peer that connects later gets the
+    // record on the space notice it is sent then
+    const publish = this.c.publish?.()
+    if (publish === undefined) this.c.tell()
+    // ignored: nobody subscribed yet; the peers that connect get it on their space notice
+    else await publish(this.own).catch(() => {})
+    return true
+  }
+
+  /**
+   * A peer's record (from a space notice or gossip): 'new' when taken, 'old' when not newer (or
+   * too soon after the last of its host, or of a host that is no member), 'reject' when forged,
+   * malformed or oversized.
+   */
+  async take (msg: Uint8Array, from: string): Promise<'new' | 'old' | 'reject'> {
+    let rec: KeptRecord
+    try {
+      rec = await openKept(msg, this.c.verify)
+    } catch (err) {
+      if (!(err instanceof KeptRecordError)) throw err
+      this.refused++
+      this.c.onRefused?.(err, from)
+      return 'reject'
+    }
+    if (rec.peer === this.c.signer.author || !this.c.member(rec.peer)) return 'old'
+    const held = this.table.get(rec.peer)
+    // a flood of records from one host: those closer together than a host sends them are dropped
+    if (held !== undefined && rec.seq > held.seq && rec.heardAt - held.heardAt < KEPT_MIN_INTERVAL_MS / 4) return 'old'
+    return this.table.put(rec)
+  }
+
+  /** The network totals: the latest counts of the members up now, this host's own counted now. */
+  totals (): NetworkTotals {
+    return this.table.totals(this.c.up(), this.c.signer.author, this.c.counts())
+  }
+
+  stop (): void {
+    this.stopped = true
+    clearTimeout(this.timer)
+    this.timer = undefined
+  }
+}

@@ -1,0 +1,134 @@
+// Keeper counts (node/keeper/kept.ts): the signed record each host tells of the chunks it is the
+// keeper of, the table of every member's, and the book's count of its own (status.ts).
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import * as dagCbor from '@ipld/dag-cbor'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { cidOf } from '../../node/data/index.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
+import { HealthBook, KEPT_MESSAGE_BYTES, KeptRecordError, KeptTable, MAX_KEPT_CHUNKS, emptyKept, keptInterval, openKept, signKept } from '../../node/keeper/index.ts'
+import type { KeptCounts } from '../../node/keeper/index.ts'
+import { SPACE, SpaceNoticeError, encodeNotice, decodeIncoming, signerFor, verify } from '../../node/net/index.ts'
+
+function ref (k: number, m: number, size = 100): ChunkRef {
+  const fragments = Array.from({ length: k + m }, () => cidOf(randomBytes(16)))
+  return { offset: 0, size, cid: cidOf(randomBytes(16)), k, m, fragments } as unknown as ChunkRef
+}
+
+const counts = (redundant: number, degraded = 0): KeptCounts => {
+  const c = emptyKept()
+  c.chunks.redundant = redundant
+  c.chunks.degraded = degraded
+  c.bytes.redundant = redundant * 1000
+  c.bytes.degraded = degraded * 1000
+  return c
+}
+
+describe('keeper counts (kept.ts)', () => {
+  it('a signed record opens as signed: peer, sequence, figures', async () => {
+    const signer = signerFor(await generateKeyPair('Ed25519'))
+    const msg = await signKept(signer, 7, { ...counts(3, 1), ageMs: 1234.4 })
+    assert.ok(msg.byteLength <= KEPT_MESSAGE_BYTES, `${msg.byteLength} bytes`)
+    const rec = await openKept(msg, verify, 10)
+    assert.equal(rec.peer, signer.author)
+    assert.equal(rec.seq, 7)
+    assert.equal(rec.chunks.redundant, 3)
+    assert.equal(rec.chunks.degraded, 1)
+    assert.equal(rec.bytes.degraded, 1000)
+    assert.equal(rec.ageMs, 1234)
+    assert.equal(rec.heardAt, 10)
+  })
+
+  it('forged, malformed, out-of-range and oversized records are refused', async () => {
+    const a = signerFor(await generateKeyPair('Ed25519'))
+    const b = signerFor(await generateKeyPair('Ed25519'))
+    // names b, signed by a
+    await assert.rejects(openKept(await signKept({ ...a, author: b.author }, 1, counts(1)), verify), KeptRecordError)
+    // a signature over other bytes
+    const good = dagCbor.decode(await signKept(a, 1, counts(1))) as any
+    const other = dagCbor.decode(await signKept(a, 2, counts(5))) as any
+    await assert.rejects(openKept(dagCbor.encode({ t: 'kept', r: good.r, s: other.s }), verify), /not signed/)
+    // out of range: negative, fractional, too many chunks, too few figures
+    for (const bad of [-1, 1.5, MAX_KEPT_CHUNKS + 1]) {
+      const c = counts(1)
+      c.chunks.lost = bad
+      await assert.rejects(openKept(await signKept(a, 1, c), verify), /integers/)
+    }
+    const short = dagCbor.encode({ peer: a.author, seq: 1, c: [1, 2], b: [0, 0, 0, 0, 0], age: 0 })
+    await assert.rejects(openKept(dagCbor.encode({ t: 'kept', r: short, s: await a.sign(short) }), verify), /5 figures/)
+    const extra = dagCbor.encode({ peer: a.author, seq: 1, c: [0, 0, 0, 0, 0], b: [0, 0, 0, 0, 0], age: 0, more: 1 })
+    await assert.rejects(openKept(dagCbor.encode({ t: 'kept', r: extra, s: await a.sign(extra) }), verify), KeptRecordError)
+    // not cbor, not a record, oversized
+    await assert.rejects(openKept(randomBytes(40), verify), KeptRecordError)
+    await assert.rejects(openKept(dagCbor.encode({ t: 'member', r: new Uint8Array(1), s: new Uint8Array(1) }), verify), KeptRecordError)
+    await assert.rejects(openKept(new Uint8Array(KEPT_MESSAGE_BYTES + 1), verify), /over/)
+  })
+
+  it('a space notice carries a record of at most its bound; a bigger one is refused with the notice', async () => {
+    const signer = signerFor(await generateKeyPair('Ed25519'))
+    const kept = await signKept(signer, 1, counts(2))
+    assert.ok(encodeNotice(SPACE, { full: false, seq: 1, kept }).byteLength > kept.byteLength)
+    const m = decodeIncoming(SPACE, dagCbor.encode({ notice: { full: false, seq: 1, kept } }))
+    assert.equal(m.kind, 'notice')
+    assert.deepEqual(new Uint8Array((m.value as any).kept), new Uint8Array(kept))
+    assert.throws(() => decodeIncoming(SPACE, dagCbor.encode({ notice: { full: false, seq: 1, kept: new Uint8Array(513) } })), SpaceNoticeError)
+    assert.throws(() => decodeIncoming(SPACE, dagCbor.encode({ notice: { full: false, seq: 1, kept: 'counts' } })), SpaceNoticeError)
+  })
+
+  it('keptInterval(): 2 s in small networks, 0.25 s per member beyond (a bounded rate of records network-wide), at most 10 min', () => {
+    assert.equal(keptInterval(1), 2_000)
+    assert.equal(keptInterval(20), 5_000)
+    assert.equal(keptInterval(1000), 250_000)
+    assert.equal(keptInterval(10_000), 600_000)
+  })
+
+  it('the table keeps each host\'s newest record and sums the members up now', async () => {
+    const t = new KeptTable()
+    const a = signerFor(await generateKeyPair('Ed25519'))
+    const b = signerFor(await generateKeyPair('Ed25519'))
+    const now = 100_000
+    assert.equal(t.put(await openKept(await signKept(a, 2, { ...counts(3, 1), ageMs: 500 }), verify, now - 1000)), 'new')
+    assert.equal(t.put(await openKept(await signKept(a, 1, counts(99)), verify, now)), 'old', 'an older record of a')
+    assert.equal(t.put(await openKept(await signKept(b, 5, counts(4)), verify, now)), 'new')
+    const own = { ...counts(1), ageMs: 10 }
+    const s = t.totals(['self', a.author, b.author, 'silent'], 'self', own, now)
+    assert.equal(s.chunks.redundant, 3 + 4 + 1)
+    assert.equal(s.chunks.degraded, 1)
+    assert.equal(s.chunks.total, 9)
+    assert.equal(s.bytes.total, 9000)
+    assert.equal(s.reporting, 3)
+    assert.equal(s.members, 4)
+    assert.equal(s.ageMs, 1500, 'a\'s: told 500 ms old, heard 1 s ago')
+    // a host not up is left out
+    assert.equal(t.totals(['self', b.author], 'self', own, now).chunks.total, 5)
+  })
+
+  it('book.keptCounts(): the chunks whose first ranked live host is this one, by state', () => {
+    const book = new HealthBook()
+    const all = new Set(['A', 'B', 'C', 'D'])
+    const mine = ref(2, 1, 1000)
+    const risky = ref(2, 1, 2000)
+    const theirs = ref(2, 1, 4000)
+    const handed = ref(2, 1, 8000)
+    const now = Date.now()
+    book.observe(mine, { held: [new Set(['A']), new Set(['B']), new Set(['C'])], health: 'redundant' }, false, now - 3000, false, ['A', 'B', 'C'])
+    book.observe(risky, { held: [new Set(['A']), new Set(['B']), new Set()], health: 'degraded' }, false, now, false, ['A', 'B', 'C'])
+    book.observe(theirs, { held: [new Set(['A']), new Set(['B']), new Set(['C'])], health: 'redundant' }, false, now, false, ['B', 'A', 'C'])
+    // its keeper D went away: the next ranked, this host, keeps it now
+    book.observe(handed, { held: [new Set(['D']), new Set(['B']), new Set(['C'])], health: 'redundant' }, false, now, false, ['D', 'A', 'B'])
+    const k = book.keptCounts('A', all, now)
+    assert.equal(k.chunks.redundant, 1)
+    assert.equal(k.chunks.atRisk, 1, 'k fragments left')
+    assert.equal(k.bytes.atRisk, 2000)
+    assert.equal(k.chunks.degraded, 0)
+    assert.equal(k.ageMs, 3000)
+    const without = book.keptCounts('A', new Set(['A', 'B', 'C']), now)
+    assert.equal(without.chunks.redundant, 1)
+    assert.equal(without.chunks.atRisk, 2, 'the chunk D kept, with D\'s fragment gone: k left')
+    // B counts `theirs` only, until the holders change
+    assert.equal(book.keptCounts('B', all, now).chunks.redundant, 1)
+    // a repair recorded (a later observation without ranks keeps the ranks)
+    book.observe(risky, { held: [new Set(['A']), new Set(['B']), new Set(['C'])], health: 'redundant' }, false, now + 1)
+    assert.equal(book.keptCounts('A', all, now + 1).chunks.redundant, 2)
+  })
+})
