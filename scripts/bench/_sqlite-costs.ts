@@ -38,7 +38,7 @@ const c = { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsync
 const putMany = Store.prototype.putMany
 Store.prototype.putMany = async function (this: Store, blocks: any[], opts?: any) { c.puts++; c.blocks += blocks.length; const t0 = performance.now(); try { return await putMany.call(this, blocks, opts) } finally { c.putMs += performance.now() - t0 } } as any
 const commitMany = Tree.prototype.commitMany
-Tree.prototype.commitMany = async function (this: Tree, bodies: any[]) { c.commits++; c.ops += bodies.length; const t0 = performance.now(); try { return await commitMany.call(this, bodies) } finally { c.commitMs += performance.now() - t0 } } as any
+Tree.prototype.commitMany = async function (this: Tree, bodies: any[], ...rest: any[]) { c.commits++; c.ops += bodies.length; const t0 = performance.now(); try { return await (commitMany as any).call(this, bodies, ...rest) } finally { c.commitMs += performance.now() - t0 } } as any
 // what host 0's fsyncs wait for after their commit: Volume.placed() (every tracked wait), the
 // peer holds (OpHold.held) and the safe placements (ChunkService.place with safe) in it
 const waits = { placed: [0, 0], held: [0, 0], place: [0, 0], early: [0, 0], track: [0, 0] }
