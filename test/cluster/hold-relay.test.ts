@@ -9,6 +9,8 @@ import { FEATURE_HOLD, HOLD_PROTOCOL, OPS_PROTOCOL } from '../../node/net/index.
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
+import type { CID } from 'multiformats/cid'
+import type { OpEventDetail } from '../../node/tree/index.ts'
 
 const HOSTS = 5
 const MiB = 1 << 20
@@ -56,22 +58,30 @@ describe('cluster: an fsync\'s small write goes out from its author once', funct
     const { hosts, fh, model } = await cluster(t)
     const [a, ...others] = hosts
     await pages(fh, model)
+    // the ops the fsync makes (its write op; a fold or another op of the file may come with it)
+    const made: Array<{ cid: CID, bytes: number }> = []
+    const onOp = (e: Event): void => {
+      const d = (e as CustomEvent<OpEventDetail>).detail
+      if (d.local) made.push({ cid: d.cid, bytes: d.bytes.byteLength })
+    }
+    a.tree.addEventListener('op', onOp)
     const before = opBytesSent(a)
     const handed = a.sync.stats().handedOps
     const relayed = (): number => others.reduce((n, h) => n + h.sync.stats().relayedOps, 0)
     const relayedBefore = relayed()
     await fh.sync()
-    const cid = a.tree.newestLocal()!
-    const opBytes = a.tree.getOp(cid)!.byteLength
-    assert.ok(opBytes > 64 * 1024, `the pages ride inline in the op (${opBytes} bytes)`)
-    await until('every host has the op', () => others.every(h => h.tree.hasOp(cid)), 30_000)
+    a.tree.removeEventListener('op', onOp)
+    const opBytes = made.reduce((n, op) => n + op.bytes, 0)
+    assert.ok(opBytes > 64 * 1024, `the pages ride inline in the ops (${opBytes} bytes in ${made.length})`)
+    await until('every host has the ops', () => others.every(h => made.every(op => h.tree.hasOp(op.cid))), 30_000)
     const sent = opBytesSent(a) - before
     // the hold ask's copy, and a little of gossip's control messages (each op went out at least
     // HOSTS - 1 times before: the ask, and a gossip copy to every peer)
-    assert.ok(sent < 1.5 * opBytes, `the author sent ${sent} bytes of ops for an op of ${opBytes} (${(sent / opBytes).toFixed(2)}x)`)
-    assert.ok(sent >= opBytes, 'the op went out from its author once')
-    assert.equal(a.sync.stats().handedOps - handed, 1, 'a holder published the op for its author')
-    assert.equal(relayed() - relayedBefore, 1, 'one holder published it')
+    assert.ok(sent < 1.5 * opBytes, `the author sent ${sent} bytes of ops for ops of ${opBytes} (${(sent / opBytes).toFixed(2)}x)`)
+    assert.ok(sent >= opBytes, 'the ops went out from their author once')
+    // counted as the author's queue comes to the op, and as the holder's message goes out (a
+    // host may have taken the op by then another way: a reconcile on a connection made meanwhile)
+    await until('a holder published the op for its author', () => a.sync.stats().handedOps > handed && relayed() > relayedBefore, 30_000)
   })
 
   it('every host gets the op of an fsync whose author stops as soon as the fsync returns', async () => {
