@@ -323,6 +323,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { stopping.abort() })
     const opHold = new OpHold({
       hold: async (cid, peers, o) => await sync.hold(cid, peers, o),
+      holding: cid => { sync.holding(cid) },
+      unheld: cid => { sync.unheld(cid) },
       peers: () => presence.offline() ? [] : host.peers().map(p => p.id).filter(p => features.supports(p, FEATURE_HOLD))
     }, { signal: stopping.signal })
     const volume = new Volume({ tree, chunks, store, capacity, multiExtent: multiExtentNow, held: async (cid, op) => { await opHold.held(cid, op) } })

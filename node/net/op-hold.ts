@@ -13,7 +13,9 @@
 // favours its own peer, so the asks of a network still spread. None of
 // them (alone, offline, a network of older hosts) or none that holds it: the op is durable here
 // only, as while offline, and that is logged; the fsync is not failed for it. The wait is bounded
-// by the caller (the Volume's SYNC_PLACE_WAIT_MS, like a placement's).
+// by the caller (the Volume's SYNC_PLACE_WAIT_MS, like a placement's). Each new op asked for is
+// told to the source first (holding: Sync keeps it off gossip, the ask carries it and the holder
+// publishes it, net/sync.ts "Relay"), and one no peer was asked for too (unheld).
 import type { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import { logger } from '../log.ts'
@@ -25,6 +27,10 @@ export interface OpHoldSources {
   hold: (cid: CID, peers: readonly string[], opts?: AbortOptions & { op?: Uint8Array }) => Promise<string | undefined>
   /** The peers that may be asked now (connected, announcing the feature). */
   peers: () => string[]
+  /** Op `cid` will be asked for: its ask carries it (Sync.holding: not gossiped from here meanwhile). */
+  holding?: (cid: CID) => void
+  /** No peer was asked for op `cid` (none to ask): it goes out as usual (Sync.unheld). */
+  unheld?: (cid: CID) => void
 }
 
 export class OpHold {
@@ -53,7 +59,10 @@ export class OpHold {
     // the same op asked again (a directory's fsync after its file's): the ask for it covers both
     const same = this.newest !== undefined && this.newest.cid.equals(cid)
     const n = same ? (this.newest as { n: number }).n : ++this.count
-    if (!same) this.newest = op === undefined ? { cid, n } : { cid, n, op }
+    if (!same) {
+      this.newest = op === undefined ? { cid, n } : { cid, n, op }
+      this.src.holding?.(cid)
+    }
     if (this.covered >= n) return
     const done = new Promise<void>(resolve => { this.waiting.push({ n, resolve }) })
     void this.run()
@@ -74,6 +83,8 @@ export class OpHold {
           })
           if (who === undefined) log('no peer of %d held op %s: it is durable on this host only', peers.length, cid)
           this.last = who
+        } else {
+          this.src.unheld?.(cid)
         }
         this.covered = n
         for (let i = this.waiting.length - 1; i >= 0; i--) {

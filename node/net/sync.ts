@@ -63,17 +63,41 @@
 //    (multistream-select's round trip) and then the ask's. A peer that does not speak it (a host
 //    of the version before, which has 'hold/1' on OPS_PROTOCOL only) refuses the protocol when
 //    the stream is opened: it is asked on OPS_PROTOCOL, as before, until it disconnects.
+//  - Relay (issue 15; DESIGN.md §4: a host on a thin uplink uploads each byte about once): an
+//    fsync's op carries its small writes inline (64 KiB for 16 pages), and its author sent it
+//    once in the hold ask and once more to every peer by gossip (on six hosts, 400 of the 446 KB
+//    on the wire per fsync of 16 pages were copies of it). Now the ask carries it alone: OpHold
+//    tells Sync of each op it is about to ask for (holding(), called once the op is signed,
+//    before it is applied), and that op, with this host's ops before it not yet published, is
+//    held back from gossip; the ask says `r`, and the holder, once it holds them (the op, and
+//    the parents it fetched from the asker), publishes them on gossip as its own message naming
+//    itself (`r`: its peer id) and answers `r`. The author then drops them from its queue. An ask
+//    that no peer held, or one held by a host of the version before (its answer has no `r`),
+//    and unheld() (no peer to ask), end with the author publishing them after all. The ops of
+//    this host that follow held-back ones wait for the ask's end (they name them), and after a
+//    relayed ask a little more (GOSSIP_PUBLISH_GATHER_MS + GOSSIP_GATHER_MS: the holder's
+//    gathering): a receiver that got them first fetched the relayed ops from this host (SQLite's
+//    DELETE workload on six hosts: 1.5 MB of 1.9 MB of ops again). In a full mesh a receiver
+//    does not forward a message straight from the holder that names itself, as one straight
+//    from its author: the holder sent it to every member. Durability is the hold's, unchanged:
+//    the fsync returns once the holder has the op written and this host has it synced, and a
+//    holder that publishes nothing (stopped meanwhile) leaves the op to heads and reconciles.
+//    The holder's message reaches the author too (gossipsub sends to every subscribed peer),
+//    often before the author's own log sync of the op is done: freshOps() takes none of this
+//    host's ops on their way to its log.
 //
 // Wire (rpc.ts: one request per stream, length-prefixed dag-cbor envelopes), bounded in bytes
 // and in ops:
 //   notice { t: 'push', ops: [block...] }          (and, on gossip, the same map; a heads
-//                                                   message adds n: 8 random bytes, see publishOps)
+//                                                   message adds n: 8 random bytes, see publishOps;
+//                                                   a relaying holder's adds r: its peer id)
 //   call   { t: 'heads' }                          -> { t: 'heads', heads: [CID...] }
 //   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
 //   call   { t: 'rbsr', m: bytes }                 -> { t: 'rbsr', m: bytes }  (rbsr.ts messages, the asker is the client)
 //   call   { t: 'byid', ids: [CID...] }            -> { t: 'ops', ops: [block...] }  (exactly those it holds)
-//   call   { t: 'hold', id: CID, op: block }       -> { t: 'held', held: bool }  (see "Hold" above; also
-//                                                   the one call of HOLD_PROTOCOL, whose streams are kept)
+//   call   { t: 'hold', id: CID, op: block, r?: true } -> { t: 'held', held: bool, r?: true }  (see "Hold"
+//                                                   and "Relay" above; also the one call of
+//                                                   HOLD_PROTOCOL, whose streams are kept)
 // A malformed message or an op the tree rejects closes that stream with an error; nothing
 // already stored is touched (the tree verifies every op before it stores any of a batch).
 import * as dagCbor from '@ipld/dag-cbor'
@@ -125,6 +149,8 @@ export const MAX_OUTBOX_OPS = 10_000
 export const RETRY_FIRST_MS = 500
 /** Longest wait between two such tries (the wait doubles from RETRY_FIRST_MS). */
 export const RETRY_MAX_MS = 30_000
+/** Longest peer id string a relayed gossip message may name (an Ed25519 peer id is 52). */
+const MAX_PEER_ID_CHARS = 128
 /** Most op ids remembered as "came from peer X" (so they are not echoed back). */
 const MAX_ORIGINS = 10_000
 /** Ops that came by another way than gossip, or by gossip not forwarded, are followed by a heads publish this long after the last one. */
@@ -176,6 +202,9 @@ export interface SyncStats {
   /** Ops this host published on gossip (its own, and heads), and in how many messages. */
   publishedOps: number
   publishedMessages: number
+  /** Ops of other hosts this host published for them as their holder, and own ops a holder published for this host (see "Relay" in the header). */
+  relayedOps: number
+  handedOps: number
   /** tree.receive() calls that took gossip messages (several messages each during a burst). */
   gossipReceives: number
   /** Gossip messages accepted, ignored (nothing new, or parents not found), rejected. */
@@ -205,6 +234,15 @@ export interface Sync {
    * its op log (see "Hold" in the header). Resolves with the peer that does, or undefined when none did.
    */
   hold: (cid: CID, peers: readonly string[], opts?: AbortOptions & { op?: Uint8Array }) => Promise<string | undefined>
+  /**
+   * This host's op `cid` is about to be asked for with hold() (an fsync's, called once it is
+   * signed, before it is applied): it and the ops of this host before it that have not gone out
+   * yet are not published here; the ask carries them and the holder publishes them (see "Relay"
+   * in the header), unless the ask ends with no holder that does, or unheld() is called.
+   */
+  holding: (cid: CID) => void
+  /** No peer will be asked for op `cid` (none to ask): what holding() kept back up to it is published here. */
+  unheld: (cid: CID) => void
   stats: () => SyncStats
 }
 
@@ -213,9 +251,12 @@ export class SyncProtocolError extends RpcProtocolError {
   override readonly name = 'SyncProtocolError'
 }
 
-export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[] } | { t: 'hold', id: CID, op: Uint8Array }
-export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array } | { t: 'held', held: boolean }
-export interface OpsPush { t: 'push', ops: Uint8Array[] }
+/** A hold ask; `r`: the holder publishes the op (and the parents it fetches) on the asker's behalf (see "Relay" in the header). */
+export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[] } | { t: 'hold', id: CID, op: Uint8Array, r?: true }
+/** `r` of a held answer: the holder publishes what it took (asked with `r`; a host of the version before never says it). */
+export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array } | { t: 'held', held: boolean, r?: true }
+/** `r` (gossip only): the publisher's peer id, in a message that holds ops it relays for their author. */
+export interface OpsPush { t: 'push', ops: Uint8Array[], r?: string }
 export type HoldRequest = Extract<OpsRequest, { t: 'hold' }>
 export type HoldReply = Extract<OpsReply, { t: 'held' }>
 
@@ -227,13 +268,38 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, headsReconciles: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, headsReconciles: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
     const markGossiped = (id: string): void => {
       gossiped.add(id)
       if (gossiped.size > MAX_ORIGINS) gossiped.delete(gossiped.keys().next().value as string)
+    }
+    /**
+     * This host's ops that a hold ask carries (holding()), held back from gossip: 'pending' while
+     * the ask runs, then 'relayed' (the holder publishes them) or 'released' (this host does),
+     * until the publisher (ready()) comes to them. In the order they were marked, which is the
+     * order of this host's ops.
+     */
+    const holdMarks = new Map<string, 'pending' | 'relayed' | 'released'>()
+    /** When the last ask whose holder publishes for this host ended. */
+    let relayedAt = -Infinity
+    /** The ask for op `id` ended: it and the marks before it still pending (its ancestors, asked for with it: OpHold asks for the newest op only). */
+    const settle = (id: string, how: 'relayed' | 'released'): void => {
+      if (!holdMarks.has(id)) return
+      if (how === 'relayed') relayedAt = performance.now()
+      for (const [k, v] of holdMarks) {
+        if (v === 'pending') holdMarks.set(k, how)
+        if (k === id) break
+      }
+      void publish()
+    }
+    /** Ops taken in hold asks with `r`, and the parents fetched for them: published from here once applied. */
+    const relayIds = new Set<string>()
+    const markRelay = (id: string): void => {
+      relayIds.add(id)
+      if (relayIds.size > MAX_ORIGINS) relayIds.delete(relayIds.keys().next().value as string)
     }
     const reconciling = new Map<string, Promise<void>>()
     /** op id -> the peer it came from (not echoed back there). */
@@ -394,10 +460,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     }
 
     /** One hold ask: on a kept stream, or on OPS_PROTOCOL to a peer that does not speak HOLD_PROTOCOL. */
-    const askHold = async (peer: string, req: HoldRequest, opts?: AbortOptions): Promise<boolean> => {
+    const askHold = async (peer: string, req: HoldRequest, opts?: AbortOptions): Promise<HoldReply> => {
       if (holds !== undefined && !oldHolders.has(peer)) {
         try {
-          return (await holds.call(peer, req, { signal: anySignal([shutdown.signal, opts?.signal]), timeoutMs: requestTimeoutMs })).held
+          return await holds.call(peer, req, { signal: anySignal([shutdown.signal, opts?.signal]), timeoutMs: requestTimeoutMs })
         } catch (err: any) {
           if (err instanceof RpcProtocolError) stats.badMessages++
           if (err?.name !== 'UnsupportedProtocolError') throw err
@@ -407,13 +473,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         }
       }
       const r = await request(peer, req, opts)
-      return r.t === 'held' && r.held
+      return r.t === 'held' ? r : { t: 'held', held: false }
     }
 
     // --- answers (the other side asks) -----------------------------------------------------
     const answer = async (req: OpsRequest, peer: string): Promise<OpsReply> => {
       if (req.t === 'heads') return { t: 'heads', heads: tree.heads().slice(0, MAX_CIDS) }
-      if (req.t === 'hold') return { t: 'held', held: await holdFor(peer, req.id, req.op) }
+      if (req.t === 'hold') return await holdFor(peer, req)
       if (req.t === 'rbsr') {
         try {
           return { t: 'rbsr', m: rbsrRespond(tree.opSet(), req.m, { frameLimit: RBSR_FRAME_BYTES }) }
@@ -428,12 +494,15 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
 
     /**
      * Whether this host holds op `id` (applied: its parents are held too) once it took `op`, the
-     * asker's, its missing parents fetched from the asker.
+     * asker's, its missing parents fetched from the asker; asked with `r`, the ops it took are
+     * published from here (see "Relay" in the header).
      */
-    const holdFor = async (peer: string, id: CID, op: Uint8Array): Promise<boolean> => {
+    const holdFor = async (peer: string, { id, op, r }: HoldRequest): Promise<HoldReply> => {
       if (!cidOf(op).equals(id)) throw new SyncProtocolError('hold: the op sent is not the one named')
-      await takePush(peer, [op])
-      if (!tree.hasOp(id)) return false
+      // no gossip here (a sync without it): the ops go out by direct push, as any received op
+      const relay = r === true && gossip !== undefined
+      await takePush(peer, [op], relay ? markRelay : undefined)
+      if (!tree.hasOp(id)) return { t: 'held', held: false }
       // held means written to this host's op log (in its kernel: it survives this process being
       // killed), not synced: received ops are synced within WRITTEN_SYNC_MS or with the next
       // sync (node/tree log.ts). The asker's fsync waits for its own sync too, so its disk has
@@ -441,7 +510,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       // on the asker's disk (see "Hold" in the header). An op a receive running meanwhile
       // applied may not be written yet: written() waits for it
       await tree.written()
-      return true
+      return relay ? { t: 'held', held: true, r: true } : { t: 'held', held: true }
     }
 
     const onServeError = (err: Error, peer: string): void => {
@@ -490,15 +559,16 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       return out
     }
 
-    const takePush = async (peer: string, ops: Uint8Array[]): Promise<void> => {
+    /** Ops a peer sent; `mark` hears the id of each fresh one and of each parent fetched for them. */
+    const takePush = async (peer: string, ops: Uint8Array[], mark?: (id: string) => void): Promise<void> => {
       const fresh = await freshOps(ops)
       if (fresh.length === 0) return
-      for (const { id } of fresh) remember(id, peer)
+      for (const { id } of fresh) { remember(id, peer); mark?.(id) }
       const result = await tree.receive(fresh.map(f => f.bytes), fresh)
       stats.receivedOps += result.applied
       // parents the push did not bring: fetch them from the pusher
       if (result.missing.length > 0) {
-        await parentsFrom(peer, result.missing).catch((err: unknown) => {
+        await parentsFrom(peer, result.missing, mark === undefined ? undefined : { mark }).catch((err: unknown) => {
           log('fetching the parents of %s\'s push: %e', peer, err)
           retry(peer, 'pull')
         })
@@ -519,14 +589,20 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       await fetchFrom(peer, missing, opts)
     }
 
-    /** The ops not held yet, once each; `cids` are the ops' CIDs when known. */
+    /**
+     * The ops not held yet, once each; `cids` are the ops' CIDs when known. This host's own ops
+     * on their way to its log (stamped: getOp has them) are not fresh: a holder's relay comes back
+     * to the author (gossipsub publishes to every subscribed peer), often before the author's
+     * own sync of the op; taken then, the tree would apply the op as a peer's, and never as this
+     * host's own (Tree.newestLocal(), this host's publish of it).
+     */
     const freshOps = async (ops: Uint8Array[], cids: CID[] = ops.map(cidOf)): Promise<Array<{ id: string, cid: CID, bytes: Uint8Array }>> => {
       const out: Array<{ id: string, cid: CID, bytes: Uint8Array }> = []
       const seen = new Set<string>()
       for (let i = 0; i < ops.length; i++) {
         const cid = cids[i]
         const id = idOf(cid)
-        if (seen.has(id) || tree.hasOp(cid)) continue
+        if (seen.has(id) || tree.hasOp(cid) || tree.getOp(cid) !== undefined) continue
         seen.add(id)
         out.push({ id, cid, bytes: ops[i] })
       }
@@ -556,7 +632,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       origins.delete(id)
       if (gossip !== undefined) {
         if (evt.detail.local) {
-          publishing.push(bytes)
+          publishing.push({ id, bytes })
+          void publish()
+          return
+        }
+        // taken in a hold ask with `r` (or fetched below one): published from here for its author
+        if (relayIds.size > 0 && relayIds.delete(id)) {
+          relays.push(bytes)
           void publish()
           return
         }
@@ -588,38 +670,101 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     }
 
     /**
-     * This host's own new ops, waiting for the next gossip publish (one at a time, in order).
-     * During a burst (the last publish less than GOSSIP_BURST_MS ago) a new op waits
+     * This host's own new ops, waiting for the next gossip publish (one at a time, in order),
+     * and the ops it publishes for their authors as their holder (`relays`, see "Relay" in the
+     * header). During a burst (the last publish less than GOSSIP_BURST_MS ago) a new op waits
      * GOSSIP_PUBLISH_GATHER_MS for the ops that follow it, as a receiver does (receiveGossiped): one
      * message, sent and taken once by each receiver, for the create, write and setattrs a `tar x`
-     * makes of a file one syscall at a time. A lone op, or the first of a burst, goes at once.
+     * makes of a file one syscall at a time (and for the fsyncs of an author this host holds for:
+     * each receiver checks one signature per run of an author's ops it takes together). A lone
+     * op, or the first of a burst, goes at once.
      * An op may go before it is durable here (a namespace change: node/volume.ts): a host that loses power
      * before its sync gets its own op back from the peers that took it, as any op it lacks.
      */
-    const publishing: Uint8Array[] = []
+    const publishing: Array<{ id: string, bytes: Uint8Array }> = []
+    const relays: Uint8Array[] = []
     let publishRun: Promise<void> | undefined
     let lastPublish = -Infinity
+    /**
+     * How many of the ops at the head of `publishing` may go now. Those a holder publishes (the
+     * ask that carried them ended 'relayed') are dropped; the ops up to one whose ask is under
+     * way wait for its end (they are below it: the holder may publish them with it).
+     */
+    const ready = (): number => {
+      if (holdMarks.size === 0) return publishing.length
+      let n = 0
+      for (let i = 0; i < publishing.length; i++) {
+        const id = publishing[i].id
+        const mark = holdMarks.get(id)
+        if (mark === undefined) continue
+        if (mark === 'pending') return n
+        holdMarks.delete(id)
+        if (mark === 'released') {
+          n = i + 1
+          continue
+        }
+        // relayed: it and the ops since the last released one (below it) go from the holder
+        stats.handedOps += i + 1 - n
+        publishing.splice(n, i + 1 - n)
+        i = n - 1
+      }
+      return publishing.length
+    }
     const publish = async (): Promise<void> => {
       if (publishRun !== undefined || gossip === undefined) return
       publishRun = (async () => {
-        if (performance.now() - lastPublish < GOSSIP_BURST_MS) {
-          await new Promise<void>(resolve => { const t = setTimeout(resolve, GOSSIP_PUBLISH_GATHER_MS); t.unref?.() })
-        } else {
-          await Promise.resolve() // ops committed together go in one message
+        try {
+          if (performance.now() - lastPublish < GOSSIP_BURST_MS) {
+            await new Promise<void>(resolve => { const t = setTimeout(resolve, GOSSIP_PUBLISH_GATHER_MS); t.unref?.() })
+          } else {
+            await Promise.resolve() // ops committed together go in one message
+          }
+          while (running) {
+            let own = ready()
+            if (own === 0 && relays.length === 0) break
+            // own ops that follow ops a holder publishes for this host name them: they go once the
+            // holder's message is out (it waits its gathering at most, begun before its answer),
+            // or a receiver that got them first would fetch the relayed ops from this host
+            const after = relayedAt + GOSSIP_PUBLISH_GATHER_MS + GOSSIP_GATHER_MS - performance.now()
+            if (own > 0 && relays.length === 0 && after > 0) {
+              await new Promise<void>(resolve => { const t = setTimeout(resolve, after); t.unref?.() })
+              continue
+            }
+            lastPublish = performance.now()
+            // one message: relays first (other authors' ops, which name none of this host's), then own ops
+            const batch: Uint8Array[] = []
+            let bytes = 0
+            let relayed = 0
+            const fits = (b: Uint8Array): boolean => batch.length === 0 || (batch.length < MAX_OPS_PER_MESSAGE && bytes + b.byteLength <= GOSSIP_BATCH_BYTES)
+            while (relays.length > 0 && fits(relays[0])) {
+              const b = relays.shift() as Uint8Array
+              batch.push(b)
+              bytes += b.byteLength
+              relayed++
+            }
+            while (own > 0 && fits(publishing[0].bytes)) {
+              const b = (publishing.shift() as { bytes: Uint8Array }).bytes
+              batch.push(b)
+              bytes += b.byteLength
+              own--
+            }
+            stats.relayedOps += relayed
+            await publishOps(batch, true, relayed > 0)
+          }
+        } finally {
+          // cleared before the run's promise settles: an op (or an ask's end) that comes after
+          // the loop's last look starts a run of its own
+          publishRun = undefined
         }
-        while (publishing.length > 0 && running) {
-          lastPublish = performance.now()
-          const batch = takeBatch(publishing, GOSSIP_BATCH_BYTES)
-          await publishOps(batch, true)
-        }
-      })().finally(() => { publishRun = undefined })
+      })()
       await publishRun
     }
     /**
      * One message of ops on gossip. With `direct`, the connected peers gossip did not send it
-     * to (not known to be subscribed yet) get the ops pushed on OPS_PROTOCOL.
+     * to (not known to be subscribed yet) get the ops pushed on OPS_PROTOCOL. `relayed`: it holds
+     * ops this host publishes for their author, and names this host (see "Relay" in the header).
      */
-    const publishOps = async (ops: Uint8Array[], direct: boolean): Promise<void> => {
+    const publishOps = async (ops: Uint8Array[], direct: boolean, relayed = false): Promise<void> => {
       if (gossip === undefined) return
       let sent = new Set<string>()
       try {
@@ -627,7 +772,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         // or one of the same ops as the author's own message would be dropped as that message
         // by this host's gossipsub (which saw it) and by every receiver (the members the author
         // missed are the ones it is for)
-        const message = direct ? { t: 'push', ops } : { t: 'push', ops, n: randomBytes(8) }
+        const message = !direct ? { t: 'push', ops, n: randomBytes(8) } : relayed ? { t: 'push', ops, r: host.peerId } : { t: 'push', ops }
         sent = new Set(await gossip.publish(dagCbor.encode(message)))
         stats.publishedOps += ops.length
         stats.publishedMessages++
@@ -735,9 +880,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const onGossip = async (data: Uint8Array, from: string): Promise<'accept' | 'ignore' | 'reject'> => {
       if (!running) return 'ignore'
       let ops: Uint8Array[]
+      let relayer: string | undefined
       try {
         const m = OPS.notice!(dagCbor.decode(data))
         ops = m.ops
+        relayer = m.r
       } catch (err) {
         stats.badMessages++
         stats.gossipRejected++
@@ -780,9 +927,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       stats.gossipAccepted++
       // straight from its author: every op in it is by the peer it came through (the ops'
       // authors are checked by the tree, that peer by the connection; gossip messages carry no
-      // publisher, host.ts)
-      if (host.beyondFullMesh?.() === false && cids.every(cid => tree.authorOf(cid) === from)) {
-        // the author sent it to every member; those it missed get the heads (see the header)
+      // publisher, host.ts); or straight from the holder that relays it, which names itself (a
+      // name that is not the peer it came through is someone else's message, forwarded)
+      if (host.beyondFullMesh?.() === false && (relayer === from || cids.every(cid => tree.authorOf(cid) === from))) {
+        // the publisher sent it to every member; those it missed get the heads (see the header)
         stats.gossipUnforwarded++
         headsSoon()
         return 'ignore'
@@ -879,7 +1027,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           onError: onServeError
         })
         holds = new KeptCaller(host, HOLD)
-        unserveHold = await serve(host, HOLD, { call: async (req, { peer }) => ({ t: 'held', held: await holdFor(peer, req.id, req.op) }) }, {
+        unserveHold = await serve(host, HOLD, { call: async (req, { peer }) => await holdFor(peer, req) }, {
           signal: shutdown.signal,
           timeoutMs: requestTimeoutMs,
           maxInboundStreams: MAX_HOLD_STREAMS,
@@ -910,6 +1058,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         host.removeEventListener('peer:disconnect', onPeersChanged)
         peerIds = undefined
         outboxes.clear()
+        relays.length = 0
+        holdMarks.clear()
+        relayIds.clear()
         for (const o of owed.values()) clearTimeout(o.timer)
         owed.clear()
         await unserve?.()
@@ -918,19 +1069,43 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       },
       synced,
       hold: async (cid, peers, opts) => {
-        const op = opts?.op ?? tree.getOp(cid)
-        if (op === undefined) throw new Error(`hold: op ${cid.toString()} is not held here`)
-        for (const peer of peers) {
-          if (!running || opts?.signal?.aborted === true) return undefined
-          try {
-            // the op itself (see "Hold" in the header: asking by name waits for gossip's gathering)
-            if (await askHold(peer, { t: 'hold', id: cid, op }, opts)) return peer
-          } catch (err) {
-            log('%s did not hold op %s: %e', peer, cid, err)
+        const id = idOf(cid)
+        // the ask carries ops held back from gossip (holding()): the holder is asked to publish them
+        const relay = holdMarks.get(id) === 'pending'
+        let relayed = false
+        try {
+          const op = opts?.op ?? tree.getOp(cid)
+          if (op === undefined) throw new Error(`hold: op ${cid.toString()} is not held here`)
+          const req: HoldRequest = relay ? { t: 'hold', id: cid, op, r: true } : { t: 'hold', id: cid, op }
+          for (const peer of peers) {
+            if (!running || opts?.signal?.aborted === true) return undefined
+            try {
+              // the op itself (see "Hold" in the header: asking by name waits for gossip's gathering)
+              const reply = await askHold(peer, req, opts)
+              if (reply.held) {
+                // a host of the version before holds it and publishes nothing: this host does
+                relayed = relay && reply.r === true
+                return peer
+              }
+            } catch (err) {
+              log('%s did not hold op %s: %e', peer, cid, err)
+            }
           }
+          return undefined
+        } finally {
+          if (relay) settle(id, relayed ? 'relayed' : 'released')
         }
-        return undefined
       },
+      holding: (cid) => {
+        if (!running || gossip === undefined) return
+        const id = idOf(cid)
+        // applied and no longer waiting to be published: it went out already
+        if (tree.hasOp(cid) && !publishing.some(e => e.id === id)) return
+        holdMarks.set(id, 'pending')
+        // a mark whose op never came (its commit failed) goes in time
+        if (holdMarks.size > MAX_ORIGINS) holdMarks.delete(holdMarks.keys().next().value as string)
+      },
+      unheld: (cid) => { settle(idOf(cid), 'released') },
       stats: () => ({ ...stats })
     }
   }
@@ -952,7 +1127,9 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     if (m.t === 'byid') return { t: 'byid', ids: cids(m.ids) }
     if (m.t === 'hold') {
       const id = cids([m.id])[0]
-      return { t: 'hold', id, op: blocks([m.op])[0] }
+      if (m.r !== undefined && m.r !== true) throw new SyncProtocolError('hold: r must be true when given')
+      const op = blocks([m.op])[0]
+      return m.r === true ? { t: 'hold', id, op, r: true } : { t: 'hold', id, op }
     }
     throw new SyncProtocolError(`unknown request ${JSON.stringify(String(m.t)).slice(0, 40)}`)
   },
@@ -963,13 +1140,18 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
     if (req.t === 'rbsr' && m.t === 'rbsr') return { t: 'rbsr', m: rbsrBytes(m.m) }
     if (req.t === 'hold' && m.t === 'held') {
       if (typeof m.held !== 'boolean') throw new SyncProtocolError('held must be a boolean')
-      return { t: 'held', held: m.held }
+      if (m.r !== undefined && m.r !== true) throw new SyncProtocolError('held: r must be true when given')
+      return m.r === true && m.held ? { t: 'held', held: true, r: true } : { t: 'held', held: m.held }
     }
     throw new SyncProtocolError(`expected ${req.t === 'heads' || req.t === 'rbsr' ? req.t : req.t === 'hold' ? 'held' : 'ops'}, got ${JSON.stringify(String(m.t)).slice(0, 40)}`)
   },
   notice: (v) => {
     const m = map(v)
-    if (m.t === 'push') return { t: 'push', ops: blocks(m.ops) }
+    if (m.t === 'push') {
+      if (m.r === undefined) return { t: 'push', ops: blocks(m.ops) }
+      if (typeof m.r !== 'string' || m.r.length === 0 || m.r.length > MAX_PEER_ID_CHARS) throw new SyncProtocolError(`r must be a peer id of 1..${MAX_PEER_ID_CHARS} characters`)
+      return { t: 'push', ops: blocks(m.ops), r: m.r }
+    }
     throw new SyncProtocolError(`unknown notice ${JSON.stringify(String(m.t)).slice(0, 40)}`)
   }
 })

@@ -38,7 +38,7 @@ const c = { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsync
 const putMany = Store.prototype.putMany
 Store.prototype.putMany = async function (this: Store, blocks: any[], opts?: any) { c.puts++; c.blocks += blocks.length; const t0 = performance.now(); try { return await putMany.call(this, blocks, opts) } finally { c.putMs += performance.now() - t0 } } as any
 const commitMany = Tree.prototype.commitMany
-Tree.prototype.commitMany = async function (this: Tree, bodies: any[]) { c.commits++; c.ops += bodies.length; const t0 = performance.now(); try { return await commitMany.call(this, bodies) } finally { c.commitMs += performance.now() - t0 } } as any
+Tree.prototype.commitMany = async function (this: Tree, bodies: any[], ...rest: any[]) { c.commits++; c.ops += bodies.length; const t0 = performance.now(); try { return await (commitMany as any).call(this, bodies, ...rest) } finally { c.commitMs += performance.now() - t0 } } as any
 // what host 0's fsyncs wait for after their commit: Volume.placed() (every tracked wait), the
 // peer holds (OpHold.held) and the safe placements (ChunkService.place with safe) in it
 const waits = { placed: [0, 0], held: [0, 0], place: [0, 0], early: [0, 0], track: [0, 0] }
@@ -97,8 +97,10 @@ try {
   const m = await mount(hosts[0].volume, dir, { onOp: (op, sec) => { const x = fops.get(op) ?? [0, 0]; x[0]++; x[1] += sec; fops.set(op, x) } })
   t.add(async () => { await m.unmount() })
   const tr = hosts[0].tree as any
+  let opBytes = 0
   hosts[0].tree.addEventListener('op', (e: any) => {
     if (!e.detail.local) return
+    opBytes += e.detail.bytes.byteLength
     const b = e.detail.body
     let name = '?'
     try { const id = b.inode ?? b.entry; name = (tr.path(tr.entries(id)[0]?.id ?? id) ?? '?').split('/').pop() } catch {}
@@ -110,6 +112,8 @@ try {
     Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
     for (const x of Object.values(waits)) x.fill(0)
     const cpu = process.cpuUsage()
+    let sent0 = hosts[0].host.traffic()
+    opBytes = 0
     let s: number
     if (w === 'fsync16') {
       const f = join(dir, 'fio.bin')
@@ -117,6 +121,8 @@ try {
       await until('placed', () => hosts[0].network.pending.size === 0, 600_000)
       Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
       Object.assign(syncs, { sync: 0, datasync: 0, syncMs: 0, writes: 0, writeMs: 0 })
+      sent0 = hosts[0].host.traffic()
+      opBytes = 0
       const session = new Session()
       if (profDir !== undefined) {
         session.connect()
@@ -166,6 +172,11 @@ try {
     const used = process.cpuUsage(cpu)
     process.stdout.write(`${w} hosts=${n}: ${s.toFixed(2)} cpu=${((used.user + used.system) / 1e6).toFixed(2)} putMs=${c.putMs.toFixed(0)} commitMs=${c.commitMs.toFixed(0)} puts=${c.puts} blocks=${c.blocks} commits=${c.commits} ops=${c.ops} types=${JSON.stringify(Object.fromEntries(types))}\n`)
     process.stdout.write(`  fsync waits (host 0): placed() ${waits.placed[0]}/${waits.placed[1].toFixed(0)}ms, peer holds ${waits.held[0]}/${waits.held[1].toFixed(0)}ms, safe placements ${waits.place[0]}/${waits.place[1].toFixed(0)}ms, early chunks' placements ${waits.early[0]}/${waits.early[1].toFixed(0)}ms, tracked waits ${waits.track[0]}/${waits.track[1].toFixed(0)}ms\n`)
+    // what host 0, the writer, uploaded against the bytes of the ops it made (gossip's last messages
+    // of the run may still be under way: GOSSIP_PUBLISH_GATHER_MS)
+    const sent = hosts[0].host.traffic()
+    const byProtocol = Object.entries(sent.protocols).map(([p, x]) => [p, x.sent - (sent0.protocols[p]?.sent ?? 0)] as const).filter(([, x]) => x > 0).sort((a, b) => b[1] - a[1])
+    process.stdout.write(`  host 0 sent ${(sent.wire.sent - sent0.wire.sent) / 1e6} MB on the wire for ${(opBytes / 1e6).toFixed(3)} MB of its ops: ${byProtocol.slice(0, 6).map(([p, x]) => `${p} ${(x / 1e6).toFixed(3)}`).join(', ')}\n`)
     process.stdout.write('  fuse: ' + [...fops].map(([k, [c, t]]) => `${k}=${c}/${(t * 1000).toFixed(0)}ms`).join(' ') + '\n')
   }
 } finally {

@@ -109,6 +109,13 @@ try {
     }
     return out
   }
+  /** What host 0, the author, sent: its wire bytes and per protocol. */
+  const authored = (): Map<string, number> => {
+    const s = hosts[0].host.traffic()
+    const out = new Map<string, number>([['wire', s.wire.sent]])
+    for (const [p, x] of Object.entries(s.protocols)) out.set(p, x.sent)
+    return out
+  }
   const gossip = (): { published: number, receives: number } => {
     let published = 0
     let receives = 0
@@ -123,6 +130,7 @@ try {
     const rounds: Array<Record<string, number>> = []
     written.length = 0
     const tr0 = traffic()
+    const a0 = authored()
     const g0 = gossip()
     const c0 = process.cpuUsage()
     const w0 = performance.now()
@@ -139,6 +147,7 @@ try {
     await new Promise(resolve => setTimeout(resolve, 1500))
     const cpu = process.cpuUsage(c0)
     const tr = traffic()
+    const a = authored()
     const g = gossip()
     process.stdout.write(`${name}, ${n} host(s): ${N} rounds in ${((performance.now() - w0) / 1000).toFixed(2)} s, CPU per round ${((cpu.user + cpu.system) / 1000 / N).toFixed(2)} ms (system ${(cpu.system / 1000 / N).toFixed(2)})\n`)
     const stages = new Set<string>()
@@ -150,6 +159,8 @@ try {
     if (written.length > 0) process.stdout.write(`  peers' written log appends: ${stat(written)} ms (${written.length})\n`)
     const sent = [...tr].map(([p, x]) => [p, x - (tr0.get(p) ?? 0)] as const).filter(([, x]) => x > 0).sort((a, b) => b[1] - a[1])
     process.stdout.write(`  bytes sent per round: ${sent.slice(0, 8).map(([p, x]) => `${p} ${(x / N).toFixed(0)}`).join(', ') || 'none'}\n`)
+    const byAuthor = [...a].map(([p, x]) => [p, x - (a0.get(p) ?? 0)] as const).filter(([, x]) => x > 0).sort((a, b) => b[1] - a[1])
+    process.stdout.write(`  bytes the author (host 0) sent per round: ${byAuthor.slice(0, 6).map(([p, x]) => `${p} ${(x / N).toFixed(0)}`).join(', ') || 'none'}\n`)
     process.stdout.write(`  gossip messages per round: published ${((g.published - g0.published) / N).toFixed(2)}, taken in (all hosts) ${((g.receives - g0.receives) / N).toFixed(2)}\n`)
   }
   if (which.includes('fsync16')) {

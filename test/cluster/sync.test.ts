@@ -11,7 +11,7 @@ import type { CID } from 'multiformats/cid'
 import { createHost } from '../../node/net/index.ts'
 import type { Host } from '../../node/net/index.ts'
 import { createNetworkKey } from '../../node/net/index.ts'
-import { createSync, decodeReply, encodeCall, encodeNotice, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
+import { createSync, decodeReply, encodeCall, encodeNotice, HOLD, HOLD_PROTOCOL, OPS, OPS_PROTOCOL, serve, SyncProtocolError } from '../../node/net/index.ts'
 import type { OpsReply, Sync, SyncHost } from '../../node/net/index.ts'
 import { Tree, ROOT, LOG_FILE } from '../../node/tree/index.ts'
 import { signerFor, verify } from '../../node/net/index.ts'
@@ -235,6 +235,61 @@ describe('node/sync (cluster)', function () {
     }
     assert.equal(holdStreams(c), 0)
     assert.equal(a.sync.stats().badMessages + b.sync.stats().badMessages + c.sync.stats().badMessages, 0)
+  })
+
+  it('sync.hold of an op held back by holding(): the holder publishes it for its author, who gossips none of it; after a holder of the version before, the author does', async function () {
+    const key = createNetworkKey()
+    // o answers hold asks as the version before did: it takes the op and says held, nothing more
+    const noHold = (h: Host): SyncHost => ({
+      peerId: h.peerId,
+      peers: () => h.peers(),
+      handle: async (protocol, handler, o) => { if (protocol !== HOLD_PROTOCOL) await h.handle(protocol, handler, o) },
+      unhandle: async (protocol) => { if (protocol !== HOLD_PROTOCOL) await h.unhandle(protocol) },
+      newStream: h.newStream.bind(h),
+      addEventListener: h.addEventListener.bind(h),
+      removeEventListener: h.removeEventListener.bind(h),
+      gossip: h.gossip,
+      beyondFullMesh: () => h.beyondFullMesh()
+    })
+    const b = await node(key)
+    const o = await node(key, [], { view: noHold })
+    await serve(o.host, HOLD, { call: async (req) => { await o.tree.receive([req.op]); return { t: 'held', held: true } } })
+    const c = await node(key, [b.host.addresses()[0], o.host.addresses()[0]])
+    const a = await node(key, [b.host.addresses()[0], o.host.addresses()[0], c.host.addresses()[0]])
+    const all = [a, b, c, o]
+    await until('full mesh, every host subscribed', () => all.every(n => n.host.peers().length === 3 && n.host.gossip.subscribers().length === 3))
+    // an fsync's way (node/volume.ts, net/op-hold.ts): holding() and the ask once the op is signed, before it is applied
+    const heldBy = async (holder: Node, name: string): Promise<CID> => {
+      let asked: Promise<string | undefined> | undefined
+      const [{ cid }] = await a.tree.commitMany([{ type: 'create', parent: ROOT, name, kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: BigInt(Date.now()) * 1_000_000n }], 'durable', {
+        stamped: ops => {
+          a.sync.holding(ops[0].cid)
+          asked = a.sync.hold(ops[0].cid, [holder.host.peerId], { op: ops[0].bytes })
+        }
+      })
+      assert.equal(await asked, holder.host.peerId)
+      return cid
+    }
+    const published = a.sync.stats().publishedOps
+    const unforwarded = c.sync.stats().gossipUnforwarded + o.sync.stats().gossipUnforwarded
+    // accepted and forwarded by gossipsub
+    const forwarded = (): number => all.reduce((n, x) => n + x.sync.stats().gossipAccepted - x.sync.stats().gossipUnforwarded, 0)
+    const forwardedBefore = forwarded()
+    const relayed = await heldBy(b, 'relayed')
+    await until('every host has the op b publishes', () => all.every(n => n.tree.hasOp(relayed)))
+    // counted as the author's queue comes to the op (after its gathering, GOSSIP_PUBLISH_GATHER_MS at most)
+    await until('a dropped the op from its queue', () => a.sync.stats().handedOps === 1)
+    assert.equal(a.sync.stats().publishedOps, published, 'its author published nothing of it')
+    assert.equal(b.sync.stats().relayedOps, 1)
+    // straight from the holder that names itself: taken, not forwarded (b sent it to every member)
+    await until('c and o took b\'s message', () => c.sync.stats().gossipUnforwarded + o.sync.stats().gossipUnforwarded >= unforwarded + 2)
+    assert.equal(forwarded(), forwardedBefore, 'nobody forwards it')
+    const own = await heldBy(o, 'published')
+    await until('every host has the op o took', () => all.every(n => n.tree.hasOp(own)))
+    assert.equal(a.sync.stats().publishedOps, published + 1, 'its author published the op a holder of the version before took')
+    assert.equal(a.sync.stats().handedOps, 1)
+    assert.equal(b.sync.stats().relayedOps + o.sync.stats().relayedOps, 1)
+    assert.equal(all.reduce((n, x) => n + x.sync.stats().badMessages, 0), 0)
   })
 
   it('sync reconciles a long history on connect, in batches, walking parents', async function () {

@@ -114,6 +114,33 @@ describe('OpHold', function () {
     await w3
   })
 
+  it('tells its source of each new op to be asked for (holding), and of one no peer was asked for (unheld)', async () => {
+    let peers: string[] = ['p1']
+    const told: string[] = []
+    const asks: Ask[] = []
+    const hold = new OpHold({
+      peers: () => peers,
+      hold: async (c, ps) => await new Promise<string | undefined>((resolve, reject) => { asks.push({ cid: c, peers: ps, answer: resolve, fail: reject }) }),
+      holding: c => { told.push(`holding ${c.toString().slice(-6)}`) },
+      unheld: c => { told.push(`unheld ${c.toString().slice(-6)}`) }
+    })
+    const [a, b, c] = await Promise.all([cid(1), cid(2), cid(3)])
+    const name = (x: CID): string => x.toString().slice(-6)
+    const w1 = hold.held(a)
+    const w2 = hold.held(b)
+    const w3 = hold.held(b) // the same op again: told once
+    await turns()
+    asks[0].answer('p1')
+    await w1
+    await turns()
+    asks[1].answer('p1')
+    await Promise.all([w2, w3])
+    peers = []
+    await hold.held(c)
+    assert.deepEqual(told, [`holding ${name(a)}`, `holding ${name(b)}`, `holding ${name(c)}`, `unheld ${name(c)}`])
+    assert.equal(asks.length, 2)
+  })
+
   it('no peer to ask, or an ask that fails: the wait ends (the op is durable here only)', async () => {
     let peers: string[] = []
     const { hold, asks } = rig(() => peers)
