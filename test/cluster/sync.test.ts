@@ -26,6 +26,18 @@ async function until (what: string, check: () => boolean | Promise<boolean>): Pr
   }
 }
 
+/** h as a host of the version before HOLD_PROTOCOL sees it: that protocol neither served nor unserved by its sync. */
+const withoutHoldProtocol = (h: Host): SyncHost => ({
+  peerId: h.peerId,
+  peers: () => h.peers(),
+  handle: async (protocol, handler, o) => { if (protocol !== HOLD_PROTOCOL) await h.handle(protocol, handler, o) },
+  unhandle: async (protocol) => { if (protocol !== HOLD_PROTOCOL) await h.unhandle(protocol) },
+  newStream: h.newStream.bind(h),
+  addEventListener: h.addEventListener.bind(h),
+  removeEventListener: h.removeEventListener.bind(h),
+  gossip: h.gossip,
+  beyondFullMesh: () => h.beyondFullMesh()
+})
 const headIds = (t: Tree): string => t.heads().map(c => c.toString()).sort().join(',')
 const names = (t: Tree): string[] => t.children(ROOT).map(e => e.name).sort()
 const mkdir = async (t: Tree, name: string): Promise<void> => {
@@ -204,19 +216,8 @@ describe('node/sync (cluster)', function () {
   it('sync.hold asks a peer on one kept stream (HOLD_PROTOCOL); a peer that does not speak it (the version before) on OPS_PROTOCOL', async function () {
     const key = createNetworkKey()
     // c is a host of the version before: 'hold' on OPS_PROTOCOL, no HOLD_PROTOCOL
-    const before = (h: Host): SyncHost => ({
-      peerId: h.peerId,
-      peers: () => h.peers(),
-      handle: async (protocol, handler, o) => { if (protocol !== HOLD_PROTOCOL) await h.handle(protocol, handler, o) },
-      unhandle: async (protocol) => { if (protocol !== HOLD_PROTOCOL) await h.unhandle(protocol) },
-      newStream: h.newStream.bind(h),
-      addEventListener: h.addEventListener.bind(h),
-      removeEventListener: h.removeEventListener.bind(h),
-      gossip: h.gossip,
-      beyondFullMesh: () => h.beyondFullMesh()
-    })
     const b = await node(key)
-    const c = await node(key, [], { view: before })
+    const c = await node(key, [], { view: withoutHoldProtocol })
     const a = await node(key, [b.host.addresses()[0], c.host.addresses()[0]])
     await until('a connected to b and c', () => a.host.peers().length === 2)
     const holdStreams = (n: Node): number => n.host.traffic().protocols[HOLD_PROTOCOL]?.streams ?? 0
@@ -240,19 +241,8 @@ describe('node/sync (cluster)', function () {
   it('sync.hold of an op held back by holding(): the holder publishes it for its author, who gossips none of it; after a holder of the version before, the author does', async function () {
     const key = createNetworkKey()
     // o answers hold asks as the version before did: it takes the op and says held, nothing more
-    const noHold = (h: Host): SyncHost => ({
-      peerId: h.peerId,
-      peers: () => h.peers(),
-      handle: async (protocol, handler, o) => { if (protocol !== HOLD_PROTOCOL) await h.handle(protocol, handler, o) },
-      unhandle: async (protocol) => { if (protocol !== HOLD_PROTOCOL) await h.unhandle(protocol) },
-      newStream: h.newStream.bind(h),
-      addEventListener: h.addEventListener.bind(h),
-      removeEventListener: h.removeEventListener.bind(h),
-      gossip: h.gossip,
-      beyondFullMesh: () => h.beyondFullMesh()
-    })
     const b = await node(key)
-    const o = await node(key, [], { view: noHold })
+    const o = await node(key, [], { view: withoutHoldProtocol })
     await serve(o.host, HOLD, { call: async (req) => { await o.tree.receive([req.op]); return { t: 'held', held: true } } })
     const c = await node(key, [b.host.addresses()[0], o.host.addresses()[0]])
     const a = await node(key, [b.host.addresses()[0], o.host.addresses()[0], c.host.addresses()[0]])
