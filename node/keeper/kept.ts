@@ -153,11 +153,6 @@ export class KeptTable {
     return this.records.get(peer)
   }
 
-  /** A host gone from the members: its counts no longer count. */
-  forget (peer: string): void {
-    this.records.delete(peer)
-  }
-
   /** The sum over `up` (the members up now), with this host's own counts `own` (now). */
   totals (up: Iterable<string>, self: string, own: KeptCounts, now = Date.now()): NetworkTotals {
     const sum = emptyKept()
