@@ -46,7 +46,7 @@ import type { PlacementPolicy } from './placement.ts'
 import { handovers, wantedHere } from './rebalance.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
-import { SURVEY_DIALS, incomplete, plan, survey } from './survey.ts'
+import { SURVEY_DIALS, incomplete, plan, placed, survey } from './survey.ts'
 import { LAZY_RULE, atRisk, byUrgency, lazyPlan, liveFragments, survivingFragments } from './lazy.ts'
 import type { LazyRule } from './lazy.ts'
 import { KEEPER_RANKS, LOST_CONFIRM_MS } from './status.ts'
@@ -942,7 +942,7 @@ export class Repairer extends EventTarget {
               if (!ok) { this.progress_.failed++; this.totals_.failed++ }
               // every fragment delivered where it must be (p.held has the acknowledgements): the
               // book (and the keeper's counts, kept.ts) say so now, not after the next pass's survey
-              else if (observed && repaired(p, live)) this.c.health!.observe(ref, { held: p.held, health: 'redundant' }, false, Date.now(), live.size < 2, ranked)
+              else if (observed && placed(p, live)) this.c.health!.observe(ref, { held: p.held, health: 'redundant' }, false, Date.now(), live.size < 2, ranked)
             } else if (mine && p.health === 'lost') {
               this.progress_.failed++
               this.totals_.failed++
@@ -1205,11 +1205,6 @@ export class Repairer extends EventTarget {
       return undefined
     }
   }
-}
-
-/** Whether every fragment of a plan sits on every host it must be on, all of them live (survey.ts plan's redundant). */
-export function repaired (p: Pick<ChunkPlan, 'want' | 'held'>, live: ReadonlySet<string>): boolean {
-  return p.want.every((hs, j) => hs.every(h => live.has(h) && p.held[j].has(h)))
 }
 
 /** The hosts a batch of a pass is surveyed and planned over (Repairer.runPass viewNow()). */

@@ -169,6 +169,11 @@ export interface ChunkPlan {
   health: Health
 }
 
+/** Whether every fragment of a plan sits on every host it must be on, all of them live (plan()'s redundant; repair.ts asks it of a plan it carried out). */
+export function placed (p: Pick<ChunkPlan, 'want' | 'held'>, live: ReadonlySet<string>): boolean {
+  return p.want.every((hs, j) => hs.every(h => live.has(h) && p.held[j].has(h)))
+}
+
 /**
  * The chunk's required placement among `members` and its health given who holds what:
  * lost when fewer than k distinct fragments have a live holder; local-only when this host is
@@ -194,7 +199,7 @@ export function plan (ref: ChunkRef, holdings: Holdings, members: string[], live
   let health: Health
   if (available < ref.k) health = 'lost'
   else if (hosts.size === 1 && hosts.has(self)) health = 'localOnly'
-  else if (want.every((hs, j) => hs.every(h => live.has(h) && held[j].has(h)))) health = 'redundant'
+  else if (placed({ want, held }, live)) health = 'redundant'
   else health = 'degraded'
   return { want, held, health }
 }
