@@ -600,9 +600,14 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
       else dirty = Object.entries(after.byProtocol).filter(([p, n]) => n !== (before.byProtocol[p] ?? 0)).map(([p, n]) => `${p} ${n - (before.byProtocol[p] ?? 0)} B`).join(', ')
       await sleep(200)
     }
-    // the network totals (keeper/kept.ts): every written chunk counted by its keeper, summed
+    // the network totals (keeper/kept.ts): every written chunk counted by its keeper, summed,
+    // from every member (a record goes out KEPT_DEBOUNCE_MS after a change: polled, not taken once)
     const net = async (): Promise<any> => (await client.get('/v1/status'))?.network
-    const n0 = await net()
+    let n0: any
+    await untilPolled('the asker\'s network totals count every chunk redundant, from every member', async () => {
+      n0 = await net()
+      return n0 !== undefined && n0.chunks.redundant === chunks && n0.chunks.total === chunks && n0.reporting === n0.members
+    }, 60_000).catch((err: Error) => { failures.push(`${err.message} (last: ${JSON.stringify(n0?.chunks)}, from ${String(n0?.reporting)}/${String(n0?.members)})`) })
     out['scale.status.network'] = n0 === undefined ? 'none' : `${n0.chunks.redundant}/${chunks} redundant (total ${n0.chunks.total}), from ${n0.reporting}/${n0.members}`
     log(`status network totals: ${String(out['scale.status.network'])}`)
     out['scale.status.ms.median'] = round(quantile(latencies, 0.5), 1)
@@ -656,7 +661,7 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     await untilPolled('the asker\'s network totals count every chunk redundant again', async () => {
       n1 = await net()
       return n1 !== undefined && n1.chunks.redundant === chunks && n1.chunks.total === chunks
-    }, 60_000).catch(() => {})
+    }, 60_000).catch((err: Error) => { failures.push(`${err.message} (last: ${JSON.stringify(n1?.chunks)})`) })
     out['scale.repair.network'] = n1 === undefined ? 'none' : `${n1.chunks.redundant}/${chunks} redundant (total ${n1.chunks.total}), from ${n1.reporting}/${n1.members}, ${round((performance.now() - netStart) / 1000, 1)} s after every fragment was held again`
     log(`status network totals after repair: ${String(out['scale.repair.network'])}`)
     out['scale.repair.s'] = round((performance.now() - started) / 1000, 1)
