@@ -337,7 +337,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       returningCount++
     }
     /** The CID of `bytes` when it is an own op a holder publishes for this host (then forgotten). */
-    const cameBack = (bytes: Uint8Array): CID | undefined => {
+    const forgetBack = (bytes: Uint8Array): CID | undefined => {
       const list = returning.get(bytes.byteLength)
       if (list === undefined) return undefined
       for (let i = 0; i < list.length; i++) {
@@ -345,10 +345,14 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const { cid } = list.splice(i, 1)[0]
         returningCount--
         if (list.length === 0) returning.delete(bytes.byteLength)
-        stats.returnedOps++
         return cid
       }
       return undefined
+    }
+    const cameBack = (bytes: Uint8Array): CID | undefined => {
+      const cid = forgetBack(bytes)
+      if (cid !== undefined) stats.returnedOps++
+      return cid
     }
     /** Ops taken in hold asks with `r`, and the parents fetched for them: published from here once applied. */
     const relayIds = new Set<string>()
@@ -1173,10 +1177,15 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         const relay = holdMarks.get(id) === 'pending'
         let relayed = false
         let carried: Array<{ id: string, cid: CID, bytes: Uint8Array }> = []
+        const op = opts?.op ?? tree.getOp(cid)
         try {
-          const op = opts?.op ?? tree.getOp(cid)
           if (op === undefined) throw new Error(`hold: op ${cid.toString()} is not held here`)
-          if (relay) carried = unsentBelow(op)
+          if (relay) {
+            carried = unsentBelow(op)
+            // the holder's message may come back before its answer: known from now on
+            for (const c of carried) expectBack(c.cid, c.bytes)
+            expectBack(cid, op)
+          }
           const req: HoldRequest = !relay ? { t: 'hold', id: cid, op } : carried.length === 0 ? { t: 'hold', id: cid, op, r: true } : { t: 'hold', id: cid, op, r: true, b: carried.map(c => c.bytes) }
           for (const peer of peers) {
             if (!running || opts?.signal?.aborted === true) return undefined
@@ -1186,11 +1195,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
               if (reply.held) {
                 // a host of the version before holds it and publishes nothing: this host does
                 relayed = relay && reply.r === true
-                if (relayed) {
-                  stats.carriedOps += carried.length
-                  for (const c of carried) expectBack(c.cid, c.bytes)
-                  expectBack(cid, op)
-                }
+                if (relayed) stats.carriedOps += carried.length
                 return peer
               }
             } catch (err) {
@@ -1199,6 +1204,11 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           }
           return undefined
         } finally {
+          if (relay && !relayed) {
+            // nobody publishes them for this host: nothing comes back
+            for (const c of carried) forgetBack(c.bytes)
+            if (op !== undefined) forgetBack(op)
+          }
           if (relay) settle(id, relayed ? 'relayed' : 'released', carried.map(c => c.id))
         }
       },

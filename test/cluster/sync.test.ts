@@ -282,6 +282,41 @@ describe('node/sync (cluster)', function () {
     assert.equal(all.reduce((n, x) => n + x.sync.stats().badMessages, 0), 0)
   })
 
+  it('sync.hold with r carries the author\'s ops below its op not sent yet: the holder fetches none of them from the author, publishes them, and the author knows them by their bytes when they come back', async function () {
+    const key = createNetworkKey()
+    const b = await node(key)
+    const c = await node(key, [b.host.addresses()[0]])
+    const a = await node(key, [b.host.addresses()[0], c.host.addresses()[0]])
+    const all = [a, b, c]
+    await until('full mesh, every host subscribed', () => all.every(n => n.host.peers().length === 2 && n.host.gossip.subscribers().length === 2))
+    const published = a.sync.stats().publishedOps
+    const now = (): bigint => BigInt(Date.now()) * 1_000_000n
+    // two ops in one commit (a fold and its write on an fsync; here two creates): the ask names
+    // the newest, whose parent is the other, on its way to a's log too, not sent anywhere yet
+    let asked: Promise<string | undefined> | undefined
+    const made = await a.tree.commitMany([
+      { type: 'create', parent: ROOT, name: 'below', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() },
+      { type: 'create', parent: ROOT, name: 'asked', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() }
+    ], 'durable', {
+      stamped: ops => {
+        const last = ops.at(-1)!
+        a.sync.holding(last.cid)
+        asked = a.sync.hold(last.cid, [b.host.peerId], { op: last.bytes })
+      }
+    })
+    assert.equal(await asked, b.host.peerId)
+    assert.ok(made.every(m => b.tree.hasOp(m.cid)), 'b holds both ops')
+    // (the version before: b fetched the op below from a, inside the ask)
+    assert.equal(b.sync.stats().holdFetches, 0, 'b fetched nothing from a: the ask carried the op below')
+    assert.equal(a.sync.stats().carriedOps, 1)
+    await until('c has both ops, from b', () => made.every(m => c.tree.hasOp(m.cid)) && b.sync.stats().relayedOps === 2)
+    await until('a dropped both from its queue', () => a.sync.stats().handedOps === 2)
+    assert.equal(a.sync.stats().publishedOps, published, 'a published neither')
+    // b's message reaches a too: its ops are known by their bytes (not hashed, not taken)
+    await until('a knew both ops in b\'s message', () => a.sync.stats().returnedOps === 2)
+    assert.equal(all.reduce((n, x) => n + x.sync.stats().badMessages, 0), 0)
+  })
+
   it('sync reconciles a long history on connect, in batches, walking parents', async function () {
     const key = createNetworkKey()
     const a = await node(key, [], { maxBatch: 16 })
