@@ -559,6 +559,12 @@ describe('node/sync (cluster)', function () {
     await send(encodeCall(OPS, { t: 'rbsr', m: new Uint8Array([0x61, 0, 0, 2, 9]) } as any)) // id list past the end
     await send(encodeCall(OPS, { t: 'rbsr', m: 'x' } as any))
     await send(encodeCall(OPS, { t: 'byid', ids: [1] } as any))
+    // a hold ask's ops below its op (b): with r only, a non-empty list of blocks
+    const head = b.tree.heads()[0]
+    const block = b.tree.getOp(head)!
+    await send(encodeCall(OPS, { t: 'hold', id: head, op: block, b: [block] } as any))
+    await send(encodeCall(OPS, { t: 'hold', id: head, op: block, r: true, b: [] } as any))
+    await send(encodeCall(OPS, { t: 'hold', id: head, op: block, r: true, b: 'x' } as any))
 
     // a forged op (right shape, wrong signature) pushed to a: rejected, nothing stored
     const real = b.tree.getOp(b.tree.heads()[0])!
