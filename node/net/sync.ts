@@ -785,8 +785,10 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const unsentBelow = (op: Uint8Array): Array<{ id: string, cid: CID, bytes: Uint8Array }> => {
       let queued: Map<string, Uint8Array> | undefined
       const unsent = (cid: CID, id: string): Uint8Array | undefined => {
-        // marked: an ask ended for it, and it (with the ops below it) went out, or goes from here
-        if (holdMarks.has(id)) return undefined
+        // an ask for it ended: it (with the ops below it) went out, or goes from here (one still
+        // pending is an fsync's whose ask this one supersedes: OpHold asks for the newest only)
+        const mark = holdMarks.get(id)
+        if (mark !== undefined && mark !== 'pending') return undefined
         if (!tree.hasOp(cid)) return tree.getOp(cid) // this host's own on their way to its log
         if (publishing.length === 0) return undefined
         queued ??= new Map(publishing.map(e => [e.id, e.bytes]))
