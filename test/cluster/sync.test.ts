@@ -314,6 +314,25 @@ describe('node/sync (cluster)', function () {
     assert.equal(a.sync.stats().publishedOps, published, 'a published neither')
     // b's message reaches a too: its ops are known by their bytes (not hashed, not taken)
     await until('a knew both ops in b\'s message', () => a.sync.stats().returnedOps === 2)
+
+    // an fsync's op whose ask a newer fsync's superseded (OpHold asks for the newest only): held
+    // back (pending), it rides in the newer ask (the commit before: b fetched it from a)
+    const [older] = await a.tree.commitMany([{ type: 'create', parent: ROOT, name: 'superseded', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() }], 'durable', {
+      stamped: ops => { a.sync.holding(ops[0].cid) }
+    })
+    const [newer] = await a.tree.commitMany([{ type: 'create', parent: ROOT, name: 'newest', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() }], 'durable', {
+      stamped: ops => {
+        a.sync.holding(ops[0].cid)
+        asked = a.sync.hold(ops[0].cid, [b.host.peerId], { op: ops[0].bytes })
+      }
+    })
+    assert.equal(await asked, b.host.peerId)
+    assert.ok(b.tree.hasOp(older.cid) && b.tree.hasOp(newer.cid))
+    assert.equal(b.sync.stats().holdFetches, 0, 'b fetched nothing from a: the ask carried the superseded op')
+    assert.equal(a.sync.stats().carriedOps, 2)
+    await until('c has both, from b', () => c.tree.hasOp(older.cid) && c.tree.hasOp(newer.cid) && b.sync.stats().relayedOps === 4)
+    await until('a dropped both from its queue', () => a.sync.stats().handedOps === 4)
+    assert.equal(a.sync.stats().publishedOps, published, 'a published neither')
     assert.equal(all.reduce((n, x) => n + x.sync.stats().badMessages, 0), 0)
   })
 
