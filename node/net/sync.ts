@@ -84,7 +84,11 @@
 //    holder that publishes nothing (stopped meanwhile) leaves the op to heads and reconciles.
 //    The holder's message reaches the author too (gossipsub sends to every subscribed peer),
 //    often before the author's own log sync of the op is done: freshOps() takes none of this
-//    host's ops on their way to its log.
+//    host's ops on their way to its log, and the author knows the ops it handed by their bytes
+//    (a compare, not a hash: cameBack()). The ask carries, besides its op, this host's ops below
+//    it that have not gone out yet (`b`: stamped with it in one commit, or waiting in the
+//    publish queue, as the ops between two fsyncs of SQLite do during a burst), which the holder
+//    fetched from the asker before, a round trip inside the fsync (unsentBelow()).
 //
 // Wire (rpc.ts: one request per stream, length-prefixed dag-cbor envelopes), bounded in bytes
 // and in ops:
@@ -95,7 +99,7 @@
 //   call   { t: 'get', want: [CID...], have: [CID...] } -> { t: 'ops', ops: [block...] }
 //   call   { t: 'rbsr', m: bytes }                 -> { t: 'rbsr', m: bytes }  (rbsr.ts messages, the asker is the client)
 //   call   { t: 'byid', ids: [CID...] }            -> { t: 'ops', ops: [block...] }  (exactly those it holds)
-//   call   { t: 'hold', id: CID, op: block, r?: true } -> { t: 'held', held: bool, r?: true }  (see "Hold"
+//   call   { t: 'hold', id: CID, op: block, r?: true, b?: [block...] } -> { t: 'held', held: bool, r?: true }  (see "Hold"
 //                                                   and "Relay" above; also the one call of
 //                                                   HOLD_PROTOCOL, whose streams are kept)
 // A malformed message or an op the tree rejects closes that stream with an error; nothing
@@ -151,6 +155,11 @@ export const RETRY_FIRST_MS = 500
 export const RETRY_MAX_MS = 30_000
 /** Longest peer id string a relayed gossip message may name (an Ed25519 peer id is 52). */
 const MAX_PEER_ID_CHARS = 128
+/** Most own ops a hold ask carries below the op it names, and their bytes with it (see "Relay" in the header). */
+const CARRY_MAX_OPS = 64
+const CARRY_MAX_BYTES = 1024 * 1024
+/** Most own ops remembered as published by a holder, to know them when its message comes back. */
+const MAX_RETURNING = 256
 /** Most op ids remembered as "came from peer X" (so they are not echoed back). */
 const MAX_ORIGINS = 10_000
 /** Ops that came by another way than gossip, or by gossip not forwarded, are followed by a heads publish this long after the last one. */
@@ -205,6 +214,12 @@ export interface SyncStats {
   /** Ops of other hosts this host published for them as their holder, and own ops a holder published for this host (see "Relay" in the header). */
   relayedOps: number
   handedOps: number
+  /** Own ops a hold ask carried below the op it named (held back, not out yet: see "Relay" in the header). */
+  carriedOps: number
+  /** Own ops that came back in a holder's message, known by their bytes (not hashed again). */
+  returnedOps: number
+  /** Hold asks this host answered whose op's parents it fetched from the asker. */
+  holdFetches: number
   /** tree.receive() calls that took gossip messages (several messages each during a burst). */
   gossipReceives: number
   /** Gossip messages accepted, ignored (nothing new, or parents not found), rejected. */
@@ -251,8 +266,11 @@ export class SyncProtocolError extends RpcProtocolError {
   override readonly name = 'SyncProtocolError'
 }
 
-/** A hold ask; `r`: the holder publishes the op (and the parents it fetches) on the asker's behalf (see "Relay" in the header). */
-export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[] } | { t: 'hold', id: CID, op: Uint8Array, r?: true }
+/**
+ * A hold ask; `r`: the holder publishes the op (and the parents it fetches) on the asker's
+ * behalf; `b` (with `r`): the asker's ops below it not sent yet, oldest first (see "Relay" in the header).
+ */
+export type OpsRequest = { t: 'heads' } | { t: 'get', want: CID[], have: CID[] } | { t: 'rbsr', m: Uint8Array } | { t: 'byid', ids: CID[] } | { t: 'hold', id: CID, op: Uint8Array, r?: true, b?: Uint8Array[] }
 /** `r` of a held answer: the holder publishes what it took (asked with `r`; a host of the version before never says it). */
 export type OpsReply = { t: 'heads', heads: CID[] } | { t: 'ops', ops: Uint8Array[] } | { t: 'rbsr', m: Uint8Array } | { t: 'held', held: boolean, r?: true }
 /** `r` (gossip only): the publisher's peer id, in a message that holds ops it relays for their author. */
@@ -268,7 +286,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
   return ({ host, tree }) => {
     let running = false
     const shutdown = new AbortController()
-    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, headsReconciles: 0 }
+    const stats: SyncStats = { pushedOps: 0, receivedOps: 0, reconciles: 0, badMessages: 0, retries: 0, publishedOps: 0, publishedMessages: 0, relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0, gossipReceives: 0, gossipAccepted: 0, gossipIgnored: 0, gossipRejected: 0, gossipUnforwarded: 0, rbsrRounds: 0, rbsrBytes: 0, headsReconciles: 0 }
     const gossip = host.gossip
     /** Op ids taken from gossip (and their parents fetched meanwhile): gossipsub forwards those. */
     const gossiped = new Set<string>()
@@ -285,15 +303,56 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
     const holdMarks = new Map<string, 'pending' | 'relayed' | 'released'>()
     /** When the last ask whose holder publishes for this host ended. */
     let relayedAt = -Infinity
-    /** The ask for op `id` ended: it and the marks before it still pending (its ancestors, asked for with it: OpHold asks for the newest op only). */
-    const settle = (id: string, how: 'relayed' | 'released'): void => {
+    /**
+     * The ask for op `id` ended: it and the marks before it still pending (its ancestors, asked
+     * for with it: OpHold asks for the newest op only), and those of the ops it carried (`also`).
+     */
+    const settle = (id: string, how: 'relayed' | 'released', also: readonly string[] = []): void => {
       if (!holdMarks.has(id)) return
       if (how === 'relayed') relayedAt = performance.now()
       for (const [k, v] of holdMarks) {
         if (v === 'pending') holdMarks.set(k, how)
         if (k === id) break
       }
+      for (const k of also) if (holdMarks.get(k) === 'pending') holdMarks.set(k, how)
       void publish()
+    }
+    /**
+     * Own ops a holder publishes for this host (those an ask with `r` carried), by length: its
+     * message comes back here too (gossipsub sends to every subscribed peer), and an op found
+     * in it byte for byte is known without hashing it (oldest dropped past MAX_RETURNING).
+     */
+    const returning = new Map<number, Array<{ cid: CID, bytes: Uint8Array }>>()
+    let returningCount = 0
+    const expectBack = (cid: CID, bytes: Uint8Array): void => {
+      if (returningCount >= MAX_RETURNING) {
+        const [len, list] = returning.entries().next().value as [number, Array<{ cid: CID, bytes: Uint8Array }>]
+        list.shift()
+        returningCount--
+        if (list.length === 0) returning.delete(len)
+      }
+      const list = returning.get(bytes.byteLength)
+      if (list === undefined) returning.set(bytes.byteLength, [{ cid, bytes }])
+      else list.push({ cid, bytes })
+      returningCount++
+    }
+    /** The CID of `bytes` when it is an own op a holder publishes for this host (then forgotten). */
+    const forgetBack = (bytes: Uint8Array): CID | undefined => {
+      const list = returning.get(bytes.byteLength)
+      if (list === undefined) return undefined
+      for (let i = 0; i < list.length; i++) {
+        if (Buffer.compare(list[i].bytes, bytes) !== 0) continue
+        const { cid } = list.splice(i, 1)[0]
+        returningCount--
+        if (list.length === 0) returning.delete(bytes.byteLength)
+        return cid
+      }
+      return undefined
+    }
+    const cameBack = (bytes: Uint8Array): CID | undefined => {
+      const cid = forgetBack(bytes)
+      if (cid !== undefined) stats.returnedOps++
+      return cid
     }
     /** Ops taken in hold asks with `r`, and the parents fetched for them: published from here once applied. */
     const relayIds = new Set<string>()
@@ -497,11 +556,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
      * asker's, its missing parents fetched from the asker; asked with `r`, the ops it took are
      * published from here (see "Relay" in the header).
      */
-    const holdFor = async (peer: string, { id, op, r }: HoldRequest): Promise<HoldReply> => {
+    const holdFor = async (peer: string, { id, op, r, b }: HoldRequest): Promise<HoldReply> => {
       if (!cidOf(op).equals(id)) throw new SyncProtocolError('hold: the op sent is not the one named')
       // no gossip here (a sync without it): the ops go out by direct push, as any received op
       const relay = r === true && gossip !== undefined
-      await takePush(peer, [op], relay ? markRelay : undefined)
+      // the asker's ops below it that it had not sent yet come with it (b), oldest first
+      if (await takePush(peer, b === undefined ? [op] : [...b, op], relay ? markRelay : undefined)) stats.holdFetches++
       if (!tree.hasOp(id)) return { t: 'held', held: false }
       // held means written to this host's op log (in its kernel: it survives this process being
       // killed), not synced: received ops are synced within WRITTEN_SYNC_MS or with the next
@@ -559,10 +619,13 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       return out
     }
 
-    /** Ops a peer sent; `mark` hears the id of each fresh one and of each parent fetched for them. */
-    const takePush = async (peer: string, ops: Uint8Array[], mark?: (id: string) => void): Promise<void> => {
+    /**
+     * Ops a peer sent; `mark` hears the id of each fresh one and of each parent fetched for them.
+     * Whether parents were fetched from the peer.
+     */
+    const takePush = async (peer: string, ops: Uint8Array[], mark?: (id: string) => void): Promise<boolean> => {
       const fresh = await freshOps(ops)
-      if (fresh.length === 0) return
+      if (fresh.length === 0) return false
       for (const { id } of fresh) { remember(id, peer); mark?.(id) }
       const result = await tree.receive(fresh.map(f => f.bytes), fresh)
       stats.receivedOps += result.applied
@@ -572,7 +635,9 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           log('fetching the parents of %s\'s push: %e', peer, err)
           retry(peer, 'pull')
         })
+        return true
       }
+      return false
     }
 
     /**
@@ -709,6 +774,45 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         i = n - 1
       }
       return publishing.length
+    }
+    /**
+     * This host's ops below `op` that have not gone out (stamped and on their way to its log, or
+     * applied and waiting in `publishing`), oldest first, within CARRY_MAX_OPS and
+     * CARRY_MAX_BYTES: a hold ask with `r` carries them, so its holder, which would otherwise
+     * fetch them from here inside the fsync (a round trip), takes them with the op and
+     * publishes them with it. Each is marked pending (not published from here during the ask).
+     */
+    const unsentBelow = (op: Uint8Array): Array<{ id: string, cid: CID, bytes: Uint8Array }> => {
+      let queued: Map<string, Uint8Array> | undefined
+      const unsent = (cid: CID, id: string): Uint8Array | undefined => {
+        // an ask for it ended: it (with the ops below it) went out, or goes from here (one still
+        // pending is an fsync's whose ask this one supersedes: OpHold asks for the newest only)
+        const mark = holdMarks.get(id)
+        if (mark !== undefined && mark !== 'pending') return undefined
+        if (!tree.hasOp(cid)) return tree.getOp(cid) // this host's own on their way to its log
+        if (publishing.length === 0) return undefined
+        queued ??= new Map(publishing.map(e => [e.id, e.bytes]))
+        return queued.get(id)
+      }
+      const out: Array<{ id: string, cid: CID, bytes: Uint8Array }> = []
+      const seen = new Set<string>()
+      let bytes = op.byteLength
+      const queue = parentsOf(op)
+      while (queue.length > 0 && out.length < CARRY_MAX_OPS) {
+        const cid = queue.shift() as CID
+        const id = idOf(cid)
+        if (seen.has(id)) continue
+        seen.add(id)
+        const block = unsent(cid, id)
+        if (block === undefined) continue
+        if (bytes + block.byteLength > CARRY_MAX_BYTES) break
+        bytes += block.byteLength
+        out.push({ id, cid, bytes: block })
+        queue.push(...parentsOf(block))
+      }
+      out.reverse()
+      for (const c of out) holdMarks.set(c.id, 'pending')
+      return out
     }
     const publish = async (): Promise<void> => {
       if (publishRun !== undefined || gossip === undefined) return
@@ -894,7 +998,8 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
       let fresh: Array<{ id: string, cid: CID, bytes: Uint8Array }>
       let cids: CID[]
       try {
-        cids = ops.map(cidOf)
+        // own ops a holder published for this host come back here: known by their bytes
+        cids = relayer !== undefined && returningCount > 0 ? ops.map(b => cameBack(b) ?? cidOf(b)) : ops.map(cidOf)
         fresh = await freshOps(ops, cids)
       } catch (err) {
         stats.badMessages++
@@ -1073,10 +1178,17 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
         // the ask carries ops held back from gossip (holding()): the holder is asked to publish them
         const relay = holdMarks.get(id) === 'pending'
         let relayed = false
+        let carried: Array<{ id: string, cid: CID, bytes: Uint8Array }> = []
+        const op = opts?.op ?? tree.getOp(cid)
         try {
-          const op = opts?.op ?? tree.getOp(cid)
           if (op === undefined) throw new Error(`hold: op ${cid.toString()} is not held here`)
-          const req: HoldRequest = relay ? { t: 'hold', id: cid, op, r: true } : { t: 'hold', id: cid, op }
+          if (relay) {
+            carried = unsentBelow(op)
+            // the holder's message may come back before its answer: known from now on
+            for (const c of carried) expectBack(c.cid, c.bytes)
+            expectBack(cid, op)
+          }
+          const req: HoldRequest = !relay ? { t: 'hold', id: cid, op } : carried.length === 0 ? { t: 'hold', id: cid, op, r: true } : { t: 'hold', id: cid, op, r: true, b: carried.map(c => c.bytes) }
           for (const peer of peers) {
             if (!running || opts?.signal?.aborted === true) return undefined
             try {
@@ -1085,6 +1197,7 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
               if (reply.held) {
                 // a host of the version before holds it and publishes nothing: this host does
                 relayed = relay && reply.r === true
+                if (relayed) stats.carriedOps += carried.length
                 return peer
               }
             } catch (err) {
@@ -1093,7 +1206,12 @@ export function createSync (init: SyncInit = {}): (components: SyncComponents) =
           }
           return undefined
         } finally {
-          if (relay) settle(id, relayed ? 'relayed' : 'released')
+          if (relay && !relayed) {
+            // nobody publishes them for this host: nothing comes back
+            for (const c of carried) forgetBack(c.bytes)
+            if (op !== undefined) forgetBack(op)
+          }
+          if (relay) settle(id, relayed ? 'relayed' : 'released', carried.map(c => c.id))
         }
       },
       holding: (cid) => {
@@ -1129,6 +1247,12 @@ export const OPS = defineProtocol<OpsRequest, OpsReply, OpsPush>({
       const id = cids([m.id])[0]
       if (m.r !== undefined && m.r !== true) throw new SyncProtocolError('hold: r must be true when given')
       const op = blocks([m.op])[0]
+      if (m.b !== undefined && m.r !== true) throw new SyncProtocolError('hold: b comes with r only')
+      if (m.b !== undefined) {
+        const b = blocks(m.b)
+        if (b.length === 0) throw new SyncProtocolError('hold: b must not be empty when given')
+        return { t: 'hold', id, op, r: true, b }
+      }
       return m.r === true ? { t: 'hold', id, op, r: true } : { t: 'hold', id, op }
     }
     throw new SyncProtocolError(`unknown request ${JSON.stringify(String(m.t)).slice(0, 40)}`)

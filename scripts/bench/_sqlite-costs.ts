@@ -108,11 +108,17 @@ try {
     types.set(k, (types.get(k) ?? 0) + 1)
   })
   const strace = process.env.DARKFS_DRIVE_STRACE === '1'
+  const syncTotals = (): Record<'relayedOps' | 'handedOps' | 'carriedOps' | 'returnedOps' | 'holdFetches', number> => {
+    const sum = { relayedOps: 0, handedOps: 0, carriedOps: 0, returnedOps: 0, holdFetches: 0 }
+    for (const h of hosts) for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += (h.sync.stats() as any)[k] ?? 0
+    return sum
+  }
   for (const w of which) {
     Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
     for (const x of Object.values(waits)) x.fill(0)
     const cpu = process.cpuUsage()
     let sent0 = hosts[0].host.traffic()
+    let sync0 = syncTotals()
     opBytes = 0
     let s: number
     if (w === 'fsync16') {
@@ -122,6 +128,7 @@ try {
       Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
       Object.assign(syncs, { sync: 0, datasync: 0, syncMs: 0, writes: 0, writeMs: 0 })
       sent0 = hosts[0].host.traffic()
+      sync0 = syncTotals()
       opBytes = 0
       const session = new Session()
       if (profDir !== undefined) {
@@ -177,6 +184,9 @@ try {
     const sent = hosts[0].host.traffic()
     const byProtocol = Object.entries(sent.protocols).map(([p, x]) => [p, x.sent - (sent0.protocols[p]?.sent ?? 0)] as const).filter(([, x]) => x > 0).sort((a, b) => b[1] - a[1])
     process.stdout.write(`  host 0 sent ${(sent.wire.sent - sent0.wire.sent) / 1e6} MB on the wire for ${(opBytes / 1e6).toFixed(3)} MB of its ops: ${byProtocol.slice(0, 6).map(([p, x]) => `${p} ${(x / 1e6).toFixed(3)}`).join(', ')}\n`)
+    // the relay of fsyncs' ops (net/sync.ts "Relay"): all hosts
+    const sync1 = syncTotals()
+    process.stdout.write(`  relay: ${Object.entries(sync1).map(([k, v]) => `${k} ${v - sync0[k as keyof typeof sync0]}`).join(', ')}\n`)
     process.stdout.write('  fuse: ' + [...fops].map(([k, [c, t]]) => `${k}=${c}/${(t * 1000).toFixed(0)}ms`).join(' ') + '\n')
   }
 } finally {

@@ -69,6 +69,7 @@ describe('cluster: an fsync\'s small write goes out from its author once', funct
     const handed = a.sync.stats().handedOps
     const relayed = (): number => others.reduce((n, h) => n + h.sync.stats().relayedOps, 0)
     const relayedBefore = relayed()
+    const returned = a.sync.stats().returnedOps
     await fh.sync()
     a.tree.removeEventListener('op', onOp)
     const opBytes = made.reduce((n, op) => n + op.bytes, 0)
@@ -82,6 +83,9 @@ describe('cluster: an fsync\'s small write goes out from its author once', funct
     // counted as the author's queue comes to the op, and as the holder's message goes out (a
     // host may have taken the op by then another way: a reconcile on a connection made meanwhile)
     await until('a holder published the op for its author', () => a.sync.stats().handedOps > handed && relayed() > relayedBefore, 30_000)
+    // the holder's message comes back to the author too (gossipsub sends to every subscribed
+    // peer): its own ops are known there by their bytes, not hashed and looked up as a peer's
+    await until('the author knew its ops in the holder\'s message', () => a.sync.stats().returnedOps > returned, 30_000)
   })
 
   it('every host gets the op of an fsync whose author stops as soon as the fsync returns', async () => {

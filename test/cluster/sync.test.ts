@@ -282,6 +282,60 @@ describe('node/sync (cluster)', function () {
     assert.equal(all.reduce((n, x) => n + x.sync.stats().badMessages, 0), 0)
   })
 
+  it('sync.hold with r carries the author\'s ops below its op not sent yet: the holder fetches none of them from the author, publishes them, and the author knows them by their bytes when they come back', async function () {
+    const key = createNetworkKey()
+    const b = await node(key)
+    const c = await node(key, [b.host.addresses()[0]])
+    const a = await node(key, [b.host.addresses()[0], c.host.addresses()[0]])
+    const all = [a, b, c]
+    await until('full mesh, every host subscribed', () => all.every(n => n.host.peers().length === 2 && n.host.gossip.subscribers().length === 2))
+    const published = a.sync.stats().publishedOps
+    const now = (): bigint => BigInt(Date.now()) * 1_000_000n
+    // two ops in one commit (a fold and its write on an fsync; here two creates): the ask names
+    // the newest, whose parent is the other, on its way to a's log too, not sent anywhere yet
+    let asked: Promise<string | undefined> | undefined
+    const made = await a.tree.commitMany([
+      { type: 'create', parent: ROOT, name: 'below', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() },
+      { type: 'create', parent: ROOT, name: 'asked', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() }
+    ], 'durable', {
+      stamped: ops => {
+        const last = ops.at(-1)!
+        a.sync.holding(last.cid)
+        asked = a.sync.hold(last.cid, [b.host.peerId], { op: last.bytes })
+      }
+    })
+    assert.equal(await asked, b.host.peerId)
+    assert.ok(made.every(m => b.tree.hasOp(m.cid)), 'b holds both ops')
+    // (the version before: b fetched the op below from a, inside the ask)
+    assert.equal(b.sync.stats().holdFetches, 0, 'b fetched nothing from a: the ask carried the op below')
+    assert.equal(a.sync.stats().carriedOps, 1)
+    await until('c has both ops, from b', () => made.every(m => c.tree.hasOp(m.cid)) && b.sync.stats().relayedOps === 2)
+    await until('a dropped both from its queue', () => a.sync.stats().handedOps === 2)
+    assert.equal(a.sync.stats().publishedOps, published, 'a published neither')
+    // b's message reaches a too: its ops are known by their bytes (not hashed, not taken)
+    await until('a knew both ops in b\'s message', () => a.sync.stats().returnedOps === 2)
+
+    // an fsync's op whose ask a newer fsync's superseded (OpHold asks for the newest only): held
+    // back (pending), it rides in the newer ask (the commit before: b fetched it from a)
+    const [older] = await a.tree.commitMany([{ type: 'create', parent: ROOT, name: 'superseded', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() }], 'durable', {
+      stamped: ops => { a.sync.holding(ops[0].cid) }
+    })
+    const [newer] = await a.tree.commitMany([{ type: 'create', parent: ROOT, name: 'newest', kind: 'dir', mode: 0o755, uid: 0, gid: 0, time: now() }], 'durable', {
+      stamped: ops => {
+        a.sync.holding(ops[0].cid)
+        asked = a.sync.hold(ops[0].cid, [b.host.peerId], { op: ops[0].bytes })
+      }
+    })
+    assert.equal(await asked, b.host.peerId)
+    assert.ok(b.tree.hasOp(older.cid) && b.tree.hasOp(newer.cid))
+    assert.equal(b.sync.stats().holdFetches, 0, 'b fetched nothing from a: the ask carried the superseded op')
+    assert.equal(a.sync.stats().carriedOps, 2)
+    await until('c has both, from b', () => c.tree.hasOp(older.cid) && c.tree.hasOp(newer.cid) && b.sync.stats().relayedOps === 4)
+    await until('a dropped both from its queue', () => a.sync.stats().handedOps === 4)
+    assert.equal(a.sync.stats().publishedOps, published, 'a published neither')
+    assert.equal(all.reduce((n, x) => n + x.sync.stats().badMessages, 0), 0)
+  })
+
   it('sync reconciles a long history on connect, in batches, walking parents', async function () {
     const key = createNetworkKey()
     const a = await node(key, [], { maxBatch: 16 })
@@ -524,6 +578,12 @@ describe('node/sync (cluster)', function () {
     await send(encodeCall(OPS, { t: 'rbsr', m: new Uint8Array([0x61, 0, 0, 2, 9]) } as any)) // id list past the end
     await send(encodeCall(OPS, { t: 'rbsr', m: 'x' } as any))
     await send(encodeCall(OPS, { t: 'byid', ids: [1] } as any))
+    // a hold ask's ops below its op (b): with r only, a non-empty list of blocks
+    const head = b.tree.heads()[0]
+    const block = b.tree.getOp(head)!
+    await send(encodeCall(OPS, { t: 'hold', id: head, op: block, b: [block] } as any))
+    await send(encodeCall(OPS, { t: 'hold', id: head, op: block, r: true, b: [] } as any))
+    await send(encodeCall(OPS, { t: 'hold', id: head, op: block, r: true, b: 'x' } as any))
 
     // a forged op (right shape, wrong signature) pushed to a: rejected, nothing stored
     const real = b.tree.getOp(b.tree.heads()[0])!
