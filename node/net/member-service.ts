@@ -59,7 +59,16 @@ export interface MemberService {
   stop: () => Promise<void>
 }
 
-export async function startMemberService (host: MemberServiceHost, table: MemberTable): Promise<MemberService> {
+export interface MemberServiceOptions {
+  /**
+   * Called after each table pulled from a peer (at start, and when anti-entropy found the tables
+   * differ): the keeper pulls that peer's table of keeper counts then (keeper/kept-service.ts),
+   * once the hosts its records name are members here.
+   */
+  onPulled?: (peer: string) => void
+}
+
+export async function startMemberService (host: MemberServiceHost, table: MemberTable, opts: MemberServiceOptions = {}): Promise<MemberService> {
   let stopped = false
   let pulled = false
   const answered = new Map<string, number>()
@@ -111,6 +120,8 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       if (stopped) break
       if (await table.take(msg, members.length) === 'new') fresh++
     }
+    // an empty answer is a paced one (TABLE_ANSWER_MIN_INTERVAL_MS): nothing was pulled
+    if (!stopped && members.length > 0) opts.onPulled?.(peer)
     return fresh
   }
 
