@@ -447,6 +447,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // read at each scrape from what the parts keep in memory (node/api/metrics.ts)
     const metrics = createMetrics({
       chunks: () => keep.known(),
+      network: () => keptNow.totals(),
       stored: () => store.stored(),
       space: () => space.snapshot(),
       repair: () => ({ progress: keep.repairer.progress(), totals: keep.repairer.totals() }),
