@@ -24,7 +24,7 @@
 // (the digest: sha256 of the hosts' ids and their records' seqs, in the order of the ids).
 // A host of an older version does not serve it: the pull fails, the next member pull tries again.
 import { createHash } from 'node:crypto'
-import { MAX_MEMBERS, RpcProtocolError, TABLE_ANSWER_MIN_INTERVAL_MS, call, defineProtocol, serve } from '../net/index.ts'
+import { MAX_MEMBERS, RpcProtocolError, TABLE_ANSWER_MIN_INTERVAL_MS, call, defineProtocol, sameDigest, serve, startAntiEntropy } from '../net/index.ts'
 import type { Host, RpcDialer, RpcServer } from '../net/index.ts'
 import { KEPT_MESSAGE_BYTES } from './kept.ts'
 import type { KeptNotices } from './kept.ts'
@@ -122,38 +122,25 @@ export async function startKeptService (host: KeptServiceHost, kept: KeptNotices
   }
 
   // anti-entropy: the connected peers in turn, a digest each round, a table when they differ
-  let turn = 0
-  let syncing = false
-  let recheck: ReturnType<typeof setTimeout> | undefined
-  const sync = setInterval(() => {
-    const peers = host.peers()
-    if (stopped || syncing || peers.length === 0) return
-    const peer = peers[turn++ % peers.length].id
-    syncing = true
-    void (async () => {
-      const differs = async (): Promise<boolean> => {
-        const reply = await call(host, peer, KEPT_TABLE, { t: 'digest' })
-        return reply.t === 'digest' && !equal(reply.d, keptDigest(kept.held()))
-      }
-      if (!(await differs())) return
-      await new Promise<void>(resolve => { recheck = setTimeout(resolve, opts.recheckMs ?? KEPT_SYNC_RECHECK_MS); recheck.unref() })
-      if (!stopped && await differs()) await pull(peer)
-    })().catch((err: unknown) => { log('kept table sync with %s: %e', peer, err) }).finally(() => { syncing = false })
-  }, opts.syncMs ?? KEPT_SYNC_MS)
-  sync.unref()
+  const stopSync = startAntiEntropy({
+    peers: () => host.peers(),
+    everyMs: opts.syncMs ?? KEPT_SYNC_MS,
+    recheckMs: opts.recheckMs ?? KEPT_SYNC_RECHECK_MS,
+    differs: async peer => {
+      const reply = await call(host, peer, KEPT_TABLE, { t: 'digest' })
+      return reply.t === 'digest' && !sameDigest(reply.d, keptDigest(kept.held()))
+    },
+    pull,
+    failed: (peer, err) => { log('kept table sync with %s: %e', peer, err) }
+  })
 
   return {
     pull,
     stop: async () => {
       if (stopped) return
       stopped = true
-      clearInterval(sync)
-      clearTimeout(recheck)
+      stopSync()
       await unserve()
     }
   }
-}
-
-function equal (a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && a.every((x, i) => x === b[i])
 }

@@ -23,6 +23,7 @@ import type { Host, GossipVerdict } from './host.ts'
 import { MEMBERS, MEMBERS_GOSSIP_TAG, memberRefreshMs } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { call, serve } from './rpc.ts'
+import { sameDigest, startAntiEntropy } from './anti-entropy.ts'
 import { logger } from '../log.ts'
 
 const log = logger('net:members')
@@ -179,30 +180,18 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   table.addEventListener('down', onDown)
 
   // anti-entropy: the connected peers in turn, a digest each round, a table when they differ
-  let turn = 0
-  let syncing = false
-  const antiEntropy = setInterval(() => {
-    const peers = host.peers()
-    if (stopped || syncing || peers.length === 0) return
-    const peer = peers[turn++ % peers.length].id
-    syncing = true
-    void (async () => {
-      const differs = async (): Promise<boolean> => {
-        const reply = await call(host, peer, MEMBERS, { t: 'digest' })
-        return reply.t === 'digest' && !equal(reply.d, table.digest())
-      }
-      if (!(await differs())) {
-        pulled = true
-        return
-      }
-      await new Promise<void>(resolve => { setTimeout(resolve, TABLE_SYNC_RECHECK_MS).unref() })
-      if (!stopped && await differs()) {
-        await pull(peer)
-        pulled = true
-      } else if (!stopped) pulled = true
-    })().catch((err: unknown) => { log('table sync with %s: %e', peer, err) }).finally(() => { syncing = false })
-  }, TABLE_SYNC_MS)
-  antiEntropy.unref()
+  const stopAntiEntropy = startAntiEntropy({
+    peers: () => host.peers(),
+    everyMs: TABLE_SYNC_MS,
+    recheckMs: TABLE_SYNC_RECHECK_MS,
+    differs: async peer => {
+      const reply = await call(host, peer, MEMBERS, { t: 'digest' })
+      return reply.t === 'digest' && !sameDigest(reply.d, table.digest())
+    },
+    pull,
+    synced: () => { pulled = true },
+    failed: (peer, err) => { log('table sync with %s: %e', peer, err) }
+  })
 
   // expiry is checked every MEMBER_REFRESH_CHECK_MS; this host's record is signed again once
   // memberRefreshMs(table size) went by since the last one (the table grows after the start)
@@ -223,7 +212,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       if (stopped) return
       stopped = true
       clearInterval(refresh)
-      clearInterval(antiEntropy)
+      stopAntiEntropy()
       clearTimeout(again)
       for (const timer of retryTimers) clearTimeout(timer)
       host.removeEventListener('peer:connect', onConnect)
@@ -233,8 +222,4 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       await unserve()
     }
   }
-}
-
-function equal (a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && a.every((x, i) => x === b[i])
 }
