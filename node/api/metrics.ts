@@ -6,6 +6,14 @@
 //   darkfs_chunks{health}                       chunks by health, from the keeper's health book
 //                                               (keeper/status.ts countKnown; no survey): redundant,
 //                                               degraded, local-only, placing, unreachable, lost, unknown
+//   darkfs_network_chunks{state}, darkfs_network_bytes{state}
+//                                               the network totals `darkfs status` shows: the sum of
+//                                               the keeper counts each member up signed and told
+//                                               (keeper/kept.ts; no survey): redundant, degraded,
+//                                               at-risk, unreachable, lost (bytes: their plaintext)
+//   darkfs_network_members, darkfs_network_reporting_members
+//                                               members up, and those of them whose counts are known
+//   darkfs_network_counts_age_seconds           age of the oldest observation behind the sums
 //   darkfs_stored_bytes, darkfs_store_free_bytes, darkfs_store_capacity_bytes, darkfs_store_full
 //                                               block files held here (a running figure: data/store.ts
 //                                               stored()); the disk under the store as last measured
@@ -38,8 +46,8 @@
 // `promtool check metrics` (test/cluster/metrics.test.ts).
 import { constants } from 'node:os'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { CHUNK_STATES, RELAY_BELOW_BYTES_PER_SECOND } from '../keeper/index.ts'
-import type { ChunkState, RepairProgress, RepairTotals } from '../keeper/index.ts'
+import { CHUNK_STATES, KEPT_STATES, RELAY_BELOW_BYTES_PER_SECOND } from '../keeper/index.ts'
+import type { ChunkState, KeptState, NetworkTotals, RepairProgress, RepairTotals } from '../keeper/index.ts'
 import type { Route } from './route.ts'
 import { jsonResponse } from './openapi.ts'
 import { ref } from './schemas.ts'
@@ -48,6 +56,8 @@ import { ref } from './schemas.ts'
 export interface MetricsComponents {
   /** Chunks by health from the health book (keeper Redundancy.known()). */
   chunks: () => Record<ChunkState, number>
+  /** The network totals: the members' keeper counts summed (keeper KeptNotices.totals()). */
+  network: () => NetworkTotals
   /** Bytes of blocks stored here (data/store.ts stored(); undefined before its tally). */
   stored: () => number | undefined
   /** The disk under the store as last measured (data/space.ts snapshot()). */
@@ -89,6 +99,15 @@ const HEALTH_LABEL: Record<ChunkState, string> = {
   unreachable: 'unreachable',
   lost: 'lost',
   unknown: 'unknown'
+}
+
+/** Label values of darkfs_network_chunks and _bytes (keeper/kept.ts's states). */
+const KEPT_LABEL: Record<KeptState, string> = {
+  redundant: 'redundant',
+  degraded: 'degraded',
+  atRisk: 'at-risk',
+  unreachable: 'unreachable',
+  lost: 'lost'
 }
 
 /** errno number -> its name (EIO, ENOENT, ...), from node:os. */
@@ -142,6 +161,31 @@ export function createMetrics (c: MetricsComponents): Metrics {
       const counts = c.chunks()
       for (const s of CHUNK_STATES) this.set({ health: HEALTH_LABEL[s] }, counts[s])
     }
+  })
+  // the network totals, summed once per scrape (render()) for the five gauges that read them
+  let scraped: NetworkTotals | undefined
+  const totals = (): NetworkTotals => scraped ?? c.network()
+  new Gauge({
+    name: 'darkfs_network_chunks',
+    help: 'Chunks of the network by state: the sum of the counts each member up signed for the chunks it is the keeper of (no survey).',
+    labelNames: ['state'],
+    registers: r,
+    collect () { const n = totals(); for (const s of KEPT_STATES) this.set({ state: KEPT_LABEL[s] }, n.chunks[s]) }
+  })
+  new Gauge({
+    name: 'darkfs_network_bytes',
+    help: 'Plaintext bytes of the network\'s chunks by state, summed as darkfs_network_chunks.',
+    labelNames: ['state'],
+    registers: r,
+    collect () { const n = totals(); for (const s of KEPT_STATES) this.set({ state: KEPT_LABEL[s] }, n.bytes[s]) }
+  })
+  new Gauge({ name: 'darkfs_network_members', help: 'Members up now, whose counts the network totals sum.', registers: r, collect () { this.set(totals().members) } })
+  new Gauge({ name: 'darkfs_network_reporting_members', help: 'Members up now whose keeper counts this host holds (itself included).', registers: r, collect () { this.set(totals().reporting) } })
+  new Gauge({
+    name: 'darkfs_network_counts_age_seconds',
+    help: 'Age of the oldest observation behind the network totals (as each member told it, plus since it was heard).',
+    registers: r,
+    collect () { const a = totals().ageMs; if (a === null) this.reset(); else this.set(a / 1000) }
   })
   new Gauge({
     name: 'darkfs_stored_bytes',
@@ -262,7 +306,14 @@ export function createMetrics (c: MetricsComponents): Metrics {
   return {
     registry,
     // the two registries' texts, one after the other (no name is in both)
-    render: async () => ({ contentType: registry.contentType, text: await processMetrics().metrics() + await registry.metrics() }),
+    render: async () => {
+      scraped = c.network()
+      try {
+        return { contentType: registry.contentType, text: await processMetrics().metrics() + await registry.metrics() }
+      } finally {
+        scraped = undefined
+      }
+    },
     fuseOp: (op, seconds, errno) => {
       fuseRequests.inc({ op, result: errno === 0 ? 'ok' : 'error' })
       fuseSeconds.observe({ op }, seconds)
@@ -292,7 +343,7 @@ export function metricsRoutes (metrics: Pick<Metrics, 'render'>): Route[] {
     operation: {
       operationId: 'getMetrics',
       summary: 'Prometheus metrics of this host',
-      description: 'The host\'s metrics in the Prometheus text exposition format (version 0.0.4): chunks by health, bytes stored and free, repair, swarm traffic by peer class and protocol, peers, op log and merge lag, FUSE requests and latency, conflicts, errors, and the process. Read from memory: a scrape sends no message and walks neither the store nor the tree.',
+      description: 'The host\'s metrics in the Prometheus text exposition format (version 0.0.4): chunks by health, the network totals (the members\' keeper counts), bytes stored and free, repair, swarm traffic by peer class and protocol, peers, op log and merge lag, FUSE requests and latency, conflicts, errors, and the process. Read from memory: a scrape sends no message and walks neither the store nor the tree.',
       tags: ['metrics'],
       responses: {
         200: {

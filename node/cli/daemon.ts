@@ -16,8 +16,8 @@ import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG } from '../keeper/index.ts'
-import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments } from '../keeper/index.ts'
+import { ChunkNetwork, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, startKeptService } from '../keeper/index.ts'
+import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments, KeptService } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
 import { createMetrics, metricsRoutes } from '../api/index.ts'
@@ -230,7 +230,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // a host of a network knows every member only while online and once it pulled a table
       known: () => !presence.belongs() || (!presence.offline() && memberService.pulled())
     })
-    const memberService: MemberService = await startMemberService(host, members)
+    // each member table pulled from a peer is followed by its table of keeper counts (keeper/kept-service.ts; started below)
+    let keptService: KeptService | undefined
+    const pullKept = (peer: string): void => {
+      keptService?.pull(peer).catch((err: unknown) => { log('keeper counts of %s not pulled: %e', peer, err) })
+    }
+    const memberService: MemberService = await startMemberService(host, members, { onPulled: pullKept })
     closers.push(async () => { await memberService.stop() })
     const sync = createSync()({ host, tree })
     await sync.start()
@@ -409,6 +414,13 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const onMembers = (): void => { keptNow.changed() }
     for (const e of keptEvents) membership.addEventListener(e, onMembers)
     keptNow.changed()
+    keptService = await startKeptService(host, keptNow)
+    closers.push(async () => { await keptService?.stop(); keptService = undefined })
+    // the member table was pulled before the keeper started: the counts from a peer now
+    if (memberService.pulled()) {
+      const first = host.peers()[0]
+      if (first !== undefined) pullKept(first.id)
+    }
     closers.push(async () => {
       keptNow.stop()
       keep.book.onObserve = undefined
@@ -435,6 +447,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // read at each scrape from what the parts keep in memory (node/api/metrics.ts)
     const metrics = createMetrics({
       chunks: () => keep.known(),
+      network: () => keptNow.totals(),
       stored: () => store.stored(),
       space: () => space.snapshot(),
       repair: () => ({ progress: keep.repairer.progress(), totals: keep.repairer.totals() }),

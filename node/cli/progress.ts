@@ -14,9 +14,9 @@ export interface ProgressDrawer {
   done: () => void
 }
 
-/** Human bytes: 1.5 GiB, 12.0 MiB, 512 B. */
+/** Human bytes: 1.5 GiB, 12.0 MiB, 512 B (`darkfs put`'s progress, `darkfs status`'s network totals). */
 export function bytes (n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
   let i = 0
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
   return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`

@@ -1,5 +1,6 @@
 // The chunk lines of `darkfs status` (keeper/status.ts ChunkStatus): one line per state with its
 // count and the age of the figure, so a reader sees how fresh each number is.
+import { bytes } from './progress.ts'
 
 /** What each state means, in the words status prints. */
 const MEANING: Record<string, string> = {
@@ -50,24 +51,15 @@ const NETWORK_MEANING: Record<string, string> = {
   lost: 'lost (fewer than k fragments, confirmed by their keeper)'
 }
 
-/** A byte count for people: '512 B', '3.2 MiB'. */
-function sized (n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
-  let i = 0
-  let v = n
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++ }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`
-}
-
 /** The network lines of `darkfs status`: every chunk by health, summed over the keepers' counts. */
 export function networkLines (n: any): string[] {
   if (n === undefined || n === null) return []
   const age = ageText(n.ageMs)
-  const lines = [`network   ${n.chunks.total} chunks (${sized(Number(n.bytes.total))}) kept by ${n.reporting} of ${n.members} members up, as their keepers told${age !== '' ? ` ${age === 'now' ? 'just now' : age}` : ''}`]
+  const lines = [`network   ${n.chunks.total} chunks (${bytes(Number(n.bytes.total))}) kept by ${n.reporting} of ${n.members} members up, as their keepers told${age !== '' ? ` ${age === 'now' ? 'just now' : age}` : ''}`]
   for (const state of Object.keys(NETWORK_MEANING)) {
     const c = Number(n.chunks[state] ?? 0)
     if (c === 0 && state !== 'redundant' && state !== 'lost') continue
-    lines.push(`  ${String(c).padStart(8)} ${NETWORK_MEANING[state]}${c > 0 && state !== 'redundant' ? `, ${sized(Number(n.bytes[state] ?? 0))}` : ''}`)
+    lines.push(`  ${String(c).padStart(8)} ${NETWORK_MEANING[state]}${c > 0 && state !== 'redundant' ? `, ${bytes(Number(n.bytes[state] ?? 0))}` : ''}`)
   }
   return lines
 }

@@ -6,7 +6,10 @@
 // connected to (net/space-notice.ts), and beyond the full mesh on gossip as well (tagged
 // KEPT_GOSSIP_TAG), so every member hears every member's. A host's network totals are the sum of
 // the latest counts of the members up now: `darkfs status` answers them from memory, with no
-// message, and sees a chunk its keeper repaired as redundant without asking anyone.
+// message, and sees a chunk its keeper repaired as redundant without asking anyone. An idle
+// host tells nothing, so a host that starts is served the table of records (kept-service.ts,
+// after the member table; and by anti-entropy, as the member table is), and a gossiped record
+// that reached no peer (a host that just started) is published again until one got it.
 //
 // The states (disjoint):
 //   redundant    every fragment on every host it must be on
@@ -46,6 +49,9 @@ export const KEPT_MIN_INTERVAL_MS = 2_000
 export const KEPT_MS_PER_MEMBER = 250
 /** Longest wait between a change and its record. */
 export const KEPT_MAX_INTERVAL_MS = 600_000
+/** A record gossip sent to nobody is published again after this, doubling up to the max. */
+export const KEPT_PUBLISH_RETRY_MS = 500
+export const KEPT_PUBLISH_RETRY_MAX_MS = 30_000
 /** Wait after a change before counting (changes come in bursts: a pass's batches). */
 export const KEPT_DEBOUNCE_MS = 500
 
@@ -153,6 +159,11 @@ export class KeptTable {
     return this.records.get(peer)
   }
 
+  /** The record held for each host. */
+  all (): IterableIterator<KeptRecord> {
+    return this.records.values()
+  }
+
   /** The sum over `up` (the members up now), with this host's own counts `own` (now). */
   totals (up: Iterable<string>, self: string, own: KeptCounts, now = Date.now()): NetworkTotals {
     const sum = emptyKept()
@@ -192,8 +203,11 @@ export interface KeptNoticesComponents {
   member: (peer: string) => boolean
   /** Tell the connected peers this host's record (SpaceNotices.tellKept(): it reads own()). */
   tell: () => void
-  /** Publish a record on gossip (tagged KEPT_GOSSIP_TAG); given beyond the full mesh only, where peers are not all connected. */
-  publish?: () => ((msg: Uint8Array) => Promise<unknown>) | undefined
+  /**
+   * Publish a record on gossip (tagged KEPT_GOSSIP_TAG): the peers it was sent to. Given beyond
+   * the full mesh only, where peers are not all connected.
+   */
+  publish?: () => ((msg: Uint8Array) => Promise<string[]>) | undefined
   /** Called with each record refused (a forged or malformed one) and the peer it came from. */
   onRefused?: (err: KeptRecordError, from: string) => void
 }
@@ -210,9 +224,11 @@ export class KeptNotices {
   /** Sequence number of this host's records (from the clock: a restart goes on above it). */
   private seq = Date.now() * 1000
   private own: Uint8Array | undefined
+  private ownSeq = 0
   private told: KeptCounts | undefined
   private toldAt = 0
   private timer: ReturnType<typeof setTimeout> | undefined
+  private again: ReturnType<typeof setTimeout> | undefined
   private stopped = false
   /** Records refused so far (forged, malformed, oversized). */
   refused = 0
@@ -224,6 +240,17 @@ export class KeptNotices {
   /** This host's signed record, once it has one. */
   ownRecord (): Uint8Array | undefined {
     return this.own
+  }
+
+  /**
+   * The signed records this host holds of members (kept-service.ts serves and digests them):
+   * its own and the latest of each other member, ordered by host.
+   */
+  held (): Array<{ peer: string, seq: number, msg: Uint8Array }> {
+    const out: Array<{ peer: string, seq: number, msg: Uint8Array }> = []
+    if (this.own !== undefined) out.push({ peer: this.c.signer.author, seq: this.ownSeq, msg: this.own })
+    for (const r of this.table.all()) if (this.c.member(r.peer)) out.push({ peer: r.peer, seq: r.seq, msg: r.msg })
+    return out.sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0)
   }
 
   /** Something the counts follow changed: count again soon, tell if a figure moved. */
@@ -243,16 +270,38 @@ export class KeptNotices {
     if (sameKept(this.told, counts)) return false
     this.told = counts
     this.toldAt = Date.now()
-    this.own = await signKept(this.c.signer, ++this.seq, counts)
+    const seq = ++this.seq
+    const own = await signKept(this.c.signer, seq, counts)
+    // a recount begun later signed a newer one meanwhile
+    if (seq < this.ownSeq) return false
+    this.own = own
+    this.ownSeq = seq
     if (this.stopped) return false
     // beyond the full mesh gossip reaches every member (the connected peers too); in a full mesh
     // every member is a peer, told on its space notice. A peer that connects later gets the
     // record on the space notice it is sent then
     const publish = this.c.publish?.()
     if (publish === undefined) this.c.tell()
-    // ignored: nobody subscribed yet; the peers that connect get it on their space notice
-    else await publish(this.own).catch(() => {})
+    else this.publishUntilSent(this.own)
     return true
+  }
+
+  /**
+   * Publish `msg` until some peer was sent it (KEPT_PUBLISH_RETRY_MS, doubling), while it is this
+   * host's latest record: one published before gossip knows who listens (a host that just
+   * started) reaches nobody, and an idle host tells no newer one (member-service.ts announces
+   * its member record so too). The peers that connect get it on their space notice anyway.
+   */
+  private publishUntilSent (msg: Uint8Array, wait = KEPT_PUBLISH_RETRY_MS): void {
+    const publish = this.c.publish?.()
+    if (this.stopped || this.own !== msg || publish === undefined) return
+    // a failed publish is one that reached nobody: tried again as such
+    void publish(msg).catch(() => []).then(sent => {
+      if (sent.length > 0 || this.stopped || this.own !== msg) return
+      clearTimeout(this.again)
+      this.again = setTimeout(() => { this.publishUntilSent(msg, Math.min(wait * 2, KEPT_PUBLISH_RETRY_MAX_MS)) }, wait)
+      this.again.unref?.()
+    })
   }
 
   /**
@@ -285,6 +334,7 @@ export class KeptNotices {
   stop (): void {
     this.stopped = true
     clearTimeout(this.timer)
+    clearTimeout(this.again)
     this.timer = undefined
   }
 }

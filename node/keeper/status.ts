@@ -93,6 +93,16 @@ export interface HealthView {
 }
 
 /**
+ * Fragments of a chunk as seen that are on hosts `live` now: distinct fragments with a live
+ * holder; of a replicated block (k = 1: its fragments are m + 1 copies of one block, held alike),
+ * the live hosts holding a copy.
+ */
+function liveFragments (seen: Pick<Seen, 'k' | 'held'>, live: ReadonlySet<string>): number {
+  if (seen.k === 1) return (seen.held[0] ?? []).filter(h => live.has(h)).length
+  return seen.held.filter(hs => hs.some(h => live.has(h))).length
+}
+
+/**
  * The state of one chunk now, from what was seen of it (pure). Holders that are not live now
  * no longer count: their fragments are unreachable until they are back or repaired elsewhere.
  */
@@ -100,8 +110,7 @@ export function stateOf (seen: Seen | undefined, live: Set<string>, self: string
   if (seen === undefined || (seen.alone && live.size > 1)) return 'unknown'
   const now = seen.held.map(hs => hs.filter(h => live.has(h)))
   const changed = now.some((hs, j) => hs.length !== seen.held[j].length)
-  const available = seen.k === 1 ? (now.some(hs => hs.length > 0) ? 1 : 0) : now.filter(hs => hs.length > 0).length
-  if (available < seen.k) return seen.incomplete || changed || live.size < 2 ? 'unreachable' : 'lost'
+  if (liveFragments(seen, live) < seen.k) return seen.incomplete || changed || live.size < 2 ? 'unreachable' : 'lost'
   const hosts = new Set(now.flat())
   if (hosts.size === 1 && hosts.has(self)) return 'localOnly'
   if (seen.health === 'redundant' && !changed) return 'redundant'
@@ -206,9 +215,7 @@ export class HealthBook extends EventTarget {
    */
   liveSeen (ref: ChunkRef, live: Set<string>): number | undefined {
     const seen = this.seen.get(ref.cid!.toString())
-    if (seen === undefined) return undefined
-    if (seen.k === 1) return (seen.held[0] ?? []).filter(h => live.has(h)).length
-    return seen.held.filter(hs => hs.some(h => live.has(h))).length
+    return seen === undefined ? undefined : liveFragments(seen, live)
   }
 
   /** Chunks of the manifests whose health is unknown: never seen, or seen alone while `live` hosts are up now. */
@@ -242,8 +249,7 @@ export class HealthBook extends EventTarget {
       else if (state === 'localOnly') kept = 'atRisk'
       else if (state === 'degraded') {
         // one loss from fewer than k: k fragments (one copy) on live hosts
-        const available = seen.k === 1 ? seen.held[0].filter(h => live.has(h)).length : seen.held.filter(hs => hs.some(h => live.has(h))).length
-        kept = available <= seen.k ? 'atRisk' : 'degraded'
+        kept = liveFragments(seen, live) <= seen.k ? 'atRisk' : 'degraded'
       } else continue
       out.chunks[kept]++
       out.bytes[kept] += seen.size ?? 0

@@ -257,6 +257,26 @@ export interface MembershipEvents {
   change: CustomEvent<string>
 }
 
+/**
+ * A value worked out from what a change counter counts (Membership's up() and watching()):
+ * kept until the counter moves, and only while `keep` (the table's events are heard, start() to
+ * stop(): else a change would go unseen).
+ */
+class ChangeMemo<T> {
+  private held: { changes: number, value: T } | undefined
+
+  get (changes: number, keep: boolean, compute: () => T): T {
+    if (keep && this.held !== undefined && this.held.changes === changes) return this.held.value
+    const value = compute()
+    this.held = keep ? { changes, value } : undefined
+    return value
+  }
+
+  clear (): void {
+    this.held = undefined
+  }
+}
+
 /** A Set that calls `changed` on each add, delete and clear (Membership's memo of up()). */
 class TrackedSet<T> extends Set<T> {
   private readonly changed: () => void
@@ -286,9 +306,9 @@ export class Membership extends EventTarget {
   private changes = 0
   private readonly bump = (): void => { this.changes++ }
   /** watching() as of `changes`. */
-  private watchMemo: { changes: number, set: ReadonlySet<string> } | undefined
+  private readonly watchMemo = new ChangeMemo<ReadonlySet<string>>()
   /** The table's members not left, gone here or away, as of `changes` (up()). */
-  private upMemo: { changes: number, set: ReadonlySet<string> } | undefined
+  private readonly upMemo = new ChangeMemo<ReadonlySet<string>>()
   /** Peers declared gone by timeout, still within the repair delay -> when they went away, and the timer ending it. */
   private readonly awaySince = new TrackedMap<string, { since: number, timer: ReturnType<typeof setTimeout> }>(this.bump)
   /** Disconnected peers not yet gone -> timer declaring them gone. */
@@ -388,13 +408,11 @@ export class Membership extends EventTarget {
   watching (): ReadonlySet<string> {
     const table = this.table
     if (table === undefined || this.host.beyondFullMesh?.() !== true) return new Set()
-    if (this.watchMemo === undefined || this.watchMemo.changes !== this.changes || !this.started) {
+    return this.watchMemo.get(this.changes, this.started, () => {
       const set = new Set([...table.watchedBy(this.host.peerId, WATCH_PROBERS), ...(table.has(this.host.peerId) ? table.neighbours(this.host.peerId, WATCH_PROBERS) : [])])
       for (const p of set) if (this.left.has(p) || this.goneHere.has(p)) set.delete(p)
-      this.watchMemo = this.started ? { changes: this.changes, set } : undefined
       return set
-    }
-    return this.watchMemo.set
+    })
   }
 
   /**
@@ -465,8 +483,8 @@ export class Membership extends EventTarget {
     this.table?.removeEventListener('down', this.onDown)
     this.table?.removeEventListener('member', this.onMember)
     this.table?.removeEventListener('expired', this.onExpired)
-    this.upMemo = undefined
-    this.watchMemo = undefined
+    this.upMemo.clear()
+    this.watchMemo.clear()
     for (const t of this.suspect.values()) clearTimeout(t)
     this.suspect.clear()
     for (const a of this.awaySince.values()) clearTimeout(a.timer)
@@ -511,18 +529,16 @@ export class Membership extends EventTarget {
   upSet (): ReadonlySet<string> {
     const live = this.live()
     if (this.table === undefined || this.host.beyondFullMesh?.() !== true) return new Set(live)
-    let memo = this.upMemo
-    if (memo === undefined || memo.changes !== this.changes || !this.started) {
+    const table = this.table
+    const members = this.upMemo.get(this.changes, this.started, () => {
       const set = new Set<string>()
-      for (const p of this.table.members()) {
+      for (const p of table.members()) {
         if (!this.left.has(p) && !this.goneHere.has(p) && !this.awaySince.has(p)) set.add(p)
       }
-      memo = { changes: this.changes, set }
-      // kept only while the table's events are heard (start() to stop())
-      this.upMemo = this.started ? memo : undefined
-    }
-    if (live.every(p => memo.set.has(p))) return memo.set
-    return new Set([...memo.set, ...live])
+      return set
+    })
+    if (live.every(p => members.has(p))) return members
+    return new Set([...members, ...live])
   }
 
   /**

@@ -23,6 +23,7 @@ import type { Host, GossipVerdict } from './host.ts'
 import { MEMBERS, MEMBERS_GOSSIP_TAG, memberRefreshMs } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { call, serve } from './rpc.ts'
+import { sameDigest, startAntiEntropy } from './anti-entropy.ts'
 import { logger } from '../log.ts'
 
 const log = logger('net:members')
@@ -59,7 +60,16 @@ export interface MemberService {
   stop: () => Promise<void>
 }
 
-export async function startMemberService (host: MemberServiceHost, table: MemberTable): Promise<MemberService> {
+export interface MemberServiceOptions {
+  /**
+   * Called after each table pulled from a peer (at start, and when anti-entropy found the tables
+   * differ): the keeper pulls that peer's table of keeper counts then (keeper/kept-service.ts),
+   * once the hosts its records name are members here.
+   */
+  onPulled?: (peer: string) => void
+}
+
+export async function startMemberService (host: MemberServiceHost, table: MemberTable, opts: MemberServiceOptions = {}): Promise<MemberService> {
   let stopped = false
   let pulled = false
   const answered = new Map<string, number>()
@@ -111,6 +121,8 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       if (stopped) break
       if (await table.take(msg, members.length) === 'new') fresh++
     }
+    // an empty answer is a paced one (TABLE_ANSWER_MIN_INTERVAL_MS): nothing was pulled
+    if (!stopped && members.length > 0) opts.onPulled?.(peer)
     return fresh
   }
 
@@ -168,30 +180,18 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   table.addEventListener('down', onDown)
 
   // anti-entropy: the connected peers in turn, a digest each round, a table when they differ
-  let turn = 0
-  let syncing = false
-  const antiEntropy = setInterval(() => {
-    const peers = host.peers()
-    if (stopped || syncing || peers.length === 0) return
-    const peer = peers[turn++ % peers.length].id
-    syncing = true
-    void (async () => {
-      const differs = async (): Promise<boolean> => {
-        const reply = await call(host, peer, MEMBERS, { t: 'digest' })
-        return reply.t === 'digest' && !equal(reply.d, table.digest())
-      }
-      if (!(await differs())) {
-        pulled = true
-        return
-      }
-      await new Promise<void>(resolve => { setTimeout(resolve, TABLE_SYNC_RECHECK_MS).unref() })
-      if (!stopped && await differs()) {
-        await pull(peer)
-        pulled = true
-      } else if (!stopped) pulled = true
-    })().catch((err: unknown) => { log('table sync with %s: %e', peer, err) }).finally(() => { syncing = false })
-  }, TABLE_SYNC_MS)
-  antiEntropy.unref()
+  const stopAntiEntropy = startAntiEntropy({
+    peers: () => host.peers(),
+    everyMs: TABLE_SYNC_MS,
+    recheckMs: TABLE_SYNC_RECHECK_MS,
+    differs: async peer => {
+      const reply = await call(host, peer, MEMBERS, { t: 'digest' })
+      return reply.t === 'digest' && !sameDigest(reply.d, table.digest())
+    },
+    pull,
+    synced: () => { pulled = true },
+    failed: (peer, err) => { log('table sync with %s: %e', peer, err) }
+  })
 
   // expiry is checked every MEMBER_REFRESH_CHECK_MS; this host's record is signed again once
   // memberRefreshMs(table size) went by since the last one (the table grows after the start)
@@ -212,7 +212,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       if (stopped) return
       stopped = true
       clearInterval(refresh)
-      clearInterval(antiEntropy)
+      stopAntiEntropy()
       clearTimeout(again)
       for (const timer of retryTimers) clearTimeout(timer)
       host.removeEventListener('peer:connect', onConnect)
@@ -222,8 +222,4 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       await unserve()
     }
   }
-}
-
-function equal (a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && a.every((x, i) => x === b[i])
 }

@@ -3,6 +3,8 @@
 // (seven in one process, k=4 m=2: one more than a chunk's fragments), real repair.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { request } from 'node:http'
+import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
@@ -11,6 +13,27 @@ import { emptyKept, retained, signKept } from '../../node/keeper/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import { SPACE, notify, signerFor } from '../../node/net/index.ts'
 import { ControlClient } from '../../node/cli/index.ts'
+
+/** A scrape of GET /metrics over a host's control socket: series (name and labels as written) -> value. */
+async function scrape (dir: string): Promise<Map<string, number>> {
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request({ socketPath: join(dir, 'control.sock'), path: '/metrics', method: 'GET' }, res => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { body += d })
+      res.on('end', () => { res.statusCode === 200 ? resolve(body) : reject(new Error(`GET /metrics: ${res.statusCode ?? 0} ${body}`)) })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  const series = new Map<string, number>()
+  for (const line of text.split('\n')) {
+    const m = /^(darkfs_network_\S+) (\S+)$/.exec(line)
+    if (m !== null) series.set(m[1], Number(m[2]))
+  }
+  return series
+}
 
 // Background passes off (interval 0): passes run when a member is declared gone, or when called.
 const keep = { failureTimeoutMs: 1000, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 }
@@ -79,6 +102,16 @@ describe('keeper counts: network totals in status, told by each keeper (7 in-pro
     const s = await new ControlClient(b.dir).get('/v1/status')
     assert.equal(s.network.chunks.redundant, refs.length)
     assert.equal(s.network.reporting, 6)
+    // and through GET /metrics (the gauges of the network totals)
+    const m = await scrape(b.dir)
+    const n = totals()
+    assert.equal(m.get('darkfs_network_chunks{state="redundant"}'), refs.length)
+    for (const state of ['degraded', 'at-risk', 'unreachable', 'lost']) assert.equal(m.get(`darkfs_network_chunks{state="${state}"}`), 0, state)
+    assert.equal(m.get('darkfs_network_bytes{state="redundant"}'), n.bytes.redundant)
+    assert.ok(n.bytes.redundant >= 3 << 20, `the file's bytes: ${n.bytes.redundant}`)
+    assert.equal(m.get('darkfs_network_reporting_members'), 6)
+    assert.equal(m.get('darkfs_network_members'), 6)
+    assert.ok((m.get('darkfs_network_counts_age_seconds') ?? -1) >= 0)
     // the repair is real: every chunk's fragments on live hosts again
     for (const r of refs) {
       let held = 0

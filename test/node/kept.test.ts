@@ -6,7 +6,9 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { cidOf } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
-import { HealthBook, KEPT_MESSAGE_BYTES, KeptRecordError, KeptTable, MAX_KEPT_CHUNKS, emptyKept, keptInterval, openKept, signKept } from '../../node/keeper/index.ts'
+import { HealthBook, KEPT_MESSAGE_BYTES, KEPT_TABLE, KeptRecordError, KeptTable, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptDigest, keptInterval, openKept, signKept } from '../../node/keeper/index.ts'
+import { networkLines } from '../../node/cli/status-cli.ts'
+import { bytes } from '../../node/cli/progress.ts'
 import type { KeptCounts } from '../../node/keeper/index.ts'
 import { SPACE, SpaceNoticeError, encodeNotice, decodeIncoming, signerFor, verify } from '../../node/net/index.ts'
 
@@ -130,5 +132,27 @@ describe('keeper counts (kept.ts)', () => {
     // a repair recorded (a later observation without ranks keeps the ranks)
     book.observe(risky, { held: [new Set(['A']), new Set(['B']), new Set(['C'])], health: 'redundant' }, false, now + 1)
     assert.equal(book.keptCounts('A', all, now + 1).chunks.redundant, 2)
+  })
+
+  it('a kept table answer is bounded: records of at most KEPT_MESSAGE_BYTES; its digest follows each host\'s seq', () => {
+    const reply = (v: unknown): unknown => KEPT_TABLE.reply!(v, { t: 'kept' })
+    assert.deepEqual(reply({ t: 'kept', records: [new Uint8Array(KEPT_MESSAGE_BYTES)] }), { t: 'kept', records: [new Uint8Array(KEPT_MESSAGE_BYTES)] })
+    assert.throws(() => reply({ t: 'kept', records: [new Uint8Array(KEPT_MESSAGE_BYTES + 1)] }), KeptTableError)
+    assert.throws(() => reply({ t: 'kept', records: ['x'] }), KeptTableError)
+    assert.throws(() => KEPT_TABLE.reply!({ t: 'digest', d: new Uint8Array(31) }, { t: 'digest' }), KeptTableError)
+    assert.throws(() => KEPT_TABLE.request!({ t: 'kept', more: 1 }), KeptTableError)
+    const a = keptDigest([{ peer: 'a', seq: 1 }, { peer: 'b', seq: 2 }])
+    assert.deepEqual(keptDigest([{ peer: 'a', seq: 1 }, { peer: 'b', seq: 2 }]), a)
+    assert.notDeepEqual(keptDigest([{ peer: 'a', seq: 1 }, { peer: 'b', seq: 3 }]), a)
+    assert.equal(a.byteLength, 32)
+  })
+
+  it('status prints the network totals\' bytes as `put` does, up to PiB', () => {
+    assert.equal(bytes(512), '512 B')
+    assert.equal(bytes(3 * 2 ** 50), '3.0 PiB')
+    const n = { chunks: { redundant: 9, degraded: 1, atRisk: 0, unreachable: 0, lost: 0, total: 10 }, bytes: { redundant: 9 * 2 ** 50, degraded: 2 ** 50, atRisk: 0, unreachable: 0, lost: 0, total: 10 * 2 ** 50 }, reporting: 3, members: 4, ageMs: 0 }
+    const lines = networkLines(n)
+    assert.match(lines[0], /^network {3}10 chunks \(10\.0 PiB\) kept by 3 of 4 members up/)
+    assert.ok(lines.some(l => /1 degraded .*, 1\.0 PiB$/.test(l)), lines.join('\n'))
   })
 })

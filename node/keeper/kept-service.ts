@@ -1,0 +1,146 @@
+// The keeper counts table served to a host that starts (issue 14 item 5; the records: kept.ts).
+// A host tells its counts only when a figure moves, so a host that joins an idle network hears
+// those of the peers it connects to (their space notices) and no other: beyond the full mesh
+// its network totals would sum a few members' counts for as long as the network stays idle. So
+// it is served the table the way the member table is (net/member-service.ts): each time this
+// host pulled a peer's member table (when it starts, and when anti-entropy found the tables
+// differ), it pulls that peer's kept table too, right after, so the records' hosts are members
+// here when they arrive. Each record is checked as a gossiped one is (KeptNotices.take: signed
+// by the host it names, at most KEPT_MESSAGE_BYTES, figures in range, newer than the one held,
+// of a member); the answer is bounded (MAX_MEMBERS records of at most KEPT_MESSAGE_BYTES, at
+// most MAX_KEPT_TABLE_BYTES in all) and paced (one per peer per TABLE_ANSWER_MIN_INTERVAL_MS,
+// as member tables are: a refused one answers an empty table).
+//
+// Anti-entropy, as for the member table: a record gossiped while meshes form reaches some
+// members only, and an idle host tells no newer one. So every KEPT_SYNC_MS a host asks one
+// connected peer (in turn) for the digest of its records, and pulls its table only when the
+// digests still differ KEPT_SYNC_RECHECK_MS later (a record still spreading): 32 bytes a round
+// while the tables agree, whatever the network's size. Both digest the records of members only
+// (the member tables agree by their own anti-entropy), so a gone host's record, held by some,
+// makes no difference.
+//
+// KEPT_TABLE_PROTOCOL (rpc.ts calls): { t: 'kept' } -> { t: 'kept', records: [record...] }
+//                                     { t: 'digest' } -> { t: 'digest', d: bytes(32) }
+// (the digest: sha256 of the hosts' ids and their records' seqs, in the order of the ids).
+// A host of an older version does not serve it: the pull fails, the next member pull tries again.
+import { createHash } from 'node:crypto'
+import { MAX_MEMBERS, RpcProtocolError, TABLE_ANSWER_MIN_INTERVAL_MS, call, defineProtocol, sameDigest, serve, startAntiEntropy } from '../net/index.ts'
+import type { Host, RpcDialer, RpcServer } from '../net/index.ts'
+import { KEPT_MESSAGE_BYTES } from './kept.ts'
+import type { KeptNotices } from './kept.ts'
+import { logger } from '../log.ts'
+
+const log = logger('keeper:kept')
+
+export const KEPT_TABLE_PROTOCOL = '/darkfs/kept/1.0.0'
+/** One digest comparison with a connected peer this often (as the member table's, TABLE_SYNC_MS). */
+export const KEPT_SYNC_MS = 15_000
+/** Digests that differed are compared again after this before the table is pulled. */
+export const KEPT_SYNC_RECHECK_MS = 5_000
+/** Largest kept table answer (about 90,000 records of 170 bytes; MAX_MEMBERS fit). */
+export const MAX_KEPT_TABLE_BYTES = 16 * 1024 * 1024
+
+export class KeptTableError extends RpcProtocolError {
+  override readonly name = 'KeptTableError'
+}
+
+export type KeptTableRequest = { t: 'kept' } | { t: 'digest' }
+export type KeptTableReply = { t: 'kept', records: Uint8Array[] } | { t: 'digest', d: Uint8Array }
+
+export const KEPT_TABLE = defineProtocol<KeptTableRequest, KeptTableReply>({
+  id: KEPT_TABLE_PROTOCOL,
+  maxMessageBytes: MAX_KEPT_TABLE_BYTES,
+  timeoutMs: 30_000,
+  malformed: KeptTableError,
+  request: (v) => {
+    const m = v as { t?: unknown } | null
+    if (typeof m !== 'object' || m === null || (m.t !== 'kept' && m.t !== 'digest') || Object.keys(m).length !== 1) throw new KeptTableError('a kept table request is { t: \'kept\' | \'digest\' }')
+    return { t: m.t }
+  },
+  reply: (v, req) => {
+    const m = v as { t?: unknown, records?: unknown, d?: unknown } | null
+    if (req.t === 'digest') {
+      if (typeof m !== 'object' || m === null || m.t !== 'digest' || !(m.d instanceof Uint8Array) || m.d.byteLength !== 32) throw new KeptTableError('a kept digest answer is { t: \'digest\', d: bytes(32) }')
+      return { t: 'digest', d: m.d }
+    }
+    if (typeof m !== 'object' || m === null || m.t !== 'kept' || !Array.isArray(m.records) || m.records.length > MAX_MEMBERS ||
+      !m.records.every((x: unknown) => x instanceof Uint8Array && x.byteLength <= KEPT_MESSAGE_BYTES)) {
+      throw new KeptTableError(`a kept table answer is { t: 'kept', records: [bytes...] }, at most ${MAX_MEMBERS} records of at most ${KEPT_MESSAGE_BYTES} bytes`)
+    }
+    return { t: 'kept', records: m.records as Uint8Array[] }
+  }
+})
+
+/** The digest of the records a host holds (see the header). */
+export function keptDigest (held: Array<{ peer: string, seq: number }>): Uint8Array {
+  const h = createHash('sha256')
+  for (const r of held) h.update(`${r.peer} ${r.seq}\n`)
+  return new Uint8Array(h.digest())
+}
+
+export interface KeptService {
+  /** Pull a peer's kept table into this host's (each record checked); how many were new. */
+  pull: (peer: string) => Promise<number>
+  stop: () => Promise<void>
+}
+
+export interface KeptServiceHost extends RpcServer, RpcDialer {
+  peers: Host['peers']
+}
+
+export async function startKeptService (host: KeptServiceHost, kept: KeptNotices, opts: { syncMs?: number, recheckMs?: number } = {}): Promise<KeptService> {
+  let stopped = false
+  const answered = new Map<string, number>()
+  const unserve = await serve(host, KEPT_TABLE, {
+    call: async (req, { peer }): Promise<KeptTableReply> => {
+      if (req.t === 'digest') return { t: 'digest', d: keptDigest(kept.held()) }
+      const last = answered.get(peer) ?? 0
+      if (Date.now() - last < TABLE_ANSWER_MIN_INTERVAL_MS) return { t: 'kept', records: [] }
+      answered.set(peer, Date.now())
+      const records: Uint8Array[] = []
+      // the bound leaves room for the encoding around the records (a few bytes each)
+      let bytes = 64
+      for (const { msg } of kept.held()) {
+        if (records.length >= MAX_MEMBERS || bytes + msg.byteLength + 8 > MAX_KEPT_TABLE_BYTES) break
+        records.push(msg)
+        bytes += msg.byteLength + 8
+      }
+      return { t: 'kept', records }
+    }
+  }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+
+  const pull = async (peer: string): Promise<number> => {
+    const reply = await call(host, peer, KEPT_TABLE, { t: 'kept' })
+    const records = reply.t === 'kept' ? reply.records : []
+    let fresh = 0
+    for (const msg of records) {
+      if (stopped) break
+      if (await kept.take(msg, peer) === 'new') fresh++
+    }
+    log('kept table from %s: %d records, %d new', peer, records.length, fresh)
+    return fresh
+  }
+
+  // anti-entropy: the connected peers in turn, a digest each round, a table when they differ
+  const stopSync = startAntiEntropy({
+    peers: () => host.peers(),
+    everyMs: opts.syncMs ?? KEPT_SYNC_MS,
+    recheckMs: opts.recheckMs ?? KEPT_SYNC_RECHECK_MS,
+    differs: async peer => {
+      const reply = await call(host, peer, KEPT_TABLE, { t: 'digest' })
+      return reply.t === 'digest' && !sameDigest(reply.d, keptDigest(kept.held()))
+    },
+    pull,
+    failed: (peer, err) => { log('kept table sync with %s: %e', peer, err) }
+  })
+
+  return {
+    pull,
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      stopSync()
+      await unserve()
+    }
+  }
+}
