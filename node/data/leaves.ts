@@ -14,13 +14,19 @@
 // store finds and quarantines it (Store.get), and the caller falls back as for an absent one.
 import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
-import { HASH_BYTES, LEAF_BYTES, equalBytes, leafCount, leafHashes, leafMatches, proofFromLeaves, rangeBytes, rootFromLeaves } from './merkle.ts'
+import { HASH_BYTES, LEAF_BYTES, equalBytes, innerNodes, leafCount, leafHashes, leafMatches, proofFromTree, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
 import { sha256Leaves, sha256Many } from './erasure.ts'
 import { withMethods } from '../wrap.ts'
 
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
 export const LEAF_HASHES_BYTES = 16 << 20
+/**
+ * Bytes of the inner nodes of the Merkle trees of fragments peers asked proofs of (merkle.ts
+ * innerNodes: 32 bytes per leaf but one), kept apart from the leaf hashes and only for the
+ * fragments served: 4 MiB covers ~8,700 fragments of 256 KiB, 2 GiB of 1 MiB ones.
+ */
+export const INNER_NODES_BYTES = 4 << 20
 /** Fragments from this size on are hashed into leaves on the threadpool when read whole (below, a round trip costs more). */
 const OFF_THREAD_LEAVES_MIN_BYTES = 65536
 
@@ -35,13 +41,16 @@ export class LocalLeaves {
   private readonly staged: (cid: CID) => Uint8Array | undefined
   /** Fragment CID -> u64be(length) || its root || its leaf hashes (the root computed once, when kept). */
   private readonly kept: ChunkCache
+  /** Fragment CID -> the inner nodes of its tree (merkle.ts innerNodes), built at its first proof; dropped with its kept hashes. */
+  private readonly inner: ChunkCache
   /** Slices read from disk and checked against kept hashes, whole reads done to get hashes, and slices that did not match. */
   readonly counters = { slices: 0, wholeReads: 0, mismatches: 0 }
 
-  constructor (store: Store, opts: { staged?: (cid: CID) => Uint8Array | undefined, maxBytes?: number } = {}) {
+  constructor (store: Store, opts: { staged?: (cid: CID) => Uint8Array | undefined, maxBytes?: number, maxInnerBytes?: number } = {}) {
     this.store = store
     this.staged = opts.staged ?? (() => undefined)
     this.kept = new ChunkCache(opts.maxBytes ?? LEAF_HASHES_BYTES)
+    this.inner = new ChunkCache(opts.maxInnerBytes ?? INNER_NODES_BYTES)
   }
 
   /** Keep the leaf hashes of `bytes`, the sound content of fragment `cid` (just written, or verified); its Merkle root. */
@@ -134,6 +143,7 @@ export class LocalLeaves {
   /** Forget everything kept (tests and benchmarks read cold). */
   clear (): void {
     this.kept.clear()
+    this.inner.clear()
   }
 
   /**
@@ -163,6 +173,7 @@ export class LocalLeaves {
       // verifies it against its CID (and quarantines it when corrupt)
       this.counters.mismatches++
       this.kept.delete(key)
+      this.inner.delete(key)
     }
     // not kept: the whole fragment, if here (has() answers "absent" from memory, mostly)
     if (!await this.store.has(cid)) return undefined
@@ -176,7 +187,15 @@ export class LocalLeaves {
   async proof (cid: CID, first: number, end: number): Promise<{ bytes: Uint8Array, proof: Uint8Array[] } | undefined> {
     const got = await this.slice(cid, first, end)
     if (got === undefined) return undefined
-    return { bytes: got.bytes, proof: proofFromLeaves(got.length, got.hashes, first, end) }
+    // the tree's inner nodes, from the same hashes: a fragment's bytes (and so its leaf hashes)
+    // never change under its CID, so nodes built once fit every later slice of it
+    const key = cid.toString()
+    let inner = this.inner.get(key)
+    if (inner === undefined || inner.byteLength !== (leafCount(got.length) - 1) * HASH_BYTES) {
+      inner = innerNodes(got.length, got.hashes)
+      this.inner.set(key, inner)
+    }
+    return { bytes: got.bytes, proof: proofFromTree(got.length, got.hashes, inner, first, end) }
   }
 
   private async fromWhole (cid: CID, whole: Uint8Array, first: number, end: number, root?: Uint8Array): Promise<LeafSlice | undefined> {
