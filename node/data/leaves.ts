@@ -14,13 +14,19 @@
 // store finds and quarantines it (Store.get), and the caller falls back as for an absent one.
 import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
-import { HASH_BYTES, LEAF_BYTES, equalBytes, leafCount, leafHashes, leafMatches, proofFromLeaves, rangeBytes, rootFromLeaves } from './merkle.ts'
+import { HASH_BYTES, LEAF_BYTES, equalBytes, innerNodes, leafCount, leafHashes, leafMatches, proofFromTree, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
 import { sha256Leaves, sha256Many } from './erasure.ts'
 import { withMethods } from '../wrap.ts'
 
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
 export const LEAF_HASHES_BYTES = 16 << 20
+/**
+ * Bytes of the inner nodes of the Merkle trees of fragments peers asked proofs of (merkle.ts
+ * innerNodes: 32 bytes per leaf but one), kept apart from the leaf hashes and only for the
+ * fragments served: 4 MiB covers ~8,700 fragments of 256 KiB, 2 GiB of 1 MiB ones.
+ */
+export const INNER_NODES_BYTES = 4 << 20
 /** Fragments from this size on are hashed into leaves on the threadpool when read whole (below, a round trip costs more). */
 const OFF_THREAD_LEAVES_MIN_BYTES = 65536
 
@@ -35,13 +41,16 @@ export class LocalLeaves {
   private readonly staged: (cid: CID) => Uint8Array | undefined
   /** Fragment CID -> u64be(length) || its root || its leaf hashes (the root computed once, when kept). */
   private readonly kept: ChunkCache
+  /** Fragment CID -> the inner nodes of its tree (merkle.ts innerNodes), built at its first proof; dropped with its kept hashes. */
+  private readonly inner: ChunkCache
   /** Slices read from disk and checked against kept hashes, whole reads done to get hashes, and slices that did not match. */
   readonly counters = { slices: 0, wholeReads: 0, mismatches: 0 }
 
-  constructor (store: Store, opts: { staged?: (cid: CID) => Uint8Array | undefined, maxBytes?: number } = {}) {
+  constructor (store: Store, opts: { staged?: (cid: CID) => Uint8Array | undefined, maxBytes?: number, maxInnerBytes?: number } = {}) {
     this.store = store
     this.staged = opts.staged ?? (() => undefined)
     this.kept = new ChunkCache(opts.maxBytes ?? LEAF_HASHES_BYTES)
+    this.inner = new ChunkCache(opts.maxInnerBytes ?? INNER_NODES_BYTES)
   }
 
   /** Keep the leaf hashes of `bytes`, the sound content of fragment `cid` (just written, or verified); its Merkle root. */
@@ -128,12 +137,13 @@ export class LocalLeaves {
 
   /** Whether the leaf hashes of fragment `cid` are kept (a slice of it is read without the rest). */
   keeps (cid: CID): boolean {
-    return this.kept.get(cid.toString()) !== undefined
+    return this.kept.get(keyOf(cid)) !== undefined
   }
 
   /** Forget everything kept (tests and benchmarks read cold). */
   clear (): void {
     this.kept.clear()
+    this.inner.clear()
   }
 
   /**
@@ -142,7 +152,7 @@ export class LocalLeaves {
    * `root` when one is given (the manifest's: then the caller's fragment is not this one).
    */
   async slice (cid: CID, first: number, end: number, root?: Uint8Array): Promise<LeafSlice | undefined> {
-    const key = cid.toString()
+    const key = keyOf(cid)
     const staged = this.staged(cid)
     if (staged !== undefined) {
       const got = await this.fromWhole(cid, staged, first, end, root)
@@ -163,6 +173,7 @@ export class LocalLeaves {
       // verifies it against its CID (and quarantines it when corrupt)
       this.counters.mismatches++
       this.kept.delete(key)
+      this.inner.delete(key)
     }
     // not kept: the whole fragment, if here (has() answers "absent" from memory, mostly)
     if (!await this.store.has(cid)) return undefined
@@ -176,7 +187,15 @@ export class LocalLeaves {
   async proof (cid: CID, first: number, end: number): Promise<{ bytes: Uint8Array, proof: Uint8Array[] } | undefined> {
     const got = await this.slice(cid, first, end)
     if (got === undefined) return undefined
-    return { bytes: got.bytes, proof: proofFromLeaves(got.length, got.hashes, first, end) }
+    // the tree's inner nodes, from the same hashes: a fragment's bytes (and so its leaf hashes)
+    // never change under its CID, so nodes built once fit every later slice of it
+    const key = keyOf(cid)
+    let inner = this.inner.get(key)
+    if (inner === undefined || inner.byteLength !== (leafCount(got.length) - 1) * HASH_BYTES) {
+      inner = innerNodes(got.length, got.hashes)
+      this.inner.set(key, inner)
+    }
+    return { bytes: got.bytes, proof: proofFromTree(got.length, got.hashes, inner, first, end) }
   }
 
   private async fromWhole (cid: CID, whole: Uint8Array, first: number, end: number, root?: Uint8Array): Promise<LeafSlice | undefined> {
@@ -205,7 +224,7 @@ export class LocalLeaves {
     new DataView(entry.buffer).setBigUint64(0, BigInt(length))
     entry.set(root, 8)
     entry.set(hashes, 8 + HASH_BYTES)
-    this.kept.set(cid.toString(), entry)
+    this.kept.set(keyOf(cid), entry)
   }
 }
 
@@ -232,4 +251,14 @@ export function rememberingLeaves<S extends Pick<Store, 'put' | 'putMany'>> (sto
     }
   } as Partial<S>
   return withMethods(store, methods)
+}
+
+/**
+ * A fragment's key in the caches: its CID's bytes as latin1. Not its string: a holder's CID is
+ * decoded from a peer's range want, a fresh object each time, whose toString() (base32, ~5 µs:
+ * no cache spares it) cost a slice of a kept fragment about as much as reading it from the page cache.
+ */
+function keyOf (cid: CID): string {
+  const b = cid.bytes
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
 }

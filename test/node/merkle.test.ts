@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
-import { HASH_BYTES, LEAF_BYTES, leafCount, merkleRoot, rangeBytes, rangeProof, verifyRange } from '../../node/data/merkle.ts'
+import { HASH_BYTES, LEAF_BYTES, innerNodes, leafCount, leafHashes, merkleRoot, proofFromLeaves, proofFromTree, rangeBytes, rangeProof, verifyRange } from '../../node/data/merkle.ts'
 import { seededBytes } from '../../harness/prng.ts'
 
 /** Fragment lengths around the leaf boundaries that matter: empty, one short leaf, a few leaves, a 1 MiB chunk. */
@@ -94,6 +94,21 @@ describe('merkle: verified ranges of a fragment', function () {
     assert.deepEqual(Buffer.from(merkleRoot(bytes)), h(Uint8Array.of(2), len, top))
     // leaf 2's proof is the hash of the left subtree of leaves 0 and 1
     assert.deepEqual(rangeProof(bytes, 2, 3).proof.map(p => Buffer.from(p)), [h(Uint8Array.of(1), leaf(0), leaf(1))])
+  })
+
+  it('a proof looked up in the inner nodes (proofFromTree) is the computed one, hash for hash, and verifies', () => {
+    fc.assert(fc.property(caseArb, ({ length, first, end, seed }) => {
+      const bytes = seededBytes(length, seed)
+      const hashes = leafHashes(bytes)
+      const inner = innerNodes(length, hashes)
+      assert.equal(inner.byteLength, (leafCount(length) - 1) * HASH_BYTES)
+      const proof = proofFromTree(length, hashes, inner, first, end)
+      assert.deepEqual(proof.map(p => Buffer.from(p)), proofFromLeaves(length, hashes, first, end).map(p => Buffer.from(p)))
+      assert.ok(verifyRange(merkleRoot(bytes), length, first, end, bytes.subarray(first * LEAF_BYTES, Math.min(end * LEAF_BYTES, length)), proof))
+    }), { numRuns: 150 })
+    const hashes = leafHashes(seededBytes(3 * LEAF_BYTES, 2))
+    assert.throws(() => proofFromTree(3 * LEAF_BYTES, hashes, new Uint8Array(HASH_BYTES), 0, 1), RangeError, 'inner nodes of another tree')
+    assert.throws(() => proofFromTree(3 * LEAF_BYTES, hashes, innerNodes(3 * LEAF_BYTES, hashes), 2, 4), RangeError)
   })
 
   it('rejects an out-of-bounds range when proving', () => {

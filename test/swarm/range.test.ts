@@ -8,6 +8,8 @@ import type { Stream } from '@libp2p/interface'
 import { BlockNotFoundError, MAX_RANGE_LEAVES, PROTOCOL, PROTOCOL_RANGES, ProtocolError } from '../../swarm/index.ts'
 import type { BlockSource, RangeWant } from '../../swarm/index.ts'
 import { FrameDecoder, RANGE, RANGE_WANT, decode, encode } from '../../swarm/protocol.ts'
+import { rangeKey } from '../../swarm/client.ts'
+import { CID } from 'multiformats/cid'
 import { Net, block, randomBytes } from './net.ts'
 import type { TestNode } from './net.ts'
 
@@ -60,6 +62,26 @@ describe('swarm range wants', function () {
     const cid2 = await block(short)
     b.store.map.set(cid2.toString(), short)
     assert.deepEqual(await a.swarm.pullRange(want(cid2, short, 1, 2), [b.id]), short.subarray(LEAF))
+  })
+
+  it('many ranges of two blocks asked of one holder at once each get their own leaves (keyed alike on both ends)', async () => {
+    const a = await net.node()
+    let b: TestNode | undefined
+    b = await net.node({}, toyRange(() => b!))
+    await net.mesh()
+    const blocks = await Promise.all([7, 8].map(async seed => { const bytes = randomBytes(64 * LEAF, seed); return { bytes, cid: await block(bytes) } }))
+    for (const { cid, bytes } of blocks) b.store.map.set(cid.toString(), bytes)
+    const asks = blocks.flatMap(({ cid, bytes }) => [[0, 1], [1, 2], [0, 2], [5, 9], [63, 64]].map(([first, end]) => ({ cid, bytes, first, end })))
+    const got = await Promise.all(asks.map(async ({ cid, bytes, first, end }) => await a.swarm.pullRange(want(cid, bytes, first, end), [b.id])))
+    asks.forEach(({ bytes, first, end }, i) => { assert.deepEqual(got[i], bytes.subarray(first * LEAF, end * LEAF), `leaves [${first}, ${end})`) })
+    // the key: one for a CID however often it is decoded, another for another range or CID,
+    // never a CID's string (block wants share the map)
+    const [x, y] = blocks.map(bl => bl.cid)
+    assert.equal(rangeKey(CID.decode(x.bytes), 1, 2), rangeKey(x, 1, 2))
+    assert.notEqual(rangeKey(x, 1, 2), rangeKey(x, 1, 3))
+    assert.notEqual(rangeKey(x, 11, 2), rangeKey(x, 1, 12))
+    assert.notEqual(rangeKey(x, 1, 2), rangeKey(y, 1, 2))
+    assert.notEqual(rangeKey(x, 1, 2), x.toString())
   })
 
   it('moves on from a peer that does not hold the block, or serves no ranges, to one that does', async () => {
