@@ -323,6 +323,14 @@ const GOSSIP_TOPIC_SCORE = { topicWeight: 1, timeInMeshWeight: 0, firstMessageDe
 export const CLOSEST_PEERS_QUERY_TIMEOUT_MS = 2000
 /** findProviders(): the query gives up after this unless the caller aborts sooner. */
 export const FIND_PROVIDERS_TIMEOUT_MS = 5000
+/** Why a private-network handshake failed: the peer reset the connection before its nonce. */
+export const PNET_REFUSED = 'the peer closed the connection before its private-network handshake (it refuses this address, is at its connection cap, or is not a darkfs host)'
+/** Why a private-network handshake failed: the peer sent no nonce before the deadline. */
+export const PNET_SILENT = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'
+/** A join address that refused the connection before its handshake is dialled again this many times, */
+export const JOIN_REFUSED_RETRIES = 4
+/** after this, doubled each time (0.25 + 0.5 + 1 + 2 s in all). */
+export const JOIN_REFUSED_BACKOFF_MS = 250
 /** Inbound connections accepted per second from one IP (libp2p's default is 5). */
 export const INBOUND_CONNECTIONS_PER_SECOND_PER_IP = 64
 /** Inbound connections in their handshake at once (libp2p's default is 10). */
@@ -1337,10 +1345,25 @@ export async function createHost (init: HostInit): Promise<Host> {
       throw new UsageError(`--join: not a multiaddr: ${JSON.stringify(addr)} (${err?.message ?? String(err)})`)
     }
   }
+  // a join address that reset the connection before its handshake may be a member at its
+  // connection cap whose trim has not caught up (many hosts joining through it at once): it is
+  // dialled again a few times before the join takes it for a host of no darkfs network
+  const joinDial = async (addr: string): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await dial(addr)
+        return
+      } catch (err) {
+        if (!(err instanceof NetworkKeyMismatchError) || !err.message.endsWith(PNET_REFUSED) || attempt >= JOIN_REFUSED_RETRIES) throw err
+        log('join address %s refused the connection before its handshake: dialling again', addr)
+        await new Promise(resolve => setTimeout(resolve, JOIN_REFUSED_BACKOFF_MS * 2 ** attempt))
+      }
+    }
+  }
   let joined = false
   for (const addr of init.join ?? []) {
     try {
-      await dial(addr)
+      await joinDial(addr)
       joined = true
     } catch (err) {
       if (err instanceof NetworkKeyMismatchError) {
@@ -1484,7 +1507,9 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
           // this side's own failure (a cipher without room threw RangeError: xsalsa20.ts
           // releasePnetCiphers) says nothing of the peer or its key
           if (!deadline.aborted && (err instanceof RangeError || err instanceof TypeError)) throw err
-          const reason = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'
+          // a reset before the peer's nonce is a refusal (its connection cap or rate limit,
+          // its allow list) or no darkfs host; silence until the deadline, no darkfs host
+          const reason = deadline.aborted ? PNET_SILENT : PNET_REFUSED
           onMismatch({ address, direction, reason })
           throw new NetworkKeyMismatchError(address, reason)
         } finally {
