@@ -14,7 +14,7 @@
 //   node/tree/     the replicated op log and CRDT    -> (nothing)
 //   swarm/         moving verified blocks            -> (nothing)
 //
-// The vocabulary of node/ (errors.ts, types.ts, modes.ts, clock.ts, paths.ts, log.ts, abort.ts, pool.ts, wrap.ts) is open to every
+// The vocabulary of node/ (errors.ts, types.ts, modes.ts, clock.ts, paths.ts, log.ts, abort.ts, pool.ts, wrap.ts, bytes.ts) is open to every
 // file under node/: plain shapes and error classes, importing nothing of the rooms.
 // `node/cli/cli.ts` may load fuse/ with a dynamic import (only for `--mount`); `node/cli/version.ts`
 // reads the version from package.json.
@@ -55,7 +55,7 @@ const roomList: Room[] = [
   { dir: 'node/tree', may: [] },
   { dir: 'swarm', may: [] }
 ]
-const vocabulary = new Set(['node/errors.ts', 'node/types.ts', 'node/modes.ts', 'node/clock.ts', 'node/paths.ts', 'node/log.ts', 'node/abort.ts', 'node/pool.ts', 'node/wrap.ts'])
+const vocabulary = new Set(['node/errors.ts', 'node/types.ts', 'node/modes.ts', 'node/clock.ts', 'node/paths.ts', 'node/log.ts', 'node/abort.ts', 'node/pool.ts', 'node/wrap.ts', 'node/bytes.ts'])
 const doorOf = (room: string): string => `${room}/index.ts`
 const doors = new Set(roomList.map(r => doorOf(r.dir)))
 

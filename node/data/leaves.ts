@@ -14,10 +14,11 @@
 // store finds and quarantines it (Store.get), and the caller falls back as for an absent one.
 import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
-import { HASH_BYTES, LEAF_BYTES, equalBytes, innerNodes, leafCount, leafHashes, leafMatches, proofFromTree, rangeBytes, rootFromLeaves } from './merkle.ts'
+import { HASH_BYTES, LEAF_BYTES, innerNodes, leafCount, leafHashes, leafMatches, proofFromTree, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
 import { sha256Leaves, sha256Many } from './erasure.ts'
 import { withMethods } from '../wrap.ts'
+import { bytesKey, equalBytes } from '../bytes.ts'
 
 /** Bytes of leaf hashes kept (32 per 16 KiB leaf: 16 MiB covers 8 GiB of fragments). */
 export const LEAF_HASHES_BYTES = 16 << 20
@@ -259,6 +260,5 @@ export function rememberingLeaves<S extends Pick<Store, 'put' | 'putMany'>> (sto
  * no cache spares it) cost a slice of a kept fragment about as much as reading it from the page cache.
  */
 function keyOf (cid: CID): string {
-  const b = cid.bytes
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
+  return bytesKey(cid.bytes)
 }

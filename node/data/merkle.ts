@@ -16,6 +16,7 @@
 // native addon this project does not ship; at 16 KiB leaves the hashing is not what bounds a
 // 4 KiB read (the round trip is).
 import { createHash, hash } from 'node:crypto'
+import { equalBytes } from '../bytes.ts'
 
 /** Bytes per leaf: a 4 KiB read moves one leaf plus about log2(leaves) 32-byte hashes. */
 export const LEAF_BYTES = 16 * 1024
@@ -229,9 +230,3 @@ function rootOf (length: number, top: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(ROOT_TAG).update(len).update(top).digest())
 }
 
-/** Whether two hashes (or any byte strings) are equal. */
-export function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
-  return true
-}

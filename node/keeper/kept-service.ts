@@ -24,11 +24,12 @@
 // (the digest: sha256 of the hosts' ids and their records' seqs, in the order of the ids).
 // A host of an older version does not serve it: the pull fails, the next member pull tries again.
 import { createHash } from 'node:crypto'
-import { MAX_MEMBERS, RpcProtocolError, TABLE_ANSWER_MIN_INTERVAL_MS, call, defineProtocol, sameDigest, serve, startAntiEntropy } from '../net/index.ts'
+import { MAX_MEMBERS, RpcProtocolError, TABLE_ANSWER_MIN_INTERVAL_MS, call, defineProtocol, serve, startAntiEntropy } from '../net/index.ts'
 import type { Host, RpcDialer, RpcServer } from '../net/index.ts'
 import { KEPT_MESSAGE_BYTES } from './kept.ts'
 import type { KeptNotices } from './kept.ts'
 import { logger } from '../log.ts'
+import { equalBytes } from '../bytes.ts'
 
 const log = logger('keeper:kept')
 
@@ -128,7 +129,7 @@ export async function startKeptService (host: KeptServiceHost, kept: KeptNotices
     recheckMs: opts.recheckMs ?? KEPT_SYNC_RECHECK_MS,
     differs: async peer => {
       const reply = await call(host, peer, KEPT_TABLE, { t: 'digest' })
-      return reply.t === 'digest' && !sameDigest(reply.d, keptDigest(kept.held()))
+      return reply.t === 'digest' && !equalBytes(reply.d, keptDigest(kept.held()))
     },
     pull,
     failed: (peer, err) => { log('kept table sync with %s: %e', peer, err) }

@@ -47,8 +47,3 @@ export function startAntiEntropy (a: AntiEntropy): () => void {
     clearTimeout(recheck)
   }
 }
-
-/** Whether two digests are the same bytes. */
-export function sameDigest (a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && a.every((x, i) => x === b[i])
-}

@@ -23,7 +23,7 @@ export { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_REPAIR_DELAY_MS, repairDelay, MEMBE
 export { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBERS_PROTOCOL, MEMBER_EXPIRE_MS, MEMBER_REFRESH_MS, MEMBER_REFRESH_PER_MEMBER_MS, MAX_CAPACITY_CLASS, memberExpireMs, memberRefreshMs, MAX_MEMBERS, MemberRecordError, MemberTable, NEIGHBOURS, validCapacityClass } from './members.ts'
 export type { MemberRecord, MemberTableInit } from './members.ts'
 export { TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_SYNC_MS, startMemberService } from './member-service.ts'
-export { sameDigest, startAntiEntropy } from './anti-entropy.ts'
+export { startAntiEntropy } from './anti-entropy.ts'
 export type { AntiEntropy } from './anti-entropy.ts'
 export { FEATURES, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL, FEATURE_PATTERN, FEATURE_PROTOCOL_PREFIX, FeatureBook, FeatureListError, MAX_FEATURES, MAX_FEATURE_CHARS, featureProtocol, featuresOfProtocols, parseFeatures } from './features.ts'
 export type { FeatureSources } from './features.ts'

@@ -23,7 +23,8 @@ import type { Host, GossipVerdict } from './host.ts'
 import { MEMBERS, MEMBERS_GOSSIP_TAG, memberRefreshMs } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { call, serve } from './rpc.ts'
-import { sameDigest, startAntiEntropy } from './anti-entropy.ts'
+import { startAntiEntropy } from './anti-entropy.ts'
+import { equalBytes } from '../bytes.ts'
 import { logger } from '../log.ts'
 
 const log = logger('net:members')
@@ -186,7 +187,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     recheckMs: TABLE_SYNC_RECHECK_MS,
     differs: async peer => {
       const reply = await call(host, peer, MEMBERS, { t: 'digest' })
-      return reply.t === 'digest' && !sameDigest(reply.d, table.digest())
+      return reply.t === 'digest' && !equalBytes(reply.d, table.digest())
     },
     pull,
     synced: () => { pulled = true },

@@ -5,6 +5,7 @@ import { hash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
+import { equalBytes } from '../bytes.ts'
 import { InvalidOpError } from './errors.ts'
 import { decodeOpBlock, idOfBytes, idOfBytesIn, latin1, type IdSource } from './opcbor.ts'
 import type { IdLayers } from './ids.ts'
@@ -591,11 +592,6 @@ export function sameContent (a: Content | null | undefined, b: Content | null | 
   return a.sum !== undefined && b.sum !== undefined && a.sum.equals(b.sum)
 }
 
-function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
-  return true
-}
 
 const TIMES = ['time', 'atime', 'mtime']
 

@@ -33,6 +33,7 @@
 // ids is linear, so a crafted set of ids could make two different ranges look alike and hide
 // ops from a reconcile. A sum mod 2^256 hashed with the count has no such shortcut known.
 import { hash } from 'node:crypto'
+import { bytesKey, equalBytes } from '../bytes.ts'
 
 /** Bytes of an id. */
 export const RBSR_ID_BYTES = 32
@@ -521,9 +522,6 @@ export function rbsrContinue (set: OpSet, msg: Uint8Array, opts: RbsrOptions = {
   return { next: out, have, need }
 }
 
-function key (id: Uint8Array): string {
-  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1')
-}
 
 function run (set: OpSet, msg: Uint8Array, client: boolean, frameLimit: number): { out: Uint8Array | null, have: Uint8Array[], need: Uint8Array[] } {
   if (!(msg instanceof Uint8Array)) throw new RbsrError('message is not bytes')
@@ -579,11 +577,11 @@ function run (set: OpSet, msg: Uint8Array, client: boolean, frameLimit: number):
         const theirs = new Map<string, Uint8Array>()
         for (let i = 0; i < n; i++) {
           const id = r.take(RBSR_ID_BYTES)
-          theirs.set(key(id), id)
+          theirs.set(bytesKey(id), id)
         }
         skip = true
         set.iterate(lower, upper, (item) => {
-          if (!theirs.delete(key(item.id))) have.push(item.id)
+          if (!theirs.delete(bytesKey(item.id))) have.push(item.id)
           return true
         })
         for (const id of theirs.values()) need.push(new Uint8Array(id))
@@ -654,11 +652,6 @@ function splitRange (set: OpSet, lower: number, upper: number, upperBound: Bound
   }
 }
 
-function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
 
 /** One reconciliation of two in-memory sets (the simulator's and the tests'): what it learned and cost. */
 export interface RbsrRun { have: Uint8Array[], need: Uint8Array[], rounds: number, bytesSent: number, bytesReceived: number }
