@@ -328,8 +328,8 @@ export class ClayCode {
   // ---- internals ---------------------------------------------------------------------------
 
   /**
-   * The paper's decoding (§3.3): C of the internal... given fragments `frags` (real indices,
-   * the `erased` ones to be filled: buffers of alpha * s bytes, at most m of them), fills those.
+   * The paper's decoding (§3.3): fills fragments `erasedReal` (at most m real indices; their
+   * entries in `frags` are buffers of alpha * s bytes to overwrite) from the others in `frags`.
    * Planes go in increasing order of how many erased nodes are red in them; in each, U of every
    * node not erased comes from its C (red), its pair's C, or, when its pair node is erased,
    * that node's U from a plane one lower in the order; a Reed–Solomon decode gives U of the
