@@ -276,6 +276,9 @@ export class ClayCode {
       const p = slot.get(z) as number
       return (helped[r] as Uint8Array).subarray(p * s, (p + 1) * s)
     }
+    // all that node i sent (its repair planes in order), zeros for a virtual node
+    const sentZeros = this.zerosOf(beta * s)
+    const sent = (i: number): Uint8Array => { const r = this.real(i); return r < 0 ? sentZeros : helped[r] as Uint8Array }
     const aloof: number[] = []
     for (let i = 0; i < nn; i++) {
       const r = this.real(i)
@@ -297,6 +300,25 @@ export class ClayCode {
     const out = fresh(alpha * s)
     const order = planes.map(z => ({ z, red: aloof.reduce((c, a) => c + (this.digit(z, Math.floor(a / q)) === a % q ? 1 : 0), 0) }))
     order.sort((a, b) => a.red - b.red || a.z - b.z)
+    // U of every known node whose pair is a helper's (or a virtual node's) needs no plane order:
+    // made in runs of consecutive repair planes (in the helpers' sends, the planes with digit y
+    // = v are runs of q^y', y' = y less one past y0, and so are their pairs')
+    for (const i of known) {
+      const x = i % q
+      const y = Math.floor(i / q)
+      const w = this.pow[y < y0 ? y : y - 1]
+      for (let v = 0; v < q; v++) {
+        const partner = y * q + v
+        if (v === x || isAloof[partner] === 1) continue
+        const mine = sent(i)
+        const theirs = sent(partner)
+        for (let base = 0; base < beta; base += w * q) {
+          const a = base + v * w
+          const b = base + x * w
+          this.kernel.mul(this.pairInverse, 2, 1, [mine.subarray(a * s, (a + w) * s), theirs.subarray(b * s, (b + w) * s)], [scratch.subarray((i * beta + a) * s, (i * beta + a + w) * s)], w * s)
+        }
+      }
+    }
     const inputs: Uint8Array[] = new Array(known.length)
     const outputs: Uint8Array[] = new Array(unknown.length)
     for (const { z } of order) {
@@ -306,20 +328,25 @@ export class ClayCode {
         const zy = this.digit(z, y)
         if (x === zy) { inputs[j] = cOf(i, z); return }
         const partner = y * q + zy
-        const zs = z + (x - zy) * this.pow[y]
         const u = uAt(i, z)
-        if (isAloof[partner] === 1) this.kernel.mul(this.oneGamma, 2, 1, [cOf(i, z), uAt(partner, zs)], [u], s)
-        else this.kernel.mul(this.pairInverse, 2, 1, [cOf(i, z), cOf(partner, zs)], [u], s)
+        // paired with an aloof node: its U from a plane earlier in the order
+        if (isAloof[partner] === 1) this.kernel.mul(this.oneGamma, 2, 1, [cOf(i, z), uAt(partner, z + (x - zy) * this.pow[y])], [u], s)
         inputs[j] = u
       })
       // the lost node is red here: its U is its C, decoded straight into the output
       unknown.forEach((i, j) => { outputs[j] = i === L ? out.subarray(z * s, (z + 1) * s) : uAt(i, z) })
       this.kernel.mul(coeffs, known.length, unknown.length, inputs, outputs, s)
-      for (let x = 0; x < q; x++) {
-        if (x === x0) continue
-        const mate = y0 * q + x
-        const zp = z + (x - x0) * this.pow[y0]
-        this.kernel.mul(this.lostFromMate, 2, 1, [cOf(mate, z), uAt(mate, z)], [out.subarray(zp * s, (zp + 1) * s)], s)
+    }
+    // the lost node's C in the planes paired with a column mate's repair planes: run by run of
+    // the repair planes (q^y0 consecutive planes each)
+    const w0 = this.pow[y0]
+    for (let x = 0; x < q; x++) {
+      if (x === x0) continue
+      const mate = y0 * q + x
+      const mine = sent(mate)
+      for (let r = 0; r * w0 < beta; r++) {
+        const zp = r * w0 * q + x * w0
+        this.kernel.mul(this.lostFromMate, 2, 1, [mine.subarray(r * w0 * s, (r + 1) * w0 * s), scratch.subarray((mate * beta + r * w0) * s, (mate * beta + (r + 1) * w0) * s)], [out.subarray(zp * s, (zp + w0) * s)], w0 * s)
       }
     }
     return out
@@ -358,10 +385,24 @@ export class ClayCode {
     }
     const order = Array.from({ length: alpha }, (_, z) => ({ z, red: erased.reduce((c, e) => c + (this.digit(z, Math.floor(e / q)) === e % q ? 1 : 0), 0) }))
     order.sort((a, b) => a.red - b.red || a.z - b.z)
+    // U of every present node paired with a present one needs no plane order: made in runs of
+    // consecutive planes (those with digit y = v are runs of q^y, and so are their pairs')
+    for (const i of present) {
+      const x = i % q
+      const y = Math.floor(i / q)
+      const w = this.pow[y]
+      for (let v = 0; v < q; v++) {
+        const partner = y * q + v
+        if (v === x || isErased[partner] === 1) continue
+        for (let base = 0; base < alpha; base += w * q) {
+          const a = base + v * w
+          const b = base + x * w
+          this.kernel.mul(this.pairInverse, 2, 1, [C[i].subarray(a * s, (a + w) * s), C[partner].subarray(b * s, (b + w) * s)], [scratch.subarray((i * alpha + a) * s, (i * alpha + a + w) * s)], w * s)
+        }
+      }
+    }
     const inputs: Uint8Array[] = new Array(known.length)
     const outputs: Uint8Array[] = new Array(erased.length)
-    const isKnown = new Uint8Array(nn)
-    for (const i of known) isKnown[i] = 1
     for (const { z } of order) {
       for (const i of present) {
         const x = i % q
@@ -369,23 +410,26 @@ export class ClayCode {
         const zy = this.digit(z, y)
         if (x === zy) continue // U = C
         const partner = y * q + zy
-        const zs = z + (x - zy) * this.pow[y]
-        if (isErased[partner] === 1) this.kernel.mul(this.oneGamma, 2, 1, [cAt(i, z), uAt(partner, zs)], [uAt(i, z)], s)
-        else this.kernel.mul(this.pairInverse, 2, 1, [cAt(i, z), cAt(partner, zs)], [uAt(i, z)], s)
+        // paired with an erased node: its U from a plane earlier in the order
+        if (isErased[partner] === 1) this.kernel.mul(this.oneGamma, 2, 1, [cAt(i, z), uAt(partner, z + (x - zy) * this.pow[y])], [uAt(i, z)], s)
       }
       known.forEach((i, j) => { inputs[j] = uAt(i, z) })
       erased.forEach((i, j) => { outputs[j] = uAt(i, z) })
       this.kernel.mul(coeffs, known.length, erased.length, inputs, outputs, s)
     }
+    // C of the erased nodes where they are not red (red: decoded in place), in runs of planes
     for (const i of erased) {
       const x = i % q
       const y = Math.floor(i / q)
-      for (let z = 0; z < alpha; z++) {
-        const zy = this.digit(z, y)
-        if (x === zy) continue // decoded in place
-        const partner = y * q + zy
-        const zs = z + (x - zy) * this.pow[y]
-        this.kernel.mul(this.oneGamma, 2, 1, [uAt(i, z), uAt(partner, zs)], [cAt(i, z)], s)
+      const w = this.pow[y]
+      for (let v = 0; v < q; v++) {
+        if (v === x) continue
+        const partner = y * q + v
+        for (let base = 0; base < alpha; base += w * q) {
+          const a = base + v * w
+          const b = base + x * w
+          this.kernel.mul(this.oneGamma, 2, 1, [scratch.subarray((i * alpha + a) * s, (i * alpha + a + w) * s), scratch.subarray((partner * alpha + b) * s, (partner * alpha + b + w) * s)], [C[i].subarray(a * s, (a + w) * s)], w * s)
+        }
       }
     }
   }
