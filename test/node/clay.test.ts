@@ -4,6 +4,9 @@ import { ClayCode, MAX_SUBCHUNKS } from '../../node/data/clay.ts'
 import { ErasureError, encode as rsEncode, kernels, reconstruct as rsReconstruct } from '../../node/data/erasure.ts'
 import type { Kernel } from '../../node/data/erasure.ts'
 import { seededBytes as bytes } from '../../harness/prng.ts'
+import { CHUNK_SIZE } from '../../node/data/chunks.ts'
+import { LEAF_BYTES } from '../../node/data/merkle.ts'
+import { MAX_RANGE_LEAVES } from '../../swarm/protocol.ts'
 
 /** Every subset of {0..n-1} with exactly `size` members, ascending. */
 function choose (n: number, size: number): number[][] {
@@ -62,6 +65,21 @@ describe('clay', () => {
     // 30+6, d = 35: q = 6, t = 6, alpha = 46656
     assert.throws(() => new ClayCode(30, 6, 35), (e: Error) => e instanceof ErasureError && e.message.includes(String(MAX_SUBCHUNKS)))
     assert.throws(() => new ClayCode(4, 2, 5, { gamma: 1 }), ErasureError)
+  })
+
+  it('4+2 d=5 on a whole chunk: data fragments cut as erasure.ts cuts them, and every run a helper sends is whole Merkle leaves, one range want each (the sub-chunk reads repair would make)', () => {
+    const code = new ClayCode(4, 2, 5)
+    assert.equal(code.fragmentSize(CHUNK_SIZE), CHUNK_SIZE / 4)
+    const data = bytes(CHUNK_SIZE, 11)
+    const ours = code.encode(data)
+    rsEncode(data, 4, 2).slice(0, 4).forEach((f, j) => assert.ok(eq(f, ours[j]), `data fragment ${j}`))
+    const s = code.subChunkSize(CHUNK_SIZE)
+    assert.equal(s % LEAF_BYTES, 0)
+    for (let lost = 0; lost < 6; lost++) {
+      const runs = code.repairRuns(lost)
+      assert.equal(runs.reduce((n, r) => n + r.count, 0), code.beta)
+      for (const r of runs) assert.ok(r.count * s / LEAF_BYTES <= MAX_RANGE_LEAVES)
+    }
   })
 
   for (const [name, kernel] of kernelList) {
