@@ -12,8 +12,7 @@
 // Each Clay/RS pair is timed in alternating slices by the process's CPU time (GC threads
 // included), so a busy machine slows both alike; `.ofRs` is Clay's speed as a share of RS's.
 import { randomFillSync } from 'node:crypto'
-import { ClayCode } from '../../node/data/clay.ts'
-import { codecs } from '../../node/data/erasure.ts'
+import { ClayCode, codecs } from '../../node/data/index.ts'
 
 const CHUNK_BYTES = 1 << 20
 const ROUNDS = 6

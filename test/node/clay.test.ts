@@ -6,7 +6,7 @@ import type { Kernel } from '../../node/data/erasure.ts'
 import { seededBytes as bytes } from '../../harness/prng.ts'
 import { CHUNK_SIZE } from '../../node/data/chunks.ts'
 import { LEAF_BYTES } from '../../node/data/merkle.ts'
-import { MAX_RANGE_LEAVES } from '../../swarm/protocol.ts'
+import { MAX_RANGE_LEAVES } from '../../swarm/index.ts'
 
 /** Every subset of {0..n-1} with exactly `size` members, ascending. */
 function choose (n: number, size: number): number[][] {
