@@ -87,7 +87,7 @@ describe('clay', () => {
       before(function () { if (kernel === undefined) this.skip() })
       const make = (k: number, m: number, d?: number, gamma?: number): ClayCode => new ClayCode(k, m, d, { kernel, gamma })
 
-      for (const [k, m, d] of [[4, 2, 5], [3, 3, 5], [6, 3, 7], [5, 3, 6]] as Array<[number, number, number]>) {
+      for (const [k, m, d] of [[4, 2, 5], [3, 3, 5], [6, 3, 7], [5, 3, 6], [8, 3, 9]] as Array<[number, number, number]>) {
         it(`${k}+${m} d=${d}: decode and reconstruct from every k-subset give the data and the fragments (property over lengths)`, () => {
           const code = make(k, m, d)
           const subsets = choose(k + m, k)
