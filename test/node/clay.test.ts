@@ -148,6 +148,21 @@ describe('clay', () => {
         })
       }
 
+      it('fewer than m lost (one): reconstruct rebuilds it; encode, reconstruct and repair take views at unaligned offsets', () => {
+        const code = make(4, 2, 5)
+        const data = bytes(5000, 13)
+        const frags = code.encode(data)
+        const odd = (b: Uint8Array, by: number): Uint8Array => { const c = new Uint8Array(b.length + by); c.set(b, by); return c.subarray(by) }
+        code.encode(odd(data, 1)).forEach((f, i) => assert.ok(eq(f, frags[i]), `encode of an unaligned view: fragment ${i}`))
+        const unaligned = frags.map(f => odd(f, 1))
+        for (let lost = 0; lost < 6; lost++) {
+          const all = code.reconstruct(unaligned.map((f, i) => i === lost ? undefined : f))
+          assert.ok(eq(all[lost], frags[lost]), `reconstruct ${lost}`)
+          const helped = helpedBy(code, frags, lost, [0, 1, 2, 3, 4, 5].filter(i => i !== lost)).map(h => h === undefined ? undefined : odd(h, 3))
+          assert.ok(eq(code.repair(lost, helped), frags[lost]), `repair ${lost}`)
+        }
+      })
+
       it('a repair reads exactly d * alpha / q sub-chunks, and every byte it reads matters (flipping any one changes the result)', () => {
         for (const [k, m, d] of [[4, 2, 5], [6, 3, 7], [3, 3, 5]] as Array<[number, number, number]>) {
           const code = make(k, m, d)
