@@ -167,7 +167,7 @@ function parityRows (k: number, m: number): Uint8Array {
 
 // ---- the kernel: outputs[r] = sum_j coeffs[r * n + j] * inputs[j] over `len` bytes ----------
 
-interface Kernel {
+export interface Kernel {
   readonly name: string
   mul (coeffs: Uint8Array, n: number, rows: number, inputs: Uint8Array[], outputs: Uint8Array[], len: number): void
 }
@@ -631,6 +631,21 @@ export const codecs: { typescript: ErasureCodec, native: ErasureCodec | undefine
 }
 
 const best = codecs.native ?? codecs.typescript
+
+/**
+ * The kernels beneath `codecs` (outputs[r] = sum_j coeffs[r * n + j] * inputs[j] over `len`
+ * bytes; every output byte overwritten; outputs on 4-byte boundaries, inputs anywhere; the
+ * native kernel caches its tables per `coeffs` array, so pass the same array for the same
+ * matrix), for codes built on this one's field and matrices (node/data/clay.ts).
+ */
+export const kernels: { typescript: Kernel, native: Kernel | undefined } = { typescript: typescriptKernel, native: native.kernel }
+
+/**
+ * The field and matrices of this codec, for codes built on it (node/data/clay.ts): products,
+ * inverses, the (k+m) x k systematic coding matrix (cached: do not modify it), matrix inverse
+ * (undefined when singular) and product.
+ */
+export const gf256 = { mul: gfMul, inv: gfInv, codingMatrix, invert, multiply }
 
 /** Which implementation the functions below use: 'isa-l' (native) or 'typescript'. */
 export const codec: string = best.codec

@@ -34,6 +34,8 @@ export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, PLACEMENT_BA
 export type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 export { HASH_BYTES, LEAF_BYTES, leafCount, leafHashes, merkleRoot, proofFromLeaves, rangeBytes, rangeProof, rootFromLeaves, verifyRange } from './merkle.ts'
 export { LEAF_HASHES_BYTES, LocalLeaves, rememberingLeaves } from './leaves.ts'
+export { ClayCode, MAX_SUBCHUNKS } from './clay.ts'
+export type { ClayOptions, SubChunkRun } from './clay.ts'
 export { ShardPool, chacha20Poly1305Native, codecNote, codecs, encodeOutputBytes, isalBaseline, xsalsa20Native } from './erasure.ts'
 export type { ErasureCodec, PooledShards } from './erasure.ts'
 export { Space, availableBytes, bounds } from './space.ts'
