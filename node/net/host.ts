@@ -331,6 +331,12 @@ export const PNET_SILENT = 'the peer did not complete the private-network handsh
 export const JOIN_REFUSED_RETRIES = 4
 /** after this, doubled each time (0.25 + 0.5 + 1 + 2 s in all). */
 export const JOIN_REFUSED_BACKOFF_MS = 250
+/**
+ * The first bytes of tagged gossip messages (Gossip.handleTagged): 0x40 to 0x5f ('@' to '_':
+ * members' 'M', kept records' 'K'). A message starting with one is never an op message (those
+ * are dag-cbor maps, 0xa0 to 0xbf).
+ */
+export const GOSSIP_TAGS = { first: 0x40, last: 0x5f }
 /** Inbound connections accepted per second from one IP (libp2p's default is 5). */
 export const INBOUND_CONNECTIONS_PER_SECOND_PER_IP = 64
 /** Inbound connections in their handshake at once (libp2p's default is 10). */
@@ -382,7 +388,10 @@ export interface Gossip {
   handle: (handler: GossipHandler | undefined) => void
   /**
    * The handler of the messages whose first byte is `tag` (given without it), beside the op
-   * handler's (which never sees them): members.ts's records. A tag is not a dag-cbor map's first byte.
+   * handler's (which never sees them): members.ts's records. A tag is a byte of GOSSIP_TAGS (never
+   * a dag-cbor map's first byte); a message of a tag nobody handles (yet: a part of this host
+   * that starts after sync, as the kept records' handler; or any more: stopping; or a newer
+   * version's) is ignored, not handed to the op handler.
    */
   handleTagged: (tag: number, handler: GossipHandler | undefined) => void
   /** Connected peers subscribed to the topic. */
@@ -1214,8 +1223,12 @@ export async function createHost (init: HostInit): Promise<Host> {
   const VERDICTS = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject }
   pubsub.topicValidators.set(topic, async (from, msg) => {
     if (msg.topic !== topic) return TopicValidatorResult.Ignore
-    const byTag = msg.data.byteLength > 0 ? tagged.get(msg.data[0]) : undefined
-    const handler = byTag ?? gossipHandler
+    // a tagged message goes to its tag's handler or nowhere: with none (the kept records' is
+    // registered after sync starts, and dropped before sync stops) the op handler took it for a
+    // malformed op message, rejected it and scored its sender down (test/cluster/bounded)
+    const isTagged = msg.data.byteLength > 0 && msg.data[0] >= GOSSIP_TAGS.first && msg.data[0] <= GOSSIP_TAGS.last
+    const byTag = isTagged ? tagged.get(msg.data[0]) : undefined
+    const handler = isTagged ? byTag : gossipHandler
     if (handler === undefined) return TopicValidatorResult.Ignore
     try {
       return VERDICTS[await handler(byTag !== undefined ? msg.data.subarray(1) : msg.data, from.toString())]
@@ -1248,7 +1261,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       subscribed()
     },
     handleTagged: (tag, handler) => {
-      if ((tag & 0xe0) === 0xa0) throw new RangeError(`gossip tag 0x${tag.toString(16)} is a dag-cbor map's first byte`)
+      if (!(tag >= GOSSIP_TAGS.first && tag <= GOSSIP_TAGS.last)) throw new RangeError(`gossip tag 0x${tag.toString(16)} is not one of 0x${GOSSIP_TAGS.first.toString(16)} to 0x${GOSSIP_TAGS.last.toString(16)}`)
       if (handler === undefined) tagged.delete(tag)
       else tagged.set(tag, handler)
       subscribed()

@@ -130,6 +130,31 @@ describe('node/host', function () {
     await assert.rejects(createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: createNetworkKey(), listen: [memAddr()], join: [a.addresses()[0]] }), { name: 'NetworkKeyMismatchError' })
   })
 
+  it('gossip: a tagged message whose tag has no handler (yet) is ignored, never handed to the op handler', async function () {
+    // a daemon's kept records' handler is registered well after sync's op handler: a record
+    // gossiped in between went to the op handler, which rejected it as a malformed op message
+    const key = createNetworkKey()
+    const a = await host(key, [memAddr()])
+    const b = await host(key, [memAddr()], [a.addresses()[0]])
+    const seen: number[] = []
+    const tagged: number[] = []
+    b.gossip.handle(async data => { seen.push(data[0]); return 'accept' })
+    a.gossip.handle(async () => 'accept')
+    await until(() => a.gossip.subscribers().includes(b.peerId), 'b subscribed as a sees it')
+    // an op message (a dag-cbor map), a record of a tag b does not handle, then one it does
+    b.gossip.handleTagged(0x4d, async data => { tagged.push(data.byteLength); return 'accept' })
+    assert.ok((await a.gossip.publish(new Uint8Array([0xa1, 0x61, 0x74, 0x01]))).includes(b.peerId))
+    assert.ok((await a.gossip.publish(new Uint8Array([0x4b, 0x01, 0x02, 0x03]))).includes(b.peerId))
+    assert.ok((await a.gossip.publish(new Uint8Array([0x4d, 0x01, 0x02]))).includes(b.peerId))
+    await until(() => tagged.length === 1, 'b took the record of its tag')
+    // and a last op message, which comes after the untaken record
+    assert.ok((await a.gossip.publish(new Uint8Array([0xa1, 0x61, 0x74, 0x02]))).includes(b.peerId))
+    await until(() => seen.length >= 2, 'b took the last op message')
+    assert.deepEqual(seen, [0xa1, 0xa1])
+    assert.deepEqual(tagged, [2])
+    assert.throws(() => { b.gossip.handleTagged(0xa1, undefined) }, RangeError)
+  })
+
   it('host.dial() over loopback TCP with the wrong key is refused on both sides', async function () {
     const a = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
     const b = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
