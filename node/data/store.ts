@@ -234,7 +234,7 @@ export class Store {
   async has (cid: CID): Promise<boolean> {
     // a put under way (a write goes on without waiting for its put: blocks.ts ChunkWrite): the
     // block is found once its file is whole and synced, not as absent meanwhile
-    await this.written(cid)
+    if (this.busy.size > 0) await this.written(cid)
     const known = this.known(cid)
     if (known !== undefined) return known
     return await this.blocks.has(cid)
