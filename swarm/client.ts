@@ -36,6 +36,16 @@ export interface RangeWant { cid: CID, first: number, end: number, verify: (byte
  * a CID decoded from a frame is a fresh object, whose toString() (base32, ~5 µs: more than
  * decoding the frame) no cache spares, once on each side of every range read.
  */
+/**
+ * A block's key in a serving side's want queue and a have-query's pending set: its CID's bytes
+ * as latin1 (no base32: a CID off the wire is a fresh object, whose string is made anew). Never
+ * a rangeKey: a CID's bytes are never another CID's followed by '#'.
+ */
+export function wantKey (cid: CID): string {
+  const b = cid.bytes
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
+}
+
 export function rangeKey (cid: CID, first: number, end: number): string {
   const b = cid.bytes
   return `${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')}#${first}-${end}`

@@ -6,6 +6,7 @@ import type { AbortOptions, Stream } from '@libp2p/interface'
 import { anySignal, loopTimeSignal } from './abort.ts'
 import type { CID } from 'multiformats/cid'
 import { Channel } from './channel.ts'
+import { wantKey } from './client.ts'
 import { PeerGoneError, ProtocolError } from './errors.ts'
 import { DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, WANT } from './protocol.ts'
 import type { Message } from './protocol.ts'
@@ -42,15 +43,19 @@ export async function has (ctx: HasContext, cids: CID[], opts: AbortOptions = {}
     bound.clear()
     throw err
   }
-  const pending = new Set<string>()
+  // by the CID's bytes (wantKey): each CID of an answer is a fresh object off the wire, whose
+  // string (base32) cost ~5 µs; the string held is the asked CID's own (made once above)
+  const pending = new Map<string, CID>()
   let wake: (() => void) | undefined
   let failure: Error | undefined
   const onMessage = (msg: Message): void => {
     if (msg.type !== HAVE && msg.type !== DONT_HAVE) throw new ProtocolError(`unexpected message type ${msg.type} in answer to a have-query`)
     for (const cid of msg.cids) {
-      const key = cid.toString()
-      if (!pending.delete(key)) continue
-      if (msg.type === HAVE) held.add(key)
+      const key = wantKey(cid)
+      const asked = pending.get(key)
+      if (asked === undefined) continue
+      pending.delete(key)
+      if (msg.type === HAVE) held.add(asked.toString())
     }
     wake?.()
   }
@@ -73,7 +78,7 @@ export async function has (ctx: HasContext, cids: CID[], opts: AbortOptions = {}
       if (room > 0) {
         const batch = keys.slice(next, next + room)
         next += room
-        for (const c of batch) pending.add(c.toString())
+        for (const c of batch) pending.set(wantKey(c), c)
         await channel.send({ type: WANT, cids: batch, haveOnly: true }, { signal })
         continue
       }

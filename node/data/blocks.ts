@@ -663,17 +663,23 @@ export class ChunkService {
   /** Whether this host alone holds enough fragments to rebuild the chunk. */
   async hasLocally (ref: ChunkRef): Promise<boolean> {
     if (ref.cid === null) return true
+    const frags = ref.fragments
+    // each distinct fragment once (CIDs compared, no strings made: readRange asks this on every
+    // small read whose data fragment is elsewhere), with the copies the chunk has of it. With
+    // k = 1 (m + 1 copies of one block) one of them held is enough
     let have = 0
-    const distinct = [...new Set(ref.fragments.map(c => c.toString()))]
     // fragments not yet asked about: once even all of them could not make k, the answer is no
-    // (a reader holding one fragment of a 4+2 chunk asks of three, not six: readRange asks this
-    // on every small read whose data fragment is elsewhere)
-    let left = ref.k === 1 ? (distinct.length > 0 ? ref.k : 0) : ref.fragments.length
-    for (const f of distinct) {
-      if (have + left < ref.k) return false
-      const copies = ref.k === 1 ? ref.k : ref.fragments.filter(c => c.toString() === f).length
-      const cid = ref.fragments.find(c => c.toString() === f)!
-      if (await this.store.has(cid)) have += copies
+    // (a reader holding one fragment of a 4+2 chunk asks of three, not six)
+    let left = frags.length
+    for (let i = 0; i < frags.length; i++) {
+      const f = frags[i]
+      let seen = false
+      for (let j = 0; j < i && !seen; j++) seen = frags[j].equals(f)
+      if (seen) continue
+      if (ref.k !== 1 && have + left < ref.k) return false
+      let copies = 1
+      if (ref.k !== 1) for (let j = i + 1; j < frags.length; j++) if (frags[j].equals(f)) copies++
+      if (await this.store.has(f)) have += ref.k === 1 ? ref.k : copies
       if (have >= ref.k) return true
       if (ref.k !== 1) left -= copies
     }

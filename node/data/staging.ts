@@ -102,6 +102,9 @@ export class Staging {
    * as long as it likes: pooled bytes given out here are never recycled (ShardLease.keep).
    */
   get (cid: CID | string): Uint8Array | undefined {
+    // asked on every slice of a fragment (LocalLeaves.slice: a 4 KiB read, on the reader and its
+    // holder), where nothing is staged once a write is placed: no CID string made for nothing
+    if (this.blocks.size === 0) return undefined
     const held = this.blocks.get(cid.toString())
     held?.lease?.keep()
     return held?.bytes

@@ -140,9 +140,12 @@ export class Store {
    * of one block run one after the other, so the index always ends where the disk does.
    */
   private readonly busy = new Map<string, Promise<void>>()
-  /** Slice reads served from the page cache on the event loop (readSliceNow), and through the threadpool. */
-  readonly sliceCounters = { now: 0, pooled: 0 }
-  /** Open block files of slice reads by path (SLICE_FILES_OPEN), most recently read last. */
+  /**
+   * Slice reads served from the page cache on the event loop (readSliceNow), by a pread of a kept
+   * descriptor on the threadpool, and by the addon's threadpool job (open, pread, close of the path).
+   */
+  readonly sliceCounters = { now: 0, kept: 0, pooled: 0 }
+  /** Open block files of slice reads by multihash (sliceKey; SLICE_FILES_OPEN), most recently read last. */
   private readonly sliceFiles = new Map<string, SliceFile>()
   /** The descriptors of sliceFiles open now (closed if the Store is collected unclosed: leftOpen). */
   private readonly sliceFds = new Set<number>()
@@ -171,23 +174,23 @@ export class Store {
 
   async close (): Promise<void> {
     // the kept files no read uses are closed before this resolves (the others once their reads end)
-    await Promise.all([...this.sliceFiles.keys()].map(async path => { await this.dropSliceFile(path) }))
+    await Promise.all([...this.sliceFiles.keys()].map(async key => { await this.dropSliceFile(key) }))
     await this.blocks.close()
   }
 
-  /** The open file of a slice read (kept, or opened now); release() it after the read. */
-  private async sliceFile (path: string): Promise<SliceFile> {
-    let f = this.sliceFiles.get(path)
+  /** The open file of a slice read (kept under `key`, or `path` opened now); release() it after the read. */
+  private sliceFile (key: string, path: string): SliceFile {
+    let f = this.sliceFiles.get(key)
     if (f !== undefined) {
-      this.sliceFiles.delete(path)
-      this.sliceFiles.set(path, f)
+      this.sliceFiles.delete(key)
+      this.sliceFiles.set(key, f)
     } else {
       const opened: SliceFile = { opening: openFile(path, 'r'), users: 0, dropped: false }
       f = opened
-      this.sliceFiles.set(path, f)
+      this.sliceFiles.set(key, f)
       // the descriptor, for reads on the event loop (readSliceNow) while it is kept; a failed
       // open is no file to keep (the reader hears the error)
-      opened.opening.then(fd => { opened.fd = fd; this.sliceFds.add(fd) }, () => { if (this.sliceFiles.get(path) === opened) this.sliceFiles.delete(path) })
+      opened.opening.then(fd => { opened.fd = fd; this.sliceFds.add(fd) }, () => { if (this.sliceFiles.get(key) === opened) this.sliceFiles.delete(key) })
       while (this.sliceFiles.size > SLICE_FILES_OPEN) void this.dropSliceFile(this.sliceFiles.keys().next().value as string)
     }
     f.users++
@@ -200,11 +203,11 @@ export class Store {
     if (f.dropped && f.users === 0) void this.closeSliceFile(f)
   }
 
-  /** Keep the file of `path` open no longer (closed now, or when its last read ends); settles once closed now. */
-  private async dropSliceFile (path: string): Promise<void> {
-    const f = this.sliceFiles.get(path)
+  /** Keep the file kept under `key` open no longer (closed now, or when its last read ends); settles once closed now. */
+  private async dropSliceFile (key: string): Promise<void> {
+    const f = this.sliceFiles.get(key)
     if (f === undefined) return
-    this.sliceFiles.delete(path)
+    this.sliceFiles.delete(key)
     f.dropped = true
     if (f.users === 0) await this.closeSliceFile(f)
   }
@@ -231,7 +234,7 @@ export class Store {
   async has (cid: CID): Promise<boolean> {
     // a put under way (a write goes on without waiting for its put: blocks.ts ChunkWrite): the
     // block is found once its file is whole and synced, not as absent meanwhile
-    await this.written(cid)
+    if (this.busy.size > 0) await this.written(cid)
     const known = this.known(cid)
     if (known !== undefined) return known
     return await this.blocks.has(cid)
@@ -269,7 +272,7 @@ export class Store {
   /** Note a block gone (deleted, quarantined, or its file found missing). */
   private noteGone (cid: CID): void {
     if (cid.multihash.code !== SHA256) return
-    void this.dropSliceFile(this.file(cid).file)
+    void this.dropSliceFile(sliceKey(cid))
     if (this.filling !== undefined) {
       this.deletedWhileFilling.add(blockKey(cid))
       this.filling.delete(cid.multihash.digest)
@@ -517,50 +520,52 @@ export class Store {
    * Merkle tree (data/leaves.ts). Undefined when the block is not here or shorter than that.
    */
   async readSlice (cid: CID, offset: number, length: number): Promise<Uint8Array | undefined> {
-    await this.written(cid)
+    if (this.busy.size > 0) await this.written(cid)
     if (this.absent(cid)) return undefined
+    const key = sliceKey(cid)
+    const out = new Uint8Array(length)
+    // a kept file (open, not dropped) whose slice's pages are cached: read now, on this thread,
+    // with no path made and no promise waited on (a holder's part of every peer's 4 KiB read:
+    // the block's path, base32 of its multihash joined to the store's dir, and the wait on the
+    // open's promise were 2-4 µs of its ~10, measured alone)
+    const kept = this.sliceFiles.get(key)
+    let tried = false
+    if (readSliceNowNative !== undefined && kept?.fd !== undefined && !kept.dropped) {
+      this.sliceFiles.delete(key)
+      this.sliceFiles.set(key, kept)
+      if (readSliceNowNative(kept.fd, offset, out)) { this.sliceCounters.now++; return out }
+      tried = true
+    }
     const { file } = this.file(cid)
-    if (readSliceNative !== undefined) {
-      const out = new Uint8Array(length)
-      // a kept file (open, not dropped), or one not kept yet: its slices whose pages are cached are
-      // read now, on this thread. A file not kept is opened through node:fs and kept from now on (a
-      // descriptor the addon's job opened and handed over was Node's to close but not its own:
-      // every close of one warned "closed but not opened in unmanaged mode" in a worker thread,
-      // where a host runs). A file whose open is in flight, or dropped, goes to the threadpool job.
-      const kept = this.sliceFiles.get(file)
-      if (readSliceNowNative !== undefined && (kept === undefined || (kept.fd !== undefined && !kept.dropped))) {
-        const opened = await this.openSlice(cid, file)
-        if (opened === undefined) return undefined
-        try {
-          if (readSliceNowNative(opened.fd, offset, out)) { this.sliceCounters.now++; return out }
-        } finally {
-          this.releaseSliceFile(opened.f)
-        }
-      }
-      this.sliceCounters.pooled++
-      // open, pread and close in one threadpool job: through node:fs/promises a 4 KiB read was
-      // three round trips through the threadpool and the event loop (issue 15)
+    // a file not kept yet, or kept: opened through node:fs and kept from now on (a descriptor
+    // the addon's job opened and handed over was Node's to close but not its own: every close of
+    // one warned "closed but not opened in unmanaged mode" in a worker thread, where a host
+    // runs); its slice read now when its pages are cached, else by a pread of the kept
+    // descriptor on the threadpool (not an open, pread and close of its path: issue 15). A file
+    // whose open is in flight, or dropped, goes to the addon's job (open, pread, close in one).
+    if (readSliceNative === undefined || kept === undefined || (kept.fd !== undefined && !kept.dropped)) {
+      const opened = await this.openSlice(cid, key, file)
+      if (opened === undefined) return undefined
       try {
-        return await readSliceNative(file, offset, out) ? out : undefined
-      } catch (err: any) {
-        if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
-        throw err
+        if (!tried && readSliceNowNative !== undefined && readSliceNowNative(opened.fd, offset, out)) { this.sliceCounters.now++; return out }
+        this.sliceCounters.kept++
+        let got = 0
+        while (got < length) {
+          const { bytesRead } = await readAt(opened.fd, out, got, length - got, offset + got)
+          if (bytesRead === 0) return undefined
+          got += bytesRead
+        }
+        return out
+      } finally {
+        this.releaseSliceFile(opened.f)
       }
     }
-    // without the addon's job: through a kept descriptor (SLICE_FILES_OPEN)
-    const opened = await this.openSlice(cid, file)
-    if (opened === undefined) return undefined
+    this.sliceCounters.pooled++
     try {
-      const out = new Uint8Array(length)
-      let got = 0
-      while (got < length) {
-        const { bytesRead } = await readAt(opened.fd, out, got, length - got, offset + got)
-        if (bytesRead === 0) return undefined
-        got += bytesRead
-      }
-      return out
-    } finally {
-      this.releaseSliceFile(opened.f)
+      return await readSliceNative(file, offset, out) ? out : undefined
+    } catch (err: any) {
+      if (err.code === 'ENOENT') { await this.lost(cid, file); return undefined }
+      throw err
     }
   }
 
@@ -568,8 +573,8 @@ export class Store {
    * The kept (or now opened) file of block `cid` at `file` for a slice read, and its descriptor:
    * releaseSliceFile(f) after the read. Undefined when the file is gone (the block noted lost).
    */
-  private async openSlice (cid: CID, file: string): Promise<{ f: SliceFile, fd: number } | undefined> {
-    const f = await this.sliceFile(file)
+  private async openSlice (cid: CID, key: string, file: string): Promise<{ f: SliceFile, fd: number } | undefined> {
+    const f = this.sliceFile(key, file)
     try {
       return { f, fd: await f.opening }
     } catch (err: any) {
@@ -682,6 +687,15 @@ export class Store {
     const fs = await statfs(this.dir)
     return { capacity: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize }
   }
+}
+
+/**
+ * A block's key in Store.sliceFiles: its multihash's bytes as latin1 (its file's name is the
+ * multihash's, whatever the codec), made without base32 or a path.
+ */
+function sliceKey (cid: CID): string {
+  const b = cid.multihash.bytes
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
 }
 
 /** A block's key in Store.busy and deletedWhileFilling: its multihash (the store is keyed by multihash, not codec). */

@@ -357,16 +357,10 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (root === undefined || cid === undefined || ref.cid === null) throw new BlockUnavailableError(ref.cid?.toString() ?? '?', 'the chunk records no Merkle roots')
     const peers = this.peerIds()
     if (peers.length === 0) throw new BlockUnavailableError(cid.toString(), 'no peer is reachable (offline)')
-    // a timer stopped when the fetch is over (boundedSignal): one per 4 KiB read
-    const bound = boundedSignal([opts.signal], FETCH_TIMEOUT_MS)
-    try {
-      return await this.rangeFrom(ref, slice, root, cid, peers, bound.signal)
-    } finally {
-      bound.clear()
-    }
+    return await this.rangeFrom(ref, slice, root, cid, peers, opts.signal)
   }
 
-  private async rangeFrom (ref: ChunkRef, slice: FragmentSlice, root: Uint8Array, cid: CID, peers: string[], signal: AbortSignal): Promise<Uint8Array> {
+  private async rangeFrom (ref: ChunkRef, slice: FragmentSlice, root: Uint8Array, cid: CID, peers: string[], signal?: AbortSignal): Promise<Uint8Array> {
     const { first, end, fragmentBytes } = slice
     const want = { cid, first, end, verify: (bytes: Uint8Array, proof: Uint8Array[]) => verifyRange(root, fragmentBytes, first, end, bytes, proof) }
     const ranked = this.policy.rank(ref, this.policy.members(), ref.k + ref.m + this.policy.redundancy)
@@ -380,15 +374,25 @@ export class ChunkNetwork extends EventTarget implements Network {
       guess = targets.filter(p => connected.has(p))
     }
     if (guess.length > 0) {
+      // under the caller's signal alone: pullRange gives each of these few targets its hedge
+      // time, then moves on or gives up, so this try ends by itself (no FETCH_TIMEOUT_MS timer
+      // and controller made and stopped for every 4 KiB read, whose answer is nearly always here)
       try {
         return await this.swarm.pullRange(want, guess, { signal })
       } catch (err) {
-        signal.throwIfAborted()
+        signal?.throwIfAborted()
         log('leaves of fragment %s not at its first targets, asking who holds it: %s', shortCid(cid), (err as Error).message)
       }
     }
-    const holders = ((await this.whoHolds(ref, [cid], peers, signal))?.get(cid.toString()) ?? []).filter(p => !guess.includes(p))
-    return await this.swarm.pullRange(want, holders.length > 0 ? holders : peers.filter(p => !guess.includes(p)), { signal })
+    // the have-queries and the pull after them within FETCH_TIMEOUT_MS (a timer stopped when
+    // they are over: boundedSignal)
+    const bound = boundedSignal([signal], FETCH_TIMEOUT_MS)
+    try {
+      const holders = ((await this.whoHolds(ref, [cid], peers, bound.signal))?.get(cid.toString()) ?? []).filter(p => !guess.includes(p))
+      return await this.swarm.pullRange(want, holders.length > 0 ? holders : peers.filter(p => !guess.includes(p)), { signal: bound.signal })
+    } finally {
+      bound.clear()
+    }
   }
 
   async fetchOne (cid: CID, opts: AbortOptions = {}): Promise<Uint8Array> {

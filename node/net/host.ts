@@ -796,7 +796,13 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
     return out
   }
-  const connectedIds = (): string[] => [...connectionsById().keys()]
+  // the ids of connectionsById, kept until a connection opens or closes: asked several times per
+  // 4 KiB read (the reader's range fetch, its membership's live peers: each a map of every
+  // connection made afresh, ~15 µs of a read on six hosts). A copy each time: callers may change it
+  let ids: string[] | undefined
+  const forgetIds = (): void => { ids = undefined }
+  for (const e of ['connection:open', 'connection:close', 'peer:connect', 'peer:disconnect'] as const) libp2p.addEventListener(e, forgetIds)
+  const connectedIds = (): string[] => [...(ids ??= [...connectionsById().keys()])]
   const knownAddrs = (id: string): string[] => {
     const addrs = listenAddrs.get(id) ?? []
     return addrs.filter(a => !isUnspecified(a)).slice(0, PEX_MAX_ADDRS)

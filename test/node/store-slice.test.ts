@@ -3,7 +3,9 @@
 // at once share a file, more blocks than are kept read right, and a block deleted after a slice
 // read is no longer read through the kept file (absent), nor after it is stored again (its bytes).
 // With the native addon, a slice of a kept file whose pages are cached is read on the event loop
-// (readSliceNow), not by a threadpool job: the right bytes, and never through a file since deleted.
+// (readSliceNow), not by a threadpool job: the right bytes, and never through a file since deleted;
+// one whose pages are not cached is read through the kept descriptor (a pread on the threadpool),
+// not by opening its path again.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Store, cidOf } from '../../node/data/index.ts'
@@ -11,6 +13,23 @@ import { SLICE_FILES_OPEN } from '../../node/data/store.ts'
 import { readSliceNowNative } from '../../node/data/erasure.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { Worker } from 'node:worker_threads'
+import { execFile } from 'node:child_process'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+
+/** Drop the page cache of one file (posix_fadvise DONTNEED through GNU dd; its pages are clean: the store syncs what it writes). */
+async function dropFileCache (file: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => { execFile('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'], err => { if (err !== null) reject(err); else resolve() }) })
+}
+
+/** The block files under a store's dir. */
+async function blockFiles (dir: string): Promise<string[]> {
+  const out: string[] = []
+  for (const shard of await readdir(join(dir, 'blocks'), { withFileTypes: true })) {
+    if (shard.isDirectory()) for (const f of await readdir(join(dir, 'blocks', shard.name))) if (f.endsWith('.data')) out.push(join(dir, 'blocks', shard.name, f))
+  }
+  return out
+}
 
 describe('Store.readSlice', function () {
   const t = new Teardown()
@@ -55,9 +74,9 @@ describe('Store.readSlice', function () {
     // by a threadpool job): the same slice again (its pages cached by then) is read now, with no job
     assert.ok(Buffer.from((await store.readSlice(cid, 16_384, 16_384))!).equals(bytes.subarray(16_384, 32_768)))
     const first = { ...store.sliceCounters }
-    assert.equal(first.now + first.pooled, 1)
+    assert.equal(first.now + first.kept + first.pooled, 1)
     assert.ok(Buffer.from((await store.readSlice(cid, 16_384, 16_384))!).equals(bytes.subarray(16_384, 32_768)))
-    assert.deepEqual(store.sliceCounters, { now: first.now + 1, pooled: first.pooled })
+    assert.deepEqual(store.sliceCounters, { now: first.now + 1, kept: first.kept, pooled: first.pooled })
     // each slice read right, the second read of it from the page cache (the first one may have
     // found its pages dropped by someone's drop_caches, and read them back in)
     for (const at of [0, 100_000, 245_760]) {
@@ -74,6 +93,32 @@ describe('Store.readSlice', function () {
     await store.delete(cid)
     assert.equal(await store.readSlice(cid, 0, 100), undefined)
     assert.equal(store.sliceCounters.now, before, 'none read now past the end or once deleted')
+  })
+
+  it('reads a slice of a kept block file whose pages are not cached through its kept descriptor, not by opening its path', async function () {
+    // before: the addon's threadpool job opened the path, read and closed it, beside the descriptor kept open
+    if (readSliceNowNative === undefined) this.skip()
+    const dir = await tempDir(t)
+    const store = await Store.open(dir)
+    t.add(async () => { await store.close() })
+    await store.tally()
+    const bytes = randomBytes(256 * 1024)
+    const cid = cidOf(bytes)
+    await store.put(cid, bytes)
+    const files = await blockFiles(dir)
+    assert.equal(files.length, 1)
+    // kept open by a first slice
+    assert.ok(Buffer.from((await store.readSlice(cid, 0, 4096))!).equals(bytes.subarray(0, 4096)))
+    for (const at of [65_536, 163_840]) {
+      await dropFileCache(files[0])
+      const before = { ...store.sliceCounters }
+      const got = await store.readSlice(cid, at, 16_384)
+      assert.ok(got !== undefined && Buffer.from(got).equals(bytes.subarray(at, at + 16_384)), `slice at ${at}`)
+      assert.equal(store.sliceCounters.pooled, before.pooled, `the slice at ${at} not read by opening the path`)
+      // read now when someone read the pages back in meanwhile, else through the kept descriptor
+      assert.equal(store.sliceCounters.kept + store.sliceCounters.now, before.kept + before.now + 1)
+    }
+    assert.ok(store.sliceCounters.kept > 0, 'no slice read through the kept descriptor (the pages were never dropped?)')
   })
 
   it('in a worker thread (where a host runs), keeps and closes its files without Node warning of a descriptor it did not open', async function () {
