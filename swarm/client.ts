@@ -47,8 +47,7 @@ export function wantKey (cid: CID): string {
 }
 
 export function rangeKey (cid: CID, first: number, end: number): string {
-  const b = cid.bytes
-  return `${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')}#${first}-${end}`
+  return `${wantKey(cid)}#${first}-${end}`
 }
 
 /** A range want as errors name it (the key before rangeKey: the CID's string, then the range). */

@@ -24,6 +24,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { CorruptBlockError, FsError } from '../errors.ts'
 import { logger } from '../log.ts'
+import { bytesKey } from '../bytes.ts'
 import { PresentIndex } from './present.ts'
 import { readSliceNative, readSliceNowNative, sha256Many, writeBlockNative, writeBlocksNative } from './erasure.ts'
 
@@ -694,8 +695,7 @@ export class Store {
  * multihash's, whatever the codec), made without base32 or a path.
  */
 function sliceKey (cid: CID): string {
-  const b = cid.multihash.bytes
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
+  return bytesKey(cid.multihash.bytes)
 }
 
 /** A block's key in Store.busy and deletedWhileFilling: its multihash (the store is keyed by multihash, not codec). */
