@@ -13,7 +13,9 @@
 // but the record's `updated` time, which the store ages peers by (6 hours, MAX_PEER_AGE): a
 // record is still written at least once per PROTOCOL_MERGE_REFRESH_MS per peer. What the host
 // knows of a record comes from the records merge() returns and from every 'peer:update' (an
-// identify's patch that drops a protocol included); delete() forgets it.
+// identify's patch that drops a protocol included), and from 'self:peer:update' for this host's
+// own record (registrar.handle() merges a protocol into it, unhandle() patches it out, and identify
+// tells peers what it lists); delete() forgets a record.
 import type { Peer, PeerId, PeerStore, PeerData, AbortOptions } from '@libp2p/interface'
 
 /** Longest a record is trusted to list a protocol without a write of it (see above). */
@@ -64,7 +66,10 @@ export function skipKnownProtocolMerges (peerStore: PeerStore, events: Pick<Even
     known.delete(id.toString())
     await del(id, options)
   }
-  // every write that changed a record, whoever made it (an identify's patch, a save)
-  events.addEventListener('peer:update', (evt) => { learn((evt as CustomEvent<{ peer: Peer }>).detail.peer) })
+  // every write that changed a record, whoever made it (an identify's patch, a save); this
+  // host's own record too (libp2p's unhandle() patches it, and identify tells peers what it lists)
+  for (const type of ['peer:update', 'self:peer:update']) {
+    events.addEventListener(type, (evt) => { learn((evt as CustomEvent<{ peer: Peer }>).detail.peer) })
+  }
   return stats
 }
