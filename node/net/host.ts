@@ -97,6 +97,7 @@ import { forEachLimited } from '../pool.ts'
 import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
 import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto } from './lean-transport.ts'
 import { accountExternalMemoryInHeapLimit } from './heap.ts'
+import { skipKnownProtocolMerges } from './peer-protocols.ts'
 
 // pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
 renewXsalsa20Views()
@@ -658,6 +659,9 @@ export async function createHost (init: HostInit): Promise<Host> {
   })
   const self = libp2p.peerId.toString()
   let stopped = false
+  // a stream opened on a protocol the peer's record lists already does not rewrite the record
+  // (peer-protocols.ts: libp2p does, at both ends of every stream)
+  skipKnownProtocolMerges(libp2p.peerStore, libp2p)
   // the refresher reads its interval each time it arms the next refresh (DHT_TABLE_REFRESH_INTERVAL_MS)
   const refresher = (libp2p.services.dht as unknown as { routingTableRefresh?: { refreshInterval: number } }).routingTableRefresh
   if (refresher !== undefined && typeof refresher.refreshInterval === 'number') refresher.refreshInterval = DHT_TABLE_REFRESH_INTERVAL_MS

@@ -28,6 +28,10 @@
 // the small-file ones, written there as <workload>.<system>.cpuprofile; scripts/prof-summary.ts
 // reads it). darkfs's CPU in a cell is figured per MiB (the three), per I/O (randread:
 // cpu.ms_per_op) or per file (smallfiles.s, smallfiles-rm.s: cpu.ms_per_file).
+// DARKFS_PERF_CTL (a perf control fifo) with DARKFS_PERF_ONLY (a comma list of workload keys):
+// `enable` is written to the fifo as each of those cells starts and `disable` as it ends, so
+// `perf record -D -1 --control fifo:CTL,ACK ... -- npm run bench` samples those cells alone
+// (V8 profiles misattribute time on oversubscribed cores; perf does not).
 // Needs root (mounts, drop_caches). Run alone: `DARKFS_BENCH=compare npm run bench`.
 import { mkdtemp, chmod, rm, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -126,6 +130,8 @@ async function profile (file: string | undefined): Promise<() => Promise<void>> 
 }
 
 /** This process's memory after a cell: heap used, outside the heap (buffers), resident (MiB). */
+/** Whether perf was told to sample the cell running now (DARKFS_PERF_CTL). */
+let perfOn = false
 const mem = (): string => { const m = process.memoryUsage(); return `${(m.heapUsed / 2 ** 20).toFixed(0)} MiB, external ${(m.external / 2 ** 20).toFixed(0)} MiB, rss ${(m.rss / 2 ** 20).toFixed(0)} MiB` }
 
 const errorCell = (err: any): string => `error: ${String(err?.message ?? err).replace(/\s+/g, ' ').slice(0, 300)}`
@@ -287,6 +293,8 @@ export async function run (): Promise<Record<string, number | string>> {
             const streams0 = target.streams?.()
             const reads0 = target.reads?.()
             const parity0 = target.parity?.()
+            const perfCtl = process.env.DARKFS_PERF_CTL
+            if (perfCtl !== undefined && (process.env.DARKFS_PERF_ONLY ?? '').split(',').includes(wl.key)) { await writeFile(perfCtl, 'enable\n'); perfOn = true }
             const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key) || FILE_CPU_WORKLOADS.has(wl.key) || PROF_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
             try {
               const v = await guard(`${system} ${wl.key}`, work.deadline(LONG_GUARD_MS) + GUARD_SLACK_MS, wl.run(target, work))
@@ -297,6 +305,7 @@ export async function run (): Promise<Record<string, number | string>> {
             }
             const cpu = process.cpuUsage(cpu0)
             await stopProfile()
+            if (perfOn) { await writeFile(process.env.DARKFS_PERF_CTL!, 'disable\n'); perfOn = false }
             const cpuS = (cpu.user + cpu.system) / 1e6
             if (system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key)) {
               figures[`compare.${key}.cpu.ms_per_MiB`] = cpuS * 1000 / mib
