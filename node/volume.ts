@@ -676,6 +676,7 @@ export class Volume implements VolumeApi {
       }, options)
       : undefined
     if (open !== undefined && c !== undefined) this.placeCommitted(open, c)
+    if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(inode.id)
     if (!together) await this.commit(body)
     if (open !== undefined) open.mtime = undefined
   }
