@@ -16,7 +16,8 @@
 // (FUSE fsyncdir), or within WRITTEN_SYNC_MS (1 s), as a local file system commits such changes
 // with its journal; a power cut may lose that last second of them. A chmod or chown of a file
 // open here is held (answered from memory, as the file's buffered writes are) until this
-// Volume's next commit, the file's next flush, close, fsync or utimes, or HELD_ATTRS_MS, and then
+// Volume's next commit, the file's next version, close (a FUSE release: close(2) does not wait
+// for it), fsync or utimes, or HELD_ATTRS_MS, and then
 // committed as one setattr op with the others held (tar's fchown and fchmod of every file it
 // extracts: one op and one log write, not two); a process killed meanwhile loses them with the
 // file's buffered writes. No other change of this host is stamped before them.
@@ -372,7 +373,7 @@ export class Volume implements VolumeApi {
   /**
    * Mode and owner changes of files open here, not committed yet, by inode: each one setattr
    * body, its fields merged (see the head of this file). Stamped before any other op of this
-   * Volume (stamp()), at the file's flush, close, fsync or utimes, or by `heldTimer`.
+   * Volume (stamp()), with the file's next version, at its close, fsync or utimes, or by `heldTimer`.
    */
   private readonly heldAttrs = new Map<InodeId, OpBody & { type: 'setattr' }>()
   private heldTimer: ReturnType<typeof setTimeout> | undefined
@@ -1042,7 +1043,7 @@ export class Volume implements VolumeApi {
    * prepare() (reading base chunks from peers) and the wait for peers; the placement it starts
    * is the host's, not the caller's, and goes on without it.
    */
-  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}): Promise<void> {
+  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}, attrs = true): Promise<void> {
     // an open file whose last name is gone (POSIX: it lives until its last close) makes no
     // version: its writes stay in the open file and end with it (its last close gives up what
     // it stored early), no op, nothing placed
@@ -1069,7 +1070,8 @@ export class Volume implements VolumeApi {
     }, { ...options, sync: wait === 'safe' })
     if (c !== undefined) this.placeCommitted(f, c)
     // a mode or owner change held for the file, with no version to go with: its own op now
-    else if (this.heldAttrs.has(f.inode)) await this.stamp([], 'written')
+    // (`attrs` false, a flush: at the close, or with this host's next op, whichever comes first)
+    else if (attrs && this.heldAttrs.has(f.inode)) await this.stamp([], 'written')
     // a peer holds the version's ops (the ops below them too) before an fsync returns, like its
     // chunks: asked by the fsync, for its own op, or with nothing to commit for this host's
     // newest (which has every earlier op of this host below it: a close's commit, the file's
@@ -1469,7 +1471,10 @@ export class Volume implements VolumeApi {
         // A commit syncs the log, and with it the file's create and every change before it; a
         // flush with nothing to commit syncs nothing (a shell's `>` flushes the new file once
         // before it writes: its create is synced by the flush after the write)
-        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options)
+        // Mode and owner changes held for the file go with a version it commits, else with the
+        // close: a FUSE flush is what close(2) waits for, a release is not (tar's fchown and
+        // fchmod before each close: no log write of their own inside its close(2))
+        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options, false)
       },
       async close (options = {}) {
         if (closed) return

@@ -1,7 +1,8 @@
 // A chmod or chown of a file open on a host is held there (answered from that host's memory) and
 // committed as one setattr op with the others held, before any other op of the host: at the
-// file's flush, close, fsync or utimes, or within HELD_ATTRS_MS (node/volume.ts, the head). tar x
-// sets each file's times, owner and mode before it closes it: two setattr ops now, not three.
+// file's next version, close (not a flush: close(2) waits for that), fsync or utimes, or within
+// HELD_ATTRS_MS (node/volume.ts, the head). tar x sets each file's times, owner and mode before
+// it closes it: two setattr ops now, not three.
 // Checked on three in-process hosts: every host converges on every attribute; no host sees a
 // later change of the writer (a rename) before the held mode.
 import assert from 'node:assert/strict'
@@ -35,6 +36,9 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     const open = await fh.stat()
     assert.deepEqual([open.mode & 0o7777, open.uid, open.gid], [0o640, 1234, 5678])
     assert.equal(setattrs.length, 1, 'the times only, so far (with the file\'s version)')
+    // a flush with no version to commit (what close(2) waits for through FUSE) leaves them held
+    await fh.flush()
+    assert.equal(setattrs.length, 1, 'a flush made no op of them')
     await fh.close()
     // the owner and the mode: one op, at the close
     assert.equal(setattrs.length, 2)
