@@ -13,9 +13,8 @@
 // and each FUSE request kind seen 20 times or more has its p50/p90/p99/max printed.
 import { mkdtemp, chmod, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Teardown } from '../../harness/tmp.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import { mount } from '../../fuse/index.ts'
 import { sh } from './_proc.ts'
@@ -42,7 +41,7 @@ const types = new Map<string, number>()
 
 const t = new Teardown()
 try {
-  const base = await mkdtemp(join(tmpdir(), 'darkfs-meta-'))
+  const base = await tempDir(t, 'darkfs-meta-')
   await chmod(base, 0o755)
   const tarball = join(base, 'src.tar')
   const gitSource = work === 'git-clone' ? await makeGitSource(base) : ''
