@@ -610,9 +610,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
           return { result: 0, a: links.others(path ?? h.path), b: await after(path, n[4], o) }
         }
         const p = need(path, 'utimens')
-        // buffered writes commit at flush and stamp their mtime then: commit them first, so
-        // explicit times (tar, cp -a, touch on an open file) are the last word
-        await Promise.all(handles.all().filter(h => h.path === p).map(async h => { await h.flush(o) }))
+        // explicit times (tar, cp -a, touch on an open file) are the last word over the file's
+        // buffered writes: the Volume commits those with the times, in one log append and sync
+        // (VolumeApi.utimes; the kernel sends futimens by path, so this is tar's too: a flush of
+        // each handle first was a commit and a log write of its own per file)
         if (volume.lutimes !== undefined) await volume.lutimes(p, atime, mtime, o)
         else if (await isSymlink(p, o)) throw new FsError('ENOTSUP', 'lutimes', p, 'the volume cannot set times of a symlink itself')
         else await volume.utimes(p, atime, mtime, o)

@@ -149,9 +149,13 @@ export interface VolumeApi {
   mknod: (path: string, mode: number, rdev: number, caller?: Caller, options?: AbortOptions) => Promise<void>
   chmod: (path: string, mode: number, options?: AbortOptions) => Promise<void>
   chown: (path: string, uid: number, gid: number, options?: AbortOptions) => Promise<void>
-  /** Set atime and mtime; 'omit' leaves one as it is, 'now' sets the current time. */
+  /**
+   * Set atime and mtime; 'omit' leaves one as it is, 'now' sets the current time. The times are
+   * the last word over writes made before the call through any open handle of the file: a
+   * Volume that commits buffered writes later (at flush) commits them first, or with the times.
+   */
   utimes: (path: string, atime: TimeArg, mtime: TimeArg, options?: AbortOptions) => Promise<void>
-  /** utimes on `path` itself, not following a final symlink (FUSE setattr on a symlink). */
+  /** utimes on `path` itself, not following a final symlink (FUSE setattr on a symlink); the same rule for buffered writes. */
   lutimes?: (path: string, atime: TimeArg, mtime: TimeArg, options?: AbortOptions) => Promise<void>
   /** chown on `path` itself, not following a final symlink (FUSE setattr on a symlink). */
   lchown?: (path: string, uid: number, gid: number, options?: AbortOptions) => Promise<void>

@@ -14,7 +14,13 @@
 // utimes, xattrs) is written to the op log, not synced (node/tree log.ts): it survives this
 // process being killed, and becomes durable with the next such commit, an fsync, a syncDir()
 // (FUSE fsyncdir), or within WRITTEN_SYNC_MS (1 s), as a local file system commits such changes
-// with its journal; a power cut may lose that last second of them.
+// with its journal; a power cut may lose that last second of them. A chmod or chown of a file
+// open here is held (answered from memory, as the file's buffered writes are) until this
+// Volume's next commit, the file's next version, close (a FUSE release: close(2) does not wait
+// for it), fsync or utimes, or HELD_ATTRS_MS, and then
+// committed as one setattr op with the others held (tar's fchown and fchmod of every file it
+// extracts: one op and one log write, not two); a process killed meanwhile loses them with the
+// file's buffered writes. No other change of this host is stamped before them.
 import { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
@@ -23,7 +29,7 @@ import { BlockUnavailableError, FsError, NotConflictedError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type Committed, type FileState, type PatchExtent } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
-import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId } from './tree/index.ts'
+import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Durability } from './tree/index.ts'
 import { ExtentMap, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
@@ -84,6 +90,8 @@ export const READ_WHOLE_MAX = 2 ** 31 - 1
  * move from a peer can name the old path the mount's kernel cache holds.
  */
 export const SEEN_PATHS_MAX = 65536
+/** Longest a chmod or chown of a file open here is held before it is committed (see the head of this file). */
+export const HELD_ATTRS_MS = 250
 /**
  * Longest an fsync waits for the placement of a file's chunks on peers (DESIGN.md §5). The
  * bytes are durable locally before that wait starts; past it, fsync returns and placement
@@ -362,6 +370,13 @@ export class Volume implements VolumeApi {
   private readonly closeParts?: () => Promise<void>
   private closing?: Promise<void>
   private readonly open_ = new Map<InodeId, OpenFile>()
+  /**
+   * Mode and owner changes of files open here, not committed yet, by inode: each one setattr
+   * body, its fields merged (see the head of this file). Stamped before any other op of this
+   * Volume (stamp()), with the file's next version, at its close, fsync or utimes, or by `heldTimer`.
+   */
+  private readonly heldAttrs = new Map<InodeId, OpBody & { type: 'setattr' }>()
+  private heldTimer: ReturnType<typeof setTimeout> | undefined
   /** Inode -> placements of its committed versions still in flight, each with when it began. */
   private readonly placing = new Map<InodeId, Set<{ done: Promise<void>, at: number }>>()
   private readonly syncPlaceWaitMs: number
@@ -450,7 +465,13 @@ export class Volume implements VolumeApi {
     this.foldWaits.clear()
     this.foldDeferred.clear()
     this.foldStop.abort()
-    this.closing ??= Promise.all(this.folding.values()).then(async () => { await this.closeParts?.() })
+    clearTimeout(this.heldTimer)
+    this.heldTimer = undefined
+    this.closing ??= Promise.all(this.folding.values()).then(async () => {
+      // held attribute changes are committed before the tree closes
+      if (this.heldAttrs.size > 0) await this.stamp([], 'written').catch((err: Error) => { log.error('attribute changes held for open files not committed at close: %s', err.message) })
+      await this.closeParts?.()
+    })
     await this.closing
   }
 
@@ -573,7 +594,56 @@ export class Volume implements VolumeApi {
 
   /** Commit a namespace or attribute change: written to the log, synced later (the head of this file). */
   private async commit (body: OpBody): Promise<{ cid: CID, id: InodeId }> {
-    return await this.tree.commit(body, 'written')
+    return (await this.stamp([body], 'written'))[0]
+  }
+
+  /**
+   * Tree.commitMany of `bodies`, after the attribute changes held for open files (heldAttrs: no
+   * change of this host is stamped before them), in one batch; the results are `bodies`' own.
+   * A batch that fails holds its attribute changes again (under any held since).
+   */
+  private async stamp (bodies: OpBody[], durability: Durability, opts?: CommitOptions): Promise<Array<{ cid: CID, id: InodeId }>> {
+    if (this.heldAttrs.size === 0) return await this.tree.commitMany(bodies, durability, opts)
+    const held = [...this.heldAttrs.values()]
+    this.heldAttrs.clear()
+    clearTimeout(this.heldTimer)
+    this.heldTimer = undefined
+    try {
+      return (await this.tree.commitMany([...held, ...bodies], durability, opts)).slice(held.length)
+    } catch (err) {
+      for (const b of held) {
+        const now = this.heldAttrs.get(b.inode)
+        this.heldAttrs.set(b.inode, now === undefined ? b : { ...b, ...now })
+      }
+      if (this.heldAttrs.size > 0) this.holdTimer()
+      throw err
+    }
+  }
+
+  /**
+   * A mode or owner change: held while the file is open here (heldAttrs, with the changes held
+   * before it: one op), else committed now.
+   */
+  private async setAttrs (inode: Inode, fields: { mode?: number, uid?: number, gid?: number }): Promise<void> {
+    const body: OpBody & { type: 'setattr' } = { type: 'setattr', inode: inode.id, ...fields, time: nowNs() }
+    const open = this.open_.get(inode.id)
+    if (open === undefined || open.handles === 0 || this.closing !== undefined) {
+      await this.commit(body)
+      return
+    }
+    const before = this.heldAttrs.get(inode.id)
+    this.heldAttrs.set(inode.id, before === undefined ? body : { ...before, ...body })
+    this.holdTimer()
+  }
+
+  /** Commits what is held within HELD_ATTRS_MS. */
+  private holdTimer (): void {
+    if (this.heldTimer !== undefined || this.closing !== undefined) return
+    this.heldTimer = setTimeout(() => {
+      this.heldTimer = undefined
+      if (this.heldAttrs.size === 0) return
+      this.stamp([], 'written').catch((err: Error) => { log.error('attribute changes held for open files not committed: %s', err.message) })
+    }, HELD_ATTRS_MS)
   }
 
   // ---- attributes -------------------------------------------------------------------------
@@ -582,15 +652,18 @@ export class Volume implements VolumeApi {
     const open = this.open_.get(inode.id)
     const size = open?.size ?? inode.size
     const mtime = open?.mtime !== undefined && open.mtime > inode.mtime ? open.mtime : inode.mtime
-    const ctime = mtime > inode.ctime ? mtime : inode.ctime
+    // a mode or owner change held for the open file (heldAttrs) is this host's view already
+    const held = this.heldAttrs.size === 0 ? undefined : this.heldAttrs.get(inode.id)
+    let ctime = mtime > inode.ctime ? mtime : inode.ctime
+    if (held !== undefined && held.time > ctime) ctime = held.time
     const kind = inode.kind
     return {
       ino: inode.ino,
-      mode: typeOf(kind) | (inode.mode & PERM_MASK),
+      mode: typeOf(kind) | ((held?.mode ?? inode.mode) & PERM_MASK),
       kind,
       nlink: inode.nlink,
-      uid: inode.uid,
-      gid: inode.gid,
+      uid: held?.uid ?? inode.uid,
+      gid: held?.gid ?? inode.gid,
       rdev: inode.rdev,
       size: kind === 'symlink' ? Buffer.byteLength(inode.target ?? '') : size,
       blocks: Math.ceil(size / 512),
@@ -624,7 +697,7 @@ export class Volume implements VolumeApi {
   }
 
   private async chmodOf (inode: Inode, mode: number): Promise<void> {
-    await this.commit({ type: 'setattr', inode: inode.id, mode: mode & PERM_MASK, time: nowNs() })
+    await this.setAttrs(inode, { mode: mode & PERM_MASK })
   }
 
   async chown (path: string, uid: number, gid: number, options: AbortOptions = {}): Promise<void> {
@@ -639,10 +712,10 @@ export class Volume implements VolumeApi {
   }
 
   private async setOwner (inode: Inode, uid: number, gid: number): Promise<void> {
-    const body: OpBody = { type: 'setattr', inode: inode.id, time: nowNs() }
-    if (uid >= 0 && uid !== 0xffffffff) body.uid = uid
-    if (gid >= 0 && gid !== 0xffffffff) body.gid = gid
-    await this.commit(body)
+    const fields: { uid?: number, gid?: number } = {}
+    if (uid >= 0 && uid !== 0xffffffff) fields.uid = uid
+    if (gid >= 0 && gid !== 0xffffffff) fields.gid = gid
+    await this.setAttrs(inode, fields)
   }
 
   async utimes (path: string, atime: TimeArg, mtime: TimeArg, options: AbortOptions = {}): Promise<void> {
@@ -671,11 +744,12 @@ export class Volume implements VolumeApi {
     const c = open !== undefined && open.changed && !this.unlinked(inode.id)
       ? await open.commit(async c => {
         if (this.unlinked(inode.id)) return false
-        await this.tree.commitMany([...this.writeBodies(open, c), body])
+        await this.stamp([...this.writeBodies(open, c), body], 'durable')
         together = true
       }, options)
       : undefined
     if (open !== undefined && c !== undefined) this.placeCommitted(open, c)
+    if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(inode.id)
     if (!together) await this.commit(body)
     if (open !== undefined) open.mtime = undefined
   }
@@ -714,6 +788,8 @@ export class Volume implements VolumeApi {
     options.signal?.throwIfAborted()
     const { inode } = this.walk(path, true, 'fsync')
     if (inode.kind !== 'dir') throw new FsError('ENOTDIR', 'fsync', path)
+    // mode and owner changes held for open files are synced too
+    if (this.heldAttrs.size > 0) await this.stamp([], 'written')
     await raceSignal(this.tree.sync(), options.signal)
     const newest = this.tree.newestLocal()
     if (newest === undefined || this.held === undefined || this.heldUpTo?.equals(newest) === true) return
@@ -860,7 +936,7 @@ export class Volume implements VolumeApi {
     let aside: string
     do aside = `.darkfs-exchange-${randomBytes(6).toString('hex')}`
     while (this.tree.lookup(ye.parent, aside) !== undefined)
-    await this.tree.commitMany(exchangeBodies(xe, ye, aside, time), 'written')
+    await this.stamp(exchangeBodies(xe, ye, aside, time), 'written')
   }
 
   // ---- links ------------------------------------------------------------------------------
@@ -967,11 +1043,13 @@ export class Volume implements VolumeApi {
    * prepare() (reading base chunks from peers) and the wait for peers; the placement it starts
    * is the host's, not the caller's, and goes on without it.
    */
-  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}): Promise<void> {
+  private async commitFile (f: OpenFile, wait: 'none' | 'safe', options: AbortOptions = {}, attrs = true): Promise<void> {
     // an open file whose last name is gone (POSIX: it lives until its last close) makes no
     // version: its writes stay in the open file and end with it (its last close gives up what
     // it stored early), no op, nothing placed
     if (this.unlinked(f.inode)) {
+      // (its mode and owner changes held are committed: fchmod of an unlinked file is an op as before)
+      if (this.heldAttrs.has(f.inode)) await this.stamp([], 'written')
       if (f.handles === 0) await f.abandon()
       return
     }
@@ -988,9 +1066,12 @@ export class Volume implements VolumeApi {
     const c = await f.commit(async c => {
       if (this.unlinked(f.inode)) return false
       // one batch: one log append and fdatasync for all of a commit's extents
-      newest = (await this.tree.commitMany(this.writeBodies(f, c), 'durable', { stamped })).at(-1)?.cid
+      newest = (await this.stamp(this.writeBodies(f, c), 'durable', { stamped })).at(-1)?.cid
     }, { ...options, sync: wait === 'safe' })
     if (c !== undefined) this.placeCommitted(f, c)
+    // a mode or owner change held for the file, with no version to go with: its own op now
+    // (`attrs` false, a flush: at the close, or with this host's next op, whichever comes first)
+    else if (attrs && this.heldAttrs.has(f.inode)) await this.stamp([], 'written')
     // a peer holds the version's ops (the ops below them too) before an fsync returns, like its
     // chunks: asked by the fsync, for its own op, or with nothing to commit for this host's
     // newest (which has every earlier op of this host below it: a close's commit, the file's
@@ -1390,7 +1471,10 @@ export class Volume implements VolumeApi {
         // A commit syncs the log, and with it the file's create and every change before it; a
         // flush with nothing to commit syncs nothing (a shell's `>` flushes the new file once
         // before it writes: its create is synced by the flush after the write)
-        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options)
+        // Mode and owner changes held for the file go with a version it commits, else with the
+        // close: a FUSE flush is what close(2) waits for, a release is not (tar's fchown and
+        // fchmod before each close: no log write of their own inside its close(2))
+        if (file !== undefined && !file.emptiedOnly()) await vol.commitFile(file, 'none', options, false)
       },
       async close (options = {}) {
         if (closed) return
@@ -1571,7 +1655,7 @@ export class Volume implements VolumeApi {
         if (target.kind !== 'file') throw new FsError('EINVAL', 'writeFile', path, `not a regular file (${target.kind})`)
         const open = this.open_.get(target.id)
         // a whole file written (writeFile, `darkfs put`): durable when it returns, as a close is
-        await this.tree.commit({ type: 'write', inode: target.id, content, size: pos, time: now })
+        await this.stamp([{ type: 'write', inode: target.id, content, size: pos, time: now }], 'durable')
         const state = this.tree.get(target.id)
         if (state !== undefined) open?.rebase(stateOf(state))
       } else {
@@ -1579,7 +1663,7 @@ export class Volume implements VolumeApi {
         const own = this.owner(dir, caller, 'file', opts.mode ?? 0o644)
         const body: OpBody = { type: 'create', parent: dir.id, name: split(path, 'writeFile').pop()!, kind: 'file', mode: own.mode, uid: own.uid, gid: own.gid, size: pos, time: now }
         if (content !== null) body.content = content
-        inode = (await this.tree.commit(body)).id
+        inode = (await this.stamp([body], 'durable'))[0].id
       }
     } catch (err) {
       // not committed: what this write stored goes again, here and on peers
@@ -1683,7 +1767,7 @@ export class Volume implements VolumeApi {
     const siblings = sibs.map(c => c.head === undefined ? { entry: c.entry } : { entry: c.entry, head: c.head })
     bodies.push({ type: 'resolve', inode: inode.id, keep: keep === 'both' ? 'both' : 'holder', siblings, time })
     options.signal?.throwIfAborted()
-    await this.tree.commitMany(bodies)
+    await this.stamp(bodies, 'durable')
     const now = this.tree.get(inode.id)
     const open = this.open_.get(inode.id)
     if (bodies[0].type === 'write' && open !== undefined && now !== undefined) open.rebase(stateOf(now))

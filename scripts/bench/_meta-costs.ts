@@ -9,12 +9,12 @@
 // (Store.putMany, all hosts), and the FUSE requests by kind with their summed time. With
 // DARKFS_DRIVE_PROF=FILE it writes a CPU profile of the run (summarise it with
 // scripts/prof-summary.ts). The counters wrap prototype methods: a measuring aid. Store.has calls
-// (have-queries answered and survey lookups, all hosts) and repair passes started are counted too.
+// (have-queries answered and survey lookups, all hosts) and repair passes started are counted too,
+// and each FUSE request kind seen 20 times or more has its p50/p90/p99/max printed.
 import { mkdtemp, chmod, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Teardown } from '../../harness/tmp.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import { mount } from '../../fuse/index.ts'
 import { sh } from './_proc.ts'
@@ -33,14 +33,15 @@ Store.prototype.putMany = async function (this: Store, blocks: any[], opts?: any
 const has = Store.prototype.has
 Store.prototype.has = async function (this: Store, cid: any) { c.has++; return await has.call(this, cid) } as any
 const commitMany = Tree.prototype.commitMany
-Tree.prototype.commitMany = async function (this: Tree, bodies: any[]) { c.commits++; c.ops += bodies.length; return await commitMany.call(this, bodies) } as any
+// (every argument passed on: a wrapper that dropped `durability` made every commit durable)
+Tree.prototype.commitMany = async function (this: Tree, bodies: any[], ...rest: any[]) { c.commits++; c.ops += bodies.length; return await commitMany.call(this, bodies, ...rest) } as any
 const receive = Tree.prototype.receive
 Tree.prototype.receive = async function (this: Tree, blocks: any[]) { c.receives++; c.received += blocks.length; return await receive.call(this, blocks) } as any
 const types = new Map<string, number>()
 
 const t = new Teardown()
 try {
-  const base = await mkdtemp(join(tmpdir(), 'darkfs-meta-'))
+  const base = await tempDir(t, 'darkfs-meta-')
   await chmod(base, 0o755)
   const tarball = join(base, 'src.tar')
   const gitSource = work === 'git-clone' ? await makeGitSource(base) : ''
@@ -63,7 +64,8 @@ try {
     t.add(async () => { await m.unmount() })
     return dir
   }
-  const dir = await mountOn(0, (op, sec) => { const x = fops.get(op) ?? [0, 0]; x[0]++; x[1] += sec; fops.set(op, x) })
+  const durs = new Map<string, number[]>()
+  const dir = await mountOn(0, (op, sec) => { const x = fops.get(op) ?? [0, 0]; x[0]++; x[1] += sec; fops.set(op, x); const d = durs.get(op) ?? []; d.push(sec * 1000); durs.set(op, d) })
   if (n > 1) await mountOn(n - 1)
   hosts[0].tree.addEventListener('op', (e: any) => {
     if (!e.detail.local) return
@@ -92,6 +94,12 @@ try {
   process.stdout.write(`${work === 'git-clone' ? 'git clone' : `tar x ${src}`} (${files} entries) hosts=${n}: ${r.seconds.toFixed(2)} s, cpu ${((used.user + used.system) / 1e6).toFixed(2)} s; per entry: commits ${per(c.commits)} ops ${per(c.ops)} received ${per(c.received)} (in ${per(c.receives)} calls) puts ${per(c.puts)} blocks ${per(c.blocks)} has ${per(c.has)}; repair passes ${c.passes}\n`)
   process.stdout.write('  local ops per entry: ' + [...types].map(([k, v]) => `${k}=${per(v)}`).join(' ') + '\n')
   process.stdout.write('  fuse per entry: ' + [...fops].sort((a, b) => b[1][1] - a[1][1]).map(([k, [cnt, s]]) => `${k}=${per(cnt)}/${(s * 1000 / files).toFixed(1)}ms`).join(' ') + '\n')
+  for (const [op, d] of durs) {
+    if (d.length < 20) continue
+    d.sort((a, b) => a - b)
+    const q = (f: number): string => d[Math.min(d.length - 1, Math.floor(f * d.length))].toFixed(1)
+    process.stdout.write(`  ${op}: n ${d.length} p50 ${q(0.5)} p90 ${q(0.9)} p99 ${q(0.99)} max ${d[d.length - 1].toFixed(1)} top5 sum ${d.slice(-5).reduce((a, b) => a + b, 0).toFixed(0)} ms\n`)
+  }
 } finally {
   await t.run()
 }

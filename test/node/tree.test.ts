@@ -591,14 +591,38 @@ describe('node/tree', function () {
       const reader = await replica(t, { dir: r.dir, key: r.key })
       assert.deepEqual(ls(reader.tree, '/'), ['a', 'b'])
       await reader.tree.close()
-      // one durable commit: one sync, for its own op and the two before it
+      // one durable commit: one sync, for its own op and the two before it: the two written
+      // again with it in one O_DSYNC write, no fdatasync
+      const w0 = r.tree.logCounters().writes
       await r.tree.commit(mkdir(r.tree.root, 'c'))
-      assert.equal(r.tree.logCounters().syncs, s0 + 1)
-      assert.equal(r.tree.logCounters().unsynced, 0)
+      assert.deepEqual(r.tree.logCounters(), { writes: w0 + 1, syncs: s0 + 1, unsynced: 0, datasyncs: 0 })
       // and then a durable commit is one O_DSYNC write again
       const w = r.tree.logCounters().writes
       await r.tree.commit(mkdir(r.tree.root, 'd'))
-      assert.deepEqual(r.tree.logCounters(), { writes: w + 1, syncs: s0 + 2, unsynced: 0 })
+      assert.deepEqual(r.tree.logCounters(), { writes: w + 1, syncs: s0 + 2, unsynced: 0, datasyncs: 0 })
+      // the bytes written again were written where they were: every record once, in order
+      const again = await replica(t, { dir: r.dir, key: r.key })
+      assert.deepEqual(ls(again.tree, '/'), ['a', 'b', 'c', 'd'])
+      assert.equal(again.tree.size, r.tree.size)
+      await again.tree.close()
+    })
+
+    it('past REWRITE_MAX_BYTES written unsynced, a durable commit ends in an fdatasync; every record is in the log once', async () => {
+      const { REWRITE_MAX_BYTES } = await import('../../node/tree/log.ts')
+      const r = await replica(t, { writtenSyncMs: NO_TIMER_MS })
+      let i = 0
+      while (r.tree.logCounters().unsynced <= REWRITE_MAX_BYTES) await r.tree.commit(mkdir(r.tree.root, `w${i++}`), 'written')
+      const before = r.tree.logCounters()
+      await r.tree.commit(mkdir(r.tree.root, 'durable'))
+      assert.deepEqual(r.tree.logCounters(), { writes: before.writes + 1, syncs: before.syncs + 1, unsynced: 0, datasyncs: before.datasyncs + 1 })
+      // below it again: the next durable commit after written ones is one O_DSYNC write
+      await r.tree.commit(mkdir(r.tree.root, 'x'), 'written')
+      await r.tree.commit(mkdir(r.tree.root, 'y'))
+      assert.equal(r.tree.logCounters().datasyncs, before.datasyncs + 1)
+      const again = await replica(t, { dir: r.dir, key: r.key })
+      assert.equal(ls(again.tree, '/').length, i + 3)
+      assert.equal(again.tree.size, r.tree.size)
+      await again.tree.close()
     })
 
     it('tree.sync() syncs written commits, once; with nothing unsynced it syncs nothing', async () => {
