@@ -1178,7 +1178,12 @@ class Apply {
       const id = reuse.e.id
       const v = loser.version
       const was = s.inodes.get(id)
-      if (was !== undefined) this.j.change(s.inodes, id, was, clean({ ...was, ...(shown ?? plain(v)), mtime: v.time, ctime: this.time }))
+      if (was !== undefined) {
+        const sh = shown ?? plain(v)
+        // (no extent or fold on either side, most siblings: the record clean() would give, made at once)
+        const next = bare(was) && bareShown(sh) ? { ...was, content: sh.content, size: sh.size, mtime: v.time, ctime: this.time } : clean({ ...was, ...sh, mtime: v.time, ctime: this.time })
+        this.j.change(s.inodes, id, was, next)
+      }
       // a later extent of the op that made the sibling show: its version replaces the earlier one's
       if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
       else if (loser.id === this.node.id) this.addVersion(id, loser)
@@ -1190,7 +1195,10 @@ class Apply {
     }
     const id = this.node.id
     const v = loser.version
-    const sib: InodeRec = clean({ ...rec, id, ino: this.ino(), ...(shown ?? plain(v)), mtime: v.time, ctime: this.time, btime: v.time })
+    const sh = shown ?? plain(v)
+    const sib: InodeRec = bare(rec) && bareShown(sh)
+      ? { ...rec, id, ino: this.ino(), content: sh.content, size: sh.size, mtime: v.time, ctime: this.time, btime: v.time }
+      : clean({ ...rec, id, ino: this.ino(), ...sh, mtime: v.time, ctime: this.time, btime: v.time })
     this.j.set(s.inodes, id, sib)
     this.j.set(s.byIno, sib.ino, id)
     this.j.set(s.versions, id, [loser])
@@ -1420,6 +1428,16 @@ function sameBytes (x: Extent, xPos: number, y: Extent, yPos: number, a: number,
 /** A whole version alone, without extents. */
 function plain (v: StoredVersion): Shown {
   return { content: v.content, size: v.size, tail: undefined, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined, appends: undefined }
+}
+
+/** True when `rec` has none of the file fields clean() takes out (no extents, appends or fold, and no key of them). */
+function bare (rec: InodeRec): boolean {
+  return !('tail' in rec) && !('covered' in rec) && !('real' in rec) && !('appends' in rec) && !('held' in rec) && !('folded' in rec) && !('least' in rec)
+}
+
+/** True when a Shown has no extents, appends or fold (clean() would take every field of it but content and size out). */
+function bareShown (sh: Shown): boolean {
+  return sh.tail === undefined && (sh.covered === undefined || sh.covered === 0) && sh.real === undefined && sh.appends === undefined && sh.held === undefined && sh.folded === undefined && sh.least === undefined
 }
 
 /** An inode record without the file fields that are empty (no appends, no fold). */
