@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import { Teardown } from '../../harness/tmp.ts'
-import { deliver, replica, allOps, snapshot, sync, mkdir, mkfile, write, sec } from '../helpers/tree.ts'
+import { deliver, replica, allOps, snapshot, sync, mkfile, write, sec } from '../helpers/tree.ts'
 import { InvalidOpError, extentEnd, type Tree, type OpBody } from '../../node/tree/index.ts'
 import { checkBody, compareOps, createOp, decodeOp, decodeUnverified } from '../../node/tree/op.ts'
 import type { Op } from '../../node/tree/types.ts'
@@ -279,29 +279,6 @@ describe('node/tree positioned extents', function () {
         await t.run()
       }
     }), { numRuns: 100 * RUNS })
-  })
-
-  it('filesWithOwnExtents after a merge that undid a create and redid it as an alias (concurrent mkdirs of one name): the file, nothing else', async () => {
-    const t = new Teardown()
-    try {
-      // b's ops sort after a's (later clock): receiving a's undoes b's and redoes them after
-      const [a, b] = [await replica(t), await replica(t, { ms: 1_700_000_100_000 })]
-      await a.tree.commit(mkdir(a.tree.root, 'd'))
-      const { id: mine } = await b.tree.commit(mkdir(b.tree.root, 'd'))
-      const { id: inode } = await b.tree.commit(mkfile(b.tree.root, 'f', 'base'))
-      await b.tree.commit({ type: 'append', inode, content: { inline: enc.encode('more') }, at: 0, size: 4, time: sec(3) })
-      assert.deepEqual(b.tree.filesWithOwnExtents(), [inode])
-      await sync(a.tree, b.tree)
-      // b's mkdir is a's directory now (merged): its own inode is no more
-      assert.equal(b.tree.lookup(b.tree.root, 'd')?.inode, a.tree.lookup(a.tree.root, 'd')?.inode)
-      assert.notEqual(b.tree.lookup(b.tree.root, 'd')?.inode, mine)
-      assert.deepEqual(b.tree.filesWithOwnExtents(), [inode])
-      await sync(b.tree, a.tree)
-      assert.equal(snapshot(a.tree), snapshot(b.tree))
-      assert.deepEqual(a.tree.filesWithOwnExtents(), [])
-    } finally {
-      await t.run()
-    }
   })
 
   it('two partial folds made over the same content: the first in total order is read, the other ignored; bytes unchanged', async () => {

@@ -1,11 +1,10 @@
 // The tree's undo journal (node/tree/journal.ts): one flat log of every op's undo records.
 // Undoing back to any mark gives the state at that mark, also after older records were
 // forgotten and the log's front dropped; a half-applied op's records can be dropped. change()
-// (a set given the old value its caller read) undoes as set() does. A KeptKeys map keeps the
-// keys an undo takes back (undefined), for the redo to set in place.
+// (a set given the old value its caller read) undoes as set() does.
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { Journal, KeptKeys } from '../../node/tree/journal.ts'
+import { Journal } from '../../node/tree/journal.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261203)
 
@@ -102,31 +101,6 @@ describe('node/tree journal', function () {
     j.undoTo(m0)
     assert.deepEqual([...map], [['a', 4]])
     assert.throws(() => j.set(map, 'c', undefined as unknown as number), TypeError)
-  })
-
-  it('an undo keeps a KeptKeys map\'s new keys (undefined: read as absent) and a redo sets them in place; a plain Map\'s go', () => {
-    const j = new Journal()
-    const kept = new KeptKeys<string, number>([['a', 1]])
-    const plain = new Map<string, number>([['a', 1]])
-    const m0 = j.mark()
-    j.begin(true)
-    for (const map of [kept, plain]) {
-      j.set(map, 'b', 2)
-      j.change(map, 'c', undefined, 3)
-      j.set(map, 'a', 4)
-    }
-    j.end()
-    j.undoTo(m0)
-    assert.deepEqual([...kept], [['a', 1], ['b', undefined], ['c', undefined]])
-    assert.deepEqual([...plain], [['a', 1]])
-    assert.equal(kept.get('b'), undefined)
-    // redone: the kept keys are set where they are (no new entry), and undone again as absent
-    j.begin(true)
-    j.set(kept, 'c', 5)
-    j.end()
-    assert.deepEqual([...kept], [['a', 1], ['b', undefined], ['c', 5]])
-    j.undoTo(m0)
-    assert.deepEqual([...kept], [['a', 1], ['b', undefined], ['c', undefined]])
   })
 
   it('forgotten records are let go: the chunks wholly before the mark go', () => {
