@@ -55,7 +55,7 @@
 //    plain files under a name of their own (keptName); see resolve() below.
 import { hash } from 'node:crypto'
 import { baseName, conflictName, keptName } from './conflicts.ts'
-import { Journal, KeptKeys } from './journal.ts'
+import { Journal } from './journal.ts'
 import { compareOps, sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
 import type { Content, EntryId, Extent, Inode, InodeId, MoreExtent, Op, OpBody, Version } from './types.ts'
@@ -335,34 +335,31 @@ export function inoOf (id: InodeId): number {
 
 export class TreeState {
   readonly j = new Journal()
-  // the maps read by key only are KeptKeys (journal.ts): an undone op's new keys stay, holding
-  // undefined (read as absent), for the redo that follows (a merge's); `inodes` is iterated
-  // once (Tree.filesWithOwnExtents), past those
-  readonly inodes = new KeptKeys<InodeId, InodeRec>()
-  readonly entries = new KeptKeys<EntryId, EntryRec>()
+  readonly inodes = new Map<InodeId, InodeRec>()
+  readonly entries = new Map<EntryId, EntryRec>()
   /** dir -> name -> live entry */
-  readonly dirs = new KeptKeys<InodeId, Map<string, EntryId>>()
+  readonly dirs = new Map<InodeId, Map<string, EntryId>>()
   /**
    * inode -> every entry (live or dead) that ever named it, in the order they came: a list never
    * changed in place (a new link sets a longer copy), so the journal keeps the old list as is.
    * Most inodes have one link: a list of one weighs a fraction of a Map.
    */
-  readonly links = new KeptKeys<InodeId, readonly EntryId[]>()
-  readonly live = new KeptKeys<InodeId, number>()
-  readonly subdirs = new KeptKeys<InodeId, number>()
+  readonly links = new Map<InodeId, readonly EntryId[]>()
+  readonly live = new Map<InodeId, number>()
+  readonly subdirs = new Map<InodeId, number>()
   readonly inodeAlias = new Map<InodeId, InodeId>()
   readonly entryAlias = new Map<EntryId, EntryId>()
-  readonly versions = new KeptKeys<InodeId, VersionRec[]>()
+  readonly versions = new Map<InodeId, VersionRec[]>()
   /** inode -> the ops of its current version (several when concurrent identical versions merged) */
-  readonly head = new KeptKeys<InodeId, string[]>()
+  readonly head = new Map<InodeId, string[]>()
   readonly conflicts = new Map<EntryId, ConflictRec>()
   /**
    * inode -> its write-made conflict siblings (the entries of `conflicts` with write set and
    * `of` that inode): what ownSiblings() reads on every conflicting write and positioned extent,
    * without a scan of every conflict in the tree. Kept by setConflict()/deleteConflict().
    */
-  readonly siblingsOf = new KeptKeys<InodeId, Map<EntryId, true>>()
-  readonly byIno = new KeptKeys<number, InodeId>()
+  readonly siblingsOf = new Map<InodeId, Map<EntryId, true>>()
+  readonly byIno = new Map<number, InodeId>()
   constructor () {
     const root: InodeRec = { id: ROOT, ino: 1, kind: 'dir', mode: 0o755, uid: 0, gid: 0, rdev: 0, size: 0, content: null, atime: 0n, mtime: 0n, ctime: 0n, btime: 0n, xattrs: new Map() }
     this.inodes.set(ROOT, root)

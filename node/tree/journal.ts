@@ -36,16 +36,6 @@ export interface Times { mtime: bigint, ctime: bigint }
  */
 const CHUNK_BITS = 15
 
-/**
- * A Map whose keys an undo keeps: a key an undone change had added is left holding undefined
- * (what get() gives for an absent key), not deleted. For the tree's maps that are only read by
- * get(): a merge undoes thousands of ops and redoes them at once, and each delete left a hole that
- * V8's table shrank away from (a copy of the table) and the redo grew back into (copies again):
- * with the key kept, the redo sets it in place. Never iterated, asked has() or size (a kept key
- * would count); one a redo leaves undefined weighs its slot until the map is made anew.
- */
-export class KeptKeys<K, V> extends Map<K, V> {}
-
 export class Journal {
   /**
    * When set (tests), every change() checks its caller's claim: that the old value given is what
@@ -104,10 +94,7 @@ export class Journal {
       else if (key === LAST) (list as unknown[])[(list as unknown[]).length - 1] = old
       else if (key === MTIME) (list as Times).mtime = old as bigint
       else if (key === CTIME) (list as Times).ctime = old as bigint
-      else if (old === ABSENT) {
-        if (list instanceof KeptKeys) list.set(key, undefined)
-        else (list as Map<unknown, unknown>).delete(key)
-      }
+      else if (old === ABSENT) (list as Map<unknown, unknown>).delete(key)
       else (list as Map<unknown, unknown>).set(key, old)
     }
     this.n = mark

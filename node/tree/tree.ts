@@ -232,8 +232,7 @@ export class Tree extends EventTarget {
   filesWithOwnExtents (): InodeId[] {
     const out: InodeId[] = []
     for (const [id, rec] of this.state.inodes) {
-      // (undefined: a key an undo kept, crdt.ts TreeState)
-      if (rec === undefined || rec.kind !== 'file' || rec.tail === undefined || this.state.ri(id) !== id || this.state.nlink(rec) === 0) continue
+      if (rec.kind !== 'file' || rec.tail === undefined || this.state.ri(id) !== id || this.state.nlink(rec) === 0) continue
       const extents = this.get(id)?.extents ?? []
       if (extents.some(e => this.dag.get(e.op)?.op.author === this.signer.author)) out.push(id)
     }
