@@ -414,6 +414,14 @@ export class TreeState {
   }
 }
 
+/**
+ * What create() read for the entry it makes, for attach(): its directory's map of names as it
+ * is (`names`, undefined when none), the entry holding the name there now (`clash`), and whether
+ * the new inode is a directory. The entry and its inode are new: attach() looks up no entry,
+ * live count or other link of them.
+ */
+interface Made { names: Map<string, EntryId> | undefined, clash: EntryId | undefined, isDir: boolean }
+
 /** The application of ops to a TreeState, one at a time (run() sets the op being applied). */
 class Apply {
   private readonly s: TreeState
@@ -509,7 +517,8 @@ class Apply {
     const size = b.size ?? (content !== null && 'inline' in content ? content.inline.byteLength : 0)
     const rec: InodeRec = { id, ino: this.ino(), kind: b.kind, mode: b.mode, uid: b.uid, gid: b.gid, rdev: b.rdev ?? 0, size, content, atime: b.time, mtime: b.time, ctime: b.time, btime: b.time, xattrs: NO_XATTRS }
     if (b.target !== undefined) rec.target = b.target
-    const clash = s.dirs.get(parent)?.get(b.name)
+    const dir = s.dirs.get(parent)
+    const clash = dir?.get(b.name)
     if (clash !== undefined) {
       const other = s.entries.get(clash) as EntryRec
       const otherInode = s.inodes.get(other.inode) as InodeRec
@@ -547,11 +556,16 @@ class Apply {
     // now, no lookup to learn it (the ino is a hash of the id: another's may share it, looked up)
     this.j.change(s.inodes, id, undefined, rec)
     this.j.set(s.byIno, rec.ino, id)
+    // its head and its links are both [id]: one list for the two (neither is changed in place)
+    const one = [id]
     if (b.kind === 'file') {
       this.j.change(s.versions, id, undefined, [{ version: this.version(content, size), id }])
-      this.j.change(s.head, id, undefined, [id])
+      this.j.change(s.head, id, undefined, one)
     }
-    this.addEntry(id, parent, b.name, id)
+    // the entry this create makes (its own id) names the inode it makes: new, as is its list of links
+    const e: EntryRec = { id, parent, name: b.name, inode: id, live: true, byAuthor: this.node.op.author, byTime: this.time }
+    this.j.change(s.links, id, undefined, one)
+    this.attach(e, { names: dir, clash, isDir: b.kind === 'dir' })
   }
 
   /** The create op `id` (inode and entry) is merged into the live entry `into` and its inode. */
@@ -1161,7 +1175,12 @@ class Apply {
       const id = reuse.e.id
       const v = loser.version
       const was = s.inodes.get(id)
-      if (was !== undefined) this.j.change(s.inodes, id, was, clean({ ...was, ...(shown ?? plain(v)), mtime: v.time, ctime: this.time }))
+      if (was !== undefined) {
+        const sh = shown ?? plain(v)
+        // (no extent or fold on either side, most siblings: the record clean() would give, made at once)
+        const next = bare(was) && bareShown(sh) ? { ...was, content: sh.content, size: sh.size, mtime: v.time, ctime: this.time } : clean({ ...was, ...sh, mtime: v.time, ctime: this.time })
+        this.j.change(s.inodes, id, was, next)
+      }
       // a later extent of the op that made the sibling show: its version replaces the earlier one's
       if (reuse.head !== loser.id) this.j.push(s.versions.get(id) as VersionRec[], loser)
       else if (loser.id === this.node.id) this.addVersion(id, loser)
@@ -1173,7 +1192,10 @@ class Apply {
     }
     const id = this.node.id
     const v = loser.version
-    const sib: InodeRec = clean({ ...rec, id, ino: this.ino(), ...(shown ?? plain(v)), mtime: v.time, ctime: this.time, btime: v.time })
+    const sh = shown ?? plain(v)
+    const sib: InodeRec = bare(rec) && bareShown(sh)
+      ? { ...rec, id, ino: this.ino(), content: sh.content, size: sh.size, mtime: v.time, ctime: this.time, btime: v.time }
+      : clean({ ...rec, id, ino: this.ino(), ...sh, mtime: v.time, ctime: this.time, btime: v.time })
     this.j.set(s.inodes, id, sib)
     this.j.set(s.byIno, sib.ino, id)
     this.j.set(s.versions, id, [loser])
@@ -1206,18 +1228,19 @@ class Apply {
    * Make an entry live at its (parent, name). A live entry already there loses the name to it
    * and becomes a conflict sibling. A dead parent directory comes back first.
    */
-  private attach (e: EntryRec): void {
+  private attach (e: EntryRec, made?: Made): void {
     const s = this.s
     if (e.parent !== ROOT) {
       const pe = s.entries.get(e.parent)
+      // (a parent brought back goes into its own parent's names: e's directory's names stay as `made` read them)
       if (pe !== undefined && !pe.live) this.revive(pe)
     }
-    let dir = s.dirs.get(e.parent)
+    let dir = made !== undefined ? made.names : s.dirs.get(e.parent)
     if (dir === undefined) {
       dir = new Map()
       this.j.change(s.dirs, e.parent, undefined, dir)
     }
-    const clash = dir.get(e.name)
+    const clash = made !== undefined ? made.clash : dir.get(e.name)
     /** what the name holds before this entry takes it (the journal's undo record) */
     let held = clash
     const other = clash === undefined || clash === e.id ? undefined : s.entries.get(clash) as EntryRec
@@ -1236,6 +1259,14 @@ class Apply {
       if (!s.conflicts.has(other.id)) this.setConflict(other.id, { of: e.inode, author: other.byAuthor, time: other.byTime, write: false })
     }
     this.j.change(dir, e.name, held, e.id)
+    if (made !== undefined) {
+      // a create's own entry and inode: no entry, live count or other link of them yet
+      this.j.change(s.entries, e.id, undefined, e)
+      this.j.change(s.live, e.inode, undefined, 1)
+      if (made.isDir) this.subdir(e.parent, +1)
+      this.changed(e.parent)
+      return
+    }
     // a new entry (addEntry, sibling: made live) is not in `entries` yet; a moved one is there live already
     const cur = s.entries.get(e.id)
     if (cur === undefined) this.j.change(s.entries, e.id, cur, e.live ? e : { ...e, live: true })
@@ -1253,8 +1284,9 @@ class Apply {
   private absorb (e: EntryRec): void {
     const s = this.s
     for (const id of linksOf(s, e.inode)) {
+      if (id === e.id) continue
       const l = s.entries.get(id) as EntryRec
-      if (id === e.id || !l.live || l.parent !== e.parent || s.conflicts.get(id)?.write !== false || baseName(l.name) !== e.name) continue
+      if (!l.live || l.parent !== e.parent || s.conflicts.get(id)?.write !== false || baseName(l.name) !== e.name) continue
       this.detach(l)
       this.j.set(s.entries, id, { ...l, live: false })
       this.j.set(s.entryAlias, id, e.id)
@@ -1286,10 +1318,12 @@ class Apply {
     const s = this.s
     const live = s.live.get(e.inode)
     this.j.change(s.live, e.inode, live, (live ?? 0) + by)
-    if (this.isDir(e.inode)) {
-      const subdirs = s.subdirs.get(e.parent)
-      this.j.change(s.subdirs, e.parent, subdirs, (subdirs ?? 0) + by)
-    }
+    if (this.isDir(e.inode)) this.subdir(e.parent, by)
+  }
+
+  private subdir (dir: InodeId, by: number): void {
+    const subdirs = this.s.subdirs.get(dir)
+    this.j.change(this.s.subdirs, dir, subdirs, (subdirs ?? 0) + by)
   }
 }
 
@@ -1391,6 +1425,16 @@ function sameBytes (x: Extent, xPos: number, y: Extent, yPos: number, a: number,
 /** A whole version alone, without extents. */
 function plain (v: StoredVersion): Shown {
   return { content: v.content, size: v.size, tail: undefined, covered: 0, held: undefined, folded: undefined, real: undefined, least: undefined, appends: undefined }
+}
+
+/** True when `rec` has none of the file fields clean() takes out (no extents, appends or fold, and no key of them). */
+function bare (rec: InodeRec): boolean {
+  return !('tail' in rec) && !('covered' in rec) && !('real' in rec) && !('appends' in rec) && !('held' in rec) && !('folded' in rec) && !('least' in rec)
+}
+
+/** True when a Shown has no extents, appends or fold (clean() would take every field of it but content and size out). */
+function bareShown (sh: Shown): boolean {
+  return sh.tail === undefined && (sh.covered === undefined || sh.covered === 0) && sh.real === undefined && sh.appends === undefined && sh.held === undefined && sh.folded === undefined && sh.least === undefined
 }
 
 /** An inode record without the file fields that are empty (no appends, no fold). */
