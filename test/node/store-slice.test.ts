@@ -35,6 +35,18 @@ describe('Store.readSlice', function () {
   const t = new Teardown()
   afterEach(async () => { await t.run() })
 
+  /** A store in a temp dir (closed at teardown) holding one 256 KiB block of random bytes. */
+  async function storeWithOneBlock (): Promise<{ dir: string, store: Store, bytes: Uint8Array, cid: ReturnType<typeof cidOf> }> {
+    const dir = await tempDir(t)
+    const store = await Store.open(dir)
+    t.add(async () => { await store.close() })
+    await store.tally()
+    const bytes = randomBytes(256 * 1024)
+    const cid = cidOf(bytes)
+    await store.put(cid, bytes)
+    return { dir, store, bytes, cid }
+  }
+
   it('reads the stored bytes through kept files, past the bound of open files, and never a deleted block', async () => {
     const dir = await tempDir(t)
     const store = await Store.open(dir)
@@ -63,13 +75,7 @@ describe('Store.readSlice', function () {
 
   it('reads a slice of a kept block file from the page cache on the event loop, the right bytes, and not once the block is deleted', async function () {
     if (readSliceNowNative === undefined) this.skip()
-    const dir = await tempDir(t)
-    const store = await Store.open(dir)
-    t.add(async () => { await store.close() })
-    await store.tally()
-    const bytes = randomBytes(256 * 1024)
-    const cid = cidOf(bytes)
-    await store.put(cid, bytes)
+    const { dir, store, bytes, cid } = await storeWithOneBlock()
     // the first slice opens the file, kept from then on (read now if its pages are cached, else
     // by a threadpool job): the same slice again (its pages cached by then) is read now, with no job
     assert.ok(Buffer.from((await store.readSlice(cid, 16_384, 16_384))!).equals(bytes.subarray(16_384, 32_768)))
@@ -98,13 +104,7 @@ describe('Store.readSlice', function () {
   it('reads a slice of a kept block file whose pages are not cached through its kept descriptor, not by opening its path', async function () {
     // before: the addon's threadpool job opened the path, read and closed it, beside the descriptor kept open
     if (readSliceNowNative === undefined) this.skip()
-    const dir = await tempDir(t)
-    const store = await Store.open(dir)
-    t.add(async () => { await store.close() })
-    await store.tally()
-    const bytes = randomBytes(256 * 1024)
-    const cid = cidOf(bytes)
-    await store.put(cid, bytes)
+    const { dir, store, bytes, cid } = await storeWithOneBlock()
     const files = await blockFiles(dir)
     assert.equal(files.length, 1)
     // kept open by a first slice
