@@ -84,6 +84,9 @@ export function keptInterval (members: number): number {
 /** A host's counts as signed, and when they were taken here. */
 export interface KeptRecord extends KeptCounts { peer: string, seq: number, msg: Uint8Array, heardAt: number }
 
+/** Records of hosts not yet members kept until they are (KeptNotices.early): ~0.5 MB at most. */
+export const KEPT_EARLY_MAX = 1024
+
 /** Sign this host's counts as record `seq`. */
 export async function signKept (signer: Signer, seq: number, counts: KeptCounts): Promise<Uint8Array> {
   const r = dagCbor.encode({
@@ -232,6 +235,14 @@ export class KeptNotices {
   private stopped = false
   /** Records refused so far (forged, malformed, oversized). */
   refused = 0
+  /**
+   * Signed records of hosts not members here yet, the newest per host (at most KEPT_EARLY_MAX,
+   * the oldest heard dropped first): a host that just started gossips its record beside its
+   * member record, and the record may arrive first. Taken when the host is a member (held(),
+   * totals()); before, such a record was dropped and an idle host never tells a newer one, so the
+   * gap waited for an anti-entropy round with a peer that had it.
+   */
+  private readonly early = new Map<string, KeptRecord>()
 
   constructor (c: KeptNoticesComponents) {
     this.c = c
@@ -247,6 +258,7 @@ export class KeptNotices {
    * its own and the latest of each other member, ordered by host.
    */
   held (): Array<{ peer: string, seq: number, msg: Uint8Array }> {
+    this.adoptEarly()
     const out: Array<{ peer: string, seq: number, msg: Uint8Array }> = []
     if (this.own !== undefined) out.push({ peer: this.c.signer.author, seq: this.ownSeq, msg: this.own })
     for (const r of this.table.all()) if (this.c.member(r.peer)) out.push({ peer: r.peer, seq: r.seq, msg: r.msg })
@@ -319,7 +331,16 @@ export class KeptNotices {
       this.c.onRefused?.(err, from)
       return 'reject'
     }
-    if (rec.peer === this.c.signer.author || !this.c.member(rec.peer)) return 'old'
+    if (rec.peer === this.c.signer.author) return 'old'
+    if (!this.c.member(rec.peer)) {
+      const had = this.early.get(rec.peer)
+      if (had === undefined || rec.seq > had.seq) {
+        this.early.delete(rec.peer)
+        this.early.set(rec.peer, rec)
+        if (this.early.size > KEPT_EARLY_MAX) this.early.delete(this.early.keys().next().value as string)
+      }
+      return 'old'
+    }
     const held = this.table.get(rec.peer)
     // a flood of records from one host: those closer together than a host sends them are dropped
     if (held !== undefined && rec.seq > held.seq && rec.heardAt - held.heardAt < KEPT_MIN_INTERVAL_MS / 4) return 'old'
@@ -328,7 +349,18 @@ export class KeptNotices {
 
   /** The network totals: the latest counts of the members up now, this host's own counted now. */
   totals (): NetworkTotals {
+    this.adoptEarly()
     return this.table.totals(this.c.up(), this.c.signer.author, this.c.counts())
+  }
+
+  /** The early records whose hosts are members now, into the table. */
+  private adoptEarly (): void {
+    if (this.early.size === 0) return
+    for (const [peer, rec] of this.early) {
+      if (!this.c.member(peer)) continue
+      this.early.delete(peer)
+      this.table.put(rec)
+    }
   }
 
   stop (): void {

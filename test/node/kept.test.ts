@@ -6,7 +6,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { cidOf } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
-import { HealthBook, KEPT_MESSAGE_BYTES, KEPT_TABLE, KeptRecordError, KeptTable, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptDigest, keptInterval, openKept, signKept } from '../../node/keeper/index.ts'
+import { HealthBook, KEPT_EARLY_MAX, KEPT_MESSAGE_BYTES, KEPT_TABLE, KeptNotices, KeptRecordError, KeptTable, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptDigest, keptInterval, openKept, signKept } from '../../node/keeper/index.ts'
 import { networkLines } from '../../node/cli/status-cli.ts'
 import { bytes } from '../../node/cli/progress.ts'
 import type { KeptCounts } from '../../node/keeper/index.ts'
@@ -103,6 +103,41 @@ describe('keeper counts (kept.ts)', () => {
     assert.equal(s.ageMs, 1500, 'a\'s: told 500 ms old, heard 1 s ago')
     // a host not up is left out
     assert.equal(t.totals(['self', b.author], 'self', own, now).chunks.total, 5)
+  })
+
+  it('a record heard before its host is a member is counted once the host is one (the newest per host, at most KEPT_EARLY_MAX kept)', async () => {
+    // a host that just started gossips its record beside its member record: when the record
+    // came first it was dropped, and an idle host tells no newer one
+    const self = signerFor(await generateKeyPair('Ed25519'))
+    const late = signerFor(await generateKeyPair('Ed25519'))
+    const members = new Set([self.author])
+    const notices = new KeptNotices({
+      signer: self,
+      verify,
+      counts: () => emptyKept(),
+      up: () => [...members],
+      member: peer => members.has(peer),
+      tell: () => {}
+    })
+    assert.equal(await notices.take(await signKept(late, 1, counts(2)), late.author), 'old')
+    assert.equal(await notices.take(await signKept(late, 3, counts(7)), late.author), 'old')
+    assert.equal(await notices.take(await signKept(late, 2, counts(5)), late.author), 'old')
+    assert.equal(notices.totals().reporting, 1, 'not a member yet: not counted')
+    assert.equal(notices.held().length, 0, 'not held (nor served) before its host is a member')
+    members.add(late.author)
+    const totals = notices.totals()
+    assert.equal(totals.reporting, 2)
+    assert.equal(totals.chunks.redundant, 7, 'its newest record')
+    assert.deepEqual(notices.held().map(r => r.seq), [3])
+    // bounded: past KEPT_EARLY_MAX hosts the oldest heard is dropped
+    const first = signerFor(await generateKeyPair('Ed25519'))
+    await notices.take(await signKept(first, 1, counts(1)), first.author)
+    const others = await Promise.all(Array.from({ length: KEPT_EARLY_MAX }, async () => signerFor(await generateKeyPair('Ed25519'))))
+    for (const o of others) await notices.take(await signKept(o, 1, counts(1)), o.author)
+    members.add(first.author)
+    members.add(others[others.length - 1].author)
+    assert.equal(notices.totals().reporting, 3, 'the first heard dropped, the last kept')
+    notices.stop()
   })
 
   it('book.keptCounts(): the chunks whose first ranked live host is this one, by state', () => {
