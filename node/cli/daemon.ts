@@ -404,6 +404,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       onRefused: (err, from) => { log('keeper counts from %s refused: %s', from, err.message) }
     })
     kept = keptNow
+    // a record heard before its host was a member here is counted when it becomes one
+    const onMemberAdded = (e: Event): void => { keptNow.memberAdded((e as CustomEvent<string>).detail) }
+    members.addEventListener('member', onMemberAdded)
+    host.addEventListener('peer:connect', onMemberAdded)
     host.gossip.handleTagged(KEPT_GOSSIP_TAG, async (data, from) => {
       const r = await keptNow.take(data, from)
       return r === 'new' ? 'accept' : r === 'old' ? 'ignore' : 'reject'
@@ -423,6 +427,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }
     closers.push(async () => {
       keptNow.stop()
+      members.removeEventListener('member', onMemberAdded)
+      host.removeEventListener('peer:connect', onMemberAdded)
       keep.book.onObserve = undefined
       host.gossip.handleTagged(KEPT_GOSSIP_TAG, undefined)
       for (const e of keptEvents) membership.removeEventListener(e, onMembers)
