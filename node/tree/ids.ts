@@ -78,17 +78,12 @@ export class IdTable implements IdSource {
 
   /** True when `s` is kept. */
   has (s: string): boolean {
-    return this.indexOf(s) >= 0
-  }
-
-  /** The number of the string kept for `s`'s characters (0 for the first one kept, then 1, ...), -1 when none is. */
-  indexOf (s: string): number {
     const h = hashChars(s)
     const mask = this.mask
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const k = this.slots[i]
-      if (k === 0) return -1
-      if (this.hashes[k - 1] === h && this.strs[k - 1] === s) return k - 1
+      if (k === 0) return false
+      if (this.hashes[k - 1] === h && this.strs[k - 1] === s) return true
     }
   }
 

@@ -502,7 +502,7 @@ export class Tree extends EventTarget {
     return await this.serial(async () => {
       this.usable()
       let t = performance.now()
-      const g = this.candidates(decoded, this.dag.size === dagSize, ids.own)
+      const g = this.candidates(decoded, this.dag.size === dagSize)
       const { ops, held, parents, start } = g
       const n = ops.length
       stats.orderMs += performance.now() - t
@@ -606,13 +606,8 @@ export class Tree extends EventTarget {
   /**
    * The ops a receive() considers, numbered: the held ones first (`held` of them), then the fresh
    * ones of `decoded` (not known, not held, not twice), with the parent links among them.
-   * `own`: the receive's table of ids (ids.ts), which holds the id of every op of `decoded`: the
-   * batch's ops are found by their number there (an array), not by a Map of their ids (a merge
-   * brings thousands: growing that Map, and V8 internalizing each fresh id string at its first
-   * Map lookup, were most of this function's time; the DAG's Map is now the first to see an id);
-   * a Map only of the held ones, when any are.
    */
-  private candidates (decoded: DecodedOp[], sure: boolean, own: IdTable): Candidates {
+  private candidates (decoded: DecodedOp[], sure: boolean): Candidates {
     const ops: Op[] = []
     const checks: Array<DecodedOp | undefined> = []
     const index = new Map<string, number>()
@@ -622,20 +617,14 @@ export class Tree extends EventTarget {
       checks.push(undefined)
     }
     const held = ops.length
-    /** the number of each op of the batch among the candidates, by its number in `own` (-1: none) */
-    const numbered = new Int32Array(own.size).fill(-1)
     let links = 0
     for (let i = 0; i < decoded.length; i++) {
       const d = decoded[i]
-      const k = own.indexOf(d.id)
-      if (k < 0) throw new Error(`receive: op ${d.id} is not in its batch's id table`)
-      // twice in the batch, or held: considered once
-      if (numbered[k] >= 0 || (held > 0 && index.has(d.id))) continue
       // an op already known is those very bytes (same CID), checked when it came
       // (`sure`: the DAG is as it was when the batch was decoded, so an op not in its id table
       // then, `fresh`, is not in it now: no lookup of a new string that would miss)
-      if (!(sure && d.fresh === true) && this.dag.has(d.id)) continue
-      numbered[k] = ops.length
+      if (index.has(d.id) || (!(sure && d.fresh === true) && this.dag.has(d.id))) continue
+      index.set(d.id, ops.length)
       ops.push(d.op)
       checks.push(d)
     }
@@ -650,11 +639,7 @@ export class Tree extends EventTarget {
       start[i] = k
       const ids = ops[i].parentIds
       for (let p = 0; p < ids.length; p++) {
-        let j = held > 0 ? index.get(ids[p]) : undefined
-        if (j === undefined) {
-          const at = own.indexOf(ids[p])
-          if (at >= 0 && numbered[at] >= 0) j = numbered[at]
-        }
+        const j = index.get(ids[p])
         if (j !== undefined) {
           parents[k++] = j
           kids[j]++
