@@ -40,5 +40,5 @@ export { ShardPool, chacha20Poly1305Native, codecNote, codecs, encodeOutputBytes
 export type { ErasureCodec, PooledShards } from './erasure.ts'
 export { Space, availableBytes, bounds } from './space.ts'
 export type { SpaceInit, SpaceState } from './space.ts'
-export { Store, cidOf } from './store.ts'
+export { Store, cidOf, matches } from './store.ts'
 export { ShardLease, Staging, STAGED_BYTES_MAX } from './staging.ts'
