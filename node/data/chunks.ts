@@ -516,6 +516,7 @@ function validClay (k: number, m: number, d: unknown): boolean {
     clayCode(k, m, d as number)
     return true
   } catch {
+    // a code this host cannot build (too many sub-chunks or shards): the manifest is refused as malformed
     return false
   }
 }
