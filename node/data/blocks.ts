@@ -7,12 +7,12 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, clayFor, decodeChunkOffThread, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, rootCount, PLACEMENT_BALANCED } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, clayFor, fragmentBytes, decodeChunkOffThread, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, rootCount, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
 import { ShardLease, Staging } from './staging.ts'
-import { ShardPool, shardSize } from './erasure.ts'
+import { ShardPool } from './erasure.ts'
 import { LEAF_BYTES } from './merkle.ts'
 import { LocalLeaves } from './leaves.ts'
 import type { LeafSlice } from './leaves.ts'
@@ -577,7 +577,7 @@ export class ChunkService {
     // chunk on six hosts, each a threadpool round trip and an error with its stack); one
     // quarantined here still counts as corrupt (the read's error says so). A fragment's size is
     // known, so it is read in one job (Store.get's size)
-    const size = ref.k === 1 ? ref.size : shardSize(ref.size, ref.k)
+    const size = fragmentBytes(ref)
     for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
       let f: Uint8Array | undefined
       try {
