@@ -624,21 +624,14 @@ export class ChunkService {
     // the fragment is the chunk, with k > 1 and the k data fragments here it is their
     // concatenation, and hashing it again would only add to the read's CPU (decodeChunk)
     if (ref.k > 1 && frags.slice(0, ref.k).some(f => f === undefined)) this.counters.rebuilt++
-    // every landing is closed (above): nothing but this decode writes into `whole` from here on.
-    // Not even that where a data fragment to rebuild had a copy start landing in its part: that
-    // copy, once whole, may still be handed to another fetch of the same fragment (a want two
-    // reads share), which must keep the bytes it verified; the chunk is then decoded afresh
-    let into = whole
-    for (let j = 0; j < ref.k && into !== undefined; j++) {
-      if (frags[j] === undefined && landings.get(ref.fragments[j].toString())?.taken === true) into = undefined
-    }
-    if (into !== undefined) {
+    if (whole !== undefined) {
       for (let j = 0; j < ref.k; j++) {
         const f = frags[j]
-        if (f !== undefined && f.buffer === into.buffer && f.byteOffset === into.byteOffset + j * size) this.counters.landed++
+        if (f !== undefined && f.buffer === whole.buffer && f.byteOffset === whole.byteOffset + j * size) this.counters.landed++
       }
     }
-    const bytes = await decodeChunkOffThread(ref, frags, into)
+    // every landing is closed (above): nothing but this decode writes into `whole` from here on
+    const bytes = await decodeChunkOffThread(ref, frags, whole)
     this.cache.set(key, bytes)
     return bytes
   }
