@@ -4,9 +4,8 @@
 // the muxer's flow control stops the sender instead of our memory growing.
 import type { AbortOptions, Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { BLOCK, FrameDecoder, decode, decodeLanded, encode, MAX_MESSAGE_BYTES } from './protocol.ts'
-import type { CID } from 'multiformats/cid'
-import type { Landing, LandedBlock, Message } from './protocol.ts'
+import { FrameDecoder, decode, encode, MAX_MESSAGE_BYTES } from './protocol.ts'
+import type { Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
 
 /**
@@ -39,21 +38,14 @@ export interface ChannelInit {
   /** Byte accounting. */
   onSent: (bytes: number) => void
   onReceived: (bytes: number) => void
-  /**
-   * Where a BLOCK of this CID (its bytes) and payload length may be received in place
-   * (FrameDecoder, Landing); none: every frame gets a buffer of its own.
-   */
-  place?: (cid: Uint8Array, length: number) => Landing | undefined
-  /** A BLOCK received in place whose landing closed before it was whole: its bytes were dropped. */
-  onDropped?: (cid: CID) => void
 }
 
 export class Channel {
   readonly peer: string
   readonly stream: Stream
   private readonly init: ChannelInit
-  private readonly decoder: FrameDecoder
-  private readonly queue: Array<Uint8Array | LandedBlock> = []
+  private readonly decoder = new FrameDecoder()
+  private readonly queue: Uint8Array[] = []
   private running = false
   private closed = false
   /** Settles when the message being written is out (messages are written one at a time). */
@@ -63,7 +55,6 @@ export class Channel {
     this.init = init
     this.peer = init.peer
     this.stream = init.stream
-    this.decoder = new FrameDecoder(init.place)
     const stream = init.stream
     stream.maxReadBufferLength = MAX_READ_BUFFER_BYTES
     stream.inactivityTimeout = STREAM_IDLE_MS
@@ -149,9 +140,9 @@ export class Channel {
   private onData (data: Uint8Array | Uint8ArrayList): void {
     if (this.closed) return
     this.init.onReceived(data.byteLength)
-    let frames: Array<Uint8Array | LandedBlock>
+    let frames: Uint8Array[]
     try {
-      frames = this.decoder.frames(data)
+      frames = this.decoder.push(data)
     } catch (err) {
       this.abort(err as Error)
       return
@@ -164,20 +155,10 @@ export class Channel {
     this.running = true
     try {
       while (this.queue.length > 0 && !this.closed) {
-        const body = this.queue.shift() as Uint8Array | LandedBlock
-        let msg: Message
-        if (body instanceof Uint8Array) msg = decode(body)
-        else {
-          // received in place (a Landing): its bytes are the landing's, or were dropped
-          const { cid, bytes } = decodeLanded(body)
-          if (bytes === undefined) {
-            this.init.onDropped?.(cid)
-            continue
-          }
-          msg = { type: BLOCK, cid, bytes }
-        }
+        const body = this.queue.shift() as Uint8Array
+        const msg = decode(body)
         // the download cap delays the message itself, and (paused) everything behind it
-        const limited = this.init.download.take(body instanceof Uint8Array ? body.byteLength : body.length)
+        const limited = this.init.download.take(body.byteLength)
         if (limited !== undefined) {
           this.pause()
           await limited

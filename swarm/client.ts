@@ -8,7 +8,7 @@ import { Channel } from './channel.ts'
 import { MessageTooLargeError, PeerGoneError, ProtocolError, SwarmStoppedError, WrongBlockError } from './errors.ts'
 import type { PeerBook } from './peers.ts'
 import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PROTOCOL_RANGES, PUSH, RANGE, RANGE_WANT, WANT } from './protocol.ts'
-import type { Hop, Landing, Message } from './protocol.ts'
+import type { Hop, Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
 import { slots } from './slots.ts'
 import type { Slots } from './slots.ts'
@@ -74,16 +74,7 @@ export interface ClientInit {
 }
 
 /** A want is background while every pull waiting on it is (see WANT in protocol.ts). */
-interface Want {
-  cid: CID
-  listeners: Set<WantListener>
-  background: boolean
-  sentAt?: number
-  range?: RangeWant
-  /** Where its BLOCK may be received in place (Channel's place), and its key in Client.landings. */
-  landing?: Landing
-  landingKey?: string
-}
+interface Want { cid: CID, listeners: Set<WantListener>, background: boolean, sentAt?: number, range?: RangeWant }
 interface Push { ack: (holder: string) => void, done: () => void, fail: (err: Error) => void }
 
 export class Client {
@@ -91,8 +82,6 @@ export class Client {
   private readonly init: ClientInit
   private channel?: Promise<Channel>
   private readonly wants = new Map<string, Want>()
-  /** Wants with a Landing, by wantKey() (their CID's bytes: what a frame's header holds). */
-  private readonly landings = new Map<string, Want>()
   private readonly waiting: string[] = []
   private readonly pushes = new Map<string, Push>()
   private readonly pushSlots: Slots = slots(MAX_PUSHES_IN_FLIGHT_PER_PEER)
@@ -114,7 +103,7 @@ export class Client {
    * A `background` want (repair, a pin's catch-up) may be refused by a holder that is still
    * placing the block from a thin uplink; a read joining it makes it a read.
    */
-  want (cid: CID, listener: WantListener, opts: { background?: boolean, landing?: Landing } = {}): () => void {
+  want (cid: CID, listener: WantListener, opts: { background?: boolean } = {}): () => void {
     const key = cid.toString()
     if (this.stopped) {
       queueMicrotask(() => { listener.miss(new SwarmStoppedError()) })
@@ -132,18 +121,11 @@ export class Client {
       // already asked as background: ask again as a read (the holder upgrades its queued want)
       if (want.sentAt !== undefined) this.sendQuietly({ type: WANT, cids: [cid], haveOnly: false })
     }
-    if (opts.landing !== undefined && want.landing === undefined) {
-      // its BLOCK may be received straight into the caller's buffer (FrameDecoder)
-      want.landing = opts.landing
-      want.landingKey = wantKey(cid)
-      this.landings.set(want.landingKey, want)
-    }
     want.listeners.add(listener)
     const w = want
     return () => {
       if (!w.listeners.delete(listener) || w.listeners.size > 0 || this.wants.get(key) !== w) return
       this.wants.delete(key)
-      this.unland(w)
       if (w.sentAt !== undefined) {
         this.inFlight--
         this.sendQuietly({ type: CANCEL, cids: [cid] })
@@ -253,9 +235,7 @@ export class Client {
         onClose: (err) => { this.onClose(p, err) },
         download: this.init.download,
         onSent: (n) => { this.init.book.sent(this.peer, n); this.init.onSent(n) },
-        onReceived: (n) => { this.init.book.received(this.peer, n); this.init.onReceived(n) },
-        place: (cid, length) => this.place(cid, length),
-        onDropped: (cid) => { this.dropped(cid) }
+        onReceived: (n) => { this.init.book.received(this.peer, n); this.init.onReceived(n) }
       }))
       this.channel = p
       p.catch((err: Error) => { this.onClose(p, new PeerGoneError(this.peer, err.message)) })
@@ -363,34 +343,8 @@ export class Client {
     for (const l of want.listeners) l.miss(err)
   }
 
-  /**
-   * The Landing a BLOCK of `cid` (its bytes) may be received into: that of a want sent and still
-   * waiting (Channel's place). FrameDecoder takes it only when free, open and of the payload's length.
-   */
-  private place (cid: Uint8Array, length: number): Landing | undefined {
-    if (this.landings.size === 0) return undefined
-    const want = this.landings.get(Buffer.from(cid.buffer, cid.byteOffset, cid.byteLength).toString('latin1'))
-    if (want?.landing === undefined || want.sentAt === undefined || want.landing.bytes.byteLength !== length) return undefined
-    return want.landing
-  }
-
-  /** A BLOCK received in place whose landing closed before it was whole: a miss for whoever still waits. */
-  private dropped (cid: CID): void {
-    const key = cid.toString()
-    const want = this.wants.get(key)
-    if (want?.sentAt === undefined || want.range !== undefined) return
-    this.settle(key, want)
-    const err = new PeerGoneError(this.peer, `its copy of ${key} arrived after the fetch it was landing in was over`)
-    for (const l of want.listeners) l.miss(err)
-  }
-
-  private unland (want: Want): void {
-    if (want.landingKey !== undefined && this.landings.get(want.landingKey) === want) this.landings.delete(want.landingKey)
-  }
-
   private settle (key: string, want: Want): void {
     this.wants.delete(key)
-    this.unland(want)
     this.inFlight--
     this.pump()
   }
@@ -405,7 +359,6 @@ export class Client {
   private fail (err: Error): void {
     const wants = [...this.wants.values()]
     this.wants.clear()
-    this.landings.clear()
     this.waiting.length = 0
     this.inFlight = 0
     const pushes = [...this.pushes.values()]

@@ -60,7 +60,7 @@ export { loopTimeSignal, loopTimeDeadline, LOOP_STEPS, LOOP_TIME_MAX_FACTOR } fr
 export { plan, children, holdersOf, DEFAULT_UPLINK_BYTES_PER_SECOND } from './plan.ts'
 export type { Route, PlanDelivery, PlanOptions } from './plan.ts'
 export { PROTOCOL, PROTOCOL_RANGES, MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_CIDS_PER_MESSAGE, MAX_HOPS, MAX_RANGE_LEAVES, MAX_PROOF_HASHES } from './protocol.ts'
-export type { Hop, Landing } from './protocol.ts'
+export type { Hop } from './protocol.ts'
 export { BAN_MS } from './peers.ts'
 export { tokenBucket } from './rate.ts'
 export type { RateLimiter } from './rate.ts'

@@ -305,18 +305,6 @@ function readBlock (r: Reader): Uint8Array {
   return bytes
 }
 
-/**
- * The CID and bytes of a BLOCK frame received in place (FrameDecoder, LandedBlock); bytes
- * undefined when its landing closed before the frame was whole (they were dropped). Throws
- * ProtocolError on a malformed CID, as decode().
- */
-export function decodeLanded (landed: LandedBlock): { cid: CID, bytes: Uint8Array | undefined } {
-  const head = new Uint8Array(landed.cid.byteLength + 1)
-  head[0] = landed.cid.byteLength
-  head.set(landed.cid, 1)
-  return { cid: readCid(new Reader(head)), bytes: landed.bytes }
-}
-
 /** Decode one message body (without its length prefix). Throws ProtocolError on any defect. */
 export function decode (body: Uint8Array): Message {
   if (body.byteLength > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(body.byteLength, MAX_MESSAGE_BYTES)
@@ -388,97 +376,23 @@ export function decode (body: Uint8Array): Message {
 }
 
 /**
- * Where the payload of a BLOCK frame may be received in place (issue 15: a chunk fetched whole
- * had each fragment's frame joined into a buffer of its own, then copied into the chunk): a
- * buffer of exactly the block's length, usually the fragment's part of the chunk being fetched.
- * `taken` once a frame started landing in it (never again: a second copy of the block, a hedge,
- * is received the ordinary way); `open` while its owner still reads it (cleared once the fetch is
- * over: the bytes of a frame still arriving then are dropped, never written, and the want misses).
- */
-export interface Landing { bytes: Uint8Array, taken: boolean, open: boolean }
-
-/** A BLOCK frame received in place (FrameDecoder): the CID's bytes, and the payload, or undefined when its landing closed meanwhile. */
-export interface LandedBlock { cid: Uint8Array, bytes: Uint8Array | undefined, length: number }
-
-/** Frames shorter than this are never received in place (a landing saves a copy of a large block). */
-export const LANDING_MIN_BYTES = 16 * 1024
-
-/**
  * Splits a byte stream into frame bodies. Holds at most one frame (MAX_MESSAGE_BYTES plus the
  * prefix) plus the bytes of one incoming chunk; a length over the bound throws at once, before
- * any of the frame is buffered. With `place`, a BLOCK frame of at least LANDING_MIN_BYTES whose
- * CID `place` gives a Landing for (of the payload's length) is received into it as its bytes
- * arrive, with no buffer of its own: it comes out as a LandedBlock.
+ * any of the frame is buffered.
  */
 export class FrameDecoder {
   private readonly buf = new Uint8ArrayList()
   private want = -1
-  private readonly place?: (cid: Uint8Array, length: number) => Landing | undefined
-  /** The frame being received in place: its landing, bytes landed so far, its CID's bytes. */
-  private landing?: { target: Landing, at: number, cid: Uint8Array }
-  /** The frame now buffered was offered to `place` already (and not placed). */
-  private offered = false
 
-  constructor (place?: (cid: Uint8Array, length: number) => Landing | undefined) {
-    this.place = place
-  }
-
-  /** Add received bytes; returns the complete frame bodies now available (a decoder with no `place`). */
+  /** Add received bytes; returns the complete frame bodies now available. */
   push (chunk: Uint8Array | Uint8ArrayList): Uint8Array[] {
-    if (this.place !== undefined) throw new Error('a FrameDecoder with a place gives frames(), not push()')
-    return this.frames(chunk) as Uint8Array[]
-  }
-
-  /** Add received bytes; returns the complete frames now available: bodies, and BLOCKs received in place. */
-  frames (chunk: Uint8Array | Uint8ArrayList): Array<Uint8Array | LandedBlock> {
     this.buf.append(chunk)
-    const out: Array<Uint8Array | LandedBlock> = []
+    const out: Uint8Array[] = []
     for (;;) {
-      const l = this.landing
-      if (l !== undefined) {
-        const length = l.target.bytes.byteLength
-        const n = Math.min(this.buf.byteLength, length - l.at)
-        if (n > 0 && l.target.open) {
-          // straight from the received pieces into place: no joined copy of the frame
-          let left = n
-          for (const piece of this.buf) {
-            if (left === 0) break
-            const take = Math.min(left, piece.byteLength)
-            l.target.bytes.set(take === piece.byteLength ? piece : piece.subarray(0, take), l.at + n - left)
-            left -= take
-          }
-        }
-        if (n > 0) this.buf.consume(n)
-        l.at += n
-        if (l.at < length) break
-        out.push({ cid: l.cid, bytes: l.target.open ? l.target.bytes : undefined, length })
-        this.landing = undefined
-        this.want = -1
-        continue
-      }
       if (this.want < 0) {
         const len = this.readLength()
         if (len < 0) break
         this.want = len
-        this.offered = false
-      }
-      if (this.place !== undefined && !this.offered && this.want >= LANDING_MIN_BYTES && this.buf.byteLength >= 2) {
-        // a BLOCK: its type, its CID's length (one byte: a CID is at most MAX_CID_BYTES) and CID
-        if (this.buf.get(0) !== BLOCK || this.buf.get(1) >= 0x80 || this.buf.get(1) > MAX_CID_BYTES) {
-          this.offered = true
-        } else if (this.buf.byteLength >= 2 + this.buf.get(1)) {
-          this.offered = true
-          const head = 2 + this.buf.get(1)
-          const cid = this.buf.subarray(2, head)
-          const length = this.want - head
-          const target = length > 0 && length <= MAX_BLOCK_BYTES ? this.place(cid, length) : undefined
-          if (target !== undefined && !target.taken && target.open && target.bytes.byteLength === length) {
-            target.taken = true
-            this.buf.consume(head)
-            this.landing = { target, at: 0, cid: new Uint8Array(cid) }
-            continue
-          }
-        }
       }
       if (this.buf.byteLength < this.want) break
       out.push(this.buf.subarray(0, this.want))

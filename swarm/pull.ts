@@ -22,7 +22,6 @@ import { BlockNotFoundError } from './errors.ts'
 import { expectedMs, pickPeer } from './peers.ts'
 import type { PeerBook } from './peers.ts'
 import type { BlockSource } from './serve.ts'
-import type { Landing } from './protocol.ts'
 import { checkCid } from './verify.ts'
 import { logger, shortCid } from './log.ts'
 
@@ -64,12 +63,8 @@ export interface PullContext {
 interface Request { peer: string, cancel: () => void, timer: ReturnType<typeof setTimeout>, slow: boolean, received: number, patience: number }
 interface Wanted { cid: CID, key: string, tried: Set<string>, requests: Map<string, Request>, done: boolean, exhausted: boolean }
 
-/**
- * Options of a pull: `background` marks it as repair or a pin's catch-up (see WANT in
- * protocol.ts); `landing` gives, by CID string, where a block may be received in place (its
- * first copy: protocol.ts Landing), e.g. its part of the chunk being fetched.
- */
-export interface PullOptions extends AbortOptions { background?: boolean, landing?: (key: string) => Landing | undefined }
+/** Options of a pull: `background` marks it as repair or a pin's catch-up (see WANT in protocol.ts). */
+export interface PullOptions extends AbortOptions { background?: boolean }
 
 export async function pullAny (ctx: PullContext, cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: PullOptions): Promise<Map<string, Uint8Array>> {
   const wanted: Wanted[] = []
@@ -205,7 +200,7 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
           problems.push(err.message)
           schedule()
         }
-      }, { background: opts?.background, landing: opts?.landing?.(w.key) })
+      }, { background: opts?.background })
     }
 
     schedule()

@@ -12,7 +12,7 @@ import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
 import { ShardLease, Staging } from './staging.ts'
-import { ShardPool, shardSize, unfilledBytes } from './erasure.ts'
+import { ShardPool, shardSize } from './erasure.ts'
 import { LEAF_BYTES } from './merkle.ts'
 import { LocalLeaves } from './leaves.ts'
 import type { LeafSlice } from './leaves.ts'
@@ -74,13 +74,6 @@ export function paramsFor (size: number, p: { k: number, m: number }): { k: numb
   return p.k > 1 && size <= REPLICATE_MAX_BYTES ? { k: 1, m: p.m } : p
 }
 
-/**
- * Where a fetched fragment may be received in place (the swarm's Landing): `bytes`, its part of
- * the chunk being fetched; `taken` once a copy of it started arriving there; `open` until the
- * fetch is over (nothing is written there after).
- */
-export interface FragmentLanding { bytes: Uint8Array, taken: boolean, open: boolean }
-
 /** What the chunk service needs of the network (implemented in network.ts over host + swarm). */
 export interface Network {
   /** Erasure parameters for new chunks, from the live network (DESIGN.md §2). */
@@ -89,7 +82,7 @@ export interface Network {
    * Fetch `need` of the given fragment CIDs (data first) from peers; verified. `chunk`: the
    * chunk they belong to, so its targets can be asked who holds what first.
    */
-  fetch: (cids: CID[], need: number, opts?: AbortOptions & { chunk?: ChunkRef, landing?: (key: string) => FragmentLanding | undefined }) => Promise<Map<string, Uint8Array>>
+  fetch: (cids: CID[], need: number, opts?: AbortOptions & { chunk?: ChunkRef }) => Promise<Map<string, Uint8Array>>
   /**
    * Place the fragments of newly written chunks on their targets and resolve when the attempt
    * is over (acknowledged, or left pending for a retry); `inode`: the file they belong to;
@@ -147,8 +140,6 @@ export interface ReadCounters {
   rangeFallbacks: number
   /** Chunks fetched whole (fetches, and those read here) that were decoded through a parity fragment (a data fragment rebuilt). */
   rebuilt: number
-  /** Data fragments of chunks fetched whole that were received straight into their place in the chunk (no copy). */
-  landed: number
 }
 
 /**
@@ -268,7 +259,7 @@ export class ChunkService {
   placementRule: typeof PLACEMENT_BALANCED | null
   /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
   private aheadBytes = 0
-  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0, rebuilt: 0, landed: 0 }
+  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0, rebuilt: 0 }
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
@@ -581,34 +572,18 @@ export class ChunkService {
         if (ref.k === 1) break
       }
     }
-    // a chunk of k equal data fragments (not the short last one) is decoded into `whole`, where
-    // its data fragments fetched are received in place (a landing each, by the swarm's frame
-    // decoder): no buffer per fragment and no copy of it into the chunk (issue 15)
-    let whole: Uint8Array | undefined
-    const landings = new Map<string, FragmentLanding>()
     if (have < ref.k && this.network !== undefined) {
       const want = ref.fragments.filter((_, i) => frags[i] === undefined)
-      if (ref.k > 1 && ref.size === size * ref.k) {
-        whole = unfilledBytes(ref.size)
-        for (let j = 0; j < ref.k; j++) {
-          const key = ref.fragments[j].toString()
-          if (frags[j] === undefined && !landings.has(key)) landings.set(key, { bytes: whole.subarray(j * size, (j + 1) * size), taken: false, open: true })
-        }
-      }
       const c = this.counters
       c.fetches++
       c.fetchingPeak = Math.max(c.fetchingPeak, ++c.fetching)
       // an unreachable chunk is an error naming the file (EIO through the mount), never a hang
-      const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref, ...(landings.size > 0 ? { landing: (key: string) => landings.get(key) } : {}) }).catch((err: any) => {
+      const got = await this.network.fetch(want, ref.k - have, { ...opts, chunk: ref }).catch((err: any) => {
         opts.signal?.throwIfAborted()
         // reported below, with what was reachable: the read's error names the file and the cause
         unreachable = err?.message ?? String(err)
         return new Map<string, Uint8Array>()
-      }).finally(() => {
-        c.fetching--
-        // the fetch is over: a copy still arriving writes nothing more into the chunk
-        for (const l of landings.values()) l.open = false
-      })
+      }).finally(() => { c.fetching-- })
       ref.fragments.forEach((cid, i) => {
         const b = got.get(cid.toString())
         if (b !== undefined && frags[i] === undefined) { frags[i] = b; have++ }
@@ -624,14 +599,7 @@ export class ChunkService {
     // the fragment is the chunk, with k > 1 and the k data fragments here it is their
     // concatenation, and hashing it again would only add to the read's CPU (decodeChunk)
     if (ref.k > 1 && frags.slice(0, ref.k).some(f => f === undefined)) this.counters.rebuilt++
-    if (whole !== undefined) {
-      for (let j = 0; j < ref.k; j++) {
-        const f = frags[j]
-        if (f !== undefined && f.buffer === whole.buffer && f.byteOffset === whole.byteOffset + j * size) this.counters.landed++
-      }
-    }
-    // every landing is closed (above): nothing but this decode writes into `whole` from here on
-    const bytes = await decodeChunkOffThread(ref, frags, whole)
+    const bytes = await decodeChunkOffThread(ref, frags)
     this.cache.set(key, bytes)
     return bytes
   }

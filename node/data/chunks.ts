@@ -289,12 +289,11 @@ export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefi
  * rebuilt through parity, else the chunk whole) on the erasure addon's threadpool
  * (matchesOffThread): a cold read on six hosts rebuilds a data fragment for most chunks whose
  * reader holds a parity fragment, and its event loop, not the cores, is what runs out. The same
- * answer as decodeChunk, wrong bytes refused with ManifestError the same way. `out`: decode into
- * it (ref.size bytes; erasure.decode: a data fragment already in its place there is not copied).
+ * answer as decodeChunk, wrong bytes refused with ManifestError the same way.
  */
-export async function decodeChunkOffThread (ref: ChunkRef, fragments: Array<Uint8Array | undefined>, out?: Uint8Array): Promise<Uint8Array> {
+export async function decodeChunkOffThread (ref: ChunkRef, fragments: Array<Uint8Array | undefined>): Promise<Uint8Array> {
   if (ref.cid === null || ref.k === 1) return decodeChunk(ref, fragments, { verified: true })
-  const bytes = erasure.decode(fragments, ref.k, ref.m, ref.size, out)
+  const bytes = erasure.decode(fragments, ref.k, ref.m, ref.size)
   const size = fragments.find(f => f !== undefined)?.byteLength
   const checks: Array<Promise<boolean>> = []
   let whole = size === undefined

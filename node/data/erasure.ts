@@ -382,12 +382,7 @@ export interface ErasureCodec {
    * wants one or two of the n - k missing shards. The same checks and errors as reconstruct.
    */
   reconstructSome (shards: Array<Uint8Array | undefined>, k: number, m: number, wanted: number[]): Map<number, Uint8Array>
-  /**
-   * The original `length` bytes from any k shards, into `out` when given (exactly `length`
-   * bytes; a present data shard that is already its own part of `out`, the same memory, is not
-   * copied: a fetch that received it in place).
-   */
-  decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number, out?: Uint8Array): Uint8Array
+  decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array
 }
 
 /** Bytes per shard for `length` bytes in k data shards: ceil(length / k), at least 1. */
@@ -451,7 +446,7 @@ function shardsIn (out: Uint8Array, data: Uint8Array, count: number, size: numbe
 }
 
 /** `length` bytes left unfilled (the same caveat as unfilledShards), a plain Uint8Array. */
-export function unfilledBytes (length: number): Uint8Array {
+function unfilledBytes (length: number): Uint8Array {
   const buf = Buffer.allocUnsafeSlow(length)
   return new Uint8Array(buf.buffer, buf.byteOffset, length)
 }
@@ -602,12 +597,11 @@ function createCodec (kernel: Kernel): ErasureCodec {
     return out
   }
 
-  function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number, into?: Uint8Array): Uint8Array {
+  function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
     checkLength(length)
     const { size, present } = survey(shards, k, m)
     if (length > size * k) throw new ErasureError(`length ${length} exceeds the ${k} data shards of ${size} bytes`)
-    if (into !== undefined && into.byteLength !== length) throw new ErasureError(`decode into ${into.byteLength} bytes, not the ${length} decoded`)
-    const out = into ?? unfilledBytes(length) // every byte is copied or rebuilt below
+    const out = unfilledBytes(length) // every byte is copied or rebuilt below
     const missing = absent(shards, 0, k)
     if (missing.length > 0) {
       // a missing shard that lies whole inside `out` at a word-aligned offset is rebuilt in
@@ -622,8 +616,7 @@ function createCodec (kernel: Kernel): ErasureCodec {
     }
     for (let j = 0, at = 0; at < length; j++, at += size) {
       const shard = shards[j]
-      // a shard received in place (its part of `out` already) is not copied onto itself
-      if (shard != null && !(shard.buffer === out.buffer && shard.byteOffset === out.byteOffset + at)) out.set(shard.subarray(0, Math.min(size, length - at)), at)
+      if (shard != null) out.set(shard.subarray(0, Math.min(size, length - at)), at)
     }
     return out
   }
@@ -783,8 +776,8 @@ export function reconstructSome (shards: Array<Uint8Array | undefined>, k: numbe
 }
 
 /** The original `length` bytes from any k shards (no arithmetic when the data shards are all present). */
-export function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number, out?: Uint8Array): Uint8Array {
-  return best.decode(shards, k, m, length, out)
+export function decode (shards: Array<Uint8Array | undefined>, k: number, m: number, length: number): Uint8Array {
+  return best.decode(shards, k, m, length)
 }
 
 /**

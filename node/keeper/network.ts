@@ -5,7 +5,7 @@
 // whoever holds them. Built on the host (membership, DHT) and the swarm
 // (verified block exchange with forwarding).
 import type { CID } from 'multiformats/cid'
-import type { Landing, Swarm } from '../../swarm/index.ts'
+import type { Swarm } from '../../swarm/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Network } from '../data/index.ts'
 import type { ChunkRef, FragmentSlice } from '../data/index.ts'
@@ -214,7 +214,7 @@ export class ChunkNetwork extends EventTarget implements Network {
   }
 
   /** Any `need` of the fragments from peers; `background` for repair and pins' catch-up (see withholdsBackground). */
-  async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef, background?: boolean, landing?: (key: string) => Landing | undefined } = {}): Promise<Map<string, Uint8Array>> {
+  async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef, background?: boolean } = {}): Promise<Map<string, Uint8Array>> {
     const signal = this.signal(opts, FETCH_TIMEOUT_MS)
     const peers = this.peerIds()
     if (peers.length === 0) throw new BlockUnavailableError(cids[0]?.toString() ?? '?', 'no peer is reachable (offline)')
@@ -224,7 +224,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     // negotiation and close): on a cold read through six hosts, five per chunk
     const guess = opts.chunk?.cid != null ? this.placedOn(opts.chunk, cids, need, peers) : undefined
     if (guess !== undefined) {
-      const got = await this.swarm.pullAny(cids, need, guess, { signal, background: opts.background, landing: opts.landing }).catch((err: Error) => {
+      const got = await this.swarm.pullAny(cids, need, guess, { signal, background: opts.background }).catch((err: Error) => {
         signal.throwIfAborted()
         // a target without its fragment (moved by repair or rebalance): who holds what is asked below
         log('fetch of %d fragment(s) from their placement targets failed, asking who holds them: %s', cids.length, err.message)
@@ -236,7 +236,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     // pull then takes each fragment from a host that has it, spread over the fastest
     const holders = opts.chunk?.cid != null ? await this.whoHolds(opts.chunk, cids, peers, signal) : undefined
     if (holders !== undefined) {
-      const got = await this.swarm.pullAny(cids, need, holders, { signal, background: opts.background, landing: opts.landing }).catch((err: Error) => {
+      const got = await this.swarm.pullAny(cids, need, holders, { signal, background: opts.background }).catch((err: Error) => {
         // the holders the targets named did not deliver: every connected peer is asked below
         log('fetch of %d fragment(s) from their named holders failed, asking every peer: %s', cids.length, err.message)
         return undefined
@@ -248,7 +248,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (opts.chunk === undefined) {
       const ranked = this.blockHolders(cids)
       if ([...ranked.values()].some(hs => hs.length > 0)) {
-        const got = await this.swarm.pullAny(cids, need, ranked, { signal, background: opts.background, landing: opts.landing }).catch((err: Error) => {
+        const got = await this.swarm.pullAny(cids, need, ranked, { signal, background: opts.background }).catch((err: Error) => {
           signal.throwIfAborted()
           log('fetch of %d block(s) from the members their CIDs rank first failed, asking every peer: %s', cids.length, err.message)
           return undefined
@@ -256,7 +256,7 @@ export class ChunkNetwork extends EventTarget implements Network {
         if (got !== undefined) return got
       }
     }
-    return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background, landing: opts.landing })
+    return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
   }
 
   /**

@@ -4,8 +4,8 @@ import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { MAX_BLOCK_BYTES, MAX_CIDS_PER_MESSAGE, MAX_MESSAGE_BYTES, MessageTooLargeError, ProtocolError } from '../../swarm/index.ts'
-import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, FrameDecoder, HAVE, LANDING_MIN_BYTES, PUSH, WANT, decode, decodeLanded, encode } from '../../swarm/protocol.ts'
-import type { Landing, LandedBlock, Message } from '../../swarm/protocol.ts'
+import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, FrameDecoder, HAVE, PUSH, WANT, decode, encode } from '../../swarm/protocol.ts'
+import type { Message } from '../../swarm/protocol.ts'
 
 async function cidOf (bytes: Uint8Array): Promise<CID> { return CID.createV1(raw.code, await sha256.digest(bytes)) }
 
@@ -55,62 +55,6 @@ describe('swarm protocol', function () {
       assert.equal(decode(got[1]).type, BLOCK)
       assert.equal(d.buffered, 0)
     }
-  })
-
-  it('FrameDecoder with a place receives a BLOCK into its landing as it arrives, split at any byte; a second copy, and other frames, the ordinary way', async () => {
-    const block = new Uint8Array(LANDING_MIN_BYTES * 2).map((_, i) => (i * 7) & 0xff)
-    const a = await cidOf(block)
-    const other = await cidOf(Uint8Array.from([5]))
-    const frames = [
-      encode({ type: BLOCK, cid: a, bytes: block }),
-      encode({ type: WANT, cids: [other], haveOnly: false }),
-      encode({ type: BLOCK, cid: a, bytes: block })
-    ]
-    const all = Buffer.concat(frames.map(f => f.subarray()))
-    for (const split of [1, 3, 37, 38, 39, 1000, all.byteLength]) {
-      const landing: Landing = { bytes: new Uint8Array(block.byteLength), taken: false, open: true }
-      const asked: string[] = []
-      const d = new FrameDecoder((cid, length) => {
-        asked.push(`${Buffer.from(cid).toString('hex')}/${length}`)
-        return Buffer.from(cid).equals(a.bytes) ? landing : undefined
-      })
-      const got: Array<Uint8Array | LandedBlock> = []
-      for (let i = 0; i < all.byteLength; i += split) got.push(...d.frames(all.subarray(i, i + split)))
-      assert.equal(got.length, 3, `split ${split}`)
-      const first = got[0] as LandedBlock
-      assert.ok(!(first instanceof Uint8Array), 'the first copy is received in place')
-      assert.equal(first.bytes, landing.bytes, 'its bytes are the landing\'s own memory')
-      assert.ok(Buffer.from(landing.bytes).equals(block), 'the landing holds the block')
-      const msg = decodeLanded(first)
-      assert.ok(msg.cid.equals(a))
-      assert.equal(decode(got[1] as Uint8Array).type, WANT)
-      // taken: the second copy of the block gets a buffer of its own, the landing is left as it was
-      assert.ok(got[2] instanceof Uint8Array, 'a second copy is received the ordinary way')
-      assert.ok(Buffer.from((decode(got[2]) as { bytes: Uint8Array }).bytes).equals(block))
-      assert.equal(asked.length, 2, 'each BLOCK frame offered once (the small WANT never)')
-      assert.equal(d.buffered, 0)
-    }
-  })
-
-  it('FrameDecoder: a landing closed while its BLOCK is arriving gets no byte more, and the frame comes out without bytes', async () => {
-    const block = new Uint8Array(LANDING_MIN_BYTES * 2).fill(9)
-    const a = await cidOf(block)
-    const frame = Buffer.concat([encode({ type: BLOCK, cid: a, bytes: block }).subarray(), encode({ type: DONE, cid: a }).subarray()])
-    const landing: Landing = { bytes: new Uint8Array(block.byteLength), taken: false, open: true }
-    const d = new FrameDecoder(() => landing)
-    const half = 2 + a.bytes.byteLength + 3 + block.byteLength / 2
-    assert.deepEqual(d.frames(frame.subarray(0, half)), [])
-    assert.equal(landing.taken, true)
-    const landed = landing.bytes.indexOf(0)
-    assert.ok(landed > 0 && landed < block.byteLength, 'part of the block landed')
-    // the fetch is over: what it decoded from other fragments may be in that memory now
-    landing.bytes.fill(1, landed)
-    landing.open = false
-    const got = d.frames(frame.subarray(half))
-    assert.equal(got.length, 2)
-    assert.equal((got[0] as LandedBlock).bytes, undefined, 'the frame is dropped, not delivered')
-    assert.ok(landing.bytes.subarray(landed).every(b => b === 1), 'nothing written into a closed landing')
-    assert.equal(decode(got[1] as Uint8Array).type, DONE, 'the frames after it are read as ever')
   })
 
   it('FrameDecoder.push rejects a frame length over MAX_MESSAGE_BYTES before buffering it', () => {
