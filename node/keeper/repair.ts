@@ -29,7 +29,11 @@
 // earlier pass found redundant under the same members, live hosts and hosts away (view()), with
 // no copy here to hand over, is not asked about again. During a `tar x` every host passed over
 // every chunk of the tree each interval, and each chunk's have-queries to every peer were most
-// of what a pass cost. Every pass called for by the members changing, a host back, the quiet
+// of what a pass cost. In a full mesh with every member up, such a pass also leaves an erasure-
+// coded chunk to its keeper when this host holds exactly the fragments a fresh placement puts
+// here and is neither its keeper nor its rebuilder (placedHere()): after a write every host
+// surveyed every new chunk at once, and on six hosts sharing two cores those passes starved the
+// reads that followed (issue 15). Every pass called for by the members changing, a host back, the quiet
 // interval, or a caller (heal, a corrupt block, leave, status) surveys every chunk, and so does
 // every pass under other members, hosts up or hosts away than the last full pass saw, whatever
 // called for it (not every change comes with an event, and a change undone between two passes
