@@ -207,45 +207,95 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
   })
 }
 
+/** pullRange's options. */
+export interface RangeOptions extends AbortOptions {
+  /**
+   * Once every peer of `from` was asked, how much longer (ms) the requests still out (past their
+   * hedge time, with no answer yet) are waited for before the pull gives up (default 0: at once,
+   * as soon as the last peer's hedge time passed).
+   */
+  lingerMs?: number
+  /**
+   * The least a peer is given to answer before the next is asked too (default the hedge time):
+   * a caller with nowhere else to turn (a repair asking a fragment's one holder,
+   * keeper/repair.ts) waits longer on a busy peer.
+   */
+  waitMs?: number
+}
+
 /**
  * Leaves of a block with their proof (RANGE_WANT), verified by `range.verify`, from the first of
  * `from` that delivers: peers are asked one at a time, the one expected to answer first
- * (pickPeer); a "not held", a dropped stream, a wrong answer (its sender is reported by the
- * client) or no answer within the hedge time (as pullAny's, at least `hedgeMs`) moves the
- * request to the next peer. Rejects with BlockNotFoundError when none delivered. Nothing is
- * taken from the local store: a caller holding the block reads it there. `waitMs`: the least a
- * peer is given to answer (default the hedge time): a caller with nowhere else to turn (a
- * repair asking a fragment's one holder, keeper/repair.ts) waits longer on a busy peer.
+ * (pickPeer); a "not held", a dropped stream or a wrong answer (its sender is reported by the
+ * client) moves the request to the next peer. A peer with no answer within the hedge time (as
+ * pullAny's, at least `hedgeMs`) is not given up: the next peer is asked too, and the first
+ * answer of either wins (a holder that misses the hedge on a busy host answered a moment later,
+ * and its answer was thrown away: with one holder of a data fragment, the read then rebuilt the
+ * chunk from k fragments, issue 15). Once every peer was asked, the requests still out are
+ * waited for `opts.lingerMs` more. Rejects with BlockNotFoundError when none delivered. Nothing
+ * is taken from the local store: a caller holding the block reads it there.
  */
-export async function pullRange (ctx: PullContext, range: RangeWant, from: string[], opts?: AbortOptions & { waitMs?: number }): Promise<Uint8Array> {
+export async function pullRange (ctx: PullContext, range: RangeWant, from: string[], opts?: RangeOptions): Promise<Uint8Array> {
   checkCid(range.cid)
   // the caller's signal and the swarm's, each listened to (no AbortSignal.any per 4 KiB read)
   const signals = opts?.signal === undefined || opts.signal === ctx.signal ? [ctx.signal] : [opts.signal, ctx.signal]
   for (const s of signals) s.throwIfAborted()
+  const lingerMs = opts?.lingerMs ?? 0
   const tried = new Set<string>()
   const problems: string[] = []
   const view = (peer: string): ReturnType<typeof peerView> => peerView(ctx, peer)
-  for (;;) {
-    const peer = pickPeer(from, view, tried)
-    if (peer === undefined) {
-      throw new BlockNotFoundError([range.cid.toString()], `leaves [${range.first}, ${range.end}): ${problems.length > 0 ? problems.slice(0, 5).join('; ') : 'no peer to ask'}`)
+  return await new Promise<Uint8Array>((resolve, reject) => {
+    /** Requests out: peer -> its cancel (its hedge timer's too). */
+    const out = new Map<string, () => void>()
+    let over = false
+    let linger: ReturnType<typeof setTimeout> | undefined
+    const finish = (err: unknown, bytes?: Uint8Array): void => {
+      if (over) return
+      over = true
+      clearTimeout(linger)
+      for (const s of signals) s.removeEventListener('abort', onAbort)
+      for (const cancel of out.values()) cancel()
+      out.clear()
+      if (bytes !== undefined) resolve(bytes)
+      else reject(err)
     }
-    tried.add(peer)
-    for (const s of signals) s.throwIfAborted()
-    const waitMs = Math.max(opts?.waitMs ?? ctx.hedgeMs, HEDGE_FACTOR * expectedMs(view(peer)))
-    const got = await new Promise<Uint8Array | undefined>((resolve, reject) => {
-      let cancel = (): void => {}
-      const done = (): void => { clearTimeout(timer); for (const s of signals) s.removeEventListener('abort', onAbort); cancel() }
-      function onAbort (this: AbortSignal): void { done(); reject(this.reason) }
-      const timer = setTimeout(() => { done(); problems.push(`${peer} did not answer in ${waitMs} ms`); resolve(undefined) }, waitMs)
-      for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
-      cancel = ctx.client(peer).wantRange(range, {
-        block: (bytes) => { done(); resolve(bytes) },
-        miss: (err) => { done(); problems.push(err.message); resolve(undefined) }
+    function onAbort (this: AbortSignal): void { finish(this.reason) }
+    const notFound = (): BlockNotFoundError => new BlockNotFoundError([range.cid.toString()], `leaves [${range.first}, ${range.end}): ${problems.length > 0 ? problems.slice(0, 5).join('; ') : 'no peer to ask'}`)
+    /** Ask the next peer; with none left, wait for the requests out (lingerMs), or give up. */
+    const next = (): void => {
+      if (over) return
+      const peer = pickPeer(from, view, tried)
+      if (peer === undefined) {
+        if (out.size === 0) finish(notFound())
+        else if (linger === undefined) {
+          linger = setTimeout(() => { finish(notFound()) }, lingerMs)
+        }
+        return
+      }
+      tried.add(peer)
+      const waitMs = Math.max(opts?.waitMs ?? ctx.hedgeMs, HEDGE_FACTOR * expectedMs(view(peer)))
+      let hedged = false
+      const timer = setTimeout(() => {
+        hedged = true
+        problems.push(`${peer} did not answer in ${waitMs} ms`)
+        next()
+      }, waitMs)
+      const cancel = ctx.client(peer).wantRange(range, {
+        block: (bytes) => { finish(undefined, bytes) },
+        miss: (err) => {
+          clearTimeout(timer)
+          out.delete(peer)
+          problems.push(err.message)
+          // hedged already: the next peer was asked then; the last one out that misses ends the wait
+          if (!hedged) next()
+          else if (out.size === 0 && pickPeer(from, view, tried) === undefined) finish(notFound())
+        }
       })
-    })
-    if (got !== undefined) return got
-  }
+      out.set(peer, () => { clearTimeout(timer); cancel() })
+    }
+    for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
+    next()
+  })
 }
 
 function peerView (ctx: PullContext, peer: string): { serviceMs?: number, failures: number, queued: number, banned: boolean } {

@@ -31,6 +31,15 @@ const log = logger('keeper:fetch')
 export const FETCH_TIMEOUT_MS = 20_000
 /** Time for the chunk's targets to say which fragments they hold before a read asks every peer. */
 export const HOLDERS_TIMEOUT_MS = 2_000
+/**
+ * How long a small read's request to a data fragment's target, past its hedge time, is still
+ * waited for once no other target is left to ask (swarm pullRange's lingerMs), before the read
+ * asks who else holds the fragment and, when no one does, reads the chunk whole (k fragments,
+ * and a decode when one is missing). A target on a busy host that missed the hedge by a moment
+ * (a repair pass's surveys on six hosts sharing two cores) turned a 4 KiB read into a rebuild,
+ * and the randread cell collapsed (issue 15); a target that is gone costs this much more.
+ */
+export const RANGE_LINGER_MS = 2_000
 /** Time to wait for acknowledgements before a placement gives up (the chunk stays local-only). */
 export const PLACE_TIMEOUT_MS = 60_000
 /** Time between retries of the placements that are still short (pending): the repair pass cadence, so a thin writer is not made to push again while its relays work. */
@@ -375,10 +384,11 @@ export class ChunkNetwork extends EventTarget implements Network {
     }
     if (guess.length > 0) {
       // under the caller's signal alone: pullRange gives each of these few targets its hedge
-      // time, then moves on or gives up, so this try ends by itself (no FETCH_TIMEOUT_MS timer
+      // time (a target that misses it is still waited for while the others are asked, and
+      // RANGE_LINGER_MS after), then gives up, so this try ends by itself (no FETCH_TIMEOUT_MS timer
       // and controller made and stopped for every 4 KiB read, whose answer is nearly always here)
       try {
-        return await this.swarm.pullRange(want, guess, { signal })
+        return await this.swarm.pullRange(want, guess, { signal, lingerMs: RANGE_LINGER_MS })
       } catch (err) {
         signal?.throwIfAborted()
         log('leaves of fragment %s not at its first targets, asking who holds it: %s', shortCid(cid), (err as Error).message)

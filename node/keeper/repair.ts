@@ -29,7 +29,11 @@
 // earlier pass found redundant under the same members, live hosts and hosts away (view()), with
 // no copy here to hand over, is not asked about again. During a `tar x` every host passed over
 // every chunk of the tree each interval, and each chunk's have-queries to every peer were most
-// of what a pass cost. Every pass called for by the members changing, a host back, the quiet
+// of what a pass cost. In a full mesh with every member up, such a pass also leaves an erasure-
+// coded chunk to its keeper when this host holds exactly the fragments a fresh placement puts
+// here and is neither its keeper nor its rebuilder (placedHere()): after a write every host
+// surveyed every new chunk at once, and on six hosts sharing two cores those passes starved the
+// reads that followed (issue 15). Every pass called for by the members changing, a host back, the quiet
 // interval, or a caller (heal, a corrupt block, leave, status) surveys every chunk, and so does
 // every pass under other members, hosts up or hosts away than the last full pass saw, whatever
 // called for it (not every change comes with an event, and a change undone between two passes
@@ -44,6 +48,7 @@ import type { ChunkRef } from '../data/index.ts'
 import type { Membership } from '../net/index.ts'
 import type { PlacementPolicy } from './placement.ts'
 import { handovers, wantedHere } from './rebalance.ts'
+import { assignment } from './assignment.ts'
 import type { Custody, Handover } from './custody.ts'
 import type { Store } from '../data/index.ts'
 import { SURVEY_DIALS, incomplete, plan, placed, survey } from './survey.ts'
@@ -794,6 +799,24 @@ export class Repairer extends EventTarget {
         this.lookLater([...others].filter(r => this.c.health?.liveSeen(r, new Set()) === undefined))
       }
     }
+    // in a full mesh an incremental pass leaves a chunk to its keeper when this host has nothing
+    // to do for it (placedHere()): every host of the network retains every chunk, and after a
+    // write each of them surveyed each new chunk, asking every peer about every fragment; on six
+    // hosts sharing two cores the six passes at once took ~12 s and starved the reads of the
+    // cell after the write (issue 15: randread 56 IOPS, a read rebuilt). Its keeper still
+    // surveys it and repairs what is missing; a full pass still surveys every chunk
+    if (opts.incremental === true && v.askOf === undefined && !leaving && opts.all !== true && v.away.length === 0 && v.members.every(p => v.live.has(p))) {
+      const others = new Set<ChunkRef>()
+      for (const r of listed) {
+        if (!skip(r) && !manifests.has(r) && await this.placedHere(r, v.members, v.live)) others.add(r)
+      }
+      if (others.size > 0) {
+        for (const r of others) this.fine.set(r.cid!.toString(), view)
+        const before = skip
+        skip = r => before(r) || others.has(r)
+        log('incremental pass: %d new chunk(s) held here as placed, left to their keepers', others.size)
+      }
+    }
     // the chunks not yet taken into a batch, in the order they will be
     let queue = ordered.filter(r => !skip(r))
     // chunks this pass found short of k live fragments: taken again, ahead of the rest of the
@@ -1018,6 +1041,30 @@ export class Repairer extends EventTarget {
     if (askOf(ref).includes(this.c.self) || this.c.pending?.(key) === true || this.c.placing?.(key) === true) return true
     for (const f of ref.fragments) if (await this.c.store.has(f)) return true
     return false
+  }
+
+  /**
+   * Whether, in a full mesh with every member live, this host has nothing to do for an erasure-
+   * coded chunk but hold what it holds: it is not the chunk's keeper (the first ranked live
+   * member) nor could it be its rebuilder (rebuilderOf(): an uplink much faster than the keeper's),
+   * it neither places the chunk nor has it pending, and it holds exactly the fragments a fresh
+   * placement puts here (assignment.ts: nothing to hand over, nothing to pull). Local only: the
+   * rank and this host's own store. Whether the other targets hold theirs is the keeper's to ask.
+   */
+  private async placedHere (ref: ChunkRef, members: string[], live: ReadonlySet<string>): Promise<boolean> {
+    const key = ref.cid?.toString()
+    const self = this.c.self
+    if (key === undefined || ref.k < 2 || this.c.pending?.(key) === true || this.c.placing?.(key) === true) return false
+    const keeper = this.c.policy.rank(ref, [...live], KEEPER_RANKS)[0]
+    if (keeper === undefined || keeper === self) return false
+    const own = this.c.uplinkOf?.(keeper)
+    const mine = this.c.uplinkOf?.(self)
+    if (own !== undefined && mine !== undefined && mine >= own / THIN_KEEPER_SHARE) return false
+    const want = assignment(this.c.policy.rank(ref, members, Math.min(ref.k + ref.m, members.length)), ref.k, ref.m)
+    for (const [j, f] of ref.fragments.entries()) {
+      if (want[j]?.includes(self) !== await this.c.store.has(f)) return false
+    }
+    return true
   }
 
   /**

@@ -224,4 +224,72 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
       await r.stop()
     }
   })
+
+  it('in a full mesh a pass for new content leaves to their keepers the coded chunks this host holds as placed; its own chunks, and one whose fragment is missing here, are asked about', async () => {
+    // Fails on the old code: every host asked every peer about every fragment of every new
+    // chunk (issue 15: six such passes at once after a write starved a random-read cell).
+    // Chunks of k = 2, m = 1 over self, x and y: a fresh placement puts fragment j on the host ranked j.
+    const coded = async (name: string): Promise<ChunkRef> => {
+      const fragments = await Promise.all([0, 1, 2].map(async j => await cidOf(`${name}/${j}`)))
+      return { offset: 0, size: 2, cid: await cidOf(name), k: 2, m: 1, fragments } as unknown as ChunkRef
+    }
+    // mine: self ranks first (its keeper); placed: x keeps it, self holds fragment 1 (ranked 1);
+    // short: x keeps it, self (ranked 2) lacks fragment 2
+    const [mine, placed, short] = [await coded('mine'), await coded('placed'), await coded('short')]
+    const order = new Map<ChunkRef, string[]>([[mine, ['self', 'x', 'y']], [placed, ['x', 'self', 'y']], [short, ['x', 'y', 'self']]])
+    const here = new Set([mine.fragments[0], placed.fragments[1]].map(f => f.toString()))
+    const there = new Set([mine, placed, short].flatMap(r => r.fragments.map(f => f.toString())))
+    for (const f of here) there.delete(f)
+    let refs: ChunkRef[] = []
+    const ops = new EventTarget()
+    const members = ['self', 'x', 'y']
+    const membership = Object.assign(new EventTarget(), { live: () => members })
+    const asked: Array<Set<string>> = []
+    const comps = {
+      self: 'self',
+      membership,
+      ops,
+      policy: {
+        members: () => members,
+        copies: () => 3,
+        rank: (r: ChunkRef, among: string[], n: number) => (order.get(r) ?? among).filter(h => among.includes(h)).slice(0, n)
+      },
+      chunks: async () => ({ refs, unreadable: 0 }),
+      store: { has: async (cid: CID) => here.has(cid.toString()), resync: async () => {} },
+      swarm: {
+        has: async (cids: CID[]) => {
+          for (const f of cids) asked[asked.length - 1].add(f.toString())
+          return new Set(cids.map(f => f.toString()).filter(f => there.has(f)))
+        },
+        push: async () => new Map(),
+        pullAny: async () => new Map()
+      },
+      custody: { drop: async () => [] }
+    } as unknown as RepairComponents
+    const r = new Repairer(comps, { intervalMs: 20, incremental: true })
+    let passes = 0
+    r.addEventListener('start', () => { asked.push(new Set()) })
+    r.addEventListener('pass', () => { passes++ })
+    const nextPass = async (what: string): Promise<Set<string>> => {
+      const before = passes
+      const deadline = Date.now() + 30_000
+      while (passes <= before) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+        await new Promise<void>(resolve => { r.addEventListener('pass', () => { resolve() }, { once: true }) })
+      }
+      return asked[asked.length - 1]
+    }
+    const chunks = (got: Set<string>): string[] => [mine, placed, short].filter(c => c.fragments.some(f => got.has(f.toString()))).map(c => [...order.get(c)!].join(','))
+    r.start()
+    try {
+      await nextPass('the first pass')
+      refs = [mine, placed, short]
+      ops.dispatchEvent(new CustomEvent('op'))
+      assert.deepEqual(chunks(await nextPass('a pass for the new chunks')), [order.get(mine)!.join(','), order.get(short)!.join(',')], 'the chunk held here as placed, kept by x, is not asked about')
+      // a full pass (a caller's) asks about every chunk
+      assert.deepEqual(chunks(await r.pass().then(() => asked[asked.length - 1])), [mine, placed, short].map(c => order.get(c)!.join(',')))
+    } finally {
+      await r.stop()
+    }
+  })
 })

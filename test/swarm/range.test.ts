@@ -111,6 +111,48 @@ describe('swarm range wants', function () {
     await assert.rejects(a.swarm.pullRange(want(cid, bytes, 0, 1), [empty.id, old.id]), (err: Error) => err instanceof BlockNotFoundError && /does not have leaves \[0, 1\)/.test(err.message))
   })
 
+  it('a holder that answers after its hedge time is not given up: its answer is taken while the next holder is asked', async () => {
+    // Fails on the old code: the request to the first peer asked was cancelled at its hedge time
+    // and its late answer dropped, and the pull failed once the second peer's hedge time passed
+    // too (a 4 KiB read then rebuilt the whole chunk, issue 15).
+    const a = await net.node({ hedgeMs: 200 })
+    const bytes = randomBytes(4 * LEAF, 9)
+    const cid = await block(bytes)
+    // each holder's first range want waits: the first peer asked answers only once the second
+    // has been asked (the first's hedge time passed), and the second never answers
+    const asked: string[] = []
+    const released = Promise.withResolvers<void>()
+    const never = Promise.withResolvers<void>()
+    const slow = (get: () => TestNode): NonNullable<BlockSource['range']> => {
+      const serve = toyRange(get)
+      return async (c, first, end) => {
+        asked.push(get().id)
+        if (asked.length === 1) await released.promise
+        else { released.resolve(); await never.promise }
+        return await serve(c, first, end)
+      }
+    }
+    let b: TestNode | undefined
+    let c: TestNode | undefined
+    b = await net.node({}, slow(() => b!))
+    c = await net.node({}, slow(() => c!))
+    await net.mesh()
+    b.store.map.set(cid.toString(), bytes)
+    c.store.map.set(cid.toString(), bytes)
+    try {
+      const got = await a.swarm.pullRange(want(cid, bytes, 1, 2), [b.id, c.id], { lingerMs: 30_000 })
+      assert.deepEqual(got, bytes.subarray(LEAF, 2 * LEAF))
+      assert.equal(asked.length, 2, 'both holders were asked')
+    } finally {
+      never.resolve()
+    }
+    // lingering waits only for requests still out: holders that say "not held" end the pull at once
+    let empty: TestNode | undefined
+    empty = await net.node({}, toyRange(() => empty!))
+    await net.mesh()
+    await assert.rejects(a.swarm.pullRange(want(cid, bytes, 0, 1), [empty.id], { lingerMs: 600_000 }), (err: Error) => err instanceof BlockNotFoundError && /does not have leaves \[0, 1\)/.test(err.message))
+  })
+
   it('a peer whose answer fails verification is dropped and the leaves come from another', async () => {
     const a = await net.node()
     let good: TestNode | undefined
