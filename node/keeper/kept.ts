@@ -317,9 +317,9 @@ export class KeptNotices {
   }
 
   /**
-   * A peer's record (from a space notice or gossip): 'new' when taken, 'old' when not newer (or
-   * too soon after the last of its host, or of a host that is no member), 'reject' when forged,
-   * malformed or oversized.
+   * A peer's record (from a space notice or gossip): 'new' when taken (of a host not a member
+   * here yet: kept until it is one, see `early`), 'old' when not newer (or too soon after the
+   * last of its host), 'reject' when forged, malformed or oversized.
    */
   async take (msg: Uint8Array, from: string): Promise<'new' | 'old' | 'reject'> {
     let rec: KeptRecord
@@ -332,18 +332,22 @@ export class KeptNotices {
       return 'reject'
     }
     if (rec.peer === this.c.signer.author) return 'old'
+    // a flood of records from one host: those closer together than a host sends them are dropped
+    const tooSoon = (held: KeptRecord | undefined): boolean => held !== undefined && rec.seq > held.seq && rec.heardAt - held.heardAt < KEPT_MIN_INTERVAL_MS / 4
     if (!this.c.member(rec.peer)) {
+      // kept until its host is a member here, and 'new' (gossip forwards it): only the order of
+      // arrival made it early. Ignored, gossip neither forwarded it nor let another copy of it in
+      // (gossipsub holds the ids of the messages it saw for 2 minutes, ignored ones too), so the
+      // members past this host heard it only from the kept tables' anti-entropy, a hop per round
       const had = this.early.get(rec.peer)
-      if (had === undefined || rec.seq > had.seq) {
-        this.early.delete(rec.peer)
-        this.early.set(rec.peer, rec)
-        if (this.early.size > KEPT_EARLY_MAX) this.early.delete(this.early.keys().next().value as string)
-      }
-      return 'old'
+      if ((had !== undefined && rec.seq <= had.seq) || tooSoon(had)) return 'old'
+      this.early.delete(rec.peer)
+      this.early.set(rec.peer, rec)
+      if (this.early.size > KEPT_EARLY_MAX) this.early.delete(this.early.keys().next().value as string)
+      return 'new'
     }
     const held = this.table.get(rec.peer)
-    // a flood of records from one host: those closer together than a host sends them are dropped
-    if (held !== undefined && rec.seq > held.seq && rec.heardAt - held.heardAt < KEPT_MIN_INTERVAL_MS / 4) return 'old'
+    if (tooSoon(held)) return 'old'
     return this.table.put(rec)
   }
 
