@@ -227,6 +227,8 @@ export class KeptNotices {
   /** Sequence number of this host's records (from the clock: a restart goes on above it). */
   private seq = Date.now() * 1000
   private own: Uint8Array | undefined
+  /** The record of this host last put on gossip (gossipOwn). */
+  private gossiped: Uint8Array | undefined
   private ownSeq = 0
   private told: KeptCounts | undefined
   private toldAt = 0
@@ -276,10 +278,16 @@ export class KeptNotices {
     this.timer.unref?.()
   }
 
-  /** Count now; sign and tell when a figure moved. */
+  /**
+   * Count now; sign and tell when a figure moved. Unmoved, a record told only to the connected
+   * peers (signed in a full mesh) goes on gossip once the host is beyond it (gossipOwn).
+   */
   async recount (): Promise<boolean> {
     const counts = this.c.counts()
-    if (sameKept(this.told, counts)) return false
+    if (sameKept(this.told, counts)) {
+      this.gossipOwn()
+      return false
+    }
     this.told = counts
     this.toldAt = Date.now()
     const seq = ++this.seq
@@ -292,10 +300,24 @@ export class KeptNotices {
     // beyond the full mesh gossip reaches every member (the connected peers too); in a full mesh
     // every member is a peer, told on its space notice. A peer that connects later gets the
     // record on the space notice it is sent then
-    const publish = this.c.publish?.()
-    if (publish === undefined) this.c.tell()
-    else this.publishUntilSent(this.own)
+    if (this.c.publish?.() === undefined) this.c.tell()
+    else this.gossipOwn()
     return true
+  }
+
+  /**
+   * This host's record on gossip, once per record, when beyond the full mesh. A record signed in
+   * a full mesh was told on space notices only: a host that started alone (its join address
+   * silent, or resetting at its connection cap) signed its record with no peer, joined a
+   * network beyond the full mesh later, and told it to the peers it connected to, no other; an
+   * idle host tells no newer one, so the other members heard it only from the kept tables'
+   * anti-entropy, a hop per 15 s round with one of a few peers (kept-joiner: hosts short of
+   * records after 60 s). The daemon calls changed() on each connection, which comes here.
+   */
+  private gossipOwn (): void {
+    if (this.stopped || this.own === undefined || this.gossiped === this.own || this.c.publish?.() === undefined) return
+    this.gossiped = this.own
+    this.publishUntilSent(this.own)
   }
 
   /**

@@ -142,6 +142,35 @@ describe('keeper counts (kept.ts)', () => {
     notices.stop()
   })
 
+  it('a record signed in a full mesh (told on space notices only) goes on gossip once the host is beyond it, once', async () => {
+    // a host that starts alone (its join address silent, or resetting at its connection cap)
+    // signs its record with no peer, then joins a network beyond the full mesh: its record went
+    // to the peers it connected to, no other, and an idle host tells no newer one
+    const self = signerFor(await generateKeyPair('Ed25519'))
+    const published: Uint8Array[] = []
+    let told = 0
+    let beyond = false
+    const notices = new KeptNotices({
+      signer: self,
+      verify,
+      counts: () => emptyKept(),
+      up: () => [self.author],
+      member: () => true,
+      tell: () => { told++ },
+      publish: () => beyond ? async (msg: Uint8Array) => { published.push(msg); return ['a peer'] } : undefined
+    })
+    assert.equal(await notices.recount(), true)
+    assert.equal(told, 1)
+    assert.equal(published.length, 0, 'in a full mesh: told on space notices')
+    beyond = true
+    assert.equal(await notices.recount(), false, 'no figure moved: no new record')
+    assert.equal(published.length, 1, 'the record put on gossip')
+    assert.deepEqual(published[0], notices.ownRecord())
+    assert.equal(await notices.recount(), false)
+    assert.equal(published.length, 1, 'once')
+    notices.stop()
+  })
+
   it('book.keptCounts(): the chunks whose first ranked live host is this one, by state', () => {
     const book = new HealthBook()
     const all = new Set(['A', 'B', 'C', 'D'])
