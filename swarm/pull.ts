@@ -213,9 +213,11 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
  * (pickPeer); a "not held", a dropped stream, a wrong answer (its sender is reported by the
  * client) or no answer within the hedge time (as pullAny's, at least `hedgeMs`) moves the
  * request to the next peer. Rejects with BlockNotFoundError when none delivered. Nothing is
- * taken from the local store: a caller holding the block reads it there.
+ * taken from the local store: a caller holding the block reads it there. `waitMs`: the least a
+ * peer is given to answer (default the hedge time): a caller with nowhere else to turn (a
+ * repair asking a fragment's one holder, keeper/repair.ts) waits longer on a busy peer.
  */
-export async function pullRange (ctx: PullContext, range: RangeWant, from: string[], opts?: AbortOptions): Promise<Uint8Array> {
+export async function pullRange (ctx: PullContext, range: RangeWant, from: string[], opts?: AbortOptions & { waitMs?: number }): Promise<Uint8Array> {
   checkCid(range.cid)
   // the caller's signal and the swarm's, each listened to (no AbortSignal.any per 4 KiB read)
   const signals = opts?.signal === undefined || opts.signal === ctx.signal ? [ctx.signal] : [opts.signal, ctx.signal]
@@ -230,7 +232,7 @@ export async function pullRange (ctx: PullContext, range: RangeWant, from: strin
     }
     tried.add(peer)
     for (const s of signals) s.throwIfAborted()
-    const waitMs = Math.max(ctx.hedgeMs, HEDGE_FACTOR * expectedMs(view(peer)))
+    const waitMs = Math.max(opts?.waitMs ?? ctx.hedgeMs, HEDGE_FACTOR * expectedMs(view(peer)))
     const got = await new Promise<Uint8Array | undefined>((resolve, reject) => {
       let cancel = (): void => {}
       const done = (): void => { clearTimeout(timer); for (const s of signals) s.removeEventListener('abort', onAbort); cancel() }

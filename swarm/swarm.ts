@@ -89,7 +89,7 @@ export interface Swarm {
   pull: (cid: CID, from: string[], opts?: AbortOptions) => Promise<Uint8Array>
   pullAny: (cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: PullOptions) => Promise<Map<string, Uint8Array>>
   /** Leaves [first, end) of a block with their proof, checked by `range.verify`, from any of `from` (RANGE_WANT). */
-  pullRange: (range: RangeWant, from: string[], opts?: AbortOptions) => Promise<Uint8Array>
+  pullRange: (range: RangeWant, from: string[], opts?: AbortOptions & { waitMs?: number }) => Promise<Uint8Array>
   push: (deliveries: Delivery[], opts?: PushOptions) => Promise<Map<string, string[]>>
   stats: () => SwarmStats
   /** Which of `cids` `peer` holds (have-only wants; nothing is moved), by cid.toString(). */
@@ -162,7 +162,7 @@ class SwarmNode implements Swarm {
     return await pullAny(this.pullContext(), cids, need, from, opts)
   }
 
-  async pullRange (range: RangeWant, from: string[], opts?: AbortOptions): Promise<Uint8Array> {
+  async pullRange (range: RangeWant, from: string[], opts?: AbortOptions & { waitMs?: number }): Promise<Uint8Array> {
     if (!this.running) throw new SwarmStoppedError()
     return await pullRange(this.pullContext(), range, from, opts)
   }

@@ -9,6 +9,7 @@ import type { Stats } from '../types.ts'
 import { parse, usage, commandHelp, one, many, has, COMMANDS, ArgvError } from './args.ts'
 import type { Parsed } from './args.ts'
 import type { DaemonOptions } from './daemon.ts'
+import type { Codec } from '../data/index.ts'
 import type { JoinFailure } from '../net/index.ts'
 import type { LogLevel, LogFormat } from '../log.ts'
 import { VERSION } from './version.ts'
@@ -365,6 +366,9 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
   }
   const redundancy = parseRedundancy(one(p, 'redundancy'))
   const dataFragments = parseDataFragments(one(p, 'data-fragments'), redundancy ?? DEFAULT_REDUNDANCY)
+  const codec = one(p, 'codec')
+  // (data/blocks.ts CODECS; not imported: the command line starts without the data layer)
+  if (codec !== undefined && codec !== 'rs' && codec !== 'clay') throw new UsageError(`--codec takes rs or clay, got ${JSON.stringify(codec)}`)
   const log = one(p, 'log') ?? 'error'
   if (!isLogLevel(log)) throw new UsageError(`--log takes one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(log)}`)
   const { isLogFormat, LOG_FORMATS } = await import('../log.ts')
@@ -384,6 +388,7 @@ async function upSettings (dir: string, p: Parsed): Promise<UpSettings> {
       uplink: rate('uplink'),
       redundancy,
       dataFragments,
+      ...(codec !== undefined ? { codec: codec as Codec } : {}),
       api,
       apiRate,
       onEvent: one(p, 'on-event')

@@ -4,13 +4,13 @@ import type { CID } from 'multiformats/cid'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ChunkService, LocalLeaves, Space, Staging, Store, rememberingLeaves } from '../data/index.ts'
-import type { SpaceInit } from '../data/index.ts'
+import type { Codec, SpaceInit } from '../data/index.ts'
 import { loadConfig, saveConfig, NETWORK_KEY_FILE } from './config.ts'
 import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, parseApiAddress } from '../api/index.ts'
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FeatureBook, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURE_CLAY, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -59,6 +59,11 @@ export interface DaemonOptions {
   custodyPromiseMs?: number
   /** Bytes of fragments a write may hold here ahead of their placement (data/blocks.ts PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
+  /**
+   * The erasure code of new chunks (`--codec rs|clay`, default rs; data/blocks.ts Codec): with
+   * clay, chunks are Clay-coded (less traffic per repair) once every member takes them (FEATURE_CLAY).
+   */
+  codec?: Codec
   /** Serve the control API on TCP too (`--api HOST:PORT`; loopback, private or VPN only), with the data dir's token. */
   api?: string
   /** Requests per second per TCP client of the API (`--api-rate`; node/api/server.ts). */
@@ -295,7 +300,19 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const retryPlacement = setInterval(() => { network.retrySoon() }, PLACE_RETRY_INTERVAL_MS)
     retryPlacement.unref()
     closers.push(async () => { clearInterval(retryPlacement) })
-    const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes })
+    // Clay-coded chunks (--codec clay) only while every member reads them (net/features.ts): a
+    // host of an older version refuses their manifests (v3); said in the log when it turns
+    let clayNow: boolean | undefined
+    const clayReadable = (): boolean => {
+      const now = features.supportedByAll(FEATURE_CLAY)
+      if (now !== clayNow) {
+        if (now) log('every member reads Clay-coded chunks: new chunks are Clay-coded (--codec clay)')
+        else log('some member may not read Clay-coded chunks (%s): new chunks are Reed–Solomon-coded', features.lacking(FEATURE_CLAY).slice(0, 4).join(', ') || 'the members are not known yet')
+        clayNow = now
+      }
+      return now
+    }
+    const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes, codec: opts.codec, clayReadable })
     // a full host tells its peers, which leave it out of members() (placement, repair); the
     // notices carry every host's disk figures, which `df` on the mount sums (started below)
     // with them, each host's signed counts of the chunks it is the keeper of (keeper/kept.ts):
@@ -404,6 +421,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       onRefused: (err, from) => { log('keeper counts from %s refused: %s', from, err.message) }
     })
     kept = keptNow
+    // a record heard before its host was a member here is counted when it becomes one
+    const onMemberAdded = (e: Event): void => { keptNow.memberAdded((e as CustomEvent<string>).detail) }
+    members.addEventListener('member', onMemberAdded)
+    host.addEventListener('peer:connect', onMemberAdded)
     host.gossip.handleTagged(KEPT_GOSSIP_TAG, async (data, from) => {
       const r = await keptNow.take(data, from)
       return r === 'new' ? 'accept' : r === 'old' ? 'ignore' : 'reject'
@@ -425,6 +446,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }
     closers.push(async () => {
       keptNow.stop()
+      members.removeEventListener('member', onMemberAdded)
+      host.removeEventListener('peer:connect', onMemberAdded)
       keep.book.onObserve = undefined
       host.gossip.handleTagged(KEPT_GOSSIP_TAG, undefined)
       for (const e of keptEvents) membership.removeEventListener(e, onMembers)

@@ -7,12 +7,12 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, decodeChunkOffThread, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, PLACEMENT_BALANCED } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, clayFor, fragmentBytes, decodeChunkOffThread, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, rootCount, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
 import { ShardLease, Staging } from './staging.ts'
-import { ShardPool, shardSize } from './erasure.ts'
+import { ShardPool } from './erasure.ts'
 import { LEAF_BYTES } from './merkle.ts'
 import { LocalLeaves } from './leaves.ts'
 import type { LeafSlice } from './leaves.ts'
@@ -170,7 +170,24 @@ export interface ChunkServiceInit {
   readaheadBytes?: number
   /** The placement rule new chunks record (ChunkRef.rule; default PLACEMENT_BALANCED; null: none, the XOR rule). */
   placementRule?: typeof PLACEMENT_BALANCED | null
+  /** The code new erasure-coded chunks are written with (ChunkService.codec; default 'rs'). */
+  codec?: Codec
+  /**
+   * Whether every member reads Clay-coded chunks now (the daemon: net/features.ts FEATURE_CLAY);
+   * while it says no, a 'clay' codec writes Reed–Solomon. Default: yes (a host alone).
+   */
+  clayReadable?: () => boolean
 }
+
+/**
+ * The erasure code new chunks are written with: 'rs', Reed–Solomon (erasure.ts), or 'clay', a
+ * Clay code with d = k + m - 1 (clay.ts; a repair reads d / (d - k + 1) fragments' worth, not k),
+ * recorded in each chunk's ref (ChunkRef.clay, a v3 manifest). A feature gate, off by default:
+ * a host that does not know v3 refuses such a manifest, so turn it on only once every member
+ * runs a release that reads them. Replicated chunks (k = 1) and m = 1 stay as they are.
+ */
+export type Codec = 'rs' | 'clay'
+export const CODECS: readonly Codec[] = ['rs', 'clay']
 
 /**
  * Released parity memory the chunk service keeps for the next chunks' encodes (ShardPool): 16 MiB,
@@ -257,6 +274,9 @@ export class ChunkService {
    * chunks of "older" files with null, then sets it back.
    */
   placementRule: typeof PLACEMENT_BALANCED | null
+  /** The code new erasure-coded chunks are written with (Codec). Writable: a test turns the gate on and off. */
+  codec: Codec
+  private readonly clayReadable: () => boolean
   /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
   private aheadBytes = 0
   private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0, rebuilt: 0 }
@@ -266,6 +286,8 @@ export class ChunkService {
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
     this.readaheadBytes = Math.max(0, init.readaheadBytes ?? READAHEAD_MAX_BYTES)
     this.placementRule = init.placementRule === undefined ? PLACEMENT_BALANCED : init.placementRule
+    this.codec = init.codec ?? 'rs'
+    this.clayReadable = init.clayReadable ?? (() => true)
     this.cache = new ChunkCache(init.cacheBytes)
     this.localParams = init.localParams ?? { k: 1, m: 0 }
     this.network = init.network
@@ -334,14 +356,16 @@ export class ChunkService {
     const one = k === 1 ? await encodeReplicatedWithLeaves(bytes, offset, m) : undefined
     // `recycle`: the parity in the pool's memory, given back once stored and no longer staged
     // (ShardLease; the lease's first hold is this function's, until the put succeeds)
-    const coded = one === undefined ? await encodeChunkPooled(bytes, offset, k, m, opts.recycle === true ? this.shardPool : undefined) : undefined
+    const clay = this.codec === 'clay' && k > 1 && this.clayReadable() ? clayFor(k, m) : undefined
+    const coded = one === undefined ? await encodeChunkPooled(bytes, offset, k, m, opts.recycle === true ? this.shardPool : undefined, clay) : undefined
     const encoded = one?.encoded ?? coded!
     const lease = coded?.pooled !== undefined ? new ShardLease(coded.pooled) : undefined
     let put: Promise<void>
     try {
       if (encoded.ref.cid !== null) {
         if (one !== undefined) this.localLeaves.rememberHashed(encoded.ref.cid, bytes.byteLength, encoded.ref.roots![0], one.hashes)
-        else encoded.ref.roots = await this.localLeaves.rememberAll(encoded.blocks.slice(0, encoded.ref.k))
+        // (a Clay-coded chunk's parity too: its repair checks their sub-chunks against them)
+        else encoded.ref.roots = await this.localLeaves.rememberAll(encoded.blocks.slice(0, rootCount(encoded.ref)))
         if (this.placementRule !== null) encoded.ref.rule = this.placementRule
       }
       // verified: encodeChunkAsync hashed these very blocks to their CIDs just now, and `bytes`
@@ -553,7 +577,7 @@ export class ChunkService {
     // chunk on six hosts, each a threadpool round trip and an error with its stack); one
     // quarantined here still counts as corrupt (the read's error says so). A fragment's size is
     // known, so it is read in one job (Store.get's size)
-    const size = ref.k === 1 ? ref.size : shardSize(ref.size, ref.k)
+    const size = fragmentBytes(ref)
     for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
       let f: Uint8Array | undefined
       try {

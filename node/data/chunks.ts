@@ -10,6 +10,9 @@
 // ref span many chunks, so a sparse file costs manifest bytes (and memory) in proportion to
 // the data it holds, not to its length: `truncate -s 1T` is one ref, not a million. Writers
 // use v1 whenever no hole spans more than one chunk, so older readers keep reading those.
+// v3 is v2 whose data refs may name a Clay code (ChunkRef.clay, clay.ts): written only when a
+// chunk is Clay-coded (the codec gate, ChunkService.codec), so an older host, which refuses a
+// version it does not know, never reads a Clay chunk as a Reed–Solomon one.
 import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
@@ -17,6 +20,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { cidOf, matches, matchesOffThread } from './store.ts'
 import * as erasure from './erasure.ts'
+import { ClayCode } from './clay.ts'
 import { HASH_BYTES, LEAF_BYTES, leafCount, merkleRoot } from './merkle.ts'
 
 /** Fixed chunk size: 1 MiB. */
@@ -24,7 +28,7 @@ export const CHUNK_SIZE = 1 << 20
 /** Largest manifest block accepted (decoding bound): 16 MiB describes ~60 GiB files. */
 export const MAX_MANIFEST_BYTES = 16 << 20
 /** Manifest versions this code reads (see the top of this file). */
-export const MANIFEST_VERSIONS = [1, 2] as const
+export const MANIFEST_VERSIONS = [1, 2, 3] as const
 /** Files up to this size live inline in their write op, not in chunks. */
 export const INLINE_MAX = 4096
 
@@ -53,13 +57,20 @@ export interface ChunkRef {
    * new one (keeper/placement.ts placementPolicy rank).
    */
   rule?: typeof PLACEMENT_BALANCED
+  /**
+   * d of the Clay code (clay.ts: k < d < k + m) the chunk's fragments are coded with; absent:
+   * Reed–Solomon (erasure.ts). Only in v3 manifests. The data fragments are the chunk's bytes
+   * as with Reed–Solomon (systematic), cut at ClayCode.fragmentSize(size), not shardSize; roots,
+   * where recorded, are those of all k + m fragments (a repair checks parity sub-chunks too).
+   */
+  clay?: number
 }
 
 /** ChunkRef.rule of a chunk placed by capacity-weighted rendezvous over every member. */
 export const PLACEMENT_BALANCED = 1
 
 export interface Manifest {
-  v: 1 | 2
+  v: 1 | 2 | 3
   size: number
   chunkSize: number
   chunks: ChunkRef[]
@@ -80,13 +91,49 @@ export class ManifestError extends Error {
  * and of every fragment: 2.5x the chunk's bytes at 4+2, against one pass of the codec), so the
  * write path uses encodeChunkAsync; this one serves where a result is needed at once.
  */
-export function encodeChunk (bytes: Uint8Array, offset: number, k: number, m: number): EncodedChunk {
+export function encodeChunk (bytes: Uint8Array, offset: number, k: number, m: number, clay?: number): EncodedChunk {
   if (k === 1) return replicated(bytes, offset, cidOf(bytes), m)
-  const shards = erasure.encode(bytes, k, m)
+  const shards = clay !== undefined ? clayCode(k, m, clay).encode(bytes) : erasure.encode(bytes, k, m)
   const head = headPrefix(bytes, shards)
   const h = createHash('sha256').update(bytes.subarray(0, head))
   const digests = shards.map((s, j) => j === 0 && head > 0 ? h.copy().digest() : createHash('sha256').update(s).digest())
-  return coded(bytes, offset, k, m, shards, h.update(bytes.subarray(head)).digest(), digests)
+  return coded(bytes, offset, k, m, shards, h.update(bytes.subarray(head)).digest(), digests, clay)
+}
+
+/** The Clay codes in use, by `${k}+${m}/${d}` (a handful: one per network shape), at most CLAY_CODES_MAX. */
+const clayCodes = new Map<string, ClayCode>()
+const CLAY_CODES_MAX = 16
+
+/**
+ * The Clay code of k + m fragments with d helpers (clay.ts), made once. Its methods are
+ * synchronous and keep no view of their working memory, so one instance serves every caller.
+ * Throws ErasureError for parameters it cannot take (decodeManifest checks them first).
+ */
+export function clayCode (k: number, m: number, d: number): ClayCode {
+  const key = `${k}+${m}/${d}`
+  let code = clayCodes.get(key)
+  if (code === undefined) {
+    code = new ClayCode(k, m, d)
+    // bounded: a manifest from a peer may name any code decodeManifest accepts
+    if (clayCodes.size >= CLAY_CODES_MAX) clayCodes.clear()
+    clayCodes.set(key, code)
+  }
+  return code
+}
+
+/**
+ * d of the Clay code a chunk of `size` bytes is written with when the codec gate is on: k + m - 1
+ * (every other fragment helps: the least read per helper), or undefined where Clay cannot help:
+ * replicated chunks (k = 1) and m = 1 (no d with k < d < k + m).
+ */
+export function clayFor (k: number, m: number): number | undefined {
+  return k > 1 && m >= 2 ? k + m - 1 : undefined
+}
+
+/** Bytes of each fragment of a chunk: the chunk itself (k = 1), the Clay code's fragmentSize, else erasure.shardSize. */
+export function fragmentBytes (ref: ChunkRef): number {
+  if (ref.k === 1) return ref.size
+  return ref.clay !== undefined ? clayCode(ref.k, ref.m, ref.clay).fragmentSize(ref.size) : erasure.shardSize(ref.size, ref.k)
 }
 
 /**
@@ -97,8 +144,8 @@ export function encodeChunk (bytes: Uint8Array, offset: number, k: number, m: nu
  * (under ASYNC_HASH_MIN_BYTES a threadpool round trip costs more than the hashing). `bytes` must
  * not change until the promise settles.
  */
-export async function encodeChunkAsync (bytes: Uint8Array, offset: number, k: number, m: number): Promise<EncodedChunk> {
-  return await encodeChunkPooled(bytes, offset, k, m, undefined)
+export async function encodeChunkAsync (bytes: Uint8Array, offset: number, k: number, m: number, clay?: number): Promise<EncodedChunk> {
+  return await encodeChunkPooled(bytes, offset, k, m, undefined, clay)
 }
 
 /**
@@ -108,15 +155,16 @@ export async function encodeChunkAsync (bytes: Uint8Array, offset: number, k: nu
  * PooledShards: call it only once nothing reads them any more). Else as encodeChunkAsync, no
  * `pooled`. A failed hash gives the memory back (its jobs are over once the promise settles).
  */
-export async function encodeChunkPooled (bytes: Uint8Array, offset: number, k: number, m: number, pool: erasure.ShardPool | undefined): Promise<EncodedChunk & { pooled?: erasure.PooledShards }> {
+export async function encodeChunkPooled (bytes: Uint8Array, offset: number, k: number, m: number, pool: erasure.ShardPool | undefined, clay?: number): Promise<EncodedChunk & { pooled?: erasure.PooledShards }> {
   const many = erasure.sha256Many
-  if (many === undefined || bytes.byteLength < ASYNC_HASH_MIN_BYTES) return encodeChunk(bytes, offset, k, m)
+  if (many === undefined || bytes.byteLength < ASYNC_HASH_MIN_BYTES) return encodeChunk(bytes, offset, k, m, clay)
   if (k === 1) {
     const [digest] = await many([bytes], [], 0)
     return replicated(bytes, offset, rawCid(digest), m)
   }
-  const pooled = pool !== undefined && m > 0 && bytes.byteLength % k === 0 ? pool.encode(bytes, k, m) : undefined
-  const shards = pooled?.shards ?? erasure.encode(bytes, k, m)
+  // a Clay code's parity is coded in its own memory (the pool lays out Reed–Solomon shards)
+  const pooled = pool !== undefined && clay === undefined && m > 0 && bytes.byteLength % k === 0 ? pool.encode(bytes, k, m) : undefined
+  const shards = pooled?.shards ?? (clay !== undefined ? clayCode(k, m, clay).encode(bytes) : erasure.encode(bytes, k, m))
   const head = headPrefix(bytes, shards)
   const rest = head > 0 ? shards.slice(1) : shards
   let digests: Uint8Array[]
@@ -128,7 +176,7 @@ export async function encodeChunkPooled (bytes: Uint8Array, offset: number, k: n
   }
   const chunk = digests[0]
   const fragments = head > 0 ? [digests[digests.length - 1], ...digests.slice(1, -1)] : digests.slice(1)
-  return { ...coded(bytes, offset, k, m, shards, chunk, fragments), ...(pooled !== undefined ? { pooled } : {}) }
+  return { ...coded(bytes, offset, k, m, shards, chunk, fragments, clay), ...(pooled !== undefined ? { pooled } : {}) }
 }
 
 /**
@@ -172,21 +220,29 @@ function replicated (bytes: Uint8Array, offset: number, cid: CID, m: number): En
   }
 }
 
-function coded (bytes: Uint8Array, offset: number, k: number, m: number, shards: Uint8Array[], chunk: Uint8Array, digests: Uint8Array[]): EncodedChunk {
+function coded (bytes: Uint8Array, offset: number, k: number, m: number, shards: Uint8Array[], chunk: Uint8Array, digests: Uint8Array[], clay: number | undefined): EncodedChunk {
   const blocks = shards.map((s, j) => ({ cid: rawCid(digests[j]), bytes: s }))
-  return { ref: { offset, size: bytes.byteLength, cid: rawCid(chunk), k, m, fragments: blocks.map(b => b.cid) }, blocks }
+  const ref: ChunkRef = { offset, size: bytes.byteLength, cid: rawCid(chunk), k, m, fragments: blocks.map(b => b.cid) }
+  if (clay !== undefined) ref.clay = clay
+  return { ref, blocks }
 }
 
 /**
- * `encoded` with the Merkle roots of its data fragments recorded in its ref (ChunkRef.roots):
- * one more sha256 pass over the chunk's bytes. Holes have none.
+ * `encoded` with the Merkle roots of its data fragments (of all k + m for a Clay-coded chunk)
+ * recorded in its ref (ChunkRef.roots): one more sha256 pass over the chunk's bytes (and its
+ * parity). Holes have none.
  */
 export function withRoots (encoded: EncodedChunk): EncodedChunk {
   const { ref, blocks } = encoded
   if (ref.cid === null) return encoded
   // with k = 1 the one block is the chunk; else blocks are the k + m shards in order
-  ref.roots = blocks.slice(0, ref.k).map(b => merkleRoot(b.bytes))
+  ref.roots = blocks.slice(0, rootCount(ref)).map(b => merkleRoot(b.bytes))
   return encoded
+}
+
+/** How many fragments' Merkle roots a ref records (ChunkRef.roots): k, or k + m for a Clay-coded chunk. */
+export function rootCount (ref: Pick<ChunkRef, 'k' | 'm' | 'clay'>): number {
+  return ref.clay !== undefined ? ref.k + ref.m : ref.k
 }
 
 /** Where chunk bytes sit in a data fragment's leaves: fragment `fragment`, leaves [first, end), the wanted bytes at [from, to) of those leaves' bytes. */
@@ -195,14 +251,14 @@ export interface FragmentSlice { fragment: number, fragmentBytes: number, first:
 /**
  * The data-fragment leaves that hold bytes [start, end) of a chunk (0 <= start < end <=
  * ref.size), one slice per data fragment they cross. The code is systematic: data fragment i
- * is chunk bytes [i * s, (i + 1) * s) with s = erasure.shardSize(size, k), the last one
- * zero-padded to s (with k = 1 the fragment is the chunk).
+ * is chunk bytes [i * s, (i + 1) * s) with s = fragmentBytes(ref) (erasure.shardSize(size, k),
+ * or a Clay code's fragmentSize), the last one zero-padded to s (with k = 1 the fragment is the chunk).
  */
 export function fragmentSlices (ref: ChunkRef, start: number, end: number): FragmentSlice[] {
   if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start < end && end <= ref.size)) {
     throw new RangeError(`[${start}, ${end}) is not within the ${ref.size} bytes of the chunk`)
   }
-  const s = ref.k === 1 ? ref.size : erasure.shardSize(ref.size, ref.k)
+  const s = fragmentBytes(ref)
   const out: FragmentSlice[] = []
   for (let i = Math.floor(start / s); i * s < end; i++) {
     const lo = Math.max(start, i * s) - i * s
@@ -223,11 +279,11 @@ export function manifestRef (cid: CID, size: number): ChunkRef {
 }
 
 /**
- * The manifest of a file version from its refs (contiguous from offset 0): v2 when a hole
- * spans more than one chunk, else v1.
+ * The manifest of a file version from its refs (contiguous from offset 0): v3 when a chunk is
+ * Clay-coded, else v2 when a hole spans more than one chunk, else v1.
  */
 export function manifestOf (size: number, refs: ChunkRef[], chunkSize = CHUNK_SIZE): Manifest {
-  return { v: refs.some(r => r.size > chunkSize) ? 2 : 1, size, chunkSize, chunks: refs }
+  return { v: refs.some(r => r.clay !== undefined) ? 3 : refs.some(r => r.size > chunkSize) ? 2 : 1, size, chunkSize, chunks: refs }
 }
 
 /**
@@ -277,7 +333,7 @@ export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefi
     bytes = copy
     if (opts.verified === true && ref.fragments.every(f => f.equals(ref.cid!))) return bytes
   } else {
-    bytes = erasure.decode(fragments, ref.k, ref.m, ref.size)
+    bytes = decodeData(ref, fragments)
     if (opts.verified === true && fragments.length >= ref.k && rebuiltDataMatch(ref, fragments, bytes)) return bytes
   }
   if (!matches(ref.cid, bytes)) throw new ManifestError(`chunk ${ref.cid.toString()} rebuilt to the wrong bytes`)
@@ -293,7 +349,7 @@ export function decodeChunk (ref: ChunkRef, fragments: Array<Uint8Array | undefi
  */
 export async function decodeChunkOffThread (ref: ChunkRef, fragments: Array<Uint8Array | undefined>): Promise<Uint8Array> {
   if (ref.cid === null || ref.k === 1) return decodeChunk(ref, fragments, { verified: true })
-  const bytes = erasure.decode(fragments, ref.k, ref.m, ref.size)
+  const bytes = decodeData(ref, fragments)
   const size = fragments.find(f => f !== undefined)?.byteLength
   const checks: Array<Promise<boolean>> = []
   let whole = size === undefined
@@ -307,6 +363,14 @@ export async function decodeChunkOffThread (ref: ChunkRef, fragments: Array<Uint
   const ok = whole ? await matchesOffThread(ref.cid, bytes) : (await Promise.all(checks)).every(Boolean)
   if (!ok && (whole || !matches(ref.cid, bytes))) throw new ManifestError(`chunk ${ref.cid.toString()} rebuilt to the wrong bytes`)
   return bytes
+}
+
+/** The chunk's bytes from any k of its fragments (k > 1), by its code: Clay (ref.clay) or Reed–Solomon. */
+function decodeData (ref: ChunkRef, fragments: Array<Uint8Array | undefined>): Uint8Array {
+  if (ref.clay === undefined) return erasure.decode(fragments, ref.k, ref.m, ref.size)
+  // systematic: the k data fragments at hand are the chunk (no decode, no copy of the code's)
+  const code = clayCode(ref.k, ref.m, ref.clay)
+  return code.decode(Array.from({ length: code.n }, (_, j) => fragments[j]), ref.size)
 }
 
 /**
@@ -342,10 +406,12 @@ export function rebuildFragments (ref: ChunkRef, fragments: Array<Uint8Array | u
   if (ref.cid === null || ref.k === 1) throw new ManifestError(`chunk ${String(ref.cid)} has no erasure-coded fragments to rebuild`)
   const n = ref.k + ref.m
   // only the wanted shards: repair rebuilds the one (or two) lost of the n - k not at hand
-  const shards = erasure.reconstructSome(Array.from({ length: n }, (_, j) => fragments[j]), ref.k, ref.m, wanted)
+  const given = Array.from({ length: n }, (_, j) => fragments[j])
+  // a Clay code rebuilds every missing fragment in one decode (its planes couple them all)
+  const shards = ref.clay !== undefined ? clayCode(ref.k, ref.m, ref.clay).reconstruct(given) : erasure.reconstructSome(given, ref.k, ref.m, wanted)
   const out = new Map<number, Uint8Array>()
   for (const j of wanted) {
-    const bytes = shards.get(j)!
+    const bytes = shards instanceof Map ? shards.get(j)! : shards[j]
     if (fragments[j] === undefined && !matches(ref.fragments[j], bytes)) throw new ManifestError(`fragment ${j} of chunk ${ref.cid.toString()} rebuilt to the wrong bytes`)
     out.set(j, bytes)
   }
@@ -417,7 +483,7 @@ export function decodeManifest (bytes: Uint8Array): Manifest {
   let m: any
   try { m = dagCbor.decode(bytes) } catch (err: any) { throw new ManifestError(`malformed manifest: ${err.message}`) }
   const isInt = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0
-  if ((m?.v !== 1 && m?.v !== 2) || !isInt(m.size) || !isInt(m.chunkSize) || m.chunkSize === 0 || !Array.isArray(m.chunks)) {
+  if (!MANIFEST_VERSIONS.includes(m?.v) || !isInt(m.size) || !isInt(m.chunkSize) || m.chunkSize === 0 || !Array.isArray(m.chunks)) {
     throw new ManifestError('malformed manifest: bad header')
   }
   let expect = 0
@@ -428,8 +494,10 @@ export function decodeManifest (bytes: Uint8Array): Manifest {
       (c.cid !== null && c.fragments.length !== c.k + c.m) || c.offset !== expect ||
       // v1: one ref per chunk; v2: data refs are one chunk at a chunk boundary, holes may span chunks
       (m.v === 1 ? c.size > m.chunkSize : c.offset % m.chunkSize !== 0 || (c.cid !== null && c.size > m.chunkSize)) ||
-      // roots, where recorded: one per data fragment of a data chunk
-      (c.roots !== undefined && (c.cid === null || !Array.isArray(c.roots) || c.roots.length !== c.k ||
+      // the Clay code, where named: of an erasure-coded data chunk, in v3, one this code takes
+      (c.clay !== undefined && (m.v < 3 || c.cid === null || !validClay(c.k, c.m, c.clay))) ||
+      // roots, where recorded: one per data fragment of a data chunk (per fragment when Clay-coded)
+      (c.roots !== undefined && (c.cid === null || !Array.isArray(c.roots) || c.roots.length !== rootCount(c) ||
         c.roots.some((r: unknown) => !(r instanceof Uint8Array) || r.byteLength !== HASH_BYTES))) ||
       // the placement rule, where recorded: of a data chunk, and one this code knows
       (c.rule !== undefined && (c.cid === null || c.rule !== PLACEMENT_BALANCED))) {
@@ -439,6 +507,18 @@ export function decodeManifest (bytes: Uint8Array): Manifest {
   }
   if (expect !== m.size) throw new ManifestError(`malformed manifest: chunks cover ${expect} bytes, size says ${m.size}`)
   return m as Manifest
+}
+
+/** Whether a manifest's k, m and clay name a Clay code this host can decode (k < d < k + m, sub-chunks within MAX_SUBCHUNKS). */
+function validClay (k: number, m: number, d: unknown): boolean {
+  if (!Number.isSafeInteger(d) || k < 2 || (d as number) <= k || (d as number) >= k + m) return false
+  try {
+    clayCode(k, m, d as number)
+    return true
+  } catch {
+    // a code this host cannot build (too many sub-chunks or shards): the manifest is refused as malformed
+    return false
+  }
 }
 
 /** The chunk indexes overlapping [start, end). */

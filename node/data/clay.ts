@@ -29,35 +29,37 @@
 // planes are Reed–Solomon decodes. With d = k (q = 1, alpha = 1) there are no pairs and the
 // code is erasure.ts's Reed–Solomon code, byte for byte.
 //
-// Not wired in yet. How it would plug into repair (keeper/repair.ts), without breaking older hosts:
-//  - Manifest: a ChunkRef field naming the code, e.g. `clay: d` (absent: Reed–Solomon), checked
-//    by decodeManifest (k < d < k + m, alpha <= MAX_SUBCHUNKS), in manifests of a new version
-//    (v: 3): decodeManifest refuses a version it does not know, so an older host never takes a
-//    Clay chunk for a Reed–Solomon one (its parity would rebuild to bytes its CID refuses, and
-//    fragmentSlices would cut the short last chunk at shardSize(size, k), not fragmentSize).
-//    `roots` would hold all n fragments' Merkle roots, not the k data ones: helpers send parity
-//    fragments' sub-chunks too, and each must be checked as it arrives.
-//  - Sub-chunk reads: repairRuns(lost) are the byte ranges each helper sends, fetched as range
-//    wants (PROTOCOL_RANGES, [first, end) leaves with a proof against the fragment's root). At
-//    4+2 d=5 with 1 MiB chunks a fragment is 256 KiB and a sub-chunk 32 KiB, two LEAF_BYTES
-//    leaves, so every run is whole leaves: a lost fragment 0 or 1 (column 0) takes 4 runs of 2
-//    leaves from each helper, 2 or 3 two runs of 4, 4 or 5 one run of 8 (MAX_RANGE_LEAVES is
-//    64). A chunk whose sub-chunk is not a multiple of LEAF_BYTES (a file's short last chunk;
-//    wide codes: 8+3 d=10 at 1 MiB has 1,620-byte sub-chunks, 10+4 d=13 412) would read the
-//    leaves around each run (up to a whole fragment from a column-0 helper of a wide code) or
-//    be repaired from k whole fragments; wide codes pay off only with larger chunks or leaves.
-//  - Repair (fragments() in keeper/repair.ts): when a Clay chunk misses one fragment and its
-//    column mates (columnMates) are live, pick repairHelpers(lost, live holders), read this
-//    host's own share from disk when it is a helper, pull the others' runs, repair(), and check
-//    the result against the fragment's CID (as rebuildFragments does); with two lost, a column
-//    mate down, no roots, or a helper that does not speak ranges: reconstruct() from any k whole
-//    fragments, as today. Bytes moved per byte lost at 4+2 d=5: a rebuilder holding a fragment
-//    fetches 4 x 0.5 and pushes 1 (3 in all; Reed–Solomon 3 + 1), a rebuilder that is the new
-//    holder fetches 5 x 0.5 = 2.5 and pushes nothing (Reed–Solomon 4).
-//  - Feature gate: every host reads and repairs Clay chunks from the release that brings it;
-//    a host writes them (an option, off by default) only once every member says it can (a
-//    swarm protocol id of its own, as PROTOCOL_RANGES is found); until then it writes
-//    Reed–Solomon, and chunks already written stay as they are (the manifest names the code).
+// Wired into darkfs behind a feature gate (`up --codec clay`, off by default; data/blocks.ts
+// Codec):
+//  - Manifest: ChunkRef.clay = d (absent: Reed–Solomon), in manifests of version 3 alone
+//    (chunks.ts manifestOf; decodeManifest checks k < d < k + m and that this code can be built,
+//    alpha <= MAX_SUBCHUNKS). A host of an older version refuses a version it does not know, so
+//    it never takes a Clay chunk for a Reed–Solomon one (its parity would rebuild to bytes its
+//    CID refuses, and fragmentSlices would cut the short last chunk at shardSize(size, k), not
+//    fragmentSize: chunks.ts fragmentBytes). `roots` holds all n fragments' Merkle roots, not the
+//    k data ones: helpers send parity fragments' sub-chunks too, each checked as it arrives.
+//  - Write gate: a host whose codec is 'clay' writes Clay chunks (d = k + m - 1, chunks.ts
+//    clayFor; not replicated chunks, not m = 1) only while every member announces FEATURE_CLAY
+//    (net/features.ts, on identify); Reed–Solomon until then. Chunks already written keep their
+//    code (the manifest names it). A Clay chunk is never placed through a relay (forward.ts
+//    re-encodes with Reed–Solomon).
+//  - Reads: the data fragments are the chunk (systematic), so reads and range reads are as for
+//    Reed–Solomon; a missing data fragment is decoded from any k (chunks.ts decodeData).
+//  - Repair (keeper/repair.ts clayRepair): a chunk missing one fragment whose column mates
+//    (columnMates) and d helpers in all are here or on live holders: repairHelpers(lost, this
+//    host's fragments first, then the live holders'), this host's own share read from disk, the
+//    others' repairRuns(lost) fetched as range wants (PROTOCOL_RANGES, [first, end) leaves with
+//    a proof against the fragment's root), repair(), the result checked against the fragment's
+//    CID. At 4+2 d=5 with 1 MiB chunks a fragment is 256 KiB and a sub-chunk 32 KiB, two
+//    LEAF_BYTES leaves, so every run is whole leaves: a lost fragment 0 or 1 (column 0) takes 4
+//    runs of 2 leaves from each helper, 2 or 3 two runs of 4, 4 or 5 one run of 8
+//    (MAX_RANGE_LEAVES is 64). With two lost, a column mate down, no roots, runs that are not
+//    whole leaves (a file's short last chunk; wide codes: 8+3 d=10 at 1 MiB has 1,620-byte
+//    sub-chunks, 10+4 d=13 412), or a helper that does not deliver: reconstruct() from any k
+//    whole fragments, as for Reed–Solomon (chunks.ts rebuildFragments). Bytes moved per byte
+//    lost at 4+2 d=5: a rebuilder holding a fragment fetches 4 x 0.5 and pushes 1 (3 in all;
+//    Reed–Solomon 3 + 1), a rebuilder that is the new holder fetches 5 x 0.5 = 2.5 and pushes
+//    nothing (Reed–Solomon 4). Measured (DARKFS_BENCH=repair, 7 hosts): 3.1 against 4.1.
 import { Buffer } from 'node:buffer'
 import { ErasureError, MAX_SHARDS, gf256, kernels } from './erasure.ts'
 import type { Kernel } from './erasure.ts'

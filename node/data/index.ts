@@ -28,9 +28,9 @@
 //    back only once no reader is left: the put succeeded, the staging let go, and every push of
 //    a lent fragment was acknowledged by all its targets; a fragment handed to anyone else is
 //    never recycled (staging.ts ShardLease; test/node/shard-lease.test.ts).
-export { ChunkService, ChunkWrite, PutGroup, PUT_GROUP_PARALLEL, PLACE_WINDOW_BYTES, SHARD_POOL_BYTES, RANGE_READ_MAX_BYTES, REPLICATE_MAX_BYTES, paramsFor, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
-export type { ChunkWriteOptions, Network, ReadCounters, WriteProgress } from './blocks.ts'
-export { CHUNK_SIZE, INLINE_MAX, MAX_MANIFEST_BYTES, ManifestError, PLACEMENT_BALANCED, chunkAt, contentSum, decodeChunk, decodeChunkOffThread, decodeManifest, encodeChunk, encodeChunkAsync, encodeChunkPooled, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'
+export { CODECS, ChunkService, ChunkWrite, PutGroup, PUT_GROUP_PARALLEL, PLACE_WINDOW_BYTES, SHARD_POOL_BYTES, RANGE_READ_MAX_BYTES, REPLICATE_MAX_BYTES, paramsFor, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
+export type { ChunkWriteOptions, Codec, Network, ReadCounters, WriteProgress } from './blocks.ts'
+export { CHUNK_SIZE, INLINE_MAX, MANIFEST_VERSIONS, MAX_MANIFEST_BYTES, ManifestError, PLACEMENT_BALANCED, chunkAt, clayCode, clayFor, fragmentBytes, rootCount, contentSum, decodeChunk, decodeChunkOffThread, decodeManifest, encodeChunk, encodeChunkAsync, encodeChunkPooled, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'
 export type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 export { HASH_BYTES, LEAF_BYTES, leafCount, leafHashes, merkleRoot, proofFromLeaves, rangeBytes, rangeProof, rootFromLeaves, verifyRange } from './merkle.ts'
 export { LEAF_HASHES_BYTES, LocalLeaves, rememberingLeaves } from './leaves.ts'
@@ -40,5 +40,5 @@ export { ShardPool, chacha20Poly1305Native, codecNote, codecs, encodeOutputBytes
 export type { ErasureCodec, PooledShards } from './erasure.ts'
 export { Space, availableBytes, bounds } from './space.ts'
 export type { SpaceInit, SpaceState } from './space.ts'
-export { Store, cidOf } from './store.ts'
+export { Store, cidOf, matches } from './store.ts'
 export { ShardLease, Staging, STAGED_BYTES_MAX } from './staging.ts'

@@ -158,7 +158,9 @@ export class Store {
     this.dir = dir
     this.onCorrupt = opts.onCorrupt
     this.space = opts.space
-    this.blocks = new FsBlockstore(join(dir, 'blocks'), { shardingStrategy: this.shards })
+    // open() makes the directory first: a store opened while its data dir is being removed fails
+    // instead of making it again (a host started as a test tore down left empty blocks/ in /tmp)
+    this.blocks = new FsBlockstore(join(dir, 'blocks'), { shardingStrategy: this.shards, createIfMissing: false })
     const group = writeBlocksNative !== undefined ? new GroupCommit(writeBlocksNative) : undefined
     this.group = group
     this.writer = group !== undefined ? async (d, f, b) => { await group.write(d, f, b) } : writeBlock

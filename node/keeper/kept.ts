@@ -260,7 +260,6 @@ export class KeptNotices {
    * its own and the latest of each other member, ordered by host.
    */
   held (): Array<{ peer: string, seq: number, msg: Uint8Array }> {
-    this.adoptEarly()
     const out: Array<{ peer: string, seq: number, msg: Uint8Array }> = []
     if (this.own !== undefined) out.push({ peer: this.c.signer.author, seq: this.ownSeq, msg: this.own })
     for (const r of this.table.all()) if (this.c.member(r.peer)) out.push({ peer: r.peer, seq: r.seq, msg: r.msg })
@@ -375,18 +374,18 @@ export class KeptNotices {
 
   /** The network totals: the latest counts of the members up now, this host's own counted now. */
   totals (): NetworkTotals {
-    this.adoptEarly()
     return this.table.totals(this.c.up(), this.c.signer.author, this.c.counts())
   }
 
-  /** The early records whose hosts are members now, into the table. */
-  private adoptEarly (): void {
-    if (this.early.size === 0) return
-    for (const [peer, rec] of this.early) {
-      if (!this.c.member(peer)) continue
-      this.early.delete(peer)
-      this.table.put(rec)
-    }
+  /**
+   * `peer` is a member here now (its member record taken, or it connected): its record heard
+   * before, if any, into the table, and counted.
+   */
+  memberAdded (peer: string): void {
+    const rec = this.early.get(peer)
+    if (rec === undefined || !this.c.member(peer)) return
+    this.early.delete(peer)
+    this.table.put(rec)
   }
 
   stop (): void {

@@ -610,7 +610,8 @@ export class ChunkNetwork extends EventTarget implements Network {
     } else {
       // through a relay first; whatever it could not place is pushed directly below
       const missing = want.some((hosts, j) => [...hosts, ...(j < ref.k ? pinners : [])].some(p => p !== self && !held[j].has(p)))
-      if (this.forward !== undefined && missing && ranked.length >= n) {
+      // (not a Clay-coded chunk: a relay re-encodes the chunk with Reed–Solomon, forward.ts)
+      if (this.forward !== undefined && missing && ranked.length >= n && ref.clay === undefined) {
         // the relay's own time bounds start once the writer's upload is free for it (forward.ts)
         placeLog('chunk %s: through a relay', chunk)
         await this.forward.place(ref, want.map(hs => hs[0]), {

@@ -70,7 +70,7 @@ export interface RedundancyComponents {
   membership: Membership
   /** The placement policy the network places with: members, redundancy (placement.ts). */
   policy: Pick<PlacementPolicy, 'members' | 'copies' | 'rank'>
-  swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
+  swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'> & Partial<Pick<Swarm, 'pullRange'>>
   store: Store
   volume: Volume
   /** Deletes copies only once their keepers promised to keep them (shared with the writer). */

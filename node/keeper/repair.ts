@@ -36,10 +36,10 @@
 // still moved fragments: Membership's 'change' says those).
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
-import { tokenBucket } from '../../swarm/index.ts'
+import { MAX_RANGE_LEAVES, tokenBucket } from '../../swarm/index.ts'
 import type { RateLimiter } from '../../swarm/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
-import { rebuildFragments } from '../data/index.ts'
+import { LEAF_BYTES, clayCode, matches, rebuildFragments, verifyRange } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'
 import type { Membership } from '../net/index.ts'
 import type { PlacementPolicy } from './placement.ts'
@@ -100,6 +100,12 @@ export const REPAIR_CONCURRENCY = 16
 export const REPAIR_DEBOUNCE_MS = 500
 /** Time for one chunk's rebuild and delivery before it is left to the next pass. */
 export const REPAIR_CHUNK_TIMEOUT_MS = 60_000
+/**
+ * The least a Clay helper's holder is given to answer one range want (clayRepair), beyond the
+ * swarm's hedge time (500 ms): its fragment's one holder is the only one to ask, and a busy
+ * host answering late cost k whole fragments instead.
+ */
+export const CLAY_HELPER_WAIT_MS = 15_000
 /**
  * Beyond the full mesh a survey asks each chunk's targets and the hosts ranked this many places
  * after them (a target displaced by a joiner keeps its copy until the joiner holds it: repair
@@ -162,7 +168,8 @@ export interface RepairComponents {
    */
   chunks: (opts?: AbortOptions) => Promise<{ refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[], byManifest?: Map<string, ChunkRef[]>, missing?: Set<string> }>
   store: Pick<Store, 'has' | 'get' | 'put' | 'putMany' | 'delete'> & Partial<Pick<Store, 'resync'>>
-  swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'>
+  /** pullRange: a Clay-coded chunk's lost fragment is rebuilt from its helpers' sub-chunk runs (clayRepair); without it, from k whole fragments. */
+  swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'> & Partial<Pick<Swarm, 'pullRange'>>
   /** Deletes a local copy only once its keepers promised to keep it. */
   custody: Pick<Custody, 'drop'>
   /**
@@ -221,6 +228,8 @@ export interface RepairTotals {
   bytesPushed: number
   bytesFetched: number
   failed: number
+  /** Fragments of Clay-coded chunks rebuilt from their helpers' sub-chunks (clayRepair), not from k whole fragments. */
+  clayRepairs: number
 }
 
 /**
@@ -254,7 +263,7 @@ export class Repairer extends EventTarget {
   private readonly quietIntervalMs: number
   private readonly limiter: RateLimiter
   private progress_: RepairProgress = emptyProgress()
-  private readonly totals_: RepairTotals = { passes: 0, fragmentsRepaired: 0, bytesPushed: 0, bytesFetched: 0, failed: 0 }
+  private readonly totals_: RepairTotals = { passes: 0, fragmentsRepaired: 0, bytesPushed: 0, bytesFetched: 0, failed: 0, clayRepairs: 0 }
   private running?: Promise<RepairProgress>
   private timer?: ReturnType<typeof setTimeout>
   private debounce?: ReturnType<typeof setTimeout>
@@ -1151,6 +1160,17 @@ export class Repairer extends EventTarget {
       return out
     }
     count = have.filter(b => b !== undefined).length
+    // a Clay-coded chunk missing one fragment: rebuilt from its d helpers' sub-chunks (d / q
+    // fragments' worth, 2.5 at 4+2 d = 5, less this host's own share), not from k whole ones
+    const lost = wanted.filter(j => have[j] === undefined)
+    if (ref.clay !== undefined && count < ref.k && lost.length === 1) {
+      const bytes = await this.clayRepair(ref, lost[0], have, holdings, signal)
+      if (bytes !== undefined) {
+        have[lost[0]] = bytes
+        for (const j of wanted) out.set(j, have[j]!)
+        return out
+      }
+    }
     if (count < ref.k) {
       const want = ref.fragments.filter((_, j) => have[j] === undefined)
       const from = new Map<string, string[]>()
@@ -1168,6 +1188,74 @@ export class Repairer extends EventTarget {
     }
     // every wanted fragment from one decode of the k at hand, each checked against its CID
     return rebuildFragments(ref, have, wanted)
+  }
+
+  /**
+   * Fragment `lost` of a Clay-coded chunk (ref.clay; data/clay.ts), rebuilt from d helpers: from
+   * each, its sub-chunks repairRuns(lost) (beta of alpha: half a fragment at 4+2 d = 5), read
+   * from this host's disk where it holds the helper's fragment, else fetched as range wants of
+   * whole Merkle leaves (LEAF_BYTES) of that fragment, each verified against its root
+   * (ref.roots: all k + m of a Clay chunk) as it arrives; the result is checked against the
+   * fragment's CID. undefined when it cannot be done that way, and the caller rebuilds from k
+   * whole fragments as for Reed–Solomon: no roots, no range pulls, a column mate (clay.ts
+   * columnMates) or enough helpers without a live holder, sub-chunks not on leaf boundaries (a
+   * file's short last chunk, wide codes: their runs would read whole leaves around them), a
+   * helper that did not deliver, or a result its CID refuses.
+   */
+  private async clayRepair (ref: ChunkRef, lost: number, have: Array<Uint8Array | undefined>, holdings: Holdings, signal: AbortSignal): Promise<Uint8Array | undefined> {
+    const pullRange = this.c.swarm.pullRange?.bind(this.c.swarm)
+    const roots = ref.roots
+    const n = ref.k + ref.m
+    if (pullRange === undefined || roots === undefined || roots.length !== n || ref.cid === null) return undefined
+    const code = clayCode(ref.k, ref.m, ref.clay!)
+    const size = code.fragmentSize(ref.size)
+    const s = size / code.alpha
+    if (s % LEAF_BYTES !== 0) return undefined
+    const runs = code.repairRuns(lost)
+    if (runs.some(r => r.count * s / LEAF_BYTES > MAX_RANGE_LEAVES)) return undefined
+    const holders = (j: number): string[] => [...(holdings.get(ref.fragments[j].toString()) ?? [])].filter(h => h !== this.c.self)
+    // this host's own fragments first (they cost no transfer), then those live hosts hold
+    const here = ref.fragments.map((_, j) => j).filter(j => j !== lost && have[j] !== undefined)
+    const there = ref.fragments.map((_, j) => j).filter(j => j !== lost && have[j] === undefined && holders(j).length > 0)
+    const helpers = code.repairHelpers(lost, [...here, ...there])
+    if (helpers === undefined) {
+      log('chunk %s: fragment %d has no %d Clay helpers with its column mates (%d here, %d live elsewhere): rebuilt from k', shortCid(ref.cid), lost, code.d, here.length, there.length)
+      return undefined
+    }
+    const helped: Array<Uint8Array | undefined> = new Array(n).fill(undefined)
+    try {
+      await Promise.all(helpers.map(async h => {
+        const out = new Uint8Array(code.beta * s)
+        let at = 0
+        const parts = await Promise.all(runs.map(async ({ start, count }) => {
+          const from = start * s
+          const to = (start + count) * s
+          const own = have[h]
+          if (own !== undefined) return own.subarray(from, to)
+          const first = from / LEAF_BYTES
+          const end = to / LEAF_BYTES
+          const root = roots[h]
+          const bytes = await pullRange({ cid: ref.fragments[h], first, end, verify: (b, proof) => verifyRange(root, size, first, end, b, proof) }, holders(h), { signal, waitMs: CLAY_HELPER_WAIT_MS })
+          if (bytes.byteLength !== to - from) throw new Error(`leaves [${first}, ${end}) of fragment ${h} came as ${bytes.byteLength} bytes, not ${to - from}`)
+          this.progress_.bytesFetched += bytes.byteLength
+          this.totals_.bytesFetched += bytes.byteLength
+          return bytes
+        }))
+        for (const p of parts) { out.set(p, at); at += p.byteLength }
+        helped[h] = out
+      }))
+    } catch (err) {
+      signal.throwIfAborted()
+      log('chunk %s: Clay helpers for fragment %d did not all deliver, rebuilt from k: %s', shortCid(ref.cid), lost, (err as Error).message)
+      return undefined
+    }
+    const bytes = code.repair(lost, helped)
+    if (!matches(ref.fragments[lost], bytes)) {
+      log.error('chunk %s: fragment %d repaired from Clay helpers to the wrong bytes, rebuilt from k', shortCid(ref.cid), lost)
+      return undefined
+    }
+    this.totals_.clayRepairs++
+    return bytes
   }
 
   /**

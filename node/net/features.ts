@@ -46,8 +46,13 @@ export const FEATURE_HOLD = 'hold/1'
  * pushing them again itself.
  */
 export const FEATURE_PULL = 'pull/1'
+/**
+ * A host reads and repairs chunks coded with a Clay code (data/clay.ts; ChunkRef.clay, manifest
+ * v3): a host whose codec is 'clay' writes them only while every member says it takes them.
+ */
+export const FEATURE_CLAY = 'clay/1'
 /** The features a host of this version understands and announces (sorted, as a list must be). */
-export const FEATURES: readonly string[] = [FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL]
+export const FEATURES: readonly string[] = [FEATURE_CLAY, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL]
 /** Protocol id prefix under which a host announces a feature on identify. */
 export const FEATURE_PROTOCOL_PREFIX = '/darkfs/feature/'
 /** Most features one list (a record's, an identify's) holds. */

@@ -12,7 +12,11 @@
 // also counts the disk syncs made (FileHandle sync/datasync, and writes to O_DSYNC files: the op
 // log's appends) per fio fsync, and with DARKFS_DRIVE_PROF=DIR writes a CPU profile of the
 // measured run alone to DIR/fsync16.cpuprofile, and each SQLite run's to DIR/<workload>.cpuprofile
-// (scripts/prof-summary.ts reads them). DARKFS_DRIVE=fsync16,delete runs SQLite after fio's writes;
+// (scripts/prof-summary.ts reads them). Per workload also: host 0's fsync time split (the fsyncs'
+// commits, the file's commit turn in them; host 0's durable op commits, closes' too) and each
+// committed version whose placement, on an fsync's path, took more than SLOW_PLACE_MS to survive
+// one lost host (the file, its size, the blocks it placed).
+// DARKFS_DRIVE=fsync16,delete runs SQLite after fio's writes;
 // DARKFS_DRIVE=git runs compare.ts's `git clone --no-local` of 1,000 files into the mount.
 import { mkdtemp, chmod, writeFile, open, mkdir } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
@@ -25,7 +29,7 @@ import { sh } from './_proc.ts'
 import { Store } from '../../node/data/index.ts'
 import { Tree } from '../../node/tree/index.ts'
 import { makeGitSource } from './_compare-work.ts'
-import { Volume } from '../../node/index.ts'
+import { Volume, OpenFile } from '../../node/index.ts'
 import { ChunkService, ChunkWrite } from '../../node/data/index.ts'
 import { OpHold } from '../../node/net/index.ts'
 
@@ -61,6 +65,39 @@ timed(ChunkWrite.prototype, 'placed', 'early')
     const t0 = performance.now()
     return track.call(this, inode, placing.finally(() => { waits.track[0]++; waits.track[1] += performance.now() - t0 }))
   }
+}
+// the committed versions whose placement an fsync may wait for (Volume.placeCommitted) that took
+// longer than SLOW_PLACE_MS to survive one lost host: what each held (refs: the manifest and the
+// chunks not placed early; early: chunks placed before the commit), printed per workload
+const SLOW_PLACE_MS = 50
+const slow: string[] = []
+{
+  const placeCommitted = (Volume.prototype as any).placeCommitted
+  ;(Volume.prototype as any).placeCommitted = function (this: any, f: any, cc: any, ...rest: any[]) {
+    const t0 = performance.now()
+    const name = (this.tree.path(this.tree.entries(f.inode)[0]?.id ?? '') ?? '?').split('/').pop()
+    const what = `${name} size ${cc.size}: refs ${cc.refs.map((r: any) => `${r.size} B k=${r.k}`).join(', ') || '-'}${cc.placing !== undefined ? ', early chunks' : ''}`
+    placeCommitted.call(this, f, cc, ...rest)
+    const mine = [...(this.placing.get(f.inode) ?? [])].at(-1)
+    mine?.done.then(() => { const ms = performance.now() - t0; if (ms > SLOW_PLACE_MS) slow.push(`${ms.toFixed(0)} ms ${what}`) })
+  }
+}
+// where host 0's fsyncs spend their time: Volume.commitFile('safe') whole, its OpenFile.commit
+// (the file's queue, building the version: local block puts, the op commit) and every durable
+// op commit of host 0 (Volume.stamp: an fsync's, a close's)
+const split = { fsync: [0, 0], build: [0, 0], commit: [0, 0] }
+{
+  const wrap = (proto: any, name: string, k: keyof typeof split, when: (args: any[]) => boolean): void => {
+    const f = proto[name]
+    proto[name] = async function (this: any, ...args: any[]) {
+      if (!when(args)) return await f.apply(this, args)
+      const t0 = performance.now()
+      try { return await f.apply(this, args) } finally { split[k][0]++; split[k][1] += performance.now() - t0 }
+    }
+  }
+  wrap(Volume.prototype, 'commitFile', 'fsync', a => a[1] === 'safe')
+  wrap(OpenFile.prototype, 'commit', 'build', a => a[1]?.sync === true)
+  wrap(Volume.prototype, 'stamp', 'commit', a => a[1] === 'durable')
 }
 const types = new Map<string, number>()
 // disk syncs: fsync/fdatasync calls (the op log's appends are O_DSYNC writes: one per commit at most)
@@ -116,6 +153,8 @@ try {
   for (const w of which) {
     Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
     for (const x of Object.values(waits)) x.fill(0)
+    for (const x of Object.values(split)) x.fill(0)
+    slow.length = 0
     const cpu = process.cpuUsage()
     let sent0 = hosts[0].host.traffic()
     let sync0 = syncTotals()
@@ -178,6 +217,8 @@ try {
     }
     const used = process.cpuUsage(cpu)
     process.stdout.write(`${w} hosts=${n}: ${s.toFixed(2)} cpu=${((used.user + used.system) / 1e6).toFixed(2)} putMs=${c.putMs.toFixed(0)} commitMs=${c.commitMs.toFixed(0)} puts=${c.puts} blocks=${c.blocks} commits=${c.commits} ops=${c.ops} types=${JSON.stringify(Object.fromEntries(types))}\n`)
+    process.stdout.write(`  fsync time (host 0): ${split.fsync[0]} fsyncs' commits ${split.fsync[1].toFixed(0)} ms, of which the file's commit turn ${split.build[1].toFixed(0)} ms; durable op commits (closes' too) ${split.commit[0]}/${split.commit[1].toFixed(0)} ms\n`)
+    process.stdout.write(`  placements past ${SLOW_PLACE_MS} ms on an fsync's path: ${slow.length}${slow.map(x => `\n    ${x}`).join('')}\n`)
     process.stdout.write(`  fsync waits (host 0): placed() ${waits.placed[0]}/${waits.placed[1].toFixed(0)}ms, peer holds ${waits.held[0]}/${waits.held[1].toFixed(0)}ms, safe placements ${waits.place[0]}/${waits.place[1].toFixed(0)}ms, early chunks' placements ${waits.early[0]}/${waits.early[1].toFixed(0)}ms, tracked waits ${waits.track[0]}/${waits.track[1].toFixed(0)}ms\n`)
     // what host 0, the writer, uploaded against the bytes of the ops it made (gossip's last messages
     // of the run may still be under way: GOSSIP_PUBLISH_GATHER_MS)

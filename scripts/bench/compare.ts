@@ -197,7 +197,7 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
       await untilSize(join(readDir, FIO_FILE), w.mib << 20, w.deadline(120_000))
       reader.volume.chunks.dropCache()
     },
-    reads: () => ({ ...reader.volume.chunks.readCounters() }),
+    reads: () => ({ ...reader.volume.chunks.readCounters(), received: reader.swarm.stats().bytesReceived }),
     parity: () => ({ ...writer.volume.chunks.shardPool.counters }),
     streams: () => {
       const out = new Map<string, number>()
@@ -330,7 +330,9 @@ export async function run (): Promise<Record<string, number | string>> {
               // the network (fetches; ahead: of them started ahead of a reader), ranges read whole,
               // chunks decoded through parity (rebuilt)
               const reads = target.reads!()
-              process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead', 'rebuilt'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}\n`)
+              // received: the reader's swarm bytes in per MiB of the cell (~0.75 on six hosts at 4+2: a
+              // fragment fetched twice, a hedge, shows here)
+              process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead', 'rebuilt'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}, received ${((reads.received - reads0.received) / (1 << 20) / mib).toFixed(2)} MiB per MiB\n`)
             }
             if (parity0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
               // parity memory the writer's encodes took fresh (made), or recycled (reused; ShardLease)

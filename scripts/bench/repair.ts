@@ -5,6 +5,9 @@
 // DARKFS_BENCH_REPAIR_MIB of file data (default 32); DARKFS_BENCH_REPAIR_LOST hosts lost at
 // once (default 1, at most m = 2). DARKFS_BENCH_REPAIR_PROCS=1: each host in its own process
 // (bench:scale's workers, loopback TCP; runProcesses below), no join phase.
+// DARKFS_BENCH_REPAIR_CODEC=clay (in-process hosts only): chunks written Clay-coded (`up --codec
+// clay`, d = 5 at 4+2), a lost fragment rebuilt from its helpers' sub-chunks where it can be
+// (keeper/repair.ts clayRepair; `repair.clayRepairs` counts those); default rs.
 //
 // Bytes per byte lost: with 6 hosts, 5 are left for 6 fragments, and the fragment lost is kept
 // on m + 1 = 3 of them (keeper/assignment.ts: any m more losses still leave k): its keeper
@@ -105,13 +108,18 @@ export async function run (): Promise<Record<string, number | string>> {
   if (!Number.isSafeInteger(count) || count < 6) throw new RangeError(`DARKFS_BENCH_REPAIR_HOSTS must be an integer >= 6, got ${JSON.stringify(process.env.DARKFS_BENCH_REPAIR_HOSTS)}`)
   const lostHosts = Number(process.env.DARKFS_BENCH_REPAIR_LOST ?? DEFAULT_REPAIR_BENCH_LOST)
   if (!Number.isSafeInteger(lostHosts) || lostHosts < 1 || lostHosts > 2) throw new RangeError(`DARKFS_BENCH_REPAIR_LOST must be 1 or 2 (m), got ${JSON.stringify(process.env.DARKFS_BENCH_REPAIR_LOST)}`)
-  if (process.env.DARKFS_BENCH_REPAIR_PROCS === '1') return await runProcesses(mib, count, lostHosts)
+  const codec = process.env.DARKFS_BENCH_REPAIR_CODEC ?? 'rs'
+  if (codec !== 'rs' && codec !== 'clay') throw new RangeError(`DARKFS_BENCH_REPAIR_CODEC must be rs or clay, got ${JSON.stringify(codec)}`)
+  if (process.env.DARKFS_BENCH_REPAIR_PROCS === '1') {
+    if (codec !== 'rs') throw new RangeError('DARKFS_BENCH_REPAIR_CODEC=clay runs in-process hosts only (not with DARKFS_BENCH_REPAIR_PROCS=1)')
+    return await runProcesses(mib, count, lostHosts)
+  }
   const rejections: string[] = []
   const onRejection = (reason: unknown): void => { rejections.push(String((reason as any)?.stack?.split('\n').slice(0, 4).join(' ') ?? reason)) }
   process.on('unhandledRejection', onRejection)
   const t = new Teardown()
   try {
-    const hosts = await startCluster(t, count, { daemon: { keep } })
+    const hosts = await startCluster(t, count, { daemon: { keep, codec } })
     await until('mesh', () => hosts.every(h => h.host.peers().length === count - 1), 60_000)
     const writeStart = performance.now()
     for (let i = 0; i < mib; i += FILE_MIB) await hosts[i / FILE_MIB % count].volume.replaceFile(`/b${i}`, [randomBytes(Math.min(FILE_MIB, mib - i) << 20)], { wait: 'safe' })
@@ -153,10 +161,11 @@ export async function run (): Promise<Record<string, number | string>> {
     const repairMoved = sent(survivors) - base
     const fetched = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesFetched - totalsBefore[i].bytesFetched, 0)
     const pushed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totalsBefore[i].bytesPushed, 0)
+    const clayRepairs = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().clayRepairs - totalsBefore[i].clayRepairs, 0)
 
     const dir = join(hosts[0].dir, '..', 'joiner')
     await init(dir, { networkKey: join(hosts[0].dir, 'network.key') })
-    const joiner = await startHost(t, dir, `bench-join-${Date.now()}`, [hosts[0].address], { daemon: { keep } })
+    const joiner = await startHost(t, dir, `bench-join-${Date.now()}`, [hosts[0].address], { daemon: { keep, codec } })
     const after = [...survivors, joiner]
     await until('joined', () => after.every(h => h.host.peers().length === after.length - 1), 60_000)
     const base2 = sent(after)
@@ -174,6 +183,8 @@ export async function run (): Promise<Record<string, number | string>> {
       'repair.fetchedPerByteLost': Number((fetched / Math.max(1, lost)).toFixed(2)),
       'repair.pushedPerByteLost': Number((pushed / Math.max(1, lost)).toFixed(2)),
       'repair.otherPerByteLost': Number(((repairMoved - fetched - pushed) / Math.max(1, lost)).toFixed(2)),
+      'repair.codec': codec,
+      'repair.clayRepairs': clayRepairs,
       'rebalance.join.seconds': Number(rebalanceSeconds.toFixed(2)),
       'rebalance.join.bytesMoved': rebalanceMoved,
       'rebalance.join.bytesStoredByJoiner': joinerStored,

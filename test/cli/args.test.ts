@@ -86,6 +86,9 @@ describe('darkfs command line: options are checked before anything happens', fun
     for (const bad of ['wide', '0', '33', '2.5', '1e1', 'AUTO', '']) {
       await usageError(['up', '--data', fresh, '--init-if-needed', '--data-fragments', bad], /--data-fragments takes auto or a whole number of data fragments per chunk from 1 to 32, got "/, 'darkfs up --help')
     }
+    for (const bad of ['reed-solomon', 'CLAY', '']) {
+      await usageError(['up', '--data', fresh, '--init-if-needed', '--codec', bad], /--codec takes rs or clay, got "/, 'darkfs up --help')
+    }
     // within 1..32 but too wide with the redundancy: k + m is at most 32
     await usageError(['up', '--data', fresh, '--init-if-needed', '--data-fragments', '31'], /--data-fragments 31 with redundancy 2 makes 33 fragments per chunk, at most 32: take at most 30/, 'darkfs up --help')
     await usageError(['up', '--data', fresh, '--init-if-needed', '--redundancy', '4', '--data-fragments', '29'], /--data-fragments 29 with redundancy 4 makes 33 fragments/, 'darkfs up --help')

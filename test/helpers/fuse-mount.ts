@@ -10,6 +10,7 @@ import { promisify } from 'node:util'
 import { mount } from '../../fuse/index.ts'
 import type { Mount, MountOptions } from '../../fuse/index.ts'
 import type { VolumeApi } from '../../node/index.ts'
+import { Volume } from '../../node/index.ts'
 import { createMemoryVolume } from '../../harness/memory-volume.ts'
 
 const exec = promisify(execFile)
@@ -60,6 +61,19 @@ export async function mountTemp (t: Teardown, opts?: MountOptions): Promise<Moun
   const m = await mount(volume, dir, opts)
   t.add(async () => { await m.unmount() })
   return { dir, mount: m, volume, kind }
+}
+
+/**
+ * A real Volume with no background sync, mounted: every log write and sync its counters show is
+ * one a request through the mount made.
+ */
+export async function mountQuiet (t: Teardown): Promise<{ vol: Volume, dir: string }> {
+  const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-'), writtenSyncMs: 3600_000 })
+  t.add(async () => { await vol.close() })
+  const dir = await tempDir(t, 'darkfs-mnt-')
+  const m = await mount(vol, dir)
+  t.add(async () => { await m.unmount() })
+  return { vol, dir }
 }
 
 /**

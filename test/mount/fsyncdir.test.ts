@@ -3,9 +3,7 @@
 // small-file work) makes them durable; a small file's create, write and close sync once.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { Volume } from 'darkfs'
-import { mount } from '../../fuse/index.ts'
-import { teardown, tempDir, ok } from '../helpers/fuse-mount.ts'
+import { teardown, mountQuiet, ok } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
 
 describe('mount: fsync of a directory syncs the op log', function () {
@@ -15,12 +13,8 @@ describe('mount: fsync of a directory syncs the op log', function () {
   afterEach(async () => { await t.run() })
 
   it('creates, renames and unlinks wait for a sync; `sync -d DIR` makes them durable', async () => {
-    // no background sync within the test: every sync counted is one a request made
-    const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-'), writtenSyncMs: 3600_000 })
-    t.add(async () => { await vol.close() })
-    const dir = await tempDir(t, 'darkfs-mnt-')
-    const m = await mount(vol, dir)
-    t.add(async () => { await m.unmount() })
+    // no background sync within the test: every log write counted is one a request made
+    const { vol, dir } = await mountQuiet(t)
     const counters = (): { writes: number, syncs: number, unsynced: number, datasyncs: number } => vol.tree.logCounters()
 
     await ok('mkdir d && : > d/a && : > d/b && mv d/b d/c && rm d/a', { cwd: dir })

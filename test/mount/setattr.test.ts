@@ -4,9 +4,7 @@
 import assert from 'node:assert/strict'
 import { open, stat, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Volume } from 'darkfs'
-import { mount } from '../../fuse/index.ts'
-import { teardown, tempDir } from '../helpers/fuse-mount.ts'
+import { teardown, mountQuiet } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
 
 describe('mount: setattr of a file with buffered writes (tar x)', function () {
@@ -17,11 +15,7 @@ describe('mount: setattr of a file with buffered writes (tar x)', function () {
 
   it('futimens commits the buffered writes and the times in one log write; the times outlive the close', async () => {
     // no background sync within the test: every log write counted is one a request made
-    const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-'), writtenSyncMs: 3600_000 })
-    t.add(async () => { await vol.close() })
-    const dir = await tempDir(t, 'darkfs-mnt-')
-    const m = await mount(vol, dir)
-    t.add(async () => { await m.unmount() })
+    const { vol, dir } = await mountQuiet(t)
     const file = join(dir, 'f')
     const bytes = Buffer.alloc(10_000, 7) // past the inline limit: a chunk of its own
     const fh = await open(file, 'w', 0o600)

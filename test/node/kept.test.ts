@@ -127,6 +127,8 @@ describe('keeper counts (kept.ts)', () => {
     assert.equal(notices.totals().reporting, 1, 'not a member yet: not counted')
     assert.equal(notices.held().length, 0, 'not held (nor served) before its host is a member')
     members.add(late.author)
+    assert.equal(notices.totals().reporting, 1, 'counted when told the host is a member')
+    notices.memberAdded(late.author)
     const totals = notices.totals()
     assert.equal(totals.reporting, 2)
     assert.equal(totals.chunks.redundant, 7, 'its newest record taken')
@@ -136,8 +138,10 @@ describe('keeper counts (kept.ts)', () => {
     await notices.take(await signKept(first, 1, counts(1)), first.author)
     const others = await Promise.all(Array.from({ length: KEPT_EARLY_MAX }, async () => signerFor(await generateKeyPair('Ed25519'))))
     for (const o of others) await notices.take(await signKept(o, 1, counts(1)), o.author)
-    members.add(first.author)
-    members.add(others[others.length - 1].author)
+    for (const o of [first, others[others.length - 1]]) {
+      members.add(o.author)
+      notices.memberAdded(o.author)
+    }
     assert.equal(notices.totals().reporting, 3, 'the first heard dropped, the last kept')
     notices.stop()
   })

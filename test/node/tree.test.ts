@@ -317,6 +317,26 @@ describe('node/tree', function () {
       assert.deepEqual(r2.missing, [])
       assert.equal(b.tree.path(z.id), '/x/y/z')
     })
+
+    it('tree.receive() takes an op given twice in a batch, or held and given again, once', async () => {
+      const a = await replica(t)
+      const b = await replica(t)
+      const x = await a.tree.commit(mkdir(a.tree.root, 'x'))
+      const y = await a.tree.commit(mkdir(x.id, 'y'))
+      const z = await a.tree.commit(mkdir(y.id, 'z'))
+      const [bx, by, bz] = [x, y, z].map(o => a.tree.getOp(o.cid)!)
+      // z held (its parent y missing), then every op again, y and z twice, children before parents
+      assert.equal((await b.tree.receive([bz])).applied, 0)
+      const seen: string[] = []
+      b.tree.addEventListener('op', (e) => seen.push((e as CustomEvent<OpEventDetail>).detail.id))
+      const r = await b.tree.receive([bz, by, bz, bx, by])
+      assert.equal(r.applied, 3)
+      assert.deepEqual(r.missing, [])
+      assert.deepEqual(seen, [x, y, z].map(o => idOf(o.cid)))
+      assert.equal(b.tree.size, a.tree.size)
+      assert.equal(b.tree.path(z.id), '/x/y/z')
+      assert.deepEqual(b.tree.heads().map(String), [z.cid.toString()])
+    })
   })
 
   describe('merge rules', () => {
