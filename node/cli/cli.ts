@@ -10,7 +10,6 @@ import { parse, usage, commandHelp, one, many, has, COMMANDS, ArgvError } from '
 import type { Parsed } from './args.ts'
 import type { DaemonOptions } from './daemon.ts'
 import type { Codec } from '../data/index.ts'
-import type { JoinFailure } from '../net/index.ts'
 import type { LogLevel, LogFormat } from '../log.ts'
 import { VERSION } from './version.ts'
 
@@ -460,26 +459,13 @@ async function up (settings: UpSettings): Promise<number> {
     const { notifyReady } = await import('./notify.ts')
     void notifyReady(readyStatus(settings))
   }
-  // a host told to join that reaches nobody says so, and why for each join address (again when
-  // the reason changes: the seed came up, of another network), until a member answers (a
-  // network key shown to differ at the start fails it instead: createHost)
+  // a host told to join that reaches nobody says so, and again when a member answers
   if (daemon.join.length > 0 && daemon.host.peers().length === 0) {
     report(`no peer reachable yet: retrying ${daemon.join.join(', ')} with backoff`)
-    const said = new Map<string, string>()
-    const tell = (f: JoinFailure): void => {
-      if (said.get(f.address) === f.reason) return
-      said.set(f.address, f.reason)
-      const why = f.reason.startsWith(`could not connect to ${f.address}: `) ? f.reason.slice(`could not connect to ${f.address}: `.length) : f.reason
-      report(`join address ${f.address}: ${why}${f.mismatch ? '' : ' (retrying)'}`, f.mismatch ? 'error' : 'info')
-    }
-    for (const f of daemon.host.joinFailures?.() ?? []) tell(f)
-    const failed = (e: CustomEvent<JoinFailure>): void => { tell(e.detail) }
     const joined = (e: CustomEvent<string>): void => {
       daemon.host.removeEventListener('peer:connect', joined)
-      daemon.host.removeEventListener('join:failed', failed)
       report(`joined the network (first peer ${e.detail})`)
     }
-    daemon.host.addEventListener('join:failed', failed)
     daemon.host.addEventListener('peer:connect', joined)
   }
   await stopped
