@@ -114,27 +114,7 @@ export class ListenError extends Error {
   }
 }
 
-/**
- * A peer that reset the connection before its private-network handshake, or stayed silent
- * through it: no proof of another network key (a member at its connection cap or rate limit, an
- * allow list without this address, a host starting or stopping, or no darkfs host at all). A
- * join address that answers so is dialled again (createHost's rejoin), not given up on.
- */
-export class HandshakeRefusedError extends Error {
-  override readonly name = 'HandshakeRefusedError'
-  /** What the peer did: PNET_REFUSED or PNET_SILENT (node/net/host.ts). */
-  readonly detail: string
-  constructor (peer: string, detail: string) {
-    super(`could not connect to ${peer}: ${detail}`)
-    this.detail = detail
-  }
-}
-
-/**
- * A peer connection that failed in a way that shows a different network key: the peer took part
- * in the private-network handshake, then what came through it did not decrypt under this key
- * (or the peer hung up on what this side sent, before a byte that did).
- */
+/** A peer connection that failed in a way that points at a different network key. */
 export class NetworkKeyMismatchError extends Error {
   override readonly name = 'NetworkKeyMismatchError'
   constructor (peer: string, detail?: string) {
@@ -184,6 +164,6 @@ export function fromWire (wire: WireError): Error {
   return err
 }
 
-for (const Cls of [CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, HandshakeRefusedError, NotConflictedError]) {
+for (const Cls of [CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, NotConflictedError]) {
   classes[Cls.name] = Cls
 }

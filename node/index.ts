@@ -19,7 +19,7 @@
 // signals are merged only through anySignal() (abort.ts).
 export type { Caller, Kind, Stats, Dirent, StatFs, OpenFlags, FileHandle, TimeArg, VolumeApi } from './types.ts'
 export type { ResolveKeep, ResolveResult } from './volume.ts'
-export { FsError, CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, HandshakeRefusedError, NotConflictedError, toWire, fromWire } from './errors.ts'
+export { FsError, CorruptBlockError, BlockUnavailableError, NotInitialisedError, NoHostRunningError, AlreadyRunningError, UsageError, NetworkKeyMismatchError, NotConflictedError, toWire, fromWire } from './errors.ts'
 export type { FsCode, WireError } from './errors.ts'
 export { Volume, FILE_SIZE_MAX, FOLD_EXTENTS, FOLD_BYTES, FOLD_SETTLE_MS, FOLD_QUIET_MS, FOLD_AMPLIFICATION, FOLD_INLINE_AMPLIFICATION, FOLD_QUIET_AMPLIFICATION, FOLD_IDLE_MS, FOLD_IDLE_WAIT_MAX_MS, FOLD_QUIET_BATCH, FOLD_CHEAP_REWRITE, FOLD_EXTENTS_MAX, FOLD_SPAN_MAX, foldDue, foldPlan } from './volume.ts'
 export { CHUNK_SIZE } from './data/index.ts'

@@ -50,12 +50,9 @@
 //
 // A wrong network key is reported as such: libp2p only sees a broken handshake, so the pnet
 // protector is wrapped to check that the first decrypted bytes are multistream-select's header
-// (any libp2p peer sends it first); garbage there means the two sides' keys differ. A listener
-// that sees a dialer's garbage answers with the header under its own key before it closes, so
-// the dialer sees garbage too. Both sides then say so: dial() throws NetworkKeyMismatchError,
-// and a 'peer:key-mismatch' event carries the remote address on either side. A peer that resets
-// before its nonce, or sends none, shows no key at all (a member at its connection cap, an allow
-// list, no darkfs host): dial() throws HandshakeRefusedError, and a join redials it (rejoin()).
+// (any libp2p peer sends it first); garbage there means the two sides' keys differ. Both sides
+// then say so: dial() throws NetworkKeyMismatchError, and a 'peer:key-mismatch' event carries
+// the remote address on either side.
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { memory } from '@libp2p/memory'
@@ -81,7 +78,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
-import { HandshakeRefusedError, NetworkKeyMismatchError, UsageError } from '../errors.ts'
+import { NetworkKeyMismatchError, UsageError } from '../errors.ts'
 import { formatNetworkKey } from './keys.ts'
 import { isListenFailure, listenError } from './listen.ts'
 import { neighbours, targets } from './kad.ts'
@@ -331,6 +328,10 @@ export const FIND_PROVIDERS_TIMEOUT_MS = 5000
 export const PNET_REFUSED = 'the peer closed the connection before its private-network handshake (it refuses this address, is at its connection cap, or is not a darkfs host)'
 /** Why a private-network handshake failed: the peer sent no nonce before the deadline. */
 export const PNET_SILENT = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'
+/** A join address that refused the connection before its handshake is dialled again this many times, */
+export const JOIN_REFUSED_RETRIES = 4
+/** after this, doubled each time (0.25 + 0.5 + 1 + 2 s in all). */
+export const JOIN_REFUSED_BACKOFF_MS = 250
 /**
  * The first bytes of tagged gossip messages (Gossip.handleTagged): 0x40 to 0x5f ('@' to '_':
  * members' 'M', kept records' 'K'). A message starting with one is never an op message (those
@@ -425,20 +426,10 @@ export interface KeyMismatch {
   reason: string
 }
 
-/** A join address's failed dial (createHost: at the start, then each redial while no peer is connected). */
-export interface JoinFailure {
-  address: string
-  /** The dial's error message (a connection refused, a reset before the handshake, a timeout, ...). */
-  reason: string
-  /** The peer's network key was shown to differ (NetworkKeyMismatchError). */
-  mismatch: boolean
-}
-
 export interface HostEventMap {
   'peer:connect': CustomEvent<string>
   'peer:disconnect': CustomEvent<string>
   'peer:key-mismatch': CustomEvent<KeyMismatch>
-  'join:failed': CustomEvent<JoinFailure>
 }
 
 export type StreamHandler = (stream: Stream, peer: string) => void | Promise<void>
@@ -460,14 +451,10 @@ export interface Host {
   peerIds?: () => string[]
   /** Whether a connection to `peer` is open now (no list of every peer built). */
   connected: (peer: string) => boolean
-  /** While no peer is connected: each join address's last failed dial (empty once joined). */
-  joinFailures?: () => JoinFailure[]
   /** Connected peer -> when its oldest open connection opened (epoch ms): how long it has been kept (benches). */
   connectedSince: () => Map<string, number>
   /**
-   * Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does,
-   * HandshakeRefusedError when the peer reset the connection before its private-network
-   * handshake or stayed silent through it (no proof of another key).
+   * Connect to a member; NetworkKeyMismatchError when the handshake fails as a wrong key does.
    * `timeoutMs`: how long the dial may take (default the host's dial timeout).
    */
   dial: (addr: string, opts?: AbortOptions & { timeoutMs?: number }) => Promise<void>
@@ -545,12 +532,7 @@ export interface Host {
   stop: () => Promise<void>
 }
 
-/**
- * Start a host: listen, dial the join addresses, and keep the membership up to date. A join
- * address whose peer is shown to hold another network key fails the start
- * (NetworkKeyMismatchError); one that does not answer, refuses the connection or is silent is
- * redialled with backoff while the host has no peer (joinFailures(), 'join:failed' say why).
- */
+/** Start a host: listen, dial the join addresses, and keep the membership up to date. */
 export async function createHost (init: HostInit): Promise<Host> {
   if (!(init.networkKey instanceof Uint8Array)) throw new UsageError('createHost: a network key is required (darkfs networks are private)')
   const psk = new TextEncoder().encode(formatNetworkKey(init.networkKey))
@@ -566,8 +548,6 @@ export async function createHost (init: HostInit): Promise<Host> {
   // warning would be a stray line on a stderr that --log-format json keeps to JSON lines
   setMaxListeners(HOST_EVENT_LISTENERS, events)
   const mismatches: Array<KeyMismatch & { at: number }> = []
-  /** The join addresses' last failed dials, while no peer is connected (joinFailures()). */
-  const joinFailures = new Map<string, JoinFailure>()
   const usesMemory = [...init.listen, ...(init.join ?? [])].some(a => a.startsWith('/memory/'))
 
   const onMismatch = (m: KeyMismatch): void => {
@@ -1198,22 +1178,13 @@ export async function createHost (init: HostInit): Promise<Host> {
     try {
       await libp2p.dial(ma, { signal })
     } catch (err: any) {
-      // refused before the handshake (a member at its cap, an allow list, no darkfs host): no
-      // proof of another key, and said as such
-      const refused = flattenErrors(err).find(e => e?.name === 'HandshakeRefusedError')
-      if (refused !== undefined) throw new HandshakeRefusedError(addr, String(refused.detail))
-      // the peer's first bytes did not decrypt under this key (watchFirstBytes; a listener
-      // answers a wrong dialer in its own key: answerAndClose)
       const seen = mismatches.find(m => m.direction === 'outbound' && m.at >= started && m.address === transport)
-      if (seen !== undefined || flattenErrors(err).some(e => e?.name === 'NetworkKeyMismatchError')) {
+      if (seen !== undefined || isHandshakeFailure(err)) {
         throw new NetworkKeyMismatchError(addr, seen?.reason ?? describeError(err))
       }
-      // the peer took part in the nonce exchange, then the connection ended on our first bytes
-      // before a single right byte of its own, not by this side's timeout or abort: the peer
-      // could not read ours (a host of an older version resets on a wrong dialer's first bytes
-      // without an answer). A host at its connection cap, rate limit or allow list refuses
-      // before the nonce (HandshakeRefusedError above)
-      if (!signal.aborted && unverified.some(r => r.address === transport && r.at >= started && !r.verified)) {
+      // the peer hung up after the nonce exchange, before a single right byte: it could not
+      // read ours (it saw the wrong key first and reset the connection)
+      if (unverified.some(r => r.address === transport && r.at >= started && !r.verified) && isConnectionDrop(err)) {
         throw new NetworkKeyMismatchError(addr, `the peer closed the connection right after the private-network handshake (${describeError(err)}): it most likely uses a different network key`)
       }
       throw err
@@ -1357,7 +1328,6 @@ export async function createHost (init: HostInit): Promise<Host> {
       }
     }),
     peerIds: connectedIds,
-    joinFailures: () => connectedIds().length > 0 ? [] : [...joinFailures.values()],
     connected: peer => libp2p.getConnections().some(c => c.remotePeer.toString() === peer),
     connectedSince: () => new Map([...connectionsById()].map(([id, conns]) => [id, Math.min(...conns.map(c => c.timeline.open))])),
     dial,
@@ -1402,37 +1372,40 @@ export async function createHost (init: HostInit): Promise<Host> {
       throw new UsageError(`--join: not a multiaddr: ${JSON.stringify(addr)} (${err?.message ?? String(err)})`)
     }
   }
+  // a join address that reset the connection before its handshake may be a member at its
+  // connection cap whose trim has not caught up (many hosts joining through it at once): it is
+  // dialled again a few times before the join takes it for a host of no darkfs network
+  const joinDial = async (addr: string): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await dial(addr)
+        return
+      } catch (err) {
+        if (!(err instanceof NetworkKeyMismatchError) || !err.message.endsWith(PNET_REFUSED) || attempt >= JOIN_REFUSED_RETRIES) throw err
+        log('join address %s refused the connection before its handshake: dialling again', addr)
+        await new Promise(resolve => setTimeout(resolve, JOIN_REFUSED_BACKOFF_MS * 2 ** attempt))
+      }
+    }
+  }
   let joined = false
   for (const addr of init.join ?? []) {
     try {
-      await dial(addr)
+      await joinDial(addr)
       joined = true
     } catch (err) {
-      // a network key shown to differ (the peer took part in the private-network handshake and
-      // what followed did not decrypt) is the user's mistake: the start fails, and says so
       if (err instanceof NetworkKeyMismatchError) {
         await host.stop()
         throw err
       }
-      // anything else is not fatal: nothing listening (the seed not up yet, the link down), a
-      // reset before the handshake (a member at its connection cap while its trim catches up:
-      // many hosts joining through it at once; an allow list), silence. Others may be up,
-      // members dial us, and rejoin() below keeps trying while this host has no peer
-      joinFailed(addr, err as Error)
+      // an unreachable join address is not fatal: others may be up, members dial us, and
+      // rejoin() below keeps trying while this host has no peer
+      log('join address %s did not answer: %s', addr, (err as Error).message)
     }
   }
-  // no member answered: redial the join addresses with backoff until one does or any member
-  // dials in
+  // no member answered (the seed is not up yet, the link is down): redial the join addresses
+  // with backoff until one does or any member dials in
   if (!joined && (init.join ?? []).length > 0) rejoin(init.join!)
   return host
-
-  /** A join address's failed dial: kept for joinFailures() and told as 'join:failed'. */
-  function joinFailed (address: string, err: Error): void {
-    const failure = { address, reason: err.message, mismatch: err instanceof NetworkKeyMismatchError }
-    joinFailures.set(address, failure)
-    log('join address %s did not answer: %s', address, err.message)
-    events.dispatchEvent(new CustomEvent('join:failed', { detail: failure }))
-  }
 
   function rejoin (addrs: string[]): void {
     const controller = new AbortController()
@@ -1449,11 +1422,8 @@ export async function createHost (init: HostInit): Promise<Host> {
             log('joined through %s', addr)
             break
           } catch (err) {
-            if (controller.signal.aborted) break
-            // down still, refused, or (named by dial()) of another network: said, and redialled
-            // (the member may come back, or be restarted with this network's key): next
-            // address, then back off
-            joinFailed(addr, err as Error)
+            // down still (or a wrong key, which dial() names): next address, then back off
+            log('join address %s did not answer: %s', addr, (err as Error).message)
           }
         }
       }
@@ -1565,11 +1535,8 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
           // releasePnetCiphers) says nothing of the peer or its key
           if (!deadline.aborted && (err instanceof RangeError || err instanceof TypeError)) throw err
           // a reset before the peer's nonce is a refusal (its connection cap or rate limit,
-          // its allow list) or no darkfs host; silence until the deadline, no darkfs host. Neither
-          // shows another key: an outbound one is a refused dial (dial() names it), which a join
-          // redials; an inbound one is reported (a peer that could not say our first bytes)
+          // its allow list) or no darkfs host; silence until the deadline, no darkfs host
           const reason = deadline.aborted ? PNET_SILENT : PNET_REFUSED
-          if (direction === 'outbound') throw new HandshakeRefusedError(address, reason)
           onMismatch({ address, direction, reason })
           throw new NetworkKeyMismatchError(address, reason)
         } finally {
@@ -1581,35 +1548,11 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
             ? 'a peer connected with a different network key (or without one)'
             : 'the peer uses a different network key (or none)'
           onMismatch({ address, direction, reason })
-          const err = new NetworkKeyMismatchError(address, reason)
-          if (direction === 'inbound') answerAndClose(protectedConn, err)
-          else protectedConn.abort(err)
+          protectedConn.abort(new NetworkKeyMismatchError(address, reason))
         }, () => { check?.verified() })
         return protectedConn
       }
     }
-  }
-}
-
-/**
- * A listener that found a dialer's first bytes wrong answers with what every libp2p peer sends
- * first (MSS_HEADER), under its own key, then closes (data first, then the close: not a reset,
- * which may drop the data): the dialer's watchFirstBytes sees those bytes wrong in turn, so it
- * knows that the keys differ from what the peer sent, not from the peer hanging up (which a
- * host stopping also does). Against a listener of an older version, which resets on the first
- * wrong bytes without an answer, a dialer still has only the hang-up to go by (dial()).
- */
-function answerAndClose (conn: MessageStream, err: Error): void {
-  const box = conn as unknown as { outboundXor?: { update: (input: Uint8Array) => Uint8Array }, maConn?: { send: (bytes: Uint8Array) => boolean, close: (options?: AbortOptions) => Promise<void>, abort: (err: Error) => void } }
-  const maConn = box.maConn
-  if (box.outboundXor === undefined || maConn === undefined) { conn.abort(err); return }
-  try {
-    maConn.send(box.outboundXor.update(MSS_HEADER.slice()))
-    // bounded: a peer that never closes its side does not hold the socket
-    maConn.close({ signal: AbortSignal.timeout(PNET_HANDSHAKE_TIMEOUT_MS) }).catch(() => { maConn.abort(err) })
-  } catch {
-    // the socket closed meanwhile (send throws on a closed stream): the connection ends all the same
-    conn.abort(err)
   }
 }
 
@@ -1648,6 +1591,24 @@ function watchFirstBytes (conn: MessageStream, onWrong: () => void, onRight: () 
     if (seen >= MSS_HEADER.length) { target.onData = original; onRight() }
     original.call(conn, data)
   }
+}
+
+/** Socket error codes of a connection the peer dropped. */
+const DROP_CODES = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'])
+/** libp2p's (and it-*'s) error names for a connection or stream the other side ended. */
+const DROP_NAMES = new Set(['StreamResetError', 'StreamClosedError', 'StreamAbortedError', 'StreamStateError', 'ConnectionClosedError',
+  'ConnectionClosingError', 'MuxerClosedError', 'UnexpectedEOFError'])
+
+/** A connection the peer reset or closed (as opposed to a timeout or a refused dial), by code and name, never by message. */
+function isConnectionDrop (err: any): boolean {
+  return flattenErrors(err).some(e => DROP_CODES.has(e?.code) || DROP_NAMES.has(e?.name))
+}
+
+function isHandshakeFailure (err: any): boolean {
+  for (const e of flattenErrors(err)) {
+    if (e?.name === 'EncryptionFailedError' || e?.name === 'NetworkKeyMismatchError') return true
+  }
+  return false
 }
 
 function flattenErrors (err: any, depth = 0): any[] {
