@@ -434,6 +434,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const keptEvents = ['gone', 'joined', 'lapsed', 'back', 'change']
     const onMembers = (): void => { keptNow.changed() }
     for (const e of keptEvents) membership.addEventListener(e, onMembers)
+    // and each connection: a record signed in a full mesh goes on gossip once beyond it (KeptNotices.gossipOwn)
+    host.addEventListener('peer:connect', onMembers)
     keptNow.changed()
     keptService = await startKeptService(host, keptNow)
     closers.push(async () => { await keptService?.stop(); keptService = undefined })
@@ -449,6 +451,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       keep.book.onObserve = undefined
       host.gossip.handleTagged(KEPT_GOSSIP_TAG, undefined)
       for (const e of keptEvents) membership.removeEventListener(e, onMembers)
+      host.removeEventListener('peer:connect', onMembers)
     })
     await spaceNotices.start()
     closers.push(async () => { await spaceNotices.stop() })

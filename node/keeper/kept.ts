@@ -227,6 +227,8 @@ export class KeptNotices {
   /** Sequence number of this host's records (from the clock: a restart goes on above it). */
   private seq = Date.now() * 1000
   private own: Uint8Array | undefined
+  /** The record of this host last put on gossip (gossipOwn). */
+  private gossiped: Uint8Array | undefined
   private ownSeq = 0
   private told: KeptCounts | undefined
   private toldAt = 0
@@ -275,10 +277,16 @@ export class KeptNotices {
     this.timer.unref?.()
   }
 
-  /** Count now; sign and tell when a figure moved. */
+  /**
+   * Count now; sign and tell when a figure moved. Unmoved, a record told only to the connected
+   * peers (signed in a full mesh) goes on gossip once the host is beyond it (gossipOwn).
+   */
   async recount (): Promise<boolean> {
     const counts = this.c.counts()
-    if (sameKept(this.told, counts)) return false
+    if (sameKept(this.told, counts)) {
+      this.gossipOwn()
+      return false
+    }
     this.told = counts
     this.toldAt = Date.now()
     const seq = ++this.seq
@@ -291,10 +299,24 @@ export class KeptNotices {
     // beyond the full mesh gossip reaches every member (the connected peers too); in a full mesh
     // every member is a peer, told on its space notice. A peer that connects later gets the
     // record on the space notice it is sent then
-    const publish = this.c.publish?.()
-    if (publish === undefined) this.c.tell()
-    else this.publishUntilSent(this.own)
+    if (this.c.publish?.() === undefined) this.c.tell()
+    else this.gossipOwn()
     return true
+  }
+
+  /**
+   * This host's record on gossip, once per record, when beyond the full mesh. A record signed in
+   * a full mesh was told on space notices only: a host that started alone (its join address
+   * silent, or resetting at its connection cap) signed its record with no peer, joined a
+   * network beyond the full mesh later, and told it to the peers it connected to, no other; an
+   * idle host tells no newer one, so the other members heard it only from the kept tables'
+   * anti-entropy, a hop per 15 s round with one of a few peers (kept-joiner: hosts short of
+   * records after 60 s). The daemon calls changed() on each connection, which comes here.
+   */
+  private gossipOwn (): void {
+    if (this.stopped || this.own === undefined || this.gossiped === this.own || this.c.publish?.() === undefined) return
+    this.gossiped = this.own
+    this.publishUntilSent(this.own)
   }
 
   /**
@@ -316,9 +338,9 @@ export class KeptNotices {
   }
 
   /**
-   * A peer's record (from a space notice or gossip): 'new' when taken, 'old' when not newer (or
-   * too soon after the last of its host, or of a host that is no member), 'reject' when forged,
-   * malformed or oversized.
+   * A peer's record (from a space notice or gossip): 'new' when taken (of a host not a member
+   * here yet: kept until it is one, see `early`), 'old' when not newer (or too soon after the
+   * last of its host), 'reject' when forged, malformed or oversized.
    */
   async take (msg: Uint8Array, from: string): Promise<'new' | 'old' | 'reject'> {
     let rec: KeptRecord
@@ -331,18 +353,22 @@ export class KeptNotices {
       return 'reject'
     }
     if (rec.peer === this.c.signer.author) return 'old'
+    // a flood of records from one host: those closer together than a host sends them are dropped
+    const tooSoon = (held: KeptRecord | undefined): boolean => held !== undefined && rec.seq > held.seq && rec.heardAt - held.heardAt < KEPT_MIN_INTERVAL_MS / 4
     if (!this.c.member(rec.peer)) {
+      // kept until its host is a member here, and 'new' (gossip forwards it): only the order of
+      // arrival made it early. Ignored, gossip neither forwarded it nor let another copy of it in
+      // (gossipsub holds the ids of the messages it saw for 2 minutes, ignored ones too), so the
+      // members past this host heard it only from the kept tables' anti-entropy, a hop per round
       const had = this.early.get(rec.peer)
-      if (had === undefined || rec.seq > had.seq) {
-        this.early.delete(rec.peer)
-        this.early.set(rec.peer, rec)
-        if (this.early.size > KEPT_EARLY_MAX) this.early.delete(this.early.keys().next().value as string)
-      }
-      return 'old'
+      if ((had !== undefined && rec.seq <= had.seq) || tooSoon(had)) return 'old'
+      this.early.delete(rec.peer)
+      this.early.set(rec.peer, rec)
+      if (this.early.size > KEPT_EARLY_MAX) this.early.delete(this.early.keys().next().value as string)
+      return 'new'
     }
     const held = this.table.get(rec.peer)
-    // a flood of records from one host: those closer together than a host sends them are dropped
-    if (held !== undefined && rec.seq > held.seq && rec.heardAt - held.heardAt < KEPT_MIN_INTERVAL_MS / 4) return 'old'
+    if (tooSoon(held)) return 'old'
     return this.table.put(rec)
   }
 

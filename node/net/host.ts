@@ -1258,9 +1258,13 @@ export async function createHost (init: HostInit): Promise<Host> {
     topic,
     publish: async (data) => {
       if (data.byteLength > GOSSIP_MAX_MESSAGE_BYTES) throw new RangeError(`a gossip message is at most ${GOSSIP_MAX_MESSAGE_BYTES} bytes, got ${data.byteLength}`)
-      // no gossip peer: nobody to send it to (a peer that comes later reconciles, and one
-      // connected without gossip yet gets a direct push)
-      if (pubsub.getPeers().length === 0) return []
+      // no subscribed peer: nobody to send it to (a peer that comes later reconciles, and one
+      // connected without gossip yet gets a direct push). Not handed to gossipsub then: it
+      // remembers a published message's id for its seen TTL (2 minutes) even when the message
+      // went to nobody, and refuses the same bytes as a duplicate until then (a kept record is
+      // published again as is until someone got it: a host whose first peer's subscription had
+      // not arrived yet told it to nobody for 2 minutes)
+      if (pubsub.getSubscribers(topic).length === 0) return []
       const { recipients } = await pubsub.publish(topic, data)
       return recipients.map(p => p.toString())
     },

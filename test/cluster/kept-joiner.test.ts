@@ -31,7 +31,13 @@ describe(`keeper counts: a joiner of an idle network beyond the full mesh counts
   it('every host counts every member, those that joined last too (each told its counts once, when it started)', async () => {
     await until('every host\'s totals count every member', () =>
       hosts.every(h => { const n = h.kept.totals(); return n.members === HOSTS && n.reporting === HOSTS }), 60_000)
-      .catch((err: Error) => { throw new Error(`${err.message}: ${hosts.map(h => `${h.name} ${h.kept.totals().reporting}/${h.kept.totals().members}`).join('; ')}`) })
+      .catch((err: Error) => {
+        // which records each short host lacks, and how many hosts hold each (a record few hold
+        // did not spread by gossip: anti-entropy moves it a hop per round)
+        const lacks = hosts.filter(h => h.kept.totals().reporting < HOSTS).map(h => `${h.name} lacks ${hosts.filter(o => o !== h && h.kept.table.get(o.host.peerId) === undefined)
+          .map(o => `${o.name} (held by ${hosts.filter(x => x !== o && x.kept.table.get(o.host.peerId) !== undefined).length})`).join(', ')}`)
+        throw new Error(`${err.message}: ${hosts.map(h => `${h.name} ${h.kept.totals().reporting}/${h.kept.totals().members}`).join('; ')}\n${lacks.join('\n')}`)
+      })
   })
 
   it('the joiner\'s totals count every member, from the records they signed before it joined (no record told anew)', async () => {

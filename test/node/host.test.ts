@@ -155,6 +155,29 @@ describe('node/host', function () {
     assert.throws(() => { b.gossip.handleTagged(0xa1, undefined) }, RangeError)
   })
 
+  it('gossip: a message published while no connected peer is subscribed reached nobody, and the same bytes published later reach the peers subscribed then', async function () {
+    // gossipsub remembers a published message's id (the SHA-256 of its data) for 2 minutes even
+    // when it went to nobody: a host publishing a kept record (keeper/kept.ts publishUntilSent,
+    // the same bytes until someone got them) while its first peer's subscription had not arrived
+    // had every retry refused as a duplicate for those 2 minutes
+    const key = createNetworkKey()
+    const a = await host(key, [memAddr()])
+    const b = await host(key, [memAddr()], [a.addresses()[0]])
+    a.gossip.handleTagged(0x4b, async () => 'accept')
+    const heard: number[] = []
+    // b's gossip stream is open (a saw it subscribe), and b takes no gossip for a while
+    b.gossip.handleTagged(0x4b, async () => 'accept')
+    await until(() => a.gossip.subscribers().includes(b.peerId), 'b subscribed as a sees it')
+    b.gossip.handleTagged(0x4b, undefined)
+    await until(() => !a.gossip.subscribers().includes(b.peerId), 'b unsubscribed as a sees it')
+    const data = new Uint8Array([0x4b, 0x01, 0x02, 0x03])
+    assert.deepEqual(await a.gossip.publish(data), [], 'b takes no gossip now')
+    b.gossip.handleTagged(0x4b, async d => { heard.push(d.byteLength); return 'accept' })
+    await until(() => a.gossip.subscribers().includes(b.peerId), 'b subscribed as a sees it')
+    assert.deepEqual(await a.gossip.publish(data), [b.peerId])
+    await until(() => heard.length === 1, 'b heard the message')
+  })
+
   it('host.dial() over loopback TCP with the wrong key is refused on both sides', async function () {
     const a = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
     const b = await host(createNetworkKey(), ['/ip4/127.0.0.1/tcp/0'])
