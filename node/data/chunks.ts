@@ -124,10 +124,13 @@ export function clayCode (k: number, m: number, d: number): ClayCode {
 /**
  * d of the Clay code a chunk of `size` bytes is written with when the codec gate is on: k + m - 1
  * (every other fragment helps: the least read per helper), or undefined where Clay cannot help:
- * replicated chunks (k = 1) and m = 1 (no d with k < d < k + m).
+ * replicated chunks (k = 1), m = 1 (no d with k < d < k + m), and codes too wide to build
+ * (clay.ts's sub-chunk bound: 4+2 has 8 sub-chunks, 23+2 would need 8,192): Reed–Solomon then,
+ * not a write that fails.
  */
 export function clayFor (k: number, m: number): number | undefined {
-  return k > 1 && m >= 2 ? k + m - 1 : undefined
+  const d = k + m - 1
+  return k > 1 && m >= 2 && validClay(k, m, d) ? d : undefined
 }
 
 /** Bytes of each fragment of a chunk: the chunk itself (k = 1), the Clay code's fragmentSize, else erasure.shardSize. */

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import {
-  CHUNK_SIZE, ChunkService, MANIFEST_VERSIONS, ManifestError, Store, clayCode, decodeChunk, decodeChunkOffThread, decodeManifest,
+  CHUNK_SIZE, ChunkService, MANIFEST_VERSIONS, ManifestError, Store, clayCode, clayFor, decodeChunk, decodeChunkOffThread, decodeManifest,
   encodeChunk, encodeChunkAsync, encodeManifest, fragmentSlices, holeChunk, manifestOf, merkleRoot, rangeProof, rebuildFragments, verifyRange, withRoots
 } from '../../node/data/index.ts'
 import type { ChunkRef, Manifest } from '../../node/data/index.ts'
@@ -175,6 +175,13 @@ describe('Clay-coded chunks: manifest v3, encode, decode, rebuild', function () 
     // m = 1: no d with k < d < k + m, Reed–Solomon
     const narrow = new ChunkService(store, { localParams: { k: 2, m: 1 }, cacheBytes: 0, codec: 'clay' })
     assert.equal((await narrow.storeChunk(seededBytes(CHUNK_SIZE, 14), 0)).ref.clay, undefined)
+    // a code too wide to build (23+2 would need 8,192 sub-chunks): Reed–Solomon, not a write that fails
+    assert.equal(clayFor(23, 2), undefined)
+    assert.equal(clayFor(4, 2), 5)
+    const wide = new ChunkService(store, { localParams: { k: 23, m: 2 }, cacheBytes: 0, codec: 'clay' })
+    const wideRef = (await wide.storeChunk(seededBytes(CHUNK_SIZE, 17), 0)).ref
+    assert.equal(wideRef.k, 23)
+    assert.equal(wideRef.clay, undefined)
     // the gate says no (a member does not read Clay yet): Reed–Solomon
     const gated = new ChunkService(store, { localParams: { k: 4, m: 2 }, cacheBytes: 0, codec: 'clay', clayReadable: () => false })
     assert.equal((await gated.storeChunk(seededBytes(CHUNK_SIZE, 15), 0)).ref.clay, undefined)
