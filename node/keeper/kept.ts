@@ -86,6 +86,8 @@ export interface KeptRecord extends KeptCounts { peer: string, seq: number, msg:
 
 /** Records of hosts not yet members kept until they are (KeptNotices.early): ~0.5 MB at most. */
 export const KEPT_EARLY_MAX = 1024
+/** Early records (of hosts not members here yet) gossip forwards a minute; beyond, kept but not forwarded. */
+export const KEPT_EARLY_FORWARDS = 64
 
 /** Sign this host's counts as record `seq`. */
 export async function signKept (signer: Signer, seq: number, counts: KeptCounts): Promise<Uint8Array> {
@@ -245,6 +247,8 @@ export class KeptNotices {
    * gap waited for an anti-entropy round with a peer that had it.
    */
   private readonly early = new Map<string, KeptRecord>()
+  /** Early records forwarded (taken as 'new') in the minute from `start`. */
+  private earlyWindow = { start: 0, forwarded: 0 }
 
   constructor (c: KeptNoticesComponents) {
     this.c = c
@@ -324,6 +328,9 @@ export class KeptNotices {
    * host's latest record: one published before gossip knows who listens (a host that just
    * started) reaches nobody, and an idle host tells no newer one (member-service.ts announces
    * its member record so too). The peers that connect get it on their space notice anyway.
+   * Each retry is the same counts signed anew (a higher seq): gossipsub keeps the id of a message
+   * it published for its seen TTL (2 minutes) even when no peer could be sent it (a subscriber
+   * whose stream was not open yet), and refuses the same bytes as a duplicate until then.
    */
   private publishUntilSent (msg: Uint8Array, wait = KEPT_PUBLISH_RETRY_MS): void {
     const publish = this.c.publish?.()
@@ -332,9 +339,25 @@ export class KeptNotices {
     void publish(msg).catch(() => []).then(sent => {
       if (sent.length > 0 || this.stopped || this.own !== msg) return
       clearTimeout(this.again)
-      this.again = setTimeout(() => { this.publishUntilSent(msg, Math.min(wait * 2, KEPT_PUBLISH_RETRY_MAX_MS)) }, wait)
+      this.again = setTimeout(() => {
+        void this.resign(msg).then(next => {
+          if (next !== undefined) this.publishUntilSent(next, Math.min(wait * 2, KEPT_PUBLISH_RETRY_MAX_MS))
+        }, (err: Error) => { if (!this.stopped) this.c.onRefused?.(new KeptRecordError(`own counts not signed: ${err.message}`), this.c.signer.author) })
+      }, wait)
       this.again.unref?.()
     })
+  }
+
+  /** `msg`'s counts signed with the next seq, as this host's record (undefined when a newer one came meanwhile). */
+  private async resign (msg: Uint8Array): Promise<Uint8Array | undefined> {
+    if (this.stopped || this.own !== msg || this.told === undefined) return undefined
+    const seq = ++this.seq
+    const own = await signKept(this.c.signer, seq, this.told)
+    if (this.stopped || this.own !== msg || seq < this.ownSeq) return undefined
+    this.own = own
+    this.ownSeq = seq
+    this.gossiped = own
+    return own
   }
 
   /**
@@ -365,6 +388,11 @@ export class KeptNotices {
       this.early.delete(rec.peer)
       this.early.set(rec.peer, rec)
       if (this.early.size > KEPT_EARLY_MAX) this.early.delete(this.early.keys().next().value as string)
+      // forwarded at most KEPT_EARLY_FORWARDS a minute: anyone holding the network key can make
+      // keys at will, and each such record would otherwise go to the whole mesh (kept here still)
+      if (rec.heardAt - this.earlyWindow.start >= 60_000) this.earlyWindow = { start: rec.heardAt, forwarded: 0 }
+      if (this.earlyWindow.forwarded >= KEPT_EARLY_FORWARDS) return 'old'
+      this.earlyWindow.forwarded++
       return 'new'
     }
     const held = this.table.get(rec.peer)

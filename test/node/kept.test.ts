@@ -6,8 +6,9 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { cidOf } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
-import { HealthBook, KEPT_EARLY_MAX, KEPT_MESSAGE_BYTES, KEPT_TABLE, KeptNotices, KeptRecordError, KeptTable, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptDigest, keptInterval, openKept, signKept } from '../../node/keeper/index.ts'
+import { HealthBook, KEPT_EARLY_FORWARDS, KEPT_EARLY_MAX, KEPT_MESSAGE_BYTES, KEPT_TABLE, KeptNotices, KeptRecordError, KeptTable, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptDigest, keptInterval, openKept, signKept } from '../../node/keeper/index.ts'
 import { networkLines } from '../../node/cli/status-cli.ts'
+import { until } from '../../harness/cluster.ts'
 import { bytes } from '../../node/cli/progress.ts'
 import type { KeptCounts } from '../../node/keeper/index.ts'
 import { SPACE, SpaceNoticeError, encodeNotice, decodeIncoming, signerFor, verify } from '../../node/net/index.ts'
@@ -137,7 +138,11 @@ describe('keeper counts (kept.ts)', () => {
     const first = signerFor(await generateKeyPair('Ed25519'))
     await notices.take(await signKept(first, 1, counts(1)), first.author)
     const others = await Promise.all(Array.from({ length: KEPT_EARLY_MAX }, async () => signerFor(await generateKeyPair('Ed25519'))))
-    for (const o of others) await notices.take(await signKept(o, 1, counts(1)), o.author)
+    // forwarded (taken as 'new') at most KEPT_EARLY_FORWARDS a minute: anyone with the network
+    // key can make keys at will; the others are kept all the same
+    let forwarded = 0
+    for (const o of others) if (await notices.take(await signKept(o, 1, counts(1)), o.author) === 'new') forwarded++
+    assert.ok(forwarded < KEPT_EARLY_FORWARDS, `${forwarded} forwarded`)
     for (const o of [first, others[others.length - 1]]) {
       members.add(o.author)
       notices.memberAdded(o.author)
@@ -172,6 +177,29 @@ describe('keeper counts (kept.ts)', () => {
     assert.deepEqual(published[0], notices.ownRecord())
     assert.equal(await notices.recount(), false)
     assert.equal(published.length, 1, 'once')
+    notices.stop()
+  })
+
+  it('a record published to nobody is published again signed anew (a higher seq: new bytes to gossipsub, which refuses the same bytes for 2 minutes)', async () => {
+    const self = signerFor(await generateKeyPair('Ed25519'))
+    const published: Uint8Array[] = []
+    const notices = new KeptNotices({
+      signer: self,
+      verify,
+      counts: () => counts(3),
+      up: () => [self.author],
+      member: () => true,
+      tell: () => {},
+      // the first publish reaches nobody (a subscriber whose stream was not open yet)
+      publish: () => async (msg: Uint8Array) => { published.push(msg); return published.length === 1 ? [] : ['a peer'] }
+    })
+    assert.equal(await notices.recount(), true)
+    await until('the record published again', () => published.length === 2, 10_000)
+    const [first, second] = await Promise.all(published.map(async m => await openKept(m, verify)))
+    assert.notDeepEqual(published[1], published[0], 'new bytes')
+    assert.ok(second.seq > first.seq)
+    assert.deepEqual(second.chunks, first.chunks, 'the same counts')
+    assert.deepEqual(notices.ownRecord(), published[1], 'the one sent is this host\'s record now')
     notices.stop()
   })
 
