@@ -59,7 +59,7 @@ import type { HealthBook } from './status.ts'
 import { forEachLimited, limiter } from '../pool.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
 import { logger, shortCid, shortPeers } from '../log.ts'
-import { anySignal } from '../abort.ts'
+import { anySignal, boundedSignal } from '../abort.ts'
 
 const log = logger('keeper:repair')
 
@@ -111,6 +111,11 @@ export const REPAIR_CHUNK_TIMEOUT_MS = 60_000
  * host answering late cost k whole fragments instead.
  */
 export const CLAY_HELPER_WAIT_MS = 15_000
+/**
+ * The most a Clay repair's helpers' phase takes (clayRepair) before the chunk is rebuilt from k
+ * whole fragments: half the chunk's own bound, so that fallback always has the other half.
+ */
+export const CLAY_PHASE_MS = REPAIR_CHUNK_TIMEOUT_MS / 2
 /**
  * Beyond the full mesh a survey asks each chunk's targets and the hosts ranked this many places
  * after them (a target displaced by a joiner keeps its copy until the joiner holds it: repair
@@ -1270,6 +1275,11 @@ export class Repairer extends EventTarget {
       return undefined
     }
     const helped: Array<Uint8Array | undefined> = new Array(n).fill(undefined)
+    // the helpers' phase has a bound of its own (a helper's holders are asked one after another,
+    // CLAY_HELPER_WAIT_MS each): the fallback to k whole fragments keeps the rest of the chunk's
+    // time, and the first helper that fails stops the others' pulls
+    const stop = new AbortController()
+    const phase = boundedSignal([signal, stop.signal], CLAY_PHASE_MS)
     try {
       await Promise.all(helpers.map(async h => {
         const out = new Uint8Array(code.beta * s)
@@ -1282,7 +1292,7 @@ export class Repairer extends EventTarget {
           const first = from / LEAF_BYTES
           const end = to / LEAF_BYTES
           const root = roots[h]
-          const bytes = await pullRange({ cid: ref.fragments[h], first, end, verify: (b, proof) => verifyRange(root, size, first, end, b, proof) }, holders(h), { signal, waitMs: CLAY_HELPER_WAIT_MS })
+          const bytes = await pullRange({ cid: ref.fragments[h], first, end, verify: (b, proof) => verifyRange(root, size, first, end, b, proof) }, holders(h), { signal: phase.signal, waitMs: CLAY_HELPER_WAIT_MS })
           if (bytes.byteLength !== to - from) throw new Error(`leaves [${first}, ${end}) of fragment ${h} came as ${bytes.byteLength} bytes, not ${to - from}`)
           this.progress_.bytesFetched += bytes.byteLength
           this.totals_.bytesFetched += bytes.byteLength
@@ -1292,9 +1302,12 @@ export class Repairer extends EventTarget {
         helped[h] = out
       }))
     } catch (err) {
+      stop.abort(err)
       signal.throwIfAborted()
       log('chunk %s: Clay helpers for fragment %d did not all deliver, rebuilt from k: %s', shortCid(ref.cid), lost, (err as Error).message)
       return undefined
+    } finally {
+      phase.clear()
     }
     const bytes = code.repair(lost, helped)
     if (!matches(ref.fragments[lost], bytes)) {
