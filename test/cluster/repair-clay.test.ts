@@ -13,23 +13,15 @@ import { CID } from 'multiformats/cid'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, startHost, settleRepair, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
+import { REPAIR_BY_HAND, held, sent } from '../helpers/repair-bytes.ts'
 import { retained } from '../../node/keeper/index.ts'
 import { FEATURES, FEATURE_CLAY } from '../../node/net/index.ts'
 import type { ChunkRef, Manifest } from '../../node/data/index.ts'
 import { init } from '../../node/cli/index.ts'
 
-// Long failure timeout: a stopped host stays a suspect (a member) until the test declares it gone.
-const keep = { failureTimeoutMs: 600_000, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0, repairBytesPerSecond: 1 << 30 }
+const keep = REPAIR_BY_HAND
 const FILES = 4
 const FILE_BYTES = 4 << 20
-
-const sent = (hs: ClusterHost[]): number => hs.reduce((a, h) => a + h.swarm.stats().bytesSent, 0)
-
-async function held (h: ClusterHost): Promise<Set<string>> {
-  const out = new Set<string>()
-  for await (const c of h.store.cids()) out.add(c.toString())
-  return out
-}
 
 async function writeFiles (hosts: ClusterHost[], files: Map<string, Buffer>): Promise<void> {
   for (let i = 0; i < FILES; i++) {

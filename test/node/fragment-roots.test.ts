@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
-import { ManifestError, decodeManifest, encodeChunk, encodeManifest, fragmentSlices, holeChunk, manifestOf, withRoots } from '../../node/data/chunks.ts'
-import { merkleRoot, rangeProof, verifyRange } from '../../node/data/merkle.ts'
+import { ManifestError, decodeManifest, encodeChunk, encodeManifest, holeChunk, manifestOf, withRoots } from '../../node/data/chunks.ts'
+import { merkleRoot } from '../../node/data/merkle.ts'
+import { readVerifiedSlices } from '../helpers/slices.ts'
 
 describe('chunk refs: Merkle roots of data fragments, and where chunk bytes sit in them', function () {
   this.timeout(120_000)
@@ -42,19 +43,7 @@ describe('chunk refs: Merkle roots of data fragments, and where chunk bytes sit 
         const { ref, blocks } = withRoots(encodeChunk(bytes, 0, k, m))
         const start = a % size
         const end = start + 1 + (w % Math.min(size - start, 70_000))
-        const out = new Uint8Array(end - start)
-        let at = 0
-        for (const s of fragmentSlices(ref, start, end)) {
-          assert.ok(s.fragment < k)
-          const frag = blocks[k === 1 ? 0 : s.fragment].bytes
-          assert.equal(frag.byteLength, s.fragmentBytes)
-          const { bytes: slice, proof } = rangeProof(frag, s.first, s.end)
-          assert.ok(verifyRange(ref.roots![s.fragment], s.fragmentBytes, s.first, s.end, slice, proof))
-          out.set(slice.subarray(s.from, s.to), at)
-          at += s.to - s.from
-        }
-        assert.equal(at, end - start)
-        assert.deepEqual(out, bytes.subarray(start, end))
+        assert.deepEqual(readVerifiedSlices(ref, j => blocks[k === 1 ? 0 : j].bytes, start, end), bytes.subarray(start, end))
       }), { numRuns: 200 })
   })
 })

@@ -10,11 +10,12 @@ import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import {
   CHUNK_SIZE, ChunkService, MANIFEST_VERSIONS, ManifestError, Store, clayCode, clayFor, decodeChunk, decodeChunkOffThread, decodeManifest,
-  encodeChunk, encodeChunkAsync, encodeManifest, fragmentSlices, holeChunk, manifestOf, merkleRoot, rangeProof, rebuildFragments, verifyRange, withRoots
+  encodeChunk, encodeChunkAsync, encodeManifest, holeChunk, manifestOf, merkleRoot, rebuildFragments, withRoots
 } from '../../node/data/index.ts'
 import type { ChunkRef, Manifest } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { seededBytes } from '../../harness/prng.ts'
+import { readVerifiedSlices } from '../helpers/slices.ts'
 
 /** Every subset of `size` of 0..n-1. */
 function subsets (n: number, size: number): number[][] {
@@ -97,19 +98,7 @@ describe('Clay-coded chunks: manifest v3, encode, decode, rebuild', function () 
       const { ref, blocks } = withRoots(encodeChunk(bytes, 0, 4, 2, 5))
       const start = a % size
       const end = start + 1 + (w % Math.min(size - start, 70_000))
-      const out = new Uint8Array(end - start)
-      let at = 0
-      for (const s of fragmentSlices(ref, start, end)) {
-        assert.ok(s.fragment < 4)
-        const frag = blocks[s.fragment].bytes
-        assert.equal(frag.byteLength, s.fragmentBytes)
-        const { bytes: slice, proof } = rangeProof(frag, s.first, s.end)
-        assert.ok(verifyRange(ref.roots![s.fragment], s.fragmentBytes, s.first, s.end, slice, proof))
-        out.set(slice.subarray(s.from, s.to), at)
-        at += s.to - s.from
-      }
-      assert.equal(at, end - start)
-      assert.deepEqual(out, bytes.subarray(start, end))
+      assert.deepEqual(readVerifiedSlices(ref, j => blocks[j].bytes, start, end), bytes.subarray(start, end))
     }), { numRuns: 60 })
   })
 

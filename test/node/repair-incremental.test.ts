@@ -24,6 +24,25 @@ async function chunk (name: string): Promise<ChunkRef> {
   return ref
 }
 
+/**
+ * A new set in `asked` at the start of each of `r`'s passes (the test's swarm fills the last);
+ * nextPass(what) waits for the next pass to end and gives the set it filled.
+ */
+function watchPasses (r: Repairer, asked: Array<Set<string>>): (what: string) => Promise<Set<string>> {
+  let passes = 0
+  r.addEventListener('start', () => { asked.push(new Set()) })
+  r.addEventListener('pass', () => { passes++ })
+  return async (what: string): Promise<Set<string>> => {
+    const before = passes
+    const deadline = Date.now() + 30_000
+    while (passes <= before) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+      await new Promise<void>(resolve => { r.addEventListener('pass', () => { resolve() }, { once: true }) })
+    }
+    return asked[asked.length - 1]
+  }
+}
+
 describe('Repairer: incremental background passes (node/keeper/repair.ts)', function () {
   this.timeout(60_000)
 
@@ -69,18 +88,7 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
       health: { begin: () => () => {}, surveyed: () => { counts.surveyed++ }, observe: () => undefined, listed: () => {}, liveSeen: () => undefined }
     } as unknown as RepairComponents
     const r = new Repairer(comps, { intervalMs: 20, incremental: true })
-    let passes = 0
-    r.addEventListener('start', () => { asked.push(new Set()) })
-    r.addEventListener('pass', () => { passes++ })
-    const nextPass = async (what: string): Promise<Set<string>> => {
-      const before = passes
-      const deadline = Date.now() + 30_000
-      while (passes <= before) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-        await new Promise<void>(resolve => { r.addEventListener('pass', () => { resolve() }, { once: true }) })
-      }
-      return asked[asked.length - 1]
-    }
+    const nextPass = watchPasses(r, asked)
     const settled = async (): Promise<void> => {
       await new Promise<void>((resolve, reject) => {
         const deadline = setTimeout(() => { reject(new Error('timed out waiting for the repairer to settle')) }, 30_000)
@@ -175,18 +183,7 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
       custody: { drop: async () => [] }
     } as unknown as RepairComponents
     const r = new Repairer(comps, { intervalMs: 20, incremental: true })
-    let passes = 0
-    r.addEventListener('start', () => { asked.push(new Set()) })
-    r.addEventListener('pass', () => { passes++ })
-    const nextPass = async (what: string): Promise<Set<string>> => {
-      const before = passes
-      const deadline = Date.now() + 30_000
-      while (passes <= before) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-        await new Promise<void>(resolve => { r.addEventListener('pass', () => { resolve() }, { once: true }) })
-      }
-      return asked[asked.length - 1]
-    }
+    const nextPass = watchPasses(r, asked)
     const key = (x: ChunkRef): string => x.cid!.toString()
     r.start()
     try {
@@ -267,18 +264,7 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
       custody: { drop: async () => [] }
     } as unknown as RepairComponents
     const r = new Repairer(comps, { intervalMs: 20, incremental: true })
-    let passes = 0
-    r.addEventListener('start', () => { asked.push(new Set()) })
-    r.addEventListener('pass', () => { passes++ })
-    const nextPass = async (what: string): Promise<Set<string>> => {
-      const before = passes
-      const deadline = Date.now() + 30_000
-      while (passes <= before) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-        await new Promise<void>(resolve => { r.addEventListener('pass', () => { resolve() }, { once: true }) })
-      }
-      return asked[asked.length - 1]
-    }
+    const nextPass = watchPasses(r, asked)
     const chunks = (got: Set<string>): string[] => [mine, placed, short].filter(c => c.fragments.some(f => got.has(f.toString()))).map(c => [...order.get(c)!].join(','))
     r.start()
     try {
