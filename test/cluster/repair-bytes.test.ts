@@ -4,7 +4,7 @@ import { CID } from 'multiformats/cid'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, startHost, settleRepair, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
-import { REPAIR_BY_HAND, held, sent } from '../helpers/repair-bytes.ts'
+import { REPAIR_BY_HAND, held, loseAndRepair, sent } from '../helpers/repair-bytes.ts'
 import { Story } from '../../harness/story.ts'
 import { retained } from '../../node/keeper/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
@@ -72,22 +72,7 @@ async function declareGone (hosts: ClusterHost[], victim: ClusterHost): Promise<
   for (const c of victimHeld) if (coded.has(c)) lostCoded += (await victim.store.get(CID.parse(c))).byteLength
   const lostCopies = lost - lostCoded
   assert.ok(lostCoded >= FILES * 4 * fragmentBytes / hosts.length && lostCopies < fragmentBytes, `the victim held fragments ${lostCoded} bytes, copies ${lostCopies}`)
-  const base = sent(survivors)
-  await victim.stop()
-  await until('the survivors notice', () => survivors.every(h => h.host.peers().length === survivors.length - 1), 30_000)
-  // the operator says it will not be back: every survivor drops it and runs a pass of its own
-  const passes = survivors.map(() => 0)
-  survivors.forEach((h, i) => { h.keep.repairer.addEventListener('pass', () => { passes[i]++ }) })
-  await survivors[0].keep.membership.expire()
-  await until('every survivor dropped it', () => survivors.every(h => !h.keep.membership.members().includes(victim.host.peerId)), 30_000)
-  await until('every survivor ran its pass', () => passes.every(n => n > 0) && survivors.every(h => !h.keep.repairer.progress().running), 120_000)
-  // those passes' bytes: the repair and its surveys (have-queries), nothing else
-  const moved = sent(survivors) - base
-  await until('every chunk redundant again', async () => {
-    const passes = await Promise.all(survivors.map(async h => await h.keep.repairer.pass()))
-    const s = await survivors[0].keep.status()
-    return s.redundant === s.total && passes.every(p => p.fragmentsRepaired === 0)
-  }, 120_000)
+  const moved = await loseAndRepair(survivors, [victim])
   const fetched = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesFetched - totals[i].bytesFetched, 0)
   const pushed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totals[i].bytesPushed, 0)
   // only what was lost moves: every survivor keeps every block it held, and what it gained

@@ -13,7 +13,7 @@ import { CID } from 'multiformats/cid'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, startHost, settleRepair, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
-import { REPAIR_BY_HAND, held, sent } from '../helpers/repair-bytes.ts'
+import { REPAIR_BY_HAND, held, loseAndRepair } from '../helpers/repair-bytes.ts'
 import { retained } from '../../node/keeper/index.ts'
 import { FEATURES, FEATURE_CLAY } from '../../node/net/index.ts'
 import type { ChunkRef, Manifest } from '../../node/data/index.ts'
@@ -61,22 +61,8 @@ async function declareGone (hosts: ClusterHost[], victims: ClusterHost[]): Promi
     for (const c of await held(v)) if (coded.has(c)) lostCoded += (await v.store.get(CID.parse(c))).byteLength
   }
   const totals = survivors.map(h => h.keep.repairer.totals())
-  const base = sent(survivors)
   const start = performance.now()
-  await Promise.all(victims.map(async v => { await v.stop() }))
-  await until('the survivors notice', () => survivors.every(h => h.host.peers().length === survivors.length - 1), 30_000)
-  const passes = survivors.map(() => 0)
-  survivors.forEach((h, i) => { h.keep.repairer.addEventListener('pass', () => { passes[i]++ }) })
-  await survivors[0].keep.membership.expire()
-  const gone = victims.map(v => v.host.peerId)
-  await until('every survivor dropped them', () => survivors.every(h => gone.every(p => !h.keep.membership.members().includes(p))), 30_000)
-  await until('every survivor ran its pass', () => passes.every(n => n > 0) && survivors.every(h => !h.keep.repairer.progress().running), 120_000)
-  const moved = sent(survivors) - base
-  await until('every chunk redundant again', async () => {
-    const passes = await Promise.all(survivors.map(async h => await h.keep.repairer.pass()))
-    const s = await survivors[0].keep.status()
-    return s.redundant === s.total && passes.every(p => p.fragmentsRepaired === 0)
-  }, 120_000)
+  const moved = await loseAndRepair(survivors, victims)
   const seconds = (performance.now() - start) / 1000
   const fetched = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesFetched - totals[i].bytesFetched, 0)
   const pushed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totals[i].bytesPushed, 0)

@@ -25,6 +25,21 @@ async function chunk (name: string): Promise<ChunkRef> {
 }
 
 /**
+ * A swarm whose have-queries are noted in the last set of `asked` and answered from `holds`
+ * (by CID string); a push or pull delivers nothing.
+ */
+function askedSwarm (asked: Array<Set<string>>, holds: ReadonlySet<string>): object {
+  return {
+    has: async (cids: CID[]) => {
+      for (const f of cids) asked[asked.length - 1].add(f.toString())
+      return new Set(cids.map(f => f.toString()).filter(f => holds.has(f)))
+    },
+    push: async () => new Map(),
+    pullAny: async () => new Map()
+  }
+}
+
+/**
  * A new set in `asked` at the start of each of `r`'s passes (the test's swarm fills the last);
  * nextPass(what) waits for the next pass to end and gives the set it filled.
  */
@@ -171,15 +186,8 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
         has: async (cid: CID) => here.has(cid.toString()),
         resync: async () => { resyncs++ }
       },
-      swarm: {
-        has: async (cids: CID[]) => {
-          for (const f of cids) asked[asked.length - 1].add(f.toString())
-          return new Set(cids.map(f => f.toString()).filter(f => peerHolds.has(f)))
-        },
-        // a repair of c (the peer lacks it) delivers nothing: c stays short
-        push: async () => new Map(),
-        pullAny: async () => new Map()
-      },
+      // a repair of c (the peer lacks it) delivers nothing: c stays short
+      swarm: askedSwarm(asked, peerHolds),
       custody: { drop: async () => [] }
     } as unknown as RepairComponents
     const r = new Repairer(comps, { intervalMs: 20, incremental: true })
@@ -253,14 +261,7 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
       },
       chunks: async () => ({ refs, unreadable: 0 }),
       store: { has: async (cid: CID) => here.has(cid.toString()), resync: async () => {} },
-      swarm: {
-        has: async (cids: CID[]) => {
-          for (const f of cids) asked[asked.length - 1].add(f.toString())
-          return new Set(cids.map(f => f.toString()).filter(f => there.has(f)))
-        },
-        push: async () => new Map(),
-        pullAny: async () => new Map()
-      },
+      swarm: askedSwarm(asked, there),
       custody: { drop: async () => [] }
     } as unknown as RepairComponents
     const r = new Repairer(comps, { intervalMs: 20, incremental: true })
