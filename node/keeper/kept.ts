@@ -242,8 +242,9 @@ export class KeptNotices {
   /**
    * Signed records of hosts not members here yet, the newest per host (at most KEPT_EARLY_MAX,
    * the oldest heard dropped first): a host that just started gossips its record beside its
-   * member record, and the record may arrive first. Taken when the host is a member (held(),
-   * totals()); before, such a record was dropped and an idle host never tells a newer one, so the
+   * member record, and the record may arrive first. Taken when the host becomes a member
+   * (memberAdded(), on the member table's 'member' event and a peer's connect); before, such a
+   * record was dropped and an idle host never tells a newer one, so the
    * gap waited for an anti-entropy round with a peer that had it.
    */
   private readonly early = new Map<string, KeptRecord>()
