@@ -16,7 +16,7 @@ import { open, mkdir, rename, stat, statfs, readFile, readdir, unlink } from 'no
 import { close as closeFd, open as openFd, read as readFd } from 'node:fs'
 import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
-import { basename, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { FsBlockstore } from 'blockstore-fs'
 import { NextToLast } from 'blockstore-fs/sharding'
 import { CID } from 'multiformats/cid'
@@ -153,6 +153,8 @@ export class Store {
   /** Block files written in group commits (where the addon has writeBlocks), else one by one. */
   private readonly writer: (dir: string, file: string, bytes: Uint8Array) => Promise<void>
   private readonly group?: GroupCommit
+  /** Set by close(): a put after it is refused (a host torn down must not write into a removed data dir). */
+  private closed = false
 
   private constructor (dir: string, opts: StoreOptions) {
     this.dir = dir
@@ -176,6 +178,7 @@ export class Store {
   }
 
   async close (): Promise<void> {
+    this.closed = true
     // the kept files no read uses are closed before this resolves (the others once their reads end)
     await Promise.all([...this.sliceFiles.keys()].map(async key => { await this.dropSliceFile(key) }))
     await this.blocks.close()
@@ -327,6 +330,9 @@ export class Store {
    * hash of every fragment, on the writer and on each receiver, was ~3% of the CPU).
    */
   async putMany (blocks: Array<{ cid: CID, bytes: Uint8Array }>, opts: { claim?: object, verified?: boolean } = {}): Promise<void> {
+    // a put that arrives after close (a fragment received as its host stopped) is refused: it
+    // wrote a block file, and the directories over it, into a data dir being removed
+    if (this.closed) throw new FsError('EIO', 'put', this.dir, 'the block store is closed')
     if (opts.verified !== true) {
       for (const { cid, bytes } of blocks) {
         if (!matches(cid, bytes)) throw new CorruptBlockError(cid.toString(), 'refused to store')
@@ -726,7 +732,10 @@ async function writeBlock (dir: string, file: string, bytes: Uint8Array): Promis
     fh = await open(tmp, 'w')
   } catch (err: any) {
     if (err.code !== 'ENOENT') throw err
-    await mkdir(dir, { recursive: true })
+    // the shard directory, and blocks/ over it when that is gone too (a disk emptied under the
+    // store), never the store's own dir: one removed (a host's data dir removed as it stopped)
+    // fails here rather than being made again (erasure.c mkdir_shard)
+    await mkdirShard(dir)
     fh = await open(tmp, 'w')
   }
   let renamed = false
@@ -803,6 +812,12 @@ class GroupCommit {
       })
     }
   }
+}
+
+async function mkdirShard (dir: string): Promise<void> {
+  const made = async (path: string): Promise<boolean> => await mkdir(path).then(() => true, (e: any) => { if (e.code === 'EEXIST') return true; if (e.code === 'ENOENT') return false; throw e })
+  if (await made(dir)) return
+  if (!await made(dirname(dir)) || !await made(dir)) throw Object.assign(new Error(`ENOENT: no such file or directory, mkdir '${dir}'`), { code: 'ENOENT', syscall: 'mkdir', path: dir })
 }
 
 async function fsyncPath (path: string): Promise<void> {

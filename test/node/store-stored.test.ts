@@ -59,7 +59,7 @@ describe('Store.stored()', function () {
     const names = (await readdir(dir, { recursive: true })).map(String)
     assert.deepEqual(names.filter(n => n.endsWith('.tmp')), [], 'no temporary file is left')
     if (writeBlockNative === undefined) this.skip() // no addon: store.ts writes through node:fs alone
-    // the addon's function itself: a missing directory two levels deep is made; a shard
+    // the addon's function itself: a missing shard directory and its missing parent are made; a shard
     // "directory" that is a file fails with its errno as the code, and leaves nothing behind
     const shard = join(dir, 'x', 'y')
     await writeBlockNative(shard, join(shard, 'b.data'), join(shard, '.b.data.tmp'), blocks[2].bytes)

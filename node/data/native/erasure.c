@@ -527,13 +527,16 @@ typedef struct {
   napi_async_work work;
 } block_job;
 
-static int mkdir_p (char *path) {
+// The shard directory, and its parent (the store's blocks/) when that is gone too (a disk
+// emptied under the store), never more: a store whose own dir was removed (a host's data dir
+// removed as it stopped) fails with ENOENT instead of making that path again.
+static int mkdir_shard (char *path) {
   if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
   if (errno != ENOENT) return -1;
   char *slash = strrchr(path, '/');
   if (slash == NULL || slash == path) return -1;
   *slash = 0;
-  int r = mkdir_p(path);
+  int r = mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
   *slash = '/';
   if (r != 0) return -1;
   return mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
@@ -543,7 +546,7 @@ static void block_execute (napi_env env, void *data) {
   block_job *j = data;
   int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0 && errno == ENOENT) {
-    if (mkdir_p(j->dir) != 0) { j->err = errno; j->what = "mkdir"; return; }
+    if (mkdir_shard(j->dir) != 0) { j->err = errno; j->what = "mkdir"; return; }
     fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   }
   if (fd < 0) { j->err = errno; j->what = "open"; return; }
@@ -679,7 +682,7 @@ static void group_execute (napi_env env, void *data) {
     it->fd = -1;
     int fd = open(it->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0 && errno == ENOENT) {
-      if (mkdir_p(it->dir) != 0) { group_fail(it, "mkdir"); continue; }
+      if (mkdir_shard(it->dir) != 0) { group_fail(it, "mkdir"); continue; }
       fd = open(it->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     }
     if (fd < 0) { group_fail(it, "open"); continue; }
