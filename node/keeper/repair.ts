@@ -151,6 +151,14 @@ export interface RepairInit {
   limiter?: RateLimiter
   /** How long a chunk at k live waits for its away holders before one is rebuilt (default lazy.ts AT_RISK_DELAY_MS). */
   atRiskDelayMs?: number
+  /**
+   * The most a Clay repair's helpers' phase takes before the chunk is rebuilt from k whole
+   * fragments (default CLAY_PHASE_MS; clayRepair). Less than the chunk's own bound
+   * (REPAIR_CHUNK_TIMEOUT_MS), or the fallback never has time to run.
+   */
+  clayPhaseMs?: number
+  /** The least a Clay helper's holder is given to answer one range want (default CLAY_HELPER_WAIT_MS). */
+  clayHelperWaitMs?: number
 }
 
 export interface RepairComponents {
@@ -272,6 +280,9 @@ export class Repairer extends EventTarget {
   private readonly intervalMs: number
   private readonly quietIntervalMs: number
   private readonly limiter: RateLimiter
+  /** RepairInit.clayPhaseMs and clayHelperWaitMs. */
+  private readonly clayPhaseMs: number
+  private readonly clayHelperWaitMs: number
   private progress_: RepairProgress = emptyProgress()
   private readonly totals_: RepairTotals = { passes: 0, fragmentsRepaired: 0, bytesPushed: 0, bytesFetched: 0, failed: 0, clayRepairs: 0 }
   private running?: Promise<RepairProgress>
@@ -371,6 +382,8 @@ export class Repairer extends EventTarget {
     this.quietIntervalMs = Math.max(this.intervalMs, init.quietIntervalMs ?? DEFAULT_REPAIR_QUIET_INTERVAL_MS)
     this.limiter = init.limiter ?? tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
     this.rule = { ...LAZY_RULE, atRiskDelayMs: init.atRiskDelayMs ?? LAZY_RULE.atRiskDelayMs }
+    this.clayPhaseMs = init.clayPhaseMs ?? CLAY_PHASE_MS
+    this.clayHelperWaitMs = init.clayHelperWaitMs ?? CLAY_HELPER_WAIT_MS
   }
 
   start (): void {
@@ -1276,10 +1289,10 @@ export class Repairer extends EventTarget {
     }
     const helped: Array<Uint8Array | undefined> = new Array(n).fill(undefined)
     // the helpers' phase has a bound of its own (a helper's holders are asked one after another,
-    // CLAY_HELPER_WAIT_MS each): the fallback to k whole fragments keeps the rest of the chunk's
+    // clayHelperWaitMs each): the fallback to k whole fragments keeps the rest of the chunk's
     // time, and the first helper that fails stops the others' pulls
     const stop = new AbortController()
-    const phase = boundedSignal([signal, stop.signal], CLAY_PHASE_MS)
+    const phase = boundedSignal([signal, stop.signal], this.clayPhaseMs)
     try {
       await Promise.all(helpers.map(async h => {
         const out = new Uint8Array(code.beta * s)
@@ -1292,7 +1305,7 @@ export class Repairer extends EventTarget {
           const first = from / LEAF_BYTES
           const end = to / LEAF_BYTES
           const root = roots[h]
-          const bytes = await pullRange({ cid: ref.fragments[h], first, end, verify: (b, proof) => verifyRange(root, size, first, end, b, proof) }, holders(h), { signal: phase.signal, waitMs: CLAY_HELPER_WAIT_MS })
+          const bytes = await pullRange({ cid: ref.fragments[h], first, end, verify: (b, proof) => verifyRange(root, size, first, end, b, proof) }, holders(h), { signal: phase.signal, waitMs: this.clayHelperWaitMs })
           if (bytes.byteLength !== to - from) throw new Error(`leaves [${first}, ${end}) of fragment ${h} came as ${bytes.byteLength} bytes, not ${to - from}`)
           this.progress_.bytesFetched += bytes.byteLength
           this.totals_.bytesFetched += bytes.byteLength

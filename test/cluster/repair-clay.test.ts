@@ -104,6 +104,37 @@ describe('Clay-coded chunks (--codec clay) on 7 in-process hosts, k=4 m=2 d=5', 
     await readAll(survivors, files)
   })
 
+  it('a helper that never answers its range wants: the helpers\' phase ends at its bound (clayPhaseMs) and those chunks are rebuilt from k whole fragments in the same pass', async () => {
+    // each holder would be waited for ten minutes (clayHelperWaitMs), a chunk's repair has a
+    // minute (REPAIR_CHUNK_TIMEOUT_MS): only the phase's own bound leaves the fallback its time.
+    // Without it (clayPhaseMs past the chunk's bound) those chunks fail their pass
+    const hosts = await startCluster(t, 7, { daemon: { keep: { ...keep, clayPhaseMs: 3_000, clayHelperWaitMs: 600_000 }, codec: 'clay' } })
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 6), 60_000)
+    await until('every host sees every member read Clay', () => hosts.every(h => h.features.supportedByAll(FEATURE_CLAY)), 60_000)
+    const files = new Map<string, Buffer>()
+    await writeFiles(hosts, files)
+    // one survivor's range wants are never answered (until the end of the test): it still
+    // serves whole fragments, which the fallback pulls (from it or the others)
+    const silent = hosts[0]
+    const leaves = silent.volume.chunks.localLeaves
+    let asked = 0
+    let release!: () => void
+    const released = new Promise<void>(resolve => { release = resolve })
+    const proof = leaves.proof.bind(leaves)
+    leaves.proof = async (cid, first, end) => { asked++; await released; return await proof(cid, first, end) }
+    t.add(async () => { release() })
+    const failedBefore = hosts.slice(0, 6).map(h => h.keep.repairer.totals().failed)
+    const { survivors, lostCoded, clayRepairs, figures } = await declareGone(hosts, [hosts[6]])
+    const failed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().failed - failedBefore[i], 0)
+    console.log(`      clay, a silent helper: ${figures}, ${asked} range wants to it, ${failed} failed`)
+    assert.ok(asked > 0, 'the silent host was asked for sub-chunks')
+    // the chunks it helped went to k whole fragments, in their first pass: none failed
+    assert.equal(failed, 0, figures)
+    assert.ok(clayRepairs < lostCoded / (FILE_BYTES / 16), `some chunk fell back: ${figures}`)
+    release()
+    await readAll(survivors, files)
+  })
+
   it('two hosts lost at once: a chunk missing two fragments is rebuilt from k whole ones (fallback), one missing one from helpers', async () => {
     const hosts = await startCluster(t, 8, { daemon: { keep, codec: 'clay' } })
     await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 7), 60_000)
