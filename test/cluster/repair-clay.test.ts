@@ -204,7 +204,7 @@ describe('Clay-coded chunks (--codec clay) on 7 in-process hosts, k=4 m=2 d=5', 
     await reached.promise
     const dir = join(hosts[0].dir, '..', 'old-joiner')
     await init(dir, { networkKey: join(hosts[0].dir, 'network.key') })
-    hosts.push(await startHost(t, dir, 'old', [hosts[0].address], { daemon: { keep, features: old } }))
+    hosts.push(await startHost(t, dir, 'old-joiner', [hosts[0].address], { daemon: { keep, features: old } }))
     await until('the writer knows the newcomer lacks clay/1', () => writer.features.lacking(FEATURE_CLAY).includes(hosts[5].host.peerId), 60_000)
     joined.resolve()
     await writing
