@@ -148,6 +148,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     connected: peer => c.host.connected(peer),
     ops: c.volume.tree,
     policy: c.policy,
+    leaves: c.volume.chunks.localLeaves,
     store: c.store,
     swarm: c.swarm,
     custody: c.custody,
