@@ -196,7 +196,6 @@ export class LocalLeaves {
       const r = read()
       reading = r
       this.wholes.set(key, r)
-      // ignored here: each slice that waits on the read gets its failure
       void r.catch(() => {}).finally(() => { if (this.wholes.get(key) === r) this.wholes.delete(key) })
     }
     const got = await reading
