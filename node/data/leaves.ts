@@ -44,12 +44,6 @@ export class LocalLeaves {
   private readonly kept: ChunkCache
   /** Fragment CID -> the inner nodes of its tree (merkle.ts innerNodes), built at its first proof; dropped with its kept hashes. */
   private readonly inner: ChunkCache
-  /**
-   * Whole reads of fragments whose hashes are not kept, in flight: a slice asked meanwhile of the
-   * same fragment waits for that read (a Clay helper is asked up to four runs of one fragment at
-   * once: each read and hashed the whole fragment).
-   */
-  private readonly wholes = new Map<string, Promise<Hashed | undefined>>()
   /** Slices read from disk and checked against kept hashes, whole reads done to get hashes, and slices that did not match. */
   readonly counters = { slices: 0, wholeReads: 0, mismatches: 0 }
 
@@ -182,26 +176,12 @@ export class LocalLeaves {
       this.kept.delete(key)
       this.inner.delete(key)
     }
-    // not kept: the whole fragment, if here (has() answers "absent" from memory, mostly), read
-    // once for every slice asked of it meanwhile
-    let reading = this.wholes.get(key)
-    if (reading === undefined) {
-      const read = async (): Promise<Hashed | undefined> => {
-        if (!await this.store.has(cid)) return undefined
-        const whole = await this.store.tryGet(cid)
-        if (whole === undefined) return undefined
-        this.counters.wholeReads++
-        return await hashed(whole)
-      }
-      const r = read()
-      reading = r
-      this.wholes.set(key, r)
-      void r.catch(() => {}).finally(() => { if (this.wholes.get(key) === r) this.wholes.delete(key) })
-    }
-    const got = await reading
-    const sliced = got === undefined ? undefined : this.cut(cid, got, first, end, root)
-    // (a view of a buffer every slice that joined the read views too: LeafSlice.shared)
-    return sliced !== undefined ? { ...sliced, shared: true } : sliced
+    // not kept: the whole fragment, if here (has() answers "absent" from memory, mostly)
+    if (!await this.store.has(cid)) return undefined
+    const whole = await this.store.tryGet(cid)
+    if (whole === undefined) return undefined
+    this.counters.wholeReads++
+    return await this.fromWhole(cid, whole, first, end, root)
   }
 
   /** The leaves [first, end) of fragment `cid` with their proof, for a peer's range want; undefined when not here. */
@@ -220,11 +200,11 @@ export class LocalLeaves {
   }
 
   private async fromWhole (cid: CID, whole: Uint8Array, first: number, end: number, root?: Uint8Array): Promise<LeafSlice | undefined> {
-    return this.cut(cid, await hashed(whole), first, end, root)
-  }
-
-  /** Leaves [first, end) of a fragment read whole and hashed, its hashes kept; undefined when they do not hash to `root`. */
-  private cut (cid: CID, { whole, hashes, root: computed }: Hashed, first: number, end: number, root?: Uint8Array): LeafSlice | undefined {
+    // the leaves and root hashed off the event loop, in one addon job, where it is built: the
+    // first small read of each chunk after a restart (or a dropped cache) hashes a whole fragment
+    const tree = sha256Leaves !== undefined && whole.byteLength >= OFF_THREAD_LEAVES_MIN_BYTES ? await sha256Leaves(whole, LEAF_BYTES, false) : undefined
+    const hashes = tree?.hashes ?? leafHashes(whole)
+    const computed = tree?.root ?? rootFromLeaves(whole.byteLength, hashes)
     if (root !== undefined && !equalBytes(computed, root)) return undefined
     this.keep(cid, whole.byteLength, computed, hashes)
     if (end > leafCount(whole.byteLength) || first < 0 || first >= end) return undefined
@@ -247,20 +227,6 @@ export class LocalLeaves {
     entry.set(hashes, 8 + HASH_BYTES)
     this.kept.set(keyOf(cid), entry)
   }
-}
-
-/** A fragment read whole, with its leaf hashes and root. */
-interface Hashed { whole: Uint8Array, hashes: Uint8Array, root: Uint8Array }
-
-/**
- * The leaves and root of `whole`, hashed off the event loop, in one addon job, where it is
- * built: the first small read of each chunk after a restart (or a dropped cache) hashes a whole
- * fragment.
- */
-async function hashed (whole: Uint8Array): Promise<Hashed> {
-  const tree = sha256Leaves !== undefined && whole.byteLength >= OFF_THREAD_LEAVES_MIN_BYTES ? await sha256Leaves(whole, LEAF_BYTES, false) : undefined
-  const hashes = tree?.hashes ?? leafHashes(whole)
-  return { whole, hashes, root: tree?.root ?? rootFromLeaves(whole.byteLength, hashes) }
 }
 
 /**
