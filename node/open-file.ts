@@ -840,10 +840,25 @@ export class OpenFile {
     return ref
   }
 
-  /** Store the manifest of the version being built, once every chunk it may name is durable here (those stored through the write too). */
-  private async storeVersionManifest (m: Manifest, opts: { signal?: AbortSignal, group?: PutGroup }): Promise<{ cid: CID, ref: ChunkRef }> {
+  /**
+   * Store the manifest of the version being built, once every chunk it may name is durable here
+   * (those stored through the write too). Through the codec gate (ChunkService.gateManifest): a
+   * chunk coded again is stored as the version's others are (storeVersionChunk: `fresh` gets it,
+   * or the write places it).
+   */
+  private async storeVersionManifest (m: Manifest, fresh: ChunkRef[], opts: { signal?: AbortSignal, group?: PutGroup }): Promise<{ cid: CID, ref: ChunkRef }> {
+    const gated = await this.chunks.gateManifest(m, {
+      signal: opts.signal,
+      store: async (bytes, old) => {
+        // the old ref is not placed: not from `fresh`, and the write stops placing it
+        const at = fresh.indexOf(old)
+        if (at >= 0) fresh.splice(at, 1)
+        if (this.pipelined) return await this.early.recodeNow(old, bytes, { signal: opts.signal })
+        return await this.storeVersionChunk(bytes, old.offset, fresh, opts.signal, opts.group)
+      }
+    })
     await raceSignal(this.early.durable(), opts.signal)
-    return await this.chunks.storeManifest(m, opts)
+    return await this.chunks.storeManifest(gated.manifest, opts)
   }
 
   private async buildContent (signal?: AbortSignal, sync = false): Promise<Committed> {
@@ -907,7 +922,7 @@ export class OpenFile {
     }
     if (this.size > at) refs.push(holeChunk(at, this.size - at))
     const next = manifestOf(this.size, refs)
-    const stored = await this.storeVersionManifest(next, { signal, group })
+    const stored = await this.storeVersionManifest(next, fresh, { signal, group })
     await group.done()
     // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer;
     // the sum names the bytes however they are stored (equal bytes written elsewhere are one version)
@@ -964,7 +979,7 @@ export class OpenFile {
       refs.push(ref)
     }
     const next = manifestOf(this.size, refs)
-    const stored = await this.storeVersionManifest(next, { signal, group })
+    const stored = await this.storeVersionManifest(next, fresh, { signal, group })
     await group.done()
     return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref], append: { at, size: n } }
   }
@@ -1031,7 +1046,8 @@ export class OpenFile {
       const m = manifestOf(total, [ref])
       const stored = await this.chunks.storeManifest(m, { signal, group })
       await group.done()
-      refs.push(ref, stored.ref)
+      // (the codec gate may have coded the chunk again: stored.recoded, placed instead)
+      refs.push(...(stored.recoded.length > 0 ? stored.recoded : [ref]), stored.ref)
       const content: Content = { manifest: stored.cid, sum: contentSum(m) }
       at = 0
       for (const x of big) {
@@ -1123,7 +1139,7 @@ export class OpenFile {
         at = ref.offset + ref.size
       }
       const m = manifestOf(at, chunks)
-      const stored = await this.storeVersionManifest(m, { signal, group })
+      const stored = await this.storeVersionManifest(m, fresh, { signal, group })
       fresh.push(stored.ref)
       const content: Content = { manifest: stored.cid, sum: contentSum(m) }
       for (const r of runs) byChunk.push({ i: r.i, list: [{ content, at: r.from, size: r.to - r.from, offset: r.from }] })
@@ -1137,8 +1153,11 @@ export class OpenFile {
         const stored = await this.chunks.storeManifest(m, { signal, group })
         packed.set(p.ref, { manifest: stored.cid, sum: contentSum(m) })
         // in a commit, placed now within the window, as the chunks it rewrites (storeVersionChunk)
-        if (this.pipelined) await this.early.placeNow(p.ref, { signal })
-        else fresh.push(p.ref)
+        // (or the chunk the codec gate coded again for it, if it did: stored.recoded)
+        for (const r of stored.recoded.length > 0 ? stored.recoded : [p.ref]) {
+          if (this.pipelined) await this.early.placeNow(r, { signal })
+          else fresh.push(r)
+        }
         fresh.push(stored.ref)
       }
     }

@@ -116,6 +116,8 @@ export class Store {
   /** Bytes of blocks this process wrote (new ones only) and removed (deleted, quarantined); see counters(). */
   private added = 0
   private removed = 0
+  /** Bytes read from block files: whole blocks (get) and slices (readSlice); see counters(). */
+  private readBytes = 0
   /** The highest added - removed since markPeak(). */
   private peak = 0
   /** Bytes of block files when tally() walked the store, less `net` then (stored()). */
@@ -407,10 +409,11 @@ export class Store {
    * What this process changed in the store, in bytes of block files: `added` (blocks written
    * new), `removed` (deleted or quarantined), `net` = added - removed (how far the store's
    * bytesStored moved since it was opened), and `peak`, the highest `net` since markPeak().
-   * Exact, from the writes themselves: no sampling.
+   * Exact, from the writes themselves: no sampling. `read`: bytes read from block files, whole
+   * (get) or sliced (readSlice), from the disk or its page cache alike.
    */
-  counters (): { added: number, removed: number, net: number, peak: number } {
-    return { added: this.added, removed: this.removed, net: this.added - this.removed, peak: this.peak }
+  counters (): { added: number, removed: number, net: number, peak: number, read: number } {
+    return { added: this.added, removed: this.removed, net: this.added - this.removed, peak: this.peak, read: this.readBytes }
   }
 
   /**
@@ -502,6 +505,7 @@ export class Store {
       // ignored: any failure here (absent, unreadable) is met again, and reported, by the
       // ordinary read below
       const whole = await readSliceNative(file, 0, into).catch(() => false)
+      if (whole) this.readBytes += opts.size
       if (whole && await matchesOffThread(cid, into)) return into
     }
     let bytes: Uint8Array
@@ -516,6 +520,7 @@ export class Store {
       }
       throw err
     }
+    this.readBytes += bytes.byteLength
     if (!await matchesOffThread(cid, bytes)) {
       await this.quarantine(cid, file)
       throw new CorruptBlockError(cid.toString(), `on disk in ${this.dir}`)
@@ -531,6 +536,8 @@ export class Store {
   async readSlice (cid: CID, offset: number, length: number): Promise<Uint8Array | undefined> {
     if (this.busy.size > 0) await this.written(cid)
     if (this.absent(cid)) return undefined
+    // counted when asked (an absent or short block reads less)
+    this.readBytes += length
     const key = sliceKey(cid)
     const out = new Uint8Array(length)
     // a kept file (open, not dropped) whose slice's pages are cached: read now, on this thread,

@@ -183,6 +183,13 @@ export class ChunkNetwork extends EventTarget implements Network {
   private readonly keep = new Set<string>()
   /** Chunks being placed now: a retry (every reconnect) joins the placement in flight. */
   private readonly placing = new Map<string, Promise<void>>()
+  /**
+   * Chunk CID -> the last fragment of the ref its placement (and `placement`) is of
+   * (fragmentsKey). A chunk coded again under the same CID (other parity: the codec gate at
+   * manifest write, data/blocks.ts gateManifest) is placed afresh, not joined to, or counted
+   * by the acknowledgements of, the placement of its old fragments.
+   */
+  private readonly placementOf = new Map<string, string>()
   /** Chunks whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
   private readonly handing = new Map<string, Promise<void>>()
   /** Chunk -> the `safe` waits of place() until survivesOneLoss holds for it (checked at each acknowledgement). */
@@ -427,8 +434,18 @@ export class ChunkNetwork extends EventTarget implements Network {
     const over = work.map(() => Promise.withResolvers<void>())
     const all = forEachLimited(work.map((r, i) => ({ r, i })), PLACE_CONCURRENCY, async ({ r, i }) => {
       const key = r.cid!.toString()
+      const of = fragmentsKey(r)
       let run = this.placing.get(key)
+      // the same chunk coded again (other fragments): placed once the old placement is over
+      while (run !== undefined && this.placementOf.get(key) !== of) {
+        await run
+        run = this.placing.get(key)
+      }
       if (run === undefined) {
+        if (this.placementOf.get(key) !== of) {
+          this.placement.delete(key)
+          this.placementOf.set(key, of)
+        }
         run = this.placeOne(r, opts).catch((err: Error) => {
           // the chunk stays pending (local-only until then): retried on reconnect and by the retry timer
           placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
@@ -509,6 +526,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       await this.placing.get(key)
       this.pending.delete(ref)
       this.placement.delete(key)
+      this.placementOf.delete(key)
       for (const f of ref.fragments) if (opts.keep?.(f) !== true) cids.set(f.toString(), f)
     }
     const release = this.c.release
@@ -777,4 +795,9 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (held === undefined) return undefined
     return { hosts: new Set(held.flatMap(s => [...s])).size, fragments: held.filter(s => s.size > 0).length, pending: this.pending.has(chunk) }
   }
+}
+
+/** What tells two refs of one chunk CID apart (the chunk coded again, other parity): their last fragment. */
+function fragmentsKey (ref: ChunkRef): string {
+  return ref.fragments[ref.fragments.length - 1]?.toString() ?? ''
 }

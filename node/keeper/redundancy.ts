@@ -56,6 +56,9 @@ export interface RedundancyOptions {
   repairBytesPerSecond?: number
   /** How long a chunk at k live waits for its away holders (`--at-risk-delay`; default lazy.ts AT_RISK_DELAY_MS). */
   atRiskDelayMs?: number
+  /** A Clay repair's helpers' phase bound and a helper's wait (repair.ts RepairInit.clayPhaseMs, clayHelperWaitMs; tests). */
+  clayPhaseMs?: number
+  clayHelperWaitMs?: number
   /** Time between background scrubs (default scrub.ts DEFAULT_SCRUB_INTERVAL_MS). */
   scrubIntervalMs?: number
   /** Retention of old versions and unreferenced blocks (default retained.ts DEFAULT_RETENTION_MS). */
@@ -145,6 +148,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     connected: peer => c.host.connected(peer),
     ops: c.volume.tree,
     policy: c.policy,
+    leaves: c.volume.chunks.localLeaves,
     store: c.store,
     swarm: c.swarm,
     custody: c.custody,
@@ -158,7 +162,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
       // manifests are replicated blocks (k = 1): without one, its file's chunks are unreachable
       return { refs: [...r.chunks.values()], unreadable: r.unreadable, manifests: [...r.manifests.values()].map(cid => manifestRef(cid, 0)), byManifest: r.byManifest, missing: r.missing }
     }
-  }, { intervalMs: o.repairIntervalMs, quietIntervalMs: o.repairQuietIntervalMs, bytesPerSecond: o.repairBytesPerSecond, atRiskDelayMs: o.atRiskDelayMs })
+  }, { intervalMs: o.repairIntervalMs, quietIntervalMs: o.repairQuietIntervalMs, bytesPerSecond: o.repairBytesPerSecond, atRiskDelayMs: o.atRiskDelayMs, clayPhaseMs: o.clayPhaseMs, clayHelperWaitMs: o.clayHelperWaitMs })
   repairer.start()
   // a placement this host finished: its acknowledgements say who holds what, now
   const onPlaced = (e: CustomEvent<ChunkRef>): void => {

@@ -44,7 +44,7 @@ import { MAX_RANGE_LEAVES, tokenBucket } from '../../swarm/index.ts'
 import type { RateLimiter } from '../../swarm/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import { LEAF_BYTES, clayCode, matches, rebuildFragments, verifyRange } from '../data/index.ts'
-import type { ChunkRef } from '../data/index.ts'
+import type { ChunkRef, LocalLeaves } from '../data/index.ts'
 import type { Membership } from '../net/index.ts'
 import type { PlacementPolicy } from './placement.ts'
 import { handovers, wantedHere } from './rebalance.ts'
@@ -151,6 +151,14 @@ export interface RepairInit {
   limiter?: RateLimiter
   /** How long a chunk at k live waits for its away holders before one is rebuilt (default lazy.ts AT_RISK_DELAY_MS). */
   atRiskDelayMs?: number
+  /**
+   * The most a Clay repair's helpers' phase takes before the chunk is rebuilt from k whole
+   * fragments (default CLAY_PHASE_MS; clayRepair). Less than the chunk's own bound
+   * (REPAIR_CHUNK_TIMEOUT_MS), or the fallback never has time to run.
+   */
+  clayPhaseMs?: number
+  /** The least a Clay helper's holder is given to answer one range want (default CLAY_HELPER_WAIT_MS). */
+  clayHelperWaitMs?: number
 }
 
 export interface RepairComponents {
@@ -180,6 +188,12 @@ export interface RepairComponents {
   store: Pick<Store, 'has' | 'get' | 'put' | 'putMany' | 'delete'> & Partial<Pick<Store, 'resync'>>
   /** pullRange: a Clay-coded chunk's lost fragment is rebuilt from its helpers' sub-chunk runs (clayRepair); without it, from k whole fragments. */
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push'> & Partial<Pick<Swarm, 'pullRange'>>
+  /**
+   * Verified slices of the fragments stored here (data/leaves.ts): a Clay repair reads this
+   * host's own helper fragments' sub-chunk runs alone from disk (half a fragment at 4+2 d = 5),
+   * not whole. Not given: read whole.
+   */
+  leaves?: Pick<LocalLeaves, 'slice'>
   /** Deletes a local copy only once its keepers promised to keep it. */
   custody: Pick<Custody, 'drop'>
   /**
@@ -272,6 +286,9 @@ export class Repairer extends EventTarget {
   private readonly intervalMs: number
   private readonly quietIntervalMs: number
   private readonly limiter: RateLimiter
+  /** RepairInit.clayPhaseMs and clayHelperWaitMs. */
+  private readonly clayPhaseMs: number
+  private readonly clayHelperWaitMs: number
   private progress_: RepairProgress = emptyProgress()
   private readonly totals_: RepairTotals = { passes: 0, fragmentsRepaired: 0, bytesPushed: 0, bytesFetched: 0, failed: 0, clayRepairs: 0 }
   private running?: Promise<RepairProgress>
@@ -371,6 +388,8 @@ export class Repairer extends EventTarget {
     this.quietIntervalMs = Math.max(this.intervalMs, init.quietIntervalMs ?? DEFAULT_REPAIR_QUIET_INTERVAL_MS)
     this.limiter = init.limiter ?? tokenBucket({ rate: init.bytesPerSecond ?? DEFAULT_REPAIR_BYTES_PER_SECOND })
     this.rule = { ...LAZY_RULE, atRiskDelayMs: init.atRiskDelayMs ?? LAZY_RULE.atRiskDelayMs }
+    this.clayPhaseMs = init.clayPhaseMs ?? CLAY_PHASE_MS
+    this.clayHelperWaitMs = init.clayHelperWaitMs ?? CLAY_HELPER_WAIT_MS
   }
 
   start (): void {
@@ -1180,6 +1199,23 @@ export class Repairer extends EventTarget {
     const out = new Map<number, Uint8Array>()
     const have: Array<Uint8Array | undefined> = new Array(ref.fragments.length).fill(undefined)
     let count = 0
+    // a Clay-coded chunk that lost one fragment, not held here nor by another live host: its
+    // helpers' runs rebuild it, this host's own share read as runs too (clayRepair), not its
+    // fragments whole; those are read only if that does not work out
+    const clayLost = ref.clay !== undefined && this.c.leaves !== undefined && wanted.length === 1 ? wanted[0] : undefined
+    let clayTried = false
+    if (clayLost !== undefined && !await this.c.store.has(ref.fragments[clayLost]) && ![...(holdings.get(ref.fragments[clayLost].toString()) ?? [])].some(h => h !== this.c.self)) {
+      const here: number[] = []
+      for (const [j, f] of ref.fragments.entries()) if (j !== clayLost && await this.c.store.has(f)) here.push(j)
+      if (here.length < ref.k) {
+        clayTried = true
+        const bytes = await this.clayRepair(ref, clayLost, have, holdings, signal, here)
+        if (bytes !== undefined) {
+          out.set(clayLost, bytes)
+          return out
+        }
+      }
+    }
     for (let j = 0; j < ref.fragments.length && count < ref.k; j++) {
       if (ref.k === 1 && count > 0) break
       const bytes = await this.local(ref.fragments[j])
@@ -1215,7 +1251,7 @@ export class Repairer extends EventTarget {
     // a Clay-coded chunk missing one fragment: rebuilt from its d helpers' sub-chunks (d / q
     // fragments' worth, 2.5 at 4+2 d = 5, less this host's own share), not from k whole ones
     const lost = wanted.filter(j => have[j] === undefined)
-    if (ref.clay !== undefined && count < ref.k && lost.length === 1) {
+    if (ref.clay !== undefined && count < ref.k && lost.length === 1 && !clayTried) {
       const bytes = await this.clayRepair(ref, lost[0], have, holdings, signal)
       if (bytes !== undefined) {
         have[lost[0]] = bytes
@@ -1254,7 +1290,7 @@ export class Repairer extends EventTarget {
    * file's short last chunk, wide codes: their runs would read whole leaves around them), a
    * helper that did not deliver, or a result its CID refuses.
    */
-  private async clayRepair (ref: ChunkRef, lost: number, have: Array<Uint8Array | undefined>, holdings: Holdings, signal: AbortSignal): Promise<Uint8Array | undefined> {
+  private async clayRepair (ref: ChunkRef, lost: number, have: Array<Uint8Array | undefined>, holdings: Holdings, signal: AbortSignal, sliced?: number[]): Promise<Uint8Array | undefined> {
     const pullRange = this.c.swarm.pullRange?.bind(this.c.swarm)
     const roots = ref.roots
     const n = ref.k + ref.m
@@ -1267,8 +1303,10 @@ export class Repairer extends EventTarget {
     if (runs.some(r => r.count * s / LEAF_BYTES > MAX_RANGE_LEAVES)) return undefined
     const holders = (j: number): string[] => [...(holdings.get(ref.fragments[j].toString()) ?? [])].filter(h => h !== this.c.self)
     // this host's own fragments first (they cost no transfer), then those live hosts hold
-    const here = ref.fragments.map((_, j) => j).filter(j => j !== lost && have[j] !== undefined)
-    const there = ref.fragments.map((_, j) => j).filter(j => j !== lost && have[j] === undefined && holders(j).length > 0)
+    // (`sliced`: the fragments here, read as runs through this.c.leaves, not given whole in `have`)
+    const mine = (j: number): boolean => have[j] !== undefined || sliced?.includes(j) === true
+    const here = ref.fragments.map((_, j) => j).filter(j => j !== lost && mine(j))
+    const there = ref.fragments.map((_, j) => j).filter(j => j !== lost && !mine(j) && holders(j).length > 0)
     const helpers = code.repairHelpers(lost, [...here, ...there])
     if (helpers === undefined) {
       log('chunk %s: fragment %d has no %d Clay helpers with its column mates (%d here, %d live elsewhere): rebuilt from k', shortCid(ref.cid), lost, code.d, here.length, there.length)
@@ -1276,10 +1314,10 @@ export class Repairer extends EventTarget {
     }
     const helped: Array<Uint8Array | undefined> = new Array(n).fill(undefined)
     // the helpers' phase has a bound of its own (a helper's holders are asked one after another,
-    // CLAY_HELPER_WAIT_MS each): the fallback to k whole fragments keeps the rest of the chunk's
+    // clayHelperWaitMs each): the fallback to k whole fragments keeps the rest of the chunk's
     // time, and the first helper that fails stops the others' pulls
     const stop = new AbortController()
-    const phase = boundedSignal([signal, stop.signal], CLAY_PHASE_MS)
+    const phase = boundedSignal([signal, stop.signal], this.clayPhaseMs)
     try {
       await Promise.all(helpers.map(async h => {
         const out = new Uint8Array(code.beta * s)
@@ -1292,7 +1330,13 @@ export class Repairer extends EventTarget {
           const first = from / LEAF_BYTES
           const end = to / LEAF_BYTES
           const root = roots[h]
-          const bytes = await pullRange({ cid: ref.fragments[h], first, end, verify: (b, proof) => verifyRange(root, size, first, end, b, proof) }, holders(h), { signal: phase.signal, waitMs: CLAY_HELPER_WAIT_MS })
+          if (sliced?.includes(h) === true) {
+            // this host's own: the run's leaves alone from disk, each checked (against the root too)
+            const got = await this.c.leaves!.slice(ref.fragments[h], first, end, root)
+            if (got === undefined || got.bytes.byteLength !== to - from) throw new Error(`leaves [${first}, ${end}) of fragment ${h} not read here`)
+            return got.bytes
+          }
+          const bytes = await pullRange({ cid: ref.fragments[h], first, end, verify: (b, proof) => verifyRange(root, size, first, end, b, proof) }, holders(h), { signal: phase.signal, waitMs: this.clayHelperWaitMs })
           if (bytes.byteLength !== to - from) throw new Error(`leaves [${first}, ${end}) of fragment ${h} came as ${bytes.byteLength} bytes, not ${to - from}`)
           this.progress_.bytesFetched += bytes.byteLength
           this.totals_.bytesFetched += bytes.byteLength

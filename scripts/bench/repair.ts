@@ -68,6 +68,11 @@
 // loop is that one thread; the erasure addon's threads hash and write beside it): the bound while
 // that thread is saturated, and what moving work off it (hashes of received blocks) improves.
 //
+// Disk: `repair.diskReadPerByteLost`, the bytes the survivors read from their block files (whole
+// blocks and slices, page cache or not) per byte lost; `repair.leafWholeReads`, the fragments a
+// holder read whole to serve a range want because it did not keep their leaf hashes (leaves.ts).
+// DARKFS_BENCH_REPAIR_COLD=1: the survivors drop those hashes before the loss (as a restart does).
+//
 // DARKFS_BENCH_REPAIR_MARKS=1 prints the restore's start and end (CLOCK_MONOTONIC) on stderr,
 // to cut a `perf record -k CLOCK_MONOTONIC` profile to it; DARKFS_BENCH_REPAIR_CPUPROFILE=<file>
 // writes V8's CPU profile of the restore there.
@@ -132,6 +137,13 @@ export async function run (): Promise<Record<string, number | string>> {
     const sent = (hs: ClusterHost[]): number => hs.reduce((a, h) => a + h.swarm.stats().bytesSent, 0)
     const base = sent(survivors)
     const totalsBefore = survivors.map(h => h.keep.repairer.totals())
+    // bytes the survivors read from their block files (whole and sliced), and the fragments a
+    // holder read whole to serve a range (its leaf hashes not kept): Clay helpers' disk reads
+    // DARKFS_BENCH_REPAIR_COLD=1: the survivors forget their fragments' leaf hashes first, as
+    // after a restart (a helper then reads and hashes a whole fragment to serve its first range)
+    if (process.env.DARKFS_BENCH_REPAIR_COLD === '1') for (const h of survivors) h.volume.chunks.dropCache()
+    const readBefore = survivors.map(h => h.store.counters().read)
+    const wholeBefore = survivors.map(h => h.volume.chunks.localLeaves.counters.wholeReads)
     // the first repair pass any survivor starts once the loss is declared (a pass already
     // running then is one of the placement's, not the repair's)
     let declared = false
@@ -162,6 +174,8 @@ export async function run (): Promise<Record<string, number | string>> {
     const fetched = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesFetched - totalsBefore[i].bytesFetched, 0)
     const pushed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totalsBefore[i].bytesPushed, 0)
     const clayRepairs = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().clayRepairs - totalsBefore[i].clayRepairs, 0)
+    const diskRead = survivors.reduce((a, h, i) => a + h.store.counters().read - readBefore[i], 0)
+    const wholeReads = survivors.reduce((a, h, i) => a + h.volume.chunks.localLeaves.counters.wholeReads - wholeBefore[i], 0)
 
     const dir = join(hosts[0].dir, '..', 'joiner')
     await init(dir, { networkKey: join(hosts[0].dir, 'network.key') })
@@ -183,6 +197,8 @@ export async function run (): Promise<Record<string, number | string>> {
       'repair.fetchedPerByteLost': Number((fetched / Math.max(1, lost)).toFixed(2)),
       'repair.pushedPerByteLost': Number((pushed / Math.max(1, lost)).toFixed(2)),
       'repair.otherPerByteLost': Number(((repairMoved - fetched - pushed) / Math.max(1, lost)).toFixed(2)),
+      'repair.diskReadPerByteLost': Number((diskRead / Math.max(1, lost)).toFixed(2)),
+      'repair.leafWholeReads': wholeReads,
       'repair.codec': codec,
       'repair.clayRepairs': clayRepairs,
       'rebalance.join.seconds': Number(rebalanceSeconds.toFixed(2)),

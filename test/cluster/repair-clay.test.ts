@@ -44,13 +44,15 @@ async function codedRefs (h: ClusterHost): Promise<ChunkRef[]> {
 
 async function readAll (hs: ClusterHost[], files: Map<string, Buffer>): Promise<void> {
   for (const h of hs) {
-    h.volume.chunks.dropCache()
+    // the fragments' leaf hashes kept, as on a host running since they came (a repair's helper
+    // then reads its runs alone)
+    h.volume.chunks.dropCache({ leafHashes: false })
     for (const [path, data] of files) assert.deepEqual(Buffer.from(await h.volume.readFile(path)), data, `${path} on ${h.name}`)
   }
 }
 
 /** Stops `victims` for good (declared gone at once) and waits until every chunk is redundant again and nothing more is repaired. */
-async function declareGone (hosts: ClusterHost[], victims: ClusterHost[]): Promise<{ survivors: ClusterHost[], lost: number, lostCoded: number, fetched: number, pushed: number, moved: number, clayRepairs: number, seconds: number, figures: string }> {
+async function declareGone (hosts: ClusterHost[], victims: ClusterHost[]): Promise<{ survivors: ClusterHost[], lost: number, lostCoded: number, fetched: number, pushed: number, moved: number, diskRead: number, clayRepairs: number, seconds: number, figures: string }> {
   const survivors = hosts.filter(h => !victims.includes(h))
   const refs = await codedRefs(hosts[0])
   const coded = new Set(refs.flatMap(r => r.fragments.map(f => f.toString())))
@@ -61,14 +63,17 @@ async function declareGone (hosts: ClusterHost[], victims: ClusterHost[]): Promi
     for (const c of await held(v)) if (coded.has(c)) lostCoded += (await v.store.get(CID.parse(c))).byteLength
   }
   const totals = survivors.map(h => h.keep.repairer.totals())
+  const reads = survivors.map(h => h.store.counters().read)
   const start = performance.now()
   const moved = await loseAndRepair(survivors, victims)
   const seconds = (performance.now() - start) / 1000
   const fetched = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesFetched - totals[i].bytesFetched, 0)
   const pushed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().bytesPushed - totals[i].bytesPushed, 0)
   const clayRepairs = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().clayRepairs - totals[i].clayRepairs, 0)
-  const figures = `lost ${lost} (fragments ${lostCoded}), fetched ${fetched} (${(fetched / lost).toFixed(2)} per byte lost), pushed ${pushed} (${(pushed / lost).toFixed(2)}), swarm sent ${moved} in the passes on leaving (${(moved / lost).toFixed(2)} per byte lost), ${clayRepairs} fragments from Clay helpers, ${seconds.toFixed(1)} s`
-  return { survivors, lost, lostCoded, fetched, pushed, moved, clayRepairs, seconds, figures }
+  // bytes the survivors read from their block files (whole and sliced): the helpers' runs, the rebuilders' own
+  const diskRead = survivors.reduce((a, h, i) => a + h.store.counters().read - reads[i], 0)
+  const figures = `lost ${lost} (fragments ${lostCoded}), fetched ${fetched} (${(fetched / lost).toFixed(2)} per byte lost), pushed ${pushed} (${(pushed / lost).toFixed(2)}), swarm sent ${moved} in the passes on leaving (${(moved / lost).toFixed(2)} per byte lost), read from disk ${diskRead} (${(diskRead / lost).toFixed(2)}), ${clayRepairs} fragments from Clay helpers, ${seconds.toFixed(1)} s`
+  return { survivors, lost, lostCoded, fetched, pushed, moved, diskRead, clayRepairs, seconds, figures }
 }
 
 describe('Clay-coded chunks (--codec clay) on 7 in-process hosts, k=4 m=2 d=5', function () {
@@ -91,8 +96,11 @@ describe('Clay-coded chunks (--codec clay) on 7 in-process hosts, k=4 m=2 d=5', 
     }
     for (const path of files.keys()) assert.equal((await manifestOf(hosts[1], path)).v, 3, path)
     await readAll(hosts, files)
-    const { survivors, lost, lostCoded, fetched, pushed, moved, clayRepairs, figures } = await declareGone(hosts, [hosts[6]])
+    const { survivors, lost, lostCoded, fetched, pushed, moved, diskRead, clayRepairs, figures } = await declareGone(hosts, [hosts[6]])
     console.log(`      clay: ${figures}`)
+    // read from disk: 5 helpers' runs, half a fragment each, the rebuilder's own share included
+    // (its fragment is not read whole: 3 per fragment byte then); a replicated block's copy once
+    assert.ok(diskRead <= 2.5 * lostCoded + (lost - lostCoded), figures)
     // every lost fragment of a Clay chunk rebuilt once from its helpers (none from k whole)
     assert.equal(clayRepairs * (FILE_BYTES / 16), lostCoded, figures)
     // 5 helpers x half a fragment, less the rebuilder's own share: at most 2.5 fetched per
@@ -101,6 +109,37 @@ describe('Clay-coded chunks (--codec clay) on 7 in-process hosts, k=4 m=2 d=5', 
     // the passes' have-queries come on top (a few dozen bytes per fragment and peer)
     assert.ok(fetched + pushed <= 3 * lost, figures)
     assert.ok(moved <= 3.15 * lost, figures)
+    await readAll(survivors, files)
+  })
+
+  it('a helper that never answers its range wants: the helpers\' phase ends at its bound (clayPhaseMs) and those chunks are rebuilt from k whole fragments in the same pass', async () => {
+    // each holder would be waited for ten minutes (clayHelperWaitMs), a chunk's repair has a
+    // minute (REPAIR_CHUNK_TIMEOUT_MS): only the phase's own bound leaves the fallback its time.
+    // Without it (clayPhaseMs past the chunk's bound) those chunks fail their pass
+    const hosts = await startCluster(t, 7, { daemon: { keep: { ...keep, clayPhaseMs: 3_000, clayHelperWaitMs: 600_000 }, codec: 'clay' } })
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 6), 60_000)
+    await until('every host sees every member read Clay', () => hosts.every(h => h.features.supportedByAll(FEATURE_CLAY)), 60_000)
+    const files = new Map<string, Buffer>()
+    await writeFiles(hosts, files)
+    // one survivor's range wants are never answered (until the end of the test): it still
+    // serves whole fragments, which the fallback pulls (from it or the others)
+    const silent = hosts[0]
+    const leaves = silent.volume.chunks.localLeaves
+    let asked = 0
+    let release!: () => void
+    const released = new Promise<void>(resolve => { release = resolve })
+    const proof = leaves.proof.bind(leaves)
+    leaves.proof = async (cid, first, end) => { asked++; await released; return await proof(cid, first, end) }
+    t.add(async () => { release() })
+    const failedBefore = hosts.slice(0, 6).map(h => h.keep.repairer.totals().failed)
+    const { survivors, lostCoded, clayRepairs, figures } = await declareGone(hosts, [hosts[6]])
+    const failed = survivors.reduce((a, h, i) => a + h.keep.repairer.totals().failed - failedBefore[i], 0)
+    console.log(`      clay, a silent helper: ${figures}, ${asked} range wants to it, ${failed} failed`)
+    assert.ok(asked > 0, 'the silent host was asked for sub-chunks')
+    // the chunks it helped went to k whole fragments, in their first pass: none failed
+    assert.equal(failed, 0, figures)
+    assert.ok(clayRepairs < lostCoded / (FILE_BYTES / 16), `some chunk fell back: ${figures}`)
+    release()
     await readAll(survivors, files)
   })
 
@@ -145,5 +184,49 @@ describe('Clay-coded chunks (--codec clay) on 7 in-process hosts, k=4 m=2 d=5', 
     for (const r of refs) assert.equal(r.clay, undefined, 'Reed–Solomon while a member does not read Clay')
     for (const path of files.keys()) assert.ok((await manifestOf(hosts[0], path)).v < 3, path)
     await readAll(hosts, files)
+  })
+
+  it('a member that does not announce clay/1 joins while a file is being written: the chunks coded with Clay before it came are coded again with Reed–Solomon at manifest write, placed by the write (no repair), and the file reads back on every host, the newcomer too', async () => {
+    const old = FEATURES.filter(f => f !== FEATURE_CLAY)
+    const hosts = await startCluster(t, 5, { daemon: { keep, codec: 'clay' } })
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 4), 60_000)
+    await until('every host sees every member read Clay', () => hosts.every(h => h.features.supportedByAll(FEATURE_CLAY)), 60_000)
+    const writer = hosts[0]
+    const data = randomBytes(4 * (1 << 20) + 100_000)
+    const half = 2 * (1 << 20)
+    const joined = Promise.withResolvers<void>()
+    const reached = Promise.withResolvers<void>()
+    async function * pieces (): AsyncGenerator<Uint8Array> {
+      yield data.subarray(0, half)
+      // one more piece so that both whole chunks of the first half are stored (Clay-coded)
+      // before the newcomer joins
+      yield data.subarray(half, half + 1)
+      // asked for more: the write stored the pieces so far (its chunk() calls are awaited)
+      reached.resolve()
+      await joined.promise
+      yield data.subarray(half + 1)
+    }
+    const repaired = (): number => hosts.reduce((a, h) => a + h.keep.repairer.totals().fragmentsRepaired, 0)
+    const repairedBefore = repaired()
+    const writing = writer.volume.replaceFile('/joined.bin', pieces(), { wait: 'safe' })
+    await reached.promise
+    const dir = join(hosts[0].dir, '..', 'old-joiner')
+    await init(dir, { networkKey: join(hosts[0].dir, 'network.key') })
+    hosts.push(await startHost(t, dir, 'old-joiner', [hosts[0].address], { daemon: { keep, features: old } }))
+    await until('the writer knows the newcomer lacks clay/1', () => writer.features.lacking(FEATURE_CLAY).includes(hosts[5].host.peerId), 60_000)
+    joined.resolve()
+    await writing
+    const m = await manifestOf(writer, '/joined.bin')
+    assert.ok(m.v < 3, `manifest v${m.v}`)
+    for (const r of m.chunks) assert.equal(r.clay, undefined, 'every chunk Reed–Solomon')
+    // every fragment of every chunk placed on its targets by the write itself: no repair
+    const blocks = async (): Promise<Set<string>[]> => await Promise.all(hosts.slice(1).map(held))
+    // (six hosts, six fragments: one each, the writer's own included)
+    await until('every fragment of the file but the writer\'s own on another host', async () => {
+      const on = await blocks()
+      return m.chunks.every(r => r.cid === null || r.fragments.filter(f => on.some(s => s.has(f.toString()))).length >= r.fragments.length - 1)
+    }, 60_000)
+    assert.equal(repaired() - repairedBefore, 0, 'placed by the write, not repaired')
+    await readAll(hosts, new Map([['/joined.bin', data]]))
   })
 })
