@@ -42,17 +42,40 @@
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import {
-  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, handovers, keyKadId, lazyPlan, rebuilderOf, repairDeliveries, repairRate, requeue
+  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, compareDistance, handovers, keyKadId, lazyPlan, peerKadId, rebuilderOf, repairDeliveries, repairRate, requeue
 } from '../../node/keeper/index.ts'
 import type { AtRiskClock, ChunkPlan, Holdings } from '../../node/keeper/index.ts'
 import { LAZY_RULE } from '../../node/keeper/index.ts'
 import { rankByRule } from '../../node/keeper/index.ts'
 import { uploadCap } from '../../node/net/index.ts'
 
+import type { ChunkRef } from '../../node/data/index.ts'
+import { PLACEMENT_BALANCED } from '../../node/data/index.ts'
+
 /** The sim's chunks carry no placement rule: plan() ranks them as darkfs ranks such refs (XOR-closest). */
 const noWeights = new Map<string, number>()
-const xorRank = (ref: Pick<ChunkRef, 'cid' | 'rule'>, members: string[], n: number): string[] => rankByRule(ref, members, n, () => noWeights)
-import type { ChunkRef } from '../../node/data/index.ts'
+/** Kad ids of the simulated peers (simHosts(): peerKadId() of each), registered by runChurn(). */
+const simKadIds = new Map<string, Uint8Array>()
+/** Kad ids of the sampled chunks' CIDs, by CID object. */
+const cidKadIds = new WeakMap<object, Uint8Array>()
+
+/**
+ * rankByRule() of a ref without a rule (node/kad.ts targets(): the members by XOR distance of
+ * their kad ids from sha256 of the CID, ties by peer id), with both kinds of kad id looked up
+ * instead of derived: targets() hashes the CID on each call and re-derives a peer's id once
+ * its memo (4,096 peers) is full, which at 10,000 hosts was most of the sim's ranks. The same
+ * list as rankByRule() (runChurn() checks it on its first chunks, test/sim/churn.test.ts on
+ * random member lists); a balanced ref goes to rankByRule() itself.
+ */
+export function simXorRank (ref: Pick<ChunkRef, 'cid' | 'rule'>, members: string[], n: number): string[] {
+  if (ref.cid === null || ref.rule === PLACEMENT_BALANCED) return rankByRule(ref, members, n, () => noWeights)
+  let target = cidKadIds.get(ref.cid)
+  if (target === undefined) { target = keyKadId(ref.cid.bytes); cidKadIds.set(ref.cid, target) }
+  const ranked = [...new Set(members)].map(peer => ({ peer, id: simKadIds.get(peer) ?? peerKadId(peer) }))
+  ranked.sort((a, b) => compareDistance(target, a.id, b.id) || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))
+  return ranked.slice(0, n).map(r => r.peer)
+}
+const xorRank = simXorRank
 import { EventQueue, Uplinks } from './events.ts'
 import { KeySpace } from './keyspace.ts'
 import type { SimHost } from './hosts.ts'
@@ -331,6 +354,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
 
   // sampled chunks: keys, CIDs (plan() keys fragments by CID string), candidates
   const ks = new KeySpace(o.hosts.map(h => h.id), Array.from({ length: H }, (_, i) => i))
+  for (const h of o.hosts) simKadIds.set(h.peer, h.id)
   const refs: ChunkRef[] = []
   const cand: Int32Array[] = []
   const held: Array<Array<Set<number>>> = []
@@ -350,6 +374,13 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     for (const h of near) byHost[h].push(c)
     held.push(Array.from({ length: n }, () => new Set<number>()))
   }
+  // the fast rank against darkfs's own on the first chunks, over their candidates
+  for (let c = 0; c < Math.min(o.chunks, 16); c++) {
+    const list = Array.from(cand[c], h => peers[h])
+    if (simXorRank(refs[c], list, n).join() !== rankByRule(refs[c], list, n, () => noWeights).join()) throw new Error('sim: simXorRank disagrees with rankByRule()')
+  }
+  /** Each chunk's fragment CIDs as strings (plan()'s holdings are keyed so). */
+  const fragKeys = refs.map(ref => ref.fragments.map(f => f.toString()))
 
   const r: ChurnResult = {
     bytesFetched: 0, bytesPushed: 0, fragmentsRepaired: 0, fragmentsDropped: 0, chunksLost: 0, lost: [], chunksLostUnavoidable: 0, lostSpansMs: [], unavailableShare: 0, atKShare: 0, atKSpellsMs: [], exposedShare: 0, exposedSpellsMs: [],
@@ -376,10 +407,10 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     // the longest away first, as Membership.away() lists them (lazy.ts gives those up first)
     const away = Array.from(cand[c]).filter(h => member[h] === 0 && awayUntil[h] > q.now).sort((a, b) => awayUntil[a] - awayUntil[b]).map(h => peers[h])
     const holdings: Holdings = new Map()
-    refs[c].fragments.forEach((f, j) => {
+    fragKeys[c].forEach((f, j) => {
       const s = new Set<string>()
       for (const h of held[c][j]) if (up[h] === 1) { s.add(peers[h]); live.add(peers[h]) }
-      holdings.set(f.toString(), s)
+      holdings.set(f, s)
     })
     // what each away host held when last seen (the Repairer remembers it from its surveys); a
     // host that left for good is presumed to hold what it held then

@@ -17,7 +17,12 @@
 // the dissemination and idle ones, --churn-hosts '' the churn and lookup ones.
 // --chunks-per-host applies up to 2,000 hosts, --chunks-per-host-large beyond (the chunk count is
 // bounded by time: fewer fragments per host there, and more sampling noise, which the noise.*
-// and *.excess_stddev figures account for).
+// and *.excess_stddev figures account for; placement.hN.chunks_sampled and move_chunks_sampled
+// carry the sample sizes).
+// --churn-chunks is the same at every size, so the churn figures cost no more at 10,000 hosts
+// than at 1,000 (darkfs's plan per pass is most of it), but a sampled chunk stands for ten
+// times the real ones there (churn.hN.chunks_real / chunks_sampled): six sampled fragments a host
+// instead of sixty, and each sampled repair one transfer ten times as long.
 //
 // Gossip (gossip.ts, `gossip.h<N>.*`): an op of --op-bytes written on one host, spread over a
 // gossipsub-like mesh (D 6, Dhi 12, the author floods its connections) on --latency ms links and

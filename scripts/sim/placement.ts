@@ -176,6 +176,9 @@ export function runPlacement (o: PlacementOptions): Record<string, number> {
   const rules = [xorRule(ks, n), ...o.factors.map(f => rendezvousRule(ks, all, weights, n, f))]
   const loads = rules.map(() => new Float64Array(all.length))
   const chunks = o.chunksPerHost * o.hosts
+  // the sample sizes, with the figures (they differ between sizes: --chunks-per-host-large)
+  out[`${pre}.chunks_sampled`] = chunks
+  out[`${pre}.move_chunks_sampled`] = o.moveChunks
   t = performance.now()
   const batch = 10_000
   for (let done = 0; done < chunks; done += batch) {
@@ -224,7 +227,8 @@ export function runPlacement (o: PlacementOptions): Record<string, number> {
     put('hrwall.expected', spread(expected, disks, members))
     put('hrwall.expected.vs_weight', spread(expected, weights, members))
     put('hrwall.expected.exact_weights', spread(expectOf(disks), disks, members))
-    const uncapped = all.map((h, i) => members.includes(i) ? capacityWeightUncapped(h.disk) : 0)
+    const isMember = new Set(members)
+    const uncapped = all.map((h, i) => isMember.has(i) ? capacityWeightUncapped(h.disk) : 0)
     put('hrwall.expected.uncapped', spread(expectOf(uncapped), disks, members))
     if (every >= 0) {
       const z = members.map(i => (loads[every][i] - expected[i]) / Math.sqrt(expected[i]))

@@ -6,7 +6,11 @@ import assert from 'node:assert/strict'
 import { prng } from '../../harness/prng.ts'
 import { EventQueue, Uplinks } from '../../harness/sim/events.ts'
 import { simHosts } from '../../harness/sim/hosts.ts'
-import { deferredTo, permanentOnly, runChurn } from '../../harness/sim/churn.ts'
+import { churnTrace, deferredTo, permanentOnly, runChurn, simXorRank } from '../../harness/sim/churn.ts'
+import { CID } from 'multiformats/cid'
+import { create as createDigest } from 'multiformats/hashes/digest'
+import { rankByRule } from '../../node/keeper/index.ts'
+import { PLACEMENT_BALANCED } from '../../node/data/index.ts'
 import type { ChurnOptions, TraceEvent } from '../../harness/sim/churn.ts'
 
 const HOUR = 3600_000
@@ -251,5 +255,40 @@ describe('sim repair under churn (tiny network)', () => {
       assert.equal(r.chunksLost, 0)
       assert.equal(r.redundantAtEnd, 40)
     })
+  })
+})
+
+describe('sim repair at scale: what its speedups must keep', () => {
+  it("simXorRank() ranks a chunk's holders as rankByRule() does, among more hosts than peerKadId()'s memo holds", function () {
+    this.timeout(60_000)
+    // 5,000 hosts (the memo holds 4,096), their ids registered by a run
+    const hosts = simHosts(5000, prng(3))
+    runChurn({ hosts, uplinks: hosts.map(() => 1e6), initial: hosts.length, trace: [], chunks: 20, scale: 1, k: 4, m: 2, chunkBytes: 1 << 20, failureTimeoutMs: TIMEOUT, latencyMs: 30, duration: HOUR, rand: prng(5) })
+    const rand = prng(9)
+    const noWeights = new Map<string, number>()
+    for (let t = 0; t < 100; t++) {
+      const bytes = new Uint8Array(32).map(() => Math.floor(rand() * 256))
+      const cid = CID.createV1(0x55, createDigest(0x12, bytes))
+      // a random subset of the hosts (with a repeat: ranks count each member once), in random order
+      const members = Array.from({ length: 2 + Math.floor(rand() * 60) }, () => hosts[Math.floor(rand() * hosts.length)].peer)
+      members.push(members[0])
+      const n = 1 + Math.floor(rand() * 10)
+      assert.deepEqual(simXorRank({ cid }, members, n), rankByRule({ cid }, members, n, () => noWeights))
+      // a balanced ref is ranked by rankByRule() itself
+      assert.deepEqual(simXorRank({ cid, rule: PLACEMENT_BALANCED }, members, n), rankByRule({ cid, rule: PLACEMENT_BALANCED }, members, n, () => noWeights))
+    }
+  })
+
+  it('a run replays exactly: the same seed and trace, the same result (the sim\'s figures are compared before and after a speedup)', () => {
+    const hosts = simHosts(40, prng(21))
+    const trace = churnTrace({ hosts: 36, joiners: 4, leavers: 3, duration: 3 * 24 * HOUR, churnPerHour: 0.05 }, prng(22))
+    const options = (): ChurnOptions => ({
+      hosts, uplinks: hosts.map((_, i) => [1e6, 20e6, 100e6][i % 3]), initial: 36, trace, chunks: 60, scale: 50, k: 4, m: 2, chunkBytes: 1 << 20,
+      failureTimeoutMs: TIMEOUT, repairDelayMs: 12 * HOUR, order: 'urgent', latencyMs: 30, duration: 3 * 24 * HOUR, lookupEveryMs: 60_000, noticeDelayMs: 250, rand: prng(23)
+    })
+    const a = runChurn(options())
+    const b = runChurn(options())
+    assert.ok(a.plans > 100 && a.repairs > 0, 'the run repaired something')
+    assert.deepEqual(b, a)
   })
 })
