@@ -7,6 +7,9 @@
 // napi_threadsafe_function; the worker thread then waits until JavaScript answers with
 // `reply(req, result, a, b)` or until the request's native deadline passes (then -EIO). The
 // Node event loop never blocks, and as many requests are in flight as libfuse has workers.
+// Reads are the exception (read_direct): they bypass libfuse, the worker goes back to the device
+// at once, and JS's reply is written to the device from the JS thread (direct_reply), straight
+// from JS's buffer, so no worker waits for a read and none is woken to send its reply.
 //
 // JS-facing functions:
 //   mount(dir, { debug, timeoutMs, attrTimeout }, handler) -> External
@@ -33,6 +36,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 
 // Largest write the kernel sends in one request (and readahead window).
@@ -40,6 +44,9 @@
 // Worker threads libfuse may run at once (= requests in flight), and idle ones it keeps.
 #define MAX_THREADS 64
 #define IDLE_THREADS 8
+// Requests the kernel keeps in flight without a caller waiting on each (readahead, O_DIRECT
+// reads); its default is 12.
+#define MAX_BACKGROUND 128
 // Rename flag (no kernel one: renameat2 refuses unknown flags) marking a rename that is the
 // kernel's rmdir, rewritten by rmdir_as_rename; JS removes the directory (fuse/ops.ts).
 #define RENAME_IS_RMDIR 0x80000000u
@@ -74,6 +81,12 @@ typedef struct mount_s {
   pthread_cond_t inval_cv;
   struct inval_s *inval_head, *inval_tail;
   int inval_stop;
+  // direct reads (read_direct): the device their replies are written to (-1 once the session has
+  // ended), and how many are unanswered; reply_mu guards both, reply_cv tells the drain
+  pthread_mutex_t reply_mu;
+  pthread_cond_t reply_cv;
+  int fd;
+  long direct_inflight;
 } mount_t;
 
 typedef struct inval_s {
@@ -83,6 +96,10 @@ typedef struct inval_s {
 
 typedef struct req_s {
   int op;
+  // a direct read (read_direct): no worker waits for it; js_reply writes its reply to the device
+  int direct;
+  uint64_t unique;
+  mount_t *m;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int refs, done, abandoned, js_released, result;
@@ -195,8 +212,41 @@ static void req_unref (req_t *r) {
   if (left == 0) req_free(r);
 }
 
+// A direct read's reply, written to the device from the thread calling (the JS thread, or the
+// worker that took the read when JS cannot be reached): n bytes of data, or the error err < 0.
+// As libfuse's own replies (fuse_send_msg), one writev of the header and the data, which any
+// thread may make: the kernel matches it to its request by `unique`. A reply the kernel no longer
+// waits for (the connection aborted) fails, and is dropped as libfuse drops it.
+static void direct_reply (req_t *r, int err, const void *data, size_t n) {
+  mount_t *m = r->m;
+  if (err < 0 && err <= -512) err = -EIO; // the kernel takes -511..0 only
+  struct fuse_out_header out;
+  out.len = (uint32_t)(sizeof out + (err < 0 ? 0 : n));
+  out.error = err < 0 ? err : 0;
+  out.unique = r->unique;
+  struct iovec iov[2] = { { &out, sizeof out }, { (void *)data, n } };
+  pthread_mutex_lock(&m->reply_mu);
+  if (m->fd >= 0) {
+    ssize_t w = writev(m->fd, iov, err < 0 || n == 0 ? 1 : 2);
+    (void)w;
+  }
+  if (--m->direct_inflight == 0) pthread_cond_broadcast(&m->reply_cv);
+  pthread_mutex_unlock(&m->reply_mu);
+}
+
+// A direct read is touched by the JS thread alone once handed over (no lock): one reference for
+// call_js, one for JS's reply.
+static void direct_unref (req_t *r) {
+  if (--r->refs == 0) free(r);
+}
+
 // Completes a request from the JS thread when JS cannot answer (teardown, throw).
 static void req_fail_js (req_t *r, int err) {
+  if (r->direct) {
+    if (!r->done) { r->done = 1; direct_reply(r, err, NULL, 0); }
+    if (!r->js_released) { r->js_released = 1; direct_unref(r); }
+    return;
+  }
   pthread_mutex_lock(&r->mu);
   int drop = !r->js_released;
   r->js_released = 1;
@@ -475,6 +525,11 @@ static void *op_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {
   cfg->auto_cache = 1;
   conn->max_write = MAX_WRITE;
   conn->max_readahead = MAX_WRITE;
+  // the kernel's bound on requests it sends without a caller waiting (readahead, and every
+  // O_DIRECT read: it submits them asynchronously): 12 by default. Reads hold no worker here
+  // (read_direct), so more may wait on the Volume at once
+  conn->max_background = MAX_BACKGROUND;
+  conn->congestion_threshold = MAX_BACKGROUND * 3 / 4;
   return m;
 }
 
@@ -519,7 +574,11 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     free(r);
     return;
   }
-  if (env == NULL) { req_fail_js(r, -EIO); return; }
+  if (env == NULL) {
+    req_fail_js(r, -EIO);
+    if (r->direct) direct_unref(r);
+    return;
+  }
   napi_value argv[13], undef, null;
   napi_get_undefined(env, &undef);
   napi_get_null(env, &null);
@@ -546,6 +605,7 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     napi_get_and_clear_last_exception(env, &exc);
     req_fail_js(r, -EIO);
   }
+  if (r->direct) direct_unref(r);
 }
 
 // A kernel invalidation can block for as long as a request of the same inode is unanswered (the
@@ -612,6 +672,7 @@ static void inval_stop (mount_t *m) {
 
 typedef struct loop_s {
   struct fuse_session *se;
+  mount_t *m;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int workers, idle, error;
@@ -654,6 +715,41 @@ static void rmdir_as_rename (loop_t *l, struct fuse_buf *buf) {
 }
 
 static int loop_spawn (loop_t *l);
+
+// The kernel's READ, taken from libfuse: a read needs nothing of libfuse's node tree (reads come
+// by handle: nullpath_ok, and libfuse's read hands the kernel's fh through as it is), so it goes
+// to JS as op_read's request would, and the worker goes back to the device at once. JS's answer
+// is written to the device from the JS thread (js_reply, direct_reply): no worker waits on a
+// condition variable for it, no worker is woken to send it, and reads in flight hold no worker
+// (they are bounded by the kernel, not by MAX_THREADS). Returns 0 when libfuse is to take it.
+static int read_direct (loop_t *l, const struct fuse_buf *buf) {
+  const struct fuse_in_header *in = buf->mem;
+  if (in->len != buf->size || buf->size < sizeof *in + sizeof(struct fuse_read_in)) return 0;
+  const struct fuse_read_in *arg = (const struct fuse_read_in *)(in + 1);
+  mount_t *m = l->m;
+  req_t *r = calloc(1, sizeof(req_t));
+  if (r == NULL) return 0;
+  r->op = OP_READ;
+  r->direct = 1;
+  r->unique = in->unique;
+  r->m = m;
+  r->n[0] = (double)arg->fh;
+  r->n[1] = (double)arg->size;
+  r->n[2] = (double)arg->offset;
+  r->n[3] = r->n[4] = -1;
+  r->outsize = arg->size;
+  r->uid = in->uid;
+  r->gid = in->gid;
+  r->refs = 2;
+  pthread_mutex_lock(&m->reply_mu);
+  m->direct_inflight++;
+  pthread_mutex_unlock(&m->reply_mu);
+  if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
+    direct_reply(r, -EIO, NULL, 0);
+    free(r);
+  }
+  return 1;
+}
 
 // A worker's end, under l->mu: its slot and counts go, the loop thread is told.
 static void worker_end (worker_t *w) {
@@ -699,6 +795,8 @@ static void *loop_worker (void *arg) {
       }
       break;
     }
+    if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header) &&
+        ((struct fuse_in_header *)w->buf.mem)->opcode == FUSE_READ && read_direct(l, &w->buf)) continue;
     int forget = 0;
     if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header)) {
       uint32_t opcode = ((struct fuse_in_header *)w->buf.mem)->opcode;
@@ -750,11 +848,12 @@ static int loop_spawn (loop_t *l) {
 
 // Runs the session of `f` until it ends (unmount, connection aborted, error): 0 or -errno.
 // Then the caller unmounts and calls session_drain(f, *out).
-static int session_loop (struct fuse *f, loop_t **out) {
+static int session_loop (struct fuse *f, mount_t *m, loop_t **out) {
   *out = NULL;
   loop_t *l = calloc(1, sizeof(loop_t));
   if (l == NULL) return -ENOMEM;
   l->se = fuse_get_session(f);
+  l->m = m;
   pthread_mutex_init(&l->mu, NULL);
   pthread_cond_init(&l->cv, NULL);
   if (getrandom(&l->salt, sizeof l->salt, 0) != (ssize_t)sizeof l->salt) l->salt = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)l;
@@ -769,8 +868,22 @@ static int session_loop (struct fuse *f, loop_t **out) {
 }
 
 // The session has ended: workers still waiting for a request are cancelled (those answering
-// one finish it first), and the loop's state goes once the last has ended.
-static void session_drain (struct fuse *f, loop_t *l) {
+// one finish it first), and the loop's state goes once the last has ended. Direct reads still
+// unanswered are waited for as a worker's request would be (JS answers each by its deadline; the
+// native side gives up after the sync deadline and its grace): then the device is closed to them.
+static void session_drain (struct fuse *f, mount_t *m, loop_t *l) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  double wait = m->sync_timeout_ms + NATIVE_GRACE_MS;
+  deadline.tv_sec += (time_t)(wait / 1000);
+  deadline.tv_nsec += (long)((long long)wait % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+  pthread_mutex_lock(&m->reply_mu);
+  while (m->direct_inflight > 0) {
+    if (pthread_cond_timedwait(&m->reply_cv, &m->reply_mu, &deadline) == ETIMEDOUT) break;
+  }
+  m->fd = -1;
+  pthread_mutex_unlock(&m->reply_mu);
   if (l == NULL) return;
   pthread_mutex_lock(&l->mu);
   for (int i = 0; i < MAX_THREADS; i++) if (l->used[i]) pthread_cancel(l->ids[i]);
@@ -812,13 +925,16 @@ static void *loop_thread (void *arg) {
   pthread_mutex_lock(&m->lock);
   m->fuse = f;
   pthread_mutex_unlock(&m->lock);
+  pthread_mutex_lock(&m->reply_mu);
+  m->fd = fuse_session_fd(fuse_get_session(f));
+  pthread_mutex_unlock(&m->reply_mu);
   post_event(m, EV_MOUNTED, 0);
   loop_t *l;
-  int rc = session_loop(f, &l);
+  int rc = session_loop(f, m, &l);
   pthread_mutex_lock(&m->lock);
   m->fuse = NULL;
   pthread_mutex_unlock(&m->lock);
-  session_drain(f, l);
+  session_drain(f, m, l);
   fuse_unmount(f);
   fuse_destroy(f);
   fuse_opt_free_args(&args);
@@ -859,6 +975,13 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   pthread_mutex_init(&m->lock, NULL);
   pthread_mutex_init(&m->inval_mu, NULL);
   pthread_cond_init(&m->inval_cv, NULL);
+  m->fd = -1;
+  pthread_mutex_init(&m->reply_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&m->reply_cv, &ca);
+  pthread_condattr_destroy(&ca);
   napi_value name;
   napi_create_string_utf8(env, "darkfs-fuse", NAPI_AUTO_LENGTH, &name);
   NAPI(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &m->tsfn));
@@ -906,6 +1029,20 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
     size_t off;
     NAPI(napi_get_typedarray_info(env, argv[2], &type, &alen, &adata, &ab, &off));
     if (type == napi_float64_array) alen *= 8;
+  }
+  if (r->direct) {
+    // the reply goes to the kernel from here, straight from JS's buffer (no copy, no worker to
+    // wake): writev has taken the bytes when it returns
+    if (!r->done) {
+      r->done = 1;
+      if (result >= 0) {
+        direct_reply(r, 0, adata, alen < r->outsize ? alen : r->outsize);
+      } else {
+        direct_reply(r, result, NULL, 0);
+      }
+    }
+    if (!r->js_released) { r->js_released = 1; direct_unref(r); }
+    return NULL;
   }
   // attributes after a change (b, for any op but readdir)
   struct stat after;

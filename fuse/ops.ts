@@ -478,7 +478,8 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         if (!(n[1] >= 0 && n[1] <= READ_REQUEST_MAX)) throw new FsError('EINVAL', 'read', path ?? undefined, `a read of ${n[1]} bytes`)
         const fh = handles.get(n[0])
         // the file's own buffer when it gives one (no buffer here and no copy into it); the
-        // binding copies the answer into libfuse's (fuse/binding.c reply)
+        // binding writes the answer to the kernel from it, before reply() returns
+        // (fuse/binding.c direct_reply)
         if (fh.readBytes !== undefined) {
           const bytes = await fh.readBytes(n[2], n[1], { ...o, borrow: true })
           return { result: bytes.byteLength, a: bytes }
