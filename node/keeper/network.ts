@@ -48,6 +48,11 @@ export const PLACE_RETRY_INTERVAL_MS = 60_000
 export const PLACE_RETRY_MIN_GAP_MS = 2_000
 /** Chunks placed at once by one writer. */
 export const PLACE_CONCURRENCY = 8
+/**
+ * Placed chunks whose acknowledgements (`ChunkNetwork.placement`) are remembered, the latest
+ * written: 16 GiB of 1 MiB chunks, a few MiB of memory.
+ */
+export const PLACEMENT_REMEMBERED = 16_384
 
 export interface NetworkComponents {
   host: Pick<Host, 'peerId' | 'peers' | 'peerIds'>
@@ -190,6 +195,16 @@ export class ChunkNetwork extends EventTarget implements Network {
    * by the acknowledgements of, the placement of its old fragments.
    */
   private readonly placementOf = new Map<string, string>()
+  /**
+   * Chunks whose placement finished (not pending), oldest first: beyond PLACEMENT_REMEMBERED the
+   * oldest are forgotten from `placement` and `placementOf` (a host writing for months kept an
+   * entry, six sets, per chunk it ever wrote). A forgotten chunk's holders are the keepers'
+   * business (their book, repair passes); written again, it is placed afresh from what the
+   * store and the peers hold.
+   */
+  private readonly placedOrder = new Set<string>()
+  /** How many placed chunks' records placedOrder keeps (tests set fewer). */
+  placementRemembered = PLACEMENT_REMEMBERED
   /** Chunks whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
   private readonly handing = new Map<string, Promise<void>>()
   /** Chunk -> the `safe` waits of place() until survivesOneLoss holds for it (checked at each acknowledgement). */
@@ -453,6 +468,7 @@ export class ChunkNetwork extends EventTarget implements Network {
           this.placing.delete(key)
           // waits still here raced this run, which is over
           this.safeWaits.delete(key)
+          this.remember(key)
         })
         this.placing.set(key, run)
       }
@@ -527,6 +543,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       this.pending.delete(ref)
       this.placement.delete(key)
       this.placementOf.delete(key)
+      this.placedOrder.delete(key)
       for (const f of ref.fragments) if (opts.keep?.(f) !== true) cids.set(f.toString(), f)
     }
     const release = this.c.release
@@ -782,6 +799,21 @@ export class ChunkNetwork extends EventTarget implements Network {
    */
   withholdsBackground (fragment: CID): boolean {
     return this.pending.withholdsBackground(fragment)
+  }
+
+  /** A placement of `key` is over: a placed chunk joins placedOrder, and the oldest beyond the bound are forgotten. */
+  private remember (key: string): void {
+    this.placedOrder.delete(key)
+    // a chunk left pending is placed again (and remembered then): its record is the retry's start
+    if (this.pending.has(key)) return
+    this.placedOrder.add(key)
+    for (const old of this.placedOrder) {
+      if (this.placedOrder.size <= this.placementRemembered) break
+      this.placedOrder.delete(old)
+      if (this.placing.has(old) || this.pending.has(old)) continue
+      this.placement.delete(old)
+      this.placementOf.delete(old)
+    }
   }
 
   /** Whether this host is placing the chunk now (its keepers' repair leaves it to the placement). */
