@@ -87,18 +87,6 @@ export class EarlyChunks {
   }
 
   /**
-   * storeNow() for the chunk of `old` coded again (the codec gate at manifest write:
-   * ChunkService.gateManifest): the write stops placing `old` (ChunkWrite.recode), and the new
-   * ref takes its index if `old` had one.
-   */
-  async recodeNow (old: ChunkRef, bytes: Uint8Array, opts: AbortOptions = {}): Promise<ChunkRef> {
-    this.write ??= this.chunks.write({ inode: this.inode })
-    const ref = await this.write.recode(old, bytes, { signal: opts.signal, waitMs: WINDOW_WAIT_MS })
-    for (const [i, r] of this.refs) if (r === old) this.refs.set(i, ref)
-    return ref
-  }
-
-  /**
    * Place a chunk stored here before (a packed chunk of spilled patches that the version a
    * commit is building points into: open-file.ts buildSparse) through the same window, the
    * commit waiting for room (WINDOW_WAIT_MS at most): the fsync after a sparse close has at most

@@ -847,16 +847,7 @@ export class OpenFile {
    * or the write places it).
    */
   private async storeVersionManifest (m: Manifest, fresh: ChunkRef[], opts: { signal?: AbortSignal, group?: PutGroup }): Promise<{ cid: CID, ref: ChunkRef }> {
-    const gated = await this.chunks.gateManifest(m, {
-      signal: opts.signal,
-      store: async (bytes, old) => {
-        // the old ref is not placed: not from `fresh`, and the write stops placing it
-        const at = fresh.indexOf(old)
-        if (at >= 0) fresh.splice(at, 1)
-        if (this.pipelined) return await this.early.recodeNow(old, bytes, { signal: opts.signal })
-        return await this.storeVersionChunk(bytes, old.offset, fresh, opts.signal, opts.group)
-      }
-    })
+    const gated = await this.chunks.gateManifest(m, { signal: opts.signal, store: async (bytes, offset) => await this.storeVersionChunk(bytes, offset, fresh, opts.signal, opts.group) })
     await raceSignal(this.early.durable(), opts.signal)
     return await this.chunks.storeManifest(gated.manifest, opts)
   }
@@ -1046,8 +1037,8 @@ export class OpenFile {
       const m = manifestOf(total, [ref])
       const stored = await this.chunks.storeManifest(m, { signal, group })
       await group.done()
-      // (the codec gate may have coded the chunk again: stored.recoded, placed instead)
-      refs.push(...(stored.recoded.length > 0 ? stored.recoded : [ref]), stored.ref)
+      // (the codec gate may have coded the chunk again: stored.recoded)
+      refs.push(ref, ...stored.recoded, stored.ref)
       const content: Content = { manifest: stored.cid, sum: contentSum(m) }
       at = 0
       for (const x of big) {
@@ -1153,8 +1144,8 @@ export class OpenFile {
         const stored = await this.chunks.storeManifest(m, { signal, group })
         packed.set(p.ref, { manifest: stored.cid, sum: contentSum(m) })
         // in a commit, placed now within the window, as the chunks it rewrites (storeVersionChunk)
-        // (or the chunk the codec gate coded again for it, if it did: stored.recoded)
-        for (const r of stored.recoded.length > 0 ? stored.recoded : [p.ref]) {
+        // (and the chunk the codec gate coded again for it, if it did: stored.recoded)
+        for (const r of [p.ref, ...stored.recoded]) {
           if (this.pipelined) await this.early.placeNow(r, { signal })
           else fresh.push(r)
         }

@@ -655,8 +655,7 @@ export class ChunkService {
    * (FEATURE_CLAY) may join between that and the manifest's write, and would get a v3 manifest
    * it cannot read. So while the gate is shut, every Clay-coded chunk of `manifest` this service
    * coded lately (CLAY_WRITTEN_MAX) is coded again with Reed–Solomon (its bytes from the cache or
-   * the local fragments, stored by `store`, default storeChunk in `group`; the caller must not
-   * place the old ref as well), and the manifest
+   * the local fragments, stored by `store`, default storeChunk in `group`), and the manifest
    * names that one instead (the same chunk CID, data fragments and content sum: only the parity
    * differs; the Clay parity is left to GC). `recoded`: the new refs, for the caller to place
    * (`store` may have placed them already). Chunks coded elsewhere, or long ago, are left as
@@ -664,7 +663,7 @@ export class ChunkService {
    * either (the gate governs writing). A chunk that cannot be read back here keeps its Clay ref
    * (logged): the write is not failed for it.
    */
-  async gateManifest (manifest: Manifest, opts: AbortOptions & { group?: PutGroup, store?: (bytes: Uint8Array, old: ChunkRef) => Promise<ChunkRef> } = {}): Promise<{ manifest: Manifest, recoded: ChunkRef[] }> {
+  async gateManifest (manifest: Manifest, opts: AbortOptions & { group?: PutGroup, store?: (bytes: Uint8Array, offset: number) => Promise<ChunkRef> } = {}): Promise<{ manifest: Manifest, recoded: ChunkRef[] }> {
     if (this.clayWritten.size === 0 || !manifest.chunks.some(r => r.clay !== undefined && r.cid !== null && this.clayWritten.has(r.cid.toString())) || this.clayReadable()) return { manifest, recoded: [] }
     const chunks = [...manifest.chunks]
     const recoded: ChunkRef[] = []
@@ -679,7 +678,7 @@ export class ChunkService {
         log.error('chunk %s: not read back to code it again with Reed–Solomon (a member does not read Clay), its Clay ref is written: %s', old.cid.toString(), (err as Error).message)
         continue
       }
-      const ref = opts.store !== undefined ? await opts.store(bytes, old) : (await this.storeChunk(bytes, old.offset, { signal: opts.signal, group: opts.group, params: { k: old.k, m: old.m } })).ref
+      const ref = opts.store !== undefined ? await opts.store(bytes, old.offset) : (await this.storeChunk(bytes, old.offset, { signal: opts.signal, group: opts.group, params: { k: old.k, m: old.m } })).ref
       chunks[i] = ref
       recoded.push(ref)
     }
@@ -1016,23 +1015,12 @@ export class ChunkWrite {
     await this.puts.done()
   }
 
-  /**
-   * Store `bytes`, the chunk of `old` coded again (the codec gate at manifest write:
-   * ChunkService.gateManifest), as chunk() does, and stop the placement of `old` if this write
-   * runs it: the new ref is placed afresh once it is over (network.ts placementOf). The old
-   * ref's blocks stay this write's (GC's once committed).
-   */
-  async recode (old: ChunkRef, bytes: Uint8Array, opts: AbortOptions & { waitMs?: number } = {}): Promise<ChunkRef> {
-    this.placing.get(old)?.stop.abort(new DOMException('the chunk was coded again', 'AbortError'))
-    return await this.chunk(bytes, old.offset, opts)
-  }
-
   /** Store the version's manifest (claimed like the chunks; placed by placed()), once every chunk is durable here. */
   async manifest (manifest: Manifest, opts: AbortOptions = {}): Promise<{ cid: CID, ref: ChunkRef }> {
     await raceSignal(this.durable(), opts.signal)
     // the codec gate at manifest write: a chunk coded again goes through this write (placed, and
     // waited for by placed()); the Clay ref's blocks stay this write's, and GC's once committed
-    const gated = await this.chunks.gateManifest(manifest, { signal: opts.signal, store: async (bytes, old) => await this.recode(old, bytes, { signal: opts.signal }) })
+    const gated = await this.chunks.gateManifest(manifest, { signal: opts.signal, store: async (bytes, offset) => await this.chunk(bytes, offset, { signal: opts.signal }) })
     if (gated.recoded.length > 0) await raceSignal(this.durable(), opts.signal)
     const stored = await this.chunks.storeManifest(gated.manifest, { signal: opts.signal, claim: this })
     this.blocks.set(stored.cid.toString(), stored.cid)

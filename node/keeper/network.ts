@@ -189,18 +189,10 @@ export class ChunkNetwork extends EventTarget implements Network {
   /** Chunks being placed now: a retry (every reconnect) joins the placement in flight. */
   private readonly placing = new Map<string, Promise<void>>()
   /**
-   * Chunk CID -> the last fragment of the ref its placement (and `placement`) is of
-   * (fragmentsKey). A chunk coded again under the same CID (other parity: the codec gate at
-   * manifest write, data/blocks.ts gateManifest) is placed afresh, not joined to, or counted
-   * by the acknowledgements of, the placement of its old fragments.
-   */
-  private readonly placementOf = new Map<string, string>()
-  /**
    * Chunks whose placement finished (not pending), oldest first: beyond PLACEMENT_REMEMBERED the
-   * oldest are forgotten from `placement` and `placementOf` (a host writing for months kept an
-   * entry, six sets, per chunk it ever wrote). A forgotten chunk's holders are the keepers'
-   * business (their book, repair passes); written again, it is placed afresh from what the
-   * store and the peers hold.
+   * oldest are forgotten from `placement` (a host writing for months kept an entry, six sets,
+   * per chunk it ever wrote). A forgotten chunk's holders are the keepers' business (their book,
+   * repair passes); written again, it is placed afresh from what the store and the peers hold.
    */
   private readonly placedOrder = new Set<string>()
   /** How many placed chunks' records placedOrder keeps (tests set fewer). */
@@ -449,18 +441,8 @@ export class ChunkNetwork extends EventTarget implements Network {
     const over = work.map(() => Promise.withResolvers<void>())
     const all = forEachLimited(work.map((r, i) => ({ r, i })), PLACE_CONCURRENCY, async ({ r, i }) => {
       const key = r.cid!.toString()
-      const of = fragmentsKey(r)
       let run = this.placing.get(key)
-      // the same chunk coded again (other fragments): placed once the old placement is over
-      while (run !== undefined && this.placementOf.get(key) !== of) {
-        await run
-        run = this.placing.get(key)
-      }
       if (run === undefined) {
-        if (this.placementOf.get(key) !== of) {
-          this.placement.delete(key)
-          this.placementOf.set(key, of)
-        }
         run = this.placeOne(r, opts).catch((err: Error) => {
           // the chunk stays pending (local-only until then): retried on reconnect and by the retry timer
           placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
@@ -542,7 +524,6 @@ export class ChunkNetwork extends EventTarget implements Network {
       await this.placing.get(key)
       this.pending.delete(ref)
       this.placement.delete(key)
-      this.placementOf.delete(key)
       this.placedOrder.delete(key)
       for (const f of ref.fragments) if (opts.keep?.(f) !== true) cids.set(f.toString(), f)
     }
@@ -812,7 +793,6 @@ export class ChunkNetwork extends EventTarget implements Network {
       this.placedOrder.delete(old)
       if (this.placing.has(old) || this.pending.has(old)) continue
       this.placement.delete(old)
-      this.placementOf.delete(old)
     }
   }
 
@@ -827,9 +807,4 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (held === undefined) return undefined
     return { hosts: new Set(held.flatMap(s => [...s])).size, fragments: held.filter(s => s.size > 0).length, pending: this.pending.has(chunk) }
   }
-}
-
-/** What tells two refs of one chunk CID apart (the chunk coded again, other parity): their last fragment. */
-function fragmentsKey (ref: ChunkRef): string {
-  return ref.fragments[ref.fragments.length - 1]?.toString() ?? ''
 }

@@ -57,14 +57,9 @@ export class PendingPlacements extends EventTarget {
     if (inode !== undefined) this.inodes.set(key, inode)
   }
 
-  /**
-   * A chunk's placement finished. Not that of another ref of the same chunk CID (the chunk coded
-   * again, other parity: network.ts placementOf), which stays pending.
-   */
+  /** A chunk's placement finished. */
   delete (ref: ChunkRef): void {
     const key = ref.cid!.toString()
-    const now = this.chunks.get(key)
-    if (now !== undefined && now !== ref && !now.fragments[now.fragments.length - 1]?.equals(ref.fragments[ref.fragments.length - 1])) return
     const was = this.chunks.delete(key)
     if (was) this.count(ref, -1)
     this.inodes.delete(key)

@@ -185,48 +185,4 @@ describe('Clay-coded chunks (--codec clay) on 7 in-process hosts, k=4 m=2 d=5', 
     for (const path of files.keys()) assert.ok((await manifestOf(hosts[0], path)).v < 3, path)
     await readAll(hosts, files)
   })
-
-  it('a member that does not announce clay/1 joins while a file is being written: the chunks coded with Clay before it came are coded again with Reed–Solomon at manifest write, placed by the write (no repair), and the file reads back on every host, the newcomer too', async () => {
-    const old = FEATURES.filter(f => f !== FEATURE_CLAY)
-    const hosts = await startCluster(t, 5, { daemon: { keep, codec: 'clay' } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 4), 60_000)
-    await until('every host sees every member read Clay', () => hosts.every(h => h.features.supportedByAll(FEATURE_CLAY)), 60_000)
-    const writer = hosts[0]
-    const data = randomBytes(4 * (1 << 20) + 100_000)
-    const half = 2 * (1 << 20)
-    const joined = Promise.withResolvers<void>()
-    const reached = Promise.withResolvers<void>()
-    async function * pieces (): AsyncGenerator<Uint8Array> {
-      yield data.subarray(0, half)
-      // one more piece so that both whole chunks of the first half are stored (Clay-coded)
-      // before the newcomer joins
-      yield data.subarray(half, half + 1)
-      // asked for more: the write stored the pieces so far (its chunk() calls are awaited)
-      reached.resolve()
-      await joined.promise
-      yield data.subarray(half + 1)
-    }
-    const repaired = (): number => hosts.reduce((a, h) => a + h.keep.repairer.totals().fragmentsRepaired, 0)
-    const repairedBefore = repaired()
-    const writing = writer.volume.replaceFile('/joined.bin', pieces(), { wait: 'safe' })
-    await reached.promise
-    const dir = join(hosts[0].dir, '..', 'old-joiner')
-    await init(dir, { networkKey: join(hosts[0].dir, 'network.key') })
-    hosts.push(await startHost(t, dir, 'old-joiner', [hosts[0].address], { daemon: { keep, features: old } }))
-    await until('the writer knows the newcomer lacks clay/1', () => writer.features.lacking(FEATURE_CLAY).includes(hosts[5].host.peerId), 60_000)
-    joined.resolve()
-    await writing
-    const m = await manifestOf(writer, '/joined.bin')
-    assert.ok(m.v < 3, `manifest v${m.v}`)
-    for (const r of m.chunks) assert.equal(r.clay, undefined, 'every chunk Reed–Solomon')
-    // every fragment of every chunk placed on its targets by the write itself: no repair
-    const blocks = async (): Promise<Set<string>[]> => await Promise.all(hosts.slice(1).map(held))
-    // (six hosts, six fragments: one each, the writer's own included)
-    await until('every fragment of the file but the writer\'s own on another host', async () => {
-      const on = await blocks()
-      return m.chunks.every(r => r.cid === null || r.fragments.filter(f => on.some(s => s.has(f.toString()))).length >= r.fragments.length - 1)
-    }, 60_000)
-    assert.equal(repaired() - repairedBefore, 0, 'placed by the write, not repaired')
-    await readAll(hosts, new Map([['/joined.bin', data]]))
-  })
 })
