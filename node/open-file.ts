@@ -840,16 +840,10 @@ export class OpenFile {
     return ref
   }
 
-  /**
-   * Store the manifest of the version being built, once every chunk it may name is durable here
-   * (those stored through the write too). Through the codec gate (ChunkService.gateManifest): a
-   * chunk coded again is stored as the version's others are (storeVersionChunk: `fresh` gets it,
-   * or the write places it).
-   */
-  private async storeVersionManifest (m: Manifest, fresh: ChunkRef[], opts: { signal?: AbortSignal, group?: PutGroup }): Promise<{ cid: CID, ref: ChunkRef }> {
-    const gated = await this.chunks.gateManifest(m, { signal: opts.signal, store: async (bytes, offset) => await this.storeVersionChunk(bytes, offset, fresh, opts.signal, opts.group) })
+  /** Store the manifest of the version being built, once every chunk it may name is durable here (those stored through the write too). */
+  private async storeVersionManifest (m: Manifest, opts: { signal?: AbortSignal, group?: PutGroup }): Promise<{ cid: CID, ref: ChunkRef }> {
     await raceSignal(this.early.durable(), opts.signal)
-    return await this.chunks.storeManifest(gated.manifest, opts)
+    return await this.chunks.storeManifest(m, opts)
   }
 
   private async buildContent (signal?: AbortSignal, sync = false): Promise<Committed> {
@@ -913,7 +907,7 @@ export class OpenFile {
     }
     if (this.size > at) refs.push(holeChunk(at, this.size - at))
     const next = manifestOf(this.size, refs)
-    const stored = await this.storeVersionManifest(next, fresh, { signal, group })
+    const stored = await this.storeVersionManifest(next, { signal, group })
     await group.done()
     // the manifest is placed like the chunks: without it on other hosts, the file dies with its writer;
     // the sum names the bytes however they are stored (equal bytes written elsewhere are one version)
@@ -970,7 +964,7 @@ export class OpenFile {
       refs.push(ref)
     }
     const next = manifestOf(this.size, refs)
-    const stored = await this.storeVersionManifest(next, fresh, { signal, group })
+    const stored = await this.storeVersionManifest(next, { signal, group })
     await group.done()
     return { content: { manifest: stored.cid, sum: contentSum(next) }, size: this.size, refs: [...fresh, stored.ref], append: { at, size: n } }
   }
@@ -1037,8 +1031,7 @@ export class OpenFile {
       const m = manifestOf(total, [ref])
       const stored = await this.chunks.storeManifest(m, { signal, group })
       await group.done()
-      // (the codec gate may have coded the chunk again: stored.recoded)
-      refs.push(ref, ...stored.recoded, stored.ref)
+      refs.push(ref, stored.ref)
       const content: Content = { manifest: stored.cid, sum: contentSum(m) }
       at = 0
       for (const x of big) {
@@ -1130,7 +1123,7 @@ export class OpenFile {
         at = ref.offset + ref.size
       }
       const m = manifestOf(at, chunks)
-      const stored = await this.storeVersionManifest(m, fresh, { signal, group })
+      const stored = await this.storeVersionManifest(m, { signal, group })
       fresh.push(stored.ref)
       const content: Content = { manifest: stored.cid, sum: contentSum(m) }
       for (const r of runs) byChunk.push({ i: r.i, list: [{ content, at: r.from, size: r.to - r.from, offset: r.from }] })
@@ -1144,11 +1137,8 @@ export class OpenFile {
         const stored = await this.chunks.storeManifest(m, { signal, group })
         packed.set(p.ref, { manifest: stored.cid, sum: contentSum(m) })
         // in a commit, placed now within the window, as the chunks it rewrites (storeVersionChunk)
-        // (and the chunk the codec gate coded again for it, if it did: stored.recoded)
-        for (const r of [p.ref, ...stored.recoded]) {
-          if (this.pipelined) await this.early.placeNow(r, { signal })
-          else fresh.push(r)
-        }
+        if (this.pipelined) await this.early.placeNow(p.ref, { signal })
+        else fresh.push(p.ref)
         fresh.push(stored.ref)
       }
     }

@@ -7,7 +7,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { raceSignal } from '../abort.ts'
 import { ChunkCache } from './cache.ts'
-import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, clayFor, manifestOf, fragmentBytes, decodeChunkOffThread, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, rootCount, PLACEMENT_BALANCED } from './chunks.ts'
+import { CHUNK_SIZE, MAX_MANIFEST_BYTES, ManifestError, clayFor, fragmentBytes, decodeChunkOffThread, encodeChunkPooled, encodeReplicatedWithLeaves, decodeManifest, encodeManifest, fragmentSlices, manifestRef, rootCount, PLACEMENT_BALANCED } from './chunks.ts'
 import type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 import { BlockUnavailableError, CorruptBlockError, FsError } from '../errors.ts'
 import type { Store } from './store.ts'
@@ -195,13 +195,6 @@ export const CODECS: readonly Codec[] = ['rs', 'clay']
  */
 export const SHARD_POOL_BYTES = 16 << 20
 
-/**
- * Chunks a ChunkService remembers it coded with Clay (its chunks' CIDs): the ones a manifest
- * written while the codec gate is shut recodes (ChunkService.gateManifest). 4,096: 4 GiB of
- * chunks, more than any one write holds between its first chunk and its manifest.
- */
-export const CLAY_WRITTEN_MAX = 4096
-
 /** Block puts one commit runs at once at most (PutGroup): two, so each overlaps the next. */
 export const PUT_GROUP_PARALLEL = 2
 /**
@@ -284,8 +277,6 @@ export class ChunkService {
   /** The code new erasure-coded chunks are written with (Codec). Writable: a test turns the gate on and off. */
   codec: Codec
   private readonly clayReadable: () => boolean
-  /** The chunks this service coded with Clay lately, oldest first (CLAY_WRITTEN_MAX; gateManifest). */
-  private readonly clayWritten = new Set<string>()
   /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
   private aheadBytes = 0
   private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0, rebuilt: 0 }
@@ -397,11 +388,6 @@ export class ChunkService {
     // writes of other blocks running (Promise.all): the memory is then left to the collector
     put.then(() => { lease?.letGo() }, () => { lease?.keep() })
     const chunk = encoded.ref.cid?.toString()
-    if (chunk !== undefined && encoded.ref.clay !== undefined) {
-      this.clayWritten.delete(chunk)
-      this.clayWritten.add(chunk)
-      if (this.clayWritten.size > CLAY_WRITTEN_MAX) this.clayWritten.delete(this.clayWritten.values().next().value!)
-    }
     if (chunk !== undefined) {
       this.cache.set(chunk, bytes)
       // the parity blocks (k.. of the k + m) are the pooled ones: every data fragment is a view of `bytes`
@@ -649,52 +635,9 @@ export class ChunkService {
     return bytes
   }
 
-  /**
-   * The codec gate at manifest write (issue 15 item 6): `manifest` as it may be written now.
-   * The gate (clayReadable) is asked when a chunk is encoded; a member that does not read Clay
-   * (FEATURE_CLAY) may join between that and the manifest's write, and would get a v3 manifest
-   * it cannot read. So while the gate is shut, every Clay-coded chunk of `manifest` this service
-   * coded lately (CLAY_WRITTEN_MAX) is coded again with Reed–Solomon (its bytes from the cache or
-   * the local fragments, stored by `store`, default storeChunk in `group`), and the manifest
-   * names that one instead (the same chunk CID, data fragments and content sum: only the parity
-   * differs; the Clay parity is left to GC). `recoded`: the new refs, for the caller to place
-   * (`store` may have placed them already). Chunks coded elsewhere, or long ago, are left as
-   * they are: a member that does not read Clay cannot read what was written before it came
-   * either (the gate governs writing). A chunk that cannot be read back here keeps its Clay ref
-   * (logged): the write is not failed for it.
-   */
-  async gateManifest (manifest: Manifest, opts: AbortOptions & { group?: PutGroup, store?: (bytes: Uint8Array, offset: number) => Promise<ChunkRef> } = {}): Promise<{ manifest: Manifest, recoded: ChunkRef[] }> {
-    if (this.clayWritten.size === 0 || !manifest.chunks.some(r => r.clay !== undefined && r.cid !== null && this.clayWritten.has(r.cid.toString())) || this.clayReadable()) return { manifest, recoded: [] }
-    const chunks = [...manifest.chunks]
-    const recoded: ChunkRef[] = []
-    for (let i = 0; i < chunks.length; i++) {
-      const old = chunks[i]
-      if (old.clay === undefined || old.cid === null || !this.clayWritten.has(old.cid.toString())) continue
-      let bytes: Uint8Array
-      try {
-        bytes = await this.readChunk(old, { signal: opts.signal })
-      } catch (err) {
-        opts.signal?.throwIfAborted()
-        log.error('chunk %s: not read back to code it again with Reed–Solomon (a member does not read Clay), its Clay ref is written: %s', old.cid.toString(), (err as Error).message)
-        continue
-      }
-      const ref = opts.store !== undefined ? await opts.store(bytes, old.offset) : (await this.storeChunk(bytes, old.offset, { signal: opts.signal, group: opts.group, params: { k: old.k, m: old.m } })).ref
-      chunks[i] = ref
-      recoded.push(ref)
-    }
-    if (recoded.length > 0) log('%d Clay-coded chunk(s) coded again with Reed–Solomon at manifest write: some member does not read Clay', recoded.length)
-    return { manifest: manifestOf(manifest.size, chunks, manifest.chunkSize), recoded }
-  }
-
-  /**
-   * Store a manifest durably here; its ref (manifestRef) is what placement spreads. Through the
-   * codec gate (gateManifest): `manifest` is the manifest stored, `recoded` the chunks coded again
-   * for it (in `group`), which the caller places as it places the chunks it stored.
-   */
-  async storeManifest (manifest: Manifest, opts: AbortOptions & { claim?: object, group?: PutGroup } = {}): Promise<{ cid: CID, ref: ChunkRef, manifest: Manifest, recoded: ChunkRef[] }> {
+  /** Store a manifest durably here; its ref (manifestRef) is what placement spreads. */
+  async storeManifest (manifest: Manifest, opts: AbortOptions & { claim?: object, group?: PutGroup } = {}): Promise<{ cid: CID, ref: ChunkRef }> {
     opts.signal?.throwIfAborted()
-    const gated = await this.gateManifest(manifest, { signal: opts.signal, group: opts.group })
-    manifest = gated.manifest
     const { cid, bytes } = encodeManifest(manifest)
     // no host would read it back (decodeManifest's bound): the file holds more chunks of data
     // than one manifest describes (about 60 GiB; holes cost nothing)
@@ -702,7 +645,7 @@ export class ChunkService {
     const put = this.store.put(cid, bytes, { claim: opts.claim, verified: true })
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
-    return { cid, ref: manifestRef(cid, bytes.byteLength), manifest, recoded: gated.recoded }
+    return { cid, ref: manifestRef(cid, bytes.byteLength) }
   }
 
   /**
@@ -1018,11 +961,7 @@ export class ChunkWrite {
   /** Store the version's manifest (claimed like the chunks; placed by placed()), once every chunk is durable here. */
   async manifest (manifest: Manifest, opts: AbortOptions = {}): Promise<{ cid: CID, ref: ChunkRef }> {
     await raceSignal(this.durable(), opts.signal)
-    // the codec gate at manifest write: a chunk coded again goes through this write (placed, and
-    // waited for by placed()); the Clay ref's blocks stay this write's, and GC's once committed
-    const gated = await this.chunks.gateManifest(manifest, { signal: opts.signal, store: async (bytes, offset) => await this.chunk(bytes, offset, { signal: opts.signal }) })
-    if (gated.recoded.length > 0) await raceSignal(this.durable(), opts.signal)
-    const stored = await this.chunks.storeManifest(gated.manifest, { signal: opts.signal, claim: this })
+    const stored = await this.chunks.storeManifest(manifest, { signal: opts.signal, claim: this })
     this.blocks.set(stored.cid.toString(), stored.cid)
     this.refs.push(stored.ref)
     this.manifestRef = stored.ref

@@ -10,7 +10,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import {
   CHUNK_SIZE, ChunkService, MANIFEST_VERSIONS, ManifestError, Store, clayCode, clayFor, decodeChunk, decodeChunkOffThread, decodeManifest,
-  contentSum, encodeChunk, encodeChunkAsync, encodeManifest, holeChunk, manifestOf, merkleRoot, rebuildFragments, withRoots
+  encodeChunk, encodeChunkAsync, encodeManifest, holeChunk, manifestOf, merkleRoot, rebuildFragments, withRoots
 } from '../../node/data/index.ts'
 import type { ChunkRef, Manifest } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
@@ -191,64 +191,5 @@ describe('Clay-coded chunks: manifest v3, encode, decode, rebuild', function () 
     await store.delete(short.ref.fragments[3])
     chunks.dropCache()
     assert.deepEqual(Buffer.from(await chunks.readChunk(short.ref)), Buffer.from(tail))
-  })
-
-  it('the gate is checked at manifest write too: a chunk coded with Clay while every member read it, whose manifest is written once one does not, is coded again with Reed–Solomon (v1 manifest, same chunk CID and sum); with the gate open the manifest is v3', async () => {
-    const store = await Store.open(join(await tempDir(t), 'store'))
-    t.add(async () => { await store.close() })
-    let readable = true
-    // cacheBytes 0: the chunk is read back from its local fragments to be coded again
-    const chunks = new ChunkService(store, { localParams: { k: 4, m: 2 }, cacheBytes: 0, codec: 'clay', clayReadable: () => readable })
-    const bytes = seededBytes(CHUNK_SIZE + 70_000, 21)
-    const a = (await chunks.storeChunk(bytes.subarray(0, CHUNK_SIZE), 0)).ref
-    const b = (await chunks.storeChunk(bytes.subarray(CHUNK_SIZE), CHUNK_SIZE)).ref
-    assert.equal(a.clay, 5)
-    assert.equal(b.clay, 5)
-    const written = manifestOf(bytes.byteLength, [a, b])
-    assert.equal(written.v, 3)
-    // still open at manifest write: v3, as encoded
-    const open = await chunks.storeManifest(written)
-    assert.equal(decodeManifest(await store.get(open.cid)).v, 3)
-    // a member that does not read Clay joined meanwhile
-    readable = false
-    const shut = await chunks.storeManifest(written)
-    const m = decodeManifest(await store.get(shut.cid))
-    assert.equal(m.v, 1, 'a manifest an older host reads')
-    assert.equal(open.recoded.length, 0)
-    assert.equal(shut.recoded.length, 2)
-    assert.deepEqual(encodeManifest(m).bytes, encodeManifest(shut.manifest).bytes)
-    for (const [i, r] of m.chunks.entries()) {
-      assert.equal(r.clay, undefined)
-      assert.ok(r.cid!.equals(written.chunks[i].cid!), 'the same chunk')
-      assert.equal(r.roots?.length, 4, 'roots of the data fragments, as any Reed–Solomon chunk')
-      // systematic both ways: a whole chunk's data fragments are the same blocks (a short one's
-      // are cut at another size), the parity is Reed–Solomon's
-      if (i === 0) assert.deepEqual(r.fragments.slice(0, 4).map(String), written.chunks[i].fragments.slice(0, 4).map(String))
-      const rs = encodeChunk(i === 0 ? bytes.subarray(0, CHUNK_SIZE) : bytes.subarray(CHUNK_SIZE), r.offset, 4, 2)
-      assert.deepEqual(r.fragments.map(String), rs.ref.fragments.map(String))
-    }
-    assert.ok(contentSum(m).equals(contentSum(written)))
-    // read back through the Reed–Solomon parity (two data fragments gone from the disk)
-    for (const j of [1, 3]) await store.delete(m.chunks[0].fragments[j])
-    chunks.dropCache()
-    assert.deepEqual(Buffer.from(await chunks.readChunk(m.chunks[0])), Buffer.from(bytes.subarray(0, CHUNK_SIZE)))
-    // a write (ChunkWrite): its chunk coded again goes through the write, its manifest is v1
-    readable = true
-    const write = chunks.write()
-    const c = await write.chunk(seededBytes(CHUNK_SIZE, 22), 0)
-    assert.equal(c.clay, 5)
-    readable = false
-    const stored = await write.manifest(manifestOf(CHUNK_SIZE, [c]))
-    const wm = decodeManifest(await store.get(stored.cid))
-    assert.equal(wm.v, 1)
-    assert.equal(wm.chunks[0].clay, undefined)
-    assert.ok(write.refs.some(r => r.clay === undefined && r.cid?.equals(c.cid!) === true), 'the write holds the chunk coded again')
-    write.committed()
-    await write.placed()
-    // chunks coded elsewhere (or long ago) are left as they are: this service did not code them
-    const other = encodeChunk(seededBytes(CHUNK_SIZE, 23), 0, 4, 2, 5)
-    const theirs = await chunks.storeManifest(manifestOf(CHUNK_SIZE, [other.ref]))
-    assert.equal(theirs.recoded.length, 0)
-    assert.equal(theirs.manifest.v, 3)
   })
 })
