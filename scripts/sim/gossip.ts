@@ -16,18 +16,14 @@
 // ping of each connection every pingIntervalMs(connections), gossipsub heartbeats) and wire sizes
 // estimated below (framing included; not measured on a socket). The per-message gossip cost is
 // the dissemination run's bytes per host per op.
-import { DEFAULT_MAX_CONNECTIONS, PING_ROUND_SENT_BYTES, TABLE_SYNC_MS, memberRefreshMs, pingIntervalMs } from '../../node/net/index.ts'
+// The mesh's degrees and the IHAVE settings are host.ts's (GOSSIP_MESH_OPTIONS, which it hands to gossipsub).
+import {
+  DEFAULT_MAX_CONNECTIONS, GOSSIP_D, GOSSIP_DHI, GOSSIP_DLAZY, GOSSIP_FACTOR, GOSSIP_HEARTBEAT_MS, GOSSIP_HISTORY_GOSSIP,
+  PING_ROUND_SENT_BYTES, TABLE_SYNC_MS, memberRefreshMs, pingIntervalMs
+} from '../../node/net/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { EventQueue, Uplinks } from '../../harness/sim/events.ts'
 import { simUplink } from '../../harness/sim/churn.ts'
-
-/** gossipsub's defaults (@libp2p/gossipsub constants.js), which darkfs keeps (host.ts). */
-export const GOSSIP_D = 6
-export const GOSSIP_DHI = 12
-export const GOSSIP_DLAZY = 6
-export const GOSSIP_FACTOR = 0.25
-export const GOSSIP_HISTORY_GOSSIP = 3
-export const GOSSIP_HEARTBEAT_MS = 1000
 
 /**
  * Estimated wire sizes, bytes, with TCP/IP (40 per packet), noise (18 per frame) and yamux
