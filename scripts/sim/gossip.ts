@@ -15,12 +15,16 @@
 // memberRefreshMs(hosts), DOWN notices and fresh records as the churn trace makes them, host.ts's
 // ping of each connection every pingIntervalMs(connections), gossipsub heartbeats) and wire sizes
 // estimated below (framing included; not measured on a socket). The per-message gossip cost is
-// the dissemination run's bytes per host per op.
+// the dissemination run's bytes per host per op. The keeper counts' traffic (kept-service.ts's
+// digest round, kept.ts's records on each change of the hosts up, and their IHAVEs) is given
+// beside, as kept_*, and in total_with_kept; `total` leaves it out, as it did before those were
+// counted.
 // The mesh's degrees and the IHAVE settings are host.ts's (GOSSIP_MESH_OPTIONS, which it hands to gossipsub).
 import {
   DEFAULT_MAX_CONNECTIONS, GOSSIP_D, GOSSIP_DHI, GOSSIP_DLAZY, GOSSIP_FACTOR, GOSSIP_HEARTBEAT_MS, GOSSIP_HISTORY_GOSSIP,
   PING_ROUND_SENT_BYTES, TABLE_SYNC_MS, memberRefreshMs, pingIntervalMs
 } from '../../node/net/index.ts'
+import { KEPT_SYNC_MS, keptInterval } from '../../node/keeper/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { EventQueue, Uplinks } from '../../harness/sim/events.ts'
 import { simUplink } from '../../harness/sim/churn.ts'
@@ -47,6 +51,8 @@ export const DIGEST_CALL_ANSWER_BYTES = 350
 /** A signed member record message (members.ts: peer id, seq, two addresses, signature) and a DOWN notice. */
 export const MEMBER_RECORD_BYTES = 260
 export const DOWN_NOTICE_BYTES = 180
+/** A keeper counts record (keeper/kept.ts signKept: 200 bytes with counts of 84,000 chunks, and the tag byte). */
+export const KEPT_RECORD_BYTES = 200
 
 export interface DisseminationOptions {
   hosts: number
@@ -172,10 +178,39 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
   // heartbeats: IHAVE to max(Dlazy, factor * non-mesh peers) peers, each message id advertised
   // in GOSSIP_HISTORY_GOSSIP heartbeats; a heartbeat with no id to advertise sends nothing
   const lazy = Math.max(GOSSIP_DLAZY, Math.floor(GOSSIP_FACTOR * Math.max(0, conns - GOSSIP_D)))
+  const ihaveOf = (msgs: number): number => {
+    const perHeartbeat = msgs * GOSSIP_HEARTBEAT_MS / 1000 * GOSSIP_HISTORY_GOSSIP
+    // (a heartbeat has an id to advertise with odds about min(1, ids per heartbeat))
+    return lazy * (IHAVE_FRAME_BYTES * Math.min(1, perHeartbeat) + IHAVE_ID_BYTES * perHeartbeat) / (GOSSIP_HEARTBEAT_MS / 1000)
+  }
   const msgs = records + downs
-  const perHeartbeat = msgs * GOSSIP_HEARTBEAT_MS / 1000 * GOSSIP_HISTORY_GOSSIP
-  // (a heartbeat has an id to advertise with odds about min(1, ids per heartbeat))
-  const ihave = lazy * (IHAVE_FRAME_BYTES * Math.min(1, perHeartbeat) + IHAVE_ID_BYTES * perHeartbeat) / (GOSSIP_HEARTBEAT_MS / 1000)
+  const ihave = ihaveOf(msgs)
   const gossip = records * perRecord + downs * perDown
-  return { digest, ping, records: records * perRecord, downs: downs * perDown, ihave, total: digest + ping + gossip + ihave, fixed: digest + ping }
+  const total = digest + ping + gossip + ihave
+  // Keeper counts (keeper/kept.ts, kept-service.ts), not in `total` (which stays the figure it
+  // was): the kept table's own anti-entropy round every KEPT_SYNC_MS, and the records. A host
+  // counts again when the hosts up change (a DOWN notice, a return) and tells its record when a
+  // figure moved, at most once per keptInterval(hosts). Taken here: every such change moves every
+  // keeper's counts (at 1,000 hosts each keeper keeps chunks with fragments on any given host),
+  // so after each record a host waits keptInterval, then for the next change network-wide.
+  const keptDigest = (DIGEST_CALL_SENT_BYTES + DIGEST_CALL_ANSWER_BYTES) / (KEPT_SYNC_MS / 1000)
+  const changes = o.hosts * (o.goneHostHour + o.returnedHostHour) / 3600
+  const interval = keptInterval(o.hosts) / 1000
+  const keptPerHost = changes > 0 ? 1 / (interval + Math.exp(-changes * interval) / changes) : 0
+  const kept = o.hosts * keptPerHost
+  const keptRecords = kept * o.copiesPerMessage * (KEPT_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
+  const keptIhave = ihaveOf(msgs + kept) - ihave
+  return {
+    digest,
+    ping,
+    records: records * perRecord,
+    downs: downs * perDown,
+    ihave,
+    total,
+    fixed: digest + ping,
+    kept_digest: keptDigest,
+    kept_records: keptRecords,
+    kept_ihave: keptIhave,
+    total_with_kept: total + keptDigest + keptRecords + keptIhave
+  }
 }
