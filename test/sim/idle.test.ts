@@ -1,10 +1,10 @@
-// The sim's idle model (scripts/sim/gossip.ts idleTraffic) with host.ts's gossip settings: at
+// The sim's idle model (harness/sim/idle.ts idleTraffic, which `npm run sim` runs) with host.ts's gossip settings: at
 // 1,000 hosts and the 30-day churn trace's rates (`npm run sim`, seed 14: 14,571 hosts declared
 // gone and 14,328 back after that over 720,000 host-hours; 5.99 copies of a message sent per
 // host), an idle host sends at most 2 kbit/s (issue 14) by the figure `total` counts; on
 // gossipsub's default IHAVE settings (gossipFactor 0.25, 3 heartbeats) it was 2.40.
 import assert from 'node:assert/strict'
-import { IHAVE_FRAME_BYTES, IHAVE_ID_BYTES, idleTraffic } from '../../scripts/sim/gossip.ts'
+import { IHAVE_FRAME_BYTES, IHAVE_ID_BYTES, idleTraffic } from '../../harness/sim/idle.ts'
 import { GOSSIP_DLAZY, GOSSIP_HISTORY_GOSSIP, memberRefreshMs } from '../../node/net/index.ts'
 
 const TRACE = { hosts: 1000, copiesPerMessage: 5.99, goneHostHour: 14571 / 720_000, returnedHostHour: 14328 / 720_000 }
