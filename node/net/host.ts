@@ -311,6 +311,39 @@ export const GOSSIP_IDONTWANT_MIN_BYTES = 512
 /** idontwantMinDataSize that sends none. */
 const NO_IDONTWANT = Number.MAX_SAFE_INTEGER
 
+/**
+ * The gossip mesh: each host grafts GOSSIP_D peers and keeps at most GOSSIP_DHI (gossipsub's
+ * defaults), with a heartbeat every GOSSIP_HEARTBEAT_MS (its default too).
+ */
+export const GOSSIP_D = 6
+export const GOSSIP_DHI = 12
+export const GOSSIP_HEARTBEAT_MS = 1000
+/**
+ * Lazy repair (IHAVE): at each heartbeat a host advertises the ids of the messages it saw in the
+ * last GOSSIP_HISTORY_GOSSIP heartbeats to GOSSIP_DLAZY connected peers outside its mesh. So each
+ * message costs a host at most GOSSIP_DLAZY x GOSSIP_HISTORY_GOSSIP IHAVE frames (12), whatever
+ * its connections. gossipsub's defaults advertised to max(Dlazy, gossipFactor 0.25 x the non-mesh
+ * peers) over 3 heartbeats: at 64 connections 14 peers x 3 = 42 frames a message, about 0.84
+ * kbit/s of the 2 an idle host may send at 1,000 hosts (scripts/sim idle figure, issue 14: the
+ * member records and DOWN notices of the churn trace); here 0.24. A host its mesh missed still
+ * hears of a message from about 12 of its neighbours (each of ~56 non-mesh neighbours picks it
+ * with odds 6/56 a heartbeat, two heartbeats): missed by all with odds about e^-12; the author
+ * floods every connection, and anti-entropy (net/anti-entropy.ts, member-service.ts digests)
+ * mends the rest.
+ */
+export const GOSSIP_DLAZY = 6
+export const GOSSIP_FACTOR = 0
+export const GOSSIP_HISTORY_GOSSIP = 2
+/** gossipsub's options for the mesh and lazy repair (above), as createHost() passes them. */
+export const GOSSIP_MESH_OPTIONS = {
+  D: GOSSIP_D,
+  Dhi: GOSSIP_DHI,
+  Dlazy: GOSSIP_DLAZY,
+  gossipFactor: GOSSIP_FACTOR,
+  mcacheGossip: GOSSIP_HISTORY_GOSSIP,
+  heartbeatInterval: GOSSIP_HEARTBEAT_MS
+} as const
+
 /** Largest gossip message (an op is at most tree's MAX_OP_BYTES; ops are batched below this). */
 export const GOSSIP_MAX_MESSAGE_BYTES = 1024 * 1024
 /**
@@ -621,6 +654,8 @@ export async function createHost (init: HostInit): Promise<Host> {
         // own messages go to every subscribed peer (at most the bound); forwarded ones to the mesh
         floodPublish: true,
         allowPublishToZeroTopicPeers: true,
+        // the mesh's degree and IHAVE's reach: see GOSSIP_DLAZY
+        ...GOSSIP_MESH_OPTIONS,
         doPX: false,
         emitSelf: false,
         maxInboundDataLength: GOSSIP_MAX_MESSAGE_BYTES,

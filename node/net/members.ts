@@ -20,11 +20,12 @@
 // proportion to the network's size: hourly, 27 kbit/s per idle host at 1,000 hosts and 130 at
 // 10,000 (`npm run sim`). So the period is at least MEMBER_REFRESH_MS (a day) and grows with the
 // table, MEMBER_REFRESH_PER_MEMBER_MS per member: network-wide at most one refresh per that
-// time, whatever the size, and the per-host cost of refreshes is bounded (~0.4 kbit/s with its
-// IHAVE lists: a day up to 480 members, 50 h at 1,000, 21 days at 10,000; expiry three times
-// that). A record is refused on arrival only when it is older than the expiry for
-// the larger of this table and the table it came with (a joiner pulling a big network's table
-// holds few records yet); the periodic expire() uses this table's size.
+// time, whatever the size, and the per-host cost of refreshes is bounded (~0.2 kbit/s with its
+// IHAVE lists at host.ts's GOSSIP_DLAZY, 0.4 at gossipsub's default reach: a day up to 480
+// members, 50 h at 1,000, 21 days at 10,000; expiry three times that). A record is refused on
+// arrival only when it is older than the expiry for the larger of this table and the table it
+// came with (a joiner pulling a big network's table holds few records yet); the periodic
+// expire() uses this table's size.
 //
 // `cap` is the host's capacity class (keeper/balance.ts capacityClass: 8 classes per doubling of
 // its disk's size), the weight balanced placement gives it (issue 14 item 4). It sits in the

@@ -1,4 +1,5 @@
-// Dissemination and idle traffic figures of the simulator (issue 14 items 2, 3 and 7).
+// Dissemination figures of the simulator (issue 14 items 2, 3 and 7); the idle traffic model is
+// harness/sim/idle.ts's (re-exported at the end).
 //
 // Dissemination: one op published by one host, spread as darkfs's gossipsub spreads it
 // (node/net/host.ts): the author sends it to every peer it is connected to (floodPublish, at most
@@ -7,50 +8,15 @@
 // host grafts D random peers, a peer takes grafts up to Dhi (so degrees fall between D and Dhi).
 // Copies leave one after another over the sender's uplink (events.ts), and arrive one link latency
 // later. IHAVE/IWANT lazy repair is not simulated here (the mesh alone reaches every live host in
-// these runs), but its bytes are counted in the idle figure. Hosts that are down (`downShare`,
+// these runs), but its bytes are counted in the idle figure (harness/sim/idle.ts). Hosts that are down (`downShare`,
 // before any heartbeat repaired the mesh around them) neither receive nor forward.
 //
-// Idle traffic: what a host sends per second with nothing written, from darkfs's periods
-// (member-service.ts digest every TABLE_SYNC_MS, members.ts record refresh every
-// memberRefreshMs(hosts), DOWN notices and fresh records as the churn trace makes them, host.ts's
-// ping of each connection every pingIntervalMs(connections), gossipsub heartbeats) and wire sizes
-// estimated below (framing included; not measured on a socket). The per-message gossip cost is
-// the dissemination run's bytes per host per op.
-import { DEFAULT_MAX_CONNECTIONS, PING_ROUND_SENT_BYTES, TABLE_SYNC_MS, memberRefreshMs, pingIntervalMs } from '../../node/net/index.ts'
+// The mesh's degrees are host.ts's (GOSSIP_MESH_OPTIONS, which it hands to gossipsub).
+import { DEFAULT_MAX_CONNECTIONS, GOSSIP_D, GOSSIP_DHI } from '../../node/net/index.ts'
+import { GOSSIP_OVERHEAD_BYTES } from '../../harness/sim/idle.ts'
 import { prng } from '../../harness/prng.ts'
 import { EventQueue, Uplinks } from '../../harness/sim/events.ts'
 import { simUplink } from '../../harness/sim/churn.ts'
-
-/** gossipsub's defaults (@libp2p/gossipsub constants.js), which darkfs keeps (host.ts). */
-export const GOSSIP_D = 6
-export const GOSSIP_DHI = 12
-export const GOSSIP_DLAZY = 6
-export const GOSSIP_FACTOR = 0.25
-export const GOSSIP_HISTORY_GOSSIP = 3
-export const GOSSIP_HEARTBEAT_MS = 1000
-
-/**
- * Estimated wire sizes, bytes, with TCP/IP (40 per packet), noise (18 per frame) and yamux
- * (12 per frame) framing:
- *  - a gossip message carries, besides its data, gossipsub's RPC framing, the author's key (from),
- *    seqno, topic (a 64-char hash) and an Ed25519 signature: about 180 bytes, plus 70 of framing;
- *  - a message id in an IHAVE (StrictSign: author + seqno) about 50;
- *  - a digest call (member-service.ts): a new stream (multistream-select both ways), the
- *    request and the 32-byte answer in rpc.ts's envelope, yamux and noise frames: from the real
- *    idle bench (scripts/bench/idle.ts: 125 B/s into the sockets of each host of a 6-host mesh,
- *    88 of them pings at 530 bytes a round) about 550 bytes into the sockets a call, both sides;
- *    with TCP/IP headers about 700, 350 of it from the asker;
- *  - a ping round of a connection (host.ts pings on a new stream, both ends): host.ts's
- *    PING_ROUND_SENT_BYTES, measured (the figure follows the code).
- */
-export const GOSSIP_OVERHEAD_BYTES = 250
-export const IHAVE_ID_BYTES = 50
-export const IHAVE_FRAME_BYTES = 100
-export const DIGEST_CALL_SENT_BYTES = 350
-export const DIGEST_CALL_ANSWER_BYTES = 350
-/** A signed member record message (members.ts: peer id, seq, two addresses, signature) and a DOWN notice. */
-export const MEMBER_RECORD_BYTES = 260
-export const DOWN_NOTICE_BYTES = 180
 
 export interface DisseminationOptions {
   hosts: number
@@ -151,35 +117,5 @@ export function runDissemination (o: DisseminationOptions): Dissemination {
   }
 }
 
-export interface IdleOptions {
-  hosts: number
-  /** Copies of a gossip message a host sends, on average (the dissemination figure: bytes per host per op / wire size). */
-  copiesPerMessage: number
-  /** Hosts declared gone, and hosts back after that, per host per hour (the churn trace). */
-  goneHostHour: number
-  returnedHostHour: number
-}
-
-/** Idle upload of one host, bytes/s, by source. */
-export function idleTraffic (o: IdleOptions): Record<string, number> {
-  const conns = Math.min(o.hosts - 1, DEFAULT_MAX_CONNECTIONS)
-  // anti-entropy: one digest call a round, and on average one answered
-  const digest = (DIGEST_CALL_SENT_BYTES + DIGEST_CALL_ANSWER_BYTES) / (TABLE_SYNC_MS / 1000)
-  // host.ts pings each connection from both ends, at an interval that follows their number
-  const ping = conns * PING_ROUND_SENT_BYTES / (pingIntervalMs(conns) / 1000)
-  // gossip messages network-wide per second: every host's record once per memberRefreshMs, a DOWN notice per host
-  // declared gone, a fresh record per host back after that
-  const records = o.hosts / (memberRefreshMs(o.hosts) / 1000) + o.hosts * o.returnedHostHour / 3600
-  const downs = o.hosts * o.goneHostHour / 3600
-  const perRecord = o.copiesPerMessage * (MEMBER_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
-  const perDown = o.copiesPerMessage * (DOWN_NOTICE_BYTES + GOSSIP_OVERHEAD_BYTES)
-  // heartbeats: IHAVE to max(Dlazy, factor * non-mesh peers) peers, each message id advertised
-  // in GOSSIP_HISTORY_GOSSIP heartbeats; a heartbeat with no id to advertise sends nothing
-  const lazy = Math.max(GOSSIP_DLAZY, Math.floor(GOSSIP_FACTOR * Math.max(0, conns - GOSSIP_D)))
-  const msgs = records + downs
-  const perHeartbeat = msgs * GOSSIP_HEARTBEAT_MS / 1000 * GOSSIP_HISTORY_GOSSIP
-  // (a heartbeat has an id to advertise with odds about min(1, ids per heartbeat))
-  const ihave = lazy * (IHAVE_FRAME_BYTES * Math.min(1, perHeartbeat) + IHAVE_ID_BYTES * perHeartbeat) / (GOSSIP_HEARTBEAT_MS / 1000)
-  const gossip = records * perRecord + downs * perDown
-  return { digest, ping, records: records * perRecord, downs: downs * perDown, ihave, total: digest + ping + gossip + ihave, fixed: digest + ping }
-}
+export { GOSSIP_OVERHEAD_BYTES, idleTraffic } from '../../harness/sim/idle.ts'
+export type { IdleOptions } from '../../harness/sim/idle.ts'

@@ -28,7 +28,8 @@
 // gossipsub-like mesh (D 6, Dhi 12, the author floods its connections) on --latency ms links and
 // the hosts' own uplinks, with --gossip-down-share of the hosts down: virtual ms to 50/99/100% of
 // the live hosts, bytes each host sends per op. Idle (`idle.h<N>.*`): a host's upload in kbit/s
-// with nothing written, by source, from darkfs's periods and the churn trace's rates.
+// with nothing written, by source, from darkfs's periods and the churn trace's rates (`total`
+// without the keeper counts' digests and records, `total_with_kept` with them).
 // Churn (churn.ts, `churn.h<N>.*`): a --days trace (outages at --churn-per-hour per host while up,
 // away minutes to days; --leave-share of the hosts gone for good, --join-share joining) against
 // --churn-chunks sampled chunks standing for --fill of the hosts' disks, run with darkfs's plan,

@@ -1,0 +1,103 @@
+// Idle traffic: what a host sends per second with nothing written, from darkfs's periods
+// (member-service.ts digest every TABLE_SYNC_MS, members.ts record refresh every
+// memberRefreshMs(hosts), DOWN notices and fresh records as the churn trace makes them, host.ts's
+// ping of each connection every pingIntervalMs(connections), gossipsub heartbeats) and wire sizes
+// estimated below (framing included; not measured on a socket). The per-message gossip cost is
+// the dissemination run's bytes per host per op. The keeper counts' traffic (kept-service.ts's
+// digest round, kept.ts's records on each change of the hosts up, and their IHAVEs) is given
+// beside, as kept_*, and in total_with_kept; `total` leaves it out, as it did before those were
+// counted.
+// `npm run sim` runs it (scripts/sim/gossip.ts re-exports it), as does bench:scale beside its measured figure.
+// The mesh's degrees and the IHAVE settings are host.ts's (GOSSIP_MESH_OPTIONS, which it hands to gossipsub).
+import {
+  DEFAULT_MAX_CONNECTIONS, GOSSIP_D, GOSSIP_DLAZY, GOSSIP_FACTOR, GOSSIP_HEARTBEAT_MS, GOSSIP_HISTORY_GOSSIP,
+  PING_ROUND_SENT_BYTES, TABLE_SYNC_MS, memberRefreshMs, pingIntervalMs
+} from '../../node/net/index.ts'
+import { KEPT_SYNC_MS, keptInterval } from '../../node/keeper/index.ts'
+
+/**
+ * Estimated wire sizes, bytes, with TCP/IP (40 per packet), noise (18 per frame) and yamux
+ * (12 per frame) framing:
+ *  - a gossip message carries, besides its data, gossipsub's RPC framing, the author's key (from),
+ *    seqno, topic (a 64-char hash) and an Ed25519 signature: about 180 bytes, plus 70 of framing;
+ *  - a message id in an IHAVE (StrictSign: author + seqno) about 50;
+ *  - a digest call (member-service.ts): a new stream (multistream-select both ways), the
+ *    request and the 32-byte answer in rpc.ts's envelope, yamux and noise frames: from the real
+ *    idle bench (scripts/bench/idle.ts: 125 B/s into the sockets of each host of a 6-host mesh,
+ *    88 of them pings at 530 bytes a round) about 550 bytes into the sockets a call, both sides;
+ *    with TCP/IP headers about 700, 350 of it from the asker;
+ *  - a ping round of a connection (host.ts pings on a new stream, both ends): host.ts's
+ *    PING_ROUND_SENT_BYTES, measured (the figure follows the code).
+ */
+export const GOSSIP_OVERHEAD_BYTES = 250
+export const IHAVE_ID_BYTES = 50
+export const IHAVE_FRAME_BYTES = 100
+export const DIGEST_CALL_SENT_BYTES = 350
+export const DIGEST_CALL_ANSWER_BYTES = 350
+/** A signed member record message (members.ts: peer id, seq, two addresses, signature) and a DOWN notice. */
+export const MEMBER_RECORD_BYTES = 260
+export const DOWN_NOTICE_BYTES = 180
+/** A keeper counts record (keeper/kept.ts signKept: 200 bytes with counts of 84,000 chunks, and the tag byte). */
+export const KEPT_RECORD_BYTES = 200
+
+export interface IdleOptions {
+  hosts: number
+  /** Copies of a gossip message a host sends, on average (the dissemination figure: bytes per host per op / wire size). */
+  copiesPerMessage: number
+  /** Hosts declared gone, and hosts back after that, per host per hour (the churn trace). */
+  goneHostHour: number
+  returnedHostHour: number
+}
+
+/** Idle upload of one host, bytes/s, by source. */
+export function idleTraffic (o: IdleOptions): Record<string, number> {
+  const conns = Math.min(o.hosts - 1, DEFAULT_MAX_CONNECTIONS)
+  // anti-entropy: one digest call a round, and on average one answered
+  const digest = (DIGEST_CALL_SENT_BYTES + DIGEST_CALL_ANSWER_BYTES) / (TABLE_SYNC_MS / 1000)
+  // host.ts pings each connection from both ends, at an interval that follows their number
+  const ping = conns * PING_ROUND_SENT_BYTES / (pingIntervalMs(conns) / 1000)
+  // gossip messages network-wide per second: every host's record once per memberRefreshMs, a DOWN notice per host
+  // declared gone, a fresh record per host back after that
+  const records = o.hosts / (memberRefreshMs(o.hosts) / 1000) + o.hosts * o.returnedHostHour / 3600
+  const downs = o.hosts * o.goneHostHour / 3600
+  const perRecord = o.copiesPerMessage * (MEMBER_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
+  const perDown = o.copiesPerMessage * (DOWN_NOTICE_BYTES + GOSSIP_OVERHEAD_BYTES)
+  // heartbeats: IHAVE to max(Dlazy, factor * non-mesh peers) peers, each message id advertised
+  // in GOSSIP_HISTORY_GOSSIP heartbeats; a heartbeat with no id to advertise sends nothing
+  const lazy = Math.max(GOSSIP_DLAZY, Math.floor(GOSSIP_FACTOR * Math.max(0, conns - GOSSIP_D)))
+  const ihaveOf = (msgs: number): number => {
+    const perHeartbeat = msgs * GOSSIP_HEARTBEAT_MS / 1000 * GOSSIP_HISTORY_GOSSIP
+    // (a heartbeat has an id to advertise with odds about min(1, ids per heartbeat))
+    return lazy * (IHAVE_FRAME_BYTES * Math.min(1, perHeartbeat) + IHAVE_ID_BYTES * perHeartbeat) / (GOSSIP_HEARTBEAT_MS / 1000)
+  }
+  const msgs = records + downs
+  const ihave = ihaveOf(msgs)
+  const gossip = records * perRecord + downs * perDown
+  const total = digest + ping + gossip + ihave
+  // Keeper counts (keeper/kept.ts, kept-service.ts), not in `total` (which stays the figure it
+  // was): the kept table's own anti-entropy round every KEPT_SYNC_MS, and the records. A host
+  // counts again when the hosts up change (a DOWN notice, a return) and tells its record when a
+  // figure moved, at most once per keptInterval(hosts). Taken here: every such change moves every
+  // keeper's counts (at 1,000 hosts each keeper keeps chunks with fragments on any given host),
+  // so after each record a host waits keptInterval, then for the next change network-wide.
+  const keptDigest = (DIGEST_CALL_SENT_BYTES + DIGEST_CALL_ANSWER_BYTES) / (KEPT_SYNC_MS / 1000)
+  const changes = o.hosts * (o.goneHostHour + o.returnedHostHour) / 3600
+  const interval = keptInterval(o.hosts) / 1000
+  const keptPerHost = changes > 0 ? 1 / (interval + Math.exp(-changes * interval) / changes) : 0
+  const kept = o.hosts * keptPerHost
+  const keptRecords = kept * o.copiesPerMessage * (KEPT_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
+  const keptIhave = ihaveOf(msgs + kept) - ihave
+  return {
+    digest,
+    ping,
+    records: records * perRecord,
+    downs: downs * perDown,
+    ihave,
+    total,
+    fixed: digest + ping,
+    kept_digest: keptDigest,
+    kept_records: keptRecords,
+    kept_ihave: keptIhave,
+    total_with_kept: total + keptDigest + keptRecords + keptIhave
+  }
+}

@@ -1,0 +1,32 @@
+// The sim's idle model (harness/sim/idle.ts idleTraffic, which `npm run sim` runs) with host.ts's gossip settings: at
+// 1,000 hosts and the 30-day churn trace's rates (`npm run sim`, seed 14: 14,571 hosts declared
+// gone and 14,328 back after that over 720,000 host-hours; 5.99 copies of a message sent per
+// host), an idle host sends at most 2 kbit/s (issue 14) by the figure `total` counts; on
+// gossipsub's default IHAVE settings (gossipFactor 0.25, 3 heartbeats) it was 2.40.
+import assert from 'node:assert/strict'
+import { IHAVE_FRAME_BYTES, IHAVE_ID_BYTES, idleTraffic } from '../../harness/sim/idle.ts'
+import { GOSSIP_DLAZY, GOSSIP_HISTORY_GOSSIP, memberRefreshMs } from '../../node/net/index.ts'
+
+const TRACE = { hosts: 1000, copiesPerMessage: 5.99, goneHostHour: 14571 / 720_000, returnedHostHour: 14328 / 720_000 }
+const kbit = (bytesPerSecond: number): number => bytesPerSecond * 8 / 1000
+
+describe('sim idle traffic', function () {
+  it('at 1,000 hosts on the churn trace\'s rates: at most 2 kbit/s per host', function () {
+    const idle = idleTraffic(TRACE)
+    assert.ok(kbit(idle.total) <= 2, `${kbit(idle.total).toFixed(2)} kbit/s`)
+    assert.ok(Math.abs(idle.total - (idle.digest + idle.ping + idle.records + idle.downs + idle.ihave)) < 1e-9)
+  })
+
+  it('IHAVE bytes follow Dlazy x the heartbeats advertised, not the connections', function () {
+    // a DOWN notice every 10 s network-wide, beside the member records (one per host per
+    // memberRefreshMs): fewer ids than heartbeats, so each id costs a frame and an id to
+    // GOSSIP_DLAZY peers at each of GOSSIP_HISTORY_GOSSIP heartbeats, at 65 hosts (64
+    // connections) as at 10,000 (64 connections too, 58 outside the mesh)
+    for (const hosts of [65, 1000, 10_000]) {
+      const msgs = 0.1 + hosts / (memberRefreshMs(hosts) / 1000)
+      const ihave = idleTraffic({ ...TRACE, hosts, goneHostHour: 360 / hosts, returnedHostHour: 0 }).ihave
+      const expected = GOSSIP_DLAZY * GOSSIP_HISTORY_GOSSIP * msgs * (IHAVE_FRAME_BYTES + IHAVE_ID_BYTES)
+      assert.ok(Math.abs(ihave - expected) < 1e-6, `${hosts} hosts: ${ihave} vs ${expected}`)
+    }
+  })
+})
