@@ -72,7 +72,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
-import { KEEP_ALIVE } from '@libp2p/interface'
+import { KEEP_ALIVE, TimeoutError } from '@libp2p/interface'
 import type { AbortOptions, Connection, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -555,10 +555,13 @@ export async function createHost (init: HostInit): Promise<Host> {
     if (mismatches.length > MISMATCH_RECORDS) mismatches.shift()
     events.dispatchEvent(new CustomEvent('peer:key-mismatch', { detail: m }))
   }
-  /** Outbound connections past the nonce exchange whose first decrypted bytes were not yet right. */
-  const unverified: Array<{ address: string, at: number, verified: boolean }> = []
-  const onProtected = (address: string): { verified: () => void } => {
-    const r = { address, at: Date.now(), verified: false }
+  /**
+   * Outbound connections past the nonce exchange whose first decrypted bytes were not yet right,
+   * with the signal their upgrade ran under (aborted: the upgrade was cut off by a deadline).
+   */
+  const unverified: Array<{ address: string, at: number, verified: boolean, signal?: AbortSignal }> = []
+  const onProtected = (address: string, signal?: AbortSignal): { verified: () => void } => {
+    const r = { address, at: Date.now(), verified: false, signal }
     unverified.push(r)
     if (unverified.length > MISMATCH_RECORDS) unverified.shift()
     return { verified: () => { r.verified = true } }
@@ -1179,6 +1182,14 @@ export async function createHost (init: HostInit): Promise<Host> {
       await libp2p.dial(ma, { signal })
     } catch (err: any) {
       const seen = mismatches.find(m => m.direction === 'outbound' && m.at >= started && m.address === transport)
+      // libp2p's upgrader turns every failure of the encryption step into an EncryptionFailedError
+      // that keeps only the message: one cut off by a deadline (libp2p's per-address dial timeout,
+      // a peer too starved to answer in time) is a timeout, retryable, and no sign of a wrong key.
+      // Told by the upgrade's signal, not by the message.
+      const cutOff = unverified.some(r => r.address === transport && r.at >= started && !r.verified && r.signal?.aborted === true)
+      if (seen === undefined && cutOff && !isConnectionDrop(err)) {
+        throw new TimeoutError(`could not connect to ${addr}: the handshake did not finish in time after the private-network handshake (${describeError(err)})`)
+      }
       if (seen !== undefined || isHandshakeFailure(err)) {
         throw new NetworkKeyMismatchError(addr, seen?.reason ?? describeError(err))
       }
@@ -1506,7 +1517,7 @@ function gatheredPnetSend (conn: unknown): void {
 /** What every libp2p peer sends first after pnet: multistream-select's header. */
 const MSS_HEADER = new Uint8Array([19, ...new TextEncoder().encode('/multistream/1.0.0\n')])
 
-function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => void, onProtected: (address: string) => { verified: () => void }, failed: Record<string, number> = {}): () => ConnectionProtector {
+function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => void, onProtected: (address: string, signal?: AbortSignal) => { verified: () => void }, failed: Record<string, number> = {}): () => ConnectionProtector {
   return () => {
     const inner = preSharedKey({ psk, timeout: PNET_HANDSHAKE_TIMEOUT_MS })()
     return {
@@ -1542,7 +1553,7 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
         } finally {
           bound.clear()
         }
-        const check = direction === 'outbound' ? onProtected(address) : undefined
+        const check = direction === 'outbound' ? onProtected(address, options?.signal) : undefined
         watchFirstBytes(protectedConn, () => {
           const reason = direction === 'inbound'
             ? 'a peer connected with a different network key (or without one)'
