@@ -328,7 +328,7 @@ export const FIND_PROVIDERS_TIMEOUT_MS = 5000
 export const PNET_REFUSED = 'the peer closed the connection before its private-network handshake (it refuses this address, is at its connection cap, or is not a darkfs host)'
 /** Why a private-network handshake failed: the peer sent no nonce before the deadline. */
 export const PNET_SILENT = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'
-/** A join address that refused the connection before its handshake is dialled again this many times, */
+/** A join address that refused the connection before its handshake (or was silent through it) is dialled again this many times, */
 export const JOIN_REFUSED_RETRIES = 4
 /** after this, doubled each time (0.25 + 0.5 + 1 + 2 s in all). */
 export const JOIN_REFUSED_BACKOFF_MS = 250
@@ -1384,16 +1384,18 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
   }
   // a join address that reset the connection before its handshake may be a member at its
-  // connection cap whose trim has not caught up (many hosts joining through it at once): it is
-  // dialled again a few times before the join takes it for a host of no darkfs network
+  // connection cap whose trim has not caught up (many hosts joining through it at once), and one
+  // silent through the nonce exchange a member too starved to answer in time (a loaded machine:
+  // any pnet host sends its nonce first, whatever its key, so silence is no sign of a wrong
+  // one): either is dialled again a few times before the join takes it for a host of no darkfs network
   const joinDial = async (addr: string): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
       try {
         await dial(addr)
         return
       } catch (err) {
-        if (!(err instanceof NetworkKeyMismatchError) || !err.message.endsWith(PNET_REFUSED) || attempt >= JOIN_REFUSED_RETRIES) throw err
-        log('join address %s refused the connection before its handshake: dialling again', addr)
+        if (!(err instanceof NetworkKeyMismatchError) || !(err.message.endsWith(PNET_REFUSED) || err.message.endsWith(PNET_SILENT)) || attempt >= JOIN_REFUSED_RETRIES) throw err
+        log('join address %s refused or did not answer the private-network handshake: dialling again', addr)
         await new Promise(resolve => setTimeout(resolve, JOIN_REFUSED_BACKOFF_MS * 2 ** attempt))
       }
     }

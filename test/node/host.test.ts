@@ -194,14 +194,18 @@ describe('node/host', function () {
    * A TCP relay to `port` that passes the dialer's bytes and only the listener's first `pass`
    * bytes (24: its pnet nonce): a peer with the right key whose answers stop after the nonce
    * exchange (its event loop starved on a loaded machine), so the dialer's handshake runs out of time.
+   * Connections after the first `stalled` pass everything.
    */
-  async function stallingRelay (port: number, pass = 24): Promise<number> {
+  async function stallingRelay (port: number, pass = 24, stalled = Infinity): Promise<number> {
     const sockets = new Set<Socket>()
+    let connections = 0
     const server = createServer(client => {
       const upstream = connect(port, '127.0.0.1')
       sockets.add(client).add(upstream)
       let passed = 0
+      const stall = ++connections <= stalled
       upstream.on('data', (d: Buffer) => {
+        if (!stall) { client.write(d); return }
         const n = Math.min(d.length, pass - passed)
         if (n > 0) { client.write(d.subarray(0, n)); passed += n }
       })
@@ -239,6 +243,17 @@ describe('node/host', function () {
     // and c is a working host: a dial to a itself succeeds
     await c.dial(a.addresses()[0])
     assert.ok(c.peers().some(p => p.id === a.peerId))
+  })
+
+  it('a join address with the right key silent through the nonce exchange (starved) is dialled again, and the join succeeds', async function () {
+    const key = createNetworkKey()
+    const a = await host(key, ['/ip4/127.0.0.1/tcp/0'])
+    const port = Number(/\/tcp\/(\d+)/.exec(a.addresses()[0])![1])
+    // its first connection gets not even the nonce: the old join stopped the host with a key mismatch
+    const silentOnce = `/ip4/127.0.0.1/tcp/${await stallingRelay(port, 0, 1)}/p2p/${a.peerId}`
+    const b = await host(key, ['/ip4/127.0.0.1/tcp/0'], [silentOnce])
+    assert.equal(b.inbound().pnetFailed['outbound deadline'], 1, 'the first nonce exchange ran out of time')
+    assert.ok(b.peers().some(p => p.id === a.peerId), 'joined through the retried address')
   })
 
   it('a plain libp2p node without a network key is refused, and the host says why', async function () {
