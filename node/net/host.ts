@@ -72,7 +72,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
-import { KEEP_ALIVE } from '@libp2p/interface'
+import { KEEP_ALIVE, TimeoutError } from '@libp2p/interface'
 import type { AbortOptions, Connection, ConnectionProtector, MessageStream, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -361,7 +361,7 @@ export const FIND_PROVIDERS_TIMEOUT_MS = 5000
 export const PNET_REFUSED = 'the peer closed the connection before its private-network handshake (it refuses this address, is at its connection cap, or is not a darkfs host)'
 /** Why a private-network handshake failed: the peer sent no nonce before the deadline. */
 export const PNET_SILENT = 'the peer did not complete the private-network handshake (it has no network key, a different network, or refuses this address)'
-/** A join address that refused the connection before its handshake is dialled again this many times, */
+/** A join address that refused the connection before its handshake (or was silent through it) is dialled again this many times, */
 export const JOIN_REFUSED_RETRIES = 4
 /** after this, doubled each time (0.25 + 0.5 + 1 + 2 s in all). */
 export const JOIN_REFUSED_BACKOFF_MS = 250
@@ -588,10 +588,13 @@ export async function createHost (init: HostInit): Promise<Host> {
     if (mismatches.length > MISMATCH_RECORDS) mismatches.shift()
     events.dispatchEvent(new CustomEvent('peer:key-mismatch', { detail: m }))
   }
-  /** Outbound connections past the nonce exchange whose first decrypted bytes were not yet right. */
-  const unverified: Array<{ address: string, at: number, verified: boolean }> = []
-  const onProtected = (address: string): { verified: () => void } => {
-    const r = { address, at: Date.now(), verified: false }
+  /**
+   * Outbound connections past the nonce exchange whose first decrypted bytes were not yet right,
+   * with the signal their upgrade ran under (aborted: the upgrade was cut off by a deadline).
+   */
+  const unverified: Array<{ address: string, at: number, verified: boolean, signal?: AbortSignal }> = []
+  const onProtected = (address: string, signal?: AbortSignal): { verified: () => void } => {
+    const r = { address, at: Date.now(), verified: false, signal }
     unverified.push(r)
     if (unverified.length > MISMATCH_RECORDS) unverified.shift()
     return { verified: () => { r.verified = true } }
@@ -1214,6 +1217,14 @@ export async function createHost (init: HostInit): Promise<Host> {
       await libp2p.dial(ma, { signal })
     } catch (err: any) {
       const seen = mismatches.find(m => m.direction === 'outbound' && m.at >= started && m.address === transport)
+      // libp2p's upgrader turns every failure of the encryption step into an EncryptionFailedError
+      // that keeps only the message: one cut off by a deadline (libp2p's per-address dial timeout,
+      // a peer too starved to answer in time) is a timeout, retryable, and no sign of a wrong key.
+      // Told by the upgrade's signal, not by the message.
+      const cutOff = unverified.some(r => r.address === transport && r.at >= started && !r.verified && r.signal?.aborted === true)
+      if (seen === undefined && cutOff && !isConnectionDrop(err)) {
+        throw new TimeoutError(`could not connect to ${addr}: the handshake did not finish in time after the private-network handshake (${describeError(err)})`)
+      }
       if (seen !== undefined || isHandshakeFailure(err)) {
         throw new NetworkKeyMismatchError(addr, seen?.reason ?? describeError(err))
       }
@@ -1408,16 +1419,18 @@ export async function createHost (init: HostInit): Promise<Host> {
     }
   }
   // a join address that reset the connection before its handshake may be a member at its
-  // connection cap whose trim has not caught up (many hosts joining through it at once): it is
-  // dialled again a few times before the join takes it for a host of no darkfs network
+  // connection cap whose trim has not caught up (many hosts joining through it at once), and one
+  // silent through the nonce exchange a member too starved to answer in time (a loaded machine:
+  // any pnet host sends its nonce first, whatever its key, so silence is no sign of a wrong
+  // one): either is dialled again a few times before the join takes it for a host of no darkfs network
   const joinDial = async (addr: string): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
       try {
         await dial(addr)
         return
       } catch (err) {
-        if (!(err instanceof NetworkKeyMismatchError) || !err.message.endsWith(PNET_REFUSED) || attempt >= JOIN_REFUSED_RETRIES) throw err
-        log('join address %s refused the connection before its handshake: dialling again', addr)
+        if (!(err instanceof NetworkKeyMismatchError) || !(err.message.endsWith(PNET_REFUSED) || err.message.endsWith(PNET_SILENT)) || attempt >= JOIN_REFUSED_RETRIES) throw err
+        log('join address %s refused or did not answer the private-network handshake: dialling again', addr)
         await new Promise(resolve => setTimeout(resolve, JOIN_REFUSED_BACKOFF_MS * 2 ** attempt))
       }
     }
@@ -1541,7 +1554,7 @@ function gatheredPnetSend (conn: unknown): void {
 /** What every libp2p peer sends first after pnet: multistream-select's header. */
 const MSS_HEADER = new Uint8Array([19, ...new TextEncoder().encode('/multistream/1.0.0\n')])
 
-function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => void, onProtected: (address: string) => { verified: () => void }, failed: Record<string, number> = {}): () => ConnectionProtector {
+function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => void, onProtected: (address: string, signal?: AbortSignal) => { verified: () => void }, failed: Record<string, number> = {}): () => ConnectionProtector {
   return () => {
     const inner = preSharedKey({ psk, timeout: PNET_HANDSHAKE_TIMEOUT_MS })()
     return {
@@ -1577,7 +1590,7 @@ function guardedPreSharedKey (psk: Uint8Array, onMismatch: (m: KeyMismatch) => v
         } finally {
           bound.clear()
         }
-        const check = direction === 'outbound' ? onProtected(address) : undefined
+        const check = direction === 'outbound' ? onProtected(address, options?.signal) : undefined
         watchFirstBytes(protectedConn, () => {
           const reason = direction === 'inbound'
             ? 'a peer connected with a different network key (or without one)'

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { createServer, connect } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createLibp2p } from 'libp2p'
 import { memory } from '@libp2p/memory'
@@ -186,6 +188,72 @@ describe('node/host', function () {
     await assert.rejects(b.dial(a.addresses()[0]), { name: 'NetworkKeyMismatchError' })
     await until(() => seenA.length > 0, 'listener reports the mismatch')
     assert.match(seenA[0].address, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/)
+  })
+
+  /**
+   * A TCP relay to `port` that passes the dialer's bytes and only the listener's first `pass`
+   * bytes (24: its pnet nonce): a peer with the right key whose answers stop after the nonce
+   * exchange (its event loop starved on a loaded machine), so the dialer's handshake runs out of time.
+   * Connections after the first `stalled` pass everything.
+   */
+  async function stallingRelay (port: number, pass = 24, stalled = Infinity): Promise<number> {
+    const sockets = new Set<Socket>()
+    let connections = 0
+    const server = createServer(client => {
+      const upstream = connect(port, '127.0.0.1')
+      sockets.add(client).add(upstream)
+      let passed = 0
+      const stall = ++connections <= stalled
+      upstream.on('data', (d: Buffer) => {
+        if (!stall) { client.write(d); return }
+        const n = Math.min(d.length, pass - passed)
+        if (n > 0) { client.write(d.subarray(0, n)); passed += n }
+      })
+      client.on('data', (d: Buffer) => { upstream.write(d) })
+      const end = (): void => { client.destroy(); upstream.destroy() }
+      client.on('close', end).on('error', end)
+      upstream.on('close', end).on('error', end)
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    teardown.push(async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise(resolve => server.close(resolve))
+    })
+    return (server.address() as AddressInfo).port
+  }
+
+  it('a handshake with the right key that runs out of time is a timeout, not a key mismatch, and a join through it starts the host', async function () {
+    // the dial's own bound (timeoutMs) longer than libp2p's per-address dial timeout: that one
+    // cuts the handshake off, and libp2p's upgrader reports it as an EncryptionFailedError
+    const key = createNetworkKey()
+    const a = await host(key, ['/ip4/127.0.0.1/tcp/0'])
+    const seen: KeyMismatch[] = []
+    a.addEventListener('peer:key-mismatch', e => { seen.push(e.detail) })
+    const port = Number(/\/tcp\/(\d+)/.exec(a.addresses()[0])![1])
+    const stalled = `/ip4/127.0.0.1/tcp/${await stallingRelay(port)}/p2p/${a.peerId}`
+    const b = await host(key, ['/ip4/127.0.0.1/tcp/0'])
+    b.addEventListener('peer:key-mismatch', e => { seen.push(e.detail) })
+    await assert.rejects(b.dial(stalled, { timeoutMs: 60_000 }), (err: any) => {
+      assert.equal(err?.name, 'TimeoutError', `${err?.name}: ${err?.message}`)
+      return true
+    })
+    // the join goes on (as through an unreachable address) instead of stopping the host
+    const c = await host(key, ['/ip4/127.0.0.1/tcp/0'], [stalled], { dialTimeoutMs: 60_000 })
+    assert.deepEqual(seen, [], 'neither side reported a key mismatch')
+    // and c is a working host: a dial to a itself succeeds
+    await c.dial(a.addresses()[0])
+    assert.ok(c.peers().some(p => p.id === a.peerId))
+  })
+
+  it('a join address with the right key silent through the nonce exchange (starved) is dialled again, and the join succeeds', async function () {
+    const key = createNetworkKey()
+    const a = await host(key, ['/ip4/127.0.0.1/tcp/0'])
+    const port = Number(/\/tcp\/(\d+)/.exec(a.addresses()[0])![1])
+    // its first connection gets not even the nonce: the old join stopped the host with a key mismatch
+    const silentOnce = `/ip4/127.0.0.1/tcp/${await stallingRelay(port, 0, 1)}/p2p/${a.peerId}`
+    const b = await host(key, ['/ip4/127.0.0.1/tcp/0'], [silentOnce])
+    assert.equal(b.inbound().pnetFailed['outbound deadline'], 1, 'the first nonce exchange ran out of time')
+    assert.ok(b.peers().some(p => p.id === a.peerId), 'joined through the retried address')
   })
 
   it('a plain libp2p node without a network key is refused, and the host says why', async function () {
