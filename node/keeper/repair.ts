@@ -96,7 +96,7 @@ export function repairRate (link?: number): number {
  */
 export const PULL_GRACE_PASSES = 2
 /** Placement notices (placedBy()) kept at most until a pass uses them (the oldest forgotten first). */
-export const MAX_ACKED = 65_536
+export const MAX_ACKED = 16_384
 /** Chunks surveyed and repaired per batch (bounds the memory of one step). */
 export const REPAIR_BATCH = 256
 /** Chunks in a pass's first batch: the batches after it double, up to REPAIR_BATCH. */

@@ -19,44 +19,55 @@ async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
   return (await h.volume.chunks.readManifest(content.manifest)).chunks
 }
 
+/**
+ * Four hosts meshed, /a.bin written and a full pass run on each (the passes after it are
+ * incremental), then `path` written on hosts[0]: resolves once every chunk of it is placed, its
+ * notice taken by its keeper, and the writer holds only its own fragments.
+ */
+async function placedWrite (t: Teardown, path: string, bytes: number, opts: { keep?: object } = {}): Promise<{ hosts: ClusterHost[], refs: ChunkRef[], wants: Map<ChunkRef, string[][]> }> {
+  const hosts = await startCluster(t, 4, { daemon: { keep: { ...keep, ...opts.keep } } })
+  await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+  const [writer] = hosts
+  const seen = async (p: string): Promise<void> => {
+    await until(`every host sees ${p}`, async () => {
+      try { for (const h of hosts) await h.volume.stat(p); return true } catch { return false }
+    })
+  }
+  await writer.volume.replaceFile('/a.bin', [randomBytes(1 << 20)], { wait: 'safe' })
+  await seen('/a.bin')
+  for (const h of hosts) await h.keep.repairer.pass({ incremental: true })
+  const taken = (): number => hosts.reduce((n, h) => n + h.keep.repairer.ackCounts.taken, 0)
+  const before = taken()
+  await writer.volume.replaceFile(path, [randomBytes(bytes)], { wait: 'safe' })
+  await seen(path)
+  const refs = await chunksOf(writer, path)
+  assert.ok(refs.length >= 2 && refs.every(r => r.k >= 2), `erasure-coded chunks (k = ${refs[0]?.k}, ${refs.length} chunks)`)
+  const members = writer.policy.members()
+  const wants = new Map(refs.map(r => [r, assignment(writer.policy.rank(r, members, r.k + r.m), r.k, r.m)]))
+  await until('every chunk placed, its notice taken by its keeper, and the copies handed over', async () => {
+    if (writer.network.pending.size > 0 || taken() < before + refs.length) return false
+    for (const [r, want] of wants) {
+      for (const [j, f] of r.fragments.entries()) if (want[j].includes(writer.host.peerId) !== await writer.store.has(f)) return false
+    }
+    return true
+  }, 60_000)
+  return { hosts, refs, wants }
+}
+
 describe('placement notices: a keeper takes a written chunk as placed from its writer (4 in-process hosts)', function () {
   this.timeout(120_000)
   const t = new Teardown()
-  let hosts: ClusterHost[]
   after(async () => { await t.run() })
 
   it("a keeper's incremental pass after a placed write asks no peer about the new chunks", async () => {
     // Fails on the old code: each chunk's keeper surveyed it (have-queries for every fragment to
     // every peer), although the writer's acknowledgements proved it placed (issue 15).
-    hosts = await startCluster(t, 4, { daemon: { keep } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+    const placed = await placedWrite(t, '/b.bin', 8 << 20)
+    const hosts = placed.hosts
+    const { refs } = placed
     const [writer] = hosts
-    await writer.volume.replaceFile('/a.bin', [randomBytes(1 << 20)], { wait: 'safe' })
-    await until('every host sees /a.bin', async () => {
-      try { for (const h of hosts) await h.volume.stat('/a.bin'); return true } catch { return false }
-    })
-    // a full pass on every host: the passes after it are incremental
-    for (const h of hosts) await h.keep.repairer.pass({ incremental: true })
-
-    const taken = (): number => hosts.reduce((n, h) => n + h.keep.repairer.ackCounts.taken, 0)
-    const before = taken()
-    await writer.volume.replaceFile('/b.bin', [randomBytes(8 << 20)], { wait: 'safe' })
-    await until('every host sees /b.bin', async () => {
-      try { for (const h of hosts) await h.volume.stat('/b.bin'); return true } catch { return false }
-    })
-    const refs = await chunksOf(writer, '/b.bin')
-    assert.ok(refs.length >= 2 && refs.every(r => r.k >= 2), `erasure-coded chunks (k = ${refs[0]?.k}, ${refs.length} chunks)`)
-    const members = writer.policy.members()
-    const wants = new Map(refs.map(r => [r, assignment(writer.policy.rank(r, members, r.k + r.m), r.k, r.m)]))
-    const keepers = new Set(refs.map(r => writer.policy.rank(r, members, 1)[0]))
+    const keepers = new Set(refs.map(r => writer.policy.rank(r, writer.policy.members(), 1)[0]))
     assert.ok(keepers.size > 1, 'the chunks have several keepers')
-    await until('every chunk placed, its notice taken by its keeper, and the copies handed over', async () => {
-      if (writer.network.pending.size > 0 || taken() < before + refs.length) return false
-      for (const [r, want] of wants) {
-        for (const [j, f] of r.fragments.entries()) if (want[j].includes(writer.host.peerId) !== await writer.store.has(f)) return false
-      }
-      return true
-    }, 60_000)
 
     // have-queries each host's pass sends about /b.bin's fragments
     const fragments = new Set(refs.flatMap(r => r.fragments.map(f => f.toString())))
@@ -80,5 +91,32 @@ describe('placement notices: a keeper takes a written chunk as placed from its w
     } finally {
       for (const r of restore) r()
     }
+  })
+
+  it('a keeper still repairs a chunk whose holder died after placement', async () => {
+    // The notice said every fragment was placed; one holder then stops. Its going changes the
+    // view, so the keeper's passes survey the chunk and rebuild the fragment lost.
+    const { hosts, refs, wants } = await placedWrite(t, '/c.bin', 4 << 20, { keep: { failureTimeoutMs: 1000 } })
+    const [writer] = hosts
+    // a chunk kept by neither the writer nor the host that stops, with a fragment on that host
+    const dead = hosts.find(h => h !== writer && refs.some(r => writer.policy.rank(r, writer.policy.members(), 1)[0] !== h.host.peerId && wants.get(r)!.some(hs => hs.includes(h.host.peerId))))!
+    const chunk = refs.find(r => { const k = writer.policy.rank(r, writer.policy.members(), 1)[0]; return k !== dead.host.peerId && k !== writer.host.peerId })
+      ?? refs.find(r => writer.policy.rank(r, writer.policy.members(), 1)[0] !== dead.host.peerId)!
+    const keeper = hosts.find(h => h.host.peerId === writer.policy.rank(chunk, writer.policy.members(), 1)[0])!
+    const lost = chunk.fragments.filter((_, j) => wants.get(chunk)![j].includes(dead.host.peerId))
+    assert.ok(lost.length > 0)
+    await dead.stop()
+    const survivors = hosts.filter(h => h !== dead)
+    const repairs = keeper.keep.repairer.totals().fragmentsRepaired
+    await until('the fragments the dead host held are held by a survivor again', async () => {
+      await keeper.keep.repairer.pass({ incremental: true })
+      for (const f of lost) {
+        let held = false
+        for (const h of survivors) if (await h.store.has(f)) held = true
+        if (!held) return false
+      }
+      return true
+    }, 60_000)
+    assert.ok(keeper.keep.repairer.totals().fragmentsRepaired > repairs, 'the keeper rebuilt them')
   })
 })
