@@ -13,7 +13,8 @@
 //
 // Wire (an rpc.ts notice, no reply): [{c: chunk CID, f: [fragment CID...], h: [[peer id...]...]}...].
 // Notices to one keeper wait PLACED_LINGER_MS for the next chunks' (a sequential write places a
-// chunk every few tens of ms), as custody's drops do.
+// chunk every few tens of ms), as custody's drops do; notices still waiting at stop are not sent
+// (their keepers survey those chunks).
 import { CID } from 'multiformats/cid'
 import { RpcProtocolError, defineProtocol, notify, serve } from '../net/index.ts'
 import type { Host } from '../net/index.ts'
@@ -34,8 +35,12 @@ export const MAX_PEER_ID_CHARS = 128
 export const MAX_PLACED_MESSAGE_BYTES = 4 * 1024 * 1024
 /** Time for one notice to go. */
 export const PLACED_TIMEOUT_MS = 10_000
-/** How long a notice to a keeper waits for the chunks placed after it (one stream for them all). */
-export const PLACED_LINGER_MS = 500
+/**
+ * How long a notice to a keeper waits for the chunks placed after it (one stream for them all):
+ * the keeper's pass that reads it comes at the repair interval (a minute) after the write, and
+ * every notice is a stream of its own (opened, negotiated, closed) on the writer's busiest time.
+ */
+export const PLACED_LINGER_MS = 5_000
 
 /** A finished placement: chunk, its fragments in order, and who acknowledged each (peer ids). */
 export interface PlacedNotice {
@@ -98,6 +103,8 @@ export class PlacedNotices {
   /** Per keeper: whether a notice to it is on its way, and the chunks waiting for the next. */
   private readonly waiting = new Map<string, { busy: boolean, notices: PlacedNotice[] }>()
   private stopped = false
+  /** The lingers under way (ended at stop()). */
+  private readonly lingers = new Set<() => void>()
   /** Notices sent and chunks named (benches print them). */
   readonly sent = { notices: 0, chunks: 0, failed: 0 }
 
@@ -118,6 +125,8 @@ export class PlacedNotices {
 
   async stop (): Promise<void> {
     this.stopped = true
+    for (const end of this.lingers) end()
+    this.waiting.clear()
     await this.unserve?.()
     this.unserve = undefined
   }
@@ -131,12 +140,22 @@ export class PlacedNotices {
     if (!q.busy) void this.flush(keeper, q)
   }
 
+  /** lingerMs, or until stop() (an unreferenced timer: no process waits for it). */
+  private async linger (): Promise<void> {
+    await new Promise<void>(resolve => {
+      const end = (): void => { clearTimeout(timer); this.lingers.delete(end); resolve() }
+      const timer = setTimeout(end, this.lingerMs)
+      timer.unref?.()
+      this.lingers.add(end)
+    })
+  }
+
   private async flush (keeper: string, q: { busy: boolean, notices: PlacedNotice[] }): Promise<void> {
     q.busy = true
     try {
       while (q.notices.length > 0 && !this.stopped) {
-        // a plain timer: at most lingerMs past a stop
-        if (this.lingerMs > 0) await new Promise(resolve => setTimeout(resolve, this.lingerMs))
+        if (this.lingerMs > 0) await this.linger()
+        if (this.stopped) break
         const batch = q.notices.splice(0, MAX_PLACED_CHUNKS)
         try {
           await notify(this.c.host, keeper, PLACED, batch.map(wire) as unknown as PlacedNotice[])

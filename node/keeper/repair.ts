@@ -435,6 +435,11 @@ export class Repairer extends EventTarget {
     return true
   }
 
+  /** Whether a placement notice for `chunk` waits for this host's next incremental pass (placedBy()). */
+  noticed (chunk: string): boolean {
+    return this.acked.has(chunk)
+  }
+
   progress (): RepairProgress {
     return { ...this.progress_ }
   }
