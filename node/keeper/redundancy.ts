@@ -26,6 +26,7 @@ import type { Store } from '../data/index.ts'
 import type { Custody } from './custody.ts'
 import type { Volume } from '../index.ts'
 import type { PlacementPolicy } from './placement.ts'
+import { PlacedNotices } from './placed.ts'
 import { logger } from '../log.ts'
 
 const log = logger('keeper:redundancy')
@@ -164,12 +165,26 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     }
   }, { intervalMs: o.repairIntervalMs, quietIntervalMs: o.repairQuietIntervalMs, bytesPerSecond: o.repairBytesPerSecond, atRiskDelayMs: o.atRiskDelayMs, clayPhaseMs: o.clayPhaseMs, clayHelperWaitMs: o.clayHelperWaitMs })
   repairer.start()
+  // placement notices (placed.ts): a keeper hears from the writer that a chunk is placed
+  const notices = new PlacedNotices({
+    host: c.host,
+    placed: (from, n) => { repairer.placedBy(from, n.chunk.toString(), n.fragments.map(f => f.toString()), n.holders) }
+  })
+  await notices.start()
   // a placement this host finished: its acknowledgements say who holds what, now
   const onPlaced = (e: CustomEvent<ChunkRef>): void => {
     const ref = e.detail
     const acked = c.placement?.(ref.cid!.toString())
     if (acked === undefined) return
     const live = new Set(membership.up())
+    // its keeper (the first-ranked host up) takes it as placed without a survey (placed.ts);
+    // this host's own word when it is the keeper
+    if (ref.k > 1) {
+      const keeper = c.policy.rank(ref, [...live], 1)[0]
+      const holders = acked.map(hs => [...hs])
+      if (keeper === c.host.peerId) repairer.placedBy(keeper, ref.cid!.toString(), ref.fragments.map(f => f.toString()), holders)
+      else if (keeper !== undefined) notices.tell(keeper, { chunk: ref.cid!, fragments: ref.fragments, holders })
+    }
     const holdings = new Map<string, Set<string>>()
     ref.fragments.forEach((f, j) => {
       const hs = holdings.get(f.toString()) ?? new Set<string>()
@@ -297,6 +312,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     },
     stop: async () => {
       c.pending?.removeEventListener('placed', onPlaced as EventListener)
+      await notices.stop()
       await collector.stop()
       await scrubber.stop()
       await repairer.stop()

@@ -95,6 +95,8 @@ export function repairRate (link?: number): number {
  * next pass delivers itself.
  */
 export const PULL_GRACE_PASSES = 2
+/** Placement notices (placedBy()) kept at most until a pass uses them (the oldest forgotten first). */
+export const MAX_ACKED = 16_384
 /** Chunks surveyed and repaired per batch (bounds the memory of one step). */
 export const REPAIR_BATCH = 256
 /** Chunks in a pass's first batch: the batches after it double, up to REPAIR_BATCH. */
@@ -377,6 +379,15 @@ export class Repairer extends EventTarget {
   private readonly lastHeld = new Map<string, Map<string, number[]>>()
   /** The lazy-repair rule its plans follow (lazy.ts stopWaiting(); RepairInit.atRiskDelayMs). */
   private readonly rule: LazyRule
+  /**
+   * Chunk -> a member's word that its placement finished (placed.ts: the writer's
+   * acknowledgements, or this host's own as the writer), with the view() when it came: an
+   * incremental pass under that same view takes the chunk as placed without a survey
+   * (provenPlaced()). Each is used by one pass, then forgotten.
+   */
+  private readonly acked = new Map<string, { fragments: string[], holders: string[][], view: string }>()
+  /** Chunks incremental passes took as placed from acked (benches and tests read it). */
+  readonly ackCounts = { taken: 0, ignored: 0, used: 0, refused: 0 }
   /** `<fragment>><target>` -> passes in a row that left that copy to its target to pull (runPass). */
   private leftToPull: ReadonlyMap<string, number> = new Map()
 
@@ -422,6 +433,30 @@ export class Repairer extends EventTarget {
     this.shutdown.abort(new Error('repair stopped'))
     // ignored: the pass was just aborted; its failure goes to pass()'s own caller
     await this.running?.catch(() => {})
+  }
+
+  /**
+   * A finished placement of `chunk`, from `from`: who acknowledged each of `fragments` (placed.ts).
+   * Taken only from a member (or this host), and only for a chunk of several fragments; the view
+   * it came under is kept with it (a pass under another view surveys the chunk). False: ignored.
+   */
+  placedBy (from: string, chunk: string, fragments: string[], holders: string[][]): boolean {
+    if (from !== this.c.self && !this.c.policy.members().includes(from)) { this.ackCounts.ignored++; return false }
+    if (fragments.length < 2 || holders.length !== fragments.length) { this.ackCounts.ignored++; return false }
+    if (this.acked.size >= MAX_ACKED && !this.acked.has(chunk)) {
+      // the oldest word forgotten: its chunk is surveyed, as before
+      const oldest = this.acked.keys().next().value
+      if (oldest !== undefined) this.acked.delete(oldest)
+    }
+    this.acked.delete(chunk)
+    this.acked.set(chunk, { fragments, holders, view: this.view() })
+    this.ackCounts.taken++
+    return true
+  }
+
+  /** Whether a placement notice for `chunk` waits for this host's next incremental pass (placedBy()). */
+  noticed (chunk: string): boolean {
+    return this.acked.has(chunk)
   }
 
   progress (): RepairProgress {
@@ -841,6 +876,36 @@ export class Repairer extends EventTarget {
         log('incremental pass: %d new chunk(s) held here as placed, left to their keepers', others.size)
       }
     }
+    // an incremental pass takes as placed, without a survey, a chunk a member said it placed
+    // (placed.ts: the writer's acknowledgements) under this same view, every fragment on every
+    // host this view's placement puts it on, and nothing here but what is this host's: the
+    // chunk's keeper surveyed each new chunk, asking every peer about every fragment, though the
+    // writer's acknowledgements proved them placed (issue 15). A full pass still surveys it
+    if (opts.incremental === true && !leaving && opts.all !== true && this.acked.size > 0) {
+      const proven = new Map<ChunkRef, Array<Set<string>>>()
+      for (const r of listed) {
+        const key = r.cid?.toString()
+        if (key === undefined || skip(r) || manifests.has(r)) continue
+        const a = this.acked.get(key)
+        if (a === undefined) continue
+        this.acked.delete(key)
+        const held = a.view === view ? await this.provenPlaced(r, a, v.members, v.live) : undefined
+        if (held === undefined) { this.ackCounts.refused++; continue }
+        proven.set(r, held)
+      }
+      if (proven.size > 0) {
+        const at = Date.now()
+        for (const [r, held] of proven) {
+          this.fine.set(r.cid!.toString(), view)
+          // the book (and the keeper's counts, kept.ts) as a survey would have found it
+          if (this.c.health !== undefined) this.c.health.observe(r, { held, health: 'redundant' }, false, at, v.live.size < 2, this.c.policy.rank(r, [...v.live], KEEPER_RANKS))
+        }
+        this.ackCounts.used += proven.size
+        const before = skip
+        skip = r => before(r) || proven.has(r)
+        log('incremental pass: %d new chunk(s) placed as their writers acknowledged, not surveyed', proven.size)
+      }
+    }
     // the chunks not yet taken into a batch, in the order they will be
     let queue = ordered.filter(r => !skip(r))
     // chunks this pass found short of k live fragments: taken again, ahead of the rest of the
@@ -1089,6 +1154,31 @@ export class Repairer extends EventTarget {
       if (want[j]?.includes(self) !== await this.c.store.has(f)) return false
     }
     return true
+  }
+
+  /**
+   * Who holds each fragment of `ref` by a member's word `a` (placedBy()), when that proves it
+   * placed: the same fragments, each acknowledged by every host a placement among `members` puts
+   * it on, all of them live, and this host holding exactly the fragments that placement gives it
+   * (a copy to hand over is a survey's work). Undefined otherwise.
+   */
+  private async provenPlaced (ref: ChunkRef, a: { fragments: string[], holders: string[][] }, members: string[], live: ReadonlySet<string>): Promise<Array<Set<string>> | undefined> {
+    const key = ref.cid?.toString()
+    const self = this.c.self
+    if (key === undefined || ref.k < 2 || this.c.pending?.(key) === true || this.c.placing?.(key) === true) return undefined
+    if (a.fragments.length !== ref.fragments.length || !ref.fragments.every((f, j) => f.toString() === a.fragments[j])) return undefined
+    if (!members.every(p => live.has(p))) return undefined
+    const want = assignment(this.c.policy.rank(ref, members, Math.min(ref.k + ref.m, members.length)), ref.k, ref.m)
+    const held: Array<Set<string>> = []
+    for (const [j, f] of ref.fragments.entries()) {
+      const mine = want[j]?.includes(self) === true
+      if (mine !== await this.c.store.has(f)) return undefined
+      const hs = new Set(a.holders[j].filter(h => h !== self && live.has(h)))
+      if (mine) hs.add(self)
+      if (want[j] === undefined || want[j].length === 0 || !want[j].every(h => hs.has(h))) return undefined
+      held.push(hs)
+    }
+    return held
   }
 
   /**

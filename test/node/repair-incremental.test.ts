@@ -280,3 +280,83 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
     }
   })
 })
+
+describe('Repairer: placement notices (node/keeper/placed.ts, repair.ts placedBy)', function () {
+  this.timeout(60_000)
+
+  /**
+   * A keeper (self) of chunks of k = 2, m = 1 over self, x and y (a fresh placement puts
+   * fragment j on the host ranked j: self, x, y); self holds fragment 0, the others the rest.
+   * `view.up` is read at each pass.
+   */
+  async function keeperRig (names: string[]): Promise<{ r: Repairer, refs: ChunkRef[], ops: EventTarget, membership: EventTarget, view: { up: string[] }, asked: Array<Set<string>>, nextPass: (what: string) => Promise<Set<string>>, surveyed: (got: Set<string>) => string[] }> {
+    const refs = await Promise.all(names.map(async name => {
+      const fragments = await Promise.all([0, 1, 2].map(async j => await cidOf(`${name}/${j}`)))
+      return { offset: 0, size: 2, cid: await cidOf(name), k: 2, m: 1, fragments } as unknown as ChunkRef
+    }))
+    const here = new Set(refs.map(r => r.fragments[0].toString()))
+    const there = new Set(refs.flatMap(r => r.fragments.slice(1).map(f => f.toString())))
+    const members = ['self', 'x', 'y']
+    const view = { up: [...members] }
+    const ops = new EventTarget()
+    const membership = Object.assign(new EventTarget(), { live: () => view.up })
+    const asked: Array<Set<string>> = []
+    const listed: ChunkRef[] = []
+    const comps = {
+      self: 'self',
+      membership,
+      ops,
+      policy: { members: () => members, copies: () => 3, rank: (_r: unknown, among: string[], n: number) => members.filter(h => among.includes(h)).slice(0, n) },
+      chunks: async () => ({ refs: listed, unreadable: 0 }),
+      store: { has: async (cid: CID) => here.has(cid.toString()), resync: async () => {} },
+      swarm: askedSwarm(asked, there),
+      custody: { drop: async () => [] }
+    } as unknown as RepairComponents
+    const r = new Repairer(comps, { intervalMs: 20, incremental: true })
+    const nextPass = watchPasses(r, asked)
+    r.start()
+    await nextPass('the first pass')
+    listed.push(...refs)
+    const surveyed = (got: Set<string>): string[] => names.filter((_, i) => refs[i].fragments.some(f => got.has(f.toString())))
+    return { r, refs, ops, membership, view, asked, nextPass, surveyed }
+  }
+
+  const notice = (ref: ChunkRef, holders: string[][] = [['self'], ['x'], ['y']]): [string, string[], string[][]] =>
+    [ref.cid!.toString(), ref.fragments.map(f => f.toString()), holders]
+
+  it('a notice from a non-member, or one that does not prove the chunk placed, is ignored: the keeper surveys the chunk', async () => {
+    // Fails if placedBy() takes any sender's word, or a notice for other fragments or with a
+    // target missing: 'stranger', 'other-fragments' and 'x-missing' would go unsurveyed.
+    const { r, refs, ops, nextPass, surveyed } = await keeperRig(['good', 'stranger', 'other-fragments', 'x-missing'])
+    const [good, stranger, other, missing] = refs
+    try {
+      assert.equal(r.placedBy('x', ...notice(good)), true)
+      assert.equal(r.placedBy('stranger', ...notice(stranger)), false, 'a non-member is not heard')
+      const [key, fragments, holders] = notice(other)
+      assert.equal(r.placedBy('y', key, [fragments[1], fragments[0], fragments[2]], holders), true)
+      assert.equal(r.placedBy('y', ...notice(missing, [['self'], [], ['y']])), true)
+      ops.dispatchEvent(new CustomEvent('op'))
+      assert.deepEqual(surveyed(await nextPass('a pass for the new chunks')), ['stranger', 'other-fragments', 'x-missing'], 'only the chunk a member proved placed is not asked about')
+      assert.deepEqual(r.ackCounts, { taken: 3, ignored: 1, used: 1, refused: 2 })
+    } finally {
+      await r.stop()
+    }
+  })
+
+  it('a notice naming a holder that is down since is not taken: the keeper surveys the chunk', async () => {
+    // Fails if a notice is taken without every target up: y went down after acknowledging its
+    // fragment, and the notice came after the keeper's full pass under the view without y.
+    const { r, refs, ops, membership, view, nextPass, surveyed } = await keeperRig(['held-by-y'])
+    try {
+      view.up = ['self', 'x']
+      membership.dispatchEvent(new CustomEvent('gone', { detail: 'y' }))
+      assert.deepEqual(surveyed(await nextPass('the full pass after y went')), ['held-by-y'])
+      assert.equal(r.placedBy('x', ...notice(refs[0])), true)
+      ops.dispatchEvent(new CustomEvent('op'))
+      assert.deepEqual(surveyed(await nextPass('an incremental pass after the notice')), ['held-by-y'], 'asked about again')
+      assert.equal(r.ackCounts.used, 0)
+    } finally {
+      await r.stop()
+    }
+  })
+})
