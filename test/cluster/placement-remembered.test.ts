@@ -24,9 +24,9 @@ describe('placement records are bounded (ChunkNetwork.placementRemembered)', fun
     await a.volume.replaceFile('/g', [data], { wait: 'safe' })
     await until('every chunk placed again', () => a.network.pending.size === 0, 60_000)
     assert.ok(a.network.placement.size <= 2, `${a.network.placement.size} placement records kept, 2 allowed`)
+    await until('both files on another host', () => ['f', 'g'].every(name => b.tree.lookup(b.tree.root, name) !== undefined), 30_000)
     await a.stop()
     for (const name of ['/f', '/g']) {
-      await until(`${name} on another host`, () => b.tree.lookup(b.tree.root, name.slice(1)) !== undefined, 30_000)
       const got = await b.volume.readFile(name)
       assert.ok(Buffer.from(got).equals(data), `${name} reads back whole on another host with the writer stopped`)
     }
