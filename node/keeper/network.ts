@@ -726,18 +726,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       }
     }
     await storing
-    // a fragment no host acknowledged and this host never stored (parity of a chunk written here,
-    // storeChunk's: staged alone) is stored here now, as every fragment was before: `placed`
-    // below counts hosts, and the staging that held its only copy is let go once it is placed
-    const orphans = ref.k === 1 || !derivable ? [] : ref.fragments.flatMap((_, j) => held[j].size === 0 ? [j] : [])
-    for (const j of orphans) {
-      const cid = ref.fragments[j]
-      // verified: the writer's encode output (staged), or rebuilt and checked (parityOf)
-      await this.store.put(cid, opts.staged?.(cid) ?? (await parityOf(j))!, { verified: true })
-      held[j].add(self)
-      placeLog('chunk %s: f%d stored here (no holder acknowledged it)', chunk, j)
-    }
-    if (own.length > 0 || orphans.length > 0) this.checkSafe(key, held, ref.k)
+    if (own.length > 0) this.checkSafe(key, held, ref.k)
     if (ref.k === 1) {
       // every copy index counts the hosts holding the one block
       for (let j = 1; j < n; j++) for (const p of held[0]) held[j].add(p)
