@@ -8,7 +8,7 @@ import type { Teardown } from '../helpers/fuse-mount.ts'
 import { remoteVolume } from '../helpers/remote-volume.ts'
 import { mount } from '../../fuse/index.ts'
 import { createMemoryVolume } from '../../harness/memory-volume.ts'
-import type { FileHandle } from '../../node/index.ts'
+import { wrapHandles } from '../helpers/wrap-handles.ts'
 
 /** Settles with the signal's reason once it aborts. */
 async function abortOf (signal: AbortSignal | undefined): Promise<unknown> {
@@ -48,23 +48,14 @@ describe('fuse request deadlines', function () {
     await volume.writeFile('/slow', 'never read\n')
     await volume.writeFile('/fast', 'ok\n')
     const reads: Array<AbortSignal | undefined> = []
-    const open = volume.open.bind(volume)
-    volume.open = async (...args) => {
-      const fh = await open(...args)
-      if (fh.path !== '/slow') return fh
-      const waits: FileHandle = {
-        ...fh,
-        path: fh.path,
-        ino: fh.ino,
-        // a read that waits on its signal, as a fetch from peers does
-        read: async (_buffer, _offset, _length, _position, options) => {
-          reads.push(options?.signal)
-          await abortOf(options?.signal)
-          throw options?.signal?.reason
-        }
+    wrapHandles(volume, path => path === '/slow', () => ({
+      // a read that waits on its signal, as a fetch from peers does
+      read: async (_buffer, _offset, _length, _position, options) => {
+        reads.push(options?.signal)
+        await abortOf(options?.signal)
+        throw options?.signal?.reason
       }
-      return waits
-    }
+    }))
     const dir = await tempDir(t, 'darkfs-mnt-')
     const m = await mount(volume, dir, { requestTimeoutMs: 300 })
     t.add(async () => { await m.unmount() })
@@ -86,25 +77,17 @@ describe('fuse request deadlines', function () {
     const syncs: Array<AbortSignal | undefined> = []
     let synced!: () => void
     const firstSync = new Promise<void>(resolve => { synced = resolve })
-    const open = volume.open.bind(volume)
-    volume.open = async (...args) => {
-      const fh = await open(...args)
-      if (fh.path === '/h') return fh
-      return {
-        ...fh,
-        path: fh.path,
-        ino: fh.ino,
-        // an fsync that waits until the test lets it go (a slow disk), or until its deadline
-        sync: async (options) => {
-          syncs.push(options?.signal)
-          await new Promise<void>((resolve, reject) => {
-            held.push(resolve)
-            synced()
-            options?.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }, { once: true })
-          })
-        }
+    wrapHandles(volume, path => path !== '/h', () => ({
+      // an fsync that waits until the test lets it go (a slow disk), or until its deadline
+      sync: async (options) => {
+        syncs.push(options?.signal)
+        await new Promise<void>((resolve, reject) => {
+          held.push(resolve)
+          synced()
+          options?.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }, { once: true })
+        })
       }
-    }
+    }))
     t.add(() => { for (const release of held) release() })
     const dir = await tempDir(t, 'darkfs-mnt-')
     const m = await mount(volume, dir, { requestTimeoutMs: 300, syncTimeoutMs: 20_000 })

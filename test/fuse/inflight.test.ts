@@ -9,7 +9,7 @@ import { teardown, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
 import { mount } from '../../fuse/index.ts'
 import { createMemoryVolume } from '../../harness/memory-volume.ts'
-import type { FileHandle } from '../../node/index.ts'
+import { wrapHandles } from '../helpers/wrap-handles.ts'
 
 /** Reads held at once: more than the binding's MAX_THREADS workers (64). */
 const READS = 80
@@ -33,25 +33,16 @@ describe('fuse reads in flight', function () {
     const held: Array<() => void> = []
     let allHeld!: () => void
     const heldAll = new Promise<void>(resolve => { allHeld = resolve })
-    const open = volume.open.bind(volume)
-    volume.open = async (...args) => {
-      const fh = await open(...args)
-      if (fh.path !== '/slow') return fh
-      const waits: FileHandle = {
-        ...fh,
-        path: fh.path,
-        ino: fh.ino,
-        readBytes: undefined,
-        read: async (buffer, offset, length, position, options) => {
-          await new Promise<void>(resolve => {
-            held.push(resolve)
-            if (held.length === READS) allHeld()
-          })
-          return await fh.read(buffer, offset, length, position, options)
-        }
+    wrapHandles(volume, path => path === '/slow', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options) => {
+        await new Promise<void>(resolve => {
+          held.push(resolve)
+          if (held.length === READS) allHeld()
+        })
+        return await fh.read(buffer, offset, length, position, options)
       }
-      return waits
-    }
+    }))
     t.add(() => { for (const release of held) release() })
     const dir = await tempDir(t, 'darkfs-mnt-')
     const m = await mount(volume, dir)
@@ -77,12 +68,7 @@ describe('fuse reads in flight', function () {
     const volume = createMemoryVolume()
     await volume.writeFile('/bad', 'x'.repeat(BLOCK))
     await volume.writeFile('/good', 'ok\n')
-    const open = volume.open.bind(volume)
-    volume.open = async (...args) => {
-      const fh = await open(...args)
-      if (fh.path !== '/bad') return fh
-      return { ...fh, path: fh.path, ino: fh.ino, readBytes: undefined, read: async () => { throw Object.assign(new Error('no such device'), { code: 'ENXIO' }) } }
-    }
+    wrapHandles(volume, path => path === '/bad', () => ({ readBytes: undefined, read: async () => { throw Object.assign(new Error('no such device'), { code: 'ENXIO' }) } }))
     const dir = await tempDir(t, 'darkfs-mnt-')
     const m = await mount(volume, dir)
     t.add(async () => { await m.unmount() })

@@ -58,6 +58,28 @@ function watchPasses (r: Repairer, asked: Array<Set<string>>): (what: string) =>
   }
 }
 
+/**
+ * A Repairer of incremental passes on host 'self' among `members` (all live): its store holds
+ * `here`, the peers' have-queries are noted in `asked` and answered from `there` (askedSwarm),
+ * `chunks()` lists what `refs()` gives now; and a wait for its next pass (watchPasses).
+ */
+function incrementalRepairer (c: { members: string[], live?: () => string[], rank: (r: ChunkRef, among: string[], n: number) => string[], refs: () => ChunkRef[], here: ReadonlySet<string>, there: ReadonlySet<string>, asked: Array<Set<string>> }): { r: Repairer, nextPass: (what: string) => Promise<Set<string>>, ops: EventTarget, membership: EventTarget } {
+  const membership = Object.assign(new EventTarget(), { live: c.live ?? (() => c.members) })
+  const ops = new EventTarget()
+  const comps = {
+    self: 'self',
+    membership,
+    ops,
+    policy: { members: () => c.members, copies: () => 3, rank: c.rank },
+    chunks: async () => ({ refs: c.refs(), unreadable: 0 }),
+    store: { has: async (cid: CID) => c.here.has(cid.toString()), resync: async () => {} },
+    swarm: askedSwarm(c.asked, c.there),
+    custody: { drop: async () => [] }
+  } as unknown as RepairComponents
+  const r = new Repairer(comps, { intervalMs: 20, incremental: true })
+  return { r, nextPass: watchPasses(r, c.asked), ops, membership }
+}
+
 describe('Repairer: incremental background passes (node/keeper/repair.ts)', function () {
   this.timeout(60_000)
 
@@ -246,26 +268,16 @@ describe('Repairer: incremental background passes (node/keeper/repair.ts)', func
     const there = new Set([mine, placed, short].flatMap(r => r.fragments.map(f => f.toString())))
     for (const f of here) there.delete(f)
     let refs: ChunkRef[] = []
-    const ops = new EventTarget()
     const members = ['self', 'x', 'y']
-    const membership = Object.assign(new EventTarget(), { live: () => members })
     const asked: Array<Set<string>> = []
-    const comps = {
-      self: 'self',
-      membership,
-      ops,
-      policy: {
-        members: () => members,
-        copies: () => 3,
-        rank: (r: ChunkRef, among: string[], n: number) => (order.get(r) ?? among).filter(h => among.includes(h)).slice(0, n)
-      },
-      chunks: async () => ({ refs, unreadable: 0 }),
-      store: { has: async (cid: CID) => here.has(cid.toString()), resync: async () => {} },
-      swarm: askedSwarm(asked, there),
-      custody: { drop: async () => [] }
-    } as unknown as RepairComponents
-    const r = new Repairer(comps, { intervalMs: 20, incremental: true })
-    const nextPass = watchPasses(r, asked)
+    const { r, nextPass, ops } = incrementalRepairer({
+      members,
+      rank: (r: ChunkRef, among: string[], n: number) => (order.get(r) ?? among).filter(h => among.includes(h)).slice(0, n),
+      refs: () => refs,
+      here,
+      there,
+      asked
+    })
     const chunks = (got: Set<string>): string[] => [mine, placed, short].filter(c => c.fragments.some(f => got.has(f.toString()))).map(c => [...order.get(c)!].join(','))
     r.start()
     try {
@@ -298,22 +310,17 @@ describe('Repairer: placement notices (node/keeper/placed.ts, repair.ts placedBy
     const there = new Set(refs.flatMap(r => r.fragments.slice(1).map(f => f.toString())))
     const members = ['self', 'x', 'y']
     const view = { up: [...members] }
-    const ops = new EventTarget()
-    const membership = Object.assign(new EventTarget(), { live: () => view.up })
     const asked: Array<Set<string>> = []
     const listed: ChunkRef[] = []
-    const comps = {
-      self: 'self',
-      membership,
-      ops,
-      policy: { members: () => members, copies: () => 3, rank: (_r: unknown, among: string[], n: number) => members.filter(h => among.includes(h)).slice(0, n) },
-      chunks: async () => ({ refs: listed, unreadable: 0 }),
-      store: { has: async (cid: CID) => here.has(cid.toString()), resync: async () => {} },
-      swarm: askedSwarm(asked, there),
-      custody: { drop: async () => [] }
-    } as unknown as RepairComponents
-    const r = new Repairer(comps, { intervalMs: 20, incremental: true })
-    const nextPass = watchPasses(r, asked)
+    const { r, nextPass, ops, membership } = incrementalRepairer({
+      members,
+      live: () => view.up,
+      rank: (_r: ChunkRef, among: string[], n: number) => members.filter(h => among.includes(h)).slice(0, n),
+      refs: () => listed,
+      here,
+      there,
+      asked
+    })
     r.start()
     await nextPass('the first pass')
     listed.push(...refs)
