@@ -25,6 +25,7 @@ import { Scrubber } from './scrub.ts'
 import type { Store } from '../data/index.ts'
 import type { Custody } from './custody.ts'
 import type { Volume } from '../index.ts'
+import { keeperOf } from './placement.ts'
 import type { PlacementPolicy } from './placement.ts'
 import { PlacedNotices } from './placed.ts'
 import { logger } from '../log.ts'
@@ -180,7 +181,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     // its keeper (the first-ranked host up) takes it as placed without a survey (placed.ts);
     // this host's own word when it is the keeper
     if (ref.k > 1) {
-      const keeper = c.policy.rank(ref, [...live], 1)[0]
+      const keeper = keeperOf(ref, live, c.policy)
       const holders = acked.map(hs => [...hs])
       if (keeper === c.host.peerId) repairer.placedBy(keeper, ref.cid!.toString(), ref.fragments.map(f => f.toString()), holders)
       else if (keeper !== undefined) notices.tell(keeper, { chunk: ref.cid!, fragments: ref.fragments, holders })
