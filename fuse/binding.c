@@ -175,16 +175,21 @@ static void decode_stat (const double *d, struct stat *st) {
   st->st_ctim.tv_nsec = (long)d[14];
 }
 
+// A condition variable whose timed waits count on CLOCK_MONOTONIC (deadlines taken from it).
+static void cond_init_monotonic (pthread_cond_t *cv) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(cv, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
 static req_t *req_new (int op, const char *path, const char *path2) {
   req_t *r = calloc(1, sizeof(req_t));
   if (r == NULL) return NULL;
   r->op = op;
   pthread_mutex_init(&r->mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&r->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  cond_init_monotonic(&r->cv);
   r->path = path != NULL ? strdup(path) : NULL;
   r->path2 = path2 != NULL ? strdup(path2) : NULL;
   r->n[0] = r->n[1] = r->n[2] = r->n[3] = r->n[4] = -1;
@@ -977,11 +982,7 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   pthread_cond_init(&m->inval_cv, NULL);
   m->fd = -1;
   pthread_mutex_init(&m->reply_mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&m->reply_cv, &ca);
-  pthread_condattr_destroy(&ca);
+  cond_init_monotonic(&m->reply_cv);
   napi_value name;
   napi_create_string_utf8(env, "darkfs-fuse", NAPI_AUTO_LENGTH, &name);
   NAPI(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &m->tsfn));
