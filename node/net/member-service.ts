@@ -25,7 +25,7 @@
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
-import { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_MAX_SKEW_MS, memberRefreshMs } from './members.ts'
+import { MEMBERS, MEMBERS_GOSSIP_TAG, memberRefreshMs, pullMembers } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { call, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
@@ -129,7 +129,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
 
   const pull = async (peer: string, since?: number): Promise<number> => {
-    const reply = await call(host, peer, MEMBERS, since === undefined ? { t: 'table' } : { t: 'table', since: Math.max(0, Math.floor(since)) })
+    const reply = await call(host, peer, MEMBERS, since === undefined ? { t: 'table' } : { t: 'table', since })
     const members = reply.t === 'table' ? reply.members : []
     let fresh = 0
     for (const msg of members) {
@@ -210,18 +210,8 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     everyMs: TABLE_SYNC_MS,
     recheckMs: TABLE_SYNC_RECHECK_MS,
     differs,
-    pull: async peer => {
-      if (inStepAt !== undefined) {
-        const changed = await pull(peer, inStepAt - MEMBER_MAX_SKEW_MS).then(() => true, (err: unknown) => {
-          // a host of an older version refuses `since`: the whole table then
-          log('changes from %s: %e', peer, err)
-          return false
-        })
-        if (changed && !stopped && !(await differs(peer))) return
-      }
-      // (in step once a later digest matches)
-      if (!stopped) await pull(peer)
-    },
+    // (a whole table pulled: in step once a later digest matches)
+    pull: async peer => await pullMembers(inStepAt, async since => await pull(peer, since), async () => await differs(peer)),
     synced: () => { pulled = true },
     failed: (peer, err) => { log('table sync with %s: %e', peer, err) }
   })

@@ -169,6 +169,25 @@ export const MEMBERS = defineProtocol<MembersRequest, MembersReply>({
   }
 })
 
+/**
+ * One anti-entropy pull of the member table once the digests differ (member-service.ts): a
+ * table that was in step with a peer's at `inStepAt` (this host's clock) pulls what the peer took
+ * since then, less MEMBER_MAX_SKEW_MS (the peer selects by its own clock), and the whole table
+ * when the digests still differ after that (or the changes could not be pulled: a peer of an
+ * older version refuses `since`); a table never in step pulls the whole table. What it pulled.
+ */
+export async function pullMembers (inStepAt: number | undefined, pull: (since?: number) => Promise<unknown>, differs: () => Promise<boolean>): Promise<'changes' | 'table'> {
+  if (inStepAt !== undefined) {
+    const pulled = await pull(Math.max(0, Math.floor(inStepAt - MEMBER_MAX_SKEW_MS))).then(() => true, (err: unknown) => {
+      log('changes not pulled: %e', err)
+      return false
+    })
+    if (pulled && !(await differs())) return 'changes'
+  }
+  await pull()
+  return 'table'
+}
+
 const str = (v: unknown, max: number, what: string): string => {
   if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new MemberRecordError(`bad ${what}`)
   return v
