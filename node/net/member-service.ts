@@ -17,7 +17,7 @@
 //    pulled: a record or DOWN notice still spreading (gossip reaches 99% of 10,000 hosts in a
 //    quarter of a second) makes two tables differ for a moment, and a pull moves the whole table
 //    (megabytes at scale) for a difference gossip was about to mend. A host that was in step
-//    with a peer's table before (a digest matched, or it pulled one) pulls only what the peer took
+//    with a peer's table before (a digest round found them alike) pulls only what the peer took
 //    since then, less MEMBER_MAX_SKEW_MS (members.ts: a host back from an outage missed the
 //    records and DOWN notices of that time, a handful, not the table), and the whole table only
 //    when that left the digests apart (or the peer is of an older version). Table answers of more
