@@ -14,6 +14,9 @@
 // every member that goes and comes back, so this grows with the network at a given churn per
 // host), and `table_sync` (the member-table pull of a host back from an outage:
 // harness/sim/table-sync.ts, darkfs's own tables and pull rule; given by the caller).
+// `churn_floor` is what churn would cost if each host received each DOWN notice and fresh record
+// once, bare (no gossip copies, framing or IHAVE): the least any design costs in which every host
+// hears of every member that goes and comes back; it too grows with the network (not in `total`).
 // `npm run sim` runs it (scripts/sim/gossip.ts re-exports it), as does bench:scale beside its measured figure.
 // The mesh's degrees and the IHAVE settings are host.ts's (GOSSIP_MESH_OPTIONS, which it hands to gossipsub).
 import {
@@ -117,6 +120,7 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
     refresh: refreshes * perRecord + ihaveRefresh,
     churn: returns * perRecord + downs * perDown + ihave - ihaveRefresh,
     churn_messages_per_s: msgs - refreshes,
+    churn_floor: returns * MEMBER_RECORD_BYTES + downs * DOWN_NOTICE_BYTES,
     kept_digest: keptDigest,
     kept_records: keptRecords,
     kept_ihave: keptIhave,

@@ -29,6 +29,9 @@ describe('sim idle traffic', function () {
     // every host hears of every member that goes and comes back: ten times the messages
     assert.ok(Math.abs(large.churn_messages_per_s - 10 * small.churn_messages_per_s) < 1e-9)
     assert.ok(large.churn > 5 * small.churn)
+    // and so does the least it could cost, each host hearing each change once, bare
+    assert.ok(Math.abs(large.churn_floor - 10 * small.churn_floor) < 1e-9)
+    assert.ok(small.churn_floor < small.churn / 10)
   })
 
   it('IHAVE bytes follow Dlazy x the heartbeats advertised, not the connections', function () {
