@@ -103,7 +103,7 @@ export const OUTAGE_MIX: Array<[share: number, from: number, to: number]> = [
   [0.4, 30_000, 3 * 60_000], [0.5, 30 * 60_000, 8 * HOUR], [0.1, DAY, 3 * DAY]
 ]
 
-function outageLength (rand: () => number): number {
+export function outageLength (rand: () => number): number {
   let r = rand()
   for (const [share, from, to] of OUTAGE_MIX) {
     if (r < share) return Math.exp(Math.log(from) + rand() * (Math.log(to) - Math.log(from)))

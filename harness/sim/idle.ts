@@ -7,6 +7,16 @@
 // digest round, kept.ts's records on each change of the hosts up, and their IHAVEs) is given
 // beside, as kept_*, and in total_with_kept; `total` leaves it out, as it did before those were
 // counted.
+// The breakdown by kind (issue 14: which parts grow with the network): `fixed` (digest rounds and
+// pings: per connection, and connections are bounded), `refresh` (every member's periodic record,
+// network-wide at most one per MEMBER_REFRESH_PER_MEMBER_MS, and its IHAVEs), `churn` (DOWN
+// notices and the fresh record of each host back after one, and their IHAVEs: every host hears of
+// every member that goes and comes back, so this grows with the network at a given churn per
+// host), and `table_sync` (the member-table pull of a host back from an outage:
+// harness/sim/table-sync.ts, darkfs's own tables and pull rule; given by the caller).
+// `churn_floor` is what churn would cost if each host received each DOWN notice and fresh record
+// once, bare (no gossip copies, framing or IHAVE): the least any design costs in which every host
+// hears of every member that goes and comes back; it too grows with the network (not in `total`).
 // `npm run sim` runs it (scripts/sim/gossip.ts re-exports it), as does bench:scale beside its measured figure.
 // The mesh's degrees and the IHAVE settings are host.ts's (GOSSIP_MESH_OPTIONS, which it hands to gossipsub).
 import {
@@ -47,6 +57,8 @@ export interface IdleOptions {
   /** Hosts declared gone, and hosts back after that, per host per hour (the churn trace). */
   goneHostHour: number
   returnedHostHour: number
+  /** Member-table pulls after outages, bytes/s per host (table-sync.ts); 0 when not measured. */
+  tableSyncBytesPerS?: number
 }
 
 /** Idle upload of one host, bytes/s, by source. */
@@ -58,7 +70,9 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
   const ping = conns * PING_ROUND_SENT_BYTES / (pingIntervalMs(conns) / 1000)
   // gossip messages network-wide per second: every host's record once per memberRefreshMs, a DOWN notice per host
   // declared gone, a fresh record per host back after that
-  const records = o.hosts / (memberRefreshMs(o.hosts) / 1000) + o.hosts * o.returnedHostHour / 3600
+  const refreshes = o.hosts / (memberRefreshMs(o.hosts) / 1000)
+  const returns = o.hosts * o.returnedHostHour / 3600
+  const records = refreshes + returns
   const downs = o.hosts * o.goneHostHour / 3600
   const perRecord = o.copiesPerMessage * (MEMBER_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
   const perDown = o.copiesPerMessage * (DOWN_NOTICE_BYTES + GOSSIP_OVERHEAD_BYTES)
@@ -73,7 +87,10 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
   const msgs = records + downs
   const ihave = ihaveOf(msgs)
   const gossip = records * perRecord + downs * perDown
-  const total = digest + ping + gossip + ihave
+  const tableSync = o.tableSyncBytesPerS ?? 0
+  const total = digest + ping + gossip + ihave + tableSync
+  // IHAVEs by the messages that caused them (a heartbeat's frame shared in proportion)
+  const ihaveRefresh = msgs > 0 ? ihave * refreshes / msgs : 0
   // Keeper counts (keeper/kept.ts, kept-service.ts), not in `total` (which stays the figure it
   // was): the kept table's own anti-entropy round every KEPT_SYNC_MS, and the records. A host
   // counts again when the hosts up change (a DOWN notice, a return) and tells its record when a
@@ -91,10 +108,19 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
     digest,
     ping,
     records: records * perRecord,
+    records_refresh: refreshes * perRecord,
+    records_returned: returns * perRecord,
     downs: downs * perDown,
     ihave,
+    ihave_refresh: ihaveRefresh,
+    ihave_churn: ihave - ihaveRefresh,
+    table_sync: tableSync,
     total,
     fixed: digest + ping,
+    refresh: refreshes * perRecord + ihaveRefresh,
+    churn: returns * perRecord + downs * perDown + ihave - ihaveRefresh,
+    churn_messages_per_s: msgs - refreshes,
+    churn_floor: returns * MEMBER_RECORD_BYTES + downs * DOWN_NOTICE_BYTES,
     kept_digest: keptDigest,
     kept_records: keptRecords,
     kept_ihave: keptIhave,

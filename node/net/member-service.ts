@@ -16,11 +16,16 @@
 //    Digests that differ are compared once more TABLE_SYNC_RECHECK_MS later before the table is
 //    pulled: a record or DOWN notice still spreading (gossip reaches 99% of 10,000 hosts in a
 //    quarter of a second) makes two tables differ for a moment, and a pull moves the whole table
-//    (megabytes at scale) for a difference gossip was about to mend;
+//    (megabytes at scale) for a difference gossip was about to mend. A host that was in step
+//    with a peer's table before (a digest round found them alike) pulls only what the peer took
+//    since then, less MEMBER_MAX_SKEW_MS (members.ts: a host back from an outage missed the
+//    records and DOWN notices of that time, a handful, not the table), and the whole table only
+//    when that left the digests apart (or the peer is of an older version). Table answers of more
+//    than TABLE_ANSWER_UNPACED messages are paced per peer;
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
-import { MEMBERS, MEMBERS_GOSSIP_TAG, memberRefreshMs } from './members.ts'
+import { MEMBERS, MEMBERS_GOSSIP_TAG, memberRefreshMs, pullMembers } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { call, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
@@ -34,8 +39,10 @@ export const TABLE_PULL_PEERS = 3
 /** A failed table pull from a peer is tried again after this, doubling, at most TABLE_PULL_RETRIES times per peer. */
 export const TABLE_PULL_RETRY_MS = 1_000
 export const TABLE_PULL_RETRIES = 3
-/** Table answers are paced: at most one per peer this often (a table is big at scale). */
+/** Table answers are paced: at most one per peer this often (a table is big at scale), */
 export const TABLE_ANSWER_MIN_INTERVAL_MS = 10_000
+/** but for answers of up to this many messages (what changed since the asker was in step). */
+export const TABLE_ANSWER_UNPACED = 256
 /** A record that reached no peer is published again after this, doubling up to the max. */
 export const ANNOUNCE_RETRY_MS = 500
 export const ANNOUNCE_RETRY_MAX_MS = 30_000
@@ -51,13 +58,18 @@ export type MemberServiceHost = Pick<Host, 'peerId' | 'peers' | 'addresses' | 'g
 export interface MemberService {
   /** Publish a signed message (this host's record, a DOWN notice) on gossip. */
   publish: (msg: Uint8Array) => Promise<string[]>
-  /** Pull a peer's table into this one (records checked one by one); how many were new. */
-  pull: (peer: string) => Promise<number>
+  /**
+   * Pull a peer's table into this one (records and DOWN notices checked one by one); with
+   * `since` (this host's clock), only what the peer took since then (members.ts). How many were new.
+   */
+  pull: (peer: string, since?: number) => Promise<number>
   /**
    * Whether this table was filled from a peer's since start: one pulled, or a digest that matched
    * a peer's (before, it may lack members: net/features.ts asks it).
    */
   pulled: () => boolean
+  /** When (this host's clock) a digest round last found this table like a peer's: later rounds pull what changed since. */
+  inStepAt: () => number | undefined
   stop: () => Promise<void>
 }
 
@@ -107,15 +119,17 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   const unserve = await serve(host, MEMBERS, {
     call: async (req, { peer }): Promise<MembersReply> => {
       if (req.t === 'digest') return { t: 'digest', d: table.digest() }
+      const members = table.messages(req.since)
+      if (members.length <= TABLE_ANSWER_UNPACED) return { t: 'table', members }
       const last = answered.get(peer) ?? 0
       if (Date.now() - last < TABLE_ANSWER_MIN_INTERVAL_MS) return { t: 'table', members: [] }
       answered.set(peer, Date.now())
-      return { t: 'table', members: table.messages() }
+      return { t: 'table', members }
     }
   }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
 
-  const pull = async (peer: string): Promise<number> => {
-    const reply = await call(host, peer, MEMBERS, { t: 'table' })
+  const pull = async (peer: string, since?: number): Promise<number> => {
+    const reply = await call(host, peer, MEMBERS, since === undefined ? { t: 'table' } : { t: 'table', since })
     const members = reply.t === 'table' ? reply.members : []
     let fresh = 0
     for (const msg of members) {
@@ -180,16 +194,24 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   }
   table.addEventListener('down', onDown)
 
-  // anti-entropy: the connected peers in turn, a digest each round, a table when they differ
+  // anti-entropy: the connected peers in turn, a digest each round, a table when they differ:
+  // what changed since this table was last in step with one (inStepAt), and the whole table
+  // when the digests still differ after that
+  let inStepAt: number | undefined
+  const differs = async (peer: string): Promise<boolean> => {
+    const asked = Date.now()
+    const reply = await call(host, peer, MEMBERS, { t: 'digest' })
+    const apart = reply.t === 'digest' && !equalBytes(reply.d, table.digest())
+    if (!apart) inStepAt = asked
+    return apart
+  }
   const stopAntiEntropy = startAntiEntropy({
     peers: () => host.peers(),
     everyMs: TABLE_SYNC_MS,
     recheckMs: TABLE_SYNC_RECHECK_MS,
-    differs: async peer => {
-      const reply = await call(host, peer, MEMBERS, { t: 'digest' })
-      return reply.t === 'digest' && !equalBytes(reply.d, table.digest())
-    },
-    pull,
+    differs,
+    // (a whole table pulled: in step once a later digest matches)
+    pull: async peer => await pullMembers(inStepAt, async since => await pull(peer, since), async () => await differs(peer)),
     synced: () => { pulled = true },
     failed: (peer, err) => { log('table sync with %s: %e', peer, err) }
   })
@@ -209,6 +231,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     publish,
     pull,
     pulled: () => pulled,
+    inStepAt: () => inStepAt,
     stop: async () => {
       if (stopped) return
       stopped = true

@@ -64,9 +64,18 @@
 //   { t: 'member', r: bytes(dag-cbor { peer, seq, addrs, cap?, features? }), s: signature of r by peer }
 //   { t: 'down',   r: bytes(dag-cbor { by, peer, seq }),    s: signature of r by `by` }
 // MEMBERS_PROTOCOL (rpc.ts calls): { t: 'table' } -> { t: 'table', members: [member message...] }
+//                                  { t: 'table', since: ms } -> the same, only what changed since
 //                                  { t: 'digest' } -> { t: 'digest', d: bytes(32) }
 // (the digest: sha256 of the members' ids and record seqs in order; two tables with equal
 // digests hold the same records, so anti-entropy pulls a table only when they differ).
+// A table answer carries the records of the members up, then the DOWN notices held (a host that
+// was away when one spread takes it from the next table it pulls: with records only, its table
+// kept the member up, differed from every other one at each digest round, and it pulled the
+// whole table every round until that member came back or expired). `since` (the asker's clock,
+// less MEMBER_MAX_SKEW_MS) asks for only the records and DOWN notices the answerer took at or
+// after it, by its own clock: a host back from an outage pulls what changed while it was away,
+// not the whole table (megabytes at 10,000 members). A host of an older version refuses a
+// request with `since`; the asker then pulls the whole table.
 import { createHash } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Signer, Verify } from '../tree/index.ts'
@@ -126,9 +135,12 @@ export class MemberRecordError extends RpcProtocolError {
  * sign them (every host of this version and older: see the header).
  */
 export interface MemberRecord { peer: string, seq: number, addrs: string[], cap?: number, features?: string[] }
-interface Entry extends MemberRecord { msg: Uint8Array }
+/** `at`: this host's clock when it took the record (what a table answer `since` selects by). */
+interface Entry extends MemberRecord { msg: Uint8Array, at: number }
+/** A DOWN notice held: the seq of the record that went down with it, the notice, and when it was taken here. */
+interface Down { seq: number, msg: Uint8Array, at: number }
 
-export type MembersRequest = { t: 'table' } | { t: 'digest' }
+export type MembersRequest = { t: 'table', since?: number } | { t: 'digest' }
 export type MembersReply = { t: 'table', members: Uint8Array[] } | { t: 'digest', d: Uint8Array }
 
 export const MEMBERS = defineProtocol<MembersRequest, MembersReply>({
@@ -137,9 +149,12 @@ export const MEMBERS = defineProtocol<MembersRequest, MembersReply>({
   timeoutMs: 30_000,
   malformed: MemberRecordError,
   request: (v) => {
-    const m = v as { t?: unknown } | null
-    if (typeof m !== 'object' || m === null || (m.t !== 'table' && m.t !== 'digest') || Object.keys(m).length !== 1) throw new MemberRecordError('a members request is { t: \'table\' | \'digest\' }')
-    return { t: m.t }
+    const m = v as { t?: unknown, since?: unknown } | null
+    const keys = typeof m === 'object' && m !== null ? Object.keys(m) : []
+    if (m === null || (m.t !== 'table' && m.t !== 'digest') || keys.length !== (keys.includes('since') ? 2 : 1) || (keys.includes('since') && (m.t !== 'table' || !Number.isSafeInteger(m.since) || (m.since as number) < 0))) {
+      throw new MemberRecordError('a members request is { t: \'table\', since?: ms } | { t: \'digest\' }')
+    }
+    return m.t === 'table' && keys.includes('since') ? { t: 'table', since: m.since as number } : { t: m.t }
   },
   reply: (v, req) => {
     const m = v as { t?: unknown, members?: unknown, d?: unknown } | null
@@ -153,6 +168,25 @@ export const MEMBERS = defineProtocol<MembersRequest, MembersReply>({
     return { t: 'table', members: m.members as Uint8Array[] }
   }
 })
+
+/**
+ * One anti-entropy pull of the member table once the digests differ (member-service.ts): a
+ * table that was in step with a peer's at `inStepAt` (this host's clock) pulls what the peer took
+ * since then, less MEMBER_MAX_SKEW_MS (the peer selects by its own clock), and the whole table
+ * when the digests still differ after that (or the changes could not be pulled: a peer of an
+ * older version refuses `since`); a table never in step pulls the whole table. What it pulled.
+ */
+export async function pullMembers (inStepAt: number | undefined, pull: (since?: number) => Promise<unknown>, differs: () => Promise<boolean>): Promise<'changes' | 'table'> {
+  if (inStepAt !== undefined) {
+    const pulled = await pull(Math.max(0, Math.floor(inStepAt - MEMBER_MAX_SKEW_MS))).then(() => true, (err: unknown) => {
+      log('changes not pulled: %e', err)
+      return false
+    })
+    if (pulled && !(await differs())) return 'changes'
+  }
+  await pull()
+  return 'table'
+}
 
 const str = (v: unknown, max: number, what: string): string => {
   if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new MemberRecordError(`bad ${what}`)
@@ -205,8 +239,8 @@ export class MemberTable extends EventTarget {
   private readonly capacityOf?: () => number | undefined
   private readonly featuresOf?: () => readonly string[] | undefined
   private readonly entries = new Map<string, Entry>()
-  /** Members declared down: the seq of the record that went down with them. */
-  private readonly downAt = new Map<string, number>()
+  /** Members declared down, with the notice that said so. */
+  private readonly downAt = new Map<string, Down>()
   /** This host declared itself down (it leaves): it signs no record again. */
   private leaving = false
 
@@ -256,9 +290,16 @@ export class MemberTable extends EventTarget {
     return new Uint8Array(h.digest())
   }
 
-  /** Every record held, as signed member messages (what MEMBERS_PROTOCOL answers). */
-  messages (): Uint8Array[] {
-    return [...this.entries.values()].filter(e => !this.downAt.has(e.peer)).map(e => e.msg)
+  /**
+   * What MEMBERS_PROTOCOL answers: the records of the members up, then the DOWN notices held, as
+   * signed messages, at most `max` of them (the table answer's bound); with `since` (this host's
+   * clock, ms), only those taken here at or after it.
+   */
+  messages (since = -Infinity, max = this.max): Uint8Array[] {
+    const out: Uint8Array[] = []
+    for (const e of this.entries.values()) if (!this.downAt.has(e.peer) && e.at >= since) out.push(e.msg)
+    for (const d of this.downAt.values()) if (d.at >= since) out.push(d.msg)
+    return out.slice(0, max)
   }
 
   /** Sign this host's record (now), take it, and return its message (to publish); undefined once it declared itself down. */
@@ -283,7 +324,7 @@ export class MemberTable extends EventTarget {
     if (peer === this.self) this.leaving = true
     const r = dagCbor.encode({ by: this.self, peer, seq: e.seq })
     const msg = dagCbor.encode({ t: 'down', r, s: await this.signer.sign(r) })
-    this.markDown(peer, e.seq)
+    this.markDown(peer, { seq: e.seq, msg, at: this.now() })
     return msg
   }
 
@@ -299,7 +340,7 @@ export class MemberTable extends EventTarget {
       v = dagCbor.decode(msg)
       if (typeof v !== 'object' || v === null || !(v.r instanceof Uint8Array) || !(v.s instanceof Uint8Array) || Object.keys(v).length !== 3) throw new MemberRecordError('bad member message')
       if (v.t === 'member') return await this.takeRecord(v.r, v.s, msg, tableSize)
-      if (v.t === 'down') return await this.takeDown(v.r, v.s)
+      if (v.t === 'down') return await this.takeDown(v.r, v.s, msg)
       throw new MemberRecordError('bad member message kind')
     } catch (err) {
       log('member message refused: %s', (err as Error).message)
@@ -323,12 +364,12 @@ export class MemberTable extends EventTarget {
         throw new MemberRecordError(`bad member record: ${(err as Error).message}`)
       }
     }
-    const rec: Entry = { peer: str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id'), seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg }
+    const rec: Entry = { peer: str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id'), seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now() }
     if (rec.seq > this.now() + MEMBER_MAX_SKEW_MS) throw new MemberRecordError('member record from the future')
     const held = this.entries.get(rec.peer)
     const down = this.downAt.get(rec.peer)
     if (held !== undefined && held.seq >= rec.seq) return 'old'
-    if (down !== undefined && down >= rec.seq) return 'old'
+    if (down !== undefined && down.seq >= rec.seq) return 'old'
     if (rec.seq + memberExpireMs(Math.min(this.max, Math.max(this.entries.size, tableSize))) < this.now()) return 'old'
     if (held === undefined && this.entries.size >= this.max) return 'old'
     if (!(await this.verifySig(rec.peer, r, s))) throw new MemberRecordError(`member record of ${rec.peer} not signed by it`)
@@ -338,7 +379,7 @@ export class MemberTable extends EventTarget {
     return 'new'
   }
 
-  private async takeDown (r: Uint8Array, s: Uint8Array): Promise<Taken> {
+  private async takeDown (r: Uint8Array, s: Uint8Array, msg: Uint8Array): Promise<Taken> {
     const v = dagCbor.decode<any>(r)
     if (typeof v !== 'object' || v === null || Object.keys(v).length !== 3) throw new MemberRecordError('bad down notice')
     const by = str(v.by, MAX_MEMBER_ID_CHARS, 'peer id')
@@ -365,12 +406,12 @@ export class MemberTable extends EventTarget {
       this.dispatchEvent(new CustomEvent('down', { detail: peer }))
       return 'old'
     }
-    this.markDown(peer, seq)
+    this.markDown(peer, { seq, msg, at: this.now() })
     return 'new'
   }
 
-  private markDown (peer: string, seq: number): void {
-    this.downAt.set(peer, seq)
+  private markDown (peer: string, down: Down): void {
+    this.downAt.set(peer, down)
     this.dispatchEvent(new CustomEvent('down', { detail: peer }))
   }
 

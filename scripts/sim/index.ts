@@ -29,7 +29,13 @@
 // the hosts' own uplinks, with --gossip-down-share of the hosts down: virtual ms to 50/99/100% of
 // the live hosts, bytes each host sends per op. Idle (`idle.h<N>.*`): a host's upload in kbit/s
 // with nothing written, by source, from darkfs's periods and the churn trace's rates (`total`
-// without the keeper counts' digests and records, `total_with_kept` with them).
+// without the keeper counts' digests and records, `total_with_kept` with them), and by kind
+// (`fixed`, `refresh`, `churn`, `table_sync`: harness/sim/idle.ts says which grow with the size).
+// Table sync (`table_sync.h<N>.*`, harness/sim/table-sync.ts): --table-sync-outages outages of
+// the churn trace's mix on darkfs's own member tables (--table-down-share of the members down),
+// the trace's rates of DOWN notices and returns missed meanwhile: what the host pulls back, and
+// whether main's rule before (records only) left it apart; its mean, at --churn-per-hour outages
+// per host-hour, is idle's `table_sync`.
 // Churn (churn.ts, `churn.h<N>.*`): a --days trace (outages at --churn-per-hour per host while up,
 // away minutes to days; --leave-share of the hosts gone for good, --join-share joining) against
 // --churn-chunks sampled chunks standing for --fill of the hosts' disks, run with darkfs's plan,
@@ -66,9 +72,11 @@ import { runPlacement } from './placement.ts'
 import { runReconcile } from './reconcile.ts'
 import { idleTraffic, runDissemination, GOSSIP_OVERHEAD_BYTES } from './gossip.ts'
 import { runChurnFigures } from './churn.ts'
+import { runTableSync } from '../../harness/sim/table-sync.ts'
+import { DIGEST_CALL_ANSWER_BYTES, DIGEST_CALL_SENT_BYTES } from '../../harness/sim/idle.ts'
 import { AT_RISK_CLOCK, AT_RISK_DELAY_MS, REPAIR_SPARE } from '../../node/keeper/index.ts'
 import type { AtRiskClock } from '../../node/keeper/index.ts'
-import { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_REPAIR_DELAY_MS } from '../../node/net/index.ts'
+import { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_REPAIR_DELAY_MS, TABLE_SYNC_MS } from '../../node/net/index.ts'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const { values } = parseArgs({
@@ -105,7 +113,9 @@ const { values } = parseArgs({
     'churn-runs': { type: 'string', default: 'eager,lazy,lookup' },
     'lookup-churn-per-hour': { type: 'string', default: '0.1' },
     'lookup-hours': { type: 'string', default: '24' },
-    'lookup-every': { type: 'string', default: '10' }
+    'lookup-every': { type: 'string', default: '10' },
+    'table-sync-outages': { type: 'string', default: '200' },
+    'table-down-share': { type: 'string', default: '0.15' }
   }
 })
 const list = (s: string): number[] => s.split(',').filter(x => x !== '').map(x => x === 'all' ? Infinity : Number(x))
@@ -219,10 +229,36 @@ for (const hosts of gossipHosts) {
   // churn rates measured at this size, else at the nearest size measured, else none
   const near = [...churnRates.keys()].sort((a, b) => Math.abs(a - hosts) - Math.abs(b - hosts))[0]
   const rates = near === undefined ? { gone: 0, returned: 0 } : churnRates.get(near)!
-  const idle = idleTraffic({ hosts, copiesPerMessage: spread.get(hosts)!.copies, goneHostHour: rates.gone, returnedHostHour: rates.returned })
   const kbit = (bytesPerSecond: number): number => round(bytesPerSecond * 8 / 1000)
+  let tableSyncBytesPerS = 0
+  const outages = Number(values['table-sync-outages'])
+  if (outages > 0 && rates.gone + rates.returned > 0) {
+    const t = performance.now()
+    const ts = await runTableSync({ hosts, seed: seed + hosts, goneHostHour: rates.gone, returnedHostHour: rates.returned, downShare: Number(values['table-down-share']), outages })
+    log(`h${hosts}: table sync after ${outages} outages (${((performance.now() - t) / 1000).toFixed(1)} s)`)
+    // each outage: the changes pulled back and the digest call that checks them
+    const perOutage = ts.pulledBytesMean + DIGEST_CALL_SENT_BYTES + DIGEST_CALL_ANSWER_BYTES
+    tableSyncBytesPerS = Number(values['churn-per-hour']) * perOutage / 3600
+    const tpre = `table_sync.h${hosts}`
+    put({
+      [`${tpre}.outages`]: outages,
+      [`${tpre}.outage_hours_mean`]: round(ts.outageHoursMean),
+      [`${tpre}.missed_per_outage_mean`]: round(ts.missedMean, 1),
+      [`${tpre}.table_bytes`]: ts.tableBytes,
+      [`${tpre}.pulled_bytes_mean`]: Math.round(ts.pulledBytesMean),
+      [`${tpre}.pulled_bytes_max`]: ts.pulledBytesMax,
+      [`${tpre}.whole_tables`]: ts.wholeTables,
+      [`${tpre}.apart_after`]: ts.apart,
+      // main's rule before (records only): outages after which the host stayed apart, pulling a
+      // whole table (of records) at every round: its upload per host while so
+      [`${tpre}.apart_before`]: ts.apartBefore,
+      [`${tpre}.table_bytes_before`]: ts.tableBytesBefore,
+      [`${tpre}.apart_before_kbit_s`]: kbit(ts.tableBytesBefore / ((TABLE_SYNC_MS) / 1000))
+    })
+  }
+  const idle = idleTraffic({ hosts, copiesPerMessage: spread.get(hosts)!.copies, goneHostHour: rates.gone, returnedHostHour: rates.returned, tableSyncBytesPerS })
   const pre = `idle.h${hosts}`
-  put(Object.fromEntries(Object.entries(idle).map(([k, v]) => [`${pre}.${k}_kbit_s`, kbit(v)])))
+  put(Object.fromEntries(Object.entries(idle).map(([k, v]) => k.endsWith('_per_s') ? [`${pre}.${k}`, round(v)] : [`${pre}.${k}_kbit_s`, kbit(v)])))
 }
 
 await mkdir(join(root, 'bench'), { recursive: true })

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { makeKey, signerFor, verify } from '../helpers/tree.ts'
 import { FeatureListError, MAX_FEATURES } from '../../node/net/features.ts'
-import { MemberTable, MAX_CAPACITY_CLASS, MEMBER_EXPIRE_MS, MEMBER_REFRESH_MS, MEMBER_REFRESH_PER_MEMBER_MS, NEIGHBOURS, memberExpireMs, memberRefreshMs } from '../../node/net/members.ts'
+import { MEMBERS, MemberRecordError, MemberTable, MAX_CAPACITY_CLASS, MEMBER_EXPIRE_MS, MEMBER_REFRESH_MS, MEMBER_REFRESH_PER_MEMBER_MS, NEIGHBOURS, memberExpireMs, memberRefreshMs } from '../../node/net/members.ts'
 import type { Signer } from '../../node/tree/index.ts'
 
 const T0 = 1_800_000_000_000
@@ -162,6 +162,57 @@ describe('node/net member table', function () {
     assert.equal(await other.take(bye), 'new')
     assert.equal(other.has(self.id), false)
     assert.equal(await t.signOwn(['/ip4/127.0.0.1/tcp/6']), undefined)
+  })
+
+  it('a table answer carries the DOWN notices held: a host that missed one takes it from the next pull, and the digests agree', async () => {
+    const { t: a } = await table()
+    const { t: b } = await table()
+    const peers = await Promise.all(Array.from({ length: NEIGHBOURS + 2 }, async () => await peer()))
+    for (const p of peers) { await a.take(await record(p, T0 - 100)); await b.take(await record(p, T0 - 100)) }
+    const subject = peers[0]
+    const watcher = peers.find(p => p.id === a.neighbours(subject.id)[0]) as Peer
+    // a takes the DOWN notice; b was away while it spread
+    assert.equal(await a.take(await down(watcher, subject.id, T0 - 100)), 'new')
+    assert.notDeepEqual(a.digest(), b.digest())
+    // the pull b makes then (every message of a's answer, as member-service.ts pull() takes them)
+    const answer = a.messages()
+    assert.equal(answer.length, peers.length, 'the records of the members up, and the DOWN notice')
+    for (const msg of answer) await b.take(msg)
+    assert.equal(b.has(subject.id), false)
+    assert.deepEqual(b.digest(), a.digest())
+    // the subject's newer record brings it back, and the notice leaves the answers
+    assert.equal(await a.take(await record(subject, T0 - 50)), 'new')
+    assert.deepEqual(a.messages().length, peers.length)
+    assert.ok(!a.messages().some(m => (dagCbor.decode(m) as { t: string }).t === 'down'))
+  })
+
+  it('messages(since): only the records and DOWN notices taken here at or after `since`, by this table\'s clock; at most `max`', async () => {
+    let now = T0
+    const { t } = await table({ now: () => now })
+    const peers = await Promise.all(Array.from({ length: NEIGHBOURS + 2 }, async () => await peer()))
+    for (const p of peers) await t.take(await record(p, T0 - 100))
+    assert.equal(t.messages(T0).length, peers.length)
+    assert.deepEqual(t.messages(T0 + 1), [])
+    now = T0 + 60_000
+    const fresh = await record(peers[1], T0 + 30_000)
+    assert.equal(await t.take(fresh), 'new')
+    const watcher = peers.find(p => p.id === t.neighbours(peers[0].id)[0]) as Peer
+    const notice = await down(watcher, peers[0].id, T0 - 100)
+    assert.equal(await t.take(notice), 'new')
+    assert.deepEqual(t.messages(T0 + 1), [fresh, notice])
+    assert.deepEqual(t.messages(now + 1), [])
+    assert.equal(t.messages().length, peers.length)
+    assert.equal(t.messages(-Infinity, 3).length, 3)
+  })
+
+  it('a members request may ask for the changes `since` a time; anything else is refused', () => {
+    const req = MEMBERS.request!
+    assert.deepEqual(req({ t: 'table' }), { t: 'table' })
+    assert.deepEqual(req({ t: 'table', since: 5 }), { t: 'table', since: 5 })
+    assert.deepEqual(req({ t: 'digest' }), { t: 'digest' })
+    for (const bad of [{ t: 'digest', since: 5 }, { t: 'table', since: -1 }, { t: 'table', since: 1.5 }, { t: 'table', since: '5' }, { t: 'table', more: 1 }, { t: 'x' }, null, 'table']) {
+      assert.throws(() => req(bad), MemberRecordError, JSON.stringify(bad))
+    }
   })
 
   it('holds at most maxMembers records, and drops the ones nobody refreshed', async () => {

@@ -17,6 +17,23 @@ describe('sim idle traffic', function () {
     assert.ok(Math.abs(idle.total - (idle.digest + idle.ping + idle.records + idle.downs + idle.ihave)) < 1e-9)
   })
 
+  it('by kind: fixed + refresh + churn + table sync make the total; only churn grows with the network at a given churn per host', function () {
+    const small = idleTraffic({ ...TRACE, tableSyncBytesPerS: 0.5 })
+    assert.ok(Math.abs(small.total - (small.fixed + small.refresh + small.churn + small.table_sync)) < 1e-9)
+    assert.ok(Math.abs(small.records - (small.records_refresh + small.records_returned)) < 1e-9)
+    assert.ok(Math.abs(small.ihave - (small.ihave_refresh + small.ihave_churn)) < 1e-9)
+    const large = idleTraffic({ ...TRACE, hosts: 10_000 })
+    // connections are bounded and refreshes network-wide are too: the same at 1,000 and 10,000 hosts
+    assert.ok(Math.abs(large.fixed - small.fixed) < 1e-9)
+    assert.ok(Math.abs(large.refresh - small.refresh) < 1e-9)
+    // every host hears of every member that goes and comes back: ten times the messages
+    assert.ok(Math.abs(large.churn_messages_per_s - 10 * small.churn_messages_per_s) < 1e-9)
+    assert.ok(large.churn > 5 * small.churn)
+    // and so does the least it could cost, each host hearing each change once, bare
+    assert.ok(Math.abs(large.churn_floor - 10 * small.churn_floor) < 1e-9)
+    assert.ok(small.churn_floor < small.churn / 10)
+  })
+
   it('IHAVE bytes follow Dlazy x the heartbeats advertised, not the connections', function () {
     // a DOWN notice every 10 s network-wide, beside the member records (one per host per
     // memberRefreshMs): fewer ids than heartbeats, so each id costs a frame and an id to

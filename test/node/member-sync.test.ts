@@ -1,0 +1,82 @@
+// Member-table anti-entropy between real hosts (node/net/member-service.ts, members.ts; issue 14,
+// idle traffic): a host that missed a DOWN notice (it was away while gossip spread it) takes it
+// from its next pull and its table agrees with its peers' again (table answers carried records
+// only: its digest differed at every round, and it pulled the whole table each time, until the
+// member came back or expired), and that pull, once the tables were in step, carries only what
+// the peer took since then (less the clock skew allowed), not the whole table.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import * as dagCbor from '@ipld/dag-cbor'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createHost } from '../../node/net/host.ts'
+import { createNetworkKey } from '../../node/net/keys.ts'
+import { MemberTable } from '../../node/net/members.ts'
+import { startMemberService } from '../../node/net/member-service.ts'
+import { signerFor, verify } from '../../node/net/signing.ts'
+import { equalBytes } from '../../node/bytes.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
+
+const memAddr = (): string => `/memory/darkfs-member-sync-${randomBytes(6).toString('hex')}`
+const HOUR = 3600_000
+/** Members that are no hosts here: records signed with their keys, taken into a's table. */
+const OTHERS = 20
+
+describe('node/net member-table anti-entropy', function () {
+  this.timeout(180_000)
+  const t = new Teardown()
+  afterEach(async () => { await t.run() })
+
+  it('real hosts: a host that missed a DOWN notice takes it at its next round, pulling only what changed since its table was in step', async () => {
+    const networkKey = createNetworkKey()
+    const others = await Promise.all(Array.from({ length: OTHERS }, async () => signerFor(await generateKeyPair('Ed25519'))))
+    // a's clock an hour behind while it takes the other members' records: they were taken long ago
+    let offset = -HOUR
+    const keyA = await generateKeyPair('Ed25519')
+    const keyB = await generateKeyPair('Ed25519')
+    const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostA.stop() })
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify, now: () => Date.now() + offset })
+    const seq = Date.now() - 2 * HOUR
+    for (const o of others) {
+      const r = dagCbor.encode({ peer: o.author, seq, addrs: ['/ip4/127.0.0.1/tcp/1'] })
+      assert.equal(await a.take(dagCbor.encode({ t: 'member', r, s: await o.sign(r) })), 'new')
+    }
+    offset = 0
+    // what a's service answers: each call's `since` and how many messages it carried
+    const answers: Array<{ since: number | undefined, count: number, down: boolean }> = []
+    const messages = a.messages.bind(a)
+    a.messages = (since?: number, max?: number) => {
+      const out = messages(since, max)
+      answers.push({ since, count: out.length, down: out.some(m => (dagCbor.decode(m) as { t: string }).t === 'down') })
+      return out
+    }
+    const serviceA = await startMemberService(hostA, a)
+    t.add(async () => { await serviceA.stop() })
+
+    const hostB = await createHost({ privateKey: keyB, networkKey, listen: [memAddr()], join: [hostA.addresses()[0]] })
+    t.add(async () => { await hostB.stop() })
+    const b = new MemberTable({ self: hostB.peerId, signer: signerFor(keyB), verify })
+    const serviceB = await startMemberService(hostB, b)
+    t.add(async () => { await serviceB.stop() })
+
+    await until('b holds every member and is in step with a', () => b.size === OTHERS + 2 && serviceB.inStepAt() !== undefined, 90_000)
+    assert.ok(answers.some(x => x.since === undefined && x.count >= OTHERS + 1), `b pulled a's whole table once: ${JSON.stringify(answers)}`)
+
+    // a takes a DOWN notice from one of the subject's neighbours; b misses it (no gossip)
+    const subject = others[0].author
+    const watcher = others.find(o => o.author === a.neighbours(subject)[0] && o.author !== subject)
+    assert.ok(watcher !== undefined, 'a neighbour of the subject among the others')
+    const r = dagCbor.encode({ by: watcher.author, peer: subject, seq })
+    assert.equal(await a.take(dagCbor.encode({ t: 'down', r, s: await watcher.sign(r) })), 'new')
+    const from = answers.length
+
+    await until('b took the DOWN notice and agrees with a', () => !b.has(subject) && equalBytes(a.digest(), b.digest()), 90_000)
+      .catch((err: Error) => { throw new Error(`${err.message}: b has the subject ${String(b.has(subject))}, answers since ${JSON.stringify(answers.slice(from))}`) })
+    const since = answers.slice(from)
+    assert.ok(since.length > 0)
+    // every answer since: what a took in the skew window (its own and b's records, the notice), not the table
+    for (const x of since) assert.ok(x.since !== undefined && x.count <= 3, JSON.stringify(x))
+    assert.ok(since.some(x => x.down), 'the DOWN notice came in an answer of changes')
+  })
+})
