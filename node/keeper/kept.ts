@@ -2,14 +2,23 @@
 // chunk has one keeper, its first-ranked live member (placement.ts keeperOf), which surveys it in
 // its repair passes and repairs it. So each host counts the chunks it is the keeper of by health
 // (from its health book, status.ts: what its passes, placements and repairs saw; no extra survey),
-// signs those few numbers, and tells them on change: on its space notices to the peers it is
-// connected to (net/space-notice.ts), and beyond the full mesh on gossip as well (tagged
-// KEPT_GOSSIP_TAG), so every member hears every member's. A host's network totals are the sum of
-// the latest counts of the members up now: `darkfs status` answers them from memory, with no
-// message, and sees a chunk its keeper repaired as redundant without asking anyone. An idle
-// host tells nothing, so a host that starts is served the table of records (kept-service.ts,
-// after the member table; and by anti-entropy, as the member table is), and a gossiped record
-// that reached no peer (a host that just started) is published again until one got it.
+// signs those few numbers, and tells them on change on its space notices to the peers it is
+// connected to (net/space-notice.ts). In a full mesh that is every member: a host's network
+// totals are the sum of the latest counts of the members up now. Beyond the full mesh the counts
+// are summed along a tree (kept-tree.ts): each host sends its group's sum (its own counts and its
+// children's sums, a sum record: the counts and the hosts summed, signed) to its parent
+// (kept-service.ts 'sum' calls), at most once per keptIntervalOf(members, 'up') and only when
+// it moved, its parent changed or the hosts up did; the root publishes the network's totals on
+// gossip (tagged KEPT_GOSSIP_TAG) at most once per keptIntervalOf(members, 'root'), and every
+// host keeps the root's latest. (Every host's record on gossip, as before the tree, was ~3.5
+// records a second network-wide at 1,000 hosts under churn: over 100 kbit/s a host with gossip's
+// copies and IHAVEs; along the tree ~0.13 kbit/s, `npm run sim` kept.h1000.) Either way `darkfs
+// status` answers from memory, with no message, and sees a chunk its keeper repaired as
+// redundant without asking anyone; along the tree its totals are minutes old (their age says
+// how old: the oldest count behind them). An idle host tells nothing, so a host that starts is
+// served the table of records (kept-service.ts, after the member table; and by anti-entropy, as
+// the member table is; along the tree the root's totals), and a gossiped record that reached no
+// peer (a host that just started) is published again until one got it.
 //
 // The states (disjoint):
 //   redundant    every fragment on every host it must be on
@@ -24,7 +33,10 @@
 // record of a host (a restart goes on above it: it starts from the clock), `age` is how old
 // (ms) the oldest observation behind the counts was when signed. A record is taken only when
 // signed by the host it describes, at most KEPT_MESSAGE_BYTES, with every figure a safe integer
-// >= 0 (counts at most MAX_KEPT_CHUNKS), and newer than the one held for that host.
+// >= 0 (counts at most MAX_KEPT_CHUNKS), and newer than the one held for that host. A sum record
+// has a sixth field, n, the hosts summed (1 to MAX_MEMBERS; counts at most n x MAX_KEPT_CHUNKS):
+// a parent takes it from its signer only (the caller), of a member, counted while the signer is
+// its child; a host takes the network's totals from the root only (the smallest id up here).
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Signer, Verify } from '../tree/index.ts'
 import { MAX_MEMBERS } from '../net/index.ts'
