@@ -86,3 +86,26 @@ export function keptRoot (up: readonly string[]): string | undefined {
 export function keptUpDigest (up: readonly string[]): number {
   return sortedOf(up).digest
 }
+
+/**
+ * The hosts up in `peer`'s group (the group it sends the sum of: itself and the hosts after it
+ * by id sharing as many digits with it as it shares with its parent, plus one); 0 when `peer` is
+ * not up. A parent bounds the hosts a child's sum may claim by it (kept.ts takeSum).
+ */
+export function keptGroupSize (up: readonly string[], peer: string): number {
+  const s = sortedOf(up)
+  const i = s.index.get(peer)
+  if (i === undefined) return 0
+  if (i === 0) return s.peers.length
+  const id = s.ids[i]
+  const depth = (Math.floor(sharedBits(s.ids[i - 1], id) / KEPT_TREE_BITS) + 1) * KEPT_TREE_BITS
+  // the hosts after it sharing `depth` bits: a run, which ends where one shares fewer
+  let lo = i
+  let hi = s.peers.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1
+    if (sharedBits(s.ids[mid], id) >= depth) lo = mid
+    else hi = mid - 1
+  }
+  return lo - i + 1
+}

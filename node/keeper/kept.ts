@@ -40,7 +40,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Signer, Verify } from '../tree/index.ts'
 import { MAX_MEMBERS } from '../net/index.ts'
-import { keptParent, keptRoot, keptUpDigest } from './kept-tree.ts'
+import { keptGroupSize, keptParent, keptRoot, keptUpDigest } from './kept-tree.ts'
 
 /** The states a keeper counts, in the order of a record's arrays. */
 export const KEPT_STATES = ['redundant', 'degraded', 'atRisk', 'unreachable', 'lost'] as const
@@ -106,6 +106,9 @@ export const KEPT_UP_MS_PER_MEMBER = 60
 export const KEPT_UP_MAX_INTERVAL_MS = 60_000
 export const KEPT_ROOT_MS_PER_MEMBER = 600
 export const KEPT_ROOT_MAX_INTERVAL_MS = 600_000
+
+/** A child's sum may claim at most twice the hosts up in its group here, and this many more (views of who is up differ a while). */
+export const KEPT_GROUP_SLACK = 16
 
 /** What a host's record is for: told to its peers (a full mesh), sent up the tree, or the root's totals on gossip. */
 export type KeptRole = 'tell' | 'up' | 'root'
@@ -509,10 +512,17 @@ export class KeptNotices {
    * not newer or not of a member, 'reject' when forged, malformed, oversized or not the sender's own sum.
    */
   async takeSum (msg: Uint8Array, from: string): Promise<'new' | 'old' | 'reject'> {
+    // a flood from one host: sums closer together than a host sends them (keptIntervalOf(_, 'up'),
+    // at least KEPT_MIN_INTERVAL_MS) are dropped before their signature is checked
+    const last = this.children.get(from)
+    if (last !== undefined && this.clock.now() - last.heardAt < KEPT_MIN_INTERVAL_MS / 4) return 'old'
     let rec: KeptRecord
     try {
       rec = await openKept(msg, this.c.verify, this.clock.now())
       if (rec.hosts === undefined || rec.peer !== from) throw new KeptRecordError(`a sum sent up the tree is its sender's sum record (${from} sent ${rec.hosts === undefined ? 'a host\'s record' : `${rec.peer}'s sum`})`)
+      // its hosts at most those of its group here, with room for hosts up there not yet here
+      const group = keptGroupSize(this.c.up(), from)
+      if (rec.hosts > 2 * group + KEPT_GROUP_SLACK) throw new KeptRecordError(`${from}'s sum claims ${rec.hosts} hosts, its group has ${group} up here`)
     } catch (err) {
       if (!(err instanceof KeptRecordError)) throw err
       this.refused++

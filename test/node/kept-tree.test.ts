@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { KEPT_TREE_BITS } from '../../node/keeper/kept-tree.ts'
+import { KEPT_TREE_BITS, keptGroupSize } from '../../node/keeper/kept-tree.ts'
 import { KEPT_TABLE, KeptNotices, KeptRecordError, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptIntervalOf, keptParent, keptRoot, openKept, signKept } from '../../node/keeper/index.ts'
 import type { KeptClock, KeptCounts } from '../../node/keeper/index.ts'
 import { MAX_MEMBERS, peerKadId, signerFor, verify } from '../../node/net/index.ts'
@@ -22,8 +22,9 @@ const counts = (redundant: number, degraded = 0): KeptCounts => {
   return c
 }
 
-/** Timers that never fire: the test drives recount() itself. */
-const still: KeptClock = { now: () => Date.now(), setTimeout: () => ({}), clearTimeout: () => {} }
+/** A clock the test moves, and timers that never fire: the test drives recount() itself. */
+let time = 1_000_000
+const still: KeptClock = { now: () => time, setTimeout: () => ({}), clearTimeout: () => {} }
 
 /** Each host's depth (root 0), asserting the parents make one tree rooted at keptRoot. */
 function depths (up: string[]): Map<string, number> {
@@ -56,6 +57,11 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const deepest = Math.max(...d.values())
       // a trie of 16 branches a level: log16(n) levels and a few more where ids crowd
       assert.ok(deepest <= Math.ceil(Math.log2(Math.max(2, n)) / KEPT_TREE_BITS) + 3, `${n} hosts: ${deepest} levels`)
+      // a group: the host and those below it, whose sums it sends
+      const below = new Map<string, number>(up.map(p => [p, 1]))
+      for (const p of [...up].sort((a, b) => d.get(b)! - d.get(a)!)) { const q = keptParent(up, p); if (typeof q === 'string') below.set(q, below.get(q)! + below.get(p)!) }
+      for (const p of up) assert.equal(keptGroupSize(up, p), below.get(p), `${n} hosts: ${p}'s group`)
+      assert.equal(keptGroupSize(up, root), n)
       const children = new Map<string, number>()
       for (const p of up) { const q = keptParent(up, p); if (typeof q === 'string') children.set(q, (children.get(q) ?? 0) + 1) }
       assert.ok(Math.max(0, ...children.values()) <= 15 * (deepest + 1), 'at most 15 children a level')
@@ -154,6 +160,8 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const d = depths(up)
       const order = [...up].sort((a, b) => d.get(b)! - d.get(a)!)
       for (let round = 1; round <= 3; round++) {
+        // a round a minute: as far apart as hosts send their sums (keptIntervalOf(_, 'up'))
+        time += 60_000
         for (const p of order) await notices.get(p)!.recount()
         const root = notices.get(keptRoot(up)!)!.totals()
         if (root.reporting === up.length) return round
@@ -271,12 +279,13 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const sum = await signKept(a, 1, counts(5), 2)
       assert.equal(await parent.takeSum(sum, b.author === a.author ? 'x' : signers[2].author), 'reject', 'sent by another host')
       assert.equal(await parent.takeSum(await signKept(a, 2, counts(5)), a.author), 'reject', 'a host\'s own record')
+      assert.equal(await parent.takeSum(await signKept(a, 2, counts(5), 2 * keptGroupSize(up, a.author) + 17), a.author), 'reject', 'more hosts than its group has')
       assert.equal(await parent.takeSum(sum, a.author), 'new')
-      assert.equal(await parent.takeSum(sum, a.author), 'old', 'not newer')
+      assert.equal(await parent.takeSum(await signKept(a, 9, counts(6), 2), a.author), 'old', 'a flood: too soon after the last')
       const strict = new KeptNotices({ signer: b, verify, counts: () => emptyKept(), up: () => up, member: p => p !== a.author, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => {}, clock: still })
       assert.equal(await strict.takeSum(await signKept(a, 3, counts(5), 1), a.author), 'old', 'not a member')
       strict.stop()
-      assert.ok(parent.refused >= 2)
+      assert.equal(parent.refused, 3)
     })
   })
 })
