@@ -87,11 +87,16 @@ export async function runKeptFigures (o: KeptFigureOptions): Promise<{ figures: 
       [`${p}.records`]: r.records,
       [`${p}.records_per_s`]: Number(r.recordsPerS.toFixed(4)),
       [`${p}.record_bytes_mean`]: r.records === 0 ? 0 : Math.round(r.recordBytes / r.records),
-      [`${p}.stale_s_mean`]: s(r.staleMean),
-      [`${p}.stale_s_p99`]: s(r.staleP99),
-      [`${p}.stale_s_max`]: s(r.staleMax),
-      [`${p}.untold_at_end`]: r.untold,
-      [`${p}.untold_s_max`]: s(r.untoldMax)
+      // each host's own record's delay (flat only: along the tree only the root publishes)
+      ...(o.tree
+        ? {}
+        : {
+            [`${p}.stale_s_mean`]: s(r.staleMean),
+            [`${p}.stale_s_p99`]: s(r.staleP99),
+            [`${p}.stale_s_max`]: s(r.staleMax),
+            [`${p}.untold_at_end`]: r.untold,
+            [`${p}.untold_s_max`]: s(r.untoldMax)
+          })
     }
   }
 }
