@@ -22,6 +22,9 @@ export class EventQueue {
 
   get size (): number { return this.fns.length }
 
+  /** Virtual time of the next event; undefined when none is left. */
+  get next (): number | undefined { return this.fns.length > 0 ? this.times[0] : undefined }
+
   /** Run `fn` at virtual time `t` (never before now). */
   at (t: number, fn: () => void): void {
     if (!(t >= this.now)) t = this.now

@@ -3,14 +3,16 @@
 // memberRefreshMs(hosts), DOWN notices and fresh records as the churn trace makes them, host.ts's
 // ping of each connection every pingIntervalMs(connections), gossipsub heartbeats) and wire sizes
 // estimated below (framing included; not measured on a socket). The per-message gossip cost is
-// the dissemination run's bytes per host per op. The keeper counts' traffic (kept-service.ts's
-// digest round, kept.ts's records on each change of the hosts up, and their IHAVEs) is given
-// beside, as kept_*, and in total_with_kept; `total` leaves it out, as it did before those were
-// counted.
+// the dissemination run's bytes per host per op. The keeper counts' traffic is in `total`:
+// kept-service.ts's digest round, and kept.ts's messages at the rates the simulator measured by
+// running every host's KeptNotices on the churn trace (harness/sim/kept.ts): the sums sent up
+// the tree (an rpc call each, as a digest call) and the root's totals on gossip with their
+// IHAVEs (kept_*).
 // The breakdown by kind (issue 14: which parts grow with the network): `fixed` (digest rounds and
-// pings: per connection, and connections are bounded), `refresh` (every member's periodic record,
+// pings, and the keeper counts' digest round: per connection, and connections are bounded), `refresh` (every member's periodic record,
 // network-wide at most one per MEMBER_REFRESH_PER_MEMBER_MS, and its IHAVEs), `churn` (DOWN
-// notices and the fresh record of each host back after one, and their IHAVEs: every host hears of
+// notices and the fresh record of each host back after one, and their IHAVEs, and the keeper
+// counts' sums and totals, which move when the hosts up do: every host hears of
 // every member that goes and comes back, so this grows with the network at a given churn per
 // host), and `table_sync` (the member-table pull of a host back from an outage:
 // harness/sim/table-sync.ts, darkfs's own tables and pull rule; given by the caller).
@@ -23,7 +25,7 @@ import {
   DEFAULT_MAX_CONNECTIONS, GOSSIP_D, GOSSIP_DLAZY, GOSSIP_FACTOR, GOSSIP_HEARTBEAT_MS, GOSSIP_HISTORY_GOSSIP,
   PING_ROUND_SENT_BYTES, TABLE_SYNC_MS, memberRefreshMs, pingIntervalMs
 } from '../../node/net/index.ts'
-import { KEPT_SYNC_MS, keptInterval } from '../../node/keeper/index.ts'
+import { KEPT_SYNC_MS } from '../../node/keeper/index.ts'
 
 /**
  * Estimated wire sizes, bytes, with TCP/IP (40 per packet), noise (18 per frame) and yamux
@@ -59,6 +61,16 @@ export interface IdleOptions {
   returnedHostHour: number
   /** Member-table pulls after outages, bytes/s per host (table-sync.ts); 0 when not measured. */
   tableSyncBytesPerS?: number
+  /**
+   * Keeper counts records published network-wide per second (harness/sim/kept.ts runKeptSim on
+   * the same trace; 0 with no churn: an idle network's counts do not move), and their mean size
+   * (the signed record; KEPT_RECORD_BYTES less the tag byte when not given).
+   */
+  keptRecordsPerS: number
+  keptRecordBytes?: number
+  /** Sums sent up the tree network-wide per second (kept-service.ts sendKeptSum calls), and their mean record size. */
+  keptUpsPerS?: number
+  keptUpBytes?: number
 }
 
 /** Idle upload of one host, bytes/s, by source. */
@@ -84,26 +96,22 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
     // (a heartbeat has an id to advertise with odds about min(1, ids per heartbeat))
     return lazy * (IHAVE_FRAME_BYTES * Math.min(1, perHeartbeat) + IHAVE_ID_BYTES * perHeartbeat) / (GOSSIP_HEARTBEAT_MS / 1000)
   }
+  // Keeper counts (keeper/kept.ts, kept-service.ts): the kept table's own anti-entropy round
+  // every KEPT_SYNC_MS, and the records at the rate measured (each a gossip message)
+  const keptDigest = (DIGEST_CALL_SENT_BYTES + DIGEST_CALL_ANSWER_BYTES) / (KEPT_SYNC_MS / 1000)
+  const kept = o.keptRecordsPerS
+  const keptRecords = kept * o.copiesPerMessage * ((o.keptRecordBytes ?? KEPT_RECORD_BYTES - 1) + 1 + GOSSIP_OVERHEAD_BYTES)
   const msgs = records + downs
   const ihave = ihaveOf(msgs)
+  const keptIhave = ihaveOf(msgs + kept) - ihave
+  // a sum sent up: a call on a new stream (the asker's side of a digest call, and the record),
+  // its answer from the parent: per host, the network's calls shared out
+  const keptUps = (o.keptUpsPerS ?? 0) / o.hosts * (DIGEST_CALL_SENT_BYTES + (o.keptUpBytes ?? KEPT_RECORD_BYTES) + DIGEST_CALL_ANSWER_BYTES)
   const gossip = records * perRecord + downs * perDown
   const tableSync = o.tableSyncBytesPerS ?? 0
-  const total = digest + ping + gossip + ihave + tableSync
+  const total = digest + ping + gossip + ihave + tableSync + keptDigest + keptRecords + keptIhave + keptUps
   // IHAVEs by the messages that caused them (a heartbeat's frame shared in proportion)
   const ihaveRefresh = msgs > 0 ? ihave * refreshes / msgs : 0
-  // Keeper counts (keeper/kept.ts, kept-service.ts), not in `total` (which stays the figure it
-  // was): the kept table's own anti-entropy round every KEPT_SYNC_MS, and the records. A host
-  // counts again when the hosts up change (a DOWN notice, a return) and tells its record when a
-  // figure moved, at most once per keptInterval(hosts). Taken here: every such change moves every
-  // keeper's counts (at 1,000 hosts each keeper keeps chunks with fragments on any given host),
-  // so after each record a host waits keptInterval, then for the next change network-wide.
-  const keptDigest = (DIGEST_CALL_SENT_BYTES + DIGEST_CALL_ANSWER_BYTES) / (KEPT_SYNC_MS / 1000)
-  const changes = o.hosts * (o.goneHostHour + o.returnedHostHour) / 3600
-  const interval = keptInterval(o.hosts) / 1000
-  const keptPerHost = changes > 0 ? 1 / (interval + Math.exp(-changes * interval) / changes) : 0
-  const kept = o.hosts * keptPerHost
-  const keptRecords = kept * o.copiesPerMessage * (KEPT_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
-  const keptIhave = ihaveOf(msgs + kept) - ihave
   return {
     digest,
     ping,
@@ -116,14 +124,14 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
     ihave_churn: ihave - ihaveRefresh,
     table_sync: tableSync,
     total,
-    fixed: digest + ping,
+    fixed: digest + ping + keptDigest,
     refresh: refreshes * perRecord + ihaveRefresh,
-    churn: returns * perRecord + downs * perDown + ihave - ihaveRefresh,
+    churn: returns * perRecord + downs * perDown + ihave - ihaveRefresh + keptRecords + keptIhave + keptUps,
     churn_messages_per_s: msgs - refreshes,
     churn_floor: returns * MEMBER_RECORD_BYTES + downs * DOWN_NOTICE_BYTES,
     kept_digest: keptDigest,
     kept_records: keptRecords,
     kept_ihave: keptIhave,
-    total_with_kept: total + keptDigest + keptRecords + keptIhave
+    kept_ups: keptUps
   }
 }

@@ -16,7 +16,7 @@ import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, startKeptService } from '../keeper/index.ts'
+import { ChunkNetwork, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, sendKeptSum, startKeptService } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments, KeptService } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
@@ -418,6 +418,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
           return await host.gossip.publish(data)
         }
         : undefined,
+      // and beyond it the counts are summed along a tree (keeper/kept-tree.ts): a host sends its
+      // group's sum to its parent, and only the root's totals go on gossip
+      sendUp: async (parent, msg) => { await sendKeptSum(host, parent, msg) },
       onRefused: (err, from) => { log('keeper counts from %s refused: %s', from, err.message) }
     })
     kept = keptNow
@@ -432,7 +435,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // the counts follow the book's observations and the hosts up (a holder gone counts at once)
     keep.book.onObserve = () => { keptNow.changed() }
     const keptEvents = ['gone', 'joined', 'lapsed', 'back', 'change']
-    const onMembers = (): void => { keptNow.changed() }
+    const onMembers = (): void => { keptNow.upChanged() }
     for (const e of keptEvents) membership.addEventListener(e, onMembers)
     // and each connection: a record signed in a full mesh goes on gossip once beyond it (KeptNotices.gossipOwn)
     host.addEventListener('peer:connect', onMembers)

@@ -15,13 +15,21 @@
 // members only, and an idle host tells no newer one. So every KEPT_SYNC_MS a host asks one
 // connected peer (in turn) for the digest of its records, and pulls its table only when the
 // digests still differ KEPT_SYNC_RECHECK_MS later (a record still spreading): 32 bytes a round
-// while the tables agree, whatever the network's size. Both digest the records of members only
+// while the tables agree, whatever the network's size. A round every 2 minutes, not the member
+// table's 15 s: a call is ~700 bytes on the wire both ways (0.37 kbit/s a host at 15 s, as much
+// as the member table's round), the records it mends are no older than the totals' own age
+// (minutes, along the tree), and a host that starts pulls the table at once anyway. Both digest the records of members only
 // (the member tables agree by their own anti-entropy), so a gone host's record, held by some,
 // makes no difference.
 //
 // KEPT_TABLE_PROTOCOL (rpc.ts calls): { t: 'kept' } -> { t: 'kept', records: [record...] }
 //                                     { t: 'digest' } -> { t: 'digest', d: bytes(32) }
-// (the digest: sha256 of the hosts' ids and their records' seqs, in the order of the ids).
+//                                     { t: 'sum', r: record } -> { t: 'sum', taken: bool }
+// (the digest: sha256 of the hosts' ids and their records' seqs, in the order of the ids; 'sum':
+// beyond the full mesh, a host's group sum sent to its parent in the tree, kept-tree.ts, taken
+// by KeptNotices.takeSum: the sender's own sum record, signed, of a member). Along the tree a
+// host holds the root's totals only (KeptNotices.held()): that is what a host starting pulls and
+// what the digests compare, the same on every host once the root's latest has spread.
 // A host of an older version does not serve it: the pull fails, the next member pull tries again.
 import { createHash } from 'node:crypto'
 import { MAX_MEMBERS, RpcProtocolError, TABLE_ANSWER_MIN_INTERVAL_MS, call, defineProtocol, serve, startAntiEntropy } from '../net/index.ts'
@@ -34,8 +42,8 @@ import { equalBytes } from '../bytes.ts'
 const log = logger('keeper:kept')
 
 export const KEPT_TABLE_PROTOCOL = '/darkfs/kept/1.0.0'
-/** One digest comparison with a connected peer this often (as the member table's, TABLE_SYNC_MS). */
-export const KEPT_SYNC_MS = 15_000
+/** One digest comparison with a connected peer this often (see the header). */
+export const KEPT_SYNC_MS = 120_000
 /** Digests that differed are compared again after this before the table is pulled. */
 export const KEPT_SYNC_RECHECK_MS = 5_000
 /** Largest kept table answer (about 90,000 records of 170 bytes; MAX_MEMBERS fit). */
@@ -45,8 +53,8 @@ export class KeptTableError extends RpcProtocolError {
   override readonly name = 'KeptTableError'
 }
 
-export type KeptTableRequest = { t: 'kept' } | { t: 'digest' }
-export type KeptTableReply = { t: 'kept', records: Uint8Array[] } | { t: 'digest', d: Uint8Array }
+export type KeptTableRequest = { t: 'kept' } | { t: 'digest' } | { t: 'sum', r: Uint8Array }
+export type KeptTableReply = { t: 'kept', records: Uint8Array[] } | { t: 'digest', d: Uint8Array } | { t: 'sum', taken: boolean }
 
 export const KEPT_TABLE = defineProtocol<KeptTableRequest, KeptTableReply>({
   id: KEPT_TABLE_PROTOCOL,
@@ -54,12 +62,17 @@ export const KEPT_TABLE = defineProtocol<KeptTableRequest, KeptTableReply>({
   timeoutMs: 30_000,
   malformed: KeptTableError,
   request: (v) => {
-    const m = v as { t?: unknown } | null
-    if (typeof m !== 'object' || m === null || (m.t !== 'kept' && m.t !== 'digest') || Object.keys(m).length !== 1) throw new KeptTableError('a kept table request is { t: \'kept\' | \'digest\' }')
+    const m = v as { t?: unknown, r?: unknown } | null
+    if (typeof m === 'object' && m !== null && m.t === 'sum' && Object.keys(m).length === 2 && m.r instanceof Uint8Array && m.r.byteLength <= KEPT_MESSAGE_BYTES) return { t: 'sum', r: m.r }
+    if (typeof m !== 'object' || m === null || (m.t !== 'kept' && m.t !== 'digest') || Object.keys(m).length !== 1) throw new KeptTableError(`a kept table request is { t: 'kept' | 'digest' } or { t: 'sum', r: a record of at most ${KEPT_MESSAGE_BYTES} bytes }`)
     return { t: m.t }
   },
   reply: (v, req) => {
-    const m = v as { t?: unknown, records?: unknown, d?: unknown } | null
+    const m = v as { t?: unknown, records?: unknown, d?: unknown, taken?: unknown } | null
+    if (req.t === 'sum') {
+      if (typeof m !== 'object' || m === null || m.t !== 'sum' || typeof m.taken !== 'boolean') throw new KeptTableError('a kept sum answer is { t: \'sum\', taken: boolean }')
+      return { t: 'sum', taken: m.taken }
+    }
     if (req.t === 'digest') {
       if (typeof m !== 'object' || m === null || m.t !== 'digest' || !(m.d instanceof Uint8Array) || m.d.byteLength !== 32) throw new KeptTableError('a kept digest answer is { t: \'digest\', d: bytes(32) }')
       return { t: 'digest', d: m.d }
@@ -79,6 +92,11 @@ export function keptDigest (held: Array<{ peer: string, seq: number }>): Uint8Ar
   return new Uint8Array(h.digest())
 }
 
+/** Send `msg`, this host's group sum, to its parent `peer` in the tree (KeptNotices' sendUp). */
+export async function sendKeptSum (host: RpcDialer, peer: string, msg: Uint8Array): Promise<void> {
+  await call(host, peer, KEPT_TABLE, { t: 'sum', r: msg })
+}
+
 export interface KeptService {
   /** Pull a peer's kept table into this host's (each record checked); how many were new. */
   pull: (peer: string) => Promise<number>
@@ -95,6 +113,8 @@ export async function startKeptService (host: KeptServiceHost, kept: KeptNotices
   const unserve = await serve(host, KEPT_TABLE, {
     call: async (req, { peer }): Promise<KeptTableReply> => {
       if (req.t === 'digest') return { t: 'digest', d: keptDigest(kept.held()) }
+      // (a refused sum is answered, not failed: the sender learns nothing it could retry on)
+      if (req.t === 'sum') return { t: 'sum', taken: await kept.takeSum(req.r, peer) === 'new' }
       const last = answered.get(peer) ?? 0
       if (Date.now() - last < TABLE_ANSWER_MIN_INTERVAL_MS) return { t: 'kept', records: [] }
       answered.set(peer, Date.now())

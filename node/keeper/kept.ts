@@ -2,14 +2,23 @@
 // chunk has one keeper, its first-ranked live member (placement.ts keeperOf), which surveys it in
 // its repair passes and repairs it. So each host counts the chunks it is the keeper of by health
 // (from its health book, status.ts: what its passes, placements and repairs saw; no extra survey),
-// signs those few numbers, and tells them on change: on its space notices to the peers it is
-// connected to (net/space-notice.ts), and beyond the full mesh on gossip as well (tagged
-// KEPT_GOSSIP_TAG), so every member hears every member's. A host's network totals are the sum of
-// the latest counts of the members up now: `darkfs status` answers them from memory, with no
-// message, and sees a chunk its keeper repaired as redundant without asking anyone. An idle
-// host tells nothing, so a host that starts is served the table of records (kept-service.ts,
-// after the member table; and by anti-entropy, as the member table is), and a gossiped record
-// that reached no peer (a host that just started) is published again until one got it.
+// signs those few numbers, and tells them on change on its space notices to the peers it is
+// connected to (net/space-notice.ts). In a full mesh that is every member: a host's network
+// totals are the sum of the latest counts of the members up now. Beyond the full mesh the counts
+// are summed along a tree (kept-tree.ts): each host sends its group's sum (its own counts and its
+// children's sums, a sum record: the counts and the hosts summed, signed) to its parent
+// (kept-service.ts 'sum' calls), at most once per keptIntervalOf(members, 'up') and only when
+// it moved, its parent changed or the hosts up did; the root publishes the network's totals on
+// gossip (tagged KEPT_GOSSIP_TAG) at most once per keptIntervalOf(members, 'root'), and every
+// host keeps the root's latest. (Every host's record on gossip, as before the tree, was ~3.5
+// records a second network-wide at 1,000 hosts under churn: over 100 kbit/s a host with gossip's
+// copies and IHAVEs; along the tree ~0.13 kbit/s, `npm run sim` kept.h1000.) Either way `darkfs
+// status` answers from memory, with no message, and sees a chunk its keeper repaired as
+// redundant without asking anyone; along the tree its totals are minutes old (their age says
+// how old: the oldest count behind them). An idle host tells nothing, so a host that starts is
+// served the table of records (kept-service.ts, after the member table; and by anti-entropy, as
+// the member table is; along the tree the root's totals), and a gossiped record that reached no
+// peer (a host that just started) is published again until one got it.
 //
 // The states (disjoint):
 //   redundant    every fragment on every host it must be on
@@ -24,9 +33,14 @@
 // record of a host (a restart goes on above it: it starts from the clock), `age` is how old
 // (ms) the oldest observation behind the counts was when signed. A record is taken only when
 // signed by the host it describes, at most KEPT_MESSAGE_BYTES, with every figure a safe integer
-// >= 0 (counts at most MAX_KEPT_CHUNKS), and newer than the one held for that host.
+// >= 0 (counts at most MAX_KEPT_CHUNKS), and newer than the one held for that host. A sum record
+// has a sixth field, n, the hosts summed (1 to MAX_MEMBERS; counts at most n x MAX_KEPT_CHUNKS):
+// a parent takes it from its signer only (the caller), of a member, counted while the signer is
+// its child; a host takes the network's totals from the root only (the smallest id up here).
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Signer, Verify } from '../tree/index.ts'
+import { MAX_MEMBERS } from '../net/index.ts'
+import { keptGroupSize, keptParent, keptRoot, keptUpDigest } from './kept-tree.ts'
 
 /** The states a keeper counts, in the order of a record's arrays. */
 export const KEPT_STATES = ['redundant', 'degraded', 'atRisk', 'unreachable', 'lost'] as const
@@ -81,22 +95,51 @@ export function keptInterval (members: number): number {
   return Math.min(KEPT_MAX_INTERVAL_MS, Math.max(KEPT_MIN_INTERVAL_MS, members * KEPT_MS_PER_MEMBER))
 }
 
-/** A host's counts as signed, and when they were taken here. */
-export interface KeptRecord extends KeptCounts { peer: string, seq: number, msg: Uint8Array, heardAt: number }
+/**
+ * Beyond the full mesh the counts are summed along a tree (kept-tree.ts): a host sends its
+ * group's sum to its parent at most once per keptUpInterval(members), 60 ms per member up to a
+ * minute (a few seconds in a network of tens of hosts, a minute from 1,000); the root publishes the network's
+ * totals on gossip at most once per keptRootInterval(members), 0.6 s per member up to 10 minutes:
+ * network-wide one gossip message per 10 minutes from 1,000 members, whatever the size.
+ */
+export const KEPT_UP_MS_PER_MEMBER = 60
+export const KEPT_UP_MAX_INTERVAL_MS = 60_000
+export const KEPT_ROOT_MS_PER_MEMBER = 600
+export const KEPT_ROOT_MAX_INTERVAL_MS = 600_000
+
+/** A child's sum may claim at most twice the hosts up in its group here, and this many more (views of who is up differ a while). */
+export const KEPT_GROUP_SLACK = 16
+
+/** What a host's record is for: told to its peers (a full mesh), sent up the tree, or the root's totals on gossip. */
+export type KeptRole = 'tell' | 'up' | 'root'
+
+/** Least time between two records of a host in `role` among `members` (see above). */
+export function keptIntervalOf (members: number, role: KeptRole): number {
+  if (role === 'tell') return keptInterval(members)
+  const [per, max] = role === 'up' ? [KEPT_UP_MS_PER_MEMBER, KEPT_UP_MAX_INTERVAL_MS] : [KEPT_ROOT_MS_PER_MEMBER, KEPT_ROOT_MAX_INTERVAL_MS]
+  return Math.min(max, Math.max(KEPT_MIN_INTERVAL_MS, members * per))
+}
+
+/** A host's counts as signed, and when they were taken here; `hosts`: a sum record's hosts summed. */
+export interface KeptRecord extends KeptCounts { peer: string, seq: number, msg: Uint8Array, heardAt: number, hosts?: number }
 
 /** Records of hosts not yet members kept until they are (KeptNotices.early): ~0.5 MB at most. */
 export const KEPT_EARLY_MAX = 1024
 /** Early records (of hosts not members here yet) gossip forwards a minute; beyond, kept but not forwarded. */
 export const KEPT_EARLY_FORWARDS = 64
 
-/** Sign this host's counts as record `seq`. */
-export async function signKept (signer: Signer, seq: number, counts: KeptCounts): Promise<Uint8Array> {
+/**
+ * Sign this host's counts as record `seq`; with `hosts`, a sum record: the counts of that many
+ * hosts summed (its group's, kept-tree.ts), told up the tree or, by the root, on gossip.
+ */
+export async function signKept (signer: Signer, seq: number, counts: KeptCounts, hosts?: number): Promise<Uint8Array> {
   const r = dagCbor.encode({
     peer: signer.author,
     seq,
     c: KEPT_STATES.map(s => counts.chunks[s]),
     b: KEPT_STATES.map(s => counts.bytes[s]),
-    age: Math.max(0, Math.round(counts.ageMs))
+    age: Math.max(0, Math.round(counts.ageMs)),
+    ...(hosts === undefined ? {} : { n: hosts })
   })
   const msg = dagCbor.encode({ t: 'kept', r, s: await signer.sign(r) })
   if (msg.byteLength > KEPT_MESSAGE_BYTES) throw new RangeError(`a kept record is at most ${KEPT_MESSAGE_BYTES} bytes, this one ${msg.byteLength}`)
@@ -125,15 +168,18 @@ export async function openKept (msg: Uint8Array, verify: Verify, heardAt = Date.
   } catch (err) {
     throw new KeptRecordError(`bad kept record: ${(err as Error).message}`)
   }
-  if (typeof r !== 'object' || r === null || Object.keys(r).length !== 5) throw new KeptRecordError('a kept record is { peer, seq, c, b, age }')
+  const sum = typeof r === 'object' && r !== null && 'n' in r
+  if (typeof r !== 'object' || r === null || Object.keys(r).length !== (sum ? 6 : 5)) throw new KeptRecordError('a kept record is { peer, seq, c, b, age } and a sum record { peer, seq, c, b, age, n }')
+  if (sum && (!Number.isSafeInteger(r.n) || r.n < 1 || r.n > MAX_MEMBERS)) throw new KeptRecordError(`a sum record's hosts are an integer from 1 to ${MAX_MEMBERS}`)
+  const hosts: number = sum ? r.n : 1
   if (typeof r.peer !== 'string' || r.peer.length === 0 || r.peer.length > 128) throw new KeptRecordError('a kept record names its peer')
   if (!Number.isSafeInteger(r.seq) || r.seq < 0) throw new KeptRecordError('a kept record\'s seq is an integer >= 0')
   if (!Number.isSafeInteger(r.age) || r.age < 0) throw new KeptRecordError('a kept record\'s age is an integer >= 0')
-  const c = figures(r.c, MAX_KEPT_CHUNKS, 'counts')
+  const c = figures(r.c, Math.min(Number.MAX_SAFE_INTEGER, MAX_KEPT_CHUNKS * hosts), 'counts')
   const b = figures(r.b, Number.MAX_SAFE_INTEGER, 'bytes')
   if (!(await verify(r.peer, v.r, v.s))) throw new KeptRecordError(`kept record of ${String(r.peer)} not signed by it`)
   const of = (xs: number[]): Record<KeptState, number> => Object.fromEntries(KEPT_STATES.map((s, i) => [s, xs[i]])) as Record<KeptState, number>
-  return { peer: r.peer, seq: r.seq, chunks: of(c), bytes: of(b), ageMs: r.age, msg, heardAt }
+  return { peer: r.peer, seq: r.seq, chunks: of(c), bytes: of(b), ageMs: r.age, msg, heardAt, ...(sum ? { hosts } : {}) }
 }
 
 /** The network totals `darkfs status` shows: the sum of the latest counts of the members up now. */
@@ -146,6 +192,18 @@ export interface NetworkTotals {
   members: number
   /** Age (ms) of the oldest observation behind the sums (each host's as told, plus since it was heard); null: none. */
   ageMs: number | null
+}
+
+/** Network totals from summed counts: `reporting` hosts summed of `members` up. */
+function totalsOf (sum: KeptCounts, reporting: number, members: number, ageMs: number): NetworkTotals {
+  const total = (x: Record<KeptState, number>): number => KEPT_STATES.reduce((a, s) => a + x[s], 0)
+  return {
+    chunks: { ...sum.chunks, total: total(sum.chunks) },
+    bytes: { ...sum.bytes, total: total(sum.bytes) },
+    reporting,
+    members,
+    ageMs
+  }
 }
 
 /** The latest record of each host. */
@@ -197,6 +255,20 @@ export class KeptTable {
   }
 }
 
+/** The clock and timers KeptNotices runs on: the process's, or a simulator's virtual ones (harness/sim/kept.ts). */
+export interface KeptClock {
+  now: () => number
+  setTimeout: (fn: () => void, ms: number) => unknown
+  clearTimeout: (handle: unknown) => void
+}
+
+/** The process's clock; its timers do not hold the process open. */
+export const realKeptClock: KeptClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => { const t = setTimeout(fn, ms); t.unref?.(); return t },
+  clearTimeout: (handle) => { clearTimeout(handle as ReturnType<typeof setTimeout> | undefined) }
+}
+
 export interface KeptNoticesComponents {
   signer: Signer
   verify: Verify
@@ -215,6 +287,16 @@ export interface KeptNoticesComponents {
   publish?: () => ((msg: Uint8Array) => Promise<string[]>) | undefined
   /** Called with each record refused (a forged or malformed one) and the peer it came from. */
   onRefused?: (err: KeptRecordError, from: string) => void
+  /** Clock and timers (default realKeptClock). */
+  clock?: KeptClock
+  /** Least time between two records of this host in `role` among `members` (default keptIntervalOf; the simulator tries others). */
+  interval?: (members: number, role: KeptRole) => number
+  /**
+   * Send this host's sum record to its parent in the tree (kept-service.ts sendKeptSum): given,
+   * beyond the full mesh (publish() given) the counts are summed along the tree (kept-tree.ts)
+   * and only the root's totals go on gossip; not given, every host's record goes on gossip.
+   */
+  sendUp?: (parent: string, msg: Uint8Array) => Promise<void>
 }
 
 /**
@@ -226,16 +308,22 @@ export interface KeptNoticesComponents {
 export class KeptNotices {
   readonly table = new KeptTable()
   private readonly c: KeptNoticesComponents
+  private readonly clock: KeptClock
   /** Sequence number of this host's records (from the clock: a restart goes on above it). */
-  private seq = Date.now() * 1000
+  private seq: number
   private own: Uint8Array | undefined
   /** The record of this host last put on gossip (gossipOwn). */
   private gossiped: Uint8Array | undefined
   private ownSeq = 0
   private told: KeptCounts | undefined
   private toldAt = 0
-  private timer: ReturnType<typeof setTimeout> | undefined
-  private again: ReturnType<typeof setTimeout> | undefined
+  /** The tree (sendUp given): the children's latest sums, the root's totals, the sum last sent and when. */
+  private readonly children = new Map<string, KeptRecord>()
+  private root: KeptRecord | undefined
+  private sent: { parent: string | undefined, sum: KeptCounts, hosts: number, up: number } | undefined
+  private sentAt = 0
+  private timer: unknown
+  private again: unknown
   private stopped = false
   /** Records refused so far (forged, malformed, oversized). */
   refused = 0
@@ -253,6 +341,8 @@ export class KeptNotices {
 
   constructor (c: KeptNoticesComponents) {
     this.c = c
+    this.clock = c.clock ?? realKeptClock
+    this.seq = this.clock.now() * 1000
   }
 
   /** This host's signed record, once it has one. */
@@ -265,6 +355,8 @@ export class KeptNotices {
    * its own and the latest of each other member, ordered by host.
    */
   held (): Array<{ peer: string, seq: number, msg: Uint8Array }> {
+    // along the tree, the root's totals only: what a host starting needs, the same on every host
+    if (this.tree()) return this.root === undefined ? [] : [{ peer: this.root.peer, seq: this.root.seq, msg: this.root.msg }]
     const out: Array<{ peer: string, seq: number, msg: Uint8Array }> = []
     if (this.own !== undefined) out.push({ peer: this.c.signer.author, seq: this.ownSeq, msg: this.own })
     for (const r of this.table.all()) if (this.c.member(r.peer)) out.push({ peer: r.peer, seq: r.seq, msg: r.msg })
@@ -274,12 +366,14 @@ export class KeptNotices {
   /** Something the counts follow changed: count again soon, tell if a figure moved. */
   changed (): void {
     if (this.stopped || this.timer !== undefined) return
-    const wait = Math.max(KEPT_DEBOUNCE_MS, this.toldAt + keptInterval(this.c.up().length) - Date.now())
-    this.timer = setTimeout(() => {
+    const up = this.c.up()
+    const tree = this.tree()
+    const role: KeptRole = !tree ? 'tell' : keptParent(up, this.c.signer.author) === undefined ? 'root' : 'up'
+    const wait = Math.max(KEPT_DEBOUNCE_MS, (tree ? this.sentAt : this.toldAt) + (this.c.interval ?? keptIntervalOf)(up.length, role) - this.clock.now())
+    this.timer = this.clock.setTimeout(() => {
       this.timer = undefined
       this.recount().catch((err: Error) => { if (!this.stopped) this.c.onRefused?.(new KeptRecordError(`own counts not signed: ${err.message}`), this.c.signer.author) })
     }, wait)
-    this.timer.unref?.()
   }
 
   /**
@@ -288,12 +382,13 @@ export class KeptNotices {
    */
   async recount (): Promise<boolean> {
     const counts = this.c.counts()
+    if (this.tree()) await this.sumUp(counts)
     if (sameKept(this.told, counts)) {
       this.gossipOwn()
       return false
     }
     this.told = counts
-    this.toldAt = Date.now()
+    this.toldAt = this.clock.now()
     const seq = ++this.seq
     const own = await signKept(this.c.signer, seq, counts)
     // a recount begun later signed a newer one meanwhile
@@ -310,6 +405,139 @@ export class KeptNotices {
   }
 
   /**
+   * The hosts up changed (the membership's events): along the tree, the children's sums of hosts
+   * no longer children here are forgotten now (should one be a child again, its sum counts once
+   * it sends it again, which it does as the hosts up changed), then as changed().
+   */
+  upChanged (): void {
+    if (this.tree() && this.children.size > 0) {
+      const up = this.c.up()
+      const self = this.c.signer.author
+      for (const peer of [...this.children.keys()]) if (keptParent(up, peer) !== self) this.children.delete(peer)
+    }
+    this.changed()
+  }
+
+  /** Whether the counts are summed along the tree: beyond the full mesh, with sendUp given. */
+  private tree (): boolean {
+    return this.c.sendUp !== undefined && this.c.publish?.() !== undefined
+  }
+
+  /**
+   * This host's group's sum (kept-tree.ts): its own counts and the latest sum of each child it
+   * has among the hosts `up`, with the hosts summed and the oldest observation behind them.
+   */
+  private groupSum (up: readonly string[], own: KeptCounts): { sum: KeptCounts, hosts: number } {
+    const self = this.c.signer.author
+    const now = this.clock.now()
+    const sum = emptyKept()
+    let hosts = 1
+    let age = own.ageMs
+    const add = (k: KeptCounts): void => { for (const s of KEPT_STATES) { sum.chunks[s] += k.chunks[s]; sum.bytes[s] += k.bytes[s] } }
+    add(own)
+    for (const [peer, r] of this.children) {
+      // a host no longer a child here (gone down, or another's child now) is forgotten: should
+      // it be one again, its sum counts once it sends it again (it does when the hosts up change)
+      if (keptParent(up, peer) !== self) { this.children.delete(peer); continue }
+      add(r)
+      hosts += r.hosts ?? 1
+      age = Math.max(age, r.ageMs + Math.max(0, now - r.heardAt))
+    }
+    sum.ageMs = age
+    return { sum, hosts }
+  }
+
+  /**
+   * Along the tree: the group's sum to the parent when it moved, the parent changed or the hosts
+   * up did (a parent forgets a host no longer its child, one down for a while included), or, at
+   * the root, the network's totals on gossip. A send that failed is tried again on the next
+   * change, or after the interval.
+   */
+  private async sumUp (own: KeptCounts): Promise<void> {
+    const up = this.c.up()
+    const parent = keptParent(up, this.c.signer.author)
+    if (parent === null) return
+    const { sum, hosts } = this.groupSum(up, own)
+    const sent = this.sent
+    const digest = keptUpDigest(up)
+    if (sent !== undefined && sent.parent === parent && sent.hosts === hosts && sent.up === digest && sameKept(sent.sum, sum)) return
+    this.sentAt = this.clock.now()
+    this.sent = { parent, sum, hosts, up: digest }
+    const seq = ++this.seq
+    const msg = await signKept(this.c.signer, seq, sum, hosts)
+    if (this.stopped || this.sent?.sum !== sum) return
+    if (parent === undefined) {
+      this.root = { ...sum, peer: this.c.signer.author, seq, msg, heardAt: this.clock.now(), hosts }
+      this.publishRoot(this.root)
+      return
+    }
+    try {
+      await this.c.sendUp?.(parent, msg)
+    } catch (err) {
+      if (this.sent?.sum === sum) this.sent = undefined
+      this.c.onRefused?.(new KeptRecordError(`sum not sent to ${parent}: ${(err as Error).message}`), this.c.signer.author)
+      this.changed()
+    }
+  }
+
+  /**
+   * The root's totals on gossip until some peer was sent them (as publishUntilSent, signed anew
+   * each retry, their age grown by the wait), while this host is the root (one that was away
+   * sums anew when it is back, and tells what it sums then).
+   */
+  private publishRoot (root: KeptRecord, wait = KEPT_PUBLISH_RETRY_MS): void {
+    const publish = this.c.publish?.()
+    const current = (): boolean => !this.stopped && this.root === root && keptRoot(this.c.up()) === this.c.signer.author
+    if (!current() || publish === undefined) return
+    // a failed publish is one that reached nobody: tried again as such
+    void publish(root.msg).catch(() => []).then(sent => {
+      if (sent.length > 0 || !current()) return
+      this.clock.clearTimeout(this.again)
+      this.again = this.clock.setTimeout(() => {
+        if (!current()) return
+        const seq = ++this.seq
+        const now = this.clock.now()
+        const aged = { ...root, ageMs: root.ageMs + Math.max(0, now - root.heardAt) }
+        void signKept(this.c.signer, seq, aged, root.hosts).then(msg => {
+          if (!current()) return
+          this.root = { ...aged, seq, msg, heardAt: now }
+          this.publishRoot(this.root, Math.min(wait * 2, KEPT_PUBLISH_RETRY_MAX_MS))
+        }, (err: Error) => { if (!this.stopped) this.c.onRefused?.(new KeptRecordError(`own counts not signed: ${err.message}`), this.c.signer.author) })
+      }, wait)
+    })
+  }
+
+  /**
+   * A child's sum sent up the tree (kept-service.ts, from `from`): 'new' when taken, 'old' when
+   * not newer or not of a member, 'reject' when forged, malformed, oversized or not the sender's own sum.
+   */
+  async takeSum (msg: Uint8Array, from: string): Promise<'new' | 'old' | 'reject'> {
+    // a flood from one host: sums closer together than a host sends them (keptIntervalOf(_, 'up'),
+    // at least KEPT_MIN_INTERVAL_MS) are dropped before their signature is checked
+    const last = this.children.get(from)
+    if (last !== undefined && this.clock.now() - last.heardAt < KEPT_MIN_INTERVAL_MS / 4) return 'old'
+    let rec: KeptRecord
+    try {
+      rec = await openKept(msg, this.c.verify, this.clock.now())
+      if (rec.hosts === undefined || rec.peer !== from) throw new KeptRecordError(`a sum sent up the tree is its sender's sum record (${from} sent ${rec.hosts === undefined ? 'a host\'s record' : `${rec.peer}'s sum`})`)
+      // its hosts at most those of its group here, with room for hosts up there not yet here
+      const group = keptGroupSize(this.c.up(), from)
+      if (rec.hosts > 2 * group + KEPT_GROUP_SLACK) throw new KeptRecordError(`${from}'s sum claims ${rec.hosts} hosts, its group has ${group} up here`)
+    } catch (err) {
+      if (!(err instanceof KeptRecordError)) throw err
+      this.refused++
+      this.c.onRefused?.(err, from)
+      return 'reject'
+    }
+    if (!this.c.member(rec.peer)) return 'old'
+    const held = this.children.get(rec.peer)
+    if (held !== undefined && held.seq >= rec.seq) return 'old'
+    this.children.set(rec.peer, rec)
+    this.changed()
+    return 'new'
+  }
+
+  /**
    * This host's record on gossip, once per record, when beyond the full mesh. A record signed in
    * a full mesh was told on space notices only: a host that started alone (its join address
    * silent, or resetting at its connection cap) signed its record with no peer, joined a
@@ -319,7 +547,8 @@ export class KeptNotices {
    * records after 60 s). The daemon calls changed() on each connection, which comes here.
    */
   private gossipOwn (): void {
-    if (this.stopped || this.own === undefined || this.gossiped === this.own || this.c.publish?.() === undefined) return
+    // (along the tree a host's own record goes to its peers' space notices and into its sum only)
+    if (this.stopped || this.own === undefined || this.gossiped === this.own || this.c.publish?.() === undefined || this.tree()) return
     this.gossiped = this.own
     this.publishUntilSent(this.own)
   }
@@ -339,13 +568,12 @@ export class KeptNotices {
     // a failed publish is one that reached nobody: tried again as such
     void publish(msg).catch(() => []).then(sent => {
       if (sent.length > 0 || this.stopped || this.own !== msg) return
-      clearTimeout(this.again)
-      this.again = setTimeout(() => {
+      this.clock.clearTimeout(this.again)
+      this.again = this.clock.setTimeout(() => {
         void this.resign(msg).then(next => {
           if (next !== undefined) this.publishUntilSent(next, Math.min(wait * 2, KEPT_PUBLISH_RETRY_MAX_MS))
         }, (err: Error) => { if (!this.stopped) this.c.onRefused?.(new KeptRecordError(`own counts not signed: ${err.message}`), this.c.signer.author) })
       }, wait)
-      this.again.unref?.()
     })
   }
 
@@ -369,7 +597,7 @@ export class KeptNotices {
   async take (msg: Uint8Array, from: string): Promise<'new' | 'old' | 'reject'> {
     let rec: KeptRecord
     try {
-      rec = await openKept(msg, this.c.verify)
+      rec = await openKept(msg, this.c.verify, this.clock.now())
     } catch (err) {
       if (!(err instanceof KeptRecordError)) throw err
       this.refused++
@@ -379,6 +607,14 @@ export class KeptNotices {
     if (rec.peer === this.c.signer.author) return 'old'
     // a flood of records from one host: those closer together than a host sends them are dropped
     const tooSoon = (held: KeptRecord | undefined): boolean => held !== undefined && rec.seq > held.seq && rec.heardAt - held.heardAt < KEPT_MIN_INTERVAL_MS / 4
+    if (rec.hosts !== undefined) {
+      // a sum on gossip or in a table: the network's totals, taken from the root only (the
+      // smallest id up here: kept-tree.ts); from the same root, only a newer one
+      const held = this.root
+      if (keptRoot(this.c.up()) !== rec.peer || (held?.peer === rec.peer && (rec.seq <= held.seq || tooSoon(held)))) return 'old'
+      this.root = rec
+      return 'new'
+    }
     if (!this.c.member(rec.peer)) {
       // kept until its host is a member here, and 'new' (gossip forwards it): only the order of
       // arrival made it early. Ignored, gossip neither forwarded it nor let another copy of it in
@@ -403,7 +639,19 @@ export class KeptNotices {
 
   /** The network totals: the latest counts of the members up now, this host's own counted now. */
   totals (): NetworkTotals {
-    return this.table.totals(this.c.up(), this.c.signer.author, this.c.counts())
+    const up = this.c.up()
+    if (this.tree()) {
+      const members = new Set(up).size
+      // the root sums now; the others hold the root's latest totals (of a root gone since: the
+      // latest there are, until the next root's come)
+      if (keptRoot(up) === this.c.signer.author) {
+        const { sum, hosts } = this.groupSum(up, this.c.counts())
+        return totalsOf(sum, hosts, members, sum.ageMs)
+      }
+      const r = this.root
+      if (r !== undefined) return totalsOf(r, r.hosts ?? 1, members, r.ageMs + Math.max(0, this.clock.now() - r.heardAt))
+    }
+    return this.table.totals(up, this.c.signer.author, this.c.counts(), this.clock.now())
   }
 
   /**
@@ -419,8 +667,8 @@ export class KeptNotices {
 
   stop (): void {
     this.stopped = true
-    clearTimeout(this.timer)
-    clearTimeout(this.again)
+    this.clock.clearTimeout(this.timer)
+    this.clock.clearTimeout(this.again)
     this.timer = undefined
   }
 }

@@ -707,7 +707,8 @@ export async function run (o: ScaleOptions = {}): Promise<Record<string, number 
     // `npm run sim`) and its idle model (connections at DEFAULT_MAX_CONNECTIONS, not this bound)
     const opBytes = 300
     const g = runDissemination({ hosts: N, seed: 14 + N, opBytes, latencyMs: 30, ops: 20, downShare: 0 })
-    const idle = idleTraffic({ hosts: N, copiesPerMessage: g.bytesPerHostMean / (opBytes + GOSSIP_OVERHEAD_BYTES), goneHostHour: 0, returnedHostHour: 0 })
+    // (no churn in the idle window: no host's keeper counts move, no record goes out)
+    const idle = idleTraffic({ hosts: N, copiesPerMessage: g.bytesPerHostMean / (opBytes + GOSSIP_OVERHEAD_BYTES), goneHostHour: 0, returnedHostHour: 0, keptRecordsPerS: 0 })
     out['sim.idle.sent.kbitps'] = round(idle.total * 8 / 1000, 2)
     out['sim.reach.p99hosts.ms'] = round(g.t99, 0)
     // the simulator's repair (harness/sim/churn.ts: darkfs's plan, keeper and deliveries) of one

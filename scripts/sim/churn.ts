@@ -10,6 +10,7 @@ import type { AtRiskClock } from '../../node/keeper/index.ts'
 import { DEFAULT_REPAIR_DELAY_MS, repairDelay } from '../../node/net/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { simHosts } from '../../harness/sim/hosts.ts'
+import type { SimHost } from '../../harness/sim/hosts.ts'
 import { churnTrace, permanentOnly, runChurn, simUplink } from '../../harness/sim/churn.ts'
 import type { ChurnResult, TraceEvent } from '../../harness/sim/churn.ts'
 
@@ -63,7 +64,8 @@ export interface ChurnFigureOptions {
   log: (line: string) => void
 }
 
-export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> {
+/** The hosts, uplinks, code and churn trace of a run (runChurnFigures; scripts/sim/kept.ts plays the same trace). */
+export function churnSetup (o: Pick<ChurnFigureOptions, 'hosts' | 'seed' | 'joinShare' | 'leaveShare' | 'fill' | 'days' | 'churnPerHour'>): { joiners: number, hosts: SimHost[], uplinks: number[], k: number, m: number, realChunks: number, duration: number, trace: TraceEvent[] } {
   const rand = prng(o.seed)
   const joiners = Math.round(o.hosts * o.joinShare)
   const hosts = simHosts(o.hosts + joiners, rand)
@@ -72,9 +74,14 @@ export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> 
   const { k, m } = erasureParams(o.hosts, DEFAULT_REDUNDANCY)
   const diskTotal = hosts.slice(0, o.hosts).reduce((s, h) => s + h.disk, 0)
   const realChunks = o.fill * diskTotal / (CHUNK_SIZE * (k + m) / k)
-  const scale = realChunks / o.chunks
   const duration = o.days * DAY
   const trace = churnTrace({ hosts: o.hosts, joiners, leavers: Math.round(o.hosts * o.leaveShare), duration, churnPerHour: o.churnPerHour }, rand)
+  return { joiners, hosts, uplinks, k, m, realChunks, duration, trace }
+}
+
+export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> {
+  const { joiners, hosts, uplinks, k, m, realChunks, duration, trace } = churnSetup(o)
+  const scale = realChunks / o.chunks
   const out: Record<string, number> = {}
   const pre = `churn.h${o.hosts}`
   const chunkSeed = o.seed * 7 + 1

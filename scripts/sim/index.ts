@@ -12,7 +12,7 @@
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
 //                  [--repair-delay default] [--repair-spare 1] [--at-risk default,none,short:720,away:360] [--repair-order urgent] [--repair-jump yes] [--rebuilder holder]
 //                  [--churn-runs eager,lazy,lookup]
-//                  [--lookup-churn-per-hour 0.1] [--lookup-hours 24] [--lookup-every 10]
+//                  [--lookup-churn-per-hour 0.1] [--lookup-hours 24] [--lookup-every 10] [--kept-hosts 1000,10000] [--kept-hours 24] [--kept-hours-large 6] [--kept-runs tree,flat]
 // --hosts '' skips the placement figures, --reconcile-ops 0 the reconcile ones, --gossip-hosts ''
 // the dissemination and idle ones, --churn-hosts '' the churn and lookup ones.
 // --chunks-per-host applies up to 2,000 hosts, --chunks-per-host-large beyond (the chunk count is
@@ -27,10 +27,15 @@
 // Gossip (gossip.ts, `gossip.h<N>.*`): an op of --op-bytes written on one host, spread over a
 // gossipsub-like mesh (D 6, Dhi 12, the author floods its connections) on --latency ms links and
 // the hosts' own uplinks, with --gossip-down-share of the hosts down: virtual ms to 50/99/100% of
-// the live hosts, bytes each host sends per op. Idle (`idle.h<N>.*`): a host's upload in kbit/s
-// with nothing written, by source, from darkfs's periods and the churn trace's rates (`total`
-// without the keeper counts' digests and records, `total_with_kept` with them), and by kind
-// (`fixed`, `refresh`, `churn`, `table_sync`: harness/sim/idle.ts says which grow with the size).
+// the live hosts, bytes each host sends per op. Keeper counts (kept.ts, `kept.h<N>.*`): every
+// host's KeptNotices (node/keeper/kept.ts) run in virtual time on the churn trace's changes of the
+// hosts up at --kept-hosts for --kept-hours (--kept-hours-large beyond 2,000 hosts; 0: not run), as the daemon
+// runs it beyond the full mesh (summed along the tree, kept-tree.ts: `kept.h<N>.*`) and, with
+// --kept-runs flat, as before the tree (every host's record on gossip: `kept.h<N>.flat.*`):
+// messages, the network totals' age and error. Idle (`idle.h<N>.*`): a host's upload in kbit/s
+// with nothing written, by source, from darkfs's periods, the churn trace's rates and the keeper
+// counts' records measured (`total`: all of it), and by kind (`fixed`, `refresh`, `churn`,
+// `table_sync`: harness/sim/idle.ts says which grow with the size).
 // Table sync (`table_sync.h<N>.*`, harness/sim/table-sync.ts): --table-sync-outages outages of
 // the churn trace's mix on darkfs's own member tables (--table-down-share of the members down),
 // the trace's rates of DOWN notices and returns missed meanwhile: what the host pulls back, and
@@ -74,6 +79,8 @@ import { idleTraffic, runDissemination, GOSSIP_OVERHEAD_BYTES } from './gossip.t
 import { runChurnFigures } from './churn.ts'
 import { runTableSync } from '../../harness/sim/table-sync.ts'
 import { DIGEST_CALL_ANSWER_BYTES, DIGEST_CALL_SENT_BYTES } from '../../harness/sim/idle.ts'
+import { runKeptFigures } from './kept.ts'
+import type { KeptRates } from './kept.ts'
 import { AT_RISK_CLOCK, AT_RISK_DELAY_MS, REPAIR_SPARE } from '../../node/keeper/index.ts'
 import type { AtRiskClock } from '../../node/keeper/index.ts'
 import { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_REPAIR_DELAY_MS, TABLE_SYNC_MS } from '../../node/net/index.ts'
@@ -115,7 +122,11 @@ const { values } = parseArgs({
     'lookup-hours': { type: 'string', default: '24' },
     'lookup-every': { type: 'string', default: '10' },
     'table-sync-outages': { type: 'string', default: '200' },
-    'table-down-share': { type: 'string', default: '0.15' }
+    'table-down-share': { type: 'string', default: '0.15' },
+    'kept-hosts': { type: 'string', default: '1000,10000' },
+    'kept-hours': { type: 'string', default: '24' },
+    'kept-hours-large': { type: 'string', default: '6' },
+    'kept-runs': { type: 'string', default: 'tree' }
   }
 })
 const list = (s: string): number[] => s.split(',').filter(x => x !== '').map(x => x === 'all' ? Infinity : Number(x))
@@ -224,11 +235,42 @@ for (const hosts of churnHosts) {
   put(figures)
 }
 
+/** Per network size: the keeper counts' messages along the tree (scripts/sim/kept.ts), for the idle figure. */
+const keptRates = new Map<number, KeptRates>()
+const keptRuns = new Set(values['kept-runs'].split(','))
+for (const hosts of list(values['kept-hosts'])) {
+  const keptHours = Number(values[hosts <= 2000 ? 'kept-hours' : 'kept-hours-large'])
+  if (!(keptHours > 0)) continue
+  for (const tree of [true, false].filter(t => keptRuns.has(t ? 'tree' : 'flat'))) {
+    process.stdout.write(`sim keeper counts, ${hosts} hosts\n`)
+    const kept = await runKeptFigures({
+      hosts,
+      seed: seed + hosts,
+      days: Number(values.days),
+      churnPerHour: Number(values['churn-per-hour']),
+      leaveShare: Number(values['leave-share']),
+      joinShare: Number(values['join-share']),
+      fill: Number(values.fill),
+      windowMs: keptHours * 3600_000,
+      tree,
+      latencyMs: latency,
+      log
+    })
+    if (tree) keptRates.set(hosts, kept.rates)
+    // (the churn rates of the same trace, when the churn run did not give them)
+    if (!churnRates.has(hosts)) churnRates.set(hosts, { gone: kept.rates.goneHostHour, returned: kept.rates.returnedHostHour })
+    put(kept.figures)
+  }
+}
+
 for (const hosts of gossipHosts) {
   process.stdout.write(`sim idle traffic, ${hosts} hosts\n`)
   // churn rates measured at this size, else at the nearest size measured, else none
   const near = [...churnRates.keys()].sort((a, b) => Math.abs(a - hosts) - Math.abs(b - hosts))[0]
   const rates = near === undefined ? { gone: 0, returned: 0 } : churnRates.get(near)!
+  // the keeper counts' records measured at this size (they follow the size: keptInterval), else none were
+  const kept = keptRates.get(hosts)
+  if (kept === undefined && rates.gone > 0) log(`h${hosts}: keeper counts not run at this size (--churn-hosts, --kept-hours): their records are left out`)
   const kbit = (bytesPerSecond: number): number => round(bytesPerSecond * 8 / 1000)
   let tableSyncBytesPerS = 0
   const outages = Number(values['table-sync-outages'])
@@ -256,7 +298,17 @@ for (const hosts of gossipHosts) {
       [`${tpre}.apart_before_kbit_s`]: kbit(ts.tableBytesBefore / ((TABLE_SYNC_MS) / 1000))
     })
   }
-  const idle = idleTraffic({ hosts, copiesPerMessage: spread.get(hosts)!.copies, goneHostHour: rates.gone, returnedHostHour: rates.returned, tableSyncBytesPerS })
+  const idle = idleTraffic({
+    hosts,
+    copiesPerMessage: spread.get(hosts)!.copies,
+    goneHostHour: rates.gone,
+    returnedHostHour: rates.returned,
+    tableSyncBytesPerS,
+    keptRecordsPerS: kept?.recordsPerS ?? 0,
+    keptRecordBytes: kept?.recordBytes,
+    keptUpsPerS: kept?.upsPerS,
+    keptUpBytes: kept?.upBytes
+  })
   const pre = `idle.h${hosts}`
   put(Object.fromEntries(Object.entries(idle).map(([k, v]) => k.endsWith('_per_s') ? [`${pre}.${k}`, round(v)] : [`${pre}.${k}_kbit_s`, kbit(v)])))
 }

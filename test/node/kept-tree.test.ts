@@ -1,0 +1,291 @@
+// Keeper counts summed along a tree beyond the full mesh (node/keeper/kept-tree.ts, kept.ts):
+// the trie every host derives from the hosts up, the sum records and their bounds, and
+// KeptNotices summing real signed records up the tree to the root, whose totals every host
+// takes from gossip and answers `status` with, from memory.
+import assert from 'node:assert/strict'
+import * as dagCbor from '@ipld/dag-cbor'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { KEPT_TREE_BITS, keptGroupSize } from '../../node/keeper/kept-tree.ts'
+import { KEPT_TABLE, KeptNotices, KeptRecordError, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptIntervalOf, keptParent, keptRoot, openKept, signKept } from '../../node/keeper/index.ts'
+import type { KeptClock, KeptCounts } from '../../node/keeper/index.ts'
+import { MAX_MEMBERS, peerKadId, signerFor, verify } from '../../node/net/index.ts'
+import type { Signer } from '../../node/tree/index.ts'
+import { prng } from '../../harness/prng.ts'
+import { simPeer } from '../../harness/sim/hosts.ts'
+
+const counts = (redundant: number, degraded = 0): KeptCounts => {
+  const c = emptyKept()
+  c.chunks.redundant = redundant
+  c.chunks.degraded = degraded
+  c.bytes.redundant = redundant * 1000
+  c.bytes.degraded = degraded * 1000
+  return c
+}
+
+/** A clock the test moves, and timers that never fire: the test drives recount() itself. */
+let time = 1_000_000
+const still: KeptClock = { now: () => time, setTimeout: () => ({}), clearTimeout: () => {} }
+
+/** Each host's depth (root 0), asserting the parents make one tree rooted at keptRoot. */
+function depths (up: string[]): Map<string, number> {
+  const out = new Map<string, number>()
+  const root = keptRoot(up)
+  for (const p of up) {
+    let d = 0
+    let at: string | undefined | null = p
+    while (at !== root) {
+      at = keptParent(up, at as string)
+      assert.ok(typeof at === 'string', `${p}: a parent up (got ${String(at)})`)
+      assert.ok(++d <= up.length, `${p}: no cycle`)
+    }
+    out.set(p, d)
+  }
+  return out
+}
+
+describe('keeper counts along a tree (kept-tree.ts)', () => {
+  it('the parents make one tree rooted at the smallest id, about log16(hosts) deep', () => {
+    const rand = prng(28)
+    for (const n of [1, 2, 17, 300, 3000]) {
+      const up = Array.from({ length: n }, () => simPeer(rand))
+      const root = keptRoot(up)!
+      const smallest = up.map(p => ({ p, id: Buffer.from(peerKadId(p)) })).sort((a, b) => Buffer.compare(a.id, b.id))[0].p
+      assert.equal(root, smallest)
+      assert.equal(keptParent(up, root), undefined, 'the root has no parent')
+      assert.equal(keptParent(up, simPeer(rand)), null, 'a host not up has none')
+      const d = depths(up)
+      const deepest = Math.max(...d.values())
+      // a trie of 16 branches a level: log16(n) levels and a few more where ids crowd
+      assert.ok(deepest <= Math.ceil(Math.log2(Math.max(2, n)) / KEPT_TREE_BITS) + 3, `${n} hosts: ${deepest} levels`)
+      // a group: the host and those below it, whose sums it sends
+      const below = new Map<string, number>(up.map(p => [p, 1]))
+      for (const p of [...up].sort((a, b) => d.get(b)! - d.get(a)!)) { const q = keptParent(up, p); if (typeof q === 'string') below.set(q, below.get(q)! + below.get(p)!) }
+      for (const p of up) assert.equal(keptGroupSize(up, p), below.get(p), `${n} hosts: ${p}'s group`)
+      assert.equal(keptGroupSize(up, root), n)
+      const children = new Map<string, number>()
+      for (const p of up) { const q = keptParent(up, p); if (typeof q === 'string') children.set(q, (children.get(q) ?? 0) + 1) }
+      assert.ok(Math.max(0, ...children.values()) <= 15 * (deepest + 1), 'at most 15 children a level')
+    }
+  })
+
+  it('a host going down moves only the parents of the hosts it was first before', () => {
+    const rand = prng(29)
+    const up = Array.from({ length: 500 }, () => simPeer(rand))
+    const before = new Map(up.map(p => [p, keptParent(up, p)]))
+    for (const gone of [up[3], keptRoot(up)!, up[250]]) {
+      const after = up.filter(p => p !== gone)
+      let moved = 0
+      for (const p of after) {
+        const q = keptParent(after, p)
+        if (q === before.get(p)) continue
+        moved++
+        assert.equal(before.get(p), gone, `${p} moved though its parent stayed up`)
+      }
+      assert.ok(moved <= 15 * 10, `${moved} moved`)
+      depths(after)
+    }
+  })
+
+  it('a sum record carries the hosts summed; its figures are bounded by them, and its hosts by the member bound', async () => {
+    const signer = signerFor(await generateKeyPair('Ed25519'))
+    const big = counts(MAX_KEPT_CHUNKS * 3)
+    const rec = await openKept(await signKept(signer, 1, big, 3), verify)
+    assert.equal(rec.hosts, 3)
+    assert.equal(rec.chunks.redundant, MAX_KEPT_CHUNKS * 3)
+    assert.equal((await openKept(await signKept(signer, 2, counts(5)), verify)).hosts, undefined, 'a host\'s own record')
+    await assert.rejects(openKept(await signKept(signer, 3, big, 2), verify), KeptRecordError, 'more chunks than its hosts may keep')
+    await assert.rejects(openKept(await signKept(signer, 4, counts(1), 0), verify), KeptRecordError)
+    await assert.rejects(openKept(await signKept(signer, 5, counts(1), MAX_MEMBERS + 1), verify), KeptRecordError)
+    await assert.rejects(openKept(await signKept(signer, 6, counts(1), 1.5), verify), KeptRecordError)
+    // a seventh key
+    const r = dagCbor.encode({ peer: signer.author, seq: 7, c: [1, 0, 0, 0, 0], b: [1, 0, 0, 0, 0], age: 0, n: 1, x: 1 })
+    await assert.rejects(openKept(dagCbor.encode({ t: 'kept', r, s: await signer.sign(r) }), verify), KeptRecordError)
+  })
+
+  it('the schedule: sums up the tree at most once a minute, the root\'s totals at most once per 10 minutes, from 1,000 members', () => {
+    assert.equal(keptIntervalOf(10, 'up'), 2_000)
+    assert.equal(keptIntervalOf(1000, 'up'), 60_000)
+    assert.equal(keptIntervalOf(10_000, 'up'), 60_000)
+    assert.equal(keptIntervalOf(10, 'root'), 6_000)
+    assert.equal(keptIntervalOf(1000, 'root'), 600_000)
+    assert.equal(keptIntervalOf(10_000, 'root'), 600_000)
+  })
+
+  it('a kept table request carries a sum up; a sum bigger than a record is refused', () => {
+    assert.deepEqual(KEPT_TABLE.request!({ t: 'sum', r: new Uint8Array(10) }), { t: 'sum', r: new Uint8Array(10) })
+    assert.throws(() => KEPT_TABLE.request!({ t: 'sum', r: new Uint8Array(4096) }), KeptTableError)
+    assert.throws(() => KEPT_TABLE.request!({ t: 'sum' }), KeptTableError)
+  })
+
+  describe('KeptNotices along the tree (real signatures, 40 hosts in one process)', function () {
+    this.timeout(120_000)
+    const N = 40
+    let signers: Signer[]
+    let up: string[]
+    let own: Map<string, KeptCounts>
+    let notices: Map<string, KeptNotices>
+    let gossip: Uint8Array[]
+    let sentUp: number
+
+    before(async () => {
+      signers = await Promise.all(Array.from({ length: N }, async () => signerFor(await generateKeyPair('Ed25519'))))
+    })
+
+    beforeEach(() => {
+      up = signers.map(s => s.author)
+      own = new Map(up.map((p, i) => [p, counts(10 + i, i % 3)]))
+      gossip = []
+      sentUp = 0
+      notices = new Map(signers.map(signer => [signer.author, new KeptNotices({
+        signer,
+        verify,
+        counts: () => own.get(signer.author)!,
+        up: () => up,
+        member: () => true,
+        tell: () => { throw new Error('along the tree no host tells its record to its peers') },
+        publish: () => async (msg: Uint8Array) => { gossip.push(msg); return ['a peer'] },
+        sendUp: async (parent, msg) => {
+          sentUp++
+          const r = await notices.get(parent)!.takeSum(msg, signer.author)
+          assert.equal(r, 'new', `${signer.author} -> ${parent}`)
+        },
+        clock: still
+      })]))
+    })
+
+    afterEach(() => { for (const n of notices.values()) n.stop() })
+
+    /** Recount every host up, deepest first, until the root's totals count every host up (rounds taken). */
+    const settle = async (): Promise<number> => {
+      const d = depths(up)
+      const order = [...up].sort((a, b) => d.get(b)! - d.get(a)!)
+      for (let round = 1; round <= 3; round++) {
+        // a round a minute: as far apart as hosts send their sums (keptIntervalOf(_, 'up'))
+        time += 60_000
+        for (const p of order) await notices.get(p)!.recount()
+        const root = notices.get(keptRoot(up)!)!.totals()
+        if (root.reporting === up.length) return round
+      }
+      return Infinity
+    }
+    const expected = (): { redundant: number, degraded: number } => ({
+      redundant: up.reduce((a, p) => a + own.get(p)!.chunks.redundant, 0),
+      degraded: up.reduce((a, p) => a + own.get(p)!.chunks.degraded, 0)
+    })
+
+    it('the root sums every host\'s counts; the others take its totals from gossip, and only its', async () => {
+      assert.equal(await settle(), 1, 'deepest first: one round')
+      assert.equal(gossip.length, 1, 'one message on gossip: the root\'s totals')
+      const root = keptRoot(up)!
+      const totals = await openKept(gossip[0], verify)
+      assert.equal(totals.peer, root)
+      assert.equal(totals.hosts, N)
+      assert.deepEqual({ redundant: totals.chunks.redundant, degraded: totals.chunks.degraded }, expected())
+      assert.equal(sentUp, N - 1, 'each other host sent one sum to its parent')
+      for (const p of up) {
+        if (p === root) continue
+        const n = notices.get(p)!
+        assert.equal(await n.take(gossip[0], 'a peer'), 'new')
+        const t = n.totals()
+        assert.equal(t.reporting, N)
+        assert.equal(t.members, N)
+        assert.equal(t.chunks.redundant, expected().redundant)
+        assert.equal(t.chunks.degraded, expected().degraded)
+        assert.deepEqual(n.held().map(h => h.peer), [root], 'the table it serves and digests: the root\'s totals')
+      }
+      // another host's sum on gossip is not the network's
+      const other = up.find(p => p !== root)!
+      const fake = await signKept(signers.find(s => s.author === other)!, Date.now() * 1000, counts(1), N)
+      assert.equal(await notices.get(up.find(p => p !== root && p !== other)!)!.take(fake, other), 'old')
+    })
+
+    it('nothing moved: nothing sent; a host down: the sums follow, the root tells the new totals', async () => {
+      await settle()
+      const sent = sentUp
+      for (const p of up) await notices.get(p)!.recount()
+      assert.equal(sentUp, sent, 'idle: no sum sent again')
+      assert.equal(gossip.length, 1)
+      // a host down (not the root): every host hears of it (the membership's events)
+      const gone = up.find(p => p !== keptRoot(up) && keptParent(up, p) !== keptRoot(up))!
+      up = up.filter(p => p !== gone)
+      for (const p of up) notices.get(p)!.upChanged()
+      own.set(up[5], counts(1000, 7))
+      assert.ok(await settle() <= 2)
+      const totals = await openKept(gossip[gossip.length - 1], verify)
+      assert.equal(totals.hosts, N - 1)
+      assert.deepEqual({ redundant: totals.chunks.redundant, degraded: totals.chunks.degraded }, expected())
+      // the root down: the next smallest id sums and tells
+      const root = keptRoot(up)!
+      up = up.filter(p => p !== root)
+      for (const p of up) notices.get(p)!.upChanged()
+      await settle()
+      const last = await openKept(gossip[gossip.length - 1], verify)
+      assert.equal(last.peer, keptRoot(up))
+      assert.equal(last.hosts, N - 2)
+      assert.deepEqual({ redundant: last.chunks.redundant, degraded: last.chunks.degraded }, expected())
+    })
+
+    it('a host that comes up takes children from others: they forget them, nothing is counted twice', async () => {
+      // the last signer joins: it is the first of some group, and hosts whose parent was another become its children
+      const joiner = up[N - 1]
+      up = up.slice(0, N - 1)
+      assert.equal(await settle(), 1)
+      const moves = up.filter(p => keptParent(up, p) !== keptParent([...up, joiner], p))
+      assert.ok(moves.length > 0 || keptParent([...up, joiner], joiner) !== undefined, 'the joiner is in the tree')
+      up = [...up, joiner]
+      for (const p of up) notices.get(p)!.upChanged()
+      await settle()
+      const totals = await openKept(gossip[gossip.length - 1], verify)
+      assert.equal(totals.hosts, N, 'each host once')
+      assert.deepEqual({ redundant: totals.chunks.redundant, degraded: totals.chunks.degraded }, expected())
+    })
+
+    it('a child that moved to another parent and back counts again only once it sent its sum again', async () => {
+      // a host X whose coming up makes a child C of the root X's child
+      const all = up
+      let found: { x: string, c: string } | undefined
+      for (const x of all) {
+        const without = all.filter(p => p !== x)
+        const root = keptRoot(without)
+        const c = without.find(p => p !== root && keptParent(without, p) === root && keptParent(all, p) === x)
+        if (c !== undefined && keptRoot(all) === root) { found = { x, c }; break }
+      }
+      assert.ok(found !== undefined, 'such hosts among 40')
+      const { x, c } = found
+      up = all.filter(p => p !== x)
+      const root = notices.get(keptRoot(up)!)!
+      await settle()
+      assert.equal(root.totals().reporting, N - 1)
+      // X up: C is X's child; C's counts move and go to X
+      up = all
+      for (const p of up) notices.get(p)!.upChanged()
+      own.set(c, counts(5000))
+      await settle()
+      assert.equal(root.totals().chunks.redundant, expected().redundant)
+      // X down again: C is the root's child again, and has not sent it its sum since it moved
+      up = all.filter(p => p !== x)
+      for (const p of up) notices.get(p)!.upChanged()
+      const t = root.totals()
+      assert.ok(t.reporting < N - 1, 'C\'s sum from before it moved is not counted')
+      assert.ok(t.chunks.redundant < expected().redundant - 4000)
+      await settle()
+      assert.equal(root.totals().reporting, N - 1)
+      assert.equal(root.totals().chunks.redundant, expected().redundant)
+    })
+
+    it('a sum is taken from its own signer only, and of a member; a host\'s record is no sum', async () => {
+      const [a, b] = signers
+      const parent = notices.get(b.author)!
+      const sum = await signKept(a, 1, counts(5), 2)
+      assert.equal(await parent.takeSum(sum, b.author === a.author ? 'x' : signers[2].author), 'reject', 'sent by another host')
+      assert.equal(await parent.takeSum(await signKept(a, 2, counts(5)), a.author), 'reject', 'a host\'s own record')
+      assert.equal(await parent.takeSum(await signKept(a, 2, counts(5), 2 * keptGroupSize(up, a.author) + 17), a.author), 'reject', 'more hosts than its group has')
+      assert.equal(await parent.takeSum(sum, a.author), 'new')
+      assert.equal(await parent.takeSum(await signKept(a, 9, counts(6), 2), a.author), 'old', 'a flood: too soon after the last')
+      const strict = new KeptNotices({ signer: b, verify, counts: () => emptyKept(), up: () => up, member: p => p !== a.author, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => {}, clock: still })
+      assert.equal(await strict.takeSum(await signKept(a, 3, counts(5), 1), a.author), 'old', 'not a member')
+      strict.stop()
+      assert.equal(parent.refused, 3)
+    })
+  })
+})
