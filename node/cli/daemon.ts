@@ -294,7 +294,15 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // while they place nothing (network.retrySoon; it logs its failures)
     const onConnect = (): void => { network.retrySoon() }
     host.addEventListener('peer:connect', onConnect)
-    closers.push(async () => { host.removeEventListener('peer:connect', onConnect); network.stopRetries() })
+    // a member back, joined or declared gone: a chunk pending on it as a target is placed now
+    // (it takes its fragment, or the members ranked without it do), not after the backed-off wait
+    const onMembersPlace = (): void => { network.retrySoon({ members: true }) }
+    for (const e of ['back', 'joined', 'gone']) membership.addEventListener(e, onMembersPlace)
+    closers.push(async () => {
+      host.removeEventListener('peer:connect', onConnect)
+      for (const e of ['back', 'joined', 'gone']) membership.removeEventListener(e, onMembersPlace)
+      network.stopRetries()
+    })
     // a placement some target did not acknowledge (a push lost on the way) is tried again
     // while peers are connected too, not only when one connects
     const retryPlacement = setInterval(() => { network.retrySoon() }, PLACE_RETRY_INTERVAL_MS)

@@ -169,6 +169,16 @@ export function survivesOneLoss (held: Array<Set<string>>, k: number): boolean {
   return true
 }
 
+/**
+ * Whether a placement is over: every host a fragment must be on (`want[j]`: assignment.ts over
+ * the chunk's ranked members, those up and those away but not declared gone) acknowledged it
+ * (`held[j]`). Hosts holding a fragment they are not a target of (the writer's copies, pinning
+ * hosts) count for nothing here.
+ */
+export function targetsHold (want: ReadonlyArray<readonly string[]>, held: ReadonlyArray<ReadonlySet<string>>): boolean {
+  return want.length > 0 && want.every((hs, j) => hs.length > 0 && hs.every(h => held[j]?.has(h) === true))
+}
+
 export class ChunkNetwork extends EventTarget implements Network {
   private readonly c: NetworkComponents
   private readonly host: NetworkComponents['host']
@@ -211,11 +221,6 @@ export class ChunkNetwork extends EventTarget implements Network {
     this.policy = components.policy
     this.pending = components.pending
     this.forward = components.forward
-  }
-
-  /** Live hosts, this one included. */
-  live (): number {
-    return this.host.peers().length + 1
   }
 
   /**
@@ -564,8 +569,18 @@ export class ChunkNetwork extends EventTarget implements Network {
    * the trim), and each one retried every chunk whose last attempt failed: on a lagging
    * process whose dials failed (bench:scale, 50 hosts in one process) the writer pushed its
    * pending chunks again on every connection, hundreds of failing dials per 30 s.
+   *
+   * `members`: the members changed (one back, one joined, one declared gone): the wait goes back
+   * down to PLACE_RETRY_MIN_GAP_MS. A chunk whose target is away stays pending, its retries
+   * placing nothing (the wait grows to a minute), until that target is back or gone; then its
+   * retry is what places it.
    */
-  retrySoon (): void {
+  retrySoon (opts: { members?: boolean } = {}): void {
+    if (opts.members === true) {
+      this.retryGap = PLACE_RETRY_MIN_GAP_MS
+      // a retry waiting out the longer gap is due sooner
+      if (this.retryTimer !== undefined) { clearTimeout(this.retryTimer); this.retryTimer = undefined }
+    }
     if (this.retryStopped || this.pending.size === 0) return
     if (this.retryRunning) { this.retryAgain = true; return }
     if (this.retryTimer !== undefined) return
@@ -619,6 +634,11 @@ export class ChunkNetwork extends EventTarget implements Network {
         pinners.length > 0 ? `; pinners ${shortPeers(pinners)}` : '')
     }
     const index = (cid: CID): number => ref.fragments.findIndex(f => f.equals(cid))
+    // a target that is not up (a suspect: away, not declared gone) is not pushed to: it cannot
+    // take it now, and the chunk stays pending until it is back (a retry on its connection) or
+    // declared gone (a retry ranks the members without it). Each retry dialled every such target
+    // once per pending chunk.
+    const up = this.reachable(this.peerIds())
     const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
     // staged bytes lent for the push, given back after it: clean when every target of the
     // delivery acknowledged the whole block (nothing of ours can still be sending it then). A
@@ -631,7 +651,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     }
     if (ref.k === 1) {
       // replication: one block, every target a holder; the swarm forwards along a chain
-      const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p))
+      const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p) && up.has(p))
       if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await bytesOf(ref.fragments[0]), to })
     } else {
       // through a relay first; whatever it could not place is pushed directly below
@@ -652,7 +672,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       for (let j = 0; j < n; j++) {
         if (want[j].includes(self)) this.keep.add(ref.fragments[j].toString())
         // pinning hosts get the k data fragments, on the same chain as the target
-        const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p))
+        const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p) && up.has(p))
         if (to.length === 0) continue
         deliveries.push({ cid: ref.fragments[j], bytes: await bytesOf(ref.fragments[j]), to: [...new Set(to)] })
       }
@@ -683,7 +703,11 @@ export class ChunkNetwork extends EventTarget implements Network {
       for (let j = 1; j < n; j++) for (const p of held[0]) held[j].add(p)
     }
     const hosts = new Set(held.flatMap(s => [...s]))
-    const placed = hosts.size >= Math.min(copies, this.live()) && !(hosts.size < 2 && this.c.offline())
+    // placed once every target among the members holds its fragment (targetsHold), not as soon
+    // as as many hosts as are connected hold some: a member away but not declared gone is still
+    // a target, and counting against the connected ones called a chunk placed with its fragments
+    // missing from the members coming back one by one (after a restart or a partition)
+    const placed = targetsHold(ref.k === 1 ? [ranked] : want, held) && !(hosts.size < 2 && this.c.offline())
     if (placeLog.enabled) {
       placeLog('chunk %s %s: %d host(s) hold it: %s', chunk, placed ? 'placed' : 'still pending', hosts.size,
         held.map((hs, j) => `f${j} ${shortPeers(hs)}`).join(', '))
