@@ -190,7 +190,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // background wants (repair, pins' catch-up) are refused what this host is still placing
       // through relays: the relays deliver it to those hosts (pending.ts)
       blocks: {
-        has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) && await store.has(cid),
+        // (a staged fragment may be on no disk here: the parity of a chunk written here, ChunkService.storeChunk)
+        has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) && (staging.has(cid) || await store.has(cid)),
         // a fragment still waiting for its placement is served from memory (relays pull it)
         get: async cid => staging.get(cid) ?? await store.get(cid),
         // both check what they give: staged fragments were hashed by the writer's encode, and
