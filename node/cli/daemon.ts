@@ -190,7 +190,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // background wants (repair, pins' catch-up) are refused what this host is still placing
       // through relays: the relays deliver it to those hosts (pending.ts)
       blocks: {
-        has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) && await store.has(cid),
+        // (a staged fragment may be on no disk here: the parity of a chunk written here, ChunkService.storeChunk)
+        has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) && (staging.has(cid) || await store.has(cid)),
         // a fragment still waiting for its placement is served from memory (relays pull it)
         get: async cid => staging.get(cid) ?? await store.get(cid),
         // both check what they give: staged fragments were hashed by the writer's encode, and
@@ -294,7 +295,15 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // while they place nothing (network.retrySoon; it logs its failures)
     const onConnect = (): void => { network.retrySoon() }
     host.addEventListener('peer:connect', onConnect)
-    closers.push(async () => { host.removeEventListener('peer:connect', onConnect); network.stopRetries() })
+    // a member back, joined or declared gone: a chunk pending on it as a target is placed now
+    // (it takes its fragment, or the members ranked without it do), not after the backed-off wait
+    const onMembersPlace = (): void => { network.retrySoon({ members: true }) }
+    for (const e of ['back', 'joined', 'gone']) membership.addEventListener(e, onMembersPlace)
+    closers.push(async () => {
+      host.removeEventListener('peer:connect', onConnect)
+      for (const e of ['back', 'joined', 'gone']) membership.removeEventListener(e, onMembersPlace)
+      network.stopRetries()
+    })
     // a placement some target did not acknowledge (a push lost on the way) is tried again
     // while peers are connected too, not only when one connects
     const retryPlacement = setInterval(() => { network.retrySoon() }, PLACE_RETRY_INTERVAL_MS)

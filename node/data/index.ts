@@ -28,6 +28,10 @@
 //    back only once no reader is left: the put succeeded, the staging let go, and every push of
 //    a lent fragment was acknowledged by all its targets; a fragment handed to anyone else is
 //    never recycled (staging.ts ShardLease; test/node/shard-lease.test.ts).
+//  - With a network and k > 1 a written chunk's k data fragments alone go to this host's disk
+//    (its bytes: durable locally); its parity is staged for placement, which stores the fragment
+//    this host keeps and rebuilds the others from the data fragments when a retry needs them
+//    (keeper/network.ts placeOne; test/cluster/writer-parity.test.ts).
 export { CODECS, ChunkService, ChunkWrite, PutGroup, PUT_GROUP_PARALLEL, PLACE_WINDOW_BYTES, SHARD_POOL_BYTES, RANGE_READ_MAX_BYTES, REPLICATE_MAX_BYTES, paramsFor, READAHEAD_INITIAL_BYTES, READAHEAD_MAX_BYTES, READAHEAD_TOTAL_BYTES } from './blocks.ts'
 export type { ChunkWriteOptions, Codec, Network, ReadCounters, WriteProgress } from './blocks.ts'
 export { CHUNK_SIZE, INLINE_MAX, MANIFEST_VERSIONS, MAX_MANIFEST_BYTES, ManifestError, PLACEMENT_BALANCED, chunkAt, clayCode, clayFor, fragmentBytes, rootCount, contentSum, decodeChunk, decodeChunkOffThread, decodeManifest, encodeChunk, encodeChunkAsync, encodeChunkPooled, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'

@@ -1,5 +1,6 @@
-// Fragments written here and not yet placed (DESIGN.md §4, §5): a write stores each fragment
-// durably (store.ts) and keeps it in memory until its chunk is placed, so placement pushes it
+// Fragments written here and not yet placed (DESIGN.md §4, §5): a write stores its data fragments
+// durably (store.ts; its parity only once placement says this host keeps it, keeper/network.ts)
+// and keeps every fragment in memory until its chunk is placed, so placement pushes it
 // (and relays pull it, through the swarm's block source) without reading it back from disk.
 // Bounded by bytes: the oldest staged chunk is forgotten first, and whatever is not staged is
 // read from the store as before. Content-addressed and encoded here, so a staged block is the
@@ -98,7 +99,8 @@ export class Staging {
   }
 
   /**
-   * A staged fragment's bytes, or undefined (then it is in the store). The caller may keep them
+   * A staged fragment's bytes, or undefined (then it is in the store, or it is parity the
+   * placement rebuilds from the data fragments in the store). The caller may keep them
    * as long as it likes: pooled bytes given out here are never recycled (ShardLease.keep).
    */
   get (cid: CID | string): Uint8Array | undefined {
@@ -108,6 +110,11 @@ export class Staging {
     const held = this.blocks.get(cid.toString())
     held?.lease?.keep()
     return held?.bytes
+  }
+
+  /** Whether a fragment is staged (no bytes given out: pooled memory stays recyclable). */
+  has (cid: CID | string): boolean {
+    return this.blocks.size > 0 && this.blocks.has(cid.toString())
   }
 
   /**
@@ -135,7 +142,7 @@ export class Staging {
     }
   }
 
-  /** Forget a chunk's fragments (placed, or given up): they stay in the store. */
+  /** Forget a chunk's fragments (placed, or given up): what is in the store stays there. */
   release (chunk: string): void {
     const keys = this.chunks.get(chunk)
     if (keys === undefined) return

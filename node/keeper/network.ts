@@ -9,7 +9,7 @@ import type { Swarm } from '../../swarm/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Network } from '../data/index.ts'
 import type { ChunkRef, FragmentSlice } from '../data/index.ts'
-import { verifyRange } from '../data/index.ts'
+import { rebuildFragments, verifyRange } from '../data/index.ts'
 import { BlockUnavailableError } from '../errors.ts'
 import { forEachLimited } from '../pool.ts'
 import type { Forwarder } from './forward.ts'
@@ -57,7 +57,7 @@ export const PLACEMENT_REMEMBERED = 16_384
 export interface NetworkComponents {
   host: Pick<Host, 'peerId' | 'peers' | 'peerIds'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push' | 'pullRange'>
-  store: Pick<Store, 'has' | 'get'>
+  store: Pick<Store, 'has' | 'get' | 'put'>
   /** Redundancy, the k/m rule and the members placement ranks (placement.ts), shared with the repairer. */
   policy: PlacementPolicy
   /** The chunks still being placed; the swarm reads it too (pending.ts), so it is built before both. */
@@ -169,6 +169,16 @@ export function survivesOneLoss (held: Array<Set<string>>, k: number): boolean {
   return true
 }
 
+/**
+ * Whether a placement is over: every host a fragment must be on (`want[j]`: assignment.ts over
+ * the chunk's ranked members, those up and those away but not declared gone) acknowledged it
+ * (`held[j]`). Hosts holding a fragment they are not a target of (the writer's copies, pinning
+ * hosts) count for nothing here.
+ */
+export function targetsHold (want: ReadonlyArray<readonly string[]>, held: ReadonlyArray<ReadonlySet<string>>): boolean {
+  return want.length > 0 && want.every((hs, j) => hs.length > 0 && hs.every(h => held[j]?.has(h) === true))
+}
+
 export class ChunkNetwork extends EventTarget implements Network {
   private readonly c: NetworkComponents
   private readonly host: NetworkComponents['host']
@@ -211,11 +221,6 @@ export class ChunkNetwork extends EventTarget implements Network {
     this.policy = components.policy
     this.pending = components.pending
     this.forward = components.forward
-  }
-
-  /** Live hosts, this one included. */
-  live (): number {
-    return this.host.peers().length + 1
   }
 
   /**
@@ -564,8 +569,18 @@ export class ChunkNetwork extends EventTarget implements Network {
    * the trim), and each one retried every chunk whose last attempt failed: on a lagging
    * process whose dials failed (bench:scale, 50 hosts in one process) the writer pushed its
    * pending chunks again on every connection, hundreds of failing dials per 30 s.
+   *
+   * `members`: the members changed (one back, one joined, one declared gone): the wait goes back
+   * down to PLACE_RETRY_MIN_GAP_MS. A chunk whose target is away stays pending, its retries
+   * placing nothing (the wait grows to a minute), until that target is back or gone; then its
+   * retry is what places it.
    */
-  retrySoon (): void {
+  retrySoon (opts: { members?: boolean } = {}): void {
+    if (opts.members === true) {
+      this.retryGap = PLACE_RETRY_MIN_GAP_MS
+      // a retry waiting out the longer gap is due sooner
+      if (this.retryTimer !== undefined) { clearTimeout(this.retryTimer); this.retryTimer = undefined }
+    }
     if (this.retryStopped || this.pending.size === 0) return
     if (this.retryRunning) { this.retryAgain = true; return }
     if (this.retryTimer !== undefined) return
@@ -608,8 +623,15 @@ export class ChunkNetwork extends EventTarget implements Network {
     const held = this.placement.get(key) ?? Array.from({ length: n }, () => new Set<string>())
     this.placement.set(key, held)
     for (let j = 0; j < n; j++) if (await this.store.has(ref.fragments[j])) held[j].add(self)
+    // a chunk written here is stored as its k data fragments alone (ChunkService.storeChunk): its
+    // parity is staged or rebuilt from them (parityOf), so while they are all here this host
+    // counts as holding the parity too in the plan: the plan of a fresh write is fragment j on
+    // the member ranked j, as when the writer stored every fragment (and as keepers repair to).
+    // `held` itself says what is on disk (safe waits, handover, status)
+    const derivable = ref.k > 1 && held.slice(0, ref.k).every(s => s.has(self))
+    const plan = derivable ? held.map((s, j) => j >= ref.k && !s.has(self) ? new Set([...s, self]) : s) : held
     // the same plan the keepers repair to (assignment.ts), from what this host knows is where
-    const want = ref.k === 1 ? [ranked] : assignment(ranked, ref.k, ref.m, held)
+    const want = ref.k === 1 ? [ranked] : assignment(ranked, ref.k, ref.m, plan)
     const chunk = shortCid(key)
     if (placeLog.enabled) {
       const plan = ref.k === 1
@@ -619,19 +641,64 @@ export class ChunkNetwork extends EventTarget implements Network {
         pinners.length > 0 ? `; pinners ${shortPeers(pinners)}` : '')
     }
     const index = (cid: CID): number => ref.fragments.findIndex(f => f.equals(cid))
+    // a target that is not up (a suspect: away, not declared gone) is not pushed to: it cannot
+    // take it now, and the chunk stays pending until it is back (a retry on its connection) or
+    // declared gone (a retry ranks the members without it). Each retry dialled every such target
+    // once per pending chunk.
+    const up = this.reachable(this.peerIds())
     const deliveries: Array<{ cid: CID, bytes: Uint8Array, to: string[] }> = []
     // staged bytes lent for the push, given back after it: clean when every target of the
     // delivery acknowledged the whole block (nothing of ours can still be sending it then). A
     // lend an exception skips is never given back: its pooled memory is left to the collector
     const lent = new Map<string, (clean: boolean) => void>()
+    // parity neither staged nor stored here, rebuilt once per attempt from the data fragments
+    // here (a placement retried after its staging was let go: a peer was down, the staging
+    // bound), each checked against its CID (rebuildFragments)
+    let rebuilt: Promise<Map<number, Uint8Array>> | undefined
+    const parityOf = async (j: number): Promise<Uint8Array | undefined> => {
+      if (!derivable || j < ref.k) return undefined
+      rebuilt ??= (async () => {
+        const data = await Promise.all(ref.fragments.slice(0, ref.k).map(async f => await this.store.get(f)))
+        placeLog('chunk %s: parity rebuilt from the data fragments here', chunk)
+        return rebuildFragments(ref, data, Array.from({ length: ref.m }, (_, i) => ref.k + i))
+      })()
+      return (await rebuilt).get(j)
+    }
     const bytesOf = async (cid: CID): Promise<Uint8Array> => {
       const l = lent.has(cid.toString()) ? undefined : opts.lend?.(cid)
       if (l !== undefined) { lent.set(cid.toString(), l.done); return l.bytes }
-      return opts.staged?.(cid) ?? await this.store.get(cid)
+      const staged = opts.staged?.(cid)
+      if (staged !== undefined) return staged
+      const j = index(cid)
+      if (!held[j].has(self)) {
+        const parity = await parityOf(j)
+        if (parity !== undefined) return parity
+      }
+      return await this.store.get(cid)
     }
+    // the fragments this host keeps and does not hold yet (its own parity of a chunk written
+    // here, not stored by storeChunk): stored now, beside the pushes; a kept fragment is on
+    // disk before the chunk counts as placed
+    const own = ref.k === 1 ? [] : want.flatMap((hs, j) => derivable && hs.includes(self) && !held[j].has(self) ? [j] : [])
+    const storing = Promise.all(own.map(async j => {
+      const cid = ref.fragments[j]
+      const l = opts.lend?.(cid)
+      let clean = false
+      try {
+        // verified: the writer's encode output (staged), or rebuilt and checked (parityOf)
+        await this.store.put(cid, l?.bytes ?? opts.staged?.(cid) ?? (await parityOf(j))!, { verified: true })
+        clean = true
+      } finally {
+        l?.done(clean)
+      }
+      held[j].add(self)
+      placeLog('chunk %s: f%d stored here (kept here)', chunk, j)
+    }))
+    // its failure is thrown below, after the pushes (the chunk then stays pending)
+    storing.catch(() => {})
     if (ref.k === 1) {
       // replication: one block, every target a holder; the swarm forwards along a chain
-      const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p))
+      const to = [...new Set([...ranked, ...pinners])].filter(p => p !== self && !held[0].has(p) && up.has(p))
       if (to.length > 0) deliveries.push({ cid: ref.fragments[0], bytes: await bytesOf(ref.fragments[0]), to })
     } else {
       // through a relay first; whatever it could not place is pushed directly below
@@ -652,7 +719,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       for (let j = 0; j < n; j++) {
         if (want[j].includes(self)) this.keep.add(ref.fragments[j].toString())
         // pinning hosts get the k data fragments, on the same chain as the target
-        const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p))
+        const to = [...want[j], ...(j < ref.k ? pinners : [])].filter(p => p !== self && !held[j].has(p) && up.has(p))
         if (to.length === 0) continue
         deliveries.push({ cid: ref.fragments[j], bytes: await bytesOf(ref.fragments[j]), to: [...new Set(to)] })
       }
@@ -678,12 +745,18 @@ export class ChunkNetwork extends EventTarget implements Network {
         done?.(d.to.every(p => peers.includes(p)))
       }
     }
+    await storing
+    if (own.length > 0) this.checkSafe(key, held, ref.k)
     if (ref.k === 1) {
       // every copy index counts the hosts holding the one block
       for (let j = 1; j < n; j++) for (const p of held[0]) held[j].add(p)
     }
     const hosts = new Set(held.flatMap(s => [...s]))
-    const placed = hosts.size >= Math.min(copies, this.live()) && !(hosts.size < 2 && this.c.offline())
+    // placed once every target among the members holds its fragment (targetsHold), not as soon
+    // as as many hosts as are connected hold some: a member away but not declared gone is still
+    // a target, and counting against the connected ones called a chunk placed with its fragments
+    // missing from the members coming back one by one (after a restart or a partition)
+    const placed = targetsHold(ref.k === 1 ? [ranked] : want, held) && !(hosts.size < 2 && this.c.offline())
     if (placeLog.enabled) {
       placeLog('chunk %s %s: %d host(s) hold it: %s', chunk, placed ? 'placed' : 'still pending', hosts.size,
         held.map((hs, j) => `f${j} ${shortPeers(hs)}`).join(', '))
@@ -704,7 +777,8 @@ export class ChunkNetwork extends EventTarget implements Network {
     const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) || this.pending.neededByOther(ref, f)
     const handovers = ref.fragments
       .map((cid, j) => ({ cid, j, keepers: want[j] }))
-      .filter(h => !mine.has(h.cid.toString()) && !stillNeeded(h.cid) && h.keepers.length > 0 && h.keepers.every(p => held[h.j].has(p)))
+      // (parity this host never stored, storeChunk's, has nothing to hand over)
+      .filter(h => held[h.j].has(self) && !mine.has(h.cid.toString()) && !stillNeeded(h.cid) && h.keepers.length > 0 && h.keepers.every(p => held[h.j].has(p)))
     if (handovers.length === 0) return
     const dropped = (cids: string[]): void => {
       const gone = new Set(cids)

@@ -1080,7 +1080,10 @@ export class Repairer extends EventTarget {
               }
             }
             for (const key of wantedHere(self, ref, p)) wanted.add(key)
-            const mineToDrop = drop ? handovers(self, ref, p, live) : []
+            // a chunk still pending here keeps its copies here: its placement pushes from them,
+            // and rebuilds the parity it never stored from the data fragments here (network.ts
+            // placeOne); it hands them over itself once every target holds its fragment
+            const mineToDrop = drop && this.c.pending?.(ref.cid!.toString()) !== true ? handovers(self, ref, p, live) : []
             for (const h of mineToDrop) toDrop.set(h.cid.toString(), h)
             // a later incremental pass under this view need not ask about it again
             if (p.health === 'redundant' && drop && mineToDrop.length === 0 && b.view.key === view) this.fine.set(ref.cid!.toString(), view)

@@ -199,6 +199,7 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
     },
     reads: () => ({ ...reader.volume.chunks.readCounters(), received: reader.swarm.stats().bytesReceived }),
     parity: () => ({ ...writer.volume.chunks.shardPool.counters }),
+    disk: () => { const c = writer.store.counters(); return { added: c.added, removed: c.removed } },
     streams: () => {
       const out = new Map<string, number>()
       for (const h of hosts) for (const [p, { streams }] of Object.entries(h.host.traffic().protocols)) out.set(p, (out.get(p) ?? 0) + streams)
@@ -293,6 +294,7 @@ export async function run (): Promise<Record<string, number | string>> {
             const streams0 = target.streams?.()
             const reads0 = target.reads?.()
             const parity0 = target.parity?.()
+            const disk0 = target.disk?.()
             const perfCtl = process.env.DARKFS_PERF_CTL
             if (perfCtl !== undefined && (process.env.DARKFS_PERF_ONLY ?? '').split(',').includes(wl.key)) { await writeFile(perfCtl, 'enable\n'); perfOn = true }
             const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key) || FILE_CPU_WORKLOADS.has(wl.key) || PROF_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
@@ -338,6 +340,13 @@ export async function run (): Promise<Record<string, number | string>> {
               // parity memory the writer's encodes took fresh (made), or recycled (reused; ShardLease)
               const p = target.parity!()
               process.stdout.write(`  compare: ${key} writer's parity memory: ${['made', 'reused', 'released', 'dropped'].map(c => `${c} ${p[c] - parity0[c]}`).join(', ')}\n`)
+            }
+            if (disk0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
+              // what the writer's disk took (put) and gave back (deleted: copies handed over) per MiB of the cell
+              const d = target.disk!()
+              figures[`compare.${key}.writer.put_MiB_per_MiB`] = (d.added - disk0.added) / (1 << 20) / mib
+              figures[`compare.${key}.writer.deleted_MiB_per_MiB`] = (d.removed - disk0.removed) / (1 << 20) / mib
+              process.stdout.write(`  compare: ${key} writer's disk: put ${((d.added - disk0.added) / (1 << 20) / mib).toFixed(3)} MiB, deleted ${((d.removed - disk0.removed) / (1 << 20) / mib).toFixed(3)} MiB per MiB\n`)
             }
             process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core; heap ${mem()})\n`)
           }

@@ -40,7 +40,7 @@ describe('ChunkService.place(): fragments from memory', function () {
   const t = new Teardown()
   after(async () => { await t.run() })
 
-  it('hands the network the staged bytes of every fragment it wrote, and forgets them once placed', async () => {
+  it('hands the network the staged bytes of every fragment it coded, and forgets them once placed', async () => {
     const store = await Store.open(join(await tempDir(t), 'store'))
     t.add(async () => { await store.close() })
     const seen: Array<Map<string, Uint8Array | undefined>> = []
@@ -59,7 +59,35 @@ describe('ChunkService.place(): fragments from memory', function () {
     assert.equal(seen.length, 1)
     for (const b of blocks) assert.deepEqual(seen[0].get(b.cid.toString()), b.bytes, 'placement got the bytes from memory')
     for (const b of blocks) assert.equal(chunks.staged(b.cid), undefined, 'released after placement')
-    for (const b of blocks) assert.deepEqual(new Uint8Array(await store.get(b.cid)), new Uint8Array(b.bytes), 'and they stay in the store')
+    // the k data fragments are the chunk's bytes, durable here; the parity was never written
+    // here (placement stores the one this host keeps, or rebuilds it: keeper/network.ts)
+    for (const b of blocks.slice(0, ref.k)) assert.deepEqual(new Uint8Array(await store.get(b.cid)), new Uint8Array(b.bytes), 'the data fragments stay in the store')
+    for (const b of blocks.slice(ref.k)) assert.equal(await store.has(b.cid), false, 'no parity fragment was written here')
+  })
+
+  it('writes the k data fragments of a chunk alone to the store, the parity only to memory (fails on the old code: every fragment was written)', async () => {
+    const store = await Store.open(join(await tempDir(t), 'store'))
+    t.add(async () => { await store.close() })
+    const network: Network = {
+      params: () => ({ k: 4, m: 2 }),
+      fetch: async () => new Map(),
+      fetchOne: async cid => { throw new Error(`not here: ${cid.toString()}`) },
+      place: async () => {}
+    }
+    const chunks = new ChunkService(store, { network })
+    const bytes = randomBytes(1 << 20)
+    const before = store.counters().added
+    const { ref, blocks } = await chunks.storeChunk(bytes, 0)
+    assert.equal(ref.k, 4)
+    assert.equal(store.counters().added - before, bytes.byteLength, 'the chunk\'s bytes once: its four data fragments')
+    for (const b of blocks.slice(4)) {
+      assert.equal(await store.has(b.cid), false)
+      assert.ok(chunks.staged(b.cid) !== undefined, 'the parity is staged for its placement')
+    }
+    // read back from the store alone (cache and staging dropped): the data fragments are the chunk
+    chunks.dropCache()
+    await chunks.place([ref])
+    assert.deepEqual(new Uint8Array(await chunks.readChunk(ref)), new Uint8Array(bytes))
   })
 
   it('a host alone (no network) stages nothing', async () => {

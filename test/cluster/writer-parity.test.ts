@@ -1,0 +1,119 @@
+// What a writer puts on its own disk (issue 15, the six-host sequential write): the k data
+// fragments of each chunk it writes (the chunk's bytes: durable locally, DESIGN.md §5), and of
+// the parity only the fragment placement says it keeps. Parity bound for other hosts is pushed
+// from memory, and rebuilt from the data fragments here when a placement is retried after its
+// staging was let go (node/keeper/network.ts placeOne). Six hosts on loopback TCP, k = 4, m = 2.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { encodeChunk } from '../../node/data/index.ts'
+import type { ChunkRef } from '../../node/data/index.ts'
+
+const MiB = 1 << 20
+
+async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
+  const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
+  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
+  return (await h.volume.chunks.readManifest(content.manifest)).chunks
+}
+
+describe('cluster: the writer stores data fragments, and parity only where it keeps it', function () {
+  this.timeout(240_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  let hosts: ClusterHost[]
+
+  before(async () => {
+    hosts = await startCluster(t, 6, { transport: 'tcp' })
+    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+    assert.deepEqual(hosts[0].volume.chunks.params(), { k: 4, m: 2 })
+  })
+
+  it('a placed write: the writer put the chunk bytes once plus the parity it keeps, every fragment is on a host, the file reads back elsewhere (fails on the old code: 1.5x on the writer)', async () => {
+    const [w] = hosts
+    const data = randomBytes(8 * MiB)
+    const added = (): number[] => hosts.map(h => h.store.counters().added)
+    const before = added()
+    await w.volume.replaceFile('/placed.bin', [data], { wait: 'safe' })
+    const refs = (await chunksOf(w, '/placed.bin')).filter(r => r.k > 1)
+    assert.equal(refs.length, 8)
+    await until('every chunk is placed', () => w.network.pending.size === 0, 120_000)
+    // handed over: the writer keeps one fragment of each chunk (it is one of the six targets)
+    await until('the writer holds one fragment of each chunk', async () => {
+      for (const r of refs) if ((await Promise.all(r.fragments.map(async f => await w.store.has(f)))).filter(Boolean).length !== 1) return false
+      return true
+    }, 120_000)
+    for (const r of refs) {
+      for (const f of r.fragments) {
+        const on = (await Promise.all(hosts.map(async h => await h.store.has(f)))).filter(Boolean).length
+        assert.ok(on >= 1, `fragment ${f.toString()} is on ${on} hosts`)
+      }
+    }
+    const after = added()
+    const writer = after[0] - before[0]
+    const total = after.reduce((n, a, i) => n + a - before[i], 0)
+    // the writer: 1x (its data fragments) + at most 0.25x (the parity it keeps) + the manifest;
+    // it was 1.5x (every fragment, five of six deleted later)
+    assert.ok(writer <= data.byteLength * 1.25 + 64 * 1024, `the writer put ${(writer / data.byteLength).toFixed(3)}x the bytes written`)
+    assert.ok(writer >= data.byteLength, 'the data fragments are on the writer\'s disk')
+    // all six stores: 2.25x-2.5x (it was 2.75x)
+    assert.ok(total <= data.byteLength * 2.5 + 256 * 1024, `the six stores put ${(total / data.byteLength).toFixed(3)}x the bytes written`)
+    assert.deepEqual(new Uint8Array(await hosts[5].volume.readFile('/placed.bin')), new Uint8Array(data))
+  })
+
+  it('a write whose peers went away is left pending as its data fragments; placed once they are back, with parity rebuilt from them', async () => {
+    const [w, ...peers] = hosts
+    const { k, m } = w.volume.chunks.params()
+    const first = randomBytes(MiB)
+    const second = randomBytes(MiB)
+    const key = encodeChunk(second, MiB, k, m).ref.cid!.toString()
+    const gone = Promise.withResolvers<void>()
+    const stopped = Promise.withResolvers<void>()
+    // the write's parameters are fixed at its first chunk (k = 4, m = 2, six hosts); every peer
+    // then stops (still members: suspects, for the failure timeout), and the second chunk is
+    // written offline: it stays pending, local-only
+    async function * pieces (): AsyncGenerator<Uint8Array> {
+      yield first
+      gone.resolve()
+      await stopped.promise
+      yield second
+    }
+    const writing = w.volume.replaceFile('/offline.bin', pieces(), { wait: 'none' })
+    await gone.promise
+    await Promise.all(peers.map(async p => { await p.stop() }))
+    await until('the writer is offline', () => w.host.peers().length === 0 && w.presence.offline(), 60_000)
+    stopped.resolve()
+    await writing
+    const ref = (await chunksOf(w, '/offline.bin')).find(r => r.cid?.toString() === key)!
+    assert.deepEqual([ref.k, ref.m], [k, m])
+    const ranked = w.policy.rank(ref, w.policy.members(), k + m)
+    assert.equal(ranked.length, k + m, 'the stopped peers are still ranked')
+    // the fragment the writer keeps (stored by the placement: parity when ranked k or later)
+    const mine = ranked.indexOf(w.host.peerId)
+    await until('the chunk is left pending, its attempt over', () => w.network.pending.has(key) && !w.network.isPlacing(key), 60_000)
+    for (const f of ref.fragments.slice(0, k)) assert.ok(await w.store.has(f), 'its data fragments are on the writer\'s disk')
+    for (let j = k; j < k + m; j++) {
+      if (j === mine) continue
+      assert.equal(await w.store.has(ref.fragments[j]), false, `its parity fragment ${j} (bound elsewhere) is on no disk`)
+      assert.equal(w.volume.chunks.staged(ref.fragments[j]), undefined, 'nor in memory: the staging let it go')
+    }
+    w.volume.chunks.dropCache()
+    assert.deepEqual(new Uint8Array(await w.volume.chunks.readChunk(ref)), new Uint8Array(second), 'offline, the chunk reads back from its data fragments')
+    // the peers come back (same data dirs: same peer ids); the writer retries on connect
+    for (let i = 0; i < peers.length; i++) hosts[i + 1] = await startHost(t, peers[i].dir, `${peers[i].name}-back`, [w.address], { transport: 'tcp' })
+    await until('the chunk is placed', () => !w.network.pending.has(key), 120_000)
+    const coded = encodeChunk(second, MiB, k, m).blocks
+    for (let j = k; j < k + m; j++) {
+      const f = ref.fragments[j]
+      const on = hosts.filter(h => h !== w)
+      await until(`parity fragment ${j} is on a peer`, async () => (await Promise.all(on.map(async h => await h.store.has(f)))).some(Boolean), 60_000)
+      for (const h of on) if (await h.store.has(f)) assert.deepEqual(new Uint8Array(await h.store.get(f)), new Uint8Array(coded[j].bytes), `${h.name}'s parity fragment ${j}`)
+    }
+    // the writer stopped: the chunk reads back from the others alone
+    await until('a peer knows the file', async () => await hosts[1].volume.stat('/offline.bin').then(() => true, () => false), 60_000)
+    await w.stop()
+    assert.deepEqual(new Uint8Array(await hosts[1].volume.readFile('/offline.bin')), new Uint8Array([...first, ...second]))
+  })
+})
