@@ -3,7 +3,7 @@
 // libfuse's session runs in native threads of our own loop (session_loop: libfuse's
 // fuse_session_receive_buf/process_buf, the public parts of its fuse_loop_mt, plus one rewrite
 // of the kernel's RMDIR: see rmdir_as_rename). Every request is copied
-// into a `req_t` (paths, write bytes) and handed to JavaScript through one
+// into a `req_t` (paths, bytes) and handed to JavaScript through one
 // napi_threadsafe_function; the worker thread then waits until JavaScript answers with
 // `reply(req, result, a, b)` or until the request's native deadline passes (then -EIO). The
 // Node event loop never blocks, and as many requests are in flight as libfuse has workers.
