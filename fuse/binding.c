@@ -534,9 +534,9 @@ static void *op_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {
   cfg->auto_cache = 1;
   conn->max_write = MAX_WRITE;
   conn->max_readahead = MAX_WRITE;
-  // a write's bytes are read from the device into the worker's buffer with the request, not
-  // spliced through a pipe and copied out of it again (libfuse wants splice for the high-level
-  // API's write_buf): write_direct hands that buffer to JS as it is
+  // write_direct needs a write's bytes in the worker's buffer, read from the device with the
+  // request: never spliced into a pipe (libfuse does not splice here today, strace shows no
+  // splice call; this keeps it so should its defaults change)
   conn->want &= ~FUSE_CAP_SPLICE_READ;
   // the kernel's bound on requests it sends without a caller waiting (readahead, and every
   // O_DIRECT read: it submits them asynchronously): 12 by default. Reads hold no worker here
