@@ -3,13 +3,15 @@
 // libfuse's session runs in native threads of our own loop (session_loop: libfuse's
 // fuse_session_receive_buf/process_buf, the public parts of its fuse_loop_mt, plus one rewrite
 // of the kernel's RMDIR: see rmdir_as_rename). Every request is copied
-// into a `req_t` (paths, write bytes) and handed to JavaScript through one
+// into a `req_t` (paths, bytes) and handed to JavaScript through one
 // napi_threadsafe_function; the worker thread then waits until JavaScript answers with
 // `reply(req, result, a, b)` or until the request's native deadline passes (then -EIO). The
 // Node event loop never blocks, and as many requests are in flight as libfuse has workers.
-// Reads are the exception (read_direct): they bypass libfuse, the worker goes back to the device
-// at once, and JS's reply is written to the device from the JS thread (direct_reply), straight
-// from JS's buffer, so no worker waits for a read and none is woken to send its reply.
+// Reads and writes are the exception (read_direct, write_direct): they bypass libfuse, the worker
+// goes back to the device at once, and JS's reply is written to the device from the JS thread
+// (direct_reply), so no worker waits for them and none is woken to send their reply. A read's
+// reply goes straight from JS's buffer; a write's bytes go to JS in the very buffer the kernel
+// wrote the request into (no copy).
 //
 // JS-facing functions:
 //   mount(dir, { debug, timeoutMs, attrTimeout }, handler) -> External
@@ -105,7 +107,9 @@ typedef struct req_s {
   int refs, done, abandoned, js_released, result;
   char *path, *path2;
   char *in;
-  size_t inlen;
+  // the bytes handed to JS: in + inoff, inlen of them (a direct write's request buffer holds the
+  // kernel's headers before its bytes)
+  size_t inoff, inlen;
   double n[5];
   uint32_t uid, gid, umask;
   // outputs, borrowed from the worker's frame; written only under mu while !abandoned
@@ -239,10 +243,10 @@ static void direct_reply (req_t *r, int err, const void *data, size_t n) {
   pthread_mutex_unlock(&m->reply_mu);
 }
 
-// A direct read is touched by the JS thread alone once handed over (no lock): one reference for
-// call_js, one for JS's reply.
+// A direct request is touched by the JS thread alone once handed over (no lock): one reference
+// for call_js, one for JS's reply. A write's buffer is JS's once call_js has made it a Buffer.
 static void direct_unref (req_t *r) {
-  if (--r->refs == 0) free(r);
+  if (--r->refs == 0) { free(r->in); free(r); }
 }
 
 // Completes a request from the JS thread when JS cannot answer (teardown, throw).
@@ -530,6 +534,10 @@ static void *op_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {
   cfg->auto_cache = 1;
   conn->max_write = MAX_WRITE;
   conn->max_readahead = MAX_WRITE;
+  // write_direct needs a write's bytes in the worker's buffer, read from the device with the
+  // request: never spliced into a pipe (libfuse does not splice here today, strace shows no
+  // splice call; this keeps it so should its defaults change)
+  conn->want &= ~FUSE_CAP_SPLICE_READ;
   // the kernel's bound on requests it sends without a caller waiting (readahead, and every
   // O_DIRECT read: it submits them asynchronously): 12 by default. Reads hold no worker here
   // (read_direct), so more may wait on the Volume at once
@@ -553,7 +561,8 @@ static const struct fuse_operations ops = {
 
 #define NAPI(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, #call " failed"); return NULL; } } while (0)
 
-static void free_data (napi_env env, void *data, void *hint) { (void)env; (void)hint; free(data); }
+// The finalizer of a Buffer made over bytes that start inside an allocation: hint is the allocation.
+static void free_data (napi_env env, void *data, void *hint) { (void)env; (void)data; free(hint); }
 
 static void post_event (mount_t *m, int ev, int err) {
   req_t *r = calloc(1, sizeof(req_t));
@@ -593,10 +602,10 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
   if (r->path2 != NULL) napi_create_string_utf8(env, r->path2, NAPI_AUTO_LENGTH, &argv[3]); else argv[3] = null;
   if (r->in != NULL) {
     void *copy;
-    if (napi_create_external_buffer(env, r->inlen, r->in, free_data, NULL, &argv[4]) == napi_ok) {
+    if (napi_create_external_buffer(env, r->inlen, r->in + r->inoff, free_data, r->in, &argv[4]) == napi_ok) {
       r->in = NULL; // the Buffer owns it now
     } else {
-      napi_create_buffer_copy(env, r->inlen, r->in, &copy, &argv[4]);
+      napi_create_buffer_copy(env, r->inlen, r->in + r->inoff, &copy, &argv[4]);
     }
   } else {
     argv[4] = null;
@@ -756,6 +765,48 @@ static int read_direct (loop_t *l, const struct fuse_buf *buf) {
   return 1;
 }
 
+// The kernel's WRITE, taken from libfuse as a READ is (read_direct; writes come by handle too,
+// and libfuse's write keeps no state): its bytes go to JS in the worker's own request buffer,
+// which JS's Buffer then owns (call_js; libfuse allocates the worker a new one for its next
+// request), so they are not copied out of it: the kernel's copy into that buffer is the only one.
+// JS's answer (the count written) is written to the device from the JS thread. Writes of the
+// kernel's writeback cache (FUSE_WRITE_CACHE, never asked for here) are left to libfuse.
+// Returns 0 when libfuse is to take it.
+static int write_direct (loop_t *l, struct fuse_buf *buf) {
+  struct fuse_in_header *in = buf->mem;
+  if (in->len != buf->size || buf->size < sizeof *in + sizeof(struct fuse_write_in)) return 0;
+  const struct fuse_write_in *arg = (const struct fuse_write_in *)(in + 1);
+  size_t off = sizeof *in + sizeof *arg;
+  if ((arg->write_flags & FUSE_WRITE_CACHE) != 0 || off + (size_t)arg->size != buf->size) return 0;
+  mount_t *m = l->m;
+  req_t *r = calloc(1, sizeof(req_t));
+  if (r == NULL) return 0;
+  r->op = OP_WRITE;
+  r->direct = 1;
+  r->unique = in->unique;
+  r->m = m;
+  r->n[0] = (double)arg->fh;
+  r->n[1] = (double)arg->offset;
+  r->n[2] = r->n[3] = r->n[4] = -1;
+  r->uid = in->uid;
+  r->gid = in->gid;
+  r->in = buf->mem;
+  r->inoff = off;
+  r->inlen = arg->size;
+  r->refs = 2;
+  // the buffer is the request's now: fuse_session_receive_buf allocates the worker another
+  buf->mem = NULL;
+  pthread_mutex_lock(&m->reply_mu);
+  m->direct_inflight++;
+  pthread_mutex_unlock(&m->reply_mu);
+  if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
+    direct_reply(r, -EIO, NULL, 0);
+    free(r->in);
+    free(r);
+  }
+  return 1;
+}
+
 // A worker's end, under l->mu: its slot and counts go, the loop thread is told.
 static void worker_end (worker_t *w) {
   loop_t *l = w->l;
@@ -802,6 +853,8 @@ static void *loop_worker (void *arg) {
     }
     if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header) &&
         ((struct fuse_in_header *)w->buf.mem)->opcode == FUSE_READ && read_direct(l, &w->buf)) continue;
+    if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header) &&
+        ((struct fuse_in_header *)w->buf.mem)->opcode == FUSE_WRITE && write_direct(l, &w->buf)) continue;
     int forget = 0;
     if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header)) {
       uint32_t opcode = ((struct fuse_in_header *)w->buf.mem)->opcode;
@@ -1032,14 +1085,17 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
     if (type == napi_float64_array) alen *= 8;
   }
   if (r->direct) {
-    // the reply goes to the kernel from here, straight from JS's buffer (no copy, no worker to
-    // wake): writev has taken the bytes when it returns
+    // the reply goes to the kernel from here (no worker to wake): a read's straight from JS's
+    // buffer (no copy; writev has taken the bytes when it returns), a write's the count written
     if (!r->done) {
       r->done = 1;
-      if (result >= 0) {
-        direct_reply(r, 0, adata, alen < r->outsize ? alen : r->outsize);
-      } else {
+      if (result < 0) {
         direct_reply(r, result, NULL, 0);
+      } else if (r->op == OP_WRITE) {
+        struct fuse_write_out out = { .size = (uint32_t)((size_t)result < r->inlen ? (size_t)result : r->inlen), .padding = 0 };
+        direct_reply(r, 0, &out, sizeof out);
+      } else {
+        direct_reply(r, 0, adata, alen < r->outsize ? alen : r->outsize);
       }
     }
     if (!r->js_released) { r->js_released = 1; direct_unref(r); }

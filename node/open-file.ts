@@ -181,6 +181,8 @@ export class OpenFile {
   mtime?: bigint
   handles = 0
   private queue: Promise<unknown> = Promise.resolve()
+  /** Why the last store behind a write (storeBehind) failed, for the next write to report. */
+  private behindError?: Error
 
   constructor (inode: string, base: FileState, chunks: ChunkService, path: () => string, current?: () => FileState | undefined) {
     this.inode = inode
@@ -525,11 +527,21 @@ export class OpenFile {
    * is cut short there.
    */
   async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
-    return await this.serial(async () => await this.writeNow(data, at, opts.maxEnd, opts.signal), opts.signal)
+    return await this.serial(async () => await this.writeNow(data, at, opts.maxEnd, opts.signal, true), opts.signal)
   }
 
-  /** write()'s turn. */
-  private async writeNow (data: Uint8Array, at: number | 'end', maxEnd: number | undefined, signal: AbortSignal | undefined): Promise<{ position: number, bytesWritten: number }> {
+  /**
+   * write()'s turn. `behind`: the chunks this write finished are stored in a turn of their own
+   * right after it (storeBehind), not before it returns.
+   */
+  private async writeNow (data: Uint8Array, at: number | 'end', maxEnd: number | undefined, signal: AbortSignal | undefined, behind = false): Promise<{ position: number, bytesWritten: number }> {
+    if (behind && this.behindError !== undefined) {
+      // a store behind an earlier write failed: this write reports it and writes nothing (as a
+      // write after a failed writeback does); the chunk is still in memory, for the commit
+      const err = this.behindError
+      this.behindError = undefined
+      throw err
+    }
     const position = at === 'end' ? this.size : at
     if (maxEnd !== undefined && data.byteLength > 0) {
       if (position >= maxEnd) throw new FsError('EFBIG', 'write', this.path())
@@ -571,9 +583,35 @@ export class OpenFile {
       }
     }
     this.mtime = nowNs()
-    for (const i of this.early.finished(position, end)) await this.storeEarly(i, signal)
+    const finished = this.early.finished(position, end)
+    if (behind && finished.length > 0) {
+      // the write is answered now and the chunks it finished are hashed and stored in the next
+      // turn, while the writer's next write is on its way (through the mount: its copy into the
+      // kernel and to this process): the next turn of this inode starts once they are stored, so
+      // the window's backpressure and the buffer bound hold as before, one write later (issue 15)
+      void this.serial(async () => { await this.storeBehind(finished) })
+      return { position, bytesWritten: data.byteLength }
+    }
+    for (const i of finished) await this.storeEarly(i, signal)
     if (this.dirtyBytes + this.patchBytes > this.bufferBytes) await this.spill(signal)
     return { position, bytesWritten: data.byteLength }
+  }
+
+  /**
+   * The turn after a write that finished chunks `which`: they are stored early, then the buffer
+   * bound is checked, as the write itself used to before returning. Bound to no request's
+   * deadline (the write was answered); the placement window's wait is bounded (WINDOW_WAIT_MS).
+   * A failure leaves the chunk in memory (the commit stores it, or fails) and fails the next
+   * write; never throws.
+   */
+  private async storeBehind (which: number[]): Promise<void> {
+    try {
+      for (const i of which) await this.storeEarly(i)
+      if (this.dirtyBytes + this.patchBytes > this.bufferBytes) await this.spill()
+    } catch (err) {
+      // handed on: the next write throws it (writeNow)
+      this.behindError = err instanceof Error ? err : new Error(String(err))
+    }
   }
 
   /**
@@ -817,6 +855,8 @@ export class OpenFile {
     // the chunks stored early, and those the commit stored through the same write
     // (storeVersionChunk), are durable here before any version names them
     await raceSignal(this.early.durable(), signal)
+    // a chunk a store behind a write failed to store is in this version now: nothing to report
+    this.behindError = undefined
     return c
   }
 

@@ -2,7 +2,8 @@
 // file still reads back as written when such chunks are rewritten or cut off before the commit,
 // and the replaced chunks' blocks are deleted, not left to GC (one host, one copy per chunk).
 // The writer goes on while a finished chunk's local put syncs; the commit waits for every such
-// put, and one that failed fails the commit.
+// put, and one that failed fails the commit. A finished chunk is stored in a turn behind the write
+// that finished it: a store that fails there fails the next write, and the commit stores it again.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdir, stat } from 'node:fs/promises'
@@ -64,11 +65,14 @@ describe('open files: chunks stored before the commit (one host)', function () {
     let open!: () => void
     const gate = new Promise<void>(resolve => { open = resolve })
     let started = 0
+    let bothStarted!: () => void
+    const both = new Promise<void>(resolve => { bothStarted = resolve })
     const over = new Set<number>()
     const openAtManifest: number[] = []
     store.putMany = async (blocks, opts) => {
       if (blocks.every(b => b.cid.code === 0x55)) {
         const n = started++
+        if (started === 2) bothStarted()
         try { await gate; return await putMany(blocks, opts) } finally { over.add(n) }
       }
       openAtManifest.push([0, 1].filter(n => !over.has(n)).length)
@@ -78,6 +82,8 @@ describe('open files: chunks stored before the commit (one host)', function () {
     const fh = await volume.open('/f.bin', 'w+')
     // 1 MiB writes: chunks 0 and 1 are finished and stored early, their puts held at the gate
     for (let at = 0; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
+    // chunk 1 is stored in the turn behind the write that finished it (OpenFile.storeBehind)
+    await both
     assert.equal(started, 2, 'the writes returned while the puts of both finished chunks were held')
     const back = new Uint8Array(data.byteLength)
     await fh.read(back, 0, back.byteLength, 0)
@@ -90,6 +96,37 @@ describe('open files: chunks stored before the commit (one host)', function () {
     assert.ok(openAtManifest.length > 0 && openAtManifest.every(n => n === 0), `the manifest was stored with ${openAtManifest.join(', ')} early chunk put(s) not over`)
     await fh.close()
     assert.ok(Buffer.from(await volume.readFile('/f.bin')).equals(data), 'the committed version is what was written')
+  })
+
+  it('a finished chunk whose store behind the write fails: the next write fails with its error and writes nothing, and the commit stores the chunk', async () => {
+    const dir = await tempDir(t, 'darkfs-early-')
+    const volume = await Volume.open({ dir })
+    t.add(async () => { await volume.close() })
+    // the first chunk stored early fails (before any put), the others are stored
+    const chunks = volume.chunks
+    const write = chunks.write.bind(chunks)
+    let failed = 0
+    chunks.write = opts => {
+      const w = write(opts)
+      const chunk = w.chunk.bind(w)
+      w.chunk = async (...args) => {
+        if (failed++ === 0) throw Object.assign(new Error('the encoder said no'), { code: 'EIO' })
+        return await chunk(...args)
+      }
+      return w
+    }
+    const data = randomBytes(4 * MiB)
+    const fh = await volume.open('/h.bin', 'w+')
+    // the second write finishes chunk 0, whose store behind it fails: the third write reports it
+    await fh.write(data, 0, MiB, 0)
+    await fh.write(data, MiB, MiB, MiB)
+    await assert.rejects(fh.write(data, 2 * MiB, MiB, 2 * MiB), /the encoder said no/)
+    assert.equal((await fh.stat()).size, 2 * MiB, 'the failed write wrote nothing')
+    // the writer goes on: the write is made again, and the rest
+    for (let at = 2 * MiB; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
+    await fh.sync()
+    await fh.close()
+    assert.ok(Buffer.from(await volume.readFile('/h.bin')).equals(data), 'the committed version is what was written, chunk 0 with it')
   })
 
   it('a finished chunk whose put fails: the write goes on, the fsync fails with the put\'s error and nothing is committed', async () => {
