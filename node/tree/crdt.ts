@@ -931,6 +931,10 @@ class Apply {
   private overlapped (rec: InodeRec, raw: Extent, saw: (id: string) => boolean): string | undefined {
     const head = this.s.head.get(rec.id) ?? []
     if (head.length > 0 && !head.some(saw) && !this.onlyEmptyCreates(head)) return head[0]
+    // an op that saw every extent of the list (one writer's next fsync: nearly every extent
+    // applied) has none to conflict with: the per-author count answers without the extents
+    // meeting its bytes, which for a page every commit rewrites (a database's header) are all of them
+    if (this.sawAll(rec.tail)) return undefined
     const lo = raw.offset as number
     const hi = lo + raw.size
     // the extents meeting its bytes, newest first (through an index: tail-index.ts)
@@ -941,6 +945,19 @@ class Apply {
       if (!sameBytes(x.ext, x.ext.pos, raw, lo, a, z)) return x.ext.op
     }
     return undefined
+  }
+
+  /**
+   * True when this op has every extent of the list ending at `tail` in its causal past (or is
+   * its op: the earlier extents of a multi-extent op): each author's newest extent in the list
+   * (tailAuthors) is at most what the op's vector clock counts of that author.
+   */
+  private sawAll (tail: ExtNode | undefined): boolean {
+    if (tail === undefined) return true
+    const newest = tailAuthors(tail, this.dag)
+    if (newest === undefined) return false
+    for (const [author, seq] of newest) if (this.dag.seen(this.node, author) < seq) return false
+    return true
   }
 
   /**
@@ -1360,6 +1377,48 @@ function versionOfTail (vs: VersionRec[], tail: ExtNode): VersionRec | undefined
 function partOf (tail: ExtNode | undefined, id: string): number {
   return tail !== undefined && tail.ext.op === id ? tail.ext.part ?? 0 : 0
 }
+
+/**
+ * Each author's newest op (its seq in the author's chain) among the extents of the list ending
+ * at `tail`. Kept with the head (weak) and taken over by the next head, as tail-index.ts's
+ * indexes are: a list grows by one extent at a time, so that is one step and no copy; a list
+ * with no kept ancestor within TAIL_CATCH_UP (after an undo, the first ask) is walked whole.
+ * undefined when an extent's op is not in the DAG (never, for a list the tree built: the caller
+ * then walks the extents).
+ */
+function tailAuthors (tail: ExtNode, dag: Dag): ReadonlyMap<string, number> | undefined {
+  const held = newestByAuthor.get(tail)
+  if (held !== undefined) return held === UNKNOWN ? undefined : held
+  const since: ExtNode[] = []
+  let out: Map<string, number> | typeof UNKNOWN | undefined
+  for (let x: ExtNode | undefined = tail; x !== undefined && since.length <= TAIL_CATCH_UP; x = x.prev) {
+    out = newestByAuthor.get(x)
+    if (out !== undefined) {
+      newestByAuthor.delete(x)
+      break
+    }
+    since.push(x)
+  }
+  if (out === undefined) {
+    out = new Map()
+    since.length = 0
+    for (let x: ExtNode | undefined = tail; x !== undefined; x = x.prev) since.push(x)
+  }
+  for (let i = since.length - 1; i >= 0 && out !== UNKNOWN; i--) {
+    const n = dag.get(since[i].ext.op)
+    if (n === undefined) out = UNKNOWN
+    else if ((out.get(n.op.author) ?? 0) < n.seq) out.set(n.op.author, n.seq)
+  }
+  newestByAuthor.set(tail, out)
+  return out === UNKNOWN ? undefined : out
+}
+
+/** tailAuthors() of a list head, until the next head takes it over. */
+const newestByAuthor = new WeakMap<ExtNode, Map<string, number> | typeof UNKNOWN>()
+/** A list with an extent whose op the DAG lacks. */
+const UNKNOWN = Symbol('unknown')
+/** How far back from a head tailAuthors() looks for a kept ancestor before it walks the list whole. */
+const TAIL_CATCH_UP = 256
 
 /** What names an extent: its op, and for the later extents of a multi-extent op, which one. */
 function extentKey (x: Extent): string {

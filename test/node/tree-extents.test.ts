@@ -402,6 +402,43 @@ describe('node/tree positioned extents', function () {
     })
   }
 
+  it('an extent that saw every extent of one author but not an older one of another, with other bytes where it writes, keeps its branch as a sibling', async () => {
+    // the tree answers "saw every extent of the file" by each author's newest extent (crdt.ts
+    // tailAuthors), not by the newest extent alone: b saw all 40 of a's, never c's
+    const t = new Teardown()
+    try {
+      const [a, b, c] = [await replica(t), await replica(t), await replica(t)]
+      const { id: inode } = await a.tree.commit(mkfile(a.tree.root, 'f', '0123456789', sec(1)))
+      await sync(a.tree, b.tree)
+      await sync(a.tree, c.tree)
+      const cc = await c.tree.commit({ type: 'append', inode, content: { inline: enc.encode('cc') }, at: 0, size: 2, offset: 2, time: sec(2) })
+      a.clock.ms += 10
+      for (let i = 0; i < 40; i++) await a.tree.commit({ type: 'append', inode, content: { inline: enc.encode(String(i % 10)) }, at: 0, size: 1, offset: 7, time: sec(3 + i) })
+      await sync(a.tree, b.tree)
+      b.clock.ms += 100
+      const bb = await b.tree.commit({ type: 'append', inode, content: { inline: enc.encode('bb') }, at: 0, size: 2, offset: 2, time: sec(50) })
+      assert.equal(read(b.tree), '01bb456989')
+      const blocks = [...allOps(a.tree).values(), ...allOps(b.tree).values(), ...allOps(c.tree).values()]
+      const views: string[] = []
+      for (const seed of [1, 2, 3]) {
+        const fresh = await replica(t)
+        await deliver(fresh.tree, blocks, seed)
+        // c's extent sorts first and keeps the name (a's, disjoint from it, merge); b's, over
+        // bytes c wrote differently and b never saw, one sibling showing the file as b read it
+        assert.equal(read(fresh.tree), '01cc456989')
+        const sibs = fresh.tree.conflicts()
+        assert.equal(sibs.length, 1)
+        assert.equal(read(fresh.tree, sibs[0].path.slice(1)), '01bb456989')
+        const kept = new Set([...fresh.tree.history(inode), ...fresh.tree.history(sibs[0].inode)].map(v => v.op.toString()))
+        for (const op of [cc, bb]) assert.ok(kept.has(op.cid.toString()))
+        views.push(snapshot(fresh.tree))
+      }
+      assert.equal(new Set(views).size, 1)
+    } finally {
+      await t.run()
+    }
+  })
+
   it('a fold made stale by a late append: the file reads contents every host kept (never a fold a later fold replaced), and folds again', async () => {
     const t = new Teardown()
     try {
