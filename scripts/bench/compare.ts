@@ -32,6 +32,9 @@
 // `enable` is written to the fifo as each of those cells starts and `disable` as it ends, so
 // `perf record -D -1 --control fifo:CTL,ACK ... -- npm run bench` samples those cells alone
 // (V8 profiles misattribute time on oversubscribed cores; perf does not).
+// The hosts run with libuv's threadpool of a real host's worker (`npm run bench` sets
+// UV_THREADPOOL_SIZE to node/cli/supervisor.ts WORKER_THREADPOOL_SIZE, 16, unless it is set): one
+// pool for the process, so darkfs-6's six hosts share what one host has.
 // Needs root (mounts, drop_caches). Run alone: `DARKFS_BENCH=compare npm run bench`.
 import { mkdtemp, chmod, rm, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
