@@ -93,16 +93,15 @@ import { loopTimeSignal } from '../../swarm/index.ts'
 import { forEachLimited } from '../pool.ts'
 import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
 import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto } from './lean-transport.ts'
-import { accountExternalMemoryInHeapLimit, growHeapLimitTwofold } from './heap.ts'
+import { accountExternalMemoryInHeapLimit } from './heap.ts'
 import { skipKnownProtocolMerges } from './peer-protocols.ts'
 
 // pnet's cipher must not die on a busy process's large writes (xsalsa20.ts): corrected before any connection
 renewXsalsa20Views()
 // yamux streams grant room once half their window is used, not after every frame (lean-transport.ts)
 halfWindowYamux(YamuxStream.prototype)
-// Buffer churn must not force a full GC every 64 MiB, nor every ~10% of the live heap (heap.ts)
+// Buffer churn must not force a full GC every 64 MiB (heap.ts)
 accountExternalMemoryInHeapLimit()
-growHeapLimitTwofold()
 
 const log = logger('net:host')
 
