@@ -16,38 +16,15 @@
 // still freed by the next collection, but Buffer churn alone no longer forces a full one every
 // 64 MiB. V8 flags are process-wide and read when limits are computed, so setting it when the first
 // host module loads covers that isolate and every worker started after (the bench's host threads).
-//
-// Headroom (issue 15, six-host cold read): with Buffers counted, the limit that starts the next full
-// collection is what survived the last one (JS heap and live Buffers: chunks cached and fetched
-// ahead, fragments in flight) times V8's growing factor, which it sets from its speed of marking
-// against the program's speed of allocating: near its minimum, ~1.1, on a host moving data. Every
-// ~10% of the live size churned then marked the whole heap again: on six hosts' cold read of 256 MiB
-// (--trace-gc) 36 incremental mark-compacts of ~30 MB heaps, each freeing ~1.5 MB of the JS heap, and
-// V8's marking threads were ~30% of the process's CPU (perf). --heap-growing-percent=100 fixes the
-// factor at 2: the next full collection comes once as much again as survived has been allocated
-// (5-12 mark-compacts against 20-36 for the same read, three pairs), for a heap up to twice its live
-// size between collections: the six-host process held 100-360 MiB more (rss).
 import { setFlagsFromString } from 'node:v8'
 
 /** The V8 flag set by accountExternalMemoryInHeapLimit. */
 export const EXTERNAL_MEMORY_FLAG = '--external-memory-accounted-in-global-limit'
-/** The V8 flag accountExternalMemoryInHeapLimit sets too: the next full collection's limit is twice what survived. */
-export const HEAP_GROWING_FLAG = '--heap-growing-percent=100'
 
 let set = false
-let grown = false
 
-/**
- * Count Buffer memory in V8's heap limit, not against its fixed 64 MiB step, and give the heap
- * twice what survived before the next full collection (see above). Idempotent;
- * DARKFS_V8_EXTERNAL_LIMIT=default leaves V8's rule for Buffers, DARKFS_V8_HEAP_GROWING=default
- * its growing factor (for comparison).
- */
+/** Count Buffer memory in V8's heap limit, not against its fixed 64 MiB step (see above). Idempotent; DARKFS_V8_EXTERNAL_LIMIT=default leaves V8's rule (for comparison). */
 export function accountExternalMemoryInHeapLimit (): void {
-  if (!grown && process.env.DARKFS_V8_HEAP_GROWING !== 'default') {
-    setFlagsFromString(HEAP_GROWING_FLAG)
-    grown = true
-  }
   if (set || process.env.DARKFS_V8_EXTERNAL_LIMIT === 'default') return
   setFlagsFromString(EXTERNAL_MEMORY_FLAG)
   set = true
