@@ -193,9 +193,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         // (a staged fragment may be on no disk here: the parity of a chunk written here, ChunkService.storeChunk)
         has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) && (staging.has(cid) || await store.has(cid)),
         // a fragment still waiting for its placement is served from memory (relays pull it)
-        get: async cid => staging.get(cid) ?? await store.get(cid),
-        // both check what they give: staged fragments were hashed by the writer's encode, and
-        // Store.get hashes what it reads (the swarm does not hash them a second time)
+        get: async cid => staging.get(cid) ?? await store.get(cid, { size: localLeaves.length(cid) }),
+        // (from disk, one whose leaf hashes are kept is read at its known length, in one job:
+        // LocalLeaves.length). Both check what they give: staged fragments were hashed by the
+        // writer's encode, and Store.get hashes what it reads (the swarm does not hash them again)
         verifies: true,
         // leaves of a fragment with their Merkle proof, for a reader's small read (range wants):
         // read alone from disk once this host has the fragment's leaf hashes (it wrote the

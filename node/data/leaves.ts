@@ -141,6 +141,18 @@ export class LocalLeaves {
     return this.kept.get(keyOf(cid)) !== undefined
   }
 
+  /**
+   * The length of fragment `cid` as kept with its leaf hashes (it was written, pushed or read
+   * whole here), else undefined: a holder serving the whole fragment reads it at that size, in
+   * one job (Store.get's `size`: open, pread and close), not by readFile's open, fstat, read and
+   * close, each a trip through the threadpool (a cold read through six hosts serves three of
+   * every chunk's four fragments so). A length that no longer fits the file only costs that read.
+   */
+  length (cid: CID): number | undefined {
+    const kept = this.kept.get(keyOf(cid))
+    return kept === undefined ? undefined : Number(new DataView(kept.buffer, kept.byteOffset, 8).getBigUint64(0))
+  }
+
   /** Forget everything kept (tests and benchmarks read cold). */
   clear (): void {
     this.kept.clear()

@@ -95,6 +95,32 @@ describe('local range reads (LocalLeaves)', function () {
     assert.equal(leaves.counters.wholeReads - before.wholeReads, 0, 'read by a slice, not whole')
   })
 
+  it('length(): a fragment whose leaf hashes are kept is read whole at that length (a holder serving it), and a corrupt one is still refused', async () => {
+    const dir = join(await tempDir(t), 'store')
+    const store = await Store.open(dir)
+    t.add(async () => { await store.close() })
+    const leaves = new LocalLeaves(store)
+    const wrapped = rememberingLeaves(store, leaves)
+    const sizes = [1, LEAF_BYTES, 256 * 1024 + 7]
+    const blocks = sizes.map((n, i) => { const bytes = seededBytes(n, 90 + i); return { cid: cidOf(bytes), bytes } })
+    const unknown = seededBytes(1000, 99)
+    await wrapped.putMany(blocks, { verified: true })
+    await store.put(cidOf(unknown), unknown)
+    // a block of one leaf is not hashed when stored (its slice is the whole block): no length
+    await until('the leaf hashes of the larger blocks kept', () => leaves.keeps(blocks[2].cid), 10_000)
+    assert.equal(leaves.length(blocks[2].cid), sizes[2])
+    assert.equal(leaves.length(cidOf(unknown)), undefined, 'nothing kept of a block stored past the leaves')
+    for (const { cid, bytes } of [...blocks, { cid: cidOf(unknown), bytes: unknown }]) {
+      assert.deepEqual(new Uint8Array(await store.get(cid, { size: leaves.length(cid) })), bytes, 'the whole block, right')
+    }
+    // on disk the block changed: read at its kept length it is refused, as without one
+    const path = await fileHolding(dir, blocks[2].bytes)
+    const bad = Buffer.from(blocks[2].bytes)
+    bad[5] ^= 0xff
+    await writeFile(path, bad)
+    await assert.rejects(store.get(blocks[2].cid, { size: leaves.length(blocks[2].cid) }), (err: any) => /corrupt/i.test(String(err?.message)))
+  })
+
   it('a chunk just written is read by slices at once (its leaf hashes were kept when it was stored)', async () => {
     const { chunks } = await service({ k: 1, m: 0 })
     const bytes = seededBytes(1 << 20, 4)
