@@ -63,6 +63,29 @@ describe('cluster: the writer stores data fragments, and parity only where it ke
     assert.deepEqual(new Uint8Array(await hosts[5].volume.readFile('/placed.bin')), new Uint8Array(data))
   })
 
+  it('a have-query (a keeper\'s survey, a placement\'s count) does not count the writer as holding parity it has only staged; a want of it is still served (fails on the old code: HAVE for staged parity)', async () => {
+    const [w, r] = hosts
+    const { k, m } = w.volume.chunks.params()
+    const data = randomBytes(MiB)
+    // stored, not committed: nothing places it, its parity stays staged (memory) on the writer
+    const { ref } = await w.volume.chunks.storeChunk(data, 0, { params: { k, m } })
+    const coded = encodeChunk(data, MiB, k, m).blocks
+    const parity = ref.fragments.slice(k)
+    for (const f of parity) {
+      assert.equal(await w.store.has(f), false, 'the parity is on no disk')
+      assert.ok(w.volume.chunks.staged(f) !== undefined, 'the parity is staged')
+    }
+    // the question a keeper's survey asks of each live host (keeper/survey.ts): the writer is
+    // not counted among the parity's holders, so the chunk is not called redundant on its account
+    const held = await r.swarm.has(ref.fragments, w.host.peerId)
+    for (const f of ref.fragments.slice(0, k)) assert.ok(held.has(f.toString()), 'a data fragment (on the writer\'s disk) is held')
+    for (const f of parity) assert.ok(!held.has(f.toString()), `staged parity ${f.toString()} is not answered held`)
+    // a relay's (or a target's) want of the staged parity is served from memory as before
+    for (const [i, f] of parity.entries()) {
+      assert.deepEqual(new Uint8Array(await r.swarm.pull(f, [w.host.peerId])), new Uint8Array(coded[k + i].bytes), `staged parity ${k + i} is served to a want`)
+    }
+  })
+
   it('a write whose peers went away is left pending as its data fragments; placed once they are back, with parity rebuilt from them', async () => {
     const [w, ...peers] = hosts
     const { k, m } = w.volume.chunks.params()
