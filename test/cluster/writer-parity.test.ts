@@ -131,8 +131,10 @@ describe('cluster: the writer stores data fragments, and parity only where it ke
     const coded = encodeChunk(second, MiB, k, m).blocks
     for (let j = k; j < k + m; j++) {
       const f = ref.fragments[j]
-      const on = hosts.filter(h => h !== w)
-      await until(`parity fragment ${j} is on a peer`, async () => (await Promise.all(on.map(async h => await h.store.has(f)))).some(Boolean), 60_000)
+      // (the parity the writer is the target of is placed on its own disk, and on no peer: six
+      // hosts, six fragments, one target each)
+      const on = j === mine ? [w] : hosts.filter(h => h !== w)
+      await until(`parity fragment ${j} is on ${j === mine ? 'the writer (its target)' : 'a peer'}`, async () => (await Promise.all(on.map(async h => await h.store.has(f)))).some(Boolean), 60_000)
       for (const h of on) if (await h.store.has(f)) assert.deepEqual(new Uint8Array(await h.store.get(f)), new Uint8Array(coded[j].bytes), `${h.name}'s parity fragment ${j}`)
     }
     // the writer stopped: the chunk reads back from the others alone
