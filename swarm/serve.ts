@@ -34,10 +34,13 @@ export const HAVE_LOOKUPS = 4
 /**
  * The blocks a node serves. has(cid, peer, { background }) may answer false for a block held
  * here: for what this node withholds from that peer (forward.ts), or, for a background want
- * (repair, a pin's catch-up), for what it is still placing on a thin uplink.
+ * (repair, a pin's catch-up), for what it is still placing on a thin uplink. `haveOnly`: the
+ * answer is a have-query's (HAVE or DONT_HAVE, no block sent), which the asker counts as this
+ * node holding the block (keepers' surveys, placement): a node may answer it from what it keeps
+ * durably only, and still serve a block it holds for a while (in memory) to a want of it.
  */
 export interface BlockSource {
-  has: (cid: CID, peer?: string, opts?: { background?: boolean }) => Promise<boolean>
+  has: (cid: CID, peer?: string, opts?: { background?: boolean, haveOnly?: boolean }) => Promise<boolean>
   get: (cid: CID, opts?: AbortOptions) => Promise<Uint8Array>
   /**
    * true: get() returns only bytes it checked against the CID (a store that hashes what it
@@ -190,7 +193,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
           await Promise.all(Array.from({ length: Math.min(HAVE_LOOKUPS, batch.length) }, async () => {
             for (let i = next++; i < batch.length; i = next++) {
               const w = batch[i]
-              held[i] = await ctx.blocks.has(w.cid, undefined, { background: w.background }).catch((err: Error) => {
+              held[i] = await ctx.blocks.has(w.cid, undefined, { background: w.background, haveOnly: true }).catch((err: Error) => {
                 log.error('has(%s) for %s failed, answering DONT_HAVE: %s', shortCid(w.cid), shortPeer(peer), err.message)
                 return false
               })

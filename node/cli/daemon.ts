@@ -190,8 +190,13 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // background wants (repair, pins' catch-up) are refused what this host is still placing
       // through relays: the relays deliver it to those hosts (pending.ts)
       blocks: {
-        // (a staged fragment may be on no disk here: the parity of a chunk written here, ChunkService.storeChunk)
-        has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) && (staging.has(cid) || await store.has(cid)),
+        // a staged fragment may be on no disk here (the parity of a chunk written here,
+        // ChunkService.storeChunk): served to the wants of it (relays pull it, placement's
+        // targets), but a have-query (a keeper's survey, a placement's count of holders) is
+        // answered from the store alone: it counts the answer as this host keeping the block,
+        // and staged parity is gone with a restart (the pending list too, pending.ts)
+        has: async (cid, _peer, o) => !(o?.background === true && pending.withholdsBackground(cid)) &&
+          ((o?.haveOnly !== true && staging.has(cid)) || await store.has(cid)),
         // a fragment still waiting for its placement is served from memory (relays pull it)
         get: async cid => staging.get(cid) ?? await store.get(cid, { size: localLeaves.length(cid) }),
         // (from disk, one whose leaf hashes are kept is read at its known length, in one job:

@@ -21,7 +21,8 @@
 //    since then, less MEMBER_MAX_SKEW_MS (members.ts: a host back from an outage missed the
 //    records and DOWN notices of that time, a handful, not the table), and the whole table only
 //    when that left the digests apart (or the peer is of an older version). Table answers of more
-//    than TABLE_ANSWER_UNPACED messages are paced per peer;
+//    than TABLE_ANSWER_UNPACED messages are paced per peer (a big answer of changes is followed
+//    by the whole table when the peer asks for it next: the same round's second pull);
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
@@ -85,7 +86,12 @@ export interface MemberServiceOptions {
 export async function startMemberService (host: MemberServiceHost, table: MemberTable, opts: MemberServiceOptions = {}): Promise<MemberService> {
   let stopped = false
   let pulled = false
-  const answered = new Map<string, number>()
+  /**
+   * Peer -> when it was last given a paced (big) table answer, and whether that answer was of the
+   * changes `since` a time: the whole table asked right after it is the same round's second pull
+   * (pullMembers: the digests still differ), answered once more within the interval.
+   */
+  const answered = new Map<string, { at: number, since: boolean }>()
 
   const publish = async (msg: Uint8Array): Promise<string[]> => {
     const data = new Uint8Array(msg.byteLength + 1)
@@ -121,9 +127,18 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       if (req.t === 'digest') return { t: 'digest', d: table.digest() }
       const members = table.messages(req.since)
       if (members.length <= TABLE_ANSWER_UNPACED) return { t: 'table', members }
-      const last = answered.get(peer) ?? 0
-      if (Date.now() - last < TABLE_ANSWER_MIN_INTERVAL_MS) return { t: 'table', members: [] }
-      answered.set(peer, Date.now())
+      const now = Date.now()
+      const last = answered.get(peer)
+      if (last !== undefined && now - last.at < TABLE_ANSWER_MIN_INTERVAL_MS) {
+        // a big answer of changes left the tables apart (a long partition: a record the peer
+        // lacks was taken here before `since`): its round's pull of the whole table is answered,
+        // or the peer would pull changes and get an empty table every round, never catching up;
+        // one such pull per paced answer of changes: at most two big answers per interval
+        if (req.since !== undefined || !last.since) return { t: 'table', members: [] }
+        answered.set(peer, { at: last.at, since: false })
+        return { t: 'table', members }
+      }
+      answered.set(peer, { at: now, since: req.since !== undefined })
       return { t: 'table', members }
     }
   }, { maxInboundStreams: 4, maxOutboundStreams: 4 })

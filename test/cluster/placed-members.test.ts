@@ -12,7 +12,6 @@ import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
-import { Story } from '../../harness/story.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import { assignment, plan } from '../../node/keeper/index.ts'
 
@@ -45,10 +44,16 @@ function wantsOf (w: ClusterHost, refs: ChunkRef[]): Map<string, string[][]> {
 
 describe('placed counted against the members, not the connected hosts (5 in-process hosts)', function () {
   this.timeout(300_000)
+  // each test starts its own five hosts, stopped after it
   const t = new Teardown()
-  let hosts: ClusterHost[]
-  const story = new Story()
-  after(async () => { await t.run() })
+  afterEach(async () => { await t.run() })
+
+  /** Five hosts, every one connected to every other. */
+  async function five (): Promise<ClusterHost[]> {
+    const hosts = await startCluster(t, 5, { daemon: { keep } })
+    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 4), 60_000)
+    return hosts
+  }
 
   /**
    * Waits until the writer's pending chunks are those with a target not in `up`, then checks
@@ -80,9 +85,8 @@ describe('placed counted against the members, not the connected hosts (5 in-proc
     return placed
   }
 
-  it('members coming back one by one: pending until each chunk\'s targets hold it', story.step(async () => {
-    hosts = await startCluster(t, 5, { daemon: { keep } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 4), 60_000)
+  it('members coming back one by one: pending until each chunk\'s targets hold it', async () => {
+    const hosts = await five()
     const [w, , , , e] = hosts
     const away = hosts.slice(1, 4)
     for (const h of away) await h.stop()
@@ -107,9 +111,10 @@ describe('placed counted against the members, not the connected hosts (5 in-proc
       await honest(w, refs, targets, up)
     }
     assert.equal(await honest(w, refs, targets, up), refs.length)
-  }))
+  })
 
-  it('a member declared gone: the chunks that waited for it are placed on the members left', story.step(async () => {
+  it('a member declared gone: the chunks that waited for it are placed on the members left', async () => {
+    const hosts = await five()
     const w = hosts[0]
     const gone = hosts[2]
     await gone.stop()
@@ -141,5 +146,5 @@ describe('placed counted against the members, not the connected hosts (5 in-proc
     }
     // and reads back from a host that wrote none of it
     assert.equal((await left[1].volume.readFile('/g.bin')).byteLength, 8 << 20)
-  }))
+  })
 })

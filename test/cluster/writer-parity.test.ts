@@ -9,6 +9,7 @@ import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { encodeChunk } from '../../node/data/index.ts'
+import { plan } from '../../node/keeper/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 
 const MiB = 1 << 20
@@ -63,6 +64,29 @@ describe('cluster: the writer stores data fragments, and parity only where it ke
     assert.deepEqual(new Uint8Array(await hosts[5].volume.readFile('/placed.bin')), new Uint8Array(data))
   })
 
+  it('a have-query (a keeper\'s survey, a placement\'s count) does not count the writer as holding parity it has only staged; a want of it is still served (fails on the old code: HAVE for staged parity)', async () => {
+    const [w, r] = hosts
+    const { k, m } = w.volume.chunks.params()
+    const data = randomBytes(MiB)
+    // stored, not committed: nothing places it, its parity stays staged (memory) on the writer
+    const { ref } = await w.volume.chunks.storeChunk(data, 0, { params: { k, m } })
+    const coded = encodeChunk(data, MiB, k, m).blocks
+    const parity = ref.fragments.slice(k)
+    for (const f of parity) {
+      assert.equal(await w.store.has(f), false, 'the parity is on no disk')
+      assert.ok(w.volume.chunks.staged(f) !== undefined, 'the parity is staged')
+    }
+    // the question a keeper's survey asks of each live host (keeper/survey.ts): the writer is
+    // not counted among the parity's holders, so the chunk is not called redundant on its account
+    const held = await r.swarm.has(ref.fragments, w.host.peerId)
+    for (const f of ref.fragments.slice(0, k)) assert.ok(held.has(f.toString()), 'a data fragment (on the writer\'s disk) is held')
+    for (const f of parity) assert.ok(!held.has(f.toString()), `staged parity ${f.toString()} is not answered held`)
+    // a relay's (or a target's) want of the staged parity is served from memory as before
+    for (const [i, f] of parity.entries()) {
+      assert.deepEqual(new Uint8Array(await r.swarm.pull(f, [w.host.peerId])), new Uint8Array(coded[k + i].bytes), `staged parity ${k + i} is served to a want`)
+    }
+  })
+
   it('a write whose peers went away is left pending as its data fragments; placed once they are back, with parity rebuilt from them', async () => {
     const [w, ...peers] = hosts
     const { k, m } = w.volume.chunks.params()
@@ -107,13 +131,86 @@ describe('cluster: the writer stores data fragments, and parity only where it ke
     const coded = encodeChunk(second, MiB, k, m).blocks
     for (let j = k; j < k + m; j++) {
       const f = ref.fragments[j]
-      const on = hosts.filter(h => h !== w)
-      await until(`parity fragment ${j} is on a peer`, async () => (await Promise.all(on.map(async h => await h.store.has(f)))).some(Boolean), 60_000)
+      // (the parity the writer is the target of is placed on its own disk, and on no peer: six
+      // hosts, six fragments, one target each)
+      const on = j === mine ? [w] : hosts.filter(h => h !== w)
+      await until(`parity fragment ${j} is on ${j === mine ? 'the writer (its target)' : 'a peer'}`, async () => (await Promise.all(on.map(async h => await h.store.has(f)))).some(Boolean), 60_000)
       for (const h of on) if (await h.store.has(f)) assert.deepEqual(new Uint8Array(await h.store.get(f)), new Uint8Array(coded[j].bytes), `${h.name}'s parity fragment ${j}`)
     }
     // the writer stopped: the chunk reads back from the others alone
     await until('a peer knows the file', async () => await hosts[1].volume.stat('/offline.bin').then(() => true, () => false), 60_000)
     await w.stop()
     assert.deepEqual(new Uint8Array(await hosts[1].volume.readFile('/offline.bin')), new Uint8Array([...first, ...second]))
+  })
+})
+
+describe('cluster: a writer restarted before its parity was pushed', function () {
+  this.timeout(300_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  // background repair passes every second: the keepers are what places the chunk here
+  const keep = { repairIntervalMs: 1000, repairQuietIntervalMs: 1000, atRiskDelayMs: 1000, scrubIntervalMs: 0, gcIntervalMs: 0 }
+
+  it('its pending list and staging are gone: nothing counts the writer as holding parity, the keepers place the chunk, and it ends redundant, the parity rebuilt from the data fragments', async () => {
+    const hosts = await startCluster(t, 6, { transport: 'tcp', daemon: { keep } })
+    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+    const [w, ...peers] = hosts
+    const { k, m } = w.volume.chunks.params()
+    assert.deepEqual({ k, m }, { k: 4, m: 2 })
+    const first = randomBytes(MiB)
+    const second = randomBytes(MiB)
+    const key = encodeChunk(second, MiB, k, m).ref.cid!.toString()
+    const gone = Promise.withResolvers<void>()
+    const stopped = Promise.withResolvers<void>()
+    // as above: the parameters fixed online at the first chunk, the second written offline
+    async function * pieces (): AsyncGenerator<Uint8Array> {
+      yield first
+      gone.resolve()
+      await stopped.promise
+      yield second
+    }
+    const writing = w.volume.replaceFile('/restart.bin', pieces(), { wait: 'none' })
+    await gone.promise
+    await Promise.all(peers.map(async p => { await p.stop() }))
+    await until('the writer is offline', () => w.host.peers().length === 0 && w.presence.offline(), 60_000)
+    stopped.resolve()
+    await writing
+    const ref = (await chunksOf(w, '/restart.bin')).find(r => r.cid?.toString() === key)!
+    await until('the chunk is left pending, its attempt over', () => w.network.pending.has(key) && !w.network.isPlacing(key), 60_000)
+    for (const f of ref.fragments.slice(0, k)) assert.ok(await w.store.has(f), 'its data fragments are on the writer\'s disk')
+
+    // the writer restarts before any of it was pushed: its pending list (memory) and staging are gone
+    await w.stop()
+    const w2 = await startHost(t, w.dir, `${w.name}-again`, [], { transport: 'tcp', daemon: { keep } })
+    assert.equal(w2.network.pending.has(key), false, 'the restarted writer has no pending placement of the chunk')
+    for (const f of ref.fragments.slice(k)) assert.equal(w2.volume.chunks.staged(f), undefined, 'no parity staged')
+    const again: ClusterHost[] = [w2]
+    for (const p of peers) again.push(await startHost(t, p.dir, `${p.name}-back`, [w2.address], { transport: 'tcp', daemon: { keep } }))
+    await until('full mesh again', () => again.every(h => h.host.peers().length === 5), 60_000)
+
+    // every fragment on every host the plan over the members wants it on (survey.ts plan), asked
+    // of the stores themselves; the parity byte-equal to the code's
+    const live = new Set(again.map(h => h.host.peerId))
+    const redundant = async (): Promise<string> => {
+      const holdings = new Map<string, Set<string>>()
+      for (const f of ref.fragments) {
+        const on = new Set<string>()
+        for (const h of again) if (await h.store.has(f)) on.add(h.host.peerId)
+        holdings.set(f.toString(), on)
+      }
+      const p = plan(ref, holdings, w2.policy.members(), live, w2.host.peerId, w2.policy)
+      return `${p.health}: ${p.want.map((hs, j) => `f${j} on ${[...p.held[j]].length} of ${hs.length}`).join(', ')}`
+    }
+    await until('the chunk is redundant', async () => (await redundant()).startsWith('redundant'), 180_000)
+      .catch(async (err: Error) => { throw new Error(`${err.message}: ${await redundant()}`) })
+    const coded = encodeChunk(second, MiB, k, m).blocks
+    for (let j = k; j < k + m; j++) {
+      for (const h of again) if (await h.store.has(ref.fragments[j])) assert.deepEqual(new Uint8Array(await h.store.get(ref.fragments[j])), new Uint8Array(coded[j].bytes), `${h.name}'s parity fragment ${j}`)
+    }
+    const s = await again[1].keep.status()
+    assert.equal(s.lost, 0)
+    // the writer stopped: the file reads back from the others alone
+    await w2.stop()
+    assert.deepEqual(new Uint8Array(await again[1].volume.readFile('/restart.bin')), new Uint8Array([...first, ...second]))
   })
 })

@@ -10,8 +10,9 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { MemberTable } from '../../node/net/members.ts'
-import { startMemberService } from '../../node/net/member-service.ts'
+import { MEMBERS, MemberTable, pullMembers } from '../../node/net/members.ts'
+import { TABLE_ANSWER_UNPACED, startMemberService } from '../../node/net/member-service.ts'
+import { call } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
 import { equalBytes } from '../../node/bytes.ts'
 import { Teardown } from '../../harness/tmp.ts'
@@ -78,5 +79,58 @@ describe('node/net member-table anti-entropy', function () {
     // every answer since: what a took in the skew window (its own and b's records, the notice), not the table
     for (const x of since) assert.ok(x.since !== undefined && x.count <= 3, JSON.stringify(x))
     assert.ok(since.some(x => x.down), 'the DOWN notice came in an answer of changes')
+  })
+
+  it('real hosts: after a long partition (more than TABLE_ANSWER_UNPACED changes), a host lacking a record taken before `since` gets it from the same round\'s pull of the whole table (fails on the old code: that pull was paced, answered empty)', async () => {
+    const networkKey = createNetworkKey()
+    const keyA = await generateKeyPair('Ed25519')
+    const keyB = await generateKeyPair('Ed25519')
+    const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostA.stop() })
+    // a's clock an hour behind while it takes the old record: taken long before b's `since`
+    let offset = -HOUR
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify, now: () => Date.now() + offset })
+    const seq = Date.now() - 2 * HOUR
+    const record = async (o: ReturnType<typeof signerFor>): Promise<Uint8Array> => {
+      const r = dagCbor.encode({ peer: o.author, seq, addrs: ['/ip4/127.0.0.1/tcp/1'] })
+      return dagCbor.encode({ t: 'member', r, s: await o.sign(r) })
+    }
+    const old = signerFor(await generateKeyPair('Ed25519'))
+    assert.equal(await a.take(await record(old)), 'new')
+    offset = 0
+    // then, during the partition, more changes than an unpaced answer carries
+    const many = await Promise.all(Array.from({ length: TABLE_ANSWER_UNPACED + 20 }, async () => signerFor(await generateKeyPair('Ed25519'))))
+    for (const o of many) assert.equal(await a.take(await record(o)), 'new')
+    const serviceA = await startMemberService(hostA, a)
+    t.add(async () => { await serviceA.stop() })
+
+    // b: a host without a member service of its own (its pulls are the test's), in step with a
+    // before the partition; its table has none of a's records
+    const hostB = await createHost({ privateKey: keyB, networkKey, listen: [memAddr()], join: [hostA.addresses()[0]] })
+    t.add(async () => { await hostB.stop() })
+    const b = new MemberTable({ self: hostB.peerId, signer: signerFor(keyB), verify })
+    await until('b is connected to a', () => hostB.peers().some(p => p.id === hostA.peerId), 30_000)
+    const sizes: number[] = []
+    const pull = async (since?: number): Promise<void> => {
+      const reply = await call(hostB, hostA.peerId, MEMBERS, since === undefined ? { t: 'table' } : { t: 'table', since })
+      const members = reply.t === 'table' ? reply.members : []
+      sizes.push(members.length)
+      for (const m of members) await b.take(m, members.length)
+    }
+    const differs = async (): Promise<boolean> => {
+      const reply = await call(hostB, hostA.peerId, MEMBERS, { t: 'digest' })
+      return reply.t === 'digest' && !equalBytes(reply.d, b.digest())
+    }
+    // one round: the changes since b was in step (ten minutes ago), then, the digests still
+    // apart (b lacks the old record), the whole table
+    assert.equal(await pullMembers(Date.now() - 10 * 60_000, pull, differs), 'table')
+    assert.ok(sizes[0] > TABLE_ANSWER_UNPACED, `the changes: a big (paced) answer: ${JSON.stringify(sizes)}`)
+    assert.ok(sizes[1] > sizes[0], `the whole table answered in the same round: ${JSON.stringify(sizes)}`)
+    assert.ok(b.has(old.author), 'b took the record a took before `since`')
+    assert.ok(equalBytes(a.digest(), b.digest()), 'b agrees with a')
+    // still paced: another big answer within the interval is empty, whichever is asked
+    await pull()
+    await pull(Date.now() - 10 * 60_000)
+    assert.deepEqual(sizes.slice(2), [0, 0], 'further big answers within the interval are paced')
   })
 })
