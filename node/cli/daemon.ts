@@ -36,6 +36,11 @@ export interface DaemonOptions {
   allowFrom?: string[]
   /** Connections kept open once settled (`--max-connections`, default 64; net/host.ts). */
   maxConnections?: number
+  /**
+   * The keeper counts are summed along a tree in networks of more members than this (keeper/kept.ts
+   * keptTreeMode; default FULL_MESH_PEERS): tests of a few tens of hosts set it lower.
+   */
+  keptTreeMembers?: number
   /** Data upload/download caps in bytes/s (swarm traffic; DHT and control are apart). */
   maxUpload?: number
   maxDownload?: number
@@ -413,7 +418,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // the counts are summed along the tree in a network of more than FULL_MESH_PEERS members
     // (keptTreeMode: the member table's size, the same on every host, not this host's
     // connections), by a host that announces it does (its features; a test's older host not)
-    const keptTree = (): boolean => keptTreeMode(members.size) && features.supports(host.peerId, FEATURE_KEPT_TREE)
+    const keptTree = (): boolean => keptTreeMode(members.size, opts.keptTreeMembers) && features.supports(host.peerId, FEATURE_KEPT_TREE)
     const keptNow = new KeptNotices({
       signer,
       verify,

@@ -8,9 +8,25 @@
 // are summed along a tree (kept-tree.ts): each host sends its group's sum (its own counts and its
 // children's sums, a sum record: the counts and the hosts summed, signed) to its parent
 // (kept-service.ts 'sum' calls), at most once per keptIntervalOf(members, 'up') and only when
-// it moved, its parent changed or the hosts up did; the root publishes the network's totals on
-// gossip (tagged KEPT_GOSSIP_TAG) at most once per keptIntervalOf(members, 'root'), and every
-// host keeps the root's latest. (Every host's record on gossip, as before the tree, was ~3.5
+// it moved, its parent changed or the hosts up did, or unchanged after KEPT_RESEND_INTERVALS up
+// intervals (a parent that restarted forgot it, and nothing the child sees changed); a sum the
+// parent did not take (taken: false: it does not see the sender as its child, or not yet as a
+// member) or could not be sent is sent again after the up interval, doubling. The root publishes
+// the network's totals on gossip (tagged KEPT_SUM_GOSSIP_TAG, which a host of an older version
+// ignores) at most once per keptIntervalOf(members, 'root'), at the up pace for its first
+// KEPT_ROOT_SETTLE_INTERVALS up intervals as root (its first totals lack the sums of the old
+// root's children), and every host keeps the root's latest. Tree or not is decided on the
+// member table's size (keptTreeMode), the same on every host, not on its connections.
+//
+// Trust: in a full mesh each host's counts are signed by it, and a host sums them itself. Along
+// the tree the totals are as honest as the root and the hosts between it and the counts: any
+// member can make keys until one is the smallest id up (among n hosts about n tries, cheap; a
+// salt of the ranking by a known epoch would only make it redo that each epoch, so it is not
+// done) and dictate the totals, and an inner host can alter its group's sum within its bounds.
+// A host checks: the root's signature and that it is the smallest id up here, that its totals
+// claim at most the hosts up here (+ KEPT_GROUP_SLACK); a parent, that a sum is its child's
+// own, of at most twice its group's hosts. The root's figures are not checked against a host's
+// own (they are minutes old: its group's newer counts may exceed them honestly). (Every host's record on gossip, as before the tree, was ~3.5
 // records a second network-wide at 1,000 hosts under churn: over 100 kbit/s a host with gossip's
 // copies and IHAVEs; along the tree ~0.13 kbit/s, `npm run sim` kept.h1000.) Either way `darkfs
 // status` answers from memory, with no message, and sees a chunk its keeper repaired as
@@ -138,8 +154,8 @@ export const KEPT_GROUP_SLACK = 16
  * --max-connections and the peers it remembers): all hosts of a network sum the same way, and a
  * host's sum never goes to a parent that ignores it.
  */
-export function keptTreeMode (members: number): boolean {
-  return members > FULL_MESH_PEERS
+export function keptTreeMode (members: number, above = FULL_MESH_PEERS): boolean {
+  return members > above
 }
 
 /** What a host's record is for: told to its peers (a full mesh), sent up the tree, or the root's totals on gossip. */
@@ -683,7 +699,16 @@ export class KeptNotices {
       // a sum on gossip or in a table: the network's totals, taken from the root only (the
       // smallest id up here: kept-tree.ts); from the same root, only a newer one
       const held = this.root
-      if (keptRoot(this.c.up()) !== rec.peer || (held?.peer === rec.peer && (rec.seq <= held.seq || tooSoon(held)))) return 'old'
+      const up = this.c.up()
+      if (keptRoot(up) !== rec.peer || (held?.peer === rec.peer && (rec.seq <= held.seq || tooSoon(held)))) return 'old'
+      // totals of more hosts than are up here (with room for views that differ a while): not
+      // taken, this host keeps the totals it had (see the header: the trust in the tree)
+      const members = new Set(up).size
+      if (rec.hosts > members + KEPT_GROUP_SLACK) {
+        this.refused++
+        this.c.onRefused?.(new KeptRecordError(`the root's totals claim ${rec.hosts} hosts, ${members} are up here`), from)
+        return 'old'
+      }
       this.root = rec
       return 'new'
     }

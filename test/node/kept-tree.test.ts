@@ -407,6 +407,16 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       n.stop()
     })
 
+    it('the root\'s totals claiming more hosts than are up are not taken', async () => {
+      await settle()
+      const root = signers.find(s => s.author === keptRoot(up))!
+      const other = notices.get(up.find(p => p !== root.author)!)!
+      assert.equal(await other.take(await signKept(root, Date.now() * 1000, counts(5), N + 17), 'a peer'), 'old')
+      assert.equal(other.refused, 1)
+      assert.equal(await other.take(await signKept(root, Date.now() * 1000 + 1, counts(5), N + 16), 'a peer'), 'new', 'views of the hosts up differ a while')
+      assert.equal(other.totals().reporting, N + 16)
+    })
+
     it('a sum from a host not its child is refused before its signature is checked', async () => {
       const parent = keptRoot(up)!
       const stranger = signers.find(s => { const q = keptParent(up, s.author); return typeof q === 'string' && q !== parent })!
