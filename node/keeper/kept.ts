@@ -518,9 +518,10 @@ export class KeptNotices {
 
   /**
    * Along the tree: the group's sum to the parent when it moved, the parent changed or the hosts
-   * up did (a parent forgets a host no longer its child, one down for a while included), or, at
-   * the root, the network's totals on gossip. A send that failed is tried again on the next
-   * change, or after the interval.
+   * up did (a parent forgets a host no longer its child, one down for a while included), or
+   * unchanged after KEPT_RESEND_INTERVALS up intervals; or, at the root, the network's totals on
+   * gossip. A send that failed or was not taken is tried again after the up interval, doubling
+   * (changed()).
    */
   private async sumUp (own: KeptCounts): Promise<void> {
     const up = this.c.up()
@@ -547,6 +548,7 @@ export class KeptNotices {
     try {
       if (await this.c.sendUp?.(parent, msg) === false) failed = 'not taken'
     } catch (err) {
+      // logged below (onRefused), with the parent it was sent to, and tried again
       failed = (err as Error).message
     }
     if (this.stopped) return
