@@ -182,9 +182,13 @@ export async function runKeptSim (o: KeptSimOptions): Promise<KeptSimResult> {
           sendUp: async (parent: string, msg: Uint8Array) => {
             if (q.now >= warm && q.now < end) { ups++; upBytes += msg.byteLength }
             const to = index.get(parent)!
-            // a sum refused (forged, out of range) would leave its group out: the run fails
-            q.after(o.latencyMs, () => {
-              if (up.has(to)) void notices[to].takeSum(msg, peer).then(r => { if (r === 'reject') refusedSums++ })
+            // a sum refused (forged, out of range) would leave its group out: the run fails; one
+            // not taken (or a parent away) is a failed send, which the sender tries again
+            return await new Promise<boolean>(resolve => {
+              q.after(o.latencyMs, () => {
+                if (!up.has(to)) { resolve(false); return }
+                void notices[to].takeSum(msg, peer).then(r => { if (r === 'reject') refusedSums++; resolve(r === 'new') })
+              })
             })
           }
         }

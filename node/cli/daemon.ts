@@ -10,13 +10,13 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FeatureBook, FEATURE_CLAY, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURE_CLAY, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, sendKeptSum, startKeptService } from '../keeper/index.ts'
+import { ChunkNetwork, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments, KeptService } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
@@ -36,6 +36,11 @@ export interface DaemonOptions {
   allowFrom?: string[]
   /** Connections kept open once settled (`--max-connections`, default 64; net/host.ts). */
   maxConnections?: number
+  /**
+   * The keeper counts are summed along a tree in networks of more members than this (keeper/kept.ts
+   * keptTreeMode; default FULL_MESH_PEERS): tests of a few tens of hosts set it lower.
+   */
+  keptTreeMembers?: number
   /** Data upload/download caps in bytes/s (swarm traffic; DHT and control are apart). */
   maxUpload?: number
   maxDownload?: number
@@ -416,6 +421,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }, { ...opts.keep, repairBytesPerSecond: opts.keep?.repairBytesPerSecond ?? repairRate(upload) })
     closers.push(keep.stop)
     const signer = signerFor(privateKey)
+    // the counts are summed along the tree in a network of more than FULL_MESH_PEERS members
+    // (keptTreeMode: the member table's size, the same on every host, not this host's
+    // connections), by a host that announces it does (its features; a test's older host not)
+    const keptTree = (): boolean => keptTreeMode(members.size, opts.keptTreeMembers) && features.supports(host.peerId, FEATURE_KEPT_TREE)
     const keptNow = new KeptNotices({
       signer,
       verify,
@@ -425,17 +434,26 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       tell: () => { spaceNotices.tellKept() },
       // beyond the full mesh a host is connected to a few members only: its record goes on
       // gossip too, so every member hears it (in a full mesh every peer gets its space notice)
-      publish: () => host.beyondFullMesh()
-        ? async (msg: Uint8Array) => {
+      publish: () => host.beyondFullMesh() || keptTree()
+        ? async (msg: Uint8Array, sum?: boolean) => {
           const data = new Uint8Array(msg.byteLength + 1)
-          data[0] = KEPT_GOSSIP_TAG
+          // the root's totals under their own tag: a host of an older version ignores it (no
+          // handler), where it would refuse a sum record under the records' tag and score down
+          // the peer that forwarded it
+          data[0] = sum === true ? KEPT_SUM_GOSSIP_TAG : KEPT_GOSSIP_TAG
           data.set(msg, 1)
           return await host.gossip.publish(data)
         }
         : undefined,
       // and beyond it the counts are summed along a tree (keeper/kept-tree.ts): a host sends its
       // group's sum to its parent, and only the root's totals go on gossip
-      sendUp: async (parent, msg) => { await sendKeptSum(host, parent, msg) },
+      // (a parent that announced it does not sum so, a host of an older version, is not called:
+      // the send failed, tried again later)
+      sendUp: async (parent, msg) => {
+        if (host.features(parent) !== undefined && !features.supports(parent, FEATURE_KEPT_TREE)) return false
+        return await sendKeptSum(host, parent, msg)
+      },
+      tree: keptTree,
       onRefused: (err, from) => { log('keeper counts from %s refused: %s', from, err.message) }
     })
     kept = keptNow
@@ -443,10 +461,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const onMemberAdded = (e: Event): void => { keptNow.memberAdded((e as CustomEvent<string>).detail) }
     members.addEventListener('member', onMemberAdded)
     host.addEventListener('peer:connect', onMemberAdded)
-    host.gossip.handleTagged(KEPT_GOSSIP_TAG, async (data, from) => {
+    const onKept = async (data: Uint8Array, from: string): Promise<'accept' | 'ignore' | 'reject'> => {
       const r = await keptNow.take(data, from)
       return r === 'new' ? 'accept' : r === 'old' ? 'ignore' : 'reject'
-    })
+    }
+    host.gossip.handleTagged(KEPT_GOSSIP_TAG, onKept)
+    host.gossip.handleTagged(KEPT_SUM_GOSSIP_TAG, onKept)
     // the counts follow the book's observations and the hosts up (a holder gone counts at once)
     keep.book.onObserve = () => { keptNow.changed() }
     const keptEvents = ['gone', 'joined', 'lapsed', 'back', 'change']
@@ -468,6 +488,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       host.removeEventListener('peer:connect', onMemberAdded)
       keep.book.onObserve = undefined
       host.gossip.handleTagged(KEPT_GOSSIP_TAG, undefined)
+      host.gossip.handleTagged(KEPT_SUM_GOSSIP_TAG, undefined)
       for (const e of keptEvents) membership.removeEventListener(e, onMembers)
       host.removeEventListener('peer:connect', onMembers)
     })

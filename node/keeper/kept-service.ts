@@ -92,9 +92,15 @@ export function keptDigest (held: Array<{ peer: string, seq: number }>): Uint8Ar
   return new Uint8Array(h.digest())
 }
 
-/** Send `msg`, this host's group sum, to its parent `peer` in the tree (KeptNotices' sendUp). */
-export async function sendKeptSum (host: RpcDialer, peer: string, msg: Uint8Array): Promise<void> {
-  await call(host, peer, KEPT_TABLE, { t: 'sum', r: msg })
+/**
+ * Send `msg`, this host's group sum, to its parent `peer` in the tree (KeptNotices' sendUp):
+ * whether the parent took it. Not taken (it does not see the sender as its child yet, the sender
+ * is not a member there yet, its sum claims more hosts than its group has there, too soon) is a
+ * send that failed: the sender tries again later.
+ */
+export async function sendKeptSum (host: RpcDialer, peer: string, msg: Uint8Array): Promise<boolean> {
+  const reply = await call(host, peer, KEPT_TABLE, { t: 'sum', r: msg })
+  return reply.t === 'sum' && reply.taken
 }
 
 export interface KeptService {
@@ -113,7 +119,7 @@ export async function startKeptService (host: KeptServiceHost, kept: KeptNotices
   const unserve = await serve(host, KEPT_TABLE, {
     call: async (req, { peer }): Promise<KeptTableReply> => {
       if (req.t === 'digest') return { t: 'digest', d: keptDigest(kept.held()) }
-      // (a refused sum is answered, not failed: the sender learns nothing it could retry on)
+      // (a refused sum is answered taken: false, not failed: the sender tries again later)
       if (req.t === 'sum') return { t: 'sum', taken: await kept.takeSum(req.r, peer) === 'new' }
       const last = answered.get(peer) ?? 0
       if (Date.now() - last < TABLE_ANSWER_MIN_INTERVAL_MS) return { t: 'kept', records: [] }

@@ -8,9 +8,25 @@
 // are summed along a tree (kept-tree.ts): each host sends its group's sum (its own counts and its
 // children's sums, a sum record: the counts and the hosts summed, signed) to its parent
 // (kept-service.ts 'sum' calls), at most once per keptIntervalOf(members, 'up') and only when
-// it moved, its parent changed or the hosts up did; the root publishes the network's totals on
-// gossip (tagged KEPT_GOSSIP_TAG) at most once per keptIntervalOf(members, 'root'), and every
-// host keeps the root's latest. (Every host's record on gossip, as before the tree, was ~3.5
+// it moved, its parent changed or the hosts up did, or unchanged after KEPT_RESEND_INTERVALS up
+// intervals (a parent that restarted forgot it, and nothing the child sees changed); a sum the
+// parent did not take (taken: false: it does not see the sender as its child, or not yet as a
+// member) or could not be sent is sent again after the up interval, doubling. The root publishes
+// the network's totals on gossip (tagged KEPT_SUM_GOSSIP_TAG, which a host of an older version
+// ignores) at most once per keptIntervalOf(members, 'root'), at the up pace for its first
+// KEPT_ROOT_SETTLE_INTERVALS up intervals as root (its first totals lack the sums of the old
+// root's children), and every host keeps the root's latest. Tree or not is decided on the
+// member table's size (keptTreeMode), the same on every host, not on its connections.
+//
+// Trust: in a full mesh each host's counts are signed by it, and a host sums them itself. Along
+// the tree the totals are as honest as the root and the hosts between it and the counts: any
+// member can make keys until one is the smallest id up (among n hosts about n tries, cheap; a
+// salt of the ranking by a known epoch would only make it redo that each epoch, so it is not
+// done) and dictate the totals, and an inner host can alter its group's sum within its bounds.
+// A host checks: the root's signature and that it is the smallest id up here, that its totals
+// claim at most the hosts up here (+ KEPT_GROUP_SLACK); a parent, that a sum is its child's
+// own, of at most twice its group's hosts. The root's figures are not checked against a host's
+// own (they are minutes old: its group's newer counts may exceed them honestly). (Every host's record on gossip, as before the tree, was ~3.5
 // records a second network-wide at 1,000 hosts under churn: over 100 kbit/s a host with gossip's
 // copies and IHAVEs; along the tree ~0.13 kbit/s, `npm run sim` kept.h1000.) Either way `darkfs
 // status` answers from memory, with no message, and sees a chunk its keeper repaired as
@@ -39,7 +55,7 @@
 // its child; a host takes the network's totals from the root only (the smallest id up here).
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Signer, Verify } from '../tree/index.ts'
-import { MAX_MEMBERS } from '../net/index.ts'
+import { FULL_MESH_PEERS, MAX_MEMBERS } from '../net/index.ts'
 import { keptGroupSize, keptParent, keptRoot, keptUpDigest } from './kept-tree.ts'
 
 /** The states a keeper counts, in the order of a record's arrays. */
@@ -52,6 +68,13 @@ export const KEPT_MESSAGE_BYTES = 512
 export const MAX_KEPT_CHUNKS = 2 ** 40
 /** The first byte of a gossiped record (host.gossip.handleTagged); members.ts uses 0x4d. */
 export const KEPT_GOSSIP_TAG = 0x4b
+/**
+ * The first byte of the root's totals on gossip (a sum record, along the tree): not
+ * KEPT_GOSSIP_TAG, whose handler on a host of an older version refuses a record with a sixth
+ * field and has gossip score down the peer that forwarded it; such a host has no handler for
+ * this tag and ignores it (host.ts).
+ */
+export const KEPT_SUM_GOSSIP_TAG = 0x53
 /** Least time between two records of one host (changes in between go out together). */
 export const KEPT_MIN_INTERVAL_MS = 2_000
 /**
@@ -107,8 +130,33 @@ export const KEPT_UP_MAX_INTERVAL_MS = 60_000
 export const KEPT_ROOT_MS_PER_MEMBER = 600
 export const KEPT_ROOT_MAX_INTERVAL_MS = 600_000
 
+/**
+ * An unchanged sum is sent again after this many up intervals (10 minutes from 1,000 members): a
+ * parent that restarted (it forgets its children) or did not take it (it saw the tree otherwise
+ * for a moment) counts it again within that, though nothing this host sees changed. A send that
+ * failed or was not taken is tried again after the up interval, doubling up to this.
+ */
+export const KEPT_RESEND_INTERVALS = 10
+/**
+ * A host that just became the root publishes the totals at the up pace (not the root's) for this
+ * many up intervals: the children of the root gone send it their sums within about one, and its
+ * first totals (published at once) lack them.
+ */
+export const KEPT_ROOT_SETTLE_INTERVALS = 2
+
 /** A child's sum may claim at most twice the hosts up in its group here, and this many more (views of who is up differ a while). */
 export const KEPT_GROUP_SLACK = 16
+
+/**
+ * Whether a network of `members` (the member table's size, this host included) sums its counts
+ * along the tree: beyond FULL_MESH_PEERS members. Decided on the member table, which every host's
+ * agrees on (anti-entropy), not on this host's connections (host.beyondFullMesh() follows its
+ * --max-connections and the peers it remembers): all hosts of a network sum the same way, and a
+ * host's sum never goes to a parent that ignores it.
+ */
+export function keptTreeMode (members: number, above = FULL_MESH_PEERS): boolean {
+  return members > above
+}
 
 /** What a host's record is for: told to its peers (a full mesh), sent up the tree, or the root's totals on gossip. */
 export type KeptRole = 'tell' | 'up' | 'root'
@@ -284,7 +332,7 @@ export interface KeptNoticesComponents {
    * Publish a record on gossip (tagged KEPT_GOSSIP_TAG): the peers it was sent to. Given beyond
    * the full mesh only, where peers are not all connected.
    */
-  publish?: () => ((msg: Uint8Array) => Promise<string[]>) | undefined
+  publish?: () => ((msg: Uint8Array, sum?: boolean) => Promise<string[]>) | undefined
   /** Called with each record refused (a forged or malformed one) and the peer it came from. */
   onRefused?: (err: KeptRecordError, from: string) => void
   /** Clock and timers (default realKeptClock). */
@@ -296,7 +344,13 @@ export interface KeptNoticesComponents {
    * beyond the full mesh (publish() given) the counts are summed along the tree (kept-tree.ts)
    * and only the root's totals go on gossip; not given, every host's record goes on gossip.
    */
-  sendUp?: (parent: string, msg: Uint8Array) => Promise<void>
+  sendUp?: (parent: string, msg: Uint8Array) => Promise<boolean>
+  /**
+   * Whether the counts are summed along the tree (with sendUp and publish given): decided on what
+   * every host sees alike (the daemon: the member table's size, and a feature every host
+   * announces), not on this host's connections. Default: whenever publish() is given.
+   */
+  tree?: () => boolean
 }
 
 /**
@@ -322,6 +376,12 @@ export class KeptNotices {
   private root: KeptRecord | undefined
   private sent: { parent: string | undefined, sum: KeptCounts, hosts: number, up: number } | undefined
   private sentAt = 0
+  /** Sends up failed or not taken in a row (the next is tried after the up interval x 2^failures). */
+  private failures = 0
+  /** Since when this host is the root (in the tree), while it is. */
+  private rootSince: number | undefined
+  /** Wakes a host along the tree to send its unchanged sum again (KEPT_RESEND_INTERVALS). */
+  private refresh: unknown
   private timer: unknown
   private again: unknown
   private stopped = false
@@ -369,7 +429,16 @@ export class KeptNotices {
     const up = this.c.up()
     const tree = this.tree()
     const role: KeptRole = !tree ? 'tell' : keptParent(up, this.c.signer.author) === undefined ? 'root' : 'up'
-    const wait = Math.max(KEPT_DEBOUNCE_MS, (tree ? this.sentAt : this.toldAt) + (this.c.interval ?? keptIntervalOf)(up.length, role) - this.clock.now())
+    const now = this.clock.now()
+    const interval = this.c.interval ?? keptIntervalOf
+    if (role !== 'root') this.rootSince = undefined
+    else this.rootSince ??= now
+    let every = interval(up.length, role)
+    // a new root: at the up pace while its children's sums come in (KEPT_ROOT_SETTLE_INTERVALS)
+    if (role === 'root' && now - (this.rootSince ?? now) < KEPT_ROOT_SETTLE_INTERVALS * interval(up.length, 'up')) every = Math.min(every, interval(up.length, 'up'))
+    // sends not taken: backing off
+    if (role === 'up' && this.failures > 0) every = Math.min(KEPT_RESEND_INTERVALS * every, every * 2 ** Math.min(this.failures - 1, 10))
+    const wait = Math.max(KEPT_DEBOUNCE_MS, (tree ? this.sentAt : this.toldAt) + every - now)
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined
       this.recount().catch((err: Error) => { if (!this.stopped) this.c.onRefused?.(new KeptRecordError(`own counts not signed: ${err.message}`), this.c.signer.author) })
@@ -420,7 +489,7 @@ export class KeptNotices {
 
   /** Whether the counts are summed along the tree: beyond the full mesh, with sendUp given. */
   private tree (): boolean {
-    return this.c.sendUp !== undefined && this.c.publish?.() !== undefined
+    return this.c.sendUp !== undefined && this.c.publish?.() !== undefined && (this.c.tree?.() ?? true)
   }
 
   /**
@@ -449,9 +518,10 @@ export class KeptNotices {
 
   /**
    * Along the tree: the group's sum to the parent when it moved, the parent changed or the hosts
-   * up did (a parent forgets a host no longer its child, one down for a while included), or, at
-   * the root, the network's totals on gossip. A send that failed is tried again on the next
-   * change, or after the interval.
+   * up did (a parent forgets a host no longer its child, one down for a while included), or
+   * unchanged after KEPT_RESEND_INTERVALS up intervals; or, at the root, the network's totals on
+   * gossip. A send that failed or was not taken is tried again after the up interval, doubling
+   * (changed()).
    */
   private async sumUp (own: KeptCounts): Promise<void> {
     const up = this.c.up()
@@ -460,8 +530,11 @@ export class KeptNotices {
     const { sum, hosts } = this.groupSum(up, own)
     const sent = this.sent
     const digest = keptUpDigest(up)
-    if (sent !== undefined && sent.parent === parent && sent.hosts === hosts && sent.up === digest && sameKept(sent.sum, sum)) return
-    this.sentAt = this.clock.now()
+    const now = this.clock.now()
+    // unchanged: sent again after KEPT_RESEND_INTERVALS up intervals (a parent that restarted)
+    const resendMs = KEPT_RESEND_INTERVALS * (this.c.interval ?? keptIntervalOf)(up.length, 'up')
+    if (sent !== undefined && sent.parent === parent && sent.hosts === hosts && sent.up === digest && sameKept(sent.sum, sum) && (parent === undefined || now < this.sentAt + resendMs)) return
+    this.sentAt = now
     this.sent = { parent, sum, hosts, up: digest }
     const seq = ++this.seq
     const msg = await signKept(this.c.signer, seq, sum, hosts)
@@ -471,13 +544,26 @@ export class KeptNotices {
       this.publishRoot(this.root)
       return
     }
+    let failed: string | undefined
     try {
-      await this.c.sendUp?.(parent, msg)
+      if (await this.c.sendUp?.(parent, msg) === false) failed = 'not taken'
     } catch (err) {
-      if (this.sent?.sum === sum) this.sent = undefined
-      this.c.onRefused?.(new KeptRecordError(`sum not sent to ${parent}: ${(err as Error).message}`), this.c.signer.author)
-      this.changed()
+      // logged below (onRefused), with the parent it was sent to, and tried again
+      failed = (err as Error).message
     }
+    if (this.stopped) return
+    if (failed === undefined) {
+      this.failures = 0
+      // nothing changing: sent again after KEPT_RESEND_INTERVALS up intervals
+      this.clock.clearTimeout(this.refresh)
+      this.refresh = this.clock.setTimeout(() => { this.refresh = undefined; this.changed() }, resendMs)
+      return
+    }
+    // a failed send: tried again later (after the up interval, doubling: changed())
+    if (this.sent?.sum === sum) this.sent = undefined
+    this.failures++
+    this.c.onRefused?.(new KeptRecordError(`sum not sent to ${parent}: ${failed}`), this.c.signer.author)
+    this.changed()
   }
 
   /**
@@ -490,7 +576,7 @@ export class KeptNotices {
     const current = (): boolean => !this.stopped && this.root === root && keptRoot(this.c.up()) === this.c.signer.author
     if (!current() || publish === undefined) return
     // a failed publish is one that reached nobody: tried again as such
-    void publish(root.msg).catch(() => []).then(sent => {
+    void publish(root.msg, true).catch(() => []).then(sent => {
       if (sent.length > 0 || !current()) return
       this.clock.clearTimeout(this.again)
       this.again = this.clock.setTimeout(() => {
@@ -516,6 +602,10 @@ export class KeptNotices {
     // at least KEPT_MIN_INTERVAL_MS) are dropped before their signature is checked
     const last = this.children.get(from)
     if (last !== undefined && this.clock.now() - last.heardAt < KEPT_MIN_INTERVAL_MS / 4) return 'old'
+    // and a sender not a child here is not counted: refused before its signature is checked (the
+    // parents are memoised on the hosts up); it tries again later, and is counted once the
+    // views of the tree agree
+    if (keptParent(this.c.up(), from) !== this.c.signer.author) return 'old'
     let rec: KeptRecord
     try {
       rec = await openKept(msg, this.c.verify, this.clock.now())
@@ -611,7 +701,16 @@ export class KeptNotices {
       // a sum on gossip or in a table: the network's totals, taken from the root only (the
       // smallest id up here: kept-tree.ts); from the same root, only a newer one
       const held = this.root
-      if (keptRoot(this.c.up()) !== rec.peer || (held?.peer === rec.peer && (rec.seq <= held.seq || tooSoon(held)))) return 'old'
+      const up = this.c.up()
+      if (keptRoot(up) !== rec.peer || (held?.peer === rec.peer && (rec.seq <= held.seq || tooSoon(held)))) return 'old'
+      // totals of more hosts than are up here (with room for views that differ a while): not
+      // taken, this host keeps the totals it had (see the header: the trust in the tree)
+      const members = new Set(up).size
+      if (rec.hosts > members + KEPT_GROUP_SLACK) {
+        this.refused++
+        this.c.onRefused?.(new KeptRecordError(`the root's totals claim ${rec.hosts} hosts, ${members} are up here`), from)
+        return 'old'
+      }
       this.root = rec
       return 'new'
     }
@@ -669,6 +768,7 @@ export class KeptNotices {
     this.stopped = true
     this.clock.clearTimeout(this.timer)
     this.clock.clearTimeout(this.again)
+    this.clock.clearTimeout(this.refresh)
     this.timer = undefined
   }
 }

@@ -51,8 +51,15 @@ export const FEATURE_PULL = 'pull/1'
  * v3): a host whose codec is 'clay' writes them only while every member says it takes them.
  */
 export const FEATURE_CLAY = 'clay/1'
+/**
+ * A host sums the keeper counts along the tree beyond the full mesh (keeper/kept-tree.ts): it
+ * takes its children's sums ('sum' calls on the kept table protocol) and the root's totals on
+ * gossip under KEPT_SUM_GOSSIP_TAG. A host does not send its sum to a parent that announced
+ * its features without this one (a host of an older version refuses the call).
+ */
+export const FEATURE_KEPT_TREE = 'kepttree/1'
 /** The features a host of this version understands and announces (sorted, as a list must be). */
-export const FEATURES: readonly string[] = [FEATURE_CLAY, FEATURE_HOLD, FEATURE_MULTIEXT, FEATURE_PULL]
+export const FEATURES: readonly string[] = [FEATURE_CLAY, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MULTIEXT, FEATURE_PULL]
 /** Protocol id prefix under which a host announces a feature on identify. */
 export const FEATURE_PROTOCOL_PREFIX = '/darkfs/feature/'
 /** Most features one list (a record's, an identify's) holds. */

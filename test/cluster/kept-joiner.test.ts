@@ -4,7 +4,8 @@
 // after the member table), and the totals count it once its sum reached the root: every member,
 // not only the few it connects to. Real hosts (in one process), --max-connections 3: more than
 // a joiner meets while it joins (its DHT self-query and routing table dial up to 20 members, and
-// each tells it its counts on connect; in a 12-host network it met every host).
+// each tells it its counts on connect; in a 12-host network it met every host). The tree is
+// decided on the member table's size (kept.ts keptTreeMode): above 16 members here, not 64.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -17,7 +18,7 @@ import { keptRoot } from '../../node/keeper/index.ts'
 
 const HOSTS = 28
 const BOUND = 3
-const daemon = { maxConnections: BOUND, keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } }
+const daemon = { maxConnections: BOUND, keptTreeMembers: 16, keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } }
 
 describe(`keeper counts: a joiner of an idle network beyond the full mesh counts every member (${HOSTS} hosts and a joiner, --max-connections ${BOUND})`, function () {
   this.timeout(300_000)

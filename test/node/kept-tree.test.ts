@@ -6,9 +6,9 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { KEPT_TREE_BITS, keptGroupSize } from '../../node/keeper/kept-tree.ts'
-import { KEPT_TABLE, KeptNotices, KeptRecordError, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptIntervalOf, keptParent, keptRoot, openKept, signKept } from '../../node/keeper/index.ts'
+import { KEPT_GOSSIP_TAG, KEPT_RESEND_INTERVALS, KEPT_ROOT_SETTLE_INTERVALS, KEPT_SUM_GOSSIP_TAG, KEPT_TABLE, KeptNotices, keptTreeMode, KeptRecordError, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptIntervalOf, keptParent, keptRoot, openKept, signKept } from '../../node/keeper/index.ts'
 import type { KeptClock, KeptCounts } from '../../node/keeper/index.ts'
-import { MAX_MEMBERS, peerKadId, signerFor, verify } from '../../node/net/index.ts'
+import { FULL_MESH_PEERS, MAX_MEMBERS, MEMBERS_GOSSIP_TAG, peerKadId, signerFor, verify } from '../../node/net/index.ts'
 import type { Signer } from '../../node/tree/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { simPeer } from '../../harness/sim/hosts.ts'
@@ -148,6 +148,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
           sentUp++
           const r = await notices.get(parent)!.takeSum(msg, signer.author)
           assert.equal(r, 'new', `${signer.author} -> ${parent}`)
+          return true
         },
         clock: still
       })]))
@@ -273,16 +274,177 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       assert.equal(root.totals().chunks.redundant, expected().redundant)
     })
 
+    it('a root that restarted (its children forgotten) counts them again though nothing changed: unchanged sums are sent again', async () => {
+      await settle()
+      const root = keptRoot(up)!
+      const signer = signers.find(s => s.author === root)!
+      notices.get(root)!.stop()
+      // the same host back at once: the same hosts up, no member event anywhere
+      const fresh = new KeptNotices({ signer, verify, counts: () => own.get(root)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (msg: Uint8Array) => { gossip.push(msg); return ['a peer'] }, sendUp: async () => true, clock: still })
+      notices.set(root, fresh)
+      await fresh.recount()
+      assert.ok(fresh.totals().reporting < N, 'its children forgotten')
+      // idle: within one up interval nothing is sent again
+      const sent = sentUp
+      time += keptIntervalOf(N, 'up')
+      for (const p of up) await notices.get(p)!.recount()
+      assert.equal(sentUp, sent)
+      // after KEPT_RESEND_INTERVALS of them, every host's unchanged sum once more
+      time += KEPT_RESEND_INTERVALS * keptIntervalOf(N, 'up')
+      const d = depths(up)
+      for (const p of [...up].sort((a, b) => d.get(b)! - d.get(a)!)) await notices.get(p)!.recount()
+      assert.equal(sentUp, sent + N - 1, 'each other host sent its sum again')
+      assert.equal(fresh.totals().reporting, N)
+      assert.equal(fresh.totals().chunks.redundant, expected().redundant)
+    })
+
+    /** A clock whose timers the test fires itself, one at a time, and the waits they were set for. */
+    const recordingClock = (): KeptClock & { timers: Array<{ fn: () => void, ms: number }> } => {
+      const timers: Array<{ fn: () => void, ms: number }> = []
+      return { timers, now: () => time, setTimeout: (fn, ms) => { const t = { fn, ms }; timers.push(t); return t }, clearTimeout: (h) => { const i = timers.indexOf(h as { fn: () => void, ms: number }); if (i >= 0) timers.splice(i, 1) } }
+    }
+    /** Turns of the event loop until `done` (a recount a timer started settles). */
+    const until = async (done: () => boolean): Promise<void> => { while (!done()) await new Promise(resolve => setImmediate(resolve)) }
+
+    it('a sum its parent did not take is sent again after the up interval, backing off', async () => {
+      const child = up.find(p => keptParent(up, p) === keptRoot(up))!
+      const signer = signers.find(s => s.author === child)!
+      const clock = recordingClock()
+      // its parent refuses twice (it does not see it as its child yet), then takes it
+      const answers = [false, false]
+      let tries = 0
+      const n = new KeptNotices({ signer, verify, counts: () => own.get(child)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['a peer'], sendUp: async () => { tries++; return answers.shift() ?? true }, clock })
+      const every = keptIntervalOf(N, 'up')
+      await n.recount()
+      assert.equal(tries, 1)
+      assert.equal(clock.timers.length, 1, 'not taken: tried again')
+      assert.equal(clock.timers[0].ms, every, 'after the up interval')
+      time += every
+      clock.timers.shift()!.fn()
+      await until(() => tries === 2 && clock.timers.length === 1)
+      assert.equal(clock.timers[0].ms, 2 * every, 'then after twice that')
+      time += 2 * every
+      clock.timers.shift()!.fn()
+      await until(() => tries === 3 && clock.timers.length === 1)
+      assert.equal(clock.timers[0].ms, KEPT_RESEND_INTERVALS * every, 'taken: sent again only after KEPT_RESEND_INTERVALS up intervals while nothing changes')
+      n.stop()
+    })
+
+    it('a new root publishes at the up pace for a while, not the root\'s: its first totals lack the sums of the old root\'s children', async () => {
+      await settle()
+      const clock = recordingClock()
+      const old = keptRoot(up)!
+      const next = keptRoot(up.filter(p => p !== old))!
+      const signer = signers.find(s => s.author === next)!
+      let published = 0
+      const n = new KeptNotices({ signer, verify, counts: () => own.get(next)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => { published++; return ['a peer'] }, sendUp: async () => true, clock })
+      await n.recount()
+      clock.timers.length = 0
+      // the root goes: `next` is the root now, right after it sent its sum up
+      up = up.filter(p => p !== old)
+      n.upChanged()
+      const upEvery = keptIntervalOf(N - 1, 'up')
+      const rootEvery = keptIntervalOf(N - 1, 'root')
+      assert.ok(upEvery < rootEvery)
+      assert.equal(clock.timers.length, 1)
+      assert.equal(clock.timers[0].ms, upEvery, 'its totals after the up interval, not the root\'s')
+      time += upEvery
+      clock.timers.shift()!.fn()
+      await until(() => published === 1)
+      assert.ok(n.totals().reporting < N - 1, 'its first totals lack the old root\'s other children')
+      // a child's sum now: its next totals at the up pace still
+      n.changed()
+      assert.equal(clock.timers.at(-1)!.ms, upEvery)
+      clock.timers.length = 0
+      // settled: at the root's pace
+      n.stop()
+      const settled = new KeptNotices({ signer, verify, counts: () => own.get(next)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => { published++; return ['a peer'] }, sendUp: async () => true, clock })
+      settled.changed()
+      time += KEPT_ROOT_SETTLE_INTERVALS * upEvery
+      clock.timers.shift()!.fn()
+      await until(() => published === 2)
+      settled.changed()
+      assert.equal(clock.timers.at(-1)!.ms, rootEvery)
+      settled.stop()
+    })
+
+    it('the root\'s totals go on gossip as a sum (their own tag, which a host of an older version ignores), a host\'s record not', async () => {
+      assert.notEqual(KEPT_SUM_GOSSIP_TAG, KEPT_GOSSIP_TAG)
+      assert.notEqual(KEPT_SUM_GOSSIP_TAG, MEMBERS_GOSSIP_TAG)
+      // host.ts GOSSIP_TAGS: a tagged message is never taken for an op message, and one whose tag
+      // has no handler (a host of an older version) is ignored (test/node/host.test.ts)
+      assert.ok(KEPT_SUM_GOSSIP_TAG >= 0x40 && KEPT_SUM_GOSSIP_TAG <= 0x5f)
+      const root = signers.find(s => s.author === keptRoot(up))!
+      const kinds: Array<boolean | undefined> = []
+      const n = new KeptNotices({ signer: root, verify, counts: () => own.get(root.author)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (_msg: Uint8Array, sum?: boolean) => { kinds.push(sum); return ['a peer'] }, sendUp: async () => true, clock: still })
+      await n.recount()
+      assert.deepEqual(kinds, [true], 'the root\'s totals, as a sum')
+      n.stop()
+      // not along the tree: the host's own record, not as a sum
+      const flatKinds: Array<boolean | undefined> = []
+      const flat = new KeptNotices({ signer: root, verify, counts: () => own.get(root.author)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (_msg: Uint8Array, sum?: boolean) => { flatKinds.push(sum); return ['a peer'] }, clock: still })
+      await flat.recount()
+      assert.deepEqual(flatKinds, [undefined])
+      flat.stop()
+    })
+
+    it('the tree is decided on the member table\'s size, not on this host\'s connections: one host of 50 at 32 connections sums as the others', async () => {
+      assert.equal(keptTreeMode(50), false)
+      assert.equal(keptTreeMode(FULL_MESH_PEERS), false)
+      assert.equal(keptTreeMode(FULL_MESH_PEERS + 1), true)
+      assert.equal(keptTreeMode(1000), true)
+      // a host beyond its own full mesh (publish given: --max-connections 32) in a 50-member
+      // network: its record on gossip, as every other member's; no sum to a parent that ignores it
+      const [a] = signers
+      let ups = 0
+      const published: Uint8Array[] = []
+      const n = new KeptNotices({ signer: a, verify, counts: () => own.get(a.author)!, up: () => up, member: () => true, tell: () => {}, publish: () => async (msg: Uint8Array) => { published.push(msg); return ['a peer'] }, sendUp: async () => { ups++; return true }, tree: () => keptTreeMode(50), clock: still })
+      await n.recount()
+      assert.equal(ups, 0)
+      assert.equal(published.length, 1)
+      assert.equal((await openKept(published[0], verify)).hosts, undefined, 'its own record')
+      assert.equal(n.totals().reporting, 1, 'its totals from the records it holds')
+      n.stop()
+    })
+
+    it('the root\'s totals claiming more hosts than are up are not taken', async () => {
+      await settle()
+      const root = signers.find(s => s.author === keptRoot(up))!
+      const other = notices.get(up.find(p => p !== root.author)!)!
+      assert.equal(await other.take(await signKept(root, Date.now() * 1000, counts(5), N + 17), 'a peer'), 'old')
+      assert.equal(other.refused, 1)
+      assert.equal(await other.take(await signKept(root, Date.now() * 1000 + 1, counts(5), N + 16), 'a peer'), 'new', 'views of the hosts up differ a while')
+      assert.equal(other.totals().reporting, N + 16)
+    })
+
+    it('a sum from a host not its child is refused before its signature is checked', async () => {
+      const parent = keptRoot(up)!
+      const stranger = signers.find(s => { const q = keptParent(up, s.author); return typeof q === 'string' && q !== parent })!
+      let verified = 0
+      const n = new KeptNotices({ signer: signers.find(s => s.author === parent)!, verify: async (...a) => { verified++; return await verify(...a) }, counts: () => emptyKept(), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
+      assert.equal(await n.takeSum(await signKept(stranger, 1, counts(5), 1), stranger.author), 'old')
+      assert.equal(verified, 0)
+      assert.equal(n.totals().reporting, 1)
+      const child = signers.find(s => keptParent(up, s.author) === parent)!
+      assert.equal(await n.takeSum(await signKept(child, 1, counts(5), 1), child.author), 'new')
+      assert.equal(verified, 1)
+      n.stop()
+    })
+
     it('a sum is taken from its own signer only, and of a member; a host\'s record is no sum', async () => {
-      const [a, b] = signers
+      // a parent with two children a and c
+      const parentOf = (s: Signer): string | undefined | null => keptParent(up, s.author)
+      const a = signers.find(s => { const q = parentOf(s); return typeof q === 'string' && signers.some(c => c !== s && parentOf(c) === q) })!
+      const b = signers.find(s => s.author === parentOf(a))!
+      const c = signers.find(s => s !== a && parentOf(s) === b.author)!
       const parent = notices.get(b.author)!
       const sum = await signKept(a, 1, counts(5), 2)
-      assert.equal(await parent.takeSum(sum, b.author === a.author ? 'x' : signers[2].author), 'reject', 'sent by another host')
+      assert.equal(await parent.takeSum(sum, c.author), 'reject', 'sent by another host')
       assert.equal(await parent.takeSum(await signKept(a, 2, counts(5)), a.author), 'reject', 'a host\'s own record')
       assert.equal(await parent.takeSum(await signKept(a, 2, counts(5), 2 * keptGroupSize(up, a.author) + 17), a.author), 'reject', 'more hosts than its group has')
       assert.equal(await parent.takeSum(sum, a.author), 'new')
       assert.equal(await parent.takeSum(await signKept(a, 9, counts(6), 2), a.author), 'old', 'a flood: too soon after the last')
-      const strict = new KeptNotices({ signer: b, verify, counts: () => emptyKept(), up: () => up, member: p => p !== a.author, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => {}, clock: still })
+      const strict = new KeptNotices({ signer: b, verify, counts: () => emptyKept(), up: () => up, member: p => p !== a.author, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
       assert.equal(await strict.takeSum(await signKept(a, 3, counts(5), 1), a.author), 'old', 'not a member')
       strict.stop()
       assert.equal(parent.refused, 3)
