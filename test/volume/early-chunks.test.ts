@@ -11,14 +11,14 @@ import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Volume } from 'darkfs'
 import type { Store } from '../../node/data/index.ts'
-import type { OpenFile } from '../../node/open-file.ts'
+import type { OpenFile } from '../../node/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 
 const MiB = 1 << 20
 
 /** The open file behind a handle (Volume keeps them by inode id). */
 function openFileOf (volume: Volume, ino: bigint | number): OpenFile {
-  const id = volume.tree.byIno(ino)!.id
+  const id = volume.tree.byIno(Number(ino))!.id
   return (volume as unknown as { open_: Map<string, OpenFile> }).open_.get(id)!
 }
 
@@ -157,7 +157,7 @@ describe('open files: chunks stored before the commit (one host)', function () {
     await fh.write(data, MiB, MiB, MiB)
     // another handle's append is not told of it (nor is any write): it lands
     const other = await volume.open('/h.bin', 'a')
-    await other.write(data, 2 * MiB, MiB)
+    await other.write(data, 2 * MiB, MiB, 0) // O_APPEND: at the end, whatever the position
     await other.close()
     for (let at = 3 * MiB; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
     await fh.sync()
