@@ -1383,7 +1383,7 @@ static napi_value init (napi_env env, napi_value exports) {
     { "stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL },
     { "umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL }
   };
-  napi_define_properties(env, exports, 4, props);
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }
 
