@@ -165,6 +165,44 @@ describe('open files: chunks stored before the commit (one host)', function () {
     assert.ok(Buffer.from(await volume.readFile('/h.bin')).equals(data), 'the committed version is what was written, chunk 0 with it')
   })
 
+  it('finished chunks whose stores behind the writes all fail: the buffer bound still holds (they are spilled), and the commit has the file', async () => {
+    const dir = await tempDir(t, 'darkfs-early-')
+    const volume = await Volume.open({ dir })
+    t.add(async () => { await volume.close() })
+    const chunks = volume.chunks
+    const write = chunks.write.bind(chunks)
+    let early = 0
+    chunks.write = opts => {
+      const w = write(opts)
+      const chunk = w.chunk.bind(w)
+      // every store of a finished chunk fails; the commit's (storeNow) go through
+      w.chunk = async (...args) => {
+        if (failing) { early++; throw Object.assign(new Error('the encoder said no'), { code: 'EIO' }) }
+        return await chunk(...args)
+      }
+      return w
+    }
+    let failing = true
+    // what the spill stores (ChunkWrite.chunk, failing here, stores nothing)
+    let spilled = 0
+    const storeChunk = chunks.storeChunk.bind(chunks)
+    chunks.storeChunk = async (...args) => {
+      if (failing) spilled += args[0].byteLength
+      return await storeChunk(...args)
+    }
+    const data = randomBytes(8 * MiB)
+    const fh = await volume.open('/b.bin', 'w+')
+    openFileOf(volume, (await fh.stat()).ino).bufferBytes = 2 * MiB
+    for (let at = 0; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
+    // the last write's turn behind it is over once another turn of the inode is
+    await fh.truncate(data.byteLength)
+    failing = false
+    assert.ok(early >= 1, 'stores behind the writes were tried')
+    assert.ok(spilled >= 5 * MiB, `${spilled} bytes spilled: the buffer of 2 MiB was not kept to`)
+    await fh.close()
+    assert.ok(Buffer.from(await volume.readFile('/b.bin')).equals(data), 'the committed version is what was written')
+  })
+
   it('a store behind a write that never settles gives up at its deadline: later writes go on, and the commit stores the chunk', async () => {
     const dir = await tempDir(t, 'darkfs-early-')
     const volume = await Volume.open({ dir })
