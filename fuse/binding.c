@@ -10,16 +10,19 @@
 // Reads and writes are the exception (read_direct, write_direct): they bypass libfuse, the worker
 // goes back to the device at once, and JS's reply is written to the device from the JS thread
 // (direct_reply), so no worker waits for them and none is woken to send their reply. A read's
-// reply goes straight from JS's buffer; a write's bytes go to JS in the very buffer the kernel
-// wrote the request into (no copy).
+// reply goes straight from JS's buffer; a large write's bytes go to JS in the very buffer the
+// kernel wrote the request into (no copy), a small one's in a copy of its own size. Direct writes
+// unanswered are capped (DIRECT_WRITES, DIRECT_WRITE_BYTES): past that a write takes the worker's
+// path above, and the worker waits (backpressure).
 //
 // JS-facing functions:
-//   mount(dir, { debug, timeoutMs, attrTimeout }, handler) -> External
+//   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
 //     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask)
 //     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno) and handler(EV_EXIT, ...)
 //   reply(req, result, a?, b?)    answer a request once (a, b depend on the op; for a change
 //                                 followed by libfuse's own getattr, b = the new attributes)
 //   invalidate(m, path)           drop cached attrs/entries of path (queued for the mount's own thread, best effort)
+//   stats(m)                      counts of direct writes: { writes, writesMax, writeBytes, handed, copied, overCap }
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE

@@ -3,7 +3,10 @@
 // write_direct), and the reply is written from the JS thread. So more writes than the binding
 // has workers (MAX_THREADS, 64) wait on the Volume at once while the mount answers everything
 // else; with a worker blocked per write, the 65th request was never taken from the device until
-// a write ended. A sequential writer's 1 MiB writes reach the Volume whole, one call each.
+// a write ended. Past the mount's cap on such writes (directWrites) a write waits in a worker
+// again (backpressure), and still lands. A small write reaches JS in a copy of its own size, not
+// in the 1 MiB request buffer (which a kept 4 KiB write would pin); a sequential writer's 1 MiB
+// writes reach the Volume whole, one call each, in their request buffers.
 import assert from 'node:assert/strict'
 import { teardown, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
