@@ -10,16 +10,19 @@
 // Reads and writes are the exception (read_direct, write_direct): they bypass libfuse, the worker
 // goes back to the device at once, and JS's reply is written to the device from the JS thread
 // (direct_reply), so no worker waits for them and none is woken to send their reply. A read's
-// reply goes straight from JS's buffer; a write's bytes go to JS in the very buffer the kernel
-// wrote the request into (no copy).
+// reply goes straight from JS's buffer; a large write's bytes go to JS in the very buffer the
+// kernel wrote the request into (no copy), a small one's in a copy of its own size. Direct writes
+// unanswered are capped (DIRECT_WRITES, DIRECT_WRITE_BYTES): past that a write takes the worker's
+// path above, and the worker waits (backpressure).
 //
 // JS-facing functions:
-//   mount(dir, { debug, timeoutMs, attrTimeout }, handler) -> External
+//   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
 //     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask)
 //     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno) and handler(EV_EXIT, ...)
 //   reply(req, result, a?, b?)    answer a request once (a, b depend on the op; for a change
 //                                 followed by libfuse's own getattr, b = the new attributes)
 //   invalidate(m, path)           drop cached attrs/entries of path (queued for the mount's own thread, best effort)
+//   stats(m)                      counts of direct writes: { writes, writesMax, writeBytes, handed, copied, overCap }
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -45,6 +48,11 @@
 #define MAX_WRITE (1024 * 1024)
 // Worker threads libfuse may run at once (= requests in flight), and idle ones it keeps.
 #define MAX_THREADS 64
+// Direct writes (write_direct) unanswered at once, by default, and their bytes: past either a
+// write goes to libfuse (op_write), whose worker waits for JS's answer, so writes beyond these
+// are bounded by MAX_THREADS as they all were before write_direct (backpressure on the kernel)
+#define DIRECT_WRITES 256
+#define DIRECT_WRITE_BYTES (256L * 1024 * 1024)
 #define IDLE_THREADS 8
 // Requests the kernel keeps in flight without a caller waiting on each (readahead, O_DIRECT
 // reads); its default is 12.
@@ -89,6 +97,13 @@ typedef struct mount_s {
   pthread_cond_t reply_cv;
   int fd;
   long direct_inflight;
+  // direct writes unanswered (under reply_mu, as direct_inflight, which counts them too), their
+  // bytes, the most there have been at once, and the cap on them (DIRECT_WRITES, or the mount's
+  // directWrites); and for js_stats: writes whose request buffer went to JS whole, writes copied
+  // out of it, writes left to libfuse because the cap was reached
+  long direct_writes, direct_writes_max, direct_write_cap;
+  size_t direct_write_bytes;
+  uint64_t writes_handed, writes_copied, writes_over_cap;
 } mount_t;
 
 typedef struct inval_s {
@@ -238,6 +253,10 @@ static void direct_reply (req_t *r, int err, const void *data, size_t n) {
   if (m->fd >= 0) {
     ssize_t w = writev(m->fd, iov, err < 0 || n == 0 ? 1 : 2);
     (void)w;
+  }
+  if (r->op == OP_WRITE) {
+    m->direct_writes--;
+    m->direct_write_bytes -= r->inlen;
   }
   if (--m->direct_inflight == 0) pthread_cond_broadcast(&m->reply_cv);
   pthread_mutex_unlock(&m->reply_mu);
@@ -766,21 +785,45 @@ static int read_direct (loop_t *l, const struct fuse_buf *buf) {
 }
 
 // The kernel's WRITE, taken from libfuse as a READ is (read_direct; writes come by handle too,
-// and libfuse's write keeps no state): its bytes go to JS in the worker's own request buffer,
-// which JS's Buffer then owns (call_js; libfuse allocates the worker a new one for its next
-// request), so they are not copied out of it: the kernel's copy into that buffer is the only one.
-// JS's answer (the count written) is written to the device from the JS thread. Writes of the
-// kernel's writeback cache (FUSE_WRITE_CACHE, never asked for here) are left to libfuse.
+// and libfuse's write keeps no state). A write that fills most of the worker's request buffer
+// (MAX_WRITE + a page) goes to JS in that buffer, which JS's Buffer then owns (call_js; libfuse
+// allocates the worker a new one for its next request): the kernel's copy into it is the only
+// one. A smaller write is copied out into an allocation of its own size and the worker keeps its
+// buffer: JS may hold a write's bytes for long (node/open-file.ts keeps them as a patch), and
+// 4 KiB writes each holding a 1 MiB buffer pinned 256 times their bytes. JS's answer (the count
+// written) is written to the device from the JS thread. Past the mount's cap on direct writes
+// unanswered (count or bytes) the write is left to libfuse, whose worker then waits for it. Writes
+// of the kernel's writeback cache (FUSE_WRITE_CACHE, never asked for here) are left to libfuse.
 // Returns 0 when libfuse is to take it.
 static int write_direct (loop_t *l, struct fuse_buf *buf) {
   struct fuse_in_header *in = buf->mem;
   if (in->len != buf->size || buf->size < sizeof *in + sizeof(struct fuse_write_in)) return 0;
   const struct fuse_write_in *arg = (const struct fuse_write_in *)(in + 1);
   size_t off = sizeof *in + sizeof *arg;
-  if ((arg->write_flags & FUSE_WRITE_CACHE) != 0 || off + (size_t)arg->size != buf->size) return 0;
+  size_t size = arg->size;
+  if ((arg->write_flags & FUSE_WRITE_CACHE) != 0 || off + size != buf->size) return 0;
   mount_t *m = l->m;
+  int hand = size >= MAX_WRITE / 2;
   req_t *r = calloc(1, sizeof(req_t));
   if (r == NULL) return 0;
+  if (!hand) {
+    r->in = malloc(size > 0 ? size : 1);
+    if (r->in == NULL) { free(r); return 0; }
+  }
+  pthread_mutex_lock(&m->reply_mu);
+  if (m->direct_writes >= m->direct_write_cap || m->direct_write_bytes + size > DIRECT_WRITE_BYTES) {
+    m->writes_over_cap++;
+    pthread_mutex_unlock(&m->reply_mu);
+    free(r->in);
+    free(r);
+    return 0;
+  }
+  m->direct_writes++;
+  m->direct_write_bytes += size;
+  if (m->direct_writes > m->direct_writes_max) m->direct_writes_max = m->direct_writes;
+  if (hand) m->writes_handed++; else m->writes_copied++;
+  m->direct_inflight++;
+  pthread_mutex_unlock(&m->reply_mu);
   r->op = OP_WRITE;
   r->direct = 1;
   r->unique = in->unique;
@@ -790,15 +833,16 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   r->n[2] = r->n[3] = r->n[4] = -1;
   r->uid = in->uid;
   r->gid = in->gid;
-  r->in = buf->mem;
-  r->inoff = off;
-  r->inlen = arg->size;
+  r->inlen = size;
   r->refs = 2;
-  // the buffer is the request's now: fuse_session_receive_buf allocates the worker another
-  buf->mem = NULL;
-  pthread_mutex_lock(&m->reply_mu);
-  m->direct_inflight++;
-  pthread_mutex_unlock(&m->reply_mu);
+  if (hand) {
+    r->in = buf->mem;
+    r->inoff = off;
+    // the buffer is the request's now: fuse_session_receive_buf allocates the worker another
+    buf->mem = NULL;
+  } else {
+    memcpy(r->in, (char *)buf->mem + off, size);
+  }
   if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
     direct_reply(r, -EIO, NULL, 0);
     free(r->in);
@@ -1034,6 +1078,8 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   pthread_mutex_init(&m->inval_mu, NULL);
   pthread_cond_init(&m->inval_cv, NULL);
   m->fd = -1;
+  double cap = get_num(env, argv[1], "directWrites", DIRECT_WRITES);
+  m->direct_write_cap = cap >= 0 ? (long)cap : DIRECT_WRITES;
   pthread_mutex_init(&m->reply_mu, NULL);
   cond_init_monotonic(&m->reply_cv);
   napi_value name;
@@ -1294,6 +1340,29 @@ static napi_value js_umount (napi_env env, napi_callback_info info) {
   return queue_work(env, argv[0], argc > 1 ? argv[1] : NULL, NULL, exec_umount);
 }
 
+// The mount's counts of direct writes (write_direct), for tests and metrics: { writes, writesMax,
+// writeBytes, handed, copied, overCap } (see mount_t).
+static napi_value js_stats (napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  mount_t *m;
+  NAPI(napi_get_value_external(env, argv[0], (void **)&m));
+  pthread_mutex_lock(&m->reply_mu);
+  double v[6] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
+    (double)m->writes_handed, (double)m->writes_copied, (double)m->writes_over_cap };
+  pthread_mutex_unlock(&m->reply_mu);
+  static const char *names[6] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap" };
+  napi_value o;
+  NAPI(napi_create_object(env, &o));
+  for (int i = 0; i < 6; i++) {
+    napi_value n;
+    NAPI(napi_create_double(env, v[i], &n));
+    NAPI(napi_set_named_property(env, o, names[i], n));
+  }
+  return o;
+}
+
 static napi_value js_invalidate (napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -1314,9 +1383,10 @@ static napi_value init (napi_env env, napi_value exports) {
     { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
     { "reply", NULL, js_reply, NULL, NULL, NULL, napi_default, NULL },
     { "invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_default, NULL },
+    { "stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL },
     { "umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL }
   };
-  napi_define_properties(env, exports, 4, props);
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }
 

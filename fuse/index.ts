@@ -67,12 +67,36 @@ export interface MountOptions {
    * (metrics count with it: node/api/metrics.ts).
    */
   onOp?: (op: string, seconds: number, errno: number) => void
+  /**
+   * Writes answered from the JS thread (fuse/binding.c write_direct) unanswered at once; past
+   * it (or 256 MiB of their bytes) a write holds a libfuse worker until answered, so the kernel
+   * is made to wait (default DIRECT_WRITES).
+   */
+  directWrites?: number
+}
+
+/** The binding's counts of writes answered from the JS thread (fuse/binding.c js_stats). */
+export interface WriteStats {
+  /** Unanswered now. */
+  writes: number
+  /** The most unanswered at once. */
+  writesMax: number
+  /** Bytes of the unanswered. */
+  writeBytes: number
+  /** Writes whose request buffer was handed to JS whole (large writes). */
+  handed: number
+  /** Writes copied out of the request buffer (small writes). */
+  copied: number
+  /** Writes left to a libfuse worker because the cap was reached. */
+  overCap: number
 }
 
 export interface Mount {
   readonly dir: string
   /** Drop the kernel's cached attributes, entry and data of `path` (a volume path). */
   invalidate: (path: string) => void
+  /** The binding's counts of writes answered from the JS thread. */
+  writeStats: () => WriteStats
   /** Unmount (lazily, so open files do not block it) and wait until the session has ended. */
   unmount: () => Promise<void>
 }
@@ -89,6 +113,9 @@ export const REQUEST_TIMEOUT_MS = 30_000
 export const SYNC_TIMEOUT_MS = 600_000
 /** The requests that get the sync deadline (mirrors is_sync_op in fuse/binding.c). */
 const SYNC_OPS: ReadonlySet<number> = new Set([Op.write, Op.flush, Op.fsync, Op.release, Op.fsyncdir])
+
+/** Default cap on direct writes unanswered at once (MountOptions.directWrites; fuse/binding.c DIRECT_WRITES). */
+export const DIRECT_WRITES = 256
 
 /** Default kernel attribute/entry cache time, seconds. */
 export const ATTR_TIMEOUT_S = 1
@@ -119,9 +146,10 @@ type Handler = (op: number, req: unknown, path: string | null, path2: string | n
   n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number) => void
 
 interface Binding {
-  mount: (dir: string, opts: { debug: number, timeoutMs: number, syncTimeoutMs: number, attrTimeout: number }, handler: Handler) => unknown
+  mount: (dir: string, opts: { debug: number, timeoutMs: number, syncTimeoutMs: number, attrTimeout: number, directWrites: number }, handler: Handler) => unknown
   reply: (req: unknown, result: number, a?: Uint8Array | Float64Array | string[], b?: Float64Array) => void
   invalidate: (m: unknown, path: string) => void
+  stats: (m: unknown) => WriteStats
   umount: (dir: string, cb: (err: number) => void) => void
 }
 
@@ -187,6 +215,8 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
   const b = load()
   const timeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
   const syncTimeoutMs = Math.max(timeoutMs, opts.syncTimeoutMs ?? SYNC_TIMEOUT_MS)
+  const directWrites = opts.directWrites ?? DIRECT_WRITES
+  if (!Number.isSafeInteger(directWrites) || directWrites < 0) throw new MountError(dir, `directWrites must be a whole number >= 0, not ${directWrites}`)
   if (await isStale(dir)) await lazyUnmount(b, dir)
   const st = await stat(dir).catch((err: Error) => { throw new MountError(dir, err.message) })
   if (!st.isDirectory()) throw new MountError(dir, 'not a directory')
@@ -225,7 +255,7 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     ops(request, { signal: deadline.signal }).then(answer, (err: unknown) => { answer({ result: toErrno(err) }) })
   }
 
-  const m = b.mount(dir, { debug: opts.debug === true ? 1 : 0, timeoutMs, syncTimeoutMs, attrTimeout: opts.attrTimeout ?? ATTR_TIMEOUT_S }, handler)
+  const m = b.mount(dir, { debug: opts.debug === true ? 1 : 0, timeoutMs, syncTimeoutMs, attrTimeout: opts.attrTimeout ?? ATTR_TIMEOUT_S, directWrites }, handler)
   const err = await mountedP
   if (err !== 0) {
     await exitP
@@ -239,6 +269,9 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     dir,
     invalidate (path: string): void {
       if (!ended) b.invalidate(m, path)
+    },
+    writeStats (): WriteStats {
+      return b.stats(m)
     },
     unmount (): Promise<void> {
       unmounting ??= (async () => {

@@ -490,9 +490,10 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
       }
       case Op.write: {
         const data = req.data ?? new Uint8Array(0)
-        // the kernel's bytes in the request buffer the binding read them into (fuse/binding.c
-        // write_direct; op_write's own copy for the writes libfuse takes), used by nothing after
-        // this request: handed over, so the volume keeps it rather than copying it
+        // the kernel's bytes in the request buffer the binding read them into, or for a small
+        // write a copy of its own size (fuse/binding.c write_direct; op_write's own copy for the
+        // writes libfuse takes), used by nothing after this request: handed over, so the volume
+        // keeps it rather than copying it
         const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1], { ...o, handOver: true })
         return { result: bytesWritten }
       }

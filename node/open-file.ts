@@ -37,11 +37,22 @@ import { nowNs } from './clock.ts'
 import { raceSignal } from './abort.ts'
 import { FsError } from './errors.ts'
 import { forEachLimited } from './pool.ts'
+import { logger } from './log.ts'
 import { EarlyChunks, StoredChunks } from './early-chunks.ts'
 import { ReadAhead } from './read-ahead.ts'
 
+const log = logger('open-file')
+
 /** Buffered (not yet stored) bytes per open inode before chunks are spilled: 32 MiB. */
 export const OPEN_FILE_BUFFER_BYTES = 32 << 20
+
+/**
+ * Longest the chunks a write finished are stored behind it (OpenFile.storeBehind): the mount's
+ * deadline of a write (fuse/index.ts SYNC_TIMEOUT_MS), under which the write itself stored them
+ * before they were stored behind it. Past it the chunk stays in memory and the commit stores it.
+ */
+export const STORE_BEHIND_TIMEOUT_MS = 600_000
+
 /**
  * Small writes into a chunk that is not in memory are kept as patches (offset + bytes) instead
  * of reading the whole chunk first: a random 4 KiB write costs 4 KiB of memory, and the chunk
@@ -181,8 +192,10 @@ export class OpenFile {
   mtime?: bigint
   handles = 0
   private queue: Promise<unknown> = Promise.resolve()
-  /** Why the last store behind a write (storeBehind) failed, for the next write to report. */
-  private behindError?: Error
+  /** Longest a store behind a write (storeBehind) takes before it gives up (STORE_BEHIND_TIMEOUT_MS; tests set less). */
+  storeBehindTimeoutMs = STORE_BEHIND_TIMEOUT_MS
+  /** Stops the stores behind writes scheduled so far: abandon() aborts it (and makes another). */
+  private behindStop = new AbortController()
 
   constructor (inode: string, base: FileState, chunks: ChunkService, path: () => string, current?: () => FileState | undefined) {
     this.inode = inode
@@ -535,13 +548,6 @@ export class OpenFile {
    * right after it (storeBehind), not before it returns.
    */
   private async writeNow (data: Uint8Array, at: number | 'end', maxEnd: number | undefined, signal: AbortSignal | undefined, behind = false): Promise<{ position: number, bytesWritten: number }> {
-    if (behind && this.behindError !== undefined) {
-      // a store behind an earlier write failed: this write reports it and writes nothing (as a
-      // write after a failed writeback does); the chunk is still in memory, for the commit
-      const err = this.behindError
-      this.behindError = undefined
-      throw err
-    }
     const position = at === 'end' ? this.size : at
     if (maxEnd !== undefined && data.byteLength > 0) {
       if (position >= maxEnd) throw new FsError('EFBIG', 'write', this.path())
@@ -589,7 +595,8 @@ export class OpenFile {
       // turn, while the writer's next write is on its way (through the mount: its copy into the
       // kernel and to this process): the next turn of this inode starts once they are stored, so
       // the window's backpressure and the buffer bound hold as before, one write later (issue 15)
-      void this.serial(async () => { await this.storeBehind(finished) })
+      const stop = this.behindStop.signal
+      void this.serial(async () => { await this.storeBehind(finished, stop) })
       return { position, bytesWritten: data.byteLength }
     }
     for (const i of finished) await this.storeEarly(i, signal)
@@ -600,17 +607,34 @@ export class OpenFile {
   /**
    * The turn after a write that finished chunks `which`: they are stored early, then the buffer
    * bound is checked, as the write itself used to before returning. Bound to no request's
-   * deadline (the write was answered); the placement window's wait is bounded (WINDOW_WAIT_MS).
-   * A failure leaves the chunk in memory (the commit stores it, or fails) and fails the next
-   * write; never throws.
+   * deadline (the write was answered) but to its own, the deadline the write had
+   * (storeBehindTimeoutMs), and to `stop` (abandon()): a store that never settles would hold
+   * this inode's turns for good. A store that fails or is stopped leaves its chunk in memory: the
+   * commit stores it, and a failure that lasts is reported there (fsync, close), as a failed
+   * writeback is, not to whichever write of the inode comes next. Never throws.
    */
-  private async storeBehind (which: number[]): Promise<void> {
+  private async storeBehind (which: number[], stop: AbortSignal): Promise<void> {
+    const deadline = new AbortController()
+    // a timer cleared once over, rather than AbortSignal.timeout(), whose timer would keep this
+    // turn's signal alive for the whole deadline
+    const timer = setTimeout(() => {
+      deadline.abort(new DOMException(`a store behind a write to ${this.path()} passed its ${this.storeBehindTimeoutMs} ms deadline`, 'TimeoutError'))
+    }, this.storeBehindTimeoutMs)
+    const signal = AbortSignal.any([stop, deadline.signal])
     try {
-      for (const i of which) await this.storeEarly(i)
-      if (this.dirtyBytes + this.patchBytes > this.bufferBytes) await this.spill()
-    } catch (err) {
-      // handed on: the next write throws it (writeNow)
-      this.behindError = err instanceof Error ? err : new Error(String(err))
+      try {
+        for (const i of which) await this.storeEarly(i, signal)
+      } catch (err: any) {
+        log.error('store behind a write to %s failed: %s; the chunk stays in memory for the commit', this.path(), err?.message)
+      }
+      // run whether the stores failed or not: a failed one left its chunk in memory
+      try {
+        if (this.dirtyBytes + this.patchBytes > this.bufferBytes) await this.spill(signal)
+      } catch (err: any) {
+        log.error('spill behind a write to %s failed: %s', this.path(), err?.message)
+      }
+    } finally {
+      clearTimeout(timer)
     }
   }
 
@@ -855,8 +879,6 @@ export class OpenFile {
     // the chunks stored early, and those the commit stored through the same write
     // (storeVersionChunk), are durable here before any version names them
     await raceSignal(this.early.durable(), signal)
-    // a chunk a store behind a write failed to store is in this version now: nothing to report
-    this.behindError = undefined
     return c
   }
 
@@ -1260,6 +1282,9 @@ export class OpenFile {
    * state is the committed version again. Never throws.
    */
   async abandon (): Promise<void> {
+    // before waiting for the turn: a store behind a write that does not settle holds it
+    this.behindStop.abort(new DOMException(`the pending writes to ${this.path()} are given up`, 'AbortError'))
+    this.behindStop = new AbortController()
     await this.serial(async () => {
       await this.early.abandon()
       this.committed({ content: this.base.content, size: this.base.size, refs: [] })

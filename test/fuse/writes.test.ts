@@ -3,7 +3,10 @@
 // write_direct), and the reply is written from the JS thread. So more writes than the binding
 // has workers (MAX_THREADS, 64) wait on the Volume at once while the mount answers everything
 // else; with a worker blocked per write, the 65th request was never taken from the device until
-// a write ended. A sequential writer's 1 MiB writes reach the Volume whole, one call each.
+// a write ended. Past the mount's cap on such writes (directWrites) a write waits in a worker
+// again (backpressure), and still lands. A small write reaches JS in a copy of its own size, not
+// in the 1 MiB request buffer (which a kept 4 KiB write would pin); a sequential writer's 1 MiB
+// writes reach the Volume whole, one call each, in their request buffers.
 import assert from 'node:assert/strict'
 import { teardown, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
@@ -43,10 +46,12 @@ describe('fuse writes in flight', function () {
         return await fh.write(buffer, offset, length, position, options)
       }
     }))
-    t.add(() => { for (const release of held) release() })
     const dir = await tempDir(t, 'darkfs-mnt-')
     const m = await mount(volume, dir)
     t.add(async () => { await m.unmount() })
+    // teardown runs last added first: a failed assertion lets the held writes go before the
+    // unmount waits for them
+    t.add(() => { for (const release of held) release() })
 
     // each file is written by a process of its own: the kernel serializes the writes of one file
     const writes = Array.from({ length: WRITES }, async (_, i) =>
@@ -60,6 +65,76 @@ describe('fuse writes in flight', function () {
     for (const release of held) release()
     for (const r of await Promise.all(writes)) assert.equal(r.code, 0, r.stderr)
     for (let i = 0; i < WRITES; i++) assert.equal((await volume.readFile(`/w${i}`)).toString(), blockOf(i), `file ${i}`)
+  })
+
+  it('past the cap on direct writes, writes wait in libfuse workers: the direct ones never pass the cap, and every write lands', async function () {
+    const cap = 8
+    const writes = 40 // past the cap, and fewer than cap + the binding's 64 workers
+    const volume = createMemoryVolume()
+    await volume.writeFile('/fast', 'ok\n')
+    for (let i = 0; i < writes; i++) await volume.writeFile(`/w${i}`, '')
+    const held: Array<() => void> = []
+    let allHeld!: () => void
+    const heldAll = new Promise<void>(resolve => { allHeld = resolve })
+    wrapHandles(volume, path => path.startsWith('/w'), fh => ({
+      write: async (buffer, offset, length, position, options) => {
+        await new Promise<void>(resolve => {
+          held.push(resolve)
+          if (held.length === writes) allHeld()
+        })
+        return await fh.write(buffer, offset, length, position, options)
+      }
+    }))
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir, { directWrites: cap })
+    t.add(async () => { await m.unmount() })
+    t.add(() => { for (const release of held) release() })
+    const done = Array.from({ length: writes }, async (_, i) =>
+      await sh(`printf '%s' "${blockOf(i)}" | dd of="${dir}/w${i}" bs=${BLOCK} count=1 oflag=direct conv=notrunc status=none`))
+    await heldAll
+    const during = m.writeStats()
+    assert.equal(during.writes, cap)
+    assert.equal(during.writesMax, cap)
+    assert.equal(during.overCap, writes - cap)
+    assert.equal(await ok(`cat "${dir}/fast"`), 'ok\n')
+    for (const release of held) release()
+    for (const r of await Promise.all(done)) assert.equal(r.code, 0, r.stderr)
+    for (let i = 0; i < writes; i++) assert.equal((await volume.readFile(`/w${i}`)).toString(), blockOf(i), `file ${i}`)
+    const after = m.writeStats()
+    assert.equal(after.writes, 0)
+    assert.equal(after.writeBytes, 0)
+    assert.equal(after.writesMax, cap)
+  })
+
+  it('a small write is copied out of the request buffer (JS keeps its bytes, not a 1 MiB buffer); a large one is handed over whole', async function () {
+    const volume = createMemoryVolume()
+    const kept: Buffer[] = []
+    wrapHandles(volume, path => path === '/small' || path === '/big', fh => ({
+      write: async (buffer, offset, length, position, options) => {
+        kept.push(buffer as Buffer)
+        return await fh.write(buffer, offset, length, position, options)
+      }
+    }))
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir)
+    t.add(async () => { await m.unmount() })
+    const src = await tempDir(t, 'darkfs-src-')
+    const count = 200
+    await ok(`head -c ${count * BLOCK} /dev/urandom > "${src}/small"; dd if="${src}/small" of="${dir}/small" bs=${BLOCK} oflag=direct status=none; cmp "${src}/small" "${dir}/small"`)
+    const small = m.writeStats()
+    assert.equal(kept.length, count)
+    assert.equal(small.copied, count)
+    assert.equal(small.handed, 0)
+    await ok(`head -c ${2 * MiB} /dev/urandom > "${src}/big"; dd if="${src}/big" of="${dir}/big" bs=${MiB} oflag=direct status=none; cmp "${src}/big" "${dir}/big"`)
+    const big = m.writeStats()
+    assert.equal(big.handed, 2)
+    assert.equal(big.copied, count)
+    assert.equal(big.writes, 0)
+  })
+
+  it('a mount refuses a cap on direct writes that is not a whole number >= 0', async function () {
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    await assert.rejects(mount(createMemoryVolume(), dir, { directWrites: -1 }), /directWrites must be a whole number/)
   })
 
   it('a sequential writer\'s 1 MiB writes reach the Volume whole, one call each, with the bytes written', async function () {

@@ -3,16 +3,51 @@
 // and the replaced chunks' blocks are deleted, not left to GC (one host, one copy per chunk).
 // The writer goes on while a finished chunk's local put syncs; the commit waits for every such
 // put, and one that failed fails the commit. A finished chunk is stored in a turn behind the write
-// that finished it: a store that fails there fails the next write, and the commit stores it again.
+// that finished it: a store that fails there (or passes its deadline, or is given up) leaves the
+// chunk in memory, fails no later write, and the commit stores it.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Volume } from 'darkfs'
 import type { Store } from '../../node/data/index.ts'
+import type { OpenFile } from '../../node/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 
 const MiB = 1 << 20
+
+/** The open file behind a handle (Volume keeps them by inode id). */
+function openFileOf (volume: Volume, ino: bigint | number): OpenFile {
+  const id = volume.tree.byIno(Number(ino))!.id
+  return (volume as unknown as { open_: Map<string, OpenFile> }).open_.get(id)!
+}
+
+/**
+ * Makes the chunk stores of early placement (ChunkWrite.chunk) of `volume` never settle until
+ * their signal aborts, until unstick(); returns the reasons they were aborted with, and a count
+ * of the stores held.
+ */
+function stickEarlyStores (volume: Volume): { aborted: unknown[], begun: () => number, unstick: () => void } {
+  const aborted: unknown[] = []
+  let begun = 0
+  let stuck = true
+  const chunks = volume.chunks
+  const write = chunks.write.bind(chunks)
+  chunks.write = opts => {
+    const w = write(opts)
+    const chunk = w.chunk.bind(w)
+    w.chunk = async (bytes, offset, o = {}) => {
+      if (!stuck) return await chunk(bytes, offset, o)
+      begun++
+      const signal = o.signal
+      return await new Promise((_resolve, reject) => {
+        signal?.addEventListener('abort', () => { aborted.push(signal.reason); reject(signal.reason) }, { once: true })
+      })
+    }
+    return w
+  }
+  return { aborted, begun: () => begun, unstick: () => { stuck = false } }
+}
 
 async function blockBytes (dir: string): Promise<number> {
   let n = 0
@@ -98,7 +133,7 @@ describe('open files: chunks stored before the commit (one host)', function () {
     assert.ok(Buffer.from(await volume.readFile('/f.bin')).equals(data), 'the committed version is what was written')
   })
 
-  it('a finished chunk whose store behind the write fails: the next write fails with its error and writes nothing, and the commit stores the chunk', async () => {
+  it('a finished chunk whose store behind the write fails: later writes (of any handle) go on, and the commit stores the chunk', async () => {
     const dir = await tempDir(t, 'darkfs-early-')
     const volume = await Volume.open({ dir })
     t.add(async () => { await volume.close() })
@@ -117,16 +152,93 @@ describe('open files: chunks stored before the commit (one host)', function () {
     }
     const data = randomBytes(4 * MiB)
     const fh = await volume.open('/h.bin', 'w+')
-    // the second write finishes chunk 0, whose store behind it fails: the third write reports it
+    // the second write finishes chunk 0, whose store behind it fails: the chunk stays in memory
     await fh.write(data, 0, MiB, 0)
     await fh.write(data, MiB, MiB, MiB)
-    await assert.rejects(fh.write(data, 2 * MiB, MiB, 2 * MiB), /the encoder said no/)
-    assert.equal((await fh.stat()).size, 2 * MiB, 'the failed write wrote nothing')
-    // the writer goes on: the write is made again, and the rest
-    for (let at = 2 * MiB; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
+    // another handle's append is not told of it (nor is any write): it lands
+    const other = await volume.open('/h.bin', 'a')
+    await other.write(data, 2 * MiB, MiB, 0) // O_APPEND: at the end, whatever the position
+    await other.close()
+    for (let at = 3 * MiB; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
     await fh.sync()
     await fh.close()
     assert.ok(Buffer.from(await volume.readFile('/h.bin')).equals(data), 'the committed version is what was written, chunk 0 with it')
+  })
+
+  it('finished chunks whose stores behind the writes all fail: the buffer bound still holds (they are spilled), and the commit has the file', async () => {
+    const dir = await tempDir(t, 'darkfs-early-')
+    const volume = await Volume.open({ dir })
+    t.add(async () => { await volume.close() })
+    const chunks = volume.chunks
+    const write = chunks.write.bind(chunks)
+    let early = 0
+    chunks.write = opts => {
+      const w = write(opts)
+      const chunk = w.chunk.bind(w)
+      // every store of a finished chunk fails; the commit's (storeNow) go through
+      w.chunk = async (...args) => {
+        if (failing) { early++; throw Object.assign(new Error('the encoder said no'), { code: 'EIO' }) }
+        return await chunk(...args)
+      }
+      return w
+    }
+    let failing = true
+    // what the spill stores (ChunkWrite.chunk, failing here, stores nothing)
+    let spilled = 0
+    const storeChunk = chunks.storeChunk.bind(chunks)
+    chunks.storeChunk = async (...args) => {
+      if (failing) spilled += args[0].byteLength
+      return await storeChunk(...args)
+    }
+    const data = randomBytes(8 * MiB)
+    const fh = await volume.open('/b.bin', 'w+')
+    openFileOf(volume, (await fh.stat()).ino).bufferBytes = 2 * MiB
+    for (let at = 0; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
+    // the last write's turn behind it is over once another turn of the inode is
+    await fh.truncate(data.byteLength)
+    failing = false
+    assert.ok(early >= 1, 'stores behind the writes were tried')
+    assert.ok(spilled >= 5 * MiB, `${spilled} bytes spilled: the buffer of 2 MiB was not kept to`)
+    await fh.close()
+    assert.ok(Buffer.from(await volume.readFile('/b.bin')).equals(data), 'the committed version is what was written')
+  })
+
+  it('a store behind a write that never settles gives up at its deadline: later writes go on, and the commit stores the chunk', async () => {
+    const dir = await tempDir(t, 'darkfs-early-')
+    const volume = await Volume.open({ dir })
+    t.add(async () => { await volume.close() })
+    const data = randomBytes(3 * MiB)
+    const fh = await volume.open('/s.bin', 'w+')
+    const f = openFileOf(volume, (await fh.stat()).ino)
+    f.storeBehindTimeoutMs = 50
+    const stuck = stickEarlyStores(volume)
+    // the second write finishes chunk 0: its store behind it never settles until its deadline;
+    // without one the third write (the inode's next turn) would wait for good
+    for (let at = 0; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
+    assert.ok(stuck.begun() >= 1, 'a store behind a write was begun')
+    assert.ok(stuck.aborted.length >= 1 && stuck.aborted.every(r => r instanceof DOMException && r.name === 'TimeoutError'), `stores aborted: ${String(stuck.aborted)}`)
+    stuck.unstick()
+    await fh.close()
+    assert.ok(Buffer.from(await volume.readFile('/s.bin')).equals(data), 'the committed version is what was written, chunk 0 with it')
+  })
+
+  it('abandon() stops a store behind a write that never settles (it waits for no deadline)', async () => {
+    const dir = await tempDir(t, 'darkfs-early-')
+    const volume = await Volume.open({ dir })
+    t.add(async () => { await volume.close() })
+    await volume.writeFile('/a.bin', 'before')
+    const data = randomBytes(2 * MiB)
+    const fh = await volume.open('/a.bin', 'r+')
+    const f = openFileOf(volume, (await fh.stat()).ino)
+    const stuck = stickEarlyStores(volume)
+    for (let at = 0; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)
+    await f.abandon()
+    assert.equal(stuck.begun(), 1)
+    assert.ok(stuck.aborted.length === 1 && (stuck.aborted[0] as DOMException).name === 'AbortError', `stores aborted: ${String(stuck.aborted)}`)
+    assert.equal((await fh.stat()).size, 'before'.length, 'the open file is the committed version again')
+    stuck.unstick()
+    await fh.close()
+    assert.equal(Buffer.from(await volume.readFile('/a.bin')).toString(), 'before')
   })
 
   it('a finished chunk whose put fails: the write goes on, the fsync fails with the put\'s error and nothing is committed', async () => {
