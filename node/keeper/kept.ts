@@ -243,7 +243,7 @@ export interface NetworkTotals {
 }
 
 /** Network totals from summed counts: `reporting` hosts summed of `members` up. */
-function totalsOf (sum: KeptCounts, reporting: number, members: number, ageMs: number): NetworkTotals {
+function totalsOf (sum: KeptCounts, reporting: number, members: number, ageMs: number | null): NetworkTotals {
   const total = (x: Record<KeptState, number>): number => KEPT_STATES.reduce((a, s) => a + x[s], 0)
   return {
     chunks: { ...sum.chunks, total: total(sum.chunks) },
@@ -292,14 +292,7 @@ export class KeptTable {
       const r = this.records.get(p)
       if (r !== undefined) add(r, r.ageMs + Math.max(0, now - r.heardAt))
     }
-    const total = (x: Record<KeptState, number>): number => KEPT_STATES.reduce((a, s) => a + x[s], 0)
-    return {
-      chunks: { ...sum.chunks, total: total(sum.chunks) },
-      bytes: { ...sum.bytes, total: total(sum.bytes) },
-      reporting,
-      members,
-      ageMs: reporting === 0 ? null : oldest
-    }
+    return totalsOf(sum, reporting, members, reporting === 0 ? null : oldest)
   }
 }
 

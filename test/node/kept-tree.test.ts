@@ -12,15 +12,9 @@ import { FULL_MESH_PEERS, MAX_MEMBERS, MEMBERS_GOSSIP_TAG, peerKadId, signerFor,
 import type { Signer } from '../../node/tree/index.ts'
 import { prng } from '../../harness/prng.ts'
 import { simPeer } from '../../harness/sim/hosts.ts'
+import { keptCounts } from '../helpers/kept-counts.ts'
 
-const counts = (redundant: number, degraded = 0): KeptCounts => {
-  const c = emptyKept()
-  c.chunks.redundant = redundant
-  c.chunks.degraded = degraded
-  c.bytes.redundant = redundant * 1000
-  c.bytes.degraded = degraded * 1000
-  return c
-}
+const counts = keptCounts
 
 /** A clock the test moves, and timers that never fire: the test drives recount() itself. */
 let time = 1_000_000

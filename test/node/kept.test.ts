@@ -12,20 +12,14 @@ import { until } from '../../harness/cluster.ts'
 import { bytes } from '../../node/cli/progress.ts'
 import type { KeptCounts } from '../../node/keeper/index.ts'
 import { SPACE, SpaceNoticeError, encodeNotice, decodeIncoming, signerFor, verify } from '../../node/net/index.ts'
+import { keptCounts } from '../helpers/kept-counts.ts'
 
 function ref (k: number, m: number, size = 100): ChunkRef {
   const fragments = Array.from({ length: k + m }, () => cidOf(randomBytes(16)))
   return { offset: 0, size, cid: cidOf(randomBytes(16)), k, m, fragments } as unknown as ChunkRef
 }
 
-const counts = (redundant: number, degraded = 0): KeptCounts => {
-  const c = emptyKept()
-  c.chunks.redundant = redundant
-  c.chunks.degraded = degraded
-  c.bytes.redundant = redundant * 1000
-  c.bytes.degraded = degraded * 1000
-  return c
-}
+const counts = keptCounts
 
 describe('keeper counts (kept.ts)', () => {
   it('a signed record opens as signed: peer, sequence, figures', async () => {
