@@ -20,6 +20,35 @@ async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
   return (await h.volume.chunks.readManifest(content.manifest)).chunks
 }
 
+/**
+ * Write `path` on `w`: its first chunk online (the write's parameters fixed there, k = 4, m = 2,
+ * six hosts), then every peer stopped (still members: suspects, for the failure timeout) and the
+ * second chunk written offline, where it stays pending, local-only. Returns both chunks' bytes
+ * and the second chunk's ref.
+ */
+async function writeOffline (w: ClusterHost, peers: ClusterHost[], path: string): Promise<{ first: Uint8Array, second: Uint8Array, key: string, ref: ChunkRef }> {
+  const { k, m } = w.volume.chunks.params()
+  const first = randomBytes(MiB)
+  const second = randomBytes(MiB)
+  const key = encodeChunk(second, MiB, k, m).ref.cid!.toString()
+  const gone = Promise.withResolvers<void>()
+  const stopped = Promise.withResolvers<void>()
+  async function * pieces (): AsyncGenerator<Uint8Array> {
+    yield first
+    gone.resolve()
+    await stopped.promise
+    yield second
+  }
+  const writing = w.volume.replaceFile(path, pieces(), { wait: 'none' })
+  await gone.promise
+  await Promise.all(peers.map(async p => { await p.stop() }))
+  await until('the writer is offline', () => w.host.peers().length === 0 && w.presence.offline(), 60_000)
+  stopped.resolve()
+  await writing
+  const ref = (await chunksOf(w, path)).find(r => r.cid?.toString() === key)!
+  return { first, second, key, ref }
+}
+
 describe('cluster: the writer stores data fragments, and parity only where it keeps it', function () {
   this.timeout(240_000)
   const t = new Teardown()
@@ -90,27 +119,7 @@ describe('cluster: the writer stores data fragments, and parity only where it ke
   it('a write whose peers went away is left pending as its data fragments; placed once they are back, with parity rebuilt from them', async () => {
     const [w, ...peers] = hosts
     const { k, m } = w.volume.chunks.params()
-    const first = randomBytes(MiB)
-    const second = randomBytes(MiB)
-    const key = encodeChunk(second, MiB, k, m).ref.cid!.toString()
-    const gone = Promise.withResolvers<void>()
-    const stopped = Promise.withResolvers<void>()
-    // the write's parameters are fixed at its first chunk (k = 4, m = 2, six hosts); every peer
-    // then stops (still members: suspects, for the failure timeout), and the second chunk is
-    // written offline: it stays pending, local-only
-    async function * pieces (): AsyncGenerator<Uint8Array> {
-      yield first
-      gone.resolve()
-      await stopped.promise
-      yield second
-    }
-    const writing = w.volume.replaceFile('/offline.bin', pieces(), { wait: 'none' })
-    await gone.promise
-    await Promise.all(peers.map(async p => { await p.stop() }))
-    await until('the writer is offline', () => w.host.peers().length === 0 && w.presence.offline(), 60_000)
-    stopped.resolve()
-    await writing
-    const ref = (await chunksOf(w, '/offline.bin')).find(r => r.cid?.toString() === key)!
+    const { first, second, key, ref } = await writeOffline(w, peers, '/offline.bin')
     assert.deepEqual([ref.k, ref.m], [k, m])
     const ranked = w.policy.rank(ref, w.policy.members(), k + m)
     assert.equal(ranked.length, k + m, 'the stopped peers are still ranked')
@@ -157,25 +166,7 @@ describe('cluster: a writer restarted before its parity was pushed', function ()
     const [w, ...peers] = hosts
     const { k, m } = w.volume.chunks.params()
     assert.deepEqual({ k, m }, { k: 4, m: 2 })
-    const first = randomBytes(MiB)
-    const second = randomBytes(MiB)
-    const key = encodeChunk(second, MiB, k, m).ref.cid!.toString()
-    const gone = Promise.withResolvers<void>()
-    const stopped = Promise.withResolvers<void>()
-    // as above: the parameters fixed online at the first chunk, the second written offline
-    async function * pieces (): AsyncGenerator<Uint8Array> {
-      yield first
-      gone.resolve()
-      await stopped.promise
-      yield second
-    }
-    const writing = w.volume.replaceFile('/restart.bin', pieces(), { wait: 'none' })
-    await gone.promise
-    await Promise.all(peers.map(async p => { await p.stop() }))
-    await until('the writer is offline', () => w.host.peers().length === 0 && w.presence.offline(), 60_000)
-    stopped.resolve()
-    await writing
-    const ref = (await chunksOf(w, '/restart.bin')).find(r => r.cid?.toString() === key)!
+    const { first, second, key, ref } = await writeOffline(w, peers, '/restart.bin')
     await until('the chunk is left pending, its attempt over', () => w.network.pending.has(key) && !w.network.isPlacing(key), 60_000)
     for (const f of ref.fragments.slice(0, k)) assert.ok(await w.store.has(f), 'its data fragments are on the writer\'s disk')
 
