@@ -201,16 +201,20 @@ for (const hosts of gossipHosts) {
 
 const timeoutsOf = (s: string): number[] => s.split(',').filter(x => x !== '').map(x => x === 'default' ? DEFAULT_FAILURE_TIMEOUT_MS : Number(x) * 60_000)
 /** Per network size: hosts declared gone and back after, per host per hour (for the idle figure). */
+/** The churn trace's settings at `hosts` (the churn and keeper counts runs share them). */
+const traceOf = (hosts: number): { hosts: number, seed: number, days: number, churnPerHour: number, leaveShare: number, joinShare: number } => ({
+  hosts,
+  seed: seed + hosts,
+  days: Number(values.days),
+  churnPerHour: Number(values['churn-per-hour']),
+  leaveShare: Number(values['leave-share']),
+  joinShare: Number(values['join-share'])
+})
 const churnRates = new Map<number, { gone: number, returned: number }>()
 for (const hosts of churnHosts) {
   process.stdout.write(`sim churn, ${hosts} hosts\n`)
   const figures = runChurnFigures({
-    hosts,
-    seed: seed + hosts,
-    days: Number(values.days),
-    churnPerHour: Number(values['churn-per-hour']),
-    leaveShare: Number(values['leave-share']),
-    joinShare: Number(values['join-share']),
+    ...traceOf(hosts),
     chunks: Number(values['churn-chunks']),
     fill: Number(values.fill),
     timeouts: timeoutsOf(values[hosts <= 2000 ? 'failure-timeouts' : 'failure-timeouts-large']),
@@ -244,12 +248,7 @@ for (const hosts of list(values['kept-hosts'])) {
   for (const tree of [true, false].filter(t => keptRuns.has(t ? 'tree' : 'flat'))) {
     process.stdout.write(`sim keeper counts, ${hosts} hosts\n`)
     const kept = await runKeptFigures({
-      hosts,
-      seed: seed + hosts,
-      days: Number(values.days),
-      churnPerHour: Number(values['churn-per-hour']),
-      leaveShare: Number(values['leave-share']),
-      joinShare: Number(values['join-share']),
+      ...traceOf(hosts),
       fill: Number(values.fill),
       windowMs: keptHours * 3600_000,
       tree,

@@ -24,6 +24,22 @@ function blockOf (i: number): string {
   return String.fromCharCode(97 + (i % 26)).repeat(BLOCK)
 }
 
+/** Hold every write to /w* on `volume` until the test lets it go; `heldAll` settles once `count` are held. */
+function holdWrites (volume: Parameters<typeof wrapHandles>[0], count: number): { held: Array<() => void>, heldAll: Promise<void> } {
+  const held: Array<() => void> = []
+  const all = Promise.withResolvers<void>()
+  wrapHandles(volume, path => path.startsWith('/w'), fh => ({
+    write: async (buffer, offset, length, position, options) => {
+      await new Promise<void>(resolve => {
+        held.push(resolve)
+        if (held.length === count) all.resolve()
+      })
+      return await fh.write(buffer, offset, length, position, options)
+    }
+  }))
+  return { held, heldAll: all.promise }
+}
+
 describe('fuse writes in flight', function () {
   let t: Teardown
   beforeEach(function () { t = teardown() })
@@ -34,18 +50,7 @@ describe('fuse writes in flight', function () {
     await volume.writeFile('/fast', 'ok\n')
     for (let i = 0; i < WRITES; i++) await volume.writeFile(`/w${i}`, '')
     // writes to /w* wait here until the test lets them all go
-    const held: Array<() => void> = []
-    let allHeld!: () => void
-    const heldAll = new Promise<void>(resolve => { allHeld = resolve })
-    wrapHandles(volume, path => path.startsWith('/w'), fh => ({
-      write: async (buffer, offset, length, position, options) => {
-        await new Promise<void>(resolve => {
-          held.push(resolve)
-          if (held.length === WRITES) allHeld()
-        })
-        return await fh.write(buffer, offset, length, position, options)
-      }
-    }))
+    const { held, heldAll } = holdWrites(volume, WRITES)
     const dir = await tempDir(t, 'darkfs-mnt-')
     const m = await mount(volume, dir)
     t.add(async () => { await m.unmount() })
@@ -73,18 +78,7 @@ describe('fuse writes in flight', function () {
     const volume = createMemoryVolume()
     await volume.writeFile('/fast', 'ok\n')
     for (let i = 0; i < writes; i++) await volume.writeFile(`/w${i}`, '')
-    const held: Array<() => void> = []
-    let allHeld!: () => void
-    const heldAll = new Promise<void>(resolve => { allHeld = resolve })
-    wrapHandles(volume, path => path.startsWith('/w'), fh => ({
-      write: async (buffer, offset, length, position, options) => {
-        await new Promise<void>(resolve => {
-          held.push(resolve)
-          if (held.length === writes) allHeld()
-        })
-        return await fh.write(buffer, offset, length, position, options)
-      }
-    }))
+    const { held, heldAll } = holdWrites(volume, writes)
     const dir = await tempDir(t, 'darkfs-mnt-')
     const m = await mount(volume, dir, { directWrites: cap })
     t.add(async () => { await m.unmount() })
