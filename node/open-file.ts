@@ -34,7 +34,7 @@ import type { ChunkService } from './data/index.ts'
 import { ExtentMap } from './tree/index.ts'
 import type { Content, Extent } from './tree/index.ts'
 import { nowNs } from './clock.ts'
-import { raceSignal } from './abort.ts'
+import { boundedSignal, raceSignal } from './abort.ts'
 import { FsError } from './errors.ts'
 import { forEachLimited } from './pool.ts'
 import { logger } from './log.ts'
@@ -590,13 +590,29 @@ export class OpenFile {
     }
     this.mtime = nowNs()
     const finished = this.early.finished(position, end)
-    if (behind && finished.length > 0) {
+    if (behind && finished.length > 0 && this.dirtyBytes + this.patchBytes <= this.bufferBytes) {
       // the write is answered now and the chunks it finished are hashed and stored in the next
       // turn, while the writer's next write is on its way (through the mount: its copy into the
       // kernel and to this process): the next turn of this inode starts once they are stored, so
-      // the window's backpressure and the buffer bound hold as before, one write later (issue 15)
+      // the window's backpressure holds as before, one write later (issue 15). Only while the
+      // buffer is within its bound: past it (stores behind that failed, a full disk), the write
+      // stores and spills itself, and a failure there is the writer's, so the memory this file
+      // holds stays bounded
       const stop = this.behindStop.signal
       void this.serial(async () => { await this.storeBehind(finished, stop) })
+      return { position, bytesWritten: data.byteLength }
+    }
+    if (behind && finished.length > 0) {
+      // past the bound: stored here, in the write's turn. An early store that fails leaves its
+      // chunk for the spill (as behind), and a spill that fails (a full disk) fails this write:
+      // memory stops growing with it
+      try {
+        for (const i of finished) await this.storeEarly(i, signal)
+      } catch (err: any) {
+        if (signal?.aborted === true) throw err
+        log.error('store of a chunk written to %s failed: %s; it is spilled', this.path(), err?.message)
+      }
+      if (this.dirtyBytes + this.patchBytes > this.bufferBytes) await this.spill(signal)
       return { position, bytesWritten: data.byteLength }
     }
     for (const i of finished) await this.storeEarly(i, signal)
@@ -614,13 +630,9 @@ export class OpenFile {
    * writeback is, not to whichever write of the inode comes next. Never throws.
    */
   private async storeBehind (which: number[], stop: AbortSignal): Promise<void> {
-    const deadline = new AbortController()
-    // a timer cleared once over, rather than AbortSignal.timeout(), whose timer would keep this
-    // turn's signal alive for the whole deadline
-    const timer = setTimeout(() => {
-      deadline.abort(new DOMException(`a store behind a write to ${this.path()} passed its ${this.storeBehindTimeoutMs} ms deadline`, 'TimeoutError'))
-    }, this.storeBehindTimeoutMs)
-    const signal = AbortSignal.any([stop, deadline.signal])
+    // linked by listeners cleared once over (abort.ts), not AbortSignal.any on `stop`, which
+    // lives as long as the file: no composite signal per finished chunk kept alive by it
+    const { signal, clear } = boundedSignal([stop], this.storeBehindTimeoutMs)
     try {
       try {
         for (const i of which) await this.storeEarly(i, signal)
@@ -634,7 +646,7 @@ export class OpenFile {
         log.error('spill behind a write to %s failed: %s', this.path(), err?.message)
       }
     } finally {
-      clearTimeout(timer)
+      clear()
     }
   }
 

@@ -369,8 +369,9 @@ export class KeptNotices {
   private root: KeptRecord | undefined
   private sent: { parent: string | undefined, sum: KeptCounts, hosts: number, up: number } | undefined
   private sentAt = 0
-  /** Sends up failed or not taken in a row (the next is tried after the up interval x 2^failures). */
+  /** Sends up failed or not taken in a row (the next is tried after the up interval x 2^failures), to `failedParent`. */
   private failures = 0
+  private failedParent: string | undefined
   /** Since when this host is the root (in the tree), while it is. */
   private rootSince: number | undefined
   /** Wakes a host along the tree to send its unchanged sum again (KEPT_RESEND_INTERVALS). */
@@ -429,7 +430,9 @@ export class KeptNotices {
     let every = interval(up.length, role)
     // a new root: at the up pace while its children's sums come in (KEPT_ROOT_SETTLE_INTERVALS)
     if (role === 'root' && now - (this.rootSince ?? now) < KEPT_ROOT_SETTLE_INTERVALS * interval(up.length, 'up')) every = Math.min(every, interval(up.length, 'up'))
-    // sends not taken: backing off
+    // sends not taken: backing off, from the parent that did not take them (a new parent is sent
+    // to at the up pace)
+    if (role === 'up' && this.failures > 0 && keptParent(up, this.c.signer.author) !== this.failedParent) this.failures = 0
     if (role === 'up' && this.failures > 0) every = Math.min(KEPT_RESEND_INTERVALS * every, every * 2 ** Math.min(this.failures - 1, 10))
     const wait = Math.max(KEPT_DEBOUNCE_MS, (tree ? this.sentAt : this.toldAt) + every - now)
     this.timer = this.clock.setTimeout(() => {
@@ -476,6 +479,11 @@ export class KeptNotices {
       const up = this.c.up()
       const self = this.c.signer.author
       for (const peer of [...this.children.keys()]) if (keptParent(up, peer) !== self) this.children.delete(peer)
+    }
+    // backing off from a parent that is no longer this host's: the new one is sent to at the up pace
+    if (this.failures > 0 && this.timer !== undefined && this.tree() && keptParent(this.c.up(), this.c.signer.author) !== this.failedParent) {
+      this.clock.clearTimeout(this.timer)
+      this.timer = undefined
     }
     this.changed()
   }
@@ -554,6 +562,8 @@ export class KeptNotices {
     }
     // a failed send: tried again later (after the up interval, doubling: changed())
     if (this.sent?.sum === sum) this.sent = undefined
+    if (parent !== this.failedParent) this.failures = 0
+    this.failedParent = parent
     this.failures++
     this.c.onRefused?.(new KeptRecordError(`sum not sent to ${parent}: ${failed}`), this.c.signer.author)
     this.changed()
@@ -699,7 +709,9 @@ export class KeptNotices {
       // totals of more hosts than are up here (with room for views that differ a while): not
       // taken, this host keeps the totals it had (see the header: the trust in the tree)
       const members = new Set(up).size
-      if (rec.hosts > members + KEPT_GROUP_SLACK) {
+      // (an eighth more, at least KEPT_GROUP_SLACK: after many hosts went down at once, the sums
+      // up the tree count them for an up interval, and the root tells them for a root interval)
+      if (rec.hosts > members + Math.max(KEPT_GROUP_SLACK, members >> 3)) {
         this.refused++
         this.c.onRefused?.(new KeptRecordError(`the root's totals claim ${rec.hosts} hosts, ${members} are up here`), from)
         return 'old'

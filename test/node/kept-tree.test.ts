@@ -324,6 +324,44 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       n.stop()
     })
 
+    it('a sum its parent did not take, backing off: once the tree gives it another parent, that one is sent to at the up pace', async () => {
+      // a child whose parent is not the root, and that has another parent once it is gone
+      const child = up.find(p => {
+        const parent = keptParent(up, p)
+        if (parent === null || parent === undefined || parent === keptRoot(up)) return false
+        const next = keptParent(up.filter(x => x !== parent), p)
+        return next !== null && next !== undefined
+      })!
+      const parent = keptParent(up, child)!
+      const signer = signers.find(s => s.author === child)!
+      const clock = recordingClock()
+      let view = up
+      const to: string[] = []
+      // its parent never takes it (it does not see it as its child)
+      const n = new KeptNotices({ signer, verify, counts: () => own.get(child)!, up: () => view, member: () => true, tell: () => {}, publish: () => async () => ['a peer'], sendUp: async p => { to.push(p); return p !== parent }, clock })
+      const every = keptIntervalOf(N, 'up')
+      await n.recount()
+      for (let i = 1; i <= 3; i++) {
+        assert.equal(clock.timers.length, 1)
+        assert.equal(clock.timers[0].ms, every * 2 ** (i - 1), `after ${i} sends not taken`)
+        if (i === 3) break
+        time += clock.timers[0].ms
+        clock.timers.shift()!.fn()
+        await until(() => to.length === i + 1 && clock.timers.length === 1)
+      }
+      // the parent goes: the wait of 4 up intervals is cut to the up pace, to the new parent
+      view = up.filter(p => p !== parent)
+      n.upChanged()
+      const pending = clock.timers.filter(t => t.ms <= keptIntervalOf(N - 1, 'up'))
+      assert.equal(pending.length, 1, `a send within the up interval: ${clock.timers.map(t => t.ms).join(', ')}`)
+      time += pending[0].ms
+      pending[0].fn()
+      await until(() => to.length === 4)
+      assert.notEqual(to[3], parent, 'sent to its new parent')
+      assert.deepEqual(to.slice(0, 3), [parent, parent, parent])
+      n.stop()
+    })
+
     it('a new root publishes at the up pace for a while, not the root\'s: its first totals lack the sums of the old root\'s children', async () => {
       await settle()
       const clock = recordingClock()

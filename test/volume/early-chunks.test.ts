@@ -41,6 +41,8 @@ function stickEarlyStores (volume: Volume): { aborted: unknown[], begun: () => n
       begun++
       const signal = o.signal
       return await new Promise((_resolve, reject) => {
+        // a signal already aborted (a store begun after abandon()) fails at once, not never
+        if (signal?.aborted === true) { aborted.push(signal.reason); reject(signal.reason); return }
         signal?.addEventListener('abort', () => { aborted.push(signal.reason); reject(signal.reason) }, { once: true })
       })
     }
@@ -201,6 +203,36 @@ describe('open files: chunks stored before the commit (one host)', function () {
     assert.ok(spilled >= 5 * MiB, `${spilled} bytes spilled: the buffer of 2 MiB was not kept to`)
     await fh.close()
     assert.ok(Buffer.from(await volume.readFile('/b.bin')).equals(data), 'the committed version is what was written')
+  })
+
+  it('finished chunks whose stores and spills all fail (a full disk): a write fails, and the memory held stays within the buffer bound', async () => {
+    const dir = await tempDir(t, 'darkfs-early-')
+    const volume = await Volume.open({ dir })
+    t.add(async () => { await volume.close() })
+    const chunks = volume.chunks
+    const write = chunks.write.bind(chunks)
+    const full = (): Error => Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+    chunks.write = opts => {
+      const w = write(opts)
+      w.chunk = async () => { throw full() }
+      return w
+    }
+    chunks.storeChunk = async () => { throw full() }
+    const data = randomBytes(16 * MiB)
+    const fh = await volume.open('/full.bin', 'w+')
+    const file = openFileOf(volume, (await fh.stat()).ino)
+    file.bufferBytes = 2 * MiB
+    const held = (): number => { const f = file as unknown as { dirtyBytes: number, patchBytes: number }; return f.dirtyBytes + f.patchBytes }
+    let refused: any
+    let most = 0
+    for (let at = 0; at < data.byteLength && refused === undefined; at += MiB) {
+      await fh.write(data, at, MiB, at).catch((err: unknown) => { refused = err })
+      most = Math.max(most, held())
+    }
+    assert.equal(refused?.code, 'ENOSPC', `a write is refused with the disk's error (${String(refused)})`)
+    // the bound, the write that found it passed, and the one finished chunk behind it
+    assert.ok(most <= 4 * MiB, `${most} bytes held in memory with a buffer of 2 MiB`)
+    await fh.close().catch(() => {})
   })
 
   it('a store behind a write that never settles gives up at its deadline: later writes go on, and the commit stores the chunk', async () => {
