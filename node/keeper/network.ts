@@ -57,7 +57,7 @@ export const PLACEMENT_REMEMBERED = 16_384
 export interface NetworkComponents {
   host: Pick<Host, 'peerId' | 'peers' | 'peerIds'>
   swarm: Pick<Swarm, 'has' | 'pullAny' | 'push' | 'pullRange'>
-  store: Pick<Store, 'has' | 'get' | 'put'>
+  store: Pick<Store, 'has' | 'get' | 'put' | 'delete' | 'isClaimed'>
   /** Redundancy, the k/m rule and the members placement ranks (placement.ts), shared with the repairer. */
   policy: PlacementPolicy
   /** The chunks still being placed; the swarm reads it too (pending.ts), so it is built before both. */
@@ -196,6 +196,13 @@ export class ChunkNetwork extends EventTarget implements Network {
    * chunk wants it here and no pending chunk still has to send it.
    */
   private readonly keep = new Set<string>()
+  /**
+   * Parity fragments a placement stored here new (the share this host keeps of a chunk written
+   * here, which the write itself stored only as its data fragments): the write knows nothing of
+   * them, so when it is abandoned abandon() deletes them here (at most PLACEMENT_REMEMBERED, the
+   * oldest forgotten first: a write is given up long before that many chunks later).
+   */
+  private readonly storedHere = new Set<string>()
   /** Chunks being placed now: a retry (every reconnect) joins the placement in flight. */
   private readonly placing = new Map<string, Promise<void>>()
   /**
@@ -532,6 +539,19 @@ export class ChunkNetwork extends EventTarget implements Network {
       this.placedOrder.delete(key)
       for (const f of ref.fragments) if (opts.keep?.(f) !== true) cids.set(f.toString(), f)
     }
+    // the parity a placement stored here for these chunks (storedHere): the write deletes what it
+    // stored itself, not these. Kept when another write in flight stored it too, another pending
+    // chunk needs it, or a peer was promised it
+    for (const ref of refs) {
+      for (const f of ref.fragments) {
+        const key = f.toString()
+        if (!this.storedHere.has(key) || opts.keep?.(f) === true) continue
+        this.storedHere.delete(key)
+        if (this.store.isClaimed(f) || this.pending.neededByOther(ref, f) || !this.mayDelete(f)) continue
+        this.keep.delete(key)
+        await this.store.delete(f).catch((err: Error) => { placeLog('abandoned write: deleting kept parity %s failed (GC removes it later): %s', key, err.message) })
+      }
+    }
     const release = this.c.release
     if (release === undefined || cids.size === 0) return
     // every connected peer, not only the ones that acknowledged: a push cut short by the abort
@@ -692,6 +712,8 @@ export class ChunkNetwork extends EventTarget implements Network {
         l?.done(clean)
       }
       held[j].add(self)
+      this.storedHere.add(cid.toString())
+      if (this.storedHere.size > this.placementRemembered) this.storedHere.delete(this.storedHere.values().next().value!)
       placeLog('chunk %s: f%d stored here (kept here)', chunk, j)
     }))
     // its failure is thrown below, after the pushes (the chunk then stays pending)
