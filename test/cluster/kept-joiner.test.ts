@@ -14,7 +14,7 @@ import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { init } from '../../node/cli/index.ts'
 import { loadOrCreateIdentity } from '../../node/net/index.ts'
-import { keptRoot } from '../../node/keeper/index.ts'
+import { KEPT_RESEND_INTERVALS, keptIntervalOf, keptRoot } from '../../node/keeper/index.ts'
 
 const HOSTS = 28
 const BOUND = 3
@@ -32,8 +32,13 @@ describe(`keeper counts: a joiner of an idle network beyond the full mesh counts
   })
 
   it('every host counts every member, those that joined last too (the root\'s totals, summed along the tree)', async () => {
+    // the totals follow the tree's schedule (kept.ts): sums up at most every up interval (a sum
+    // not taken while views of the hosts up still differ: again after it, backing off to
+    // KEPT_RESEND_INTERVALS of them), the root's totals at most every root interval. The bound:
+    // that backoff and four root intervals, at this size, beyond the 60 s a quiet run needs
+    const bound = KEPT_RESEND_INTERVALS * keptIntervalOf(HOSTS, 'up') + 4 * keptIntervalOf(HOSTS, 'root') + 60_000
     await until('every host\'s totals count every member', () =>
-      hosts.every(h => { const n = h.kept.totals(); return n.members === HOSTS && n.reporting === HOSTS }), 60_000)
+      hosts.every(h => { const n = h.kept.totals(); return n.members === HOSTS && n.reporting === HOSTS }), bound)
       .catch((err: Error) => {
         throw new Error(`${err.message}: ${hosts.map(h => `${h.name} ${h.kept.totals().reporting}/${h.kept.totals().members} from ${h.kept.held().map(r => r.peer.slice(-6)).join(',')}`).join('; ')}`)
       })
