@@ -367,6 +367,8 @@ export class KeptNotices {
   /** The tree (sendUp given): the children's latest sums, the root's totals, the sum last sent and when. */
   private readonly children = new Map<string, KeptRecord>()
   private root: KeptRecord | undefined
+  /** Totals of a member not the root here when they came (offerRoot), taken once it is. */
+  private candidate: KeptRecord | undefined
   private sent: { parent: string | undefined, sum: KeptCounts, hosts: number, up: number } | undefined
   private sentAt = 0
   /** Sends up failed or not taken in a row (the next is tried after the up interval x 2^failures), to `failedParent`. */
@@ -475,6 +477,16 @@ export class KeptNotices {
    * it sends it again, which it does as the hosts up changed), then as changed().
    */
   upChanged (): void {
+    // totals heard from a host that is the root now (offerRoot)
+    const candidate = this.candidate
+    if (candidate !== undefined) {
+      const up = this.c.up()
+      if (keptRoot(up) === candidate.peer) {
+        this.candidate = undefined
+        const held = this.root
+        if (held?.peer !== candidate.peer || held.seq < candidate.seq) this.takeRoot(candidate, up, candidate.peer)
+      }
+    }
     if (this.tree() && this.children.size > 0) {
       const up = this.c.up()
       const self = this.c.signer.author
@@ -704,20 +716,13 @@ export class KeptNotices {
       // a sum on gossip or in a table: the network's totals, taken from the root only (the
       // smallest id up here: kept-tree.ts); from the same root, only a newer one
       const held = this.root
+      if (held?.peer === rec.peer && (rec.seq <= held.seq || tooSoon(held))) return 'old'
       const up = this.c.up()
-      if (keptRoot(up) !== rec.peer || (held?.peer === rec.peer && (rec.seq <= held.seq || tooSoon(held)))) return 'old'
-      // totals of more hosts than are up here (with room for views that differ a while): not
-      // taken, this host keeps the totals it had (see the header: the trust in the tree)
-      const members = new Set(up).size
-      // (an eighth more, at least KEPT_GROUP_SLACK: after many hosts went down at once, the sums
-      // up the tree count them for an up interval, and the root tells them for a root interval)
-      if (rec.hosts > members + Math.max(KEPT_GROUP_SLACK, members >> 3)) {
-        this.refused++
-        this.c.onRefused?.(new KeptRecordError(`the root's totals claim ${rec.hosts} hosts, ${members} are up here`), from)
+      if (keptRoot(up) !== rec.peer) {
+        this.offerRoot(rec)
         return 'old'
       }
-      this.root = rec
-      return 'new'
+      return this.takeRoot(rec, up, from)
     }
     if (!this.c.member(rec.peer)) {
       // kept until its host is a member here, and 'new' (gossip forwards it): only the order of
@@ -739,6 +744,40 @@ export class KeptNotices {
     const held = this.table.get(rec.peer)
     if (tooSoon(held)) return 'old'
     return this.table.put(rec)
+  }
+
+  /**
+   * The root's totals `rec` (newer than those held, from the root of `up`, this host's view):
+   * taken unless they claim more hosts than are up here (with room for views that differ a
+   * while): then this host keeps the totals it had (see the header: the trust in the tree).
+   */
+  private takeRoot (rec: KeptRecord, up: readonly string[], from: string): 'new' | 'old' {
+    const members = new Set(up).size
+    // (an eighth more, at least KEPT_GROUP_SLACK: after many hosts went down at once, the sums
+    // up the tree count them for an up interval, and the root tells them for a root interval)
+    if ((rec.hosts ?? 1) > members + Math.max(KEPT_GROUP_SLACK, members >> 3)) {
+      this.refused++
+      this.c.onRefused?.(new KeptRecordError(`the root's totals claim ${rec.hosts} hosts, ${members} are up here`), from)
+      return 'old'
+    }
+    this.root = rec
+    if (this.candidate !== undefined && this.candidate.peer === rec.peer && this.candidate.seq <= rec.seq) this.candidate = undefined
+    return 'new'
+  }
+
+  /**
+   * Totals signed by a member that is not the root here (yet): kept as the candidate when it is
+   * the smallest id offered so far (or that id's newer totals), taken by upChanged() once its
+   * signer is the root here. A host that starts pulls the root's totals right after the member
+   * table, before its view of the hosts up settled (until it knows itself beyond the full mesh,
+   * only its connected peers are up): dropped then, it held no totals until the root's next on
+   * gossip, a root interval or more later, and counted the few members it met meanwhile. One
+   * candidate only, so sums from many made-up keys hold nothing more.
+   */
+  private offerRoot (rec: KeptRecord): void {
+    if (!this.c.member(rec.peer)) return
+    const c = this.candidate
+    if (c === undefined || rec.peer < c.peer || (rec.peer === c.peer && rec.seq > c.seq)) this.candidate = rec
   }
 
   /** The network totals: the latest counts of the members up now, this host's own counted now. */

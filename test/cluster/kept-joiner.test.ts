@@ -20,6 +20,14 @@ const HOSTS = 28
 const BOUND = 3
 const daemon = { maxConnections: BOUND, keptTreeMembers: 16, keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } }
 
+/**
+ * How long the totals may take to count every one of `members` by the tree's schedule (kept.ts):
+ * sums up at most every up interval (one not taken sent again, backing off to
+ * KEPT_RESEND_INTERVALS of them), the root's totals at most every root interval; that backoff
+ * and four root intervals, beyond the 60 s a loaded run may need for the hops and gossip.
+ */
+const schedule = (members: number): number => KEPT_RESEND_INTERVALS * keptIntervalOf(members, 'up') + 4 * keptIntervalOf(members, 'root') + 60_000
+
 describe(`keeper counts: a joiner of an idle network beyond the full mesh counts every member (${HOSTS} hosts and a joiner, --max-connections ${BOUND})`, function () {
   this.timeout(300_000)
   const t = new Teardown()
@@ -35,10 +43,9 @@ describe(`keeper counts: a joiner of an idle network beyond the full mesh counts
     // the totals follow the tree's schedule (kept.ts): sums up at most every up interval (a sum
     // not taken while views of the hosts up still differ: again after it, backing off to
     // KEPT_RESEND_INTERVALS of them), the root's totals at most every root interval. The bound:
-    // that backoff and four root intervals, at this size, beyond the 60 s a quiet run needs
-    const bound = KEPT_RESEND_INTERVALS * keptIntervalOf(HOSTS, 'up') + 4 * keptIntervalOf(HOSTS, 'root') + 60_000
+    // schedule(), beyond the 60 s a quiet run needs
     await until('every host\'s totals count every member', () =>
-      hosts.every(h => { const n = h.kept.totals(); return n.members === HOSTS && n.reporting === HOSTS }), bound)
+      hosts.every(h => { const n = h.kept.totals(); return n.members === HOSTS && n.reporting === HOSTS }), schedule(HOSTS))
       .catch((err: Error) => {
         throw new Error(`${err.message}: ${hosts.map(h => `${h.name} ${h.kept.totals().reporting}/${h.kept.totals().members} from ${h.kept.held().map(r => r.peer.slice(-6)).join(',')}`).join('; ')}`)
       })
@@ -61,10 +68,14 @@ describe(`keeper counts: a joiner of an idle network beyond the full mesh counts
       const n = joiner.kept.totals()
       return `${n.reporting}/${n.members} reporting; connected to ${joiner.host.peers().length}, ever to ${met.size}; totals held: ${joiner.kept.held().map(h => h.peer).join(', ')}`
     }
+    // the joiner's sum goes up the tree (its parent may take it only once the joiner is a member
+    // there: sent again, backing off) and the root publishes new totals a root interval after
+    // its last, which the joiner's join itself set off (the hosts up changed, its sum not in
+    // yet): a quiet run takes about that interval (17 s here); the bound is schedule()
     await until('the joiner\'s totals count every member', () => {
       const n = joiner.kept.totals()
       return n.members === HOSTS + 1 && n.reporting === HOSTS + 1
-    }, 30_000).catch((err: Error) => { throw new Error(`${err.message}: ${describe()}`) })
+    }, schedule(HOSTS + 1)).catch((err: Error) => { throw new Error(`${err.message}: ${describe()}`) })
     // the joiner keeps few connections, but meets most hosts while it joins (its DHT queries):
     // on the code before the table was served it met 27 of the 28 within 30 s and counted 28 of
     // 29 members. Whether it met each is not asserted (under load it may meet them all first)

@@ -449,6 +449,28 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       assert.equal(other.totals().reporting, N + 16)
     })
 
+    it('the root\'s totals heard before this host sees their signer as the root (a host starting, its view of the hosts up not settled) are taken once it does', async () => {
+      await settle()
+      const root = signers.find(s => s.author === keptRoot(up))!
+      const joiner = signers.find(s => s.author !== root.author)!
+      // a host starting: until it knows itself beyond the full mesh, only its connected peers are up
+      let view = up.filter(p => p !== root.author).slice(0, 3)
+      const n = new KeptNotices({ signer: joiner, verify, counts: () => counts(1), up: () => view, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
+      const totals = await signKept(root, Date.now() * 1000, counts(5), N)
+      assert.equal(await n.take(totals, 'a peer'), 'old', 'not the root here yet: not taken, not forwarded')
+      // a made-up key's sum offered meanwhile (not the smallest id, or not a member) holds nothing more
+      const bigger = signers.filter(s => s.author > root.author).at(-1)!
+      assert.equal(await n.take(await signKept(bigger, Date.now() * 1000, counts(9), 2), 'a peer'), 'old')
+      assert.deepEqual(n.held(), [])
+      view = up
+      n.upChanged()
+      assert.deepEqual(n.held().map(h => h.peer), [root.author], 'the root\'s totals, taken once it is the root here')
+      assert.equal(n.totals().reporting, N)
+      assert.equal(n.totals().chunks.redundant, counts(5).chunks.redundant)
+      assert.equal(n.refused, 0)
+      n.stop()
+    })
+
     it('a sum from a host not its child is refused before its signature is checked', async () => {
       const parent = keptRoot(up)!
       const stranger = signers.find(s => { const q = keptParent(up, s.author); return typeof q === 'string' && q !== parent })!
