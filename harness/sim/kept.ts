@@ -21,7 +21,7 @@ import { EventQueue } from './events.ts'
 import { simPeer } from './hosts.ts'
 import type { TraceEvent } from './churn.ts'
 import { KeptNotices, emptyKept, keptIntervalOf, openKept } from '../../node/keeper/index.ts'
-import type { KeptClock, KeptCounts, KeptRole } from '../../node/keeper/index.ts'
+import type { KeptClock, KeptCounts, KeptRole, KeptSumAnswer } from '../../node/keeper/index.ts'
 
 export interface UpChange { t: number, host: number, up: boolean, join?: boolean }
 
@@ -184,10 +184,16 @@ export async function runKeptSim (o: KeptSimOptions): Promise<KeptSimResult> {
             const to = index.get(parent)!
             // a sum refused (forged, out of range) would leave its group out: the run fails; one
             // not taken (or a parent away) is a failed send, which the sender tries again
-            return await new Promise<boolean>(resolve => {
+            // (the answer carries the root's totals the parent holds, kept-service.ts: counted with the sums)
+            return await new Promise<KeptSumAnswer>(resolve => {
               q.after(o.latencyMs, () => {
-                if (!up.has(to)) { resolve(false); return }
-                void notices[to].takeSum(msg, peer).then(r => { if (r === 'reject') refusedSums++; resolve(r === 'new') })
+                if (!up.has(to)) { resolve({ taken: false }); return }
+                void notices[to].takeSum(msg, peer).then(r => {
+                  if (r === 'reject') refusedSums++
+                  const root = notices[to].rootTotals()
+                  if (root !== undefined && q.now >= warm && q.now < end) upBytes += root.byteLength
+                  resolve({ taken: r === 'new', ...(root === undefined ? {} : { root }) })
+                })
               })
             })
           }

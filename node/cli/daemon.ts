@@ -453,6 +453,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         if (host.features(parent) !== undefined && !features.supports(parent, FEATURE_KEPT_TREE)) return false
         return await sendKeptSum(host, parent, msg)
       },
+      members: () => members.size,
       tree: keptTree,
       onRefused: (err, from) => { log('keeper counts from %s refused: %s', from, err.message) }
     })

@@ -24,10 +24,13 @@
 //
 // KEPT_TABLE_PROTOCOL (rpc.ts calls): { t: 'kept' } -> { t: 'kept', records: [record...] }
 //                                     { t: 'digest' } -> { t: 'digest', d: bytes(32) }
-//                                     { t: 'sum', r: record } -> { t: 'sum', taken: bool }
+//                                     { t: 'sum', r: record } -> { t: 'sum', taken: bool, root?: record }
 // (the digest: sha256 of the hosts' ids and their records' seqs, in the order of the ids; 'sum':
 // beyond the full mesh, a host's group sum sent to its parent in the tree, kept-tree.ts, taken
-// by KeptNotices.takeSum: the sender's own sum record, signed, of a member). Along the tree a
+// by KeptNotices.takeSum: the sender's own sum record, signed, of a member; the answer carries
+// the root's totals the parent holds, so they go down the tree too: a host gossip missed them on
+// has them with its next sum's answer; a host of the previous version ignores the field, and
+// answers without it). Along the tree a
 // host holds the root's totals only (KeptNotices.held()): that is what a host starting pulls and
 // what the digests compare, the same on every host once the root's latest has spread.
 // A host of an older version does not serve it: the pull fails, the next member pull tries again.
@@ -35,7 +38,7 @@ import { createHash } from 'node:crypto'
 import { MAX_MEMBERS, RpcProtocolError, TABLE_ANSWER_MIN_INTERVAL_MS, call, defineProtocol, serve, startAntiEntropy } from '../net/index.ts'
 import type { Host, RpcDialer, RpcServer } from '../net/index.ts'
 import { KEPT_MESSAGE_BYTES } from './kept.ts'
-import type { KeptNotices } from './kept.ts'
+import type { KeptNotices, KeptSumAnswer } from './kept.ts'
 import { logger } from '../log.ts'
 import { equalBytes } from '../bytes.ts'
 
@@ -54,7 +57,7 @@ export class KeptTableError extends RpcProtocolError {
 }
 
 export type KeptTableRequest = { t: 'kept' } | { t: 'digest' } | { t: 'sum', r: Uint8Array }
-export type KeptTableReply = { t: 'kept', records: Uint8Array[] } | { t: 'digest', d: Uint8Array } | { t: 'sum', taken: boolean }
+export type KeptTableReply = { t: 'kept', records: Uint8Array[] } | { t: 'digest', d: Uint8Array } | { t: 'sum', taken: boolean, root?: Uint8Array }
 
 export const KEPT_TABLE = defineProtocol<KeptTableRequest, KeptTableReply>({
   id: KEPT_TABLE_PROTOCOL,
@@ -68,10 +71,13 @@ export const KEPT_TABLE = defineProtocol<KeptTableRequest, KeptTableReply>({
     return { t: m.t }
   },
   reply: (v, req) => {
-    const m = v as { t?: unknown, records?: unknown, d?: unknown, taken?: unknown } | null
+    const m = v as { t?: unknown, records?: unknown, d?: unknown, taken?: unknown, root?: unknown } | null
     if (req.t === 'sum') {
-      if (typeof m !== 'object' || m === null || m.t !== 'sum' || typeof m.taken !== 'boolean') throw new KeptTableError('a kept sum answer is { t: \'sum\', taken: boolean }')
-      return { t: 'sum', taken: m.taken }
+      if (typeof m !== 'object' || m === null || m.t !== 'sum' || typeof m.taken !== 'boolean' ||
+        (m.root !== undefined && !(m.root instanceof Uint8Array && m.root.byteLength <= KEPT_MESSAGE_BYTES))) {
+        throw new KeptTableError(`a kept sum answer is { t: 'sum', taken: boolean, root?: a record of at most ${KEPT_MESSAGE_BYTES} bytes }`)
+      }
+      return m.root === undefined ? { t: 'sum', taken: m.taken } : { t: 'sum', taken: m.taken, root: m.root as Uint8Array }
     }
     if (req.t === 'digest') {
       if (typeof m !== 'object' || m === null || m.t !== 'digest' || !(m.d instanceof Uint8Array) || m.d.byteLength !== 32) throw new KeptTableError('a kept digest answer is { t: \'digest\', d: bytes(32) }')
@@ -94,13 +100,13 @@ export function keptDigest (held: Array<{ peer: string, seq: number }>): Uint8Ar
 
 /**
  * Send `msg`, this host's group sum, to its parent `peer` in the tree (KeptNotices' sendUp):
- * whether the parent took it. Not taken (it does not see the sender as its child yet, the sender
+ * whether the parent took it, and the root's totals it holds. Not taken (it does not see the sender as its child yet, the sender
  * is not a member there yet, its sum claims more hosts than its group has there, too soon) is a
  * send that failed: the sender tries again later.
  */
-export async function sendKeptSum (host: RpcDialer, peer: string, msg: Uint8Array): Promise<boolean> {
+export async function sendKeptSum (host: RpcDialer, peer: string, msg: Uint8Array): Promise<KeptSumAnswer> {
   const reply = await call(host, peer, KEPT_TABLE, { t: 'sum', r: msg })
-  return reply.t === 'sum' && reply.taken
+  return reply.t === 'sum' ? { taken: reply.taken, ...(reply.root === undefined ? {} : { root: reply.root }) } : { taken: false }
 }
 
 export interface KeptService {
@@ -120,7 +126,12 @@ export async function startKeptService (host: KeptServiceHost, kept: KeptNotices
     call: async (req, { peer }): Promise<KeptTableReply> => {
       if (req.t === 'digest') return { t: 'digest', d: keptDigest(kept.held()) }
       // (a refused sum is answered taken: false, not failed: the sender tries again later)
-      if (req.t === 'sum') return { t: 'sum', taken: await kept.takeSum(req.r, peer) === 'new' }
+      // (with the root's totals held here: the sender takes them if gossip missed them, kept.ts)
+      if (req.t === 'sum') {
+        const taken = await kept.takeSum(req.r, peer) === 'new'
+        const root = kept.rootTotals()
+        return root === undefined ? { t: 'sum', taken } : { t: 'sum', taken, root }
+      }
       const last = answered.get(peer) ?? 0
       if (Date.now() - last < TABLE_ANSWER_MIN_INTERVAL_MS) return { t: 'kept', records: [] }
       answered.set(peer, Date.now())

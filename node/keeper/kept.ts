@@ -15,7 +15,9 @@
 // the network's totals on gossip (tagged KEPT_SUM_GOSSIP_TAG, which a host of an older version
 // ignores) at most once per keptIntervalOf(members, 'root'), at the up pace for its first
 // KEPT_ROOT_SETTLE_INTERVALS up intervals as root (its first totals lack the sums of the old
-// root's children), and every host keeps the root's latest. Tree or not is decided on the
+// root's children), and, after the hosts up changed, once the sums the change set off climbed the
+// tree (keptRootSettleMs); every host keeps the root's latest, from gossip or, should gossip miss
+// it, from its parent's answer to its next sum (kept-service.ts). Tree or not is decided on the
 // member table's size (keptTreeMode), the same on every host, not on its connections.
 //
 // Trust: in a full mesh each host's counts are signed by it, and a host sums them itself. Along
@@ -56,7 +58,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Signer, Verify } from '../tree/index.ts'
 import { FULL_MESH_PEERS, MAX_MEMBERS } from '../net/index.ts'
-import { keptGroupSize, keptParent, keptRoot, keptUpDigest } from './kept-tree.ts'
+import { KEPT_TREE_BITS, keptGroupSize, keptParent, keptRoot, keptUpDigest } from './kept-tree.ts'
 
 /** The states a keeper counts, in the order of a record's arrays. */
 export const KEPT_STATES = ['redundant', 'degraded', 'atRisk', 'unreachable', 'lost'] as const
@@ -144,6 +146,20 @@ export const KEPT_RESEND_INTERVALS = 10
  */
 export const KEPT_ROOT_SETTLE_INTERVALS = 2
 
+/**
+ * How long the root waits, after the hosts up changed, before it publishes totals: the up
+ * intervals a sum takes to climb the tree (one a level below the root, about log16(members)),
+ * and one more. The change makes every host send its sum again, each level at most an up
+ * interval after its last; published at once, the totals lacked most of them (a host that joined
+ * was counted only in the root's next totals, a root interval later: 17 s at 29 members, 10
+ * minutes from 1,000), and took one more message on gossip. Counted from the first change since
+ * the root's last totals, so a stream of changes delays them no more.
+ */
+export function keptRootSettleMs (members: number, interval: (members: number, role: KeptRole) => number = keptIntervalOf): number {
+  const levels = Math.max(1, Math.ceil(Math.log2(Math.max(2, members)) / KEPT_TREE_BITS))
+  return (levels + 1) * interval(members, 'up')
+}
+
 /** A child's sum may claim at most twice the hosts up in its group here, and this many more (views of who is up differ a while). */
 export const KEPT_GROUP_SLACK = 16
 
@@ -167,6 +183,9 @@ export function keptIntervalOf (members: number, role: KeptRole): number {
   const [per, max] = role === 'up' ? [KEPT_UP_MS_PER_MEMBER, KEPT_UP_MAX_INTERVAL_MS] : [KEPT_ROOT_MS_PER_MEMBER, KEPT_ROOT_MAX_INTERVAL_MS]
   return Math.min(max, Math.max(KEPT_MIN_INTERVAL_MS, members * per))
 }
+
+/** A parent's answer to a sum sent up: taken or not, and the root's totals it holds (kept-service.ts). */
+export interface KeptSumAnswer { taken: boolean, root?: Uint8Array }
 
 /** A host's counts as signed, and when they were taken here; `hosts`: a sum record's hosts summed. */
 export interface KeptRecord extends KeptCounts { peer: string, seq: number, msg: Uint8Array, heardAt: number, hosts?: number }
@@ -337,7 +356,13 @@ export interface KeptNoticesComponents {
    * beyond the full mesh (publish() given) the counts are summed along the tree (kept-tree.ts)
    * and only the root's totals go on gossip; not given, every host's record goes on gossip.
    */
-  sendUp?: (parent: string, msg: Uint8Array) => Promise<boolean>
+  sendUp?: (parent: string, msg: Uint8Array) => Promise<boolean | KeptSumAnswer>
+  /**
+   * The members in the member table (up or not): the root's totals may claim at most as many
+   * hosts as this or the hosts up, whichever is more (+ slack). A host starting sees only its
+   * connected peers up until it knows itself beyond the full mesh. Default: the hosts up.
+   */
+  members?: () => number
   /**
    * Whether the counts are summed along the tree (with sendUp and publish given): decided on what
    * every host sees alike (the daemon: the member table's size, and a feature every host
@@ -376,6 +401,11 @@ export class KeptNotices {
   private failedParent: string | undefined
   /** Since when this host is the root (in the tree), while it is. */
   private rootSince: number | undefined
+  /** At the root: the first change of the hosts up since its last totals (keptRootSettleMs). */
+  private upChangedAt: number | undefined
+  /** When this host last published the root's totals. */
+  private publishedAt: number | undefined
+  private settle: unknown
   /** Wakes a host along the tree to send its unchanged sum again (KEPT_RESEND_INTERVALS). */
   private refresh: unknown
   private timer: unknown
@@ -419,6 +449,11 @@ export class KeptNotices {
     return out.sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0)
   }
 
+  /** Along the tree, the root's totals this host holds (signed; its own at the root): given down the tree in the answer to each sum sent up. */
+  rootTotals (): Uint8Array | undefined {
+    return this.tree() ? this.root?.msg : undefined
+  }
+
   /** Something the counts follow changed: count again soon, tell if a figure moved. */
   changed (): void {
     if (this.stopped || this.timer !== undefined) return
@@ -427,7 +462,7 @@ export class KeptNotices {
     const role: KeptRole = !tree ? 'tell' : keptParent(up, this.c.signer.author) === undefined ? 'root' : 'up'
     const now = this.clock.now()
     const interval = this.c.interval ?? keptIntervalOf
-    if (role !== 'root') this.rootSince = undefined
+    if (role !== 'root') { this.rootSince = undefined; this.upChangedAt = undefined }
     else this.rootSince ??= now
     let every = interval(up.length, role)
     // a new root: at the up pace while its children's sums come in (KEPT_ROOT_SETTLE_INTERVALS)
@@ -436,7 +471,9 @@ export class KeptNotices {
     // to at the up pace)
     if (role === 'up' && this.failures > 0 && keptParent(up, this.c.signer.author) !== this.failedParent) this.failures = 0
     if (role === 'up' && this.failures > 0) every = Math.min(KEPT_RESEND_INTERVALS * every, every * 2 ** Math.min(this.failures - 1, 10))
-    const wait = Math.max(KEPT_DEBOUNCE_MS, (tree ? this.sentAt : this.toldAt) + every - now)
+    // (the root's pace from its last totals: a new root's last sum sent up does not hold its first back)
+    const last = role === 'root' ? (this.publishedAt !== undefined && this.publishedAt >= (this.rootSince ?? now) ? this.publishedAt : -Infinity) : tree ? this.sentAt : this.toldAt
+    const wait = Math.max(KEPT_DEBOUNCE_MS, last + every - now)
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined
       this.recount().catch((err: Error) => { if (!this.stopped) this.c.onRefused?.(new KeptRecordError(`own counts not signed: ${err.message}`), this.c.signer.author) })
@@ -486,6 +523,12 @@ export class KeptNotices {
         const held = this.root
         if (held?.peer !== candidate.peer || held.seq < candidate.seq) this.takeRoot(candidate, up, candidate.peer)
       }
+    }
+    // the root: its next totals wait for the sums the change sets off (keptRootSettleMs)
+    // (a connection alone, the hosts up as at its last totals, is no change)
+    if (this.tree()) {
+      const up = this.c.up()
+      if (keptParent(up, this.c.signer.author) === undefined && keptUpDigest(up) !== this.sent?.up) this.upChangedAt ??= this.clock.now()
     }
     if (this.tree() && this.children.size > 0) {
       const up = this.c.up()
@@ -546,6 +589,14 @@ export class KeptNotices {
     const now = this.clock.now()
     // unchanged: sent again after KEPT_RESEND_INTERVALS up intervals (a parent that restarted)
     const resendMs = KEPT_RESEND_INTERVALS * (this.c.interval ?? keptIntervalOf)(up.length, 'up')
+    if (parent === undefined && this.upChangedAt !== undefined) {
+      const until = this.upChangedAt + keptRootSettleMs(up.length, this.c.interval)
+      if (now < until) {
+        this.clock.clearTimeout(this.settle)
+        this.settle = this.clock.setTimeout(() => { this.settle = undefined; this.changed() }, until - now)
+        return
+      }
+    }
     if (sent !== undefined && sent.parent === parent && sent.hosts === hosts && sent.up === digest && sameKept(sent.sum, sum) && (parent === undefined || now < this.sentAt + resendMs)) return
     this.sentAt = now
     this.sent = { parent, sum, hosts, up: digest }
@@ -553,18 +604,29 @@ export class KeptNotices {
     const msg = await signKept(this.c.signer, seq, sum, hosts)
     if (this.stopped || this.sent?.sum !== sum) return
     if (parent === undefined) {
+      this.upChangedAt = undefined
+      this.publishedAt = now
       this.root = { ...sum, peer: this.c.signer.author, seq, msg, heardAt: this.clock.now(), hosts }
       this.publishRoot(this.root)
       return
     }
     let failed: string | undefined
+    let root: Uint8Array | undefined
     try {
-      if (await this.c.sendUp?.(parent, msg) === false) failed = 'not taken'
+      const answer = await this.c.sendUp?.(parent, msg)
+      const taken = typeof answer === 'object' ? answer.taken : answer
+      if (taken === false) failed = 'not taken'
+      if (typeof answer === 'object') root = answer.root
     } catch (err) {
       // logged below (onRefused), with the parent it was sent to, and tried again
       failed = (err as Error).message
     }
     if (this.stopped) return
+    // the root's totals down the tree, in the parent's answer: a host gossip missed them on (a
+    // message published once, while its connections change) is no staler than its next sum
+    // sent (KEPT_RESEND_INTERVALS up intervals at most, idle), not until the next totals or an
+    // anti-entropy round that reaches a peer with them
+    if (root !== undefined && this.tree()) await this.take(root, parent).catch(() => 'reject')
     if (failed === undefined) {
       this.failures = 0
       // nothing changing: sent again after KEPT_RESEND_INTERVALS up intervals
@@ -752,12 +814,12 @@ export class KeptNotices {
    * while): then this host keeps the totals it had (see the header: the trust in the tree).
    */
   private takeRoot (rec: KeptRecord, up: readonly string[], from: string): 'new' | 'old' {
-    const members = new Set(up).size
+    const members = Math.max(new Set(up).size, this.c.members?.() ?? 0)
     // (an eighth more, at least KEPT_GROUP_SLACK: after many hosts went down at once, the sums
     // up the tree count them for an up interval, and the root tells them for a root interval)
     if ((rec.hosts ?? 1) > members + Math.max(KEPT_GROUP_SLACK, members >> 3)) {
       this.refused++
-      this.c.onRefused?.(new KeptRecordError(`the root's totals claim ${rec.hosts} hosts, ${members} are up here`), from)
+      this.c.onRefused?.(new KeptRecordError(`the root's totals claim ${rec.hosts} hosts, ${members} are up here (or members)`), from)
       return 'old'
     }
     this.root = rec
@@ -813,6 +875,7 @@ export class KeptNotices {
     this.clock.clearTimeout(this.timer)
     this.clock.clearTimeout(this.again)
     this.clock.clearTimeout(this.refresh)
+    this.clock.clearTimeout(this.settle)
     this.timer = undefined
   }
 }

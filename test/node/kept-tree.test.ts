@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { KEPT_TREE_BITS, keptGroupSize } from '../../node/keeper/kept-tree.ts'
-import { KEPT_GOSSIP_TAG, KEPT_RESEND_INTERVALS, KEPT_ROOT_SETTLE_INTERVALS, KEPT_SUM_GOSSIP_TAG, KEPT_TABLE, KeptNotices, keptTreeMode, KeptRecordError, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptIntervalOf, keptParent, keptRoot, openKept, signKept } from '../../node/keeper/index.ts'
+import { KEPT_DEBOUNCE_MS, keptRootSettleMs, KEPT_GOSSIP_TAG, KEPT_RESEND_INTERVALS, KEPT_ROOT_SETTLE_INTERVALS, KEPT_SUM_GOSSIP_TAG, KEPT_TABLE, KeptNotices, keptTreeMode, KeptRecordError, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptIntervalOf, keptParent, keptRoot, openKept, signKept } from '../../node/keeper/index.ts'
 import type { KeptClock, KeptCounts } from '../../node/keeper/index.ts'
 import { FULL_MESH_PEERS, MAX_MEMBERS, MEMBERS_GOSSIP_TAG, peerKadId, signerFor, verify } from '../../node/net/index.ts'
 import type { Signer } from '../../node/tree/index.ts'
@@ -109,6 +109,12 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
     assert.deepEqual(KEPT_TABLE.request!({ t: 'sum', r: new Uint8Array(10) }), { t: 'sum', r: new Uint8Array(10) })
     assert.throws(() => KEPT_TABLE.request!({ t: 'sum', r: new Uint8Array(4096) }), KeptTableError)
     assert.throws(() => KEPT_TABLE.request!({ t: 'sum' }), KeptTableError)
+    // its answer: taken or not, and the root's totals the parent holds (a host of the previous version answers without)
+    const req = { t: 'sum' as const, r: new Uint8Array(10) }
+    assert.deepEqual(KEPT_TABLE.reply!({ t: 'sum', taken: true }, req), { t: 'sum', taken: true })
+    assert.deepEqual(KEPT_TABLE.reply!({ t: 'sum', taken: false, root: new Uint8Array(10) }, req), { t: 'sum', taken: false, root: new Uint8Array(10) })
+    assert.throws(() => KEPT_TABLE.reply!({ t: 'sum', taken: true, root: new Uint8Array(4096) }, req), KeptTableError)
+    assert.throws(() => KEPT_TABLE.reply!({ t: 'sum', taken: true, root: 'x' }, req), KeptTableError)
   })
 
   describe('KeptNotices along the tree (real signatures, 40 hosts in one process)', function () {
@@ -362,7 +368,7 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       n.stop()
     })
 
-    it('a new root publishes at the up pace for a while, not the root\'s: its first totals lack the sums of the old root\'s children', async () => {
+    it('a new root: its first totals once the sums the change set off climbed the tree (not a root interval after its last sum sent up); one that starts as the root publishes at the up pace for a while', async () => {
       await settle()
       const clock = recordingClock()
       const old = keptRoot(up)!
@@ -377,16 +383,23 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       n.upChanged()
       const upEvery = keptIntervalOf(N - 1, 'up')
       const rootEvery = keptIntervalOf(N - 1, 'root')
-      assert.ok(upEvery < rootEvery)
-      assert.equal(clock.timers.length, 1)
-      assert.equal(clock.timers[0].ms, upEvery, 'its totals after the up interval, not the root\'s')
-      time += upEvery
-      clock.timers.shift()!.fn()
-      await until(() => published === 1)
-      assert.ok(n.totals().reporting < N - 1, 'its first totals lack the old root\'s other children')
-      // a child's sum now: its next totals at the up pace still
+      const settleMs = keptRootSettleMs(N - 1)
+      assert.ok(KEPT_ROOT_SETTLE_INTERVALS * upEvery <= settleMs && settleMs < rootEvery)
+      // its first totals wait for the sums the change sets off up the tree (keptRootSettleMs),
+      // not for a root interval after the sum it last sent up
+      const start = time
+      while (published === 0) {
+        assert.equal(clock.timers.length, 1)
+        const timer = clock.timers.shift()!
+        time += timer.ms
+        assert.ok(time - start <= settleMs + 2 * KEPT_DEBOUNCE_MS, `no totals ${time - start} ms after the change`)
+        timer.fn()
+        await until(() => clock.timers.length > 0 || published > 0)
+      }
+      assert.ok(time - start >= settleMs, `totals ${time - start} ms after the change, before the sums climbed the tree`)
+      // then at the root's pace
       n.changed()
-      assert.equal(clock.timers.at(-1)!.ms, upEvery)
+      assert.equal(clock.timers.at(-1)!.ms, rootEvery)
       clock.timers.length = 0
       // settled: at the root's pace
       n.stop()
@@ -398,6 +411,48 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       settled.changed()
       assert.equal(clock.timers.at(-1)!.ms, rootEvery)
       settled.stop()
+    })
+
+    it('the root after the hosts up changed: its totals wait for the sums the change sets off (one message, counting the change), from the first change only; a connection alone is no change', async () => {
+      const joiner = up[N - 1]
+      up = up.slice(0, N - 1)
+      await settle()
+      const root = keptRoot(up)!
+      const clock = recordingClock()
+      let published = 0
+      const n = new KeptNotices({ signer: signers.find(s => s.author === root)!, verify, counts: () => own.get(root)!, up: () => up, member: () => true, tell: () => {}, publish: () => async () => { published++; return ['a peer'] }, sendUp: async () => true, clock })
+      await n.recount()
+      assert.equal(published, 1)
+      const rootEvery = keptIntervalOf(N, 'root')
+      /** Timers run in order until `done`: the virtual time it took. */
+      const run = async (done: () => boolean): Promise<number> => {
+        const start = time
+        while (!done()) {
+          assert.equal(clock.timers.length, 1)
+          const timer = clock.timers.shift()!
+          time += timer.ms
+          timer.fn()
+          await until(() => clock.timers.length > 0 || done())
+        }
+        return time - start
+      }
+      // idle a while; a connection (upChanged, the hosts up unchanged) and a count that moved: at once
+      time += 2 * rootEvery
+      n.upChanged()
+      own.set(root, counts(77))
+      n.changed()
+      assert.equal(await run(() => published === 2), KEPT_DEBOUNCE_MS)
+      // idle a while; a host joins, and another a little later: the totals wait keptRootSettleMs from the first
+      time += 2 * rootEvery
+      clock.timers.length = 0
+      up = [...up, joiner]
+      n.upChanged()
+      time += 1000
+      n.upChanged()
+      const took = await run(() => published === 3)
+      const settleMs = keptRootSettleMs(N)
+      assert.ok(took + 1000 >= settleMs && took + 1000 <= settleMs + 2 * KEPT_DEBOUNCE_MS, `${took + 1000} ms, settle ${settleMs}`)
+      n.stop()
     })
 
     it('the root\'s totals go on gossip as a sum (their own tag, which a host of an older version ignores), a host\'s record not', async () => {
@@ -468,6 +523,44 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       assert.equal(n.totals().reporting, N)
       assert.equal(n.totals().chunks.redundant, counts(5).chunks.redundant)
       assert.equal(n.refused, 0)
+      n.stop()
+    })
+
+    it('the root\'s totals come down the tree in the answer to a sum sent up: a host gossip missed them on takes them there, from the root only', async () => {
+      await settle()
+      const root = keptRoot(up)!
+      const totals = gossip[gossip.length - 1]
+      assert.equal((await openKept(totals, verify)).peer, root)
+      const child = signers.find(s => keptParent(up, s.author) === root)!
+      const other = signers.find(s => s.author !== root && s !== child)!
+      // the parent's answers: first totals signed by a host not the root (not taken), then the root's
+      const answers = [await signKept(other, Date.now() * 1000, counts(3), N), totals]
+      const n = new KeptNotices({ signer: child, verify, counts: () => counts(50 + answers.length), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['a peer'], sendUp: async () => ({ taken: true, root: answers.shift() }), clock: still })
+      await n.recount()
+      assert.deepEqual(n.held(), [], 'totals not signed by the root: not taken')
+      await n.recount()
+      assert.deepEqual(n.held().map(h => h.peer), [root])
+      assert.equal(n.totals().reporting, N)
+      assert.equal(n.refused, 0)
+      n.stop()
+      // the parent gives the root's totals it holds (the root its own)
+      assert.equal(notices.get(root)!.rootTotals(), totals)
+      assert.equal(notices.get(child.author)!.rootTotals(), undefined, 'gossip is not run here: none held')
+      assert.equal(await notices.get(child.author)!.take(totals, 'a peer'), 'new')
+      assert.equal(notices.get(child.author)!.rootTotals(), totals)
+    })
+
+    it('the root\'s totals may claim as many hosts as the member table has, when this host sees fewer up (starting, not yet beyond the full mesh)', async () => {
+      await settle()
+      const root = signers.find(s => s.author === keptRoot(up))!
+      const joiner = signers.find(s => s.author !== root.author)!
+      const view = [root.author, joiner.author]
+      const n = new KeptNotices({ signer: joiner, verify, counts: () => counts(1), up: () => view, members: () => N, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
+      assert.equal(await n.take(await signKept(root, Date.now() * 1000, counts(5), N), 'a peer'), 'new')
+      assert.equal(n.refused, 0)
+      time += 60_000
+      assert.equal(await n.take(await signKept(root, Date.now() * 1000 + 1, counts(5), N + 17), 'a peer'), 'old', 'more than the members and the slack')
+      assert.equal(n.refused, 1)
       n.stop()
     })
 
