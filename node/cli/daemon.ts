@@ -453,7 +453,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
         if (host.features(parent) !== undefined && !features.supports(parent, FEATURE_KEPT_TREE)) return false
         return await sendKeptSum(host, parent, msg)
       },
-      members: () => members.size,
+      // (the root's totals may claim as many hosts as are members here not declared down)
+      members: () => members.members().length,
       tree: keptTree,
       onRefused: (err, from) => { log('keeper counts from %s refused: %s', from, err.message) }
     })

@@ -26,11 +26,14 @@
 // salt of the ranking by a known epoch would only make it redo that each epoch, so it is not
 // done) and dictate the totals, and an inner host can alter its group's sum within its bounds.
 // A host checks: the root's signature and that it is the smallest id up here, that its totals
-// claim at most the hosts up here (+ KEPT_GROUP_SLACK); a parent, that a sum is its child's
+// claim at most the hosts up here or the members not declared down in its member table,
+// whichever is more (+ KEPT_GROUP_SLACK; a host starting sees only its connected peers up);
+// a parent, that a sum is its child's
 // own, of at most twice its group's hosts. The root's figures are not checked against a host's
 // own (they are minutes old: its group's newer counts may exceed them honestly). (Every host's record on gossip, as before the tree, was ~3.5
 // records a second network-wide at 1,000 hosts under churn: over 100 kbit/s a host with gossip's
-// copies and IHAVEs; along the tree ~0.13 kbit/s, `npm run sim` kept.h1000.) Either way `darkfs
+// copies and IHAVEs; along the tree ~0.13 kbit/s, the root's totals in each sum's answer
+// (~200 bytes) a little more, `npm run sim` kept.h1000.) Either way `darkfs
 // status` answers from memory, with no message, and sees a chunk its keeper repaired as
 // redundant without asking anyone; along the tree its totals are minutes old (their age says
 // how old: the oldest count behind them). An idle host tells nothing, so a host that starts is
@@ -190,6 +193,8 @@ export interface KeptSumAnswer { taken: boolean, root?: Uint8Array }
 /** A host's counts as signed, and when they were taken here; `hosts`: a sum record's hosts summed. */
 export interface KeptRecord extends KeptCounts { peer: string, seq: number, msg: Uint8Array, heardAt: number, hosts?: number }
 
+/** Signers whose totals a host keeps while they are not the root here (KeptNotices.offerRoot). */
+export const KEPT_ROOT_CANDIDATES = 16
 /** Records of hosts not yet members kept until they are (KeptNotices.early): ~0.5 MB at most. */
 export const KEPT_EARLY_MAX = 1024
 /** Early records (of hosts not members here yet) gossip forwards a minute; beyond, kept but not forwarded. */
@@ -392,8 +397,8 @@ export class KeptNotices {
   /** The tree (sendUp given): the children's latest sums, the root's totals, the sum last sent and when. */
   private readonly children = new Map<string, KeptRecord>()
   private root: KeptRecord | undefined
-  /** Totals of a member not the root here when they came (offerRoot), taken once it is. */
-  private candidate: KeptRecord | undefined
+  /** Totals of members not the root here when they came (offerRoot), by signer, taken once one is. */
+  private readonly candidates = new Map<string, KeptRecord>()
   private sent: { parent: string | undefined, sum: KeptCounts, hosts: number, up: number } | undefined
   private sentAt = 0
   /** Sends up failed or not taken in a row (the next is tried after the up interval x 2^failures), to `failedParent`. */
@@ -514,12 +519,16 @@ export class KeptNotices {
    * it sends it again, which it does as the hosts up changed), then as changed().
    */
   upChanged (): void {
-    // totals heard from a host that is the root now (offerRoot)
-    const candidate = this.candidate
-    if (candidate !== undefined) {
+    // totals heard from a host that is the root now (offerRoot), no older than a root interval
+    if (this.candidates.size > 0) {
       const up = this.c.up()
-      if (keptRoot(up) === candidate.peer) {
-        this.candidate = undefined
+      const now = this.clock.now()
+      const oldest = now - (this.c.interval ?? keptIntervalOf)(up.length, 'root')
+      for (const [peer, r] of this.candidates) if (r.heardAt < oldest) this.candidates.delete(peer)
+      const root = keptRoot(up)
+      const candidate = root === undefined ? undefined : this.candidates.get(root)
+      if (candidate !== undefined) {
+        this.candidates.delete(candidate.peer)
         const held = this.root
         if (held?.peer !== candidate.peer || held.seq < candidate.seq) this.takeRoot(candidate, up, candidate.peer)
       }
@@ -596,6 +605,8 @@ export class KeptNotices {
         this.settle = this.clock.setTimeout(() => { this.settle = undefined; this.changed() }, until - now)
         return
       }
+      // settled (whether or not the totals moved: the hosts up may be back as they were)
+      this.upChangedAt = undefined
     }
     if (sent !== undefined && sent.parent === parent && sent.hosts === hosts && sent.up === digest && sameKept(sent.sum, sum) && (parent === undefined || now < this.sentAt + resendMs)) return
     this.sentAt = now
@@ -626,7 +637,8 @@ export class KeptNotices {
     // message published once, while its connections change) is no staler than its next sum
     // sent (KEPT_RESEND_INTERVALS up intervals at most, idle), not until the next totals or an
     // anti-entropy round that reaches a peer with them
-    if (root !== undefined && this.tree()) await this.take(root, parent).catch(() => 'reject')
+    if (root !== undefined && this.tree()) await this.take(root, parent, true).catch(() => 'reject')
+    if (this.stopped) return
     if (failed === undefined) {
       this.failures = 0
       // nothing changing: sent again after KEPT_RESEND_INTERVALS up intervals
@@ -759,12 +771,14 @@ export class KeptNotices {
   /**
    * A peer's record (from a space notice or gossip): 'new' when taken (of a host not a member
    * here yet: kept until it is one, see `early`), 'old' when not newer (or too soon after the
-   * last of its host), 'reject' when forged, malformed or oversized.
+   * last of its host), 'reject' when forged, malformed or oversized (or, `sumOnly`, not a sum record).
    */
-  async take (msg: Uint8Array, from: string): Promise<'new' | 'old' | 'reject'> {
+  async take (msg: Uint8Array, from: string, sumOnly = false): Promise<'new' | 'old' | 'reject'> {
     let rec: KeptRecord
     try {
       rec = await openKept(msg, this.c.verify, this.clock.now())
+      // (the root's totals in a parent's answer: a sum record, nothing else)
+      if (sumOnly && rec.hosts === undefined) throw new KeptRecordError(`${from} answered a sum with ${rec.peer}'s record, not the root's totals`)
     } catch (err) {
       if (!(err instanceof KeptRecordError)) throw err
       this.refused++
@@ -823,23 +837,29 @@ export class KeptNotices {
       return 'old'
     }
     this.root = rec
-    if (this.candidate !== undefined && this.candidate.peer === rec.peer && this.candidate.seq <= rec.seq) this.candidate = undefined
+    const candidate = this.candidates.get(rec.peer)
+    if (candidate !== undefined && candidate.seq <= rec.seq) this.candidates.delete(rec.peer)
     return 'new'
   }
 
   /**
-   * Totals signed by a member that is not the root here (yet): kept as the candidate when it is
-   * the smallest id offered so far (or that id's newer totals), taken by upChanged() once its
-   * signer is the root here. A host that starts pulls the root's totals right after the member
-   * table, before its view of the hosts up settled (until it knows itself beyond the full mesh,
-   * only its connected peers are up): dropped then, it held no totals until the root's next on
-   * gossip, a root interval or more later, and counted the few members it met meanwhile. One
-   * candidate only, so sums from many made-up keys hold nothing more.
+   * Totals signed by a member that is not the root here (yet): kept, the latest per signer (at
+   * most KEPT_ROOT_CANDIDATES signers, the first heard dropped first), and taken by upChanged()
+   * once their signer is the root here, if no older than a root interval. A host that starts
+   * pulls the root's totals right after the member table, before its view of the hosts up
+   * settled (until it knows itself beyond the full mesh, only its connected peers are up):
+   * dropped then, it held no totals until the root's next on gossip, a root interval or more
+   * later, and counted the few members it met meanwhile. Several, not the smallest id offered:
+   * an old root's totals still held by some peers (its id smaller than the root's, by kad id)
+   * would displace the root's; a bounded few, so sums from many made-up keys hold nothing more.
    */
   private offerRoot (rec: KeptRecord): void {
     if (!this.c.member(rec.peer)) return
-    const c = this.candidate
-    if (c === undefined || rec.peer < c.peer || (rec.peer === c.peer && rec.seq > c.seq)) this.candidate = rec
+    const had = this.candidates.get(rec.peer)
+    if (had !== undefined && had.seq >= rec.seq) return
+    this.candidates.delete(rec.peer)
+    this.candidates.set(rec.peer, rec)
+    if (this.candidates.size > KEPT_ROOT_CANDIDATES) this.candidates.delete(this.candidates.keys().next().value as string)
   }
 
   /** The network totals: the latest counts of the members up now, this host's own counted now. */

@@ -69,9 +69,9 @@ describe(`keeper counts: a joiner of an idle network beyond the full mesh counts
       return `${n.reporting}/${n.members} reporting; connected to ${joiner.host.peers().length}, ever to ${met.size}; totals held: ${joiner.kept.held().map(h => h.peer).join(', ')}`
     }
     // the joiner's sum goes up the tree (its parent may take it only once the joiner is a member
-    // there: sent again, backing off) and the root publishes new totals a root interval after
-    // its last, which the joiner's join itself set off (the hosts up changed, its sum not in
-    // yet): a quiet run takes about that interval (17 s here); the bound is schedule()
+    // there: sent again, backing off) and the root publishes new totals once the sums the join
+    // set off climbed the tree (keptRootSettleMs, 6 s here), or a root interval after its last
+    // totals (17 s here) if later: a quiet run takes one of those; the bound is schedule()
     await until('the joiner\'s totals count every member', () => {
       const n = joiner.kept.totals()
       return n.members === HOSTS + 1 && n.reporting === HOSTS + 1

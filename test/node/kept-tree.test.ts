@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { KEPT_TREE_BITS, keptGroupSize } from '../../node/keeper/kept-tree.ts'
-import { KEPT_DEBOUNCE_MS, keptRootSettleMs, KEPT_GOSSIP_TAG, KEPT_RESEND_INTERVALS, KEPT_ROOT_SETTLE_INTERVALS, KEPT_SUM_GOSSIP_TAG, KEPT_TABLE, KeptNotices, keptTreeMode, KeptRecordError, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptIntervalOf, keptParent, keptRoot, openKept, signKept } from '../../node/keeper/index.ts'
+import { KEPT_DEBOUNCE_MS, KEPT_ROOT_CANDIDATES, keptRootSettleMs, KEPT_GOSSIP_TAG, KEPT_RESEND_INTERVALS, KEPT_ROOT_SETTLE_INTERVALS, KEPT_SUM_GOSSIP_TAG, KEPT_TABLE, KeptNotices, keptTreeMode, KeptRecordError, KeptTableError, MAX_KEPT_CHUNKS, emptyKept, keptIntervalOf, keptParent, keptRoot, openKept, signKept } from '../../node/keeper/index.ts'
 import type { KeptClock, KeptCounts } from '../../node/keeper/index.ts'
 import { FULL_MESH_PEERS, MAX_MEMBERS, MEMBERS_GOSSIP_TAG, peerKadId, signerFor, verify } from '../../node/net/index.ts'
 import type { Signer } from '../../node/tree/index.ts'
@@ -442,6 +442,23 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       own.set(root, counts(77))
       n.changed()
       assert.equal(await run(() => published === 2), KEPT_DEBOUNCE_MS)
+      // a host lapses and is back within the settle: nothing moved, no totals
+      time += 2 * rootEvery
+      clock.timers.length = 0
+      const all = up
+      up = all.filter(p => p !== all.find(q => q !== root))
+      n.upChanged()
+      up = all
+      n.upChanged()
+      // its timers run out (each recount given turns of the event loop to set the next, if any)
+      for (let i = 0; i < 6 && clock.timers.length > 0; i++) {
+        const timer = clock.timers.shift()!
+        time += timer.ms
+        timer.fn()
+        for (let k = 0; k < 1000 && clock.timers.length === 0; k++) await new Promise(resolve => setImmediate(resolve))
+      }
+      assert.equal(clock.timers.length, 0)
+      assert.equal(published, 2, 'nothing moved')
       // idle a while; a host joins, and another a little later: the totals wait keptRootSettleMs from the first
       time += 2 * rootEvery
       clock.timers.length = 0
@@ -513,9 +530,14 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       const n = new KeptNotices({ signer: joiner, verify, counts: () => counts(1), up: () => view, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
       const totals = await signKept(root, Date.now() * 1000, counts(5), N)
       assert.equal(await n.take(totals, 'a peer'), 'old', 'not the root here yet: not taken, not forwarded')
-      // a made-up key's sum offered meanwhile (not the smallest id, or not a member) holds nothing more
-      const bigger = signers.filter(s => s.author > root.author).at(-1)!
-      assert.equal(await n.take(await signKept(bigger, Date.now() * 1000, counts(9), 2), 'a peer'), 'old')
+      // other members' totals offered meanwhile (a peer id that sorts first, an old root's: a
+      // kad id smaller than the root's) displace nothing
+      let first = signers.find(s => s.author < root.author)
+      while (first === undefined) { const s = signerFor(await generateKeyPair('Ed25519')); if (s.author < root.author) first = s }
+      assert.equal(await n.take(await signKept(first, Date.now() * 1000, counts(9), 2), 'a peer'), 'old')
+      let older: Signer | undefined
+      while (older === undefined) { const s = signerFor(await generateKeyPair('Ed25519')); if (keptRoot([s.author, root.author]) === s.author) older = s }
+      assert.equal(await n.take(await signKept(older, Date.now() * 1000, counts(9), 3), 'a peer'), 'old')
       assert.deepEqual(n.held(), [])
       view = up
       n.upChanged()
@@ -562,6 +584,58 @@ describe('keeper counts along a tree (kept-tree.ts)', () => {
       assert.equal(await n.take(await signKept(root, Date.now() * 1000 + 1, counts(5), N + 17), 'a peer'), 'old', 'more than the members and the slack')
       assert.equal(n.refused, 1)
       n.stop()
+    })
+
+    it('totals of a member not the root here are taken once it is, if no older than a root interval; of at most KEPT_ROOT_CANDIDATES members', async () => {
+      await settle()
+      const root = signers.find(s => s.author === keptRoot(up))!
+      const joiner = signers.find(s => s.author !== root.author)!
+      let view = up.filter(p => p !== root.author).slice(0, 3)
+      const n = new KeptNotices({ signer: joiner, verify, counts: () => counts(1), up: () => view, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => true, clock: still })
+      assert.equal(await n.take(await signKept(root, Date.now() * 1000, counts(5), N), 'a peer'), 'old')
+      // a root interval later: too old to be taken
+      time += keptIntervalOf(N, 'root') + 1
+      view = up
+      n.upChanged()
+      assert.deepEqual(n.held(), [])
+      // offered again, then more than KEPT_ROOT_CANDIDATES others: the first heard is dropped
+      view = up.filter(p => p !== root.author).slice(0, 3)
+      assert.equal(await n.take(await signKept(root, Date.now() * 1000 + 1, counts(5), N), 'a peer'), 'old')
+      for (const s of signers.filter(s => s !== root && s !== joiner && !view.includes(s.author)).slice(0, KEPT_ROOT_CANDIDATES)) {
+        time += 1000
+        assert.equal(await n.take(await signKept(s, Date.now() * 1000, counts(2), 2), 'a peer'), 'old')
+      }
+      view = up
+      n.upChanged()
+      assert.deepEqual(n.held(), [], 'dropped: sums from many keys hold no more than KEPT_ROOT_CANDIDATES')
+      n.stop()
+    })
+
+    it('the root\'s totals in a sum\'s answer: a host\'s record there is refused, not kept; a stop while they are checked sets no timer', async () => {
+      await settle()
+      const root = signers.find(s => s.author === keptRoot(up))!
+      const child = signers.find(s => keptParent(up, s.author) === root.author)!
+      const other = signers.find(s => s !== root && s !== child)!
+      const rec = await signKept(other, Date.now() * 1000, counts(7))
+      const n = new KeptNotices({ signer: child, verify, counts: () => counts(2), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => ({ taken: true, root: rec }), clock: still })
+      await n.recount()
+      assert.equal(n.table.get(other.author), undefined)
+      assert.equal(n.refused, 1)
+      n.stop()
+      // stopped while the answer's totals are verified
+      let release!: () => void
+      const gate = new Promise<void>(resolve => { release = resolve })
+      let gated = false
+      const clock = recordingClock()
+      const totals = await signKept(root, Date.now() * 1000, counts(5), N)
+      const slow = new KeptNotices({ signer: child, verify: async (...a) => { gated = true; await gate; return await verify(...a) }, counts: () => counts(2), up: () => up, member: () => true, tell: () => {}, publish: () => async () => ['x'], sendUp: async () => ({ taken: true, root: totals }), clock })
+      const counting = slow.recount()
+      await until(() => gated)
+      slow.stop()
+      clock.timers.length = 0
+      release()
+      await counting
+      assert.deepEqual(clock.timers, [], 'no timer set after stop()')
     })
 
     it('a sum from a host not its child is refused before its signature is checked', async () => {
