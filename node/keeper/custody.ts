@@ -85,8 +85,8 @@ export class Custody {
     this.promiseMs = init.promiseMs ?? CUSTODY_PROMISE_MS
     this.asking = new PeerBatches({
       send: async (peer, batch) => {
-        // ask() reports its own failures (nothing promised); anything else promises nothing too
         const cids = [...new Map(batch.flatMap(w => w.cids).map(c => [c.toString(), c])).values()]
+        // ask() reports its own failures (nothing promised); anything else promises nothing too
         const promised = await this.ask(peer, cids).catch(() => new Set<string>())
         for (const w of batch) w.answer(promised)
       },
