@@ -264,32 +264,28 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     const got = new Map<string, Uint8Array>()
     const covered = (): number => req.fragments.filter(f => got.has(f.toString())).length
     const distinct = (cids: CID[]): CID[] => [...new Map(cids.map(f => [f.toString(), f])).values()]
+    /** One fragment from `peer` (`who` and `attempt`, for the log): whether it came. */
+    const pullFrom = async (cid: CID, peer: string, who: string, attempt?: number): Promise<boolean> => {
+      const bytes = (await c.swarm.pullAny([cid], 1, [peer], { signal }).catch((err: Error) => {
+        log('chunk %s: pulling %s from %s %s failed%s: %s', shortCid(req.chunk), shortCid(cid), who, shortPeer(peer), attempt === undefined ? '' : ` (attempt ${attempt})`, err.message)
+        return undefined
+      }))?.get(cid.toString())
+      if (bytes === undefined) return false
+      got.set(cid.toString(), bytes)
+      progress(covered())
+      return true
+    }
     // placed already (an earlier relay, an earlier attempt): from their targets, not across the
     // writer's uplink again
     const placed = req.fragments.flatMap((cid, j) => ((req.have?.[j] ?? 0) & 1) !== 0 && targets.includes(req.targets[j]) ? [{ cid, from: req.targets[j] }] : [])
-    await Promise.all(placed.slice(0, req.k).map(async ({ cid, from }) => {
-      const bytes = (await c.swarm.pullAny([cid], 1, [from], { signal }).catch((err: Error) => {
-        log('chunk %s: pulling %s from its target %s failed: %s', shortCid(req.chunk), shortCid(cid), shortPeer(from), err.message)
-        return undefined
-      }))?.get(cid.toString())
-      if (bytes === undefined) return
-      got.set(cid.toString(), bytes)
-      progress(covered())
-    }))
+    await Promise.all(placed.slice(0, req.k).map(async ({ cid, from }) => await pullFrom(cid, from, 'its target')))
     signal.throwIfAborted()
     const fromWriter = distinct(req.fragments.slice(0, req.k).filter(f => !got.has(f.toString()))).slice(0, Math.max(0, req.k - covered()))
     await Promise.all(fromWriter.map(async cid => {
       // a want this host sent the writer before it was chosen (its keeper's repair, say) was
       // refused, and a pull joining it shares the refusal: ask again with a want of our own
       for (let i = 0; i < WRITER_PULL_ATTEMPTS && !signal.aborted; i++) {
-        const bytes = (await c.swarm.pullAny([cid], 1, [writer], { signal }).catch((err: Error) => {
-          log('chunk %s: pulling %s from the writer %s failed (attempt %d): %s', shortCid(req.chunk), shortCid(cid), shortPeer(writer), i + 1, err.message)
-          return undefined
-        }))?.get(cid.toString())
-        if (bytes === undefined) continue
-        got.set(cid.toString(), bytes)
-        progress(covered())
-        return
+        if (await pullFrom(cid, writer, 'the writer', i + 1)) return
       }
     }))
     signal.throwIfAborted()
