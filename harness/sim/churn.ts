@@ -42,7 +42,7 @@
 import { CID } from 'multiformats/cid'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import {
-  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, compareDistance, handovers, keyKadId, lazyPlan, peerKadId, rebuilderOf, repairDeliveries, repairRate, requeue
+  DEFAULT_REPAIR_INTERVAL_MS, REPAIR_CHUNK_TIMEOUT_MS, REPAIR_DEBOUNCE_MS, SURVEY_SPARE_RANKS, atRisk, closest, compareDistance, handovers, keyKadId, lazyPlan, peerKadId, rebuilderOf, repairDeliveries, repairRate, requeue
 } from '../../node/keeper/index.ts'
 import type { AtRiskClock, ChunkPlan, Holdings } from '../../node/keeper/index.ts'
 import { LAZY_RULE } from '../../node/keeper/index.ts'
@@ -60,21 +60,20 @@ const simKadIds = new Map<string, Uint8Array>()
 const cidKadIds = new WeakMap<object, Uint8Array>()
 
 /**
- * rankByRule() of a ref without a rule (node/kad.ts targets(): the members by XOR distance of
- * their kad ids from sha256 of the CID, ties by peer id), with both kinds of kad id looked up
- * instead of derived: targets() hashes the CID on each call and re-derives a peer's id once
- * its memo (4,096 peers) is full, which at 10,000 hosts was most of the sim's ranks. The same
- * list as rankByRule() (runChurn() checks it on its first chunks, test/sim/churn.test.ts on
- * random member lists); a balanced ref goes to rankByRule() itself.
+ * rankByRule() of a ref without a rule: darkfs's own ranking (node/net/kad.ts closest(), which
+ * targets() runs: the members by XOR distance of their kad ids from sha256 of the CID, ties by
+ * peer id), the CID's kad id and the peers' looked up instead of derived (targets() hashes the
+ * CID on each call, and a sampled chunk is ranked at every pass of its keeper). runChurn()
+ * checks the ids on its first chunks, test/sim/churn.test.ts on random member lists; a balanced
+ * ref goes to rankByRule() itself.
  */
 export function simXorRank (ref: Pick<ChunkRef, 'cid' | 'rule'>, members: string[], n: number): string[] {
   if (ref.cid === null || ref.rule === PLACEMENT_BALANCED) return rankByRule(ref, members, n, () => noWeights)
   let target = cidKadIds.get(ref.cid)
   if (target === undefined) { target = keyKadId(ref.cid.bytes); cidKadIds.set(ref.cid, target) }
-  const ranked = [...new Set(members)].map(peer => ({ peer, id: simKadIds.get(peer) ?? peerKadId(peer) }))
-  ranked.sort((a, b) => compareDistance(target, a.id, b.id) || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))
-  return ranked.slice(0, n).map(r => r.peer)
+  return closest(target, members, n, simKadId)
 }
+const simKadId = (peer: string): Uint8Array => simKadIds.get(peer) ?? peerKadId(peer)
 const xorRank = simXorRank
 import { EventQueue, Uplinks } from './events.ts'
 import { KeySpace } from './keyspace.ts'
@@ -369,7 +368,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     // ranked by distance from the chunk's kad id (KeySpace returns a set: sort it)
     const keyId = keyKadId(cid.bytes)
     const near = ks.nearest(keyId, CANDIDATE_FACTOR * n)
-    near.sort((a, b) => cmp(keyId, o.hosts[a].id, o.hosts[b].id))
+    near.sort((a, b) => compareDistance(keyId, o.hosts[a].id, o.hosts[b].id))
     cand.push(Int32Array.from(near))
     for (const h of near) byHost[h].push(c)
     held.push(Array.from({ length: n }, () => new Set<number>()))
@@ -394,7 +393,7 @@ export function runChurn (o: ChurnOptions): ChurnResult {
     let list = Array.from(cand[c]).filter(isMember)
     if (list.length < n) {
       const keyId = keyKadId(refs[c].cid!.bytes)
-      list = ks.nearest(keyId, H).filter(isMember).sort((a, b) => cmp(keyId, o.hosts[a].id, o.hosts[b].id))
+      list = ks.nearest(keyId, H).filter(isMember).sort((a, b) => compareDistance(keyId, o.hosts[a].id, o.hosts[b].id))
     }
     return list
   }
@@ -931,12 +930,4 @@ export function runChurn (o: ChurnOptions): ChurnResult {
   }
   countFragments(r.fragmentsAtEnd)
   return r
-}
-
-function cmp (target: Uint8Array, a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < target.length; i++) {
-    const d = (a[i] ^ target[i]) - (b[i] ^ target[i])
-    if (d !== 0) return d
-  }
-  return 0
 }

@@ -18,6 +18,7 @@ import type { Host } from '../net/index.ts'
 import type { Store } from '../data/index.ts'
 import { logger } from '../log.ts'
 import { cidFlags } from './cid-flags.ts'
+import { PeerBatches } from './batches.ts'
 
 const log = logger('keeper:custody')
 
@@ -73,20 +74,25 @@ export class Custody {
   private readonly promisees = new Map<string, Set<string>>()
   /** Blocks this host is dropping now (it promises none of them). */
   private readonly dropping = new Set<string>()
-  /**
-   * Per keeper: whether a drop's call to it is in flight, and the drops' blocks waiting for the
-   * next one (askTogether()).
-   */
-  private readonly asking = new Map<string, { busy: boolean, waiting: Array<{ cids: CID[], answer: (promised: Set<string>) => void }> }>()
+  /** Per keeper, the drops' blocks waiting for the next call to it (askTogether()). */
+  private readonly asking: PeerBatches<{ cids: CID[], answer: (promised: Set<string>) => void }>
   private readonly promiseMs: number
-  private readonly lingerMs: number
   private started = false
   private unserve: (() => Promise<void>) | undefined
 
   constructor (c: CustodyComponents, init: { promiseMs?: number, lingerMs?: number } = {}) {
     this.c = c
     this.promiseMs = init.promiseMs ?? CUSTODY_PROMISE_MS
-    this.lingerMs = init.lingerMs ?? CUSTODY_LINGER_MS
+    this.asking = new PeerBatches({
+      send: async (peer, batch) => {
+        const cids = [...new Map(batch.flatMap(w => w.cids).map(c => [c.toString(), c])).values()]
+        // ask() reports its own failures (nothing promised); anything else promises nothing too
+        const promised = await this.ask(peer, cids).catch(() => new Set<string>())
+        for (const w of batch) w.answer(promised)
+      },
+      // (a plain timer: the drops wait for their answers, at most lingerMs past a stop)
+      lingerMs: init.lingerMs ?? CUSTODY_LINGER_MS
+    })
   }
 
   async start (): Promise<void> {
@@ -183,30 +189,7 @@ export class Custody {
    */
   private async askTogether (peer: string, cids: CID[], opts: AbortOptions): Promise<Set<string>> {
     if (opts.signal !== undefined) return await this.ask(peer, cids, opts)
-    let q = this.asking.get(peer)
-    if (q === undefined) this.asking.set(peer, q = { busy: false, waiting: [] })
-    const queue = q
-    const answered = new Promise<Set<string>>(resolve => { queue.waiting.push({ cids, answer: resolve }) })
-    if (!queue.busy) void this.callTogether(peer, queue)
-    return await answered
-  }
-
-  /** Call `peer` with the blocks waiting in `q`, again while more wait (ask() never throws). */
-  private async callTogether (peer: string, q: { busy: boolean, waiting: Array<{ cids: CID[], answer: (promised: Set<string>) => void }> }): Promise<void> {
-    q.busy = true
-    try {
-      while (q.waiting.length > 0) {
-        // the drops of the next chunks join this call (a plain timer: at most lingerMs past a stop)
-        if (this.lingerMs > 0) await new Promise(resolve => setTimeout(resolve, this.lingerMs))
-        const batch = q.waiting.splice(0)
-        // ask() reports its own failures (nothing promised); anything else promises nothing too
-        const promised = await this.ask(peer, [...new Map(batch.flatMap(w => w.cids).map(c => [c.toString(), c])).values()]).catch(() => new Set<string>())
-        for (const w of batch) w.answer(promised)
-      }
-    } finally {
-      q.busy = false
-      if (this.asking.get(peer) === q && q.waiting.length === 0) this.asking.delete(peer)
-    }
+    return await new Promise<Set<string>>(resolve => { this.asking.add(peer, { cids, answer: resolve }) })
   }
 
   /**

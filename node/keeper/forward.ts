@@ -1,7 +1,7 @@
 // Placement through a relay (DESIGN.md §4, push with forwarding): a writer on a thin uplink
 // sends each byte of a chunk about once. Protocol PLACE_PROTOCOL, an rpc.ts call:
 //
-//   writer -> relay   call  {chunk, size, k, m, fragments[k+m], targets[k+m], pinners[]}
+//   writer -> relay   call  {chunk, size, k, m, fragments[k+m], targets[k+m], pinners[], have?[k+m]}
 //   relay  -> writer  next  {t: 'got', n}*          the relay holds n of the fragments it needs
 //                     next  {t: 'ack', i, holder}*  fragment i is stored (durably) on `holder`
 //                     ok    {t: 'done', bytes, ms}  the relay forwarded `bytes` in `ms` (its uplink)
@@ -18,6 +18,11 @@
 // keeps its own fragment and pushes the others to their targets (swarm push; every holder
 // verifies); data fragments also go to the hosts pinning the file, on the same chain as their
 // target. So the writer uploads the k data fragments (1x the chunk) per relay it tries.
+// `have` (optional, bits per fragment: 1 its target, 2 << i pinners[i]) names the holders that
+// already hold a fragment (an earlier relay's acknowledgements, a retried placement's): the relay
+// sends them nothing, and pulls those fragments (k at most) from their targets rather than from
+// the writer, which then uploads only the data fragments still short of k. A relay that does not
+// know the field pulls from the writer and forwards to every holder, as before.
 //
 // Time bounds are on progress, not on the whole job (idle.ts): at 1 Mbit/s, a few chunks in
 // flight take minutes and are healthy as long as fragments keep arriving. Each side gives up
@@ -87,7 +92,17 @@ export class RelayBusyError extends ForwardError {
   override readonly name = 'RelayBusyError'
 }
 
-export interface PlaceRequest { chunk: CID, size: number, k: number, m: number, fragments: CID[], targets: string[], pinners: string[] }
+export interface PlaceRequest {
+  chunk: CID
+  size: number
+  k: number
+  m: number
+  fragments: CID[]
+  targets: string[]
+  pinners: string[]
+  /** Per fragment, its holders that hold it already: bit 0 its target, bit i + 1 pinners[i]. */
+  have?: number[]
+}
 export type PlaceProgress = { t: 'got', n: number } | { t: 'ack', i: number, holder: string }
 export interface PlaceDone { t: 'done', bytes: number, ms: number }
 type PlaceReply = PlaceProgress | PlaceDone
@@ -125,6 +140,8 @@ export interface PlaceViaOptions extends AbortOptions {
   pinners?: string[]
   /** Fragment `index` is stored on `holder`. */
   onAck: (index: number, holder: string) => void
+  /** Per fragment, the hosts known to hold it already: no relay sends it to them again. */
+  held?: ReadonlyArray<ReadonlySet<string>>
 }
 
 export interface Forwarder {
@@ -132,8 +149,10 @@ export interface Forwarder {
   stop: () => Promise<void>
   /**
    * Place chunk `ref` (k > 1, its fragments in the local store) on `targets` (fragment j on
-   * targets[j % targets.length]) through one relay. Resolves when the relay is done; rejects
-   * when it fails (acknowledged fragments have been reported).
+   * targets[j % targets.length]) through one relay. Resolves when the relay is done (at once
+   * when opts.held says every target and pinner holds its fragments); rejects when it fails
+   * (acknowledged fragments have been reported). A second relay tried is told what the first
+   * placed.
    */
   place: (ref: ChunkRef, targets: string[], opts: PlaceViaOptions) => Promise<void>
   /** The relay `place` would pick among these peers. */
@@ -176,6 +195,12 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     if (ref.cid === null || ref.k < 2) throw new ForwardError('only erasure-coded chunks are placed through a relay')
     const perFragment = ref.fragments.map((_, j) => targets[j % targets.length])
     const pinners = [...new Set(opts.pinners ?? [])].filter(p => p !== self).slice(0, MAX_PINNERS)
+    // who holds each fragment: what the caller knows, and the acknowledgements as they come (a
+    // relay tried next is not sent to them again)
+    const held = ref.fragments.map((_, j) => new Set(opts.held?.[j] ?? []))
+    const holders = (j: number): string[] => [perFragment[j], ...(j < ref.k ? pinners : [])]
+    if (ref.fragments.every((_, j) => holders(j).every(p => p === self || held[j].has(p)))) return
+    const onAck = (j: number, holder: string): void => { held[j].add(holder); opts.onAck(j, holder) }
     // the targets' repair and the pinning hosts' catch-up do not fetch the chunk from here
     // meanwhile: background wants for a pending chunk are refused (network.ts withholdsBackground)
     const waitSignal = anySignal([opts.signal, shutdown.signal])
@@ -187,7 +212,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
         tried.add(relay)
         log('chunk %s: through relay %s (attempt %d)', shortCid(ref.cid!), shortPeer(relay), attempt + 1)
         try {
-          await placeVia(ref, relay, perFragment, pinners, opts, waitSignal)
+          await placeVia(ref, relay, perFragment, pinners, held, onAck, waitSignal)
           return
         } catch (err) {
           log('chunk %s: relay %s failed: %s', shortCid(ref.cid!), shortPeer(relay), (err as Error).message)
@@ -199,15 +224,16 @@ export function createForwarder (c: ForwardComponents): Forwarder {
   }
 
   /** One attempt through `relay`, given up after RELAY_IDLE_TIMEOUT_MS without a reply. */
-  const placeVia = async (ref: ChunkRef, relay: string, perFragment: string[], pinners: string[], opts: PlaceViaOptions, parent: AbortSignal): Promise<void> => {
+  const placeVia = async (ref: ChunkRef, relay: string, perFragment: string[], pinners: string[], held: Array<Set<string>>, onAck: (index: number, holder: string) => void, parent: AbortSignal): Promise<void> => {
     busy.set(relay, (busy.get(relay) ?? 0) + 1)
     try {
-      const req: PlaceRequest = { chunk: ref.cid!, size: ref.size, k: ref.k, m: ref.m, fragments: ref.fragments, targets: perFragment, pinners }
+      const have = held.map((hs, j) => (hs.has(perFragment[j]) ? 1 : 0) + (j < ref.k ? pinners.reduce((bits, p, i) => hs.has(p) ? bits + (2 << i) : bits, 0) : 0))
+      const req: PlaceRequest = { chunk: ref.cid!, size: ref.size, k: ref.k, m: ref.m, fragments: ref.fragments, targets: perFragment, pinners, ...(have.some(b => b !== 0) ? { have } : {}) }
       const done = await call(c.host, relay, PLACE, req, {
         signal: parent,
         onNext: (reply) => {
           // only the fragment's own target counts as its holder
-          if (reply.t === 'ack' && (reply.holder === perFragment[reply.i] || (reply.i < ref.k && pinners.includes(reply.holder)))) opts.onAck(reply.i, reply.holder)
+          if (reply.t === 'ack' && (reply.holder === perFragment[reply.i] || (reply.i < ref.k && pinners.includes(reply.holder)))) onAck(reply.i, reply.holder)
         }
       })
       c.uplinks.observe(relay, done.bytes, done.ms)
@@ -228,26 +254,38 @@ export function createForwarder (c: ForwardComponents): Forwarder {
    * The fragments a relay rebuilds the chunk from: the k data fragments from the writer (never a
    * spare: its uplink is the thin one); for those it no longer holds (placed and dropped by an
    * earlier attempt), any fragments from the targets. Targets are not asked first: on a first
-   * attempt none holds anything, and every DONT_HAVE counts against a peer in the pull's choice.
-   * `progress` hears the count in hand after each arrival.
+   * attempt none holds anything, and every DONT_HAVE counts against a peer in the pull's choice;
+   * but the fragments the writer says their targets hold (req.have) come from those targets
+   * first, and the writer is asked only for the data fragments still short of k. `progress`
+   * hears the count in hand after each arrival.
    */
   const gather = async (req: PlaceRequest, writer: string, signal: AbortSignal, progress: (n: number) => void): Promise<Map<string, Uint8Array>> => {
     const targets = [...new Set(req.targets.filter(p => p !== self && p !== writer))]
     const got = new Map<string, Uint8Array>()
     const covered = (): number => req.fragments.filter(f => got.has(f.toString())).length
     const distinct = (cids: CID[]): CID[] => [...new Map(cids.map(f => [f.toString(), f])).values()]
-    await Promise.all(distinct(req.fragments.slice(0, req.k)).map(async cid => {
+    /** One fragment from `peer` (`who` and `attempt`, for the log): whether it came. */
+    const pullFrom = async (cid: CID, peer: string, who: string, attempt?: number): Promise<boolean> => {
+      const bytes = (await c.swarm.pullAny([cid], 1, [peer], { signal }).catch((err: Error) => {
+        log('chunk %s: pulling %s from %s %s failed%s: %s', shortCid(req.chunk), shortCid(cid), who, shortPeer(peer), attempt === undefined ? '' : ` (attempt ${attempt})`, err.message)
+        return undefined
+      }))?.get(cid.toString())
+      if (bytes === undefined) return false
+      got.set(cid.toString(), bytes)
+      progress(covered())
+      return true
+    }
+    // placed already (an earlier relay, an earlier attempt): from their targets, not across the
+    // writer's uplink again
+    const placed = req.fragments.flatMap((cid, j) => ((req.have?.[j] ?? 0) & 1) !== 0 && targets.includes(req.targets[j]) ? [{ cid, from: req.targets[j] }] : [])
+    await Promise.all(placed.slice(0, req.k).map(async ({ cid, from }) => await pullFrom(cid, from, 'its target')))
+    signal.throwIfAborted()
+    const fromWriter = distinct(req.fragments.slice(0, req.k).filter(f => !got.has(f.toString()))).slice(0, Math.max(0, req.k - covered()))
+    await Promise.all(fromWriter.map(async cid => {
       // a want this host sent the writer before it was chosen (its keeper's repair, say) was
       // refused, and a pull joining it shares the refusal: ask again with a want of our own
       for (let i = 0; i < WRITER_PULL_ATTEMPTS && !signal.aborted; i++) {
-        const bytes = (await c.swarm.pullAny([cid], 1, [writer], { signal }).catch((err: Error) => {
-          log('chunk %s: pulling %s from the writer %s failed (attempt %d): %s', shortCid(req.chunk), shortCid(cid), shortPeer(writer), i + 1, err.message)
-          return undefined
-        }))?.get(cid.toString())
-        if (bytes === undefined) continue
-        got.set(cid.toString(), bytes)
-        progress(covered())
-        return
+        if (await pullFrom(cid, writer, 'the writer', i + 1)) return
       }
     }))
     signal.throwIfAborted()
@@ -291,7 +329,13 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       const { ref, blocks } = await encodeChunkAsync(chunk, 0, req.k, req.m)
       const wrong = ref.fragments.findIndex((f, j) => !f.equals(req.fragments[j]))
       if (wrong >= 0) throw new FragmentMismatchError(`fragment ${wrong} of chunk ${req.chunk.toString()} encodes to ${ref.fragments[wrong].toString()}, the request names ${req.fragments[wrong].toString()}`)
-      const holders = (j: number): string[] => [...new Set([req.targets[j], ...(j < req.k ? req.pinners : [])])]
+      // each fragment's holders (its target, the pinners for a data fragment) that lack it: the
+      // writer's `have` names those that hold it already
+      const holders = (j: number): string[] => {
+        const bits = req.have?.[j] ?? 0
+        const all = [[req.targets[j], 1], ...(j < req.k ? req.pinners.map((p, i): [string, number] => [p, 2 << i]) : [])] as Array<[string, number]>
+        return [...new Set(all.filter(([, bit]) => (bits & bit) === 0).map(([p]) => p))]
+      }
       // own fragments first: durable here before anything is forwarded
       for (let j = 0; j < blocks.length; j++) {
         if (!holders(j).includes(self)) continue
@@ -373,9 +417,13 @@ function validateRequest (r: any): PlaceRequest {
     isCount(r.k, MAX_FRAGMENTS) && r.k >= 2 && isCount(r.m, MAX_FRAGMENTS) && r.k + r.m <= MAX_FRAGMENTS &&
     Array.isArray(r.fragments) && r.fragments.length === r.k + r.m && r.fragments.every((f: unknown) => CID.asCID(f) != null) &&
     Array.isArray(r.targets) && r.targets.length === r.k + r.m && r.targets.every(isPeer) &&
-    (r.pinners === undefined || (Array.isArray(r.pinners) && r.pinners.length <= MAX_PINNERS && r.pinners.every(isPeer)))
+    (r.pinners === undefined || (Array.isArray(r.pinners) && r.pinners.length <= MAX_PINNERS && r.pinners.every(isPeer))) &&
+    (r.have === undefined || (Array.isArray(r.have) && r.have.length === r.k + r.m && r.have.every((b: unknown) => isCount(b, (2 << (r.pinners?.length ?? 0)) - 1))))
   if (!ok) throw new PlaceProtocolError('malformed place request')
-  return { chunk: CID.asCID(r.chunk)!, size: r.size, k: r.k, m: r.m, fragments: r.fragments.map((f: unknown) => CID.asCID(f)!), targets: r.targets, pinners: r.pinners ?? [] }
+  return {
+    chunk: CID.asCID(r.chunk)!, size: r.size, k: r.k, m: r.m, fragments: r.fragments.map((f: unknown) => CID.asCID(f)!), targets: r.targets, pinners: r.pinners ?? [],
+    ...(r.have === undefined ? {} : { have: r.have })
+  }
 }
 
 /** A reply to a request for `n` fragments, validated. */

@@ -48,4 +48,4 @@ export { handovers } from './rebalance.ts'
 export { CAPACITY_CLASS_STEPS, WEIGHT_CAP_CLASSES, balancedTargets, capacityClass, classWeight, placementWeights, rendezvous } from './balance.ts'
 export type { Candidate } from './balance.ts'
 // the Kademlia key space and the k/m rule, for the simulator (scripts/sim): the same functions placement runs
-export { compareDistance, erasureParams, keyKadId, peerKadId, targets } from './placement.ts'
+export { closest, compareDistance, erasureParams, keyKadId, peerKadId, targets } from './placement.ts'

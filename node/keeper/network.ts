@@ -732,6 +732,8 @@ export class ChunkNetwork extends EventTarget implements Network {
         await this.forward.place(ref, want.map(hs => hs[0]), {
           signal: opts.signal,
           pinners,
+          // the relay sends nothing to the hosts that hold their fragment already (a retry)
+          held,
           onAck: (j, p) => { held[j].add(p); placeLog('chunk %s: f%d acked by %s (relayed)', chunk, j, shortPeer(p)); this.checkSafe(key, held, ref.k) }
         }).catch((err: Error) => {
           // what the relay could not place is pushed directly below

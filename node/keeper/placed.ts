@@ -13,12 +13,13 @@
 //
 // Wire (an rpc.ts notice, no reply): [{c: chunk CID, f: [fragment CID...], h: [[peer id...]...]}...].
 // Notices to one keeper wait PLACED_LINGER_MS for the next chunks' (a sequential write places a
-// chunk every few tens of ms), as custody's drops do; notices still waiting at stop are not sent
-// (their keepers survey those chunks).
+// chunk every few tens of ms), in batches.ts's per-peer batches as custody's drops do; notices
+// still waiting at stop are not sent (their keepers survey those chunks).
 import { CID } from 'multiformats/cid'
 import { RpcProtocolError, defineProtocol, notify, serve } from '../net/index.ts'
 import type { Host } from '../net/index.ts'
 import { logger, shortPeer } from '../log.ts'
+import { PeerBatches } from './batches.ts'
 
 const log = logger('keeper:placed')
 
@@ -98,24 +99,26 @@ export interface PlacedComponents {
 /** Sends and receives placement notices (the header). */
 export class PlacedNotices {
   private readonly c: PlacedComponents
-  private readonly lingerMs: number
   private unserve?: () => Promise<void>
-  /** Per keeper: whether a notice to it is on its way, and the chunks waiting for the next. */
-  private readonly waiting = new Map<string, { busy: boolean, notices: PlacedNotice[] }>()
-  private stopped = false
-  /** The lingers under way (ended at stop()). */
-  private readonly lingers = new Set<() => void>()
+  /** Per keeper, the notices waiting for the next send (sent as the header says). */
+  private readonly batches: PeerBatches<PlacedNotice>
   /** Notices sent and chunks named (benches print them). */
   readonly sent = { notices: 0, chunks: 0, failed: 0 }
 
   constructor (c: PlacedComponents, init: { lingerMs?: number } = {}) {
     this.c = c
-    this.lingerMs = init.lingerMs ?? PLACED_LINGER_MS
+    this.batches = new PeerBatches({
+      send: async (keeper, batch) => { await this.send(keeper, batch) },
+      lingerMs: init.lingerMs ?? PLACED_LINGER_MS,
+      max: MAX_PLACED_CHUNKS,
+      // nobody waits for a notice: no process is held open for one
+      unref: true
+    })
   }
 
   async start (): Promise<void> {
     if (this.unserve !== undefined) return
-    this.stopped = false
+    this.batches.start()
     this.unserve = await serve(this.c.host, PLACED, {
       notice: async (notices, ctx) => {
         for (const n of notices) this.c.placed(ctx.peer, n)
@@ -124,52 +127,25 @@ export class PlacedNotices {
   }
 
   async stop (): Promise<void> {
-    this.stopped = true
-    for (const end of this.lingers) end()
-    this.waiting.clear()
+    this.batches.stop()
     await this.unserve?.()
     this.unserve = undefined
   }
 
   /** Tell `keeper` of a finished placement (with the others placed within PLACED_LINGER_MS). */
   tell (keeper: string, notice: PlacedNotice): void {
-    if (this.stopped) return
-    let q = this.waiting.get(keeper)
-    if (q === undefined) this.waiting.set(keeper, q = { busy: false, notices: [] })
-    q.notices.push(notice)
-    if (!q.busy) void this.flush(keeper, q)
+    this.batches.add(keeper, notice)
   }
 
-  /** lingerMs, or until stop() (an unreferenced timer: no process waits for it). */
-  private async linger (): Promise<void> {
-    await new Promise<void>(resolve => {
-      const end = (): void => { clearTimeout(timer); this.lingers.delete(end); resolve() }
-      const timer = setTimeout(end, this.lingerMs)
-      timer.unref?.()
-      this.lingers.add(end)
-    })
-  }
-
-  private async flush (keeper: string, q: { busy: boolean, notices: PlacedNotice[] }): Promise<void> {
-    q.busy = true
+  private async send (keeper: string, batch: PlacedNotice[]): Promise<void> {
     try {
-      while (q.notices.length > 0 && !this.stopped) {
-        if (this.lingerMs > 0) await this.linger()
-        if (this.stopped) break
-        const batch = q.notices.splice(0, MAX_PLACED_CHUNKS)
-        try {
-          await notify(this.c.host, keeper, PLACED, batch.map(wire) as unknown as PlacedNotice[])
-          this.sent.notices++
-          this.sent.chunks += batch.length
-        } catch (err) {
-          // the keeper surveys those chunks, as before (an older host, one gone, a failed dial)
-          this.sent.failed++
-          log('placement notice of %d chunk(s) to %s not sent: %s', batch.length, shortPeer(keeper), (err as Error).message)
-        }
-      }
-    } finally {
-      q.busy = false
-      if (this.waiting.get(keeper) === q && q.notices.length === 0) this.waiting.delete(keeper)
+      await notify(this.c.host, keeper, PLACED, batch.map(wire) as unknown as PlacedNotice[])
+      this.sent.notices++
+      this.sent.chunks += batch.length
+    } catch (err) {
+      // the keeper surveys those chunks, as before (an older host, one gone, a failed dial)
+      this.sent.failed++
+      log('placement notice of %d chunk(s) to %s not sent: %s', batch.length, shortPeer(keeper), (err as Error).message)
     }
   }
 }

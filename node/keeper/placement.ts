@@ -20,7 +20,7 @@
 // copy of each doubled fragment on the first-ranked target, so the keeper rebuilding a lost
 // fragment holds one copy itself and pushes m (a keeper chosen by XOR while holders followed the
 // rendezvous rule pushed m + 1: test/cluster/repair-bytes caught 5.4 bytes moved per byte lost).
-export { keyKadId, peerKadId, compareDistance, targets, keeper, KAD_ID_CACHE_ENTRIES } from '../net/index.ts'
+export { keyKadId, peerKadId, compareDistance, closest, targets, keeper, KAD_ID_CACHE_ENTRIES } from '../net/index.ts'
 import { targets } from '../net/index.ts'
 import { PLACEMENT_BALANCED } from '../data/index.ts'
 import type { ChunkRef } from '../data/index.ts'

@@ -48,6 +48,6 @@ export {
 } from './rpc.ts'
 export type { CallContext, CallOptions, ErrorClass, KeptCallerInit, Incoming, NoticeContext, Reply, RpcDialer, RpcHandleOptions, RpcHandlers, RpcProtocol, RpcServer, ServeOptions } from './rpc.ts'
 export type { UplinkBook } from './uplink.ts'
-export { keyKadId, peerKadId, compareDistance, targets, keeper, KAD_ID_CACHE_ENTRIES } from './kad.ts'
+export { keyKadId, peerKadId, compareDistance, closest, targets, keeper, KAD_ID_CACHE_ENTRIES } from './kad.ts'
 export { OpHold } from './op-hold.ts'
 export type { OpHoldSources } from './op-hold.ts'

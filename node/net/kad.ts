@@ -52,9 +52,17 @@ export function compareDistance (target: Uint8Array, a: Uint8Array, b: Uint8Arra
  * deterministic, independent of the order of `peers` and of duplicates in it.
  */
 export function targets (key: Uint8Array, peers: Iterable<string>, n: number): string[] {
+  return closest(keyKadId(key), peers, n)
+}
+
+/**
+ * targets() of a key whose kad id is `target` (keyKadId(key)), each peer's kad id from `idOf`
+ * (peerKadId by default): for a caller that holds the ids already (the simulator, harness/sim/,
+ * which ranks millions of times among peers whose ids it drew).
+ */
+export function closest (target: Uint8Array, peers: Iterable<string>, n: number, idOf: (peer: string) => Uint8Array = peerKadId): string[] {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`targets: n must be an integer >= 0, got ${String(n)}`)
-  const target = keyKadId(key)
-  const ranked = [...new Set(peers)].map(peer => ({ peer, id: peerKadId(peer) }))
+  const ranked = [...new Set(peers)].map(peer => ({ peer, id: idOf(peer) }))
   ranked.sort((a, b) => compareDistance(target, a.id, b.id) || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))
   return ranked.slice(0, n).map(r => r.peer)
 }

@@ -5,31 +5,21 @@
 // deliveries, handovers and repair cap, in virtual time); this file draws the network and the
 // trace and turns the runs into flat named figures.
 import { CHUNK_SIZE } from '../../node/data/index.ts'
-import { AT_RISK_CLOCK, AT_RISK_DELAY_MS, DEFAULT_REDUNDANCY, REPAIR_SPARE, erasureParams } from '../../node/keeper/index.ts'
+import { AT_RISK_CLOCK, AT_RISK_DELAY_MS, REPAIR_SPARE } from '../../node/keeper/index.ts'
 import type { AtRiskClock } from '../../node/keeper/index.ts'
 import { DEFAULT_REPAIR_DELAY_MS, repairDelay } from '../../node/net/index.ts'
 import { prng } from '../../harness/prng.ts'
-import { simHosts } from '../../harness/sim/hosts.ts'
-import type { SimHost } from '../../harness/sim/hosts.ts'
-import { churnTrace, permanentOnly, runChurn, simUplink } from '../../harness/sim/churn.ts'
+import { churnTrace, permanentOnly, runChurn } from '../../harness/sim/churn.ts'
 import type { ChurnResult, TraceEvent } from '../../harness/sim/churn.ts'
+import { churnSetup } from './trace.ts'
+import type { TraceSettings } from './trace.ts'
 
 const HOUR = 3600_000
 const DAY = 24 * HOUR
 
-export interface ChurnFigureOptions {
-  hosts: number
-  seed: number
-  days: number
-  /** Outages per host per hour while up, for the repair trace. */
-  churnPerHour: number
-  /** Share of the hosts at the start that leave for good during the trace, and that join. */
-  leaveShare: number
-  joinShare: number
+export interface ChurnFigureOptions extends TraceSettings {
   /** Sampled chunks. */
   chunks: number
-  /** Share of the hosts' disks holding data (sets how many real chunks a sampled one stands for). */
-  fill: number
   /**
    * Failure timeouts run (ms): the first is darkfs's default, run eagerly (every host declared
    * gone rebuilt for at once, as a host given only --failure-timeout repairs) and lazily, as darkfs
@@ -62,21 +52,6 @@ export interface ChurnFigureOptions {
   /** Dissemination delay of a DOWN notice (from the gossip figure), ms. */
   noticeDelayMs: number
   log: (line: string) => void
-}
-
-/** The hosts, uplinks, code and churn trace of a run (runChurnFigures; scripts/sim/kept.ts plays the same trace). */
-export function churnSetup (o: Pick<ChurnFigureOptions, 'hosts' | 'seed' | 'joinShare' | 'leaveShare' | 'fill' | 'days' | 'churnPerHour'>): { joiners: number, hosts: SimHost[], uplinks: number[], k: number, m: number, realChunks: number, duration: number, trace: TraceEvent[] } {
-  const rand = prng(o.seed)
-  const joiners = Math.round(o.hosts * o.joinShare)
-  const hosts = simHosts(o.hosts + joiners, rand)
-  const uplinks = hosts.map(() => simUplink(rand))
-  // k and m as a host of this network would pick them (the default --data-fragments)
-  const { k, m } = erasureParams(o.hosts, DEFAULT_REDUNDANCY)
-  const diskTotal = hosts.slice(0, o.hosts).reduce((s, h) => s + h.disk, 0)
-  const realChunks = o.fill * diskTotal / (CHUNK_SIZE * (k + m) / k)
-  const duration = o.days * DAY
-  const trace = churnTrace({ hosts: o.hosts, joiners, leavers: Math.round(o.hosts * o.leaveShare), duration, churnPerHour: o.churnPerHour }, rand)
-  return { joiners, hosts, uplinks, k, m, realChunks, duration, trace }
 }
 
 export function runChurnFigures (o: ChurnFigureOptions): Record<string, number> {

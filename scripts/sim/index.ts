@@ -80,6 +80,7 @@ import { runChurnFigures } from './churn.ts'
 import { runTableSync } from '../../harness/sim/table-sync.ts'
 import { DIGEST_CALL_ANSWER_BYTES, DIGEST_CALL_SENT_BYTES } from '../../harness/sim/idle.ts'
 import { runKeptFigures } from './kept.ts'
+import { TRACE_OPTIONS, traceSettings } from './trace.ts'
 import type { KeptRates } from './kept.ts'
 import { AT_RISK_CLOCK, AT_RISK_DELAY_MS, REPAIR_SPARE } from '../../node/keeper/index.ts'
 import type { AtRiskClock } from '../../node/keeper/index.ts'
@@ -103,12 +104,8 @@ const { values } = parseArgs({
     latency: { type: 'string', default: '30' },
     'gossip-down-share': { type: 'string', default: '0.1' },
     'churn-hosts': { type: 'string', default: '1000,10000' },
-    days: { type: 'string', default: '30' },
-    'churn-per-hour': { type: 'string', default: String(1 / 24) },
-    'leave-share': { type: 'string', default: '0.05' },
-    'join-share': { type: 'string', default: '0.05' },
+    ...TRACE_OPTIONS,
     'churn-chunks': { type: 'string', default: '10000' },
-    fill: { type: 'string', default: '0.1' },
     'failure-timeouts': { type: 'string', default: 'default,60,720,4320' },
     'failure-timeouts-large': { type: 'string', default: 'default,4320' },
     'repair-delay': { type: 'string', default: 'default' },
@@ -201,22 +198,12 @@ for (const hosts of gossipHosts) {
 
 const timeoutsOf = (s: string): number[] => s.split(',').filter(x => x !== '').map(x => x === 'default' ? DEFAULT_FAILURE_TIMEOUT_MS : Number(x) * 60_000)
 /** Per network size: hosts declared gone and back after, per host per hour (for the idle figure). */
-/** The churn trace's settings at `hosts` (the churn and keeper counts runs share them). */
-const traceOf = (hosts: number): { hosts: number, seed: number, days: number, churnPerHour: number, leaveShare: number, joinShare: number } => ({
-  hosts,
-  seed: seed + hosts,
-  days: Number(values.days),
-  churnPerHour: Number(values['churn-per-hour']),
-  leaveShare: Number(values['leave-share']),
-  joinShare: Number(values['join-share'])
-})
 const churnRates = new Map<number, { gone: number, returned: number }>()
 for (const hosts of churnHosts) {
   process.stdout.write(`sim churn, ${hosts} hosts\n`)
   const figures = runChurnFigures({
-    ...traceOf(hosts),
+    ...traceSettings(values, seed, hosts),
     chunks: Number(values['churn-chunks']),
-    fill: Number(values.fill),
     timeouts: timeoutsOf(values[hosts <= 2000 ? 'failure-timeouts' : 'failure-timeouts-large']),
     repairDelayMs: values['repair-delay'] === 'default' ? DEFAULT_REPAIR_DELAY_MS : Number(values['repair-delay']) * 60_000,
     repairSpare: Number(values['repair-spare']),
@@ -248,8 +235,7 @@ for (const hosts of list(values['kept-hosts'])) {
   for (const tree of [true, false].filter(t => keptRuns.has(t ? 'tree' : 'flat'))) {
     process.stdout.write(`sim keeper counts, ${hosts} hosts\n`)
     const kept = await runKeptFigures({
-      ...traceOf(hosts),
-      fill: Number(values.fill),
+      ...traceSettings(values, seed, hosts),
       windowMs: keptHours * 3600_000,
       tree,
       latencyMs: latency,

@@ -2,21 +2,15 @@
 // host's KeptNotices (node/keeper/kept.ts) in virtual time against the changes of the hosts up
 // that the churn run's trace makes (the same seed: the same trace), for a window of --kept-hours
 // after a warm-up; the idle figure counts its records (idle.h<N>.kept_records).
-import { churnSetup } from './churn.ts'
+import { churnSetup } from './trace.ts'
+import type { TraceSettings } from './trace.ts'
 import { runKeptSim, upChanges } from '../../harness/sim/kept.ts'
 import { prng } from '../../harness/prng.ts'
 import { keptIntervalOf } from '../../node/keeper/index.ts'
 import type { KeptRole } from '../../node/keeper/index.ts'
 import { DEFAULT_FAILURE_TIMEOUT_MS } from '../../node/net/index.ts'
 
-export interface KeptFigureOptions {
-  hosts: number
-  seed: number
-  days: number
-  churnPerHour: number
-  leaveShare: number
-  joinShare: number
-  fill: number
+export interface KeptFigureOptions extends TraceSettings {
   /** Length of the window measured (ms). */
   windowMs: number
   /** Along the tree (the daemon's, beyond the full mesh), or every host's record on gossip ('flat', as before the tree). */

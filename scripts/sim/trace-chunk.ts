@@ -7,11 +7,10 @@
 // --keeper H also prints every repair host H makes as a keeper.
 import { parseArgs } from 'node:util'
 import { CHUNK_SIZE } from '../../node/data/index.ts'
-import { DEFAULT_REDUNDANCY, erasureParams } from '../../node/keeper/index.ts'
 import { DEFAULT_FAILURE_TIMEOUT_MS } from '../../node/net/index.ts'
 import { prng } from '../../harness/prng.ts'
-import { simHosts } from '../../harness/sim/hosts.ts'
-import { churnTrace, permanentOnly, runChurn, simUplink } from '../../harness/sim/churn.ts'
+import { permanentOnly, runChurn } from '../../harness/sim/churn.ts'
+import { TRACE_DEFAULTS, churnSetup, traceSettings } from './trace.ts'
 
 const HOUR = 3600_000
 const { values } = parseArgs({
@@ -26,19 +25,13 @@ const { values } = parseArgs({
     rebuilder: { type: 'string', default: 'holder' }
   }
 })
-// as scripts/sim/index.ts and churn.ts draw them for --churn-hosts 1000 and the defaults
+// the trace `npm run sim` plays for --churn-hosts 1000 with the trace's defaults (--days here
+// cuts the run, not the trace)
 const N = 1000
-const seed = Number(values.seed) + N
-const rand = prng(seed)
-const joiners = Math.round(N * 0.05)
-const hosts = simHosts(N + joiners, rand)
-const uplinks = hosts.map(() => simUplink(rand))
-const { k, m } = erasureParams(N, DEFAULT_REDUNDANCY)
-const diskTotal = hosts.slice(0, N).reduce((s, h) => s + h.disk, 0)
+const o = traceSettings(TRACE_DEFAULTS, Number(values.seed), N)
+const { hosts, uplinks, k, m, realChunks, duration, trace } = churnSetup(o)
 const chunks = 10000
-const scale = 0.1 * diskTotal / (CHUNK_SIZE * (k + m) / k) / chunks
-const duration = 30 * 24 * HOUR
-const trace = churnTrace({ hosts: N, joiners, leavers: Math.round(N * 0.05), duration, churnPerHour: 1 / 24 }, rand)
+const scale = realChunks / chunks
 const run = values.run
 const r = runChurn({
   hosts,
@@ -53,7 +46,7 @@ const r = runChurn({
   failureTimeoutMs: DEFAULT_FAILURE_TIMEOUT_MS,
   latencyMs: 30,
   duration: Math.min(duration, Number(values.days) * 24 * HOUR),
-  rand: prng(seed * 7 + 1),
+  rand: prng(o.seed * 7 + 1),
   rebuilder: values.rebuilder === 'keeper' ? 'keeper' : 'holder',
   ...(run === 'oracle'
     ? {}

@@ -3,13 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, settleRepair, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
-import type { ChunkRef } from '../../node/data/index.ts'
-
-async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
-  const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
-  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
-  return (await h.volume.chunks.readManifest(content.manifest)).chunks
-}
+import { chunksOf } from '../helpers/chunks.ts'
 
 /** Six hosts, fully meshed, with `files` written (each with `wait: 'safe'`) and seen by every host. */
 async function sixHostsWith (t: Teardown, files: Map<string, Buffer>): Promise<ClusterHost[]> {

@@ -15,16 +15,10 @@ import type { ClusterHost } from '../../harness/cluster.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { isolate, reconnect } from '../../harness/partition.ts'
 import { Story } from '../../harness/story.ts'
+import { chunksOf } from '../helpers/chunks.ts'
 
 /** Redundancy 1: two copies of every chunk among three hosts, so some chunks miss a host. */
 const OPTS = { daemon: { redundancy: 1 } }
-
-async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
-  const st = await h.volume.stat(path)
-  const content = h.tree.byIno(st.ino)!.content
-  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
-  return (await h.volume.chunks.readManifest(content.manifest)).chunks
-}
 
 async function holdsAll (h: ClusterHost, refs: ChunkRef[]): Promise<boolean> {
   for (const r of refs) if (!(await h.volume.chunks.hasLocally(r))) return false

@@ -13,16 +13,11 @@ import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
-import { assignment, plan } from '../../node/keeper/index.ts'
+import { assignment } from '../../node/keeper/index.ts'
+import { chunksOf, planHeld, planOnStores } from '../helpers/chunks.ts'
 
 // background passes off (interval 0): passes come with the membership's events
 const keep = { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 }
-
-async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
-  const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
-  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
-  return (await h.volume.chunks.readManifest(content.manifest)).chunks
-}
 
 /** The members each chunk's copies must be on, ranked by the writer now (k = 1: one block, m + 1 copies or more). */
 function targetsOf (w: ClusterHost, refs: ChunkRef[]): Map<string, string[]> {
@@ -133,16 +128,9 @@ describe('placed counted against the members, not the connected hosts (5 in-proc
     // every fragment on every host the plan over the members left wants it on (survey.ts plan:
     // the keepers' own test), asked of the stores themselves
     const left = hosts.filter(h => h !== gone)
-    const live = new Set(left.map(h => h.host.peerId))
     for (const ref of refs) {
-      const holdings = new Map<string, Set<string>>()
-      for (const f of ref.fragments) {
-        const on = new Set<string>()
-        for (const h of left) if (await h.store.has(f)) on.add(h.host.peerId)
-        holdings.set(f.toString(), on)
-      }
-      const p = plan(ref, holdings, w.policy.members(), live, w.host.peerId, w.policy)
-      assert.equal(p.health, 'redundant', `chunk ${ref.cid!.toString()}: ${p.want.map((hs, j) => `f${j} on ${[...p.held[j]].length} of ${hs.length}`).join(', ')}`)
+      const p = await planOnStores(ref, left, w)
+      assert.equal(p.health, 'redundant', `chunk ${ref.cid!.toString()}: ${planHeld(p)}`)
     }
     // and reads back from a host that wrote none of it
     assert.equal((await left[1].volume.readFile('/g.bin')).byteLength, 8 << 20)

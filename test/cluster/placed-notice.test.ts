@@ -9,15 +9,10 @@ import { startCluster, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import { assignment } from '../../node/keeper/index.ts'
+import { chunksOf } from '../helpers/chunks.ts'
 
 // no timer passes: the test runs each pass itself
 const keep = { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 }
-
-async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
-  const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
-  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
-  return (await h.volume.chunks.readManifest(content.manifest)).chunks
-}
 
 /**
  * Four hosts meshed, /a.bin written and a full pass run on each (the passes after it are

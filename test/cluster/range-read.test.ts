@@ -8,15 +8,10 @@ import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
+import { chunksOf } from '../helpers/chunks.ts'
 
 const MiB = 1 << 20
 const CHUNKS = 12
-
-async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
-  const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
-  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
-  return (await h.volume.chunks.readManifest(content.manifest)).chunks
-}
 
 describe('verified range reads across hosts (seven in-process hosts)', function () {
   const t = new Teardown()

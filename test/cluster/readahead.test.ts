@@ -6,19 +6,13 @@ import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
-import type { ChunkRef } from '../../node/data/index.ts'
+import { chunksOf } from '../helpers/chunks.ts'
 
 const MiB = 1 << 20
 /** Chunks of the test file. */
 const CHUNKS = 12
 /** The read size of a FUSE request. */
 const FUSE_READ = 128 << 10
-
-async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
-  const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
-  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
-  return (await h.volume.chunks.readManifest(content.manifest)).chunks
-}
 
 async function sees (h: ClusterHost, path: string, check: (ino: number) => boolean = () => true): Promise<void> {
   await until(`${h.name} sees ${path}`, async () => {

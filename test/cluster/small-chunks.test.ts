@@ -9,14 +9,9 @@ import { startCluster, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { REPLICATE_MAX_BYTES, paramsFor } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
+import { chunksOf } from '../helpers/chunks.ts'
 
 const MiB = 1 << 20
-
-async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
-  const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
-  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
-  return (await h.volume.chunks.readManifest(content.manifest)).chunks
-}
 
 describe('cluster: small chunks are replicated, large ones erasure-coded', function () {
   this.timeout(180_000)

@@ -9,16 +9,10 @@ import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, startHost, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { encodeChunk } from '../../node/data/index.ts'
-import { plan } from '../../node/keeper/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
+import { chunksOf, planHeld, planOnStores } from '../helpers/chunks.ts'
 
 const MiB = 1 << 20
-
-async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {
-  const content = h.tree.byIno((await h.volume.stat(path)).ino)!.content
-  assert.ok(content !== null && 'manifest' in content, `${path} has chunks`)
-  return (await h.volume.chunks.readManifest(content.manifest)).chunks
-}
 
 /**
  * Write `path` on `w`: its first chunk online (the write's parameters fixed there, k = 4, m = 2,
@@ -181,16 +175,9 @@ describe('cluster: a writer restarted before its parity was pushed', function ()
 
     // every fragment on every host the plan over the members wants it on (survey.ts plan), asked
     // of the stores themselves; the parity byte-equal to the code's
-    const live = new Set(again.map(h => h.host.peerId))
     const redundant = async (): Promise<string> => {
-      const holdings = new Map<string, Set<string>>()
-      for (const f of ref.fragments) {
-        const on = new Set<string>()
-        for (const h of again) if (await h.store.has(f)) on.add(h.host.peerId)
-        holdings.set(f.toString(), on)
-      }
-      const p = plan(ref, holdings, w2.policy.members(), live, w2.host.peerId, w2.policy)
-      return `${p.health}: ${p.want.map((hs, j) => `f${j} on ${[...p.held[j]].length} of ${hs.length}`).join(', ')}`
+      const p = await planOnStores(ref, again, w2)
+      return `${p.health}: ${planHeld(p)}`
     }
     await until('the chunk is redundant', async () => (await redundant()).startsWith('redundant'), 180_000)
       .catch(async (err: Error) => { throw new Error(`${err.message}: ${await redundant()}`) })

@@ -113,8 +113,15 @@ describe('place messages', () => {
       { ...good, targets: ['a', 'b'] },
       { ...good, fragments: [cid, cid, 'x'] },
       { ...good, targets: ['a', 'b', 'x'.repeat(500)] },
-      { ...good, k: 30, m: 30 }
+      { ...good, k: 30, m: 30 },
+      // have: one entry per fragment, bits for the target and each pinner only
+      { ...good, have: [1, 0] },
+      { ...good, have: [1, 0, 2] },
+      { ...good, pinners: ['p'], have: [4, 0, 0] },
+      { ...good, have: [1, 0, -1] }
     ]) assert.throws(() => decodeRequest(dagCbor.encode(bad)), PlaceProtocolError)
+    assert.deepEqual(decodeRequest(dagCbor.encode({ ...good, pinners: ['p'], have: [3, 1, 0] })).have, [3, 1, 0])
+    assert.equal(decodeRequest(dagCbor.encode(good)).have, undefined)
     assert.throws(() => decodeRequest(new Uint8Array([0xff, 0x00])), PlaceProtocolError)
   })
   it('decodeReply reads GOT progress and rejects a count beyond the fragments', () => {
@@ -206,6 +213,42 @@ describe('placement through a relay on six in-process hosts (k=4, m=2)', functio
     const sent = writer.swarm.stats().bytesSent - before
     // one upload per pinning host would be (1 + 4)x; the pinners' own catch-up must not pull from the writer either
     assert.ok(sent < data.byteLength * 1.2, `writer sent ${sent} bytes for ${data.byteLength} (${(sent / data.byteLength).toFixed(3)}x)`)
+  })
+
+  it('a chunk whose targets hold their fragments but one (a retried placement, a relay before): the relay takes the chunk from them, not the writer, and sends only the one missing; with none missing no relay is asked (fails on the old code: every fragment again, from the writer and to the targets)', async () => {
+    const [writer, ...others] = hosts
+    const { k, m } = writer.network.params()
+    const { ref, blocks } = encodeChunk(randomBytes(1 << 20), 0, k, m)
+    // the writer holds the data fragments; fragment j's target is hosts[j], and every target but
+    // the last already holds its fragment (as an earlier relay left them)
+    await writer.store.putMany(blocks.slice(0, k))
+    const targets = hosts.map(h => h.host.peerId)
+    const last = k + m - 1
+    for (let j = 1; j < last; j++) await hosts[j].store.put(blocks[j].cid, blocks[j].bytes)
+    const held = ref.fragments.map((_, j) => new Set(j < last ? [targets[j]] : []))
+    const acks: Array<[number, string]> = []
+    // the relay place() picks (every uplink alike, none busy: the first candidate), and the
+    // targets holding their fragment besides it
+    const relay = writer.forwarder.pickRelay(targets)
+    const holding = hosts.slice(1, last).filter(h => h.host.peerId !== relay)
+    const received = (): number => holding.reduce((n, h) => n + h.swarm.stats().bytesReceived, 0)
+    const receivedBefore = received()
+    const writerBefore = writer.swarm.stats().bytesSent
+    await writer.forwarder.place(ref, targets, { held, onAck: (j, p) => { acks.push([j, p]) } })
+    const sentAgain = received() - receivedBefore
+    const fromWriter = writer.swarm.stats().bytesSent - writerBefore
+    const fragment = blocks[last].bytes.byteLength
+    assert.deepEqual(acks, [[last, targets[last]]], 'the missing fragment is acknowledged by its target, nothing else')
+    assert.ok(await hosts[last].store.has(ref.fragments[last]), 'the last target holds its fragment')
+    assert.ok(sentAgain < fragment / 2, `the ${holding.length} targets that held their fragment were sent ${sentAgain} bytes (${(sentAgain / fragment).toFixed(2)} fragments)`)
+    // the k fragments the relay rebuilt from came from the targets holding them (one from the
+    // writer when the relay is one of those targets: it pulls nothing from itself), not k from it
+    assert.ok(fromWriter < fragment * 1.5, `the writer sent ${fromWriter} bytes (${(fromWriter / fragment).toFixed(2)} fragments)`)
+    // every target holds its fragment now: placing it again asks no relay
+    held[last].add(targets[last])
+    const asked = writer.forwarder.stats().sent
+    await writer.forwarder.place(ref, targets, { held, onAck: () => { assert.fail('nothing to acknowledge') } })
+    assert.equal(writer.forwarder.stats().sent, asked, 'no relay asked')
   })
 
   it('a relay answers a malformed request or a chunk nobody offers with an error, and keeps relaying', async () => {

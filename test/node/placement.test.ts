@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base58btc } from 'multiformats/bases/base58'
-import { erasureParams, replicaCount, placementPolicy, targets, keeper, peerKadId, keyKadId, compareDistance, KAD_ID_CACHE_ENTRIES, MAX_DATA_FRAGMENTS, DEFAULT_REDUNDANCY, MAX_WIDTH, autoDataFragments } from '../../node/keeper/placement.ts'
+import { erasureParams, replicaCount, placementPolicy, closest, targets, keeper, peerKadId, keyKadId, compareDistance, KAD_ID_CACHE_ENTRIES, MAX_DATA_FRAGMENTS, DEFAULT_REDUNDANCY, MAX_WIDTH, autoDataFragments } from '../../node/keeper/placement.ts'
 import { MAX_FRAGMENTS } from '../../node/keeper/forward.ts'
 import { rankByRule } from '../../node/keeper/index.ts'
 import { placementWeights } from '../../node/keeper/balance.ts'
@@ -228,6 +228,17 @@ describe('node/placement', function () {
       assert.throws(() => targets(randomBytes(8), ['not-a-peer'], 1), RangeError)
       assert.throws(() => targets(randomBytes(8), peers, -1), RangeError)
       assert.throws(() => targets(randomBytes(8), peers, 1.5), RangeError)
+    })
+    it('closest(keyKadId(key), peers, n) is targets(key, peers, n); with the ids given, it ranks by those', function () {
+      for (let i = 0; i < 20; i++) {
+        const key = randomBytes(32)
+        assert.deepEqual(closest(keyKadId(key), peers, 5), targets(key, peers, 5))
+        assert.deepEqual(closest(keyKadId(key), peers, 5, peerKadId), targets(key, peers, 5))
+      }
+      // ids that are not the peers' own: ranked by XOR distance of those, ties by peer id
+      const ids = new Map([['a', new Uint8Array([0b0001])], ['b', new Uint8Array([0b1000])], ['c', new Uint8Array([0b0011])], ['d', new Uint8Array([0b0001])]])
+      assert.deepEqual(closest(new Uint8Array([0b0000]), ['c', 'b', 'd', 'a', 'c'], 4, p => ids.get(p)!), ['a', 'd', 'c', 'b'])
+      assert.deepEqual(closest(new Uint8Array([0b1001]), ['c', 'b', 'd', 'a'], 2, p => ids.get(p)!), ['b', 'a'])
     })
   })
 

@@ -259,9 +259,9 @@ describe('sim repair under churn (tiny network)', () => {
 })
 
 describe('sim repair at scale: what its speedups must keep', () => {
-  it("simXorRank() ranks a chunk's holders as rankByRule() does, among more hosts than peerKadId()'s memo holds", function () {
+  it("simXorRank() ranks a chunk's holders as rankByRule() does (darkfs's closest() on the ids the sim drew)", function () {
     this.timeout(60_000)
-    // 5,000 hosts (the memo holds 4,096), their ids registered by a run
+    // 5,000 hosts, their ids registered by a run
     const hosts = simHosts(5000, prng(3))
     runChurn({ hosts, uplinks: hosts.map(() => 1e6), initial: hosts.length, trace: [], chunks: 20, scale: 1, k: 4, m: 2, chunkBytes: 1 << 20, failureTimeoutMs: TIMEOUT, latencyMs: 30, duration: HOUR, rand: prng(5) })
     const rand = prng(9)

@@ -10,9 +10,9 @@ import { randomBytes } from 'node:crypto'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Volume } from 'darkfs'
-import type { Store } from '../../node/data/index.ts'
 import type { OpenFile } from '../../node/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { stubChunkStores, stubPuts } from '../helpers/store-stubs.ts'
 
 const MiB = 1 << 20
 
@@ -31,23 +31,16 @@ function stickEarlyStores (volume: Volume): { aborted: unknown[], begun: () => n
   const aborted: unknown[] = []
   let begun = 0
   let stuck = true
-  const chunks = volume.chunks
-  const write = chunks.write.bind(chunks)
-  chunks.write = opts => {
-    const w = write(opts)
-    const chunk = w.chunk.bind(w)
-    w.chunk = async (bytes, offset, o = {}) => {
-      if (!stuck) return await chunk(bytes, offset, o)
-      begun++
-      const signal = o.signal
-      return await new Promise((_resolve, reject) => {
-        // a signal already aborted (a store begun after abandon()) fails at once, not never
-        if (signal?.aborted === true) { aborted.push(signal.reason); reject(signal.reason); return }
-        signal?.addEventListener('abort', () => { aborted.push(signal.reason); reject(signal.reason) }, { once: true })
-      })
-    }
-    return w
-  }
+  stubChunkStores(volume, async (store, bytes, offset, o = {}) => {
+    if (!stuck) return await store(bytes, offset, o)
+    begun++
+    const signal = o.signal
+    return await new Promise((_resolve, reject) => {
+      // a signal already aborted (a store begun after abandon()) fails at once, not never
+      if (signal?.aborted === true) { aborted.push(signal.reason); reject(signal.reason); return }
+      signal?.addEventListener('abort', () => { aborted.push(signal.reason); reject(signal.reason) }, { once: true })
+    })
+  })
   return { aborted, begun: () => begun, unstick: () => { stuck = false } }
 }
 
@@ -95,8 +88,6 @@ describe('open files: chunks stored before the commit (one host)', function () {
     const dir = await tempDir(t, 'darkfs-early-')
     const volume = await Volume.open({ dir })
     t.add(async () => { await volume.close() })
-    const store = (volume as unknown as { store: Store }).store
-    const putMany = store.putMany.bind(store)
     // chunk puts (raw blocks) wait for the gate; any other put (the manifest) notes how many of
     // the early chunks' puts (the first two) were still open
     let open!: () => void
@@ -106,7 +97,7 @@ describe('open files: chunks stored before the commit (one host)', function () {
     const both = new Promise<void>(resolve => { bothStarted = resolve })
     const over = new Set<number>()
     const openAtManifest: number[] = []
-    store.putMany = async (blocks, opts) => {
+    stubPuts(volume, async (putMany, blocks, opts) => {
       if (blocks.every(b => b.cid.code === 0x55)) {
         const n = started++
         if (started === 2) bothStarted()
@@ -114,7 +105,7 @@ describe('open files: chunks stored before the commit (one host)', function () {
       }
       openAtManifest.push([0, 1].filter(n => !over.has(n)).length)
       return await putMany(blocks, opts)
-    }
+    })
     const data = randomBytes(3 * MiB)
     const fh = await volume.open('/f.bin', 'w+')
     // 1 MiB writes: chunks 0 and 1 are finished and stored early, their puts held at the gate
@@ -140,18 +131,11 @@ describe('open files: chunks stored before the commit (one host)', function () {
     const volume = await Volume.open({ dir })
     t.add(async () => { await volume.close() })
     // the first chunk stored early fails (before any put), the others are stored
-    const chunks = volume.chunks
-    const write = chunks.write.bind(chunks)
     let failed = 0
-    chunks.write = opts => {
-      const w = write(opts)
-      const chunk = w.chunk.bind(w)
-      w.chunk = async (...args) => {
-        if (failed++ === 0) throw Object.assign(new Error('the encoder said no'), { code: 'EIO' })
-        return await chunk(...args)
-      }
-      return w
-    }
+    stubChunkStores(volume, async (store, ...args) => {
+      if (failed++ === 0) throw Object.assign(new Error('the encoder said no'), { code: 'EIO' })
+      return await store(...args)
+    })
     const data = randomBytes(4 * MiB)
     const fh = await volume.open('/h.bin', 'w+')
     // the second write finishes chunk 0, whose store behind it fails: the chunk stays in memory
@@ -172,19 +156,13 @@ describe('open files: chunks stored before the commit (one host)', function () {
     const volume = await Volume.open({ dir })
     t.add(async () => { await volume.close() })
     const chunks = volume.chunks
-    const write = chunks.write.bind(chunks)
     let early = 0
-    chunks.write = opts => {
-      const w = write(opts)
-      const chunk = w.chunk.bind(w)
-      // every store of a finished chunk fails; the commit's (storeNow) go through
-      w.chunk = async (...args) => {
-        if (failing) { early++; throw Object.assign(new Error('the encoder said no'), { code: 'EIO' }) }
-        return await chunk(...args)
-      }
-      return w
-    }
     let failing = true
+    // every store of a finished chunk fails; the commit's (storeNow) go through
+    stubChunkStores(volume, async (store, ...args) => {
+      if (failing) { early++; throw Object.assign(new Error('the encoder said no'), { code: 'EIO' }) }
+      return await store(...args)
+    })
     // what the spill stores (ChunkWrite.chunk, failing here, stores nothing)
     let spilled = 0
     const storeChunk = chunks.storeChunk.bind(chunks)
@@ -209,15 +187,9 @@ describe('open files: chunks stored before the commit (one host)', function () {
     const dir = await tempDir(t, 'darkfs-early-')
     const volume = await Volume.open({ dir })
     t.add(async () => { await volume.close() })
-    const chunks = volume.chunks
-    const write = chunks.write.bind(chunks)
     const full = (): Error => Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
-    chunks.write = opts => {
-      const w = write(opts)
-      w.chunk = async () => { throw full() }
-      return w
-    }
-    chunks.storeChunk = async () => { throw full() }
+    stubChunkStores(volume, async () => { throw full() })
+    volume.chunks.storeChunk = async () => { throw full() }
     const data = randomBytes(16 * MiB)
     const fh = await volume.open('/full.bin', 'w+')
     const file = openFileOf(volume, (await fh.stat()).ino)
@@ -277,12 +249,10 @@ describe('open files: chunks stored before the commit (one host)', function () {
     const dir = await tempDir(t, 'darkfs-early-')
     const volume = await Volume.open({ dir })
     t.add(async () => { await volume.close() })
-    const store = (volume as unknown as { store: Store }).store
-    const putMany = store.putMany.bind(store)
-    store.putMany = async (blocks, opts) => {
+    stubPuts(volume, async (putMany, blocks, opts) => {
       if (blocks.some(b => b.bytes.byteLength === MiB)) throw Object.assign(new Error('the disk said no'), { code: 'EIO' })
       return await putMany(blocks, opts)
-    }
+    })
     const fh = await volume.open('/g.bin', 'w+')
     const data = randomBytes(2 * MiB)
     for (let at = 0; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at)

@@ -19,6 +19,7 @@ import type { OpBody, OpEventDetail } from '../../node/tree/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { prngInts } from '../../harness/prng.ts'
+import { stubPuts } from '../helpers/store-stubs.ts'
 
 const MiB = 1 << 20
 
@@ -163,10 +164,8 @@ describe('volume: positioned extents (one host)', function () {
     const dir = await tempDir(t, 'darkfs-fresh-')
     let vol = await Volume.open({ dir })
     t.add(async () => { await vol.close() })
-    const store = (vol as unknown as { store: Store }).store
-    const putMany = store.putMany.bind(store)
     let blocks = 0
-    store.putMany = async (b, opts) => { blocks += b.length; await putMany(b, opts) }
+    stubPuts(vol, async (putMany, b, opts) => { blocks += b.length; await putMany(b, opts) })
     const made: OpBody[] = []
     vol.tree.addEventListener('op', (e: Event) => {
       const d = (e as CustomEvent<OpEventDetail>).detail
@@ -377,7 +376,6 @@ describe('volume: positioned extents (one host)', function () {
     const chunks = 16
     await vol.writeFile('/db', bytes(chunks * MiB, 6))
     const id = vol.tree.byIno((await vol.stat('/db')).ino)!.id
-    const store = (vol as unknown as { store: Store }).store
     const folding = (vol as unknown as { folding: Map<string, Promise<unknown>> }).folding
     const page = 4096
     // (up to PATCH_COMMIT_RANGES pages per fsync are inline in its op: FOLD_INLINE_AMPLIFICATION)
@@ -398,15 +396,14 @@ describe('volume: positioned extents (one host)', function () {
       if (body.type === 'fold') folds++
     })
     // the fold's first chunk stored: the file is unlinked then (as `rm` does while it runs)
-    const putMany = store.putMany.bind(store)
     let unlinked: Promise<void> | undefined
     let after = 0
-    store.putMany = async (b, opts) => {
+    stubPuts(vol, async (putMany, b, opts) => {
       unlinked ??= vol.unlink('/db')
       await unlinked
       for (const x of b) after += x.bytes.byteLength
       await putMany(b, opts)
-    }
+    })
     await until('the fold started', async () => unlinked !== undefined, 6 * FOLD_SETTLE_MS + FOLD_QUIET_MS)
     await unlinked
     await until('no fold runs', async () => !folding.has(id), 60_000)
