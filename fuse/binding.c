@@ -119,9 +119,11 @@ typedef struct mount_s {
   // deadlines are their arrival plus one constant per list, so each list's head is its earliest
   // (reap_thread answers it EIO once past it); and the kernel's interrupts find them here
   struct req_s *direct_head[2], *direct_tail[2];
-  // the expiry thread (reap_thread) waits on reap_cv until the earliest deadline; reap_stop ends it
+  // the expiry thread (reap_thread) waits on reap_cv until the earliest deadline (reap_at, when
+  // reap_timed; with none in flight, until told); reap_stop ends it
   pthread_cond_t reap_cv;
-  int reap_stop;
+  struct timespec reap_at;
+  int reap_timed, reap_stop;
   // interrupts of requests not found among the direct ones (INTERRUPTS_KEPT, the newest)
   uint64_t interrupts[INTERRUPTS_KEPT];
   unsigned interrupts_next;
@@ -804,6 +806,10 @@ static void rmdir_as_rename (loop_t *l, struct fuse_buf *buf) {
 
 static int loop_spawn (loop_t *l);
 
+static int ts_not_after (const struct timespec *a, const struct timespec *b) {
+  return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
+}
+
 // A direct request's record, from the kernel's header (read_direct, write_direct): two references,
 // call_js's and JS's answer's (direct_unref).
 static req_t *direct_req_new (mount_t *m, int op, const struct fuse_in_header *in) {
@@ -837,8 +843,13 @@ static int direct_track (req_t *r) {
   r->next = NULL;
   if (r->prev != NULL) r->prev->next = r; else m->direct_head[k] = r;
   m->direct_tail[k] = r;
-  // a list's new head may be the earliest deadline of all: the expiry thread looks again
-  if (r->prev == NULL) pthread_cond_signal(&m->reap_cv);
+  // the expiry thread is woken only when this deadline comes before the one it waits for (one
+  // wake per deadline's length, not per request: all of a kind have the same)
+  if (!m->reap_timed || !ts_not_after(&m->reap_at, &r->deadline)) {
+    m->reap_at = r->deadline;
+    m->reap_timed = 1;
+    pthread_cond_signal(&m->reap_cv);
+  }
   for (int i = 0; i < INTERRUPTS_KEPT; i++) {
     if (m->interrupts[i] == r->unique) { m->interrupts[i] = 0; m->direct_interrupted++; return 1; }
   }
@@ -970,10 +981,6 @@ static int direct_interrupt (loop_t *l, const struct fuse_buf *buf) {
   return found;
 }
 
-static int ts_not_after (const struct timespec *a, const struct timespec *b) {
-  return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
-}
-
 // The native deadline of direct requests: one thread per mount answers EIO, as dispatch does for
 // the requests libfuse's workers wait on, every direct request JS has not answered by its
 // deadline (direct_track: the mount's deadline and NATIVE_GRACE_MS; JS's own timer answers at
@@ -996,7 +1003,13 @@ static void *reap_thread (void *arg) {
       }
       if (r != NULL && (!have || ts_not_after(&r->deadline, &next))) { next = r->deadline; have = 1; }
     }
-    if (have) pthread_cond_timedwait(&m->reap_cv, &m->reply_mu, &next); else pthread_cond_wait(&m->reap_cv, &m->reply_mu);
+    m->reap_timed = have;
+    if (have) {
+      m->reap_at = next;
+      pthread_cond_timedwait(&m->reap_cv, &m->reply_mu, &next);
+    } else {
+      pthread_cond_wait(&m->reap_cv, &m->reply_mu);
+    }
   }
   pthread_mutex_unlock(&m->reply_mu);
   return NULL;
