@@ -15,12 +15,13 @@
 //    fetches nothing ahead.
 //  - Reordering: the reads of one sequential reader reach us out of order (the kernel's readahead
 //    sends several at once, several FUSE threads take them, fuse/binding.c), by more than the
-//    slack when the reads are large: 1 MiB reads arriving 0, 2, 1, 3 MiB. So a read that touches
-//    one of the run's last REORDER_READS reads end to start (either side) continues the run as
-//    an exact continuation does, and a read within REORDER_READS of its own lengths of where the
-//    run got to, neither near nor touching, leaves the run as it is (it may be the first of a
-//    reordered pair); only a read further off ends it. The run's reads are forgotten when it
-//    ends, so a random reader is matched against its last read alone, as before.
+//    slack when the reads are large: 1 MiB reads arriving 0, 2, 1, 3 MiB. So a read that starts
+//    where one of the run's last REORDER_READS reads ended continues the run as an exact
+//    continuation of the last does, and a read within REORDER_READS of its own lengths of where
+//    the run got to, neither near nor continuing one, leaves the run as it is (it may be the
+//    first of a reordered pair, or a reader going backwards, which gets nothing ahead); only a
+//    read further off ends it. The run's reads are forgotten when it ends, so a random reader is
+//    matched against its last read alone, as before.
 //  - Window: READAHEAD_INITIAL_BYTES past the reader once a run starts, doubling with each new
 //    chunk the run reads, up to ChunkService.readaheadBytes (READAHEAD_MAX_BYTES); over all
 //    readers, ChunkService bounds the bytes fetched ahead at once (READAHEAD_TOTAL_BYTES).
@@ -74,10 +75,10 @@ export class ReadAhead {
   /** A read of [position, position + length) is about to be served. */
   observe (position: number, length: number): void {
     const end = position + length
-    const touches = this.recent.some(r => position === r.end || end === r.start)
+    const continues = this.recent.some(r => position === r.end)
     const distance = Math.abs(position - this.end)
-    if (this.end >= 0 && touches) {
-      // an exact continuation of one of the run's reads (before or after it) is evidence enough
+    if (this.end >= 0 && continues) {
+      // an exact continuation of one of the run's reads is evidence enough
       this.run = Math.max(this.run + 1, SEQUENTIAL_RUN_READS)
     } else if (this.end >= 0 && distance <= SEQUENTIAL_SLACK_BYTES) {
       // one within the slack needs a second in a row

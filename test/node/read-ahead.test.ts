@@ -48,7 +48,7 @@ describe('ReadAhead: reads out of order', function () {
       read(ahead, version, manifest, i * MiB, MiB)
       seen.push(ahead.sequential)
     }
-    // sequential from the third read on (the first touching another), and never reset after
+    // sequential from the third read on (the first to continue another), and never reset after
     assert.deepEqual(seen.slice(2), seen.slice(2).map(() => true))
     assert.equal(new Set(fetched).size, fetched.length, `a chunk fetched ahead twice (a reset): ${fetched.join(',')}`)
     assert.ok(fetched.includes(20) && fetched.includes(24), `fetches ahead reach past the reads: ${fetched.join(',')}`)
@@ -86,11 +86,22 @@ describe('ReadAhead: reads out of order', function () {
     assert.equal(ahead.held, 0)
   })
 
+  it('observe(): a reader going backwards in 1 MiB reads (each ending where the last began) never counts as sequential', async function () {
+    const manifest = await manifestOf(CHUNKS)
+    const { ahead, fetched } = recorder()
+    const version = {}
+    for (let i = 100; i > 60; i--) {
+      read(ahead, version, manifest, i * MiB, MiB)
+      assert.equal(ahead.sequential, false, `the read at ${i} MiB counted as sequential`)
+    }
+    assert.deepEqual(fetched, [])
+  })
+
   it('observe(): random 1 MiB reads never count as sequential, nor fetch ahead, also when some land within the reordering window', async function () {
     const manifest = await manifestOf(CHUNKS)
     const { ahead, fetched } = recorder()
     const version = {}
-    // MiB offsets: far jumps, and pairs a few MiB apart (within REORDER_READS reads, not touching)
+    // MiB offsets: far jumps, and pairs a few MiB apart (within REORDER_READS reads, none continuing another)
     const order = [100, 40, 45, 200, 190, 10, 17, 150, 143, 60, 66, 250, 244, 3, 120, 125, 131]
     for (const i of order) {
       read(ahead, version, manifest, i * MiB, MiB)
