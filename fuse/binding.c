@@ -14,15 +14,21 @@
 // kernel wrote the request into (no copy), a small one's in a copy of its own size. Direct writes
 // unanswered are capped (DIRECT_WRITES, DIRECT_WRITE_BYTES): past that a write takes the worker's
 // path above, and the worker waits (backpressure).
+// Direct requests have the same native deadline (reap_thread), and the kernel's interrupts of
+// them (FUSE_INTERRUPT) are answered here (direct_interrupt): no worker is there to wait for
+// either, and an answer that comes late is dropped, never written twice.
 //
 // JS-facing functions:
 //   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
-//     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask)
-//     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno) and handler(EV_EXIT, ...)
+//     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask, unique)
+//     (unique: a direct read's or write's kernel id, 0 for the others)
+//     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno), handler(EV_EXIT, ...) and
+//     handler(EV_INTERRUPT, null, ..., n0 = unique): the kernel interrupted that direct request
 //   reply(req, result, a?, b?)    answer a request once (a, b depend on the op; for a change
 //                                 followed by libfuse's own getattr, b = the new attributes)
 //   invalidate(m, path)           drop cached attrs/entries of path (queued for the mount's own thread, best effort)
-//   stats(m)                      counts of direct writes: { writes, writesMax, writeBytes, handed, copied, overCap }
+//   stats(m)                      counts of direct writes: { writes, writesMax, writeBytes, handed, copied, overCap },
+//                                 and of direct requests { interrupted, expired, late }
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -62,6 +68,11 @@
 #define RENAME_IS_RMDIR 0x80000000u
 // Extra time the native side waits beyond the JS deadline before giving up on its own.
 #define NATIVE_GRACE_MS 5000
+// Interrupts (FUSE_INTERRUPT) of requests not (yet) among the direct ones in flight, kept so a
+// direct request the kernel interrupted before its worker registered it is known interrupted
+// when it is (see direct_interrupt): the kernel may send the interrupt as soon as a worker has
+// read the request, and another worker may read the interrupt first.
+#define INTERRUPTS_KEPT 64
 // Number of stat fields JS sends for getattr, and statfs fields.
 #define STAT_FIELDS 15
 #define STATFS_FIELDS 7
@@ -74,7 +85,7 @@ enum {
   OP_STATFS, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR,
   OP_REMOVEXATTR, OP_READDIR, OP_ACCESS, OP_CREATE, OP_UTIMENS, OP_OPENDIR, OP_RELEASEDIR,
   OP_FSYNCDIR, OP_FALLOCATE,
-  EV_MOUNTED = 100, EV_EXIT = 101
+  EV_MOUNTED = 100, EV_EXIT = 101, EV_INTERRUPT = 102
 };
 
 typedef struct mount_s {
@@ -104,6 +115,21 @@ typedef struct mount_s {
   long direct_writes, direct_writes_max, direct_write_cap;
   size_t direct_write_bytes;
   uint64_t writes_handed, writes_copied, writes_over_cap;
+  // direct requests unanswered, oldest first, reads [0] and writes [1] (under reply_mu): their
+  // deadlines are their arrival plus one constant per list, so each list's head is its earliest
+  // (reap_thread answers it EIO once past it); and the kernel's interrupts find them here
+  struct req_s *direct_head[2], *direct_tail[2];
+  // the expiry thread (reap_thread) waits on reap_cv until the earliest deadline (reap_at, when
+  // reap_timed; with none in flight, until told); reap_stop ends it
+  pthread_cond_t reap_cv;
+  struct timespec reap_at;
+  int reap_timed, reap_stop;
+  // interrupts of requests not found among the direct ones (INTERRUPTS_KEPT, the newest)
+  uint64_t interrupts[INTERRUPTS_KEPT];
+  unsigned interrupts_next;
+  // for js_stats: direct requests the kernel interrupted, those answered EIO at the native
+  // deadline, and answers dropped because the request had been answered already (JS's, late)
+  uint64_t direct_interrupted, direct_expired, direct_late;
 } mount_t;
 
 typedef struct inval_s {
@@ -113,8 +139,13 @@ typedef struct inval_s {
 
 typedef struct req_s {
   int op;
-  // a direct read (read_direct): no worker waits for it; js_reply writes its reply to the device
-  int direct;
+  // a direct read or write (read_direct, write_direct): no worker waits for it; js_reply writes
+  // its reply to the device. Under the mount's reply_mu: prev/next in its list of direct requests
+  // in flight, its deadline there, `done` (answered: by JS, an interrupt or the deadline) and
+  // `handed` (call_js gave it to JS)
+  int direct, handed;
+  struct req_s *prev, *next;
+  struct timespec deadline;
   uint64_t unique;
   mount_t *m;
   pthread_mutex_t mu;
@@ -236,20 +267,27 @@ static void req_unref (req_t *r) {
   if (left == 0) req_free(r);
 }
 
-// A direct read's reply, written to the device from the thread calling (the JS thread, or the
-// worker that took the read when JS cannot be reached): n bytes of data, or the error err < 0.
-// As libfuse's own replies (fuse_send_msg), one writev of the header and the data, which any
-// thread may make: the kernel matches it to its request by `unique`. A reply the kernel no longer
-// waits for (the connection aborted) fails, and is dropped as libfuse drops it.
-static void direct_reply (req_t *r, int err, const void *data, size_t n) {
+// A direct request's reply, written to the device from the thread calling (the JS thread, the
+// worker that took it when JS cannot be reached, the expiry thread, an interrupt's worker), under
+// the mount's reply_mu: n bytes of data, or the error err < 0. As libfuse's own replies
+// (fuse_send_msg), one writev of the header and the data, which any thread may make: the kernel
+// matches it to its request by `unique`. A reply the kernel no longer waits for (the connection
+// aborted) fails, and is dropped as libfuse drops it. Only the first answer of a request is
+// written (an interrupt or the deadline may come before JS's): returns 1 when this one was.
+static int direct_reply_locked (req_t *r, int err, const void *data, size_t n) {
   mount_t *m = r->m;
+  if (r->done) { m->direct_late++; return 0; }
+  r->done = 1;
+  int k = r->op == OP_WRITE;
+  if (r->prev != NULL) r->prev->next = r->next; else m->direct_head[k] = r->next;
+  if (r->next != NULL) r->next->prev = r->prev; else m->direct_tail[k] = r->prev;
+  r->prev = r->next = NULL;
   if (err < 0 && err <= -512) err = -EIO; // the kernel takes -511..0 only
   struct fuse_out_header out;
   out.len = (uint32_t)(sizeof out + (err < 0 ? 0 : n));
   out.error = err < 0 ? err : 0;
   out.unique = r->unique;
   struct iovec iov[2] = { { &out, sizeof out }, { (void *)data, n } };
-  pthread_mutex_lock(&m->reply_mu);
   if (m->fd >= 0) {
     ssize_t w = writev(m->fd, iov, err < 0 || n == 0 ? 1 : 2);
     (void)w;
@@ -259,11 +297,20 @@ static void direct_reply (req_t *r, int err, const void *data, size_t n) {
     m->direct_write_bytes -= r->inlen;
   }
   if (--m->direct_inflight == 0) pthread_cond_broadcast(&m->reply_cv);
-  pthread_mutex_unlock(&m->reply_mu);
+  return 1;
 }
 
-// A direct request is touched by the JS thread alone once handed over (no lock): one reference
-// for call_js, one for JS's reply. A write's buffer is JS's once call_js has made it a Buffer.
+static int direct_reply (req_t *r, int err, const void *data, size_t n) {
+  pthread_mutex_lock(&r->m->reply_mu);
+  int answered = direct_reply_locked(r, err, data, n);
+  pthread_mutex_unlock(&r->m->reply_mu);
+  return answered;
+}
+
+// A direct request's references and JS-side state are the JS thread's alone once handed over
+// (no lock): one reference for call_js, one for JS's reply. Other threads touch it only under
+// reply_mu while it is unanswered (in its list), and JS answers it before it lets it go. A write's
+// buffer is JS's once call_js has made it a Buffer.
 static void direct_unref (req_t *r) {
   if (--r->refs == 0) { free(r->in); free(r); }
 }
@@ -271,7 +318,7 @@ static void direct_unref (req_t *r) {
 // Completes a request from the JS thread when JS cannot answer (teardown, throw).
 static void req_fail_js (req_t *r, int err) {
   if (r->direct) {
-    if (!r->done) { r->done = 1; direct_reply(r, err, NULL, 0); }
+    direct_reply(r, err, NULL, 0);
     if (!r->js_released) { r->js_released = 1; direct_unref(r); }
     return;
   }
@@ -583,12 +630,12 @@ static const struct fuse_operations ops = {
 // The finalizer of a Buffer made over bytes that start inside an allocation: hint is the allocation.
 static void free_data (napi_env env, void *data, void *hint) { (void)env; (void)data; free(hint); }
 
-static void post_event (mount_t *m, int ev, int err) {
+static void post_event (mount_t *m, int ev, double n0) {
   req_t *r = calloc(1, sizeof(req_t));
   if (r == NULL) return;
   r->op = ev;
-  r->n[0] = err;
-  napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking);
+  r->n[0] = n0;
+  if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking) != napi_ok) free(r);
 }
 
 static void call_js (napi_env env, napi_value js_cb, void *context, void *data) {
@@ -607,12 +654,20 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     free(r);
     return;
   }
-  if (env == NULL) {
+  // a direct request answered before JS got it (interrupted, past its deadline) is not JS's to do
+  int skip = env == NULL;
+  if (r->direct) {
+    pthread_mutex_lock(&r->m->reply_mu);
+    skip = skip || r->done;
+    r->handed = !skip;
+    pthread_mutex_unlock(&r->m->reply_mu);
+  }
+  if (skip) {
     req_fail_js(r, -EIO);
     if (r->direct) direct_unref(r);
     return;
   }
-  napi_value argv[13], undef, null;
+  napi_value argv[14], undef, null;
   napi_get_undefined(env, &undef);
   napi_get_null(env, &null);
   napi_create_int32(env, r->op, &argv[0]);
@@ -633,7 +688,9 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
   napi_create_uint32(env, r->uid, &argv[10]);
   napi_create_uint32(env, r->gid, &argv[11]);
   napi_create_uint32(env, r->umask, &argv[12]);
-  if (napi_call_function(env, undef, js_cb, 13, argv, NULL) != napi_ok) {
+  // a direct request's kernel id, which an interrupt names (EV_INTERRUPT); 0 for the others
+  napi_create_double(env, r->direct ? (double)r->unique : 0, &argv[13]);
+  if (napi_call_function(env, undef, js_cb, 14, argv, NULL) != napi_ok) {
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
     req_fail_js(r, -EIO);
@@ -749,6 +806,66 @@ static void rmdir_as_rename (loop_t *l, struct fuse_buf *buf) {
 
 static int loop_spawn (loop_t *l);
 
+static int ts_not_after (const struct timespec *a, const struct timespec *b) {
+  return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
+}
+
+// A direct request's record, from the kernel's header (read_direct, write_direct): two references,
+// call_js's and JS's answer's (direct_unref).
+static req_t *direct_req_new (mount_t *m, int op, const struct fuse_in_header *in) {
+  req_t *r = calloc(1, sizeof(req_t));
+  if (r == NULL) return NULL;
+  r->op = op;
+  r->direct = 1;
+  r->unique = in->unique;
+  r->m = m;
+  r->uid = in->uid;
+  r->gid = in->gid;
+  r->n[0] = r->n[1] = r->n[2] = r->n[3] = r->n[4] = -1;
+  r->refs = 2;
+  return r;
+}
+
+// Under reply_mu: r is in flight, at the tail of its list, with its deadline: the mount's
+// request deadline for a read, its sync deadline for a write (as dispatch waits for the requests
+// of libfuse's workers), and the same grace past it. Returns 1 when the kernel interrupted r
+// before this (direct_interrupt kept its interrupt).
+static int direct_track (req_t *r) {
+  mount_t *m = r->m;
+  int k = r->op == OP_WRITE;
+  m->direct_inflight++;
+  clock_gettime(CLOCK_MONOTONIC, &r->deadline);
+  double wait = (k ? m->sync_timeout_ms : m->timeout_ms) + NATIVE_GRACE_MS;
+  r->deadline.tv_sec += (time_t)(wait / 1000);
+  r->deadline.tv_nsec += (long)((long long)wait % 1000) * 1000000L;
+  if (r->deadline.tv_nsec >= 1000000000L) { r->deadline.tv_sec++; r->deadline.tv_nsec -= 1000000000L; }
+  r->prev = m->direct_tail[k];
+  r->next = NULL;
+  if (r->prev != NULL) r->prev->next = r; else m->direct_head[k] = r;
+  m->direct_tail[k] = r;
+  // the expiry thread is woken only when this deadline comes before the one it waits for (one
+  // wake per deadline's length, not per request: all of a kind have the same)
+  if (!m->reap_timed || !ts_not_after(&m->reap_at, &r->deadline)) {
+    m->reap_at = r->deadline;
+    m->reap_timed = 1;
+    pthread_cond_signal(&m->reap_cv);
+  }
+  for (int i = 0; i < INTERRUPTS_KEPT; i++) {
+    if (m->interrupts[i] == r->unique) { m->interrupts[i] = 0; m->direct_interrupted++; return 1; }
+  }
+  return 0;
+}
+
+// After direct_track: r goes to JS (call_js), or is answered here: EINTR when it was interrupted
+// already, EIO when JS cannot be reached.
+static void direct_go (req_t *r, int interrupted) {
+  if (interrupted || napi_call_threadsafe_function(r->m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
+    direct_reply(r, interrupted ? -EINTR : -EIO, NULL, 0);
+    free(r->in);
+    free(r);
+  }
+}
+
 // The kernel's READ, taken from libfuse: a read needs nothing of libfuse's node tree (reads come
 // by handle: nullpath_ok, and libfuse's read hands the kernel's fh through as it is), so it goes
 // to JS as op_read's request would, and the worker goes back to the device at once. JS's answer
@@ -760,27 +877,16 @@ static int read_direct (loop_t *l, const struct fuse_buf *buf) {
   if (in->len != buf->size || buf->size < sizeof *in + sizeof(struct fuse_read_in)) return 0;
   const struct fuse_read_in *arg = (const struct fuse_read_in *)(in + 1);
   mount_t *m = l->m;
-  req_t *r = calloc(1, sizeof(req_t));
+  req_t *r = direct_req_new(m, OP_READ, in);
   if (r == NULL) return 0;
-  r->op = OP_READ;
-  r->direct = 1;
-  r->unique = in->unique;
-  r->m = m;
   r->n[0] = (double)arg->fh;
   r->n[1] = (double)arg->size;
   r->n[2] = (double)arg->offset;
-  r->n[3] = r->n[4] = -1;
   r->outsize = arg->size;
-  r->uid = in->uid;
-  r->gid = in->gid;
-  r->refs = 2;
   pthread_mutex_lock(&m->reply_mu);
-  m->direct_inflight++;
+  int interrupted = direct_track(r);
   pthread_mutex_unlock(&m->reply_mu);
-  if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
-    direct_reply(r, -EIO, NULL, 0);
-    free(r);
-  }
+  direct_go(r, interrupted);
   return 1;
 }
 
@@ -804,12 +910,15 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   if ((arg->write_flags & FUSE_WRITE_CACHE) != 0 || off + size != buf->size) return 0;
   mount_t *m = l->m;
   int hand = size >= MAX_WRITE / 2;
-  req_t *r = calloc(1, sizeof(req_t));
+  req_t *r = direct_req_new(m, OP_WRITE, in);
   if (r == NULL) return 0;
   if (!hand) {
     r->in = malloc(size > 0 ? size : 1);
     if (r->in == NULL) { free(r); return 0; }
   }
+  r->n[0] = (double)arg->fh;
+  r->n[1] = (double)arg->offset;
+  r->inlen = size;
   pthread_mutex_lock(&m->reply_mu);
   if (m->direct_writes >= m->direct_write_cap || m->direct_write_bytes + size > DIRECT_WRITE_BYTES) {
     m->writes_over_cap++;
@@ -822,19 +931,6 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   m->direct_write_bytes += size;
   if (m->direct_writes > m->direct_writes_max) m->direct_writes_max = m->direct_writes;
   if (hand) m->writes_handed++; else m->writes_copied++;
-  m->direct_inflight++;
-  pthread_mutex_unlock(&m->reply_mu);
-  r->op = OP_WRITE;
-  r->direct = 1;
-  r->unique = in->unique;
-  r->m = m;
-  r->n[0] = (double)arg->fh;
-  r->n[1] = (double)arg->offset;
-  r->n[2] = r->n[3] = r->n[4] = -1;
-  r->uid = in->uid;
-  r->gid = in->gid;
-  r->inlen = size;
-  r->refs = 2;
   if (hand) {
     r->in = buf->mem;
     r->inoff = off;
@@ -843,12 +939,87 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   } else {
     memcpy(r->in, (char *)buf->mem + off, size);
   }
-  if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
-    direct_reply(r, -EIO, NULL, 0);
-    free(r->in);
-    free(r);
-  }
+  int interrupted = direct_track(r);
+  pthread_mutex_unlock(&m->reply_mu);
+  direct_go(r, interrupted);
   return 1;
+}
+
+// The kernel's INTERRUPT: a signal reached the process waiting on a request, and the kernel asks
+// that it end early (EINTR) if it can. As libfuse interrupts its own requests (the request is
+// marked, fuse_req_interrupted, and the filesystem's interrupt function runs), a direct request
+// still unanswered is marked and JS is told (EV_INTERRUPT: the request's signal aborts, so what
+// it waits for stops). A read, which changes nothing, is answered EINTR here at once, whatever JS
+// is doing (JS's answer is dropped), as is a write JS has not been handed yet. A write JS holds
+// is JS's to answer: EINTR when the abort stopped it before it wrote anything (node/open-file.ts
+// serial), the count written when it had begun: a write answered EINTR must have written nothing
+// (an O_APPEND writer retries it). No reply to the interrupt itself (libfuse sends none either).
+// An interrupt of no direct request in flight goes to libfuse (returns 0): it may be one of
+// libfuse's own requests; or a direct one whose worker has not registered it yet, kept here for
+// direct_track, and by libfuse, which answers it EAGAIN with its next request (the kernel then
+// sends it again); or of one answered already, which the kernel forgets.
+static int direct_interrupt (loop_t *l, const struct fuse_buf *buf) {
+  const struct fuse_in_header *in = buf->mem;
+  if (in->len != buf->size || buf->size < sizeof *in + sizeof(struct fuse_interrupt_in)) return 0;
+  uint64_t unique = ((const struct fuse_interrupt_in *)(in + 1))->unique;
+  mount_t *m = l->m;
+  int found = 0, tell = 0;
+  pthread_mutex_lock(&m->reply_mu);
+  for (int k = 0; k < 2 && !found; k++) {
+    for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
+      if (r->unique != unique) continue;
+      found = 1;
+      m->direct_interrupted++;
+      tell = r->handed;
+      if (r->op == OP_READ || !r->handed) direct_reply_locked(r, -EINTR, NULL, 0);
+      break;
+    }
+  }
+  if (!found) m->interrupts[m->interrupts_next++ % INTERRUPTS_KEPT] = unique;
+  pthread_mutex_unlock(&m->reply_mu);
+  if (tell) post_event(m, EV_INTERRUPT, (double)unique);
+  return found;
+}
+
+// The native deadline of direct requests: one thread per mount answers EIO, as dispatch does for
+// the requests libfuse's workers wait on, every direct request JS has not answered by its
+// deadline (direct_track: the mount's deadline and NATIVE_GRACE_MS; JS's own timer answers at
+// the deadline itself, so this one answers only when JS's event loop is stuck or its answer was
+// lost). JS's late answer is then dropped (direct_reply). EIO, not ETIMEDOUT: the kernel hands the
+// error to read(2)/write(2) as it is, where EIO is the documented "the I/O failed" and what
+// every other request past its deadline gets (dispatch, fuse/index.ts).
+static void *reap_thread (void *arg) {
+  mount_t *m = arg;
+  pthread_mutex_lock(&m->reply_mu);
+  while (!m->reap_stop) {
+    struct timespec now, next;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int have = 0;
+    for (int k = 0; k < 2; k++) {
+      req_t *r;
+      while ((r = m->direct_head[k]) != NULL && ts_not_after(&r->deadline, &now)) {
+        direct_reply_locked(r, -EIO, NULL, 0);
+        m->direct_expired++;
+      }
+      if (r != NULL && (!have || ts_not_after(&r->deadline, &next))) { next = r->deadline; have = 1; }
+    }
+    m->reap_timed = have;
+    if (have) {
+      m->reap_at = next;
+      pthread_cond_timedwait(&m->reap_cv, &m->reply_mu, &next);
+    } else {
+      pthread_cond_wait(&m->reap_cv, &m->reply_mu);
+    }
+  }
+  pthread_mutex_unlock(&m->reply_mu);
+  return NULL;
+}
+
+static void reap_stop (mount_t *m) {
+  pthread_mutex_lock(&m->reply_mu);
+  m->reap_stop = 1;
+  pthread_cond_signal(&m->reap_cv);
+  pthread_mutex_unlock(&m->reply_mu);
 }
 
 // A worker's end, under l->mu: its slot and counts go, the loop thread is told.
@@ -895,13 +1066,12 @@ static void *loop_worker (void *arg) {
       }
       break;
     }
-    if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header) &&
-        ((struct fuse_in_header *)w->buf.mem)->opcode == FUSE_READ && read_direct(l, &w->buf)) continue;
-    if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header) &&
-        ((struct fuse_in_header *)w->buf.mem)->opcode == FUSE_WRITE && write_direct(l, &w->buf)) continue;
     int forget = 0;
     if ((w->buf.flags & FUSE_BUF_IS_FD) == 0 && w->buf.size >= sizeof(struct fuse_in_header)) {
       uint32_t opcode = ((struct fuse_in_header *)w->buf.mem)->opcode;
+      if (opcode == FUSE_READ && read_direct(l, &w->buf)) continue;
+      if (opcode == FUSE_WRITE && write_direct(l, &w->buf)) continue;
+      if (opcode == FUSE_INTERRUPT && direct_interrupt(l, &w->buf)) continue;
       forget = opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET;
       rmdir_as_rename(l, &w->buf);
     }
@@ -970,9 +1140,10 @@ static int session_loop (struct fuse *f, mount_t *m, loop_t **out) {
 }
 
 // The session has ended: workers still waiting for a request are cancelled (those answering
-// one finish it first), and the loop's state goes once the last has ended. Direct reads still
-// unanswered are waited for as a worker's request would be (JS answers each by its deadline; the
-// native side gives up after the sync deadline and its grace): then the device is closed to them.
+// one finish it first), and the loop's state goes once the last has ended. Direct reads and
+// writes still unanswered are waited for as a worker's request would be (JS answers each by its
+// deadline, reap_thread by its deadline and grace, none later than the sync deadline and its
+// grace): then the device is closed to them.
 static void session_drain (struct fuse *f, mount_t *m, loop_t *l) {
   struct timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -1012,6 +1183,7 @@ static void *loop_thread (void *arg) {
     post_event(m, EV_EXIT, 0);
     fuse_opt_free_args(&args);
     inval_stop(m);
+    reap_stop(m);
     napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
     return NULL;
   }
@@ -1021,6 +1193,7 @@ static void *loop_thread (void *arg) {
     post_event(m, EV_EXIT, 0);
     fuse_opt_free_args(&args);
     inval_stop(m);
+    reap_stop(m);
     napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
     return NULL;
   }
@@ -1041,6 +1214,7 @@ static void *loop_thread (void *arg) {
   fuse_destroy(f);
   fuse_opt_free_args(&args);
   inval_stop(m);
+  reap_stop(m);
   post_event(m, EV_EXIT, rc);
   napi_release_threadsafe_function(m->tsfn, napi_tsfn_release);
   return NULL;
@@ -1082,6 +1256,7 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   m->direct_write_cap = cap >= 0 ? (long)cap : DIRECT_WRITES;
   pthread_mutex_init(&m->reply_mu, NULL);
   cond_init_monotonic(&m->reply_cv);
+  cond_init_monotonic(&m->reap_cv);
   napi_value name;
   napi_create_string_utf8(env, "darkfs-fuse", NAPI_AUTO_LENGTH, &name);
   NAPI(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &m->tsfn));
@@ -1089,11 +1264,16 @@ static napi_value js_mount (napi_env env, napi_callback_info info) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
-  pthread_t t, ti;
+  pthread_t t, ti, tr;
   int rc = pthread_create(&ti, NULL, inval_thread, m);
   if (rc == 0) {
     pthread_detach(ti);
-    rc = pthread_create(&t, NULL, loop_thread, m);
+    rc = pthread_create(&tr, NULL, reap_thread, m);
+    if (rc == 0) {
+      pthread_detach(tr);
+      rc = pthread_create(&t, NULL, loop_thread, m);
+      if (rc != 0) reap_stop(m);
+    }
     if (rc != 0) inval_stop(m);
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1133,16 +1313,14 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
   if (r->direct) {
     // the reply goes to the kernel from here (no worker to wake): a read's straight from JS's
     // buffer (no copy; writev has taken the bytes when it returns), a write's the count written
-    if (!r->done) {
-      r->done = 1;
-      if (result < 0) {
-        direct_reply(r, result, NULL, 0);
-      } else if (r->op == OP_WRITE) {
-        struct fuse_write_out out = { .size = (uint32_t)((size_t)result < r->inlen ? (size_t)result : r->inlen), .padding = 0 };
-        direct_reply(r, 0, &out, sizeof out);
-      } else {
-        direct_reply(r, 0, adata, alen < r->outsize ? alen : r->outsize);
-      }
+    // (dropped when an interrupt or the native deadline answered it first)
+    if (result < 0) {
+      direct_reply(r, result, NULL, 0);
+    } else if (r->op == OP_WRITE) {
+      struct fuse_write_out out = { .size = (uint32_t)((size_t)result < r->inlen ? (size_t)result : r->inlen), .padding = 0 };
+      direct_reply(r, 0, &out, sizeof out);
+    } else {
+      direct_reply(r, 0, adata, alen < r->outsize ? alen : r->outsize);
     }
     if (!r->js_released) { r->js_released = 1; direct_unref(r); }
     return NULL;
@@ -1340,8 +1518,9 @@ static napi_value js_umount (napi_env env, napi_callback_info info) {
   return queue_work(env, argv[0], argc > 1 ? argv[1] : NULL, NULL, exec_umount);
 }
 
-// The mount's counts of direct writes (write_direct), for tests and metrics: { writes, writesMax,
-// writeBytes, handed, copied, overCap } (see mount_t).
+// The mount's counts of direct requests, for tests and metrics: of writes (write_direct) { writes,
+// writesMax, writeBytes, handed, copied, overCap }, and of reads and writes { interrupted, expired,
+// late } (see mount_t).
 static napi_value js_stats (napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -1349,13 +1528,14 @@ static napi_value js_stats (napi_env env, napi_callback_info info) {
   mount_t *m;
   NAPI(napi_get_value_external(env, argv[0], (void **)&m));
   pthread_mutex_lock(&m->reply_mu);
-  double v[6] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
-    (double)m->writes_handed, (double)m->writes_copied, (double)m->writes_over_cap };
+  double v[9] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
+    (double)m->writes_handed, (double)m->writes_copied, (double)m->writes_over_cap,
+    (double)m->direct_interrupted, (double)m->direct_expired, (double)m->direct_late };
   pthread_mutex_unlock(&m->reply_mu);
-  static const char *names[6] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap" };
+  static const char *names[9] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late" };
   napi_value o;
   NAPI(napi_create_object(env, &o));
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < 9; i++) {
     napi_value n;
     NAPI(napi_create_double(env, v[i], &n));
     NAPI(napi_set_named_property(env, o, names[i], n));

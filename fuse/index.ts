@@ -12,6 +12,11 @@
 // Volume call of the request: at the deadline it aborts, and with it the fetch behind the call
 // (down to the swarm pull), so a request answered EIO leaves no work running on its behalf. A stale mount left at `dir` by a
 // crashed process ("Transport endpoint is not connected") is lazily unmounted first.
+// A read or write whose caller a signal reaches (the kernel's FUSE_INTERRUPT) has its signal
+// aborted with an InterruptedError: a read is answered EINTR at once (the binding does, whatever
+// the Volume is doing), a write with the Volume's answer (EINTR when the abort stopped it before
+// it wrote). The binding answers a read or write EIO on its own when JS has not by the deadline
+// and a grace (WriteStats.expired): the event loop stuck. Other requests wait for the Volume.
 // SIGINT/SIGTERM are the caller's: call unmount() from its handler.
 //
 // The process serving a mount must never block its event loop on that mount: no fs.*Sync
@@ -89,6 +94,12 @@ export interface WriteStats {
   copied: number
   /** Writes left to a libfuse worker because the cap was reached. */
   overCap: number
+  /** Direct reads and writes the kernel interrupted (a signal reached their caller) before they were answered. */
+  interrupted: number
+  /** Direct reads and writes answered EIO by the binding's own deadline (JS had not answered by the deadline and its grace). */
+  expired: number
+  /** Answers of direct reads and writes dropped because an interrupt or the binding's deadline had answered them. */
+  late: number
 }
 
 export interface Mount {
@@ -141,9 +152,23 @@ const opNames: Record<number, string> = Object.fromEntries(Object.entries(Op).ma
 
 const EV_MOUNTED = 100
 const EV_EXIT = 101
+const EV_INTERRUPT = 102
+
+/**
+ * The reason a request's signal aborts with when the kernel interrupted it (a signal reached the
+ * process waiting on it): EINTR is its answer, unless the request had done its work already.
+ */
+export class InterruptedError extends Error {
+  static override readonly name = 'InterruptedError'
+  override readonly name = 'InterruptedError'
+  readonly code = 'EINTR'
+  constructor (op: number, path: string | null) {
+    super(`FUSE request ${op} on ${path ?? '?'} was interrupted`)
+  }
+}
 
 type Handler = (op: number, req: unknown, path: string | null, path2: string | null, data: Uint8Array | null,
-  n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number) => void
+  n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number, unique: number) => void
 
 interface Binding {
   mount: (dir: string, opts: { debug: number, timeoutMs: number, syncTimeoutMs: number, attrTimeout: number, directWrites: number }, handler: Handler) => unknown
@@ -229,10 +254,22 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
   let exited!: () => void
   const exitP = new Promise<void>(resolve => { exited = resolve })
   let ended = false
+  /**
+   * Direct reads and writes in flight (fuse/binding.c read_direct, write_direct), by the kernel's
+   * id, which its interrupts name: an interrupt aborts the request's signal (InterruptedError).
+   * The binding has answered an interrupted read EINTR already; a write's answer stays its own.
+   */
+  const interruptible = new Map<number, () => void>()
 
-  const handler: Handler = (op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask) => {
+  const handler: Handler = (op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask, unique) => {
     if (op === EV_MOUNTED) { mounted(n0); return }
     if (op === EV_EXIT) { ended = true; exited(); return }
+    if (op === EV_INTERRUPT) {
+      const interrupt = interruptible.get(n0)
+      interruptible.delete(n0)
+      interrupt?.()
+      return
+    }
     const request: Request = { op, path, path2, data, n: [n0, n1, n2, n3, n4], caller: { uid, gid, umask } }
     let done = false
     const started = onOp === undefined ? 0 : performance.now()
@@ -240,6 +277,7 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
       if (done) return
       done = true
       clearTimeout(timer)
+      if (unique !== 0) interruptible.delete(unique)
       b.reply(req, a.result, a.a, a.b)
       onOp?.(opNames[op] ?? 'unknown', (performance.now() - started) / 1000, a.result < 0 ? -a.result : 0)
     }
@@ -252,7 +290,8 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
       answer({ result: -5 /* EIO */ })
       deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} passed its ${ms} ms deadline`, 'TimeoutError'))
     }, ms)
-    ops(request, { signal: deadline.signal }).then(answer, (err: unknown) => { answer({ result: toErrno(err) }) })
+    if (unique !== 0) interruptible.set(unique, () => { deadline.abort(new InterruptedError(op, path)) })
+    ops(request, { signal: deadline.signal, deadlineMs: ms }).then(answer, (err: unknown) => { answer({ result: toErrno(err) }) })
   }
 
   const m = b.mount(dir, { debug: opts.debug === true ? 1 : 0, timeoutMs, syncTimeoutMs, attrTimeout: opts.attrTimeout ?? ATTR_TIMEOUT_S, directWrites }, handler)

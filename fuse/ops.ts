@@ -204,8 +204,14 @@ function dirHandle (volume: VolumeApi, at: string, ino: number, removed: Map<num
   }
 }
 
+/** A request's options: its signal aborts at its deadline, `deadlineMs` after it arrived. */
+export interface RequestOptions extends AbortOptions {
+  /** The request's deadline, ms: a write's stores behind it (node/open-file.ts) get as long. */
+  deadlineMs?: number
+}
+
 /** Builds the request handler for one mount: `options.signal` is the request's deadline. */
-export function createOps (volume: OpsVolume, handles: Handles): (req: Request, options?: AbortOptions) => Promise<Answer> {
+export function createOps (volume: OpsVolume, handles: Handles): (req: Request, options?: RequestOptions) => Promise<Answer> {
   const links = createLinkNames()
   /**
    * Files unlinked while open (POSIX: they live, nlink 0, until their last close). libfuse's
@@ -340,7 +346,7 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
     }
   }
 
-  return async function handle (req: Request, o: AbortOptions = {}): Promise<Answer> {
+  return async function handle (req: Request, o: RequestOptions = {}): Promise<Answer> {
     const { path, path2, n, caller } = req
     switch (req.op) {
       case Op.getattr: {
@@ -494,7 +500,8 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         // write a copy of its own size (fuse/binding.c write_direct; op_write's own copy for the
         // writes libfuse takes), used by nothing after this request: handed over, so the volume
         // keeps it rather than copying it
-        const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1], { ...o, handOver: true })
+        // and the chunks it finished are stored behind it within the write's own deadline
+        const { bytesWritten } = await handles.get(n[0]).write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true })
         return { result: bytesWritten }
       }
       case Op.statfs:

@@ -47,9 +47,11 @@ const log = logger('open-file')
 export const OPEN_FILE_BUFFER_BYTES = 32 << 20
 
 /**
- * Longest the chunks a write finished are stored behind it (OpenFile.storeBehind): the mount's
- * deadline of a write (fuse/index.ts SYNC_TIMEOUT_MS), under which the write itself stored them
- * before they were stored behind it. Past it the chunk stays in memory and the commit stores it.
+ * Longest the chunks a write finished are stored behind it (OpenFile.storeBehind) when the write
+ * names no deadline of its own (write()'s `deadlineMs`: the mount gives each write its deadline,
+ * fuse/index.ts syncTimeoutMs, under which the write itself stored them before they were stored
+ * behind it): the mount's default, SYNC_TIMEOUT_MS. Past it the chunk stays in memory and the
+ * commit stores it.
  */
 export const STORE_BEHIND_TIMEOUT_MS = 600_000
 
@@ -192,7 +194,7 @@ export class OpenFile {
   mtime?: bigint
   handles = 0
   private queue: Promise<unknown> = Promise.resolve()
-  /** Longest a store behind a write (storeBehind) takes before it gives up (STORE_BEHIND_TIMEOUT_MS; tests set less). */
+  /** Longest a store behind a write (storeBehind) that named no deadline takes before it gives up (STORE_BEHIND_TIMEOUT_MS; tests set less). */
   storeBehindTimeoutMs = STORE_BEHIND_TIMEOUT_MS
   /** Stops the stores behind writes scheduled so far: abandon() aborts it (and makes another). */
   private behindStop = new AbortController()
@@ -539,15 +541,16 @@ export class OpenFile {
    * write that starts at or past it fails with EFBIG and writes nothing; one that would cross it
    * is cut short there.
    */
-  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
-    return await this.serial(async () => await this.writeNow(data, at, opts.maxEnd, opts.signal, true), opts.signal)
+  async write (data: Uint8Array, at: number | 'end', opts: AbortOptions & { maxEnd?: number, deadlineMs?: number } = {}): Promise<{ position: number, bytesWritten: number }> {
+    return await this.serial(async () => await this.writeNow(data, at, opts.maxEnd, opts.signal, true, opts.deadlineMs), opts.signal)
   }
 
   /**
    * write()'s turn. `behind`: the chunks this write finished are stored in a turn of their own
-   * right after it (storeBehind), not before it returns.
+   * right after it (storeBehind), not before it returns, within `deadlineMs` (the write's own
+   * deadline; storeBehindTimeoutMs when it names none).
    */
-  private async writeNow (data: Uint8Array, at: number | 'end', maxEnd: number | undefined, signal: AbortSignal | undefined, behind = false): Promise<{ position: number, bytesWritten: number }> {
+  private async writeNow (data: Uint8Array, at: number | 'end', maxEnd: number | undefined, signal: AbortSignal | undefined, behind = false, deadlineMs?: number): Promise<{ position: number, bytesWritten: number }> {
     const position = at === 'end' ? this.size : at
     if (maxEnd !== undefined && data.byteLength > 0) {
       if (position >= maxEnd) throw new FsError('EFBIG', 'write', this.path())
@@ -599,7 +602,8 @@ export class OpenFile {
       // stores and spills itself, and a failure there is the writer's, so the memory this file
       // holds stays bounded
       const stop = this.behindStop.signal
-      void this.serial(async () => { await this.storeBehind(finished, stop) })
+      const ms = deadlineMs ?? this.storeBehindTimeoutMs
+      void this.serial(async () => { await this.storeBehind(finished, stop, ms) })
       return { position, bytesWritten: data.byteLength }
     }
     if (behind && finished.length > 0) {
@@ -623,16 +627,16 @@ export class OpenFile {
   /**
    * The turn after a write that finished chunks `which`: they are stored early, then the buffer
    * bound is checked, as the write itself used to before returning. Bound to no request's
-   * deadline (the write was answered) but to its own, the deadline the write had
-   * (storeBehindTimeoutMs), and to `stop` (abandon()): a store that never settles would hold
+   * deadline (the write was answered) but to its own, the deadline the write had (`ms`: the
+   * write's deadlineMs, or storeBehindTimeoutMs), and to `stop` (abandon()): a store that never settles would hold
    * this inode's turns for good. A store that fails or is stopped leaves its chunk in memory: the
    * commit stores it, and a failure that lasts is reported there (fsync, close), as a failed
    * writeback is, not to whichever write of the inode comes next. Never throws.
    */
-  private async storeBehind (which: number[], stop: AbortSignal): Promise<void> {
+  private async storeBehind (which: number[], stop: AbortSignal, ms: number): Promise<void> {
     // linked by listeners cleared once over (abort.ts), not AbortSignal.any on `stop`, which
     // lives as long as the file: no composite signal per finished chunk kept alive by it
-    const { signal, clear } = boundedSignal([stop], this.storeBehindTimeoutMs)
+    const { signal, clear } = boundedSignal([stop], ms)
     try {
       try {
         for (const i of which) await this.storeEarly(i, signal)

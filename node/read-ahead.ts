@@ -13,6 +13,15 @@
 //    sequential at once (a reader of 1 MiB pieces gets chunks ahead from its second read): a
 //    random page lands there once in the file's number of pages. A random read ends the run and
 //    fetches nothing ahead.
+//  - Reordering: the reads of one sequential reader reach us out of order (the kernel's readahead
+//    sends several at once, several FUSE threads take them, fuse/binding.c), by more than the
+//    slack when the reads are large: 1 MiB reads arriving 0, 2, 1, 3 MiB. So a read that starts
+//    where one of the run's last REORDER_READS reads ended continues the run as an exact
+//    continuation of the last does, and a read within REORDER_READS of its own lengths of where
+//    the run got to, neither near nor continuing one, leaves the run as it is (it may be the
+//    first of a reordered pair, or a reader going backwards, which gets nothing ahead); only a
+//    read further off ends it. The run's reads are forgotten when it ends, so a random reader is
+//    matched against its last read alone, as before.
 //  - Window: READAHEAD_INITIAL_BYTES past the reader once a run starts, doubling with each new
 //    chunk the run reads, up to ChunkService.readaheadBytes (READAHEAD_MAX_BYTES); over all
 //    readers, ChunkService bounds the bytes fetched ahead at once (READAHEAD_TOTAL_BYTES).
@@ -32,12 +41,22 @@ export const SEQUENTIAL_SLACK_BYTES = 512 << 10
  */
 export const SEQUENTIAL_RUN_READS = 2
 
+/**
+ * Reads of one sequential reader that may reach us out of order: the run's reads a new one is
+ * matched against, and how many of its lengths from where the run got to a read may land and
+ * leave the run as it is (the kernel has up to its readahead window, 1 MiB, in 128 KiB reads or
+ * one 1 MiB read, in flight per file, and a reader's own reads besides).
+ */
+export const REORDER_READS = 8
+
 export class ReadAhead {
   private readonly chunks: Pick<ChunkService, 'readAhead' | 'readaheadBytes'>
   /** Where the run's reads have got to (the furthest end); -1 before the first read. */
   private end = -1
   /** Reads in a row that continued the run (sequential from SEQUENTIAL_RUN_READS on). */
   private run = 0
+  /** The run's last REORDER_READS reads, [start, end) each, oldest first. */
+  private readonly recent: Array<{ start: number, end: number }> = []
   /** Bytes kept fetched past `end` now. */
   private window = 0
   /** The last chunk the run read (the window grows when it moves on). */
@@ -55,19 +74,28 @@ export class ReadAhead {
 
   /** A read of [position, position + length) is about to be served. */
   observe (position: number, length: number): void {
-    const near = this.end >= 0 && Math.abs(position - this.end) <= SEQUENTIAL_SLACK_BYTES
-    if (near) {
-      // an exact continuation is evidence enough; one within the slack needs a second in a row
-      this.run = position === this.end ? Math.max(this.run + 1, SEQUENTIAL_RUN_READS) : this.run + 1
-      this.end = Math.max(this.end, position + length)
-      if (this.window === 0 && this.sequential) this.window = Math.min(READAHEAD_INITIAL_BYTES, this.chunks.readaheadBytes)
-    } else {
+    const end = position + length
+    const continues = this.recent.some(r => position === r.end)
+    const distance = Math.abs(position - this.end)
+    if (this.end >= 0 && continues) {
+      // an exact continuation of one of the run's reads is evidence enough
+      this.run = Math.max(this.run + 1, SEQUENTIAL_RUN_READS)
+    } else if (this.end >= 0 && distance <= SEQUENTIAL_SLACK_BYTES) {
+      // one within the slack needs a second in a row
+      this.run++
+    } else if (this.end < 0 || distance > Math.max(SEQUENTIAL_SLACK_BYTES, REORDER_READS * length)) {
       // a random read: nothing ahead; what is fetched already is forgotten (its fetches end on their own)
       this.run = 0
-      this.end = position + length
+      this.end = -1
       this.window = 0
+      this.recent.length = 0
       this.ahead.clear()
     }
+    // else: within the reordering window: the run goes on as it was (see REORDER_READS)
+    this.recent.push({ start: position, end })
+    if (this.recent.length > REORDER_READS) this.recent.shift()
+    this.end = Math.max(this.end, end)
+    if (this.window === 0 && this.sequential) this.window = Math.min(READAHEAD_INITIAL_BYTES, this.chunks.readaheadBytes)
   }
 
   /**
@@ -83,10 +111,16 @@ export class ReadAhead {
       if (this.chunk >= 0 && this.window > 0) this.window = Math.min(this.window * 2, this.chunks.readaheadBytes)
       this.chunk = i
     }
-    for (const j of this.ahead.keys()) if (j < i) this.ahead.delete(j)
+    // chunks behind this read go once a read of the run has reached them, or once they are behind
+    // all of the run's last reads; one not reached yet stays for the read that comes late
+    const size = manifest.chunkSize
+    let low = Infinity
+    for (const r of this.recent) low = Math.min(low, r.start)
+    for (const j of this.ahead.keys()) {
+      if (j < i && ((j + 1) * size <= low || this.recent.some(r => r.start < (j + 1) * size && r.end > j * size))) this.ahead.delete(j)
+    }
     if (!this.sequential || this.window === 0) return
     const limit = this.end + this.window
-    const size = manifest.chunkSize
     for (let n = at + 1; n < manifest.chunks.length; n++) {
       const ref: ChunkRef = manifest.chunks[n]
       if (ref.offset >= limit) break

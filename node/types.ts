@@ -80,8 +80,11 @@ export interface FileHandle {
    * `handOver`: the caller gives `buffer` away (it never reads or writes it again, as the FUSE
    * edge's request buffers: each is the request's own copy), so the file keeps its bytes as they
    * are instead of a copy: a 1 MiB write through the mount is one buffer, not three.
+   * `deadlineMs`: the caller's deadline of this write (the FUSE edge's: its signal aborts then);
+   * the chunks the write finished, stored after it is answered, get as long (default
+   * STORE_BEHIND_TIMEOUT_MS, node/open-file.ts).
    */
-  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean }) => Promise<{ bytesWritten: number }>
+  write: (buffer: Uint8Array, offset: number, length: number, position: number, options?: AbortOptions & { handOver?: boolean, deadlineMs?: number }) => Promise<{ bytesWritten: number }>
   truncate: (len?: number, options?: AbortOptions) => Promise<void>
   /**
    * fallocate(2): `mode` is the kernel's flags (FALLOC_FL_KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE

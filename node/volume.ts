@@ -1397,7 +1397,7 @@ export class Volume implements VolumeApi {
         const data = options.handOver === true ? buffer.subarray(offset, offset + length) : buffer.slice(offset, offset + length)
         // O_APPEND: at the end of file when this write's turn comes, whatever `position` says;
         // as POSIX: a write that starts at the limit fails, one that would cross it is cut short
-        const { bytesWritten } = await f.write(data, fl.append ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX })
+        const { bytesWritten } = await f.write(data, fl.append ? 'end' : position, { signal: options.signal, maxEnd: FILE_SIZE_MAX, deadlineMs: options.deadlineMs })
         return { bytesWritten }
       },
       async truncate (len = 0, options = {}) {

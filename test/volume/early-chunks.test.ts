@@ -11,6 +11,7 @@ import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Volume } from 'darkfs'
 import type { OpenFile } from '../../node/index.ts'
+import { STORE_BEHIND_TIMEOUT_MS } from '../../node/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { stubChunkStores, stubPuts } from '../helpers/store-stubs.ts'
 
@@ -224,6 +225,24 @@ describe('open files: chunks stored before the commit (one host)', function () {
     stuck.unstick()
     await fh.close()
     assert.ok(Buffer.from(await volume.readFile('/s.bin')).equals(data), 'the committed version is what was written, chunk 0 with it')
+  })
+
+  it('fh.write(..., { deadlineMs }): a store behind the write gives up at the write\'s own deadline (the mount\'s), not the default', async () => {
+    const dir = await tempDir(t, 'darkfs-early-')
+    const volume = await Volume.open({ dir })
+    t.add(async () => { await volume.close() })
+    const data = randomBytes(3 * MiB)
+    const fh = await volume.open('/d.bin', 'w+')
+    const f = openFileOf(volume, (await fh.stat()).ino)
+    assert.equal(f.storeBehindTimeoutMs, STORE_BEHIND_TIMEOUT_MS)
+    const stuck = stickEarlyStores(volume)
+    // as the second test, with the deadline given by each write (fuse/ops.ts gives the mount's)
+    for (let at = 0; at < data.byteLength; at += MiB) await fh.write(data, at, MiB, at, { deadlineMs: 50 })
+    assert.ok(stuck.begun() >= 1, 'a store behind a write was begun')
+    assert.ok(stuck.aborted.length >= 1 && stuck.aborted.every(r => r instanceof DOMException && r.name === 'TimeoutError'), `stores aborted: ${String(stuck.aborted)}`)
+    stuck.unstick()
+    await fh.close()
+    assert.ok(Buffer.from(await volume.readFile('/d.bin')).equals(data), 'the committed version is what was written, chunk 0 with it')
   })
 
   it('abandon() stops a store behind a write that never settles (it waits for no deadline)', async () => {

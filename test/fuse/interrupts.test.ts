@@ -1,0 +1,195 @@
+// Reads and writes answered from the JS thread (fuse/binding.c read_direct, write_direct) and the
+// kernel's interrupts and deadlines: a caller a signal reaches while its request waits on the
+// Volume gets EINTR when the request can still end so (a read; a write that has not begun), the
+// request's signal aborts (InterruptedError), JS's late answer is dropped, never written twice;
+// a request JS never answers (its event loop stuck) is answered EIO by the binding's own deadline.
+// The callers are other processes (python3, libc's read/write through ctypes: no retry on EINTR),
+// which open the file, say so, and make their one call when told.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import type { AbortOptions } from '@libp2p/interface'
+import { teardown, tempDir, ok } from '../helpers/fuse-mount.ts'
+import type { Teardown } from '../helpers/fuse-mount.ts'
+import { mount, InterruptedError } from '../../fuse/index.ts'
+import { createMemoryVolume } from '../../harness/memory-volume.ts'
+import { wrapHandles } from '../helpers/wrap-handles.ts'
+
+const BLOCK = 4096
+
+/** A process that opens `path`, says `ready`, and on `go` makes one read(2) or write(2) of BLOCK bytes, printing its result or errno name. */
+const CALLER = `
+import ctypes, errno, mmap, os, signal, sys
+signal.signal(signal.SIGUSR1, lambda s, f: None)
+libc = ctypes.CDLL(None, use_errno=True)
+op, path, direct = sys.argv[1], sys.argv[2], sys.argv[3] == 'direct'
+fd = os.open(path, (os.O_RDONLY if op == 'read' else os.O_WRONLY) | (os.O_DIRECT if direct else 0))
+mem = mmap.mmap(-1, ${BLOCK})
+mem.write(b'w' * ${BLOCK})
+buf = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(mem)))
+print('ready', flush=True)
+sys.stdin.readline()
+n = (libc.read if op == 'read' else libc.write)(fd, buf, ctypes.c_size_t(${BLOCK}))
+print(n if n >= 0 else errno.errorcode[ctypes.get_errno()], flush=True)
+`
+
+interface Caller { pid: number, ready: Promise<void>, go: () => void, result: Promise<string> }
+
+function caller (t: Teardown, op: 'read' | 'write', path: string, mode: 'direct' | 'cached' = 'cached'): Caller {
+  const child = spawn('python3', ['-c', CALLER, op, path, mode], { cwd: '/', stdio: ['pipe', 'pipe', 'inherit'] })
+  t.add(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let out = ''
+  let readyNow!: () => void
+  const ready = new Promise<void>(resolve => { readyNow = resolve })
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    out += s
+    if (out.startsWith('ready\n')) readyNow()
+  })
+  const result = new Promise<string>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', code => {
+      if (code !== 0) reject(new Error(`the ${op} caller exited ${String(code)}: ${out}`))
+      else resolve(out.replace(/^ready\n/, '').trim())
+    })
+  })
+  return { pid: child.pid!, ready, go: () => { child.stdin.end('go\n') }, result }
+}
+
+/** Settles with the signal's reason once it aborts. */
+async function abortOf (signal: AbortSignal | undefined): Promise<unknown> {
+  assert.ok(signal !== undefined, 'the call got no signal')
+  if (signal.aborted) return signal.reason
+  return await new Promise(resolve => { signal.addEventListener('abort', () => { resolve(signal.reason) }, { once: true }) })
+}
+
+/** A promise and its resolver. */
+function later<T = void> (): { promise: Promise<T>, resolve: (v: T) => void } {
+  let resolve!: (v: T) => void
+  const promise = new Promise<T>(res => { resolve = res })
+  return { promise, resolve }
+}
+
+describe('fuse interrupts and native deadlines of direct reads and writes', function () {
+  let t: Teardown
+  beforeEach(function () { t = teardown() })
+  afterEach(async function () { await t.run() })
+
+  it('a write held in JS, its writer interrupted by a signal: the write\'s signal aborts (InterruptedError), the writer gets EINTR, nothing is written, and the mount goes on', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'before\n')
+    const arrived = later<AbortSignal | undefined>()
+    wrapHandles(volume, path => path === '/f', () => ({
+      // a write waiting for its turn, as one behind a slow store does: the abort stops it before it writes
+      write: async (_buffer, _offset, _length, _position, options?: AbortOptions) => {
+        arrived.resolve(options?.signal)
+        throw await abortOf(options?.signal)
+      }
+    }))
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir)
+    t.add(async () => { await m.unmount() })
+    const writer = caller(t, 'write', `${dir}/f`)
+    await writer.ready
+    writer.go()
+    const signal = await arrived.promise
+    process.kill(writer.pid, 'SIGUSR1')
+    assert.equal(await writer.result, 'EINTR')
+    const reason = await abortOf(signal)
+    assert.ok(reason instanceof InterruptedError, `the write's signal aborted with ${String(reason)}`)
+    assert.equal(m.writeStats().interrupted, 1)
+    assert.equal(m.writeStats().writes, 0, 'no direct write left unanswered')
+    assert.equal(await ok(`cat "${dir}/f"; echo after > "${dir}/g"; cat "${dir}/g"`), 'before\nafter\n')
+  })
+
+  it('a write JS had begun when its writer was interrupted: the write\'s signal aborts, and its answer is JS\'s (the count written, never EINTR)', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', '')
+    const arrived = later<AbortSignal | undefined>()
+    const release = later()
+    wrapHandles(volume, path => path === '/f', fh => ({
+      // a write that has begun: it finishes whatever its signal says
+      write: async (buffer, offset, length, position, options?: AbortOptions) => {
+        arrived.resolve(options?.signal)
+        await release.promise
+        return await fh.write(buffer, offset, length, position)
+      }
+    }))
+    t.add(() => { release.resolve() })
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir)
+    t.add(async () => { await m.unmount() })
+    const writer = caller(t, 'write', `${dir}/f`)
+    await writer.ready
+    writer.go()
+    const signal = await arrived.promise
+    process.kill(writer.pid, 'SIGUSR1')
+    // the interrupt reaches JS as the write's signal; the writer still waits for the write's answer
+    assert.ok(await abortOf(signal) instanceof InterruptedError)
+    assert.equal(m.writeStats().interrupted, 1)
+    assert.equal(m.writeStats().writes, 1, 'the write is still unanswered')
+    release.resolve()
+    assert.equal(await writer.result, String(BLOCK))
+    assert.equal(await ok(`wc -c < "${dir}/f"`), `${BLOCK}\n`)
+    assert.equal(m.writeStats().late, 0, 'answered once, by JS')
+  })
+
+  it('a read held in JS, its reader interrupted by a signal: the reader gets EINTR at once, the read\'s signal aborts, JS\'s late answer is dropped, and the mount goes on', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'r'.repeat(BLOCK))
+    const arrived = later<AbortSignal | undefined>()
+    const release = later()
+    let reads = 0
+    wrapHandles(volume, path => path === '/f', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options?: AbortOptions) => {
+        reads++
+        // the first (the kernel's readahead, which no signal interrupts) fails at once: the
+        // kernel then reads the page itself, in the reader's call, which a signal interrupts
+        if (reads === 1) throw Object.assign(new Error('a transient failure'), { code: 'EIO' })
+        if (reads === 2) {
+          arrived.resolve(options?.signal)
+          // held, whatever its signal says, until the test lets it go
+          await release.promise
+        }
+        return await fh.read(buffer, offset, length, position)
+      }
+    }))
+    t.add(() => { release.resolve() })
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir)
+    t.add(async () => { await m.unmount() })
+    const reader = caller(t, 'read', `${dir}/f`)
+    await reader.ready
+    reader.go()
+    const signal = await arrived.promise
+    process.kill(reader.pid, 'SIGUSR1')
+    assert.equal(await reader.result, 'EINTR')
+    assert.ok(await abortOf(signal) instanceof InterruptedError)
+    assert.equal(m.writeStats().interrupted, 1)
+    release.resolve()
+    // the mount goes on: the same bytes read again (a new read), and another file
+    assert.equal(await ok(`head -c 4 "${dir}/f"; echo; echo ok > "${dir}/g"; cat "${dir}/g"`), 'rrrr\nok\n')
+    assert.equal(m.writeStats().late, 1, 'the held read\'s answer came late and was dropped')
+  })
+
+  it('a read JS never answers (its event loop stuck past the deadline and grace): the binding answers it EIO, the late answer is dropped, and the mount goes on', async function () {
+    this.timeout(120_000)
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'r'.repeat(BLOCK))
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir, { requestTimeoutMs: 200 })
+    t.add(async () => { await m.unmount() })
+    // O_DIRECT: one read request, which the kernel does not retry
+    const reader = caller(t, 'read', `${dir}/f`, 'direct')
+    await reader.ready
+    reader.go()
+    // the event loop stuck (as a bug or a long synchronous task would): JS's own deadline timer
+    // cannot run. Polled through the binding, which answers from its own thread
+    const cell = new Int32Array(new SharedArrayBuffer(4))
+    const bound = Date.now() + 90_000
+    while (m.writeStats().expired === 0 && Date.now() < bound) Atomics.wait(cell, 0, 0, 20)
+    assert.equal(m.writeStats().expired, 1)
+    assert.equal(await reader.result, 'EIO')
+    assert.equal(await ok(`head -c 4 "${dir}/f"`), 'rrrr')
+    assert.equal(m.writeStats().late, 1, 'the read reached JS after its answer, and was not answered again')
+  })
+})
