@@ -319,16 +319,19 @@ export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: str
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   let digest: Uint8Array
   let id: string
+  // fresh: not an op the tables' DAG holds (as it stood now: DecodedOp.fresh); the ops decoded
+  // after this one that name it find this very string (the own table learns it)
+  let fresh = false
   if (named !== undefined) {
     digest = named.cid.multihash.digest
     id = named.id
+    fresh = ids !== undefined && !ids.under.has(id)
+    ids?.own.add(id)
   } else {
     ({ digest, id } = digestOf(bytes, ids))
+    // (digestOf found the id's chars in the tables, or made it: what it found tells)
+    if (ids !== undefined) fresh = ids.learn(id)
   }
-  // not an op the tables' DAG holds (as it stood now: DecodedOp.fresh)
-  const fresh = ids !== undefined && !ids.under.has(id)
-  // the ops decoded after this one that name it find this very string
-  ids?.own.add(id)
   // the common op types are read straight into their fields (opdecode.ts), the rest as any block
   const r = readOp(bytes, ids)
   let d: DecodedOp
