@@ -60,6 +60,14 @@ export class IdTable implements IdSource {
       if (k === 0) break
       if (this.hashes[k - 1] === h && this.strs[k - 1] === s) return
     }
+    this.addNew(s, h)
+  }
+
+  /**
+   * Keep `s`, known not to be kept (a find() of its chars, hashed `h` by that find, came back
+   * empty since, and nothing was added): no second hash of it, no probe for it.
+   */
+  addNew (s: string, h: number): void {
     if ((this.strs.length + 1) * 2 > this.slots.length) this.grow()
     const k = this.strs.length
     this.strs.push(s)
@@ -117,10 +125,22 @@ export class IdTable implements IdSource {
   }
 }
 
+/** Where IdLayers.find() found the chars it was last given. */
+export const IN_NEITHER = 0
+export const IN_OWN = 1
+export const IN_UNDER = 2
+
 /** Two tables looked up in turn (a receive's own ids, then the DAG's), new ids learnt by the first. */
 export class IdLayers implements IdSource {
   readonly own: IdTable
   readonly under: IdTable
+  /**
+   * Of the last find(): which table held the chars (IN_NEITHER, IN_OWN, IN_UNDER), and their
+   * hash. An op's id is found as its block is hashed: whether the DAG holds it, and its place in
+   * the own table, are known then (learn()), without hashing and probing for it twice more.
+   */
+  found = IN_NEITHER
+  hash = 0
 
   constructor (own: IdTable, under: IdTable) {
     this.own = own
@@ -129,6 +149,29 @@ export class IdLayers implements IdSource {
 
   find (bytes: Uint8Array, start: number, end: number): string | undefined {
     const h = hashBytes(bytes, start, end)
-    return this.own.findHashed(h, bytes, start, end) ?? this.under.findHashed(h, bytes, start, end)
+    this.hash = h
+    let s = this.own.findHashed(h, bytes, start, end)
+    if (s !== undefined) {
+      this.found = IN_OWN
+      return s
+    }
+    s = this.under.findHashed(h, bytes, start, end)
+    this.found = s === undefined ? IN_NEITHER : IN_UNDER
+    return s
+  }
+
+  /**
+   * The own table learns `id`, the string the last find() gave (or made, when it found none)
+   * with nothing found or added since; returns true when the under table (the DAG's) lacks it.
+   */
+  learn (id: string): boolean {
+    if (this.found === IN_NEITHER) {
+      this.own.addNew(id, this.hash)
+      return true
+    }
+    // held by the under table: the ops that name it find it there
+    if (this.found === IN_UNDER) return false
+    // twice in the batch: the own table has it already
+    return !this.under.has(id)
   }
 }

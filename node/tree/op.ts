@@ -96,7 +96,11 @@ export function digestOf (bytes: Uint8Array, ids?: IdSource): { digest: Uint8Arr
   const at = slabAt
   slabAt += 36
   const s = slab
-  s.set(OP_CID_PREFIX, at)
+  // the CID's prefix (OP_CID_PREFIX) byte by byte: a set() is a builtin call per op for four bytes
+  s[at] = 1
+  s[at + 1] = DAG_CBOR
+  s[at + 2] = SHA2_256
+  s[at + 3] = 32
   const digest = hash('sha256', bytes, 'latin1')
   for (let i = 0; i < 32; i++) s[at + 4 + i] = digest.charCodeAt(i)
   return { digest: s.subarray(at + 4, at + 36), id: idOfBytesIn(s, at, at + 36, ids) }
@@ -319,16 +323,19 @@ export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: str
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   let digest: Uint8Array
   let id: string
+  // fresh: not an op the tables' DAG holds (as it stood now: DecodedOp.fresh); the ops decoded
+  // after this one that name it find this very string (the own table learns it)
+  let fresh = false
   if (named !== undefined) {
     digest = named.cid.multihash.digest
     id = named.id
+    fresh = ids !== undefined && !ids.under.has(id)
+    ids?.own.add(id)
   } else {
     ({ digest, id } = digestOf(bytes, ids))
+    // (digestOf found the id's chars in the tables, or made it: what it found tells)
+    if (ids !== undefined) fresh = ids.learn(id)
   }
-  // not an op the tables' DAG holds (as it stood now: DecodedOp.fresh)
-  const fresh = ids !== undefined && !ids.under.has(id)
-  // the ops decoded after this one that name it find this very string
-  ids?.own.add(id)
   // the common op types are read straight into their fields (opdecode.ts), the rest as any block
   const r = readOp(bytes, ids)
   let d: DecodedOp

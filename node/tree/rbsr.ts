@@ -183,8 +183,14 @@ export class OpSet {
     const c = this.chunks[lo]
     const at = lowerIn(c, 0, c.ts.length, ts, id)
     if (at < c.ts.length && compare(c.ts[at], c.ids[at], ts, id) === 0) return false
-    c.ts.splice(at, 0, ts)
-    c.ids.splice(at, 0, id)
+    // (at the end, most often: ops come in about the order of their clocks; splice() makes an array of what it removes)
+    if (at === c.ts.length) {
+      c.ts.push(ts)
+      c.ids.push(id)
+    } else {
+      c.ts.splice(at, 0, ts)
+      c.ids.splice(at, 0, id)
+    }
     addId(c.sum, 0, id)
     this.count++
     if (c.ts.length > CHUNK_MAX) {

@@ -27,4 +27,18 @@ describe('node/net/signing', function () {
     assert.equal(await verify(signerFor(other).author, msg, sig), false)
     assert.equal(await verify('not-a-peer-id', msg, sig), false)
   })
+
+  it('verify checks the bytes and signature as they were when called, many checks in flight at once each with its own answer', async function () {
+    const key = await generateKeyPair('Ed25519')
+    const signer = signerFor(key)
+    const msgs = Array.from({ length: 32 }, (_, i) => new TextEncoder().encode(`op ${i}`))
+    const sigs = await Promise.all(msgs.map(async m => await signer.sign(m)))
+    // every other check is given another message's signature: refused, the rest taken
+    const checks = msgs.map((m, i) => verify(signer.author, m, i % 2 === 0 ? sigs[i] : sigs[(i + 1) % msgs.length]))
+    // the caller's buffers changed while the checks run (in the thread pool): no answer changes
+    for (const m of msgs) m.fill(0)
+    for (const s of sigs) s.fill(0)
+    const answers = await Promise.all(checks)
+    assert.deepEqual(answers, msgs.map((_, i) => i % 2 === 0))
+  })
 })

@@ -67,6 +67,36 @@ describe('node/tree ids (id strings by their characters)', () => {
     }
   })
 
+  it('an op decoded through id tables is fresh exactly when the under table lacks it, and the own table learns it (property)', async () => {
+    const signer: Signer = { author: '12D3KooWAuthor', sign: async () => new Uint8Array(64).fill(3) }
+    const blocks: Uint8Array[] = []
+    let parents = [cidOf(enc.encode('base'))]
+    for (let i = 0; i < 24; i++) {
+      const op = await createOp(signer, { type: 'setattr', inode: 'root', mode: i, time: BigInt(i) }, [1, i], parents)
+      blocks.push(op.bytes)
+      parents = [op.cid]
+    }
+    const ids = blocks.map(b => cidOf(b).toString())
+    // which ops the DAG's table holds, and a batch of them in any order, some twice
+    await fc.assert(fc.asyncProperty(fc.array(fc.boolean(), { minLength: 24, maxLength: 24 }), fc.array(fc.nat(23), { maxLength: 60 }), async (known, batch) => {
+      const under = new IdTable(4)
+      under.add('root')
+      for (let i = 0; i < 24; i++) if (known[i]) under.add(ids[i])
+      const layers = new IdLayers(new IdTable(batch.length), under)
+      for (const i of batch) {
+        const d = decodeUnverified(blocks[i], undefined, layers)
+        assert.equal(d.id, ids[i])
+        assert.equal(d.fresh === true, !known[i])
+        // the one string for those chars: the under table's when it holds it, else the first decoding's
+        const bytes = enc.encode(ids[i])
+        assert.equal(layers.find(bytes, 0, bytes.length), d.id)
+        if (!known[i]) assert.equal(layers.own.find(bytes, 0, bytes.length), d.id)
+      }
+      // the own table holds each id at most once, and only ids decoded
+      assert.ok(layers.own.size <= new Set(batch).size)
+    }), { seed: PROP_SEED, numRuns: 100 * RUNS })
+  })
+
   it('the same ops received by calls in flight together, and again, are applied once', async () => {
     const t = new Teardown()
     try {
