@@ -23,10 +23,15 @@
 //    when that left the digests apart (or the peer is of an older version). Table answers of more
 //    than TABLE_ANSWER_UNPACED messages are paced per peer (a big answer of changes is followed
 //    by the whole table when the peer asks for it next: the same round's second pull);
+//  - once every member takes sync rounds (opts.gossips, from the features in their records),
+//    member messages are no longer published on gossip: the round with a peer that announced
+//    memberpull/1 (opts.syncs) is a sync round (members.ts: the states this host took lately
+//    named, the peer's that it lacks answered, and a digest that leaves out what is still
+//    spreading), and that is how records and DOWN notices reach every host, each about once;
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
-import { MEMBERS, MEMBERS_GOSSIP_TAG, memberRefreshMs, pullMembers } from './members.ts'
+import { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, memberRefreshMs, pullMembers } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { call, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
@@ -76,6 +81,17 @@ export interface MemberService {
 
 export interface MemberServiceOptions {
   /**
+   * Whether `peer` takes sync requests (it announced memberpull/1, members.ts): the anti-entropy
+   * round with it is a sync round (it carries the changes still spreading); else a digest round.
+   * Default: none does.
+   */
+  syncs?: (peer: string) => boolean
+  /**
+   * Whether member messages (this host's record, DOWN notices) are published on gossip: while
+   * some member is not known to take sync rounds (features.ts supportedByAll). Default: always.
+   */
+  gossips?: () => boolean
+  /**
    * Called after each table pulled from a peer (at start, and when anti-entropy found the tables
    * differ): the keeper pulls that peer's table of keeper counts then (keeper/kept-service.ts),
    * once the hosts its records name are members here.
@@ -93,7 +109,12 @@ export async function startMemberService (host: MemberServiceHost, table: Member
    */
   const answered = new Map<string, { at: number, since: boolean }>()
 
+  const syncs = opts.syncs ?? (() => false)
+  const gossips = opts.gossips ?? (() => true)
   const publish = async (msg: Uint8Array): Promise<string[]> => {
+    // every member pulls: the message is in this table (signOwn, signDown took it), offered to
+    // the next sync requests that do not name it
+    if (!gossips()) return []
     const data = new Uint8Array(msg.byteLength + 1)
     data[0] = MEMBERS_GOSSIP_TAG
     data.set(msg, 1)
@@ -125,6 +146,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   const unserve = await serve(host, MEMBERS, {
     call: async (req, { peer }): Promise<MembersReply> => {
       if (req.t === 'digest') return { t: 'digest', d: table.digest() }
+      if (req.t === 'sync') return { t: 'sync', ...table.syncAnswer(req.k) }
       const members = table.messages(req.since)
       if (members.length <= TABLE_ANSWER_UNPACED) return { t: 'table', members }
       const now = Date.now()
@@ -159,8 +181,9 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   /** Sign this host's record and publish it; true when some peer got it by gossip. */
   const announce = async (): Promise<boolean> => {
     const msg = await table.signOwn(host.addresses())
-    // a host that declared itself down (it leaves) announces nothing: done
-    return msg === undefined || (await publish(msg)).length > 0
+    // a host that declared itself down (it leaves) announces nothing: done; with every member
+    // pulling, the record is in the table, offered to the next sync requests: done
+    return msg === undefined || !gossips() || (await publish(msg)).length > 0
   }
 
   /** Announce until some peer got the record (one loop at a time). */
@@ -215,6 +238,17 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   let inStepAt: number | undefined
   const differs = async (peer: string): Promise<boolean> => {
     const asked = Date.now()
+    if (syncs(peer)) {
+      // a sync round: the changes still spreading come with it; alike is alike but for those
+      // (the states either side took within MEMBER_SYNC_KEYS_MS: a later pull `since` reaches
+      // back past them)
+      const keys = table.syncKeys()
+      const reply = await call(host, peer, MEMBERS, { t: 'sync', k: keys })
+      if (reply.t !== 'sync') return true
+      const { alike } = await table.takeSync(keys, reply)
+      if (alike) inStepAt = asked - MEMBER_SYNC_KEYS_MS
+      return !alike
+    }
     const reply = await call(host, peer, MEMBERS, { t: 'digest' })
     const apart = reply.t === 'digest' && !equalBytes(reply.d, table.digest())
     if (!apart) inStepAt = asked
