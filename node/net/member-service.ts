@@ -113,8 +113,9 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   const gossips = opts.gossips ?? (() => true)
   const publish = async (msg: Uint8Array): Promise<string[]> => {
     // every member pulls: the message is in this table (signOwn, signDown took it), offered to
-    // the next sync requests that do not name it
-    if (!gossips()) return []
+    // the next sync requests that do not name it; but a host that leaves publishes its own DOWN
+    // notice (it is gone before its peers' rounds would pull it)
+    if (!gossips() && !table.leaves()) return []
     const data = new Uint8Array(msg.byteLength + 1)
     data[0] = MEMBERS_GOSSIP_TAG
     data.set(msg, 1)

@@ -43,13 +43,12 @@
 // `features` is the list of features the host understands (features.ts: sorted, unique
 // `<name>/<version>` names, at most MAX_FEATURES), so a writer makes a new kind of op only once
 // every member takes it. Decoded here and validated (a malformed list refuses the record, as a
-// bad address does); signed only by a table given a `features` init, which the daemon of this
-// version does not give: a host of an older version decodes records strictly, refuses one with
-// a field it does not know, whole, keeps its subject out of its table (placement would rank
-// members differently there) and scores down the peer that forwarded it. So this version reads
-// the field and does not write it; once every host of a network runs it or a newer one, a later
-// version signs it. Until then features travel on identify (features.ts: /darkfs/feature/...
-// protocols), which old hosts ignore.
+// bad address does); signed by a table given a `features` init, which the daemon gives from this
+// version on (member sync rounds need every host to know whether every member takes them). The
+// previous version decodes the field; a host older than that decodes records strictly, refuses
+// one with a field it does not know, whole, keeps its subject out of its table and scores down
+// the peer that forwarded it: such hosts are upgraded to the previous version first. Features
+// also travel on identify (features.ts: /darkfs/feature/... protocols).
 //
 // Failure at scale is decided by a host's XOR neighbours, not by everyone: the NEIGHBOURS members
 // closest to a host in Kademlia's key space (the peers host.ts keeps connected anyway) watch it,
@@ -333,6 +332,11 @@ export class MemberTable extends EventTarget {
 
   get size (): number {
     return this.entries.size
+  }
+
+  /** Whether this host declared itself down (it leaves). */
+  leaves (): boolean {
+    return this.leaving
   }
 
   /** Members not declared down (this host included once it signed its record). */

@@ -5,7 +5,7 @@
 // member came back or expired), and that pull, once the tables were in step, carries only what
 // the peer took since then (less the clock skew allowed), not the whole table. Between hosts that
 // take sync rounds (members.ts), records and DOWN notices reach the other host by the round, with
-// none published on gossip.
+// none published on gossip (but a leaving host's own DOWN notice).
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -130,6 +130,12 @@ describe('node/net member-table anti-entropy', function () {
     await until('b took both by a sync round and agrees with a', () => !b.has(gone.author) && b.record(fresh.author)?.addrs[0] === '/ip4/127.0.0.1/tcp/2' && equalBytes(a.digest(), b.digest()), 90_000)
     assert.ok(answered.slice(from).some(n => n === 2), `a sync answer carried both: ${JSON.stringify(answered.slice(from))}`)
     assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [], 'no member message on gossip')
+    // but a host that leaves publishes its own DOWN notice: it is gone before a round pulls it
+    const bye = await a.signDown(hostA.peerId)
+    assert.ok(bye !== undefined)
+    await serviceA.publish(bye)
+    await until('b took a\'s own DOWN notice', () => !b.has(hostA.peerId), 30_000)
+    assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [MEMBERS_GOSSIP_TAG], 'the leaving host\'s DOWN, on gossip')
   })
 
   it('real hosts: after a long partition (more than TABLE_ANSWER_UNPACED changes), a host lacking a record taken before `since` gets it from the same round\'s pull of the whole table (fails on the old code: that pull was paced, answered empty)', async () => {
