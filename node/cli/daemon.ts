@@ -254,13 +254,15 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const pullKept = (peer: string): void => {
       keptService?.pull(peer).catch((err: unknown) => { log('keeper counts of %s not pulled: %e', peer, err) })
     }
-    // member messages spread by sync rounds once every member takes them (net/members.ts), on
-    // gossip until then (and until this host knows its members: `known` above, set up below)
+    // member messages spread by sync rounds beyond the full mesh once every member takes them
+    // (net/members.ts); on gossip until then (and until this host knows its members: `known`
+    // above, set up below), and in a full mesh, where every host is connected to every other and
+    // a joiner's record is in every table at once, as before (gossip costs little there)
     let membersKnowable = false
     const memberService: MemberService = await startMemberService(host, members, {
       onPulled: pullKept,
       syncs: peer => features.supports(host.peerId, FEATURE_MEMBER_PULL) && features.supports(peer, FEATURE_MEMBER_PULL),
-      gossips: () => !membersKnowable || !features.supportedByAll(FEATURE_MEMBER_PULL)
+      gossips: () => !membersKnowable || !host.beyondFullMesh() || !features.supportedByAll(FEATURE_MEMBER_PULL)
     })
     closers.push(async () => { await memberService.stop() })
     const sync = createSync()({ host, tree })
