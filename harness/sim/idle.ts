@@ -18,8 +18,9 @@
 // harness/sim/table-sync.ts, darkfs's own tables and pull rule; given by the caller).
 // Member messages go by gossip, or (`pullBodiesPerChange`, what darkfs runs once every member
 // takes member sync rounds: node/net/members.ts) by pull: each host receives each change about
-// once, bare in a sync answer, and names the changes still spreading in each round's request
-// (`sync_keys`), with no gossip copies or IHAVE for them.
+// once, bare in a sync answer or its author's push, names the changes still spreading in each
+// round's request (`sync_keys`), and sends its share of the authors' pushes (a new stream each),
+// with no gossip copies or IHAVE for them.
 // `churn_floor` is what churn would cost if each host received each DOWN notice and fresh record
 // once, bare (no gossip copies, framing or IHAVE): the least any design costs in which every host
 // hears of every member that goes and comes back; it too grows with the network (not in `total`).
@@ -88,6 +89,8 @@ export interface IdleOptions {
    * spread's figure, duplicates included), none on gossip. Absent: on gossip, as before.
    */
   pullBodiesPerChange?: number
+  /** With it: pushes each host sends per change (the author's to its connections, shared out). */
+  pullPushesPerChange?: number
 }
 
 /** Idle upload of one host, bytes/s, by source. */
@@ -104,8 +107,10 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
   const records = refreshes + returns
   const downs = o.hosts * o.goneHostHour / 3600
   const pull = o.pullBodiesPerChange
-  const perRecord = pull !== undefined ? pull * (MEMBER_RECORD_BYTES + SYNC_ITEM_BYTES) : o.copiesPerMessage * (MEMBER_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
-  const perDown = pull !== undefined ? pull * (DOWN_NOTICE_BYTES + SYNC_ITEM_BYTES) : o.copiesPerMessage * (DOWN_NOTICE_BYTES + GOSSIP_OVERHEAD_BYTES)
+  // (a push: a notice on a new stream, as the asker's side of a digest call, and the message)
+  const pushes = o.pullPushesPerChange ?? 0
+  const perRecord = pull !== undefined ? pull * (MEMBER_RECORD_BYTES + SYNC_ITEM_BYTES) + pushes * DIGEST_CALL_SENT_BYTES : o.copiesPerMessage * (MEMBER_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
+  const perDown = pull !== undefined ? pull * (DOWN_NOTICE_BYTES + SYNC_ITEM_BYTES) + pushes * DIGEST_CALL_SENT_BYTES : o.copiesPerMessage * (DOWN_NOTICE_BYTES + GOSSIP_OVERHEAD_BYTES)
   // heartbeats: IHAVE to max(Dlazy, factor * non-mesh peers) peers, each message id advertised
   // in GOSSIP_HISTORY_GOSSIP heartbeats; a heartbeat with no id to advertise sends nothing
   const lazy = Math.max(GOSSIP_DLAZY, Math.floor(GOSSIP_FACTOR * Math.max(0, conns - GOSSIP_D)))

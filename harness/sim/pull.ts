@@ -5,7 +5,9 @@
 // answerer took it within MEMBER_OFFER_MS and the asker did not name it (it names what it took
 // within MEMBER_SYNC_KEYS_MS): once to a host that lacked it, again (a duplicate) to one that took
 // it more than that long ago. A host's connections: min(hosts - 1, DEFAULT_MAX_CONNECTIONS) drawn
-// at random. Hosts down (`downShare`) neither ask nor answer (a call to them fails). Not modelled:
+// at random. The author pushes the change to its live connections first (member-service.ts
+// publish: one notice each, leaving its uplink one after another, PUSH_GAP_MS apart as on a
+// 1 Mbit/s link). Hosts down (`downShare`) neither ask nor answer (a call to them fails). Not modelled:
 // the recheck after a round found the tables apart (member-service.ts: it delays the host's next
 // round by TABLE_SYNC_RECHECK_MS), answers bounded by SYNC_MAX_MESSAGES (a change at a time here).
 import { DEFAULT_MAX_CONNECTIONS, MEMBER_OFFER_MS, MEMBER_SYNC_KEYS_MS, TABLE_SYNC_MS } from '../../node/net/index.ts'
@@ -30,7 +32,12 @@ export interface PullSpread {
   /** Messages each live host received per change (the first copy and any duplicate), and the duplicates alone. */
   bodiesPerHost: number
   duplicatesPerHost: number
+  /** Pushes each live host sent per change, on average (the author's, shared out). */
+  pushesPerHost: number
 }
+
+/** Time between two pushes leaving the author (a push of ~650 bytes on a 1 Mbit/s uplink). */
+export const PUSH_GAP_MS = 5
 
 /** Rounds a change is followed for. */
 const MAX_PULL_ROUNDS = 400
@@ -54,6 +61,7 @@ export function runPullSpread (o: PullSpreadOptions): PullSpread {
   let missed = 0
   let bodies = 0
   let duplicates = 0
+  let pushes = 0
   for (let c = 0; c < o.changes; c++) {
     // each host's phase and first turn, hosts in phase order
     const phase = Float64Array.from({ length: N }, () => rand() * T)
@@ -64,6 +72,14 @@ export function runPullSpread (o: PullSpreadOptions): PullSpread {
     while (live[origin] === 0) origin = Math.floor(rand() * N)
     taken[origin] = 0
     let have = 1
+    let pushed = 0
+    for (const p of conns[origin]) {
+      if (live[p] === 0) continue
+      taken[p] = o.latencyMs + pushed++ * PUSH_GAP_MS
+      have++
+    }
+    bodies += pushed
+    pushes += pushed
     let lastOffer = MEMBER_OFFER_MS
     for (let j = 0; j < MAX_PULL_ROUNDS && have < liveCount; j++) {
       const start = j * T
@@ -98,6 +114,7 @@ export function runPullSpread (o: PullSpreadOptions): PullSpread {
     t100,
     missed,
     bodiesPerHost: bodies / o.changes / liveCount,
-    duplicatesPerHost: duplicates / o.changes / liveCount
+    duplicatesPerHost: duplicates / o.changes / liveCount,
+    pushesPerHost: pushes / o.changes / liveCount
   }
 }

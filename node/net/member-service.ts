@@ -33,7 +33,7 @@
 import type { Host, GossipVerdict } from './host.ts'
 import { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, memberRefreshMs, pullMembers } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
-import { call, serve } from './rpc.ts'
+import { call, notify, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
 import { equalBytes } from '../bytes.ts'
 import { logger } from '../log.ts'
@@ -114,9 +114,16 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   const gossips = opts.gossips ?? (() => true)
   const publish = async (msg: Uint8Array): Promise<string[]> => {
     // every member pulls: the message is in this table (signOwn, signDown took it), offered to
-    // the next sync requests that do not name it; but a host that leaves publishes its own DOWN
+    // the next sync requests that do not name it, and pushed to the connections that take sync
+    // rounds (the spread starts from them); but a host that leaves publishes its own DOWN
     // notice (it is gone before its peers' rounds would pull it)
-    if (!gossips() && !table.leaves()) return []
+    if (!gossips() && !table.leaves()) {
+      const to = host.peers().map(p => p.id).filter(syncs)
+      void Promise.all(to.map(async peer => {
+        await notify(host, peer, MEMBERS, { t: 'push', m: msg }).catch((err: unknown) => { log('member message not pushed to %s: %e', peer, err) })
+      }))
+      return []
+    }
     const data = new Uint8Array(msg.byteLength + 1)
     data[0] = MEMBERS_GOSSIP_TAG
     data.set(msg, 1)
@@ -146,6 +153,11 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   })
 
   const unserve = await serve(host, MEMBERS, {
+    // a change its author pushed: taken as from gossip (a refused one is logged; the author
+    // pushes only its own, so nothing to forward and no forwarder to blame)
+    notice: async (n, { peer }) => {
+      if (await table.take(n.m) === 'invalid') log('member message pushed by %s refused', peer)
+    },
     call: async (req, { peer }): Promise<MembersReply> => {
       if (req.t === 'digest') return { t: 'digest', d: table.digest() }
       if (req.t === 'sync') return { t: 'sync', ...table.syncAnswer(req.k) }
@@ -184,8 +196,11 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   const announce = async (): Promise<boolean> => {
     const msg = await table.signOwn(host.addresses())
     // a host that declared itself down (it leaves) announces nothing: done; with every member
-    // pulling, the record is in the table, offered to the next sync requests: done
-    return msg === undefined || !gossips() || (await publish(msg)).length > 0
+    // pulling, the record is in the table, offered to the next sync requests (and pushed): done
+    if (msg === undefined) return true
+    const pulling = !gossips()
+    const reached = await publish(msg)
+    return pulling || reached.length > 0
   }
 
   /** Announce until some peer got the record (one loop at a time). */

@@ -209,13 +209,13 @@ for (const hosts of gossipHosts) {
  * Per network size: member messages spread by sync rounds (runPullSpread; darkfs's once every
  * member takes them): messages each host receives per change, and the 99% time.
  */
-const pullSpread = new Map<number, { bodies: number, t99: number }>()
+const pullSpread = new Map<number, { bodies: number, pushes: number, t99: number }>()
 for (const hosts of gossipHosts) {
   process.stdout.write(`sim member sync rounds, ${hosts} hosts\n`)
   const t = performance.now()
   const p = runPullSpread({ hosts, seed: seed + hosts, changes: Number(values['gossip-ops']), latencyMs: latency, downShare: Number(values['gossip-down-share']) })
   log(`h${hosts}: ${values['gossip-ops']} changes (${((performance.now() - t) / 1000).toFixed(1)} s)`)
-  pullSpread.set(hosts, { bodies: p.bodiesPerHost, t99: p.t99 })
+  pullSpread.set(hosts, { bodies: p.bodiesPerHost, pushes: p.pushesPerHost, t99: p.t99 })
   const pre = `members_pull.h${hosts}`
   put({
     [`${pre}.t50_ms`]: Math.round(p.t50),
@@ -224,7 +224,8 @@ for (const hosts of gossipHosts) {
     [`${pre}.t100_ms`]: Number.isFinite(p.t100) ? Math.round(p.t100) : -1,
     [`${pre}.missed_hosts`]: p.missed,
     [`${pre}.messages_per_host_per_change`]: round(p.bodiesPerHost),
-    [`${pre}.duplicates_per_host_per_change`]: round(p.duplicatesPerHost)
+    [`${pre}.duplicates_per_host_per_change`]: round(p.duplicatesPerHost),
+    [`${pre}.pushes_per_host_per_change`]: round(p.pushesPerHost, 6)
   })
 }
 
@@ -340,7 +341,7 @@ for (const hosts of gossipHosts) {
   }
   // member messages by sync rounds (darkfs's once every member takes them), and on gossip (a
   // network with hosts of older versions): `idle.h<N>.members_gossip.*`
-  const idle = idleTraffic({ ...idleOptions, pullBodiesPerChange: pullSpread.get(hosts)!.bodies })
+  const idle = idleTraffic({ ...idleOptions, pullBodiesPerChange: pullSpread.get(hosts)!.bodies, pullPushesPerChange: pullSpread.get(hosts)!.pushes })
   const pre = `idle.h${hosts}`
   put(Object.fromEntries(Object.entries(idle).map(([k, v]) => k.endsWith('_per_s') ? [`${pre}.${k}`, round(v)] : [`${pre}.${k}_kbit_s`, kbit(v)])))
   const onGossip = idleTraffic(idleOptions)

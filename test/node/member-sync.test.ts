@@ -5,7 +5,8 @@
 // member came back or expired), and that pull, once the tables were in step, carries only what
 // the peer took since then (less the clock skew allowed), not the whole table. Between hosts that
 // take sync rounds (members.ts), records and DOWN notices reach the other host by the round, with
-// none published on gossip (but a leaving host's own DOWN notice).
+// none published on gossip (but a leaving host's own DOWN notice), and a change its author pushes
+// to its connections.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -130,6 +131,20 @@ describe('node/net member-table anti-entropy', function () {
     await until('b took both by a sync round and agrees with a', () => !b.has(gone.author) && b.record(fresh.author)?.addrs[0] === '/ip4/127.0.0.1/tcp/2' && equalBytes(a.digest(), b.digest()), 90_000)
     assert.ok(answered.slice(from).some(n => n === 2), `a sync answer carried both: ${JSON.stringify(answered.slice(from))}`)
     assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [], 'no member message on gossip')
+    // a change a host authors (its own record here) it pushes to its connections: b takes it from
+    // the notice (take(msg) alone: answers and pulls pass the table's size), not from a round
+    const takenBy: number[] = []
+    const takeB = b.take.bind(b)
+    let own: Uint8Array | undefined
+    b.take = async (msg: Uint8Array, ...rest: [number?]) => {
+      if (own !== undefined && equalBytes(msg, own)) takenBy.push(rest.length)
+      return await takeB(msg, ...rest)
+    }
+    own = await a.signOwn(hostA.addresses())
+    assert.ok(own !== undefined)
+    await serviceA.publish(own)
+    await until('b took a\'s new record', () => b.record(hostA.peerId)?.seq === a.record(hostA.peerId)?.seq, 30_000)
+    assert.equal(takenBy[0], 0, `pushed, not pulled: ${JSON.stringify(takenBy)}`)
     // but a host that leaves publishes its own DOWN notice: it is gone before a round pulls it
     const bye = await a.signDown(hostA.peerId)
     assert.ok(bye !== undefined)

@@ -28,8 +28,11 @@ const HOSTS = 1000
 const GONE_HOST_HOUR = 14571 / 720_000
 const TRACE = { hosts: HOSTS, copiesPerMessage: 5.99, goneHostHour: GONE_HOST_HOUR, returnedHostHour: 14328 / 720_000, keptRecordsPerS: 0 }
 const kbit = (bytesPerSecond: number): number => bytesPerSecond * 8 / 1000
-/** Messages each host receives per change by sync rounds, at `hosts` (the pull spread run). */
-const pulledPerChange = (hosts: number): number => runPullSpread({ hosts, seed: 14, changes: 4, latencyMs: 30, downShare: 0.1 }).bodiesPerHost
+/** Messages each host receives, and pushes it sends, per change by sync rounds at `hosts` (the pull spread run). */
+const pulled = (hosts: number): { pullBodiesPerChange: number, pullPushesPerChange: number } => {
+  const p = runPullSpread({ hosts, seed: 14, changes: 4, latencyMs: 30, downShare: 0.1 })
+  return { pullBodiesPerChange: p.bodiesPerHost, pullPushesPerChange: p.pushesPerHost }
+}
 
 /** The keeper counts' rates at HOSTS, run (see the header): `small` hosts for `hours` after the warm-up. */
 async function keptRates (small: number, hours: number): Promise<{ keptRecordsPerS: number, keptRecordBytes: number, keptUpsPerS: number, keptUpBytes: number, upsPerHostS: number }> {
@@ -62,7 +65,7 @@ describe('sim idle traffic', function () {
     // per root interval (a few more while a new root settles)
     assert.ok(rates.upsPerHostS <= 1000 / keptIntervalOf(HOSTS, 'up'), `${rates.upsPerHostS} sums a host a second`)
     assert.ok(rates.keptRecordsPerS <= 2 * 1000 / keptIntervalOf(HOSTS, 'root'), `${rates.keptRecordsPerS} totals a second`)
-    const idle = idleTraffic({ ...TRACE, ...rates, pullBodiesPerChange: pulledPerChange(HOSTS) })
+    const idle = idleTraffic({ ...TRACE, ...rates, ...pulled(HOSTS) })
     assert.ok(kbit(idle.total) <= 2, `${kbit(idle.total).toFixed(2)} kbit/s`)
     const kept = idle.kept_digest + idle.kept_records + idle.kept_ihave + idle.kept_ups
     assert.ok(kept > 0)
@@ -95,9 +98,11 @@ describe('sim idle traffic', function () {
 
   it('member messages by sync rounds: each host gets each change about once, so churn costs less than three times the floor (on gossip, over ten times)', function () {
     for (const hosts of [1000, 10_000]) {
-      const pulled = pulledPerChange(hosts)
-      assert.ok(pulled > 0.95 && pulled < 1.2, `${hosts} hosts: ${pulled} messages a host per change`)
-      const pull = idleTraffic({ ...TRACE, hosts, tableSyncBytesPerS: 0.5, pullBodiesPerChange: pulled })
+      const p = pulled(hosts)
+      assert.ok(p.pullBodiesPerChange > 0.95 && p.pullBodiesPerChange < 1.2, `${hosts} hosts: ${p.pullBodiesPerChange} messages a host per change`)
+      // the author's pushes: its connections, shared out over the network
+      assert.ok(p.pullPushesPerChange > 0 && p.pullPushesPerChange <= 64 / (0.85 * hosts), `${hosts} hosts: ${p.pullPushesPerChange} pushes a host per change`)
+      const pull = idleTraffic({ ...TRACE, hosts, tableSyncBytesPerS: 0.5, ...p })
       const gossip = idleTraffic({ ...TRACE, hosts })
       assert.ok(Math.abs(pull.total - (pull.fixed + pull.refresh + pull.churn + pull.table_sync)) < 1e-9)
       assert.ok(pull.churn < 3 * pull.churn_floor, `${hosts} hosts: churn ${kbit(pull.churn)} kbit/s, floor ${kbit(pull.churn_floor)}`)
