@@ -24,10 +24,11 @@
 //    than TABLE_ANSWER_UNPACED messages are paced per peer (a big answer of changes is followed
 //    by the whole table when the peer asks for it next: the same round's second pull);
 //  - beyond the full mesh, once every member takes sync rounds (opts.gossips, from the features
-//    in their records), member messages are no longer published on gossip: the round with a peer that announced
-//    memberpull/1 (opts.syncs) is a sync round (members.ts: the states this host took lately
-//    named, the peer's that it lacks answered, and a digest that leaves out what is still
-//    spreading), and that is how records and DOWN notices reach every host, each about once;
+//    in their records), member messages are no longer published on gossip but pushed by their
+//    author to its connections; the round with a peer that announced memberpull/1 (opts.syncs)
+//    is a sync round (members.ts: the states this host took lately named, the peer's that it
+//    lacks answered, and a digest that leaves out what is still spreading), and that is how
+//    records and DOWN notices reach every host, each about once;
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
