@@ -128,7 +128,7 @@ describe('node/net member sync rounds (pull dissemination)', function () {
     assert.equal(memberSubject(new Uint8Array([1, 2, 3])), undefined)
   })
 
-  it('a sync request and its answer are checked: keys in whole states, bounded; anything else is refused', () => {
+  it('a sync request, its answer and a push are checked: keys in whole states, messages bounded; anything else is refused', () => {
     const req = MEMBERS.request!
     const k = new Uint8Array(SYNC_KEY_BYTES * 3)
     assert.deepEqual(req({ t: 'sync', k }), { t: 'sync', k })
@@ -140,6 +140,12 @@ describe('node/net member sync rounds (pull dissemination)', function () {
     assert.deepEqual(reply({ t: 'sync', m: [new Uint8Array(3)], d }, { t: 'sync', k }), { t: 'sync', m: [new Uint8Array(3)], d })
     for (const bad of [{ t: 'sync', m: [], d: new Uint8Array(31) }, { t: 'sync', m: ['x'], d }, { t: 'digest', d }, { t: 'sync', m: Array.from({ length: 257 }, () => new Uint8Array(1)), d }]) {
       assert.throws(() => reply(bad, { t: 'sync', k }), MemberRecordError, JSON.stringify(bad))
+    }
+    // an author's push: one member message, bounded
+    const notice = MEMBERS.notice!
+    assert.deepEqual(notice({ t: 'push', m: new Uint8Array(5) }), { t: 'push', m: new Uint8Array(5) })
+    for (const bad of [{ t: 'push' }, { t: 'push', m: 'x' }, { t: 'push', m: new Uint8Array(4097) }, { t: 'push', m: new Uint8Array(5), more: 1 }, { t: 'sync', m: new Uint8Array(5) }, null]) {
+      assert.throws(() => notice(bad), MemberRecordError, JSON.stringify(bad))
     }
   })
 })
