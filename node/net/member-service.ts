@@ -115,11 +115,12 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   const gossips = opts.gossips ?? (() => true)
   const publish = async (msg: Uint8Array): Promise<string[]> => {
     // every member pulls: the message is in this table (signOwn, signDown took it), offered to
-    // the next sync requests that do not name it, and pushed to the connections that take sync
-    // rounds (the spread starts from them); but a host that leaves publishes its own DOWN
-    // notice (it is gone before its peers' rounds would pull it)
+    // the next sync requests that do not name it, and pushed to the connections (the spread
+    // starts from them: every one takes pushes, or gossips() would say so, and one not yet
+    // identified here is no exception); but a host that leaves publishes its own DOWN notice
+    // (it is gone before its peers' rounds would pull it)
     if (!gossips() && !table.leaves()) {
-      const to = host.peers().map(p => p.id).filter(syncs)
+      const to = host.peers().map(p => p.id)
       void Promise.all(to.map(async peer => {
         await notify(host, peer, MEMBERS, { t: 'push', m: msg }).catch((err: unknown) => { log('member message not pushed to %s: %e', peer, err) })
       }))
