@@ -10,7 +10,7 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FeatureBook, FEATURES, FEATURE_CLAY, FEATURE_MEMBER_PULL, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURES, FEATURE_CLAY, FEATURE_MEMBER_PULL, MEMBER_PULL_MIN_MEMBERS, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -254,15 +254,16 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const pullKept = (peer: string): void => {
       keptService?.pull(peer).catch((err: unknown) => { log('keeper counts of %s not pulled: %e', peer, err) })
     }
-    // member messages spread by sync rounds beyond the full mesh once every member takes them
-    // (net/members.ts); on gossip until then (and until this host knows its members: `known`
-    // above, set up below), and in a full mesh, where every host is connected to every other and
-    // a joiner's record is in every table at once, as before (gossip costs little there)
+    // member messages spread by sync rounds in a network of MEMBER_PULL_MIN_MEMBERS members or
+    // more, beyond the full mesh, once every member takes them (net/members.ts); on gossip until
+    // then (and until this host knows its members: `known` above, set up below), and in a
+    // smaller network, as before (gossip costs little there, and spreads at once)
     let membersKnowable = false
+    const large = (): boolean => members.size >= MEMBER_PULL_MIN_MEMBERS
     const memberService: MemberService = await startMemberService(host, members, {
       onPulled: pullKept,
-      syncs: peer => features.supports(host.peerId, FEATURE_MEMBER_PULL) && features.supports(peer, FEATURE_MEMBER_PULL),
-      gossips: () => !membersKnowable || !host.beyondFullMesh() || !features.supportedByAll(FEATURE_MEMBER_PULL)
+      syncs: peer => large() && features.supports(host.peerId, FEATURE_MEMBER_PULL) && features.supports(peer, FEATURE_MEMBER_PULL),
+      gossips: () => !membersKnowable || !large() || !host.beyondFullMesh() || !features.supportedByAll(FEATURE_MEMBER_PULL)
     })
     closers.push(async () => { await memberService.stop() })
     const sync = createSync()({ host, tree })

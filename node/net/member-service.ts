@@ -23,8 +23,8 @@
 //    when that left the digests apart (or the peer is of an older version). Table answers of more
 //    than TABLE_ANSWER_UNPACED messages are paced per peer (a big answer of changes is followed
 //    by the whole table when the peer asks for it next: the same round's second pull);
-//  - beyond the full mesh, once every member takes sync rounds (opts.gossips, from the features
-//    in their records), member messages are no longer published on gossip but pushed by their
+//  - in a large network, beyond the full mesh, once every member takes sync rounds (opts.gossips,
+//    from the features in their records), member messages are no longer published on gossip but pushed by their
 //    author to its connections; the round with a peer that announced memberpull/1 (opts.syncs)
 //    is a sync round (members.ts: the states this host took lately named, the peer's that it
 //    lacks answered, and a digest that leaves out what is still spreading), and that is how
@@ -82,15 +82,15 @@ export interface MemberService {
 
 export interface MemberServiceOptions {
   /**
-   * Whether `peer` takes sync requests (it announced memberpull/1, members.ts): the anti-entropy
-   * round with it is a sync round (it carries the changes still spreading); else a digest round.
-   * Default: none does.
+   * Whether `peer` takes sync requests (it announced memberpull/1, members.ts; the daemon: and
+   * the table holds MEMBER_PULL_MIN_MEMBERS members or more): the anti-entropy round with it is a
+   * sync round (it carries the changes still spreading); else a digest round. Default: none does.
    */
   syncs?: (peer: string) => boolean
   /**
    * Whether member messages (this host's record, DOWN notices) are published on gossip (the
-   * daemon: in a full mesh, and while some member is not known to take sync rounds, features.ts
-   * supportedByAll). Default: always.
+   * daemon: below MEMBER_PULL_MIN_MEMBERS members, in a full mesh, and while some member is not
+   * known to take sync rounds, features.ts supportedByAll). Default: always.
    */
   gossips?: () => boolean
   /**
