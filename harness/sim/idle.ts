@@ -16,6 +16,11 @@
 // every member that goes and comes back, so this grows with the network at a given churn per
 // host), and `table_sync` (the member-table pull of a host back from an outage:
 // harness/sim/table-sync.ts, darkfs's own tables and pull rule; given by the caller).
+// Member messages go by gossip, or (`pullBodiesPerChange`, what darkfs runs once every member
+// takes member sync rounds: node/net/members.ts) by pull: each host receives each change about
+// once, bare in a sync answer or its author's push, names the changes still spreading in each
+// round's request (`sync_keys`), and sends its share of the authors' pushes (a new stream each),
+// with no gossip copies or IHAVE for them.
 // `churn_floor` is what churn would cost if each host received each DOWN notice and fresh record
 // once, bare (no gossip copies, framing or IHAVE): the least any design costs in which every host
 // hears of every member that goes and comes back; it too grows with the network (not in `total`).
@@ -23,7 +28,7 @@
 // The mesh's degrees and the IHAVE settings are host.ts's (GOSSIP_MESH_OPTIONS, which it hands to gossipsub).
 import {
   DEFAULT_MAX_CONNECTIONS, GOSSIP_D, GOSSIP_DLAZY, GOSSIP_FACTOR, GOSSIP_HEARTBEAT_MS, GOSSIP_HISTORY_GOSSIP,
-  PING_ROUND_SENT_BYTES, TABLE_SYNC_MS, memberRefreshMs, pingIntervalMs
+  MEMBER_SYNC_KEYS_MS, PING_ROUND_SENT_BYTES, SYNC_KEY_BYTES, TABLE_SYNC_MS, memberRefreshMs, pingIntervalMs
 } from '../../node/net/index.ts'
 import { KEPT_SYNC_MS } from '../../node/keeper/index.ts'
 
@@ -46,9 +51,16 @@ export const IHAVE_ID_BYTES = 50
 export const IHAVE_FRAME_BYTES = 100
 export const DIGEST_CALL_SENT_BYTES = 350
 export const DIGEST_CALL_ANSWER_BYTES = 350
-/** A signed member record message (members.ts: peer id, seq, two addresses, signature) and a DOWN notice. */
-export const MEMBER_RECORD_BYTES = 260
+/**
+ * A signed member record message (members.ts: peer id, seq, two addresses, signature; and the
+ * features list hosts sign into it since member sync rounds, 66 bytes with this version's
+ * features, measured with dag-cbor) and a DOWN notice.
+ */
+export const MEMBER_RECORD_FEATURES_BYTES = 66
+export const MEMBER_RECORD_BYTES = 260 + MEMBER_RECORD_FEATURES_BYTES
 export const DOWN_NOTICE_BYTES = 180
+/** What a message adds to a sync answer besides its own bytes (dag-cbor byte-string header). */
+export const SYNC_ITEM_BYTES = 3
 /** A keeper counts record (keeper/kept.ts signKept: 200 bytes with counts of 84,000 chunks, and the tag byte). */
 export const KEPT_RECORD_BYTES = 200
 
@@ -71,6 +83,14 @@ export interface IdleOptions {
   /** Sums sent up the tree network-wide per second (kept-service.ts sendKeptSum calls), and their mean record size. */
   keptUpsPerS?: number
   keptUpBytes?: number
+  /**
+   * Member messages spread by sync rounds (node/net/members.ts; what darkfs runs once every
+   * member's record lists memberpull/1): the messages each host receives per change (the pull
+   * spread's figure, duplicates included), none on gossip. Absent: on gossip, as before.
+   */
+  pullBodiesPerChange?: number
+  /** With it: pushes each host sends per change (the author's to its connections, shared out). */
+  pullPushesPerChange?: number
 }
 
 /** Idle upload of one host, bytes/s, by source. */
@@ -86,8 +106,11 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
   const returns = o.hosts * o.returnedHostHour / 3600
   const records = refreshes + returns
   const downs = o.hosts * o.goneHostHour / 3600
-  const perRecord = o.copiesPerMessage * (MEMBER_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
-  const perDown = o.copiesPerMessage * (DOWN_NOTICE_BYTES + GOSSIP_OVERHEAD_BYTES)
+  const pull = o.pullBodiesPerChange
+  // (a push: a notice on a new stream, as the asker's side of a digest call, and the message)
+  const pushes = o.pullPushesPerChange ?? 0
+  const perRecord = pull !== undefined ? pull * (MEMBER_RECORD_BYTES + SYNC_ITEM_BYTES) + pushes * DIGEST_CALL_SENT_BYTES : o.copiesPerMessage * (MEMBER_RECORD_BYTES + GOSSIP_OVERHEAD_BYTES)
+  const perDown = pull !== undefined ? pull * (DOWN_NOTICE_BYTES + SYNC_ITEM_BYTES) + pushes * DIGEST_CALL_SENT_BYTES : o.copiesPerMessage * (DOWN_NOTICE_BYTES + GOSSIP_OVERHEAD_BYTES)
   // heartbeats: IHAVE to max(Dlazy, factor * non-mesh peers) peers, each message id advertised
   // in GOSSIP_HISTORY_GOSSIP heartbeats; a heartbeat with no id to advertise sends nothing
   const lazy = Math.max(GOSSIP_DLAZY, Math.floor(GOSSIP_FACTOR * Math.max(0, conns - GOSSIP_D)))
@@ -102,14 +125,18 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
   const kept = o.keptRecordsPerS
   const keptRecords = kept * o.copiesPerMessage * ((o.keptRecordBytes ?? KEPT_RECORD_BYTES - 1) + 1 + GOSSIP_OVERHEAD_BYTES)
   const msgs = records + downs
-  const ihave = ihaveOf(msgs)
-  const keptIhave = ihaveOf(msgs + kept) - ihave
+  // pulled: no IHAVE for member messages, and each round's request names the changes taken
+  // within MEMBER_SYNC_KEYS_MS (the sync call's framing is the digest call's, in `digest`)
+  const ihave = pull !== undefined ? 0 : ihaveOf(msgs)
+  const keptIhave = ihaveOf((pull !== undefined ? 0 : msgs) + kept) - ihave
+  const syncKeys = pull !== undefined ? msgs * (MEMBER_SYNC_KEYS_MS / 1000) * SYNC_KEY_BYTES / (TABLE_SYNC_MS / 1000) : 0
+  const syncKeysRefresh = msgs > 0 ? syncKeys * refreshes / msgs : 0
   // a sum sent up: a call on a new stream (the asker's side of a digest call, and the record),
   // its answer from the parent: per host, the network's calls shared out
   const keptUps = (o.keptUpsPerS ?? 0) / o.hosts * (DIGEST_CALL_SENT_BYTES + (o.keptUpBytes ?? KEPT_RECORD_BYTES) + DIGEST_CALL_ANSWER_BYTES)
   const gossip = records * perRecord + downs * perDown
   const tableSync = o.tableSyncBytesPerS ?? 0
-  const total = digest + ping + gossip + ihave + tableSync + keptDigest + keptRecords + keptIhave + keptUps
+  const total = digest + ping + gossip + ihave + syncKeys + tableSync + keptDigest + keptRecords + keptIhave + keptUps
   // IHAVEs by the messages that caused them (a heartbeat's frame shared in proportion)
   const ihaveRefresh = msgs > 0 ? ihave * refreshes / msgs : 0
   return {
@@ -122,11 +149,12 @@ export function idleTraffic (o: IdleOptions): Record<string, number> {
     ihave,
     ihave_refresh: ihaveRefresh,
     ihave_churn: ihave - ihaveRefresh,
+    sync_keys: syncKeys,
     table_sync: tableSync,
     total,
     fixed: digest + ping + keptDigest,
-    refresh: refreshes * perRecord + ihaveRefresh,
-    churn: returns * perRecord + downs * perDown + ihave - ihaveRefresh + keptRecords + keptIhave + keptUps,
+    refresh: refreshes * perRecord + ihaveRefresh + syncKeysRefresh,
+    churn: returns * perRecord + downs * perDown + ihave - ihaveRefresh + syncKeys - syncKeysRefresh + keptRecords + keptIhave + keptUps,
     churn_messages_per_s: msgs - refreshes,
     churn_floor: returns * MEMBER_RECORD_BYTES + downs * DOWN_NOTICE_BYTES,
     kept_digest: keptDigest,

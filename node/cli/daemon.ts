@@ -10,7 +10,7 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FeatureBook, FEATURE_CLAY, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURES, FEATURE_CLAY, FEATURE_MEMBER_PULL, MEMBER_PULL_MIN_MEMBERS, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -234,9 +234,11 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       const total = opts.capacityBytes ?? space.snapshot().capacity
       return total > 0 ? Math.min(capacityClass(total), MAX_CAPACITY_CLASS) : undefined
     }
-    // no `features` signed into the record yet: hosts of older versions refuse a record with a
-    // field they do not know (net/members.ts header); features go on identify (host.ts)
-    const members = new MemberTable({ self: host.peerId, signer: signerFor(privateKey), verify, capacityClass: capacityClassNow })
+    // the features are signed into the record (and go on identify, host.ts): hosts of the
+    // previous version decode the field (hosts older than that refuse such a record: net/members.ts
+    // header); with them every host knows whether every member takes member sync rounds
+    const ownFeatures = [...new Set(opts.features ?? FEATURES)].sort()
+    const members = new MemberTable({ self: host.peerId, signer: signerFor(privateKey), verify, capacityClass: capacityClassNow, features: () => ownFeatures })
     const features = new FeatureBook({
       self: host.peerId,
       own: opts.features,
@@ -252,7 +254,17 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const pullKept = (peer: string): void => {
       keptService?.pull(peer).catch((err: unknown) => { log('keeper counts of %s not pulled: %e', peer, err) })
     }
-    const memberService: MemberService = await startMemberService(host, members, { onPulled: pullKept })
+    // member messages spread by sync rounds in a network of MEMBER_PULL_MIN_MEMBERS members or
+    // more, beyond the full mesh, once every member takes them (net/members.ts); on gossip until
+    // then (and until this host knows its members: `known` above, set up below), and in a
+    // smaller network, as before (gossip costs little there, and spreads at once)
+    let membersKnowable = false
+    const large = (): boolean => members.size >= MEMBER_PULL_MIN_MEMBERS
+    const memberService: MemberService = await startMemberService(host, members, {
+      onPulled: pullKept,
+      syncs: peer => large() && features.supports(host.peerId, FEATURE_MEMBER_PULL) && features.supports(peer, FEATURE_MEMBER_PULL),
+      gossips: () => !membersKnowable || !large() || !host.beyondFullMesh() || !features.supportedByAll(FEATURE_MEMBER_PULL)
+    })
     closers.push(async () => { await memberService.stop() })
     const sync = createSync()({ host, tree })
     await sync.start()
@@ -261,6 +273,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const presence = new Presence({ peers: () => host.peers(), events: host as any }, { dir, join: join_ })
     await presence.start()
     closers.push(async () => { presence.stop() })
+    membersKnowable = true
     // membership with failure detection; the one placement policy the network, the survey and
     // the repairer share (placement.ts)
     const membership = new Membership(host, {

@@ -58,8 +58,14 @@ export const FEATURE_CLAY = 'clay/1'
  * its features without this one (a host of an older version refuses the call).
  */
 export const FEATURE_KEPT_TREE = 'kepttree/1'
+/**
+ * A host answers sync requests on the members protocol (members.ts: member messages spread by
+ * pull on the anti-entropy round): a host sends them to peers that announced this, and publishes
+ * member messages on gossip while some member's record does not list it.
+ */
+export const FEATURE_MEMBER_PULL = 'memberpull/1'
 /** The features a host of this version understands and announces (sorted, as a list must be). */
-export const FEATURES: readonly string[] = [FEATURE_CLAY, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MULTIEXT, FEATURE_PULL]
+export const FEATURES: readonly string[] = [FEATURE_CLAY, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MEMBER_PULL, FEATURE_MULTIEXT, FEATURE_PULL]
 /** Protocol id prefix under which a host announces a feature on identify. */
 export const FEATURE_PROTOCOL_PREFIX = '/darkfs/feature/'
 /** Most features one list (a record's, an identify's) holds. */

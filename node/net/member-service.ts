@@ -23,12 +23,18 @@
 //    when that left the digests apart (or the peer is of an older version). Table answers of more
 //    than TABLE_ANSWER_UNPACED messages are paced per peer (a big answer of changes is followed
 //    by the whole table when the peer asks for it next: the same round's second pull);
+//  - in a large network, beyond the full mesh, once every member takes sync rounds (opts.gossips,
+//    from the features in their records), member messages are no longer published on gossip but pushed by their
+//    author to its connections; the round with a peer that announced memberpull/1 (opts.syncs)
+//    is a sync round (members.ts: the states this host took lately named, the peer's that it
+//    lacks answered, and a digest that leaves out what is still spreading), and that is how
+//    records and DOWN notices reach every host, each about once;
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
-import { MEMBERS, MEMBERS_GOSSIP_TAG, memberRefreshMs, pullMembers } from './members.ts'
+import { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, memberRefreshMs, pullMembers } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
-import { call, serve } from './rpc.ts'
+import { call, notify, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
 import { equalBytes } from '../bytes.ts'
 import { logger } from '../log.ts'
@@ -76,6 +82,18 @@ export interface MemberService {
 
 export interface MemberServiceOptions {
   /**
+   * Whether `peer` takes sync requests (it announced memberpull/1, members.ts; the daemon: and
+   * the table holds MEMBER_PULL_MIN_MEMBERS members or more): the anti-entropy round with it is a
+   * sync round (it carries the changes still spreading); else a digest round. Default: none does.
+   */
+  syncs?: (peer: string) => boolean
+  /**
+   * Whether member messages (this host's record, DOWN notices) are published on gossip (the
+   * daemon: below MEMBER_PULL_MIN_MEMBERS members, in a full mesh, and while some member is not
+   * known to take sync rounds, features.ts supportedByAll). Default: always.
+   */
+  gossips?: () => boolean
+  /**
    * Called after each table pulled from a peer (at start, and when anti-entropy found the tables
    * differ): the keeper pulls that peer's table of keeper counts then (keeper/kept-service.ts),
    * once the hosts its records name are members here.
@@ -93,7 +111,21 @@ export async function startMemberService (host: MemberServiceHost, table: Member
    */
   const answered = new Map<string, { at: number, since: boolean }>()
 
+  const syncs = opts.syncs ?? (() => false)
+  const gossips = opts.gossips ?? (() => true)
   const publish = async (msg: Uint8Array): Promise<string[]> => {
+    // every member pulls: the message is in this table (signOwn, signDown took it), offered to
+    // the next sync requests that do not name it, and pushed to the connections (the spread
+    // starts from them: every one takes pushes, or gossips() would say so, and one not yet
+    // identified here is no exception); but a host that leaves publishes its own DOWN notice
+    // (it is gone before its peers' rounds would pull it)
+    if (!gossips() && !table.leaves()) {
+      const to = host.peers().map(p => p.id)
+      void Promise.all(to.map(async peer => {
+        await notify(host, peer, MEMBERS, { t: 'push', m: msg }).catch((err: unknown) => { log('member message not pushed to %s: %e', peer, err) })
+      }))
+      return []
+    }
     const data = new Uint8Array(msg.byteLength + 1)
     data[0] = MEMBERS_GOSSIP_TAG
     data.set(msg, 1)
@@ -123,8 +155,14 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   })
 
   const unserve = await serve(host, MEMBERS, {
+    // a change its author pushed: taken as from gossip (a refused one is logged; the author
+    // pushes only its own, so nothing to forward and no forwarder to blame)
+    notice: async (n, { peer }) => {
+      if (await table.take(n.m) === 'invalid') log('member message pushed by %s refused', peer)
+    },
     call: async (req, { peer }): Promise<MembersReply> => {
       if (req.t === 'digest') return { t: 'digest', d: table.digest() }
+      if (req.t === 'sync') return { t: 'sync', ...table.syncAnswer(req.k) }
       const members = table.messages(req.since)
       if (members.length <= TABLE_ANSWER_UNPACED) return { t: 'table', members }
       const now = Date.now()
@@ -159,8 +197,12 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   /** Sign this host's record and publish it; true when some peer got it by gossip. */
   const announce = async (): Promise<boolean> => {
     const msg = await table.signOwn(host.addresses())
-    // a host that declared itself down (it leaves) announces nothing: done
-    return msg === undefined || (await publish(msg)).length > 0
+    // a host that declared itself down (it leaves) announces nothing: done; with every member
+    // pulling, the record is in the table, offered to the next sync requests (and pushed): done
+    if (msg === undefined) return true
+    const pulling = !gossips()
+    const reached = await publish(msg)
+    return pulling || reached.length > 0
   }
 
   /** Announce until some peer got the record (one loop at a time). */
@@ -215,6 +257,17 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   let inStepAt: number | undefined
   const differs = async (peer: string): Promise<boolean> => {
     const asked = Date.now()
+    if (syncs(peer)) {
+      // a sync round: the changes still spreading come with it; alike is alike but for those
+      // (the states either side took within MEMBER_SYNC_KEYS_MS: a later pull `since` reaches
+      // back past them)
+      const keys = table.syncKeys()
+      const reply = await call(host, peer, MEMBERS, { t: 'sync', k: keys })
+      if (reply.t !== 'sync') return true
+      const { alike } = await table.takeSync(keys, reply)
+      if (alike) inStepAt = asked - MEMBER_SYNC_KEYS_MS
+      return !alike
+    }
     const reply = await call(host, peer, MEMBERS, { t: 'digest' })
     const apart = reply.t === 'digest' && !equalBytes(reply.d, table.digest())
     if (!apart) inStepAt = asked

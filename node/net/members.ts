@@ -43,13 +43,12 @@
 // `features` is the list of features the host understands (features.ts: sorted, unique
 // `<name>/<version>` names, at most MAX_FEATURES), so a writer makes a new kind of op only once
 // every member takes it. Decoded here and validated (a malformed list refuses the record, as a
-// bad address does); signed only by a table given a `features` init, which the daemon of this
-// version does not give: a host of an older version decodes records strictly, refuses one with
-// a field it does not know, whole, keeps its subject out of its table (placement would rank
-// members differently there) and scores down the peer that forwarded it. So this version reads
-// the field and does not write it; once every host of a network runs it or a newer one, a later
-// version signs it. Until then features travel on identify (features.ts: /darkfs/feature/...
-// protocols), which old hosts ignore.
+// bad address does); signed by a table given a `features` init, which the daemon gives from this
+// version on (member sync rounds need every host to know whether every member takes them). The
+// previous version decodes the field; a host older than that decodes records strictly, refuses
+// one with a field it does not know, whole, keeps its subject out of its table and scores down
+// the peer that forwarded it: such hosts are upgraded to the previous version first. Features
+// also travel on identify (features.ts: /darkfs/feature/... protocols).
 //
 // Failure at scale is decided by a host's XOR neighbours, not by everyone: the NEIGHBOURS members
 // closest to a host in Kademlia's key space (the peers host.ts keeps connected anyway) watch it,
@@ -60,12 +59,42 @@
 // and a forged or flooded table is bounded (MAX_MEMBERS entries, each signed by its subject,
 // addresses bounded in number and length) and never holds a record its subject did not sign.
 //
+// Dissemination by pull (issue 14, idle traffic independent of the network's size): on gossip,
+// each member message reaches every host about 6 times over (the mesh's degree, each copy with
+// gossipsub's framing, signature and IHAVE lists), and every host hears of every member that goes
+// and comes back: at a given churn per host that cost grows with the network, ~20x the bytes of
+// the messages themselves. So member messages spread on the anti-entropy round instead, once a
+// network takes it (feature memberpull/1, member-service.ts): every TABLE_SYNC_MS a host sends one
+// connected peer (in turn) a sync request naming the states it took lately (SYNC_KEY_BYTES each:
+// a member's key and its state's, MEMBER_SYNC_KEYS_MS of them), and the peer answers with the
+// states it took within MEMBER_OFFER_MS that the request does not name, and its digest over the
+// members named by neither (syncDigest: those still spreading are left out, so a difference
+// there means one side missed a change older than that: then the table is pulled, as before). A
+// host gets each change about once (and a few bytes of key per round for each change still
+// spreading), instead of 6 copies on gossip. The author of a change (the host signing its own
+// record, the neighbour signing a DOWN) pushes it to its connections that take sync rounds
+// (MembersNotice; at most max-connections copies per change, so each host's share of these
+// pushes does not grow with the network), which starts the spread from that many hosts at once.
+// The price is time: a change reaches every host in
+// a number of rounds that grows with the log of the network (a host's DOWN notice or its return
+// reaches 99% of 10,000 hosts in about 2 minutes, every one in under 3, not a quarter of a second;
+// the neighbours decided the DOWN after the failure timeout anyway). In a network of fewer than
+// MEMBER_PULL_MIN_MEMBERS members (where gossip costs little) it all stays as before: gossip,
+// and digest rounds. And until every member's record lists the feature, member messages are
+// also published on gossip (hosts of older versions take them
+// only there and from their digest rounds); a peer that did not announce the feature is asked
+// for its digest as before. Keys are short: two members whose keys collide are both left out
+// of a round's digest, and a state whose key collides with another state of the same member is
+// not sent that round (the digest, once both states are past the window, finds it).
+//
 // Gossip wire (after the tag byte), dag-cbor:
 //   { t: 'member', r: bytes(dag-cbor { peer, seq, addrs, cap?, features? }), s: signature of r by peer }
 //   { t: 'down',   r: bytes(dag-cbor { by, peer, seq }),    s: signature of r by `by` }
 // MEMBERS_PROTOCOL (rpc.ts calls): { t: 'table' } -> { t: 'table', members: [member message...] }
 //                                  { t: 'table', since: ms } -> the same, only what changed since
 //                                  { t: 'digest' } -> { t: 'digest', d: bytes(32) }
+//                                  { t: 'sync', k: bytes(SYNC_KEY_BYTES x n) } -> { t: 'sync', m: [member message...], d: bytes(32) }
+//                                  notice { t: 'push', m: member message }
 // (the digest: sha256 of the members' ids and record seqs in order; two tables with equal
 // digests hold the same records, so anti-entropy pulls a table only when they differ).
 // A table answer carries the records of the members up, then the DOWN notices held (a host that
@@ -124,6 +153,26 @@ export const NEIGHBOURS = 8
 export const MAX_CAPACITY_CLASS = 255
 /** Largest table answer. */
 export const MAX_TABLE_MESSAGE_BYTES = 16 * 1024 * 1024
+/**
+ * Pull dissemination (see the header): a member's state (its record, or the DOWN notice that
+ * took it out) taken here within MEMBER_OFFER_MS is offered to a peer whose sync request does not
+ * name it; a sync request names every state taken here within MEMBER_SYNC_KEYS_MS (twice the
+ * offer: a host that took a state early is not offered it again by one that took it late, as
+ * long as the spread takes less than the offer; `npm run sim`, with the author's pushes: 99% of
+ * 10,000 hosts in 2.1 minutes, every one in 2.7, no copy twice).
+ */
+export const MEMBER_OFFER_MS = 3 * 60_000
+export const MEMBER_SYNC_KEYS_MS = 2 * MEMBER_OFFER_MS
+/**
+ * Member messages spread by sync rounds only in a table of at least this many members (below,
+ * by gossip and digest rounds, as before: gossip costs an idle host ~0.35 kbit/s at 200 hosts
+ * under the churn trace, `npm run sim`, and spreads in a quarter of a second).
+ */
+export const MEMBER_PULL_MIN_MEMBERS = 256
+/** A state's key in a sync request: 2 bytes of the hash of the member's id, 2 of its state's. */
+export const SYNC_KEY_BYTES = 4
+/** Most messages a sync answer carries (the rest: the next rounds). */
+export const SYNC_MAX_MESSAGES = 256
 
 export class MemberRecordError extends RpcProtocolError {
   override readonly name = 'MemberRecordError'
@@ -135,37 +184,61 @@ export class MemberRecordError extends RpcProtocolError {
  * sign them (every host of this version and older: see the header).
  */
 export interface MemberRecord { peer: string, seq: number, addrs: string[], cap?: number, features?: string[] }
-/** `at`: this host's clock when it took the record (what a table answer `since` selects by). */
-interface Entry extends MemberRecord { msg: Uint8Array, at: number }
+/**
+ * `at`: this host's clock when it took the record (what a table answer `since` selects by);
+ * `key`: the member's key in sync requests (peerSyncKey).
+ */
+interface Entry extends MemberRecord { msg: Uint8Array, at: number, key: number }
 /** A DOWN notice held: the seq of the record that went down with it, the notice, and when it was taken here. */
 interface Down { seq: number, msg: Uint8Array, at: number }
 
-export type MembersRequest = { t: 'table', since?: number } | { t: 'digest' }
-export type MembersReply = { t: 'table', members: Uint8Array[] } | { t: 'digest', d: Uint8Array }
+export type MembersRequest = { t: 'table', since?: number } | { t: 'digest' } | { t: 'sync', k: Uint8Array }
+export type MembersReply = { t: 'table', members: Uint8Array[] } | { t: 'digest', d: Uint8Array } | { t: 'sync', m: Uint8Array[], d: Uint8Array }
+/** A member message its author (the host it is about, or the neighbour that declared it down) pushes to its connections. */
+export interface MembersNotice { t: 'push', m: Uint8Array }
 
-export const MEMBERS = defineProtocol<MembersRequest, MembersReply>({
+export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotice>({
   id: MEMBERS_PROTOCOL,
   maxMessageBytes: MAX_TABLE_MESSAGE_BYTES,
   timeoutMs: 30_000,
   malformed: MemberRecordError,
   request: (v) => {
-    const m = v as { t?: unknown, since?: unknown } | null
+    const m = v as { t?: unknown, since?: unknown, k?: unknown } | null
     const keys = typeof m === 'object' && m !== null ? Object.keys(m) : []
+    if (m !== null && m.t === 'sync') {
+      if (keys.length !== 2 || !(m.k instanceof Uint8Array) || m.k.byteLength % SYNC_KEY_BYTES !== 0 || m.k.byteLength > MAX_MEMBERS * SYNC_KEY_BYTES) {
+        throw new MemberRecordError(`a sync request is { t: 'sync', k: bytes (${SYNC_KEY_BYTES} a state, at most ${MAX_MEMBERS}) }`)
+      }
+      return { t: 'sync', k: m.k }
+    }
     if (m === null || (m.t !== 'table' && m.t !== 'digest') || keys.length !== (keys.includes('since') ? 2 : 1) || (keys.includes('since') && (m.t !== 'table' || !Number.isSafeInteger(m.since) || (m.since as number) < 0))) {
-      throw new MemberRecordError('a members request is { t: \'table\', since?: ms } | { t: \'digest\' }')
+      throw new MemberRecordError('a members request is { t: \'table\', since?: ms } | { t: \'digest\' } | { t: \'sync\', k: bytes }')
     }
     return m.t === 'table' && keys.includes('since') ? { t: 'table', since: m.since as number } : { t: m.t }
   },
   reply: (v, req) => {
-    const m = v as { t?: unknown, members?: unknown, d?: unknown } | null
+    const m = v as { t?: unknown, members?: unknown, d?: unknown, m?: unknown } | null
     if (req.t === 'digest') {
       if (typeof m !== 'object' || m === null || m.t !== 'digest' || !(m.d instanceof Uint8Array) || m.d.byteLength !== 32) throw new MemberRecordError('a digest answer is { t: \'digest\', d: bytes(32) }')
       return { t: 'digest', d: m.d }
+    }
+    if (req.t === 'sync') {
+      if (typeof m !== 'object' || m === null || m.t !== 'sync' || !(m.d instanceof Uint8Array) || m.d.byteLength !== 32 || !Array.isArray(m.m) || m.m.length > SYNC_MAX_MESSAGES || !m.m.every((x: unknown) => x instanceof Uint8Array)) {
+        throw new MemberRecordError(`a sync answer is { t: 'sync', m: [bytes...] (at most ${SYNC_MAX_MESSAGES}), d: bytes(32) }`)
+      }
+      return { t: 'sync', m: m.m as Uint8Array[], d: m.d }
     }
     if (typeof m !== 'object' || m === null || m.t !== 'table' || !Array.isArray(m.members) || m.members.length > MAX_MEMBERS || !m.members.every((x: unknown) => x instanceof Uint8Array)) {
       throw new MemberRecordError('a table answer is { t: \'table\', members: [bytes...] }')
     }
     return { t: 'table', members: m.members as Uint8Array[] }
+  },
+  notice: (v) => {
+    const n = v as { t?: unknown, m?: unknown } | null
+    if (typeof n !== 'object' || n === null || n.t !== 'push' || Object.keys(n).length !== 2 || !(n.m instanceof Uint8Array) || n.m.byteLength > MAX_MEMBER_MESSAGE_BYTES) {
+      throw new MemberRecordError(`a push is { t: 'push', m: bytes (a member message, at most ${MAX_MEMBER_MESSAGE_BYTES}) }`)
+    }
+    return { t: 'push', m: n.m }
   }
 })
 
@@ -186,6 +259,30 @@ export async function pullMembers (inStepAt: number | undefined, pull: (since?: 
   }
   await pull()
   return 'table'
+}
+
+/** A member's part of a state's key in a sync request (SYNC_KEY_BYTES): 2 bytes of its id's hash. */
+export function peerSyncKey (peer: string): number {
+  const h = createHash('sha256').update(peer).digest()
+  return (h[0] << 8) | h[1]
+}
+
+/** A state's key in a sync request: the member's key, then 2 bytes of the hash of its seq and whether it is down. */
+function stateSyncKey (peerKey: number, peer: string, seq: number, down: boolean): number {
+  const h = createHash('sha256').update(`${peer} ${seq} ${down ? 'down' : 'up'}`).digest()
+  return (peerKey * 0x10000) + ((h[0] << 8) | h[1])
+}
+
+/** The member a member message is about (its record's `peer`), or undefined when it cannot be read. */
+export function memberSubject (msg: Uint8Array): string | undefined {
+  try {
+    const v = dagCbor.decode<any>(msg)
+    const r = dagCbor.decode<any>(v.r)
+    return typeof r?.peer === 'string' ? r.peer : undefined
+  } catch {
+    // not a member message: take() refuses it (and says why); it names no member
+    return undefined
+  }
 }
 
 const str = (v: unknown, max: number, what: string): string => {
@@ -259,6 +356,11 @@ export class MemberTable extends EventTarget {
     return this.entries.size
   }
 
+  /** Whether this host declared itself down (it leaves). */
+  leaves (): boolean {
+    return this.leaving
+  }
+
   /** Members not declared down (this host included once it signed its record). */
   members (): string[] {
     return [...this.entries.keys()].filter(p => !this.downAt.has(p))
@@ -288,6 +390,85 @@ export class MemberTable extends EventTarget {
     const h = createHash('sha256')
     for (const p of this.members().sort()) h.update(`${p} ${(this.entries.get(p) as Entry).seq}\n`)
     return new Uint8Array(h.digest())
+  }
+
+  /**
+   * The digest a sync round compares (see the header): digest()'s, less the members whose key is
+   * in `excluded` (those either side took a state of lately: still spreading).
+   */
+  syncDigest (excluded: ReadonlySet<number>): Uint8Array {
+    const h = createHash('sha256')
+    for (const p of this.members().sort()) {
+      const e = this.entries.get(p) as Entry
+      if (!excluded.has(e.key)) h.update(`${p} ${e.seq}\n`)
+    }
+    return new Uint8Array(h.digest())
+  }
+
+  /** Each member's state held (its DOWN notice when down, else its record) taken here at or after `since`, with its keys. */
+  private * states (since: number): Generator<{ key: number, msg: Uint8Array, state: number }> {
+    for (const e of this.entries.values()) {
+      const d = this.downAt.get(e.peer)
+      if (d !== undefined) {
+        if (d.at >= since) yield { key: e.key, msg: d.msg, state: stateSyncKey(e.key, e.peer, d.seq, true) }
+      } else if (e.at >= since) {
+        yield { key: e.key, msg: e.msg, state: stateSyncKey(e.key, e.peer, e.seq, false) }
+      }
+    }
+  }
+
+  /** A sync request's keys: every state taken here within MEMBER_SYNC_KEYS_MS (SYNC_KEY_BYTES each). */
+  syncKeys (): Uint8Array {
+    const keys: number[] = []
+    for (const s of this.states(this.now() - MEMBER_SYNC_KEYS_MS)) keys.push(s.state)
+    const out = new Uint8Array(keys.length * SYNC_KEY_BYTES)
+    const view = new DataView(out.buffer)
+    keys.forEach((k, i) => { view.setUint32(i * SYNC_KEY_BYTES, k) })
+    return out
+  }
+
+  /**
+   * A sync answer to a peer's request keys: the states taken here within MEMBER_OFFER_MS that the
+   * request does not name (at most `max`), and the syncDigest() over the members named by neither
+   * (the request's keys, the messages sent).
+   */
+  syncAnswer (keys: Uint8Array, max = SYNC_MAX_MESSAGES): { m: Uint8Array[], d: Uint8Array } {
+    if (keys.byteLength % SYNC_KEY_BYTES !== 0) throw new MemberRecordError('sync keys are whole')
+    const asked = new Set<number>()
+    const excluded = new Set<number>()
+    const view = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
+    for (let i = 0; i < keys.byteLength; i += SYNC_KEY_BYTES) {
+      const k = view.getUint32(i)
+      asked.add(k)
+      excluded.add(k >>> 16)
+    }
+    const m: Uint8Array[] = []
+    for (const s of this.states(this.now() - MEMBER_OFFER_MS)) {
+      if (m.length >= max) break
+      if (asked.has(s.state)) continue
+      m.push(s.msg)
+      excluded.add(s.key)
+    }
+    return { m, d: this.syncDigest(excluded) }
+  }
+
+  /**
+   * Take a sync answer to `keys` (this host's request): each message checked as any other
+   * (take()); whether this table then agrees with the answerer's on every member neither side
+   * took a state of lately (its digest `d`), and how many messages were new.
+   */
+  async takeSync (keys: Uint8Array, answer: { m: Uint8Array[], d: Uint8Array }, tableSize = 0): Promise<{ fresh: number, alike: boolean }> {
+    const excluded = new Set<number>()
+    const view = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
+    for (let i = 0; i + SYNC_KEY_BYTES <= keys.byteLength; i += SYNC_KEY_BYTES) excluded.add(view.getUint16(i))
+    let fresh = 0
+    for (const msg of answer.m) {
+      const peer = memberSubject(msg)
+      if (peer !== undefined) excluded.add(peerSyncKey(peer))
+      if (await this.take(msg, tableSize) === 'new') fresh++
+    }
+    const d = this.syncDigest(excluded)
+    return { fresh, alike: d.byteLength === answer.d.byteLength && d.every((x, i) => x === answer.d[i]) }
   }
 
   /**
@@ -364,7 +545,8 @@ export class MemberTable extends EventTarget {
         throw new MemberRecordError(`bad member record: ${(err as Error).message}`)
       }
     }
-    const rec: Entry = { peer: str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id'), seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now() }
+    const peer = str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id')
+    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
     if (rec.seq > this.now() + MEMBER_MAX_SKEW_MS) throw new MemberRecordError('member record from the future')
     const held = this.entries.get(rec.peer)
     const down = this.downAt.get(rec.peer)

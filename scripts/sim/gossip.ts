@@ -119,3 +119,6 @@ export function runDissemination (o: DisseminationOptions): Dissemination {
 
 export { GOSSIP_OVERHEAD_BYTES, idleTraffic } from '../../harness/sim/idle.ts'
 export type { IdleOptions } from '../../harness/sim/idle.ts'
+
+export { runPullSpread } from '../../harness/sim/pull.ts'
+export type { PullSpread, PullSpreadOptions } from '../../harness/sim/pull.ts'

@@ -36,6 +36,12 @@
 // with nothing written, by source, from darkfs's periods, the churn trace's rates and the keeper
 // counts' records measured (`total`: all of it), and by kind (`fixed`, `refresh`, `churn`,
 // `table_sync`: harness/sim/idle.ts says which grow with the size).
+// Member sync rounds (`members_pull.h<N>.*`, gossip.ts runPullSpread): member messages spread
+// by pull on the anti-entropy round (node/net/members.ts, darkfs's once every member takes them):
+// virtual ms to 50/99/100% of the live hosts, messages each host receives per change; idle's
+// figures count member messages so (and its `sync_keys`: the changes named in each round's
+// request), the lookup figure's notice delay is their 99% time, and `idle.h<N>.members_gossip.*`
+// is the idle cost with member messages on gossip (a network with hosts of older versions).
 // Table sync (`table_sync.h<N>.*`, harness/sim/table-sync.ts): --table-sync-outages outages of
 // the churn trace's mix on darkfs's own member tables (--table-down-share of the members down),
 // the trace's rates of DOWN notices and returns missed meanwhile: what the host pulls back, and
@@ -75,7 +81,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runPlacement } from './placement.ts'
 import { runReconcile } from './reconcile.ts'
-import { idleTraffic, runDissemination, GOSSIP_OVERHEAD_BYTES } from './gossip.ts'
+import { idleTraffic, runDissemination, runPullSpread, GOSSIP_OVERHEAD_BYTES } from './gossip.ts'
 import { runChurnFigures } from './churn.ts'
 import { runTableSync } from '../../harness/sim/table-sync.ts'
 import { DIGEST_CALL_ANSWER_BYTES, DIGEST_CALL_SENT_BYTES } from '../../harness/sim/idle.ts'
@@ -196,6 +202,30 @@ for (const hosts of gossipHosts) {
   })
 }
 
+/**
+ * Per network size: member messages spread by sync rounds (runPullSpread; darkfs's once every
+ * member takes them): messages each host receives per change, and the 99% time.
+ */
+const pullSpread = new Map<number, { bodies: number, pushes: number, t99: number }>()
+for (const hosts of gossipHosts) {
+  process.stdout.write(`sim member sync rounds, ${hosts} hosts\n`)
+  const t = performance.now()
+  const p = runPullSpread({ hosts, seed: seed + hosts, changes: Number(values['gossip-ops']), latencyMs: latency, downShare: Number(values['gossip-down-share']) })
+  log(`h${hosts}: ${values['gossip-ops']} changes (${((performance.now() - t) / 1000).toFixed(1)} s)`)
+  pullSpread.set(hosts, { bodies: p.bodiesPerHost, pushes: p.pushesPerHost, t99: p.t99 })
+  const pre = `members_pull.h${hosts}`
+  put({
+    [`${pre}.t50_ms`]: Math.round(p.t50),
+    [`${pre}.t99_ms`]: Number.isFinite(p.t99) ? Math.round(p.t99) : -1,
+    [`${pre}.t99_mean_ms`]: Number.isFinite(p.t99Mean) ? Math.round(p.t99Mean) : -1,
+    [`${pre}.t100_ms`]: Number.isFinite(p.t100) ? Math.round(p.t100) : -1,
+    [`${pre}.missed_hosts`]: p.missed,
+    [`${pre}.messages_per_host_per_change`]: round(p.bodiesPerHost),
+    [`${pre}.duplicates_per_host_per_change`]: round(p.duplicatesPerHost),
+    [`${pre}.pushes_per_host_per_change`]: round(p.pushesPerHost, 6)
+  })
+}
+
 const timeoutsOf = (s: string): number[] => s.split(',').filter(x => x !== '').map(x => x === 'default' ? DEFAULT_FAILURE_TIMEOUT_MS : Number(x) * 60_000)
 /** Per network size: hosts declared gone and back after, per host per hour (for the idle figure). */
 const churnRates = new Map<number, { gone: number, returned: number }>()
@@ -216,8 +246,9 @@ for (const hosts of churnHosts) {
     lookupChurnPerHour: Number(values['lookup-churn-per-hour']),
     lookupDuration: Number(values['lookup-hours']) * 3600_000,
     lookupEveryMs: Number(values['lookup-every']) * 1000,
-    // a reader misses a DOWN notice for as long as gossip takes to reach 99% of the hosts
-    noticeDelayMs: spread.get(hosts)?.t99 ?? 5000,
+    // a reader misses a DOWN notice for as long as it takes to reach 99% of the hosts: by sync
+    // rounds (darkfs's once every member takes them), else gossip
+    noticeDelayMs: pullSpread.get(hosts)?.t99 ?? spread.get(hosts)?.t99 ?? 5000,
     log
   })
   const hostHours = hosts * Number(values.days) * 24
@@ -283,7 +314,7 @@ for (const hosts of gossipHosts) {
       [`${tpre}.apart_before_kbit_s`]: kbit(ts.tableBytesBefore / ((TABLE_SYNC_MS) / 1000))
     })
   }
-  const idle = idleTraffic({
+  const idleOptions = {
     hosts,
     copiesPerMessage: spread.get(hosts)!.copies,
     goneHostHour: rates.gone,
@@ -293,9 +324,14 @@ for (const hosts of gossipHosts) {
     keptRecordBytes: kept?.recordBytes,
     keptUpsPerS: kept?.upsPerS,
     keptUpBytes: kept?.upBytes
-  })
+  }
+  // member messages by sync rounds (darkfs's once every member takes them), and on gossip (a
+  // network with hosts of older versions): `idle.h<N>.members_gossip.*`
+  const idle = idleTraffic({ ...idleOptions, pullBodiesPerChange: pullSpread.get(hosts)!.bodies, pullPushesPerChange: pullSpread.get(hosts)!.pushes })
   const pre = `idle.h${hosts}`
   put(Object.fromEntries(Object.entries(idle).map(([k, v]) => k.endsWith('_per_s') ? [`${pre}.${k}`, round(v)] : [`${pre}.${k}_kbit_s`, kbit(v)])))
+  const onGossip = idleTraffic(idleOptions)
+  put(Object.fromEntries(['total', 'refresh', 'churn'].map(k => [`${pre}.members_gossip.${k}_kbit_s`, kbit(onGossip[k])])))
 }
 
 await mkdir(join(root, 'bench'), { recursive: true })

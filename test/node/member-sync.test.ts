@@ -3,14 +3,17 @@
 // from its next pull and its table agrees with its peers' again (table answers carried records
 // only: its digest differed at every round, and it pulled the whole table each time, until the
 // member came back or expired), and that pull, once the tables were in step, carries only what
-// the peer took since then (less the clock skew allowed), not the whole table.
+// the peer took since then (less the clock skew allowed), not the whole table. Between hosts that
+// take sync rounds (members.ts), records and DOWN notices reach the other host by the round, with
+// none published on gossip (but a leaving host's own DOWN notice), and a change its author pushes
+// to its connections.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { MEMBERS, MemberTable, pullMembers } from '../../node/net/members.ts'
+import { MEMBERS, MEMBERS_GOSSIP_TAG, MemberTable, pullMembers } from '../../node/net/members.ts'
 import { TABLE_ANSWER_UNPACED, startMemberService } from '../../node/net/member-service.ts'
 import { call } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
@@ -79,6 +82,75 @@ describe('node/net member-table anti-entropy', function () {
     // every answer since: what a took in the skew window (its own and b's records, the notice), not the table
     for (const x of since) assert.ok(x.since !== undefined && x.count <= 3, JSON.stringify(x))
     assert.ok(since.some(x => x.down), 'the DOWN notice came in an answer of changes')
+  })
+
+  it('real hosts taking sync rounds: a DOWN notice and a fresh record reach the other host by the round, none on gossip, and the tables agree', async () => {
+    const networkKey = createNetworkKey()
+    const keyA = await generateKeyPair('Ed25519')
+    const keyB = await generateKeyPair('Ed25519')
+    const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostA.stop() })
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify })
+    const others = await Promise.all(Array.from({ length: 4 }, async () => signerFor(await generateKeyPair('Ed25519'))))
+    const seq = Date.now() - HOUR
+    for (const o of others) {
+      const r = dagCbor.encode({ peer: o.author, seq, addrs: ['/ip4/127.0.0.1/tcp/1'] })
+      assert.equal(await a.take(dagCbor.encode({ t: 'member', r, s: await o.sign(r) })), 'new')
+    }
+    // member messages published on gossip by either host (none expected: every member pulls)
+    const published: number[] = []
+    const publishA = hostA.gossip.publish.bind(hostA.gossip)
+    hostA.gossip.publish = async (data: Uint8Array) => { published.push(data[0]); return await publishA(data) }
+    // what a answered to sync requests: how many messages each carried
+    const answered: number[] = []
+    const syncAnswer = a.syncAnswer.bind(a)
+    a.syncAnswer = (keys: Uint8Array, max?: number) => {
+      const out = syncAnswer(keys, max)
+      answered.push(out.m.length)
+      return out
+    }
+    const pulling = { syncs: () => true, gossips: () => false }
+    const serviceA = await startMemberService(hostA, a, pulling)
+    t.add(async () => { await serviceA.stop() })
+    const hostB = await createHost({ privateKey: keyB, networkKey, listen: [memAddr()], join: [hostA.addresses()[0]] })
+    t.add(async () => { await hostB.stop() })
+    const publishB = hostB.gossip.publish.bind(hostB.gossip)
+    hostB.gossip.publish = async (data: Uint8Array) => { published.push(data[0]); return await publishB(data) }
+    const b = new MemberTable({ self: hostB.peerId, signer: signerFor(keyB), verify })
+    const serviceB = await startMemberService(hostB, b, pulling)
+    t.add(async () => { await serviceB.stop() })
+    await until('b holds every member and a round found it in step', () => b.size === others.length + 2 && serviceB.inStepAt() !== undefined && a.has(hostB.peerId), 90_000)
+
+    // a member leaves (its own DOWN notice, taken at a), another signs a fresh record (taken at a)
+    const [gone, fresh] = others
+    const r = dagCbor.encode({ by: gone.author, peer: gone.author, seq })
+    assert.equal(await a.take(dagCbor.encode({ t: 'down', r, s: await gone.sign(r) })), 'new')
+    const r2 = dagCbor.encode({ peer: fresh.author, seq: Date.now(), addrs: ['/ip4/127.0.0.1/tcp/2'] })
+    assert.equal(await a.take(dagCbor.encode({ t: 'member', r: r2, s: await fresh.sign(r2) })), 'new')
+    const from = answered.length
+    await until('b took both by a sync round and agrees with a', () => !b.has(gone.author) && b.record(fresh.author)?.addrs[0] === '/ip4/127.0.0.1/tcp/2' && equalBytes(a.digest(), b.digest()), 90_000)
+    assert.ok(answered.slice(from).some(n => n === 2), `a sync answer carried both: ${JSON.stringify(answered.slice(from))}`)
+    assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [], 'no member message on gossip')
+    // a change a host authors (its own record here) it pushes to its connections: b takes it from
+    // the notice (take(msg) alone: answers and pulls pass the table's size), not from a round
+    const takenBy: number[] = []
+    const takeB = b.take.bind(b)
+    let own: Uint8Array | undefined
+    b.take = async (msg: Uint8Array, ...rest: [number?]) => {
+      if (own !== undefined && equalBytes(msg, own)) takenBy.push(rest.length)
+      return await takeB(msg, ...rest)
+    }
+    own = await a.signOwn(hostA.addresses())
+    assert.ok(own !== undefined)
+    await serviceA.publish(own)
+    await until('b took a\'s new record', () => b.record(hostA.peerId)?.seq === a.record(hostA.peerId)?.seq, 30_000)
+    assert.equal(takenBy[0], 0, `pushed, not pulled: ${JSON.stringify(takenBy)}`)
+    // but a host that leaves publishes its own DOWN notice: it is gone before a round pulls it
+    const bye = await a.signDown(hostA.peerId)
+    assert.ok(bye !== undefined)
+    await serviceA.publish(bye)
+    await until('b took a\'s own DOWN notice', () => !b.has(hostA.peerId), 30_000)
+    assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [MEMBERS_GOSSIP_TAG], 'the leaving host\'s DOWN, on gossip')
   })
 
   it('real hosts: after a long partition (more than TABLE_ANSWER_UNPACED changes), a host lacking a record taken before `since` gets it from the same round\'s pull of the whole table (fails on the old code: that pull was paced, answered empty)', async () => {

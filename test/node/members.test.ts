@@ -5,8 +5,8 @@
 // the table is bounded; records nobody refreshed expire, later in a bigger network (the refresh
 // period grows with it, so refreshes cost each host the same whatever the size). A record's capacity class (issue 14
 // item 4) is signed with it, bounded, and replaced only by a newer record. Its `features` (net/features.ts) are
-// taken when well formed and refuse the record when not; a host of this version signs none unless
-// told to, so its records stay what hosts of older versions (strict decoders) take.
+// taken when well formed and refuse the record when not; a table signs none unless
+// told to (the daemon tells it), so its records stay what hosts of older versions (strict decoders) take.
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { makeKey, signerFor, verify } from '../helpers/tree.ts'
@@ -332,12 +332,12 @@ describe('node/net member table', function () {
     const t = new MemberTable({ self: self.id, signer: self.signer, verify, now: () => now, capacityClass: () => 80, features: () => features })
     const other = (await table()).t
     const fields = (msg: Uint8Array): string[] => Object.keys(dagCbor.decode<any>(dagCbor.decode<any>(msg).r)).sort()
-    // the daemon of this version: no features signed; { peer, seq, addrs, cap } is all an older host takes
+    // a table told no features: none signed; { peer, seq, addrs, cap } is all a host older than the previous version takes
     let msg = (await t.signOwn(['/ip4/127.0.0.1/tcp/5']))!
     assert.deepEqual(fields(msg), ['addrs', 'cap', 'peer', 'seq'])
     assert.equal(await other.take(msg), 'new')
     assert.equal(other.features(self.id), undefined)
-    // a later version signs them (once every host decodes them): the others read them
+    // told them (the daemon, from the version after the one that first decoded them): the others read them
     now += 1
     features = ['multiext/1']
     msg = (await t.signOwn(['/ip4/127.0.0.1/tcp/5']))!
