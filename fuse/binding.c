@@ -14,16 +14,15 @@
 // kernel wrote the request into (no copy), a small one's in a copy of its own size. Direct writes
 // unanswered are capped (DIRECT_WRITES, DIRECT_WRITE_BYTES): past that a write takes the worker's
 // path above, and the worker waits (backpressure).
-// Direct requests have the same native deadline (reap_thread), and the kernel's interrupts of
-// them (FUSE_INTERRUPT) are answered here (direct_interrupt): no worker is there to wait for
-// either, and an answer that comes late is dropped, never written twice.
+// Direct requests have the same native deadline (reap_thread): no worker is there to wait for
+// it, and an answer that comes late is dropped, never written twice; the kernel's interrupts of
+// them (FUSE_INTERRUPT) are counted and do not cut them short (direct_interrupt).
 //
 // JS-facing functions:
 //   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
 //     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask, unique)
 //     (unique: a direct read's or write's kernel id, 0 for the others)
 //     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno), handler(EV_EXIT, ...) and
-//     handler(EV_INTERRUPT, null, ..., n0 = unique): the kernel interrupted that direct request
 //   reply(req, result, a?, b?)    answer a request once (a, b depend on the op; for a change
 //                                 followed by libfuse's own getattr, b = the new attributes)
 //   invalidate(m, path)           drop cached attrs/entries of path (queued for the mount's own thread, best effort)
@@ -68,11 +67,6 @@
 #define RENAME_IS_RMDIR 0x80000000u
 // Extra time the native side waits beyond the JS deadline before giving up on its own.
 #define NATIVE_GRACE_MS 5000
-// Interrupts (FUSE_INTERRUPT) of requests not (yet) among the direct ones in flight, kept so a
-// direct request the kernel interrupted before its worker registered it is known interrupted
-// when it is (see direct_interrupt): the kernel may send the interrupt as soon as a worker has
-// read the request, and another worker may read the interrupt first.
-#define INTERRUPTS_KEPT 64
 // Number of stat fields JS sends for getattr, and statfs fields.
 #define STAT_FIELDS 15
 #define STATFS_FIELDS 7
@@ -85,7 +79,7 @@ enum {
   OP_STATFS, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR,
   OP_REMOVEXATTR, OP_READDIR, OP_ACCESS, OP_CREATE, OP_UTIMENS, OP_OPENDIR, OP_RELEASEDIR,
   OP_FSYNCDIR, OP_FALLOCATE,
-  EV_MOUNTED = 100, EV_EXIT = 101, EV_INTERRUPT = 102
+  EV_MOUNTED = 100, EV_EXIT = 101
 };
 
 typedef struct mount_s {
@@ -124,9 +118,6 @@ typedef struct mount_s {
   pthread_cond_t reap_cv;
   struct timespec reap_at;
   int reap_timed, reap_stop;
-  // interrupts of requests not found among the direct ones (INTERRUPTS_KEPT, the newest)
-  uint64_t interrupts[INTERRUPTS_KEPT];
-  unsigned interrupts_next;
   // for js_stats: direct requests the kernel interrupted, those answered EIO at the native
   // deadline, and answers dropped because the request had been answered already (JS's, late)
   uint64_t direct_interrupted, direct_expired, direct_late;
@@ -654,7 +645,7 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     free(r);
     return;
   }
-  // a direct request answered before JS got it (interrupted, past its deadline) is not JS's to do
+  // a direct request answered before JS got it (past its deadline) is not JS's to do
   int skip = env == NULL;
   if (r->direct) {
     pthread_mutex_lock(&r->m->reply_mu);
@@ -688,7 +679,7 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
   napi_create_uint32(env, r->uid, &argv[10]);
   napi_create_uint32(env, r->gid, &argv[11]);
   napi_create_uint32(env, r->umask, &argv[12]);
-  // a direct request's kernel id, which an interrupt names (EV_INTERRUPT); 0 for the others
+  // a direct request's kernel id, which an interrupt names; 0 for the others
   napi_create_double(env, r->direct ? (double)r->unique : 0, &argv[13]);
   if (napi_call_function(env, undef, js_cb, 14, argv, NULL) != napi_ok) {
     napi_value exc;
@@ -828,9 +819,8 @@ static req_t *direct_req_new (mount_t *m, int op, const struct fuse_in_header *i
 
 // Under reply_mu: r is in flight, at the tail of its list, with its deadline: the mount's
 // request deadline for a read, its sync deadline for a write (as dispatch waits for the requests
-// of libfuse's workers), and the same grace past it. Returns 1 when the kernel interrupted r
-// before this (direct_interrupt kept its interrupt).
-static int direct_track (req_t *r) {
+// of libfuse's workers), and the same grace past it.
+static void direct_track (req_t *r) {
   mount_t *m = r->m;
   int k = r->op == OP_WRITE;
   m->direct_inflight++;
@@ -850,17 +840,12 @@ static int direct_track (req_t *r) {
     m->reap_timed = 1;
     pthread_cond_signal(&m->reap_cv);
   }
-  for (int i = 0; i < INTERRUPTS_KEPT; i++) {
-    if (m->interrupts[i] == r->unique) { m->interrupts[i] = 0; m->direct_interrupted++; return 1; }
-  }
-  return 0;
 }
 
-// After direct_track: r goes to JS (call_js), or is answered here: EINTR when it was interrupted
-// already, EIO when JS cannot be reached.
-static void direct_go (req_t *r, int interrupted) {
-  if (interrupted || napi_call_threadsafe_function(r->m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
-    direct_reply(r, interrupted ? -EINTR : -EIO, NULL, 0);
+// After direct_track: r goes to JS (call_js), or is answered here EIO when JS cannot be reached.
+static void direct_go (req_t *r) {
+  if (napi_call_threadsafe_function(r->m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
+    direct_reply(r, -EIO, NULL, 0);
     free(r->in);
     free(r);
   }
@@ -884,9 +869,9 @@ static int read_direct (loop_t *l, const struct fuse_buf *buf) {
   r->n[2] = (double)arg->offset;
   r->outsize = arg->size;
   pthread_mutex_lock(&m->reply_mu);
-  int interrupted = direct_track(r);
+  direct_track(r);
   pthread_mutex_unlock(&m->reply_mu);
-  direct_go(r, interrupted);
+  direct_go(r);
   return 1;
 }
 
@@ -939,45 +924,37 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   } else {
     memcpy(r->in, (char *)buf->mem + off, size);
   }
-  int interrupted = direct_track(r);
+  direct_track(r);
   pthread_mutex_unlock(&m->reply_mu);
-  direct_go(r, interrupted);
+  direct_go(r);
   return 1;
 }
 
-// The kernel's INTERRUPT: a signal reached the process waiting on a request, and the kernel asks
-// that it end early (EINTR) if it can. As libfuse interrupts its own requests (the request is
-// marked, fuse_req_interrupted, and the filesystem's interrupt function runs), a direct request
-// still unanswered is marked and JS is told (EV_INTERRUPT: the request's signal aborts, so what
-// it waits for stops). A read, which changes nothing, is answered EINTR here at once, whatever JS
-// is doing (JS's answer is dropped), as is a write JS has not been handed yet. A write JS holds
-// is JS's to answer: EINTR when the abort stopped it before it wrote anything (node/open-file.ts
-// serial), the count written when it had begun: a write answered EINTR must have written nothing
-// (an O_APPEND writer retries it). No reply to the interrupt itself (libfuse sends none either).
-// An interrupt of no direct request in flight goes to libfuse (returns 0): it may be one of
-// libfuse's own requests; or a direct one whose worker has not registered it yet, kept here for
-// direct_track, and by libfuse, which answers it EAGAIN with its next request (the kernel then
-// sends it again); or of one answered already, which the kernel forgets.
+// The kernel's INTERRUPT: a signal reached the process waiting on a request. A direct request
+// is not cut short by it: the kernel sends it for any signal the caller handles, not only a fatal
+// one, and gives an EINTR answer to the caller as it is (SA_RESTART does not restart it). Callers
+// of regular files do not expect EINTR: a page fault of a mapped file answered so is SIGBUS (a
+// Go program's preemption signal lands anywhere), and an O_APPEND writer that retries a write
+// whose bytes were applied appends them twice. So, as libfuse does without -o intr, the request
+// goes on and is answered by JS or by its deadline (reap_thread); the interrupt is counted. No
+// reply to the interrupt itself (libfuse sends none either). An interrupt of no direct request in
+// flight goes to libfuse (returns 0): one of libfuse's own requests, or one answered already.
 static int direct_interrupt (loop_t *l, const struct fuse_buf *buf) {
   const struct fuse_in_header *in = buf->mem;
   if (in->len != buf->size || buf->size < sizeof *in + sizeof(struct fuse_interrupt_in)) return 0;
   uint64_t unique = ((const struct fuse_interrupt_in *)(in + 1))->unique;
   mount_t *m = l->m;
-  int found = 0, tell = 0;
+  int found = 0;
   pthread_mutex_lock(&m->reply_mu);
   for (int k = 0; k < 2 && !found; k++) {
     for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
       if (r->unique != unique) continue;
       found = 1;
       m->direct_interrupted++;
-      tell = r->handed;
-      if (r->op == OP_READ || !r->handed) direct_reply_locked(r, -EINTR, NULL, 0);
       break;
     }
   }
-  if (!found) m->interrupts[m->interrupts_next++ % INTERRUPTS_KEPT] = unique;
   pthread_mutex_unlock(&m->reply_mu);
-  if (tell) post_event(m, EV_INTERRUPT, (double)unique);
   return found;
 }
 

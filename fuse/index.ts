@@ -12,11 +12,13 @@
 // Volume call of the request: at the deadline it aborts, and with it the fetch behind the call
 // (down to the swarm pull), so a request answered EIO leaves no work running on its behalf. A stale mount left at `dir` by a
 // crashed process ("Transport endpoint is not connected") is lazily unmounted first.
-// A read or write whose caller a signal reaches (the kernel's FUSE_INTERRUPT) has its signal
-// aborted with an InterruptedError: a read is answered EINTR at once (the binding does, whatever
-// the Volume is doing), a write with the Volume's answer (EINTR when the abort stopped it before
-// it wrote). The binding answers a read or write EIO on its own when JS has not by the deadline
-// and a grace (WriteStats.expired): the event loop stuck. Other requests wait for the Volume.
+// A request whose caller a signal reaches (the kernel's FUSE_INTERRUPT, sent for any signal the
+// caller handles) is not cut short: an EINTR from a regular file is what callers do not expect
+// (a page fault of a mapped file answered so is SIGBUS; an O_APPEND writer that retries a write
+// whose bytes were applied appends them twice), so it goes on to its answer or its deadline, as
+// libfuse's own requests do without -o intr (WriteStats.interrupted counts the interrupts of
+// reads and writes). The binding answers a read or write EIO on its own when JS has not by the
+// deadline and a grace (WriteStats.expired): the event loop stuck.
 // SIGINT/SIGTERM are the caller's: call unmount() from its handler.
 //
 // The process serving a mount must never block its event loop on that mount: no fs.*Sync
@@ -152,20 +154,6 @@ const opNames: Record<number, string> = Object.fromEntries(Object.entries(Op).ma
 
 const EV_MOUNTED = 100
 const EV_EXIT = 101
-const EV_INTERRUPT = 102
-
-/**
- * The reason a request's signal aborts with when the kernel interrupted it (a signal reached the
- * process waiting on it): EINTR is its answer, unless the request had done its work already.
- */
-export class InterruptedError extends Error {
-  static override readonly name = 'InterruptedError'
-  override readonly name = 'InterruptedError'
-  readonly code = 'EINTR'
-  constructor (op: number, path: string | null) {
-    super(`FUSE request ${op} on ${path ?? '?'} was interrupted`)
-  }
-}
 
 type Handler = (op: number, req: unknown, path: string | null, path2: string | null, data: Uint8Array | null,
   n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number, unique: number) => void
@@ -241,6 +229,10 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
   const timeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
   const syncTimeoutMs = Math.max(timeoutMs, opts.syncTimeoutMs ?? SYNC_TIMEOUT_MS)
   const directWrites = opts.directWrites ?? DIRECT_WRITES
+  // (a timer's bound; the binding's native deadlines are these and a grace)
+  for (const [name, ms] of [['requestTimeoutMs', timeoutMs], ['syncTimeoutMs', syncTimeoutMs]] as const) {
+    if (!Number.isSafeInteger(ms) || ms < 1 || ms > 2 ** 31 - 1) throw new MountError(dir, `${name} must be a whole number of ms from 1 to ${2 ** 31 - 1}, not ${ms}`)
+  }
   if (!Number.isSafeInteger(directWrites) || directWrites < 0) throw new MountError(dir, `directWrites must be a whole number >= 0, not ${directWrites}`)
   if (await isStale(dir)) await lazyUnmount(b, dir)
   const st = await stat(dir).catch((err: Error) => { throw new MountError(dir, err.message) })
@@ -254,22 +246,10 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
   let exited!: () => void
   const exitP = new Promise<void>(resolve => { exited = resolve })
   let ended = false
-  /**
-   * Direct reads and writes in flight (fuse/binding.c read_direct, write_direct), by the kernel's
-   * id, which its interrupts name: an interrupt aborts the request's signal (InterruptedError).
-   * The binding has answered an interrupted read EINTR already; a write's answer stays its own.
-   */
-  const interruptible = new Map<number, () => void>()
 
-  const handler: Handler = (op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask, unique) => {
+  const handler: Handler = (op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask) => {
     if (op === EV_MOUNTED) { mounted(n0); return }
     if (op === EV_EXIT) { ended = true; exited(); return }
-    if (op === EV_INTERRUPT) {
-      const interrupt = interruptible.get(n0)
-      interruptible.delete(n0)
-      interrupt?.()
-      return
-    }
     const request: Request = { op, path, path2, data, n: [n0, n1, n2, n3, n4], caller: { uid, gid, umask } }
     let done = false
     const started = onOp === undefined ? 0 : performance.now()
@@ -277,7 +257,6 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
       if (done) return
       done = true
       clearTimeout(timer)
-      if (unique !== 0) interruptible.delete(unique)
       b.reply(req, a.result, a.a, a.b)
       onOp?.(opNames[op] ?? 'unknown', (performance.now() - started) / 1000, a.result < 0 ? -a.result : 0)
     }
@@ -290,7 +269,6 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
       answer({ result: -5 /* EIO */ })
       deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} passed its ${ms} ms deadline`, 'TimeoutError'))
     }, ms)
-    if (unique !== 0) interruptible.set(unique, () => { deadline.abort(new InterruptedError(op, path)) })
     ops(request, { signal: deadline.signal, deadlineMs: ms }).then(answer, (err: unknown) => { answer({ result: toErrno(err) }) })
   }
 

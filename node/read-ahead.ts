@@ -125,7 +125,8 @@ export class ReadAhead {
       const ref: ChunkRef = manifest.chunks[n]
       if (ref.offset >= limit) break
       const j = ref.offset / size
-      if (ref.cid === null || this.ahead.has(j)) continue
+      // (a read behind the run's end, a seek back within the reorder window: what the run read already is not fetched again)
+      if (ref.cid === null || this.ahead.has(j) || ref.offset + ref.size <= this.end) continue
       const p = this.chunks.readAhead(ref, { path, signal: this.stopper.signal })
       if (p !== undefined) this.ahead.set(j, p)
     }

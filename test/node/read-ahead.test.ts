@@ -74,6 +74,17 @@ describe('ReadAhead: reads out of order', function () {
     assert.equal(new Set(fetched).size, fetched.length, `a chunk fetched ahead twice (a reset): ${fetched.join(',')}`)
   })
 
+  it('fill(): a seek back within the reorder window after a run fetches nothing the run read already', async function () {
+    const manifest = await manifestOf(CHUNKS)
+    const { ahead, fetched } = recorder()
+    const version = {}
+    for (let i = 0; i < 12; i++) read(ahead, version, manifest, i * MiB, MiB)
+    const before = fetched.length
+    for (const i of [5, 6, 7, 6, 5, 4]) read(ahead, version, manifest, i * MiB, MiB)
+    const again = fetched.slice(before)
+    assert.deepEqual(again.filter(j => j < 12), [], `chunks the run read fetched again: ${again.join(',')}`)
+  })
+
   it('observe(): a read further than REORDER_READS of its lengths from the run ends it, and nothing is held ahead', async function () {
     const manifest = await manifestOf(CHUNKS)
     const { ahead } = recorder()
