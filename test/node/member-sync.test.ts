@@ -65,7 +65,9 @@ describe('node/net member-table anti-entropy', function () {
     t.add(async () => { await serviceB.stop() })
 
     await until('b holds every member and is in step with a', () => b.size === OTHERS + 2 && serviceB.inStepAt() !== undefined, 90_000)
-    assert.ok(answers.some(x => x.since === undefined && x.count >= OTHERS + 1), `b pulled a's whole table once: ${JSON.stringify(answers)}`)
+    // (a's whole table: the others' records, and b's own if a took it before b pulled: its
+    // signature is checked off the event loop, and may be after)
+    assert.ok(answers.some(x => x.since === undefined && x.count >= OTHERS), `b pulled a's whole table once: ${JSON.stringify(answers)}`)
 
     // a takes a DOWN notice from one of the subject's neighbours; b misses it (no gossip)
     const subject = others[0].author
