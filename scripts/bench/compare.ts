@@ -26,7 +26,7 @@
 // seqwrite.MiBps,placed.s,coldread.MiBps, default all), DARKFS_COMPARE_PROF (a dir: a CPU
 // profile of this process for each darkfs cell of those three workloads, of randread.iops and of
 // the small-file ones, written there as <workload>.<system>.cpuprofile; scripts/prof-summary.ts
-// reads it). darkfs's CPU in a cell is figured per MiB (the three), per I/O (randread:
+// reads it). darkfs's CPU in a cell is figured per MiB (the three), per I/O (randread, randwrite-fsync16:
 // cpu.ms_per_op) or per file (smallfiles.s, smallfiles-rm.s: cpu.ms_per_file).
 // DARKFS_PERF_CTL (a perf control fifo) with DARKFS_PERF_ONLY (a comma list of workload keys):
 // `enable` is written to the fifo as each of those cells starts and `disable` as it ends, so
@@ -88,8 +88,11 @@ async function guard<T> (what: string, ms: number, p: Promise<T>): Promise<T> {
 
 /** The darkfs cells whose CPU is figured per MiB (and profiled with DARKFS_COMPARE_PROF). */
 const CPU_WORKLOADS = new Set(['seqwrite.MiBps', 'placed.s', 'coldread.MiBps'])
-/** The darkfs cells whose CPU is figured per I/O (IOPS x the run's seconds; profiled with DARKFS_COMPARE_PROF too). */
-const OP_CPU_WORKLOADS = new Set(['randread.iops'])
+/**
+ * The darkfs cells whose CPU is figured per I/O (IOPS x the run's seconds; profiled with
+ * DARKFS_COMPARE_PROF too). randwrite-fsync16's I/Os are its 4 KiB writes: x16 for an fsync's.
+ */
+const OP_CPU_WORKLOADS = new Set(['randread.iops', 'randwrite-fsync16.iops'])
 /** The darkfs cells whose CPU is figured per file (their 5,000 files; profiled with DARKFS_COMPARE_PROF too). */
 const FILE_CPU_WORKLOADS = new Map([['smallfiles.s', 5000], ['smallfiles-rm.s', 5000]])
 /** The darkfs cells profiled with DARKFS_COMPARE_PROF for their CPU alone (no figure per unit). */
