@@ -123,7 +123,7 @@ describe('node/net member sync rounds (pull dissemination)', function () {
     assert.deepEqual(a.digest(), b.digest())
     // keys: the member's part is peerSyncKey, the subject of a message is its record's peer
     const view = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
-    assert.equal(view.getUint16(0), peerSyncKey(members[0].id))
+    assert.equal(view.getUint32(0), peerSyncKey(members[0].id))
     assert.equal(memberSubject(await leaving(members[5], T0)), members[5].id)
     assert.equal(memberSubject(new Uint8Array([1, 2, 3])), undefined)
   })
