@@ -423,7 +423,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       placing: chunk => network.isPlacing(chunk),
       // the health book hears of finished placements and counts pending ones (keeper/status.ts)
       pending,
-      placement: chunk => network.placement.get(chunk),
+      placement: ref => network.heldOf(ref),
+      placedHosts: chunk => network.holders(chunk)?.hosts ?? 0,
       offline: () => presence.offline(),
       // copies this host must hold are fetched by its own passes; a keeper leaves them to the
       // peers that announce they do the same (keeper/repair.ts keeperDeliveries)

@@ -126,6 +126,17 @@ export interface NetworkEvents {
 /** Where each fragment of a chunk is known to be (peer ids), from acknowledgements. */
 export type Placement = Map<string, Array<Set<string>>>
 
+/**
+ * Which encoding of its chunk a ref is (k, fragment count, last fragment): the same bytes coded
+ * with another k, m or code (written again after the network's size changed k: a copied file,
+ * a chunk of zeros) have the same chunk CID and other fragments, and a placement record of one
+ * says nothing of the other's.
+ */
+function encodingOf (ref: ChunkRef): string {
+  const n = ref.fragments.length
+  return `${ref.k}/${n}/${n === 0 ? '' : ref.fragments[n - 1].toString()}`
+}
+
 /** Options of ChunkNetwork.place (the Network.place of data/blocks.ts). */
 export interface PlaceOptions extends AbortOptions {
   /** The file the chunks belong to (its pinning hosts get the data fragments too). */
@@ -186,8 +197,10 @@ export class ChunkNetwork extends EventTarget implements Network {
   private readonly store: NetworkComponents['store']
   private readonly policy: PlacementPolicy
   private readonly forward?: Pick<Forwarder, 'place'>
-  /** chunk CID -> per fragment index, the hosts that acknowledged holding it. */
+  /** chunk CID -> per fragment index, the hosts that acknowledged holding it (of one encoding: heldOf()). */
   readonly placement: Placement = new Map()
+  /** The encoding (encodingOf) each placement record is of. */
+  private readonly encodings = new WeakMap<Array<Set<string>>, string>()
   /** Chunks written here whose placement has not finished (retried on reconnect). */
   readonly pending: PendingPlacements
   /**
@@ -474,7 +487,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     // the whole placement goes on at its own pace (PLACE_CONCURRENCY chunks at a time); the
     // caller goes on once each chunk survives one lost host, or its attempt is over (a failure
     // of the whole, e.g. an abort, still reaches it)
-    const safe = Promise.all(work.map(async (r, i) => { await Promise.race([over[i].promise, this.whenSafe(r.cid!.toString(), r.k)]) }))
+    const safe = Promise.all(work.map(async (r, i) => { await Promise.race([over[i].promise, this.whenSafe(r)]) }))
     await Promise.race([all, safe])
   }
 
@@ -485,7 +498,7 @@ export class ChunkNetwork extends EventTarget implements Network {
   async safe (ref: ChunkRef, opts: AbortOptions = {}): Promise<void> {
     if (ref.cid === null || opts.signal?.aborted === true) return
     const key = ref.cid.toString()
-    const held = this.placement.get(key)
+    const held = this.heldOf(ref)
     if (held !== undefined && survivesOneLoss(held, ref.k)) return
     await new Promise<void>(resolve => {
       const done = (): void => {
@@ -504,9 +517,10 @@ export class ChunkNetwork extends EventTarget implements Network {
   }
 
   /** Resolves once the chunk survives one lost host (or never: place() races it with the placement). */
-  private async whenSafe (key: string, k: number): Promise<void> {
-    const held = this.placement.get(key)
-    if (held !== undefined && survivesOneLoss(held, k)) return
+  private async whenSafe (ref: ChunkRef): Promise<void> {
+    const key = ref.cid!.toString()
+    const held = this.heldOf(ref)
+    if (held !== undefined && survivesOneLoss(held, ref.k)) return
     await new Promise<void>(resolve => {
       const list = this.safeWaits.get(key)
       if (list === undefined) this.safeWaits.set(key, [resolve])
@@ -640,8 +654,12 @@ export class ChunkNetwork extends EventTarget implements Network {
     // the network can hold now: extra copies of its one block need no new manifest
     const copies = ref.k === 1 ? this.policy.copies(ref.m, members.length) : n
     const ranked = this.policy.rank(ref, members, Math.min(copies, members.length))
-    const held = this.placement.get(key) ?? Array.from({ length: n }, () => new Set<string>())
-    this.placement.set(key, held)
+    let held = this.heldOf(ref)
+    if (held === undefined) {
+      held = Array.from({ length: n }, () => new Set<string>())
+      this.encodings.set(held, encodingOf(ref))
+      this.placement.set(key, held)
+    }
     for (let j = 0; j < n; j++) if (await this.store.has(ref.fragments[j])) held[j].add(self)
     // a chunk written here is stored as its k data fragments alone (ChunkService.storeChunk): its
     // parity is staged or rebuilt from them (parityOf), so while they are all here this host
@@ -796,7 +814,8 @@ export class ChunkNetwork extends EventTarget implements Network {
   /** Offer the fragments this host is not a target of, once their targets hold them ('handover'). */
   private handOver (ref: ChunkRef, want: string[][]): void {
     const self = this.host.peerId
-    const held = this.placement.get(ref.cid!.toString())!
+    const held = this.heldOf(ref)
+    if (held === undefined) return
     const mine = new Set(ref.fragments.filter((_, j) => want[j].includes(self)).map(f => f.toString()))
     const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) || this.pending.neededByOther(ref, f)
     const handovers = ref.fragments
@@ -842,6 +861,16 @@ export class ChunkNetwork extends EventTarget implements Network {
       if (this.placing.has(old) || this.pending.has(old)) continue
       this.placement.delete(old)
     }
+  }
+
+  /**
+   * The acknowledgements recorded for `ref`'s encoding of its chunk (the latest placement of the
+   * chunk here, if of the same encoding: encodingOf).
+   */
+  heldOf (ref: ChunkRef): Array<Set<string>> | undefined {
+    if (ref.cid === null) return undefined
+    const held = this.placement.get(ref.cid.toString())
+    return held !== undefined && this.encodings.get(held) === encodingOf(ref) ? held : undefined
   }
 
   /** Whether this host is placing the chunk now (its keepers' repair leaves it to the placement). */

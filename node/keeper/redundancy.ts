@@ -88,7 +88,10 @@ export interface RedundancyComponents {
    * placing (or local-only while offline).
    */
   pending?: Pick<PendingPlacements, 'has' | 'values' | 'addEventListener' | 'removeEventListener'>
-  placement?: (chunk: string) => Array<Set<string>> | undefined
+  /** The acknowledgements of a placement this host finished, of the ref's encoding (ChunkNetwork.heldOf). */
+  placement?: (ref: ChunkRef) => Array<Set<string>> | undefined
+  /** The hosts that acknowledged any fragment of a chunk being placed here (status: degraded or local only). */
+  placedHosts?: (chunk: string) => number
   /** Whether this host has lost its peers (presence.ts). */
   offline?: () => boolean
   /** Given when this host fetches the copies it must hold itself: which peers do too (repair.ts RepairComponents.pulls). */
@@ -175,7 +178,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
   // a placement this host finished: its acknowledgements say who holds what, now
   const onPlaced = (e: CustomEvent<ChunkRef>): void => {
     const ref = e.detail
-    const acked = c.placement?.(ref.cid!.toString())
+    const acked = c.placement?.(ref)
     if (acked === undefined) return
     const live = new Set(membership.up())
     // its keeper (the first-ranked host up) takes it as placed without a survey (placed.ts);
@@ -223,7 +226,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     live: new Set(membership.up()),
     placing: chunk => c.placing?.(chunk) ?? false,
     pending: pendingHas,
-    pendingHosts: chunk => new Set((c.placement?.(chunk) ?? []).flatMap(hs => [...hs])).size,
+    pendingHosts: chunk => c.placedHosts?.(chunk) ?? 0,
     offline: c.offline?.() ?? false
   })
   const health = async (opts: HealthOptions = {}): Promise<ChunkStatus> => {

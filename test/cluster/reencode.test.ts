@@ -1,0 +1,53 @@
+// The same bytes coded anew with another k or m (a file copied, or zeros written again, after the
+// network's size changed the k new chunks get) have the same chunk CID and other fragments: the
+// writer's record of the first placement (keeper/network.ts, by chunk CID) says nothing of the
+// second's. Each is placed on its own targets (ChunkNetwork.heldOf): the second was called placed
+// with its parity on no host (k 4 then 3), or failed every attempt (k 2 then 4: the first's
+// record has fewer fragments). Six real hosts in one process.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { encodeChunk, withRoots } from '../../node/data/index.ts'
+
+const keep = { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 }
+
+describe('a chunk placed again in another coding (6 in-process hosts)', function () {
+  this.timeout(300_000)
+  const t = new Teardown()
+  let hosts: ClusterHost[]
+  after(async () => { await t.run() })
+  before(async () => {
+    hosts = await startCluster(t, 6, { daemon: { keep } })
+    await until('a full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+  })
+
+  for (const [first, second] of [[[4, 2], [3, 2]], [[2, 2], [4, 2]]]) {
+    it(`k=${first[0]},m=${first[1]} then k=${second[0]},m=${second[1]}: each coding survives the loss of its writer, its placement record its own`, async () => {
+      const w = hosts[0]
+      const bytes = randomBytes(1 << 20)
+      for (const [k, m] of [first, second]) {
+        const { ref, blocks } = withRoots(encodeChunk(bytes, 0, k, m))
+        await w.store.putMany(blocks)
+        await w.network.place([ref])
+        assert.equal(w.network.pending.has(ref.cid!.toString()), false, `k=${k}: placed`)
+        const held: Array<Set<string>> | undefined = w.network.heldOf(ref)
+        assert.ok(held !== undefined && held.length === k + m, `k=${k}: its own placement record`)
+        // the chunk survives the loss of its writer: k of its fragments on other hosts
+        let elsewhere = 0
+        for (const [j, f] of ref.fragments.entries()) {
+          let on = 0
+          for (const h of hosts) if (h !== w && await h.store.has(f)) on++
+          if (on > 0) elsewhere++
+          // what the writer recorded as holding it does hold it
+          for (const p of held[j]) {
+            const h: ClusterHost = hosts.find(x => x.host.peerId === p)!
+            assert.ok(await h.store.has(f), `k=${k}: fragment ${j} recorded on ${h.name}, which lacks it`)
+          }
+        }
+        assert.ok(elsewhere >= k, `k=${k}: ${elsewhere} of its fragments on hosts besides the writer`)
+      }
+    })
+  }
+})
