@@ -72,10 +72,13 @@ export class PeerBatches<T> {
     try {
       // a stop() lets `q` go (a start() right after it opens new queues): its items are not sent
       const current = (): boolean => !this.stopped && this.queues.get(peer) === q
+      // (a full batch's rest goes at once: it waited its linger already)
+      let full = false
       while (q.items.length > 0 && current()) {
-        if (this.init.lingerMs > 0) await this.linger()
+        if (this.init.lingerMs > 0 && !full) await this.linger()
         if (!current()) break
         const batch = q.items.splice(0, this.init.max ?? q.items.length)
+        full = this.init.max !== undefined && batch.length === this.init.max
         await this.init.send(peer, batch).catch((err: unknown) => {
           log.error('a batch of %d item(s) to %s failed: %e', batch.length, shortPeer(peer), err)
         })

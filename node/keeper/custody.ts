@@ -189,7 +189,8 @@ export class Custody {
    */
   private async askTogether (peer: string, cids: CID[], opts: AbortOptions): Promise<Set<string>> {
     if (opts.signal !== undefined) return await this.ask(peer, cids, opts)
-    return await new Promise<Set<string>>(resolve => { this.asking.add(peer, { cids, answer: resolve }) })
+    // (not taken, stopped: nothing promised, as a failed call)
+    return await new Promise<Set<string>>(resolve => { if (!this.asking.add(peer, { cids, answer: resolve })) resolve(new Set()) })
   }
 
   /**

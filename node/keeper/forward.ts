@@ -277,8 +277,9 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     }
     // placed already (an earlier relay, an earlier attempt): from their targets, not across the
     // writer's uplink again
-    const placed = req.fragments.flatMap((cid, j) => ((req.have?.[j] ?? 0) & 1) !== 0 && targets.includes(req.targets[j]) ? [{ cid, from: req.targets[j] }] : [])
-    await Promise.all(placed.slice(0, req.k).map(async ({ cid, from }) => await pullFrom(cid, from, 'its target')))
+    // (this relay's own: from its store, pullAny reads it there first)
+    const placed = req.fragments.flatMap((cid, j) => ((req.have?.[j] ?? 0) & 1) !== 0 && (targets.includes(req.targets[j]) || req.targets[j] === self) ? [{ cid, from: req.targets[j] }] : [])
+    await Promise.all(placed.slice(0, req.k).map(async ({ cid, from }) => await pullFrom(cid, from, from === self ? 'this relay' : 'its target')))
     signal.throwIfAborted()
     const fromWriter = distinct(req.fragments.slice(0, req.k).filter(f => !got.has(f.toString()))).slice(0, Math.max(0, req.k - covered()))
     await Promise.all(fromWriter.map(async cid => {

@@ -44,6 +44,21 @@ describe('PeerBatches: per-peer batches of items', function () {
     assert.deepEqual(sent.map(s => s.items), [[1], [2, 3], [4]])
   })
 
+  it('a full batch (`max` items): the rest go once it is sent, with no second linger', async function () {
+    this.timeout(20_000)
+    const linger = 4000
+    const { batches, sent, release, open } = recorded({ lingerMs: linger, max: 2 })
+    for (const i of [1, 2, 3, 4, 5]) batches.add('a', i)
+    await until('the first send, after its linger', () => open() === 1, 3 * linger)
+    release()
+    // within half a linger: the next batch did not linger again
+    await until('the next send, at once', () => open() === 1 && sent.length === 2, linger / 2)
+    release()
+    await until('the last send, at once', () => open() === 1 && sent.length === 3, linger / 2)
+    release()
+    assert.deepEqual(sent.map(s => s.items), [[1, 2], [3, 4], [5]])
+  })
+
   it('a send that fails does not stop the next', async () => {
     const { batches, sent, release, open } = recorded({ lingerMs: 0, fail: items => items.includes(1) })
     batches.add('a', 1)
