@@ -140,10 +140,19 @@ describe('cluster: the writer stores data fragments, and parity only where it ke
       await until(`parity fragment ${j} is on ${j === mine ? 'the writer (its target)' : 'a peer'}`, async () => (await Promise.all(on.map(async h => await h.store.has(f)))).some(Boolean), 60_000)
       for (const h of on) if (await h.store.has(f)) assert.deepEqual(new Uint8Array(await h.store.get(f)), new Uint8Array(coded[j].bytes), `${h.name}'s parity fragment ${j}`)
     }
-    // the writer stopped: the chunk reads back from the others alone
-    await until('a peer knows the file', async () => await hosts[1].volume.stat('/offline.bin').then(() => true, () => false), 60_000)
+    // the writer stopped: the file reads back from the others alone, once all of it is placed (its
+    // first chunk, written as the peers went, may be placed on their return too), on a host back
+    // that sees the others up (one that does not yet asks the writer alone: left in the note)
+    await until('every chunk the writer wrote is placed', () => w.network.pending.size === 0, 120_000)
+    const back = hosts.slice(1)
+    let reader: ClusterHost | undefined
+    await until('a host back sees the others up', () => {
+      reader = back.find(r => back.every(h => h === r || r.keep.membership.up().includes(h.host.peerId)))
+      return reader !== undefined
+    }, 60_000)
+    await until('it knows the file', async () => await reader!.volume.stat('/offline.bin').then(() => true, () => false), 60_000)
     await w.stop()
-    assert.deepEqual(new Uint8Array(await hosts[1].volume.readFile('/offline.bin')), new Uint8Array([...first, ...second]))
+    assert.deepEqual(new Uint8Array(await reader!.volume.readFile('/offline.bin')), new Uint8Array([...first, ...second]))
   })
 })
 
