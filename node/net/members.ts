@@ -112,6 +112,7 @@ import { compareDistance, peerKadId } from './kad.ts'
 import { RpcProtocolError, defineProtocol } from './rpc.ts'
 import { parseFeatures } from './features.ts'
 import { logger } from '../log.ts'
+import { equalBytes } from '../bytes.ts'
 
 const log = logger('net:members')
 
@@ -280,6 +281,15 @@ function stateSyncKey (peerKey: number, peer: string, seq: number, down: boolean
   return (peerKey * 0x10000) + ((h[0] << 8) | h[1])
 }
 
+/** The keys of a sync request (syncKeys()), each a member's part and the whole state key (stateSyncKey). */
+function * readSyncKeys (keys: Uint8Array): Generator<{ member: number, state: number }> {
+  const view = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
+  for (let i = 0; i + SYNC_KEY_BYTES <= keys.byteLength; i += SYNC_KEY_BYTES) {
+    const member = view.getUint32(i)
+    yield { member, state: member * 0x10000 + view.getUint16(i + 4) }
+  }
+}
+
 /** The member a member message is about (its record's `peer`), or undefined when it cannot be read. */
 export function memberSubject (msg: Uint8Array): string | undefined {
   try {
@@ -394,9 +404,7 @@ export class MemberTable extends EventTarget {
 
   /** The table's digest: equal digests, equal records (ids and seqs of the members, in order). */
   digest (): Uint8Array {
-    const h = createHash('sha256')
-    for (const p of this.members().sort()) h.update(`${p} ${(this.entries.get(p) as Entry).seq}\n`)
-    return new Uint8Array(h.digest())
+    return this.syncDigest(new Set())
   }
 
   /**
@@ -446,10 +454,8 @@ export class MemberTable extends EventTarget {
     if (keys.byteLength % SYNC_KEY_BYTES !== 0) throw new MemberRecordError('sync keys are whole')
     const asked = new Set<number>()
     const excluded = new Set<number>()
-    const view = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
-    for (let i = 0; i < keys.byteLength; i += SYNC_KEY_BYTES) {
-      const member = view.getUint32(i)
-      asked.add(member * 0x10000 + view.getUint16(i + 4))
+    for (const { member, state } of readSyncKeys(keys)) {
+      asked.add(state)
       excluded.add(member)
     }
     const m: Uint8Array[] = []
@@ -469,8 +475,7 @@ export class MemberTable extends EventTarget {
    */
   async takeSync (keys: Uint8Array, answer: { m: Uint8Array[], d: Uint8Array }, tableSize = 0): Promise<{ fresh: number, alike: boolean }> {
     const excluded = new Set<number>()
-    const view = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
-    for (let i = 0; i + SYNC_KEY_BYTES <= keys.byteLength; i += SYNC_KEY_BYTES) excluded.add(view.getUint32(i))
+    for (const { member } of readSyncKeys(keys)) excluded.add(member)
     let fresh = 0
     for (const msg of answer.m) {
       const peer = memberSubject(msg)
@@ -478,7 +483,7 @@ export class MemberTable extends EventTarget {
       if (await this.take(msg, tableSize) === 'new') fresh++
     }
     const d = this.syncDigest(excluded)
-    return { fresh, alike: d.byteLength === answer.d.byteLength && d.every((x, i) => x === answer.d[i]) }
+    return { fresh, alike: equalBytes(d, answer.d) }
   }
 
   /**
