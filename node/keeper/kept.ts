@@ -193,6 +193,13 @@ export interface KeptSumAnswer { taken: boolean, root?: Uint8Array }
 /** A host's counts as signed, and when they were taken here; `hosts`: a sum record's hosts summed. */
 export interface KeptRecord extends KeptCounts { peer: string, seq: number, msg: Uint8Array, heardAt: number, hosts?: number }
 
+/** `rec` as its signer's in `records`, heard last (of at most `max` signers: the one heard first dropped). */
+function putNewest (records: Map<string, KeptRecord>, rec: KeptRecord, max: number): void {
+  records.delete(rec.peer)
+  records.set(rec.peer, rec)
+  if (records.size > max) records.delete(records.keys().next().value as string)
+}
+
 /** Signers whose totals a host keeps while they are not the root here (KeptNotices.offerRoot). */
 export const KEPT_ROOT_CANDIDATES = 16
 /** Records of hosts not yet members kept until they are (KeptNotices.early): ~0.5 MB at most. */
@@ -519,9 +526,10 @@ export class KeptNotices {
    * it sends it again, which it does as the hosts up changed), then as changed().
    */
   upChanged (): void {
+    const up = this.c.up()
+    const tree = this.tree()
     // totals heard from a host that is the root now (offerRoot), no older than a root interval
     if (this.candidates.size > 0) {
-      const up = this.c.up()
       const now = this.clock.now()
       const oldest = now - (this.c.interval ?? keptIntervalOf)(up.length, 'root')
       for (const [peer, r] of this.candidates) if (r.heardAt < oldest) this.candidates.delete(peer)
@@ -535,17 +543,13 @@ export class KeptNotices {
     }
     // the root: its next totals wait for the sums the change sets off (keptRootSettleMs)
     // (a connection alone, the hosts up as at its last totals, is no change)
-    if (this.tree()) {
-      const up = this.c.up()
-      if (keptParent(up, this.c.signer.author) === undefined && keptUpDigest(up) !== this.sent?.up) this.upChangedAt ??= this.clock.now()
-    }
-    if (this.tree() && this.children.size > 0) {
-      const up = this.c.up()
+    if (tree && keptParent(up, this.c.signer.author) === undefined && keptUpDigest(up) !== this.sent?.up) this.upChangedAt ??= this.clock.now()
+    if (tree && this.children.size > 0) {
       const self = this.c.signer.author
       for (const peer of [...this.children.keys()]) if (keptParent(up, peer) !== self) this.children.delete(peer)
     }
     // backing off from a parent that is no longer this host's: the new one is sent to at the up pace
-    if (this.failures > 0 && this.timer !== undefined && this.tree() && keptParent(this.c.up(), this.c.signer.author) !== this.failedParent) {
+    if (this.failures > 0 && this.timer !== undefined && tree && keptParent(up, this.c.signer.author) !== this.failedParent) {
       this.clock.clearTimeout(this.timer)
       this.timer = undefined
     }
@@ -807,9 +811,7 @@ export class KeptNotices {
       // members past this host heard it only from the kept tables' anti-entropy, a hop per round
       const had = this.early.get(rec.peer)
       if ((had !== undefined && rec.seq <= had.seq) || tooSoon(had)) return 'old'
-      this.early.delete(rec.peer)
-      this.early.set(rec.peer, rec)
-      if (this.early.size > KEPT_EARLY_MAX) this.early.delete(this.early.keys().next().value as string)
+      putNewest(this.early, rec, KEPT_EARLY_MAX)
       // forwarded at most KEPT_EARLY_FORWARDS a minute: anyone holding the network key can make
       // keys at will, and each such record would otherwise go to the whole mesh (kept here still)
       if (rec.heardAt - this.earlyWindow.start >= 60_000) this.earlyWindow = { start: rec.heardAt, forwarded: 0 }
@@ -857,9 +859,7 @@ export class KeptNotices {
     if (!this.c.member(rec.peer)) return
     const had = this.candidates.get(rec.peer)
     if (had !== undefined && had.seq >= rec.seq) return
-    this.candidates.delete(rec.peer)
-    this.candidates.set(rec.peer, rec)
-    if (this.candidates.size > KEPT_ROOT_CANDIDATES) this.candidates.delete(this.candidates.keys().next().value as string)
+    putNewest(this.candidates, rec, KEPT_ROOT_CANDIDATES)
   }
 
   /** The network totals: the latest counts of the members up now, this host's own counted now. */
