@@ -20,9 +20,8 @@
 //
 // JS-facing functions:
 //   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
-//     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask, unique)
-//     (unique: a direct read's or write's kernel id, 0 for the others)
-//     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno), handler(EV_EXIT, ...) and
+//     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask)
+//     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno), handler(EV_EXIT, ...)
 //   reply(req, result, a?, b?)    answer a request once (a, b depend on the op; for a change
 //                                 followed by libfuse's own getattr, b = the new attributes)
 //   invalidate(m, path)           drop cached attrs/entries of path (queued for the mount's own thread, best effort)
@@ -132,9 +131,8 @@ typedef struct req_s {
   int op;
   // a direct read or write (read_direct, write_direct): no worker waits for it; js_reply writes
   // its reply to the device. Under the mount's reply_mu: prev/next in its list of direct requests
-  // in flight, its deadline there, `done` (answered: by JS, an interrupt or the deadline) and
-  // `handed` (call_js gave it to JS)
-  int direct, handed;
+  // in flight, its deadline there, and `done` (answered: by JS or the deadline)
+  int direct;
   struct req_s *prev, *next;
   struct timespec deadline;
   uint64_t unique;
@@ -259,12 +257,12 @@ static void req_unref (req_t *r) {
 }
 
 // A direct request's reply, written to the device from the thread calling (the JS thread, the
-// worker that took it when JS cannot be reached, the expiry thread, an interrupt's worker), under
+// worker that took it when JS cannot be reached, the expiry thread), under
 // the mount's reply_mu: n bytes of data, or the error err < 0. As libfuse's own replies
 // (fuse_send_msg), one writev of the header and the data, which any thread may make: the kernel
 // matches it to its request by `unique`. A reply the kernel no longer waits for (the connection
 // aborted) fails, and is dropped as libfuse drops it. Only the first answer of a request is
-// written (an interrupt or the deadline may come before JS's): returns 1 when this one was.
+// written (the deadline may come before JS's): returns 1 when this one was.
 static int direct_reply_locked (req_t *r, int err, const void *data, size_t n) {
   mount_t *m = r->m;
   if (r->done) { m->direct_late++; return 0; }
@@ -650,7 +648,6 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
   if (r->direct) {
     pthread_mutex_lock(&r->m->reply_mu);
     skip = skip || r->done;
-    r->handed = !skip;
     pthread_mutex_unlock(&r->m->reply_mu);
   }
   if (skip) {
@@ -658,7 +655,7 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     if (r->direct) direct_unref(r);
     return;
   }
-  napi_value argv[14], undef, null;
+  napi_value argv[13], undef, null;
   napi_get_undefined(env, &undef);
   napi_get_null(env, &null);
   napi_create_int32(env, r->op, &argv[0]);
@@ -679,9 +676,7 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
   napi_create_uint32(env, r->uid, &argv[10]);
   napi_create_uint32(env, r->gid, &argv[11]);
   napi_create_uint32(env, r->umask, &argv[12]);
-  // a direct request's kernel id, which an interrupt names; 0 for the others
-  napi_create_double(env, r->direct ? (double)r->unique : 0, &argv[13]);
-  if (napi_call_function(env, undef, js_cb, 14, argv, NULL) != napi_ok) {
+  if (napi_call_function(env, undef, js_cb, 13, argv, NULL) != napi_ok) {
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
     req_fail_js(r, -EIO);

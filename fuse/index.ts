@@ -100,7 +100,7 @@ export interface WriteStats {
   interrupted: number
   /** Direct reads and writes answered EIO by the binding's own deadline (JS had not answered by the deadline and its grace). */
   expired: number
-  /** Answers of direct reads and writes dropped because an interrupt or the binding's deadline had answered them. */
+  /** Answers of direct reads and writes dropped because the binding's deadline had answered them. */
   late: number
 }
 
@@ -156,7 +156,7 @@ const EV_MOUNTED = 100
 const EV_EXIT = 101
 
 type Handler = (op: number, req: unknown, path: string | null, path2: string | null, data: Uint8Array | null,
-  n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number, unique: number) => void
+  n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number) => void
 
 interface Binding {
   mount: (dir: string, opts: { debug: number, timeoutMs: number, syncTimeoutMs: number, attrTimeout: number, directWrites: number }, handler: Handler) => unknown
