@@ -15,6 +15,15 @@
 // BLAKE3 (bao, iroh-blobs) would hash faster and has this tree built in, but only through a
 // native addon this project does not ship; at 16 KiB leaves the hashing is not what bounds a
 // 4 KiB read (the round trip is).
+//
+// The leaf size is a parameter of the tree (every function takes it last, LEAF_BYTES by default:
+// the size of every root recorded so far). A 4 KiB read over 16 KiB leaves moves and hashes four
+// times the bytes it needs; over SMALL_LEAF_BYTES leaves (measured on a loaded 2-core machine) a
+// holder's check and proof take ~5 us instead of ~14, a reader's check ~16 instead of ~25, the
+// answer crosses the connection in ~30 us less CPU (both ends), and a writer's off-thread leaf
+// hashing of a 256 KiB fragment ~5% more; the kept leaf hashes and inner nodes are 4x larger.
+// No manifest records a leaf size yet: that, a range want that names it, and the caches keyed
+// by it are what using SMALL_LEAF_BYTES takes.
 import { createHash, hash } from 'node:crypto'
 import { equalBytes } from '../bytes.ts'
 
