@@ -299,7 +299,36 @@ export class ChunkNetwork extends EventTarget implements Network {
         if (got !== undefined) return got
       }
     }
-    return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
+    try {
+      return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
+    } catch (err) {
+      signal.throwIfAborted()
+      // the hosts seen up did not deliver: the members ranked for these blocks that are not seen
+      // up here (a host just back that has not yet met every other; a link down from here
+      // alone) are dialled and asked before the read fails
+      const unseen = this.unseenHolders(cids, opts.chunk)
+      if (unseen.length === 0) throw err
+      log('fetch of %d block(s) from the hosts seen up failed, asking %d member(s) not seen up: %s', cids.length, unseen.length, (err as Error).message)
+      return await this.swarm.pullAny(cids, need, unseen, { signal, background: opts.background }).catch((also: Error) => {
+        log('fetch from the members not seen up failed too: %s', also.message)
+        throw err
+      })
+    }
+  }
+
+  /**
+   * The members a chunk's placement ranks (its k + m + redundancy), or those a block's CID ranks
+   * first (blockHolders' rule), that are neither connected nor taken to be up: a read's last
+   * resort (fetch).
+   */
+  private unseenHolders (cids: CID[], chunk?: ChunkRef): string[] {
+    const members = this.policy.members()
+    const reachable = this.reachable(this.peerIds())
+    const self = this.host.peerId
+    const ranked = chunk?.cid != null
+      ? this.policy.rank(chunk, members, chunk.k + chunk.m + this.policy.redundancy)
+      : cids.flatMap(c => this.policy.rank({ cid: c }, members, 2 * this.policy.copies(0, members.length)))
+    return [...new Set(ranked)].filter(p => p !== self && !reachable.has(p))
   }
 
   /**
