@@ -21,8 +21,10 @@
 // `have` (optional, bits per fragment: 1 its target, 2 << i pinners[i]) names the holders that
 // already hold a fragment (an earlier relay's acknowledgements, a retried placement's): the relay
 // sends them nothing, and pulls those fragments (k at most) from their targets rather than from
-// the writer, which then uploads only the data fragments still short of k. A relay that does not
-// know the field pulls from the writer and forwards to every holder, as before.
+// the writer, which then uploads only the data fragments still short of k (asked once those
+// targets delivered or HAVE_PULL_GRACE_MS passed: a dead or silent one does not stall the relay).
+// A relay that does not know the field pulls from the writer and forwards to every holder, as
+// before.
 //
 // Time bounds are on progress, not on the whole job (idle.ts): at 1 Mbit/s, a few chunks in
 // flight take minutes and are healthy as long as fragments keep arriving. Each side gives up
