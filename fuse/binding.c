@@ -855,6 +855,7 @@ static void direct_go (req_t *r) {
     pthread_mutex_lock(&r->m->reply_mu);
     r->delivered = 1; // never will be
     direct_reply_locked(r, -EIO, NULL, 0);
+    direct_write_uncount(r); // the deadline may have answered it already
     pthread_mutex_unlock(&r->m->reply_mu);
     free(r->in);
     free(r);
