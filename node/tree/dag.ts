@@ -29,7 +29,7 @@ export class Dag {
   readonly nodes = new Map<string, DagNode>()
   /** Every op's id string, found by its characters (ids.ts): decoded ops name known ops by these. */
   readonly ids = new IdTable()
-  private readonly tips = new Set<string>()
+  private tips = new Set<string>()
   /**
    * Each author's number (its index in vector clocks) and its string, kept once: an op decoded
    * from a block has a copy of its own.
@@ -87,8 +87,7 @@ export class Dag {
     const node: DagNode = { op, id, seq, vc, ino: 0 }
     this.nodes.set(id, node)
     this.ids.add(id)
-    for (let i = 0; i < ids.length; i++) this.tips.delete(ids[i])
-    this.tips.add(id)
+    this.tips = nextTips(this.tips, ids, id)
     return node
   }
 
@@ -113,4 +112,34 @@ export class Dag {
   concurrent (a: DagNode, b: DagNode): boolean {
     return a !== b && !this.before(a, b) && !this.before(b, a)
   }
+}
+
+/**
+ * The heads after an op `id` whose parents are `parents` joins them: `tips` changed, or a new
+ * set of `id` alone when its parents are every tip (an author's chain: nearly every op). A set
+ * keeps a deleted key's slot until it is rebuilt: a set of one or two tips that each op added
+ * to and deleted from was rebuilt (a call into V8's runtime and a new table) every few ops, and
+ * shrunk, another, whenever a delete emptied it; a new set of one is made inline. The same
+ * members, in the same order, as the parents' deletes then the add.
+ */
+export function nextTips (tips: Set<string>, parents: readonly string[], id: string): Set<string> {
+  if (parents.length === tips.size && allIn(tips, parents)) return new Set<string>().add(id)
+  // the new tip first, then the parents out (a delete that empties a set shrinks it)
+  tips.add(id)
+  for (let i = 0; i < parents.length; i++) tips.delete(parents[i])
+  return tips
+}
+
+/** nextTips() of a map of the heads to their ops (Tree's stamp heads). */
+export function nextHeads<V> (heads: Map<string, V>, parents: readonly string[], id: string, value: V): Map<string, V> {
+  if (parents.length === heads.size && allIn(heads, parents)) return new Map<string, V>().set(id, value)
+  heads.set(id, value)
+  for (let i = 0; i < parents.length; i++) heads.delete(parents[i])
+  return heads
+}
+
+/** Every key of `keys` (distinct: an op names a parent once) is in `set`. */
+function allIn (set: { has: (k: string) => boolean }, keys: readonly string[]): boolean {
+  for (let i = 0; i < keys.length; i++) if (!set.has(keys[i])) return false
+  return true
 }

@@ -244,13 +244,20 @@ function text (min: number, max: number): number {
 function readId (): string {
   const n = text(1, MAX_ID_CHARS)
   const d = data
-  const end = pos + n
-  for (let i = pos; i < end; i++) {
-    const c = d[i]
-    // 0-9, A-Z, a-z
-    if (c < 0x30 || (c > 0x39 && c < 0x41) || (c > 0x5a && c < 0x61) || c > 0x7a) throw BAIL
+  const start = pos
+  const end = start + n
+  // an id the tables keep is one (an op's, or ROOT), its chars checked when it came: the chars
+  // are checked only when none is found (most ids a block names are known ones: its parents, the
+  // inodes and entries its body names)
+  let s = ids?.find(d, start, end)
+  if (s === undefined) {
+    for (let i = start; i < end; i++) {
+      const c = d[i]
+      // 0-9, A-Z, a-z
+      if (c < 0x30 || (c > 0x39 && c < 0x41) || (c > 0x5a && c < 0x61) || c > 0x7a) throw BAIL
+    }
+    s = latin1(d, start, end)
   }
-  const s = ids?.find(d, pos, end) ?? latin1(d, pos, end)
   pos = end
   return s
 }

@@ -5,7 +5,7 @@
 import { CID } from 'multiformats/cid'
 import { createClock, compareHlc, type Clock } from './clock.ts'
 import { TreeState, ROOT, UNDO_WINDOW, MAX_DEPTH, heldRead, heldTop, publicVersion, type EntryRec, type ExtNode, type InodeRec } from './crdt.ts'
-import { Dag, type DagNode } from './dag.ts'
+import { Dag, nextHeads, type DagNode } from './dag.ts'
 import { baseName } from './conflicts.ts'
 import { InvalidOpError, TreeClosedError } from './errors.ts'
 import { openLog, type Durability, type LogCounters, type OpLog } from './log.ts'
@@ -94,7 +94,7 @@ export class Tree extends EventTarget {
    * (whose CIDs are made when named: parsing one per op stamped cost more than signing it half as
    * much again, and a received op's CID is made only if a local op names it).
    */
-  private readonly stampHeads = new Map<string, Op>()
+  private stampHeads = new Map<string, Op>()
   private lastLocal: string | undefined
   /**
    * This host's ops stamped and on their way to the log, not applied yet (commitMany waits for
@@ -452,8 +452,7 @@ export class Tree extends EventTarget {
         const hlc = this.clock.tick()
         const op = await createOp(this.signer, body, hlc, this.parentsForStamp())
         const id = op.id
-        for (const p of op.parentIds) this.stampHeads.delete(p)
-        this.stampHeads.set(id, op)
+        this.stampHeads = nextHeads(this.stampHeads, op.parentIds, id, op)
         this.lastLocal = id
         ops.push(op)
       }
@@ -751,8 +750,7 @@ export class Tree extends EventTarget {
       this.clock.observe(op.hlc)
       if (local) this.newestLocalOp = op
       if (!local) {
-        for (let k = 0; k < op.parentIds.length; k++) this.stampHeads.delete(op.parentIds[k])
-        this.stampHeads.set(id, op)
+        this.stampHeads = nextHeads(this.stampHeads, op.parentIds, id, op)
       }
     }
     if (!local) this.stats.dagMs += performance.now() - t

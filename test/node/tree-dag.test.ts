@@ -5,7 +5,7 @@
 // op names, in the order they were added.
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { Dag } from '../../node/tree/dag.ts'
+import { Dag, nextHeads, nextTips } from '../../node/tree/dag.ts'
 import type { Op } from '../../node/tree/types.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261203)
@@ -72,4 +72,28 @@ describe('node/tree DAG vector clocks', () => {
       assert.deepEqual(dag.heads(), made.map(m => m.id).filter(id => !named.has(id)))
     }), { seed: PROP_SEED, numRuns: 150 * RUNS })
   })
+
+  it('nextTips and nextHeads leave the heads a delete of the parents then an add leaves, in order (property)', () => {
+    // each step names some of the heads (all of them often: a chain), and maybe ops that are no head
+    const steps = fc.array(fc.record({ all: fc.boolean(), pick: fc.array(fc.nat(20), { maxLength: 4 }), gone: fc.array(fc.nat(200), { maxLength: 2 }) }), { minLength: 1, maxLength: 80 })
+    fc.assert(fc.property(steps, ss => {
+      let tips = new Set<string>()
+      let heads = new Map<string, number>()
+      const want = new Map<string, number>()
+      for (let i = 0; i < ss.length; i++) {
+        const now = [...want.keys()]
+        const parents = new Set<string>(ss[i].all ? now : ss[i].pick.filter(k => now.length > 0).map(k => now[k % now.length]))
+        for (const g of ss[i].gone) if (g < i && !want.has(`op${g}`)) parents.add(`op${g}`)
+        const id = `op${i}`
+        const ps = [...parents]
+        for (const p of ps) want.delete(p)
+        want.set(id, i)
+        tips = nextTips(tips, ps, id)
+        heads = nextHeads(heads, ps, id, i)
+        assert.deepEqual([...tips], [...want.keys()])
+        assert.deepEqual([...heads], [...want])
+      }
+    }), { seed: PROP_SEED, numRuns: 200 * RUNS })
+  })
 })
+
