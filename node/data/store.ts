@@ -503,14 +503,16 @@ export class Store {
     await this.written(cid)
     if (opts.size !== undefined && opts.size > 0 && readSliceNative !== undefined && cid.multihash.code === SHA256 && !this.corrupted.has(cid.toString())) {
       const into = Buffer.allocUnsafeSlow(opts.size) // a Buffer, as readFile gives; every byte is read into it (whole) before it is used
-      // ignored: any failure here (absent, unreadable) is met again, and reported, by the
-      // ordinary read below
       if (readBlockNative !== undefined) {
-        // read and hashed in one threadpool job (a read job, then a hash job, took two trips)
+        // read and hashed in one threadpool job (a read job, then a hash job, took two trips);
+        // ignored: any failure here (absent, unreadable) is met again, and reported, by the
+        // ordinary read below
         const { whole, digest } = await readBlockNative(file, into).catch(() => ({ whole: false, digest: undefined }))
         if (whole) this.readBytes += opts.size
         if (whole && digest !== undefined && Buffer.compare(digest, cid.multihash.digest) === 0) return into
       } else {
+        // ignored: any failure here (absent, unreadable) is met again, and reported, by the
+        // ordinary read below
         const whole = await readSliceNative(file, 0, into).catch(() => false)
         if (whole) this.readBytes += opts.size
         if (whole && await matchesOffThread(cid, into)) return into
