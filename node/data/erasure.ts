@@ -297,6 +297,8 @@ interface NativeAddon {
   readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean) => void) => void
   /** Absent in addons built before it. */
   readSliceNow?: (fd: number, offset: number, into: Uint8Array) => boolean
+  /** Absent as sha256Many is, and in addons built before it. */
+  readBlock?: (file: string, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean, digest?: Uint8Array) => void) => void
   /** Absent in addons built before it. */
   writeBlocks?: (dirs: string[], files: string[], tmps: string[], buffers: Uint8Array[], callback: (outcomes: Array<(Error & { code?: string }) | null>) => void) => void
   /** Absent in addons built before it. */
@@ -859,6 +861,20 @@ export const readSliceNative: ((file: string, offset: number, into: Uint8Array) 
   const read = native.addon?.readSlice
   if (read === undefined) return undefined
   return async (file: string, offset: number, into: Uint8Array) => await new Promise<boolean>((resolve, reject) => { read(file, offset, into, (err, whole) => { if (err !== null) reject(err); else resolve(whole) }) })
+})()
+
+/**
+ * Fill `into` with the first bytes of `file`, as readSliceNative from offset 0, and, when every
+ * byte was read, hash them in the same threadpool job: `digest` is their sha256 (undefined when
+ * the file ends first). Rejects with the errno as `code` (ENOENT...). undefined without the
+ * addon, without OpenSSL's SHA256_* in the process, or with an addon built before it.
+ */
+export const readBlockNative: ((file: string, into: Uint8Array) => Promise<{ whole: boolean, digest?: Uint8Array }>) | undefined = (() => {
+  const read = native.addon?.readBlock
+  if (read === undefined) return undefined
+  return async (file: string, into: Uint8Array) => await new Promise<{ whole: boolean, digest?: Uint8Array }>((resolve, reject) => {
+    read(file, into, (err, whole, digest) => { if (err !== null) reject(err); else resolve({ whole, digest }) })
+  })
 })()
 
 /**

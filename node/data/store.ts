@@ -26,7 +26,7 @@ import { CorruptBlockError, FsError } from '../errors.ts'
 import { logger } from '../log.ts'
 import { bytesKey } from '../bytes.ts'
 import { PresentIndex } from './present.ts'
-import { readSliceNative, readSliceNowNative, sha256Many, writeBlockNative, writeBlocksNative } from './erasure.ts'
+import { readBlockNative, readSliceNative, readSliceNowNative, sha256Many, writeBlockNative, writeBlocksNative } from './erasure.ts'
 
 const SHA256 = 0x12
 /**
@@ -491,7 +491,8 @@ export class Store {
   /**
    * Read a block, verified. Throws CorruptBlockError (and quarantines it) on a hash mismatch.
    * `size`: the block's length, when the caller knows it (a chunk's fragment): it is then read in
-   * one threadpool job (open, pread, close) into a buffer of that size, where readFile took four
+   * one threadpool job (open, pread, close, and its sha256 when the addon hashes) into a buffer
+   * of that size, where readFile took four
    * round trips through the event loop (open, fstat, read, close; issue 15: a cold read on six
    * hosts reads a fragment of most chunks here). Any surprise (shorter on disk, not matching)
    * reads it again the ordinary way, which reports and quarantines; a file longer than `size`
@@ -502,11 +503,20 @@ export class Store {
     await this.written(cid)
     if (opts.size !== undefined && opts.size > 0 && readSliceNative !== undefined && cid.multihash.code === SHA256 && !this.corrupted.has(cid.toString())) {
       const into = Buffer.allocUnsafeSlow(opts.size) // a Buffer, as readFile gives; every byte is read into it (whole) before it is used
-      // ignored: any failure here (absent, unreadable) is met again, and reported, by the
-      // ordinary read below
-      const whole = await readSliceNative(file, 0, into).catch(() => false)
-      if (whole) this.readBytes += opts.size
-      if (whole && await matchesOffThread(cid, into)) return into
+      if (readBlockNative !== undefined) {
+        // read and hashed in one threadpool job (a read job, then a hash job, took two trips);
+        // ignored: any failure here (absent, unreadable) is met again, and reported, by the
+        // ordinary read below
+        const { whole, digest } = await readBlockNative(file, into).catch(() => ({ whole: false, digest: undefined }))
+        if (whole) this.readBytes += opts.size
+        if (whole && digest !== undefined && Buffer.compare(digest, cid.multihash.digest) === 0) return into
+      } else {
+        // ignored: any failure here (absent, unreadable) is met again, and reported, by the
+        // ordinary read below
+        const whole = await readSliceNative(file, 0, into).catch(() => false)
+        if (whole) this.readBytes += opts.size
+        if (whole && await matchesOffThread(cid, into)) return into
+      }
     }
     let bytes: Uint8Array
     try {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -448,10 +448,10 @@ describe('erasure', () => {
     // tests of it skip (writeBlocks' table entry once pushed sha256Leaves past a count written
     // by hand, and its test and every off-thread leaf hash went quiet)
     const addon = createRequire(import.meta.url)(ADDON.pathname) as Record<string, unknown>
-    for (const name of ['writeBlock', 'writeBlocks', 'readSlice', 'readSliceNow', 'initTables', 'encodeData', 'encodeLoop', 'xsalsa20Xor', 'hsalsa20', 'sha256Many', 'sha256Leaves', 'chachaOpen', 'chachaSeal']) {
+    for (const name of ['writeBlock', 'writeBlocks', 'readSlice', 'readSliceNow', 'readBlock', 'initTables', 'encodeData', 'encodeLoop', 'xsalsa20Xor', 'hsalsa20', 'sha256Many', 'sha256Leaves', 'chachaOpen', 'chachaSeal']) {
       assert.equal(typeof addon[name], 'function', `the addon has no ${name}`)
     }
-    for (const [name, f] of Object.entries({ sha256Many: erasure.sha256Many, sha256Leaves: erasure.sha256Leaves, writeBlockNative: erasure.writeBlockNative, writeBlocksNative: erasure.writeBlocksNative, readSliceNative: erasure.readSliceNative, readSliceNowNative: erasure.readSliceNowNative, xsalsa20Native: erasure.xsalsa20Native, chacha20Poly1305Native: erasure.chacha20Poly1305Native })) {
+    for (const [name, f] of Object.entries({ sha256Many: erasure.sha256Many, sha256Leaves: erasure.sha256Leaves, writeBlockNative: erasure.writeBlockNative, writeBlocksNative: erasure.writeBlocksNative, readSliceNative: erasure.readSliceNative, readBlockNative: erasure.readBlockNative, readSliceNowNative: erasure.readSliceNowNative, xsalsa20Native: erasure.xsalsa20Native, chacha20Poly1305Native: erasure.chacha20Poly1305Native })) {
       assert.notEqual(f, undefined, `erasure.ts has no ${name}`)
     }
   })
@@ -490,6 +490,54 @@ describe('erasure', () => {
     assert.throws(() => { addon.sha256Many!(buffers, [], -1, none) }, RangeError)
     assert.throws(() => { addon.sha256Many!([new Uint16Array(4) as unknown as Uint8Array], [], 0, none) }, TypeError)
     assert.throws(() => { (addon.sha256Many as (...args: unknown[]) => void)(buffers, [], 0) }, TypeError)
+  })
+
+  it(`the native addon's readSlice (and readBlock, which hashes what it read) fills a large buffer, or a view into one, with the file's bytes and leaves the bytes around the view as they were (the pages under it are faulted in first)${needsAddon}`, async function () {
+    if (!existsSync(ADDON)) {
+      if (addonAbsent !== undefined) this.skip()
+      assert.fail(`no ${ADDON.pathname} although gcc, ${ISAL_HEADER} and the Node-API headers are present: run scripts/setup (or node/data/native/build.sh)`)
+    }
+    assert.ok(erasure.readSliceNative !== undefined, 'erasure.ts has no readSliceNative')
+    const dir = await mkdtemp(join(tmpdir(), 'darkfs-readslice-'))
+    try {
+      const file = join(dir, 'block')
+      const data = bytes((1 << 20) + 12345, 31)
+      await writeFile(file, data)
+      // a fresh buffer of the whole file (Store.get's case): its pages exist only once faulted in
+      const whole = Buffer.allocUnsafeSlow(data.byteLength)
+      assert.equal(await erasure.readSliceNative(file, 0, whole), true)
+      assert.ok(Buffer.from(data).equals(whole))
+      // views that start and end inside pages the rest of the buffer shares: the bytes around the
+      // view, before and after, in the same pages, keep the pattern written there
+      const around = 100_003
+      const big = new Uint8Array(around + data.byteLength + around).fill(0xa5)
+      for (const [offset, length] of [[3, 300_000], [4096 * 7 + 11, 65_536], [1, data.byteLength - 1], [12345, 65_535]]) {
+        big.fill(0xa5)
+        const view = big.subarray(around, around + length)
+        assert.equal(await erasure.readSliceNative(file, offset, view), true, `offset ${offset}, ${length} bytes`)
+        assert.ok(Buffer.from(data.subarray(offset, offset + length)).equals(view), `offset ${offset}, ${length} bytes`)
+        assert.ok(big.subarray(0, around).every(b => b === 0xa5), 'the bytes before the view changed')
+        assert.ok(big.subarray(around + length).every(b => b === 0xa5), 'the bytes after the view changed')
+      }
+      // past the end of file: short, and says so
+      assert.equal(await erasure.readSliceNative(file, 1 << 20, new Uint8Array(65_536)), false)
+      // readBlock: the same bytes and, from the same job, their sha256; a file shorter than the
+      // buffer (or absent) gives no digest; a longer one the digest of the bytes read
+      assert.ok(erasure.readBlockNative !== undefined, 'erasure.ts has no readBlockNative')
+      const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+      for (const length of [1, 4096, 65_535, 1 << 20, data.byteLength]) {
+        const into = Buffer.allocUnsafeSlow(length)
+        const r = await erasure.readBlockNative(file, into)
+        assert.equal(r.whole, true, `${length} bytes`)
+        assert.ok(Buffer.from(data.subarray(0, length)).equals(into), `${length} bytes`)
+        assert.equal(Buffer.from(r.digest!).toString('hex'), sha(data.subarray(0, length)), `${length} bytes`)
+      }
+      const longer = await erasure.readBlockNative(file, Buffer.alloc(data.byteLength + 1))
+      assert.deepEqual(longer, { whole: false, digest: undefined })
+      await assert.rejects(erasure.readBlockNative(join(dir, 'absent'), Buffer.alloc(16)), (err: any) => err.code === 'ENOENT')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
 
