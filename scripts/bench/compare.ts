@@ -236,6 +236,11 @@ export async function run (): Promise<Record<string, number | string>> {
   const only = process.env.DARKFS_COMPARE_SYSTEMS?.split(',').filter(s => s !== '')
   const systems = SYSTEMS.filter(s => only === undefined || only.includes(s))
   const onlyWork = process.env.DARKFS_COMPARE_WORKLOADS?.split(',').filter(s => s !== '')
+  // a name misspelt ran nothing of it, silently (gluster-r3 for gluster-replica)
+  const unknownSystems = only?.filter(s => !(SYSTEMS as readonly string[]).includes(s)) ?? []
+  if (unknownSystems.length > 0) throw new Error(`compare: DARKFS_COMPARE_SYSTEMS names ${unknownSystems.join(', ')}: not one of ${SYSTEMS.join(', ')}`)
+  const unknownWork = onlyWork?.filter(k => !WORKLOADS.some(wl => wl.key === k)) ?? []
+  if (unknownWork.length > 0) throw new Error(`compare: DARKFS_COMPARE_WORKLOADS names ${unknownWork.join(', ')}: not one of ${WORKLOADS.map(wl => wl.key).join(', ')}`)
   // a workload chosen runs with the one whose files it works on (`after`): randread.iops alone
   // read a file no one wrote, and failed after waiting 120 s for it to show on the reader
   const needed = new Set(WORKLOADS.filter(wl => onlyWork?.includes(wl.key) === true && wl.after !== undefined).map(wl => wl.after as string))
