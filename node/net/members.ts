@@ -181,6 +181,14 @@ export const MEMBER_PULL_MIN_MEMBERS = 256
 export const SYNC_KEY_BYTES = 6
 /** Most messages a sync answer carries (the rest: the next rounds). */
 export const SYNC_MAX_MESSAGES = 256
+/**
+ * Largest request or push a host reads on MEMBERS_PROTOCOL (a sync request naming every member,
+ * with its envelope): a bigger frame is refused from its length prefix, never buffered or decoded
+ * (table answers go the other way, up to MAX_TABLE_MESSAGE_BYTES).
+ */
+export const MAX_MEMBERS_INCOMING_BYTES = MAX_MEMBERS * SYNC_KEY_BYTES + 1024
+/** Largest sync answer a host reads (SYNC_MAX_MESSAGES messages of MAX_MEMBER_MESSAGE_BYTES, the digest, framing). */
+export const MAX_SYNC_ANSWER_BYTES = SYNC_MAX_MESSAGES * (MAX_MEMBER_MESSAGE_BYTES + 8) + 1024
 
 export class MemberRecordError extends RpcProtocolError {
   override readonly name = 'MemberRecordError'
@@ -208,6 +216,7 @@ export interface MembersNotice { t: 'push', m: Uint8Array }
 export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotice>({
   id: MEMBERS_PROTOCOL,
   maxMessageBytes: MAX_TABLE_MESSAGE_BYTES,
+  maxIncomingBytes: MAX_MEMBERS_INCOMING_BYTES,
   timeoutMs: 30_000,
   malformed: MemberRecordError,
   request: (v) => {
@@ -231,19 +240,19 @@ export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotic
       return { t: 'digest', d: m.d }
     }
     if (req.t === 'sync') {
-      if (typeof m !== 'object' || m === null || m.t !== 'sync' || !(m.d instanceof Uint8Array) || m.d.byteLength !== 32 || !Array.isArray(m.m) || m.m.length > SYNC_MAX_MESSAGES || !m.m.every((x: unknown) => x instanceof Uint8Array)) {
-        throw new MemberRecordError(`a sync answer is { t: 'sync', m: [bytes...] (at most ${SYNC_MAX_MESSAGES}), d: bytes(32) }`)
+      if (typeof m !== 'object' || m === null || m.t !== 'sync' || !(m.d instanceof Uint8Array) || m.d.byteLength !== 32 || !Array.isArray(m.m) || m.m.length > SYNC_MAX_MESSAGES || !m.m.every(memberMessageBytes)) {
+        throw new MemberRecordError(`a sync answer is { t: 'sync', m: [bytes (at most ${MAX_MEMBER_MESSAGE_BYTES})...] (at most ${SYNC_MAX_MESSAGES}), d: bytes(32) }`)
       }
       return { t: 'sync', m: m.m as Uint8Array[], d: m.d }
     }
-    if (typeof m !== 'object' || m === null || m.t !== 'table' || !Array.isArray(m.members) || m.members.length > MAX_MEMBERS || !m.members.every((x: unknown) => x instanceof Uint8Array)) {
-      throw new MemberRecordError('a table answer is { t: \'table\', members: [bytes...] }')
+    if (typeof m !== 'object' || m === null || m.t !== 'table' || !Array.isArray(m.members) || m.members.length > MAX_MEMBERS || !m.members.every(memberMessageBytes)) {
+      throw new MemberRecordError(`a table answer is { t: 'table', members: [bytes (at most ${MAX_MEMBER_MESSAGE_BYTES})...] }`)
     }
     return { t: 'table', members: m.members as Uint8Array[] }
   },
   notice: (v) => {
     const n = v as { t?: unknown, m?: unknown } | null
-    if (typeof n !== 'object' || n === null || n.t !== 'push' || Object.keys(n).length !== 2 || !(n.m instanceof Uint8Array) || n.m.byteLength > MAX_MEMBER_MESSAGE_BYTES) {
+    if (typeof n !== 'object' || n === null || n.t !== 'push' || Object.keys(n).length !== 2 || !memberMessageBytes(n.m)) {
       throw new MemberRecordError(`a push is { t: 'push', m: bytes (a member message, at most ${MAX_MEMBER_MESSAGE_BYTES}) }`)
     }
     return { t: 'push', m: n.m }
@@ -290,16 +299,37 @@ function * readSyncKeys (keys: Uint8Array): Generator<{ member: number, state: n
   }
 }
 
-/** The member a member message is about (its record's `peer`), or undefined when it cannot be read. */
-export function memberSubject (msg: Uint8Array): string | undefined {
+/** Whether `v` may be a member message: bytes, at most MAX_MEMBER_MESSAGE_BYTES (checked before anything decodes it). */
+function memberMessageBytes (v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array && v.byteLength <= MAX_MEMBER_MESSAGE_BYTES
+}
+
+/** A member message's record, read but not checked; undefined when it cannot be read (or is over the size bound, undecoded). */
+function readMemberMessage (msg: Uint8Array): { t: unknown, r: any } | undefined {
+  if (!memberMessageBytes(msg)) return undefined
   try {
     const v = dagCbor.decode<any>(msg)
-    const r = dagCbor.decode<any>(v.r)
-    return typeof r?.peer === 'string' ? r.peer : undefined
+    return { t: v?.t, r: dagCbor.decode<any>(v.r) }
   } catch {
-    // not a member message: take() refuses it (and says why); it names no member
+    // not a member message: take() refuses it (and says why)
     return undefined
   }
+}
+
+/** The member a member message is about (its record's `peer`), or undefined when it cannot be read. */
+export function memberSubject (msg: Uint8Array): string | undefined {
+  const r = readMemberMessage(msg)?.r
+  return typeof r?.peer === 'string' ? r.peer : undefined
+}
+
+/**
+ * Who signed a member message, as it claims (a record: its subject; a DOWN notice: `by`), not
+ * checked; undefined when it cannot be read. A push comes from its author (member-service.ts).
+ */
+export function memberAuthor (msg: Uint8Array): string | undefined {
+  const m = readMemberMessage(msg)
+  const who = m?.t === 'member' ? m.r?.peer : m?.t === 'down' ? m.r?.by : undefined
+  return typeof who === 'string' ? who : undefined
 }
 
 const str = (v: unknown, max: number, what: string): string => {
@@ -471,19 +501,24 @@ export class MemberTable extends EventTarget {
   /**
    * Take a sync answer to `keys` (this host's request): each message checked as any other
    * (take()); whether this table then agrees with the answerer's on every member neither side
-   * took a state of lately (its digest `d`), and how many messages were new.
+   * took a state of lately (its digest `d`), how many messages were new, and how many refused.
+   * A message over MAX_MEMBER_MESSAGE_BYTES is refused undecoded: it names no member, so it
+   * leaves none out of the digest.
    */
-  async takeSync (keys: Uint8Array, answer: { m: Uint8Array[], d: Uint8Array }, tableSize = 0): Promise<{ fresh: number, alike: boolean }> {
+  async takeSync (keys: Uint8Array, answer: { m: Uint8Array[], d: Uint8Array }, tableSize = 0): Promise<{ fresh: number, refused: number, alike: boolean }> {
     const excluded = new Set<number>()
     for (const { member } of readSyncKeys(keys)) excluded.add(member)
     let fresh = 0
+    let refused = 0
     for (const msg of answer.m) {
       const peer = memberSubject(msg)
       if (peer !== undefined) excluded.add(peerSyncKey(peer))
-      if (await this.take(msg, tableSize) === 'new') fresh++
+      const r = await this.take(msg, tableSize)
+      if (r === 'new') fresh++
+      else if (r === 'invalid') refused++
     }
     const d = this.syncDigest(excluded)
-    return { fresh, alike: equalBytes(d, answer.d) }
+    return { fresh, refused, alike: equalBytes(d, answer.d) }
   }
 
   /**

@@ -14,8 +14,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { MEMBERS, MEMBERS_GOSSIP_TAG, MemberTable, pullMembers } from '../../node/net/members.ts'
-import { TABLE_ANSWER_UNPACED, startMemberService } from '../../node/net/member-service.ts'
-import { call } from '../../node/net/rpc.ts'
+import { PUSH_BURST, PUSH_REFUSED_COST, TABLE_ANSWER_UNPACED, startMemberService } from '../../node/net/member-service.ts'
+import { call, notify } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
 import { equalBytes } from '../../node/bytes.ts'
 import { Teardown } from '../../harness/tmp.ts'
@@ -207,5 +207,44 @@ describe('node/net member-table anti-entropy', function () {
     await pull()
     await pull(Date.now() - 10 * 60_000)
     assert.deepEqual(sizes.slice(2), [0, 0], 'further big answers within the interval are paced')
+  })
+  it('real hosts: a push is taken from its author only (another\'s message refused before its signature is checked), and refused pushes spend the sender\'s budget: past it, its pushes are dropped, not taken (fails on the old code)', async () => {
+    const networkKey = createNetworkKey()
+    const keyA = await generateKeyPair('Ed25519')
+    const keyB = await generateKeyPair('Ed25519')
+    const other = signerFor(await generateKeyPair('Ed25519'))
+    const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostA.stop() })
+    // the signatures a checks, by signer
+    const checked: string[] = []
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify: async (author, bytes, sig) => { checked.push(author); return await verify(author, bytes, sig) } })
+    const serviceA = await startMemberService(hostA, a, { syncs: () => true, gossips: () => false })
+    t.add(async () => { await serviceA.stop() })
+    // b pushes by hand (no member service: no rounds to bring anything meanwhile)
+    const hostB = await createHost({ privateKey: keyB, networkKey, listen: [memAddr()], join: [hostA.addresses()[0]] })
+    t.add(async () => { await hostB.stop() })
+    await until('b connected to a', () => hostB.peers().some(p => p.id === hostA.peerId), 30_000)
+    const signerB = signerFor(keyB)
+    const recordOf = async (s: typeof other, seq: number): Promise<Uint8Array> => {
+      const r = dagCbor.encode({ peer: s.author, seq, addrs: ['/ip4/127.0.0.1/tcp/3'] })
+      return dagCbor.encode({ t: 'member', r, s: await s.sign(r) })
+    }
+    const handled = (): number => { const p = serviceA.pushes(); return p.taken + p.refused + p.dropped }
+    await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: await recordOf(signerB, Date.now() - HOUR) })
+    await until('a took b\'s own record from its push', () => a.has(hostB.peerId), 30_000)
+    // another member's record, well signed, pushed by b: not b's to push
+    const forged = await recordOf(other, Date.now())
+    const floods = 20
+    for (let i = 0; i < floods; i++) await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: forged })
+    await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: await recordOf(signerB, Date.now()) })
+    await until('a handled every push', () => handled() === floods + 2, 30_000)
+    const p = serviceA.pushes()
+    assert.equal(a.has(other.author), false, 'a pushed record not signed by its sender is not taken')
+    assert.equal(checked.filter(x => x === other.author).length, 0, 'nor its signature checked')
+    // b's budget covers the first few refusals (a refill every PUSH_REFILL_MS at most adds one)
+    const refusals = Math.ceil((PUSH_BURST - 1) / PUSH_REFUSED_COST)
+    assert.equal(p.taken, 1)
+    assert.ok(p.refused >= refusals && p.refused <= refusals + 1, JSON.stringify(p))
+    assert.equal(p.dropped, floods + 1 - p.refused, JSON.stringify(p))
   })
 })
