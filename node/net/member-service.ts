@@ -132,14 +132,20 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     // every member pulls: the message is in this table (signOwn, signDown took it), offered to
     // the next sync requests that do not name it, and pushed to the connections (the spread
     // starts from them: every one takes pushes, or gossips() would say so, and one not yet
-    // identified here is no exception); but a host that leaves publishes its own DOWN notice
-    // (it is gone before its peers' rounds would pull it)
-    if (!gossips() && !table.leaves()) {
+    // identified here is no exception); a host that leaves waits for the pushes of its own DOWN
+    // notice (it is gone before its peers' rounds would pull it from it: those that took it
+    // offer it on, as any other change), and says which peers took them
+    if (!gossips()) {
       const to = host.peers().map(p => p.id)
-      void Promise.all(to.map(async peer => {
-        await notify(host, peer, MEMBERS, { t: 'push', m: msg }).catch((err: unknown) => { log('member message not pushed to %s: %e', peer, err) })
-      }))
-      return []
+      const pushed = Promise.all(to.map(async peer => await notify(host, peer, MEMBERS, { t: 'push', m: msg }).then(() => peer, (err: unknown) => {
+        log('member message not pushed to %s: %e', peer, err)
+        return undefined
+      })))
+      if (!table.leaves()) {
+        void pushed
+        return []
+      }
+      return (await pushed).filter(p => p !== undefined)
     }
     const data = new Uint8Array(msg.byteLength + 1)
     data[0] = MEMBERS_GOSSIP_TAG

@@ -5,8 +5,8 @@
 // member came back or expired), and that pull, once the tables were in step, carries only what
 // the peer took since then (less the clock skew allowed), not the whole table. Between hosts that
 // take sync rounds (members.ts), records and DOWN notices reach the other host by the round, with
-// none published on gossip (but a leaving host's own DOWN notice), and a change its author pushes
-// to its connections.
+// none published on gossip (a leaving host's own DOWN notice neither), and a change its author
+// pushes to its connections; a push is taken from its author only, within its budget.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -148,12 +148,16 @@ describe('node/net member-table anti-entropy', function () {
     await serviceA.publish(own)
     await until('b took a\'s new record', () => b.record(hostA.peerId)?.seq === a.record(hostA.peerId)?.seq, 30_000)
     assert.equal(takenBy[0], 0, `pushed, not pulled: ${JSON.stringify(takenBy)}`)
-    // but a host that leaves publishes its own DOWN notice: it is gone before a round pulls it
+    // and a host that leaves pushes its own DOWN notice as any other change, and waits for the
+    // pushes (it is gone before a round would pull it from it): publish says who they reached
+    // (fails on the old code: it went on gossip only)
     const bye = await a.signDown(hostA.peerId)
     assert.ok(bye !== undefined)
-    await serviceA.publish(bye)
+    own = bye
+    assert.deepEqual(await serviceA.publish(bye), [hostB.peerId])
     await until('b took a\'s own DOWN notice', () => !b.has(hostA.peerId), 30_000)
-    assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [MEMBERS_GOSSIP_TAG], 'the leaving host\'s DOWN, on gossip')
+    assert.deepEqual(takenBy, [0, 0], `pushed, not pulled: ${JSON.stringify(takenBy)}`)
+    assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [], 'no member message on gossip, the leaving host\'s DOWN neither')
   })
 
   it('real hosts: after a long partition (more than TABLE_ANSWER_UNPACED changes), a host lacking a record taken before `since` gets it from the same round\'s pull of the whole table (fails on the old code: that pull was paced, answered empty)', async () => {
