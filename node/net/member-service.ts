@@ -238,9 +238,10 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     const reply = await call(host, peer, MEMBERS, since === undefined ? { t: 'table' } : { t: 'table', since })
     const members = reply.t === 'table' ? reply.members : []
     let fresh = 0
+    // (a whole table's records are no changes to offer on: members.ts take())
     for (const msg of members) {
       if (stopped) break
-      if (await table.take(msg, members.length) === 'new') fresh++
+      if (await table.take(msg, members.length, since !== undefined) === 'new') fresh++
     }
     // an empty answer is a paced one (TABLE_ANSWER_MIN_INTERVAL_MS): nothing was pulled
     if (!stopped && members.length > 0) opts.onPulled?.(peer)

@@ -71,7 +71,10 @@
 // members named by neither (syncDigest: those still spreading are left out, so a difference
 // there means one side missed a change older than that: then the table is pulled, as before). A
 // host gets each change about once (and a few bytes of key per round for each change still
-// spreading), instead of 6 copies on gossip. The author of a change (the host signing its own
+// spreading), instead of 6 copies on gossip. What a whole table pulled brings (a host starting)
+// is held but neither named nor offered: a host that restarted named and offered the whole
+// table in its rounds for MEMBER_OFFER_MS; its peers offer it the few changes still spreading
+// instead (changes pulled `since` a time are taken as changes). The author of a change (the host signing its own
 // record, the neighbour signing a DOWN) pushes it to its connections that take sync rounds
 // (MembersNotice; at most max-connections copies per change, so each host's share of these
 // pushes does not grow with the network), which starts the spread from that many hosts at once.
@@ -202,11 +205,12 @@ export class MemberRecordError extends RpcProtocolError {
 export interface MemberRecord { peer: string, seq: number, addrs: string[], cap?: number, features?: string[] }
 /**
  * `at`: this host's clock when it took the record (what a table answer `since` selects by);
- * `key`: the member's key in sync requests (peerSyncKey).
+ * `changed`: when it took it as a change (what sync rounds name and offer: not a record a whole
+ * table pulled brought, -Infinity then); `key`: the member's key in sync requests (peerSyncKey).
  */
-interface Entry extends MemberRecord { msg: Uint8Array, at: number, key: number }
-/** A DOWN notice held: the seq of the record that went down with it, the notice, and when it was taken here. */
-interface Down { seq: number, msg: Uint8Array, at: number }
+interface Entry extends MemberRecord { msg: Uint8Array, at: number, changed: number, key: number }
+/** A DOWN notice held: the seq of the record that went down with it, the notice, when it was taken here, and as a change (Entry). */
+interface Down { seq: number, msg: Uint8Array, at: number, changed: number }
 
 export type MembersRequest = { t: 'table', since?: number } | { t: 'digest' } | { t: 'sync', k: Uint8Array }
 export type MembersReply = { t: 'table', members: Uint8Array[] } | { t: 'digest', d: Uint8Array } | { t: 'sync', m: Uint8Array[], d: Uint8Array }
@@ -450,13 +454,13 @@ export class MemberTable extends EventTarget {
     return new Uint8Array(h.digest())
   }
 
-  /** Each member's state held (its DOWN notice when down, else its record) taken here at or after `since`, with its keys. */
+  /** Each member's state held (its DOWN notice when down, else its record) taken here as a change at or after `since`, with its keys. */
   private * states (since: number): Generator<{ key: number, msg: Uint8Array, state: number }> {
     for (const e of this.entries.values()) {
       const d = this.downAt.get(e.peer)
       if (d !== undefined) {
-        if (d.at >= since) yield { key: e.key, msg: d.msg, state: stateSyncKey(e.key, e.peer, d.seq, true) }
-      } else if (e.at >= since) {
+        if (d.changed >= since) yield { key: e.key, msg: d.msg, state: stateSyncKey(e.key, e.peer, d.seq, true) }
+      } else if (e.changed >= since) {
         yield { key: e.key, msg: e.msg, state: stateSyncKey(e.key, e.peer, e.seq, false) }
       }
     }
@@ -555,23 +559,26 @@ export class MemberTable extends EventTarget {
     if (peer === this.self) this.leaving = true
     const r = dagCbor.encode({ by: this.self, peer, seq: e.seq })
     const msg = dagCbor.encode({ t: 'down', r, s: await this.signer.sign(r) })
-    this.markDown(peer, { seq: e.seq, msg, at: this.now() })
+    this.markDown(peer, { seq: e.seq, msg, at: this.now(), changed: this.now() })
     return msg
   }
 
   /**
    * A member or DOWN message (without the gossip tag). `tableSize`: the size of the table it came
    * with (a pulled table's answer), so a record that is young for that network is not refused as
-   * expired by a table that is still filling.
+   * expired by a table that is still filling. `change`: false for what a whole table pulled
+   * brought (a host starting takes every member so): held, but neither named nor offered in sync
+   * rounds (each of those, for MEMBER_OFFER_MS, would cost the network a copy of the whole
+   * table: a host that restarted offered all of it); the changes pulled `since` a time are.
    */
-  async take (msg: Uint8Array, tableSize = 0): Promise<Taken> {
+  async take (msg: Uint8Array, tableSize = 0, change = true): Promise<Taken> {
     let v: any
     try {
       if (msg.byteLength > MAX_MEMBER_MESSAGE_BYTES) throw new MemberRecordError('member message too large')
       v = dagCbor.decode(msg)
       if (typeof v !== 'object' || v === null || !(v.r instanceof Uint8Array) || !(v.s instanceof Uint8Array) || Object.keys(v).length !== 3) throw new MemberRecordError('bad member message')
-      if (v.t === 'member') return await this.takeRecord(v.r, v.s, msg, tableSize)
-      if (v.t === 'down') return await this.takeDown(v.r, v.s, msg)
+      if (v.t === 'member') return await this.takeRecord(v.r, v.s, msg, tableSize, change)
+      if (v.t === 'down') return await this.takeDown(v.r, v.s, msg, change)
       throw new MemberRecordError('bad member message kind')
     } catch (err) {
       log('member message refused: %s', (err as Error).message)
@@ -579,7 +586,7 @@ export class MemberTable extends EventTarget {
     }
   }
 
-  private async takeRecord (r: Uint8Array, s: Uint8Array, msg: Uint8Array, tableSize: number): Promise<Taken> {
+  private async takeRecord (r: Uint8Array, s: Uint8Array, msg: Uint8Array, tableSize: number, change: boolean): Promise<Taken> {
     const v = dagCbor.decode<any>(r)
     // { peer, seq, addrs } and, from hosts that tell them, cap and features: nothing else
     const keys = typeof v === 'object' && v !== null ? Object.keys(v) : []
@@ -596,7 +603,7 @@ export class MemberTable extends EventTarget {
       }
     }
     const peer = str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id')
-    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
+    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), changed: change ? this.now() : -Infinity, key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
     if (rec.seq > this.now() + MEMBER_MAX_SKEW_MS) throw new MemberRecordError('member record from the future')
     const held = this.entries.get(rec.peer)
     const down = this.downAt.get(rec.peer)
@@ -611,7 +618,7 @@ export class MemberTable extends EventTarget {
     return 'new'
   }
 
-  private async takeDown (r: Uint8Array, s: Uint8Array, msg: Uint8Array): Promise<Taken> {
+  private async takeDown (r: Uint8Array, s: Uint8Array, msg: Uint8Array, change: boolean): Promise<Taken> {
     const v = dagCbor.decode<any>(r)
     if (typeof v !== 'object' || v === null || Object.keys(v).length !== 3) throw new MemberRecordError('bad down notice')
     const by = str(v.by, MAX_MEMBER_ID_CHARS, 'peer id')
@@ -638,7 +645,7 @@ export class MemberTable extends EventTarget {
       this.dispatchEvent(new CustomEvent('down', { detail: peer }))
       return 'old'
     }
-    this.markDown(peer, { seq, msg, at: this.now() })
+    this.markDown(peer, { seq, msg, at: this.now(), changed: change ? this.now() : -Infinity })
     return 'new'
   }
 

@@ -128,6 +128,31 @@ describe('node/net member sync rounds (pull dissemination)', function () {
     assert.equal(memberSubject(new Uint8Array([1, 2, 3])), undefined)
   })
 
+  it('what a whole table pulled brought is held but neither named nor offered; changes pulled since a time are (fails on the old code: a host that restarted offered the whole table)', async () => {
+    const { a, members, clock } = await pair(6)
+    // a took two changes lately; c, starting, pulls a's whole table, d a's changes since a time
+    assert.equal(await a.take(await record(members[0], T0)), 'new')
+    assert.equal(await a.take(await leaving(members[1], T0)), 'new')
+    const [sc, sd] = [await peer(), await peer()]
+    const c = new MemberTable({ self: sc.id, signer: sc.signer, verify, now: () => clock.now })
+    const d = new MemberTable({ self: sd.id, signer: sd.signer, verify, now: () => clock.now })
+    // (a's table answer: the records of the members up, then its DOWN notice, of a member c never held)
+    const table = a.messages()
+    for (const msg of table) await c.take(msg, table.length, false)
+    for (const msg of table) await d.take(msg, table.length)
+    assert.equal(c.size, 5)
+    assert.equal(c.record(members[0].id)?.seq, T0)
+    assert.equal(c.syncKeys().byteLength, 0)
+    assert.deepEqual(c.syncAnswer(new Uint8Array(0)).m, [])
+    // the round with a: a offers its two changes (c named none), c has them: the tables agree
+    assert.deepEqual(await round(c, a), { sent: 2, fresh: 0, alike: true })
+    // what changed since a time is offered on (d took it as changes)
+    assert.equal(d.syncKeys().byteLength, SYNC_KEY_BYTES * 5)
+    assert.equal(d.syncAnswer(new Uint8Array(0)).m.length, 5)
+    // and the whole table's records still answer a pull of changes `since` (by when they were taken)
+    assert.equal(c.messages(clock.now).length, 5)
+  })
+
   it('a message of a sync answer over the size bound is refused undecoded: it names no member, so it hides no difference from the digest (fails on the old code)', async () => {
     const { a, b, members, clock } = await pair(4)
     // a took a newer record of members[0] long ago; b never did: a real, older difference

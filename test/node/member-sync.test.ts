@@ -13,7 +13,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { MEMBERS, MEMBERS_GOSSIP_TAG, MemberTable, pullMembers } from '../../node/net/members.ts'
+import { MEMBERS, MEMBERS_GOSSIP_TAG, MemberTable, SYNC_KEY_BYTES, pullMembers } from '../../node/net/members.ts'
 import { PUSH_BURST, PUSH_REFUSED_COST, TABLE_ANSWER_UNPACED, startMemberService } from '../../node/net/member-service.ts'
 import { call, notify } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
@@ -93,13 +93,17 @@ describe('node/net member-table anti-entropy', function () {
     const keyB = await generateKeyPair('Ed25519')
     const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
     t.add(async () => { await hostA.stop() })
-    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify })
+    // a's clock an hour behind while it takes the other members' records: taken long ago (no
+    // change still offered: b, which pulls them with a's whole table, names none of them)
+    let offset = -HOUR
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify, now: () => Date.now() + offset })
     const others = await Promise.all(Array.from({ length: 4 }, async () => signerFor(await generateKeyPair('Ed25519'))))
-    const seq = Date.now() - HOUR
+    const seq = Date.now() - 2 * HOUR
     for (const o of others) {
       const r = dagCbor.encode({ peer: o.author, seq, addrs: ['/ip4/127.0.0.1/tcp/1'] })
       assert.equal(await a.take(dagCbor.encode({ t: 'member', r, s: await o.sign(r) })), 'new')
     }
+    offset = 0
     // member messages published on gossip by either host (none expected: every member pulls)
     const published: number[] = []
     const publishA = hostA.gossip.publish.bind(hostA.gossip)
@@ -123,6 +127,9 @@ describe('node/net member-table anti-entropy', function () {
     const serviceB = await startMemberService(hostB, b, pulling)
     t.add(async () => { await serviceB.stop() })
     await until('b holds every member and a round found it in step', () => b.size === others.length + 2 && serviceB.inStepAt() !== undefined && a.has(hostB.peerId), 90_000)
+    // b pulled a's whole table as it started: those records are no changes b names or offers in
+    // its rounds (its own record, and a's if a round offered it, at most: not the others')
+    assert.ok(b.syncKeys().byteLength <= 2 * SYNC_KEY_BYTES, `b names ${b.syncKeys().byteLength / SYNC_KEY_BYTES} states`)
 
     // a member leaves (its own DOWN notice, taken at a), another signs a fresh record (taken at a)
     const [gone, fresh] = others
