@@ -139,7 +139,9 @@ describe('node/net member-table anti-entropy', function () {
     assert.equal(await a.take(dagCbor.encode({ t: 'member', r: r2, s: await fresh.sign(r2) })), 'new')
     const from = answered.length
     await until('b took both by a sync round and agrees with a', () => !b.has(gone.author) && b.record(fresh.author)?.addrs[0] === '/ip4/127.0.0.1/tcp/2' && equalBytes(a.digest(), b.digest()), 90_000)
-    assert.ok(answered.slice(from).some(n => n === 2), `a sync answer carried both: ${JSON.stringify(answered.slice(from))}`)
+    // (and a's own record too, when a round came within the offer window of a's start: b took it
+    // with a's whole table, which it names no state of)
+    assert.ok(answered.slice(from).some(n => n === 2 || n === 3), `a sync answer carried both: ${JSON.stringify(answered.slice(from))}`)
     assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [], 'no member message on gossip')
     // a change a host authors (its own record here) it pushes to its connections: b takes it from
     // the notice (take(msg) alone: answers and pulls pass the table's size), not from a round
