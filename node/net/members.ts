@@ -76,7 +76,8 @@
 // table in its rounds for MEMBER_OFFER_MS; its peers offer it the few changes still spreading
 // instead (changes pulled `since` a time are taken as changes). The author of a change (the host signing its own
 // record, the neighbour signing a DOWN) pushes it to its connections that take sync rounds
-// (MembersNotice; at most max-connections copies per change, so each host's share of these
+// (MembersNotice, taken from its author only and within a budget per peer, member-service.ts;
+// at most max-connections copies per change, so each host's share of these
 // pushes does not grow with the network), which starts the spread from that many hosts at once.
 // The price is time: a change reaches every host in
 // a number of rounds that grows with the log of the network (a host's DOWN notice or its return
