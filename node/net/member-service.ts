@@ -34,7 +34,7 @@
 import type { Host, GossipVerdict } from './host.ts'
 import { MAX_SYNC_ANSWER_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, memberAuthor, memberRefreshMs, pullMembers } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
-import { call, notify, serve } from './rpc.ts'
+import { RpcProtocolError, RpcTooLargeError, call, notify, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
 import { equalBytes } from '../bytes.ts'
 import { logger } from '../log.ts'
@@ -90,7 +90,7 @@ export interface MemberService {
   pulled: () => boolean
   /** When (this host's clock) a digest round last found this table like a peer's: later rounds pull what changed since. */
   inStepAt: () => number | undefined
-  /** Pushes handled since start: taken (new or not), refused (PUSH_REFUSED_COST), dropped over a peer's budget. */
+  /** Pushes handled since start: taken (new or not), refused (PUSH_REFUSED_COST; malformed or oversized requests too), dropped over a peer's budget. */
   pushes: () => { taken: number, refused: number, dropped: number }
   stop: () => Promise<void>
 }
@@ -232,7 +232,17 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       answered.set(peer, { at: now, since: req.since !== undefined })
       return { t: 'table', members }
     }
-  }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+  }, {
+    maxInboundStreams: 4,
+    maxOutboundStreams: 4,
+    // a malformed request or push, or one over MAX_MEMBERS_INCOMING_BYTES (refused from its
+    // frame's length), is charged to its sender's push budget as a refused push
+    onError: (err, peer) => {
+      if (!(err instanceof RpcProtocolError) && !(err instanceof RpcTooLargeError)) return
+      pushes.refused++
+      spend(peer, PUSH_REFUSED_COST, true)
+    }
+  })
 
   const pull = async (peer: string, since?: number): Promise<number> => {
     const reply = await call(host, peer, MEMBERS, since === undefined ? { t: 'table' } : { t: 'table', since })
