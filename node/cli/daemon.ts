@@ -41,6 +41,11 @@ export interface DaemonOptions {
    * keptTreeMode; default FULL_MESH_PEERS): tests of a few tens of hosts set it lower.
    */
   keptTreeMembers?: number
+  /**
+   * Member messages spread by sync rounds in tables of at least this many members (net/members.ts
+   * MEMBER_PULL_MIN_MEMBERS, the default; no flag): tests of a dozen hosts set it lower.
+   */
+  memberPullMembers?: number
   /** Data upload/download caps in bytes/s (swarm traffic; DHT and control are apart). */
   maxUpload?: number
   maxDownload?: number
@@ -108,6 +113,8 @@ export interface Daemon {
   readonly keep: Redundancy
   /** Every member of the network, signed by itself (net/members.ts). */
   readonly members: MemberTable
+  /** How the member table spreads (net/member-service.ts): its publish() is what a record or DOWN notice goes out by. */
+  readonly memberService: MemberService
   /** What this host knows of its peers' features (net/features.ts): the gate of multi-extent ops. */
   readonly features: FeatureBook
   /** The join addresses this host dials: `--join` and the config's, once each. */
@@ -259,7 +266,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // then (and until this host knows its members: `known` above, set up below), and in a
     // smaller network, as before (gossip costs little there, and spreads at once)
     let membersKnowable = false
-    const large = (): boolean => members.size >= MEMBER_PULL_MIN_MEMBERS
+    const large = (): boolean => members.size >= (opts.memberPullMembers ?? MEMBER_PULL_MIN_MEMBERS)
     const memberService: MemberService = await startMemberService(host, members, {
       onPulled: pullKept,
       syncs: peer => large() && features.supports(host.peerId, FEATURE_MEMBER_PULL) && features.supports(peer, FEATURE_MEMBER_PULL),
@@ -614,7 +621,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...metricsRoutes(metrics), ...inviteRoutes({ networkKey, host }), ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION, onError: status => { metrics.error('api', String(status)) } })
     await api.start()
     closers.push(async () => { await api.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, spaceNotices, kept: keptNow, policy, keep, members, features, join: join_, api, events, metrics, close }
+    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, spaceNotices, kept: keptNow, policy, keep, members, memberService, features, join: join_, api, events, metrics, close }
   } catch (err) {
     await close()
     throw err

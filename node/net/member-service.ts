@@ -32,9 +32,9 @@
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
-import { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, memberRefreshMs, pullMembers } from './members.ts'
+import { MAX_SYNC_ANSWER_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, memberAuthor, memberRefreshMs, pullMembers } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
-import { call, notify, serve } from './rpc.ts'
+import { RpcProtocolError, RpcTooLargeError, call, notify, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
 import { equalBytes } from '../bytes.ts'
 import { logger } from '../log.ts'
@@ -59,6 +59,19 @@ export const TABLE_SYNC_MS = 15_000
 export const MEMBER_REFRESH_CHECK_MS = 3600_000
 /** Digests that differed are compared again after this before the table is pulled. */
 export const TABLE_SYNC_RECHECK_MS = 5_000
+/**
+ * Pushes a peer may send at once (an author pushes only its own changes: its record, the DOWN
+ * notices it signs as a neighbour, a few a day; a push only starts a spread the sync rounds
+ * finish, so one dropped costs a little time, nothing more), refilled by one every
+ * PUSH_REFILL_MS; a refused push (not signed by its sender, malformed, badly signed) costs
+ * PUSH_REFUSED_COST. Past the budget a peer's pushes are dropped as they come: a flood of them costs
+ * this host a frame's read each (bounded: members.ts MAX_MEMBERS_INCOMING_BYTES), no signature check.
+ */
+export const PUSH_BURST = 16
+export const PUSH_REFILL_MS = 15_000
+export const PUSH_REFUSED_COST = 8
+/** Peers whose push budgets are kept (beyond it, the full ones are forgotten: a peer forgotten starts full). */
+const PUSH_BUDGETS_KEPT = 1024
 
 export type MemberServiceHost = Pick<Host, 'peerId' | 'peers' | 'addresses' | 'gossip' | 'remember' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'>
 
@@ -77,6 +90,8 @@ export interface MemberService {
   pulled: () => boolean
   /** When (this host's clock) a digest round last found this table like a peer's: later rounds pull what changed since. */
   inStepAt: () => number | undefined
+  /** Pushes handled since start: taken (new or not), refused (PUSH_REFUSED_COST; malformed or oversized requests too), dropped over a peer's budget. */
+  pushes: () => { taken: number, refused: number, dropped: number }
   stop: () => Promise<void>
 }
 
@@ -117,14 +132,20 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     // every member pulls: the message is in this table (signOwn, signDown took it), offered to
     // the next sync requests that do not name it, and pushed to the connections (the spread
     // starts from them: every one takes pushes, or gossips() would say so, and one not yet
-    // identified here is no exception); but a host that leaves publishes its own DOWN notice
-    // (it is gone before its peers' rounds would pull it)
-    if (!gossips() && !table.leaves()) {
+    // identified here is no exception); a host that leaves waits for the pushes of its own DOWN
+    // notice (it is gone before its peers' rounds would pull it from it: those that took it
+    // offer it on, as any other change), and says which peers took them
+    if (!gossips()) {
       const to = host.peers().map(p => p.id)
-      void Promise.all(to.map(async peer => {
-        await notify(host, peer, MEMBERS, { t: 'push', m: msg }).catch((err: unknown) => { log('member message not pushed to %s: %e', peer, err) })
-      }))
-      return []
+      const pushed = Promise.all(to.map(async peer => await notify(host, peer, MEMBERS, { t: 'push', m: msg }).then(() => peer, (err: unknown) => {
+        log('member message not pushed to %s: %e', peer, err)
+        return undefined
+      })))
+      if (!table.leaves()) {
+        void pushed
+        return []
+      }
+      return (await pushed).filter(p => p !== undefined)
     }
     const data = new Uint8Array(msg.byteLength + 1)
     data[0] = MEMBERS_GOSSIP_TAG
@@ -154,11 +175,43 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     return r === 'new' ? 'accept' : r === 'old' ? 'ignore' : 'reject'
   })
 
+  // each peer's push budget (PUSH_BURST): what is left, and when it was last counted; a refusal
+  // is charged whatever is left (down to a debt of one burst: the peer waits for it to refill)
+  const budgets = new Map<string, { left: number, at: number }>()
+  const pushes = { taken: 0, refused: 0, dropped: 0 }
+  const spend = (peer: string, cost: number, owed = false): boolean => {
+    const now = Date.now()
+    const b = budgets.get(peer) ?? { left: PUSH_BURST, at: now }
+    b.left = Math.min(PUSH_BURST, b.left + (now - b.at) / PUSH_REFILL_MS)
+    b.at = now
+    if (budgets.size >= PUSH_BUDGETS_KEPT && !budgets.has(peer)) {
+      for (const [p, x] of budgets) if (x.left + (now - x.at) / PUSH_REFILL_MS >= PUSH_BURST) budgets.delete(p)
+    }
+    budgets.set(peer, b)
+    if (owed) b.left = Math.max(-PUSH_BURST, b.left - cost)
+    else if (b.left < cost) return false
+    else b.left -= cost
+    return true
+  }
+
   const unserve = await serve(host, MEMBERS, {
-    // a change its author pushed: taken as from gossip (a refused one is logged; the author
-    // pushes only its own, so nothing to forward and no forwarder to blame)
+    // a change its author pushed: taken as from gossip, once the peer's budget allows one (the
+    // author pushes only what it signed: anything else is refused before its signature is
+    // checked, and a refused push costs its sender PUSH_REFUSED_COST of its budget)
     notice: async (n, { peer }) => {
-      if (await table.take(n.m) === 'invalid') log('member message pushed by %s refused', peer)
+      if (!spend(peer, 1)) {
+        pushes.dropped++
+        log('member message pushed by %s dropped: over its push budget', peer)
+        return
+      }
+      const own = memberAuthor(n.m) === peer
+      if (!own || await table.take(n.m) === 'invalid') {
+        pushes.refused++
+        spend(peer, PUSH_REFUSED_COST - 1, true)
+        log('member message pushed by %s refused%s', peer, own ? '' : ': not signed by it')
+        return
+      }
+      pushes.taken++
     },
     call: async (req, { peer }): Promise<MembersReply> => {
       if (req.t === 'digest') return { t: 'digest', d: table.digest() }
@@ -179,15 +232,26 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       answered.set(peer, { at: now, since: req.since !== undefined })
       return { t: 'table', members }
     }
-  }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+  }, {
+    maxInboundStreams: 4,
+    maxOutboundStreams: 4,
+    // a malformed request or push, or one over MAX_MEMBERS_INCOMING_BYTES (refused from its
+    // frame's length), is charged to its sender's push budget as a refused push
+    onError: (err, peer) => {
+      if (!(err instanceof RpcProtocolError) && !(err instanceof RpcTooLargeError)) return
+      pushes.refused++
+      spend(peer, PUSH_REFUSED_COST, true)
+    }
+  })
 
   const pull = async (peer: string, since?: number): Promise<number> => {
     const reply = await call(host, peer, MEMBERS, since === undefined ? { t: 'table' } : { t: 'table', since })
     const members = reply.t === 'table' ? reply.members : []
     let fresh = 0
+    // (a whole table's records are no changes to offer on: members.ts take())
     for (const msg of members) {
       if (stopped) break
-      if (await table.take(msg, members.length) === 'new') fresh++
+      if (await table.take(msg, members.length, since !== undefined) === 'new') fresh++
     }
     // an empty answer is a paced one (TABLE_ANSWER_MIN_INTERVAL_MS): nothing was pulled
     if (!stopped && members.length > 0) opts.onPulled?.(peer)
@@ -262,7 +326,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       // (the states either side took within MEMBER_SYNC_KEYS_MS: a later pull `since` reaches
       // back past them)
       const keys = table.syncKeys()
-      const reply = await call(host, peer, MEMBERS, { t: 'sync', k: keys })
+      const reply = await call(host, peer, MEMBERS, { t: 'sync', k: keys }, { maxReplyBytes: MAX_SYNC_ANSWER_BYTES })
       if (reply.t !== 'sync') return true
       const { alike } = await table.takeSync(keys, reply)
       if (alike) inStepAt = asked - MEMBER_SYNC_KEYS_MS
@@ -300,6 +364,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     pull,
     pulled: () => pulled,
     inStepAt: () => inStepAt,
+    pushes: () => ({ ...pushes }),
     stop: async () => {
       if (stopped) return
       stopped = true

@@ -71,9 +71,13 @@
 // members named by neither (syncDigest: those still spreading are left out, so a difference
 // there means one side missed a change older than that: then the table is pulled, as before). A
 // host gets each change about once (and a few bytes of key per round for each change still
-// spreading), instead of 6 copies on gossip. The author of a change (the host signing its own
+// spreading), instead of 6 copies on gossip. What a whole table pulled brings (a host starting)
+// is held but neither named nor offered: a host that restarted named and offered the whole
+// table in its rounds for MEMBER_OFFER_MS; its peers offer it the few changes still spreading
+// instead (changes pulled `since` a time are taken as changes). The author of a change (the host signing its own
 // record, the neighbour signing a DOWN) pushes it to its connections that take sync rounds
-// (MembersNotice; at most max-connections copies per change, so each host's share of these
+// (MembersNotice, taken from its author only and within a budget per peer, member-service.ts;
+// at most max-connections copies per change, so each host's share of these
 // pushes does not grow with the network), which starts the spread from that many hosts at once.
 // The price is time: a change reaches every host in
 // a number of rounds that grows with the log of the network (a host's DOWN notice or its return
@@ -181,6 +185,14 @@ export const MEMBER_PULL_MIN_MEMBERS = 256
 export const SYNC_KEY_BYTES = 6
 /** Most messages a sync answer carries (the rest: the next rounds). */
 export const SYNC_MAX_MESSAGES = 256
+/**
+ * Largest request or push a host reads on MEMBERS_PROTOCOL (a sync request naming every member,
+ * with its envelope): a bigger frame is refused from its length prefix, never buffered or decoded
+ * (table answers go the other way, up to MAX_TABLE_MESSAGE_BYTES).
+ */
+export const MAX_MEMBERS_INCOMING_BYTES = MAX_MEMBERS * SYNC_KEY_BYTES + 1024
+/** Largest sync answer a host reads (SYNC_MAX_MESSAGES messages of MAX_MEMBER_MESSAGE_BYTES, the digest, framing). */
+export const MAX_SYNC_ANSWER_BYTES = SYNC_MAX_MESSAGES * (MAX_MEMBER_MESSAGE_BYTES + 8) + 1024
 
 export class MemberRecordError extends RpcProtocolError {
   override readonly name = 'MemberRecordError'
@@ -194,11 +206,12 @@ export class MemberRecordError extends RpcProtocolError {
 export interface MemberRecord { peer: string, seq: number, addrs: string[], cap?: number, features?: string[] }
 /**
  * `at`: this host's clock when it took the record (what a table answer `since` selects by);
- * `key`: the member's key in sync requests (peerSyncKey).
+ * `changed`: when it took it as a change (what sync rounds name and offer: not a record a whole
+ * table pulled brought, -Infinity then); `key`: the member's key in sync requests (peerSyncKey).
  */
-interface Entry extends MemberRecord { msg: Uint8Array, at: number, key: number }
-/** A DOWN notice held: the seq of the record that went down with it, the notice, and when it was taken here. */
-interface Down { seq: number, msg: Uint8Array, at: number }
+interface Entry extends MemberRecord { msg: Uint8Array, at: number, changed: number, key: number }
+/** A DOWN notice held: the seq of the record that went down with it, the notice, when it was taken here, and as a change (Entry). */
+interface Down { seq: number, msg: Uint8Array, at: number, changed: number }
 
 export type MembersRequest = { t: 'table', since?: number } | { t: 'digest' } | { t: 'sync', k: Uint8Array }
 export type MembersReply = { t: 'table', members: Uint8Array[] } | { t: 'digest', d: Uint8Array } | { t: 'sync', m: Uint8Array[], d: Uint8Array }
@@ -208,6 +221,7 @@ export interface MembersNotice { t: 'push', m: Uint8Array }
 export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotice>({
   id: MEMBERS_PROTOCOL,
   maxMessageBytes: MAX_TABLE_MESSAGE_BYTES,
+  maxIncomingBytes: MAX_MEMBERS_INCOMING_BYTES,
   timeoutMs: 30_000,
   malformed: MemberRecordError,
   request: (v) => {
@@ -231,19 +245,19 @@ export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotic
       return { t: 'digest', d: m.d }
     }
     if (req.t === 'sync') {
-      if (typeof m !== 'object' || m === null || m.t !== 'sync' || !(m.d instanceof Uint8Array) || m.d.byteLength !== 32 || !Array.isArray(m.m) || m.m.length > SYNC_MAX_MESSAGES || !m.m.every((x: unknown) => x instanceof Uint8Array)) {
-        throw new MemberRecordError(`a sync answer is { t: 'sync', m: [bytes...] (at most ${SYNC_MAX_MESSAGES}), d: bytes(32) }`)
+      if (typeof m !== 'object' || m === null || m.t !== 'sync' || !(m.d instanceof Uint8Array) || m.d.byteLength !== 32 || !Array.isArray(m.m) || m.m.length > SYNC_MAX_MESSAGES || !m.m.every(memberMessageBytes)) {
+        throw new MemberRecordError(`a sync answer is { t: 'sync', m: [bytes (at most ${MAX_MEMBER_MESSAGE_BYTES})...] (at most ${SYNC_MAX_MESSAGES}), d: bytes(32) }`)
       }
       return { t: 'sync', m: m.m as Uint8Array[], d: m.d }
     }
-    if (typeof m !== 'object' || m === null || m.t !== 'table' || !Array.isArray(m.members) || m.members.length > MAX_MEMBERS || !m.members.every((x: unknown) => x instanceof Uint8Array)) {
-      throw new MemberRecordError('a table answer is { t: \'table\', members: [bytes...] }')
+    if (typeof m !== 'object' || m === null || m.t !== 'table' || !Array.isArray(m.members) || m.members.length > MAX_MEMBERS || !m.members.every(memberMessageBytes)) {
+      throw new MemberRecordError(`a table answer is { t: 'table', members: [bytes (at most ${MAX_MEMBER_MESSAGE_BYTES})...] }`)
     }
     return { t: 'table', members: m.members as Uint8Array[] }
   },
   notice: (v) => {
     const n = v as { t?: unknown, m?: unknown } | null
-    if (typeof n !== 'object' || n === null || n.t !== 'push' || Object.keys(n).length !== 2 || !(n.m instanceof Uint8Array) || n.m.byteLength > MAX_MEMBER_MESSAGE_BYTES) {
+    if (typeof n !== 'object' || n === null || n.t !== 'push' || Object.keys(n).length !== 2 || !memberMessageBytes(n.m)) {
       throw new MemberRecordError(`a push is { t: 'push', m: bytes (a member message, at most ${MAX_MEMBER_MESSAGE_BYTES}) }`)
     }
     return { t: 'push', m: n.m }
@@ -290,16 +304,37 @@ function * readSyncKeys (keys: Uint8Array): Generator<{ member: number, state: n
   }
 }
 
-/** The member a member message is about (its record's `peer`), or undefined when it cannot be read. */
-export function memberSubject (msg: Uint8Array): string | undefined {
+/** Whether `v` may be a member message: bytes, at most MAX_MEMBER_MESSAGE_BYTES (checked before anything decodes it). */
+function memberMessageBytes (v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array && v.byteLength <= MAX_MEMBER_MESSAGE_BYTES
+}
+
+/** A member message's record, read but not checked; undefined when it cannot be read (or is over the size bound, undecoded). */
+function readMemberMessage (msg: Uint8Array): { t: unknown, r: any } | undefined {
+  if (!memberMessageBytes(msg)) return undefined
   try {
     const v = dagCbor.decode<any>(msg)
-    const r = dagCbor.decode<any>(v.r)
-    return typeof r?.peer === 'string' ? r.peer : undefined
+    return { t: v?.t, r: dagCbor.decode<any>(v.r) }
   } catch {
-    // not a member message: take() refuses it (and says why); it names no member
+    // not a member message: take() refuses it (and says why)
     return undefined
   }
+}
+
+/** The member a member message is about (its record's `peer`), or undefined when it cannot be read. */
+export function memberSubject (msg: Uint8Array): string | undefined {
+  const r = readMemberMessage(msg)?.r
+  return typeof r?.peer === 'string' ? r.peer : undefined
+}
+
+/**
+ * Who signed a member message, as it claims (a record: its subject; a DOWN notice: `by`), not
+ * checked; undefined when it cannot be read. A push comes from its author (member-service.ts).
+ */
+export function memberAuthor (msg: Uint8Array): string | undefined {
+  const m = readMemberMessage(msg)
+  const who = m?.t === 'member' ? m.r?.peer : m?.t === 'down' ? m.r?.by : undefined
+  return typeof who === 'string' ? who : undefined
 }
 
 const str = (v: unknown, max: number, what: string): string => {
@@ -420,13 +455,13 @@ export class MemberTable extends EventTarget {
     return new Uint8Array(h.digest())
   }
 
-  /** Each member's state held (its DOWN notice when down, else its record) taken here at or after `since`, with its keys. */
+  /** Each member's state held (its DOWN notice when down, else its record) taken here as a change at or after `since`, with its keys. */
   private * states (since: number): Generator<{ key: number, msg: Uint8Array, state: number }> {
     for (const e of this.entries.values()) {
       const d = this.downAt.get(e.peer)
       if (d !== undefined) {
-        if (d.at >= since) yield { key: e.key, msg: d.msg, state: stateSyncKey(e.key, e.peer, d.seq, true) }
-      } else if (e.at >= since) {
+        if (d.changed >= since) yield { key: e.key, msg: d.msg, state: stateSyncKey(e.key, e.peer, d.seq, true) }
+      } else if (e.changed >= since) {
         yield { key: e.key, msg: e.msg, state: stateSyncKey(e.key, e.peer, e.seq, false) }
       }
     }
@@ -471,19 +506,24 @@ export class MemberTable extends EventTarget {
   /**
    * Take a sync answer to `keys` (this host's request): each message checked as any other
    * (take()); whether this table then agrees with the answerer's on every member neither side
-   * took a state of lately (its digest `d`), and how many messages were new.
+   * took a state of lately (its digest `d`), how many messages were new, and how many refused.
+   * A message over MAX_MEMBER_MESSAGE_BYTES is refused undecoded: it names no member, so it
+   * leaves none out of the digest.
    */
-  async takeSync (keys: Uint8Array, answer: { m: Uint8Array[], d: Uint8Array }, tableSize = 0): Promise<{ fresh: number, alike: boolean }> {
+  async takeSync (keys: Uint8Array, answer: { m: Uint8Array[], d: Uint8Array }, tableSize = 0): Promise<{ fresh: number, refused: number, alike: boolean }> {
     const excluded = new Set<number>()
     for (const { member } of readSyncKeys(keys)) excluded.add(member)
     let fresh = 0
+    let refused = 0
     for (const msg of answer.m) {
       const peer = memberSubject(msg)
       if (peer !== undefined) excluded.add(peerSyncKey(peer))
-      if (await this.take(msg, tableSize) === 'new') fresh++
+      const r = await this.take(msg, tableSize)
+      if (r === 'new') fresh++
+      else if (r === 'invalid') refused++
     }
     const d = this.syncDigest(excluded)
-    return { fresh, alike: equalBytes(d, answer.d) }
+    return { fresh, refused, alike: equalBytes(d, answer.d) }
   }
 
   /**
@@ -520,23 +560,26 @@ export class MemberTable extends EventTarget {
     if (peer === this.self) this.leaving = true
     const r = dagCbor.encode({ by: this.self, peer, seq: e.seq })
     const msg = dagCbor.encode({ t: 'down', r, s: await this.signer.sign(r) })
-    this.markDown(peer, { seq: e.seq, msg, at: this.now() })
+    this.markDown(peer, { seq: e.seq, msg, at: this.now(), changed: this.now() })
     return msg
   }
 
   /**
    * A member or DOWN message (without the gossip tag). `tableSize`: the size of the table it came
    * with (a pulled table's answer), so a record that is young for that network is not refused as
-   * expired by a table that is still filling.
+   * expired by a table that is still filling. `change`: false for what a whole table pulled
+   * brought (a host starting takes every member so): held, but neither named nor offered in sync
+   * rounds (each of those, for MEMBER_OFFER_MS, would cost the network a copy of the whole
+   * table: a host that restarted offered all of it); the changes pulled `since` a time are.
    */
-  async take (msg: Uint8Array, tableSize = 0): Promise<Taken> {
+  async take (msg: Uint8Array, tableSize = 0, change = true): Promise<Taken> {
     let v: any
     try {
       if (msg.byteLength > MAX_MEMBER_MESSAGE_BYTES) throw new MemberRecordError('member message too large')
       v = dagCbor.decode(msg)
       if (typeof v !== 'object' || v === null || !(v.r instanceof Uint8Array) || !(v.s instanceof Uint8Array) || Object.keys(v).length !== 3) throw new MemberRecordError('bad member message')
-      if (v.t === 'member') return await this.takeRecord(v.r, v.s, msg, tableSize)
-      if (v.t === 'down') return await this.takeDown(v.r, v.s, msg)
+      if (v.t === 'member') return await this.takeRecord(v.r, v.s, msg, tableSize, change)
+      if (v.t === 'down') return await this.takeDown(v.r, v.s, msg, change)
       throw new MemberRecordError('bad member message kind')
     } catch (err) {
       log('member message refused: %s', (err as Error).message)
@@ -544,7 +587,7 @@ export class MemberTable extends EventTarget {
     }
   }
 
-  private async takeRecord (r: Uint8Array, s: Uint8Array, msg: Uint8Array, tableSize: number): Promise<Taken> {
+  private async takeRecord (r: Uint8Array, s: Uint8Array, msg: Uint8Array, tableSize: number, change: boolean): Promise<Taken> {
     const v = dagCbor.decode<any>(r)
     // { peer, seq, addrs } and, from hosts that tell them, cap and features: nothing else
     const keys = typeof v === 'object' && v !== null ? Object.keys(v) : []
@@ -561,7 +604,7 @@ export class MemberTable extends EventTarget {
       }
     }
     const peer = str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id')
-    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
+    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), changed: change ? this.now() : -Infinity, key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
     if (rec.seq > this.now() + MEMBER_MAX_SKEW_MS) throw new MemberRecordError('member record from the future')
     const held = this.entries.get(rec.peer)
     const down = this.downAt.get(rec.peer)
@@ -576,7 +619,7 @@ export class MemberTable extends EventTarget {
     return 'new'
   }
 
-  private async takeDown (r: Uint8Array, s: Uint8Array, msg: Uint8Array): Promise<Taken> {
+  private async takeDown (r: Uint8Array, s: Uint8Array, msg: Uint8Array, change: boolean): Promise<Taken> {
     const v = dagCbor.decode<any>(r)
     if (typeof v !== 'object' || v === null || Object.keys(v).length !== 3) throw new MemberRecordError('bad down notice')
     const by = str(v.by, MAX_MEMBER_ID_CHARS, 'peer id')
@@ -603,7 +646,7 @@ export class MemberTable extends EventTarget {
       this.dispatchEvent(new CustomEvent('down', { detail: peer }))
       return 'old'
     }
-    this.markDown(peer, { seq, msg, at: this.now() })
+    this.markDown(peer, { seq, msg, at: this.now(), changed: change ? this.now() : -Infinity })
     return 'new'
   }
 

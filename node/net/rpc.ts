@@ -119,6 +119,12 @@ export interface RpcProtocol<Req = never, Res = never, Note = never, Next = neve
   readonly id: string
   /** Hard bound of one message, either direction, envelope included (bytes). */
   readonly maxMessageBytes: number
+  /**
+   * Bound of what the answering side reads (a call's request, a notice), envelope included, when
+   * it is below maxMessageBytes: a frame over it is refused from its length prefix, before it is
+   * buffered or decoded (a protocol whose replies are big and whose requests are small).
+   */
+  readonly maxIncomingBytes?: number
   /** Longest silence from the other side (ms); for a call with one reply, the whole call. */
   readonly timeoutMs: number
   // (method syntax: a protocol without calls, Req = never, still fits where any protocol does)
@@ -142,6 +148,9 @@ export interface RpcProtocol<Req = never, Res = never, Note = never, Next = neve
 export function defineProtocol<Req = never, Res = never, Note = never, Next = never> (p: RpcProtocol<Req, Res, Note, Next>): RpcProtocol<Req, Res, Note, Next> {
   if (!Number.isSafeInteger(p.maxMessageBytes) || p.maxMessageBytes < RPC_MIN_MESSAGE_BYTES || p.maxMessageBytes > RPC_MAX_MESSAGE_BYTES) {
     throw new RangeError(`${p.id}: maxMessageBytes must be ${RPC_MIN_MESSAGE_BYTES}..${RPC_MAX_MESSAGE_BYTES}, got ${p.maxMessageBytes}`)
+  }
+  if (p.maxIncomingBytes !== undefined && (!Number.isSafeInteger(p.maxIncomingBytes) || p.maxIncomingBytes < RPC_MIN_MESSAGE_BYTES || p.maxIncomingBytes > p.maxMessageBytes)) {
+    throw new RangeError(`${p.id}: maxIncomingBytes must be ${RPC_MIN_MESSAGE_BYTES}..maxMessageBytes (${p.maxMessageBytes}), got ${p.maxIncomingBytes}`)
   }
   if (!(p.timeoutMs > 0)) throw new RangeError(`${p.id}: timeoutMs must be > 0, got ${p.timeoutMs}`)
   if ((p.request === undefined) !== (p.reply === undefined)) throw new RangeError(`${p.id}: a protocol with calls validates both requests and replies`)
@@ -262,8 +271,9 @@ export interface RpcServer {
   unhandle: (protocol: string) => Promise<void>
 }
 
-function framed (stream: Stream, p: AnyProtocol): LengthPrefixedStream<Stream> {
-  return lpStream(stream, { maxDataLength: p.maxMessageBytes, maxBufferSize: p.maxMessageBytes + READ_BUFFER_SLACK_BYTES })
+/** A length-prefixed stream of `p` that reads frames of at most `max` bytes (default: the protocol's bound). */
+function framed (stream: Stream, p: AnyProtocol, max = p.maxMessageBytes): LengthPrefixedStream<Stream> {
+  return lpStream(stream, { maxDataLength: max, maxBufferSize: max + READ_BUFFER_SLACK_BYTES })
 }
 
 /** A stream-level failure in rpc terms (length-prefix and buffer errors of @libp2p/utils). */
@@ -302,6 +312,11 @@ export interface CallOptions<Next> extends AbortOptions {
   timeoutMs?: number
   /** Hears each intermediate reply, in order. */
   onNext?: (progress: Next) => void
+  /**
+   * Bound of each reply read (bytes, envelope included) when this request's replies are smaller
+   * than the protocol's bound: a bigger frame is refused from its length prefix (RpcTooLargeError).
+   */
+  maxReplyBytes?: number
 }
 
 /**
@@ -317,7 +332,7 @@ export async function call<Req, Res, Next> (host: RpcDialer, peer: string, p: Rp
   try {
     const bytes = encodeCall(p, request)
     stream = await host.newStream(peer, p.id, { signal })
-    const lp = framed(stream, p)
+    const lp = framed(stream, p, Math.min(p.maxMessageBytes, opts.maxReplyBytes ?? Infinity))
     await lp.write(bytes, { signal })
     const value = await readReply(p, peer, request, stream, lp, timer, signal, opts.onNext)
     await stream.close({ signal }).catch((err: unknown) => { log.trace('%s: closing a finished call to %s: %e', p.id, peer, err) })
@@ -566,7 +581,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
   }
 
   const answer = async (stream: Stream, peer: string): Promise<void> => {
-    const lp = framed(stream, p)
+    const lp = framed(stream, p, p.maxIncomingBytes)
     let incoming: Incoming<Req, Note>
     // the caller's silence, in the loop's own time as a caller's (silence())
     const first = loopTimeSignal(timeoutMs)

@@ -120,5 +120,5 @@ export function runDissemination (o: DisseminationOptions): Dissemination {
 export { GOSSIP_OVERHEAD_BYTES, idleTraffic } from '../../harness/sim/idle.ts'
 export type { IdleOptions } from '../../harness/sim/idle.ts'
 
-export { runPullSpread } from '../../harness/sim/pull.ts'
+export { modelPullSpread, runPullSpread } from '../../harness/sim/pull.ts'
 export type { PullSpread, PullSpreadOptions } from '../../harness/sim/pull.ts'

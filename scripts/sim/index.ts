@@ -8,6 +8,7 @@
 //   npm run sim -- [--hosts 1000,10000] [--seed 14] [--chunks-per-host 500] [--chunks-per-host-large 50] [--move-chunks 100000] [--move-chunks-large 500000]
 //                  [--factors 16,64,256,all] [--checks 20] [--reconcile-ops 1000000]
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
+//                  [--pull-changes 20] [--pull-changes-large 4]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
 //                  [--repair-delay default] [--repair-spare 1] [--at-risk default,none,short:720,away:360] [--repair-order urgent] [--repair-jump yes] [--rebuilder holder]
@@ -36,9 +37,12 @@
 // with nothing written, by source, from darkfs's periods, the churn trace's rates and the keeper
 // counts' records measured (`total`: all of it), and by kind (`fixed`, `refresh`, `churn`,
 // `table_sync`: harness/sim/idle.ts says which grow with the size).
-// Member sync rounds (`members_pull.h<N>.*`, gossip.ts runPullSpread): member messages spread
-// by pull on the anti-entropy round (node/net/members.ts, darkfs's once every member takes them):
-// virtual ms to 50/99/100% of the live hosts, messages each host receives per change; idle's
+// Member sync rounds (`members_pull.h<N>.*`, harness/sim/pull.ts runPullSpread): member messages
+// spread by pull on the anti-entropy round, run on darkfs's own member tables (node/net/members.ts
+// syncKeys, syncAnswer, takeSync; darkfs's once every member takes them), --pull-changes of them
+// (--pull-changes-large beyond 2,000 hosts): virtual ms to 50/99/100% of the live hosts, messages
+// each host receives per change, its request keys' bytes, rounds whose digests differed (each a
+// table pull); `members_pull.h<N>.model.*`: the model run before, the windows as rules; idle's
 // figures count member messages so (and its `sync_keys`: the changes named in each round's
 // request), the lookup figure's notice delay is their 99% time, and `idle.h<N>.members_gossip.*`
 // is the idle cost with member messages on gossip (a network with hosts of older versions).
@@ -81,7 +85,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runPlacement } from './placement.ts'
 import { runReconcile } from './reconcile.ts'
-import { idleTraffic, runDissemination, runPullSpread, GOSSIP_OVERHEAD_BYTES } from './gossip.ts'
+import { idleTraffic, modelPullSpread, runDissemination, runPullSpread, GOSSIP_OVERHEAD_BYTES } from './gossip.ts'
 import { runChurnFigures } from './churn.ts'
 import { runTableSync } from '../../harness/sim/table-sync.ts'
 import { DIGEST_CALL_ANSWER_BYTES, DIGEST_CALL_SENT_BYTES } from '../../harness/sim/idle.ts'
@@ -109,6 +113,8 @@ const { values } = parseArgs({
     'op-bytes': { type: 'string', default: '300' },
     latency: { type: 'string', default: '30' },
     'gossip-down-share': { type: 'string', default: '0.1' },
+    'pull-changes': { type: 'string', default: '20' },
+    'pull-changes-large': { type: 'string', default: '4' },
     'churn-hosts': { type: 'string', default: '1000,10000' },
     ...TRACE_OPTIONS,
     'churn-chunks': { type: 'string', default: '10000' },
@@ -210,11 +216,14 @@ const pullSpread = new Map<number, { bodies: number, pushes: number, t99: number
 for (const hosts of gossipHosts) {
   process.stdout.write(`sim member sync rounds, ${hosts} hosts\n`)
   const t = performance.now()
-  const p = runPullSpread({ hosts, seed: seed + hosts, changes: Number(values['gossip-ops']), latencyMs: latency, downShare: Number(values['gossip-down-share']) })
-  log(`h${hosts}: ${values['gossip-ops']} changes (${((performance.now() - t) / 1000).toFixed(1)} s)`)
+  const changes = Number(values[hosts <= 2000 ? 'pull-changes' : 'pull-changes-large'])
+  const o = { hosts, seed: seed + hosts, changes, latencyMs: latency, downShare: Number(values['gossip-down-share']) }
+  const p = await runPullSpread(o)
+  log(`h${hosts}: ${changes} changes on member tables (${((performance.now() - t) / 1000).toFixed(1)} s)`)
   pullSpread.set(hosts, { bodies: p.bodiesPerHost, pushes: p.pushesPerHost, t99: p.t99 })
   const pre = `members_pull.h${hosts}`
   put({
+    [`${pre}.changes`]: changes,
     [`${pre}.t50_ms`]: Math.round(p.t50),
     [`${pre}.t99_ms`]: Number.isFinite(p.t99) ? Math.round(p.t99) : -1,
     [`${pre}.t99_mean_ms`]: Number.isFinite(p.t99Mean) ? Math.round(p.t99Mean) : -1,
@@ -222,7 +231,17 @@ for (const hosts of gossipHosts) {
     [`${pre}.missed_hosts`]: p.missed,
     [`${pre}.messages_per_host_per_change`]: round(p.bodiesPerHost),
     [`${pre}.duplicates_per_host_per_change`]: round(p.duplicatesPerHost),
-    [`${pre}.pushes_per_host_per_change`]: round(p.pushesPerHost, 6)
+    [`${pre}.pushes_per_host_per_change`]: round(p.pushesPerHost, 6),
+    [`${pre}.sync_key_bytes_per_host_per_change`]: round(p.syncKeyBytesPerHost, 1),
+    [`${pre}.apart_rounds_per_host_per_change`]: round(p.apartPerHost, 6)
+  })
+  // the model the sim ran before (the windows as rules on arrival times), same seed and changes
+  const m = modelPullSpread(o)
+  put({
+    [`${pre}.model.t50_ms`]: Math.round(m.t50),
+    [`${pre}.model.t99_ms`]: Number.isFinite(m.t99) ? Math.round(m.t99) : -1,
+    [`${pre}.model.t100_ms`]: Number.isFinite(m.t100) ? Math.round(m.t100) : -1,
+    [`${pre}.model.messages_per_host_per_change`]: round(m.bodiesPerHost)
   })
 }
 

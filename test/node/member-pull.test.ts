@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { makeKey, signerFor, verify } from '../helpers/tree.ts'
-import { MEMBERS, MEMBER_OFFER_MS, MEMBER_SYNC_KEYS_MS, MemberRecordError, MemberTable, SYNC_KEY_BYTES, memberSubject, peerSyncKey } from '../../node/net/members.ts'
+import { MAX_MEMBER_MESSAGE_BYTES, MEMBERS, MEMBER_OFFER_MS, MEMBER_SYNC_KEYS_MS, MemberRecordError, MemberTable, SYNC_KEY_BYTES, memberAuthor, memberSubject, peerSyncKey } from '../../node/net/members.ts'
 import type { Signer } from '../../node/tree/index.ts'
 
 const T0 = 1_800_000_000_000
@@ -50,8 +50,8 @@ async function pair (n: number): Promise<{ a: MemberTable, b: MemberTable, membe
 async function round (asker: MemberTable, answerer: MemberTable): Promise<{ sent: number, fresh: number, alike: boolean }> {
   const keys = asker.syncKeys()
   const answer = answerer.syncAnswer(keys)
-  const r = await asker.takeSync(keys, answer)
-  return { sent: answer.m.length, ...r }
+  const { fresh, alike } = await asker.takeSync(keys, answer)
+  return { sent: answer.m.length, fresh, alike }
 }
 
 describe('node/net member sync rounds (pull dissemination)', function () {
@@ -128,6 +128,53 @@ describe('node/net member sync rounds (pull dissemination)', function () {
     assert.equal(memberSubject(new Uint8Array([1, 2, 3])), undefined)
   })
 
+  it('what a whole table pulled brought is held but neither named nor offered; changes pulled since a time are (fails on the old code: a host that restarted offered the whole table)', async () => {
+    const { a, members, clock } = await pair(6)
+    // a took two changes lately; c, starting, pulls a's whole table, d a's changes since a time
+    assert.equal(await a.take(await record(members[0], T0)), 'new')
+    assert.equal(await a.take(await leaving(members[1], T0)), 'new')
+    const [sc, sd] = [await peer(), await peer()]
+    const c = new MemberTable({ self: sc.id, signer: sc.signer, verify, now: () => clock.now })
+    const d = new MemberTable({ self: sd.id, signer: sd.signer, verify, now: () => clock.now })
+    // (a's table answer: the records of the members up, then its DOWN notice, of a member c never held)
+    const table = a.messages()
+    for (const msg of table) await c.take(msg, table.length, false)
+    for (const msg of table) await d.take(msg, table.length)
+    assert.equal(c.size, 5)
+    assert.equal(c.record(members[0].id)?.seq, T0)
+    assert.equal(c.syncKeys().byteLength, 0)
+    assert.deepEqual(c.syncAnswer(new Uint8Array(0)).m, [])
+    // the round with a: a offers its two changes (c named none), c has them: the tables agree
+    assert.deepEqual(await round(c, a), { sent: 2, fresh: 0, alike: true })
+    // what changed since a time is offered on (d took it as changes)
+    assert.equal(d.syncKeys().byteLength, SYNC_KEY_BYTES * 5)
+    assert.equal(d.syncAnswer(new Uint8Array(0)).m.length, 5)
+    // and the whole table's records still answer a pull of changes `since` (by when they were taken)
+    assert.equal(c.messages(clock.now).length, 5)
+  })
+
+  it('a message of a sync answer over the size bound is refused undecoded: it names no member, so it hides no difference from the digest (fails on the old code)', async () => {
+    const { a, b, members, clock } = await pair(4)
+    // a took a newer record of members[0] long ago; b never did: a real, older difference
+    assert.equal(await a.take(await record(members[0], T0)), 'new')
+    clock.now += MEMBER_SYNC_KEYS_MS + MIN
+    assert.equal((await round(b, a)).alike, false)
+    // an answer carrying a message about members[0] padded past the bound, with a's digest
+    // leaving members[0] out: the old code read its subject and left members[0] out too
+    const r = dagCbor.encode({ peer: members[0].id, seq: T0 + 1, addrs: ['/ip4/127.0.0.1/tcp/1'], pad: new Uint8Array(MAX_MEMBER_MESSAGE_BYTES) })
+    const big = dagCbor.encode({ t: 'member', r, s: await members[0].signer.sign(r) })
+    assert.ok(big.byteLength > MAX_MEMBER_MESSAGE_BYTES)
+    assert.equal(memberSubject(big), undefined)
+    assert.equal(memberAuthor(big), undefined)
+    const keys = b.syncKeys()
+    const taken = await b.takeSync(keys, { m: [big], d: a.syncDigest(new Set([peerSyncKey(members[0].id)])) })
+    assert.deepEqual(taken, { fresh: 0, refused: 1, alike: false })
+    // and who signed a message, as it claims: a record's subject, a DOWN notice's `by`
+    assert.equal(memberAuthor(await record(members[1], T0)), members[1].id)
+    assert.equal(memberAuthor(await leaving(members[2], T0)), members[2].id)
+    assert.equal(memberAuthor(new Uint8Array([1, 2, 3])), undefined)
+  })
+
   it('a sync request, its answer and a push are checked: keys in whole states, messages bounded; anything else is refused', () => {
     const req = MEMBERS.request!
     const k = new Uint8Array(SYNC_KEY_BYTES * 3)
@@ -138,9 +185,14 @@ describe('node/net member sync rounds (pull dissemination)', function () {
     const reply = MEMBERS.reply!
     const d = new Uint8Array(32)
     assert.deepEqual(reply({ t: 'sync', m: [new Uint8Array(3)], d }, { t: 'sync', k }), { t: 'sync', m: [new Uint8Array(3)], d })
-    for (const bad of [{ t: 'sync', m: [], d: new Uint8Array(31) }, { t: 'sync', m: ['x'], d }, { t: 'digest', d }, { t: 'sync', m: Array.from({ length: 257 }, () => new Uint8Array(1)), d }]) {
+    for (const bad of [{ t: 'sync', m: [], d: new Uint8Array(31) }, { t: 'sync', m: ['x'], d }, { t: 'digest', d }, { t: 'sync', m: Array.from({ length: 257 }, () => new Uint8Array(1)), d }, { t: 'sync', m: [new Uint8Array(MAX_MEMBER_MESSAGE_BYTES + 1)], d }]) {
       assert.throws(() => reply(bad, { t: 'sync', k }), MemberRecordError, JSON.stringify(bad))
     }
+    // a table answer's messages are bounded as one taken alone
+    assert.deepEqual(reply({ t: 'table', members: [new Uint8Array(3)] }, { t: 'table' }), { t: 'table', members: [new Uint8Array(3)] })
+    assert.throws(() => reply({ t: 'table', members: [new Uint8Array(MAX_MEMBER_MESSAGE_BYTES + 1)] }, { t: 'table' }), MemberRecordError)
+    // what a host reads of requests and pushes is bounded below a table answer: refused from the frame's length
+    assert.ok(MEMBERS.maxIncomingBytes !== undefined && MEMBERS.maxIncomingBytes < MEMBERS.maxMessageBytes && MEMBERS.maxIncomingBytes >= SYNC_KEY_BYTES * 50_000)
     // an author's push: one member message, bounded
     const notice = MEMBERS.notice!
     assert.deepEqual(notice({ t: 'push', m: new Uint8Array(5) }), { t: 'push', m: new Uint8Array(5) })

@@ -5,17 +5,17 @@
 // member came back or expired), and that pull, once the tables were in step, carries only what
 // the peer took since then (less the clock skew allowed), not the whole table. Between hosts that
 // take sync rounds (members.ts), records and DOWN notices reach the other host by the round, with
-// none published on gossip (but a leaving host's own DOWN notice), and a change its author pushes
-// to its connections.
+// none published on gossip (a leaving host's own DOWN notice neither), and a change its author
+// pushes to its connections; a push is taken from its author only, within its budget.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { MEMBERS, MEMBERS_GOSSIP_TAG, MemberTable, pullMembers } from '../../node/net/members.ts'
-import { TABLE_ANSWER_UNPACED, startMemberService } from '../../node/net/member-service.ts'
-import { call } from '../../node/net/rpc.ts'
+import { MAX_MEMBERS_INCOMING_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MemberTable, SYNC_KEY_BYTES, pullMembers } from '../../node/net/members.ts'
+import { PUSH_BURST, PUSH_REFUSED_COST, TABLE_ANSWER_UNPACED, startMemberService } from '../../node/net/member-service.ts'
+import { call, notify } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
 import { equalBytes } from '../../node/bytes.ts'
 import { Teardown } from '../../harness/tmp.ts'
@@ -93,13 +93,17 @@ describe('node/net member-table anti-entropy', function () {
     const keyB = await generateKeyPair('Ed25519')
     const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
     t.add(async () => { await hostA.stop() })
-    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify })
+    // a's clock an hour behind while it takes the other members' records: taken long ago (no
+    // change still offered: b, which pulls them with a's whole table, names none of them)
+    let offset = -HOUR
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify, now: () => Date.now() + offset })
     const others = await Promise.all(Array.from({ length: 4 }, async () => signerFor(await generateKeyPair('Ed25519'))))
-    const seq = Date.now() - HOUR
+    const seq = Date.now() - 2 * HOUR
     for (const o of others) {
       const r = dagCbor.encode({ peer: o.author, seq, addrs: ['/ip4/127.0.0.1/tcp/1'] })
       assert.equal(await a.take(dagCbor.encode({ t: 'member', r, s: await o.sign(r) })), 'new')
     }
+    offset = 0
     // member messages published on gossip by either host (none expected: every member pulls)
     const published: number[] = []
     const publishA = hostA.gossip.publish.bind(hostA.gossip)
@@ -123,6 +127,9 @@ describe('node/net member-table anti-entropy', function () {
     const serviceB = await startMemberService(hostB, b, pulling)
     t.add(async () => { await serviceB.stop() })
     await until('b holds every member and a round found it in step', () => b.size === others.length + 2 && serviceB.inStepAt() !== undefined && a.has(hostB.peerId), 90_000)
+    // b pulled a's whole table as it started: those records are no changes b names or offers in
+    // its rounds (its own record, and a's if a round offered it, at most: not the others')
+    assert.ok(b.syncKeys().byteLength <= 2 * SYNC_KEY_BYTES, `b names ${b.syncKeys().byteLength / SYNC_KEY_BYTES} states`)
 
     // a member leaves (its own DOWN notice, taken at a), another signs a fresh record (taken at a)
     const [gone, fresh] = others
@@ -132,7 +139,9 @@ describe('node/net member-table anti-entropy', function () {
     assert.equal(await a.take(dagCbor.encode({ t: 'member', r: r2, s: await fresh.sign(r2) })), 'new')
     const from = answered.length
     await until('b took both by a sync round and agrees with a', () => !b.has(gone.author) && b.record(fresh.author)?.addrs[0] === '/ip4/127.0.0.1/tcp/2' && equalBytes(a.digest(), b.digest()), 90_000)
-    assert.ok(answered.slice(from).some(n => n === 2), `a sync answer carried both: ${JSON.stringify(answered.slice(from))}`)
+    // (and a's own record too, when a round came within the offer window of a's start: b took it
+    // with a's whole table, which it names no state of)
+    assert.ok(answered.slice(from).some(n => n === 2 || n === 3), `a sync answer carried both: ${JSON.stringify(answered.slice(from))}`)
     assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [], 'no member message on gossip')
     // a change a host authors (its own record here) it pushes to its connections: b takes it from
     // the notice (take(msg) alone: answers and pulls pass the table's size), not from a round
@@ -148,12 +157,16 @@ describe('node/net member-table anti-entropy', function () {
     await serviceA.publish(own)
     await until('b took a\'s new record', () => b.record(hostA.peerId)?.seq === a.record(hostA.peerId)?.seq, 30_000)
     assert.equal(takenBy[0], 0, `pushed, not pulled: ${JSON.stringify(takenBy)}`)
-    // but a host that leaves publishes its own DOWN notice: it is gone before a round pulls it
+    // and a host that leaves pushes its own DOWN notice as any other change, and waits for the
+    // pushes (it is gone before a round would pull it from it): publish says who they reached
+    // (fails on the old code: it went on gossip only)
     const bye = await a.signDown(hostA.peerId)
     assert.ok(bye !== undefined)
-    await serviceA.publish(bye)
+    own = bye
+    assert.deepEqual(await serviceA.publish(bye), [hostB.peerId])
     await until('b took a\'s own DOWN notice', () => !b.has(hostA.peerId), 30_000)
-    assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [MEMBERS_GOSSIP_TAG], 'the leaving host\'s DOWN, on gossip')
+    assert.deepEqual(takenBy, [0, 0], `pushed, not pulled: ${JSON.stringify(takenBy)}`)
+    assert.deepEqual(published.filter(tag => tag === MEMBERS_GOSSIP_TAG), [], 'no member message on gossip, the leaving host\'s DOWN neither')
   })
 
   it('real hosts: after a long partition (more than TABLE_ANSWER_UNPACED changes), a host lacking a record taken before `since` gets it from the same round\'s pull of the whole table (fails on the old code: that pull was paced, answered empty)', async () => {
@@ -207,5 +220,50 @@ describe('node/net member-table anti-entropy', function () {
     await pull()
     await pull(Date.now() - 10 * 60_000)
     assert.deepEqual(sizes.slice(2), [0, 0], 'further big answers within the interval are paced')
+  })
+  it('real hosts: a push is taken from its author only (another\'s message refused before its signature is checked), and refused pushes spend the sender\'s budget: past it, its pushes are dropped, not taken (fails on the old code)', async () => {
+    const networkKey = createNetworkKey()
+    const keyA = await generateKeyPair('Ed25519')
+    const keyB = await generateKeyPair('Ed25519')
+    const other = signerFor(await generateKeyPair('Ed25519'))
+    const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostA.stop() })
+    // the signatures a checks, by signer
+    const checked: string[] = []
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify: async (author, bytes, sig) => { checked.push(author); return await verify(author, bytes, sig) } })
+    const serviceA = await startMemberService(hostA, a, { syncs: () => true, gossips: () => false })
+    t.add(async () => { await serviceA.stop() })
+    // b pushes by hand (no member service: no rounds to bring anything meanwhile)
+    const hostB = await createHost({ privateKey: keyB, networkKey, listen: [memAddr()], join: [hostA.addresses()[0]] })
+    t.add(async () => { await hostB.stop() })
+    await until('b connected to a', () => hostB.peers().some(p => p.id === hostA.peerId), 30_000)
+    const signerB = signerFor(keyB)
+    const recordOf = async (s: typeof other, seq: number): Promise<Uint8Array> => {
+      const r = dagCbor.encode({ peer: s.author, seq, addrs: ['/ip4/127.0.0.1/tcp/3'] })
+      return dagCbor.encode({ t: 'member', r, s: await s.sign(r) })
+    }
+    const handled = (): number => { const p = serviceA.pushes(); return p.taken + p.refused + p.dropped }
+    // a push over what a reads of one (a table answer's bound is far larger): refused from the
+    // frame's length, never decoded, and charged to b as a refused push
+    await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: new Uint8Array(MAX_MEMBERS_INCOMING_BYTES) }).catch(() => {})
+    await until('a refused the oversized push', () => serviceA.pushes().refused === 1, 30_000)
+    await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: await recordOf(signerB, Date.now() - HOUR) })
+    await until('a took b\'s own record from its push', () => a.has(hostB.peerId), 30_000)
+    // another member's record, well signed, pushed by b: not b's to push
+    const forged = await recordOf(other, Date.now())
+    const floods = 20
+    for (let i = 0; i < floods; i++) await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: forged })
+    await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: await recordOf(signerB, Date.now()) })
+    await until('a handled every push', () => handled() === floods + 3, 30_000)
+    const p = serviceA.pushes()
+    assert.equal(a.has(other.author), false, 'a pushed record not signed by its sender is not taken')
+    assert.equal(checked.filter(x => x === other.author).length, 0, 'nor its signature checked')
+    // what is left of b's budget after the oversized push and its record covers the first few
+    // forged ones (a refill every PUSH_REFILL_MS at most adds one)
+    const forgedRefused = p.refused - 1
+    const refusals = Math.ceil((PUSH_BURST - PUSH_REFUSED_COST - 1) / PUSH_REFUSED_COST)
+    assert.equal(p.taken, 1)
+    assert.ok(forgedRefused >= refusals && forgedRefused <= refusals + 1, JSON.stringify(p))
+    assert.equal(p.dropped, floods + 1 - forgedRefused, JSON.stringify(p))
   })
 })

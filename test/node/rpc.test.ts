@@ -245,6 +245,32 @@ describe('node/net/rpc', function () {
     assert.deepEqual(await call(a, b.peerId, ECHO, { text: 'back' }), { text: 'echo back' })
   })
 
+  it('maxIncomingBytes: a request or notice over it is refused from its frame\'s length, the handler never called; maxReplyBytes bounds one call\'s replies', async () => {
+    assert.throws(() => defineProtocol({ ...ECHO, maxIncomingBytes: ECHO.maxMessageBytes + 1 }), RangeError)
+    assert.throws(() => defineProtocol({ ...ECHO, maxIncomingBytes: RPC_MIN_MESSAGE_BYTES - 1 }), RangeError)
+    const small = defineProtocol({ ...ECHO, id: '/darkfs/test-rpc-echo-small/1.0.0', maxIncomingBytes: RPC_MIN_MESSAGE_BYTES })
+    const seen: string[] = []
+    const smallErrors: Error[] = []
+    const stop = await serve(b, small, {
+      call: async (req) => { seen.push(req.text); return { text: `echo ${req.text}` } },
+      notice: (n) => { seen.push(n.text) }
+    }, { onError: (err) => { smallErrors.push(err) } })
+    try {
+      const big = 'x'.repeat(2000)
+      // (the caller hears the error reply, or a reset when its write was still going: either way refused)
+      await assert.rejects(call(a, b.peerId, small, { text: big }))
+      await notify(a, b.peerId, small, { text: big }).catch(() => {})
+      await until(() => smallErrors.filter(e => e instanceof RpcTooLargeError).length === 2, 'both refused')
+      // a small one still goes; replies keep the protocol's bound, a call may ask for less
+      assert.deepEqual(await call(a, b.peerId, small, { text: 'x'.repeat(900) }), { text: `echo ${'x'.repeat(900)}` })
+      await assert.rejects(call(a, b.peerId, ECHO, { text: 'x'.repeat(2000) }, { maxReplyBytes: RPC_MIN_MESSAGE_BYTES }), RpcTooLargeError)
+      assert.deepEqual(await call(a, b.peerId, ECHO, { text: 'x'.repeat(2000) }), { text: `echo ${'x'.repeat(2000)}` })
+      assert.deepEqual(seen, ['x'.repeat(900)])
+    } finally {
+      await stop()
+    }
+  })
+
   it('serve() needs a handler for each kind the protocol takes', async () => {
     await assert.rejects(serve(b, ECHO, { call: handlers.call }), RangeError)
   })

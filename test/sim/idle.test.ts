@@ -20,7 +20,7 @@ import { IHAVE_FRAME_BYTES, IHAVE_ID_BYTES, idleTraffic } from '../../harness/si
 import { runKeptSim } from '../../harness/sim/kept.ts'
 import type { UpChange } from '../../harness/sim/kept.ts'
 import { prng } from '../../harness/prng.ts'
-import { runPullSpread } from '../../harness/sim/pull.ts'
+import { modelPullSpread } from '../../harness/sim/pull.ts'
 import { GOSSIP_DLAZY, GOSSIP_HISTORY_GOSSIP, memberRefreshMs } from '../../node/net/index.ts'
 import { keptIntervalOf } from '../../node/keeper/index.ts'
 
@@ -28,9 +28,12 @@ const HOSTS = 1000
 const GONE_HOST_HOUR = 14571 / 720_000
 const TRACE = { hosts: HOSTS, copiesPerMessage: 5.99, goneHostHour: GONE_HOST_HOUR, returnedHostHour: 14328 / 720_000, keptRecordsPerS: 0 }
 const kbit = (bytesPerSecond: number): number => bytesPerSecond * 8 / 1000
-/** Messages each host receives, and pushes it sends, per change by sync rounds at `hosts` (the pull spread run). */
+/**
+ * Messages each host receives, and pushes it sends, per change by sync rounds at `hosts` (the
+ * pull spread's model: test/sim/pull.test.ts holds it to the run on member tables).
+ */
 const pulled = (hosts: number): { pullBodiesPerChange: number, pullPushesPerChange: number } => {
-  const p = runPullSpread({ hosts, seed: 14, changes: 4, latencyMs: 30, downShare: 0.1 })
+  const p = modelPullSpread({ hosts, seed: 14, changes: 4, latencyMs: 30, downShare: 0.1 })
   return { pullBodiesPerChange: p.bodiesPerHost, pullPushesPerChange: p.pushesPerHost }
 }
 

@@ -1,0 +1,25 @@
+// The member sync spread run on darkfs's own member tables (harness/sim/pull.ts runPullSpread:
+// MemberTable's syncKeys, syncAnswer and takeSync in virtual time): a join and a leave reach
+// every live host, each about once, no round finds two tables apart (each would be a table
+// pull), and the model the idle figure used before (modelPullSpread) is near it.
+import { strict as assert } from 'node:assert'
+import { modelPullSpread, runPullSpread } from '../../harness/sim/pull.ts'
+import { MEMBER_OFFER_MS, SYNC_KEY_BYTES, TABLE_SYNC_MS } from '../../node/net/index.ts'
+
+describe('sim member sync spread on member tables', function () {
+  it('a join and a leave reach every live host about once, with no table apart, near the model', async function () {
+    this.timeout(120_000)
+    const o = { hosts: 300, seed: 30, changes: 2, latencyMs: 30, downShare: 0.1 }
+    const real = await runPullSpread(o)
+    assert.equal(real.missed, 0)
+    assert.ok(Number.isFinite(real.t100), `t100 ${real.t100}`)
+    assert.equal(real.apartPerHost, 0)
+    assert.ok(real.bodiesPerHost > 0.95 && real.bodiesPerHost < 1.2, `${real.bodiesPerHost} messages a host per change`)
+    assert.ok(real.pushesPerHost > 0)
+    // each host names the change in its requests from when it took it, for a few rounds
+    assert.ok(real.syncKeyBytesPerHost >= SYNC_KEY_BYTES && real.syncKeyBytesPerHost <= SYNC_KEY_BYTES * 2 * MEMBER_OFFER_MS / TABLE_SYNC_MS + SYNC_KEY_BYTES, `${real.syncKeyBytesPerHost} key bytes a host per change`)
+    const model = modelPullSpread(o)
+    assert.ok(Math.abs(real.t99Mean - model.t99Mean) < 2 * TABLE_SYNC_MS, `t99 ${real.t99Mean} on tables, ${model.t99Mean} modelled`)
+    assert.ok(Math.abs(real.bodiesPerHost - model.bodiesPerHost) < 0.1)
+  })
+})
