@@ -138,8 +138,14 @@ export function nextHeads<V> (heads: Map<string, V>, parents: readonly string[],
   return heads
 }
 
-/** Every key of `keys` (distinct: an op names a parent once) is in `set`. */
+/**
+ * Every key of `keys` is in `set`, and no key is named twice (the decoders refuse an op naming a
+ * parent twice, but Dag.add does not check it: with tips {a, b}, parents [a, a] must keep b).
+ */
 function allIn (set: { has: (k: string) => boolean }, keys: readonly string[]): boolean {
-  for (let i = 0; i < keys.length; i++) if (!set.has(keys[i])) return false
+  for (let i = 0; i < keys.length; i++) {
+    if (!set.has(keys[i])) return false
+    for (let j = 0; j < i; j++) if (keys[j] === keys[i]) return false
+  }
   return true
 }
