@@ -803,14 +803,20 @@ export class ChunkService {
 
 /**
  * One write of a whole new version (`put`, writeFile: Volume.replaceFile), placed as it goes
- * (DESIGN.md §5; issue 17): each chunk is encoded, stored here (fsynced) and handed to the
- * network once it is durable here, and the write waits while more than `windowBytes` of its
+ * (DESIGN.md §5; issue 17): each chunk is encoded and handed to the network, held in memory
+ * meanwhile (HeldChunk: with a network, k > 1 and room in HELD_BYTES_MAX; else stored here,
+ * fsynced, first), and the write waits while more than `windowBytes` of its
  * fragments are still being stored or placed (PLACE_WINDOW_BYTES). chunk() returns once the
  * chunk is encoded: its local put runs while the writer goes on (at most
  * CHUNK_WRITE_PUTS_PARALLEL at once), so a sequential writer's next chunk is not held for this
  * one's disk syncs (on six hosts one process's syncs queue behind each other: 12 per chunk on
  * the writer); durable() (and manifest()) wait until every put is over and throw the first
- * failure, so nothing names a chunk before it is durable here. The blocks it stores new are claimed (Store.putMany), so a
+ * failure, so nothing names a chunk before it is durable. A held chunk is durable once every
+ * target of its placement holds its fragment: then nothing of it is written here but the fragment
+ * this host keeps (the placement stores that); one still being placed when durable() is called
+ * has its data fragments stored (fsynced) here by then, and handed over once placed; one whose
+ * placement left it short (offline, a target away) has them stored as soon as that is known
+ * (an offline writer keeps everything whole: retries rebuild the parity from them). The blocks it stores new are claimed (Store.putMany), so a
  * write abandoned before its commit (an error, a cancelled `put`) deletes exactly what it left,
  * here and on the hosts that took fragments, without waiting for GC's retention.
  *
@@ -1087,8 +1093,10 @@ export class ChunkWrite {
   }
 
   /**
-   * Every chunk stored so far is durable here (their puts are over); throws the first put that
-   * failed. Before anything names the chunks (a manifest, an op).
+   * Every chunk stored so far is durable: its puts here are over, the chunks held in memory
+   * whose placement is not over included (their data fragments stored now; one every target
+   * holds already is not stored here); throws the first put that failed. Before anything names
+   * the chunks (a manifest, an op).
    */
   async durable (): Promise<void> {
     // the chunks still held in memory whose placement is not over: stored here now

@@ -1,9 +1,11 @@
-// Fragments written here and not yet placed (DESIGN.md §4, §5): a write stores its data fragments
-// durably (store.ts; its parity only once placement says this host keeps it, keeper/network.ts)
-// and keeps every fragment in memory until its chunk is placed, so placement pushes it
-// (and relays pull it, through the swarm's block source) without reading it back from disk.
-// Bounded by bytes: the oldest staged chunk is forgotten first, and whatever is not staged is
-// read from the store as before. Content-addressed and encoded here, so a staged block is the
+// Fragments written here and not yet placed (DESIGN.md §4, §5): a write keeps every fragment in
+// memory until its chunk is placed, so placement pushes it (and relays pull it, through the
+// swarm's block source) without reading it back from disk. A ChunkWrite's chunk is on no disk
+// here meanwhile (pinned: data/blocks.ts HeldChunk; what this host keeps is stored by the
+// placement, keeper/network.ts, and the data fragments only if the chunk is still short when
+// durability is asked for); other chunks' data fragments are stored at once (store.ts).
+// Bounded by bytes: the oldest unpinned chunk is forgotten first, and whatever is not staged is
+// read from the store as before; pinned bytes are bounded by their maker (HELD_BYTES_MAX). Content-addressed and encoded here, so a staged block is the
 // stored block, verified by construction.
 import type { CID } from 'multiformats/cid'
 import type { PooledShards } from './erasure.ts'
