@@ -656,10 +656,11 @@ export class ChunkService {
     // quarantined here still counts as corrupt (the read's error says so). A fragment's size is
     // known, so it is read in one job (Store.get's size)
     const size = fragmentBytes(ref)
+    // a chunk written here may be held in memory, on no disk yet (HeldChunk): its staged
+    // fragments were hashed by the encode
+    const held = this.staging?.pinned(key) === true ? this.staging : undefined
     for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
-      // a chunk written here may be held in memory, on no disk yet (HeldChunk): its staged
-      // fragments were hashed by the encode
-      let f: Uint8Array | undefined = this.staging?.has(ref.fragments[i]) === true ? this.staging.get(ref.fragments[i]) : undefined
+      let f: Uint8Array | undefined = held?.get(ref.fragments[i])
       if (f !== undefined) {
         frags[i] = f
         have++

@@ -114,6 +114,11 @@ export class Staging {
     }
   }
 
+  /** Whether a chunk is pinned (on no disk here: stage()'s `pin`). */
+  pinned (chunk: string): boolean {
+    return this.pins.has(chunk)
+  }
+
   /** One pin of a chunk (stage()'s `pin`) is over: the last one forgets it, as release() does. */
   unpin (chunk: string): void {
     const n = this.pins.get(chunk)
