@@ -989,6 +989,7 @@ export class ChunkWrite {
     try {
       await put
     } catch {
+      // ignored here: the group above keeps the failure, which durable() throws
       return false
     }
     // committed while it was being stored: no longer this write's to delete
