@@ -730,9 +730,11 @@ export class ChunkNetwork extends EventTarget implements Network {
     }
     // the fragments this host keeps and does not hold yet (its own parity of a chunk written
     // here, not stored by storeChunk; any fragment of a chunk held in memory, on no disk here:
-    // data/blocks.ts HeldChunk): stored now, beside the pushes; a kept fragment is on disk
+    // data/blocks.ts HeldChunk, and its data fragments when this host pins the file, as the
+    // other pinning hosts get them): stored now, beside the pushes; a kept fragment is on disk
     // before the chunk counts as placed
-    const own = ref.k === 1 ? [] : want.flatMap((hs, j) => (derivable || opts.inMemory?.(ref.fragments[j]) === true) && hs.includes(self) && !held[j].has(self) ? [j] : [])
+    const pinning = pinners.includes(self)
+    const own = ref.k === 1 ? [] : want.flatMap((hs, j) => (derivable || opts.inMemory?.(ref.fragments[j]) === true) && (hs.includes(self) || (pinning && j < ref.k)) && !held[j].has(self) ? [j] : [])
     const storing = Promise.all(own.map(async j => {
       const cid = ref.fragments[j]
       const l = opts.lend?.(cid)

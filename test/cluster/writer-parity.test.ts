@@ -117,6 +117,28 @@ describe('cluster: the writer stores data fragments, and parity only where it ke
     assert.deepEqual(new Uint8Array(await hosts[4].volume.readFile('/held.bin')), new Uint8Array(Buffer.concat(pieces)))
   })
 
+  it('a writer that pins the directory keeps the data fragments of every chunk, those placed before the commit included', async () => {
+    const [w] = hosts
+    const { k, m } = w.volume.chunks.params()
+    await w.volume.mkdir('/pinw')
+    await w.pins.pin('/pinw')
+    const dir = w.tree.byIno((await w.volume.stat('/pinw')).ino)!.id
+    await until('the writer knows it pins /pinw', () => w.pins.pinners(dir).includes(w.host.peerId))
+    const pieces = Array.from({ length: 4 }, () => randomBytes(MiB))
+    const early = pieces.slice(0, 3).map((p, i) => encodeChunk(p, i * MiB, k, m).ref)
+    async function * feed (): AsyncGenerator<Uint8Array> {
+      for (const p of pieces.slice(0, 3)) yield p
+      await until('the first three chunks are placed and out of the writer\'s memory', () => early.every(r => w.network.holders(r.cid!.toString())?.pending === false && r.fragments.every(f => w.volume.chunks.staged(f) === undefined)), 120_000)
+      yield pieces[3]
+    }
+    await w.volume.replaceFile('/pinw/p.bin', feed(), { wait: 'safe' })
+    for (const r of early) {
+      for (const f of r.fragments.slice(0, k)) assert.ok(await w.store.has(f), `data fragment ${f.toString()} is on the pinning writer's disk`)
+    }
+    w.volume.chunks.dropCache()
+    for (const [i, r] of early.entries()) assert.deepEqual(new Uint8Array(await w.volume.chunks.readChunk(r)), new Uint8Array(pieces[i]))
+  })
+
   it('a have-query (a keeper\'s survey, a placement\'s count) does not count the writer as holding parity it has only staged; a want of it is still served (fails on the old code: HAVE for staged parity)', async () => {
     const [w, r] = hosts
     const { k, m } = w.volume.chunks.params()
