@@ -140,6 +140,9 @@ typedef struct req_s {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int refs, done, abandoned, js_released, result;
+  // a direct write: counted against the mount's cap on direct writes (`counted`) until it is
+  // both answered and taken off the queue to JS (`delivered`: call_js ran, or it never will)
+  int counted, delivered;
   char *path, *path2;
   char *in;
   // the bytes handed to JS: in + inoff, inlen of them (a direct write's request buffer holds the
@@ -263,6 +266,16 @@ static void req_unref (req_t *r) {
 // matches it to its request by `unique`. A reply the kernel no longer waits for (the connection
 // aborted) fails, and is dropped as libfuse drops it. Only the first answer of a request is
 // written (the deadline may come before JS's): returns 1 when this one was.
+// Under reply_mu: a direct write leaves the cap's count. Not at its answer alone: a write the
+// deadline answered while JS's event loop is stuck still waits in the queue to JS with its bytes,
+// and the cap bounds those too (else each answer past the deadline admitted one more).
+static void direct_write_uncount (req_t *r) {
+  if (!r->counted) return;
+  r->counted = 0;
+  r->m->direct_writes--;
+  r->m->direct_write_bytes -= r->inlen;
+}
+
 static int direct_reply_locked (req_t *r, int err, const void *data, size_t n) {
   mount_t *m = r->m;
   if (r->done) { m->direct_late++; return 0; }
@@ -281,10 +294,7 @@ static int direct_reply_locked (req_t *r, int err, const void *data, size_t n) {
     ssize_t w = writev(m->fd, iov, err < 0 || n == 0 ? 1 : 2);
     (void)w;
   }
-  if (r->op == OP_WRITE) {
-    m->direct_writes--;
-    m->direct_write_bytes -= r->inlen;
-  }
+  if (r->delivered) direct_write_uncount(r);
   if (--m->direct_inflight == 0) pthread_cond_broadcast(&m->reply_cv);
   return 1;
 }
@@ -648,6 +658,8 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
   if (r->direct) {
     pthread_mutex_lock(&r->m->reply_mu);
     skip = skip || r->done;
+    r->delivered = 1;
+    if (r->done) direct_write_uncount(r);
     pthread_mutex_unlock(&r->m->reply_mu);
   }
   if (skip) {
@@ -840,7 +852,11 @@ static void direct_track (req_t *r) {
 // After direct_track: r goes to JS (call_js), or is answered here EIO when JS cannot be reached.
 static void direct_go (req_t *r) {
   if (napi_call_threadsafe_function(r->m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
-    direct_reply(r, -EIO, NULL, 0);
+    pthread_mutex_lock(&r->m->reply_mu);
+    r->delivered = 1; // never will be
+    direct_reply_locked(r, -EIO, NULL, 0);
+    direct_write_uncount(r); // the deadline may have answered it already
+    pthread_mutex_unlock(&r->m->reply_mu);
     free(r->in);
     free(r);
   }
@@ -878,7 +894,7 @@ static int read_direct (loop_t *l, const struct fuse_buf *buf) {
 // buffer: JS may hold a write's bytes for long (node/open-file.ts keeps them as a patch), and
 // 4 KiB writes each holding a 1 MiB buffer pinned 256 times their bytes. JS's answer (the count
 // written) is written to the device from the JS thread. Past the mount's cap on direct writes
-// unanswered (count or bytes) the write is left to libfuse, whose worker then waits for it. Writes
+// unanswered or not yet taken by JS (count or bytes) the write is left to libfuse, whose worker then waits for it. Writes
 // of the kernel's writeback cache (FUSE_WRITE_CACHE, never asked for here) are left to libfuse.
 // Returns 0 when libfuse is to take it.
 static int write_direct (loop_t *l, struct fuse_buf *buf) {
@@ -909,6 +925,7 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   }
   m->direct_writes++;
   m->direct_write_bytes += size;
+  r->counted = 1;
   if (m->direct_writes > m->direct_writes_max) m->direct_writes_max = m->direct_writes;
   if (hand) m->writes_handed++; else m->writes_copied++;
   if (hand) {

@@ -84,11 +84,11 @@ export interface MountOptions {
 
 /** The binding's counts of writes answered from the JS thread (fuse/binding.c js_stats). */
 export interface WriteStats {
-  /** Unanswered now. */
+  /** Unanswered now, or answered (past the deadline) but not yet taken by JS: what the cap counts. */
   writes: number
   /** The most unanswered at once. */
   writesMax: number
-  /** Bytes of the unanswered. */
+  /** Bytes of those writes. */
   writeBytes: number
   /** Writes whose request buffer was handed to JS whole (large writes). */
   handed: number

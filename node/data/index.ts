@@ -39,7 +39,7 @@ export { CODECS, ChunkService, ChunkWrite, HELD_BYTES_MAX, PutGroup, PUT_GROUP_P
 export type { ChunkWriteOptions, Codec, HeldChunk, Network, ReadCounters, WriteProgress } from './blocks.ts'
 export { CHUNK_SIZE, INLINE_MAX, MANIFEST_VERSIONS, MAX_MANIFEST_BYTES, ManifestError, PLACEMENT_BALANCED, chunkAt, clayCode, clayFor, fragmentBytes, rootCount, contentSum, decodeChunk, decodeChunkOffThread, decodeManifest, encodeChunk, encodeChunkAsync, encodeChunkPooled, encodeManifest, fragmentSlices, holeChunk, manifestOf, manifestRef, rebuildFragments, withRoots } from './chunks.ts'
 export type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
-export { HASH_BYTES, LEAF_BYTES, leafCount, leafHashes, merkleRoot, proofFromLeaves, rangeBytes, rangeProof, rootFromLeaves, verifyRange } from './merkle.ts'
+export { HASH_BYTES, LEAF_BYTES, SMALL_LEAF_BYTES, leafCount, leafHashes, merkleRoot, proofFromLeaves, rangeBytes, rangeProof, rootFromLeaves, verifyRange } from './merkle.ts'
 export { LEAF_HASHES_BYTES, LocalLeaves, rememberingLeaves } from './leaves.ts'
 export { ClayCode, MAX_SUBCHUNKS } from './clay.ts'
 export type { ClayOptions, SubChunkRun } from './clay.ts'

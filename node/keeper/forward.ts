@@ -21,8 +21,10 @@
 // `have` (optional, bits per fragment: 1 its target, 2 << i pinners[i]) names the holders that
 // already hold a fragment (an earlier relay's acknowledgements, a retried placement's): the relay
 // sends them nothing, and pulls those fragments (k at most) from their targets rather than from
-// the writer, which then uploads only the data fragments still short of k. A relay that does not
-// know the field pulls from the writer and forwards to every holder, as before.
+// the writer, which then uploads only the data fragments still short of k (asked once those
+// targets delivered or HAVE_PULL_GRACE_MS passed: a dead or silent one does not stall the relay).
+// A relay that does not know the field pulls from the writer and forwards to every holder, as
+// before.
 //
 // Time bounds are on progress, not on the whole job (idle.ts): at 1 Mbit/s, a few chunks in
 // flight take minutes and are healthy as long as fragments keep arriving. Each side gives up
@@ -41,6 +43,7 @@ import type { CallContext, RpcDialer, RpcServer, UplinkBook } from '../net/index
 import { logger, shortCid, shortPeer } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { limiter } from '../pool.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 const log = logger('keeper:forward')
 
@@ -70,6 +73,13 @@ export const RELAY_IDLE_TIMEOUT_MS = 60_000
 export const MAX_OWN_RELAYED_CHUNKS = 2
 /** Times a relay asks the writer for one data fragment before looking for it at the targets. */
 export const WRITER_PULL_ATTEMPTS = 3
+/**
+ * How long a relay waits on the targets the writer says hold fragments (the request's `have`)
+ * before it asks the writer for the data fragments still short of k: a target that is down or
+ * stalled held a second relay up to its idle timeout (RELAY_IDLE_TIMEOUT_MS). A 256 KiB fragment
+ * from a target at 1 Mbit/s takes about 2 s.
+ */
+export const HAVE_PULL_GRACE_MS = 5_000
 /** Relays tried for one chunk before the rest is left to the caller's direct pushes. */
 export const MAX_RELAY_ATTEMPTS = 2
 
@@ -166,6 +176,74 @@ export interface Forwarder {
   relaying: (chunk: CID) => boolean
 }
 
+/**
+ * The fragments a relay (`self`) rebuilds the chunk from: the k data fragments from the writer
+ * (never a spare: its uplink is the thin one); for those it no longer holds (placed and dropped
+ * by an earlier attempt), any fragments from the targets. Targets are not asked first: on a
+ * first attempt none holds anything, and every DONT_HAVE counts against a peer in the pull's
+ * choice; but the fragments the writer says their targets hold (req.have) are asked of those
+ * targets first, and the writer only for the data fragments still short of k once they came or
+ * `graceMs` passed (a target down or stalled does not hold the relay up to its idle timeout;
+ * its pull goes on, and is given up once k are in hand). `progress` hears the count in hand
+ * after each arrival.
+ */
+export async function gatherFragments (swarm: Pick<Swarm, 'pullAny'>, self: string, req: PlaceRequest, writer: string, signal: AbortSignal, progress: (n: number) => void, graceMs = HAVE_PULL_GRACE_MS): Promise<Map<string, Uint8Array>> {
+  const targets = [...new Set(req.targets.filter(p => p !== self && p !== writer))]
+  const got = new Map<string, Uint8Array>()
+  const covered = (): number => req.fragments.filter(f => got.has(f.toString())).length
+  const distinct = (cids: CID[]): CID[] => [...new Map(cids.map(f => [f.toString(), f])).values()]
+  /** One fragment from `peer` (`who` and `attempt`, for the log): whether it came. */
+  const pullFrom = async (cid: CID, peer: string, who: string, on: AbortSignal, attempt?: number): Promise<boolean> => {
+    const bytes = (await swarm.pullAny([cid], 1, [peer], { signal: on }).catch((err: Error) => {
+      log('chunk %s: pulling %s from %s %s failed%s: %s', shortCid(req.chunk), shortCid(cid), who, shortPeer(peer), attempt === undefined ? '' : ` (attempt ${attempt})`, err.message)
+      return undefined
+    }))?.get(cid.toString())
+    if (bytes === undefined) return false
+    got.set(cid.toString(), bytes)
+    progress(covered())
+    return true
+  }
+  // placed already (an earlier relay, an earlier attempt): from their targets, not across the
+  // writer's uplink again (this relay's own: from its store, pullAny reads it there first)
+  const placed = req.fragments.flatMap((cid, j) => ((req.have?.[j] ?? 0) & 1) !== 0 && (targets.includes(req.targets[j]) || req.targets[j] === self) ? [{ cid, from: req.targets[j] }] : [])
+  const enough = new AbortController()
+  const fromTargets = anySignal([signal, enough.signal])
+  const pulls = Promise.all(placed.slice(0, req.k).map(async ({ cid, from }) => await pullFrom(cid, from, from === self ? 'this relay' : 'its target', fromTargets)))
+  try {
+    if (placed.length > 0) {
+      const grace = new AbortController()
+      // the grace's sleep ends early (an abort) when the pulls came first or the relay is
+      // given up (checked next): either way nothing to report
+      const graceOver = sleep(graceMs, undefined, { signal: anySignal([signal, grace.signal]) }).catch(() => { /* aborted: see above */ })
+      await Promise.race([pulls, graceOver])
+      grace.abort()
+    }
+    signal.throwIfAborted()
+    const fromWriter = distinct(req.fragments.slice(0, req.k).filter(f => !got.has(f.toString()))).slice(0, Math.max(0, req.k - covered()))
+    await Promise.all(fromWriter.map(async cid => {
+      // a want this host sent the writer before it was chosen (its keeper's repair, say) was
+      // refused, and a pull joining it shares the refusal: ask again with a want of our own
+      for (let i = 0; i < WRITER_PULL_ATTEMPTS && !signal.aborted; i++) {
+        if (got.has(cid.toString()) || await pullFrom(cid, writer, 'the writer', signal, i + 1)) return
+      }
+    }))
+    signal.throwIfAborted()
+    // the targets' pulls still out: given up when k are in hand, else what they bring counts
+    if (covered() >= req.k) enough.abort()
+    await pulls
+    signal.throwIfAborted()
+  } finally {
+    enough.abort()
+  }
+  const rest = distinct(req.fragments.filter(f => !got.has(f.toString())))
+  if (covered() < req.k && rest.length > 0 && targets.length > 0) {
+    const more = await swarm.pullAny(rest, Math.min(rest.length, req.k - covered()), targets, { signal })
+    for (const [key, bytes] of more) got.set(key, bytes)
+    progress(covered())
+  }
+  return got
+}
+
 export function createForwarder (c: ForwardComponents): Forwarder {
   const self = c.host.peerId
   const busy = new Map<string, number>()
@@ -250,55 +328,6 @@ export function createForwarder (c: ForwardComponents): Forwarder {
     }
   }
 
-  /**
-   * The fragments a relay rebuilds the chunk from: the k data fragments from the writer (never a
-   * spare: its uplink is the thin one); for those it no longer holds (placed and dropped by an
-   * earlier attempt), any fragments from the targets. Targets are not asked first: on a first
-   * attempt none holds anything, and every DONT_HAVE counts against a peer in the pull's choice;
-   * but the fragments the writer says their targets hold (req.have) come from those targets
-   * first, and the writer is asked only for the data fragments still short of k. `progress`
-   * hears the count in hand after each arrival.
-   */
-  const gather = async (req: PlaceRequest, writer: string, signal: AbortSignal, progress: (n: number) => void): Promise<Map<string, Uint8Array>> => {
-    const targets = [...new Set(req.targets.filter(p => p !== self && p !== writer))]
-    const got = new Map<string, Uint8Array>()
-    const covered = (): number => req.fragments.filter(f => got.has(f.toString())).length
-    const distinct = (cids: CID[]): CID[] => [...new Map(cids.map(f => [f.toString(), f])).values()]
-    /** One fragment from `peer` (`who` and `attempt`, for the log): whether it came. */
-    const pullFrom = async (cid: CID, peer: string, who: string, attempt?: number): Promise<boolean> => {
-      const bytes = (await c.swarm.pullAny([cid], 1, [peer], { signal }).catch((err: Error) => {
-        log('chunk %s: pulling %s from %s %s failed%s: %s', shortCid(req.chunk), shortCid(cid), who, shortPeer(peer), attempt === undefined ? '' : ` (attempt ${attempt})`, err.message)
-        return undefined
-      }))?.get(cid.toString())
-      if (bytes === undefined) return false
-      got.set(cid.toString(), bytes)
-      progress(covered())
-      return true
-    }
-    // placed already (an earlier relay, an earlier attempt): from their targets, not across the
-    // writer's uplink again
-    // (this relay's own: from its store, pullAny reads it there first)
-    const placed = req.fragments.flatMap((cid, j) => ((req.have?.[j] ?? 0) & 1) !== 0 && (targets.includes(req.targets[j]) || req.targets[j] === self) ? [{ cid, from: req.targets[j] }] : [])
-    await Promise.all(placed.slice(0, req.k).map(async ({ cid, from }) => await pullFrom(cid, from, from === self ? 'this relay' : 'its target')))
-    signal.throwIfAborted()
-    const fromWriter = distinct(req.fragments.slice(0, req.k).filter(f => !got.has(f.toString()))).slice(0, Math.max(0, req.k - covered()))
-    await Promise.all(fromWriter.map(async cid => {
-      // a want this host sent the writer before it was chosen (its keeper's repair, say) was
-      // refused, and a pull joining it shares the refusal: ask again with a want of our own
-      for (let i = 0; i < WRITER_PULL_ATTEMPTS && !signal.aborted; i++) {
-        if (await pullFrom(cid, writer, 'the writer', i + 1)) return
-      }
-    }))
-    signal.throwIfAborted()
-    const rest = distinct(req.fragments.filter(f => !got.has(f.toString())))
-    if (covered() < req.k && rest.length > 0 && targets.length > 0) {
-      const more = await c.swarm.pullAny(rest, Math.min(rest.length, req.k - covered()), targets, { signal })
-      for (const [key, bytes] of more) got.set(key, bytes)
-      progress(covered())
-    }
-    return got
-  }
-
   /** The relay's side of one request. */
   const relay = async (req: PlaceRequest, ctx: CallContext<PlaceProgress>): Promise<PlaceDone> => {
     const writer = ctx.peer
@@ -320,7 +349,7 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       counted = true
       inRelay.set(chunkKey, (inRelay.get(chunkKey) ?? 0) + 1)
       // fragments, each verified against its CID by the swarm; every arrival is progress
-      const got = await gather(req, writer, signal, (n) => { idle.touch(); post({ t: 'got', n }) })
+      const got = await gatherFragments(c.swarm, self, req, writer, signal, (n) => { idle.touch(); post({ t: 'got', n }) })
       let chunk: Uint8Array
       try {
         chunk = decodeChunk({ offset: 0, size: req.size, cid: req.chunk, k: req.k, m: req.m, fragments: req.fragments }, req.fragments.map(f => got.get(f.toString())))

@@ -18,6 +18,7 @@ import { assignment } from './assignment.ts'
 import type { Handover } from './custody.ts'
 import type { PlacementPolicy } from './placement.ts'
 import type { PendingPlacements } from './pending.ts'
+import { codingOf, encodingOf } from './pending.ts'
 import type { Store } from '../data/index.ts'
 import { logger, shortCid, shortPeer, shortPeers } from '../log.ts'
 import { anySignal, boundedSignal } from '../abort.ts'
@@ -126,17 +127,6 @@ export interface NetworkEvents {
 /** Where each fragment of a chunk is known to be (peer ids), from acknowledgements. */
 export type Placement = Map<string, Array<Set<string>>>
 
-/**
- * Which encoding of its chunk a ref is (k, fragment count, last fragment): the same bytes coded
- * with another k, m or code (written again after the network's size changed k: a copied file,
- * a chunk of zeros) have the same chunk CID and other fragments, and a placement record of one
- * says nothing of the other's.
- */
-function encodingOf (ref: ChunkRef): string {
-  const n = ref.fragments.length
-  return `${ref.k}/${n}/${n === 0 ? '' : ref.fragments[n - 1].toString()}`
-}
-
 /** Options of ChunkNetwork.place (the Network.place of data/blocks.ts). */
 export interface PlaceOptions extends AbortOptions {
   /** The file the chunks belong to (its pinning hosts get the data fragments too). */
@@ -222,8 +212,13 @@ export class ChunkNetwork extends EventTarget implements Network {
    * oldest forgotten first: a write is given up long before that many chunks later).
    */
   private readonly storedHere = new Set<string>()
-  /** Chunks being placed now: a retry (every reconnect) joins the placement in flight. */
+  /**
+   * Codings (codingOf) being placed now: a retry (every reconnect) joins the placement in flight
+   * of the same coding; another coding of the same bytes (another k) is a placement of its own.
+   */
   private readonly placing = new Map<string, Promise<void>>()
+  /** chunk CID -> how many of its codings are being placed now (isPlacing). */
+  private readonly placingChunks = new Map<string, number>()
   /**
    * Chunks whose placement finished (not pending), oldest first: beyond PLACEMENT_REMEMBERED the
    * oldest are forgotten from `placement` (a host writing for months kept an entry, six sets,
@@ -310,7 +305,36 @@ export class ChunkNetwork extends EventTarget implements Network {
         if (got !== undefined) return got
       }
     }
-    return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
+    try {
+      return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
+    } catch (err) {
+      signal.throwIfAborted()
+      // the hosts seen up did not deliver: the members ranked for these blocks that are not seen
+      // up here (a host just back that has not yet met every other; a link down from here
+      // alone) are dialled and asked before the read fails
+      const unseen = this.unseenHolders(cids, opts.chunk)
+      if (unseen.length === 0) throw err
+      log('fetch of %d block(s) from the hosts seen up failed, asking %d member(s) not seen up: %s', cids.length, unseen.length, (err as Error).message)
+      return await this.swarm.pullAny(cids, need, unseen, { signal, background: opts.background }).catch((also: Error) => {
+        log('fetch from the members not seen up failed too: %s', also.message)
+        throw err
+      })
+    }
+  }
+
+  /**
+   * The members a chunk's placement ranks (its k + m + redundancy), or those a block's CID ranks
+   * first (blockHolders' rule), that are neither connected nor taken to be up: a read's last
+   * resort (fetch).
+   */
+  private unseenHolders (cids: CID[], chunk?: ChunkRef): string[] {
+    const members = this.policy.members()
+    const reachable = this.reachable(this.peerIds())
+    const self = this.host.peerId
+    const ranked = chunk?.cid != null
+      ? this.policy.rank(chunk, members, chunk.k + chunk.m + this.policy.redundancy)
+      : cids.flatMap(c => this.policy.rank({ cid: c }, members, 2 * this.policy.copies(0, members.length)))
+    return [...new Set(ranked)].filter(p => p !== self && !reachable.has(p))
   }
 
   /**
@@ -472,18 +496,23 @@ export class ChunkNetwork extends EventTarget implements Network {
     const over = work.map(() => Promise.withResolvers<void>())
     const all = forEachLimited(work.map((r, i) => ({ r, i })), PLACE_CONCURRENCY, async ({ r, i }) => {
       const key = r.cid!.toString()
-      let run = this.placing.get(key)
+      const coding = codingOf(r)
+      let run = this.placing.get(coding)
       if (run === undefined) {
         run = this.placeOne(r, opts).catch((err: Error) => {
           // the chunk stays pending (local-only until then): retried on reconnect and by the retry timer
           placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
         }).finally(() => {
-          this.placing.delete(key)
+          this.placing.delete(coding)
+          const n = (this.placingChunks.get(key) ?? 1) - 1
+          if (n > 0) this.placingChunks.set(key, n)
+          else this.placingChunks.delete(key)
           // waits still here raced this run, which is over
           this.safeWaits.delete(key)
           this.remember(key)
         })
-        this.placing.set(key, run)
+        this.placing.set(coding, run)
+        this.placingChunks.set(key, (this.placingChunks.get(key) ?? 0) + 1)
       }
       await run
       over[i].resolve()
@@ -553,7 +582,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     for (const ref of refs) {
       if (ref.cid === null) continue
       const key = ref.cid.toString()
-      await this.placing.get(key)
+      await this.placing.get(codingOf(ref))
       this.pending.delete(ref)
       this.placement.delete(key)
       this.placedOrder.delete(key)
@@ -877,7 +906,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     for (const old of this.placedOrder) {
       if (this.placedOrder.size <= this.placementRemembered) break
       this.placedOrder.delete(old)
-      if (this.placing.has(old) || this.pending.has(old)) continue
+      if (this.placingChunks.has(old) || this.pending.has(old)) continue
       this.placement.delete(old)
     }
   }
@@ -894,7 +923,7 @@ export class ChunkNetwork extends EventTarget implements Network {
 
   /** Whether this host is placing the chunk now (its keepers' repair leaves it to the placement). */
   isPlacing (chunk: string): boolean {
-    return this.placing.has(chunk)
+    return this.placingChunks.has(chunk)
   }
 
   /** What this host knows of a chunk's placement, for status. */

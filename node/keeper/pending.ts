@@ -8,6 +8,22 @@
 import type { CID } from 'multiformats/cid'
 import type { ChunkRef } from '../data/index.ts'
 
+/**
+ * Which encoding of its chunk a ref is (k, fragment count, last fragment): the same bytes coded
+ * with another k, m or code (written again after the network's size changed k: a copied file,
+ * a chunk of zeros) have the same chunk CID and other fragments, and a placement of one says
+ * nothing of the other's.
+ */
+export function encodingOf (ref: ChunkRef): string {
+  const n = ref.fragments.length
+  return `${ref.k}/${n}/${n === 0 ? '' : ref.fragments[n - 1].toString()}`
+}
+
+/** One coding of a chunk (its CID and encodingOf): what a placement is of. */
+export function codingOf (ref: ChunkRef): string {
+  return `${ref.cid!.toString()} ${encodingOf(ref)}`
+}
+
 export interface PendingInit {
   /** Whether this host places its chunks through relays (network.ts throughRelays): only then are background wants withheld. */
   relayed?: boolean
@@ -20,8 +36,10 @@ export interface PendingEvents {
 
 export class PendingPlacements extends EventTarget {
   private readonly relayed: boolean
-  /** chunk CID -> its ref. */
+  /** coding (codingOf) -> its ref: two codings of one chunk are pending each on its own. */
   private readonly chunks = new Map<string, ChunkRef>()
+  /** chunk CID -> how many of its codings are pending. */
+  private readonly codings = new Map<string, number>()
   /** Pending chunk -> the file (inode) it was written for, to find the hosts pinning it. */
   private readonly inodes = new Map<string, string>()
   /** Fragment -> how many pending chunks have it (fragments are content-addressed: equal shards). */
@@ -36,8 +54,14 @@ export class PendingPlacements extends EventTarget {
     return this.chunks.size
   }
 
+  /** Whether a coding of the chunk (its CID) is pending. */
   has (chunk: string): boolean {
-    return this.chunks.has(chunk)
+    return this.codings.has(chunk)
+  }
+
+  /** Whether this coding of its chunk is pending. */
+  hasCoding (ref: ChunkRef): boolean {
+    return this.chunks.has(codingOf(ref))
   }
 
   values (): IterableIterator<ChunkRef> {
@@ -52,18 +76,28 @@ export class PendingPlacements extends EventTarget {
   /** A chunk starts (or restarts) placement; `inode`: the file it belongs to. */
   add (ref: ChunkRef, inode?: string): void {
     const key = ref.cid!.toString()
-    if (!this.chunks.has(key)) this.count(ref, 1)
-    this.chunks.set(key, ref)
+    const coding = codingOf(ref)
+    if (!this.chunks.has(coding)) {
+      this.count(ref, 1)
+      this.codings.set(key, (this.codings.get(key) ?? 0) + 1)
+    }
+    this.chunks.set(coding, ref)
     if (inode !== undefined) this.inodes.set(key, inode)
   }
 
   /** A chunk's placement finished. */
   delete (ref: ChunkRef): void {
     const key = ref.cid!.toString()
-    const was = this.chunks.delete(key)
-    if (was) this.count(ref, -1)
-    this.inodes.delete(key)
-    if (was) this.dispatchEvent(new CustomEvent('placed', { detail: ref }))
+    const was = this.chunks.delete(codingOf(ref))
+    if (!was) return
+    this.count(ref, -1)
+    const n = (this.codings.get(key) ?? 1) - 1
+    if (n > 0) this.codings.set(key, n)
+    else {
+      this.codings.delete(key)
+      this.inodes.delete(key)
+    }
+    this.dispatchEvent(new CustomEvent('placed', { detail: ref }))
   }
 
   /** Whether another pending chunk than `ref` has fragment `f` (it is still to be sent from here). */

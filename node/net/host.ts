@@ -847,33 +847,57 @@ export async function createHost (init: HostInit): Promise<Host> {
   const ownAddrs = (): string[] => libp2p.getMultiaddrs().map(a => a.toString()).filter(a => !isUnspecified(a)).slice(0, PEX_MAX_ADDRS)
 
   const dialing = new Set<string>()
+  /**
+   * Peers heard of again while a dial to them was in flight -> the addresses heard then: dialled
+   * at those once that dial ends without a connection. A member restarted on a new address was
+   * dropped here: the dial in flight (its old address, from a peer's list made while it was
+   * down) knew only the addresses of its start, failed, and nothing dialled the new one.
+   */
+  const heardAgain = new Map<string, string[]>()
   /** Members heard of (peer exchange, identify) -> their addresses: who neighbours are chosen from. */
   const known = new Map<string, string[]>()
   const learn = async (peers: PexPeer[]): Promise<void> => {
     const size = known.size
-    for (const p of peers) if (p.id !== self && p.addrs.length > 0) known.set(p.id, p.addrs)
+    for (const p of peers) {
+      if (p.id === self || p.addrs.length === 0) continue
+      // an address not heard of before (a member restarted on a new port): the backoff of the
+      // dials that failed at its old ones (DIAL_BACKOFF_MS, up to 30 s) says nothing of it. It
+      // refused the dial to the new address, and nothing dialled it again
+      const before = known.get(p.id)
+      if (before !== undefined && p.addrs.some(a => !before.includes(a))) backoff.delete(p.id)
+      known.set(p.id, p.addrs)
+    }
     if (known.size !== size) refreshSoon()
     const connected = new Set(connectedIds())
     const want = wanted()
-    const fresh = peers.filter(p => p.id !== self && !connected.has(p.id) && !dialing.has(p.id) && (want === undefined || want.has(p.id)))
+    const fresh = peers.filter(p => p.id !== self && !connected.has(p.id) && (want === undefined || want.has(p.id)))
+    for (const p of fresh) if (dialing.has(p.id) && p.addrs.length > 0) heardAgain.set(p.id, p.addrs)
     const room = want === undefined ? fullMesh - connected.size - dialing.size : maxConnections - connected.size - dialing.size
-    const queue = fresh.slice(0, Math.max(0, room))
-    await forEachLimited(queue, PEX_DIAL_CONCURRENCY, async p => {
-      if (stopped) return
-      dialing.add(p.id)
-      // the dial's bound in the event loop's time (loopTimeSignal), as the handshake's
-      const bound = loopTimeSignal(dialTimeoutMs)
-      try {
-        const peerId = peerIdFromString(p.id)
-        await libp2p.peerStore.merge(peerId, { multiaddrs: p.addrs.map(a => multiaddr(a)) })
-        await libp2p.dial(peerId, { signal: bound.signal })
-      } catch {
-        // unreachable now: it dials us, or we hear of it again later
-      } finally {
-        bound.clear()
-        dialing.delete(p.id)
-      }
-    })
+    const queue = fresh.filter(p => !dialing.has(p.id)).slice(0, Math.max(0, room))
+    await forEachLimited(queue, PEX_DIAL_CONCURRENCY, async p => { await dialLearned(p, false) })
+  }
+  /** Dial a member learned of (`exact`: at `p.addrs` alone, not every address the peer store has). */
+  const dialLearned = async (p: PexPeer, exact: boolean): Promise<void> => {
+    if (stopped) return
+    dialing.add(p.id)
+    // the dial's bound in the event loop's time (loopTimeSignal), as the handshake's
+    const bound = loopTimeSignal(dialTimeoutMs)
+    let peerId: PeerId | undefined
+    try {
+      peerId = peerIdFromString(p.id)
+      const addrs = p.addrs.map(a => multiaddr(a))
+      await libp2p.peerStore.merge(peerId, { multiaddrs: addrs })
+      if (exact) await libp2p.dial(addrs.map(a => multiaddr(withPeer(a, p.id))), { signal: bound.signal })
+      else await libp2p.dial(peerId, { signal: bound.signal })
+    } catch {
+      // unreachable now: it dials us, or we hear of it again later (heardAgain)
+    } finally {
+      bound.clear()
+      dialing.delete(p.id)
+      const again = heardAgain.get(p.id)
+      heardAgain.delete(p.id)
+      if (again !== undefined && peerId !== undefined && libp2p.getConnections(peerId).length === 0) void dialLearned({ id: p.id, addrs: again }, true)
+    }
   }
 
   /** Gossipsub's live options (it reads idontwantMinDataSize per message; GOSSIP_IDONTWANT_MIN_BYTES). */

@@ -21,7 +21,9 @@
 //           check of the answer)
 // Per part: CPU per operation (process.cpuUsage, user + system; the read rounds print the
 // cluster's idle CPU of the 2 s before them beside theirs). DARKFS_RANGE_N reads (default 3,000) per round,
-// DARKFS_RANGE_ROUNDS rounds (default 3: the first warms the JIT up).
+// DARKFS_RANGE_ROUNDS rounds (default 3: the first warms the JIT up). DARKFS_RANGE_ANSWER_BYTES: the wire
+// part's answer (default 16,621; 4,333 is a RANGE of one 4 KiB leaf of a 256 KiB fragment, six
+// proof hashes), DARKFS_RANGE_PARTS=wire: that part alone.
 import { randomBytes, randomInt } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
@@ -39,7 +41,9 @@ const N = Number(process.env.DARKFS_RANGE_N ?? 3000)
 const ROUNDS = Number(process.env.DARKFS_RANGE_ROUNDS ?? 3)
 /** A RANGE_WANT on the wire (swarm/protocol.ts, its frame) and a RANGE with one leaf and four hashes. */
 const WANT_BYTES = 41
-const ANSWER_BYTES = 16_621
+const ANSWER_BYTES = Number(process.env.DARKFS_RANGE_ANSWER_BYTES ?? 16_621)
+/** DARKFS_RANGE_PARTS: 'wire' for the transport part alone (default: every part). */
+const PARTS = process.env.DARKFS_RANGE_PARTS ?? 'all'
 
 const cpuUs = (c: NodeJS.CpuUsage): number => c.user + c.system
 const out = (line: string): void => { process.stdout.write(`${line}\n`) }
@@ -197,4 +201,4 @@ async function cluster (): Promise<void> {
 
 out('range-costs')
 await wire()
-await cluster()
+if (PARTS !== 'wire') await cluster()

@@ -103,6 +103,13 @@ const CPU_WORKLOADS = new Set(['seqwrite.MiBps', 'placed.s', 'coldread.MiBps'])
  * DARKFS_COMPARE_PROF too). randwrite-fsync16's I/Os are its 4 KiB writes: x16 for an fsync's.
  */
 const OP_CPU_WORKLOADS = new Set(['randread.iops', 'randwrite-fsync16.iops'])
+/**
+ * Seconds this process's CPU is sampled with no I/O just before each of those cells (the hosts'
+ * background: gossip, pings, kept and space notices): ms_per_op divides it by the cell's I/Os
+ * too, so at 100 IOPS (a loaded machine) it outweighed the reads themselves. idle_ms_per_s and
+ * ms_per_op_net (the cell's CPU less that background over the cell's time, per I/O) say so.
+ */
+const IDLE_SAMPLE_S = 2
 /** The darkfs cells whose CPU is figured per file (their 5,000 files; profiled with DARKFS_COMPARE_PROF too). */
 const FILE_CPU_WORKLOADS = new Map([['smallfiles.s', 5000], ['smallfiles-rm.s', 5000]])
 /** The darkfs cells profiled with DARKFS_COMPARE_PROF for their CPU alone (no figure per unit). */
@@ -303,6 +310,15 @@ export async function run (): Promise<Record<string, number | string>> {
             cells.set(key, `error: no files (${wl.after} failed)`)
             failedHere.add(wl.key)
           } else {
+            // the hosts' background CPU with no I/O, per second, before a cell figured per I/O
+            let idleMsPerS: number | undefined
+            if (system.startsWith('darkfs') && OP_CPU_WORKLOADS.has(wl.key)) {
+              const i0 = process.cpuUsage()
+              const it0 = performance.now()
+              await new Promise(resolve => setTimeout(resolve, IDLE_SAMPLE_S * 1000))
+              const idle = process.cpuUsage(i0)
+              idleMsPerS = (idle.user + idle.system) / (performance.now() - it0)
+            }
             const t0 = performance.now()
             // this process's CPU (the darkfs hosts run in it; fio and the kernel's FUSE side do not count)
             const cpu0 = process.cpuUsage()
@@ -324,6 +340,7 @@ export async function run (): Promise<Record<string, number | string>> {
               failedHere.add(wl.key)
             }
             const cpu = process.cpuUsage(cpu0)
+            const cellMs = performance.now() - t0
             await stopProfile()
             if (perfOn) { await writeFile(process.env.DARKFS_PERF_CTL!, 'disable\n'); perfOn = false }
             const cpuS = (cpu.user + cpu.system) / 1e6
@@ -336,6 +353,10 @@ export async function run (): Promise<Record<string, number | string>> {
             if (system.startsWith('darkfs') && OP_CPU_WORKLOADS.has(wl.key) && typeof iops === 'number' && iops > 0) {
               // the cell's CPU over its I/Os (setup and cleanup of the cell count too: a slight overestimate)
               figures[`compare.${key}.cpu.ms_per_op`] = cpuS * 1000 / (iops * seconds)
+              if (idleMsPerS !== undefined) {
+                figures[`compare.${key}.cpu.idle_ms_per_s`] = idleMsPerS
+                figures[`compare.${key}.cpu.ms_per_op_net`] = (cpuS * 1000 - idleMsPerS * cellMs / 1000) / (iops * seconds)
+              }
             }
             const files = FILE_CPU_WORKLOADS.get(wl.key)
             if (system.startsWith('darkfs') && files !== undefined) figures[`compare.${key}.cpu.ms_per_file`] = cpuS * 1000 / files

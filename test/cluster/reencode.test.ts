@@ -50,4 +50,24 @@ describe('a chunk placed again in another coding (6 in-process hosts)', function
       }
     })
   }
+
+  it('two codings of the same bytes placed at once (k=4 and k=3): each is placed on its own, neither waits on the other\'s run (fails on the old code: the second joined the first\'s run, by chunk CID, and was left on the writer alone)', async () => {
+    const w = hosts[0]
+    const bytes = randomBytes(1 << 20)
+    const codings = [[4, 2], [3, 2]].map(([k, m]) => withRoots(encodeChunk(bytes, 0, k, m)))
+    for (const { blocks } of codings) await w.store.putMany(blocks)
+    await Promise.all(codings.map(async ({ ref }) => { await w.network.place([ref]) }))
+    for (const { ref } of codings) {
+      assert.equal(w.network.pending.hasCoding(ref), false, `k=${ref.k}: placed`)
+      let elsewhere = 0
+      for (const f of ref.fragments) {
+        for (const h of hosts) {
+          if (h !== w && await h.store.has(f)) { elsewhere++; break }
+        }
+      }
+      assert.ok(elsewhere >= ref.k, `k=${ref.k}: ${elsewhere} of its fragments on hosts besides the writer`)
+    }
+    assert.equal(w.network.pending.has(codings[0].ref.cid!.toString()), false, 'no coding of the chunk is pending')
+    assert.equal(w.network.isPlacing(codings[0].ref.cid!.toString()), false, 'nor being placed')
+  })
 })

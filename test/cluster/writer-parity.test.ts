@@ -193,18 +193,15 @@ describe('cluster: the writer stores data fragments, and parity only where it ke
       for (const h of on) if (await h.store.has(f)) assert.deepEqual(new Uint8Array(await h.store.get(f)), new Uint8Array(coded[j].bytes), `${h.name}'s parity fragment ${j}`)
     }
     // the writer stopped: the file reads back from the others alone, once all of it is placed (its
-    // first chunk, written as the peers went, may be placed on their return too), on a host back
-    // that sees the others up (one that does not yet asks the writer alone: left in the note)
+    // first chunk, written as the peers went, may be placed on their return too), on the first
+    // host back, whether or not it sees the others up yet: one that does not dials the members it
+    // does not see up when those it sees cannot serve the read (keeper/network.ts fetch; it
+    // failed about 1 run in 3 when this host asked the writer alone)
     await until('every chunk the writer wrote is placed', () => w.network.pending.size === 0, 120_000)
-    const back = hosts.slice(1)
-    let reader: ClusterHost | undefined
-    await until('a host back sees the others up', () => {
-      reader = back.find(r => back.every(h => h === r || r.keep.membership.up().includes(h.host.peerId)))
-      return reader !== undefined
-    }, 60_000)
-    await until('it knows the file', async () => await reader!.volume.stat('/offline.bin').then(() => true, () => false), 60_000)
+    const reader = hosts[1]
+    await until('it knows the file', async () => await reader.volume.stat('/offline.bin').then(() => true, () => false), 60_000)
     await w.stop()
-    assert.deepEqual(new Uint8Array(await reader!.volume.readFile('/offline.bin')), new Uint8Array([...first, ...second]))
+    assert.deepEqual(new Uint8Array(await reader.volume.readFile('/offline.bin')), new Uint8Array([...first, ...second]))
   })
 })
 

@@ -32,10 +32,26 @@ n = (libc.read if op == 'read' else libc.write)(fd, buf, ctypes.c_size_t(${BLOCK
 print(n if n >= 0 else errno.errorcode[ctypes.get_errno()], flush=True)
 `
 
+/** A process that opens `path` O_DIRECT, says `ready`, and on `go` makes two write(2)s of BLOCK bytes, one after the other, printing each result or errno name. */
+const TWO_WRITES = `
+import ctypes, errno, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_DIRECT)
+mem = mmap.mmap(-1, ${BLOCK})
+mem.write(b'w' * ${BLOCK})
+buf = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(mem)))
+print('ready', flush=True)
+sys.stdin.readline()
+for _ in range(2):
+    n = libc.write(fd, buf, ctypes.c_size_t(${BLOCK}))
+    print(n if n >= 0 else errno.errorcode[ctypes.get_errno()], flush=True)
+`
+
 interface Caller { pid: number, ready: Promise<void>, go: () => void, result: Promise<string> }
 
-function caller (t: Teardown, op: 'read' | 'write', path: string, mode: 'direct' | 'cached' = 'cached'): Caller {
-  const child = spawn('python3', ['-c', CALLER, op, path, mode], { cwd: '/', stdio: ['pipe', 'pipe', 'inherit'] })
+function caller (t: Teardown, op: 'read' | 'write' | 'two-writes', path: string, mode: 'direct' | 'cached' = 'cached'): Caller {
+  const args = op === 'two-writes' ? ['-c', TWO_WRITES, path] : ['-c', CALLER, op, path, mode]
+  const child = spawn('python3', args, { cwd: '/', stdio: ['pipe', 'pipe', 'inherit'] })
   t.add(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   let out = ''
   let readyNow!: () => void
@@ -155,5 +171,35 @@ describe('fuse interrupts and native deadlines of direct reads and writes', func
     assert.equal(await reader.result, 'EIO')
     assert.equal(await ok(`head -c 4 "${dir}/f"`), 'rrrr')
     assert.equal(m.writeStats().late, 1, 'the read reached JS after its answer, and was not answered again')
+  })
+
+  it('a write the deadline answered while the event loop is stuck stays counted against the cap on direct writes until JS has taken it: the next write goes to a libfuse worker, not one more into the queue', async function () {
+    this.timeout(120_000)
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', '')
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir, { requestTimeoutMs: 200, syncTimeoutMs: 200, directWrites: 1 })
+    t.add(async () => { await m.unmount() })
+    const writer = caller(t, 'two-writes', `${dir}/f`)
+    await writer.ready
+    writer.go()
+    // the event loop stuck: the first write is answered EIO by the binding's deadline, and the
+    // writer makes its second while the first still waits in the queue to JS
+    const cell = new Int32Array(new SharedArrayBuffer(4))
+    const bound = Date.now() + 90_000
+    const second = (): boolean => m.writeStats().copied + m.writeStats().overCap >= 2
+    while (!(m.writeStats().expired === 1 && second()) && Date.now() < bound) Atomics.wait(cell, 0, 0, 20)
+    const stuck = m.writeStats()
+    assert.equal(stuck.expired, 1)
+    assert.equal(stuck.copied, 1, 'one write went the direct way')
+    assert.equal(stuck.overCap, 1, 'the second found the cap taken by the first, answered but not taken by JS')
+    assert.equal(stuck.writes, 1)
+    assert.equal(stuck.writeBytes, BLOCK)
+    // the loop runs again: the first reaches JS already answered (dropped), the second is written
+    assert.deepEqual((await writer.result).split('\n'), ['EIO', String(BLOCK)])
+    assert.equal(m.writeStats().late, 1)
+    assert.equal(m.writeStats().writes, 0)
+    assert.equal(m.writeStats().writeBytes, 0)
+    assert.equal(await ok(`wc -c < "${dir}/f"`), `${BLOCK}\n`)
   })
 })

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import { CHUNK_SIZE, encodeChunk, encodeChunkAsync, leafHashes, merkleRoot } from '../../node/data/index.ts'
+import { CHUNK_SIZE, SMALL_LEAF_BYTES, encodeChunk, encodeChunkAsync, leafHashes, merkleRoot } from '../../node/data/index.ts'
 import { encodeReplicatedWithLeaves } from '../../node/data/chunks.ts'
 import { codecs, sha256Leaves } from '../../node/data/erasure.ts'
 import { seededBytes as bytes } from '../../harness/prng.ts'
@@ -68,6 +68,18 @@ describe('chunk encoding', () => {
     assert.deepEqual(Buffer.from(empty.root), Buffer.from(merkleRoot(new Uint8Array(0))))
     assert.deepEqual(Buffer.from(empty.hashes), Buffer.from(leafHashes(new Uint8Array(0))))
     assert.equal(Buffer.from(empty.whole!).toString('hex'), createHash('sha256').digest('hex'))
+  })
+
+  it('the addon\'s sha256Leaves over SMALL_LEAF_BYTES leaves gives the tree of merkle.ts over them (a writer of 4 KiB-leaf fragments)', async function () {
+    if (sha256Leaves === undefined) this.skip() // no addon: merkle.ts hashes them on the calling thread
+    let seed = 700
+    for (const length of [0, 1, SMALL_LEAF_BYTES, SMALL_LEAF_BYTES + 1, 65536, 300001, CHUNK_SIZE / 4, CHUNK_SIZE]) {
+      const data = bytes(length, seed++)
+      const got = await sha256Leaves(data, SMALL_LEAF_BYTES, false)
+      assert.deepEqual(Buffer.from(got.root), Buffer.from(merkleRoot(data, SMALL_LEAF_BYTES)), `root of ${length} bytes`)
+      assert.deepEqual(Buffer.from(got.hashes), Buffer.from(leafHashes(data, SMALL_LEAF_BYTES)), `leaf hashes of ${length} bytes`)
+      if (length > SMALL_LEAF_BYTES) assert.notDeepEqual(Buffer.from(got.root), Buffer.from(merkleRoot(data)), `${length} bytes: the 4 KiB tree is not the 16 KiB one`)
+    }
   })
 
   it('encodeChunkAsync runs chunks side by side: each gets its own CIDs', async () => {

@@ -3,8 +3,10 @@ import { randomBytes } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { cidOf } from '../../node/data/store.ts'
-import { encodeChunk } from '../../node/data/chunks.ts'
-import { PLACE, PLACE_PROTOCOL, PlaceProtocolError, decodeReply, decodeRequest, isStreamRace } from '../../node/keeper/forward.ts'
+import { decodeChunk, encodeChunk } from '../../node/data/chunks.ts'
+import { PLACE, PLACE_PROTOCOL, PlaceProtocolError, decodeReply, decodeRequest, gatherFragments, isStreamRace } from '../../node/keeper/forward.ts'
+import type { PlaceRequest } from '../../node/keeper/forward.ts'
+import type { CID } from 'multiformats/cid'
 import { decodeReply as decodeRpcReply, encodeCall } from '../../node/net/rpc.ts'
 import { BadRateError, UplinkBook, MIN_MEASURED_BYTES, UPLINK_PACING, parseRate, uploadCap } from '../../node/net/uplink.ts'
 import { join } from 'node:path'
@@ -132,6 +134,54 @@ describe('place messages', () => {
   it('decodeReply rejects an ACK for a fragment out of range', () => {
     assert.throws(() => decodeReply(dagCbor.encode({ t: 'ack', i: 3, holder: 'p' }), 3), PlaceProtocolError)
     assert.deepEqual(decodeReply(dagCbor.encode({ t: 'ack', i: 2, holder: 'p' }), 3), { t: 'ack', i: 2, holder: 'p' })
+  })
+})
+
+describe('gatherFragments (a relay\'s pulls for one chunk)', () => {
+  it('a target the writer says holds a fragment but that never answers does not hold the relay up: the writer is asked for what is short of k, and the stalled pull is given up once k are in hand (fails on the old code: the target pulls ran to the idle timeout before any pull from the writer)', async () => {
+    const { ref, blocks } = encodeChunk(randomBytes(1 << 20), 0, 4, 2)
+    const bytesOf = new Map(blocks.map(b => [b.cid.toString(), b.bytes]))
+    // fragment j's target is t<j>; the writer's `have` says t0 (stalled) and t1 (answers) hold theirs
+    const req: PlaceRequest = { chunk: ref.cid!, size: ref.size, k: 4, m: 2, fragments: ref.fragments, targets: ['t0', 't1', 't2', 't3', 'relay', 't5'], pinners: [], have: [1, 1, 0, 0, 0, 0] }
+    const asked: Array<{ peer: string, cid: string }> = []
+    let stalledGivenUp = false
+    const swarm = {
+      pullAny: async (cids: CID[], _need: number, from: Map<string, string[]> | string[], opts?: { signal?: AbortSignal }): Promise<Map<string, Uint8Array>> => {
+        const peer = (from as string[])[0]
+        const cid = cids[0].toString()
+        asked.push({ peer, cid })
+        if (peer === 't0') {
+          // connected and silent: only its signal ends the pull
+          return await new Promise((_resolve, reject) => {
+            opts?.signal?.addEventListener('abort', () => { stalledGivenUp = true; reject(opts.signal!.reason) }, { once: true })
+          })
+        }
+        return new Map([[cid, bytesOf.get(cid)!]])
+      }
+    }
+    const life = new AbortController()
+    const got = await gatherFragments(swarm as any, 'relay', req, 'writer', life.signal, () => {}, 10)
+    assert.ok(!life.signal.aborted)
+    assert.deepEqual(new Uint8Array(decodeChunk(ref, ref.fragments.map(f => got.get(f.toString())))), new Uint8Array(decodeChunk(ref, blocks.map(b => b.bytes))))
+    const f = (j: number): string => ref.fragments[j].toString()
+    assert.deepEqual(asked.filter(a => a.peer === 'writer').map(a => a.cid).sort(), [f(0), f(2), f(3)].sort(), 'the writer is asked for the data fragments short of k, not the one t1 gave')
+    assert.ok(asked.some(a => a.peer === 't1' && a.cid === f(1)), 'the target that holds fragment 1 was asked for it')
+    assert.ok(stalledGivenUp, 'the stalled pull was given up')
+  })
+  it('targets that answer are used ahead of the writer: it is asked for nothing when they bring k', async () => {
+    const { ref, blocks } = encodeChunk(randomBytes(1 << 20), 0, 4, 2)
+    const bytesOf = new Map(blocks.map(b => [b.cid.toString(), b.bytes]))
+    const req: PlaceRequest = { chunk: ref.cid!, size: ref.size, k: 4, m: 2, fragments: ref.fragments, targets: ['t0', 't1', 't2', 't3', 'relay', 't5'], pinners: [], have: [1, 1, 1, 1, 0, 1] }
+    const asked: string[] = []
+    const swarm = {
+      pullAny: async (cids: CID[], _need: number, from: Map<string, string[]> | string[]): Promise<Map<string, Uint8Array>> => {
+        asked.push((from as string[])[0])
+        return new Map([[cids[0].toString(), bytesOf.get(cids[0].toString())!]])
+      }
+    }
+    const got = await gatherFragments(swarm as any, 'relay', req, 'writer', new AbortController().signal, () => {}, 60_000)
+    assert.equal(got.size, 4)
+    assert.deepEqual(asked.sort(), ['t0', 't1', 't2', 't3'])
   })
 })
 

@@ -1,0 +1,72 @@
+// ChunkNetwork.fetch's last resort (keeper/network.ts): when the hosts a reader sees up cannot
+// give k fragments, the members the chunk's placement ranks that it does not see up (a host
+// just back that has not yet met every other, a link down from here alone) are asked, which
+// dials them, before the read fails. Stub swarm and host; the real placement policy.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import type { CID } from 'multiformats/cid'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { encodeChunk } from '../../node/data/chunks.ts'
+import { ChunkNetwork } from '../../node/keeper/network.ts'
+import { PendingPlacements } from '../../node/keeper/pending.ts'
+import { placementPolicy } from '../../node/keeper/placement.ts'
+
+/** Six members' peer ids: the reader, x, and four more. */
+async function sixMembers (): Promise<string[]> {
+  return await Promise.all(Array.from({ length: 6 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+}
+
+/**
+ * A reader (members[0]) connected to x (members[1]) alone among six members; `held` answers
+ * what each peer holds, `blocks` their bytes; `asked` collects the peers each pull asked.
+ */
+function reader (members: string[], held: (peer: string) => Set<string>, blocks: Map<string, Uint8Array>): { network: ChunkNetwork, asked: string[][] } {
+  const [me, x] = members
+  const asked: string[][] = []
+  const swarm = {
+    has: async (cids: CID[], peer: string) => new Set(cids.map(String).filter(c => held(peer).has(c))),
+    pullAny: async (cids: CID[], need: number, from: Map<string, string[]> | string[]): Promise<Map<string, Uint8Array>> => {
+      const peers = Array.isArray(from) ? from : [...new Set([...from.values()].flat())]
+      asked.push(peers)
+      const out = new Map<string, Uint8Array>()
+      for (const c of cids.map(String)) if (peers.some(p => held(p).has(c)) && out.size < need) out.set(c, blocks.get(c)!)
+      if (out.size < need) throw new Error(`${out.size} of ${need} fetched`)
+      return out
+    },
+    push: async () => { throw new Error('not here') },
+    pullRange: async () => { throw new Error('not here') }
+  }
+  const network = new ChunkNetwork({
+    host: { peerId: me, peers: () => [{ id: x, addrs: [] }] as any, peerIds: () => [x] },
+    swarm: swarm as any,
+    store: { has: async () => false } as any,
+    policy: placementPolicy({ members: () => members }, { redundancy: 2 }),
+    pending: new PendingPlacements(),
+    pinners: () => [],
+    offline: () => false,
+    up: () => new Set([me, x])
+  })
+  return { network, asked }
+}
+
+describe('ChunkNetwork.fetch: the members not seen up are the last resort', () => {
+  it('fragments held by members the reader is not connected to are fetched from them (fails on the old code: only x, which holds none, was asked)', async () => {
+    const { ref, blocks } = encodeChunk(randomBytes(1 << 20), 0, 4, 2)
+    const members = await sixMembers()
+    const [me, x, ...unseen] = members
+    const elsewhere = new Set(ref.fragments.map(String))
+    const r = reader(members, peer => peer === x ? new Set() : elsewhere, new Map(blocks.map(b => [b.cid.toString(), b.bytes])))
+    const got = await r.network.fetch(ref.fragments, 4, { chunk: ref })
+    assert.equal(got.size, 4)
+    for (const [key, bytes] of got) assert.deepEqual(bytes, blocks.find(b => b.cid.toString() === key)!.bytes)
+    const last = r.asked[r.asked.length - 1]
+    assert.ok(last.length > 0 && last.every(p => unseen.includes(p)), 'the last resort asks the members not seen up only')
+    assert.ok(!last.includes(me) && !last.includes(x))
+  })
+  it('nobody holding them: the read fails with the error of the hosts seen up', async () => {
+    const { ref } = encodeChunk(randomBytes(1 << 20), 0, 4, 2)
+    const r = reader(await sixMembers(), () => new Set(), new Map())
+    await assert.rejects(r.network.fetch(ref.fragments, 4, { chunk: ref }), /0 of 4 fetched/)
+  })
+})
