@@ -617,7 +617,7 @@ export class ChunkNetwork extends EventTarget implements Network {
    * here (Network.placedAway: a write then never stores the fragments it held in memory).
    */
   placedAway (ref: ChunkRef): boolean {
-    return ref.cid !== null && !this.pending.has(ref.cid.toString())
+    return ref.cid !== null && !this.pending.hasCoding(ref)
   }
 
   /** Whether a local block may be deleted now (no peer was promised it). */
