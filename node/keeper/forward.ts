@@ -22,7 +22,8 @@
 // already hold a fragment (an earlier relay's acknowledgements, a retried placement's): the relay
 // sends them nothing, and pulls those fragments (k at most) from their targets rather than from
 // the writer, which then uploads only the data fragments still short of k (asked once those
-// targets delivered or HAVE_PULL_GRACE_MS passed: a dead or silent one does not stall the relay).
+// targets delivered or a grace passed with none arriving, haveGraceMs: a dead or silent one does
+// not stall the relay, a slow one still moving is waited for).
 // A relay that does not know the field pulls from the writer and forwards to every holder, as
 // before.
 //
@@ -43,7 +44,6 @@ import type { CallContext, RpcDialer, RpcServer, UplinkBook } from '../net/index
 import { logger, shortCid, shortPeer } from '../log.ts'
 import { anySignal } from '../abort.ts'
 import { limiter } from '../pool.ts'
-import { setTimeout as sleep } from 'node:timers/promises'
 
 const log = logger('keeper:forward')
 
@@ -75,11 +75,21 @@ export const MAX_OWN_RELAYED_CHUNKS = 2
 export const WRITER_PULL_ATTEMPTS = 3
 /**
  * How long a relay waits on the targets the writer says hold fragments (the request's `have`)
- * before it asks the writer for the data fragments still short of k: a target that is down or
- * stalled held a second relay up to its idle timeout (RELAY_IDLE_TIMEOUT_MS). A 256 KiB fragment
- * from a target at 1 Mbit/s takes about 2 s.
+ * with no fragment arriving from them before it asks the writer for the data fragments still
+ * short of k: a target that is down or stalled held a second relay up to its idle timeout
+ * (RELAY_IDLE_TIMEOUT_MS). Restarted at each arrival, and a fragment's time at
+ * HAVE_PULL_MIN_BYTES_PER_SECOND added (haveGraceMs): a 256 KiB fragment from a target at
+ * 1 Mbit/s takes about 2 s, a 1 MiB one about 8 s, and the writer uploaded it anyway.
  */
 export const HAVE_PULL_GRACE_MS = 5_000
+/** The slowest link from a target a relay's grace allows for one fragment (1 Mbit/s; haveGraceMs). */
+export const HAVE_PULL_MIN_BYTES_PER_SECOND = 125_000
+
+/** The grace a relay gives the targets between arrivals (HAVE_PULL_GRACE_MS) for a chunk of `size` bytes coded with `k`. */
+export function haveGraceMs (size: number, k: number): number {
+  const fragment = Math.ceil(Math.max(0, size) / Math.max(1, k))
+  return Math.min(RELAY_IDLE_TIMEOUT_MS / 2, HAVE_PULL_GRACE_MS + Math.ceil(fragment * 1000 / HAVE_PULL_MIN_BYTES_PER_SECOND))
+}
 /** Relays tried for one chunk before the rest is left to the caller's direct pushes. */
 export const MAX_RELAY_ATTEMPTS = 2
 
@@ -183,11 +193,11 @@ export interface Forwarder {
  * first attempt none holds anything, and every DONT_HAVE counts against a peer in the pull's
  * choice; but the fragments the writer says their targets hold (req.have) are asked of those
  * targets first, and the writer only for the data fragments still short of k once they came or
- * `graceMs` passed (a target down or stalled does not hold the relay up to its idle timeout;
- * its pull goes on, and is given up once k are in hand). `progress` hears the count in hand
- * after each arrival.
+ * `graceMs` passed with none arriving (a target down or stalled does not hold the relay up to
+ * its idle timeout; its pull goes on, and is given up once k are in hand; one slow but moving
+ * is waited for). `progress` hears the count in hand after each arrival.
  */
-export async function gatherFragments (swarm: Pick<Swarm, 'pullAny'>, self: string, req: PlaceRequest, writer: string, signal: AbortSignal, progress: (n: number) => void, graceMs = HAVE_PULL_GRACE_MS): Promise<Map<string, Uint8Array>> {
+export async function gatherFragments (swarm: Pick<Swarm, 'pullAny'>, self: string, req: PlaceRequest, writer: string, signal: AbortSignal, progress: (n: number) => void, graceMs = haveGraceMs(req.size, req.k)): Promise<Map<string, Uint8Array>> {
   const targets = [...new Set(req.targets.filter(p => p !== self && p !== writer))]
   const got = new Map<string, Uint8Array>()
   const covered = (): number => req.fragments.filter(f => got.has(f.toString())).length
@@ -200,9 +210,12 @@ export async function gatherFragments (swarm: Pick<Swarm, 'pullAny'>, self: stri
     }))?.get(cid.toString())
     if (bytes === undefined) return false
     got.set(cid.toString(), bytes)
+    arrived()
     progress(covered())
     return true
   }
+  /** Told of each arrival: the grace on the targets starts again (set while it runs). */
+  let arrived = (): void => {}
   // placed already (an earlier relay, an earlier attempt): from their targets, not across the
   // writer's uplink again (this relay's own: from its store, pullAny reads it there first)
   const placed = req.fragments.flatMap((cid, j) => ((req.have?.[j] ?? 0) & 1) !== 0 && (targets.includes(req.targets[j]) || req.targets[j] === self) ? [{ cid, from: req.targets[j] }] : [])
@@ -211,12 +224,20 @@ export async function gatherFragments (swarm: Pick<Swarm, 'pullAny'>, self: stri
   const pulls = Promise.all(placed.slice(0, req.k).map(async ({ cid, from }) => await pullFrom(cid, from, from === self ? 'this relay' : 'its target', fromTargets)))
   try {
     if (placed.length > 0) {
-      const grace = new AbortController()
-      // the grace's sleep ends early (an abort) when the pulls came first or the relay is
-      // given up (checked next): either way nothing to report
-      const graceOver = sleep(graceMs, undefined, { signal: anySignal([signal, grace.signal]) }).catch(() => { /* aborted: see above */ })
-      await Promise.race([pulls, graceOver])
-      grace.abort()
+      // over when graceMs pass with no fragment arriving, the pulls came first, or the relay is
+      // given up (checked next)
+      const graceOver = Promise.withResolvers<void>()
+      let timer = setTimeout(graceOver.resolve, graceMs)
+      arrived = () => { clearTimeout(timer); timer = setTimeout(graceOver.resolve, graceMs) }
+      const over = (): void => { graceOver.resolve() }
+      signal.addEventListener('abort', over, { once: true })
+      try {
+        await Promise.race([pulls, graceOver.promise])
+      } finally {
+        clearTimeout(timer)
+        arrived = () => {}
+        signal.removeEventListener('abort', over)
+      }
     }
     signal.throwIfAborted()
     const fromWriter = distinct(req.fragments.slice(0, req.k).filter(f => !got.has(f.toString()))).slice(0, Math.max(0, req.k - covered()))

@@ -30,6 +30,12 @@ const log = logger('keeper:fetch')
 
 /** Time to find and fetch the fragments of one chunk before a read fails (EIO, not a hang). */
 export const FETCH_TIMEOUT_MS = 20_000
+/**
+ * How long a read with no peer connected (a host just back, or offline) tries the members ranked
+ * for its blocks before it fails as offline: their dials fail fast when the host is truly cut
+ * off, and a read must not wait the whole FETCH_TIMEOUT_MS for it.
+ */
+export const OFFLINE_FETCH_MS = 3_000
 /** Time for the chunk's targets to say which fragments they hold before a read asks every peer. */
 export const HOLDERS_TIMEOUT_MS = 2_000
 /**
@@ -124,8 +130,12 @@ export interface NetworkEvents {
   handover: CustomEvent<HandoverEvent>
 }
 
-/** Where each fragment of a chunk is known to be (peer ids), from acknowledgements. */
-export type Placement = Map<string, Array<Set<string>>>
+/**
+ * Where each fragment of a chunk is known to be (peer ids), from acknowledgements: chunk CID ->
+ * coding (encodingOf) -> per fragment index, its holders. Two codings of the same bytes (another
+ * k) are two placements, each with its own record.
+ */
+export type Placement = Map<string, Map<string, Array<Set<string>>>>
 
 /** Options of ChunkNetwork.place (the Network.place of data/blocks.ts). */
 export interface PlaceOptions extends AbortOptions {
@@ -193,10 +203,8 @@ export class ChunkNetwork extends EventTarget implements Network {
   private readonly store: NetworkComponents['store']
   private readonly policy: PlacementPolicy
   private readonly forward?: Pick<Forwarder, 'place'>
-  /** chunk CID -> per fragment index, the hosts that acknowledged holding it (of one encoding: heldOf()). */
+  /** chunk CID -> coding -> per fragment index, the hosts that acknowledged holding it (heldOf()). */
   readonly placement: Placement = new Map()
-  /** The encoding (encodingOf) each placement record is of. */
-  private readonly encodings = new WeakMap<Array<Set<string>>, string>()
   /** Chunks written here whose placement has not finished (retried on reconnect). */
   readonly pending: PendingPlacements
   /**
@@ -230,7 +238,10 @@ export class ChunkNetwork extends EventTarget implements Network {
   placementRemembered = PLACEMENT_REMEMBERED
   /** Chunks whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
   private readonly handing = new Map<string, Promise<void>>()
-  /** Chunk -> the `safe` waits of place() until survivesOneLoss holds for it (checked at each acknowledgement). */
+  /**
+   * Coding (codingOf) -> the `safe` waits of place() until survivesOneLoss holds for it (checked
+   * at each acknowledgement of that coding: another coding's say nothing of it).
+   */
   private readonly safeWaits = new Map<string, Array<() => void>>()
 
   constructor (components: NetworkComponents) {
@@ -266,7 +277,19 @@ export class ChunkNetwork extends EventTarget implements Network {
   async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef, background?: boolean } = {}): Promise<Map<string, Uint8Array>> {
     const signal = this.signal(opts, FETCH_TIMEOUT_MS)
     const peers = this.peerIds()
-    if (peers.length === 0) throw new BlockUnavailableError(cids[0]?.toString() ?? '?', 'no peer is reachable (offline)')
+    if (peers.length === 0) {
+      // a host back with no connection yet (or offline): the members ranked for these blocks are
+      // dialled and asked, within a bound of their own, before the read fails as offline
+      const offline = new BlockUnavailableError(cids[0]?.toString() ?? '?', 'no peer is reachable (offline)')
+      const unseen = this.unseenHolders(cids, opts.chunk, { all: true })
+      if (unseen.length === 0) throw offline
+      log('fetch of %d block(s) with no peer connected: asking %d member(s) ranked for them', cids.length, unseen.length)
+      return await this.swarm.pullAny(cids, need, unseen, { signal: anySignal([signal], OFFLINE_FETCH_MS), background: opts.background }).catch((also: Error) => {
+        signal.throwIfAborted()
+        log('fetch from the members ranked for them failed too: %s', also.message)
+        throw offline
+      })
+    }
     // first, each fragment from the target a placement put it on (assignment.ts: fragment j on
     // the member ranked j), with no have-query before: they hold it unless membership changed
     // since. A have-query is a stream of its own per target (its opening, protocol
@@ -312,10 +335,14 @@ export class ChunkNetwork extends EventTarget implements Network {
       // the hosts seen up did not deliver: the members ranked for these blocks that are not seen
       // up here (a host just back that has not yet met every other; a link down from here
       // alone) are dialled and asked before the read fails
+      // with the hosts seen up, first: what each of them holds counts too (k = 4: two fragments on
+      // hosts seen up and two on hosts not seen up make a read)
       const unseen = this.unseenHolders(cids, opts.chunk)
       if (unseen.length === 0) throw err
-      log('fetch of %d block(s) from the hosts seen up failed, asking %d member(s) not seen up: %s', cids.length, unseen.length, (err as Error).message)
-      return await this.swarm.pullAny(cids, need, unseen, { signal, background: opts.background }).catch((also: Error) => {
+      log('fetch of %d block(s) from the hosts seen up failed, asking them and %d member(s) not seen up: %s', cids.length, unseen.length, (err as Error).message)
+      return await this.swarm.pullAny(cids, need, [...peers, ...unseen], { signal, background: opts.background }).catch((also: Error) => {
+        // an abort during this last resort is the caller's, not an unavailable block
+        signal.throwIfAborted()
         log('fetch from the members not seen up failed too: %s', also.message)
         throw err
       })
@@ -325,16 +352,16 @@ export class ChunkNetwork extends EventTarget implements Network {
   /**
    * The members a chunk's placement ranks (its k + m + redundancy), or those a block's CID ranks
    * first (blockHolders' rule), that are neither connected nor taken to be up: a read's last
-   * resort (fetch).
+   * resort (fetch). `all`: those taken to be up too (a host with no connection: nobody is seen).
    */
-  private unseenHolders (cids: CID[], chunk?: ChunkRef): string[] {
+  private unseenHolders (cids: CID[], chunk?: ChunkRef, opts: { all?: boolean } = {}): string[] {
     const members = this.policy.members()
     const reachable = this.reachable(this.peerIds())
     const self = this.host.peerId
     const ranked = chunk?.cid != null
       ? this.policy.rank(chunk, members, chunk.k + chunk.m + this.policy.redundancy)
       : cids.flatMap(c => this.policy.rank({ cid: c }, members, 2 * this.policy.copies(0, members.length)))
-    return [...new Set(ranked)].filter(p => p !== self && !reachable.has(p))
+    return [...new Set(ranked)].filter(p => p !== self && (opts.all === true || !reachable.has(p)))
   }
 
   /**
@@ -508,7 +535,7 @@ export class ChunkNetwork extends EventTarget implements Network {
           if (n > 0) this.placingChunks.set(key, n)
           else this.placingChunks.delete(key)
           // waits still here raced this run, which is over
-          this.safeWaits.delete(key)
+          this.safeWaits.delete(coding)
           this.remember(key)
         })
         this.placing.set(coding, run)
@@ -532,7 +559,7 @@ export class ChunkNetwork extends EventTarget implements Network {
    */
   async safe (ref: ChunkRef, opts: AbortOptions = {}): Promise<void> {
     if (ref.cid === null || opts.signal?.aborted === true) return
-    const key = ref.cid.toString()
+    const key = codingOf(ref)
     const held = this.heldOf(ref)
     if (held !== undefined && survivesOneLoss(held, ref.k)) return
     await new Promise<void>(resolve => {
@@ -553,7 +580,7 @@ export class ChunkNetwork extends EventTarget implements Network {
 
   /** Resolves once the chunk survives one lost host (or never: place() races it with the placement). */
   private async whenSafe (ref: ChunkRef): Promise<void> {
-    const key = ref.cid!.toString()
+    const key = codingOf(ref)
     const held = this.heldOf(ref)
     if (held !== undefined && survivesOneLoss(held, ref.k)) return
     await new Promise<void>(resolve => {
@@ -563,11 +590,11 @@ export class ChunkNetwork extends EventTarget implements Network {
     })
   }
 
-  /** An acknowledgement came for the chunk: resolve its `safe` waits if it now survives one lost host. */
-  private checkSafe (key: string, held: Array<Set<string>>, k: number): void {
-    const list = this.safeWaits.get(key)
+  /** An acknowledgement came for a coding (codingOf): resolve its `safe` waits if it now survives one lost host. */
+  private checkSafe (coding: string, held: Array<Set<string>>, k: number): void {
+    const list = this.safeWaits.get(coding)
     if (list === undefined || !survivesOneLoss(held, k)) return
-    this.safeWaits.delete(key)
+    this.safeWaits.delete(coding)
     for (const resolve of list) resolve()
   }
 
@@ -584,8 +611,12 @@ export class ChunkNetwork extends EventTarget implements Network {
       const key = ref.cid.toString()
       await this.placing.get(codingOf(ref))
       this.pending.delete(ref)
-      this.placement.delete(key)
-      this.placedOrder.delete(key)
+      const records = this.placement.get(key)
+      records?.delete(encodingOf(ref))
+      if (records?.size === 0) {
+        this.placement.delete(key)
+        this.placedOrder.delete(key)
+      }
       for (const f of ref.fragments) if (opts.keep?.(f) !== true) cids.set(f.toString(), f)
     }
     // the parity a placement stored here for these chunks (storedHere): the write deletes what it
@@ -690,7 +721,8 @@ export class ChunkNetwork extends EventTarget implements Network {
     const self = this.host.peerId
     const n = ref.fragments.length
     const signal = this.signal(opts, PLACE_TIMEOUT_MS)
-    const inode = this.pending.inode(key)
+    const coding = codingOf(ref)
+    const inode = this.pending.inode(ref)
     const pinners = inode === undefined ? [] : this.c.pinners(inode)
     const members = this.policy.members()
     // a replicated chunk written while the network was smaller (e.g. offline) gets the copies
@@ -700,8 +732,9 @@ export class ChunkNetwork extends EventTarget implements Network {
     let held = this.heldOf(ref)
     if (held === undefined) {
       held = Array.from({ length: n }, () => new Set<string>())
-      this.encodings.set(held, encodingOf(ref))
-      this.placement.set(key, held)
+      const records = this.placement.get(key) ?? new Map<string, Array<Set<string>>>()
+      records.set(encodingOf(ref), held)
+      this.placement.set(key, records)
     }
     for (let j = 0; j < n; j++) if (await this.store.has(ref.fragments[j])) held[j].add(self)
     // a chunk written here is stored as its k data fragments alone (ChunkService.storeChunk): its
@@ -800,7 +833,7 @@ export class ChunkNetwork extends EventTarget implements Network {
           pinners,
           // the relay sends nothing to the hosts that hold their fragment already (a retry)
           held,
-          onAck: (j, p) => { held[j].add(p); placeLog('chunk %s: f%d acked by %s (relayed)', chunk, j, shortPeer(p)); this.checkSafe(key, held, ref.k) }
+          onAck: (j, p) => { held[j].add(p); placeLog('chunk %s: f%d acked by %s (relayed)', chunk, j, shortPeer(p)); this.checkSafe(coding, held, ref.k) }
         }).catch((err: Error) => {
           // what the relay could not place is pushed directly below
           placeLog('chunk %s: relay failed, pushing directly: %s', chunk, err.message)
@@ -824,7 +857,7 @@ export class ChunkNetwork extends EventTarget implements Network {
           placeLog('chunk %s: f%d acked by %s', chunk, index(cid), shortPeer(p))
           // held as it comes, so a `safe` wait ends at the acknowledgement that makes it so
           ref.fragments.forEach((f, j) => { if (f.equals(cid)) held[j].add(p) })
-          this.checkSafe(key, held, ref.k)
+          this.checkSafe(coding, held, ref.k)
         }
       })
       for (const d of deliveries) {
@@ -836,7 +869,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       }
     }
     await storing
-    if (own.length > 0) this.checkSafe(key, held, ref.k)
+    if (own.length > 0) this.checkSafe(coding, held, ref.k)
     if (ref.k === 1) {
       // every copy index counts the hosts holding the one block
       for (let j = 1; j < n; j++) for (const p of held[0]) held[j].add(p)
@@ -912,13 +945,12 @@ export class ChunkNetwork extends EventTarget implements Network {
   }
 
   /**
-   * The acknowledgements recorded for `ref`'s encoding of its chunk (the latest placement of the
-   * chunk here, if of the same encoding: encodingOf).
+   * The acknowledgements recorded for `ref`'s coding of its chunk (encodingOf): each coding has
+   * its own record.
    */
   heldOf (ref: ChunkRef): Array<Set<string>> | undefined {
     if (ref.cid === null) return undefined
-    const held = this.placement.get(ref.cid.toString())
-    return held !== undefined && this.encodings.get(held) === encodingOf(ref) ? held : undefined
+    return this.placement.get(ref.cid.toString())?.get(encodingOf(ref))
   }
 
   /** Whether this host is placing the chunk now (its keepers' repair leaves it to the placement). */
@@ -928,8 +960,12 @@ export class ChunkNetwork extends EventTarget implements Network {
 
   /** What this host knows of a chunk's placement, for status. */
   holders (chunk: string): { hosts: number, fragments: number, pending: boolean } | undefined {
-    const held = this.placement.get(chunk)
-    if (held === undefined) return undefined
-    return { hosts: new Set(held.flatMap(s => [...s])).size, fragments: held.filter(s => s.size > 0).length, pending: this.pending.has(chunk) }
+    const records = this.placement.get(chunk)
+    if (records === undefined) return undefined
+    // of every coding of the chunk placed here: the hosts holding any, the most fragments held of one
+    const all = [...records.values()]
+    const hosts = new Set(all.flatMap(held => held.flatMap(s => [...s]))).size
+    const fragments = Math.max(0, ...all.map(held => held.filter(s => s.size > 0).length))
+    return { hosts, fragments, pending: this.pending.has(chunk) }
   }
 }

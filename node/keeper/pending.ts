@@ -40,7 +40,10 @@ export class PendingPlacements extends EventTarget {
   private readonly chunks = new Map<string, ChunkRef>()
   /** chunk CID -> how many of its codings are pending. */
   private readonly codings = new Map<string, number>()
-  /** Pending chunk -> the file (inode) it was written for, to find the hosts pinning it. */
+  /**
+   * Pending coding (codingOf) -> the file (inode) it was written for, to find the hosts pinning
+   * it: two files' chunks of the same bytes coded apart (another k) are each their own file's.
+   */
   private readonly inodes = new Map<string, string>()
   /** Fragment -> how many pending chunks have it (fragments are content-addressed: equal shards). */
   private readonly fragments = new Map<string, number>()
@@ -68,9 +71,9 @@ export class PendingPlacements extends EventTarget {
     return this.chunks.values()
   }
 
-  /** The file a pending chunk was written for, when known. */
-  inode (chunk: string): string | undefined {
-    return this.inodes.get(chunk)
+  /** The file a pending coding of a chunk was written for, when known. */
+  inode (ref: ChunkRef): string | undefined {
+    return this.inodes.get(codingOf(ref))
   }
 
   /** A chunk starts (or restarts) placement; `inode`: the file it belongs to. */
@@ -82,21 +85,20 @@ export class PendingPlacements extends EventTarget {
       this.codings.set(key, (this.codings.get(key) ?? 0) + 1)
     }
     this.chunks.set(coding, ref)
-    if (inode !== undefined) this.inodes.set(key, inode)
+    if (inode !== undefined) this.inodes.set(coding, inode)
   }
 
   /** A chunk's placement finished. */
   delete (ref: ChunkRef): void {
     const key = ref.cid!.toString()
-    const was = this.chunks.delete(codingOf(ref))
+    const coding = codingOf(ref)
+    const was = this.chunks.delete(coding)
     if (!was) return
+    this.inodes.delete(coding)
     this.count(ref, -1)
     const n = (this.codings.get(key) ?? 1) - 1
     if (n > 0) this.codings.set(key, n)
-    else {
-      this.codings.delete(key)
-      this.inodes.delete(key)
-    }
+    else this.codings.delete(key)
     this.dispatchEvent(new CustomEvent('placed', { detail: ref }))
   }
 

@@ -261,6 +261,8 @@ export const NEIGHBOUR_TAG_VALUE = 100
  */
 export const DIAL_BACKOFF_MS = 1_000
 export const DIAL_BACKOFF_MAX_MS = 30_000
+/** Per peer, how many addresses that dials failed at are kept (failedAt in createHost). */
+export const FAILED_ADDRS_KEPT = 32
 
 /** A dial refused here, without a socket: the last dial to the peer failed lately (DIAL_BACKOFF_MS). */
 export class DialBackoffError extends Error {
@@ -690,10 +692,27 @@ export async function createHost (init: HostInit): Promise<Host> {
   const openConnection = connectionManager.openConnection.bind(connectionManager)
   /** Peer id -> the backoff of its last failed dial, and until when dials to it fail at once (DIAL_BACKOFF_MS). */
   const backoff = new Map<string, { ms: number, until: number }>()
+  /**
+   * Peer id -> the addresses it was known at when dials to it failed (since it last connected):
+   * only an address not among them ends its backoff (learn). Two stale lists from two peers,
+   * heard in turn, each ended it: a dial storm at a member that is down.
+   */
+  const failedAt = new Map<string, Set<string>>()
+  /** The addresses this host knows a peer at (heard of, and its identify's listen addresses). */
+  const addrsOf = (id: string): string[] => [...(known.get(id) ?? []), ...(listenAddrs.get(id) ?? [])]
+  /** `addrs` has one no dial to the peer failed at: its backoff says nothing of it, and is ended. */
+  const newAddress = (id: string, addrs: string[]): boolean => {
+    const failed = failedAt.get(id)
+    if (!addrs.some(a => failed?.has(a) !== true)) return false
+    backoff.delete(id)
+    return true
+  }
   connectionManager.openConnection = async (peer, opts) => {
     const id = typeof (peer as PeerId)?.toMultihash === 'function' ? (peer as PeerId).toString() : undefined
     let cause: string | undefined
     const fresh = id === undefined || libp2p.getConnections(peer as PeerId).length === 0
+    // the addresses this dial goes to (as known when it starts): failed at, if it fails
+    const tried = id !== undefined && fresh ? addrsOf(id) : []
     if (id !== undefined && fresh) {
       const b = backoff.get(id)
       if (b !== undefined && Date.now() < b.until) throw new DialBackoffError(`not dialling ${id}: a dial to it failed ${Math.round((Date.now() - b.until + b.ms) / 100) / 10} s ago (backing off ${b.ms / 1000} s)`)
@@ -716,6 +735,11 @@ export async function createHost (init: HostInit): Promise<Host> {
         if (id !== undefined && (opts as AbortOptions | undefined)?.signal?.aborted !== true && libp2p.getConnections(peer as PeerId).length === 0) {
           const ms = Math.min(DIAL_BACKOFF_MAX_MS, (backoff.get(id)?.ms ?? DIAL_BACKOFF_MS / 2) * 2)
           backoff.set(id, { ms, until: Date.now() + ms })
+          const failed = failedAt.get(id) ?? new Set<string>()
+          for (const a of tried) failed.add(a)
+          // bounded: a member restarted on many ports keeps its latest ones
+          for (const a of failed) { if (failed.size <= FAILED_ADDRS_KEPT) break; failed.delete(a) }
+          failedAt.set(id, failed)
         }
       }
       throw err
@@ -846,14 +870,16 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
   const ownAddrs = (): string[] => libp2p.getMultiaddrs().map(a => a.toString()).filter(a => !isUnspecified(a)).slice(0, PEX_MAX_ADDRS)
 
-  const dialing = new Set<string>()
+  /** Peers being dialled (dialLearned) -> the addresses that dial knew of at its start. */
+  const dialing = new Map<string, Set<string>>()
   /**
-   * Peers heard of again while a dial to them was in flight -> the addresses heard then: dialled
-   * at those once that dial ends without a connection. A member restarted on a new address was
-   * dropped here: the dial in flight (its old address, from a peer's list made while it was
-   * down) knew only the addresses of its start, failed, and nothing dialled the new one.
+   * Peers heard of again at an address the dial in flight to them did not know -> those
+   * addresses: the peer is dialled again (by id, the addresses merged) once that dial ends
+   * without a connection. A member restarted on a new address was dropped here: the dial in
+   * flight (its old address, from a peer's list made while it was down) knew only the addresses
+   * of its start, failed, and nothing dialled the new one.
    */
-  const heardAgain = new Map<string, string[]>()
+  const heardAgain = new Map<string, Set<string>>()
   /** Members heard of (peer exchange, identify) -> their addresses: who neighbours are chosen from. */
   const known = new Map<string, string[]>()
   const learn = async (peers: PexPeer[]): Promise<void> => {
@@ -863,23 +889,29 @@ export async function createHost (init: HostInit): Promise<Host> {
       // an address not heard of before (a member restarted on a new port): the backoff of the
       // dials that failed at its old ones (DIAL_BACKOFF_MS, up to 30 s) says nothing of it. It
       // refused the dial to the new address, and nothing dialled it again
-      const before = known.get(p.id)
-      if (before !== undefined && p.addrs.some(a => !before.includes(a))) backoff.delete(p.id)
+      if (backoff.has(p.id)) newAddress(p.id, p.addrs)
       known.set(p.id, p.addrs)
     }
     if (known.size !== size) refreshSoon()
     const connected = new Set(connectedIds())
     const want = wanted()
     const fresh = peers.filter(p => p.id !== self && !connected.has(p.id) && (want === undefined || want.has(p.id)))
-    for (const p of fresh) if (dialing.has(p.id) && p.addrs.length > 0) heardAgain.set(p.id, p.addrs)
+    for (const p of fresh) {
+      const inFlight = dialing.get(p.id)
+      const added = inFlight === undefined ? [] : p.addrs.filter(a => !inFlight.has(a))
+      if (added.length === 0) continue
+      const again = heardAgain.get(p.id) ?? new Set<string>()
+      for (const a of added) again.add(a)
+      heardAgain.set(p.id, again)
+    }
     const room = want === undefined ? fullMesh - connected.size - dialing.size : maxConnections - connected.size - dialing.size
     const queue = fresh.filter(p => !dialing.has(p.id)).slice(0, Math.max(0, room))
-    await forEachLimited(queue, PEX_DIAL_CONCURRENCY, async p => { await dialLearned(p, false) })
+    await forEachLimited(queue, PEX_DIAL_CONCURRENCY, async p => { await dialLearned(p) })
   }
-  /** Dial a member learned of (`exact`: at `p.addrs` alone, not every address the peer store has). */
-  const dialLearned = async (p: PexPeer, exact: boolean): Promise<void> => {
+  /** Dial a member learned of, by id: at `p.addrs` and every address the peer store has for it. */
+  const dialLearned = async (p: PexPeer): Promise<void> => {
     if (stopped) return
-    dialing.add(p.id)
+    dialing.set(p.id, new Set([...p.addrs, ...addrsOf(p.id)]))
     // the dial's bound in the event loop's time (loopTimeSignal), as the handshake's
     const bound = loopTimeSignal(dialTimeoutMs)
     let peerId: PeerId | undefined
@@ -887,8 +919,7 @@ export async function createHost (init: HostInit): Promise<Host> {
       peerId = peerIdFromString(p.id)
       const addrs = p.addrs.map(a => multiaddr(a))
       await libp2p.peerStore.merge(peerId, { multiaddrs: addrs })
-      if (exact) await libp2p.dial(addrs.map(a => multiaddr(withPeer(a, p.id))), { signal: bound.signal })
-      else await libp2p.dial(peerId, { signal: bound.signal })
+      await libp2p.dial(peerId, { signal: bound.signal })
     } catch {
       // unreachable now: it dials us, or we hear of it again later (heardAgain)
     } finally {
@@ -896,7 +927,11 @@ export async function createHost (init: HostInit): Promise<Host> {
       dialing.delete(p.id)
       const again = heardAgain.get(p.id)
       heardAgain.delete(p.id)
-      if (again !== undefined && peerId !== undefined && libp2p.getConnections(peerId).length === 0) void dialLearned({ id: p.id, addrs: again }, true)
+      // dialled by id, so the backoff counts it: ended by the addresses heard (none of the
+      // failed dial's), set again if this one fails too
+      if (again !== undefined && peerId !== undefined && libp2p.getConnections(peerId).length === 0 && newAddress(p.id, [...again])) {
+        void dialLearned({ id: p.id, addrs: [...again] })
+      }
     }
   }
 
@@ -1151,6 +1186,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   libp2p.addEventListener('peer:connect', (evt) => {
     const id = evt.detail.toString()
     backoff.delete(id)
+    failedAt.delete(id)
     redials.get(id)?.abort()
     hungUp.delete(id)
     // keep-alive: libp2p's reconnect queue tries once to reconnect a member that dropped; beyond

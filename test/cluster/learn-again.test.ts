@@ -41,6 +41,19 @@ async function silentListener (t: Teardown): Promise<{ port: number, sockets: So
   return { port: (server.address() as { port: number }).port, sockets, closed: () => closed }
 }
 
+/** A listener that accepts and closes at once (accepted: how many sockets it took): a dial there fails fast. */
+async function rudeListener (t: Teardown): Promise<{ port: number, accepted: () => number }> {
+  let accepted = 0
+  const server: Server = createServer(s => {
+    accepted++
+    s.on('error', () => { /* the dialler's reset */ })
+    s.destroy()
+  })
+  await new Promise<void>(resolve => { server.listen(0, '127.0.0.1', resolve) })
+  t.add(async () => { await new Promise<void>(resolve => { server.close(() => { resolve() }) }) })
+  return { port: (server.address() as { port: number }).port, accepted: () => accepted }
+}
+
 describe('cluster: a member heard of at a new address after a dial at its old one failed is dialled there', function () {
   this.timeout(120_000)
   const t = new Teardown()
@@ -57,14 +70,39 @@ describe('cluster: a member heard of at a new address after a dial at its old on
     await until('a and b are connected', () => a.host.peers().some(p => p.id === id) && b.host.peers().some(p => p.id === a.host.peerId), 60_000)
   })
 
-  it('the new address is heard while the dial at the old one is in flight: dialled once that dial is over (fails on the old code: the second learn was dropped)', async () => {
+  it('the new address is heard while the dial at the old one is in flight: dialled once that dial is over (fails on the old code: the second learn was dropped; fails with the heardAgain redial off)', async () => {
     const [a, b] = await pair(t, 'learn-inflight')
     const old = await silentListener(t)
     const id = b.host.peerId
-    await a.host.remember([{ id, addrs: [`/ip4/127.0.0.1/tcp/${old.port}/p2p/${id}`] }])
+    // not awaited: remember awaits the dial it starts, and the new address must come during it
+    const first = a.host.remember([{ id, addrs: [`/ip4/127.0.0.1/tcp/${old.port}/p2p/${id}`] }])
     await until('the dial at the old address is in flight (its socket accepted, not closed)', () => old.sockets.length > 0, 30_000)
-    // told the new address at once: while that dial is in flight (its bound is DEFAULT_DIAL_TIMEOUT_MS)
+    assert.equal(old.closed(), 0, 'that dial is still in flight')
+    // told the new address while that dial is in flight (its bound is DEFAULT_DIAL_TIMEOUT_MS):
+    // this learn dials nothing itself, the dial in flight failing is what redials
     await a.host.remember([{ id, addrs: [b.address] }])
+    await first
     await until('a and b are connected', () => a.host.peers().some(p => p.id === id) && b.host.peers().some(p => p.id === a.host.peerId), 60_000)
+  })
+
+  it('two stale addresses heard in turn (two peers\' old lists) do not end the backoff the second time round (fails on the old code: each list differing from the last cleared it, a dial storm)', async () => {
+    const [a, b] = await pair(t, 'learn-stale')
+    const x = await rudeListener(t)
+    const y = await rudeListener(t)
+    const id = b.host.peerId
+    const atX = { id, addrs: [`/ip4/127.0.0.1/tcp/${x.port}/p2p/${id}`] }
+    const atY = { id, addrs: [`/ip4/127.0.0.1/tcp/${y.port}/p2p/${id}`] }
+    // each remember awaits its dial, which fails at once (the listener closes the socket)
+    await a.host.remember([atX])
+    assert.ok(x.accepted() > 0, 'dialled at x')
+    await a.host.remember([atY])
+    assert.ok(y.accepted() > 0, 'dialled at y, an address no dial failed at')
+    const dials = x.accepted() + y.accepted()
+    // x again, within the backoff of the dial that just failed (no time passes between): both
+    // addresses are ones the failed dials went to
+    await a.host.remember([atX])
+    await a.host.remember([atY])
+    assert.equal(x.accepted() + y.accepted(), dials, 'no dial while backing off')
+    assert.equal(a.host.peers().length, 0)
   })
 })

@@ -4,7 +4,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { cidOf } from '../../node/data/store.ts'
 import { decodeChunk, encodeChunk } from '../../node/data/chunks.ts'
-import { PLACE, PLACE_PROTOCOL, PlaceProtocolError, decodeReply, decodeRequest, gatherFragments, isStreamRace } from '../../node/keeper/forward.ts'
+import { HAVE_PULL_GRACE_MS, HAVE_PULL_MIN_BYTES_PER_SECOND, PLACE, PLACE_PROTOCOL, PlaceProtocolError, RELAY_IDLE_TIMEOUT_MS, decodeReply, decodeRequest, gatherFragments, haveGraceMs, isStreamRace } from '../../node/keeper/forward.ts'
 import type { PlaceRequest } from '../../node/keeper/forward.ts'
 import type { CID } from 'multiformats/cid'
 import { decodeReply as decodeRpcReply, encodeCall } from '../../node/net/rpc.ts'
@@ -182,6 +182,33 @@ describe('gatherFragments (a relay\'s pulls for one chunk)', () => {
     const got = await gatherFragments(swarm as any, 'relay', req, 'writer', new AbortController().signal, () => {}, 60_000)
     assert.equal(got.size, 4)
     assert.deepEqual(asked.sort(), ['t0', 't1', 't2', 't3'])
+  })
+  it('targets slow but each fragment arriving within the grace of the last: the writer is asked for nothing (fails on the old code: the grace ran from the start, and the writer uploaded the rest)', async () => {
+    const { ref, blocks } = encodeChunk(randomBytes(1 << 20), 0, 4, 2)
+    const bytesOf = new Map(blocks.map(b => [b.cid.toString(), b.bytes]))
+    const req: PlaceRequest = { chunk: ref.cid!, size: ref.size, k: 4, m: 2, fragments: ref.fragments, targets: ['t0', 't1', 't2', 't3', 'relay', 't5'], pinners: [], have: [1, 1, 1, 1, 0, 1] }
+    const graceMs = 400
+    const asked: string[] = []
+    const swarm = {
+      pullAny: async (cids: CID[], _need: number, from: Map<string, string[]> | string[]): Promise<Map<string, Uint8Array>> => {
+        const peer = (from as string[])[0]
+        asked.push(peer)
+        // t<j> delivers after (j + 1) * 60 % of the grace: each within the grace of the one
+        // before, the last after the grace counted from the start (timers fire in order)
+        const j = Number(peer.slice(1))
+        if (peer.startsWith('t')) await new Promise(resolve => setTimeout(resolve, (j + 1) * graceMs * 0.6))
+        return new Map([[cids[0].toString(), bytesOf.get(cids[0].toString())!]])
+      }
+    }
+    const got = await gatherFragments(swarm as any, 'relay', req, 'writer', new AbortController().signal, () => {}, graceMs)
+    assert.equal(got.size, 4)
+    assert.deepEqual(asked.sort(), ['t0', 't1', 't2', 't3'], 'the writer is not asked')
+  })
+  it('the grace scales with the fragment: a 1 MiB fragment at 1 Mbit/s is given its time', () => {
+    assert.equal(haveGraceMs(0, 4), HAVE_PULL_GRACE_MS)
+    assert.ok(haveGraceMs(4 << 20, 4) >= HAVE_PULL_GRACE_MS + (1 << 20) * 1000 / HAVE_PULL_MIN_BYTES_PER_SECOND)
+    assert.ok(haveGraceMs(4 << 20, 4) > haveGraceMs(1 << 20, 4))
+    assert.ok(haveGraceMs(1 << 30, 1) <= RELAY_IDLE_TIMEOUT_MS, 'bounded by the relay\'s idle timeout')
   })
 })
 

@@ -25,7 +25,7 @@ describe('PendingPlacements', () => {
     assert.deepEqual(placed, [4])
     assert.ok(pending.has(a.cid!.toString()), 'the other coding of the chunk is still pending')
     assert.ok(!pending.hasCoding(a) && pending.hasCoding(b))
-    assert.equal(pending.inode(b.cid!.toString()), 'inode-1')
+    assert.equal(pending.inode(b), 'inode-1')
     for (const f of b.fragments) assert.ok(pending.withholdsBackground(f), 'the pending coding\'s fragments are still withheld')
     for (const f of a.fragments.filter(f => !b.fragments.some(x => x.equals(f)))) assert.ok(!pending.withholdsBackground(f))
     pending.delete(a)
@@ -34,7 +34,21 @@ describe('PendingPlacements', () => {
     assert.deepEqual(placed, [4, 3])
     assert.equal(pending.size, 0)
     assert.ok(!pending.has(b.cid!.toString()))
-    assert.equal(pending.inode(b.cid!.toString()), undefined)
+    assert.equal(pending.inode(b), undefined)
     for (const f of [...a.fragments, ...b.fragments]) assert.ok(!pending.withholdsBackground(f))
+  })
+
+  it('records the file of each coding: two codings of one chunk from two files keep their own (fails on the old code: by chunk CID, the last add won)', () => {
+    const bytes = randomBytes(1 << 20)
+    const a = encodeChunk(bytes, 0, 4, 2).ref
+    const b = encodeChunk(bytes, 0, 3, 2).ref
+    const pending = new PendingPlacements()
+    pending.add(a, 'inode-a')
+    pending.add(b, 'inode-b')
+    assert.equal(pending.inode(a), 'inode-a')
+    assert.equal(pending.inode(b), 'inode-b')
+    pending.delete(b)
+    assert.equal(pending.inode(a), 'inode-a', 'the other coding keeps its file')
+    assert.equal(pending.inode(b), undefined)
   })
 })

@@ -26,7 +26,7 @@ describe('fh.sync() and placement (three in-process hosts)', function () {
     const refs = (await w.volume.chunks.readManifest(content.manifest)).chunks
     assert.equal(refs.length, 3)
     for (const r of refs) {
-      const held = w.network.placement.get(r.cid!.toString())
+      const held = w.network.heldOf(r)
       assert.ok(held !== undefined && survivesOneLoss(held, r.k), `chunk at ${r.offset} would not survive one lost host after fsync`)
     }
     await until('every chunk placed on all its targets', () => refs.every(r => !w.network.pending.has(r.cid!.toString())), 60_000)
