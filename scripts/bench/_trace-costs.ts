@@ -15,7 +15,8 @@
 // `peer.written.*` (the holder's Tree.written(): the op is in its log), `hold.done`, `end` (the
 // fsync or close returned); beside them, the peers' Tree.receive calls per round and their time,
 // and the peers' 'written' op log appends. Then the bytes each protocol sent per round (all hosts,
-// both ends: Host.traffic()), the wire's, and the gossip messages published and received. The
+// both ends: Host.traffic()), the wire's, the gossip bytes each host sent (the holder relaying an
+// fsync's ops stands out), and the gossip messages published and received. The
 // counters wrap prototype methods and a tree's log: a measuring aid. Workloads run one after
 // another in one cluster, so a later one's bytes and CPU carry the folds of the files before it
 // (fsync16's 16 MiB file folds once quiet): for clean figures run one at a time.
@@ -116,6 +117,8 @@ try {
     for (const [p, x] of Object.entries(s.protocols)) out.set(p, x.sent)
     return out
   }
+  /** The gossip bytes each host sent (who relays an fsync's ops to the others). */
+  const meshsubSent = (): number[] => hosts.map(h => Object.entries(h.host.traffic().protocols).reduce((n, [p, x]) => p.startsWith('/meshsub/') ? n + x.sent : n, 0))
   const gossip = (): { published: number, receives: number } => {
     let published = 0
     let receives = 0
@@ -130,6 +133,7 @@ try {
     const rounds: Array<Record<string, number>> = []
     written.length = 0
     const tr0 = traffic()
+    const mesh0 = meshsubSent()
     const a0 = authored()
     const g0 = gossip()
     const c0 = process.cpuUsage()
@@ -149,6 +153,7 @@ try {
     const tr = traffic()
     const a = authored()
     const g = gossip()
+    const mesh = meshsubSent().map((x, i) => (x - mesh0[i]) / N)
     process.stdout.write(`${name}, ${n} host(s): ${N} rounds in ${((performance.now() - w0) / 1000).toFixed(2)} s, CPU per round ${((cpu.user + cpu.system) / 1000 / N).toFixed(2)} ms (system ${(cpu.system / 1000 / N).toFixed(2)})\n`)
     const stages = new Set<string>()
     for (const r of rounds) for (const k of Object.keys(r)) stages.add(k)
@@ -161,6 +166,7 @@ try {
     process.stdout.write(`  bytes sent per round: ${sent.slice(0, 8).map(([p, x]) => `${p} ${(x / N).toFixed(0)}`).join(', ') || 'none'}\n`)
     const byAuthor = [...a].map(([p, x]) => [p, x - (a0.get(p) ?? 0)] as const).filter(([, x]) => x > 0).sort((a, b) => b[1] - a[1])
     process.stdout.write(`  bytes the author (host 0) sent per round: ${byAuthor.slice(0, 6).map(([p, x]) => `${p} ${(x / N).toFixed(0)}`).join(', ') || 'none'}\n`)
+    process.stdout.write(`  gossip bytes each host sent per round (host 0 first): ${mesh.map(x => x.toFixed(0)).join(' ')}\n`)
     process.stdout.write(`  gossip messages per round: published ${((g.published - g0.published) / N).toFixed(2)}, taken in (all hosts) ${((g.receives - g0.receives) / N).toFixed(2)}\n`)
   }
   if (which.includes('fsync16')) {

@@ -157,6 +157,32 @@ describe('node/host', function () {
     assert.throws(() => { b.gossip.handleTagged(0xa1, undefined) }, RangeError)
   })
 
+  it('gossip.publish() of large messages to three subscribed peers: each peer takes every message byte for byte, in order', async function () {
+    // a holder's relay of an fsync's ops is one 64 KiB message sent to every member (sync.ts
+    // "Relay"): every peer's stream carries the same bytes
+    const key = createNetworkKey()
+    const a = await host(key, [memAddr()])
+    a.gossip.handleTagged(0x4b, async () => 'accept')
+    const peers = [await host(key, [memAddr()], [a.addresses()[0]]), await host(key, [memAddr()], [a.addresses()[0]]), await host(key, [memAddr()], [a.addresses()[0]])]
+    const heard = new Map<string, Uint8Array[]>()
+    for (const p of peers) {
+      heard.set(p.peerId, [])
+      p.gossip.handleTagged(0x4b, async d => { heard.get(p.peerId)!.push(d.slice()); return 'accept' })
+    }
+    await until(() => peers.every(p => a.gossip.subscribers().includes(p.peerId)), 'every peer subscribed as a sees it')
+    const bodies = [randomBytes(64 << 10), randomBytes(100_000), randomBytes(3)]
+    for (const body of bodies) {
+      const data = new Uint8Array(1 + body.byteLength)
+      data[0] = 0x4b
+      data.set(body, 1)
+      assert.deepEqual(new Set(await a.gossip.publish(data)), new Set(peers.map(p => p.peerId)))
+    }
+    await until(() => peers.every(p => heard.get(p.peerId)!.length === bodies.length), 'every peer took every message')
+    for (const p of peers) {
+      assert.deepEqual(heard.get(p.peerId)!.map(d => Buffer.from(d).toString('hex')), bodies.map(b => b.toString('hex')), `the messages ${p.peerId} took`)
+    }
+  })
+
   it('gossip: a message published while no connected peer is subscribed reached nobody, and the same bytes published later reach the peers subscribed then', async function () {
     // gossipsub remembers a published message's id (the SHA-256 of its data) for 2 minutes even
     // when it went to nobody: a host publishing a kept record (keeper/kept.ts publishUntilSent,
