@@ -59,12 +59,6 @@ export const MANIFEST_CACHE_ENTRIES = 4096
  */
 export const PLACE_WINDOW_BYTES = 64 * 1024 * 1024
 /**
- * Bytes of fragments that written chunks may hold in memory on this host, on no disk yet, while
- * they are placed (storeChunk `defer`, HeldChunk): 64 MiB, one write's whole window (and the
- * staging bound). Past it a chunk's data fragments are stored (fsynced) here at once, as before.
- */
-export const HELD_BYTES_MAX = 64 * 1024 * 1024
-/**
  * Chunks of at most this many bytes are replicated (k = 1, m + 1 copies: the same losses
  * tolerated) rather than erasure-coded (DESIGN.md §5: "replicated when small, erasure-coded when
  * large"). A small chunk's cost is per fragment, not per byte: at k = 4, m = 2 a 5 KiB file was
@@ -96,13 +90,7 @@ export interface Network {
    * same, each lent until its push is over (Staging.lend: done(true) only when every target
    * acknowledged it), preferred to `staged` where given.
    */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, inMemory?: (cid: CID) => boolean, settle?: boolean, safe?: boolean }) => Promise<void>
-  /**
-   * Whether every target of the chunk acknowledged its fragment (its placement is not pending):
-   * a ChunkWrite then never stores the data fragments it held in memory (HeldChunk). Optional:
-   * without it, every held chunk is stored here once its placement is over.
-   */
-  placedAway?: (ref: ChunkRef) => boolean
+  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean }) => Promise<void>
   /**
    * Resolves once the chunk survives one lost host by the acknowledgements of its placement so
    * far (two holders of its block, or k fragments left whichever host goes), or when `signal`
@@ -124,24 +112,6 @@ export interface Network {
   abandon?: (refs: ChunkRef[], opts?: AbortOptions & { keep?: (fragment: CID) => boolean }) => Promise<void>
   /** Whether a local block may be deleted now (no peer was promised it: custody). */
   mayDelete?: (cid: CID) => boolean
-}
-
-/**
- * A chunk that storeChunk (`defer`) kept in memory rather than storing it here (issue 15: on six
- * hosts the writer stored, fsynced, and deleted seconds later after the handover, 0.82 of every
- * byte written): its fragments are pinned in the staging (placement pushes them, reads and
- * peers' wants are served from there) until release(). What decides is the write
- * (ChunkWrite): once every target holds its fragment nothing of it is stored here (but the
- * fragment this host keeps, which the placement stores); persist() stores its data fragments here,
- * durably, when it is asked to be durable before that, or its placement is left pending.
- */
-export interface HeldChunk {
-  /** Store the chunk's data fragments here (fsynced; claimed by `claim`, Store.putMany). Once: a later call returns the same put. */
-  persist: (claim?: object) => Promise<void>
-  /** Whether persist() was called. */
-  readonly persisting: boolean
-  /** The memory goes (the fragments leave the staging); at most once it is called. */
-  release: () => void
 }
 
 /** How far a ChunkWrite is: bytes stored here, and bytes whose placement is over. */
@@ -191,8 +161,6 @@ export interface ChunkServiceInit {
   staging?: Staging
   /** Bytes of fragments a ChunkWrite holds ahead of their placement (default PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
-  /** Bytes of written fragments held in memory on no disk while placed (HELD_BYTES_MAX; 0: every chunk is stored at once). */
-  heldBytes?: number
   /**
    * Leaf hashes of the fragments stored here (leaves.ts), shared with the swarm's range
    * serving; default: a new one over `store` and the staging.
@@ -298,11 +266,6 @@ export class ChunkService {
 
   /** ChunkWrite's default window (PLACE_WINDOW_BYTES). */
   readonly placeWindowBytes: number
-  /** Most bytes of chunks held in memory, on no disk, while placed (HELD_BYTES_MAX), and those held now. */
-  private readonly heldMax: number
-  private heldBytes = 0
-  /** Chunks held (storeChunk `defer`) in all, and of them those whose data fragments were stored here after all (HeldChunk.persist). */
-  readonly heldCounters = { held: 0, persisted: 0 }
   /** Most bytes one sequential reader fetches ahead (READAHEAD_MAX_BYTES). */
   readonly readaheadBytes: number
   /**
@@ -321,7 +284,6 @@ export class ChunkService {
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
-    this.heldMax = Math.max(0, init.heldBytes ?? HELD_BYTES_MAX)
     this.readaheadBytes = Math.max(0, init.readaheadBytes ?? READAHEAD_MAX_BYTES)
     this.placementRule = init.placementRule === undefined ? PLACEMENT_BALANCED : init.placementRule
     this.codec = init.codec ?? 'rs'
@@ -383,11 +345,8 @@ export class ChunkService {
    * is then coded into recycled memory (shardPool), which goes back to the pool once the put
    * succeeded and the staging let go of it, unless someone took it from the staging (ShardLease);
    * the returned parity blocks' bytes are detached from then on (length 0).
-   * `defer` (ChunkWrite): with a network and k > 1, and room in the held bytes (HELD_BYTES_MAX),
-   * nothing is stored: the chunk is returned `held` (HeldChunk), its fragments pinned in the
-   * staging, and `stored` resolves at once. Its caller stores it (persist()) or lets it go.
    */
-  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number }, group?: PutGroup, recycle?: boolean, defer?: boolean } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }>, stored: Promise<void>, held?: HeldChunk }> {
+  async storeChunk (bytes: Uint8Array, offset: number, opts: AbortOptions & { claim?: object, params?: { k: number, m: number }, group?: PutGroup, recycle?: boolean } = {}): Promise<{ ref: ChunkRef, blocks: Array<{ cid: CID, bytes: Uint8Array }>, stored: Promise<void> }> {
     // local work: checked at entry, never torn half-way
     opts.signal?.throwIfAborted()
     const { k, m } = paramsFor(bytes.byteLength, opts.params ?? this.params())
@@ -402,9 +361,6 @@ export class ChunkService {
     const coded = one === undefined ? await encodeChunkPooled(bytes, offset, k, m, opts.recycle === true ? this.shardPool : undefined, clay) : undefined
     const encoded = one?.encoded ?? coded!
     const lease = coded?.pooled !== undefined ? new ShardLease(coded.pooled) : undefined
-    const cost = encoded.blocks.reduce((n, b) => n + b.bytes.byteLength, 0)
-    const hold = opts.defer === true && this.network !== undefined && this.staging !== undefined && encoded.ref.k > 1 &&
-      encoded.ref.cid !== null && this.heldBytes + cost <= this.heldMax
     let put: Promise<void>
     try {
       if (encoded.ref.cid !== null) {
@@ -421,8 +377,7 @@ export class ChunkService {
       // parity from the data fragments here when it is no longer staged (keeper/network.ts
       // placeOne): writing parity bound for other hosts, then deleting it once they took it,
       // was a third of the writer's disk bytes (seqwrite on six hosts: 1.5x the bytes written)
-      // held: nothing is stored now (HeldChunk)
-      put = hold ? Promise.resolve() : this.store.putMany(this.network !== undefined && encoded.ref.k > 1 ? encoded.blocks.slice(0, encoded.ref.k) : encoded.blocks, { claim: opts.claim, verified: true })
+      put = this.store.putMany(this.network !== undefined && encoded.ref.k > 1 ? encoded.blocks.slice(0, encoded.ref.k) : encoded.blocks, { claim: opts.claim, verified: true })
     } catch (err) {
       // rememberAll reads only data fragments (views of `bytes`), and its jobs are over: but be
       // as careful as below, the memory goes to the collector
@@ -436,39 +391,13 @@ export class ChunkService {
     if (chunk !== undefined) {
       this.cache.set(chunk, bytes)
       // the parity blocks (k.. of the k + m) are the pooled ones: every data fragment is a view of `bytes`
-      this.staging?.stage(chunk, encoded.blocks, lease !== undefined ? { lease, pooled: j => j >= k } : undefined, hold)
+      this.staging?.stage(chunk, encoded.blocks, lease !== undefined ? { lease, pooled: j => j >= k } : undefined)
       // a failed put leaves no chunk to place: its fragments leave the staging memory
       put.catch(() => { this.staging?.release(chunk) })
     }
-    if (hold) return { ...encoded, stored: put, held: this.held(chunk!, encoded.blocks.slice(0, encoded.ref.k), cost) }
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
     return { ...encoded, stored: put }
-  }
-
-  /** A chunk storeChunk held in memory (`defer`): its data fragments `data`, `cost` bytes pinned in the staging. */
-  private held (chunk: string, data: Array<{ cid: CID, bytes: Uint8Array }>, cost: number): HeldChunk {
-    this.heldBytes += cost
-    this.heldCounters.held++
-    let put: Promise<void> | undefined
-    let released = false
-    return {
-      persist: async (claim?: object): Promise<void> => {
-        if (put === undefined) {
-          this.heldCounters.persisted++
-          // verified: the encode hashed these very bytes (views of the chunk, which does not change)
-          put = this.store.putMany(data, { claim, verified: true })
-        }
-        await put
-      },
-      get persisting () { return put !== undefined },
-      release: () => {
-        if (released) return
-        released = true
-        this.heldBytes -= cost
-        this.staging?.unpin(chunk)
-      }
-    }
   }
 
   /**
@@ -656,17 +585,8 @@ export class ChunkService {
     // quarantined here still counts as corrupt (the read's error says so). A fragment's size is
     // known, so it is read in one job (Store.get's size)
     const size = fragmentBytes(ref)
-    // a chunk written here may be held in memory, on no disk yet (HeldChunk): its staged
-    // fragments were hashed by the encode
-    const held = this.staging?.pinned(key) === true ? this.staging : undefined
     for (let i = 0; i < ref.fragments.length && have < ref.k; i++) {
-      let f: Uint8Array | undefined = held?.get(ref.fragments[i])
-      if (f !== undefined) {
-        frags[i] = f
-        have++
-        if (ref.k === 1) break
-        continue
-      }
+      let f: Uint8Array | undefined
       try {
         if (!await this.store.has(ref.fragments[i])) {
           if (this.store.quarantined(ref.fragments[i])) corrupt++
@@ -765,7 +685,7 @@ export class ChunkService {
   async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean, safe?: boolean } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
     try {
-      await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid), inMemory: cid => this.staging?.has(cid) === true })
+      await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid) })
     } finally {
       for (const r of refs) if (r.cid !== null) this.staging?.release(r.cid.toString())
     }
@@ -804,20 +724,14 @@ export class ChunkService {
 
 /**
  * One write of a whole new version (`put`, writeFile: Volume.replaceFile), placed as it goes
- * (DESIGN.md §5; issue 17): each chunk is encoded and handed to the network, held in memory
- * meanwhile (HeldChunk: with a network, k > 1 and room in HELD_BYTES_MAX; else stored here,
- * fsynced, first), and the write waits while more than `windowBytes` of its
+ * (DESIGN.md §5; issue 17): each chunk is encoded, stored here (fsynced) and handed to the
+ * network once it is durable here, and the write waits while more than `windowBytes` of its
  * fragments are still being stored or placed (PLACE_WINDOW_BYTES). chunk() returns once the
  * chunk is encoded: its local put runs while the writer goes on (at most
  * CHUNK_WRITE_PUTS_PARALLEL at once), so a sequential writer's next chunk is not held for this
  * one's disk syncs (on six hosts one process's syncs queue behind each other: 12 per chunk on
  * the writer); durable() (and manifest()) wait until every put is over and throw the first
- * failure, so nothing names a chunk before it is durable. A held chunk is durable once every
- * target of its placement holds its fragment: then nothing of it is written here but the fragment
- * this host keeps (the placement stores that); one still being placed when durable() is called
- * has its data fragments stored (fsynced) here by then, and handed over once placed; one whose
- * placement left it short (offline, a target away) has them stored as soon as that is known
- * (an offline writer keeps everything whole: retries rebuild the parity from them). The blocks it stores new are claimed (Store.putMany), so a
+ * failure, so nothing names a chunk before it is durable here. The blocks it stores new are claimed (Store.putMany), so a
  * write abandoned before its commit (an error, a cancelled `put`) deletes exactly what it left,
  * here and on the hosts that took fragments, without waiting for GC's retention.
  *
@@ -849,11 +763,6 @@ export class ChunkWrite {
   private releasing: Promise<void> = Promise.resolve()
   /** The local puts of the chunks stored (durable() waits for them, and throws their first failure). */
   private readonly puts = new PutGroup(CHUNK_WRITE_PUTS_PARALLEL)
-  /**
-   * The chunks held in memory (HeldChunk) whose placement is not over yet: durable() stores
-   * these here. A chunk leaves once its placement is over (stored then if still short) or it is released.
-   */
-  private readonly inMemory = new Map<ChunkRef, { held: HeldChunk, stop: AbortSignal }>()
   private held = 0
   private done: 'open' | 'committed' | 'abandoned' = 'open'
   /** The erasure parameters of every chunk of this version, fixed at its first chunk. */
@@ -899,14 +808,11 @@ export class ChunkWrite {
     this.held += cost
     let stored: Promise<void>
     let ref: ChunkRef
-    let held: HeldChunk | undefined
     try {
-      // recycle: only the CIDs of the blocks are kept here. defer: held in memory while it is
-      // placed, stored here only if still short when durability is asked for (durable())
-      const encoded = await this.chunks.storeChunk(bytes, offset, { signal: opts.signal, claim: this, params: this.params, group: this.puts, recycle: true, defer: this.network !== undefined })
+      // recycle: only the CIDs of the blocks are kept here
+      const encoded = await this.chunks.storeChunk(bytes, offset, { signal: opts.signal, claim: this, params: this.params, group: this.puts, recycle: true })
       stored = encoded.stored
       ref = encoded.ref
-      held = encoded.held
       for (const b of encoded.blocks) this.blocks.set(b.cid.toString(), b.cid)
     } catch (err) {
       this.held -= cost
@@ -926,16 +832,13 @@ export class ChunkWrite {
       return ref
     }
     const stop = new AbortController()
-    if (held !== undefined) this.inMemory.set(ref, { held, stop: stop.signal })
     // placed once durable here (a chunk is pending, and placement may hand copies over, only
-    // once this host holds it), or held in memory until its placement is over: a put that
-    // failed places nothing, and durable() throws its failure
+    // once this host holds it): a put that failed places nothing, and durable() throws its failure
     const run: Promise<void> = stored.then(async () => {
       this.progress.stored += bytes.byteLength
       if (this.done !== 'abandoned') this.onProgress?.(this.progress)
       await this.chunks.place([ref], { inode: this.inode, signal: AbortSignal.any([this.stop.signal, stop.signal]), settle: true })
         .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
-      if (held !== undefined) await this.settleHeld(ref, held, stop.signal)
     }, () => {}) // the put's failure: nothing to place, and durable() throws it
       .finally(() => {
         this.inflight.delete(run)
@@ -948,53 +851,6 @@ export class ChunkWrite {
     this.placing.set(ref, { run, stop })
     this.safes.push(this.safeOf(ref, stored, run))
     return ref
-  }
-
-  /**
-   * A held chunk's placement is over: when every target holds its fragment nothing of it is
-   * stored here (but what this host keeps, which the placement stored); when it is short (left
-   * pending: offline, a target away), its data fragments are stored here now, durably (an
-   * offline writer keeps everything whole, DESIGN.md §5). One stored meanwhile by durable() is
-   * placed again once stored: its copies that are not this host's are handed over. A chunk
-   * given up (release(), abandon()) is not stored. Never throws: a put's failure is durable()'s.
-   */
-  private async settleHeld (ref: ChunkRef, held: HeldChunk, stop: AbortSignal): Promise<void> {
-    this.inMemory.delete(ref)
-    try {
-      if (this.stop.signal.aborted || stop.aborted) return
-      const away = this.network?.placedAway?.(ref) === true
-      if (!away) {
-        log('chunk %s is short after its placement: its data fragments are stored here', ref.cid!.toString())
-        await this.persist(ref, held)
-        return
-      }
-      if (!held.persisting) return
-      // stored by durable() while it was being placed: its copies here go to their keepers
-      if (!await this.persist(ref, held)) return
-      await this.chunks.place([ref], { inode: this.inode, signal: AbortSignal.any([this.stop.signal, stop]), settle: true })
-        .catch((err: Error) => { log.error('handover of chunk %s failed (its copies stay here): %s', ref.cid!.toString(), err.message) })
-    } finally {
-      held.release()
-    }
-  }
-
-  /**
-   * Store a held chunk's data fragments here (HeldChunk.persist, claimed by this write while it
-   * is open), in the write's puts (durable() waits for it and throws its failure); whether it was stored.
-   */
-  private async persist (ref: ChunkRef, held: HeldChunk): Promise<boolean> {
-    const put = held.persist(this.done === 'open' ? this : undefined)
-    // the failure is kept by the group: durable() (and the next chunk()) throws it
-    this.puts.add(put).catch(() => {})
-    try {
-      await put
-    } catch {
-      // ignored here: the group above keeps the failure, which durable() throws
-      return false
-    }
-    // committed while it was being stored: no longer this write's to delete
-    if (this.done === 'committed') for (const f of ref.fragments.slice(0, ref.k)) this.store.unclaim(f, this)
-    return true
   }
 
   /** A chunk's placement until it survives one lost host, or until `run` (the whole placement) is over. */
@@ -1095,14 +951,10 @@ export class ChunkWrite {
   }
 
   /**
-   * Every chunk stored so far is durable: its puts here are over, the chunks held in memory
-   * whose placement is not over included (their data fragments stored now; one every target
-   * holds already is not stored here); throws the first put that failed. Before anything names
-   * the chunks (a manifest, an op).
+   * Every chunk stored so far is durable here (their puts are over); throws the first put that
+   * failed. Before anything names the chunks (a manifest, an op).
    */
   async durable (): Promise<void> {
-    // the chunks still held in memory whose placement is not over: stored here now
-    for (const [ref, { held, stop }] of this.inMemory) if (!stop.aborted) void this.persist(ref, held)
     await this.puts.done()
   }
 

@@ -1,11 +1,9 @@
-// Fragments written here and not yet placed (DESIGN.md §4, §5): a write keeps every fragment in
-// memory until its chunk is placed, so placement pushes it (and relays pull it, through the
-// swarm's block source) without reading it back from disk. A ChunkWrite's chunk is on no disk
-// here meanwhile (pinned: data/blocks.ts HeldChunk; what this host keeps is stored by the
-// placement, keeper/network.ts, and the data fragments only if the chunk is still short when
-// durability is asked for); other chunks' data fragments are stored at once (store.ts).
-// Bounded by bytes: the oldest unpinned chunk is forgotten first, and whatever is not staged is
-// read from the store as before; pinned bytes are bounded by their maker (HELD_BYTES_MAX). Content-addressed and encoded here, so a staged block is the
+// Fragments written here and not yet placed (DESIGN.md §4, §5): a write stores its data fragments
+// durably (store.ts; its parity only once placement says this host keeps it, keeper/network.ts)
+// and keeps every fragment in memory until its chunk is placed, so placement pushes it
+// (and relays pull it, through the swarm's block source) without reading it back from disk.
+// Bounded by bytes: the oldest staged chunk is forgotten first, and whatever is not staged is
+// read from the store as before. Content-addressed and encoded here, so a staged block is the
 // stored block, verified by construction.
 import type { CID } from 'multiformats/cid'
 import type { PooledShards } from './erasure.ts'
@@ -70,12 +68,6 @@ export class Staging {
   private readonly blocks = new Map<string, { bytes: Uint8Array, refs: number, lease?: ShardLease }>()
   /** staged chunks, oldest first, with their fragments */
   private readonly chunks = new Map<string, string[]>()
-  /**
-   * Pinned chunks (stage()'s `pin`) -> how many pins they have: a write's fragments on no disk
-   * yet (ChunkService.storeChunk `defer`), never forgotten by the bound nor by release() until
-   * the last unpin().
-   */
-  private readonly pins = new Map<string, number>()
   private bytes = 0
 
   constructor (maxBytes: number = STAGED_BYTES_MAX) {
@@ -85,12 +77,9 @@ export class Staging {
   /**
    * Keep a chunk's fragments until release(chunk); forgets the oldest chunks past the bound.
    * `lease`: the blocks in `pooled` (by index into `blocks`) are its memory; each block kept
-   * from them holds the lease until it leaves (ShardLease). `pin`: the chunk is on no disk here
-   * (its bytes are these): kept past the bound, and past release(), until unpin() (once per
-   * stage() with `pin`, also of a chunk staged already). The caller bounds what it pins.
+   * from them holds the lease until it leaves (ShardLease).
    */
-  stage (chunk: string, blocks: Array<{ cid: CID, bytes: Uint8Array }>, lease?: { lease: ShardLease, pooled: (j: number) => boolean }, pin = false): void {
-    if (pin) this.pins.set(chunk, (this.pins.get(chunk) ?? 0) + 1)
+  stage (chunk: string, blocks: Array<{ cid: CID, bytes: Uint8Array }>, lease?: { lease: ShardLease, pooled: (j: number) => boolean }): void {
     if (this.chunks.has(chunk)) return
     const keys: string[] = []
     blocks.forEach((b, j) => {
@@ -106,26 +95,7 @@ export class Staging {
       keys.push(key)
     })
     this.chunks.set(chunk, keys)
-    if (this.bytes <= this.max) return
-    // the oldest first, but never a pinned one
-    for (const old of [...this.chunks.keys()]) {
-      if (this.bytes <= this.max) break
-      if (!this.pins.has(old)) this.release(old)
-    }
-  }
-
-  /** Whether a chunk is pinned (on no disk here: stage()'s `pin`). */
-  pinned (chunk: string): boolean {
-    return this.pins.has(chunk)
-  }
-
-  /** One pin of a chunk (stage()'s `pin`) is over: the last one forgets it, as release() does. */
-  unpin (chunk: string): void {
-    const n = this.pins.get(chunk)
-    if (n === undefined) return
-    if (n > 1) { this.pins.set(chunk, n - 1); return }
-    this.pins.delete(chunk)
-    this.release(chunk)
+    while (this.bytes > this.max && this.chunks.size > 0) this.release(this.chunks.keys().next().value!)
   }
 
   /**
@@ -172,9 +142,8 @@ export class Staging {
     }
   }
 
-  /** Forget a chunk's fragments (placed, or given up): what is in the store stays there. A pinned chunk stays until its last unpin(). */
+  /** Forget a chunk's fragments (placed, or given up): what is in the store stays there. */
   release (chunk: string): void {
-    if (this.pins.has(chunk)) return
     const keys = this.chunks.get(chunk)
     if (keys === undefined) return
     this.chunks.delete(chunk)

@@ -149,12 +149,6 @@ export interface PlaceOptions extends AbortOptions {
    */
   lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined
   /**
-   * Whether a fragment is in memory (staged) without taking its bytes: a chunk written here and
-   * held in memory (data/blocks.ts HeldChunk) has its data fragments on no disk here, and the
-   * fragments this host keeps of it are stored from there.
-   */
-  inMemory?: (cid: CID) => boolean
-  /**
    * Resolve only once the copies this host is not a target of are handed over (deleted here)
    * too, not as soon as the targets acknowledged: a write's placement window (ChunkWrite) counts
    * its bytes on this disk until then.
@@ -643,14 +637,6 @@ export class ChunkNetwork extends EventTarget implements Network {
     }))
   }
 
-  /**
-   * Whether every target of the chunk acknowledged its fragment: its placement is not pending
-   * here (Network.placedAway: a write then never stores the fragments it held in memory).
-   */
-  placedAway (ref: ChunkRef): boolean {
-    return ref.cid !== null && !this.pending.hasCoding(ref)
-  }
-
   /** Whether a local block may be deleted now (no peer was promised it). */
   mayDelete (cid: CID): boolean {
     return this.c.release?.mayDelete(cid) ?? true
@@ -791,21 +777,16 @@ export class ChunkNetwork extends EventTarget implements Network {
       return await this.store.get(cid)
     }
     // the fragments this host keeps and does not hold yet (its own parity of a chunk written
-    // here, not stored by storeChunk; any fragment of a chunk held in memory, on no disk here:
-    // data/blocks.ts HeldChunk, and its data fragments when this host pins the file, as the
-    // other pinning hosts get them): stored now, beside the pushes; a kept fragment is on disk
-    // before the chunk counts as placed
-    const pinning = pinners.includes(self)
-    const own = ref.k === 1 ? [] : want.flatMap((hs, j) => (derivable || opts.inMemory?.(ref.fragments[j]) === true) && (hs.includes(self) || (pinning && j < ref.k)) && !held[j].has(self) ? [j] : [])
+    // here, not stored by storeChunk): stored now, beside the pushes; a kept fragment is on
+    // disk before the chunk counts as placed
+    const own = ref.k === 1 ? [] : want.flatMap((hs, j) => derivable && hs.includes(self) && !held[j].has(self) ? [j] : [])
     const storing = Promise.all(own.map(async j => {
       const cid = ref.fragments[j]
       const l = opts.lend?.(cid)
       let clean = false
       try {
         // verified: the writer's encode output (staged), or rebuilt and checked (parityOf)
-        const bytes = l?.bytes ?? opts.staged?.(cid) ?? await parityOf(j)
-        if (bytes === undefined) throw new Error(`fragment ${j} of chunk ${chunk} is neither in memory nor rebuildable here`)
-        await this.store.put(cid, bytes, { verified: true })
+        await this.store.put(cid, l?.bytes ?? opts.staged?.(cid) ?? (await parityOf(j))!, { verified: true })
         clean = true
       } finally {
         l?.done(clean)

@@ -75,16 +75,6 @@ async function runQueueWait (): Promise<number> {
   return (Number(stat.split(' ')[1] ?? 0) || 0) / 1e9
 }
 
-/**
- * Bytes this process has caused to be written to storage (/proc/self/io write_bytes: every darkfs
- * host of a cluster cell runs here; undefined where there is no such file).
- */
-async function ioWritten (): Promise<number | undefined> {
-  const io = await readFile('/proc/self/io', 'utf8').catch(() => '')
-  const m = /^write_bytes:\s*(\d+)/m.exec(io)
-  return m === null ? undefined : Number(m[1])
-}
-
 /** Reject when `p` has not settled within `ms` (the work may go on; the bench does not wait for it). */
 async function guard<T> (what: string, ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -222,8 +212,7 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
     },
     reads: () => ({ ...reader.volume.chunks.readCounters(), received: reader.swarm.stats().bytesReceived }),
     parity: () => ({ ...writer.volume.chunks.shardPool.counters }),
-    // syncs: the writer store's group commits (each one fsync round of its block files), where the addon writes them
-    disk: () => { const c = writer.store.counters(); return { added: c.added, removed: c.removed, syncs: writer.store.groupCommits()?.jobs } },
+    disk: () => { const c = writer.store.counters(); return { added: c.added, removed: c.removed } },
     streams: () => {
       const out = new Map<string, number>()
       for (const h of hosts) for (const [p, { streams }] of Object.entries(h.host.traffic().protocols)) out.set(p, (out.get(p) ?? 0) + streams)
@@ -333,7 +322,6 @@ export async function run (): Promise<Record<string, number | string>> {
             const reads0 = target.reads?.()
             const parity0 = target.parity?.()
             const disk0 = target.disk?.()
-            const io0 = await ioWritten()
             const perfCtl = process.env.DARKFS_PERF_CTL
             if (perfCtl !== undefined && (process.env.DARKFS_PERF_ONLY ?? '').split(',').includes(wl.key)) { await writeFile(perfCtl, 'enable\n'); perfOn = true }
             const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key) || FILE_CPU_WORKLOADS.has(wl.key) || PROF_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
@@ -385,20 +373,12 @@ export async function run (): Promise<Record<string, number | string>> {
               const p = target.parity!()
               process.stdout.write(`  compare: ${key} writer's parity memory: ${['made', 'reused', 'released', 'dropped'].map(c => `${c} ${p[c] - parity0[c]}`).join(', ')}\n`)
             }
-            const io1 = await ioWritten()
-            if (io0 !== undefined && io1 !== undefined && system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key)) {
-              // every host's bytes to storage (block files, logs), per MiB of the cell
-              figures[`compare.${key}.io.written_MiB_per_MiB`] = (io1 - io0) / (1 << 20) / mib
-              process.stdout.write(`  compare: ${key} this process wrote ${((io1 - io0) / (1 << 20) / mib).toFixed(3)} MiB to storage per MiB\n`)
-            }
             if (disk0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
               // what the writer's disk took (put) and gave back (deleted: copies handed over) per MiB of the cell
               const d = target.disk!()
               figures[`compare.${key}.writer.put_MiB_per_MiB`] = (d.added - disk0.added) / (1 << 20) / mib
               figures[`compare.${key}.writer.deleted_MiB_per_MiB`] = (d.removed - disk0.removed) / (1 << 20) / mib
-              const syncs = d.syncs !== undefined && disk0.syncs !== undefined ? (d.syncs - disk0.syncs) / mib : undefined
-              if (syncs !== undefined) figures[`compare.${key}.writer.syncs_per_MiB`] = syncs
-              process.stdout.write(`  compare: ${key} writer's disk: put ${((d.added - disk0.added) / (1 << 20) / mib).toFixed(3)} MiB, deleted ${((d.removed - disk0.removed) / (1 << 20) / mib).toFixed(3)} MiB per MiB${syncs !== undefined ? `, ${syncs.toFixed(2)} group commits per MiB` : ''}\n`)
+              process.stdout.write(`  compare: ${key} writer's disk: put ${((d.added - disk0.added) / (1 << 20) / mib).toFixed(3)} MiB, deleted ${((d.removed - disk0.removed) / (1 << 20) / mib).toFixed(3)} MiB per MiB\n`)
             }
             process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core; heap ${mem()})\n`)
           }
