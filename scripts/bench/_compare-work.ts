@@ -51,7 +51,7 @@ export interface Target {
   /** The writing host's parity pool counters (ChunkService.shardPool; darkfs only): how often a write coded into recycled memory. */
   parity?: () => Record<string, number>
   /** Bytes the writing host's store put and deleted so far (Store.counters; darkfs only): what a write costs its disk. */
-  disk?: () => { added: number, removed: number }
+  disk?: () => { added: number, removed: number, syncs?: number }
 }
 
 /** What the workloads share in one run: sizes, deadlines, the archive and repository to copy. */

@@ -212,7 +212,8 @@ async function darkfsTarget (t: Teardown, base: string, n: number, w: Work): Pro
     },
     reads: () => ({ ...reader.volume.chunks.readCounters(), received: reader.swarm.stats().bytesReceived }),
     parity: () => ({ ...writer.volume.chunks.shardPool.counters }),
-    disk: () => { const c = writer.store.counters(); return { added: c.added, removed: c.removed } },
+    // syncs: the writer store's group commits (each one fsync round of its block files), where the addon writes them
+    disk: () => { const c = writer.store.counters(); return { added: c.added, removed: c.removed, syncs: writer.store.groupCommits()?.jobs } },
     streams: () => {
       const out = new Map<string, number>()
       for (const h of hosts) for (const [p, { streams }] of Object.entries(h.host.traffic().protocols)) out.set(p, (out.get(p) ?? 0) + streams)
@@ -378,7 +379,9 @@ export async function run (): Promise<Record<string, number | string>> {
               const d = target.disk!()
               figures[`compare.${key}.writer.put_MiB_per_MiB`] = (d.added - disk0.added) / (1 << 20) / mib
               figures[`compare.${key}.writer.deleted_MiB_per_MiB`] = (d.removed - disk0.removed) / (1 << 20) / mib
-              process.stdout.write(`  compare: ${key} writer's disk: put ${((d.added - disk0.added) / (1 << 20) / mib).toFixed(3)} MiB, deleted ${((d.removed - disk0.removed) / (1 << 20) / mib).toFixed(3)} MiB per MiB\n`)
+              const syncs = d.syncs !== undefined && disk0.syncs !== undefined ? (d.syncs - disk0.syncs) / mib : undefined
+              if (syncs !== undefined) figures[`compare.${key}.writer.syncs_per_MiB`] = syncs
+              process.stdout.write(`  compare: ${key} writer's disk: put ${((d.added - disk0.added) / (1 << 20) / mib).toFixed(3)} MiB, deleted ${((d.removed - disk0.removed) / (1 << 20) / mib).toFixed(3)} MiB per MiB${syncs !== undefined ? `, ${syncs.toFixed(2)} group commits per MiB` : ''}\n`)
             }
             process.stdout.write(`  compare: ${key} = ${String(cells.get(key))} (${((performance.now() - t0) / 1000).toFixed(1)} s, ${cpuS.toFixed(1)} s CPU in this process (${(cpu.system / 1e6).toFixed(1)} s system), ${waitS.toFixed(1)} s runnable but waiting for a core; heap ${mem()})\n`)
           }
