@@ -75,6 +75,16 @@ async function runQueueWait (): Promise<number> {
   return (Number(stat.split(' ')[1] ?? 0) || 0) / 1e9
 }
 
+/**
+ * Bytes this process has caused to be written to storage (/proc/self/io write_bytes: every darkfs
+ * host of a cluster cell runs here; undefined where there is no such file).
+ */
+async function ioWritten (): Promise<number | undefined> {
+  const io = await readFile('/proc/self/io', 'utf8').catch(() => '')
+  const m = /^write_bytes:\s*(\d+)/m.exec(io)
+  return m === null ? undefined : Number(m[1])
+}
+
 /** Reject when `p` has not settled within `ms` (the work may go on; the bench does not wait for it). */
 async function guard<T> (what: string, ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -323,6 +333,7 @@ export async function run (): Promise<Record<string, number | string>> {
             const reads0 = target.reads?.()
             const parity0 = target.parity?.()
             const disk0 = target.disk?.()
+            const io0 = await ioWritten()
             const perfCtl = process.env.DARKFS_PERF_CTL
             if (perfCtl !== undefined && (process.env.DARKFS_PERF_ONLY ?? '').split(',').includes(wl.key)) { await writeFile(perfCtl, 'enable\n'); perfOn = true }
             const stopProfile = await profile(profDir !== undefined && system.startsWith('darkfs') && (CPU_WORKLOADS.has(wl.key) || OP_CPU_WORKLOADS.has(wl.key) || FILE_CPU_WORKLOADS.has(wl.key) || PROF_WORKLOADS.has(wl.key)) ? join(profDir, `${key}.cpuprofile`) : undefined)
@@ -373,6 +384,12 @@ export async function run (): Promise<Record<string, number | string>> {
               // parity memory the writer's encodes took fresh (made), or recycled (reused; ShardLease)
               const p = target.parity!()
               process.stdout.write(`  compare: ${key} writer's parity memory: ${['made', 'reused', 'released', 'dropped'].map(c => `${c} ${p[c] - parity0[c]}`).join(', ')}\n`)
+            }
+            const io1 = await ioWritten()
+            if (io0 !== undefined && io1 !== undefined && system.startsWith('darkfs') && CPU_WORKLOADS.has(wl.key)) {
+              // every host's bytes to storage (block files, logs), per MiB of the cell
+              figures[`compare.${key}.io.written_MiB_per_MiB`] = (io1 - io0) / (1 << 20) / mib
+              process.stdout.write(`  compare: ${key} this process wrote ${((io1 - io0) / (1 << 20) / mib).toFixed(3)} MiB to storage per MiB\n`)
             }
             if (disk0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
               // what the writer's disk took (put) and gave back (deleted: copies handed over) per MiB of the cell
