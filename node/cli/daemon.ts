@@ -46,6 +46,8 @@ export interface DaemonOptions {
    * MEMBER_PULL_MIN_MEMBERS, the default; no flag): tests of a dozen hosts set it lower.
    */
   memberPullMembers?: number
+  /** The host's first dial backoff (net/host.ts HostInit.dialBackoffMs; no flag: tests). */
+  dialBackoffMs?: number
   /** Data upload/download caps in bytes/s (swarm traffic; DHT and control are apart). */
   maxUpload?: number
   maxDownload?: number
@@ -162,7 +164,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
 
     const listen = opts.listen !== undefined && opts.listen.length > 0 ? opts.listen : config.listen
     const join_ = [...new Set([...(opts.join ?? []), ...config.join])]
-    const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom, maxConnections: opts.maxConnections, features: opts.features })
+    const host = await createHost({ privateKey, networkKey, listen, join: join_, announce: opts.announce, allowFrom: opts.allowFrom, maxConnections: opts.maxConnections, features: opts.features, dialBackoffMs: opts.dialBackoffMs })
     closers.push(async () => { await host.stop() })
 
     // no provider records for the blocks stored here: every host holds the member table, and

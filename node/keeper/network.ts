@@ -230,7 +230,7 @@ export class ChunkNetwork extends EventTarget implements Network {
   private readonly placedOrder = new Set<string>()
   /** How many placed chunks' records placedOrder keeps (tests set fewer). */
   placementRemembered = PLACEMENT_REMEMBERED
-  /** Chunks whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
+  /** Codings (codingOf) whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
   private readonly handing = new Map<string, Promise<void>>()
   /**
    * Coding (codingOf) -> the `safe` waits of place() until survivesOneLoss holds for it (checked
@@ -537,7 +537,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       }
       await run
       over[i].resolve()
-      if (opts.settle === true) await this.handing.get(key)
+      if (opts.settle === true) await this.handing.get(coding)
     })
     if (opts.safe !== true) return await all
     // the whole placement goes on at its own pace (PLACE_CONCURRENCY chunks at a time); the
@@ -894,10 +894,10 @@ export class ChunkNetwork extends EventTarget implements Network {
     const waitUntil = (p: Promise<unknown>): void => { work.push(p) }
     this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', { detail: { handovers: handovers.map(({ cid, keepers }) => ({ cid, keepers })), dropped, waitUntil } }))
     if (work.length === 0) return
-    const key = ref.cid!.toString()
+    const coding = codingOf(ref)
     // ignored here: the listener logs its own failures (the copies then stay, which is safe)
-    const all: Promise<void> = Promise.allSettled(work).then(() => { if (this.handing.get(key) === all) this.handing.delete(key) })
-    this.handing.set(key, all)
+    const all: Promise<void> = Promise.allSettled(work).then(() => { if (this.handing.get(coding) === all) this.handing.delete(coding) })
+    this.handing.set(coding, all)
   }
 
   /**

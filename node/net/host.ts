@@ -400,6 +400,8 @@ export interface HostInit {
   fullMeshPeers?: number
   /** Connections kept open once settled (`--max-connections`). Default DEFAULT_MAX_CONNECTIONS. */
   maxConnections?: number
+  /** The first dial backoff after a failed dial (doubling to DIAL_BACKOFF_MAX_MS). Default DIAL_BACKOFF_MS; no flag: tests of the backoff set it long, so no stall of a loaded machine outlasts it. */
+  dialBackoffMs?: number
   /**
    * Features announced on identify (features.ts). Default FEATURES, what this version
    * understands; tests of rolling upgrades give fewer to play a host of an older version.
@@ -573,6 +575,8 @@ export async function createHost (init: HostInit): Promise<Host> {
   const psk = new TextEncoder().encode(formatNetworkKey(init.networkKey))
   const dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+  const dialBackoffMs = init.dialBackoffMs ?? DIAL_BACKOFF_MS
+  if (!Number.isSafeInteger(dialBackoffMs) || dialBackoffMs < 1) throw new UsageError(`createHost: dialBackoffMs must be a whole number >= 1, got ${String(dialBackoffMs)}`)
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw new UsageError(`createHost: maxConnections must be a whole number >= 1, got ${String(maxConnections)}`)
   const fullMesh = Math.min(init.fullMeshPeers ?? FULL_MESH_PEERS, maxConnections)
   const topic = gossipTopic(init.networkKey)
@@ -733,7 +737,7 @@ export async function createHost (init: HostInit): Promise<Host> {
         log('dial of %s for %s failed: %e', String(peer), cause, err)
         // a caller's own abort says nothing of the peer
         if (id !== undefined && (opts as AbortOptions | undefined)?.signal?.aborted !== true && libp2p.getConnections(peer as PeerId).length === 0) {
-          const ms = Math.min(DIAL_BACKOFF_MAX_MS, (backoff.get(id)?.ms ?? DIAL_BACKOFF_MS / 2) * 2)
+          const ms = Math.min(Math.max(DIAL_BACKOFF_MAX_MS, dialBackoffMs), (backoff.get(id)?.ms ?? dialBackoffMs / 2) * 2)
           backoff.set(id, { ms, until: Date.now() + ms })
           const failed = failedAt.get(id) ?? new Set<string>()
           for (const a of tried) failed.add(a)
