@@ -931,9 +931,12 @@ export async function createHost (init: HostInit): Promise<Host> {
       dialing.delete(p.id)
       const again = heardAgain.get(p.id)
       heardAgain.delete(p.id)
-      // dialled by id, so the backoff counts it: ended by the addresses heard (none of the
-      // failed dial's), set again if this one fails too
-      if (again !== undefined && peerId !== undefined && libp2p.getConnections(peerId).length === 0 && newAddress(p.id, [...again])) {
+      // dialled by id, so a failure sets the backoff again; the one this dial set is ended here:
+      // the addresses heard are ones this dial did not go to (`added` above), whatever another
+      // dial by id that joined this one put in failedAt (it counts the addresses it knew of,
+      // these among them, as failed: newAddress would say they are not new)
+      if (again !== undefined && again.size > 0 && peerId !== undefined && libp2p.getConnections(peerId).length === 0) {
+        backoff.delete(p.id)
         void dialLearned({ id: p.id, addrs: [...again] })
       }
     }
