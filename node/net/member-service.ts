@@ -32,7 +32,7 @@
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
-import { MAX_SYNC_ANSWER_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, memberAuthor, memberRefreshMs, pullMembers } from './members.ts'
+import { MAX_SYNC_ANSWER_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, memberAuthor, memberLeaving, memberRefreshMs, pullMembers } from './members.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { RpcProtocolError, RpcTooLargeError, call, notify, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
@@ -179,6 +179,8 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   // is charged whatever is left (down to a debt of one burst: the peer waits for it to refill)
   const budgets = new Map<string, { left: number, at: number }>()
   const pushes = { taken: 0, refused: 0, dropped: 0 }
+  /** Peers whose own DOWN (leaving) was taken past their budget (at most PUSH_BUDGETS_KEPT, the oldest forgotten). */
+  const leaveTaken = new Set<string>()
   const spend = (peer: string, cost: number, owed = false): boolean => {
     const now = Date.now()
     const b = budgets.get(peer) ?? { left: PUSH_BURST, at: now }
@@ -199,7 +201,16 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     // author pushes only what it signed: anything else is refused before its signature is
     // checked, and a refused push costs its sender PUSH_REFUSED_COST of its budget)
     notice: async (n, { peer }) => {
-      if (!spend(peer, 1)) {
+      // a host's own DOWN as it leaves is taken past its budget, once per peer kept (the hosts
+      // told of the leave never sign a DOWN of it themselves: dropped here, it would be lost
+      // for good, every table keeping a host that is gone; a leaving host may have spent its
+      // budget re-signing its record while its neighbours kept suspecting it)
+      const leaving = !leaveTaken.has(peer) && memberLeaving(n.m)
+      if (leaving) {
+        leaveTaken.add(peer)
+        if (leaveTaken.size > PUSH_BUDGETS_KEPT) leaveTaken.delete(leaveTaken.values().next().value!)
+      }
+      if (!spend(peer, 1) && !leaving) {
         pushes.dropped++
         log('member message pushed by %s dropped: over its push budget', peer)
         return

@@ -337,6 +337,12 @@ export function memberAuthor (msg: Uint8Array): string | undefined {
   return typeof who === 'string' ? who : undefined
 }
 
+/** Whether a member message is, as it claims (not checked), a DOWN notice its subject signed: a host leaving. */
+export function memberLeaving (msg: Uint8Array): boolean {
+  const m = readMemberMessage(msg)
+  return m?.t === 'down' && typeof m.r?.by === 'string' && m.r.by === m.r?.peer
+}
+
 const str = (v: unknown, max: number, what: string): string => {
   if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new MemberRecordError(`bad ${what}`)
   return v

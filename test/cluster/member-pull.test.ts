@@ -32,7 +32,23 @@ describe(`member pull mode (${HOSTS} hosts, --max-connections ${BOUND})`, functi
         return await publish(data)
       }
     }
+    // every test starts from a settled cluster (each may run alone)
+    const settled = (h: ClusterHost): boolean => JSON.stringify(table(h)) === JSON.stringify(ids()) && h.host.beyondFullMesh() && h.features.supportedByAll(FEATURE_MEMBER_PULL)
+    await until('every host with every member, beyond the full mesh, every member taking sync rounds', () => live().every(settled), 240_000).catch(lagging(settled))
+    mark = true
   })
+
+  /** Pushes taken over the live hosts, after checking none was refused or dropped (every host pushes only what it signed, far within its budget). */
+  const pushesTaken = (): number => {
+    let taken = 0
+    for (const h of live()) {
+      const p = h.memberService.pushes()
+      assert.equal(p.refused, 0, `${h.name}: pushes refused`)
+      assert.equal(p.dropped, 0, `${h.name}: pushes dropped`)
+      taken += p.taken
+    }
+    return taken
+  }
 
   const live = (): ClusterHost[] => hosts.filter(h => !h.stopped)
   const ids = (): string[] => live().map(h => h.host.peerId).sort()
@@ -41,11 +57,9 @@ describe(`member pull mode (${HOSTS} hosts, --max-connections ${BOUND})`, functi
     throw new Error(`${err.message}: not yet ${live().filter(h => !ok(h)).map(h => `${h.name} (${h.host.peers().length} peers, ${table(h).length} members)`).join('; ')}`)
   }
 
-  it('every host knows every member, beyond the full mesh, all taking sync rounds; a fresh record reaches every table, not on gossip', async () => {
-    const settled = (h: ClusterHost): boolean => JSON.stringify(table(h)) === JSON.stringify(ids()) && h.host.beyondFullMesh() && h.features.supportedByAll(FEATURE_MEMBER_PULL)
-    await until('every host with every member, beyond the full mesh, every member taking sync rounds', () => live().every(settled), 240_000).catch(lagging(settled))
-    mark = true
+  it('a fresh record, pushed to its author\'s connections, reaches every table, not on gossip', async () => {
     const author = hosts[5]
+    const taken0 = pushesTaken()
     const msg = await author.members.signOwn(author.host.addresses())
     assert.ok(msg !== undefined)
     const seq = author.members.record(author.host.peerId)!.seq
@@ -54,6 +68,7 @@ describe(`member pull mode (${HOSTS} hosts, --max-connections ${BOUND})`, functi
     const took = (h: ClusterHost): boolean => h.members.record(author.host.peerId)?.seq === seq
     await until('every host took the fresh record', () => live().every(took), 240_000).catch(lagging(took))
     assert.deepEqual(onGossip, [], 'no member message on gossip')
+    assert.ok(pushesTaken() > taken0, 'its connections took the push')
   })
 
   it('a stopped host: its neighbour\'s DOWN notice reaches every host\'s table, not on gossip', async () => {
@@ -67,11 +82,13 @@ describe(`member pull mode (${HOSTS} hosts, --max-connections ${BOUND})`, functi
 
   it('a leaving host: its own DOWN notice, pushed as it leaves, reaches every host\'s table, not on gossip', async () => {
     const leaver = hosts[HOSTS - 1]
+    const taken0 = pushesTaken()
     await leaver.keep.membership.announceLeave()
     await leaver.stop()
     const dropped = (h: ClusterHost): boolean => !h.members.has(leaver.host.peerId)
     await until('every host took the leaving host out', () => live().every(dropped), 240_000).catch(lagging(dropped))
     for (const h of live()) assert.deepEqual(table(h), ids(), `${h.name}: the others stay members`)
     assert.deepEqual(onGossip, [], 'no member message on gossip')
+    assert.ok(pushesTaken() > taken0, 'its connections took its DOWN as a push')
   })
 })

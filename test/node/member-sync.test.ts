@@ -247,7 +247,8 @@ describe('node/net member-table anti-entropy', function () {
     // frame's length, never decoded, and charged to b as a refused push
     await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: new Uint8Array(MAX_MEMBERS_INCOMING_BYTES) }).catch(() => {})
     await until('a refused the oversized push', () => serviceA.pushes().refused === 1, 30_000)
-    await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: await recordOf(signerB, Date.now() - HOUR) })
+    const seqB = Date.now() - HOUR
+    await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: await recordOf(signerB, seqB) })
     await until('a took b\'s own record from its push', () => a.has(hostB.peerId), 30_000)
     // another member's record, well signed, pushed by b: not b's to push
     const forged = await recordOf(other, Date.now())
@@ -265,5 +266,15 @@ describe('node/net member-table anti-entropy', function () {
     assert.equal(p.taken, 1)
     assert.ok(forgedRefused >= refusals && forgedRefused <= refusals + 1, JSON.stringify(p))
     assert.equal(p.dropped, floods + 1 - forgedRefused, JSON.stringify(p))
+    // b leaves, its budget spent: its own DOWN is taken all the same, once (the hosts told of a
+    // leave never sign a DOWN of it: dropped, it would be lost for good), a second dropped
+    const r = dagCbor.encode({ by: signerB.author, peer: signerB.author, seq: seqB })
+    const bye = dagCbor.encode({ t: 'down', r, s: await signerB.sign(r) })
+    await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: bye })
+    await until('a took b\'s DOWN past its budget', () => !a.has(hostB.peerId), 30_000)
+    await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: bye })
+    await until('a handled the second', () => handled() === floods + 5, 30_000)
+    assert.equal(serviceA.pushes().taken, 2, JSON.stringify(serviceA.pushes()))
+    assert.equal(serviceA.pushes().dropped, p.dropped + 1, JSON.stringify(serviceA.pushes()))
   })
 })
