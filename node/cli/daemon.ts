@@ -411,7 +411,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // the writer hands over the copies of a placed chunk that are not its own (network.ts 'handover')
     const onHandover = (e: CustomEvent<HandoverEvent>): void => {
       // the copies stay here (extra copies, safe): rebalance and GC offer them again later
-      e.detail.waitUntil(custody.drop(e.detail.handovers).then(e.detail.dropped, (err: Error) => { log.error('handover of %d fragments failed, copies kept: %s', e.detail.handovers.length, err.message) }))
+      if (e.detail.handovers.length > 0) e.detail.waitUntil(custody.drop(e.detail.handovers).then(e.detail.dropped, (err: Error) => { log.error('handover of %d fragments failed, copies kept: %s', e.detail.handovers.length, err.message) }))
+      // the targets (this host among them) promise the rest until the write commits: another
+      // writer of the same bytes giving up then cannot have them deleted (release.ts)
+      if (e.detail.keeps.length > 0) e.detail.waitUntil(custody.keep(e.detail.keeps).catch((err: Error) => { log.error('promises of %d placed fragments failed: %s', e.detail.keeps.length, err.message) }))
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })

@@ -194,6 +194,27 @@ export class Custody {
   }
 
   /**
+   * Have each block's keepers promise to keep it, this host among them (a promise to itself),
+   * deleting nothing: what a writer asks of the targets of a chunk it placed, so that another
+   * writer of the same bytes that gives up its write (release.ts, which spares a block promised
+   * to anyone but the asker) does not have them deleted before this write commits. Returns how
+   * many (block, keeper) pairs were not promised (a keeper that does not hold it, unreachable).
+   */
+  async keep (keeps: Handover[], opts: AbortOptions = {}): Promise<number> {
+    const self = this.c.host.peerId
+    const byPeer = new Map<string, CID[]>()
+    for (const h of keeps) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
+    let missing = 0
+    await Promise.all([...byPeer].map(async ([peer, cids]) => {
+      const promised = peer === self ? await this.promise(cids, self) : await this.askTogether(peer, cids, opts)
+      const not = cids.filter(c => !promised.has(c.toString())).length
+      if (not > 0) log('%s promised %d of %d placed block(s)', peer, cids.length - not, cids.length)
+      missing += not
+    }))
+    return missing
+  }
+
+  /**
    * Delete local copies, each only once every one of its keepers promised to keep the block and
    * this host has not promised it to anyone. Returns the CIDs deleted.
    */

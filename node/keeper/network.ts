@@ -108,10 +108,14 @@ export function throughRelays (uploadBytesPerSecond: number | undefined): boolea
 /**
  * A chunk is placed and this host holds copies it is not a target of: whoever listens (the
  * daemon, with custody.ts) hands them over once their keepers promise to keep them, and calls
- * `dropped` with the blocks deleted here.
+ * `dropped` with the blocks deleted here. `keeps`: the rest of the chunk's fragments and the
+ * targets that took them (this host among them when it is one): each is asked to promise its
+ * fragment too, nothing is deleted. Until the write commits, nothing but those promises stops
+ * another writer of the same bytes that gives up from having them deleted (release.ts).
  */
 export interface HandoverEvent {
   handovers: Handover[]
+  keeps: Handover[]
   dropped: (cids: string[]) => void
   /** The listener's work on it (the custody round): a placement with `settle` waits for it. */
   waitUntil: (work: Promise<unknown>) => void
@@ -867,24 +871,36 @@ export class ChunkNetwork extends EventTarget implements Network {
     }
     if (placed) {
       this.pending.delete(ref)
-      // handing over the copies that are not this host's waits on the targets' promises: in
-      // the background (the listener's), so the write does not wait for it
-      if (ref.k > 1 && !pinners.includes(self)) this.handOver(ref, want)
+      // handing over the copies that are not this host's waits on the targets' promises, and
+      // the targets promise the rest too: in the background (the listener's), so the write does
+      // not wait for it (a `settle` placement does)
+      this.handOver(ref, want, ref.k > 1 && !pinners.includes(self))
     }
   }
 
-  /** Offer the fragments this host is not a target of, once their targets hold them ('handover'). */
-  private handOver (ref: ChunkRef, want: string[][]): void {
+  /**
+   * Offer the fragments this host is not a target of, once their targets hold them, when
+   * `handOver`; and have the targets holding the rest promise them ('handover').
+   */
+  private handOver (ref: ChunkRef, want: string[][], handOver: boolean): void {
     const self = this.host.peerId
     const held = this.heldOf(ref)
     if (held === undefined) return
-    const mine = new Set(ref.fragments.filter((_, j) => want[j].includes(self)).map(f => f.toString()))
+    const mine = new Set(ref.fragments.filter((_, j) => want[j]?.includes(self)).map(f => f.toString()))
     const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) || this.pending.neededByOther(ref, f)
-    const handovers = ref.fragments
-      .map((cid, j) => ({ cid, j, keepers: want[j] }))
-      // (parity this host never stored, storeChunk's, has nothing to hand over)
-      .filter(h => held[h.j].has(self) && !mine.has(h.cid.toString()) && !stillNeeded(h.cid) && h.keepers.length > 0 && h.keepers.every(p => held[h.j].has(p)))
-    if (handovers.length === 0) return
+    // (a replicated chunk's `want` is its one block's copies)
+    const planned = want.map((keepers, j) => ({ cid: ref.fragments[j], j, keepers }))
+    const handovers = !handOver
+      ? []
+      : planned
+        // (parity this host never stored, storeChunk's, has nothing to hand over)
+        .filter(h => held[h.j].has(self) && !mine.has(h.cid.toString()) && !stillNeeded(h.cid) && h.keepers.length > 0 && h.keepers.every(p => held[h.j].has(p)))
+    const handed = new Set(handovers.map(h => h.j))
+    const keeps = planned
+      .filter(h => !handed.has(h.j))
+      .map(h => ({ cid: h.cid, keepers: h.keepers.filter(p => held[h.j].has(p)) }))
+      .filter(h => h.keepers.length > 0)
+    if (handovers.length === 0 && keeps.length === 0) return
     const dropped = (cids: string[]): void => {
       const gone = new Set(cids)
       for (const h of handovers) if (gone.has(h.cid.toString())) held[h.j].delete(self)
@@ -892,7 +908,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     }
     const work: Array<Promise<unknown>> = []
     const waitUntil = (p: Promise<unknown>): void => { work.push(p) }
-    this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', { detail: { handovers: handovers.map(({ cid, keepers }) => ({ cid, keepers })), dropped, waitUntil } }))
+    this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', { detail: { handovers: handovers.map(({ cid, keepers }) => ({ cid, keepers })), keeps, dropped, waitUntil } }))
     if (work.length === 0) return
     const coding = codingOf(ref)
     // ignored here: the listener logs its own failures (the copies then stay, which is safe)

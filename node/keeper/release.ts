@@ -6,11 +6,17 @@
 //  - no retained version in its tree references it (retained.ts: what GC keeps; nothing is
 //    deleted while some retained manifest cannot be read);
 //  - it promised nobody to keep it (custody.ts), but the asker (a writer that handed its copy
-//    over, and now gives the block up itself);
+//    over, and now gives the block up itself). A writer has every target of a chunk it placed
+//    promise its fragment (itself too, for its own: custody.keep), not only the ones it handed
+//    its copies to: another writer of the same bytes that gives up its write (and asks every
+//    host) would otherwise have the fragments deleted that this write pushed and has not
+//    committed yet, more of them than the code survives (review30d);
 //  - no write of its own in flight stored it (Store claims), and no pin keeps it (guardStore).
-// So a release can cost a copy only of a block that another writer pushed there and has not
-// committed yet, whose copies that writer still holds itself or has custody promises for:
-// repair restores the copy. Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
+// So a release can cost a copy only of a block that another writer pushed there and whose
+// placement has not had its promises yet (the round follows the acknowledgements; a write's
+// `settle` placement, ChunkWrite's, waits for it), or one promised longer ago than
+// CUSTODY_PROMISE_MS by a write still not committed: that writer still holds its copies or
+// repair restores the copy from the rest. Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
@@ -51,7 +57,7 @@ export const RELEASE = defineProtocol<CID[], boolean[]>({
 })
 
 export interface ReleaseComponents {
-  host: Pick<Host, 'handle' | 'unhandle' | 'newStream'>
+  host: Pick<Host, 'peerId' | 'handle' | 'unhandle' | 'newStream'>
   /** Deletes through the pin guard (guardStore); claims are the store's own. */
   store: Pick<Store, 'has' | 'delete' | 'isClaimed'>
   volume: Volume
@@ -110,9 +116,13 @@ export class Release {
     }
   }
 
-  /** Whether a local block may be deleted now: no peer was promised it. */
+  /**
+   * Whether a local block may be deleted now by this host's own writes: no peer was promised it
+   * (a promise to itself, a placed chunk's own fragment kept until the write commits, does not
+   * stop the write that placed it giving it up).
+   */
   mayDelete (cid: CID): boolean {
-    return !this.c.promised(cid)
+    return !this.c.promised(cid, this.c.host.peerId)
   }
 
   /**

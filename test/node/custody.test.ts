@@ -75,6 +75,24 @@ describe('Custody: a copy is deleted only after its keepers promise to keep it (
     assert.equal(await b.store.has(cid), true)
   })
 
+  it('custody.keep() has the keepers (itself among them) promise to the asker, deletes nothing, and counts the keepers that did not', async () => {
+    const [a, b, c] = nodes
+    const { cid, bytes } = await block()
+    await a.store.put(cid, bytes)
+    await b.store.put(cid, bytes)
+    // c does not hold it: one (block, keeper) pair unpromised
+    assert.equal(await a.custody.keep([{ cid, keepers: [a.host.peerId, b.host.peerId, c.host.peerId] }]), 1)
+    assert.equal(await a.store.has(cid), true)
+    assert.equal(await b.store.has(cid), true)
+    // b's promise is a's: another peer asking it to go (release.ts) does not lift it, a itself does
+    assert.equal(b.custody.promised(cid, c.host.peerId), true)
+    assert.equal(b.custody.promised(cid, a.host.peerId), false)
+    // a's promise to itself counts against any other asker, not against a's own deletes
+    assert.equal(a.custody.promised(cid, b.host.peerId), true)
+    assert.equal(a.custody.promised(cid, a.host.peerId), false)
+    assert.equal(c.custody.promised(cid), false)
+  })
+
   it('two holders dropping in favour of each other at once: one copy always stays', async () => {
     const [, b, c] = nodes
     for (let i = 0; i < 20; i++) {

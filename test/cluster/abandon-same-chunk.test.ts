@@ -1,0 +1,68 @@
+// A write given up asks every host to delete the fragments it pushed (release.ts). When another
+// host wrote the same bytes and placed them, not committed yet, those fragments are that write's
+// too: the giving up must not delete them (review30d: it deleted up to three of six at k=4 m=2,
+// and the other write's committed file could not be read). The placing writer has every target
+// of the chunk promise its fragment (custody.keep), and a release spares a block promised to
+// anyone but the asker. Checked by where the fragments are, not by timing.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { encodeChunk } from '../../node/data/index.ts'
+
+const MiB = 1 << 20
+
+describe('a write given up vs another host\'s placed, uncommitted write of the same chunk (six hosts, k=4 m=2)', function () {
+  this.timeout(240_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  let hosts: ClusterHost[]
+
+  before(async () => {
+    hosts = await startCluster(t, 6, { transport: 'tcp' })
+    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+  })
+
+  it('B places chunk X, A writes X and gives up, B commits: every fragment of X is still held and B\'s file reads on a third host', async () => {
+    const [, b, a, r] = hosts
+    const { k, m } = b.volume.chunks.params()
+    assert.ok(k > 1 && m > 0, `an erasure-coded chunk (k=${k} m=${m})`)
+    const x = randomBytes(MiB)
+    const y = randomBytes(MiB)
+    const ref = encodeChunk(x, 0, k, m).ref
+    const key = ref.cid!.toString()
+    const held = async (): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(hosts.map(async h => await h.store.has(f)))).filter(Boolean).length))
+
+    // B writes X then waits (its write open, not committed) until told to go on
+    const go = Promise.withResolvers<void>()
+    let placedB = 0
+    async function * feedB (): AsyncGenerator<Uint8Array> {
+      yield x
+      await go.promise
+      yield y
+    }
+    const writingB = b.volume.replaceFile('/b.bin', feedB(), { wait: 'safe', onProgress: p => { placedB = p.placed } })
+    writingB.catch(() => {}) // awaited below
+    // placed counts a chunk once its placement settled: handed over, and its targets' promises asked
+    await until('B placed X', () => placedB >= MiB, 120_000)
+    const before = await held()
+    assert.ok(before.every(n => n > 0), `every fragment of X is on some host once B placed it: ${before.join(',')}`)
+
+    // A writes the same bytes, places them and gives up: its release reaches every host before it rejects
+    async function * feedA (): AsyncGenerator<Uint8Array> {
+      yield x
+      await until('A placed X', () => a.network.holders(key)?.pending === false, 120_000)
+      throw new Error('A gives up')
+    }
+    await assert.rejects(a.volume.replaceFile('/a.bin', feedA(), { wait: 'safe' }), /A gives up/)
+    const after = await held()
+    assert.ok(after.every(n => n > 0), `hosts holding each fragment of X after A gave up: ${after.join(',')} (none may be 0)`)
+
+    go.resolve()
+    await writingB
+    await until('b.bin seen on r', async () => { try { await r.volume.stat('/b.bin'); return true } catch { return false } }, 60_000)
+    const read = await r.volume.readFile('/b.bin')
+    assert.ok(Buffer.from(read).equals(Buffer.concat([x, y])), 'b.bin reads back as written')
+  })
+})
