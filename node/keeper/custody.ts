@@ -147,7 +147,12 @@ export class Custody {
       const key = cid.toString()
       if (this.dropping.has(key)) continue
       // promise before looking (a drop that starts while we look must see the promise)
-      if ((this.promises.get(key) ?? 0) < now + this.promiseMs) this.promises.set(key, now + this.promiseMs)
+      // renewed at the end: the map stays in order of expiry (one promiseMs for all), so a sweep
+      // stops at the first promise still on
+      if ((this.promises.get(key) ?? 0) < now + this.promiseMs) {
+        this.promises.delete(key)
+        this.promises.set(key, now + this.promiseMs)
+      }
       let peers = this.promisees.get(key)
       if (peers === undefined) this.promisees.set(key, peers = new Set())
       peers.add(to)
@@ -246,7 +251,12 @@ export class Custody {
 
   private sweep (): void {
     if (this.promises.size < CUSTODY_SWEEP_AT) return
+    // the ended ones only (the map is in order of expiry): every placed chunk's targets promise
+    // now (rel30), and a full map of live promises was scanned whole at each promise() call
     const now = Date.now()
-    for (const [k, until] of this.promises) if (until <= now) this.forget(k)
+    for (const [k, until] of this.promises) {
+      if (until > now) break
+      this.forget(k)
+    }
   }
 }
