@@ -63,6 +63,34 @@ const BASE_MEMBERS = 16
 const simPeerId = (h: number): string => `12D3KooWsim${String(h).padStart(41, '0')}`
 const SIGNATURE = new Uint8Array(64)
 
+/** When each change reached the live hosts, over the changes followed: what both spreads report. */
+class SpreadTimes {
+  private readonly t99s: number[] = []
+  private t50 = 0
+  private t100 = 0
+  private missed = 0
+
+  /** One change: `taken[h]`, when host h took it (Infinity: never); `live[h]`, 1 for a live host. */
+  add (taken: Float64Array, live: Uint8Array, liveCount: number): void {
+    const arrivals = Array.from(taken).filter((x, h) => live[h] === 1 && x < Infinity).sort((a, b) => a - b)
+    const at = (share: number): number => arrivals[Math.min(arrivals.length - 1, Math.ceil(share * liveCount) - 1)]
+    this.t99s.push(arrivals.length >= Math.ceil(0.99 * liveCount) ? at(0.99) : Infinity)
+    this.t50 = Math.max(this.t50, at(0.5))
+    this.t100 = Math.max(this.t100, arrivals.length === liveCount ? arrivals[arrivals.length - 1] : Infinity)
+    this.missed += liveCount - arrivals.length
+  }
+
+  result (): { t50: number, t99: number, t99Mean: number, t100: number, missed: number } {
+    return {
+      t50: this.t50,
+      t99: Math.max(...this.t99s),
+      t99Mean: this.t99s.reduce((s, x) => s + x, 0) / this.t99s.length,
+      t100: this.t100,
+      missed: this.missed
+    }
+  }
+}
+
 export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> {
   const rand = prng(o.seed)
   const N = o.hosts
@@ -91,10 +119,7 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
     if (msg !== undefined) base.push(msg)
   }
   for (const t of tables) for (const msg of base) await t.take(msg)
-  const t99s: number[] = []
-  let t50 = 0
-  let t100 = 0
-  let missed = 0
+  const spread = new SpreadTimes()
   let bodies = 0
   let duplicates = 0
   let pushes = 0
@@ -157,19 +182,10 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
       }
     }
     clock = start + MAX_PULL_ROUNDS * T
-    const arrivals = Array.from(taken).filter((x, h) => live[h] === 1 && x < Infinity).sort((a, b) => a - b)
-    const at = (share: number): number => arrivals[Math.min(arrivals.length - 1, Math.ceil(share * liveCount) - 1)]
-    t99s.push(arrivals.length >= Math.ceil(0.99 * liveCount) ? at(0.99) : Infinity)
-    t50 = Math.max(t50, at(0.5))
-    t100 = Math.max(t100, arrivals.length === liveCount ? arrivals[arrivals.length - 1] : Infinity)
-    missed += liveCount - arrivals.length
+    spread.add(taken, live, liveCount)
   }
   return {
-    t50,
-    t99: Math.max(...t99s),
-    t99Mean: t99s.reduce((s, x) => s + x, 0) / t99s.length,
-    t100,
-    missed,
+    ...spread.result(),
     bodiesPerHost: bodies / hostChanges,
     duplicatesPerHost: duplicates / hostChanges,
     pushesPerHost: pushes / hostChanges,
@@ -195,10 +211,7 @@ export function modelPullSpread (o: PullSpreadOptions): PullSpread {
   for (let h = 0; h < N; h++) live[h] = rand() < o.downShare ? 0 : 1
   const liveCount = live.reduce((s, x) => s + x, 0)
   const T = TABLE_SYNC_MS
-  const t99s: number[] = []
-  let t50 = 0
-  let t100 = 0
-  let missed = 0
+  const spread = new SpreadTimes()
   let bodies = 0
   let duplicates = 0
   let pushes = 0
@@ -240,19 +253,10 @@ export function modelPullSpread (o: PullSpreadOptions): PullSpread {
         have++
       }
     }
-    const arrivals = Array.from(taken).filter((x, h) => live[h] === 1 && x < Infinity).sort((a, b) => a - b)
-    const at = (share: number): number => arrivals[Math.min(arrivals.length - 1, Math.ceil(share * liveCount) - 1)]
-    t99s.push(arrivals.length >= Math.ceil(0.99 * liveCount) ? at(0.99) : Infinity)
-    t50 = Math.max(t50, at(0.5))
-    t100 = Math.max(t100, arrivals.length === liveCount ? arrivals[arrivals.length - 1] : Infinity)
-    missed += liveCount - arrivals.length
+    spread.add(taken, live, liveCount)
   }
   return {
-    t50,
-    t99: Math.max(...t99s),
-    t99Mean: t99s.reduce((s, x) => s + x, 0) / t99s.length,
-    t100,
-    missed,
+    ...spread.result(),
     bodiesPerHost: bodies / o.changes / liveCount,
     duplicatesPerHost: duplicates / o.changes / liveCount,
     pushesPerHost: pushes / o.changes / liveCount,
