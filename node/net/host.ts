@@ -711,6 +711,8 @@ export async function createHost (init: HostInit): Promise<Host> {
     backoff.delete(id)
     return true
   }
+  /** A dial to `id` failed (set once the neighbours' refresh exists): a chosen neighbour is replaced. */
+  let neighbourDialFailed = (id: string): void => {}
   connectionManager.openConnection = async (peer, opts) => {
     const id = typeof (peer as PeerId)?.toMultihash === 'function' ? (peer as PeerId).toString() : undefined
     let cause: string | undefined
@@ -739,6 +741,7 @@ export async function createHost (init: HostInit): Promise<Host> {
         if (id !== undefined && (opts as AbortOptions | undefined)?.signal?.aborted !== true && libp2p.getConnections(peer as PeerId).length === 0) {
           const ms = Math.min(Math.max(DIAL_BACKOFF_MAX_MS, dialBackoffMs), (backoff.get(id)?.ms ?? dialBackoffMs / 2) * 2)
           backoff.set(id, { ms, until: Date.now() + ms })
+          neighbourDialFailed(id)
           const failed = failedAt.get(id) ?? new Set<string>()
           for (const a of tried) failed.add(a)
           // bounded: a member restarted on many ports keeps its latest ones
@@ -961,6 +964,12 @@ export async function createHost (init: HostInit): Promise<Host> {
       if (until <= now) refused.delete(id)
       else members.delete(id)
     }
+    // a member whose dial failed lately, not connected, is no neighbour while its backoff lasts:
+    // a host gone (not yet declared down here) stayed chosen, and when it was the one link
+    // between two halves of the overlay, the halves stayed apart, the DOWN notice that would
+    // have ended the choice unable to cross
+    const connected = new Set(connectedIds())
+    for (const [id, b] of backoff) if (now < b.until && !connected.has(id)) members.delete(id)
     return new Set(neighbours(self, members, neighbourCount(maxConnections)))
   }
   const refreshNeighbours = async (): Promise<void> => {
@@ -1005,6 +1014,7 @@ export async function createHost (init: HostInit): Promise<Host> {
   }
   const refresh = coalesced('neighbour refresh', refreshNeighbours)
   const refreshSoon = (): void => { refresh.soon(NEIGHBOUR_REFRESH_MS) }
+  neighbourDialFailed = id => { if (chosen?.has(id) === true) refreshSoon() }
   /**
    * Keep-alive tags (any tag named keep-alive*): libp2p's reconnect queue tries to reconnect a
    * peer that has one when it drops. Ours marks every member in a full mesh, none beyond;
