@@ -256,6 +256,11 @@ export function foldDue (extents: ReadonlyArray<{ pos: number, size: number, con
   return span > FOLD_SPAN_MAX || foldPlan(extents).chunks.length > 0
 }
 
+/** Whether `b` is a version of `held`'s file (a write or append) stamped at or after it: its ctime is at least as late. */
+function versionAfter (b: OpBody, held: OpBody & { type: 'setattr' }): boolean {
+  return (b.type === 'write' || b.type === 'append') && b.inode === held.inode && b.time >= held.time
+}
+
 /**
  * The `append` ops of a commit's positioned extents (in their order): one op for each
  * `perOp` of them (at most MAX_OP_EXTENTS), the first extent in the op's own fields, the others
@@ -376,6 +381,13 @@ export class Volume implements VolumeApi {
    * Volume (stamp()), with the file's next version, at its close, fsync or utimes, or by `heldTimer`.
    */
   private readonly heldAttrs = new Map<InodeId, OpBody & { type: 'setattr' }>()
+  /**
+   * The inodes of heldAttrs whose change sets every field to what it was (SQLite as root
+   * fchowns each journal it opens to the database's owner, mostly the owner it has): their op
+   * only moves ctime, and a version of the file stamped in the same batch at or after its time
+   * moves ctime as far (a write's ctime is its time), so there it is left out (stamp).
+   */
+  private readonly heldSame = new Set<InodeId>()
   private heldTimer: ReturnType<typeof setTimeout> | undefined
   /** Inode -> placements of its committed versions still in flight, each with when it began. */
   private readonly placing = new Map<InodeId, Set<{ done: Promise<void>, at: number }>>()
@@ -605,14 +617,20 @@ export class Volume implements VolumeApi {
   private async stamp (bodies: OpBody[], durability: Durability, opts?: CommitOptions): Promise<Array<{ cid: CID, id: InodeId }>> {
     if (this.heldAttrs.size === 0) return await this.tree.commitMany(bodies, durability, opts)
     const held = [...this.heldAttrs.values()]
+    const same = new Set(this.heldSame)
     this.heldAttrs.clear()
+    this.heldSame.clear()
     clearTimeout(this.heldTimer)
     this.heldTimer = undefined
+    // a change that changes nothing but ctime, with a version of its file at or after it here: left out
+    const stamped = same.size === 0 ? held : held.filter(h => !(same.has(h.inode) && bodies.some(b => versionAfter(b, h))))
     try {
-      return (await this.tree.commitMany([...held, ...bodies], durability, opts)).slice(held.length)
+      return (await this.tree.commitMany([...stamped, ...bodies], durability, opts)).slice(stamped.length)
     } catch (err) {
       for (const b of held) {
         const now = this.heldAttrs.get(b.inode)
+        if (same.has(b.inode) && (now === undefined || this.heldSame.has(b.inode))) this.heldSame.add(b.inode)
+        else this.heldSame.delete(b.inode)
         this.heldAttrs.set(b.inode, now === undefined ? b : { ...b, ...now })
       }
       if (this.heldAttrs.size > 0) this.holdTimer()
@@ -632,6 +650,13 @@ export class Volume implements VolumeApi {
       return
     }
     const before = this.heldAttrs.get(inode.id)
+    // the same fields as this host shows them now (the held change, else the inode's)
+    const same = (before === undefined || this.heldSame.has(inode.id)) &&
+      (fields.mode === undefined || fields.mode === ((before?.mode ?? inode.mode) & PERM_MASK)) &&
+      (fields.uid === undefined || fields.uid === (before?.uid ?? inode.uid)) &&
+      (fields.gid === undefined || fields.gid === (before?.gid ?? inode.gid))
+    if (same) this.heldSame.add(inode.id)
+    else this.heldSame.delete(inode.id)
     this.heldAttrs.set(inode.id, before === undefined ? body : { ...before, ...body })
     this.holdTimer()
   }
