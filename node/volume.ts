@@ -262,6 +262,64 @@ function versionAfter (b: OpBody, held: OpBody & { type: 'setattr' }): boolean {
 }
 
 /**
+ * foldDue() of a file's extents kept up as they grow (Volume.foldIfDue asks at each commit of a
+ * file): foldPlan's tallies per chunk (bytes, and whether a piece in it is stored: its
+ * amplification), extended by the extents past the ones tallied when the list starts with those
+ * (the same objects: the tree's read of a file extends its last one), else made anew. A commit
+ * then costs a compare per extent and a tally of its own, not a tally of every extent of the
+ * file (thousands of pages scattered over a database file, each commit).
+ */
+export class FoldTally {
+  private seen: ReadonlyArray<{ pos: number, size: number, content?: Content }> = []
+  private total = 0
+  private readonly bytes = new Map<number, number>()
+  private readonly stored = new Set<number>()
+  /** Chunks dense before the file is quiet (foldPlan's amplification): only ever more, as pieces are added. */
+  private dense = 0
+
+  /** foldDue(extents, span). */
+  due (extents: ReadonlyArray<{ pos: number, size: number, content?: Content }>, span = 0): boolean {
+    const n = extents.length
+    let from = this.seen.length
+    if (n < from) from = 0
+    for (let k = 0; k < from; k++) {
+      if (extents[k] !== this.seen[k]) {
+        from = 0
+        break
+      }
+    }
+    if (from === 0) {
+      this.total = 0
+      this.bytes.clear()
+      this.stored.clear()
+      this.dense = 0
+    }
+    for (let k = from; k < n; k++) this.add(extents[k])
+    this.seen = extents
+    if (span > FOLD_SPAN_MAX) return true
+    // as foldPlan (not quiet, no old pieces, no batch): below the bounds nothing; a cheap
+    // rewrite folds every chunk; else the dense chunks, and past FOLD_EXTENTS_MAX pieces the densest
+    if (n <= FOLD_EXTENTS && this.total <= FOLD_BYTES) return false
+    if (this.bytes.size * CHUNK_SIZE <= FOLD_CHEAP_REWRITE) return this.bytes.size > 0
+    return this.dense > 0 || n > FOLD_EXTENTS_MAX
+  }
+
+  private add (x: { pos: number, size: number, content?: Content }): void {
+    const inline = x.content !== undefined && 'inline' in x.content
+    for (let i = Math.floor(x.pos / CHUNK_SIZE); i * CHUNK_SIZE < x.pos + x.size; i++) {
+      const n = Math.min(x.pos + x.size, (i + 1) * CHUNK_SIZE) - Math.max(x.pos, i * CHUNK_SIZE)
+      const was = this.bytes.get(i)
+      const wasDense = was !== undefined && was * (this.stored.has(i) ? FOLD_AMPLIFICATION : FOLD_INLINE_AMPLIFICATION) >= CHUNK_SIZE
+      const now = (was ?? 0) + n
+      this.bytes.set(i, now)
+      if (!inline) this.stored.add(i)
+      if (!wasDense && now * (this.stored.has(i) ? FOLD_AMPLIFICATION : FOLD_INLINE_AMPLIFICATION) >= CHUNK_SIZE) this.dense++
+      this.total += n
+    }
+  }
+}
+
+/**
  * The `append` ops of a commit's positioned extents (in their order): one op for each
  * `perOp` of them (at most MAX_OP_EXTENTS), the first extent in the op's own fields, the others
  * in `more`. One signature, one op-log record and one gossip message per fsync of a file, not
@@ -402,6 +460,8 @@ export class Volume implements VolumeApi {
   private readonly folding = new Map<InodeId, Promise<void>>()
   /** Inodes asked to fold while a fold of theirs ran (true: a quiet fold was asked): asked again when it ends. */
   private readonly foldAgain = new Map<InodeId, boolean>()
+  /** foldDue()'s tallies of files with extents, kept from one commit to the next (FoldTally). */
+  private readonly foldTallies = new Map<InodeId, FoldTally>()
   /** Inodes with a fold due later (quiet, or extents left to settle): its timer. */
   private readonly foldTimers = new Map<InodeId, ReturnType<typeof setTimeout>>()
   /** Inodes whose timer looks again at chunks left to settle (a partial fold's, not quiet): commits meanwhile do not. */
@@ -475,6 +535,7 @@ export class Volume implements VolumeApi {
     for (const timer of this.foldTimers.values()) clearTimeout(timer)
     this.foldTimers.clear()
     this.foldWaits.clear()
+    this.foldTallies.clear()
     this.foldDeferred.clear()
     this.foldStop.abort()
     clearTimeout(this.heldTimer)
@@ -1145,6 +1206,7 @@ export class Volume implements VolumeApi {
     // one again: a fold of it would only rewrite and place its chunks
     if (this.closing !== undefined || this.unlinked(inode)) {
       this.foldDeferred.delete(inode)
+      this.foldTallies.delete(inode)
       return
     }
     if (!quiet) {
@@ -1161,8 +1223,13 @@ export class Volume implements VolumeApi {
       }
     }
     const extents = this.tree.get(inode)?.extents ?? []
-    if (extents.length === 0) return
-    if (!quiet && !foldDue(extents, this.tree.foldSpan(inode))) {
+    if (extents.length === 0) {
+      this.foldTallies.delete(inode)
+      return
+    }
+    let tally = this.foldTallies.get(inode)
+    if (tally === undefined && !quiet) this.foldTallies.set(inode, tally = new FoldTally())
+    if (!quiet && !(tally as FoldTally).due(extents, this.tree.foldSpan(inode))) {
       this.foldLater(inode, FOLD_QUIET_MS)
       return
     }
@@ -1203,6 +1270,8 @@ export class Volume implements VolumeApi {
       if (!this.foldStop.signal.aborted) this.foldLater(inode, FOLD_QUIET_MS, true)
     }).finally(() => {
       this.folding.delete(inode)
+      // the fold changed the extents (tallied anew at the next commit): none kept meanwhile
+      this.foldTallies.delete(inode)
       const again = this.foldAgain.get(inode)
       this.foldAgain.delete(inode)
       if (again !== undefined) this.foldIfDue(inode, again)
