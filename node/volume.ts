@@ -20,7 +20,10 @@
 // for it), fsync or utimes, or HELD_ATTRS_MS, and then
 // committed as one setattr op with the others held (tar's fchown and fchmod of every file it
 // extracts: one op and one log write, not two); a process killed meanwhile loses them with the
-// file's buffered writes. No other change of this host is stamped before them.
+// file's buffered writes. No other change of this host is stamped before them. One that sets
+// every field to what it was (SQLite as root fchowns each journal it opens to the owner it has)
+// makes no op when the file's version is stamped after it in the same batch (the journal's
+// fsync): the version's time moves ctime as far, on every host.
 import { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
