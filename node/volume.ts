@@ -20,7 +20,10 @@
 // for it), fsync or utimes, or HELD_ATTRS_MS, and then
 // committed as one setattr op with the others held (tar's fchown and fchmod of every file it
 // extracts: one op and one log write, not two); a process killed meanwhile loses them with the
-// file's buffered writes. No other change of this host is stamped before them.
+// file's buffered writes. No other change of this host is stamped before them. One that sets
+// every field to what it was (SQLite as root fchowns each journal it opens to the owner it has)
+// makes no op when the file's version is stamped after it in the same batch (the journal's
+// fsync): the version's time moves ctime as far, on every host.
 import { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
@@ -256,6 +259,69 @@ export function foldDue (extents: ReadonlyArray<{ pos: number, size: number, con
   return span > FOLD_SPAN_MAX || foldPlan(extents).chunks.length > 0
 }
 
+/** Whether `b` is a version of `held`'s file (a write or append) stamped at or after it: its ctime is at least as late. */
+function versionAfter (b: OpBody, held: OpBody & { type: 'setattr' }): boolean {
+  return (b.type === 'write' || b.type === 'append') && b.inode === held.inode && b.time >= held.time
+}
+
+/**
+ * foldDue() of a file's extents kept up as they grow (Volume.foldIfDue asks at each commit of a
+ * file): foldPlan's tallies per chunk (bytes, and whether a piece in it is stored: its
+ * amplification), extended by the extents past the ones tallied when the list starts with those
+ * (the same objects: the tree's read of a file extends its last one), else made anew. A commit
+ * then costs a compare per extent and a tally of its own, not a tally of every extent of the
+ * file (thousands of pages scattered over a database file, each commit).
+ */
+export class FoldTally {
+  private seen: ReadonlyArray<{ pos: number, size: number, content?: Content }> = []
+  private total = 0
+  private readonly bytes = new Map<number, number>()
+  private readonly stored = new Set<number>()
+  /** Chunks dense before the file is quiet (foldPlan's amplification): only ever more, as pieces are added. */
+  private dense = 0
+
+  /** foldDue(extents, span). */
+  due (extents: ReadonlyArray<{ pos: number, size: number, content?: Content }>, span = 0): boolean {
+    const n = extents.length
+    let from = this.seen.length
+    if (n < from) from = 0
+    for (let k = 0; k < from; k++) {
+      if (extents[k] !== this.seen[k]) {
+        from = 0
+        break
+      }
+    }
+    if (from === 0) {
+      this.total = 0
+      this.bytes.clear()
+      this.stored.clear()
+      this.dense = 0
+    }
+    for (let k = from; k < n; k++) this.add(extents[k])
+    this.seen = extents
+    if (span > FOLD_SPAN_MAX) return true
+    // as foldPlan (not quiet, no old pieces, no batch): below the bounds nothing; a cheap
+    // rewrite folds every chunk; else the dense chunks, and past FOLD_EXTENTS_MAX pieces the densest
+    if (n <= FOLD_EXTENTS && this.total <= FOLD_BYTES) return false
+    if (this.bytes.size * CHUNK_SIZE <= FOLD_CHEAP_REWRITE) return this.bytes.size > 0
+    return this.dense > 0 || n > FOLD_EXTENTS_MAX
+  }
+
+  private add (x: { pos: number, size: number, content?: Content }): void {
+    const inline = x.content !== undefined && 'inline' in x.content
+    for (let i = Math.floor(x.pos / CHUNK_SIZE); i * CHUNK_SIZE < x.pos + x.size; i++) {
+      const n = Math.min(x.pos + x.size, (i + 1) * CHUNK_SIZE) - Math.max(x.pos, i * CHUNK_SIZE)
+      const was = this.bytes.get(i)
+      const wasDense = was !== undefined && was * (this.stored.has(i) ? FOLD_AMPLIFICATION : FOLD_INLINE_AMPLIFICATION) >= CHUNK_SIZE
+      const now = (was ?? 0) + n
+      this.bytes.set(i, now)
+      if (!inline) this.stored.add(i)
+      if (!wasDense && now * (this.stored.has(i) ? FOLD_AMPLIFICATION : FOLD_INLINE_AMPLIFICATION) >= CHUNK_SIZE) this.dense++
+      this.total += n
+    }
+  }
+}
+
 /**
  * The `append` ops of a commit's positioned extents (in their order): one op for each
  * `perOp` of them (at most MAX_OP_EXTENTS), the first extent in the op's own fields, the others
@@ -376,6 +442,13 @@ export class Volume implements VolumeApi {
    * Volume (stamp()), with the file's next version, at its close, fsync or utimes, or by `heldTimer`.
    */
   private readonly heldAttrs = new Map<InodeId, OpBody & { type: 'setattr' }>()
+  /**
+   * The inodes of heldAttrs whose change sets every field to what it was (SQLite as root
+   * fchowns each journal it opens to the database's owner, mostly the owner it has): their op
+   * only moves ctime, and a version of the file stamped in the same batch at or after its time
+   * moves ctime as far (a write's ctime is its time), so there it is left out (stamp).
+   */
+  private readonly heldSame = new Set<InodeId>()
   private heldTimer: ReturnType<typeof setTimeout> | undefined
   /** Inode -> placements of its committed versions still in flight, each with when it began. */
   private readonly placing = new Map<InodeId, Set<{ done: Promise<void>, at: number }>>()
@@ -390,6 +463,8 @@ export class Volume implements VolumeApi {
   private readonly folding = new Map<InodeId, Promise<void>>()
   /** Inodes asked to fold while a fold of theirs ran (true: a quiet fold was asked): asked again when it ends. */
   private readonly foldAgain = new Map<InodeId, boolean>()
+  /** foldDue()'s tallies of files with extents, kept from one commit to the next (FoldTally). */
+  private readonly foldTallies = new Map<InodeId, FoldTally>()
   /** Inodes with a fold due later (quiet, or extents left to settle): its timer. */
   private readonly foldTimers = new Map<InodeId, ReturnType<typeof setTimeout>>()
   /** Inodes whose timer looks again at chunks left to settle (a partial fold's, not quiet): commits meanwhile do not. */
@@ -463,6 +538,7 @@ export class Volume implements VolumeApi {
     for (const timer of this.foldTimers.values()) clearTimeout(timer)
     this.foldTimers.clear()
     this.foldWaits.clear()
+    this.foldTallies.clear()
     this.foldDeferred.clear()
     this.foldStop.abort()
     clearTimeout(this.heldTimer)
@@ -605,14 +681,20 @@ export class Volume implements VolumeApi {
   private async stamp (bodies: OpBody[], durability: Durability, opts?: CommitOptions): Promise<Array<{ cid: CID, id: InodeId }>> {
     if (this.heldAttrs.size === 0) return await this.tree.commitMany(bodies, durability, opts)
     const held = [...this.heldAttrs.values()]
+    const same = new Set(this.heldSame)
     this.heldAttrs.clear()
+    this.heldSame.clear()
     clearTimeout(this.heldTimer)
     this.heldTimer = undefined
+    // a change that changes nothing but ctime, with a version of its file at or after it here: left out
+    const stamped = same.size === 0 ? held : held.filter(h => !(same.has(h.inode) && bodies.some(b => versionAfter(b, h))))
     try {
-      return (await this.tree.commitMany([...held, ...bodies], durability, opts)).slice(held.length)
+      return (await this.tree.commitMany([...stamped, ...bodies], durability, opts)).slice(stamped.length)
     } catch (err) {
       for (const b of held) {
         const now = this.heldAttrs.get(b.inode)
+        if (same.has(b.inode) && (now === undefined || this.heldSame.has(b.inode))) this.heldSame.add(b.inode)
+        else this.heldSame.delete(b.inode)
         this.heldAttrs.set(b.inode, now === undefined ? b : { ...b, ...now })
       }
       if (this.heldAttrs.size > 0) this.holdTimer()
@@ -632,6 +714,13 @@ export class Volume implements VolumeApi {
       return
     }
     const before = this.heldAttrs.get(inode.id)
+    // the same fields as this host shows them now (the held change, else the inode's)
+    const same = (before === undefined || this.heldSame.has(inode.id)) &&
+      (fields.mode === undefined || fields.mode === ((before?.mode ?? inode.mode) & PERM_MASK)) &&
+      (fields.uid === undefined || fields.uid === (before?.uid ?? inode.uid)) &&
+      (fields.gid === undefined || fields.gid === (before?.gid ?? inode.gid))
+    if (same) this.heldSame.add(inode.id)
+    else this.heldSame.delete(inode.id)
     this.heldAttrs.set(inode.id, before === undefined ? body : { ...before, ...body })
     this.holdTimer()
   }
@@ -1120,6 +1209,7 @@ export class Volume implements VolumeApi {
     // one again: a fold of it would only rewrite and place its chunks
     if (this.closing !== undefined || this.unlinked(inode)) {
       this.foldDeferred.delete(inode)
+      this.foldTallies.delete(inode)
       return
     }
     if (!quiet) {
@@ -1136,8 +1226,13 @@ export class Volume implements VolumeApi {
       }
     }
     const extents = this.tree.get(inode)?.extents ?? []
-    if (extents.length === 0) return
-    if (!quiet && !foldDue(extents, this.tree.foldSpan(inode))) {
+    if (extents.length === 0) {
+      this.foldTallies.delete(inode)
+      return
+    }
+    let tally = this.foldTallies.get(inode)
+    if (tally === undefined && !quiet) this.foldTallies.set(inode, tally = new FoldTally())
+    if (!quiet && !(tally as FoldTally).due(extents, this.tree.foldSpan(inode))) {
       this.foldLater(inode, FOLD_QUIET_MS)
       return
     }
@@ -1178,6 +1273,8 @@ export class Volume implements VolumeApi {
       if (!this.foldStop.signal.aborted) this.foldLater(inode, FOLD_QUIET_MS, true)
     }).finally(() => {
       this.folding.delete(inode)
+      // the fold changed the extents (tallied anew at the next commit): none kept meanwhile
+      this.foldTallies.delete(inode)
       const again = this.foldAgain.get(inode)
       this.foldAgain.delete(inode)
       if (again !== undefined) this.foldIfDue(inode, again)

@@ -3,6 +3,9 @@
 // file's next version, close (not a flush: close(2) waits for that), fsync or utimes, or within
 // HELD_ATTRS_MS (node/volume.ts, the head). tar x sets each file's times, owner and mode before
 // it closes it: two setattr ops now, not three.
+// A held change that sets every field to what it was (SQLite as root fchowns each journal it
+// opens to the owner it has) only moves ctime: with a version of the file stamped after it in
+// the same batch (the journal's fsync) it makes no op, the version's time moving ctime.
 // Checked on three in-process hosts: every host converges on every attribute; no host sees a
 // later change of the writer (a rename) before the held mode.
 import assert from 'node:assert/strict'
@@ -74,5 +77,67 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     for (const h of hosts) await until('the rename everywhere', async () => await h.volume.stat('/moved').then(() => true, () => false), 30_000)
     assert.ok(seenWith.length > 0)
     assert.ok(seenWith.every(m => m === 0o604), `modes seen with the new name: ${seenWith.map(m => m.toString(8)).join(', ')}`)
+  })
+
+  it("SQLite's journal (create, fchown to the owner it has, write, fsync): no setattr op, ctime past the chown on every host", async () => {
+    const hosts = await setup()
+    const w = hosts[0]
+    const setattrs: Array<Record<string, unknown>> = []
+    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    const fh = await w.volume.open('/db-journal', 'w')
+    t.add(async () => { await fh.close().catch(() => {}) })
+    const own = await fh.stat()
+    await fh.chown(own.uid, own.gid)
+    await fh.chmod(own.mode & 0o7777)
+    const chowned = (await fh.stat()).ctimeNs
+    assert.ok(chowned >= own.ctimeNs)
+    const page = Buffer.alloc(4096, 7)
+    await fh.write(page, 0, page.byteLength, 0)
+    await fh.sync()
+    assert.equal(setattrs.length, 0, 'the no-change chown and chmod made no op')
+    for (const h of hosts) {
+      await until(`host ${h.host.peerId.toString().slice(-6)} has the journal's page`, async () => {
+        const st = await h.volume.stat('/db-journal').catch(() => undefined)
+        return st !== undefined && st.size === page.byteLength
+      }, 30_000)
+      const st = await h.volume.stat('/db-journal')
+      assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [own.uid, own.gid, own.mode & 0o7777])
+      assert.ok(st.ctimeNs >= chowned, `ctime ${st.ctimeNs} before the chown's ${chowned}`)
+      assert.deepEqual(await h.volume.readFile('/db-journal'), new Uint8Array(page))
+    }
+    await fh.close()
+    assert.equal(setattrs.length, 0)
+  })
+
+  it('a held change that changes nothing, with no version after it, or one that changes something: a setattr op as before', async () => {
+    const hosts = await setup()
+    const w = hosts[0]
+    const setattrs: Array<Record<string, unknown>> = []
+    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    // no change, then a real one in the same hold, then a version: one op with the new owner
+    const a = await w.volume.open('/a', 'w')
+    const own = await a.stat()
+    await a.chown(own.uid, own.gid)
+    await a.chown(own.uid + 1, own.gid)
+    await a.write(Buffer.from('a'), 0, 1, 0)
+    await a.sync()
+    assert.equal(setattrs.length, 1)
+    assert.equal(setattrs[0].uid, own.uid + 1)
+    await a.close()
+    // no change and no version (the file's bytes went before it): its op at the close, ctime on every host
+    const b = await w.volume.open('/b', 'w')
+    await b.write(Buffer.from('b'), 0, 1, 0)
+    await b.sync()
+    await b.chown(own.uid, own.gid)
+    const chowned = (await b.stat()).ctimeNs
+    await b.close()
+    assert.equal(setattrs.length, 2)
+    for (const h of hosts) {
+      await until(`host ${h.host.peerId.toString().slice(-6)} has /b's ctime and /a's owner`, async () => {
+        const sb = await h.volume.stat('/b').catch(() => undefined)
+        const sa = await h.volume.stat('/a').catch(() => undefined)
+        return sb !== undefined && sb.ctimeNs >= chowned && sa?.uid === own.uid + 1
+      }, 30_000)
+    }
   })
 })

@@ -9,7 +9,7 @@
 // chunk whose pieces are all inline in their ops is dense before the file is quiet only at
 // 1 / FOLD_INLINE_AMPLIFICATION (extents without `content` here count as stored ones).
 import assert from 'node:assert/strict'
-import { FOLD_AMPLIFICATION, FOLD_BYTES, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_EXTENTS_MAX, FOLD_INLINE_AMPLIFICATION, FOLD_QUIET_AMPLIFICATION, FOLD_QUIET_BATCH, FOLD_SPAN_MAX, foldDue, foldPlan } from 'darkfs'
+import { FOLD_AMPLIFICATION, FOLD_BYTES, FOLD_CHEAP_REWRITE, FOLD_EXTENTS, FOLD_EXTENTS_MAX, FOLD_INLINE_AMPLIFICATION, FOLD_QUIET_AMPLIFICATION, FOLD_QUIET_BATCH, FOLD_SPAN_MAX, FoldTally, foldDue, foldPlan } from 'darkfs'
 import type { Content } from '../../node/tree/index.ts'
 import { CID } from 'multiformats/cid'
 
@@ -131,5 +131,53 @@ describe('volume foldPlan', function () {
     const tens = Array.from({ length: n }, (_, i) => i).filter(i => i % 3 === 2)
     const nines = Array.from({ length: n }, (_, i) => i).filter(i => i % 3 === 1)
     assert.deepEqual(batch.chunks, [...tens, ...nines.slice(0, FOLD_QUIET_BATCH - tens.length)].sort((a, b) => a - b))
+  })
+
+  it('FoldTally (foldDue kept up across commits) answers as foldDue as a list grows, is cut, or changes inside', () => {
+    const inline = { inline: new Uint8Array(page) }
+    const stored = { manifest: CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy') }
+    // a seeded generator: the same pieces every run
+    let seed = 12345
+    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
+    const piece = (fileMiB: number): { pos: number, size: number, content?: Content } => {
+      const size = [page, 100, 3 * page, 0, MiB + 17][rand(5)]
+      const pos = rand(fileMiB * MiB / page) * page + (rand(4) === 0 ? rand(page) : 0)
+      const c = rand(3)
+      return c === 0 ? { pos, size, content: inline } : c === 1 ? { pos, size, content: stored } : { pos, size }
+    }
+    let answers = 0
+    let dues = 0
+    for (const fileMiB of [2, 16, 256]) {
+      const tally = new FoldTally()
+      let list: Array<{ pos: number, size: number, content?: Content }> = []
+      for (let step = 0; step < 400; step++) {
+        const r = rand(40)
+        if (r === 0 && list.length > 4) list = list.slice(rand(list.length)) // a fold: a prefix gone
+        else if (r === 1 && list.length > 2) { list = list.slice(); list[rand(list.length - 1)] = piece(fileMiB) } // a piece clipped
+        else list = [...list, ...Array.from({ length: 1 + rand(40) }, () => piece(fileMiB))] // a commit's extents
+        const span = rand(50) === 0 ? FOLD_SPAN_MAX + 1 : list.length
+        const want = foldDue(list, span)
+        assert.equal(tally.due(list, span), want, `file of ${fileMiB} MiB, step ${step}, ${list.length} pieces`)
+        answers++
+        if (want) dues++
+      }
+    }
+    // both answers came up often enough to mean something
+    assert.ok(dues > 50 && answers - dues > 50, `${dues} due of ${answers}`)
+    // a long list whose chunks are none of them dense, then one page more makes a chunk dense
+    const tally = new FoldTally()
+    const spread = extents(FOLD_EXTENTS_MAX / 2, 100, i => (i % 256) * MiB + Math.floor(i / 256) * page)
+    assert.equal(tally.due(spread), false)
+    const denser = [...spread, ...extents(Math.ceil(MiB / FOLD_AMPLIFICATION / page), page, i => 7 * MiB + 64 * KiB + i * page).map(x => ({ ...x, content: stored }))]
+    assert.equal(tally.due(denser), true)
+    assert.equal(tally.due(denser.slice(0, -1)), foldDue(denser.slice(0, -1)))
+    // the dense pages clipped away inside the list (a partial fold's cut), its first and last
+    // pieces the same: no chunk dense any more
+    const tail = extents(1, 100, () => 200 * MiB)
+    const before = [...denser, ...tail]
+    assert.equal(tally.due(before), true)
+    const cut = [...spread, ...denser.slice(spread.length).map((x, i) => ({ pos: (i % 256) * MiB + 40 * page, size: 100, content: stored })), ...tail]
+    assert.equal(foldDue(cut), false)
+    assert.equal(tally.due(cut), false)
   })
 })
