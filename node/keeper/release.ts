@@ -63,6 +63,12 @@ export interface ReleaseComponents {
   volume: Volume
   /** Whether this host promised a peer (other than `except`) to keep the block (custody.ts). */
   promised: (cid: CID, except?: string) => boolean
+  /**
+   * Runs a delete unless the block is promised to a peer other than `except`, with no promise
+   * given meanwhile (custody.ts deleteUnpromised): a promise then never covers a block deleted
+   * under it. Not given: `promised` is looked at just before the delete.
+   */
+  deleteUnpromised?: (cid: CID, except: string | undefined, del: () => Promise<boolean>) => Promise<boolean>
   /** Retention of old versions (the same as GC's). */
   retentionMs: number
 }
@@ -102,17 +108,21 @@ export class Release {
 
   /**
    * A block was stored here from a peer (the swarm's sink): when it was released a moment ago
-   * (its push overtaken by the release), it goes again, by the same rules. Never throws.
+   * (its push overtaken by the release), it goes again, by the same rules. Whether it went: the
+   * sink then does not acknowledge it (a writer of the same bytes counting it held would call
+   * its chunk placed with this fragment nowhere). Never throws.
    */
-  async arrived (cid: CID): Promise<void> {
+  async arrived (cid: CID): Promise<boolean> {
     const until = this.released.get(cid.toString())
-    if (until === undefined) return
-    if (until < Date.now()) { this.released.delete(cid.toString()); return }
+    if (until === undefined) return false
+    if (until < Date.now()) { this.released.delete(cid.toString()); return false }
     try {
       const gone = await this.drop([cid])
       if (gone.size > 0) log('dropped %s on arrival: released a moment ago', cid.toString())
+      return gone.size > 0
     } catch (err) {
       log.error('dropping released block %s on arrival failed (GC removes it later): %s', cid.toString(), (err as Error).message)
+      return false
     }
   }
 
@@ -141,9 +151,14 @@ export class Release {
     for (const cid of cids) {
       const key = cid.toString()
       if (needed.has(key) || this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
-      await this.c.store.delete(cid)
-      // the pin guard may have kept it
-      if (!(await this.c.store.has(cid))) out.add(key)
+      const del = async (): Promise<boolean> => {
+        // looked at again after the awaits above: a promise may have come meanwhile
+        if (this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid)) return false
+        await this.c.store.delete(cid)
+        // the pin guard may have kept it
+        return !(await this.c.store.has(cid))
+      }
+      if (await (this.c.deleteUnpromised?.(cid, opts.asker, del) ?? del())) out.add(key)
     }
     return out
   }
