@@ -7,16 +7,20 @@
 //    deleted while some retained manifest cannot be read);
 //  - it promised nobody to keep it (custody.ts), but the asker (a writer that handed its copy
 //    over, and now gives the block up itself). A writer has every target of a chunk it placed
-//    promise its fragment (itself too, for its own: custody.keep), not only the ones it handed
+//    promise its fragment (itself too, for its own: custody.settle), not only the ones it handed
 //    its copies to: another writer of the same bytes that gives up its write (and asks every
 //    host) would otherwise have the fragments deleted that this write pushed and has not
-//    committed yet, more of them than the code survives (review30d);
+//    committed yet, more of them than the code survives (review30d). Promises are per peer:
+//    two writes of the same bytes on one host are told apart by the writer (data/blocks.ts
+//    OpenChunks: one given up does not ask about the chunks the other still has);
 //  - no write of its own in flight stored it (Store claims), and no pin keeps it (guardStore).
-// So a release can cost a copy only of a block that another writer pushed there and whose
-// placement has not had its promises yet (the round follows the acknowledgements; a write's
-// `settle` placement, ChunkWrite's, waits for it), or one promised longer ago than
-// CUSTODY_PROMISE_MS by a write still not committed: that writer still holds its copies or
-// repair restores the copy from the rest. Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
+// A delete and a promise exclude each other (custody.deleteUnpromised). A release that deletes
+// a block another writer pushed here before that placement's promise round is found by that
+// round: no promise is given for a block not held, and the writer places the chunk again (from
+// its copies, which it keeps until then). A block released a moment ago that arrives again is
+// dropped and not acknowledged. What is left: a promise asked longer ago than CUSTODY_PROMISE_MS
+// by a write still not committed is not renewed (it takes another writer of the same bytes
+// giving up after that; repair restores a copy from the rest while k are left). Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
