@@ -98,6 +98,8 @@ export interface Daemon {
   readonly swarm: Swarm
   readonly sync: Sync
   readonly network: ChunkNetwork
+  /** This host's promises to keep blocks (keeper/custody.ts). */
+  readonly custody: Custody
   readonly store: Store
   readonly pins: Pins
   /** Relays chunks for thin-uplink writers and places this host's own through relays (node/forward.ts). */
@@ -190,7 +192,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const sink = {
       put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean }) => {
         await keeping.put(cid, bytes, { verified: o?.verified })
-        await release?.arrived(cid)
+        // dropped again: not stored, so not acknowledged (the swarm acknowledges a put that returns)
+        if (await release?.arrived(cid) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
       }
     }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
@@ -410,15 +413,17 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     closers.push(async () => { await custody.stop() })
     // the writer hands over the copies of a placed chunk that are not its own (network.ts 'handover')
     const onHandover = (e: CustomEvent<HandoverEvent>): void => {
-      // the copies stay here (extra copies, safe): rebalance and GC offer them again later
-      if (e.detail.handovers.length > 0) e.detail.waitUntil(custody.drop(e.detail.handovers).then(e.detail.dropped, (err: Error) => { log.error('handover of %d fragments failed, copies kept: %s', e.detail.handovers.length, err.message) }))
-      // the targets (this host among them) promise the rest until the write commits: another
-      // writer of the same bytes giving up then cannot have them deleted (release.ts)
-      if (e.detail.keeps.length > 0) e.detail.waitUntil(custody.keep(e.detail.keeps).catch((err: Error) => { log.error('promises of %d placed fragments failed: %s', e.detail.keeps.length, err.message) }))
+      // the targets (this host among them) promise every fragment: another writer of the same
+      // bytes giving up then cannot have them deleted before this write commits (release.ts),
+      // and a target that does not hold what the placement counted (its record is a hint) is
+      // refused: the chunk is placed again. The copies stay here on any failure (extra copies,
+      // safe): rebalance and GC offer them again later
+      const { handovers, keeps } = e.detail
+      e.detail.waitUntil(custody.settle(handovers, keeps, { refused: e.detail.refused }).then(e.detail.dropped, (err: Error) => { log.error('custody round of %d placed fragments failed, copies kept: %s', handovers.length + keeps.length, err.message) }))
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
-    release = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS })
+    release = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS })
     await release.start()
     closers.push(async () => { await release?.stop() })
     // a full host keeps its copies: handing them over would empty it, make it a member again
@@ -626,7 +631,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...metricsRoutes(metrics), ...inviteRoutes({ networkKey, host }), ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION, onError: status => { metrics.error('api', String(status)) } })
     await api.start()
     closers.push(async () => { await api.stop() })
-    return { volume, host, tree, swarm, sync, network, store, pins, forwarder, presence, space, spaceNotices, kept: keptNow, policy, keep, members, memberService, features, join: join_, api, events, metrics, close }
+    return { volume, host, tree, swarm, sync, network, custody, store, pins, forwarder, presence, space, spaceNotices, kept: keptNow, policy, keep, members, memberService, features, join: join_, api, events, metrics, close }
   } catch (err) {
     await close()
     throw err

@@ -243,7 +243,45 @@ export class PutGroup {
   }
 }
 
+/**
+ * Chunks (each coding of one: its fragments) that writes in flight here stored, with how many of
+ * them: a write given up asks the hosts that took its fragments to delete them (abandon()), and
+ * their promises are per peer (the asking host's promises do not keep a block), so another write
+ * of the same bytes on this host, not committed yet, would lose its remote fragments with it.
+ */
+export class OpenChunks {
+  private readonly counts = new Map<string, number>()
+
+  private static key (ref: ChunkRef): string {
+    return `${ref.cid?.toString() ?? ''}/${ref.fragments.map(f => f.toString()).join(',')}`
+  }
+
+  add (ref: ChunkRef): void {
+    const key = OpenChunks.key(ref)
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
+  }
+
+  /** One write no longer has `ref` (committed, given up, rewritten). */
+  remove (ref: ChunkRef): void {
+    const key = OpenChunks.key(ref)
+    const n = (this.counts.get(key) ?? 0) - 1
+    if (n > 0) this.counts.set(key, n)
+    else this.counts.delete(key)
+  }
+
+  /** Whether a write in flight has `ref`. */
+  has (ref: ChunkRef): boolean {
+    return this.counts.has(OpenChunks.key(ref))
+  }
+
+  get size (): number {
+    return this.counts.size
+  }
+}
+
 export class ChunkService {
+  /** The chunks the writes in flight here stored (ChunkWrite). */
+  readonly open = new OpenChunks()
   private readonly store: Store
   private readonly cache: ChunkCache
   /** Verified leaves of data fragments from range reads, by `${fragment CID}/${leaf}` (LEAF_CACHE_BYTES). */
@@ -819,6 +857,7 @@ export class ChunkWrite {
       throw err
     }
     this.refs.push(ref)
+    this.chunks.open.add(ref)
     if (this.network === undefined || ref.cid === null) {
       const run: Promise<void> = stored.then(() => {
         this.progress.stored += bytes.byteLength
@@ -916,6 +955,7 @@ export class ChunkWrite {
     const at = this.refs.indexOf(ref)
     if (at < 0 || this.done !== 'open') return
     this.refs.splice(at, 1)
+    this.chunks.open.remove(ref)
     if (ref.cid === null) return
     // what the rest of this write still has (equal chunks, equal shards) stays
     const live = new Set<string>()
@@ -924,6 +964,8 @@ export class ChunkWrite {
       for (const f of r.fragments) live.add(f.toString())
     }
     if (live.has(ref.cid.toString())) return
+    // another write here has the same chunk: its fragments are that write's too
+    if (this.chunks.open.has(ref)) return
     const gone = ref.fragments.filter(f => !live.has(f.toString()))
     // no longer this write's: committed() leaves them claimed, so the release below still deletes them
     for (const f of gone) this.blocks.delete(f.toString())
@@ -964,6 +1006,7 @@ export class ChunkWrite {
     const stored = await this.chunks.storeManifest(manifest, { signal: opts.signal, claim: this })
     this.blocks.set(stored.cid.toString(), stored.cid)
     this.refs.push(stored.ref)
+    this.chunks.open.add(stored.ref)
     this.manifestRef = stored.ref
     return stored
   }
@@ -972,6 +1015,7 @@ export class ChunkWrite {
   committed (): void {
     this.done = 'committed'
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
+    for (const ref of this.refs) this.chunks.open.remove(ref)
   }
 
   /**
@@ -999,7 +1043,9 @@ export class ChunkWrite {
     this.stop.abort(new DOMException('the write was abandoned', 'AbortError'))
     await Promise.allSettled([...this.inflight])
     await this.releasing
-    const refs = this.refs.filter(r => r.cid !== null)
+    for (const ref of this.refs) this.chunks.open.remove(ref)
+    // not the chunks another write here still has (OpenChunks): their fragments are its too
+    const refs = this.refs.filter(r => r.cid !== null && !this.chunks.open.has(r))
     if (this.network?.abandon !== undefined && refs.length > 0) {
       await this.network.abandon(refs).catch((err: Error) => { log.error('abandoned write: asking peers to delete its fragments failed (GC removes them later): %s', err.message) })
     }

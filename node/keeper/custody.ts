@@ -220,6 +220,69 @@ export class Custody {
   }
 
   /**
+   * A placed chunk's round (network.ts 'handover'): every keeper of every block, `handovers`'
+   * and `keeps`', is asked to promise it (one call per keeper, askTogether()), this host's own
+   * copies of `handovers` are deleted once all their keepers promised, and `refused` hears each
+   * block some keeper did not promise, with those keepers: a promise is given only for a block
+   * held, so a keeper that does not hold what the placement's record says (deleted since by GC
+   * or another writer's release, dropped on arrival) is found here. When any keeper refused,
+   * nothing is deleted (the writer places the chunk again, from these copies). Returns the CIDs
+   * deleted.
+   */
+  async settle (handovers: Handover[], keeps: Handover[], opts: { refused?: (cid: string, keepers: string[]) => void } = {}): Promise<string[]> {
+    const self = this.c.host.peerId
+    const mine = handovers.filter(h => {
+      const key = h.cid.toString()
+      return h.keepers.length > 0 && !h.keepers.includes(self) && !this.dropping.has(key) && !this.promised(key)
+    })
+    for (const h of mine) this.dropping.add(h.cid.toString())
+    const dropped: string[] = []
+    try {
+      const byPeer = new Map<string, CID[]>()
+      for (const h of [...mine, ...keeps]) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
+      const promised = new Map<string, Set<string>>()
+      await Promise.all([...byPeer].map(async ([peer, cids]) => {
+        promised.set(peer, peer === self ? await this.promise(cids, self) : await this.askTogether(peer, cids, {}))
+      }))
+      let refusals = 0
+      for (const h of [...mine, ...keeps]) {
+        const key = h.cid.toString()
+        const not = h.keepers.filter(p => promised.get(p)?.has(key) !== true)
+        if (not.length === 0) continue
+        refusals++
+        log('%d keeper(s) did not promise placed block %s', not.length, key)
+        opts.refused?.(key, not)
+      }
+      if (refusals > 0) return dropped
+      for (const h of mine) {
+        const key = h.cid.toString()
+        if (this.promised(key)) continue // a peer asked us to keep it while we asked
+        await this.c.store.delete(h.cid)
+        dropped.push(key)
+      }
+    } finally {
+      for (const h of mine) this.dropping.delete(h.cid.toString())
+    }
+    return dropped
+  }
+
+  /**
+   * Delete a local block unless it is promised to a peer other than `except` (release.ts): no
+   * promise is given for it while it is being deleted, so a promise given is never for a block
+   * deleted under it. Whether it was deleted (by `del`).
+   */
+  async deleteUnpromised (cid: CID, except: string | undefined, del: () => Promise<boolean>): Promise<boolean> {
+    const key = cid.toString()
+    if (this.dropping.has(key) || this.promised(key, except)) return false
+    this.dropping.add(key)
+    try {
+      return await del()
+    } finally {
+      this.dropping.delete(key)
+    }
+  }
+
+  /**
    * Delete local copies, each only once every one of its keepers promised to keep the block and
    * this host has not promised it to anyone. Returns the CIDs deleted.
    */

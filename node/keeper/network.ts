@@ -119,6 +119,13 @@ export interface HandoverEvent {
   dropped: (cids: string[]) => void
   /** The listener's work on it (the custody round): a placement with `settle` waits for it. */
   waitUntil: (work: Promise<unknown>) => void
+  /**
+   * A block's keepers that did not promise it (they do not hold it: the acknowledgements were a
+   * record of the past, GC or a release deleted it since, or it was dropped on arrival): they no
+   * longer count as holding it, and the chunk is pending again (placed again, by a `settle`
+   * placement at once).
+   */
+  refused: (cid: string, keepers: string[]) => void
 }
 
 /**
@@ -236,6 +243,8 @@ export class ChunkNetwork extends EventTarget implements Network {
   placementRemembered = PLACEMENT_REMEMBERED
   /** Codings (codingOf) whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
   private readonly handing = new Map<string, Promise<void>>()
+  /** Codings a keeper refused to promise a fragment of since their last placement (refused()): a `settle` placement places them again. */
+  private readonly refusedCodings = new Set<string>()
   /**
    * Coding (codingOf) -> the `safe` waits of place() until survivesOneLoss holds for it (checked
    * at each acknowledgement of that coding: another coding's say nothing of it).
@@ -522,26 +531,16 @@ export class ChunkNetwork extends EventTarget implements Network {
     const all = forEachLimited(work.map((r, i) => ({ r, i })), PLACE_CONCURRENCY, async ({ r, i }) => {
       const key = r.cid!.toString()
       const coding = codingOf(r)
-      let run = this.placing.get(coding)
-      if (run === undefined) {
-        run = this.placeOne(r, opts).catch((err: Error) => {
-          // the chunk stays pending (local-only until then): retried on reconnect and by the retry timer
-          placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
-        }).finally(() => {
-          this.placing.delete(coding)
-          const n = (this.placingChunks.get(key) ?? 1) - 1
-          if (n > 0) this.placingChunks.set(key, n)
-          else this.placingChunks.delete(key)
-          // waits still here raced this run, which is over
-          this.safeWaits.delete(coding)
-          this.remember(key)
-        })
-        this.placing.set(coding, run)
-        this.placingChunks.set(key, (this.placingChunks.get(key) ?? 0) + 1)
-      }
-      await run
+      await this.run(r, opts)
       over[i].resolve()
-      if (opts.settle === true) await this.handing.get(coding)
+      if (opts.settle !== true) return
+      await this.handing.get(coding)
+      // a keeper refused its promise (handOver()'s refused): the chunk is pending again, placed
+      // again now (once here; the retries go on after that)
+      if (!this.refusedCodings.delete(coding) || !this.pending.has(key)) return
+      placeLog('chunk %s: placed again (a keeper did not promise its fragment)', shortCid(key))
+      await this.run(r, opts)
+      await this.handing.get(coding)
     })
     if (opts.safe !== true) return await all
     // the whole placement goes on at its own pace (PLACE_CONCURRENCY chunks at a time); the
@@ -549,6 +548,30 @@ export class ChunkNetwork extends EventTarget implements Network {
     // of the whole, e.g. an abort, still reaches it)
     const safe = Promise.all(work.map(async (r, i) => { await Promise.race([over[i].promise, this.whenSafe(r)]) }))
     await Promise.race([all, safe])
+  }
+
+  /** The placement of a chunk's coding under way, or a new one (one at a time per coding). */
+  private async run (r: ChunkRef, opts: PlaceOptions): Promise<void> {
+    const key = r.cid!.toString()
+    const coding = codingOf(r)
+    let run = this.placing.get(coding)
+    if (run === undefined) {
+      run = this.placeOne(r, opts).catch((err: Error) => {
+        // the chunk stays pending (local-only until then): retried on reconnect and by the retry timer
+        placeLog.error('chunk %s: placement failed, left pending: %s', shortCid(key), err.message)
+      }).finally(() => {
+        this.placing.delete(coding)
+        const n = (this.placingChunks.get(key) ?? 1) - 1
+        if (n > 0) this.placingChunks.set(key, n)
+        else this.placingChunks.delete(key)
+        // waits still here raced this run, which is over
+        this.safeWaits.delete(coding)
+        this.remember(key)
+      })
+      this.placing.set(coding, run)
+      this.placingChunks.set(key, (this.placingChunks.get(key) ?? 0) + 1)
+    }
+    await run
   }
 
   /**
@@ -874,7 +897,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       // handing over the copies that are not this host's waits on the targets' promises, and
       // the targets promise the rest too: in the background (the listener's), so the write does
       // not wait for it (a `settle` placement does)
-      this.handOver(ref, want, ref.k > 1 && !pinners.includes(self))
+      this.handOver(ref, want, ref.k > 1 && !pinners.includes(self), inode)
     }
   }
 
@@ -882,7 +905,7 @@ export class ChunkNetwork extends EventTarget implements Network {
    * Offer the fragments this host is not a target of, once their targets hold them, when
    * `handOver`; and have the targets holding the rest promise them ('handover').
    */
-  private handOver (ref: ChunkRef, want: string[][], handOver: boolean): void {
+  private handOver (ref: ChunkRef, want: string[][], handOver: boolean, inode: string | undefined): void {
     const self = this.host.peerId
     const held = this.heldOf(ref)
     if (held === undefined) return
@@ -906,11 +929,28 @@ export class ChunkNetwork extends EventTarget implements Network {
       for (const h of handovers) if (gone.has(h.cid.toString())) held[h.j].delete(self)
       if (gone.size > 0) placeLog('chunk %s: handed over %d fragment(s) to their keepers', shortCid(ref.cid!), gone.size)
     }
+    const coding = codingOf(ref)
+    // the acknowledgements this placement counted are a record, not proof: a keeper promises a
+    // block only while it holds it, so one that does not is no holder, and the chunk is placed
+    // again (GC or another writer's release deleted it since the record was made, or it was
+    // dropped on arrival): left pending, it counted as placed with its fragments missing
+    const refused = (cid: string, keepers: string[]): void => {
+      let lost = 0
+      ref.fragments.forEach((f, j) => { if (f.toString() === cid) for (const p of keepers) if (held[j].delete(p)) lost++ })
+      if (lost === 0 || this.heldOf(ref) !== held) return
+      placeLog('chunk %s: %d keeper(s) of %s did not promise it: placed again', shortCid(ref.cid!), lost, shortCid(cid))
+      this.refusedCodings.delete(coding)
+      this.refusedCodings.add(coding)
+      if (this.refusedCodings.size > this.placementRemembered) this.refusedCodings.delete(this.refusedCodings.values().next().value!)
+      if (!this.pending.has(ref.cid!.toString())) {
+        this.pending.add(ref, inode)
+        this.retrySoon()
+      }
+    }
     const work: Array<Promise<unknown>> = []
     const waitUntil = (p: Promise<unknown>): void => { work.push(p) }
-    this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', { detail: { handovers: handovers.map(({ cid, keepers }) => ({ cid, keepers })), keeps, dropped, waitUntil } }))
+    this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', { detail: { handovers: handovers.map(({ cid, keepers }) => ({ cid, keepers })), keeps, dropped, waitUntil, refused } }))
     if (work.length === 0) return
-    const coding = codingOf(ref)
     // ignored here: the listener logs its own failures (the copies then stay, which is safe)
     const all: Promise<void> = Promise.allSettled(work).then(() => { if (this.handing.get(coding) === all) this.handing.delete(coding) })
     this.handing.set(coding, all)

@@ -7,16 +7,20 @@
 //    deleted while some retained manifest cannot be read);
 //  - it promised nobody to keep it (custody.ts), but the asker (a writer that handed its copy
 //    over, and now gives the block up itself). A writer has every target of a chunk it placed
-//    promise its fragment (itself too, for its own: custody.keep), not only the ones it handed
+//    promise its fragment (itself too, for its own: custody.settle), not only the ones it handed
 //    its copies to: another writer of the same bytes that gives up its write (and asks every
 //    host) would otherwise have the fragments deleted that this write pushed and has not
-//    committed yet, more of them than the code survives (review30d);
+//    committed yet, more of them than the code survives (review30d). Promises are per peer:
+//    two writes of the same bytes on one host are told apart by the writer (data/blocks.ts
+//    OpenChunks: one given up does not ask about the chunks the other still has);
 //  - no write of its own in flight stored it (Store claims), and no pin keeps it (guardStore).
-// So a release can cost a copy only of a block that another writer pushed there and whose
-// placement has not had its promises yet (the round follows the acknowledgements; a write's
-// `settle` placement, ChunkWrite's, waits for it), or one promised longer ago than
-// CUSTODY_PROMISE_MS by a write still not committed: that writer still holds its copies or
-// repair restores the copy from the rest. Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
+// A delete and a promise exclude each other (custody.deleteUnpromised). A release that deletes
+// a block another writer pushed here before that placement's promise round is found by that
+// round: no promise is given for a block not held, and the writer places the chunk again (from
+// its copies, which it keeps until then). A block released a moment ago that arrives again is
+// dropped and not acknowledged. What is left: a promise asked longer ago than CUSTODY_PROMISE_MS
+// by a write still not committed is not renewed (it takes another writer of the same bytes
+// giving up after that; repair restores a copy from the rest while k are left). Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
@@ -63,6 +67,12 @@ export interface ReleaseComponents {
   volume: Volume
   /** Whether this host promised a peer (other than `except`) to keep the block (custody.ts). */
   promised: (cid: CID, except?: string) => boolean
+  /**
+   * Runs a delete unless the block is promised to a peer other than `except`, with no promise
+   * given meanwhile (custody.ts deleteUnpromised): a promise then never covers a block deleted
+   * under it. Not given: `promised` is looked at just before the delete.
+   */
+  deleteUnpromised?: (cid: CID, except: string | undefined, del: () => Promise<boolean>) => Promise<boolean>
   /** Retention of old versions (the same as GC's). */
   retentionMs: number
 }
@@ -102,17 +112,21 @@ export class Release {
 
   /**
    * A block was stored here from a peer (the swarm's sink): when it was released a moment ago
-   * (its push overtaken by the release), it goes again, by the same rules. Never throws.
+   * (its push overtaken by the release), it goes again, by the same rules. Whether it went: the
+   * sink then does not acknowledge it (a writer of the same bytes counting it held would call
+   * its chunk placed with this fragment nowhere). Never throws.
    */
-  async arrived (cid: CID): Promise<void> {
+  async arrived (cid: CID): Promise<boolean> {
     const until = this.released.get(cid.toString())
-    if (until === undefined) return
-    if (until < Date.now()) { this.released.delete(cid.toString()); return }
+    if (until === undefined) return false
+    if (until < Date.now()) { this.released.delete(cid.toString()); return false }
     try {
       const gone = await this.drop([cid])
       if (gone.size > 0) log('dropped %s on arrival: released a moment ago', cid.toString())
+      return gone.size > 0
     } catch (err) {
       log.error('dropping released block %s on arrival failed (GC removes it later): %s', cid.toString(), (err as Error).message)
+      return false
     }
   }
 
@@ -141,9 +155,14 @@ export class Release {
     for (const cid of cids) {
       const key = cid.toString()
       if (needed.has(key) || this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
-      await this.c.store.delete(cid)
-      // the pin guard may have kept it
-      if (!(await this.c.store.has(cid))) out.add(key)
+      const del = async (): Promise<boolean> => {
+        // looked at again after the awaits above: a promise may have come meanwhile
+        if (this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid)) return false
+        await this.c.store.delete(cid)
+        // the pin guard may have kept it
+        return !(await this.c.store.has(cid))
+      }
+      if (await (this.c.deleteUnpromised?.(cid, opts.asker, del) ?? del())) out.add(key)
     }
     return out
   }

@@ -65,4 +65,48 @@ describe('a write given up vs another host\'s placed, uncommitted write of the s
     const read = await r.volume.readFile('/b.bin')
     assert.ok(Buffer.from(read).equals(Buffer.concat([x, y])), 'b.bin reads back as written')
   })
+
+  it('one host writes X twice at once and gives the second write up: the first keeps X\'s fragments on the other hosts and commits', async () => {
+    const [, b, , r] = hosts
+    const { k, m } = b.volume.chunks.params()
+    const x = randomBytes(MiB)
+    const y = randomBytes(MiB)
+    const ref = encodeChunk(x, 0, k, m).ref
+    const others = hosts.filter(h => h !== b)
+    const away = async (): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(others.map(async h => await h.store.has(f)))).filter(Boolean).length))
+    // enough of X on the other hosts that it survives the loss of its writer
+    const survives = (on: number[]): boolean => on.filter(n => n > 0).length >= k
+
+    const go = Promise.withResolvers<void>()
+    let placed1 = 0
+    async function * feed1 (): AsyncGenerator<Uint8Array> {
+      yield x
+      await go.promise
+      yield y
+    }
+    const writing1 = b.volume.replaceFile('/b1.bin', feed1(), { wait: 'safe', onProgress: p => { placed1 = p.placed } })
+    writing1.catch(() => {}) // awaited below
+    await until('the first write placed X', () => placed1 >= MiB, 120_000)
+    const before = await away()
+    assert.ok(survives(before), `X on the other hosts once placed: ${before.join(',')}`)
+
+    // the second write of X on the same host places it too (its record: nothing to push) and
+    // gives up: its release reaches every host before it rejects. Promises are per peer, and
+    // both writes are this host's: only the count of writes here having X keeps it
+    let placed2 = 0
+    async function * feed2 (): AsyncGenerator<Uint8Array> {
+      yield x
+      await until('the second write placed X', () => placed2 >= MiB, 120_000)
+      throw new Error('the second write gives up')
+    }
+    await assert.rejects(b.volume.replaceFile('/b2.bin', feed2(), { wait: 'safe', onProgress: p => { placed2 = p.placed } }), /gives up/)
+    const after = await away()
+    assert.ok(survives(after), `X on the other hosts after the second write gave up: ${after.join(',')}`)
+
+    go.resolve()
+    await writing1
+    await until('b1.bin seen on r', async () => { try { await r.volume.stat('/b1.bin'); return true } catch { return false } }, 60_000)
+    const read = await r.volume.readFile('/b1.bin')
+    assert.ok(Buffer.from(read).equals(Buffer.concat([x, y])), 'b1.bin reads back as written')
+  })
 })

@@ -93,6 +93,46 @@ describe('Custody: a copy is deleted only after its keepers promise to keep it (
     assert.equal(c.custody.promised(cid), false)
   })
 
+  it('custody.settle() reports each keeper that does not hold its block, and then deletes none of the local copies; with every keeper promising, it deletes the handed-over copies', async () => {
+    const [a, b, c] = nodes
+    const handed = await block()
+    const kept = await block()
+    await a.store.put(handed.cid, handed.bytes)
+    await b.store.put(handed.cid, handed.bytes)
+    // c was counted as holding `kept` (a placement record), but does not hold it
+    const refused: Array<[string, string[]]> = []
+    const dropped = await a.custody.settle([{ cid: handed.cid, keepers: [b.host.peerId] }], [{ cid: kept.cid, keepers: [c.host.peerId] }], { refused: (cid, keepers) => { refused.push([cid, keepers]) } })
+    assert.deepEqual(refused, [[kept.cid.toString(), [c.host.peerId]]])
+    assert.deepEqual(dropped, [])
+    assert.equal(await a.store.has(handed.cid), true, 'the copy stays while a keeper of the chunk refused')
+    // once c holds it, the same round promises everything and hands the copy over
+    await c.store.put(kept.cid, kept.bytes)
+    refused.length = 0
+    assert.deepEqual(await a.custody.settle([{ cid: handed.cid, keepers: [b.host.peerId] }], [{ cid: kept.cid, keepers: [c.host.peerId] }], { refused: (cid, keepers) => { refused.push([cid, keepers]) } }), [handed.cid.toString()])
+    assert.deepEqual(refused, [])
+    assert.equal(await a.store.has(handed.cid), false)
+    assert.equal(c.custody.promised(kept.cid), true)
+  })
+
+  it('custody.deleteUnpromised() does not delete a block promised to another peer, and no promise is given while it deletes', async () => {
+    const [a, b] = nodes
+    const { cid, bytes } = await block()
+    await b.store.put(cid, bytes)
+    assert.equal((await a.custody.ask(b.host.peerId, [cid])).has(cid.toString()), true)
+    // promised to a: not deleted for anyone but a
+    assert.equal(await b.custody.deleteUnpromised(cid, undefined, async () => { await b.store.delete(cid); return true }), false)
+    assert.equal(await b.store.has(cid), true)
+    // a gives it up itself: deleted, and a promise asked meanwhile is refused
+    let asked: Promise<Set<string>> | undefined
+    assert.equal(await b.custody.deleteUnpromised(cid, a.host.peerId, async () => {
+      asked = b.custody.promise([cid], 'another')
+      await b.store.delete(cid)
+      return true
+    }), true)
+    assert.equal((await asked!).has(cid.toString()), false)
+    assert.equal(await b.store.has(cid), false)
+  })
+
   it('two holders dropping in favour of each other at once: one copy always stays', async () => {
     const [, b, c] = nodes
     for (let i = 0; i < 20; i++) {
