@@ -449,6 +449,13 @@ export class Volume implements VolumeApi {
    * moves ctime as far (a write's ctime is its time), so there it is left out (stamp).
    */
   private readonly heldSame = new Set<InodeId>()
+  /**
+   * Held changes stamped in a batch the tree has not applied yet (it applies a batch once it is
+   * durable), by inode, their fields merged, with how many batches carry them: until then the
+   * tree still shows the fields before them, so a change made meanwhile is judged (setAttrs) and
+   * shown (toStats) against these.
+   */
+  private readonly heldFlying = new Map<InodeId, { batches: number, body: OpBody & { type: 'setattr' } }>()
   private heldTimer: ReturnType<typeof setTimeout> | undefined
   /** Inode -> placements of its committed versions still in flight, each with when it began. */
   private readonly placing = new Map<InodeId, Set<{ done: Promise<void>, at: number }>>()
@@ -688,6 +695,10 @@ export class Volume implements VolumeApi {
     this.heldTimer = undefined
     // a change that changes nothing but ctime, with a version of its file at or after it here: left out
     const stamped = same.size === 0 ? held : held.filter(h => !(same.has(h.inode) && bodies.some(b => versionAfter(b, h))))
+    for (const h of stamped) {
+      const f = this.heldFlying.get(h.inode)
+      this.heldFlying.set(h.inode, { batches: (f?.batches ?? 0) + 1, body: f === undefined ? h : { ...f.body, ...h } })
+    }
     try {
       return (await this.tree.commitMany([...stamped, ...bodies], durability, opts)).slice(stamped.length)
     } catch (err) {
@@ -699,6 +710,12 @@ export class Volume implements VolumeApi {
       }
       if (this.heldAttrs.size > 0) this.holdTimer()
       throw err
+    } finally {
+      for (const h of stamped) {
+        const f = this.heldFlying.get(h.inode)
+        if (f === undefined || f.batches <= 1) this.heldFlying.delete(h.inode)
+        else f.batches--
+      }
     }
   }
 
@@ -714,11 +731,13 @@ export class Volume implements VolumeApi {
       return
     }
     const before = this.heldAttrs.get(inode.id)
-    // the same fields as this host shows them now (the held change, else the inode's)
+    // the same fields as this host shows them now (the held change, else one in a batch not
+    // applied yet, else the inode's)
+    const shown = before ?? this.heldFlying.get(inode.id)?.body
     const same = (before === undefined || this.heldSame.has(inode.id)) &&
-      (fields.mode === undefined || fields.mode === ((before?.mode ?? inode.mode) & PERM_MASK)) &&
-      (fields.uid === undefined || fields.uid === (before?.uid ?? inode.uid)) &&
-      (fields.gid === undefined || fields.gid === (before?.gid ?? inode.gid))
+      (fields.mode === undefined || fields.mode === ((shown?.mode ?? inode.mode) & PERM_MASK)) &&
+      (fields.uid === undefined || fields.uid === (shown?.uid ?? inode.uid)) &&
+      (fields.gid === undefined || fields.gid === (shown?.gid ?? inode.gid))
     if (same) this.heldSame.add(inode.id)
     else this.heldSame.delete(inode.id)
     this.heldAttrs.set(inode.id, before === undefined ? body : { ...before, ...body })
@@ -742,7 +761,7 @@ export class Volume implements VolumeApi {
     const size = open?.size ?? inode.size
     const mtime = open?.mtime !== undefined && open.mtime > inode.mtime ? open.mtime : inode.mtime
     // a mode or owner change held for the open file (heldAttrs) is this host's view already
-    const held = this.heldAttrs.size === 0 ? undefined : this.heldAttrs.get(inode.id)
+    const held = this.heldAttrs.size === 0 && this.heldFlying.size === 0 ? undefined : this.heldAttrs.get(inode.id) ?? this.heldFlying.get(inode.id)?.body
     let ctime = mtime > inode.ctime ? mtime : inode.ctime
     if (held !== undefined && held.time > ctime) ctime = held.time
     const kind = inode.kind

@@ -107,6 +107,11 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     }
     await fh.close()
     assert.equal(setattrs.length, 0)
+    // every host ends with the same ctime (the version's, which stands for the chown's)
+    const ctime = (await w.volume.stat('/db-journal')).ctimeNs
+    for (const h of hosts) {
+      await until(`host ${h.host.peerId.toString().slice(-6)} shows the writer's ctime`, async () => (await h.volume.stat('/db-journal')).ctimeNs === ctime, 30_000)
+    }
   })
 
   it('a held change that changes nothing, with no version after it, or one that changes something: a setattr op as before', async () => {

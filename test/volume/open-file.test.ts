@@ -433,3 +433,42 @@ describe('open files (node/open-file.ts) on the real Volume', function () {
     })
   }
 })
+
+describe('mode changes held for an open file while a batch carrying one is in flight', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  afterEach(async () => { await t.run() })
+
+  async function openWith0644 (): Promise<{ vol: Volume, fh: Awaited<ReturnType<Volume['open']>> }> {
+    const vol = await Volume.open({ dir: await tempDir(t) })
+    t.add(async () => { await vol.close() })
+    await vol.writeFile('/f', 'x')
+    await vol.chmod('/f', 0o644)
+    const fh = await vol.open('/f', 'r+')
+    t.add(async () => { await fh.close().catch(() => {}) })
+    return { vol, fh }
+  }
+
+  it('a chmod back to the mode the tree still shows is a change, kept past a write and fsync (review31a)', async () => {
+    const { vol, fh } = await openWith0644()
+    await fh.chmod(0o600) // held
+    const other = vol.mkdir('/d') // stamps the held change; the tree applies it once durable
+    await fh.chmod(0o644) // back: the tree still shows 0644, but the batch in flight makes it 0600
+    await other
+    const mid = (await fh.stat()).mode & 0o7777
+    await fh.write(Buffer.from('y'), 0, 1, 0)
+    await fh.sync()
+    const end = (await vol.stat('/f')).mode & 0o7777
+    assert.deepEqual([mid, end], [0o644, 0o644], `mode after chmod back: ${mid.toString(8)}, then ${end.toString(8)} after the fsync`)
+  })
+
+  it('stat shows a held change while the batch carrying it is in flight', async () => {
+    const { vol, fh } = await openWith0644()
+    await fh.chmod(0o600)
+    const other = vol.mkdir('/d')
+    const during = (await fh.stat()).mode & 0o7777
+    await other
+    assert.equal(during.toString(8), '600')
+    assert.equal(((await vol.stat('/f')).mode & 0o7777).toString(8), '600')
+  })
+})
