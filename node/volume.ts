@@ -23,7 +23,10 @@
 // file's buffered writes. No other change of this host is stamped before them. One that sets
 // every field to what it was (SQLite as root fchowns each journal it opens to the owner it has)
 // makes no op when the file's version is stamped after it in the same batch (the journal's
-// fsync): the version's time moves ctime as far, on every host.
+// fsync): the version's time moves ctime as far, on every host. "What it was" is this host's
+// view: a held change, else one in a batch not applied yet, else the tree's. The price: a
+// concurrent chown on another host, not seen here yet, is no longer overridden by this host's
+// no-change one (every host still converges on the same owner).
 import { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
