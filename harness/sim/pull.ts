@@ -150,15 +150,16 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
   }))
   const gates = tables.map(t => new MemberGate(t, () => clock))
   const gate = noGateCounts()
-  // the flooders and forgers, drawn apart (the spread's own draws unchanged)
+  // the flooders and forgers, live hosts drawn apart (the spread's own draws unchanged)
   const bad = prng(o.seed ^ 0x6a7e)
   const role = new Uint8Array(N)
   const FLOODER = 1
   const FORGER = 2
+  let room = live.reduce((s, x) => s + x, 0)
   for (const [r, n] of [[FLOODER, o.flooders ?? 0], [FORGER, o.forgers ?? 0]] as const) {
-    for (let i = 0; i < Math.min(n, N); i++) {
+    for (let i = 0; i < n && room > 0; i++, room--) {
       let h = Math.floor(bad() * N)
-      while (role[h] !== 0) h = (h + 1) % N
+      while (role[h] !== 0 || live[h] === 0) h = (h + 1) % N
       role[h] = r
     }
   }
