@@ -202,12 +202,14 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
         else gate.forgedTaken++
         continue
       }
+      // at one instant, past the first refusal every call is refused: counted, not made
       for (let k = 0; k < FLOOD_CALLS; k++) {
         try {
           gates[p].call(simPeerId(h), { t: 'sync', k: NONE })
           gate.floodAnswered++
         } catch {
-          gate.floodRefused++
+          gate.floodRefused += FLOOD_CALLS - k
+          break
         }
       }
     }
