@@ -114,6 +114,9 @@ function cidOfDigest (digest: Uint8Array): CID {
   return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, digest, bytes.subarray(2)), bytes) as CID
 }
 
+/** Bytes of an op's digest (sha-256). */
+const DIGEST_BYTES = 32
+
 /**
  * An op as the tree keeps it (types.ts Op): what it reads of every op, and its CID made the first
  * time it is asked for (versions, heads, events' `cid`), from the digest. A CID object is five
@@ -123,22 +126,35 @@ function cidOfDigest (digest: Uint8Array): CID {
 export class OpRecord implements Op {
   id: string
   parentIds: string[]
-  digest: Uint8Array
   bytes: Uint8Array
   body: OpBody
   author: string
   hlc: Hlc
   private made: CID | undefined
+  /**
+   * Where the digest is: 32 bytes at `digestAt` of `digestBuf` (a digestOf() slab's, or the CID's
+   * buffer), and `digest` a view of them made when read (the rbsr index reads it once, and keeps
+   * a copy in its own buffer; a CID is made from it): a view kept per op weighed more than
+   * twice the bytes it shows, and every op received is kept for as long as the tree runs.
+   */
+  private readonly digestBuf: ArrayBufferLike
+  private readonly digestAt: number
 
   constructor (id: string, digest: Uint8Array, parentIds: string[], bytes: Uint8Array, body: OpBody, author: string, hlc: Hlc, cid?: CID) {
+    if (digest.byteLength !== DIGEST_BYTES) throw new TypeError(`an op's digest is ${DIGEST_BYTES} bytes, got ${digest.byteLength}`)
     this.id = id
     this.parentIds = parentIds
-    this.digest = digest
+    this.digestBuf = digest.buffer
+    this.digestAt = digest.byteOffset
     this.bytes = bytes
     this.body = body
     this.author = author
     this.hlc = hlc
     this.made = cid
+  }
+
+  get digest (): Uint8Array {
+    return new Uint8Array(this.digestBuf, this.digestAt, DIGEST_BYTES)
   }
 
   get cid (): CID {
