@@ -9,7 +9,12 @@
 // a tree fed by one or two writers (a merge of two replicas) keeps one clock per op.
 import type { Op } from './types.ts'
 import { IdTable } from './ids.ts'
+import { OpRecord } from './op.ts'
 
+/**
+ * An op's place in the DAG. An op.ts OpRecord (every op a tree decodes or makes) is its own node:
+ * it has these fields, and `op` is itself; other ops (tests') get a node object.
+ */
 export interface DagNode {
   op: Op
   id: string
@@ -104,7 +109,17 @@ export class Dag {
     if (n === 0) seq = c0 = c0 + 1
     else if (n === 1) seq = c1 = c1 + 1
     else seq = (more as number[])[n - 2] = (more as number[])[n - 2] + 1
-    const node: DagNode = { op, id, seq, c0, c1, more, ino: 0 }
+    let node: DagNode
+    if (op instanceof OpRecord && op.seq === 0 && op.id === id) {
+      // the op is its own node (every op a tree decodes or makes), unless in a DAG already
+      op.seq = seq
+      op.c0 = c0
+      op.c1 = c1
+      op.more = more
+      node = op
+    } else {
+      node = { op, id, seq, c0, c1, more, ino: 0 }
+    }
     this.nodes.set(id, node)
     this.ids.add(id)
     this.tips = nextTips(this.tips, ids, id)

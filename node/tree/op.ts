@@ -129,6 +129,16 @@ export class OpRecord implements Op {
   author: string
   hlc: Hlc
   private made: CID | undefined
+  /**
+   * The op's node in the DAG of the tree that holds it (dag.ts DagNode, which reads these): an
+   * op kept by a tree is its own DAG node, where a node object per op weighed 80 bytes. Set by
+   * Dag.add(); seq 0 until then.
+   */
+  seq = 0
+  c0 = 0
+  c1 = 0
+  more: number[] | undefined = undefined
+  ino = 0
 
   /**
    * `id`: idOf() of the op's CID. The digest is not kept: it is read back from the id when asked
@@ -144,6 +154,11 @@ export class OpRecord implements Op {
     this.author = author
     this.hlc = hlc
     this.made = cid
+  }
+
+  /** The op itself, as a DAG node (DagNode.op). */
+  get op (): Op {
+    return this
   }
 
   /** The sha2-256 digest of the op's block (its CID's multihash digest). */
