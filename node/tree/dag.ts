@@ -16,7 +16,7 @@ import { OpRecord } from './op.ts'
  * it has these fields, and `op` is itself; other ops (tests') get a node object.
  */
 export interface DagNode {
-  op: Op
+  readonly op: Op
   id: string
   /** This op's place in its author's chain, from 1. */
   seq: number

@@ -632,7 +632,7 @@ function run (set: OpSet, msg: Uint8Array, client: boolean, frameLimit: number):
         }
         skip = true
         set.iterate(lower, upper, (item) => {
-          if (!theirs.delete(bytesKey(item.id))) have.push(item.id)
+          if (!theirs.delete(bytesKey(item.id))) have.push(item.id.slice()) // a copy: item ids are views into a chunk that later adds rewrite
           return true
         })
         for (const id of theirs.values()) need.push(new Uint8Array(id))
