@@ -287,7 +287,7 @@ export class OpSet {
     return i < this.count && compare(...this.keyAt(i), ts, id) === 0
   }
 
-  /** The item at rank i (0 <= i < size). */
+  /** The item at rank i (0 <= i < size). Its id is a view into the set, good until the next add/addMany: copy it to keep it. */
   at (i: number): RbsrItem {
     const [c, off] = this.locate(i)
     const ch = this.chunks[c]
