@@ -33,7 +33,7 @@
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
 import { MAX_SYNC_ANSWER_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, MembersBusyError, memberRefreshMs, pullMembers } from './members.ts'
-import { MemberGate } from './member-gate.ts'
+import { MemberGate, TABLE_CALL_COST } from './member-gate.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { RpcProtocolError, RpcTooLargeError, call, notify, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
@@ -192,6 +192,8 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       if (req.t === 'sync') return { t: 'sync', ...table.syncAnswer(req.k) }
       const members = table.messages(req.since)
       if (members.length <= TABLE_ANSWER_UNPACED) return { t: 'table', members }
+      // changes since a time before most of the table (`since: 0`) are the whole table: charged so
+      if (req.since !== undefined) gate.charge(peer, TABLE_CALL_COST - 1)
       const now = Date.now()
       const last = answered.get(peer)
       if (last !== undefined && now - last.at < TABLE_ANSWER_MIN_INTERVAL_MS) {

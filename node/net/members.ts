@@ -284,6 +284,8 @@ export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotic
 export async function pullMembers (inStepAt: number | undefined, pull: (since?: number) => Promise<unknown>, differs: () => Promise<boolean>): Promise<'changes' | 'table'> {
   if (inStepAt !== undefined) {
     const pulled = await pull(Math.max(0, Math.floor(inStepAt - MEMBER_MAX_SKEW_MS))).then(() => true, (err: unknown) => {
+      // a peer over this host's budget there: not asked for the whole table at once after it
+      if (err instanceof MembersBusyError) throw err
       log('changes not pulled: %e', err)
       return false
     })

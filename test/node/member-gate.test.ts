@@ -10,10 +10,10 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { MEMBERS, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
+import { MAX_MEMBERS, MEMBERS, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
 import type { MembersRequest } from '../../node/net/members.ts'
 import { BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, callCost } from '../../node/net/member-gate.ts'
-import { startMemberService } from '../../node/net/member-service.ts'
+import { TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
 import { call, notify } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
 import { Teardown } from '../../harness/tmp.ts'
@@ -63,10 +63,35 @@ describe('node/net member service budgets per peer', function () {
     assert.throws(() => { gate.call('f', { t: 'digest' }) }, MembersBusyError)
     // a call costing more than the burst is taken when the budget is full, leaving a debt
     now += CALL_BURST * CALL_REFILL_MS
-    gate.call('f', sync(50_000))
+    gate.call('f', sync(SYNC_KEYS_PER_UNIT * (2 * CALL_BURST + 1)))
     now += CALL_BURST * CALL_REFILL_MS
     assert.throws(() => { gate.call('f', { t: 'digest' }) }, MembersBusyError)
     assert.deepEqual({ calls: gate.counts.calls, refused: gate.counts.callsRefused }, { calls: CALL_BURST + 3, refused: 3 })
+  })
+
+  it('a peer whose every round is apart (sync, recheck, changes, sync, whole table), its sync requests at up to MAX_MEMBERS keys (a mass event), the asker\'s one connection: never refused in 40 rounds (review31c: refused from 4,096 keys)', () => {
+    for (const keys of [0, 5_000, 10_000, MAX_MEMBERS]) {
+      let now = 0
+      const gate = new MemberGate({ take: async () => 'old' }, () => now)
+      const k = new Uint8Array(keys * SYNC_KEY_BYTES)
+      for (let round = 0; round < 40; round++) {
+        const start = round * TABLE_SYNC_MS
+        const steps: Array<[number, MembersRequest]> = [
+          [0, { t: 'sync', k }],
+          [TABLE_SYNC_RECHECK_MS, { t: 'sync', k }],
+          [TABLE_SYNC_RECHECK_MS + 100, { t: 'table', since: 1 }],
+          [TABLE_SYNC_RECHECK_MS + 200, { t: 'sync', k }],
+          [TABLE_SYNC_RECHECK_MS + 300, { t: 'table' }]
+        ]
+        for (const [at, req] of steps) {
+          now = start + at
+          assert.doesNotThrow(() => { gate.call('asker', req) }, `${keys} keys, round ${round}: ${req.t} at +${at} ms refused`)
+          // the changes answer as large as a paced one: charged as the whole table (member-service)
+          if (req.t === 'table' && req.since !== undefined) gate.charge('asker', TABLE_CALL_COST - 1)
+        }
+      }
+      assert.equal(gate.counts.callsRefused, 0)
+    }
   })
 
   it('real hosts: one peer flooding sync, digest and table requests is refused past its budget (MembersBusyError, no table work), while another peer\'s sync rounds and push go through', async () => {
