@@ -243,7 +243,11 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       if (await table.take(msg, members.length, since !== undefined || (later && fresh < PULLED_OFFERED)) === 'new') fresh++
     }
     // an empty answer is a paced one (TABLE_ANSWER_MIN_INTERVAL_MS): nothing was pulled
-    if (!stopped && members.length > 0) opts.onPulled?.(peer)
+    if (members.length === 0) {
+      if (since === undefined) throw new MembersBusyError(`members: ${peer} paced its whole table`)
+      return fresh
+    }
+    if (!stopped) opts.onPulled?.(peer)
     return fresh
   }
 
@@ -287,10 +291,13 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       const n = retries.get(peer) ?? 0
       if (stopped || pulled || n >= TABLE_PULL_RETRIES) return
       retries.set(peer, n + 1)
+      // a peer busy (over this host's budget there, or pacing its whole table): asked again
+      // once its busy time is over, not at the next short retry
+      const delay = TABLE_PULL_RETRY_MS * 2 ** n
       const timer = setTimeout(() => {
         retryTimers.delete(timer)
         if (host.peers().some(p => p.id === peer)) onConnect(new CustomEvent('peer:connect', { detail: peer }))
-      }, TABLE_PULL_RETRY_MS * 2 ** n)
+      }, err instanceof MembersBusyError ? Math.max(delay, BUSY_BACKOFF_MS) : delay)
       timer.unref()
       retryTimers.add(timer)
     })
