@@ -831,8 +831,6 @@ export class ChunkWrite {
   private renewTimer?: NodeJS.Timeout
   /** The renewal round in flight (one at a time: a tick while it runs is skipped). */
   private renewing?: Promise<void>
-  /** Renewal rounds started (tests). */
-  renewals = 0
 
   private readonly onProgress?: (p: WriteProgress) => void
 
@@ -997,7 +995,6 @@ export class ChunkWrite {
     if (this.done !== 'open') return this.stopRenewing()
     if (this.renewing !== undefined || this.placedRefs.size === 0 || this.network === undefined) return
     const refs = [...this.placedRefs]
-    this.renewals++
     log('open write: renewing the promises of %d placed chunk(s)', refs.length)
     // the network's place, not the chunk service's: the staging of a chunk another write places
     // is left alone (a fragment pushed again is read from the store)
