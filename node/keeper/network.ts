@@ -771,8 +771,10 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (opts.renew === true && !recorded) {
       // a renewal of a chunk placed before whose record is forgotten: its targets are taken to
       // hold it (nothing pushed), and the promise round below asks each; one that does not hold
-      // its fragment refuses, leaves the record and is pushed to by the placement again (settle)
-      want.forEach((hs, j) => { for (const p of hs) held[j].add(p) })
+      // its fragment refuses, leaves the record and is pushed to by the placement again (settle).
+      // The pinning hosts took the data fragments then too (and catch up themselves): counted as
+      // holding them, not pushed to (the writer handed its copies over: it may hold none)
+      want.forEach((hs, j) => { for (const p of [...hs, ...(j < ref.k ? pinners : [])]) held[j].add(p) })
       placeLog('chunk %s: renewal without a record: its targets are asked to promise, nothing pushed', chunk)
     }
     if (placeLog.enabled) {
