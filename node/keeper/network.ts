@@ -148,6 +148,18 @@ export interface NetworkEvents {
  */
 export type Placement = Map<string, Map<string, Array<Set<string>>>>
 
+/** One coding of a chunk as its writer knows it (holders(), for status). */
+export interface CodingHolders {
+  /** Which coding (pending.ts encodingOf). */
+  encoding: string
+  /** Hosts known to hold any of its fragments (this one included). */
+  hosts: number
+  /** Its fragments known held somewhere. */
+  fragments: number
+  /** Whether its placement has not finished. */
+  pending: boolean
+}
+
 /** Options of ChunkNetwork.place (the Network.place of data/blocks.ts). */
 export interface PlaceOptions extends AbortOptions {
   /** The file the chunks belong to (its pinning hosts get the data fragments too). */
@@ -1012,14 +1024,28 @@ export class ChunkNetwork extends EventTarget implements Network {
     return this.placingChunks.has(chunk)
   }
 
-  /** What this host knows of a chunk's placement, for status. */
-  holders (chunk: string): { hosts: number, fragments: number, pending: boolean } | undefined {
+  /**
+   * What this host knows of a chunk's placement, for status: each coding of it placed here (or
+   * pending with no record yet: nothing acknowledged), with the hosts holding any of its
+   * fragments and how many of its fragments are held; and `hosts` and `fragments` of the worst
+   * coding, of the pending ones when any is pending. Two codings of the same bytes (another k)
+   * are read each through its own manifest: one placed on six hosts says nothing of another
+   * pending on the writer alone (that one is local only, not degraded).
+   */
+  holders (chunk: string): { hosts: number, fragments: number, pending: boolean, codings: CodingHolders[] } | undefined {
     const records = this.placement.get(chunk)
     if (records === undefined) return undefined
-    // of every coding of the chunk placed here: the hosts holding any, the most fragments held of one
-    const all = [...records.values()]
-    const hosts = new Set(all.flatMap(held => held.flatMap(s => [...s]))).size
-    const fragments = Math.max(0, ...all.map(held => held.filter(s => s.size > 0).length))
-    return { hosts, fragments, pending: this.pending.has(chunk) }
+    const pending = this.pending.encodings(chunk)
+    const codings: CodingHolders[] = [...records].map(([encoding, held]) => ({
+      encoding,
+      hosts: new Set(held.flatMap(s => [...s])).size,
+      fragments: held.filter(s => s.size > 0).length,
+      pending: pending.has(encoding)
+    }))
+    for (const encoding of pending) if (!records.has(encoding)) codings.push({ encoding, hosts: 0, fragments: 0, pending: true })
+    const judged = pending.size > 0 ? codings.filter(c => c.pending) : codings
+    const hosts = Math.min(...judged.map(c => c.hosts))
+    const fragments = Math.min(...judged.map(c => c.fragments))
+    return { hosts: judged.length === 0 ? 0 : hosts, fragments: judged.length === 0 ? 0 : fragments, pending: pending.size > 0, codings }
   }
 }
