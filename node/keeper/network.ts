@@ -184,13 +184,6 @@ export interface PlaceOptions extends AbortOptions {
    * background, tracked as before (pending until every target acknowledged).
    */
   safe?: boolean
-  /**
-   * The chunks were placed before (a write still open renewing its targets' promises,
-   * data/blocks.ts ChunkWrite): a chunk whose record was forgotten since (placementRemembered)
-   * is taken to be held by its targets, and their promise round (settle, the 'handover' event)
-   * says which do not hold it: only those are pushed to, not every target in full again.
-   */
-  renew?: boolean
 }
 
 /**
@@ -762,7 +755,6 @@ export class ChunkNetwork extends EventTarget implements Network {
     const copies = ref.k === 1 ? this.policy.copies(ref.m, members.length) : n
     const ranked = this.policy.rank(ref, members, Math.min(copies, members.length))
     let held = this.heldOf(ref)
-    const recorded = held !== undefined
     if (held === undefined) {
       held = Array.from({ length: n }, () => new Set<string>())
       const records = this.placement.get(key) ?? new Map<string, Array<Set<string>>>()
@@ -780,15 +772,6 @@ export class ChunkNetwork extends EventTarget implements Network {
     // the same plan the keepers repair to (assignment.ts), from what this host knows is where
     const want = ref.k === 1 ? [ranked] : assignment(ranked, ref.k, ref.m, plan)
     const chunk = shortCid(key)
-    if (opts.renew === true && !recorded) {
-      // a renewal of a chunk placed before whose record is forgotten: its targets are taken to
-      // hold it (nothing pushed), and the promise round below asks each; one that does not hold
-      // its fragment refuses, leaves the record and is pushed to by the placement again (settle).
-      // The pinning hosts took the data fragments then too (and catch up themselves): counted as
-      // holding them, not pushed to (the writer handed its copies over: it may hold none)
-      want.forEach((hs, j) => { for (const p of [...hs, ...(j < ref.k ? pinners : [])]) held[j].add(p) })
-      placeLog('chunk %s: renewal without a record: its targets are asked to promise, nothing pushed', chunk)
-    }
     if (placeLog.enabled) {
       const plan = ref.k === 1
         ? `${copies} copies on ${shortPeers(ranked)}`
