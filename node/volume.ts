@@ -736,7 +736,7 @@ export class Volume implements VolumeApi {
     const before = this.heldAttrs.get(inode.id)
     // the same fields as this host shows them now (the held change, else one in a batch not
     // applied yet, else the inode's)
-    const shown = before ?? this.heldFlying.get(inode.id)?.body
+    const shown = this.heldShown(inode.id)
     const same = (before === undefined || this.heldSame.has(inode.id)) &&
       (fields.mode === undefined || fields.mode === ((shown?.mode ?? inode.mode) & PERM_MASK)) &&
       (fields.uid === undefined || fields.uid === (shown?.uid ?? inode.uid)) &&
@@ -745,6 +745,18 @@ export class Volume implements VolumeApi {
     else this.heldSame.delete(inode.id)
     this.heldAttrs.set(inode.id, before === undefined ? body : { ...before, ...body })
     this.holdTimer()
+  }
+
+  /**
+   * The held mode and owner fields of an inode as this host shows them: a batch's not applied
+   * yet, under the ones held since (field by field: a chown held after a chmod in flight leaves
+   * the chmod's mode shown).
+   */
+  private heldShown (id: InodeId): (OpBody & { type: 'setattr' }) | undefined {
+    const held = this.heldAttrs.get(id)
+    const flying = this.heldFlying.get(id)?.body
+    if (flying === undefined) return held
+    return held === undefined ? flying : { ...flying, ...held }
   }
 
   /** Commits what is held within HELD_ATTRS_MS. */
@@ -764,7 +776,7 @@ export class Volume implements VolumeApi {
     const size = open?.size ?? inode.size
     const mtime = open?.mtime !== undefined && open.mtime > inode.mtime ? open.mtime : inode.mtime
     // a mode or owner change held for the open file (heldAttrs) is this host's view already
-    const held = this.heldAttrs.size === 0 && this.heldFlying.size === 0 ? undefined : this.heldAttrs.get(inode.id) ?? this.heldFlying.get(inode.id)?.body
+    const held = this.heldAttrs.size === 0 && this.heldFlying.size === 0 ? undefined : this.heldShown(inode.id)
     let ctime = mtime > inode.ctime ? mtime : inode.ctime
     if (held !== undefined && held.time > ctime) ctime = held.time
     const kind = inode.kind

@@ -462,6 +462,21 @@ describe('mode changes held for an open file while a batch carrying one is in fl
     assert.deepEqual([mid, end], [0o644, 0o644], `mode after chmod back: ${mid.toString(8)}, then ${end.toString(8)} after the fsync`)
   })
 
+  it('a chown held after a chmod in flight leaves the chmod shown, and a chmod back after it is a change (review31f)', async () => {
+    const { vol, fh } = await openWith0644()
+    const st = await fh.stat()
+    await fh.chmod(0o600)
+    const other = vol.mkdir('/d')
+    await fh.chown(st.uid, st.gid) // held, the same owner
+    const shown = (await fh.stat()).mode & 0o7777
+    await fh.chmod(0o644) // back: a change against the 0600 in flight
+    await other
+    await fh.write(Buffer.from('y'), 0, 1, 0)
+    await fh.sync()
+    const end = (await vol.stat('/f')).mode & 0o7777
+    assert.deepEqual([shown.toString(8), end.toString(8)], ['600', '644'])
+  })
+
   it('stat shows a held change while the batch carrying it is in flight', async () => {
     const { vol, fh } = await openWith0644()
     await fh.chmod(0o600)
