@@ -410,7 +410,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
     const custody = new Custody({ host, store: guarded }, { promiseMs: opts.custodyPromiseMs })
     await custody.start()
-    closers.push(async () => { await custody.stop() })
+    // (closers run last first: the placement retries stop before custody does, so a retry's
+    // promise round never runs against a stopped custody)
+    closers.push(async () => { network.stopRetries(); await custody.stop() })
     // the writer hands over the copies of a placed chunk that are not its own (network.ts 'handover')
     const onHandover = (e: CustomEvent<HandoverEvent>): void => {
       // the targets (this host among them) promise every fragment: another writer of the same
