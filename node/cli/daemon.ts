@@ -190,10 +190,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // `verified`: the swarm hashed the bytes on arrival (not hashed twice); a relay's own fragments are checked here
     // the block's leaf hashes are kept too (`keeping`)
     const sink = {
-      put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean }) => {
+      put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean, from?: string }) => {
         await keeping.put(cid, bytes, { verified: o?.verified })
         // dropped again: not stored, so not acknowledged (the swarm acknowledges a put that returns)
-        if (await release?.arrived(cid) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+        if (o?.from !== undefined && await release?.arrived(cid, o.from) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
       }
     }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
