@@ -439,6 +439,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       store: guarded,
       volume,
       custody: keepWhileFull,
+      promises: custody,
       placing: chunk => network.isPlacing(chunk),
       // the health book hears of finished placements and counts pending ones (keeper/status.ts)
       pending,
