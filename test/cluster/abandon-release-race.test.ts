@@ -62,6 +62,9 @@ describe('a write of X on a host while another write of X there gives up (six ho
       yield randomBytes(MiB)
     }
     await b.volume.replaceFile('/w2.bin', feed2(), { wait: 'safe' })
+    // placed again after the release: a settling placement of X finds it placed
+    await b.network.place([ref], { settle: true })
+    assert.equal(b.network.holders(key)?.pending, false, 'X placed on b')
     await until('w2 seen on r', async () => await r.volume.stat('/w2.bin').then(() => true, () => false), 60_000)
     const read = await r.volume.readFile('/w2.bin')
     assert.ok(Buffer.from(read).subarray(0, MiB).equals(x), 'w2 reads back X on r')
