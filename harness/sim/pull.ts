@@ -17,9 +17,19 @@
 // table pull (member-service.ts): counted, not run. Not modelled: the recheck after such a round
 // (it delays the host's next round by TABLE_SYNC_RECHECK_MS), calls overlapping in time (a
 // round is taken whole at its start, its answer at the answerer's clock a latency later).
+// Every host's table sits behind darkfs's own MemberGate (node/net/member-gate.ts: the call and
+// push budgets per peer, the author check), on the tables' clock: the author's pushes and every
+// round's request go through it. `flooders` hosts (drawn apart from the rest, so the spread's own
+// draws are those of a run without them) also send FLOOD_CALLS sync requests to each of their
+// connections at each of their rounds: answered or refused by the gate (the answers counted, not
+// computed: their cost is the table's); `forgers` hosts push, at each of their rounds, a record
+// of a member that is not them to each connection (the sim checks no signature: only the author
+// check keeps it out). A flooded or forged-at host's own rounds go on; a round of a host by the
+// rules refused is counted (`honestRefused`: none expected).
 import {
-  DEFAULT_MAX_CONNECTIONS, FEATURES, MEMBER_OFFER_MS, MEMBER_SYNC_KEYS_MS, MemberTable, TABLE_SYNC_MS
+  DEFAULT_MAX_CONNECTIONS, FEATURES, MEMBER_OFFER_MS, MEMBER_SYNC_KEYS_MS, MemberGate, MemberTable, TABLE_SYNC_MS
 } from '../../node/net/index.ts'
+import * as dagCbor from '@ipld/dag-cbor'
 import { prng } from '../prng.ts'
 
 export interface PullSpreadOptions {
@@ -29,6 +39,19 @@ export interface PullSpreadOptions {
   changes: number
   latencyMs: number
   downShare: number
+  /** Hosts that flood their connections with sync requests, and hosts that push others' records (default none). */
+  flooders?: number
+  forgers?: number
+}
+
+/** What the member gates did with the flooders' and forgers' requests, and with the rounds by the rules. */
+export interface GateCounts {
+  floodAnswered: number
+  floodRefused: number
+  forgedRefused: number
+  forgedDropped: number
+  forgedTaken: number
+  honestRefused: number
 }
 
 export interface PullSpread {
@@ -48,7 +71,12 @@ export interface PullSpread {
   syncKeyBytesPerHost: number
   /** Rounds per live host per change whose digests differed (each a table pull in the daemon; 0 in the model). */
   apartPerHost: number
+  /** The member gates' counts (zeros in the model, and without flooders or forgers). */
+  gate: GateCounts
 }
+
+/** Sync requests a flooder sends each connection at each of its rounds. */
+export const FLOOD_CALLS = 100
 
 /** Time between two pushes leaving the author (a push of ~650 bytes on a 1 Mbit/s uplink). */
 export const PUSH_GAP_MS = 5
@@ -91,8 +119,8 @@ class SpreadTimes {
   }
 }
 
-export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> {
-  const rand = prng(o.seed)
+/** Both spreads' network: each host's C connections drawn at random, and which hosts are live (`downShare` not). */
+function simNetwork (o: PullSpreadOptions, rand: () => number): { N: number, C: number, conns: Int32Array[], live: Uint8Array } {
   const N = o.hosts
   const C = Math.min(N - 1, DEFAULT_MAX_CONNECTIONS)
   const conns: Int32Array[] = Array.from({ length: N }, (_, h) => {
@@ -102,6 +130,14 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
   })
   const live = new Uint8Array(N)
   for (let h = 0; h < N; h++) live[h] = rand() < o.downShare ? 0 : 1
+  return { N, C, conns, live }
+}
+
+const noGateCounts = (): GateCounts => ({ floodAnswered: 0, floodRefused: 0, forgedRefused: 0, forgedDropped: 0, forgedTaken: 0, honestRefused: 0 })
+
+export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> {
+  const rand = prng(o.seed)
+  const { N, C, conns, live } = simNetwork(o, rand)
   const T = TABLE_SYNC_MS
   // the tables' clock; each change starts well past the windows of the one before
   let clock = 1.7e12
@@ -112,6 +148,22 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
     now: () => clock,
     features: () => FEATURES
   }))
+  const gates = tables.map(t => new MemberGate(t, () => clock))
+  const gate = noGateCounts()
+  // the flooders and forgers, live hosts drawn apart (the spread's own draws unchanged)
+  const bad = prng(o.seed ^ 0x6a7e)
+  const role = new Uint8Array(N)
+  const FLOODER = 1
+  const FORGER = 2
+  let room = live.reduce((s, x) => s + x, 0)
+  for (const [r, n] of [[FLOODER, o.flooders ?? 0], [FORGER, o.forgers ?? 0]] as const) {
+    for (let i = 0; i < n && room > 0; i++, room--) {
+      let h = Math.floor(bad() * N)
+      while (role[h] !== 0 || live[h] === 0) h = (h + 1) % N
+      role[h] = r
+    }
+  }
+  let forgedSeq = 0
   const address = (h: number): string[] => [`/ip4/10.${(h >> 16) & 255}.${(h >> 8) & 255}.${h & 255}/tcp/4001`]
   const base: Uint8Array[] = []
   for (let b = 0; b < Math.min(BASE_MEMBERS, N); b++) {
@@ -127,6 +179,47 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
   let apart = 0
   let hostChanges = 0
   let joiner = -1
+  /** Whether `p`'s gate answers `h`'s round (a refusal counted). */
+  const admitted = (h: number, p: number, keys: Uint8Array): boolean => {
+    try {
+      gates[p].call(simPeerId(h), { t: 'sync', k: keys })
+      return true
+    } catch {
+      gate.honestRefused++
+      return false
+    }
+  }
+  const NONE = new Uint8Array(0)
+  /** A flooder's requests, or a forger's pushes, to its live connections (at its round). */
+  const misbehave = async (h: number, to: Int32Array): Promise<void> => {
+    const forged = role[h] === FORGER ? forgedRecord(h) : undefined
+    for (const p of to) {
+      if (live[p] === 0) continue
+      if (forged !== undefined) {
+        const r = await gates[p].push(simPeerId(h), forged)
+        if (r === 'refused') gate.forgedRefused++
+        else if (r === 'dropped') gate.forgedDropped++
+        else gate.forgedTaken++
+        continue
+      }
+      // at one instant, past the first refusal every call is refused: counted, not made
+      for (let k = 0; k < FLOOD_CALLS; k++) {
+        try {
+          gates[p].call(simPeerId(h), { t: 'sync', k: NONE })
+          gate.floodAnswered++
+        } catch {
+          gate.floodRefused += FLOOD_CALLS - k
+          break
+        }
+      }
+    }
+  }
+  /** A record of a member no host is, "signed" (the sim checks no signature), pushed by forger `h`. */
+  const forgedRecord = (h: number): Uint8Array => {
+    const peer = simPeerId(N + h * 1000 + (forgedSeq++ % 1000))
+    const r = dagCbor.encode({ peer, seq: clock, addrs: address(h) })
+    return dagCbor.encode({ t: 'member', r, s: SIGNATURE })
+  }
   for (let c = 0; c < o.changes; c++) {
     clock += 2 * (MEMBER_SYNC_KEYS_MS + MEMBER_OFFER_MS)
     const start = clock
@@ -148,7 +241,7 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
       if (live[p] === 0) continue
       const at = o.latencyMs + pushed++ * PUSH_GAP_MS
       clock = start + at
-      if (await tables[p].take(msg) === 'new') taken[p] = at
+      if (await gates[p].push(simPeerId(origin), msg) === 'new') taken[p] = at
     }
     bodies += pushed
     pushes += pushed
@@ -164,20 +257,28 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
         if (live[h] === 0) continue
         const t = j * T + phase[h]
         const p = conns[h][(turn[h] + j) % C]
-        if (live[p] === 0) continue
-        clock = start + t
-        const keys = tables[h].syncKeys()
-        keyBytes += keys.byteLength
-        clock = start + t + o.latencyMs
-        const answer = tables[p].syncAnswer(keys)
-        clock = start + t + 2 * o.latencyMs
-        const r = await tables[h].takeSync(keys, answer)
-        bodies += answer.m.length
-        duplicates += answer.m.length - r.fresh
-        if (!r.alike) apart++
-        if (r.fresh > 0 && taken[h] === Infinity) {
-          taken[h] = t + 2 * o.latencyMs
-          lastTaken = Math.max(lastTaken, taken[h])
+        if (live[p] === 1) {
+          clock = start + t
+          const keys = tables[h].syncKeys()
+          keyBytes += keys.byteLength
+          clock = start + t + o.latencyMs
+          if (admitted(h, p, keys)) {
+            const answer = tables[p].syncAnswer(keys)
+            clock = start + t + 2 * o.latencyMs
+            const r = await tables[h].takeSync(keys, answer)
+            bodies += answer.m.length
+            duplicates += answer.m.length - r.fresh
+            if (!r.alike) apart++
+            if (r.fresh > 0 && taken[h] === Infinity) {
+              taken[h] = t + 2 * o.latencyMs
+              lastTaken = Math.max(lastTaken, taken[h])
+            }
+          }
+        }
+        // a flooder's or forger's own round is by the rules; then it misbehaves
+        if (role[h] !== 0) {
+          clock = start + t + 2 * o.latencyMs
+          await misbehave(h, conns[h])
         }
       }
     }
@@ -190,7 +291,8 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
     duplicatesPerHost: duplicates / hostChanges,
     pushesPerHost: pushes / hostChanges,
     syncKeyBytesPerHost: keyBytes / hostChanges,
-    apartPerHost: apart / hostChanges
+    apartPerHost: apart / hostChanges,
+    gate
   }
 }
 
@@ -200,15 +302,7 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
  */
 export function modelPullSpread (o: PullSpreadOptions): PullSpread {
   const rand = prng(o.seed)
-  const N = o.hosts
-  const C = Math.min(N - 1, DEFAULT_MAX_CONNECTIONS)
-  const conns: Int32Array[] = Array.from({ length: N }, (_, h) => {
-    const s = new Set<number>()
-    while (s.size < C) { const p = Math.floor(rand() * N); if (p !== h) s.add(p) }
-    return Int32Array.from(s)
-  })
-  const live = new Uint8Array(N)
-  for (let h = 0; h < N; h++) live[h] = rand() < o.downShare ? 0 : 1
+  const { N, C, conns, live } = simNetwork(o, rand)
   const liveCount = live.reduce((s, x) => s + x, 0)
   const T = TABLE_SYNC_MS
   const spread = new SpreadTimes()
@@ -261,6 +355,7 @@ export function modelPullSpread (o: PullSpreadOptions): PullSpread {
     duplicatesPerHost: duplicates / o.changes / liveCount,
     pushesPerHost: pushes / o.changes / liveCount,
     syncKeyBytesPerHost: 0,
-    apartPerHost: 0
+    apartPerHost: 0,
+    gate: noGateCounts()
   }
 }

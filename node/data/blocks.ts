@@ -88,9 +88,11 @@ export interface Network {
    * is over (acknowledged, or left pending for a retry); `inode`: the file they belong to;
    * `staged`: fragments still in memory (else they are read from the local store); `lend`: the
    * same, each lent until its push is over (Staging.lend: done(true) only when every target
-   * acknowledged it), preferred to `staged` where given.
+   * acknowledged it), preferred to `staged` where given. `renew`: the chunks were placed before
+   * (a write still open renewing its targets' promises): one whose record is gone is not pushed
+   * in full again, its targets are asked to promise it and only those that do not hold it get it.
    */
-  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean }) => Promise<void>
+  place: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, staged?: (cid: CID) => Uint8Array | undefined, lend?: (cid: CID) => { bytes: Uint8Array, done: (clean: boolean) => void } | undefined, settle?: boolean, safe?: boolean, renew?: boolean }) => Promise<void>
   /**
    * Resolves once the chunk survives one lost host by the acknowledgements of its placement so
    * far (two holders of its block, or k fragments left whichever host goes), or when `signal`
@@ -177,6 +179,14 @@ export interface ChunkServiceInit {
    * while it says no, a 'clay' codec writes Reed–Solomon. Default: yes (a host alone).
    */
   clayReadable?: () => boolean
+  /**
+   * How often a write still open has the targets of the chunks it placed promise them again
+   * (ChunkWrite; the daemon: half of keeper/custody.ts CUSTODY_PROMISE_MS). Their promises hold
+   * that long: another writer of the same bytes that gives up after they ended would have the
+   * fragments deleted that this write placed and has not committed yet (keeper/release.ts).
+   * Default: never (no custody; a host alone).
+   */
+  renewMs?: number
 }
 
 /**
@@ -361,6 +371,8 @@ export class ChunkService {
 
   /** ChunkWrite's default window (PLACE_WINDOW_BYTES). */
   readonly placeWindowBytes: number
+  /** How often a ChunkWrite still open renews its placed chunks' promises (ChunkServiceInit.renewMs; undefined: never). */
+  readonly renewMs?: number
   /** Most bytes one sequential reader fetches ahead (READAHEAD_MAX_BYTES). */
   readonly readaheadBytes: number
   /**
@@ -379,6 +391,8 @@ export class ChunkService {
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
+    if (init.renewMs !== undefined && !(init.renewMs > 0)) throw new RangeError(`renewMs must be a positive number of ms, not ${init.renewMs}`)
+    this.renewMs = init.renewMs
     this.readaheadBytes = Math.max(0, init.readaheadBytes ?? READAHEAD_MAX_BYTES)
     this.placementRule = init.placementRule === undefined ? PLACEMENT_BALANCED : init.placementRule
     this.codec = init.codec ?? 'rs'
@@ -777,7 +791,7 @@ export class ChunkService {
    * one lost host (keeper/network.ts). Their staged fragments are forgotten then: a chunk left
    * pending, or still being placed, is pushed from the store.
    */
-  async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean, safe?: boolean } = {}): Promise<void> {
+  async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean, safe?: boolean, renew?: boolean } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
     try {
       await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid) })
@@ -865,6 +879,15 @@ export class ChunkWrite {
   readonly progress: WriteProgress = { stored: 0, placed: 0 }
   /** The manifest, placed by placed() once the chunks are. */
   private manifestRef?: ChunkRef
+  /**
+   * The chunks whose placement is over while the write is open (chunk()'s and placeStored()'s,
+   * but the ones it released): their targets' promises are renewed every ChunkService.renewMs
+   * until the commit or abandon() (renew()).
+   */
+  private readonly placedRefs = new Set<ChunkRef>()
+  private renewTimer?: NodeJS.Timeout
+  /** The renewal round in flight (one at a time: a tick while it runs is skipped). */
+  private renewing?: Promise<void>
 
   private readonly onProgress?: (p: WriteProgress) => void
 
@@ -943,6 +966,8 @@ export class ChunkWrite {
         this.placing.delete(ref)
         this.held -= cost
         this.progress.placed += bytes.byteLength
+        // (added before the progress is told: a placed chunk is renewed from then on)
+        if (this.done === 'open' && this.refs.includes(ref) && !stop.signal.aborted) this.renewLater(ref)
         if (this.done !== 'abandoned') this.onProgress?.(this.progress)
       })
     this.inflight.add(run)
@@ -1003,8 +1028,49 @@ export class ChunkWrite {
       .finally(() => {
         this.inflight.delete(run)
         this.held -= cost
+        if (this.done === 'open') this.renewLater(ref)
       })
     this.inflight.add(run)
+  }
+
+  /**
+   * A chunk of this write is placed: its targets promised to keep it for the custody promise
+   * time (keeper/custody.ts), and this write may stay open longer (a big or slow upload, a file
+   * written over minutes before its commit). Until the commit or abandon(), every
+   * ChunkService.renewMs the chunks placed so far are placed again with `settle` and `renew`
+   * (renew()): their targets promise them again (per target, in the custody calls' batches;
+   * nothing pushed where they hold it), and one that does not hold its fragment any more gets it
+   * again. Without it, another writer of the same bytes that gives up after the promises ended
+   * would have this write's fragments deleted (keeper/release.ts) before it commits.
+   */
+  private renewLater (ref: ChunkRef): void {
+    const every = this.chunks.renewMs
+    if (every === undefined || this.network === undefined || ref.cid === null) return
+    this.placedRefs.add(ref)
+    if (this.renewTimer !== undefined) return
+    this.renewTimer = setInterval(() => { this.renew() }, every)
+    // a write nobody finishes does not keep the process alive
+    this.renewTimer.unref()
+  }
+
+  /** One renewal round of the chunks placed so far (renewLater()); none while the last one runs. */
+  private renew (): void {
+    if (this.done !== 'open') return this.stopRenewing()
+    if (this.renewing !== undefined || this.placedRefs.size === 0 || this.network === undefined) return
+    const refs = [...this.placedRefs]
+    log('open write: renewing the promises of %d placed chunk(s)', refs.length)
+    // the network's place, not the chunk service's: the staging of a chunk another write places
+    // is left alone (a fragment pushed again is read from the store)
+    const run: Promise<void> = this.network.place(refs, { inode: this.inode, signal: this.stop.signal, settle: true, renew: true })
+      .catch((err: Error) => { if (!this.stop.signal.aborted) log.error('renewing the promises of %d placed chunk(s) failed (tried again in %d ms): %s', refs.length, this.chunks.renewMs, err.message) })
+      .finally(() => { if (this.renewing === run) this.renewing = undefined })
+    this.renewing = run
+  }
+
+  private stopRenewing (): void {
+    clearInterval(this.renewTimer)
+    this.renewTimer = undefined
+    this.placedRefs.clear()
   }
 
   /**
@@ -1019,6 +1085,7 @@ export class ChunkWrite {
     if (at < 0 || this.done !== 'open') return
     this.refs.splice(at, 1)
     this.chunks.open.remove(ref)
+    this.placedRefs.delete(ref)
     if (ref.cid === null) return
     // what the rest of this write still has (equal chunks, equal shards) stays
     const live = new Set<string>()
@@ -1081,6 +1148,8 @@ export class ChunkWrite {
   /** The op naming this version is in the tree: its blocks are referenced now, no longer this write's to delete. */
   committed (): void {
     this.done = 'committed'
+    // referenced by the tree now: a release spares them (keeper/retained.ts), the promises may end
+    this.stopRenewing()
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
     for (const ref of this.refs) this.chunks.open.remove(ref)
   }
@@ -1107,8 +1176,10 @@ export class ChunkWrite {
   async abandon (): Promise<void> {
     if (this.done !== 'open') return
     this.done = 'abandoned'
+    this.stopRenewing()
     this.stop.abort(new DOMException('the write was abandoned', 'AbortError'))
-    await Promise.allSettled([...this.inflight])
+    // a renewal round stops too (aborted): nothing of it is pushed after the release below
+    await Promise.allSettled([...this.inflight, this.renewing])
     await this.releasing
     for (const ref of this.refs) this.chunks.open.remove(ref)
     // not the chunks another write here still has (OpenChunks), nor a fragment of one: their

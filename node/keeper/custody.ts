@@ -155,6 +155,10 @@ export class Custody {
     for (const cid of cids) {
       const key = cid.toString()
       if (this.dropping.has(key)) continue
+      // a promise that ended keeps nothing: its peers are not carried into this one (a writer's
+      // ended promise counted again when another writer asked, and that writer's release was
+      // then held back by it)
+      if ((this.promises.get(key) ?? Infinity) <= now) this.forget(key)
       // promise before looking (a drop that starts while we look must see the promise)
       // renewed at the end: the map stays in order of expiry (one promiseMs for all), so a sweep
       // stops at the first promise still on

@@ -148,6 +148,18 @@ export interface NetworkEvents {
  */
 export type Placement = Map<string, Map<string, Array<Set<string>>>>
 
+/** One coding of a chunk as its writer knows it (holders(), for status). */
+export interface CodingHolders {
+  /** Which coding (pending.ts encodingOf). */
+  encoding: string
+  /** Hosts known to hold any of its fragments (this one included). */
+  hosts: number
+  /** Its fragments known held somewhere. */
+  fragments: number
+  /** Whether its placement has not finished. */
+  pending: boolean
+}
+
 /** Options of ChunkNetwork.place (the Network.place of data/blocks.ts). */
 export interface PlaceOptions extends AbortOptions {
   /** The file the chunks belong to (its pinning hosts get the data fragments too). */
@@ -172,6 +184,13 @@ export interface PlaceOptions extends AbortOptions {
    * background, tracked as before (pending until every target acknowledged).
    */
   safe?: boolean
+  /**
+   * The chunks were placed before (a write still open renewing its targets' promises,
+   * data/blocks.ts ChunkWrite): a chunk whose record was forgotten since (placementRemembered)
+   * is taken to be held by its targets, and their promise round (settle, the 'handover' event)
+   * says which do not hold it: only those are pushed to, not every target in full again.
+   */
+  renew?: boolean
 }
 
 /**
@@ -754,6 +773,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     const copies = ref.k === 1 ? this.policy.copies(ref.m, members.length) : n
     const ranked = this.policy.rank(ref, members, Math.min(copies, members.length))
     let held = this.heldOf(ref)
+    const recorded = held !== undefined
     if (held === undefined) {
       held = Array.from({ length: n }, () => new Set<string>())
       const records = this.placement.get(key) ?? new Map<string, Array<Set<string>>>()
@@ -771,6 +791,15 @@ export class ChunkNetwork extends EventTarget implements Network {
     // the same plan the keepers repair to (assignment.ts), from what this host knows is where
     const want = ref.k === 1 ? [ranked] : assignment(ranked, ref.k, ref.m, plan)
     const chunk = shortCid(key)
+    if (opts.renew === true && !recorded) {
+      // a renewal of a chunk placed before whose record is forgotten: its targets are taken to
+      // hold it (nothing pushed), and the promise round below asks each; one that does not hold
+      // its fragment refuses, leaves the record and is pushed to by the placement again (settle).
+      // The pinning hosts took the data fragments then too (and catch up themselves): counted as
+      // holding them, not pushed to (the writer handed its copies over: it may hold none)
+      want.forEach((hs, j) => { for (const p of [...hs, ...(j < ref.k ? pinners : [])]) held[j].add(p) })
+      placeLog('chunk %s: renewal without a record: its targets are asked to promise, nothing pushed', chunk)
+    }
     if (placeLog.enabled) {
       const plan = ref.k === 1
         ? `${copies} copies on ${shortPeers(ranked)}`
@@ -1006,14 +1035,28 @@ export class ChunkNetwork extends EventTarget implements Network {
     return this.placingChunks.has(chunk)
   }
 
-  /** What this host knows of a chunk's placement, for status. */
-  holders (chunk: string): { hosts: number, fragments: number, pending: boolean } | undefined {
+  /**
+   * What this host knows of a chunk's placement, for status: each coding of it placed here (or
+   * pending with no record yet: nothing acknowledged), with the hosts holding any of its
+   * fragments and how many of its fragments are held; and `hosts` and `fragments` of the worst
+   * coding, of the pending ones when any is pending. Two codings of the same bytes (another k)
+   * are read each through its own manifest: one placed on six hosts says nothing of another
+   * pending on the writer alone (that one is local only, not degraded).
+   */
+  holders (chunk: string): { hosts: number, fragments: number, pending: boolean, codings: CodingHolders[] } | undefined {
     const records = this.placement.get(chunk)
     if (records === undefined) return undefined
-    // of every coding of the chunk placed here: the hosts holding any, the most fragments held of one
-    const all = [...records.values()]
-    const hosts = new Set(all.flatMap(held => held.flatMap(s => [...s]))).size
-    const fragments = Math.max(0, ...all.map(held => held.filter(s => s.size > 0).length))
-    return { hosts, fragments, pending: this.pending.has(chunk) }
+    const pending = this.pending.encodings(chunk)
+    const codings: CodingHolders[] = [...records].map(([encoding, held]) => ({
+      encoding,
+      hosts: new Set(held.flatMap(s => [...s])).size,
+      fragments: held.filter(s => s.size > 0).length,
+      pending: pending.has(encoding)
+    }))
+    for (const encoding of pending) if (!records.has(encoding)) codings.push({ encoding, hosts: 0, fragments: 0, pending: true })
+    const judged = pending.size > 0 ? codings.filter(c => c.pending) : codings
+    const hosts = Math.min(...judged.map(c => c.hosts))
+    const fragments = Math.min(...judged.map(c => c.fragments))
+    return { hosts: judged.length === 0 ? 0 : hosts, fragments: judged.length === 0 ? 0 : fragments, pending: pending.size > 0, codings }
   }
 }

@@ -24,6 +24,8 @@ export function codingOf (ref: ChunkRef): string {
   return `${ref.cid!.toString()} ${encodingOf(ref)}`
 }
 
+const NONE: ReadonlySet<string> = new Set()
+
 export interface PendingInit {
   /** Whether this host places its chunks through relays (network.ts throughRelays): only then are background wants withheld. */
   relayed?: boolean
@@ -38,8 +40,8 @@ export class PendingPlacements extends EventTarget {
   private readonly relayed: boolean
   /** coding (codingOf) -> its ref: two codings of one chunk are pending each on its own. */
   private readonly chunks = new Map<string, ChunkRef>()
-  /** chunk CID -> how many of its codings are pending. */
-  private readonly codings = new Map<string, number>()
+  /** chunk CID -> its pending codings (encodingOf). */
+  private readonly codings = new Map<string, Set<string>>()
   /**
    * Pending coding (codingOf) -> the file (inode) it was written for, to find the hosts pinning
    * it: two files' chunks of the same bytes coded apart (another k) are each their own file's.
@@ -62,6 +64,11 @@ export class PendingPlacements extends EventTarget {
     return this.codings.has(chunk)
   }
 
+  /** The pending codings (encodingOf) of a chunk (its CID): none when it has none. */
+  encodings (chunk: string): ReadonlySet<string> {
+    return this.codings.get(chunk) ?? NONE
+  }
+
   /** Whether this coding of its chunk is pending. */
   hasCoding (ref: ChunkRef): boolean {
     return this.chunks.has(codingOf(ref))
@@ -82,7 +89,9 @@ export class PendingPlacements extends EventTarget {
     const coding = codingOf(ref)
     if (!this.chunks.has(coding)) {
       this.count(ref, 1)
-      this.codings.set(key, (this.codings.get(key) ?? 0) + 1)
+      const encodings = this.codings.get(key) ?? new Set<string>()
+      encodings.add(encodingOf(ref))
+      this.codings.set(key, encodings)
     }
     this.chunks.set(coding, ref)
     if (inode !== undefined) this.inodes.set(coding, inode)
@@ -96,9 +105,9 @@ export class PendingPlacements extends EventTarget {
     if (!was) return
     this.inodes.delete(coding)
     this.count(ref, -1)
-    const n = (this.codings.get(key) ?? 1) - 1
-    if (n > 0) this.codings.set(key, n)
-    else this.codings.delete(key)
+    const encodings = this.codings.get(key)
+    encodings?.delete(encodingOf(ref))
+    if (encodings?.size === 0) this.codings.delete(key)
     this.dispatchEvent(new CustomEvent('placed', { detail: ref }))
   }
 

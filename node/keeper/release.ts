@@ -19,9 +19,11 @@
 // round: no promise is given for a block not held, and the writer places the chunk again (from
 // its copies, which it keeps until then). A block released a moment ago that arrives again,
 // pushed by the peer that asked (its give-up overtook its own push), is dropped and not
-// acknowledged; another writer's push of it is kept (it places the same bytes). What is left: a promise asked longer ago than CUSTODY_PROMISE_MS
-// by a write still not committed is not renewed (it takes another writer of the same bytes
-// giving up after that; repair restores a copy from the rest while k are left). Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
+// acknowledged; another writer's push of it is kept (it places the same bytes). A write open
+// longer than CUSTODY_PROMISE_MS has its placed chunks' targets promise them again every half
+// of it until its commit (data/blocks.ts ChunkWrite, a settle placement with `renew`); a
+// promise that ended keeps nothing, not even when its block is promised again to another
+// (custody.ts). Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'

@@ -263,6 +263,12 @@ export const DIAL_BACKOFF_MS = 1_000
 export const DIAL_BACKOFF_MAX_MS = 30_000
 /** Per peer, how many addresses that dials failed at are kept (failedAt in createHost). */
 export const FAILED_ADDRS_KEPT = 32
+/**
+ * Peers whose failed dials are remembered (their backoff and the addresses they failed at,
+ * failedAt in createHost), the latest failed: a member gone for good is never connected again,
+ * which is what forgot them before. One forgotten is dialled again once, its backoff then anew.
+ */
+export const DIAL_FAILURES_KEPT = 1024
 
 /** A dial refused here, without a socket: the last dial to the peer failed lately (DIAL_BACKOFF_MS). */
 export class DialBackoffError extends Error {
@@ -402,6 +408,8 @@ export interface HostInit {
   maxConnections?: number
   /** The first dial backoff after a failed dial (doubling to DIAL_BACKOFF_MAX_MS). Default DIAL_BACKOFF_MS; no flag: tests of the backoff set it long, so no stall of a loaded machine outlasts it. */
   dialBackoffMs?: number
+  /** Peers whose failed dials are remembered, the latest (DIAL_FAILURES_KEPT). Default DIAL_FAILURES_KEPT; tests set it small. */
+  dialFailuresKept?: number
   /**
    * Features announced on identify (features.ts). Default FEATURES, what this version
    * understands; tests of rolling upgrades give fewer to play a host of an older version.
@@ -577,6 +585,8 @@ export async function createHost (init: HostInit): Promise<Host> {
   const maxConnections = init.maxConnections ?? DEFAULT_MAX_CONNECTIONS
   const dialBackoffMs = init.dialBackoffMs ?? DIAL_BACKOFF_MS
   if (!Number.isSafeInteger(dialBackoffMs) || dialBackoffMs < 1) throw new UsageError(`createHost: dialBackoffMs must be a whole number >= 1, got ${String(dialBackoffMs)}`)
+  const dialFailuresKept = init.dialFailuresKept ?? DIAL_FAILURES_KEPT
+  if (!Number.isSafeInteger(dialFailuresKept) || dialFailuresKept < 1) throw new UsageError(`createHost: dialFailuresKept must be a whole number >= 1, got ${String(dialFailuresKept)}`)
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw new UsageError(`createHost: maxConnections must be a whole number >= 1, got ${String(maxConnections)}`)
   const fullMesh = Math.min(init.fullMeshPeers ?? FULL_MESH_PEERS, maxConnections)
   const topic = gossipTopic(init.networkKey)
@@ -740,13 +750,20 @@ export async function createHost (init: HostInit): Promise<Host> {
         // a caller's own abort says nothing of the peer
         if (id !== undefined && (opts as AbortOptions | undefined)?.signal?.aborted !== true && libp2p.getConnections(peer as PeerId).length === 0) {
           const ms = Math.min(Math.max(DIAL_BACKOFF_MAX_MS, dialBackoffMs), (backoff.get(id)?.ms ?? dialBackoffMs / 2) * 2)
+          // entered again, so the maps' order is the failures' (the oldest first, forgotten first)
+          backoff.delete(id)
           backoff.set(id, { ms, until: Date.now() + ms })
           neighbourDialFailed(id)
           const failed = failedAt.get(id) ?? new Set<string>()
           for (const a of tried) failed.add(a)
           // bounded: a member restarted on many ports keeps its latest ones
           for (const a of failed) { if (failed.size <= FAILED_ADDRS_KEPT) break; failed.delete(a) }
+          failedAt.delete(id)
           failedAt.set(id, failed)
+          // and the peers: members gone for good are never connected again (DIAL_FAILURES_KEPT)
+          for (const map of [backoff, failedAt]) {
+            for (const old of map.keys()) { if (map.size <= dialFailuresKept) break; map.delete(old) }
+          }
         }
       }
       throw err

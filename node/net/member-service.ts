@@ -32,7 +32,8 @@
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
-import { MAX_SYNC_ANSWER_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, memberAuthor, memberLeaving, memberRefreshMs, pullMembers } from './members.ts'
+import { MAX_SYNC_ANSWER_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, MembersBusyError, memberRefreshMs, pullMembers } from './members.ts'
+import { MemberGate, TABLE_CALL_COST } from './member-gate.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { RpcProtocolError, RpcTooLargeError, call, notify, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
@@ -60,18 +61,15 @@ export const MEMBER_REFRESH_CHECK_MS = 3600_000
 /** Digests that differed are compared again after this before the table is pulled. */
 export const TABLE_SYNC_RECHECK_MS = 5_000
 /**
- * Pushes a peer may send at once (an author pushes only its own changes: its record, the DOWN
- * notices it signs as a neighbour, a few a day; a push only starts a spread the sync rounds
- * finish, so one dropped costs a little time, nothing more), refilled by one every
- * PUSH_REFILL_MS; a refused push (not signed by its sender, malformed, badly signed) costs
- * PUSH_REFUSED_COST. Past the budget a peer's pushes are dropped as they come: a flood of them costs
- * this host a frame's read each (bounded: members.ts MAX_MEMBERS_INCOMING_BYTES), no signature check.
+ * A whole table pulled by anti-entropy (the tables apart: a partition healed, a change missed
+ * past the windows) brings its new members as changes, named and offered on in the next sync
+ * rounds as pushed ones are, up to this many (the rest held, found by the digests: a restarting
+ * host's first pull brings every member and offers none, members.ts take()).
  */
-export const PUSH_BURST = 16
-export const PUSH_REFILL_MS = 15_000
-export const PUSH_REFUSED_COST = 8
-/** Peers whose push budgets are kept (beyond it, the full ones are forgotten: a peer forgotten starts full). */
-const PUSH_BUDGETS_KEPT = 1024
+export const PULLED_OFFERED = 256
+/** A peer that refused a call over this host's budget there (MembersBusyError) is not asked again for this long. */
+export const BUSY_BACKOFF_MS = 2 * TABLE_SYNC_MS
+export { PUSH_BURST, PUSH_REFILL_MS, PUSH_REFUSED_COST } from './member-gate.ts'
 
 export type MemberServiceHost = Pick<Host, 'peerId' | 'peers' | 'addresses' | 'gossip' | 'remember' | 'handle' | 'unhandle' | 'newStream' | 'addEventListener' | 'removeEventListener'>
 
@@ -92,6 +90,8 @@ export interface MemberService {
   inStepAt: () => number | undefined
   /** Pushes handled since start: taken (new or not), refused (PUSH_REFUSED_COST; malformed or oversized requests too), dropped over a peer's budget. */
   pushes: () => { taken: number, refused: number, dropped: number }
+  /** Calls (sync, digest, table) answered since start, and refused over the asker's budget (member-gate.ts). */
+  calls: () => { answered: number, refused: number }
   stop: () => Promise<void>
 }
 
@@ -175,60 +175,25 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     return r === 'new' ? 'accept' : r === 'old' ? 'ignore' : 'reject'
   })
 
-  // each peer's push budget (PUSH_BURST): what is left, and when it was last counted; a refusal
-  // is charged whatever is left (down to a debt of one burst: the peer waits for it to refill)
-  const budgets = new Map<string, { left: number, at: number }>()
-  const pushes = { taken: 0, refused: 0, dropped: 0 }
-  /** Peers whose own DOWN (leaving) was taken past their budget (at most PUSH_BUDGETS_KEPT, the oldest forgotten). */
-  const leaveTaken = new Set<string>()
-  const spend = (peer: string, cost: number, owed = false): boolean => {
-    const now = Date.now()
-    const b = budgets.get(peer) ?? { left: PUSH_BURST, at: now }
-    b.left = Math.min(PUSH_BURST, b.left + (now - b.at) / PUSH_REFILL_MS)
-    b.at = now
-    if (budgets.size >= PUSH_BUDGETS_KEPT && !budgets.has(peer)) {
-      for (const [p, x] of budgets) if (x.left + (now - x.at) / PUSH_REFILL_MS >= PUSH_BURST) budgets.delete(p)
-    }
-    budgets.set(peer, b)
-    if (owed) b.left = Math.max(-PUSH_BURST, b.left - cost)
-    else if (b.left < cost) return false
-    else b.left -= cost
-    return true
-  }
+  // the budgets per peer and the author check (member-gate.ts)
+  const gate = new MemberGate(table)
 
   const unserve = await serve(host, MEMBERS, {
-    // a change its author pushed: taken as from gossip, once the peer's budget allows one (the
-    // author pushes only what it signed: anything else is refused before its signature is
-    // checked, and a refused push costs its sender PUSH_REFUSED_COST of its budget)
+    // a change its author pushed: taken as from gossip, once the peer's budget allows one
     notice: async (n, { peer }) => {
-      // a host's own DOWN as it leaves is taken past its budget, once per peer kept (the hosts
-      // told of the leave never sign a DOWN of it themselves: dropped here, it would be lost
-      // for good, every table keeping a host that is gone; a leaving host may have spent its
-      // budget re-signing its record while its neighbours kept suspecting it)
-      const leaving = !leaveTaken.has(peer) && memberLeaving(n.m)
-      if (leaving) {
-        leaveTaken.add(peer)
-        if (leaveTaken.size > PUSH_BUDGETS_KEPT) leaveTaken.delete(leaveTaken.values().next().value!)
-      }
-      if (!spend(peer, 1) && !leaving) {
-        pushes.dropped++
-        log('member message pushed by %s dropped: over its push budget', peer)
-        return
-      }
-      const own = memberAuthor(n.m) === peer
-      if (!own || await table.take(n.m) === 'invalid') {
-        pushes.refused++
-        spend(peer, PUSH_REFUSED_COST - 1, true)
-        log('member message pushed by %s refused%s', peer, own ? '' : ': not signed by it')
-        return
-      }
-      pushes.taken++
+      const r = await gate.push(peer, n.m)
+      if (r === 'dropped') log('member message pushed by %s dropped: over its push budget', peer)
+      else if (r === 'refused') log('member message pushed by %s refused', peer)
     },
     call: async (req, { peer }): Promise<MembersReply> => {
+      // over the asker's budget: refused before any table work (MembersBusyError)
+      gate.call(peer, req)
       if (req.t === 'digest') return { t: 'digest', d: table.digest() }
       if (req.t === 'sync') return { t: 'sync', ...table.syncAnswer(req.k) }
       const members = table.messages(req.since)
       if (members.length <= TABLE_ANSWER_UNPACED) return { t: 'table', members }
+      // changes since a time before most of the table (`since: 0`) are the whole table: charged so
+      if (req.since !== undefined) gate.charge(peer, TABLE_CALL_COST - 1)
       const now = Date.now()
       const last = answered.get(peer)
       if (last !== undefined && now - last.at < TABLE_ANSWER_MIN_INTERVAL_MS) {
@@ -250,22 +215,39 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     // frame's length), is charged to its sender's push budget as a refused push
     onError: (err, peer) => {
       if (!(err instanceof RpcProtocolError) && !(err instanceof RpcTooLargeError)) return
-      pushes.refused++
-      spend(peer, PUSH_REFUSED_COST, true)
+      gate.refused(peer)
     }
   })
 
+  // peers that refused a call over this host's budget there: left alone until then
+  const busyUntil = new Map<string, number>()
+  const noteBusy = (peer: string, err: unknown): void => {
+    if (!(err instanceof MembersBusyError)) return
+    busyUntil.set(peer, Date.now() + BUSY_BACKOFF_MS)
+    for (const [p, until] of busyUntil) if (until <= Date.now()) busyUntil.delete(p)
+  }
+  const askable = (peer: string): boolean => (busyUntil.get(peer) ?? 0) <= Date.now()
+
   const pull = async (peer: string, since?: number): Promise<number> => {
-    const reply = await call(host, peer, MEMBERS, since === undefined ? { t: 'table' } : { t: 'table', since })
+    const reply = await call(host, peer, MEMBERS, since === undefined ? { t: 'table' } : { t: 'table', since }).catch((err: unknown) => {
+      noteBusy(peer, err)
+      throw err
+    })
     const members = reply.t === 'table' ? reply.members : []
     let fresh = 0
-    // (a whole table's records are no changes to offer on: members.ts take())
+    // a whole table pulled at start brings no changes to offer on (members.ts take()); one
+    // pulled later (the tables apart) brings its new members as changes, up to PULLED_OFFERED
+    const later = pulled
     for (const msg of members) {
       if (stopped) break
-      if (await table.take(msg, members.length, since !== undefined) === 'new') fresh++
+      if (await table.take(msg, members.length, since !== undefined || (later && fresh < PULLED_OFFERED)) === 'new') fresh++
     }
     // an empty answer is a paced one (TABLE_ANSWER_MIN_INTERVAL_MS): nothing was pulled
-    if (!stopped && members.length > 0) opts.onPulled?.(peer)
+    if (members.length === 0) {
+      if (since === undefined) throw new MembersBusyError(`members: ${peer} paced its whole table`)
+      return fresh
+    }
+    if (!stopped) opts.onPulled?.(peer)
     return fresh
   }
 
@@ -309,10 +291,13 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       const n = retries.get(peer) ?? 0
       if (stopped || pulled || n >= TABLE_PULL_RETRIES) return
       retries.set(peer, n + 1)
+      // a peer busy (over this host's budget there, or pacing its whole table): asked again
+      // once its busy time is over, not at the next short retry
+      const delay = TABLE_PULL_RETRY_MS * 2 ** n
       const timer = setTimeout(() => {
         retryTimers.delete(timer)
         if (host.peers().some(p => p.id === peer)) onConnect(new CustomEvent('peer:connect', { detail: peer }))
-      }, TABLE_PULL_RETRY_MS * 2 ** n)
+      }, err instanceof MembersBusyError ? Math.max(delay, BUSY_BACKOFF_MS) : delay)
       timer.unref()
       retryTimers.add(timer)
     })
@@ -330,7 +315,11 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   // what changed since this table was last in step with one (inStepAt), and the whole table
   // when the digests still differ after that
   let inStepAt: number | undefined
-  const differs = async (peer: string): Promise<boolean> => {
+  const differs = async (peer: string): Promise<boolean> => await compare(peer).catch((err: unknown) => {
+    noteBusy(peer, err)
+    throw err
+  })
+  const compare = async (peer: string): Promise<boolean> => {
     const asked = Date.now()
     if (syncs(peer)) {
       // a sync round: the changes still spreading come with it; alike is alike but for those
@@ -349,7 +338,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     return apart
   }
   const stopAntiEntropy = startAntiEntropy({
-    peers: () => host.peers(),
+    peers: () => host.peers().filter(p => askable(p.id)),
     everyMs: TABLE_SYNC_MS,
     recheckMs: TABLE_SYNC_RECHECK_MS,
     differs,
@@ -375,7 +364,8 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     pull,
     pulled: () => pulled,
     inStepAt: () => inStepAt,
-    pushes: () => ({ ...pushes }),
+    pushes: () => ({ taken: gate.counts.taken, refused: gate.counts.refused, dropped: gate.counts.dropped }),
+    calls: () => ({ answered: gate.counts.calls, refused: gate.counts.callsRefused }),
     stop: async () => {
       if (stopped) return
       stopped = true

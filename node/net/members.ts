@@ -74,7 +74,8 @@
 // spreading), instead of 6 copies on gossip. What a whole table pulled brings (a host starting)
 // is held but neither named nor offered: a host that restarted named and offered the whole
 // table in its rounds for MEMBER_OFFER_MS; its peers offer it the few changes still spreading
-// instead (changes pulled `since` a time are taken as changes). The author of a change (the host signing its own
+// instead (changes pulled `since` a time are taken as changes, and so are the new members a whole
+// table pulled later brings, when the tables were apart: up to member-service.ts PULLED_OFFERED). The author of a change (the host signing its own
 // record, the neighbour signing a DOWN) pushes it to its connections that take sync rounds
 // (MembersNotice, taken from its author only and within a budget per peer, member-service.ts;
 // at most max-connections copies per change, so each host's share of these
@@ -199,6 +200,14 @@ export class MemberRecordError extends RpcProtocolError {
 }
 
 /**
+ * A call the answering host refused over the asker's call budget (member-gate.ts): no network
+ * fault; ask that peer again later (the message says when). Rebuilt by callers from its name.
+ */
+export class MembersBusyError extends Error {
+  override readonly name = 'MembersBusyError'
+}
+
+/**
  * `cap`: the host's capacity class (see the header), absent in records of older hosts;
  * `features`: the features it understands (features.ts), absent in records of hosts that do not
  * sign them (every host of this version and older: see the header).
@@ -224,6 +233,7 @@ export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotic
   maxIncomingBytes: MAX_MEMBERS_INCOMING_BYTES,
   timeoutMs: 30_000,
   malformed: MemberRecordError,
+  errors: [MembersBusyError],
   request: (v) => {
     const m = v as { t?: unknown, since?: unknown, k?: unknown } | null
     const keys = typeof m === 'object' && m !== null ? Object.keys(m) : []
@@ -274,6 +284,8 @@ export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotic
 export async function pullMembers (inStepAt: number | undefined, pull: (since?: number) => Promise<unknown>, differs: () => Promise<boolean>): Promise<'changes' | 'table'> {
   if (inStepAt !== undefined) {
     const pulled = await pull(Math.max(0, Math.floor(inStepAt - MEMBER_MAX_SKEW_MS))).then(() => true, (err: unknown) => {
+      // a peer over this host's budget there: not asked for the whole table at once after it
+      if (err instanceof MembersBusyError) throw err
       log('changes not pulled: %e', err)
       return false
     })

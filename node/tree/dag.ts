@@ -2,22 +2,32 @@
 // vector clock (author -> how many of that author's ops are in its causal past, itself
 // included), so "is a in the causal past of b" is one lookup. An author's ops form a chain
 // (each names the author's previous heads), which is what makes the per-author count exact.
-// A vector clock is an array indexed by the author's number in this DAG (authors are numbered
-// as they first appear), not a Map: a Map per op weighed ~300 bytes, most of a held op's DAG
-// node, where a few authors make an array of a few small ints.
+// A vector clock is indexed by the author's number in this DAG (authors are numbered as they
+// first appear), not a Map: a Map per op weighed ~300 bytes, most of a held op's DAG node. The
+// first two authors' counts are fields of the node, the rest an array (absent while no op of a
+// third author is in the op's past): an array of one or two small ints weighed ~60 bytes, and
+// a tree fed by one or two writers (a merge of two replicas) keeps one clock per op.
 import type { Op } from './types.ts'
 import { IdTable } from './ids.ts'
+import { OpRecord } from './op.ts'
 
+/**
+ * An op's place in the DAG. An op.ts OpRecord (every op a tree decodes or makes) is its own node:
+ * it has these fields, and `op` is itself; other ops (tests') get a node object.
+ */
 export interface DagNode {
-  op: Op
+  readonly op: Op
   id: string
   /** This op's place in its author's chain, from 1. */
   seq: number
   /**
    * Highest seq of each author in this op's causal past (itself included), by the author's
-   * number (Dag.seen() reads it): authors numbered past its end, or holes, are 0.
+   * number (Dag.seen() reads it): author 0's in `c0`, author 1's in `c1`, author k's (k >= 2) in
+   * `more[k - 2]`; authors numbered past its end (or all past 1, with no `more`), or holes, are 0.
    */
-  vc: number[]
+  c0: number
+  c1: number
+  more: number[] | undefined
   /**
    * The inode number of what this op creates (crdt.ts inoOf, a sha256 of the id), kept once
    * made: a merge applies an op again for every late op before it. 0 until then.
@@ -63,28 +73,53 @@ export class Dag {
       op.author = author.author
     }
     const ids = op.parentIds
-    // the clock's length, allocated at once (an array grown by push holds spare slots)
-    let length = author.n + 1
+    const n = author.n
+    // the rest of the clock's length (authors from 2 on), allocated at once (an array grown by
+    // push holds spare slots)
+    let length = n >= 2 ? n - 1 : 0
     let first: number[] | undefined
+    let c0 = 0
+    let c1 = 0
     for (let i = 0; i < ids.length; i++) {
       const p = ids[i]
       const parent = this.nodes.get(p)
       if (parent === undefined) throw new Error(`parent ${p} of ${id} is unknown`)
       ids[i] = parent.id
-      if (parent.vc.length > length) length = parent.vc.length
-      first ??= parent.vc
+      if (parent.c0 > c0) c0 = parent.c0
+      if (parent.c1 > c1) c1 = parent.c1
+      const pm = parent.more
+      if (pm !== undefined) {
+        if (pm.length > length) length = pm.length
+        first ??= pm
+      }
     }
-    // a copy of the first parent's clock when it is as long (an op of its author's chain, most
-    // often), merged with the others' (no list of the parents, no fill of zeros first)
-    const copied = first !== undefined && first.length === length
-    const vc: number[] = copied ? (first as number[]).slice() : new Array(length).fill(0)
-    for (let i = copied ? 1 : 0; i < ids.length; i++) {
-      const pv = (this.nodes.get(ids[i]) as DagNode).vc
-      for (let a = 0; a < pv.length; a++) if (vc[a] < pv[a]) vc[a] = pv[a]
+    let more: number[] | undefined
+    if (length > 0) {
+      // a copy of the first parent's rest when it is as long (an op of its author's chain, most
+      // often), merged with the others' (no list of the parents, no fill of zeros first)
+      const copied = first !== undefined && first.length === length
+      more = copied ? (first as number[]).slice() : new Array(length).fill(0)
+      for (let i = 0; i < ids.length; i++) {
+        const pm = (this.nodes.get(ids[i]) as DagNode).more
+        if (pm === undefined || (copied && pm === first)) continue
+        for (let a = 0; a < pm.length; a++) if (more[a] < pm[a]) more[a] = pm[a]
+      }
     }
-    const seq = vc[author.n] + 1
-    vc[author.n] = seq
-    const node: DagNode = { op, id, seq, vc, ino: 0 }
+    let seq: number
+    if (n === 0) seq = c0 = c0 + 1
+    else if (n === 1) seq = c1 = c1 + 1
+    else seq = (more as number[])[n - 2] = (more as number[])[n - 2] + 1
+    let node: DagNode
+    if (op instanceof OpRecord && op.seq === 0 && op.id === id) {
+      // the op is its own node (every op a tree decodes or makes), unless in a DAG already
+      op.seq = seq
+      op.c0 = c0
+      op.c1 = c1
+      op.more = more
+      node = op
+    } else {
+      node = { op, id, seq, c0, c1, more, ino: 0 }
+    }
     this.nodes.set(id, node)
     this.ids.add(id)
     this.tips = nextTips(this.tips, ids, id)
@@ -99,7 +134,9 @@ export class Dag {
   /** How many of `author`'s ops are in the causal past of `node` (itself included). */
   seen (node: DagNode, author: string): number {
     const a = this.authors.get(author)
-    return a === undefined ? 0 : node.vc[a.n] ?? 0
+    if (a === undefined) return 0
+    const n = a.n
+    return n === 0 ? node.c0 : n === 1 ? node.c1 : node.more?.[n - 2] ?? 0
   }
 
   /** True when `a` is in the causal past of `b` (a strict ancestor). */

@@ -7,7 +7,7 @@ import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
 import { equalBytes } from '../bytes.ts'
 import { InvalidOpError } from './errors.ts'
-import { decodeOpBlock, idOfBytes, idOfBytesIn, latin1, type IdSource } from './opcbor.ts'
+import { bytesOfId, decodeOpBlock, idOfBytes, idOfBytesIn, latin1, type IdSource } from './opcbor.ts'
 import type { IdLayers } from './ids.ts'
 import { readOp } from './opdecode.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
@@ -81,32 +81,33 @@ export function opCidOf (digest: Uint8Array): CID {
   return new CID(1, DAG_CBOR, new Digest(SHA2_256, 32, cid.subarray(4), cid.subarray(2)), cid) as CID
 }
 
+/** Where idOfBlock() writes a block's CID (the prefix, then the digest) before reading its id. */
+const cidScratch = new Uint8Array(36)
+
 /**
- * The sha2-256 digest of an op block (32 bytes) and its op id (idOf() of its CID), without a CID
- * object: an op makes its CID when asked for one (OpRecord), and most ops received never are. The
- * digest is a view of 36 bytes of a slab that hold the whole CID (the prefix before it), as
- * cidOf() lays one out.
+ * The op id of a block (idOf() of its CID), without a CID object: an op makes its CID when asked
+ * for one (OpRecord), and most ops received never are; its digest is read back from the id
+ * (OpRecord.digest). The string `ids` holds for the id when it holds one.
  */
-export function digestOf (bytes: Uint8Array, ids?: IdSource): { digest: Uint8Array, id: string } {
-  // written into the slab in place: one view made (the digest kept), not a view of the CID too
-  if (slabAt + 36 > slab.length) {
-    slab = new Uint8Array(new ArrayBuffer(36 * CID_SLAB))
-    slabAt = 0
-  }
-  const at = slabAt
-  slabAt += 36
-  const s = slab
+function idOfBlock (bytes: Uint8Array, ids?: IdSource): string {
+  const s = cidScratch
   // the CID's prefix (OP_CID_PREFIX) byte by byte: a set() is a builtin call per op for four bytes
-  s[at] = 1
-  s[at + 1] = DAG_CBOR
-  s[at + 2] = SHA2_256
-  s[at + 3] = 32
+  s[0] = 1
+  s[1] = DAG_CBOR
+  s[2] = SHA2_256
+  s[3] = 32
   const digest = hash('sha256', bytes, 'latin1')
-  for (let i = 0; i < 32; i++) s[at + 4 + i] = digest.charCodeAt(i)
-  return { digest: s.subarray(at + 4, at + 36), id: idOfBytesIn(s, at, at + 36, ids) }
+  for (let i = 0; i < 32; i++) s[4 + i] = digest.charCodeAt(i)
+  return idOfBytesIn(s, 0, 36, ids)
 }
 
-/** The op CID whose digest is `digest`, a view of a digestOf() slab (the CID's bytes are the 36 that end with it). */
+/** The sha2-256 digest of an op block (32 bytes) and its op id (idOf() of its CID). */
+export function digestOf (bytes: Uint8Array, ids?: IdSource): { digest: Uint8Array, id: string } {
+  const id = idOfBlock(bytes, ids)
+  return { digest: cidScratch.slice(4), id }
+}
+
+/** The op CID whose digest is `digest`, a view of the CID's 36 bytes (as OpRecord.digest reads one from its id), or else any 32 bytes. */
 function cidOfDigest (digest: Uint8Array): CID {
   if (digest.byteOffset < 4 || digest.buffer.byteLength < digest.byteOffset + 32) return opCidOf(digest)
   const bytes = new Uint8Array(digest.buffer, digest.byteOffset - 4, 36)
@@ -123,22 +124,50 @@ function cidOfDigest (digest: Uint8Array): CID {
 export class OpRecord implements Op {
   id: string
   parentIds: string[]
-  digest: Uint8Array
   bytes: Uint8Array
   body: OpBody
   author: string
   hlc: Hlc
   private made: CID | undefined
+  /**
+   * The op's node in the DAG of the tree that holds it (dag.ts DagNode, which reads these): an
+   * op kept by a tree is its own DAG node, where a node object per op weighed 80 bytes. Set by
+   * Dag.add(); seq 0 until then.
+   */
+  seq = 0
+  c0 = 0
+  c1 = 0
+  more: number[] | undefined = undefined
+  ino = 0
 
-  constructor (id: string, digest: Uint8Array, parentIds: string[], bytes: Uint8Array, body: OpBody, author: string, hlc: Hlc, cid?: CID) {
+  /**
+   * `id`: idOf() of the op's CID. The digest is not kept: it is read back from the id when asked
+   * (the rbsr index asks once, and keeps a copy in its own buffer; a CID is made from it). A
+   * view of it kept per op, with the 36 bytes of CID it showed, weighed ~130 bytes, and every
+   * op received is kept for as long as the tree runs.
+   */
+  constructor (id: string, parentIds: string[], bytes: Uint8Array, body: OpBody, author: string, hlc: Hlc, cid?: CID) {
     this.id = id
     this.parentIds = parentIds
-    this.digest = digest
     this.bytes = bytes
     this.body = body
     this.author = author
     this.hlc = hlc
     this.made = cid
+  }
+
+  /** The op itself, as a DAG node (DagNode.op). */
+  get op (): Op {
+    return this
+  }
+
+  /** The sha2-256 digest of the op's block (its CID's multihash digest). */
+  get digest (): Uint8Array {
+    if (this.made !== undefined) return this.made.multihash.digest
+    const b = bytesOfId(this.id)
+    if (b !== undefined && b.length === 36 && b[0] === 1 && b[1] === DAG_CBOR && b[2] === SHA2_256 && b[3] === 32) return b.subarray(4)
+    // (not an id this module makes: every op's is, from its CID)
+    return CID.parse(this.id).multihash.digest
   }
 
   get cid (): CID {
@@ -259,7 +288,7 @@ export async function createOp (signer: Signer, body: OpBody, hlc: Hlc, parents:
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
   const cid = cidOf(bytes)
   const id = idOf(cid)
-  return new OpRecord(id, cid.multihash.digest, parents.map(idOf), bytes, body, signer.author, hlc, cid)
+  return new OpRecord(id, parents.map(idOf), bytes, body, signer.author, hlc, cid)
 }
 
 /**
@@ -321,29 +350,27 @@ export interface DecodedOp { op: Op, id: string, sig: Uint8Array, rawBody?: unkn
 export function decodeUnverified (bytes: Uint8Array, named?: { cid: CID, id: string }, ids?: IdLayers): DecodedOp {
   if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
-  let digest: Uint8Array
   let id: string
   // fresh: not an op the tables' DAG holds (as it stood now: DecodedOp.fresh); the ops decoded
   // after this one that name it find this very string (the own table learns it)
   let fresh = false
   if (named !== undefined) {
-    digest = named.cid.multihash.digest
     id = named.id
     fresh = ids !== undefined && !ids.under.has(id)
     ids?.own.add(id)
   } else {
-    ({ digest, id } = digestOf(bytes, ids))
-    // (digestOf found the id's chars in the tables, or made it: what it found tells)
+    id = idOfBlock(bytes, ids)
+    // (idOfBlock found the id's chars in the tables, or made it: what it found tells)
     if (ids !== undefined) fresh = ids.learn(id)
   }
   // the common op types are read straight into their fields (opdecode.ts), the rest as any block
   const r = readOp(bytes, ids)
   let d: DecodedOp
   if (r !== undefined) {
-    const op = new OpRecord(id, digest, r.parentIds, bytes, r.body, r.author, r.hlc, named?.cid)
+    const op = new OpRecord(id, r.parentIds, bytes, r.body, r.author, r.hlc, named?.cid)
     d = new ReadDecodedOp(op, id, r.sigStart, r.sigAt, r.sigEnd)
   } else {
-    d = decodeGeneric(bytes, digest, id, named)
+    d = decodeGeneric(bytes, id, named)
   }
   if (fresh) d.fresh = true
   return d
@@ -380,12 +407,11 @@ class ReadDecodedOp implements DecodedOp {
 export function decodeUnverifiedGeneric (bytes: Uint8Array): DecodedOp {
   if (!(bytes instanceof Uint8Array)) throw new InvalidOpError('not a byte array')
   if (bytes.byteLength > MAX_OP_BYTES) throw new InvalidOpError(`op is ${bytes.byteLength} bytes, more than ${MAX_OP_BYTES}`)
-  const { digest, id } = digestOf(bytes)
-  return decodeGeneric(bytes, digest, id)
+  return decodeGeneric(bytes, idOfBlock(bytes))
 }
 
 /** An op block read as any dag-cbor block, then its shape and bounds checked. */
-function decodeGeneric (bytes: Uint8Array, digest: Uint8Array, id: string, named?: { cid: CID, id: string }): DecodedOp {
+function decodeGeneric (bytes: Uint8Array, id: string, named?: { cid: CID, id: string }): DecodedOp {
   let raw: any
   let fast: boolean
   let exact: boolean
@@ -424,12 +450,12 @@ function decodeGeneric (bytes: Uint8Array, digest: Uint8Array, id: string, named
       // nothing keeps the decoded body for checkSignature(): normalised in place
       const body = normaliseBody(raw.body, true)
       checkBody(body)
-      const op = new OpRecord(id, digest, parentIds, bytes, body, raw.author, [hlc[0], hlc[1]], named?.cid)
+      const op = new OpRecord(id, parentIds, bytes, body, raw.author, [hlc[0], hlc[1]], named?.cid)
       return { op, id, sig, sigAt, sigEnd }
     }
     const body = normaliseBody(raw.body, false)
     checkBody(body)
-    const op = new OpRecord(id, digest, parentIds, bytes, body, raw.author, [hlc[0], hlc[1]], named?.cid)
+    const op = new OpRecord(id, parentIds, bytes, body, raw.author, [hlc[0], hlc[1]], named?.cid)
     return { op, id, sig, rawBody: raw.body }
   } catch (err: any) {
     if (err instanceof InvalidOpError && err.cid === undefined) throw new InvalidOpError(err.message.replace(/^invalid op: /, ''), id)

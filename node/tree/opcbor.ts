@@ -372,6 +372,41 @@ export function idOfBytesIn (bytes: Uint8Array, start: number, end: number, ids:
   return ids?.find(idScratch, 0, n) ?? latin1(idScratch, 0, n)
 }
 
+/** Each ASCII char's value in BASE32, -1 for chars not in it. */
+const BASE32_VALUE = (() => {
+  const t = new Int8Array(128).fill(-1)
+  for (let i = 0; i < BASE32.length; i++) t[BASE32[i]] = i
+  return t
+})()
+
+/**
+ * The bytes an id (idOfBytes(): 'b', then base32 without padding) was made of, or undefined when
+ * `id` is not of that shape. idOfBytes(bytesOfId(id)) is `id` for every id idOfBytes() makes.
+ */
+export function bytesOfId (id: string): Uint8Array | undefined {
+  const length = id.length
+  if (length < 1 || id.charCodeAt(0) !== 0x62) return undefined
+  const out = new Uint8Array(Math.floor((length - 1) * 5 / 8))
+  let bits = 0
+  let value = 0
+  let k = 0
+  for (let i = 1; i < length; i++) {
+    const c = id.charCodeAt(i)
+    const v = c < 128 ? BASE32_VALUE[c] : -1
+    if (v < 0) return undefined
+    // (at most 7 bits wait for the next char: 12 bits kept are enough)
+    value = ((value << 5) | v) & 0xfff
+    bits += 5
+    if (bits >= 8) {
+      bits -= 8
+      out[k++] = (value >> bits) & 0xff
+    }
+  }
+  // the bits after the last byte are zeros in an id idOfBytes() made
+  if ((value & ((1 << bits) - 1)) !== 0) return undefined
+  return out
+}
+
 /** Strings by their characters (ids.ts IdTable): the one string kept for an id, if any. */
 export interface IdSource {
   /** The string whose chars are the bytes `bytes[start, end)` (ASCII), if held. */

@@ -79,10 +79,10 @@ function compare (aTs: number, aId: Uint8Array, bTs: number, bId: Uint8Array): n
 
 // --- 256-bit sums in eight little-endian 32-bit lanes ----------------------------------------------
 
-function addId (sum: Uint32Array, at: number, id: Uint8Array): void {
+function addId (sum: Uint32Array, at: number, id: Uint8Array, from = 0): void {
   let carry = 0
   for (let j = 0; j < LANES; j++) {
-    const k = 4 * j
+    const k = from + 4 * j
     const v = sum[at + j] + ((id[k] | (id[k + 1] << 8) | (id[k + 2] << 16) | (id[k + 3] << 24)) >>> 0) + carry
     sum[at + j] = v >>> 0
     carry = v > 0xffffffff ? 1 : 0
@@ -138,12 +138,58 @@ function fingerprintOf (sum: Uint32Array, count: number): Uint8Array {
 
 // --- the index ----------------------------------------------------------------------------------------
 
-interface Chunk { ts: number[], ids: Uint8Array[], sum: Uint32Array }
+/**
+ * Sorted items: `ts[i]` and the id at bytes [32 i, 32 i + 32) of `ids` (which may be longer: room
+ * to grow). The ids end to end in one buffer, not a view each: a view weighed about three times
+ * the 32 bytes it shows, and the set keeps one item per op the tree holds.
+ */
+interface Chunk { ts: number[], ids: Uint8Array, sum: Uint32Array }
 
-function chunkOf (ts: number[], ids: Uint8Array[]): Chunk {
+/** A chunk of `ts.length` items whose ids are the first 32 * ts.length bytes of `ids`. */
+function chunkOf (ts: number[], ids: Uint8Array): Chunk {
   const sum = new Uint32Array(LANES)
-  for (let i = 0; i < ids.length; i++) addId(sum, 0, ids[i])
+  for (let i = 0; i < ts.length; i++) addId(sum, 0, ids, i * RBSR_ID_BYTES)
   return { ts, ids, sum }
+}
+
+/** Item i's id, a view of the chunk's buffer (ids read out: reconciliation's id lists and bounds). */
+function idIn (c: Chunk, i: number): Uint8Array {
+  return c.ids.subarray(i * RBSR_ID_BYTES, (i + 1) * RBSR_ID_BYTES)
+}
+
+/** compare() of chunk item i and (ts, id), with no view of the item made. */
+function compareAt (c: Chunk, i: number, ts: number, id: Uint8Array): number {
+  const t = c.ts[i]
+  if (t !== ts) return t < ts ? -1 : 1
+  const ids = c.ids
+  const at = i * RBSR_ID_BYTES
+  for (let k = 0; k < RBSR_ID_BYTES; k++) {
+    const x = ids[at + k]
+    const y = k < id.length ? id[k] : 0
+    if (x !== y) return x < y ? -1 : 1
+  }
+  return 0
+}
+
+/** Most bytes of ids a chunk holds: CHUNK_MAX items, and the one that splits it. */
+const CHUNK_ID_BYTES = (CHUNK_MAX + 1) * RBSR_ID_BYTES
+
+/** Insert (ts, id) at item `at` of a chunk, its id buffer grown (doubled, at most CHUNK_ID_BYTES) when full. */
+function insertAt (c: Chunk, at: number, ts: number, id: Uint8Array): void {
+  const n = c.ts.length
+  const used = n * RBSR_ID_BYTES
+  if (used + RBSR_ID_BYTES > c.ids.length) {
+    const more = new Uint8Array(Math.min(CHUNK_ID_BYTES, Math.max(used + RBSR_ID_BYTES, 2 * c.ids.length, 16 * RBSR_ID_BYTES)))
+    more.set(c.ids.subarray(0, used))
+    c.ids = more
+  }
+  // (at the end, most often: ops come in about the order of their clocks; splice() makes an array of what it removes)
+  if (at === n) c.ts.push(ts)
+  else {
+    c.ts.splice(at, 0, ts)
+    c.ids.copyWithin((at + 1) * RBSR_ID_BYTES, at * RBSR_ID_BYTES, used)
+  }
+  c.ids.set(id, at * RBSR_ID_BYTES)
 }
 
 function checkItem (ts: number, id: Uint8Array): void {
@@ -166,7 +212,7 @@ export class OpSet {
   add (ts: number, id: Uint8Array): boolean {
     checkItem(ts, id)
     if (this.chunks.length === 0) {
-      this.chunks.push(chunkOf([ts], [id]))
+      this.chunks.push(chunkOf([ts], id.slice()))
       this.count = 1
       this.stale = true
       return true
@@ -177,25 +223,19 @@ export class OpSet {
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
       const c = this.chunks[mid]
-      if (compare(c.ts[c.ts.length - 1], c.ids[c.ids.length - 1], ts, id) < 0) lo = mid + 1
+      if (compareAt(c, c.ts.length - 1, ts, id) < 0) lo = mid + 1
       else hi = mid
     }
     const c = this.chunks[lo]
     const at = lowerIn(c, 0, c.ts.length, ts, id)
-    if (at < c.ts.length && compare(c.ts[at], c.ids[at], ts, id) === 0) return false
-    // (at the end, most often: ops come in about the order of their clocks; splice() makes an array of what it removes)
-    if (at === c.ts.length) {
-      c.ts.push(ts)
-      c.ids.push(id)
-    } else {
-      c.ts.splice(at, 0, ts)
-      c.ids.splice(at, 0, id)
-    }
+    if (at < c.ts.length && compareAt(c, at, ts, id) === 0) return false
+    insertAt(c, at, ts, id)
     addId(c.sum, 0, id)
     this.count++
     if (c.ts.length > CHUNK_MAX) {
       const half = c.ts.length >>> 1
-      this.chunks.splice(lo, 1, chunkOf(c.ts.slice(0, half), c.ids.slice(0, half)), chunkOf(c.ts.slice(half), c.ids.slice(half)))
+      const n = c.ts.length
+      this.chunks.splice(lo, 1, chunkOf(c.ts.slice(0, half), c.ids.slice(0, half * RBSR_ID_BYTES)), chunkOf(c.ts.slice(half), c.ids.slice(half * RBSR_ID_BYTES, n * RBSR_ID_BYTES)))
       this.stale = true
     } else if (!this.stale) {
       // the id added to each Fenwick node's sum in place (the same 256-bit sum as adding it to
@@ -219,7 +259,7 @@ export class OpSet {
     for (const { ts, id } of list) checkItem(ts, id)
     const before = this.count
     const all: RbsrItem[] = []
-    for (const c of this.chunks) for (let i = 0; i < c.ts.length; i++) all.push({ ts: c.ts[i], id: c.ids[i] })
+    for (const c of this.chunks) for (let i = 0; i < c.ts.length; i++) all.push({ ts: c.ts[i], id: idIn(c, i) })
     for (const it of list) all.push(it)
     all.sort((a, b) => compare(a.ts, a.id, b.ts, b.id))
     const ts: number[] = []
@@ -231,7 +271,12 @@ export class OpSet {
       ids.push(it.id)
     }
     this.chunks = []
-    for (let i = 0; i < ts.length; i += CHUNK_BUILD) this.chunks.push(chunkOf(ts.slice(i, i + CHUNK_BUILD), ids.slice(i, i + CHUNK_BUILD)))
+    for (let i = 0; i < ts.length; i += CHUNK_BUILD) {
+      const end = Math.min(ts.length, i + CHUNK_BUILD)
+      const packed = new Uint8Array((end - i) * RBSR_ID_BYTES)
+      for (let k = i; k < end; k++) packed.set(ids[k], (k - i) * RBSR_ID_BYTES)
+      this.chunks.push(chunkOf(ts.slice(i, end), packed))
+    }
     this.count = ts.length
     this.stale = true
     return this.count - before
@@ -242,11 +287,11 @@ export class OpSet {
     return i < this.count && compare(...this.keyAt(i), ts, id) === 0
   }
 
-  /** The item at rank i (0 <= i < size). */
+  /** The item at rank i (0 <= i < size). Its id is a view into the set, good until the next add/addMany: copy it to keep it. */
   at (i: number): RbsrItem {
     const [c, off] = this.locate(i)
     const ch = this.chunks[c]
-    return { ts: ch.ts[off], id: ch.ids[off] }
+    return { ts: ch.ts[off], id: idIn(ch, off) }
   }
 
   /** The rank of the first item >= (ts, id), searching from rank `from`. */
@@ -257,7 +302,7 @@ export class OpSet {
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
       const c = this.chunks[mid]
-      if (compare(c.ts[c.ts.length - 1], c.ids[c.ids.length - 1], ts, id) < 0) lo = mid + 1
+      if (compareAt(c, c.ts.length - 1, ts, id) < 0) lo = mid + 1
       else hi = mid
     }
     if (lo === this.chunks.length) return Math.max(from, this.count)
@@ -271,7 +316,7 @@ export class OpSet {
     let [c, off] = this.locate(begin)
     for (let r = begin; r < end; r++) {
       const ch = this.chunks[c]
-      if (!fn({ ts: ch.ts[off], id: ch.ids[off] }, r)) return
+      if (!fn({ ts: ch.ts[off], id: idIn(ch, off) }, r)) return
       if (++off === ch.ts.length) { c++; off = 0 }
     }
   }
@@ -361,11 +406,11 @@ export class OpSet {
     if (off === 0) return sum
     const ch = this.chunks[c]
     if (off <= ch.ts.length / 2) {
-      for (let k = 0; k < off; k++) addId(sum, 0, ch.ids[k])
+      for (let k = 0; k < off; k++) addId(sum, 0, ch.ids, k * RBSR_ID_BYTES)
     } else {
       // the whole chunk minus its tail: fewer additions
       const tail = new Uint32Array(LANES)
-      for (let k = off; k < ch.ts.length; k++) addId(tail, 0, ch.ids[k])
+      for (let k = off; k < ch.ts.length; k++) addId(tail, 0, ch.ids, k * RBSR_ID_BYTES)
       addSum(sum, 0, ch.sum, 0)
       subSum(sum, tail)
     }
@@ -376,7 +421,7 @@ export class OpSet {
 function lowerIn (c: Chunk, lo: number, hi: number, ts: number, id: Uint8Array): number {
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (compare(c.ts[mid], c.ids[mid], ts, id) < 0) lo = mid + 1
+    if (compareAt(c, mid, ts, id) < 0) lo = mid + 1
     else hi = mid
   }
   return lo
@@ -587,7 +632,7 @@ function run (set: OpSet, msg: Uint8Array, client: boolean, frameLimit: number):
         }
         skip = true
         set.iterate(lower, upper, (item) => {
-          if (!theirs.delete(bytesKey(item.id))) have.push(item.id)
+          if (!theirs.delete(bytesKey(item.id))) have.push(item.id.slice()) // a copy: item ids are views into a chunk that later adds rewrite
           return true
         })
         for (const id of theirs.values()) need.push(new Uint8Array(id))

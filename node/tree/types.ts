@@ -103,7 +103,7 @@ export interface Op {
   id: string
   /** The parents' CID strings (op.ts parentCids() gives their CIDs: an op keeps no CID objects for them). */
   parentIds: string[]
-  digest: Uint8Array
+  readonly digest: Uint8Array
   bytes: Uint8Array
   body: OpBody
   author: string

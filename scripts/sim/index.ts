@@ -8,7 +8,7 @@
 //   npm run sim -- [--hosts 1000,10000] [--seed 14] [--chunks-per-host 500] [--chunks-per-host-large 50] [--move-chunks 100000] [--move-chunks-large 500000]
 //                  [--factors 16,64,256,all] [--checks 20] [--reconcile-ops 1000000]
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
-//                  [--pull-changes 20] [--pull-changes-large 4]
+//                  [--pull-changes 20] [--pull-changes-large 4] [--pull-flooders 1] [--pull-forgers 1]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
 //                  [--repair-delay default] [--repair-spare 1] [--at-risk default,none,short:720,away:360] [--repair-order urgent] [--repair-jump yes] [--rebuilder holder]
@@ -42,7 +42,10 @@
 // syncKeys, syncAnswer, takeSync; darkfs's once every member takes them), --pull-changes of them
 // (--pull-changes-large beyond 2,000 hosts): virtual ms to 50/99/100% of the live hosts, messages
 // each host receives per change, its request keys' bytes, rounds whose digests differed (each a
-// table pull); `members_pull.h<N>.model.*`: the model run before, the windows as rules; idle's
+// table pull), and what the member gates (node/net/member-gate.ts: budgets per peer, the author
+// check) did with --pull-flooders hosts flooding sync requests and --pull-forgers hosts pushing
+// others' records (`flood_calls_*`, `forged_pushes_*`; `honest_calls_refused`: rounds by the
+// rules refused, none expected); `members_pull.h<N>.model.*`: the model run before, the windows as rules; idle's
 // figures count member messages so (and its `sync_keys`: the changes named in each round's
 // request), the lookup figure's notice delay is their 99% time, and `idle.h<N>.members_gossip.*`
 // is the idle cost with member messages on gossip (a network with hosts of older versions).
@@ -115,6 +118,8 @@ const { values } = parseArgs({
     'gossip-down-share': { type: 'string', default: '0.1' },
     'pull-changes': { type: 'string', default: '20' },
     'pull-changes-large': { type: 'string', default: '4' },
+    'pull-flooders': { type: 'string', default: '1' },
+    'pull-forgers': { type: 'string', default: '1' },
     'churn-hosts': { type: 'string', default: '1000,10000' },
     ...TRACE_OPTIONS,
     'churn-chunks': { type: 'string', default: '10000' },
@@ -218,7 +223,7 @@ for (const hosts of gossipHosts) {
   const t = performance.now()
   const changes = Number(values[hosts <= 2000 ? 'pull-changes' : 'pull-changes-large'])
   const o = { hosts, seed: seed + hosts, changes, latencyMs: latency, downShare: Number(values['gossip-down-share']) }
-  const p = await runPullSpread(o)
+  const p = await runPullSpread({ ...o, flooders: Number(values['pull-flooders']), forgers: Number(values['pull-forgers']) })
   log(`h${hosts}: ${changes} changes on member tables (${((performance.now() - t) / 1000).toFixed(1)} s)`)
   pullSpread.set(hosts, { bodies: p.bodiesPerHost, pushes: p.pushesPerHost, t99: p.t99 })
   const pre = `members_pull.h${hosts}`
@@ -233,7 +238,13 @@ for (const hosts of gossipHosts) {
     [`${pre}.duplicates_per_host_per_change`]: round(p.duplicatesPerHost),
     [`${pre}.pushes_per_host_per_change`]: round(p.pushesPerHost, 6),
     [`${pre}.sync_key_bytes_per_host_per_change`]: round(p.syncKeyBytesPerHost, 1),
-    [`${pre}.apart_rounds_per_host_per_change`]: round(p.apartPerHost, 6)
+    [`${pre}.apart_rounds_per_host_per_change`]: round(p.apartPerHost, 6),
+    [`${pre}.flood_calls_answered`]: p.gate.floodAnswered,
+    [`${pre}.flood_calls_refused`]: p.gate.floodRefused,
+    [`${pre}.forged_pushes_refused`]: p.gate.forgedRefused,
+    [`${pre}.forged_pushes_dropped`]: p.gate.forgedDropped,
+    [`${pre}.forged_pushes_taken`]: p.gate.forgedTaken,
+    [`${pre}.honest_calls_refused`]: p.gate.honestRefused
   })
   // the model the sim ran before (the windows as rules on arrival times), same seed and changes
   const m = modelPullSpread(o)

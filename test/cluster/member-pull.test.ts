@@ -38,13 +38,18 @@ describe(`member pull mode (${HOSTS} hosts, --max-connections ${BOUND})`, functi
     mark = true
   })
 
-  /** Pushes taken over the live hosts, after checking none was refused or dropped (every host pushes only what it signed, far within its budget). */
+  /**
+   * Pushes taken over the live hosts, after checking none was refused or dropped (every host
+   * pushes only what it signed, far within its budget), and no call refused over its asker's
+   * budget (every host asks by the rules: member-gate.ts).
+   */
   const pushesTaken = (): number => {
     let taken = 0
     for (const h of live()) {
       const p = h.memberService.pushes()
       assert.equal(p.refused, 0, `${h.name}: pushes refused`)
       assert.equal(p.dropped, 0, `${h.name}: pushes dropped`)
+      assert.equal(h.memberService.calls().refused, 0, `${h.name}: calls refused over their askers' budgets`)
       taken += p.taken
     }
     return taken

@@ -11,6 +11,7 @@ import { encodeChunk } from '../../node/data/chunks.ts'
 import { ChunkNetwork } from '../../node/keeper/network.ts'
 import { PendingPlacements } from '../../node/keeper/pending.ts'
 import { placementPolicy } from '../../node/keeper/placement.ts'
+import { createSwarm } from '../../swarm/index.ts'
 
 /** Six members' peer ids: the reader, x, and four more. */
 async function sixMembers (): Promise<string[]> {
@@ -112,5 +113,69 @@ describe('ChunkNetwork.fetch: the members not seen up are the last resort', () =
     const { ref } = encodeChunk(randomBytes(1 << 20), 0, 4, 2)
     const r = reader(await sixMembers(), () => new Set(), new Map(), { connected: [] })
     await assert.rejects(r.network.fetch(ref.fragments, 4, { chunk: ref }), /offline/)
+  })
+})
+
+describe('ChunkNetwork.fetch with no peer connected: the real swarm, its dials stubbed', () => {
+  /**
+   * A reader with no connection among six members, over a real swarm whose dials (the host's
+   * newStream) wait until the test fails them: `dials` holds each dial's peer and its failure.
+   */
+  async function offlineReader (): Promise<{ network: ChunkNetwork, dials: Array<{ peer: string, fail: (err: Error) => void }>, bounds: AbortSignal[], stop: () => Promise<void> }> {
+    const members = await sixMembers()
+    const [me] = members
+    const dials: Array<{ peer: string, fail: (err: Error) => void }> = []
+    const swarm = createSwarm({})({
+      peerId: me,
+      handle: async () => {},
+      unhandle: async () => {},
+      dialProtocol: async (peer: string) => await new Promise<never>((_resolve, reject) => { dials.push({ peer, fail: reject }) }),
+      hangUp: async () => {},
+      blocks: { has: async () => false, get: async () => { throw new Error('none here') } },
+      sink: { put: async () => {} }
+    } as any)
+    await swarm.start()
+    // the bound each pull of the fetch was given (OFFLINE_FETCH_MS's, for the offline path)
+    const bounds: AbortSignal[] = []
+    const pullAny = swarm.pullAny.bind(swarm)
+    swarm.pullAny = async (cids, need, from, o) => {
+      if (o?.signal !== undefined) bounds.push(o.signal)
+      return await pullAny(cids, need, from, o)
+    }
+    const network = new ChunkNetwork({
+      host: { peerId: me, peers: () => [], peerIds: () => [] },
+      swarm,
+      store: { has: async () => false } as any,
+      policy: placementPolicy({ members: () => members }, { redundancy: 2 }),
+      pending: new PendingPlacements(),
+      pinners: () => [],
+      offline: () => false,
+      up: () => new Set([me])
+    })
+    return { network, dials, bounds, stop: async () => { await swarm.stop() } }
+  }
+
+  it('the read fails as offline as soon as every dial it started has failed, not at the end of its bound (OFFLINE_FETCH_MS)', async () => {
+    const { ref } = encodeChunk(randomBytes(1 << 20), 0, 4, 2)
+    const r = await offlineReader()
+    try {
+      const read = r.network.fetch(ref.fragments, 4, { chunk: ref })
+      const outcome = read.then(() => 'read', (err: Error) => err.message)
+      // each dial started fails (a host cut off: refused); the ones the pull starts next, too
+      let failed = 0
+      let settled: string | undefined
+      void outcome.then(o => { settled = o })
+      while (settled === undefined) {
+        await new Promise(resolve => setImmediate(resolve))
+        for (const d of r.dials.slice(failed)) d.fail(new Error(`dial to ${d.peer} refused`))
+        failed = r.dials.length
+      }
+      assert.match(settled, /offline/)
+      assert.ok(failed > 0, 'the ranked members were dialled')
+      assert.ok(r.bounds.length > 0)
+      assert.ok(r.bounds.every(s => !s.aborted), 'the read ended by itself, before its bound')
+    } finally {
+      await r.stop()
+    }
   })
 })

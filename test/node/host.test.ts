@@ -510,6 +510,26 @@ describe('node/host', function () {
     stream.abort(new Error('done'))
   })
 
+  it('failed dials are remembered for the latest dialFailuresKept peers only: the oldest is forgotten and dialled again, the later ones still back off (fails on the old code: kept forever)', async function () {
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+    const a = await host(createNetworkKey(), [memAddr()], [], { dialFailuresKept: 2, dialBackoffMs: 600_000 })
+    // three members heard of at addresses nobody listens on (gone for good)
+    const gone = await Promise.all([0, 1, 2].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+    const backingOff = async (id: string): Promise<boolean> => await a.newStream(id, '/ipfs/id/1.0.0').then(s => { s.abort(new Error('done')); return false }, (err: Error) => err.name === 'DialBackoffError')
+    for (const id of gone) {
+      await a.remember([{ id, addrs: [memAddr()] }])
+      // its dial failed (the one remember() started, or this one): backing off now
+      await until(async () => await backingOff(id), 'a dial to a gone member failed', 20)
+    }
+    const sum = (r: Record<string, number>): number => Object.values(r).reduce((x, y) => x + y, 0)
+    const before = sum(a.traffic().dials)
+    assert.equal(await backingOff(gone[2]), true)
+    assert.equal(await backingOff(gone[1]), true)
+    assert.equal(sum(a.traffic().dials), before, 'held back: no dial')
+    assert.equal(await backingOff(gone[0]), false, 'the oldest failure was forgotten')
+    assert.ok(sum(a.traffic().dials) > before, 'the forgotten one was dialled again')
+  })
+
   it('NEIGHBOUR_TAG_VALUE is a tag value libp2p\'s peer store takes', async function () {
     const node = await createLibp2p({ transports: [memory()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
     teardown.push(async () => { await node.stop() })

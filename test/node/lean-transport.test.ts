@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
-import { NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength } from '../../node/net/lean-transport.ts'
+import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength } from '../../node/net/lean-transport.ts'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { chacha20Poly1305Native } from '../../node/data/index.ts'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
@@ -182,18 +182,18 @@ describe('lean transport (pnet and Noise receive paths)', function () {
   const nativeNoiseCrypto = chacha20Poly1305Native === undefined ? undefined : leanCrypto(defaultCrypto, chacha20Poly1305Native)
   const sealed = (plain: Uint8Array, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array): Buffer => Buffer.from(defaultCrypto.chaCha20Poly1305Encrypt(plain, nonce, ad, k).subarray())
 
-  it('Noise on the addon: a large message is sealed in one buffer to the very bytes of the default crypto (a small one by the default)', function () {
+  it('Noise on the addon: a message of NOISE_NATIVE_AEAD_MIN_BYTES or more is sealed in one buffer to the very bytes of the default crypto (a smaller one by the default)', function () {
     if (nativeNoiseCrypto === undefined) this.skip()
     const k = randomBytes(32)
     const ad = randomBytes(32)
-    for (const size of [0, 100, 1199, 1200, 4096, 65519]) {
+    for (const size of [0, 100, 255, 256, 700, 1199, 1200, 4096, 65519]) {
       const nonce = randomBytes(12)
       const plain = randomBytes(size)
       const want = sealed(plain, nonce, ad, k)
       for (const input of [plain, new Uint8ArrayList(plain.subarray(0, size >> 1), plain.subarray(size >> 1)), new Uint8ArrayList(...Array.from({ length: 70 }, (_, i) => plain.subarray(Math.floor(i * size / 70), Math.floor((i + 1) * size / 70))))]) {
         const got = nativeNoiseCrypto.chaCha20Poly1305Encrypt(input as any, nonce, ad, k)
         assert.ok(Buffer.from(got.subarray()).equals(want), `${size} bytes in ${input instanceof Uint8Array ? 1 : [...input].length} pieces: the default's ciphertext and tag`)
-        if (size >= 1200 && (input instanceof Uint8Array || [...input].length <= 64)) assert.ok(got instanceof Uint8Array, `${size} bytes: one buffer`)
+        if (size >= NOISE_NATIVE_AEAD_MIN_BYTES && (input instanceof Uint8Array || [...input].length <= 64)) assert.ok(got instanceof Uint8Array, `${size} bytes: one buffer`)
       }
       assert.ok(Buffer.from(plain).equals(plain), 'the plaintext is not changed')
     }
@@ -203,7 +203,7 @@ describe('lean transport (pnet and Noise receive paths)', function () {
     if (nativeNoiseCrypto === undefined) this.skip()
     const k = randomBytes(32)
     const ad = randomBytes(32)
-    for (const size of [1200 - 16, 4096, 65519]) {
+    for (const size of [NOISE_NATIVE_AEAD_MIN_BYTES - 16, 700, 1200 - 16, 4096, 65519]) {
       const nonce = randomBytes(12)
       const plain = randomBytes(size)
       const wire = sealed(plain, nonce, ad, k)

@@ -1,6 +1,7 @@
 // Range-based set reconciliation (node/tree/rbsr.ts): two random sets with random differences
 // reconcile to exactly each other's missing ids, whatever the frame limit; the index answers the
-// same fingerprints built one by one or in bulk; malformed messages throw RbsrError.
+// same fingerprints built one by one or in bulk; items kept in order as copies, however added;
+// malformed messages throw RbsrError.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
@@ -66,6 +67,44 @@ describe('rbsr: range-based set reconciliation', function () {
       if (lo < a.size) assert.deepEqual(a.at(lo), b.at(lo))
       for (const it of items.slice(0, 20)) assert.ok(a.has(it.ts, it.id))
     }), { seed: PROP_SEED, numRuns: 20 * RUNS })
+  })
+
+  it('an index holds every item in (ts, id) order whatever the order of the adds, as copies (property)', function () {
+    // items added out of order (inserts inside chunks, chunks split), after a bulk build (chunks
+    // built to size, grown by the adds), from one reused buffer the caller overwrites each time
+    fc.assert(fc.property(fc.nat(1500), fc.nat(1500), fc.constantFrom(1, 7, 1_000_000), fc.nat(1000), (bulk, more, spread, seed) => {
+      const all = Array.from({ length: bulk + more }, (_, i) => item(seed * 10_000 + i, spread))
+      const s = new OpSet()
+      s.addMany(all.slice(0, bulk))
+      const scratch = new Uint8Array(32)
+      // a fixed shuffle of the rest: every 7th from the back first, then the others
+      const rest = all.slice(bulk)
+      const order = [...rest.filter((_, i) => i % 7 === 0).reverse(), ...rest.filter((_, i) => i % 7 !== 0)]
+      for (const it of order) {
+        scratch.set(it.id)
+        assert.equal(s.add(it.ts, scratch), true)
+        scratch.fill(0xff)
+      }
+      const want = [...new Map(all.map(it => [`${it.ts}:${hex(it.id)}`, it])).values()].sort((x, y) => x.ts - y.ts || Buffer.compare(x.id, y.id))
+      assert.equal(s.size, want.length)
+      const got: string[] = []
+      s.iterate(0, s.size, (it, rank) => {
+        assert.deepEqual(s.at(rank), it)
+        got.push(`${it.ts}:${hex(it.id)}`)
+        return true
+      })
+      assert.deepEqual(got, want.map(it => `${it.ts}:${hex(it.id)}`))
+      for (let i = 0; i < want.length; i += 37) {
+        assert.equal(s.lowerBound(want[i].ts, want[i].id, 0), i)
+        assert.ok(s.has(want[i].ts, want[i].id))
+        assert.equal(s.add(want[i].ts, want[i].id), false)
+      }
+      // the fingerprint of the whole set is the one a bulk build of the same items gives
+      const b = new OpSet()
+      b.addMany(want)
+      assert.deepEqual(s.fingerprint(0, s.size), b.fingerprint(0, b.size))
+      assert.deepEqual(s.fingerprint(want.length >> 2, want.length >> 1), b.fingerprint(want.length >> 2, want.length >> 1))
+    }), { seed: PROP_SEED, numRuns: 15 * RUNS })
   })
 
   it('equal sets end in one round, a missing range costs bytes for what differs', function () {

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { Dag, nextHeads, nextTips } from '../../node/tree/dag.ts'
-import type { Op } from '../../node/tree/types.ts'
+import type { Op, Signer } from '../../node/tree/types.ts'
+import { createOp } from '../../node/tree/op.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261203)
 const RUNS = Math.max(1, Number(process.env.DARKFS_PROP_RUNS ?? 1))
@@ -71,6 +72,35 @@ describe('node/tree DAG vector clocks', () => {
       const named = new Set(made.flatMap(m => m.parents))
       assert.deepEqual(dag.heads(), made.map(m => m.id).filter(id => !named.has(id)))
     }), { seed: PROP_SEED, numRuns: 150 * RUNS })
+  })
+
+  it('an op the tree makes is its own node; added to a second DAG, it gets a node of its own there', async () => {
+    const signers: Signer[] = ['A', 'B', 'C'].map(a => ({ author: `12D3KooW${a}`, sign: async () => new Uint8Array(64).fill(1) }))
+    const ops: Op[] = []
+    // a chain of A, then B and C each naming the last op, then A naming all heads
+    ops.push(await createOp(signers[0], { type: 'setattr', inode: 'root', mode: 0o700, time: 1n }, [1, 0], []))
+    ops.push(await createOp(signers[1], { type: 'setattr', inode: 'root', mode: 0o701, time: 2n }, [2, 0], [ops[0].cid]))
+    ops.push(await createOp(signers[2], { type: 'setattr', inode: 'root', mode: 0o702, time: 3n }, [3, 0], [ops[1].cid]))
+    ops.push(await createOp(signers[0], { type: 'setattr', inode: 'root', mode: 0o703, time: 4n }, [4, 0], [ops[2].cid]))
+    const one = new Dag()
+    for (const op of ops) assert.equal(one.add(op), op)
+    const two = new Dag()
+    // the second DAG numbers the authors the other way round
+    two.add({ id: 'x', author: '12D3KooWC', parentIds: [], hlc: [0, 0] } as unknown as Op)
+    two.add({ id: 'y', author: '12D3KooWB', parentIds: [], hlc: [0, 0] } as unknown as Op)
+    for (const op of ops) {
+      const n = two.add(op)
+      assert.notEqual(n, op)
+      assert.equal(n.op, op)
+    }
+    for (const [dag, name] of [[one, 'one'], [two, 'two']] as const) {
+      const last = dag.get(ops[3].id)
+      assert.ok(last !== undefined)
+      assert.deepEqual(signers.map(s => dag.seen(last, s.author)), [2, 1, 1], name)
+      assert.equal(last.seq, 2)
+      assert.ok(dag.before(dag.get(ops[0].id)!, last))
+      assert.ok(!dag.before(last, dag.get(ops[2].id)!))
+    }
   })
 
   it('nextTips and nextHeads leave the heads a delete of the parents then an add leaves, in order (property)', () => {

@@ -7,6 +7,7 @@ import fc from 'fast-check'
 import { IdLayers, IdTable } from '../../node/tree/ids.ts'
 import { cidOf, createOp, decodeUnverified } from '../../node/tree/op.ts'
 import type { Signer } from '../../node/tree/index.ts'
+import type { Op } from '../../node/tree/types.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { replica, allOps, mkdir, mkfile, snapshot } from '../helpers/tree.ts'
 
@@ -62,7 +63,9 @@ describe('node/tree ids (id strings by their characters)', () => {
     for (const b of blocks) {
       const plain = decodeUnverified(b)
       const via = decodeUnverified(b, undefined, layers)
-      assert.deepStrictEqual({ ...via.op, bytes: null }, { ...plain.op, bytes: null })
+      // what an op is (types.ts Op), not where it is kept (each decode writes its digest in a slab of its own)
+      const fields = (op: Op): unknown => ({ id: op.id, parentIds: op.parentIds, digest: [...op.digest], body: op.body, author: op.author, hlc: op.hlc })
+      assert.deepStrictEqual(fields(via.op), fields(plain.op))
       assert.ok(layers.own.find(enc.encode(plain.op.id), 0, plain.op.id.length) === plain.op.id)
     }
   })

@@ -2,14 +2,15 @@
 // every type it reads them itself, to the same values; on mutated blocks (a seeded fuzz) and on
 // non-canonical encodings it either gives dag-cbor's value or leaves the block to dag-cbor, so
 // decodeBlock() accepts and refuses exactly what dag-cbor does; decodeOpBlock() too, with the op
-// CIDs of a top-level `parents` list as their ids when the fast path reads the block.
+// CIDs of a top-level `parents` list as their ids when the fast path reads the block. An id's
+// bytes are read back from it (bytesOfId), and a decoded op's digest with them.
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { checkSignature, createOp, cidOf, decodeUnverified, idOf } from '../../node/tree/op.ts'
 import { InvalidOpError } from '../../node/tree/errors.ts'
-import { decodeBlock, decodeFast, decodeOpBlock } from '../../node/tree/opcbor.ts'
+import { bytesOfId, decodeBlock, decodeFast, decodeOpBlock, idOfBytes } from '../../node/tree/opcbor.ts'
 import type { OpBody, Signer } from '../../node/tree/index.ts'
 
 const enc = new TextEncoder()
@@ -206,5 +207,31 @@ describe('node/tree opcbor (fast op-block decoder)', () => {
     for (const c of [[0x18, 0x18], [0x19, 0x01, 0x00], [0x1a, 0x00, 0x01, 0x00, 0x00], [0x1b, 0, 0, 0, 1, 0, 0, 0, 0], [0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [0xa2, 0x61, 0x62, 0xf5, 0x62, 0x61, 0x61, 0xf6]]) {
       assert.ok(same(new Uint8Array(c)), `fast path left ${JSON.stringify(c)}`)
     }
+  })
+
+  it('bytesOfId reads back the bytes of every id idOfBytes makes, and refuses what is not one', async () => {
+    for (let n = 0; n <= 40; n++) {
+      for (let k = 0; k < 8; k++) {
+        const bytes = new Uint8Array(n).map((_, i) => (i * 151 + k * 37 + n) & 0xff)
+        if (k === 1) bytes.fill(0xff)
+        const id = idOfBytes(bytes, 0, n)
+        assert.deepEqual(bytesOfId(id), bytes, id)
+      }
+    }
+    const cid = await cidOf(new TextEncoder().encode('an op block'))
+    assert.deepEqual(bytesOfId(idOf(cid)), cid.bytes)
+    // not 'b' and base32: another base, an upper-case or foreign char, bits set past the last byte
+    for (const bad of ['', 'zabc', `B${idOf(cid).slice(1)}`, `${idOf(cid).slice(0, 10)}1${idOf(cid).slice(11)}`, `${idOf(cid).slice(0, 10)}é${idOf(cid).slice(11)}`, 'bab']) {
+      assert.equal(bytesOfId(bad), undefined, bad)
+    }
+  })
+
+  it('an op decoded from a block gives its CID\'s digest, read back from its id', async () => {
+    const signer: Signer = { author: '12D3KooWAuthor', sign: async () => new Uint8Array(64).fill(5) }
+    const op = await createOp(signer, { type: 'setattr', inode: 'root', mode: 0o700, time: 7n }, [3, 0], [])
+    const d = decodeUnverified(op.bytes)
+    assert.deepEqual([...d.op.digest], [...op.cid.multihash.digest])
+    assert.deepEqual([...d.op.digest], [...(await sha256.digest(op.bytes)).digest])
+    assert.equal(d.op.cid.toString(), op.cid.toString())
   })
 })

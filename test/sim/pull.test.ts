@@ -3,8 +3,8 @@
 // every live host, each about once, no round finds two tables apart (each would be a table
 // pull), and the model the idle figure used before (modelPullSpread) is near it.
 import { strict as assert } from 'node:assert'
-import { modelPullSpread, runPullSpread } from '../../harness/sim/pull.ts'
-import { MEMBER_OFFER_MS, SYNC_KEY_BYTES, TABLE_SYNC_MS } from '../../node/net/index.ts'
+import { FLOOD_CALLS, modelPullSpread, runPullSpread } from '../../harness/sim/pull.ts'
+import { CALL_BURST, CALL_REFILL_MS, MEMBER_OFFER_MS, SYNC_KEY_BYTES, TABLE_SYNC_MS } from '../../node/net/index.ts'
 
 describe('sim member sync spread on member tables', function () {
   it('a join and a leave reach every live host about once, with no table apart, near the model', async function () {
@@ -21,5 +21,25 @@ describe('sim member sync spread on member tables', function () {
     const model = modelPullSpread(o)
     assert.ok(Math.abs(real.t99Mean - model.t99Mean) < 2 * TABLE_SYNC_MS, `t99 ${real.t99Mean} on tables, ${model.t99Mean} modelled`)
     assert.ok(Math.abs(real.bodiesPerHost - model.bodiesPerHost) < 0.1)
+    assert.deepEqual(real.gate, { floodAnswered: 0, floodRefused: 0, forgedRefused: 0, forgedDropped: 0, forgedTaken: 0, honestRefused: 0 })
+  })
+
+  it('a host flooding sync requests and one pushing others\' records, behind the member gates: the flood refused past its budget, the forged records none taken, no round by the rules refused, the spread as without them', async function () {
+    this.timeout(120_000)
+    const o = { hosts: 300, seed: 30, changes: 2, latencyMs: 30, downShare: 0.1 }
+    const clean = await runPullSpread(o)
+    const bad = await runPullSpread({ ...o, flooders: 1, forgers: 1 })
+    const g = bad.gate
+    assert.equal(g.honestRefused, 0)
+    assert.equal(g.forgedTaken, 0, JSON.stringify(g))
+    assert.ok(g.forgedRefused > 0 && g.forgedDropped > g.forgedRefused, JSON.stringify(g))
+    assert.ok(g.floodRefused > 0, JSON.stringify(g))
+    // each connection answers the flooder at most its burst and one call per CALL_REFILL_MS: per
+    // round of the flooder, far below its FLOOD_CALLS
+    const answeredPerRound = g.floodAnswered / ((g.floodAnswered + g.floodRefused) / FLOOD_CALLS)
+    assert.ok(answeredPerRound <= CALL_BURST + TABLE_SYNC_MS / CALL_REFILL_MS, `${answeredPerRound} flood calls answered a connection per round`)
+    const { gate: _g, ...spread } = bad
+    const { gate: _c, ...before } = clean
+    assert.deepEqual(spread, before)
   })
 })

@@ -1,0 +1,178 @@
+// What one peer may ask of this host's member service (issue 14, bad input: one insider must not
+// keep a host's event loop busy), as a pure part over a clock, so the sim (harness/sim/pull.ts)
+// runs the same rules as the daemon (member-service.ts):
+//  - calls (sync, digest, table) cost units of a per-peer budget, CALL_BURST at most, refilled
+//    by one every CALL_REFILL_MS: a sync or digest round costs 1 (a sync request's keys cost one
+//    more per SYNC_KEYS_PER_UNIT, the table is hashed either way: ~29 ms for a maximal request at
+//    10,000 members), a table answer of changes 1, the whole table TABLE_CALL_COST (an answer of
+//    changes as large as a paced one is charged as much, charge()). A host's own rounds ask one
+//    peer every TABLE_SYNC_MS; a round whose tables are apart makes five calls (sync, recheck,
+//    changes, sync, whole table): 20 units at most, with a sync request at MAX_MEMBERS keys (a mass event:
+//    thousands of DOWN notices named for MEMBER_SYNC_KEYS_MS), within the burst and within what
+//    comes back in one TABLE_SYNC_MS (20), so a peer that asks by the rules never meets the bound
+//    however often its rounds are apart (test/node/member-gate). Past it the call is refused
+//    with MembersBusyError (a reply the asker rebuilds: it is no network fault, and the asker
+//    leaves that peer alone for a while, member-service.ts), and the refusal costs no table work.
+//    A call costing more than the burst is taken when the budget is full, leaving a debt;
+//  - pushes (a member message its author sends) cost 1 of another budget (PUSH_BURST, one back
+//    every PUSH_REFILL_MS); a push not signed by its sender is refused before its signature is
+//    checked, and a refused one (that, malformed, badly signed) costs PUSH_REFUSED_COST;
+//  - the budgets of at most BUDGETS_KEPT peers are kept, the least lately used forgotten first
+//    (a peer forgotten starts full: forgetting one takes BUDGETS_KEPT other peers asking since).
+import { MembersBusyError, SYNC_KEY_BYTES, memberAuthor, memberLeaving } from './members.ts'
+import type { MemberTable, MembersRequest, Taken } from './members.ts'
+
+/** A peer's call budget: units at most, and one unit back this often (ms). */
+export const CALL_BURST = 32
+export const CALL_REFILL_MS = 750
+/** A sync request costs one unit more per this many keys. */
+export const SYNC_KEYS_PER_UNIT = 16_384
+/** Units the whole table costs (it is also paced: member-service.ts TABLE_ANSWER_MIN_INTERVAL_MS). */
+export const TABLE_CALL_COST = 4
+/**
+ * Pushes a peer may send at once (an author pushes only its own changes: its record, the DOWN
+ * notices it signs as a neighbour, a few a day; a push only starts a spread the sync rounds
+ * finish, so one dropped costs a little time, nothing more), refilled by one every
+ * PUSH_REFILL_MS; a refused push costs PUSH_REFUSED_COST. Past the budget a peer's pushes are
+ * dropped as they come: a flood of them costs this host a frame's read each, no signature check.
+ */
+export const PUSH_BURST = 16
+export const PUSH_REFILL_MS = 15_000
+export const PUSH_REFUSED_COST = 8
+/** Peers whose budgets (each kind) are kept, the least lately used forgotten beyond it. */
+export const BUDGETS_KEPT = 1024
+
+/** Units a call costs (see the header). */
+export function callCost (req: MembersRequest): number {
+  if (req.t === 'sync') return 1 + Math.floor(req.k.byteLength / SYNC_KEY_BYTES / SYNC_KEYS_PER_UNIT)
+  if (req.t === 'table' && req.since === undefined) return TABLE_CALL_COST
+  return 1
+}
+
+/** Token buckets per peer, at most `kept` peers (the least lately used forgotten). */
+export class PeerBudgets {
+  private readonly left = new Map<string, { left: number, at: number }>()
+  private readonly burst: number
+  private readonly refillMs: number
+  private readonly now: () => number
+  private readonly kept: number
+
+  constructor (burst: number, refillMs: number, now: () => number, kept = BUDGETS_KEPT) {
+    this.burst = burst
+    this.refillMs = refillMs
+    this.now = now
+    this.kept = kept
+  }
+
+  get size (): number {
+    return this.left.size
+  }
+
+  /**
+   * Spend `cost` of `peer`'s budget: false (nothing spent) when what is left is less than
+   * min(cost, burst); `owed`: spent whatever is left, down to a debt of one burst.
+   */
+  spend (peer: string, cost: number, owed = false): boolean {
+    const now = this.now()
+    const b = this.left.get(peer) ?? { left: this.burst, at: now }
+    b.left = Math.min(this.burst, b.left + Math.max(0, now - b.at) / this.refillMs)
+    b.at = Math.max(b.at, now)
+    // least lately used last in the map's order: the first is forgotten beyond the bound
+    this.left.delete(peer)
+    this.left.set(peer, b)
+    if (this.left.size > this.kept) this.left.delete(this.left.keys().next().value!)
+    if (owed) {
+      b.left = Math.max(-this.burst, b.left - cost)
+      return true
+    }
+    if (b.left < Math.min(cost, this.burst)) return false
+    b.left -= cost
+    return true
+  }
+
+  /** Ms until `peer` has `units` again (0: now). */
+  waitMs (peer: string, units = 1): number {
+    const b = this.left.get(peer)
+    if (b === undefined) return 0
+    const left = Math.min(this.burst, b.left + Math.max(0, this.now() - b.at) / this.refillMs)
+    return Math.max(0, Math.ceil((Math.min(units, this.burst) - left) * this.refillMs))
+  }
+}
+
+export interface MemberGateCounts {
+  /** Pushes taken (new or not), refused (not the sender's, malformed, badly signed), dropped over the budget. */
+  taken: number
+  refused: number
+  dropped: number
+  /** Calls answered, and refused over the asker's budget. */
+  calls: number
+  callsRefused: number
+}
+
+/** The budgets and the author check in front of one member table (see the header). */
+export class MemberGate {
+  readonly counts: MemberGateCounts = { taken: 0, refused: 0, dropped: 0, calls: 0, callsRefused: 0 }
+  private readonly calls: PeerBudgets
+  private readonly pushes: PeerBudgets
+  /** Peers whose own DOWN (leaving) was taken past their budget (at most BUDGETS_KEPT, the oldest forgotten). */
+  private readonly leaveTaken = new Set<string>()
+  private readonly table: Pick<MemberTable, 'take'>
+
+  constructor (table: Pick<MemberTable, 'take'>, now: () => number = Date.now, kept = BUDGETS_KEPT) {
+    this.table = table
+    this.calls = new PeerBudgets(CALL_BURST, CALL_REFILL_MS, now, kept)
+    this.pushes = new PeerBudgets(PUSH_BURST, PUSH_REFILL_MS, now, kept)
+  }
+
+  /** Peers whose budgets are kept (each kind). */
+  kept (): { calls: number, pushes: number } {
+    return { calls: this.calls.size, pushes: this.pushes.size }
+  }
+
+  /** Admit a call from `peer` (its cost spent), or throw MembersBusyError (nothing done). */
+  call (peer: string, req: MembersRequest): void {
+    const cost = callCost(req)
+    if (!this.calls.spend(peer, cost)) {
+      this.counts.callsRefused++
+      throw new MembersBusyError(`members: over ${peer}'s call budget, ask again in ${this.calls.waitMs(peer, cost)} ms`)
+    }
+    this.counts.calls++
+  }
+
+  /** Charge `peer` `units` more for a call already answered (owed: down to a debt of one burst). */
+  charge (peer: string, units: number): void {
+    if (units > 0) this.calls.spend(peer, units, true)
+  }
+
+  /**
+   * A push from `peer`: dropped over its budget, refused when not signed by it (before the
+   * signature is checked) or refused by the table, else taken. A host's own DOWN as it leaves is
+   * taken past its budget, once per peer kept (the hosts told of a leave never sign a DOWN of it
+   * themselves: dropped here, it would be lost for good, every table keeping a host that is gone).
+   */
+  async push (peer: string, msg: Uint8Array): Promise<'dropped' | 'refused' | Exclude<Taken, 'invalid'>> {
+    const leaving = !this.leaveTaken.has(peer) && memberLeaving(msg)
+    if (leaving) {
+      this.leaveTaken.add(peer)
+      if (this.leaveTaken.size > BUDGETS_KEPT) this.leaveTaken.delete(this.leaveTaken.values().next().value!)
+    }
+    if (!this.pushes.spend(peer, 1) && !leaving) {
+      this.counts.dropped++
+      return 'dropped'
+    }
+    const own = memberAuthor(msg) === peer
+    const r = own ? await this.table.take(msg) : 'invalid'
+    if (r === 'invalid') {
+      this.refused(peer, PUSH_REFUSED_COST - 1)
+      return 'refused'
+    }
+    this.counts.taken++
+    return r
+  }
+
+  /** A refused push or a malformed request from `peer`: costs `cost` of its push budget (owed). */
+  refused (peer: string, cost = PUSH_REFUSED_COST): void {
+    this.counts.refused++
+    this.pushes.spend(peer, cost, true)
+  }
+}

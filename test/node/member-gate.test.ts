@@ -1,0 +1,191 @@
+// What one peer may ask of a host's member service (node/net/member-gate.ts; issue 14, bad
+// input): calls cost units of a per-peer budget and, past it, are refused with MembersBusyError
+// before any table work, so one insider flooding sync, digest and table requests gets a bounded
+// share while another peer's rounds and pushes go through; the budgets of at most BUDGETS_KEPT
+// peers are kept (the map grew past it when none was full); and a whole table pulled once the
+// host was filled (the tables apart) brings its new members as changes offered on.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import * as dagCbor from '@ipld/dag-cbor'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createHost } from '../../node/net/host.ts'
+import { createNetworkKey } from '../../node/net/keys.ts'
+import { MAX_MEMBERS, MEMBERS, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
+import type { MembersRequest } from '../../node/net/members.ts'
+import { BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, callCost } from '../../node/net/member-gate.ts'
+import { TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
+import { call, notify } from '../../node/net/rpc.ts'
+import { signerFor, verify } from '../../node/net/signing.ts'
+import { Teardown } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
+
+const memAddr = (): string => `/memory/darkfs-member-gate-${randomBytes(6).toString('hex')}`
+const HOUR = 3600_000
+
+describe('node/net member service budgets per peer', function () {
+  this.timeout(180_000)
+  const t = new Teardown()
+  afterEach(async () => { await t.run() })
+
+  it('budgets of at most BUDGETS_KEPT peers are kept, the least lately used forgotten first (the push budgets grew past it when none was full)', () => {
+    let now = 0
+    const b = new PeerBudgets(16, 1000, () => now)
+    // every peer spends its whole budget: none is full, so none could be forgotten before
+    for (let i = 0; i < 3 * BUDGETS_KEPT; i++) {
+      assert.equal(b.spend(`p${i}`, 16), true)
+      now += 1
+    }
+    assert.equal(b.size, BUDGETS_KEPT)
+    // the last peer is still known (spent: refused), the first forgotten (starts full)
+    assert.equal(b.spend(`p${3 * BUDGETS_KEPT - 1}`, 16), false)
+    assert.equal(b.spend('p0', 16), true)
+    // a peer used lately is kept past many new ones
+    assert.equal(b.spend('kept', 16), true)
+    for (let i = 0; i < BUDGETS_KEPT - 1; i++) b.spend(`q${i}`, 1)
+    assert.equal(b.spend('kept', 16), false)
+    assert.equal(b.size, BUDGETS_KEPT)
+  })
+
+  it('a call costs units of its asker\'s budget (a big sync request more, the whole table more), refused past it with MembersBusyError, one unit back per CALL_REFILL_MS', () => {
+    let now = 0
+    const gate = new MemberGate({ take: async () => 'old' }, () => now)
+    const sync = (keys: number): MembersRequest => ({ t: 'sync', k: new Uint8Array(keys * SYNC_KEY_BYTES) })
+    assert.equal(callCost(sync(3)), 1)
+    assert.equal(callCost(sync(50_000)), 1 + Math.floor(50_000 / SYNC_KEYS_PER_UNIT))
+    assert.equal(callCost({ t: 'table' }), TABLE_CALL_COST)
+    assert.equal(callCost({ t: 'table', since: 5 }), 1)
+    for (let i = 0; i < CALL_BURST; i++) gate.call('f', { t: 'digest' })
+    assert.throws(() => { gate.call('f', { t: 'digest' }) }, MembersBusyError)
+    // another peer's budget is its own
+    gate.call('b', sync(3))
+    now += CALL_REFILL_MS
+    gate.call('f', { t: 'digest' })
+    assert.throws(() => { gate.call('f', { t: 'digest' }) }, MembersBusyError)
+    // a call costing more than the burst is taken when the budget is full, leaving a debt
+    now += CALL_BURST * CALL_REFILL_MS
+    gate.call('f', sync(SYNC_KEYS_PER_UNIT * (2 * CALL_BURST + 1)))
+    now += CALL_BURST * CALL_REFILL_MS
+    assert.throws(() => { gate.call('f', { t: 'digest' }) }, MembersBusyError)
+    assert.deepEqual({ calls: gate.counts.calls, refused: gate.counts.callsRefused }, { calls: CALL_BURST + 3, refused: 3 })
+  })
+
+  it('a peer whose every round is apart (sync, recheck, changes, sync, whole table), its sync requests at up to MAX_MEMBERS keys (a mass event), the asker\'s one connection: never refused in 40 rounds (review31c: refused from 4,096 keys)', () => {
+    for (const keys of [0, 5_000, 10_000, MAX_MEMBERS]) {
+      let now = 0
+      const gate = new MemberGate({ take: async () => 'old' }, () => now)
+      const k = new Uint8Array(keys * SYNC_KEY_BYTES)
+      for (let round = 0; round < 40; round++) {
+        const start = round * TABLE_SYNC_MS
+        const steps: Array<[number, MembersRequest]> = [
+          [0, { t: 'sync', k }],
+          [TABLE_SYNC_RECHECK_MS, { t: 'sync', k }],
+          [TABLE_SYNC_RECHECK_MS + 100, { t: 'table', since: 1 }],
+          [TABLE_SYNC_RECHECK_MS + 200, { t: 'sync', k }],
+          [TABLE_SYNC_RECHECK_MS + 300, { t: 'table' }]
+        ]
+        for (const [at, req] of steps) {
+          now = start + at
+          assert.doesNotThrow(() => { gate.call('asker', req) }, `${keys} keys, round ${round}: ${req.t} at +${at} ms refused`)
+          // the changes answer as large as a paced one: charged as the whole table (member-service)
+          if (req.t === 'table' && req.since !== undefined) gate.charge('asker', TABLE_CALL_COST - 1)
+        }
+      }
+      assert.equal(gate.counts.callsRefused, 0)
+    }
+  })
+
+  it('real hosts: one peer flooding sync, digest and table requests is refused past its budget (MembersBusyError, no table work), while another peer\'s sync rounds and push go through', async () => {
+    const networkKey = createNetworkKey()
+    const keyA = await generateKeyPair('Ed25519')
+    const keyB = await generateKeyPair('Ed25519')
+    const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostA.stop() })
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify })
+    // the table work a's service does for calls
+    let work = 0
+    for (const m of ['digest', 'syncAnswer', 'messages'] as const) {
+      const f = (a[m] as (...args: any[]) => any).bind(a)
+      ;(a as any)[m] = (...args: any[]) => { work++; return f(...args) }
+    }
+    const serviceA = await startMemberService(hostA, a, { syncs: () => true, gossips: () => false })
+    t.add(async () => { await serviceA.stop() })
+    // f floods, b asks as a host does; neither serves the members protocol (no rounds of their own)
+    const hostF = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()], join: [hostA.addresses()[0]] })
+    t.add(async () => { await hostF.stop() })
+    const hostB = await createHost({ privateKey: keyB, networkKey, listen: [memAddr()], join: [hostA.addresses()[0]] })
+    t.add(async () => { await hostB.stop() })
+    await until('f and b connected to a', () => hostF.peers().some(p => p.id === hostA.peerId) && hostB.peers().some(p => p.id === hostA.peerId), 30_000)
+    const work0 = work
+    const kinds: MembersRequest[] = [{ t: 'sync', k: new Uint8Array(0) }, { t: 'digest' }, { t: 'table' }]
+    const flood = { answered: 0, units: 0, busy: 0, other: [] as string[] }
+    const bSyncs = { answered: 0, failed: [] as string[] }
+    const floods = 90
+    const started = Date.now()
+    for (let i = 0; i < floods; i++) {
+      const req = kinds[i % kinds.length]
+      try {
+        await call(hostF, hostA.peerId, MEMBERS, req)
+        flood.answered++
+        flood.units += req.t === 'table' ? TABLE_CALL_COST : 1
+      } catch (err) {
+        if (err instanceof MembersBusyError) flood.busy++
+        else flood.other.push(String(err))
+      }
+      if (i % 15 === 7) {
+        await call(hostB, hostA.peerId, MEMBERS, { t: 'sync', k: new Uint8Array(0) }).then(() => { bSyncs.answered++ }, (err: unknown) => { bSyncs.failed.push(String(err)) })
+      }
+      if (i === floods / 2) {
+        const r = dagCbor.encode({ peer: hostB.peerId, seq: Date.now() - HOUR, addrs: ['/ip4/127.0.0.1/tcp/3'] })
+        await notify(hostB, hostA.peerId, MEMBERS, { t: 'push', m: dagCbor.encode({ t: 'member', r, s: await signerFor(keyB).sign(r) }) })
+      }
+    }
+    const elapsed = Date.now() - started
+    // every refusal a clear one, none a network fault
+    assert.deepEqual(flood.other, [])
+    assert.equal(flood.answered + flood.busy, floods)
+    assert.ok(flood.busy > 0, JSON.stringify(flood))
+    // f got its burst and what refilled meanwhile, no more (a table answer may leave a debt of its cost)
+    assert.ok(flood.units <= CALL_BURST + elapsed / CALL_REFILL_MS + TABLE_CALL_COST, `${JSON.stringify(flood)} in ${elapsed} ms`)
+    // b's rounds all answered, its push taken
+    assert.deepEqual(bSyncs, { answered: floods / 15, failed: [] })
+    await until('a took b\'s pushed record', () => a.has(hostB.peerId), 30_000)
+    assert.equal(serviceA.pushes().taken, 1, JSON.stringify(serviceA.pushes()))
+    // the refused calls cost no table work: one table call per answer
+    assert.deepEqual(serviceA.calls(), { answered: flood.answered + bSyncs.answered, refused: flood.busy })
+    assert.equal(work - work0, flood.answered + bSyncs.answered)
+  })
+
+  it('real hosts: a whole table pulled once the host was filled brings its new members as changes, offered on in sync rounds (a first pull offers none)', async () => {
+    const networkKey = createNetworkKey()
+    const keyA = await generateKeyPair('Ed25519')
+    const keyB = await generateKeyPair('Ed25519')
+    const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostA.stop() })
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify })
+    const record = async (seq: number): Promise<{ peer: string, msg: Uint8Array }> => {
+      const s = signerFor(await generateKeyPair('Ed25519'))
+      const r = dagCbor.encode({ peer: s.author, seq, addrs: ['/ip4/127.0.0.1/tcp/1'] })
+      return { peer: s.author, msg: dagCbor.encode({ t: 'member', r, s: await s.sign(r) }) }
+    }
+    const before = await record(Date.now() - HOUR)
+    assert.equal(await a.take(before.msg), 'new')
+    const serviceA = await startMemberService(hostA, a, { syncs: () => true, gossips: () => false })
+    t.add(async () => { await serviceA.stop() })
+    const hostB = await createHost({ privateKey: keyB, networkKey, listen: [memAddr()], join: [hostA.addresses()[0]] })
+    t.add(async () => { await hostB.stop() })
+    const b = new MemberTable({ self: hostB.peerId, signer: signerFor(keyB), verify })
+    const serviceB = await startMemberService(hostB, b, { syncs: () => true, gossips: () => false })
+    t.add(async () => { await serviceB.stop() })
+    await until('b pulled a\'s table', () => serviceB.pulled() && b.has(before.peer), 60_000)
+    const offered = (): Uint8Array[] => b.syncAnswer(new Uint8Array(0)).m
+    assert.equal(offered().some(m => Buffer.from(m).equals(before.msg)), false, 'a first pull offers nothing on')
+    // a member a holds that b missed past the windows (a partition): taken at a as no change,
+    // so neither a's sync answers nor pulls of changes bring it, only a whole table
+    const missed = await record(Date.now() - HOUR)
+    assert.equal(await a.take(missed.msg, 0, false), 'new')
+    assert.equal(await serviceB.pull(hostA.peerId), 1)
+    assert.ok(b.has(missed.peer))
+    assert.ok(offered().some(m => Buffer.from(m).equals(missed.msg)), 'the member the whole table brought is offered on')
+    assert.equal(offered().some(m => Buffer.from(m).equals(before.msg)), false)
+  })
+})
