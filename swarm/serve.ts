@@ -59,7 +59,8 @@ export interface BlockSource {
  * Where pushed blocks are stored. `verified`: the swarm checked the bytes against the CID on
  * arrival (onPush), so the sink need not hash them again.
  */
-export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions & { verified?: boolean }) => Promise<void> }
+/** `from`: the peer that pushed the block (not given for a block fetched). */
+export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions & { verified?: boolean, from?: string }) => Promise<void> }
 
 export interface ServeContext {
   self: string
@@ -323,7 +324,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
       let stored = false
       try {
         // onPush checked the bytes against the CID
-        await ctx.sink.put(cid, bytes, { ...opts, verified: true })
+        await ctx.sink.put(cid, bytes, { ...opts, verified: true, from: peer })
         stored = true
       } catch (err) {
         // not stored here: no ACK from us, but the rest of the plan still gets the block

@@ -190,10 +190,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // `verified`: the swarm hashed the bytes on arrival (not hashed twice); a relay's own fragments are checked here
     // the block's leaf hashes are kept too (`keeping`)
     const sink = {
-      put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean }) => {
+      put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean, from?: string }) => {
         await keeping.put(cid, bytes, { verified: o?.verified })
         // dropped again: not stored, so not acknowledged (the swarm acknowledges a put that returns)
-        if (await release?.arrived(cid) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+        if (o?.from !== undefined && await release?.arrived(cid, o.from) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
       }
     }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
@@ -410,7 +410,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
     const custody = new Custody({ host, store: guarded }, { promiseMs: opts.custodyPromiseMs })
     await custody.start()
-    closers.push(async () => { await custody.stop() })
+    // (closers run last first: the placement retries stop before custody does, so a retry's
+    // promise round never runs against a stopped custody)
+    closers.push(async () => { network.stopRetries(); await custody.stop() })
     // the writer hands over the copies of a placed chunk that are not its own (network.ts 'handover')
     const onHandover = (e: CustomEvent<HandoverEvent>): void => {
       // the targets (this host among them) promise every fragment: another writer of the same
@@ -437,6 +439,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       store: guarded,
       volume,
       custody: keepWhileFull,
+      promises: custody,
       placing: chunk => network.isPlacing(chunk),
       // the health book hears of finished placements and counts pending ones (keeper/status.ts)
       pending,

@@ -245,33 +245,45 @@ export class PutGroup {
 
 /**
  * Chunks (each coding of one: its fragments) that writes in flight here stored, with how many of
- * them: a write given up asks the hosts that took its fragments to delete them (abandon()), and
- * their promises are per peer (the asking host's promises do not keep a block), so another write
- * of the same bytes on this host, not committed yet, would lose its remote fragments with it.
+ * them, and the same per fragment (two codings may share one): a write given up asks the hosts
+ * that took its fragments to delete them (abandon()), and their promises are per peer (the
+ * asking host's promises do not keep a block), so another write of the same bytes on this host,
+ * not committed yet, would lose its remote fragments with it.
  */
 export class OpenChunks {
   private readonly counts = new Map<string, number>()
+  private readonly fragments = new Map<string, number>()
 
   private static key (ref: ChunkRef): string {
     return `${ref.cid?.toString() ?? ''}/${ref.fragments.map(f => f.toString()).join(',')}`
   }
 
+  private static bump (map: Map<string, number>, key: string, by: number): void {
+    const n = (map.get(key) ?? 0) + by
+    if (n > 0) map.set(key, n)
+    else map.delete(key)
+  }
+
   add (ref: ChunkRef): void {
-    const key = OpenChunks.key(ref)
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1)
+    OpenChunks.bump(this.counts, OpenChunks.key(ref), 1)
+    for (const f of ref.fragments) OpenChunks.bump(this.fragments, f.toString(), 1)
   }
 
   /** One write no longer has `ref` (committed, given up, rewritten). */
   remove (ref: ChunkRef): void {
-    const key = OpenChunks.key(ref)
-    const n = (this.counts.get(key) ?? 0) - 1
-    if (n > 0) this.counts.set(key, n)
-    else this.counts.delete(key)
+    if (!this.counts.has(OpenChunks.key(ref))) return
+    OpenChunks.bump(this.counts, OpenChunks.key(ref), -1)
+    for (const f of ref.fragments) OpenChunks.bump(this.fragments, f.toString(), -1)
   }
 
-  /** Whether a write in flight has `ref`. */
+  /** Whether a write in flight has `ref` (this coding of it). */
   has (ref: ChunkRef): boolean {
     return this.counts.has(OpenChunks.key(ref))
+  }
+
+  /** Whether a write in flight has a chunk with this fragment (of any coding). */
+  hasFragment (cid: CID): boolean {
+    return this.fragments.has(cid.toString())
   }
 
   get size (): number {
@@ -279,9 +291,54 @@ export class OpenChunks {
   }
 }
 
+/**
+ * Fragments a write given up here is asking its peers (and this host) to delete: another write
+ * of the same bytes here places them only after that (ChunkWrite), or the release, sent once
+ * that write's fragments were pushed and promised, would delete them everywhere (promises to
+ * the asking host do not keep a block: release.ts).
+ */
+export class Releasing {
+  private readonly running = new Map<string, Set<Promise<void>>>()
+
+  /** `fragments` are being released from now on, until the returned function is called. */
+  begin (fragments: CID[]): () => void {
+    const over = Promise.withResolvers<void>()
+    const keys = [...new Set(fragments.map(f => f.toString()))]
+    for (const key of keys) {
+      let set = this.running.get(key)
+      if (set === undefined) this.running.set(key, set = new Set())
+      set.add(over.promise)
+    }
+    return () => {
+      for (const key of keys) {
+        const set = this.running.get(key)
+        set?.delete(over.promise)
+        if (set?.size === 0) this.running.delete(key)
+      }
+      over.resolve()
+    }
+  }
+
+  /** Whether a fragment of `ref` is being released now. */
+  busy (ref: ChunkRef): boolean {
+    return ref.fragments.some(f => this.running.has(f.toString()))
+  }
+
+  /** Wait until no fragment of `ref` is being released. */
+  async over (ref: ChunkRef, opts: AbortOptions = {}): Promise<void> {
+    for (;;) {
+      const waits = ref.fragments.flatMap(f => [...(this.running.get(f.toString()) ?? [])])
+      if (waits.length === 0) return
+      await raceSignal(Promise.all(waits), opts.signal)
+    }
+  }
+}
+
 export class ChunkService {
   /** The chunks the writes in flight here stored (ChunkWrite). */
   readonly open = new OpenChunks()
+  /** The fragments writes given up here are releasing (ChunkWrite.abandon(), release()). */
+  readonly releasing = new Releasing()
   private readonly store: Store
   private readonly cache: ChunkCache
   /** Verified leaves of data fragments from range reads, by `${fragment CID}/${leaf}` (LEAF_CACHE_BYTES). */
@@ -876,6 +933,8 @@ export class ChunkWrite {
     const run: Promise<void> = stored.then(async () => {
       this.progress.stored += bytes.byteLength
       if (this.done !== 'abandoned') this.onProgress?.(this.progress)
+      // another write here giving up the same fragments releases them first (never throws)
+      await this.chunks.releasing.over(ref)
       await this.chunks.place([ref], { inode: this.inode, signal: AbortSignal.any([this.stop.signal, stop.signal]), settle: true })
         .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
     }, () => {}) // the put's failure: nothing to place, and durable() throws it
@@ -899,7 +958,11 @@ export class ChunkWrite {
     const over = new AbortController()
     try {
       // only once durable here: a put that failed places nothing (durable() throws its failure)
-      await Promise.race([run, stored.then(async () => { await network.safe?.(ref, { signal: over.signal }) }, () => {})])
+      // and once no other write here is releasing its fragments (they are placed again after that)
+      await Promise.race([run, stored.then(async () => {
+        await this.chunks.releasing.over(ref, { signal: over.signal })
+        await network.safe?.(ref, { signal: over.signal })
+      }, () => {})])
     } finally {
       over.abort()
     }
@@ -966,18 +1029,22 @@ export class ChunkWrite {
     if (live.has(ref.cid.toString())) return
     // another write here has the same chunk: its fragments are that write's too
     if (this.chunks.open.has(ref)) return
-    const gone = ref.fragments.filter(f => !live.has(f.toString()))
+    const gone = ref.fragments.filter(f => !live.has(f.toString()) && !this.chunks.open.hasFragment(f))
     // no longer this write's: committed() leaves them claimed, so the release below still deletes them
     for (const f of gone) this.blocks.delete(f.toString())
     this.placing.get(ref)?.stop.abort(new DOMException('the chunk was rewritten', 'AbortError'))
-    this.releasing = this.releasing.then(async () => { await this.drop(ref, gone, live) })
+    // from the check above on: a write of the same bytes here starting meanwhile places them after the release
+    const end = this.chunks.releasing.begin(gone)
+    this.releasing = this.releasing.then(async () => {
+      try { await this.drop(ref, gone, live) } finally { end() }
+    })
   }
 
   /** release()'s work: never throws (what it cannot delete is left to GC). */
   private async drop (ref: ChunkRef, gone: CID[], live: Set<string>): Promise<void> {
     await this.placing.get(ref)?.run
     if (this.network?.abandon !== undefined) {
-      await this.network.abandon([ref], { keep: f => live.has(f.toString()) }).catch((err: Error) => { log.error('rewritten chunk %s: asking peers to delete its fragments failed (GC removes them later): %s', ref.cid!.toString(), err.message) })
+      await this.network.abandon([ref], { keep: f => live.has(f.toString()) || this.chunks.open.hasFragment(f) }).catch((err: Error) => { log.error('rewritten chunk %s: asking peers to delete its fragments failed (GC removes them later): %s', ref.cid!.toString(), err.message) })
     }
     let freed = 0
     for (const cid of gone) {
@@ -1044,20 +1111,28 @@ export class ChunkWrite {
     await Promise.allSettled([...this.inflight])
     await this.releasing
     for (const ref of this.refs) this.chunks.open.remove(ref)
-    // not the chunks another write here still has (OpenChunks): their fragments are its too
-    const refs = this.refs.filter(r => r.cid !== null && !this.chunks.open.has(r))
-    if (this.network?.abandon !== undefined && refs.length > 0) {
-      await this.network.abandon(refs).catch((err: Error) => { log.error('abandoned write: asking peers to delete its fragments failed (GC removes them later): %s', err.message) })
-    }
+    // not the chunks another write here still has (OpenChunks), nor a fragment of one: their
+    // fragments are its too
+    const open = this.chunks.open
+    const refs = this.refs.filter(r => r.cid !== null && !open.has(r))
+    // from the check above on: a write of the same bytes here starting meanwhile places them after the release
+    const end = this.chunks.releasing.begin(refs.flatMap(r => r.fragments.filter(f => !open.hasFragment(f))))
     let freed = 0
-    for (const cid of this.blocks.values()) {
-      if (!this.store.claimed(cid, this) || this.network?.mayDelete?.(cid) === false) continue
-      try {
-        await this.store.delete(cid)
-        freed++
-      } catch (err) {
-        log.error('abandoned write: deleting block %s failed (GC removes it later): %s', cid.toString(), (err as Error).message)
+    try {
+      if (this.network?.abandon !== undefined && refs.length > 0) {
+        await this.network.abandon(refs, { keep: f => open.hasFragment(f) }).catch((err: Error) => { log.error('abandoned write: asking peers to delete its fragments failed (GC removes them later): %s', err.message) })
       }
+      for (const cid of this.blocks.values()) {
+        if (!this.store.claimed(cid, this) || open.hasFragment(cid) || this.network?.mayDelete?.(cid) === false) continue
+        try {
+          await this.store.delete(cid)
+          freed++
+        } catch (err) {
+          log.error('abandoned write: deleting block %s failed (GC removes it later): %s', cid.toString(), (err as Error).message)
+        }
+      }
+    } finally {
+      end()
     }
     log('abandoned write: %d chunk(s), %d block(s) deleted here', refs.length, freed)
   }

@@ -63,6 +63,15 @@ export interface CustodyComponents {
 /** A local copy to drop, and the hosts that must keep the block (all must promise). */
 export interface Handover { cid: CID, keepers: string[] }
 
+/**
+ * A keeper's answer: the blocks it promised, and the ones it gave no answer for (unreachable,
+ * failing, timed out, this host stopping): not a "no", which only a keeper that answered and
+ * does not hold the block gives.
+ */
+export interface CustodyAnswer { promised: Set<string>, unanswered: Set<string> }
+
+const noAnswer = (cids: CID[]): CustodyAnswer => ({ promised: new Set(), unanswered: new Set(cids.map(c => c.toString())) })
+
 export class Custody {
   private readonly c: CustodyComponents
   /** Block -> when this host's promise to keep it ends. */
@@ -75,7 +84,7 @@ export class Custody {
   /** Blocks this host is dropping now (it promises none of them). */
   private readonly dropping = new Set<string>()
   /** Per keeper, the drops' blocks waiting for the next call to it (askTogether()). */
-  private readonly asking: PeerBatches<{ cids: CID[], answer: (promised: Set<string>) => void }>
+  private readonly asking: PeerBatches<{ cids: CID[], answer: (answer: CustodyAnswer) => void }>
   private readonly promiseMs: number
   private started = false
   private unserve: (() => Promise<void>) | undefined
@@ -86,9 +95,9 @@ export class Custody {
     this.asking = new PeerBatches({
       send: async (peer, batch) => {
         const cids = [...new Map(batch.flatMap(w => w.cids).map(c => [c.toString(), c])).values()]
-        // ask() reports its own failures (nothing promised); anything else promises nothing too
-        const promised = await this.ask(peer, cids).catch(() => new Set<string>())
-        for (const w of batch) w.answer(promised)
+        // query() reports its own failures (no answer); anything else is no answer too
+        const answer = await this.query(peer, cids).catch(() => noAnswer(cids))
+        for (const w of batch) w.answer(answer)
       },
       // (a plain timer: the drops wait for their answers, at most lingerMs past a stop)
       lingerMs: init.lingerMs ?? CUSTODY_LINGER_MS
@@ -170,15 +179,21 @@ export class Custody {
 
   /** Ask a peer to keep blocks: the ones it holds and promised. Unreachable peers promise nothing. */
   async ask (peer: string, cids: CID[], opts: AbortOptions = {}): Promise<Set<string>> {
-    const out = new Set<string>()
+    return (await this.query(peer, cids, opts)).promised
+  }
+
+  /** ask(), telling the blocks a peer did not answer for (unreachable, failing) from the ones it refused. */
+  async query (peer: string, cids: CID[], opts: AbortOptions = {}): Promise<CustodyAnswer> {
+    const out: CustodyAnswer = { promised: new Set(), unanswered: new Set() }
     for (let b = 0; b < cids.length; b += MAX_CUSTODY_CIDS) {
       const batch = cids.slice(b, b + MAX_CUSTODY_CIDS)
       try {
         const reply = await call(this.c.host, peer, CUSTODY, batch, opts)
-        batch.forEach((c, i) => { if (reply[i]) out.add(c.toString()) })
+        batch.forEach((c, i) => { if (reply[i]) out.promised.add(c.toString()) })
       } catch (err) {
-        // unreachable or failing: it promises nothing of this batch
+        // unreachable or failing: it promises nothing of this batch, and refuses none of it
         log('custody of %d blocks asked of %s: %e', batch.length, peer, err)
+        for (const c of batch) out.unanswered.add(c.toString())
       }
     }
     return out
@@ -192,10 +207,10 @@ export class Custody {
    * placed while a call runs share the next, and a call waits CUSTODY_LINGER_MS for the drops
    * that follow it before it goes. With a signal, the call is the caller's own.
    */
-  private async askTogether (peer: string, cids: CID[], opts: AbortOptions): Promise<Set<string>> {
-    if (opts.signal !== undefined) return await this.ask(peer, cids, opts)
-    // (not taken, stopped: nothing promised, as a failed call)
-    return await new Promise<Set<string>>(resolve => { if (!this.asking.add(peer, { cids, answer: resolve })) resolve(new Set()) })
+  private async askTogether (peer: string, cids: CID[], opts: AbortOptions): Promise<CustodyAnswer> {
+    if (opts.signal !== undefined) return await this.query(peer, cids, opts)
+    // (not taken, stopped: no answer, as a failed call)
+    return await new Promise<CustodyAnswer>(resolve => { if (!this.asking.add(peer, { cids, answer: resolve })) resolve(noAnswer(cids)) })
   }
 
   /**
@@ -211,7 +226,7 @@ export class Custody {
     for (const h of keeps) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
     let missing = 0
     await Promise.all([...byPeer].map(async ([peer, cids]) => {
-      const promised = peer === self ? await this.promise(cids, self) : await this.askTogether(peer, cids, opts)
+      const promised = peer === self ? await this.promise(cids, self) : (await this.askTogether(peer, cids, opts)).promised
       const not = cids.filter(c => !promised.has(c.toString())).length
       if (not > 0) log('%s promised %d of %d placed block(s)', peer, cids.length - not, cids.length)
       missing += not
@@ -226,28 +241,34 @@ export class Custody {
    * block some keeper did not promise, with those keepers: a promise is given only for a block
    * held, so a keeper that does not hold what the placement's record says (deleted since by GC
    * or another writer's release, dropped on arrival) is found here. When any keeper refused,
-   * nothing is deleted (the writer places the chunk again, from these copies). Returns the CIDs
-   * deleted.
+   * nothing is deleted (the writer places the chunk again, from these copies). A keeper that
+   * gives no answer (unreachable, timed out) refuses nothing: it still counts as a holder, and
+   * the copies it keeps are not deleted here. Returns the CIDs deleted.
    */
   async settle (handovers: Handover[], keeps: Handover[], opts: { refused?: (cid: string, keepers: string[]) => void } = {}): Promise<string[]> {
     const self = this.c.host.peerId
-    const mine = handovers.filter(h => {
+    // every handed-over block's keepers are asked (a copy this host is not dropping now, e.g.
+    // one being dropped by another round, is checked all the same); only `mine` are deleted
+    const asked = handovers.filter(h => h.keepers.length > 0)
+    const mine = asked.filter(h => {
       const key = h.cid.toString()
-      return h.keepers.length > 0 && !h.keepers.includes(self) && !this.dropping.has(key) && !this.promised(key)
+      return !h.keepers.includes(self) && !this.dropping.has(key) && !this.promised(key)
     })
     for (const h of mine) this.dropping.add(h.cid.toString())
     const dropped: string[] = []
     try {
       const byPeer = new Map<string, CID[]>()
-      for (const h of [...mine, ...keeps]) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
-      const promised = new Map<string, Set<string>>()
+      for (const h of [...asked, ...keeps]) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
+      const answers = new Map<string, CustodyAnswer>()
       await Promise.all([...byPeer].map(async ([peer, cids]) => {
-        promised.set(peer, peer === self ? await this.promise(cids, self) : await this.askTogether(peer, cids, {}))
+        answers.set(peer, peer === self ? { promised: await this.promise(cids, self), unanswered: new Set() } : await this.askTogether(peer, cids, {}))
       }))
+      const promised = (p: string, key: string): boolean => answers.get(p)?.promised.has(key) === true
       let refusals = 0
-      for (const h of [...mine, ...keeps]) {
+      for (const h of [...asked, ...keeps]) {
         const key = h.cid.toString()
-        const not = h.keepers.filter(p => promised.get(p)?.has(key) !== true)
+        // an explicit no only: a keeper that did not answer is no refusal
+        const not = h.keepers.filter(p => !promised(p, key) && answers.get(p)?.unanswered.has(key) !== true)
         if (not.length === 0) continue
         refusals++
         log('%d keeper(s) did not promise placed block %s', not.length, key)
@@ -256,6 +277,7 @@ export class Custody {
       if (refusals > 0) return dropped
       for (const h of mine) {
         const key = h.cid.toString()
+        if (!h.keepers.every(p => promised(p, key))) continue // a keeper did not answer: the copy stays
         if (this.promised(key)) continue // a peer asked us to keep it while we asked
         await this.c.store.delete(h.cid)
         dropped.push(key)
@@ -298,7 +320,7 @@ export class Custody {
       const byPeer = new Map<string, CID[]>()
       for (const h of mine) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
       const promised = new Map<string, Set<string>>()
-      await Promise.all([...byPeer].map(async ([peer, cids]) => { promised.set(peer, await this.askTogether(peer, cids, opts)) }))
+      await Promise.all([...byPeer].map(async ([peer, cids]) => { promised.set(peer, (await this.askTogether(peer, cids, opts)).promised) }))
       for (const h of mine) {
         const key = h.cid.toString()
         if (!h.keepers.every(p => promised.get(p)?.has(key) === true)) continue

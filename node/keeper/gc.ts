@@ -3,8 +3,12 @@
 // only after GC has seen it unreferenced, continuously, for the retention period: blocks of a
 // write not yet committed (OpenFile spills, replaceFile staging, fragments pushed before their
 // op arrived) are referenced by nothing yet, and that grace keeps them. Nothing is removed in a
-// round where some retained manifest cannot be read (its chunks are unknown).
+// round where some retained manifest cannot be read (its chunks are unknown). A block this host
+// promised to keep (custody.ts: a writer's placement asked it, the write not committed yet) is
+// kept too, and its unreferenced time starts again once the promise is over: bytes unreferenced
+// for days and then written again were deleted under a fresh promise (review31b).
 import type { AbortOptions } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 import { retained } from './retained.ts'
 import type { Store } from '../data/index.ts'
 import type { Volume } from '../index.ts'
@@ -26,6 +30,14 @@ export interface GcComponents {
   volume: Pick<Volume, 'tree' | 'chunks'>
   store: Pick<Store, 'cids' | 'delete'>
   now?: () => number
+  /**
+   * This host's promises (custody.ts): a promised block is not deleted, and a delete excludes a
+   * promise given meanwhile (deleteUnpromised, with no peer excepted). Not given: none.
+   */
+  custody?: {
+    promised: (cid: CID) => boolean
+    deleteUnpromised: (cid: CID, except: string | undefined, del: () => Promise<boolean>) => Promise<boolean>
+  }
 }
 
 export interface GcReport { referenced: number, unreferenced: number, removed: string[], skipped: boolean }
@@ -93,15 +105,19 @@ export class Collector {
       seen.add(k)
       if (referenced.has(k)) { report.referenced++; this.since.delete(k); continue }
       report.unreferenced++
+      // promised: a write in flight placed it here; unreferenced from the promise's end on
+      if (this.c.custody?.promised(cid) === true) { this.since.delete(k); continue }
       const first = this.since.get(k)
       if (first === undefined) { this.since.set(k, now()); continue }
       if (now() - first < this.retentionMs) continue
-      await this.c.store.delete(cid).catch((err: Error) => {
+      const del = async (): Promise<boolean> => { await this.c.store.delete(cid); return true }
+      const gone = await (this.c.custody?.deleteUnpromised(cid, undefined, del) ?? del()).catch((err: Error) => {
         // the next round meets it again, unreferenced since now
         log.error('delete of unreferenced block %s failed: %s', cid.toString(), err.message)
+        return true
       })
       this.since.delete(k)
-      report.removed.push(cid.toString())
+      if (gone) report.removed.push(cid.toString())
     }
     for (const k of this.since.keys()) if (!seen.has(k)) this.since.delete(k)
     return report

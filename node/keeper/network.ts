@@ -549,7 +549,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       await this.handing.get(coding)
       // a keeper refused its promise (handOver()'s refused): the chunk is pending again, placed
       // again now (once here; the retries go on after that)
-      if (!this.refusedCodings.delete(coding) || !this.pending.has(key)) return
+      if (!this.refusedCodings.delete(coding) || !this.pending.hasCoding(r)) return
       placeLog('chunk %s: placed again (a keeper did not promise its fragment)', shortCid(key))
       await this.run(r, opts)
       await this.handing.get(coding)
@@ -593,8 +593,7 @@ export class ChunkNetwork extends EventTarget implements Network {
   async safe (ref: ChunkRef, opts: AbortOptions = {}): Promise<void> {
     if (ref.cid === null || opts.signal?.aborted === true) return
     const key = codingOf(ref)
-    const held = this.heldOf(ref)
-    if (held !== undefined && survivesOneLoss(held, ref.k)) return
+    if (this.survivesNow(ref)) return
     await new Promise<void>(resolve => {
       const done = (): void => {
         opts.signal?.removeEventListener('abort', done)
@@ -614,13 +613,25 @@ export class ChunkNetwork extends EventTarget implements Network {
   /** Resolves once the chunk survives one lost host (or never: place() races it with the placement). */
   private async whenSafe (ref: ChunkRef): Promise<void> {
     const key = codingOf(ref)
-    const held = this.heldOf(ref)
-    if (held !== undefined && survivesOneLoss(held, ref.k)) return
+    if (this.survivesNow(ref)) return
     await new Promise<void>(resolve => {
       const list = this.safeWaits.get(key)
       if (list === undefined) this.safeWaits.set(key, [resolve])
       else list.push(resolve)
     })
+  }
+
+  /**
+   * Whether the record of `ref`'s coding says it survives one lost host and is not being checked:
+   * a record is a hint (its holders may have lost the blocks since: GC, a release), so while the
+   * coding is pending, being placed or its keepers' promises are being asked (handing), only the
+   * acknowledgements of this placement (checkSafe) or its end count.
+   */
+  private survivesNow (ref: ChunkRef): boolean {
+    const held = this.heldOf(ref)
+    if (held === undefined || !survivesOneLoss(held, ref.k)) return false
+    const coding = codingOf(ref)
+    return !this.pending.hasCoding(ref) && !this.placing.has(coding) && !this.handing.has(coding)
   }
 
   /** An acknowledgement came for a coding (codingOf): resolve its `safe` waits if it now survives one lost host. */
@@ -954,7 +965,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       this.refusedCodings.delete(coding)
       this.refusedCodings.add(coding)
       if (this.refusedCodings.size > this.placementRemembered) this.refusedCodings.delete(this.refusedCodings.values().next().value!)
-      if (!this.pending.has(ref.cid!.toString())) {
+      if (!this.pending.hasCoding(ref)) {
         this.pending.add(ref, inode)
         this.retrySoon()
       }

@@ -80,6 +80,8 @@ export interface RedundancyComponents {
   volume: Volume
   /** Deletes copies only once their keepers promised to keep them (shared with the writer). */
   custody: Pick<Custody, 'drop'>
+  /** This host's promises to keep blocks (custody.ts): GC keeps a promised block. */
+  promises?: Pick<Custody, 'promised' | 'deleteUnpromised'>
   /** Whether this host is placing a chunk now (its repair leaves it to the placement). */
   placing?: (chunk: string) => boolean
   /**
@@ -262,7 +264,12 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     }
   }, { intervalMs: o.scrubIntervalMs })
   scrubber.start()
-  const collector = new Collector({ volume: c.volume, store: c.store }, { retentionMs, intervalMs: o.gcIntervalMs })
+  const promises = c.promises
+  const collector = new Collector({
+    volume: c.volume,
+    store: c.store,
+    ...(promises !== undefined ? { custody: { promised: cid => promises.promised(cid), deleteUnpromised: async (cid, except, del) => await promises.deleteUnpromised(cid, except, del) } } : {})
+  }, { retentionMs, intervalMs: o.gcIntervalMs })
   collector.start()
   let markLeft = (): void => {}
   const left = new Promise<void>(resolve => { markLeft = resolve })

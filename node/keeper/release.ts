@@ -17,10 +17,12 @@
 // A delete and a promise exclude each other (custody.deleteUnpromised). A release that deletes
 // a block another writer pushed here before that placement's promise round is found by that
 // round: no promise is given for a block not held, and the writer places the chunk again (from
-// its copies, which it keeps until then). A block released a moment ago that arrives again is
-// dropped and not acknowledged. What is left: a promise asked longer ago than CUSTODY_PROMISE_MS
-// by a write still not committed is not renewed (it takes another writer of the same bytes
-// giving up after that; repair restores a copy from the rest while k are left). Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
+// its copies, which it keeps until then). A block released a moment ago that arrives again,
+// pushed by the peer that asked (its give-up overtook its own push), is dropped and not
+// acknowledged; another writer's push of it is kept (it places the same bytes). What is left: a
+// promise asked longer ago than CUSTODY_PROMISE_MS by a write still not committed is not renewed
+// (it takes another writer of the same bytes giving up after that; repair restores a copy from
+// the rest while k are left). Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
@@ -80,7 +82,7 @@ export interface ReleaseComponents {
 export class Release {
   private readonly c: ReleaseComponents
   private unserve?: () => Promise<void>
-  /** Block -> until when a late arrival of it is dropped (RELEASE_REMEMBER_MS). */
+  /** `${block}/${asking peer}` -> until when a late arrival of it from that peer is dropped (RELEASE_REMEMBER_MS). */
   private readonly released = new Map<string, number>()
 
   constructor (c: ReleaseComponents) {
@@ -93,8 +95,9 @@ export class Release {
       call: async (cids, ctx) => {
         const until = Date.now() + RELEASE_REMEMBER_MS
         for (const c of cids) {
-          this.released.delete(c.toString())
-          this.released.set(c.toString(), until)
+          const key = `${c.toString()}/${ctx.peer}`
+          this.released.delete(key)
+          this.released.set(key, until)
         }
         while (this.released.size > RELEASE_REMEMBER_MAX) this.released.delete(this.released.keys().next().value!)
         const gone = await this.drop(cids, { signal: ctx.signal, asker: ctx.peer })
@@ -111,15 +114,18 @@ export class Release {
   }
 
   /**
-   * A block was stored here from a peer (the swarm's sink): when it was released a moment ago
-   * (its push overtaken by the release), it goes again, by the same rules. Whether it went: the
-   * sink then does not acknowledge it (a writer of the same bytes counting it held would call
-   * its chunk placed with this fragment nowhere). Never throws.
+   * A block was pushed here by peer `from` (the swarm's sink): when that peer had it released a
+   * moment ago (its push overtaken by its release), it goes again, by the same rules. Another
+   * peer's push of it is kept: a writer of the same bytes placing them, whose chunk would stay
+   * pending for as long as the release is remembered. Whether it went: the sink then does not
+   * acknowledge it (a writer counting it held would call its chunk placed with this fragment
+   * nowhere). Never throws.
    */
-  async arrived (cid: CID): Promise<boolean> {
-    const until = this.released.get(cid.toString())
+  async arrived (cid: CID, from: string): Promise<boolean> {
+    const key = `${cid.toString()}/${from}`
+    const until = this.released.get(key)
     if (until === undefined) return false
-    if (until < Date.now()) { this.released.delete(cid.toString()); return false }
+    if (until < Date.now()) { this.released.delete(key); return false }
     try {
       const gone = await this.drop([cid])
       if (gone.size > 0) log('dropped %s on arrival: released a moment ago', cid.toString())

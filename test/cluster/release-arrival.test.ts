@@ -65,4 +65,42 @@ describe('a write of bytes another host gave up a moment ago (six hosts, k=4 m=2
     await b.volume.replaceFile('/b.bin', feedB(), { wait: 'safe' })
     assert.notEqual(seen, '', 'B\'s placement of X was looked at')
   })
+
+  // only the asking host's late pushes are dropped on arrival: another writer's pushes of the
+  // released bytes were dropped too, for as long as the release was remembered (a minute), and
+  // its chunk stayed pending that long (review31b)
+  it('A places chunk Y and gives up, B writes Y: B\'s settling placement of Y places it, every fragment held', async () => {
+    const [, b, a] = hosts
+    const { k, m } = b.volume.chunks.params()
+    const y = randomBytes(MiB)
+    const ref = encodeChunk(y, 0, k, m).ref
+    const key = ref.cid!.toString()
+    const where = async (on: ClusterHost[]): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(on.map(async h => await h.store.has(f)))).filter(Boolean).length))
+    const others = hosts.filter(h => h !== b)
+    async function * feedA (): AsyncGenerator<Uint8Array> {
+      yield y
+      await until('A placed Y', () => a.network.holders(key)?.pending === false, 120_000)
+      throw new Error('A gives up')
+    }
+    await assert.rejects(a.volume.replaceFile('/a2.bin', feedA(), { wait: 'safe' }), /A gives up/)
+    assert.deepEqual(await where(hosts.filter(h => h !== a)), ref.fragments.map(() => 0), 'the hosts A pushed to released Y')
+    await until('the promises made to A ended', () => hosts.every(h => ref.fragments.every(f => !h.custody.promised(f))), 30_000)
+
+    // looked at before B's commit (which makes Y needed on the hosts that hear of it, and so kept on arrival)
+    let seen = ''
+    async function * feedB (): AsyncGenerator<Uint8Array> {
+      yield y
+      await until('B\'s placement of Y started and over', () => b.network.holders(key) !== undefined && !b.network.isPlacing(key), 120_000)
+      // a settling placement is over once the targets' promise round is (and once more after a refusal)
+      await b.network.place([ref], { settle: true })
+      const all = await where(hosts)
+      const away = await where(others)
+      seen = `hosts holding each fragment: ${all.join(', ')}; besides B: ${away.join(', ')}`
+      assert.equal(b.network.holders(key)?.pending, false, `Y placed before B's commit; ${seen}`)
+      assert.ok(all.every(n => n > 0) && away.filter(n => n > 0).length >= k, `every fragment held, k besides B: ${seen}`)
+      yield randomBytes(MiB)
+    }
+    await b.volume.replaceFile('/b2.bin', feedB(), { wait: 'safe' })
+    assert.notEqual(seen, '', 'B\'s placement of Y was looked at')
+  })
 })

@@ -21,8 +21,10 @@ describe('the same bytes written again after GC deleted their fragments (six hos
   let hosts: ClusterHost[]
 
   before(async () => {
-    // no retention of old versions, so GC deletes a removed file's fragments at once (run by hand)
-    hosts = await startCluster(t, 6, { transport: 'tcp', daemon: { keep: { retentionMs: 0, gcIntervalMs: 3_600_000 } } })
+    // no retention of old versions, so GC deletes a removed file's fragments at once (run by
+    // hand), once the promises the first write's placement asked for are over (GC keeps a
+    // promised block): they end soon
+    hosts = await startCluster(t, 6, { transport: 'tcp', daemon: { custodyPromiseMs: 1_000, keep: { retentionMs: 0, gcIntervalMs: 3_600_000 } } })
     await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
   })
 
@@ -50,6 +52,7 @@ describe('the same bytes written again after GC deleted their fragments (six hos
 
     await w.volume.unlink('/a.bin')
     await until('/a.bin gone on every host', async () => (await Promise.all(hosts.map(async h => await h.volume.stat('/a.bin').then(() => false, () => true)))).every(Boolean), 60_000)
+    await until('the promises made to the writer ended', () => hosts.every(h => ref.fragments.every(f => !h.custody.promised(f))), 30_000)
     // a block goes in the round after the one that first saw it unreferenced (gc.ts)
     for (let round = 0; round < 2; round++) for (const h of hosts) await h.keep.collector.collect()
     assert.deepEqual(await where(others), ref.fragments.map(() => 0), 'GC deleted every fragment on the other hosts')

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster } from '../../harness/cluster.ts'
 import { Collector } from '../../node/keeper/gc.ts'
+import type { CID } from 'multiformats/cid'
 
 const HOUR = 3600_000
 
@@ -39,5 +40,25 @@ describe('keep.collector (garbage collection)', function () {
     assert.ok((await h.store.usage()).blocks < before + 3)
     h.volume.chunks.dropCache()
     assert.deepEqual(Buffer.from(await h.volume.readFile('/a')), v2)
+  })
+
+  // a writer's placement has its targets promise the fragments (custody.ts) until its commit:
+  // GC deleted an unreferenced block it had seen so long enough even under such a promise
+  // (bytes unreferenced for days, then written again), review31b
+  it('the daemon\'s collector keeps an unreferenced block this host promised to keep, and removes one it did not', async () => {
+    const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0, retentionMs: 0 } } })
+    const kept = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+    const gone = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+    await Promise.all([kept.stored, gone.stored])
+    const blocks = (r: typeof kept): CID[] => [r.ref.cid!, ...r.ref.fragments]
+    // seen unreferenced in a first round (retention 0: removed in the next)
+    const first = await h.keep.collector.collect()
+    assert.equal(first.removed.length, 0, 'first seen unreferenced: only marked')
+    const promised = await h.custody.promise(blocks(kept), 'a writer')
+    assert.ok(kept.ref.fragments.every(f => promised.has(f.toString())), 'the host promised the fragments it holds')
+    const second = await h.keep.collector.collect()
+    for (const f of kept.ref.fragments) assert.ok(await h.store.has(f), `promised fragment ${f.toString()} kept`)
+    assert.ok(!second.removed.some(c => kept.ref.fragments.some(f => f.toString() === c)), 'no promised fragment reported removed')
+    for (const f of gone.ref.fragments) assert.equal(await h.store.has(f), false, `unpromised fragment ${f.toString()} removed`)
   })
 })

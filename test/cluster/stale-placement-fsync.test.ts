@@ -1,0 +1,73 @@
+// A writer remembers the acknowledgements of the chunks it placed (network.ts placement
+// records). When the same bytes are written again after GC deleted their fragments on the
+// holders, the record still says every target holds them: the chunk counted as placed with no
+// push, its parity nowhere and its data fragments on the writer alone (review30d). A record is
+// a hint: the targets' promises (custody.ts, given only for a block held) are the check, and a
+// target that does not promise is pushed to again before the write's placement is over.
+// An open file's fsync waits for the chunk to survive one lost host: it returned at once on the
+// remembered record, before the promise round found the holders empty (review31b). Checked by
+// where the fragments are when the fsync returned, not by timing.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Teardown } from '../../harness/tmp.ts'
+import { startCluster, until } from '../../harness/cluster.ts'
+import type { ClusterHost } from '../../harness/cluster.ts'
+import { encodeChunk } from '../../node/data/index.ts'
+
+const MiB = 1 << 20
+
+describe('an fsync of the same bytes written again after GC deleted their fragments (six hosts, k=4 m=2)', function () {
+  this.timeout(240_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  let hosts: ClusterHost[]
+
+  before(async () => {
+    // no retention of old versions, so GC deletes a removed file's fragments at once (run by
+    // hand), once the promises the first write's placement asked for are over (GC keeps a
+    // promised block): they end soon
+    hosts = await startCluster(t, 6, { transport: 'tcp', daemon: { custodyPromiseMs: 1_000, keep: { retentionMs: 0, gcIntervalMs: 3_600_000 } } })
+    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+  })
+
+  it('the fsync returns once every fragment is held again, k of them besides the writer', async () => {
+    const [w] = hosts
+    const others = hosts.slice(1)
+    const { k, m } = w.volume.chunks.params()
+    assert.ok(k > 1 && m > 0, `an erasure-coded chunk (k=${k} m=${m})`)
+    const x = randomBytes(MiB)
+    const ref = encodeChunk(x, 0, k, m).ref
+    const key = ref.cid!.toString()
+    // per fragment, how many of `on` hold it
+    const where = async (on: ClusterHost[]): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(on.map(async h => await h.store.has(f)))).filter(Boolean).length))
+    // every fragment held somewhere, k of them beside the writer
+    const placed = async (): Promise<string | undefined> => {
+      const all = await where(hosts)
+      const away = await where(others)
+      if (all.every(n => n > 0) && away.filter(n => n > 0).length >= k) return undefined
+      return `hosts holding each fragment: ${all.join(', ')}; besides the writer: ${away.join(', ')}`
+    }
+
+    await w.volume.replaceFile('/a.bin', [x], { wait: 'safe' })
+    assert.equal(w.network.holders(key)?.pending, false, 'the first write placed the chunk')
+    assert.equal(await placed(), undefined, 'the first write placed every fragment')
+
+    await w.volume.unlink('/a.bin')
+    await until('/a.bin gone on every host', async () => (await Promise.all(hosts.map(async h => await h.volume.stat('/a.bin').then(() => false, () => true)))).every(Boolean), 60_000)
+    await until('the promises made to the writer ended', () => hosts.every(h => ref.fragments.every(f => !h.custody.promised(f))), 30_000)
+    // a block goes in the round after the one that first saw it unreferenced (gc.ts)
+    for (let round = 0; round < 2; round++) for (const h of hosts) await h.keep.collector.collect()
+    assert.deepEqual(await where(others), ref.fragments.map(() => 0), 'GC deleted every fragment on the other hosts')
+    assert.notEqual(w.network.holders(key), undefined, 'the writer still has its record of the placement')
+
+    const fh = await w.volume.open('/b.bin', 'w')
+    await fh.write(x, 0, x.byteLength, 0)
+    await fh.sync()
+    const right = await placed()
+    await fh.close()
+    await until('placed in the end', async () => (await placed()) === undefined, 60_000)
+    assert.equal(right, undefined, 'the fsync returned with every fragment held')
+    await until('/b.bin seen on host 3', async () => await hosts[3].volume.stat('/b.bin').then(() => true, () => false), 60_000)
+    assert.ok(Buffer.from(await hosts[3].volume.readFile('/b.bin')).equals(x), '/b.bin reads back on another host')
+  })
+})
