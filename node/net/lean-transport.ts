@@ -121,8 +121,9 @@ function leanDecrypt (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Ui
       dst = chunk.subarray(i, end - CHACHA_TAG_LENGTH)
     } else {
       encrypted = chunk.sublist(i, end)
-      // a small message goes to the WebAssembly crypto, which copies it whole anyway
-      dst = end - i < NOISE_NODE_CRYPTO_MIN_BYTES ? chunk.subarray(i, end - CHACHA_TAG_LENGTH) : undefined
+      // a small message goes to the WebAssembly crypto, which copies it whole anyway (with the
+      // addon, one from NOISE_NATIVE_AEAD_MIN_BYTES is opened in a copy there: no dst needed)
+      dst = end - i < (chacha20Poly1305Native === undefined ? NOISE_NODE_CRYPTO_MIN_BYTES : NOISE_NATIVE_AEAD_MIN_BYTES) ? chunk.subarray(i, end - CHACHA_TAG_LENGTH) : undefined
     }
     try {
       output.append(this.handshake.decrypt(encrypted, dst))
@@ -317,6 +318,13 @@ export function leanNoiseCrypto<C> (base: C, native: NativeAead | null = chacha2
         // else in a copy: the caller's ciphertext is left as it was
         const inPlace = dst !== undefined && dst.buffer === ciphertext.buffer && dst.byteOffset === ciphertext.byteOffset && dst.byteLength >= length
         const t = inPlace ? ciphertext.subarray(0, length) : Buffer.from(ciphertext.subarray(0, length))
+        text = t
+        pieces = [t]
+      } else if (ciphertext.byteLength < NOISE_NODE_CRYPTO_MIN_BYTES) {
+        // a small message in pieces is opened in a copy: the handshake gives its ciphertext
+        // alone and hashes it after decrypting (the library's decryptAndHash), so its bytes must
+        // stay as they are; the library's WebAssembly cipher, which took these, copies too
+        const t = Buffer.from(ciphertext.subarray(0, length))
         text = t
         pieces = [t]
       } else {

@@ -223,7 +223,9 @@ describe('lean transport (pnet and Noise receive paths)', function () {
       const list = new Uint8ArrayList(...parts)
       const opened = nativeNoiseCrypto.chaCha20Poly1305Decrypt(list as any, nonce, ad, k)
       assert.ok(Buffer.from(opened.subarray()).equals(plain), `${size} bytes in pieces: opened`)
-      assert.ok(Buffer.concat(parts).subarray(0, size).equals(plain), `${size} bytes in pieces: in place`)
+      // a large one in place; a small one in a copy (the handshake hashes its ciphertext after: review31f)
+      if (size + 16 >= 1200) assert.ok(Buffer.concat(parts).subarray(0, size).equals(plain), `${size} bytes in pieces: in place`)
+      else assert.ok(Buffer.concat(parts).equals(wire), `${size} bytes in pieces: the ciphertext unchanged`)
       // anything changed: refused (the tag is checked), in place and in pieces alike
       for (const at of [0, size >> 1, size - 1, size, size + 15]) {
         const bad = Buffer.from(wire)
