@@ -42,9 +42,22 @@ export const PUSH_REFUSED_COST = 8
 /** Peers whose budgets (each kind) are kept, the least lately used forgotten beyond it. */
 export const BUDGETS_KEPT = 1024
 
-/** Units a call costs (see the header). */
-export function callCost (req: MembersRequest): number {
-  if (req.t === 'sync') return 1 + Math.floor(req.k.byteLength / SYNC_KEY_BYTES / SYNC_KEYS_PER_UNIT)
+/**
+ * Sync keys past twice the answering table's members and SYNC_KEYS_SLACK cost one unit more per
+ * this many: an honest asker names only states it took lately (at most about one per member, a
+ * fresh table's asker a few thousand), while a request naming up to MAX_MEMBERS keys at a 10,000
+ * member table cost ~10x a small one's CPU for 4 units (review31f).
+ */
+export const SYNC_KEYS_EXCESS_PER_UNIT = 1024
+export const SYNC_KEYS_SLACK = 1024
+
+/** Units a call costs (see the header); `tableSize`: the answering table's members, when known. */
+export function callCost (req: MembersRequest, tableSize?: number): number {
+  if (req.t === 'sync') {
+    const keys = req.k.byteLength / SYNC_KEY_BYTES
+    const excess = tableSize === undefined ? 0 : Math.max(0, keys - 2 * tableSize - SYNC_KEYS_SLACK)
+    return 1 + Math.floor(keys / SYNC_KEYS_PER_UNIT) + Math.floor(excess / SYNC_KEYS_EXCESS_PER_UNIT)
+  }
   if (req.t === 'table' && req.since === undefined) return TABLE_CALL_COST
   return 1
 }
@@ -116,9 +129,9 @@ export class MemberGate {
   private readonly pushes: PeerBudgets
   /** Peers whose own DOWN (leaving) was taken past their budget (at most BUDGETS_KEPT, the oldest forgotten). */
   private readonly leaveTaken = new Set<string>()
-  private readonly table: Pick<MemberTable, 'take'>
+  private readonly table: Pick<MemberTable, 'take'> & { readonly size?: number }
 
-  constructor (table: Pick<MemberTable, 'take'>, now: () => number = Date.now, kept = BUDGETS_KEPT) {
+  constructor (table: Pick<MemberTable, 'take'> & { readonly size?: number }, now: () => number = Date.now, kept = BUDGETS_KEPT) {
     this.table = table
     this.calls = new PeerBudgets(CALL_BURST, CALL_REFILL_MS, now, kept)
     this.pushes = new PeerBudgets(PUSH_BURST, PUSH_REFILL_MS, now, kept)
@@ -131,7 +144,7 @@ export class MemberGate {
 
   /** Admit a call from `peer` (its cost spent), or throw MembersBusyError (nothing done). */
   call (peer: string, req: MembersRequest): void {
-    const cost = callCost(req)
+    const cost = callCost(req, this.table.size)
     if (!this.calls.spend(peer, cost)) {
       this.counts.callsRefused++
       throw new MembersBusyError(`members: over ${peer}'s call budget, ask again in ${this.calls.waitMs(peer, cost)} ms`)

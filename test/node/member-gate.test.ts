@@ -54,6 +54,10 @@ describe('node/net member service budgets per peer', function () {
     assert.equal(callCost(sync(50_000)), 1 + Math.floor(50_000 / SYNC_KEYS_PER_UNIT))
     assert.equal(callCost({ t: 'table' }), TABLE_CALL_COST)
     assert.equal(callCost({ t: 'table', since: 5 }), 1)
+    // keys past twice the table and a slack cost more: an honest asker names about one per member
+    assert.equal(callCost(sync(1_000), 10), 1)
+    assert.equal(callCost(sync(5_000), 10), 1 + Math.floor((5_000 - 20 - 1024) / 1024))
+    assert.equal(callCost(sync(50_000), 10_000), 1 + Math.floor(50_000 / SYNC_KEYS_PER_UNIT) + Math.floor((50_000 - 20_000 - 1024) / 1024))
     for (let i = 0; i < CALL_BURST; i++) gate.call('f', { t: 'digest' })
     assert.throws(() => { gate.call('f', { t: 'digest' }) }, MembersBusyError)
     // another peer's budget is its own
