@@ -275,13 +275,7 @@ export class Custody {
         opts.refused?.(key, not)
       }
       if (refusals > 0) return dropped
-      for (const h of mine) {
-        const key = h.cid.toString()
-        if (!h.keepers.every(p => promised(p, key))) continue // a keeper did not answer: the copy stays
-        if (this.promised(key)) continue // a peer asked us to keep it while we asked
-        await this.c.store.delete(h.cid)
-        dropped.push(key)
-      }
+      await this.deletePromised(mine, promised, dropped)
     } finally {
       for (const h of mine) this.dropping.delete(h.cid.toString())
     }
@@ -321,17 +315,26 @@ export class Custody {
       for (const h of mine) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
       const promised = new Map<string, Set<string>>()
       await Promise.all([...byPeer].map(async ([peer, cids]) => { promised.set(peer, (await this.askTogether(peer, cids, opts)).promised) }))
-      for (const h of mine) {
-        const key = h.cid.toString()
-        if (!h.keepers.every(p => promised.get(p)?.has(key) === true)) continue
-        if (this.promised(key)) continue // a peer asked us to keep it while we asked
-        await this.c.store.delete(h.cid)
-        dropped.push(key)
-      }
+      await this.deletePromised(mine, (p, key) => promised.get(p)?.has(key) === true, dropped)
     } finally {
       for (const h of mine) this.dropping.delete(h.cid.toString())
     }
     return dropped
+  }
+
+  /**
+   * Delete each of `mine` whose keepers all promised it (`promisedBy`: a keeper that did not
+   * answer promised nothing, so the copy stays) and that no peer asked this host to keep
+   * meanwhile; the CIDs deleted go to `dropped`.
+   */
+  private async deletePromised (mine: Handover[], promisedBy: (peer: string, key: string) => boolean, dropped: string[]): Promise<void> {
+    for (const h of mine) {
+      const key = h.cid.toString()
+      if (!h.keepers.every(p => promisedBy(p, key))) continue
+      if (this.promised(key)) continue // a peer asked us to keep it while we asked
+      await this.c.store.delete(h.cid)
+      dropped.push(key)
+    }
   }
 
   private sweep (): void {
