@@ -928,15 +928,28 @@ export class ChunkWrite {
       return ref
     }
     const stop = new AbortController()
+    // resolved once the placement has begun (the chunk pending: ChunkService.place reaches the
+    // network's pending list before its first await), never when nothing is placed: safeOf()
+    // asks whether the chunk is safe only then, so a remembered record is never taken for
+    // placed while this placement still checks it (not by the order of the microtasks)
+    const started = Promise.withResolvers<void>()
     // placed once durable here (a chunk is pending, and placement may hand copies over, only
     // once this host holds it): a put that failed places nothing, and durable() throws its failure
     const run: Promise<void> = stored.then(async () => {
       this.progress.stored += bytes.byteLength
       if (this.done !== 'abandoned') this.onProgress?.(this.progress)
-      // another write here giving up the same fragments releases them first (never throws)
-      await this.chunks.releasing.over(ref)
-      await this.chunks.place([ref], { inode: this.inode, signal: AbortSignal.any([this.stop.signal, stop.signal]), settle: true })
-        .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
+      const signal = AbortSignal.any([this.stop.signal, stop.signal])
+      // another write here giving up the same fragments releases them first; this chunk
+      // released itself meanwhile (release() waits for this run): no placement (review31g: the
+      // two waited on each other for ever)
+      try {
+        await this.chunks.releasing.over(ref, { signal })
+      } catch {
+        return // aborted: the chunk released (or the write stopped), nothing to place
+      }
+      const placing = this.chunks.place([ref], { inode: this.inode, signal, settle: true })
+      started.resolve()
+      await placing.catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
     }, () => {}) // the put's failure: nothing to place, and durable() throws it
       .finally(() => {
         this.inflight.delete(run)
@@ -947,22 +960,21 @@ export class ChunkWrite {
       })
     this.inflight.add(run)
     this.placing.set(ref, { run, stop })
-    this.safes.push(this.safeOf(ref, stored, run))
+    this.safes.push(this.safeOf(ref, started.promise, run))
     return ref
   }
 
-  /** A chunk's placement until it survives one lost host, or until `run` (the whole placement) is over. */
-  private async safeOf (ref: ChunkRef, stored: Promise<void>, run: Promise<void>): Promise<void> {
+  /**
+   * A chunk's placement until it survives one lost host, or until `run` (the whole placement) is
+   * over; asked once the placement has `started` (durable here, no other write here releasing
+   * its fragments, the chunk pending): a put that failed places nothing (durable() throws it).
+   */
+  private async safeOf (ref: ChunkRef, started: Promise<void>, run: Promise<void>): Promise<void> {
     const network = this.network
     if (network?.safe === undefined) return await run
     const over = new AbortController()
     try {
-      // only once durable here: a put that failed places nothing (durable() throws its failure)
-      // and once no other write here is releasing its fragments (they are placed again after that)
-      await Promise.race([run, stored.then(async () => {
-        await this.chunks.releasing.over(ref, { signal: over.signal })
-        await network.safe?.(ref, { signal: over.signal })
-      }, () => {})])
+      await Promise.race([run, started.then(async () => { await network.safe?.(ref, { signal: over.signal }) })])
     } finally {
       over.abort()
     }
