@@ -246,6 +246,11 @@ for (const hosts of gossipHosts) {
     [`${pre}.forged_pushes_taken`]: p.gate.forgedTaken,
     [`${pre}.honest_calls_refused`]: p.gate.honestRefused
   })
+  // invariants, not goals: a forged record taken or an honest round refused is a defect
+  if (p.gate.forgedTaken > 0 || p.gate.honestRefused > 0) {
+    console.error(`sim: ${hosts} hosts: ${p.gate.forgedTaken} forged push(es) taken, ${p.gate.honestRefused} honest call(s) refused (none expected)`)
+    process.exitCode = 1
+  }
   // the model the sim ran before (the windows as rules on arrival times), same seed and changes
   const m = modelPullSpread(o)
   put({
