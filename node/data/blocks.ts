@@ -286,6 +286,9 @@ export class OpenChunks {
     return this.fragments.has(cid.toString())
   }
 
+  get size (): number {
+    return this.counts.size
+  }
 }
 
 /**
@@ -314,6 +317,11 @@ export class Releasing {
       }
       over.resolve()
     }
+  }
+
+  /** Whether a fragment of `ref` is being released now. */
+  busy (ref: ChunkRef): boolean {
+    return ref.fragments.some(f => this.running.has(f.toString()))
   }
 
   /** Wait until no fragment of `ref` is being released. */
