@@ -56,7 +56,7 @@ describe('a write of X on a host while another write of X there gives up (six ho
       // write 2 stored X and either placed it and handed b's copies over (what the release then
       // deleted everywhere), or waits for the release to place it
       await until('write 2 placed X or waits for the release', async () =>
-        (chunks.open.has(ref) === true && chunks.releasing?.busy?.(ref) === true) || await heldOnB() < k, 60_000)
+        (chunks.open.has(ref) === true && chunks.releasing.busy(ref) === true) || await heldOnB() < k, 60_000)
       gate.resolve()
       await giving
       yield randomBytes(MiB)
