@@ -6,23 +6,15 @@
 // anyone but the asker. Checked by where the fragments are, not by timing.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
-import type { ClusterHost } from '../../harness/cluster.ts'
+import { until } from '../../harness/cluster.ts'
 import { encodeChunk } from '../../node/data/index.ts'
+import { meshSuite } from '../helpers/mesh.ts'
 
 const MiB = 1 << 20
 
 describe('a write given up vs another host\'s placed, uncommitted write of the same chunk (six hosts, k=4 m=2)', function () {
   this.timeout(240_000)
-  const t = new Teardown()
-  after(async () => { await t.run() })
-  let hosts: ClusterHost[]
-
-  before(async () => {
-    hosts = await startCluster(t, 6, { transport: 'tcp' })
-    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
-  })
+  const { hosts } = meshSuite(6, { transport: 'tcp' })
 
   it('B places chunk X, A writes X and gives up, B commits: every fragment of X is still held and B\'s file reads on a third host', async () => {
     const [, b, a, r] = hosts
