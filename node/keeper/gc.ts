@@ -6,7 +6,8 @@
 // round where some retained manifest cannot be read (its chunks are unknown). A block this host
 // promised to keep (custody.ts: a writer's placement asked it, the write not committed yet) is
 // kept too, and its unreferenced time starts again once the promise is over: bytes unreferenced
-// for days and then written again were deleted under a fresh promise (review31b).
+// for days and then written again were deleted under a fresh promise (review31b). A delete that
+// fails is counted as such, not as removed, and the next round tries it again.
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { retained } from './retained.ts'
@@ -115,9 +116,10 @@ export class Collector {
       if (now() - first < this.retentionMs) continue
       let gone = false
       try {
-        gone = await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.custody?.deleteUnpromised })
+        gone = await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.custody?.deleteUnpromised.bind(this.c.custody) })
       } catch (err) {
-        // still here, unreferenced since `first`: the next round tries again
+        // not counted removed; its unreferenced time kept (since `first`): the next round that
+        // meets it tries again at once
         log.error('delete of unreferenced block %s failed: %s', cid.toString(), (err as Error).message)
         report.failed++
         continue
