@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { until } from '../../harness/cluster.ts'
-import { encodeChunk } from '../../node/data/index.ts'
+import { codedChunk, heldOn } from '../helpers/chunks.ts'
 import { meshSuite } from '../helpers/mesh.ts'
 
 const MiB = 1 << 20
@@ -19,12 +19,9 @@ describe('a write of X on a host while another write of X there gives up (six ho
 
   it('the second write\'s file reads back X on a third host, and every fragment of X is held', async () => {
     const [, b, , r] = hosts
-    const { k, m } = b.volume.chunks.params()
+    const { k, m, bytes: x, ref, key } = codedChunk(b)
     assert.ok(k > 1 && m > 0, `an erasure-coded chunk (k=${k} m=${m})`)
-    const x = randomBytes(MiB)
-    const ref = encodeChunk(x, 0, k, m).ref
-    const key = ref.cid!.toString()
-    const held = async (): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(hosts.map(async h => await h.store.has(f)))).filter(Boolean).length))
+    const held = async (): Promise<number[]> => await heldOn(ref, hosts)
     const heldOnB = async (): Promise<number> => (await Promise.all(ref.fragments.map(async f => await b.store.has(f)))).filter(Boolean).length
 
     // b's release requests wait at a gate (a slow peer)

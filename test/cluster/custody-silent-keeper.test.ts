@@ -6,9 +6,8 @@
 // and the writer's copies. Checked by the pushes made and the chunk's state once a settling
 // placement of it is over, not by timing.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { until } from '../../harness/cluster.ts'
-import { encodeChunk } from '../../node/data/index.ts'
+import { codedChunk } from '../helpers/chunks.ts'
 import { meshSuite } from '../helpers/mesh.ts'
 
 const MiB = 1 << 20
@@ -19,11 +18,8 @@ describe('a keeper that does not answer custody calls (six hosts, k=4 m=2)', fun
 
   it('the chunk is placed, and its fragment pushed to the silent keeper once', async () => {
     const [w, p] = hosts
-    const { k, m } = w.volume.chunks.params()
+    const { k, m, bytes: x, ref, key } = codedChunk(w)
     assert.ok(k > 1 && m > 0, `an erasure-coded chunk (k=${k} m=${m})`)
-    const x = randomBytes(MiB)
-    const ref = encodeChunk(x, 0, k, m).ref
-    const key = ref.cid!.toString()
     const frags = new Set(ref.fragments.map(String))
     // p answers no custody call: its protocol is gone (each call fails at once)
     await p.custody.stop()

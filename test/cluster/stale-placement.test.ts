@@ -8,10 +8,9 @@
 // the remembered record, before the promise round found the holders empty (review31b).
 // Checked by where the fragments are once the write or fsync returned, not by timing.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
-import { encodeChunk } from '../../node/data/index.ts'
+import { codedChunk, heldOn } from '../helpers/chunks.ts'
 import { meshSuite } from '../helpers/mesh.ts'
 
 const MiB = 1 << 20
@@ -32,13 +31,10 @@ describe('the same bytes written again after GC deleted their fragments (six hos
   async function writeTwice (how: 'replaceFile' | 'fsync'): Promise<void> {
   const [w] = hosts
   const others = hosts.slice(1)
-  const { k, m } = w.volume.chunks.params()
+  const { k, m, bytes: x, ref, key } = codedChunk(w)
   assert.ok(k > 1 && m > 0, `an erasure-coded chunk (k=${k} m=${m})`)
-  const x = randomBytes(MiB)
-  const ref = encodeChunk(x, 0, k, m).ref
-  const key = ref.cid!.toString()
   // per fragment, how many of `on` hold it
-  const where = async (on: ClusterHost[]): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(on.map(async h => await h.store.has(f)))).filter(Boolean).length))
+  const where = async (on: ClusterHost[]): Promise<number[]> => await heldOn(ref, on)
   // every fragment held somewhere, k of them beside the writer
   const placed = async (): Promise<string | undefined> => {
     const all = await where(hosts)
