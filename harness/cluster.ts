@@ -25,6 +25,18 @@ export async function startCluster (t: Teardown, n: number, opts: { transport?: 
   return hosts
 }
 
+/**
+ * startCluster, then wait until every host is connected to every other (`members`: and has every
+ * host in its placement policy's members), or throw after `timeoutMs` (default 60 s): the mesh
+ * most cluster tests start from.
+ */
+export async function startMesh (t: Teardown, n: number, opts: { transport?: 'memory' | 'tcp', daemon?: Partial<DaemonOptions>, members?: boolean, timeoutMs?: number } = {}): Promise<ClusterHost[]> {
+  const hosts = await startCluster(t, n, opts)
+  const what = opts.members === true ? 'every host connected to and a member of every other' : 'every host connected to every other'
+  await until(`${what} (${n} hosts)`, () => hosts.every(h => h.host.peers().length === n - 1 && (opts.members !== true || h.policy.members().length === n)), opts.timeoutMs ?? 60_000)
+  return hosts
+}
+
 export async function startHost (t: Teardown, dir: string, name: string, join: string[], opts: { transport?: 'memory' | 'tcp', daemon?: Partial<DaemonOptions> } = {}): Promise<ClusterHost> {
   const listen = opts.transport === 'tcp' ? '/ip4/127.0.0.1/tcp/0' : `/memory/${name}`
   const d = await startDaemon({ dir, listen: [listen], join, ...opts.daemon })

@@ -285,10 +285,6 @@ export class OpenChunks {
   hasFragment (cid: CID): boolean {
     return this.fragments.has(cid.toString())
   }
-
-  get size (): number {
-    return this.counts.size
-  }
 }
 
 /**

@@ -6,10 +6,13 @@
 // round where some retained manifest cannot be read (its chunks are unknown). A block this host
 // promised to keep (custody.ts: a writer's placement asked it, the write not committed yet) is
 // kept too, and its unreferenced time starts again once the promise is over: bytes unreferenced
-// for days and then written again were deleted under a fresh promise (review31b).
+// for days and then written again were deleted under a fresh promise (review31b). A delete that
+// fails is counted as such, not as removed, and the next round tries it again.
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { retained } from './retained.ts'
+import { deleteUnpromised } from './unpromised.ts'
+import type { DeleteUnpromised } from './unpromised.ts'
 import type { Store } from '../data/index.ts'
 import type { Volume } from '../index.ts'
 import { logger } from '../log.ts'
@@ -28,7 +31,7 @@ export interface GcInit {
 
 export interface GcComponents {
   volume: Pick<Volume, 'tree' | 'chunks'>
-  store: Pick<Store, 'cids' | 'delete'>
+  store: Pick<Store, 'cids' | 'delete' | 'has'>
   now?: () => number
   /**
    * This host's promises (custody.ts): a promised block is not deleted, and a delete excludes a
@@ -36,11 +39,12 @@ export interface GcComponents {
    */
   custody?: {
     promised: (cid: CID) => boolean
-    deleteUnpromised: (cid: CID, except: string | undefined, del: () => Promise<boolean>) => Promise<boolean>
+    deleteUnpromised: DeleteUnpromised
   }
 }
 
-export interface GcReport { referenced: number, unreferenced: number, removed: string[], skipped: boolean }
+/** `removed`: the blocks deleted; `failed`: deletes that threw (logged; tried again next round). */
+export interface GcReport { referenced: number, unreferenced: number, removed: string[], failed: number, skipped: boolean }
 
 export class Collector {
   private readonly c: GcComponents
@@ -77,7 +81,7 @@ export class Collector {
     this.timer = setTimeout(() => {
       this.collect().then(r => {
         if (r.skipped) log('round skipped: some retained manifest cannot be read')
-        else if (r.removed.length > 0) log('removed %d unreferenced block(s) (%d referenced)', r.removed.length, r.referenced)
+        else if (r.removed.length > 0 || r.failed > 0) log('removed %d unreferenced block(s), %d delete(s) failed (%d referenced)', r.removed.length, r.failed, r.referenced)
       }, (err: Error) => { log.error('round failed: %s', err.message) }).finally(() => { this.arm() })
     }, this.intervalMs)
     this.timer.unref?.()
@@ -93,7 +97,7 @@ export class Collector {
   private async run (opts: AbortOptions): Promise<GcReport> {
     const now = this.c.now ?? Date.now
     const keep = await retained(this.c.volume as Volume, this.retentionMs, { ...opts, now: now() })
-    const report: GcReport = { referenced: 0, unreferenced: 0, removed: [], skipped: keep.unreadable > 0 }
+    const report: GcReport = { referenced: 0, unreferenced: 0, removed: [], failed: 0, skipped: keep.unreadable > 0 }
     if (report.skipped) return report
     const referenced = new Set<string>()
     for (const cid of keep.manifests.values()) referenced.add(key(cid.multihash.bytes))
@@ -110,14 +114,24 @@ export class Collector {
       const first = this.since.get(k)
       if (first === undefined) { this.since.set(k, now()); continue }
       if (now() - first < this.retentionMs) continue
-      const del = async (): Promise<boolean> => { await this.c.store.delete(cid); return true }
-      const gone = await (this.c.custody?.deleteUnpromised(cid, undefined, del) ?? del()).catch((err: Error) => {
-        // the next round meets it again, unreferenced since now
-        log.error('delete of unreferenced block %s failed: %s', cid.toString(), err.message)
-        return true
-      })
-      this.since.delete(k)
-      if (gone) report.removed.push(cid.toString())
+      let gone = false
+      try {
+        gone = await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.custody?.deleteUnpromised.bind(this.c.custody) })
+      } catch (err) {
+        // not counted removed; its unreferenced time kept (since `first`): the next round that
+        // meets it tries again at once
+        log.error('delete of unreferenced block %s failed: %s', cid.toString(), (err as Error).message)
+        report.failed++
+        continue
+      }
+      if (gone) {
+        this.since.delete(k)
+        report.removed.push(cid.toString())
+      } else if (this.c.custody?.promised(cid) === true) {
+        // promised meanwhile: unreferenced from the promise's end on
+        this.since.delete(k)
+      }
+      // else kept by the pin guard or by custody's own drop of it: tried again next round
     }
     for (const k of this.since.keys()) if (!seen.has(k)) this.since.delete(k)
     return report

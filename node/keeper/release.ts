@@ -32,6 +32,8 @@ import type { Volume } from '../index.ts'
 import { retained } from './retained.ts'
 import { logger } from '../log.ts'
 import { cidFlags } from './cid-flags.ts'
+import { deleteUnpromised } from './unpromised.ts'
+import type { DeleteUnpromised } from './unpromised.ts'
 
 const log = logger('keeper:release')
 
@@ -74,7 +76,7 @@ export interface ReleaseComponents {
    * given meanwhile (custody.ts deleteUnpromised): a promise then never covers a block deleted
    * under it. Not given: `promised` is looked at just before the delete.
    */
-  deleteUnpromised?: (cid: CID, except: string | undefined, del: () => Promise<boolean>) => Promise<boolean>
+  deleteUnpromised?: DeleteUnpromised
   /** Retention of old versions (the same as GC's). */
   retentionMs: number
 }
@@ -161,14 +163,9 @@ export class Release {
     for (const cid of cids) {
       const key = cid.toString()
       if (needed.has(key) || this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
-      const del = async (): Promise<boolean> => {
-        // looked at again after the awaits above: a promise may have come meanwhile
-        if (this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid)) return false
-        await this.c.store.delete(cid)
-        // the pin guard may have kept it
-        return !(await this.c.store.has(cid))
-      }
-      if (await (this.c.deleteUnpromised?.(cid, opts.asker, del) ?? del())) out.add(key)
+      // looked at again after the awaits above: a promise may have come meanwhile
+      const may = (): boolean => !this.c.promised(cid, opts.asker) && !this.c.store.isClaimed(cid)
+      if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) out.add(key)
     }
     return out
   }

@@ -7,32 +7,21 @@
 // requests wait at a gate until the second write stored X; checked by what a third host reads.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
-import type { ClusterHost } from '../../harness/cluster.ts'
-import { encodeChunk } from '../../node/data/index.ts'
+import { until } from '../../harness/cluster.ts'
+import { codedChunk, heldOn } from '../helpers/chunks.ts'
+import { meshSuite } from '../helpers/mesh.ts'
 
 const MiB = 1 << 20
 
 describe('a write of X on a host while another write of X there gives up (six hosts, k=4 m=2)', function () {
   this.timeout(240_000)
-  const t = new Teardown()
-  after(async () => { await t.run() })
-  let hosts: ClusterHost[]
-
-  before(async () => {
-    hosts = await startCluster(t, 6, { transport: 'tcp' })
-    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
-  })
+  const { hosts } = meshSuite(6, { transport: 'tcp' })
 
   it('the second write\'s file reads back X on a third host, and every fragment of X is held', async () => {
     const [, b, , r] = hosts
-    const { k, m } = b.volume.chunks.params()
+    const { k, m, bytes: x, ref, key } = codedChunk(b)
     assert.ok(k > 1 && m > 0, `an erasure-coded chunk (k=${k} m=${m})`)
-    const x = randomBytes(MiB)
-    const ref = encodeChunk(x, 0, k, m).ref
-    const key = ref.cid!.toString()
-    const held = async (): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(hosts.map(async h => await h.store.has(f)))).filter(Boolean).length))
+    const held = async (): Promise<number[]> => await heldOn(ref, hosts)
     const heldOnB = async (): Promise<number> => (await Promise.all(ref.fragments.map(async f => await b.store.has(f)))).filter(Boolean).length
 
     // b's release requests wait at a gate (a slow peer)

@@ -6,33 +6,22 @@
 // anyone but the asker. Checked by where the fragments are, not by timing.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
-import type { ClusterHost } from '../../harness/cluster.ts'
-import { encodeChunk } from '../../node/data/index.ts'
+import { until } from '../../harness/cluster.ts'
+import { codedChunk, heldOn } from '../helpers/chunks.ts'
+import { meshSuite } from '../helpers/mesh.ts'
 
 const MiB = 1 << 20
 
 describe('a write given up vs another host\'s placed, uncommitted write of the same chunk (six hosts, k=4 m=2)', function () {
   this.timeout(240_000)
-  const t = new Teardown()
-  after(async () => { await t.run() })
-  let hosts: ClusterHost[]
-
-  before(async () => {
-    hosts = await startCluster(t, 6, { transport: 'tcp' })
-    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
-  })
+  const { hosts } = meshSuite(6, { transport: 'tcp' })
 
   it('B places chunk X, A writes X and gives up, B commits: every fragment of X is still held and B\'s file reads on a third host', async () => {
     const [, b, a, r] = hosts
-    const { k, m } = b.volume.chunks.params()
+    const { k, m, bytes: x, ref, key } = codedChunk(b)
     assert.ok(k > 1 && m > 0, `an erasure-coded chunk (k=${k} m=${m})`)
-    const x = randomBytes(MiB)
     const y = randomBytes(MiB)
-    const ref = encodeChunk(x, 0, k, m).ref
-    const key = ref.cid!.toString()
-    const held = async (): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(hosts.map(async h => await h.store.has(f)))).filter(Boolean).length))
+    const held = async (): Promise<number[]> => await heldOn(ref, hosts)
 
     // B writes X then waits (its write open, not committed) until told to go on
     const go = Promise.withResolvers<void>()
@@ -68,12 +57,10 @@ describe('a write given up vs another host\'s placed, uncommitted write of the s
 
   it('one host writes X twice at once and gives the second write up: the first keeps X\'s fragments on the other hosts and commits', async () => {
     const [, b, , r] = hosts
-    const { k, m } = b.volume.chunks.params()
-    const x = randomBytes(MiB)
+    const { k, m, bytes: x, ref } = codedChunk(b)
     const y = randomBytes(MiB)
-    const ref = encodeChunk(x, 0, k, m).ref
     const others = hosts.filter(h => h !== b)
-    const away = async (): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(others.map(async h => await h.store.has(f)))).filter(Boolean).length))
+    const away = async (): Promise<number[]> => await heldOn(ref, others)
     // enough of X on the other hosts that it survives the loss of its writer
     const survives = (on: number[]): boolean => on.filter(n => n > 0).length >= k
 

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, settleRepair, until } from '../../harness/cluster.ts'
+import { settleRepair, startMesh, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { chunksOf } from '../helpers/chunks.ts'
 
 /** Six hosts, fully meshed, with `files` written (each with `wait: 'safe'`) and seen by every host. */
 async function sixHostsWith (t: Teardown, files: Map<string, Buffer>): Promise<ClusterHost[]> {
-  const hosts = await startCluster(t, 6)
-  await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+  const hosts = await startMesh(t, 6)
   for (const [i, size] of [[0, 3 << 20], [1, 100], [2, (5 << 20) + 3]] as const) {
     const data = randomBytes(size)
     const path = `/from-h${i}.bin`

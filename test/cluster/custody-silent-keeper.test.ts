@@ -6,32 +6,20 @@
 // and the writer's copies. Checked by the pushes made and the chunk's state once a settling
 // placement of it is over, not by timing.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
-import type { ClusterHost } from '../../harness/cluster.ts'
-import { encodeChunk } from '../../node/data/index.ts'
+import { until } from '../../harness/cluster.ts'
+import { codedChunk } from '../helpers/chunks.ts'
+import { meshSuite } from '../helpers/mesh.ts'
 
 const MiB = 1 << 20
 
 describe('a keeper that does not answer custody calls (six hosts, k=4 m=2)', function () {
   this.timeout(240_000)
-  const t = new Teardown()
-  after(async () => { await t.run() })
-  let hosts: ClusterHost[]
-
-  before(async () => {
-    hosts = await startCluster(t, 6, { transport: 'tcp' })
-    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
-  })
+  const { hosts } = meshSuite(6, { transport: 'tcp' })
 
   it('the chunk is placed, and its fragment pushed to the silent keeper once', async () => {
     const [w, p] = hosts
-    const { k, m } = w.volume.chunks.params()
+    const { k, m, bytes: x, ref, key } = codedChunk(w)
     assert.ok(k > 1 && m > 0, `an erasure-coded chunk (k=${k} m=${m})`)
-    const x = randomBytes(MiB)
-    const ref = encodeChunk(x, 0, k, m).ref
-    const key = ref.cid!.toString()
     const frags = new Set(ref.fragments.map(String))
     // p answers no custody call: its protocol is gone (each call fails at once)
     await p.custody.stop()

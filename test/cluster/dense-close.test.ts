@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { OpenFile } from '../../node/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { startMesh, until } from '../../harness/cluster.ts'
 import { prngInts } from '../../harness/prng.ts'
 
 const MiB = 1 << 20
@@ -24,8 +24,7 @@ describe('cluster: the close of densely patched chunks (six in-process hosts, k=
   it('places the chunks it rewrites as it stores them: never more than the placement window ahead, and no more than that left when it returns', async () => {
     const window = 4 * MiB
     const chunks = 24
-    const hosts = await startCluster(t, 6, { daemon: { placeWindowBytes: window } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1 && h.policy.members().length === hosts.length), 60_000)
+    const hosts = await startMesh(t, 6, { daemon: { placeWindowBytes: window }, members: true })
     const w = hosts[0]
     const r = hosts[5]
     assert.deepEqual(w.volume.chunks.params(), { k: 4, m: 2 })
@@ -69,8 +68,7 @@ describe('cluster: the close of densely patched chunks (six in-process hosts, k=
   it('places the packed chunks a sparse close\'s extents point into within the window: no more than it left to place when it returns', async () => {
     const window = 2 * MiB
     const chunks = 48
-    const hosts = await startCluster(t, 6, { daemon: { placeWindowBytes: window } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1 && h.policy.members().length === hosts.length), 60_000)
+    const hosts = await startMesh(t, 6, { daemon: { placeWindowBytes: window }, members: true })
     const w = hosts[0]
     const r = hosts[5]
     const model = randomBytes(chunks * MiB)

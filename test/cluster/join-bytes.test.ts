@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { init } from '../../node/cli/index.ts'
 import { FEATURES, FEATURE_PULL } from '../../node/net/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, startHost, settleRepair, until } from '../../harness/cluster.ts'
+import { settleRepair, startHost, startMesh, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 
 const keep = { failureTimeoutMs: 600_000, repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0, repairBytesPerSecond: 1 << 30 }
@@ -29,8 +29,7 @@ describe('keep.repairer: bytes moved when a host joins (6 in-process hosts + 1, 
   after(async () => { await t.run() })
 
   it('the joiner fetches the copies it takes over from their holders: one fragment moved per fragment it holds, no keeper relaying them', async () => {
-    const hosts = await startCluster(t, 6, { daemon: { keep } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+    const hosts = await startMesh(t, 6, { daemon: { keep } })
     const files = new Map<string, Buffer>()
     for (let i = 0; i < FILES; i++) {
       const data = randomBytes(FILE_BYTES)
@@ -69,8 +68,7 @@ describe('keep.repairer: bytes moved when a host joins (6 in-process hosts + 1, 
   })
 
   it('a joiner of an older version (no pull/1) is still given its copies: the keepers fetch and push them', async () => {
-    const hosts = await startCluster(t, 6, { daemon: { keep } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+    const hosts = await startMesh(t, 6, { daemon: { keep } })
     const data = randomBytes(FILE_BYTES)
     await hosts[0].volume.replaceFile('/old.bin', [data], { wait: 'safe' })
     await settle(hosts)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { startMesh, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { retained } from '../../node/keeper/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
@@ -29,8 +29,7 @@ describe('keep.leave() (6 in-process hosts, k=4 m=2)', function () {
   after(async () => { await t.run() })
 
   it('drains the host: no chunk drops below full redundancy, and none needs it afterwards', async () => {
-    const hosts = await startCluster(t, 6, { daemon: { keep } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+    const hosts = await startMesh(t, 6, { daemon: { keep } })
     const data = randomBytes((4 << 20) + 3)
     await hosts[0].volume.replaceFile('/l.bin', [data], { wait: 'safe' })
     await until('all redundant', async () => {

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { writeFile, chmod } from 'node:fs/promises'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { startMesh, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { mount } from '../../fuse/index.ts'
 import { ok } from '../helpers/fuse-mount.ts'
@@ -30,8 +30,7 @@ describe('placement as an open file is written (six in-process hosts, k=4 m=2)',
 
   before(async function () {
     this.timeout(180_000)
-    hosts = await startCluster(t, 6, { daemon: { placeWindowBytes: WINDOW } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1 && h.policy.members().length === hosts.length), 60_000)
+    hosts = await startMesh(t, 6, { daemon: { placeWindowBytes: WINDOW }, members: true })
     assert.deepEqual(hosts[0].volume.chunks.params(), { k: 4, m: 2 })
   })
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { startMesh, until } from '../../harness/cluster.ts'
 
 const MiB = 1 << 20
 
@@ -17,8 +17,7 @@ describe('placement as a write goes (six in-process hosts, k=4 m=2)', function (
   it('volume.replaceFile(path, 64 MiB) never holds more on the writer than the placement window plus its own share', async () => {
     const window = 16 * MiB
     const size = 64 * MiB
-    const hosts = await startCluster(t, 6, { daemon: { placeWindowBytes: window } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1 && h.policy.members().length === hosts.length), 60_000)
+    const hosts = await startMesh(t, 6, { daemon: { placeWindowBytes: window }, members: true })
     const w = hosts[0]
     assert.deepEqual(w.volume.chunks.params(), { k: 4, m: 2 })
     const data = randomBytes(size)

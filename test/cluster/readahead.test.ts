@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { startMesh, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { chunksOf } from '../helpers/chunks.ts'
 
@@ -28,8 +28,7 @@ describe('readahead across hosts (six in-process hosts, k=4, m=2)', function () 
   let current = data
 
   before(async () => {
-    hosts = await startCluster(t, 6)
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+    hosts = await startMesh(t, 6)
     await hosts[0].volume.replaceFile('/seq.bin', [data], { wait: 'safe' })
     for (const h of hosts) await sees(h, '/seq.bin')
   })

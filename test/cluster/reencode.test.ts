@@ -6,22 +6,15 @@
 // record has fewer fragments). Six real hosts in one process.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { encodeChunk, withRoots } from '../../node/data/index.ts'
+import { meshSuite } from '../helpers/mesh.ts'
 
 const keep = { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 }
 
 describe('a chunk placed again in another coding (6 in-process hosts)', function () {
   this.timeout(300_000)
-  const t = new Teardown()
-  let hosts: ClusterHost[]
-  after(async () => { await t.run() })
-  before(async () => {
-    hosts = await startCluster(t, 6, { daemon: { keep } })
-    await until('a full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
-  })
+  const { hosts } = meshSuite(6, { daemon: { keep } })
 
   for (const [first, second] of [[[4, 2], [3, 2]], [[2, 2], [4, 2]]]) {
     it(`k=${first[0]},m=${first[1]} then k=${second[0]},m=${second[1]}: each coding survives the loss of its writer, its placement record its own`, async () => {

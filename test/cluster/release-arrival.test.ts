@@ -7,33 +7,23 @@
 // is pending and the writer keeps its data. Checked by where the fragments are, not by timing.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
-import { encodeChunk } from '../../node/data/index.ts'
+import { codedChunk, heldOn } from '../helpers/chunks.ts'
+import { meshSuite } from '../helpers/mesh.ts'
 
 const MiB = 1 << 20
 
 describe('a write of bytes another host gave up a moment ago (six hosts, k=4 m=2)', function () {
   this.timeout(240_000)
-  const t = new Teardown()
-  after(async () => { await t.run() })
-  let hosts: ClusterHost[]
-
-  before(async () => {
-    // promises end soon: A's own, made before it gave up, no longer keep X on the hosts then
-    hosts = await startCluster(t, 6, { transport: 'tcp', daemon: { custodyPromiseMs: 1_000 } })
-    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
-  })
+  // promises end soon: A's own, made before it gave up, no longer keep X on the hosts then
+  const { hosts } = meshSuite(6, { transport: 'tcp', daemon: { custodyPromiseMs: 1_000 } })
 
   it('A places chunk X and gives up, B writes X: B counts X placed only when every fragment is held, k of them besides B', async () => {
     const [, b, a] = hosts
-    const { k, m } = b.volume.chunks.params()
+    const { k, m, bytes: x, ref, key } = codedChunk(b)
     assert.ok(k > 1 && m > 0, `an erasure-coded chunk (k=${k} m=${m})`)
-    const x = randomBytes(MiB)
-    const ref = encodeChunk(x, 0, k, m).ref
-    const key = ref.cid!.toString()
-    const where = async (on: ClusterHost[]): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(on.map(async h => await h.store.has(f)))).filter(Boolean).length))
+    const where = async (on: ClusterHost[]): Promise<number[]> => await heldOn(ref, on)
     const others = hosts.filter(h => h !== b)
 
     async function * feedA (): AsyncGenerator<Uint8Array> {
@@ -71,11 +61,8 @@ describe('a write of bytes another host gave up a moment ago (six hosts, k=4 m=2
   // its chunk stayed pending that long (review31b)
   it('A places chunk Y and gives up, B writes Y: B\'s settling placement of Y places it, every fragment held', async () => {
     const [, b, a] = hosts
-    const { k, m } = b.volume.chunks.params()
-    const y = randomBytes(MiB)
-    const ref = encodeChunk(y, 0, k, m).ref
-    const key = ref.cid!.toString()
-    const where = async (on: ClusterHost[]): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(on.map(async h => await h.store.has(f)))).filter(Boolean).length))
+    const { k, m, bytes: y, ref, key } = codedChunk(b)
+    const where = async (on: ClusterHost[]): Promise<number[]> => await heldOn(ref, on)
     const others = hosts.filter(h => h !== b)
     async function * feedA (): AsyncGenerator<Uint8Array> {
       yield y

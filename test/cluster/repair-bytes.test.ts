@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, startHost, settleRepair, until } from '../../harness/cluster.ts'
+import { settleRepair, startCluster, startHost, startMesh, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { REPAIR_BY_HAND, held, loseAndRepair, sent } from '../helpers/repair-bytes.ts'
 import { Story } from '../../harness/story.ts'
@@ -104,8 +104,7 @@ describe('keep.repairer: bytes moved per byte lost (6 in-process hosts, k=4 m=2)
   const story = new Story()
 
   before(async () => {
-    hosts = await startCluster(t, 6, { daemon: { keep } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+    hosts = await startMesh(t, 6, { daemon: { keep } })
     await writeFiles(hosts, files)
   })
   after(async () => { await t.run() })

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { startCluster, startMesh, until } from '../../harness/cluster.ts'
 import { retained } from '../../node/keeper/index.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { Story } from '../../harness/story.ts'
@@ -18,8 +18,7 @@ describe('keep.repairer (6 in-process hosts, k=4 m=2)', function () {
   const story = new Story()
 
   before(async () => {
-    hosts = await startCluster(t, 6, { daemon: { keep } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+    hosts = await startMesh(t, 6, { daemon: { keep } })
     for (const [i, size] of [[0, 3 << 20], [1, (2 << 20) + 7], [2, 1 << 20]] as const) {
       const data = randomBytes(size)
       files.set(`/r${i}.bin`, data)

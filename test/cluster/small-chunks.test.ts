@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { startMesh, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { REPLICATE_MAX_BYTES, paramsFor } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
@@ -26,8 +26,7 @@ describe('cluster: small chunks are replicated, large ones erasure-coded', funct
   })
 
   it('six hosts: a 20 KiB file and a large file\'s tail in 3 copies, the large file\'s chunks 4 + 2; reads survive two lost copy holders', async () => {
-    const hosts = await startCluster(t, 6)
-    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+    const hosts = await startMesh(t, 6)
     const [w] = hosts
     assert.deepEqual(w.volume.chunks.params(), { k: 4, m: 2 })
     const small = randomBytes(20 * 1024)

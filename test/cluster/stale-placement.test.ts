@@ -8,27 +8,19 @@
 // the remembered record, before the promise round found the holders empty (review31b).
 // Checked by where the fragments are once the write or fsync returned, not by timing.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, until } from '../../harness/cluster.ts'
+import { until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
-import { encodeChunk } from '../../node/data/index.ts'
+import { codedChunk, heldOn } from '../helpers/chunks.ts'
+import { meshSuite } from '../helpers/mesh.ts'
 
 const MiB = 1 << 20
 
 describe('the same bytes written again after GC deleted their fragments (six hosts, k=4 m=2)', function () {
   this.timeout(240_000)
-  const t = new Teardown()
-  after(async () => { await t.run() })
-  let hosts: ClusterHost[]
-
-  before(async () => {
-    // no retention of old versions, so GC deletes a removed file's fragments at once (run by
-    // hand), once the promises the first write's placement asked for are over (GC keeps a
-    // promised block): they end soon
-    hosts = await startCluster(t, 6, { transport: 'tcp', daemon: { custodyPromiseMs: 1_000, keep: { retentionMs: 0, gcIntervalMs: 3_600_000 } } })
-    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
-  })
+  // no retention of old versions, so GC deletes a removed file's fragments at once (run by
+  // hand), once the promises the first write's placement asked for are over (GC keeps a
+  // promised block): they end soon
+  const { hosts } = meshSuite(6, { transport: 'tcp', daemon: { custodyPromiseMs: 1_000, keep: { retentionMs: 0, gcIntervalMs: 3_600_000 } } })
 
   for (const how of ['replaceFile', 'fsync'] as const) {
     it(`the second write (${how}) returns once its fragments are pushed again: every fragment held, k of them besides the writer`, async () => {
@@ -39,13 +31,10 @@ describe('the same bytes written again after GC deleted their fragments (six hos
   async function writeTwice (how: 'replaceFile' | 'fsync'): Promise<void> {
   const [w] = hosts
   const others = hosts.slice(1)
-  const { k, m } = w.volume.chunks.params()
+  const { k, m, bytes: x, ref, key } = codedChunk(w)
   assert.ok(k > 1 && m > 0, `an erasure-coded chunk (k=${k} m=${m})`)
-  const x = randomBytes(MiB)
-  const ref = encodeChunk(x, 0, k, m).ref
-  const key = ref.cid!.toString()
   // per fragment, how many of `on` hold it
-  const where = async (on: ClusterHost[]): Promise<number[]> => await Promise.all(ref.fragments.map(async f => (await Promise.all(on.map(async h => await h.store.has(f)))).filter(Boolean).length))
+  const where = async (on: ClusterHost[]): Promise<number[]> => await heldOn(ref, on)
   // every fragment held somewhere, k of them beside the writer
   const placed = async (): Promise<string | undefined> => {
     const all = await where(hosts)

@@ -6,11 +6,12 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
-import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import { startHost, startMesh, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 import { encodeChunk } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import { chunksOf, planHeld, planOnStores } from '../helpers/chunks.ts'
+import { meshSuite } from '../helpers/mesh.ts'
 
 const MiB = 1 << 20
 
@@ -45,13 +46,9 @@ async function writeOffline (w: ClusterHost, peers: ClusterHost[], path: string)
 
 describe('cluster: the writer stores data fragments, and parity only where it keeps it', function () {
   this.timeout(240_000)
-  const t = new Teardown()
-  after(async () => { await t.run() })
-  let hosts: ClusterHost[]
+  const { hosts, t } = meshSuite(6, { transport: 'tcp' })
 
-  before(async () => {
-    hosts = await startCluster(t, 6, { transport: 'tcp' })
-    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+  before(() => {
     assert.deepEqual(hosts[0].volume.chunks.params(), { k: 4, m: 2 })
   })
 
@@ -161,8 +158,7 @@ describe('cluster: a writer restarted before its parity was pushed', function ()
   const keep = { repairIntervalMs: 1000, repairQuietIntervalMs: 1000, atRiskDelayMs: 1000, scrubIntervalMs: 0, gcIntervalMs: 0 }
 
   it('its pending list and staging are gone: nothing counts the writer as holding parity, the keepers place the chunk, and it ends redundant, the parity rebuilt from the data fragments', async () => {
-    const hosts = await startCluster(t, 6, { transport: 'tcp', daemon: { keep } })
-    await until('full mesh', () => hosts.every(h => h.host.peers().length === 5), 60_000)
+    const hosts = await startMesh(t, 6, { transport: 'tcp', daemon: { keep } })
     const [w, ...peers] = hosts
     const { k, m } = w.volume.chunks.params()
     assert.deepEqual({ k, m }, { k: 4, m: 2 })

@@ -1,10 +1,25 @@
 // A file's chunks on a cluster host, and the keepers' plan of a chunk from what the hosts' stores
 // hold (cluster tests: harness/cluster.ts).
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import type { ClusterHost } from '../../harness/cluster.ts'
+import { encodeChunk } from '../../node/data/index.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import { plan } from '../../node/keeper/index.ts'
 import type { ChunkPlan } from '../../node/keeper/index.ts'
+
+/** A new random chunk of 1 MiB coded as `h` codes new chunks (its k and m): its bytes, ref and CID string. */
+export function codedChunk (h: ClusterHost): { k: number, m: number, bytes: Uint8Array, ref: ChunkRef, key: string } {
+  const { k, m } = h.volume.chunks.params()
+  const bytes = randomBytes(1 << 20)
+  const ref = encodeChunk(bytes, 0, k, m).ref
+  return { k, m, bytes, ref, key: ref.cid!.toString() }
+}
+
+/** Per fragment of `ref`, how many of the hosts `on` hold it in their stores. */
+export async function heldOn (ref: ChunkRef, on: ClusterHost[]): Promise<number[]> {
+  return await Promise.all(ref.fragments.map(async f => (await Promise.all(on.map(async h => await h.store.has(f)))).filter(Boolean).length))
+}
 
 /** The chunks of the file at `path` on `h` (its manifest's refs). */
 export async function chunksOf (h: ClusterHost, path: string): Promise<ChunkRef[]> {

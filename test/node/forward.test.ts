@@ -15,7 +15,7 @@ import { init } from '../../node/cli/config.ts'
 import { RELAY_BELOW_BYTES_PER_SECOND } from '../../node/keeper/network.ts'
 import { StalledError, idleDeadline } from '../../node/net/idle.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { startCluster, startHost, until } from '../../harness/cluster.ts'
+import { startHost, startMesh, until } from '../../harness/cluster.ts'
 import type { ClusterHost } from '../../harness/cluster.ts'
 
 describe('parseRate(text)', () => {
@@ -243,8 +243,7 @@ describe('placement through a relay on six in-process hosts (k=4, m=2)', functio
 
   before(async () => {
     // relays serve uplinks below network.ts RELAY_BELOW_BYTES_PER_SECOND: every host says it has one
-    hosts = await startCluster(t, 6, { transport: 'tcp', daemon: { uplink: UPLINK } })
-    await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1))
+    hosts = await startMesh(t, 6, { transport: 'tcp', daemon: { uplink: UPLINK } })
     await quietRepair(hosts)
   })
   after(async () => { await t.run() })

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster } from '../../harness/cluster.ts'
 import { Collector } from '../../node/keeper/gc.ts'
-import type { CID } from 'multiformats/cid'
+import { guardStore } from '../../node/keeper/index.ts'
+import { CID } from 'multiformats/cid'
 
 const HOUR = 3600_000
 
@@ -60,5 +61,77 @@ describe('keep.collector (garbage collection)', function () {
     for (const f of kept.ref.fragments) assert.ok(await h.store.has(f), `promised fragment ${f.toString()} kept`)
     assert.ok(!second.removed.some(c => kept.ref.fragments.some(f => f.toString() === c)), 'no promised fragment reported removed')
     for (const f of gone.ref.fragments) assert.equal(await h.store.has(f), false, `unpromised fragment ${f.toString()} removed`)
+  })
+
+  // a delete that threw was counted removed (its catch answered true), and the block's
+  // unreferenced time started again: the next round only marked it
+  it('collect() counts only what it deleted: a delete that fails is counted failed, and the next round deletes the block', async () => {
+    const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
+    let now = Date.now()
+    // the host's store, its delete of one block failing as a disk error would, once
+    let failing: string | undefined
+    const store = {
+      cids: h.store.cids.bind(h.store),
+      has: h.store.has.bind(h.store),
+      delete: async (cid: CID): Promise<void> => {
+        if (cid.toString() === failing) {
+          failing = undefined
+          throw new Error('EIO: the disk failed this delete')
+        }
+        await h.store.delete(cid)
+      }
+    }
+    const gc = new Collector({ volume: h.volume, store, now: () => now }, { retentionMs: HOUR, intervalMs: 0 })
+    // two chunks written and given up (nothing references them): every block of theirs goes
+    const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+    const v = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+    await Promise.all([w.stored, v.stored])
+    const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments, v.ref.cid!, ...v.ref.fragments].map(String))]
+    assert.ok(blocks.length >= 2, `blocks of two chunks: ${blocks.length}`)
+    const held = async (): Promise<string[]> => (await Promise.all(blocks.map(async b => await h.store.has(CID.parse(b)) ? b : ''))).filter(b => b !== '')
+    assert.deepEqual(await held(), blocks, 'every block of the chunk stored')
+    const first = await gc.collect()
+    assert.equal(first.removed.length, 0, 'first seen unreferenced: only marked')
+    assert.ok(first.unreferenced >= blocks.length, JSON.stringify(first))
+    failing = w.ref.fragments[0].toString()
+    now += HOUR + 1000
+    const second = await gc.collect()
+    assert.equal(failing, undefined, 'the failing delete was tried')
+    assert.equal(second.failed, 1, JSON.stringify(second))
+    assert.ok(!second.removed.includes(w.ref.fragments[0].toString()), 'the block whose delete failed is not reported removed')
+    assert.deepEqual(second.removed.filter(b => blocks.includes(b)).sort(), blocks.slice().filter(b => b !== w.ref.fragments[0].toString()).sort())
+    assert.deepEqual(await held(), [w.ref.fragments[0].toString()], 'only the block whose delete failed is left')
+    // still unreferenced past the retention: the next round deletes it (not marked again)
+    const third = await gc.collect()
+    assert.ok(third.removed.includes(w.ref.fragments[0].toString()), JSON.stringify(third))
+    assert.equal(third.failed, 0)
+    assert.deepEqual(await held(), [])
+  })
+
+  // GC deletes through the pin guard (guardStore), whose delete spares a pinned block and
+  // returns as if done: such a block was counted removed
+  it('collect() does not count a block the pin guard kept as removed, and removes it in a round once no pin keeps it', async () => {
+    const [h] = await startCluster(t, 1, { daemon: { keep: { repairIntervalMs: 0, scrubIntervalMs: 0, gcIntervalMs: 0 } } })
+    let now = Date.now()
+    let pinned: string | undefined
+    const store = guardStore(h.store, async cid => cid.toString() === pinned)
+    const gc = new Collector({ volume: h.volume, store, now: () => now }, { retentionMs: HOUR, intervalMs: 0 })
+    const w = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+    const v = await h.volume.chunks.storeChunk(randomBytes(1 << 20), 0)
+    await Promise.all([w.stored, v.stored])
+    const blocks = [...new Set([w.ref.cid!, ...w.ref.fragments, v.ref.cid!, ...v.ref.fragments].map(String))]
+    const held = async (): Promise<string[]> => (await Promise.all(blocks.map(async b => await h.store.has(CID.parse(b)) ? b : ''))).filter(b => b !== '')
+    assert.equal((await gc.collect()).removed.length, 0, 'first seen unreferenced: only marked')
+    pinned = w.ref.fragments[0].toString()
+    now += HOUR + 1000
+    const second = await gc.collect()
+    assert.ok(!second.removed.includes(pinned), `the pinned block is not reported removed: ${JSON.stringify(second)}`)
+    assert.equal(second.failed, 0)
+    assert.deepEqual(await held(), [pinned], 'only the pinned block is left')
+    const unpinned = pinned
+    pinned = undefined
+    const third = await gc.collect()
+    assert.ok(third.removed.includes(unpinned), JSON.stringify(third))
+    assert.deepEqual(await held(), [])
   })
 })
