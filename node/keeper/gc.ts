@@ -31,7 +31,8 @@ export interface GcInit {
 
 export interface GcComponents {
   volume: Pick<Volume, 'tree' | 'chunks'>
-  store: Pick<Store, 'cids' | 'delete' | 'has'>
+  /** isClaimed: a block a write on this host is storing or placing now is never deleted (the store's claim). */
+  store: Pick<Store, 'cids' | 'delete' | 'has'> & Partial<Pick<Store, 'isClaimed'>>
   now?: () => number
   /**
    * This host's promises (custody.ts): a promised block is not deleted, and a delete excludes a
@@ -110,13 +111,13 @@ export class Collector {
       if (referenced.has(k)) { report.referenced++; this.since.delete(k); continue }
       report.unreferenced++
       // promised: a write in flight placed it here; unreferenced from the promise's end on
-      if (this.c.custody?.promised(cid) === true) { this.since.delete(k); continue }
+      if (this.c.custody?.promised(cid) === true || this.c.store.isClaimed?.(cid) === true) { this.since.delete(k); continue }
       const first = this.since.get(k)
       if (first === undefined) { this.since.set(k, now()); continue }
       if (now() - first < this.retentionMs) continue
       let gone = false
       try {
-        gone = await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.custody?.deleteUnpromised.bind(this.c.custody) })
+        gone = await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.custody?.deleteUnpromised.bind(this.c.custody), may: () => this.c.store.isClaimed?.(cid) !== true })
       } catch (err) {
         // not counted removed; its unreferenced time kept (since `first`): the next round that
         // meets it tries again at once
@@ -127,11 +128,12 @@ export class Collector {
       if (gone) {
         this.since.delete(k)
         report.removed.push(cid.toString())
-      } else if (this.c.custody?.promised(cid) === true) {
-        // promised meanwhile: unreferenced from the promise's end on
+      } else {
+        // kept: promised or claimed meanwhile, by the pin guard, or stored again by a write between
+        // the delete and the check after it (a write's new copy, not yet promised): its unreferenced
+        // time starts again, so a copy a write just stored gets the whole retention (review32a)
         this.since.delete(k)
       }
-      // else kept by the pin guard or by custody's own drop of it: tried again next round
     }
     for (const k of this.since.keys()) if (!seen.has(k)) this.since.delete(k)
     return report

@@ -10,7 +10,6 @@ import { until } from '../../harness/cluster.ts'
 import { codedChunk } from '../helpers/chunks.ts'
 import { meshSuite } from '../helpers/mesh.ts'
 
-const MiB = 1 << 20
 
 describe('a keeper that does not answer custody calls (six hosts, k=4 m=2)', function () {
   this.timeout(240_000)

@@ -13,7 +13,6 @@ import type { ClusterHost } from '../../harness/cluster.ts'
 import { codedChunk, heldOn } from '../helpers/chunks.ts'
 import { meshSuite } from '../helpers/mesh.ts'
 
-const MiB = 1 << 20
 
 describe('the same bytes written again after GC deleted their fragments (six hosts, k=4 m=2)', function () {
   this.timeout(240_000)
