@@ -155,6 +155,10 @@ export class Custody {
     for (const cid of cids) {
       const key = cid.toString()
       if (this.dropping.has(key)) continue
+      // a promise that ended keeps nothing: its peers are not carried into this one (a writer's
+      // ended promise counted again when another writer asked, and that writer's release was
+      // then held back by it; an open write renews its own: data/blocks.ts ChunkWrite)
+      if ((this.promises.get(key) ?? Infinity) <= now) this.forget(key)
       // promise before looking (a drop that starts while we look must see the promise)
       // renewed at the end: the map stays in order of expiry (one promiseMs for all), so a sweep
       // stops at the first promise still on
@@ -243,9 +247,10 @@ export class Custody {
    * or another writer's release, dropped on arrival) is found here. When any keeper refused,
    * nothing is deleted (the writer places the chunk again, from these copies). A keeper that
    * gives no answer (unreachable, timed out) refuses nothing: it still counts as a holder, and
-   * the copies it keeps are not deleted here. Returns the CIDs deleted.
+   * the copies it keeps are not deleted here; `promised` hears each block's keepers that did.
+   * Returns the CIDs deleted.
    */
-  async settle (handovers: Handover[], keeps: Handover[], opts: { refused?: (cid: string, keepers: string[]) => void } = {}): Promise<string[]> {
+  async settle (handovers: Handover[], keeps: Handover[], opts: { refused?: (cid: string, keepers: string[]) => void, promised?: (cid: string, keepers: string[]) => void } = {}): Promise<string[]> {
     const self = this.c.host.peerId
     // every handed-over block's keepers are asked (a copy this host is not dropping now, e.g.
     // one being dropped by another round, is checked all the same); only `mine` are deleted
@@ -267,6 +272,10 @@ export class Custody {
       let refusals = 0
       for (const h of [...asked, ...keeps]) {
         const key = h.cid.toString()
+        if (opts.promised !== undefined) {
+          const yes = h.keepers.filter(p => promised(p, key))
+          if (yes.length > 0) opts.promised(key, yes)
+        }
         // an explicit no only: a keeper that did not answer is no refusal
         const not = h.keepers.filter(p => !promised(p, key) && answers.get(p)?.unanswered.has(key) !== true)
         if (not.length === 0) continue
