@@ -1004,7 +1004,8 @@ export class ChunkNetwork extends EventTarget implements Network {
    */
   async renew (refs: ChunkRef[], opts: AbortOptions & { inode?: string } = {}): Promise<void> {
     const self = this.host.peerId
-    const keeps: Handover[] = []
+    // fragment -> its keepers asked (one entry per block: a replicated chunk's copies are one block)
+    const keeps = new Map<string, Handover>()
     // fragment -> the chunks asked about it, with the record each was asked from (undefined:
     // forgotten, asked of its planned targets)
     const asked = new Map<string, Array<{ ref: ChunkRef, held?: Array<Set<string>> }>>()
@@ -1019,23 +1020,25 @@ export class ChunkNetwork extends EventTarget implements Network {
       const held = this.heldOf(ref)
       const keepers = held !== undefined ? held.map(s => [...s]) : await this.plannedTargets(ref)
       ref.fragments.forEach((cid, j) => {
-        const ks = [...new Set(keepers[j] ?? [])]
+        const ks = keepers[j] ?? []
         if (ks.length === 0) return
-        keeps.push({ cid, keepers: ks })
         const key = cid.toString()
+        const keep = keeps.get(key)
+        if (keep === undefined) keeps.set(key, { cid, keepers: [...new Set(ks)] })
+        else keep.keepers = [...new Set([...keep.keepers, ...ks])]
         const list = asked.get(key)
         if (list === undefined) asked.set(key, [{ ref, held }])
         else if (!list.some(a => a.ref === ref)) list.push({ ref, held })
       })
     }
-    if (keeps.length === 0 || opts.signal?.aborted === true) return
+    if (keeps.size === 0 || opts.signal?.aborted === true) return
     const promisedBy = new Map<string, string[]>()
     const refusedBy = new Map<string, string[]>()
     const work: Array<Promise<unknown>> = []
     this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', {
       detail: {
         handovers: [],
-        keeps,
+        keeps: [...keeps.values()],
         dropped: () => {},
         waitUntil: p => { work.push(p) },
         refused: (cid, keepers) => { refusedBy.set(cid, [...(refusedBy.get(cid) ?? []), ...keepers]) },
@@ -1045,8 +1048,14 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (work.length === 0) return
     const signal = opts.signal
     // (the custody calls go on after an abort; their answers are not acted on)
-    const aborted = signal === undefined ? undefined : new Promise<void>(resolve => { if (signal.aborted) resolve(); else signal.addEventListener('abort', () => { resolve() }, { once: true }) })
-    await Promise.race([Promise.allSettled(work), ...(aborted === undefined ? [] : [aborted])])
+    const aborted = Promise.withResolvers<void>()
+    const onAbort = (): void => { aborted.resolve() }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      if (signal?.aborted !== true) await Promise.race([Promise.allSettled(work), aborted.promise])
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
     if (signal?.aborted === true) return
     const again = new Set<ChunkRef>()
     const made = new Map<ChunkRef, Array<Set<string>>>()
