@@ -51,6 +51,12 @@ export const RANGE_LINGER_MS = 2_000
 export const PLACE_TIMEOUT_MS = 60_000
 /** Time between retries of the placements that are still short (pending): the repair pass cadence, so a thin writer is not made to push again while its relays work. */
 export const PLACE_RETRY_INTERVAL_MS = 60_000
+/**
+ * Renewal rounds in a row (ChunkWrite, every half promise time) a keeper may give no answer for
+ * a fragment before it stops counting as its holder (renew()): two span a whole promise time, so
+ * any promise it gave has ended by then.
+ */
+export const RENEW_SILENT_ROUNDS = 2
 /** The least time between the starts of two retries of pending placements (retrySoon()). */
 export const PLACE_RETRY_MIN_GAP_MS = 2_000
 /** Chunks placed at once by one writer. */
@@ -128,6 +134,8 @@ export interface HandoverEvent {
   refused: (cid: string, keepers: string[]) => void
   /** A block's keepers that promised it (a renewal round, renew(), hears them; optional). */
   promised?: (cid: string, keepers: string[]) => void
+  /** A block's keepers that gave no answer (a renewal round, renew(), hears them; optional). */
+  unanswered?: (cid: string, keepers: string[]) => void
 }
 
 /**
@@ -259,6 +267,8 @@ export class ChunkNetwork extends EventTarget implements Network {
   placementRemembered = PLACEMENT_REMEMBERED
   /** Codings (codingOf) whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
   private readonly handing = new Map<string, Promise<void>>()
+  /** `${fragment}/${keeper}` -> renewal rounds in a row it gave no answer for the fragment (renew(), silentFor()). */
+  private readonly silentRounds = new Map<string, number>()
   /** Codings a keeper refused to promise a fragment of since their last placement (refused()): a `settle` placement places them again. */
   private readonly refusedCodings = new Set<string>()
   /**
@@ -998,7 +1008,8 @@ export class ChunkNetwork extends EventTarget implements Network {
    * fsync's safe() never sees an assumed holder). A keeper that refuses (it does not hold the
    * fragment: GC, a joiner displacing it) leaves the record, and that chunk alone is pending
    * again, placed again by the retries; the chunk's other fragments are renewed all the same. A
-   * keeper that gives no answer refuses nothing. Chunks being placed now are skipped (their
+   * keeper that gives no answer refuses nothing, unless it gave none for RENEW_SILENT_ROUNDS
+   * rounds in a row (then it is taken as a refusal). Chunks being placed now are skipped (their
    * placement has its own round); a pending one is renewed all the same. Resolves when the round is over, or at once when `signal`
    * aborts (a commit, abandon()): nothing of the round is acted on after that.
    */
@@ -1034,6 +1045,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (keeps.size === 0 || opts.signal?.aborted === true) return
     const promisedBy = new Map<string, string[]>()
     const refusedBy = new Map<string, string[]>()
+    const silentBy = new Map<string, string[]>()
     const work: Array<Promise<unknown>> = []
     this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', {
       detail: {
@@ -1042,7 +1054,8 @@ export class ChunkNetwork extends EventTarget implements Network {
         dropped: () => {},
         waitUntil: p => { work.push(p) },
         refused: (cid, keepers) => { refusedBy.set(cid, [...(refusedBy.get(cid) ?? []), ...keepers]) },
-        promised: (cid, keepers) => { promisedBy.set(cid, [...(promisedBy.get(cid) ?? []), ...keepers]) }
+        promised: (cid, keepers) => { promisedBy.set(cid, [...(promisedBy.get(cid) ?? []), ...keepers]) },
+        unanswered: (cid, keepers) => { silentBy.set(cid, [...(silentBy.get(cid) ?? []), ...keepers]) }
       }
     }))
     if (work.length === 0) return
@@ -1061,6 +1074,13 @@ export class ChunkNetwork extends EventTarget implements Network {
     const made = new Map<ChunkRef, Array<Set<string>>>()
     let renewed = 0
     for (const [key, list] of asked) {
+      const yes = promisedBy.get(key) ?? []
+      // a keeper silent for RENEW_SILENT_ROUNDS rounds in a row (about a whole promise time:
+      // any promise it gave has ended) counts as a refusal: the record no longer vouches for a
+      // fragment nobody confirmed since, and the placement deals with the keeper as with any
+      // target (pushed to when up, else the chunk pending until it is back or declared gone).
+      // One round's silence is no refusal (a retry storm: test/cluster/custody-silent-keeper)
+      const no = [...(refusedBy.get(key) ?? []), ...this.silentFor(key, yes, silentBy.get(key) ?? [])]
       for (const { ref, held } of list) {
         const coding = codingOf(ref)
         // placed again meanwhile (a retry, another write): that placement's round is the check
@@ -1080,8 +1100,6 @@ export class ChunkNetwork extends EventTarget implements Network {
           this.remember(ref.cid!.toString())
           made.set(ref, record = fresh)
         } else if (now !== record) continue
-        const yes = promisedBy.get(key) ?? []
-        const no = refusedBy.get(key) ?? []
         ref.fragments.forEach((f, j) => {
           if (f.toString() !== key) return
           for (const p of yes) record[j].add(p)
@@ -1096,6 +1114,24 @@ export class ChunkNetwork extends EventTarget implements Network {
     }
     if (again.size > 0) this.retrySoon()
     placeLog('renewal: %d fragment(s) of %d chunk(s) promised again, %d chunk(s) placed again', renewed, seen.size, again.size)
+  }
+
+  /**
+   * Counts each keeper's renewal rounds in a row with no answer for `key` (a promise resets it);
+   * returns the ones silent for RENEW_SILENT_ROUNDS now (forgotten then: counted again from 0).
+   */
+  private silentFor (key: string, promised: string[], silent: string[]): string[] {
+    for (const p of promised) this.silentRounds.delete(`${key}/${p}`)
+    const out: string[] = []
+    for (const p of silent) {
+      const k = `${key}/${p}`
+      const n = (this.silentRounds.get(k) ?? 0) + 1
+      this.silentRounds.delete(k)
+      if (n >= RENEW_SILENT_ROUNDS) { out.push(p); continue }
+      this.silentRounds.set(k, n)
+      if (this.silentRounds.size > this.placementRemembered) this.silentRounds.delete(this.silentRounds.keys().next().value!)
+    }
+    return out
   }
 
   /** The hosts the plan wants each fragment of a chunk on now (placeOne's plan, from what this host holds). */

@@ -139,4 +139,28 @@ describe('a write open past several custody promise times (six hosts, k=4 m=2): 
       b.network.placementRemembered = remembered
     }
   })
+
+  // (last: it stops a host)
+  it('a holder that gives no answer for two renewal rounds in a row no longer counts as one: that chunk is pending, the rest still renewed', async () => {
+    const b = hosts[5]
+    const { ref } = await openWrite(b, '/f.bin')
+    const key = ref.cid!.toString()
+    const self = b.host.peerId
+    const record = b.network.heldOf(ref)
+    assert.ok(record !== undefined, 'B has a placement record of X')
+    // a holder other than B (and other than the first host, which the others joined through)
+    const spare = new Set(hosts.filter(h => h !== b && h !== hosts[0]).map(h => h.host.peerId))
+    const lost = record.findIndex(s => [...s].some(p => spare.has(p)))
+    const victim = hosts.find(h => spare.has(h.host.peerId) && record[lost].has(h.host.peerId))
+    assert.ok(victim !== undefined, `a host other than B and the first holds a fragment of X by B's record: ${record.map(s => s.size).join(',')}`)
+    // it answers nothing from now on (stopped: B cannot reach it; not declared gone this soon)
+    await victim.stop()
+    await until(`${victim.name} left B's record of f${lost}`, () => b.network.heldOf(ref)?.[lost]?.has(victim.host.peerId) !== true, 60_000)
+    assert.equal(b.network.holders(key)?.pending, true, 'X is pending on B (its target away: not placed again while it is)')
+    // the other fragments' holders still promise them (B's renewals go on)
+    const ended = Date.now() + 2 * custodyPromiseMs
+    await until('two promise times more', () => Date.now() >= ended, 60_000)
+    const promised = ref.fragments.map((f, j) => j === lost ? 1 : hosts.filter(h => !h.stopped && h.custody.promised(f)).length)
+    assert.ok(promised.every(n => n > 0), `hosts promising each fragment of X but f${lost}: ${promised.join(',')}`)
+  })
 })
