@@ -227,7 +227,7 @@ export class Custody {
   async keep (keeps: Handover[], opts: AbortOptions = {}): Promise<number> {
     const self = this.c.host.peerId
     const byPeer = new Map<string, CID[]>()
-    for (const h of keeps) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
+    for (const h of keeps) for (const p of h.keepers) addTo(byPeer, p, h.cid)
     let missing = 0
     await Promise.all([...byPeer].map(async ([peer, cids]) => {
       const promised = peer === self ? await this.promise(cids, self) : (await this.askTogether(peer, cids, opts)).promised
@@ -264,7 +264,7 @@ export class Custody {
     const dropped: string[] = []
     try {
       const byPeer = new Map<string, CID[]>()
-      for (const h of [...asked, ...keeps]) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
+      for (const h of [...asked, ...keeps]) for (const p of h.keepers) addTo(byPeer, p, h.cid)
       const answers = new Map<string, CustodyAnswer>()
       await Promise.all([...byPeer].map(async ([peer, cids]) => {
         answers.set(peer, peer === self ? { promised: await this.promise(cids, self), unanswered: new Set() } : await this.askTogether(peer, cids, {}))
@@ -326,7 +326,7 @@ export class Custody {
     const dropped: string[] = []
     try {
       const byPeer = new Map<string, CID[]>()
-      for (const h of mine) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
+      for (const h of mine) for (const p of h.keepers) addTo(byPeer, p, h.cid)
       const promised = new Map<string, Set<string>>()
       await Promise.all([...byPeer].map(async ([peer, cids]) => { promised.set(peer, (await this.askTogether(peer, cids, opts)).promised) }))
       await this.deletePromised(mine, (p, key) => promised.get(p)?.has(key) === true, dropped)
@@ -361,4 +361,14 @@ export class Custody {
       this.forget(k)
     }
   }
+}
+
+/**
+ * Append to a per-peer list in place (a renewal round asks about every placed chunk of an open
+ * write at once: a list copied at each block made a round quadratic in them).
+ */
+function addTo (byPeer: Map<string, CID[]>, peer: string, cid: CID): void {
+  const list = byPeer.get(peer)
+  if (list === undefined) byPeer.set(peer, [cid])
+  else list.push(cid)
 }
