@@ -16,7 +16,7 @@ import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
+import { ChunkNetwork, CUSTODY_PROMISE_MS, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments, KeptService } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
@@ -314,7 +314,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const network = new ChunkNetwork({
       release: {
         ask: async (peer, cids, o) => await release?.ask(peer, cids, o) ?? new Set(),
-        mayDelete: cid => release?.mayDelete(cid) ?? false
+        mayDelete: cid => release?.mayDelete(cid) ?? false,
+        // (built before any write: none before it means no tree to reference anything)
+        referenced: async (cids, o) => await release?.referenced(cids, o) ?? new Set(cids.map(c => c.toString()))
       },
       host,
       swarm,
@@ -357,7 +359,10 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       }
       return now
     }
-    const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes, codec: opts.codec, clayReadable })
+    // a write open longer than a promise has its placed chunks' targets promise them again at
+    // half of it (ChunkWrite, a custody round alone: network.renew): the round has the other half
+    const renewMs = Math.max(1, Math.floor((opts.custodyPromiseMs ?? CUSTODY_PROMISE_MS) / 2))
+    const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes, codec: opts.codec, clayReadable, renewMs })
     // a full host tells its peers, which leave it out of members() (placement, repair); the
     // notices carry every host's disk figures, which `df` on the mount sums (started below)
     // with them, each host's signed counts of the chunks it is the keeper of (keeper/kept.ts):
@@ -421,7 +426,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // refused: the chunk is placed again. The copies stay here on any failure (extra copies,
       // safe): rebalance and GC offer them again later
       const { handovers, keeps } = e.detail
-      e.detail.waitUntil(custody.settle(handovers, keeps, { refused: e.detail.refused }).then(e.detail.dropped, (err: Error) => { log.error('custody round of %d placed fragments failed, copies kept: %s', handovers.length + keeps.length, err.message) }))
+      e.detail.waitUntil(custody.settle(handovers, keeps, { refused: e.detail.refused, promised: e.detail.promised, unanswered: e.detail.unanswered }).then(e.detail.dropped, (err: Error) => { log.error('custody round of %d placed fragments failed, copies kept: %s', handovers.length + keeps.length, err.message) }))
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })

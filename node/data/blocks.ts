@@ -112,6 +112,18 @@ export interface Network {
   abandon?: (refs: ChunkRef[], opts?: AbortOptions & { keep?: (fragment: CID) => boolean }) => Promise<void>
   /** Whether a local block may be deleted now (no peer was promised it: custody). */
   mayDelete?: (cid: CID) => boolean
+  /**
+   * Have the holders of chunks placed before promise them again (a write still open past its
+   * targets' promises: ChunkWrite), nothing pushed; resolves when the round is over, or at once
+   * when `signal` aborts. Optional: without it nothing is renewed.
+   */
+  renew?: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string }) => Promise<void>
+  /**
+   * Of `cids`, the ones this host's own tree needs: a write given up (abandon(), release())
+   * neither asks peers to delete them nor deletes them here (another write of the same bytes
+   * here committed; peers that have not seen that commit would delete them). Optional: none.
+   */
+  referenced?: (cids: CID[], opts?: AbortOptions) => Promise<Set<string>>
 }
 
 /** How far a ChunkWrite is: bytes stored here, and bytes whose placement is over. */
@@ -177,6 +189,14 @@ export interface ChunkServiceInit {
    * while it says no, a 'clay' codec writes Reed–Solomon. Default: yes (a host alone).
    */
   clayReadable?: () => boolean
+  /**
+   * How often a write still open has the holders of the chunks it placed promise them again
+   * (ChunkWrite; the daemon: half of keeper/custody.ts CUSTODY_PROMISE_MS). Their promises hold
+   * that long: another writer of the same bytes that gives up after they ended would have the
+   * fragments deleted that this write placed and has not committed yet (keeper/release.ts).
+   * Default: never (no custody; a host alone).
+   */
+  renewMs?: number
 }
 
 /**
@@ -357,6 +377,8 @@ export class ChunkService {
 
   /** ChunkWrite's default window (PLACE_WINDOW_BYTES). */
   readonly placeWindowBytes: number
+  /** How often a ChunkWrite still open renews its placed chunks' promises (ChunkServiceInit.renewMs; undefined: never). */
+  readonly renewMs?: number
   /** Most bytes one sequential reader fetches ahead (READAHEAD_MAX_BYTES). */
   readonly readaheadBytes: number
   /**
@@ -375,6 +397,8 @@ export class ChunkService {
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
+    if (init.renewMs !== undefined && !(init.renewMs > 0)) throw new RangeError(`renewMs must be a positive number of ms, not ${init.renewMs}`)
+    this.renewMs = init.renewMs
     this.readaheadBytes = Math.max(0, init.readaheadBytes ?? READAHEAD_MAX_BYTES)
     this.placementRule = init.placementRule === undefined ? PLACEMENT_BALANCED : init.placementRule
     this.codec = init.codec ?? 'rs'
@@ -861,6 +885,17 @@ export class ChunkWrite {
   readonly progress: WriteProgress = { stored: 0, placed: 0 }
   /** The manifest, placed by placed() once the chunks are. */
   private manifestRef?: ChunkRef
+  /**
+   * The chunks whose placement is over while the write is open (chunk()'s and placeStored()'s,
+   * but the ones it released): their holders' promises are renewed every ChunkService.renewMs
+   * until the commit or abandon() (renew()).
+   */
+  private readonly placedRefs = new Set<ChunkRef>()
+  private renewTimer?: NodeJS.Timeout
+  /** The renewal round in flight (one at a time: a tick while it runs is skipped). */
+  private renewing?: Promise<void>
+  /** Stops renewing at once: committed() and abandon() abort it (a round is not waited for). */
+  private readonly renewStop = new AbortController()
 
   private readonly onProgress?: (p: WriteProgress) => void
 
@@ -952,6 +987,8 @@ export class ChunkWrite {
         this.placing.delete(ref)
         this.held -= cost
         this.progress.placed += bytes.byteLength
+        // (before the progress is told: a placed chunk is renewed from then on)
+        if (this.refs.includes(ref) && !stop.signal.aborted) this.renewLater(ref)
         if (this.done !== 'abandoned') this.onProgress?.(this.progress)
       })
     this.inflight.add(run)
@@ -1011,8 +1048,49 @@ export class ChunkWrite {
       .finally(() => {
         this.inflight.delete(run)
         this.held -= cost
+        this.renewLater(ref)
       })
     this.inflight.add(run)
+  }
+
+  /**
+   * A chunk of this write is placed: its holders promised to keep it for the custody promise
+   * time (keeper/custody.ts), and this write may stay open longer (a big or slow upload, a file
+   * written over minutes before its commit). Until the commit or abandon(), every
+   * ChunkService.renewMs the chunks placed so far have their holders promise them again
+   * (Network.renew: a promise round alone, nothing pushed). Without it, another writer of the
+   * same bytes that gives up after the promises ended would have this write's fragments deleted
+   * (keeper/release.ts) before it commits.
+   */
+  private renewLater (ref: ChunkRef): void {
+    const every = this.chunks.renewMs
+    if (this.done !== 'open' || every === undefined || this.network?.renew === undefined || ref.cid === null) return
+    this.placedRefs.add(ref)
+    if (this.renewTimer !== undefined) return
+    this.renewTimer = setInterval(() => { this.renew() }, every)
+    // a write nobody finishes does not keep the process alive
+    this.renewTimer.unref()
+  }
+
+  /** One renewal round of the chunks placed so far (renewLater()); none while the last one runs. */
+  private renew (): void {
+    if (this.done !== 'open') return this.stopRenewing()
+    const network = this.network
+    if (this.renewing !== undefined || this.placedRefs.size === 0 || network?.renew === undefined) return
+    const refs = [...this.placedRefs]
+    log('open write: renewing the promises of %d placed chunk(s)', refs.length)
+    const run: Promise<void> = network.renew(refs, { inode: this.inode, signal: this.renewStop.signal })
+      .catch((err: Error) => { if (!this.renewStop.signal.aborted) log.error('renewing the promises of %d placed chunk(s) failed (tried again in %d ms): %s', refs.length, this.chunks.renewMs, err.message) })
+      .finally(() => { if (this.renewing === run) this.renewing = undefined })
+    this.renewing = run
+  }
+
+  /** No more renewals, and the one in flight is not acted on (not waited for). */
+  private stopRenewing (): void {
+    clearInterval(this.renewTimer)
+    this.renewTimer = undefined
+    this.placedRefs.clear()
+    this.renewStop.abort(new DOMException('the write is over', 'AbortError'))
   }
 
   /**
@@ -1027,6 +1105,7 @@ export class ChunkWrite {
     if (at < 0 || this.done !== 'open') return
     this.refs.splice(at, 1)
     this.chunks.open.remove(ref)
+    this.placedRefs.delete(ref)
     if (ref.cid === null) return
     // what the rest of this write still has (equal chunks, equal shards) stays
     const live = new Set<string>()
@@ -1048,15 +1127,29 @@ export class ChunkWrite {
     })
   }
 
+  /** Of `cids`, the ones this host's tree needs (Network.referenced); all of them when that cannot be told. */
+  private async inTree (cids: CID[]): Promise<Set<string>> {
+    const network = this.network
+    if (network?.referenced === undefined || cids.length === 0) return new Set()
+    try {
+      return await network.referenced(cids)
+    } catch (err) {
+      log.error('given-up write: which of its blocks this host\'s tree needs could not be told, all kept (GC removes them later): %s', (err as Error).message)
+      return new Set(cids.map(c => c.toString()))
+    }
+  }
+
   /** release()'s work: never throws (what it cannot delete is left to GC). */
   private async drop (ref: ChunkRef, gone: CID[], live: Set<string>): Promise<void> {
     await this.placing.get(ref)?.run
+    // after the open check (release()): a write of the same bytes here that committed since is in the tree
+    const inTree = await this.inTree(gone)
     if (this.network?.abandon !== undefined) {
-      await this.network.abandon([ref], { keep: f => live.has(f.toString()) || this.chunks.open.hasFragment(f) }).catch((err: Error) => { log.error('rewritten chunk %s: asking peers to delete its fragments failed (GC removes them later): %s', ref.cid!.toString(), err.message) })
+      await this.network.abandon([ref], { keep: f => live.has(f.toString()) || this.chunks.open.hasFragment(f) || inTree.has(f.toString()) }).catch((err: Error) => { log.error('rewritten chunk %s: asking peers to delete its fragments failed (GC removes them later): %s', ref.cid!.toString(), err.message) })
     }
     let freed = 0
     for (const cid of gone) {
-      if (!this.store.claimed(cid, this) || this.network?.mayDelete?.(cid) === false) continue
+      if (!this.store.claimed(cid, this) || inTree.has(cid.toString()) || this.network?.mayDelete?.(cid) === false) continue
       try {
         await this.store.delete(cid)
         freed++
@@ -1089,6 +1182,8 @@ export class ChunkWrite {
   /** The op naming this version is in the tree: its blocks are referenced now, no longer this write's to delete. */
   committed (): void {
     this.done = 'committed'
+    // referenced by the tree now: a release spares them (keeper/retained.ts), the promises may end
+    this.stopRenewing()
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
     for (const ref of this.refs) this.chunks.open.remove(ref)
   }
@@ -1115,6 +1210,7 @@ export class ChunkWrite {
   async abandon (): Promise<void> {
     if (this.done !== 'open') return
     this.done = 'abandoned'
+    this.stopRenewing()
     this.stop.abort(new DOMException('the write was abandoned', 'AbortError'))
     await Promise.allSettled([...this.inflight])
     await this.releasing
@@ -1127,11 +1223,15 @@ export class ChunkWrite {
     const end = this.chunks.releasing.begin(refs.flatMap(r => r.fragments.filter(f => !open.hasFragment(f))))
     let freed = 0
     try {
+      // looked at after the open check above: a write of the same bytes here is either still
+      // open or committed, in this host's tree then (review31g: its fragments were released on
+      // the peers that had not seen the commit yet)
+      const inTree = await this.inTree([...refs.flatMap(r => r.fragments), ...this.blocks.values()])
       if (this.network?.abandon !== undefined && refs.length > 0) {
-        await this.network.abandon(refs, { keep: f => open.hasFragment(f) }).catch((err: Error) => { log.error('abandoned write: asking peers to delete its fragments failed (GC removes them later): %s', err.message) })
+        await this.network.abandon(refs, { keep: f => open.hasFragment(f) || inTree.has(f.toString()) }).catch((err: Error) => { log.error('abandoned write: asking peers to delete its fragments failed (GC removes them later): %s', err.message) })
       }
       for (const cid of this.blocks.values()) {
-        if (!this.store.claimed(cid, this) || open.hasFragment(cid) || this.network?.mayDelete?.(cid) === false) continue
+        if (!this.store.claimed(cid, this) || open.hasFragment(cid) || inTree.has(cid.toString()) || this.network?.mayDelete?.(cid) === false) continue
         try {
           await this.store.delete(cid)
           freed++

@@ -155,6 +155,10 @@ export class Custody {
     for (const cid of cids) {
       const key = cid.toString()
       if (this.dropping.has(key)) continue
+      // a promise that ended keeps nothing: its peers are not carried into this one (a writer's
+      // ended promise counted again when another writer asked, and that writer's release was
+      // then held back by it; an open write renews its own: data/blocks.ts ChunkWrite)
+      if ((this.promises.get(key) ?? Infinity) <= now) this.forget(key)
       // promise before looking (a drop that starts while we look must see the promise)
       // renewed at the end: the map stays in order of expiry (one promiseMs for all), so a sweep
       // stops at the first promise still on
@@ -223,7 +227,7 @@ export class Custody {
   async keep (keeps: Handover[], opts: AbortOptions = {}): Promise<number> {
     const self = this.c.host.peerId
     const byPeer = new Map<string, CID[]>()
-    for (const h of keeps) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
+    for (const h of keeps) for (const p of h.keepers) addTo(byPeer, p, h.cid)
     let missing = 0
     await Promise.all([...byPeer].map(async ([peer, cids]) => {
       const promised = peer === self ? await this.promise(cids, self) : (await this.askTogether(peer, cids, opts)).promised
@@ -243,9 +247,11 @@ export class Custody {
    * or another writer's release, dropped on arrival) is found here. When any keeper refused,
    * nothing is deleted (the writer places the chunk again, from these copies). A keeper that
    * gives no answer (unreachable, timed out) refuses nothing: it still counts as a holder, and
-   * the copies it keeps are not deleted here. Returns the CIDs deleted.
+   * the copies it keeps are not deleted here; `promised` hears each block's keepers that did,
+   * `unanswered` the ones that gave no answer.
+   * Returns the CIDs deleted.
    */
-  async settle (handovers: Handover[], keeps: Handover[], opts: { refused?: (cid: string, keepers: string[]) => void } = {}): Promise<string[]> {
+  async settle (handovers: Handover[], keeps: Handover[], opts: { refused?: (cid: string, keepers: string[]) => void, promised?: (cid: string, keepers: string[]) => void, unanswered?: (cid: string, keepers: string[]) => void } = {}): Promise<string[]> {
     const self = this.c.host.peerId
     // every handed-over block's keepers are asked (a copy this host is not dropping now, e.g.
     // one being dropped by another round, is checked all the same); only `mine` are deleted
@@ -258,7 +264,7 @@ export class Custody {
     const dropped: string[] = []
     try {
       const byPeer = new Map<string, CID[]>()
-      for (const h of [...asked, ...keeps]) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
+      for (const h of [...asked, ...keeps]) for (const p of h.keepers) addTo(byPeer, p, h.cid)
       const answers = new Map<string, CustodyAnswer>()
       await Promise.all([...byPeer].map(async ([peer, cids]) => {
         answers.set(peer, peer === self ? { promised: await this.promise(cids, self), unanswered: new Set() } : await this.askTogether(peer, cids, {}))
@@ -267,6 +273,14 @@ export class Custody {
       let refusals = 0
       for (const h of [...asked, ...keeps]) {
         const key = h.cid.toString()
+        if (opts.promised !== undefined) {
+          const yes = h.keepers.filter(p => promised(p, key))
+          if (yes.length > 0) opts.promised(key, yes)
+        }
+        if (opts.unanswered !== undefined) {
+          const silent = h.keepers.filter(p => answers.get(p)?.unanswered.has(key) === true)
+          if (silent.length > 0) opts.unanswered(key, silent)
+        }
         // an explicit no only: a keeper that did not answer is no refusal
         const not = h.keepers.filter(p => !promised(p, key) && answers.get(p)?.unanswered.has(key) !== true)
         if (not.length === 0) continue
@@ -312,7 +326,7 @@ export class Custody {
     const dropped: string[] = []
     try {
       const byPeer = new Map<string, CID[]>()
-      for (const h of mine) for (const p of h.keepers) byPeer.set(p, [...(byPeer.get(p) ?? []), h.cid])
+      for (const h of mine) for (const p of h.keepers) addTo(byPeer, p, h.cid)
       const promised = new Map<string, Set<string>>()
       await Promise.all([...byPeer].map(async ([peer, cids]) => { promised.set(peer, (await this.askTogether(peer, cids, opts)).promised) }))
       await this.deletePromised(mine, (p, key) => promised.get(p)?.has(key) === true, dropped)
@@ -347,4 +361,14 @@ export class Custody {
       this.forget(k)
     }
   }
+}
+
+/**
+ * Append to a per-peer list in place (a renewal round asks about every placed chunk of an open
+ * write at once: a list copied at each block made a round quadratic in them).
+ */
+function addTo (byPeer: Map<string, CID[]>, peer: string, cid: CID): void {
+  const list = byPeer.get(peer)
+  if (list === undefined) byPeer.set(peer, [cid])
+  else list.push(cid)
 }

@@ -14,7 +14,7 @@
 //  - The keeper reads files through the Volume (node/), moves bytes through the swarm, and
 //    talks to peers through node/net; it never reaches the disk but through node/data's Store.
 export { networkCapacity } from './capacity.ts'
-export { CUSTODY, Custody, CustodyProtocolError } from './custody.ts'
+export { CUSTODY, CUSTODY_PROMISE_MS, Custody, CustodyProtocolError } from './custody.ts'
 export { FragmentMismatchError, PLACE, PlaceProtocolError, RelayBusyError, createForwarder, isStreamRace } from './forward.ts'
 export type { Forwarder } from './forward.ts'
 export { ChunkNetwork, PLACE_RETRY_INTERVAL_MS, RELAY_BELOW_BYTES_PER_SECOND, survivesOneLoss, targetsHold, throughRelays } from './network.ts'

@@ -51,6 +51,12 @@ export const RANGE_LINGER_MS = 2_000
 export const PLACE_TIMEOUT_MS = 60_000
 /** Time between retries of the placements that are still short (pending): the repair pass cadence, so a thin writer is not made to push again while its relays work. */
 export const PLACE_RETRY_INTERVAL_MS = 60_000
+/**
+ * Renewal rounds in a row (ChunkWrite, every half promise time) a keeper may give no answer for
+ * a fragment before it stops counting as its holder (renew()): two span a whole promise time, so
+ * any promise it gave has ended by then.
+ */
+export const RENEW_SILENT_ROUNDS = 2
 /** The least time between the starts of two retries of pending placements (retrySoon()). */
 export const PLACE_RETRY_MIN_GAP_MS = 2_000
 /** Chunks placed at once by one writer. */
@@ -126,6 +132,10 @@ export interface HandoverEvent {
    * placement at once).
    */
   refused: (cid: string, keepers: string[]) => void
+  /** A block's keepers that promised it (a renewal round, renew(), hears them; optional). */
+  promised?: (cid: string, keepers: string[]) => void
+  /** A block's keepers that gave no answer (a renewal round, renew(), hears them; optional). */
+  unanswered?: (cid: string, keepers: string[]) => void
 }
 
 /**
@@ -135,6 +145,8 @@ export interface HandoverEvent {
 export interface Releaser {
   ask: (peer: string, cids: CID[], opts?: AbortOptions) => Promise<Set<string>>
   mayDelete: (cid: CID) => boolean
+  /** Of `cids`, the ones this host's own tree needs (release.ts referenced()); optional: none. */
+  referenced?: (cids: CID[], opts?: AbortOptions) => Promise<Set<string>>
 }
 
 export interface NetworkEvents {
@@ -255,6 +267,8 @@ export class ChunkNetwork extends EventTarget implements Network {
   placementRemembered = PLACEMENT_REMEMBERED
   /** Codings (codingOf) whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
   private readonly handing = new Map<string, Promise<void>>()
+  /** `${fragment}/${keeper}` -> renewal rounds in a row it gave no answer for the fragment (renew(), silentFor()). */
+  private readonly silentRounds = new Map<string, number>()
   /** Codings a keeper refused to promise a fragment of since their last placement (refused()): a `settle` placement places them again. */
   private readonly refusedCodings = new Set<string>()
   /**
@@ -687,6 +701,11 @@ export class ChunkNetwork extends EventTarget implements Network {
     }))
   }
 
+  /** Of `cids`, the ones this host's own tree needs: a write given up here releases none of them (release.ts). */
+  async referenced (cids: CID[], opts: AbortOptions = {}): Promise<Set<string>> {
+    return await this.c.release?.referenced?.(cids, opts) ?? new Set()
+  }
+
   /** Whether a local block may be deleted now (no peer was promised it). */
   mayDelete (cid: CID): boolean {
     return this.c.release?.mayDelete(cid) ?? true
@@ -977,6 +996,155 @@ export class ChunkNetwork extends EventTarget implements Network {
     // ignored here: the listener logs its own failures (the copies then stay, which is safe)
     const all: Promise<void> = Promise.allSettled(work).then(() => { if (this.handing.get(coding) === all) this.handing.delete(coding) })
     this.handing.set(coding, all)
+  }
+
+  /**
+   * Renew the custody promises of chunks placed before (a write still open: data/blocks.ts
+   * ChunkWrite, every half promise time until its commit): a promise round alone, nothing pushed
+   * and nothing read. Each fragment's holders by the placement record are asked to promise it
+   * again (the 'handover' event with no handovers: custody.settle, per keeper in the custody
+   * calls' batches); a chunk whose record was forgotten (placementRemembered) has its planned
+   * targets asked instead, and a new record holds the ones that promised, only once they did (an
+   * fsync's safe() never sees an assumed holder). A keeper that refuses (it does not hold the
+   * fragment: GC, a joiner displacing it) leaves the record, and that chunk alone is pending
+   * again, placed again by the retries; the chunk's other fragments are renewed all the same. A
+   * keeper that gives no answer refuses nothing, unless it gave none for RENEW_SILENT_ROUNDS
+   * rounds in a row (then it is taken as a refusal). Chunks being placed now are skipped (their
+   * placement has its own round); a pending one is renewed all the same. Resolves when the round is over, or at once when `signal`
+   * aborts (a commit, abandon()): nothing of the round is acted on after that.
+   */
+  async renew (refs: ChunkRef[], opts: AbortOptions & { inode?: string } = {}): Promise<void> {
+    const self = this.host.peerId
+    // fragment -> its keepers asked (one entry per block: a replicated chunk's copies are one block)
+    const keeps = new Map<string, Handover>()
+    // fragment -> the chunks asked about it, with the record each was asked from (undefined:
+    // forgotten, asked of its planned targets)
+    const asked = new Map<string, Array<{ ref: ChunkRef, held?: Array<Set<string>> }>>()
+    const seen = new Set<string>()
+    for (const ref of refs) {
+      if (ref.cid === null || opts.signal?.aborted === true) continue
+      const coding = codingOf(ref)
+      // (a pending chunk not being placed now is renewed too: a retry that cannot place it, e.g.
+      // a fragment handed over and lost on its keeper, must not end the promises of the rest)
+      if (seen.has(coding) || this.placing.has(coding) || this.handing.has(coding)) continue
+      seen.add(coding)
+      const held = this.heldOf(ref)
+      const keepers = held !== undefined ? held.map(s => [...s]) : await this.plannedTargets(ref)
+      ref.fragments.forEach((cid, j) => {
+        const ks = keepers[j] ?? []
+        if (ks.length === 0) return
+        const key = cid.toString()
+        const keep = keeps.get(key)
+        if (keep === undefined) keeps.set(key, { cid, keepers: [...new Set(ks)] })
+        else keep.keepers = [...new Set([...keep.keepers, ...ks])]
+        const list = asked.get(key)
+        if (list === undefined) asked.set(key, [{ ref, held }])
+        else if (!list.some(a => a.ref === ref)) list.push({ ref, held })
+      })
+    }
+    if (keeps.size === 0 || opts.signal?.aborted === true) return
+    const promisedBy = new Map<string, string[]>()
+    const refusedBy = new Map<string, string[]>()
+    const silentBy = new Map<string, string[]>()
+    const work: Array<Promise<unknown>> = []
+    this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', {
+      detail: {
+        handovers: [],
+        keeps: [...keeps.values()],
+        dropped: () => {},
+        waitUntil: p => { work.push(p) },
+        refused: (cid, keepers) => { refusedBy.set(cid, [...(refusedBy.get(cid) ?? []), ...keepers]) },
+        promised: (cid, keepers) => { promisedBy.set(cid, [...(promisedBy.get(cid) ?? []), ...keepers]) },
+        unanswered: (cid, keepers) => { silentBy.set(cid, [...(silentBy.get(cid) ?? []), ...keepers]) }
+      }
+    }))
+    if (work.length === 0) return
+    const signal = opts.signal
+    // (the custody calls go on after an abort; their answers are not acted on)
+    const aborted = Promise.withResolvers<void>()
+    const onAbort = (): void => { aborted.resolve() }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      if (signal?.aborted !== true) await Promise.race([Promise.allSettled(work), aborted.promise])
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
+    if (signal?.aborted === true) return
+    const again = new Set<ChunkRef>()
+    const made = new Map<ChunkRef, Array<Set<string>>>()
+    let renewed = 0
+    for (const [key, list] of asked) {
+      const yes = promisedBy.get(key) ?? []
+      // a keeper silent for RENEW_SILENT_ROUNDS rounds in a row (about a whole promise time:
+      // any promise it gave has ended) counts as a refusal: the record no longer vouches for a
+      // fragment nobody confirmed since, and the placement deals with the keeper as with any
+      // target (pushed to when up, else the chunk pending until it is back or declared gone).
+      // One round's silence is no refusal (a retry storm: test/cluster/custody-silent-keeper)
+      const no = [...(refusedBy.get(key) ?? []), ...this.silentFor(key, yes, silentBy.get(key) ?? [])]
+      for (const { ref, held } of list) {
+        const coding = codingOf(ref)
+        // placed again meanwhile (a retry, another write): that placement's round is the check
+        if (this.placing.has(coding)) continue
+        const now = this.heldOf(ref)
+        let record = held === undefined ? made.get(ref) : held
+        if (record === undefined) {
+          if (now !== undefined) continue // recorded again meanwhile (a placement): that record stands
+          // the targets that promised (a promise is given only for a block held): a new record,
+          // with what this host holds itself
+          const fresh = Array.from({ length: ref.fragments.length }, () => new Set<string>())
+          for (let j = 0; j < ref.fragments.length; j++) if (await this.store.has(ref.fragments[j])) fresh[j].add(self)
+          if (this.heldOf(ref) !== undefined) continue
+          const records = this.placement.get(ref.cid!.toString()) ?? new Map<string, Array<Set<string>>>()
+          records.set(encodingOf(ref), fresh)
+          this.placement.set(ref.cid!.toString(), records)
+          this.remember(ref.cid!.toString())
+          made.set(ref, record = fresh)
+        } else if (now !== record) continue
+        ref.fragments.forEach((f, j) => {
+          if (f.toString() !== key) return
+          for (const p of yes) record[j].add(p)
+          for (const p of no) if (record[j].delete(p) || held === undefined) again.add(ref)
+        })
+        if (yes.length > 0) renewed++
+      }
+    }
+    for (const ref of again) {
+      placeLog('chunk %s: a keeper did not renew its promise: placed again', shortCid(ref.cid!))
+      if (!this.pending.hasCoding(ref)) this.pending.add(ref, opts.inode)
+    }
+    if (again.size > 0) this.retrySoon()
+    placeLog('renewal: %d fragment(s) of %d chunk(s) promised again, %d chunk(s) placed again', renewed, seen.size, again.size)
+  }
+
+  /**
+   * Counts each keeper's renewal rounds in a row with no answer for `key` (a promise resets it);
+   * returns the ones silent for RENEW_SILENT_ROUNDS now (forgotten then: counted again from 0).
+   */
+  private silentFor (key: string, promised: string[], silent: string[]): string[] {
+    for (const p of promised) this.silentRounds.delete(`${key}/${p}`)
+    const out: string[] = []
+    for (const p of silent) {
+      const k = `${key}/${p}`
+      const n = (this.silentRounds.get(k) ?? 0) + 1
+      this.silentRounds.delete(k)
+      if (n >= RENEW_SILENT_ROUNDS) { out.push(p); continue }
+      this.silentRounds.set(k, n)
+      if (this.silentRounds.size > this.placementRemembered) this.silentRounds.delete(this.silentRounds.keys().next().value!)
+    }
+    return out
+  }
+
+  /** The hosts the plan wants each fragment of a chunk on now (placeOne's plan, from what this host holds). */
+  private async plannedTargets (ref: ChunkRef): Promise<string[][]> {
+    const self = this.host.peerId
+    const n = ref.fragments.length
+    const members = this.policy.members()
+    const copies = ref.k === 1 ? this.policy.copies(ref.m, members.length) : n
+    const ranked = this.policy.rank(ref, members, Math.min(copies, members.length))
+    if (ref.k === 1) return Array.from({ length: n }, () => ranked)
+    const plan = await Promise.all(ref.fragments.map(async f => await this.store.has(f) ? new Set([self]) : new Set<string>()))
+    const derivable = plan.slice(0, ref.k).every(s => s.has(self))
+    return assignment(ranked, ref.k, ref.m, derivable ? plan.map(() => new Set([self])) : plan)
   }
 
   /**

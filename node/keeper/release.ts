@@ -19,10 +19,13 @@
 // round: no promise is given for a block not held, and the writer places the chunk again (from
 // its copies, which it keeps until then). A block released a moment ago that arrives again,
 // pushed by the peer that asked (its give-up overtook its own push), is dropped and not
-// acknowledged; another writer's push of it is kept (it places the same bytes). What is left: a
-// promise asked longer ago than CUSTODY_PROMISE_MS by a write still not committed is not renewed
-// (it takes another writer of the same bytes giving up after that; repair restores a copy from
-// the rest while k are left). Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
+// acknowledged; another writer's push of it is kept (it places the same bytes). A write open
+// longer than CUSTODY_PROMISE_MS has its placed chunks' holders promise them again every half of
+// it until its commit (data/blocks.ts ChunkWrite, network.ts renew(): a promise round alone); a
+// promise that ended keeps nothing, not even when its block is promised again to another
+// (custody.ts). A writer giving up leaves out of its release what its own tree references
+// (referenced(): another write of the same bytes here committed, unseen yet by the peers).
+// Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
 import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
@@ -30,6 +33,7 @@ import type { Host } from '../net/index.ts'
 import type { Store } from '../data/index.ts'
 import type { Volume } from '../index.ts'
 import { retained } from './retained.ts'
+import type { Retained } from './retained.ts'
 import { logger } from '../log.ts'
 import { cidFlags } from './cid-flags.ts'
 import { deleteUnpromised } from './unpromised.ts'
@@ -158,8 +162,7 @@ export class Release {
       log('%d retained manifest(s) cannot be read: nothing released (GC removes it later)', r.unreadable)
       return out
     }
-    const needed = new Set<string>(r.manifests.keys())
-    for (const ref of r.chunks.values()) for (const f of ref.fragments) needed.add(f.toString())
+    const needed = neededBy(r)
     for (const cid of cids) {
       const key = cid.toString()
       if (needed.has(key) || this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
@@ -168,6 +171,19 @@ export class Release {
       if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) out.add(key)
     }
     return out
+  }
+
+  /**
+   * Of `cids`, the ones this host's own tree needs (retained.ts): a writer giving up a write
+   * leaves them out of its release and keeps its copies (review31g: another write of the same
+   * bytes here committed a moment ago, and the hosts that have not seen that commit yet would
+   * delete its fragments). All of them when some retained manifest cannot be read.
+   */
+  async referenced (cids: CID[], opts: AbortOptions = {}): Promise<Set<string>> {
+    const r = await retained(this.c.volume, this.c.retentionMs, opts)
+    if (r.unreadable > 0) return new Set(cids.map(c => c.toString()))
+    const needed = neededBy(r)
+    return new Set(cids.map(c => c.toString()).filter(k => needed.has(k)))
   }
 
   /** Ask a peer to delete blocks of an abandoned write: the ones it deleted. Unreachable peers delete nothing. */
@@ -185,4 +201,11 @@ export class Release {
     }
     return out
   }
+}
+
+/** The blocks a retained set names: its manifests and every fragment of its chunks. */
+function neededBy (r: Retained): Set<string> {
+  const needed = new Set<string>(r.manifests.keys())
+  for (const ref of r.chunks.values()) for (const f of ref.fragments) needed.add(f.toString())
+  return needed
 }

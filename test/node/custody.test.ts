@@ -133,6 +133,22 @@ describe('Custody: a copy is deleted only after its keepers promise to keep it (
     assert.equal(await b.store.has(cid), false)
   })
 
+  it('a promise that ended is not carried into a new one: the new promise is to its asker alone', async () => {
+    const [, b] = nodes
+    const { cid, bytes } = await block()
+    await b.store.put(cid, bytes)
+    // (not started: promise() and promised() are local)
+    const short = new Custody({ host: b.host, store: b.store }, { promiseMs: 50 })
+    const at = Date.now()
+    assert.equal((await short.promise([cid], 'first')).has(cid.toString()), true)
+    // the promise to 'first' ends (the condition is the clock itself); nothing looks at it meanwhile
+    await until('the first promise ended', () => Date.now() > at + 100, 5_000)
+    assert.equal((await short.promise([cid], 'second')).has(cid.toString()), true)
+    assert.equal(short.promised(cid), true)
+    // 'second' giving the block up is not held back by the ended promise to 'first'
+    assert.equal(short.promised(cid, 'second'), false)
+  })
+
   it('two holders dropping in favour of each other at once: one copy always stays', async () => {
     const [, b, c] = nodes
     for (let i = 0; i < 20; i++) {
