@@ -555,6 +555,13 @@ export interface ServeOptions extends RpcHandleOptions, AbortOptions {
   onError?: (err: Error, peer: string) => void
   /** A kept protocol's stream is closed after this long without a request (ms). Default RPC_KEPT_IDLE_MS. */
   keptIdleMs?: number
+  /**
+   * Asked as a stream from `peer` opens, before its frame is read or decoded: an error refuses it
+   * (replied as a handler's error, the stream closed, no reset: the caller rebuilds it if the
+   * protocol lists it), so a peer past a budget costs no decode. Not for a kept protocol (its
+   * later requests would pass unasked).
+   */
+  admit?: (peer: string) => Error | undefined
 }
 
 /**
@@ -565,6 +572,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
   if ((p.request !== undefined) !== (handlers.call !== undefined) || (p.notice !== undefined) !== (handlers.notice !== undefined)) {
     throw new RangeError(`${p.id}: serve() needs a handler for each kind the protocol takes, and no other`)
   }
+  if (opts.admit !== undefined && p.kept === true) throw new RangeError(`${p.id}: admit is not for a kept protocol`)
   const stopped = new AbortController()
   const alive = anySignal([stopped.signal, opts.signal])
   const timeoutMs = opts.timeoutMs ?? p.timeoutMs
@@ -582,6 +590,12 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
 
   const answer = async (stream: Stream, peer: string): Promise<void> => {
     const lp = framed(stream, p, p.maxIncomingBytes)
+    const refusal = opts.admit?.(peer)
+    if (refusal !== undefined) {
+      log.trace('%s: %s refused unread: %s', p.id, peer, refusal.message)
+      await refuse(stream, lp, p, refusal, false)
+      return
+    }
     let incoming: Incoming<Req, Note>
     // the caller's silence, in the loop's own time as a caller's (silence())
     const first = loopTimeSignal(timeoutMs)
