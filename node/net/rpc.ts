@@ -26,6 +26,8 @@
 // validators of each of its message kinds. Bounds and checks:
 //  - A frame longer than the protocol's bound is refused from its length header, before any of
 //    it is buffered (RpcTooLargeError); an encoder refuses to send one.
+//  - A server may refuse a stream as it opens, before its frame is read or decoded (serve's
+//    admit: a peer past a budget costs no decode); the refusal goes back as an error reply.
 //  - Every decoded value passes the protocol's validator before use; a malformed message
 //    (undecodable, not an envelope, a kind the protocol does not take, a validator's refusal) is
 //    an RpcProtocolError (or the protocol's subclass of it).
