@@ -14,12 +14,14 @@
 // the rounds' digests cover members that do not change). Rounds go on until no host names the
 // change any more (MEMBER_SYNC_KEYS_MS after the last took it): what the requests' keys cost
 // is counted whole. A round whose digests differ (`apartPerHost`) is one the daemon follows with a
-// table pull (member-service.ts): counted, not run. Not modelled: the recheck after such a round
-// (it delays the host's next round by TABLE_SYNC_RECHECK_MS), calls overlapping in time (a
-// round is taken whole at its start, its answer at the answerer's clock a latency later).
-// Every host's table sits behind darkfs's own MemberGate (node/net/member-gate.ts: the call and
-// push budgets per peer, the author check), on the tables' clock: the author's pushes and every
-// round's request go through it. `flooders` hosts (drawn apart from the rest, so the spread's own
+// recheck and a table pull (member-service.ts): counted, not run, but its four calls charged to
+// the peer's gate (at once, each the worst: stricter than the daemon). Not modelled: the recheck
+// after such a round (it delays the host's next round by TABLE_SYNC_RECHECK_MS), calls
+// overlapping in time (a round is taken whole at its start, its answer at the answerer's clock a
+// latency later). Every host's table sits behind darkfs's own MemberGate (node/net/member-gate.ts:
+// the call and push budgets per peer and the one all askers share, the author check), on the
+// tables' clock: the author's pushes and every call of every round go through it. `flooders`
+// hosts (drawn apart from the rest, so the spread's own
 // draws are those of a run without them) also send FLOOD_CALLS sync requests to each of their
 // connections at each of their rounds: answered or refused by the gate (the answers counted, not
 // computed: their cost is the table's); `forgers` hosts push, at each of their rounds, a record
@@ -27,8 +29,9 @@
 // check keeps it out). A flooded or forged-at host's own rounds go on; a round of a host by the
 // rules refused is counted (`honestRefused`: none expected).
 import {
-  DEFAULT_MAX_CONNECTIONS, FEATURES, MEMBER_OFFER_MS, MEMBER_SYNC_KEYS_MS, MemberGate, MemberTable, TABLE_SYNC_MS
+  DEFAULT_MAX_CONNECTIONS, FEATURES, MEMBER_OFFER_MS, MEMBER_SYNC_KEYS_MS, MemberGate, MemberTable, TABLE_CALL_COST, TABLE_SYNC_MS
 } from '../../node/net/index.ts'
+import type { MembersRequest } from '../../node/net/index.ts'
 import * as dagCbor from '@ipld/dag-cbor'
 import { prng } from '../prng.ts'
 
@@ -39,6 +42,12 @@ export interface PullSpreadOptions {
   changes: number
   latencyMs: number
   downShare: number
+  /**
+   * Rounds whose follow-up calls (recheck, changes, sync, whole table) are charged to the gates:
+   * those whose digests differ (default), or every round (`all`: each host's every round apart, the
+   * most a host by the rules asks of a peer; the spread itself is the same).
+   */
+  charge?: 'apart' | 'all'
   /** Hosts that flood their connections with sync requests, and hosts that push others' records (default none). */
   flooders?: number
   forgers?: number
@@ -51,6 +60,8 @@ export interface GateCounts {
   forgedRefused: number
   forgedDropped: number
   forgedTaken: number
+  /** Calls of the rounds by the rules charged to the gates, and refused. */
+  honestCalls: number
   honestRefused: number
 }
 
@@ -133,7 +144,7 @@ function simNetwork (o: PullSpreadOptions, rand: () => number): { N: number, C: 
   return { N, C, conns, live }
 }
 
-const noGateCounts = (): GateCounts => ({ floodAnswered: 0, floodRefused: 0, forgedRefused: 0, forgedDropped: 0, forgedTaken: 0, honestRefused: 0 })
+const noGateCounts = (): GateCounts => ({ floodAnswered: 0, floodRefused: 0, forgedRefused: 0, forgedDropped: 0, forgedTaken: 0, honestCalls: 0, honestRefused: 0 })
 
 export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> {
   const rand = prng(o.seed)
@@ -180,9 +191,10 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
   let hostChanges = 0
   let joiner = -1
   /** Whether `p`'s gate answers `h`'s round (a refusal counted). */
-  const admitted = (h: number, p: number, keys: Uint8Array): boolean => {
+  const admitted = (h: number, p: number, req: MembersRequest): boolean => {
+    gate.honestCalls++
     try {
-      gates[p].call(simPeerId(h), { t: 'sync', k: keys })
+      gates[p].call(simPeerId(h), req)
       return true
     } catch {
       gate.honestRefused++
@@ -262,13 +274,23 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
           const keys = tables[h].syncKeys()
           keyBytes += keys.byteLength
           clock = start + t + o.latencyMs
-          if (admitted(h, p, keys)) {
+          if (admitted(h, p, { t: 'sync', k: keys })) {
             const answer = tables[p].syncAnswer(keys)
             clock = start + t + 2 * o.latencyMs
             const r = await tables[h].takeSync(keys, answer)
             bodies += answer.m.length
             duplicates += answer.m.length - r.fresh
             if (!r.alike) apart++
+            if (!r.alike || o.charge === 'all') {
+              // the daemon follows it with four more calls (member-service.ts: the recheck, the
+              // changes since, a sync, the whole table), each charged as its gate charges them:
+              // here at once, the worst (the changes as large as a paced answer), no refill
+              // between them (stricter than the daemon's TABLE_SYNC_RECHECK_MS later)
+              for (const req of [{ t: 'sync', k: keys }, { t: 'table', since: start }, { t: 'sync', k: keys }, { t: 'table' }] as const) {
+                if (!admitted(h, p, req)) break
+                if (req.t === 'table' && 'since' in req) gates[p].charge(simPeerId(h), TABLE_CALL_COST - 1)
+              }
+            }
             if (r.fresh > 0 && taken[h] === Infinity) {
               taken[h] = t + 2 * o.latencyMs
               lastTaken = Math.max(lastTaken, taken[h])

@@ -269,6 +269,11 @@ export const FAILED_ADDRS_KEPT = 32
  * which is what forgot them before. One forgotten is dialled again once, its backoff then anew.
  */
 export const DIAL_FAILURES_KEPT = 1024
+/**
+ * Peers still backing off are kept past DIAL_FAILURES_KEPT, up to this many times it (a bound on
+ * memory only: more than that failing within DIAL_BACKOFF_MAX_MS is beyond what a host dials).
+ */
+export const DIAL_FAILURES_HELD = 8
 
 /** A dial refused here, without a socket: the last dial to the peer failed lately (DIAL_BACKOFF_MS). */
 export class DialBackoffError extends Error {
@@ -760,9 +765,16 @@ export async function createHost (init: HostInit): Promise<Host> {
           for (const a of failed) { if (failed.size <= FAILED_ADDRS_KEPT) break; failed.delete(a) }
           failedAt.delete(id)
           failedAt.set(id, failed)
-          // and the peers: members gone for good are never connected again (DIAL_FAILURES_KEPT)
+          // and the peers: members gone for good are never connected again (DIAL_FAILURES_KEPT):
+          // those whose backoff is over are forgotten first, the oldest first; one still backing
+          // off only beyond DIAL_FAILURES_HELD times the bound (forgotten, it was redialled at once)
+          const now = Date.now()
           for (const map of [backoff, failedAt]) {
-            for (const old of map.keys()) { if (map.size <= dialFailuresKept) break; map.delete(old) }
+            for (const old of map.keys()) {
+              if (map.size <= dialFailuresKept) break
+              if (!(now < (backoff.get(old)?.until ?? 0))) map.delete(old)
+            }
+            for (const old of map.keys()) { if (map.size <= DIAL_FAILURES_HELD * dialFailuresKept) break; map.delete(old) }
           }
         }
       }

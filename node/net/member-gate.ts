@@ -18,7 +18,15 @@
 //    every PUSH_REFILL_MS); a push not signed by its sender is refused before its signature is
 //    checked, and a refused one (that, malformed, badly signed) costs PUSH_REFUSED_COST;
 //  - the budgets of at most BUDGETS_KEPT peers are kept, the least lately used forgotten first
-//    (a peer forgotten starts full: forgetting one takes BUDGETS_KEPT other peers asking since).
+//    (a peer forgotten starts full: forgetting one takes BUDGETS_KEPT other peers asking since);
+//  - under the budgets per peer, one shared by every asker (ALL_CALLS_BURST, one unit back every
+//    ALL_CALLS_REFILL_MS): an insider with many peer ids gets a budget per id, not more of the
+//    host. A call is taken only when both allow it; one the shared budget refuses costs its asker
+//    one unit of its own (what a refusal costs, so ids flooding past the shared budget soon meet
+//    their own bounds, admit()) and the shared budget nothing;
+//  - admit(): a peer with less than a unit of its call budget left is refused before its
+//    request's frame is decoded (member-service.ts asks it as the stream opens: rpc.ts serve()
+//    admit), the clear refusal an asker already rebuilds and backs off from.
 import { MembersBusyError, SYNC_KEY_BYTES, memberAuthor, memberLeaving } from './members.ts'
 import type { MemberTable, MembersRequest, Taken } from './members.ts'
 
@@ -39,6 +47,17 @@ export const TABLE_CALL_COST = 4
 export const PUSH_BURST = 16
 export const PUSH_REFILL_MS = 15_000
 export const PUSH_REFUSED_COST = 8
+/**
+ * The budget every asker shares: ALL_CALLS_BURST units, one back every ALL_CALLS_REFILL_MS
+ * (~10.7 a second, 8 askers at their full per-peer rate). An honest host is asked about one round
+ * per TABLE_SYNC_MS on average (each of its peers asks its connections in turn), a round at most
+ * 20 units (all apart, at MAX_MEMBERS keys): ~1.3 units a second; the burst takes 25 such rounds
+ * at once, the refill 8 askers all apart every round without end (test/node/member-gate). What it
+ * bounds: at ~5-10 ms a unit at 10,000 members (note-s31: an empty sync answer 4.9 ms, a maximal
+ * one 9.8), at most ~5-11% of a core on member calls, however many ids ask.
+ */
+export const ALL_CALLS_BURST = 16 * CALL_BURST
+export const ALL_CALLS_REFILL_MS = CALL_REFILL_MS / 8
 /** Peers whose budgets (each kind) are kept, the least lately used forgotten beyond it. */
 export const BUDGETS_KEPT = 1024
 
@@ -50,6 +69,9 @@ export const BUDGETS_KEPT = 1024
  */
 export const SYNC_KEYS_EXCESS_PER_UNIT = 1024
 export const SYNC_KEYS_SLACK = 1024
+
+/** The shared budget's key. */
+const ALL_CALLS = ''
 
 /** Units a call costs (see the header); `tableSize`: the answering table's members, when known. */
 export function callCost (req: MembersRequest, tableSize?: number): number {
@@ -103,6 +125,13 @@ export class PeerBudgets {
     return true
   }
 
+  /** Units `peer` has now (a peer not kept: the burst). */
+  units (peer: string): number {
+    const b = this.left.get(peer)
+    if (b === undefined) return this.burst
+    return Math.min(this.burst, b.left + Math.max(0, this.now() - b.at) / this.refillMs)
+  }
+
   /** Ms until `peer` has `units` again (0: now). */
   waitMs (peer: string, units = 1): number {
     const b = this.left.get(peer)
@@ -112,20 +141,70 @@ export class PeerBudgets {
   }
 }
 
+/**
+ * Pacing of big table answers per asker (member-service.ts TABLE_ANSWER_MIN_INTERVAL_MS): when
+ * each peer was last given one, and whether it was of the changes `since` a time (the whole
+ * table asked right after it is the same round's second pull, answered once more within the
+ * interval). At most `kept` peers, the least lately answered forgotten first (it grew per asker).
+ */
+export class TablePacing {
+  private readonly last = new Map<string, { at: number, since: boolean }>()
+  private readonly intervalMs: number
+  private readonly now: () => number
+  private readonly kept: number
+
+  constructor (intervalMs: number, now: () => number = Date.now, kept = BUDGETS_KEPT) {
+    this.intervalMs = intervalMs
+    this.now = now
+    this.kept = kept
+  }
+
+  get size (): number {
+    return this.last.size
+  }
+
+  /**
+   * Whether a big table answer to `peer` (of changes when `since`) is given now (recorded) or
+   * paced (an empty one goes back instead): one per interval, and one whole table right after a
+   * paced answer of changes (a long partition left the tables apart: the peer would else pull
+   * changes and get an empty table every round, never catching up).
+   */
+  answer (peer: string, since: boolean): boolean {
+    const now = this.now()
+    const last = this.last.get(peer)
+    if (last !== undefined && now - last.at < this.intervalMs) {
+      if (since || !last.since) return false
+      this.keep(peer, { at: last.at, since: false })
+      return true
+    }
+    this.keep(peer, { at: now, since })
+    return true
+  }
+
+  private keep (peer: string, v: { at: number, since: boolean }): void {
+    this.last.delete(peer)
+    this.last.set(peer, v)
+    if (this.last.size > this.kept) this.last.delete(this.last.keys().next().value!)
+  }
+}
+
 export interface MemberGateCounts {
   /** Pushes taken (new or not), refused (not the sender's, malformed, badly signed), dropped over the budget. */
   taken: number
   refused: number
   dropped: number
-  /** Calls answered, and refused over the asker's budget. */
+  /** Calls answered, and refused over the asker's budget or the shared one (callsUnread of them before their request was decoded, admit()). */
   calls: number
   callsRefused: number
+  callsUnread: number
 }
 
 /** The budgets and the author check in front of one member table (see the header). */
 export class MemberGate {
-  readonly counts: MemberGateCounts = { taken: 0, refused: 0, dropped: 0, calls: 0, callsRefused: 0 }
+  readonly counts: MemberGateCounts = { taken: 0, refused: 0, dropped: 0, calls: 0, callsRefused: 0, callsUnread: 0 }
   private readonly calls: PeerBudgets
+  /** The budget every asker shares (one key: ALL_CALLS). */
+  private readonly allCalls: PeerBudgets
   private readonly pushes: PeerBudgets
   /** Peers whose own DOWN (leaving) was taken past their budget (at most BUDGETS_KEPT, the oldest forgotten). */
   private readonly leaveTaken = new Set<string>()
@@ -134,6 +213,7 @@ export class MemberGate {
   constructor (table: Pick<MemberTable, 'take'> & { readonly size?: number }, now: () => number = Date.now, kept = BUDGETS_KEPT) {
     this.table = table
     this.calls = new PeerBudgets(CALL_BURST, CALL_REFILL_MS, now, kept)
+    this.allCalls = new PeerBudgets(ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, now, 1)
     this.pushes = new PeerBudgets(PUSH_BURST, PUSH_REFILL_MS, now, kept)
   }
 
@@ -142,19 +222,40 @@ export class MemberGate {
     return { calls: this.calls.size, pushes: this.pushes.size }
   }
 
-  /** Admit a call from `peer` (its cost spent), or throw MembersBusyError (nothing done). */
+  /**
+   * Whether a call from `peer` may be read at all (nothing spent): refused with MembersBusyError
+   * (counted) when its call budget has less than one unit left, before its request is decoded.
+   */
+  admit (peer: string): MembersBusyError | undefined {
+    if (this.calls.units(peer) >= 1) return undefined
+    this.counts.callsRefused++
+    this.counts.callsUnread++
+    return new MembersBusyError(`members: over ${peer}'s call budget, ask again in ${this.calls.waitMs(peer)} ms`)
+  }
+
+  /** Admit a call from `peer` (its cost spent, of its budget and the shared one), or throw MembersBusyError (nothing done). */
   call (peer: string, req: MembersRequest): void {
     const cost = callCost(req, this.table.size)
-    if (!this.calls.spend(peer, cost)) {
+    if (this.calls.units(peer) < Math.min(cost, CALL_BURST)) {
+      this.calls.spend(peer, cost)
       this.counts.callsRefused++
       throw new MembersBusyError(`members: over ${peer}'s call budget, ask again in ${this.calls.waitMs(peer, cost)} ms`)
     }
+    if (!this.allCalls.spend(ALL_CALLS, cost)) {
+      // refused for everyone's sake: the asker pays what a refusal costs, the shared budget nothing
+      this.calls.spend(peer, 1)
+      this.counts.callsRefused++
+      throw new MembersBusyError(`members: over the call budget of all askers, ask again in ${this.allCalls.waitMs(ALL_CALLS, cost)} ms`)
+    }
+    this.calls.spend(peer, cost)
     this.counts.calls++
   }
 
-  /** Charge `peer` `units` more for a call already answered (owed: down to a debt of one burst). */
+  /** Charge `peer` `units` more for a call already answered (owed: down to a debt of one burst; the shared budget too). */
   charge (peer: string, units: number): void {
-    if (units > 0) this.calls.spend(peer, units, true)
+    if (units <= 0) return
+    this.calls.spend(peer, units, true)
+    this.allCalls.spend(ALL_CALLS, units, true)
   }
 
   /**

@@ -33,7 +33,7 @@
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
 import { MAX_SYNC_ANSWER_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, MembersBusyError, memberRefreshMs, pullMembers } from './members.ts'
-import { MemberGate, TABLE_CALL_COST } from './member-gate.ts'
+import { MemberGate, TABLE_CALL_COST, TablePacing } from './member-gate.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { RpcProtocolError, RpcTooLargeError, call, notify, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
@@ -90,8 +90,8 @@ export interface MemberService {
   inStepAt: () => number | undefined
   /** Pushes handled since start: taken (new or not), refused (PUSH_REFUSED_COST; malformed or oversized requests too), dropped over a peer's budget. */
   pushes: () => { taken: number, refused: number, dropped: number }
-  /** Calls (sync, digest, table) answered since start, and refused over the asker's budget (member-gate.ts). */
-  calls: () => { answered: number, refused: number }
+  /** Calls (sync, digest, table) answered since start, and refused over the asker's budget or the shared one (member-gate.ts); `unread`: of those refused, before their request was decoded. */
+  calls: () => { answered: number, refused: number, unread: number }
   stop: () => Promise<void>
 }
 
@@ -119,12 +119,8 @@ export interface MemberServiceOptions {
 export async function startMemberService (host: MemberServiceHost, table: MemberTable, opts: MemberServiceOptions = {}): Promise<MemberService> {
   let stopped = false
   let pulled = false
-  /**
-   * Peer -> when it was last given a paced (big) table answer, and whether that answer was of the
-   * changes `since` a time: the whole table asked right after it is the same round's second pull
-   * (pullMembers: the digests still differ), answered once more within the interval.
-   */
-  const answered = new Map<string, { at: number, since: boolean }>()
+  /** Big table answers paced per asker (at most BUDGETS_KEPT askers remembered: member-gate.ts). */
+  const pacing = new TablePacing(TABLE_ANSWER_MIN_INTERVAL_MS)
 
   const syncs = opts.syncs ?? (() => false)
   const gossips = opts.gossips ?? (() => true)
@@ -194,23 +190,16 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       if (members.length <= TABLE_ANSWER_UNPACED) return { t: 'table', members }
       // changes since a time before most of the table (`since: 0`) are the whole table: charged so
       if (req.since !== undefined) gate.charge(peer, TABLE_CALL_COST - 1)
-      const now = Date.now()
-      const last = answered.get(peer)
-      if (last !== undefined && now - last.at < TABLE_ANSWER_MIN_INTERVAL_MS) {
-        // a big answer of changes left the tables apart (a long partition: a record the peer
-        // lacks was taken here before `since`): its round's pull of the whole table is answered,
-        // or the peer would pull changes and get an empty table every round, never catching up;
-        // one such pull per paced answer of changes: at most two big answers per interval
-        if (req.since !== undefined || !last.since) return { t: 'table', members: [] }
-        answered.set(peer, { at: last.at, since: false })
-        return { t: 'table', members }
-      }
-      answered.set(peer, { at: now, since: req.since !== undefined })
-      return { t: 'table', members }
+      // paced: one big answer per interval, and the whole table pulled right after a paced answer
+      // of changes (its round's second pull: a long partition left the tables apart)
+      return { t: 'table', members: pacing.answer(peer, req.since !== undefined) ? members : [] }
     }
   }, {
     maxInboundStreams: 4,
     maxOutboundStreams: 4,
+    // a peer with no unit of its call budget left is refused before its frame is decoded (a
+    // push from it too: a peer by the rules never gets there, member-gate.ts)
+    admit: peer => gate.admit(peer),
     // a malformed request or push, or one over MAX_MEMBERS_INCOMING_BYTES (refused from its
     // frame's length), is charged to its sender's push budget as a refused push
     onError: (err, peer) => {
@@ -365,7 +354,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     pulled: () => pulled,
     inStepAt: () => inStepAt,
     pushes: () => ({ taken: gate.counts.taken, refused: gate.counts.refused, dropped: gate.counts.dropped }),
-    calls: () => ({ answered: gate.counts.calls, refused: gate.counts.callsRefused }),
+    calls: () => ({ answered: gate.counts.calls, refused: gate.counts.callsRefused, unread: gate.counts.callsUnread }),
     stop: async () => {
       if (stopped) return
       stopped = true

@@ -26,6 +26,8 @@
 // validators of each of its message kinds. Bounds and checks:
 //  - A frame longer than the protocol's bound is refused from its length header, before any of
 //    it is buffered (RpcTooLargeError); an encoder refuses to send one.
+//  - A server may refuse a stream as it opens, before its frame is read or decoded (serve's
+//    admit: a peer past a budget costs no decode); the refusal goes back as an error reply.
 //  - Every decoded value passes the protocol's validator before use; a malformed message
 //    (undecodable, not an envelope, a kind the protocol does not take, a validator's refusal) is
 //    an RpcProtocolError (or the protocol's subclass of it).
@@ -555,6 +557,13 @@ export interface ServeOptions extends RpcHandleOptions, AbortOptions {
   onError?: (err: Error, peer: string) => void
   /** A kept protocol's stream is closed after this long without a request (ms). Default RPC_KEPT_IDLE_MS. */
   keptIdleMs?: number
+  /**
+   * Asked as a stream from `peer` opens, before its frame is read or decoded: an error refuses it
+   * (replied as a handler's error, the stream closed, no reset: the caller rebuilds it if the
+   * protocol lists it), so a peer past a budget costs no decode. Not for a kept protocol (its
+   * later requests would pass unasked).
+   */
+  admit?: (peer: string) => Error | undefined
 }
 
 /**
@@ -565,6 +574,7 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
   if ((p.request !== undefined) !== (handlers.call !== undefined) || (p.notice !== undefined) !== (handlers.notice !== undefined)) {
     throw new RangeError(`${p.id}: serve() needs a handler for each kind the protocol takes, and no other`)
   }
+  if (opts.admit !== undefined && p.kept === true) throw new RangeError(`${p.id}: admit is not for a kept protocol`)
   const stopped = new AbortController()
   const alive = anySignal([stopped.signal, opts.signal])
   const timeoutMs = opts.timeoutMs ?? p.timeoutMs
@@ -582,6 +592,12 @@ export async function serve<Req, Res, Note, Next> (host: RpcServer, p: RpcProtoc
 
   const answer = async (stream: Stream, peer: string): Promise<void> => {
     const lp = framed(stream, p, p.maxIncomingBytes)
+    const refusal = opts.admit?.(peer)
+    if (refusal !== undefined) {
+      log.trace('%s: %s refused unread: %s', p.id, peer, refusal.message)
+      await refuse(stream, lp, p, refusal, false)
+      return
+    }
     let incoming: Incoming<Req, Note>
     // the caller's silence, in the loop's own time as a caller's (silence())
     const first = loopTimeSignal(timeoutMs)

@@ -8,7 +8,7 @@
 //   npm run sim -- [--hosts 1000,10000] [--seed 14] [--chunks-per-host 500] [--chunks-per-host-large 50] [--move-chunks 100000] [--move-chunks-large 500000]
 //                  [--factors 16,64,256,all] [--checks 20] [--reconcile-ops 1000000]
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
-//                  [--pull-changes 20] [--pull-changes-large 4] [--pull-flooders 1] [--pull-forgers 1]
+//                  [--pull-changes 20] [--pull-changes-large 4] [--pull-flooders 1] [--pull-forgers 1] [--pull-charge all|apart]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
 //                  [--repair-delay default] [--repair-spare 1] [--at-risk default,none,short:720,away:360] [--repair-order urgent] [--repair-jump yes] [--rebuilder holder]
@@ -44,8 +44,9 @@
 // each host receives per change, its request keys' bytes, rounds whose digests differed (each a
 // table pull), and what the member gates (node/net/member-gate.ts: budgets per peer, the author
 // check) did with --pull-flooders hosts flooding sync requests and --pull-forgers hosts pushing
-// others' records (`flood_calls_*`, `forged_pushes_*`; `honest_calls_refused`: rounds by the
-// rules refused, none expected); `members_pull.h<N>.model.*`: the model run before, the windows as rules; idle's
+// others' records (`flood_calls_*`, `forged_pushes_*`; `honest_calls_refused`: calls of rounds by
+// the rules refused, none expected, of `honest_calls`: with --pull-charge all, every round's as
+// an apart round's, the recheck, changes, sync and whole table after it, charged at once); `members_pull.h<N>.model.*`: the model run before, the windows as rules; idle's
 // figures count member messages so (and its `sync_keys`: the changes named in each round's
 // request), the lookup figure's notice delay is their 99% time, and `idle.h<N>.members_gossip.*`
 // is the idle cost with member messages on gossip (a network with hosts of older versions).
@@ -120,6 +121,7 @@ const { values } = parseArgs({
     'pull-changes-large': { type: 'string', default: '4' },
     'pull-flooders': { type: 'string', default: '1' },
     'pull-forgers': { type: 'string', default: '1' },
+    'pull-charge': { type: 'string', default: 'all' },
     'churn-hosts': { type: 'string', default: '1000,10000' },
     ...TRACE_OPTIONS,
     'churn-chunks': { type: 'string', default: '10000' },
@@ -223,7 +225,9 @@ for (const hosts of gossipHosts) {
   const t = performance.now()
   const changes = Number(values[hosts <= 2000 ? 'pull-changes' : 'pull-changes-large'])
   const o = { hosts, seed: seed + hosts, changes, latencyMs: latency, downShare: Number(values['gossip-down-share']) }
-  const p = await runPullSpread({ ...o, flooders: Number(values['pull-flooders']), forgers: Number(values['pull-forgers']) })
+  const charge = values['pull-charge']
+  if (charge !== 'all' && charge !== 'apart') throw new Error(`sim: --pull-charge is all or apart, got ${String(charge)}`)
+  const p = await runPullSpread({ ...o, flooders: Number(values['pull-flooders']), forgers: Number(values['pull-forgers']), charge })
   log(`h${hosts}: ${changes} changes on member tables (${((performance.now() - t) / 1000).toFixed(1)} s)`)
   pullSpread.set(hosts, { bodies: p.bodiesPerHost, pushes: p.pushesPerHost, t99: p.t99 })
   const pre = `members_pull.h${hosts}`
@@ -244,6 +248,7 @@ for (const hosts of gossipHosts) {
     [`${pre}.forged_pushes_refused`]: p.gate.forgedRefused,
     [`${pre}.forged_pushes_dropped`]: p.gate.forgedDropped,
     [`${pre}.forged_pushes_taken`]: p.gate.forgedTaken,
+    [`${pre}.honest_calls`]: p.gate.honestCalls,
     [`${pre}.honest_calls_refused`]: p.gate.honestRefused
   })
   // invariants, not goals: a forged record taken or an honest round refused is a defect

@@ -12,7 +12,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as raw from 'multiformats/codecs/raw'
-import { NEIGHBOUR_TAG, NEIGHBOUR_TAG_VALUE, PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, TRIM_GRACE_MS, createHost, pingIntervalMs } from '../../node/net/host.ts'
+import { DIAL_FAILURES_HELD, NEIGHBOUR_TAG, NEIGHBOUR_TAG_VALUE, PING_BUDGET_BYTES_PER_S, PING_INTERVAL_MAX_MS, PING_INTERVAL_MS, PING_ROUND_SENT_BYTES, TRIM_GRACE_MS, createHost, pingIntervalMs } from '../../node/net/host.ts'
 import { parseCidr, cidrContains } from '../../node/net/cidr.ts'
 import type { Host, KeyMismatch, Stream } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
@@ -510,23 +510,31 @@ describe('node/host', function () {
     stream.abort(new Error('done'))
   })
 
-  it('failed dials are remembered for the latest dialFailuresKept peers only: the oldest is forgotten and dialled again, the later ones still back off (fails on the old code: kept forever)', async function () {
+  it('failed dials are remembered for the latest dialFailuresKept peers, past it while they back off: none is dialled before its backoff ends (fails on the old code: the oldest forgotten and dialled again at once), and beyond DIAL_FAILURES_HELD times the bound the oldest is forgotten', async function () {
     const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
     const a = await host(createNetworkKey(), [memAddr()], [], { dialFailuresKept: 2, dialBackoffMs: 600_000 })
-    // three members heard of at addresses nobody listens on (gone for good)
-    const gone = await Promise.all([0, 1, 2].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+    // members heard of at addresses nobody listens on (gone for good)
+    const gone = await Promise.all(Array.from({ length: 2 * DIAL_FAILURES_HELD + 1 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
     const backingOff = async (id: string): Promise<boolean> => await a.newStream(id, '/ipfs/id/1.0.0').then(s => { s.abort(new Error('done')); return false }, (err: Error) => err.name === 'DialBackoffError')
-    for (const id of gone) {
+    const fail = async (id: string): Promise<void> => {
       await a.remember([{ id, addrs: [memAddr()] }])
       // its dial failed (the one remember() started, or this one): backing off now
       await until(async () => await backingOff(id), 'a dial to a gone member failed', 20)
     }
     const sum = (r: Record<string, number>): number => Object.values(r).reduce((x, y) => x + y, 0)
-    const before = sum(a.traffic().dials)
-    assert.equal(await backingOff(gone[2]), true)
-    assert.equal(await backingOff(gone[1]), true)
+    for (const id of gone.slice(0, 3)) await fail(id)
+    let before = sum(a.traffic().dials)
+    for (const id of gone.slice(0, 3)) assert.equal(await backingOff(id), true, 'still backing off')
     assert.equal(sum(a.traffic().dials), before, 'held back: no dial')
-    assert.equal(await backingOff(gone[0]), false, 'the oldest failure was forgotten')
+    // the bound on memory: beyond DIAL_FAILURES_HELD times dialFailuresKept, the oldest goes
+    for (const id of gone.slice(3, 2 * DIAL_FAILURES_HELD)) await fail(id)
+    before = sum(a.traffic().dials)
+    assert.equal(await backingOff(gone[0]), true, 'kept up to the bound')
+    assert.equal(sum(a.traffic().dials), before, 'held back: no dial')
+    await fail(gone[2 * DIAL_FAILURES_HELD])
+    before = sum(a.traffic().dials)
+    assert.equal(await backingOff(gone[1]), true)
+    assert.equal(await backingOff(gone[0]), false, 'the oldest failure was forgotten past the bound')
     assert.ok(sum(a.traffic().dials) > before, 'the forgotten one was dialled again')
   })
 

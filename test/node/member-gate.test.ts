@@ -12,8 +12,8 @@ import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { MAX_MEMBERS, MEMBERS, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
 import type { MembersRequest } from '../../node/net/members.ts'
-import { BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, callCost } from '../../node/net/member-gate.ts'
-import { TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
+import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
+import { TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
 import { call, notify } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
 import { Teardown } from '../../harness/tmp.ts'
@@ -98,7 +98,83 @@ describe('node/net member service budgets per peer', function () {
     }
   })
 
-  it('real hosts: one peer flooding sync, digest and table requests is refused past its budget (MembersBusyError, no table work), while another peer\'s sync rounds and push go through', async () => {
+  it('the budget every asker shares: 8 askers (its refill is 8 peers\' full rate), each of their rounds apart at MAX_MEMBERS keys, never refused in 40 rounds; many ids flooding get ALL_CALLS_BURST and its refill between them, no more, each refused one costing its asker a unit', () => {
+    // honest: 8 askers (the shared refill is 8 peers' full rate), each round of each all apart
+    let now = 0
+    const gate = new MemberGate({ take: async () => 'old' }, () => now)
+    const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
+    const askers = CALL_REFILL_MS / ALL_CALLS_REFILL_MS
+    for (let round = 0; round < 40; round++) {
+      for (let a = 0; a < askers; a++) {
+        const start = round * TABLE_SYNC_MS + a * 100
+        const steps: Array<[number, MembersRequest]> = [
+          [0, { t: 'sync', k }],
+          [TABLE_SYNC_RECHECK_MS, { t: 'sync', k }],
+          [TABLE_SYNC_RECHECK_MS + 100, { t: 'table', since: 1 }],
+          [TABLE_SYNC_RECHECK_MS + 200, { t: 'sync', k }],
+          [TABLE_SYNC_RECHECK_MS + 300, { t: 'table' }]
+        ]
+        for (const [at, req] of steps) {
+          now = Math.max(now, start + at)
+          assert.doesNotThrow(() => { gate.call(`asker${a}`, req) }, `asker ${a}, round ${round}: ${req.t} refused`)
+          if (req.t === 'table' && req.since !== undefined) gate.charge(`asker${a}`, TABLE_CALL_COST - 1)
+        }
+      }
+    }
+    assert.equal(gate.counts.callsRefused, 0)
+
+    // many ids at once: each has its own full budget, all of them the shared one
+    now = 0
+    const flooded = new MemberGate({ take: async () => 'old' }, () => now)
+    const ids = 4 * ALL_CALLS_BURST / CALL_BURST
+    for (let i = 0; i < ids; i++) for (let c = 0; c < CALL_BURST; c++) { try { flooded.call(`id${i}`, { t: 'digest' }) } catch (err) { assert.ok(err instanceof MembersBusyError) } }
+    assert.equal(flooded.counts.calls, ALL_CALLS_BURST)
+    assert.equal(flooded.counts.callsRefused, ids * CALL_BURST - ALL_CALLS_BURST)
+    // a refused id paid a unit per refusal: the last ones, refused all along, have no unit left
+    assert.equal(flooded.admit(`id${ids - 1}`) instanceof MembersBusyError, true)
+    assert.equal(flooded.admit(`id${0}`) instanceof MembersBusyError, true)
+    assert.equal(flooded.counts.callsUnread, 2)
+    // the shared budget comes back one unit per ALL_CALLS_REFILL_MS, to whoever has units left
+    now += 10 * ALL_CALLS_REFILL_MS
+    for (let i = 0; i < 20; i++) { try { flooded.call(`fresh${i}`, { t: 'digest' }) } catch {} }
+    assert.equal(flooded.counts.calls, ALL_CALLS_BURST + 10)
+  })
+
+  it('admit: a peer with less than a unit of its call budget left is refused (MembersBusyError, counted unread), nothing spent; one with a unit is let through to call()', () => {
+    let now = 0
+    const gate = new MemberGate({ take: async () => 'old' }, () => now)
+    assert.equal(gate.admit('f'), undefined)
+    for (let i = 0; i < CALL_BURST; i++) gate.call('f', { t: 'digest' })
+    const refusal = gate.admit('f')
+    assert.ok(refusal instanceof MembersBusyError)
+    assert.match(refusal.message, /ask again in \d+ ms/)
+    assert.equal(gate.admit('other'), undefined)
+    now += CALL_REFILL_MS
+    assert.equal(gate.admit('f'), undefined)
+    gate.call('f', { t: 'digest' })
+    assert.deepEqual({ calls: gate.counts.calls, refused: gate.counts.callsRefused, unread: gate.counts.callsUnread }, { calls: CALL_BURST + 1, refused: 1, unread: 1 })
+  })
+
+  it('the pacing of whole-table answers: one per interval per asker (and the whole table right after a paced answer of changes), at most BUDGETS_KEPT askers remembered, the least lately answered forgotten first (it grew per asker)', () => {
+    let now = 0
+    const pacing = new TablePacing(TABLE_ANSWER_MIN_INTERVAL_MS, () => now)
+    assert.equal(pacing.answer('p', false), true)
+    assert.equal(pacing.answer('p', false), false)
+    assert.equal(pacing.answer('p', true), false)
+    // changes answered, then the same round's whole table once, then paced
+    assert.equal(pacing.answer('q', true), true)
+    assert.equal(pacing.answer('q', false), true)
+    assert.equal(pacing.answer('q', false), false)
+    now += TABLE_ANSWER_MIN_INTERVAL_MS
+    assert.equal(pacing.answer('p', false), true)
+    for (let i = 0; i < 3 * BUDGETS_KEPT; i++) assert.equal(pacing.answer(`a${i}`, false), true)
+    assert.equal(pacing.size, BUDGETS_KEPT)
+    // the latest still paced, the first forgotten (answered again)
+    assert.equal(pacing.answer(`a${3 * BUDGETS_KEPT - 1}`, false), false)
+    assert.equal(pacing.answer('p', false), true)
+  })
+
+  it('real hosts: one peer flooding sync, digest and table requests is refused past its budget (MembersBusyError, no table work, and once no unit is left no decode of its frame), while another peer\'s sync rounds and push go through', async () => {
     const networkKey = createNetworkKey()
     const keyA = await generateKeyPair('Ed25519')
     const keyB = await generateKeyPair('Ed25519')
@@ -155,8 +231,15 @@ describe('node/net member service budgets per peer', function () {
     await until('a took b\'s pushed record', () => a.has(hostB.peerId), 30_000)
     assert.equal(serviceA.pushes().taken, 1, JSON.stringify(serviceA.pushes()))
     // the refused calls cost no table work: one table call per answer
-    assert.deepEqual(serviceA.calls(), { answered: flood.answered + bSyncs.answered, refused: flood.busy })
+    const calls = serviceA.calls()
+    assert.deepEqual({ answered: calls.answered, refused: calls.refused }, { answered: flood.answered + bSyncs.answered, refused: flood.busy })
     assert.equal(work - work0, flood.answered + bSyncs.answered)
+    // and, once f's budget had no unit left, no decode of their request either: the frames
+    // decoded are the answered calls and those refused on their cost, a few (old code: all 90)
+    const decoded = calls.answered + calls.refused - calls.unread
+    console.log(`      f's ${floods} calls: ${flood.answered} answered, ${flood.busy} refused (${calls.unread} unread); frames decoded ${decoded - bSyncs.answered} of f's, ${bSyncs.answered} of b's`)
+    assert.ok(calls.unread > 0, JSON.stringify(calls))
+    assert.ok(decoded - bSyncs.answered <= flood.answered + TABLE_CALL_COST, `${JSON.stringify(calls)}: f's frames decoded`)
   })
 
   it('real hosts: a whole table pulled once the host was filled brings its new members as changes, offered on in sync rounds (a first pull offers none)', async () => {

@@ -271,6 +271,25 @@ describe('node/net/rpc', function () {
     }
   })
 
+  it('admit: a stream its answer refuses as it opens gets that error back (rebuilt when the protocol lists it), its frame never decoded; a kept protocol takes no admit', async () => {
+    let decoded = 0
+    const counted = defineProtocol({ ...ECHO, id: '/darkfs/test-rpc-echo-admit/1.0.0', request: (v: unknown) => { decoded++; return ECHO.request!(v) } })
+    let open = 2
+    const stop = await serve(b, counted, { call: async (req) => ({ text: `echo ${req.text}` }), notice: () => {} }, {
+      admit: peer => open-- > 0 ? undefined : new TooLoudError(`${peer}: ask less`)
+    })
+    try {
+      assert.deepEqual(await call(a, b.peerId, counted, { text: 'one' }), { text: 'echo one' })
+      assert.deepEqual(await call(a, b.peerId, counted, { text: 'two' }), { text: 'echo two' })
+      for (let i = 0; i < 5; i++) await assert.rejects(call(a, b.peerId, counted, { text: 'x'.repeat(2000) }), TooLoudError)
+      assert.equal(decoded, 2)
+    } finally {
+      await stop()
+    }
+    const KEPT = defineProtocol<Say, { text: string }, never, { step: number }>({ ...ECHO, id: '/darkfs/test-rpc-kept-admit/1.0.0', notice: undefined, kept: true })
+    await assert.rejects(serve(b, KEPT, { call: handlers.call }, { admit: () => undefined }), RangeError)
+  })
+
   it('serve() needs a handler for each kind the protocol takes', async () => {
     await assert.rejects(serve(b, ECHO, { call: handlers.call }), RangeError)
   })
