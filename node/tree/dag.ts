@@ -39,7 +39,7 @@ export class Dag {
   readonly nodes = new Map<string, DagNode>()
   /** Every op's id string, found by its characters (ids.ts): decoded ops name known ops by these. */
   readonly ids = new IdTable()
-  private tips = new Set<string>()
+  private readonly tips = new Heads<null>()
   /**
    * Each author's number (its index in vector clocks) and its string, kept once: an op decoded
    * from a block has a copy of its own.
@@ -122,13 +122,13 @@ export class Dag {
     }
     this.nodes.set(id, node)
     this.ids.add(id)
-    this.tips = nextTips(this.tips, ids, id)
+    this.tips.add(ids, id, null)
     return node
   }
 
   /** The ops no known op names as a parent. */
   heads (): string[] {
-    return [...this.tips]
+    return this.tips.keys()
   }
 
   /** How many of `author`'s ops are in the causal past of `node` (itself included). */
@@ -152,27 +152,70 @@ export class Dag {
 }
 
 /**
- * The heads after an op `id` whose parents are `parents` joins them: `tips` changed, or a new
- * set of `id` alone when its parents are every tip (an author's chain: nearly every op). A set
- * keeps a deleted key's slot until it is rebuilt: a set of one or two tips that each op added
- * to and deleted from was rebuilt (a call into V8's runtime and a new table) every few ops, and
- * shrunk, another, whenever a delete emptied it; a new set of one is made inline. The same
- * members, in the same order, as the parents' deletes then the add.
+ * The heads after an op `id` whose parents are `parents` joins them (with `value`): `heads`
+ * changed, or a new map of `id` alone when its parents are every head (an author's chain). A map
+ * keeps a deleted key's slot until it is rebuilt: a map of one or two heads that each op added to
+ * and deleted from was rebuilt (a call into V8's runtime and a new table) every few ops, and
+ * shrunk, another, whenever a delete emptied it. The same members, in the same order, as the
+ * parents' deletes then the add. (Heads keeps one head without a map.)
  */
-export function nextTips (tips: Set<string>, parents: readonly string[], id: string): Set<string> {
-  if (parents.length === tips.size && allIn(tips, parents)) return new Set<string>().add(id)
-  // the new tip first, then the parents out (a delete that empties a set shrinks it)
-  tips.add(id)
-  for (let i = 0; i < parents.length; i++) tips.delete(parents[i])
-  return tips
-}
-
-/** nextTips() of a map of the heads to their ops (Tree's stamp heads). */
 export function nextHeads<V> (heads: Map<string, V>, parents: readonly string[], id: string, value: V): Map<string, V> {
   if (parents.length === heads.size && allIn(heads, parents)) return new Map<string, V>().set(id, value)
   heads.set(id, value)
   for (let i = 0; i < parents.length; i++) heads.delete(parents[i])
   return heads
+}
+
+/**
+ * The heads of a DAG as ops join it (nextHeads()'s rule: the parents out, then the new op in, in
+ * that order), each with a value. One head (an author's chain, nearly always: every op names the
+ * one head there is) is kept in two fields, not a map: nextHeads() made a new map of one per op,
+ * ~180 bytes of garbage for each op applied (and Dag's tips the same again). A map from a second
+ * head on, and back to the fields once one is left.
+ */
+export class Heads<V> {
+  private oneId: string | undefined = undefined
+  private oneValue: V | undefined = undefined
+  private many: Map<string, V> | undefined = undefined
+
+  /** `id` (with `value`) joins; its `parents` are heads no longer. */
+  add (parents: readonly string[], id: string, value: V): void {
+    const many = this.many
+    if (many === undefined) {
+      if (this.oneId !== undefined && !parents.includes(this.oneId)) {
+        this.many = new Map<string, V>().set(this.oneId, this.oneValue as V).set(id, value)
+        this.oneId = undefined
+        this.oneValue = undefined
+        return
+      }
+      this.oneId = id
+      this.oneValue = value
+      return
+    }
+    const next = nextHeads(many, parents, id, value)
+    if (next.size === 1) {
+      this.many = undefined
+      this.oneId = id
+      this.oneValue = value
+    } else {
+      this.many = next
+    }
+  }
+
+  get size (): number {
+    return this.many !== undefined ? this.many.size : this.oneId !== undefined ? 1 : 0
+  }
+
+  /** The heads' ids, oldest joined first. */
+  keys (): string[] {
+    if (this.many !== undefined) return [...this.many.keys()]
+    return this.oneId !== undefined ? [this.oneId] : []
+  }
+
+  get (id: string): V | undefined {
+    if (this.many !== undefined) return this.many.get(id)
+    return id === this.oneId ? this.oneValue : undefined
+  }
 }
 
 /**

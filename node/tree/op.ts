@@ -7,7 +7,7 @@ import { CID } from 'multiformats/cid'
 import { Digest } from 'multiformats/hashes/digest'
 import { equalBytes } from '../bytes.ts'
 import { InvalidOpError } from './errors.ts'
-import { bytesOfId, decodeOpBlock, idOfBytes, idOfBytesIn, latin1, type IdSource } from './opcbor.ts'
+import { bytesOfId, bytesOfIdInto, decodeOpBlock, idOfBytes, idOfBytesIn, latin1, type IdSource } from './opcbor.ts'
 import type { IdLayers } from './ids.ts'
 import { readOp } from './opdecode.ts'
 import type { Content, Hlc, Op, OpBody, Signer, Verify } from './types.ts'
@@ -170,10 +170,37 @@ export class OpRecord implements Op {
     return CID.parse(this.id).multihash.digest
   }
 
+  /** Write digest's 32 bytes into `out` at `at` (digestInto()): read back from the id into a scratch array. */
+  digestTo (out: Uint8Array, at: number): void {
+    if (this.made === undefined && this.id.length === OP_ID_CHARS) {
+      const b = idBytesScratch
+      if (bytesOfIdInto(this.id, b, 0) === 36 && b[0] === 1 && b[1] === DAG_CBOR && b[2] === SHA2_256 && b[3] === 32) {
+        for (let i = 0; i < 32; i++) out[at + i] = b[4 + i]
+        return
+      }
+    }
+    out.set(this.digest, at)
+  }
+
   get cid (): CID {
     if (this.made === undefined) this.made = cidOfDigest(this.digest)
     return this.made
   }
+}
+
+/** Where digestInto() reads an op id's 36 bytes of CID back. */
+const idBytesScratch = new Uint8Array(36)
+/** Chars of an op id: 'b' and the base32 of a 36-byte CID. */
+const OP_ID_CHARS = 59
+
+/**
+ * Write op's digest (Op.digest) into `out` at `at`, with no array made for it (Op.digest of an
+ * OpRecord reads it back from its id into an array of its own, and a view: ~300 bytes of garbage
+ * per op where the reconciliation index, which copies the 32 bytes, is all that reads it).
+ */
+export function digestInto (op: Op, out: Uint8Array, at: number): void {
+  if (op instanceof OpRecord) op.digestTo(out, at)
+  else out.set(op.digest, at)
 }
 
 /** CIDs per slab: op CIDs are carved from shared slabs (see cidBytes). */

@@ -387,13 +387,25 @@ export function bytesOfId (id: string): Uint8Array | undefined {
   const length = id.length
   if (length < 1 || id.charCodeAt(0) !== 0x62) return undefined
   const out = new Uint8Array(Math.floor((length - 1) * 5 / 8))
+  return bytesOfIdInto(id, out, 0) < 0 ? undefined : out
+}
+
+/**
+ * bytesOfId() written into `out` from `at` (room for floor((id.length - 1) * 5 / 8) bytes is
+ * the caller's to give): how many bytes, or -1 when `id` is not of that shape (some bytes may
+ * be written then). No array made: the tree reads each op's digest back from its id once, for
+ * the reconciliation index, which copies it into its own buffer.
+ */
+export function bytesOfIdInto (id: string, out: Uint8Array, at: number): number {
+  const length = id.length
+  if (length < 1 || id.charCodeAt(0) !== 0x62) return -1
   let bits = 0
   let value = 0
-  let k = 0
+  let k = at
   for (let i = 1; i < length; i++) {
     const c = id.charCodeAt(i)
     const v = c < 128 ? BASE32_VALUE[c] : -1
-    if (v < 0) return undefined
+    if (v < 0) return -1
     // (at most 7 bits wait for the next char: 12 bits kept are enough)
     value = ((value << 5) | v) & 0xfff
     bits += 5
@@ -403,8 +415,8 @@ export function bytesOfId (id: string): Uint8Array | undefined {
     }
   }
   // the bits after the last byte are zeros in an id idOfBytes() made
-  if ((value & ((1 << bits) - 1)) !== 0) return undefined
-  return out
+  if ((value & ((1 << bits) - 1)) !== 0) return -1
+  return k - at
 }
 
 /** Strings by their characters (ids.ts IdTable): the one string kept for an id, if any. */

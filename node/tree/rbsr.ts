@@ -171,6 +171,21 @@ function compareAt (c: Chunk, i: number, ts: number, id: Uint8Array): number {
   return 0
 }
 
+/** compare() of packed items a and b (OpSet.addPacked): timestamps `ts[x]`, ids the 32 bytes of `ids` from 32 x. */
+function comparePacked (ts: Float64Array, ids: Uint8Array, a: number, b: number): number {
+  const x = ts[a]
+  const y = ts[b]
+  if (x !== y) return x < y ? -1 : 1
+  const p = a * RBSR_ID_BYTES
+  const q = b * RBSR_ID_BYTES
+  for (let k = 0; k < RBSR_ID_BYTES; k++) {
+    const u = ids[p + k]
+    const v = ids[q + k]
+    if (u !== v) return u < v ? -1 : 1
+  }
+  return 0
+}
+
 /** Most bytes of ids a chunk holds: CHUNK_MAX items, and the one that splits it. */
 const CHUNK_ID_BYTES = (CHUNK_MAX + 1) * RBSR_ID_BYTES
 
@@ -257,27 +272,66 @@ export class OpSet {
       return n
     }
     for (const { ts, id } of list) checkItem(ts, id)
+    const ts = new Float64Array(list.length)
+    const ids = new Uint8Array(list.length * RBSR_ID_BYTES)
+    for (let i = 0; i < list.length; i++) {
+      ts[i] = list[i].ts
+      ids.set(list[i].id, i * RBSR_ID_BYTES)
+    }
+    return this.addPacked(ts, ids)
+  }
+
+  /**
+   * addMany() of items given packed: item i's timestamp `ts[i]` and its id the 32 bytes of `ids`
+   * from 32 i (a tree's open adds every op it holds: an item object and an id array of its own
+   * per op, for a moment, weighed ~270 bytes each). Neither array is kept. Returns how many were new.
+   */
+  addPacked (ts: ArrayLike<number>, ids: Uint8Array): number {
+    const n = ts.length
+    if (ids.length < n * RBSR_ID_BYTES) throw new RangeError(`${n} items need ${n * RBSR_ID_BYTES} bytes of ids`)
+    for (let i = 0; i < n; i++) {
+      const t = ts[i]
+      if (!Number.isSafeInteger(t) || t < 0) throw new RangeError(`an item's timestamp must be a safe integer >= 0, got ${String(t)}`)
+    }
+    if (n < 1024 || n < this.count) {
+      let added = 0
+      for (let i = 0; i < n; i++) if (this.add(ts[i], ids.subarray(i * RBSR_ID_BYTES, (i + 1) * RBSR_ID_BYTES))) added++
+      return added
+    }
+    // the items held and the new ones, packed end to end, then sorted by their numbers
     const before = this.count
-    const all: RbsrItem[] = []
-    for (const c of this.chunks) for (let i = 0; i < c.ts.length; i++) all.push({ ts: c.ts[i], id: idIn(c, i) })
-    for (const it of list) all.push(it)
-    all.sort((a, b) => compare(a.ts, a.id, b.ts, b.id))
-    const ts: number[] = []
-    const ids: Uint8Array[] = []
-    for (const it of all) {
-      const n = ts.length
-      if (n > 0 && compare(ts[n - 1], ids[n - 1], it.ts, it.id) === 0) continue
-      ts.push(it.ts)
-      ids.push(it.id)
+    const total = before + n
+    const allTs = new Float64Array(total)
+    const allIds = new Uint8Array(total * RBSR_ID_BYTES)
+    let k = 0
+    for (const c of this.chunks) {
+      allIds.set(c.ids.subarray(0, c.ts.length * RBSR_ID_BYTES), k * RBSR_ID_BYTES)
+      for (let i = 0; i < c.ts.length; i++) allTs[k++] = c.ts[i]
+    }
+    allTs.set(ts, k)
+    allIds.set(ids.subarray(0, n * RBSR_ID_BYTES), k * RBSR_ID_BYTES)
+    const order = new Int32Array(total)
+    for (let i = 0; i < total; i++) order[i] = i
+    order.sort((a, b) => comparePacked(allTs, allIds, a, b))
+    // duplicates (equal neighbours in the order) kept once
+    const keep: number[] = []
+    for (let i = 0; i < total; i++) {
+      if (keep.length > 0 && comparePacked(allTs, allIds, keep[keep.length - 1], order[i]) === 0) continue
+      keep.push(order[i])
     }
     this.chunks = []
-    for (let i = 0; i < ts.length; i += CHUNK_BUILD) {
-      const end = Math.min(ts.length, i + CHUNK_BUILD)
+    for (let i = 0; i < keep.length; i += CHUNK_BUILD) {
+      const end = Math.min(keep.length, i + CHUNK_BUILD)
       const packed = new Uint8Array((end - i) * RBSR_ID_BYTES)
-      for (let k = i; k < end; k++) packed.set(ids[k], (k - i) * RBSR_ID_BYTES)
-      this.chunks.push(chunkOf(ts.slice(i, end), packed))
+      const cts: number[] = []
+      for (let j = i; j < end; j++) {
+        const x = keep[j]
+        cts.push(allTs[x])
+        packed.set(allIds.subarray(x * RBSR_ID_BYTES, (x + 1) * RBSR_ID_BYTES), (j - i) * RBSR_ID_BYTES)
+      }
+      this.chunks.push(chunkOf(cts, packed))
     }
-    this.count = ts.length
+    this.count = keep.length
     this.stale = true
     return this.count - before
   }

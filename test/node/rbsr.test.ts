@@ -107,6 +107,46 @@ describe('rbsr: range-based set reconciliation', function () {
     }), { seed: PROP_SEED, numRuns: 15 * RUNS })
   })
 
+  it('items added packed (addPacked) are the items added one by one: onto a set holding some, with duplicates, whatever their order (property)', function () {
+    // bulk builds (a batch as large as the set) and adds one by one (a small batch) both
+    fc.assert(fc.property(fc.nat(800), fc.nat(3000), fc.constantFrom(1, 7, 1_000_000), fc.nat(1000), (held, packed, spread, seed) => {
+      const all = Array.from({ length: held + packed }, (_, i) => item(seed * 10_000 + i, spread))
+      // the packed batch: the items past `held`, reversed, and some of the held ones again
+      const batch = [...all.slice(held).reverse(), ...all.slice(0, held).filter((_, i) => i % 5 === 0)]
+      const ts = new Float64Array(batch.length)
+      const ids = new Uint8Array(batch.length * 32)
+      batch.forEach((it, i) => { ts[i] = it.ts; ids.set(it.id, i * 32) })
+      const s = new OpSet()
+      for (const it of all.slice(0, held)) s.add(it.ts, it.id)
+      assert.equal(s.addPacked(ts, ids), packed)
+      // not kept: the caller's arrays overwritten change nothing
+      ids.fill(0xab)
+      ts.fill(3)
+      const one = new OpSet()
+      for (const it of all) one.add(it.ts, it.id)
+      assert.equal(s.size, one.size)
+      const got: string[] = []
+      const want: string[] = []
+      s.iterate(0, s.size, it => { got.push(`${it.ts}:${hex(it.id)}`); return true })
+      one.iterate(0, one.size, it => { want.push(`${it.ts}:${hex(it.id)}`); return true })
+      assert.deepEqual(got, want)
+      assert.deepEqual(s.fingerprint(0, s.size), one.fingerprint(0, one.size))
+      assert.deepEqual(s.fingerprint(s.size >> 2, s.size >> 1), one.fingerprint(one.size >> 2, one.size >> 1))
+      // and it takes adds after
+      const extra = item(-1 - seed, spread)
+      assert.equal(s.add(extra.ts, extra.id), true)
+      assert.ok(s.has(extra.ts, extra.id))
+    }), { seed: PROP_SEED, numRuns: 15 * RUNS })
+  })
+
+  it('addPacked refuses a bad timestamp or too few id bytes, and adds nothing then', function () {
+    const s = new OpSet()
+    assert.throws(() => s.addPacked([1, -1], new Uint8Array(64)), RangeError)
+    assert.throws(() => s.addPacked([1, 1.5], new Uint8Array(64)), RangeError)
+    assert.throws(() => s.addPacked([1, 2], new Uint8Array(63)), RangeError)
+    assert.equal(s.size, 0)
+  })
+
   it('equal sets end in one round, a missing range costs bytes for what differs', function () {
     const items = Array.from({ length: 20_000 }, (_, i) => item(i, 1_000_000))
     const a = new OpSet()

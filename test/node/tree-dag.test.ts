@@ -5,7 +5,7 @@
 // op names, in the order they were added.
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { Dag, nextHeads, nextTips } from '../../node/tree/dag.ts'
+import { Dag, Heads, nextHeads } from '../../node/tree/dag.ts'
 import type { Op, Signer } from '../../node/tree/types.ts'
 import { createOp } from '../../node/tree/op.ts'
 
@@ -103,12 +103,12 @@ describe('node/tree DAG vector clocks', () => {
     }
   })
 
-  it('nextTips and nextHeads leave the heads a delete of the parents then an add leaves, in order (property)', () => {
+  it('nextHeads and Heads leave the heads a delete of the parents then an add leaves, in order (property)', () => {
     // each step names some of the heads (all of them often: a chain), and maybe ops that are no
     // head, and maybe one parent twice (Dag.add does not refuse it: the decoders do)
     const steps = fc.array(fc.record({ all: fc.boolean(), dup: fc.boolean(), pick: fc.array(fc.nat(20), { maxLength: 4 }), gone: fc.array(fc.nat(200), { maxLength: 2 }) }), { minLength: 1, maxLength: 80 })
     fc.assert(fc.property(steps, ss => {
-      let tips = new Set<string>()
+      const tips = new Heads<number>()
       let heads = new Map<string, number>()
       const want = new Map<string, number>()
       for (let i = 0; i < ss.length; i++) {
@@ -120,9 +120,12 @@ describe('node/tree DAG vector clocks', () => {
         if (ss[i].dup && ps.length > 0) ps.push(ps[0])
         for (const p of ps) want.delete(p)
         want.set(id, i)
-        tips = nextTips(tips, ps, id)
+        tips.add(ps, id, i)
         heads = nextHeads(heads, ps, id, i)
-        assert.deepEqual([...tips], [...want.keys()])
+        assert.deepEqual(tips.keys(), [...want.keys()])
+        assert.equal(tips.size, want.size)
+        for (const [k, v] of want) assert.equal(tips.get(k), v)
+        assert.equal(tips.get(`op${i + 1}`), undefined)
         assert.deepEqual([...heads], [...want])
       }
     }), { seed: PROP_SEED, numRuns: 200 * RUNS })

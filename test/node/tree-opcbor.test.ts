@@ -8,9 +8,9 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { checkSignature, createOp, cidOf, decodeUnverified, idOf } from '../../node/tree/op.ts'
+import { checkSignature, createOp, cidOf, decodeUnverified, digestInto, idOf } from '../../node/tree/op.ts'
 import { InvalidOpError } from '../../node/tree/errors.ts'
-import { bytesOfId, decodeBlock, decodeFast, decodeOpBlock, idOfBytes } from '../../node/tree/opcbor.ts'
+import { bytesOfId, bytesOfIdInto, decodeBlock, decodeFast, decodeOpBlock, idOfBytes } from '../../node/tree/opcbor.ts'
 import type { OpBody, Signer } from '../../node/tree/index.ts'
 
 const enc = new TextEncoder()
@@ -224,6 +224,39 @@ describe('node/tree opcbor (fast op-block decoder)', () => {
     for (const bad of ['', 'zabc', `B${idOf(cid).slice(1)}`, `${idOf(cid).slice(0, 10)}1${idOf(cid).slice(11)}`, `${idOf(cid).slice(0, 10)}é${idOf(cid).slice(11)}`, 'bab']) {
       assert.equal(bytesOfId(bad), undefined, bad)
     }
+  })
+
+  it('bytesOfIdInto writes what bytesOfId gives, where it is told, and refuses what bytesOfId refuses', async () => {
+    const cid = await cidOf(new TextEncoder().encode('another op block'))
+    const id = idOf(cid)
+    const out = new Uint8Array(40).fill(7)
+    assert.equal(bytesOfIdInto(id, out, 3), 36)
+    assert.deepEqual(out.subarray(3, 39), cid.bytes)
+    assert.deepEqual([...out.subarray(0, 3), out[39]], [7, 7, 7, 7])
+    for (const bad of ['', 'zabc', `B${id.slice(1)}`, `${id.slice(0, 10)}1${id.slice(11)}`, 'bab']) {
+      assert.equal(bytesOfIdInto(bad, new Uint8Array(64), 0), -1, bad)
+    }
+  })
+
+  it('digestInto writes an op\'s digest, decoded or made, with its CID made or not', async () => {
+    const signer: Signer = { author: '12D3KooWAuthor', sign: async () => new Uint8Array(64).fill(5) }
+    const op = await createOp(signer, { type: 'setattr', inode: 'root', mode: 0o700, time: 7n }, [3, 0], [])
+    const want = [...(await sha256.digest(op.bytes)).digest]
+    const out = new Uint8Array(34)
+    const d = decodeUnverified(op.bytes)
+    digestInto(d.op, out, 1)
+    assert.deepEqual([...out.subarray(1, 33)], want)
+    out.fill(0)
+    void d.op.cid
+    digestInto(d.op, out, 2)
+    assert.deepEqual([...out.subarray(2, 34)], want)
+    out.fill(0)
+    digestInto(op, out, 0)
+    assert.deepEqual([...out.subarray(0, 32)], want)
+    // an op of another shape (tests make them): its digest as it gives it
+    const plain = { ...d.op, digest: new Uint8Array(32).fill(9), cid: d.op.cid }
+    digestInto(plain, out, 0)
+    assert.deepEqual([...out.subarray(0, 32)], new Array(32).fill(9))
   })
 
   it('an op decoded from a block gives its CID\'s digest, read back from its id', async () => {
