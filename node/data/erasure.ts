@@ -297,6 +297,7 @@ interface NativeAddon {
   readSlice?: (file: string, offset: number, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean) => void) => void
   /** Absent in addons built before it. */
   readSliceNow?: (fd: number, offset: number, into: Uint8Array) => boolean
+  populate?: (bytes: Uint8Array) => void
   /** Absent as sha256Many is, and in addons built before it. */
   readBlock?: (file: string, into: Uint8Array, callback: (err: (Error & { code?: string }) | null, whole: boolean, digest?: Uint8Array) => void) => void
   /** Absent in addons built before it. */
@@ -604,6 +605,8 @@ function createCodec (kernel: Kernel): ErasureCodec {
     const { size, present } = survey(shards, k, m)
     if (length > size * k) throw new ErasureError(`length ${length} exceeds the ${k} data shards of ${size} bytes`)
     const out = unfilledBytes(length) // every byte is copied or rebuilt below
+    // its pages faulted in at once, not one by one under the copies below (erasure.c populate)
+    native.addon?.populate?.(out)
     const missing = absent(shards, 0, k)
     if (missing.length > 0) {
       // a missing shard that lies whole inside `out` at a word-aligned offset is rebuilt in

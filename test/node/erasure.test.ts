@@ -555,3 +555,47 @@ function gfMulSlow (a: number, b: number): number {
   }
   return p
 }
+
+describe(`erasure addon populate (a decoded chunk's fresh buffer faulted in at once)${needsAddon}`, () => {
+  const addon = (): { populate: (b: Uint8Array) => void } => {
+    const a = createRequire(import.meta.url)(ADDON.pathname) as { populate?: (b: Uint8Array) => void }
+    assert.equal(typeof a.populate, 'function', 'the built addon exports populate')
+    return a as { populate: (b: Uint8Array) => void }
+  }
+
+  it('leaves the bytes of the view and of its neighbours in the same memory as they were, small and large, fresh or filled', function () {
+    if (addonAbsent !== undefined) this.skip()
+    const { populate } = addon()
+    for (const [size, from, to] of [[4096, 100, 3000], [300_000, 5, 299_990], [1 << 20, 4097, (1 << 20) - 3], [(1 << 20) + 3, 0, (1 << 20) + 3]]) {
+      const filled = Buffer.from(bytes(size, size))
+      const before = Buffer.from(filled)
+      populate(filled.subarray(from, to))
+      assert.ok(filled.equals(before), `a filled buffer of ${size} bytes changed`)
+      // a fresh one: what is there before is what is there after
+      const fresh = Buffer.allocUnsafeSlow(size)
+      fresh.fill(7, 0, from)
+      fresh.fill(9, to)
+      const head = Buffer.from(fresh.subarray(0, from))
+      const tail = Buffer.from(fresh.subarray(to))
+      populate(fresh.subarray(from, to))
+      assert.ok(fresh.subarray(0, from).equals(head) && fresh.subarray(to).equals(tail), `the neighbours of a fresh view of ${size} bytes changed`)
+    }
+  })
+
+  it('refuses what is not a Uint8Array with a TypeError', function () {
+    if (addonAbsent !== undefined) this.skip()
+    const { populate } = addon()
+    assert.throws(() => populate('bytes' as unknown as Uint8Array), TypeError)
+    assert.throws(() => (populate as unknown as () => void)(), TypeError)
+  })
+
+  it('a 1 MiB chunk (k = 4, m = 2) decodes to its bytes from every set of 4 fragments, the codec in use', () => {
+    const data = bytes((1 << 20) - 5, 32)
+    const shards = erasure.encode(data, 4, 2)
+    for (const lost of [[], [0], [3], [1, 2], [0, 5], [4, 5]]) {
+      const some: Array<Uint8Array | undefined> = shards.map((s, i) => lost.includes(i) ? undefined : s)
+      const got = erasure.decode(some, 4, 2, data.byteLength)
+      assert.ok(Buffer.from(got).equals(Buffer.from(data)), `lost ${lost.join(',') || 'none'}`)
+    }
+  })
+})
