@@ -179,7 +179,7 @@ export class OpRecord implements Op {
         return
       }
     }
-    out.set(this.digest, at)
+    setDigest(this.digest, out, at)
   }
 
   get cid (): CID {
@@ -200,7 +200,13 @@ const OP_ID_CHARS = 59
  */
 export function digestInto (op: Op, out: Uint8Array, at: number): void {
   if (op instanceof OpRecord) op.digestTo(out, at)
-  else out.set(op.digest, at)
+  else setDigest(op.digest, out, at)
+}
+
+/** A digest is 32 bytes: another length would leave a former op's bytes in a reused array, or spill into the next slot (review32d). */
+function setDigest (digest: Uint8Array, out: Uint8Array, at: number): void {
+  if (digest.byteLength !== 32) throw new RangeError(`an op digest is 32 bytes, not ${digest.byteLength}`)
+  out.set(digest, at)
 }
 
 /** CIDs per slab: op CIDs are carved from shared slabs (see cidBytes). */
