@@ -918,10 +918,21 @@ export class OpenFile {
     return ref
   }
 
-  /** Store the manifest of the version being built, once every chunk it may name is durable here (those stored through the write too). */
+  /**
+   * Store the manifest of the version being built; returns once it and every chunk it may name
+   * (those stored through the write too) are durable here. Its put syncs while theirs do, not
+   * after: no op names the manifest before both are durable (build() waits for the chunks
+   * again), and a crash between leaves it unreferenced, as a chunk stored for a commit that never
+   * came (a new file of one chunk, git's checkout or tar's: one block sync round per close, not two).
+   */
   private async storeVersionManifest (m: Manifest, opts: { signal?: AbortSignal, group?: PutGroup }): Promise<{ cid: CID, ref: ChunkRef }> {
-    await raceSignal(this.early.durable(), opts.signal)
-    return await this.chunks.storeManifest(m, opts)
+    const chunks = raceSignal(this.early.durable(), opts.signal)
+    const stored = this.chunks.storeManifest(m, opts)
+    // both settle before this returns (no rejection left unheard); the chunks' failure first
+    const [c, s] = await Promise.allSettled([chunks, stored])
+    if (c.status === 'rejected') throw c.reason
+    if (s.status === 'rejected') throw s.reason
+    return s.value
   }
 
   private async buildContent (signal?: AbortSignal, sync = false): Promise<Committed> {

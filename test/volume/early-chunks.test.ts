@@ -13,6 +13,7 @@ import { Volume } from 'darkfs'
 import type { OpenFile } from '../../node/index.ts'
 import { STORE_BEHIND_TIMEOUT_MS } from '../../node/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
 import { stubChunkStores, stubPuts } from '../helpers/store-stubs.ts'
 
 const MiB = 1 << 20
@@ -278,5 +279,39 @@ describe('open files: chunks stored before the commit (one host)', function () {
     await assert.rejects(fh.sync(), /the disk said no/)
     await fh.close().catch(() => {}) // the last close commits again, and fails the same way
     assert.equal((await volume.stat('/g.bin')).size, 0, 'no version names the chunk that was not stored')
+  })
+
+  it('a new small file\'s close: its manifest\'s put syncs while its chunk\'s does, and no version names either before both are over', async () => {
+    const dir = await tempDir(t, 'darkfs-early-')
+    const volume = await Volume.open({ dir })
+    t.add(async () => { await volume.close() })
+    // the chunk's put (a raw block) waits for the gate; the manifest's notes whether it was still held
+    let open!: () => void
+    const gate = new Promise<void>(resolve => { open = resolve })
+    let chunkHeld = false
+    const heldAtManifest: boolean[] = []
+    stubPuts(volume, async (putMany, blocks, opts) => {
+      if (blocks.every(b => b.cid.code === 0x55)) {
+        chunkHeld = true
+        try { await gate; return await putMany(blocks, opts) } finally { chunkHeld = false }
+      }
+      heldAtManifest.push(chunkHeld)
+      return await putMany(blocks, opts)
+    })
+    // past INLINE_MAX: one chunk, stored at the close
+    const data = randomBytes(10_000)
+    const fh = await volume.open('/small.bin', 'w')
+    await fh.write(data, 0, data.byteLength, 0)
+    let settled = false
+    const closed = fh.close().finally(() => { settled = true })
+    await until('the manifest\'s put', () => heldAtManifest.length > 0)
+    assert.deepEqual(heldAtManifest, [true], 'the manifest\'s put started while the chunk\'s was held')
+    // time for a commit that did not wait for the chunk to stamp its op (one that waits cannot: the gate is shut)
+    await new Promise(resolve => setTimeout(resolve, 100))
+    assert.equal(settled, false, 'the close waits for the chunk\'s put')
+    assert.equal(volume.tree.byIno(Number(fh.ino))?.size, 0, 'no version names the chunk before its put is over')
+    open()
+    await closed
+    assert.ok(Buffer.from(await volume.readFile('/small.bin')).equals(data), 'the committed version is what was written')
   })
 })
