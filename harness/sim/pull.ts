@@ -288,7 +288,7 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
               // between them (stricter than the daemon's TABLE_SYNC_RECHECK_MS later)
               for (const req of [{ t: 'sync', k: keys }, { t: 'table', since: start }, { t: 'sync', k: keys }, { t: 'table' }] as const) {
                 if (!admitted(h, p, req)) break
-                if (req.t === 'table' && 'since' in req) gates[p].charge(simPeerId(h), TABLE_CALL_COST - 1)
+                if (req.t === 'table') gates[p].charge(simPeerId(h), TABLE_CALL_COST - 1)
               }
             }
             if (r.fresh > 0 && taken[h] === Infinity) {

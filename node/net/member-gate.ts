@@ -4,8 +4,11 @@
 //  - calls (sync, digest, table) cost units of a per-peer budget, CALL_BURST at most, refilled
 //    by one every CALL_REFILL_MS: a sync or digest round costs 1 (a sync request's keys cost one
 //    more per SYNC_KEYS_PER_UNIT, the table is hashed either way: ~29 ms for a maximal request at
-//    10,000 members), a table answer of changes 1, the whole table TABLE_CALL_COST (an answer of
-//    changes as large as a paced one is charged as much, charge()). A host's own rounds ask one
+//    10,000 members), a table answer 1 up front, and TABLE_CALL_COST in all when it is big (more
+//    than member-service.ts TABLE_ANSWER_UNPACED members go back, of changes or the whole table:
+//    the rest charged after, charge(); a small table's whole-table pull costs 1, so the hosts of a
+//    fresh network all pulling one seed at once are not refused for a table of a few hundred
+//    members, review32c). A host's own rounds ask one
 //    peer every TABLE_SYNC_MS; a round whose tables are apart makes five calls (sync, recheck,
 //    changes, sync, whole table): 20 units at most, with a sync request at MAX_MEMBERS keys (a mass event:
 //    thousands of DOWN notices named for MEMBER_SYNC_KEYS_MS), within the burst and within what
@@ -35,7 +38,7 @@ export const CALL_BURST = 32
 export const CALL_REFILL_MS = 750
 /** A sync request costs one unit more per this many keys. */
 export const SYNC_KEYS_PER_UNIT = 16_384
-/** Units the whole table costs (it is also paced: member-service.ts TABLE_ANSWER_MIN_INTERVAL_MS). */
+/** Units a big table answer costs in all (1 up front, the rest charged after; it is also paced: member-service.ts TABLE_ANSWER_MIN_INTERVAL_MS). */
 export const TABLE_CALL_COST = 4
 /**
  * Pushes a peer may send at once (an author pushes only its own changes: its record, the DOWN
@@ -80,7 +83,7 @@ export function callCost (req: MembersRequest, tableSize?: number): number {
     const excess = tableSize === undefined ? 0 : Math.max(0, keys - 2 * tableSize - SYNC_KEYS_SLACK)
     return 1 + Math.floor(keys / SYNC_KEYS_PER_UNIT) + Math.floor(excess / SYNC_KEYS_EXCESS_PER_UNIT)
   }
-  if (req.t === 'table' && req.since === undefined) return TABLE_CALL_COST
+  // a table answer's size is known only once it is made: a big one is charged the rest then
   return 1
 }
 
