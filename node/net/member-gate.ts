@@ -27,6 +27,14 @@
 //    host. A call is taken only when both allow it; one the shared budget refuses costs its asker
 //    one unit of its own (what a refusal costs, so ids flooding past the shared budget soon meet
 //    their own bounds, admit()) and the shared budget nothing;
+//  - the shared budget is first come, first served, so ids flooding at their full per-peer rate
+//    (9 of them, review32c) took all of it and every honest asker was refused: it may go into a
+//    debt of ALL_CALLS_RESERVE units for an asker refused no call (by either budget) in the last
+//    RESERVE_QUIET_MS. A flooder past the shared budget is refused (and so left out of the
+//    reserve for that long), an honest asker never is: its rounds go through on the reserve
+//    while the flood goes on (test/node/member-gate: 16 flooding ids, one honest asker). What it
+//    leaves: ids never refused yet (fresh ones, or ones asking exactly at the refill rate) may
+//    draw on the reserve too, until it is spent and they are refused: the reserve bounds it;
 //  - admit(): a peer with less than a unit of its call budget left is refused before its
 //    request's frame is decoded (member-service.ts asks it as the stream opens: rpc.ts serve()
 //    admit), the clear refusal an asker already rebuilds and backs off from.
@@ -61,6 +69,12 @@ export const PUSH_REFUSED_COST = 8
  */
 export const ALL_CALLS_BURST = 16 * CALL_BURST
 export const ALL_CALLS_REFILL_MS = CALL_REFILL_MS / 8
+/**
+ * The debt the shared budget may go into for an asker refused no call in the last
+ * RESERVE_QUIET_MS (see the header): six rounds at the worst (20 units each), back in ~12 s.
+ */
+export const ALL_CALLS_RESERVE = ALL_CALLS_BURST / 4
+export const RESERVE_QUIET_MS = 60_000
 /** Peers whose budgets (each kind) are kept, the least lately used forgotten beyond it. */
 export const BUDGETS_KEPT = 1024
 
@@ -212,9 +226,15 @@ export class MemberGate {
   /** Peers whose own DOWN (leaving) was taken past their budget (at most BUDGETS_KEPT, the oldest forgotten). */
   private readonly leaveTaken = new Set<string>()
   private readonly table: Pick<MemberTable, 'take'> & { readonly size?: number }
+  /** When each peer was last refused a call (at most `kept`, the least lately refused forgotten). */
+  private readonly refusedAt = new Map<string, number>()
+  private readonly now: () => number
+  private readonly keptPeers: number
 
   constructor (table: Pick<MemberTable, 'take'> & { readonly size?: number }, now: () => number = Date.now, kept = BUDGETS_KEPT) {
     this.table = table
+    this.now = now
+    this.keptPeers = kept
     this.calls = new PeerBudgets(CALL_BURST, CALL_REFILL_MS, now, kept)
     this.allCalls = new PeerBudgets(ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, now, 1)
     this.pushes = new PeerBudgets(PUSH_BURST, PUSH_REFILL_MS, now, kept)
@@ -231,6 +251,7 @@ export class MemberGate {
    */
   admit (peer: string): MembersBusyError | undefined {
     if (this.calls.units(peer) >= 1) return undefined
+    this.refusedNow(peer)
     this.counts.callsRefused++
     this.counts.callsUnread++
     return new MembersBusyError(`members: over ${peer}'s call budget, ask again in ${this.calls.waitMs(peer)} ms`)
@@ -241,17 +262,33 @@ export class MemberGate {
     const cost = callCost(req, this.table.size)
     if (this.calls.units(peer) < Math.min(cost, CALL_BURST)) {
       this.calls.spend(peer, cost)
+      this.refusedNow(peer)
       this.counts.callsRefused++
       throw new MembersBusyError(`members: over ${peer}'s call budget, ask again in ${this.calls.waitMs(peer, cost)} ms`)
     }
-    if (!this.allCalls.spend(ALL_CALLS, cost)) {
+    if (!this.allCalls.spend(ALL_CALLS, cost) && !this.reserve(peer, cost)) {
       // refused for everyone's sake: the asker pays what a refusal costs, the shared budget nothing
       this.calls.spend(peer, 1)
+      this.refusedNow(peer)
       this.counts.callsRefused++
       throw new MembersBusyError(`members: over the call budget of all askers, ask again in ${this.allCalls.waitMs(ALL_CALLS, cost)} ms`)
     }
     this.calls.spend(peer, cost)
     this.counts.calls++
+  }
+
+  /** Take `cost` of the reserve (the shared budget into debt) for `peer`, when it was refused nothing for RESERVE_QUIET_MS and the debt stays within ALL_CALLS_RESERVE. */
+  private reserve (peer: string, cost: number): boolean {
+    const at = this.refusedAt.get(peer)
+    if (at !== undefined && this.now() - at < RESERVE_QUIET_MS) return false
+    if (this.allCalls.units(ALL_CALLS) - cost < -ALL_CALLS_RESERVE) return false
+    return this.allCalls.spend(ALL_CALLS, cost, true)
+  }
+
+  private refusedNow (peer: string): void {
+    this.refusedAt.delete(peer)
+    this.refusedAt.set(peer, this.now())
+    if (this.refusedAt.size > this.keptPeers) this.refusedAt.delete(this.refusedAt.keys().next().value!)
   }
 
   /** Charge `peer` `units` more for a call already answered (owed: down to a debt of one burst; the shared budget too). */

@@ -12,7 +12,7 @@ import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { MAX_MEMBERS, MEMBERS, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
 import type { MembersRequest } from '../../node/net/members.ts'
-import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
+import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
 import { TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_ANSWER_UNPACED, TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
 import { call, notify } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
@@ -129,8 +129,9 @@ describe('node/net member service budgets per peer', function () {
     const flooded = new MemberGate({ take: async () => 'old' }, () => now)
     const ids = 4 * ALL_CALLS_BURST / CALL_BURST
     for (let i = 0; i < ids; i++) for (let c = 0; c < CALL_BURST; c++) { try { flooded.call(`id${i}`, { t: 'digest' }) } catch (err) { assert.ok(err instanceof MembersBusyError) } }
-    assert.equal(flooded.counts.calls, ALL_CALLS_BURST)
-    assert.equal(flooded.counts.callsRefused, ids * CALL_BURST - ALL_CALLS_BURST)
+    // (ids never refused before draw on the reserve too, until it is spent: it bounds them)
+    assert.equal(flooded.counts.calls, ALL_CALLS_BURST + ALL_CALLS_RESERVE)
+    assert.equal(flooded.counts.callsRefused, ids * CALL_BURST - ALL_CALLS_BURST - ALL_CALLS_RESERVE)
     // a refused id paid a unit per refusal: the last ones, refused all along, have no unit left
     assert.equal(flooded.admit(`id${ids - 1}`) instanceof MembersBusyError, true)
     assert.equal(flooded.admit(`id${0}`) instanceof MembersBusyError, true)
@@ -138,7 +139,51 @@ describe('node/net member service budgets per peer', function () {
     // the shared budget comes back one unit per ALL_CALLS_REFILL_MS, to whoever has units left
     now += 10 * ALL_CALLS_REFILL_MS
     for (let i = 0; i < 20; i++) { try { flooded.call(`fresh${i}`, { t: 'digest' }) } catch {} }
-    assert.equal(flooded.counts.calls, ALL_CALLS_BURST + 10)
+    assert.equal(flooded.counts.calls, ALL_CALLS_BURST + ALL_CALLS_RESERVE + 10)
+  })
+
+  it('the shared budget\'s reserve: 16 ids flooding at their full per-peer rate for 10 minutes, one honest asker whose every round is apart at MAX_MEMBERS keys every TABLE_SYNC_MS: none of its calls refused (review32c: 9 ids, 29 of 40 rounds refused; 16 ids, all), the flood bounded by the shared budget and its reserve', () => {
+    let now = 0
+    const gate = new MemberGate({ take: async () => 'old' }, () => now)
+    const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
+    const ids = 16
+    const rounds = 40
+    const steps: Array<[number, MembersRequest]> = [
+      [0, { t: 'sync', k }],
+      [TABLE_SYNC_RECHECK_MS, { t: 'sync', k }],
+      [TABLE_SYNC_RECHECK_MS + 100, { t: 'table', since: 1 }],
+      [TABLE_SYNC_RECHECK_MS + 200, { t: 'sync', k }],
+      [TABLE_SYNC_RECHECK_MS + 300, { t: 'table' }]
+    ]
+    const honest = { calls: 0, refused: [] as string[] }
+    const flood = { answered: 0, refused: 0 }
+    const tick = 50
+    for (; now < rounds * TABLE_SYNC_MS; now += tick) {
+      // each id asks whenever the host would read its call (a unit of its own left), as the daemon: admit, then call
+      for (let i = 0; i < ids; i++) {
+        const id = `flood${i}`
+        if (gate.admit(id) !== undefined) { flood.refused++; continue }
+        try { gate.call(id, { t: 'digest' }); flood.answered++ } catch (err) { assert.ok(err instanceof MembersBusyError); flood.refused++ }
+      }
+      const at = now % TABLE_SYNC_MS
+      for (const [stepAt, req] of steps) {
+        if (at !== stepAt) continue
+        honest.calls++
+        try {
+          gate.call('honest', req)
+          // each table answer as large as a paced one: charged the rest (member-service)
+          if (req.t === 'table') gate.charge('honest', TABLE_CALL_COST - 1)
+        } catch (err) {
+          honest.refused.push(`${req.t} at ${now} ms: ${String(err)}`)
+        }
+      }
+    }
+    assert.equal(honest.calls, rounds * steps.length)
+    assert.deepEqual(honest.refused, [])
+    // the flood: refused past the shared budget, answered no more than its burst, reserve and refill
+    assert.ok(flood.refused > 0, JSON.stringify(flood))
+    assert.ok(flood.answered <= ALL_CALLS_BURST + ALL_CALLS_RESERVE + now / ALL_CALLS_REFILL_MS, JSON.stringify(flood))
+    console.log(`      16 flooding ids over ${now / 1000} s: ${flood.answered} answered, ${flood.refused} refused; the honest asker's ${honest.calls} calls all answered`)
   })
 
   it('admit: a peer with less than a unit of its call budget left is refused (MembersBusyError, counted unread), nothing spent; one with a unit is let through to call()', () => {
