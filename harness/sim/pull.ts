@@ -26,8 +26,12 @@
 // connections at each of their rounds: answered or refused by the gate (the answers counted, not
 // computed: their cost is the table's); `forgers` hosts push, at each of their rounds, a record
 // of a member that is not them to each connection (the sim checks no signature: only the author
-// check keeps it out). A flooded or forged-at host's own rounds go on; a round of a host by the
-// rules refused is counted (`honestRefused`: none expected).
+// check keeps it out); `idFlooders` hosts are an insider with FLOOD_IDS peer ids: at each of
+// their rounds each id sends FLOOD_CALLS sync requests to one connection (the first live one), so
+// that host's shared budget (ALL_CALLS_*) meets many ids at once. Every call goes through the
+// gate as the daemon's (member-service.ts): admit() as its stream opens, then call(). A flooded
+// or forged-at host's own rounds go on; a round of a host by the rules refused is counted
+// (`honestRefused`: none expected).
 import {
   DEFAULT_MAX_CONNECTIONS, FEATURES, MEMBER_OFFER_MS, MEMBER_SYNC_KEYS_MS, MemberGate, MemberTable, TABLE_CALL_COST, TABLE_SYNC_MS
 } from '../../node/net/index.ts'
@@ -51,12 +55,18 @@ export interface PullSpreadOptions {
   /** Hosts that flood their connections with sync requests, and hosts that push others' records (default none). */
   flooders?: number
   forgers?: number
+  /** Hosts flooding one connection from FLOOD_IDS peer ids each (default none). */
+  idFlooders?: number
 }
 
 /** What the member gates did with the flooders' and forgers' requests, and with the rounds by the rules. */
 export interface GateCounts {
   floodAnswered: number
   floodRefused: number
+  /** The many-ids flooders' calls answered and refused (of both kinds of flood: refused by admit(), before their frame is read). */
+  idFloodAnswered: number
+  idFloodRefused: number
+  floodUnread: number
   forgedRefused: number
   forgedDropped: number
   forgedTaken: number
@@ -88,6 +98,9 @@ export interface PullSpread {
 
 /** Sync requests a flooder sends each connection at each of its rounds. */
 export const FLOOD_CALLS = 100
+
+/** Peer ids a many-ids flooder asks from. */
+export const FLOOD_IDS = 16
 
 /** Time between two pushes leaving the author (a push of ~650 bytes on a 1 Mbit/s uplink). */
 export const PUSH_GAP_MS = 5
@@ -144,7 +157,7 @@ function simNetwork (o: PullSpreadOptions, rand: () => number): { N: number, C: 
   return { N, C, conns, live }
 }
 
-const noGateCounts = (): GateCounts => ({ floodAnswered: 0, floodRefused: 0, forgedRefused: 0, forgedDropped: 0, forgedTaken: 0, honestCalls: 0, honestRefused: 0 })
+const noGateCounts = (): GateCounts => ({ floodAnswered: 0, floodRefused: 0, idFloodAnswered: 0, idFloodRefused: 0, floodUnread: 0, forgedRefused: 0, forgedDropped: 0, forgedTaken: 0, honestCalls: 0, honestRefused: 0 })
 
 export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> {
   const rand = prng(o.seed)
@@ -166,8 +179,9 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
   const role = new Uint8Array(N)
   const FLOODER = 1
   const FORGER = 2
+  const ID_FLOODER = 3
   let room = live.reduce((s, x) => s + x, 0)
-  for (const [r, n] of [[FLOODER, o.flooders ?? 0], [FORGER, o.forgers ?? 0]] as const) {
+  for (const [r, n] of [[FLOODER, o.flooders ?? 0], [FORGER, o.forgers ?? 0], [ID_FLOODER, o.idFlooders ?? 0]] as const) {
     for (let i = 0; i < n && room > 0; i++, room--) {
       let h = Math.floor(bad() * N)
       while (role[h] !== 0 || live[h] === 0) h = (h + 1) % N
@@ -194,6 +208,8 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
   const admitted = (h: number, p: number, req: MembersRequest): boolean => {
     gate.honestCalls++
     try {
+      const refusal = gates[p].admit(simPeerId(h))
+      if (refusal !== undefined) throw refusal
       gates[p].call(simPeerId(h), req)
       return true
     } catch {
@@ -203,7 +219,32 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
   }
   const NONE = new Uint8Array(0)
   /** A flooder's requests, or a forger's pushes, to its live connections (at its round). */
+  /** `id`'s FLOOD_CALLS sync requests to `p`, at one instant: past the first refusal every call is refused (counted, not made). */
+  const flood = (id: string, p: number): { answered: number, refused: number } => {
+    for (let k = 0; k < FLOOD_CALLS; k++) {
+      if (gates[p].admit(id) !== undefined) {
+        gate.floodUnread += FLOOD_CALLS - k
+        return { answered: k, refused: FLOOD_CALLS - k }
+      }
+      try {
+        gates[p].call(id, { t: 'sync', k: NONE })
+      } catch {
+        return { answered: k, refused: FLOOD_CALLS - k }
+      }
+    }
+    return { answered: FLOOD_CALLS, refused: 0 }
+  }
   const misbehave = async (h: number, to: Int32Array): Promise<void> => {
+    if (role[h] === ID_FLOODER) {
+      const p = to.find(p => live[p] === 1)
+      if (p === undefined) return
+      for (let i = 0; i < FLOOD_IDS; i++) {
+        const r = flood(`${simPeerId(h)}.${i}`, p)
+        gate.idFloodAnswered += r.answered
+        gate.idFloodRefused += r.refused
+      }
+      return
+    }
     const forged = role[h] === FORGER ? forgedRecord(h) : undefined
     for (const p of to) {
       if (live[p] === 0) continue
@@ -214,16 +255,9 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
         else gate.forgedTaken++
         continue
       }
-      // at one instant, past the first refusal every call is refused: counted, not made
-      for (let k = 0; k < FLOOD_CALLS; k++) {
-        try {
-          gates[p].call(simPeerId(h), { t: 'sync', k: NONE })
-          gate.floodAnswered++
-        } catch {
-          gate.floodRefused += FLOOD_CALLS - k
-          break
-        }
-      }
+      const r = flood(simPeerId(h), p)
+      gate.floodAnswered += r.answered
+      gate.floodRefused += r.refused
     }
   }
   /** A record of a member no host is, "signed" (the sim checks no signature), pushed by forger `h`. */
@@ -288,7 +322,7 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
               // between them (stricter than the daemon's TABLE_SYNC_RECHECK_MS later)
               for (const req of [{ t: 'sync', k: keys }, { t: 'table', since: start }, { t: 'sync', k: keys }, { t: 'table' }] as const) {
                 if (!admitted(h, p, req)) break
-                if (req.t === 'table' && 'since' in req) gates[p].charge(simPeerId(h), TABLE_CALL_COST - 1)
+                if (req.t === 'table') gates[p].charge(simPeerId(h), TABLE_CALL_COST - 1)
               }
             }
             if (r.fresh > 0 && taken[h] === Infinity) {

@@ -4,8 +4,11 @@
 //  - calls (sync, digest, table) cost units of a per-peer budget, CALL_BURST at most, refilled
 //    by one every CALL_REFILL_MS: a sync or digest round costs 1 (a sync request's keys cost one
 //    more per SYNC_KEYS_PER_UNIT, the table is hashed either way: ~29 ms for a maximal request at
-//    10,000 members), a table answer of changes 1, the whole table TABLE_CALL_COST (an answer of
-//    changes as large as a paced one is charged as much, charge()). A host's own rounds ask one
+//    10,000 members), a table answer 1 up front, and TABLE_CALL_COST in all when it is big (more
+//    than member-service.ts TABLE_ANSWER_UNPACED members go back, of changes or the whole table:
+//    the rest charged after, charge(); a small table's whole-table pull costs 1, so the hosts of a
+//    fresh network all pulling one seed at once are not refused for a table of a few hundred
+//    members, review32c). A host's own rounds ask one
 //    peer every TABLE_SYNC_MS; a round whose tables are apart makes five calls (sync, recheck,
 //    changes, sync, whole table): 20 units at most, with a sync request at MAX_MEMBERS keys (a mass event:
 //    thousands of DOWN notices named for MEMBER_SYNC_KEYS_MS), within the burst and within what
@@ -24,6 +27,14 @@
 //    host. A call is taken only when both allow it; one the shared budget refuses costs its asker
 //    one unit of its own (what a refusal costs, so ids flooding past the shared budget soon meet
 //    their own bounds, admit()) and the shared budget nothing;
+//  - the shared budget is first come, first served, so ids flooding at their full per-peer rate
+//    (9 of them, review32c) took all of it and every honest asker was refused: it may go into a
+//    debt of ALL_CALLS_RESERVE units for an asker refused no call (by either budget) in the last
+//    RESERVE_QUIET_MS. A flooder past the shared budget is refused (and so left out of the
+//    reserve for that long), an honest asker never is: its rounds go through on the reserve
+//    while the flood goes on (test/node/member-gate: 16 flooding ids, one honest asker). What it
+//    leaves: ids never refused yet (fresh ones, or ones asking exactly at the refill rate) may
+//    draw on the reserve too, until it is spent and they are refused: the reserve bounds it;
 //  - admit(): a peer with less than a unit of its call budget left is refused before its
 //    request's frame is decoded (member-service.ts asks it as the stream opens: rpc.ts serve()
 //    admit), the clear refusal an asker already rebuilds and backs off from.
@@ -35,7 +46,7 @@ export const CALL_BURST = 32
 export const CALL_REFILL_MS = 750
 /** A sync request costs one unit more per this many keys. */
 export const SYNC_KEYS_PER_UNIT = 16_384
-/** Units the whole table costs (it is also paced: member-service.ts TABLE_ANSWER_MIN_INTERVAL_MS). */
+/** Units a big table answer costs in all (1 up front, the rest charged after; it is also paced: member-service.ts TABLE_ANSWER_MIN_INTERVAL_MS). */
 export const TABLE_CALL_COST = 4
 /**
  * Pushes a peer may send at once (an author pushes only its own changes: its record, the DOWN
@@ -58,6 +69,12 @@ export const PUSH_REFUSED_COST = 8
  */
 export const ALL_CALLS_BURST = 16 * CALL_BURST
 export const ALL_CALLS_REFILL_MS = CALL_REFILL_MS / 8
+/**
+ * The debt the shared budget may go into for an asker refused no call in the last
+ * RESERVE_QUIET_MS (see the header): six rounds at the worst (20 units each), back in ~12 s.
+ */
+export const ALL_CALLS_RESERVE = ALL_CALLS_BURST / 4
+export const RESERVE_QUIET_MS = 60_000
 /** Peers whose budgets (each kind) are kept, the least lately used forgotten beyond it. */
 export const BUDGETS_KEPT = 1024
 
@@ -80,7 +97,7 @@ export function callCost (req: MembersRequest, tableSize?: number): number {
     const excess = tableSize === undefined ? 0 : Math.max(0, keys - 2 * tableSize - SYNC_KEYS_SLACK)
     return 1 + Math.floor(keys / SYNC_KEYS_PER_UNIT) + Math.floor(excess / SYNC_KEYS_EXCESS_PER_UNIT)
   }
-  if (req.t === 'table' && req.since === undefined) return TABLE_CALL_COST
+  // a table answer's size is known only once it is made: a big one is charged the rest then
   return 1
 }
 
@@ -209,9 +226,15 @@ export class MemberGate {
   /** Peers whose own DOWN (leaving) was taken past their budget (at most BUDGETS_KEPT, the oldest forgotten). */
   private readonly leaveTaken = new Set<string>()
   private readonly table: Pick<MemberTable, 'take'> & { readonly size?: number }
+  /** When each peer was last refused a call (at most `kept`, the least lately refused forgotten). */
+  private readonly refusedAt = new Map<string, number>()
+  private readonly now: () => number
+  private readonly keptPeers: number
 
   constructor (table: Pick<MemberTable, 'take'> & { readonly size?: number }, now: () => number = Date.now, kept = BUDGETS_KEPT) {
     this.table = table
+    this.now = now
+    this.keptPeers = kept
     this.calls = new PeerBudgets(CALL_BURST, CALL_REFILL_MS, now, kept)
     this.allCalls = new PeerBudgets(ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, now, 1)
     this.pushes = new PeerBudgets(PUSH_BURST, PUSH_REFILL_MS, now, kept)
@@ -228,6 +251,7 @@ export class MemberGate {
    */
   admit (peer: string): MembersBusyError | undefined {
     if (this.calls.units(peer) >= 1) return undefined
+    this.refusedNow(peer)
     this.counts.callsRefused++
     this.counts.callsUnread++
     return new MembersBusyError(`members: over ${peer}'s call budget, ask again in ${this.calls.waitMs(peer)} ms`)
@@ -238,17 +262,33 @@ export class MemberGate {
     const cost = callCost(req, this.table.size)
     if (this.calls.units(peer) < Math.min(cost, CALL_BURST)) {
       this.calls.spend(peer, cost)
+      this.refusedNow(peer)
       this.counts.callsRefused++
       throw new MembersBusyError(`members: over ${peer}'s call budget, ask again in ${this.calls.waitMs(peer, cost)} ms`)
     }
-    if (!this.allCalls.spend(ALL_CALLS, cost)) {
+    if (!this.allCalls.spend(ALL_CALLS, cost) && !this.reserve(peer, cost)) {
       // refused for everyone's sake: the asker pays what a refusal costs, the shared budget nothing
       this.calls.spend(peer, 1)
+      this.refusedNow(peer)
       this.counts.callsRefused++
       throw new MembersBusyError(`members: over the call budget of all askers, ask again in ${this.allCalls.waitMs(ALL_CALLS, cost)} ms`)
     }
     this.calls.spend(peer, cost)
     this.counts.calls++
+  }
+
+  /** Take `cost` of the reserve (the shared budget into debt) for `peer`, when it was refused nothing for RESERVE_QUIET_MS and the debt stays within ALL_CALLS_RESERVE. */
+  private reserve (peer: string, cost: number): boolean {
+    const at = this.refusedAt.get(peer)
+    if (at !== undefined && this.now() - at < RESERVE_QUIET_MS) return false
+    if (this.allCalls.units(ALL_CALLS) - cost < -ALL_CALLS_RESERVE) return false
+    return this.allCalls.spend(ALL_CALLS, cost, true)
+  }
+
+  private refusedNow (peer: string): void {
+    this.refusedAt.delete(peer)
+    this.refusedAt.set(peer, this.now())
+    if (this.refusedAt.size > this.keptPeers) this.refusedAt.delete(this.refusedAt.keys().next().value!)
   }
 
   /** Charge `peer` `units` more for a call already answered (owed: down to a debt of one burst; the shared budget too). */

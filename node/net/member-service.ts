@@ -188,8 +188,9 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       if (req.t === 'sync') return { t: 'sync', ...table.syncAnswer(req.k) }
       const members = table.messages(req.since)
       if (members.length <= TABLE_ANSWER_UNPACED) return { t: 'table', members }
-      // changes since a time before most of the table (`since: 0`) are the whole table: charged so
-      if (req.since !== undefined) gate.charge(peer, TABLE_CALL_COST - 1)
+      // a big answer (the whole table, or changes since a time before most of it) costs
+      // TABLE_CALL_COST in all: one unit was taken up front (member-gate.ts callCost)
+      gate.charge(peer, TABLE_CALL_COST - 1)
       // paced: one big answer per interval, and the whole table pulled right after a paced answer
       // of changes (its round's second pull: a long partition left the tables apart)
       return { t: 'table', members: pacing.answer(peer, req.since !== undefined) ? members : [] }

@@ -8,7 +8,7 @@
 //   npm run sim -- [--hosts 1000,10000] [--seed 14] [--chunks-per-host 500] [--chunks-per-host-large 50] [--move-chunks 100000] [--move-chunks-large 500000]
 //                  [--factors 16,64,256,all] [--checks 20] [--reconcile-ops 1000000]
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
-//                  [--pull-changes 20] [--pull-changes-large 4] [--pull-flooders 1] [--pull-forgers 1] [--pull-charge all|apart]
+//                  [--pull-changes 20] [--pull-changes-large 4] [--pull-flooders 1] [--pull-forgers 1] [--pull-id-flooders 1] [--pull-charge all|apart]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
 //                  [--repair-delay default] [--repair-spare 1] [--at-risk default,none,short:720,away:360] [--repair-order urgent] [--repair-jump yes] [--rebuilder holder]
@@ -43,8 +43,10 @@
 // (--pull-changes-large beyond 2,000 hosts): virtual ms to 50/99/100% of the live hosts, messages
 // each host receives per change, its request keys' bytes, rounds whose digests differed (each a
 // table pull), and what the member gates (node/net/member-gate.ts: budgets per peer, the author
-// check) did with --pull-flooders hosts flooding sync requests and --pull-forgers hosts pushing
-// others' records (`flood_calls_*`, `forged_pushes_*`; `honest_calls_refused`: calls of rounds by
+// check, the budget all askers share) did with --pull-flooders hosts flooding sync requests,
+// --pull-id-flooders hosts flooding one connection from 16 peer ids each, and --pull-forgers
+// hosts pushing others' records (`flood_calls_*`, `id_flood_calls_*`, `forged_pushes_*`; the run
+// exits 1 when none of a kind's is refused; `honest_calls_refused`: calls of rounds by
 // the rules refused, none expected, of `honest_calls`: with --pull-charge all, every round's as
 // an apart round's, the recheck, changes, sync and whole table after it, charged at once); `members_pull.h<N>.model.*`: the model run before, the windows as rules; idle's
 // figures count member messages so (and its `sync_keys`: the changes named in each round's
@@ -121,6 +123,7 @@ const { values } = parseArgs({
     'pull-changes-large': { type: 'string', default: '4' },
     'pull-flooders': { type: 'string', default: '1' },
     'pull-forgers': { type: 'string', default: '1' },
+    'pull-id-flooders': { type: 'string', default: '1' },
     'pull-charge': { type: 'string', default: 'all' },
     'churn-hosts': { type: 'string', default: '1000,10000' },
     ...TRACE_OPTIONS,
@@ -227,7 +230,8 @@ for (const hosts of gossipHosts) {
   const o = { hosts, seed: seed + hosts, changes, latencyMs: latency, downShare: Number(values['gossip-down-share']) }
   const charge = values['pull-charge']
   if (charge !== 'all' && charge !== 'apart') throw new Error(`sim: --pull-charge is all or apart, got ${String(charge)}`)
-  const p = await runPullSpread({ ...o, flooders: Number(values['pull-flooders']), forgers: Number(values['pull-forgers']), charge })
+  const bad = { flooders: Number(values['pull-flooders']), forgers: Number(values['pull-forgers']), idFlooders: Number(values['pull-id-flooders']) }
+  const p = await runPullSpread({ ...o, ...bad, charge })
   log(`h${hosts}: ${changes} changes on member tables (${((performance.now() - t) / 1000).toFixed(1)} s)`)
   pullSpread.set(hosts, { bodies: p.bodiesPerHost, pushes: p.pushesPerHost, t99: p.t99 })
   const pre = `members_pull.h${hosts}`
@@ -245,15 +249,26 @@ for (const hosts of gossipHosts) {
     [`${pre}.apart_rounds_per_host_per_change`]: round(p.apartPerHost, 6),
     [`${pre}.flood_calls_answered`]: p.gate.floodAnswered,
     [`${pre}.flood_calls_refused`]: p.gate.floodRefused,
+    [`${pre}.id_flood_calls_answered`]: p.gate.idFloodAnswered,
+    [`${pre}.id_flood_calls_refused`]: p.gate.idFloodRefused,
+    [`${pre}.flood_calls_unread`]: p.gate.floodUnread,
     [`${pre}.forged_pushes_refused`]: p.gate.forgedRefused,
     [`${pre}.forged_pushes_dropped`]: p.gate.forgedDropped,
     [`${pre}.forged_pushes_taken`]: p.gate.forgedTaken,
     [`${pre}.honest_calls`]: p.gate.honestCalls,
     [`${pre}.honest_calls_refused`]: p.gate.honestRefused
   })
-  // invariants, not goals: a forged record taken or an honest round refused is a defect
-  if (p.gate.forgedTaken > 0 || p.gate.honestRefused > 0) {
-    console.error(`sim: ${hosts} hosts: ${p.gate.forgedTaken} forged push(es) taken, ${p.gate.honestRefused} honest call(s) refused (none expected)`)
+  // invariants, not goals: a forged record taken or an honest round refused is a defect, and so
+  // is a gate that refused none of the flooders' calls, or kept none of the forgers' pushes out
+  const defects = [
+    ...p.gate.forgedTaken > 0 ? [`${p.gate.forgedTaken} forged push(es) taken`] : [],
+    ...p.gate.honestRefused > 0 ? [`${p.gate.honestRefused} honest call(s) refused`] : [],
+    ...bad.flooders > 0 && p.gate.floodRefused === 0 ? ['no flood call refused'] : [],
+    ...bad.idFlooders > 0 && p.gate.idFloodRefused === 0 ? ['no many-ids flood call refused'] : [],
+    ...bad.forgers > 0 && p.gate.forgedRefused + p.gate.forgedDropped === 0 ? ['no forged push refused'] : []
+  ]
+  if (defects.length > 0) {
+    console.error(`sim: ${hosts} hosts: ${defects.join(', ')}`)
     process.exitCode = 1
   }
   // the model the sim ran before (the windows as rules on arrival times), same seed and changes

@@ -538,6 +538,43 @@ describe('node/host', function () {
     assert.ok(sum(a.traffic().dials) > before, 'the forgotten one was dialled again')
   })
 
+  it('past dialFailuresKept, a failed dial whose backoff is over is forgotten before an older one still backing off (review32c: no case had a backoff over)', async function () {
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+    // long enough that no stall of a loaded machine outlasts the doubled one below, short enough to wait out once
+    const backoffMs = 5_000
+    const a = await host(createNetworkKey(), [memAddr()], [], { dialFailuresKept: 2, dialBackoffMs: backoffMs })
+    const [old, expired, third] = await Promise.all(Array.from({ length: 3 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+    /** The backoff (s) a dial to `id` meets now, or undefined when it was dialled (and failed: its backoff set anew). */
+    const backoffOf = async (id: string): Promise<number | undefined> => await a.newStream(id, '/ipfs/id/1.0.0').then(s => { s.abort(new Error('done')); throw new Error(`${id} answered`) }, (err: Error) => {
+      if (err.name !== 'DialBackoffError') return undefined
+      const m = /backing off ([\d.]+) s/.exec(err.message)
+      assert.ok(m !== null, err.message)
+      return Number(m[1])
+    })
+    const fail = async (id: string): Promise<number> => {
+      await a.remember([{ id, addrs: [memAddr()] }])
+      let s: number | undefined
+      await until(async () => (s = await backoffOf(id)) !== undefined, 'a dial to a gone member failed', 20)
+      return s!
+    }
+    // the older one fails twice: backing off twice as long, entered again (the order is the failures')
+    assert.equal(await fail(old), backoffMs / 1000)
+    let again: number | undefined
+    await until(async () => (again = await backoffOf(old)) === 2 * backoffMs / 1000, `${old}'s backoff over, dialled again and failed`, 100)
+    assert.equal(again, 2 * backoffMs / 1000)
+    // the newer one fails once: its backoff over before the older one's
+    const failedAt = Date.now()
+    assert.equal(await fail(expired), backoffMs / 1000)
+    await until(() => Date.now() > failedAt + backoffMs, 'the newer one\'s backoff over', 100)
+    // a third failure past the bound of 2: the one whose backoff is over goes, not the older one
+    await fail(third)
+    assert.equal(await backoffOf(old), 2 * backoffMs / 1000, 'the older one, still backing off, kept')
+    // the forgotten one is dialled (its backoff over either way), fails, and backs off anew: the
+    // first backoff, not the doubled one it would have had, remembered
+    assert.equal(await backoffOf(expired), undefined)
+    assert.equal(await backoffOf(expired), backoffMs / 1000, 'the expired one was forgotten')
+  })
+
   it('NEIGHBOUR_TAG_VALUE is a tag value libp2p\'s peer store takes', async function () {
     const node = await createLibp2p({ transports: [memory()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
     teardown.push(async () => { await node.stop() })

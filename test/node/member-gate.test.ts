@@ -12,8 +12,8 @@ import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { MAX_MEMBERS, MEMBERS, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
 import type { MembersRequest } from '../../node/net/members.ts'
-import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
-import { TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
+import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
+import { TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_ANSWER_UNPACED, TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
 import { call, notify } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
 import { Teardown } from '../../harness/tmp.ts'
@@ -52,7 +52,8 @@ describe('node/net member service budgets per peer', function () {
     const sync = (keys: number): MembersRequest => ({ t: 'sync', k: new Uint8Array(keys * SYNC_KEY_BYTES) })
     assert.equal(callCost(sync(3)), 1)
     assert.equal(callCost(sync(50_000)), 1 + Math.floor(50_000 / SYNC_KEYS_PER_UNIT))
-    assert.equal(callCost({ t: 'table' }), TABLE_CALL_COST)
+    // a table answer costs 1 up front (the rest charged by the service once it is big, review32c)
+    assert.equal(callCost({ t: 'table' }), 1)
     assert.equal(callCost({ t: 'table', since: 5 }), 1)
     // keys past twice the table and a slack cost more: an honest asker names about one per member
     assert.equal(callCost(sync(1_000), 10), 1)
@@ -90,8 +91,8 @@ describe('node/net member service budgets per peer', function () {
         for (const [at, req] of steps) {
           now = start + at
           assert.doesNotThrow(() => { gate.call('asker', req) }, `${keys} keys, round ${round}: ${req.t} at +${at} ms refused`)
-          // the changes answer as large as a paced one: charged as the whole table (member-service)
-          if (req.t === 'table' && req.since !== undefined) gate.charge('asker', TABLE_CALL_COST - 1)
+          // each table answer as large as a paced one: charged the rest after it (member-service)
+          if (req.t === 'table') gate.charge('asker', TABLE_CALL_COST - 1)
         }
       }
       assert.equal(gate.counts.callsRefused, 0)
@@ -117,7 +118,7 @@ describe('node/net member service budgets per peer', function () {
         for (const [at, req] of steps) {
           now = Math.max(now, start + at)
           assert.doesNotThrow(() => { gate.call(`asker${a}`, req) }, `asker ${a}, round ${round}: ${req.t} refused`)
-          if (req.t === 'table' && req.since !== undefined) gate.charge(`asker${a}`, TABLE_CALL_COST - 1)
+          if (req.t === 'table') gate.charge(`asker${a}`, TABLE_CALL_COST - 1)
         }
       }
     }
@@ -128,8 +129,9 @@ describe('node/net member service budgets per peer', function () {
     const flooded = new MemberGate({ take: async () => 'old' }, () => now)
     const ids = 4 * ALL_CALLS_BURST / CALL_BURST
     for (let i = 0; i < ids; i++) for (let c = 0; c < CALL_BURST; c++) { try { flooded.call(`id${i}`, { t: 'digest' }) } catch (err) { assert.ok(err instanceof MembersBusyError) } }
-    assert.equal(flooded.counts.calls, ALL_CALLS_BURST)
-    assert.equal(flooded.counts.callsRefused, ids * CALL_BURST - ALL_CALLS_BURST)
+    // (ids never refused before draw on the reserve too, until it is spent: it bounds them)
+    assert.equal(flooded.counts.calls, ALL_CALLS_BURST + ALL_CALLS_RESERVE)
+    assert.equal(flooded.counts.callsRefused, ids * CALL_BURST - ALL_CALLS_BURST - ALL_CALLS_RESERVE)
     // a refused id paid a unit per refusal: the last ones, refused all along, have no unit left
     assert.equal(flooded.admit(`id${ids - 1}`) instanceof MembersBusyError, true)
     assert.equal(flooded.admit(`id${0}`) instanceof MembersBusyError, true)
@@ -137,7 +139,51 @@ describe('node/net member service budgets per peer', function () {
     // the shared budget comes back one unit per ALL_CALLS_REFILL_MS, to whoever has units left
     now += 10 * ALL_CALLS_REFILL_MS
     for (let i = 0; i < 20; i++) { try { flooded.call(`fresh${i}`, { t: 'digest' }) } catch {} }
-    assert.equal(flooded.counts.calls, ALL_CALLS_BURST + 10)
+    assert.equal(flooded.counts.calls, ALL_CALLS_BURST + ALL_CALLS_RESERVE + 10)
+  })
+
+  it('the shared budget\'s reserve: 16 ids flooding at their full per-peer rate for 10 minutes, one honest asker whose every round is apart at MAX_MEMBERS keys every TABLE_SYNC_MS: none of its calls refused (review32c: 9 ids, 29 of 40 rounds refused; 16 ids, all), the flood bounded by the shared budget and its reserve', () => {
+    let now = 0
+    const gate = new MemberGate({ take: async () => 'old' }, () => now)
+    const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
+    const ids = 16
+    const rounds = 40
+    const steps: Array<[number, MembersRequest]> = [
+      [0, { t: 'sync', k }],
+      [TABLE_SYNC_RECHECK_MS, { t: 'sync', k }],
+      [TABLE_SYNC_RECHECK_MS + 100, { t: 'table', since: 1 }],
+      [TABLE_SYNC_RECHECK_MS + 200, { t: 'sync', k }],
+      [TABLE_SYNC_RECHECK_MS + 300, { t: 'table' }]
+    ]
+    const honest = { calls: 0, refused: [] as string[] }
+    const flood = { answered: 0, refused: 0 }
+    const tick = 50
+    for (; now < rounds * TABLE_SYNC_MS; now += tick) {
+      // each id asks whenever the host would read its call (a unit of its own left), as the daemon: admit, then call
+      for (let i = 0; i < ids; i++) {
+        const id = `flood${i}`
+        if (gate.admit(id) !== undefined) { flood.refused++; continue }
+        try { gate.call(id, { t: 'digest' }); flood.answered++ } catch (err) { assert.ok(err instanceof MembersBusyError); flood.refused++ }
+      }
+      const at = now % TABLE_SYNC_MS
+      for (const [stepAt, req] of steps) {
+        if (at !== stepAt) continue
+        honest.calls++
+        try {
+          gate.call('honest', req)
+          // each table answer as large as a paced one: charged the rest (member-service)
+          if (req.t === 'table') gate.charge('honest', TABLE_CALL_COST - 1)
+        } catch (err) {
+          honest.refused.push(`${req.t} at ${now} ms: ${String(err)}`)
+        }
+      }
+    }
+    assert.equal(honest.calls, rounds * steps.length)
+    assert.deepEqual(honest.refused, [])
+    // the flood: refused past the shared budget, answered no more than its burst, reserve and refill
+    assert.ok(flood.refused > 0, JSON.stringify(flood))
+    assert.ok(flood.answered <= ALL_CALLS_BURST + ALL_CALLS_RESERVE + now / ALL_CALLS_REFILL_MS, JSON.stringify(flood))
+    console.log(`      16 flooding ids over ${now / 1000} s: ${flood.answered} answered, ${flood.refused} refused; the honest asker's ${honest.calls} calls all answered`)
   })
 
   it('admit: a peer with less than a unit of its call budget left is refused (MembersBusyError, counted unread), nothing spent; one with a unit is let through to call()', () => {
@@ -206,7 +252,8 @@ describe('node/net member service budgets per peer', function () {
       try {
         await call(hostF, hostA.peerId, MEMBERS, req)
         flood.answered++
-        flood.units += req.t === 'table' ? TABLE_CALL_COST : 1
+        // a's table is small: its whole table costs 1 like the rest
+        flood.units += 1
       } catch (err) {
         if (err instanceof MembersBusyError) flood.busy++
         else flood.other.push(String(err))
@@ -240,6 +287,45 @@ describe('node/net member service budgets per peer', function () {
     console.log(`      f's ${floods} calls: ${flood.answered} answered, ${flood.busy} refused (${calls.unread} unread); frames decoded ${decoded - bSyncs.answered} of f's, ${bSyncs.answered} of b's`)
     assert.ok(calls.unread > 0, JSON.stringify(calls))
     assert.ok(decoded - bSyncs.answered <= flood.answered + TABLE_CALL_COST, `${JSON.stringify(calls)}: f's frames decoded`)
+  })
+
+  it('real hosts: a whole-table pull of a small table costs one unit (a fresh network\'s hosts all pulling one seed, review32c: 4 units each, ~2/3 of 1,000 refused), of a big one (more than TABLE_ANSWER_UNPACED members) TABLE_CALL_COST', async () => {
+    const networkKey = createNetworkKey()
+    const keyA = await generateKeyPair('Ed25519')
+    const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostA.stop() })
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify })
+    const serviceA = await startMemberService(hostA, a, { syncs: () => true, gossips: () => false })
+    t.add(async () => { await serviceA.stop() })
+    /** Whole-table pulls a new peer has answered before its first refusal, and the ms they took. */
+    const pullsTillBusy = async (): Promise<{ answered: number, ms: number }> => {
+      const hostF = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()], join: [hostA.addresses()[0]] })
+      t.add(async () => { await hostF.stop() })
+      await until('f connected to a', () => hostF.peers().some(p => p.id === hostA.peerId), 30_000)
+      const started = Date.now()
+      for (let answered = 0; ; answered++) {
+        try {
+          await call(hostF, hostA.peerId, MEMBERS, { t: 'table' })
+        } catch (err) {
+          assert.ok(err instanceof MembersBusyError, String(err))
+          return { answered, ms: Date.now() - started }
+        }
+      }
+    }
+    const small = await pullsTillBusy()
+    // its whole burst, and what came back meanwhile (old code: a quarter of it)
+    assert.ok(small.answered >= CALL_BURST, JSON.stringify(small))
+    assert.ok(small.answered <= CALL_BURST + small.ms / CALL_REFILL_MS + 1, JSON.stringify(small))
+    // a's table made big: each whole-table pull (the first answered, the rest paced) costs TABLE_CALL_COST
+    for (let i = 0; i <= TABLE_ANSWER_UNPACED; i++) {
+      const s = signerFor(await generateKeyPair('Ed25519'))
+      const r = dagCbor.encode({ peer: s.author, seq: Date.now() - HOUR, addrs: ['/ip4/127.0.0.1/tcp/1'] })
+      assert.equal(await a.take(dagCbor.encode({ t: 'member', r, s: await s.sign(r) })), 'new')
+    }
+    const big = await pullsTillBusy()
+    assert.ok(big.answered >= CALL_BURST / TABLE_CALL_COST, JSON.stringify(big))
+    assert.ok(big.answered <= (CALL_BURST + big.ms / CALL_REFILL_MS) / TABLE_CALL_COST + 1, JSON.stringify(big))
+    console.log(`      whole-table pulls answered before the first refusal: ${small.answered} of a small table (${small.ms} ms), ${big.answered} of a big one (${big.ms} ms)`)
   })
 
   it('real hosts: a whole table pulled once the host was filled brings its new members as changes, offered on in sync rounds (a first pull offers none)', async () => {

@@ -3,8 +3,8 @@
 // every live host, each about once, no round finds two tables apart (each would be a table
 // pull), and the model the idle figure used before (modelPullSpread) is near it.
 import { strict as assert } from 'node:assert'
-import { FLOOD_CALLS, modelPullSpread, runPullSpread } from '../../harness/sim/pull.ts'
-import { CALL_BURST, CALL_REFILL_MS, MEMBER_OFFER_MS, SYNC_KEY_BYTES, TABLE_SYNC_MS } from '../../node/net/index.ts'
+import { FLOOD_CALLS, FLOOD_IDS, modelPullSpread, runPullSpread } from '../../harness/sim/pull.ts'
+import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, CALL_BURST, CALL_REFILL_MS, MEMBER_OFFER_MS, SYNC_KEY_BYTES, TABLE_SYNC_MS } from '../../node/net/index.ts'
 
 describe('sim member sync spread on member tables', function () {
   it('a join and a leave reach every live host about once, with no table apart, near the model', async function () {
@@ -23,7 +23,7 @@ describe('sim member sync spread on member tables', function () {
     assert.ok(Math.abs(real.bodiesPerHost - model.bodiesPerHost) < 0.1)
     const { honestCalls, ...gate } = real.gate
     assert.ok(honestCalls > 0)
-    assert.deepEqual(gate, { floodAnswered: 0, floodRefused: 0, forgedRefused: 0, forgedDropped: 0, forgedTaken: 0, honestRefused: 0 })
+    assert.deepEqual(gate, { floodAnswered: 0, floodRefused: 0, idFloodAnswered: 0, idFloodRefused: 0, floodUnread: 0, forgedRefused: 0, forgedDropped: 0, forgedTaken: 0, honestRefused: 0 })
   })
 
   it('a host flooding sync requests and one pushing others\' records, behind the member gates: the flood refused past its budget, the forged records none taken, no call of a round by the rules refused (every round charged as an apart one: five calls), the spread as without them', async function () {
@@ -45,6 +45,24 @@ describe('sim member sync spread on member tables', function () {
     const { gate: _g, ...spread } = bad
     // (no round apart here: the charges of apart rounds are those of --pull-charge all's)
     assert.equal(clean.apartPerHost, 0)
+    const { gate: _c, ...before } = clean
+    assert.deepEqual(spread, before)
+  })
+
+  it('an insider flooding one host from FLOOD_IDS peer ids at each of its rounds (the shared budget and admit() met): its calls refused past the shared budget and its reserve, many before their frame is read, no call of a round by the rules refused (every round charged as an apart one), the spread as without it', async function () {
+    this.timeout(120_000)
+    const o = { hosts: 300, seed: 30, changes: 2, latencyMs: 30, downShare: 0.1 }
+    const clean = await runPullSpread({ ...o, charge: 'all' })
+    const bad = await runPullSpread({ ...o, idFlooders: 1, charge: 'all' })
+    const g = bad.gate
+    assert.equal(g.honestRefused, 0, JSON.stringify(g))
+    assert.equal(g.honestCalls, clean.gate.honestCalls)
+    assert.ok(g.idFloodRefused > 0 && g.floodUnread > 0, JSON.stringify(g))
+    // per round of the insider, its ids together get at most the shared budget's burst, reserve and refill of a round
+    const rounds = (g.idFloodAnswered + g.idFloodRefused) / (FLOOD_IDS * FLOOD_CALLS)
+    assert.ok(g.idFloodAnswered / rounds <= ALL_CALLS_BURST + ALL_CALLS_RESERVE + TABLE_SYNC_MS / ALL_CALLS_REFILL_MS, `${g.idFloodAnswered / rounds} calls answered the ids per round`)
+    assert.ok(g.idFloodAnswered < FLOOD_IDS * CALL_BURST * rounds, JSON.stringify(g))
+    const { gate: _g, ...spread } = bad
     const { gate: _c, ...before } = clean
     assert.deepEqual(spread, before)
   })
