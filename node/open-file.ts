@@ -919,8 +919,10 @@ export class OpenFile {
   }
 
   /**
-   * Store the manifest of the version being built; returns once it and every chunk it may name
-   * (those stored through the write too) are durable here. Its put syncs while theirs do, not
+   * Store the manifest of the version being built; returns once every chunk it may name (those
+   * stored through the write too) is durable here and the manifest is too, or, with a `group`,
+   * once its put joined the group: durable when the caller's group.done() resolves, which every
+   * caller awaits before it returns (review32e). Its put syncs while theirs do, not
    * after: no op names the manifest before both are durable (build() waits for the chunks
    * again), and a crash between leaves it unreferenced, as a chunk stored for a commit that never
    * came (a new file of one chunk, git's checkout or tar's: one block sync round per close, not two).
@@ -928,7 +930,9 @@ export class OpenFile {
   private async storeVersionManifest (m: Manifest, opts: { signal?: AbortSignal, group?: PutGroup }): Promise<{ cid: CID, ref: ChunkRef }> {
     const chunks = raceSignal(this.early.durable(), opts.signal)
     const stored = this.chunks.storeManifest(m, opts)
-    // both settle before this returns (no rejection left unheard); the chunks' failure first
+    // both settle before this returns (no rejection left unheard; with a group, `stored` settles
+    // as its put joins the group, which catches a failure of it); the chunks' failure first: then
+    // a manifest put still in flight ends unreferenced, for GC
     const [c, s] = await Promise.allSettled([chunks, stored])
     if (c.status === 'rejected') throw c.reason
     if (s.status === 'rejected') throw s.reason

@@ -281,37 +281,45 @@ describe('open files: chunks stored before the commit (one host)', function () {
     assert.equal((await volume.stat('/g.bin')).size, 0, 'no version names the chunk that was not stored')
   })
 
-  it('a new small file\'s close: its manifest\'s put syncs while its chunk\'s does, and no version names either before both are over', async () => {
-    const dir = await tempDir(t, 'darkfs-early-')
-    const volume = await Volume.open({ dir })
-    t.add(async () => { await volume.close() })
-    // the chunk's put (a raw block) waits for the gate; the manifest's notes whether it was still held
-    let open!: () => void
-    const gate = new Promise<void>(resolve => { open = resolve })
-    let chunkHeld = false
-    const heldAtManifest: boolean[] = []
-    stubPuts(volume, async (putMany, blocks, opts) => {
-      if (blocks.every(b => b.cid.code === 0x55)) {
-        chunkHeld = true
-        try { await gate; return await putMany(blocks, opts) } finally { chunkHeld = false }
+  // the order is checked where it matters, at the stamp of the op naming the manifest (no sleep:
+  // review32e), once with the chunk's put held and once with the manifest's
+  for (const held of ['chunk', 'manifest'] as const) {
+    it(`a new small file's close: its manifest's put syncs while its chunk's does, and no op names the manifest before both puts are over (the ${held}'s put held)`, async () => {
+      const dir = await tempDir(t, 'darkfs-early-')
+      const volume = await Volume.open({ dir })
+      t.add(async () => { await volume.close() })
+      let open!: () => void
+      const gate = new Promise<void>(resolve => { open = resolve })
+      const started = { chunk: false, manifest: false }
+      const over = { chunk: false, manifest: false }
+      stubPuts(volume, async (putMany, blocks, opts) => {
+        // the chunk is a raw block, the manifest dag-cbor
+        const kind = blocks.every(b => b.cid.code === 0x55) ? 'chunk' : 'manifest'
+        started[kind] = true
+        if (kind === held) await gate
+        try { return await putMany(blocks, opts) } finally { over[kind] = true }
+      })
+      // which puts were over when the op naming the manifest was stamped
+      const v = volume as any
+      const stamp = v.stamp.bind(v)
+      const atStamp: Array<typeof over> = []
+      v.stamp = async (bodies: any[], ...rest: any[]) => {
+        if (bodies.some(b => b.content?.manifest !== undefined)) atStamp.push({ ...over })
+        return await stamp(bodies, ...rest)
       }
-      heldAtManifest.push(chunkHeld)
-      return await putMany(blocks, opts)
+      // past INLINE_MAX: one chunk, stored at the close
+      const data = randomBytes(10_000)
+      const fh = await volume.open('/small.bin', 'w')
+      await fh.write(data, 0, data.byteLength, 0)
+      const closed = fh.close()
+      // the chunk's put held: the manifest's starts anyway (it waited for the chunk's before)
+      await until('both puts started', () => started.chunk && started.manifest)
+      assert.deepEqual(atStamp, [], 'no op names the manifest while a put is held')
+      assert.equal(volume.tree.byIno(Number(fh.ino))?.size, 0, 'no version yet')
+      open()
+      await closed
+      assert.deepEqual(atStamp, [{ chunk: true, manifest: true }], 'the op naming the manifest stamped once both puts were over')
+      assert.ok(Buffer.from(await volume.readFile('/small.bin')).equals(data), 'the committed version is what was written')
     })
-    // past INLINE_MAX: one chunk, stored at the close
-    const data = randomBytes(10_000)
-    const fh = await volume.open('/small.bin', 'w')
-    await fh.write(data, 0, data.byteLength, 0)
-    let settled = false
-    const closed = fh.close().finally(() => { settled = true })
-    await until('the manifest\'s put', () => heldAtManifest.length > 0)
-    assert.deepEqual(heldAtManifest, [true], 'the manifest\'s put started while the chunk\'s was held')
-    // time for a commit that did not wait for the chunk to stamp its op (one that waits cannot: the gate is shut)
-    await new Promise(resolve => setTimeout(resolve, 100))
-    assert.equal(settled, false, 'the close waits for the chunk\'s put')
-    assert.equal(volume.tree.byIno(Number(fh.ino))?.size, 0, 'no version names the chunk before its put is over')
-    open()
-    await closed
-    assert.ok(Buffer.from(await volume.readFile('/small.bin')).equals(data), 'the committed version is what was written')
-  })
+  }
 })
