@@ -15,6 +15,7 @@ import { ShardLease, Staging } from './staging.ts'
 import { ShardPool } from './erasure.ts'
 import { LEAF_BYTES } from './merkle.ts'
 import { LocalLeaves } from './leaves.ts'
+import { RecentCommits } from './recent.ts'
 import type { LeafSlice } from './leaves.ts'
 import { logger } from '../log.ts'
 
@@ -197,6 +198,13 @@ export interface ChunkServiceInit {
    * Default: never (no custody; a host alone).
    */
   renewMs?: number
+  /**
+   * How long the blocks of a version committed here are remembered, so a write given up here
+   * leaves them out of its release (recent.ts; default RECENT_COMMIT_MS; the daemon: the custody
+   * promise time), and at most how many (default RECENT_COMMIT_ENTRIES).
+   */
+  recentCommitMs?: number
+  recentCommitEntries?: number
 }
 
 /**
@@ -355,6 +363,8 @@ export class ChunkService {
   readonly open = new OpenChunks()
   /** The fragments writes given up here are releasing (ChunkWrite.abandon(), release()). */
   readonly releasing = new Releasing()
+  /** The blocks of the versions committed here lately (ChunkWrite.committed()): what a write given up here spares (inTree()). */
+  readonly recent: RecentCommits
   private readonly store: Store
   private readonly cache: ChunkCache
   /** Verified leaves of data fragments from range reads, by `${fragment CID}/${leaf}` (LEAF_CACHE_BYTES). */
@@ -399,6 +409,7 @@ export class ChunkService {
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
     if (init.renewMs !== undefined && !(init.renewMs > 0)) throw new RangeError(`renewMs must be a positive number of ms, not ${init.renewMs}`)
     this.renewMs = init.renewMs
+    this.recent = new RecentCommits({ ageMs: init.recentCommitMs, max: init.recentCommitEntries })
     this.readaheadBytes = Math.max(0, init.readaheadBytes ?? READAHEAD_MAX_BYTES)
     this.placementRule = init.placementRule === undefined ? PLACEMENT_BALANCED : init.placementRule
     this.codec = init.codec ?? 'rs'
@@ -891,6 +902,8 @@ export class ChunkWrite {
    * until the commit or abandon() (renew()).
    */
   private readonly placedRefs = new Set<ChunkRef>()
+  /** The chunks stored before and placed by this write (placeStored()): named by its version too. */
+  private readonly stored: ChunkRef[] = []
   private renewTimer?: NodeJS.Timeout
   /** The renewal round in flight (one at a time: a tick while it runs is skipped). */
   private renewing?: Promise<void>
@@ -1038,6 +1051,7 @@ export class ChunkWrite {
    */
   async placeStored (ref: ChunkRef, opts: AbortOptions & { waitMs?: number } = {}): Promise<void> {
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
+    this.stored.push(ref)
     if (this.network === undefined || ref.cid === null) return
     const cost = Math.ceil(ref.size / Math.max(1, ref.k)) * (ref.k + ref.m)
     await this.room(cost, opts)
@@ -1127,10 +1141,16 @@ export class ChunkWrite {
     })
   }
 
-  /** Of `cids`, the ones this host's tree needs (Network.referenced); all of them when that cannot be told. */
+  /**
+   * Of `cids`, the ones this host's tree needs: the blocks of the versions committed here lately
+   * (ChunkService.recent, O(cids)); only when that set had to let a recent entry go for room,
+   * the walk of the whole tree (Network.referenced); all of them when that cannot be told.
+   */
   private async inTree (cids: CID[]): Promise<Set<string>> {
     const network = this.network
-    if (network?.referenced === undefined || cids.length === 0) return new Set()
+    if (cids.length === 0) return new Set()
+    const recent = this.chunks.recent
+    if (network?.referenced === undefined || !recent.overflowed()) return recent.among(cids)
     try {
       return await network.referenced(cids)
     } catch (err) {
@@ -1181,11 +1201,22 @@ export class ChunkWrite {
 
   /** The op naming this version is in the tree: its blocks are referenced now, no longer this write's to delete. */
   committed (): void {
+    // a write of the same bytes given up here from now on spares them (inTree()): the peers may not have seen the commit yet
+    if (this.done === 'open') this.chunks.recent.add(this.committedBlocks())
     this.done = 'committed'
     // referenced by the tree now: a release spares them (keeper/retained.ts), the promises may end
     this.stopRenewing()
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
     for (const ref of this.refs) this.chunks.open.remove(ref)
+  }
+
+  /** Every block the committed version names that this write stored or placed: chunks, their fragments, the manifest, placeStored()'s chunks. */
+  private * committedBlocks (): Iterable<CID> {
+    for (const ref of [...this.refs, ...this.stored]) {
+      if (ref.cid !== null) yield ref.cid
+      yield * ref.fragments
+    }
+    yield * this.blocks.values()
   }
 
   /**
