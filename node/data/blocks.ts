@@ -365,6 +365,10 @@ export class ChunkService {
   readonly releasing = new Releasing()
   /** The blocks of the versions committed here lately (ChunkWrite.committed()): what a write given up here spares (inTree()). */
   readonly recent: RecentCommits
+  /** What stops each open write's renewals (ChunkWrite.renewLater()): close() calls them all. */
+  readonly renewals = new Set<() => void>()
+  /** close() was called: no write starts renewing after it. */
+  closed = false
   private readonly store: Store
   private readonly cache: ChunkCache
   /** Verified leaves of data fragments from range reads, by `${fragment CID}/${leaf}` (LEAF_CACHE_BYTES). */
@@ -454,6 +458,16 @@ export class ChunkService {
   }
 
   /** A write of a whole new version that places its chunks as it stores them (ChunkWrite). */
+  /**
+   * The service's owner closes (Volume.close()): every open write stops renewing its placed
+   * chunks' promises at once (a round in flight is aborted), and none starts after it. Idempotent.
+   */
+  close (): void {
+    this.closed = true
+    for (const stop of [...this.renewals]) stop()
+    this.renewals.clear()
+  }
+
   write (opts: ChunkWriteOptions = {}): ChunkWrite {
     return new ChunkWrite(this, this.store, this.network, opts.windowBytes ?? this.placeWindowBytes, opts.inode, opts.onProgress)
   }
@@ -909,6 +923,8 @@ export class ChunkWrite {
   private renewing?: Promise<void>
   /** Stops renewing at once: committed() and abandon() abort it (a round is not waited for). */
   private readonly renewStop = new AbortController()
+  /** stopRenewing(), as ChunkService.close() calls it. */
+  private readonly stopRenewal = (): void => { this.stopRenewing() }
 
   private readonly onProgress?: (p: WriteProgress) => void
 
@@ -977,6 +993,8 @@ export class ChunkWrite {
     // asks whether the chunk is safe only then, so a remembered record is never taken for
     // placed while this placement still checks it (not by the order of the microtasks)
     const started = Promise.withResolvers<void>()
+    // the placement ran (not a failed put, nor a chunk released first): only then is it renewed
+    let ran = false
     // placed once durable here (a chunk is pending, and placement may hand copies over, only
     // once this host holds it): a put that failed places nothing, and durable() throws its failure
     const run: Promise<void> = stored.then(async () => {
@@ -992,6 +1010,7 @@ export class ChunkWrite {
         return // aborted: the chunk released (or the write stopped), nothing to place
       }
       const placing = this.chunks.place([ref], { inode: this.inode, signal, settle: true })
+      ran = true
       started.resolve()
       await placing.catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
     }, () => {}) // the put's failure: nothing to place, and durable() throws it
@@ -1001,7 +1020,7 @@ export class ChunkWrite {
         this.held -= cost
         this.progress.placed += bytes.byteLength
         // (before the progress is told: a placed chunk is renewed from then on)
-        if (this.refs.includes(ref) && !stop.signal.aborted) this.renewLater(ref)
+        if (ran && this.refs.includes(ref) && !stop.signal.aborted) this.renewLater(ref)
         if (this.done !== 'abandoned') this.onProgress?.(this.progress)
       })
     this.inflight.add(run)
@@ -1078,9 +1097,10 @@ export class ChunkWrite {
    */
   private renewLater (ref: ChunkRef): void {
     const every = this.chunks.renewMs
-    if (this.done !== 'open' || every === undefined || this.network?.renew === undefined || ref.cid === null) return
+    if (this.done !== 'open' || every === undefined || this.network?.renew === undefined || ref.cid === null || this.chunks.closed || this.renewStop.signal.aborted) return
     this.placedRefs.add(ref)
     if (this.renewTimer !== undefined) return
+    this.chunks.renewals.add(this.stopRenewal)
     this.renewTimer = setInterval(() => { this.renew() }, every)
     // a write nobody finishes does not keep the process alive
     this.renewTimer.unref()
@@ -1101,6 +1121,7 @@ export class ChunkWrite {
 
   /** No more renewals, and the one in flight is not acted on (not waited for). */
   private stopRenewing (): void {
+    this.chunks.renewals.delete(this.stopRenewal)
     clearInterval(this.renewTimer)
     this.renewTimer = undefined
     this.placedRefs.clear()
