@@ -542,6 +542,8 @@ export class Volume implements VolumeApi {
 
   /** Close what this Volume owns (a library Volume: its tree and store). Idempotent. */
   async close (): Promise<void> {
+    // open writes renew their placed chunks' promises no more (a round in flight is aborted)
+    this.chunks.close()
     // folds under way end first (positioned extents make them frequent): none stores chunks or
     // commits its op into a store or tree being closed; one still placing its chunks stops
     // there and commits nothing (its chunks are left to GC); none due later starts

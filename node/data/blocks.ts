@@ -15,6 +15,7 @@ import { ShardLease, Staging } from './staging.ts'
 import { ShardPool } from './erasure.ts'
 import { LEAF_BYTES } from './merkle.ts'
 import { LocalLeaves } from './leaves.ts'
+import { RecentCommits } from './recent.ts'
 import type { LeafSlice } from './leaves.ts'
 import { logger } from '../log.ts'
 
@@ -197,6 +198,13 @@ export interface ChunkServiceInit {
    * Default: never (no custody; a host alone).
    */
   renewMs?: number
+  /**
+   * How long the blocks of a version committed here are remembered, so a write given up here
+   * leaves them out of its release (recent.ts; default RECENT_COMMIT_MS; the daemon: the custody
+   * promise time), and at most how many (default RECENT_COMMIT_ENTRIES).
+   */
+  recentCommitMs?: number
+  recentCommitEntries?: number
 }
 
 /**
@@ -355,6 +363,12 @@ export class ChunkService {
   readonly open = new OpenChunks()
   /** The fragments writes given up here are releasing (ChunkWrite.abandon(), release()). */
   readonly releasing = new Releasing()
+  /** The blocks of the versions committed here lately (ChunkWrite.committed()): what a write given up here spares (inTree()). */
+  readonly recent: RecentCommits
+  /** What stops each open write's renewals (ChunkWrite.renewLater()): close() calls them all. */
+  readonly renewals = new Set<() => void>()
+  /** close() was called: no write starts renewing after it. */
+  closed = false
   private readonly store: Store
   private readonly cache: ChunkCache
   /** Verified leaves of data fragments from range reads, by `${fragment CID}/${leaf}` (LEAF_CACHE_BYTES). */
@@ -399,6 +413,7 @@ export class ChunkService {
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
     if (init.renewMs !== undefined && !(init.renewMs > 0)) throw new RangeError(`renewMs must be a positive number of ms, not ${init.renewMs}`)
     this.renewMs = init.renewMs
+    this.recent = new RecentCommits({ ageMs: init.recentCommitMs, max: init.recentCommitEntries })
     this.readaheadBytes = Math.max(0, init.readaheadBytes ?? READAHEAD_MAX_BYTES)
     this.placementRule = init.placementRule === undefined ? PLACEMENT_BALANCED : init.placementRule
     this.codec = init.codec ?? 'rs'
@@ -443,6 +458,16 @@ export class ChunkService {
   }
 
   /** A write of a whole new version that places its chunks as it stores them (ChunkWrite). */
+  /**
+   * The service's owner closes (Volume.close()): every open write stops renewing its placed
+   * chunks' promises at once (a round in flight is aborted), and none starts after it. Idempotent.
+   */
+  close (): void {
+    this.closed = true
+    for (const stop of [...this.renewals]) stop()
+    this.renewals.clear()
+  }
+
   write (opts: ChunkWriteOptions = {}): ChunkWrite {
     return new ChunkWrite(this, this.store, this.network, opts.windowBytes ?? this.placeWindowBytes, opts.inode, opts.onProgress)
   }
@@ -891,11 +916,15 @@ export class ChunkWrite {
    * until the commit or abandon() (renew()).
    */
   private readonly placedRefs = new Set<ChunkRef>()
+  /** The chunks stored before and placed by this write (placeStored()): named by its version too. */
+  private readonly stored: ChunkRef[] = []
   private renewTimer?: NodeJS.Timeout
   /** The renewal round in flight (one at a time: a tick while it runs is skipped). */
   private renewing?: Promise<void>
   /** Stops renewing at once: committed() and abandon() abort it (a round is not waited for). */
   private readonly renewStop = new AbortController()
+  /** stopRenewing(), as ChunkService.close() calls it. */
+  private readonly stopRenewal = (): void => { this.stopRenewing() }
 
   private readonly onProgress?: (p: WriteProgress) => void
 
@@ -964,6 +993,8 @@ export class ChunkWrite {
     // asks whether the chunk is safe only then, so a remembered record is never taken for
     // placed while this placement still checks it (not by the order of the microtasks)
     const started = Promise.withResolvers<void>()
+    // the placement ran (not a failed put, nor a chunk released first): only then is it renewed
+    let ran = false
     // placed once durable here (a chunk is pending, and placement may hand copies over, only
     // once this host holds it): a put that failed places nothing, and durable() throws its failure
     const run: Promise<void> = stored.then(async () => {
@@ -979,6 +1010,7 @@ export class ChunkWrite {
         return // aborted: the chunk released (or the write stopped), nothing to place
       }
       const placing = this.chunks.place([ref], { inode: this.inode, signal, settle: true })
+      ran = true
       started.resolve()
       await placing.catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
     }, () => {}) // the put's failure: nothing to place, and durable() throws it
@@ -988,7 +1020,7 @@ export class ChunkWrite {
         this.held -= cost
         this.progress.placed += bytes.byteLength
         // (before the progress is told: a placed chunk is renewed from then on)
-        if (this.refs.includes(ref) && !stop.signal.aborted) this.renewLater(ref)
+        if (ran && this.refs.includes(ref) && !stop.signal.aborted) this.renewLater(ref)
         if (this.done !== 'abandoned') this.onProgress?.(this.progress)
       })
     this.inflight.add(run)
@@ -1038,6 +1070,7 @@ export class ChunkWrite {
    */
   async placeStored (ref: ChunkRef, opts: AbortOptions & { waitMs?: number } = {}): Promise<void> {
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
+    this.stored.push(ref)
     if (this.network === undefined || ref.cid === null) return
     const cost = Math.ceil(ref.size / Math.max(1, ref.k)) * (ref.k + ref.m)
     await this.room(cost, opts)
@@ -1064,9 +1097,10 @@ export class ChunkWrite {
    */
   private renewLater (ref: ChunkRef): void {
     const every = this.chunks.renewMs
-    if (this.done !== 'open' || every === undefined || this.network?.renew === undefined || ref.cid === null) return
+    if (this.done !== 'open' || every === undefined || this.network?.renew === undefined || ref.cid === null || this.chunks.closed || this.renewStop.signal.aborted) return
     this.placedRefs.add(ref)
     if (this.renewTimer !== undefined) return
+    this.chunks.renewals.add(this.stopRenewal)
     this.renewTimer = setInterval(() => { this.renew() }, every)
     // a write nobody finishes does not keep the process alive
     this.renewTimer.unref()
@@ -1087,6 +1121,7 @@ export class ChunkWrite {
 
   /** No more renewals, and the one in flight is not acted on (not waited for). */
   private stopRenewing (): void {
+    this.chunks.renewals.delete(this.stopRenewal)
     clearInterval(this.renewTimer)
     this.renewTimer = undefined
     this.placedRefs.clear()
@@ -1127,10 +1162,16 @@ export class ChunkWrite {
     })
   }
 
-  /** Of `cids`, the ones this host's tree needs (Network.referenced); all of them when that cannot be told. */
+  /**
+   * Of `cids`, the ones this host's tree needs: the blocks of the versions committed here lately
+   * (ChunkService.recent, O(cids)); only when that set had to let a recent entry go for room,
+   * the walk of the whole tree (Network.referenced); all of them when that cannot be told.
+   */
   private async inTree (cids: CID[]): Promise<Set<string>> {
     const network = this.network
-    if (network?.referenced === undefined || cids.length === 0) return new Set()
+    if (cids.length === 0) return new Set()
+    const recent = this.chunks.recent
+    if (network?.referenced === undefined || !recent.overflowed()) return recent.among(cids)
     try {
       return await network.referenced(cids)
     } catch (err) {
@@ -1181,11 +1222,22 @@ export class ChunkWrite {
 
   /** The op naming this version is in the tree: its blocks are referenced now, no longer this write's to delete. */
   committed (): void {
+    // a write of the same bytes given up here from now on spares them (inTree()): the peers may not have seen the commit yet
+    if (this.done === 'open') this.chunks.recent.add(this.committedBlocks())
     this.done = 'committed'
     // referenced by the tree now: a release spares them (keeper/retained.ts), the promises may end
     this.stopRenewing()
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
     for (const ref of this.refs) this.chunks.open.remove(ref)
+  }
+
+  /** Every block the committed version names that this write stored or placed: chunks, their fragments, the manifest, placeStored()'s chunks. */
+  private * committedBlocks (): Iterable<CID> {
+    for (const ref of [...this.refs, ...this.stored]) {
+      if (ref.cid !== null) yield ref.cid
+      yield * ref.fragments
+    }
+    yield * this.blocks.values()
   }
 
   /**

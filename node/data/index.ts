@@ -38,6 +38,7 @@ export { CHUNK_SIZE, INLINE_MAX, MANIFEST_VERSIONS, MAX_MANIFEST_BYTES, Manifest
 export type { ChunkRef, FragmentSlice, Manifest } from './chunks.ts'
 export { HASH_BYTES, LEAF_BYTES, SMALL_LEAF_BYTES, leafCount, leafHashes, merkleRoot, proofFromLeaves, rangeBytes, rangeProof, rootFromLeaves, verifyRange } from './merkle.ts'
 export { LEAF_HASHES_BYTES, LocalLeaves, rememberingLeaves } from './leaves.ts'
+export { RECENT_COMMIT_ENTRIES, RECENT_COMMIT_MS, RecentCommits } from './recent.ts'
 export { ClayCode, MAX_SUBCHUNKS } from './clay.ts'
 export type { ClayOptions, SubChunkRun } from './clay.ts'
 export { ShardPool, chacha20Poly1305Native, codecNote, codecs, encodeOutputBytes, isalBaseline, xsalsa20Native } from './erasure.ts'

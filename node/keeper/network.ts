@@ -51,12 +51,6 @@ export const RANGE_LINGER_MS = 2_000
 export const PLACE_TIMEOUT_MS = 60_000
 /** Time between retries of the placements that are still short (pending): the repair pass cadence, so a thin writer is not made to push again while its relays work. */
 export const PLACE_RETRY_INTERVAL_MS = 60_000
-/**
- * Renewal rounds in a row (ChunkWrite, every half promise time) a keeper may give no answer for
- * a fragment before it stops counting as its holder (renew()): two span a whole promise time, so
- * any promise it gave has ended by then.
- */
-export const RENEW_SILENT_ROUNDS = 2
 /** The least time between the starts of two retries of pending placements (retrySoon()). */
 export const PLACE_RETRY_MIN_GAP_MS = 2_000
 /** Chunks placed at once by one writer. */
@@ -267,8 +261,6 @@ export class ChunkNetwork extends EventTarget implements Network {
   placementRemembered = PLACEMENT_REMEMBERED
   /** Codings (codingOf) whose copies are being handed over now (a 'handover' listener's work): `settle` waits for them. */
   private readonly handing = new Map<string, Promise<void>>()
-  /** `${fragment}/${keeper}` -> renewal rounds in a row it gave no answer for the fragment (renew(), silentFor()). */
-  private readonly silentRounds = new Map<string, number>()
   /** Codings a keeper refused to promise a fragment of since their last placement (refused()): a `settle` placement places them again. */
   private readonly refusedCodings = new Set<string>()
   /**
@@ -1006,10 +998,13 @@ export class ChunkNetwork extends EventTarget implements Network {
    * calls' batches); a chunk whose record was forgotten (placementRemembered) has its planned
    * targets asked instead, and a new record holds the ones that promised, only once they did (an
    * fsync's safe() never sees an assumed holder). A keeper that refuses (it does not hold the
-   * fragment: GC, a joiner displacing it) leaves the record, and that chunk alone is pending
-   * again, placed again by the retries; the chunk's other fragments are renewed all the same. A
-   * keeper that gives no answer refuses nothing, unless it gave none for RENEW_SILENT_ROUNDS
-   * rounds in a row (then it is taken as a refusal). Chunks being placed now are skipped (their
+   * fragment: GC, a joiner displacing it) leaves the record; the chunk is pending again (placed
+   * again by the retries) only when this host holds the refused fragment's bytes: a writer hands
+   * its fragments over and deletes them, and a retry could never place them (review32b), so a
+   * fragment gone here is left to repair after the commit, as an open write without renewal
+   * would. The chunk's other fragments are renewed all the same. A keeper that gives no answer
+   * (down, restarting, overloaded) refuses nothing: it stays in the record and is asked again
+   * next round (review32b: counting it as refusing dropped real holders for good). Chunks being placed now are skipped (their
    * placement has its own round); a pending one is renewed all the same. Resolves when the round is over, or at once when `signal`
    * aborts (a commit, abandon()): nothing of the round is acted on after that.
    */
@@ -1045,7 +1040,6 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (keeps.size === 0 || opts.signal?.aborted === true) return
     const promisedBy = new Map<string, string[]>()
     const refusedBy = new Map<string, string[]>()
-    const silentBy = new Map<string, string[]>()
     const work: Array<Promise<unknown>> = []
     this.dispatchEvent(new CustomEvent<HandoverEvent>('handover', {
       detail: {
@@ -1054,8 +1048,7 @@ export class ChunkNetwork extends EventTarget implements Network {
         dropped: () => {},
         waitUntil: p => { work.push(p) },
         refused: (cid, keepers) => { refusedBy.set(cid, [...(refusedBy.get(cid) ?? []), ...keepers]) },
-        promised: (cid, keepers) => { promisedBy.set(cid, [...(promisedBy.get(cid) ?? []), ...keepers]) },
-        unanswered: (cid, keepers) => { silentBy.set(cid, [...(silentBy.get(cid) ?? []), ...keepers]) }
+        promised: (cid, keepers) => { promisedBy.set(cid, [...(promisedBy.get(cid) ?? []), ...keepers]) }
       }
     }))
     if (work.length === 0) return
@@ -1070,17 +1063,17 @@ export class ChunkNetwork extends EventTarget implements Network {
       signal?.removeEventListener('abort', onAbort)
     }
     if (signal?.aborted === true) return
+    // (a function: read again after each await below)
+    const stopped = (): boolean => signal?.aborted === true
     const again = new Set<ChunkRef>()
+    // chunk -> its fragments a keeper refused (dropped from the record)
+    const refused = new Map<ChunkRef, Set<CID>>()
     const made = new Map<ChunkRef, Array<Set<string>>>()
     let renewed = 0
     for (const [key, list] of asked) {
       const yes = promisedBy.get(key) ?? []
-      // a keeper silent for RENEW_SILENT_ROUNDS rounds in a row (about a whole promise time:
-      // any promise it gave has ended) counts as a refusal: the record no longer vouches for a
-      // fragment nobody confirmed since, and the placement deals with the keeper as with any
-      // target (pushed to when up, else the chunk pending until it is back or declared gone).
-      // One round's silence is no refusal (a retry storm: test/cluster/custody-silent-keeper)
-      const no = [...(refusedBy.get(key) ?? []), ...this.silentFor(key, yes, silentBy.get(key) ?? [])]
+      // only a refusal: a keeper that gave no answer stays in the record, asked again next round
+      const no = refusedBy.get(key) ?? []
       for (const { ref, held } of list) {
         const coding = codingOf(ref)
         // placed again meanwhile (a retry, another write): that placement's round is the check
@@ -1093,6 +1086,8 @@ export class ChunkNetwork extends EventTarget implements Network {
           // with what this host holds itself
           const fresh = Array.from({ length: ref.fragments.length }, () => new Set<string>())
           for (let j = 0; j < ref.fragments.length; j++) if (await this.store.has(ref.fragments[j])) fresh[j].add(self)
+          // the write committed or was abandoned meanwhile: no record for a chunk it released
+          if (stopped()) return
           if (this.heldOf(ref) !== undefined) continue
           const records = this.placement.get(ref.cid!.toString()) ?? new Map<string, Array<Set<string>>>()
           records.set(encodingOf(ref), fresh)
@@ -1103,35 +1098,35 @@ export class ChunkNetwork extends EventTarget implements Network {
         ref.fragments.forEach((f, j) => {
           if (f.toString() !== key) return
           for (const p of yes) record[j].add(p)
-          for (const p of no) if (record[j].delete(p) || held === undefined) again.add(ref)
+          for (const p of no) {
+            if (record[j].delete(p) || held === undefined) {
+              const fs = refused.get(ref) ?? new Set<CID>()
+              fs.add(f)
+              refused.set(ref, fs)
+            }
+          }
         })
         if (yes.length > 0) renewed++
       }
     }
+    // placed again only from bytes this host holds: the retry's placement reads them here
+    for (const [ref, fragments] of refused) {
+      let here = true
+      for (const f of fragments) {
+        if (!(await this.store.has(f))) { here = false; break }
+        if (stopped()) return
+      }
+      if (stopped()) return
+      if (here) again.add(ref)
+      else placeLog('chunk %s: a keeper did not renew its promise of a fragment this host no longer holds: left to repair after the commit', shortCid(ref.cid!))
+    }
+    if (stopped()) return
     for (const ref of again) {
       placeLog('chunk %s: a keeper did not renew its promise: placed again', shortCid(ref.cid!))
       if (!this.pending.hasCoding(ref)) this.pending.add(ref, opts.inode)
     }
     if (again.size > 0) this.retrySoon()
-    placeLog('renewal: %d fragment(s) of %d chunk(s) promised again, %d chunk(s) placed again', renewed, seen.size, again.size)
-  }
-
-  /**
-   * Counts each keeper's renewal rounds in a row with no answer for `key` (a promise resets it);
-   * returns the ones silent for RENEW_SILENT_ROUNDS now (forgotten then: counted again from 0).
-   */
-  private silentFor (key: string, promised: string[], silent: string[]): string[] {
-    for (const p of promised) this.silentRounds.delete(`${key}/${p}`)
-    const out: string[] = []
-    for (const p of silent) {
-      const k = `${key}/${p}`
-      const n = (this.silentRounds.get(k) ?? 0) + 1
-      this.silentRounds.delete(k)
-      if (n >= RENEW_SILENT_ROUNDS) { out.push(p); continue }
-      this.silentRounds.set(k, n)
-      if (this.silentRounds.size > this.placementRemembered) this.silentRounds.delete(this.silentRounds.keys().next().value!)
-    }
-    return out
+    placeLog('renewal: %d fragment(s) of %d chunk(s) promised again, %d chunk(s) placed again, %d refused and left to repair', renewed, seen.size, again.size, refused.size - again.size)
   }
 
   /** The hosts the plan wants each fragment of a chunk on now (placeOne's plan, from what this host holds). */

@@ -20,7 +20,7 @@ describe('ChunkWrite: an open write renews its placed chunks\' promises (ChunkSe
   const t = new Teardown()
   after(async () => { await t.run() })
 
-  async function service (): Promise<{ chunks: ChunkService, rounds: Round[], placements: number[] }> {
+  async function service (): Promise<{ chunks: ChunkService, store: Store, rounds: Round[], placements: number[] }> {
     const store = await Store.open(join(await tempDir(t), 'store'))
     t.add(async () => { await store.close() })
     const rounds: Round[] = []
@@ -39,7 +39,7 @@ describe('ChunkWrite: an open write renews its placed chunks\' promises (ChunkSe
         await round.over.promise
       }
     }
-    return { chunks: new ChunkService(store, { network, renewMs }), rounds, placements }
+    return { chunks: new ChunkService(store, { network, renewMs }), store, rounds, placements }
   }
   /** The clock past `n` renewal periods from now (the condition is the time itself). */
   const periods = async (n: number): Promise<void> => {
@@ -84,5 +84,38 @@ describe('ChunkWrite: an open write renews its placed chunks\' promises (ChunkSe
     const n = rounds.length
     await periods(3)
     assert.equal(rounds.length, n, 'no round after abandon()')
+  })
+
+  it('ChunkService.close() (a Volume closing) stops every open write\'s renewals: the round in flight aborted, none after it, none started by a chunk placed later', async () => {
+    const { chunks, rounds } = await service()
+    const w1 = chunks.write()
+    const w2 = chunks.write()
+    await w1.chunk(randomBytes(10_000), 0)
+    await w2.chunk(randomBytes(10_000), 0)
+    await until('both writes renewing', () => rounds.length >= 2)
+    chunks.close()
+    assert.ok(rounds.every(r => r.signal?.aborted === true), 'every round in flight was aborted')
+    const n = rounds.length
+    // a chunk placed after the close starts no renewal either
+    await w1.chunk(randomBytes(10_000), 10_000)
+    await until('the new chunk placed', () => w1.progress.placed === 20_000)
+    await periods(3)
+    assert.equal(rounds.length, n, 'no round after close()')
+    await w1.abandon()
+    await w2.abandon()
+  })
+
+  it('a chunk whose local put failed is not renewed (its placement never ran)', async () => {
+    const { chunks, store, rounds, placements } = await service()
+    // the disk refuses the write (as a full one would)
+    store.putMany = async () => { throw new Error('no space left on device') }
+    const w = chunks.write()
+    await w.chunk(randomBytes(10_000), 0)
+    await assert.rejects(w.durable(), /no space left/)
+    await until('the put over', () => w.progress.placed === 10_000)
+    await periods(3)
+    assert.equal(placements.length, 0, 'nothing was placed')
+    assert.equal(rounds.length, 0, 'no renewal of a chunk never placed')
+    await w.abandon()
   })
 })
