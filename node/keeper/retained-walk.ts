@@ -63,11 +63,12 @@ export class RetainedWalks {
     const promise = this.walk(this.volume, this.retentionMs, { signal: controller.signal })
     const f: Flight = { size, promise, controller, waiting: 0 }
     this.flight = f
-    promise.then(r => {
-      if (r.unreadable === 0 && (this.last === undefined || this.last.size <= size)) this.last = { size, result: r }
-    }, () => {}).finally(() => {
+    const settled = (r?: Retained): void => {
+      if (r !== undefined && r.unreadable === 0 && (this.last === undefined || this.last.size <= size)) this.last = { size, result: r }
       if (this.flight === f) this.flight = undefined
-    }).catch(() => {})
+    }
+    // ignored: every caller waiting on the walk hears its failure (get()), and none is kept
+    promise.then(settled, () => { settled() })
     return f
   }
 }
