@@ -32,8 +32,8 @@ import { RpcProtocolError, call, defineProtocol, serve } from '../net/index.ts'
 import type { Host } from '../net/index.ts'
 import type { Store } from '../data/index.ts'
 import type { Volume } from '../index.ts'
-import { retained } from './retained.ts'
 import type { Retained } from './retained.ts'
+import { RetainedWalks } from './retained-walk.ts'
 import { logger } from '../log.ts'
 import { cidFlags } from './cid-flags.ts'
 import { deleteUnpromised } from './unpromised.ts'
@@ -90,9 +90,12 @@ export class Release {
   private unserve?: () => Promise<void>
   /** `${block}/${asking peer}` -> until when a late arrival of it from that peer is dropped (RELEASE_REMEMBER_MS). */
   private readonly released = new Map<string, number>()
+  /** One walk for many requests while the tree takes no op (retained-walk.ts). */
+  readonly walks: RetainedWalks
 
   constructor (c: ReleaseComponents) {
     this.c = c
+    this.walks = new RetainedWalks(c.volume, c.retentionMs)
   }
 
   async start (): Promise<void> {
@@ -157,7 +160,7 @@ export class Release {
    */
   async drop (cids: CID[], opts: AbortOptions & { asker?: string } = {}): Promise<Set<string>> {
     const out = new Set<string>()
-    const r = await retained(this.c.volume, this.c.retentionMs, opts)
+    const r = await this.walks.get(opts)
     if (r.unreadable > 0) {
       log('%d retained manifest(s) cannot be read: nothing released (GC removes it later)', r.unreadable)
       return out
@@ -180,7 +183,7 @@ export class Release {
    * delete its fragments). All of them when some retained manifest cannot be read.
    */
   async referenced (cids: CID[], opts: AbortOptions = {}): Promise<Set<string>> {
-    const r = await retained(this.c.volume, this.c.retentionMs, opts)
+    const r = await this.walks.get(opts)
     if (r.unreadable > 0) return new Set(cids.map(c => c.toString()))
     const needed = neededBy(r)
     return new Set(cids.map(c => c.toString()).filter(k => needed.has(k)))
@@ -203,9 +206,15 @@ export class Release {
   }
 }
 
+/** neededBy() of each walk result (a reused result answers many requests). */
+const neededOf = new WeakMap<Retained, Set<string>>()
+
 /** The blocks a retained set names: its manifests and every fragment of its chunks. */
 function neededBy (r: Retained): Set<string> {
+  const had = neededOf.get(r)
+  if (had !== undefined) return had
   const needed = new Set<string>(r.manifests.keys())
   for (const ref of r.chunks.values()) for (const f of ref.fragments) needed.add(f.toString())
+  neededOf.set(r, needed)
   return needed
 }
