@@ -39,6 +39,9 @@ import { cidFlags } from './cid-flags.ts'
 import { deleteUnpromised } from './unpromised.ts'
 import type { DeleteUnpromised } from './unpromised.ts'
 
+/** How long a drop on arrival waits for the tree's walk (a stuck one is aborted, not joined for ever: review32g). */
+const ARRIVED_DROP_TIMEOUT_MS = 60_000
+
 const log = logger('keeper:release')
 
 export const RELEASE_PROTOCOL = '/darkfs/release/1.0.0'
@@ -136,7 +139,8 @@ export class Release {
     if (until === undefined) return false
     if (until < Date.now()) { this.released.delete(key); return false }
     try {
-      const gone = await this.drop([cid])
+      // bounded: a walk this waits on is aborted once every caller gave up (retained-walk.ts)
+      const gone = await this.drop([cid], { signal: AbortSignal.timeout(ARRIVED_DROP_TIMEOUT_MS) })
       if (gone.size > 0) log('dropped %s on arrival: released a moment ago', cid.toString())
       return gone.size > 0
     } catch (err) {
@@ -214,7 +218,9 @@ function neededBy (r: Retained): Set<string> {
   const had = neededOf.get(r)
   if (had !== undefined) return had
   const needed = new Set<string>(r.manifests.keys())
-  for (const ref of r.chunks.values()) for (const f of ref.fragments) needed.add(f.toString())
+  // every coding of a chunk (r.chunks keeps one ref per chunk CID): the same bytes in two files
+  // written at different k carry two fragment sets, both needed (review32g)
+  for (const refs of r.byManifest.values()) for (const ref of refs) for (const f of ref.fragments) needed.add(f.toString())
   neededOf.set(r, needed)
   return needed
 }

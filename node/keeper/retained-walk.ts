@@ -16,6 +16,9 @@ import type { Volume } from '../index.ts'
 import { retained } from './retained.ts'
 import type { Retained } from './retained.ts'
 
+/** How long a finished walk is kept for callers at the same tree state after its last use. */
+export const LAST_KEPT_MS = 60_000
+
 interface Flight {
   /** Tree.size when the walk began. */
   size: number
@@ -30,6 +33,8 @@ export class RetainedWalks {
   private readonly retentionMs: number
   private readonly walk: typeof retained
   private last?: { size: number, result: Retained }
+  /** Drops `last` once no caller has used it for LAST_KEPT_MS (a whole walk's result and its sets, held for nothing: review32g). */
+  private lastTimer?: ReturnType<typeof setTimeout>
   private flight?: Flight
   /** Walks begun (tests, logs). */
   walks = 0
@@ -44,7 +49,10 @@ export class RetainedWalks {
   async get (opts: AbortOptions = {}): Promise<Retained> {
     opts.signal?.throwIfAborted()
     const size = this.volume.tree.size
-    if (this.last?.size === size) return this.last.result
+    if (this.last?.size === size) {
+      this.forgetLater()
+      return this.last.result
+    }
     let f = this.flight
     // (one every caller gave up on is not joined: it ends aborted)
     if (f === undefined || f.size !== size || f.controller.signal.aborted) f = this.begin(size)
@@ -56,6 +64,13 @@ export class RetainedWalks {
     }
   }
 
+  private forgetLater (): void {
+    clearTimeout(this.lastTimer)
+    this.lastTimer = setTimeout(() => { this.last = undefined }, LAST_KEPT_MS)
+    // a result kept does not keep the process alive
+    this.lastTimer.unref()
+  }
+
   private begin (size: number): Flight {
     const controller = new AbortController()
     this.walks++
@@ -64,7 +79,10 @@ export class RetainedWalks {
     const f: Flight = { size, promise, controller, waiting: 0 }
     this.flight = f
     const settled = (r?: Retained): void => {
-      if (r !== undefined && r.unreadable === 0 && (this.last === undefined || this.last.size <= size)) this.last = { size, result: r }
+      if (r !== undefined && r.unreadable === 0 && (this.last === undefined || this.last.size <= size)) {
+        this.last = { size, result: r }
+        this.forgetLater()
+      }
       if (this.flight === f) this.flight = undefined
     }
     // ignored: every caller waiting on the walk hears its failure (get()), and none is kept

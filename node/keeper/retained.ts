@@ -90,6 +90,9 @@ export async function retained (volume: Volume, retentionMs: number, opts: Abort
     refs.set(key, chunks)
     collect(result, key, chunks)
   }
+  // what the tree retains no more leaves the cache (it held the refs of deleted files and expired
+  // versions until pushed out: review32g)
+  refs.prune(result.manifests)
   return result
 }
 
@@ -142,16 +145,27 @@ export class ManifestRefs {
     return refs
   }
 
+  /**
+   * Hold `key`'s refs, unless full: a walk visits the manifests in the same order every time, so
+   * evicting the least recently used to make room would evict the very next one it needs and, past
+   * the bound, no walk would hit at all (review32g); a full cache keeps the ones it has instead
+   * (prune() makes room for new ones as old ones stop being retained).
+   */
   set (key: string, refs: ChunkRef[]): void {
     const had = this.entries.get(key)
     if (had !== undefined) { this.entries.delete(key); this.chunks -= had.length }
     if (refs.length > this.maxChunks || this.maxEntries < 1) return
+    if (this.entries.size + 1 > this.maxEntries || this.chunks + refs.length > this.maxChunks) return
     this.entries.set(key, refs)
     this.chunks += refs.length
-    while (this.entries.size > this.maxEntries || this.chunks > this.maxChunks) {
-      const [oldest, gone] = this.entries.entries().next().value!
-      this.entries.delete(oldest)
-      this.chunks -= gone.length
+  }
+
+  /** Forget every manifest not in `live` (a complete walk's manifests: the others are retained no more). */
+  prune (live: ReadonlyMap<string, unknown>): void {
+    for (const [key, refs] of this.entries) {
+      if (live.has(key)) continue
+      this.entries.delete(key)
+      this.chunks -= refs.length
     }
   }
 }
