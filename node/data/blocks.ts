@@ -71,6 +71,14 @@ export const PLACE_WINDOW_BYTES = 64 * 1024 * 1024
 export const REPLICATE_MAX_BYTES = 64 * 1024
 
 /** The parameters a chunk of `size` bytes is stored with, from the network's (REPLICATE_MAX_BYTES). */
+/**
+ * The blocks of a chunk a given-up write must spare once a version names it (RecentCommits): its
+ * fragments, all ChunkWrite.inTree() is asked about (with k = 1 the one fragment is the chunk).
+ */
+function recentBlocks (ref: ChunkRef): Iterable<CID> {
+  return ref.fragments
+}
+
 export function paramsFor (size: number, p: { k: number, m: number }): { k: number, m: number } {
   return p.k > 1 && size <= REPLICATE_MAX_BYTES ? { k: 1, m: p.m } : p
 }
@@ -527,6 +535,11 @@ export class ChunkService {
     // a put that succeeded wrote every block (its writes are over); a failed one may still have
     // writes of other blocks running (Promise.all): the memory is then left to the collector
     put.then(() => { lease?.letGo() }, () => { lease?.keep() })
+    // stored outside a ChunkWrite (an open file's chunks and manifests, patches, spills, folds):
+    // whatever version names it commits by another path than ChunkWrite.committed(), so a write
+    // of the same bytes given up here meanwhile must spare it (inTree(); review32f). A claimed
+    // put is a ChunkWrite's: its own give-up must still release what it stored new.
+    if (opts.claim === undefined) this.recent.add(recentBlocks(encoded.ref))
     const chunk = encoded.ref.cid?.toString()
     if (chunk !== undefined) {
       this.cache.set(chunk, bytes)
@@ -783,6 +796,8 @@ export class ChunkService {
     // than one manifest describes (about 60 GiB; holes cost nothing)
     if (bytes.byteLength > MAX_MANIFEST_BYTES) throw new FsError('EFBIG', 'write', undefined, `a manifest of ${manifest.chunks.length} chunks is over ${MAX_MANIFEST_BYTES} bytes`)
     const put = this.store.put(cid, bytes, { claim: opts.claim, verified: true })
+    // (as storeChunk: a manifest stored outside a ChunkWrite is spared by a give-up here)
+    if (opts.claim === undefined) this.recent.add([cid])
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
     return { cid, ref: manifestRef(cid, bytes.byteLength) }

@@ -1,4 +1,6 @@
-// The blocks of the versions this host committed lately (ChunkWrite.committed()), so a write
+// The blocks of the versions this host committed lately (ChunkWrite.committed(); and every block
+// stored without a ChunkWrite's claim, ChunkService.storeChunk/storeManifest: an open file's
+// chunks and manifests, patches, spills, folds, whose ops commit them by other paths), so a write
 // given up here (ChunkWrite.abandon(), release()) leaves them out of its release without walking
 // the whole tree (review32b: keeper/release.ts referenced() read every live file's and old
 // version's manifest, 0.7-1.2 s at 5,000 files, per given-up write and per chunk rewritten in an

@@ -90,6 +90,28 @@ describe('ChunkWrite: a write given up spares the blocks of versions committed h
     await second.abandon()
   })
 
+  it('a write given up spares the chunks and manifest of a version stored without a ChunkWrite (an open file\'s), without walking the tree', async () => {
+    // review32f: an open file stores its chunks and manifest unclaimed (open-file.ts) and commits
+    // them by its own op, never through ChunkWrite.committed(): /a written through a handle, then
+    // a replaceFile('/b') of the same bytes given up released /a's blocks on every peer
+    const { chunks, store, asked } = await service()
+    const x = randomBytes(200_000)
+    const a = (await chunks.storeChunk(x, 0)).ref
+    assert.equal(a.k, 2, 'an erasure-coded chunk')
+    const manifest = { v: 3 as const, size: x.byteLength, chunkSize: x.byteLength, chunks: [a] }
+    const am = await chunks.storeManifest(manifest)
+    const second = chunks.write()
+    await second.chunk(x, 0)
+    const bm = await second.manifest(manifest)
+    assert.equal(bm.cid.toString(), am.cid.toString(), 'the same manifest')
+    await second.abandon()
+    assert.equal(asked.walks, 0, 'the tree was not walked')
+    assert.deepEqual(asked.released, [], 'no peer is asked to delete a block of the version stored without a ChunkWrite')
+    assert.deepEqual(new Set(asked.kept), new Set([...a.fragments.map(String), am.cid.toString()]), 'its fragments and manifest kept')
+    for (const f of a.fragments.slice(0, a.k)) assert.equal(await store.has(f), true, `${f.toString()} still here`)
+    assert.equal(await store.has(am.cid), true, 'the manifest still here')
+  })
+
   it('once the set let a recent entry go for room, a give-up walks the tree', async () => {
     // fewer entries than one erasure-coded chunk's blocks: the first commit overflows it
     const { chunks, asked } = await service({ recentCommitEntries: 2 })
