@@ -640,6 +640,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...metricsRoutes(metrics), ...inviteRoutes({ networkKey, host }), ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION, onError: status => { metrics.error('api', String(status)) } })
     await api.start()
     closers.push(async () => { await api.stop() })
+    // (pushed last: runs first) open writes stop renewing their chunks' promises before the
+    // custody, the network and the host they renew through stop (a round in flight is aborted)
+    closers.push(async () => { chunks.close() })
     return { volume, host, tree, swarm, sync, network, custody, store, pins, forwarder, presence, space, spaceNotices, kept: keptNow, policy, keep, members, memberService, features, join: join_, api, events, metrics, close }
   } catch (err) {
     await close()

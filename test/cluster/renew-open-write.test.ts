@@ -187,3 +187,22 @@ describe('a write open past several custody promise times (six hosts, k=4 m=2): 
     assert.ok(promised.every(n => n > 0), `hosts promising each fragment of X but f${lost}: ${promised.join(',')}`)
   })
 })
+
+describe('a daemon that closes stops its open writes\' renewals first (ChunkService.close())', function () {
+  this.timeout(120_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('after close() no write renews, and none starts renewing', async () => {
+    // review32f: the daemon never called ChunkService.close() (only Volume.close() did), so an
+    // open write's renewal timer outlived the custody, network and host it renews through
+    const [h] = await startCluster(t, 1, { daemon: { custodyPromiseMs } })
+    const chunks = h.volume.chunks
+    const w = chunks.write()
+    await w.chunk(randomBytes(64 << 10), 0)
+    await h.stop()
+    assert.equal(chunks.closed, true, 'the daemon closed its ChunkService')
+    assert.equal(chunks.renewals.size, 0, 'no renewal left scheduled')
+    await w.abandon()
+  })
+})
