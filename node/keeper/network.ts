@@ -1110,6 +1110,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       }
     }
     // placed again only from bytes this host holds: the retry's placement reads them here
+    const left: ChunkRef[] = []
     for (const [ref, fragments] of refused) {
       let here = true
       for (const f of fragments) {
@@ -1118,9 +1119,17 @@ export class ChunkNetwork extends EventTarget implements Network {
       }
       if (stopped()) return
       if (here) again.add(ref)
-      else placeLog('chunk %s: a keeper did not renew its promise of a fragment this host no longer holds: left to repair after the commit', shortCid(ref.cid!))
+      else {
+        placeLog('chunk %s: a keeper did not renew its promise of a fragment this host no longer holds: left to repair after the commit', shortCid(ref.cid!))
+        left.push(ref)
+      }
     }
     if (stopped()) return
+    // its keeper took the writer's placement notice (placed.ts) as proof that every fragment is
+    // held, so the first incremental pass after the commit would take the chunk as placed without
+    // a survey, and only a full pass (a member change, the quiet interval) would repair it
+    // (review32f): the pruned record goes to the keeper as a new notice, which fails that proof
+    for (const ref of left) this.pending.recorded(ref)
     for (const ref of again) {
       placeLog('chunk %s: a keeper did not renew its promise: placed again', shortCid(ref.cid!))
       if (!this.pending.hasCoding(ref)) this.pending.add(ref, opts.inode)
