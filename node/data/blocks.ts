@@ -124,9 +124,11 @@ export interface Network {
   /**
    * Have the holders of chunks placed before promise them again (a write still open past its
    * targets' promises: ChunkWrite), nothing pushed; resolves when the round is over, or at once
-   * when `signal` aborts. Optional: without it nothing is renewed.
+   * when `signal` aborts. `live(ref)`: whether the chunk is still the write's (a chunk released
+   * meanwhile, ChunkWrite.release(), gets no new record and is not placed again). Optional:
+   * without it nothing is renewed.
    */
-  renew?: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string }) => Promise<void>
+  renew?: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, live?: (ref: ChunkRef) => boolean }) => Promise<void>
   /**
    * Of `cids`, the ones this host's own tree needs: a write given up (abandon(), release())
    * neither asks peers to delete them nor deletes them here (another write of the same bytes
@@ -1128,7 +1130,7 @@ export class ChunkWrite {
     if (this.renewing !== undefined || this.placedRefs.size === 0 || network?.renew === undefined) return
     const refs = [...this.placedRefs]
     log('open write: renewing the promises of %d placed chunk(s)', refs.length)
-    const run: Promise<void> = network.renew(refs, { inode: this.inode, signal: this.renewStop.signal })
+    const run: Promise<void> = network.renew(refs, { inode: this.inode, signal: this.renewStop.signal, live: r => this.placedRefs.has(r) })
       .catch((err: Error) => { if (!this.renewStop.signal.aborted) log.error('renewing the promises of %d placed chunk(s) failed (tried again in %d ms): %s', refs.length, this.chunks.renewMs, err.message) })
       .finally(() => { if (this.renewing === run) this.renewing = undefined })
     this.renewing = run
