@@ -363,7 +363,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // half of it (ChunkWrite, a custody round alone: network.renew): the round has the other half
     const renewMs = Math.max(1, Math.floor((opts.custodyPromiseMs ?? CUSTODY_PROMISE_MS) / 2))
     // a write given up here spares the blocks of versions committed here within a promise time (data/recent.ts)
-    const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes, codec: opts.codec, clayReadable, renewMs, recentCommitMs: opts.custodyPromiseMs ?? CUSTODY_PROMISE_MS })
+    const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes, codec: opts.codec, clayReadable, renewMs })
     // a full host tells its peers, which leave it out of members() (placement, repair); the
     // notices carry every host's disk figures, which `df` on the mount sums (started below)
     // with them, each host's signed counts of the chunks it is the keeper of (keeper/kept.ts):

@@ -210,8 +210,8 @@ export interface ChunkServiceInit {
   renewMs?: number
   /**
    * How long the blocks of a version committed here are remembered, so a write given up here
-   * leaves them out of its release (recent.ts; default RECENT_COMMIT_MS; the daemon: the custody
-   * promise time), and at most how many (default RECENT_COMMIT_ENTRIES).
+   * leaves them out of its release (recent.ts; default RECENT_COMMIT_MS), and at most how many
+   * (default RECENT_COMMIT_ENTRIES).
    */
   recentCommitMs?: number
   recentCommitEntries?: number
@@ -798,8 +798,10 @@ export class ChunkService {
     // than one manifest describes (about 60 GiB; holes cost nothing)
     if (bytes.byteLength > MAX_MANIFEST_BYTES) throw new FsError('EFBIG', 'write', undefined, `a manifest of ${manifest.chunks.length} chunks is over ${MAX_MANIFEST_BYTES} bytes`)
     const put = this.store.put(cid, bytes, { claim: opts.claim, verified: true })
-    // (as storeChunk: a manifest stored outside a ChunkWrite is spared by a give-up here)
-    if (opts.claim === undefined) this.recent.add([cid])
+    // (as storeChunk: a manifest stored outside a ChunkWrite is spared by a give-up here; and
+    // its chunks with it: the manifest is stored as its version commits, and an open file may
+    // have stored a chunk longer than the set's age before)
+    if (opts.claim === undefined) this.recent.add([cid, ...manifest.chunks.flatMap(r => [...recentBlocks(r)])])
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
     return { cid, ref: manifestRef(cid, bytes.byteLength) }
@@ -1248,12 +1250,13 @@ export class ChunkWrite {
     for (const ref of this.refs) this.chunks.open.remove(ref)
   }
 
-  /** Every block the committed version names that this write stored or placed: chunks, their fragments, the manifest, placeStored()'s chunks. */
+  /**
+   * Every block the committed version names that this write stored or placed, as inTree() asks
+   * about them: the fragments of its chunks and placeStored()'s (with k = 1 the fragment is the
+   * chunk; an erasure-coded chunk's own CID is no block and is never asked about), the manifest.
+   */
   private * committedBlocks (): Iterable<CID> {
-    for (const ref of [...this.refs, ...this.stored]) {
-      if (ref.cid !== null) yield ref.cid
-      yield * ref.fragments
-    }
+    for (const ref of [...this.refs, ...this.stored]) yield * recentBlocks(ref)
     yield * this.blocks.values()
   }
 
