@@ -363,7 +363,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // half of it (ChunkWrite, a custody round alone: network.renew): the round has the other half
     const renewMs = Math.max(1, Math.floor((opts.custodyPromiseMs ?? CUSTODY_PROMISE_MS) / 2))
     // a write given up here spares the blocks of versions committed here within a promise time (data/recent.ts)
-    const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes, codec: opts.codec, clayReadable, renewMs, recentCommitMs: opts.custodyPromiseMs ?? CUSTODY_PROMISE_MS })
+    const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes, codec: opts.codec, clayReadable, renewMs })
     // a full host tells its peers, which leave it out of members() (placement, repair); the
     // notices carry every host's disk figures, which `df` on the mount sums (started below)
     // with them, each host's signed counts of the chunks it is the keeper of (keeper/kept.ts):
@@ -640,6 +640,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const api = new ApiServer({ socket: join(dir, CONTROL_SOCKET), routes: [...resources, ...conflictRoutes({ volume }), ...eventRoutes(events), ...metricsRoutes(metrics), ...inviteRoutes({ networkKey, host }), ...dashboardRoutes(), ...(opts.routes ?? [])], tcp, version: VERSION, onError: status => { metrics.error('api', String(status)) } })
     await api.start()
     closers.push(async () => { await api.stop() })
+    // (pushed last: runs first) open writes stop renewing their chunks' promises before the
+    // custody, the network and the host they renew through stop (a round in flight is aborted)
+    closers.push(async () => { chunks.close() })
     return { volume, host, tree, swarm, sync, network, custody, store, pins, forwarder, presence, space, spaceNotices, kept: keptNow, policy, keep, members, memberService, features, join: join_, api, events, metrics, close }
   } catch (err) {
     await close()

@@ -71,6 +71,14 @@ export const PLACE_WINDOW_BYTES = 64 * 1024 * 1024
 export const REPLICATE_MAX_BYTES = 64 * 1024
 
 /** The parameters a chunk of `size` bytes is stored with, from the network's (REPLICATE_MAX_BYTES). */
+/**
+ * The blocks of a chunk a given-up write must spare once a version names it (RecentCommits): its
+ * fragments, all ChunkWrite.inTree() is asked about (with k = 1 the one fragment is the chunk).
+ */
+function recentBlocks (ref: ChunkRef): Iterable<CID> {
+  return ref.fragments
+}
+
 export function paramsFor (size: number, p: { k: number, m: number }): { k: number, m: number } {
   return p.k > 1 && size <= REPLICATE_MAX_BYTES ? { k: 1, m: p.m } : p
 }
@@ -116,9 +124,11 @@ export interface Network {
   /**
    * Have the holders of chunks placed before promise them again (a write still open past its
    * targets' promises: ChunkWrite), nothing pushed; resolves when the round is over, or at once
-   * when `signal` aborts. Optional: without it nothing is renewed.
+   * when `signal` aborts. `live(ref)`: whether the chunk is still the write's (a chunk released
+   * meanwhile, ChunkWrite.release(), gets no new record and is not placed again). Optional:
+   * without it nothing is renewed.
    */
-  renew?: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string }) => Promise<void>
+  renew?: (refs: ChunkRef[], opts?: AbortOptions & { inode?: string, live?: (ref: ChunkRef) => boolean }) => Promise<void>
   /**
    * Of `cids`, the ones this host's own tree needs: a write given up (abandon(), release())
    * neither asks peers to delete them nor deletes them here (another write of the same bytes
@@ -200,8 +210,8 @@ export interface ChunkServiceInit {
   renewMs?: number
   /**
    * How long the blocks of a version committed here are remembered, so a write given up here
-   * leaves them out of its release (recent.ts; default RECENT_COMMIT_MS; the daemon: the custody
-   * promise time), and at most how many (default RECENT_COMMIT_ENTRIES).
+   * leaves them out of its release (recent.ts; default RECENT_COMMIT_MS), and at most how many
+   * (default RECENT_COMMIT_ENTRIES).
    */
   recentCommitMs?: number
   recentCommitEntries?: number
@@ -527,6 +537,11 @@ export class ChunkService {
     // a put that succeeded wrote every block (its writes are over); a failed one may still have
     // writes of other blocks running (Promise.all): the memory is then left to the collector
     put.then(() => { lease?.letGo() }, () => { lease?.keep() })
+    // stored outside a ChunkWrite (an open file's chunks and manifests, patches, spills, folds):
+    // whatever version names it commits by another path than ChunkWrite.committed(), so a write
+    // of the same bytes given up here meanwhile must spare it (inTree(); review32f). A claimed
+    // put is a ChunkWrite's: its own give-up must still release what it stored new.
+    if (opts.claim === undefined) this.recent.add(recentBlocks(encoded.ref))
     const chunk = encoded.ref.cid?.toString()
     if (chunk !== undefined) {
       this.cache.set(chunk, bytes)
@@ -783,6 +798,10 @@ export class ChunkService {
     // than one manifest describes (about 60 GiB; holes cost nothing)
     if (bytes.byteLength > MAX_MANIFEST_BYTES) throw new FsError('EFBIG', 'write', undefined, `a manifest of ${manifest.chunks.length} chunks is over ${MAX_MANIFEST_BYTES} bytes`)
     const put = this.store.put(cid, bytes, { claim: opts.claim, verified: true })
+    // (as storeChunk: a manifest stored outside a ChunkWrite is spared by a give-up here; and
+    // its chunks with it: the manifest is stored as its version commits, and an open file may
+    // have stored a chunk longer than the set's age before)
+    if (opts.claim === undefined) this.recent.add([cid, ...manifest.chunks.flatMap(r => [...recentBlocks(r)])])
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
     return { cid, ref: manifestRef(cid, bytes.byteLength) }
@@ -1113,7 +1132,7 @@ export class ChunkWrite {
     if (this.renewing !== undefined || this.placedRefs.size === 0 || network?.renew === undefined) return
     const refs = [...this.placedRefs]
     log('open write: renewing the promises of %d placed chunk(s)', refs.length)
-    const run: Promise<void> = network.renew(refs, { inode: this.inode, signal: this.renewStop.signal })
+    const run: Promise<void> = network.renew(refs, { inode: this.inode, signal: this.renewStop.signal, live: r => this.placedRefs.has(r) })
       .catch((err: Error) => { if (!this.renewStop.signal.aborted) log.error('renewing the promises of %d placed chunk(s) failed (tried again in %d ms): %s', refs.length, this.chunks.renewMs, err.message) })
       .finally(() => { if (this.renewing === run) this.renewing = undefined })
     this.renewing = run
@@ -1231,12 +1250,13 @@ export class ChunkWrite {
     for (const ref of this.refs) this.chunks.open.remove(ref)
   }
 
-  /** Every block the committed version names that this write stored or placed: chunks, their fragments, the manifest, placeStored()'s chunks. */
+  /**
+   * Every block the committed version names that this write stored or placed, as inTree() asks
+   * about them: the fragments of its chunks and placeStored()'s (with k = 1 the fragment is the
+   * chunk; an erasure-coded chunk's own CID is no block and is never asked about), the manifest.
+   */
   private * committedBlocks (): Iterable<CID> {
-    for (const ref of [...this.refs, ...this.stored]) {
-      if (ref.cid !== null) yield ref.cid
-      yield * ref.fragments
-    }
+    for (const ref of [...this.refs, ...this.stored]) yield * recentBlocks(ref)
     yield * this.blocks.values()
   }
 

@@ -1,4 +1,6 @@
-// The blocks of the versions this host committed lately (ChunkWrite.committed()), so a write
+// The blocks of the versions this host committed lately (ChunkWrite.committed(); and every block
+// stored without a ChunkWrite's claim, ChunkService.storeChunk/storeManifest: an open file's
+// chunks and manifests, patches, spills, folds, whose ops commit them by other paths), so a write
 // given up here (ChunkWrite.abandon(), release()) leaves them out of its release without walking
 // the whole tree (review32b: keeper/release.ts referenced() read every live file's and old
 // version's manifest, 0.7-1.2 s at 5,000 files, per given-up write and per chunk rewritten in an
@@ -12,13 +14,15 @@
 import type { CID } from 'multiformats/cid'
 
 /**
- * How long a committed version's blocks are remembered (ChunkServiceInit.recentCommitMs; the
- * daemon passes keeper/custody.ts CUSTODY_PROMISE_MS): ops reach the peers in seconds (gossip,
- * then a sync on reconnect); the promise time is what a write in flight already counts on its
- * peers keeping fragments they know nothing about, so a commit is treated as in flight for as long.
+ * How long a committed version's blocks are remembered (ChunkServiceInit.recentCommitMs): the
+ * race is a peer releasing before the commit's op reached it, and ops reach the peers in seconds
+ * (gossip; a peer cut off meanwhile syncs on reconnect, and its release request from here is
+ * lost with it too). Two minutes is many times that, and keeps the set small enough (review32f:
+ * at the custody promise time, 10 min, a few GiB of writes overflowed it and every give-up fell
+ * back to the tree walk for as long).
  */
-export const RECENT_COMMIT_MS = 10 * 60_000
-/** Most block CIDs remembered (a 1 MiB chunk at k=4 m=2 is 6 fragments): ~64 GiB of writes at 1 MiB chunks. */
+export const RECENT_COMMIT_MS = 2 * 60_000
+/** Most block CIDs remembered (a 1 MiB chunk at k=4 m=2 is 6 fragments): ~10,900 chunks, ~10 GiB of writes at 1 MiB chunks within the age. */
 export const RECENT_COMMIT_ENTRIES = 65_536
 
 export class RecentCommits {
@@ -35,7 +39,8 @@ export class RecentCommits {
     this.max = init.max ?? RECENT_COMMIT_ENTRIES
     if (!(this.ageMs >= 0)) throw new RangeError(`recent commit age must be a number of ms >= 0, not ${this.ageMs}`)
     if (!(this.max >= 1) || !Number.isInteger(this.max)) throw new RangeError(`recent commit entries must be a positive integer, not ${this.max}`)
-    this.now = init.now ?? Date.now
+    // (monotonic: a wall-clock step, NTP, neither keeps entries for ever nor drops them at once)
+    this.now = init.now ?? (() => performance.now())
   }
 
   /** A version naming these blocks was committed here now. */

@@ -1006,9 +1006,11 @@ export class ChunkNetwork extends EventTarget implements Network {
    * (down, restarting, overloaded) refuses nothing: it stays in the record and is asked again
    * next round (review32b: counting it as refusing dropped real holders for good). Chunks being placed now are skipped (their
    * placement has its own round); a pending one is renewed all the same. Resolves when the round is over, or at once when `signal`
-   * aborts (a commit, abandon()): nothing of the round is acted on after that.
+   * aborts (a commit, abandon()): nothing of the round is acted on after that. `live(ref)` false:
+   * the write released the chunk during the round (ChunkWrite.release()): it gets no new record,
+   * no notice, and is not made pending again.
    */
-  async renew (refs: ChunkRef[], opts: AbortOptions & { inode?: string } = {}): Promise<void> {
+  async renew (refs: ChunkRef[], opts: AbortOptions & { inode?: string, live?: (ref: ChunkRef) => boolean } = {}): Promise<void> {
     const self = this.host.peerId
     // fragment -> its keepers asked (one entry per block: a replicated chunk's copies are one block)
     const keeps = new Map<string, Handover>()
@@ -1065,6 +1067,9 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (signal?.aborted === true) return
     // (a function: read again after each await below)
     const stopped = (): boolean => signal?.aborted === true
+    // a chunk the write released meanwhile (rewritten in an open file): no record, not placed
+    // again (its bytes here are being deleted: a push would leave orphans on the targets)
+    const gone = (ref: ChunkRef): boolean => opts.live?.(ref) === false
     const again = new Set<ChunkRef>()
     // chunk -> its fragments a keeper refused (dropped from the record)
     const refused = new Map<ChunkRef, Set<CID>>()
@@ -1088,7 +1093,7 @@ export class ChunkNetwork extends EventTarget implements Network {
           for (let j = 0; j < ref.fragments.length; j++) if (await this.store.has(ref.fragments[j])) fresh[j].add(self)
           // the write committed or was abandoned meanwhile: no record for a chunk it released
           if (stopped()) return
-          if (this.heldOf(ref) !== undefined) continue
+          if (this.heldOf(ref) !== undefined || gone(ref)) continue
           const records = this.placement.get(ref.cid!.toString()) ?? new Map<string, Array<Set<string>>>()
           records.set(encodingOf(ref), fresh)
           this.placement.set(ref.cid!.toString(), records)
@@ -1110,6 +1115,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       }
     }
     // placed again only from bytes this host holds: the retry's placement reads them here
+    const left: ChunkRef[] = []
     for (const [ref, fragments] of refused) {
       let here = true
       for (const f of fragments) {
@@ -1118,10 +1124,19 @@ export class ChunkNetwork extends EventTarget implements Network {
       }
       if (stopped()) return
       if (here) again.add(ref)
-      else placeLog('chunk %s: a keeper did not renew its promise of a fragment this host no longer holds: left to repair after the commit', shortCid(ref.cid!))
+      else {
+        placeLog('chunk %s: a keeper did not renew its promise of a fragment this host no longer holds: left to repair after the commit', shortCid(ref.cid!))
+        left.push(ref)
+      }
     }
     if (stopped()) return
+    // its keeper took the writer's placement notice (placed.ts) as proof that every fragment is
+    // held, so the first incremental pass after the commit would take the chunk as placed without
+    // a survey, and only a full pass (a member change, the quiet interval) would repair it
+    // (review32f): the pruned record goes to the keeper as a new notice, which fails that proof
+    for (const ref of left) if (!gone(ref)) this.pending.recorded(ref)
     for (const ref of again) {
+      if (gone(ref)) continue
       placeLog('chunk %s: a keeper did not renew its promise: placed again', shortCid(ref.cid!))
       if (!this.pending.hasCoding(ref)) this.pending.add(ref, opts.inode)
     }

@@ -111,6 +111,15 @@ export class PendingPlacements extends EventTarget {
     this.dispatchEvent(new CustomEvent('placed', { detail: ref }))
   }
 
+  /**
+   * A placed chunk's record changed (a keeper refused to renew its promise, network.renew()):
+   * told as a 'placed' event, so the record's listeners (its keeper's placement notice, the
+   * health book) hear who holds what now. Not a placement: nothing pending changes.
+   */
+  recorded (ref: ChunkRef): void {
+    this.dispatchEvent(new CustomEvent('placed', { detail: ref }))
+  }
+
   /** Whether another pending chunk than `ref` has fragment `f` (it is still to be sent from here). */
   neededByOther (ref: ChunkRef, f: CID): boolean {
     for (const p of this.chunks.values()) if (p !== ref && p.fragments.some(x => x.equals(f))) return true

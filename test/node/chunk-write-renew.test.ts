@@ -13,7 +13,7 @@ import { until } from '../../harness/cluster.ts'
 
 const renewMs = 40
 
-interface Round { refs: ChunkRef[], signal?: AbortSignal, over: PromiseWithResolvers<void> }
+interface Round { refs: ChunkRef[], signal?: AbortSignal, over: PromiseWithResolvers<void>, live?: (ref: ChunkRef) => boolean }
 
 describe('ChunkWrite: an open write renews its placed chunks\' promises (ChunkServiceInit.renewMs)', function () {
   this.timeout(30_000)
@@ -33,7 +33,7 @@ describe('ChunkWrite: an open write renews its placed chunks\' promises (ChunkSe
       place: async refs => { placements.push(refs.length) },
       // a renewal round lasts until the test ends it, or its signal aborts
       renew: async (refs, opts = {}) => {
-        const round: Round = { refs, signal: opts.signal, over: Promise.withResolvers<void>() }
+        const round: Round = { refs, signal: opts.signal, live: opts.live, over: Promise.withResolvers<void>() }
         rounds.push(round)
         opts.signal?.addEventListener('abort', () => { round.over.reject(opts.signal!.reason) }, { once: true })
         await round.over.promise
@@ -61,7 +61,12 @@ describe('ChunkWrite: an open write renews its placed chunks\' promises (ChunkSe
     rounds[0].over.resolve()
     await until('the next round', () => rounds.length > 1 && rounds.at(-1)!.refs.length === 2)
     assert.deepEqual(new Set(rounds.at(-1)!.refs), new Set([a, b]))
+    const live = rounds.at(-1)!.live
+    assert.ok(live !== undefined && live(a) && live(b), 'the round can ask whether each chunk is still the write\'s')
     w.release(a)
+    // the round in flight neither records nor places again a chunk released meanwhile (review32f)
+    assert.equal(live(a), false, 'a chunk released during the round is no longer live to it')
+    assert.equal(live(b), true)
     rounds.at(-1)!.over.resolve()
     await until('a round after the release', () => rounds.length > 2)
     assert.deepEqual(rounds.at(-1)!.refs, [b], 'the released chunk is not renewed')

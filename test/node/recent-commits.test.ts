@@ -11,6 +11,7 @@ import type { CID } from 'multiformats/cid'
 import { ChunkService, RecentCommits, Store } from '../../node/data/index.ts'
 import type { ChunkRef, Network } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
 
 describe('ChunkWrite: a write given up spares the blocks of versions committed here lately (ChunkService.recent)', function () {
   this.timeout(30_000)
@@ -19,7 +20,7 @@ describe('ChunkWrite: a write given up spares the blocks of versions committed h
 
   interface Asked { walks: number, kept: string[], released: string[] }
 
-  async function service (init: { recentCommitEntries?: number } = {}): Promise<{ chunks: ChunkService, store: Store, asked: Asked }> {
+  async function service (init: { recentCommitEntries?: number, recentCommitMs?: number } = {}): Promise<{ chunks: ChunkService, store: Store, asked: Asked }> {
     const store = await Store.open(join(await tempDir(t), 'store'))
     t.add(async () => { await store.close() })
     const asked: Asked = { walks: 0, kept: [], released: [] }
@@ -88,6 +89,58 @@ describe('ChunkWrite: a write given up spares the blocks of versions committed h
     // (the data fragments: the parity waits in memory until placed)
     for (const f of a.fragments.slice(0, a.k)) assert.equal(await store.has(f), true, `${f.toString()} still here`)
     await second.abandon()
+  })
+
+  it('a write given up spares the chunks and manifest of a version stored without a ChunkWrite (an open file\'s), without walking the tree', async () => {
+    // review32f: an open file stores its chunks and manifest unclaimed (open-file.ts) and commits
+    // them by its own op, never through ChunkWrite.committed(): /a written through a handle, then
+    // a replaceFile('/b') of the same bytes given up released /a's blocks on every peer
+    const { chunks, store, asked } = await service()
+    const x = randomBytes(200_000)
+    const a = (await chunks.storeChunk(x, 0)).ref
+    assert.equal(a.k, 2, 'an erasure-coded chunk')
+    const manifest = { v: 3 as const, size: x.byteLength, chunkSize: x.byteLength, chunks: [a] }
+    const am = await chunks.storeManifest(manifest)
+    const second = chunks.write()
+    await second.chunk(x, 0)
+    const bm = await second.manifest(manifest)
+    assert.equal(bm.cid.toString(), am.cid.toString(), 'the same manifest')
+    await second.abandon()
+    assert.equal(asked.walks, 0, 'the tree was not walked')
+    assert.deepEqual(asked.released, [], 'no peer is asked to delete a block of the version stored without a ChunkWrite')
+    assert.deepEqual(new Set(asked.kept), new Set([...a.fragments.map(String), am.cid.toString()]), 'its fragments and manifest kept')
+    for (const f of a.fragments.slice(0, a.k)) assert.equal(await store.has(f), true, `${f.toString()} still here`)
+    assert.equal(await store.has(am.cid), true, 'the manifest still here')
+  })
+
+  it('a chunk stored without a ChunkWrite longer than the set\'s age before its manifest (an open file held open) is spared once the manifest is stored', async () => {
+    const ageMs = 50
+    const { chunks, asked } = await service({ recentCommitMs: ageMs })
+    const x = randomBytes(200_000)
+    const a = (await chunks.storeChunk(x, 0)).ref
+    // the chunk's own entry is past the age (the condition is the clock itself)
+    const end = performance.now() + 2 * ageMs
+    await until('the age passed', () => performance.now() >= end)
+    assert.equal(chunks.recent.among(a.fragments).size, 0, 'the chunk\'s entries left with age')
+    // the close commits the version: its manifest names the chunk
+    await chunks.storeManifest({ v: 3, size: x.byteLength, chunkSize: x.byteLength, chunks: [a] })
+    const second = chunks.write()
+    await second.chunk(x, 0)
+    await second.durable()
+    await second.abandon()
+    assert.equal(asked.walks, 0, 'the tree was not walked')
+    assert.deepEqual(asked.released, [], 'no peer is asked to delete a fragment the committed version names')
+  })
+
+  it('an erasure-coded chunk\'s own CID (no block, never asked about) takes no entry', async () => {
+    const { chunks } = await service()
+    const w = chunks.write()
+    const a = await w.chunk(randomBytes(200_000), 0)
+    await w.durable()
+    w.committed()
+    assert.equal(a.k, 2)
+    assert.equal(chunks.recent.size, a.fragments.length, 'one entry per fragment')
+    assert.equal(chunks.recent.among([a.cid!]).size, 0)
   })
 
   it('once the set let a recent entry go for room, a give-up walks the tree', async () => {
