@@ -13,6 +13,7 @@
 // The manifests themselves come from the keeper-wide ManifestRefs (retained.ts).
 import type { AbortOptions } from '@libp2p/interface'
 import type { Volume } from '../index.ts'
+import { raceSignal } from '../abort.ts'
 import { retained } from './retained.ts'
 import type { Retained } from './retained.ts'
 
@@ -58,7 +59,7 @@ export class RetainedWalks {
     if (f === undefined || f.size !== size || f.controller.signal.aborted) f = this.begin(size)
     f.waiting++
     try {
-      return await waitFor(f.promise, opts.signal)
+      return await raceSignal(f.promise, opts.signal)
     } finally {
       if (--f.waiting === 0 && opts.signal?.aborted === true) f.controller.abort(opts.signal.reason)
     }
@@ -88,20 +89,5 @@ export class RetainedWalks {
     // ignored: every caller waiting on the walk hears its failure (get()), and none is kept
     promise.then(settled, () => { settled() })
     return f
-  }
-}
-
-/** `p`, or the signal's reason as soon as it aborts. */
-async function waitFor<T> (p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal === undefined) return await p
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([p, aborted])
-  } finally {
-    signal.removeEventListener('abort', onAbort!)
   }
 }

@@ -22,6 +22,17 @@ import { until } from '../../harness/cluster.ts'
 const memAddr = (): string => `/memory/darkfs-member-gate-${randomBytes(6).toString('hex')}`
 const HOUR = 3600_000
 
+
+/** The calls of one round whose tables are apart (sync, recheck, changes, sync, whole table), by ms from its start. */
+function apartRound (k: Uint8Array): Array<[number, MembersRequest]> {
+  return [
+    [0, { t: 'sync', k }],
+    [TABLE_SYNC_RECHECK_MS, { t: 'sync', k }],
+    [TABLE_SYNC_RECHECK_MS + 100, { t: 'table', since: 1 }],
+    [TABLE_SYNC_RECHECK_MS + 200, { t: 'sync', k }],
+    [TABLE_SYNC_RECHECK_MS + 300, { t: 'table' }]
+  ]
+}
 describe('node/net member service budgets per peer', function () {
   this.timeout(180_000)
   const t = new Teardown()
@@ -81,13 +92,7 @@ describe('node/net member service budgets per peer', function () {
       const k = new Uint8Array(keys * SYNC_KEY_BYTES)
       for (let round = 0; round < 40; round++) {
         const start = round * TABLE_SYNC_MS
-        const steps: Array<[number, MembersRequest]> = [
-          [0, { t: 'sync', k }],
-          [TABLE_SYNC_RECHECK_MS, { t: 'sync', k }],
-          [TABLE_SYNC_RECHECK_MS + 100, { t: 'table', since: 1 }],
-          [TABLE_SYNC_RECHECK_MS + 200, { t: 'sync', k }],
-          [TABLE_SYNC_RECHECK_MS + 300, { t: 'table' }]
-        ]
+        const steps = apartRound(k)
         for (const [at, req] of steps) {
           now = start + at
           assert.doesNotThrow(() => { gate.call('asker', req) }, `${keys} keys, round ${round}: ${req.t} at +${at} ms refused`)
@@ -108,13 +113,7 @@ describe('node/net member service budgets per peer', function () {
     for (let round = 0; round < 40; round++) {
       for (let a = 0; a < askers; a++) {
         const start = round * TABLE_SYNC_MS + a * 100
-        const steps: Array<[number, MembersRequest]> = [
-          [0, { t: 'sync', k }],
-          [TABLE_SYNC_RECHECK_MS, { t: 'sync', k }],
-          [TABLE_SYNC_RECHECK_MS + 100, { t: 'table', since: 1 }],
-          [TABLE_SYNC_RECHECK_MS + 200, { t: 'sync', k }],
-          [TABLE_SYNC_RECHECK_MS + 300, { t: 'table' }]
-        ]
+        const steps = apartRound(k)
         for (const [at, req] of steps) {
           now = Math.max(now, start + at)
           assert.doesNotThrow(() => { gate.call(`asker${a}`, req) }, `asker ${a}, round ${round}: ${req.t} refused`)
@@ -148,13 +147,7 @@ describe('node/net member service budgets per peer', function () {
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const ids = 16
     const rounds = 40
-    const steps: Array<[number, MembersRequest]> = [
-      [0, { t: 'sync', k }],
-      [TABLE_SYNC_RECHECK_MS, { t: 'sync', k }],
-      [TABLE_SYNC_RECHECK_MS + 100, { t: 'table', since: 1 }],
-      [TABLE_SYNC_RECHECK_MS + 200, { t: 'sync', k }],
-      [TABLE_SYNC_RECHECK_MS + 300, { t: 'table' }]
-    ]
+    const steps = apartRound(k)
     const honest = { calls: 0, refused: [] as string[] }
     const flood = { answered: 0, refused: 0 }
     const tick = 50
