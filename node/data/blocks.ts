@@ -70,7 +70,12 @@ export const PLACE_WINDOW_BYTES = 64 * 1024 * 1024
  */
 export const REPLICATE_MAX_BYTES = 64 * 1024
 
-/** The parameters a chunk of `size` bytes is stored with, from the network's (REPLICATE_MAX_BYTES). */
+/** Whether two refs are one coding of one chunk (the chunk's CID, k and the same fragments). */
+function sameCoding (a: ChunkRef, b: ChunkRef): boolean {
+  if (a.cid === null || b.cid === null || a.k !== b.k || a.fragments.length !== b.fragments.length || !a.cid.equals(b.cid)) return false
+  return a.fragments.every((f, i) => f.equals(b.fragments[i]))
+}
+
 /**
  * The blocks of a chunk a given-up write must spare once a version names it (RecentCommits): its
  * fragments, all ChunkWrite.inTree() is asked about (with k = 1 the one fragment is the chunk).
@@ -79,6 +84,12 @@ function recentBlocks (ref: ChunkRef): Iterable<CID> {
   return ref.fragments
 }
 
+/** The blocks of these chunks a given-up write must spare once a version names them (recentBlocks). */
+export function recentBlocksOf (refs: readonly ChunkRef[]): CID[] {
+  return refs.flatMap(r => [...recentBlocks(r)])
+}
+
+/** The parameters a chunk of `size` bytes is stored with, from the network's (REPLICATE_MAX_BYTES). */
 export function paramsFor (size: number, p: { k: number, m: number }): { k: number, m: number } {
   return p.k > 1 && size <= REPLICATE_MAX_BYTES ? { k: 1, m: p.m } : p
 }
@@ -801,7 +812,10 @@ export class ChunkService {
     // (as storeChunk: a manifest stored outside a ChunkWrite is spared by a give-up here; and
     // its chunks with it: the manifest is stored as its version commits, and an open file may
     // have stored a chunk longer than the set's age before)
-    if (opts.claim === undefined) this.recent.add([cid, ...manifest.chunks.flatMap(r => [...recentBlocks(r)])])
+    // a chunk a write here claims (stored new, not committed: its data fragments hold the claim, an
+    // unclaimed put of them drops it) is left out: that write's commit adds it (committed()), and
+    // its give-up must still release it (a version whose op never came: review32h)
+    if (opts.claim === undefined) this.recent.add([cid, ...manifest.chunks.filter(r => !r.fragments.some(f => this.store.isClaimed(f))).flatMap(r => [...recentBlocks(r)])])
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
     return { cid, ref: manifestRef(cid, bytes.byteLength) }
@@ -1132,7 +1146,15 @@ export class ChunkWrite {
     if (this.renewing !== undefined || this.placedRefs.size === 0 || network?.renew === undefined) return
     const refs = [...this.placedRefs]
     log('open write: renewing the promises of %d placed chunk(s)', refs.length)
-    const run: Promise<void> = network.renew(refs, { inode: this.inode, signal: this.renewStop.signal, live: r => this.placedRefs.has(r) })
+    // live by coding, not by object: a round renews one ref of each coding, and this write may
+    // hold the same chunk twice (equal bytes at two offsets), one of them released meanwhile
+    // while its twin still needs the renewal (review32h)
+    const live = (r: ChunkRef): boolean => {
+      if (this.placedRefs.has(r)) return true
+      for (const p of this.placedRefs) if (sameCoding(p, r)) return true
+      return false
+    }
+    const run: Promise<void> = network.renew(refs, { inode: this.inode, signal: this.renewStop.signal, live })
       .catch((err: Error) => { if (!this.renewStop.signal.aborted) log.error('renewing the promises of %d placed chunk(s) failed (tried again in %d ms): %s', refs.length, this.chunks.renewMs, err.message) })
       .finally(() => { if (this.renewing === run) this.renewing = undefined })
     this.renewing = run

@@ -132,6 +132,21 @@ describe('ChunkWrite: a write given up spares the blocks of versions committed h
     assert.deepEqual(asked.released, [], 'no peer is asked to delete a fragment the committed version names')
   })
 
+  // an open file's close stores its version's manifest unclaimed, naming the early write's
+  // claimed chunks before the op: a close that then records nothing (the file unlinked meanwhile,
+  // a failed last close) gave up a write whose own chunks were spared (review32h)
+  it('a manifest stored without a claim leaves out the chunks a write here still claims: that write\'s give-up releases them', async () => {
+    const { chunks, asked } = await service()
+    const x = randomBytes(200_000)
+    const w = chunks.write()
+    const a = await w.chunk(x, 0)
+    await w.durable()
+    await chunks.storeManifest({ v: 3, size: x.byteLength, chunkSize: x.byteLength, chunks: [a] })
+    assert.equal(chunks.recent.among(a.fragments).size, 0, 'the claimed chunk\'s fragments are not in the set')
+    await w.abandon()
+    assert.deepEqual(new Set(asked.released), new Set(a.fragments.map(String)), 'the given-up write releases its own chunk')
+  })
+
   it('an erasure-coded chunk\'s own CID (no block, never asked about) takes no entry', async () => {
     const { chunks } = await service()
     const w = chunks.write()
