@@ -128,8 +128,6 @@ export interface HandoverEvent {
   refused: (cid: string, keepers: string[]) => void
   /** A block's keepers that promised it (a renewal round, renew(), hears them; optional). */
   promised?: (cid: string, keepers: string[]) => void
-  /** A block's keepers that gave no answer (a renewal round, renew(), hears them; optional). */
-  unanswered?: (cid: string, keepers: string[]) => void
 }
 
 /**
