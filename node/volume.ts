@@ -28,7 +28,7 @@
 // concurrent chown on another host, not seen here yet, is no longer overridden by this host's
 // no-change one (every host still converges on the same owner).
 import { CID } from 'multiformats/cid'
-import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf, recentBlocksOf } from './data/index.ts'
+import { CHUNK_SIZE, ChunkService, INLINE_MAX, contentSum, manifestOf } from './data/index.ts'
 import type { ChunkRef, WriteProgress } from './data/index.ts'
 import { nowNs, nsToMs } from './clock.ts'
 import { BlockUnavailableError, FsError, NotConflictedError } from './errors.ts'
@@ -1410,7 +1410,7 @@ export class Volume implements VolumeApi {
     await this.commit(body)
     // its blocks were put in the recent set when stored, before a placement that may have
     // outlasted the set's age: a give-up here of the same bytes spares them from the op on (review32h)
-    this.chunks.recent.add(recentBlocksOf(prepared.refs))
+    this.chunks.recent.add(prepared.refs.flatMap(r => r.fragments))
     if (more) return 'more'
     if (ranges !== undefined) return unsettled ? (quiet ? 'settle' : 'dense') : (quiet ? 'sparse' : 'quiet')
     return unsettled ? 'settle' : 'none'

@@ -427,7 +427,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       // refused: the chunk is placed again. The copies stay here on any failure (extra copies,
       // safe): rebalance and GC offer them again later
       const { handovers, keeps } = e.detail
-      e.detail.waitUntil(custody.settle(handovers, keeps, { refused: e.detail.refused, promised: e.detail.promised, unanswered: e.detail.unanswered }).then(e.detail.dropped, (err: Error) => { log.error('custody round of %d placed fragments failed, copies kept: %s', handovers.length + keeps.length, err.message) }))
+      e.detail.waitUntil(custody.settle(handovers, keeps, { refused: e.detail.refused, promised: e.detail.promised }).then(e.detail.dropped, (err: Error) => { log.error('custody round of %d placed fragments failed, copies kept: %s', handovers.length + keeps.length, err.message) }))
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })

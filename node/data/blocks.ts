@@ -76,19 +76,6 @@ function sameCoding (a: ChunkRef, b: ChunkRef): boolean {
   return a.fragments.every((f, i) => f.equals(b.fragments[i]))
 }
 
-/**
- * The blocks of a chunk a given-up write must spare once a version names it (RecentCommits): its
- * fragments, all ChunkWrite.inTree() is asked about (with k = 1 the one fragment is the chunk).
- */
-function recentBlocks (ref: ChunkRef): Iterable<CID> {
-  return ref.fragments
-}
-
-/** The blocks of these chunks a given-up write must spare once a version names them (recentBlocks). */
-export function recentBlocksOf (refs: readonly ChunkRef[]): CID[] {
-  return refs.flatMap(r => [...recentBlocks(r)])
-}
-
 /** The parameters a chunk of `size` bytes is stored with, from the network's (REPLICATE_MAX_BYTES). */
 export function paramsFor (size: number, p: { k: number, m: number }): { k: number, m: number } {
   return p.k > 1 && size <= REPLICATE_MAX_BYTES ? { k: 1, m: p.m } : p
@@ -552,7 +539,7 @@ export class ChunkService {
     // whatever version names it commits by another path than ChunkWrite.committed(), so a write
     // of the same bytes given up here meanwhile must spare it (inTree(); review32f). A claimed
     // put is a ChunkWrite's: its own give-up must still release what it stored new.
-    if (opts.claim === undefined) this.recent.add(recentBlocks(encoded.ref))
+    if (opts.claim === undefined) this.recent.add(encoded.ref.fragments)
     const chunk = encoded.ref.cid?.toString()
     if (chunk !== undefined) {
       this.cache.set(chunk, bytes)
@@ -815,7 +802,7 @@ export class ChunkService {
     // a chunk a write here claims (stored new, not committed: its data fragments hold the claim, an
     // unclaimed put of them drops it) is left out: that write's commit adds it (committed()), and
     // its give-up must still release it (a version whose op never came: review32h)
-    if (opts.claim === undefined) this.recent.add([cid, ...manifest.chunks.filter(r => !r.fragments.some(f => this.store.isClaimed(f))).flatMap(r => [...recentBlocks(r)])])
+    if (opts.claim === undefined) this.recent.add([cid, ...manifest.chunks.filter(r => !r.fragments.some(f => this.store.isClaimed(f))).flatMap(r => r.fragments)])
     if (opts.group !== undefined) await opts.group.add(put)
     else await put
     return { cid, ref: manifestRef(cid, bytes.byteLength) }
@@ -1278,7 +1265,7 @@ export class ChunkWrite {
    * chunk; an erasure-coded chunk's own CID is no block and is never asked about), the manifest.
    */
   private * committedBlocks (): Iterable<CID> {
-    for (const ref of [...this.refs, ...this.stored]) yield * recentBlocks(ref)
+    for (const ref of [...this.refs, ...this.stored]) yield * ref.fragments
     yield * this.blocks.values()
   }
 

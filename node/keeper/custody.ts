@@ -247,11 +247,10 @@ export class Custody {
    * or another writer's release, dropped on arrival) is found here. When any keeper refused,
    * nothing is deleted (the writer places the chunk again, from these copies). A keeper that
    * gives no answer (unreachable, timed out) refuses nothing: it still counts as a holder, and
-   * the copies it keeps are not deleted here; `promised` hears each block's keepers that did,
-   * `unanswered` the ones that gave no answer.
+   * the copies it keeps are not deleted here; `promised` hears each block's keepers that did.
    * Returns the CIDs deleted.
    */
-  async settle (handovers: Handover[], keeps: Handover[], opts: { refused?: (cid: string, keepers: string[]) => void, promised?: (cid: string, keepers: string[]) => void, unanswered?: (cid: string, keepers: string[]) => void } = {}): Promise<string[]> {
+  async settle (handovers: Handover[], keeps: Handover[], opts: { refused?: (cid: string, keepers: string[]) => void, promised?: (cid: string, keepers: string[]) => void } = {}): Promise<string[]> {
     const self = this.c.host.peerId
     // every handed-over block's keepers are asked (a copy this host is not dropping now, e.g.
     // one being dropped by another round, is checked all the same); only `mine` are deleted
@@ -276,10 +275,6 @@ export class Custody {
         if (opts.promised !== undefined) {
           const yes = h.keepers.filter(p => promised(p, key))
           if (yes.length > 0) opts.promised(key, yes)
-        }
-        if (opts.unanswered !== undefined) {
-          const silent = h.keepers.filter(p => answers.get(p)?.unanswered.has(key) === true)
-          if (silent.length > 0) opts.unanswered(key, silent)
         }
         // an explicit no only: a keeper that did not answer is no refusal
         const not = h.keepers.filter(p => !promised(p, key) && answers.get(p)?.unanswered.has(key) !== true)

@@ -128,8 +128,6 @@ export interface HandoverEvent {
   refused: (cid: string, keepers: string[]) => void
   /** A block's keepers that promised it (a renewal round, renew(), hears them; optional). */
   promised?: (cid: string, keepers: string[]) => void
-  /** A block's keepers that gave no answer (a renewal round, renew(), hears them; optional). */
-  unanswered?: (cid: string, keepers: string[]) => void
 }
 
 /**
@@ -1074,6 +1072,15 @@ export class ChunkNetwork extends EventTarget implements Network {
     // chunk -> its fragments a keeper refused (dropped from the record)
     const refused = new Map<ChunkRef, Set<CID>>()
     const made = new Map<ChunkRef, Array<Set<string>>>()
+    // whether this host holds a fragment, looked at once after the round: a fresh record and a
+    // refused fragment's check read the same look (a chunk's fragments may be both)
+    const looked = new Map<string, boolean>()
+    const holds = async (f: CID): Promise<boolean> => {
+      const key = f.toString()
+      let has = looked.get(key)
+      if (has === undefined) looked.set(key, has = await this.store.has(f))
+      return has
+    }
     let renewed = 0
     for (const [key, list] of asked) {
       const yes = promisedBy.get(key) ?? []
@@ -1090,7 +1097,7 @@ export class ChunkNetwork extends EventTarget implements Network {
           // the targets that promised (a promise is given only for a block held): a new record,
           // with what this host holds itself
           const fresh = Array.from({ length: ref.fragments.length }, () => new Set<string>())
-          for (let j = 0; j < ref.fragments.length; j++) if (await this.store.has(ref.fragments[j])) fresh[j].add(self)
+          for (let j = 0; j < ref.fragments.length; j++) if (await holds(ref.fragments[j])) fresh[j].add(self)
           // the write committed or was abandoned meanwhile: no record for a chunk it released
           if (stopped()) return
           if (this.heldOf(ref) !== undefined || gone(ref)) continue
@@ -1119,7 +1126,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     for (const [ref, fragments] of refused) {
       let here = true
       for (const f of fragments) {
-        if (!(await this.store.has(f))) { here = false; break }
+        if (!(await holds(f))) { here = false; break }
         if (stopped()) return
       }
       if (stopped()) return
