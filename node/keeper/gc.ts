@@ -102,7 +102,8 @@ export class Collector {
     if (report.skipped) return report
     const referenced = new Set<string>()
     for (const cid of keep.manifests.values()) referenced.add(key(cid.multihash.bytes))
-    // every coding of a chunk, not keep.chunks' one ref per chunk CID (review32g)
+    // every coding of a chunk, from every manifest that names it (review32g; keep.chunks too lists
+    // one ref per coding since repair33)
     for (const refs of keep.byManifest.values()) for (const ref of refs) for (const f of ref.fragments) referenced.add(key(f.multihash.bytes))
     const seen = new Set<string>()
     for await (const cid of this.c.store.cids()) {

@@ -218,7 +218,7 @@ function neededBy (r: Retained): Set<string> {
   const had = neededOf.get(r)
   if (had !== undefined) return had
   const needed = new Set<string>(r.manifests.keys())
-  // every coding of a chunk (r.chunks keeps one ref per chunk CID): the same bytes in two files
+  // every coding of a chunk (from every manifest; r.chunks keeps one ref per coding): the same bytes in two files
   // written at different k carry two fragment sets, both needed (review32g)
   for (const refs of r.byManifest.values()) for (const ref of refs) for (const f of ref.fragments) needed.add(f.toString())
   neededOf.set(r, needed)

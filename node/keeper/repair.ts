@@ -55,6 +55,7 @@ import { SURVEY_DIALS, incomplete, plan, placed, survey } from './survey.ts'
 import { LAZY_RULE, atRisk, byUrgency, lazyPlan, liveFragments, survivingFragments } from './lazy.ts'
 import type { LazyRule } from './lazy.ts'
 import { KEEPER_RANKS, LOST_CONFIRM_MS } from './status.ts'
+import { chunkOfKey, codingKey, codingKeyOf } from './coding.ts'
 import type { HealthBook } from './status.ts'
 import { forEachLimited, limiter } from '../pool.ts'
 import type { ChunkPlan, Health, Holdings } from './survey.ts'
@@ -367,8 +368,9 @@ export class Repairer extends EventTarget {
    */
   private fullView?: string
   /**
-   * Chunk -> the view() under which a pass last found it redundant with no copy here to hand
-   * over: an incremental pass under that view skips it.
+   * Chunk (its coding: coding.ts codingKey, as every per-chunk map here) -> the view() under
+   * which a pass last found it redundant with no copy here to hand over: an incremental pass under
+   * that view skips it.
    */
   private readonly fine = new Map<string, string>()
   /**
@@ -380,7 +382,7 @@ export class Repairer extends EventTarget {
   /** The lazy-repair rule its plans follow (lazy.ts stopWaiting(); RepairInit.atRiskDelayMs). */
   private readonly rule: LazyRule
   /**
-   * Chunk -> a member's word that its placement finished (placed.ts: the writer's
+   * Chunk (its coding: the notice names its fragments) -> a member's word that its placement finished (placed.ts: the writer's
    * acknowledgements, or this host's own as the writer), with the view() when it came: an
    * incremental pass under that same view takes the chunk as placed without a survey
    * (provenPlaced()). Each is used by one pass, then forgotten.
@@ -443,20 +445,28 @@ export class Repairer extends EventTarget {
   placedBy (from: string, chunk: string, fragments: string[], holders: string[][]): boolean {
     if (from !== this.c.self && !this.c.policy.members().includes(from)) { this.ackCounts.ignored++; return false }
     if (fragments.length < 2 || holders.length !== fragments.length) { this.ackCounts.ignored++; return false }
-    if (this.acked.size >= MAX_ACKED && !this.acked.has(chunk)) {
+    // one coding of the chunk: a notice of another coding of the same bytes says nothing of this one
+    const key = codingKeyOf(chunk, fragments)
+    if (this.acked.size >= MAX_ACKED && !this.acked.has(key)) {
       // the oldest word forgotten: its chunk is surveyed, as before
       const oldest = this.acked.keys().next().value
       if (oldest !== undefined) this.acked.delete(oldest)
     }
-    this.acked.delete(chunk)
-    this.acked.set(chunk, { fragments, holders, view: this.view() })
+    this.acked.delete(key)
+    this.acked.set(key, { fragments, holders, view: this.view() })
     this.ackCounts.taken++
     return true
   }
 
-  /** Whether a placement notice for `chunk` waits for this host's next incremental pass (placedBy()). */
+  /**
+   * Whether a placement notice for `chunk` (a coding key, codingKey(); a bare chunk CID: any of
+   * its codings) waits for this host's next incremental pass (placedBy()).
+   */
   noticed (chunk: string): boolean {
-    return this.acked.has(chunk)
+    if (this.acked.has(chunk)) return true
+    if (chunk.includes(' ')) return false
+    for (const key of this.acked.keys()) if (chunkOfKey(key) === chunk) return true
+    return false
   }
 
   progress (): RepairProgress {
@@ -622,12 +632,12 @@ export class Repairer extends EventTarget {
 
   /** A lookup (look()) of these chunks in the background, once; idle() waits for it. */
   private lookLater (refs: ChunkRef[]): void {
-    const fresh = refs.filter(r => !this.toLook.has(r.cid!.toString()))
+    const fresh = refs.filter(r => !this.toLook.has(codingKey(r)))
     if (fresh.length === 0 || this.c.health === undefined || !this.started) return
-    for (const r of fresh) this.toLook.add(r.cid!.toString())
+    for (const r of fresh) this.toLook.add(codingKey(r))
     this.look(fresh).catch((err: Error) => {
       if (this.started) log.error('looking at %d chunk(s) for status failed: %s', fresh.length, err.message)
-    }).finally(() => { for (const r of fresh) this.toLook.delete(r.cid!.toString()) })
+    }).finally(() => { for (const r of fresh) this.toLook.delete(codingKey(r)) })
   }
 
   /** Survey `refs` in batches, record each chunk's health (book) and call `each` with it. */
@@ -663,7 +673,7 @@ export class Repairer extends EventTarget {
   /** Look again, LOST_CONFIRM_MS later, at chunks one survey found short of k (status.ts: lost once confirmed). */
   private confirmLater (refs: ChunkRef[]): void {
     if (refs.length === 0 || !this.started) return
-    for (const r of refs) this.confirming.set(r.cid!.toString(), r)
+    for (const r of refs) this.confirming.set(codingKey(r), r)
     if (this.confirmTimer !== undefined) return
     this.confirmTimer = setTimeout(() => {
       this.confirmTimer = undefined
@@ -822,18 +832,18 @@ export class Repairer extends EventTarget {
     const ordered = byRisk(listed, new Set(v.allLive))
     // chunks found redundant under this view and nothing here to hand over: not surveyed again by
     // an incremental pass; each fragment of theirs stays wanted here (dropped by no handover of another chunk)
-    const listedKeys = new Set(listed.map(r => r.cid!.toString()))
+    const listedKeys = new Set(listed.map(r => codingKey(r)))
     for (const key of this.fine.keys()) if (!listedKeys.has(key)) this.fine.delete(key)
     for (const key of this.lastHeld.keys()) if (!listedKeys.has(key)) this.lastHeld.delete(key)
     // a pass after members went (goneOnly()): the chunks an incremental pass would take under
     // the last full pass's view, and those whose plan the members' going changed that this host
     // ranks for; every other chunk found redundant then is as it was (fine under this view too)
     const after = opts.after
-    let skip = (r: ChunkRef): boolean => opts.incremental === true && this.fine.get(r.cid!.toString()) === view
+    let skip = (r: ChunkRef): boolean => opts.incremental === true && this.fine.get(codingKey(r)) === view
     if (after !== undefined) {
       const theirs = goneChunks(self, listed, after.members, v.members, this.c.policy)
-      const skipped = new Set(listed.filter(r => this.fine.get(r.cid!.toString()) === after.fullView && !theirs.has(r)))
-      for (const r of skipped) this.fine.set(r.cid!.toString(), view)
+      const skipped = new Set(listed.filter(r => this.fine.get(codingKey(r)) === after.fullView && !theirs.has(r)))
+      for (const r of skipped) this.fine.set(codingKey(r), view)
       skip = r => skipped.has(r)
       log('pass after %d member(s) went: %d of %d chunk(s) to survey', after.members.length - v.members.length, listed.length - skipped.size, listed.length)
     }
@@ -848,7 +858,7 @@ export class Repairer extends EventTarget {
         if (!skip(r) && !await this.theirs(r, askOf)) others.add(r)
       }
       if (others.size > 0) {
-        for (const r of others) this.fine.set(r.cid!.toString(), view)
+        for (const r of others) this.fine.set(codingKey(r), view)
         const before = skip
         skip = r => before(r) || others.has(r)
         log('incremental pass: %d new or unsettled chunk(s) rank other hosts first, not surveyed here', others.size)
@@ -870,7 +880,7 @@ export class Repairer extends EventTarget {
         if (!skip(r) && !manifests.has(r) && await this.placedHere(r, v.members, v.live)) others.add(r)
       }
       if (others.size > 0) {
-        for (const r of others) this.fine.set(r.cid!.toString(), view)
+        for (const r of others) this.fine.set(codingKey(r), view)
         const before = skip
         skip = r => before(r) || others.has(r)
         log('incremental pass: %d new chunk(s) held here as placed, left to their keepers', others.size)
@@ -884,8 +894,8 @@ export class Repairer extends EventTarget {
     if (opts.incremental === true && !leaving && opts.all !== true && this.acked.size > 0) {
       const proven = new Map<ChunkRef, Array<Set<string>>>()
       for (const r of listed) {
-        const key = r.cid?.toString()
-        if (key === undefined || skip(r) || manifests.has(r)) continue
+        if (r.cid === null || skip(r) || manifests.has(r)) continue
+        const key = codingKey(r)
         const a = this.acked.get(key)
         if (a === undefined) continue
         this.acked.delete(key)
@@ -896,7 +906,7 @@ export class Repairer extends EventTarget {
       if (proven.size > 0) {
         const at = Date.now()
         for (const [r, held] of proven) {
-          this.fine.set(r.cid!.toString(), view)
+          this.fine.set(codingKey(r), view)
           // the book (and the keeper's counts, kept.ts) as a survey would have found it
           if (this.c.health !== undefined) this.c.health.observe(r, { held, health: 'redundant' }, false, at, v.live.size < 2, this.c.policy.rank(r, [...v.live], KEEPER_RANKS))
         }
@@ -1086,8 +1096,8 @@ export class Repairer extends EventTarget {
             const mineToDrop = drop && this.c.pending?.(ref.cid!.toString()) !== true ? handovers(self, ref, p, live) : []
             for (const h of mineToDrop) toDrop.set(h.cid.toString(), h)
             // a later incremental pass under this view need not ask about it again
-            if (p.health === 'redundant' && drop && mineToDrop.length === 0 && b.view.key === view) this.fine.set(ref.cid!.toString(), view)
-            else this.fine.delete(ref.cid!.toString())
+            if (p.health === 'redundant' && drop && mineToDrop.length === 0 && b.view.key === view) this.fine.set(codingKey(ref), view)
+            else this.fine.delete(codingKey(ref))
             // a chunk taken again (requeue()) was counted the first time
             if (!manifests.has(ref) && !again.has(ref)) this.progress_.checked++
             this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
@@ -1191,7 +1201,7 @@ export class Repairer extends EventTarget {
    * before with an away host: lazyPlan() then waits for every away target, as it did.
    */
   private presumed (ref: ChunkRef, holdings: Holdings, live: ReadonlySet<string>, kept: ReadonlySet<string>, away: readonly string[]): Map<string, number[]> | undefined {
-    const key = ref.cid!.toString()
+    const key = codingKey(ref)
     const before = this.lastHeld.get(key)
     const now = new Map<string, number[]>()
     ref.fragments.forEach((f, j) => {
@@ -1633,7 +1643,7 @@ interface Batch { items: ChunkRef[], view: PassView, unanswered: Set<string>, at
 
 /** The retained chunks and manifests, as one string (equal exactly when they are the same). */
 function chunkKey (all: { refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[] }): string {
-  const cids = [...all.refs, ...(all.manifests ?? [])].map(r => r.cid?.toString() ?? '').sort()
+  const cids = [...all.refs, ...(all.manifests ?? [])].map(r => r.cid === null ? '' : codingKey(r)).sort()
   return `${all.unreadable}|${cids.join(',')}`
 }
 

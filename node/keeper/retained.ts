@@ -6,6 +6,7 @@ import type { ChunkRef } from '../data/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Volume } from '../index.ts'
 import type { Content, InodeId } from '../tree/index.ts'
+import { codingKey } from './coding.ts'
 import { logger } from '../log.ts'
 
 const log = logger('keeper:retained')
@@ -16,7 +17,10 @@ export const DEFAULT_RETENTION_MS = 7 * 24 * 3600_000
 export interface Retained {
   /** Manifest CIDs, by cid.toString(). */
   manifests: Map<string, CID>
-  /** Chunks (no holes), by chunk cid.toString(). */
+  /**
+   * Chunks (no holes), by coding (coding.ts codingKey): the same bytes at two codings (two files
+   * written at different k) are two entries, each repaired and counted on its own.
+   */
   chunks: Map<string, ChunkRef>
   /** Manifests that could not be read (here or from any peer): their chunks are unknown. */
   unreadable: number
@@ -102,8 +106,10 @@ function collect (result: Retained, key: string, refs: ChunkRef[]): void {
     // one chunk in manifests of both placement rules (equal bytes written before and after
     // the switch: placement.ts): the balanced ref wins whatever the order of the manifests, so
     // every pass plans the chunk by one rule and its fragments do not go back and forth
-    const had = result.chunks.get(ref.cid!.toString())
-    if (had === undefined || (had.rule === undefined && ref.rule !== undefined)) result.chunks.set(ref.cid!.toString(), ref)
+    // (a rule is not part of the coding: the fragments are the same under both)
+    const key = codingKey(ref)
+    const had = result.chunks.get(key)
+    if (had === undefined || (had.rule === undefined && ref.rule !== undefined)) result.chunks.set(key, ref)
   }
   result.byManifest.set(key, refs)
 }

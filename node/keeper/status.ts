@@ -21,6 +21,7 @@ import type { CID } from 'multiformats/cid'
 import type { ChunkRef } from '../data/index.ts'
 import type { ChunkPlan, Health } from './survey.ts'
 import { emptyKept } from './kept.ts'
+import { chunkOfKey, codingKey } from './coding.ts'
 import type { KeptCounts } from './kept.ts'
 
 export type ChunkState = Health | 'placing' | 'unreachable' | 'unknown'
@@ -129,7 +130,10 @@ export interface ShortChunk { chunk: string, health: Exclude<Health, 'redundant'
 export class HealthBook extends EventTarget {
   /** Called after each observation (kept.ts: the keeper's counts are counted again, debounced). */
   onObserve: (() => void) | undefined
-  /** Chunk -> as last seen. */
+  /**
+   * Chunk (its coding: coding.ts codingKey; the same bytes at two codings are two chunks, each
+   * with its own fragments and health) -> as last seen.
+   */
   private readonly seen = new Map<string, Seen>()
   /** Manifest -> its chunks (from the last listing, and manifests read since). */
   private readonly manifests = new Map<string, ChunkRef[]>()
@@ -167,9 +171,9 @@ export class HealthBook extends EventTarget {
     const keep = new Set<string>()
     for (const [m, refs] of manifests) {
       this.manifests.set(m, refs)
-      for (const r of refs) keep.add(r.cid!.toString())
+      for (const r of refs) keep.add(codingKey(r))
     }
-    for (const key of this.seen.keys()) if (!keep.has(key) && !pending(key)) this.seen.delete(key)
+    for (const key of this.seen.keys()) if (!keep.has(key) && !pending(chunkOfKey(key))) this.seen.delete(key)
   }
 
   /** A manifest read since the last listing. */
@@ -190,7 +194,7 @@ export class HealthBook extends EventTarget {
    * first time: look again LOST_CONFIRM_MS later.
    */
   observe (ref: ChunkRef, plan: Pick<ChunkPlan, 'held' | 'health'>, incomplete: boolean, at = Date.now(), alone = false, ranked?: readonly string[]): 'confirm' | undefined {
-    const key = ref.cid!.toString()
+    const key = codingKey(ref)
     const before = this.seen.get(key)
     if (before !== undefined && before.at > at) return undefined
     let shortSince: number | undefined
@@ -203,7 +207,7 @@ export class HealthBook extends EventTarget {
     this.seen.set(key, { k: ref.k, held: plan.held.map(s => [...s]), health: plan.health, incomplete: partial, at, shortSince, alone, ranked: ranked ?? before?.ranked, size: ref.size })
     this.onObserve?.()
     if (plan.health !== 'redundant' && !partial && !alone && (before === undefined || before.health !== plan.health || before.incomplete || before.alone)) {
-      this.dispatchEvent(new CustomEvent<ShortChunk>('short', { detail: { chunk: key, health: plan.health } }))
+      this.dispatchEvent(new CustomEvent<ShortChunk>('short', { detail: { chunk: ref.cid!.toString(), health: plan.health } }))
     }
     return plan.health === 'lost' && !incomplete && partial ? 'confirm' : undefined
   }
@@ -214,7 +218,7 @@ export class HealthBook extends EventTarget {
    * pass's chunks fewest first (lazy.ts byUrgency()).
    */
   liveSeen (ref: ChunkRef, live: Set<string>): number | undefined {
-    const seen = this.seen.get(ref.cid!.toString())
+    const seen = this.seen.get(codingKey(ref))
     return seen === undefined ? undefined : liveFragments(seen, live)
   }
 
@@ -223,7 +227,7 @@ export class HealthBook extends EventTarget {
     const out = new Map<string, ChunkRef>()
     for (const m of manifests) {
       for (const r of this.manifests.get(m) ?? []) {
-        const key = r.cid!.toString()
+        const key = codingKey(r)
         const seen = this.seen.get(key)
         if (seen === undefined || (seen.alone && live > 1)) out.set(key, r)
       }
@@ -286,13 +290,15 @@ export class HealthBook extends EventTarget {
       if (seenAt < oldest[state]) oldest[state] = seenAt
     }
     const counted = new Set<string>()
+    // key: a coding (codingKey); pending, placing and their hosts are asked by chunk CID
     const one = (key: string): void => {
       if (counted.has(key)) return
       counted.add(key)
-      if (view.pending(key)) {
+      const chunk = chunkOfKey(key)
+      if (view.pending(chunk)) {
         // written here, not placed yet: in flight, or waiting for a peer (offline) or a retry
-        if (view.placing(key) && !view.offline) add('placing', at)
-        else add(view.pendingHosts(key) > 1 ? 'degraded' : 'localOnly', at)
+        if (view.placing(chunk) && !view.offline) add('placing', at)
+        else add(view.pendingHosts(chunk) > 1 ? 'degraded' : 'localOnly', at)
         return
       }
       const seen = this.seen.get(key)
@@ -306,9 +312,9 @@ export class HealthBook extends EventTarget {
         add(tried === undefined ? 'unknown' : 'unreachable', tried ?? -Infinity)
         continue
       }
-      for (const r of refs) one(r.cid!.toString())
+      for (const r of refs) one(codingKey(r))
     }
-    for (const r of pendingChunks) one(r.cid!.toString())
+    for (const r of pendingChunks) one(codingKey(r))
     for (const key of chunks) one(key)
     const ageMs = Object.fromEntries(CHUNK_STATES.map(s => {
       const o = oldest[s]
