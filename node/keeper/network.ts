@@ -1072,8 +1072,8 @@ export class ChunkNetwork extends EventTarget implements Network {
     // chunk -> its fragments a keeper refused (dropped from the record)
     const refused = new Map<ChunkRef, Set<CID>>()
     const made = new Map<ChunkRef, Array<Set<string>>>()
-    // whether this host holds a fragment, looked at once after the round: a fresh record and a
-    // refused fragment's check read the same look (a chunk's fragments may be both)
+    // whether this host holds a fragment, looked at once per round for the fresh records (a
+    // chunk's fragments may be shared by two codings)
     const looked = new Map<string, boolean>()
     const holds = async (f: CID): Promise<boolean> => {
       const key = f.toString()
@@ -1126,7 +1126,9 @@ export class ChunkNetwork extends EventTarget implements Network {
     for (const [ref, fragments] of refused) {
       let here = true
       for (const f of fragments) {
-        if (!(await holds(f))) { here = false; break }
+        // looked at again, not the fresh record's look: a fragment deleted here since must not
+        // make the chunk pending with its bytes gone (it is left to repair instead)
+        if (!(await this.store.has(f))) { here = false; break }
         if (stopped()) return
       }
       if (stopped()) return
