@@ -12,7 +12,7 @@ import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { MAX_MEMBERS, MEMBERS, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
 import type { MembersReply, MembersRequest } from '../../node/net/members.ts'
-import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
+import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, RESERVE_QUIET_MS, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
 import { TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_ANSWER_UNPACED, TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
 import { call, notify, serve } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
@@ -181,7 +181,8 @@ describe('node/net member service budgets per peer', function () {
 
   it('the reserve is for members only: fresh ids (never refused, no record here) minted to call once each take none of it, and a member\'s rounds, all apart, still go through (note-s32 Left 8: they drew the reserve until spent, the member refused)', () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', has: p => p === 'member' }, () => now)
+    const members = new Set(['member'])
+    const gate = new MemberGate({ take: async () => 'old', has: p => members.has(p) }, () => now)
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const steps = apartRound(k)
     const rounds = 8
@@ -212,6 +213,20 @@ describe('node/net member service budgets per peer', function () {
     // the fresh ids had the shared budget and its refill, first come first served, none of the reserve
     assert.ok(fresh.refused > 0, JSON.stringify(fresh))
     assert.ok(fresh.answered <= ALL_CALLS_BURST + now / ALL_CALLS_REFILL_MS, JSON.stringify(fresh))
+    // a fresh honest host joining meanwhile: refused here while the flood takes the shared budget
+    // (it pulls its first table from another of its peers), answered once its record was taken
+    const flooding = (ms: number): void => {
+      for (const end = now + ms; now <= end; now += tick) {
+        for (let i = 0; i < 8; i++) { try { gate.call(`fresh${fresh.ids++}`, { t: 'digest' }) } catch {} }
+      }
+      now -= tick
+    }
+    flooding(tick)
+    assert.throws(() => { gate.call('joiner', { t: 'table' }) }, MembersBusyError)
+    members.add('joiner')
+    // (refused lately: no reserve for RESERVE_QUIET_MS, as any asker)
+    flooding(RESERVE_QUIET_MS)
+    assert.doesNotThrow(() => { gate.call('joiner', { t: 'table' }) })
     console.log(`      ${fresh.ids} fresh ids over ${now / 1000} s: ${fresh.answered} answered, ${fresh.refused} refused; the member's ${member.calls} calls all answered`)
   })
 
