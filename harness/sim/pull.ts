@@ -14,8 +14,12 @@
 // the rounds' digests cover members that do not change). Rounds go on until no host names the
 // change any more (MEMBER_SYNC_KEYS_MS after the last took it): what the requests' keys cost
 // is counted whole. A round whose digests differ (`apartPerHost`) is one the daemon follows with a
-// recheck and a table pull (member-service.ts): counted, not run, but its four calls charged to
-// the peer's gate (at once, each the worst: stricter than the daemon). Not modelled: the recheck
+// recheck and a table pull (member-service.ts): its four calls charged to the peer's gate (at
+// once, each the worst: stricter than the daemon), and its pull run (what the peer took since
+// the asker was last in step, then a sync, then the whole table if still apart). Rounds are
+// apart only when a host missed a change past the windows: `awayShare` of the hosts are away
+// for each change and back at the next (note-s32: without it no round was ever apart, so the
+// gates never met an apart round but as --pull-charge all's stand-in). Not modelled: the recheck
 // after such a round (it delays the host's next round by TABLE_SYNC_RECHECK_MS), calls
 // overlapping in time (a round is taken whole at its start, its answer at the answerer's clock a
 // latency later). Every host's table sits behind darkfs's own MemberGate (node/net/member-gate.ts:
@@ -33,7 +37,7 @@
 // or forged-at host's own rounds go on; a round of a host by the rules refused is counted
 // (`honestRefused`: none expected).
 import {
-  DEFAULT_MAX_CONNECTIONS, FEATURES, MEMBER_OFFER_MS, MEMBER_SYNC_KEYS_MS, MemberGate, MemberTable, TABLE_CALL_COST, TABLE_SYNC_MS
+  DEFAULT_MAX_CONNECTIONS, FEATURES, MEMBER_MAX_SKEW_MS, MEMBER_OFFER_MS, MEMBER_SYNC_KEYS_MS, MemberGate, MemberTable, TABLE_CALL_COST, TABLE_SYNC_MS
 } from '../../node/net/index.ts'
 import type { MembersRequest } from '../../node/net/index.ts'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -57,6 +61,16 @@ export interface PullSpreadOptions {
   forgers?: number
   /** Hosts flooding one connection from FLOOD_IDS peer ids each (default none). */
   idFlooders?: number
+  /**
+   * Share of the live hosts away for each change (drawn per change, the author never): they
+   * neither ask, answer nor take its pushes until the next change starts, past the windows
+   * (MEMBER_SYNC_KEYS_MS, MEMBER_OFFER_MS), so their first rounds back find the tables apart
+   * and pull (default 0: no round is ever apart). Away hosts are left out of that change's
+   * spread figures (they are counted in `awayHostChanges`), and so are the hosts a leave is
+   * nothing to (away when the leaver joined: they never took its record). None is away for the
+   * last change.
+   */
+  awayShare?: number
 }
 
 /** What the member gates did with the flooders' and forgers' requests, and with the rounds by the rules. */
@@ -92,6 +106,12 @@ export interface PullSpread {
   syncKeyBytesPerHost: number
   /** Rounds per live host per change whose digests differed (each a table pull in the daemon; 0 in the model). */
   apartPerHost: number
+  /** Apart rounds in all, the messages their pulls moved (changes since, whole tables), and the host-changes spent away (awayShare). */
+  apartRounds: number
+  apartPulledMessages: number
+  awayHostChanges: number
+  /** Hosts still apart from a peer when the run ended (each round with it apart): none expected. */
+  apartAtEnd: number
   /** The member gates' counts (zeros in the model, and without flooders or forgers). */
   gate: GateCounts
 }
@@ -157,6 +177,8 @@ function simNetwork (o: PullSpreadOptions, rand: () => number): { N: number, C: 
   return { N, C, conns, live }
 }
 
+const equalDigest = (a: Uint8Array, b: Uint8Array): boolean => a.byteLength === b.byteLength && a.every((x, i) => x === b[i])
+
 const noGateCounts = (): GateCounts => ({ floodAnswered: 0, floodRefused: 0, idFloodAnswered: 0, idFloodRefused: 0, floodUnread: 0, forgedRefused: 0, forgedDropped: 0, forgedTaken: 0, honestCalls: 0, honestRefused: 0 })
 
 export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> {
@@ -172,7 +194,12 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
     now: () => clock,
     features: () => FEATURES
   }))
-  const gates = tables.map(t => new MemberGate(t, () => clock))
+  // every host is a member of every table in a network (its record spread when it joined): the
+  // sim's tables start with BASE_MEMBERS records only (each record is a take at every table), so
+  // the gates ask membership (the shared budget's reserve, member-gate.ts) of the hosts' ids;
+  // a many-ids flooder's ids are no host's (fresh ids, never members)
+  const hostIds = new Set(Array.from({ length: N }, (_, h) => simPeerId(h)))
+  const gates = tables.map(t => new MemberGate({ take: async (msg: Uint8Array) => await t.take(msg), has: (peer: string) => hostIds.has(peer) || t.has(peer), get size () { return t.size } }, () => clock))
   const gate = noGateCounts()
   // the flooders and forgers, live hosts drawn apart (the spread's own draws unchanged)
   const bad = prng(o.seed ^ 0x6a7e)
@@ -202,7 +229,40 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
   let pushes = 0
   let keyBytes = 0
   let apart = 0
+  let apartPulled = 0
+  let awayHostChanges = 0
   let hostChanges = 0
+  // away hosts drawn apart from the spread's own draws; when each host's table was last in step
+  // with a peer's (an alike sync round: member-service.ts inStepAt), its pulls ask changes since
+  const awayRand = prng(o.seed ^ 0xa3a7)
+  const away = new Uint8Array(N)
+  const inStepAt = new Float64Array(N).fill(NaN)
+  /**
+   * An apart round's pull as the daemon's (member-service.ts pullMembers): what `p` took since
+   * `h` was last in step with a peer, then a sync; still apart, the whole table. Whether it
+   * brought `change` (the one spreading) new.
+   */
+  const pullApart = async (h: number, p: number, change: Uint8Array): Promise<boolean> => {
+    let brought = false
+    const take = async (m: Uint8Array, n: number): Promise<void> => {
+      if (await tables[h].take(m, n, true) === 'new' && equalDigest(m, change)) brought = true
+    }
+    const since = inStepAt[h]
+    if (!Number.isNaN(since)) {
+      const changes = tables[p].messages(since - MEMBER_MAX_SKEW_MS)
+      apartPulled += changes.length
+      for (const m of changes) await take(m, changes.length)
+      const keys = tables[h].syncKeys()
+      const answer = tables[p].syncAnswer(keys)
+      const r = await tables[h].takeSync(keys, answer)
+      if (r.fresh > 0 && answer.m.some(m => equalDigest(m, change))) brought = true
+      if (r.alike) return brought
+    }
+    const whole = tables[p].messages()
+    apartPulled += whole.length
+    for (const m of whole) await take(m, whole.length)
+    return brought
+  }
   let joiner = -1
   /** Whether `p`'s gate answers `h`'s round (a refusal counted). */
   const admitted = (h: number, p: number, req: MembersRequest): boolean => {
@@ -278,13 +338,22 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
     const leaving = c % 2 === 1 && joiner >= 0
     let origin = leaving ? joiner : -1
     while (origin < 0 || live[origin] === 0 || (!leaving && origin < BASE_MEMBERS && N > BASE_MEMBERS)) origin = Math.floor(rand() * N)
+    // a leave is nothing to a host that never took the leaver's record (away when it joined)
+    const unaware = leaving ? Uint8Array.from(tables, t => t.has(simPeerId(origin)) ? 0 : 1) : new Uint8Array(N)
     const msg = leaving ? await tables[origin].signDown(simPeerId(origin)) : await tables[origin].signOwn(address(origin))
     if (msg === undefined) throw new Error(`sim: host ${origin} signed nothing`)
     joiner = leaving ? -1 : origin
     taken[origin] = 0
+    // the hosts away for this change (back at the next one), never its author nor the next leaver
+    away.fill(0)
+    // (none for the last change: every host is back for its rounds, the tables in step at the end)
+    if ((o.awayShare ?? 0) > 0 && c < o.changes - 1) {
+      for (let h = 0; h < N; h++) if (live[h] === 1 && h !== origin && awayRand() < o.awayShare!) away[h] = 1
+    }
+    const present = (h: number): boolean => live[h] === 1 && away[h] === 0
     let pushed = 0
     for (const p of conns[origin]) {
-      if (live[p] === 0) continue
+      if (!present(p)) continue
       const at = o.latencyMs + pushed++ * PUSH_GAP_MS
       clock = start + at
       if (await gates[p].push(simPeerId(origin), msg) === 'new') taken[p] = at
@@ -295,15 +364,17 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
     if (leaving) live[origin] = 0
     const liveCount = live.reduce((s, x) => s + x, 0)
     hostChanges += liveCount
+    const awayCount = away.reduce((s, x) => s + x, 0)
+    awayHostChanges += awayCount
     let lastTaken = Math.max(...Array.from(taken).filter(x => x < Infinity))
     for (let j = 0; j < MAX_PULL_ROUNDS; j++) {
       // no live host names it any more (nor offers it: it is where it will ever be)
       if (j * T > lastTaken + MEMBER_SYNC_KEYS_MS + T) break
       for (const h of order) {
-        if (live[h] === 0) continue
+        if (!present(h)) continue
         const t = j * T + phase[h]
         const p = conns[h][(turn[h] + j) % C]
-        if (live[p] === 1) {
+        if (present(p)) {
           clock = start + t
           const keys = tables[h].syncKeys()
           keyBytes += keys.byteLength
@@ -315,6 +386,7 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
             bodies += answer.m.length
             duplicates += answer.m.length - r.fresh
             if (!r.alike) apart++
+            else inStepAt[h] = start + t - MEMBER_SYNC_KEYS_MS
             if (!r.alike || o.charge === 'all') {
               // the daemon follows it with four more calls (member-service.ts: the recheck, the
               // changes since, a sync, the whole table), each charged as its gate charges them:
@@ -324,6 +396,11 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
                 if (!admitted(h, p, req)) break
                 if (req.t === 'table') gates[p].charge(simPeerId(h), TABLE_CALL_COST - 1)
               }
+            }
+            // and pulls: the tables in step again (what was charged above, at most)
+            if (!r.alike && await pullApart(h, p, msg) && taken[h] === Infinity) {
+              taken[h] = t + 2 * o.latencyMs
+              lastTaken = Math.max(lastTaken, taken[h])
             }
             if (r.fresh > 0 && taken[h] === Infinity) {
               taken[h] = t + 2 * o.latencyMs
@@ -339,7 +416,17 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
       }
     }
     clock = start + MAX_PULL_ROUNDS * T
-    spread.add(taken, live, liveCount)
+    // the spread over the hosts present for it (away ones took it at the next change's rounds)
+    // that knew of it (a leave: those that took the leaver's record)
+    const here = Uint8Array.from(live, (x, h) => x === 1 && away[h] === 0 && unaware[h] === 0 ? 1 : 0)
+    spread.add(taken, here, here.reduce((s, x) => s + x, 0))
+  }
+  // every live host back: a table still apart from a connection's would be pulled every round
+  let apartAtEnd = 0
+  for (let h = 0; h < N; h++) {
+    if (live[h] === 0) continue
+    const d = tables[h].digest()
+    if (conns[h].some(p => live[p] === 1 && !equalDigest(d, tables[p].digest()))) apartAtEnd++
   }
   return {
     ...spread.result(),
@@ -348,6 +435,10 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
     pushesPerHost: pushes / hostChanges,
     syncKeyBytesPerHost: keyBytes / hostChanges,
     apartPerHost: apart / hostChanges,
+    apartRounds: apart,
+    apartPulledMessages: apartPulled,
+    awayHostChanges,
+    apartAtEnd,
     gate
   }
 }
@@ -412,6 +503,10 @@ export function modelPullSpread (o: PullSpreadOptions): PullSpread {
     pushesPerHost: pushes / o.changes / liveCount,
     syncKeyBytesPerHost: 0,
     apartPerHost: 0,
+    apartRounds: 0,
+    apartPulledMessages: 0,
+    awayHostChanges: 0,
+    apartAtEnd: 0,
     gate: noGateCounts()
   }
 }

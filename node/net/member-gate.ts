@@ -29,12 +29,20 @@
 //    their own bounds, admit()) and the shared budget nothing;
 //  - the shared budget is first come, first served, so ids flooding at their full per-peer rate
 //    (9 of them, review32c) took all of it and every honest asker was refused: it may go into a
-//    debt of ALL_CALLS_RESERVE units for an asker refused no call (by either budget) in the last
-//    RESERVE_QUIET_MS. A flooder past the shared budget is refused (and so left out of the
-//    reserve for that long), an honest asker never is: its rounds go through on the reserve
-//    while the flood goes on (test/node/member-gate: 16 flooding ids, one honest asker). What it
-//    leaves: ids never refused yet (fresh ones, or ones asking exactly at the refill rate) may
-//    draw on the reserve too, until it is spent and they are refused: the reserve bounds it;
+//    debt of ALL_CALLS_RESERVE units for an asker with standing, refused no call (by either
+//    budget) in the last RESERVE_QUIET_MS. A flooder past the shared budget is refused (and so
+//    left out of the reserve for that long), an honest asker never is: its rounds go through on
+//    the reserve while the flood goes on (test/node/member-gate: 16 flooding ids, one honest
+//    asker). Standing: the asker is a member of this table (its record, signed by itself, taken
+//    here: table.has). Without it, ids never refused yet drew on the reserve too: a flooder
+//    minting fresh ids, each refused nothing, spent it and the honest asker was refused
+//    (note-s32 Left 8); a fresh id has no record here, and minting members means signing records
+//    that spread to every table (bounded by MAX_MEMBERS). A fresh honest host still gets in: its
+//    first table pull goes to any of its first peers (member-service.ts TABLE_PULL_PEERS, a
+//    busy one asked again later), within the shared budget of a host not flooded; its record
+//    reaches the flooded host by push or gossip (pushes are not calls: MEMBER_PUSH_PROTOCOL), and
+//    from then on its rounds there draw on the reserve as any member's. What it leaves: a member
+//    asking exactly at the refill rate (never refused) draws on the reserve until it is spent;
 //  - admit(): a peer with less than a unit of its call budget left is refused before its
 //    request's frame is decoded (member-service.ts asks it as the stream opens: rpc.ts serve()
 //    admit), the clear refusal an asker already rebuilds and backs off from.
@@ -225,13 +233,13 @@ export class MemberGate {
   private readonly pushes: PeerBudgets
   /** Peers whose own DOWN (leaving) was taken past their budget (at most BUDGETS_KEPT, the oldest forgotten). */
   private readonly leaveTaken = new Set<string>()
-  private readonly table: Pick<MemberTable, 'take'> & { readonly size?: number }
+  private readonly table: Pick<MemberTable, 'take' | 'has'> & { readonly size?: number }
   /** When each peer was last refused a call (at most `kept`, the least lately refused forgotten). */
   private readonly refusedAt = new Map<string, number>()
   private readonly now: () => number
   private readonly keptPeers: number
 
-  constructor (table: Pick<MemberTable, 'take'> & { readonly size?: number }, now: () => number = Date.now, kept = BUDGETS_KEPT) {
+  constructor (table: Pick<MemberTable, 'take' | 'has'> & { readonly size?: number }, now: () => number = Date.now, kept = BUDGETS_KEPT) {
     this.table = table
     this.now = now
     this.keptPeers = kept
@@ -277,8 +285,9 @@ export class MemberGate {
     this.counts.calls++
   }
 
-  /** Take `cost` of the reserve (the shared budget into debt) for `peer`, when it was refused nothing for RESERVE_QUIET_MS and the debt stays within ALL_CALLS_RESERVE. */
+  /** Take `cost` of the reserve (the shared budget into debt) for `peer`, when it is a member of the table, was refused nothing for RESERVE_QUIET_MS and the debt stays within ALL_CALLS_RESERVE. */
   private reserve (peer: string, cost: number): boolean {
+    if (!this.table.has(peer)) return false
     const at = this.refusedAt.get(peer)
     if (at !== undefined && this.now() - at < RESERVE_QUIET_MS) return false
     if (this.allCalls.units(ALL_CALLS) - cost < -ALL_CALLS_RESERVE) return false

@@ -28,12 +28,16 @@
 //    author to its connections; the round with a peer that announced memberpull/1 (opts.syncs)
 //    is a sync round (members.ts: the states this host took lately named, the peer's that it
 //    lacks answered, and a digest that leaves out what is still spreading), and that is how
-//    records and DOWN notices reach every host, each about once;
+//    records and DOWN notices reach every host, each about once; pushes go on a protocol of
+//    their own (MEMBER_PUSH_PROTOCOL: a push and a call on one protocol shared its admit, so a
+//    peer whose call budget was spent had its pushes refused unread, its own DOWN as it leaves
+//    included; a push's frame is small and read whole, its budget is the push budget,
+//    member-gate.ts), to a peer of an older version on MEMBERS_PROTOCOL as before;
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
-import { MAX_SYNC_ANSWER_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_SYNC_KEYS_MS, MembersBusyError, memberRefreshMs, pullMembers } from './members.ts'
-import { MemberGate, TABLE_CALL_COST, TablePacing } from './member-gate.ts'
+import { MAX_SYNC_ANSWER_BYTES, MEMBERS, MEMBERS_GOSSIP_TAG, MEMBER_PUSHES, MEMBER_SYNC_KEYS_MS, MembersBusyError, memberRefreshMs, pullMembers } from './members.ts'
+import { BUDGETS_KEPT, MemberGate, TABLE_CALL_COST, TablePacing } from './member-gate.ts'
 import type { MemberTable, MembersReply } from './members.ts'
 import { RpcProtocolError, RpcTooLargeError, call, notify, serve } from './rpc.ts'
 import { startAntiEntropy } from './anti-entropy.ts'
@@ -133,7 +137,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     // offer it on, as any other change), and says which peers took them
     if (!gossips()) {
       const to = host.peers().map(p => p.id)
-      const pushed = Promise.all(to.map(async peer => await notify(host, peer, MEMBERS, { t: 'push', m: msg }).then(() => peer, (err: unknown) => {
+      const pushed = Promise.all(to.map(async peer => await push(peer, msg).then(() => peer, (err: unknown) => {
         log('member message not pushed to %s: %e', peer, err)
         return undefined
       })))
@@ -155,6 +159,23 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     }
   }
 
+  /** Peers that do not speak MEMBER_PUSH_PROTOCOL (an older version): pushed to on MEMBERS (at most BUDGETS_KEPT, the oldest forgotten). */
+  const oldPushees = new Set<string>()
+  const push = async (peer: string, msg: Uint8Array): Promise<void> => {
+    if (!oldPushees.has(peer)) {
+      try {
+        await notify(host, peer, MEMBER_PUSHES, { t: 'push', m: msg })
+        return
+      } catch (err: any) {
+        if (err?.name !== 'UnsupportedProtocolError') throw err
+        log('%s does not take member pushes on their own protocol: pushed on the members protocol', peer)
+        oldPushees.add(peer)
+        if (oldPushees.size > BUDGETS_KEPT) oldPushees.delete(oldPushees.values().next().value!)
+      }
+    }
+    await notify(host, peer, MEMBERS, { t: 'push', m: msg })
+  }
+
   const remember = async (peers: string[]): Promise<void> => {
     const list = peers.map(p => table.record(p)).filter(r => r !== undefined).map(r => ({ id: r.peer, addrs: r.addrs }))
     if (list.length > 0) await host.remember(list)
@@ -174,13 +195,25 @@ export async function startMemberService (host: MemberServiceHost, table: Member
   // the budgets per peer and the author check (member-gate.ts)
   const gate = new MemberGate(table)
 
+  // a change its author pushed: taken as from gossip, once the peer's budget allows one
+  const pushed = async (n: { m: Uint8Array }, { peer }: { peer: string }): Promise<void> => {
+    const r = await gate.push(peer, n.m)
+    if (r === 'dropped') log('member message pushed by %s dropped: over its push budget', peer)
+    else if (r === 'refused') log('member message pushed by %s refused', peer)
+  }
+  // a malformed request or push, or one over the protocol's bound (refused from its frame's
+  // length), is charged to its sender's push budget as a refused push
+  const malformed = (err: Error, peer: string): void => {
+    if (!(err instanceof RpcProtocolError) && !(err instanceof RpcTooLargeError)) return
+    gate.refused(peer)
+  }
+  // pushes on their own protocol: no admit (a push is one small frame, read whole; the push
+  // budget drops a flood of them before any signature check, and lets a host's own DOWN as it
+  // leaves through once, member-gate.ts push())
+  const unservePushes = await serve(host, MEMBER_PUSHES, { notice: pushed }, { maxInboundStreams: 4, maxOutboundStreams: 4, onError: malformed })
   const unserve = await serve(host, MEMBERS, {
-    // a change its author pushed: taken as from gossip, once the peer's budget allows one
-    notice: async (n, { peer }) => {
-      const r = await gate.push(peer, n.m)
-      if (r === 'dropped') log('member message pushed by %s dropped: over its push budget', peer)
-      else if (r === 'refused') log('member message pushed by %s refused', peer)
-    },
+    // a push from a host of an older version (this version pushes on MEMBER_PUSH_PROTOCOL)
+    notice: pushed,
     call: async (req, { peer }): Promise<MembersReply> => {
       // over the asker's budget: refused before any table work (MembersBusyError)
       gate.call(peer, req)
@@ -199,14 +232,9 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     maxInboundStreams: 4,
     maxOutboundStreams: 4,
     // a peer with no unit of its call budget left is refused before its frame is decoded (a
-    // push from it too: a peer by the rules never gets there, member-gate.ts)
+    // push on this protocol from it too: only a host of an older version pushes here)
     admit: peer => gate.admit(peer),
-    // a malformed request or push, or one over MAX_MEMBERS_INCOMING_BYTES (refused from its
-    // frame's length), is charged to its sender's push budget as a refused push
-    onError: (err, peer) => {
-      if (!(err instanceof RpcProtocolError) && !(err instanceof RpcTooLargeError)) return
-      gate.refused(peer)
-    }
+    onError: malformed
   })
 
   // peers that refused a call over this host's budget there: left alone until then
@@ -368,6 +396,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       table.removeEventListener('member', onMember)
       host.gossip.handleTagged(MEMBERS_GOSSIP_TAG, undefined)
       await unserve()
+      await unservePushes()
     }
   }
 }

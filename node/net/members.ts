@@ -100,6 +100,7 @@
 //                                  { t: 'digest' } -> { t: 'digest', d: bytes(32) }
 //                                  { t: 'sync', k: bytes(SYNC_KEY_BYTES x n) } -> { t: 'sync', m: [member message...], d: bytes(32) }
 //                                  notice { t: 'push', m: member message }
+// MEMBER_PUSH_PROTOCOL (notices only): { t: 'push', m: member message } (hosts of older versions: the notice above)
 // (the digest: sha256 of the members' ids and record seqs in order; two tables with equal
 // digests hold the same records, so anti-entropy pulls a table only when they differ).
 // A table answer carries the records of the members up, then the DOWN notices held (a host that
@@ -124,6 +125,13 @@ const log = logger('net:members')
 /** First byte of a member gossip message (not a dag-cbor map: the op handler's messages are). */
 export const MEMBERS_GOSSIP_TAG = 0x4d
 export const MEMBERS_PROTOCOL = '/darkfs/members/1.0.0'
+/**
+ * Member pushes on a protocol of their own (member-service.ts): on MEMBERS_PROTOCOL a push and a
+ * call share the stream's admit (member-gate.ts), so a peer with no call budget left had its
+ * pushes refused unread, its own DOWN as it leaves included. A host of an older version does not
+ * speak it: a push to it goes on MEMBERS_PROTOCOL as before.
+ */
+export const MEMBER_PUSH_PROTOCOL = '/darkfs/member-push/1.0.0'
 /** A host signs a fresh record at least this often (and when it starts): see memberRefreshMs(). */
 export const MEMBER_REFRESH_MS = 24 * 3600_000
 /** The refresh period grows by this per member: network-wide at most one refresh per this time. */
@@ -272,6 +280,15 @@ export const MEMBERS = defineProtocol<MembersRequest, MembersReply, MembersNotic
     }
     return { t: 'push', m: n.m }
   }
+})
+
+/** A push alone (MEMBER_PUSH_PROTOCOL): one member message, read whole (a small frame), no admit. */
+export const MEMBER_PUSHES = defineProtocol<never, never, MembersNotice>({
+  id: MEMBER_PUSH_PROTOCOL,
+  maxMessageBytes: MAX_MEMBER_MESSAGE_BYTES + 1024,
+  timeoutMs: 30_000,
+  malformed: MemberRecordError,
+  notice: (v) => MEMBERS.notice!(v)
 })
 
 /**

@@ -8,7 +8,7 @@
 //   npm run sim -- [--hosts 1000,10000] [--seed 14] [--chunks-per-host 500] [--chunks-per-host-large 50] [--move-chunks 100000] [--move-chunks-large 500000]
 //                  [--factors 16,64,256,all] [--checks 20] [--reconcile-ops 1000000]
 //                  [--gossip-hosts 1000,10000] [--gossip-ops 20] [--op-bytes 300] [--latency 30] [--gossip-down-share 0.1]
-//                  [--pull-changes 20] [--pull-changes-large 4] [--pull-flooders 1] [--pull-forgers 1] [--pull-id-flooders 1] [--pull-charge all|apart]
+//                  [--pull-changes 20] [--pull-changes-large 4] [--pull-flooders 1] [--pull-forgers 1] [--pull-id-flooders 1] [--pull-charge all|apart] [--pull-away 0.05]
 //                  [--churn-hosts 1000,10000] [--days 30] [--churn-per-hour 0.0417] [--leave-share 0.05] [--join-share 0.05]
 //                  [--churn-chunks 10000] [--fill 0.1] [--failure-timeouts default,60,720,4320] [--failure-timeouts-large default,4320]
 //                  [--repair-delay default] [--repair-spare 1] [--at-risk default,none,short:720,away:360] [--repair-order urgent] [--repair-jump yes] [--rebuilder holder]
@@ -48,7 +48,13 @@
 // hosts pushing others' records (`flood_calls_*`, `id_flood_calls_*`, `forged_pushes_*`; the run
 // exits 1 when none of a kind's is refused; `honest_calls_refused`: calls of rounds by
 // the rules refused, none expected, of `honest_calls`: with --pull-charge all, every round's as
-// an apart round's, the recheck, changes, sync and whole table after it, charged at once); `members_pull.h<N>.model.*`: the model run before, the windows as rules; idle's
+// an apart round's, the recheck, changes, sync and whole table after it, charged at once);
+// `members_pull.h<N>.away.*`: the same run with --pull-away of the live hosts away for each change
+// (back at the next, past the windows: their first rounds find the tables apart), its apart
+// rounds charged as they happen (--pull-charge apart) and their pulls run: the apart rounds, the
+// messages their pulls moved (per host back), the honest calls refused (none expected), and the
+// hosts still apart at the end (none expected; the run exits 1 on either, or when no round was
+// apart); `members_pull.h<N>.model.*`: the model run before, the windows as rules; idle's
 // figures count member messages so (and its `sync_keys`: the changes named in each round's
 // request), the lookup figure's notice delay is their 99% time, and `idle.h<N>.members_gossip.*`
 // is the idle cost with member messages on gossip (a network with hosts of older versions).
@@ -125,6 +131,7 @@ const { values } = parseArgs({
     'pull-forgers': { type: 'string', default: '1' },
     'pull-id-flooders': { type: 'string', default: '1' },
     'pull-charge': { type: 'string', default: 'all' },
+    'pull-away': { type: 'string', default: '0.05' },
     'churn-hosts': { type: 'string', default: '1000,10000' },
     ...TRACE_OPTIONS,
     'churn-chunks': { type: 'string', default: '10000' },
@@ -270,6 +277,38 @@ for (const hosts of gossipHosts) {
   if (defects.length > 0) {
     console.error(`sim: ${hosts} hosts: ${defects.join(', ')}`)
     process.exitCode = 1
+  }
+  // hosts away for a change and back at the next: apart rounds, charged as they happen, pulled
+  const awayShare = Number(values['pull-away'])
+  if (awayShare > 0) {
+    const t2 = performance.now()
+    const a = await runPullSpread({ ...o, ...bad, charge: 'apart', awayShare })
+    log(`h${hosts}: ${changes} changes, ${a.awayHostChanges} host-changes away (${((performance.now() - t2) / 1000).toFixed(1)} s)`)
+    put({
+      [`${pre}.away.share`]: awayShare,
+      [`${pre}.away.host_changes_away`]: a.awayHostChanges,
+      [`${pre}.away.t99_ms`]: Number.isFinite(a.t99) ? Math.round(a.t99) : -1,
+      [`${pre}.away.missed_hosts`]: a.missed,
+      [`${pre}.away.apart_rounds`]: a.apartRounds,
+      [`${pre}.away.apart_rounds_per_host_back`]: round(a.apartRounds / Math.max(1, a.awayHostChanges), 3),
+      [`${pre}.away.pulled_messages`]: a.apartPulledMessages,
+      [`${pre}.away.pulled_messages_per_host_back`]: round(a.apartPulledMessages / Math.max(1, a.awayHostChanges), 1),
+      [`${pre}.away.apart_at_end`]: a.apartAtEnd,
+      [`${pre}.away.id_flood_calls_answered`]: a.gate.idFloodAnswered,
+      [`${pre}.away.id_flood_calls_refused`]: a.gate.idFloodRefused,
+      [`${pre}.away.honest_calls`]: a.gate.honestCalls,
+      [`${pre}.away.honest_calls_refused`]: a.gate.honestRefused
+    })
+    const awayDefects = [
+      ...a.gate.honestRefused > 0 ? [`${a.gate.honestRefused} honest call(s) refused with hosts away`] : [],
+      ...a.awayHostChanges > 0 && a.apartRounds === 0 ? ['hosts away, no round apart'] : [],
+      ...a.apartAtEnd > 0 ? [`${a.apartAtEnd} host(s) still apart at the end`] : [],
+      ...a.missed > 0 ? [`${a.missed} host(s) missed a change with hosts away`] : []
+    ]
+    if (awayDefects.length > 0) {
+      console.error(`sim: ${hosts} hosts: ${awayDefects.join(', ')}`)
+      process.exitCode = 1
+    }
   }
   // the model the sim ran before (the windows as rules on arrival times), same seed and changes
   const m = modelPullSpread(o)

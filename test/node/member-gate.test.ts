@@ -11,10 +11,10 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { MAX_MEMBERS, MEMBERS, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
-import type { MembersRequest } from '../../node/net/members.ts'
-import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
+import type { MembersReply, MembersRequest } from '../../node/net/members.ts'
+import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, RESERVE_QUIET_MS, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
 import { TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_ANSWER_UNPACED, TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
-import { call, notify } from '../../node/net/rpc.ts'
+import { call, notify, serve } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
@@ -59,7 +59,7 @@ describe('node/net member service budgets per peer', function () {
 
   it('a call costs units of its asker\'s budget (a big sync request more, the whole table more), refused past it with MembersBusyError, one unit back per CALL_REFILL_MS', () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old' }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
     const sync = (keys: number): MembersRequest => ({ t: 'sync', k: new Uint8Array(keys * SYNC_KEY_BYTES) })
     assert.equal(callCost(sync(3)), 1)
     assert.equal(callCost(sync(50_000)), 1 + Math.floor(50_000 / SYNC_KEYS_PER_UNIT))
@@ -88,7 +88,7 @@ describe('node/net member service budgets per peer', function () {
   it('a peer whose every round is apart (sync, recheck, changes, sync, whole table), its sync requests at up to MAX_MEMBERS keys (a mass event), the asker\'s one connection: never refused in 40 rounds (review31c: refused from 4,096 keys)', () => {
     for (const keys of [0, 5_000, 10_000, MAX_MEMBERS]) {
       let now = 0
-      const gate = new MemberGate({ take: async () => 'old' }, () => now)
+      const gate = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
       const k = new Uint8Array(keys * SYNC_KEY_BYTES)
       for (let round = 0; round < 40; round++) {
         const start = round * TABLE_SYNC_MS
@@ -107,7 +107,7 @@ describe('node/net member service budgets per peer', function () {
   it('the budget every asker shares: 8 askers (its refill is 8 peers\' full rate), each of their rounds apart at MAX_MEMBERS keys, never refused in 40 rounds; many ids flooding get ALL_CALLS_BURST and its refill between them, no more, each refused one costing its asker a unit', () => {
     // honest: 8 askers (the shared refill is 8 peers' full rate), each round of each all apart
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old' }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const askers = CALL_REFILL_MS / ALL_CALLS_REFILL_MS
     for (let round = 0; round < 40; round++) {
@@ -125,7 +125,7 @@ describe('node/net member service budgets per peer', function () {
 
     // many ids at once: each has its own full budget, all of them the shared one
     now = 0
-    const flooded = new MemberGate({ take: async () => 'old' }, () => now)
+    const flooded = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
     const ids = 4 * ALL_CALLS_BURST / CALL_BURST
     for (let i = 0; i < ids; i++) for (let c = 0; c < CALL_BURST; c++) { try { flooded.call(`id${i}`, { t: 'digest' }) } catch (err) { assert.ok(err instanceof MembersBusyError) } }
     // (ids never refused before draw on the reserve too, until it is spent: it bounds them)
@@ -143,7 +143,7 @@ describe('node/net member service budgets per peer', function () {
 
   it('the shared budget\'s reserve: 16 ids flooding at their full per-peer rate for 10 minutes, one honest asker whose every round is apart at MAX_MEMBERS keys every TABLE_SYNC_MS: none of its calls refused (review32c: 9 ids, 29 of 40 rounds refused; 16 ids, all), the flood bounded by the shared budget and its reserve', () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old' }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const ids = 16
     const rounds = 40
@@ -179,9 +179,60 @@ describe('node/net member service budgets per peer', function () {
     console.log(`      16 flooding ids over ${now / 1000} s: ${flood.answered} answered, ${flood.refused} refused; the honest asker's ${honest.calls} calls all answered`)
   })
 
+  it('the reserve is for members only: fresh ids (never refused, no record here) minted to call once each take none of it, and a member\'s rounds, all apart, still go through (note-s32 Left 8: they drew the reserve until spent, the member refused)', () => {
+    let now = 0
+    const members = new Set(['member'])
+    const gate = new MemberGate({ take: async () => 'old', has: p => members.has(p) }, () => now)
+    const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
+    const steps = apartRound(k)
+    const rounds = 8
+    const member = { calls: 0, refused: [] as string[] }
+    const fresh = { ids: 0, answered: 0, refused: 0 }
+    const tick = 50
+    for (; now < rounds * TABLE_SYNC_MS; now += tick) {
+      // a flooder minting ids: 8 new ones every tick, each one call (never refused before)
+      for (let i = 0; i < 8; i++) {
+        const id = `fresh${fresh.ids++}`
+        if (gate.admit(id) !== undefined) { fresh.refused++; continue }
+        try { gate.call(id, { t: 'digest' }); fresh.answered++ } catch (err) { assert.ok(err instanceof MembersBusyError); fresh.refused++ }
+      }
+      const at = now % TABLE_SYNC_MS
+      for (const [stepAt, req] of steps) {
+        if (at !== stepAt) continue
+        member.calls++
+        try {
+          gate.call('member', req)
+          if (req.t === 'table') gate.charge('member', TABLE_CALL_COST - 1)
+        } catch (err) {
+          member.refused.push(`${req.t} at ${now} ms: ${String(err)}`)
+        }
+      }
+    }
+    assert.equal(member.calls, rounds * steps.length)
+    assert.deepEqual(member.refused, [])
+    // the fresh ids had the shared budget and its refill, first come first served, none of the reserve
+    assert.ok(fresh.refused > 0, JSON.stringify(fresh))
+    assert.ok(fresh.answered <= ALL_CALLS_BURST + now / ALL_CALLS_REFILL_MS, JSON.stringify(fresh))
+    // a fresh honest host joining meanwhile: refused here while the flood takes the shared budget
+    // (it pulls its first table from another of its peers), answered once its record was taken
+    const flooding = (ms: number): void => {
+      for (const end = now + ms; now <= end; now += tick) {
+        for (let i = 0; i < 8; i++) { try { gate.call(`fresh${fresh.ids++}`, { t: 'digest' }) } catch {} }
+      }
+      now -= tick
+    }
+    flooding(tick)
+    assert.throws(() => { gate.call('joiner', { t: 'table' }) }, MembersBusyError)
+    members.add('joiner')
+    // (refused lately: no reserve for RESERVE_QUIET_MS, as any asker)
+    flooding(RESERVE_QUIET_MS)
+    assert.doesNotThrow(() => { gate.call('joiner', { t: 'table' }) })
+    console.log(`      ${fresh.ids} fresh ids over ${now / 1000} s: ${fresh.answered} answered, ${fresh.refused} refused; the member's ${member.calls} calls all answered`)
+  })
+
   it('admit: a peer with less than a unit of its call budget left is refused (MembersBusyError, counted unread), nothing spent; one with a unit is let through to call()', () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old' }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
     assert.equal(gate.admit('f'), undefined)
     for (let i = 0; i < CALL_BURST; i++) gate.call('f', { t: 'digest' })
     const refusal = gate.admit('f')
@@ -280,6 +331,69 @@ describe('node/net member service budgets per peer', function () {
     console.log(`      f's ${floods} calls: ${flood.answered} answered, ${flood.busy} refused (${calls.unread} unread); frames decoded ${decoded - bSyncs.answered} of f's, ${bSyncs.answered} of b's`)
     assert.ok(calls.unread > 0, JSON.stringify(calls))
     assert.ok(decoded - bSyncs.answered <= flood.answered + TABLE_CALL_COST, `${JSON.stringify(calls)}: f's frames decoded`)
+  })
+
+  it('real hosts: a peer whose call budget is spent still has its pushes taken, its own DOWN as it leaves included (note-s32 Left 8: refused unread with its calls, on one protocol)', async () => {
+    const networkKey = createNetworkKey()
+    const keyA = await generateKeyPair('Ed25519')
+    const keyF = await generateKeyPair('Ed25519')
+    const hostA = await createHost({ privateKey: keyA, networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostA.stop() })
+    const a = new MemberTable({ self: hostA.peerId, signer: signerFor(keyA), verify })
+    const serviceA = await startMemberService(hostA, a, { syncs: () => true, gossips: () => false })
+    t.add(async () => { await serviceA.stop() })
+    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostA.addresses()[0]] })
+    let fUp = true
+    t.add(async () => { if (fUp) await hostF.stop() })
+    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
+    await until('f connected to a', () => hostF.peers().some(p => p.id === hostA.peerId), 30_000)
+    // f is a member at a (its record taken), then spends its call budget there
+    const own = await f.signOwn(hostF.addresses())
+    assert.ok(own !== undefined)
+    assert.equal(await a.take(own), 'new')
+    const serviceF = await startMemberService(hostF, f, { syncs: () => true, gossips: () => false })
+    t.add(async () => { if (fUp) await serviceF.stop() })
+    let busy = 0
+    for (let i = 0; busy === 0 && i < 4 * CALL_BURST; i++) {
+      await call(hostF, hostA.peerId, MEMBERS, { t: 'digest' }).catch((err: unknown) => { assert.ok(err instanceof MembersBusyError, String(err)); busy++ })
+    }
+    assert.equal(busy, 1, 'f spent its call budget at a')
+    const taken = serviceA.pushes().taken
+    // f leaves: its own DOWN pushed to its connections (a leaving host waits for the pushes), then it is gone
+    const down = await f.signDown(hostF.peerId)
+    assert.ok(down !== undefined)
+    assert.deepEqual(await serviceF.publish(down), [hostA.peerId])
+    fUp = false
+    await serviceF.stop()
+    await hostF.stop()
+    // f is gone: the push is the only way a learns it left (main: refused unread, a kept f up)
+    await until('a took f\'s own DOWN', () => !a.has(hostF.peerId), 30_000)
+    assert.ok(serviceA.pushes().taken > taken, JSON.stringify(serviceA.pushes()))
+  })
+
+  it('real hosts: a push to a peer of an older version (no member push protocol) goes on the members protocol, as before', async () => {
+    const networkKey = createNetworkKey()
+    const keyF = await generateKeyPair('Ed25519')
+    const hostO = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostO.stop() })
+    // o answers the members protocol only, as a host of the version before did
+    const heard: Array<{ peer: string, m: Uint8Array }> = []
+    const unserve = await serve(hostO, MEMBERS, {
+      call: async (): Promise<MembersReply> => ({ t: 'digest', d: new Uint8Array(32) }),
+      notice: (n, { peer }) => { heard.push({ peer, m: n.m }) }
+    })
+    t.add(unserve)
+    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostO.addresses()[0]] })
+    t.add(async () => { await hostF.stop() })
+    await until('f connected to o', () => hostF.peers().some(p => p.id === hostO.peerId), 30_000)
+    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
+    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
+    t.add(async () => { await serviceF.stop() })
+    const msg = await f.signOwn(hostF.addresses())
+    assert.ok(msg !== undefined)
+    for (let i = 0; i < 2; i++) await serviceF.publish(msg)
+    await until('o heard both pushes', () => heard.filter(h => Buffer.from(h.m).equals(msg)).length >= 2, 30_000)
+    assert.ok(heard.every(h => h.peer === hostF.peerId))
   })
 
   it('real hosts: a whole-table pull of a small table costs one unit (a fresh network\'s hosts all pulling one seed, review32c: 4 units each, ~2/3 of 1,000 refused), of a big one (more than TABLE_ANSWER_UNPACED members) TABLE_CALL_COST', async () => {

@@ -49,6 +49,24 @@ describe('sim member sync spread on member tables', function () {
     assert.deepEqual(spread, before)
   })
 
+  it('hosts away for a change and back at the next (past the windows): their rounds find the tables apart, pull, and every table is in step at the end; the apart rounds charged as they happen, no call by the rules refused, the many-ids flood still bounded (note-s32 Left 8: no round was ever apart)', async function () {
+    this.timeout(120_000)
+    const o = { hosts: 300, seed: 30, changes: 4, latencyMs: 30, downShare: 0.1 }
+    const clean = await runPullSpread({ ...o, idFlooders: 1, charge: 'apart' as const })
+    assert.equal(clean.apartRounds, 0)
+    const r = await runPullSpread({ ...o, idFlooders: 1, charge: 'apart', awayShare: 0.05 })
+    assert.ok(r.awayHostChanges > 0, JSON.stringify(r))
+    assert.ok(r.apartRounds > 0, JSON.stringify(r))
+    // each apart round pulled: none left apart, none of the hosts present missed a change
+    assert.equal(r.apartAtEnd, 0, JSON.stringify(r))
+    assert.equal(r.missed, 0, JSON.stringify(r))
+    assert.ok(r.apartPulledMessages > 0, JSON.stringify(r))
+    // the apart rounds' five calls each charged: more calls than without them, none refused
+    assert.equal(r.gate.honestRefused, 0, JSON.stringify(r.gate))
+    assert.ok(r.gate.idFloodRefused > 0, JSON.stringify(r.gate))
+    console.log(`      ${r.awayHostChanges} host-changes away: ${r.apartRounds} apart rounds, ${r.apartPulledMessages} messages pulled, ${r.gate.honestCalls} honest calls (${r.gate.honestRefused} refused)`)
+  })
+
   it('an insider flooding one host from FLOOD_IDS peer ids at each of its rounds (the shared budget and admit() met): its calls refused past the shared budget and its reserve, many before their frame is read, no call of a round by the rules refused (every round charged as an apart one), the spread as without it', async function () {
     this.timeout(120_000)
     const o = { hosts: 300, seed: 30, changes: 2, latencyMs: 30, downShare: 0.1 }
