@@ -9,7 +9,8 @@
 // ops applied after a point are undone by walking the log back to that point (mark()/undoTo());
 // the records of ops that left the undo window are let go (forget()). What to do is read from
 // the old value (ABSENT: delete the key) and the key (POP: pop the list; LAST: put the list's
-// last item back; MTIME, CTIME: put a record's time back), not stored in a slot of its own.
+// last item back; MTIME, CTIME: put a record's time back; MADE: delete the keys an op made),
+// not stored in a slot of its own.
 
 /** One slot of an op's undo records; an op's records are an Undo[] (see undo()). */
 type Undo = unknown
@@ -23,9 +24,20 @@ const LAST: unique symbol = Symbol('last')
 /** The key slots of a change of a record's `mtime` or `ctime` in place (setTime()): undo puts the old time back. */
 const MTIME: unique symbol = Symbol('mtime')
 const CTIME: unique symbol = Symbol('ctime')
+/** The key slot of made(): undo calls the list slot's unmake() with the old slot (the key made). */
+const MADE: unique symbol = Symbol('made')
 
 /** What setTime() changes in place: a record's times. */
 export interface Times { mtime: bigint, ctime: bigint }
+
+/**
+ * The keys an op makes, each absent from its map before the op (made()): unmake(key) deletes
+ * them all, and absent() tells whether they are (Journal.checking).
+ */
+export interface Unmake {
+  unmake: (key: unknown) => void
+  absent: (key: unknown) => boolean
+}
 
 /**
  * Slots per chunk of the log, as a power of two: 2^15 slots (256 KiB), past V8's largest regular
@@ -94,6 +106,7 @@ export class Journal {
       else if (key === LAST) (list as unknown[])[(list as unknown[]).length - 1] = old
       else if (key === MTIME) (list as Times).mtime = old as bigint
       else if (key === CTIME) (list as Times).ctime = old as bigint
+      else if (key === MADE) (list as Unmake).unmake(old)
       else if (old === ABSENT) (list as Map<unknown, unknown>).delete(key)
       else (list as Map<unknown, unknown>).set(key, old)
     }
@@ -205,6 +218,18 @@ export class Journal {
   setTime (rec: Times, field: 'mtime' | 'ctime', value: bigint): void {
     if (this.recording) this.put(rec, field === 'mtime' ? MTIME : CTIME, rec[field])
     rec[field] = value
+  }
+
+  /**
+   * One record for the keys an op is about to make, every one absent until now (a create's own
+   * id in the maps of inodes, entries, links...): undone, `owner.unmake(key)` deletes them all.
+   * The caller then sets them in their maps directly (no record each: a create made six, three
+   * slots apiece, and every op received is recorded). Undo runs newest first, so the records
+   * the op makes after this one are undone before it, and the op's keys are absent again after.
+   */
+  made (owner: Unmake, key: unknown): void {
+    if (Journal.checking && !owner.absent(key)) throw new Error('Journal.made: a key said to be made was there already')
+    if (this.recording) this.put(owner, MADE, key)
   }
 
   /** Replace the last item of a non-empty list. */
