@@ -55,7 +55,7 @@
 //    plain files under a name of their own (keptName); see resolve() below.
 import { hash } from 'node:crypto'
 import { baseName, conflictName, keptName } from './conflicts.ts'
-import { Journal } from './journal.ts'
+import { Journal, type Unmake } from './journal.ts'
 import { compareOps, sameContent } from './op.ts'
 import type { Dag, DagNode } from './dag.ts'
 import type { Content, EntryId, Extent, Inode, InodeId, MoreExtent, Op, OpBody, Version } from './types.ts'
@@ -333,7 +333,7 @@ export function inoOf (id: InodeId): number {
   return n < 2 ? n + 2 : n
 }
 
-export class TreeState {
+export class TreeState implements Unmake {
   readonly j = new Journal()
   readonly inodes = new Map<InodeId, InodeRec>()
   readonly entries = new Map<EntryId, EntryRec>()
@@ -390,6 +390,25 @@ export class TreeState {
     if (rec.kind !== 'dir') return this.live.get(rec.id) ?? 0
     if (rec.id !== ROOT && (this.live.get(rec.id) ?? 0) === 0) return 0
     return 2 + (this.subdirs.get(rec.id) ?? 0)
+  }
+
+  /**
+   * Journal.made()'s undo of a create: its own id, a key of these maps that no other op sets
+   * (absent until the create, and the create's records are undone after every later op's).
+   */
+  unmake (id: unknown): void {
+    const k = id as string
+    this.inodes.delete(k)
+    this.entries.delete(k)
+    this.links.delete(k)
+    this.live.delete(k)
+    this.versions.delete(k)
+    this.head.delete(k)
+  }
+
+  absent (id: unknown): boolean {
+    const k = id as string
+    return !this.inodes.has(k) && !this.entries.has(k) && !this.links.has(k) && !this.live.has(k) && !this.versions.has(k) && !this.head.has(k)
   }
 
   /** Applies ops (one Apply for all: every op applied, and applied again in a merge, made one). */
@@ -554,17 +573,19 @@ class Apply {
     }
     // keys no op but this one sets (its own id), and this op is applied once until undone: absent
     // now, no lookup to learn it (the ino is a hash of the id: another's may share it, looked up)
-    this.j.change(s.inodes, id, undefined, rec)
+    // (one undo record for them all: TreeState.unmake() deletes them; attach() sets the entry and its live count)
+    this.j.made(s, id)
+    s.inodes.set(id, rec)
     this.j.set(s.byIno, rec.ino, id)
     // its head and its links are both [id]: one list for the two (neither is changed in place)
     const one = [id]
     if (b.kind === 'file') {
-      this.j.change(s.versions, id, undefined, [{ version: this.version(content, size), id }])
-      this.j.change(s.head, id, undefined, one)
+      s.versions.set(id, [{ version: this.version(content, size), id }])
+      s.head.set(id, one)
     }
     // the entry this create makes (its own id) names the inode it makes: new, as is its list of links
     const e: EntryRec = { id, parent, name: b.name, inode: id, live: true, byAuthor: this.node.op.author, byTime: this.time }
-    this.j.change(s.links, id, undefined, one)
+    s.links.set(id, one)
     this.attach(e, { names: dir, clash, isDir: b.kind === 'dir' })
   }
 
@@ -1277,9 +1298,10 @@ class Apply {
     }
     this.j.change(dir, e.name, held, e.id)
     if (made !== undefined) {
-      // a create's own entry and inode: no entry, live count or other link of them yet
-      this.j.change(s.entries, e.id, undefined, e)
-      this.j.change(s.live, e.inode, undefined, 1)
+      // a create's own entry and inode: no entry, live count or other link of them yet (keys
+      // create() recorded as made: Journal.made)
+      s.entries.set(e.id, e)
+      s.live.set(e.inode, 1)
       if (made.isDir) this.subdir(e.parent, +1)
       this.changed(e.parent)
       return

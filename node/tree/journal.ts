@@ -9,7 +9,8 @@
 // ops applied after a point are undone by walking the log back to that point (mark()/undoTo());
 // the records of ops that left the undo window are let go (forget()). What to do is read from
 // the old value (ABSENT: delete the key) and the key (POP: pop the list; LAST: put the list's
-// last item back; MTIME, CTIME: put a record's time back), not stored in a slot of its own.
+// last item back; MTIME, CTIME: put a record's time back; MADE: delete the keys an op made),
+// not stored in a slot of its own.
 
 /** One slot of an op's undo records; an op's records are an Undo[] (see undo()). */
 type Undo = unknown
@@ -23,9 +24,20 @@ const LAST: unique symbol = Symbol('last')
 /** The key slots of a change of a record's `mtime` or `ctime` in place (setTime()): undo puts the old time back. */
 const MTIME: unique symbol = Symbol('mtime')
 const CTIME: unique symbol = Symbol('ctime')
+/** The key slot of made(): undo calls the list slot's unmake() with the old slot (the key made). */
+const MADE: unique symbol = Symbol('made')
 
 /** What setTime() changes in place: a record's times. */
 export interface Times { mtime: bigint, ctime: bigint }
+
+/**
+ * The keys an op makes, each absent from its map before the op (made()): unmake(key) deletes
+ * them all, and absent() tells whether they are (Journal.checking).
+ */
+export interface Unmake {
+  unmake: (key: unknown) => void
+  absent: (key: unknown) => boolean
+}
 
 /**
  * Slots per chunk of the log, as a power of two: 2^15 slots (256 KiB), past V8's largest regular
@@ -35,6 +47,9 @@ export interface Times { mtime: bigint, ctime: bigint }
  * and its scavenges copy what survives (nearly everything such a receive allocates).
  */
 const CHUNK_BITS = 15
+
+/** Forgotten chunks kept, cleared, to be filled again (Journal.forget()). */
+const SPARE_CHUNKS = 2
 
 export class Journal {
   /**
@@ -49,6 +64,8 @@ export class Journal {
    * once forgotten: no array per op, and no copy of a large one as it grows.
    */
   private readonly chunks: Undo[][] = []
+  /** Chunks forgotten and cleared, for grow() (forget()). */
+  private readonly spares: Undo[][] = []
   private readonly bits: number
   private readonly size: number
   private readonly mask: number
@@ -94,6 +111,7 @@ export class Journal {
       else if (key === LAST) (list as unknown[])[(list as unknown[]).length - 1] = old
       else if (key === MTIME) (list as Times).mtime = old as bigint
       else if (key === CTIME) (list as Times).ctime = old as bigint
+      else if (key === MADE) (list as Unmake).unmake(old)
       else if (old === ABSENT) (list as Map<unknown, unknown>).delete(key)
       else (list as Map<unknown, unknown>).set(key, old)
     }
@@ -107,20 +125,41 @@ export class Journal {
     this.n = mark
   }
 
-  /** The records before `mark` will never be undone: the chunks wholly before it go. */
+  /**
+   * The records before `mark` will never be undone: the chunks wholly before it go, cleared (what
+   * their records held is let go), the last SPARE_CHUNKS of them kept for grow() to use again. A
+   * tree past the undo window forgets a chunk for every chunk it fills: a fresh one is a large
+   * object whose pages are faulted in as it is filled (~0.5-1 ms of CPU each on this VM), where
+   * clearing one is a fill of 2^15 slots.
+   */
   forget (mark: number): void {
     if (mark <= this.forgotten) return
     this.forgotten = mark
     const whole = Math.floor(mark / this.size) - this.first
     if (whole > 0) {
-      this.chunks.splice(0, Math.min(whole, this.chunks.length))
+      const gone = this.chunks.splice(0, Math.min(whole, this.chunks.length))
       this.first += whole
+      for (let i = Math.max(0, gone.length - SPARE_CHUNKS); i < gone.length && this.spares.length < SPARE_CHUNKS; i++) {
+        this.spares.push(gone[i].fill(undefined))
+      }
     }
   }
 
   /** Slots in the log's chunks (forgotten ones in a chunk still held included): for tests. */
   get held (): number {
     return this.chunks.length * this.size
+  }
+
+  /** Cleared chunks kept for grow(): for tests. */
+  get spare (): number {
+    return this.spares.length
+  }
+
+  /** Every slot of the log's chunks and spares that holds anything, forgotten ones included: for tests. */
+  get filled (): number {
+    let n = 0
+    for (const c of [...this.chunks, ...this.spares]) for (const v of c) if (v !== undefined) n++
+    return n
   }
 
   /** Slot r (relative to chunk `first`), read and cleared (what an undone record held is let go). */
@@ -153,9 +192,9 @@ export class Journal {
     }
   }
 
-  /** A new chunk at the end. */
+  /** A new chunk at the end (a spare one when there is: forget()). */
   private grow (): Undo[] {
-    const c: Undo[] = new Array(this.size).fill(undefined)
+    const c: Undo[] = this.spares.pop() ?? new Array(this.size).fill(undefined)
     this.chunks.push(c)
     return c
   }
@@ -205,6 +244,18 @@ export class Journal {
   setTime (rec: Times, field: 'mtime' | 'ctime', value: bigint): void {
     if (this.recording) this.put(rec, field === 'mtime' ? MTIME : CTIME, rec[field])
     rec[field] = value
+  }
+
+  /**
+   * One record for the keys an op is about to make, every one absent until now (a create's own
+   * id in the maps of inodes, entries, links...): undone, `owner.unmake(key)` deletes them all.
+   * The caller then sets them in their maps directly (no record each: a create made six, three
+   * slots apiece, and every op received is recorded). Undo runs newest first, so the records
+   * the op makes after this one are undone before it, and the op's keys are absent again after.
+   */
+  made (owner: Unmake, key: unknown): void {
+    if (Journal.checking && !owner.absent(key)) throw new Error('Journal.made: a key said to be made was there already')
+    if (this.recording) this.put(owner, MADE, key)
   }
 
   /** Replace the last item of a non-empty list. */

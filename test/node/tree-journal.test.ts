@@ -1,23 +1,41 @@
 // The tree's undo journal (node/tree/journal.ts): one flat log of every op's undo records.
 // Undoing back to any mark gives the state at that mark, also after older records were
 // forgotten and the log's front dropped; a half-applied op's records can be dropped. change()
-// (a set given the old value its caller read) undoes as set() does.
+// (a set given the old value its caller read) undoes as set() does; made() (one record for the
+// keys an op makes, each absent before) undoes by deleting them all.
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { Journal } from '../../node/tree/journal.ts'
+import { Journal, type Unmake } from '../../node/tree/journal.ts'
 
 const PROP_SEED = process.env.DARKFS_PROP_SEED === 'random' ? Date.now() : Number(process.env.DARKFS_PROP_SEED ?? 20261203)
 
 /**
  * One change: set or delete a key of the map, push to the list, replace its last item, change()
- * a key read just before, or set the mtime or ctime of the record in place (setTime).
+ * a key read just before, set the mtime or ctime of the record in place (setTime), or make a new
+ * key in the two maps of made keys (made(): one record, then plain sets; a key made already
+ * there is left alone, as a create of an id the tree holds is not made again).
  */
-const change = fc.record({ kind: fc.integer({ min: 0, max: 6 }), key: fc.integer({ min: 0, max: 7 }), value: fc.integer({ min: 0, max: 99 }) })
+const change = fc.record({ kind: fc.integer({ min: 0, max: 7 }), key: fc.integer({ min: 0, max: 7 }), value: fc.integer({ min: 0, max: 99 }) })
 /** Ops of a few changes each. */
 const ops = fc.array(fc.array(change, { maxLength: 6 }), { minLength: 1, maxLength: 40 })
 
-interface State { map: Map<number, number>, list: number[], rec: { mtime: bigint, ctime: bigint } }
-const snap = (s: State): string => JSON.stringify([[...s.map].sort((a, b) => a[0] - b[0]), s.list, String(s.rec.mtime), String(s.rec.ctime)])
+/** Two maps whose keys are made by made(), as TreeState makes a create's id in several. */
+class Made implements Unmake {
+  readonly a = new Map<number, number>()
+  readonly b = new Map<number, string>()
+  unmake (key: unknown): void {
+    this.a.delete(key as number)
+    this.b.delete(key as number)
+  }
+
+  absent (key: unknown): boolean {
+    return !this.a.has(key as number) && !this.b.has(key as number)
+  }
+}
+
+interface State { map: Map<number, number>, list: number[], rec: { mtime: bigint, ctime: bigint }, made: Made }
+const sorted = <V>(m: Map<number, V>): Array<[number, V]> => [...m].sort((a, b) => a[0] - b[0])
+const snap = (s: State): string => JSON.stringify([sorted(s.map), s.list, String(s.rec.mtime), String(s.rec.ctime), sorted(s.made.a), sorted(s.made.b)])
 
 function apply (j: Journal, s: State, op: Array<{ kind: number, key: number, value: number }>): void {
   for (const c of op) {
@@ -27,7 +45,13 @@ function apply (j: Journal, s: State, op: Array<{ kind: number, key: number, val
     else if (c.kind === 4) j.change(s.map, c.key, s.map.get(c.key), c.value)
     else if (c.kind === 5) j.setTime(s.rec, 'mtime', BigInt(c.value))
     else if (c.kind === 6) j.setTime(s.rec, 'ctime', BigInt(c.value))
-    else if (s.list.length > 0) j.setLast(s.list, c.value)
+    else if (c.kind === 7) {
+      if (s.made.absent(c.key)) {
+        j.made(s.made, c.key)
+        s.made.a.set(c.key, c.value)
+        s.made.b.set(c.key, `v${c.value}`)
+      }
+    } else if (s.list.length > 0) j.setLast(s.list, c.value)
   }
 }
 
@@ -35,7 +59,7 @@ describe('node/tree journal', function () {
   it('undoTo(mark) gives back the state at the mark, after forgetting older records (chunks of 2 to 32 slots: records straddle them)', () => {
     fc.assert(fc.property(ops, fc.nat(), fc.nat(), fc.integer({ min: 1, max: 5 }), (list, back, keep, bits) => {
       const j = new Journal(bits)
-      const s: State = { map: new Map(), list: [], rec: { mtime: 0n, ctime: 0n } }
+      const s: State = { map: new Map(), list: [], rec: { mtime: 0n, ctime: 0n }, made: new Made() }
       const marks: number[] = []
       const states: string[] = []
       for (const op of list) {
@@ -74,6 +98,10 @@ describe('node/tree journal', function () {
       assert.throws(() => { j.change(map, 2, 10, 11) }, /old value/)
       j.change(map, 1, 10, 11)
       j.change(map, 2, undefined, 12)
+      // made() refuses a key said to be new that its owner holds
+      const made = { unmake: () => {}, absent: (k: unknown) => !map.has(k as number) }
+      assert.throws(() => { j.made(made, 1) }, /there already/)
+      j.made(made, 3)
       j.end()
     } finally {
       Journal.checking = false
@@ -120,5 +148,33 @@ describe('node/tree journal', function () {
     assert.equal(j.held, 304 - 256)
     j.undoTo(marks[95])
     assert.equal(map.size, 95)
+  })
+
+  it('forgotten chunks are cleared and filled again: the log grows into them, and keeps no forgotten record', () => {
+    const j = new Journal(4)
+    const map = new Map<number, number>()
+    const marks: number[] = []
+    const record = (i: number): void => {
+      marks.push(j.mark())
+      j.begin(true)
+      j.set(map, i % 7, i)
+      j.end()
+    }
+    for (let i = 0; i < 100; i++) record(i)
+    // 300 slots in 19 chunks of 16; the 16 wholly before slot 270 go, two kept cleared
+    j.forget(marks[90])
+    assert.equal(j.held, 3 * 16)
+    assert.equal(j.spare, 2)
+    // what is left: the 30 slots from 270 on, and the 14 forgotten ones of chunk 16 (256 to 269)
+    assert.equal(j.filled, 300 - 256)
+    // 11 records more (33 slots): the rest of the last chunk, then the two spares, no new chunk
+    for (let i = 100; i < 111; i++) record(i)
+    assert.equal(j.spare, 0)
+    assert.equal(j.held, 5 * 16)
+    // and undoes into them as into fresh ones
+    const before = new Map(map)
+    for (let i = 111; i < 140; i++) record(i)
+    j.undoTo(marks[111])
+    assert.deepEqual(map, before)
   })
 })
