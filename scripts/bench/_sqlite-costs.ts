@@ -18,7 +18,7 @@
 // one lost host (the file, its size, the blocks it placed).
 // DARKFS_DRIVE=fsync16,delete runs SQLite after fio's writes;
 // DARKFS_DRIVE=git runs compare.ts's `git clone --no-local` of 1,000 files into the mount.
-import { mkdtemp, chmod, writeFile, open, mkdir } from 'node:fs/promises'
+import { mkdtemp, chmod, writeFile, open, mkdir, rm } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -126,6 +126,8 @@ function script (journal: string): string {
 const t = new Teardown()
 try {
   const base = await mkdtemp(join(tmpdir(), 'darkfs-drive-'))
+  // removed last (steps run newest first: after the unmount and the cluster's stop)
+  t.add(async () => { await rm(base, { recursive: true, force: true }) })
   await chmod(base, 0o755)
   const hosts = await startCluster(t, n, { transport: 'tcp' })
   await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
