@@ -18,7 +18,7 @@
 // one lost host (the file, its size, the blocks it placed).
 // DARKFS_DRIVE=fsync16,delete runs SQLite after fio's writes;
 // DARKFS_DRIVE=git runs compare.ts's `git clone --no-local` of 1,000 files into the mount.
-import { mkdtemp, chmod, writeFile, open, mkdir } from 'node:fs/promises'
+import { mkdtemp, chmod, writeFile, open, mkdir, rm } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -126,6 +126,8 @@ function script (journal: string): string {
 const t = new Teardown()
 try {
   const base = await mkdtemp(join(tmpdir(), 'darkfs-drive-'))
+  // removed last (steps run newest first: after the unmount and the cluster's stop)
+  t.add(async () => { await rm(base, { recursive: true, force: true }) })
   await chmod(base, 0o755)
   const hosts = await startCluster(t, n, { transport: 'tcp' })
   await until('full mesh', () => hosts.every(h => h.host.peers().length === n - 1), 60_000)
@@ -150,12 +152,19 @@ try {
     for (const h of hosts) for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += (h.sync.stats() as any)[k] ?? 0
     return sum
   }
+  // block-store sync rounds (Store.groupCommits: each job writes its blocks, syncs each file, then each directory)
+  const groupJobs = (): { jobs: number, blocks: number, jobs0: number } => {
+    const sum = { jobs: 0, blocks: 0, jobs0: hosts[0].store.groupCommits()?.jobs ?? 0 }
+    for (const h of hosts) { const g = h.store.groupCommits(); sum.jobs += g?.jobs ?? 0; sum.blocks += g?.blocks ?? 0 }
+    return sum
+  }
   for (const w of which) {
     Object.assign(c, { puts: 0, blocks: 0, commits: 0, ops: 0, putMs: 0, commitMs: 0, fsyncMs: 0 }); types.clear(); fops.clear()
     for (const x of Object.values(waits)) x.fill(0)
     for (const x of Object.values(split)) x.fill(0)
     slow.length = 0
     const cpu = process.cpuUsage()
+    let jobs0 = groupJobs()
     let sent0 = hosts[0].host.traffic()
     let sync0 = syncTotals()
     opBytes = 0
@@ -168,6 +177,7 @@ try {
       Object.assign(syncs, { sync: 0, datasync: 0, syncMs: 0, writes: 0, writeMs: 0 })
       sent0 = hosts[0].host.traffic()
       sync0 = syncTotals()
+      jobs0 = groupJobs()
       opBytes = 0
       const session = new Session()
       if (profDir !== undefined) {
@@ -217,6 +227,8 @@ try {
     }
     const used = process.cpuUsage(cpu)
     process.stdout.write(`${w} hosts=${n}: ${s.toFixed(2)} cpu=${((used.user + used.system) / 1e6).toFixed(2)} putMs=${c.putMs.toFixed(0)} commitMs=${c.commitMs.toFixed(0)} puts=${c.puts} blocks=${c.blocks} commits=${c.commits} ops=${c.ops} types=${JSON.stringify(Object.fromEntries(types))}\n`)
+    const jobs1 = groupJobs()
+    process.stdout.write(`  block group commits (sync rounds): all hosts ${jobs1.jobs - jobs0.jobs} writing ${jobs1.blocks - jobs0.blocks} blocks; host 0 ${jobs1.jobs0 - jobs0.jobs0}\n`)
     process.stdout.write(`  fsync time (host 0): ${split.fsync[0]} fsyncs' commits ${split.fsync[1].toFixed(0)} ms, of which the file's commit turn ${split.build[1].toFixed(0)} ms; durable op commits (closes' too) ${split.commit[0]}/${split.commit[1].toFixed(0)} ms\n`)
     process.stdout.write(`  placements past ${SLOW_PLACE_MS} ms on an fsync's path: ${slow.length}${slow.map(x => `\n    ${x}`).join('')}\n`)
     process.stdout.write(`  fsync waits (host 0): placed() ${waits.placed[0]}/${waits.placed[1].toFixed(0)}ms, peer holds ${waits.held[0]}/${waits.held[1].toFixed(0)}ms, safe placements ${waits.place[0]}/${waits.place[1].toFixed(0)}ms, early chunks' placements ${waits.early[0]}/${waits.early[1].toFixed(0)}ms, tracked waits ${waits.track[0]}/${waits.track[1].toFixed(0)}ms\n`)
