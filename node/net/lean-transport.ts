@@ -95,13 +95,134 @@ export class NoiseDecoder {
   }
 }
 
-interface NoiseHandshake { decrypt: (ciphertext: Uint8Array | Uint8ArrayList, dst?: Uint8Array) => Uint8Array | Uint8ArrayList }
+interface NoiseHandshake {
+  encrypt: (plaintext: Uint8Array | Uint8ArrayList) => Uint8Array | Uint8ArrayList
+  decrypt: (ciphertext: Uint8Array | Uint8ArrayList, dst?: Uint8Array) => Uint8Array | Uint8ArrayList
+}
 interface NoiseStream {
   handshake: NoiseHandshake
-  metrics?: { decryptedPackets: { increment: () => void }, decryptErrors: { increment: () => void } }
+  metrics?: { encryptedPackets?: { increment: () => void }, decryptedPackets: { increment: () => void }, decryptErrors: { increment: () => void } }
   decoder?: unknown
+  encrypt: (chunk: Uint8Array | Uint8ArrayList) => Uint8Array | Uint8ArrayList
   decrypt: (chunk: Uint8Array | Uint8ArrayList) => Uint8ArrayList
   __darkfsLean?: true
+}
+
+// --- the send path: one buffer per write, XORed by pnet in place ------------------------------
+//
+// @chainsafe/libp2p-noise 17 seals what the muxer queued as messages of up to 64 KiB, each in a
+// buffer of its own behind a 2-byte length of its own (a list of 2n pieces), and pnet then XORs
+// all of it into one more buffer for the socket (host.ts gatheredPnetSend): two fresh buffers per
+// byte sent, the second as large as the first. Short-lived Buffer memory is what starts the
+// collector's full collections on six hosts (issue 15), so here a write is sealed into ONE buffer
+// (each message's length, then the message, as on the wire), which pnet XORs in place.
+//
+// Ownership (what makes the in-place XOR safe): a buffer leanEncrypt makes is written by it alone
+// (lengths, and each message sealed straight into its place: sealInto below), is handed to the one
+// stream under Noise (pnet's) and to nobody else, and is read once more after that, by pnet's XOR,
+// which writes each byte over itself once; after that only the socket reads it (until it is
+// written). Nothing is pooled or reused: a buffer is never written again once handed on, so no
+// one holding a view of it can see it change but pnet. pnet knows such a buffer by its
+// ArrayBuffer (sealedForPnet): any other bytes it is given (the handshake's messages, which Noise
+// may hash after sending, or another encrypter's) are XORed into a copy, as before.
+
+/** ArrayBuffers leanEncrypt made, which pnet may XOR in place (see above). */
+const sealedForPnet = new WeakSet<ArrayBufferLike>()
+
+/** True when `piece` lies in a buffer leanEncrypt sealed (pnet may XOR it in place: see above). */
+export function ownedBySend (piece: Uint8Array): boolean {
+  return sealedForPnet.has(piece.buffer)
+}
+
+/**
+ * Where the seal under way writes its message (leanNoiseCrypto's seal, when the size matches):
+ * set by leanEncrypt around one handshake.encrypt call (synchronous), undefined otherwise, so the
+ * handshake's own seals (encryptAndHash) allocate as before.
+ */
+let sealInto: Uint8Array | undefined
+
+/** Largest plaintext of one Noise message (@chainsafe/libp2p-noise 17 NOISE_MSG_MAX_LENGTH_BYTES_WITHOUT_TAG). */
+const NOISE_MSG_MAX_PLAINTEXT_BYTES = NOISE_MSG_MAX_LENGTH_BYTES - CHACHA_TAG_LENGTH
+
+/**
+ * Noise's EncryptedMessageStream.encrypt into one buffer: the same messages (64 KiB at most), each
+ * after its 2-byte big-endian length, sealed by the same handshake in the same order; the bytes
+ * are the library's, in one buffer instead of a list of 2n.
+ */
+function leanEncrypt (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Uint8Array {
+  const total = chunk.byteLength
+  const messages = Math.ceil(total / NOISE_MSG_MAX_PLAINTEXT_BYTES)
+  const out = Buffer.allocUnsafeSlow(total + messages * (2 + CHACHA_TAG_LENGTH))
+  let at = 0
+  for (let i = 0; i < total; i += NOISE_MSG_MAX_PLAINTEXT_BYTES) {
+    const end = Math.min(i + NOISE_MSG_MAX_PLAINTEXT_BYTES, total)
+    const length = end - i + CHACHA_TAG_LENGTH
+    out[at] = length >> 8
+    out[at + 1] = length & 0xff
+    const place = out.subarray(at + 2, at + 2 + length)
+    let sealed: Uint8Array | Uint8ArrayList
+    sealInto = place
+    try {
+      sealed = this.handshake.encrypt(chunk instanceof Uint8Array ? chunk.subarray(i, end) : chunk.sublist(i, end))
+    } finally {
+      sealInto = undefined
+    }
+    if (sealed.byteLength !== length) throw new Error(`Noise sealed ${sealed.byteLength} bytes for a ${end - i} byte message`)
+    // sealed elsewhere (no addon, or a plaintext in too many pieces): copied into its place
+    if (sealed !== place) {
+      if (sealed instanceof Uint8Array) place.set(sealed)
+      else copyList(sealed, place)
+    }
+    this.metrics?.encryptedPackets?.increment()
+    at += 2 + length
+  }
+  sealedForPnet.add(out.buffer)
+  return out
+}
+
+function copyList (list: Uint8ArrayList, into: Uint8Array): void {
+  let at = 0
+  for (const piece of list) { into.set(piece, at); at += piece.byteLength }
+}
+
+/**
+ * What pnet writes to the socket for `data` (the pieces its stream queued), XORed by `xor` in
+ * order: a piece of a buffer leanEncrypt sealed is XORed in place (see above), a run of other
+ * pieces into one new buffer. One buffer comes back as it is, several as a list (the socket
+ * writes them in order).
+ */
+export function pnetOutbound (xor: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, data: Iterable<Uint8Array> & { byteLength: number }): Uint8Array | Uint8ArrayList {
+  const out: Uint8Array[] = []
+  let foreign: Uint8Array[] = []
+  let foreignBytes = 0
+  const flush = (): void => {
+    if (foreignBytes === 0) return
+    const copy = Buffer.allocUnsafeSlow(foreignBytes)
+    let at = 0
+    for (const piece of foreign) {
+      xor.update(piece, copy.subarray(at, at + piece.byteLength))
+      at += piece.byteLength
+    }
+    out.push(copy)
+    foreign = []
+    foreignBytes = 0
+  }
+  for (const piece of data) {
+    if (piece.byteLength === 0) continue
+    if (ownedBySend(piece)) {
+      flush()
+      xor.update(piece, piece)
+      out.push(piece)
+    } else {
+      foreign.push(piece)
+      foreignBytes += piece.byteLength
+    }
+  }
+  flush()
+  if (out.length === 1) return out[0]
+  const list = new ListCtor()
+  for (const piece of out) list.append(piece)
+  return list
 }
 
 /**
@@ -139,7 +260,7 @@ function leanDecrypt (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Ui
 // the list class Noise's own decrypt returns (set from the first connection's decoder buffer)
 let UInt8ArrayListCtor: new () => Uint8ArrayList
 
-/** Lean the receive path of one Noise connection (see the top of this file); another shape is left as it is. */
+/** Lean the receive and send paths of one Noise connection (see the top of this file, and leanEncrypt); another shape is left as it is. */
 export function leanNoiseConnection (conn: unknown): void {
   const c = conn as NoiseStream | null | undefined
   if (c === null || c === undefined || typeof c.decrypt !== 'function' || c.handshake === undefined) return
@@ -149,6 +270,7 @@ export function leanNoiseConnection (conn: unknown): void {
   const proto = Object.getPrototypeOf(c) as NoiseStream
   if (proto.__darkfsLean !== true) {
     proto.decrypt = leanDecrypt
+    proto.encrypt = leanEncrypt
     proto.__darkfsLean = true
   }
   // the stream's listener looks its decoder up on every read; swapped only while it holds
@@ -294,8 +416,10 @@ export function leanNoiseCrypto<C> (base: C, native: NativeAead | null = chacha2
       if (plaintext.byteLength < (aead === undefined ? NOISE_NODE_CRYPTO_MIN_BYTES : NOISE_NATIVE_AEAD_MIN_BYTES)) return seal(plaintext, nonce, ad, k)
       const pieces = plaintext instanceof Uint8Array ? [plaintext] : [...plaintext]
       if (aead !== undefined && pieces.length <= MAX_AEAD_PIECES) {
-        // every byte of it is written: the ciphertext, then the tag
-        const out = Buffer.allocUnsafeSlow(plaintext.byteLength + CHACHA_TAG_LENGTH)
+        // every byte of it is written: the ciphertext, then the tag (into its place in
+        // leanEncrypt's buffer when that is under way)
+        const into = sealInto
+        const out = into !== undefined && into.byteLength === plaintext.byteLength + CHACHA_TAG_LENGTH ? into : Buffer.allocUnsafeSlow(plaintext.byteLength + CHACHA_TAG_LENGTH)
         aead.seal(k, nonce, ad, pieces, out)
         return out
       }
