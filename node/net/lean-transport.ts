@@ -121,18 +121,75 @@ interface NoiseStream {
 // (lengths, and each message sealed straight into its place: sealInto below), is handed to the one
 // stream under Noise (pnet's) and to nobody else, and is read once more after that, by pnet's XOR,
 // which writes each byte over itself once; after that only the socket reads it (until it is
-// written). Nothing is pooled or reused: a buffer is never written again once handed on, so no
-// one holding a view of it can see it change but pnet. pnet knows such a buffer by its
-// ArrayBuffer (sealedForPnet): any other bytes it is given (the handshake's messages, which Noise
-// may hash after sending, or another encrypter's) are XORed into a copy, as before.
+// written). pnet knows such a buffer by its ArrayBuffer (sealedForPnet): any other bytes it is
+// given (the handshake's messages, which Noise may hash after sending, or another encrypter's) are
+// XORed into a copy, as before.
+//
+// Reuse (SealPool): a sealed buffer goes back to its pool, to be sealed into again, only when all
+// of these hold at once: every byte of it has been XORed and handed to the connection (pnetSend
+// counts them down: a buffer split across two sends is not done after the first), and right after
+// that hand-over the connection queued nothing (its write queue is empty) and its socket holds
+// nothing unwritten (net.Socket.writableLength 0: the kernel has every byte, and Node keeps no
+// reference to a write it finished). A connection of another shape (no socket: the in-memory
+// transport of tests), a send still queued anywhere, a send that threw, a connection that closed
+// with it queued: the buffer is never reused, and the collector takes it, as before. So no one can
+// read a reused buffer but its new writer: the socket has let go of it, and nothing else ever had it.
 
-/** ArrayBuffers leanEncrypt made, which pnet may XOR in place (see above). */
-const sealedForPnet = new WeakSet<ArrayBufferLike>()
+/** Sealed buffers pnet may XOR in place, by ArrayBuffer, with their bytes not yet handed to the connection. */
+const sealedForPnet = new WeakMap<ArrayBufferLike, { unsent: number }>()
 
 /** True when `piece` lies in a buffer leanEncrypt sealed (pnet may XOR it in place: see above). */
 export function ownedBySend (piece: Uint8Array): boolean {
   return sealedForPnet.has(piece.buffer)
 }
+
+/** Smallest and largest write whose sealed buffer is pooled (smaller ones are left to the collector: cheap). */
+export const SEAL_POOL_MIN_BYTES = 32 * 1024
+export const SEAL_POOL_MAX_BYTES = 4 * 1024 * 1024
+/** Most bytes of free buffers one process (isolate) keeps. */
+export const SEAL_POOL_FREE_BYTES = 8 * 1024 * 1024
+
+/**
+ * Free sealed buffers, by size class (powers of two from SEAL_POOL_MIN_BYTES to
+ * SEAL_POOL_MAX_BYTES), at most SEAL_POOL_FREE_BYTES in all (see Reuse above for when a buffer
+ * comes back).
+ */
+class SealPool {
+  private readonly free = new Map<number, ArrayBuffer[]>()
+  private freeBytes = 0
+  /** Buffers taken from the pool and given back to it (counters, for tests and figures). */
+  reused = 0
+  returned = 0
+
+  /** A buffer of `bytes` (its ArrayBuffer of a size class when the size is pooled). */
+  take (bytes: number): Buffer {
+    const size = sizeClass(bytes)
+    if (size === undefined) return Buffer.allocUnsafeSlow(bytes)
+    const ab = this.free.get(size)?.pop()
+    if (ab === undefined) return Buffer.from(Buffer.allocUnsafeSlow(size).buffer, 0, bytes)
+    this.freeBytes -= size
+    this.reused++
+    return Buffer.from(ab, 0, bytes)
+  }
+
+  /** Take `ab` back (a buffer of a size class only, while there is room). */
+  give (ab: ArrayBufferLike): void {
+    if (!(ab instanceof ArrayBuffer) || sizeClass(ab.byteLength) !== ab.byteLength || this.freeBytes + ab.byteLength > SEAL_POOL_FREE_BYTES) return
+    let list = this.free.get(ab.byteLength)
+    if (list === undefined) this.free.set(ab.byteLength, list = [])
+    list.push(ab)
+    this.freeBytes += ab.byteLength
+    this.returned++
+  }
+}
+
+function sizeClass (bytes: number): number | undefined {
+  if (bytes < SEAL_POOL_MIN_BYTES || bytes > SEAL_POOL_MAX_BYTES) return undefined
+  return 2 ** Math.ceil(Math.log2(bytes))
+}
+
+/** This process's pool of sealed buffers (its counters: sealPool.reused, .returned). */
+export const sealPool = new SealPool()
 
 /**
  * Where the seal under way writes its message (leanNoiseCrypto's seal, when the size matches):
@@ -152,7 +209,7 @@ const NOISE_MSG_MAX_PLAINTEXT_BYTES = NOISE_MSG_MAX_LENGTH_BYTES - CHACHA_TAG_LE
 function leanEncrypt (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Uint8Array {
   const total = chunk.byteLength
   const messages = Math.ceil(total / NOISE_MSG_MAX_PLAINTEXT_BYTES)
-  const out = Buffer.allocUnsafeSlow(total + messages * (2 + CHACHA_TAG_LENGTH))
+  const out = sealPool.take(total + messages * (2 + CHACHA_TAG_LENGTH))
   let at = 0
   for (let i = 0; i < total; i += NOISE_MSG_MAX_PLAINTEXT_BYTES) {
     const end = Math.min(i + NOISE_MSG_MAX_PLAINTEXT_BYTES, total)
@@ -176,7 +233,7 @@ function leanEncrypt (this: NoiseStream, chunk: Uint8Array | Uint8ArrayList): Ui
     this.metrics?.encryptedPackets?.increment()
     at += 2 + length
   }
-  sealedForPnet.add(out.buffer)
+  sealedForPnet.set(out.buffer, { unsent: out.byteLength })
   return out
 }
 
@@ -185,14 +242,24 @@ function copyList (list: Uint8ArrayList, into: Uint8Array): void {
   for (const piece of list) { into.set(piece, at); at += piece.byteLength }
 }
 
+/** A pnet connection's socket side as pnetSend sees it (@libp2p/tcp 11's TCPSocketMultiaddrConnection). */
+export interface PnetSocketSide {
+  send: (bytes: Uint8Array | Uint8ArrayList) => boolean
+  /** Bytes its stream queued, not yet given to the socket (@libp2p/utils AbstractMessageStream). */
+  writeBuffer?: { byteLength: number }
+  socket?: { writableLength?: number }
+}
+
 /**
- * What pnet writes to the socket for `data` (the pieces its stream queued), XORed by `xor` in
- * order: a piece of a buffer leanEncrypt sealed is XORed in place (see above), a run of other
- * pieces into one new buffer. One buffer comes back as it is, several as a list (the socket
- * writes them in order).
+ * pnet's send of `data` (the pieces its stream queued) through `conn`: XORed by `xor` in order (a
+ * piece of a buffer leanEncrypt sealed in place, a run of other pieces into one new buffer; one
+ * buffer goes to the connection as it is, several as a list, which the socket writes in order),
+ * then sealed buffers handed over whole go back to the pool if the connection has written every
+ * byte (see Reuse above). Returns the connection's answer (false: wait for its drain).
  */
-export function pnetOutbound (xor: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, data: Iterable<Uint8Array> & { byteLength: number }): Uint8Array | Uint8ArrayList {
+export function pnetSend (xor: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, data: Iterable<Uint8Array> & { byteLength: number }, conn: PnetSocketSide): boolean {
   const out: Uint8Array[] = []
+  const whole: ArrayBufferLike[] = []
   let foreign: Uint8Array[] = []
   let foreignBytes = 0
   const flush = (): void => {
@@ -209,20 +276,32 @@ export function pnetOutbound (xor: { update: (input: Uint8Array, output?: Uint8A
   }
   for (const piece of data) {
     if (piece.byteLength === 0) continue
-    if (ownedBySend(piece)) {
+    const sealed = sealedForPnet.get(piece.buffer)
+    if (sealed !== undefined) {
       flush()
       xor.update(piece, piece)
       out.push(piece)
+      sealed.unsent -= piece.byteLength
+      if (sealed.unsent === 0) whole.push(piece.buffer)
     } else {
       foreign.push(piece)
       foreignBytes += piece.byteLength
     }
   }
   flush()
-  if (out.length === 1) return out[0]
-  const list = new ListCtor()
-  for (const piece of out) list.append(piece)
-  return list
+  let more: boolean
+  if (out.length === 1) more = conn.send(out[0])
+  else {
+    const list = new ListCtor()
+    for (const piece of out) list.append(piece)
+    more = conn.send(list)
+  }
+  for (const ab of whole) {
+    // no longer pnet's to XOR in place, whatever comes of it
+    sealedForPnet.delete(ab)
+    if (conn.writeBuffer?.byteLength === 0 && conn.socket?.writableLength === 0) sealPool.give(ab)
+  }
+  return more
 }
 
 /**

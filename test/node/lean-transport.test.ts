@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
-import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength, ownedBySend, pnetOutbound } from '../../node/net/lean-transport.ts'
+import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength, ownedBySend, pnetSend, sealPool, SEAL_POOL_MIN_BYTES } from '../../node/net/lean-transport.ts'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { chacha20Poly1305Native } from '../../node/data/index.ts'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
@@ -325,14 +325,14 @@ describe('lean transport (pnet and Noise receive paths)', function () {
       new Uint8ArrayList(sealedB.subarray(cutB))
     ]
     const onWire: Buffer[] = []
+    // a connection of another shape than TCP's (no socket): nothing is ever reused
+    const sent: Array<Uint8Array | Uint8ArrayList> = []
+    const conn = { send: (b: Uint8Array | Uint8ArrayList) => { sent.push(b); return true } }
     for (const data of sends) {
-      const out = pnetOutbound(xor, data)
+      assert.equal(pnetSend(xor, data, conn), true)
+      const out = sent[sent.length - 1]
       const pieces = out instanceof Uint8Array ? [out] : [...out]
-      for (const piece of pieces) {
-        const inPlace = [sealedA, sealedB].some(s => s.buffer === piece.buffer)
-        assert.equal(inPlace, ownedBySend(piece), 'what Noise sealed goes out as itself (in place), other bytes in a copy')
-        assert.ok(foreignKeep.every((_, i) => piece.buffer !== [foreign1, foreign2][i].buffer), 'no caller\'s buffer goes out')
-      }
+      for (const piece of pieces) assert.ok(piece.buffer !== foreign1.buffer && piece.buffer !== foreign2.buffer, 'no caller\'s buffer goes out (a copy of it does)')
       onWire.push(...pieces.map(p => Buffer.from(p)))
     }
     assert.ok(foreign1.equals(foreignKeep[0]) && foreign2.equals(foreignKeep[1]), 'bytes pnet does not own are never changed')
@@ -340,6 +340,79 @@ describe('lean transport (pnet and Noise receive paths)', function () {
     assert.ok(Buffer.concat(onWire).equals(want), 'the key stream of one cipher over all of it, in order (each byte XORed once)')
     assert.ok(Buffer.from(sealedA).equals(want.subarray(300, 300 + wireA.byteLength)), 'sealedA holds what went on the wire')
     assert.ok(Buffer.from(sealedB).equals(want.subarray(300 + wireA.byteLength + 5000)), 'sealedB, sent in two pieces, each XORed once')
+    for (const c of [xor, reference]) c.finalize()
+  })
+
+  it('pnet send: a sealed buffer is sealed into again only once the socket has written every byte of it; one still queued (by the connection, in the socket, or sent in part) is never reused and its bytes stay as they went out', () => {
+    renewXsalsa20Views()
+    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => Cipher
+    const key = randomBytes(32)
+    const nonce = randomBytes(24)
+    const xor = X(nonce, key)
+    const reference = X(nonce, key)
+    const stream = sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32))
+    // a TCP connection's shape; after each send, what it and its socket still hold is set by the case
+    let after = { queued: 0, unwritten: 0 }
+    const out: Array<{ view: Uint8Array, copy: Buffer }> = []
+    const conn = {
+      writeBuffer: { byteLength: 0 },
+      socket: { writableLength: 0 },
+      send (b: Uint8Array | Uint8ArrayList): boolean {
+        // the kernel takes a copy of what is written: a later change of the buffer is no change on the wire
+        for (const p of b instanceof Uint8Array ? [b] : [...b]) out.push({ view: p, copy: Buffer.from(p) })
+        conn.writeBuffer.byteLength = after.queued
+        conn.socket.writableLength = after.unwritten
+        return true
+      }
+    }
+    const plain = SEAL_POOL_MIN_BYTES * 2
+    const seal = (): Uint8Array => stream.encrypt(randomBytes(plain)) as Uint8Array
+    // the bytes pnet was given, in order (Noise's, before the XOR)
+    const given: Buffer[] = []
+    const send = (...pieces: Uint8Array[]): void => {
+      for (const p of pieces) given.push(Buffer.from(p))
+      pnetSend(xor, new Uint8ArrayList(...pieces), conn)
+    }
+
+    // written whole: the next seal of its size reuses it
+    after = { queued: 0, unwritten: 0 }
+    const a = seal()
+    const returned = sealPool.returned
+    send(a)
+    assert.equal(sealPool.returned, returned + 1, 'written whole: back to the pool')
+    const b = seal()
+    assert.equal(b.buffer, a.buffer, 'sealed into again')
+
+    // the socket still holds bytes of it, or the connection queued some: never reused
+    const held: Array<{ view: Uint8Array, copy: Buffer }> = []
+    for (const [what, state] of [['unwritten in the socket', { queued: 0, unwritten: 1 }], ['queued by the connection', { queued: 1, unwritten: 0 }]] as const) {
+      after = state
+      const c = seal()
+      send(c)
+      held.push(out[out.length - 1])
+      assert.equal(held[held.length - 1].view.buffer, c.buffer)
+      after = { queued: 0, unwritten: 0 }
+      for (let i = 0; i < 3; i++) {
+        const next = seal()
+        assert.ok(held.every(h => h.view.buffer !== next.buffer), `${what}: not sealed into again`)
+        send(next)
+      }
+    }
+
+    // sent in two parts: not reused after the first, even with the socket empty
+    after = { queued: 0, unwritten: 0 }
+    const d = seal()
+    send(d.subarray(0, 1000))
+    const e = seal()
+    assert.notEqual(e.buffer, d.buffer, 'half sent: not sealed into again')
+    send(d.subarray(1000))
+    const f = seal()
+    assert.equal(f.buffer, d.buffer, 'once all of it is written: reused')
+    send(e, f)
+
+    // every byte that went out was XORed once, in order, and nothing held changed after it went out
+    for (const h of held) assert.ok(Buffer.from(h.view).equals(h.copy), 'a buffer still held is never written again')
+    assert.ok(Buffer.concat(out.map(o => o.copy)).equals(Buffer.from(reference.update(Buffer.concat(given)))), 'the wire: one key stream over what pnet was given, in order')
     for (const c of [xor, reference]) c.finalize()
   })
 })
