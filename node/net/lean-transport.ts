@@ -128,9 +128,10 @@ interface NoiseStream {
 // Reuse (SealPool): a sealed buffer goes back to its pool, to be sealed into again, only when all
 // of these hold at once: every byte of it has been XORed and handed to the connection (pnetSend
 // counts them down: a buffer split across two sends is not done after the first), and right after
-// that hand-over the connection queued nothing (its write queue is empty) and its socket holds
-// nothing unwritten (net.Socket.writableLength 0: the kernel has every byte, and Node keeps no
-// reference to a write it finished). A connection of another shape (no socket: the in-memory
+// that hand-over, or at a later send on the same connection, the connection queued nothing (its
+// write queue is empty) and its socket holds nothing unwritten (net.Socket.writableLength 0: the
+// kernel has every byte, and Node keeps no reference to a write it finished; a socket writes in
+// order, so every earlier write is finished too). A connection of another shape (no socket: the in-memory
 // transport of tests), a send still queued anywhere, a send that threw, a connection that closed
 // with it queued: the buffer is never reused, and the collector takes it, as before. So no one can
 // read a reused buffer but its new writer: the socket has let go of it, and nothing else ever had it.
@@ -258,6 +259,12 @@ export interface PnetSocketSide {
  * byte (see Reuse above). Returns the connection's answer (false: wait for its drain).
  */
 export function pnetSend (xor: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, data: Iterable<Uint8Array> & { byteLength: number }, conn: PnetSocketSide): boolean {
+  // sealed buffers handed over whole by earlier sends, unwritten then: written by now?
+  const waiting = unwrittenSealed.get(conn)
+  if (waiting !== undefined && written(conn)) {
+    unwrittenSealed.delete(conn)
+    for (const ab of waiting) sealPool.give(ab)
+  }
   const out: Uint8Array[] = []
   const whole: ArrayBufferLike[] = []
   let foreign: Uint8Array[] = []
@@ -296,12 +303,33 @@ export function pnetSend (xor: { update: (input: Uint8Array, output?: Uint8Array
     for (const piece of out) list.append(piece)
     more = conn.send(list)
   }
+  const now = written(conn)
   for (const ab of whole) {
     // no longer pnet's to XOR in place, whatever comes of it
     sealedForPnet.delete(ab)
-    if (conn.writeBuffer?.byteLength === 0 && conn.socket?.writableLength === 0) sealPool.give(ab)
+    if (now) sealPool.give(ab)
+    else if (conn.socket !== undefined && conn.writeBuffer !== undefined) {
+      // given back at a later send on this connection that finds everything written
+      let list = unwrittenSealed.get(conn)
+      if (list === undefined) unwrittenSealed.set(conn, list = [])
+      if (list.length < MAX_UNWRITTEN_SEALED) list.push(ab)
+    }
   }
   return more
+}
+
+/**
+ * Sealed buffers a connection was handed whole while it still held bytes unwritten (queued, or in
+ * its socket): pnetSend gives them back to the pool at the connection's next send that finds it
+ * holding nothing unwritten (its socket writes in order: then it has written these too).
+ */
+const unwrittenSealed = new WeakMap<PnetSocketSide, ArrayBufferLike[]>()
+/** Most such buffers remembered per connection (the rest are left to the collector). */
+const MAX_UNWRITTEN_SEALED = 16
+
+/** True when `conn` (a TCP connection's shape) holds no byte unwritten: nothing queued, nothing in its socket. */
+function written (conn: PnetSocketSide): boolean {
+  return conn.writeBuffer?.byteLength === 0 && conn.socket?.writableLength === 0
 }
 
 /**
