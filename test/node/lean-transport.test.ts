@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
-import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength } from '../../node/net/lean-transport.ts'
+import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength, ownedBySend, pnetSend, sealPool, SEAL_POOL_MIN_BYTES } from '../../node/net/lean-transport.ts'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { chacha20Poly1305Native } from '../../node/data/index.ts'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
@@ -245,5 +245,181 @@ describe('lean transport (pnet and Noise receive paths)', function () {
     const small = randomBytes(100)
     assert.ok(Buffer.from(nativeNoiseCrypto.chaCha20Poly1305Decrypt(sealed(small, nonce, ad, k), nonce, ad, k).subarray()).equals(small))
   })
-})
 
+  // the send path: Noise seals a write into one buffer, which pnet alone XORs in place
+  /** A fake EncryptedMessageStream (the shape leanNoiseConnection reaches) sealing with `crypto` under key k from nonce 0. */
+  const sendingStream = (crypto: typeof leanNoiseCrypto, k: Uint8Array): { encrypt: (chunk: Uint8Array | Uint8ArrayList) => Uint8Array | Uint8ArrayList } => {
+    let n = 0
+    const nonceOf = (i: number): Buffer => { const b = Buffer.alloc(12); b.writeUInt32LE(i, 4); return b }
+    const handshake = {
+      encrypt: (p: Uint8Array | Uint8ArrayList) => crypto.chaCha20Poly1305Encrypt(p as any, nonceOf(n++), new Uint8Array(0), k),
+      decrypt: () => { throw new Error('not used') }
+    }
+    // a class of its own: leanNoiseConnection patches the prototype
+    class FakeSendStream {
+      handshake = handshake
+      decoder: unknown = { decode: (): unknown[] => [], buffer: new Uint8ArrayList() }
+      encrypt (_chunk: unknown): Uint8ArrayList { throw new Error('the original encrypt') }
+      decrypt (_chunk: unknown): Uint8ArrayList { throw new Error('the original decrypt') }
+    }
+    const s = new FakeSendStream()
+    leanNoiseConnection(s)
+    return s
+  }
+  /** The library's EncryptedMessageStream.encrypt, joined: each message of up to 65519 bytes sealed by the default crypto after its 2-byte length. */
+  const libraryWire = (plain: Uint8Array, k: Uint8Array): Buffer => {
+    const parts: Buffer[] = []
+    for (let i = 0, n = 0; i < plain.byteLength; i += 65519, n++) {
+      const nonce = Buffer.alloc(12)
+      nonce.writeUInt32LE(n, 4)
+      const m = Buffer.from(defaultCrypto.chaCha20Poly1305Encrypt(plain.subarray(i, Math.min(i + 65519, plain.byteLength)), nonce, new Uint8Array(0), k).subarray())
+      parts.push(Buffer.from([m.byteLength >> 8, m.byteLength & 0xff]), m)
+    }
+    return Buffer.concat(parts)
+  }
+
+  it('Noise send: a write is sealed into one buffer with the library\'s very bytes (each message after its length), on the addon and without it; the plaintext is left as it was', () => {
+    for (const crypto of [nativeNoiseCrypto, leanNoiseCrypto]) {
+      if (crypto === undefined) continue
+      for (const size of [0, 1, 255, 1200, 65519, 65520, 200_000, 300_001]) {
+        const k = randomBytes(32)
+        const plain = randomBytes(size)
+        const keep = Buffer.from(plain)
+        const want = libraryWire(plain, k)
+        const cut = Math.floor(size / 3)
+        const inputs: Array<[string, Uint8Array | Uint8ArrayList]> = [['one buffer', plain], ['a list', new Uint8ArrayList(plain.subarray(0, cut), plain.subarray(cut, cut + 7), plain.subarray(cut + 7))]]
+        for (const [what, input] of inputs) {
+          const got = sendingStream(crypto, k).encrypt(input)
+          assert.ok(got instanceof Uint8Array, `${size} bytes, ${what}: one buffer`)
+          assert.ok(Buffer.from(got).equals(want), `${size} bytes, ${what}: the library's bytes`)
+          assert.ok(ownedBySend(got), `${size} bytes, ${what}: pnet may XOR it in place`)
+          assert.ok(Buffer.from(plain).equals(keep), `${size} bytes, ${what}: the plaintext unchanged`)
+        }
+      }
+      // a seal outside a write (the handshake's own) gets a buffer of its own, which pnet copies
+      const other = crypto.chaCha20Poly1305Encrypt(randomBytes(4096), randomBytes(12), new Uint8Array(0), randomBytes(32))
+      for (const piece of other instanceof Uint8Array ? [other] : other) assert.ok(!ownedBySend(piece), 'a seal outside a write is not pnet\'s to change')
+    }
+  })
+
+  it('pnet send: only what Noise sealed for it is XORed in place; bytes anyone else may still read (the handshake\'s, a caller\'s) go in a copy and are never changed; the key stream is one fresh cipher\'s over all of it, in order', () => {
+    renewXsalsa20Views()
+    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => Cipher
+    const key = randomBytes(32)
+    const nonce = randomBytes(24)
+    const xor = X(nonce, key)
+    const reference = X(nonce, key)
+    const stream = sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32))
+    const sealedA = stream.encrypt(randomBytes(100_000)) as Uint8Array
+    const sealedB = stream.encrypt(randomBytes(70_000)) as Uint8Array
+    // bytes someone else holds: a handshake message, a caller's buffer
+    const foreign1 = randomBytes(300)
+    const foreign2 = randomBytes(5000)
+    const foreignKeep = [Buffer.from(foreign1), Buffer.from(foreign2)]
+    const wireA = Buffer.from(sealedA)
+    const wireB = Buffer.from(sealedB)
+    // pnet's stream hands its queue over in sublists (views): sealedB is split across two sends
+    const cutB = 12_345
+    const sends = [
+      new Uint8ArrayList(foreign1, sealedA, foreign2, sealedB.subarray(0, cutB)),
+      new Uint8ArrayList(sealedB.subarray(cutB))
+    ]
+    const onWire: Buffer[] = []
+    // a connection of another shape than TCP's (no socket): nothing is ever reused
+    const sent: Array<Uint8Array | Uint8ArrayList> = []
+    const conn = { send: (b: Uint8Array | Uint8ArrayList) => { sent.push(b); return true } }
+    for (const data of sends) {
+      assert.equal(pnetSend(xor, data, conn), true)
+      const out = sent[sent.length - 1]
+      const pieces = out instanceof Uint8Array ? [out] : [...out]
+      for (const piece of pieces) assert.ok(piece.buffer !== foreign1.buffer && piece.buffer !== foreign2.buffer, 'no caller\'s buffer goes out (a copy of it does)')
+      onWire.push(...pieces.map(p => Buffer.from(p)))
+    }
+    assert.ok(foreign1.equals(foreignKeep[0]) && foreign2.equals(foreignKeep[1]), 'bytes pnet does not own are never changed')
+    const want = Buffer.from(reference.update(Buffer.concat([foreignKeep[0], wireA, foreignKeep[1], wireB])))
+    assert.ok(Buffer.concat(onWire).equals(want), 'the key stream of one cipher over all of it, in order (each byte XORed once)')
+    assert.ok(Buffer.from(sealedA).equals(want.subarray(300, 300 + wireA.byteLength)), 'sealedA holds what went on the wire')
+    assert.ok(Buffer.from(sealedB).equals(want.subarray(300 + wireA.byteLength + 5000)), 'sealedB, sent in two pieces, each XORed once')
+    for (const c of [xor, reference]) c.finalize()
+  })
+
+  it('pnet send: a sealed buffer is sealed into again only once the socket has written every byte of it; one still queued (by the connection, in the socket, or sent in part) is never reused and its bytes stay as they went out', () => {
+    renewXsalsa20Views()
+    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => Cipher
+    const key = randomBytes(32)
+    const nonce = randomBytes(24)
+    const xor = X(nonce, key)
+    const reference = X(nonce, key)
+    const stream = sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32))
+    // a TCP connection's shape; after each send, what it and its socket still hold is set by the case
+    let after = { queued: 0, unwritten: 0 }
+    const out: Array<{ view: Uint8Array, copy: Buffer }> = []
+    const conn = {
+      writeBuffer: { byteLength: 0 },
+      socket: { writableLength: 0 },
+      send (b: Uint8Array | Uint8ArrayList): boolean {
+        // the kernel takes a copy of what is written: a later change of the buffer is no change on the wire
+        for (const p of b instanceof Uint8Array ? [b] : [...b]) out.push({ view: p, copy: Buffer.from(p) })
+        conn.writeBuffer.byteLength = after.queued
+        conn.socket.writableLength = after.unwritten
+        return true
+      }
+    }
+    const plain = SEAL_POOL_MIN_BYTES * 2
+    const seal = (): Uint8Array => stream.encrypt(randomBytes(plain)) as Uint8Array
+    // the bytes pnet was given, in order (Noise's, before the XOR)
+    const given: Buffer[] = []
+    const send = (...pieces: Uint8Array[]): void => {
+      for (const p of pieces) given.push(Buffer.from(p))
+      pnetSend(xor, new Uint8ArrayList(...pieces), conn)
+    }
+
+    // written whole: the next seal of its size reuses it
+    after = { queued: 0, unwritten: 0 }
+    const a = seal()
+    const returned = sealPool.returned
+    send(a)
+    assert.equal(sealPool.returned, returned + 1, 'written whole: back to the pool')
+    const b = seal()
+    assert.equal(b.buffer, a.buffer, 'sealed into again')
+
+    // the socket still holds bytes of it, or the connection queued some: not reused while it does,
+    // however many sends follow; reused once a later send finds everything written
+    for (const [what, state] of [['unwritten in the socket', { queued: 0, unwritten: 1 }], ['queued by the connection', { queued: 1, unwritten: 0 }]] as const) {
+      after = state
+      const c = seal()
+      send(c)
+      const sentC = out[out.length - 1]
+      assert.equal(sentC.view.buffer, c.buffer)
+      for (let i = 0; i < 4; i++) {
+        const next = seal()
+        assert.notEqual(next.buffer, c.buffer, `${what}: not sealed into again while held`)
+        send(next)
+      }
+      assert.ok(Buffer.from(sentC.view).equals(sentC.copy), `${what}: a buffer still held is never written again`)
+      // everything written: the next send finds it so and gives c (and the others held with it) back
+      after = { queued: 0, unwritten: 0 }
+      send(seal())
+      send(seal())
+      const again: Uint8Array[] = []
+      for (let i = 0; i < 8; i++) again.push(seal())
+      assert.ok(again.some(x => x.buffer === c.buffer), `${what}: reused once written`)
+      send(...again)
+    }
+
+    // sent in two parts: not reused after the first, even with the socket empty
+    after = { queued: 0, unwritten: 0 }
+    const d = seal()
+    send(d.subarray(0, 1000))
+    const e = seal()
+    assert.notEqual(e.buffer, d.buffer, 'half sent: not sealed into again')
+    send(d.subarray(1000))
+    const f = seal()
+    assert.equal(f.buffer, d.buffer, 'once all of it is written: reused')
+    send(e, f)
+
+    // every byte that went out was XORed once, in order, and nothing held changed after it went out
+    assert.ok(Buffer.concat(out.map(o => o.copy)).equals(Buffer.from(reference.update(Buffer.concat(given)))), 'the wire: one key stream over what pnet was given, in order')
+    for (const c of [xor, reference]) c.finalize()
+  })
+})

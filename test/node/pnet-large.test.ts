@@ -6,6 +6,7 @@ import type { Host } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
+import { sealPool } from '../../node/net/lean-transport.ts'
 
 describe('pnet under backpressure', function () {
   const t = new Teardown()
@@ -86,5 +87,42 @@ describe('pnet cipher slicing', function () {
     } finally {
       await t.run()
     }
+  })
+})
+
+describe('pnet send buffers reused over TCP', function () {
+  const t = new Teardown()
+  after(async () => { await t.run() })
+
+  it('fragment-sized writes, one after another over loopback TCP, arrive intact while their sealed buffers are reused', async () => {
+    const key = createNetworkKey()
+    const a = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
+    t.add(async () => { await a.stop() })
+    const b = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], join: [a.addresses()[0]] })
+    t.add(async () => { await b.stop() })
+    await until('connected', () => a.peers().length === 1 && b.peers().length === 1)
+    const ROUNDS = 64
+    const SIZE = 256 * 1024
+    const got: string[] = []
+    await a.handle('/darkfs-test/seq/1', async (stream) => {
+      const hash = createHash('sha256')
+      for await (const piece of stream) hash.update(piece.subarray())
+      got.push(hash.digest('hex'))
+      await stream.close()
+    })
+    // the dialer registers the protocol too (its outbound stream limit is the protocol's)
+    await b.handle('/darkfs-test/seq/1', () => {})
+    const reused = sealPool.reused
+    const want: string[] = []
+    for (let i = 0; i < ROUNDS; i++) {
+      const stream = await b.newStream(a.peerId, '/darkfs-test/seq/1')
+      const piece = randomBytes(SIZE)
+      want.push(createHash('sha256').update(piece).digest('hex'))
+      stream.send(piece)
+      await stream.close()
+      await until(`round ${i} received`, () => got.length === i + 1)
+    }
+    assert.deepEqual(got, want, 'every write arrives intact')
+    assert.ok(sealPool.reused > reused, 'sealed buffers were reused')
   })
 })
