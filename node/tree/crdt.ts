@@ -393,8 +393,9 @@ export class TreeState implements Unmake {
   }
 
   /**
-   * Journal.made()'s undo of a create: its own id, a key of these maps that no other op sets
-   * (absent until the create, and the create's records are undone after every later op's).
+   * Journal.made()'s undo of a create: its own id, a key of these maps absent until the create
+   * (later ops change it — writes its versions and head, links its links and live, a move or
+   * unlink its entry — each through the journal, so undone before the create's record).
    */
   unmake (id: unknown): void {
     const k = id as string
@@ -571,8 +572,8 @@ class Apply {
         }
       }
     }
-    // keys no op but this one sets (its own id), and this op is applied once until undone: absent
-    // now, no lookup to learn it (the ino is a hash of the id: another's may share it, looked up)
+    // keys (its own id) absent until this op, applied once until undone: no lookup to learn it;
+    // later ops that change them journal it (the ino is a hash of the id: another's may share it, looked up)
     // (one undo record for them all: TreeState.unmake() deletes them; attach() sets the entry and its live count)
     this.j.made(s, id)
     s.inodes.set(id, rec)
