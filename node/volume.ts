@@ -14,13 +14,17 @@
 // utimes, xattrs) is written to the op log, not synced (node/tree log.ts): it survives this
 // process being killed, and becomes durable with the next such commit, an fsync, a syncDir()
 // (FUSE fsyncdir), or within WRITTEN_SYNC_MS (1 s), as a local file system commits such changes
-// with its journal; a power cut may lose that last second of them. A chmod or chown of a file
-// open here is held (answered from memory, as the file's buffered writes are) until this
+// with its journal; a power cut may lose that last second of them. A chmod, chown or utimes of a
+// file open here is held (answered from memory, as the file's buffered writes are) until this
 // Volume's next commit, the file's next version, close (a FUSE release: close(2) does not wait
-// for it), fsync or utimes, or HELD_ATTRS_MS, and then
-// committed as one setattr op with the others held (tar's fchown and fchmod of every file it
-// extracts: one op and one log write, not two); a process killed meanwhile loses them with the
-// file's buffered writes. No other change of this host is stamped before them. One that sets
+// for it), fsync, or HELD_ATTRS_MS, and then
+// committed as one setattr op with the others held (tar's futimens, fchown and fchmod of every
+// file it extracts: one op, in the log write of the file's version); a process killed meanwhile
+// loses them with the file's buffered writes. No other change of this host is stamped before
+// them, but for held times: they go after the file's version in its batch when its writes all
+// came before them (the version's time, its last write's, would hide an explicit mtime), and
+// while the file has writes not committed and no version of it is in the batch they stay held
+// with those writes (their version, at the flush, close or fsync, takes them). One that sets
 // every field to what it was (SQLite as root fchowns each journal it opens to the owner it has)
 // makes no op when the file's version is stamped after it in the same batch (the journal's
 // fsync): the version's time moves ctime as far, on every host. "What it was" is this host's
@@ -1553,6 +1557,8 @@ export class Volume implements VolumeApi {
     if (f.handles === 0 && (!f.changed || this.unlinked(f.inode))) {
       this.open_.delete(f.inode)
       f.stopReadahead()
+      // times held with writes given up (a close that could not commit): committed within HELD_ATTRS_MS
+      if (this.heldAttrs.has(f.inode)) this.holdTimer()
     }
   }
 
