@@ -14,13 +14,17 @@
 // utimes, xattrs) is written to the op log, not synced (node/tree log.ts): it survives this
 // process being killed, and becomes durable with the next such commit, an fsync, a syncDir()
 // (FUSE fsyncdir), or within WRITTEN_SYNC_MS (1 s), as a local file system commits such changes
-// with its journal; a power cut may lose that last second of them. A chmod or chown of a file
-// open here is held (answered from memory, as the file's buffered writes are) until this
+// with its journal; a power cut may lose that last second of them. A chmod, chown or utimes of a
+// file open here is held (answered from memory, as the file's buffered writes are) until this
 // Volume's next commit, the file's next version, close (a FUSE release: close(2) does not wait
-// for it), fsync or utimes, or HELD_ATTRS_MS, and then
-// committed as one setattr op with the others held (tar's fchown and fchmod of every file it
-// extracts: one op and one log write, not two); a process killed meanwhile loses them with the
-// file's buffered writes. No other change of this host is stamped before them. One that sets
+// for it), fsync, or HELD_ATTRS_MS, and then
+// committed as one setattr op with the others held (tar's futimens, fchown and fchmod of every
+// file it extracts: one op, in the log write of the file's version); a process killed meanwhile
+// loses them with the file's buffered writes. No other change of this host is stamped before
+// them, but for held times: they go after the file's version in its batch when its writes all
+// came before them (the version's time, its last write's, would hide an explicit mtime), and
+// while the file has writes not committed and no version of it is in the batch they stay held
+// with those writes (their version, at the flush, close or fsync, takes them). One that sets
 // every field to what it was (SQLite as root fchowns each journal it opens to the owner it has)
 // makes no op when the file's version is stamped after it in the same batch (the journal's
 // fsync): the version's time moves ctime as far, on every host. "What it was" is this host's
@@ -264,7 +268,23 @@ export function foldDue (extents: ReadonlyArray<{ pos: number, size: number, con
 
 /** Whether `b` is a version of `held`'s file (a write or append) stamped at or after it: its ctime is at least as late. */
 function versionAfter (b: OpBody, held: OpBody & { type: 'setattr' }): boolean {
-  return (b.type === 'write' || b.type === 'append') && b.inode === held.inode && b.time >= held.time
+  return isVersionOf(b, held.inode) && b.time >= held.time
+}
+
+/** Whether `b` is a version of file `inode` (a write or append). */
+function isVersionOf (b: OpBody, inode: InodeId): boolean {
+  return (b.type === 'write' || b.type === 'append') && b.inode === inode
+}
+
+/** The index of the last version of file `inode` in `bodies`, -1 when none. */
+function lastVersionOf (bodies: OpBody[], inode: InodeId): number {
+  for (let i = bodies.length - 1; i >= 0; i--) if (isVersionOf(bodies[i], inode)) return i
+  return -1
+}
+
+/** Whether a held setattr sets a time (utimes of a file open here). */
+function hasTimes (h: OpBody & { type: 'setattr' }): boolean {
+  return h.atime !== undefined || h.mtime !== undefined
 }
 
 /**
@@ -699,18 +719,56 @@ export class Volume implements VolumeApi {
     clearTimeout(this.heldTimer)
     this.heldTimer = undefined
     // a change that changes nothing but ctime, with a version of its file at or after it here: left out
-    const stamped = same.size === 0 ? held : held.filter(h => !(same.has(h.inode) && bodies.some(b => versionAfter(b, h))))
+    let stamped = same.size === 0 ? held : held.filter(h => !(same.has(h.inode) && bodies.some(b => versionAfter(b, h))))
+    // times held for a file whose pending writes go in no version of this batch stay held with
+    // those writes (their version's time would hide an explicit mtime): the rest goes now
+    const kept: Array<OpBody & { type: 'setattr' }> = []
+    if (this.closing === undefined) {
+      stamped = stamped.flatMap(h => {
+        if (!hasTimes(h) || !this.pendingVersion(h.inode) || bodies.some(b => isVersionOf(b, h.inode))) return [h]
+        const { atime, mtime, ...rest } = h
+        const times: OpBody & { type: 'setattr' } = { type: 'setattr', inode: h.inode, time: h.time }
+        if (atime !== undefined) times.atime = atime
+        if (mtime !== undefined) times.mtime = mtime
+        kept.push(times)
+        return rest.mode === undefined && rest.uid === undefined && rest.gid === undefined ? [] : [rest]
+      })
+      for (const k of kept) this.heldAttrs.set(k.inode, k)
+    }
+    // times held for a file go after its version in the batch when that version's writes all
+    // came before them (its time, the last write's, is at or before theirs), so the version does
+    // not move mtime past them: one setattr and one version, as the calls came
+    const batch: OpBody[] = []
+    const after = new Map<number, Array<OpBody & { type: 'setattr' }>>()
+    for (const h of stamped) {
+      const v = hasTimes(h) ? lastVersionOf(bodies, h.inode) : -1
+      if (v >= 0 && bodies[v].time <= h.time) after.set(v, [...after.get(v) ?? [], h])
+      else batch.push(h)
+    }
+    const own: number[] = []
+    for (let i = 0; i < bodies.length; i++) {
+      own.push(batch.length)
+      batch.push(bodies[i], ...after.get(i) ?? [])
+    }
     for (const h of stamped) {
       const f = this.heldFlying.get(h.inode)
       this.heldFlying.set(h.inode, { batches: (f?.batches ?? 0) + 1, body: f === undefined ? h : { ...f.body, ...h } })
     }
     try {
-      return (await this.tree.commitMany([...stamped, ...bodies], durability, opts)).slice(stamped.length)
+      if (batch.length === 0) return []
+      const done = await this.tree.commitMany(batch, durability, opts)
+      // an mtime set after a file's last write is its mtime now (the tree's), not that write's time
+      for (const h of stamped) {
+        const f = h.mtime === undefined ? undefined : this.open_.get(h.inode)
+        if (f?.mtime !== undefined && f.mtime <= h.time) f.mtime = undefined
+      }
+      return own.map(i => done[i])
     } catch (err) {
       for (const b of held) {
         const now = this.heldAttrs.get(b.inode)
         if (same.has(b.inode) && (now === undefined || this.heldSame.has(b.inode))) this.heldSame.add(b.inode)
         else this.heldSame.delete(b.inode)
+        // (a kept part of `b` is in heldAttrs already: merged again, the same fields)
         this.heldAttrs.set(b.inode, now === undefined ? b : { ...b, ...now })
       }
       if (this.heldAttrs.size > 0) this.holdTimer()
@@ -724,6 +782,12 @@ export class Volume implements VolumeApi {
     }
   }
 
+  /** Whether inode `id` is open here with writes not committed yet (a version to come, unless it is unlinked). */
+  private pendingVersion (id: InodeId): boolean {
+    const f = this.open_.get(id)
+    return f !== undefined && f.changed && !this.unlinked(id)
+  }
+
   /**
    * A mode or owner change: held while the file is open here (heldAttrs, with the changes held
    * before it: one op), else committed now.
@@ -735,7 +799,7 @@ export class Volume implements VolumeApi {
       await this.commit(body)
       return
     }
-    const before = this.heldAttrs.get(inode.id)
+    const before = this.heldMerged(inode.id, open)
     // the same fields as this host shows them now (the held change, else one in a batch not
     // applied yet, else the inode's)
     const shown = this.heldShown(inode.id)
@@ -747,6 +811,18 @@ export class Volume implements VolumeApi {
     else this.heldSame.delete(inode.id)
     this.heldAttrs.set(inode.id, before === undefined ? body : { ...before, ...body })
     this.holdTimer()
+  }
+
+  /**
+   * The change held for open file `f` (inode `id`), to merge a later one into: its mtime left out
+   * when the file was written since it was held (that write's time is the file's mtime now, and
+   * the merged change's time, later, would put it after the write's version: stamp()).
+   */
+  private heldMerged (id: InodeId, f: OpenFile): (OpBody & { type: 'setattr' }) | undefined {
+    const before = this.heldAttrs.get(id)
+    if (before?.mtime === undefined || f.mtime === undefined || f.mtime <= before.time) return before
+    const { mtime, ...rest } = before
+    return rest
   }
 
   /**
@@ -776,11 +852,13 @@ export class Volume implements VolumeApi {
   private toStats (inode: Inode): Stats {
     const open = this.open_.get(inode.id)
     const size = open?.size ?? inode.size
-    const mtime = open?.mtime !== undefined && open.mtime > inode.mtime ? open.mtime : inode.mtime
+    let mtime = open?.mtime !== undefined && open.mtime > inode.mtime ? open.mtime : inode.mtime
     // a mode or owner change held for the open file (heldAttrs) is this host's view already
     const held = this.heldAttrs.size === 0 && this.heldFlying.size === 0 ? undefined : this.heldShown(inode.id)
     let ctime = mtime > inode.ctime ? mtime : inode.ctime
     if (held !== undefined && held.time > ctime) ctime = held.time
+    // times held for the open file, unless it was written since (that write's time is its mtime)
+    if (held?.mtime !== undefined && (open?.mtime === undefined || open.mtime <= held.time)) mtime = held.mtime
     const kind = inode.kind
     return {
       ino: inode.ino,
@@ -793,11 +871,11 @@ export class Volume implements VolumeApi {
       size: kind === 'symlink' ? Buffer.byteLength(inode.target ?? '') : size,
       blocks: Math.ceil(size / 512),
       blksize: BLOCK,
-      atimeNs: inode.atime,
+      atimeNs: held?.atime ?? inode.atime,
       mtimeNs: mtime,
       ctimeNs: ctime,
       birthtimeNs: inode.btime,
-      atimeMs: nsToMs(inode.atime),
+      atimeMs: nsToMs(held?.atime ?? inode.atime),
       mtimeMs: nsToMs(mtime),
       ctimeMs: nsToMs(ctime),
       isFile: () => kind === 'file',
@@ -856,14 +934,24 @@ export class Volume implements VolumeApi {
 
   private async setTimes (inode: Inode, atime: TimeArg, mtime: TimeArg, options: AbortOptions): Promise<void> {
     const open = this.open_.get(inode.id)
-    // pending writes are committed first (in the same log append: one fdatasync for both), so
-    // an explicit mtime is not hidden by their write time
     const now = nowNs()
-    const body: OpBody = { type: 'setattr', inode: inode.id, time: now }
+    const body: OpBody & { type: 'setattr' } = { type: 'setattr', inode: inode.id, time: now }
     const a = toNs(atime, now)
     const m = toNs(mtime, now)
     if (a !== undefined) body.atime = a
     if (m !== undefined) body.mtime = m
+    // a file open here: held with its mode and owner changes (heldAttrs), and committed with
+    // them, after the file's next version when that version's writes all came before (stamp():
+    // tar's write, futimens, fchown, fchmod, close make one version and one setattr)
+    if (open !== undefined && open.handles > 0 && this.closing === undefined && !this.unlinked(inode.id)) {
+      const before = this.heldMerged(inode.id, open)
+      this.heldSame.delete(inode.id)
+      this.heldAttrs.set(inode.id, before === undefined ? body : { ...before, ...body })
+      this.holdTimer()
+      return
+    }
+    // pending writes are committed first (in the same log append: one fdatasync for both), so
+    // an explicit mtime is not hidden by their write time
     // the write and the times in one turn of the file's queue (no write slips in between)
     let together = false
     const c = open !== undefined && open.changed && !this.unlinked(inode.id)
@@ -1469,6 +1557,8 @@ export class Volume implements VolumeApi {
     if (f.handles === 0 && (!f.changed || this.unlinked(f.inode))) {
       this.open_.delete(f.inode)
       f.stopReadahead()
+      // times held with writes given up (a close that could not commit): committed within HELD_ATTRS_MS
+      if (this.heldAttrs.has(f.inode)) this.holdTimer()
     }
   }
 
