@@ -200,10 +200,17 @@ export interface RepairComponents {
   /** Deletes a local copy only once its keepers promised to keep it. */
   custody: Pick<Custody, 'drop'>
   /**
-   * Whether this host is placing a chunk right now (network.ts): its repair waits for that
-   * placement instead of pushing the same fragments again (from a thin writer, twice the bytes).
+   * Whether this host is placing any coding of a chunk (its CID) right now (network.ts): it may
+   * act on the chunk (theirs). A repair waits for the placement instead of pushing the same
+   * fragments again (from a thin writer, twice the bytes): of its own coding (`placingCoding`).
    */
   placing?: (chunk: string) => boolean
+  /**
+   * Whether this host is placing this coding of its chunk right now (network.ts): the repair of
+   * that coding waits for the placement; another coding of the same bytes (another k) is not
+   * kept waiting by it. Not given: `placing` (any coding of the chunk).
+   */
+  placingCoding?: (ref: ChunkRef) => boolean
   /** Where every pass and survey records what it saw of each chunk (`darkfs status` reads it). */
   health?: HealthBook
   /** Whether the chunk was written here and is still to be placed (kept in the health book meanwhile). */
@@ -1051,7 +1058,7 @@ export class Repairer extends EventTarget {
             // its keeper (placement.ts keeperOf: the first ranked), or a live holder on a much
             // faster uplink when the keeper's is thin
             const keeper = rebuilderOf(ranked[0], p, live, this.c.uplinkOf)
-            const mine = opts.all === true || (keeper === self && this.c.placing?.(ref.cid!.toString()) !== true)
+            const mine = opts.all === true || (keeper === self && !this.placingHere(ref))
             // hosts asked about this chunk that did not answer (a have-query cut by a trim, a
             // dial that failed): the plan takes them to hold nothing, but they may hold their
             // fragments. Rebuilt for, they got again what they held, and a fragment they held was
@@ -1077,7 +1084,7 @@ export class Repairer extends EventTarget {
             } else if (mine && p.health === 'lost') {
               this.progress_.failed++
               this.totals_.failed++
-            } else if (!mine && !leaving && this.c.pulls !== undefined && p.health !== 'lost' && this.c.placing?.(ref.cid!.toString()) !== true) {
+            } else if (!mine && !leaving && this.c.pulls !== undefined && p.health !== 'lost' && !this.placingHere(ref)) {
               // a copy this host must hold that another live host holds: its keeper leaves it to
               // this host (keeperDeliveries), which fetches it from there itself
               const js = pullsHere(self, ref, p, keeper)
@@ -1127,6 +1134,11 @@ export class Repairer extends EventTarget {
       this.progress_.running = false
     }
     return this.progress()
+  }
+
+  /** Whether this host is placing `ref`'s coding of its chunk now (its repair waits for that). */
+  private placingHere (ref: ChunkRef): boolean {
+    return this.c.placingCoding !== undefined ? this.c.placingCoding(ref) : this.c.placing?.(ref.cid!.toString()) === true
   }
 
   /**
