@@ -38,6 +38,7 @@
 // every pass under other members, hosts up or hosts away than the last full pass saw, whatever
 // called for it (not every change comes with an event, and a change undone between two passes
 // still moved fragments: Membership's 'change' says those).
+import { createHash } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
 import { MAX_RANGE_LEAVES, tokenBucket } from '../../swarm/index.ts'
@@ -1653,10 +1654,19 @@ export function pullsHere (self: string, ref: Pick<ChunkRef, 'fragments'>, p: Pi
 /** One batch of a pass: its survey (started when the previous batch's answered), its chunks in repair order with their plans, how many are through. */
 interface Batch { items: ChunkRef[], view: PassView, unanswered: Set<string>, at: number, holdings: Promise<Holdings>, ordered: Promise<Array<{ ref: ChunkRef, p: ChunkPlan }>>, done: number }
 
-/** The retained chunks and manifests, as one string (equal exactly when they are the same). */
+/** How many sorted coding keys chunkKey() hashes at a time (joined: ~0.5 MB). */
+const CHUNK_KEY_RUN = 4096
+
+/**
+ * The retained chunks and manifests, as a digest of their sorted coding keys (equal when they
+ * are the same). Not the keys joined: at 262,144 chunks that string was ~32 MB, and a repairer
+ * holds two (the last settled pass's and this pass's); the keys are each ref's own (coding.ts).
+ */
 function chunkKey (all: { refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[] }): string {
-  const cids = [...all.refs, ...(all.manifests ?? [])].map(r => r.cid === null ? '' : codingKey(r)).sort()
-  return `${all.unreadable}|${cids.join(',')}`
+  const keys = [...all.refs, ...(all.manifests ?? [])].map(r => r.cid === null ? '' : codingKey(r)).sort()
+  const hash = createHash('sha256').update(`${all.unreadable}|${keys.length}\n`)
+  for (let i = 0; i < keys.length; i += CHUNK_KEY_RUN) hash.update(keys.slice(i, i + CHUNK_KEY_RUN).join('\n') + '\n')
+  return hash.digest('base64')
 }
 
 function emptyProgress (): RepairProgress {
