@@ -447,6 +447,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       custody: keepWhileFull,
       promises: custody,
       placing: chunk => network.isPlacing(chunk),
+      placingCoding: ref => network.isPlacingCoding(ref),
       // the health book hears of finished placements and counts pending ones (keeper/status.ts)
       pending,
       placement: ref => network.heldOf(ref),

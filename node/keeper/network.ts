@@ -1200,9 +1200,18 @@ export class ChunkNetwork extends EventTarget implements Network {
     return this.placement.get(ref.cid.toString())?.get(encodingOf(ref))
   }
 
-  /** Whether this host is placing the chunk now (its keepers' repair leaves it to the placement). */
+  /** Whether this host is placing any coding of the chunk (its CID) now. */
   isPlacing (chunk: string): boolean {
     return this.placingChunks.has(chunk)
+  }
+
+  /**
+   * Whether this host is placing this coding of its chunk now (its keepers' repair leaves it to
+   * the placement; status counts it placing). Another coding of the same bytes placed here says
+   * nothing of this one: its repair does not wait for it.
+   */
+  isPlacingCoding (ref: ChunkRef): boolean {
+    return this.placing.has(codingOf(ref))
   }
 
   /**

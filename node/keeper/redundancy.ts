@@ -82,8 +82,10 @@ export interface RedundancyComponents {
   custody: Pick<Custody, 'drop'>
   /** This host's promises to keep blocks (custody.ts): GC keeps a promised block. */
   promises?: Pick<Custody, 'promised' | 'deleteUnpromised'>
-  /** Whether this host is placing a chunk now (its repair leaves it to the placement). */
+  /** Whether this host is placing any coding of a chunk (its CID) now (it may act on it: repair.ts theirs). */
   placing?: (chunk: string) => boolean
+  /** Whether this host is placing this coding of a chunk now (network.ts isPlacingCoding): that coding's repair waits, status counts it placing. */
+  placingCoding?: (ref: ChunkRef) => boolean
   /**
    * The chunks written here still to be placed, and who acknowledged each fragment of a chunk
    * (network.ts placement): finished placements go to the health book, pending ones count as
@@ -160,6 +162,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     swarm: c.swarm,
     custody: c.custody,
     placing: c.placing,
+    placingCoding: c.placingCoding,
     pulls: c.pulls,
     uplinkOf: c.uplinkOf,
     chunks: async (opts) => {
@@ -226,8 +229,7 @@ export async function startRedundancy (c: RedundancyComponents, o: RedundancyOpt
     self: c.host.peerId,
     // the hosts taken to be up (beyond the full mesh: members not declared down, connected or not)
     live: new Set(membership.up()),
-    placing: chunk => c.placing?.(chunk) ?? false,
-    pending: pendingHas,
+    placing: ref => c.placingCoding?.(ref) ?? c.placing?.(ref.cid!.toString()) ?? false,
     pendingHosts: chunk => c.placedHosts?.(chunk) ?? 0,
     offline: c.offline?.() ?? false
   })

@@ -38,6 +38,7 @@
 // every pass under other members, hosts up or hosts away than the last full pass saw, whatever
 // called for it (not every change comes with an event, and a change undone between two passes
 // still moved fragments: Membership's 'change' says those).
+import { createHash } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import type { Swarm } from '../../swarm/index.ts'
 import { MAX_RANGE_LEAVES, tokenBucket } from '../../swarm/index.ts'
@@ -200,10 +201,17 @@ export interface RepairComponents {
   /** Deletes a local copy only once its keepers promised to keep it. */
   custody: Pick<Custody, 'drop'>
   /**
-   * Whether this host is placing a chunk right now (network.ts): its repair waits for that
-   * placement instead of pushing the same fragments again (from a thin writer, twice the bytes).
+   * Whether this host is placing any coding of a chunk (its CID) right now (network.ts): it may
+   * act on the chunk (theirs). A repair waits for the placement instead of pushing the same
+   * fragments again (from a thin writer, twice the bytes): of its own coding (`placingCoding`).
    */
   placing?: (chunk: string) => boolean
+  /**
+   * Whether this host is placing this coding of its chunk right now (network.ts): the repair of
+   * that coding waits for the placement; another coding of the same bytes (another k) is not
+   * kept waiting by it. Not given: `placing` (any coding of the chunk).
+   */
+  placingCoding?: (ref: ChunkRef) => boolean
   /** Where every pass and survey records what it saw of each chunk (`darkfs status` reads it). */
   health?: HealthBook
   /** Whether the chunk was written here and is still to be placed (kept in the health book meanwhile). */
@@ -1051,7 +1059,7 @@ export class Repairer extends EventTarget {
             // its keeper (placement.ts keeperOf: the first ranked), or a live holder on a much
             // faster uplink when the keeper's is thin
             const keeper = rebuilderOf(ranked[0], p, live, this.c.uplinkOf)
-            const mine = opts.all === true || (keeper === self && this.c.placing?.(ref.cid!.toString()) !== true)
+            const mine = opts.all === true || (keeper === self && !this.placingHere(ref))
             // hosts asked about this chunk that did not answer (a have-query cut by a trim, a
             // dial that failed): the plan takes them to hold nothing, but they may hold their
             // fragments. Rebuilt for, they got again what they held, and a fragment they held was
@@ -1077,7 +1085,7 @@ export class Repairer extends EventTarget {
             } else if (mine && p.health === 'lost') {
               this.progress_.failed++
               this.totals_.failed++
-            } else if (!mine && !leaving && this.c.pulls !== undefined && p.health !== 'lost' && this.c.placing?.(ref.cid!.toString()) !== true) {
+            } else if (!mine && !leaving && this.c.pulls !== undefined && p.health !== 'lost' && !this.placingHere(ref)) {
               // a copy this host must hold that another live host holds: its keeper leaves it to
               // this host (keeperDeliveries), which fetches it from there itself
               const js = pullsHere(self, ref, p, keeper)
@@ -1127,6 +1135,11 @@ export class Repairer extends EventTarget {
       this.progress_.running = false
     }
     return this.progress()
+  }
+
+  /** Whether this host is placing `ref`'s coding of its chunk now (its repair waits for that). */
+  private placingHere (ref: ChunkRef): boolean {
+    return this.c.placingCoding !== undefined ? this.c.placingCoding(ref) : this.c.placing?.(ref.cid!.toString()) === true
   }
 
   /**
@@ -1641,10 +1654,19 @@ export function pullsHere (self: string, ref: Pick<ChunkRef, 'fragments'>, p: Pi
 /** One batch of a pass: its survey (started when the previous batch's answered), its chunks in repair order with their plans, how many are through. */
 interface Batch { items: ChunkRef[], view: PassView, unanswered: Set<string>, at: number, holdings: Promise<Holdings>, ordered: Promise<Array<{ ref: ChunkRef, p: ChunkPlan }>>, done: number }
 
-/** The retained chunks and manifests, as one string (equal exactly when they are the same). */
+/** How many sorted coding keys chunkKey() hashes at a time (joined: ~0.5 MB). */
+const CHUNK_KEY_RUN = 4096
+
+/**
+ * The retained chunks and manifests, as a digest of their sorted coding keys (equal when they
+ * are the same). Not the keys joined: at 262,144 chunks that string was ~32 MB, and a repairer
+ * holds two (the last settled pass's and this pass's); the keys are each ref's own (coding.ts).
+ */
 function chunkKey (all: { refs: ChunkRef[], unreadable: number, manifests?: ChunkRef[] }): string {
-  const cids = [...all.refs, ...(all.manifests ?? [])].map(r => r.cid === null ? '' : codingKey(r)).sort()
-  return `${all.unreadable}|${cids.join(',')}`
+  const keys = [...all.refs, ...(all.manifests ?? [])].map(r => r.cid === null ? '' : codingKey(r)).sort()
+  const hash = createHash('sha256').update(`${all.unreadable}|${keys.length}\n`)
+  for (let i = 0; i < keys.length; i += CHUNK_KEY_RUN) hash.update(keys.slice(i, i + CHUNK_KEY_RUN).join('\n') + '\n')
+  return hash.digest('base64')
 }
 
 function emptyProgress (): RepairProgress {

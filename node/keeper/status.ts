@@ -83,10 +83,11 @@ export interface HealthView {
   self: string
   /** Hosts reachable now, this one included. */
   live: Set<string>
-  /** Whether this host is placing the chunk right now (network.ts). */
-  placing: (chunk: string) => boolean
-  /** Whether the chunk was written here and its placement has not finished (pending.ts). */
-  pending: (chunk: string) => boolean
+  /**
+   * Whether this host is placing this coding of a pending chunk right now (network.ts): not
+   * another coding of the same bytes (two files at different k), which says nothing of this one.
+   */
+  placing: (ref: ChunkRef) => boolean
   /** Hosts known to hold a pending chunk (from placement acknowledgements; this one included). */
   pendingHosts: (chunk: string) => number
   /** Whether this host has lost its peers (presence.ts). */
@@ -276,7 +277,8 @@ export class HealthBook extends EventTarget {
 
   /**
    * Count the chunks of the retained manifests (`contents`, by manifest key) and those pending
-   * placement here, in memory: no message, no disk. A manifest whose chunks are not known yet
+   * placement here (`pendingChunks`: every coding pending here, pending.ts; one not among them is
+   * not pending), in memory: no message, no disk. A manifest whose chunks are not known yet
    * counts as one chunk: unknown, or unreachable when the last listing could not read it.
    */
   count (contents: Iterable<string>, pendingChunks: Iterable<ChunkRef>, view: HealthView, source: ChunkStatus['source'] = 'kept', chunks: Iterable<string> = []): ChunkStatus {
@@ -290,15 +292,20 @@ export class HealthBook extends EventTarget {
       if (seenAt < oldest[state]) oldest[state] = seenAt
     }
     const counted = new Set<string>()
-    // key: a coding (codingKey); pending, placing and their hosts are asked by chunk CID
+    // the codings pending here (codingKey): another coding of the same bytes pending says
+    // nothing of this one (its fragments lost, it is lost, not placing)
+    const pending = new Map<string, ChunkRef>()
+    for (const r of pendingChunks) pending.set(codingKey(r), r)
+    // key: a coding (codingKey); its hosts while pending are asked by chunk CID (network.ts
+    // holders: those of the worst pending coding)
     const one = (key: string): void => {
       if (counted.has(key)) return
       counted.add(key)
-      const chunk = chunkOfKey(key)
-      if (view.pending(chunk)) {
+      const ref = pending.get(key)
+      if (ref !== undefined) {
         // written here, not placed yet: in flight, or waiting for a peer (offline) or a retry
-        if (view.placing(chunk) && !view.offline) add('placing', at)
-        else add(view.pendingHosts(chunk) > 1 ? 'degraded' : 'localOnly', at)
+        if (view.placing(ref) && !view.offline) add('placing', at)
+        else add(view.pendingHosts(chunkOfKey(key)) > 1 ? 'degraded' : 'localOnly', at)
         return
       }
       const seen = this.seen.get(key)
@@ -314,7 +321,7 @@ export class HealthBook extends EventTarget {
       }
       for (const r of refs) one(codingKey(r))
     }
-    for (const r of pendingChunks) one(codingKey(r))
+    for (const key of pending.keys()) one(key)
     for (const key of chunks) one(key)
     const ageMs = Object.fromEntries(CHUNK_STATES.map(s => {
       const o = oldest[s]

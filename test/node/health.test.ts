@@ -16,7 +16,6 @@ const view = (live: string[], more: Partial<HealthView> = {}): HealthView => ({
   self: 'A',
   live: new Set(live),
   placing: () => false,
-  pending: () => false,
   pendingHosts: () => 1,
   offline: false,
   ...more
@@ -61,7 +60,7 @@ describe('keeper status: the health book', () => {
     const c = ref(1, 1)
     book.listed(new Map([['m1', [a, b]]]), () => false)
     book.observe(a, { held: [new Set(['A']), new Set(['B']), new Set(['C'])], health: 'redundant' }, false, Date.now() - 5000)
-    const s = book.count(['m1', 'm2'], [c], view(['A', 'B', 'C'], { pending: k => k === c.cid!.toString(), placing: () => true }))
+    const s = book.count(['m1', 'm2'], [c], view(['A', 'B', 'C'], { placing: r => r === c }))
     assert.equal(s.total, 4)
     assert.equal(s.redundant, 1)
     assert.equal(s.unknown, 2, 'b never seen, m2 never read')
@@ -70,7 +69,7 @@ describe('keeper status: the health book', () => {
     assert.ok(s.ageMs.redundant! >= 5000)
     assert.equal(s.ageMs.placing, 0)
     assert.equal(s.ageMs.unknown, null)
-    const offline = book.count(['m1'], [c], view(['A'], { pending: k => k === c.cid!.toString(), placing: () => true, offline: true }))
+    const offline = book.count(['m1'], [c], view(['A'], { placing: r => r === c, offline: true }))
     assert.equal(offline.placing, 0)
     assert.equal(offline.localOnly, 1)
     assert.equal(offline.unreachable, 1)

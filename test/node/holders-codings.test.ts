@@ -56,11 +56,10 @@ describe('ChunkNetwork.holders(): per coding of a chunk', () => {
       [encodingOf(wide), 6, 6, false],
       [encodingOf(narrow), 1, 3, true]
     ])
-    const status = new HealthBook().count([], [narrow], {
+    const status = new HealthBook().count([], network.pending.values(), {
       self: me,
       live: new Set(members),
       placing: () => false,
-      pending: k => network.pending.has(k),
       pendingHosts: k => network.holders(k)?.hosts ?? 0,
       offline: false
     })

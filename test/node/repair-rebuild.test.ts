@@ -11,6 +11,7 @@ import { Repairer, THIN_KEEPER_SHARE, rebuilderOf } from '../../node/keeper/repa
 import { LAZY_RULE } from '../../node/keeper/lazy.ts'
 import type { RepairComponents } from '../../node/keeper/repair.ts'
 import { encodeChunk } from '../../node/data/index.ts'
+import { codingOf } from '../../node/keeper/pending.ts'
 import type { ChunkRef } from '../../node/data/index.ts'
 import type { RateLimiter } from '../../swarm/index.ts'
 
@@ -20,6 +21,8 @@ const M = 2
 
 interface World {
   repairer: Repairer
+  /** What the repairer was made with (a test makes another from it). */
+  c: RepairComponents
   /** Fragment blocks fetched by the keeper (h0), and the pullAny calls that fetched them. */
   fetched: string[]
   pulls: number
@@ -79,16 +82,19 @@ function world (ref: ChunkRef, blocks: Map<string, Uint8Array>, gone: string[], 
     },
     custody: { drop: async () => [] }
   } as unknown as RepairComponents
+  w.c = c
   w.repairer = new Repairer(c, { intervalMs: 0, bytesPerSecond: 1 << 30, limiter, atRiskDelayMs })
   return w
 }
 
 describe('Repairer: the bytes one chunk\'s repair moves (node/keeper/repair.ts)', () => {
   let ref: ChunkRef
+  let data: Uint8Array
   const blocks = new Map<string, Uint8Array>()
 
   before(() => {
-    const encoded = encodeChunk(randomBytes(64 << 10), 0, K, M)
+    data = randomBytes(64 << 10)
+    const encoded = encodeChunk(data, 0, K, M)
     ref = encoded.ref
     for (const b of encoded.blocks) blocks.set(b.cid.toString(), b.bytes)
   })
@@ -238,5 +244,24 @@ describe('Repairer: the bytes one chunk\'s repair moves (node/keeper/repair.ts)'
       const waits = world(ref, blocks, ['h3', 'h4'], [], undefined, undefined, 'h0', undefined, new Map([['h3', D + 5 * H], ['h4', D + H]]))
       assert.equal((await waits.repairer.pass()).fragmentsRepaired, 0)
     }
+  })
+
+  it('another coding of the same bytes being placed here does not hold up this coding\'s repair; this coding\'s own placement does', async () => {
+    // the same bytes at k = 2 (another file, written when the network was smaller), placed now
+    const other = encodeChunk(data, 0, 2, 1).ref
+    assert.equal(other.cid!.toString(), ref.cid!.toString())
+    const placingOther = { placing: (chunk: string) => chunk === ref.cid!.toString(), placingCoding: (r: ChunkRef) => codingOf(r) === codingOf(other) }
+    const w = world(ref, blocks, ['h3'])
+    const p = await new Repairer({ ...w.c, ...placingOther }, { intervalMs: 0, bytesPerSecond: 1 << 30 }).pass()
+    assert.equal(p.failed, 0)
+    assert.equal(p.fragmentsRepaired, 1, 'rebuilt while the other coding is placed')
+    assert.deepEqual([...w.pushed], [[ref.fragments[3].toString(), ['h6']]])
+    // this coding being placed here: its repair leaves it to the placement
+    const placingThis = { placing: (chunk: string) => chunk === ref.cid!.toString(), placingCoding: (r: ChunkRef) => codingOf(r) === codingOf(ref) }
+    const v = world(ref, blocks, ['h3'])
+    const q = await new Repairer({ ...v.c, ...placingThis }, { intervalMs: 0, bytesPerSecond: 1 << 30 }).pass()
+    assert.equal(q.fragmentsRepaired, 0)
+    assert.equal(v.pulls, 0, 'nothing fetched')
+    assert.equal(v.pushed.size, 0)
   })
 })
