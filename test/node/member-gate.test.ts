@@ -10,7 +10,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { MAX_MEMBERS, MEMBERS, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
+import { MAX_MEMBERS, MEMBERS, MEMBER_PUSHES, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
 import type { MembersReply, MembersRequest } from '../../node/net/members.ts'
 import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PUSH_BURST, PeerBudgets, RESERVE_QUIET_MS, STANDING_MS, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
 import { BUSY_BACKOFF_MS, TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_ANSWER_UNPACED, TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
@@ -518,6 +518,67 @@ describe('node/net member service budgets per peer', function () {
     for (let i = 0; i < 2; i++) await serviceF.publish(msg)
     await until('o heard both pushes', () => heard.filter(h => Buffer.from(h.m).equals(msg)).length >= 2, 30_000)
     assert.ok(heard.every(h => h.peer === hostF.peerId))
+  })
+
+  it('real hosts: a peer that serves neither member protocol yet (starting) is not taken for one of an older version: once it serves member pushes, they go there (review33c: marked for good, pushed on the members protocol it never answers)', async () => {
+    const networkKey = createNetworkKey()
+    const keyF = await generateKeyPair('Ed25519')
+    const hostN = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostN.stop() })
+    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostN.addresses()[0]] })
+    t.add(async () => { await hostF.stop() })
+    await until('f connected to n', () => hostF.peers().some(p => p.id === hostN.peerId), 30_000)
+    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
+    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
+    t.add(async () => { await serviceF.stop() })
+    assert.ok(await f.signOwn(hostF.addresses()) !== undefined)
+    // f leaves: publish waits for its pushes and says which peers took them
+    const msg = await f.signDown(hostF.peerId)
+    assert.ok(msg !== undefined)
+    assert.deepEqual(await serviceF.publish(msg), [])
+    // n's member service is up now (its push protocol served)
+    const heard: Uint8Array[] = []
+    const unserve = await serve(hostN, MEMBER_PUSHES, { notice: (n) => { heard.push(n.m) } })
+    t.add(unserve)
+    assert.deepEqual(await serviceF.publish(msg), [hostN.peerId])
+    await until('n heard the push on its protocol', () => heard.some(m => Buffer.from(m).equals(msg)), 30_000)
+  })
+
+  it('real hosts: a peer of an older version (members protocol only), upgraded while away: once it is back, pushes go on the member push protocol (review33c: marked for good)', async () => {
+    const networkKey = createNetworkKey()
+    const keyF = await generateKeyPair('Ed25519')
+    const hostO = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostO.stop() })
+    const old: Uint8Array[] = []
+    const unserveOld = await serve(hostO, MEMBERS, {
+      call: async (): Promise<MembersReply> => ({ t: 'digest', d: new Uint8Array(32) }),
+      notice: (n) => { old.push(n.m) }
+    })
+    t.add(unserveOld)
+    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostO.addresses()[0]] })
+    t.add(async () => { await hostF.stop() })
+    await until('f connected to o', () => hostF.peers().some(p => p.id === hostO.peerId), 30_000)
+    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
+    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
+    t.add(async () => { await serviceF.stop() })
+    const msg = await f.signOwn(hostF.addresses())
+    assert.ok(msg !== undefined)
+    await serviceF.publish(msg)
+    await until('o heard the push on the members protocol', () => old.length >= 1, 30_000)
+    // o goes away, is upgraded (its push protocol served), and comes back
+    await hostF.hangUp(hostO.peerId)
+    await until('f and o apart', () => !hostF.peers().some(p => p.id === hostO.peerId), 30_000)
+    const oldPushes = old.length
+    const heard: Uint8Array[] = []
+    const unserve = await serve(hostO, MEMBER_PUSHES, { notice: (n) => { heard.push(n.m) } })
+    t.add(unserve)
+    await hostF.dial(hostO.addresses()[0])
+    await until('f connected to o again', () => hostF.peers().some(p => p.id === hostO.peerId), 30_000)
+    await serviceF.publish(msg)
+    await until('o heard the push on its new protocol', () => heard.length >= 1, 30_000)
+    console.log(`      pushes heard by o: ${oldPushes} on the members protocol, then ${heard.length} on its push protocol`)
+    assert.ok(heard.every(m => Buffer.from(m).equals(msg)))
+    assert.equal(old.length, oldPushes)
   })
 
   it('real hosts: a whole-table pull of a small table costs one unit (a fresh network\'s hosts all pulling one seed, review32c: 4 units each, ~2/3 of 1,000 refused), of a big one (more than TABLE_ANSWER_UNPACED members) TABLE_CALL_COST', async () => {
