@@ -32,7 +32,9 @@
 //    their own (MEMBER_PUSH_PROTOCOL: a push and a call on one protocol shared its admit, so a
 //    peer whose call budget was spent had its pushes refused unread, its own DOWN as it leaves
 //    included; a push's frame is small and read whole, its budget is the push budget,
-//    member-gate.ts), to a peer of an older version on MEMBERS_PROTOCOL as before;
+//    member-gate.ts), to a peer of an older version on MEMBERS_PROTOCOL as before (one known
+//    so only once a push there went through: a host still starting serves neither; forgotten
+//    when it disconnects: it may come back upgraded);
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
