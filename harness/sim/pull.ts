@@ -196,10 +196,10 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
   }))
   // every host is a member of every table in a network (its record spread when it joined): the
   // sim's tables start with BASE_MEMBERS records only (each record is a take at every table), so
-  // the gates ask membership (the shared budget's reserve, member-gate.ts) of the hosts' ids;
-  // a many-ids flooder's ids are no host's (fresh ids, never members)
+  // the gates ask membership (the shared budget's reserve, member-gate.ts) of the hosts' ids,
+  // members long since; a many-ids flooder's ids are no host's (fresh ids, never members)
   const hostIds = new Set(Array.from({ length: N }, (_, h) => simPeerId(h)))
-  const gates = tables.map(t => new MemberGate({ take: async (msg: Uint8Array) => await t.take(msg), has: (peer: string) => hostIds.has(peer) || t.has(peer), get size () { return t.size } }, () => clock))
+  const gates = tables.map(t => new MemberGate({ take: async (msg: Uint8Array) => await t.take(msg), memberSince: (peer: string) => hostIds.has(peer) ? -Infinity : t.memberSince(peer), get size () { return t.size } }, () => clock))
   const gate = noGateCounts()
   // the flooders and forgers, live hosts drawn apart (the spread's own draws unchanged)
   const bad = prng(o.seed ^ 0x6a7e)
@@ -387,18 +387,23 @@ export async function runPullSpread (o: PullSpreadOptions): Promise<PullSpread> 
             duplicates += answer.m.length - r.fresh
             if (!r.alike) apart++
             else inStepAt[h] = start + t - MEMBER_SYNC_KEYS_MS
+            let allAdmitted = true
             if (!r.alike || o.charge === 'all') {
               // the daemon follows it with four more calls (member-service.ts: the recheck, the
               // changes since, a sync, the whole table), each charged as its gate charges them:
               // here at once, the worst (the changes as large as a paced answer), no refill
               // between them (stricter than the daemon's TABLE_SYNC_RECHECK_MS later)
               for (const req of [{ t: 'sync', k: keys }, { t: 'table', since: start }, { t: 'sync', k: keys }, { t: 'table' }] as const) {
-                if (!admitted(h, p, req)) break
+                if (!admitted(h, p, req)) {
+                  allAdmitted = false
+                  break
+                }
                 if (req.t === 'table') gates[p].charge(simPeerId(h), TABLE_CALL_COST - 1)
               }
             }
-            // and pulls: the tables in step again (what was charged above, at most)
-            if (!r.alike && await pullApart(h, p, msg) && taken[h] === Infinity) {
+            // and pulls: the tables in step again (what was charged above, at most), only when
+            // the round's calls were all answered (a refused one ends the daemon's round)
+            if (!r.alike && allAdmitted && await pullApart(h, p, msg) && taken[h] === Infinity) {
               taken[h] = t + 2 * o.latencyMs
               lastTaken = Math.max(lastTaken, taken[h])
             }

@@ -33,15 +33,27 @@
 //    budget) in the last RESERVE_QUIET_MS. A flooder past the shared budget is refused (and so
 //    left out of the reserve for that long), an honest asker never is: its rounds go through on
 //    the reserve while the flood goes on (test/node/member-gate: 16 flooding ids, one honest
-//    asker). Standing: the asker is a member of this table (its record, signed by itself, taken
-//    here: table.has). Without it, ids never refused yet drew on the reserve too: a flooder
-//    minting fresh ids, each refused nothing, spent it and the honest asker was refused
-//    (note-s32 Left 8); a fresh id has no record here, and minting members means signing records
-//    that spread to every table (bounded by MAX_MEMBERS). A fresh honest host still gets in: its
-//    first table pull goes to any of its first peers (member-service.ts TABLE_PULL_PEERS, a
-//    busy one asked again later), within the shared budget of a host not flooded; its record
-//    reaches the flooded host by push or gossip (pushes are not calls: MEMBER_PUSH_PROTOCOL), and
-//    from then on its rounds there draw on the reserve as any member's. What it leaves: a member
+//    asker). A refusal is remembered only for a member of this table (a fresh id's refusals,
+//    thousands of them, flushed the members' out of the BUDGETS_KEPT remembered, review33c), and
+//    RESERVE_QUIET_MS is less than member-service.ts BUSY_BACKOFF_MS: a member refused when the
+//    reserve was spent, asking again as it is told, has the reserve again (it was 60 s against a
+//    30 s backoff: a joiner was refused every time). Standing: the asker is a member of this
+//    table whose first record was taken here STANDING_MS ago or more (table.memberSince: its
+//    newer records keep it). Without membership, ids never refused yet drew on the reserve too:
+//    a flooder minting fresh ids, each refused nothing, spent it and the honest asker was
+//    refused (note-s32 Left 8). Without the age, membership was bought with one self-signed
+//    record pushed (pushes have no admit): ids minted as members every few seconds spent the
+//    reserve as fresh ids did (review33c: 187 of 200 honest calls refused over 10 min). What it
+//    leaves: ids minted STANDING_MS ahead and kept (records that spread to every table, refreshed
+//    by their signer, bounded by MAX_MEMBERS) draw on the reserve as members do, each at most its
+//    own budget's refill (CALL_REFILL_MS: 20 units a TABLE_SYNC_MS, one round all apart, so a cap
+//    per member on the reserve would bound nothing more); about 8 of them asking at that rate
+//    spend it. And a fresh honest host waits STANDING_MS for the reserve of a flooded host: its
+//    first table pull goes to any of its first peers (member-service.ts TABLE_PULL_PEERS, a busy
+//    one asked again later), within the shared budget of a host not flooded; its record reaches
+//    the flooded host by push or gossip (pushes are not calls: MEMBER_PUSH_PROTOCOL), and
+//    STANDING_MS later its rounds there draw on the reserve as any member's (so a host that
+//    restarted, its table pulled afresh, gives the reserve to no one for that long). A member
 //    asking exactly at the refill rate (never refused) draws on the reserve until it is spent;
 //  - admit(): a peer with less than a unit of its call budget left is refused before its
 //    request's frame is decoded (member-service.ts asks it as the stream opens: rpc.ts serve()
@@ -78,11 +90,14 @@ export const PUSH_REFUSED_COST = 8
 export const ALL_CALLS_BURST = 16 * CALL_BURST
 export const ALL_CALLS_REFILL_MS = CALL_REFILL_MS / 8
 /**
- * The debt the shared budget may go into for an asker refused no call in the last
- * RESERVE_QUIET_MS (see the header): six rounds at the worst (20 units each), back in ~12 s.
+ * The debt the shared budget may go into for an asker with standing (a member first taken here
+ * STANDING_MS ago) refused no call in the last RESERVE_QUIET_MS (see the header): six rounds at
+ * the worst (20 units each), back in ~12 s. RESERVE_QUIET_MS is less than member-service.ts
+ * BUSY_BACKOFF_MS (30 s), the wait of an asker refused (test/node/member-gate).
  */
 export const ALL_CALLS_RESERVE = ALL_CALLS_BURST / 4
-export const RESERVE_QUIET_MS = 60_000
+export const RESERVE_QUIET_MS = 20_000
+export const STANDING_MS = 10 * 60_000
 /** Peers whose budgets (each kind) are kept, the least lately used forgotten beyond it. */
 export const BUDGETS_KEPT = 1024
 
@@ -233,13 +248,13 @@ export class MemberGate {
   private readonly pushes: PeerBudgets
   /** Peers whose own DOWN (leaving) was taken past their budget (at most BUDGETS_KEPT, the oldest forgotten). */
   private readonly leaveTaken = new Set<string>()
-  private readonly table: Pick<MemberTable, 'take' | 'has'> & { readonly size?: number }
-  /** When each peer was last refused a call (at most `kept`, the least lately refused forgotten). */
+  private readonly table: Pick<MemberTable, 'take' | 'memberSince'> & { readonly size?: number }
+  /** When each member was last refused a call (at most `kept`, the least lately refused forgotten; other askers never: a flood of fresh ids flushed it). */
   private readonly refusedAt = new Map<string, number>()
   private readonly now: () => number
   private readonly keptPeers: number
 
-  constructor (table: Pick<MemberTable, 'take' | 'has'> & { readonly size?: number }, now: () => number = Date.now, kept = BUDGETS_KEPT) {
+  constructor (table: Pick<MemberTable, 'take' | 'memberSince'> & { readonly size?: number }, now: () => number = Date.now, kept = BUDGETS_KEPT) {
     this.table = table
     this.now = now
     this.keptPeers = kept
@@ -285,16 +300,19 @@ export class MemberGate {
     this.counts.calls++
   }
 
-  /** Take `cost` of the reserve (the shared budget into debt) for `peer`, when it is a member of the table, was refused nothing for RESERVE_QUIET_MS and the debt stays within ALL_CALLS_RESERVE. */
+  /** Take `cost` of the reserve (the shared budget into debt) for `peer`, when it is a member of the table first taken STANDING_MS ago, was refused nothing for RESERVE_QUIET_MS and the debt stays within ALL_CALLS_RESERVE. */
   private reserve (peer: string, cost: number): boolean {
-    if (!this.table.has(peer)) return false
+    const since = this.table.memberSince(peer)
+    if (since === undefined || this.now() - since < STANDING_MS) return false
     const at = this.refusedAt.get(peer)
     if (at !== undefined && this.now() - at < RESERVE_QUIET_MS) return false
     if (this.allCalls.units(ALL_CALLS) - cost < -ALL_CALLS_RESERVE) return false
     return this.allCalls.spend(ALL_CALLS, cost, true)
   }
 
+  /** A call of `peer` refused: remembered when it is a member (the reserve's quiet time), else not. */
   private refusedNow (peer: string): void {
+    if (this.table.memberSince(peer) === undefined) return
     this.refusedAt.delete(peer)
     this.refusedAt.set(peer, this.now())
     if (this.refusedAt.size > this.keptPeers) this.refusedAt.delete(this.refusedAt.keys().next().value!)
@@ -312,16 +330,17 @@ export class MemberGate {
    * signature is checked) or refused by the table, else taken. A host's own DOWN as it leaves is
    * taken past its budget, once per peer kept (the hosts told of a leave never sign a DOWN of it
    * themselves: dropped here, it would be lost for good, every table keeping a host that is gone).
+   * The message is read for that only when over the budget, and only a DOWN its sender signed
+   * about itself passes (a flood of pushes costs a frame's read each, not two decodes).
    */
   async push (peer: string, msg: Uint8Array): Promise<'dropped' | 'refused' | Exclude<Taken, 'invalid'>> {
-    const leaving = !this.leaveTaken.has(peer) && memberLeaving(msg)
-    if (leaving) {
+    if (!this.pushes.spend(peer, 1)) {
+      if (this.leaveTaken.has(peer) || !memberLeaving(msg) || memberAuthor(msg) !== peer) {
+        this.counts.dropped++
+        return 'dropped'
+      }
       this.leaveTaken.add(peer)
       if (this.leaveTaken.size > BUDGETS_KEPT) this.leaveTaken.delete(this.leaveTaken.values().next().value!)
-    }
-    if (!this.pushes.spend(peer, 1) && !leaving) {
-      this.counts.dropped++
-      return 'dropped'
     }
     const own = memberAuthor(msg) === peer
     const r = own ? await this.table.take(msg) : 'invalid'

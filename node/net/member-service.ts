@@ -32,7 +32,9 @@
 //    their own (MEMBER_PUSH_PROTOCOL: a push and a call on one protocol shared its admit, so a
 //    peer whose call budget was spent had its pushes refused unread, its own DOWN as it leaves
 //    included; a push's frame is small and read whole, its budget is the push budget,
-//    member-gate.ts), to a peer of an older version on MEMBERS_PROTOCOL as before;
+//    member-gate.ts), to a peer of an older version on MEMBERS_PROTOCOL as before (one known
+//    so only once a push there went through: a host still starting serves neither; forgotten
+//    when it disconnects: it may come back upgraded);
 //  - records no one refreshed for memberExpireMs(table size) leave the table (checked every
 //    MEMBER_REFRESH_CHECK_MS).
 import type { Host, GossipVerdict } from './host.ts'
@@ -159,7 +161,12 @@ export async function startMemberService (host: MemberServiceHost, table: Member
     }
   }
 
-  /** Peers that do not speak MEMBER_PUSH_PROTOCOL (an older version): pushed to on MEMBERS (at most BUDGETS_KEPT, the oldest forgotten). */
+  /**
+   * Peers that do not speak MEMBER_PUSH_PROTOCOL (an older version): pushed to on MEMBERS (at
+   * most BUDGETS_KEPT, the oldest forgotten). Marked only when the push on MEMBERS went through
+   * (a host still starting serves neither yet), forgotten when the peer disconnects (it may come
+   * back upgraded).
+   */
   const oldPushees = new Set<string>()
   const push = async (peer: string, msg: Uint8Array): Promise<void> => {
     if (!oldPushees.has(peer)) {
@@ -168,13 +175,19 @@ export async function startMemberService (host: MemberServiceHost, table: Member
         return
       } catch (err: any) {
         if (err?.name !== 'UnsupportedProtocolError') throw err
-        log('%s does not take member pushes on their own protocol: pushed on the members protocol', peer)
-        oldPushees.add(peer)
-        if (oldPushees.size > BUDGETS_KEPT) oldPushees.delete(oldPushees.values().next().value!)
       }
+      await notify(host, peer, MEMBERS, { t: 'push', m: msg })
+      log('%s does not take member pushes on their own protocol: pushed on the members protocol', peer)
+      oldPushees.add(peer)
+      if (oldPushees.size > BUDGETS_KEPT) oldPushees.delete(oldPushees.values().next().value!)
+      return
     }
     await notify(host, peer, MEMBERS, { t: 'push', m: msg })
   }
+  const onDisconnect = (e: Event): void => {
+    oldPushees.delete((e as CustomEvent<string>).detail)
+  }
+  host.addEventListener('peer:disconnect', onDisconnect)
 
   const remember = async (peers: string[]): Promise<void> => {
     const list = peers.map(p => table.record(p)).filter(r => r !== undefined).map(r => ({ id: r.peer, addrs: r.addrs }))
@@ -392,6 +405,7 @@ export async function startMemberService (host: MemberServiceHost, table: Member
       clearTimeout(again)
       for (const timer of retryTimers) clearTimeout(timer)
       host.removeEventListener('peer:connect', onConnect)
+      host.removeEventListener('peer:disconnect', onDisconnect)
       table.removeEventListener('down', onDown)
       table.removeEventListener('member', onMember)
       host.gossip.handleTagged(MEMBERS_GOSSIP_TAG, undefined)

@@ -226,7 +226,8 @@ export interface MemberRecord { peer: string, seq: number, addrs: string[], cap?
  * `changed`: when it took it as a change (what sync rounds name and offer: not a record a whole
  * table pulled brought, -Infinity then); `key`: the member's key in sync requests (peerSyncKey).
  */
-interface Entry extends MemberRecord { msg: Uint8Array, at: number, changed: number, key: number }
+/** `first`: when this peer's first record was taken here (kept across its newer records: member-gate.ts standing). */
+interface Entry extends MemberRecord { msg: Uint8Array, at: number, first: number, changed: number, key: number }
 /** A DOWN notice held: the seq of the record that went down with it, the notice, when it was taken here, and as a change (Entry). */
 interface Down { seq: number, msg: Uint8Array, at: number, changed: number }
 
@@ -457,6 +458,12 @@ export class MemberTable extends EventTarget {
     return this.entries.has(peer) && !this.downAt.has(peer)
   }
 
+  /** When `peer`'s first record was taken here (its newer records keep it), for a member (has()); undefined for any other peer. */
+  memberSince (peer: string): number | undefined {
+    if (this.downAt.has(peer)) return undefined
+    return this.entries.get(peer)?.first
+  }
+
   record (peer: string): MemberRecord | undefined {
     const e = this.entries.get(peer)
     return e === undefined ? undefined : { peer: e.peer, seq: e.seq, addrs: e.addrs, ...(e.cap === undefined ? {} : { cap: e.cap }), ...(e.features === undefined ? {} : { features: e.features }) }
@@ -639,7 +646,7 @@ export class MemberTable extends EventTarget {
       }
     }
     const peer = str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id')
-    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), changed: change ? this.now() : -Infinity, key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
+    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), first: this.entries.get(peer)?.first ?? this.now(), changed: change ? this.now() : -Infinity, key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
     if (rec.seq > this.now() + MEMBER_MAX_SKEW_MS) throw new MemberRecordError('member record from the future')
     const held = this.entries.get(rec.peer)
     const down = this.downAt.get(rec.peer)

@@ -300,6 +300,7 @@ for (const hosts of gossipHosts) {
       [`${pre}.away.honest_calls_refused`]: a.gate.honestRefused
     })
     const awayDefects = [
+      ...a.awayHostChanges === 0 ? [`--pull-away ${awayShare}: no host drawn away (nothing checked)`] : [],
       ...a.gate.honestRefused > 0 ? [`${a.gate.honestRefused} honest call(s) refused with hosts away`] : [],
       ...a.awayHostChanges > 0 && a.apartRounds === 0 ? ['hosts away, no round apart'] : [],
       ...a.apartAtEnd > 0 ? [`${a.apartAtEnd} host(s) still apart at the end`] : [],

@@ -10,10 +10,10 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createHost } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
-import { MAX_MEMBERS, MEMBERS, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
+import { MAX_MEMBERS, MEMBERS, MEMBER_PUSHES, MemberTable, MembersBusyError, SYNC_KEY_BYTES } from '../../node/net/members.ts'
 import type { MembersReply, MembersRequest } from '../../node/net/members.ts'
-import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PeerBudgets, RESERVE_QUIET_MS, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
-import { TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_ANSWER_UNPACED, TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
+import { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PUSH_BURST, PeerBudgets, RESERVE_QUIET_MS, STANDING_MS, SYNC_KEYS_PER_UNIT, TABLE_CALL_COST, TablePacing, callCost } from '../../node/net/member-gate.ts'
+import { BUSY_BACKOFF_MS, TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_ANSWER_UNPACED, TABLE_SYNC_MS, TABLE_SYNC_RECHECK_MS, startMemberService } from '../../node/net/member-service.ts'
 import { call, notify, serve } from '../../node/net/rpc.ts'
 import { signerFor, verify } from '../../node/net/signing.ts'
 import { Teardown } from '../../harness/tmp.ts'
@@ -33,6 +33,10 @@ function apartRound (k: Uint8Array): Array<[number, MembersRequest]> {
     [TABLE_SYNC_RECHECK_MS + 300, { t: 'table' }]
   ]
 }
+/** A member record or DOWN notice as its signer sends it (the signature not checked by the gate). */
+const record = (peer: string): Uint8Array => dagCbor.encode({ t: 'member', r: dagCbor.encode({ peer, seq: 1, addrs: [] }), s: new Uint8Array(64) })
+const down = (peer: string, by: string): Uint8Array => dagCbor.encode({ t: 'down', r: dagCbor.encode({ by, peer, seq: 1 }), s: new Uint8Array(64) })
+
 describe('node/net member service budgets per peer', function () {
   this.timeout(180_000)
   const t = new Teardown()
@@ -59,7 +63,7 @@ describe('node/net member service budgets per peer', function () {
 
   it('a call costs units of its asker\'s budget (a big sync request more, the whole table more), refused past it with MembersBusyError, one unit back per CALL_REFILL_MS', () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
     const sync = (keys: number): MembersRequest => ({ t: 'sync', k: new Uint8Array(keys * SYNC_KEY_BYTES) })
     assert.equal(callCost(sync(3)), 1)
     assert.equal(callCost(sync(50_000)), 1 + Math.floor(50_000 / SYNC_KEYS_PER_UNIT))
@@ -88,7 +92,7 @@ describe('node/net member service budgets per peer', function () {
   it('a peer whose every round is apart (sync, recheck, changes, sync, whole table), its sync requests at up to MAX_MEMBERS keys (a mass event), the asker\'s one connection: never refused in 40 rounds (review31c: refused from 4,096 keys)', () => {
     for (const keys of [0, 5_000, 10_000, MAX_MEMBERS]) {
       let now = 0
-      const gate = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
+      const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
       const k = new Uint8Array(keys * SYNC_KEY_BYTES)
       for (let round = 0; round < 40; round++) {
         const start = round * TABLE_SYNC_MS
@@ -107,7 +111,7 @@ describe('node/net member service budgets per peer', function () {
   it('the budget every asker shares: 8 askers (its refill is 8 peers\' full rate), each of their rounds apart at MAX_MEMBERS keys, never refused in 40 rounds; many ids flooding get ALL_CALLS_BURST and its refill between them, no more, each refused one costing its asker a unit', () => {
     // honest: 8 askers (the shared refill is 8 peers' full rate), each round of each all apart
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const askers = CALL_REFILL_MS / ALL_CALLS_REFILL_MS
     for (let round = 0; round < 40; round++) {
@@ -125,7 +129,7 @@ describe('node/net member service budgets per peer', function () {
 
     // many ids at once: each has its own full budget, all of them the shared one
     now = 0
-    const flooded = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
+    const flooded = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
     const ids = 4 * ALL_CALLS_BURST / CALL_BURST
     for (let i = 0; i < ids; i++) for (let c = 0; c < CALL_BURST; c++) { try { flooded.call(`id${i}`, { t: 'digest' }) } catch (err) { assert.ok(err instanceof MembersBusyError) } }
     // (ids never refused before draw on the reserve too, until it is spent: it bounds them)
@@ -143,7 +147,7 @@ describe('node/net member service budgets per peer', function () {
 
   it('the shared budget\'s reserve: 16 ids flooding at their full per-peer rate for 10 minutes, one honest asker whose every round is apart at MAX_MEMBERS keys every TABLE_SYNC_MS: none of its calls refused (review32c: 9 ids, 29 of 40 rounds refused; 16 ids, all), the flood bounded by the shared budget and its reserve', () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const ids = 16
     const rounds = 40
@@ -181,8 +185,9 @@ describe('node/net member service budgets per peer', function () {
 
   it('the reserve is for members only: fresh ids (never refused, no record here) minted to call once each take none of it, and a member\'s rounds, all apart, still go through (note-s32 Left 8: they drew the reserve until spent, the member refused)', () => {
     let now = 0
-    const members = new Set(['member'])
-    const gate = new MemberGate({ take: async () => 'old', has: p => members.has(p) }, () => now)
+    // members, by when their first record was taken here
+    const members = new Map([['member', -STANDING_MS]])
+    const gate = new MemberGate({ take: async () => 'old', memberSince: p => members.get(p) }, () => now)
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const steps = apartRound(k)
     const rounds = 8
@@ -223,16 +228,135 @@ describe('node/net member service budgets per peer', function () {
     }
     flooding(tick)
     assert.throws(() => { gate.call('joiner', { t: 'table' }) }, MembersBusyError)
-    members.add('joiner')
-    // (refused lately: no reserve for RESERVE_QUIET_MS, as any asker)
-    flooding(RESERVE_QUIET_MS)
+    members.set('joiner', now)
+    // a member lately: no reserve until STANDING_MS (a record pushed buys no standing, review33c)
+    flooding(STANDING_MS - RESERVE_QUIET_MS - 1000)
+    assert.throws(() => { gate.call('joiner', { t: 'table' }) }, MembersBusyError)
+    flooding(RESERVE_QUIET_MS + 1000 + tick)
     assert.doesNotThrow(() => { gate.call('joiner', { t: 'table' }) })
     console.log(`      ${fresh.ids} fresh ids over ${now / 1000} s: ${fresh.answered} answered, ${fresh.refused} refused; the member's ${member.calls} calls all answered`)
   })
 
+  it('a joiner asking again as the daemon does (BUSY_BACKOFF_MS after a refusal) while fresh ids flood at 20 a second: answered once it has standing (review33c: refused 19 of 19 over 10 min, every fresh id\'s refusal remembered and the reserve\'s quiet time longer than the backoff)', () => {
+    let now = 0
+    // members, by when their first record was taken here
+    const members = new Map<string, number>()
+    const gate = new MemberGate({ take: async () => 'old', memberSince: p => members.get(p) }, () => now)
+    let fresh = 0
+    const flood = (id: string): void => {
+      try { gate.call(id, { t: 'digest' }) } catch (err) { assert.ok(err instanceof MembersBusyError) }
+    }
+    const asks: Array<{ at: number, ok: boolean }> = []
+    let next = 30_000 + 17
+    let recordAt = -1
+    for (let sent = 0; now < STANDING_MS + 6 * BUSY_BACKOFF_MS; now++) {
+      // the shared budget drained first (400 ids a second for 5 s), then fresh ids at 20 a second
+      if (now < 5000 && now % 5 === 0) { flood(`fresh${fresh++}`); flood(`fresh${fresh++}`) }
+      for (; sent < now * 20 / 1000; sent++) flood(`fresh${fresh++}`)
+      if (now !== next) continue
+      let ok = true
+      try { gate.call('joiner', { t: 'table' }) } catch (err) { assert.ok(err instanceof MembersBusyError); ok = false }
+      asks.push({ at: now, ok })
+      // its record reaches this host (push or gossip) right after its first refusal
+      if (recordAt < 0) {
+        recordAt = now
+        members.set('joiner', now)
+      }
+      next += ok ? TABLE_SYNC_MS : BUSY_BACKOFF_MS
+    }
+    const summary = asks.map(a => `${a.at - recordAt}:${a.ok ? 'ok' : '-'}`).join(' ')
+    assert.equal(asks[0].ok, false, summary)
+    // refused while a member of less than STANDING_MS, answered from the first ask after it on
+    const late = asks.filter(a => a.at - recordAt >= STANDING_MS)
+    assert.ok(late.length >= 6, summary)
+    assert.ok(late.every(a => a.ok), summary)
+    assert.ok(asks.filter(a => a.at - recordAt < STANDING_MS).every(a => !a.ok), summary)
+  })
+
+  it('a member refused when the reserve is spent has none of it for RESERVE_QUIET_MS though thousands of fresh ids are refused meanwhile (review33c: they flushed its refusal out of the BUDGETS_KEPT remembered), and has it after', () => {
+    let now = 0
+    const gate = new MemberGate({ take: async () => 'old', memberSince: p => p.startsWith('fresh') ? undefined : -STANDING_MS }, () => now)
+    let fresh = 0
+    let refusedFresh = 0
+    const tick = 50
+    const flooding = (ms: number): void => {
+      for (const end = now + ms; now <= end; now += tick) {
+        for (let i = 0; i < 8; i++) { try { gate.call(`fresh${fresh++}`, { t: 'digest' }) } catch { refusedFresh++ } }
+      }
+      now -= tick
+    }
+    flooding(5000)
+    // members spend the reserve (each its own budget, at most), then one more is refused
+    const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
+    let spender = 0
+    for (let refused = false; !refused;) {
+      try { gate.call(`member${spender}`, { t: 'sync', k }) } catch (err) { assert.ok(err instanceof MembersBusyError); refused = true }
+      if (!refused) spender++
+    }
+    assert.ok(spender >= 1, `${spender} members spent it`)
+    const refusedBefore = refusedFresh
+    flooding(RESERVE_QUIET_MS - 1000)
+    assert.ok(refusedFresh - refusedBefore > 2 * BUDGETS_KEPT, `${refusedFresh - refusedBefore} fresh ids refused meanwhile`)
+    assert.throws(() => { gate.call(`member${spender}`, { t: 'digest' }) }, MembersBusyError)
+    flooding(RESERVE_QUIET_MS + tick)
+    assert.doesNotThrow(() => { gate.call(`member${spender}`, { t: 'digest' }) })
+  })
+
+  it('members minted by pushing a self-signed record (every 2 s, each then asking at its full rate, fresh ids keeping the shared budget drained) get none of the reserve before STANDING_MS: an old member\'s rounds, all apart at MAX_MEMBERS keys, go through for 10 min (review33c: 187 of 200 calls refused)', async () => {
+    let now = 0
+    const members = new Map([['honest', -STANDING_MS]])
+    const gate = new MemberGate({ take: async () => 'new', memberSince: p => members.get(p) }, () => now)
+    const steps = apartRound(new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES))
+    const honest = { calls: 0, refused: [] as string[] }
+    const minted: string[] = []
+    const tick = 50
+    let answeredMinted = 0
+    for (; now < 40 * TABLE_SYNC_MS; now += tick) {
+      if (now % 2000 === 0) {
+        const id = `minted${minted.length}`
+        // its record pushed (taken: a member here from now)
+        assert.equal(await gate.push(id, record(id)), 'new')
+        members.set(id, now)
+        minted.push(id)
+      }
+      for (let i = 0; i < 2; i++) { try { gate.call(`fresh${now}-${i}`, { t: 'digest' }) } catch {} }
+      for (const id of minted) {
+        if (gate.admit(id) !== undefined) continue
+        try { gate.call(id, { t: 'digest' }); answeredMinted++ } catch (err) { assert.ok(err instanceof MembersBusyError) }
+      }
+      const at = now % TABLE_SYNC_MS
+      for (const [stepAt, req] of steps) {
+        if (at !== stepAt) continue
+        honest.calls++
+        try {
+          gate.call('honest', req)
+          if (req.t === 'table') gate.charge('honest', TABLE_CALL_COST - 1)
+        } catch (err) {
+          honest.refused.push(`${req.t} at ${now} ms`)
+        }
+      }
+    }
+    assert.equal(honest.calls, 40 * steps.length)
+    assert.deepEqual(honest.refused, [])
+    // the minted ids had what the shared budget gave (first come, first served), no more
+    assert.ok(answeredMinted <= ALL_CALLS_BURST + now / ALL_CALLS_REFILL_MS, `${answeredMinted} minted calls answered`)
+  })
+
+  it('a push over its sender\'s budget: dropped unread unless it is the sender\'s own DOWN as it leaves, taken once (a DOWN of another it relays gives no pass, review33c)', async () => {
+    const now = 0
+    const gate = new MemberGate({ take: async () => 'new', memberSince: () => -Infinity }, () => now)
+    for (let i = 0; i < PUSH_BURST; i++) assert.equal(await gate.push('x', record('x')), 'new')
+    assert.equal(await gate.push('x', record('x')), 'dropped')
+    // y's own leave, relayed by x: not x's pass
+    assert.equal(await gate.push('x', down('y', 'y')), 'dropped')
+    assert.equal(await gate.push('x', down('x', 'x')), 'new')
+    assert.equal(await gate.push('x', down('x', 'x')), 'dropped')
+    assert.deepEqual({ taken: gate.counts.taken, dropped: gate.counts.dropped, refused: gate.counts.refused }, { taken: PUSH_BURST + 1, dropped: 3, refused: 0 })
+  })
+
   it('admit: a peer with less than a unit of its call budget left is refused (MembersBusyError, counted unread), nothing spent; one with a unit is let through to call()', () => {
     let now = 0
-    const gate = new MemberGate({ take: async () => 'old', has: () => true }, () => now)
+    const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
     assert.equal(gate.admit('f'), undefined)
     for (let i = 0; i < CALL_BURST; i++) gate.call('f', { t: 'digest' })
     const refusal = gate.admit('f')
@@ -394,6 +518,67 @@ describe('node/net member service budgets per peer', function () {
     for (let i = 0; i < 2; i++) await serviceF.publish(msg)
     await until('o heard both pushes', () => heard.filter(h => Buffer.from(h.m).equals(msg)).length >= 2, 30_000)
     assert.ok(heard.every(h => h.peer === hostF.peerId))
+  })
+
+  it('real hosts: a peer that serves neither member protocol yet (starting) is not taken for one of an older version: once it serves member pushes, they go there (review33c: marked for good, pushed on the members protocol it never answers)', async () => {
+    const networkKey = createNetworkKey()
+    const keyF = await generateKeyPair('Ed25519')
+    const hostN = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostN.stop() })
+    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostN.addresses()[0]] })
+    t.add(async () => { await hostF.stop() })
+    await until('f connected to n', () => hostF.peers().some(p => p.id === hostN.peerId), 30_000)
+    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
+    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
+    t.add(async () => { await serviceF.stop() })
+    assert.ok(await f.signOwn(hostF.addresses()) !== undefined)
+    // f leaves: publish waits for its pushes and says which peers took them
+    const msg = await f.signDown(hostF.peerId)
+    assert.ok(msg !== undefined)
+    assert.deepEqual(await serviceF.publish(msg), [])
+    // n's member service is up now (its push protocol served)
+    const heard: Uint8Array[] = []
+    const unserve = await serve(hostN, MEMBER_PUSHES, { notice: (n) => { heard.push(n.m) } })
+    t.add(unserve)
+    assert.deepEqual(await serviceF.publish(msg), [hostN.peerId])
+    await until('n heard the push on its protocol', () => heard.some(m => Buffer.from(m).equals(msg)), 30_000)
+  })
+
+  it('real hosts: a peer of an older version (members protocol only), upgraded while away: once it is back, pushes go on the member push protocol (review33c: marked for good)', async () => {
+    const networkKey = createNetworkKey()
+    const keyF = await generateKeyPair('Ed25519')
+    const hostO = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
+    t.add(async () => { await hostO.stop() })
+    const old: Uint8Array[] = []
+    const unserveOld = await serve(hostO, MEMBERS, {
+      call: async (): Promise<MembersReply> => ({ t: 'digest', d: new Uint8Array(32) }),
+      notice: (n) => { old.push(n.m) }
+    })
+    t.add(unserveOld)
+    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostO.addresses()[0]] })
+    t.add(async () => { await hostF.stop() })
+    await until('f connected to o', () => hostF.peers().some(p => p.id === hostO.peerId), 30_000)
+    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
+    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
+    t.add(async () => { await serviceF.stop() })
+    const msg = await f.signOwn(hostF.addresses())
+    assert.ok(msg !== undefined)
+    await serviceF.publish(msg)
+    await until('o heard the push on the members protocol', () => old.length >= 1, 30_000)
+    // o goes away, is upgraded (its push protocol served), and comes back
+    await hostF.hangUp(hostO.peerId)
+    await until('f and o apart', () => !hostF.peers().some(p => p.id === hostO.peerId), 30_000)
+    const oldPushes = old.length
+    const heard: Uint8Array[] = []
+    const unserve = await serve(hostO, MEMBER_PUSHES, { notice: (n) => { heard.push(n.m) } })
+    t.add(unserve)
+    await hostF.dial(hostO.addresses()[0])
+    await until('f connected to o again', () => hostF.peers().some(p => p.id === hostO.peerId), 30_000)
+    await serviceF.publish(msg)
+    await until('o heard the push on its new protocol', () => heard.length >= 1, 30_000)
+    console.log(`      pushes heard by o: ${oldPushes} on the members protocol, then ${heard.length} on its push protocol`)
+    assert.ok(heard.every(m => Buffer.from(m).equals(msg)))
+    assert.equal(old.length, oldPushes)
   })
 
   it('real hosts: a whole-table pull of a small table costs one unit (a fresh network\'s hosts all pulling one seed, review32c: 4 units each, ~2/3 of 1,000 refused), of a big one (more than TABLE_ANSWER_UNPACED members) TABLE_CALL_COST', async () => {
