@@ -116,39 +116,70 @@ function collect (result: Retained, key: string, refs: ChunkRef[]): void {
 
 /** Most manifests a ManifestRefs holds. */
 export const MANIFEST_REFS_ENTRIES = 65_536
-/** Most chunk refs (summed over its manifests) a ManifestRefs holds: its bound in memory. */
-export const MANIFEST_REFS_CHUNKS = 262_144
+/**
+ * Most heap (estimated: refHeapBytes) the refs a ManifestRefs holds may take: 128 MiB, ~6,900
+ * refs of 4 + 2 coded chunks or ~12,000 small files' refs (k = 1, three copies) at the estimate,
+ * well past the 5,000 files a walk was measured at (walk32: 17-27 ms per release with every
+ * manifest held, 730-1,190 ms read from the disk), and what a storage host can spare for a cache.
+ * It was 262,144 refs: up to 5 GB at the estimate. Filled with real decoded refs to the bound, the
+ * heap they took measured 43.6-45.4 MiB as decoded and 126.9-128.7 MiB with every string made.
+ */
+export const MANIFEST_REFS_BYTES = 128 << 20
+
+/**
+ * Heap of one decoded ref, by its fragment count, measured (cache33: decodeManifest's refs held,
+ * after GC, Node 26): the ref, its chunk CID and each fragment CID as an object of its own
+ * (multihash and bytes views, the decoded manifest's buffer), its roots, and, once a walk, repair
+ * or status has asked for them, the CIDs' cached strings and the coding key. A 4 + 2 ref measured
+ * 6.5 KB as decoded and 18.9 KB once every CID had made its string (multiformats' base32 builds
+ * it a character at a time: a rope of ~1.7 KB per CID until it is used as a map key and flattened;
+ * 8.9 KB then); a replicated ref (three copies, four CID objects) 3.8, 10.9 and 5.0 KB. The
+ * estimate is the upper line through both: 3,000 B + 2,700 B per fragment (19.2 and 11.1 KB).
+ */
+export const REF_HEAP_BYTES = 3_000
+export const FRAGMENT_HEAP_BYTES = 2_700
+
+/** The estimated heap a ref takes held (see REF_HEAP_BYTES). */
+export function refHeapBytes (ref: Pick<ChunkRef, 'fragments'>): number {
+  return REF_HEAP_BYTES + FRAGMENT_HEAP_BYTES * ref.fragments.length
+}
 
 /**
  * The data chunks of manifests read before, by manifest cid.toString(): a manifest is named by its
  * hash and never changes, so an entry is never stale. Least recently used first out, bounded by
- * manifests and by chunk refs summed (a manifest of more refs than the bound is not kept). Past
- * the chunk service's own manifest cache (4,096) every retained() walk read every manifest from
- * the disk again (730-1,190 ms per walk at 5,000 files).
+ * manifests and by the estimated heap of its refs (refHeapBytes summed: a manifest of more than
+ * the bound is not kept). Past the chunk service's own manifest cache (4,096) every retained()
+ * walk read every manifest from the disk again (730-1,190 ms per walk at 5,000 files). Held
+ * decoded, not as the manifest's bytes (~500 B per ref) decoded on use: a decode and its coding
+ * keys cost 60-105 µs per ref against 0.6-4.5 µs for a held one (cache33), 0.3-0.5 s more per
+ * walk of 5,000 files where a walk now takes 17-27 ms.
  */
 export class ManifestRefs {
-  private readonly entries = new Map<string, ChunkRef[]>()
+  private readonly entries = new Map<string, { refs: ChunkRef[], bytes: number }>()
   private chunks = 0
+  private heap = 0
   readonly maxEntries: number
-  readonly maxChunks: number
+  readonly maxBytes: number
 
-  constructor (opts: { maxEntries?: number, maxChunks?: number } = {}) {
+  constructor (opts: { maxEntries?: number, maxBytes?: number } = {}) {
     this.maxEntries = opts.maxEntries ?? MANIFEST_REFS_ENTRIES
-    this.maxChunks = opts.maxChunks ?? MANIFEST_REFS_CHUNKS
+    this.maxBytes = opts.maxBytes ?? MANIFEST_REFS_BYTES
   }
 
   /** Manifests held. */
   get size (): number { return this.entries.size }
   /** Chunk refs held, summed over the manifests. */
   get chunkCount (): number { return this.chunks }
+  /** The estimated heap of the refs held (refHeapBytes summed). */
+  get bytes (): number { return this.heap }
 
   get (key: string): ChunkRef[] | undefined {
-    const refs = this.entries.get(key)
-    if (refs === undefined) return undefined
+    const entry = this.entries.get(key)
+    if (entry === undefined) return undefined
     // most recently used last
     this.entries.delete(key)
-    this.entries.set(key, refs)
-    return refs
+    this.entries.set(key, entry)
+    return entry.refs
   }
 
   /**
@@ -158,21 +189,29 @@ export class ManifestRefs {
    * (prune() makes room for new ones as old ones stop being retained).
    */
   set (key: string, refs: ChunkRef[]): void {
-    const had = this.entries.get(key)
-    if (had !== undefined) { this.entries.delete(key); this.chunks -= had.length }
-    if (refs.length > this.maxChunks || this.maxEntries < 1) return
-    if (this.entries.size + 1 > this.maxEntries || this.chunks + refs.length > this.maxChunks) return
-    this.entries.set(key, refs)
+    this.forget(key)
+    if (this.maxEntries < 1) return
+    let bytes = 0
+    for (const ref of refs) bytes += refHeapBytes(ref)
+    if (this.entries.size + 1 > this.maxEntries || this.heap + bytes > this.maxBytes) return
+    this.entries.set(key, { refs, bytes })
     this.chunks += refs.length
+    this.heap += bytes
   }
 
   /** Forget every manifest not in `live` (a complete walk's manifests: the others are retained no more). */
   prune (live: ReadonlyMap<string, unknown>): void {
-    for (const [key, refs] of this.entries) {
-      if (live.has(key)) continue
-      this.entries.delete(key)
-      this.chunks -= refs.length
+    for (const key of this.entries.keys()) {
+      if (!live.has(key)) this.forget(key)
     }
+  }
+
+  private forget (key: string): void {
+    const entry = this.entries.get(key)
+    if (entry === undefined) return
+    this.entries.delete(key)
+    this.chunks -= entry.refs.length
+    this.heap -= entry.bytes
   }
 }
 

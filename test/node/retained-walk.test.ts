@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { Volume } from 'darkfs'
 import type { CID } from 'multiformats/cid'
-import { ManifestRefs, retained } from '../../node/keeper/retained.ts'
+import { ManifestRefs, refHeapBytes, retained } from '../../node/keeper/retained.ts'
 import type { Retained } from '../../node/keeper/retained.ts'
 import { RetainedWalks } from '../../node/keeper/retained-walk.ts'
 import { Release } from '../../node/keeper/release.ts'
@@ -147,9 +147,9 @@ describe('retained walks shared by release requests', function () {
 
   // a full cache evicting its least recently used would, under walks that visit manifests in one
   // order, evict the next one needed each time and hit nothing (review32g): full, it keeps what it has
-  it('the manifest cache is bounded by manifests and by chunk refs: full, it keeps what it holds; prune() makes room', () => {
-    const refs = (n: number): ChunkRef[] => Array.from({ length: n }, () => ({}) as unknown as ChunkRef)
-    const byEntries = new ManifestRefs({ maxEntries: 2, maxChunks: 100 })
+  it('the manifest cache is bounded by manifests and by the heap of its refs: full, it keeps what it holds; prune() makes room', () => {
+    const refs = (n: number, fragments = 6): ChunkRef[] => Array.from({ length: n }, () => ({ fragments: new Array(fragments) }) as unknown as ChunkRef)
+    const byEntries = new ManifestRefs({ maxEntries: 2 })
     byEntries.set('a', refs(1))
     byEntries.set('b', refs(1))
     byEntries.set('c', refs(1))
@@ -161,16 +161,33 @@ describe('retained walks shared by release requests', function () {
     byEntries.set('c', refs(1))
     assert.ok(byEntries.get('c') !== undefined, 'room again after the prune')
 
-    const byChunks = new ManifestRefs({ maxEntries: 100, maxChunks: 10 })
-    byChunks.set('a', refs(4))
-    byChunks.set('b', refs(4))
-    byChunks.set('c', refs(4))
-    assert.equal(byChunks.get('c'), undefined)
-    assert.equal(byChunks.size, 2)
-    assert.equal(byChunks.chunkCount, 8)
-    byChunks.set('big', refs(11))
-    assert.equal(byChunks.get('big'), undefined, 'a manifest over the bound alone is not kept')
-    assert.equal(byChunks.chunkCount, 8)
+    // a ref's estimate grows with its fragments: a 4 + 2 ref costs more than a replicated one
+    const coded = refHeapBytes(refs(1, 6)[0])
+    const copies = refHeapBytes(refs(1, 3)[0])
+    assert.ok(coded > copies && copies > 0)
+    const byBytes = new ManifestRefs({ maxEntries: 100, maxBytes: 10 * coded })
+    byBytes.set('a', refs(4))
+    byBytes.set('b', refs(4))
+    assert.equal(byBytes.bytes, 8 * coded)
+    byBytes.set('c', refs(4))
+    assert.equal(byBytes.get('c'), undefined, 'over the bound: the new one is not kept')
+    assert.deepEqual([byBytes.size, byBytes.chunkCount, byBytes.bytes], [2, 8, 8 * coded], 'full: what it held is kept')
+    // what still fits does: replicated refs cost less than coded ones
+    const fit = Math.floor(2 * coded / copies)
+    byBytes.set('small', refs(fit, 3))
+    assert.ok(byBytes.get('small') !== undefined)
+    assert.equal(byBytes.bytes, 8 * coded + fit * copies)
+    assert.ok(byBytes.bytes <= byBytes.maxBytes)
+    byBytes.set('big', refs(11))
+    assert.equal(byBytes.get('big'), undefined, 'a manifest over the bound alone is not kept')
+    // set again under the same key: counted once
+    byBytes.set('a', refs(4))
+    assert.equal(byBytes.bytes, 8 * coded + fit * copies)
+    byBytes.prune(new Map([['b', 1], ['c', 1]]))
+    assert.deepEqual([byBytes.size, byBytes.chunkCount, byBytes.bytes], [1, 4, 4 * coded], 'prune frees what it held')
+    byBytes.set('c', refs(4))
+    assert.ok(byBytes.get('c') !== undefined, 'room again after the prune')
+    assert.equal(byBytes.bytes, 8 * coded)
   })
 
   // the same chunk bytes in two files written at different k (the network's size changed between)
