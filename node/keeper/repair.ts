@@ -377,8 +377,8 @@ export class Repairer extends EventTarget {
   private fullView?: string
   /**
    * Chunk (its coding: coding.ts codingKey, as every per-chunk map here) -> the view() under
-   * which a pass last found it redundant with no copy here to hand over: an incremental pass under
-   * that view skips it.
+   * which a pass last found it redundant with no copy here to hand over (or each such copy one
+   * another chunk wants here: `blocked`): an incremental pass under that view skips it.
    */
   private readonly fine = new Map<string, string>()
   /**
