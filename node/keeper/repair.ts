@@ -377,10 +377,18 @@ export class Repairer extends EventTarget {
   private fullView?: string
   /**
    * Chunk (its coding: coding.ts codingKey, as every per-chunk map here) -> the view() under
-   * which a pass last found it redundant with no copy here to hand over: an incremental pass under
-   * that view skips it.
+   * which a pass last found it redundant with no copy here to hand over (or each such copy one
+   * another chunk wants here: `blocked`): an incremental pass under that view skips it.
    */
   private readonly fine = new Map<string, string>()
+  /**
+   * Chunk (its coding) -> the blocks it would hand over, for a chunk fine only because another
+   * coding of its bytes (or a chunk with an equal block) wants each of them here (the same bytes
+   * at k = 1 m = 0 and k = 1 m = 1 both name the chunk's block). Skipped, it keeps those blocks here
+   * as every fine chunk keeps its own; once no other coding wants one of them, it is surveyed
+   * again, and the copy handed over.
+   */
+  private readonly blocked = new Map<string, string[]>()
   /**
    * Chunk -> the fragment indexes each host held when a survey last saw it live, kept for hosts
    * not live now while they are members or away (lazy.ts lazyPlan's `presumed`: what an away
@@ -842,6 +850,7 @@ export class Repairer extends EventTarget {
     // an incremental pass; each fragment of theirs stays wanted here (dropped by no handover of another chunk)
     const listedKeys = new Set(listed.map(r => codingKey(r)))
     for (const key of this.fine.keys()) if (!listedKeys.has(key)) this.fine.delete(key)
+    for (const key of this.blocked.keys()) if (!listedKeys.has(key)) this.blocked.delete(key)
     for (const key of this.lastHeld.keys()) if (!listedKeys.has(key)) this.lastHeld.delete(key)
     // a pass after members went (goneOnly()): the chunks an incremental pass would take under
     // the last full pass's view, and those whose plan the members' going changed that this host
@@ -851,6 +860,7 @@ export class Repairer extends EventTarget {
     if (after !== undefined) {
       const theirs = goneChunks(self, listed, after.members, v.members, this.c.policy)
       const skipped = new Set(listed.filter(r => this.fine.get(codingKey(r)) === after.fullView && !theirs.has(r)))
+      // (a chunk fine only while another wants its blocks here stays so: `blocked` is kept)
       for (const r of skipped) this.fine.set(codingKey(r), view)
       skip = r => skipped.has(r)
       log('pass after %d member(s) went: %d of %d chunk(s) to survey', after.members.length - v.members.length, listed.length - skipped.size, listed.length)
@@ -866,7 +876,7 @@ export class Repairer extends EventTarget {
         if (!skip(r) && !await this.theirs(r, askOf)) others.add(r)
       }
       if (others.size > 0) {
-        for (const r of others) this.fine.set(codingKey(r), view)
+        for (const r of others) { this.fine.set(codingKey(r), view); this.blocked.delete(codingKey(r)) }
         const before = skip
         skip = r => before(r) || others.has(r)
         log('incremental pass: %d new or unsettled chunk(s) rank other hosts first, not surveyed here', others.size)
@@ -888,7 +898,7 @@ export class Repairer extends EventTarget {
         if (!skip(r) && !manifests.has(r) && await this.placedHere(r, v.members, v.live)) others.add(r)
       }
       if (others.size > 0) {
-        for (const r of others) this.fine.set(codingKey(r), view)
+        for (const r of others) { this.fine.set(codingKey(r), view); this.blocked.delete(codingKey(r)) }
         const before = skip
         skip = r => before(r) || others.has(r)
         log('incremental pass: %d new chunk(s) held here as placed, left to their keepers', others.size)
@@ -915,6 +925,7 @@ export class Repairer extends EventTarget {
         const at = Date.now()
         for (const [r, held] of proven) {
           this.fine.set(codingKey(r), view)
+          this.blocked.delete(codingKey(r))
           // the book (and the keeper's counts, kept.ts) as a survey would have found it
           if (this.c.health !== undefined) this.c.health.observe(r, { held, health: 'redundant' }, false, at, v.live.size < 2, this.c.policy.rank(r, [...v.live], KEEPER_RANKS))
         }
@@ -935,11 +946,24 @@ export class Repairer extends EventTarget {
     // chunks) stays while any chunk wants it here
     const toDrop = new Map<string, Handover>()
     const wanted = new Set<string>()
+    // the blocks a chunk skipped as blocked (`this.blocked`) would hand over: kept here this pass
+    // too, but only another chunk wanting them keeps that chunk fine
+    const keptBlocked = new Set<string>()
+    const skippedBlocked: Array<[string, string[]]> = []
     for (const r of ordered) {
       if (!skip(r)) continue
-      for (const f of r.fragments) wanted.add(f.toString())
+      const drops = this.blocked.get(codingKey(r))
+      if (drops !== undefined) skippedBlocked.push([codingKey(r), drops])
+      for (const f of r.fragments) {
+        const key = f.toString()
+        if (drops?.includes(key) === true) keptBlocked.add(key)
+        else wanted.add(key)
+      }
       if (!manifests.has(r)) this.progress_.checked++
     }
+    // chunks redundant under this view whose every copy to hand over another chunk may want here:
+    // fine once the pass knows what it wants (below)
+    const blockedNow = new Map<string, string[]>()
     try {
       // The pass is one pipeline: batches are surveyed one after the other, the next while
       // this one's chunks are repaired, and REPAIR_CONCURRENCY chunks are repaired at once
@@ -1104,8 +1128,13 @@ export class Repairer extends EventTarget {
             const mineToDrop = drop && this.c.pending?.(ref.cid!.toString()) !== true ? handovers(self, ref, p, live) : []
             for (const h of mineToDrop) toDrop.set(h.cid.toString(), h)
             // a later incremental pass under this view need not ask about it again
-            if (p.health === 'redundant' && drop && mineToDrop.length === 0 && b.view.key === view) this.fine.set(codingKey(ref), view)
-            else this.fine.delete(codingKey(ref))
+            const key = codingKey(ref)
+            this.blocked.delete(key)
+            if (p.health === 'redundant' && drop && mineToDrop.length === 0 && b.view.key === view) this.fine.set(key, view)
+            else {
+              this.fine.delete(key)
+              if (p.health === 'redundant' && drop && b.view.key === view) blockedNow.set(key, mineToDrop.map(h => h.cid.toString()))
+            }
             // a chunk taken again (requeue()) was counted the first time
             if (!manifests.has(ref) && !again.has(ref)) this.progress_.checked++
             this.dispatchEvent(new CustomEvent('progress', { detail: this.progress() }))
@@ -1122,7 +1151,21 @@ export class Repairer extends EventTarget {
       await Promise.all(Array.from({ length: REPAIR_CONCURRENCY }, worker))
       if (failed !== undefined) throw failed.err
       if (opts.all !== true) this.leftToPull = pullsLeft.now
-      const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()))
+      // a chunk whose every copy to hand over another chunk wants here (review33b: the k = 1 m = 0
+      // coding of a block the k = 1 m = 1 coding wants here proposed its handover on every pass,
+      // and was surveyed again by every incremental pass, for ever): fine under this view, its
+      // blocks kept. One skipped so whose block no chunk wants here now is surveyed again by the
+      // next pass, which hands the copy over (not this one: what it last saw is a pass old)
+      for (const [key, drops] of blockedNow) {
+        if (drops.every(d => wanted.has(d))) { this.fine.set(key, view); this.blocked.set(key, drops) }
+      }
+      for (const [key, drops] of skippedBlocked) {
+        if (drops.every(d => wanted.has(d))) continue
+        this.fine.delete(key)
+        this.blocked.delete(key)
+        unsettled('copies to hand over')
+      }
+      const handover = [...toDrop.values()].filter(h => !wanted.has(h.cid.toString()) && !keptBlocked.has(h.cid.toString()))
       if (handover.length > 0) {
         unsettled('copies to hand over')
         this.progress_.dropped += (await this.c.custody.drop(handover, opts).catch((err: Error) => {
