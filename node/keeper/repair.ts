@@ -846,8 +846,10 @@ export class Repairer extends EventTarget {
     // a chunk one loss from unreadable must not wait behind ones with fragments to spare.
     const byRisk = (list: ChunkRef[], liveNow: Set<string>): ChunkRef[] => byUrgency(list.map(r => this.c.health?.liveSeen(r, liveNow) ?? r.k + r.m)).map(i => list[i])
     const ordered = byRisk(listed, new Set(v.allLive))
-    // chunks found redundant under this view and nothing here to hand over: not surveyed again by
-    // an incremental pass; each fragment of theirs stays wanted here (dropped by no handover of another chunk)
+    // chunks found redundant under this view and nothing here to hand over (or every handover
+    // blocked by another's need: `blocked`): not surveyed again by an incremental pass; each
+    // fragment of theirs is kept here (dropped by no handover of another chunk), a blocked one's
+    // handover blocks kept without counting as wanted (keptBlocked)
     const listedKeys = new Set(listed.map(r => codingKey(r)))
     for (const key of this.fine.keys()) if (!listedKeys.has(key)) this.fine.delete(key)
     for (const key of this.blocked.keys()) if (!listedKeys.has(key)) this.blocked.delete(key)
