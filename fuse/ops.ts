@@ -615,13 +615,14 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const [atime, mtime] = [timeArg(n[0], n[1]), timeArg(n[2], n[3])]
         const h = byHandle(path, n[4])
         if (h !== undefined) {
-          // by inode; the Volume commits the file's pending writes in the same turn
+          // by inode; the Volume holds the times of a file open there with its pending writes
           await h.utimes(atime, mtime, o)
           return { result: 0, a: links.others(path ?? h.path), b: await after(path, n[4], o) }
         }
         const p = need(path, 'utimens')
         // explicit times (tar, cp -a, touch on an open file) are the last word over the file's
-        // buffered writes: the Volume commits those with the times, in one log append and sync
+        // buffered writes: the Volume holds them for a file open there and stamps them after the
+        // version of those writes, at the flush, close or fsync, or within HELD_ATTRS_MS
         // (VolumeApi.utimes; the kernel sends futimens by path, so this is tar's too: a flush of
         // each handle first was a commit and a log write of its own per file)
         if (volume.lutimes !== undefined) await volume.lutimes(p, atime, mtime, o)

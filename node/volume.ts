@@ -24,7 +24,11 @@
 // them, but for held times: they go after the file's version in its batch when its writes all
 // came before them (the version's time, its last write's, would hide an explicit mtime), and
 // while the file has writes not committed and no version of it is in the batch they stay held
-// with those writes (their version, at the flush, close or fsync, takes them). One that sets
+// with those writes (their version, at the flush, close or fsync, takes them; within
+// HELD_ATTRS_MS the hold's timer commits those writes with them, as a utimes of an open file
+// did before it was held: a file kept open does not hold a `touch -d` back from a later one on
+// another host). Times held with writes a close gave up, or that a closing Volume does not
+// commit, are dropped (its mode and owner go): they would stamp the old bytes as new. One that sets
 // every field to what it was (SQLite as root fchowns each journal it opens to the owner it has)
 // makes no op when the file's version is stamped after it in the same batch (the journal's
 // fsync): the version's time moves ctime as far, on every host. "What it was" is this host's
@@ -100,7 +104,10 @@ export const READ_WHOLE_MAX = 2 ** 31 - 1
  * move from a peer can name the old path the mount's kernel cache holds.
  */
 export const SEEN_PATHS_MAX = 65536
-/** Longest a chmod or chown of a file open here is held before it is committed (see the head of this file). */
+/**
+ * Longest a chmod, chown or utimes of a file open here is held before it is committed (see the
+ * head of this file); times held with writes not committed are committed then with those writes.
+ */
 export const HELD_ATTRS_MS = 250
 /**
  * Longest an fsync waits for the placement of a file's chunks on peers (DESIGN.md §5). The
@@ -460,9 +467,10 @@ export class Volume implements VolumeApi {
   private closing?: Promise<void>
   private readonly open_ = new Map<InodeId, OpenFile>()
   /**
-   * Mode and owner changes of files open here, not committed yet, by inode: each one setattr
-   * body, its fields merged (see the head of this file). Stamped before any other op of this
-   * Volume (stamp()), with the file's next version, at its close, fsync or utimes, or by `heldTimer`.
+   * Mode, owner and time changes of files open here, not committed yet, by inode: each one
+   * setattr body, its fields merged (see the head of this file). Stamped before any other op of
+   * this Volume (stamp(); times with writes not committed after their version), with the file's
+   * next version, at its close or fsync, or by `heldTimer` (HELD_ATTRS_MS).
    */
   private readonly heldAttrs = new Map<InodeId, OpBody & { type: 'setattr' }>()
   /**
@@ -716,25 +724,32 @@ export class Volume implements VolumeApi {
     const same = new Set(this.heldSame)
     this.heldAttrs.clear()
     this.heldSame.clear()
-    clearTimeout(this.heldTimer)
-    this.heldTimer = undefined
     // a change that changes nothing but ctime, with a version of its file at or after it here: left out
     let stamped = same.size === 0 ? held : held.filter(h => !(same.has(h.inode) && bodies.some(b => versionAfter(b, h))))
     // times held for a file whose pending writes go in no version of this batch stay held with
-    // those writes (their version's time would hide an explicit mtime): the rest goes now
+    // those writes (their version's time would hide an explicit mtime), at most until the hold's
+    // timer commits the writes with them (heldTimer, left running for them): the rest goes now.
+    // A Volume closing commits no writes: their times are dropped (another host would see them
+    // on the old bytes: `cp -u` and `tar --keep-newer-files` would skip the file)
     const kept: Array<OpBody & { type: 'setattr' }> = []
-    if (this.closing === undefined) {
-      stamped = stamped.flatMap(h => {
-        if (!hasTimes(h) || !this.pendingVersion(h.inode) || bodies.some(b => isVersionOf(b, h.inode))) return [h]
-        const { atime, mtime, ...rest } = h
+    stamped = stamped.flatMap(h => {
+      if (!hasTimes(h) || !this.pendingVersion(h.inode) || bodies.some(b => isVersionOf(b, h.inode))) return [h]
+      const { atime, mtime, ...rest } = h
+      if (this.closing === undefined) {
         const times: OpBody & { type: 'setattr' } = { type: 'setattr', inode: h.inode, time: h.time }
         if (atime !== undefined) times.atime = atime
         if (mtime !== undefined) times.mtime = mtime
         kept.push(times)
-        return rest.mode === undefined && rest.uid === undefined && rest.gid === undefined ? [] : [rest]
-      })
-      for (const k of kept) this.heldAttrs.set(k.inode, k)
-    }
+      } else {
+        log.error('inode %s: times set on a file whose writes are not committed dropped at close', h.inode)
+      }
+      return rest.mode === undefined && rest.uid === undefined && rest.gid === undefined ? [] : [rest]
+    })
+    for (const k of kept) this.heldAttrs.set(k.inode, k)
+    if (kept.length === 0) {
+      clearTimeout(this.heldTimer)
+      this.heldTimer = undefined
+    } else this.holdTimer()
     // times held for a file go after its version in the batch when that version's writes all
     // came before them (its time, the last write's, is at or before theirs), so the version does
     // not move mtime past them: one setattr and one version, as the calls came
@@ -832,19 +847,48 @@ export class Volume implements VolumeApi {
    */
   private heldShown (id: InodeId): (OpBody & { type: 'setattr' }) | undefined {
     const held = this.heldAttrs.get(id)
-    const flying = this.heldFlying.get(id)?.body
+    let flying = this.heldFlying.get(id)?.body
     if (flying === undefined) return held
+    // an mtime in flight from before a write of the open file since: that write's time is its
+    // mtime now (as heldMerged), not to be shown under a change held after the write
+    const open = this.open_.get(id)
+    if (held !== undefined && flying.mtime !== undefined && open?.mtime !== undefined && open.mtime > flying.time) {
+      const { mtime, ...rest } = flying
+      flying = rest
+    }
     return held === undefined ? flying : { ...flying, ...held }
   }
 
-  /** Commits what is held within HELD_ATTRS_MS. */
+  /**
+   * Commits what is held within HELD_ATTRS_MS: times held with writes not committed go with
+   * those writes (the file's version, then the times: commitFile), as a chmod goes alone, so a
+   * file kept open holds an explicit mtime no longer than a mode.
+   */
   private holdTimer (): void {
     if (this.heldTimer !== undefined || this.closing !== undefined) return
     this.heldTimer = setTimeout(() => {
       this.heldTimer = undefined
-      if (this.heldAttrs.size === 0) return
-      this.stamp([], 'written').catch((err: Error) => { log.error('attribute changes held for open files not committed: %s', err.message) })
+      void this.commitHeld()
     }, HELD_ATTRS_MS)
+  }
+
+  /** What holdTimer does when it fires. */
+  private async commitHeld (): Promise<void> {
+    if (this.heldAttrs.size === 0 || this.closing !== undefined) return
+    const writing: OpenFile[] = []
+    for (const h of this.heldAttrs.values()) {
+      const f = hasTimes(h) && this.pendingVersion(h.inode) ? this.open_.get(h.inode) : undefined
+      if (f !== undefined) writing.push(f)
+    }
+    try {
+      // (a file's commit stamps every change held with its version)
+      for (const f of writing) {
+        if (this.heldAttrs.has(f.inode) && this.closing === undefined) await this.commitFile(f, 'none')
+      }
+      if (this.heldAttrs.size > 0 && this.closing === undefined) await this.stamp([], 'written')
+    } catch (err: any) {
+      log.error('attribute changes held for open files not committed: %s', err?.message)
+    }
   }
 
   // ---- attributes -------------------------------------------------------------------------
@@ -1270,16 +1314,21 @@ export class Volume implements VolumeApi {
     // an fsync's ask for a peer to hold its op, made while the op's log write syncs here
     let early: Promise<void> | undefined
     const held = this.held
+    // (the batch's last op: times held with the version are stamped after it)
     const stamped = wait === 'safe' && held !== undefined
       ? (ops: Array<{ cid: CID, bytes: Uint8Array }>) => {
           const last = ops.at(-1)
-          if (last !== undefined) early = held(last.cid, last.bytes)
+          if (last !== undefined) {
+            newest = last.cid
+            early = held(last.cid, last.bytes)
+          }
         }
       : undefined
     const c = await f.commit(async c => {
       if (this.unlinked(f.inode)) return false
       // one batch: one log append and fdatasync for all of a commit's extents
-      newest = (await this.stamp(this.writeBodies(f, c), 'durable', { stamped })).at(-1)?.cid
+      const own = (await this.stamp(this.writeBodies(f, c), 'durable', { stamped })).at(-1)?.cid
+      newest ??= own
     }, { ...options, sync: wait === 'safe' })
     if (c !== undefined) this.placeCommitted(f, c)
     // a mode or owner change held for the file, with no version to go with: its own op now
@@ -1552,13 +1601,29 @@ export class Volume implements VolumeApi {
     }
   }
 
-  /** An open file is dropped at its last close; unlinked, with whatever it held uncommitted. */
-  private release (f: OpenFile): void {
+  /**
+   * An open file is dropped at its last close; unlinked, with whatever it held uncommitted.
+   * `abandoned`: its last close gave its writes up (no space, ...).
+   */
+  private release (f: OpenFile, abandoned = false): void {
     if (f.handles === 0 && (!f.changed || this.unlinked(f.inode))) {
       this.open_.delete(f.inode)
       f.stopReadahead()
-      // times held with writes given up (a close that could not commit): committed within HELD_ATTRS_MS
-      if (this.heldAttrs.has(f.inode)) this.holdTimer()
+      const held = this.heldAttrs.get(f.inode)
+      if (held === undefined) return
+      // times held with writes given up would stamp the old bytes as new (`cp -pu` would skip
+      // the file): dropped; its mode and owner changes are committed within HELD_ATTRS_MS
+      if (abandoned && hasTimes(held)) {
+        const { atime, mtime, ...rest } = held
+        log.error('inode %s: times set on a file whose writes were given up dropped', f.inode)
+        if (rest.mode === undefined && rest.uid === undefined && rest.gid === undefined) {
+          this.heldAttrs.delete(f.inode)
+          this.heldSame.delete(f.inode)
+          return
+        }
+        this.heldAttrs.set(f.inode, rest)
+      }
+      this.holdTimer()
     }
   }
 
@@ -1709,6 +1774,7 @@ export class Volume implements VolumeApi {
         closed = true
         if (file === undefined) return
         file.handles--
+        let abandoned = false
         try {
           await vol.commitFile(file, 'none', options)
         } catch (err: any) {
@@ -1717,10 +1783,13 @@ export class Volume implements VolumeApi {
           // the last close could not commit (no space, ...): its writes are given up, and the
           // chunks stored for them go here and on peers (a close whose caller gave up leaves
           // them to the next flush, close or fsync of the inode)
-          if (file.handles === 0 && options.signal?.aborted !== true) await file.abandon()
+          if (file.handles === 0 && options.signal?.aborted !== true) {
+            await file.abandon()
+            abandoned = true
+          }
           throw err
         } finally {
-          vol.release(file)
+          vol.release(file, abandoned)
         }
       }
     }

@@ -3,7 +3,8 @@
 // file's next version, close (not a flush: close(2) waits for that), fsync, or within
 // HELD_ATTRS_MS (node/volume.ts, the head). A utimes of a file open here is held with them, and
 // goes after the file's version in its batch when the version's writes came before it (while
-// the file has writes not committed, the times wait for their version). tar x sets each file's
+// the file has writes not committed, the times wait for their version, at most HELD_ATTRS_MS:
+// then the hold's timer commits those writes with them). tar x sets each file's
 // times, owner and mode before it closes it: one version and one setattr, not a setattr more.
 // A held change that sets every field to what it was (SQLite as root fchowns each journal it
 // opens to the owner it has) only moves ctime: with a version of the file stamped after it in
@@ -62,28 +63,34 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     }
   })
 
-  it('times held while the file has writes not committed wait for their version; a write after them sets mtime', async () => {
+  it('times held while the file has writes not committed wait for their version, at most HELD_ATTRS_MS; a write after them sets mtime', async () => {
     const hosts = await setup()
     const w = hosts[0]
     const local: Array<Record<string, any>> = []
     w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true) local.push(e.detail.body) })
     const mtime = new Date('2001-02-03T04:05:06Z')
-    // HELD_ATTRS_MS passing, and another op of this host (a mkdir), while the times are held
-    // with writes before them: the times are not stamped ahead of the writes' version
+    const ns = BigInt(mtime.getTime()) * 1_000_000n
+    // another op of this host (a mkdir) while the times are held with writes before them, and
+    // HELD_ATTRS_MS passing, the file kept open: the timer commits the writes, then the times
+    // and the mode; the times are never stamped ahead of the writes' version
     const fh = await w.volume.open('/f', 'w')
     t.add(async () => { await fh.close().catch(() => {}) })
     const created = local.length
     await fh.write(Buffer.from('abc'), 0, 3, 0)
     await fh.utimes(mtime, mtime)
     await fh.chmod(0o600)
-    // the timer commits the mode alone
-    await until('the held mode committed by HELD_ATTRS_MS', () => local.length > created, 10_000)
-    assert.deepEqual(local.slice(created).map(b => [b.type, b.mode, b.mtime]), [['setattr', 0o600, undefined]])
     await w.volume.mkdir('/d')
-    assert.deepEqual(local.slice(created + 1).map(b => b.type), ['create'])
+    await until('the held times committed with the writes, the file still open', () => local.some(b => b.type === 'setattr' && b.mtime === ns), 10_000)
+    const made = local.slice(created)
+    const write = made.findIndex(b => b.type === 'write' || b.type === 'append')
+    const times = made.findIndex(b => b.type === 'setattr' && b.mtime === ns)
+    assert.ok(write >= 0 && write < times, `the version before the times: ${made.map(b => b.type).join(', ')}`)
+    assert.ok(made.some(b => b.type === 'setattr' && b.mode === 0o600), 'the mode committed')
+    assert.equal(made.filter(b => b.type === 'create').length, 1, 'the mkdir')
     assert.equal((await fh.stat()).mtimeMs, mtime.getTime())
+    const ops = local.length
     await fh.close()
-    assert.deepEqual(local.slice(created + 2).map(b => [b.type, b.mtime]), [['write', undefined], ['setattr', BigInt(mtime.getTime()) * 1_000_000n]])
+    assert.equal(local.length, ops, 'the close had nothing left to commit')
     for (const h of hosts) {
       await until(`host ${h.host.peerId.toString().slice(-6)} has the times and the bytes`, async () => {
         const st = await h.volume.stat('/f').catch(() => undefined)
@@ -110,32 +117,69 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     }
   })
 
-  it('a setattr made concurrently on another host merges with the held times, owner and mode as any setattr: every host converges', async () => {
+  it('setattrs made on another host while the writer holds its times and owner merge field by field in op order: every host converges', async () => {
     const hosts = await setup()
     const [w, o] = hosts
     await w.volume.writeFile('/f', 'base')
     await until('the file everywhere', async () => (await Promise.all(hosts.map(async h => await h.volume.stat('/f').then(() => true, () => false)))).every(x => x), 30_000)
+    const local: Array<Record<string, any>> = []
+    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true) local.push(e.detail.body) })
     const mtime = new Date('2001-02-03T04:05:06Z')
+    const later = new Date('2011-02-03T04:05:06Z')
+    const atime = new Date('2012-01-01T00:00:00Z')
     const fh = await w.volume.open('/f', 'r+')
+    t.add(async () => { await fh.close().catch(() => {}) })
     await fh.write(Buffer.from('new bytes'), 0, 9, 0)
-    await fh.utimes(mtime, mtime)
-    await fh.chown(1234, 5678)
-    // on another host, before the writer's close: the mode and the group (held on the writer: not seen there)
+    // on another host, while the writer has the file open with writes not committed: the mode,
+    // the group and the times, stamped now (ops are ordered by their stamp, hlc then author)
     await o.volume.chmod('/f', 0o606)
     await o.volume.chown('/f', -1, 4321)
+    await o.volume.utimes('/f', atime, later)
+    // then the writer's times and owner, held: stamped when committed (with the writes, at the
+    // close or by the hold's timer), after the other host's ops, so every field they set wins
+    // over those; the mode, which only the other host set, stays
+    await fh.utimes(mtime, mtime)
+    await fh.chown(1234, 5678)
     await fh.close()
     const view = async (h: typeof w): Promise<string> => {
       const st = await h.volume.stat('/f')
-      return JSON.stringify([st.mode & 0o7777, st.uid, st.gid, st.mtimeMs, st.size, st.ctimeNs.toString()])
+      return JSON.stringify([st.mode & 0o7777, st.uid, st.gid, st.mtimeMs, st.atimeMs, st.size, st.ctimeNs.toString()])
     }
     await until('every host shows the same attributes', async () => new Set(await Promise.all(hosts.map(view))).size === 1, 30_000)
+    const held = local.find(b => b.type === 'setattr' && b.uid === 1234)
+    assert.ok(held !== undefined, 'the writer committed its held change')
     const st = await w.volume.stat('/f')
-    // fields neither side set against the other stay: the writer's uid and times, the other's mode
-    assert.equal(st.uid, 1234)
-    assert.equal(st.mode & 0o7777, 0o606)
-    assert.equal(st.mtimeMs, mtime.getTime())
-    assert.ok(st.gid === 5678 || st.gid === 4321)
+    assert.deepEqual([st.uid, st.gid, st.mode & 0o7777, st.mtimeMs, st.atimeMs], [1234, 5678, 0o606, mtime.getTime(), mtime.getTime()])
     assert.deepEqual(Buffer.from(await w.volume.readFile('/f')).toString(), 'new bytes')
+  })
+
+  it('times set on another host after the writer held its own (its file kept open, written) win everywhere', async () => {
+    const hosts = await setup()
+    const [w, o] = hosts
+    await w.volume.writeFile('/f', 'base')
+    await until('the file everywhere', async () => (await Promise.all(hosts.map(async h => await h.volume.stat('/f').then(() => true, () => false)))).every(x => x), 30_000)
+    const local: Array<Record<string, any>> = []
+    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true) local.push(e.detail.body) })
+    const first = new Date('2001-02-03T04:05:06Z')
+    const second = new Date('2011-02-03T04:05:06Z')
+    const fh = await w.volume.open('/f', 'r+')
+    t.add(async () => { await fh.close().catch(() => {}) })
+    await fh.write(Buffer.from('new bytes'), 0, 9, 0)
+    await fh.utimes(first, first)
+    // the writer keeps the file open: within HELD_ATTRS_MS its writes and times are committed
+    await until("the writer's times committed with its writes", () => local.some(b => b.type === 'setattr' && b.mtime === BigInt(first.getTime()) * 1_000_000n), 10_000)
+    await until('the other host sees them', async () => (await o.volume.stat('/f')).mtimeMs === first.getTime(), 30_000)
+    // a `touch -d` there, after: the last word
+    await o.volume.utimes('/f', second, second)
+    await fh.close()
+    for (const h of hosts) {
+      await until(`host ${h.host.peerId.toString().slice(-6)} shows the later times`, async () => {
+        const st = await h.volume.stat('/f').catch(() => undefined)
+        return st?.mtimeMs === second.getTime() && st.size === 9
+      }, 30_000)
+    }
+    // and they stay: the writer's close committed nothing that moves them back
+    for (const h of hosts) assert.equal((await h.volume.stat('/f')).mtimeMs, second.getTime())
   })
 
   it('a change held for a file kept open reaches every host without a close; one made after it is not seen before it', async () => {

@@ -217,6 +217,26 @@ describe('which commits ask a peer to hold their ops', function () {
     await fh.close()
     assert.equal(asked.length, 2)
   })
+
+  it('an fsync of writes with times held after them asks for the times\' op (the batch\'s last); a directory fsync then asks nothing', async () => {
+    const asked: string[] = []
+    const vol = await Volume.open({ dir: await tempDir(t), held: async cid => { asked.push(cid.toString()) } })
+    t.add(async () => { await vol.close() })
+    const setattrs: string[] = []
+    vol.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.cid.toString()) })
+    const fh = await vol.open('/t', 'w')
+    const page = seededBytes(5000, 5)
+    await fh.write(page, 0, page.length, 0)
+    const mtime = new Date('2001-02-03T04:05:06Z')
+    await fh.utimes(mtime, mtime)
+    await fh.sync()
+    assert.equal(setattrs.length, 1, 'the times committed after the version')
+    assert.deepEqual(asked, [vol.tree.newestLocal()!.toString()])
+    assert.equal(asked[0], setattrs[0])
+    await vol.syncDir('/')
+    assert.equal(asked.length, 1, 'the newest op is held already')
+    await fh.close()
+  })
 })
 
 describe('an fsync asks for the hold while its op syncs here', function () {

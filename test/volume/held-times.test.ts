@@ -1,0 +1,72 @@
+// Times set on a file open here are held with its writes not committed yet (node/volume.ts, the
+// head): they are committed after those writes' version, never onto bytes that are not in it.
+// A Volume closed while a file holds writes not committed, or a close that gives its writes up
+// (no space), drops the times held with them (another host would see the old bytes as new:
+// `cp -pu` and `tar --keep-newer-files` skip such a file); the mode and owner held with them go.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Volume } from 'darkfs'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { until } from '../../harness/cluster.ts'
+import { stubChunkStores } from '../helpers/store-stubs.ts'
+
+const MTIME = new Date('2001-02-03T04:05:06Z')
+
+describe('Volume: times held with writes not committed', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  afterEach(async () => { await t.run() })
+
+  it('a Volume closed with a file open drops the times held with its writes and commits its mode', async () => {
+    const dir = await tempDir(t, 'darkfs-held-')
+    const vol = await Volume.open({ dir })
+    let closed = false
+    t.add(async () => { if (!closed) await vol.close() })
+    // the hold's timer (HELD_ATTRS_MS) would commit the writes with the times first: left out, so
+    // what is held is still held when the Volume closes
+    ;(vol as unknown as { holdTimer: () => void }).holdTimer = () => {}
+    const before = await (async () => { await vol.writeFile('/f', 'old'); return await vol.stat('/f') })()
+    const fh = await vol.open('/f', 'r+')
+    await fh.write(Buffer.from('new bytes'), 0, 9, 0)
+    await fh.utimes(MTIME, MTIME)
+    await fh.chmod(0o600)
+    assert.equal((await fh.stat()).mtimeMs, MTIME.getTime(), 'held: this host shows the times')
+    await vol.close()
+    closed = true
+    const again = await Volume.open({ dir })
+    t.add(async () => { await again.close() })
+    const st = await again.stat('/f')
+    assert.equal(Buffer.from(await again.readFile('/f')).toString(), 'old', 'the writes were not committed')
+    assert.equal(st.mode & 0o7777, 0o600, 'the mode held went')
+    assert.equal(st.mtimeMs, before.mtimeMs, 'the old bytes keep their mtime')
+    assert.notEqual(st.atimeMs, MTIME.getTime())
+  })
+
+  it('a close that gives its writes up (no space) drops the times held with them; the mode goes within HELD_ATTRS_MS', async () => {
+    const dir = await tempDir(t, 'darkfs-held-')
+    const vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    await vol.writeFile('/f', 'old')
+    const before = await vol.stat('/f')
+    const setattrs: Array<Record<string, unknown>> = []
+    vol.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    ;(vol as unknown as { holdTimer: () => void }).holdTimer = () => {}
+    const fh = await vol.open('/f', 'r+')
+    const data = randomBytes(200_000)
+    await fh.write(data, 0, data.byteLength, 0)
+    await fh.utimes(MTIME, MTIME)
+    await fh.chmod(0o600)
+    const full = (): Error => Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+    stubChunkStores(vol, async () => { throw full() })
+    vol.chunks.storeChunk = async () => { throw full() }
+    // the timer back, for the mode held: it is what commits it once the file is dropped
+    delete (vol as unknown as { holdTimer?: () => void }).holdTimer
+    await assert.rejects(fh.close(), (err: any) => err.code === 'ENOSPC')
+    await until('the held mode committed', () => setattrs.length > 0, 10_000)
+    assert.deepEqual(setattrs.map(b => [b.mode, b.mtime, b.atime]), [[0o600, undefined, undefined]])
+    const st = await vol.stat('/f')
+    assert.equal(Buffer.from(await vol.readFile('/f')).toString(), 'old')
+    assert.equal(st.mode & 0o7777, 0o600)
+    assert.equal(st.mtimeMs, before.mtimeMs, 'the old bytes keep their mtime')
+  })
+})
