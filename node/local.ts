@@ -29,7 +29,7 @@ async function openParts (dir: string, opts: LocalOptions, unlock: () => Promise
   await mkdir(join(dir, 'tree'), { recursive: true })
   const tree = await Tree.open({ dir: join(dir, 'tree'), signer: signerFor(key), verify, writtenSyncMs: opts.writtenSyncMs })
   const chunks = new ChunkService(store, { localParams: opts.localParams, network: opts.network })
-  const volume = new Volume({ tree, chunks, store, syncPlaceWaitMs: opts.syncPlaceWaitMs, multiExtent: opts.multiExtent, foldIdleMs: opts.foldIdleMs, held: opts.held, close: async () => { await tree.close(); await store.close(); await unlock() } })
+  const volume = new Volume({ tree, chunks, store, syncPlaceWaitMs: opts.syncPlaceWaitMs, multiExtent: opts.multiExtent, foldIdleMs: opts.foldIdleMs, heldAttrsMs: opts.heldAttrsMs, held: opts.held, close: async () => { await tree.close(); await store.close(); await unlock() } })
   // the folds planned before the last close (a restart forgets them)
   volume.resumeFolds()
   return volume

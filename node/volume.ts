@@ -417,6 +417,8 @@ export interface VolumeParts {
   multiExtent?: () => boolean
   /** How long this host makes no op but folds before a quiet file's fold (default FOLD_IDLE_MS). */
   foldIdleMs?: number
+  /** Longest an attribute change of a file open here is held (default HELD_ATTRS_MS; tests lengthen it to see what is held). */
+  heldAttrsMs?: number
   /**
    * Resolves once a peer holds this host's op `cid` and every op below it, or none could
    * (net/op-hold.ts OpHold): an fsync waits for it as for a placement (SYNC_PLACE_WAIT_MS), so a
@@ -440,6 +442,8 @@ export interface LocalOptions {
   multiExtent?: () => boolean
   /** How long this host makes no op but folds before a quiet file's fold (default FOLD_IDLE_MS). */
   foldIdleMs?: number
+  /** Longest an attribute change of a file open here is held (VolumeParts.heldAttrsMs; default HELD_ATTRS_MS). */
+  heldAttrsMs?: number
   /** Resolves once a peer holds op `cid` and those below it (VolumeParts.held; default none). */
   held?: (cid: CID, op?: Uint8Array) => Promise<void>
   /** Longest a change written to the op log waits for its sync (TreeInit.writtenSyncMs; default WRITTEN_SYNC_MS). */
@@ -491,6 +495,7 @@ export class Volume implements VolumeApi {
   /** Inode -> placements of its committed versions still in flight, each with when it began. */
   private readonly placing = new Map<InodeId, Set<{ done: Promise<void>, at: number }>>()
   private readonly syncPlaceWaitMs: number
+  private readonly heldAttrsMs: number
   /** Whether a commit may make multi-extent ops now (VolumeParts.multiExtent). */
   private readonly multiExtent: () => boolean
   private readonly foldIdleMs: number
@@ -530,6 +535,7 @@ export class Volume implements VolumeApi {
     this.capacity = parts.capacity
     this.closeParts = parts.close
     this.syncPlaceWaitMs = parts.syncPlaceWaitMs ?? SYNC_PLACE_WAIT_MS
+    this.heldAttrsMs = parts.heldAttrsMs ?? HELD_ATTRS_MS
     this.multiExtent = parts.multiExtent ?? (() => true)
     this.foldIdleMs = parts.foldIdleMs ?? FOLD_IDLE_MS
     this.held = parts.held
@@ -869,7 +875,7 @@ export class Volume implements VolumeApi {
     this.heldTimer = setTimeout(() => {
       this.heldTimer = undefined
       void this.commitHeld()
-    }, HELD_ATTRS_MS)
+    }, this.heldAttrsMs)
   }
 
   /** What holdTimer does when it fires. */

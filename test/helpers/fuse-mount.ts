@@ -79,10 +79,11 @@ export async function mountTemp (t: Teardown, opts?: MountOptions): Promise<Moun
 
 /**
  * A real Volume with no background sync, mounted: every log write and sync its counters show is
- * one a request through the mount made.
+ * one a request through the mount made (held attribute changes too: committed by a request, never
+ * by their timer, however slow the machine).
  */
 export async function mountQuiet (t: Teardown): Promise<{ vol: Volume, dir: string }> {
-  const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-'), writtenSyncMs: 3600_000 })
+  const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-'), writtenSyncMs: 3600_000, heldAttrsMs: 3600_000 })
   t.add(async () => { await vol.close() })
   const dir = await tempDir(t, 'darkfs-mnt-')
   const m = await mount(vol, dir)
