@@ -492,6 +492,8 @@ export class Volume implements VolumeApi {
    */
   private readonly heldFlying = new Map<InodeId, { batches: number, body: OpBody & { type: 'setattr' } }>()
   private heldTimer: ReturnType<typeof setTimeout> | undefined
+  /** The hold timer's commit under way (commitHeld), which close() waits for. */
+  private heldCommit: Promise<void> | undefined
   /** Inode -> placements of its committed versions still in flight, each with when it began. */
   private readonly placing = new Map<InodeId, Set<{ done: Promise<void>, at: number }>>()
   private readonly syncPlaceWaitMs: number
@@ -590,7 +592,9 @@ export class Volume implements VolumeApi {
     clearTimeout(this.heldTimer)
     this.heldTimer = undefined
     this.closing ??= Promise.all(this.folding.values()).then(async () => {
-      // held attribute changes are committed before the tree closes
+      // a timer's commit under way ends first (its version recorded before the stamp below looks
+      // at what is pending), then held attribute changes are committed before the tree closes
+      await this.heldCommit
       if (this.heldAttrs.size > 0) await this.stamp([], 'written').catch((err: Error) => { log.error('attribute changes held for open files not committed at close: %s', err.message) })
       await this.closeParts?.()
     })
@@ -874,11 +878,17 @@ export class Volume implements VolumeApi {
     if (this.heldTimer !== undefined || this.closing !== undefined) return
     this.heldTimer = setTimeout(() => {
       this.heldTimer = undefined
-      void this.commitHeld()
+      const run = this.commitHeld()
+      this.heldCommit = run
+      void run.finally(() => { if (this.heldCommit === run) this.heldCommit = undefined })
     }, this.heldAttrsMs)
   }
 
-  /** What holdTimer does when it fires. */
+  /**
+   * What holdTimer does when it fires. Each file's commit on its own: one that fails (no space)
+   * or waits (placement room) holds back no other file's held changes, committed after them
+   * whatever befell those commits. close() waits for a run under way before its own stamp.
+   */
   private async commitHeld (): Promise<void> {
     if (this.heldAttrs.size === 0 || this.closing !== undefined) return
     const writing: OpenFile[] = []
@@ -886,14 +896,15 @@ export class Volume implements VolumeApi {
       const f = hasTimes(h) && this.pendingVersion(h.inode) ? this.open_.get(h.inode) : undefined
       if (f !== undefined) writing.push(f)
     }
-    try {
-      // (a file's commit stamps every change held with its version)
-      for (const f of writing) {
-        if (this.heldAttrs.has(f.inode) && this.closing === undefined) await this.commitFile(f, 'none')
-      }
-      if (this.heldAttrs.size > 0 && this.closing === undefined) await this.stamp([], 'written')
-    } catch (err: any) {
-      log.error('attribute changes held for open files not committed: %s', err?.message)
+    // the others first (a mode or owner held for a file with no writes pending waits on no
+    // file's commit: times held with writes stay held for them, stamp())
+    if (this.heldAttrs.size > writing.length && this.closing === undefined) {
+      await this.stamp([], 'written').catch((err: Error) => { log.error('attribute changes held for open files not committed: %s', err.message) })
+    }
+    // (a file's commit stamps every change held with its version)
+    for (const f of writing) {
+      if (!this.heldAttrs.has(f.inode) || this.closing !== undefined) continue
+      await this.commitFile(f, 'none').catch((err: Error) => { log.error('writes of an open file with times held not committed (the times stay held with them): %s', err.message) })
     }
   }
 

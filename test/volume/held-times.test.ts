@@ -69,4 +69,28 @@ describe('Volume: times held with writes not committed', function () {
     assert.equal(st.mode & 0o7777, 0o600)
     assert.equal(st.mtimeMs, before.mtimeMs, 'the old bytes keep their mtime')
   })
+
+  it("a file whose writes fail to commit with its times held holds back no other file's held mode (the hold's timer)", async () => {
+    const dir = await tempDir(t, 'darkfs-held-')
+    const vol = await Volume.open({ dir, heldAttrsMs: 50 })
+    t.add(async () => { await vol.close() })
+    await vol.writeFile('/a', 'a')
+    await vol.writeFile('/b', 'b')
+    const setattrs: Array<Record<string, unknown>> = []
+    vol.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    const a = await vol.open('/a', 'r+')
+    const [openA] = [...(vol as any).open_.values()]
+    const b = await vol.open('/b', 'r+')
+    t.add(async () => { await b.close() })
+    // a's commit fails (as with no space), whatever the timer or a close asks of it
+    let failed = 0
+    openA.commit = async () => { failed++; throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }) }
+    await a.write(Buffer.from('new'), 0, 3, 0)
+    await a.utimes(MTIME, MTIME)
+    await b.chmod(0o600)
+    await until("b's mode committed by the timer", () => setattrs.some(s => s.mode === 0o600), 10_000)
+    assert.equal((await vol.stat('/b')).mode & 0o7777, 0o600)
+    assert.ok(failed > 0, "a's commit was tried (and failed)")
+    await assert.rejects(a.close())
+  })
 })
