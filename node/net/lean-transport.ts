@@ -409,9 +409,10 @@ function giveBackWritten (conn: PnetSocketSide): void {
   sealPool.release(held)
 }
 
-/** True when `conn` (a TCP connection's shape) holds no byte unwritten: nothing queued, nothing in its socket. */
+/** True when `conn` (a TCP connection's shape, its socket not destroyed) holds no byte unwritten: nothing queued, nothing in its socket. */
 function written (conn: PnetSocketSide): boolean {
-  return conn.writeBuffer?.byteLength === 0 && conn.socket?.writableLength === 0
+  // a destroyed socket's writes may be cancelled rather than written: nothing comes back from it
+  return conn.writeBuffer?.byteLength === 0 && conn.socket?.writableLength === 0 && conn.socket.destroyed !== true
 }
 
 /**
