@@ -1,7 +1,7 @@
-// Fewer allocations and copies on the receiving side of a connection's two encryption layers
-// (issue 15: a sequential write through six hosts costs ~60 ms of CPU per MiB, most of it moving
-// bytes between hosts). The same ciphers, keys and checks; only what is done with the bytes
-// around them changes:
+// Fewer allocations and copies on both sides of a connection's two encryption layers (Noise,
+// then pnet) and fewer yamux window updates (issue 15: a sequential write through six hosts costs
+// ~60 ms of CPU per MiB, most of it moving bytes between hosts). The same ciphers, keys and
+// checks; only what is done with the bytes around them changes. Receiving:
 //
 // - pnet (inPlacePnetInbound): @libp2p/pnet XORs each chunk read from the socket into a new
 //   buffer (xsalsa20.ts: one Buffer.allocUnsafeSlow, its own ArrayBuffer, per read). The chunk is
@@ -15,6 +15,14 @@
 //   left, and reads a length that spans two chunks through a copy and a DataView. Here a message
 //   in pieces is decrypted without that copy, and messages are split without exceptions
 //   (NoiseDecoder).
+// Sending (see "the send path" below):
+// - Noise (leanEncrypt): a write is sealed into ONE buffer (each message's length, then the
+//   message sealed straight into its place by the addon), not a list of 2n fresh ones.
+// - pnet (pnetSend, through host.ts gatheredPnetSend): such a buffer is XORed in place (nobody
+//   else holds it), other bytes into one copy; and once the socket has written it, it goes back to
+//   a pool (SealPool, at most SEAL_POOL_FREE_BYTES) to be sealed into again.
+// Also: the addon's AEAD for Noise's messages (leanNoiseCrypto), and yamux window updates only
+// once half the window is used (halfWindowYamux).
 import type { ConnectionEncrypter } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { createCipheriv } from 'node:crypto'
@@ -128,13 +136,15 @@ interface NoiseStream {
 // Reuse (SealPool): a sealed buffer goes back to its pool, to be sealed into again, only when all
 // of these hold at once: every byte of it has been XORed and handed to the connection (pnetSend
 // counts them down: a buffer split across two sends is not done after the first), and right after
-// that hand-over, or at a later send on the same connection, the connection queued nothing (its
-// write queue is empty) and its socket holds nothing unwritten (net.Socket.writableLength 0: the
-// kernel has every byte, and Node keeps no reference to a write it finished; a socket writes in
-// order, so every earlier write is finished too). A connection of another shape (no socket: the in-memory
-// transport of tests), a send still queued anywhere, a send that threw, a connection that closed
-// with it queued: the buffer is never reused, and the collector takes it, as before. So no one can
-// read a reused buffer but its new writer: the socket has let go of it, and nothing else ever had it.
+// that hand-over, or at a later send on the same connection or its socket's next 'drain', the
+// connection queued nothing (its write queue is empty) and its socket holds nothing unwritten
+// (net.Socket.writableLength 0: the kernel has every byte, and Node keeps no reference to a write
+// it finished; a socket writes in order, so every earlier write is finished too). A connection of
+// another shape (no socket: the in-memory transport of tests), a send still queued anywhere, a
+// send that threw, a connection that closed with it queued, no room left in the pool's bound
+// (free and held buffers together): the buffer is never reused, and the collector takes it, as
+// before. So no one can read a reused buffer but its new writer: the socket has let go of it, and
+// nothing else ever had it.
 
 /** Sealed buffers pnet may XOR in place, by ArrayBuffer, with their bytes not yet handed to the connection. */
 const sealedForPnet = new WeakMap<ArrayBufferLike, { unsent: number }>()
@@ -147,20 +157,35 @@ export function ownedBySend (piece: Uint8Array): boolean {
 /** Smallest and largest write whose sealed buffer is pooled (smaller ones are left to the collector: cheap). */
 export const SEAL_POOL_MIN_BYTES = 32 * 1024
 export const SEAL_POOL_MAX_BYTES = 4 * 1024 * 1024
-/** Most bytes of free buffers one process (isolate) keeps. */
+/**
+ * Most bytes of sealed buffers one process (isolate) keeps for reuse: free in the pool, and held
+ * on connections until their socket has written them (SealPool.hold), together.
+ */
 export const SEAL_POOL_FREE_BYTES = 8 * 1024 * 1024
+/**
+ * Room a size class has over its power of two: a write of 2^k plaintext bytes (a yamux frame of
+ * 64 or 256 KiB with its 12-byte header, or several frames) seals to a little more (2 + 16 bytes
+ * per Noise message of up to 64 KiB: 90 for a 256 KiB frame, 1,170 for 4 MiB), and lands in the
+ * class 2^k + SEAL_CLASS_SLACK_BYTES, not in the next power of two (twice its size).
+ */
+export const SEAL_CLASS_SLACK_BYTES = 4 * 1024
 
 /**
- * Free sealed buffers, by size class (powers of two from SEAL_POOL_MIN_BYTES to
- * SEAL_POOL_MAX_BYTES), at most SEAL_POOL_FREE_BYTES in all (see Reuse above for when a buffer
- * comes back).
+ * Sealed buffers kept for reuse, by size class (sizeClass), at most SEAL_POOL_FREE_BYTES in all:
+ * free ones, and ones held on a connection until its socket has written them (see Reuse above
+ * for when a buffer comes back).
  */
 class SealPool {
   private readonly free = new Map<number, ArrayBuffer[]>()
   private freeBytes = 0
+  /** Bytes of the buffers connections hold for the pool (counted until given back or dropped). */
+  private heldBytes = 0
   /** Buffers taken from the pool and given back to it (counters, for tests and figures). */
   reused = 0
   returned = 0
+
+  /** Bytes of free buffers, and of buffers held on connections for the pool (for tests and figures). */
+  get bytes (): { free: number, held: number } { return { free: this.freeBytes, held: this.heldBytes } }
 
   /** A buffer of `bytes` (its ArrayBuffer of a size class when the size is pooled). */
   take (bytes: number): Buffer {
@@ -175,18 +200,41 @@ class SealPool {
 
   /** Take `ab` back (a buffer of a size class only, while there is room). */
   give (ab: ArrayBufferLike): void {
-    if (!(ab instanceof ArrayBuffer) || sizeClass(ab.byteLength) !== ab.byteLength || this.freeBytes + ab.byteLength > SEAL_POOL_FREE_BYTES) return
+    if (!pooled(ab) || this.freeBytes + this.heldBytes + ab.byteLength > SEAL_POOL_FREE_BYTES) return
     let list = this.free.get(ab.byteLength)
     if (list === undefined) this.free.set(ab.byteLength, list = [])
     list.push(ab)
     this.freeBytes += ab.byteLength
     this.returned++
   }
+
+  /**
+   * Count `ab` (to be given back once a connection has written it) as held, while there is room:
+   * false when it is not of a size class or there is no room (then nothing remembers it: the
+   * collector takes it).
+   */
+  hold (ab: ArrayBufferLike): boolean {
+    if (!pooled(ab) || this.freeBytes + this.heldBytes + ab.byteLength > SEAL_POOL_FREE_BYTES) return false
+    this.heldBytes += ab.byteLength
+    return true
+  }
+
+  /** `held` (buffers hold counted) are written: back to the pool (as give), or only uncounted when `drop`. */
+  release (held: ArrayBufferLike[], drop = false): void {
+    for (const ab of held) this.heldBytes -= ab.byteLength
+    if (!drop) for (const ab of held) this.give(ab)
+  }
 }
 
-function sizeClass (bytes: number): number | undefined {
-  if (bytes < SEAL_POOL_MIN_BYTES || bytes > SEAL_POOL_MAX_BYTES) return undefined
-  return 2 ** Math.ceil(Math.log2(bytes))
+/** True when `ab` is a whole buffer of a size class (one SealPool.take made). */
+function pooled (ab: ArrayBufferLike): ab is ArrayBuffer {
+  return ab instanceof ArrayBuffer && sizeClass(ab.byteLength) === ab.byteLength
+}
+
+/** The buffer size a write of `bytes` sealed bytes takes: 2^k + SEAL_CLASS_SLACK_BYTES, the smallest that fits; undefined when not pooled. */
+export function sizeClass (bytes: number): number | undefined {
+  if (bytes < SEAL_POOL_MIN_BYTES || bytes > SEAL_POOL_MAX_BYTES + SEAL_CLASS_SLACK_BYTES) return undefined
+  return 2 ** Math.max(0, Math.ceil(Math.log2(bytes - SEAL_CLASS_SLACK_BYTES))) + SEAL_CLASS_SLACK_BYTES
 }
 
 /** This process's pool of sealed buffers (its counters: sealPool.reused, .returned). */
@@ -248,7 +296,12 @@ export interface PnetSocketSide {
   send: (bytes: Uint8Array | Uint8ArrayList) => boolean
   /** Bytes its stream queued, not yet given to the socket (@libp2p/utils AbstractMessageStream). */
   writeBuffer?: { byteLength: number }
-  socket?: { writableLength?: number }
+  socket?: {
+    writableLength?: number
+    destroyed?: boolean
+    on?: (event: 'drain', listener: () => void) => unknown
+    once?: (event: 'close', listener: () => void) => unknown
+  }
 }
 
 /**
@@ -260,11 +313,7 @@ export interface PnetSocketSide {
  */
 export function pnetSend (xor: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, data: Iterable<Uint8Array> & { byteLength: number }, conn: PnetSocketSide): boolean {
   // sealed buffers handed over whole by earlier sends, unwritten then: written by now?
-  const waiting = unwrittenSealed.get(conn)
-  if (waiting !== undefined && written(conn)) {
-    unwrittenSealed.delete(conn)
-    for (const ab of waiting) sealPool.give(ab)
-  }
+  giveBackWritten(conn)
   const out: Uint8Array[] = []
   const whole: ArrayBufferLike[] = []
   let foreign: Uint8Array[] = []
@@ -308,28 +357,62 @@ export function pnetSend (xor: { update: (input: Uint8Array, output?: Uint8Array
     // no longer pnet's to XOR in place, whatever comes of it
     sealedForPnet.delete(ab)
     if (now) sealPool.give(ab)
-    else if (conn.socket !== undefined && conn.writeBuffer !== undefined) {
-      // given back at a later send on this connection that finds everything written
-      let list = unwrittenSealed.get(conn)
-      if (list === undefined) unwrittenSealed.set(conn, list = [])
-      if (list.length < MAX_UNWRITTEN_SEALED) list.push(ab)
-    }
+    else holdUntilWritten(conn, ab)
   }
   return more
 }
 
 /**
  * Sealed buffers a connection was handed whole while it still held bytes unwritten (queued, or in
- * its socket): pnetSend gives them back to the pool at the connection's next send that finds it
- * holding nothing unwritten (its socket writes in order: then it has written these too).
+ * its socket), counted as held by the pool (SealPool.hold: with the free ones, at most
+ * SEAL_POOL_FREE_BYTES in the process, however many connections): given back to the pool once the
+ * connection is found holding nothing unwritten (its socket writes in order: then it has written
+ * these too), at its next send or its socket's next 'drain'; dropped (uncounted, left to the
+ * collector) when its socket closes.
  */
 const unwrittenSealed = new WeakMap<PnetSocketSide, ArrayBufferLike[]>()
 /** Most such buffers remembered per connection (the rest are left to the collector). */
 const MAX_UNWRITTEN_SEALED = 16
 
-/** True when `conn` (a TCP connection's shape) holds no byte unwritten: nothing queued, nothing in its socket. */
+/** Remember `ab` on `conn` until it has written it (see unwrittenSealed), when there is room; else leave it to the collector. */
+function holdUntilWritten (conn: PnetSocketSide, ab: ArrayBufferLike): void {
+  const socket = conn.socket
+  // only a TCP connection's shape: its queue and socket say when it has written, and its socket when it closes
+  if (socket === undefined || conn.writeBuffer === undefined || typeof socket.on !== 'function' || typeof socket.once !== 'function') return
+  if (socket.destroyed === true) return
+  let list = unwrittenSealed.get(conn)
+  if (list !== undefined && list.length >= MAX_UNWRITTEN_SEALED) return
+  if (!sealPool.hold(ab)) return
+  if (list === undefined) {
+    unwrittenSealed.set(conn, list = [])
+    if (!watchedSockets.has(conn)) {
+      watchedSockets.add(conn)
+      socket.on('drain', () => { giveBackWritten(conn) })
+      socket.once('close', () => {
+        const held = unwrittenSealed.get(conn)
+        unwrittenSealed.delete(conn)
+        if (held !== undefined) sealPool.release(held, true)
+      })
+    }
+  }
+  list.push(ab)
+}
+
+/** Connections whose socket's 'drain' and 'close' give back or drop what they hold (listened to once each). */
+const watchedSockets = new WeakSet<PnetSocketSide>()
+
+/** Give back what `conn` holds for the pool when it has written everything. */
+function giveBackWritten (conn: PnetSocketSide): void {
+  const held = unwrittenSealed.get(conn)
+  if (held === undefined || !written(conn)) return
+  unwrittenSealed.delete(conn)
+  sealPool.release(held)
+}
+
+/** True when `conn` (a TCP connection's shape, its socket not destroyed) holds no byte unwritten: nothing queued, nothing in its socket. */
 function written (conn: PnetSocketSide): boolean {
-  return conn.writeBuffer?.byteLength === 0 && conn.socket?.writableLength === 0
+  // a destroyed socket's writes may be cancelled rather than written: nothing comes back from it
+  return conn.writeBuffer?.byteLength === 0 && conn.socket?.writableLength === 0 && conn.socket.destroyed !== true
 }
 
 /**
@@ -490,8 +573,8 @@ export function halfWindowYamux (proto: unknown): void {
 //   and nothing decrypted is returned.
 // - sealed into one buffer (ciphertext, then tag) in one native call.
 // Without the addon, a message is sealed through node:crypto without the join (the ciphertext and
-// the tag returned as a list of the two: the connection's next layer, pnet, host.ts
-// gatheredPnetSend, XORs each piece into its own output anyway) and opened by the default.
+// the tag returned as a list of the two, which leanEncrypt copies into its place in the write's
+// one buffer: copyList) and opened by the default.
 // With the addon, messages from NOISE_NATIVE_AEAD_MIN_BYTES (below the library's 1200, where it
 // uses its WebAssembly cipher) take the same native calls.
 // Passed to noise() through its `crypto` option (the library's extension point); small messages

@@ -3,10 +3,11 @@
 // message in pieces without copying it into a destination its node:crypto path ignores, and reads
 // a message length in place. Data over real hosts: test/node/pnet-large.test.ts.
 import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
-import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength, ownedBySend, pnetSend, sealPool, SEAL_POOL_MIN_BYTES } from '../../node/net/lean-transport.ts'
+import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength, ownedBySend, pnetSend, sealPool, sizeClass, SEAL_POOL_FREE_BYTES, SEAL_POOL_MAX_BYTES, SEAL_POOL_MIN_BYTES } from '../../node/net/lean-transport.ts'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { chacha20Poly1305Native } from '../../node/data/index.ts'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
@@ -356,7 +357,7 @@ describe('lean transport (pnet and Noise receive paths)', function () {
     const out: Array<{ view: Uint8Array, copy: Buffer }> = []
     const conn = {
       writeBuffer: { byteLength: 0 },
-      socket: { writableLength: 0 },
+      socket: Object.assign(new EventEmitter(), { writableLength: 0 }),
       send (b: Uint8Array | Uint8ArrayList): boolean {
         // the kernel takes a copy of what is written: a later change of the buffer is no change on the wire
         for (const p of b instanceof Uint8Array ? [b] : [...b]) out.push({ view: p, copy: Buffer.from(p) })
@@ -421,5 +422,77 @@ describe('lean transport (pnet and Noise receive paths)', function () {
     // every byte that went out was XORed once, in order, and nothing held changed after it went out
     assert.ok(Buffer.concat(out.map(o => o.copy)).equals(Buffer.from(reference.update(Buffer.concat(given)))), 'the wire: one key stream over what pnet was given, in order')
     for (const c of [xor, reference]) c.finalize()
+  })
+
+  it('seal pool size classes: a write of a yamux frame (64 or 256 KiB and its header) takes a buffer only a few KiB larger than it seals to, not the next power of two; every pooled size fits its class', () => {
+    const stream = sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32))
+    for (const [frame, under] of [[256 * 1024, 264 * 1024], [64 * 1024, 72 * 1024], [1024 * 1024, 1032 * 1024]]) {
+      const sealed = stream.encrypt(randomBytes(frame + 12)) as Uint8Array
+      assert.ok(sealed.buffer.byteLength >= sealed.byteLength && sealed.buffer.byteLength < under, `a ${frame} byte frame seals into a buffer of ${sealed.buffer.byteLength} bytes (under ${under})`)
+    }
+    for (const bytes of [SEAL_POOL_MIN_BYTES, SEAL_POOL_MIN_BYTES + 1, 65_572, 262_246, 266_240, 266_241, 1_000_000, SEAL_POOL_MAX_BYTES, SEAL_POOL_MAX_BYTES + 1170]) {
+      const size = sizeClass(bytes)
+      assert.ok(size !== undefined && size >= bytes && size < 2 * bytes, `${bytes} bytes: class ${size}`)
+      assert.equal(sizeClass(size), size, `${bytes} bytes: its class is its own class`)
+    }
+    assert.equal(sizeClass(SEAL_POOL_MIN_BYTES - 1), undefined, 'a small write is not pooled')
+    assert.equal(sizeClass(8 * SEAL_POOL_MAX_BYTES), undefined, 'a very large one neither')
+  })
+
+  it('pnet send: buffers held on connections until written count with the free ones against SEAL_POOL_FREE_BYTES, however many connections; a socket\'s \'drain\' gives them back once written, its \'close\' drops them', () => {
+    renewXsalsa20Views()
+    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => Cipher
+    const stream = sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32))
+    const plain = 256 * 1024
+    // connections of a TCP connection's shape whose sockets never finish writing (until told)
+    const conns = Array.from({ length: 24 }, () => {
+      const xor = X(randomBytes(24), randomBytes(32))
+      const conn = {
+        writeBuffer: { byteLength: 0 },
+        socket: Object.assign(new EventEmitter(), { writableLength: 0, destroyed: false }),
+        send (_b: Uint8Array | Uint8ArrayList): boolean { conn.socket.writableLength += 1; return true }
+      }
+      return { conn, xor }
+    })
+    const start = sealPool.bytes
+    const classBytes = sizeClass(plain + 12 + 5 * 18) as number
+    let most = 0
+    // 24 connections x 8 buffers of 260 KiB: 48 MiB, were all of them held
+    for (let round = 0; round < 8; round++) {
+      for (const { conn, xor } of conns) {
+        pnetSend(xor, new Uint8ArrayList(stream.encrypt(randomBytes(plain + 12)) as Uint8Array), conn)
+        const { free, held } = sealPool.bytes
+        assert.ok(free + held <= SEAL_POOL_FREE_BYTES, `free ${free} + held ${held} bytes within the bound`)
+        most = Math.max(most, held)
+      }
+    }
+    assert.ok(most > start.held && most > SEAL_POOL_FREE_BYTES - start.free - 2 * classBytes, `held up to the bound (${most} bytes)`)
+    // a 'drain' while the socket still holds bytes gives nothing back; once written, it does
+    const [first, second] = conns
+    const returned = sealPool.returned
+    const heldBefore = sealPool.bytes.held
+    first.conn.socket.emit('drain')
+    assert.equal(sealPool.returned, returned, 'not written yet: nothing given back')
+    first.conn.socket.writableLength = 0
+    first.conn.socket.emit('drain')
+    assert.ok(sealPool.returned > returned, 'written: given back on its drain')
+    assert.ok(sealPool.bytes.held < heldBefore, 'and no longer counted as held')
+    // a socket that closes with buffers unwritten: they are dropped (uncounted), never reused
+    const heldBeforeClose = sealPool.bytes.held
+    let closedHeld = 0
+    for (const { conn } of conns.slice(1)) {
+      const before = sealPool.bytes.held
+      conn.socket.destroyed = true
+      conn.socket.emit('close')
+      closedHeld += before - sealPool.bytes.held
+    }
+    assert.equal(sealPool.bytes.held, heldBeforeClose - closedHeld)
+    assert.ok(closedHeld > 0, 'closed sockets\' buffers uncounted')
+    const returnedAfterClose = sealPool.returned
+    second.conn.socket.writableLength = 0
+    second.conn.socket.emit('drain')
+    assert.equal(sealPool.returned, returnedAfterClose, 'a closed connection gives nothing back')
+    assert.equal(sealPool.bytes.held, start.held, 'nothing held any more')
+    for (const { xor } of conns) xor.finalize()
   })
 })
