@@ -19,7 +19,13 @@
 // round: no promise is given for a block not held, and the writer places the chunk again (from
 // its copies, which it keeps until then). A block released a moment ago that arrives again,
 // pushed by the peer that asked (its give-up overtook its own push), is dropped and not
-// acknowledged; another writer's push of it is kept (it places the same bytes). A write open
+// acknowledged; another peer's push of it is kept (it places the same bytes). That other peer
+// may be a hop of the asker's own push chain (the asker pushes to one holder, which forwards to
+// the next: swarm PUSH hops), whose forward lands after the release: a block released a moment
+// ago that another peer pushes here is looked at again RELAYED_RECHECK_MS later, by the same
+// rules with the asker's promises not counted (a relayed copy of the abandoned write goes; a
+// writer of the same bytes has had its promise round by then, and a block deleted before its
+// round is found by that round and placed again from the writer's copies). A write open
 // longer than CUSTODY_PROMISE_MS has its placed chunks' holders promise them again every half of
 // it until its commit (data/blocks.ts ChunkWrite, network.ts renew(): a promise round alone); a
 // promise that ended keeps nothing, not even when its block is promised again to another
@@ -56,6 +62,11 @@ export const RELEASE_TIMEOUT_MS = 30_000
  * the release (a different stream) is dropped on arrival (arrived()), by the same rules.
  */
 export const RELEASE_REMEMBER_MS = 60_000
+/**
+ * How long after a released block arrives from a peer other than the asker it is looked at again
+ * (a relay of the asker's push chain: its copy goes then; another writer's is promised by then).
+ */
+export const RELAYED_RECHECK_MS = 5_000
 /** Released blocks remembered at most (the oldest forgotten first). */
 export const RELEASE_REMEMBER_MAX = 65_536
 
@@ -93,6 +104,10 @@ export class Release {
   private unserve?: () => Promise<void>
   /** `${block}/${asking peer}` -> until when a late arrival of it from that peer is dropped (RELEASE_REMEMBER_MS). */
   private readonly released = new Map<string, number>()
+  /** block -> the peer that asked its release last, and until when (RELEASE_REMEMBER_MS). */
+  private readonly releasedFor = new Map<string, { asker: string, until: number }>()
+  /** block -> the timer of its second look (RELAYED_RECHECK_MS): one per block. */
+  private readonly rechecks = new Map<string, ReturnType<typeof setTimeout>>()
   /** One walk for many requests while the tree takes no op (retained-walk.ts). */
   readonly walks: RetainedWalks
 
@@ -110,8 +125,11 @@ export class Release {
           const key = `${c.toString()}/${ctx.peer}`
           this.released.delete(key)
           this.released.set(key, until)
+          this.releasedFor.delete(c.toString())
+          this.releasedFor.set(c.toString(), { asker: ctx.peer, until })
         }
         while (this.released.size > RELEASE_REMEMBER_MAX) this.released.delete(this.released.keys().next().value!)
+        while (this.releasedFor.size > RELEASE_REMEMBER_MAX) this.releasedFor.delete(this.releasedFor.keys().next().value!)
         const gone = await this.drop(cids, { signal: ctx.signal, asker: ctx.peer })
         if (gone.size > 0) log('%s: deleted %d of %d block(s) of an abandoned write', ctx.peer, gone.size, cids.length)
         return cids.map(c => gone.has(c.toString()))
@@ -122,6 +140,8 @@ export class Release {
   async stop (): Promise<void> {
     const u = this.unserve
     this.unserve = undefined
+    for (const t of this.rechecks.values()) clearTimeout(t)
+    this.rechecks.clear()
     await u?.()
   }
 
@@ -136,7 +156,10 @@ export class Release {
   async arrived (cid: CID, from: string): Promise<boolean> {
     const key = `${cid.toString()}/${from}`
     const until = this.released.get(key)
-    if (until === undefined) return false
+    if (until === undefined) {
+      this.recheckRelayed(cid, from)
+      return false
+    }
     if (until < Date.now()) { this.released.delete(key); return false }
     try {
       // bounded: a walk this waits on is aborted once every caller gave up (retained-walk.ts)
@@ -147,6 +170,30 @@ export class Release {
       log.error('dropping released block %s on arrival failed (GC removes it later): %s', cid.toString(), (err as Error).message)
       return false
     }
+  }
+
+  /**
+   * A block released a moment ago at another peer's request arrived from `from`: a hop of that
+   * peer's push chain forwarding it (its forward overtaken by the release), or a writer of the
+   * same bytes. Kept and acknowledged now; looked at again RELAYED_RECHECK_MS later by the
+   * release's rules, the asker's promises not counted (see the top of this file).
+   */
+  private recheckRelayed (cid: CID, from: string): void {
+    const block = cid.toString()
+    const r = this.releasedFor.get(block)
+    if (r === undefined || r.asker === from || this.unserve === undefined) return
+    if (r.until < Date.now()) { this.releasedFor.delete(block); return }
+    if (this.rechecks.has(block)) return
+    const timer = setTimeout(() => {
+      this.rechecks.delete(block)
+      this.drop([cid], { asker: r.asker, signal: AbortSignal.timeout(ARRIVED_DROP_TIMEOUT_MS) }).then(gone => {
+        if (gone.size > 0) log('dropped %s: released a moment ago, relayed here by %s', block, from)
+      }, (err: Error) => {
+        log.error('dropping released block %s relayed by %s failed (GC removes it later): %s', block, from, err.message)
+      })
+    }, RELAYED_RECHECK_MS)
+    timer.unref?.()
+    this.rechecks.set(block, timer)
   }
 
   /**
