@@ -85,6 +85,18 @@ describe('node/net member service budgets per peer', function () {
   const t = new Teardown()
   afterEach(async () => { await t.run() })
 
+  /** A new host f of the network joined to `to` and connected to it (`name` its name in the wait), with its member table and service (no gossip); stopped after the test. */
+  const joinedPeer = async (networkKey: Uint8Array, to: Awaited<ReturnType<typeof createHost>>, name: string): Promise<{ hostF: Awaited<ReturnType<typeof createHost>>, f: MemberTable, serviceF: Awaited<ReturnType<typeof startMemberService>> }> => {
+    const keyF = await generateKeyPair('Ed25519')
+    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [to.addresses()[0]] })
+    t.add(async () => { await hostF.stop() })
+    await until(`f connected to ${name}`, () => hostF.peers().some(p => p.id === to.peerId), 30_000)
+    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
+    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
+    t.add(async () => { await serviceF.stop() })
+    return { hostF, f, serviceF }
+  }
+
   it('budgets of at most BUDGETS_KEPT peers are kept, the least lately used forgotten first (the push budgets grew past it when none was full)', () => {
     let now = 0
     const b = new PeerBudgets(16, 1000, () => now)
@@ -487,7 +499,6 @@ describe('node/net member service budgets per peer', function () {
 
   it('real hosts: a push to a peer of an older version (no member push protocol) goes on the members protocol, as before', async () => {
     const networkKey = createNetworkKey()
-    const keyF = await generateKeyPair('Ed25519')
     const hostO = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
     t.add(async () => { await hostO.stop() })
     // o answers the members protocol only, as a host of the version before did
@@ -497,12 +508,7 @@ describe('node/net member service budgets per peer', function () {
       notice: (n, { peer }) => { heard.push({ peer, m: n.m }) }
     })
     t.add(unserve)
-    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostO.addresses()[0]] })
-    t.add(async () => { await hostF.stop() })
-    await until('f connected to o', () => hostF.peers().some(p => p.id === hostO.peerId), 30_000)
-    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
-    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
-    t.add(async () => { await serviceF.stop() })
+    const { hostF, f, serviceF } = await joinedPeer(networkKey, hostO, 'o')
     const msg = await f.signOwn(hostF.addresses())
     assert.ok(msg !== undefined)
     for (let i = 0; i < 2; i++) await serviceF.publish(msg)
@@ -512,15 +518,9 @@ describe('node/net member service budgets per peer', function () {
 
   it('real hosts: a peer that serves neither member protocol yet (starting) is not taken for one of an older version: once it serves member pushes, they go there (review33c: marked for good, pushed on the members protocol it never answers)', async () => {
     const networkKey = createNetworkKey()
-    const keyF = await generateKeyPair('Ed25519')
     const hostN = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
     t.add(async () => { await hostN.stop() })
-    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostN.addresses()[0]] })
-    t.add(async () => { await hostF.stop() })
-    await until('f connected to n', () => hostF.peers().some(p => p.id === hostN.peerId), 30_000)
-    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
-    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
-    t.add(async () => { await serviceF.stop() })
+    const { hostF, f, serviceF } = await joinedPeer(networkKey, hostN, 'n')
     assert.ok(await f.signOwn(hostF.addresses()) !== undefined)
     // f leaves: publish waits for its pushes and says which peers took them
     const msg = await f.signDown(hostF.peerId)
@@ -536,7 +536,6 @@ describe('node/net member service budgets per peer', function () {
 
   it('real hosts: a peer of an older version (members protocol only), upgraded while away: once it is back, pushes go on the member push protocol (review33c: marked for good)', async () => {
     const networkKey = createNetworkKey()
-    const keyF = await generateKeyPair('Ed25519')
     const hostO = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
     t.add(async () => { await hostO.stop() })
     const old: Uint8Array[] = []
@@ -545,12 +544,7 @@ describe('node/net member service budgets per peer', function () {
       notice: (n) => { old.push(n.m) }
     })
     t.add(unserveOld)
-    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostO.addresses()[0]] })
-    t.add(async () => { await hostF.stop() })
-    await until('f connected to o', () => hostF.peers().some(p => p.id === hostO.peerId), 30_000)
-    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
-    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
-    t.add(async () => { await serviceF.stop() })
+    const { hostF, f, serviceF } = await joinedPeer(networkKey, hostO, 'o')
     const msg = await f.signOwn(hostF.addresses())
     assert.ok(msg !== undefined)
     await serviceF.publish(msg)
