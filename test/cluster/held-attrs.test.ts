@@ -12,6 +12,7 @@
 // Checked on three in-process hosts: every host converges on every attribute; no host sees a
 // later change of the writer (a rename) before the held mode.
 import assert from 'node:assert/strict'
+import type { FileHandle } from '../../node/index.ts'
 import { Teardown } from '../../harness/tmp.ts'
 import { startCluster, until } from '../../harness/cluster.ts'
 
@@ -24,6 +25,19 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     const hosts = await startCluster(t, 3)
     await until('every host knows every other', () => hosts.every(h => h.host.peers().length === hosts.length - 1), 60_000)
     return hosts
+  }
+
+  /** /f written on the first host and seen on every host, then open there and 'new bytes' written (not committed); the first host's local ops from then on. */
+  const writtenOpen = async (hosts: Awaited<ReturnType<typeof setup>>): Promise<{ local: Array<Record<string, any>>, fh: FileHandle }> => {
+    const w = hosts[0]
+    await w.volume.writeFile('/f', 'base')
+    await until('the file everywhere', async () => (await Promise.all(hosts.map(async h => await h.volume.stat('/f').then(() => true, () => false)))).every(x => x), 30_000)
+    const local: Array<Record<string, any>> = []
+    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true) local.push(e.detail.body) })
+    const fh = await w.volume.open('/f', 'r+')
+    t.add(async () => { await fh.close().catch(() => {}) })
+    await fh.write(Buffer.from('new bytes'), 0, 9, 0)
+    return { local, fh }
   }
 
   it("tar's sequence (write, futimens, fchown, fchmod, close): one version, one setattr after it, every attribute on every host", async () => {
@@ -122,16 +136,10 @@ describe('cluster: mode and owner changes of an open file held and committed as 
   it('setattrs made on another host while the writer holds its times and owner merge field by field in op order: every host converges', async () => {
     const hosts = await setup()
     const [w, o] = hosts
-    await w.volume.writeFile('/f', 'base')
-    await until('the file everywhere', async () => (await Promise.all(hosts.map(async h => await h.volume.stat('/f').then(() => true, () => false)))).every(x => x), 30_000)
-    const local: Array<Record<string, any>> = []
-    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true) local.push(e.detail.body) })
+    const { local, fh } = await writtenOpen(hosts)
     const mtime = new Date('2001-02-03T04:05:06Z')
     const later = new Date('2011-02-03T04:05:06Z')
     const atime = new Date('2012-01-01T00:00:00Z')
-    const fh = await w.volume.open('/f', 'r+')
-    t.add(async () => { await fh.close().catch(() => {}) })
-    await fh.write(Buffer.from('new bytes'), 0, 9, 0)
     // on another host, while the writer has the file open with writes not committed: the mode,
     // the group and the times, stamped now (ops are ordered by their stamp, hlc then author)
     await o.volume.chmod('/f', 0o606)
@@ -158,15 +166,9 @@ describe('cluster: mode and owner changes of an open file held and committed as 
   it('times set on another host after the writer held its own (its file kept open, written) win everywhere', async () => {
     const hosts = await setup()
     const [w, o] = hosts
-    await w.volume.writeFile('/f', 'base')
-    await until('the file everywhere', async () => (await Promise.all(hosts.map(async h => await h.volume.stat('/f').then(() => true, () => false)))).every(x => x), 30_000)
-    const local: Array<Record<string, any>> = []
-    w.tree.addEventListener('op', (e: any) => { if (e.detail.local === true) local.push(e.detail.body) })
+    const { local, fh } = await writtenOpen(hosts)
     const first = new Date('2001-02-03T04:05:06Z')
     const second = new Date('2011-02-03T04:05:06Z')
-    const fh = await w.volume.open('/f', 'r+')
-    t.add(async () => { await fh.close().catch(() => {}) })
-    await fh.write(Buffer.from('new bytes'), 0, 9, 0)
     await fh.utimes(first, first)
     // the writer keeps the file open: within HELD_ATTRS_MS its writes and times are committed
     await until("the writer's times committed with its writes", () => local.some(b => b.type === 'setattr' && b.mtime === BigInt(first.getTime()) * 1_000_000n), 10_000)

@@ -267,6 +267,14 @@ describe('lean transport (pnet and Noise receive paths)', function () {
     leanNoiseConnection(s)
     return s
   }
+  /** pnet's send cipher (fresh xsalsa20 views), a second one of the same key and nonce to check its key stream against, and a sending stream sealing as Noise does. */
+  const pnetSendPair = (): { xor: Cipher, reference: Cipher, stream: ReturnType<typeof sendingStream> } => {
+    renewXsalsa20Views()
+    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => Cipher
+    const key = randomBytes(32)
+    const nonce = randomBytes(24)
+    return { xor: X(nonce, key), reference: X(nonce, key), stream: sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32)) }
+  }
   /** The library's EncryptedMessageStream.encrypt, joined: each message of up to 65519 bytes sealed by the default crypto after its 2-byte length. */
   const libraryWire = (plain: Uint8Array, k: Uint8Array): Buffer => {
     const parts: Buffer[] = []
@@ -304,13 +312,7 @@ describe('lean transport (pnet and Noise receive paths)', function () {
   })
 
   it('pnet send: only what Noise sealed for it is XORed in place; bytes anyone else may still read (the handshake\'s, a caller\'s) go in a copy and are never changed; the key stream is one fresh cipher\'s over all of it, in order', () => {
-    renewXsalsa20Views()
-    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => Cipher
-    const key = randomBytes(32)
-    const nonce = randomBytes(24)
-    const xor = X(nonce, key)
-    const reference = X(nonce, key)
-    const stream = sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32))
+    const { xor, reference, stream } = pnetSendPair()
     const sealedA = stream.encrypt(randomBytes(100_000)) as Uint8Array
     const sealedB = stream.encrypt(randomBytes(70_000)) as Uint8Array
     // bytes someone else holds: a handshake message, a caller's buffer
@@ -345,13 +347,7 @@ describe('lean transport (pnet and Noise receive paths)', function () {
   })
 
   it('pnet send: a sealed buffer is sealed into again only once the socket has written every byte of it; one still queued (by the connection, in the socket, or sent in part) is never reused and its bytes stay as they went out', () => {
-    renewXsalsa20Views()
-    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => Cipher
-    const key = randomBytes(32)
-    const nonce = randomBytes(24)
-    const xor = X(nonce, key)
-    const reference = X(nonce, key)
-    const stream = sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32))
+    const { xor, reference, stream } = pnetSendPair()
     // a TCP connection's shape; after each send, what it and its socket still hold is set by the case
     let after = { queued: 0, unwritten: 0 }
     const out: Array<{ view: Uint8Array, copy: Buffer }> = []

@@ -37,10 +37,65 @@ function apartRound (k: Uint8Array): Array<[number, MembersRequest]> {
 const record = (peer: string): Uint8Array => dagCbor.encode({ t: 'member', r: dagCbor.encode({ peer, seq: 1, addrs: [] }), s: new Uint8Array(64) })
 const down = (peer: string, by: string): Uint8Array => dagCbor.encode({ t: 'down', r: dagCbor.encode({ by, peer, seq: 1 }), s: new Uint8Array(64) })
 
+/**
+ * A gate under a flood, one tick every `tick` ms (the clock set through `at`) from 0 until `rounds`
+ * rounds of TABLE_SYNC_MS: each tick `before` runs (if given), each id `flooders` names asks as the
+ * daemon does (admit, then a digest call: counted answered or refused), then the asker makes the
+ * calls of its round `steps` due at this tick, each table answer charged the rest of its cost as a
+ * paced one (member-service). The flood's counts and the asker's calls and refusals.
+ */
+async function simulate (o: {
+  gate: MemberGate
+  at: (ms: number) => void
+  rounds: number
+  tick: number
+  flooders: (now: number) => Iterable<string>
+  before?: (now: number) => Promise<void> | void
+  asker: string
+  steps: Array<[number, MembersRequest]>
+}): Promise<{ flood: { answered: number, refused: number }, asker: { calls: number, refused: string[] } }> {
+  const flood = { answered: 0, refused: 0 }
+  const asker = { calls: 0, refused: [] as string[] }
+  let now = 0
+  for (; now < o.rounds * TABLE_SYNC_MS; now += o.tick) {
+    o.at(now)
+    await o.before?.(now)
+    for (const id of o.flooders(now)) {
+      if (o.gate.admit(id) !== undefined) { flood.refused++; continue }
+      try { o.gate.call(id, { t: 'digest' }); flood.answered++ } catch (err) { assert.ok(err instanceof MembersBusyError); flood.refused++ }
+    }
+    const at = now % TABLE_SYNC_MS
+    for (const [stepAt, req] of o.steps) {
+      if (at !== stepAt) continue
+      asker.calls++
+      try {
+        o.gate.call(o.asker, req)
+        if (req.t === 'table') o.gate.charge(o.asker, TABLE_CALL_COST - 1)
+      } catch (err) {
+        asker.refused.push(`${req.t} at ${now} ms: ${String(err)}`)
+      }
+    }
+  }
+  o.at(now)
+  return { flood, asker }
+}
+
 describe('node/net member service budgets per peer', function () {
   this.timeout(180_000)
   const t = new Teardown()
   afterEach(async () => { await t.run() })
+
+  /** A new host f of the network joined to `to` and connected to it (`name` its name in the wait), with its member table and service (no gossip); stopped after the test. */
+  const joinedPeer = async (networkKey: Uint8Array, to: Awaited<ReturnType<typeof createHost>>, name: string): Promise<{ hostF: Awaited<ReturnType<typeof createHost>>, f: MemberTable, serviceF: Awaited<ReturnType<typeof startMemberService>> }> => {
+    const keyF = await generateKeyPair('Ed25519')
+    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [to.addresses()[0]] })
+    t.add(async () => { await hostF.stop() })
+    await until(`f connected to ${name}`, () => hostF.peers().some(p => p.id === to.peerId), 30_000)
+    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
+    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
+    t.add(async () => { await serviceF.stop() })
+    return { hostF, f, serviceF }
+  }
 
   it('budgets of at most BUDGETS_KEPT peers are kept, the least lately used forgotten first (the push budgets grew past it when none was full)', () => {
     let now = 0
@@ -145,36 +200,16 @@ describe('node/net member service budgets per peer', function () {
     assert.equal(flooded.counts.calls, ALL_CALLS_BURST + ALL_CALLS_RESERVE + 10)
   })
 
-  it('the shared budget\'s reserve: 16 ids flooding at their full per-peer rate for 10 minutes, one honest asker whose every round is apart at MAX_MEMBERS keys every TABLE_SYNC_MS: none of its calls refused (review32c: 9 ids, 29 of 40 rounds refused; 16 ids, all), the flood bounded by the shared budget and its reserve', () => {
+  it('the shared budget\'s reserve: 16 ids flooding at their full per-peer rate for 10 minutes, one honest asker whose every round is apart at MAX_MEMBERS keys every TABLE_SYNC_MS: none of its calls refused (review32c: 9 ids, 29 of 40 rounds refused; 16 ids, all), the flood bounded by the shared budget and its reserve', async () => {
     let now = 0
     const gate = new MemberGate({ take: async () => 'old', memberSince: () => -Infinity }, () => now)
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const ids = 16
     const rounds = 40
     const steps = apartRound(k)
-    const honest = { calls: 0, refused: [] as string[] }
-    const flood = { answered: 0, refused: 0 }
-    const tick = 50
-    for (; now < rounds * TABLE_SYNC_MS; now += tick) {
-      // each id asks whenever the host would read its call (a unit of its own left), as the daemon: admit, then call
-      for (let i = 0; i < ids; i++) {
-        const id = `flood${i}`
-        if (gate.admit(id) !== undefined) { flood.refused++; continue }
-        try { gate.call(id, { t: 'digest' }); flood.answered++ } catch (err) { assert.ok(err instanceof MembersBusyError); flood.refused++ }
-      }
-      const at = now % TABLE_SYNC_MS
-      for (const [stepAt, req] of steps) {
-        if (at !== stepAt) continue
-        honest.calls++
-        try {
-          gate.call('honest', req)
-          // each table answer as large as a paced one: charged the rest (member-service)
-          if (req.t === 'table') gate.charge('honest', TABLE_CALL_COST - 1)
-        } catch (err) {
-          honest.refused.push(`${req.t} at ${now} ms: ${String(err)}`)
-        }
-      }
-    }
+    // each id asks whenever the host would read its call (a unit of its own left), as the daemon: admit, then call
+    const flooders = Array.from({ length: ids }, (_, i) => `flood${i}`)
+    const { flood, asker: honest } = await simulate({ gate, at: ms => { now = ms }, rounds, tick: 50, flooders: () => flooders, asker: 'honest', steps })
     assert.equal(honest.calls, rounds * steps.length)
     assert.deepEqual(honest.refused, [])
     // the flood: refused past the shared budget, answered no more than its burst, reserve and refill
@@ -183,7 +218,7 @@ describe('node/net member service budgets per peer', function () {
     console.log(`      16 flooding ids over ${now / 1000} s: ${flood.answered} answered, ${flood.refused} refused; the honest asker's ${honest.calls} calls all answered`)
   })
 
-  it('the reserve is for members only: fresh ids (never refused, no record here) minted to call once each take none of it, and a member\'s rounds, all apart, still go through (note-s32 Left 8: they drew the reserve until spent, the member refused)', () => {
+  it('the reserve is for members only: fresh ids (never refused, no record here) minted to call once each take none of it, and a member\'s rounds, all apart, still go through (note-s32 Left 8: they drew the reserve until spent, the member refused)', async () => {
     let now = 0
     // members, by when their first record was taken here
     const members = new Map([['member', -STANDING_MS]])
@@ -191,28 +226,11 @@ describe('node/net member service budgets per peer', function () {
     const k = new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES)
     const steps = apartRound(k)
     const rounds = 8
-    const member = { calls: 0, refused: [] as string[] }
-    const fresh = { ids: 0, answered: 0, refused: 0 }
+    let freshIds = 0
     const tick = 50
-    for (; now < rounds * TABLE_SYNC_MS; now += tick) {
-      // a flooder minting ids: 8 new ones every tick, each one call (never refused before)
-      for (let i = 0; i < 8; i++) {
-        const id = `fresh${fresh.ids++}`
-        if (gate.admit(id) !== undefined) { fresh.refused++; continue }
-        try { gate.call(id, { t: 'digest' }); fresh.answered++ } catch (err) { assert.ok(err instanceof MembersBusyError); fresh.refused++ }
-      }
-      const at = now % TABLE_SYNC_MS
-      for (const [stepAt, req] of steps) {
-        if (at !== stepAt) continue
-        member.calls++
-        try {
-          gate.call('member', req)
-          if (req.t === 'table') gate.charge('member', TABLE_CALL_COST - 1)
-        } catch (err) {
-          member.refused.push(`${req.t} at ${now} ms: ${String(err)}`)
-        }
-      }
-    }
+    // a flooder minting ids: 8 new ones every tick, each one call (never refused before)
+    const minting = (): string[] => Array.from({ length: 8 }, () => `fresh${freshIds++}`)
+    const { flood: fresh, asker: member } = await simulate({ gate, at: ms => { now = ms }, rounds, tick, flooders: minting, asker: 'member', steps })
     assert.equal(member.calls, rounds * steps.length)
     assert.deepEqual(member.refused, [])
     // the fresh ids had the shared budget and its refill, first come first served, none of the reserve
@@ -222,7 +240,7 @@ describe('node/net member service budgets per peer', function () {
     // (it pulls its first table from another of its peers), answered once its record was taken
     const flooding = (ms: number): void => {
       for (const end = now + ms; now <= end; now += tick) {
-        for (let i = 0; i < 8; i++) { try { gate.call(`fresh${fresh.ids++}`, { t: 'digest' }) } catch {} }
+        for (let i = 0; i < 8; i++) { try { gate.call(`fresh${freshIds++}`, { t: 'digest' }) } catch {} }
       }
       now -= tick
     }
@@ -234,7 +252,7 @@ describe('node/net member service budgets per peer', function () {
     assert.throws(() => { gate.call('joiner', { t: 'table' }) }, MembersBusyError)
     flooding(RESERVE_QUIET_MS + 1000 + tick)
     assert.doesNotThrow(() => { gate.call('joiner', { t: 'table' }) })
-    console.log(`      ${fresh.ids} fresh ids over ${now / 1000} s: ${fresh.answered} answered, ${fresh.refused} refused; the member's ${member.calls} calls all answered`)
+    console.log(`      ${freshIds} fresh ids over ${now / 1000} s: ${fresh.answered} answered, ${fresh.refused} refused; the member's ${member.calls} calls all answered`)
   })
 
   it('a joiner asking again as the daemon does (BUSY_BACKOFF_MS after a refusal) while fresh ids flood at 20 a second: answered once it has standing (review33c: refused 19 of 19 over 10 min, every fresh id\'s refusal remembered and the reserve\'s quiet time longer than the backoff)', () => {
@@ -307,35 +325,19 @@ describe('node/net member service budgets per peer', function () {
     const members = new Map([['honest', -STANDING_MS]])
     const gate = new MemberGate({ take: async () => 'new', memberSince: p => members.get(p) }, () => now)
     const steps = apartRound(new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES))
-    const honest = { calls: 0, refused: [] as string[] }
     const minted: string[] = []
-    const tick = 50
-    let answeredMinted = 0
-    for (; now < 40 * TABLE_SYNC_MS; now += tick) {
-      if (now % 2000 === 0) {
+    const before = async (ms: number): Promise<void> => {
+      if (ms % 2000 === 0) {
         const id = `minted${minted.length}`
         // its record pushed (taken: a member here from now)
         assert.equal(await gate.push(id, record(id)), 'new')
-        members.set(id, now)
+        members.set(id, ms)
         minted.push(id)
       }
-      for (let i = 0; i < 2; i++) { try { gate.call(`fresh${now}-${i}`, { t: 'digest' }) } catch {} }
-      for (const id of minted) {
-        if (gate.admit(id) !== undefined) continue
-        try { gate.call(id, { t: 'digest' }); answeredMinted++ } catch (err) { assert.ok(err instanceof MembersBusyError) }
-      }
-      const at = now % TABLE_SYNC_MS
-      for (const [stepAt, req] of steps) {
-        if (at !== stepAt) continue
-        honest.calls++
-        try {
-          gate.call('honest', req)
-          if (req.t === 'table') gate.charge('honest', TABLE_CALL_COST - 1)
-        } catch (err) {
-          honest.refused.push(`${req.t} at ${now} ms`)
-        }
-      }
+      for (let i = 0; i < 2; i++) { try { gate.call(`fresh${ms}-${i}`, { t: 'digest' }) } catch {} }
     }
+    // each minted id asks at its full rate, as the daemon: admit, then call
+    const { flood: { answered: answeredMinted }, asker: honest } = await simulate({ gate, at: ms => { now = ms }, rounds: 40, tick: 50, before, flooders: () => minted, asker: 'honest', steps })
     assert.equal(honest.calls, 40 * steps.length)
     assert.deepEqual(honest.refused, [])
     // the minted ids had what the shared budget gave (first come, first served), no more
@@ -497,7 +499,6 @@ describe('node/net member service budgets per peer', function () {
 
   it('real hosts: a push to a peer of an older version (no member push protocol) goes on the members protocol, as before', async () => {
     const networkKey = createNetworkKey()
-    const keyF = await generateKeyPair('Ed25519')
     const hostO = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
     t.add(async () => { await hostO.stop() })
     // o answers the members protocol only, as a host of the version before did
@@ -507,12 +508,7 @@ describe('node/net member service budgets per peer', function () {
       notice: (n, { peer }) => { heard.push({ peer, m: n.m }) }
     })
     t.add(unserve)
-    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostO.addresses()[0]] })
-    t.add(async () => { await hostF.stop() })
-    await until('f connected to o', () => hostF.peers().some(p => p.id === hostO.peerId), 30_000)
-    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
-    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
-    t.add(async () => { await serviceF.stop() })
+    const { hostF, f, serviceF } = await joinedPeer(networkKey, hostO, 'o')
     const msg = await f.signOwn(hostF.addresses())
     assert.ok(msg !== undefined)
     for (let i = 0; i < 2; i++) await serviceF.publish(msg)
@@ -522,15 +518,9 @@ describe('node/net member service budgets per peer', function () {
 
   it('real hosts: a peer that serves neither member protocol yet (starting) is not taken for one of an older version: once it serves member pushes, they go there (review33c: marked for good, pushed on the members protocol it never answers)', async () => {
     const networkKey = createNetworkKey()
-    const keyF = await generateKeyPair('Ed25519')
     const hostN = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
     t.add(async () => { await hostN.stop() })
-    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostN.addresses()[0]] })
-    t.add(async () => { await hostF.stop() })
-    await until('f connected to n', () => hostF.peers().some(p => p.id === hostN.peerId), 30_000)
-    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
-    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
-    t.add(async () => { await serviceF.stop() })
+    const { hostF, f, serviceF } = await joinedPeer(networkKey, hostN, 'n')
     assert.ok(await f.signOwn(hostF.addresses()) !== undefined)
     // f leaves: publish waits for its pushes and says which peers took them
     const msg = await f.signDown(hostF.peerId)
@@ -546,7 +536,6 @@ describe('node/net member service budgets per peer', function () {
 
   it('real hosts: a peer of an older version (members protocol only), upgraded while away: once it is back, pushes go on the member push protocol (review33c: marked for good)', async () => {
     const networkKey = createNetworkKey()
-    const keyF = await generateKeyPair('Ed25519')
     const hostO = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey, listen: [memAddr()] })
     t.add(async () => { await hostO.stop() })
     const old: Uint8Array[] = []
@@ -555,12 +544,7 @@ describe('node/net member service budgets per peer', function () {
       notice: (n) => { old.push(n.m) }
     })
     t.add(unserveOld)
-    const hostF = await createHost({ privateKey: keyF, networkKey, listen: [memAddr()], join: [hostO.addresses()[0]] })
-    t.add(async () => { await hostF.stop() })
-    await until('f connected to o', () => hostF.peers().some(p => p.id === hostO.peerId), 30_000)
-    const f = new MemberTable({ self: hostF.peerId, signer: signerFor(keyF), verify })
-    const serviceF = await startMemberService(hostF, f, { gossips: () => false })
-    t.add(async () => { await serviceF.stop() })
+    const { hostF, f, serviceF } = await joinedPeer(networkKey, hostO, 'o')
     const msg = await f.signOwn(hostF.addresses())
     assert.ok(msg !== undefined)
     await serviceF.publish(msg)

@@ -9,6 +9,17 @@ import { Teardown } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 import { sealPool } from '../../node/net/lean-transport.ts'
 
+/** Two hosts of one private network over loopback TCP, b joined to a and both connected; stopped by t. */
+async function tcpPair (t: Teardown): Promise<{ a: Host, b: Host }> {
+  const key = createNetworkKey()
+  const a = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  t.add(async () => { await a.stop() })
+  const b = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], join: [a.addresses()[0]] })
+  t.add(async () => { await b.stop() })
+  await until('connected', () => a.peers().length === 1 && b.peers().length === 1)
+  return { a, b }
+}
+
 describe('pnet under backpressure', function () {
   const t = new Teardown()
   after(async () => { await t.run() })
@@ -96,12 +107,7 @@ describe('pnet send buffers reused over TCP', function () {
   after(async () => { await t.run() })
 
   it('fragment-sized writes, one after another over loopback TCP, arrive intact while their sealed buffers are reused', async () => {
-    const key = createNetworkKey()
-    const a = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    t.add(async () => { await a.stop() })
-    const b = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], join: [a.addresses()[0]] })
-    t.add(async () => { await b.stop() })
-    await until('connected', () => a.peers().length === 1 && b.peers().length === 1)
+    const { a, b } = await tcpPair(t)
     const ROUNDS = 64
     const SIZE = 256 * 1024
     const got: string[] = []
@@ -190,12 +196,7 @@ describe('pnet send buffers reused while the socket backs up', function () {
     }
     t.add(async () => { sealPool.give = give })
 
-    const key = createNetworkKey()
-    const a = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'] })
-    t.add(async () => { await a.stop() })
-    const b = await createHost({ privateKey: await generateKeyPair('Ed25519'), networkKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], join: [a.addresses()[0]] })
-    t.add(async () => { await b.stop() })
-    await until('connected', () => a.peers().length === 1 && b.peers().length === 1)
+    const { a, b } = await tcpPair(t)
     const STREAMS = 40
     const WRITES = 12
     const got = new Map<number, string>()
