@@ -69,6 +69,8 @@ export interface DaemonOptions {
   capacityBytes?: number
   /** How long a promise to keep a block holds (keeper/custody.ts CUSTODY_PROMISE_MS; tests shorten it). */
   custodyPromiseMs?: number
+  /** How long after a released block arrives relayed its second look runs (release.ts RELAYED_RECHECK_MS; tests shorten it). */
+  releaseRecheckMs?: number
   /** Bytes of fragments a write may hold here ahead of their placement (data/blocks.ts PLACE_WINDOW_BYTES). */
   placeWindowBytes?: number
   /**
@@ -100,6 +102,8 @@ export interface Daemon {
   readonly network: ChunkNetwork
   /** This host's promises to keep blocks (keeper/custody.ts). */
   readonly custody: Custody
+  /** Deletes what abandoned writes left here, when asked (keeper/release.ts). */
+  readonly release: Release
   readonly store: Store
   readonly pins: Pins
   /** Relays chunks for thin-uplink writers and places this host's own through relays (node/forward.ts). */
@@ -431,7 +435,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
-    release = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS })
+    release = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs })
     await release.start()
     closers.push(async () => { await release?.stop() })
     // a full host keeps its copies: handing them over would empty it, make it a member again
@@ -644,7 +648,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // (pushed last: runs first) open writes stop renewing their chunks' promises before the
     // custody, the network and the host they renew through stop (a round in flight is aborted)
     closers.push(async () => { chunks.close() })
-    return { volume, host, tree, swarm, sync, network, custody, store, pins, forwarder, presence, space, spaceNotices, kept: keptNow, policy, keep, members, memberService, features, join: join_, api, events, metrics, close }
+    return { volume, host, tree, swarm, sync, network, custody, release, store, pins, forwarder, presence, space, spaceNotices, kept: keptNow, policy, keep, members, memberService, features, join: join_, api, events, metrics, close }
   } catch (err) {
     await close()
     throw err

@@ -139,6 +139,20 @@ export class Custody {
     return to === undefined || [...to].some(p => p !== except)
   }
 
+  /**
+   * `peer` gave these blocks up (release.ts: a write it abandoned): its promises of them end, and
+   * a block promised to it alone is promised no more. Another promise it asks for later counts
+   * again (the same bytes written anew).
+   */
+  disown (cids: Iterable<CID>, peer: string): void {
+    for (const cid of cids) {
+      const key = cid.toString()
+      const to = this.promisees.get(key)
+      if (to === undefined || !to.delete(peer)) continue
+      if (to.size === 0) this.forget(key)
+    }
+  }
+
   private forget (key: string): void {
     this.promises.delete(key)
     this.promisees.delete(key)

@@ -23,9 +23,11 @@
 // may be a hop of the asker's own push chain (the asker pushes to one holder, which forwards to
 // the next: swarm PUSH hops), whose forward lands after the release: a block released a moment
 // ago that another peer pushes here is looked at again RELAYED_RECHECK_MS later, by the same
-// rules with the asker's promises not counted (a relayed copy of the abandoned write goes; a
-// writer of the same bytes has had its promise round by then, and a block deleted before its
-// round is found by that round and placed again from the writer's copies). A write open
+// rules: a relayed copy of the abandoned write goes (a release ends the asker's promises of what
+// it gave up: custody.disown), a block promised meanwhile stays — to a writer of the same bytes,
+// the asker's own new write of them included (review33i: its fresh promise was not counted, and
+// a fragment it had handed over went) — and a block deleted before a writer's promise round is
+// found by that round and placed again from the writer's copies. A write open
 // longer than CUSTODY_PROMISE_MS has its placed chunks' holders promise them again every half of
 // it until its commit (data/blocks.ts ChunkWrite, network.ts renew(): a promise round alone); a
 // promise that ended keeps nothing, not even when its block is promised again to another
@@ -64,9 +66,10 @@ export const RELEASE_TIMEOUT_MS = 30_000
 export const RELEASE_REMEMBER_MS = 60_000
 /**
  * How long after a released block arrives from a peer other than the asker it is looked at again
- * (a relay of the asker's push chain: its copy goes then; another writer's is promised by then).
+ * (a relay of the asker's push chain: its copy goes then; another writer's is promised by then:
+ * longer than a custody round can take, CUSTODY_TIMEOUT_MS and its linger, on a loaded host).
  */
-export const RELAYED_RECHECK_MS = 5_000
+export const RELAYED_RECHECK_MS = 20_000
 /** Released blocks remembered at most (the oldest forgotten first). */
 export const RELEASE_REMEMBER_MAX = 65_536
 
@@ -95,8 +98,12 @@ export interface ReleaseComponents {
    * under it. Not given: `promised` is looked at just before the delete.
    */
   deleteUnpromised?: DeleteUnpromised
+  /** Ends `peer`'s promises of blocks it released (custody.ts disown). Not given: none kept per peer. */
+  disown?: (cids: CID[], peer: string) => void
   /** Retention of old versions (the same as GC's). */
   retentionMs: number
+  /** RELAYED_RECHECK_MS (tests shorten it). */
+  relayedRecheckMs?: number
 }
 
 export class Release {
@@ -110,10 +117,15 @@ export class Release {
   private readonly rechecks = new Map<string, ReturnType<typeof setTimeout>>()
   /** One walk for many requests while the tree takes no op (retained-walk.ts). */
   readonly walks: RetainedWalks
+  /** How long after a relayed arrival its second look runs (RELAYED_RECHECK_MS). */
+  relayedRecheckMs: number
+  /** Second looks at relayed arrivals run to their end (deleted or not). */
+  rechecked = 0
 
   constructor (c: ReleaseComponents) {
     this.c = c
     this.walks = new RetainedWalks(c.volume, c.retentionMs)
+    this.relayedRecheckMs = c.relayedRecheckMs ?? RELAYED_RECHECK_MS
   }
 
   async start (): Promise<void> {
@@ -130,6 +142,8 @@ export class Release {
         }
         while (this.released.size > RELEASE_REMEMBER_MAX) this.released.delete(this.released.keys().next().value!)
         while (this.releasedFor.size > RELEASE_REMEMBER_MAX) this.releasedFor.delete(this.releasedFor.keys().next().value!)
+        // the asker gave these up: its promises of them end (a new write of the same bytes asks again)
+        this.c.disown?.(cids, ctx.peer)
         const gone = await this.drop(cids, { signal: ctx.signal, asker: ctx.peer })
         if (gone.size > 0) log('%s: deleted %d of %d block(s) of an abandoned write', ctx.peer, gone.size, cids.length)
         return cids.map(c => gone.has(c.toString()))
@@ -176,7 +190,8 @@ export class Release {
    * A block released a moment ago at another peer's request arrived from `from`: a hop of that
    * peer's push chain forwarding it (its forward overtaken by the release), or a writer of the
    * same bytes. Kept and acknowledged now; looked at again RELAYED_RECHECK_MS later by the
-   * release's rules, the asker's promises not counted (see the top of this file).
+   * release's rules, every promise standing then counted (the asker's own ended at its release:
+   * one it gave since is a new write's; see the top of this file).
    */
   private recheckRelayed (cid: CID, from: string): void {
     const block = cid.toString()
@@ -186,12 +201,15 @@ export class Release {
     if (this.rechecks.has(block)) return
     const timer = setTimeout(() => {
       this.rechecks.delete(block)
-      this.drop([cid], { asker: r.asker, signal: AbortSignal.timeout(ARRIVED_DROP_TIMEOUT_MS) }).then(gone => {
+      // the release no longer remembered (its time over, forgotten for room): the block stays
+      const now = this.releasedFor.get(block)
+      if (now === undefined || now.until < Date.now() || this.unserve === undefined) { this.rechecked++; return }
+      this.drop([cid], { signal: AbortSignal.timeout(ARRIVED_DROP_TIMEOUT_MS) }).then(gone => {
         if (gone.size > 0) log('dropped %s: released a moment ago, relayed here by %s', block, from)
       }, (err: Error) => {
         log.error('dropping released block %s relayed by %s failed (GC removes it later): %s', block, from, err.message)
-      })
-    }, RELAYED_RECHECK_MS)
+      }).finally(() => { this.rechecked++ })
+    }, this.relayedRecheckMs)
     timer.unref?.()
     this.rechecks.set(block, timer)
   }
