@@ -132,6 +132,9 @@ export class Release {
     if (this.unserve !== undefined) return
     this.unserve = await serve(this.c.host, RELEASE, {
       call: async (cids, ctx) => {
+        // read after the asker stopped waiting (its call timed out): it may be writing the same
+        // bytes anew already, so nothing is remembered, disowned or deleted
+        if (ctx.signal.aborted) return cids.map(() => false)
         const until = Date.now() + RELEASE_REMEMBER_MS
         for (const c of cids) {
           const key = `${c.toString()}/${ctx.peer}`
@@ -144,7 +147,9 @@ export class Release {
         while (this.releasedFor.size > RELEASE_REMEMBER_MAX) this.releasedFor.delete(this.releasedFor.keys().next().value!)
         // the asker gave these up: its promises of them end (a new write of the same bytes asks again)
         this.c.disown?.(cids, ctx.peer)
-        const gone = await this.drop(cids, { signal: ctx.signal, asker: ctx.peer })
+        // its earlier promises ended above: one it was given while this drop runs is a new
+        // write's (its call timed out meanwhile), and counts (review33j)
+        const gone = await this.drop(cids, { signal: ctx.signal, asker: this.c.disown === undefined ? ctx.peer : undefined })
         if (gone.size > 0) log('%s: deleted %d of %d block(s) of an abandoned write', ctx.peer, gone.size, cids.length)
         return cids.map(c => gone.has(c.toString()))
       }
@@ -236,6 +241,8 @@ export class Release {
     }
     const needed = neededBy(r)
     for (const cid of cids) {
+      // a caller that gave up (an asker whose call timed out) has nothing more deleted
+      opts.signal?.throwIfAborted()
       const key = cid.toString()
       if (needed.has(key) || this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
       // looked at again after the awaits above: a promise may have come meanwhile

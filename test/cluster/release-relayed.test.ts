@@ -17,7 +17,7 @@ const RAW = 0x55
 
 describe('a released block relayed here after the release (three hosts)', function () {
   this.timeout(120_000)
-  const { hosts } = meshSuite(3, { transport: 'tcp', daemon: { releaseRecheckMs: 1_000 } })
+  const { hosts } = meshSuite(3, { transport: 'tcp', daemon: { releaseRecheckMs: 5_000 } })
 
   const released = async (w: any, q: any, d: any): Promise<{ cid: CID, release: any }> => {
     const release = d.release
