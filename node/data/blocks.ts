@@ -1087,11 +1087,22 @@ export class ChunkWrite {
    * version this write's commit records points into: open-file.ts buildSparse), within the window
    * as chunk() places its own: waits for room first (`waitMs` as in chunk()). placed() waits for
    * it too. Not this write's blocks: release() and abandon() leave them (GC's, as before).
+   * The chunk joins the writes in flight here (ChunkService.open) until committed() or abandon():
+   * another write of the same bytes given up meanwhile leaves its fragments, here and on the
+   * peers (place34: it released them, and this write committed a version whose chunk was gone).
+   * A release of its fragments begun before is waited for first; throws EIO when it left the
+   * chunk unreadable here (the version must not name it).
    */
   async placeStored (ref: ChunkRef, opts: AbortOptions & { waitMs?: number } = {}): Promise<void> {
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
     this.stored.push(ref)
-    if (this.network === undefined || ref.cid === null) return
+    this.chunks.open.add(ref)
+    if (ref.cid === null) return
+    if (this.chunks.releasing.busy(ref)) {
+      await this.chunks.releasing.over(ref, { signal: opts.signal })
+      if (!await this.chunks.hasLocally(ref)) throw new FsError('EIO', 'write', undefined, `chunk ${ref.cid.toString()} was deleted here by a write of the same bytes given up`)
+    }
+    if (this.network === undefined) return
     const cost = Math.ceil(ref.size / Math.max(1, ref.k)) * (ref.k + ref.m)
     await this.room(cost, opts)
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
@@ -1251,12 +1262,14 @@ export class ChunkWrite {
   /** The op naming this version is in the tree: its blocks are referenced now, no longer this write's to delete. */
   committed (): void {
     // a write of the same bytes given up here from now on spares them (inTree()): the peers may not have seen the commit yet
-    if (this.done === 'open') this.chunks.recent.add(this.committedBlocks())
+    const wasOpen = this.done === 'open'
+    if (wasOpen) this.chunks.recent.add(this.committedBlocks())
     this.done = 'committed'
     // referenced by the tree now: a release spares them (keeper/retained.ts), the promises may end
     this.stopRenewing()
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
-    for (const ref of this.refs) this.chunks.open.remove(ref)
+    // once (counts: a second call, or one after abandon(), would take another write's entries)
+    if (wasOpen) for (const ref of [...this.refs, ...this.stored]) this.chunks.open.remove(ref)
   }
 
   /**
@@ -1322,6 +1335,8 @@ export class ChunkWrite {
       }
     } finally {
       end()
+      // (after the release: not this write's blocks, which it leaves)
+      for (const ref of this.stored) this.chunks.open.remove(ref)
     }
     log('abandoned write: %d chunk(s), %d block(s) deleted here', refs.length, freed)
   }
