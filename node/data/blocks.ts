@@ -841,10 +841,15 @@ export class ChunkService {
    * (the Volume decides how long an fsync waits for it), or with `safe` once each chunk survives
    * one lost host (keeper/network.ts). Their staged fragments are forgotten then: a chunk left
    * pending, or still being placed, is pushed from the store.
+   * A release of their fragments under way (a write of the same bytes given up here) is over
+   * first: its delete requests, sent after this placement's pushes, would take them from their
+   * holders (promises to this host do not keep a block: keeper/release.ts). A version committed
+   * outside a ChunkWrite (an open file's spilled or stored chunks, a fold's) is placed here.
    */
   async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean, safe?: boolean } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
     try {
+      for (const r of refs) if (this.releasing.busy(r)) await this.releasing.over(r, { signal: opts.signal })
       await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid) })
     } finally {
       for (const r of refs) if (r.cid !== null) this.staging?.release(r.cid.toString())

@@ -15,7 +15,7 @@ import type { ChunkRef, Network } from '../../node/data/index.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { until } from '../../harness/cluster.ts'
 
-describe('ChunkWrite.placeStored(): its chunks are the write\'s in flight until its commit', function () {
+describe('ChunkWrite.placeStored(): its chunks are the write\'s in flight until its commit; a placement waits for a release under way', function () {
   this.timeout(30_000)
   const t = new Teardown()
   after(async () => { await t.run() })
@@ -115,6 +115,30 @@ describe('ChunkWrite.placeStored(): its chunks are the write\'s in flight until 
     await first.placed()
     assert.deepEqual(asked.events, ['release asked', 'release over', `place ${ref.cid!.toString()}`])
     first.committed()
+  })
+
+  it('a chunk placed outside a ChunkWrite (ChunkService.place: an open file\'s commit, a fold) waits for a release of its fragments under way', async () => {
+    // (the same race as placeStored()'s: the chunks of an open file's spill, placed at its commit)
+    const { chunks, asked } = await service()
+    const x = randomBytes(200_000)
+    const ref = await packed(chunks, x)
+    const second = chunks.write()
+    await second.chunk(x, 0)
+    await second.durable()
+    await second.placed()
+    asked.events.length = 0
+    asked.gate = Promise.withResolvers<void>()
+    const giving = second.abandon()
+    await until('the release asked', () => asked.events.includes('release asked'))
+    let placed = false
+    const p = chunks.place([ref], { safe: true }).then(() => { placed = true })
+    for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve))
+    assert.equal(placed, false, 'place() waits for the release')
+    asked.events.push('release over')
+    asked.gate.resolve()
+    await giving
+    await p
+    assert.deepEqual(asked.events, ['release asked', 'release over', `place ${ref.cid!.toString()}`])
   })
 
   it('a release under way that deleted the chunk here fails placeStored() (the version must not name it)', async () => {
