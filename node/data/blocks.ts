@@ -1236,8 +1236,8 @@ export class ChunkWrite {
     for (const cid of gone) {
       if (!this.store.claimed(cid, this) || inTree.has(cid.toString()) || this.network?.mayDelete?.(cid) === false) continue
       try {
-        await this.store.delete(cid)
-        freed++
+        // (still claimed in its turn: a put of the same block by another write keeps it)
+        if (await this.store.deleteClaimed(cid, this)) freed++
       } catch (err) {
         log.error('rewritten chunk: deleting block %s failed (GC removes it later): %s', cid.toString(), (err as Error).message)
       }
@@ -1332,8 +1332,8 @@ export class ChunkWrite {
       for (const cid of this.blocks.values()) {
         if (!this.store.claimed(cid, this) || open.hasFragment(cid) || inTree.has(cid.toString()) || this.network?.mayDelete?.(cid) === false) continue
         try {
-          await this.store.delete(cid)
-          freed++
+          // (still claimed in its turn: a put of the same block by another write keeps it)
+          if (await this.store.deleteClaimed(cid, this)) freed++
         } catch (err) {
           log.error('abandoned write: deleting block %s failed (GC removes it later): %s', cid.toString(), (err as Error).message)
         }

@@ -158,4 +158,44 @@ describe('ChunkWrite.placeStored(): its chunks are the write\'s in flight until 
     await assert.rejects(p, (err: any) => err.code === 'EIO')
     await first.abandon()
   })
+
+  it('a put of the same block by another write, queued before a given-up write deletes it, keeps the block here (Store.deleteClaimed)', async () => {
+    // the give-up checked its claim, then deleted: a put of the same bytes (an open file's spill,
+    // unclaimed) that was under way in between dropped the claim, and the block went from under it
+    const { chunks, store, asked } = await service()
+    const x = randomBytes(200_000)
+    const second = chunks.write()
+    // stored new: claimed by the write given up below
+    const b = await second.chunk(x, 0)
+    await second.durable()
+    await second.placed()
+    asked.gate = Promise.withResolvers<void>()
+    const giving = second.abandon()
+    await until('the release asked', () => asked.events.includes('release asked'))
+    // the spill's put of the same blocks is under way, held at its look at the disk
+    const s = store as unknown as { presentOnDisk: (...a: unknown[]) => Promise<boolean>, delete: (...a: unknown[]) => Promise<void>, deleteClaimed?: (...a: unknown[]) => Promise<boolean> }
+    const look = s.presentOnDisk.bind(store)
+    const putHeld = Promise.withResolvers<void>()
+    let looking = 0
+    s.presentOnDisk = async (...a: unknown[]) => { looking++; await putHeld.promise; return await look(...a) }
+    // the give-up's deletes, seen as it asks for them (either call)
+    let deletes = 0
+    const del = s.delete.bind(store)
+    s.delete = async (...a: unknown[]) => { deletes++; await del(...a) }
+    if (s.deleteClaimed !== undefined) {
+      const dc = s.deleteClaimed.bind(store)
+      s.deleteClaimed = async (...a: unknown[]) => { deletes++; return await dc(...a) }
+    }
+    const spill = chunks.storeChunk(x, 0)
+    await until('the spill\'s put is under way', () => looking > 0)
+    asked.gate.resolve()
+    await until('the give-up asked to delete its blocks', () => deletes > 0)
+    putHeld.resolve()
+    const { ref } = await spill
+    await giving
+    for (const f of ref.fragments.slice(0, ref.k)) assert.equal(await store.has(f), true, `${f.toString()} still here`)
+    assert.equal(b.cid!.toString(), ref.cid!.toString())
+    chunks.dropCache()
+    assert.deepEqual(Buffer.from(await chunks.readChunk(ref)), Buffer.from(x))
+  })
 })
