@@ -1292,6 +1292,9 @@ export class OpenFile {
   private committed (c: Committed): void {
     this.setBase(this.current?.() ?? { content: c.content, size: c.size })
     this.size = this.base.size
+    // the version's time is the tree's now: its mtime is the file's, and follows later ops
+    // (a utimes from another host), not the last write's kept here
+    this.mtime = undefined
     this.dirty.clear()
     this.stored.clear()
     this.dirtyBytes = 0

@@ -485,6 +485,13 @@ export class Volume implements VolumeApi {
    */
   private readonly heldSame = new Set<InodeId>()
   /**
+   * Of the times held for a file open here (heldAttrs), the ones set while it had no writes
+   * pending (its committed version's times, each field as last set then), with when they were
+   * last set: writes after them that are given up (a last close that fails, a closing Volume)
+   * take only the times set with or after them along; these stay and are committed.
+   */
+  private readonly heldClean = new Map<InodeId, { atime?: bigint, mtime?: bigint, time: bigint }>()
+  /**
    * Held changes stamped in a batch the tree has not applied yet (it applies a batch once it is
    * durable), by inode, their fields merged, with how many batches carry them: until then the
    * tree still shows the fields before them, so a change made meanwhile is judged (setAttrs) and
@@ -751,7 +758,10 @@ export class Volume implements VolumeApi {
         if (mtime !== undefined) times.mtime = mtime
         kept.push(times)
       } else {
-        log.error('inode %s: times set on a file whose writes are not committed dropped at close', h.inode)
+        // (the times set before those writes describe the version that stays: committed)
+        const left = this.cleanTimes(rest, h.inode)
+        if (left.atime !== atime || left.mtime !== mtime) log.error('inode %s: times set on a file with or after its writes not committed dropped at close', h.inode)
+        return left.mode === undefined && left.uid === undefined && left.gid === undefined && !hasTimes(left) ? [] : [left]
       }
       return rest.mode === undefined && rest.uid === undefined && rest.gid === undefined ? [] : [rest]
     })
@@ -786,6 +796,13 @@ export class Volume implements VolumeApi {
       for (const h of stamped) {
         const f = h.mtime === undefined ? undefined : this.open_.get(h.inode)
         if (f?.mtime !== undefined && f.mtime <= h.time) f.mtime = undefined
+      }
+      // what was held for a file is committed now, the times set before its writes with it, unless
+      // they stay held with those writes (kept); not an entry set since (a later time)
+      const waiting = new Set(kept.map(k => k.inode))
+      for (const h of stamped) {
+        const clean = this.heldClean.get(h.inode)
+        if (clean !== undefined && !waiting.has(h.inode) && clean.time <= h.time) this.heldClean.delete(h.inode)
       }
       return own.map(i => done[i])
     } catch (err) {
@@ -848,6 +865,20 @@ export class Volume implements VolumeApi {
     if (before?.mtime === undefined || f.mtime === undefined || f.mtime <= before.time) return before
     const { mtime, ...rest } = before
     return rest
+  }
+
+  /**
+   * `rest` (a held change without its times) with the times held for inode `id` that were set
+   * while it had no writes pending (heldClean): what is left of the change when the writes
+   * pending now are given up. The entry is used up.
+   */
+  private cleanTimes (rest: OpBody & { type: 'setattr' }, id: InodeId): OpBody & { type: 'setattr' } {
+    const clean = this.heldClean.get(id)
+    this.heldClean.delete(id)
+    const left: OpBody & { type: 'setattr' } = { ...rest }
+    if (clean?.atime !== undefined) left.atime = clean.atime
+    if (clean?.mtime !== undefined) left.mtime = clean.mtime
+    return left
   }
 
   /**
@@ -1007,6 +1038,12 @@ export class Volume implements VolumeApi {
     if (open !== undefined && open.handles > 0 && this.closing === undefined && !this.unlinked(inode.id)) {
       const before = this.heldMerged(inode.id, open)
       this.heldSame.delete(inode.id)
+      if (!open.changed) {
+        const clean = { ...this.heldClean.get(inode.id), time: now }
+        if (a !== undefined) clean.atime = a
+        if (m !== undefined) clean.mtime = m
+        this.heldClean.set(inode.id, clean)
+      }
       this.heldAttrs.set(inode.id, before === undefined ? body : { ...before, ...body })
       this.holdTimer()
       return
@@ -1627,19 +1664,26 @@ export class Volume implements VolumeApi {
       this.open_.delete(f.inode)
       f.stopReadahead()
       const held = this.heldAttrs.get(f.inode)
-      if (held === undefined) return
+      const hadClean = this.heldClean.has(f.inode)
+      if (held === undefined) {
+        this.heldClean.delete(f.inode)
+        return
+      }
       // times held with writes given up would stamp the old bytes as new (`cp -pu` would skip
-      // the file): dropped; its mode and owner changes are committed within HELD_ATTRS_MS
-      if (abandoned && hasTimes(held)) {
+      // the file): dropped, but the ones set before those writes, which describe the version
+      // that stays; its mode and owner changes are committed within HELD_ATTRS_MS
+      if (abandoned && (hasTimes(held) || hadClean)) {
         const { atime, mtime, ...rest } = held
-        log.error('inode %s: times set on a file whose writes were given up dropped', f.inode)
-        if (rest.mode === undefined && rest.uid === undefined && rest.gid === undefined) {
+        const left = this.cleanTimes(rest, f.inode)
+        if (left.atime !== atime || left.mtime !== mtime) log.error('inode %s: times set on a file with or after its writes that were given up dropped', f.inode)
+        if (left.mode === undefined && left.uid === undefined && left.gid === undefined && !hasTimes(left)) {
           this.heldAttrs.delete(f.inode)
           this.heldSame.delete(f.inode)
           return
         }
-        this.heldAttrs.set(f.inode, rest)
+        this.heldAttrs.set(f.inode, left)
       }
+      this.heldClean.delete(f.inode)
       this.holdTimer()
     }
   }

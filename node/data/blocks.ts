@@ -841,10 +841,15 @@ export class ChunkService {
    * (the Volume decides how long an fsync waits for it), or with `safe` once each chunk survives
    * one lost host (keeper/network.ts). Their staged fragments are forgotten then: a chunk left
    * pending, or still being placed, is pushed from the store.
+   * A release of their fragments under way (a write of the same bytes given up here) is over
+   * first: its delete requests, sent after this placement's pushes, would take them from their
+   * holders (promises to this host do not keep a block: keeper/release.ts). A version committed
+   * outside a ChunkWrite (an open file's spilled or stored chunks, a fold's) is placed here.
    */
   async place (refs: ChunkRef[], opts: AbortOptions & { inode?: string, settle?: boolean, safe?: boolean } = {}): Promise<void> {
     if (this.network === undefined || refs.length === 0) return
     try {
+      for (const r of refs) if (this.releasing.busy(r)) await this.releasing.over(r, { signal: opts.signal })
       await this.network.place(refs, { ...opts, staged: cid => this.staging?.get(cid), lend: cid => this.staging?.lend(cid) })
     } finally {
       for (const r of refs) if (r.cid !== null) this.staging?.release(r.cid.toString())
@@ -1087,11 +1092,22 @@ export class ChunkWrite {
    * version this write's commit records points into: open-file.ts buildSparse), within the window
    * as chunk() places its own: waits for room first (`waitMs` as in chunk()). placed() waits for
    * it too. Not this write's blocks: release() and abandon() leave them (GC's, as before).
+   * The chunk joins the writes in flight here (ChunkService.open) until committed() or abandon():
+   * another write of the same bytes given up meanwhile leaves its fragments, here and on the
+   * peers (place34: it released them, and this write committed a version whose chunk was gone).
+   * A release of its fragments begun before is waited for first; throws EIO when it left the
+   * chunk unreadable here (the version must not name it).
    */
   async placeStored (ref: ChunkRef, opts: AbortOptions & { waitMs?: number } = {}): Promise<void> {
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
     this.stored.push(ref)
-    if (this.network === undefined || ref.cid === null) return
+    this.chunks.open.add(ref)
+    if (ref.cid === null) return
+    if (this.chunks.releasing.busy(ref)) {
+      await this.chunks.releasing.over(ref, { signal: opts.signal })
+      if (!await this.chunks.hasLocally(ref)) throw new FsError('EIO', 'write', undefined, `chunk ${ref.cid.toString()} was deleted here by a write of the same bytes given up`)
+    }
+    if (this.network === undefined) return
     const cost = Math.ceil(ref.size / Math.max(1, ref.k)) * (ref.k + ref.m)
     await this.room(cost, opts)
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
@@ -1220,8 +1236,8 @@ export class ChunkWrite {
     for (const cid of gone) {
       if (!this.store.claimed(cid, this) || inTree.has(cid.toString()) || this.network?.mayDelete?.(cid) === false) continue
       try {
-        await this.store.delete(cid)
-        freed++
+        // (still claimed in its turn: a put of the same block by another write keeps it)
+        if (await this.store.deleteClaimed(cid, this)) freed++
       } catch (err) {
         log.error('rewritten chunk: deleting block %s failed (GC removes it later): %s', cid.toString(), (err as Error).message)
       }
@@ -1251,12 +1267,14 @@ export class ChunkWrite {
   /** The op naming this version is in the tree: its blocks are referenced now, no longer this write's to delete. */
   committed (): void {
     // a write of the same bytes given up here from now on spares them (inTree()): the peers may not have seen the commit yet
-    if (this.done === 'open') this.chunks.recent.add(this.committedBlocks())
+    const wasOpen = this.done === 'open'
+    if (wasOpen) this.chunks.recent.add(this.committedBlocks())
     this.done = 'committed'
     // referenced by the tree now: a release spares them (keeper/retained.ts), the promises may end
     this.stopRenewing()
     for (const cid of this.blocks.values()) this.store.unclaim(cid, this)
-    for (const ref of this.refs) this.chunks.open.remove(ref)
+    // once (counts: a second call, or one after abandon(), would take another write's entries)
+    if (wasOpen) for (const ref of [...this.refs, ...this.stored]) this.chunks.open.remove(ref)
   }
 
   /**
@@ -1314,14 +1332,16 @@ export class ChunkWrite {
       for (const cid of this.blocks.values()) {
         if (!this.store.claimed(cid, this) || open.hasFragment(cid) || inTree.has(cid.toString()) || this.network?.mayDelete?.(cid) === false) continue
         try {
-          await this.store.delete(cid)
-          freed++
+          // (still claimed in its turn: a put of the same block by another write keeps it)
+          if (await this.store.deleteClaimed(cid, this)) freed++
         } catch (err) {
           log.error('abandoned write: deleting block %s failed (GC removes it later): %s', cid.toString(), (err as Error).message)
         }
       }
     } finally {
       end()
+      // (after the release: not this write's blocks, which it leaves)
+      for (const ref of this.stored) this.chunks.open.remove(ref)
     }
     log('abandoned write: %d chunk(s), %d block(s) deleted here', refs.length, freed)
   }

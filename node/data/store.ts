@@ -640,24 +640,42 @@ export class Store {
   }
 
   async delete (cid: CID): Promise<void> {
-    const { file } = this.file(cid)
-    await this.serial(cid, async () => {
-      // not held from now on (has() says "not here" while it is being deleted)
-      this.noteGone(cid)
-      try {
-        // ignored: an absent block frees nothing (blockstore-fs deletes it without complaint too)
-        const size = await stat(file).then(s => s.size, () => 0)
-        await this.blocks.delete(cid)
-        this.claims.delete(cid.toString())
-        if (size > 0) this.count(-size)
-        this.space?.freed()
-      } catch (err) {
-        // still there, maybe: the disk says
-        // ignored: any failure to stat is taken as the file gone
-        if (await stat(file).then(() => true, () => false)) this.noteStored(cid)
-        throw err
-      }
+    await this.serial(cid, async () => { await this.deleteNow(cid) })
+  }
+
+  /**
+   * Delete a block only if `claim` still claims it when its turn comes, after the changes of it
+   * under way (claimed(): a write given up deletes what it stored new). A put of the same block
+   * that came first (another write here storing the same bytes) dropped the claim, and keeps it:
+   * a claimed() check before delete() let that put pass in between, and the block went from
+   * under the version that named it (place34). Whether it was deleted.
+   */
+  async deleteClaimed (cid: CID, claim: object): Promise<boolean> {
+    return await this.serial(cid, async () => {
+      if (this.claims.get(cid.toString()) !== claim) return false
+      await this.deleteNow(cid)
+      return true
     })
+  }
+
+  /** delete()'s work, in the block's turn (serial). */
+  private async deleteNow (cid: CID): Promise<void> {
+    const { file } = this.file(cid)
+    // not held from now on (has() says "not here" while it is being deleted)
+    this.noteGone(cid)
+    try {
+      // ignored: an absent block frees nothing (blockstore-fs deletes it without complaint too)
+      const size = await stat(file).then(s => s.size, () => 0)
+      await this.blocks.delete(cid)
+      this.claims.delete(cid.toString())
+      if (size > 0) this.count(-size)
+      this.space?.freed()
+    } catch (err) {
+      // still there, maybe: the disk says
+      // ignored: any failure to stat is taken as the file gone
+      if (await stat(file).then(() => true, () => false)) this.noteStored(cid)
+      throw err
+    }
   }
 
   /** Every stored block's CID (as raw-codec CIDs: the store is keyed by multihash). */

@@ -186,6 +186,29 @@ describe('cluster: mode and owner changes of an open file held and committed as 
     for (const h of hosts) assert.equal((await h.volume.stat('/f')).mtimeMs, second.getTime())
   })
 
+  it("after a commit of a file kept open, the writer shows the tree's mtime: a utimes from another host after it (an older time) too", async () => {
+    // place34: the open file kept its last write's time as its shown mtime after the commit, over
+    // the committed version's, so a `touch -d` from another host never showed on the writer
+    const hosts = await setup()
+    const [w, o] = hosts
+    const { fh } = await writtenOpen(hosts)
+    await fh.flush()
+    const written = (await fh.stat()).mtimeMs
+    const old = new Date('2001-02-03T04:05:06Z')
+    let applied = false
+    w.tree.addEventListener('op', (e: any) => { if (e.detail.local !== true && e.detail.body.type === 'setattr') applied = true })
+    await until('the other host sees the version', async () => (await o.volume.stat('/f')).size === 9, 30_000)
+    await o.volume.utimes('/f', old, old)
+    await until("the writer applied the other host's times", () => applied, 30_000)
+    assert.ok(written > old.getTime())
+    await until('the writer shows them, the file still open', async () => (await fh.stat()).mtimeMs === old.getTime(), 10_000)
+    assert.equal((await w.volume.stat('/f')).mtimeMs, old.getTime())
+    await fh.close()
+    for (const h of hosts) {
+      await until(`host ${h.host.peerId.toString().slice(-6)} shows the older times`, async () => (await h.volume.stat('/f').catch(() => undefined))?.mtimeMs === old.getTime(), 30_000)
+    }
+  })
+
   it('a change held for a file kept open reaches every host without a close; one made after it is not seen before it', async () => {
     const hosts = await setup()
     const w = hosts[0]

@@ -70,6 +70,64 @@ describe('Volume: times held with writes not committed', function () {
     assert.equal(st.mtimeMs, before.mtimeMs, 'the old bytes keep their mtime')
   })
 
+  it('a close that gives its writes up keeps the times set before those writes (they describe the version that stays), not the ones set after', async () => {
+    // place34: the release of a file whose writes were given up dropped every time held, those
+    // set while the file had no writes pending too
+    const dir = await tempDir(t, 'darkfs-held-')
+    const vol = await Volume.open({ dir })
+    t.add(async () => { await vol.close() })
+    await vol.writeFile('/f', 'old')
+    const setattrs: Array<Record<string, unknown>> = []
+    vol.tree.addEventListener('op', (e: any) => { if (e.detail.local === true && e.detail.body.type === 'setattr') setattrs.push(e.detail.body) })
+    ;(vol as unknown as { holdTimer: () => void }).holdTimer = () => {}
+    const fh = await vol.open('/f', 'r+')
+    const ATIME = new Date('2003-01-01T00:00:00Z')
+    const LATER = new Date('2010-01-01T00:00:00Z')
+    // set with no write pending: the committed version's times
+    await fh.utimes(ATIME, MTIME)
+    const data = randomBytes(200_000)
+    await fh.write(data, 0, data.byteLength, 0)
+    // set after the writes: go with them
+    await fh.utimes(LATER, LATER)
+    await fh.chmod(0o600)
+    assert.equal((await fh.stat()).mtimeMs, LATER.getTime(), 'held: this host shows the later times')
+    const full = (): Error => Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
+    stubChunkStores(vol, async () => { throw full() })
+    vol.chunks.storeChunk = async () => { throw full() }
+    delete (vol as unknown as { holdTimer?: () => void }).holdTimer
+    await assert.rejects(fh.close(), (err: any) => err.code === 'ENOSPC')
+    await until('the held change committed', () => setattrs.length > 0, 10_000)
+    const ns = (d: Date): bigint => BigInt(d.getTime()) * 1_000_000n
+    assert.deepEqual(setattrs.map(b => [b.mode, b.mtime, b.atime]), [[0o600, ns(MTIME), ns(ATIME)]])
+    const st = await vol.stat('/f')
+    assert.equal(Buffer.from(await vol.readFile('/f')).toString(), 'old')
+    assert.equal(st.mode & 0o7777, 0o600)
+    assert.equal(st.mtimeMs, MTIME.getTime(), 'the times set before the writes given up')
+    assert.equal(st.atimeMs, ATIME.getTime())
+  })
+
+  it('a Volume closed with a file open commits the times set before its writes not committed, not the ones set with them', async () => {
+    const dir = await tempDir(t, 'darkfs-held-')
+    const vol = await Volume.open({ dir })
+    let closed = false
+    t.add(async () => { if (!closed) await vol.close() })
+    ;(vol as unknown as { holdTimer: () => void }).holdTimer = () => {}
+    await vol.writeFile('/f', 'old')
+    const fh = await vol.open('/f', 'r+')
+    await fh.utimes(MTIME, MTIME)
+    await fh.write(Buffer.from('new bytes'), 0, 9, 0)
+    const LATER = new Date('2010-01-01T00:00:00Z')
+    await fh.utimes(LATER, LATER)
+    await vol.close()
+    closed = true
+    const again = await Volume.open({ dir })
+    t.add(async () => { await again.close() })
+    const st = await again.stat('/f')
+    assert.equal(Buffer.from(await again.readFile('/f')).toString(), 'old', 'the writes were not committed')
+    assert.equal(st.mtimeMs, MTIME.getTime(), 'the times set before the writes')
+    assert.equal(st.atimeMs, MTIME.getTime())
+  })
+
   it("a file whose writes fail to commit with its times held holds back no other file's held mode (the hold's timer)", async () => {
     const dir = await tempDir(t, 'darkfs-held-')
     const vol = await Volume.open({ dir, heldAttrsMs: 50 })
