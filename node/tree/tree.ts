@@ -23,9 +23,11 @@ export const MAX_RECEIVE_BATCH = 100_000
  * `now`), not the way the verifier takes by default (net/signing.ts: libuv's thread pool). An
  * fsync on a network waits for a peer to hold its op (net/op-hold.ts): the peer's receive of
  * that one op checks one signature, and a hand-over to the pool and back on a busy machine was
- * most of that check's time (SQLite's DELETE workload on six hosts, all peers' receives:
- * 2.1 ms a check through the pool, 0.3 ms on the loop). A merge's batches (256 ops, one
- * check for a run of one author's ops) keep the pool: their check stays off the loop.
+ * most of that check's time (scripts/bench/_sqlite-costs.ts, SQLite's DELETE and WAL workloads
+ * on six hosts in one process, load 9-13, seven alternating pairs: 2.1-8.1 ms a check through the
+ * pool, 0.2-1.5 ms on the loop; DELETE's 315 fsyncs waited for peer holds 2.5 s before, 1.7 s
+ * after, medians). A merge's batches (256 ops, one check for a run of one author's ops) keep the
+ * pool: their check stays off the loop.
  */
 export const VERIFY_INLINE_OPS = 16
 
