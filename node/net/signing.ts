@@ -52,9 +52,11 @@ function authorKey (author: string): AuthorKey | undefined {
  * libuv's thread pool (node:crypto's callback form, which copies the bytes and the signature
  * first): a check costs the event loop a job's hand-over, not the check itself (~60 us on a
  * quiet machine, ~230 us on a busy VM), and a receive of ops, a member table or kept notices
- * checks one signature after another on the thread that serves the mount.
+ * checks one signature after another on the thread that serves the mount. `verify.now` is the
+ * same check on the calling thread, for a caller that waits on one check and no more (a small
+ * receive, tree.ts VERIFY_INLINE_OPS): there the two hand-overs cost more than the check.
  */
-export const verify: Verify = async (author, bytes, sig) => {
+export const verify: Verify = Object.assign(async (author: string, bytes: Uint8Array, sig: Uint8Array): Promise<boolean> => {
   const k = authorKey(author)
   if (k === undefined) return false
   try {
@@ -67,6 +69,24 @@ export const verify: Verify = async (author, bytes, sig) => {
       })
     }
     return await k.key.verify(bytes, sig)
+  } catch {
+    // a malformed signature is a bad signature: the op is refused
+    return false
+  }
+}, { now: verifyNow })
+
+/**
+ * verify() on the calling thread; undefined for an author whose key has no key object here (not
+ * Ed25519): verify() checks that one.
+ */
+function verifyNow (author: string, bytes: Uint8Array, sig: Uint8Array): boolean | undefined {
+  const k = authorKey(author)
+  if (k === undefined) return false
+  const obj = k.obj
+  if (obj === undefined) return undefined
+  if (sig.byteLength !== 64) return false
+  try {
+    return edVerify(null, bytes, obj, sig)
   } catch {
     // a malformed signature is a bad signature: the op is refused
     return false

@@ -18,6 +18,18 @@ import type { Conflict, Content, Entry, EntryId, Extent, Hlc, Inode, InodeId, Op
 export const MAX_PENDING_OPS = 100_000
 /** Most op blocks one receive() call takes. */
 export const MAX_RECEIVE_BATCH = 100_000
+/**
+ * Most fresh ops in a receive whose signatures are checked on the event loop (the verifier's
+ * `now`), not the way the verifier takes by default (net/signing.ts: libuv's thread pool). An
+ * fsync on a network waits for a peer to hold its op (net/op-hold.ts): the peer's receive of
+ * that one op checks one signature, and a hand-over to the pool and back on a busy machine was
+ * most of that check's time (scripts/bench/_sqlite-costs.ts, SQLite's DELETE and WAL workloads
+ * on six hosts in one process, load 9-13, seven alternating pairs: 2.1-8.1 ms a check through the
+ * pool, 0.2-1.5 ms on the loop; DELETE's 315 fsyncs waited for peer holds 2.5 s before, 1.7 s
+ * after, medians). A merge's batches (256 ops, one check for a run of one author's ops) keep the
+ * pool: their check stays off the loop.
+ */
+export const VERIFY_INLINE_OPS = 16
 
 export interface CommitOptions {
   /**
@@ -677,6 +689,10 @@ export class Tree extends EventTarget {
   private async authenticate (g: Candidates): Promise<void> {
     const { ops, checks, parents, start } = g
     const n = ops.length
+    // a small receive (a hold ask's op, a gossip message's few) checks on this thread (see
+    // VERIFY_INLINE_OPS); a large one (a merge's batches) in the verifier's own way
+    const now = this.verify.now
+    const verify: Verify = now !== undefined && n - g.held <= VERIFY_INLINE_OPS ? async (a, b, s) => now(a, b, s) ?? await this.verify(a, b, s) : this.verify
     /** children among the candidates not walked yet */
     const left = g.kids.slice()
     /** the authors whose checked ops have it in their causal past (sets shared, never changed) */
@@ -690,7 +706,7 @@ export class Tree extends EventTarget {
       if (!by.has(op.author)) {
         const d = checks[i]
         if (d !== undefined) {
-          await checkSignature(d, this.verify)
+          await checkSignature(d, verify)
           this.stats.verified++
         }
         by = new Set(by).add(op.author)

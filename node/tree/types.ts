@@ -151,7 +151,14 @@ export interface Inode {
 export interface Entry { id: EntryId, parent: InodeId, name: string, inode: InodeId }
 
 export interface Signer { author: string, sign: (bytes: Uint8Array) => Promise<Uint8Array> }
-export type Verify = (author: string, bytes: Uint8Array, sig: Uint8Array) => Promise<boolean>
+/**
+ * Checks an op's signature. `now`, when given, is the same check run on the calling thread, or
+ * undefined when it cannot be run there (the call itself then checks): Tree.receive uses it for
+ * a receive of at most VERIFY_INLINE_OPS fresh ops (tree.ts).
+ */
+export type Verify = ((author: string, bytes: Uint8Array, sig: Uint8Array) => Promise<boolean>) & {
+  now?: (author: string, bytes: Uint8Array, sig: Uint8Array) => boolean | undefined
+}
 
 /**
  * One version of a file (for `darkfs log`): made by a write or an append. `size`: the file's

@@ -15,7 +15,8 @@
 // (scripts/prof-summary.ts reads them). Per workload also: host 0's fsync time split (the fsyncs'
 // commits, the file's commit turn in them; host 0's durable op commits, closes' too) and each
 // committed version whose placement, on an fsync's path, took more than SLOW_PLACE_MS to survive
-// one lost host (the file, its size, the blocks it placed).
+// one lost host (the file, its size, the blocks it placed), and the peers' receive stages
+// (Tree.receiveStats over the workload; the ms per signature check among them).
 // DARKFS_DRIVE=fsync16,delete runs SQLite after fio's writes;
 // DARKFS_DRIVE=git runs compare.ts's `git clone --no-local` of 1,000 files into the mount.
 import { mkdtemp, chmod, writeFile, open, mkdir, rm } from 'node:fs/promises'
@@ -152,6 +153,12 @@ try {
     for (const h of hosts) for (const k of Object.keys(sum) as Array<keyof typeof sum>) sum[k] += (h.sync.stats() as any)[k] ?? 0
     return sum
   }
+  // the peers' receives (Tree.receiveStats summed over hosts 1 to n-1: a hold's ask is one)
+  const receives = (): Record<string, number> => {
+    const sum: Record<string, number> = {}
+    for (const h of hosts.slice(1)) for (const [k, v] of Object.entries(h.tree.receiveStats())) sum[k] = (sum[k] ?? 0) + v
+    return sum
+  }
   // block-store sync rounds (Store.groupCommits: each job writes its blocks, syncs each file, then each directory)
   const groupJobs = (): { jobs: number, blocks: number, jobs0: number } => {
     const sum = { jobs: 0, blocks: 0, jobs0: hosts[0].store.groupCommits()?.jobs ?? 0 }
@@ -167,6 +174,7 @@ try {
     let jobs0 = groupJobs()
     let sent0 = hosts[0].host.traffic()
     let sync0 = syncTotals()
+    let recv0 = receives()
     opBytes = 0
     let s: number
     if (w === 'fsync16') {
@@ -177,6 +185,7 @@ try {
       Object.assign(syncs, { sync: 0, datasync: 0, syncMs: 0, writes: 0, writeMs: 0 })
       sent0 = hosts[0].host.traffic()
       sync0 = syncTotals()
+      recv0 = receives()
       jobs0 = groupJobs()
       opBytes = 0
       const session = new Session()
@@ -228,6 +237,11 @@ try {
     const used = process.cpuUsage(cpu)
     process.stdout.write(`${w} hosts=${n}: ${s.toFixed(2)} cpu=${((used.user + used.system) / 1e6).toFixed(2)} putMs=${c.putMs.toFixed(0)} commitMs=${c.commitMs.toFixed(0)} puts=${c.puts} blocks=${c.blocks} commits=${c.commits} ops=${c.ops} types=${JSON.stringify(Object.fromEntries(types))}\n`)
     const jobs1 = groupJobs()
+    {
+      const r = receives()
+      for (const k of Object.keys(r)) r[k] -= recv0[k]
+      process.stdout.write(`  peers' receives: ${Object.entries(r).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}; ${(r.verifyMs / Math.max(1, r.verified)).toFixed(2)} ms a signature check\n`)
+    }
     process.stdout.write(`  block group commits (sync rounds): all hosts ${jobs1.jobs - jobs0.jobs} writing ${jobs1.blocks - jobs0.blocks} blocks; host 0 ${jobs1.jobs0 - jobs0.jobs0}\n`)
     process.stdout.write(`  fsync time (host 0): ${split.fsync[0]} fsyncs' commits ${split.fsync[1].toFixed(0)} ms, of which the file's commit turn ${split.build[1].toFixed(0)} ms; durable op commits (closes' too) ${split.commit[0]}/${split.commit[1].toFixed(0)} ms\n`)
     process.stdout.write(`  placements past ${SLOW_PLACE_MS} ms on an fsync's path: ${slow.length}${slow.map(x => `\n    ${x}`).join('')}\n`)

@@ -28,6 +28,27 @@ describe('node/net/signing', function () {
     assert.equal(await verify('not-a-peer-id', msg, sig), false)
   })
 
+  it('verify.now(author, bytes, sig) answers as verify() on the calling thread; for a key with no Ed25519 object, undefined (verify() checks it)', async function () {
+    const key = await generateKeyPair('Ed25519')
+    const other = await generateKeyPair('Ed25519')
+    const signer = signerFor(key)
+    const msg = new TextEncoder().encode('an op')
+    const sig = await signer.sign(msg)
+    const now = verify.now!
+    assert.equal(now(signer.author, msg, sig), true)
+    assert.equal(now(signer.author, new TextEncoder().encode('an oq'), sig), false)
+    assert.equal(now(signer.author, msg, sig.slice(0, 63)), false)
+    assert.equal(now(signer.author, msg, new Uint8Array(64)), false)
+    assert.equal(now(signerFor(other).author, msg, sig), false)
+    assert.equal(now('not-a-peer-id', msg, sig), false)
+    const secp = await generateKeyPair('secp256k1')
+    const secpSigner = signerFor(secp)
+    const secpSig = await secpSigner.sign(msg)
+    assert.equal(now(secpSigner.author, msg, secpSig), undefined)
+    assert.equal(await verify(secpSigner.author, msg, secpSig), true)
+    assert.equal(await verify(secpSigner.author, new TextEncoder().encode('an oq'), secpSig), false)
+  })
+
   it('verify checks the bytes and signature as they were when called, many checks in flight at once each with its own answer', async function () {
     const key = await generateKeyPair('Ed25519')
     const signer = signerFor(key)

@@ -1,7 +1,8 @@
 // Unit tests of the metadata tree: each op, each merge rule, bounds, bad input, durability.
 import assert from 'node:assert/strict'
-import { Teardown } from '../../harness/tmp.ts'
-import { InvalidOpError, isConflictName, type OpEventDetail } from '../../node/tree/index.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import { InvalidOpError, isConflictName, Tree, VERIFY_INLINE_OPS, type OpEventDetail, type Verify } from '../../node/tree/index.ts'
+import { verify as hostVerify } from '../../node/net/signing.ts'
 import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps, makeKey, signerFor } from '../helpers/tree.ts'
 import { createOp, cidOf, idOf, opCidOf } from '../../node/tree/op.ts'
 import { randomBytes } from 'node:crypto'
@@ -270,6 +271,53 @@ describe('node/tree', function () {
       // the same ops again: known, nothing to check
       await b.tree.receive(blocks)
       assert.equal(b.tree.receiveStats().verified, 1)
+    })
+
+    it('tree.receive() of at most VERIFY_INLINE_OPS fresh ops checks with the verifier\'s now(), a larger one with the verifier, a bad signature refused either way', async () => {
+      const a = await replica(t)
+      // a verifier that counts which way each check went (both the host's Ed25519 check)
+      const calls = { pool: 0, now: 0 }
+      let nowAnswers = true
+      const counted: Verify = Object.assign(async (author: string, bytes: Uint8Array, sig: Uint8Array) => { calls.pool++; return await hostVerify(author, bytes, sig) }, {
+        now: (author: string, bytes: Uint8Array, sig: Uint8Array) => { calls.now++; return nowAnswers ? hostVerify.now!(author, bytes, sig) : undefined }
+      })
+      const b = await Tree.open({ dir: await tempDir(t, 'darkfs-tree-'), signer: signerFor(await makeKey()), verify: counted })
+      t.add(async () => { await b.close() })
+      const sent = new Set<string>()
+      const fresh = (): Uint8Array[] => {
+        const out = [...allOps(a.tree)].filter(([id]) => !sent.has(id))
+        for (const [id] of out) sent.add(id)
+        return out.map(([, bytes]) => bytes)
+      }
+      // one op (a hold ask's): checked on the calling thread
+      await a.tree.commit(mkdir(a.tree.root, 'one'))
+      assert.equal((await b.receive(fresh())).applied, 1)
+      assert.deepEqual(calls, { pool: 0, now: 1 })
+      // VERIFY_INLINE_OPS of them, then one more than that (a merge's batch): the verifier's own way
+      for (const n of [VERIFY_INLINE_OPS, VERIFY_INLINE_OPS + 1]) {
+        for (let i = 0; i < n; i++) {
+          a.clock.ms += 1
+          await a.tree.commit(mkdir(a.tree.root, `d${n}-${i}`))
+        }
+        assert.equal((await b.receive(fresh())).applied, n)
+      }
+      assert.deepEqual(calls, { pool: 1, now: 2 })
+      // a forged op alone (a small receive): refused by now()'s check, nothing stored
+      const rogueKey = await makeKey()
+      a.clock.ms += 1
+      const forged = await createOp({ author: a.signer.author, sign: async bytes => await rogueKey.sign(bytes) }, mkdir(a.tree.root, 'forged'), [a.clock.ms, 0], [])
+      await assert.rejects(b.receive([forged.bytes]), (err: Error) => err instanceof InvalidOpError && /signature/.test(err.message))
+      assert.equal(b.hasOp(forged.cid), false)
+      assert.deepEqual(calls, { pool: 1, now: 3 })
+      // now() that cannot check (an author key it has no object for): the verifier checks it
+      nowAnswers = false
+      a.clock.ms += 1
+      await a.tree.commit(mkdir(a.tree.root, 'fallback'))
+      assert.equal((await b.receive(fresh())).applied, 1)
+      assert.deepEqual(calls, { pool: 2, now: 4 })
+      await assert.rejects(b.receive([forged.bytes]), (err: Error) => err instanceof InvalidOpError && /signature/.test(err.message))
+      assert.deepEqual(calls, { pool: 3, now: 5 })
+      assert.deepEqual(snapshot(b), snapshot(a.tree))
     })
 
     it('tree.receive() with the blocks\' CIDs and ids (what sync derived to tell the fresh ones) stores and applies them as without', async () => {
