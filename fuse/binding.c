@@ -16,17 +16,27 @@
 // path above, and the worker waits (backpressure).
 // Direct requests have the same native deadline (reap_thread): no worker is there to wait for
 // it, and an answer that comes late is dropped, never written twice; the kernel's interrupts of
-// them (FUSE_INTERRUPT) are counted and do not cut them short (direct_interrupt).
+// them (FUSE_INTERRUPT) are counted and do not cut them short (direct_interrupt) unless the
+// caller is dying.
+// A request whose caller is dying (caller_dying: SIGKILL pending, as a signal it does not handle
+// leaves it) is told to JS (EV_INTERRUPT, with the request's number), which answers it EINTR:
+// found when the kernel interrupts it (direct_interrupt; for the requests libfuse's workers wait
+// on, fuse_interrupted() polled in dispatch), looked at again every INTERRUPT_POLL_MS after an
+// interrupt whose caller lived on, and for direct reads older than READ_WATCH_MS without one (the
+// kernel never interrupts readahead or O_DIRECT reads, whose killed caller waits all the same).
 //
 // JS-facing functions:
 //   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
 //     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask)
-//     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno), handler(EV_EXIT, ...)
+//     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno), handler(EV_EXIT, ...),
+//             handler(EV_INTERRUPT, null, ..., n0 = seq): the request numbered seq has a dying caller
+//     requests: handler(op, req, ..., umask, seq): seq numbers the request for EV_INTERRUPT
 //   reply(req, result, a?, b?)    answer a request once (a, b depend on the op; for a change
 //                                 followed by libfuse's own getattr, b = the new attributes)
 //   invalidate(m, path)           drop cached attrs/entries of path (queued for the mount's own thread, best effort)
 //   stats(m)                      counts of direct writes: { writes, writesMax, writeBytes, handed, copied, overCap },
-//                                 and of direct requests { interrupted, expired, late }
+//                                 of direct requests { interrupted, expired, late }, and of
+//                                 requests whose caller was dying { killed }
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -91,6 +101,8 @@ enum {
 // no interrupt: the kernel sends none for the reads it makes in the background (readahead, and
 // every O_DIRECT read: async_dio), whose caller, killed, waits for them in D state all the same.
 #define READ_WATCH_MS 500
+// Callers the expiry thread looks at in one pass (the rest at the next).
+#define WATCH_MAX 64
 
 typedef struct mount_s {
   struct fuse *fuse;
@@ -1100,25 +1112,48 @@ static void *reap_thread (void *arg) {
       }
       if (r != NULL && (!have || ts_not_after(&r->deadline, &next))) { next = r->deadline; have = 1; }
     }
-    // interrupted requests whose callers lived on then, and reads older than READ_WATCH_MS
-    // (oldest first: the list is in arrival order), looked at again until answered
-    int watch = 0;
+    // interrupted requests whose callers lived on then, and reads older than READ_WATCH_MS: their
+    // callers (each once, at most WATCH_MAX a pass) are looked at every INTERRUPT_POLL_MS, out of
+    // reply_mu (JS's answers take it), until they are answered; a dying one's requests go to JS
+    uint32_t pids[WATCH_MAX];
+    int npids = 0, watch = 0;
     struct timespec old = now;
     old.tv_sec -= READ_WATCH_MS / 1000;
     old.tv_nsec -= (READ_WATCH_MS % 1000) * 1000000L;
     if (old.tv_nsec < 0) { old.tv_sec--; old.tv_nsec += 1000000000L; }
     for (int k = 0; k < 2; k++) {
       for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
-        if (r->killed) continue;
-        if (!r->interrupted && k == 0 && !ts_not_after(&r->since, &old)) { watch = 1; continue; }
-        if (!r->interrupted && k == 0) r->interrupted = 2; // watched, not interrupted
-        if (!r->interrupted) continue;
-        if (caller_dying(r->pid)) {
-          r->killed = 1;
-          m->killed++;
-          post_event(m, EV_INTERRUPT, r->seq);
-        } else {
-          watch = 1;
+        if (r->killed || (!r->interrupted && k == 1)) continue;
+        if (!r->interrupted && !ts_not_after(&r->since, &old)) {
+          // a young read: looked at once it is READ_WATCH_MS old
+          struct timespec at = r->since;
+          at.tv_sec += READ_WATCH_MS / 1000;
+          at.tv_nsec += (READ_WATCH_MS % 1000) * 1000000L;
+          if (at.tv_nsec >= 1000000000L) { at.tv_sec++; at.tv_nsec -= 1000000000L; }
+          if (!have || ts_not_after(&at, &next)) { next = at; have = 1; }
+          continue;
+        }
+        watch = 1;
+        int seen = 0;
+        for (int i = 0; i < npids && !seen; i++) seen = pids[i] == r->pid;
+        if (!seen && npids < WATCH_MAX) pids[npids++] = r->pid;
+      }
+    }
+    if (npids > 0) {
+      int dying[WATCH_MAX];
+      pthread_mutex_unlock(&m->reply_mu);
+      for (int i = 0; i < npids; i++) dying[i] = caller_dying(pids[i]);
+      pthread_mutex_lock(&m->reply_mu);
+      for (int k = 0; k < 2; k++) {
+        for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
+          if (r->killed || (!r->interrupted && (k == 1 || !ts_not_after(&r->since, &old)))) continue;
+          for (int i = 0; i < npids; i++) {
+            if (pids[i] != r->pid || !dying[i]) continue;
+            r->killed = 1;
+            m->killed++;
+            post_event(m, EV_INTERRUPT, r->seq);
+            break;
+          }
         }
       }
     }
