@@ -150,6 +150,14 @@ const KEEP_ON_INTERRUPT: ReadonlySet<number> = new Set([Op.mknod, Op.mkdir, Op.u
   Op.link, Op.chmod, Op.chown, Op.truncate, Op.create, Op.write, Op.flush, Op.release, Op.setxattr, Op.removexattr,
   Op.releasedir, Op.utimens, Op.fallocate])
 
+/**
+ * Requests that give the kernel a handle, and the request that ends one. When such a request's
+ * answer was given before its Volume call ended (EINTR for a dying caller, EIO at the deadline),
+ * the kernel never gets the handle and never releases it: it is released here, else its open
+ * file would stay open (its writes never committed by a close) until the mount ends.
+ */
+const HANDLE_OPS: ReadonlyMap<number, number> = new Map([[Op.open, Op.release], [Op.create, Op.release], [Op.opendir, Op.releasedir]])
+
 /** Interrupts that came before their request reached JS (the binding may queue them in that order), kept this many at most. */
 const EARLY_INTERRUPTS = 1024
 
@@ -319,7 +327,15 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     inFlight.set(seq, interrupt)
     // the timer is cleared when the call ends, not at the answer: a change answered EINTR for a
     // dying caller still has its deadline
-    ops(request, { signal: deadline.signal, deadlineMs: ms }).then(answer, (err: unknown) => { answer({ result: toErrno(err) }) })
+    ops(request, { signal: deadline.signal, deadlineMs: ms }).then(a => {
+      const release = HANDLE_OPS.get(op)
+      if (done && release !== undefined && a.result >= 0) {
+        log('request %d on %s ended after its answer: its handle %d released', op, path ?? '?', a.result)
+        ops({ op: release, path: null, path2: null, data: null, n: [a.result, -1, -1, -1, -1], caller: request.caller })
+          .catch((err: unknown) => { log.error('releasing handle %d of an answered request %d on %s: %s', a.result, op, path ?? '?', err) })
+      }
+      answer(a)
+    }, (err: unknown) => { answer({ result: toErrno(err) }) })
       .finally(() => { clearTimeout(timer) })
     if (early.delete(seq)) interrupt()
   }

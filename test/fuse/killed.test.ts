@@ -249,6 +249,33 @@ describe('fuse: a caller killed while its request waits', function () {
     assert.equal(await ok(`cat "${dir}/f"`), 'w'.repeat(BLOCK))
   })
 
+  it('an open held in the Volume, its caller sent kill -9: answered EINTR, and the handle the open makes once it ends is closed (the kernel never got it, so never releases it)', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'x')
+    const arrived = later()
+    const release = later()
+    let closed = false
+    const open = volume.open.bind(volume)
+    volume.open = async (...args: Parameters<typeof volume.open>) => {
+      if (args[0] !== '/f') return await open(...args)
+      arrived.resolve()
+      // a Volume call that ends on its own, whatever its signal says (it looked last before the abort)
+      await release.promise
+      const fh = await open(args[0], args[1], args[2], args[3])
+      return { ...fh, path: fh.path, ino: fh.ino, close: async () => { await fh.close(); closed = true } }
+    }
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const opener = start(t, ['python3', '-c', 'import os, sys\nos.open(sys.argv[1], os.O_RDONLY)\nprint("opened", flush=True)', `${dir}/f`])
+    await arrived.promise
+    const ms = await killTime(opener, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the opener took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().killed, 1)
+    release.resolve()
+    await until('the handle the answered open made closed', () => closed, 20_000)
+    assert.equal(await ok(`cat "${dir}/f"`), 'x')
+  })
+
   for (const tool of ['F_SETLKW', 'flock'] as const) {
     for (const sig of ['SIGINT', 'SIGKILL'] as const) {
       it(`a ${tool} lock wait, the waiter sent ${sig}: it is gone at once, the mount serves on, and the lock is never the killed waiter's`, async function () {
