@@ -36,7 +36,8 @@
 //   invalidate(m, path)           drop cached attrs/entries of path (queued for the mount's own thread, best effort)
 //   stats(m)                      counts of direct writes: { writes, writesMax, writeBytes, handed, copied, overCap },
 //                                 of direct requests { interrupted, expired, late }, and of
-//                                 requests whose caller was dying { killed }
+//                                 requests whose caller was dying { killed }, and of the others
+//                                 (libfuse's workers') seen interrupted { interruptedOthers }
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -146,6 +147,8 @@ typedef struct mount_s {
   // for js_stats: requests (direct or a worker's) whose caller was dying when the kernel
   // interrupted them, told to JS (EV_INTERRUPT: answered EINTR there); under reply_mu
   uint64_t killed;
+  // for js_stats: requests of libfuse's workers seen interrupted (dispatch); under reply_mu
+  uint64_t worker_interrupted;
   // numbers requests for JS (req_t.seq), so EV_INTERRUPT can name one; under reply_mu
   double next_seq;
 } mount_t;
@@ -456,7 +459,7 @@ static int dispatch (req_t *r) {
   // woken every INTERRUPT_POLL_MS to look whether the kernel interrupted the request (libfuse
   // sets the flag fuse_interrupted() reads), and then whether its caller is dying: once it is,
   // JS is told (tell_killed), once, and answers it
-  int killed = 0;
+  int killed = 0, seen = 0;
   pthread_mutex_lock(&r->mu);
   while (!r->done) {
     struct timespec now, until;
@@ -474,6 +477,12 @@ static int dispatch (req_t *r) {
       }
       if (!killed && fuse_interrupted()) {
         pthread_mutex_unlock(&r->mu);
+        if (!seen) {
+          seen = 1;
+          pthread_mutex_lock(&m->reply_mu);
+          m->worker_interrupted++;
+          pthread_mutex_unlock(&m->reply_mu);
+        }
         killed = caller_dying(r->pid);
         if (killed) tell_killed(m, r->seq);
         pthread_mutex_lock(&r->mu);
@@ -1689,14 +1698,14 @@ static napi_value js_stats (napi_env env, napi_callback_info info) {
   mount_t *m;
   NAPI(napi_get_value_external(env, argv[0], (void **)&m));
   pthread_mutex_lock(&m->reply_mu);
-  double v[10] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
+  double v[11] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
     (double)m->writes_handed, (double)m->writes_copied, (double)m->writes_over_cap,
-    (double)m->direct_interrupted, (double)m->direct_expired, (double)m->direct_late, (double)m->killed };
+    (double)m->direct_interrupted, (double)m->direct_expired, (double)m->direct_late, (double)m->killed, (double)m->worker_interrupted };
   pthread_mutex_unlock(&m->reply_mu);
-  static const char *names[10] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late", "killed" };
+  static const char *names[11] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late", "killed", "interruptedOthers" };
   napi_value o;
   NAPI(napi_create_object(env, &o));
-  for (int i = 0; i < 10; i++) {
+  for (int i = 0; i < 11; i++) {
     napi_value n;
     NAPI(napi_create_double(env, v[i], &n));
     NAPI(napi_set_named_property(env, o, names[i], n));

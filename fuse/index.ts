@@ -114,6 +114,8 @@ export interface WriteStats {
   late: number
   /** Requests (of every kind) interrupted while their caller was dying: answered EINTR at once. */
   killed: number
+  /** Requests other than direct reads and writes (those libfuse's workers wait on) seen interrupted, their caller dying or not. */
+  interruptedOthers: number
 }
 
 export interface Mount {

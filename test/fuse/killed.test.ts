@@ -219,6 +219,36 @@ describe('fuse: a caller killed while its request waits', function () {
     assert.equal(await ok(`wc -c < "${dir}/f"`), `${BLOCK}\n`)
   })
 
+  it('an fsync whose caller a handled signal reached, then kill -9 (which brings no second interrupt): the handled one does not cut it short, the kill does', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', '')
+    const signals: Array<AbortSignal | undefined> = []
+    const release = later()
+    wrapHandles(volume, path => path === '/f', fh => ({
+      sync: async (options?: AbortOptions) => {
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        await fh.sync(options)
+      }
+    }))
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const writer = start(t, ['python3', '-c', 'import signal\nsignal.signal(signal.SIGUSR1, lambda s, f: None)\n' + WRITER, `${dir}/f`, 'fsync'])
+    await until('the writer ready', () => writer.out().startsWith('ready\n'), 20_000)
+    writer.child.stdin!.end('go\n')
+    await until('the fsync waiting', () => signals.length === 1, 20_000)
+    writer.child.kill('SIGUSR1')
+    // the kernel's interrupt reaches libfuse, and the worker sees it, but the caller lives on
+    await until('the fsync seen interrupted', () => m.writeStats().interruptedOthers === 1, 20_000)
+    assert.equal(m.writeStats().killed, 0)
+    assert.equal(signals[0]?.aborted, false, 'a handled signal does not cut the fsync short')
+    const ms = await killTime(writer, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the writer took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().killed, 1)
+    await until('the fsync\'s signal aborted', () => signals[0]?.aborted === true, GONE_MS)
+  })
+
   it('a write held in the Volume, its writer sent kill -9: the writer is gone at once, and the write is not cut short: it runs to its end and is there whole', async function () {
     const volume = createMemoryVolume()
     await volume.writeFile('/f', '')
