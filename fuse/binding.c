@@ -16,17 +16,28 @@
 // path above, and the worker waits (backpressure).
 // Direct requests have the same native deadline (reap_thread): no worker is there to wait for
 // it, and an answer that comes late is dropped, never written twice; the kernel's interrupts of
-// them (FUSE_INTERRUPT) are counted and do not cut them short (direct_interrupt).
+// them (FUSE_INTERRUPT) are counted and do not cut them short (direct_interrupt) unless the
+// caller is dying.
+// A request whose caller is dying (caller_dying: SIGKILL pending, as a signal it does not handle
+// leaves it) is told to JS (EV_INTERRUPT, with the request's number), which answers it EINTR:
+// found when the kernel interrupts it (direct_interrupt; for the requests libfuse's workers wait
+// on, fuse_interrupted() polled in dispatch), looked at again every INTERRUPT_POLL_MS after an
+// interrupt whose caller lived on, and for direct reads older than READ_WATCH_MS without one (the
+// kernel never interrupts readahead or O_DIRECT reads, whose killed caller waits all the same).
 //
 // JS-facing functions:
 //   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
 //     handler(op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask)
-//     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno), handler(EV_EXIT, ...)
+//     events: handler(EV_MOUNTED, null, ..., n0 = 0 | -errno), handler(EV_EXIT, ...),
+//             handler(EV_INTERRUPT, null, ..., n0 = seq): the request numbered seq has a dying caller
+//     requests: handler(op, req, ..., umask, seq): seq numbers the request for EV_INTERRUPT
 //   reply(req, result, a?, b?)    answer a request once (a, b depend on the op; for a change
 //                                 followed by libfuse's own getattr, b = the new attributes)
 //   invalidate(m, path)           drop cached attrs/entries of path (queued for the mount's own thread, best effort)
 //   stats(m)                      counts of direct writes: { writes, writesMax, writeBytes, handed, copied, overCap },
-//                                 and of direct requests { interrupted, expired, late }
+//                                 of direct requests { interrupted, expired, late }, and of
+//                                 requests whose caller was dying { killed }, and of the others
+//                                 (libfuse's workers') seen interrupted { interruptedOthers }
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -47,6 +58,8 @@
 #include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 // Largest write the kernel sends in one request (and readahead window).
 #define MAX_WRITE (1024 * 1024)
@@ -78,8 +91,19 @@ enum {
   OP_STATFS, OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR,
   OP_REMOVEXATTR, OP_READDIR, OP_ACCESS, OP_CREATE, OP_UTIMENS, OP_OPENDIR, OP_RELEASEDIR,
   OP_FSYNCDIR, OP_FALLOCATE,
-  EV_MOUNTED = 100, EV_EXIT = 101
+  EV_MOUNTED = 100, EV_EXIT = 101, EV_INTERRUPT = 102
 };
+// How often a worker waiting on JS looks whether libfuse saw its request interrupted (the
+// high-level API has no callback for it: fuse_interrupted() is a flag), and how often an
+// interrupted request whose caller was not dying then is looked at again (a SIGKILL after a
+// handled signal brings no second interrupt from the kernel).
+#define INTERRUPT_POLL_MS 50
+// A direct read unanswered this long has its caller looked at every INTERRUPT_POLL_MS even with
+// no interrupt: the kernel sends none for the reads it makes in the background (readahead, and
+// every O_DIRECT read: async_dio), whose caller, killed, waits for them in D state all the same.
+#define READ_WATCH_MS 500
+// Callers the expiry thread looks at in one pass (the rest at the next).
+#define WATCH_MAX 64
 
 typedef struct mount_s {
   struct fuse *fuse;
@@ -120,6 +144,13 @@ typedef struct mount_s {
   // for js_stats: direct requests the kernel interrupted, those answered EIO at the native
   // deadline, and answers dropped because the request had been answered already (JS's, late)
   uint64_t direct_interrupted, direct_expired, direct_late;
+  // for js_stats: requests (direct or a worker's) whose caller was dying when the kernel
+  // interrupted them, told to JS (EV_INTERRUPT: answered EINTR there); under reply_mu
+  uint64_t killed;
+  // for js_stats: requests of libfuse's workers seen interrupted (dispatch); under reply_mu
+  uint64_t worker_interrupted;
+  // numbers requests for JS (req_t.seq), so EV_INTERRUPT can name one; under reply_mu
+  double next_seq;
 } mount_t;
 
 typedef struct inval_s {
@@ -136,6 +167,13 @@ typedef struct req_s {
   struct req_s *prev, *next;
   struct timespec deadline;
   uint64_t unique;
+  // the caller's thread id (the kernel's header), the request's number for JS (EV_INTERRUPT),
+  // and, for a direct request (under reply_mu): the kernel interrupted it, and its caller was
+  // found dying then or since (told to JS once)
+  uint32_t pid;
+  double seq;
+  int interrupted, killed;
+  struct timespec since; // a direct request's arrival (CLOCK_MONOTONIC)
   mount_t *m;
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -334,6 +372,56 @@ static void req_fail_js (req_t *r, int err) {
   if (left == 0) req_free(r);
 }
 
+static void post_event (mount_t *m, int ev, double n0);
+static int ts_not_after (const struct timespec *a, const struct timespec *b);
+
+// Is the caller (thread `pid`, from the kernel's header) dying? A signal whose default action
+// kills, sent to a process that does not handle it, makes the kernel mark SIGKILL pending on
+// every thread of it (complete_signal), as kill -9 does; a signal dumping core (SIGQUIT, SIGABRT)
+// is pending as itself, neither handled, ignored nor blocked. Read from /proc/PID/status (a thread
+// id is found there too); a caller gone altogether counts as dying. Only a dying caller's request
+// is cut short (EV_INTERRUPT): a caller that handles the signal lives on and gets its answer.
+static int caller_dying (uint32_t pid) {
+  if (pid == 0) return 0;
+  char path[40], buf[4096];
+  snprintf(path, sizeof path, "/proc/%u/status", (unsigned)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT || errno == ESRCH;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  if (strstr(buf, "\nState:\tZ") != NULL || strstr(buf, "\nState:\tX") != NULL) return 1;
+  static const char *keys[5] = { "\nSigPnd:", "\nShdPnd:", "\nSigBlk:", "\nSigIgn:", "\nSigCgt:" };
+  unsigned long long v[5] = { 0, 0, 0, 0, 0 };
+  for (int i = 0; i < 5; i++) {
+    const char *at = strstr(buf, keys[i]);
+    if (at != NULL) v[i] = strtoull(at + strlen(keys[i]), NULL, 16);
+  }
+  unsigned long long pending = v[0] | v[1];
+#define SIGBIT(s) (1ULL << ((s) - 1))
+  if ((pending & SIGBIT(SIGKILL)) != 0) return 1;
+  unsigned long long core = SIGBIT(SIGQUIT) | SIGBIT(SIGILL) | SIGBIT(SIGTRAP) | SIGBIT(SIGABRT) | SIGBIT(SIGBUS) |
+    SIGBIT(SIGFPE) | SIGBIT(SIGSEGV) | SIGBIT(SIGXCPU) | SIGBIT(SIGXFSZ) | SIGBIT(SIGSYS);
+#undef SIGBIT
+  return (pending & core & ~v[2] & ~v[3] & ~v[4]) != 0;
+}
+
+static double next_seq (mount_t *m) {
+  pthread_mutex_lock(&m->reply_mu);
+  double seq = ++m->next_seq;
+  pthread_mutex_unlock(&m->reply_mu);
+  return seq;
+}
+
+// A request whose caller is dying: JS answers it EINTR and stops what it can of it (fuse/index.ts).
+static void tell_killed (mount_t *m, double seq) {
+  pthread_mutex_lock(&m->reply_mu);
+  m->killed++;
+  pthread_mutex_unlock(&m->reply_mu);
+  post_event(m, EV_INTERRUPT, seq);
+}
+
 static mount_t *current_mount (void) {
   return (mount_t *)fuse_get_context()->private_data;
 }
@@ -354,6 +442,8 @@ static int dispatch (req_t *r) {
   r->uid = c->uid;
   r->gid = c->gid;
   r->umask = c->umask;
+  r->pid = (uint32_t)c->pid;
+  r->seq = next_seq(m);
   r->refs = 2;
   if (napi_call_threadsafe_function(m->tsfn, r, napi_tsfn_blocking) != napi_ok) {
     r->refs = 1;
@@ -366,12 +456,37 @@ static int dispatch (req_t *r) {
   deadline.tv_sec += (time_t)(wait / 1000);
   deadline.tv_nsec += (long)((long long)wait % 1000) * 1000000L;
   if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+  // woken every INTERRUPT_POLL_MS to look whether the kernel interrupted the request (libfuse
+  // sets the flag fuse_interrupted() reads), and then whether its caller is dying: once it is,
+  // JS is told (tell_killed), once, and answers it
+  int killed = 0, seen = 0;
   pthread_mutex_lock(&r->mu);
   while (!r->done) {
-    if (pthread_cond_timedwait(&r->cv, &r->mu, &deadline) == ETIMEDOUT && !r->done) {
-      r->abandoned = 1;
-      r->result = -EIO;
-      break;
+    struct timespec now, until;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    until = now;
+    until.tv_nsec += INTERRUPT_POLL_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+    int last = ts_not_after(&deadline, &until);
+    if (last) until = deadline;
+    if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT && !r->done) {
+      if (last) {
+        r->abandoned = 1;
+        r->result = -EIO;
+        break;
+      }
+      if (!killed && fuse_interrupted()) {
+        pthread_mutex_unlock(&r->mu);
+        if (!seen) {
+          seen = 1;
+          pthread_mutex_lock(&m->reply_mu);
+          m->worker_interrupted++;
+          pthread_mutex_unlock(&m->reply_mu);
+        }
+        killed = caller_dying(r->pid);
+        if (killed) tell_killed(m, r->seq);
+        pthread_mutex_lock(&r->mu);
+      }
     }
   }
   int res = r->result;
@@ -667,7 +782,7 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     if (r->direct) direct_unref(r);
     return;
   }
-  napi_value argv[13], undef, null;
+  napi_value argv[14], undef, null;
   napi_get_undefined(env, &undef);
   napi_get_null(env, &null);
   napi_create_int32(env, r->op, &argv[0]);
@@ -688,7 +803,8 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
   napi_create_uint32(env, r->uid, &argv[10]);
   napi_create_uint32(env, r->gid, &argv[11]);
   napi_create_uint32(env, r->umask, &argv[12]);
-  if (napi_call_function(env, undef, js_cb, 13, argv, NULL) != napi_ok) {
+  napi_create_double(env, r->seq, &argv[13]);
+  if (napi_call_function(env, undef, js_cb, 14, argv, NULL) != napi_ok) {
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
     req_fail_js(r, -EIO);
@@ -819,6 +935,8 @@ static req_t *direct_req_new (mount_t *m, int op, const struct fuse_in_header *i
   r->m = m;
   r->uid = in->uid;
   r->gid = in->gid;
+  r->pid = in->pid;
+  r->seq = next_seq(m);
   r->n[0] = r->n[1] = r->n[2] = r->n[3] = r->n[4] = -1;
   r->refs = 2;
   return r;
@@ -832,6 +950,7 @@ static void direct_track (req_t *r) {
   int k = r->op == OP_WRITE;
   m->direct_inflight++;
   clock_gettime(CLOCK_MONOTONIC, &r->deadline);
+  r->since = r->deadline;
   double wait = (k ? m->sync_timeout_ms : m->timeout_ms) + NATIVE_GRACE_MS;
   r->deadline.tv_sec += (time_t)(wait / 1000);
   r->deadline.tv_nsec += (long)((long long)wait % 1000) * 1000000L;
@@ -963,6 +1082,16 @@ static int direct_interrupt (loop_t *l, const struct fuse_buf *buf) {
       if (r->unique != unique) continue;
       found = 1;
       m->direct_interrupted++;
+      r->interrupted = 1;
+      // its caller dying (killed, or a signal it does not handle): JS answers it EINTR; else
+      // the expiry thread looks again every INTERRUPT_POLL_MS (a SIGKILL may come later)
+      if (!r->killed && caller_dying(r->pid)) {
+        r->killed = 1;
+        m->killed++;
+        post_event(m, EV_INTERRUPT, r->seq);
+      } else if (!r->killed) {
+        pthread_cond_signal(&m->reap_cv);
+      }
       break;
     }
   }
@@ -991,6 +1120,58 @@ static void *reap_thread (void *arg) {
         m->direct_expired++;
       }
       if (r != NULL && (!have || ts_not_after(&r->deadline, &next))) { next = r->deadline; have = 1; }
+    }
+    // interrupted requests whose callers lived on then, and reads older than READ_WATCH_MS: their
+    // callers (each once, at most WATCH_MAX a pass) are looked at every INTERRUPT_POLL_MS, out of
+    // reply_mu (JS's answers take it), until they are answered; a dying one's requests go to JS
+    uint32_t pids[WATCH_MAX];
+    int npids = 0, watch = 0;
+    struct timespec old = now;
+    old.tv_sec -= READ_WATCH_MS / 1000;
+    old.tv_nsec -= (READ_WATCH_MS % 1000) * 1000000L;
+    if (old.tv_nsec < 0) { old.tv_sec--; old.tv_nsec += 1000000000L; }
+    for (int k = 0; k < 2; k++) {
+      for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
+        if (r->killed || (!r->interrupted && k == 1)) continue;
+        if (!r->interrupted && !ts_not_after(&r->since, &old)) {
+          // a young read: looked at once it is READ_WATCH_MS old
+          struct timespec at = r->since;
+          at.tv_sec += READ_WATCH_MS / 1000;
+          at.tv_nsec += (READ_WATCH_MS % 1000) * 1000000L;
+          if (at.tv_nsec >= 1000000000L) { at.tv_sec++; at.tv_nsec -= 1000000000L; }
+          if (!have || ts_not_after(&at, &next)) { next = at; have = 1; }
+          continue;
+        }
+        watch = 1;
+        int seen = 0;
+        for (int i = 0; i < npids && !seen; i++) seen = pids[i] == r->pid;
+        if (!seen && npids < WATCH_MAX) pids[npids++] = r->pid;
+      }
+    }
+    if (npids > 0) {
+      int dying[WATCH_MAX];
+      pthread_mutex_unlock(&m->reply_mu);
+      for (int i = 0; i < npids; i++) dying[i] = caller_dying(pids[i]);
+      pthread_mutex_lock(&m->reply_mu);
+      for (int k = 0; k < 2; k++) {
+        for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
+          if (r->killed || (!r->interrupted && (k == 1 || !ts_not_after(&r->since, &old)))) continue;
+          for (int i = 0; i < npids; i++) {
+            if (pids[i] != r->pid || !dying[i]) continue;
+            r->killed = 1;
+            m->killed++;
+            post_event(m, EV_INTERRUPT, r->seq);
+            break;
+          }
+        }
+      }
+    }
+    if (watch) {
+      struct timespec soon = now;
+      soon.tv_nsec += INTERRUPT_POLL_MS * 1000000L;
+      if (soon.tv_nsec >= 1000000000L) { soon.tv_sec++; soon.tv_nsec -= 1000000000L; }
+      if (!have || ts_not_after(&soon, &next)) next = soon;
+      have = 1;
     }
     m->reap_timed = have;
     if (have) {
@@ -1517,14 +1698,14 @@ static napi_value js_stats (napi_env env, napi_callback_info info) {
   mount_t *m;
   NAPI(napi_get_value_external(env, argv[0], (void **)&m));
   pthread_mutex_lock(&m->reply_mu);
-  double v[9] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
+  double v[11] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
     (double)m->writes_handed, (double)m->writes_copied, (double)m->writes_over_cap,
-    (double)m->direct_interrupted, (double)m->direct_expired, (double)m->direct_late };
+    (double)m->direct_interrupted, (double)m->direct_expired, (double)m->direct_late, (double)m->killed, (double)m->worker_interrupted };
   pthread_mutex_unlock(&m->reply_mu);
-  static const char *names[9] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late" };
+  static const char *names[11] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late", "killed", "interruptedOthers" };
   napi_value o;
   NAPI(napi_create_object(env, &o));
-  for (int i = 0; i < 9; i++) {
+  for (int i = 0; i < 11; i++) {
     napi_value n;
     NAPI(napi_create_double(env, v[i], &n));
     NAPI(napi_set_named_property(env, o, names[i], n));

@@ -13,11 +13,21 @@
 // (down to the swarm pull), so a request answered EIO leaves no work running on its behalf. A stale mount left at `dir` by a
 // crashed process ("Transport endpoint is not connected") is lazily unmounted first.
 // A request whose caller a signal reaches (the kernel's FUSE_INTERRUPT, sent for any signal the
-// caller handles) is not cut short: an EINTR from a regular file is what callers do not expect
-// (a page fault of a mapped file answered so is SIGBUS; an O_APPEND writer that retries a write
-// whose bytes were applied appends them twice), so it goes on to its answer or its deadline, as
-// libfuse's own requests do without -o intr (WriteStats.interrupted counts the interrupts of
-// reads and writes). The binding answers a read or write EIO on its own when JS has not by the
+// caller handles) is not cut short while the caller lives on: an EINTR from a regular file is
+// what callers do not expect (a page fault of a mapped file answered so is SIGBUS; an O_APPEND
+// writer that retries a write whose bytes were applied appends them twice), so it goes on to its
+// answer or its deadline, as libfuse's own requests do without -o intr (WriteStats.interrupted
+// counts the interrupts of reads and writes). A caller that is dying (kill -9, or Ctrl-C of a
+// program that does not handle SIGINT: the binding reads its pending signals, caller_dying) is
+// another matter: the kernel will not let it exit before its request is answered, so a `cat` of
+// a file whose holders are unreachable would hang in D state until the deadline. Its request is
+// answered EINTR at once (WriteStats.killed), and its signal aborts (an AbortError) unless the
+// request changes something (KEEP_ON_INTERRUPT: a write, a close, a rename...), which runs on to
+// its end as if no signal came: no answer the dying caller could see is given for a change half
+// made, and what it changes is done whole or not at all, as without the signal. Lock waits
+// (F_SETLKW, flock) never reach darkfs: the mount has no lock operations, so the kernel keeps the
+// locks of the host itself, and a signal interrupts their waits (EINTR) as on a local disk.
+// The binding answers a read or write EIO on its own when JS has not by the
 // deadline and a grace (WriteStats.expired): the event loop stuck.
 // SIGINT/SIGTERM are the caller's: call unmount() from its handler.
 //
@@ -102,6 +112,10 @@ export interface WriteStats {
   expired: number
   /** Answers of direct reads and writes dropped because the binding's deadline had answered them. */
   late: number
+  /** Requests (of every kind) interrupted while their caller was dying: answered EINTR at once. */
+  killed: number
+  /** Requests other than direct reads and writes (those libfuse's workers wait on) seen interrupted, their caller dying or not. */
+  interruptedOthers: number
 }
 
 export interface Mount {
@@ -126,6 +140,28 @@ export const REQUEST_TIMEOUT_MS = 30_000
 export const SYNC_TIMEOUT_MS = 600_000
 /** The requests that get the sync deadline (mirrors is_sync_op in fuse/binding.c). */
 const SYNC_OPS: ReadonlySet<number> = new Set([Op.write, Op.flush, Op.fsync, Op.release, Op.fsyncdir])
+
+/**
+ * Requests that change the volume (or end a handle): interrupted because their caller is dying,
+ * they are answered EINTR at once, but their Volume call is not aborted: it runs to its end (or
+ * its deadline) as it would have, so a write, a rename or a close is applied whole or not at all,
+ * never cut at an arbitrary point. The others (reads, lookups, listings, fsync's wait for peers)
+ * are aborted: they leave nothing behind.
+ */
+const KEEP_ON_INTERRUPT: ReadonlySet<number> = new Set([Op.mknod, Op.mkdir, Op.unlink, Op.rmdir, Op.symlink, Op.rename,
+  Op.link, Op.chmod, Op.chown, Op.truncate, Op.create, Op.write, Op.flush, Op.release, Op.setxattr, Op.removexattr,
+  Op.releasedir, Op.utimens, Op.fallocate])
+
+/**
+ * Requests that give the kernel a handle, and the request that ends one. When such a request's
+ * answer was given before its Volume call ended (EINTR for a dying caller, EIO at the deadline),
+ * the kernel never gets the handle and never releases it: it is released here, else its open
+ * file would stay open (its writes never committed by a close) until the mount ends.
+ */
+const HANDLE_OPS: ReadonlyMap<number, number> = new Map([[Op.open, Op.release], [Op.create, Op.release], [Op.opendir, Op.releasedir]])
+
+/** Interrupts that came before their request reached JS (the binding may queue them in that order), kept this many at most. */
+const EARLY_INTERRUPTS = 1024
 
 /** Default cap on direct writes unanswered at once (MountOptions.directWrites; fuse/binding.c DIRECT_WRITES). */
 export const DIRECT_WRITES = 256
@@ -154,9 +190,11 @@ const opNames: Record<number, string> = Object.fromEntries(Object.entries(Op).ma
 
 const EV_MOUNTED = 100
 const EV_EXIT = 101
+const EV_INTERRUPT = 102
+const EINTR = 4
 
 type Handler = (op: number, req: unknown, path: string | null, path2: string | null, data: Uint8Array | null,
-  n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number) => void
+  n0: number, n1: number, n2: number, n3: number, n4: number, uid: number, gid: number, umask: number, seq: number) => void
 
 interface Binding {
   mount: (dir: string, opts: { debug: number, timeoutMs: number, syncTimeoutMs: number, attrTimeout: number, directWrites: number }, handler: Handler) => unknown
@@ -246,30 +284,62 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
   let exited!: () => void
   const exitP = new Promise<void>(resolve => { exited = resolve })
   let ended = false
+  /** Requests unanswered, by their number (seq): what an interrupt of one does. */
+  const inFlight = new Map<number, () => void>()
+  /** Numbers of requests interrupted before they reached JS (oldest first). */
+  const early = new Set<number>()
 
-  const handler: Handler = (op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask) => {
+  const handler: Handler = (op, req, path, path2, data, n0, n1, n2, n3, n4, uid, gid, umask, seq) => {
     if (op === EV_MOUNTED) { mounted(n0); return }
     if (op === EV_EXIT) { ended = true; exited(); return }
+    if (op === EV_INTERRUPT) {
+      const interrupt = inFlight.get(n0)
+      if (interrupt !== undefined) { interrupt(); return }
+      early.add(n0)
+      if (early.size > EARLY_INTERRUPTS) early.delete(early.values().next().value!)
+      return
+    }
     const request: Request = { op, path, path2, data, n: [n0, n1, n2, n3, n4], caller: { uid, gid, umask } }
     let done = false
     const started = onOp === undefined ? 0 : performance.now()
     const answer = (a: Answer): void => {
       if (done) return
       done = true
-      clearTimeout(timer)
+      inFlight.delete(seq)
       b.reply(req, a.result, a.a, a.b)
       onOp?.(opNames[op] ?? 'unknown', (performance.now() - started) / 1000, a.result < 0 ? -a.result : 0)
     }
-    // a controller and a timer cleared on answer, rather than AbortSignal.timeout(), whose timer
-    // (and this request) would live on for the whole deadline after a quick answer
+    // a controller and a timer cleared when the call ends, rather than AbortSignal.timeout(),
+    // whose timer (and this request) would live on for the whole deadline after a quick answer
     const deadline = new AbortController()
     const ms = SYNC_OPS.has(op) ? syncTimeoutMs : timeoutMs
     const timer = setTimeout(() => {
-      log.error('request %d on %s passed its %d ms deadline: answered EIO', op, path ?? '?', ms)
+      if (!done) log.error('request %d on %s passed its %d ms deadline: answered EIO', op, path ?? '?', ms)
       answer({ result: -5 /* EIO */ })
       deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} passed its ${ms} ms deadline`, 'TimeoutError'))
     }, ms)
-    ops(request, { signal: deadline.signal, deadlineMs: ms }).then(answer, (err: unknown) => { answer({ result: toErrno(err) }) })
+    // its caller dying (the binding's EV_INTERRUPT): EINTR now; what reads is stopped, what
+    // changes runs on to its end (KEEP_ON_INTERRUPT)
+    const interrupt = (): void => {
+      if (done) return
+      log('request %d on %s interrupted, its caller dying: answered EINTR', op, path ?? '?')
+      answer({ result: -EINTR })
+      if (!KEEP_ON_INTERRUPT.has(op)) deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} interrupted: its caller is dying`, 'AbortError'))
+    }
+    inFlight.set(seq, interrupt)
+    // the timer is cleared when the call ends, not at the answer: a change answered EINTR for a
+    // dying caller still has its deadline
+    ops(request, { signal: deadline.signal, deadlineMs: ms }).then(a => {
+      const release = HANDLE_OPS.get(op)
+      if (done && release !== undefined && a.result >= 0) {
+        log('request %d on %s ended after its answer: its handle %d released', op, path ?? '?', a.result)
+        ops({ op: release, path: null, path2: null, data: null, n: [a.result, -1, -1, -1, -1], caller: request.caller })
+          .catch((err: unknown) => { log.error('releasing handle %d of an answered request %d on %s: %s', a.result, op, path ?? '?', err) })
+      }
+      answer(a)
+    }, (err: unknown) => { answer({ result: toErrno(err) }) })
+      .finally(() => { clearTimeout(timer) })
+    if (early.delete(seq)) interrupt()
   }
 
   const m = b.mount(dir, { debug: opts.debug === true ? 1 : 0, timeoutMs, syncTimeoutMs, attrTimeout: opts.attrTimeout ?? ATTR_TIMEOUT_S, directWrites }, handler)

@@ -1,8 +1,10 @@
 // Test helpers for real FUSE mounts: a temp mountpoint over a Volume (the real one when
 // node/index.ts exports it, else the in-memory one; DARKFS_TEST_VOLUME=memory forces it),
 // teardown registered as things are created, and shell commands run asynchronously,
-// optionally as an unprivileged user.
-import { mkdtemp, rm, chmod } from 'node:fs/promises'
+// optionally as an unprivileged user. A teardown step that fails fails the test, with its reason,
+// once every step has run: a mount left behind (unmount failed, the mountpoint still mounted)
+// shows where it was made, not as a stray mount in a later test.
+import { mkdtemp, rm, chmod, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execFile } from 'node:child_process'
@@ -20,16 +22,56 @@ export const TEST_USER = 'darkfs-test'
 
 export interface Teardown { add: (fn: () => Promise<void> | void) => void, run: () => Promise<void> }
 
+/**
+ * Steps run last-added first; every step runs even when one before it failed, and run() then
+ * throws the failures (one: itself; more: an AggregateError naming each).
+ */
 export function teardown (): Teardown {
   const fns: Array<() => Promise<void> | void> = []
   return {
     add (fn) { fns.push(fn) },
     async run () {
+      const failed: unknown[] = []
       while (fns.length > 0) {
-        try { await fns.pop()!() } catch {}
+        try { await fns.pop()!() } catch (err) { failed.push(err) }
       }
+      if (failed.length === 1) throw failed[0]
+      if (failed.length > 1) throw new AggregateError(failed, `${failed.length} teardown steps failed: ${failed.map(e => String((e as Error)?.message ?? e)).join('; ')}`)
     }
   }
+}
+
+/** Tries of a plain umount(8) of a mount left behind while it answers EBUSY (something still uses it), and the pause between them. */
+const UNMOUNT_TRIES = 20
+const UNMOUNT_PAUSE_MS = 100
+
+/** Is `dir` a mount point now (/proc/self/mountinfo: its fifth field, spaces and such octal-escaped)? */
+export async function isMounted (dir: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8')
+  return info.split('\n').some(line => line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === dir)
+}
+
+/**
+ * Fails (with the reason) when `dir` is still mounted after `how` should have unmounted it. The
+ * mount left behind is unmounted first, so later tests do not inherit it: umount(8), tried again
+ * while it answers EBUSY (a process of the test still inside it, on its way out), up to
+ * UNMOUNT_TRIES times, then detached (umount -l).
+ */
+export async function checkUnmounted (dir: string, how: string): Promise<void> {
+  if (!await isMounted(dir)) return
+  let reason = 'still mounted'
+  for (let i = 0; i < UNMOUNT_TRIES && await isMounted(dir); i++) {
+    const r = await sh(`umount -- '${dir.replaceAll("'", "'\\''")}'`)
+    if (r.code === 0) break
+    reason = r.stderr.trim() !== '' ? r.stderr.trim() : `umount exited ${r.code}`
+    if (!/busy/i.test(reason)) break
+    await new Promise(resolve => setTimeout(resolve, UNMOUNT_PAUSE_MS))
+  }
+  if (await isMounted(dir)) {
+    const r = await sh(`umount -l -- '${dir.replaceAll("'", "'\\''")}'`)
+    if (r.code !== 0) reason += `; umount -l: ${r.stderr.trim()}`
+  }
+  throw new Error(`${dir} was still mounted after ${how} (${reason})`)
 }
 
 export async function tempDir (t: Teardown, prefix = 'darkfs-'): Promise<string> {
@@ -73,7 +115,7 @@ export async function mountTemp (t: Teardown, opts?: MountOptions): Promise<Moun
   const { volume, kind } = await testVolume(t)
   const dir = await tempDir(t, 'darkfs-mnt-')
   const m = await mount(volume, dir, opts)
-  t.add(async () => { await m.unmount() })
+  t.add(async () => { await m.unmount(); await checkUnmounted(dir, 'unmount()') })
   return { dir, mount: m, volume, kind }
 }
 
@@ -87,7 +129,7 @@ export async function mountQuiet (t: Teardown): Promise<{ vol: Volume, dir: stri
   t.add(async () => { await vol.close() })
   const dir = await tempDir(t, 'darkfs-mnt-')
   const m = await mount(vol, dir)
-  t.add(async () => { await m.unmount() })
+  t.add(async () => { await m.unmount(); await checkUnmounted(dir, 'unmount()') })
   return { vol, dir }
 }
 

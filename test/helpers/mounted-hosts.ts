@@ -8,8 +8,7 @@ import { tempDir } from '../../harness/tmp.ts'
 import type { Teardown } from '../../harness/tmp.ts'
 import { darkfs, up } from '../../harness/proc.ts'
 import type { Up } from '../../harness/proc.ts'
-import { sh } from './fuse-mount.ts'
-import { q } from './mount-scripts.ts'
+import { checkUnmounted } from './fuse-mount.ts'
 
 export interface MountedHosts { root: string, data: string[], mnt: string[] }
 
@@ -32,7 +31,8 @@ export async function initHosts (t: Teardown, prefix: string, n: number): Promis
 /** `darkfs up --mount` host i of `h` on loopback, with `join` flags (e.g. ['--join', ADDR]). */
 export async function startMounted (t: Teardown, h: Pick<MountedHosts, 'data' | 'mnt'>, i: number, join_: string[] = []): Promise<Up> {
   const host = await up(t, ['--data', h.data[i], '--listen', '/ip4/127.0.0.1/tcp/0', ...join_, '--mount', h.mnt[i]])
-  // registered after up(): runs before up()'s SIGKILL, so the mount is released cleanly
-  t.add(async () => { await host.stop('SIGTERM'); await sh(`umount -l ${q(h.mnt[i])} 2>/dev/null`) })
+  // registered after up(): runs before up()'s SIGKILL, so the mount is released cleanly; a host
+  // that leaves its mount behind fails the test (checkUnmounted: unmounted then, with the reason)
+  t.must(async () => { await host.stop('SIGTERM'); await checkUnmounted(h.mnt[i], 'darkfs up stopped (SIGTERM)') })
   return host
 }

@@ -1,0 +1,367 @@
+// A caller killed while its request waits on the Volume (kill -9, or Ctrl-C of a program that
+// does not handle SIGINT): the kernel interrupts the request (FUSE_INTERRUPT) and will not let the
+// caller exit before it is answered. The binding sees the caller dying (its pending signals) and
+// JS answers EINTR at once: a read or an fsync has its signal aborted, a write runs on to its end
+// (done whole, never cut). Lock waits (F_SETLKW, flock) are the kernel's own on this mount, and a
+// signal ends them as on a local disk; the killed waiter never gets the lock.
+// The callers are other processes (cat, flock(1), python3), real mounts over an in-memory Volume
+// whose handles hold their calls until the test lets them go.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import type { AbortOptions } from '@libp2p/interface'
+import { teardown, tempDir, ok } from '../helpers/fuse-mount.ts'
+import type { Teardown } from '../helpers/fuse-mount.ts'
+import { mount } from '../../fuse/index.ts'
+import type { Mount } from '../../fuse/index.ts'
+import { until } from '../../harness/cluster.ts'
+import { createMemoryVolume } from '../../harness/memory-volume.ts'
+import { wrapHandles } from '../helpers/wrap-handles.ts'
+
+const BLOCK = 4096
+/** How long a killed caller may take to be gone: far below the request deadline (30 s). */
+const GONE_MS = 5_000
+
+/** A promise and its resolver. */
+function later<T = void> (): { promise: Promise<T>, resolve: (v: T) => void } {
+  let resolve!: (v: T) => void
+  const promise = new Promise<T>(res => { resolve = res })
+  return { promise, resolve }
+}
+
+/** Waits until `signal` aborts (or the test lets it go with `release`). */
+async function held (signal: AbortSignal | undefined, release: Promise<void>): Promise<void> {
+  await Promise.race([release, new Promise<void>(resolve => {
+    if (signal?.aborted === true) resolve()
+    signal?.addEventListener('abort', () => { resolve() }, { once: true })
+  })])
+}
+
+interface Proc { child: ChildProcess, out: () => string, exited: Promise<{ code: number | null, signal: string | null }> }
+
+function start (t: Teardown, argv: string[]): Proc {
+  const child = spawn(argv[0], argv.slice(1), { cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] })
+  t.add(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s })
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => { out += s })
+  const exited = new Promise<{ code: number | null, signal: string | null }>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code, signal) => { resolve({ code, signal }) })
+  })
+  return { child, out: () => out, exited }
+}
+
+/** How long `p` takes to exit after `kill` sends it `sig`, in ms; fails past `bound`. */
+async function killTime (p: Proc, sig: NodeJS.Signals, bound = 20_000): Promise<number> {
+  const t0 = performance.now()
+  p.child.kill(sig)
+  let timer: NodeJS.Timeout | undefined
+  const r = await Promise.race([p.exited, new Promise<'stuck'>(resolve => { timer = setTimeout(() => { resolve('stuck') }, bound) })])
+  clearTimeout(timer)
+  assert.notEqual(r, 'stuck', `the caller was still there ${bound} ms after ${sig}: ${p.out()}`)
+  return performance.now() - t0
+}
+
+async function mounted (t: Teardown, volume: ReturnType<typeof createMemoryVolume>): Promise<{ dir: string, m: Mount }> {
+  const dir = await tempDir(t, 'darkfs-mnt-')
+  const m = await mount(volume, dir)
+  t.add(async () => { await m.unmount() })
+  return { dir, m }
+}
+
+/**
+ * Opens argv[1] (O_DIRECT when argv[2] is 'direct'), says ready, waits for a line, then reads
+ * BLOCK bytes, printing the count. SIGINT left to its default action, as cat has it (python's own
+ * handler would make it a signal the caller handles, which does not cut a request short).
+ */
+const READER = `
+import mmap, os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+fd = os.open(sys.argv[1], os.O_RDONLY | (os.O_DIRECT if sys.argv[2] == 'direct' else 0))
+mem = mmap.mmap(-1, ${BLOCK})
+print('ready', flush=True)
+sys.stdin.readline()
+print(os.readv(fd, [mem]), flush=True)
+`
+
+/** Opens argv[1], writes BLOCK bytes of 'w', says ready, then calls fsync (argv[2] == 'fsync') or writes BLOCK more at 0 (the write held). */
+const WRITER = `
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+if sys.argv[2] == 'fsync':
+    os.pwrite(fd, b'w' * ${BLOCK}, 0)
+print('ready', flush=True)
+sys.stdin.readline()
+if sys.argv[2] == 'fsync':
+    os.fsync(fd)
+else:
+    os.pwrite(fd, b'w' * ${BLOCK}, 0)
+print('done', flush=True)
+`
+
+describe('fuse: a caller killed while its request waits', function () {
+  this.timeout(60_000)
+  let t: Teardown
+  beforeEach(function () { t = teardown() })
+  afterEach(async function () { await t.run() })
+
+  for (const [how, sig] of [['Ctrl-C (SIGINT, not handled)', 'SIGINT'], ['kill -9', 'SIGKILL']] as const) {
+    it(`a read of a file whose holders do not answer, its reader sent ${how}: the reader is gone at once, the read's signal aborts, and the mount serves the next read`, async function () {
+      const volume = createMemoryVolume()
+      await volume.writeFile('/f', 'r'.repeat(BLOCK))
+      await volume.writeFile('/g', 'ok')
+      const signals: Array<AbortSignal | undefined> = []
+      const release = later()
+      wrapHandles(volume, path => path === '/f', fh => ({
+        readBytes: undefined,
+        // a fetch from holders that never answer: it ends when its signal aborts
+        read: async (buffer, offset, length, position, options?: AbortOptions) => {
+          signals.push(options?.signal)
+          await held(options?.signal, release.promise)
+          options?.signal?.throwIfAborted()
+          return await fh.read(buffer, offset, length, position)
+        }
+      }))
+      const { dir, m } = await mounted(t, volume)
+      t.add(() => { release.resolve() })
+      // O_DIRECT: the read is made in the reader's own call (no readahead in the background)
+      const reader = start(t, ['python3', '-c', READER, `${dir}/f`, 'direct'])
+      await until('the reader ready', () => reader.out().startsWith('ready\n'), 20_000)
+      reader.child.stdin!.end('go\n')
+      await until('the read waiting on the Volume', () => signals.length === 1, 20_000)
+      const ms = await killTime(reader, sig)
+      assert.ok(ms < GONE_MS, `the reader took ${Math.round(ms)} ms to go`)
+      assert.equal(m.writeStats().killed, 1)
+      await until('the read\'s signal aborted', () => signals[0]?.aborted === true, GONE_MS)
+      assert.equal(await ok(`cat "${dir}/g"`), 'ok')
+    })
+  }
+
+  it('cat of a file whose holders do not answer, sent Ctrl-C: cat is gone at once, and the mount serves the next cat', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'r'.repeat(BLOCK))
+    await volume.writeFile('/g', 'ok')
+    const signals: Array<AbortSignal | undefined> = []
+    const release = later()
+    wrapHandles(volume, path => path === '/f', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options?: AbortOptions) => {
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        return await fh.read(buffer, offset, length, position)
+      }
+    }))
+    const { dir } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const cat = start(t, ['cat', `${dir}/f`])
+    await until('cat\'s read waiting on the Volume', () => signals.length >= 1, 20_000)
+    const ms = await killTime(cat, 'SIGINT')
+    assert.ok(ms < GONE_MS, `cat took ${Math.round(ms)} ms to go`)
+    assert.equal(await ok(`cat "${dir}/g"`), 'ok')
+  })
+
+  it('a page read in the caller\'s own call (its readahead failed), the caller sent Ctrl-C: the kernel\'s interrupt is answered EINTR at once, the read\'s signal aborts', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'r'.repeat(BLOCK))
+    const signals: Array<AbortSignal | undefined> = []
+    const release = later()
+    let reads = 0
+    wrapHandles(volume, path => path === '/f', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options?: AbortOptions) => {
+        // the first (the kernel's readahead, which no signal interrupts) fails at once: the
+        // kernel then reads the page itself, in the reader's call, which a signal interrupts
+        if (++reads === 1) throw Object.assign(new Error('a transient failure'), { code: 'EIO' })
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        return await fh.read(buffer, offset, length, position)
+      }
+    }))
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const reader = start(t, ['python3', '-c', READER, `${dir}/f`, 'cached'])
+    await until('the reader ready', () => reader.out().startsWith('ready\n'), 20_000)
+    reader.child.stdin!.end('go\n')
+    await until('the read waiting on the Volume', () => signals.length === 1, 20_000)
+    const ms = await killTime(reader, 'SIGINT')
+    assert.ok(ms < GONE_MS, `the reader took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().interrupted, 1, 'the kernel interrupted the read')
+    assert.equal(m.writeStats().killed, 1)
+    await until('the read\'s signal aborted', () => signals[0]?.aborted === true, GONE_MS)
+  })
+
+  it('an fsync waiting for peers, its caller sent kill -9: the caller is gone at once, the fsync\'s signal aborts, the bytes written stay', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', '')
+    const signals: Array<AbortSignal | undefined> = []
+    const release = later()
+    wrapHandles(volume, path => path === '/f', fh => ({
+      sync: async (options?: AbortOptions) => {
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        await fh.sync(options)
+      }
+    }))
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const writer = start(t, ['python3', '-c', WRITER, `${dir}/f`, 'fsync'])
+    await until('the writer ready', () => writer.out().startsWith('ready\n'), 20_000)
+    writer.child.stdin!.end('go\n')
+    await until('the fsync waiting', () => signals.length === 1, 20_000)
+    const ms = await killTime(writer, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the writer took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().killed, 1)
+    await until('the fsync\'s signal aborted', () => signals[0]?.aborted === true, GONE_MS)
+    assert.equal(await ok(`wc -c < "${dir}/f"`), `${BLOCK}\n`)
+  })
+
+  it('an fsync whose caller a handled signal reached, then kill -9 (which brings no second interrupt): the handled one does not cut it short, the kill does', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', '')
+    const signals: Array<AbortSignal | undefined> = []
+    const release = later()
+    wrapHandles(volume, path => path === '/f', fh => ({
+      sync: async (options?: AbortOptions) => {
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        await fh.sync(options)
+      }
+    }))
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const writer = start(t, ['python3', '-c', 'import signal\nsignal.signal(signal.SIGUSR1, lambda s, f: None)\n' + WRITER, `${dir}/f`, 'fsync'])
+    await until('the writer ready', () => writer.out().startsWith('ready\n'), 20_000)
+    writer.child.stdin!.end('go\n')
+    await until('the fsync waiting', () => signals.length === 1, 20_000)
+    writer.child.kill('SIGUSR1')
+    // the kernel's interrupt reaches libfuse, and the worker sees it, but the caller lives on
+    await until('the fsync seen interrupted', () => m.writeStats().interruptedOthers === 1, 20_000)
+    assert.equal(m.writeStats().killed, 0)
+    assert.equal(signals[0]?.aborted, false, 'a handled signal does not cut the fsync short')
+    const ms = await killTime(writer, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the writer took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().killed, 1)
+    await until('the fsync\'s signal aborted', () => signals[0]?.aborted === true, GONE_MS)
+  })
+
+  it('a write held in the Volume, its writer sent kill -9: the writer is gone at once, and the write is not cut short: it runs to its end and is there whole', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', '')
+    const arrived = later<AbortSignal | undefined>()
+    const release = later()
+    const written = later()
+    wrapHandles(volume, path => path === '/f', fh => ({
+      write: async (buffer, offset, length, position, options?: AbortOptions) => {
+        arrived.resolve(options?.signal)
+        await release.promise
+        const r = await fh.write(buffer, offset, length, position)
+        written.resolve()
+        return r
+      }
+    }))
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const writer = start(t, ['python3', '-c', WRITER, `${dir}/f`, 'write'])
+    await until('the writer ready', () => writer.out().startsWith('ready\n'), 20_000)
+    writer.child.stdin!.end('go\n')
+    const signal = await arrived.promise
+    const ms = await killTime(writer, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the writer took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().killed, 1)
+    assert.equal(signal?.aborted, false, 'a write is not aborted by its caller\'s death')
+    release.resolve()
+    await written.promise
+    assert.equal(await ok(`cat "${dir}/f"`), 'w'.repeat(BLOCK))
+  })
+
+  it('an open held in the Volume, its caller sent kill -9: answered EINTR, and the handle the open makes once it ends is closed (the kernel never got it, so never releases it)', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'x')
+    const arrived = later()
+    const release = later()
+    let closed = false
+    const open = volume.open.bind(volume)
+    volume.open = async (...args: Parameters<typeof volume.open>) => {
+      if (args[0] !== '/f') return await open(...args)
+      arrived.resolve()
+      // a Volume call that ends on its own, whatever its signal says (it looked last before the abort)
+      await release.promise
+      const fh = await open(args[0], args[1], args[2], args[3])
+      return { ...fh, path: fh.path, ino: fh.ino, close: async () => { await fh.close(); closed = true } }
+    }
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const opener = start(t, ['python3', '-c', 'import os, sys\nos.open(sys.argv[1], os.O_RDONLY)\nprint("opened", flush=True)', `${dir}/f`])
+    await arrived.promise
+    const ms = await killTime(opener, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the opener took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().killed, 1)
+    release.resolve()
+    await until('the handle the answered open made closed', () => closed, 20_000)
+    assert.equal(await ok(`cat "${dir}/f"`), 'x')
+  })
+
+  for (const tool of ['F_SETLKW', 'flock'] as const) {
+    for (const sig of ['SIGINT', 'SIGKILL'] as const) {
+      it(`a ${tool} lock wait, the waiter sent ${sig}: it is gone at once, the mount serves on, and the lock is never the killed waiter's`, async function () {
+        const volume = createMemoryVolume()
+        await volume.writeFile('/f', '')
+        const { dir } = await mounted(t, volume)
+        const f = `${dir}/f`
+        // the holder: takes the lock, says so, lets it go on a line of its stdin
+        const holder = start(t, tool === 'flock'
+          ? ['flock', '-x', f, 'sh', '-c', 'echo held; read x']
+          : ['python3', '-c', 'import fcntl, sys\nf = open(sys.argv[1], "r+")\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint("held", flush=True)\nsys.stdin.readline()', f])
+        await until('the holder holding', () => holder.out().includes('held\n'), 20_000)
+        // the waiter: waits for the lock (SIGINT left to its default action: it is not handled)
+        const waiter = start(t, tool === 'flock'
+          ? ['flock', '-x', f, 'echo', 'got']
+          : ['python3', '-c', 'import fcntl, signal, sys\nsignal.signal(signal.SIGINT, signal.SIG_DFL)\nf = open(sys.argv[1], "r+")\nprint("waiting", flush=True)\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint("got", flush=True)', f])
+        if (tool === 'F_SETLKW') await until('the waiter waiting', () => waiter.out().includes('waiting\n'), 20_000)
+        // blocked in the kernel's lock wait: its state is S (sleeping) with no lock
+        await until('the waiter blocked', async () => (await ok(`cat /proc/${waiter.child.pid!}/wchan; echo`)).match(/lock|setlk/) !== null, 20_000)
+        const ms = await killTime(waiter, sig)
+        assert.ok(ms < GONE_MS, `the waiter took ${Math.round(ms)} ms to go`)
+        assert.ok(!waiter.out().includes('got'), 'the killed waiter never had the lock')
+        holder.child.stdin!.end('\n')
+        await holder.exited
+        // free: a try-lock gets it (the killed waiter's wait left no lock behind)
+        assert.equal(await ok(`flock -xn "${f}" echo free`), 'free\n')
+        assert.equal(await ok(`python3 -c 'import fcntl, sys; f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print("free")' "${f}"`), 'free\n')
+        assert.equal(await ok(`echo next > "${f}"; cat "${f}"`), 'next\n')
+      })
+    }
+  }
+
+  it('a caught signal (SIGUSR1, handled) in an F_SETLKW wait: the wait ends EINTR, as POSIX has it', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', '')
+    const { dir } = await mounted(t, volume)
+    const f = `${dir}/f`
+    const holder = start(t, ['python3', '-c', 'import fcntl, sys\nf = open(sys.argv[1], "r+")\nfcntl.lockf(f, fcntl.LOCK_EX)\nprint("held", flush=True)\nsys.stdin.readline()', f])
+    await until('the holder holding', () => holder.out().includes('held\n'), 20_000)
+    const waiter = start(t, ['python3', '-c', [
+      'import ctypes, errno, fcntl, signal, struct, sys',
+      'signal.signal(signal.SIGUSR1, lambda s, fr: None)',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      'f = open(sys.argv[1], "r+")',
+      'lk = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 0, 0, 0)',
+      'buf = ctypes.create_string_buffer(lk)',
+      'print("waiting", flush=True)',
+      'r = libc.fcntl(f.fileno(), fcntl.F_SETLKW, buf)',
+      'print(r if r >= 0 else errno.errorcode[ctypes.get_errno()], flush=True)'
+    ].join('\n'), f])
+    await until('the waiter blocked', async () => waiter.out().includes('waiting\n') && (await ok(`cat /proc/${waiter.child.pid!}/wchan; echo`)).match(/lock|setlk/) !== null, 20_000)
+    waiter.child.kill('SIGUSR1')
+    const r = await waiter.exited
+    assert.equal(r.code, 0, waiter.out())
+    assert.equal(waiter.out().trim().split('\n').pop(), 'EINTR')
+    holder.child.stdin!.end('\n')
+    await holder.exited
+  })
+})
