@@ -376,6 +376,18 @@ export function decode (body: Uint8Array): Message {
 }
 
 /**
+ * `bytes` as a plain Uint8Array (a view of the same memory, no copy) when it is a subclass (a
+ * node Buffer). A frame lying in one received piece is that piece's view, and a piece read from a
+ * socket, or sealed by lean-transport.ts into one buffer and handed over as it is by the memory
+ * transport, is a Buffer: its blocks then reached callers as Buffers, which compare unequal to
+ * Uint8Arrays under strict deep equality, and whose slice() shares memory where a Uint8Array's
+ * copies (13 swarm tests failed so once lean hosts had sealed into one buffer, read34).
+ */
+function plain (bytes: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
+/**
  * Splits a byte stream into frame bodies. Holds at most one frame (MAX_MESSAGE_BYTES plus the
  * prefix) plus the bytes of one incoming chunk; a length over the bound throws at once, before
  * any of the frame is buffered.
@@ -395,7 +407,7 @@ export class FrameDecoder {
         this.want = len
       }
       if (this.buf.byteLength < this.want) break
-      out.push(this.buf.subarray(0, this.want))
+      out.push(plain(this.buf.subarray(0, this.want)))
       this.buf.consume(this.want)
       this.want = -1
     }

@@ -92,7 +92,8 @@ import { anySignal } from '../abort.ts'
 import { loopTimeSignal } from '../../swarm/index.ts'
 import { forEachLimited } from '../pool.ts'
 import { releasePnetCiphers, renewXsalsa20Views } from './xsalsa20.ts'
-import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto } from './lean-transport.ts'
+import { halfWindowYamux, inPlacePnetInbound, leanNoise, leanNoiseCrypto, pnetSend } from './lean-transport.ts'
+import type { PnetSocketSide } from './lean-transport.ts'
 import { accountExternalMemoryInHeapLimit } from './heap.ts'
 import { skipKnownProtocolMerges } from './peer-protocols.ts'
 
@@ -1631,28 +1632,23 @@ function boundPnetCipher (conn: unknown): void {
 }
 
 /**
- * pnet's send without its copy: @libp2p/pnet 3 joins what the connection queued into one buffer
- * (Uint8ArrayList.subarray(), a copy of every byte sent) and then XORs it into another; here
- * each queued piece is XORed straight into its place in the one buffer written to the socket
- * (the same key stream, in the same order: the cipher's position moves on piece by piece).
- * Patched once on the class, from the first protected connection (as boundPnetCipher).
+ * pnet's send without its copies: @libp2p/pnet 3 joins what the connection queued into one buffer
+ * (Uint8ArrayList.subarray(), a copy of every byte sent) and then XORs it into another; here what
+ * Noise sealed for it (lean-transport.ts leanEncrypt: one buffer per write, no one else's) is
+ * XORed in place (and reused once the socket has written it: lean-transport.ts pnetSend), and any
+ * other piece straight into its place in one new buffer (the same key stream, in the same order:
+ * the cipher's position moves on piece by piece). Patched once on the
+ * class, from the first protected connection (as boundPnetCipher).
  */
 function gatheredPnetSend (conn: unknown): void {
   const proto = conn !== undefined && conn !== null ? Object.getPrototypeOf(conn) : undefined
   if (proto === undefined || proto === null || typeof proto.sendData !== 'function' || proto.__darkfsGathered === true) return
   const sendData = proto.sendData
-  proto.sendData = function (this: { outboundXor?: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, maConn?: { send: (bytes: Uint8Array) => boolean } }, data: Uint8Array | Iterable<Uint8Array> & { byteLength: number }): { sentBytes: number, canSendMore: boolean } {
+  proto.sendData = function (this: { outboundXor?: { update: (input: Uint8Array, output?: Uint8Array) => Uint8Array }, maConn?: PnetSocketSide }, data: Uint8Array | Iterable<Uint8Array> & { byteLength: number }): { sentBytes: number, canSendMore: boolean } {
     const xor = this.outboundXor
     const maConn = this.maConn
     if (data instanceof Uint8Array || xor === undefined || maConn === undefined) return sendData.call(this, data)
-    const out = Buffer.allocUnsafeSlow(data.byteLength)
-    let at = 0
-    for (const piece of data) {
-      if (piece.byteLength === 0) continue
-      xor.update(piece, out.subarray(at, at + piece.byteLength))
-      at += piece.byteLength
-    }
-    return { sentBytes: data.byteLength, canSendMore: maConn.send(out) }
+    return { sentBytes: data.byteLength, canSendMore: pnetSend(xor, data, maConn) }
   }
   proto.__darkfsGathered = true
 }

@@ -28,6 +28,9 @@
 // the small-file ones, written there as <workload>.<system>.cpuprofile; scripts/prof-summary.ts
 // reads it). darkfs's CPU in a cell is figured per MiB (the three), per I/O (randread, randwrite-fsync16:
 // cpu.ms_per_op) or per file (smallfiles.s, smallfiles-rm.s: cpu.ms_per_file).
+// With the six hosts in one process, each darkfs cell also prints its CPU by thread (threadCpu():
+// the main thread's event loop, the host worker threads, libuv's pool, V8's helpers), figured
+// `cpu.threads.<group>.ms_per_MiB` or `.ms_per_op` for the cells above.
 // DARKFS_PERF_CTL (a perf control fifo) with DARKFS_PERF_ONLY (a comma list of workload keys):
 // `enable` is written to the fifo as each of those cells starts and `disable` as it ends, so
 // `perf record -D -1 --control fifo:CTL,ACK ... -- npm run bench` samples those cells alone
@@ -36,7 +39,7 @@
 // UV_THREADPOOL_SIZE to node/cli/supervisor.ts WORKER_THREADPOOL_SIZE, 16, unless it is set): one
 // pool for the process, so darkfs-6's six hosts share what one host has.
 // Needs root (mounts, drop_caches). Run alone: `DARKFS_BENCH=compare npm run bench`.
-import { mkdtemp, chmod, rm, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, chmod, rm, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Teardown } from '../../harness/tmp.ts'
@@ -83,6 +86,47 @@ async function ioWritten (): Promise<number | undefined> {
   const io = await readFile('/proc/self/io', 'utf8').catch(() => '')
   const m = /^write_bytes:\s*(\d+)/m.exec(io)
   return m === null ? undefined : Number(m[1])
+}
+
+/** The groups threadCpu() sorts this process's threads into, by the name the runtime gives each. */
+const THREAD_GROUPS: Array<[string, (comm: string) => boolean]> = [
+  // the event loop that serves the writer's and the reader's hosts (or all six, without threads)
+  ['main', c => c === 'node-MainThread' || c === 'node'],
+  // hosts 1 to 4 (DARKFS_COMPARE_THREADS): the holders a reader fetches from
+  ['hosts', c => c === 'WorkerThread'],
+  // libuv's threadpool: file I/O and the addon's jobs (hashing, the erasure code)
+  ['pool', c => c.startsWith('libuv-worker')],
+  // V8's helpers of every isolate: concurrent marking and sweeping, compilers
+  ['v8', c => c === 'node-V8Worker']
+]
+
+/**
+ * CPU seconds (user + system) this process's threads have used, per THREAD_GROUPS group (and
+ * `other`), from /proc/self/task/<tid>/stat (clock ticks of 1/100 s); an empty map where there is
+ * no /proc. A thread that ended between two calls is missing from the second: the difference of
+ * two calls counts only the threads alive at both (the hosts' threads and the pool live through a
+ * cell). The six hosts share one process, so this is how their CPU splits between the reader's and
+ * writer's event loop, the holders, the threadpool and the collector.
+ */
+async function threadCpu (): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  const tids = await readdir('/proc/self/task').catch(() => [] as string[])
+  await Promise.all(tids.map(async tid => {
+    // a thread may end while it is read: it is then left out
+    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '')
+    // comm is in parentheses and may hold spaces; the fields after it are space-separated
+    const open = stat.indexOf('(')
+    const close = stat.lastIndexOf(')')
+    if (open < 0 || close < open) return
+    const comm = stat.slice(open + 1, close)
+    const fields = stat.slice(close + 2).split(' ')
+    // utime and stime: fields 14 and 15 of stat(5), 12 and 13 after comm and state
+    const ticks = Number(fields[11]) + Number(fields[12])
+    if (!Number.isFinite(ticks)) return
+    const group = THREAD_GROUPS.find(([, test]) => test(comm))?.[0] ?? 'other'
+    out.set(group, (out.get(group) ?? 0) + ticks / 100)
+  }))
+  return out
 }
 
 /** Reject when `p` has not settled within `ms` (the work may go on; the bench does not wait for it). */
@@ -327,6 +371,7 @@ export async function run (): Promise<Record<string, number | string>> {
             const t0 = performance.now()
             // this process's CPU (the darkfs hosts run in it; fio and the kernel's FUSE side do not count)
             const cpu0 = process.cpuUsage()
+            const threads0 = system.startsWith('darkfs') ? await threadCpu() : undefined
             const wait0 = await runQueueWait()
             const profDir = process.env.DARKFS_COMPARE_PROF
             const streams0 = target.streams?.()
@@ -346,6 +391,7 @@ export async function run (): Promise<Record<string, number | string>> {
             }
             const cpu = process.cpuUsage(cpu0)
             const cellMs = performance.now() - t0
+            const threads1 = threads0 !== undefined ? await threadCpu() : undefined
             await stopProfile()
             if (perfOn) { await writeFile(process.env.DARKFS_PERF_CTL!, 'disable\n'); perfOn = false }
             const cpuS = (cpu.user + cpu.system) / 1e6
@@ -362,6 +408,15 @@ export async function run (): Promise<Record<string, number | string>> {
                 figures[`compare.${key}.cpu.idle_ms_per_s`] = idleMsPerS
                 figures[`compare.${key}.cpu.ms_per_op_net`] = (cpuS * 1000 - idleMsPerS * cellMs / 1000) / (iops * seconds)
               }
+            }
+            if (threads0 !== undefined && threads1 !== undefined && threads1.size > 0) {
+              // the cell's CPU by thread group, per the unit of its figure (MiB, I/O) where it has one
+              const perMiB = CPU_WORKLOADS.has(wl.key)
+              const ops = OP_CPU_WORKLOADS.has(wl.key) && typeof iops === 'number' && iops > 0 ? iops * seconds : undefined
+              const unit = perMiB ? 'ms_per_MiB' : ops !== undefined ? 'ms_per_op' : undefined
+              const parts = [...THREAD_GROUPS.map(([g]) => g), 'other'].map(g => [g, (threads1.get(g) ?? 0) - (threads0.get(g) ?? 0)] as const)
+              for (const [g, s] of parts) if (unit !== undefined) figures[`compare.${key}.cpu.threads.${g}.${unit}`] = s * 1000 / (perMiB ? mib : ops!)
+              process.stdout.write(`  compare: ${key} CPU by thread: ${parts.map(([g, s]) => `${g} ${s.toFixed(2)} s`).join(', ')}${unit !== undefined ? ` (${parts.map(([g, s]) => `${g} ${(s * 1000 / (perMiB ? mib : ops!)).toFixed(unit === 'ms_per_op' ? 3 : 2)}`).join(', ')} ${unit})` : ''}\n`)
             }
             const files = FILE_CPU_WORKLOADS.get(wl.key)
             if (system.startsWith('darkfs') && files !== undefined) figures[`compare.${key}.cpu.ms_per_file`] = cpuS * 1000 / files

@@ -3,10 +3,11 @@
 // message in pieces without copying it into a destination its node:crypto path ignores, and reads
 // a message length in place. Data over real hosts: test/node/pnet-large.test.ts.
 import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { pnetXsalsa20, renewXsalsa20Views } from '../../node/net/xsalsa20.ts'
-import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength } from '../../node/net/lean-transport.ts'
+import { NOISE_NATIVE_AEAD_MIN_BYTES, NoiseDecoder, halfWindowYamux, inPlacePnetInbound, leanNoiseConnection, leanNoiseCrypto as leanCrypto, noiseLength, ownedBySend, pnetSend, sealPool, sizeClass, SEAL_POOL_FREE_BYTES, SEAL_POOL_MAX_BYTES, SEAL_POOL_MIN_BYTES } from '../../node/net/lean-transport.ts'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { chacha20Poly1305Native } from '../../node/data/index.ts'
 import { YamuxStream } from '@chainsafe/libp2p-yamux/stream'
@@ -245,5 +246,249 @@ describe('lean transport (pnet and Noise receive paths)', function () {
     const small = randomBytes(100)
     assert.ok(Buffer.from(nativeNoiseCrypto.chaCha20Poly1305Decrypt(sealed(small, nonce, ad, k), nonce, ad, k).subarray()).equals(small))
   })
-})
 
+  // the send path: Noise seals a write into one buffer, which pnet alone XORs in place
+  /** A fake EncryptedMessageStream (the shape leanNoiseConnection reaches) sealing with `crypto` under key k from nonce 0. */
+  const sendingStream = (crypto: typeof leanNoiseCrypto, k: Uint8Array): { encrypt: (chunk: Uint8Array | Uint8ArrayList) => Uint8Array | Uint8ArrayList } => {
+    let n = 0
+    const nonceOf = (i: number): Buffer => { const b = Buffer.alloc(12); b.writeUInt32LE(i, 4); return b }
+    const handshake = {
+      encrypt: (p: Uint8Array | Uint8ArrayList) => crypto.chaCha20Poly1305Encrypt(p as any, nonceOf(n++), new Uint8Array(0), k),
+      decrypt: () => { throw new Error('not used') }
+    }
+    // a class of its own: leanNoiseConnection patches the prototype
+    class FakeSendStream {
+      handshake = handshake
+      decoder: unknown = { decode: (): unknown[] => [], buffer: new Uint8ArrayList() }
+      encrypt (_chunk: unknown): Uint8ArrayList { throw new Error('the original encrypt') }
+      decrypt (_chunk: unknown): Uint8ArrayList { throw new Error('the original decrypt') }
+    }
+    const s = new FakeSendStream()
+    leanNoiseConnection(s)
+    return s
+  }
+  /** pnet's send cipher (fresh xsalsa20 views), a second one of the same key and nonce to check its key stream against, and a sending stream sealing as Noise does. */
+  const pnetSendPair = (): { xor: Cipher, reference: Cipher, stream: ReturnType<typeof sendingStream> } => {
+    renewXsalsa20Views()
+    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => Cipher
+    const key = randomBytes(32)
+    const nonce = randomBytes(24)
+    return { xor: X(nonce, key), reference: X(nonce, key), stream: sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32)) }
+  }
+  /** The library's EncryptedMessageStream.encrypt, joined: each message of up to 65519 bytes sealed by the default crypto after its 2-byte length. */
+  const libraryWire = (plain: Uint8Array, k: Uint8Array): Buffer => {
+    const parts: Buffer[] = []
+    for (let i = 0, n = 0; i < plain.byteLength; i += 65519, n++) {
+      const nonce = Buffer.alloc(12)
+      nonce.writeUInt32LE(n, 4)
+      const m = Buffer.from(defaultCrypto.chaCha20Poly1305Encrypt(plain.subarray(i, Math.min(i + 65519, plain.byteLength)), nonce, new Uint8Array(0), k).subarray())
+      parts.push(Buffer.from([m.byteLength >> 8, m.byteLength & 0xff]), m)
+    }
+    return Buffer.concat(parts)
+  }
+
+  it('Noise send: a write is sealed into one buffer with the library\'s very bytes (each message after its length), on the addon and without it; the plaintext is left as it was', () => {
+    for (const crypto of [nativeNoiseCrypto, leanNoiseCrypto]) {
+      if (crypto === undefined) continue
+      for (const size of [0, 1, 255, 1200, 65519, 65520, 200_000, 300_001]) {
+        const k = randomBytes(32)
+        const plain = randomBytes(size)
+        const keep = Buffer.from(plain)
+        const want = libraryWire(plain, k)
+        const cut = Math.floor(size / 3)
+        const inputs: Array<[string, Uint8Array | Uint8ArrayList]> = [['one buffer', plain], ['a list', new Uint8ArrayList(plain.subarray(0, cut), plain.subarray(cut, cut + 7), plain.subarray(cut + 7))]]
+        for (const [what, input] of inputs) {
+          const got = sendingStream(crypto, k).encrypt(input)
+          assert.ok(got instanceof Uint8Array, `${size} bytes, ${what}: one buffer`)
+          assert.ok(Buffer.from(got).equals(want), `${size} bytes, ${what}: the library's bytes`)
+          assert.ok(ownedBySend(got), `${size} bytes, ${what}: pnet may XOR it in place`)
+          assert.ok(Buffer.from(plain).equals(keep), `${size} bytes, ${what}: the plaintext unchanged`)
+        }
+      }
+      // a seal outside a write (the handshake's own) gets a buffer of its own, which pnet copies
+      const other = crypto.chaCha20Poly1305Encrypt(randomBytes(4096), randomBytes(12), new Uint8Array(0), randomBytes(32))
+      for (const piece of other instanceof Uint8Array ? [other] : other) assert.ok(!ownedBySend(piece), 'a seal outside a write is not pnet\'s to change')
+    }
+  })
+
+  it('pnet send: only what Noise sealed for it is XORed in place; bytes anyone else may still read (the handshake\'s, a caller\'s) go in a copy and are never changed; the key stream is one fresh cipher\'s over all of it, in order', () => {
+    const { xor, reference, stream } = pnetSendPair()
+    const sealedA = stream.encrypt(randomBytes(100_000)) as Uint8Array
+    const sealedB = stream.encrypt(randomBytes(70_000)) as Uint8Array
+    // bytes someone else holds: a handshake message, a caller's buffer
+    const foreign1 = randomBytes(300)
+    const foreign2 = randomBytes(5000)
+    const foreignKeep = [Buffer.from(foreign1), Buffer.from(foreign2)]
+    const wireA = Buffer.from(sealedA)
+    const wireB = Buffer.from(sealedB)
+    // pnet's stream hands its queue over in sublists (views): sealedB is split across two sends
+    const cutB = 12_345
+    const sends = [
+      new Uint8ArrayList(foreign1, sealedA, foreign2, sealedB.subarray(0, cutB)),
+      new Uint8ArrayList(sealedB.subarray(cutB))
+    ]
+    const onWire: Buffer[] = []
+    // a connection of another shape than TCP's (no socket): nothing is ever reused
+    const sent: Array<Uint8Array | Uint8ArrayList> = []
+    const conn = { send: (b: Uint8Array | Uint8ArrayList) => { sent.push(b); return true } }
+    for (const data of sends) {
+      assert.equal(pnetSend(xor, data, conn), true)
+      const out = sent[sent.length - 1]
+      const pieces = out instanceof Uint8Array ? [out] : [...out]
+      for (const piece of pieces) assert.ok(piece.buffer !== foreign1.buffer && piece.buffer !== foreign2.buffer, 'no caller\'s buffer goes out (a copy of it does)')
+      onWire.push(...pieces.map(p => Buffer.from(p)))
+    }
+    assert.ok(foreign1.equals(foreignKeep[0]) && foreign2.equals(foreignKeep[1]), 'bytes pnet does not own are never changed')
+    const want = Buffer.from(reference.update(Buffer.concat([foreignKeep[0], wireA, foreignKeep[1], wireB])))
+    assert.ok(Buffer.concat(onWire).equals(want), 'the key stream of one cipher over all of it, in order (each byte XORed once)')
+    assert.ok(Buffer.from(sealedA).equals(want.subarray(300, 300 + wireA.byteLength)), 'sealedA holds what went on the wire')
+    assert.ok(Buffer.from(sealedB).equals(want.subarray(300 + wireA.byteLength + 5000)), 'sealedB, sent in two pieces, each XORed once')
+    for (const c of [xor, reference]) c.finalize()
+  })
+
+  it('pnet send: a sealed buffer is sealed into again only once the socket has written every byte of it; one still queued (by the connection, in the socket, or sent in part) is never reused and its bytes stay as they went out', () => {
+    const { xor, reference, stream } = pnetSendPair()
+    // a TCP connection's shape; after each send, what it and its socket still hold is set by the case
+    let after = { queued: 0, unwritten: 0 }
+    const out: Array<{ view: Uint8Array, copy: Buffer }> = []
+    const conn = {
+      writeBuffer: { byteLength: 0 },
+      socket: Object.assign(new EventEmitter(), { writableLength: 0 }),
+      send (b: Uint8Array | Uint8ArrayList): boolean {
+        // the kernel takes a copy of what is written: a later change of the buffer is no change on the wire
+        for (const p of b instanceof Uint8Array ? [b] : [...b]) out.push({ view: p, copy: Buffer.from(p) })
+        conn.writeBuffer.byteLength = after.queued
+        conn.socket.writableLength = after.unwritten
+        return true
+      }
+    }
+    const plain = SEAL_POOL_MIN_BYTES * 2
+    const seal = (): Uint8Array => stream.encrypt(randomBytes(plain)) as Uint8Array
+    // the bytes pnet was given, in order (Noise's, before the XOR)
+    const given: Buffer[] = []
+    const send = (...pieces: Uint8Array[]): void => {
+      for (const p of pieces) given.push(Buffer.from(p))
+      pnetSend(xor, new Uint8ArrayList(...pieces), conn)
+    }
+
+    // written whole: the next seal of its size reuses it
+    after = { queued: 0, unwritten: 0 }
+    const a = seal()
+    const returned = sealPool.returned
+    send(a)
+    assert.equal(sealPool.returned, returned + 1, 'written whole: back to the pool')
+    const b = seal()
+    assert.equal(b.buffer, a.buffer, 'sealed into again')
+
+    // the socket still holds bytes of it, or the connection queued some: not reused while it does,
+    // however many sends follow; reused once a later send finds everything written
+    for (const [what, state] of [['unwritten in the socket', { queued: 0, unwritten: 1 }], ['queued by the connection', { queued: 1, unwritten: 0 }]] as const) {
+      after = state
+      const c = seal()
+      send(c)
+      const sentC = out[out.length - 1]
+      assert.equal(sentC.view.buffer, c.buffer)
+      for (let i = 0; i < 4; i++) {
+        const next = seal()
+        assert.notEqual(next.buffer, c.buffer, `${what}: not sealed into again while held`)
+        send(next)
+      }
+      assert.ok(Buffer.from(sentC.view).equals(sentC.copy), `${what}: a buffer still held is never written again`)
+      // everything written: the next send finds it so and gives c (and the others held with it) back
+      after = { queued: 0, unwritten: 0 }
+      send(seal())
+      send(seal())
+      const again: Uint8Array[] = []
+      for (let i = 0; i < 8; i++) again.push(seal())
+      assert.ok(again.some(x => x.buffer === c.buffer), `${what}: reused once written`)
+      send(...again)
+    }
+
+    // sent in two parts: not reused after the first, even with the socket empty
+    after = { queued: 0, unwritten: 0 }
+    const d = seal()
+    send(d.subarray(0, 1000))
+    const e = seal()
+    assert.notEqual(e.buffer, d.buffer, 'half sent: not sealed into again')
+    send(d.subarray(1000))
+    const f = seal()
+    assert.equal(f.buffer, d.buffer, 'once all of it is written: reused')
+    send(e, f)
+
+    // every byte that went out was XORed once, in order, and nothing held changed after it went out
+    assert.ok(Buffer.concat(out.map(o => o.copy)).equals(Buffer.from(reference.update(Buffer.concat(given)))), 'the wire: one key stream over what pnet was given, in order')
+    for (const c of [xor, reference]) c.finalize()
+  })
+
+  it('seal pool size classes: a write of a yamux frame (64 or 256 KiB and its header) takes a buffer only a few KiB larger than it seals to, not the next power of two; every pooled size fits its class', () => {
+    const stream = sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32))
+    for (const [frame, under] of [[256 * 1024, 264 * 1024], [64 * 1024, 72 * 1024], [1024 * 1024, 1032 * 1024]]) {
+      const sealed = stream.encrypt(randomBytes(frame + 12)) as Uint8Array
+      assert.ok(sealed.buffer.byteLength >= sealed.byteLength && sealed.buffer.byteLength < under, `a ${frame} byte frame seals into a buffer of ${sealed.buffer.byteLength} bytes (under ${under})`)
+    }
+    for (const bytes of [SEAL_POOL_MIN_BYTES, SEAL_POOL_MIN_BYTES + 1, 65_572, 262_246, 266_240, 266_241, 1_000_000, SEAL_POOL_MAX_BYTES, SEAL_POOL_MAX_BYTES + 1170]) {
+      const size = sizeClass(bytes)
+      assert.ok(size !== undefined && size >= bytes && size < 2 * bytes, `${bytes} bytes: class ${size}`)
+      assert.equal(sizeClass(size), size, `${bytes} bytes: its class is its own class`)
+    }
+    assert.equal(sizeClass(SEAL_POOL_MIN_BYTES - 1), undefined, 'a small write is not pooled')
+    assert.equal(sizeClass(8 * SEAL_POOL_MAX_BYTES), undefined, 'a very large one neither')
+  })
+
+  it('pnet send: buffers held on connections until written count with the free ones against SEAL_POOL_FREE_BYTES, however many connections; a socket\'s \'drain\' gives them back once written, its \'close\' drops them', () => {
+    renewXsalsa20Views()
+    const X = pnetXsalsa20() as unknown as (nonce: Uint8Array, key: Uint8Array) => Cipher
+    const stream = sendingStream(nativeNoiseCrypto ?? leanNoiseCrypto, randomBytes(32))
+    const plain = 256 * 1024
+    // connections of a TCP connection's shape whose sockets never finish writing (until told)
+    const conns = Array.from({ length: 24 }, () => {
+      const xor = X(randomBytes(24), randomBytes(32))
+      const conn = {
+        writeBuffer: { byteLength: 0 },
+        socket: Object.assign(new EventEmitter(), { writableLength: 0, destroyed: false }),
+        send (_b: Uint8Array | Uint8ArrayList): boolean { conn.socket.writableLength += 1; return true }
+      }
+      return { conn, xor }
+    })
+    const start = sealPool.bytes
+    const classBytes = sizeClass(plain + 12 + 5 * 18) as number
+    let most = 0
+    // 24 connections x 8 buffers of 260 KiB: 48 MiB, were all of them held
+    for (let round = 0; round < 8; round++) {
+      for (const { conn, xor } of conns) {
+        pnetSend(xor, new Uint8ArrayList(stream.encrypt(randomBytes(plain + 12)) as Uint8Array), conn)
+        const { free, held } = sealPool.bytes
+        assert.ok(free + held <= SEAL_POOL_FREE_BYTES, `free ${free} + held ${held} bytes within the bound`)
+        most = Math.max(most, held)
+      }
+    }
+    assert.ok(most > start.held && most > SEAL_POOL_FREE_BYTES - start.free - 2 * classBytes, `held up to the bound (${most} bytes)`)
+    // a 'drain' while the socket still holds bytes gives nothing back; once written, it does
+    const [first, second] = conns
+    const returned = sealPool.returned
+    const heldBefore = sealPool.bytes.held
+    first.conn.socket.emit('drain')
+    assert.equal(sealPool.returned, returned, 'not written yet: nothing given back')
+    first.conn.socket.writableLength = 0
+    first.conn.socket.emit('drain')
+    assert.ok(sealPool.returned > returned, 'written: given back on its drain')
+    assert.ok(sealPool.bytes.held < heldBefore, 'and no longer counted as held')
+    // a socket that closes with buffers unwritten: they are dropped (uncounted), never reused
+    const heldBeforeClose = sealPool.bytes.held
+    let closedHeld = 0
+    for (const { conn } of conns.slice(1)) {
+      const before = sealPool.bytes.held
+      conn.socket.destroyed = true
+      conn.socket.emit('close')
+      closedHeld += before - sealPool.bytes.held
+    }
+    assert.equal(sealPool.bytes.held, heldBeforeClose - closedHeld)
+    assert.ok(closedHeld > 0, 'closed sockets\' buffers uncounted')
+    const returnedAfterClose = sealPool.returned
+    second.conn.socket.writableLength = 0
+    second.conn.socket.emit('drain')
+    assert.equal(sealPool.returned, returnedAfterClose, 'a closed connection gives nothing back')
+    assert.equal(sealPool.bytes.held, start.held, 'nothing held any more')
+    for (const { xor } of conns) xor.finalize()
+  })
+})

@@ -57,6 +57,24 @@ describe('swarm protocol', function () {
     }
   })
 
+  it('FrameDecoder.push returns plain Uint8Arrays, not Buffers, whether a frame lies in one received piece or spans several', async () => {
+    const a = await cidOf(Uint8Array.from([1]))
+    const bytes = new Uint8Array(300).fill(3)
+    const frame = encode({ type: BLOCK, cid: a, bytes }).subarray()
+    // a socket's reads (and a sealed buffer handed over whole) are node Buffers
+    const whole = new FrameDecoder().push(Buffer.from(frame))
+    const d = new FrameDecoder()
+    const split = [...d.push(Buffer.from(frame.subarray(0, 100))), ...d.push(Buffer.from(frame.subarray(100)))]
+    for (const got of [whole, split]) {
+      assert.equal(got.length, 1)
+      assert.equal(Object.getPrototypeOf(got[0]), Uint8Array.prototype)
+      const back = decode(got[0])
+      assert.equal(back.type, BLOCK)
+      // strict deep equality tells a Buffer from a Uint8Array of the same bytes
+      if (back.type === BLOCK) assert.deepStrictEqual(back.bytes, bytes)
+    }
+  })
+
   it('FrameDecoder.push rejects a frame length over MAX_MESSAGE_BYTES before buffering it', () => {
     const d = new FrameDecoder()
     const n = MAX_MESSAGE_BYTES + 1
