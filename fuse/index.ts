@@ -51,7 +51,8 @@
 //   on this mount;
 // - POSIX ACL xattrs (system.posix_acl_*) and file capabilities are refused (ENOTSUP), so
 //   tools fall back to chmod; RENAME_EXCHANGE is EINVAL, RENAME_NOREPLACE is supported.
-import { stat, readdir, writeFile, opendir } from 'node:fs/promises'
+import { stat, readdir, writeFile, opendir, open } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import type { VolumeApi } from '../node/index.ts'
 import { logger } from '../node/index.ts'
@@ -247,18 +248,53 @@ async function setReadahead (dev: number): Promise<void> {
   }
 }
 
-/** Abort a FUSE connection through fusectl (mounting fusectl if needed); best effort. */
-async function abortConnection (dev: number): Promise<void> {
+/**
+ * A FUSE connection's abort control (fusectl's `connections/N/abort`), opened while the
+ * connection is ours. Writing the minor's file later, by number, could abort another mount:
+ * once the kernel has dropped this connection (lazily unmounted, its last file closed) the
+ * minor is free, and the next FUSE mount on the host (another darkfs, a user's sshfs) takes it
+ * before our session's end reaches the event loop. The file opened now stays bound to this
+ * connection: once it is gone, a write to it is a no-op (the kernel clears the inode's
+ * connection when it removes the entry).
+ */
+export interface ConnectionAbort {
+  /** Abort the connection this was opened for, if it still exists; best effort. */
+  abort (): Promise<void>
+  close (): Promise<void>
+}
+
+/** Open the abort control of the FUSE connection on device `dev` (mounting fusectl if needed). */
+export async function connectionAbort (dev: number): Promise<ConnectionAbort> {
   const minor = minorOf(dev)
   const ctl = '/sys/fs/fuse/connections'
+  let fh: FileHandle | undefined
   try {
     if ((await readdir(ctl)).length === 0) {
       await new Promise<void>(resolve => { execFile('mount', ['-t', 'fusectl', 'fusectl', ctl], () => { resolve() }) })
     }
-    await writeFile(`${ctl}/${minor}/abort`, '1')
+    fh = await open(`${ctl}/${minor}/abort`, 'w')
   } catch (err: any) {
-    // survived: unmount() still waits for the session to end
-    log.error('could not abort FUSE connection %d through %s: %s', minor, ctl, err?.message)
+    // without fusectl (no root, no sysfs) unmount() still waits for the session to end
+    log('no abort control for FUSE connection %d through %s: %s', minor, ctl, err?.message)
+  }
+  return {
+    async abort () {
+      if (fh === undefined) {
+        log.error('could not abort FUSE connection %d: no control opened at mount', minor)
+        return
+      }
+      try {
+        await fh.write('1')
+      } catch (err: any) {
+        // survived: unmount() still waits for the session to end
+        log.error('could not abort FUSE connection %d through %s: %s', minor, ctl, err?.message)
+      }
+    },
+    async close () {
+      const f = fh
+      fh = undefined
+      await f?.close()
+    }
   }
 }
 
@@ -350,6 +386,9 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
   }
   const dev = (await stat(dir)).dev
   await setReadahead(dev)
+  const control = await connectionAbort(dev)
+  // (a session that ends on its own, unmounted from outside, needs no control either)
+  exitP.then(async () => { await control.close() }).catch((err: unknown) => { log.error('closing the abort control of %s: %s', dir, err) })
 
   let unmounting: Promise<void> | undefined
   return {
@@ -367,9 +406,10 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
           let grace: NodeJS.Timeout | undefined
           await Promise.race([exitP, new Promise(resolve => { grace = setTimeout(resolve, UNMOUNT_GRACE_MS) })])
           clearTimeout(grace)
-          if (!ended) await abortConnection(dev)
+          if (!ended) await control.abort()
           await exitP
         }
+        await control.close()
         await Promise.allSettled(handles.all().map(async fh => { await fh.close() }))
       })()
       return unmounting
