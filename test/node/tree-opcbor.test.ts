@@ -6,6 +6,7 @@
 // bytes are read back from it (bytesOfId), and a decoded op's digest with them.
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
+import fc from 'fast-check'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { checkSignature, createOp, cidOf, decodeUnverified, digestInto, idOf } from '../../node/tree/op.ts'
@@ -224,6 +225,52 @@ describe('node/tree opcbor (fast op-block decoder)', () => {
     for (const bad of ['', 'zabc', `B${idOf(cid).slice(1)}`, `${idOf(cid).slice(0, 10)}1${idOf(cid).slice(11)}`, `${idOf(cid).slice(0, 10)}é${idOf(cid).slice(11)}`, 'bab']) {
       assert.equal(bytesOfId(bad), undefined, bad)
     }
+  })
+
+  it('bytesOfIdInto gives what a char-at-a-time base32 reader gives, for ids and for strings that are not (property)', () => {
+    const A = 'abcdefghijklmnopqrstuvwxyz234567'
+    // the reference: one char at a time, a bit buffer, -1 at the first char not in A or bits left set
+    const reference = (id: string): number[] | -1 => {
+      if (id.length < 1 || id[0] !== 'b') return -1
+      const out: number[] = []
+      let bits = 0
+      let value = 0
+      for (let i = 1; i < id.length; i++) {
+        const v = A.indexOf(id[i])
+        if (v < 0) return -1
+        value = (value << 5) | v
+        bits += 5
+        if (bits >= 8) {
+          bits -= 8
+          out.push((value >> bits) & 0xff)
+          value &= (1 << bits) - 1
+        }
+      }
+      return value === 0 ? out : -1
+    }
+    const char = fc.oneof(
+      { weight: 20, arbitrary: fc.constantFrom(...A) },
+      { weight: 1, arbitrary: fc.constantFrom('1', 'A', 'z', '=', '\u00e9', '\u0100', '\u{1f600}', '\u0000') }
+    )
+    const ids = fc.oneof(
+      fc.uint8Array({ maxLength: 48 }).map(b => idOfBytes(b, 0, b.length)),
+      fc.array(char, { maxLength: 80 }).map(cs => `b${cs.join('')}`),
+      fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 48 }), fc.nat(), char).map(([b, at, c]) => {
+        const id = idOfBytes(b, 0, b.length)
+        const i = 1 + (at % (id.length - 1 || 1))
+        return id.slice(0, i) + c + id.slice(i + 1)
+      })
+    )
+    fc.assert(fc.property(ids, fc.nat({ max: 8 }), (id, at) => {
+      const want = reference(id)
+      const out = new Uint8Array(at + id.length)
+      const n = bytesOfIdInto(id, out, at)
+      if (want === -1) assert.equal(n, -1, id)
+      else {
+        assert.equal(n, want.length, id)
+        assert.deepEqual([...out.subarray(at, at + n)], want, id)
+      }
+    }), { numRuns: 3000 })
   })
 
   it('bytesOfIdInto writes what bytesOfId gives, where it is told, and refuses what bytesOfId refuses', async () => {
