@@ -829,8 +829,10 @@ export class Volume implements VolumeApi {
         const now = this.heldAttrs.get(b.inode)
         if (same.has(b.inode) && (now === undefined || this.heldSame.has(b.inode))) this.heldSame.add(b.inode)
         else this.heldSame.delete(b.inode)
-        // (a kept part of `b` is in heldAttrs already: merged again, the same fields)
-        this.heldAttrs.set(b.inode, now === undefined ? b : { ...b, ...now })
+        // (a kept part of `b` is in heldAttrs already: merged again, the same fields). Merged
+        // under a change held since, `b` takes its later time: its mtime goes when the file was
+        // written after it (as heldMerged), or it would read as set after that write (review34a)
+        this.heldAttrs.set(b.inode, now === undefined ? b : { ...this.writtenSince(b), ...now })
       }
       if (this.heldAttrs.size > 0) this.holdTimer()
       throw err
@@ -890,8 +892,13 @@ export class Volume implements VolumeApi {
    */
   private heldMerged (id: InodeId, f: OpenFile): (OpBody & { type: 'setattr' }) | undefined {
     const before = this.heldAttrs.get(id)
-    if (before?.mtime === undefined || f.mtime === undefined || f.mtime <= before.time) return before
-    const { mtime, ...rest } = before
+    return before === undefined ? undefined : this.writtenSince(before, f)
+  }
+
+  /** Held change `h` without its mtime when its file (`f`, else the one open here) was written after it. */
+  private writtenSince (h: OpBody & { type: 'setattr' }, f: OpenFile | undefined = this.open_.get(h.inode)): OpBody & { type: 'setattr' } {
+    if (h.mtime === undefined || f?.mtime === undefined || f.mtime <= h.time) return h
+    const { mtime, ...rest } = h
     return rest
   }
 
