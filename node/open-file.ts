@@ -172,6 +172,13 @@ export class OpenFile {
   private readonly early: EarlyChunks
   /** Chunk index -> a chunk stored during this open (spilled, or early), not yet committed. */
   private readonly stored: StoredChunks
+  /**
+   * The chunks this open stored aside (spilled whole, or packed patches), each in
+   * ChunkService.open from its store until the commit or abandon(): another write of the same
+   * bytes here, placed (its copies handed over) or given up (released), leaves their fragments
+   * here and on the peers (review34a: a spilled chunk the commit then named was gone everywhere).
+   */
+  private readonly aside: Array<{ ref: ChunkRef, unplaced: boolean }> = []
   private dirtyBytes = 0
   /** Chunk index -> small writes not yet applied to the chunk's bytes, oldest first. */
   private readonly patches = new Map<number, Patch[]>()
@@ -720,6 +727,7 @@ export class OpenFile {
     const flush = async (): Promise<void> => {
       if (used === 0) return
       const { ref } = await this.chunks.storeChunk(buf.subarray(0, used), 0, { signal, group, recycle: true })
+      this.holdAside(ref)
       for (const w of waiting) moved.push({ i: w.i, s: { at: w.p.at, size: w.p.bytes.byteLength, ref, off: w.off } })
       buf = new Uint8Array(CHUNK_SIZE)
       used = 0
@@ -750,11 +758,31 @@ export class OpenFile {
     }
   }
 
+  /**
+   * A chunk stored aside (spill) is this open's until the commit or abandon() (`aside`), and
+   * not placed (ChunkService.aside) until its commit places it (placingAside()).
+   */
+  private holdAside (ref: ChunkRef): void {
+    if (ref.cid === null) return
+    this.chunks.open.add(ref)
+    this.chunks.aside.add(ref)
+    this.aside.push({ ref, unplaced: true })
+  }
+
+  /** A commit places chunk `ref` stored aside: its own placement's handover may take its copies now. */
+  private placingAside (ref: ChunkRef): void {
+    const e = this.aside.find(a => a.ref === ref && a.unplaced)
+    if (e === undefined) return
+    e.unplaced = false
+    this.chunks.aside.remove(ref)
+  }
+
   /** Store chunk `i` (dirty or patched) and keep only its ref: it leaves memory. */
   private async storeAside (i: number, signal?: AbortSignal): Promise<ChunkRef> {
     const d = this.dirty.get(i)
     const bytes = d ?? await this.assemble(i, signal)
     const { ref } = await this.chunks.storeChunk(bytes, i * CHUNK_SIZE, { signal, recycle: true })
+    this.holdAside(ref)
     this.stored.set(i, ref)
     if (d !== undefined) { this.dirty.delete(i); this.dirtyBytes -= d.byteLength } else this.dropPatches(i)
     return ref
@@ -1230,7 +1258,10 @@ export class OpenFile {
         const stored = await this.chunks.storeManifest(m, { signal, group })
         packed.set(p.ref, { manifest: stored.cid, sum: contentSum(m) })
         // in a commit, placed now within the window, as the chunks it rewrites (storeVersionChunk)
-        if (this.pipelined) await this.early.placeNow(p.ref, { signal })
+        if (this.pipelined) {
+          this.placingAside(p.ref)
+          await this.early.placeNow(p.ref, { signal })
+        }
         else fresh.push(p.ref)
         fresh.push(stored.ref)
       }
@@ -1301,6 +1332,12 @@ export class OpenFile {
     this.patches.clear()
     this.patchBytes = 0
     this.spilled.clear()
+    // the version recorded names the ones it kept (in the tree now), or the writes were given up
+    for (const { ref, unplaced } of this.aside) {
+      this.chunks.open.remove(ref)
+      if (unplaced) this.chunks.aside.remove(ref)
+    }
+    this.aside.length = 0
     this.baseLimit = Number.MAX_SAFE_INTEGER
     this.truncated = false
     this.written = []

@@ -289,6 +289,11 @@ function lastVersionOf (bodies: OpBody[], inode: InodeId): number {
   return -1
 }
 
+/** Whether a time held in `h` is not in `left`, what is committed of it (cleanTimes). */
+function droppedTimes (h: OpBody & { type: 'setattr' }, left: OpBody & { type: 'setattr' }): boolean {
+  return (h.atime !== undefined && left.atime !== h.atime) || (h.mtime !== undefined && left.mtime !== h.mtime)
+}
+
 /** Whether a held setattr sets a time (utimes of a file open here). */
 function hasTimes (h: OpBody & { type: 'setattr' }): boolean {
   return h.atime !== undefined || h.mtime !== undefined
@@ -736,7 +741,11 @@ export class Volume implements VolumeApi {
    * A batch that fails holds its attribute changes again (under any held since).
    */
   private async stamp (bodies: OpBody[], durability: Durability, opts?: CommitOptions): Promise<Array<{ cid: CID, id: InodeId }>> {
-    if (this.heldAttrs.size === 0) return await this.tree.commitMany(bodies, durability, opts)
+    if (this.heldAttrs.size === 0) {
+      const done = await this.tree.commitMany(bodies, durability, opts)
+      this.cleanCommitted(bodies)
+      return done
+    }
     const held = [...this.heldAttrs.values()]
     const same = new Set(this.heldSame)
     this.heldAttrs.clear()
@@ -750,17 +759,21 @@ export class Volume implements VolumeApi {
     // on the old bytes: `cp -u` and `tar --keep-newer-files` would skip the file)
     const kept: Array<OpBody & { type: 'setattr' }> = []
     stamped = stamped.flatMap(h => {
-      if (!hasTimes(h) || !this.pendingVersion(h.inode) || bodies.some(b => isVersionOf(b, h.inode))) return [h]
+      // (times set before the writes, heldClean, count too: a chmod after the write took them
+      // out of the held change, heldMerged, and a closing Volume commits them: review34a)
+      if ((!hasTimes(h) && !this.heldClean.has(h.inode)) || !this.pendingVersion(h.inode) || bodies.some(b => isVersionOf(b, h.inode))) return [h]
       const { atime, mtime, ...rest } = h
       if (this.closing === undefined) {
-        const times: OpBody & { type: 'setattr' } = { type: 'setattr', inode: h.inode, time: h.time }
-        if (atime !== undefined) times.atime = atime
-        if (mtime !== undefined) times.mtime = mtime
-        kept.push(times)
+        if (hasTimes(h)) {
+          const times: OpBody & { type: 'setattr' } = { type: 'setattr', inode: h.inode, time: h.time }
+          if (atime !== undefined) times.atime = atime
+          if (mtime !== undefined) times.mtime = mtime
+          kept.push(times)
+        }
       } else {
         // (the times set before those writes describe the version that stays: committed)
         const left = this.cleanTimes(rest, h.inode)
-        if (left.atime !== atime || left.mtime !== mtime) log.error('inode %s: times set on a file with or after its writes not committed dropped at close', h.inode)
+        if (droppedTimes(h, left)) log.error('inode %s: times set on a file with or after its writes not committed dropped at close', h.inode)
         return left.mode === undefined && left.uid === undefined && left.gid === undefined && !hasTimes(left) ? [] : [left]
       }
       return rest.mode === undefined && rest.uid === undefined && rest.gid === undefined ? [] : [rest]
@@ -798,20 +811,28 @@ export class Volume implements VolumeApi {
         if (f?.mtime !== undefined && f.mtime <= h.time) f.mtime = undefined
       }
       // what was held for a file is committed now, the times set before its writes with it, unless
-      // they stay held with those writes (kept); not an entry set since (a later time)
+      // they stay held with those writes (kept); not an entry set since (a later time), and only
+      // the fields the change carried: a chmod after a write (heldMerged took the mtime out)
+      // commits no time, and the one set before the write stays for a give-up (review34a)
       const waiting = new Set(kept.map(k => k.inode))
       for (const h of stamped) {
         const clean = this.heldClean.get(h.inode)
-        if (clean !== undefined && !waiting.has(h.inode) && clean.time <= h.time) this.heldClean.delete(h.inode)
+        if (clean === undefined || waiting.has(h.inode) || clean.time > h.time) continue
+        if (h.atime !== undefined) delete clean.atime
+        if (h.mtime !== undefined) delete clean.mtime
+        if (clean.atime === undefined && clean.mtime === undefined) this.heldClean.delete(h.inode)
       }
+      this.cleanCommitted(bodies)
       return own.map(i => done[i])
     } catch (err) {
       for (const b of held) {
         const now = this.heldAttrs.get(b.inode)
         if (same.has(b.inode) && (now === undefined || this.heldSame.has(b.inode))) this.heldSame.add(b.inode)
         else this.heldSame.delete(b.inode)
-        // (a kept part of `b` is in heldAttrs already: merged again, the same fields)
-        this.heldAttrs.set(b.inode, now === undefined ? b : { ...b, ...now })
+        // (a kept part of `b` is in heldAttrs already: merged again, the same fields). Merged
+        // under a change held since, `b` takes its later time: its mtime goes when the file was
+        // written after it (as heldMerged), or it would read as set after that write (review34a)
+        this.heldAttrs.set(b.inode, now === undefined ? b : { ...this.writtenSince(b), ...now })
       }
       if (this.heldAttrs.size > 0) this.holdTimer()
       throw err
@@ -822,6 +843,15 @@ export class Volume implements VolumeApi {
         else f.batches--
       }
     }
+  }
+
+  /**
+   * A version of a file in `bodies` is committed: the writes the times set before them
+   * (heldClean) were kept for are in the tree, and those times no longer describe the file.
+   */
+  private cleanCommitted (bodies: OpBody[]): void {
+    if (this.heldClean.size === 0) return
+    for (const id of [...this.heldClean.keys()]) if (bodies.some(b => isVersionOf(b, id))) this.heldClean.delete(id)
   }
 
   /** Whether inode `id` is open here with writes not committed yet (a version to come, unless it is unlinked). */
@@ -862,8 +892,13 @@ export class Volume implements VolumeApi {
    */
   private heldMerged (id: InodeId, f: OpenFile): (OpBody & { type: 'setattr' }) | undefined {
     const before = this.heldAttrs.get(id)
-    if (before?.mtime === undefined || f.mtime === undefined || f.mtime <= before.time) return before
-    const { mtime, ...rest } = before
+    return before === undefined ? undefined : this.writtenSince(before, f)
+  }
+
+  /** Held change `h` without its mtime when its file (`f`, else the one open here) was written after it. */
+  private writtenSince (h: OpBody & { type: 'setattr' }, f: OpenFile | undefined = this.open_.get(h.inode)): OpBody & { type: 'setattr' } {
+    if (h.mtime === undefined || f?.mtime === undefined || f.mtime <= h.time) return h
+    const { mtime, ...rest } = h
     return rest
   }
 
@@ -1663,8 +1698,10 @@ export class Volume implements VolumeApi {
     if (f.handles === 0 && (!f.changed || this.unlinked(f.inode))) {
       this.open_.delete(f.inode)
       f.stopReadahead()
-      const held = this.heldAttrs.get(f.inode)
       const hadClean = this.heldClean.has(f.inode)
+      // (times set before the writes given up, the rest of the held change committed already by
+      // the hold's timer, a chmod: committed alone, review34a)
+      const held = this.heldAttrs.get(f.inode) ?? (abandoned && hadClean ? { type: 'setattr', inode: f.inode, time: nowNs() } : undefined)
       if (held === undefined) {
         this.heldClean.delete(f.inode)
         return
@@ -1675,7 +1712,7 @@ export class Volume implements VolumeApi {
       if (abandoned && (hasTimes(held) || hadClean)) {
         const { atime, mtime, ...rest } = held
         const left = this.cleanTimes(rest, f.inode)
-        if (left.atime !== atime || left.mtime !== mtime) log.error('inode %s: times set on a file with or after its writes that were given up dropped', f.inode)
+        if (droppedTimes(held, left)) log.error('inode %s: times set on a file with or after its writes that were given up dropped', f.inode)
         if (left.mode === undefined && left.uid === undefined && left.gid === undefined && !hasTimes(left)) {
           this.heldAttrs.delete(f.inode)
           this.heldSame.delete(f.inode)

@@ -315,7 +315,11 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
 
     // asks the holders of an abandoned write's fragments to delete them (release.ts); built
     // below, once the Volume and custody it consults are
+    // the chunk service is built below, on this network: its open files' spilled chunks (aside)
+    // keep their fragments here against a placement of the same bytes handing them over
+    let aside: ChunkService['aside'] | undefined
     const network = new ChunkNetwork({
+      needed: f => aside?.hasFragment(f) === true,
       release: {
         ask: async (peer, cids, o) => await release?.ask(peer, cids, o) ?? new Set(),
         mayDelete: cid => release?.mayDelete(cid) ?? false,
@@ -368,6 +372,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const renewMs = Math.max(1, Math.floor((opts.custodyPromiseMs ?? CUSTODY_PROMISE_MS) / 2))
     // a write given up here spares the blocks of versions committed here within a promise time (data/recent.ts)
     const chunks = new ChunkService(store, { network, staging, localLeaves, placeWindowBytes: opts.placeWindowBytes, codec: opts.codec, clayReadable, renewMs })
+    aside = chunks.aside
     // a full host tells its peers, which leave it out of members() (placement, repair); the
     // notices carry every host's disk figures, which `df` on the mount sums (started below)
     // with them, each host's signed counts of the chunks it is the keeper of (keeper/kept.ts):

@@ -369,6 +369,13 @@ export class Releasing {
 export class ChunkService {
   /** The chunks the writes in flight here stored (ChunkWrite). */
   readonly open = new OpenChunks()
+  /**
+   * The chunks open files stored aside here (spilled) that no placement has taken yet: also in
+   * `open`, but unlike a write's own chunks, nothing places them before their commit, so another
+   * write of the same bytes placed meanwhile keeps its copies of their fragments here (its
+   * handover: Network 'needed', keeper/network.ts) instead of leaving them on its targets alone.
+   */
+  readonly aside = new OpenChunks()
   /** The fragments writes given up here are releasing (ChunkWrite.abandon(), release()). */
   readonly releasing = new Releasing()
   /** The blocks of the versions committed here lately (ChunkWrite.committed()): what a write given up here spares (inTree()). */
@@ -1100,19 +1107,27 @@ export class ChunkWrite {
    */
   async placeStored (ref: ChunkRef, opts: AbortOptions & { waitMs?: number } = {}): Promise<void> {
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
+    // placed by this write before (a commit tried again after its op was not recorded): its
+    // placement may have handed this host's copies over already
+    const again = this.stored.some(s => sameCoding(s, ref))
     this.stored.push(ref)
     this.chunks.open.add(ref)
     if (ref.cid === null) return
-    if (this.chunks.releasing.busy(ref)) {
-      await this.chunks.releasing.over(ref, { signal: opts.signal })
-      if (!await this.chunks.hasLocally(ref)) throw new FsError('EIO', 'write', undefined, `chunk ${ref.cid.toString()} was deleted here by a write of the same bytes given up`)
-    }
+    if (this.chunks.releasing.busy(ref)) await this.chunks.releasing.over(ref, { signal: opts.signal })
+    // every time, not only after a release seen under way: a write of the same bytes here placed
+    // and given up before (its copies handed over, then released on the peers) leaves nothing of
+    // it anywhere, and the version must not name a missing chunk (review34a)
+    if (!again && !await this.chunks.hasLocally(ref)) throw new FsError('EIO', 'write', undefined, `chunk ${ref.cid.toString()} is no longer whole here (a write of the same bytes given up deleted its fragments)`)
     if (this.network === undefined) return
     const cost = Math.ceil(ref.size / Math.max(1, ref.k)) * (ref.k + ref.m)
     await this.room(cost, opts)
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
     this.held += cost
-    const run: Promise<void> = this.chunks.place([ref], { inode: this.inode, signal: this.stop.signal, settle: true })
+    // as chunk()'s: resolved once the placement has begun (safeOf)
+    const started = Promise.withResolvers<void>()
+    const placing = this.chunks.place([ref], { inode: this.inode, signal: this.stop.signal, settle: true })
+    started.resolve()
+    const run: Promise<void> = placing
       .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
       .finally(() => {
         this.inflight.delete(run)
@@ -1120,6 +1135,9 @@ export class ChunkWrite {
         this.renewLater(ref)
       })
     this.inflight.add(run)
+    // placed({ safe }) waits for it as for chunk()'s (an fsync: DESIGN.md §5; review34a: the
+    // packed chunk of a pipelined commit was on the writer alone when the fsync returned)
+    this.safes.push(this.safeOf(ref, started.promise, run))
   }
 
   /**

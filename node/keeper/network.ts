@@ -87,6 +87,12 @@ export interface NetworkComponents {
   forward?: Pick<Forwarder, 'place'>
   /** Asks peers to delete an abandoned write's fragments (release.ts); none: they are left to GC. */
   release?: Releaser
+  /**
+   * Whether something on this host not placed yet needs a fragment stored here (an open file's
+   * spilled chunk: ChunkService.aside): a placement of the same bytes does not hand this host's
+   * copy over. None: nothing does.
+   */
+  needed?: (fragment: CID) => boolean
 }
 
 /**
@@ -942,7 +948,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     const held = this.heldOf(ref)
     if (held === undefined) return
     const mine = new Set(ref.fragments.filter((_, j) => want[j]?.includes(self)).map(f => f.toString()))
-    const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) || this.pending.neededByOther(ref, f)
+    const stillNeeded = (f: CID): boolean => this.keep.has(f.toString()) || this.pending.neededByOther(ref, f) || this.c.needed?.(f) === true
     // (a replicated chunk's `want` is its one block's copies)
     const planned = want.map((keepers, j) => ({ cid: ref.fragments[j], j, keepers }))
     const handovers = !handOver

@@ -159,6 +159,33 @@ describe('ChunkWrite.placeStored(): its chunks are the write\'s in flight until 
     await first.abandon()
   })
 
+  it('a chunk no longer whole here fails placeStored() with no release under way (review34a: a write of the same bytes placed, its copies handed over, then given up)', async () => {
+    // the handover and the give-up's release are over before placeStored() is asked: nothing
+    // tells it of them but the store (the release deleted the fragments on the peers too)
+    const { chunks, store, asked } = await service()
+    const ref = await packed(chunks, randomBytes(200_000))
+    for (const f of ref.fragments.slice(0, ref.k)) await store.delete(f)
+    assert.equal(chunks.releasing.busy(ref), false)
+    const first = chunks.write()
+    await assert.rejects(first.placeStored(ref), (err: any) => err.code === 'EIO')
+    assert.deepEqual(asked.events, [], 'not placed')
+    await first.abandon()
+  })
+
+  it('a chunk this write placed before is placed again though no longer whole here (a commit tried again: its copies were handed over)', async () => {
+    const { chunks, store, asked } = await service()
+    const ref = await packed(chunks, randomBytes(200_000))
+    const first = chunks.write()
+    await first.placeStored(ref)
+    await first.placed()
+    // the placement handed this host's copies over
+    for (const f of ref.fragments.slice(0, ref.k)) await store.delete(f)
+    await first.placeStored(ref)
+    await first.placed()
+    assert.deepEqual(asked.events, [`place ${ref.cid!.toString()}`, `place ${ref.cid!.toString()}`])
+    first.committed()
+  })
+
   it('a put of the same block by another write, queued before a given-up write deletes it, keeps the block here (Store.deleteClaimed)', async () => {
     // the give-up checked its claim, then deleted: a put of the same bytes (an open file's spill,
     // unclaimed) that was under way in between dropped the claim, and the block went from under it
