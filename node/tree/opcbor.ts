@@ -360,7 +360,9 @@ let idScratch = new Uint8Array(128)
  * comparison keyed by it (the DAG, the pending set) walks the rope.
  */
 export function idOfBytes (bytes: Uint8Array, start: number, end: number): string {
-  return latin1(idScratch, 0, idText(bytes, start, end))
+  // (idText() may replace idScratch with a larger one: read it after)
+  const n = idText(bytes, start, end)
+  return latin1(idScratch, 0, n)
 }
 
 /**

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import { CID } from 'multiformats/cid'
+import { base32 } from 'multiformats/bases/base32'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { checkSignature, createOp, cidOf, decodeUnverified, digestInto, idOf } from '../../node/tree/op.ts'
 import { InvalidOpError } from '../../node/tree/errors.ts'
@@ -126,6 +127,14 @@ function rng (seed: number): () => number {
 }
 
 describe('node/tree opcbor (fast op-block decoder)', () => {
+  it('idOfBytes() of bytes longer than any id before it (its buffer grows): the base32 id', () => {
+    // each size needs more than twice the characters of the one before, so the buffer grows each time
+    for (const size of [100, 1_000, 5_000, 40_000]) {
+      const bytes = Uint8Array.from({ length: size }, (_, i) => (i * 37 + size) & 0xff)
+      assert.equal(idOfBytes(bytes, 0, size), base32.encode(bytes), `${size} bytes`)
+    }
+  })
+
   it('reads every op type itself, to the values dag-cbor gives', async () => {
     for (const b of await blocks()) {
       assert.ok(same(b), 'an op block the fast path left to dag-cbor')
