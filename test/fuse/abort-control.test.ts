@@ -2,12 +2,18 @@
 // must abort that connection and no other: the minor it had is the next FUSE mount's once the
 // kernel drops it, so the control is opened while the connection is ours (connectionAbort).
 import assert from 'node:assert/strict'
-import { stat } from 'node:fs/promises'
+import { stat, readdir, readlink } from 'node:fs/promises'
 import { teardown, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
 import { mount, connectionAbort } from '../../fuse/index.ts'
 import type { Mount } from '../../fuse/index.ts'
 import { createMemoryVolume } from '../../harness/memory-volume.ts'
+
+/** This process's open files under fusectl's connections/N. */
+async function controls (): Promise<string[]> {
+  const links = await Promise.all((await readdir('/proc/self/fd')).map(async fd => await readlink(`/proc/self/fd/${fd}`).catch(() => '')))
+  return links.filter(l => l.startsWith('/sys/fs/fuse/connections/'))
+}
 
 const minorOf = (dev: number): number => (dev & 0xff) | ((dev >>> 12) & ~0xff)
 
@@ -52,5 +58,19 @@ describe('fuse connection abort control', function () {
     await ok(`echo kept > "${b.dir}/f"`)
     await control.abort()
     assert.equal(await ok(`cat "${b.dir}/f"; ls "${b.dir}"`), 'kept\nf\n')
+  })
+
+  it('mount() holds its own connection\'s control open, and closes it at unmount() or when unmounted from outside', async function () {
+    const before = await controls()
+    const a = await mounted()
+    assert.deepEqual((await controls()).filter(l => !before.includes(l)), [`/sys/fs/fuse/connections/${minorOf(a.dev)}/abort`])
+    await a.m.unmount()
+    assert.deepEqual(await controls(), before)
+    const b = await mounted()
+    assert.equal((await controls()).length, before.length + 1)
+    await ok(`fusermount3 -uz "${b.dir}"`)
+    // (the session's end reaches the event loop, then the control closes)
+    for (let i = 0; i < 200 && (await controls()).length > before.length; i++) await new Promise(resolve => setTimeout(resolve, 25))
+    assert.deepEqual(await controls(), before)
   })
 })
