@@ -306,6 +306,39 @@ describe('fuse: a caller killed while its request waits', function () {
     assert.equal(await ok(`cat "${dir}/f"`), 'x')
   })
 
+  it('a rename held in the Volume, its caller sent kill -9: answered only once applied, so libfuse moves its node: a handle open on the file reaches it by its new name, not the next file given the old one', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/a', 'old')
+    await volume.chmod('/a', 0o644)
+    const arrived = later()
+    const release = later()
+    const rename = volume.rename.bind(volume)
+    volume.rename = async (...args: Parameters<typeof volume.rename>) => {
+      if (args[0] !== '/a') return await rename(...args)
+      arrived.resolve()
+      // a Volume call that ends on its own, whatever its signal says
+      await release.promise
+      await rename(args[0], args[1])
+    }
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const holder = start(t, ['python3', '-c', 'import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint("open", flush=True)\nsys.stdin.readline()\nos.fchmod(fd, 0o600)\nprint("done", flush=True)', `${dir}/a`])
+    await until('the holder has /a open', () => holder.out().includes('open\n'), 20_000)
+    const mover = start(t, ['python3', '-c', 'import os, sys\nos.rename(sys.argv[1], sys.argv[2])', `${dir}/a`, `${dir}/b`])
+    await arrived.promise
+    mover.child.kill('SIGKILL')
+    await until('the binding saw the mover dying', () => m.writeStats().killed === 1, 20_000)
+    release.resolve()
+    await mover.exited
+    await ok(`echo new > "${dir}/a" && chmod 644 "${dir}/a"`)
+    holder.child.stdin!.end('go\n')
+    await holder.exited
+    assert.match(holder.out(), /done/)
+    assert.equal((await volume.lstat('/b')).mode & 0o777, 0o600, 'the holder\'s fchmod reached the renamed file')
+    assert.equal((await volume.lstat('/a')).mode & 0o777, 0o644, 'the holder\'s fchmod reached the new /a')
+    assert.equal(await ok(`cat "${dir}/a" "${dir}/b"`), 'new\nold')
+  })
+
   for (const tool of ['F_SETLKW', 'flock'] as const) {
     for (const sig of ['SIGINT', 'SIGKILL'] as const) {
       it(`a ${tool} lock wait, the waiter sent ${sig}: it is gone at once, the mount serves on, and the lock is never the killed waiter's`, async function () {
