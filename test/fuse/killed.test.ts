@@ -437,6 +437,37 @@ describe('fuse: a caller killed while its request waits', function () {
     assert.equal(await ok(`cat "${dir}/a" "${dir}/b"`), 'new\nold')
   })
 
+  it('an open(O_TRUNC) held in the Volume, its caller sent kill -9: a change, it is not cut short (its signal never aborts) and not answered early: the file is emptied, and the handle it made is closed', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'x'.repeat(BLOCK))
+    const arrived = later()
+    const release = later()
+    let aborted = false
+    let closed = false
+    const open = volume.open.bind(volume)
+    volume.open = async (...args: Parameters<typeof volume.open>) => {
+      if (args[0] !== '/f') return await open(...args)
+      const signal = args[4]?.signal
+      signal?.addEventListener('abort', () => { aborted = true }, { once: true })
+      arrived.resolve()
+      await held(signal, release.promise)
+      signal?.throwIfAborted()
+      const fh = await open(...args)
+      return { ...fh, path: fh.path, ino: fh.ino, close: async () => { await fh.close(); closed = true } }
+    }
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const opener = start(t, ['python3', '-c', 'import os, sys\nos.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)\nprint("opened", flush=True)', `${dir}/f`])
+    await arrived.promise
+    opener.child.kill('SIGKILL')
+    await until('the binding saw the opener dying', () => m.writeStats().killed === 1, 20_000)
+    release.resolve()
+    await opener.exited
+    assert.equal(aborted, false, 'the open(O_TRUNC) was cut short')
+    await until('the handle the open made closed', () => closed, 20_000)
+    assert.equal((await volume.lstat('/f')).size, 0)
+  })
+
   for (const tool of ['F_SETLKW', 'flock'] as const) {
     for (const sig of ['SIGINT', 'SIGKILL'] as const) {
       it(`a ${tool} lock wait, the waiter sent ${sig}: it is gone at once, the mount serves on, and the lock is never the killed waiter's`, async function () {
