@@ -19,7 +19,8 @@
 // them (FUSE_INTERRUPT) are counted and do not cut them short (direct_interrupt) unless the
 // caller is dying.
 // A request whose caller is dying (caller_dying: SIGKILL pending, as a signal it does not handle
-// leaves it) is told to JS (EV_INTERRUPT, with the request's number), which answers it EINTR:
+// leaves it) is told to JS (EV_INTERRUPT, with the request's number), which answers it EINTR
+// (but a change of a name, or an open that truncates, which it answers only when it has ended):
 // found when the kernel interrupts it (direct_interrupt; for the requests libfuse's workers wait
 // on, fuse_interrupted() polled in dispatch), looked at again every INTERRUPT_POLL_MS after an
 // interrupt whose caller lived on, and for direct reads older than READ_WATCH_MS without one (the
