@@ -19,7 +19,8 @@
 // them (FUSE_INTERRUPT) are counted and do not cut them short (direct_interrupt) unless the
 // caller is dying.
 // A request whose caller is dying (caller_dying: SIGKILL pending, as a signal it does not handle
-// leaves it) is told to JS (EV_INTERRUPT, with the request's number), which answers it EINTR:
+// leaves it) is told to JS (EV_INTERRUPT, with the request's number), which answers it EINTR
+// (but a change of a name, or an open that truncates, which it answers only when it has ended):
 // found when the kernel interrupts it (direct_interrupt; for the requests libfuse's workers wait
 // on, fuse_interrupted() polled in dispatch), looked at again every INTERRUPT_POLL_MS after an
 // interrupt whose caller lived on, and for direct reads older than READ_WATCH_MS without one (the
@@ -151,6 +152,10 @@ typedef struct mount_s {
   uint64_t worker_interrupted;
   // numbers requests for JS (req_t.seq), so EV_INTERRUPT can name one; under reply_mu
   double next_seq;
+  // reap_thread's round of looking at callers (under reply_mu): a request watched has its caller
+  // looked at once a round, WATCH_MAX callers a pass; the round ends at the pass that found none
+  // left unlooked (req_t.watched)
+  unsigned watch_round;
 } mount_t;
 
 typedef struct inval_s {
@@ -174,6 +179,7 @@ typedef struct req_s {
   double seq;
   int interrupted, killed;
   struct timespec since; // a direct request's arrival (CLOCK_MONOTONIC)
+  unsigned watched; // the mount's watch_round + 1 when its caller was last looked at (under reply_mu)
   mount_t *m;
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -379,14 +385,18 @@ static int ts_not_after (const struct timespec *a, const struct timespec *b);
 // kills, sent to a process that does not handle it, makes the kernel mark SIGKILL pending on
 // every thread of it (complete_signal), as kill -9 does; a signal dumping core (SIGQUIT, SIGABRT)
 // is pending as itself, neither handled, ignored nor blocked. Read from /proc/PID/status (a thread
-// id is found there too); a caller gone altogether counts as dying. Only a dying caller's request
-// is cut short (EV_INTERRUPT): a caller that handles the signal lives on and gets its answer.
+// id is found there too). A thread with no entry (ENOENT, ESRCH) does not count as dying: the
+// kernel keeps the thread of a synchronous request until it is answered (a zombie while dying), so
+// a thread gone is one that submitted an asynchronous O_DIRECT read (AIO, io_uring) and exited
+// while its process, alive, awaits it; and /proc mounted hidepid hides callers that live. Only a
+// dying caller's request is cut short (EV_INTERRUPT): a caller that handles the signal lives on
+// and gets its answer.
 static int caller_dying (uint32_t pid) {
   if (pid == 0) return 0;
   char path[40], buf[4096];
   snprintf(path, sizeof path, "/proc/%u/status", (unsigned)pid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT || errno == ESRCH;
+  if (fd < 0) return 0;
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
   if (n <= 0) return 0;
@@ -959,10 +969,19 @@ static void direct_track (req_t *r) {
   r->next = NULL;
   if (r->prev != NULL) r->prev->next = r; else m->direct_head[k] = r;
   m->direct_tail[k] = r;
-  // the expiry thread is woken only when this deadline comes before the one it waits for (one
-  // wake per deadline's length, not per request: all of a kind have the same)
-  if (!m->reap_timed || !ts_not_after(&m->reap_at, &r->deadline)) {
-    m->reap_at = r->deadline;
+  // the expiry thread is woken only when this request's first mark (its deadline, or for a read
+  // the READ_WATCH_MS at which its caller is first looked at) comes before the one it waits for
+  // (one wake per mark's length, not per request: all of a kind have the same)
+  struct timespec at = r->deadline;
+  if (!k) {
+    struct timespec watch = r->since;
+    watch.tv_sec += READ_WATCH_MS / 1000;
+    watch.tv_nsec += (READ_WATCH_MS % 1000) * 1000000L;
+    if (watch.tv_nsec >= 1000000000L) { watch.tv_sec++; watch.tv_nsec -= 1000000000L; }
+    if (ts_not_after(&watch, &at)) at = watch;
+  }
+  if (!m->reap_timed || !ts_not_after(&m->reap_at, &at)) {
+    m->reap_at = at;
     m->reap_timed = 1;
     pthread_cond_signal(&m->reap_cv);
   }
@@ -1070,30 +1089,46 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
 // goes on and is answered by JS or by its deadline (reap_thread); the interrupt is counted. No
 // reply to the interrupt itself (libfuse sends none either). An interrupt of no direct request in
 // flight goes to libfuse (returns 0): one of libfuse's own requests, or one answered already.
+// Under reply_mu: the direct request in flight the kernel numbered `unique`, or NULL.
+static req_t *direct_find_locked (mount_t *m, uint64_t unique) {
+  for (int k = 0; k < 2; k++) {
+    for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
+      if (r->unique == unique) return r;
+    }
+  }
+  return NULL;
+}
+
 static int direct_interrupt (loop_t *l, const struct fuse_buf *buf) {
   const struct fuse_in_header *in = buf->mem;
   if (in->len != buf->size || buf->size < sizeof *in + sizeof(struct fuse_interrupt_in)) return 0;
   uint64_t unique = ((const struct fuse_interrupt_in *)(in + 1))->unique;
   mount_t *m = l->m;
-  int found = 0;
+  int found = 0, look = 0;
+  uint32_t pid = 0;
   pthread_mutex_lock(&m->reply_mu);
-  for (int k = 0; k < 2 && !found; k++) {
-    for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
-      if (r->unique != unique) continue;
-      found = 1;
-      m->direct_interrupted++;
-      r->interrupted = 1;
-      // its caller dying (killed, or a signal it does not handle): JS answers it EINTR; else
-      // the expiry thread looks again every INTERRUPT_POLL_MS (a SIGKILL may come later)
-      if (!r->killed && caller_dying(r->pid)) {
-        r->killed = 1;
-        m->killed++;
-        post_event(m, EV_INTERRUPT, r->seq);
-      } else if (!r->killed) {
-        pthread_cond_signal(&m->reap_cv);
-      }
-      break;
-    }
+  req_t *r = direct_find_locked(m, unique);
+  if (r != NULL) {
+    found = 1;
+    m->direct_interrupted++;
+    r->interrupted = 1;
+    look = !r->killed;
+    pid = r->pid;
+  }
+  pthread_mutex_unlock(&m->reply_mu);
+  if (!look) return found;
+  // its caller dying (killed, or a signal it does not handle): JS answers it EINTR; else the
+  // expiry thread looks again every INTERRUPT_POLL_MS (a SIGKILL may come later). /proc is read
+  // out of reply_mu (JS's answers take it), as reap_thread does: the request is found again after
+  int dying = caller_dying(pid);
+  pthread_mutex_lock(&m->reply_mu);
+  r = direct_find_locked(m, unique);
+  if (r != NULL && !r->killed && dying) {
+    r->killed = 1;
+    m->killed++;
+    post_event(m, EV_INTERRUPT, r->seq);
+  } else if (r != NULL && !r->killed) {
+    pthread_cond_signal(&m->reap_cv);
   }
   pthread_mutex_unlock(&m->reply_mu);
   return found;
@@ -1123,9 +1158,12 @@ static void *reap_thread (void *arg) {
     }
     // interrupted requests whose callers lived on then, and reads older than READ_WATCH_MS: their
     // callers (each once, at most WATCH_MAX a pass) are looked at every INTERRUPT_POLL_MS, out of
-    // reply_mu (JS's answers take it), until they are answered; a dying one's requests go to JS
+    // reply_mu (JS's answers take it), until they are answered; a dying one's requests go to JS.
+    // A pass takes the requests not looked at yet this round (watch_round), so with more callers
+    // than WATCH_MAX each is looked at in turn, not only the first WATCH_MAX of the lists
     uint32_t pids[WATCH_MAX];
-    int npids = 0, watch = 0;
+    int npids = 0, watch = 0, full = 0;
+    unsigned round = m->watch_round + 1;
     struct timespec old = now;
     old.tv_sec -= READ_WATCH_MS / 1000;
     old.tv_nsec -= (READ_WATCH_MS % 1000) * 1000000L;
@@ -1143,11 +1181,16 @@ static void *reap_thread (void *arg) {
           continue;
         }
         watch = 1;
+        if (r->watched == round) continue;
         int seen = 0;
         for (int i = 0; i < npids && !seen; i++) seen = pids[i] == r->pid;
-        if (!seen && npids < WATCH_MAX) pids[npids++] = r->pid;
+        if (!seen && npids == WATCH_MAX) { full = 1; continue; }
+        if (!seen) pids[npids++] = r->pid;
+        r->watched = round;
       }
     }
+    // every watched request looked at in this round: the next pass starts the next one
+    if (!full) m->watch_round++;
     if (npids > 0) {
       int dying[WATCH_MAX];
       pthread_mutex_unlock(&m->reply_mu);

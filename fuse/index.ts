@@ -22,9 +22,11 @@
 // another matter: the kernel will not let it exit before its request is answered, so a `cat` of
 // a file whose holders are unreachable would hang in D state until the deadline. Its request is
 // answered EINTR at once (WriteStats.killed), and its signal aborts (an AbortError) unless the
-// request changes something (KEEP_ON_INTERRUPT: a write, a close, a rename...), which runs on to
+// request changes something (KEEP_ON_INTERRUPT: a write, a close, a chmod...), which runs on to
 // its end as if no signal came: no answer the dying caller could see is given for a change half
-// made, and what it changes is done whole or not at all, as without the signal. Lock waits
+// made, and what it changes is done whole or not at all, as without the signal. A change of a
+// name (rename, unlink, create...: WHOLE_ON_INTERRUPT) or an open that truncates is not answered
+// early at all: libfuse's node tree follows a name change only on its success. Lock waits
 // (F_SETLKW, flock) never reach darkfs: the mount has no lock operations, so the kernel keeps the
 // locks of the host itself, and a signal interrupts their waits (EINTR) as on a local disk.
 // The binding answers a read or write EIO on its own when JS has not by the
@@ -143,15 +145,40 @@ export const SYNC_TIMEOUT_MS = 600_000
 const SYNC_OPS: ReadonlySet<number> = new Set([Op.write, Op.flush, Op.fsync, Op.release, Op.fsyncdir])
 
 /**
- * Requests that change the volume (or end a handle): interrupted because their caller is dying,
- * they are answered EINTR at once, but their Volume call is not aborted: it runs to its end (or
- * its deadline) as it would have, so a write, a rename or a close is applied whole or not at all,
- * never cut at an arbitrary point. The others (reads, lookups, listings, fsync's wait for peers)
- * are aborted: they leave nothing behind.
+ * Requests that change the volume (or end a handle) but not libfuse's node tree: interrupted
+ * because their caller is dying, they are answered EINTR at once, but their Volume call is not
+ * aborted: it runs to its end (or its deadline) as it would have, so a write, a chmod or a close
+ * is applied whole or not at all, never cut at an arbitrary point. libfuse's answer to a setattr,
+ * write, flush, xattr change or fallocate touches no node, and its release (fuse_do_release)
+ * drops its open count whatever the answer. The others (reads, lookups, listings, fsync's wait
+ * for peers) are aborted: they leave nothing behind.
  */
-const KEEP_ON_INTERRUPT: ReadonlySet<number> = new Set([Op.mknod, Op.mkdir, Op.unlink, Op.rmdir, Op.symlink, Op.rename,
-  Op.link, Op.chmod, Op.chown, Op.truncate, Op.create, Op.write, Op.flush, Op.release, Op.setxattr, Op.removexattr,
-  Op.releasedir, Op.utimens, Op.fallocate])
+const KEEP_ON_INTERRUPT: ReadonlySet<number> = new Set([Op.chmod, Op.chown, Op.truncate, Op.write, Op.flush,
+  Op.release, Op.setxattr, Op.removexattr, Op.releasedir, Op.utimens, Op.fallocate])
+
+/**
+ * Requests never answered before their Volume call ends, even for a dying caller: libfuse moves
+ * or drops its node of a name (rename_node, remove_node, hide_node) and adds one for a new name
+ * (lookup_path) only when the call succeeds. Answered EINTR while the Volume applied the change,
+ * libfuse would keep the old name for the node (a rename's source, an unlinked file) and ask for
+ * the node by that path from then on: the fstat or fchmod of a handle open on it would reach
+ * whatever file has the name next. The invalidations of their answer (other names of the file)
+ * would be lost too. The caller, dying, waits for the real answer (bounded by the deadline).
+ */
+const WHOLE_ON_INTERRUPT: ReadonlySet<number> = new Set([Op.mknod, Op.mkdir, Op.unlink, Op.rmdir, Op.symlink,
+  Op.rename, Op.link, Op.create])
+
+const O_CREAT = 0o100
+const O_TRUNC = 0o1000
+
+/**
+ * Is request `op` (its first number `n0`: an open's flags) answered only by its Volume call?
+ * An open that truncates (or creates: the kernel sends O_CREAT as a create, but should it come
+ * here) is a change too: its truncation is not cut short, and its answer is the real one.
+ */
+function wholeOnInterrupt (op: number, n0: number): boolean {
+  return WHOLE_ON_INTERRUPT.has(op) || (op === Op.open && (n0 & (O_TRUNC | O_CREAT)) !== 0)
+}
 
 /**
  * Requests that give the kernel a handle, and the request that ends one. When such a request's
@@ -355,9 +382,14 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
       deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} passed its ${ms} ms deadline`, 'TimeoutError'))
     }, ms)
     // its caller dying (the binding's EV_INTERRUPT): EINTR now; what reads is stopped, what
-    // changes runs on to its end (KEEP_ON_INTERRUPT)
+    // changes runs on to its end (KEEP_ON_INTERRUPT); what changes a name (or truncates on open)
+    // is answered only by its end (WHOLE_ON_INTERRUPT)
     const interrupt = (): void => {
       if (done) return
+      if (wholeOnInterrupt(op, n0)) {
+        log('request %d on %s interrupted, its caller dying: runs on to its real answer', op, path ?? '?')
+        return
+      }
       log('request %d on %s interrupted, its caller dying: answered EINTR', op, path ?? '?')
       answer({ result: -EINTR })
       if (!KEEP_ON_INTERRUPT.has(op)) deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} interrupted: its caller is dying`, 'AbortError'))

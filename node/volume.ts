@@ -1751,7 +1751,18 @@ export class Volume implements VolumeApi {
     // what this open writes before its first commit is the content of the file it created
     if (file !== undefined && created !== undefined && file.inode === created && !file.changed) file.createdEmpty = true
     if (file !== undefined) file.handles++
-    if (fl.truncate && fl.write && file !== undefined && file.size > 0) await file.truncate(0, options)
+    if (fl.truncate && fl.write && file !== undefined && file.size > 0) {
+      try {
+        await file.truncate(0, options)
+      } catch (err) {
+        // no handle is made: its count goes, else the open file (an unlinked one's bytes with
+        // it) would never be let go. What the truncate did stays with the open file for the
+        // next flush, close or fsync, as a close's uncommitted writes do
+        file.handles--
+        this.release(file)
+        throw err
+      }
+    }
     const vol = this
     const current = (): Inode => vol.tree.get(inode.id) ?? inode
     let closed = false

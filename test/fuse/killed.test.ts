@@ -100,6 +100,38 @@ else:
 print('done', flush=True)
 `
 
+/**
+ * Reads BLOCK bytes of argv[1] by kernel AIO (io_submit, O_DIRECT: the kernel sends the read in
+ * the background) from a thread that then exits; once the thread is gone (its /proc entry with
+ * it), says so, and waits for the read's event, printing its result. x86_64 syscall numbers.
+ */
+const AIO_READER = `
+import ctypes, mmap, os, struct, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_io_setup, SYS_io_getevents, SYS_io_submit = 206, 208, 209
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, ${BLOCK})
+ctx = ctypes.c_ulong(0)
+assert libc.syscall(SYS_io_setup, 1, ctypes.byref(ctx)) == 0, ctypes.get_errno()
+iocb = ctypes.create_string_buffer(struct.pack('=QIIHhIQQqQII', 1, 0, 0, 0, 0, fd, ctypes.addressof(ctypes.c_char.from_buffer(buf)), ${BLOCK}, 0, 0, 0, 0), 64)
+iocbs = (ctypes.c_void_p * 1)(ctypes.addressof(iocb))
+tids = []
+def submit():
+    tids.append(threading.get_native_id())
+    assert libc.syscall(SYS_io_submit, ctx, 1, iocbs) == 1, ctypes.get_errno()
+th = threading.Thread(target=submit)
+th.start()
+th.join()
+bound = time.monotonic() + 10
+while os.path.exists('/proc/self/task/%d' % tids[0]) and time.monotonic() < bound:
+    time.sleep(0.01)
+assert not os.path.exists('/proc/self/task/%d' % tids[0]), 'the submitting thread is still there'
+print('gone', flush=True)
+event = ctypes.create_string_buffer(32)
+assert libc.syscall(SYS_io_getevents, ctx, 1, 1, event, None) == 1, ctypes.get_errno()
+print(struct.unpack('=QQqq', event.raw)[2], flush=True)
+`
+
 describe('fuse: a caller killed while its request waits', function () {
   this.timeout(60_000)
   let t: Teardown
@@ -137,6 +169,72 @@ describe('fuse: a caller killed while its request waits', function () {
       assert.equal(await ok(`cat "${dir}/g"`), 'ok')
     })
   }
+
+  it('more O_DIRECT readers held than the binding looks at in one pass (WATCH_MAX, 64), the last sent kill -9: its caller is looked at in its turn, and it is gone at once', async function () {
+    const N = 70
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'r'.repeat(BLOCK))
+    const release = later()
+    let reads = 0
+    wrapHandles(volume, path => path === '/f', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options?: AbortOptions) => {
+        reads++
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        return await fh.read(buffer, offset, length, position)
+      }
+    }))
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const readers: Proc[] = []
+    for (let i = 0; i < N; i++) {
+      const r = start(t, ['python3', '-c', READER, `${dir}/f`, 'direct'])
+      await until('the reader has the file open', () => r.out().startsWith('ready\n'), 20_000)
+      readers.push(r)
+    }
+    // one at a time, so the last reader's read is the last in the binding's lists
+    for (const [i, r] of readers.entries()) {
+      r.child.stdin!.end('go\n')
+      await until('its read held in the Volume', () => reads === i + 1, 20_000)
+    }
+    const ms = await killTime(readers[N - 1], 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the last reader took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().killed, 1)
+  })
+
+  it('an AIO O_DIRECT read whose submitting thread exited (no /proc entry), its process alive: not taken for a dying caller\'s, it is answered with the bytes; a killed reader held beside it is gone at once', async function () {
+    if (process.arch !== 'x64') this.skip()
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'r'.repeat(BLOCK))
+    const release = later()
+    const signals: Array<AbortSignal | undefined> = []
+    wrapHandles(volume, path => path === '/f', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options?: AbortOptions) => {
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        return await fh.read(buffer, offset, length, position)
+      }
+    }))
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const aio = start(t, ['python3', '-c', AIO_READER, `${dir}/f`])
+    await until('the AIO read held, its thread gone', () => signals.length === 1 && aio.out().includes('gone\n'), 20_000)
+    const reader = start(t, ['python3', '-c', READER, `${dir}/f`, 'direct'])
+    await until('the reader has the file open', () => reader.out().startsWith('ready\n'), 20_000)
+    reader.child.stdin!.end('go\n')
+    await until('its read held in the Volume', () => signals.length === 2, 20_000)
+    // the binding looks at the callers of both reads (older than READ_WATCH_MS) in one pass
+    const ms = await killTime(reader, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the killed reader took ${Math.round(ms)} ms to go`)
+    assert.equal(signals[0]?.aborted, false, 'the AIO read was cut short')
+    assert.equal(m.writeStats().killed, 1)
+    release.resolve()
+    await aio.exited
+    assert.equal(aio.out(), `gone\n${BLOCK}\n`)
+  })
 
   it('cat of a file whose holders do not answer, sent Ctrl-C: cat is gone at once, and the mount serves the next cat', async function () {
     const volume = createMemoryVolume()
@@ -304,6 +402,70 @@ describe('fuse: a caller killed while its request waits', function () {
     release.resolve()
     await until('the handle the answered open made closed', () => closed, 20_000)
     assert.equal(await ok(`cat "${dir}/f"`), 'x')
+  })
+
+  it('a rename held in the Volume, its caller sent kill -9: answered only once applied, so libfuse moves its node: a handle open on the file reaches it by its new name, not the next file given the old one', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/a', 'old')
+    await volume.chmod('/a', 0o644)
+    const arrived = later()
+    const release = later()
+    const rename = volume.rename.bind(volume)
+    volume.rename = async (...args: Parameters<typeof volume.rename>) => {
+      if (args[0] !== '/a') return await rename(...args)
+      arrived.resolve()
+      // a Volume call that ends on its own, whatever its signal says
+      await release.promise
+      await rename(args[0], args[1])
+    }
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const holder = start(t, ['python3', '-c', 'import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint("open", flush=True)\nsys.stdin.readline()\nos.fchmod(fd, 0o600)\nprint("done", flush=True)', `${dir}/a`])
+    await until('the holder has /a open', () => holder.out().includes('open\n'), 20_000)
+    const mover = start(t, ['python3', '-c', 'import os, sys\nos.rename(sys.argv[1], sys.argv[2])', `${dir}/a`, `${dir}/b`])
+    await arrived.promise
+    mover.child.kill('SIGKILL')
+    await until('the binding saw the mover dying', () => m.writeStats().killed === 1, 20_000)
+    release.resolve()
+    await mover.exited
+    await ok(`echo new > "${dir}/a" && chmod 644 "${dir}/a"`)
+    holder.child.stdin!.end('go\n')
+    await holder.exited
+    assert.match(holder.out(), /done/)
+    assert.equal((await volume.lstat('/b')).mode & 0o777, 0o600, 'the holder\'s fchmod reached the renamed file')
+    assert.equal((await volume.lstat('/a')).mode & 0o777, 0o644, 'the holder\'s fchmod reached the new /a')
+    assert.equal(await ok(`cat "${dir}/a" "${dir}/b"`), 'new\nold')
+  })
+
+  it('an open(O_TRUNC) held in the Volume, its caller sent kill -9: a change, it is not cut short (its signal never aborts) and not answered early: the file is emptied, and the handle it made is closed', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'x'.repeat(BLOCK))
+    const arrived = later()
+    const release = later()
+    let aborted = false
+    let closed = false
+    const open = volume.open.bind(volume)
+    volume.open = async (...args: Parameters<typeof volume.open>) => {
+      if (args[0] !== '/f') return await open(...args)
+      const signal = args[4]?.signal
+      signal?.addEventListener('abort', () => { aborted = true }, { once: true })
+      arrived.resolve()
+      await held(signal, release.promise)
+      signal?.throwIfAborted()
+      const fh = await open(...args)
+      return { ...fh, path: fh.path, ino: fh.ino, close: async () => { await fh.close(); closed = true } }
+    }
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const opener = start(t, ['python3', '-c', 'import os, sys\nos.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)\nprint("opened", flush=True)', `${dir}/f`])
+    await arrived.promise
+    opener.child.kill('SIGKILL')
+    await until('the binding saw the opener dying', () => m.writeStats().killed === 1, 20_000)
+    release.resolve()
+    await opener.exited
+    assert.equal(aborted, false, 'the open(O_TRUNC) was cut short')
+    await until('the handle the open made closed', () => closed, 20_000)
+    assert.equal((await volume.lstat('/f')).size, 0)
   })
 
   for (const tool of ['F_SETLKW', 'flock'] as const) {

@@ -3,12 +3,30 @@
 // the next `darkfs up --mount` on the same dir detects and replaces.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { chmod, readFile } from 'node:fs/promises'
+import { chmod, readFile, readdir } from 'node:fs/promises'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, up } from '../../harness/proc.ts'
+import { until } from '../../harness/cluster.ts'
 import { sh, ok, testUser } from '../helpers/fuse-mount.ts'
 
 const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`
+
+/** Has every thread of process `pid` exited: the process gone, or only its main thread left, a zombie? */
+async function threadsExited (pid: number): Promise<boolean> {
+  const tids = await readdir(`/proc/${pid}/task`).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ESRCH') return []
+    throw err
+  })
+  for (const tid of tids) {
+    // a thread gone between the listing and its read has exited too
+    const st = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ESRCH') return undefined
+      throw err
+    })
+    if (st !== undefined && !/^\d+ \(.*\) [ZX] /s.test(st)) return false
+  }
+  return true
+}
 
 describe('darkfs up --mount (real process)', function () {
   const t = new Teardown()
@@ -43,7 +61,10 @@ describe('darkfs up --mount (real process)', function () {
     first.child.kill('SIGKILL')
     await first.stop('SIGKILL')
     await sh(`kill -9 ${host} 2>/dev/null`) // (it may be gone already: it dies with `up`)
-    while (await readFile(`/proc/${host}/stat`, 'utf8').then(st => !/^\d+ \(.*\) Z /s.test(st), () => false)) await new Promise(resolve => setTimeout(resolve, 20))
+    // the host's /dev/fuse is let go (and the kernel ends the connection) when its last thread
+    // has exited, not when its main thread has: a request sent before that is ended "Software
+    // caused connection abort", not refused as a dead connection's
+    await until(`every thread of the killed host ${host} exited`, async () => await threadsExited(host), 20_000)
     // (a readdir, not a stat: the kernel may still answer stat from its attribute cache)
     assert.match((await sh(`ls ${q(mnt)}`)).stderr, /Transport endpoint is not connected/)
 

@@ -3,6 +3,9 @@
 // aborts the call of a client that went away.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
+import { constants } from 'node:fs'
+import { Volume } from 'darkfs'
+import type { OpenFile } from '../../node/index.ts'
 import { ControlClient } from '../../node/cli/index.ts'
 import { ApiServer, resourceRoutes } from '../../node/api/index.ts'
 import type { ResourceDeps } from '../../node/api/index.ts'
@@ -76,6 +79,18 @@ describe('Volume calls take AbortOptions down to the network fetch', function ()
     const want = Buffer.from(r.bytes)
     for (const p of at) want.write('patch', p)
     assert.deepEqual(Buffer.from(await r.volume.readFile(r.path)), want)
+  })
+
+  it('open(O_TRUNC) aborted during its truncate: no handle is made, and the open file is let go (its handle count undone)', async () => {
+    const vol = await Volume.open({ dir: await tempDir(t) })
+    t.add(async () => { await vol.close() })
+    await vol.writeFile('/f', 'x'.repeat(10_000))
+    const controller = new AbortController()
+    const opening = vol.open('/f', constants.O_WRONLY | constants.O_TRUNC, 0o644, undefined, { signal: controller.signal })
+    controller.abort(new DOMException('caller gave up', 'AbortError'))
+    await assert.rejects(opening, isAbort('AbortError'))
+    const open = (vol as unknown as { open_: Map<string, OpenFile> }).open_
+    assert.deepEqual([...open.values()].map(f => f.handles), [], 'an open file left with a handle no one holds')
   })
 
   it('a reader that gives up leaves the fetch to the others, which get the bytes', async () => {
