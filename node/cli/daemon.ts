@@ -423,7 +423,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // GC, rebalance and repair delete through a store that spares pinned copies
     const guarded = guardStore(keeping, async cid => await pins.keeps(cid))
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
-    const custody = new Custody({ host, store: guarded }, { promiseMs: opts.custodyPromiseMs })
+    const custody = new Custody({ host, store: guarded, keep: f => aside?.hasFragment(f) === true }, { promiseMs: opts.custodyPromiseMs })
     await custody.start()
     // (closers run last first: the placement retries stop before custody does, so a retry's
     // promise round never runs against a stopped custody)
@@ -440,7 +440,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     }
     network.addEventListener('handover', onHandover as EventListener)
     closers.push(async () => { network.removeEventListener('handover', onHandover as EventListener) })
-    release = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs })
+    release = new Release({ host, store: guarded, volume, promised: (cid, except) => custody.promised(cid, except), inUse: cid => chunks.open.hasFragment(cid), deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del), disown: (cids, peer) => { custody.disown(cids, peer) }, retentionMs: opts.keep?.retentionMs ?? DEFAULT_RETENTION_MS, relayedRecheckMs: opts.releaseRecheckMs })
     await release.start()
     closers.push(async () => { await release?.stop() })
     // a full host keeps its copies: handing them over would empty it, make it a member again

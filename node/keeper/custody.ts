@@ -58,6 +58,13 @@ export const CUSTODY = defineProtocol<CID[], boolean[]>({
 export interface CustodyComponents {
   host: Pick<Host, 'peerId' | 'handle' | 'unhandle' | 'newStream'>
   store: Pick<Store, 'has' | 'delete'>
+  /**
+   * Blocks a write open here will name that no placement has taken (ChunkService.aside: an open
+   * file's spilled chunks): a handover leaves their copies. Asked again just before each delete:
+   * the handover was planned before the custody round trip, and a spill of the same bytes can be
+   * stored meanwhile (review34e). Not given: none.
+   */
+  keep?: (cid: CID) => boolean
 }
 
 /** A local copy to drop, and the hosts that must keep the block (all must promise). */
@@ -355,6 +362,7 @@ export class Custody {
       const key = h.cid.toString()
       if (!h.keepers.every(p => promisedBy(p, key))) continue
       if (this.promised(key)) continue // a peer asked us to keep it while we asked
+      if (this.c.keep?.(h.cid) === true) continue // an open file stored it meanwhile
       await this.c.store.delete(h.cid)
       dropped.push(key)
     }

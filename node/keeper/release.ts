@@ -98,6 +98,13 @@ export interface ReleaseComponents {
    * under it. Not given: `promised` is looked at just before the delete.
    */
   deleteUnpromised?: DeleteUnpromised
+  /**
+   * Whether a write open here will name the block (ChunkService.open: an open file's spilled or
+   * stored chunks, a write placing): kept whoever asks, since no tree, promise or claim names it
+   * yet (review34e: a peer's give-up of the same bytes deleted a spilled chunk here, and the
+   * file's commit named a chunk gone everywhere). Not given: none.
+   */
+  inUse?: (cid: CID) => boolean
   /** Ends `peer`'s promises of blocks it released (custody.ts disown). Not given: none kept per peer. */
   disown?: (cids: CID[], peer: string) => void
   /** Retention of old versions (the same as GC's). */
@@ -219,6 +226,10 @@ export class Release {
     this.rechecks.set(block, timer)
   }
 
+  private inUse (cid: CID): boolean {
+    return this.c.inUse?.(cid) === true
+  }
+
   /**
    * Whether a local block may be deleted now by this host's own writes: no peer was promised it
    * (a promise to itself, a placed chunk's own fragment kept until the write commits, does not
@@ -244,9 +255,9 @@ export class Release {
       // a caller that gave up (an asker whose call timed out) has nothing more deleted
       opts.signal?.throwIfAborted()
       const key = cid.toString()
-      if (needed.has(key) || this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
-      // looked at again after the awaits above: a promise may have come meanwhile
-      const may = (): boolean => !this.c.promised(cid, opts.asker) && !this.c.store.isClaimed(cid)
+      if (needed.has(key) || this.inUse(cid) || this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
+      // looked at again after the awaits above: a promise or an open write may have come meanwhile
+      const may = (): boolean => !this.c.promised(cid, opts.asker) && !this.c.store.isClaimed(cid) && !this.inUse(cid)
       if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) out.add(key)
     }
     return out
