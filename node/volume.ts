@@ -1701,7 +1701,9 @@ export class Volume implements VolumeApi {
       const hadClean = this.heldClean.has(f.inode)
       // (times set before the writes given up, the rest of the held change committed already by
       // the hold's timer, a chmod: committed alone, review34a)
-      const held = this.heldAttrs.get(f.inode) ?? (abandoned && hadClean ? { type: 'setattr', inode: f.inode, time: nowNs() } : undefined)
+      // (stamped at the time those times were set, not now: a peer's utimes since must win)
+      const clean = this.heldClean.get(f.inode)
+      const held = this.heldAttrs.get(f.inode) ?? (abandoned && clean !== undefined ? { type: 'setattr', inode: f.inode, time: clean.time } : undefined)
       if (held === undefined) {
         this.heldClean.delete(f.inode)
         return
