@@ -23,7 +23,7 @@ export { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_REPAIR_DELAY_MS, repairDelay, MEMBE
 export { MEMBERS, MEMBERS_GOSSIP_TAG, MEMBERS_PROTOCOL, MEMBER_PUSHES, MEMBER_PUSH_PROTOCOL, MEMBER_EXPIRE_MS, MEMBER_MAX_SKEW_MS, MEMBER_OFFER_MS, MEMBER_PULL_MIN_MEMBERS, MEMBER_SYNC_KEYS_MS, MAX_MEMBERS_INCOMING_BYTES, MAX_SYNC_ANSWER_BYTES, SYNC_KEY_BYTES, SYNC_MAX_MESSAGES, memberAuthor, memberSubject, peerSyncKey, pullMembers, MEMBER_REFRESH_MS, MEMBER_REFRESH_PER_MEMBER_MS, MAX_CAPACITY_CLASS, memberExpireMs, memberRefreshMs, MAX_MEMBERS, MemberRecordError, MemberTable, MembersBusyError, NEIGHBOURS, validCapacityClass } from './members.ts'
 export type { MemberRecord, MemberTableInit, MembersRequest } from './members.ts'
 export { TABLE_ANSWER_MIN_INTERVAL_MS, TABLE_SYNC_MS, startMemberService } from './member-service.ts'
-export { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PUSH_BURST, PUSH_REFILL_MS, PUSH_REFUSED_COST, PeerBudgets, RESERVE_QUIET_MS, STANDING_MS, TABLE_CALL_COST, TablePacing, callCost } from './member-gate.ts'
+export { ALL_CALLS_BURST, ALL_CALLS_REFILL_MS, ALL_CALLS_RESERVE, BUDGETS_KEPT, CALL_BURST, CALL_REFILL_MS, MemberGate, PUSH_BURST, PUSH_REFILL_MS, PUSH_REFUSED_COST, PeerBudgets, RESERVE_DEPTHS, RESERVE_QUIET_MS, STANDING_MS, TABLE_CALL_COST, TablePacing, callCost, reserveDepth } from './member-gate.ts'
 export type { MemberGateCounts } from './member-gate.ts'
 export { startAntiEntropy } from './anti-entropy.ts'
 export type { AntiEntropy } from './anti-entropy.ts'
