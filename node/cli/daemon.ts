@@ -10,7 +10,7 @@ import { ApiServer, resourceRoutes, conflictRoutes, dashboardRoutes, apiToken, p
 import type { Route } from '../api/index.ts'
 import { VERSION } from './version.ts'
 import { CONTROL_SOCKET } from './client.ts'
-import { createHost, FeatureBook, FEATURES, FEATURE_CLAY, FEATURE_MEMBER_PULL, MEMBER_PULL_MIN_MEMBERS, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
+import { createHost, FeatureBook, FEATURES, FEATURE_CLAY, FEATURE_MEMBER_PULL, MEMBER_PULL_MIN_MEMBERS, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MULTIEXT, FEATURE_PULL, OpHold, loadOrCreateIdentity, readNetworkKey, signerFor, verify, createSync, Presence, Membership, MemberTable, MAX_CAPACITY_CLASS, keepMembersSince, loadMembersSince, SpaceNotices, startMemberService, startUplinks, uploadCap, probePeer } from '../net/index.ts'
 import type { Host, MemberService, MembershipInit, Sync } from '../net/index.ts'
 import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
@@ -255,6 +255,11 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // header); with them every host knows whether every member takes member sync rounds
     const ownFeatures = [...new Set(opts.features ?? FEATURES)].sort()
     const members = new MemberTable({ self: host.peerId, signer: signerFor(privateKey), verify, capacityClass: capacityClassNow, features: () => ownFeatures })
+    // when each member was first taken here, kept across restarts: its standing, the depth of the
+    // shared call budget's reserve its calls may take (net/members-since.ts, member-gate.ts)
+    await loadMembersSince(dir, members)
+    const membersSince = keepMembersSince(dir, members)
+    closers.push(membersSince.stop)
     const features = new FeatureBook({
       self: host.peerId,
       own: opts.features,

@@ -43,17 +43,24 @@
 //    a flooder minting fresh ids, each refused nothing, spent it and the honest asker was
 //    refused (note-s32 Left 8). Without the age, membership was bought with one self-signed
 //    record pushed (pushes have no admit): ids minted as members every few seconds spent the
-//    reserve as fresh ids did (review33c: 187 of 200 honest calls refused over 10 min). What it
-//    leaves: ids minted STANDING_MS ahead and kept (records that spread to every table, refreshed
-//    by their signer, bounded by MAX_MEMBERS) draw on the reserve as members do, each at most its
-//    own budget's refill (CALL_REFILL_MS: 20 units a TABLE_SYNC_MS, one round all apart, so a cap
-//    per member on the reserve would bound nothing more); about 8 of them asking at that rate
-//    spend it. And a fresh honest host waits STANDING_MS for the reserve of a flooded host: its
+//    reserve as fresh ids did (review33c: 187 of 200 honest calls refused over 10 min). And ids
+//    minted STANDING_MS ahead and kept (records that spread to every table, refreshed by their
+//    signer, bounded by MAX_MEMBERS) drew on the whole reserve as members do: a few hundred of
+//    them, each asking once per RESERVE_QUIET_MS (a refused one loses nothing it had), kept it
+//    spent and a member of weeks was refused every round (session 33 left; test/node/member-gate:
+//    400 ids an hour old). A cap per member bounds nothing there (ids cost nothing to mint), so
+//    the reserve's depth follows standing instead (RESERVE_DEPTHS): a member may take the shared
+//    budget only as deep into its debt as its age here allows (a quarter from STANDING_MS, half
+//    from an hour, three quarters from a day, all from a week), and ids minted lately pin the debt
+//    at their depth, the bands under it left to the members that were here before them. What it
+//    leaves: ids kept as long as a member has been here share its band with it (a week for the
+//    deepest); the first-taken times are kept across restarts (MemberTable firstTaken(), the
+//    daemon's members-since file), so a host that restarted keeps its members' standing. And a
+//    fresh honest host waits STANDING_MS for the reserve of a flooded host: its
 //    first table pull goes to any of its first peers (member-service.ts TABLE_PULL_PEERS, a busy
 //    one asked again later), within the shared budget of a host not flooded; its record reaches
 //    the flooded host by push or gossip (pushes are not calls: MEMBER_PUSH_PROTOCOL), and
-//    STANDING_MS later its rounds there draw on the reserve as any member's (so a host that
-//    restarted, its table pulled afresh, gives the reserve to no one for that long). A member
+//    STANDING_MS later its rounds there draw on the reserve as a young member's. A member
 //    asking exactly at the refill rate (never refused) draws on the reserve until it is spent;
 //  - admit(): a peer with less than a unit of its call budget left is refused before its
 //    request's frame is decoded (member-service.ts asks it as the stream opens: rpc.ts serve()
@@ -91,13 +98,33 @@ export const ALL_CALLS_BURST = 16 * CALL_BURST
 export const ALL_CALLS_REFILL_MS = CALL_REFILL_MS / 8
 /**
  * The debt the shared budget may go into for an asker with standing (a member first taken here
- * STANDING_MS ago) refused no call in the last RESERVE_QUIET_MS (see the header): six rounds at
+ * STANDING_MS ago, and only as deep as its age allows: RESERVE_DEPTHS) refused no call in the last RESERVE_QUIET_MS (see the header): six rounds at
  * the worst (20 units each), back in ~12 s. RESERVE_QUIET_MS is less than member-service.ts
  * BUSY_BACKOFF_MS (30 s), the wait of an asker refused (test/node/member-gate).
  */
 export const ALL_CALLS_RESERVE = ALL_CALLS_BURST / 4
 export const RESERVE_QUIET_MS = 20_000
 export const STANDING_MS = 10 * 60_000
+/**
+ * How deep into the reserve a member may take the shared budget, by how long it has been a
+ * member here (table.memberSince): from STANDING_MS a quarter of ALL_CALLS_RESERVE, from an hour
+ * half, from a day three quarters, from a week all of it (each band 32 units, more than an honest
+ * round all apart at MAX_MEMBERS keys, 20). Ids minted and kept until they have standing pin the
+ * debt at their age's depth, not below: the bands under it are left to the members that were
+ * here before them (see the header).
+ */
+export const RESERVE_DEPTHS: ReadonlyArray<{ standingMs: number, share: number }> = [
+  { standingMs: 7 * 24 * 3600_000, share: 1 },
+  { standingMs: 24 * 3600_000, share: 3 / 4 },
+  { standingMs: 3600_000, share: 1 / 2 },
+  { standingMs: STANDING_MS, share: 1 / 4 }
+]
+
+/** The debt (units) the shared budget may go into for a member that was first taken `standingMs` ago (0: none, no standing). */
+export function reserveDepth (standingMs: number): number {
+  const d = RESERVE_DEPTHS.find(d => standingMs >= d.standingMs)
+  return d === undefined ? 0 : Math.floor(ALL_CALLS_RESERVE * d.share)
+}
 /** Peers whose budgets (each kind) are kept, the least lately used forgotten beyond it. */
 export const BUDGETS_KEPT = 1024
 
@@ -300,13 +327,14 @@ export class MemberGate {
     this.counts.calls++
   }
 
-  /** Take `cost` of the reserve (the shared budget into debt) for `peer`, when it is a member of the table first taken STANDING_MS ago, was refused nothing for RESERVE_QUIET_MS and the debt stays within ALL_CALLS_RESERVE. */
+  /** Take `cost` of the reserve (the shared budget into debt) for `peer`, when it is a member of the table first taken STANDING_MS ago, was refused nothing for RESERVE_QUIET_MS and the debt stays within its standing's depth (reserveDepth). */
   private reserve (peer: string, cost: number): boolean {
     const since = this.table.memberSince(peer)
-    if (since === undefined || this.now() - since < STANDING_MS) return false
+    const depth = since === undefined ? 0 : reserveDepth(this.now() - since)
+    if (depth === 0) return false
     const at = this.refusedAt.get(peer)
     if (at !== undefined && this.now() - at < RESERVE_QUIET_MS) return false
-    if (this.allCalls.units(ALL_CALLS) - cost < -ALL_CALLS_RESERVE) return false
+    if (this.allCalls.units(ALL_CALLS) - cost < -depth) return false
     return this.allCalls.spend(ALL_CALLS, cost, true)
   }
 

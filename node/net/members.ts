@@ -428,6 +428,15 @@ export class MemberTable extends EventTarget {
   private readonly downAt = new Map<string, Down>()
   /** This host declared itself down (it leaves): it signs no record again. */
   private leaving = false
+  /**
+   * When members not (yet) in the table were first taken here before this host restarted
+   * (restoreFirstTaken()): a record of one of them taken again keeps that time. Forgotten once
+   * this host has run memberExpireMs since (a member not seen again by then is gone).
+   */
+  private readonly restored = new Map<string, number>()
+  private restoredAt = 0
+  /** Members first taken here (new entries) since start: whether firstTaken() changed. */
+  private firstCount = 0
 
   constructor (init: MemberTableInit) {
     super()
@@ -462,6 +471,46 @@ export class MemberTable extends EventTarget {
   memberSince (peer: string): number | undefined {
     if (this.downAt.has(peer)) return undefined
     return this.entries.get(peer)?.first
+  }
+
+  /**
+   * When each member held (and each restored one not taken again yet) was first taken here, at
+   * most the table's bound of them: what a host keeps across restarts (the daemon's members-since
+   * file), so a member's standing here (memberSince, member-gate.ts) does not start again.
+   */
+  firstTaken (): Array<[string, number]> {
+    const out: Array<[string, number]> = []
+    for (const e of this.entries.values()) out.push([e.peer, e.first])
+    for (const [peer, first] of this.restored) if (!this.entries.has(peer)) out.push([peer, first])
+    return out.slice(0, this.max)
+  }
+
+  /** How many members were first taken here since start (a save of firstTaken() is due when it moved). */
+  get firstTakenCount (): number {
+    return this.firstCount
+  }
+
+  /**
+   * First-taken times kept from before a restart (firstTaken()): a member held, or taken later,
+   * keeps the earlier of its time and the kept one. Times in the future (a clock set back) and
+   * malformed pairs are left out; at most the table's bound of them are kept.
+   */
+  restoreFirstTaken (times: Iterable<[string, number]>): number {
+    const now = this.now()
+    let n = 0
+    this.restoredAt = now
+    for (const [peer, first] of times) {
+      if (typeof peer !== 'string' || peer.length === 0 || peer.length > MAX_MEMBER_ID_CHARS || !Number.isSafeInteger(first) || first < 0 || first > now) continue
+      const e = this.entries.get(peer)
+      if (e !== undefined) {
+        e.first = Math.min(e.first, first)
+      } else {
+        if (this.restored.size >= this.max && !this.restored.has(peer)) continue
+        this.restored.set(peer, Math.min(this.restored.get(peer) ?? first, first))
+      }
+      n++
+    }
+    return n
   }
 
   record (peer: string): MemberRecord | undefined {
@@ -646,7 +695,7 @@ export class MemberTable extends EventTarget {
       }
     }
     const peer = str(v.peer, MAX_MEMBER_ID_CHARS, 'peer id')
-    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), first: this.entries.get(peer)?.first ?? this.now(), changed: change ? this.now() : -Infinity, key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
+    const rec: Entry = { peer, seq: seqOf(v.seq), addrs: v.addrs.map((a: unknown) => str(a, MAX_MEMBER_ADDR_CHARS, 'address')), ...(hasCap ? { cap: v.cap as number } : {}), ...(features === undefined ? {} : { features }), msg, at: this.now(), first: this.entries.get(peer)?.first ?? this.restored.get(peer) ?? this.now(), changed: change ? this.now() : -Infinity, key: this.entries.get(peer)?.key ?? peerSyncKey(peer) }
     if (rec.seq > this.now() + MEMBER_MAX_SKEW_MS) throw new MemberRecordError('member record from the future')
     const held = this.entries.get(rec.peer)
     const down = this.downAt.get(rec.peer)
@@ -655,6 +704,10 @@ export class MemberTable extends EventTarget {
     if (rec.seq + memberExpireMs(Math.min(this.max, Math.max(this.entries.size, tableSize))) < this.now()) return 'old'
     if (held === undefined && this.entries.size >= this.max) return 'old'
     if (!(await this.verifySig(rec.peer, r, s))) throw new MemberRecordError(`member record of ${rec.peer} not signed by it`)
+    if (held === undefined) {
+      this.firstCount++
+      this.restored.delete(rec.peer)
+    }
     this.entries.set(rec.peer, rec)
     this.downAt.delete(rec.peer)
     this.dispatchEvent(new CustomEvent('member', { detail: rec.peer }))
@@ -740,6 +793,7 @@ export class MemberTable extends EventTarget {
   expire (): string[] {
     const out: string[] = []
     const horizon = this.now() - memberExpireMs(this.entries.size)
+    if (this.restored.size > 0 && this.restoredAt < horizon) this.restored.clear()
     for (const [peer, e] of this.entries) {
       if (peer === this.self || e.seq >= horizon) continue
       this.entries.delete(peer)

@@ -344,6 +344,31 @@ describe('node/net member service budgets per peer', function () {
     assert.ok(answeredMinted <= ALL_CALLS_BURST + now / ALL_CALLS_REFILL_MS, `${answeredMinted} minted calls answered`)
   })
 
+  it('ids minted and kept until they have standing (400, an hour here, each asking once every RESERVE_QUIET_MS, fresh ids keeping the shared budget drained) take the reserve down only to their age\'s depth: a member standing for weeks has its rounds, all apart at MAX_MEMBERS keys, answered for 10 min (session 33 left: they shared the whole reserve with it, its rounds refused)', async () => {
+    let now = 0
+    const gate = new MemberGate({ take: async () => 'old', memberSince: p => p === 'old' ? -30 * 24 * HOUR : p.startsWith('aged') ? -HOUR : undefined }, () => now)
+    const steps = apartRound(new Uint8Array(MAX_MEMBERS * SYNC_KEY_BYTES))
+    // 400 of them, each asking once every RESERVE_QUIET_MS (one refused is out of the reserve
+    // that long: asking more often gains nothing), in turn: 20 calls a second, past the refill
+    const aged = Array.from({ length: 400 }, (_, i) => `aged${i}`)
+    const tick = 50
+    const perTick = aged.length * tick / RESERVE_QUIET_MS
+    const before = (ms: number): void => {
+      for (let i = 0; i < 2; i++) { try { gate.call(`fresh${ms}-${i}`, { t: 'digest' }) } catch {} }
+    }
+    const asking = (ms: number): string[] => {
+      const first = (ms / tick) * perTick
+      return Array.from({ length: perTick }, (_, i) => aged[(first + i) % aged.length])
+    }
+    const { flood, asker: old } = await simulate({ gate, at: ms => { now = ms }, rounds: 40, tick, before, flooders: asking, asker: 'old', steps })
+    assert.equal(old.calls, 40 * steps.length)
+    assert.deepEqual(old.refused, [])
+    // the aged ids: the shared budget, its refill and their depth of the reserve, no more
+    assert.ok(flood.refused > 0, JSON.stringify(flood))
+    assert.ok(flood.answered <= ALL_CALLS_BURST + ALL_CALLS_RESERVE + now / ALL_CALLS_REFILL_MS, JSON.stringify(flood))
+    console.log(`      ${aged.length} ids an hour a member, over ${now / 1000} s: ${flood.answered} answered, ${flood.refused} refused; the old member's ${old.calls} calls all answered`)
+  })
+
   it('a push over its sender\'s budget: dropped unread unless it is the sender\'s own DOWN as it leaves, taken once (a DOWN of another it relays gives no pass, review33c)', async () => {
     const now = 0
     const gate = new MemberGate({ take: async () => 'new', memberSince: () => -Infinity }, () => now)

@@ -1,0 +1,127 @@
+// A member's standing across a restart (node/net/members-since.ts, members.ts firstTaken; issue
+// 14, bad input): the depth of the shared call budget's reserve a member's calls may take follows
+// how long it has been a member here (member-gate.ts RESERVE_DEPTHS), and a host that restarted
+// took every member as new: under a flood it refused a member of weeks for STANDING_MS, and gave
+// it only the shallowest band for a week. Kept in the data dir, the first-taken times come back.
+import assert from 'node:assert/strict'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as dagCbor from '@ipld/dag-cbor'
+import { makeKey, signerFor, verify } from '../helpers/tree.ts'
+import { MemberTable, MembersBusyError } from '../../node/net/members.ts'
+import { ALL_CALLS_BURST, MemberGate, STANDING_MS, reserveDepth } from '../../node/net/member-gate.ts'
+import { MEMBERS_SINCE_FILE, keepMembersSince, loadMembersSince } from '../../node/net/members-since.ts'
+import { Teardown, tempDir } from '../../harness/tmp.ts'
+import type { Signer } from '../../node/tree/index.ts'
+
+const T0 = 1_800_000_000_000
+const DAY = 24 * 3600_000
+
+interface Peer { id: string, signer: Signer }
+async function peer (): Promise<Peer> {
+  const signer = signerFor(await makeKey())
+  return { id: signer.author, signer }
+}
+async function record (p: Peer, seq: number): Promise<Uint8Array> {
+  const r = dagCbor.encode({ peer: p.id, seq, addrs: ['/ip4/127.0.0.1/tcp/1'] })
+  return dagCbor.encode({ t: 'member', r, s: await p.signer.sign(r) })
+}
+
+describe('node/net member first-taken times kept across restarts', function () {
+  this.timeout(60_000)
+  const t = new Teardown()
+  afterEach(async () => { await t.run() })
+
+  let now = T0
+  const clock = (): number => now
+  const self = async (): Promise<Peer> => await peer()
+  const newTable = (me: Peer): MemberTable => new MemberTable({ self: me.id, signer: me.signer, verify, now: clock })
+  /** A gate over `table` whose shared budget fresh ids drained; whether `asker`'s digest call is answered. */
+  const answeredUnderFlood = (table: MemberTable, asker: string): boolean => {
+    const gate = new MemberGate(table, clock)
+    for (let i = 0; i < ALL_CALLS_BURST + 8; i++) { try { gate.call(`fresh${i}`, { t: 'digest' }) } catch {} }
+    try {
+      gate.call(asker, { t: 'digest' })
+      return true
+    } catch (err) {
+      assert.ok(err instanceof MembersBusyError)
+      return false
+    }
+  }
+
+  it('a member of weeks, its record taken again after a restart: its standing kept (the reserve\'s whole depth under a flood at once), where a restart without the file took it as new (refused)', async () => {
+    now = T0
+    const dir = await tempDir(t, 'darkfs-members-since-')
+    const me = await self()
+    const old = await peer()
+    const before = newTable(me)
+    assert.equal(await loadMembersSince(dir, before), 0, 'a first start: no file')
+    const keeping = keepMembersSince(dir, before)
+    assert.equal(await before.take(await record(old, now)), 'new')
+    now += 30 * DAY
+    assert.equal(await before.take(await record(old, now)), 'new')
+    assert.equal(before.memberSince(old.id), T0)
+    await keeping.stop()
+
+    // restarted: the table pulled afresh, the member's latest record taken again
+    now += 60_000
+    const after = newTable(me)
+    assert.equal(await loadMembersSince(dir, after), 1)
+    assert.equal(await after.take(await record(old, now - 60_000)), 'new')
+    assert.equal(after.memberSince(old.id), T0)
+    assert.equal(reserveDepth(now - (after.memberSince(old.id) as number)), reserveDepth(Infinity))
+    assert.equal(answeredUnderFlood(after, old.id), true)
+
+    // without the file (before this change): a member of a minute, refused under the flood
+    const forgot = newTable(me)
+    assert.equal(await forgot.take(await record(old, now - 60_000)), 'new')
+    assert.equal(forgot.memberSince(old.id), now)
+    assert.equal(answeredUnderFlood(forgot, old.id), false)
+  })
+
+  it('the file is written when members were first taken since (and not otherwise), a member kept but not yet seen again stays in it, and bad entries, future times and a malformed file are left out', async () => {
+    now = T0
+    const dir = await tempDir(t, 'darkfs-members-since-')
+    const me = await self()
+    const [a, b] = [await peer(), await peer()]
+    const first = newTable(me)
+    await first.take(await record(a, now))
+    now += STANDING_MS
+    await first.take(await record(b, now))
+    const k1 = keepMembersSince(dir, first, 3600_000)
+    await k1.stop()
+    const saved = JSON.parse(await readFile(join(dir, MEMBERS_SINCE_FILE), 'utf8'))
+    assert.deepEqual(saved, { [a.id]: T0, [b.id]: T0 + STANDING_MS })
+
+    // restarted, only b seen again so far: a's time is still written out (it may come later)
+    now += 1000
+    const second = newTable(me)
+    assert.equal(await loadMembersSince(dir, second), 2)
+    await second.take(await record(b, now))
+    await writeFile(join(dir, MEMBERS_SINCE_FILE), 'stale')
+    const k2 = keepMembersSince(dir, second, 3600_000)
+    await k2.stop()
+    assert.deepEqual(JSON.parse(await readFile(join(dir, MEMBERS_SINCE_FILE), 'utf8')), saved)
+    // nothing first taken since the last write: not written again
+    await writeFile(join(dir, MEMBERS_SINCE_FILE), 'untouched')
+    await k2.stop()
+    assert.equal(await readFile(join(dir, MEMBERS_SINCE_FILE), 'utf8'), 'untouched')
+    // a taken again: its kept time, and written
+    await second.take(await record(a, now))
+    assert.equal(second.memberSince(a.id), T0)
+    await k2.stop()
+    assert.deepEqual(JSON.parse(await readFile(join(dir, MEMBERS_SINCE_FILE), 'utf8')), saved)
+
+    // a malformed file: nothing taken, every member new
+    await writeFile(join(dir, MEMBERS_SINCE_FILE), '{ not json')
+    assert.equal(await loadMembersSince(dir, newTable(me)), 0)
+    await writeFile(join(dir, MEMBERS_SINCE_FILE), '[1, 2]')
+    assert.equal(await loadMembersSince(dir, newTable(me)), 0)
+    // bad pairs and times in the future left out
+    await writeFile(join(dir, MEMBERS_SINCE_FILE), JSON.stringify({ [a.id]: now + DAY, [b.id]: 'x', ['z'.repeat(200)]: T0, '': T0, [me.id]: -1 }))
+    const third = newTable(me)
+    assert.equal(await loadMembersSince(dir, third), 0)
+    await third.take(await record(a, now))
+    assert.equal(third.memberSince(a.id), now)
+  })
+})
