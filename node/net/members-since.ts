@@ -10,7 +10,7 @@
 // every SAVE_MS when members were first taken since the last write, and when the host stops;
 // read once at start (a missing file: a first start; an unreadable or malformed one is logged
 // and left out, every member new as before).
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { open, readFile, rename, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MemberTable } from './members.ts'
 import { logger } from '../log.ts'
@@ -21,6 +21,14 @@ const log = logger('net:members')
 export const MEMBERS_SINCE_FILE = 'members-since.json'
 /** A write of the file at most this often (when members were first taken since the last). */
 export const MEMBERS_SINCE_SAVE_MS = 5 * 60_000
+/**
+ * A file larger than this is not read (left out, every member new): an honest one is about
+ * 3.5 MB at the table's bound (50,000 members), and a corrupt one of hundreds of MB would stall
+ * the start or run the worker out of memory, restarted in a loop.
+ */
+export const MEMBERS_SINCE_MAX_BYTES = 16 << 20
+/** Entries written per turn of the event loop (a save at 50,000 members cost ~50 ms in one turn). */
+const SAVE_SLICE = 2_000
 
 type Table = Pick<MemberTable, 'firstTaken' | 'restoreFirstTaken' | 'firstTakenCount'>
 
@@ -28,7 +36,13 @@ type Table = Pick<MemberTable, 'firstTaken' | 'restoreFirstTaken' | 'firstTakenC
 export async function loadMembersSince (dir: string, table: Table): Promise<number> {
   let text: string
   try {
-    text = await readFile(join(dir, MEMBERS_SINCE_FILE), 'utf8')
+    const file = join(dir, MEMBERS_SINCE_FILE)
+    const size = (await stat(file)).size
+    if (size > MEMBERS_SINCE_MAX_BYTES) {
+      log.error('member first-taken times not read (every member new here): %s is %d bytes, over %d', file, size, MEMBERS_SINCE_MAX_BYTES)
+      return 0
+    }
+    text = await readFile(file, 'utf8')
   } catch (err: any) {
     if (err?.code !== 'ENOENT') log.error('member first-taken times not read (every member new here): %s', (err as Error).message)
     return 0
@@ -52,7 +66,21 @@ export async function loadMembersSince (dir: string, table: Table): Promise<numb
 export async function saveMembersSince (dir: string, table: Table): Promise<void> {
   const file = join(dir, MEMBERS_SINCE_FILE)
   const tmp = `${file}.tmp`
-  await writeFile(tmp, JSON.stringify(Object.fromEntries(table.firstTaken())))
+  const entries = table.firstTaken()
+  const fh = await open(tmp, 'w')
+  try {
+    // in slices, each its own turn of the event loop (a mount's requests wait on it), the same
+    // JSON object as one stringify would give
+    for (let i = 0; i < entries.length || i === 0; i += SAVE_SLICE) {
+      const slice = entries.slice(i, i + SAVE_SLICE).map(([peer, ms]) => `${JSON.stringify(peer)}:${JSON.stringify(ms)}`).join(',')
+      await fh.write(`${i === 0 ? '{' : ','}${slice}${i + SAVE_SLICE >= entries.length ? '}' : ''}`)
+      await new Promise(resolve => setImmediate(resolve))
+    }
+    // (synced before the rename: a power loss leaves the old file or the new, not an empty one)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
   await rename(tmp, file)
 }
 

@@ -10,7 +10,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { makeKey, signerFor, verify } from '../helpers/tree.ts'
 import { MemberTable, MembersBusyError } from '../../node/net/members.ts'
 import { ALL_CALLS_BURST, MemberGate, STANDING_MS, reserveDepth } from '../../node/net/member-gate.ts'
-import { MEMBERS_SINCE_FILE, keepMembersSince, loadMembersSince } from '../../node/net/members-since.ts'
+import { MEMBERS_SINCE_FILE, MEMBERS_SINCE_MAX_BYTES, keepMembersSince, loadMembersSince, saveMembersSince } from '../../node/net/members-since.ts'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import type { Signer } from '../../node/tree/index.ts'
 
@@ -123,5 +123,20 @@ describe('node/net member first-taken times kept across restarts', function () {
     assert.equal(await loadMembersSince(dir, third), 0)
     await third.take(await record(a, now))
     assert.equal(third.memberSince(a.id), now)
+  })
+
+  it('a table of many members is written in slices as the one JSON object, and a file over the size bound is not read', async () => {
+    const dir = await tempDir(t, 'darkfs-members-since-')
+    // (a stand-in table: the save reads firstTaken() only)
+    for (const n of [0, 1, 1_999, 2_000, 2_001, 5_432]) {
+      const times: Array<[string, number]> = Array.from({ length: n }, (_, i) => [`peer"${i}\\x`, T0 + i])
+      await saveMembersSince(dir, { firstTaken: () => times, restoreFirstTaken: () => 0, firstTakenCount: n })
+      assert.deepEqual(JSON.parse(await readFile(join(dir, MEMBERS_SINCE_FILE), 'utf8')), Object.fromEntries(times), `${n} members`)
+    }
+    // (whitespace: JSON that parses, were it read)
+    await writeFile(join(dir, MEMBERS_SINCE_FILE), `{${' '.repeat(MEMBERS_SINCE_MAX_BYTES)}}`)
+    let restored = false
+    assert.equal(await loadMembersSince(dir, { firstTaken: () => [], restoreFirstTaken: () => { restored = true; return 0 }, firstTakenCount: 0 }), 0)
+    assert.equal(restored, false, 'not parsed')
   })
 })
