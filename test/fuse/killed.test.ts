@@ -446,6 +446,37 @@ describe('fuse: a caller killed while its request waits', function () {
     assert.equal(await ok(`cat "${dir}/f"`), 'w'.repeat(BLOCK))
   })
 
+  it('a chmod of a hard-linked file held in the Volume, its caller sent kill -9: answered EINTR early, the other name\'s cached attributes are refreshed once the chmod ends (not left for attr_timeout)', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/a', 'x')
+    await volume.chmod('/a', 0o644)
+    await volume.link('/a', '/b')
+    const arrived = later()
+    const release = later()
+    let ended = false
+    const chmod = volume.chmod.bind(volume)
+    volume.chmod = async (path, mode, o) => {
+      arrived.resolve()
+      await release.promise
+      await chmod(path, mode, o)
+      ended = true
+    }
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    // attributes cached for a minute: only a refresh shows the change within the test
+    const m = await mount(volume, dir, { attrTimeout: 60 })
+    t.add(async () => { await m.unmount() })
+    t.add(() => { release.resolve() })
+    assert.equal((await ok(`stat -c %a "${dir}/a" "${dir}/b"`)).trim(), '644\n644')
+    const changer = start(t, ['chmod', '600', `${dir}/a`])
+    await bounded(arrived.promise, 'the chmod held in the Volume')
+    const ms = await killTime(changer, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the chmod took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().killed, 1)
+    release.resolve()
+    await until('the chmod ended', () => ended, GONE_MS)
+    await until('the other name shows the new mode', async () => (await ok(`stat -c %a "${dir}/b"`)).trim() === '600', GONE_MS)
+  })
+
   it('an open held in the Volume, its caller sent kill -9: answered EINTR, and the handle the open makes once it ends is closed (the kernel never got it, so never releases it)', async function () {
     const volume = createMemoryVolume()
     await volume.writeFile('/f', 'x')
