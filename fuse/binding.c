@@ -59,6 +59,7 @@
 #include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -423,14 +424,19 @@ static int status_dying (const char *buf) {
   return (pending & core & ~v[2] & ~v[3] & ~v[4]) != 0;
 }
 
-// Is process `tgid` gone or on its way out? Gone (no entry), a zombie, signalled to die
-// (status_dying), or exiting (PF_EXITING in /proc/TGID/stat's flags: a process killed, or
-// exiting, with AIO reads in flight waits for them in exit_aio, in D state with no signal pending).
-static int process_dying (uint32_t tgid) {
-  char buf[4096];
-  if (proc_read(tgid, "status", buf, sizeof buf) < 0) return errno == ENOENT || errno == ESRCH;
-  if (status_dying(buf)) return 1;
-  if (proc_read(tgid, "stat", buf, sizeof buf) < 0) return errno == ENOENT || errno == ESRCH;
+// Is thread `tid` of process `tgid` on its way out: a zombie (or dead), or exiting (PF_EXITING in
+// its stat's flags: a process killed, or exiting, with AIO reads in flight waits for them in
+// exit_aio, in D state with no signal pending)? A thread gone counts as exiting.
+static int task_exiting (uint32_t tgid, const char *tid) {
+  char path[320], buf[1024];
+  snprintf(path, sizeof path, "/proc/%u/task/%s/stat", (unsigned)tgid, tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT || errno == ESRCH;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  int e = errno;
+  close(fd);
+  if (n < 0) return e == ESRCH;
+  buf[n] = 0;
   // the fields after the command's closing parenthesis: state, ppid, pgrp, session, tty_nr,
   // tpgid, flags
   const char *at = strrchr(buf, ')');
@@ -441,6 +447,24 @@ static int process_dying (uint32_t tgid) {
 #define PF_EXITING_FLAG 0x4ULL
   return state == 'Z' || state == 'X' || (flags & PF_EXITING_FLAG) != 0;
 #undef PF_EXITING_FLAG
+}
+
+// Is process `tgid` gone or on its way out: no entry, or every thread of it exiting (task_exiting;
+// its leader alone is not enough: a leader that called pthread_exit stays a zombie while the
+// other threads live on)?
+static int process_dying (uint32_t tgid) {
+  char dir[40];
+  snprintf(dir, sizeof dir, "/proc/%u/task", (unsigned)tgid);
+  DIR *d = opendir(dir);
+  if (d == NULL) return errno == ENOENT || errno == ESRCH;
+  int dying = 1;
+  struct dirent *e;
+  while (dying && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    dying = task_exiting(tgid, e->d_name);
+  }
+  closedir(d);
+  return dying;
 }
 
 // Is the caller (thread `pid`, from the kernel's header) dying (status_dying)? Read from

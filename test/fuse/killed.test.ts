@@ -102,8 +102,9 @@ print('done', flush=True)
 
 /**
  * Reads BLOCK bytes of argv[1] by kernel AIO (io_submit, O_DIRECT: the kernel sends the read in
- * the background) from a thread that then exits; once the thread is gone (its /proc entry with
- * it), says so, and waits for the read's event, printing its result. x86_64 syscall numbers.
+ * the background) from a thread that says so and exits at the next line of stdin; once the
+ * thread is gone (its /proc entry with it), says so, and waits for the read's event, printing its
+ * result; prints no-aio and exits when io_setup fails (aio-max-nr, seccomp). x86_64 syscall numbers.
  */
 const AIO_READER = `
 import ctypes, mmap, os, struct, sys, threading, time
@@ -121,6 +122,8 @@ tids = []
 def submit():
     tids.append(threading.get_native_id())
     assert libc.syscall(SYS_io_submit, ctx, 1, iocbs) == 1, ctypes.get_errno()
+    print('submitted', flush=True)
+    sys.stdin.readline()
 th = threading.Thread(target=submit)
 th.start()
 th.join()
@@ -137,11 +140,15 @@ print(struct.unpack('=QQqq', event.raw)[2], flush=True)
 /** Starts AIO_READER on `file`; skips the test when this host gives no AIO (io_setup fails: aio-max-nr, seccomp). */
 async function startAio (t: Teardown, ctx: Mocha.Context, file: string, held: () => boolean): Promise<Proc> {
   const aio = start(t, ['python3', '-c', AIO_READER, file])
-  await until('the AIO read held, its thread gone (or no AIO here)', () => aio.out().startsWith('no-aio') || (held() && aio.out().includes('gone\n')), 20_000)
+  await until('the AIO read held (or no AIO here)', () => aio.out().startsWith('no-aio') || (held() && aio.out().includes('submitted\n')), 20_000)
   if (aio.out().startsWith('no-aio')) {
     console.log(`    (skipped: io_setup failed here: ${aio.out().trim()})`)
     ctx.skip()
   }
+  // the submitting thread exits only once its read has reached JS (the binding noted its
+  // process when the read arrived)
+  aio.child.stdin!.end('go\n')
+  await until('the submitting thread gone', () => aio.out().includes('gone\n'), 20_000)
   return aio
 }
 
@@ -254,7 +261,7 @@ describe('fuse: a caller killed while its request waits', function () {
     assert.equal(m.writeStats().killed, 1)
     release.resolve()
     await aio.exited
-    assert.equal(aio.out(), `gone\n${BLOCK}\n`)
+    assert.equal(aio.out(), `submitted\ngone\n${BLOCK}\n`)
   })
 
   it('cat of a file whose holders do not answer, sent Ctrl-C: cat is gone at once, and the mount serves the next cat', async function () {
