@@ -59,6 +59,7 @@
 #include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -100,8 +101,10 @@ enum {
 // handled signal brings no second interrupt from the kernel).
 #define INTERRUPT_POLL_MS 50
 // A direct read unanswered this long has its caller looked at every INTERRUPT_POLL_MS even with
-// no interrupt: the kernel sends none for the reads it makes in the background (readahead, and
-// every O_DIRECT read: async_dio), whose caller, killed, waits for them in D state all the same.
+// no interrupt: the kernel sends none for the reads it makes in the background. A killed caller
+// waits in D state for its O_DIRECT reads (async_dio) and for its AIO reads (exit_aio), while a
+// buffered reader waits for its readahead killably: it exits at once, its thread gone, and the
+// read is left with no one waiting (caller_dying tells these apart).
 #define READ_WATCH_MS 500
 // Callers the expiry thread looks at in one pass (the rest at the next).
 #define WATCH_MAX 64
@@ -178,6 +181,10 @@ typedef struct req_s {
   uint32_t pid;
   double seq;
   int interrupted, killed;
+  // a direct read's open flags had O_DIRECT (fuse_read_in.flags: caller_dying), and the caller's
+  // process id once caller_dying has seen it (0 before; under reply_mu)
+  int odirect;
+  uint32_t tgid;
   struct timespec since; // a direct request's arrival (CLOCK_MONOTONIC)
   unsigned watched; // the mount's watch_round + 1 when its caller was last looked at (under reply_mu)
   mount_t *m;
@@ -381,26 +388,26 @@ static void req_fail_js (req_t *r, int err) {
 static void post_event (mount_t *m, int ev, double n0);
 static int ts_not_after (const struct timespec *a, const struct timespec *b);
 
-// Is the caller (thread `pid`, from the kernel's header) dying? A signal whose default action
-// kills, sent to a process that does not handle it, makes the kernel mark SIGKILL pending on
-// every thread of it (complete_signal), as kill -9 does; a signal dumping core (SIGQUIT, SIGABRT)
-// is pending as itself, neither handled, ignored nor blocked. Read from /proc/PID/status (a thread
-// id is found there too). A thread with no entry (ENOENT, ESRCH) does not count as dying: the
-// kernel keeps the thread of a synchronous request until it is answered (a zombie while dying), so
-// a thread gone is one that submitted an asynchronous O_DIRECT read (AIO, io_uring) and exited
-// while its process, alive, awaits it; and /proc mounted hidepid hides callers that live. Only a
-// dying caller's request is cut short (EV_INTERRUPT): a caller that handles the signal lives on
-// and gets its answer.
-static int caller_dying (uint32_t pid) {
-  if (pid == 0) return 0;
-  char path[40], buf[4096];
-  snprintf(path, sizeof path, "/proc/%u/status", (unsigned)pid);
+// Reads /proc/PID/FILE into buf (NUL-ended); its length, or -1 with errno (ENOENT, ESRCH: no
+// such task, or one /proc mounted hidepid hides).
+static ssize_t proc_read (uint32_t pid, const char *file, char *buf, size_t size) {
+  char path[48];
+  snprintf(path, sizeof path, "/proc/%u/%s", (unsigned)pid, file);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, size - 1);
+  int e = errno;
   close(fd);
-  if (n <= 0) return 0;
+  if (n < 0) { errno = e; return -1; }
   buf[n] = 0;
+  return n;
+}
+
+// Is the task whose /proc/PID/status is `buf` dying? A signal whose default action kills, sent to
+// a process that does not handle it, makes the kernel mark SIGKILL pending on every thread of it
+// (complete_signal), as kill -9 does; a signal dumping core (SIGQUIT, SIGABRT) is pending as
+// itself, neither handled, ignored nor blocked. A zombie (or dead) task is dying too.
+static int status_dying (const char *buf) {
   if (strstr(buf, "\nState:\tZ") != NULL || strstr(buf, "\nState:\tX") != NULL) return 1;
   static const char *keys[5] = { "\nSigPnd:", "\nShdPnd:", "\nSigBlk:", "\nSigIgn:", "\nSigCgt:" };
   unsigned long long v[5] = { 0, 0, 0, 0, 0 };
@@ -415,6 +422,78 @@ static int caller_dying (uint32_t pid) {
     SIGBIT(SIGFPE) | SIGBIT(SIGSEGV) | SIGBIT(SIGXCPU) | SIGBIT(SIGXFSZ) | SIGBIT(SIGSYS);
 #undef SIGBIT
   return (pending & core & ~v[2] & ~v[3] & ~v[4]) != 0;
+}
+
+// Is thread `tid` of process `tgid` on its way out: a zombie (or dead), or exiting (PF_EXITING in
+// its stat's flags: a process killed, or exiting, with AIO reads in flight waits for them in
+// exit_aio, in D state with no signal pending)? A thread gone counts as exiting.
+static int task_exiting (uint32_t tgid, const char *tid) {
+  char path[320], buf[1024];
+  snprintf(path, sizeof path, "/proc/%u/task/%s/stat", (unsigned)tgid, tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT || errno == ESRCH;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  int e = errno;
+  close(fd);
+  if (n < 0) return e == ESRCH;
+  buf[n] = 0;
+  // the fields after the command's closing parenthesis: state, ppid, pgrp, session, tty_nr,
+  // tpgid, flags
+  const char *at = strrchr(buf, ')');
+  if (at == NULL) return 0;
+  char state = 0;
+  unsigned long long flags = 0;
+  if (sscanf(at + 1, " %c %*d %*d %*d %*d %*d %llu", &state, &flags) != 2) return 0;
+#define PF_EXITING_FLAG 0x4ULL
+  return state == 'Z' || state == 'X' || (flags & PF_EXITING_FLAG) != 0;
+#undef PF_EXITING_FLAG
+}
+
+// Is process `tgid` gone or on its way out: no entry, or every thread of it exiting (task_exiting;
+// its leader alone is not enough: a leader that called pthread_exit stays a zombie while the
+// other threads live on)?
+static int process_dying (uint32_t tgid) {
+  char dir[40];
+  snprintf(dir, sizeof dir, "/proc/%u/task", (unsigned)tgid);
+  DIR *d = opendir(dir);
+  if (d == NULL) return errno == ENOENT || errno == ESRCH;
+  int dying = 1;
+  struct dirent *e;
+  while (dying && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    dying = task_exiting(tgid, e->d_name);
+  }
+  closedir(d);
+  return dying;
+}
+
+// Is the caller (thread `pid`, from the kernel's header) dying (status_dying)? Read from
+// /proc/PID/status (a thread id is found there too); the process's id (Tgid) is kept in *tgid the
+// first time it is seen (0 until then). A thread with no entry (ENOENT, ESRCH) is one no request
+// of its own waits in: the kernel keeps the thread of a synchronous request until it is answered
+// (a zombie while dying). So the request is one the kernel made in the background, told apart by
+// `odirect` (the read's open flags, fuse_read_in.flags): without O_DIRECT it is readahead, which a
+// reader waits for killably, so a killed one exits at once: dying (nobody is left to want it;
+// a living reader that wants the page later reads it again). With O_DIRECT it is an
+// asynchronous read (AIO, io_uring) whose thread exited while its process may await it: dying
+// only when that process (*tgid, once seen) is (process_dying); not known, not dying. When /proc
+// is mounted hidepid (the mount's own process cannot see pid 1), a thread hidden looks gone:
+// never counted dying then. Only a dying caller's request is cut short (EV_INTERRUPT): a caller
+// that handles the signal lives on and gets its answer.
+static int caller_dying (uint32_t pid, int odirect, uint32_t *tgid) {
+  if (pid == 0) return 0;
+  char buf[4096];
+  if (proc_read(pid, "status", buf, sizeof buf) < 0) {
+    if (errno != ENOENT && errno != ESRCH) return 0;
+    if (access("/proc/1/status", R_OK) != 0) return 0; // hidepid: cannot tell gone from hidden
+    if (!odirect) return 1;
+    return *tgid != 0 && process_dying(*tgid);
+  }
+  if (*tgid == 0) {
+    const char *at = strstr(buf, "\nTgid:\t");
+    if (at != NULL) *tgid = (uint32_t)strtoul(at + 7, NULL, 10);
+  }
+  return status_dying(buf);
 }
 
 static double next_seq (mount_t *m) {
@@ -493,7 +572,10 @@ static int dispatch (req_t *r) {
           m->worker_interrupted++;
           pthread_mutex_unlock(&m->reply_mu);
         }
-        killed = caller_dying(r->pid);
+        // a synchronous request: its caller's thread stays until it is answered (odirect 1 and
+        // no tgid: a thread gone is never taken for dying here)
+        uint32_t tgid = 0;
+        killed = caller_dying(r->pid, 1, &tgid);
         if (killed) tell_killed(m, r->seq);
         pthread_mutex_lock(&r->mu);
       }
@@ -1017,6 +1099,20 @@ static int read_direct (loop_t *l, const struct fuse_buf *buf) {
   r->n[1] = (double)arg->size;
   r->n[2] = (double)arg->offset;
   r->outsize = arg->size;
+  r->odirect = (arg->flags & O_DIRECT) != 0;
+  // an O_DIRECT read's caller may be a thread that submits it asynchronously (AIO, io_uring) and
+  // exits before it is first looked at: its process is noted now, for caller_dying to look at
+  // then (each worker keeps the last thread's, so a reader's run of reads costs one /proc read)
+  if (r->odirect) {
+    static __thread uint32_t last_pid, last_tgid;
+    if (in->pid != last_pid) {
+      uint32_t tgid = 0;
+      (void)caller_dying(in->pid, 1, &tgid);
+      last_pid = in->pid;
+      last_tgid = tgid;
+    }
+    r->tgid = last_tgid;
+  }
   pthread_mutex_lock(&m->reply_mu);
   direct_track(r);
   pthread_mutex_unlock(&m->reply_mu);
@@ -1104,8 +1200,8 @@ static int direct_interrupt (loop_t *l, const struct fuse_buf *buf) {
   if (in->len != buf->size || buf->size < sizeof *in + sizeof(struct fuse_interrupt_in)) return 0;
   uint64_t unique = ((const struct fuse_interrupt_in *)(in + 1))->unique;
   mount_t *m = l->m;
-  int found = 0, look = 0;
-  uint32_t pid = 0;
+  int found = 0, look = 0, odirect = 0;
+  uint32_t pid = 0, tgid = 0;
   pthread_mutex_lock(&m->reply_mu);
   req_t *r = direct_find_locked(m, unique);
   if (r != NULL) {
@@ -1114,15 +1210,18 @@ static int direct_interrupt (loop_t *l, const struct fuse_buf *buf) {
     r->interrupted = 1;
     look = !r->killed;
     pid = r->pid;
+    odirect = r->odirect;
+    tgid = r->tgid;
   }
   pthread_mutex_unlock(&m->reply_mu);
   if (!look) return found;
   // its caller dying (killed, or a signal it does not handle): JS answers it EINTR; else the
   // expiry thread looks again every INTERRUPT_POLL_MS (a SIGKILL may come later). /proc is read
   // out of reply_mu (JS's answers take it), as reap_thread does: the request is found again after
-  int dying = caller_dying(pid);
+  int dying = caller_dying(pid, odirect, &tgid);
   pthread_mutex_lock(&m->reply_mu);
   r = direct_find_locked(m, unique);
+  if (r != NULL && r->tgid == 0) r->tgid = tgid;
   if (r != NULL && !r->killed && dying) {
     r->killed = 1;
     m->killed++;
@@ -1161,7 +1260,8 @@ static void *reap_thread (void *arg) {
     // reply_mu (JS's answers take it), until they are answered; a dying one's requests go to JS.
     // A pass takes the requests not looked at yet this round (watch_round), so with more callers
     // than WATCH_MAX each is looked at in turn, not only the first WATCH_MAX of the lists
-    uint32_t pids[WATCH_MAX];
+    // the callers to look at: thread, kind of read (caller_dying), process once seen
+    struct { uint32_t pid, tgid; int odirect; } look[WATCH_MAX];
     int npids = 0, watch = 0, full = 0;
     unsigned round = m->watch_round + 1;
     struct timespec old = now;
@@ -1183,9 +1283,9 @@ static void *reap_thread (void *arg) {
         watch = 1;
         if (r->watched == round) continue;
         int seen = 0;
-        for (int i = 0; i < npids && !seen; i++) seen = pids[i] == r->pid;
+        for (int i = 0; i < npids && !seen; i++) seen = look[i].pid == r->pid && look[i].odirect == r->odirect;
         if (!seen && npids == WATCH_MAX) { full = 1; continue; }
-        if (!seen) pids[npids++] = r->pid;
+        if (!seen) { look[npids].pid = r->pid; look[npids].tgid = r->tgid; look[npids].odirect = r->odirect; npids++; }
         r->watched = round;
       }
     }
@@ -1194,13 +1294,15 @@ static void *reap_thread (void *arg) {
     if (npids > 0) {
       int dying[WATCH_MAX];
       pthread_mutex_unlock(&m->reply_mu);
-      for (int i = 0; i < npids; i++) dying[i] = caller_dying(pids[i]);
+      for (int i = 0; i < npids; i++) dying[i] = caller_dying(look[i].pid, look[i].odirect, &look[i].tgid);
       pthread_mutex_lock(&m->reply_mu);
       for (int k = 0; k < 2; k++) {
         for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
           if (r->killed || (!r->interrupted && (k == 1 || !ts_not_after(&r->since, &old)))) continue;
           for (int i = 0; i < npids; i++) {
-            if (pids[i] != r->pid || !dying[i]) continue;
+            if (look[i].pid != r->pid || look[i].odirect != r->odirect) continue;
+            if (r->tgid == 0) r->tgid = look[i].tgid;
+            if (!dying[i]) continue;
             r->killed = 1;
             m->killed++;
             post_event(m, EV_INTERRUPT, r->seq);

@@ -151,7 +151,8 @@ const SYNC_OPS: ReadonlySet<number> = new Set([Op.write, Op.flush, Op.fsync, Op.
  * is applied whole or not at all, never cut at an arbitrary point. libfuse's answer to a setattr,
  * write, flush, xattr change or fallocate touches no node, and its release (fuse_do_release)
  * drops its open count whatever the answer. The others (reads, lookups, listings, fsync's wait
- * for peers) are aborted: they leave nothing behind.
+ * for peers) are aborted: they leave nothing behind. The other names of a hard-linked file a kept
+ * change touched are refreshed when its call ends (the early answer had none to give).
  */
 const KEEP_ON_INTERRUPT: ReadonlySet<number> = new Set([Op.chmod, Op.chown, Op.truncate, Op.write, Op.flush,
   Op.release, Op.setxattr, Op.removexattr, Op.releasedir, Op.utimens, Op.fallocate])
@@ -403,6 +404,12 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
         log('request %d on %s ended after its answer: its handle %d released', op, path ?? '?', a.result)
         ops({ op: release, path: null, path2: null, data: null, n: [a.result, -1, -1, -1, -1], caller: request.caller })
           .catch((err: unknown) => { log.error('releasing handle %d of an answered request %d on %s: %s', a.result, op, path ?? '?', err) })
+      }
+      // a change answered before its end (EINTR for a dying caller, EIO at the deadline): the
+      // binding refreshed no other name of the file (finish_refresh runs only on success), so
+      // those its end names are invalidated now, as a remote change's are
+      if (done && a.result >= 0 && KEEP_ON_INTERRUPT.has(op) && Array.isArray(a.a)) {
+        for (const name of a.a) if (typeof name === 'string' && !ended) b.invalidate(m, name)
       }
       answer(a)
     }, (err: unknown) => { answer({ result: toErrno(err) }) })
