@@ -11,10 +11,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { until } from '../../harness/cluster.ts'
-import { createHost, createNetworkKey } from '../../node/net/index.ts'
+import { createHost, createNetworkKey, neighbourCount, neighbours, peerKadId } from '../../node/net/index.ts'
 import type { Host } from '../../node/net/index.ts'
-import { neighbours, peerKadId } from '../../node/net/kad.ts'
-import { neighbourCount } from '../../node/net/host.ts'
 
 const HOSTS = 8
 const BOUND = 3
