@@ -14,12 +14,13 @@
 //
 // Bounded connections (issue 14): a host keeps at most `maxConnections` (`--max-connections`,
 // default DEFAULT_MAX_CONNECTIONS) open once things settle. While it knows no more members than
-// that, it is the full mesh above. Beyond, it wants its neighbours (kad.ts neighbours(): the
-// closest member of each k-bucket, which keeps the network connected, then its XOR
-// neighbourhood), tags them NEIGHBOUR_TAG in the peer store, dials them and redials only them;
-// the other connections (peers that want this host, transfers, DHT queries) are trimmed lowest
-// tag value first (gossipsub tags its mesh peers too) once over the bound. libp2p's connection
-// manager holds the hard cap a little above the bound (CONNECTION_SLACK): at its cap it refuses
+// that, it is the full mesh above. Beyond, it wants its neighbours (kad.ts neighbours(): its
+// ring successor, the next member by kad id, which keeps the network connected at any bound, then
+// the closest member of each k-bucket, then its XOR neighbourhood), tags them NEIGHBOUR_TAG in the
+// peer store, dials them and redials only them; it never trims its ring predecessor (the member
+// whose successor it is); the other connections (peers that want this host, transfers, DHT
+// queries) are trimmed lowest tag value first (gossipsub tags its mesh peers too) once over the
+// bound. libp2p's connection manager holds the hard cap a little above the bound (CONNECTION_SLACK): at its cap it refuses
 // inbound connections, which would lock a joiner out of a full seed, and its pruner never closes
 // a connection carrying gossipsub's long-lived streams, so it could not hold the bound itself.
 //
@@ -81,7 +82,7 @@ import type { CID } from 'multiformats/cid'
 import { NetworkKeyMismatchError, UsageError } from '../errors.ts'
 import { formatNetworkKey } from './keys.ts'
 import { isListenFailure, listenError } from './listen.ts'
-import { neighbours, targets } from './kad.ts'
+import { neighbours, ringNeighbours, targets } from './kad.ts'
 import { cidrContains, parseCidr } from './cidr.ts'
 import type { Cidr } from './cidr.ts'
 import { RpcProtocolError, call, defineProtocol, serve } from './rpc.ts'
@@ -985,10 +986,19 @@ export async function createHost (init: HostInit): Promise<Host> {
   const refused = new Map<string, number>()
   /** Neighbours that closed this host's connection -> how long they were left out the last time. */
   const refusedFor = new Map<string, number>()
+  /**
+   * The member whose ring successor this host is (kad.ts ringNeighbours()): it wants this host
+   * first of its neighbours, and the successor edges are what keep the overlay in one piece at
+   * any bound (island34), so the trim never closes its connection either (above bound 1, where
+   * one neighbour and it fill the bound at most). undefined within the full mesh.
+   */
+  let ringPredecessor: string | undefined
   const wanted = (): Set<string> | undefined => {
     const members = new Set([...known.keys(), ...connectedIds()])
     members.delete(self)
+    ringPredecessor = undefined
     if (members.size + 1 <= fullMesh) return undefined
+    if (neighbourCount(maxConnections) < maxConnections) ringPredecessor = ringNeighbours(self, members)?.predecessor
     const now = Date.now()
     for (const [id, until] of refused) {
       if (until <= now) refused.delete(id)
@@ -1066,7 +1076,8 @@ export async function createHost (init: HostInit): Promise<Host> {
   const trimming = coalesced('trimming connections', async () => { await trim() })
   const trimSoon = (delay = 0): void => { trimming.soon(delay) }
   /**
-   * Close connections above the bound: never a neighbour's, nor one younger than TRIM_GRACE_MS
+   * Close connections above the bound: never a neighbour's nor the ring predecessor's (the member
+   * that wants this host first, ringPredecessor), nor one younger than TRIM_GRACE_MS
    * or carrying this host's own protocols (a transfer, a sync) now: those are tried again later.
    */
   const trim = async (): Promise<void> => {
@@ -1080,7 +1091,7 @@ export async function createHost (init: HostInit): Promise<Host> {
     let spared = 0
     const candidates: Array<{ id: string, value: number }> = []
     for (const id of ids) {
-      if (chosen?.has(id) === true) continue
+      if (chosen?.has(id) === true || id === ringPredecessor) continue
       const conns = libp2p.getConnections(peerIdFromString(id))
       // busy: a stream of this host's own protocols that moved data lately, either way (the
       // swarm keeps one stream per peer open for good: judged by its opening, a push on it to a

@@ -79,29 +79,74 @@ function sha256 (bytes: Uint8Array): Uint8Array {
 
 /**
  * The `n` peers a host keeps connections to in a network larger than its connection bound
- * (issue 14, host.ts): first the closest peer of each k-bucket (the peers whose kad ids share
- * exactly i leading bits with this host's, for each i, farthest bucket first), which keeps the
- * network connected (Kademlia's argument: from any host, the closest peer of the bucket a target
- * id falls in shares a longer prefix with it, so greedy routing always finds a next hop), then
- * the closest peers left: the XOR neighbourhood, where placement and repair work.
- * Deterministic, independent of the order of `peers`; `self` is never listed.
+ * (issue 14, host.ts): first its ring successor (ringNeighbours()), then the closest peer of each
+ * k-bucket (the peers whose kad ids share exactly i leading bits with this host's, for each i,
+ * farthest bucket first), then the closest peers left: the XOR neighbourhood, where placement
+ * and repair work. The successor comes first because it alone keeps the overlay in one piece at
+ * any bound: every member's successor edge together is one cycle through all members. The
+ * buckets keep greedy routing short (Kademlia's argument: from any host, the closest peer of the
+ * bucket a target id falls in shares a longer prefix with it) but only when the bound holds one
+ * per non-empty bucket (about log2(members)); with fewer, "each host's closest peer of its
+ * farthest buckets" made a graph whose cycles were separate islands (island34: at bound 3, 4 of
+ * 12 hosts connected only to each other, for good).
+ * Deterministic, independent of the order of `peers`; `self` is never listed. Each peer's kad id
+ * from `idOf` (peerKadId by default; the tests and the simulator draw ids).
  */
-export function neighbours (self: string, peers: Iterable<string>, n: number): string[] {
+export function neighbours (self: string, peers: Iterable<string>, n: number, idOf: (peer: string) => Uint8Array = peerKadId): string[] {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`neighbours: n must be an integer >= 0, got ${String(n)}`)
-  const me = peerKadId(self)
-  const ranked = [...new Set(peers)].filter(p => p !== self).map(peer => ({ peer, id: peerKadId(peer) }))
+  const me = idOf(self)
+  const ranked = [...new Set(peers)].filter(p => p !== self).map(peer => ({ peer, id: idOf(peer) }))
+  if (n === 0 || ranked.length === 0) return []
+  const out = [ringOf(me, ranked, self).successor]
   ranked.sort((a, b) => compareDistance(me, a.id, b.id) || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))
   const buckets = new Map<number, string>()
   for (const r of ranked) {
     const cpl = commonPrefixBits(me, r.id)
     if (!buckets.has(cpl)) buckets.set(cpl, r.peer)
   }
-  const out = [...buckets.entries()].sort((a, b) => a[0] - b[0]).map(e => e[1]).slice(0, n)
+  for (const [, peer] of [...buckets.entries()].sort((a, b) => a[0] - b[0])) {
+    if (out.length >= n) break
+    if (!out.includes(peer)) out.push(peer)
+  }
   for (const r of ranked) {
     if (out.length >= n) break
     if (!out.includes(r.peer)) out.push(r.peer)
   }
   return out
+}
+
+/**
+ * This host's two ring neighbours among `peers`: the members ordered by kad id (as unsigned
+ * numbers, ties by peer id string), the last followed by the first. Its successor is the first
+ * of its neighbours() (it wants that connection), its predecessor the one member whose successor
+ * it is (the connection the trim keeps for that member, host.ts). undefined when `peers` holds no
+ * one but `self`.
+ */
+export function ringNeighbours (self: string, peers: Iterable<string>, idOf: (peer: string) => Uint8Array = peerKadId): { successor: string, predecessor: string } | undefined {
+  const ranked = [...new Set(peers)].filter(p => p !== self).map(peer => ({ peer, id: idOf(peer) }))
+  return ranked.length === 0 ? undefined : ringOf(idOf(self), ranked, self)
+}
+
+/** Ring order: kad id as an unsigned number, then the peer id string. */
+function ringCompare (a: { peer: string, id: Uint8Array }, b: { peer: string, id: Uint8Array }): number {
+  for (let i = 0; i < a.id.length; i++) if (a.id[i] !== b.id[i]) return a.id[i] - b.id[i]
+  return a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0
+}
+
+/** The successor and predecessor of `me` (id; peer id string `self`) on the ring of `ranked` (not empty, `self` left out). */
+function ringOf (me: Uint8Array, ranked: ReadonlyArray<{ peer: string, id: Uint8Array }>, self = ''): { successor: string, predecessor: string } {
+  const mine = { peer: self, id: me }
+  let successor: { peer: string, id: Uint8Array } | undefined
+  let predecessor: { peer: string, id: Uint8Array } | undefined
+  let lowest = ranked[0]
+  let highest = ranked[0]
+  for (const r of ranked) {
+    if (ringCompare(r, lowest) < 0) lowest = r
+    if (ringCompare(r, highest) > 0) highest = r
+    if (ringCompare(r, mine) > 0 && (successor === undefined || ringCompare(r, successor) < 0)) successor = r
+    if (ringCompare(r, mine) < 0 && (predecessor === undefined || ringCompare(r, predecessor) > 0)) predecessor = r
+  }
+  return { successor: (successor ?? lowest).peer, predecessor: (predecessor ?? highest).peer }
 }
 
 /** Leading bits a and b share. */

@@ -17,7 +17,7 @@ import { parseCidr, cidrContains } from '../../node/net/cidr.ts'
 import type { Host, KeyMismatch, Stream } from '../../node/net/host.ts'
 import { createNetworkKey } from '../../node/net/keys.ts'
 import { targets } from '../../node/keeper/placement.ts'
-import { neighbours } from '../../node/net/kad.ts'
+import { neighbours, ringNeighbours } from '../../node/net/kad.ts'
 import { NetworkKeyMismatchError } from '../../node/errors.ts'
 
 /** Polls until check() holds; the test's own mocha timeout bounds it. */
@@ -441,23 +441,27 @@ describe('node/host', function () {
   it('beyond the full mesh the trim closes last the connections keepFirst() names (the watch\'s): it keeps one over the others, whatever their ids', async function () {
     this.timeout(60_000)
     const key = createNetworkKey()
-    // bound 2, one neighbour: of the three others one connection stays
-    const a = await host(key, [memAddr()], [], { maxConnections: 2 })
+    // bound 3, one neighbour and the ring predecessor (never trimmed, kad.ts ringNeighbours()):
+    // of the two others one connection stays
+    const a = await host(key, [memAddr()], [], { maxConnections: 3 })
     const closed: string[] = []
     a.addEventListener('peer:disconnect', e => { closed.push(e.detail) })
     const others: Host[] = []
     for (let i = 0; i < 4; i++) others.push(await host(key, [memAddr()], [a.addresses()[0]]))
-    // the neighbour a chooses among the four (kad.ts), and of the rest the one the trim closed
-    // first before (lowest tag value, then id: the smallest id of equals), kept first now (set
-    // before any trim: none comes within TRIM_GRACE_MS of a connection's opening)
+    // the neighbour a chooses among the four (kad.ts), its predecessor, and of the rest the one
+    // the trim closed first before (lowest tag value, then id: the smallest id of equals), kept
+    // first now (set before any trim: none comes within TRIM_GRACE_MS of a connection's opening)
     const neighbour = neighbours(a.peerId, others.map(h => h.peerId), 1)[0]
-    const rest = others.map(h => h.peerId).filter(id => id !== neighbour).sort()
+    const predecessor = ringNeighbours(a.peerId, others.map(h => h.peerId))!.predecessor
+    assert.notEqual(neighbour, predecessor)
+    const rest = others.map(h => h.peerId).filter(id => id !== neighbour && id !== predecessor).sort()
     const watched = rest[0]
     a.keepFirst(() => new Set([watched]))
     await until(() => a.beyondFullMesh() && a.neighbours().join() === neighbour, 'a chose its one neighbour of the four', 500)
-    await until(() => rest.filter(id => closed.includes(id)).length >= 2, 'a trimmed two of the three', 500)
+    await until(() => closed.includes(rest[1]) || closed.includes(predecessor), 'a trimmed one over its bound', 500)
+    assert.ok(closed.includes(rest[1]), 'a did not trim the other of the two')
     assert.ok(!closed.includes(watched), 'the trim closed the connection the watch relies on')
-    assert.ok(rest.slice(1).every(id => closed.includes(id)))
+    assert.ok(!closed.includes(predecessor), 'the trim closed the ring predecessor\'s connection')
     assert.ok(a.peers().some(p => p.id === watched))
   })
 
