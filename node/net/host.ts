@@ -990,15 +990,19 @@ export async function createHost (init: HostInit): Promise<Host> {
    * The member whose ring successor this host is (kad.ts ringNeighbours()): it wants this host
    * first of its neighbours, and the successor edges are what keep the overlay in one piece at
    * any bound (island34), so the trim never closes its connection either (above bound 1, where
-   * one neighbour and it fill the bound at most). undefined within the full mesh.
+   * one neighbour and it fill the bound at most; not within the full mesh: spareRing). The trim
+   * finds it among the connected peers (a predecessor connected has no connected peer between it
+   * and this host): over every member known it could be a member gone, that no connection
+   * stands for, and the live one that wants this host was trimmed (review34h); and a second pass
+   * over every member's kad id doubled wanted()'s cost past the id cache (~2 s at 50,000).
    */
-  let ringPredecessor: string | undefined
+  let spareRing = false
   const wanted = (): Set<string> | undefined => {
     const members = new Set([...known.keys(), ...connectedIds()])
     members.delete(self)
-    ringPredecessor = undefined
+    spareRing = false
     if (members.size + 1 <= fullMesh) return undefined
-    if (neighbourCount(maxConnections) < maxConnections) ringPredecessor = ringNeighbours(self, members)?.predecessor
+    spareRing = neighbourCount(maxConnections) < maxConnections
     const now = Date.now()
     for (const [id, until] of refused) {
       if (until <= now) refused.delete(id)
@@ -1077,13 +1081,14 @@ export async function createHost (init: HostInit): Promise<Host> {
   const trimSoon = (delay = 0): void => { trimming.soon(delay) }
   /**
    * Close connections above the bound: never a neighbour's nor the ring predecessor's (the member
-   * that wants this host first, ringPredecessor), nor one younger than TRIM_GRACE_MS
+   * that wants this host first, spareRing), nor one younger than TRIM_GRACE_MS
    * or carrying this host's own protocols (a transfer, a sync) now: those are tried again later.
    */
   const trim = async (): Promise<void> => {
     const ids = connectedIds()
     if (stopped || ids.length <= maxConnections) return
     const now = Date.now()
+    const ringPredecessor = spareRing ? ringNeighbours(self, ids)?.predecessor : undefined
     /** The watch's peers (keepFirst()): closed last. */
     const first = kept()
     let later = false
