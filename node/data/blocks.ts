@@ -1123,7 +1123,11 @@ export class ChunkWrite {
     await this.room(cost, opts)
     if (this.done !== 'open') throw new Error(`placeStored() on a ${this.done} write`)
     this.held += cost
-    const run: Promise<void> = this.chunks.place([ref], { inode: this.inode, signal: this.stop.signal, settle: true })
+    // as chunk()'s: resolved once the placement has begun (safeOf)
+    const started = Promise.withResolvers<void>()
+    const placing = this.chunks.place([ref], { inode: this.inode, signal: this.stop.signal, settle: true })
+    started.resolve()
+    const run: Promise<void> = placing
       .catch((err: Error) => { log.error('placement of chunk %s failed (it stays pending): %s', ref.cid!.toString(), err.message) })
       .finally(() => {
         this.inflight.delete(run)
@@ -1133,9 +1137,7 @@ export class ChunkWrite {
     this.inflight.add(run)
     // placed({ safe }) waits for it as for chunk()'s (an fsync: DESIGN.md §5; review34a: the
     // packed chunk of a pipelined commit was on the writer alone when the fsync returned)
-    // (asked from now: place() above has handed it to the network, or waits for a release of the
-    // same fragments first, which safeOf's race with the run covers)
-    this.safes.push(this.safeOf(ref, Promise.resolve(), run))
+    this.safes.push(this.safeOf(ref, started.promise, run))
   }
 
   /**
