@@ -39,19 +39,6 @@ async function held (signal: AbortSignal | undefined, release: Promise<void>): P
 
 interface Proc { child: ChildProcess, out: () => string, exited: Promise<{ code: number | null, signal: string | null }> }
 
-/** /f's reads wait in the Volume for `release` (or their signal's abort); each read's signal goes to `signals`. */
-function holdReads (volume: ReturnType<typeof createMemoryVolume>, signals: Array<AbortSignal | undefined>, release: Promise<void>): void {
-  wrapHandles(volume, path => path === '/f', fh => ({
-    readBytes: undefined,
-    read: async (buffer, offset, length, position, options?: AbortOptions) => {
-      signals.push(options?.signal)
-      await held(options?.signal, release)
-      options?.signal?.throwIfAborted()
-      return await fh.read(buffer, offset, length, position)
-    }
-  }))
-}
-
 function start (t: Teardown, argv: string[]): Proc {
   const child = spawn(argv[0], argv.slice(1), { cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] })
   t.add(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
@@ -188,8 +175,16 @@ describe('fuse: a caller killed while its request waits', function () {
       await volume.writeFile('/g', 'ok')
       const signals: Array<AbortSignal | undefined> = []
       const release = later()
-      // a fetch from holders that never answer: it ends when its signal aborts
-      holdReads(volume, signals, release.promise)
+      wrapHandles(volume, path => path === '/f', fh => ({
+        readBytes: undefined,
+        // a fetch from holders that never answer: it ends when its signal aborts
+        read: async (buffer, offset, length, position, options?: AbortOptions) => {
+          signals.push(options?.signal)
+          await held(options?.signal, release.promise)
+          options?.signal?.throwIfAborted()
+          return await fh.read(buffer, offset, length, position)
+        }
+      }))
       const { dir, m } = await mounted(t, volume)
       t.add(() => { release.resolve() })
       // O_DIRECT: the read is made in the reader's own call (no readahead in the background)
@@ -243,7 +238,15 @@ describe('fuse: a caller killed while its request waits', function () {
     await volume.writeFile('/f', 'r'.repeat(BLOCK))
     const release = later()
     const signals: Array<AbortSignal | undefined> = []
-    holdReads(volume, signals, release.promise)
+    wrapHandles(volume, path => path === '/f', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options?: AbortOptions) => {
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        return await fh.read(buffer, offset, length, position)
+      }
+    }))
     const { dir, m } = await mounted(t, volume)
     t.add(() => { release.resolve() })
     const aio = await startAio(t, this, `${dir}/f`, () => signals.length === 1)
@@ -267,7 +270,15 @@ describe('fuse: a caller killed while its request waits', function () {
     await volume.writeFile('/g', 'ok')
     const signals: Array<AbortSignal | undefined> = []
     const release = later()
-    holdReads(volume, signals, release.promise)
+    wrapHandles(volume, path => path === '/f', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options?: AbortOptions) => {
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        return await fh.read(buffer, offset, length, position)
+      }
+    }))
     const { dir } = await mounted(t, volume)
     t.add(() => { release.resolve() })
     const cat = start(t, ['cat', `${dir}/f`])
@@ -282,7 +293,15 @@ describe('fuse: a caller killed while its request waits', function () {
     await volume.writeFile('/f', 'r'.repeat(BLOCK))
     const signals: Array<AbortSignal | undefined> = []
     const release = later()
-    holdReads(volume, signals, release.promise)
+    wrapHandles(volume, path => path === '/f', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options?: AbortOptions) => {
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        return await fh.read(buffer, offset, length, position)
+      }
+    }))
     const { dir, m } = await mounted(t, volume)
     t.add(() => { release.resolve() })
     const cat = start(t, ['cat', `${dir}/f`])
@@ -299,7 +318,15 @@ describe('fuse: a caller killed while its request waits', function () {
     await volume.writeFile('/f', 'r'.repeat(BLOCK))
     const release = later()
     const signals: Array<AbortSignal | undefined> = []
-    holdReads(volume, signals, release.promise)
+    wrapHandles(volume, path => path === '/f', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options?: AbortOptions) => {
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        return await fh.read(buffer, offset, length, position)
+      }
+    }))
     const { dir, m } = await mounted(t, volume)
     t.add(() => { release.resolve() })
     const aio = await startAio(t, this, `${dir}/f`, () => signals.length === 1)
