@@ -39,6 +39,19 @@ async function held (signal: AbortSignal | undefined, release: Promise<void>): P
 
 interface Proc { child: ChildProcess, out: () => string, exited: Promise<{ code: number | null, signal: string | null }> }
 
+/** /f's reads wait in the Volume for `release` (or their signal's abort); each read's signal goes to `signals`. */
+function holdReads (volume: ReturnType<typeof createMemoryVolume>, signals: Array<AbortSignal | undefined>, release: Promise<void>): void {
+  wrapHandles(volume, path => path === '/f', fh => ({
+    readBytes: undefined,
+    read: async (buffer, offset, length, position, options?: AbortOptions) => {
+      signals.push(options?.signal)
+      await held(options?.signal, release)
+      options?.signal?.throwIfAborted()
+      return await fh.read(buffer, offset, length, position)
+    }
+  }))
+}
+
 function start (t: Teardown, argv: string[]): Proc {
   const child = spawn(argv[0], argv.slice(1), { cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] })
   t.add(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
@@ -175,16 +188,8 @@ describe('fuse: a caller killed while its request waits', function () {
       await volume.writeFile('/g', 'ok')
       const signals: Array<AbortSignal | undefined> = []
       const release = later()
-      wrapHandles(volume, path => path === '/f', fh => ({
-        readBytes: undefined,
-        // a fetch from holders that never answer: it ends when its signal aborts
-        read: async (buffer, offset, length, position, options?: AbortOptions) => {
-          signals.push(options?.signal)
-          await held(options?.signal, release.promise)
-          options?.signal?.throwIfAborted()
-          return await fh.read(buffer, offset, length, position)
-        }
-      }))
+      // a fetch from holders that never answer: it ends when its signal aborts
+      holdReads(volume, signals, release.promise)
       const { dir, m } = await mounted(t, volume)
       t.add(() => { release.resolve() })
       // O_DIRECT: the read is made in the reader's own call (no readahead in the background)
@@ -238,15 +243,7 @@ describe('fuse: a caller killed while its request waits', function () {
     await volume.writeFile('/f', 'r'.repeat(BLOCK))
     const release = later()
     const signals: Array<AbortSignal | undefined> = []
-    wrapHandles(volume, path => path === '/f', fh => ({
-      readBytes: undefined,
-      read: async (buffer, offset, length, position, options?: AbortOptions) => {
-        signals.push(options?.signal)
-        await held(options?.signal, release.promise)
-        options?.signal?.throwIfAborted()
-        return await fh.read(buffer, offset, length, position)
-      }
-    }))
+    holdReads(volume, signals, release.promise)
     const { dir, m } = await mounted(t, volume)
     t.add(() => { release.resolve() })
     const aio = await startAio(t, this, `${dir}/f`, () => signals.length === 1)
@@ -270,15 +267,7 @@ describe('fuse: a caller killed while its request waits', function () {
     await volume.writeFile('/g', 'ok')
     const signals: Array<AbortSignal | undefined> = []
     const release = later()
-    wrapHandles(volume, path => path === '/f', fh => ({
-      readBytes: undefined,
-      read: async (buffer, offset, length, position, options?: AbortOptions) => {
-        signals.push(options?.signal)
-        await held(options?.signal, release.promise)
-        options?.signal?.throwIfAborted()
-        return await fh.read(buffer, offset, length, position)
-      }
-    }))
+    holdReads(volume, signals, release.promise)
     const { dir } = await mounted(t, volume)
     t.add(() => { release.resolve() })
     const cat = start(t, ['cat', `${dir}/f`])
@@ -293,15 +282,7 @@ describe('fuse: a caller killed while its request waits', function () {
     await volume.writeFile('/f', 'r'.repeat(BLOCK))
     const signals: Array<AbortSignal | undefined> = []
     const release = later()
-    wrapHandles(volume, path => path === '/f', fh => ({
-      readBytes: undefined,
-      read: async (buffer, offset, length, position, options?: AbortOptions) => {
-        signals.push(options?.signal)
-        await held(options?.signal, release.promise)
-        options?.signal?.throwIfAborted()
-        return await fh.read(buffer, offset, length, position)
-      }
-    }))
+    holdReads(volume, signals, release.promise)
     const { dir, m } = await mounted(t, volume)
     t.add(() => { release.resolve() })
     const cat = start(t, ['cat', `${dir}/f`])
@@ -318,15 +299,7 @@ describe('fuse: a caller killed while its request waits', function () {
     await volume.writeFile('/f', 'r'.repeat(BLOCK))
     const release = later()
     const signals: Array<AbortSignal | undefined> = []
-    wrapHandles(volume, path => path === '/f', fh => ({
-      readBytes: undefined,
-      read: async (buffer, offset, length, position, options?: AbortOptions) => {
-        signals.push(options?.signal)
-        await held(options?.signal, release.promise)
-        options?.signal?.throwIfAborted()
-        return await fh.read(buffer, offset, length, position)
-      }
-    }))
+    holdReads(volume, signals, release.promise)
     const { dir, m } = await mounted(t, volume)
     t.add(() => { release.resolve() })
     const aio = await startAio(t, this, `${dir}/f`, () => signals.length === 1)
