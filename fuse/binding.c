@@ -522,6 +522,24 @@ static int is_sync_op (int op) {
   return op == OP_WRITE || op == OP_FLUSH || op == OP_FSYNC || op == OP_RELEASE || op == OP_FSYNCDIR || op == OP_FALLOCATE;
 }
 
+// Changes of a name (and opens that truncate or create), which JS answers only with what the
+// Volume did (WHOLE_ON_INTERRUPT in fuse/index.ts): at the request deadline JS cancels the change
+// if it has not been stamped yet, else waits for it to be applied (a local op log write, the
+// work of the sync requests) and answers success. An EIO from here at the request deadline would
+// tell the caller, and libfuse's node tree, the change failed while the Volume applies it: so
+// they wait for JS as long as the sync requests do.
+static int is_settled_op (const req_t *r) {
+  switch (r->op) {
+    case OP_MKNOD: case OP_MKDIR: case OP_UNLINK: case OP_RMDIR: case OP_SYMLINK: case OP_RENAME:
+    case OP_LINK: case OP_CREATE:
+      return 1;
+    case OP_OPEN:
+      return ((int)r->n[0] & (O_TRUNC | O_CREAT)) != 0;
+    default:
+      return 0;
+  }
+}
+
 // Hands r to JS and waits for the answer; returns the result (>= 0 or -errno).
 static int dispatch (req_t *r) {
   if (r == NULL) return -ENOMEM;
@@ -541,7 +559,7 @@ static int dispatch (req_t *r) {
   }
   struct timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
-  double wait = (is_sync_op(r->op) ? m->sync_timeout_ms : m->timeout_ms) + NATIVE_GRACE_MS;
+  double wait = (is_sync_op(r->op) || is_settled_op(r) ? m->sync_timeout_ms : m->timeout_ms) + NATIVE_GRACE_MS;
   deadline.tv_sec += (time_t)(wait / 1000);
   deadline.tv_nsec += (long)((long long)wait % 1000) * 1000000L;
   if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
@@ -860,7 +878,9 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     free(r);
     return;
   }
-  // a direct request answered before JS got it (past its deadline) is not JS's to do
+  // a request answered before JS got it (past its deadline: a direct one answered by the
+  // expiry thread, a worker's given up by dispatch) is not JS's to do: the caller was told EIO,
+  // so a change must not be made now
   int skip = env == NULL;
   if (r->direct) {
     pthread_mutex_lock(&r->m->reply_mu);
@@ -868,6 +888,10 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     r->delivered = 1;
     if (r->done) direct_write_uncount(r);
     pthread_mutex_unlock(&r->m->reply_mu);
+  } else if (!skip) {
+    pthread_mutex_lock(&r->mu);
+    skip = r->abandoned;
+    pthread_mutex_unlock(&r->mu);
   }
   if (skip) {
     req_fail_js(r, -EIO);

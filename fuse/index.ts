@@ -377,9 +377,16 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     // whose timer (and this request) would live on for the whole deadline after a quick answer
     const deadline = new AbortController()
     const ms = SYNC_OPS.has(op) ? syncTimeoutMs : timeoutMs
+    // a name change is not answered at the deadline: its signal aborts, which cancels the change
+    // if it has not been stamped yet (the Volume then rejects: EIO, and nothing changed), and
+    // its answer is what the call did (WHOLE_ON_INTERRUPT: an EIO while the Volume applies the
+    // change after all would leave the caller, and libfuse's node tree, with a name the volume
+    // does not have, or the reverse). The binding's own deadline for these is the sync one
+    const whole = wholeOnInterrupt(op, n0)
     const timer = setTimeout(() => {
-      if (!done) log.error('request %d on %s passed its %d ms deadline: answered EIO', op, path ?? '?', ms)
-      answer({ result: -5 /* EIO */ })
+      if (!done && whole) log.error('request %d on %s passed its %d ms deadline: cancelled unless under way, answered when it ends', op, path ?? '?', ms)
+      else if (!done) log.error('request %d on %s passed its %d ms deadline: answered EIO', op, path ?? '?', ms)
+      if (!whole) answer({ result: -5 /* EIO */ })
       deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} passed its ${ms} ms deadline`, 'TimeoutError'))
     }, ms)
     // its caller dying (the binding's EV_INTERRUPT): EINTR now; what reads is stopped, what
@@ -387,7 +394,7 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     // is answered only by its end (WHOLE_ON_INTERRUPT)
     const interrupt = (): void => {
       if (done) return
-      if (wholeOnInterrupt(op, n0)) {
+      if (whole) {
         log('request %d on %s interrupted, its caller dying: runs on to its real answer', op, path ?? '?')
         return
       }
