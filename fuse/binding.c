@@ -23,8 +23,9 @@
 // (but a change of a name, or an open that truncates, which it answers only when it has ended):
 // found when the kernel interrupts it (direct_interrupt; for the requests libfuse's workers wait
 // on, fuse_interrupted() polled in dispatch), looked at again every INTERRUPT_POLL_MS after an
-// interrupt whose caller lived on, and for direct reads older than READ_WATCH_MS without one (the
-// kernel never interrupts readahead or O_DIRECT reads, whose killed caller waits all the same).
+// interrupt whose caller lived on, and for direct reads and O_DIRECT writes older than
+// READ_WATCH_MS without one (the kernel never interrupts readahead, O_DIRECT reads or in-place
+// O_DIRECT writes, sent in the background, whose killed caller waits all the same).
 //
 // JS-facing functions:
 //   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
@@ -100,8 +101,10 @@ enum {
 // interrupted request whose caller was not dying then is looked at again (a SIGKILL after a
 // handled signal brings no second interrupt from the kernel).
 #define INTERRUPT_POLL_MS 50
-// A direct read unanswered this long has its caller looked at every INTERRUPT_POLL_MS even with
-// no interrupt: the kernel sends none for the reads it makes in the background. A killed caller
+// A direct read (or O_DIRECT write) unanswered this long has its caller looked at every
+// INTERRUPT_POLL_MS even with no interrupt: the kernel sends none for the reads it makes in the
+// background, nor for O_DIRECT writes (async_dio: a killed writer waits for its in-place write
+// uninterruptibly). A killed caller
 // waits in D state for its O_DIRECT reads (async_dio) and for its AIO reads (exit_aio), while a
 // buffered reader waits for its readahead killably: it exits at once, its thread gone, and the
 // read is left with no one waiting (caller_dying tells these apart).
@@ -181,7 +184,8 @@ typedef struct req_s {
   uint32_t pid;
   double seq;
   int interrupted, killed;
-  // a direct read's open flags had O_DIRECT (fuse_read_in.flags: caller_dying), and the caller's
+  // a direct read's or write's open flags had O_DIRECT (fuse_read_in.flags, fuse_write_in.flags:
+  // caller_dying; such a write is watched as a read is), and the caller's
   // process id once caller_dying has seen it (0 before; under reply_mu)
   int odirect;
   uint32_t tgid;
@@ -1079,7 +1083,7 @@ static void direct_track (req_t *r) {
   // the READ_WATCH_MS at which its caller is first looked at) comes before the one it waits for
   // (one wake per mark's length, not per request: all of a kind have the same)
   struct timespec at = r->deadline;
-  if (!k) {
+  if (!k || r->odirect) {
     struct timespec watch = r->since;
     watch.tv_sec += READ_WATCH_MS / 1000;
     watch.tv_nsec += (READ_WATCH_MS % 1000) * 1000000L;
@@ -1106,6 +1110,21 @@ static void direct_go (req_t *r) {
   }
 }
 
+// An O_DIRECT read's or write's caller may be a thread that submits it asynchronously (AIO,
+// io_uring) and exits before it is first looked at: its process is noted now, for caller_dying
+// to look at then (each worker keeps the last thread's, so a run of requests of one thread costs
+// one /proc read).
+static void note_process (req_t *r) {
+  static __thread uint32_t last_pid, last_tgid;
+  if (r->pid != last_pid) {
+    uint32_t tgid = 0;
+    (void)caller_dying(r->pid, 1, &tgid);
+    last_pid = r->pid;
+    last_tgid = tgid;
+  }
+  r->tgid = last_tgid;
+}
+
 // The kernel's READ, taken from libfuse: a read needs nothing of libfuse's node tree (reads come
 // by handle: nullpath_ok, and libfuse's read hands the kernel's fh through as it is), so it goes
 // to JS as op_read's request would, and the worker goes back to the device at once. JS's answer
@@ -1124,19 +1143,7 @@ static int read_direct (loop_t *l, const struct fuse_buf *buf) {
   r->n[2] = (double)arg->offset;
   r->outsize = arg->size;
   r->odirect = (arg->flags & O_DIRECT) != 0;
-  // an O_DIRECT read's caller may be a thread that submits it asynchronously (AIO, io_uring) and
-  // exits before it is first looked at: its process is noted now, for caller_dying to look at
-  // then (each worker keeps the last thread's, so a reader's run of reads costs one /proc read)
-  if (r->odirect) {
-    static __thread uint32_t last_pid, last_tgid;
-    if (in->pid != last_pid) {
-      uint32_t tgid = 0;
-      (void)caller_dying(in->pid, 1, &tgid);
-      last_pid = in->pid;
-      last_tgid = tgid;
-    }
-    r->tgid = last_tgid;
-  }
+  if (r->odirect) note_process(r);
   pthread_mutex_lock(&m->reply_mu);
   direct_track(r);
   pthread_mutex_unlock(&m->reply_mu);
@@ -1173,6 +1180,10 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   r->n[0] = (double)arg->fh;
   r->n[1] = (double)arg->offset;
   r->inlen = size;
+  // an O_DIRECT write is sent in the background (async_dio), never interrupted: its caller is
+  // watched as a read's is (reap_thread)
+  r->odirect = (arg->flags & O_DIRECT) != 0;
+  if (r->odirect) note_process(r);
   pthread_mutex_lock(&m->reply_mu);
   if (m->direct_writes >= m->direct_write_cap || m->direct_write_bytes + size > DIRECT_WRITE_BYTES) {
     m->writes_over_cap++;
@@ -1294,7 +1305,7 @@ static void *reap_thread (void *arg) {
     if (old.tv_nsec < 0) { old.tv_sec--; old.tv_nsec += 1000000000L; }
     for (int k = 0; k < 2; k++) {
       for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
-        if (r->killed || (!r->interrupted && k == 1)) continue;
+        if (r->killed || (!r->interrupted && k == 1 && !r->odirect)) continue;
         if (!r->interrupted && !ts_not_after(&r->since, &old)) {
           // a young read: looked at once it is READ_WATCH_MS old
           struct timespec at = r->since;
@@ -1322,7 +1333,7 @@ static void *reap_thread (void *arg) {
       pthread_mutex_lock(&m->reply_mu);
       for (int k = 0; k < 2; k++) {
         for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
-          if (r->killed || (!r->interrupted && (k == 1 || !ts_not_after(&r->since, &old)))) continue;
+          if (r->killed || (!r->interrupted && ((k == 1 && !r->odirect) || !ts_not_after(&r->since, &old)))) continue;
           for (int i = 0; i < npids; i++) {
             if (look[i].pid != r->pid || look[i].odirect != r->odirect) continue;
             if (r->tgid == 0) r->tgid = look[i].tgid;

@@ -101,6 +101,21 @@ print('done', flush=True)
 `
 
 /**
+ * Opens argv[1] O_DIRECT for writing, says ready, waits for a line, then writes BLOCK bytes of
+ * 'w' at 0 from an aligned buffer, in place (the file is longer): the kernel sends such a write
+ * in the background (async_dio) and never interrupts it; prints the count.
+ */
+const DIRECT_WRITER = `
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_DIRECT)
+mem = mmap.mmap(-1, ${BLOCK})
+mem.write(b'w' * ${BLOCK})
+print('ready', flush=True)
+sys.stdin.readline()
+print(os.pwritev(fd, [mem], 0), flush=True)
+`
+
+/**
  * Reads BLOCK bytes of argv[1] by kernel AIO (io_submit, O_DIRECT: the kernel sends the read in
  * the background) from a thread that says so and exits at the next line of stdin; once the
  * thread is gone (its /proc entry with it), says so, and waits for the read's event, printing its
@@ -451,6 +466,37 @@ describe('fuse: a caller killed while its request waits', function () {
     release.resolve()
     await written.promise
     assert.equal(await ok(`cat "${dir}/f"`), 'w'.repeat(BLOCK))
+  })
+
+  it('an in-place O_DIRECT write held in the Volume (a background request: never interrupted), its writer sent kill -9: the writer is gone at once, and the write runs to its end, there whole', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'r'.repeat(2 * BLOCK))
+    const arrived = later<AbortSignal | undefined>()
+    const release = later()
+    const written = later()
+    wrapHandles(volume, path => path === '/f', fh => ({
+      write: async (buffer, offset, length, position, options?: AbortOptions) => {
+        arrived.resolve(options?.signal)
+        await release.promise
+        const r = await fh.write(buffer, offset, length, position)
+        written.resolve()
+        return r
+      }
+    }))
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const writer = start(t, ['python3', '-c', DIRECT_WRITER, `${dir}/f`])
+    await until('the writer ready', () => writer.out().startsWith('ready\n'), 20_000)
+    writer.child.stdin!.end('go\n')
+    const signal = await bounded(arrived.promise, 'the write held in the Volume')
+    const ms = await killTime(writer, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the writer took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().interrupted, 0, 'the kernel interrupted the write (not a background one?)')
+    assert.equal(m.writeStats().killed, 1)
+    assert.equal(signal?.aborted, false, 'a write is not aborted by its caller\'s death')
+    release.resolve()
+    await written.promise
+    assert.equal(await ok(`cat "${dir}/f"`), 'w'.repeat(BLOCK) + 'r'.repeat(BLOCK))
   })
 
   it('a chmod of a hard-linked file held in the Volume, its caller sent kill -9: answered EINTR early, the other name\'s cached attributes are refreshed once the chmod ends (not left for attr_timeout)', async function () {
