@@ -432,7 +432,11 @@ describe('fuse: a caller killed while its request waits', function () {
       await new Promise<void>(resolve => { links.push(resolve); void release.promise.then(resolve) })
       return await readlink(path, options)
     }
-    const { dir, m } = await mounted(t, volume)
+    // the kernel's attributes kept for the whole test: an AIO read with them stale first asks for
+    // them (getattr, auto_inval_data) in the submitting thread, which no held worker would answer
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir, { attrTimeout: 3600 })
+    t.add(async () => { await m.unmount() })
     t.add(() => { release.resolve() })
     const aio = start(t, ['python3', '-c', AIO_GONE, `${dir}/f`])
     await until('the AIO reader has the file open', () => aio.out() !== '', 20_000)
