@@ -44,7 +44,8 @@
 //   stats(m)                      counts of direct writes: { writes, writesMax, writeBytes, handed, copied, overCap },
 //                                 of direct requests { interrupted, expired, late }, and of
 //                                 requests whose caller was dying { killed }, and of the others
-//                                 (libfuse's workers') seen interrupted { interruptedOthers }
+//                                 (libfuse's workers') seen interrupted { interruptedOthers } or
+//                                 given up at the native deadline { expiredOthers }
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -168,8 +169,9 @@ typedef struct mount_s {
   // for js_stats: requests (direct or a worker's) whose caller was dying when the kernel
   // interrupted them, told to JS (EV_INTERRUPT: answered EINTR there); under reply_mu
   uint64_t killed;
-  // for js_stats: requests of libfuse's workers seen interrupted (dispatch); under reply_mu
-  uint64_t worker_interrupted;
+  // for js_stats: requests of libfuse's workers seen interrupted (dispatch), and those given up
+  // at the native deadline (answered EIO there: JS's event loop stuck); under reply_mu
+  uint64_t worker_interrupted, worker_expired;
   // numbers requests for JS (req_t.seq), so EV_INTERRUPT can name one; under reply_mu
   double next_seq;
   // reap_thread's round of looking at callers (under reply_mu): a request watched has its caller
@@ -660,6 +662,11 @@ static int dispatch (req_t *r) {
       if (last) {
         r->abandoned = 1;
         r->result = -EIO;
+        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_lock(&m->reply_mu);
+        m->worker_expired++;
+        pthread_mutex_unlock(&m->reply_mu);
+        pthread_mutex_lock(&r->mu);
         break;
       }
       if (!killed && fuse_interrupted()) {
@@ -1970,14 +1977,15 @@ static napi_value js_stats (napi_env env, napi_callback_info info) {
   mount_t *m;
   NAPI(napi_get_value_external(env, argv[0], (void **)&m));
   pthread_mutex_lock(&m->reply_mu);
-  double v[11] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
+  double v[12] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
     (double)m->writes_handed, (double)m->writes_copied, (double)m->writes_over_cap,
-    (double)m->direct_interrupted, (double)m->direct_expired, (double)m->direct_late, (double)m->killed, (double)m->worker_interrupted };
+    (double)m->direct_interrupted, (double)m->direct_expired, (double)m->direct_late, (double)m->killed, (double)m->worker_interrupted,
+    (double)m->worker_expired };
   pthread_mutex_unlock(&m->reply_mu);
-  static const char *names[11] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late", "killed", "interruptedOthers" };
+  static const char *names[12] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late", "killed", "interruptedOthers", "expiredOthers" };
   napi_value o;
   NAPI(napi_create_object(env, &o));
-  for (int i = 0; i < 11; i++) {
+  for (int i = 0; i < 12; i++) {
     napi_value n;
     NAPI(napi_create_double(env, v[i], &n));
     NAPI(napi_set_named_property(env, o, names[i], n));
