@@ -23,8 +23,14 @@
 // (but a change of a name, or an open that truncates, which it answers only when it has ended):
 // found when the kernel interrupts it (direct_interrupt; for the requests libfuse's workers wait
 // on, fuse_interrupted() polled in dispatch), looked at again every INTERRUPT_POLL_MS after an
-// interrupt whose caller lived on, and for direct reads older than READ_WATCH_MS without one (the
-// kernel never interrupts readahead or O_DIRECT reads, whose killed caller waits all the same).
+// interrupt whose caller lived on, and for direct reads and O_DIRECT writes older than
+// READ_WATCH_MS without one (the kernel never interrupts readahead, O_DIRECT reads or in-place
+// O_DIRECT writes, sent in the background, whose killed caller waits all the same). An O_DIRECT
+// request whose thread was gone when it arrived (an AIO submitter that exited at once) has no
+// process of its own to look at: its handle's opener stands in (opener_note), dying when it is
+// on its way out (waiting in exit_aio for the request).
+// Changes of a name get the sync deadline natively (is_settled_op): JS answers them with what
+// the Volume did, never EIO while the Volume applies them.
 //
 // JS-facing functions:
 //   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
@@ -38,7 +44,8 @@
 //   stats(m)                      counts of direct writes: { writes, writesMax, writeBytes, handed, copied, overCap },
 //                                 of direct requests { interrupted, expired, late }, and of
 //                                 requests whose caller was dying { killed }, and of the others
-//                                 (libfuse's workers') seen interrupted { interruptedOthers }
+//                                 (libfuse's workers') seen interrupted { interruptedOthers } or
+//                                 given up at the native deadline { expiredOthers }
 //   umount(dir, cb(errno))        lazy unmount, umount2(MNT_DETACH), on a libuv worker
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -100,14 +107,25 @@ enum {
 // interrupted request whose caller was not dying then is looked at again (a SIGKILL after a
 // handled signal brings no second interrupt from the kernel).
 #define INTERRUPT_POLL_MS 50
-// A direct read unanswered this long has its caller looked at every INTERRUPT_POLL_MS even with
-// no interrupt: the kernel sends none for the reads it makes in the background. A killed caller
+// A direct read (or O_DIRECT write) unanswered this long has its caller looked at every
+// INTERRUPT_POLL_MS even with no interrupt: the kernel sends none for the reads it makes in the
+// background, nor for O_DIRECT writes (async_dio: a killed writer waits for its in-place write
+// uninterruptibly). A killed caller
 // waits in D state for its O_DIRECT reads (async_dio) and for its AIO reads (exit_aio), while a
 // buffered reader waits for its readahead killably: it exits at once, its thread gone, and the
 // read is left with no one waiting (caller_dying tells these apart).
 #define READ_WATCH_MS 500
 // Callers the expiry thread looks at in one pass (the rest at the next).
 #define WATCH_MAX 64
+// Buckets of the table of O_DIRECT handles' openers (mount_t.openers).
+#define OPENER_BUCKETS 64
+
+// An O_DIRECT handle's opener: the process whose open made handle `fh` (opener_note).
+typedef struct opener_s {
+  struct opener_s *next;
+  uint64_t fh;
+  uint32_t tgid;
+} opener_t;
 
 typedef struct mount_s {
   struct fuse *fuse;
@@ -151,14 +169,19 @@ typedef struct mount_s {
   // for js_stats: requests (direct or a worker's) whose caller was dying when the kernel
   // interrupted them, told to JS (EV_INTERRUPT: answered EINTR there); under reply_mu
   uint64_t killed;
-  // for js_stats: requests of libfuse's workers seen interrupted (dispatch); under reply_mu
-  uint64_t worker_interrupted;
+  // for js_stats: requests of libfuse's workers seen interrupted (dispatch), and those given up
+  // at the native deadline (answered EIO there: JS's event loop stuck); under reply_mu
+  uint64_t worker_interrupted, worker_expired;
   // numbers requests for JS (req_t.seq), so EV_INTERRUPT can name one; under reply_mu
   double next_seq;
   // reap_thread's round of looking at callers (under reply_mu): a request watched has its caller
   // looked at once a round, WATCH_MAX callers a pass; the round ends at the pass that found none
   // left unlooked (req_t.watched)
   unsigned watch_round;
+  // the processes that opened the O_DIRECT handles still open, by handle (under reply_mu): an
+  // O_DIRECT read or write whose thread was gone when it arrived (an AIO submitter that exited)
+  // has no process of its own to look at; its handle's opener is looked at instead (caller_dying)
+  opener_t *openers[OPENER_BUCKETS];
 } mount_t;
 
 typedef struct inval_s {
@@ -181,10 +204,13 @@ typedef struct req_s {
   uint32_t pid;
   double seq;
   int interrupted, killed;
-  // a direct read's open flags had O_DIRECT (fuse_read_in.flags: caller_dying), and the caller's
+  // a direct read's or write's open flags had O_DIRECT (fuse_read_in.flags, fuse_write_in.flags:
+  // caller_dying; such a write is watched as a read is), and the caller's
   // process id once caller_dying has seen it (0 before; under reply_mu)
   int odirect;
   uint32_t tgid;
+  // tgid is not the caller's own but its handle's opener's (the thread was gone at arrival)
+  int opener;
   struct timespec since; // a direct request's arrival (CLOCK_MONOTONIC)
   unsigned watched; // the mount's watch_round + 1 when its caller was last looked at (under reply_mu)
   mount_t *m;
@@ -451,12 +477,12 @@ static int task_exiting (uint32_t tgid, const char *tid) {
 
 // Is process `tgid` gone or on its way out: no entry, or every thread of it exiting (task_exiting;
 // its leader alone is not enough: a leader that called pthread_exit stays a zombie while the
-// other threads live on)?
-static int process_dying (uint32_t tgid) {
+// other threads live on)? A process gone counts as `gone` says.
+static int process_dying_or (uint32_t tgid, int gone) {
   char dir[40];
   snprintf(dir, sizeof dir, "/proc/%u/task", (unsigned)tgid);
   DIR *d = opendir(dir);
-  if (d == NULL) return errno == ENOENT || errno == ESRCH;
+  if (d == NULL) return (errno == ENOENT || errno == ESRCH) ? gone : 0;
   int dying = 1;
   struct dirent *e;
   while (dying && (e = readdir(d)) != NULL) {
@@ -466,6 +492,12 @@ static int process_dying (uint32_t tgid) {
   closedir(d);
   return dying;
 }
+
+static int process_dying (uint32_t tgid) { return process_dying_or(tgid, 1); }
+
+// Is process `tgid` there, and every thread of it on its way out (process_dying, a process gone
+// not counted)?
+static int process_exiting (uint32_t tgid) { return process_dying_or(tgid, 0); }
 
 // Is the caller (thread `pid`, from the kernel's header) dying (status_dying)? Read from
 // /proc/PID/status (a thread id is found there too); the process's id (Tgid) is kept in *tgid the
@@ -480,8 +512,14 @@ static int process_dying (uint32_t tgid) {
 // is mounted hidepid (the mount's own process cannot see pid 1), a thread hidden looks gone:
 // never counted dying then. Only a dying caller's request is cut short (EV_INTERRUPT): a caller
 // that handles the signal lives on and gets its answer.
-static int caller_dying (uint32_t pid, int odirect, uint32_t *tgid) {
+// `opener`: *tgid is the process that opened the request's handle (the thread was gone when the
+// request arrived, so its own process is not known, and a task of that id now is another):
+// dying only when that process is there and on its way out (process_exiting). A process waiting
+// in exit_aio for its reads is exactly that; one gone entirely has no AIO left in flight, so the
+// read is another's (a child that inherited the descriptor): not dying.
+static int caller_dying (uint32_t pid, int odirect, uint32_t *tgid, int opener) {
   if (pid == 0) return 0;
+  if (opener) return *tgid != 0 && access("/proc/1/status", R_OK) == 0 && process_exiting(*tgid);
   char buf[4096];
   if (proc_read(pid, "status", buf, sizeof buf) < 0) {
     if (errno != ENOENT && errno != ESRCH) return 0;
@@ -494,6 +532,50 @@ static int caller_dying (uint32_t pid, int odirect, uint32_t *tgid) {
     if (at != NULL) *tgid = (uint32_t)strtoul(at + 7, NULL, 10);
   }
   return status_dying(buf);
+}
+
+// The process of thread `pid` (0 when it is gone or not known).
+static uint32_t tgid_of (uint32_t pid) {
+  uint32_t tgid = 0;
+  (void)caller_dying(pid, 1, &tgid, 0);
+  return tgid;
+}
+
+// Under reply_mu: the opener of O_DIRECT handle fh, or 0.
+static uint32_t opener_of_locked (mount_t *m, uint64_t fh) {
+  for (opener_t *o = m->openers[fh % OPENER_BUCKETS]; o != NULL; o = o->next) {
+    if (o->fh == fh) return o->tgid;
+  }
+  return 0;
+}
+
+// An O_DIRECT open made handle fh for thread pid: its process is kept until the handle's release.
+static void opener_note (mount_t *m, uint64_t fh, uint32_t pid) {
+  uint32_t tgid = tgid_of(pid);
+  if (tgid == 0) return;
+  opener_t *o = calloc(1, sizeof(opener_t));
+  if (o == NULL) return;
+  o->fh = fh;
+  o->tgid = tgid;
+  pthread_mutex_lock(&m->reply_mu);
+  o->next = m->openers[fh % OPENER_BUCKETS];
+  m->openers[fh % OPENER_BUCKETS] = o;
+  pthread_mutex_unlock(&m->reply_mu);
+}
+
+// Handle fh was released: its opener, if kept, goes (all of them at the mount's end: fh < 0).
+static void opener_drop (mount_t *m, double fh) {
+  pthread_mutex_lock(&m->reply_mu);
+  for (int b = 0; b < OPENER_BUCKETS; b++) {
+    if (fh >= 0 && (uint64_t)fh % OPENER_BUCKETS != (uint64_t)b) continue;
+    for (opener_t **at = &m->openers[b]; *at != NULL;) {
+      opener_t *o = *at;
+      if (fh >= 0 && o->fh != (uint64_t)fh) { at = &o->next; continue; }
+      *at = o->next;
+      free(o);
+    }
+  }
+  pthread_mutex_unlock(&m->reply_mu);
 }
 
 static double next_seq (mount_t *m) {
@@ -522,6 +604,24 @@ static int is_sync_op (int op) {
   return op == OP_WRITE || op == OP_FLUSH || op == OP_FSYNC || op == OP_RELEASE || op == OP_FSYNCDIR || op == OP_FALLOCATE;
 }
 
+// Changes of a name (and opens that truncate or create), which JS answers only with what the
+// Volume did (WHOLE_ON_INTERRUPT in fuse/index.ts): at the request deadline JS cancels the change
+// if it has not been stamped yet, else waits for it to be applied (a local op log write, the
+// work of the sync requests) and answers success. An EIO from here at the request deadline would
+// tell the caller, and libfuse's node tree, the change failed while the Volume applies it: so
+// they wait for JS as long as the sync requests do.
+static int is_settled_op (const req_t *r) {
+  switch (r->op) {
+    case OP_MKNOD: case OP_MKDIR: case OP_UNLINK: case OP_RMDIR: case OP_SYMLINK: case OP_RENAME:
+    case OP_LINK: case OP_CREATE:
+      return 1;
+    case OP_OPEN:
+      return ((int)r->n[0] & (O_TRUNC | O_CREAT)) != 0;
+    default:
+      return 0;
+  }
+}
+
 // Hands r to JS and waits for the answer; returns the result (>= 0 or -errno).
 static int dispatch (req_t *r) {
   if (r == NULL) return -ENOMEM;
@@ -541,7 +641,7 @@ static int dispatch (req_t *r) {
   }
   struct timespec deadline;
   clock_gettime(CLOCK_MONOTONIC, &deadline);
-  double wait = (is_sync_op(r->op) ? m->sync_timeout_ms : m->timeout_ms) + NATIVE_GRACE_MS;
+  double wait = (is_sync_op(r->op) || is_settled_op(r) ? m->sync_timeout_ms : m->timeout_ms) + NATIVE_GRACE_MS;
   deadline.tv_sec += (time_t)(wait / 1000);
   deadline.tv_nsec += (long)((long long)wait % 1000) * 1000000L;
   if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
@@ -562,6 +662,11 @@ static int dispatch (req_t *r) {
       if (last) {
         r->abandoned = 1;
         r->result = -EIO;
+        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_lock(&m->reply_mu);
+        m->worker_expired++;
+        pthread_mutex_unlock(&m->reply_mu);
+        pthread_mutex_lock(&r->mu);
         break;
       }
       if (!killed && fuse_interrupted()) {
@@ -575,7 +680,7 @@ static int dispatch (req_t *r) {
         // a synchronous request: its caller's thread stays until it is answered (odirect 1 and
         // no tgid: a thread gone is never taken for dying here)
         uint32_t tgid = 0;
-        killed = caller_dying(r->pid, 1, &tgid);
+        killed = caller_dying(r->pid, 1, &tgid, 0);
         if (killed) tell_killed(m, r->seq);
         pthread_mutex_lock(&r->mu);
       }
@@ -645,7 +750,10 @@ static int op_chown (const char *path, uid_t uid, gid_t gid, struct fuse_file_in
 }
 static int op_truncate (const char *path, off_t size, struct fuse_file_info *fi) { return simple(OP_TRUNCATE, path, NULL, (double)size, fh_of(fi), -1); }
 static int op_flush (const char *path, struct fuse_file_info *fi) { return simple(OP_FLUSH, path, NULL, fh_of(fi), -1, -1); }
-static int op_release (const char *path, struct fuse_file_info *fi) { return simple(OP_RELEASE, path, NULL, fh_of(fi), -1, -1); }
+static int op_release (const char *path, struct fuse_file_info *fi) {
+  opener_drop(current_mount(), fh_of(fi));
+  return simple(OP_RELEASE, path, NULL, fh_of(fi), -1, -1);
+}
 static int op_fsync (const char *path, int datasync, struct fuse_file_info *fi) { return simple(OP_FSYNC, path, NULL, fh_of(fi), datasync, -1); }
 static int op_removexattr (const char *path, const char *name) { return simple(OP_REMOVEXATTR, path, name, -1, -1, -1); }
 static int op_access (const char *path, int mask) { return simple(OP_ACCESS, path, NULL, mask, -1, -1); }
@@ -669,7 +777,9 @@ static int op_open (const char *path, struct fuse_file_info *fi) {
   if (r == NULL) return -ENOMEM;
   r->n[0] = fi->flags;
   r->fi = fi;
-  return finish(r, dispatch(r));
+  int res = dispatch(r);
+  if (res == 0 && (fi->flags & O_DIRECT) != 0) opener_note(current_mount(), fi->fh, r->pid);
+  return finish(r, res);
 }
 
 static int op_opendir (const char *path, struct fuse_file_info *fi) {
@@ -688,7 +798,9 @@ static int op_create (const char *path, mode_t mode, struct fuse_file_info *fi) 
   r->n[0] = mode;
   r->n[1] = fi->flags;
   r->fi = fi;
-  return finish(r, dispatch(r));
+  int res = dispatch(r);
+  if (res == 0 && (fi->flags & O_DIRECT) != 0) opener_note(current_mount(), fi->fh, r->pid);
+  return finish(r, res);
 }
 
 static int op_read (const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -860,7 +972,9 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     free(r);
     return;
   }
-  // a direct request answered before JS got it (past its deadline) is not JS's to do
+  // a request answered before JS got it (past its deadline: a direct one answered by the
+  // expiry thread, a worker's given up by dispatch) is not JS's to do: the caller was told EIO,
+  // so a change must not be made now
   int skip = env == NULL;
   if (r->direct) {
     pthread_mutex_lock(&r->m->reply_mu);
@@ -868,6 +982,10 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     r->delivered = 1;
     if (r->done) direct_write_uncount(r);
     pthread_mutex_unlock(&r->m->reply_mu);
+  } else if (!skip) {
+    pthread_mutex_lock(&r->mu);
+    skip = r->abandoned;
+    pthread_mutex_unlock(&r->mu);
   }
   if (skip) {
     req_fail_js(r, -EIO);
@@ -1055,7 +1173,7 @@ static void direct_track (req_t *r) {
   // the READ_WATCH_MS at which its caller is first looked at) comes before the one it waits for
   // (one wake per mark's length, not per request: all of a kind have the same)
   struct timespec at = r->deadline;
-  if (!k) {
+  if (!k || r->odirect) {
     struct timespec watch = r->since;
     watch.tv_sec += READ_WATCH_MS / 1000;
     watch.tv_nsec += (READ_WATCH_MS % 1000) * 1000000L;
@@ -1082,6 +1200,28 @@ static void direct_go (req_t *r) {
   }
 }
 
+// An O_DIRECT read's or write's caller may be a thread that submits it asynchronously (AIO,
+// io_uring) and exits before it is first looked at: its process is noted now, for caller_dying
+// to look at then (each worker keeps the last thread's, so a run of requests of one thread costs
+// one /proc read).
+// A thread already gone (it exited right after submitting) leaves the handle's opener
+// (opener_note) in its place, looked at as such (caller_dying).
+static void note_process (req_t *r, uint64_t fh) {
+  static __thread uint32_t last_pid, last_tgid;
+  if (r->pid != last_pid) {
+    last_pid = r->pid;
+    last_tgid = tgid_of(r->pid);
+  }
+  r->tgid = last_tgid;
+  if (r->tgid == 0) {
+    pthread_mutex_lock(&r->m->reply_mu);
+    r->tgid = opener_of_locked(r->m, fh);
+    pthread_mutex_unlock(&r->m->reply_mu);
+    r->opener = r->tgid != 0;
+    last_pid = 0; // not the thread's own: looked up again for its next request
+  }
+}
+
 // The kernel's READ, taken from libfuse: a read needs nothing of libfuse's node tree (reads come
 // by handle: nullpath_ok, and libfuse's read hands the kernel's fh through as it is), so it goes
 // to JS as op_read's request would, and the worker goes back to the device at once. JS's answer
@@ -1100,19 +1240,7 @@ static int read_direct (loop_t *l, const struct fuse_buf *buf) {
   r->n[2] = (double)arg->offset;
   r->outsize = arg->size;
   r->odirect = (arg->flags & O_DIRECT) != 0;
-  // an O_DIRECT read's caller may be a thread that submits it asynchronously (AIO, io_uring) and
-  // exits before it is first looked at: its process is noted now, for caller_dying to look at
-  // then (each worker keeps the last thread's, so a reader's run of reads costs one /proc read)
-  if (r->odirect) {
-    static __thread uint32_t last_pid, last_tgid;
-    if (in->pid != last_pid) {
-      uint32_t tgid = 0;
-      (void)caller_dying(in->pid, 1, &tgid);
-      last_pid = in->pid;
-      last_tgid = tgid;
-    }
-    r->tgid = last_tgid;
-  }
+  if (r->odirect) note_process(r, arg->fh);
   pthread_mutex_lock(&m->reply_mu);
   direct_track(r);
   pthread_mutex_unlock(&m->reply_mu);
@@ -1149,6 +1277,10 @@ static int write_direct (loop_t *l, struct fuse_buf *buf) {
   r->n[0] = (double)arg->fh;
   r->n[1] = (double)arg->offset;
   r->inlen = size;
+  // an O_DIRECT write is sent in the background (async_dio), never interrupted: its caller is
+  // watched as a read's is (reap_thread)
+  r->odirect = (arg->flags & O_DIRECT) != 0;
+  if (r->odirect) note_process(r, arg->fh);
   pthread_mutex_lock(&m->reply_mu);
   if (m->direct_writes >= m->direct_write_cap || m->direct_write_bytes + size > DIRECT_WRITE_BYTES) {
     m->writes_over_cap++;
@@ -1200,7 +1332,7 @@ static int direct_interrupt (loop_t *l, const struct fuse_buf *buf) {
   if (in->len != buf->size || buf->size < sizeof *in + sizeof(struct fuse_interrupt_in)) return 0;
   uint64_t unique = ((const struct fuse_interrupt_in *)(in + 1))->unique;
   mount_t *m = l->m;
-  int found = 0, look = 0, odirect = 0;
+  int found = 0, look = 0, odirect = 0, opener = 0;
   uint32_t pid = 0, tgid = 0;
   pthread_mutex_lock(&m->reply_mu);
   req_t *r = direct_find_locked(m, unique);
@@ -1212,16 +1344,17 @@ static int direct_interrupt (loop_t *l, const struct fuse_buf *buf) {
     pid = r->pid;
     odirect = r->odirect;
     tgid = r->tgid;
+    opener = r->opener;
   }
   pthread_mutex_unlock(&m->reply_mu);
   if (!look) return found;
   // its caller dying (killed, or a signal it does not handle): JS answers it EINTR; else the
   // expiry thread looks again every INTERRUPT_POLL_MS (a SIGKILL may come later). /proc is read
   // out of reply_mu (JS's answers take it), as reap_thread does: the request is found again after
-  int dying = caller_dying(pid, odirect, &tgid);
+  int dying = caller_dying(pid, odirect, &tgid, opener);
   pthread_mutex_lock(&m->reply_mu);
   r = direct_find_locked(m, unique);
-  if (r != NULL && r->tgid == 0) r->tgid = tgid;
+  if (r != NULL && r->tgid == 0 && !opener) r->tgid = tgid;
   if (r != NULL && !r->killed && dying) {
     r->killed = 1;
     m->killed++;
@@ -1261,7 +1394,7 @@ static void *reap_thread (void *arg) {
     // A pass takes the requests not looked at yet this round (watch_round), so with more callers
     // than WATCH_MAX each is looked at in turn, not only the first WATCH_MAX of the lists
     // the callers to look at: thread, kind of read (caller_dying), process once seen
-    struct { uint32_t pid, tgid; int odirect; } look[WATCH_MAX];
+    struct { uint32_t pid, tgid; int odirect, opener; } look[WATCH_MAX];
     int npids = 0, watch = 0, full = 0;
     unsigned round = m->watch_round + 1;
     struct timespec old = now;
@@ -1270,7 +1403,7 @@ static void *reap_thread (void *arg) {
     if (old.tv_nsec < 0) { old.tv_sec--; old.tv_nsec += 1000000000L; }
     for (int k = 0; k < 2; k++) {
       for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
-        if (r->killed || (!r->interrupted && k == 1)) continue;
+        if (r->killed || (!r->interrupted && k == 1 && !r->odirect)) continue;
         if (!r->interrupted && !ts_not_after(&r->since, &old)) {
           // a young read: looked at once it is READ_WATCH_MS old
           struct timespec at = r->since;
@@ -1283,9 +1416,9 @@ static void *reap_thread (void *arg) {
         watch = 1;
         if (r->watched == round) continue;
         int seen = 0;
-        for (int i = 0; i < npids && !seen; i++) seen = look[i].pid == r->pid && look[i].odirect == r->odirect;
+        for (int i = 0; i < npids && !seen; i++) seen = look[i].pid == r->pid && look[i].odirect == r->odirect && look[i].opener == r->opener && (!r->opener || look[i].tgid == r->tgid);
         if (!seen && npids == WATCH_MAX) { full = 1; continue; }
-        if (!seen) { look[npids].pid = r->pid; look[npids].tgid = r->tgid; look[npids].odirect = r->odirect; npids++; }
+        if (!seen) { look[npids].pid = r->pid; look[npids].tgid = r->tgid; look[npids].odirect = r->odirect; look[npids].opener = r->opener; npids++; }
         r->watched = round;
       }
     }
@@ -1294,14 +1427,14 @@ static void *reap_thread (void *arg) {
     if (npids > 0) {
       int dying[WATCH_MAX];
       pthread_mutex_unlock(&m->reply_mu);
-      for (int i = 0; i < npids; i++) dying[i] = caller_dying(look[i].pid, look[i].odirect, &look[i].tgid);
+      for (int i = 0; i < npids; i++) dying[i] = caller_dying(look[i].pid, look[i].odirect, &look[i].tgid, look[i].opener);
       pthread_mutex_lock(&m->reply_mu);
       for (int k = 0; k < 2; k++) {
         for (req_t *r = m->direct_head[k]; r != NULL; r = r->next) {
-          if (r->killed || (!r->interrupted && (k == 1 || !ts_not_after(&r->since, &old)))) continue;
+          if (r->killed || (!r->interrupted && ((k == 1 && !r->odirect) || !ts_not_after(&r->since, &old)))) continue;
           for (int i = 0; i < npids; i++) {
-            if (look[i].pid != r->pid || look[i].odirect != r->odirect) continue;
-            if (r->tgid == 0) r->tgid = look[i].tgid;
+            if (look[i].pid != r->pid || look[i].odirect != r->odirect || look[i].opener != r->opener || (r->opener && look[i].tgid != r->tgid)) continue;
+            if (r->tgid == 0 && !r->opener) r->tgid = look[i].tgid;
             if (!dying[i]) continue;
             r->killed = 1;
             m->killed++;
@@ -1525,6 +1658,7 @@ static void *loop_thread (void *arg) {
   m->fuse = NULL;
   pthread_mutex_unlock(&m->lock);
   session_drain(f, m, l);
+  opener_drop(m, -1);
   fuse_unmount(f);
   fuse_destroy(f);
   fuse_opt_free_args(&args);
@@ -1843,14 +1977,15 @@ static napi_value js_stats (napi_env env, napi_callback_info info) {
   mount_t *m;
   NAPI(napi_get_value_external(env, argv[0], (void **)&m));
   pthread_mutex_lock(&m->reply_mu);
-  double v[11] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
+  double v[12] = { (double)m->direct_writes, (double)m->direct_writes_max, (double)m->direct_write_bytes,
     (double)m->writes_handed, (double)m->writes_copied, (double)m->writes_over_cap,
-    (double)m->direct_interrupted, (double)m->direct_expired, (double)m->direct_late, (double)m->killed, (double)m->worker_interrupted };
+    (double)m->direct_interrupted, (double)m->direct_expired, (double)m->direct_late, (double)m->killed, (double)m->worker_interrupted,
+    (double)m->worker_expired };
   pthread_mutex_unlock(&m->reply_mu);
-  static const char *names[11] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late", "killed", "interruptedOthers" };
+  static const char *names[12] = { "writes", "writesMax", "writeBytes", "handed", "copied", "overCap", "interrupted", "expired", "late", "killed", "interruptedOthers", "expiredOthers" };
   napi_value o;
   NAPI(napi_create_object(env, &o));
-  for (int i = 0; i < 11; i++) {
+  for (int i = 0; i < 12; i++) {
     napi_value n;
     NAPI(napi_create_double(env, v[i], &n));
     NAPI(napi_set_named_property(env, o, names[i], n));

@@ -26,7 +26,11 @@
 // its end as if no signal came: no answer the dying caller could see is given for a change half
 // made, and what it changes is done whole or not at all, as without the signal. A change of a
 // name (rename, unlink, create...: WHOLE_ON_INTERRUPT) or an open that truncates is not answered
-// early at all: libfuse's node tree follows a name change only on its success. Lock waits
+// early at all: libfuse's node tree follows a name change only on its success. Nor at the
+// deadline: its signal aborts there, which cancels the change while it waits for its turn in the
+// tree (Tree.commitMany: nothing applied, answered EIO), and once under way the change is
+// applied and answered success, however late (the binding waits for these as long as for the
+// sync requests): never EIO for a name the Volume then makes or removes. Lock waits
 // (F_SETLKW, flock) never reach darkfs: the mount has no lock operations, so the kernel keeps the
 // locks of the host itself, and a signal interrupts their waits (EINTR) as on a local disk.
 // The binding answers a read or write EIO on its own when JS has not by the
@@ -119,6 +123,12 @@ export interface WriteStats {
   killed: number
   /** Requests other than direct reads and writes (those libfuse's workers wait on) seen interrupted, their caller dying or not. */
   interruptedOthers: number
+  /**
+   * Requests other than direct reads and writes answered EIO by the binding's own deadline (JS
+   * had not answered by the deadline and its grace: the event loop stuck); JS never runs them
+   * once it gets them.
+   */
+  expiredOthers: number
 }
 
 export interface Mount {
@@ -158,7 +168,8 @@ const KEEP_ON_INTERRUPT: ReadonlySet<number> = new Set([Op.chmod, Op.chown, Op.t
   Op.release, Op.setxattr, Op.removexattr, Op.releasedir, Op.utimens, Op.fallocate])
 
 /**
- * Requests never answered before their Volume call ends, even for a dying caller: libfuse moves
+ * Requests never answered before their Volume call ends, even for a dying caller or at the
+ * deadline (which aborts their signal: a change not yet under way is cancelled): libfuse moves
  * or drops its node of a name (rename_node, remove_node, hide_node) and adds one for a new name
  * (lookup_path) only when the call succeeds. Answered EINTR while the Volume applied the change,
  * libfuse would keep the old name for the node (a rename's source, an unlinked file) and ask for
@@ -377,9 +388,16 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     // whose timer (and this request) would live on for the whole deadline after a quick answer
     const deadline = new AbortController()
     const ms = SYNC_OPS.has(op) ? syncTimeoutMs : timeoutMs
+    // a name change is not answered at the deadline: its signal aborts, which cancels the change
+    // if it has not been stamped yet (the Volume then rejects: EIO, and nothing changed), and
+    // its answer is what the call did (WHOLE_ON_INTERRUPT: an EIO while the Volume applies the
+    // change after all would leave the caller, and libfuse's node tree, with a name the volume
+    // does not have, or the reverse). The binding's own deadline for these is the sync one
+    const whole = wholeOnInterrupt(op, n0)
     const timer = setTimeout(() => {
-      if (!done) log.error('request %d on %s passed its %d ms deadline: answered EIO', op, path ?? '?', ms)
-      answer({ result: -5 /* EIO */ })
+      if (!done && whole) log.error('request %d on %s passed its %d ms deadline: cancelled unless under way, answered when it ends', op, path ?? '?', ms)
+      else if (!done) log.error('request %d on %s passed its %d ms deadline: answered EIO', op, path ?? '?', ms)
+      if (!whole) answer({ result: -5 /* EIO */ })
       deadline.abort(new DOMException(`FUSE request ${op} on ${path ?? '?'} passed its ${ms} ms deadline`, 'TimeoutError'))
     }, ms)
     // its caller dying (the binding's EV_INTERRUPT): EINTR now; what reads is stopped, what
@@ -387,7 +405,7 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     // is answered only by its end (WHOLE_ON_INTERRUPT)
     const interrupt = (): void => {
       if (done) return
-      if (wholeOnInterrupt(op, n0)) {
+      if (whole) {
         log('request %d on %s interrupted, its caller dying: runs on to its real answer', op, path ?? '?')
         return
       }

@@ -257,7 +257,8 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
     const others = [...links.others(a), ...links.others(b)]
     links.forget(a)
     links.forget(b)
-    const [sa, sb] = [await volume.lstat(a, o), await volume.lstat(b, o)]
+    // done: what follows is not bound to the signal (an answer after a change made is its success)
+    const [sa, sb] = [await volume.lstat(a), await volume.lstat(b)]
     // what is at `a` now was at `b`, and the other way round: directories (and what is open
     // below them) follow, through a path no name can be (it holds a NUL)
     const aside = `${a}\0exchange`
@@ -421,7 +422,9 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const others = [...links.others(to), ...links.others(from)]
         links.forget(to)
         links.forget(from)
-        const st = await volume.lstat(to, o)
+        // the rename is done: its answer is success even if its signal aborted since (the
+        // mount answers a name change with what the Volume did: fuse/index.ts)
+        const st = await volume.lstat(to)
         if (st.kind === 'dir') {
           links.moveDir(from, to)
           moved(from, to)
@@ -432,7 +435,8 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         const from = need(path, 'link')
         const to = checkName(need(path2, 'link'), 'link')
         await volume.link(from, to, o)
-        const st = await volume.lstat(to, o)
+        // done: not bound to the signal any more (see rename)
+        const st = await volume.lstat(to)
         links.note(from, st)
         links.note(to, st)
         return { result: 0, a: links.others(to), b: encodeStat(st) }

@@ -731,8 +731,14 @@ export class Volume implements VolumeApi {
   }
 
   /** Commit a namespace or attribute change: written to the log, synced later (the head of this file). */
-  private async commit (body: OpBody): Promise<{ cid: CID, id: InodeId }> {
-    return (await this.stamp([body], 'written'))[0]
+  /**
+   * One op, written. A name change passes its call's signal: aborted while the op waits for its
+   * turn in the tree, nothing is applied and the call rejects; once stamped it is applied and the
+   * call resolves, aborted or not (Tree.commitMany), so a caller told the change failed (the
+   * mount's deadline: fuse/index.ts) never sees it appear later.
+   */
+  private async commit (body: OpBody, signal?: AbortSignal): Promise<{ cid: CID, id: InodeId }> {
+    return (await this.stamp([body], 'written', signal === undefined ? undefined : { signal }))[0]
   }
 
   /**
@@ -1159,7 +1165,7 @@ export class Volume implements VolumeApi {
     return { uid: caller.uid, gid, mode: m }
   }
 
-  private async create (path: string, kind: Kind, mode: number, caller: Caller, extra: { target?: string, rdev?: number, content?: Content, size?: number } = {}, syscall = 'create'): Promise<InodeId> {
+  private async create (path: string, kind: Kind, mode: number, caller: Caller, extra: { target?: string, rdev?: number, content?: Content, size?: number } = {}, syscall = 'create', signal?: AbortSignal): Promise<InodeId> {
     const { dir, name, existing } = this.parentOf(path, syscall)
     if (existing !== undefined) throw new FsError('EEXIST', syscall, path)
     const own = this.owner(dir, caller, kind, mode)
@@ -1168,7 +1174,7 @@ export class Volume implements VolumeApi {
     if (extra.rdev !== undefined) body.rdev = extra.rdev
     if (extra.content !== undefined) body.content = extra.content
     if (extra.size !== undefined) body.size = extra.size
-    return (await this.commit(body)).id
+    return (await this.commit(body, signal)).id
   }
 
   async mkdir (path: string, opts: { recursive?: boolean, mode?: number, caller?: Caller } & AbortOptions = {}): Promise<void> {
@@ -1181,12 +1187,12 @@ export class Volume implements VolumeApi {
         const p = join(parts.slice(0, i))
         let r: Resolved | undefined
         try { r = this.walk(p, true, 'mkdir') } catch (err: any) { if (err.code !== 'ENOENT') throw err }
-        if (r === undefined) await this.create(p, 'dir', mode, caller, {}, 'mkdir')
+        if (r === undefined) await this.create(p, 'dir', mode, caller, {}, 'mkdir', opts.signal)
         else if (r.inode.kind !== 'dir') throw new FsError('ENOTDIR', 'mkdir', p)
       }
       return
     }
-    await this.create(path, 'dir', mode, caller, {}, 'mkdir')
+    await this.create(path, 'dir', mode, caller, {}, 'mkdir', opts.signal)
   }
 
   async rmdir (path: string, options: AbortOptions = {}): Promise<void> {
@@ -1195,7 +1201,7 @@ export class Volume implements VolumeApi {
     if (entry === undefined) throw new FsError('EBUSY', 'rmdir', path, 'the volume root')
     if (inode.kind !== 'dir') throw new FsError('ENOTDIR', 'rmdir', path)
     if (this.tree.children(inode.id).length > 0) throw new FsError('ENOTEMPTY', 'rmdir', path)
-    await this.commit({ type: 'unlink', entry: entry.id, time: nowNs() })
+    await this.commit({ type: 'unlink', entry: entry.id, time: nowNs() }, options.signal)
   }
 
   async unlink (path: string, options: AbortOptions = {}): Promise<void> {
@@ -1203,7 +1209,7 @@ export class Volume implements VolumeApi {
     const { inode, entry } = this.walk(path, false, 'unlink')
     if (entry === undefined) throw new FsError('EISDIR', 'unlink', path)
     if (inode.kind === 'dir') throw new FsError('EISDIR', 'unlink', path)
-    await this.commit({ type: 'unlink', entry: entry.id, time: nowNs() })
+    await this.commit({ type: 'unlink', entry: entry.id, time: nowNs() }, options.signal)
   }
 
   async rm (path: string, opts: { recursive?: boolean } & AbortOptions = {}): Promise<void> {
@@ -1247,7 +1253,7 @@ export class Volume implements VolumeApi {
       }
       body.replace = existing.id
     }
-    await this.commit(body)
+    await this.commit(body, options.signal)
   }
 
   /** True when directory `dir` is `ancestor` or lies in its subtree (walking up by first parent link). */
@@ -1282,7 +1288,7 @@ export class Volume implements VolumeApi {
     let aside: string
     do aside = `.darkfs-exchange-${randomBytes(6).toString('hex')}`
     while (this.tree.lookup(ye.parent, aside) !== undefined)
-    await this.stamp(exchangeBodies(xe, ye, aside, time), 'written')
+    await this.stamp(exchangeBodies(xe, ye, aside, time), 'written', { signal: options.signal })
   }
 
   // ---- links ------------------------------------------------------------------------------
@@ -1291,7 +1297,7 @@ export class Volume implements VolumeApi {
     options.signal?.throwIfAborted()
     if (target.length === 0) throw new FsError('ENOENT', 'symlink', path, 'empty target')
     if (Buffer.byteLength(target) >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', path)
-    await this.create(path, 'symlink', 0o777, { ...caller, umask: 0 }, { target }, 'symlink')
+    await this.create(path, 'symlink', 0o777, { ...caller, umask: 0 }, { target }, 'symlink', options.signal)
   }
 
   async readlink (path: string, options: AbortOptions = {}): Promise<string> {
@@ -1307,7 +1313,7 @@ export class Volume implements VolumeApi {
     if (src.inode.kind === 'dir') throw new FsError('EPERM', 'link', existing, 'hard links to directories are not allowed')
     const { dir, name, existing: there } = this.parentOf(path, 'link')
     if (there !== undefined) throw new FsError('EEXIST', 'link', path)
-    await this.commit({ type: 'link', parent: dir.id, name, inode: src.inode.id, time: nowNs() })
+    await this.commit({ type: 'link', parent: dir.id, name, inode: src.inode.id, time: nowNs() }, options.signal)
   }
 
   async mknod (path: string, mode: number, rdev: number, caller: Caller = ROOT, options: AbortOptions = {}): Promise<void> {
@@ -1315,10 +1321,10 @@ export class Volume implements VolumeApi {
     const kind = kindOf(mode) ?? 'file'
     if (kind === 'dir' || kind === 'symlink') throw new FsError('EINVAL', 'mknod', path)
     if (kind === 'file') {
-      await this.create(path, 'file', mode, caller, {}, 'mknod')
+      await this.create(path, 'file', mode, caller, {}, 'mknod', options.signal)
       return
     }
-    await this.create(path, kind, mode, caller, { rdev }, 'mknod')
+    await this.create(path, kind, mode, caller, { rdev }, 'mknod', options.signal)
   }
 
   // ---- xattrs -----------------------------------------------------------------------------
@@ -1744,7 +1750,7 @@ export class Volume implements VolumeApi {
     if (r !== undefined && fl.create && fl.exclusive) throw new FsError('EEXIST', 'open', path)
     let created: InodeId | undefined
     if (r === undefined) {
-      created = await this.create(path, 'file', mode, caller, {}, 'open')
+      created = await this.create(path, 'file', mode, caller, {}, 'open', options.signal)
       r = { inode: this.tree.get(created)!, path }
     }
     const inode = r.inode

@@ -37,6 +37,13 @@ export interface CommitOptions {
    * commitMany). Must not throw (a throw fails the commit, whose ops may still reach the log).
    */
   stamped?: (ops: Array<{ cid: CID, bytes: Uint8Array }>) => void
+  /**
+   * Cancels the commit while it waits for its turn (behind other commits and received batches):
+   * aborted before its ops are stamped, it stamps nothing and rejects with the signal's reason
+   * at once. Once stamped it is not cancelled: it goes on to the log and is applied, and the
+   * commit resolves (a caller told "failed" must not see the change appear later).
+   */
+  signal?: AbortSignal
 }
 
 export interface TreeInit {
@@ -463,8 +470,14 @@ export class Tree extends EventTarget {
    */
   async commitMany (bodies: OpBody[], durability: Durability = 'durable', opts: CommitOptions = {}): Promise<Array<{ cid: CID, id: InodeId }>> {
     this.usable()
-    const { ops, durable } = await this.serial(async () => {
+    const signal = opts.signal
+    signal?.throwIfAborted()
+    let stamping = false
+    const turn = this.serial(async () => {
       this.usable()
+      // cancelled while it waited: nothing stamped (the caller was told so at the abort)
+      signal?.throwIfAborted()
+      stamping = true
       // every body checked before any is stamped: a bad one leaves the heads as they were
       for (const body of bodies) checkBody(body)
       const ops: Op[] = []
@@ -482,6 +495,12 @@ export class Tree extends EventTarget {
       })
       if (opts.stamped !== undefined) for (const op of ops) this.unsettled.set(op.id, op.bytes)
       return { ops, durable }
+    })
+    const { ops, durable } = signal === undefined ? await turn : await new Promise<Awaited<typeof turn>>((resolve, reject) => {
+      // an abort while the commit waits for its turn rejects now; its turn then stamps nothing
+      const onAbort = (): void => { if (!stamping) reject(signal.reason) }
+      signal.addEventListener('abort', onAbort, { once: true })
+      turn.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
     })
     try {
       opts.stamped?.(ops.map(op => ({ cid: op.cid, bytes: op.bytes })))

@@ -118,6 +118,54 @@ describe('fuse request deadlines', function () {
     assert.equal((await abortOf(syncs.at(-1)) as Error).name, 'TimeoutError')
   })
 
+  it('a rename the Volume is applying when the deadline passes (past its point of no return): the signal aborts, and mv gets the real answer, success, not an EIO while the name moves', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/a', 'x\n')
+    const rename = volume.rename.bind(volume)
+    const signals: Array<AbortSignal | undefined> = []
+    let release!: () => void
+    const released = new Promise<void>(resolve => { release = resolve })
+    let entered!: () => void
+    const enteredP = new Promise<void>(resolve => { entered = resolve })
+    // a rename whose op is stamped and on its way to the log (a slow disk): the abort no longer
+    // stops it, it is applied once the test lets it go
+    volume.rename = async (from: string, to: string, options?: AbortOptions) => {
+      signals.push(options?.signal)
+      entered()
+      await released
+      await rename(from, to)
+    }
+    t.add(() => { release() })
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir, { requestTimeoutMs: 300, syncTimeoutMs: 20_000 })
+    t.add(async () => { await m.unmount() })
+    const mv = sh(`mv "${dir}/a" "${dir}/b"`)
+    await enteredP
+    assert.equal((await abortOf(signals[0]) as Error).name, 'TimeoutError')
+    release()
+    const done = await mv
+    assert.equal(done.code, 0, `mv was told the rename failed while it was applied: ${done.stderr}`)
+    assert.equal(await ok(`ls "${dir}"; cat "${dir}/b"`), 'b\nx\n')
+  })
+
+  it('a mkdir cancelled at the deadline (its Volume call rejects with the abort, nothing made): mkdir gets EIO and no directory appears', async function () {
+    const volume = createMemoryVolume()
+    const signals: Array<AbortSignal | undefined> = []
+    volume.mkdir = async (_path: string, opts?: AbortOptions) => {
+      signals.push(opts?.signal)
+      await abortOf(opts?.signal)
+      throw opts?.signal?.reason
+    }
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir, { requestTimeoutMs: 300, syncTimeoutMs: 20_000 })
+    t.add(async () => { await m.unmount() })
+    const made = await sh(`mkdir "${dir}/d"`)
+    assert.notEqual(made.code, 0)
+    assert.match(made.stderr, /Input\/output error/)
+    assert.equal(signals.length, 1)
+    assert.equal(await ok(`ls -a "${dir}"`), '.\n..\n')
+  })
+
   it('a read of the real Volume past its deadline aborts the network fetch behind it', async function () {
     const data = await tempDir(t, 'darkfs-data-')
     const r = await remoteVolume(t, data, 100_000, '/remote')

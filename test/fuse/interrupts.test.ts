@@ -173,6 +173,42 @@ describe('fuse interrupts and native deadlines of direct reads and writes', func
     assert.equal(m.writeStats().late, 1, 'the read reached JS after its answer, and was not answered again')
   })
 
+  it('a mkdir JS never answers (its event loop stuck past the sync deadline and grace): the binding answers it EIO, and JS, getting it late, does not make the directory', async function () {
+    this.timeout(120_000)
+    const volume = createMemoryVolume()
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    // the kernel's lookup of /d is answered (ENOENT, the only failing getattr here); right after
+    // its answer, before mkdir's request reaches JS, the event loop is stuck (as a bug or a long
+    // synchronous task would make it) until the binding has given the mkdir up
+    let armed = false
+    let stuck = 0
+    const m = await mount(volume, dir, {
+      requestTimeoutMs: 200,
+      syncTimeoutMs: 300,
+      onOp: (op, _s, errno) => {
+        if (!armed || op !== 'getattr' || errno !== 2) return
+        armed = false
+        const cell = new Int32Array(new SharedArrayBuffer(4))
+        const bound = Date.now() + 90_000
+        while (m.writeStats().expiredOthers === 0 && Date.now() < bound) Atomics.wait(cell, 0, 0, 20)
+        stuck = m.writeStats().expiredOthers
+      }
+    })
+    t.add(async () => { await m.unmount() })
+    armed = true
+    const made = await new Promise<{ code: number | null, err: string }>((resolve, reject) => {
+      const child = spawn('mkdir', [`${dir}/d`], { stdio: ['ignore', 'ignore', 'pipe'] })
+      let err = ''
+      child.stderr.setEncoding('utf8').on('data', (s: string) => { err += s })
+      child.on('error', reject)
+      child.on('close', code => { resolve({ code, err }) })
+    })
+    assert.equal(stuck, 1, 'the mkdir was given up while the event loop was stuck')
+    assert.notEqual(made.code, 0)
+    assert.match(made.err, /Input\/output error/)
+    assert.equal(await ok(`ls -a "${dir}"`), '.\n..\n', 'the directory the caller was told was not made')
+  })
+
   it('a write the deadline answered while the event loop is stuck stays counted against the cap on direct writes until JS has taken it: the next write goes to a libfuse worker, not one more into the queue', async function () {
     this.timeout(120_000)
     const volume = createMemoryVolume()

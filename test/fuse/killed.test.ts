@@ -114,6 +114,21 @@ print('done', flush=True)
 `
 
 /**
+ * Opens argv[1] O_DIRECT for writing, says ready, waits for a line, then writes BLOCK bytes of
+ * 'w' at 0 from an aligned buffer, in place (the file is longer): the kernel sends such a write
+ * in the background (async_dio) and never interrupts it; prints the count.
+ */
+const DIRECT_WRITER = `
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_DIRECT)
+mem = mmap.mmap(-1, ${BLOCK})
+mem.write(b'w' * ${BLOCK})
+print('ready', flush=True)
+sys.stdin.readline()
+print(os.pwritev(fd, [mem], 0), flush=True)
+`
+
+/**
  * Reads BLOCK bytes of argv[1] by kernel AIO (io_submit, O_DIRECT: the kernel sends the read in
  * the background) from a thread that says so and exits at the next line of stdin; once the
  * thread is gone (its /proc entry with it), says so, and waits for the read's event, printing its
@@ -149,6 +164,60 @@ event = ctypes.create_string_buffer(32)
 assert libc.syscall(SYS_io_getevents, ctx, 1, 1, event, None) == 1, ctypes.get_errno()
 print(struct.unpack('=QQqq', event.raw)[2], flush=True)
 `
+
+/**
+ * Opens argv[1] O_DIRECT and says ready; at the next line of stdin a thread submits a kernel AIO
+ * read of BLOCK bytes and exits at once; once its /proc entry is gone, says so and waits for the
+ * read's event, printing its result; no-aio as AIO_READER. x86_64 syscall numbers.
+ */
+const AIO_GONE = `
+import ctypes, mmap, os, struct, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_io_setup, SYS_io_getevents, SYS_io_submit = 206, 208, 209
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, ${BLOCK})
+ctx = ctypes.c_ulong(0)
+if libc.syscall(SYS_io_setup, 1, ctypes.byref(ctx)) != 0:
+    print('no-aio %d' % ctypes.get_errno(), flush=True)
+    sys.exit(0)
+iocb = ctypes.create_string_buffer(struct.pack('=QIIHhIQQqQII', 1, 0, 0, 0, 0, fd, ctypes.addressof(ctypes.c_char.from_buffer(buf)), ${BLOCK}, 0, 0, 0, 0), 64)
+iocbs = (ctypes.c_void_p * 1)(ctypes.addressof(iocb))
+print('ready', flush=True)
+sys.stdin.readline()
+tids = []
+def submit():
+    tids.append(threading.get_native_id())
+    assert libc.syscall(SYS_io_submit, ctx, 1, iocbs) == 1, ctypes.get_errno()
+th = threading.Thread(target=submit)
+th.start()
+th.join()
+bound = time.monotonic() + 10
+while os.path.exists('/proc/self/task/%d' % tids[0]) and time.monotonic() < bound:
+    time.sleep(0.01)
+assert not os.path.exists('/proc/self/task/%d' % tids[0]), 'the submitting thread is still there'
+print('gone', flush=True)
+event = ctypes.create_string_buffer(32)
+assert libc.syscall(SYS_io_getevents, ctx, 1, 1, event, None) == 1, ctypes.get_errno()
+print(struct.unpack('=QQqq', event.raw)[2], flush=True)
+`
+
+/** argv[2] threads each readlink(argv[1]) (held in the Volume: each holds one of libfuse's workers). */
+const HOLDER = `
+import os, sys, threading
+def one():
+    try:
+        os.readlink(sys.argv[1])
+    except OSError:
+        pass
+threads = [threading.Thread(target=one) for _ in range(int(sys.argv[2]))]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+`
+
+/** libfuse's workers at most (fuse/binding.c MAX_THREADS): as many held requests leave none to read the device. */
+const MAX_THREADS = 64
 
 /** Starts AIO_READER on `file`; skips the test when this host gives no AIO (io_setup fails: aio-max-nr, seccomp). */
 async function startAio (t: Teardown, ctx: Mocha.Context, file: string, held: () => boolean): Promise<Proc> {
@@ -309,6 +378,84 @@ describe('fuse: a caller killed while its request waits', function () {
     assert.equal(m.writeStats().killed, 1)
   })
 
+  /**
+   * An AIO read of /f whose submitting thread is gone before the read reaches the mount (every
+   * libfuse worker held by a readlink meanwhile, so nothing reads the device; then one let go),
+   * held in the Volume; its process alive, waiting for the read's event.
+   */
+  async function aioGoneAtArrival (ctx: Mocha.Context): Promise<{ aio: Proc, dir: string, m: Mount, signals: Array<AbortSignal | undefined>, release: () => void }> {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'r'.repeat(BLOCK))
+    await volume.symlink('f', '/s')
+    const signals: Array<AbortSignal | undefined> = []
+    const release = later()
+    wrapHandles(volume, path => path === '/f', fh => ({
+      readBytes: undefined,
+      read: async (buffer, offset, length, position, options?: AbortOptions) => {
+        signals.push(options?.signal)
+        await held(options?.signal, release.promise)
+        options?.signal?.throwIfAborted()
+        return await fh.read(buffer, offset, length, position)
+      }
+    }))
+    // readlinks held until let go one by one (`links`), or all at the end
+    const links: Array<() => void> = []
+    const readlink = volume.readlink.bind(volume)
+    volume.readlink = async (path: string, options?: AbortOptions) => {
+      await new Promise<void>(resolve => { links.push(resolve); void release.promise.then(resolve) })
+      return await readlink(path, options)
+    }
+    // the kernel's attributes kept for the whole test: an AIO read with them stale first asks for
+    // them (getattr, auto_inval_data) in the submitting thread, which no held worker would answer
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir, { attrTimeout: 3600 })
+    t.add(async () => { await m.unmount() })
+    t.add(() => { release.resolve() })
+    const aio = start(t, ['python3', '-c', AIO_GONE, `${dir}/f`])
+    await until('the AIO reader has the file open', () => aio.out() !== '', 20_000)
+    if (aio.out().startsWith('no-aio')) {
+      console.log(`    (skipped: io_setup failed here: ${aio.out().trim()})`)
+      ctx.skip()
+    }
+    start(t, ['python3', '-c', HOLDER, `${dir}/s`, String(MAX_THREADS)])
+    await until('every worker held by a readlink', () => links.length === MAX_THREADS, 30_000)
+    aio.child.stdin!.end('go\n')
+    await until('the submitting thread gone', () => aio.out().includes('gone\n'), 20_000)
+    assert.equal(signals.length, 0, 'the read reached the mount while its thread lived')
+    links[0]()
+    await until('the read held in the Volume', () => signals.length === 1, 20_000)
+    return { aio, dir, m, signals, release: () => { release.resolve() } }
+  }
+
+  it('an AIO O_DIRECT read whose submitting thread was gone before the read reached the mount (no process of its own known), its process then sent kill -9: the handle\'s opener, waiting in exit_aio, is found dying, the process is gone at once', async function () {
+    if (process.arch !== 'x64') this.skip()
+    this.timeout(90_000)
+    const { aio, m, signals } = await aioGoneAtArrival(this)
+    const ms = await killTime(aio, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the AIO reader took ${Math.round(ms)} ms to go`)
+    await until('the AIO read\'s signal aborted', () => signals[0]?.aborted === true, GONE_MS)
+    assert.equal(m.writeStats().killed, 1)
+  })
+
+  it('an AIO O_DIRECT read whose submitting thread was gone before the read reached the mount, its process alive: not cut short (its opener lives), it is answered with the bytes; a killed reader held beside it is gone at once', async function () {
+    if (process.arch !== 'x64') this.skip()
+    this.timeout(90_000)
+    const { aio, dir, m, signals, release } = await aioGoneAtArrival(this)
+    // (one worker is free again: the reader's open is served)
+    const reader = start(t, ['python3', '-c', READER, `${dir}/f`, 'direct'])
+    await until('the reader has the file open', () => reader.out().startsWith('ready\n'), 20_000)
+    reader.child.stdin!.end('go\n')
+    await until('its read held in the Volume', () => signals.length === 2, 20_000)
+    // the binding looks at the callers of both reads (older than READ_WATCH_MS) in one pass
+    const ms = await killTime(reader, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the killed reader took ${Math.round(ms)} ms to go`)
+    assert.equal(signals[0]?.aborted, false, 'the AIO read was cut short')
+    assert.equal(m.writeStats().killed, 1)
+    release()
+    await aio.exited
+    assert.equal(aio.out(), `ready\ngone\n${BLOCK}\n`)
+  })
+
   it('a page read in the caller\'s own call (its readahead failed), the caller sent Ctrl-C: the kernel\'s interrupt is answered EINTR at once, the read\'s signal aborts', async function () {
     const volume = createMemoryVolume()
     await volume.writeFile('/f', 'r'.repeat(BLOCK))
@@ -424,6 +571,37 @@ describe('fuse: a caller killed while its request waits', function () {
     release.resolve()
     await written.promise
     assert.equal(await ok(`cat "${dir}/f"`), 'w'.repeat(BLOCK))
+  })
+
+  it('an in-place O_DIRECT write held in the Volume (a background request: never interrupted), its writer sent kill -9: the writer is gone at once, and the write runs to its end, there whole', async function () {
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'r'.repeat(2 * BLOCK))
+    const arrived = later<AbortSignal | undefined>()
+    const release = later()
+    const written = later()
+    wrapHandles(volume, path => path === '/f', fh => ({
+      write: async (buffer, offset, length, position, options?: AbortOptions) => {
+        arrived.resolve(options?.signal)
+        await release.promise
+        const r = await fh.write(buffer, offset, length, position)
+        written.resolve()
+        return r
+      }
+    }))
+    const { dir, m } = await mounted(t, volume)
+    t.add(() => { release.resolve() })
+    const writer = start(t, ['python3', '-c', DIRECT_WRITER, `${dir}/f`])
+    await until('the writer ready', () => writer.out().startsWith('ready\n'), 20_000)
+    writer.child.stdin!.end('go\n')
+    const signal = await bounded(arrived.promise, 'the write held in the Volume')
+    const ms = await killTime(writer, 'SIGKILL')
+    assert.ok(ms < GONE_MS, `the writer took ${Math.round(ms)} ms to go`)
+    assert.equal(m.writeStats().interrupted, 0, 'the kernel interrupted the write (not a background one?)')
+    assert.equal(m.writeStats().killed, 1)
+    assert.equal(signal?.aborted, false, 'a write is not aborted by its caller\'s death')
+    release.resolve()
+    await written.promise
+    assert.equal(await ok(`cat "${dir}/f"`), 'w'.repeat(BLOCK) + 'r'.repeat(BLOCK))
   })
 
   it('a chmod of a hard-linked file held in the Volume, its caller sent kill -9: answered EINTR early, the other name\'s cached attributes are refreshed once the chmod ends (not left for attr_timeout)', async function () {
