@@ -126,8 +126,9 @@ export class LocalLeaves {
   }
 
   /**
-   * Keep the leaf hashes of a block a peer pushed here (the swarm checked it against its CID on
-   * arrival): a peer's range want for it is then served from a slice of the file, not a read and
+   * Keep the leaf hashes of a block a peer pushed here (checked against its CID on arrival: by
+   * check(), whose leaves of these very bytes are kept without hashing them again, or by the
+   * swarm): a peer's range want for it is then served from a slice of the file, not a read and
    * hash of the whole fragment (issue 15 item 3: on six hosts, the first 4 KiB read of each
    * fragment read and hashed its 256 KiB on the holder, most of a random read's cost there).
    * Hashed off the event loop when the addon is there and the block is large; `bytes` must not
