@@ -57,10 +57,17 @@ export interface BlockSource {
 }
 /**
  * Where pushed blocks are stored. `verified`: the swarm checked the bytes against the CID on
- * arrival (onPush), so the sink need not hash them again.
+ * arrival (onPush), so the sink need not hash them again. `from`: the peer that pushed the block
+ * (not given for a block fetched). `check`, when given, is that check of a pushed block: true
+ * when `bytes` hash to `cid` (a sink may hash off the event loop, and keep what it learned in the
+ * same pass for the put of these very bytes that follows); the swarm then neither hashes the
+ * block itself nor stores, acknowledges or forwards it before the check said true, and a false
+ * drops the pusher as for a wrong block. Absent: the swarm hashes each pushed block on arrival.
  */
-/** `from`: the peer that pushed the block (not given for a block fetched). */
-export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions & { verified?: boolean, from?: string }) => Promise<void> }
+export interface BlockSink {
+  put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions & { verified?: boolean, from?: string }) => Promise<void>
+  check?: (cid: CID, bytes: Uint8Array) => Promise<boolean>
+}
 
 export interface ServeContext {
   self: string
@@ -294,7 +301,9 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
   }
 
   function onPush (cid: CID, bytes: Uint8Array, hops: Hop[]): void | Promise<void> {
-    if (!matches(cid, bytes)) throw new WrongBlockError(cid.toString(), peer)
+    // with the sink's own check, handlePush runs it before anything else (off this stream's
+    // turn: the next push is read meanwhile, within MAX_PUSHES_IN_FLIGHT_PER_PEER)
+    if (ctx.sink.check === undefined && !matches(cid, bytes)) throw new WrongBlockError(cid.toString(), peer)
     pushes++
     let freed = false
     // the stream's push slot is held while the block is stored and written onwards, not while
@@ -320,10 +329,29 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
       // ignored: a send fails only when the stream is gone; the sender then counts no ACK from us
       if (channel.isOpen) void channel.send({ type: ACK, cid, holder }).catch(() => {})
     }
+    const check = ctx.sink.check
+    if (check !== undefined) {
+      let sound: boolean
+      try {
+        sound = await check(cid, bytes)
+      } catch (err) {
+        // not checked, so not taken: no ACK, no forwarding; DONE tells the sender we are finished
+        log.error('check of pushed %s from %s failed: %s', shortCid(cid), shortPeer(peer), (err as Error).message)
+        // ignored: a send fails only when the stream is gone
+        if (channel.isOpen) await channel.send({ type: DONE, cid }).catch(() => {})
+        return
+      }
+      if (!sound) {
+        // a wrong block: the stream is closed and its sender dropped (onClose), as onPush does
+        // when it hashes the block itself; nothing stored, acknowledged or forwarded
+        channel.abort(new WrongBlockError(cid.toString(), peer))
+        return
+      }
+    }
     try {
       let stored = false
       try {
-        // onPush checked the bytes against the CID
+        // checked against the CID: by onPush, or by the sink's check above
         await ctx.sink.put(cid, bytes, { ...opts, verified: true, from: peer })
         stored = true
       } catch (err) {

@@ -191,9 +191,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const keeping = rememberingLeaves(store, localLeaves)
     // a block of an abandoned write that lands after its release goes again (release.ts)
     let release: Release | undefined
-    // `verified`: the swarm hashed the bytes on arrival (not hashed twice); a relay's own fragments are checked here
-    // the block's leaf hashes are kept too (`keeping`)
+    // `verified`: the swarm had the bytes checked on arrival (not hashed twice); a relay's own fragments are checked here
+    // the block's leaf hashes are kept too (`keeping`). `check`: a pushed block's sha256 and its
+    // leaf hashes in one threadpool job, off the event loop (LocalLeaves.check), the leaves then
+    // kept by the put of those bytes without hashing them again
     const sink = {
+      check: async (cid: CID, bytes: Uint8Array) => await localLeaves.check(cid, bytes),
       put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean, from?: string }) => {
         await keeping.put(cid, bytes, { verified: o?.verified })
         // dropped again: not stored, so not acknowledged (the swarm acknowledges a put that returns)

@@ -16,6 +16,7 @@ import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
 import { HASH_BYTES, LEAF_BYTES, innerNodes, leafCount, leafHashes, leafMatches, proofFromTree, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
+import { matchesOffThread } from './store.ts'
 import { sha256Leaves, sha256Many } from './erasure.ts'
 import { withMethods } from '../wrap.ts'
 import { bytesKey, equalBytes } from '../bytes.ts'
@@ -28,6 +29,8 @@ export const LEAF_HASHES_BYTES = 16 << 20
  * fragments served: 4 MiB covers ~8,700 fragments of 256 KiB, 2 GiB of 1 MiB ones.
  */
 export const INNER_NODES_BYTES = 4 << 20
+/** Multihash code of sha2-256. */
+const SHA256_CODE = 0x12
 /** Fragments from this size on are hashed into leaves on the threadpool when read whole (below, a round trip costs more). */
 const OFF_THREAD_LEAVES_MIN_BYTES = 65536
 
@@ -44,6 +47,11 @@ export class LocalLeaves {
   private readonly kept: ChunkCache
   /** Fragment CID -> the inner nodes of its tree (merkle.ts innerNodes), built at its first proof; dropped with its kept hashes. */
   private readonly inner: ChunkCache
+  /**
+   * Blocks check() found sound -> their CID and leaf hashes, until rememberStored() of the same
+   * bytes keeps them; weak: bytes never stored (a failed put) take their entry with them.
+   */
+  private readonly checked = new WeakMap<Uint8Array, { cid: CID, hashes: Uint8Array, root: Uint8Array }>()
   /** Slices read from disk and checked against kept hashes, whole reads done to get hashes, and slices that did not match. */
   readonly counters = { slices: 0, wholeReads: 0, mismatches: 0 }
 
@@ -118,8 +126,9 @@ export class LocalLeaves {
   }
 
   /**
-   * Keep the leaf hashes of a block a peer pushed here (the swarm checked it against its CID on
-   * arrival): a peer's range want for it is then served from a slice of the file, not a read and
+   * Keep the leaf hashes of a block a peer pushed here (checked against its CID on arrival: by
+   * check(), whose leaves of these very bytes are kept without hashing them again, or by the
+   * swarm): a peer's range want for it is then served from a slice of the file, not a read and
    * hash of the whole fragment (issue 15 item 3: on six hosts, the first 4 KiB read of each
    * fragment read and hashed its 256 KiB on the holder, most of a random read's cost there).
    * Hashed off the event loop when the addon is there and the block is large; `bytes` must not
@@ -128,12 +137,40 @@ export class LocalLeaves {
    */
   async rememberStored (cid: CID, bytes: Uint8Array): Promise<void> {
     if (bytes.byteLength <= LEAF_BYTES) return
+    // hashed by check() already, with its CID, in the same job
+    const done = this.checked.get(bytes)
+    if (done !== undefined) {
+      this.checked.delete(bytes)
+      if (done.cid.equals(cid)) {
+        this.keep(cid, bytes.byteLength, done.root, done.hashes)
+        return
+      }
+    }
     if (sha256Leaves === undefined || bytes.byteLength < OFF_THREAD_LEAVES_MIN_BYTES) {
       this.remember(cid, bytes)
       return
     }
     const { hashes, root } = await sha256Leaves(bytes, LEAF_BYTES, false)
     this.keep(cid, bytes.byteLength, root, hashes)
+  }
+
+  /**
+   * Whether `bytes` hash to `cid` (a block a peer pushed here, checked before it is stored): its
+   * sha256 and its leaf hashes in one threadpool job (erasure.sha256Leaves with `whole`), off the
+   * event loop, where checking it and then rememberStored() hashed each byte in two passes, the
+   * first on the event loop. On a match the leaves wait, with these very bytes, for their
+   * rememberStored() (a put of them that succeeded: rememberingLeaves), which keeps them without
+   * hashing again; nothing is kept for bytes that do not match, nor for a block never stored.
+   * Without that addon function, or for a small block or one that is not sha256, it is
+   * Store's matchesOffThread (rememberStored then hashes the leaves itself).
+   */
+  async check (cid: CID, bytes: Uint8Array): Promise<boolean> {
+    const digest = cid.multihash.digest
+    if (sha256Leaves === undefined || cid.multihash.code !== SHA256_CODE || digest.byteLength !== HASH_BYTES || bytes.byteLength < OFF_THREAD_LEAVES_MIN_BYTES) return await matchesOffThread(cid, bytes)
+    const { hashes, root, whole } = await sha256Leaves(bytes, LEAF_BYTES, true)
+    if (whole === undefined || !equalBytes(whole, digest)) return false
+    this.checked.set(bytes, { cid, hashes, root })
+    return true
   }
 
   /** Whether the leaf hashes of fragment `cid` are kept (a slice of it is read without the rest). */

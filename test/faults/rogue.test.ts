@@ -145,6 +145,20 @@ describe('a rogue host with the network key', function () {
     assert.equal(await target.store.has(cid), false)
   })
 
+  it('swarm: a PUSH of a fragment-sized block one byte off its CID (checked with its leaves in one addon job) is not stored, and the rogue is dropped', async () => {
+    const target = hosts[0]
+    const r = await rogueAt(target)
+    const good = randomBytes(256 * 1024)
+    const cid = cidOf(good)
+    const bad = Uint8Array.from(good)
+    bad[200_000] ^= 0x01
+    const s = await r.stream(target.host.peerId, SWARM_PROTOCOL)
+    const { end } = await sendAll(s, [encodeSwarm({ type: PUSH, cid, hops: [], bytes: bad }).subarray()])
+    assert.equal(end, 'closed')
+    await until('the host hangs up on the rogue', () => !r.connected(target.host.peerId))
+    assert.equal(await target.store.has(cid), false)
+  })
+
   it('swarm: a WANT flood is cut off; the host keeps serving', async () => {
     const target = hosts[0]
     const r = await rogueAt(target)

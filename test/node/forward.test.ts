@@ -327,6 +327,24 @@ describe('placement through a relay on six in-process hosts (k=4, m=2)', functio
     assert.equal(writer.forwarder.stats().sent, asked, 'no relay asked')
   })
 
+  it('a request whose parity CID is not what its data fragments code to: the relay refuses it (FragmentMismatchError), storing and pushing nothing', async () => {
+    const [writer] = hosts
+    const { k, m } = writer.network.params()
+    const { ref, blocks } = encodeChunk(randomBytes(1 << 20), 0, k, m)
+    // the writer holds the data fragments the relay pulls; the request names other bytes' CID for the last parity fragment
+    await writer.store.putMany(blocks.slice(0, k))
+    const misnamed = cidOf(randomBytes(blocks[k].bytes.byteLength))
+    const bad = { ...ref, fragments: ref.fragments.map((f, j) => j === k + m - 1 ? misnamed : f) }
+    const targets = hosts.map(h => h.host.peerId)
+    const failedBefore = hosts.map(h => h.forwarder.stats().relayFailed)
+    await assert.rejects(writer.forwarder.place(bad, targets, { held: bad.fragments.map(() => new Set<string>()), onAck: () => { assert.fail('nothing to acknowledge') } }))
+    const refused = hosts.filter((h, i) => h.forwarder.stats().relayFailed > failedBefore[i])
+    assert.ok(refused.length > 0 && refused.every(h => /FragmentMismatchError/.test(h.forwarder.stats().lastRelayError ?? '')), refused.map(h => h.forwarder.stats().lastRelayError).join('; '))
+    for (const h of hosts.slice(1)) {
+      for (const cid of bad.fragments) assert.equal(await h.store.has(cid), false, `${h.name} holds nothing of the chunk`)
+    }
+  })
+
   it('a relay answers a malformed request or a chunk nobody offers with an error, and keeps relaying', async () => {
     const [a, b] = hosts
     const request = {

@@ -95,6 +95,33 @@ describe('local range reads (LocalLeaves)', function () {
     assert.equal(leaves.counters.wholeReads - before.wholeReads, 0, 'read by a slice, not whole')
   })
 
+  it('check() (a pushed block\'s CID and leaves in one job) refuses corrupt, cut or misnamed bytes, and its leaves are kept by the put that follows', async () => {
+    const store = await Store.open(join(await tempDir(t), 'store'))
+    t.add(async () => { await store.close() })
+    const leaves = new LocalLeaves(store)
+    const wrapped = rememberingLeaves(store, leaves)
+    // 1,000 bytes: hashed on the calling thread; the others in one addon job with their leaves
+    for (const [i, size] of [1000, 64 * 1024, 256 * 1024, 256 * 1024 + 7].entries()) {
+      const bytes = seededBytes(size, 90 + i)
+      const cid = cidOf(bytes)
+      for (const at of [0, size >> 1, size - 1]) {
+        const corrupt = Uint8Array.from(bytes)
+        corrupt[at] ^= 0x10
+        assert.equal(await leaves.check(cid, corrupt), false, `${size} bytes, byte ${at} flipped`)
+      }
+      assert.equal(await leaves.check(cid, bytes.slice(0, size - 1)), false, `${size} bytes, cut short`)
+      assert.equal(await leaves.check(cidOf(seededBytes(size, 190 + i)), bytes), false, `${size} bytes, another block's CID`)
+      assert.equal(leaves.keeps(cid), false, 'nothing kept for bytes refused')
+      assert.equal(await leaves.check(cid, bytes), true, `${size} bytes, sound`)
+      await wrapped.put(cid, bytes, { verified: true })
+      if (size <= LEAF_BYTES) continue
+      await until(`the leaf hashes of ${cid.toString()} kept`, () => leaves.keeps(cid), 10_000)
+      // the kept hashes are the right ones: a proof from them verifies against the root of the bytes
+      const got = await leaves.proof(cid, 1, 3)
+      assert.ok(got !== undefined && verifyRange(merkleRoot(bytes), size, 1, 3, got.bytes, got.proof), `${size} bytes: leaves [1, 3) prove`)
+    }
+  })
+
   it('length(): a fragment whose leaf hashes are kept is read whole at that length (a holder serving it), and a corrupt one is still refused', async () => {
     const dir = join(await tempDir(t), 'store')
     const store = await Store.open(dir)

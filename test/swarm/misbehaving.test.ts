@@ -71,6 +71,38 @@ describe('swarm with misbehaving peers', function () {
     assert.equal(a.store.puts, 0)
   })
 
+  it('with the sink\'s own check, a PUSH whose bytes do not match its CID is checked there, not stored, and its sender dropped', async () => {
+    const checked: string[] = []
+    const a = await net.node({}, undefined, async (cid, bytes) => {
+      checked.push(cid.toString())
+      return (await block(bytes)).equals(cid)
+    })
+    const liar = await net.bare()
+    await liar.dial(a.libp2p.getMultiaddrs()[0])
+    const bytes = randomBytes(100_000, 1)
+    const cid = await block(bytes)
+    const corrupt = Uint8Array.from(bytes)
+    corrupt[77_777] ^= 1
+    const stream = await liar.dialProtocol(a.libp2p.peerId, PROTOCOL)
+    stream.send(encode({ type: 5, cid, hops: [], bytes: corrupt }))
+    await closed(stream)
+    assert.deepEqual(checked, [cid.toString()])
+    assert.equal(a.store.puts, 0)
+  })
+
+  it('a PUSH the sink\'s check refuses is not stored, acknowledged or forwarded, whatever the swarm would say of it', async () => {
+    // the sink's check is the one that decides: the swarm does not store a block it refused
+    const b = await net.node()
+    const a = await net.node({}, undefined, async () => false)
+    const w = await net.node()
+    await net.mesh()
+    const bytes = randomBytes(5000, 3)
+    const cid = await block(bytes)
+    const acks = await w.swarm.push([{ cid, bytes, to: [a.id, b.id] }]).catch(() => new Map<string, string[]>())
+    assert.equal(a.store.puts, 0)
+    assert.ok(!(acks.get(cid.toString()) ?? []).includes(a.id), 'no ACK from the refusing holder')
+  })
+
   for (const [what, frame] of [
     ['an oversized frame length', Uint8Array.from([0xff, 0xff, 0xff, 0x7f])],
     ['an over-long length prefix', Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x01])],

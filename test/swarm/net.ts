@@ -10,7 +10,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { createSwarm, libp2pComponents } from '../../swarm/index.ts'
-import type { BlockSource, Swarm, SwarmInit } from '../../swarm/index.ts'
+import type { BlockSink, BlockSource, Swarm, SwarmInit } from '../../swarm/index.ts'
 
 export interface MemBlocks {
   map: Map<string, Uint8Array>
@@ -67,8 +67,11 @@ export class Net {
     this.keepAlive = opts.keepAlive ?? true
   }
 
-  /** A node; `range`: how its block source answers RANGE_WANTs (none: "not held"). */
-  async node (init: SwarmInit = {}, range?: BlockSource['range']): Promise<TestNode> {
+  /**
+   * A node; `range`: how its block source answers RANGE_WANTs (none: "not held"); `check`: its
+   * sink's own check of pushed blocks (BlockSink.check; none: the swarm hashes them).
+   */
+  async node (init: SwarmInit = {}, range?: BlockSource['range'], check?: BlockSink['check']): Promise<TestNode> {
     const libp2p = await createLibp2p({
       addresses: { listen: [this.transport === 'memory' ? `/memory/swarm-test-${process.pid}-${counter++}` : '/ip4/127.0.0.1/tcp/0'] },
       transports: [this.transport === 'memory' ? memory() : tcp()],
@@ -77,7 +80,8 @@ export class Net {
     })
     this.teardown.push(async () => { await libp2p.stop() })
     const store = memBlocks()
-    const swarm = createSwarm(init)(libp2pComponents(libp2p, range === undefined ? store : { has: store.has, get: store.get, range }, store))
+    const sink = check === undefined ? store : { put: store.put, check }
+    const swarm = createSwarm(init)(libp2pComponents(libp2p, range === undefined ? store : { has: store.has, get: store.get, range }, sink))
     await swarm.start()
     this.teardown.push(async () => { await swarm.stop() })
     const node = { libp2p, swarm, store, id: libp2p.peerId.toString() }

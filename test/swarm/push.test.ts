@@ -29,6 +29,30 @@ describe('swarm.push', function () {
     assert.ok(forwarded[1] < bytes.byteLength * 1.05 && forwarded[2] < bytes.byteLength * 1.05)
   })
 
+  it('with their sinks\' own check, every holder of a chain has the block checked there once, then stores, ACKs and forwards it', async () => {
+    const checks = new Map<string, number>()
+    const holder = async (): Promise<Awaited<ReturnType<Net['node']>>> => {
+      const n: { id?: string } = {}
+      const node = await net.node({}, undefined, async (cid, bytes) => {
+        checks.set(n.id!, (checks.get(n.id!) ?? 0) + 1)
+        return (await block(bytes)).equals(cid)
+      })
+      n.id = node.id
+      return node
+    }
+    const w = await net.node()
+    const [a, b, c] = [await holder(), await holder(), await holder()]
+    await net.mesh()
+    const bytes = randomBytes(300 * 1024, 22)
+    const cid = await block(bytes)
+    const acks = await w.swarm.push([{ cid, bytes, to: [a.id, b.id, c.id] }])
+    assert.deepEqual([...(acks.get(cid.toString()) ?? [])].sort(), [a.id, b.id, c.id].sort())
+    for (const h of [a, b, c]) {
+      assert.deepEqual(h.store.map.get(cid.toString()), bytes)
+      assert.equal(checks.get(h.id), 1)
+    }
+  })
+
   it('swarm.push(deliveries) of many blocks spreads the forwarding over the holders', async () => {
     const w = await net.node()
     const hs = [await net.node(), await net.node(), await net.node()]
