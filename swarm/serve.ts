@@ -60,7 +60,7 @@ export interface BlockSource {
  * arrival (onPush), so the sink need not hash them again.
  */
 /** `from`: the peer that pushed the block (not given for a block fetched). */
-export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions & { verified?: boolean, from?: string }) => Promise<void> }
+export interface BlockSink { put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions & { verified?: boolean, from?: string, origin?: string }) => Promise<void> }
 
 export interface ServeContext {
   self: string
@@ -152,7 +152,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
         }
         return
       case PUSH:
-        return onPush(msg.cid, msg.bytes, msg.hops)
+        return onPush(msg.cid, msg.bytes, msg.hops, msg.origin)
       default:
         throw new ProtocolError(`unexpected message type ${msg.type} from the requesting side`)
     }
@@ -293,7 +293,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
     }
   }
 
-  function onPush (cid: CID, bytes: Uint8Array, hops: Hop[]): void | Promise<void> {
+  function onPush (cid: CID, bytes: Uint8Array, hops: Hop[], origin: string | undefined): void | Promise<void> {
     if (!matches(cid, bytes)) throw new WrongBlockError(cid.toString(), peer)
     pushes++
     let freed = false
@@ -308,13 +308,13 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
       pushDone = undefined
       wake?.()
     }
-    void handlePush(cid, bytes, hops, free).finally(free)
+    void handlePush(cid, bytes, hops, origin, free).finally(free)
     if (pushes >= MAX_PUSHES_IN_FLIGHT_PER_PEER) {
       return new Promise<void>(resolve => { pushDone = resolve })
     }
   }
 
-  async function handlePush (cid: CID, bytes: Uint8Array, hops: Hop[], written: () => void): Promise<void> {
+  async function handlePush (cid: CID, bytes: Uint8Array, hops: Hop[], origin: string | undefined, written: () => void): Promise<void> {
     const opts = { signal: ctx.signal }
     const ack = (holder: string): void => {
       // ignored: a send fails only when the stream is gone; the sender then counts no ACK from us
@@ -324,14 +324,15 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
       let stored = false
       try {
         // onPush checked the bytes against the CID
-        await ctx.sink.put(cid, bytes, { ...opts, verified: true, from: peer })
+        await ctx.sink.put(cid, bytes, origin === undefined ? { ...opts, verified: true, from: peer } : { ...opts, verified: true, from: peer, origin })
         stored = true
       } catch (err) {
         // not stored here: no ACK from us, but the rest of the plan still gets the block
         log.error('store of pushed %s from %s failed: %s', shortCid(cid), shortPeer(peer), (err as Error).message)
       }
       if (stored) ack(ctx.self)
-      if (hops.length > 0) await ctx.deliver(cid, bytes, { first: undefined, hops }, ack, { ...opts, onWritten: written })
+      // forwarded naming whose block it is: the origin it came with, or the peer that sent it
+      if (hops.length > 0) await ctx.deliver(cid, bytes, { first: undefined, hops }, ack, { ...opts, onWritten: written, origin: origin ?? peer })
     } catch (err) {
       // a forwarding failure only means fewer ACKs; DONE still tells the sender we are finished
       log('forwarding %s from %s failed: %s', shortCid(cid), shortPeer(peer), (err as Error).message)

@@ -194,10 +194,12 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // `verified`: the swarm hashed the bytes on arrival (not hashed twice); a relay's own fragments are checked here
     // the block's leaf hashes are kept too (`keeping`)
     const sink = {
-      put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean, from?: string }) => {
+      put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean, from?: string, origin?: string }) => {
         await keeping.put(cid, bytes, { verified: o?.verified })
+        // a relay's own fragment of a writer's chunk (keeper/forward.ts): the writer put it here
+        if (o?.from === undefined && o?.origin !== undefined) release?.pushed(cid, o.origin)
         // dropped again: not stored, so not acknowledged (the swarm acknowledges a put that returns)
-        if (o?.from !== undefined && await release?.arrived(cid, o.from) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+        if (o?.from !== undefined && await release?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
       }
     }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
@@ -428,7 +430,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // GC, rebalance and repair delete through a store that spares pinned copies
     const guarded = guardStore(keeping, async cid => await pins.keeps(cid))
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
-    const custody = new Custody({ host, store: guarded, keep: f => aside?.hasFragment(f) === true }, { promiseMs: opts.custodyPromiseMs })
+    const custody = new Custody({ host, store: guarded, keep: f => aside?.hasFragment(f) === true, promisedTo: (cids, peer) => { release?.noted(cids, peer) } }, { promiseMs: opts.custodyPromiseMs })
     await custody.start()
     // (closers run last first: the placement retries stop before custody does, so a retry's
     // promise round never runs against a stopped custody)
@@ -578,6 +580,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       uplink: peer => uplinks.book.get(peer)?.bytesPerSecond,
       traffic: () => host.traffic(),
       relays: () => forwarder.stats(),
+      releaseRefusals: () => ({ ...release.refusals }),
       peers: () => {
         const connected = host.peers().length
         const suspect = membership.suspects().length
