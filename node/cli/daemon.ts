@@ -16,7 +16,7 @@ import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, CUSTODY_PROMISE_MS, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
+import { ChunkNetwork, CUSTODY_PROMISE_MS, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, releasingSink, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments, KeptService } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
@@ -191,17 +191,8 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const keeping = rememberingLeaves(store, localLeaves)
     // a block of an abandoned write that lands after its release goes again (release.ts)
     let release: Release | undefined
-    // `verified`: the swarm hashed the bytes on arrival (not hashed twice); a relay's own fragments are checked here
-    // the block's leaf hashes are kept too (`keeping`)
-    const sink = {
-      put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean, from?: string, origin?: string }) => {
-        await keeping.put(cid, bytes, { verified: o?.verified })
-        // a relay's own fragment of a writer's chunk (keeper/forward.ts): the writer put it here
-        if (o?.from === undefined && o?.origin !== undefined) release?.pushed(cid, o.origin)
-        // dropped again: not stored, so not acknowledged (the swarm acknowledges a put that returns)
-        if (o?.from !== undefined && await release?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
-      }
-    }
+    // what peers push here, kept with its leaf hashes (`keeping`), told to the release as put by its writer
+    const sink = releasingSink(keeping, () => release)
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {

@@ -59,6 +59,7 @@ import { logger } from '../log.ts'
 import { cidFlags } from './cid-flags.ts'
 import { deleteUnpromised } from './unpromised.ts'
 import type { DeleteUnpromised } from './unpromised.ts'
+import type { BlockSink } from '../../swarm/index.ts'
 
 /** How long a drop on arrival waits for the tree's walk (a stuck one is aborted, not joined for ever: review32g). */
 const ARRIVED_DROP_TIMEOUT_MS = 60_000
@@ -450,4 +451,23 @@ function neededBy (r: Retained): Set<string> {
   for (const refs of r.byManifest.values()) for (const ref of refs) for (const f of ref.fragments) needed.add(f.toString())
   neededOf.set(r, needed)
   return needed
+}
+
+/**
+ * The swarm's sink on a holder: what peers push here (and a relay's own fragments of a writer's
+ * chunk, keeper/forward.ts) is stored through `store` (keeping its leaf hashes) and told to the
+ * release (`release()`: none before the daemon made it) as put by its writer; a block released a
+ * moment ago by its pusher is dropped again on arrival and not acknowledged (the swarm
+ * acknowledges a put that returns). `verified`: the swarm hashed the bytes on arrival.
+ */
+export function releasingSink (store: Pick<Store, 'put'>, release: () => Release | undefined): BlockSink {
+  return {
+    put: async (cid, bytes, o) => {
+      await store.put(cid, bytes, { verified: o?.verified })
+      // a relay's own fragment of a writer's chunk (keeper/forward.ts): the writer put it here
+      if (o?.from === undefined && o?.origin !== undefined) release()?.pushed(cid, o.origin)
+      // dropped again: not stored, so not acknowledged
+      if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+    }
+  }
 }
