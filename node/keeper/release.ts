@@ -300,6 +300,24 @@ export class Release {
   }
 
   /**
+   * A block is about to be stored here (releasingSink, before its store put): pushed by peer
+   * `from`, naming `origin` (swarm PROTOCOL_ORIGINS: the writer whose block a hop or a relay
+   * forwards), or a relay's own fragment of `origin`'s chunk (no `from`). Its putter is recorded
+   * before the store has it: a release answered after the store took the block and before the
+   * sink's arrived() found no putter, and refused the writer its own block (session 34's Ctrl-C
+   * put flake: the block stayed). A push naming no origin (an older host's) is recorded as
+   * `from`'s, fresh (RELAYED_FRESH_MS: it may be a hop of anyone's chain).
+   */
+  arriving (cid: CID, from: string | undefined, origin: string | undefined): void {
+    if (origin !== undefined) this.pushed(cid, origin)
+    else if (from !== undefined) {
+      const put = this.record(cid.toString())
+      if (!put.pushed.includes(from)) put.pushed.push(from)
+      put.pushedAt = Date.now()
+    }
+  }
+
+  /**
    * A block was pushed here by peer `from` (the swarm's sink): when that peer had it released a
    * moment ago (its push overtaken by its release), it goes again, by the same rules. Another
    * peer's push of it is kept: a writer of the same bytes placing them, whose chunk would stay
@@ -308,18 +326,16 @@ export class Release {
    * nowhere). Never throws.
    */
   async arrived (cid: CID, from: string, origin?: string): Promise<boolean> {
-    // a push naming its origin (swarm PROTOCOL_ORIGINS: a hop or a relay forwarding a writer's
-    // block) is that writer's put; one naming none may be a hop of anyone's chain (RELAYED_FRESH_MS)
-    if (origin !== undefined) this.pushed(cid, origin)
-    else {
-      const put = this.record(cid.toString())
-      if (!put.pushed.includes(from)) put.pushed.push(from)
-      put.pushedAt = Date.now()
-    }
-    const key = `${cid.toString()}/${from}`
+    // (the sink told arriving() before storing it; a caller that did not is told here)
+    this.arriving(cid, from, origin)
+    // the writer whose block it is: a push naming its origin is that writer's, whichever hop
+    // forwarded it (so a hop's forward overtaken by the writer's release goes at once)
+    const key = `${cid.toString()}/${origin ?? from}`
     const until = this.released.get(key)
     if (until === undefined) {
-      this.recheckRelayed(cid, from)
+      // a push naming another writer than the asker of a release is that writer's: no second look
+      // deletes it at the asker's word; one naming none (an older host's) may be a hop of the asker's
+      if (origin === undefined) this.recheckRelayed(cid, from)
       return false
     }
     if (until < Date.now()) { this.released.delete(key); return false }
@@ -327,7 +343,9 @@ export class Release {
       // bounded: a walk this waits on is aborted once every caller gave up (retained-walk.ts)
       const gone = await this.drop([cid], { signal: AbortSignal.timeout(ARRIVED_DROP_TIMEOUT_MS) })
       if (gone.size > 0) log('dropped %s on arrival: released a moment ago', cid.toString())
-      return gone.size > 0
+      // deleted by the release itself while this push was landing (arriving()): gone too, so
+      // not acknowledged either
+      return gone.size > 0 || !(await this.c.store.has(cid))
     } catch (err) {
       log.error('dropping released block %s on arrival failed (GC removes it later): %s', cid.toString(), (err as Error).message)
       return false
@@ -352,6 +370,9 @@ export class Release {
       // the release no longer remembered (its time over, forgotten for room): the block stays
       const now = this.releasedFor.get(block)
       if (now === undefined || now.until < Date.now() || this.unserve === undefined) { this.rechecked++; return }
+      // by the release's rules of who may ask (a push since naming its writer, or no longer fresh)
+      const may = this.mayRelease(cid, now.asker)
+      if (may !== 'yes') { this.refusals[may]++; this.rechecked++; log('%s stays: released by %s, who may not have it deleted (%s)', block, now.asker, may); return }
       this.drop([cid], { signal: AbortSignal.timeout(ARRIVED_DROP_TIMEOUT_MS) }).then(gone => {
         if (gone.size > 0) log('dropped %s: released a moment ago, relayed here by %s', block, from)
       }, (err: Error) => {
@@ -463,9 +484,10 @@ function neededBy (r: Retained): Set<string> {
 export function releasingSink (store: Pick<Store, 'put'>, release: () => Release | undefined): BlockSink {
   return {
     put: async (cid, bytes, o) => {
+      // who put it, told before the store has it (arriving()); a relay's own fragment of a
+      // writer's chunk (keeper/forward.ts) names the writer
+      release()?.arriving(cid, o?.from, o?.origin)
       await store.put(cid, bytes, { verified: o?.verified })
-      // a relay's own fragment of a writer's chunk (keeper/forward.ts): the writer put it here
-      if (o?.from === undefined && o?.origin !== undefined) release()?.pushed(cid, o.origin)
       // dropped again: not stored, so not acknowledged
       if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
     }

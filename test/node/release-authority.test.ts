@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { Release } from '../../node/keeper/release.ts'
+import { Release, releasingSink } from '../../node/keeper/release.ts'
 import type { ReleaseComponents } from '../../node/keeper/release.ts'
 import { Custody } from '../../node/keeper/custody.ts'
 import type { Retained } from '../../node/keeper/retained.ts'
@@ -19,7 +19,7 @@ async function block (n: number): Promise<CID> {
 }
 
 /** A holder: blocks held until deleted, the retained versions it knows naming `named`, promises given by `promisedTo`. */
-function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number } = {}): { release: Release, held: Set<string> } {
+function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number, relayedRecheckMs?: number } = {}): { release: Release, held: Set<string> } {
   const held = new Set<string>()
   const promisedTo = opts.promisedTo ?? new Map<string, string>()
   const c: ReleaseComponents = {
@@ -33,7 +33,8 @@ function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relaye
     promised: (cid, except) => { const p = promisedTo.get(cid.toString()); return p !== undefined && p !== except },
     disown: (cids, peer) => { for (const c of cids) if (promisedTo.get(c.toString()) === peer) promisedTo.delete(c.toString()) },
     retentionMs: HOUR,
-    relayedFreshMs: opts.relayedFreshMs
+    relayedFreshMs: opts.relayedFreshMs,
+    relayedRecheckMs: opts.relayedRecheckMs
   }
   const release = new Release(c)
   const r: Retained = {
@@ -176,5 +177,53 @@ describe('release authority: who may have a holder delete a block', function () 
     assert.equal(await release.arrived(x, 'W'), true, 'dropped on arrival')
     assert.equal(held.has(x.toString()), false)
     assert.equal(release.refusals.notPut, 0)
+  })
+
+  it('a pushed block already in the store before the sink told the release (a release answered in between) is the pusher\'s: its release deletes it', async () => {
+    // the Ctrl-C put flake (session 34): a writer's release reached a holder while its push was
+    // being stored there; the store's index had it, the put had not returned, and the holder,
+    // knowing no one who put it, refused the writer's release and kept the block
+    const x = await block(12)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    let landed!: () => void
+    const inStore = new Promise<void>(resolve => { landed = resolve })
+    let finish!: () => void
+    const returned = new Promise<void>(resolve => { finish = resolve })
+    const store = {
+      put: async (cid: CID) => {
+        held.add(cid.toString())
+        landed()
+        await returned
+      }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    const sink = releasingSink(store, () => release)
+    const putting = sink.put(x, new Uint8Array([12, 12, 12]), { from: 'Q', origin: 'W', verified: true }).then(() => 'acknowledged', () => 'not acknowledged')
+    await inStore
+    assert.deepEqual(await release.answer([x], 'W'), [true], 'W\'s release of its own block, stored here a moment ago, deletes it')
+    finish()
+    assert.equal(await putting, 'not acknowledged', 'the push is not acknowledged: the block is gone')
+    assert.equal(held.has(x.toString()), false)
+    assert.equal(release.refusals.notPut, 0)
+  })
+
+  it('the second look at a block arriving after its release deletes it only when the asker may: not a push naming another writer', async () => {
+    const x = await block(13)
+    const y = await block(14)
+    const { release, held } = holder({ relayedFreshMs: HOUR, relayedRecheckMs: 1 })
+    // (serving: a stopped release looks at nothing again)
+    ;(release as any).unserve = async () => {}
+    // M releases X and Y before either is here
+    assert.deepEqual(await release.answer([x, y], 'M'), [false, false])
+    // X: W's block, forwarded by Q naming W; Y: an older host Q's push naming no one (maybe a
+    // hop of M's chain: its release may delete it while fresh)
+    held.add(x.toString())
+    assert.equal(await release.arrived(x, 'Q', 'W'), false)
+    held.add(y.toString())
+    assert.equal(await release.arrived(y, 'Q'), false)
+    const bound = Date.now() + 10_000
+    while (held.has(y.toString()) && Date.now() < bound) await new Promise(resolve => setImmediate(resolve))
+    assert.equal(held.has(y.toString()), false, 'the older host\'s fresh push went at M\'s word')
+    assert.equal(held.has(x.toString()), true, 'W\'s block stays: M did not put it')
+    await release.stop()
   })
 })
