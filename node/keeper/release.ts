@@ -328,14 +328,12 @@ export class Release {
   async arrived (cid: CID, from: string, origin?: string): Promise<boolean> {
     // (the sink told arriving() before storing it; a caller that did not is told here)
     this.arriving(cid, from, origin)
-    // the writer whose block it is: a push naming its origin is that writer's, whichever hop
-    // forwarded it (so a hop's forward overtaken by the writer's release goes at once)
-    const key = `${cid.toString()}/${origin ?? from}`
+    const key = `${cid.toString()}/${from}`
     const until = this.released.get(key)
     if (until === undefined) {
-      // a push naming another writer than the asker of a release is that writer's: no second look
-      // deletes it at the asker's word; one naming none (an older host's) may be a hop of the asker's
-      if (origin === undefined) this.recheckRelayed(cid, from)
+      // (the second look asks mayRelease(): a push naming another writer than the release's
+      // asker stays)
+      this.recheckRelayed(cid, from)
       return false
     }
     if (until < Date.now()) { this.released.delete(key); return false }

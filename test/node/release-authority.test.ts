@@ -197,7 +197,7 @@ describe('release authority: who may have a holder delete a block', function () 
       }
     } as unknown as Parameters<typeof releasingSink>[0]
     const sink = releasingSink(store, () => release)
-    const putting = sink.put(x, new Uint8Array([12, 12, 12]), { from: 'Q', origin: 'W', verified: true }).then(() => 'acknowledged', () => 'not acknowledged')
+    const putting = sink.put(x, new Uint8Array([12, 12, 12]), { from: 'W', origin: 'W', verified: true }).then(() => 'acknowledged', () => 'not acknowledged')
     await inStore
     assert.deepEqual(await release.answer([x], 'W'), [true], 'W\'s release of its own block, stored here a moment ago, deletes it')
     finish()
