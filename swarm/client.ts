@@ -7,7 +7,7 @@ import type { CID } from 'multiformats/cid'
 import { Channel } from './channel.ts'
 import { MessageTooLargeError, PeerGoneError, ProtocolError, SwarmStoppedError, WrongBlockError } from './errors.ts'
 import type { PeerBook } from './peers.ts'
-import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PROTOCOL_RANGES, PUSH, RANGE, RANGE_WANT, WANT } from './protocol.ts'
+import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, HAVE, MAX_CIDS_PER_MESSAGE, PROTOCOL_ORIGINS, PROTOCOL_RANGES, PUSH, RANGE, RANGE_WANT, WANT } from './protocol.ts'
 import type { Hop, Message } from './protocol.ts'
 import type { RateLimiter } from './rate.ts'
 import { slots } from './slots.ts'
@@ -89,6 +89,8 @@ export class Client {
   private stopped = false
   /** Whether the stream open now speaks PROTOCOL_RANGES (else range wants miss at once). */
   private ranges = false
+  /** Whether the stream open now speaks PROTOCOL_ORIGINS (else pushes name no origin). */
+  private origins = false
 
   constructor (init: ClientInit) {
     this.init = init
@@ -173,7 +175,7 @@ export class Client {
    * for DONE holds nothing a forwarding receiver needs, so chains crossing each other cannot
    * deadlock on slots.
    */
-  async push (cid: CID, bytes: Uint8Array, hops: Hop[], listener: PushListener, opts?: AbortOptions): Promise<void> {
+  async push (cid: CID, bytes: Uint8Array, hops: Hop[], listener: PushListener, opts?: AbortOptions & { origin?: string }): Promise<void> {
     const key = cid.toString()
     let written = false
     const wrote = (): void => { if (!written) { written = true; listener.written?.() } }
@@ -198,7 +200,9 @@ export class Client {
       })
       try {
         // the upload cap paces the block as it is written (Channel.send)
-        await channel.send({ type: PUSH, cid, hops, bytes }, { ...opts, pace: this.init.upload })
+        // the origin only to a peer that reads it (an older one takes PUSH_FROM for a violation)
+        const origin = this.origins ? opts?.origin : undefined
+        await channel.send(origin === undefined ? { type: PUSH, cid, hops, bytes } : { type: PUSH, cid, hops, bytes, origin }, { signal: opts?.signal, pace: this.init.upload })
       } catch (err) {
         this.pushes.get(key)?.fail(err as Error)
         this.pushes.delete(key)
@@ -226,7 +230,8 @@ export class Client {
     if (this.stopped) throw new SwarmStoppedError()
     if (this.channel === undefined) {
       const p = this.init.open(opts).then(stream => {
-        this.ranges = stream.protocol === PROTOCOL_RANGES
+        this.ranges = stream.protocol === PROTOCOL_RANGES || stream.protocol === PROTOCOL_ORIGINS
+        this.origins = stream.protocol === PROTOCOL_ORIGINS
         return stream
       }).then(stream => new Channel({
         stream,

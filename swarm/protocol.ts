@@ -10,6 +10,10 @@
 //   CANCEL    = count:uvarint cid*
 //   BLOCK     = cid data                            data: the rest of the frame
 //   PUSH      = cid hops:uvarint (peer via:uvarint)* data
+//   PUSH_FROM = cid origin:peer hops:uvarint (peer via:uvarint)* data
+//                                                   a PUSH naming the peer whose block it is (the
+//                                                   writer a hop or a relay forwards for); only on
+//                                                   PROTOCOL_ORIGINS streams
 //   ACK       = cid holder:peer                     `holder` stored the block (durable)
 //   DONE      = cid                                 no more ACKs for `cid` will come on this stream
 //   RANGE_WANT = cid first:uvarint end:uvarint       leaves [first, end) of block `cid`, with a proof
@@ -39,6 +43,13 @@ export const PROTOCOL = '/darkfs/swarm/1.0.0'
  * no ranges.
  */
 export const PROTOCOL_RANGES = '/darkfs/swarm/1.1.0'
+/**
+ * PROTOCOL_RANGES with PUSH_FROM: a forwarded push names its origin (the writer), so a holder
+ * knows who put a block a hop relayed (node/keeper/release.ts: who may have it deleted). A client
+ * dials this one first and falls back to PROTOCOL_RANGES (and sends plain PUSHes) when the peer
+ * does not speak it.
+ */
+export const PROTOCOL_ORIGINS = '/darkfs/swarm/1.2.0'
 
 /** Largest block the swarm moves: a whole 1 MiB chunk (k = 1) or one fragment of it. */
 export const MAX_BLOCK_BYTES = 1024 * 1024
@@ -73,6 +84,7 @@ export const CANCEL = 7
 export const DONE = 8
 export const RANGE_WANT = 9
 export const RANGE = 10
+export const PUSH_FROM = 11
 
 /** One hop of a forwarding plan: `peer` receives the block from hop `via` (-1: from the receiver). */
 export interface Hop { peer: string, via: number }
@@ -81,7 +93,8 @@ export type Message =
   | { type: typeof WANT, cids: CID[], haveOnly: boolean, background?: boolean }
   | { type: typeof HAVE | typeof DONT_HAVE | typeof CANCEL, cids: CID[] }
   | { type: typeof BLOCK, cid: CID, bytes: Uint8Array }
-  | { type: typeof PUSH, cid: CID, hops: Hop[], bytes: Uint8Array }
+  /** `origin`: the peer whose block it is, when the sender forwards it for another (sent as PUSH_FROM). */
+  | { type: typeof PUSH, cid: CID, hops: Hop[], bytes: Uint8Array, origin?: string }
   | { type: typeof ACK, cid: CID, holder: string }
   | { type: typeof DONE, cid: CID }
   | { type: typeof RANGE_WANT, cid: CID, first: number, end: number }
@@ -123,7 +136,7 @@ function uvarintBytes (n: number): Uint8Array {
 /** Encode one message as a frame (length prefix included), without copying block bytes. */
 export function encode (msg: Message): Uint8ArrayList {
   const w = new Writer()
-  w.byte(msg.type)
+  w.byte(msg.type === PUSH && msg.origin !== undefined ? PUSH_FROM : msg.type)
   switch (msg.type) {
     case WANT:
       w.byte((msg.haveOnly ? 1 : 0) | (msg.background === true ? 2 : 0))
@@ -139,6 +152,7 @@ export function encode (msg: Message): Uint8ArrayList {
       break
     case PUSH:
       w.bytes(msg.cid.bytes)
+      if (msg.origin !== undefined) w.bytes(peerBytes(msg.origin))
       if (msg.hops.length > MAX_HOPS) throw new RangeError(`a push plan has at most ${MAX_HOPS} hops`)
       w.uvarint(msg.hops.length)
       for (const hop of msg.hops) {
@@ -327,8 +341,9 @@ export function decode (body: Uint8Array): Message {
       msg = { type, cid, bytes: readBlock(r) }
       break
     }
-    case PUSH: {
+    case PUSH: case PUSH_FROM: {
       const cid = readCid(r)
+      const origin = type === PUSH_FROM ? readPeer(r) : undefined
       const n = r.uvarint(MAX_HOPS)
       const hops: Hop[] = []
       for (let i = 0; i < n; i++) {
@@ -337,7 +352,8 @@ export function decode (body: Uint8Array): Message {
         if (via >= i) throw new ProtocolError('a push plan hop must come after the hop that forwards to it')
         hops.push({ peer, via })
       }
-      msg = { type, cid, hops, bytes: readBlock(r) }
+      msg = { type: PUSH, cid, hops, bytes: readBlock(r) }
+      if (origin !== undefined) msg.origin = origin
       break
     }
     case ACK: {

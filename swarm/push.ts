@@ -23,6 +23,8 @@ export interface DeliverContext {
 export interface DeliverOptions extends AbortOptions {
   /** Called once when the block has been written to every first hop (or they failed). */
   onWritten?: () => void
+  /** The peer whose block it is, when not the sender (a hop forwarding, a relay): told to each hop that reads it. */
+  origin?: string
 }
 
 /**
@@ -42,7 +44,7 @@ export async function deliver (ctx: DeliverContext, cid: CID, bytes: Uint8Array,
   await deliverTo(ctx, cid, bytes, { first: route.first, hops: route.hops }, onAck, rest, onWritten)
 }
 
-async function deliverTo (ctx: DeliverContext, cid: CID, bytes: Uint8Array, route: Route & { first: string }, onAck: (holder: string) => void, opts: AbortOptions, onWritten?: () => void): Promise<void> {
+async function deliverTo (ctx: DeliverContext, cid: CID, bytes: Uint8Array, route: Route & { first: string }, onAck: (holder: string) => void, opts: AbortOptions & { origin?: string }, onWritten?: () => void): Promise<void> {
   const acked = new Set<string>()
   // the hop's deadline in the loop's own time: a lagging process does not route around a hop whose acks sit unread
   const hop = loopTimeSignal(ctx.hopTimeoutMs)
@@ -51,7 +53,7 @@ async function deliverTo (ctx: DeliverContext, cid: CID, bytes: Uint8Array, rout
     await ctx.client(route.first).push(cid, bytes, route.hops, {
       ack: (holder) => { acked.add(holder); onAck(holder) },
       written: onWritten
-    }, { signal })
+    }, { signal, origin: opts.origin })
     hop.clear()
   } catch (err) {
     hop.clear()

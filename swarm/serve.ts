@@ -65,7 +65,7 @@ export interface BlockSource {
  * drops the pusher as for a wrong block. Absent: the swarm hashes each pushed block on arrival.
  */
 export interface BlockSink {
-  put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions & { verified?: boolean, from?: string }) => Promise<void>
+  put: (cid: CID, bytes: Uint8Array, opts?: AbortOptions & { verified?: boolean, from?: string, origin?: string }) => Promise<void>
   check?: (cid: CID, bytes: Uint8Array) => Promise<boolean>
 }
 
@@ -159,7 +159,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
         }
         return
       case PUSH:
-        return onPush(msg.cid, msg.bytes, msg.hops)
+        return onPush(msg.cid, msg.bytes, msg.hops, msg.origin)
       default:
         throw new ProtocolError(`unexpected message type ${msg.type} from the requesting side`)
     }
@@ -300,7 +300,7 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
     }
   }
 
-  function onPush (cid: CID, bytes: Uint8Array, hops: Hop[]): void | Promise<void> {
+  function onPush (cid: CID, bytes: Uint8Array, hops: Hop[], origin: string | undefined): void | Promise<void> {
     // with the sink's own check, handlePush runs it before anything else (off this stream's
     // turn: the next push is read meanwhile, within MAX_PUSHES_IN_FLIGHT_PER_PEER)
     if (ctx.sink.check === undefined && !matches(cid, bytes)) throw new WrongBlockError(cid.toString(), peer)
@@ -317,13 +317,13 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
       pushDone = undefined
       wake?.()
     }
-    void handlePush(cid, bytes, hops, free).finally(free)
+    void handlePush(cid, bytes, hops, origin, free).finally(free)
     if (pushes >= MAX_PUSHES_IN_FLIGHT_PER_PEER) {
       return new Promise<void>(resolve => { pushDone = resolve })
     }
   }
 
-  async function handlePush (cid: CID, bytes: Uint8Array, hops: Hop[], written: () => void): Promise<void> {
+  async function handlePush (cid: CID, bytes: Uint8Array, hops: Hop[], origin: string | undefined, written: () => void): Promise<void> {
     const opts = { signal: ctx.signal }
     const ack = (holder: string): void => {
       // ignored: a send fails only when the stream is gone; the sender then counts no ACK from us
@@ -352,14 +352,15 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
       let stored = false
       try {
         // checked against the CID: by onPush, or by the sink's check above
-        await ctx.sink.put(cid, bytes, { ...opts, verified: true, from: peer })
+        await ctx.sink.put(cid, bytes, origin === undefined ? { ...opts, verified: true, from: peer } : { ...opts, verified: true, from: peer, origin })
         stored = true
       } catch (err) {
         // not stored here: no ACK from us, but the rest of the plan still gets the block
         log.error('store of pushed %s from %s failed: %s', shortCid(cid), shortPeer(peer), (err as Error).message)
       }
       if (stored) ack(ctx.self)
-      if (hops.length > 0) await ctx.deliver(cid, bytes, { first: undefined, hops }, ack, { ...opts, onWritten: written })
+      // forwarded naming whose block it is: the origin it came with, or the peer that sent it
+      if (hops.length > 0) await ctx.deliver(cid, bytes, { first: undefined, hops }, ack, { ...opts, onWritten: written, origin: origin ?? peer })
     } catch (err) {
       // a forwarding failure only means fewer ACKs; DONE still tells the sender we are finished
       log('forwarding %s from %s failed: %s', shortCid(cid), shortPeer(peer), (err as Error).message)

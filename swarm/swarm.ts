@@ -9,7 +9,7 @@ import type { Channel } from './channel.ts'
 import { SwarmStoppedError, WrongBlockError } from './errors.ts'
 import { PeerBook } from './peers.ts'
 import { plan } from './plan.ts'
-import { PROTOCOL, PROTOCOL_RANGES } from './protocol.ts'
+import { PROTOCOL, PROTOCOL_ORIGINS, PROTOCOL_RANGES } from './protocol.ts'
 import { MIN_HEDGE_MS, pullAny, pullRange } from './pull.ts'
 import type { RangeOptions } from './pull.ts'
 import type { RangeWant } from './client.ts'
@@ -74,7 +74,12 @@ export interface Delivery { cid: CID, bytes: Uint8Array, to: string[] }
  * encode made them, or its store checked them on reading), so push does not hash them again;
  * every receiver checks them on arrival whatever this says.
  */
-export interface PushOptions extends AbortOptions { onAck?: (cid: CID, peer: string) => void, verified?: boolean }
+export interface PushOptions extends AbortOptions {
+  onAck?: (cid: CID, peer: string) => void
+  verified?: boolean
+  /** The peer whose blocks these are (default: this host; a relay pushes a writer's, keeper/forward.ts): told to holders that speak PROTOCOL_ORIGINS. */
+  origin?: string
+}
 
 export interface SwarmStats {
   bytesSent: number
@@ -110,6 +115,8 @@ class SwarmNode implements Swarm {
   private readonly wantsQueued = new Map<string, number>()
   /** Peers that do not speak PROTOCOL_RANGES (bounded by the peers this host talks to). */
   private readonly noRanges = new Set<string>()
+  /** Peers that do not speak PROTOCOL_ORIGINS (bounded the same way). */
+  private readonly noOrigins = new Set<string>()
   private readonly totalUpload: RateLimiter
   private readonly download: RateLimiter
   private readonly peerUpload = new Map<string, RateLimiter>()
@@ -132,8 +139,9 @@ class SwarmNode implements Swarm {
     if (this.running) return
     this.running = true
     this.shutdown = new AbortController()
-    // one serving side for both: PROTOCOL_RANGES is PROTOCOL with range wants
-    for (const protocol of [PROTOCOL, PROTOCOL_RANGES]) {
+    // one serving side for all: PROTOCOL_RANGES is PROTOCOL with range wants, PROTOCOL_ORIGINS
+    // that with pushes naming their origin
+    for (const protocol of [PROTOCOL, PROTOCOL_RANGES, PROTOCOL_ORIGINS]) {
       await this.components.handle(protocol, (stream, connection) => { this.onStream(stream, connection.remotePeer.toString()) }, {
         maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
         maxOutboundStreams: MAX_STREAMS_PER_CONNECTION
@@ -146,7 +154,7 @@ class SwarmNode implements Swarm {
     this.running = false
     this.shutdown.abort(new SwarmStoppedError())
     // ignored: the host may be stopping too, and a protocol left registered takes no more streams once we stopped
-    for (const protocol of [PROTOCOL, PROTOCOL_RANGES]) await this.components.unhandle(protocol).catch(() => {})
+    for (const protocol of [PROTOCOL, PROTOCOL_RANGES, PROTOCOL_ORIGINS]) await this.components.unhandle(protocol).catch(() => {})
     for (const client of this.clients.values()) client.stop()
     this.clients.clear()
     await Promise.all([...this.inbound].map(async ch => { await ch.close() }))
@@ -200,7 +208,7 @@ class SwarmNode implements Swarm {
         holders.push(peer)
         opts?.onAck?.(d.cid, peer)
       }
-      await deliver(this.deliverContext(), d.cid, d.bytes, routes[i], onAck, { signal }).catch((err: Error) => {
+      await deliver(this.deliverContext(), d.cid, d.bytes, routes[i], onAck, { signal, origin: opts?.origin ?? this.components.peerId }).catch((err: Error) => {
         // the result says it: holders that did not ACK are absent from it
         log('push of %s failed after %d ack(s) of %d: %s', shortCid(d.cid), holders.length, d.to.length, err.message)
       })
@@ -270,6 +278,15 @@ class SwarmNode implements Swarm {
    * older host; remembered, so it costs one failed negotiation per peer and run).
    */
   private async openClientStream (peer: string, opts?: AbortOptions): Promise<Stream> {
+    if (!this.noOrigins.has(peer) && !this.noRanges.has(peer)) {
+      try {
+        return await this.components.dialProtocol(peer, PROTOCOL_ORIGINS, opts)
+      } catch (err) {
+        if ((err as Error).name !== 'UnsupportedProtocolError') throw err
+        log('%s does not speak %s: its pushes name no origin', shortPeer(peer), PROTOCOL_ORIGINS)
+        this.noOrigins.add(peer)
+      }
+    }
     if (!this.noRanges.has(peer)) {
       try {
         return await this.components.dialProtocol(peer, PROTOCOL_RANGES, opts)

@@ -30,6 +30,10 @@
 //                                               by the swarm: see there why)
 //   darkfs_relay_chunks_total{role, result}     chunks placed through a relay (role "sent") or relayed
 //                                               for others ("relayed"), ok or failed
+//   darkfs_release_refused_blocks_total{reason} blocks a peer's release asked deleted that were kept
+//                                               (keeper/release.ts refusals): not_put (the asker
+//                                               never put it here), claimed (another writer did),
+//                                               named (a retained version names it), promised
 //   darkfs_peers_connected, darkfs_peers_known, darkfs_peers_suspect, darkfs_peers_gone_total,
 //   darkfs_offline
 //   darkfs_oplog_ops                            ops in the op log (tree.size)
@@ -73,6 +77,8 @@ export interface MetricsComponents {
   traffic: () => { wire: { sent: number }, protocols: Record<string, { sent: number, streams: number }> }
   /** Relayed placements (keeper/forward.ts stats()). */
   relays: () => { sent: number, failed: number, relayed: number, relayFailed: number }
+  /** Blocks a peer's release asked deleted that were kept, by reason (keeper Release.refusals). Not given: none. */
+  releaseRefusals?: () => { notPut: number, claimed: number, named: number, promised: number }
   peers: () => { connected: number, known: number, suspect: number }
   offline: () => boolean
   /** Ops in the op log. */
@@ -270,6 +276,21 @@ export function createMetrics (c: MetricsComponents): Metrics {
       this.inc({ role: 'sent', result: 'failed' }, s.failed)
       this.inc({ role: 'relayed', result: 'ok' }, s.relayed)
       this.inc({ role: 'relayed', result: 'failed' }, s.relayFailed)
+    }
+  })
+
+  new Counter({
+    name: 'darkfs_release_refused_blocks_total',
+    help: 'Blocks a peer asked this host to release that it kept: not_put (the asker never put it here), claimed (another writer put it), named (a retained version names it), promised (to another peer).',
+    labelNames: ['reason'],
+    registers: r,
+    collect () {
+      const s = c.releaseRefusals?.() ?? { notPut: 0, claimed: 0, named: 0, promised: 0 }
+      this.reset()
+      this.inc({ reason: 'not_put' }, s.notPut)
+      this.inc({ reason: 'claimed' }, s.claimed)
+      this.inc({ reason: 'named' }, s.named)
+      this.inc({ reason: 'promised' }, s.promised)
     }
   })
 

@@ -16,7 +16,7 @@ import { Tree, treeDigest } from '../tree/index.ts'
 import { Volume, lockDataDir, PID_FILE, LOCK_GRACE_MS } from '../index.ts'
 import { createSwarm } from '../../swarm/index.ts'
 import type { Swarm } from '../../swarm/index.ts'
-import { ChunkNetwork, CUSTODY_PROMISE_MS, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
+import { ChunkNetwork, CUSTODY_PROMISE_MS, capacityClass, networkCapacity, PLACE_RETRY_INTERVAL_MS, throughRelays, PendingPlacements, placementPolicy, Custody, startRedundancy, Pins, guardStore, pinnersOf, createForwarder, Release, releasingSink, DEFAULT_RETENTION_MS, repairRate, KeptNotices, KEPT_GOSSIP_TAG, KEPT_SUM_GOSSIP_TAG, keptTreeMode, sendKeptSum, startKeptService } from '../keeper/index.ts'
 import type { Redundancy, RedundancyOptions, Forwarder, HandoverEvent, PlacementPolicy, DataFragments, KeptService } from '../keeper/index.ts'
 import { EventLog, EventHook, eventRoutes, feedEvents } from '../api/index.ts'
 import { logger } from '../log.ts'
@@ -191,18 +191,11 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const keeping = rememberingLeaves(store, localLeaves)
     // a block of an abandoned write that lands after its release goes again (release.ts)
     let release: Release | undefined
-    // `verified`: the swarm had the bytes checked on arrival (not hashed twice); a relay's own fragments are checked here
-    // the block's leaf hashes are kept too (`keeping`). `check`: a pushed block's sha256 and its
-    // leaf hashes in one threadpool job, off the event loop (LocalLeaves.check), the leaves then
-    // kept by the put of those bytes without hashing them again
-    const sink = {
-      check: async (cid: CID, bytes: Uint8Array) => await localLeaves.check(cid, bytes),
-      put: async (cid: CID, bytes: Uint8Array, o?: { verified?: boolean, from?: string }) => {
-        await keeping.put(cid, bytes, { verified: o?.verified })
-        // dropped again: not stored, so not acknowledged (the swarm acknowledges a put that returns)
-        if (o?.from !== undefined && await release?.arrived(cid, o.from) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
-      }
-    }
+    // what peers push here, kept with its leaf hashes (`keeping`), told to the release as put by
+    // its writer (releasingSink). `check`: a pushed block's sha256 and its leaf hashes in one
+    // threadpool job, off the event loop (LocalLeaves.check), the leaves then kept by the put of
+    // those bytes without hashing them again
+    const sink = { ...releasingSink(keeping, () => release), check: async (cid: CID, bytes: Uint8Array) => await localLeaves.check(cid, bytes) }
     const swarm = createSwarm({ maxUploadBytesPerSecond: upload, maxDownloadBytesPerSecond: opts.maxDownload, uplink: uplinks.book.rates })({
       peerId: host.peerId,
       handle: async (protocol, handler, o) => {
@@ -431,7 +424,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     // GC, rebalance and repair delete through a store that spares pinned copies
     const guarded = guardStore(keeping, async cid => await pins.keeps(cid))
     // a copy is deleted (writer, rebalance) only once the hosts keeping it promised to
-    const custody = new Custody({ host, store: guarded, keep: f => aside?.hasFragment(f) === true }, { promiseMs: opts.custodyPromiseMs })
+    const custody = new Custody({ host, store: guarded, keep: f => aside?.hasFragment(f) === true, promisedTo: (cids, peer) => { release?.noted(cids, peer) } }, { promiseMs: opts.custodyPromiseMs })
     await custody.start()
     // (closers run last first: the placement retries stop before custody does, so a retry's
     // promise round never runs against a stopped custody)
@@ -581,6 +574,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       uplink: peer => uplinks.book.get(peer)?.bytesPerSecond,
       traffic: () => host.traffic(),
       relays: () => forwarder.stats(),
+      releaseRefusals: () => ({ ...release.refusals }),
       peers: () => {
         const connected = host.peers().length
         const suspect = membership.suspects().length

@@ -59,6 +59,11 @@ export interface CustodyComponents {
   host: Pick<Host, 'peerId' | 'handle' | 'unhandle' | 'newStream'>
   store: Pick<Store, 'has' | 'delete'>
   /**
+   * Hears the blocks held here that were just promised to `peer` (release.ts: a peer may have
+   * deleted only what it put here or was promised here, a record that outlives the promise).
+   */
+  promisedTo?: (cids: CID[], peer: string) => void
+  /**
    * Blocks a write open here will name that no placement has taken (ChunkService.aside: an open
    * file's spilled chunks): a handover leaves their copies. Asked again just before each delete:
    * the handover was planned before the custody round trip, and a spill of the same bytes can be
@@ -192,13 +197,14 @@ export class Custody {
       peers.add(to)
       fresh.push(cid)
     }
+    const kept: CID[] = []
     for (const cid of fresh) {
       const key = cid.toString()
       // a store that cannot answer holds nothing we can promise: the promise is not renewed
-      if (await this.c.store.has(cid).catch(() => false)) out.add(key)
-      else this.forget(key)
+      if (await this.c.store.has(cid).catch(() => false)) { out.add(key); kept.push(cid) } else this.forget(key)
     }
     this.sweep()
+    if (to !== '' && kept.length > 0) this.c.promisedTo?.(kept, to)
     return out
   }
 

@@ -390,7 +390,8 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       // own fragments first: durable here before anything is forwarded
       for (let j = 0; j < blocks.length; j++) {
         if (!holders(j).includes(self)) continue
-        await c.sink.put(blocks[j].cid, blocks[j].bytes, { signal })
+        // (the writer's block: it may release it here, keeper/release.ts)
+        await c.sink.put(blocks[j].cid, blocks[j].bytes, { signal, origin: writer })
         post({ t: 'ack', i: j, holder: self })
       }
       const deliveries = blocks
@@ -399,6 +400,8 @@ export function createForwarder (c: ForwardComponents): Forwarder {
       const start = performance.now()
       await c.swarm.push(deliveries, {
         signal,
+        // the holders that read it learn whose blocks these are (keeper/release.ts)
+        origin: writer,
         onAck: (cid, peer) => {
           idle.touch()
           req.fragments.forEach((f, j) => { if (holders(j).includes(peer) && f.equals(cid)) post({ t: 'ack', i: j, holder: peer }) })

@@ -33,6 +33,19 @@
 // promise that ended keeps nothing, not even when its block is promised again to another
 // (custody.ts). A writer giving up leaves out of its release what its own tree references
 // (referenced(): another write of the same bytes here committed, unseen yet by the peers).
+// Who may ask (review: session 34, #14 "bad input"): a release deletes only blocks the asker
+// put here (pushed them: the swarm push's origin, '/darkfs/swarm/1.2.0', which a hop of its
+// chain or a relay forwarding its blocks names, else the sink's `from`) or was promised here
+// (custody.ts, a record that outlives the promise and the asker's disown), or that another peer
+// pushed here a moment ago naming no origin (RELAYED_FRESH_MS: an older host's push, maybe a hop
+// of the asker's chain), and that no other peer was promised here and has not released since
+// (a writer of the same bytes: a member that pushes, or asks a promise of, another's block
+// cannot then release it); any other release of a held block is refused, counted
+// (refusals.notPut, .claimed) and logged. So a buggy or malicious member, or a stale release, cannot
+// have a fragment of another writer's committed version deleted here when this host has not
+// heard of that commit (or no longer retains a record of it). Records are bounded
+// (PUT_REMEMBER_MAX, least recently put forgotten first): a block whose record left is refused
+// to everyone and left to GC.
 // Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
@@ -46,6 +59,7 @@ import { logger } from '../log.ts'
 import { cidFlags } from './cid-flags.ts'
 import { deleteUnpromised } from './unpromised.ts'
 import type { DeleteUnpromised } from './unpromised.ts'
+import type { BlockSink } from '../../swarm/index.ts'
 
 /** How long a drop on arrival waits for the tree's walk (a stuck one is aborted, not joined for ever: review32g). */
 const ARRIVED_DROP_TIMEOUT_MS = 60_000
@@ -72,6 +86,21 @@ export const RELEASE_REMEMBER_MS = 60_000
 export const RELAYED_RECHECK_MS = 20_000
 /** Released blocks remembered at most (the oldest forgotten first). */
 export const RELEASE_REMEMBER_MAX = 65_536
+/**
+ * Blocks whose putters (the peers that pushed them here or were promised them here) are
+ * remembered at most, the least recently put forgotten first: 16 GiB of 256 KiB fragments, about
+ * 17 MiB of heap (measured: ~260 B a record of one pusher and one promisee). A
+ * release comes within minutes of the put it undoes; a block whose record was forgotten is
+ * refused to every asker (GC removes what nothing needs, after its retention).
+ */
+export const PUT_REMEMBER_MAX = 65_536
+/**
+ * How long after a block was pushed here by a peer other than the asker a release may still
+ * delete it, when the push named no origin (an older host's, swarm 1.1.0 or 1.0.0): it may be a
+ * hop of the asker's own push chain, landed before the writer's promise round named it. A writer of those bytes that
+ * placed them has been promised them by then, which keeps them.
+ */
+export const RELAYED_FRESH_MS = 60_000
 
 export class ReleaseProtocolError extends RpcProtocolError {
   override readonly name = 'ReleaseProtocolError'
@@ -111,7 +140,12 @@ export interface ReleaseComponents {
   retentionMs: number
   /** RELAYED_RECHECK_MS (tests shorten it). */
   relayedRecheckMs?: number
+  /** RELAYED_FRESH_MS (tests change it). */
+  relayedFreshMs?: number
 }
+
+/** Who put a block here (Release.putBy): the peers that pushed it, the ones promised it, when it was last pushed. */
+interface PutRecord { pushed: string[], claimed: string[], pushedAt: number }
 
 export class Release {
   private readonly c: ReleaseComponents
@@ -128,6 +162,19 @@ export class Release {
   relayedRecheckMs: number
   /** Second looks at relayed arrivals run to their end (deleted or not). */
   rechecked = 0
+  /**
+   * What release requests were refused or kept, per block asked: `notPut`, held here but never
+   * put here by the asker nor promised to it (nor freshly relayed); `claimed`, promised here to
+   * another writer that has not released it (its record outlives the promise); `named`, a retained version
+   * this host knows of names it; `promised`, promised to another peer or claimed by a write here.
+   */
+  readonly refusals = { notPut: 0, claimed: 0, named: 0, promised: 0 }
+  /**
+   * block -> the peers that pushed it here (`pushed`) and the ones promised it here (`claimed`,
+   * custody.ts: a writer placing it), least recently put first (PUT_REMEMBER_MAX). A peer leaves
+   * both at its release (it gave the block up).
+   */
+  private readonly putBy = new Map<string, PutRecord>()
 
   constructor (c: ReleaseComponents) {
     this.c = c
@@ -138,29 +185,110 @@ export class Release {
   async start (): Promise<void> {
     if (this.unserve !== undefined) return
     this.unserve = await serve(this.c.host, RELEASE, {
-      call: async (cids, ctx) => {
-        // read after the asker stopped waiting (its call timed out): it may be writing the same
-        // bytes anew already, so nothing is remembered, disowned or deleted
-        if (ctx.signal.aborted) return cids.map(() => false)
-        const until = Date.now() + RELEASE_REMEMBER_MS
-        for (const c of cids) {
-          const key = `${c.toString()}/${ctx.peer}`
-          this.released.delete(key)
-          this.released.set(key, until)
-          this.releasedFor.delete(c.toString())
-          this.releasedFor.set(c.toString(), { asker: ctx.peer, until })
-        }
-        while (this.released.size > RELEASE_REMEMBER_MAX) this.released.delete(this.released.keys().next().value!)
-        while (this.releasedFor.size > RELEASE_REMEMBER_MAX) this.releasedFor.delete(this.releasedFor.keys().next().value!)
-        // the asker gave these up: its promises of them end (a new write of the same bytes asks again)
-        this.c.disown?.(cids, ctx.peer)
-        // its earlier promises ended above: one it was given while this drop runs is a new
-        // write's (its call timed out meanwhile), and counts (review33j)
-        const gone = await this.drop(cids, { signal: ctx.signal, asker: this.c.disown === undefined ? ctx.peer : undefined })
-        if (gone.size > 0) log('%s: deleted %d of %d block(s) of an abandoned write', ctx.peer, gone.size, cids.length)
-        return cids.map(c => gone.has(c.toString()))
-      }
+      call: async (cids, ctx) => await this.answer(cids, ctx.peer, { signal: ctx.signal })
     })
+  }
+
+  /**
+   * `peer` was promised these blocks here (custody.ts: a writer placing them, or handing its copy
+   * over): it may release them, and another peer's release of them is refused while it has not
+   * released them itself (a writer of the same bytes; see mayRelease()).
+   */
+  noted (cids: Iterable<CID>, peer: string): void {
+    for (const cid of cids) {
+      const r = this.record(cid.toString())
+      if (!r.claimed.includes(peer)) r.claimed.push(peer)
+    }
+  }
+
+  /** `peer` put this block here (a push naming it as origin, a relay's own fragment of its chunk). */
+  pushed (cid: CID, peer: string): void {
+    const put = this.record(cid.toString())
+    if (!put.pushed.includes(peer)) put.pushed.push(peer)
+  }
+
+  /** The record of who put `key` here, made the most recently put. */
+  private record (key: string): PutRecord {
+    let r = this.putBy.get(key)
+    if (r === undefined) r = { pushed: [], claimed: [], pushedAt: -Infinity }
+    else this.putBy.delete(key)
+    this.putBy.set(key, r)
+    while (this.putBy.size > PUT_REMEMBER_MAX) this.putBy.delete(this.putBy.keys().next().value!)
+    return r
+  }
+
+  /**
+   * Whether `asker` may have a held block deleted: it pushed the block here or was promised it
+   * here (a record kept after the promise ended), or another peer pushed it here a moment ago
+   * (RELAYED_FRESH_MS: a hop of the asker's chain); and no other peer promised it here that
+   * has not released it since (a writer of the same bytes: a member pushing, or asking a promise
+   * of, another's block then releasing it deletes nothing). Any other release of a held block
+   * is refused (#14 "bad input": one member cannot have another's data deleted).
+   */
+  private mayRelease (cid: CID, asker: string): 'yes' | 'notPut' | 'claimed' {
+    const key = cid.toString()
+    const r = this.putBy.get(key)
+    if (r === undefined) return 'notPut'
+    if (r.claimed.some(p => p !== asker)) return 'claimed'
+    if (r.pushed.includes(asker) || r.claimed.includes(asker)) return 'yes'
+    return Date.now() - r.pushedAt < (this.c.relayedFreshMs ?? RELAYED_FRESH_MS) ? 'yes' : 'notPut'
+  }
+
+  /**
+   * A release request of `asker` (RELEASE): which blocks were deleted. A held block the asker
+   * may not release (mayRelease()) is refused, counted and logged; one not held (a push of the
+   * asker's still in flight) is remembered, its late arrival dropped (arrived()); the rest are
+   * deleted when nothing here needs them (drop()).
+   */
+  async answer (cids: CID[], asker: string, opts: AbortOptions = {}): Promise<boolean[]> {
+    // read after the asker stopped waiting (its call timed out): it may be writing the same
+    // bytes anew already, so nothing is remembered, disowned or deleted
+    if (opts.signal?.aborted === true) return cids.map(() => false)
+    const refused: CID[] = []
+    const asked: CID[] = []
+    for (const c of cids) {
+      const may = this.mayRelease(c, asker)
+      if (may !== 'yes' && await this.c.store.has(c)) {
+        refused.push(c)
+        this.refusals[may]++
+      } else asked.push(c)
+    }
+    // the asker gave all of them up: it no longer counts as their putter (nor keeps them from
+    // another putter's release)
+    for (const c of cids) {
+      const r = this.putBy.get(c.toString())
+      if (r === undefined) continue
+      r.pushed = r.pushed.filter(p => p !== asker)
+      r.claimed = r.claimed.filter(p => p !== asker)
+    }
+    if (refused.length > 0) {
+      const r = this.putBy.get(refused[0].toString())
+      log.error('%s asked to release %d block(s) it did not put here or another writer holds (first %s, pushed by %s, promised to %s): refused', asker, refused.length, refused[0].toString(), r?.pushed.join(' ') ?? '-', r?.claimed.join(' ') ?? '-')
+    }
+    const gone = await this.releaseOf(asked, asker, opts)
+    return cids.map(c => gone.has(c.toString()))
+  }
+
+  /** The release of blocks `asker` may release (answer()): the ones deleted. */
+  private async releaseOf (cids: CID[], asker: string, opts: AbortOptions): Promise<Set<string>> {
+    if (cids.length === 0) return new Set()
+    const until = Date.now() + RELEASE_REMEMBER_MS
+    for (const c of cids) {
+      const key = `${c.toString()}/${asker}`
+      this.released.delete(key)
+      this.released.set(key, until)
+      this.releasedFor.delete(c.toString())
+      this.releasedFor.set(c.toString(), { asker, until })
+    }
+    while (this.released.size > RELEASE_REMEMBER_MAX) this.released.delete(this.released.keys().next().value!)
+    while (this.releasedFor.size > RELEASE_REMEMBER_MAX) this.releasedFor.delete(this.releasedFor.keys().next().value!)
+    // the asker gave these up: its promises of them end (a new write of the same bytes asks again)
+    this.c.disown?.(cids, asker)
+    // its earlier promises ended above: one it was given while this drop runs is a new
+    // write's (its call timed out meanwhile), and counts (review33j)
+    const gone = await this.drop(cids, { signal: opts.signal, asker: this.c.disown === undefined ? asker : undefined, count: true })
+    if (gone.size > 0) log('%s: deleted %d of %d block(s) of an abandoned write', asker, gone.size, cids.length)
+    return gone
   }
 
   async stop (): Promise<void> {
@@ -172,6 +300,24 @@ export class Release {
   }
 
   /**
+   * A block is about to be stored here (releasingSink, before its store put): pushed by peer
+   * `from`, naming `origin` (swarm PROTOCOL_ORIGINS: the writer whose block a hop or a relay
+   * forwards), or a relay's own fragment of `origin`'s chunk (no `from`). Its putter is recorded
+   * before the store has it: a release answered after the store took the block and before the
+   * sink's arrived() found no putter, and refused the writer its own block (session 34's Ctrl-C
+   * put flake: the block stayed). A push naming no origin (an older host's) is recorded as
+   * `from`'s, fresh (RELAYED_FRESH_MS: it may be a hop of anyone's chain).
+   */
+  arriving (cid: CID, from: string | undefined, origin: string | undefined): void {
+    if (origin !== undefined) this.pushed(cid, origin)
+    else if (from !== undefined) {
+      const put = this.record(cid.toString())
+      if (!put.pushed.includes(from)) put.pushed.push(from)
+      put.pushedAt = Date.now()
+    }
+  }
+
+  /**
    * A block was pushed here by peer `from` (the swarm's sink): when that peer had it released a
    * moment ago (its push overtaken by its release), it goes again, by the same rules. Another
    * peer's push of it is kept: a writer of the same bytes placing them, whose chunk would stay
@@ -179,10 +325,14 @@ export class Release {
    * acknowledge it (a writer counting it held would call its chunk placed with this fragment
    * nowhere). Never throws.
    */
-  async arrived (cid: CID, from: string): Promise<boolean> {
+  async arrived (cid: CID, from: string, origin?: string): Promise<boolean> {
+    // (the sink told arriving() before storing it; a caller that did not is told here)
+    this.arriving(cid, from, origin)
     const key = `${cid.toString()}/${from}`
     const until = this.released.get(key)
     if (until === undefined) {
+      // (the second look asks mayRelease(): a push naming another writer than the release's
+      // asker stays)
       this.recheckRelayed(cid, from)
       return false
     }
@@ -191,7 +341,9 @@ export class Release {
       // bounded: a walk this waits on is aborted once every caller gave up (retained-walk.ts)
       const gone = await this.drop([cid], { signal: AbortSignal.timeout(ARRIVED_DROP_TIMEOUT_MS) })
       if (gone.size > 0) log('dropped %s on arrival: released a moment ago', cid.toString())
-      return gone.size > 0
+      // deleted by the release itself while this push was landing (arriving()): gone too, so
+      // not acknowledged either
+      return gone.size > 0 || !(await this.c.store.has(cid))
     } catch (err) {
       log.error('dropping released block %s on arrival failed (GC removes it later): %s', cid.toString(), (err as Error).message)
       return false
@@ -216,6 +368,9 @@ export class Release {
       // the release no longer remembered (its time over, forgotten for room): the block stays
       const now = this.releasedFor.get(block)
       if (now === undefined || now.until < Date.now() || this.unserve === undefined) { this.rechecked++; return }
+      // by the release's rules of who may ask (a push since naming its writer, or no longer fresh)
+      const may = this.mayRelease(cid, now.asker)
+      if (may !== 'yes') { this.refusals[may]++; this.rechecked++; log('%s stays: released by %s, who may not have it deleted (%s)', block, now.asker, may); return }
       this.drop([cid], { signal: AbortSignal.timeout(ARRIVED_DROP_TIMEOUT_MS) }).then(gone => {
         if (gone.size > 0) log('dropped %s: released a moment ago, relayed here by %s', block, from)
       }, (err: Error) => {
@@ -243,7 +398,7 @@ export class Release {
    * Delete the blocks nothing here needs (see the top of this file); returns the ones deleted.
    * `asker`: the peer asking, whose own custody promises do not keep a block (it gave it up).
    */
-  async drop (cids: CID[], opts: AbortOptions & { asker?: string } = {}): Promise<Set<string>> {
+  async drop (cids: CID[], opts: AbortOptions & { asker?: string, count?: boolean } = {}): Promise<Set<string>> {
     const out = new Set<string>()
     const r = await this.walks.get(opts)
     if (r.unreadable > 0) {
@@ -255,7 +410,16 @@ export class Release {
       // a caller that gave up (an asker whose call timed out) has nothing more deleted
       opts.signal?.throwIfAborted()
       const key = cid.toString()
-      if (needed.has(key) || this.inUse(cid) || this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid) || !(await this.c.store.has(cid))) continue
+      if (needed.has(key)) {
+        // (a block not held here is no refusal)
+        if (opts.count === true && await this.c.store.has(cid)) this.refusals.named++
+        continue
+      }
+      if (this.inUse(cid) || this.c.promised(cid, opts.asker) || this.c.store.isClaimed(cid)) {
+        if (opts.count === true && await this.c.store.has(cid)) this.refusals.promised++
+        continue
+      }
+      if (!(await this.c.store.has(cid))) continue
       // looked at again after the awaits above: a promise or an open write may have come meanwhile
       const may = (): boolean => !this.c.promised(cid, opts.asker) && !this.c.store.isClaimed(cid) && !this.inUse(cid)
       if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) out.add(key)
@@ -306,4 +470,24 @@ function neededBy (r: Retained): Set<string> {
   for (const refs of r.byManifest.values()) for (const ref of refs) for (const f of ref.fragments) needed.add(f.toString())
   neededOf.set(r, needed)
   return needed
+}
+
+/**
+ * The swarm's sink on a holder: what peers push here (and a relay's own fragments of a writer's
+ * chunk, keeper/forward.ts) is stored through `store` (keeping its leaf hashes) and told to the
+ * release (`release()`: none before the daemon made it) as put by its writer; a block released a
+ * moment ago by its pusher is dropped again on arrival and not acknowledged (the swarm
+ * acknowledges a put that returns). `verified`: the swarm hashed the bytes on arrival.
+ */
+export function releasingSink (store: Pick<Store, 'put'>, release: () => Release | undefined): BlockSink {
+  return {
+    put: async (cid, bytes, o) => {
+      // who put it, told before the store has it (arriving()); a relay's own fragment of a
+      // writer's chunk (keeper/forward.ts) names the writer
+      release()?.arriving(cid, o?.from, o?.origin)
+      await store.put(cid, bytes, { verified: o?.verified })
+      // dropped again: not stored, so not acknowledged
+      if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+    }
+  }
 }

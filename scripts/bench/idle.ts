@@ -19,11 +19,11 @@ import { join } from 'node:path'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
 import { darkfs, upNetwork } from '../../harness/proc.ts'
 import { ControlClient } from '../../node/cli/index.ts'
-import { PROTOCOL, PROTOCOL_RANGES } from '../../swarm/index.ts'
+import { PROTOCOL, PROTOCOL_ORIGINS, PROTOCOL_RANGES } from '../../swarm/index.ts'
 
 const HOSTS = 6
 /** The swarm's protocol ids (1.1.0 adds range reads). */
-const SWARM = [PROTOCOL, PROTOCOL_RANGES]
+const SWARM = [PROTOCOL, PROTOCOL_RANGES, PROTOCOL_ORIGINS]
 /** Longest wait for the network to settle after the puts (then it is measured as it is). */
 const MAX_SETTLE_MS = 15 * 60_000
 /** Goals per idle host. */

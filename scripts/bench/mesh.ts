@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { ControlClient } from '../../node/cli/index.ts'
 import { meshDown, meshUp } from '../../harness/mesh.ts'
 import type { Mesh } from '../../harness/mesh.ts'
-import { PROTOCOL as SWARM_PROTOCOL } from '../../swarm/index.ts'
+import { PROTOCOL as SWARM_PROTOCOL, PROTOCOL_ORIGINS as SWARM_PROTOCOL_ORIGINS, PROTOCOL_RANGES as SWARM_PROTOCOL_RANGES } from '../../swarm/index.ts'
 import { START_TIMEOUT_MS, PLACE_TIMEOUT_MS, until, startDarkfsMesh, put, redundant, sent, stored } from '../../harness/darkfs-mesh.ts'
 import type { DarkfsMesh, Sent } from '../../harness/darkfs-mesh.ts'
 
@@ -45,7 +45,7 @@ async function explained<T> (dm: DarkfsMesh, fn: () => Promise<T>): Promise<T> {
  */
 function breakdown (out: Record<string, number | string>, prefix: string, a: Sent, b: Sent, bytes: number): void {
   let control = 0
-  for (const [p, n] of Object.entries(b.protocols)) if (p !== SWARM_PROTOCOL) control += n - (a.protocols[p] ?? 0)
+  for (const [p, n] of Object.entries(b.protocols)) if (![SWARM_PROTOCOL, SWARM_PROTOCOL_RANGES, SWARM_PROTOCOL_ORIGINS].includes(p)) control += n - (a.protocols[p] ?? 0)
   out[`${prefix}.data.amplification`] = round((b.swarm - a.swarm) / bytes)
   out[`${prefix}.control.bytes`] = control
   out[`${prefix}.socket.amplification`] = round((b.socket - a.socket) / bytes)

@@ -14,7 +14,7 @@ import { upNetwork } from '../../harness/proc.ts'
 import type { Up } from '../../harness/proc.ts'
 import { until } from '../../harness/cluster.ts'
 import { sh } from '../helpers/fuse-mount.ts'
-import { PROTOCOL as SWARM_PROTOCOL, PROTOCOL_RANGES as SWARM_PROTOCOL_RANGES } from '../../swarm/index.ts'
+import { PROTOCOL as SWARM_PROTOCOL, PROTOCOL_ORIGINS as SWARM_PROTOCOL_ORIGINS, PROTOCOL_RANGES as SWARM_PROTOCOL_RANGES } from '../../swarm/index.ts'
 
 /** Files written through the mount, and their size (one chunk each, above the inline limit; erasure-coded on all 3 hosts). */
 const FILES = 12
@@ -155,7 +155,7 @@ describe('GET /metrics (3 real `darkfs up --redundancy 1 --failure-timeout 2` pr
     assert.ok(after.get('darkfs_errors_total', { source: 'fuse', kind: 'ENOENT' }) > b0.get('darkfs_errors_total', { source: 'fuse', kind: 'ENOENT' }))
     assert.ok(after.get('darkfs_ops_applied_total', { origin: 'local' }) > b0.get('darkfs_ops_applied_total', { origin: 'local' }))
     // the swarm's bytes, on either of its protocol ids (1.1.0 adds range reads; older hosts speak 1.0.0)
-    const swarmSent = (m: typeof after): number => [SWARM_PROTOCOL, SWARM_PROTOCOL_RANGES].reduce((n, protocol) => n + m.get('darkfs_protocol_sent_bytes_total', { protocol }), 0)
+    const swarmSent = (m: typeof after): number => [SWARM_PROTOCOL, SWARM_PROTOCOL_RANGES, SWARM_PROTOCOL_ORIGINS].reduce((n, protocol) => n + m.get('darkfs_protocol_sent_bytes_total', { protocol }), 0)
     assert.ok(swarmSent(after) > swarmSent(b0))
     assert.ok(after.get('darkfs_wire_sent_bytes_total') > b0.get('darkfs_wire_sent_bytes_total'))
 

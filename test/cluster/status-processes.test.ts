@@ -12,7 +12,7 @@ import type { Up } from '../../harness/proc.ts'
 import { until } from '../../harness/cluster.ts'
 import { Story } from '../../harness/story.ts'
 import { ControlClient } from '../../node/cli/index.ts'
-import { PROTOCOL, PROTOCOL_RANGES } from '../../swarm/index.ts'
+import { PROTOCOL, PROTOCOL_ORIGINS, PROTOCOL_RANGES } from '../../swarm/index.ts'
 
 /** Small files written (one chunk each, above the inline limit): more than 1,000 chunks. */
 const SMALL_FILES = 1100
@@ -20,7 +20,7 @@ const SMALL_SIZE = 5000
 /** The large write status is asked during. */
 const LARGE_BYTES = 160 << 20
 /** The swarm's protocol ids (1.1.0 adds range reads; a peer of an older version speaks 1.0.0). */
-const SWARM = [PROTOCOL, PROTOCOL_RANGES]
+const SWARM = [PROTOCOL, PROTOCOL_RANGES, PROTOCOL_ORIGINS]
 
 interface Counts { total: number, redundant: number, degraded: number, localOnly: number, lost: number, placing?: number, unreachable?: number, unknown?: number, ageMs?: Record<string, number | null>, surveys?: number, surveying?: boolean, surveyedAt?: number | null }
 interface Status { peers: number, offline: boolean, chunks: Counts }

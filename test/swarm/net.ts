@@ -15,22 +15,29 @@ import type { BlockSink, BlockSource, Swarm, SwarmInit } from '../../swarm/index
 export interface MemBlocks {
   map: Map<string, Uint8Array>
   puts: number
+  /** Per block, the `from` and `origin` its last push came with (none for a fetched block). */
+  pushed: Map<string, { from?: string, origin?: string }>
   has: (cid: CID) => Promise<boolean>
   get: (cid: CID) => Promise<Uint8Array>
-  put: (cid: CID, bytes: Uint8Array) => Promise<void>
+  put: (cid: CID, bytes: Uint8Array, opts?: { from?: string, origin?: string }) => Promise<void>
 }
 
 export function memBlocks (): MemBlocks {
   const store: MemBlocks = {
     map: new Map(),
     puts: 0,
+    pushed: new Map(),
     has: async (cid) => store.map.has(cid.toString()),
     get: async (cid) => {
       const b = store.map.get(cid.toString())
       if (b === undefined) throw new Error(`no block ${cid.toString()}`)
       return b
     },
-    put: async (cid, bytes) => { store.puts++; store.map.set(cid.toString(), Uint8Array.from(bytes)) }
+    put: async (cid, bytes, opts) => {
+      store.puts++
+      store.map.set(cid.toString(), Uint8Array.from(bytes))
+      if (opts?.from !== undefined) store.pushed.set(cid.toString(), { from: opts.from, origin: opts.origin })
+    }
   }
   return store
 }

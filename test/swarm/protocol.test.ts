@@ -4,7 +4,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { MAX_BLOCK_BYTES, MAX_CIDS_PER_MESSAGE, MAX_MESSAGE_BYTES, MessageTooLargeError, ProtocolError } from '../../swarm/index.ts'
-import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, FrameDecoder, HAVE, PUSH, WANT, decode, encode } from '../../swarm/protocol.ts'
+import { ACK, BLOCK, CANCEL, DONE, DONT_HAVE, FrameDecoder, HAVE, PUSH, PUSH_FROM, WANT, decode, encode } from '../../swarm/protocol.ts'
 import type { Message } from '../../swarm/protocol.ts'
 
 async function cidOf (bytes: Uint8Array): Promise<CID> { return CID.createV1(raw.code, await sha256.digest(bytes)) }
@@ -30,9 +30,13 @@ describe('swarm protocol', function () {
       { type: CANCEL, cids: [] },
       { type: BLOCK, cid: a, bytes },
       { type: PUSH, cid: a, hops: [{ peer: 'p1', via: -1 }, { peer: 'p2', via: 0 }, { peer: 'p3', via: -1 }], bytes },
+      // (sent as PUSH_FROM)
+      { type: PUSH, cid: a, hops: [{ peer: 'p1', via: -1 }], bytes, origin: 'w1' },
       { type: ACK, cid: b, holder: 'p2' },
       { type: DONE, cid: b }
     ]
+    assert.equal(body(msgs.find(m => 'origin' in m)!)[0], PUSH_FROM, 'a push with an origin goes as PUSH_FROM')
+    assert.equal(body(msgs.find(m => m.type === PUSH && !('origin' in m))!)[0], PUSH, 'one without, as PUSH (what older hosts read)')
     for (const msg of msgs) {
       const back = decode(body(msg))
       assert.deepEqual(JSON.parse(JSON.stringify(back)), JSON.parse(JSON.stringify(msg)))

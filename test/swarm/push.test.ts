@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { WrongBlockError } from '../../swarm/index.ts'
+import { PROTOCOL_ORIGINS, WrongBlockError } from '../../swarm/index.ts'
 import { Net, block, randomBytes } from './net.ts'
 
 describe('swarm.push', function () {
@@ -97,5 +97,40 @@ describe('swarm.push', function () {
     const cid = await block(bytes)
     const acks = await w.swarm.push([{ cid, bytes, to: [w.id] }])
     assert.deepEqual(acks.get(cid.toString()), [])
+  })
+
+  // a holder learns whose block a hop forwarded (node/keeper/release.ts: who may have it deleted)
+  it('a chained push names its origin to every hop: each holder hears the writer, the first from the writer, the rest from a hop', async () => {
+    const w = await net.node()
+    const [a, b, c] = [await net.node(), await net.node(), await net.node()]
+    await net.mesh()
+    const bytes = randomBytes(64 * 1024, 71)
+    const cid = await block(bytes)
+    await w.swarm.push([{ cid, bytes, to: [a.id, b.id, c.id] }])
+    const heard = [a, b, c].map(h => h.store.pushed.get(cid.toString()))
+    for (const h of heard) assert.equal(h?.origin, w.id, `origin ${JSON.stringify(h)}`)
+    assert.equal(heard.filter(h => h?.from === w.id).length, 1, 'one holder had it from the writer')
+    // a relay pushes another's block: its origin is that writer
+    const bytes2 = randomBytes(64 * 1024, 72)
+    const cid2 = await block(bytes2)
+    await a.swarm.push([{ cid: cid2, bytes: bytes2, to: [b.id] }], { origin: w.id })
+    assert.deepEqual(b.store.pushed.get(cid2.toString()), { from: a.id, origin: w.id })
+  })
+
+  it('a holder that does not speak PROTOCOL_ORIGINS (an older host) gets plain pushes, and forwards them', async () => {
+    const w = await net.node()
+    const old = await net.node()
+    const [a, b] = [await net.node(), await net.node()]
+    // an older host: no PROTOCOL_ORIGINS (it would take a PUSH_FROM for a violation)
+    await old.libp2p.unhandle(PROTOCOL_ORIGINS)
+    await net.mesh()
+    const bytes = randomBytes(64 * 1024, 73)
+    const cid = await block(bytes)
+    const acks = await w.swarm.push([{ cid, bytes, to: [old.id, a.id, b.id] }])
+    assert.deepEqual([...(acks.get(cid.toString()) ?? [])].sort(), [old.id, a.id, b.id].sort(), 'every holder stored and acknowledged it')
+    const o = old.store.pushed.get(cid.toString())
+    assert.equal(o?.origin, undefined, `no origin sent to the older host: ${JSON.stringify(o)}`)
+    assert.ok(o?.from !== undefined)
+    assert.equal(w.libp2p.getConnections(old.libp2p.peerId).length, 1, 'the older host is still connected')
   })
 })

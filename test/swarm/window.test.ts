@@ -4,14 +4,14 @@
 import assert from 'node:assert/strict'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { STREAM_WINDOW_BYTES } from '../../swarm/channel.ts'
-import { PROTOCOL, PROTOCOL_RANGES } from '../../swarm/index.ts'
+import { PROTOCOL, PROTOCOL_ORIGINS, PROTOCOL_RANGES } from '../../swarm/index.ts'
 import { Net, block, randomBytes } from './net.ts'
 import { until } from '../../harness/cluster.ts'
 
 /** The swarm streams of `node`'s connection to `peer` (yamux streams: their window fields are read). */
 function swarmStreams (node: Libp2p, peer: Libp2p): Array<Stream & { recvWindow: number, sendWindowCapacity: number }> {
   return node.getConnections(peer.peerId).flatMap(c => c.streams)
-    .filter(s => s.protocol === PROTOCOL || s.protocol === PROTOCOL_RANGES) as any
+    .filter(s => s.protocol === PROTOCOL || s.protocol === PROTOCOL_RANGES || s.protocol === PROTOCOL_ORIGINS) as any
 }
 
 describe('swarm stream windows (loopback TCP, yamux without keep-alive pings, as darkfs hosts run it)', function () {

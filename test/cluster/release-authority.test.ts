@@ -1,0 +1,63 @@
+// Who may have a holder delete a block (keeper/release.ts, session 34), on real hosts: B places a
+// block on D (pushes it, D promises it to B), a version B commits names it, and D has not heard
+// of that commit (here: no op names it at all); once B's promise ended, any member's release had
+// D delete it (before: A's release deleted B's fragment). Now D refuses every asker but B, a
+// member that pushes the same bytes and then releases them included, and counts the refusals.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { until } from '../../harness/cluster.ts'
+import { meshSuite } from '../helpers/mesh.ts'
+
+const RAW = 0x55
+
+describe('a release asked by a member that did not put the block (three hosts)', function () {
+  this.timeout(120_000)
+  // promises end soon: B's no longer keeps the block when A asks
+  const { hosts } = meshSuite(3, { transport: 'tcp', daemon: { custodyPromiseMs: 1_000 } })
+
+  it('B places a block on D; once B\'s promise ended, A\'s release of it (pushed by A too) is refused; B\'s own deletes it', async () => {
+    const [a, b, d] = hosts
+    const bytes = randomBytes(64 * 1024)
+    const cid = CID.create(1, RAW, await sha256.digest(bytes))
+    const acks = await b.swarm.push([{ cid, bytes, to: [d.host.peerId] }])
+    assert.deepEqual(acks.get(cid.toString()), [d.host.peerId], 'D stored B\'s block')
+    const promised: Set<string> = await b.custody.ask(d.host.peerId, [cid])
+    assert.ok(promised.has(cid.toString()), 'D promised the block to B')
+    await until('D\'s promise to B ended', () => !d.custody.promised(cid), 30_000)
+
+    const release = (peer: any): any => peer.network.c.release
+    let gone: Set<string> = await release(a).ask(d.host.peerId, [cid])
+    assert.equal(gone.size, 0, 'A\'s release refused')
+    assert.equal(await d.store.has(cid), true, 'D kept B\'s block')
+    // A pushes the same bytes itself, then asks again
+    await a.swarm.push([{ cid, bytes, to: [d.host.peerId] }])
+    gone = await release(a).ask(d.host.peerId, [cid])
+    assert.equal(gone.size, 0, 'A\'s release refused after its own push of the bytes')
+    assert.equal(await d.store.has(cid), true, 'D kept B\'s block')
+    assert.ok(d.release.refusals.claimed >= 2, `counted: ${JSON.stringify(d.release.refusals)}`)
+    const scraped = await d.metrics.registry.metrics()
+    assert.match(scraped, /darkfs_release_refused_blocks_total\{reason="claimed"\} [2-9]/, 'in the metrics')
+
+    gone = await release(b).ask(d.host.peerId, [cid])
+    assert.deepEqual([...gone], [cid.toString()], 'B\'s own release deletes it')
+    assert.equal(await d.store.has(cid), false)
+  })
+
+  // the swarm PUSH names its origin (1.2.0): a hop forwarding B's block tells D it is B's, so a
+  // release of it by another member is refused at once, not let through as a fresh relay
+  it('B pushes a block down a chain through A to D: A\'s release of it on D is refused, B\'s deletes it', async () => {
+    const [a, b, d] = hosts
+    const bytes = randomBytes(64 * 1024)
+    const cid = CID.create(1, RAW, await sha256.digest(bytes))
+    const acks = await b.swarm.push([{ cid, bytes, to: [a.host.peerId, d.host.peerId] }])
+    assert.deepEqual([...(acks.get(cid.toString()) ?? [])].sort(), [a.host.peerId, d.host.peerId].sort(), 'A and D stored it')
+    const release = (peer: any): any => peer.network.c.release
+    const before = d.release.refusals.notPut
+    assert.equal((await release(a).ask(d.host.peerId, [cid])).size, 0, 'A\'s release refused')
+    assert.equal(await d.store.has(cid), true)
+    assert.equal(d.release.refusals.notPut, before + 1)
+    assert.deepEqual([...await release(b).ask(d.host.peerId, [cid])], [cid.toString()], 'B\'s own release deletes it')
+  })
+})

@@ -1,0 +1,229 @@
+// Who may have a holder delete a block (keeper/release.ts, session 34): a release deletes only
+// blocks the asker put here (pushed them) or was promised here, or that another peer pushed here
+// a moment ago (a hop of the asker's push chain), that no other writer was promised here (and
+// has not released since), and that no retained version this host knows of names. Before, any member's release deleted any block nothing here needed: a fragment of a
+// version another host committed, whose commit this host had not heard of yet (or whose writer's
+// promise had ended), went at a stranger's word. Each refusal is counted.
+import assert from 'node:assert/strict'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { Release, releasingSink } from '../../node/keeper/release.ts'
+import type { ReleaseComponents } from '../../node/keeper/release.ts'
+import { Custody } from '../../node/keeper/custody.ts'
+import type { Retained } from '../../node/keeper/retained.ts'
+
+const HOUR = 3600_000
+
+async function block (n: number): Promise<CID> {
+  return CID.createV1(0x55, await sha256.digest(new Uint8Array([n, n, n])))
+}
+
+/** A holder: blocks held until deleted, the retained versions it knows naming `named`, promises given by `promisedTo`. */
+function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number, relayedRecheckMs?: number } = {}): { release: Release, held: Set<string> } {
+  const held = new Set<string>()
+  const promisedTo = opts.promisedTo ?? new Map<string, string>()
+  const c: ReleaseComponents = {
+    host: { peerId: 'H' } as unknown as ReleaseComponents['host'],
+    store: {
+      has: async (cid: CID) => held.has(cid.toString()),
+      delete: async (cid: CID) => { held.delete(cid.toString()) },
+      isClaimed: () => false
+    } as unknown as ReleaseComponents['store'],
+    volume: {} as unknown as ReleaseComponents['volume'],
+    promised: (cid, except) => { const p = promisedTo.get(cid.toString()); return p !== undefined && p !== except },
+    disown: (cids, peer) => { for (const c of cids) if (promisedTo.get(c.toString()) === peer) promisedTo.delete(c.toString()) },
+    retentionMs: HOUR,
+    relayedFreshMs: opts.relayedFreshMs,
+    relayedRecheckMs: opts.relayedRecheckMs
+  }
+  const release = new Release(c)
+  const r: Retained = {
+    manifests: new Map((opts.named ?? []).map(c => [c.toString(), c])),
+    chunks: new Map(),
+    unreadable: 0,
+    byManifest: new Map(),
+    missing: new Set()
+  }
+  ;(release as any).walks = { get: async () => r }
+  return { release, held }
+}
+
+describe('release authority: who may have a holder delete a block', function () {
+  it('a member that never put a block here cannot have it deleted: another writer\'s fragment, its commit unheard of here', async () => {
+    const x = await block(1)
+    // B pushed X here (a fragment of a version B committed, not yet heard of here); the push is
+    // no longer fresh and B's promise ended
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString())
+    assert.equal(await release.arrived(x, 'B'), false)
+    assert.deepEqual(await release.answer([x], 'W'), [false], 'W\'s release of B\'s block refused')
+    assert.equal(held.has(x.toString()), true, 'X kept')
+    assert.equal(release.refusals.notPut, 1, 'the refusal counted')
+    // B itself may (its own write given up)
+    assert.deepEqual(await release.answer([x], 'B'), [true], 'B\'s own release deletes it')
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('a block promised here to B (the promise since ended) is refused to W and released to B', async () => {
+    const x = await block(2)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString())
+    // the custody promise to B, recorded through Custody's promisedTo hook
+    const custody = new Custody({ host: { peerId: 'H' } as any, store: { has: async () => true, delete: async () => {} } as any, promisedTo: (cids, peer) => { release.noted(cids, peer) } })
+    assert.equal((await custody.promise([x], 'B')).size, 1)
+    assert.deepEqual(await release.answer([x], 'W'), [false])
+    assert.equal(held.has(x.toString()), true)
+    assert.equal(release.refusals.claimed, 1, 'counted: promised to another writer')
+    assert.deepEqual(await release.answer([x], 'B'), [true])
+  })
+
+  it('a member that pushes another writer\'s block here, or has it promised, then releases it, deletes nothing', async () => {
+    const x = await block(8)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString())
+    // B placed X here: pushed it and was promised it (the promise since ended)
+    await release.arrived(x, 'B')
+    release.noted([x], 'B')
+    // M pushes the same bytes and asks a promise of them, then releases them
+    await release.arrived(x, 'M')
+    release.noted([x], 'M')
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'X kept')
+    assert.equal(release.refusals.claimed, 1, 'counted: another writer holds it')
+    // B gives its write up too: the last writer's release deletes it
+    assert.deepEqual(await release.answer([x], 'B'), [true])
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('two writers of the same bytes: the first one\'s release keeps the block for the second, whose own release deletes it', async () => {
+    const x = await block(9)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString())
+    await release.arrived(x, 'W1')
+    release.noted([x], 'W1')
+    await release.arrived(x, 'W2')
+    release.noted([x], 'W2')
+    assert.deepEqual(await release.answer([x], 'W1'), [false])
+    assert.equal(held.has(x.toString()), true)
+    assert.deepEqual(await release.answer([x], 'W2'), [true])
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('a block held with no record of who put it (pulled here: repair, a pin) is refused to every asker', async () => {
+    const x = await block(3)
+    const { release, held } = holder()
+    held.add(x.toString())
+    assert.deepEqual(await release.answer([x], 'W'), [false])
+    assert.equal(held.has(x.toString()), true)
+    assert.equal(release.refusals.notPut, 1)
+  })
+
+  it('a block the asker put that a retained version here names is refused, and counted', async () => {
+    const x = await block(4)
+    const { release, held } = holder({ named: [x], relayedFreshMs: 0 })
+    held.add(x.toString())
+    await release.arrived(x, 'W')
+    assert.deepEqual(await release.answer([x], 'W'), [false])
+    assert.equal(held.has(x.toString()), true)
+    assert.deepEqual(release.refusals, { notPut: 0, claimed: 0, named: 1, promised: 0 })
+  })
+
+  it('a block the asker put that is promised to another writer of the same bytes is refused, and counted', async () => {
+    const x = await block(5)
+    const { release, held } = holder({ promisedTo: new Map([[x.toString(), 'B']]), relayedFreshMs: 0 })
+    held.add(x.toString())
+    await release.arrived(x, 'W')
+    assert.deepEqual(await release.answer([x], 'W'), [false])
+    assert.equal(held.has(x.toString()), true)
+    assert.deepEqual(release.refusals, { notPut: 0, claimed: 0, named: 0, promised: 1 })
+  })
+
+  it('a block another peer pushed here a moment ago (a hop of the asker\'s chain) is released; once not fresh, refused', async () => {
+    const x = await block(6)
+    const fresh = holder({ relayedFreshMs: HOUR })
+    fresh.held.add(x.toString())
+    await fresh.release.arrived(x, 'Q')
+    assert.deepEqual(await fresh.release.answer([x], 'W'), [true], 'freshly relayed: W\'s release deletes it')
+    const stale = holder({ relayedFreshMs: 0 })
+    stale.held.add(x.toString())
+    await stale.release.arrived(x, 'Q')
+    assert.deepEqual(await stale.release.answer([x], 'W'), [false], 'relayed long ago: refused')
+    assert.equal(stale.release.refusals.notPut, 1)
+  })
+
+  it('a push naming its origin (swarm PROTOCOL_ORIGINS) is that writer\'s put: released to it, refused to others however fresh', async () => {
+    const x = await block(10)
+    const { release, held } = holder({ relayedFreshMs: HOUR })
+    held.add(x.toString())
+    // Q forwards W's block (a hop of W's chain, or a relay)
+    await release.arrived(x, 'Q', 'W')
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'a stranger\'s release refused, the push fresh as it is')
+    assert.deepEqual(await release.answer([x], 'Q'), [false], 'the hop\'s own refused: not its block')
+    assert.equal(release.refusals.notPut, 2)
+    assert.deepEqual(await release.answer([x], 'W'), [true], 'W\'s deletes it')
+    // a writer's own push names itself
+    const y = await block(11)
+    held.add(y.toString())
+    await release.arrived(y, 'B', 'B')
+    assert.deepEqual(await release.answer([y], 'M'), [false])
+    assert.equal(held.has(y.toString()), true)
+  })
+
+  it('a block not held yet (the asker\'s push still in flight) is remembered: its late arrival from the asker is dropped', async () => {
+    const x = await block(7)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    assert.deepEqual(await release.answer([x], 'W'), [false])
+    held.add(x.toString())
+    assert.equal(await release.arrived(x, 'W'), true, 'dropped on arrival')
+    assert.equal(held.has(x.toString()), false)
+    assert.equal(release.refusals.notPut, 0)
+  })
+
+  it('a pushed block already in the store before the sink told the release (a release answered in between) is the pusher\'s: its release deletes it', async () => {
+    // the Ctrl-C put flake (session 34): a writer's release reached a holder while its push was
+    // being stored there; the store's index had it, the put had not returned, and the holder,
+    // knowing no one who put it, refused the writer's release and kept the block
+    const x = await block(12)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    let landed!: () => void
+    const inStore = new Promise<void>(resolve => { landed = resolve })
+    let finish!: () => void
+    const returned = new Promise<void>(resolve => { finish = resolve })
+    const store = {
+      put: async (cid: CID) => {
+        held.add(cid.toString())
+        landed()
+        await returned
+      }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    const sink = releasingSink(store, () => release)
+    const putting = sink.put(x, new Uint8Array([12, 12, 12]), { from: 'W', origin: 'W', verified: true }).then(() => 'acknowledged', () => 'not acknowledged')
+    await inStore
+    assert.deepEqual(await release.answer([x], 'W'), [true], 'W\'s release of its own block, stored here a moment ago, deletes it')
+    finish()
+    assert.equal(await putting, 'not acknowledged', 'the push is not acknowledged: the block is gone')
+    assert.equal(held.has(x.toString()), false)
+    assert.equal(release.refusals.notPut, 0)
+  })
+
+  it('the second look at a block arriving after its release deletes it only when the asker may: not a push naming another writer', async () => {
+    const x = await block(13)
+    const y = await block(14)
+    const { release, held } = holder({ relayedFreshMs: HOUR, relayedRecheckMs: 1 })
+    // (serving: a stopped release looks at nothing again)
+    ;(release as any).unserve = async () => {}
+    // M releases X and Y before either is here
+    assert.deepEqual(await release.answer([x, y], 'M'), [false, false])
+    // X: W's block, forwarded by Q naming W; Y: an older host Q's push naming no one (maybe a
+    // hop of M's chain: its release may delete it while fresh)
+    held.add(x.toString())
+    assert.equal(await release.arrived(x, 'Q', 'W'), false)
+    held.add(y.toString())
+    assert.equal(await release.arrived(y, 'Q'), false)
+    const bound = Date.now() + 10_000
+    while (held.has(y.toString()) && Date.now() < bound) await new Promise(resolve => setImmediate(resolve))
+    assert.equal(held.has(y.toString()), false, 'the older host\'s fresh push went at M\'s word')
+    assert.equal(held.has(x.toString()), true, 'W\'s block stays: M did not put it')
+    await release.stop()
+  })
+})
