@@ -343,8 +343,12 @@ export function serve (stream: Stream, peer: string, ctx: ServeContext): Channel
       }
       if (!sound) {
         // a wrong block: the stream is closed and its sender dropped (onClose), as onPush does
-        // when it hashes the block itself; nothing stored, acknowledged or forwarded
-        channel.abort(new WrongBlockError(cid.toString(), peer))
+        // when it hashes the block itself; nothing stored, acknowledged or forwarded. A stream
+        // its sender closed or reset while the check ran has no close left to tell: the sender
+        // is dropped here (review35b: a liar that pushed and hung up at once was never banned)
+        const err = new WrongBlockError(cid.toString(), peer)
+        if (channel.isOpen) channel.abort(err)
+        else ctx.misbehaved(peer, err)
         return
       }
     }

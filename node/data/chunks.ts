@@ -199,36 +199,6 @@ export async function encodeReplicatedWithLeaves (bytes: Uint8Array, offset: num
   return { encoded, hashes }
 }
 
-/**
- * The k + m Reed–Solomon blocks of a chunk whose fragment CIDs are named already (a relay's
- * request, keeper/forward.ts: it re-codes the chunk it gathered). `known[j]`: fragment j as it
- * came, checked against `fragments[j]` on arrival: its block is those very bytes, not hashed
- * again. Every other fragment is coded from `bytes` and hashed (off the event loop, as
- * encodeChunkAsync, where the addon is), and must be the one its CID names. Where a relay coded
- * the whole chunk (encodeChunkAsync: the chunk, and every fragment, 2.25x its bytes at 4+2) and
- * then compared the CIDs, this hashes the parity alone when the k data fragments came: so every
- * block is one checked against its CID, by the pull or here. `{ wrong: j }`: fragment j coded to
- * other bytes than its CID names (the first such). Throws RangeError for k < 2.
- */
-export async function encodeNamed (bytes: Uint8Array, k: number, m: number, fragments: CID[], known: Array<Uint8Array | undefined>): Promise<{ blocks: Array<{ cid: CID, bytes: Uint8Array }> } | { wrong: number }> {
-  if (!(k > 1) || fragments.length !== k + m) throw new RangeError(`encodeNamed: ${fragments.length} fragment CIDs for k = ${k}, m = ${m} (k > 1)`)
-  const shards = erasure.encode(bytes, k, m)
-  const todo = shards.flatMap((_, j) => known[j] === undefined ? [j] : [])
-  const many = erasure.sha256Many
-  const size = todo.reduce((n, j) => n + shards[j].byteLength, 0)
-  // two jobs when there are two fragments or more: they hash side by side on two cores
-  const digests = todo.length === 0
-    ? []
-    : many !== undefined && size >= ASYNC_HASH_MIN_BYTES
-      ? await many(todo.map(j => shards[j]), todo.length > 1 ? [Math.ceil(todo.length / 2)] : [], 0)
-      : todo.map(j => createHash('sha256').update(shards[j]).digest())
-  for (const [i, j] of todo.entries()) {
-    const want = fragments[j].multihash
-    if (want.code !== SHA2_256 || Buffer.compare(digests[i], want.digest) !== 0) return { wrong: j }
-  }
-  return { blocks: shards.map((s, j) => ({ cid: fragments[j], bytes: known[j] ?? s })) }
-}
-
 /** Chunks below this many bytes are hashed on the calling thread (see encodeChunkAsync). */
 const ASYNC_HASH_MIN_BYTES = 65536
 

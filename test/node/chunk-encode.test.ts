@@ -10,7 +10,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { CHUNK_SIZE, SMALL_LEAF_BYTES, encodeChunk, encodeChunkAsync, leafHashes, merkleRoot } from '../../node/data/index.ts'
-import { encodeNamed, encodeReplicatedWithLeaves } from '../../node/data/chunks.ts'
+import { encodeReplicatedWithLeaves } from '../../node/data/chunks.ts'
 import { codecs, sha256Leaves } from '../../node/data/erasure.ts'
 import { seededBytes as bytes } from '../../harness/prng.ts'
 
@@ -80,43 +80,6 @@ describe('chunk encoding', () => {
       assert.deepEqual(Buffer.from(got.hashes), Buffer.from(leafHashes(data, SMALL_LEAF_BYTES)), `leaf hashes of ${length} bytes`)
       if (length > SMALL_LEAF_BYTES) assert.notDeepEqual(Buffer.from(got.root), Buffer.from(merkleRoot(data)), `${length} bytes: the 4 KiB tree is not the 16 KiB one`)
     }
-  })
-
-  it('encodeNamed (a relay\'s re-code) gives encodeChunk\'s blocks, the fragments that came kept as they came, the others hashed', async () => {
-    for (const [size, k, m] of [[CHUNK_SIZE, 4, 2], [CHUNK_SIZE - 12_345, 4, 2], [1000, 2, 1], [CHUNK_SIZE, 8, 2]] as const) {
-      const data = bytes(size, 300 + size % 97)
-      const { ref, blocks } = encodeChunk(data, 0, k, m)
-      // the k data fragments came (a first relay), some data and some parity (a retried one), none
-      for (const came of [blocks.map((_, j) => j < k), blocks.map((_, j) => j % 2 === 1), blocks.map(() => false)]) {
-        const known = blocks.map((b, j) => came[j] ? Uint8Array.from(b.bytes) : undefined)
-        const got = await encodeNamed(data, k, m, ref.fragments, known)
-        assert.ok('blocks' in got, `${size} bytes at ${k}+${m}`)
-        assert.deepEqual(got.blocks.map(b => b.cid.toString()), ref.fragments.map(String))
-        got.blocks.forEach((b, j) => {
-          assert.deepEqual(b.bytes, blocks[j].bytes, `fragment ${j}`)
-          if (came[j]) assert.equal(b.bytes, known[j], `fragment ${j}: the bytes that came`)
-        })
-      }
-    }
-  })
-
-  it('encodeNamed refuses what does not code to the CIDs named: a wrong parity CID, a chunk a byte off, another chunk\'s CIDs', async () => {
-    const data = bytes(CHUNK_SIZE, 321)
-    const { ref, blocks } = encodeChunk(data, 0, 4, 2)
-    const dataCame = blocks.map((b, j) => j < 4 ? b.bytes : undefined)
-    // the request names another CID for parity fragment 5
-    const misnamed = ref.fragments.map((f, j) => j === 5 ? CID.parse(rawCid(bytes(1000, 9))) : f)
-    assert.deepEqual(await encodeNamed(data, 4, 2, misnamed, dataCame), { wrong: 5 })
-    // the chunk one byte off (in data fragment 2), nothing came: fragment 2 is found out first
-    const off = Uint8Array.from(data)
-    off[2 * (CHUNK_SIZE / 4) + 100] ^= 1
-    assert.deepEqual(await encodeNamed(off, 4, 2, ref.fragments, blocks.map(() => undefined)), { wrong: 2 })
-    // the same, the data fragments came (as named): the parity coded from the wrong chunk is refused
-    assert.deepEqual(await encodeNamed(off, 4, 2, ref.fragments, dataCame), { wrong: 4 })
-    // the CIDs of another chunk
-    const other = encodeChunk(bytes(CHUNK_SIZE, 322), 0, 4, 2).ref.fragments
-    assert.deepEqual(await encodeNamed(data, 4, 2, other, blocks.map(() => undefined)), { wrong: 0 })
-    await assert.rejects(encodeNamed(data, 1, 2, ref.fragments.slice(0, 3), []), RangeError)
   })
 
   it('encodeChunkAsync runs chunks side by side: each gets its own CIDs', async () => {

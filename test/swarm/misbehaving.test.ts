@@ -4,6 +4,8 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { MAX_CIDS_PER_MESSAGE, MAX_MESSAGE_BYTES, MAX_WANTS_PER_PEER, PROTOCOL } from '../../swarm/index.ts'
 import { BLOCK, FrameDecoder, WANT, decode, encode } from '../../swarm/protocol.ts'
 import { Net, block, closed, randomBytes } from './net.ts'
+import type { TestNode } from './net.ts'
+import { until } from '../../harness/cluster.ts'
 
 describe('swarm with misbehaving peers', function () {
   let net: Net
@@ -87,6 +89,27 @@ describe('swarm with misbehaving peers', function () {
     stream.send(encode({ type: 5, cid, hops: [], bytes: corrupt }))
     await closed(stream)
     assert.deepEqual(checked, [cid.toString()])
+    assert.equal(a.store.puts, 0)
+  })
+
+  it('with the sink\'s own check, a liar that pushes a wrong block and closes its stream before the check answers is still dropped (review35b)', async () => {
+    const box: { a?: TestNode } = {}
+    const a = await net.node({}, undefined, async () => {
+      // a slow check (a busy threadpool): it answers once the pusher's stream is gone here
+      await until('the serving stream gone', () => box.a!.libp2p.getConnections().flatMap(c => c.streams).filter(s => s.protocol === PROTOCOL && s.direction === 'inbound').length === 0, 10_000)
+      return false
+    })
+    box.a = a
+    const liar = await net.bare()
+    await liar.dial(a.libp2p.getMultiaddrs()[0])
+    const bytes = randomBytes(100_000, 1)
+    const cid = await block(bytes)
+    const corrupt = Uint8Array.from(bytes)
+    corrupt[77_777] ^= 1
+    const stream = await liar.dialProtocol(a.libp2p.peerId, PROTOCOL)
+    stream.send(encode({ type: 5, cid, hops: [], bytes: corrupt }))
+    await stream.close()
+    await until('a hangs up on the liar', () => a.libp2p.getConnections(liar.peerId).length === 0, 10_000)
     assert.equal(a.store.puts, 0)
   })
 
