@@ -213,6 +213,8 @@ export interface ChunkServiceInit {
    */
   recentCommitMs?: number
   recentCommitEntries?: number
+  /** The clock of that memory (default performance.now: tests step their own). */
+  recentCommitClock?: () => number
 }
 
 /**
@@ -428,7 +430,7 @@ export class ChunkService {
     this.placeWindowBytes = init.placeWindowBytes ?? PLACE_WINDOW_BYTES
     if (init.renewMs !== undefined && !(init.renewMs > 0)) throw new RangeError(`renewMs must be a positive number of ms, not ${init.renewMs}`)
     this.renewMs = init.renewMs
-    this.recent = new RecentCommits({ ageMs: init.recentCommitMs, max: init.recentCommitEntries })
+    this.recent = new RecentCommits({ ageMs: init.recentCommitMs, max: init.recentCommitEntries, now: init.recentCommitClock })
     this.readaheadBytes = Math.max(0, init.readaheadBytes ?? READAHEAD_MAX_BYTES)
     this.placementRule = init.placementRule === undefined ? PLACEMENT_BALANCED : init.placementRule
     this.codec = init.codec ?? 'rs'
