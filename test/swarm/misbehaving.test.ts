@@ -90,6 +90,7 @@ describe('swarm with misbehaving peers', function () {
     await closed(stream)
     assert.deepEqual(checked, [cid.toString()])
     assert.equal(a.store.puts, 0)
+    await until('a hangs up on the liar', () => a.libp2p.getConnections(liar.peerId).length === 0, 10_000)
   })
 
   it('with the sink\'s own check, a liar that pushes a wrong block and closes its stream before the check answers is still dropped (review35b)', async () => {
