@@ -30,6 +30,14 @@ export const MAX_RECEIVE_BATCH = 100_000
  * pool: their check stays off the loop.
  */
 export const VERIFY_INLINE_OPS = 16
+/**
+ * Most signature checks one receive makes on the event loop (VERIFY_INLINE_OPS); the rest go the
+ * verifier's own way. A receive of a few ops checks one signature per run of an author's ops
+ * (a hold ask's, a gossip message of one author's: one check), but a peer can send a message of
+ * 16 ops by 16 keys it made, each its own check: 16 checks on the loop per message. Capped by
+ * checks, not ops, the loop does at most this many per receive whatever the ops' authors.
+ */
+export const VERIFY_INLINE_CHECKS = 2
 
 export interface CommitOptions {
   /**
@@ -710,8 +718,10 @@ export class Tree extends EventTarget {
     const n = ops.length
     // a small receive (a hold ask's op, a gossip message's few) checks on this thread (see
     // VERIFY_INLINE_OPS); a large one (a merge's batches) in the verifier's own way
+    // and at most VERIFY_INLINE_CHECKS of its checks there, the rest the verifier's way
     const now = this.verify.now
-    const verify: Verify = now !== undefined && n - g.held <= VERIFY_INLINE_OPS ? async (a, b, s) => now(a, b, s) ?? await this.verify(a, b, s) : this.verify
+    let inline = now !== undefined && n - g.held <= VERIFY_INLINE_OPS ? VERIFY_INLINE_CHECKS : 0
+    const verify: Verify = now === undefined || inline === 0 ? this.verify : async (a, b, s) => (inline-- > 0 ? now(a, b, s) : undefined) ?? await this.verify(a, b, s)
     /** children among the candidates not walked yet */
     const left = g.kids.slice()
     /** the authors whose checked ops have it in their causal past (sets shared, never changed) */

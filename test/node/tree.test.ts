@@ -1,7 +1,7 @@
 // Unit tests of the metadata tree: each op, each merge rule, bounds, bad input, durability.
 import assert from 'node:assert/strict'
 import { Teardown, tempDir } from '../../harness/tmp.ts'
-import { InvalidOpError, isConflictName, Tree, VERIFY_INLINE_OPS, type OpEventDetail, type Verify } from '../../node/tree/index.ts'
+import { InvalidOpError, isConflictName, Tree, VERIFY_INLINE_CHECKS, VERIFY_INLINE_OPS, type OpEventDetail, type Verify } from '../../node/tree/index.ts'
 import { verify as hostVerify } from '../../node/net/signing.ts'
 import { replica, sync, mkdir, mkfile, write, text, resolve, ls, snapshot, sec, allOps, makeKey, signerFor } from '../helpers/tree.ts'
 import { createOp, cidOf, idOf, opCidOf } from '../../node/tree/op.ts'
@@ -318,6 +318,31 @@ describe('node/tree', function () {
       await assert.rejects(b.receive([forged.bytes]), (err: Error) => err instanceof InvalidOpError && /signature/.test(err.message))
       assert.deepEqual(calls, { pool: 3, now: 5 })
       assert.deepEqual(snapshot(b), snapshot(a.tree))
+    })
+
+    it('tree.receive() of a few ops by as many authors (keys a peer made) checks at most VERIFY_INLINE_CHECKS of them on the calling thread, the rest with the verifier', async () => {
+      const calls = { pool: 0, now: 0 }
+      const counted: Verify = Object.assign(async (author: string, bytes: Uint8Array, sig: Uint8Array) => { calls.pool++; return await hostVerify(author, bytes, sig) }, {
+        now: (author: string, bytes: Uint8Array, sig: Uint8Array) => { calls.now++; return hostVerify.now!(author, bytes, sig) }
+      })
+      const b = await Tree.open({ dir: await tempDir(t, 'darkfs-tree-'), signer: signerFor(await makeKey()), verify: counted })
+      t.add(async () => { await b.close() })
+      // VERIFY_INLINE_OPS ops (a small receive), each by its own author: a check each
+      const ops = await Promise.all(Array.from({ length: VERIFY_INLINE_OPS }, async (_, i) => await createOp(signerFor(await makeKey()), mkdir(b.root, `k${i}`), [1_000 + i, 0], [])))
+      assert.equal((await b.receive(ops.map(op => op.bytes))).applied, VERIFY_INLINE_OPS)
+      assert.equal(calls.now + calls.pool, VERIFY_INLINE_OPS, 'one check per author')
+      assert.equal(calls.now, VERIFY_INLINE_CHECKS)
+      // a forged op among them is still refused, whichever way its check went
+      const rogue = await makeKey()
+      const more = await Promise.all(Array.from({ length: 4 }, async (_, i) => await createOp(signerFor(await makeKey()), mkdir(b.root, `m${i}`), [2_000 + i, 0], [])))
+      const forged = await createOp({ author: signerFor(await makeKey()).author, sign: async bytes => await rogue.sign(bytes) }, mkdir(b.root, 'forged'), [3_000, 0], [])
+      for (const at of [0, more.length]) {
+        const batch = more.map(op => op.bytes)
+        batch.splice(at, 0, forged.bytes)
+        await assert.rejects(b.receive(batch), (err: Error) => err instanceof InvalidOpError && /signature/.test(err.message))
+        assert.equal(b.hasOp(forged.cid), false)
+        assert.ok(more.every(op => !b.hasOp(op.cid)), 'nothing of a batch with a bad op stored')
+      }
     })
 
     it('tree.receive() with the blocks\' CIDs and ids (what sync derived to tell the fresh ones) stores and applies them as without', async () => {
