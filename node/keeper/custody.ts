@@ -204,7 +204,10 @@ export class Custody {
       if (await this.c.store.has(cid).catch(() => false)) { out.add(key); kept.push(cid) } else this.forget(key)
     }
     this.sweep()
-    if (to !== '' && kept.length > 0) this.c.promisedTo?.(kept, to)
+    // not a promise to itself (its own fragment of a chunk it placed): a record of it would
+    // refuse every other writer's release of the same bytes here for as long as it is kept
+    // (review35c), where the promise itself ends
+    if (to !== '' && to !== this.c.host.peerId && kept.length > 0) this.c.promisedTo?.(kept, to)
     return out
   }
 

@@ -40,10 +40,14 @@
 // pushed here a moment ago naming no origin (RELAYED_FRESH_MS: an older host's push, maybe a hop
 // of the asker's chain), and that no other peer was promised here and has not released since
 // (a writer of the same bytes: a member that pushes, or asks a promise of, another's block
-// cannot then release it); any other release of a held block is refused, counted
+// cannot then release it once that writer's promise round has been here; before it, the
+// other's push alone does not keep it, and that round finds the block gone and places it
+// again); any other release of a held block is refused, counted
 // (refusals.notPut, .claimed) and logged. So a buggy or malicious member, or a stale release, cannot
 // have a fragment of another writer's committed version deleted here when this host has not
-// heard of that commit (or no longer retains a record of it). Records are bounded
+// heard of that commit (or no longer retains a record of it). A promise a holder gives itself
+// (its own fragment) is no record: another writer's give-up of the same bytes is refused only
+// while it lasts. A record goes with its block when a release deletes it. Records are bounded
 // (PUT_REMEMBER_MAX, least recently put forgotten first): a block whose record left is refused
 // to everyone and left to GC.
 // Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
@@ -262,6 +266,10 @@ export class Release {
       r.claimed = r.claimed.filter(p => p !== asker)
     }
     if (refused.length > 0) {
+      // the asker gave these up too: its promises of them end, as for the ones it may release
+      // (review35c: two writers of the same bytes that both gave up left them for GC, the first
+      // refusal having kept the asker's promise, which then refused the other's release)
+      this.c.disown?.(refused, asker)
       const r = this.putBy.get(refused[0].toString())
       log.error('%s asked to release %d block(s) it did not put here or another writer holds (first %s, pushed by %s, promised to %s): refused', asker, refused.length, refused[0].toString(), r?.pushed.join(' ') ?? '-', r?.claimed.join(' ') ?? '-')
     }
@@ -422,7 +430,11 @@ export class Release {
       if (!(await this.c.store.has(cid))) continue
       // looked at again after the awaits above: a promise or an open write may have come meanwhile
       const may = (): boolean => !this.c.promised(cid, opts.asker) && !this.c.store.isClaimed(cid) && !this.inUse(cid)
-      if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) out.add(key)
+      if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) {
+        out.add(key)
+        // who put it is of a block no longer here: a new put of the same bytes starts afresh
+        this.putBy.delete(key)
+      }
     }
     return out
   }

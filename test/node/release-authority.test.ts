@@ -227,3 +227,74 @@ describe('release authority: who may have a holder delete a block', function () 
     await release.stop()
   })
 })
+
+describe('release authority with the holder\'s real custody (review35c)', function () {
+  /** A holder wired as the daemon wires it: a real Custody whose promises are noted by the Release. */
+  function custodian (): { release: Release, custody: Custody, held: Set<string> } {
+    const held = new Set<string>()
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      delete: async (cid: CID) => { held.delete(cid.toString()) },
+      isClaimed: () => false
+    }
+    let release: Release | undefined
+    const custody = new Custody({ host: { peerId: 'H' } as unknown as ConstructorParameters<typeof Custody>[0]['host'], store, promisedTo: (cids, peer) => { release?.noted(cids, peer) } })
+    const c: ReleaseComponents = {
+      host: { peerId: 'H' } as unknown as ReleaseComponents['host'],
+      store: store as unknown as ReleaseComponents['store'],
+      volume: {} as unknown as ReleaseComponents['volume'],
+      promised: (cid, except) => custody.promised(cid, except),
+      deleteUnpromised: async (cid, except, del) => await custody.deleteUnpromised(cid, except, del),
+      disown: (cids, peer) => { custody.disown(cids, peer) },
+      retentionMs: HOUR,
+      relayedFreshMs: 0
+    }
+    release = new Release(c)
+    const r: Retained = { manifests: new Map(), chunks: new Map(), unreadable: 0, byManifest: new Map(), missing: new Set() }
+    ;(release as any).walks = { get: async () => r }
+    return { release, custody, held }
+  }
+
+  it('two writers of the same bytes, both promised, both give up: the first is refused (the second holds it), the second\'s release deletes it', async () => {
+    const x = await block(31)
+    const { release, custody, held } = custodian()
+    held.add(x.toString())
+    await release.arrived(x, 'W1', 'W1')
+    await custody.promise([x], 'W1')
+    await release.arrived(x, 'W2', 'W2')
+    await custody.promise([x], 'W2')
+    assert.deepEqual(await release.answer([x], 'W1'), [false], 'kept for W2')
+    // W1's refused release ended its promise: it no longer keeps the block from W2's release
+    assert.deepEqual(await release.answer([x], 'W2'), [true], 'the last writer\'s release deletes it')
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('the holder\'s promise to itself (its own fragment of a chunk it placed) is no writer\'s claim: once it ends, another writer\'s release of the same bytes deletes them', async () => {
+    const x = await block(32)
+    const { release, custody, held } = custodian()
+    held.add(x.toString())
+    await custody.promise([x], 'H')
+    custody.disown([x], 'H')
+    await release.arrived(x, 'W', 'W')
+    await custody.promise([x], 'W')
+    assert.deepEqual(await release.answer([x], 'W'), [true])
+  })
+
+  it('a block deleted by a release is put afresh: who pushed it before is forgotten with it (a pusher of the old copy cannot release the new one)', async () => {
+    const x = await block(33)
+    const { release, custody, held } = custodian()
+    held.add(x.toString())
+    await release.arrived(x, 'W1', 'W1')
+    await release.arrived(x, 'W2', 'W2')
+    await custody.promise([x], 'W1')
+    assert.deepEqual(await release.answer([x], 'W1'), [true])
+    // W3 writes the same bytes later (past W1's release memory: not a late arrival of W1's);
+    // its promise round has not come yet
+    ;(release as any).released.clear()
+    ;(release as any).releasedFor.clear()
+    held.add(x.toString())
+    await release.arrived(x, 'W3', 'W3')
+    assert.deepEqual(await release.answer([x], 'W2'), [false], 'W2 pushed the copy that went, not this one')
+    assert.equal(held.has(x.toString()), true)
+  })
+})
