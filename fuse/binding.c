@@ -622,6 +622,15 @@ static int is_settled_op (const req_t *r) {
   }
 }
 
+// Requests JS runs even when dispatch gave them up before JS got them (call_js): the kernel
+// forgets the handle a RELEASE or RELEASEDIR names whatever the answer, so one never run leaves
+// its Volume handle open until the mount ends (a file's writes held in it uncommitted), and a
+// FLUSH commits what the handle's writes left. Their caller told EIO was told of no change the
+// late run then makes (a close's EIO is no promise the data is lost).
+static int runs_late (int op) {
+  return op == OP_RELEASE || op == OP_RELEASEDIR || op == OP_FLUSH;
+}
+
 // Hands r to JS and waits for the answer; returns the result (>= 0 or -errno).
 static int dispatch (req_t *r) {
   if (r == NULL) return -ENOMEM;
@@ -974,7 +983,8 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
   }
   // a request answered before JS got it (past its deadline: a direct one answered by the
   // expiry thread, a worker's given up by dispatch) is not JS's to do: the caller was told EIO,
-  // so a change must not be made now
+  // so a change must not be made now. Not so the end of a handle (runs_late): JS runs it all the
+  // same, its answer going nowhere
   int skip = env == NULL;
   if (r->direct) {
     pthread_mutex_lock(&r->m->reply_mu);
@@ -982,7 +992,7 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     r->delivered = 1;
     if (r->done) direct_write_uncount(r);
     pthread_mutex_unlock(&r->m->reply_mu);
-  } else if (!skip) {
+  } else if (!skip && !runs_late(r->op)) {
     pthread_mutex_lock(&r->mu);
     skip = r->abandoned;
     pthread_mutex_unlock(&r->mu);
