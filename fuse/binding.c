@@ -30,7 +30,8 @@
 // process of its own to look at: its handle's opener stands in (opener_note), dying when it is
 // on its way out (waiting in exit_aio for the request).
 // Changes of a name get the sync deadline natively (is_settled_op): JS answers them with what
-// the Volume did, never EIO while the Volume applies them.
+// the Volume did, never EIO while the Volume applies them within that deadline (past it, and
+// its grace, the caller gets EIO here, and reply says JS's late answer went nowhere).
 //
 // JS-facing functions:
 //   mount(dir, { debug, timeoutMs, syncTimeoutMs, attrTimeout, directWrites }, handler) -> External
@@ -39,7 +40,9 @@
 //             handler(EV_INTERRUPT, null, ..., n0 = seq): the request numbered seq has a dying caller
 //     requests: handler(op, req, ..., umask, seq): seq numbers the request for EV_INTERRUPT
 //   reply(req, result, a?, b?)    answer a request once (a, b depend on the op; for a change
-//                                 followed by libfuse's own getattr, b = the new attributes)
+//     -> taken                    followed by libfuse's own getattr, b = the new attributes);
+//                                 false when it was answered already (a deadline, an interrupt):
+//                                 the answer went nowhere (a handle it gives is JS's to release)
 //   invalidate(m, path)           drop cached attrs/entries of path (queued for the mount's own thread, best effort)
 //   stats(m)                      counts of direct writes: { writes, writesMax, writeBytes, handed, copied, overCap },
 //                                 of direct requests { interrupted, expired, late }, and of
@@ -622,6 +625,15 @@ static int is_settled_op (const req_t *r) {
   }
 }
 
+// Requests JS runs even when dispatch gave them up before JS got them (call_js): the kernel
+// forgets the handle a RELEASE or RELEASEDIR names whatever the answer, so one never run leaves
+// its Volume handle open until the mount ends (a file's writes held in it uncommitted), and a
+// FLUSH commits what the handle's writes left. Their caller told EIO was told of no change the
+// late run then makes (a close's EIO is no promise the data is lost).
+static int runs_late (int op) {
+  return op == OP_RELEASE || op == OP_RELEASEDIR || op == OP_FLUSH;
+}
+
 // Hands r to JS and waits for the answer; returns the result (>= 0 or -errno).
 static int dispatch (req_t *r) {
   if (r == NULL) return -ENOMEM;
@@ -974,7 +986,8 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
   }
   // a request answered before JS got it (past its deadline: a direct one answered by the
   // expiry thread, a worker's given up by dispatch) is not JS's to do: the caller was told EIO,
-  // so a change must not be made now
+  // so a change must not be made now. Not so the end of a handle (runs_late): JS runs it all the
+  // same, its answer going nowhere
   int skip = env == NULL;
   if (r->direct) {
     pthread_mutex_lock(&r->m->reply_mu);
@@ -982,7 +995,7 @@ static void call_js (napi_env env, napi_value js_cb, void *context, void *data) 
     r->delivered = 1;
     if (r->done) direct_write_uncount(r);
     pthread_mutex_unlock(&r->m->reply_mu);
-  } else if (!skip) {
+  } else if (!skip && !runs_late(r->op)) {
     pthread_mutex_lock(&r->mu);
     skip = r->abandoned;
     pthread_mutex_unlock(&r->mu);
@@ -1763,16 +1776,19 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
     // the reply goes to the kernel from here (no worker to wake): a read's straight from JS's
     // buffer (no copy; writev has taken the bytes when it returns), a write's the count written
     // (dropped when an interrupt or the native deadline answered it first)
+    int taken;
     if (result < 0) {
-      direct_reply(r, result, NULL, 0);
+      taken = direct_reply(r, result, NULL, 0);
     } else if (r->op == OP_WRITE) {
       struct fuse_write_out out = { .size = (uint32_t)((size_t)result < r->inlen ? (size_t)result : r->inlen), .padding = 0 };
-      direct_reply(r, 0, &out, sizeof out);
+      taken = direct_reply(r, 0, &out, sizeof out);
     } else {
-      direct_reply(r, 0, adata, alen < r->outsize ? alen : r->outsize);
+      taken = direct_reply(r, 0, adata, alen < r->outsize ? alen : r->outsize);
     }
     if (!r->js_released) { r->js_released = 1; direct_unref(r); }
-    return NULL;
+    napi_value ret;
+    NAPI(napi_get_boolean(env, taken != 0, &ret));
+    return ret;
   }
   // attributes after a change (b, for any op but readdir)
   struct stat after;
@@ -1819,7 +1835,8 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
     }
   }
   pthread_mutex_lock(&r->mu);
-  if (!r->done && !r->abandoned) {
+  int taken = !r->done && !r->abandoned;
+  if (taken) {
     if (result >= 0) {
       switch (r->op) {
         case OP_GETATTR:
@@ -1910,7 +1927,9 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
   }
   free(nums);
   if (left == 0) req_free(r);
-  return NULL;
+  napi_value ret;
+  NAPI(napi_get_boolean(env, taken != 0, &ret));
+  return ret;
 }
 
 typedef struct work_s {

@@ -29,8 +29,11 @@
 // early at all: libfuse's node tree follows a name change only on its success. Nor at the
 // deadline: its signal aborts there, which cancels the change while it waits for its turn in the
 // tree (Tree.commitMany: nothing applied, answered EIO), and once under way the change is
-// applied and answered success, however late (the binding waits for these as long as for the
-// sync requests): never EIO for a name the Volume then makes or removes. Lock waits
+// applied and answered success: the binding waits for these as long as for the sync requests
+// (`syncTimeoutMs` and a grace), so up to that deadline no EIO is given for a name the Volume
+// then makes or removes. Past it the binding answers EIO on its own, and a change the Volume
+// applies after that stays, its caller told it failed (logged; a handle its create or open
+// gives is released here, none left open). Lock waits
 // (F_SETLKW, flock) never reach darkfs: the mount has no lock operations, so the kernel keeps the
 // locks of the host itself, and a signal interrupts their waits (EINTR) as on a local disk.
 // The binding answers a read or write EIO on its own when JS has not by the
@@ -194,7 +197,8 @@ function wholeOnInterrupt (op: number, n0: number): boolean {
 
 /**
  * Requests that give the kernel a handle, and the request that ends one. When such a request's
- * answer was given before its Volume call ended (EINTR for a dying caller, EIO at the deadline),
+ * answer was given before its Volume call ended (EINTR for a dying caller, EIO at the deadline,
+ * or the binding's own EIO past the native deadline: reply() returns false),
  * the kernel never gets the handle and never releases it: it is released here, else its open
  * file would stay open (its writes never committed by a close) until the mount ends.
  */
@@ -238,7 +242,8 @@ type Handler = (op: number, req: unknown, path: string | null, path2: string | n
 
 interface Binding {
   mount: (dir: string, opts: { debug: number, timeoutMs: number, syncTimeoutMs: number, attrTimeout: number, directWrites: number }, handler: Handler) => unknown
-  reply: (req: unknown, result: number, a?: Uint8Array | Float64Array | string[], b?: Float64Array) => void
+  /** Answers a request; false when the binding had answered it already (its native deadline): this answer went nowhere. */
+  reply: (req: unknown, result: number, a?: Uint8Array | Float64Array | string[], b?: Float64Array) => boolean
   invalidate: (m: unknown, path: string) => void
   stats: (m: unknown) => WriteStats
   umount: (dir: string, cb: (err: number) => void) => void
@@ -377,11 +382,13 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     const request: Request = { op, path, path2, data, n: [n0, n1, n2, n3, n4], caller: { uid, gid, umask } }
     let done = false
     const started = onOp === undefined ? 0 : performance.now()
+    /** Did the answer given reach the kernel (false: the binding had answered EIO at its own deadline)? */
+    let taken = true
     const answer = (a: Answer): void => {
       if (done) return
       done = true
       inFlight.delete(seq)
-      b.reply(req, a.result, a.a, a.b)
+      taken = b.reply(req, a.result, a.a, a.b)
       onOp?.(opNames[op] ?? 'unknown', (performance.now() - started) / 1000, a.result < 0 ? -a.result : 0)
     }
     // a controller and a timer cleared when the call ends, rather than AbortSignal.timeout(),
@@ -418,18 +425,27 @@ export async function mount (volume: VolumeApi, dir: string, opts: MountOptions 
     // dying caller still has its deadline
     ops(request, { signal: deadline.signal, deadlineMs: ms }).then(a => {
       const release = HANDLE_OPS.get(op)
-      if (done && release !== undefined && a.result >= 0) {
-        log('request %d on %s ended after its answer: its handle %d released', op, path ?? '?', a.result)
+      const answeredFirst = done
+      // (sets taken: false when the binding gave the request up at its own deadline, the
+      // event loop or the Volume call too slow, and answered the kernel EIO)
+      answer(a)
+      const late = !answeredFirst && !taken && a.result >= 0
+      // the Volume and the caller disagree: told EIO, what it asked for was done all the same
+      if (late && (whole || KEEP_ON_INTERRUPT.has(op) || release !== undefined)) {
+        log.error('request %d on %s succeeded past the binding\'s deadline, its caller told EIO: what it did stays%s',
+          op, path ?? '?', release !== undefined ? `, its handle ${a.result} is released` : '')
+      }
+      if (((answeredFirst && a.result >= 0) || late) && release !== undefined) {
+        if (answeredFirst) log('request %d on %s ended after its answer: its handle %d released', op, path ?? '?', a.result)
         ops({ op: release, path: null, path2: null, data: null, n: [a.result, -1, -1, -1, -1], caller: request.caller })
           .catch((err: unknown) => { log.error('releasing handle %d of an answered request %d on %s: %s', a.result, op, path ?? '?', err) })
       }
       // a change answered before its end (EINTR for a dying caller, EIO at the deadline): the
       // binding refreshed no other name of the file (finish_refresh runs only on success), so
       // those its end names are invalidated now, as a remote change's are
-      if (done && a.result >= 0 && KEEP_ON_INTERRUPT.has(op) && Array.isArray(a.a)) {
+      if ((answeredFirst || late) && a.result >= 0 && KEEP_ON_INTERRUPT.has(op) && Array.isArray(a.a)) {
         for (const name of a.a) if (typeof name === 'string' && !ended) b.invalidate(m, name)
       }
-      answer(a)
     }, (err: unknown) => { answer({ result: toErrno(err) }) })
       .finally(() => { clearTimeout(timer) })
     if (early.delete(seq)) interrupt()

@@ -7,7 +7,9 @@ import { teardown, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
 import { remoteVolume } from '../helpers/remote-volume.ts'
 import { mount } from '../../fuse/index.ts'
+import { until } from '../../harness/cluster.ts'
 import { createMemoryVolume } from '../../harness/memory-volume.ts'
+import { Volume } from '../../node/index.ts'
 import { wrapHandles } from '../helpers/wrap-handles.ts'
 
 /** Settles with the signal's reason once it aborts. */
@@ -148,22 +150,84 @@ describe('fuse request deadlines', function () {
     assert.equal(await ok(`ls "${dir}"; cat "${dir}/b"`), 'b\nx\n')
   })
 
-  it('a mkdir cancelled at the deadline (its Volume call rejects with the abort, nothing made): mkdir gets EIO and no directory appears', async function () {
-    const volume = createMemoryVolume()
-    const signals: Array<AbortSignal | undefined> = []
-    volume.mkdir = async (_path: string, opts?: AbortOptions) => {
-      signals.push(opts?.signal)
-      await abortOf(opts?.signal)
-      throw opts?.signal?.reason
+  it('a mkdir of the real Volume stamped when the deadline passes (its signing held) is made and answered success; one queued behind it in the tree is cancelled: EIO, and it never appears', async function () {
+    const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-'), writtenSyncMs: 3600_000, heldAttrsMs: 3600_000 })
+    t.add(async () => { await vol.close() })
+    // the tree's signer, held once armed: the op being stamped then waits there (under way),
+    // and every op after it waits for its turn in the tree's queue
+    const tree = vol.tree as unknown as { signer: { author: unknown, sign: (bytes: Uint8Array) => Promise<unknown> } }
+    const signer = tree.signer
+    let holding = false
+    let entered = 0
+    let letGo: (() => void) | undefined
+    tree.signer = {
+      author: signer.author,
+      sign: async (bytes: Uint8Array) => {
+        if (holding) {
+          holding = false
+          entered++
+          await new Promise<void>(resolve => { letGo = resolve })
+        }
+        return await signer.sign(bytes)
+      }
     }
+    t.add(() => { letGo?.() })
     const dir = await tempDir(t, 'darkfs-mnt-')
-    const m = await mount(volume, dir, { requestTimeoutMs: 300, syncTimeoutMs: 20_000 })
+    const m = await mount(vol, dir, { requestTimeoutMs: 300, syncTimeoutMs: 20_000 })
     t.add(async () => { await m.unmount() })
-    const made = await sh(`mkdir "${dir}/d"`)
-    assert.notEqual(made.code, 0)
-    assert.match(made.stderr, /Input\/output error/)
-    assert.equal(signals.length, 1)
-    assert.equal(await ok(`ls -a "${dir}"`), '.\n..\n')
+    await vol.mkdir('/x')
+    await vol.mkdir('/y')
+    await ok(`ls "${dir}/x" "${dir}/y"`)
+    holding = true
+    const a = sh(`mkdir "${dir}/x/a"`)
+    await until('the first mkdir is being signed', () => entered === 1, 10_000)
+    const b = await sh(`mkdir "${dir}/y/b"`)
+    assert.notEqual(b.code, 0)
+    assert.match(b.stderr, /Input\/output error/)
+    assert.equal(m.writeStats().expiredOthers, 0, 'the queued mkdir was cancelled (its signal), not given up by the binding\'s own deadline')
+    letGo!()
+    const done = await a
+    assert.equal(done.code, 0, `mkdir was told the directory was not made while it was: ${done.stderr}`)
+    assert.equal(await ok(`ls "${dir}/x" "${dir}/y"`), `${dir}/x:\na\n\n${dir}/y:\n`)
+    assert.deepEqual(await vol.readdir('/y'), [])
+  })
+
+  it('a create whose Volume call outlives the binding\'s own deadline (the sync deadline and a grace): the caller gets EIO, the file made after stays, and the handle the late answer gives is released, none left open', async function () {
+    this.timeout(120_000)
+    const volume = createMemoryVolume()
+    let letGo!: () => void
+    const held = new Promise<void>(resolve => { letGo = resolve })
+    t.add(() => { letGo() })
+    // the create of /new is held, and then goes on past its point of no return: its signal,
+    // aborted at the deadline by then, no longer stops it (as the real Volume's stamped change)
+    let entered = 0
+    const open = volume.open.bind(volume)
+    volume.open = async (...args: Parameters<typeof open>) => {
+      if (args[0] !== '/new') return await open(...args)
+      entered++
+      await held
+      return await open(args[0], args[1], args[2], args[3])
+    }
+    let made = 0
+    let closed = 0
+    wrapHandles(volume, p => p === '/new', fh => {
+      made++
+      return { close: async () => { closed++; await fh.close() } }
+    })
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(volume, dir, { requestTimeoutMs: 300, syncTimeoutMs: 1000 })
+    t.add(async () => { await m.unmount() })
+    const r = await sh(`: > "${dir}/new"`)
+    assert.equal(entered, 1)
+    assert.notEqual(r.code, 0)
+    assert.match(r.stderr, /Input\/output error/)
+    assert.equal(m.writeStats().expiredOthers, 1)
+    letGo()
+    await until('the late create made its handle', () => made === 1, 10_000)
+    await until('the late create\'s handle is released', () => closed === 1, 10_000)
+    assert.equal(await ok(`ls "${dir}"`), 'new\n')
+    assert.equal(await ok(`cat "${dir}/new"`), '')
+    assert.equal(closed, made, 'every handle of /new is released')
   })
 
   it('a read of the real Volume past its deadline aborts the network fetch behind it', async function () {

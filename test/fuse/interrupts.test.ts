@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import type { AbortOptions } from '@libp2p/interface'
-import { teardown, tempDir, ok } from '../helpers/fuse-mount.ts'
+import { teardown, tempDir, ok, sh } from '../helpers/fuse-mount.ts'
 import type { Teardown } from '../helpers/fuse-mount.ts'
 import { mount } from '../../fuse/index.ts'
 import { until } from '../../harness/cluster.ts'
@@ -207,6 +207,41 @@ describe('fuse interrupts and native deadlines of direct reads and writes', func
     assert.notEqual(made.code, 0)
     assert.match(made.err, /Input\/output error/)
     assert.equal(await ok(`ls -a "${dir}"`), '.\n..\n', 'the directory the caller was told was not made')
+  })
+
+  it('a close whose FLUSH and RELEASE the binding gave up (the event loop stuck) still closes the Volume handle once JS runs again: what it holds is not left open until unmount', async function () {
+    this.timeout(120_000)
+    const volume = createMemoryVolume()
+    await volume.writeFile('/f', 'x')
+    let closed = 0
+    wrapHandles(volume, p => p === '/f', fh => ({
+      close: async () => { closed++; await fh.close() }
+    }))
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    // right after the caller's open is answered, the event loop is stuck (as a bug or a long
+    // synchronous task would make it) until the binding has given up both requests its close
+    // sends, the FLUSH (close waits for it) and then the RELEASE
+    let armed = false
+    let stuck = 0
+    const m = await mount(volume, dir, {
+      requestTimeoutMs: 200,
+      syncTimeoutMs: 300,
+      onOp: (op) => {
+        if (!armed || op !== 'open') return
+        armed = false
+        const cell = new Int32Array(new SharedArrayBuffer(4))
+        const bound = Date.now() + 90_000
+        while (m.writeStats().expiredOthers < 2 && Date.now() < bound) Atomics.wait(cell, 0, 0, 20)
+        stuck = m.writeStats().expiredOthers
+      }
+    })
+    t.add(async () => { await m.unmount() })
+    armed = true
+    const r = await sh(`python3 -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_RDONLY))' "${dir}/f"`)
+    assert.equal(stuck, 2, 'the FLUSH and the RELEASE were given up while the event loop was stuck')
+    assert.match(r.stderr, /Input\/output error/, 'the close was answered EIO (its FLUSH given up)')
+    await until('the handle the caller opened is closed in JS', () => closed === 1, 10_000)
+    assert.equal(await ok(`cat "${dir}/f"`), 'x')
   })
 
   it('a write the deadline answered while the event loop is stuck stays counted against the cap on direct writes until JS has taken it: the next write goes to a libfuse worker, not one more into the queue', async function () {
