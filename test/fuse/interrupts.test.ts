@@ -16,6 +16,17 @@ import { wrapHandles } from '../helpers/wrap-handles.ts'
 
 const BLOCK = 4096
 
+/**
+ * The event loop stuck (as a bug or a long synchronous task would make it: JS's own deadline
+ * timers cannot run) until `done()`, polled through the binding, which answers from its own
+ * threads; 90 s at most.
+ */
+function stuckUntil (done: () => boolean): void {
+  const cell = new Int32Array(new SharedArrayBuffer(4))
+  const bound = Date.now() + 90_000
+  while (!done() && Date.now() < bound) Atomics.wait(cell, 0, 0, 20)
+}
+
 /** A process that opens `path`, says `ready`, and on `go` makes one read(2) or write(2) of BLOCK bytes, printing its result or errno name. */
 const CALLER = `
 import ctypes, errno, mmap, os, signal, sys
@@ -164,9 +175,7 @@ describe('fuse interrupts and native deadlines of direct reads and writes', func
     reader.go()
     // the event loop stuck (as a bug or a long synchronous task would): JS's own deadline timer
     // cannot run. Polled through the binding, which answers from its own thread
-    const cell = new Int32Array(new SharedArrayBuffer(4))
-    const bound = Date.now() + 90_000
-    while (m.writeStats().expired === 0 && Date.now() < bound) Atomics.wait(cell, 0, 0, 20)
+    stuckUntil(() => m.writeStats().expired > 0)
     assert.equal(m.writeStats().expired, 1)
     assert.equal(await reader.result, 'EIO')
     assert.equal(await ok(`head -c 4 "${dir}/f"`), 'rrrr')
@@ -188,9 +197,7 @@ describe('fuse interrupts and native deadlines of direct reads and writes', func
       onOp: (op, _s, errno) => {
         if (!armed || op !== 'getattr' || errno !== 2) return
         armed = false
-        const cell = new Int32Array(new SharedArrayBuffer(4))
-        const bound = Date.now() + 90_000
-        while (m.writeStats().expiredOthers === 0 && Date.now() < bound) Atomics.wait(cell, 0, 0, 20)
+        stuckUntil(() => m.writeStats().expiredOthers > 0)
         stuck = m.writeStats().expiredOthers
       }
     })
@@ -229,9 +236,7 @@ describe('fuse interrupts and native deadlines of direct reads and writes', func
       onOp: (op) => {
         if (!armed || op !== 'open') return
         armed = false
-        const cell = new Int32Array(new SharedArrayBuffer(4))
-        const bound = Date.now() + 90_000
-        while (m.writeStats().expiredOthers < 2 && Date.now() < bound) Atomics.wait(cell, 0, 0, 20)
+        stuckUntil(() => m.writeStats().expiredOthers >= 2)
         stuck = m.writeStats().expiredOthers
       }
     })
@@ -256,10 +261,8 @@ describe('fuse interrupts and native deadlines of direct reads and writes', func
     writer.go()
     // the event loop stuck: the first write is answered EIO by the binding's deadline, and the
     // writer makes its second while the first still waits in the queue to JS
-    const cell = new Int32Array(new SharedArrayBuffer(4))
-    const bound = Date.now() + 90_000
     const second = (): boolean => m.writeStats().copied + m.writeStats().overCap >= 2
-    while (!(m.writeStats().expired === 1 && second()) && Date.now() < bound) Atomics.wait(cell, 0, 0, 20)
+    stuckUntil(() => m.writeStats().expired === 1 && second())
     const stuck = m.writeStats()
     assert.equal(stuck.expired, 1)
     assert.equal(stuck.copied, 1, 'one write went the direct way')

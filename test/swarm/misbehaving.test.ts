@@ -12,6 +12,19 @@ describe('swarm with misbehaving peers', function () {
   beforeEach(() => { net = new Net() })
   afterEach(async () => { await net.stop() })
 
+  /** A bare peer pushes `a` a 100 kB block one bit off its CID, on a stream of its own. */
+  async function pushOneBitOff (a: TestNode): Promise<{ liar: Awaited<ReturnType<Net['bare']>>, cid: Awaited<ReturnType<typeof block>>, stream: Stream }> {
+    const liar = await net.bare()
+    await liar.dial(a.libp2p.getMultiaddrs()[0])
+    const bytes = randomBytes(100_000, 1)
+    const cid = await block(bytes)
+    const corrupt = Uint8Array.from(bytes)
+    corrupt[77_777] ^= 1
+    const stream = await liar.dialProtocol(a.libp2p.peerId, PROTOCOL)
+    stream.send(encode({ type: 5, cid, hops: [], bytes: corrupt }))
+    return { liar, cid, stream }
+  }
+
   it('swarm.pull drops a peer that serves a wrong block and gets the block from another', async () => {
     const a = await net.node()
     const good = await net.node()
@@ -79,14 +92,7 @@ describe('swarm with misbehaving peers', function () {
       checked.push(cid.toString())
       return (await block(bytes)).equals(cid)
     })
-    const liar = await net.bare()
-    await liar.dial(a.libp2p.getMultiaddrs()[0])
-    const bytes = randomBytes(100_000, 1)
-    const cid = await block(bytes)
-    const corrupt = Uint8Array.from(bytes)
-    corrupt[77_777] ^= 1
-    const stream = await liar.dialProtocol(a.libp2p.peerId, PROTOCOL)
-    stream.send(encode({ type: 5, cid, hops: [], bytes: corrupt }))
+    const { liar, cid, stream } = await pushOneBitOff(a)
     await closed(stream)
     assert.deepEqual(checked, [cid.toString()])
     assert.equal(a.store.puts, 0)
@@ -101,14 +107,7 @@ describe('swarm with misbehaving peers', function () {
       return false
     })
     box.a = a
-    const liar = await net.bare()
-    await liar.dial(a.libp2p.getMultiaddrs()[0])
-    const bytes = randomBytes(100_000, 1)
-    const cid = await block(bytes)
-    const corrupt = Uint8Array.from(bytes)
-    corrupt[77_777] ^= 1
-    const stream = await liar.dialProtocol(a.libp2p.peerId, PROTOCOL)
-    stream.send(encode({ type: 5, cid, hops: [], bytes: corrupt }))
+    const { liar, cid, stream } = await pushOneBitOff(a)
     await stream.close()
     await until('a hangs up on the liar', () => a.libp2p.getConnections(liar.peerId).length === 0, 10_000)
     assert.equal(a.store.puts, 0)
