@@ -44,7 +44,7 @@ import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type Committed, type FileState, type PatchExtent } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Durability } from './tree/index.ts'
-import { ExtentMap, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
+import { ExtentMap, GuardError, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
@@ -297,6 +297,24 @@ function droppedTimes (h: OpBody & { type: 'setattr' }, left: OpBody & { type: '
 /** Whether a held setattr sets a time (utimes of a file open here). */
 function hasTimes (h: OpBody & { type: 'setattr' }): boolean {
   return h.atime !== undefined || h.mtime !== undefined
+}
+
+type FoldPoint = NonNullable<ReturnType<Tree['foldPoint']>>
+
+/**
+ * True when the file reads now as at fold point `was` up to its extent `c`: the same version,
+ * content read and fold state, and the same pieces (op, part, where they land) numbered up to
+ * `c`. A fold of `c` built from `was` holds then exactly the bytes its op says it holds.
+ */
+export function sameFoldPoint (now: FoldPoint | undefined, was: FoldPoint, c: number): boolean {
+  if (now === undefined || now.base !== was.base || now.content !== was.content || now.covered !== was.covered || now.over !== was.over || now.size !== was.size) return false
+  if (now.sizes[c - now.covered - 1] !== was.sizes[c - was.covered - 1]) return false
+  for (let i = 0; i < was.extents.length && was.numbers[i] <= c; i++) {
+    const a = was.extents[i]
+    const b = now.extents[i]
+    if (b === undefined || now.numbers[i] !== was.numbers[i] || b.op !== a.op || b.part !== a.part || b.pos !== a.pos || b.size !== a.size || b.before !== a.before) return false
+  }
+  return true
 }
 
 /**
@@ -1639,7 +1657,18 @@ export class Volume implements VolumeApi {
       body.ranges = ranges
       if (fp.over !== undefined) body.over = fp.over
     }
-    await this.commit(body)
+    // stamped only while the file reads as it did at the fold point: the op counts as seen every
+    // op applied by its stamp, so a peer's append received while the content was built, sorting
+    // among the extents it holds (older than they: its author's log sync or the network slow),
+    // would be taken as held by a content that lacks it, and lost under it (append35). A fold
+    // found moved stamps nothing: its blocks are GC's, and it is made again once settled
+    try {
+      await this.stamp([body], 'written', { guard: () => sameFoldPoint(this.tree.foldPoint(inode), fp, c) })
+    } catch (err) {
+      if (!(err instanceof GuardError)) throw err
+      log('inode %s: the file changed while its fold was built; folded again later', inode)
+      return 'settle'
+    }
     // its blocks were put in the recent set when stored, before a placement that may have
     // outlasted the set's age: a give-up here of the same bytes spares them from the op on (review32h)
     this.chunks.recent.add(prepared.refs.flatMap(r => r.fragments))

@@ -52,6 +52,21 @@ export interface CommitOptions {
    * commit resolves (a caller told "failed" must not see the change appear later).
    */
   signal?: AbortSignal
+  /**
+   * Checked in the commit's turn, right before its ops are stamped (no received op is applied
+   * between the check and the stamp, so the ops' parents are the state it checked): false stamps
+   * nothing and rejects with a GuardError. What a commit built from an earlier read of the tree
+   * (a fold's content: node/volume.ts) needs, as its op counts every op applied by then as seen.
+   */
+  guard?: () => boolean
+}
+
+/** A commit whose `guard` (CommitOptions) said no: nothing was stamped. */
+export class GuardError extends Error {
+  constructor () {
+    super('the tree changed under the commit: nothing stamped')
+    this.name = 'GuardError'
+  }
 }
 
 export interface TreeInit {
@@ -488,6 +503,7 @@ export class Tree extends EventTarget {
       stamping = true
       // every body checked before any is stamped: a bad one leaves the heads as they were
       for (const body of bodies) checkBody(body)
+      if (opts.guard !== undefined && !opts.guard()) throw new GuardError()
       const ops: Op[] = []
       for (const body of bodies) {
         const hlc = this.clock.tick()
