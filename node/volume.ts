@@ -748,9 +748,9 @@ export class Volume implements VolumeApi {
     return { dir, name, existing: this.tree.lookup(dir.id, name) }
   }
 
-  /** Commit a namespace or attribute change: written to the log, synced later (the head of this file). */
   /**
-   * One op, written. A name change passes its call's signal: aborted while the op waits for its
+   * Commit a namespace or attribute change: written to the log, synced later (the head of this
+   * file). A name change passes its call's signal: aborted while the op waits for its
    * turn in the tree, nothing is applied and the call rejects; once stamped it is applied and the
    * call resolves, aborted or not (Tree.commitMany), so a caller told the change failed (the
    * mount's deadline: fuse/index.ts) never sees it appear later.
