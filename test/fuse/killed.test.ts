@@ -130,14 +130,17 @@ print(os.pwritev(fd, [mem], 0), flush=True)
 
 /**
  * Reads BLOCK bytes of argv[1] by kernel AIO (io_submit, O_DIRECT: the kernel sends the read in
- * the background) from a thread that says so and exits at the next line of stdin; once the
- * thread is gone (its /proc entry with it), says so, and waits for the read's event, printing its
- * result; prints no-aio and exits when io_setup fails (aio-max-nr, seccomp). x86_64 syscall numbers.
+ * the background) from a thread, then, once the thread is gone (its /proc entry with it), says
+ * so and waits for the read's event, printing its result; prints no-aio and exits when io_setup
+ * fails (aio-max-nr, seccomp). argv[2] says when the thread goes: 'held', it submits at once,
+ * says so and exits at the next line of stdin; 'gone', the script says ready with the file open
+ * and at the next line of stdin the thread submits and exits at once. x86_64 syscall numbers.
  */
-const AIO_READER = `
+const AIO = `
 import ctypes, mmap, os, struct, sys, threading, time
 libc = ctypes.CDLL(None, use_errno=True)
 SYS_io_setup, SYS_io_getevents, SYS_io_submit = 206, 208, 209
+held = sys.argv[2] == 'held'
 fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
 buf = mmap.mmap(-1, ${BLOCK})
 ctx = ctypes.c_ulong(0)
@@ -146,48 +149,16 @@ if libc.syscall(SYS_io_setup, 1, ctypes.byref(ctx)) != 0:
     sys.exit(0)
 iocb = ctypes.create_string_buffer(struct.pack('=QIIHhIQQqQII', 1, 0, 0, 0, 0, fd, ctypes.addressof(ctypes.c_char.from_buffer(buf)), ${BLOCK}, 0, 0, 0, 0), 64)
 iocbs = (ctypes.c_void_p * 1)(ctypes.addressof(iocb))
-tids = []
-def submit():
-    tids.append(threading.get_native_id())
-    assert libc.syscall(SYS_io_submit, ctx, 1, iocbs) == 1, ctypes.get_errno()
-    print('submitted', flush=True)
+if not held:
+    print('ready', flush=True)
     sys.stdin.readline()
-th = threading.Thread(target=submit)
-th.start()
-th.join()
-bound = time.monotonic() + 10
-while os.path.exists('/proc/self/task/%d' % tids[0]) and time.monotonic() < bound:
-    time.sleep(0.01)
-assert not os.path.exists('/proc/self/task/%d' % tids[0]), 'the submitting thread is still there'
-print('gone', flush=True)
-event = ctypes.create_string_buffer(32)
-assert libc.syscall(SYS_io_getevents, ctx, 1, 1, event, None) == 1, ctypes.get_errno()
-print(struct.unpack('=QQqq', event.raw)[2], flush=True)
-`
-
-/**
- * Opens argv[1] O_DIRECT and says ready; at the next line of stdin a thread submits a kernel AIO
- * read of BLOCK bytes and exits at once; once its /proc entry is gone, says so and waits for the
- * read's event, printing its result; no-aio as AIO_READER. x86_64 syscall numbers.
- */
-const AIO_GONE = `
-import ctypes, mmap, os, struct, sys, threading, time
-libc = ctypes.CDLL(None, use_errno=True)
-SYS_io_setup, SYS_io_getevents, SYS_io_submit = 206, 208, 209
-fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
-buf = mmap.mmap(-1, ${BLOCK})
-ctx = ctypes.c_ulong(0)
-if libc.syscall(SYS_io_setup, 1, ctypes.byref(ctx)) != 0:
-    print('no-aio %d' % ctypes.get_errno(), flush=True)
-    sys.exit(0)
-iocb = ctypes.create_string_buffer(struct.pack('=QIIHhIQQqQII', 1, 0, 0, 0, 0, fd, ctypes.addressof(ctypes.c_char.from_buffer(buf)), ${BLOCK}, 0, 0, 0, 0), 64)
-iocbs = (ctypes.c_void_p * 1)(ctypes.addressof(iocb))
-print('ready', flush=True)
-sys.stdin.readline()
 tids = []
 def submit():
     tids.append(threading.get_native_id())
     assert libc.syscall(SYS_io_submit, ctx, 1, iocbs) == 1, ctypes.get_errno()
+    if held:
+        print('submitted', flush=True)
+        sys.stdin.readline()
 th = threading.Thread(target=submit)
 th.start()
 th.join()
@@ -219,9 +190,9 @@ for th in threads:
 /** libfuse's workers at most (fuse/binding.c MAX_THREADS): as many held requests leave none to read the device. */
 const MAX_THREADS = 64
 
-/** Starts AIO_READER on `file`; skips the test when this host gives no AIO (io_setup fails: aio-max-nr, seccomp). */
+/** Starts AIO on `file` ('held': its thread exits once the read reached JS); skips the test when this host gives no AIO (io_setup fails: aio-max-nr, seccomp). */
 async function startAio (t: Teardown, ctx: Mocha.Context, file: string, held: () => boolean): Promise<Proc> {
-  const aio = start(t, ['python3', '-c', AIO_READER, file])
+  const aio = start(t, ['python3', '-c', AIO, file, 'held'])
   await until('the AIO read held (or no AIO here)', () => aio.out().startsWith('no-aio') || (held() && aio.out().includes('submitted\n')), 20_000)
   if (aio.out().startsWith('no-aio')) {
     console.log(`    (skipped: io_setup failed here: ${aio.out().trim()})`)
@@ -411,7 +382,7 @@ describe('fuse: a caller killed while its request waits', function () {
     const m = await mount(volume, dir, { attrTimeout: 3600 })
     t.add(async () => { await m.unmount() })
     t.add(() => { release.resolve() })
-    const aio = start(t, ['python3', '-c', AIO_GONE, `${dir}/f`])
+    const aio = start(t, ['python3', '-c', AIO, `${dir}/f`, 'gone'])
     await until('the AIO reader has the file open', () => aio.out() !== '', 20_000)
     if (aio.out().startsWith('no-aio')) {
       console.log(`    (skipped: io_setup failed here: ${aio.out().trim()})`)
