@@ -27,6 +27,29 @@ function stuckUntil (done: () => boolean): void {
   while (!done() && Date.now() < bound) Atomics.wait(cell, 0, 0, 20)
 }
 
+/**
+ * `volume` mounted at `dir` with short deadlines (200 ms, sync requests 300 ms) whose event loop,
+ * once armed (`arm()`), is stuck right after the first request `after(op, errno)` picks is
+ * answered (stuckUntil()), until the binding has given up `requests` requests
+ * (writeStats().expiredOthers); `stuck()`: how many it had given up then (0 before).
+ */
+async function mountStuckAfter (t: Teardown, volume: ReturnType<typeof createMemoryVolume>, dir: string, after: (op: string, errno: number) => boolean, requests: number): Promise<{ arm: () => void, stuck: () => number }> {
+  let armed = false
+  let stuck = 0
+  const m = await mount(volume, dir, {
+    requestTimeoutMs: 200,
+    syncTimeoutMs: 300,
+    onOp: (op, _s, errno) => {
+      if (!armed || !after(op, errno)) return
+      armed = false
+      stuckUntil(() => m.writeStats().expiredOthers >= requests)
+      stuck = m.writeStats().expiredOthers
+    }
+  })
+  t.add(async () => { await m.unmount() })
+  return { arm: () => { armed = true }, stuck: () => stuck }
+}
+
 /** A process that opens `path`, says `ready`, and on `go` makes one read(2) or write(2) of BLOCK bytes, printing its result or errno name. */
 const CALLER = `
 import ctypes, errno, mmap, os, signal, sys
@@ -187,22 +210,10 @@ describe('fuse interrupts and native deadlines of direct reads and writes', func
     const volume = createMemoryVolume()
     const dir = await tempDir(t, 'darkfs-mnt-')
     // the kernel's lookup of /d is answered (ENOENT, the only failing getattr here); right after
-    // its answer, before mkdir's request reaches JS, the event loop is stuck (as a bug or a long
-    // synchronous task would make it) until the binding has given the mkdir up
-    let armed = false
-    let stuck = 0
-    const m = await mount(volume, dir, {
-      requestTimeoutMs: 200,
-      syncTimeoutMs: 300,
-      onOp: (op, _s, errno) => {
-        if (!armed || op !== 'getattr' || errno !== 2) return
-        armed = false
-        stuckUntil(() => m.writeStats().expiredOthers > 0)
-        stuck = m.writeStats().expiredOthers
-      }
-    })
-    t.add(async () => { await m.unmount() })
-    armed = true
+    // its answer, before mkdir's request reaches JS, the event loop is stuck until the binding
+    // has given the mkdir up
+    const { arm, stuck } = await mountStuckAfter(t, volume, dir, (op, errno) => op === 'getattr' && errno === 2, 1)
+    arm()
     const made = await new Promise<{ code: number | null, err: string }>((resolve, reject) => {
       const child = spawn('mkdir', [`${dir}/d`], { stdio: ['ignore', 'ignore', 'pipe'] })
       let err = ''
@@ -210,7 +221,7 @@ describe('fuse interrupts and native deadlines of direct reads and writes', func
       child.on('error', reject)
       child.on('close', code => { resolve({ code, err }) })
     })
-    assert.equal(stuck, 1, 'the mkdir was given up while the event loop was stuck')
+    assert.equal(stuck(), 1, 'the mkdir was given up while the event loop was stuck')
     assert.notEqual(made.code, 0)
     assert.match(made.err, /Input\/output error/)
     assert.equal(await ok(`ls -a "${dir}"`), '.\n..\n', 'the directory the caller was told was not made')
@@ -225,25 +236,12 @@ describe('fuse interrupts and native deadlines of direct reads and writes', func
       close: async () => { closed++; await fh.close() }
     }))
     const dir = await tempDir(t, 'darkfs-mnt-')
-    // right after the caller's open is answered, the event loop is stuck (as a bug or a long
-    // synchronous task would make it) until the binding has given up both requests its close
-    // sends, the FLUSH (close waits for it) and then the RELEASE
-    let armed = false
-    let stuck = 0
-    const m = await mount(volume, dir, {
-      requestTimeoutMs: 200,
-      syncTimeoutMs: 300,
-      onOp: (op) => {
-        if (!armed || op !== 'open') return
-        armed = false
-        stuckUntil(() => m.writeStats().expiredOthers >= 2)
-        stuck = m.writeStats().expiredOthers
-      }
-    })
-    t.add(async () => { await m.unmount() })
-    armed = true
+    // right after the caller's open is answered, the event loop is stuck until the binding has
+    // given up both requests its close sends, the FLUSH (close waits for it) and then the RELEASE
+    const { arm, stuck } = await mountStuckAfter(t, volume, dir, op => op === 'open', 2)
+    arm()
     const r = await sh(`python3 -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_RDONLY))' "${dir}/f"`)
-    assert.equal(stuck, 2, 'the FLUSH and the RELEASE were given up while the event loop was stuck')
+    assert.equal(stuck(), 2, 'the FLUSH and the RELEASE were given up while the event loop was stuck')
     assert.match(r.stderr, /Input\/output error/, 'the close was answered EIO (its FLUSH given up)')
     await until('the handle the caller opened is closed in JS', () => closed === 1, 10_000)
     assert.equal(await ok(`cat "${dir}/f"`), 'x')
