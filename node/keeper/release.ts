@@ -319,9 +319,9 @@ export class Release {
   arriving (cid: CID, from: string | undefined, origin: string | undefined): void {
     if (origin !== undefined) this.pushed(cid, origin)
     else if (from !== undefined) {
-      const put = this.record(cid.toString())
-      if (!put.pushed.includes(from)) put.pushed.push(from)
-      put.pushedAt = Date.now()
+      this.pushed(cid, from)
+      // (pushed() just made its record the most recently put: never the one forgotten for room)
+      this.putBy.get(cid.toString())!.pushedAt = Date.now()
     }
   }
 
