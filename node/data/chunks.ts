@@ -18,7 +18,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
-import { cidOf, matches, matchesOffThread } from './store.ts'
+import { SHA2_256, cidOf, matches, matchesOffThread } from './store.ts'
 import * as erasure from './erasure.ts'
 import { ClayCode } from './clay.ts'
 import { HASH_BYTES, LEAF_BYTES, leafCount, merkleRoot } from './merkle.ts'
@@ -457,7 +457,6 @@ export function contentSum (manifest: Manifest): CID {
 /** Where a content sum's listing starts (a new listing format gets a new tag). */
 const SUM_TAG = new TextEncoder().encode('darkfs/content-sum/1')
 const DATA = Uint8Array.of(1)
-const SHA2_256 = 0x12
 const ZERO_RUN = Uint8Array.of(0)
 
 function u64 (n: number): Uint8Array {

@@ -16,7 +16,7 @@ import type { CID } from 'multiformats/cid'
 import { ChunkCache } from './cache.ts'
 import { HASH_BYTES, LEAF_BYTES, innerNodes, leafCount, leafHashes, leafMatches, proofFromTree, rangeBytes, rootFromLeaves } from './merkle.ts'
 import type { Store } from './store.ts'
-import { matchesOffThread } from './store.ts'
+import { SHA2_256, matchesOffThread } from './store.ts'
 import { sha256Leaves, sha256Many } from './erasure.ts'
 import { withMethods } from '../wrap.ts'
 import { bytesKey, equalBytes } from '../bytes.ts'
@@ -29,8 +29,6 @@ export const LEAF_HASHES_BYTES = 16 << 20
  * fragments served: 4 MiB covers ~8,700 fragments of 256 KiB, 2 GiB of 1 MiB ones.
  */
 export const INNER_NODES_BYTES = 4 << 20
-/** Multihash code of sha2-256. */
-const SHA256_CODE = 0x12
 /** Fragments from this size on are hashed into leaves on the threadpool when read whole (below, a round trip costs more). */
 const OFF_THREAD_LEAVES_MIN_BYTES = 65536
 
@@ -166,7 +164,7 @@ export class LocalLeaves {
    */
   async check (cid: CID, bytes: Uint8Array): Promise<boolean> {
     const digest = cid.multihash.digest
-    if (sha256Leaves === undefined || cid.multihash.code !== SHA256_CODE || digest.byteLength !== HASH_BYTES || bytes.byteLength < OFF_THREAD_LEAVES_MIN_BYTES) return await matchesOffThread(cid, bytes)
+    if (sha256Leaves === undefined || cid.multihash.code !== SHA2_256 || digest.byteLength !== HASH_BYTES || bytes.byteLength < OFF_THREAD_LEAVES_MIN_BYTES) return await matchesOffThread(cid, bytes)
     const { hashes, root, whole } = await sha256Leaves(bytes, LEAF_BYTES, true)
     if (whole === undefined || !equalBytes(whole, digest)) return false
     this.checked.set(bytes, { cid, hashes, root })

@@ -28,7 +28,8 @@ import { bytesKey } from '../bytes.ts'
 import { PresentIndex } from './present.ts'
 import { readBlockNative, readSliceNative, readSliceNowNative, sha256Many, writeBlockNative, writeBlocksNative } from './erasure.ts'
 
-const SHA256 = 0x12
+/** Multihash code of sha2-256, the hash of every block's CID here (chunks.ts and leaves.ts use it too). */
+export const SHA2_256 = 0x12
 /**
  * Block files kept open for slice reads (readSlice), the least recently read closed first. With
  * the native addon a slice of a kept file whose pages are cached is read on the event loop
@@ -58,12 +59,12 @@ export const MAX_CORRUPTED_REMEMBERED = 4096
 /** sha256 of bytes as a CIDv1 with the given codec (raw by default). */
 export function cidOf (bytes: Uint8Array, codec: number = raw.code): CID {
   const digest = createHash('sha256').update(bytes).digest()
-  return CID.createV1(codec, createDigest(SHA256, digest))
+  return CID.createV1(codec, createDigest(SHA2_256, digest))
 }
 
 /** True when bytes hash to the CID's sha256 multihash. */
 export function matches (cid: CID, bytes: Uint8Array): boolean {
-  if (cid.multihash.code !== SHA256) return false
+  if (cid.multihash.code !== SHA2_256) return false
   const digest = createHash('sha256').update(bytes).digest()
   return Buffer.compare(digest, cid.multihash.digest) === 0
 }
@@ -77,7 +78,7 @@ export function matches (cid: CID, bytes: Uint8Array): boolean {
  */
 export async function matchesOffThread (cid: CID, bytes: Uint8Array): Promise<boolean> {
   const many = sha256Many
-  if (many === undefined || cid.multihash.code !== SHA256 || bytes.byteLength < OFF_THREAD_HASH_MIN_BYTES) return matches(cid, bytes)
+  if (many === undefined || cid.multihash.code !== SHA2_256 || bytes.byteLength < OFF_THREAD_HASH_MIN_BYTES) return matches(cid, bytes)
   const [digest] = await many([bytes], [], 0)
   return Buffer.compare(digest, cid.multihash.digest) === 0
 }
@@ -259,7 +260,7 @@ export class Store {
 
   /** What the index says of a block (undefined: no index yet, or not a sha256 block: ask the disk). */
   private known (cid: CID): boolean | undefined {
-    if (this.present === undefined || cid.multihash.code !== SHA256) return undefined
+    if (this.present === undefined || cid.multihash.code !== SHA2_256) return undefined
     return this.present.has(cid.multihash.digest)
   }
 
@@ -270,7 +271,7 @@ export class Store {
 
   /** Note a block stored (its file and directory entry durable). */
   private noteStored (cid: CID): void {
-    if (cid.multihash.code !== SHA256) return
+    if (cid.multihash.code !== SHA2_256) return
     const key = blockKey(cid)
     this.deletedWhileFilling.delete(key)
     this.filling?.add(cid.multihash.digest)
@@ -279,7 +280,7 @@ export class Store {
 
   /** Note a block gone (deleted, quarantined, or its file found missing). */
   private noteGone (cid: CID): void {
-    if (cid.multihash.code !== SHA256) return
+    if (cid.multihash.code !== SHA2_256) return
     void this.dropSliceFile(sliceKey(cid))
     if (this.filling !== undefined) {
       this.deletedWhileFilling.add(blockKey(cid))
@@ -501,7 +502,7 @@ export class Store {
   async get (cid: CID, opts: { size?: number } = {}): Promise<Uint8Array> {
     const { file } = this.file(cid)
     await this.written(cid)
-    if (opts.size !== undefined && opts.size > 0 && readSliceNative !== undefined && cid.multihash.code === SHA256 && !this.corrupted.has(cid.toString())) {
+    if (opts.size !== undefined && opts.size > 0 && readSliceNative !== undefined && cid.multihash.code === SHA2_256 && !this.corrupted.has(cid.toString())) {
       const into = Buffer.allocUnsafeSlow(opts.size) // a Buffer, as readFile gives; every byte is read into it (whole) before it is used
       if (readBlockNative !== undefined) {
         // read and hashed in one threadpool job (a read job, then a hash job, took two trips);
@@ -718,7 +719,7 @@ export class Store {
         if (index !== undefined && n.endsWith('.data')) {
           try {
             const { multihash } = this.shards.decode(n)
-            if (multihash.code === SHA256) index.add(multihash.digest)
+            if (multihash.code === SHA2_256) index.add(multihash.digest)
           } catch {} // not a block file's name: not ours
         }
       }
