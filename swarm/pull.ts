@@ -58,13 +58,33 @@ export interface PullContext {
   signal: AbortSignal
   /** Known uplinks of peers in bytes/s (configured or measured). */
   uplink?: Map<string, number>
+  /** Counted into, when given. */
+  counters?: PullCounters
 }
 
 interface Request { peer: string, cancel: () => void, timer: ReturnType<typeof setTimeout>, slow: boolean, received: number, patience: number }
 interface Wanted { cid: CID, key: string, tried: Set<string>, requests: Map<string, Request>, done: boolean, exhausted: boolean }
 
 /** Options of a pull: `background` marks it as repair or a pin's catch-up (see WANT in protocol.ts). */
-export interface PullOptions extends AbortOptions { background?: boolean }
+export interface PullOptions extends AbortOptions {
+  background?: boolean
+  /**
+   * The list is an order, not a preference: its first `need` blocks are asked, and a later one
+   * (a spare) only for an earlier one that cannot be had (no holder left: DONT_HAVE, a dropped
+   * stream, a wrong block) or whose request is past its hedge time (HEDGE_FACTOR times its
+   * peer's expected time, at least `hedgeMs`), never because its holder is less loaded. A chunk
+   * read (keeper/network.ts fetch): data fragments are the chunk, a parity fragment makes the
+   * reader decode. Without it, pullAny spreads over the holders by load (PREFER_FACTOR), as
+   * repair wants.
+   */
+  ordered?: boolean
+}
+
+/** What pulls did, for tests and benchmarks (Swarm.stats()). */
+export interface PullCounters {
+  /** Requests that went past their hedge time (the block was asked elsewhere too, or a spare taken). */
+  hedged: number
+}
 
 export async function pullAny (ctx: PullContext, cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: PullOptions): Promise<Map<string, Uint8Array>> {
   const wanted: Wanted[] = []
@@ -130,7 +150,9 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
       // the next block to ask: of those without a live request, the earliest in the caller's
       // order (data fragments before parity) whose best holder is expected to answer within
       // PREFER_FACTOR times the soonest any holder would: a later block is taken only when the
-      // earlier ones' holders are clearly busier or slower (see PREFER_FACTOR)
+      // earlier ones' holders are clearly busier or slower (see PREFER_FACTOR). `ordered`: the
+      // earliest, whatever its holder's load (a later one is open only once every earlier one
+      // is done, has no holder left, or has only requests past their hedge time)
       while (active < missing) {
         let first: { w: Wanted, peer: string, ms: number } | undefined
         let bestMs = Infinity
@@ -146,7 +168,8 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
           open.push({ w, peer, ms })
           bestMs = Math.min(bestMs, ms)
         }
-        for (const o of open) if (o.ms <= PREFER_FACTOR * bestMs) { first = o; break }
+        if (opts?.ordered === true) first = open[0]
+        else for (const o of open) if (o.ms <= PREFER_FACTOR * bestMs) { first = o; break }
         if (first === undefined) break
         ask(first.w, first.peer)
         active++
@@ -170,6 +193,7 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
           return
         }
         request.slow = true
+        if (ctx.counters !== undefined) ctx.counters.hedged++
         schedule()
       }
       const request: Request = {

@@ -161,6 +161,12 @@ export interface ReadCounters {
   rangeFallbacks: number
   /** Chunks fetched whole (fetches, and those read here) that were decoded through a parity fragment (a data fragment rebuilt). */
   rebuilt: number
+  /**
+   * Of the fetches, those that took a parity fragment from a peer (a data fragment it could not
+   * have, or whose request was past its hedge time: swarm `ordered`). The rest of `rebuilt` used
+   * a parity fragment this host holds, which saves fetching a data fragment for a decode.
+   */
+  parityFetched: number
 }
 
 /**
@@ -423,7 +429,7 @@ export class ChunkService {
   private readonly clayReadable: () => boolean
   /** Bytes of chunks being fetched ahead now, over all readers (bounded by READAHEAD_TOTAL_BYTES). */
   private aheadBytes = 0
-  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0, rebuilt: 0 }
+  private readonly counters: ReadCounters = { fetches: 0, fetching: 0, fetchingPeak: 0, ahead: 0, ranges: 0, rangeFallbacks: 0, rebuilt: 0, parityFetched: 0 }
 
   constructor (store: Store, init: ChunkServiceInit = {}) {
     this.store = store
@@ -777,10 +783,12 @@ export class ChunkService {
         unreachable = err?.message ?? String(err)
         return new Map<string, Uint8Array>()
       }).finally(() => { c.fetching-- })
+      let parity = false
       ref.fragments.forEach((cid, i) => {
         const b = got.get(cid.toString())
-        if (b !== undefined && frags[i] === undefined) { frags[i] = b; have++ }
+        if (b !== undefined && frags[i] === undefined) { frags[i] = b; have++; parity ||= i >= ref.k }
       })
+      if (parity && ref.k > 1) c.parityFetched++
     }
     if (have < ref.k && corrupt > 0) {
       throw new CorruptBlockError(key, `chunk at offset ${ref.offset}${opts.path !== undefined ? ` of ${opts.path}` : ''}, and no intact copy is reachable`)

@@ -119,6 +119,43 @@ describe('swarm.pull', function () {
     assert.deepEqual(served, [2, 2, 2, 2, 0, 0], `blocks served per holder: ${served.join(', ')}`)
   })
 
+  it('swarm.pullAny(fragments, 3, holdersByCid, { ordered }) of three chunks at once takes the data fragments of all three: a less loaded parity holder is no reason to decode', async () => {
+    // Fails without `ordered` (the same pulls spread by load): the third chunk took the idle
+    // parity holders 3-5, so the reader decoded it although every data fragment was there
+    const a = await net.node()
+    const holders = await Promise.all(Array.from({ length: 6 }, async () => await net.node()))
+    await net.mesh()
+    const served = holders.map(() => 0)
+    holders.forEach((h, i) => { const get = h.store.get; h.store.get = async (cid) => { served[i]++; return await get(cid) } })
+    const chunks = [await chunkOn(holders, 900), await chunkOn(holders, 1000), await chunkOn(holders, 1100)]
+    const got = await Promise.all(chunks.map(async c => await a.swarm.pullAny(c.cids, 3, c.from, { ordered: true })))
+    got.forEach((g, i) => { assert.deepEqual([...g.keys()].sort(), chunks[i].cids.slice(0, 3).map(c => c.toString()).sort(), `chunk ${i} took its first three blocks`) })
+    assert.deepEqual(served, [3, 3, 3, 0, 0, 0], `blocks served per holder: ${served.join(', ')}`)
+    assert.equal(a.swarm.stats().hedged, 0)
+  })
+
+  it('swarm.pullAny(fragments, 2, holdersByCid, { ordered }) asks a later block only for an earlier one past its hedge time or not held', async () => {
+    const a = await net.node({ hedgeMs: 100 })
+    // about 16 s for a 64 KiB block: its request goes past its hedge time (and its patience)
+    const slow = await net.node({ maxUploadBytesPerSecond: 4 * 1024 })
+    const holders = [slow, ...await Promise.all(Array.from({ length: 3 }, async () => await net.node()))]
+    await net.mesh()
+    const cids: CID[] = []
+    const from = new Map<string, string[]>()
+    for (let j = 0; j < 4; j++) {
+      const bytes = randomBytes(64 * 1024, 1200 + j)
+      const c = await block(bytes)
+      // block 1 is held by no one: its holder answers DONT_HAVE
+      if (j !== 1) holders[j].store.map.set(c.toString(), bytes)
+      cids.push(c)
+      from.set(c.toString(), [holders[j].id])
+    }
+    const got = await a.swarm.pullAny(cids, 2, from, { ordered: true })
+    // block 0's holder is slow (hedged: block 2 taken), block 1 is not held (block 3 taken)
+    assert.deepEqual([...got.keys()].sort(), [cids[2], cids[3]].map(c => c.toString()).sort())
+    assert.ok(a.swarm.stats().hedged >= 1, 'the slow request was hedged')
+  })
+
   it('swarm.pull(cid) returns a block already held locally without asking anyone', async () => {
     const a = await net.node()
     const bytes = randomBytes(1000, 5)
