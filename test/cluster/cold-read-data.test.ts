@@ -64,5 +64,10 @@ describe('cold read of a placed file (six in-process hosts, k=4, m=2)', function
     assert.ok(after.fetches - before.fetches >= CHUNKS - 1, `the chunks came from peers (${after.fetches - before.fetches} fetches)`)
     assert.ok(parityFetched <= hedged, `${parityFetched} chunk(s) took a parity fragment from a peer, ${hedged} request(s) went past their hedge time`)
     assert.ok(rebuilt <= parityHere + hedged, `${rebuilt} chunk(s) decoded; ${parityHere} with a parity fragment here, ${hedged} hedged request(s)`)
+    // the same, as a scrape reads it (darkfs_chunk_reads_total{path}): every chunk on one path
+    const scraped = await reader.metrics.registry.metrics()
+    const count = (path: string): number => Number(new RegExp(`darkfs_chunk_reads_total\\{path="${path}"\\} (\\d+)`).exec(scraped)?.[1] ?? NaN)
+    assert.equal(count('data') + count('parity_here') + count('parity_fetched'), after.coded, scraped.split('\n').filter(l => l.startsWith('darkfs_chunk_reads')).join('; '))
+    assert.equal(count('parity_fetched'), after.parityFetched)
   })
 })
