@@ -307,9 +307,10 @@ export class ChunkNetwork extends EventTarget implements Network {
     const signal = this.signal(opts, FETCH_TIMEOUT_MS)
     // a read of an erasure-coded chunk (`cids` data fragments first: ChunkService.fetchChunk)
     // asks the data fragments and a parity fragment only for one that cannot be had or is past
-    // its hedge time (swarm `ordered`): taking parity because its holder was less loaded made
-    // the reader decode ~1 chunk in 5 of a cold read on six hosts that had every data fragment
-    // placed (coldread36). Repair and pins' catch-up (background) still spread by load
+    // its hedge time (swarm `ordered`): taking parity because its holder was less loaded
+    // (PREFER_FACTOR) had a cold read on six hosts with every data fragment placed fetch parity,
+    // and decode, for 15% of its chunks (coldread36). Repair and pins' catch-up (background)
+    // still spread by load
     const ordered = opts.chunk !== undefined && opts.chunk.k > 1 && opts.background !== true
     const pull = { background: opts.background, ordered }
     const peers = this.peerIds()
