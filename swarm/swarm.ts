@@ -89,6 +89,8 @@ export interface SwarmStats {
   wantsQueued: number
   /** Block requests of pulls (pullAny) that went past their hedge time since start. */
   hedged: number
+  /** Earlier blocks `ordered` pulls passed over for a later one, their holder known to be slow (ORDERED_SLOW_FACTOR). */
+  passedOver: number
 }
 
 export interface Swarm {
@@ -112,7 +114,7 @@ class SwarmNode implements Swarm {
   private readonly init: SwarmInit
   private readonly components: SwarmComponents
   private readonly book = new PeerBook()
-  private readonly pulls: PullCounters = { hedged: 0 }
+  private readonly pulls: PullCounters = { hedged: 0, passedOver: 0 }
   private readonly clients = new Map<string, Client>()
   private readonly inbound = new Set<Channel>()
   private readonly wantsQueued = new Map<string, number>()
@@ -240,7 +242,7 @@ class SwarmNode implements Swarm {
     }
     let wantsQueued = 0
     for (const n of this.wantsQueued.values()) wantsQueued += n
-    return { bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, peers, wantsQueued, hedged: this.pulls.hedged }
+    return { bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, peers, wantsQueued, hedged: this.pulls.hedged, passedOver: this.pulls.passedOver }
   }
 
   private deliverContext (): DeliverContext {

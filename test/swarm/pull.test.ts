@@ -156,6 +156,31 @@ describe('swarm.pull', function () {
     assert.ok(a.swarm.stats().hedged >= 1, 'the slow request was hedged')
   })
 
+  it('swarm.pullAny(fragments, 2, holdersByCid, { ordered }) passes over a data block up front when its holder is known to be ORDERED_SLOW_FACTOR times slower per block (and by MIN_HEDGE_MS)', async () => {
+    const holders = await Promise.all(Array.from({ length: 3 }, async () => await net.node()))
+    // holder 0's uplink is known to be thin (as a host's --uplink is announced): 256 KiB in ~2.6 s,
+    // where the others' is unknown until measured
+    const a = await net.node({ uplink: new Map([[holders[0].id, 100_000]]) })
+    await net.mesh()
+    const [x, y] = await Promise.all([0, 1].map(async j => { const bytes = randomBytes(64 * 1024, 1300 + j); return { bytes, cid: await block(bytes) } }))
+    // warm: holder 2's speed measured (a block of its own), so the parity holder is known fast
+    const warm = randomBytes(64 * 1024, 1310)
+    const wc = await block(warm)
+    holders[2].store.map.set(wc.toString(), warm)
+    await a.swarm.pull(wc, [holders[2].id])
+    holders[0].store.map.set(x.cid.toString(), x.bytes)
+    holders[1].store.map.set(y.cid.toString(), y.bytes)
+    const pBytes = randomBytes(64 * 1024, 1302)
+    const p = { bytes: pBytes, cid: await block(pBytes) }
+    holders[2].store.map.set(p.cid.toString(), p.bytes)
+    const from = new Map([[x.cid.toString(), [holders[0].id]], [y.cid.toString(), [holders[1].id]], [p.cid.toString(), [holders[2].id]]])
+    const got = await a.swarm.pullAny([x.cid, y.cid, p.cid], 2, from, { ordered: true })
+    assert.deepEqual([...got.keys()].sort(), [y.cid, p.cid].map(c => c.toString()).sort())
+    // passed over twice: for block 1, then for the parity block
+    assert.equal(a.swarm.stats().passedOver, 2)
+    assert.equal(a.swarm.stats().hedged, 0, 'taken up front, not after a hedge')
+  })
+
   it('swarm.pull(cid) returns a block already held locally without asking anyone', async () => {
     const a = await net.node()
     const bytes = randomBytes(1000, 5)
