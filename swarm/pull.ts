@@ -39,6 +39,23 @@ export const HEDGE_FACTOR = 4
  * rebuilt through parity when the least-loaded holder always won).
  */
 export const PREFER_FACTOR = 2
+/**
+ * An `ordered` pull passes over an earlier block up front only when its holder is known to be this
+ * many times slower per block than another's (expectedMs with nothing queued: a thin uplink,
+ * failures; and by MIN_HEDGE_MS at least: slower()), never for the requests queued on it: those are
+ * the reader's own, spread over the data holders whichever blocks it asks (a six-host cold read
+ * took parity for 15% of its chunks by load, PREFER_FACTOR).
+ */
+export const ORDERED_SLOW_FACTOR = 4
+/**
+ * Whether a holder expected to take `ms` per block (nothing queued) is too slow for an `ordered`
+ * pull beside one taking `bestMs`: ORDERED_SLOW_FACTOR times as long, and by at least
+ * MIN_HEDGE_MS (per-block times of a few ms to tens of ms differ by more than the factor from
+ * one sample to the next on a busy host, and the EWMA of a holder counts our own queue there).
+ */
+function slower (ms: number, bestMs: number): boolean {
+  return ms > ORDERED_SLOW_FACTOR * bestMs && ms - bestMs >= MIN_HEDGE_MS
+}
 /** Never hedge sooner than this (ms). */
 export const MIN_HEDGE_MS = 500
 /** Extra hedge periods granted to a request whose peer keeps sending us bytes. */
@@ -58,13 +75,35 @@ export interface PullContext {
   signal: AbortSignal
   /** Known uplinks of peers in bytes/s (configured or measured). */
   uplink?: Map<string, number>
+  /** Counted into, when given. */
+  counters?: PullCounters
 }
 
 interface Request { peer: string, cancel: () => void, timer: ReturnType<typeof setTimeout>, slow: boolean, received: number, patience: number }
 interface Wanted { cid: CID, key: string, tried: Set<string>, requests: Map<string, Request>, done: boolean, exhausted: boolean }
 
 /** Options of a pull: `background` marks it as repair or a pin's catch-up (see WANT in protocol.ts). */
-export interface PullOptions extends AbortOptions { background?: boolean }
+export interface PullOptions extends AbortOptions {
+  background?: boolean
+  /**
+   * The list is an order, not a preference: its first `need` blocks are asked, and a later one
+   * (a spare) only for an earlier one that cannot be had (no holder left: DONT_HAVE, a dropped
+   * stream, a wrong block) or whose request is past its hedge time (HEDGE_FACTOR times its
+   * peer's expected time, at least `hedgeMs`), never because its holder is less loaded. A chunk
+   * read (keeper/network.ts fetch): data fragments are the chunk, a parity fragment makes the
+   * reader decode. Without it, pullAny spreads over the holders by load (PREFER_FACTOR), as
+   * repair wants.
+   */
+  ordered?: boolean
+}
+
+/** What pulls did, for tests and benchmarks (Swarm.stats()). */
+export interface PullCounters {
+  /** Requests that went past their hedge time (the block was asked elsewhere too, or a spare taken). */
+  hedged: number
+  /** Times an `ordered` pull passed over an earlier block for a later one, its holder slow (ORDERED_SLOW_FACTOR). */
+  passedOver: number
+}
 
 export async function pullAny (ctx: PullContext, cids: CID[], need: number, from: Map<string, string[]> | string[], opts?: PullOptions): Promise<Map<string, Uint8Array>> {
   const wanted: Wanted[] = []
@@ -130,11 +169,15 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
       // the next block to ask: of those without a live request, the earliest in the caller's
       // order (data fragments before parity) whose best holder is expected to answer within
       // PREFER_FACTOR times the soonest any holder would: a later block is taken only when the
-      // earlier ones' holders are clearly busier or slower (see PREFER_FACTOR)
+      // earlier ones' holders are clearly busier or slower (see PREFER_FACTOR). `ordered`: the
+      // earliest, whatever its holder's load (a later one is open only once every earlier one
+      // is done, has no holder left, or has only requests past their hedge time), unless its
+      // holder is known to be ORDERED_SLOW_FACTOR times slower per block
       while (active < missing) {
         let first: { w: Wanted, peer: string, ms: number } | undefined
         let bestMs = Infinity
-        const open: Array<{ w: Wanted, peer: string, ms: number }> = []
+        let bestUnloaded = Infinity
+        const open: Array<{ w: Wanted, peer: string, ms: number, unloaded: number, known: boolean }> = []
         for (const w of wanted) {
           if (w.done || w.exhausted || [...w.requests.values()].some(r => !r.slow)) continue
           const peer = pickPeer(holders(w.key), view, w.tried)
@@ -142,11 +185,22 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
             if (w.requests.size === 0) w.exhausted = true
             continue
           }
-          const ms = expectedMs(view(peer))
-          open.push({ w, peer, ms })
+          const v = view(peer)
+          const ms = expectedMs(v)
+          const unloaded = expectedMs({ ...v, queued: 0 })
+          // only a holder whose speed is known (measured, or its uplink) is taken as slower or
+          // faster: an unknown one's UNKNOWN_SERVICE_MS is a guess made to try it early
+          const known = v.serviceMs !== undefined
+          open.push({ w, peer, ms, unloaded, known })
           bestMs = Math.min(bestMs, ms)
+          if (known) bestUnloaded = Math.min(bestUnloaded, unloaded)
         }
-        for (const o of open) if (o.ms <= PREFER_FACTOR * bestMs) { first = o; break }
+        if (opts?.ordered === true) {
+          for (const o of open) if (!o.known || !slower(o.unloaded, bestUnloaded)) { first = o; break }
+          if (first !== undefined && first !== open[0] && ctx.counters !== undefined) ctx.counters.passedOver++
+        } else {
+          for (const o of open) if (o.ms <= PREFER_FACTOR * bestMs) { first = o; break }
+        }
         if (first === undefined) break
         ask(first.w, first.peer)
         active++
@@ -170,6 +224,7 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
           return
         }
         request.slow = true
+        if (ctx.counters !== undefined) ctx.counters.hedged++
         schedule()
       }
       const request: Request = {

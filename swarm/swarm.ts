@@ -13,7 +13,7 @@ import { PROTOCOL, PROTOCOL_ORIGINS, PROTOCOL_RANGES } from './protocol.ts'
 import { MIN_HEDGE_MS, pullAny, pullRange } from './pull.ts'
 import type { RangeOptions } from './pull.ts'
 import type { RangeWant } from './client.ts'
-import type { PullOptions } from './pull.ts'
+import type { PullCounters, PullOptions } from './pull.ts'
 import { PUSH_HOP_TIMEOUT_MS, deliver } from './push.ts'
 import { has } from './has.ts'
 import type { DeliverContext } from './push.ts'
@@ -87,6 +87,10 @@ export interface SwarmStats {
   peers: Record<string, { sent: number, received: number, rttMs?: number }>
   /** Wants peers have queued with us now (bounded by MAX_WANTS_PER_PEER each). */
   wantsQueued: number
+  /** Block requests of pulls (pullAny) that went past their hedge time since start. */
+  hedged: number
+  /** Earlier blocks `ordered` pulls passed over for a later one, their holder known to be slow (ORDERED_SLOW_FACTOR). */
+  passedOver: number
 }
 
 export interface Swarm {
@@ -110,6 +114,7 @@ class SwarmNode implements Swarm {
   private readonly init: SwarmInit
   private readonly components: SwarmComponents
   private readonly book = new PeerBook()
+  private readonly pulls: PullCounters = { hedged: 0, passedOver: 0 }
   private readonly clients = new Map<string, Client>()
   private readonly inbound = new Set<Channel>()
   private readonly wantsQueued = new Map<string, number>()
@@ -183,7 +188,8 @@ class SwarmNode implements Swarm {
       blocks: this.components.blocks,
       hedgeMs: this.init.hedgeMs ?? MIN_HEDGE_MS,
       signal: this.shutdown.signal,
-      uplink: this.init.uplink
+      uplink: this.init.uplink,
+      counters: this.pulls
     }
   }
 
@@ -236,7 +242,7 @@ class SwarmNode implements Swarm {
     }
     let wantsQueued = 0
     for (const n of this.wantsQueued.values()) wantsQueued += n
-    return { bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, peers, wantsQueued }
+    return { bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, peers, wantsQueued, hedged: this.pulls.hedged, passedOver: this.pulls.passedOver }
   }
 
   private deliverContext (): DeliverContext {

@@ -34,6 +34,11 @@
 //                                               (keeper/release.ts refusals): not_put (the asker
 //                                               never put it here), claimed (another writer did),
 //                                               named (a retained version names it), promised
+//   darkfs_chunk_reads_total{path}              erasure-coded chunks read whole here (data/blocks.ts
+//                                               ReadCounters): data (its data fragments, no decode),
+//                                               parity_here (decoded through a parity fragment stored
+//                                               here), parity_fetched (through one from a peer: a data
+//                                               fragment missing, or its request past its hedge time)
 //   darkfs_peers_connected, darkfs_peers_known, darkfs_peers_suspect, darkfs_peers_gone_total,
 //   darkfs_offline
 //   darkfs_oplog_ops                            ops in the op log (tree.size)
@@ -79,6 +84,8 @@ export interface MetricsComponents {
   relays: () => { sent: number, failed: number, relayed: number, relayFailed: number }
   /** Blocks a peer's release asked deleted that were kept, by reason (keeper Release.refusals). Not given: none. */
   releaseRefusals?: () => { notPut: number, claimed: number, named: number, promised: number }
+  /** What the read path did (data/blocks.ts ChunkService.readCounters()). Not given: nothing read. */
+  reads?: () => { coded: number, rebuilt: number, parityFetched: number }
   peers: () => { connected: number, known: number, suspect: number }
   offline: () => boolean
   /** Ops in the op log. */
@@ -291,6 +298,20 @@ export function createMetrics (c: MetricsComponents): Metrics {
       this.inc({ reason: 'claimed' }, s.claimed)
       this.inc({ reason: 'named' }, s.named)
       this.inc({ reason: 'promised' }, s.promised)
+    }
+  })
+
+  new Counter({
+    name: 'darkfs_chunk_reads_total',
+    help: 'Erasure-coded chunks read whole by this host: data (from its data fragments, no decode), parity_here (decoded through a parity fragment stored here), parity_fetched (decoded through a parity fragment from a peer: a data fragment missing or slow).',
+    labelNames: ['path'],
+    registers: r,
+    collect () {
+      const s = c.reads?.() ?? { coded: 0, rebuilt: 0, parityFetched: 0 }
+      this.reset()
+      this.inc({ path: 'data' }, Math.max(0, s.coded - s.rebuilt))
+      this.inc({ path: 'parity_here' }, Math.max(0, s.rebuilt - s.parityFetched))
+      this.inc({ path: 'parity_fetched' }, s.parityFetched)
     }
   })
 

@@ -575,6 +575,7 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
       traffic: () => host.traffic(),
       relays: () => forwarder.stats(),
       releaseRefusals: () => ({ ...release.refusals }),
+      reads: () => chunks.readCounters(),
       peers: () => {
         const connected = host.peers().length
         const suspect = membership.suspects().length

@@ -305,6 +305,14 @@ export class ChunkNetwork extends EventTarget implements Network {
   /** Any `need` of the fragments from peers; `background` for repair and pins' catch-up (see withholdsBackground). */
   async fetch (cids: CID[], need: number, opts: AbortOptions & { chunk?: ChunkRef, background?: boolean } = {}): Promise<Map<string, Uint8Array>> {
     const signal = this.signal(opts, FETCH_TIMEOUT_MS)
+    // a read of an erasure-coded chunk (`cids` data fragments first: ChunkService.fetchChunk)
+    // asks the data fragments and a parity fragment only for one that cannot be had or is past
+    // its hedge time (swarm `ordered`): taking parity because its holder was less loaded
+    // (PREFER_FACTOR) had a cold read on six hosts with every data fragment placed fetch parity,
+    // and decode, for 15% of its chunks (coldread36). Repair and pins' catch-up (background)
+    // still spread by load
+    const ordered = opts.chunk !== undefined && opts.chunk.k > 1 && opts.background !== true
+    const pull = { background: opts.background, ordered }
     const peers = this.peerIds()
     if (peers.length === 0) {
       // a host back with no connection yet (or offline): the members ranked for these blocks are
@@ -313,7 +321,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       const unseen = this.unseenHolders(cids, opts.chunk, { all: true })
       if (unseen.length === 0) throw offline
       log('fetch of %d block(s) with no peer connected: asking %d member(s) ranked for them', cids.length, unseen.length)
-      return await this.swarm.pullAny(cids, need, unseen, { signal: anySignal([signal], OFFLINE_FETCH_MS), background: opts.background }).catch((also: Error) => {
+      return await this.swarm.pullAny(cids, need, unseen, { signal: anySignal([signal], OFFLINE_FETCH_MS), ...pull }).catch((also: Error) => {
         signal.throwIfAborted()
         log('fetch from the members ranked for them failed too: %s', also.message)
         throw offline
@@ -325,7 +333,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     // negotiation and close): on a cold read through six hosts, five per chunk
     const guess = opts.chunk?.cid != null ? this.placedOn(opts.chunk, cids, need, peers) : undefined
     if (guess !== undefined) {
-      const got = await this.swarm.pullAny(cids, need, guess, { signal, background: opts.background }).catch((err: Error) => {
+      const got = await this.swarm.pullAny(cids, need, guess, { signal, ...pull }).catch((err: Error) => {
         signal.throwIfAborted()
         // a target without its fragment (moved by repair or rebalance): who holds what is asked below
         log('fetch of %d fragment(s) from their placement targets failed, asking who holds them: %s', cids.length, err.message)
@@ -337,7 +345,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     // pull then takes each fragment from a host that has it, spread over the fastest
     const holders = opts.chunk?.cid != null ? await this.whoHolds(opts.chunk, cids, peers, signal) : undefined
     if (holders !== undefined) {
-      const got = await this.swarm.pullAny(cids, need, holders, { signal, background: opts.background }).catch((err: Error) => {
+      const got = await this.swarm.pullAny(cids, need, holders, { signal, ...pull }).catch((err: Error) => {
         // the holders the targets named did not deliver: every connected peer is asked below
         log('fetch of %d fragment(s) from their named holders failed, asking every peer: %s', cids.length, err.message)
         return undefined
@@ -349,7 +357,7 @@ export class ChunkNetwork extends EventTarget implements Network {
     if (opts.chunk === undefined) {
       const ranked = this.blockHolders(cids)
       if ([...ranked.values()].some(hs => hs.length > 0)) {
-        const got = await this.swarm.pullAny(cids, need, ranked, { signal, background: opts.background }).catch((err: Error) => {
+        const got = await this.swarm.pullAny(cids, need, ranked, { signal, ...pull }).catch((err: Error) => {
           signal.throwIfAborted()
           log('fetch of %d block(s) from the members their CIDs rank first failed, asking every peer: %s', cids.length, err.message)
           return undefined
@@ -358,7 +366,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       }
     }
     try {
-      return await this.swarm.pullAny(cids, need, peers, { signal, background: opts.background })
+      return await this.swarm.pullAny(cids, need, peers, { signal, ...pull })
     } catch (err) {
       signal.throwIfAborted()
       // the hosts seen up did not deliver: the members ranked for these blocks that are not seen
@@ -369,7 +377,7 @@ export class ChunkNetwork extends EventTarget implements Network {
       const unseen = this.unseenHolders(cids, opts.chunk)
       if (unseen.length === 0) throw err
       log('fetch of %d block(s) from the hosts seen up failed, asking them and %d member(s) not seen up: %s', cids.length, unseen.length, (err as Error).message)
-      return await this.swarm.pullAny(cids, need, [...peers, ...unseen], { signal, background: opts.background }).catch((also: Error) => {
+      return await this.swarm.pullAny(cids, need, [...peers, ...unseen], { signal, ...pull }).catch((also: Error) => {
         // an abort during this last resort is the caller's, not an unavailable block
         signal.throwIfAborted()
         log('fetch from the members not seen up failed too: %s', also.message)

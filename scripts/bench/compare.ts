@@ -429,11 +429,12 @@ export async function run (): Promise<Record<string, number | string>> {
             if (reads0 !== undefined && (OP_CPU_WORKLOADS.has(wl.key) || wl.key === 'coldread.MiBps')) {
               // what the reader's reads took: leaves of a data fragment (ranges), whole chunks from
               // the network (fetches; ahead: of them started ahead of a reader), ranges read whole,
-              // chunks decoded through parity (rebuilt)
+              // chunks read whole of k > 1 (coded), of them decoded through parity (rebuilt) and
+              // through a parity fragment from a peer (parityFetched; the rest: one held here)
               const reads = target.reads!()
               // received: the reader's swarm bytes in per MiB of the cell (~0.75 on six hosts at 4+2: a
               // fragment fetched twice, a hedge, shows here)
-              process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead', 'rebuilt'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}, received ${((reads.received - reads0.received) / (1 << 20) / mib).toFixed(2)} MiB per MiB\n`)
+              process.stdout.write(`  compare: ${key} reader: ${['ranges', 'rangeFallbacks', 'fetches', 'ahead', 'coded', 'rebuilt', 'parityFetched'].map(c => `${c} ${reads[c] - reads0[c]}`).join(', ')}, received ${((reads.received - reads0.received) / (1 << 20) / mib).toFixed(2)} MiB per MiB\n`)
             }
             if (parity0 !== undefined && CPU_WORKLOADS.has(wl.key)) {
               // parity memory the writer's encodes took fresh (made), or recycled (reused; ShardLease)

@@ -119,6 +119,68 @@ describe('swarm.pull', function () {
     assert.deepEqual(served, [2, 2, 2, 2, 0, 0], `blocks served per holder: ${served.join(', ')}`)
   })
 
+  it('swarm.pullAny(fragments, 3, holdersByCid, { ordered }) of three chunks at once takes the data fragments of all three: a less loaded parity holder is no reason to decode', async () => {
+    // Fails without `ordered` (the same pulls spread by load): the third chunk took the idle
+    // parity holders 3-5, so the reader decoded it although every data fragment was there
+    const a = await net.node()
+    const holders = await Promise.all(Array.from({ length: 6 }, async () => await net.node()))
+    await net.mesh()
+    const served = holders.map(() => 0)
+    holders.forEach((h, i) => { const get = h.store.get; h.store.get = async (cid) => { served[i]++; return await get(cid) } })
+    const chunks = [await chunkOn(holders, 900), await chunkOn(holders, 1000), await chunkOn(holders, 1100)]
+    const got = await Promise.all(chunks.map(async c => await a.swarm.pullAny(c.cids, 3, c.from, { ordered: true })))
+    got.forEach((g, i) => { assert.deepEqual([...g.keys()].sort(), chunks[i].cids.slice(0, 3).map(c => c.toString()).sort(), `chunk ${i} took its first three blocks`) })
+    assert.deepEqual(served, [3, 3, 3, 0, 0, 0], `blocks served per holder: ${served.join(', ')}`)
+    assert.equal(a.swarm.stats().hedged, 0)
+  })
+
+  it('swarm.pullAny(fragments, 2, holdersByCid, { ordered }) asks a later block only for an earlier one past its hedge time or not held', async () => {
+    const a = await net.node({ hedgeMs: 100 })
+    // about 16 s for a 64 KiB block: its request goes past its hedge time (and its patience)
+    const slow = await net.node({ maxUploadBytesPerSecond: 4 * 1024 })
+    const holders = [slow, ...await Promise.all(Array.from({ length: 3 }, async () => await net.node()))]
+    await net.mesh()
+    const cids: CID[] = []
+    const from = new Map<string, string[]>()
+    for (let j = 0; j < 4; j++) {
+      const bytes = randomBytes(64 * 1024, 1200 + j)
+      const c = await block(bytes)
+      // block 1 is held by no one: its holder answers DONT_HAVE
+      if (j !== 1) holders[j].store.map.set(c.toString(), bytes)
+      cids.push(c)
+      from.set(c.toString(), [holders[j].id])
+    }
+    const got = await a.swarm.pullAny(cids, 2, from, { ordered: true })
+    // block 0's holder is slow (hedged: block 2 taken), block 1 is not held (block 3 taken)
+    assert.deepEqual([...got.keys()].sort(), [cids[2], cids[3]].map(c => c.toString()).sort())
+    assert.ok(a.swarm.stats().hedged >= 1, 'the slow request was hedged')
+  })
+
+  it('swarm.pullAny(fragments, 2, holdersByCid, { ordered }) passes over a data block up front when its holder is known to be ORDERED_SLOW_FACTOR times slower per block (and by MIN_HEDGE_MS)', async () => {
+    const holders = await Promise.all(Array.from({ length: 3 }, async () => await net.node()))
+    // holder 0's uplink is known to be thin (as a host's --uplink is announced): 256 KiB in ~2.6 s,
+    // where the others' is unknown until measured
+    const a = await net.node({ uplink: new Map([[holders[0].id, 100_000]]) })
+    await net.mesh()
+    const [x, y] = await Promise.all([0, 1].map(async j => { const bytes = randomBytes(64 * 1024, 1300 + j); return { bytes, cid: await block(bytes) } }))
+    // warm: holder 2's speed measured (a block of its own), so the parity holder is known fast
+    const warm = randomBytes(64 * 1024, 1310)
+    const wc = await block(warm)
+    holders[2].store.map.set(wc.toString(), warm)
+    await a.swarm.pull(wc, [holders[2].id])
+    holders[0].store.map.set(x.cid.toString(), x.bytes)
+    holders[1].store.map.set(y.cid.toString(), y.bytes)
+    const pBytes = randomBytes(64 * 1024, 1302)
+    const p = { bytes: pBytes, cid: await block(pBytes) }
+    holders[2].store.map.set(p.cid.toString(), p.bytes)
+    const from = new Map([[x.cid.toString(), [holders[0].id]], [y.cid.toString(), [holders[1].id]], [p.cid.toString(), [holders[2].id]]])
+    const got = await a.swarm.pullAny([x.cid, y.cid, p.cid], 2, from, { ordered: true })
+    assert.deepEqual([...got.keys()].sort(), [y.cid, p.cid].map(c => c.toString()).sort())
+    // passed over twice: for block 1, then for the parity block
+    assert.equal(a.swarm.stats().passedOver, 2)
+    assert.equal(a.swarm.stats().hedged, 0, 'taken up front, not after a hedge')
+  })
+
   it('swarm.pull(cid) returns a block already held locally without asking anyone', async () => {
     const a = await net.node()
     const bytes = randomBytes(1000, 5)
