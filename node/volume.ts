@@ -43,8 +43,8 @@ import { BlockUnavailableError, FsError, NotConflictedError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type Committed, type FileState, type PatchExtent } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
-import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Durability } from './tree/index.ts'
-import { ExtentMap, GuardError, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
+import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Durability, FileMark } from './tree/index.ts'
+import { ExtentMap, GuardError, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd, sameFileMark } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
@@ -197,6 +197,11 @@ export const FOLD_SPAN_MAX = 4 * FOLD_EXTENTS_MAX
  * come before younger ones.
  */
 export const FOLD_SETTLE_MS = 2_000
+/**
+ * Builds of a whole version made while the file moved under each (a peer's extents arriving
+ * meanwhile: Volume.commitOpen) before this host's writes go as extents over it instead.
+ */
+export const WHOLE_WRITE_TRIES = 4
 /**
  * A file this host wrote extents to is folded once it has had no new one from here for this
  * long, however few they are (compaction when the file is quiet: its reads stop paying for
@@ -580,7 +585,7 @@ export class Volume implements VolumeApi {
       if (local !== true && this.open_.size > 0 && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
         const inode = this.tree.get(body.inode)
         const open = inode === undefined ? undefined : this.open_.get(inode.id)
-        if (open !== undefined && inode !== undefined) open.rebase(stateOf(inode))
+        if (open !== undefined && inode !== undefined) open.rebase(this.fileState(inode))
       }
     })
   }
@@ -1112,9 +1117,8 @@ export class Volume implements VolumeApi {
     // the write and the times in one turn of the file's queue (no write slips in between)
     let together = false
     const c = open !== undefined && open.changed && !this.unlinked(inode.id)
-      ? await open.commit(async c => {
-        if (this.unlinked(inode.id)) return false
-        await this.stamp([...this.writeBodies(open, c), body], 'durable')
+      ? await this.commitOpen(open, async (bodies, guard) => {
+        await this.stamp([...bodies, body], 'durable', { guard })
         together = true
       }, options)
       : undefined
@@ -1400,9 +1404,9 @@ export class Volume implements VolumeApi {
       const id = inode.id
       const current = (): FileState | undefined => {
         const now = this.tree.get(id)
-        return now === undefined ? undefined : stateOf(now)
+        return now === undefined ? undefined : this.fileState(now)
       }
-      f = new OpenFile(id, stateOf(inode), this.chunks, () => this.tree.path(this.tree.entries(id)[0]?.id ?? '') ?? path, current)
+      f = new OpenFile(id, this.fileState(inode), this.chunks, () => this.tree.path(this.tree.entries(id)[0]?.id ?? '') ?? path, current)
       this.open_.set(inode.id, f)
     }
     return f
@@ -1437,10 +1441,9 @@ export class Volume implements VolumeApi {
           }
         }
       : undefined
-    const c = await f.commit(async c => {
-      if (this.unlinked(f.inode)) return false
+    const c = await this.commitOpen(f, async (bodies, guard) => {
       // one batch: one log append and fdatasync for all of a commit's extents
-      const own = (await this.stamp(this.writeBodies(f, c), 'durable', { stamped })).at(-1)?.cid
+      const own = (await this.stamp(bodies, 'durable', { stamped, guard })).at(-1)?.cid
       newest ??= own
     }, { ...options, sync: wait === 'safe' })
     if (c !== undefined) this.placeCommitted(f, c)
@@ -1458,6 +1461,69 @@ export class Volume implements VolumeApi {
     }
     if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(f.inode)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
+  }
+
+  /**
+   * Commit an open file's pending state (OpenFile.commit), `stampIt` stamping its ops (and what the
+   * caller adds to the batch) with `guard`. A whole version (a `write` op) counts every op applied
+   * by its stamp as seen (its parents): built from a state read before a peer's append or
+   * positioned write arrived, it would be taken as holding bytes it lacks, and they were lost under
+   * it on every host (write36). So it is stamped only while the tree's state of the file is the
+   * one the open state holds (its mark), with no op of this host on the file stamped and not yet
+   * applied; else nothing is stamped, the peers' extents since are laid over the pending writes
+   * (OpenFile.catchUp) and it is built again. Past WHOLE_WRITE_TRIES (a file that keeps moving),
+   * this host's written bytes go as positioned extents over the version's content instead, which
+   * hold nothing they did not read (OpenFile.ownExtents); a state that cannot be extents (cut by a
+   * truncate) is stamped as it is then, and logged.
+   */
+  private async commitOpen (f: OpenFile, stampIt: (bodies: OpBody[], guard: (() => boolean) | undefined) => Promise<void>, opts: AbortOptions & { sync?: boolean }): Promise<Committed | undefined> {
+    let stuck = false
+    for (let tries = 1; ; tries++) {
+      const last = stuck || tries >= WHOLE_WRITE_TRIES
+      try {
+        return await f.commit(async c => {
+          if (this.unlinked(f.inode)) return false
+          const whole = c.extents === undefined && c.append === undefined
+          const mark = f.mark
+          if (!whole || mark === undefined) return await stampIt(this.writeBodies(f, c), undefined)
+          if (last) {
+            const own = f.ownExtents(c)
+            if (own !== undefined) {
+              c.extents = own
+              log('inode %s: moved under %d builds of its version: its writes committed as %d extents', f.inode, tries - 1, own.length)
+            } else if (!sameFileMark(this.tree.fileMark(f.inode), mark)) {
+              log.error('inode %s: moved under %d builds of its cut version: committed over what it did not read', f.inode, tries - 1)
+            }
+            return await stampIt(this.writeBodies(f, c), undefined)
+          }
+          await stampIt(this.writeBodies(f, c), () => !this.tree.unapplied(f.inode) && sameFileMark(this.tree.fileMark(f.inode), mark))
+        }, opts)
+      } catch (err) {
+        if (!(err instanceof GuardError)) throw err
+        // this host's own ops on the file land first; then the peers' extents since the mark
+        await this.tree.landedFor(f.inode)
+        const now = this.tree.get(f.inode)
+        if (now === undefined) continue
+        const state = this.fileState(now)
+        const mark = f.mark as FileMark
+        let since = this.tree.extentsSince(f.inode, mark)
+        if (since === undefined && state.mark !== undefined) {
+          // a version came between (a peer's whole write): this one replaces it as before (its
+          // history keeps it); the appends made over it land after this host's bytes, as over a
+          // write that did not see them, and its positioned extents, made over its bytes, go with it
+          log('inode %s: a version came while its version was built: stamped over it', f.inode)
+          since = (this.tree.extentsSince(f.inode, { version: state.mark.version, tail: undefined }) ?? []).filter(x => x.offset === undefined)
+        }
+        try {
+          await f.catchUp(state, since ?? [], opts)
+        } catch (e: any) {
+          if (opts.signal?.aborted === true) throw e
+          // (a peer's extent unreadable now): this host's writes go as extents, or as they are
+          log.error('inode %s: the extents that came while its version was built not read: %s', f.inode, e?.message)
+          stuck = true
+        }
+      }
+    }
   }
 
   /**
@@ -2098,7 +2164,7 @@ export class Volume implements VolumeApi {
         // a whole file written (writeFile, `darkfs put`): durable when it returns, as a close is
         await this.stamp([{ type: 'write', inode: target.id, content, size: pos, time: now }], 'durable')
         const state = this.tree.get(target.id)
-        if (state !== undefined) open?.rebase(stateOf(state))
+        if (state !== undefined) open?.rebase(this.fileState(state))
       } else {
         const caller = opts.caller ?? ROOT
         const own = this.owner(dir, caller, 'file', opts.mode ?? 0o644)
@@ -2211,7 +2277,7 @@ export class Volume implements VolumeApi {
     await this.stamp(bodies, 'durable')
     const now = this.tree.get(inode.id)
     const open = this.open_.get(inode.id)
-    if (bodies[0].type === 'write' && open !== undefined && now !== undefined) open.rebase(stateOf(now))
+    if (bodies[0].type === 'write' && open !== undefined && now !== undefined) open.rebase(this.fileState(now))
     const result: ResolveResult = { path, removed: [], kept: [], left: [] }
     const still = new Set(this.tree.conflicts().map(c => c.entry))
     for (const c of sibs) {
@@ -2236,6 +2302,14 @@ export class Volume implements VolumeApi {
       ffree: STATFS_FILES,
       namemax: 255
     }
+  }
+
+  /** A file's committed state as an open file reads it, with the tree's mark of it (FileMark). */
+  private fileState (inode: Inode): FileState {
+    const state = stateOf(inode)
+    const mark = this.tree.fileMark(inode.id)
+    if (mark !== undefined) state.mark = mark
+    return state
   }
 
   private async localCapacity (): Promise<Capacity> {
