@@ -209,6 +209,12 @@ export const WHOLE_WRITE_TRIES = 4
  * burst never leaves hundreds of them behind.
  */
 export const FOLD_QUIET_MS = 10_000
+/**
+ * Longest wait before a fold made again after folds found the file moved under them (a peer's
+ * ops arriving while each was built): the first waits FOLD_SETTLE_MS, each next one twice the
+ * last, up to this; a fold that stamps, or finds nothing to do, ends the back-off.
+ */
+export const FOLD_MOVED_MAX_MS = 64_000
 
 const log = logger('volume')
 
@@ -543,6 +549,8 @@ export class Volume implements VolumeApi {
   private readonly folding = new Map<InodeId, Promise<void>>()
   /** Inodes asked to fold while a fold of theirs ran (true: a quiet fold was asked): asked again when it ends. */
   private readonly foldAgain = new Map<InodeId, boolean>()
+  /** Inode -> its folds found moved in a row (FOLD_MOVED_MAX_MS) and when the next may start (performance.now()). */
+  private readonly foldMoved = new Map<InodeId, { n: number, at: number }>()
   /** foldDue()'s tallies of files with extents, kept from one commit to the next (FoldTally). */
   private readonly foldTallies = new Map<InodeId, FoldTally>()
   /** Inodes with a fold due later (quiet, or extents left to settle): its timer. */
@@ -1562,6 +1570,7 @@ export class Volume implements VolumeApi {
     if (this.closing !== undefined || this.unlinked(inode)) {
       this.foldDeferred.delete(inode)
       this.foldTallies.delete(inode)
+      this.foldMoved.delete(inode)
       return
     }
     if (!quiet) {
@@ -1606,7 +1615,21 @@ export class Volume implements VolumeApi {
       this.foldAgain.set(inode, quiet || this.foldAgain.get(inode) === true)
       return
     }
+    // folds found moved under them back off (each one read, built and placed its chunks for nothing)
+    const moved = this.foldMoved.get(inode)
+    if (moved !== undefined && moved.at > performance.now()) {
+      this.foldLater(inode, moved.at - performance.now(), quiet)
+      return
+    }
     this.folding.set(inode, this.fold(inode, quiet).then(left => {
+      if (left === 'moved') {
+        const n = (this.foldMoved.get(inode)?.n ?? 0) + 1
+        const ms = Math.min(FOLD_MOVED_MAX_MS, FOLD_SETTLE_MS * 2 ** (n - 1))
+        this.foldMoved.set(inode, { n, at: performance.now() + ms })
+        this.foldLater(inode, ms, true)
+        return
+      }
+      this.foldMoved.delete(inode)
       // a whole fold's unsettled extents are folded once they settle; a partial fold's chunks
       // left are looked at again then (they may be dense by now), and folded when the file is quiet
       if (left === 'settle') this.foldLater(inode, FOLD_SETTLE_MS, true)
@@ -1654,7 +1677,7 @@ export class Volume implements VolumeApi {
    * again), chunks a partial fold left ('quiet'), chunks a quiet fold left as too sparse
    * ('sparse': folded when later writes make them dense), or past its batch ('more', FOLD_QUIET_BATCH).
    */
-  private async fold (inode: InodeId, quiet: boolean): Promise<'none' | 'settle' | 'dense' | 'quiet' | 'sparse' | 'more'> {
+  private async fold (inode: InodeId, quiet: boolean): Promise<'none' | 'settle' | 'dense' | 'quiet' | 'sparse' | 'more' | 'moved'> {
     const fp = this.tree.foldPoint(inode)
     if (fp === undefined) return 'none'
     const settled = Date.now() - FOLD_SETTLE_MS
@@ -1727,13 +1750,15 @@ export class Volume implements VolumeApi {
     // op applied by its stamp, so a peer's append received while the content was built, sorting
     // among the extents it holds (older than they: its author's log sync or the network slow),
     // would be taken as held by a content that lacks it, and lost under it (append35). A fold
-    // found moved stamps nothing: its blocks are GC's, and it is made again once settled
+    // found moved stamps nothing: its blocks are GC's, and it is made again later (backing off:
+    // foldIfDue). An op of this host on the file stamped and not yet applied moves it too: the
+    // fold's parents would count it as seen (write36)
     try {
-      await this.stamp([body], 'written', { guard: () => sameFoldPoint(this.tree.foldPoint(inode), fp, c) })
+      await this.stamp([body], 'written', { guard: () => !this.tree.unapplied(inode) && sameFoldPoint(this.tree.foldPoint(inode), fp, c) })
     } catch (err) {
       if (!(err instanceof GuardError)) throw err
       log('inode %s: the file changed while its fold was built; folded again later', inode)
-      return 'settle'
+      return 'moved'
     }
     // its blocks were put in the recent set when stored, before a placement that may have
     // outlasted the set's age: a give-up here of the same bytes spares them from the op on (review32h)
