@@ -269,11 +269,15 @@ export class OpenFile {
   mark: FileMark | undefined
 
   /**
-   * The byte ranges written here since the base (sorted, disjoint, not adjacent), kept however many
-   * (not `written`, which stops at the patch bounds): where this host's bytes win over the
-   * extents a peer made meanwhile (catchUp), and what a commit holds as its own (ownExtents).
+   * The byte ranges written here since the base, kept however many (not `written`, which stops
+   * at the patch bounds): where this host's bytes win over the extents a peer made meanwhile
+   * (catchUp), and what a commit holds as its own (ownExtents). In write order, possibly
+   * overlapping past the first `mineSorted` (sorted and merged then: ownRanges()): a write costs
+   * a push, or the growth of the last range (a sequential writer), never an insert into a sorted
+   * list of thousands (fio's random writes over a large file).
    */
   private mine: Array<[number, number]> = []
+  private mineSorted = 0
   /** Set while catchUp() lays a peer's extent over the state: those bytes are not `mine`. */
   private laying = false
 
@@ -281,21 +285,27 @@ export class OpenFile {
   private own (from: number, to: number): void {
     if (to <= from || this.laying) return
     const w = this.mine
-    // the first range ending at or after `from` (binary search: a random writer has thousands)
-    let lo = 0
-    let hi = w.length
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
-      if (w[mid][1] < from) lo = mid + 1
-      else hi = mid
+    const last = w[w.length - 1]
+    if (last !== undefined && from <= last[1] && to >= last[0]) {
+      last[0] = Math.min(last[0], from)
+      last[1] = Math.max(last[1], to)
+    } else w.push([from, to])
+    // merged now and then: the list stays within twice its merged length (amortised n log n)
+    if (w.length > 2 * this.mineSorted + 1024) this.ownRanges()
+  }
+
+  /** `mine` sorted, disjoint and not adjacent. */
+  private ownRanges (): Array<[number, number]> {
+    const w = this.mine.sort((a, b) => a[0] - b[0])
+    const out: Array<[number, number]> = []
+    for (const [a, z] of w) {
+      const last = out[out.length - 1]
+      if (last !== undefined && a <= last[1]) last[1] = Math.max(last[1], z)
+      else out.push([a, z])
     }
-    let j = lo
-    while (j < w.length && w[j][0] <= to) {
-      from = Math.min(from, w[j][0])
-      to = Math.max(to, w[j][1])
-      j++
-    }
-    w.splice(lo, j - lo, [from, to])
+    this.mine = out
+    this.mineSorted = out.length
+    return out
   }
 
   /**
@@ -325,7 +335,7 @@ export class OpenFile {
           }
           const end = this.truncated ? Math.min(ext.pos + ext.size, this.size) : ext.pos + ext.size
           let at = ext.pos
-          for (const [a, z] of this.mine) {
+          for (const [a, z] of this.ownRanges()) {
             if (z <= at) continue
             if (a >= end) break
             if (a > at) await this.writeNow(bytes.subarray(at - ext.pos, a - ext.pos), at, undefined, opts.signal)
@@ -350,9 +360,11 @@ export class OpenFile {
    * extent from the first written byte to the last (the bytes between are the state's, as read).
    */
   ownExtents (c: Committed): PatchExtent[] | undefined {
-    if (this.truncated || c.content === null || this.mine.length === 0 || c.append !== undefined || c.extents !== undefined) return undefined
+    if (this.truncated || c.content === null || c.append !== undefined || c.extents !== undefined) return undefined
+    const mine = this.ownRanges()
+    if (mine.length === 0) return undefined
     const content = c.content
-    const ranges = this.mine.length <= MAX_OWN_EXTENTS ? this.mine : [[this.mine[0][0], this.mine[this.mine.length - 1][1]]]
+    const ranges = mine.length <= MAX_OWN_EXTENTS ? mine : [[mine[0][0], mine[mine.length - 1][1]]]
     // (inline bytes are an extent's whole content: each range its own slice of them)
     return ranges.map(([from, to]) => 'inline' in content
       ? { content: { inline: content.inline.slice(from, to) }, at: 0, size: to - from, offset: from }
@@ -1456,6 +1468,7 @@ export class OpenFile {
     this.written = []
     this.writtenBytes = 0
     this.mine = []
+    this.mineSorted = 0
     this.changed = false
     this.appendOnly = false
     this.createdEmpty = false

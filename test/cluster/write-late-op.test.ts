@@ -95,7 +95,7 @@ describe('a whole write and a peer\'s op it did not read', function () {
     assert.equal(dec.decode(got.subarray(2 * MiB)), 'R\n')
   })
 
-  it('a large file\'s dense close keeps a peer\'s positioned write received before it', async () => {
+  it('a large file\'s dense close keeps a peer\'s positioned writes received before it, its own bytes winning where they meet', async () => {
     const [h0, h1] = hosts
     const old = new Uint8Array(2 * MiB).fill(0x61)
     await start('dense-pos', old)
@@ -105,6 +105,8 @@ describe('a whole write and a peer\'s op it did not read', function () {
     // host 1 writes bytes of the second chunk, which host 0 did not write
     const fp = await h1.volume.open('/dense-pos', 'r+')
     await fp.write(enc.encode('PEER'), 0, 4, MiB + 100)
+    // and 4 bytes across the end of host 0's chunk: host 0's, written later, win where they meet
+    await fp.write(enc.encode('QQQQ'), 0, 4, MiB - 2)
     await fp.close()
     await until('host 0 has host 1\'s write', () => {
       const e = h0.tree.lookup('root', 'dense-pos')
@@ -115,6 +117,7 @@ describe('a whole write and a peer\'s op it did not read', function () {
     assert.equal(got.byteLength, 2 * MiB)
     assert.ok(got.subarray(0, MiB).every(b => b === 0x62), 'host 0\'s chunk')
     assert.equal(dec.decode(got.subarray(MiB + 100, MiB + 104)), 'PEER')
+    assert.equal(dec.decode(got.subarray(MiB - 2, MiB + 2)), 'bbQQ')
   })
   /**
    * `old` on both hosts; host 0 overwrites bytes [0, mine.length) and closes; before each stamp of
