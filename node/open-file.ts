@@ -32,7 +32,7 @@ import { CHUNK_SIZE, INLINE_MAX, RANGE_READ_MAX_BYTES, PutGroup, chunkAt, conten
 import type { ChunkRef, Manifest } from './data/index.ts'
 import type { ChunkService } from './data/index.ts'
 import { ExtentMap } from './tree/index.ts'
-import type { Content, Extent } from './tree/index.ts'
+import type { Content, Extent, FileMark } from './tree/index.ts'
 import { nowNs } from './clock.ts'
 import { boundedSignal, raceSignal } from './abort.ts'
 import { FsError } from './errors.ts'
@@ -76,6 +76,9 @@ export const STORE_PARALLEL = 1
 export const PATCH_COMMIT_BYTES = 256 << 10
 /** Most ranges (extents, one op for all: tree MAX_OP_EXTENTS) one commit records as positioned extents. */
 export const PATCH_COMMIT_RANGES = 16
+
+/** Most extents a commit of this host's own writes (OpenFile.ownExtents) is cut into. */
+export const MAX_OWN_EXTENTS = 4096
 
 interface Patch { at: number, bytes: Uint8Array }
 /**
@@ -121,8 +124,12 @@ export interface Committed { content: Content | null, size: number, refs: ChunkR
  */
 export interface PatchExtent { content: Content, at: number, size: number, offset: number }
 
-/** A committed state of a file: its base `content`, then `extents` (appends), `size` bytes in all. */
-export interface FileState { content: Content | null, size: number, extents?: readonly Extent[] }
+/**
+ * A committed state of a file: its base `content`, then `extents` (appends), `size` bytes in all;
+ * `mark`, what the tree's state was made of when it was taken (a whole version built over it is
+ * stamped only while the tree still has that: volume.ts commitOpen).
+ */
+export interface FileState { content: Content | null, size: number, extents?: readonly Extent[], mark?: FileMark }
 
 /**
  * A committed state this open file builds on, with what is read of it once loaded: its content's
@@ -209,6 +216,7 @@ export class OpenFile {
   constructor (inode: string, base: FileState, chunks: ChunkService, path: () => string, current?: () => FileState | undefined) {
     this.inode = inode
     this.base = baseOf(base)
+    this.mark = base.mark
     this.size = base.size
     this.chunks = chunks
     this.path = path
@@ -250,6 +258,117 @@ export class OpenFile {
 
   private setBase (state: FileState): void {
     this.base = baseOf(state)
+    this.mark = state.mark
+  }
+
+  /**
+   * The tree's state this open state holds all of (FileMark): the base's, or, after catchUp(),
+   * the state whose extents since the base were laid over the pending writes. Undefined when
+   * unknown (a staging file).
+   */
+  mark: FileMark | undefined
+
+  /**
+   * The byte ranges written here since the base, kept however many (not `written`, which stops
+   * at the patch bounds): where this host's bytes win over the extents a peer made meanwhile
+   * (catchUp), and what a commit holds as its own (ownExtents). In write order, possibly
+   * overlapping past the first `mineSorted` (sorted and merged then: ownRanges()): a write costs
+   * a push, or the growth of the last range (a sequential writer), never an insert into a sorted
+   * list of thousands (fio's random writes over a large file).
+   */
+  private mine: Array<[number, number]> = []
+  private mineSorted = 0
+  /** Set while catchUp() lays a peer's extent over the state: those bytes are not `mine`. */
+  private laying = false
+
+  /** Note [from, to) in `mine`. */
+  private own (from: number, to: number): void {
+    if (to <= from || this.laying) return
+    const w = this.mine
+    const last = w[w.length - 1]
+    if (last !== undefined && from <= last[1] && to >= last[0]) {
+      last[0] = Math.min(last[0], from)
+      last[1] = Math.max(last[1], to)
+    } else w.push([from, to])
+    // merged now and then: the list stays within twice its merged length (amortised n log n)
+    if (w.length > 2 * this.mineSorted + 1024) this.ownRanges()
+  }
+
+  /** `mine` sorted, disjoint and not adjacent. */
+  private ownRanges (): Array<[number, number]> {
+    const w = this.mine.sort((a, b) => a[0] - b[0])
+    const out: Array<[number, number]> = []
+    for (const [a, z] of w) {
+      const last = out[out.length - 1]
+      if (last !== undefined && a <= last[1]) last[1] = Math.max(last[1], z)
+      else out.push([a, z])
+    }
+    this.mine = out
+    this.mineSorted = out.length
+    return out
+  }
+
+  /**
+   * Lay the extents a peer made since this state's mark (`since`, oldest first, landed in the
+   * tree's `state`) over the pending writes, as the tree would have them over this host's
+   * version had it seen them: an append at the end of this state, a positioned extent at its
+   * offset except over bytes written here (newer: they win), and after a truncate here not past
+   * this state's end (the truncate did not see it). The state then holds `state` (its mark) and
+   * a whole version built from it may count them as seen. In a turn of the queue.
+   */
+  async catchUp (state: FileState, since: readonly Extent[], opts: AbortOptions = {}): Promise<void> {
+    await this.serial(async () => {
+      if (!this.changed) {
+        // committed meanwhile: nothing pending to lay them over
+        return
+      }
+      const base = baseOf(state)
+      const appendOnly = this.appendOnly
+      const mtime = this.mtime
+      this.laying = true
+      try {
+        for (const ext of since) {
+          const bytes = await this.extentBytes(base, ext, 0, ext.size, opts.signal)
+          if (ext.offset === undefined) {
+            await this.writeNow(bytes, this.size, undefined, opts.signal)
+            continue
+          }
+          const end = this.truncated ? Math.min(ext.pos + ext.size, this.size) : ext.pos + ext.size
+          let at = ext.pos
+          for (const [a, z] of this.ownRanges()) {
+            if (z <= at) continue
+            if (a >= end) break
+            if (a > at) await this.writeNow(bytes.subarray(at - ext.pos, a - ext.pos), at, undefined, opts.signal)
+            at = Math.max(at, z)
+          }
+          if (at < end) await this.writeNow(bytes.subarray(at - ext.pos, end - ext.pos), at, undefined, opts.signal)
+        }
+      } finally {
+        this.laying = false
+        this.appendOnly = appendOnly
+        this.mtime = mtime
+      }
+      this.mark = state.mark
+    }, opts.signal)
+  }
+
+  /**
+   * The bytes written here as positioned extents over `c`'s content (a whole version of this
+   * state just built): the ones that hold only this host's bytes, claiming nothing of what it did
+   * not read, for a commit whose file keeps moving under it (volume.ts commitOpen). Undefined
+   * when the state cannot be extents (a truncate, no content). Past MAX_OWN_EXTENTS ranges, one
+   * extent from the first written byte to the last (the bytes between are the state's, as read).
+   */
+  ownExtents (c: Committed): PatchExtent[] | undefined {
+    if (this.truncated || c.content === null || c.append !== undefined || c.extents !== undefined) return undefined
+    const mine = this.ownRanges()
+    if (mine.length === 0) return undefined
+    const content = c.content
+    const ranges = mine.length <= MAX_OWN_EXTENTS ? mine : [[mine[0][0], mine[mine.length - 1][1]]]
+    // (inline bytes are an extent's whole content: each range its own slice of them)
+    return ranges.map(([from, to]) => 'inline' in content
+      ? { content: { inline: content.inline.slice(from, to) }, at: 0, size: to - from, offset: from }
+      : { content, at: from, size: to - from, offset: from })
   }
 
   /** The manifest of `base`'s own content (by default the current base's), loaded once per version. */
@@ -839,6 +958,7 @@ export class OpenFile {
 
   /** Note that [from, to) was written (merged into `written`). */
   private wrote (from: number, to: number): void {
+    this.own(from, to)
     const w = this.written
     if (w === undefined || to <= from) return
     let i = 0
@@ -872,6 +992,11 @@ export class OpenFile {
     // a truncate is a new whole version (a write op): no positioned extents for this commit
     this.written = undefined
     this.truncated = true
+    // a cut takes the bytes past it out of this host's; zeros it grows the file by are its own
+    const old = this.size
+    if (len < old) {
+      this.mine = this.mine.flatMap(([a, z]): Array<[number, number]> => a >= len ? [] : [[a, Math.min(z, len)]])
+    } else this.own(old, len)
     await this.resize(len, signal)
     this.mtime = nowNs()
   }
@@ -1342,6 +1467,8 @@ export class OpenFile {
     this.truncated = false
     this.written = []
     this.writtenBytes = 0
+    this.mine = []
+    this.mineSorted = 0
     this.changed = false
     this.appendOnly = false
     this.createdEmpty = false

@@ -43,8 +43,8 @@ import { BlockUnavailableError, FsError, NotConflictedError } from './errors.ts'
 import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type Committed, type FileState, type PatchExtent } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
-import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Durability } from './tree/index.ts'
-import { ExtentMap, GuardError, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd } from './tree/index.ts'
+import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Durability, FileMark } from './tree/index.ts'
+import { ExtentMap, GuardError, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd, sameFileMark } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
@@ -198,12 +198,23 @@ export const FOLD_SPAN_MAX = 4 * FOLD_EXTENTS_MAX
  */
 export const FOLD_SETTLE_MS = 2_000
 /**
+ * Builds of a whole version made while the file moved under each (a peer's extents arriving
+ * meanwhile: Volume.commitOpen) before this host's writes go as extents over it instead.
+ */
+export const WHOLE_WRITE_TRIES = 4
+/**
  * A file this host wrote extents to is folded once it has had no new one from here for this
  * long, however few they are (compaction when the file is quiet: its reads stop paying for
  * pieces); and extents a fold had to leave (not settled yet) are folded once they settle, so a
  * burst never leaves hundreds of them behind.
  */
 export const FOLD_QUIET_MS = 10_000
+/**
+ * Longest wait before a fold made again after folds found the file moved under them (a peer's
+ * ops arriving while each was built): the first waits FOLD_SETTLE_MS, each next one twice the
+ * last, up to this; a fold that stamps, or finds nothing to do, ends the back-off.
+ */
+export const FOLD_MOVED_MAX_MS = 64_000
 
 const log = logger('volume')
 
@@ -538,6 +549,8 @@ export class Volume implements VolumeApi {
   private readonly folding = new Map<InodeId, Promise<void>>()
   /** Inodes asked to fold while a fold of theirs ran (true: a quiet fold was asked): asked again when it ends. */
   private readonly foldAgain = new Map<InodeId, boolean>()
+  /** Inode -> its folds found moved in a row (FOLD_MOVED_MAX_MS) and when the next may start (performance.now()). */
+  private readonly foldMoved = new Map<InodeId, { n: number, at: number }>()
   /** foldDue()'s tallies of files with extents, kept from one commit to the next (FoldTally). */
   private readonly foldTallies = new Map<InodeId, FoldTally>()
   /** Inodes with a fold due later (quiet, or extents left to settle): its timer. */
@@ -580,7 +593,7 @@ export class Volume implements VolumeApi {
       if (local !== true && this.open_.size > 0 && (body?.type === 'write' || body?.type === 'append' || body?.type === 'fold')) {
         const inode = this.tree.get(body.inode)
         const open = inode === undefined ? undefined : this.open_.get(inode.id)
-        if (open !== undefined && inode !== undefined) open.rebase(stateOf(inode))
+        if (open !== undefined && inode !== undefined) open.rebase(this.fileState(inode))
       }
     })
   }
@@ -1112,9 +1125,8 @@ export class Volume implements VolumeApi {
     // the write and the times in one turn of the file's queue (no write slips in between)
     let together = false
     const c = open !== undefined && open.changed && !this.unlinked(inode.id)
-      ? await open.commit(async c => {
-        if (this.unlinked(inode.id)) return false
-        await this.stamp([...this.writeBodies(open, c), body], 'durable')
+      ? await this.commitOpen(open, async (bodies, guard) => {
+        await this.stamp([...bodies, body], 'durable', { guard })
         together = true
       }, options)
       : undefined
@@ -1400,9 +1412,9 @@ export class Volume implements VolumeApi {
       const id = inode.id
       const current = (): FileState | undefined => {
         const now = this.tree.get(id)
-        return now === undefined ? undefined : stateOf(now)
+        return now === undefined ? undefined : this.fileState(now)
       }
-      f = new OpenFile(id, stateOf(inode), this.chunks, () => this.tree.path(this.tree.entries(id)[0]?.id ?? '') ?? path, current)
+      f = new OpenFile(id, this.fileState(inode), this.chunks, () => this.tree.path(this.tree.entries(id)[0]?.id ?? '') ?? path, current)
       this.open_.set(inode.id, f)
     }
     return f
@@ -1437,10 +1449,9 @@ export class Volume implements VolumeApi {
           }
         }
       : undefined
-    const c = await f.commit(async c => {
-      if (this.unlinked(f.inode)) return false
+    const c = await this.commitOpen(f, async (bodies, guard) => {
       // one batch: one log append and fdatasync for all of a commit's extents
-      const own = (await this.stamp(this.writeBodies(f, c), 'durable', { stamped })).at(-1)?.cid
+      const own = (await this.stamp(bodies, 'durable', { stamped, guard })).at(-1)?.cid
       newest ??= own
     }, { ...options, sync: wait === 'safe' })
     if (c !== undefined) this.placeCommitted(f, c)
@@ -1458,6 +1469,69 @@ export class Volume implements VolumeApi {
     }
     if (c?.append !== undefined || c?.extents !== undefined) this.foldIfDue(f.inode)
     if (wait === 'safe') await raceSignal(this.placed(f.inode), options.signal)
+  }
+
+  /**
+   * Commit an open file's pending state (OpenFile.commit), `stampIt` stamping its ops (and what the
+   * caller adds to the batch) with `guard`. A whole version (a `write` op) counts every op applied
+   * by its stamp as seen (its parents): built from a state read before a peer's append or
+   * positioned write arrived, it would be taken as holding bytes it lacks, and they were lost under
+   * it on every host (write36). So it is stamped only while the tree's state of the file is the
+   * one the open state holds (its mark), with no op of this host on the file stamped and not yet
+   * applied; else nothing is stamped, the peers' extents since are laid over the pending writes
+   * (OpenFile.catchUp) and it is built again. Past WHOLE_WRITE_TRIES (a file that keeps moving),
+   * this host's written bytes go as positioned extents over the version's content instead, which
+   * hold nothing they did not read (OpenFile.ownExtents); a state that cannot be extents (cut by a
+   * truncate) is stamped as it is then, and logged.
+   */
+  private async commitOpen (f: OpenFile, stampIt: (bodies: OpBody[], guard: (() => boolean) | undefined) => Promise<void>, opts: AbortOptions & { sync?: boolean }): Promise<Committed | undefined> {
+    let stuck = false
+    for (let tries = 1; ; tries++) {
+      const last = stuck || tries >= WHOLE_WRITE_TRIES
+      try {
+        return await f.commit(async c => {
+          if (this.unlinked(f.inode)) return false
+          const whole = c.extents === undefined && c.append === undefined
+          const mark = f.mark
+          if (!whole || mark === undefined) return await stampIt(this.writeBodies(f, c), undefined)
+          if (last) {
+            const own = f.ownExtents(c)
+            if (own !== undefined) {
+              c.extents = own
+              log('inode %s: moved under %d builds of its version: its writes committed as %d extents', f.inode, tries - 1, own.length)
+            } else if (!sameFileMark(this.tree.fileMark(f.inode), mark)) {
+              log.error('inode %s: moved under %d builds of its cut version: committed over what it did not read', f.inode, tries - 1)
+            }
+            return await stampIt(this.writeBodies(f, c), undefined)
+          }
+          await stampIt(this.writeBodies(f, c), () => !this.tree.unapplied(f.inode) && sameFileMark(this.tree.fileMark(f.inode), mark))
+        }, opts)
+      } catch (err) {
+        if (!(err instanceof GuardError)) throw err
+        // this host's own ops on the file land first; then the peers' extents since the mark
+        await this.tree.landedFor(f.inode)
+        const now = this.tree.get(f.inode)
+        if (now === undefined) continue
+        const state = this.fileState(now)
+        const mark = f.mark as FileMark
+        let since = this.tree.extentsSince(f.inode, mark)
+        if (since === undefined && state.mark !== undefined) {
+          // a version came between (a peer's whole write): this one replaces it as before (its
+          // history keeps it); the appends made over it land after this host's bytes, as over a
+          // write that did not see them, and its positioned extents, made over its bytes, go with it
+          log('inode %s: a version came while its version was built: stamped over it', f.inode)
+          since = (this.tree.extentsSince(f.inode, { version: state.mark.version, tail: undefined }) ?? []).filter(x => x.offset === undefined)
+        }
+        try {
+          await f.catchUp(state, since ?? [], opts)
+        } catch (e: any) {
+          if (opts.signal?.aborted === true) throw e
+          // (a peer's extent unreadable now): this host's writes go as extents, or as they are
+          log.error('inode %s: the extents that came while its version was built not read: %s', f.inode, e?.message)
+          stuck = true
+        }
+      }
+    }
   }
 
   /**
@@ -1496,6 +1570,7 @@ export class Volume implements VolumeApi {
     if (this.closing !== undefined || this.unlinked(inode)) {
       this.foldDeferred.delete(inode)
       this.foldTallies.delete(inode)
+      this.foldMoved.delete(inode)
       return
     }
     if (!quiet) {
@@ -1540,7 +1615,21 @@ export class Volume implements VolumeApi {
       this.foldAgain.set(inode, quiet || this.foldAgain.get(inode) === true)
       return
     }
+    // folds found moved under them back off (each one read, built and placed its chunks for nothing)
+    const moved = this.foldMoved.get(inode)
+    if (moved !== undefined && moved.at > performance.now()) {
+      this.foldLater(inode, moved.at - performance.now(), quiet)
+      return
+    }
     this.folding.set(inode, this.fold(inode, quiet).then(left => {
+      if (left === 'moved') {
+        const n = (this.foldMoved.get(inode)?.n ?? 0) + 1
+        const ms = Math.min(FOLD_MOVED_MAX_MS, FOLD_SETTLE_MS * 2 ** (n - 1))
+        this.foldMoved.set(inode, { n, at: performance.now() + ms })
+        this.foldLater(inode, ms, true)
+        return
+      }
+      this.foldMoved.delete(inode)
       // a whole fold's unsettled extents are folded once they settle; a partial fold's chunks
       // left are looked at again then (they may be dense by now), and folded when the file is quiet
       if (left === 'settle') this.foldLater(inode, FOLD_SETTLE_MS, true)
@@ -1588,7 +1677,7 @@ export class Volume implements VolumeApi {
    * again), chunks a partial fold left ('quiet'), chunks a quiet fold left as too sparse
    * ('sparse': folded when later writes make them dense), or past its batch ('more', FOLD_QUIET_BATCH).
    */
-  private async fold (inode: InodeId, quiet: boolean): Promise<'none' | 'settle' | 'dense' | 'quiet' | 'sparse' | 'more'> {
+  private async fold (inode: InodeId, quiet: boolean): Promise<'none' | 'settle' | 'dense' | 'quiet' | 'sparse' | 'more' | 'moved'> {
     const fp = this.tree.foldPoint(inode)
     if (fp === undefined) return 'none'
     const settled = Date.now() - FOLD_SETTLE_MS
@@ -1661,13 +1750,15 @@ export class Volume implements VolumeApi {
     // op applied by its stamp, so a peer's append received while the content was built, sorting
     // among the extents it holds (older than they: its author's log sync or the network slow),
     // would be taken as held by a content that lacks it, and lost under it (append35). A fold
-    // found moved stamps nothing: its blocks are GC's, and it is made again once settled
+    // found moved stamps nothing: its blocks are GC's, and it is made again later (backing off:
+    // foldIfDue). An op of this host on the file stamped and not yet applied moves it too: the
+    // fold's parents would count it as seen (write36)
     try {
-      await this.stamp([body], 'written', { guard: () => sameFoldPoint(this.tree.foldPoint(inode), fp, c) })
+      await this.stamp([body], 'written', { guard: () => !this.tree.unapplied(inode) && sameFoldPoint(this.tree.foldPoint(inode), fp, c) })
     } catch (err) {
       if (!(err instanceof GuardError)) throw err
       log('inode %s: the file changed while its fold was built; folded again later', inode)
-      return 'settle'
+      return 'moved'
     }
     // its blocks were put in the recent set when stored, before a placement that may have
     // outlasted the set's age: a give-up here of the same bytes spares them from the op on (review32h)
@@ -2098,7 +2189,7 @@ export class Volume implements VolumeApi {
         // a whole file written (writeFile, `darkfs put`): durable when it returns, as a close is
         await this.stamp([{ type: 'write', inode: target.id, content, size: pos, time: now }], 'durable')
         const state = this.tree.get(target.id)
-        if (state !== undefined) open?.rebase(stateOf(state))
+        if (state !== undefined) open?.rebase(this.fileState(state))
       } else {
         const caller = opts.caller ?? ROOT
         const own = this.owner(dir, caller, 'file', opts.mode ?? 0o644)
@@ -2211,7 +2302,7 @@ export class Volume implements VolumeApi {
     await this.stamp(bodies, 'durable')
     const now = this.tree.get(inode.id)
     const open = this.open_.get(inode.id)
-    if (bodies[0].type === 'write' && open !== undefined && now !== undefined) open.rebase(stateOf(now))
+    if (bodies[0].type === 'write' && open !== undefined && now !== undefined) open.rebase(this.fileState(now))
     const result: ResolveResult = { path, removed: [], kept: [], left: [] }
     const still = new Set(this.tree.conflicts().map(c => c.entry))
     for (const c of sibs) {
@@ -2236,6 +2327,14 @@ export class Volume implements VolumeApi {
       ffree: STATFS_FILES,
       namemax: 255
     }
+  }
+
+  /** A file's committed state as an open file reads it, with the tree's mark of it (FileMark). */
+  private fileState (inode: Inode): FileState {
+    const state = stateOf(inode)
+    const mark = this.tree.fileMark(inode.id)
+    if (mark !== undefined) state.mark = mark
+    return state
   }
 
   private async localCapacity (): Promise<Capacity> {

@@ -69,6 +69,24 @@ export class GuardError extends Error {
   }
 }
 
+/**
+ * What a file's committed state is made of, taken with that state (Tree.fileMark): its version
+ * (the heads of its writes) and its list of extents since that version. Two marks of one file
+ * are alike (sameFileMark) while no version and no extent came between them (a fold may: it
+ * changes no byte).
+ */
+export interface FileMark { readonly version: string, readonly tail: ExtNode | undefined }
+
+/** True when two marks of a file name the same version and the same extents. */
+export function sameFileMark (a: FileMark | undefined, b: FileMark | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  if (a.version !== b.version) return false
+  const x = a.tail
+  const y = b.tail
+  if (x === undefined || y === undefined) return x === y
+  return x === y || (x.n === y.n && x.bytes === y.bytes && x.ext.op === y.ext.op && x.ext.part === y.ext.part)
+}
+
 export interface TreeInit {
   /** Directory for the op log (created if missing). */
   dir: string
@@ -144,6 +162,8 @@ export class Tree extends EventTarget {
    * (CommitOptions.stamped) that fetches its parents from this host.
    */
   private readonly unsettled = new Map<string, Uint8Array>()
+  /** Inode -> this host's commits naming it, stamped and not yet applied (unapplied()). */
+  private readonly inFlight = new Map<InodeId, Set<Promise<unknown>>>()
   /** The newest op of this host applied here (newestLocal()). */
   private newestLocalOp: Op | undefined
   private chain: Promise<unknown> = Promise.resolve()
@@ -352,6 +372,59 @@ export class Tree extends EventTarget {
     return fp
   }
 
+  /** The mark of a file's committed state as it is now (FileMark); undefined for no file. */
+  fileMark (inode: InodeId): FileMark | undefined {
+    const id = this.state.ri(inode)
+    const rec = this.state.inodes.get(id)
+    if (rec === undefined || rec.kind !== 'file') return undefined
+    return { version: (this.state.head.get(id) ?? []).join(','), tail: rec.tail }
+  }
+
+  /**
+   * The extents of a file that came since `mark` (oldest first, landed as they are now), when
+   * its version is still the mark's and every extent the mark names is still there; undefined
+   * otherwise (a version came between: its bytes are not extents over the mark's).
+   */
+  extentsSince (inode: InodeId, mark: FileMark): Extent[] | undefined {
+    const now = this.fileMark(inode)
+    if (now === undefined || now.version !== mark.version) return undefined
+    const key = (x: Extent): string => x.part === undefined ? x.op : `${x.op}/${x.part}`
+    const had = new Set<string>()
+    for (let x = mark.tail; x !== undefined; x = x.prev) had.add(key(x.ext))
+    const out: Extent[] = []
+    let kept = 0
+    for (let x = now.tail; x !== undefined; x = x.prev) {
+      if (had.has(key(x.ext))) kept++
+      else out.push(x.ext)
+    }
+    return kept === had.size ? out.reverse() : undefined
+  }
+
+  /**
+   * True while an op of this host naming `inode` is stamped (its parents taken) and not yet
+   * applied to the tree: a commit guarded on the file's state (CommitOptions.guard) must not
+   * count on a state that op is about to change.
+   */
+  unapplied (inode: InodeId): boolean {
+    return (this.inFlight.get(inode)?.size ?? 0) > 0
+  }
+
+  /** Resolves once every op of this host naming `inode` stamped so far is applied (or failed): unapplied() is false then, unless more came. */
+  async landedFor (inode: InodeId): Promise<void> {
+    const now = this.inFlight.get(inode)
+    if (now !== undefined) await Promise.allSettled([...now])
+  }
+
+  /** A commit's ops (naming `named`) are applied, or failed: no longer counted as unapplied. */
+  private landed (named: readonly InodeId[], landing: Promise<void>, done: () => void): void {
+    for (const inode of named) {
+      const set = this.inFlight.get(inode)
+      set?.delete(landing)
+      if (set?.size === 0) this.inFlight.delete(inode)
+    }
+    done()
+  }
+
   /** How many extents since the oldest one a file still reads somewhere (every change of it walks them; 0 without extents). */
   foldSpan (inode: InodeId): number {
     const rec = this.state.inodes.get(this.state.ri(inode))
@@ -496,6 +569,10 @@ export class Tree extends EventTarget {
     const signal = opts.signal
     signal?.throwIfAborted()
     let stamping = false
+    // the inodes the batch names change until it is applied (unapplied()): counted from its stamp
+    const named = [...new Set(bodies.flatMap(b => 'inode' in b && typeof b.inode === 'string' ? [b.inode] : []))]
+    let done!: () => void
+    const landing = new Promise<void>(resolve => { done = resolve })
     const turn = this.serial(async () => {
       this.usable()
       // cancelled while it waited: nothing stamped (the caller was told so at the abort)
@@ -512,6 +589,11 @@ export class Tree extends EventTarget {
         this.stampHeads.add(op.parentIds, id, op)
         this.lastLocal = id
         ops.push(op)
+      }
+      for (const inode of named) {
+        let set = this.inFlight.get(inode)
+        if (set === undefined) this.inFlight.set(inode, set = new Set())
+        set.add(landing)
       }
       const durable = this.log.append(ops.map(op => op.bytes), durability).catch((err: Error) => {
         this.failed ??= err
@@ -532,6 +614,7 @@ export class Tree extends EventTarget {
       this.integrate(ops, true)
     } finally {
       if (opts.stamped !== undefined) for (const op of ops) this.unsettled.delete(op.id)
+      this.landed(named, landing, done)
     }
     return ops.map(op => {
       const b = op.body
