@@ -9,6 +9,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { until } from '../../harness/cluster.ts'
 import { meshSuite } from '../helpers/mesh.ts'
+import { FEATURE_ORIGINS } from '../../node/net/index.ts'
 
 const RAW = 0x55
 
@@ -74,6 +75,25 @@ describe('a release asked by a member that did not put the block (three hosts)',
     assert.equal((await release(a).ask(d.host.peerId, [cid])).size, 0, 'A\'s release refused')
     assert.equal(await d.store.has(cid), true, 'D kept B\'s block')
     assert.equal(d.release.refusals.claimed, before + 1)
+    assert.deepEqual([...await release(b).ask(d.host.peerId, [cid])], [cid.toString()], 'B\'s own release deletes it')
+  })
+
+  // session 36, gap B: a push naming no origin (an older host's, maybe a hop of anyone's chain)
+  // let any member release the block for a minute; once every member announces origins/1 (all
+  // three here), such a push is its sender's alone
+  it('every member names its pushes\' origins: a block B pushed to D naming no one is refused to A at once', async () => {
+    const [a, b, d] = hosts
+    await until('D sees every member announce origins/1', () => d.features.supportedByAll(FEATURE_ORIGINS), 30_000)
+    const bytes = randomBytes(64 * 1024)
+    const cid = CID.create(1, RAW, await sha256.digest(bytes))
+    // as D's sink stores an older host's push (swarm 1.1.0: no origin), told first
+    d.release.arriving(cid, b.host.peerId, undefined)
+    await d.store.put(cid, bytes)
+    const release = (peer: any): any => peer.network.c.release
+    const before = d.release.refusals.notPut
+    assert.equal((await release(a).ask(d.host.peerId, [cid])).size, 0, 'A\'s release refused, the push fresh as it is')
+    assert.equal(await d.store.has(cid), true)
+    assert.equal(d.release.refusals.notPut, before + 1)
     assert.deepEqual([...await release(b).ask(d.host.peerId, [cid])], [cid.toString()], 'B\'s own release deletes it')
   })
 
