@@ -211,12 +211,17 @@ export class Release {
 
   /**
    * `peer` was promised these blocks here (custody.ts: a writer placing them, or handing its copy
-   * over): it may release them, and another peer's release of them is refused while it has not
+   * over; custody promises only blocks held here, and never tells a promise to itself): it may
+   * release them (not a block held here before any record of it), and another peer's release of them is refused while it has not
    * released them itself (a writer of the same bytes; see mayRelease()).
    */
   noted (cids: Iterable<CID>, peer: string): void {
     for (const cid of cids) {
+      // a promise is of a block held here: with no record of who put it (forgotten, lost in a
+      // restart, pulled here), the promise does not make it the promisee's (see arriving())
+      const had = this.putBy.has(cid.toString())
       const r = this.record(cid.toString())
+      if (!had) r.unknown = true
       if (!r.claimed.includes(peer)) r.claimed.push(peer)
     }
   }

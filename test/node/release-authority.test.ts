@@ -70,6 +70,8 @@ describe('release authority: who may have a holder delete a block', function () 
     const x = await block(2)
     const { release, held } = holder({ relayedFreshMs: 0 })
     held.add(x.toString())
+    // B pushed it here (a block held with no record of who put it is nobody's: promised or not)
+    await release.arrived(x, 'B')
     // the custody promise to B, recorded through Custody's promisedTo hook
     const custody = new Custody({ host: { peerId: 'H' } as any, store: { has: async () => true, delete: async () => {} } as any, promisedTo: (cids, peer) => { release.noted(cids, peer) } })
     assert.equal((await custody.promise([x], 'B')).size, 1)
@@ -350,6 +352,19 @@ describe('release authority gaps (session 36)', function () {
     const y = await block(43)
     await sink.put(y, new Uint8Array([43]), { from: 'W', origin: 'W', verified: true })
     assert.deepEqual(await release.answer([y], 'W'), [true], 'W\'s own new block released')
+  })
+
+  it('A: a block held with no record (a restarted holder) that M has promised to it, without pushing it, is refused to M', async () => {
+    const x = await block(47)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString())
+    // M asks a promise of X (custody promises what is held), then releases it
+    const custody = new Custody({ host: { peerId: 'H' } as any, store: { has: async () => true, delete: async () => {} } as any, promisedTo: (cids, peer) => { release.noted(cids, peer) } })
+    assert.equal((await custody.promise([x], 'M')).size, 1)
+    custody.disown([x], 'M')
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'X kept (left to GC)')
+    assert.equal(release.refusals.notPut, 1)
   })
 
   it('B: a push naming no writer is not releasable by a third peer once every member names its pushes\' origins', async () => {
