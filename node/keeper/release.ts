@@ -104,6 +104,12 @@ export const RELEASE_REMEMBER_MAX = 65_536
  */
 export const PUT_REMEMBER_MAX = 65_536
 /**
+ * Records the puts of one peer (its pushes, the promises it asks) make at most, its oldest made
+ * forgotten first: a member flooding a holder with pushes (65,536 tiny ones emptied the table of
+ * every other writer's records, whose releases were then refused) forgets its own.
+ */
+export const PUT_REMEMBER_PER_PEER = PUT_REMEMBER_MAX / 4
+/**
  * How long after a block was pushed here by a peer other than the asker a release may still
  * delete it, when the push named no origin (an older host's, swarm 1.1.0 or 1.0.0): it may be a
  * hop of the asker's own push chain, landed before the writer's promise round named it. A writer of those bytes that
@@ -165,7 +171,7 @@ export interface ReleaseComponents {
  * PROTOCOL_ORIGINS); `unknown`, held here before any record of it (a restart, a record forgotten
  * for room, a block pulled here): whoever pushes or is promised it later, no release deletes it.
  */
-interface PutRecord { pushed: string[], claimed: string[], named: string[], pushedAt: number, unknown?: true }
+interface PutRecord { pushed: string[], claimed: string[], named: string[], pushedAt: number, unknown?: true, by: string }
 
 export class Release {
   private readonly c: ReleaseComponents
@@ -195,6 +201,8 @@ export class Release {
    * both at its release (it gave the block up).
    */
   private readonly putBy = new Map<string, PutRecord>()
+  /** peer -> the records its puts made (PUT_REMEMBER_PER_PEER), oldest made first. */
+  private readonly madeBy = new Map<string, Set<string>>()
 
   constructor (c: ReleaseComponents) {
     this.c = c
@@ -220,26 +228,49 @@ export class Release {
       // a promise is of a block held here: with no record of who put it (forgotten, lost in a
       // restart, pulled here), the promise does not make it the promisee's (see arriving())
       const had = this.putBy.has(cid.toString())
-      const r = this.record(cid.toString())
+      const r = this.record(cid.toString(), peer)
       if (!had) r.unknown = true
       if (!r.claimed.includes(peer)) r.claimed.push(peer)
     }
   }
 
-  /** `peer` put this block here (a push naming it as origin, a relay's own fragment of its chunk). */
-  pushed (cid: CID, peer: string): void {
-    const put = this.record(cid.toString())
+  /**
+   * `peer` put this block here (a push naming it as origin, a relay's own fragment of its chunk).
+   * `by`: the peer that sent it (a record it makes counts against its share: record()).
+   */
+  pushed (cid: CID, peer: string, by: string = peer): void {
+    const put = this.record(cid.toString(), by)
     if (!put.pushed.includes(peer)) put.pushed.push(peer)
   }
 
-  /** The record of who put `key` here, made the most recently put. */
-  private record (key: string): PutRecord {
+  /**
+   * The record of who put `key` here, made the most recently put. A new one counts against `by`
+   * (the peer whose push or promise makes it), whose records are at most PUT_REMEMBER_PER_PEER:
+   * its oldest made is forgotten first, so one member's flood of pushes forgets its own records,
+   * not other writers' (theirs are forgotten only once several peers fill the table).
+   */
+  private record (key: string, by: string): PutRecord {
     let r = this.putBy.get(key)
-    if (r === undefined) r = { pushed: [], claimed: [], named: [], pushedAt: -Infinity }
-    else this.putBy.delete(key)
+    if (r === undefined) {
+      r = { pushed: [], claimed: [], named: [], pushedAt: -Infinity, by }
+      if ((this.madeBy.get(by)?.size ?? 0) >= PUT_REMEMBER_PER_PEER) this.forget(this.madeBy.get(by)!.values().next().value!)
+      const mine = this.madeBy.get(by) ?? new Set<string>()
+      mine.add(key)
+      this.madeBy.set(by, mine)
+    } else this.putBy.delete(key)
     this.putBy.set(key, r)
-    while (this.putBy.size > PUT_REMEMBER_MAX) this.putBy.delete(this.putBy.keys().next().value!)
+    while (this.putBy.size > PUT_REMEMBER_MAX) this.forget(this.putBy.keys().next().value!)
     return r
+  }
+
+  /** Forgets who put `key` here (its record and its place in its maker's share). */
+  private forget (key: string): void {
+    const r = this.putBy.get(key)
+    if (r === undefined) return
+    this.putBy.delete(key)
+    const mine = this.madeBy.get(r.by)
+    mine?.delete(key)
+    if (mine?.size === 0) this.madeBy.delete(r.by)
   }
 
   /**
@@ -357,12 +388,16 @@ export class Release {
    * the block before this put (releasingSink asks): with no record of it here, it is nobody's.
    */
   arriving (cid: CID, from: string | undefined, origin: string | undefined, opts: { held?: boolean } = {}): void {
+    // (a record counts against the peer that sent the push, not the origin it names: anyone may
+    // name anyone; a relay's own fragment, sent by no peer, against the writer)
+    const by = from ?? origin
+    if (by === undefined) return
     // held here already and no record of it: whoever put it is not known, so no one may release
     // it (left to GC; a record forgotten, flushed by a flood of pushes, or lost in a restart,
     // must not make a later pusher of the same bytes its only putter)
-    if (opts.held === true && !this.putBy.has(cid.toString())) this.record(cid.toString()).unknown = true
+    if (opts.held === true && !this.putBy.has(cid.toString())) this.record(cid.toString(), by).unknown = true
     if (origin !== undefined) {
-      this.pushed(cid, origin)
+      this.pushed(cid, origin, by)
       const r = this.putBy.get(cid.toString())!
       if (!r.named.includes(origin)) r.named.push(origin)
     } else if (from !== undefined) {
@@ -480,7 +515,7 @@ export class Release {
       if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) {
         out.add(key)
         // who put it is of a block no longer here: a new put of the same bytes starts afresh
-        this.putBy.delete(key)
+        this.forget(key)
       }
     }
     return out

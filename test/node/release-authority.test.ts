@@ -315,18 +315,20 @@ describe('release authority gaps (session 36)', function () {
     return releasingSink(store, () => release)
   }
 
-  it('A: once B\'s record was flushed by a flood of pushes, M pushing B\'s block again cannot release it', async function () {
+  it('A: once B\'s record was flushed by a flood of pushes (four members), M pushing B\'s block again cannot release it', async function () {
     this.timeout(60_000)
     const x = await block(41)
     const { release, held } = holder({ relayedFreshMs: 0 })
     const sink = sinkOver(held, release)
     await sink.put(x, new Uint8Array([41]), { from: 'B', origin: 'B', verified: true })
-    // M floods the record table with tiny pushes of its own: B's record is the least recently put
+    // M and three others flood the record table with tiny pushes (a quarter each, as much as one
+    // peer's puts may hold): B's record is the least recently put, and goes
     const bytes = new Uint8Array(4)
     const view = new DataView(bytes.buffer)
     for (let i = 0; i < 65_536; i++) {
       view.setUint32(0, i)
-      release.arriving(CID.createV1(0x55, await sha256.digest(bytes)), 'M', 'M')
+      const by = ['M', 'M2', 'M3', 'M4'][i % 4]
+      release.arriving(CID.createV1(0x55, await sha256.digest(bytes)), by, by)
     }
     // M pushes X again (the store has it: kept), naming itself, then releases it
     await sink.put(x, new Uint8Array([41]), { from: 'M', origin: 'M', verified: true })
@@ -352,6 +354,24 @@ describe('release authority gaps (session 36)', function () {
     const y = await block(43)
     await sink.put(y, new Uint8Array([43]), { from: 'W', origin: 'W', verified: true })
     assert.deepEqual(await release.answer([y], 'W'), [true], 'W\'s own new block released')
+  })
+
+  it('A: one member\'s flood of pushes forgets its own oldest records, not another writer\'s: B\'s release of its block still deletes it', async function () {
+    this.timeout(60_000)
+    const x = await block(48)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOver(held, release)
+    await sink.put(x, new Uint8Array([48]), { from: 'B', origin: 'B', verified: true })
+    // M floods: as many pushes as the table holds, from M's connection (naming B as their origin
+    // changes nothing: counted against the peer that sent them)
+    const bytes = new Uint8Array(4)
+    const view = new DataView(bytes.buffer)
+    for (let i = 0; i < 65_536; i++) {
+      view.setUint32(0, i)
+      release.arriving(CID.createV1(0x55, await sha256.digest(bytes)), 'M', i % 2 === 0 ? 'M' : 'B')
+    }
+    assert.deepEqual(await release.answer([x], 'B'), [true], 'B\'s record kept: its release deletes its block')
+    assert.equal(held.has(x.toString()), false)
   })
 
   it('A: a block held with no record (a restarted holder) that M has promised to it, without pushing it, is refused to M', async () => {
