@@ -96,11 +96,12 @@ export const RELEASE_REMEMBER_MAX = 65_536
 /**
  * Blocks whose putters (the peers that pushed them here or were promised them here) are
  * remembered at most, the least recently put forgotten first: 16 GiB of 256 KiB fragments, about
- * 17 MiB of heap (measured: ~260 B a record of one pusher and one promisee). A
- * release comes within minutes of the put it undoes; a block whose record was forgotten is
- * refused to every asker, pushed here again or not (GC removes what nothing needs, after its
- * retention). One member's flood of pushes can push other writers' records out (their
- * releases are refused then: space held until GC), never have their blocks deleted.
+ * 17 MiB of heap (measured: ~260 B a record of one pusher and one promisee; session 36's named
+ * list and per-peer share added ~220 B a record, ~31 MiB in all). A release comes within
+ * minutes of the put it undoes; a block whose record was forgotten is refused to every asker,
+ * pushed here again or not (GC removes what nothing needs, after its retention). Floods of
+ * pushes from several members (one alone fills at most PUT_REMEMBER_PER_PEER) can push other writers'
+ * records out: their releases are refused then (space held until GC), their blocks not deleted.
  */
 export const PUT_REMEMBER_MAX = 65_536
 /**
