@@ -38,18 +38,21 @@
 // chain or a relay forwarding its blocks names, else the sink's `from`) or was promised here
 // (custody.ts, a record that outlives the promise and the asker's disown), or that another peer
 // pushed here a moment ago naming no origin (RELAYED_FRESH_MS: an older host's push, maybe a hop
-// of the asker's chain), and that no other peer was promised here and has not released since
+// of the asker's chain; only while some member does not announce FEATURE_ORIGINS, net/features.ts:
+// once every member names its pushes' origins, a push naming none is its sender's alone), and
+// that no other peer was promised here or pushed here naming itself, and has not released since
 // (a writer of the same bytes: a member that pushes, or asks a promise of, another's block
-// cannot then release it once that writer's promise round has been here; before it, the
-// other's push alone does not keep it, and that round finds the block gone and places it
-// again); any other release of a held block is refused, counted
-// (refusals.notPut, .claimed) and logged. So a buggy or malicious member, or a stale release, cannot
-// have a fragment of another writer's committed version deleted here when this host has not
-// heard of that commit (or no longer retains a record of it). A promise a holder gives itself
-// (its own fragment) is no record: another writer's give-up of the same bytes is refused only
-// while it lasts. A record goes with its block when a release deletes it. Records are bounded
-// (PUT_REMEMBER_MAX, least recently put forgotten first): a block whose record left is refused
-// to everyone and left to GC.
+// cannot then release it, before that writer's promise round as after it); any other release
+// of a held block is refused, counted (refusals.notPut, .claimed) and logged. So a buggy or
+// malicious member, or a stale release, cannot have a fragment of another writer's committed
+// version deleted here when this host has not heard of that commit (or no longer retains a
+// record of it). A promise a holder gives itself (its own fragment) is no record: another
+// writer's give-up of the same bytes is refused only while it lasts. A record goes with its
+// block when a release deletes it. Records are in memory and bounded (PUT_REMEMBER_MAX, least
+// recently put forgotten first): a block held with no record (its record forgotten, or lost in
+// a restart, or the block pulled here) is refused to everyone and left to GC, and stays so when
+// it is pushed or promised again (session 36: a member pushing it again was its only putter,
+// and could have another writer's block deleted).
 // Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
@@ -93,11 +96,20 @@ export const RELEASE_REMEMBER_MAX = 65_536
 /**
  * Blocks whose putters (the peers that pushed them here or were promised them here) are
  * remembered at most, the least recently put forgotten first: 16 GiB of 256 KiB fragments, about
- * 17 MiB of heap (measured: ~260 B a record of one pusher and one promisee). A
- * release comes within minutes of the put it undoes; a block whose record was forgotten is
- * refused to every asker (GC removes what nothing needs, after its retention).
+ * 17 MiB of heap (measured: ~260 B a record of one pusher and one promisee; session 36's named
+ * list and per-peer share added ~220 B a record, ~31 MiB in all). A release comes within
+ * minutes of the put it undoes; a block whose record was forgotten is refused to every asker,
+ * pushed here again or not (GC removes what nothing needs, after its retention). Floods of
+ * pushes from several members (one alone fills at most PUT_REMEMBER_PER_PEER) can push other writers'
+ * records out: their releases are refused then (space held until GC), their blocks not deleted.
  */
 export const PUT_REMEMBER_MAX = 65_536
+/**
+ * Records the puts of one peer (its pushes, the promises it asks) make at most, its oldest made
+ * forgotten first: a member flooding a holder with pushes (65,536 tiny ones emptied the table of
+ * every other writer's records, whose releases were then refused) forgets its own.
+ */
+export const PUT_REMEMBER_PER_PEER = PUT_REMEMBER_MAX / 4
 /**
  * How long after a block was pushed here by a peer other than the asker a release may still
  * delete it, when the push named no origin (an older host's, swarm 1.1.0 or 1.0.0): it may be a
@@ -146,10 +158,21 @@ export interface ReleaseComponents {
   relayedRecheckMs?: number
   /** RELAYED_FRESH_MS (tests change it). */
   relayedFreshMs?: number
+  /**
+   * Whether every member names the origin of its pushes (net/features.ts FEATURE_ORIGINS): then a
+   * push naming none is its sender's alone, and the RELAYED_FRESH_MS rule is off. Not given: some
+   * member may not (the rule is on).
+   */
+  originsByAll?: () => boolean
 }
 
-/** Who put a block here (Release.putBy): the peers that pushed it, the ones promised it, when it was last pushed. */
-interface PutRecord { pushed: string[], claimed: string[], pushedAt: number }
+/**
+ * Who put a block here (Release.putBy): the peers that pushed it, the ones promised it, when it
+ * was last pushed naming no origin; `named`, the writers pushes named as its origin (swarm
+ * PROTOCOL_ORIGINS); `unknown`, held here before any record of it (a restart, a record forgotten
+ * for room, a block pulled here): whoever pushes or is promised it later, no release deletes it.
+ */
+interface PutRecord { pushed: string[], claimed: string[], named: string[], pushedAt: number, unknown?: true, by: string }
 
 export class Release {
   private readonly c: ReleaseComponents
@@ -179,6 +202,8 @@ export class Release {
    * both at its release (it gave the block up).
    */
   private readonly putBy = new Map<string, PutRecord>()
+  /** peer -> the records its puts made (PUT_REMEMBER_PER_PEER), oldest made first. */
+  private readonly madeBy = new Map<string, Set<string>>()
 
   constructor (c: ReleaseComponents) {
     this.c = c
@@ -195,47 +220,92 @@ export class Release {
 
   /**
    * `peer` was promised these blocks here (custody.ts: a writer placing them, or handing its copy
-   * over): it may release them, and another peer's release of them is refused while it has not
+   * over; custody promises only blocks held here, and never tells a promise to itself): it may
+   * release them (not a block held here before any record of it), and another peer's release of them is refused while it has not
    * released them itself (a writer of the same bytes; see mayRelease()).
    */
   noted (cids: Iterable<CID>, peer: string): void {
     for (const cid of cids) {
-      const r = this.record(cid.toString())
+      // a promise is of a block held here: with no record of who put it (forgotten, lost in a
+      // restart, pulled here), the promise does not make it the promisee's (see arriving())
+      const had = this.putBy.has(cid.toString())
+      const r = this.record(cid.toString(), peer)
+      if (!had) r.unknown = true
       if (!r.claimed.includes(peer)) r.claimed.push(peer)
     }
   }
 
-  /** `peer` put this block here (a push naming it as origin, a relay's own fragment of its chunk). */
-  pushed (cid: CID, peer: string): void {
-    const put = this.record(cid.toString())
+  /**
+   * `peer` put this block here (a push naming it as origin, a relay's own fragment of its chunk).
+   * `by`: the peer that sent it (a record it makes counts against its share: record()).
+   */
+  pushed (cid: CID, peer: string, by: string = peer): void {
+    const put = this.record(cid.toString(), by)
     if (!put.pushed.includes(peer)) put.pushed.push(peer)
   }
 
-  /** The record of who put `key` here, made the most recently put. */
-  private record (key: string): PutRecord {
+  /**
+   * The record of who put `key` here, made the most recently put. A new one counts against `by`
+   * (the peer whose push or promise makes it), whose records are at most PUT_REMEMBER_PER_PEER:
+   * its oldest made is forgotten first, so one member's flood of pushes forgets its own records,
+   * not other writers' (theirs are forgotten only once several peers fill the table).
+   */
+  private record (key: string, by: string): PutRecord {
     let r = this.putBy.get(key)
-    if (r === undefined) r = { pushed: [], claimed: [], pushedAt: -Infinity }
-    else this.putBy.delete(key)
+    if (r === undefined) {
+      r = { pushed: [], claimed: [], named: [], pushedAt: -Infinity, by }
+      if ((this.madeBy.get(by)?.size ?? 0) >= PUT_REMEMBER_PER_PEER) this.forget(this.madeBy.get(by)!.values().next().value!)
+      const mine = this.madeBy.get(by) ?? new Set<string>()
+      mine.add(key)
+      this.madeBy.set(by, mine)
+    } else this.putBy.delete(key)
     this.putBy.set(key, r)
-    while (this.putBy.size > PUT_REMEMBER_MAX) this.putBy.delete(this.putBy.keys().next().value!)
+    while (this.putBy.size > PUT_REMEMBER_MAX) this.forget(this.putBy.keys().next().value!)
     return r
+  }
+
+  /** Forgets who put `key` here (its record and its place in its maker's share). */
+  private forget (key: string): void {
+    const r = this.putBy.get(key)
+    if (r === undefined) return
+    this.putBy.delete(key)
+    const mine = this.madeBy.get(r.by)
+    mine?.delete(key)
+    if (mine?.size === 0) this.madeBy.delete(r.by)
   }
 
   /**
    * Whether `asker` may have a held block deleted: it pushed the block here or was promised it
    * here (a record kept after the promise ended), or another peer pushed it here a moment ago
-   * (RELAYED_FRESH_MS: a hop of the asker's chain); and no other peer promised it here that
-   * has not released it since (a writer of the same bytes: a member pushing, or asking a promise
-   * of, another's block then releasing it deletes nothing). Any other release of a held block
-   * is refused (#14 "bad input": one member cannot have another's data deleted).
+   * (RELAYED_FRESH_MS: a hop of the asker's chain, while some member names no origins); it was
+   * not held here before any record of it; and no other peer promised it here, or pushed it
+   * naming itself, that has not released it since (a writer of the same bytes: a member pushing,
+   * or asking a promise of, another's block then releasing it deletes nothing). Any other
+   * release of a held block is refused (#14 "bad input": one member cannot have another's data
+   * deleted).
    */
   private mayRelease (cid: CID, asker: string): 'yes' | 'notPut' | 'claimed' {
     const key = cid.toString()
     const r = this.putBy.get(key)
     if (r === undefined) return 'notPut'
     if (r.claimed.some(p => p !== asker)) return 'claimed'
-    if (r.pushed.includes(asker) || r.claimed.includes(asker)) return 'yes'
-    return Date.now() - r.pushedAt < (this.c.relayedFreshMs ?? RELAYED_FRESH_MS) ? 'yes' : 'notPut'
+    // held before anything was recorded here: maybe another writer's, whose record is gone; a
+    // push or promise since does not make it the asker's
+    if (r.unknown === true) return 'notPut'
+    if (!r.pushed.includes(asker) && !r.claimed.includes(asker) && !this.fresh(r)) return 'notPut'
+    // another writer pushed the same bytes naming itself: its promise round may not have come
+    // yet, and would find them gone (session 36: a push alone kept nothing)
+    return r.named.some(p => p !== asker) ? 'claimed' : 'yes'
+  }
+
+  /**
+   * Whether a push naming no origin was here a moment ago (RELAYED_FRESH_MS), while some member
+   * may push naming none (an older host's hop of anyone's chain): once every member names them
+   * (FEATURE_ORIGINS), a push naming none is its sender's alone (session 36: a push naming no
+   * one let any member release the block for a minute, another writer's pushed naming itself too).
+   */
+  private fresh (r: PutRecord): boolean {
+    return Date.now() - r.pushedAt < (this.c.relayedFreshMs ?? RELAYED_FRESH_MS) && this.c.originsByAll?.() !== true
   }
 
   /**
@@ -264,6 +334,7 @@ export class Release {
       if (r === undefined) continue
       r.pushed = r.pushed.filter(p => p !== asker)
       r.claimed = r.claimed.filter(p => p !== asker)
+      r.named = r.named.filter(p => p !== asker)
     }
     if (refused.length > 0) {
       // the asker gave these up too: its promises of them end, as for the ones it may release
@@ -314,11 +385,23 @@ export class Release {
    * before the store has it: a release answered after the store took the block and before the
    * sink's arrived() found no putter, and refused the writer its own block (session 34's Ctrl-C
    * put flake: the block stayed). A push naming no origin (an older host's) is recorded as
-   * `from`'s, fresh (RELAYED_FRESH_MS: it may be a hop of anyone's chain).
+   * `from`'s, fresh (RELAYED_FRESH_MS: it may be a hop of anyone's chain). `held`: the store had
+   * the block before this put (releasingSink asks): with no record of it here, it is nobody's.
    */
-  arriving (cid: CID, from: string | undefined, origin: string | undefined): void {
-    if (origin !== undefined) this.pushed(cid, origin)
-    else if (from !== undefined) {
+  arriving (cid: CID, from: string | undefined, origin: string | undefined, opts: { held?: boolean } = {}): void {
+    // (a record counts against the peer that sent the push, not the origin it names: anyone may
+    // name anyone; a relay's own fragment, sent by no peer, against the writer)
+    const by = from ?? origin
+    if (by === undefined) return
+    // held here already and no record of it: whoever put it is not known, so no one may release
+    // it (left to GC; a record forgotten, flushed by a flood of pushes, or lost in a restart,
+    // must not make a later pusher of the same bytes its only putter)
+    if (opts.held === true && !this.putBy.has(cid.toString())) this.record(cid.toString(), by).unknown = true
+    if (origin !== undefined) {
+      this.pushed(cid, origin, by)
+      const r = this.putBy.get(cid.toString())!
+      if (!r.named.includes(origin)) r.named.push(origin)
+    } else if (from !== undefined) {
       this.pushed(cid, from)
       // (pushed() just made its record the most recently put: never the one forgotten for room)
       this.putBy.get(cid.toString())!.pushedAt = Date.now()
@@ -433,7 +516,7 @@ export class Release {
       if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) {
         out.add(key)
         // who put it is of a block no longer here: a new put of the same bytes starts afresh
-        this.putBy.delete(key)
+        this.forget(key)
       }
     }
     return out
@@ -491,12 +574,14 @@ function neededBy (r: Retained): Set<string> {
  * moment ago by its pusher is dropped again on arrival and not acknowledged (the swarm
  * acknowledges a put that returns). `verified`: the swarm hashed the bytes on arrival.
  */
-export function releasingSink (store: Pick<Store, 'put'>, release: () => Release | undefined): BlockSink {
+export function releasingSink (store: Pick<Store, 'put' | 'has'>, release: () => Release | undefined): BlockSink {
   return {
     put: async (cid, bytes, o) => {
+      // held already? (one held with no record of who put it stays no one's: arriving())
+      const held = release() !== undefined && await store.has(cid)
       // who put it, told before the store has it (arriving()); a relay's own fragment of a
       // writer's chunk (keeper/forward.ts) names the writer
-      release()?.arriving(cid, o?.from, o?.origin)
+      release()?.arriving(cid, o?.from, o?.origin, { held })
       await store.put(cid, bytes, { verified: o?.verified })
       // dropped again: not stored, so not acknowledged
       if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)

@@ -64,8 +64,15 @@ export const FEATURE_KEPT_TREE = 'kepttree/1'
  * member messages on gossip while some member's record does not list it.
  */
 export const FEATURE_MEMBER_PULL = 'memberpull/1'
+/**
+ * A host names the origin of every block it pushes (swarm '/darkfs/swarm/1.2.0', PUSH_FROM: a
+ * writer names itself, a hop or relay the writer it forwards for). While every member announces
+ * it, a push naming no origin is its sender's own, and a holder lets no one but its putters
+ * release it (keeper/release.ts: the RELAYED_FRESH_MS rule is for older hosts' hops).
+ */
+export const FEATURE_ORIGINS = 'origins/1'
 /** The features a host of this version understands and announces (sorted, as a list must be). */
-export const FEATURES: readonly string[] = [FEATURE_CLAY, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MEMBER_PULL, FEATURE_MULTIEXT, FEATURE_PULL]
+export const FEATURES: readonly string[] = [FEATURE_CLAY, FEATURE_HOLD, FEATURE_KEPT_TREE, FEATURE_MEMBER_PULL, FEATURE_MULTIEXT, FEATURE_ORIGINS, FEATURE_PULL]
 /** Protocol id prefix under which a host announces a feature on identify. */
 export const FEATURE_PROTOCOL_PREFIX = '/darkfs/feature/'
 /** Most features one list (a record's, an identify's) holds. */

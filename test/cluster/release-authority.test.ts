@@ -9,6 +9,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { until } from '../../harness/cluster.ts'
 import { meshSuite } from '../helpers/mesh.ts'
+import { FEATURE_ORIGINS } from '../../node/net/index.ts'
 
 const RAW = 0x55
 
@@ -59,5 +60,56 @@ describe('a release asked by a member that did not put the block (three hosts)',
     assert.equal(await d.store.has(cid), true)
     assert.equal(d.release.refusals.notPut, before + 1)
     assert.deepEqual([...await release(b).ask(d.host.peerId, [cid])], [cid.toString()], 'B\'s own release deletes it')
+  })
+
+  // session 36, gap C: B's push alone (its promise round not come yet) names B; A pushing the
+  // same bytes and releasing them had D delete B's block (B's round then had to place it again)
+  it('B pushes a block to D, A pushes the same bytes: before B\'s promise round, A\'s release is refused; B\'s deletes it', async () => {
+    const [a, b, d] = hosts
+    const bytes = randomBytes(64 * 1024)
+    const cid = CID.create(1, RAW, await sha256.digest(bytes))
+    assert.deepEqual((await b.swarm.push([{ cid, bytes, to: [d.host.peerId] }])).get(cid.toString()), [d.host.peerId], 'D stored B\'s block')
+    assert.deepEqual((await a.swarm.push([{ cid, bytes, to: [d.host.peerId] }])).get(cid.toString()), [d.host.peerId], 'D took A\'s push of it')
+    const release = (peer: any): any => peer.network.c.release
+    const before = d.release.refusals.claimed
+    assert.equal((await release(a).ask(d.host.peerId, [cid])).size, 0, 'A\'s release refused')
+    assert.equal(await d.store.has(cid), true, 'D kept B\'s block')
+    assert.equal(d.release.refusals.claimed, before + 1)
+    assert.deepEqual([...await release(b).ask(d.host.peerId, [cid])], [cid.toString()], 'B\'s own release deletes it')
+  })
+
+  // session 36, gap B: a push naming no origin (an older host's, maybe a hop of anyone's chain)
+  // let any member release the block for a minute; once every member announces origins/1 (all
+  // three here), such a push is its sender's alone
+  it('every member names its pushes\' origins: a block B pushed to D naming no one is refused to A at once', async () => {
+    const [a, b, d] = hosts
+    await until('D sees every member announce origins/1', () => d.features.supportedByAll(FEATURE_ORIGINS), 30_000)
+    const bytes = randomBytes(64 * 1024)
+    const cid = CID.create(1, RAW, await sha256.digest(bytes))
+    // as D's sink stores an older host's push (swarm 1.1.0: no origin), told first
+    d.release.arriving(cid, b.host.peerId, undefined)
+    await d.store.put(cid, bytes)
+    const release = (peer: any): any => peer.network.c.release
+    const before = d.release.refusals.notPut
+    assert.equal((await release(a).ask(d.host.peerId, [cid])).size, 0, 'A\'s release refused, the push fresh as it is')
+    assert.equal(await d.store.has(cid), true)
+    assert.equal(d.release.refusals.notPut, before + 1)
+    assert.deepEqual([...await release(b).ask(d.host.peerId, [cid])], [cid.toString()], 'B\'s own release deletes it')
+  })
+
+  // session 36, gap A: a block D holds with no record of who put it (pulled here by repair or a
+  // pin, or held across a restart, or its record flushed) became A's alone when A pushed it
+  it('a block D holds with no record of who put it, pushed by A, is refused to A', async () => {
+    const [a, , d] = hosts
+    const bytes = randomBytes(64 * 1024)
+    const cid = CID.create(1, RAW, await sha256.digest(bytes))
+    // stored on D as a pull stores it: not through the swarm's sink
+    await d.store.put(cid, bytes)
+    assert.deepEqual((await a.swarm.push([{ cid, bytes, to: [d.host.peerId] }])).get(cid.toString()), [d.host.peerId], 'D took A\'s push of it')
+    const release = (peer: any): any => peer.network.c.release
+    const before = d.release.refusals.notPut
+    assert.equal((await release(a).ask(d.host.peerId, [cid])).size, 0, 'A\'s release refused')
+    assert.equal(await d.store.has(cid), true, 'D kept it (left to GC)')
+    assert.equal(d.release.refusals.notPut, before + 1)
   })
 })

@@ -11,6 +11,7 @@ import { Release, releasingSink } from '../../node/keeper/release.ts'
 import type { ReleaseComponents } from '../../node/keeper/release.ts'
 import { Custody } from '../../node/keeper/custody.ts'
 import type { Retained } from '../../node/keeper/retained.ts'
+import { FEATURES, FEATURE_ORIGINS } from '../../node/net/features.ts'
 
 const HOUR = 3600_000
 
@@ -19,7 +20,7 @@ async function block (n: number): Promise<CID> {
 }
 
 /** A holder: blocks held until deleted, the retained versions it knows naming `named`, promises given by `promisedTo`. */
-function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number, relayedRecheckMs?: number } = {}): { release: Release, held: Set<string> } {
+function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number, relayedRecheckMs?: number, originsByAll?: () => boolean } = {}): { release: Release, held: Set<string> } {
   const held = new Set<string>()
   const promisedTo = opts.promisedTo ?? new Map<string, string>()
   const c: ReleaseComponents = {
@@ -34,7 +35,8 @@ function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relaye
     disown: (cids, peer) => { for (const c of cids) if (promisedTo.get(c.toString()) === peer) promisedTo.delete(c.toString()) },
     retentionMs: HOUR,
     relayedFreshMs: opts.relayedFreshMs,
-    relayedRecheckMs: opts.relayedRecheckMs
+    relayedRecheckMs: opts.relayedRecheckMs,
+    originsByAll: opts.originsByAll
   }
   const release = new Release(c)
   const r: Retained = {
@@ -68,6 +70,8 @@ describe('release authority: who may have a holder delete a block', function () 
     const x = await block(2)
     const { release, held } = holder({ relayedFreshMs: 0 })
     held.add(x.toString())
+    // B pushed it here (a block held with no record of who put it is nobody's: promised or not)
+    await release.arrived(x, 'B')
     // the custody promise to B, recorded through Custody's promisedTo hook
     const custody = new Custody({ host: { peerId: 'H' } as any, store: { has: async () => true, delete: async () => {} } as any, promisedTo: (cids, peer) => { release.noted(cids, peer) } })
     assert.equal((await custody.promise([x], 'B')).size, 1)
@@ -190,6 +194,7 @@ describe('release authority: who may have a holder delete a block', function () 
     let finish!: () => void
     const returned = new Promise<void>(resolve => { finish = resolve })
     const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
       put: async (cid: CID) => {
         held.add(cid.toString())
         landed()
@@ -284,8 +289,9 @@ describe('release authority with the holder\'s real custody (review35c)', functi
     const x = await block(33)
     const { release, custody, held } = custodian()
     held.add(x.toString())
+    // (W2's push names no origin: one naming W2 would keep the block from W1's release)
     await release.arrived(x, 'W1', 'W1')
-    await release.arrived(x, 'W2', 'W2')
+    await release.arrived(x, 'W2')
     await custody.promise([x], 'W1')
     assert.deepEqual(await release.answer([x], 'W1'), [true])
     // W3 writes the same bytes later (past W1's release memory: not a late arrival of W1's);
@@ -293,8 +299,131 @@ describe('release authority with the holder\'s real custody (review35c)', functi
     ;(release as any).released.clear()
     ;(release as any).releasedFor.clear()
     held.add(x.toString())
-    await release.arrived(x, 'W3', 'W3')
+    await release.arrived(x, 'W3')
     assert.deepEqual(await release.answer([x], 'W2'), [false], 'W2 pushed the copy that went, not this one')
     assert.equal(held.has(x.toString()), true)
+  })
+})
+
+describe('release authority gaps (session 36)', function () {
+  /** A sink over `held` (the store), telling `release` as the daemon's does. */
+  function sinkOver (held: Set<string>, release: Release): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => { held.add(cid.toString()) }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, () => release)
+  }
+
+  it('A: once B\'s record was flushed by a flood of pushes (four members), M pushing B\'s block again cannot release it', async function () {
+    this.timeout(60_000)
+    const x = await block(41)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOver(held, release)
+    await sink.put(x, new Uint8Array([41]), { from: 'B', origin: 'B', verified: true })
+    // M and three others flood the record table with tiny pushes (a quarter each, as much as one
+    // peer's puts may hold): B's record is the least recently put, and goes
+    const bytes = new Uint8Array(4)
+    const view = new DataView(bytes.buffer)
+    for (let i = 0; i < 65_536; i++) {
+      view.setUint32(0, i)
+      const by = ['M', 'M2', 'M3', 'M4'][i % 4]
+      release.arriving(CID.createV1(0x55, await sha256.digest(bytes)), by, by)
+    }
+    // M pushes X again (the store has it: kept), naming itself, then releases it
+    await sink.put(x, new Uint8Array([41]), { from: 'M', origin: 'M', verified: true })
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'B\'s block kept')
+    assert.equal(release.refusals.notPut, 1)
+  })
+
+  it('A: a block held with no record (a restarted holder, a block pulled here) pushed again by M is refused to M', async () => {
+    const x = await block(42)
+    // a restarted holder: X held, nothing recorded of who put it
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString())
+    const sink = sinkOver(held, release)
+    await sink.put(x, new Uint8Array([42]), { from: 'M', origin: 'M', verified: true })
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'X kept (left to GC)')
+    // M asking a promise of it does not make it M's either
+    release.noted([x], 'M')
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'refused after a promise too')
+    assert.equal(held.has(x.toString()), true)
+    // a block not held before its push stays its pusher's
+    const y = await block(43)
+    await sink.put(y, new Uint8Array([43]), { from: 'W', origin: 'W', verified: true })
+    assert.deepEqual(await release.answer([y], 'W'), [true], 'W\'s own new block released')
+  })
+
+  it('A: one member\'s flood of pushes forgets its own oldest records, not another writer\'s: B\'s release of its block still deletes it', async function () {
+    this.timeout(60_000)
+    const x = await block(48)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOver(held, release)
+    await sink.put(x, new Uint8Array([48]), { from: 'B', origin: 'B', verified: true })
+    // M floods: as many pushes as the table holds, from M's connection (naming B as their origin
+    // changes nothing: counted against the peer that sent them)
+    const bytes = new Uint8Array(4)
+    const view = new DataView(bytes.buffer)
+    for (let i = 0; i < 65_536; i++) {
+      view.setUint32(0, i)
+      release.arriving(CID.createV1(0x55, await sha256.digest(bytes)), 'M', i % 2 === 0 ? 'M' : 'B')
+    }
+    assert.deepEqual(await release.answer([x], 'B'), [true], 'B\'s record kept: its release deletes its block')
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('A: a block held with no record (a restarted holder) that M has promised to it, without pushing it, is refused to M', async () => {
+    const x = await block(47)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString())
+    // M asks a promise of X (custody promises what is held), then releases it
+    const custody = new Custody({ host: { peerId: 'H' } as any, store: { has: async () => true, delete: async () => {} } as any, promisedTo: (cids, peer) => { release.noted(cids, peer) } })
+    assert.equal((await custody.promise([x], 'M')).size, 1)
+    custody.disown([x], 'M')
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'X kept (left to GC)')
+    assert.equal(release.refusals.notPut, 1)
+  })
+
+  it('B: a push naming no writer is not releasable by a third peer once every member names its pushes\' origins', async () => {
+    const x = await block(44)
+    let everyoneNames = false
+    const { release, held } = holder({ relayedFreshMs: HOUR, originsByAll: () => everyoneNames })
+    held.add(x.toString())
+    // Q's push names no one (fresh)
+    await release.arrived(x, 'Q')
+    everyoneNames = true
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'every member names origins: refused')
+    assert.equal(held.has(x.toString()), true)
+    assert.equal(release.refusals.notPut, 1)
+    everyoneNames = false
+    assert.deepEqual(await release.answer([x], 'M'), [true], 'some member does not: a hop of M\'s chain, fresh')
+    assert.ok(FEATURES.includes(FEATURE_ORIGINS), 'this version announces it')
+  })
+
+  it('B: W\'s push naming itself is not released by a third peer because another peer pushed the block naming no one', async () => {
+    const x = await block(45)
+    const { release, held } = holder({ relayedFreshMs: HOUR })
+    held.add(x.toString())
+    await release.arrived(x, 'W', 'W')
+    await release.arrived(x, 'Q')
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true)
+  })
+
+  it('C: W pushes X naming itself, M pushes X too: M\'s release is refused before W\'s promise round; W\'s own deletes it', async () => {
+    const x = await block(46)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString())
+    await release.arrived(x, 'W', 'W')
+    await release.arrived(x, 'M', 'M')
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'W\'s block kept')
+    assert.equal(release.refusals.claimed, 1)
+    // M gave it up: W's own release deletes it
+    assert.deepEqual(await release.answer([x], 'W'), [true])
+    assert.equal(held.has(x.toString()), false)
   })
 })
