@@ -147,7 +147,7 @@ describe('swarm.pull', function () {
     const gate = new Promise<void>(resolve => { release = resolve })
     const { has, get } = holders[0].store
     holders[0].store.has = async (cid, ...rest) => { asked.push(cid.toString()); return await has(cid, ...rest) }
-    holders[0].store.get = async (cid, o) => { await gate; return await get(cid, o) }
+    holders[0].store.get = async (cid) => { await gate; return await get(cid) }
     const busy = new AbortController()
     try {
       const queued = await Promise.all([0, 1].map(async j => { const bytes = randomBytes(1000, 1250 + j); const c = await block(bytes); holders[0].store.map.set(c.toString(), bytes); return c }))
