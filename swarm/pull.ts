@@ -42,7 +42,8 @@ export const PREFER_FACTOR = 2
 /**
  * An `ordered` pull passes over an earlier block up front only when its holder is known to be this
  * many times slower per block than another's (expectedMs with nothing queued: a thin uplink,
- * failures; and by MIN_HEDGE_MS at least: slower()), never for the requests queued on it: those are
+ * failures; and by MIN_HEDGE_MS at least: slower()), the other's known or, unknown, guessed at
+ * UNKNOWN_SERVICE_MS; never for the requests queued on it: those are
  * the reader's own, spread over the data holders whichever blocks it asks (a six-host cold read
  * took parity for 15% of its chunks by load, PREFER_FACTOR).
  */
@@ -89,7 +90,9 @@ export interface PullOptions extends AbortOptions {
    * The list is an order, not a preference: its first `need` blocks are asked, and a later one
    * (a spare) only for an earlier one that cannot be had (no holder left: DONT_HAVE, a dropped
    * stream, a wrong block) or whose request is past its hedge time (HEDGE_FACTOR times its
-   * peer's expected time, at least `hedgeMs`), never because its holder is less loaded. A chunk
+   * peer's per-block time with nothing queued, at least `hedgeMs`), or whose holder is known to be
+   * ORDERED_SLOW_FACTOR times slower per block than the best of the other holders (an unknown one
+   * counted at UNKNOWN_SERVICE_MS), never because its holder is less loaded. A chunk
    * read (keeper/network.ts fetch): data fragments are the chunk, a parity fragment makes the
    * reader decode. Without it, pullAny spreads over the holders by load (PREFER_FACTOR), as
    * repair wants.
@@ -101,7 +104,7 @@ export interface PullOptions extends AbortOptions {
 export interface PullCounters {
   /** Requests that went past their hedge time (the block was asked elsewhere too, or a spare taken). */
   hedged: number
-  /** Times an `ordered` pull passed over an earlier block for a later one, its holder slow (ORDERED_SLOW_FACTOR). */
+  /** Times an `ordered` pull asked a later block with an earlier one passed over, its holder slow (ORDERED_SLOW_FACTOR): events, not blocks (a block passed over for two later ones counts twice). */
   passedOver: number
 }
 
@@ -188,12 +191,15 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
           const v = view(peer)
           const ms = expectedMs(v)
           const unloaded = expectedMs({ ...v, queued: 0 })
-          // only a holder whose speed is known (measured, or its uplink) is taken as slower or
-          // faster: an unknown one's UNKNOWN_SERVICE_MS is a guess made to try it early
-          const known = v.serviceMs !== undefined
+          // only a holder known to be slow (measured, its uplink, or failures on record) is
+          // passed over: an unknown one's UNKNOWN_SERVICE_MS is a guess made to try it early.
+          // The best is taken over every holder, an unknown one at that guess: on a fresh
+          // reader the only known holder is often a thin one (its announced uplink), and
+          // compared only with itself it was never passed over (every readahead chunk queued on it)
+          const known = v.serviceMs !== undefined || v.failures > 0
           open.push({ w, peer, ms, unloaded, known })
           bestMs = Math.min(bestMs, ms)
-          if (known) bestUnloaded = Math.min(bestUnloaded, unloaded)
+          bestUnloaded = Math.min(bestUnloaded, unloaded)
         }
         if (opts?.ordered === true) {
           for (const o of open) if (!o.known || !slower(o.unloaded, bestUnloaded)) { first = o; break }
@@ -213,7 +219,12 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
 
     function ask (w: Wanted, peer: string): void {
       w.tried.add(peer)
-      const hedgeAfter = Math.max(ctx.hedgeMs, HEDGE_FACTOR * expectedMs(view(peer)))
+      // `ordered`: the hedge time is the holder's per-block time with nothing queued, not times
+      // the requests queued on it (the reader's own, asked whatever the holder's load): else the
+      // nth chunk queued on a silent holder waited ~n times as long, past the read's fetch
+      // timeout. A busy holder still sending gets its PATIENCE_ROUNDS.
+      const v = view(peer)
+      const hedgeAfter = Math.max(ctx.hedgeMs, HEDGE_FACTOR * expectedMs(opts?.ordered === true ? { ...v, queued: 0 } : v))
       const hedge = (): void => {
         const received = ctx.book.get(peer).received
         if (received > request.received && request.patience > 0) {

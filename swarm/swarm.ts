@@ -89,7 +89,7 @@ export interface SwarmStats {
   wantsQueued: number
   /** Block requests of pulls (pullAny) that went past their hedge time since start. */
   hedged: number
-  /** Earlier blocks `ordered` pulls passed over for a later one, their holder known to be slow (ORDERED_SLOW_FACTOR). */
+  /** Times `ordered` pulls asked a later block with an earlier one passed over, its holder known to be slow (ORDERED_SLOW_FACTOR): events, not blocks (one block passed over for two later ones counts twice). */
   passedOver: number
 }
 
