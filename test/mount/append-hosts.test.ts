@@ -5,6 +5,7 @@
 // show every line exactly once, whole, each writer's lines in its order, and the same bytes; no
 // conflict copy.
 import assert from 'node:assert/strict'
+import { cp } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Teardown } from '../../harness/tmp.ts'
 import { darkfs } from '../../harness/proc.ts'
@@ -104,6 +105,13 @@ describe('O_APPEND across two hosts, each `darkfs up --mount`', function () {
     if (p === undefined) return
     // what the hosts logged, when a case fails (a lost append leaves its trace there)
     if (this.currentTest?.state === 'failed') for (const [i, h] of p.hosts.entries()) console.error(`--- host ${i} stderr ---\n${h.stderr()}`)
+    // DARKFS_KEEP_FAILED=DIR: a failed case's data dirs (op logs, blocks) copied there, the hosts stopped first
+    const keep = process.env.DARKFS_KEEP_FAILED
+    if (this.currentTest?.state === 'failed' && keep !== undefined && keep !== '') {
+      for (const h of p.hosts) await h.stop('SIGTERM')
+      for (const [i, d] of p.data.entries()) await cp(d, join(keep, `data${i}`), { recursive: true })
+      console.error(`data dirs kept in ${keep}`)
+    }
     await p.t.run()
   })
   const begin = async (prefix: string, joined: boolean): Promise<Pair> => {
