@@ -1892,6 +1892,14 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
           if (has_after) { r->after = after; r->has_after = 1; }
           r->fi->fh = (uint64_t)result;
           r->fi->keep_cache = 0;
+          // an O_APPEND handle writes around the page cache (direct I/O). Through the page cache
+          // the kernel (6.18 here) sent a write crossing a page boundary as two WRITE requests,
+          // one per page (test/fuse/append-split.test.ts: 5 bytes at 4,094 came as 2, then 3),
+          // and each is an append of its own at the Volume's end of file: a commit between them
+          // (another handle's close) made one line two `append` ops, between which another
+          // host's append could sort (torn36). Direct, a write(2) comes as one request up to
+          // max_write (MAX_WRITE)
+          if (r->op != OP_OPENDIR && (r->fi->flags & O_APPEND) != 0) r->fi->direct_io = 1;
           result = 0;
           break;
         case OP_READDIR:

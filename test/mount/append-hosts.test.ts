@@ -1,9 +1,11 @@
 // O_APPEND across hosts (issue 12 item 1, DESIGN.md §6): two real `darkfs up --mount` processes
 // on loopback TCP, each running shell loops of `echo LINE >> log` on its own mount of one file,
-// connected the whole time, and apart (neither knows the other) then joined. After the merge
-// both mounts show every line exactly once, whole, each writer's lines in its order, and the
-// same bytes; no conflict copy.
+// connected the whole time, and apart (neither knows the other) then joined. Each case starts
+// its own two hosts (twoHosts) and needs nothing another case did. After the merge both mounts
+// show every line exactly once, whole, each writer's lines in its order, and the same bytes; no
+// conflict copy.
 import assert from 'node:assert/strict'
+import { cp } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Teardown } from '../../harness/tmp.ts'
 import { darkfs } from '../../harness/proc.ts'
@@ -47,75 +49,100 @@ const loop = (file: string, prefix: string, n: number): string => `s=0; for i in
 /** `loops` run at once; fails (with their stderr) when any `echo >>` of any of them failed. */
 const atOnce = (loops: string[]): string => `${loops.map((l, i) => `(${l}) & p${i}=$!`).join('; ')}; s=0; ${loops.map((_, i) => `wait $p${i} || s=1`).join('; ')}; exit $s`
 
+/** Two hosts of one network, each `darkfs up --mount`ed: data dirs, mount points, processes. */
+interface Pair { t: Teardown, data: string[], mnt: string[], hosts: Up[] }
+
+/**
+ * Make two hosts of one new network and start both, apart (neither knows the other) or, with
+ * `joined`, host 1 joining host 0 and the two seeing each other before this returns. Everything
+ * it makes is `t`'s to tear down.
+ */
+async function twoHosts (t: Teardown, prefix: string, joined: boolean): Promise<Pair> {
+  const made = await initHosts(t, prefix, 2)
+  const pair: Pair = { t, data: made.data, mnt: made.mnt, hosts: [] }
+  pair.hosts.push(await startMounted(t, pair, 0, []))
+  pair.hosts.push(await startMounted(t, pair, 1, joined ? ['--join', pair.hosts[0].addresses[0]] : []))
+  if (joined) {
+    await until('the hosts see each other', async () => {
+      const r = await darkfs(['--data', pair.data[1], 'peers', '--json'])
+      return r.code === 0 && JSON.parse(r.stdout).length === 1
+    }, CONVERGE_WITHIN_MS)
+  }
+  return pair
+}
+
+/** Wait until both mounts read the same bytes of `name` with `count` lines, and return them. */
+async function converged (p: Pair, name: string, count: number): Promise<string> {
+  let text = ''
+  await until(`both hosts read ${count} lines of ${name}, the same bytes`, async () => {
+    const a = await sh(`cat ${q(join(p.mnt[0], name))}`)
+    const b = await sh(`cat ${q(join(p.mnt[1], name))}`)
+    text = a.stdout
+    return a.code === 0 && b.code === 0 && a.stdout === b.stdout && a.stdout.split('\n').length - 1 === count
+  }, CONVERGE_WITHIN_MS).catch(async (err: Error) => {
+    const a = await sh(`wc -l ${q(join(p.mnt[0], name))}; ls -A ${q(p.mnt[0])}`)
+    const b = await sh(`wc -l ${q(join(p.mnt[1], name))}; ls -A ${q(p.mnt[1])}`)
+    throw new Error(`${err.message}; host 0: ${a.stdout.trim()}; host 1: ${b.stdout.trim()}`)
+  })
+  return text
+}
+
+async function noConflicts (p: Pair): Promise<void> {
+  for (const i of [0, 1]) {
+    const r = await darkfs(['--data', p.data[i], 'conflicts'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout, '', `host ${i} has conflict copies`)
+  }
+}
+
 describe('O_APPEND across two hosts, each `darkfs up --mount`', function () {
   this.timeout(600_000)
-  const t = new Teardown()
-  after(async () => { await t.run() })
-  // what the hosts logged, when a case fails (a lost append leaves its trace there)
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') for (const [i, h] of hosts.entries()) console.error(`--- host ${i} stderr ---\n${h.stderr()}`)
-  })
-  const data: string[] = []
-  const mnt: string[] = []
-  const hosts: Up[] = []
-
-  const start = async (i: number, join_: string[]): Promise<Up> => await startMounted(t, { data, mnt }, i, join_)
-
-  before(async () => {
-    const made = await initHosts(t, 'darkfs-appends-', 2)
-    data.push(...made.data)
-    mnt.push(...made.mnt)
-    // apart first: neither host knows the other
-    for (let i = 0; i < 2; i++) hosts.push(await start(i, []))
-  })
-
-  /** Wait until both mounts read the same bytes with `count` lines, and return them. */
-  const converged = async (name: string, count: number): Promise<string> => {
-    let text = ''
-    await until(`both hosts read ${count} lines of ${name}, the same bytes`, async () => {
-      const a = await sh(`cat ${q(join(mnt[0], name))}`)
-      const b = await sh(`cat ${q(join(mnt[1], name))}`)
-      text = a.stdout
-      return a.code === 0 && b.code === 0 && a.stdout === b.stdout && a.stdout.split('\n').length - 1 === count
-    }, CONVERGE_WITHIN_MS).catch(async (err: Error) => {
-      const a = await sh(`wc -l ${q(join(mnt[0], name))}; ls -A ${q(mnt[0])}`)
-      const b = await sh(`wc -l ${q(join(mnt[1], name))}; ls -A ${q(mnt[1])}`)
-      throw new Error(`${err.message}; host 0: ${a.stdout.trim()}; host 1: ${b.stdout.trim()}`)
-    })
-    return text
-  }
-
-  const noConflicts = async (): Promise<void> => {
-    for (const i of [0, 1]) {
-      const r = await darkfs(['--data', data[i], 'conflicts'])
-      assert.equal(r.code, 0, r.stderr)
-      assert.equal(r.stdout, '', `host ${i} has conflict copies`)
+  // each case makes its own two hosts (twoHosts) and they go after it, whatever it did
+  let pair: Pair | undefined
+  afterEach(async function () {
+    const p = pair
+    pair = undefined
+    if (p === undefined) return
+    // what the hosts logged, when a case fails (a lost append leaves its trace there)
+    if (this.currentTest?.state === 'failed') for (const [i, h] of p.hosts.entries()) console.error(`--- host ${i} stderr ---\n${h.stderr()}`)
+    // DARKFS_KEEP_FAILED=DIR: a failed case's data dirs (op logs, blocks) copied there, the hosts stopped first
+    const keep = process.env.DARKFS_KEEP_FAILED
+    if (this.currentTest?.state === 'failed' && keep !== undefined && keep !== '') {
+      for (const h of p.hosts) await h.stop('SIGTERM')
+      for (const [i, d] of p.data.entries()) await cp(d, join(keep, `data${i}`), { recursive: true })
+      console.error(`data dirs kept in ${keep}`)
     }
+    await p.t.run()
+  })
+  const begin = async (prefix: string, joined: boolean): Promise<Pair> => {
+    const t = new Teardown()
+    // torn down by afterEach even when twoHosts fails part-way
+    pair = { t, data: [], mnt: [], hosts: [] }
+    pair = await twoHosts(t, prefix, joined)
+    return pair
   }
 
   it('apart, then joined: 200 appends on each host, each to its own new `log`, all kept after the join', async () => {
-    await ok(atOnce([0, 1].map(i => loop(join(mnt[i], 'apart.log'), `H${i}-`, 200))))
+    const p = await begin('darkfs-appends-apart-', false)
+    await ok(atOnce([0, 1].map(i => loop(join(p.mnt[i], 'apart.log'), `H${i}-`, 200))))
     // host 1 restarts joining host 0
-    await hosts[1].stop('SIGTERM')
-    await sh(`umount -l ${q(mnt[1])} 2>/dev/null`)
-    hosts[1] = await start(1, ['--join', hosts[0].addresses[0]])
-    const text = await converged('apart.log', 400)
+    await p.hosts[1].stop('SIGTERM')
+    await sh(`umount -l ${q(p.mnt[1])} 2>/dev/null`)
+    p.hosts[1] = await startMounted(p.t, p, 1, ['--join', p.hosts[0].addresses[0]])
+    const text = await converged(p, 'apart.log', 400)
     assertLines(text, [lines('H0-', 200), lines('H1-', 200)])
-    await noConflicts()
+    await noConflicts(p)
   })
 
   it('joined: 2 shell loops on each host, 250 `echo >> log` each, at once: all 1,000 lines, each once and whole', async () => {
-    await until('the hosts see each other', async () => {
-      const r = await darkfs(['--data', data[1], 'peers', '--json'])
-      return r.code === 0 && JSON.parse(r.stdout).length === 1
-    }, CONVERGE_WITHIN_MS)
-    const file = (i: number): string => join(mnt[i], 'joined.log')
+    const p = await begin('darkfs-appends-joined-', true)
+    const file = (i: number): string => join(p.mnt[i], 'joined.log')
     await ok(`echo start > ${q(file(0))}`)
     await until('host 1 reads the start line', async () => (await sh(`cat ${q(file(1))}`)).stdout === 'start\n', CONVERGE_WITHIN_MS)
     await ok(atOnce([loop(file(0), 'A', 250), loop(file(0), 'B', 250), loop(file(1), 'C', 250), loop(file(1), 'D', 250)]))
-    const text = await converged('joined.log', 1001)
+    const text = await converged(p, 'joined.log', 1001)
     assertLines(text, [['start'], lines('A', 250), lines('B', 250), lines('C', 250), lines('D', 250)])
     assert.ok(text.startsWith('start\n'))
-    await noConflicts()
+    await noConflicts(p)
   })
 })
