@@ -111,6 +111,14 @@ export const PUT_REMEMBER_MAX = 65_536
  */
 export const PUT_REMEMBER_PER_PEER = PUT_REMEMBER_MAX / 4
 /**
+ * Peers one record lists at most in each of its lists (pushers, promisees, named origins): a push
+ * names any string as its origin (swarm readPeer), and 40,000 tiny pushes of one block, each
+ * naming a new one, took 9 s of the holder's CPU (review36c: O(n) lookups in unbounded lists).
+ * Past it the block is nobody's (`unknown`: refused to every asker, left to GC); a block has a
+ * few writers, not dozens.
+ */
+export const PUT_NAMES_MAX = 64
+/**
  * How long after a block was pushed here by a peer other than the asker a release may still
  * delete it, when the push named no origin (an older host's, swarm 1.1.0 or 1.0.0): it may be a
  * hop of the asker's own push chain, landed before the writer's promise round named it. A writer of those bytes that
@@ -204,6 +212,13 @@ export class Release {
   private readonly putBy = new Map<string, PutRecord>()
   /** peer -> the records its puts made (PUT_REMEMBER_PER_PEER), oldest made first. */
   private readonly madeBy = new Map<string, Set<string>>()
+  /**
+   * block -> puts of it under way (releasingSink: from before its store stat to after arrived()):
+   * their records are not forgotten for room meanwhile (review36c: a record of a block held with
+   * none, `unknown`, evicted by its pusher's further pushes while its store put was in flight,
+   * was rebuilt clean by arrived(), making the pusher its only putter).
+   */
+  private readonly landing = new Map<string, number>()
 
   constructor (c: ReleaseComponents) {
     this.c = c
@@ -231,7 +246,7 @@ export class Release {
       const had = this.putBy.has(cid.toString())
       const r = this.record(cid.toString(), peer)
       if (!had) r.unknown = true
-      if (!r.claimed.includes(peer)) r.claimed.push(peer)
+      listed(r, r.claimed, peer)
     }
   }
 
@@ -241,7 +256,7 @@ export class Release {
    */
   pushed (cid: CID, peer: string, by: string = peer): void {
     const put = this.record(cid.toString(), by)
-    if (!put.pushed.includes(peer)) put.pushed.push(peer)
+    listed(put, put.pushed, peer)
   }
 
   /**
@@ -254,14 +269,56 @@ export class Release {
     let r = this.putBy.get(key)
     if (r === undefined) {
       r = { pushed: [], claimed: [], named: [], pushedAt: -Infinity, by }
-      if ((this.madeBy.get(by)?.size ?? 0) >= PUT_REMEMBER_PER_PEER) this.forget(this.madeBy.get(by)!.values().next().value!)
+      const made = this.madeBy.get(by)
+      if (made !== undefined && made.size >= PUT_REMEMBER_PER_PEER) this.forgetOldest(made)
       const mine = this.madeBy.get(by) ?? new Set<string>()
       mine.add(key)
       this.madeBy.set(by, mine)
     } else this.putBy.delete(key)
     this.putBy.set(key, r)
-    while (this.putBy.size > PUT_REMEMBER_MAX) this.forget(this.putBy.keys().next().value!)
+    while (this.putBy.size > PUT_REMEMBER_MAX && this.forgetOldest(this.putBy.keys()));
     return r
+  }
+
+  /**
+   * Forgets the first of `keys` (oldest first) with no put of it under way (`landing`): whether
+   * one was. (Records of puts under way, few, may exceed a bound for as long as they land.)
+   */
+  private forgetOldest (keys: Iterable<string>): boolean {
+    for (const k of keys) {
+      if (this.landing.has(k)) continue
+      this.forget(k)
+      return true
+    }
+    return false
+  }
+
+  /**
+   * A put of `cid` is under way here (releasingSink): its record is not forgotten for room until
+   * the returned function is called (once its arrived() ran, or the put failed).
+   */
+  landingOf (cid: CID): () => void {
+    const key = cid.toString()
+    this.landing.set(key, (this.landing.get(key) ?? 0) + 1)
+    let ended = false
+    return () => {
+      if (ended) return
+      ended = true
+      const n = (this.landing.get(key) ?? 1) - 1
+      if (n > 0) this.landing.set(key, n)
+      else this.landing.delete(key)
+    }
+  }
+
+  /**
+   * The store no longer holds `cid` (Store onGone: deleted by GC, a handover, a pin's end, a
+   * local delete, a release; quarantined; found missing): who put it goes with it, and a later put
+   * of the same bytes starts afresh (review36c: a stale `unknown` flag or named origin refused the
+   * next writer's release of its own abandoned write). A put of it under way keeps its pusher:
+   * arrived() records it again.
+   */
+  gone (cid: CID): void {
+    this.forget(cid.toString())
   }
 
   /** Forgets who put `key` here (its record and its place in its maker's share). */
@@ -400,7 +457,7 @@ export class Release {
     if (origin !== undefined) {
       this.pushed(cid, origin, by)
       const r = this.putBy.get(cid.toString())!
-      if (!r.named.includes(origin)) r.named.push(origin)
+      listed(r, r.named, origin)
     } else if (from !== undefined) {
       this.pushed(cid, from)
       // (pushed() just made its record the most recently put: never the one forgotten for room)
@@ -552,6 +609,16 @@ export class Release {
   }
 }
 
+/**
+ * Adds `peer` to `list`, one of record `r`'s: past PUT_NAMES_MAX peers the block becomes nobody's
+ * (`unknown`, refused to every asker) instead of the list growing.
+ */
+function listed (r: PutRecord, list: string[], peer: string): void {
+  if (list.includes(peer)) return
+  if (list.length >= PUT_NAMES_MAX) { r.unknown = true; return }
+  list.push(peer)
+}
+
 /** neededBy() of each walk result (a reused result answers many requests). */
 const neededOf = new WeakMap<Retained, Set<string>>()
 
@@ -577,14 +644,21 @@ function neededBy (r: Retained): Set<string> {
 export function releasingSink (store: Pick<Store, 'put' | 'has'>, release: () => Release | undefined): BlockSink {
   return {
     put: async (cid, bytes, o) => {
-      // held already? (one held with no record of who put it stays no one's: arriving())
-      const held = release() !== undefined && await store.has(cid)
-      // who put it, told before the store has it (arriving()); a relay's own fragment of a
-      // writer's chunk (keeper/forward.ts) names the writer
-      release()?.arriving(cid, o?.from, o?.origin, { held })
-      await store.put(cid, bytes, { verified: o?.verified })
-      // dropped again: not stored, so not acknowledged
-      if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+      // its record is kept (not forgotten for room) from the stat to arrived(): an `unknown` one
+      // evicted in between would be rebuilt clean by arrived() (review36c)
+      const landed = release()?.landingOf(cid)
+      try {
+        // held already? (one held with no record of who put it stays no one's: arriving())
+        const held = release() !== undefined && await store.has(cid)
+        // who put it, told before the store has it (arriving()); a relay's own fragment of a
+        // writer's chunk (keeper/forward.ts) names the writer
+        release()?.arriving(cid, o?.from, o?.origin, { held })
+        await store.put(cid, bytes, { verified: o?.verified })
+        // dropped again: not stored, so not acknowledged
+        if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+      } finally {
+        landed?.()
+      }
     }
   }
 }
