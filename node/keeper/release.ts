@@ -105,7 +105,7 @@ export const RELEASE_REMEMBER_MAX = 65_536
  */
 export const PUT_REMEMBER_MAX = 65_536
 /**
- * Records the puts of one peer (its pushes, the promises it asks) make at most, its oldest made
+ * Records the puts of one peer (its pushes, the promises it asks) make at most, its least recently put
  * forgotten first: a member flooding a holder with pushes (65,536 tiny ones emptied the table of
  * every other writer's records, whose releases were then refused) forgets its own.
  */
@@ -210,7 +210,7 @@ export class Release {
    * both at its release (it gave the block up).
    */
   private readonly putBy = new Map<string, PutRecord>()
-  /** peer -> the records its puts made (PUT_REMEMBER_PER_PEER), oldest made first. */
+  /** peer -> the records its puts made (PUT_REMEMBER_PER_PEER), least recently put first. */
   private readonly madeBy = new Map<string, Set<string>>()
   /**
    * block -> puts of it under way (releasingSink: from before its store stat to after arrived()):
@@ -262,7 +262,7 @@ export class Release {
   /**
    * The record of who put `key` here, made the most recently put. A new one counts against `by`
    * (the peer whose push or promise makes it), whose records are at most PUT_REMEMBER_PER_PEER:
-   * its oldest made is forgotten first, so one member's flood of pushes forgets its own records,
+   * its least recently put is forgotten first, so one member's flood of pushes forgets its own records,
    * not other writers' (theirs are forgotten only once several peers fill the table).
    */
   private record (key: string, by: string): PutRecord {
@@ -274,7 +274,15 @@ export class Release {
       const mine = this.madeBy.get(by) ?? new Set<string>()
       mine.add(key)
       this.madeBy.set(by, mine)
-    } else this.putBy.delete(key)
+    } else {
+      this.putBy.delete(key)
+      // put again (a push, a promise: an open write's renewal): the youngest of its maker's share
+      // too, so a long write's early blocks are not forgotten before its later ones (review36c:
+      // their renewal then found no record and made them nobody's, refusing the writer's own
+      // release). It only reorders the maker's own share: no peer evicts another's records.
+      const mine = this.madeBy.get(r.by)
+      if (mine !== undefined) { mine.delete(key); mine.add(key) }
+    }
     this.putBy.set(key, r)
     while (this.putBy.size > PUT_REMEMBER_MAX && this.forgetOldest(this.putBy.keys()));
     return r

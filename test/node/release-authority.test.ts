@@ -501,6 +501,23 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     assert.deepEqual(await release.answer([x], 'W'), [true])
   })
 
+  it('an open write renewing its promises keeps its records young in its share: past PUT_REMEMBER_PER_PEER pushes its early blocks are still its own to release', async function () {
+    this.timeout(60_000)
+    const x = await block(67)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOver(held, release)
+    await sink.put(x, new Uint8Array([67]), { from: 'W', origin: 'W', verified: true })
+    release.noted([x], 'W') // the placement's promise round
+    // the write goes on (one renewal of its promises half-way), past W's share of records
+    for (let i = 0; i < PUT_REMEMBER_PER_PEER; i++) {
+      if (i === PUT_REMEMBER_PER_PEER / 2) release.noted([x], 'W')
+      release.arriving(await filler(i), 'W', 'W')
+    }
+    release.noted([x], 'W') // the next renewal
+    assert.deepEqual(await release.answer([x], 'W'), [true], 'W gives up its write: its own block deleted')
+    assert.equal(held.has(x.toString()), false)
+  })
+
   it('a record holds at most PUT_NAMES_MAX peers per list: past it the block is nobody\'s (refused to all), and a flood of names costs little', async function () {
     this.timeout(60_000)
     const x = await block(65)
