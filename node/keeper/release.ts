@@ -52,7 +52,11 @@
 // recently put forgotten first): a block held with no record (its record forgotten, or lost in
 // a restart, or the block pulled here) is refused to everyone and left to GC, and stays so when
 // it is pushed or promised again (session 36: a member pushing it again was its only putter,
-// and could have another writer's block deleted).
+// and could have another writer's block deleted); but a record of one putter forgotten for room
+// comes back when that putter puts it again (PUT_EVICTED_MAX: a long write's renewal). A record
+// goes with its block whenever the store loses it (Store onGone: GC, handover, pins, local
+// deletes), is not forgotten for room while a put of its block lands, and lists PUT_NAMES_MAX
+// peers at most (past that the block is nobody's).
 // Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
@@ -110,6 +114,14 @@ export const PUT_REMEMBER_MAX = 65_536
  * every other writer's records, whose releases were then refused) forgets its own.
  */
 export const PUT_REMEMBER_PER_PEER = PUT_REMEMBER_MAX / 4
+/**
+ * Records forgotten for room that had one putter (its own block: no other peer pushed it,
+ * named it or was promised it, and it was not held before any record) kept aside at most, the
+ * oldest dropped first: that peer's next push or promise of the block (an open write's renewal)
+ * brings the record back instead of making the block nobody's (review36c: a write longer than its
+ * share of records had its own release of its early blocks refused). About 250 B each.
+ */
+export const PUT_EVICTED_MAX = PUT_REMEMBER_PER_PEER
 /**
  * Peers one record lists at most in each of its lists (pushers, promisees, named origins): a push
  * names any string as its origin (swarm readPeer), and 40,000 tiny pushes of one block, each
@@ -219,6 +231,8 @@ export class Release {
    * was rebuilt clean by arrived(), making the pusher its only putter).
    */
   private readonly landing = new Map<string, number>()
+  /** block -> its record forgotten for room, of one putter (PUT_EVICTED_MAX), oldest first. */
+  private readonly evicted = new Map<string, PutRecord>()
 
   constructor (c: ReleaseComponents) {
     this.c = c
@@ -243,7 +257,7 @@ export class Release {
     for (const cid of cids) {
       // a promise is of a block held here: with no record of who put it (forgotten, lost in a
       // restart, pulled here), the promise does not make it the promisee's (see arriving())
-      const had = this.putBy.has(cid.toString())
+      const had = this.putBy.has(cid.toString()) || this.revive(cid.toString(), peer)
       const r = this.record(cid.toString(), peer)
       if (!had) r.unknown = true
       listed(r, r.claimed, peer)
@@ -269,6 +283,8 @@ export class Release {
     let r = this.putBy.get(key)
     if (r === undefined) {
       r = { pushed: [], claimed: [], named: [], pushedAt: -Infinity, by }
+      // a record kept aside is of an older put: this one is made afresh (revive() brings it back first)
+      this.evicted.delete(key)
       const made = this.madeBy.get(by)
       if (made !== undefined && made.size >= PUT_REMEMBER_PER_PEER) this.forgetOldest(made)
       const mine = this.madeBy.get(by) ?? new Set<string>()
@@ -295,10 +311,32 @@ export class Release {
   private forgetOldest (keys: Iterable<string>): boolean {
     for (const k of keys) {
       if (this.landing.has(k)) continue
+      const r = this.putBy.get(k)
       this.forget(k)
+      if (r !== undefined && soleOf(r) !== undefined) {
+        this.evicted.set(k, r)
+        while (this.evicted.size > PUT_EVICTED_MAX) this.evicted.delete(this.evicted.keys().next().value!)
+      }
       return true
     }
     return false
+  }
+
+  /**
+   * Brings back `key`'s record forgotten for room when `peer` was its one putter (its own block,
+   * put again by it): whether it did. Any other peer's put of it makes a record afresh (`unknown`
+   * when held: record()).
+   */
+  private revive (key: string, peer: string | undefined): boolean {
+    const old = this.evicted.get(key)
+    if (old === undefined || peer === undefined || soleOf(old) !== peer) return false
+    this.evicted.delete(key)
+    const r = this.record(key, old.by)
+    r.pushed = old.pushed
+    r.claimed = old.claimed
+    r.named = old.named
+    r.pushedAt = old.pushedAt
+    return true
   }
 
   /**
@@ -331,6 +369,7 @@ export class Release {
 
   /** Forgets who put `key` here (its record and its place in its maker's share). */
   private forget (key: string): void {
+    this.evicted.delete(key)
     const r = this.putBy.get(key)
     if (r === undefined) return
     this.putBy.delete(key)
@@ -461,7 +500,8 @@ export class Release {
     // held here already and no record of it: whoever put it is not known, so no one may release
     // it (left to GC; a record forgotten, flushed by a flood of pushes, or lost in a restart,
     // must not make a later pusher of the same bytes its only putter)
-    if (opts.held === true && !this.putBy.has(cid.toString())) this.record(cid.toString(), by).unknown = true
+    // (a record of one putter forgotten for room comes back when that putter puts it again)
+    if (opts.held === true && !this.putBy.has(cid.toString()) && !this.revive(cid.toString(), origin ?? by)) this.record(cid.toString(), by).unknown = true
     if (origin !== undefined) {
       this.pushed(cid, origin, by)
       const r = this.putBy.get(cid.toString())!
@@ -615,6 +655,17 @@ export class Release {
     }
     return out
   }
+}
+
+/** The one peer record `r` lists (pushed, promised, named), if one only and it was not held before any record. */
+function soleOf (r: PutRecord): string | undefined {
+  if (r.unknown === true) return undefined
+  let sole: string | undefined
+  for (const p of [...r.pushed, ...r.claimed, ...r.named]) {
+    if (sole === undefined) sole = p
+    else if (p !== sole) return undefined
+  }
+  return sole
 }
 
 /**

@@ -518,6 +518,32 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     assert.equal(held.has(x.toString()), false)
   })
 
+  it('a record of one putter forgotten for room (its share) comes back at that putter\'s renewal: its own release deletes it; nobody else gets it', async function () {
+    this.timeout(60_000)
+    const [x, y, z] = await Promise.all([block(68), block(69), block(70)])
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOver(held, release)
+    for (const c of [x, y, z]) await sink.put(c, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    held.add((await block(71)).toString()) // held with no record: M's push makes it nobody's
+    const u = await block(71)
+    await sink.put(u, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    // W's write goes on past its share, no renewal in between: all four records forgotten for room
+    for (let i = 0; i < PUT_REMEMBER_PER_PEER; i++) release.arriving(await filler(i), 'W', 'W')
+    release.noted([x], 'W') // W's renewal: its own block again
+    assert.deepEqual(await release.answer([x], 'W'), [true], 'W\'s own block, renewed, released')
+    // M's promise, or its push naming W, of W's forgotten block gives M nothing
+    release.noted([y], 'M')
+    assert.deepEqual(await release.answer([y], 'M'), [false], 'M refused (y)')
+    await sink.put(z, new Uint8Array([1]), { from: 'M', origin: 'W', verified: true })
+    assert.deepEqual(await release.answer([z], 'M'), [false], 'M refused (z)')
+    assert.deepEqual(await release.answer([z], 'W'), [true], 'W\'s own z still W\'s')
+    // a block held before any record stays nobody's, W's renewal or not
+    release.noted([u], 'W')
+    assert.deepEqual(await release.answer([u], 'W'), [false], 'u refused: held before any record')
+    assert.equal(held.has(x.toString()), false)
+    assert.equal(held.has(y.toString()) && held.has(u.toString()), true)
+  })
+
   it('a record holds at most PUT_NAMES_MAX peers per list: past it the block is nobody\'s (refused to all), and a flood of names costs little', async function () {
     this.timeout(60_000)
     const x = await block(65)
