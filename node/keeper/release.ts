@@ -119,7 +119,8 @@ export const PUT_REMEMBER_PER_PEER = PUT_REMEMBER_MAX / 4
  * named it or was promised it, and it was not held before any record) kept aside at most, the
  * oldest dropped first: that peer's next push or promise of the block (an open write's renewal)
  * brings the record back instead of making the block nobody's (review36c: a write longer than its
- * share of records had its own release of its early blocks refused). About 250 B each.
+ * share of records had its own release of its early blocks refused). ~590 B of heap each
+ * (measured: 16,384 kept aside, two runs): ~9.2 MiB in all.
  */
 export const PUT_EVICTED_MAX = PUT_REMEMBER_PER_PEER
 /**
