@@ -191,6 +191,9 @@ export async function startDaemon (opts: DaemonOptions): Promise<Daemon> {
     const keeping = rememberingLeaves(store, localLeaves)
     // a block of an abandoned write that lands after its release goes again (release.ts)
     let release: Release | undefined
+    // a block that leaves the store (GC, a handover, a pin's end, a local delete, a quarantine)
+    // takes its record of who put it along: a later put of the same bytes starts afresh (review36c)
+    store.onGone = cid => { release?.gone(cid) }
     // what peers push here, kept with its leaf hashes (`keeping`), told to the release as put by
     // its writer (releasingSink). `check`: a pushed block's sha256 and its leaf hashes in one
     // threadpool job, off the event loop (LocalLeaves.check), the leaves then kept by the put of

@@ -156,6 +156,12 @@ export class Store {
   /** Block files written in group commits (where the addon has writeBlocks), else one by one. */
   private readonly writer: (dir: string, file: string, bytes: Uint8Array) => Promise<void>
   private readonly group?: GroupCommit
+  /**
+   * Told of every block that leaves the store (deleted by anyone, quarantined, its file found
+   * missing), when it leaves; must not throw. keeper/release.ts forgets who put it (a later put of
+   * the same bytes starts afresh). Set by the daemon once its release exists.
+   */
+  onGone?: (cid: CID) => void
   /** Set by close(): a put after it is refused (a host torn down must not write into a removed data dir). */
   private closed = false
 
@@ -280,6 +286,7 @@ export class Store {
 
   /** Note a block gone (deleted, quarantined, or its file found missing). */
   private noteGone (cid: CID): void {
+    this.onGone?.(cid)
     if (cid.multihash.code !== SHA2_256) return
     void this.dropSliceFile(sliceKey(cid))
     if (this.filling !== undefined) {

@@ -52,7 +52,11 @@
 // recently put forgotten first): a block held with no record (its record forgotten, or lost in
 // a restart, or the block pulled here) is refused to everyone and left to GC, and stays so when
 // it is pushed or promised again (session 36: a member pushing it again was its only putter,
-// and could have another writer's block deleted).
+// and could have another writer's block deleted); but a record of one putter forgotten for room
+// comes back when that putter puts it again (PUT_EVICTED_MAX: a long write's renewal). A record
+// goes with its block whenever the store loses it (Store onGone: GC, handover, pins, local
+// deletes), is not forgotten for room while a put of its block lands, and lists PUT_NAMES_MAX
+// peers at most (past that the block is nobody's).
 // Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
@@ -105,11 +109,28 @@ export const RELEASE_REMEMBER_MAX = 65_536
  */
 export const PUT_REMEMBER_MAX = 65_536
 /**
- * Records the puts of one peer (its pushes, the promises it asks) make at most, its oldest made
+ * Records the puts of one peer (its pushes, the promises it asks) make at most, its least recently put
  * forgotten first: a member flooding a holder with pushes (65,536 tiny ones emptied the table of
  * every other writer's records, whose releases were then refused) forgets its own.
  */
 export const PUT_REMEMBER_PER_PEER = PUT_REMEMBER_MAX / 4
+/**
+ * Records forgotten for room that had one putter (its own block: no other peer pushed it,
+ * named it or was promised it, and it was not held before any record) kept aside at most, the
+ * oldest dropped first: that peer's next push or promise of the block (an open write's renewal)
+ * brings the record back instead of making the block nobody's (review36c: a write longer than its
+ * share of records had its own release of its early blocks refused). ~590 B of heap each
+ * (measured: 16,384 kept aside, two runs): ~9.2 MiB in all.
+ */
+export const PUT_EVICTED_MAX = PUT_REMEMBER_PER_PEER
+/**
+ * Peers one record lists at most in each of its lists (pushers, promisees, named origins): a push
+ * names any string as its origin (swarm readPeer), and 40,000 tiny pushes of one block, each
+ * naming a new one, took 9 s of the holder's CPU (review36c: O(n) lookups in unbounded lists).
+ * Past it the block is nobody's (`unknown`: refused to every asker, left to GC); a block has a
+ * few writers, not dozens.
+ */
+export const PUT_NAMES_MAX = 64
 /**
  * How long after a block was pushed here by a peer other than the asker a release may still
  * delete it, when the push named no origin (an older host's, swarm 1.1.0 or 1.0.0): it may be a
@@ -202,8 +223,17 @@ export class Release {
    * both at its release (it gave the block up).
    */
   private readonly putBy = new Map<string, PutRecord>()
-  /** peer -> the records its puts made (PUT_REMEMBER_PER_PEER), oldest made first. */
+  /** peer -> the records its puts made (PUT_REMEMBER_PER_PEER), least recently put first. */
   private readonly madeBy = new Map<string, Set<string>>()
+  /**
+   * block -> puts of it under way (releasingSink: from before its store stat to after arrived()):
+   * their records are not forgotten for room meanwhile (review36c: a record of a block held with
+   * none, `unknown`, evicted by its pusher's further pushes while its store put was in flight,
+   * was rebuilt clean by arrived(), making the pusher its only putter).
+   */
+  private readonly landing = new Map<string, number>()
+  /** block -> its record forgotten for room, of one putter (PUT_EVICTED_MAX), oldest first. */
+  private readonly evicted = new Map<string, PutRecord>()
 
   constructor (c: ReleaseComponents) {
     this.c = c
@@ -228,10 +258,10 @@ export class Release {
     for (const cid of cids) {
       // a promise is of a block held here: with no record of who put it (forgotten, lost in a
       // restart, pulled here), the promise does not make it the promisee's (see arriving())
-      const had = this.putBy.has(cid.toString())
+      const had = this.putBy.has(cid.toString()) || this.revive(cid.toString(), peer)
       const r = this.record(cid.toString(), peer)
       if (!had) r.unknown = true
-      if (!r.claimed.includes(peer)) r.claimed.push(peer)
+      listed(r, r.claimed, peer)
     }
   }
 
@@ -241,31 +271,106 @@ export class Release {
    */
   pushed (cid: CID, peer: string, by: string = peer): void {
     const put = this.record(cid.toString(), by)
-    if (!put.pushed.includes(peer)) put.pushed.push(peer)
+    listed(put, put.pushed, peer)
   }
 
   /**
    * The record of who put `key` here, made the most recently put. A new one counts against `by`
    * (the peer whose push or promise makes it), whose records are at most PUT_REMEMBER_PER_PEER:
-   * its oldest made is forgotten first, so one member's flood of pushes forgets its own records,
+   * its least recently put is forgotten first, so one member's flood of pushes forgets its own records,
    * not other writers' (theirs are forgotten only once several peers fill the table).
    */
   private record (key: string, by: string): PutRecord {
     let r = this.putBy.get(key)
     if (r === undefined) {
       r = { pushed: [], claimed: [], named: [], pushedAt: -Infinity, by }
-      if ((this.madeBy.get(by)?.size ?? 0) >= PUT_REMEMBER_PER_PEER) this.forget(this.madeBy.get(by)!.values().next().value!)
+      // a record kept aside is of an older put: this one is made afresh (revive() brings it back first)
+      this.evicted.delete(key)
+      const made = this.madeBy.get(by)
+      if (made !== undefined && made.size >= PUT_REMEMBER_PER_PEER) this.forgetOldest(made)
       const mine = this.madeBy.get(by) ?? new Set<string>()
       mine.add(key)
       this.madeBy.set(by, mine)
-    } else this.putBy.delete(key)
+    } else {
+      this.putBy.delete(key)
+      // put again (a push, a promise: an open write's renewal): the youngest of its maker's share
+      // too, so a long write's early blocks are not forgotten before its later ones (review36c:
+      // their renewal then found no record and made them nobody's, refusing the writer's own
+      // release). It only reorders the maker's own share: no peer evicts another's records.
+      const mine = this.madeBy.get(r.by)
+      if (mine !== undefined) { mine.delete(key); mine.add(key) }
+    }
     this.putBy.set(key, r)
-    while (this.putBy.size > PUT_REMEMBER_MAX) this.forget(this.putBy.keys().next().value!)
+    while (this.putBy.size > PUT_REMEMBER_MAX && this.forgetOldest(this.putBy.keys()));
     return r
+  }
+
+  /**
+   * Forgets the first of `keys` (oldest first) with no put of it under way (`landing`): whether
+   * one was. (Records of puts under way, few, may exceed a bound for as long as they land.)
+   */
+  private forgetOldest (keys: Iterable<string>): boolean {
+    for (const k of keys) {
+      if (this.landing.has(k)) continue
+      const r = this.putBy.get(k)
+      this.forget(k)
+      if (r !== undefined && soleOf(r) !== undefined) {
+        this.evicted.set(k, r)
+        while (this.evicted.size > PUT_EVICTED_MAX) this.evicted.delete(this.evicted.keys().next().value!)
+      }
+      return true
+    }
+    return false
+  }
+
+  /**
+   * Brings back `key`'s record forgotten for room when `peer` was its one putter (its own block,
+   * put again by it): whether it did. Any other peer's put of it makes a record afresh (`unknown`
+   * when held: record()).
+   */
+  private revive (key: string, peer: string | undefined): boolean {
+    const old = this.evicted.get(key)
+    if (old === undefined || peer === undefined || soleOf(old) !== peer) return false
+    this.evicted.delete(key)
+    const r = this.record(key, old.by)
+    r.pushed = old.pushed
+    r.claimed = old.claimed
+    r.named = old.named
+    r.pushedAt = old.pushedAt
+    return true
+  }
+
+  /**
+   * A put of `cid` is under way here (releasingSink): its record is not forgotten for room until
+   * the returned function is called (once its arrived() ran, or the put failed).
+   */
+  landingOf (cid: CID): () => void {
+    const key = cid.toString()
+    this.landing.set(key, (this.landing.get(key) ?? 0) + 1)
+    let ended = false
+    return () => {
+      if (ended) return
+      ended = true
+      const n = (this.landing.get(key) ?? 1) - 1
+      if (n > 0) this.landing.set(key, n)
+      else this.landing.delete(key)
+    }
+  }
+
+  /**
+   * The store no longer holds `cid` (Store onGone: deleted by GC, a handover, a pin's end, a
+   * local delete, a release; quarantined; found missing): who put it goes with it, and a later put
+   * of the same bytes starts afresh (review36c: a stale `unknown` flag or named origin refused the
+   * next writer's release of its own abandoned write). A put of it under way keeps its pusher:
+   * arrived() records it again.
+   */
+  gone (cid: CID): void {
+    this.forget(cid.toString())
   }
 
   /** Forgets who put `key` here (its record and its place in its maker's share). */
   private forget (key: string): void {
+    this.evicted.delete(key)
     const r = this.putBy.get(key)
     if (r === undefined) return
     this.putBy.delete(key)
@@ -396,11 +501,12 @@ export class Release {
     // held here already and no record of it: whoever put it is not known, so no one may release
     // it (left to GC; a record forgotten, flushed by a flood of pushes, or lost in a restart,
     // must not make a later pusher of the same bytes its only putter)
-    if (opts.held === true && !this.putBy.has(cid.toString())) this.record(cid.toString(), by).unknown = true
+    // (a record of one putter forgotten for room comes back when that putter puts it again)
+    if (opts.held === true && !this.putBy.has(cid.toString()) && !this.revive(cid.toString(), origin ?? by)) this.record(cid.toString(), by).unknown = true
     if (origin !== undefined) {
       this.pushed(cid, origin, by)
       const r = this.putBy.get(cid.toString())!
-      if (!r.named.includes(origin)) r.named.push(origin)
+      listed(r, r.named, origin)
     } else if (from !== undefined) {
       this.pushed(cid, from)
       // (pushed() just made its record the most recently put: never the one forgotten for room)
@@ -552,6 +658,27 @@ export class Release {
   }
 }
 
+/** The one peer record `r` lists (pushed, promised, named), if one only and it was not held before any record. */
+function soleOf (r: PutRecord): string | undefined {
+  if (r.unknown === true) return undefined
+  let sole: string | undefined
+  for (const p of [...r.pushed, ...r.claimed, ...r.named]) {
+    if (sole === undefined) sole = p
+    else if (p !== sole) return undefined
+  }
+  return sole
+}
+
+/**
+ * Adds `peer` to `list`, one of record `r`'s: past PUT_NAMES_MAX peers the block becomes nobody's
+ * (`unknown`, refused to every asker) instead of the list growing.
+ */
+function listed (r: PutRecord, list: string[], peer: string): void {
+  if (list.includes(peer)) return
+  if (list.length >= PUT_NAMES_MAX) { r.unknown = true; return }
+  list.push(peer)
+}
+
 /** neededBy() of each walk result (a reused result answers many requests). */
 const neededOf = new WeakMap<Retained, Set<string>>()
 
@@ -577,14 +704,21 @@ function neededBy (r: Retained): Set<string> {
 export function releasingSink (store: Pick<Store, 'put' | 'has'>, release: () => Release | undefined): BlockSink {
   return {
     put: async (cid, bytes, o) => {
-      // held already? (one held with no record of who put it stays no one's: arriving())
-      const held = release() !== undefined && await store.has(cid)
-      // who put it, told before the store has it (arriving()); a relay's own fragment of a
-      // writer's chunk (keeper/forward.ts) names the writer
-      release()?.arriving(cid, o?.from, o?.origin, { held })
-      await store.put(cid, bytes, { verified: o?.verified })
-      // dropped again: not stored, so not acknowledged
-      if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+      // its record is kept (not forgotten for room) from the stat to arrived(): an `unknown` one
+      // evicted in between would be rebuilt clean by arrived() (review36c)
+      const landed = release()?.landingOf(cid)
+      try {
+        // held already? (one held with no record of who put it stays no one's: arriving())
+        const held = release() !== undefined && await store.has(cid)
+        // who put it, told before the store has it (arriving()); a relay's own fragment of a
+        // writer's chunk (keeper/forward.ts) names the writer
+        release()?.arriving(cid, o?.from, o?.origin, { held })
+        await store.put(cid, bytes, { verified: o?.verified })
+        // dropped again: not stored, so not acknowledged
+        if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+      } finally {
+        landed?.()
+      }
     }
   }
 }

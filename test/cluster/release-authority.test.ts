@@ -112,4 +112,26 @@ describe('a release asked by a member that did not put the block (three hosts)',
     assert.equal(await d.store.has(cid), true, 'D kept it (left to GC)')
     assert.equal(d.release.refusals.notPut, before + 1)
   })
+
+  // review36c: a record outlived its block when anything but a release deleted it (GC, a
+  // handover, a pin's end, a local delete): the next writer of the same bytes was refused
+  it('once D\'s store deletes a block (not a release), who put it goes with it: B, pushing the same bytes anew, releases them', async () => {
+    const [a, b, d] = hosts
+    const bytes = randomBytes(64 * 1024)
+    const cid = CID.create(1, RAW, await sha256.digest(bytes))
+    const held = await block(d, cid, bytes) // held with no record, pushed by A: nobody's
+    assert.equal(held, true)
+    assert.deepEqual((await a.swarm.push([{ cid, bytes, to: [d.host.peerId] }])).get(cid.toString()), [d.host.peerId])
+    await d.store.delete(cid) // as GC deletes it
+    assert.deepEqual((await b.swarm.push([{ cid, bytes, to: [d.host.peerId] }])).get(cid.toString()), [d.host.peerId], 'D took B\'s push')
+    const release = (peer: any): any => peer.network.c.release
+    assert.deepEqual([...await release(b).ask(d.host.peerId, [cid])], [cid.toString()], 'B\'s own release deletes it')
+    assert.equal(await d.store.has(cid), false)
+  })
 })
+
+/** Stores `bytes` on `d` as a pull does (not through the swarm's sink): whether it is held. */
+async function block (d: any, cid: CID, bytes: Uint8Array): Promise<boolean> {
+  await d.store.put(cid, bytes)
+  return await d.store.has(cid)
+}

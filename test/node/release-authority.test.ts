@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { Release, releasingSink } from '../../node/keeper/release.ts'
+import { Release, releasingSink, PUT_REMEMBER_PER_PEER, PUT_NAMES_MAX } from '../../node/keeper/release.ts'
 import type { ReleaseComponents } from '../../node/keeper/release.ts'
 import { Custody } from '../../node/keeper/custody.ts'
 import type { Retained } from '../../node/keeper/retained.ts'
@@ -425,5 +425,143 @@ describe('release authority gaps (session 36)', function () {
     // M gave it up: W's own release deletes it
     assert.deepEqual(await release.answer([x], 'W'), [true])
     assert.equal(held.has(x.toString()), false)
+  })
+})
+
+describe('release authority records follow their block (mend36r, review36c)', function () {
+  interface Slow { cid?: CID, gate?: () => void, landed?: () => void }
+  /** A sink over `held` (the store), telling `release` as the daemon's does; `slow` holds a put of that block until `gate()`. */
+  function sinkOver (held: Set<string>, release: Release, slow?: Slow): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => {
+        if (slow?.cid !== undefined && cid.equals(slow.cid)) await new Promise<void>(resolve => { slow.gate = resolve; slow.landed?.() })
+        held.add(cid.toString())
+      }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, () => release)
+  }
+  const filler = async (i: number): Promise<CID> => {
+    const bytes = new Uint8Array(5)
+    new DataView(bytes.buffer).setUint32(0, i)
+    bytes[4] = 36
+    return CID.createV1(0x55, await sha256.digest(bytes))
+  }
+
+  it('a held block with no record (unknown) stays unknown when its pusher evicts its record (per-peer share) while its put is in flight', async function () {
+    this.timeout(60_000)
+    const x = await block(61)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString()) // W's block, its record lost in a restart
+    const slow: Slow = {}
+    const sink = sinkOver(held, release, slow)
+    await sink.put(x, new Uint8Array([61]), { from: 'M', origin: 'M', verified: true })
+    // M fills its share: X's record (unknown, made by M) is its oldest
+    for (let i = 0; i < PUT_REMEMBER_PER_PEER - 1; i++) release.arriving(await filler(i), 'M', 'M')
+    // M pushes X again; while the store's put is in flight, one more push of M's lands
+    slow.cid = x
+    const landed = new Promise<void>(resolve => { slow.landed = resolve })
+    const p = sink.put(x, new Uint8Array([61]), { from: 'M', origin: 'M', verified: true })
+    await landed
+    release.arriving(await filler(1_000_000), 'M', 'M')
+    slow.gate!()
+    await p
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'W\'s block kept')
+  })
+
+  it('a block the store deleted (GC) is put afresh: an earlier pusher\'s unknown flag or name is forgotten with it', async () => {
+    const x = await block(62)
+    const y = await block(63)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString()) // held with no record: M's push makes it unknown
+    const sink = sinkOver(held, release)
+    await sink.put(x, new Uint8Array([62]), { from: 'M', origin: 'M', verified: true })
+    await sink.put(y, new Uint8Array([63]), { from: 'M', origin: 'M', verified: true }) // named M
+    // GC deletes both (the store tells the release: Store onGone)
+    for (const c of [x, y]) { held.delete(c.toString()); release.gone(c) }
+    // W writes the same bytes anew, then gives its write up
+    await sink.put(x, new Uint8Array([62]), { from: 'W', origin: 'W', verified: true })
+    await sink.put(y, new Uint8Array([63]), { from: 'W', origin: 'W', verified: true })
+    assert.deepEqual(await release.answer([x, y], 'W'), [true, true], 'W\'s own blocks released')
+    assert.equal(held.size, 0)
+  })
+
+  it('a block gone while a push of it is in flight is that push\'s: the record is rebuilt with its pusher', async () => {
+    const x = await block(64)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const slow: Slow = { cid: x }
+    const sink = sinkOver(held, release, slow)
+    const landed = new Promise<void>(resolve => { slow.landed = resolve })
+    const p = sink.put(x, new Uint8Array([64]), { from: 'W', origin: 'W', verified: true })
+    await landed
+    release.gone(x) // an older copy deleted meanwhile (the store serialises: W's put lands after)
+    slow.gate!()
+    await p
+    assert.deepEqual(await release.answer([x], 'W'), [true])
+  })
+
+  it('an open write renewing its promises keeps its records young in its share: past PUT_REMEMBER_PER_PEER pushes its early blocks are still its own to release', async function () {
+    this.timeout(60_000)
+    const x = await block(67)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOver(held, release)
+    await sink.put(x, new Uint8Array([67]), { from: 'W', origin: 'W', verified: true })
+    release.noted([x], 'W') // the placement's promise round
+    // the write goes on (one renewal of its promises half-way), past W's share of records
+    for (let i = 0; i < PUT_REMEMBER_PER_PEER; i++) {
+      if (i === PUT_REMEMBER_PER_PEER / 2) release.noted([x], 'W')
+      release.arriving(await filler(i), 'W', 'W')
+    }
+    release.noted([x], 'W') // the next renewal
+    assert.deepEqual(await release.answer([x], 'W'), [true], 'W gives up its write: its own block deleted')
+    assert.equal(held.has(x.toString()), false)
+  })
+
+  it('a record of one putter forgotten for room (its share) comes back at that putter\'s renewal: its own release deletes it; nobody else gets it', async function () {
+    this.timeout(60_000)
+    const [x, y, z] = await Promise.all([block(68), block(69), block(70)])
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOver(held, release)
+    for (const c of [x, y, z]) await sink.put(c, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    held.add((await block(71)).toString()) // held with no record: M's push makes it nobody's
+    const u = await block(71)
+    await sink.put(u, new Uint8Array([1]), { from: 'W', origin: 'W', verified: true })
+    // W's write goes on past its share, no renewal in between: all four records forgotten for room
+    for (let i = 0; i < PUT_REMEMBER_PER_PEER; i++) release.arriving(await filler(i), 'W', 'W')
+    release.noted([x], 'W') // W's renewal: its own block again
+    assert.deepEqual(await release.answer([x], 'W'), [true], 'W\'s own block, renewed, released')
+    // M's promise, or its push naming W, of W's forgotten block gives M nothing
+    release.noted([y], 'M')
+    assert.deepEqual(await release.answer([y], 'M'), [false], 'M refused (y)')
+    await sink.put(z, new Uint8Array([1]), { from: 'M', origin: 'W', verified: true })
+    assert.deepEqual(await release.answer([z], 'M'), [false], 'M refused (z)')
+    assert.deepEqual(await release.answer([z], 'W'), [true], 'W\'s own z still W\'s')
+    // a block held before any record stays nobody's, W's renewal or not
+    release.noted([u], 'W')
+    assert.deepEqual(await release.answer([u], 'W'), [false], 'u refused: held before any record')
+    assert.equal(held.has(x.toString()), false)
+    assert.equal(held.has(y.toString()) && held.has(u.toString()), true)
+  })
+
+  it('a record holds at most PUT_NAMES_MAX peers per list: past it the block is nobody\'s (refused to all), and a flood of names costs little', async function () {
+    this.timeout(60_000)
+    const x = await block(65)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString())
+    await release.arrived(x, 'W', 'W')
+    const cpu = process.cpuUsage()
+    for (let i = 0; i < 40_000; i++) release.arriving(x, 'M', `origin-${i}`)
+    const used = process.cpuUsage(cpu)
+    console.log(`      40,000 pushes of one block naming new origins: ${((used.user + used.system) / 1000).toFixed(0)} ms CPU`)
+    const r = (release as any).putBy.get(x.toString())
+    assert.ok(r.named.length <= PUT_NAMES_MAX && r.pushed.length <= PUT_NAMES_MAX, 'bounded lists')
+    assert.equal(r.unknown, true)
+    assert.deepEqual(await release.answer([x], 'W'), [false], 'W itself refused: its block kept, left to GC')
+    assert.equal(held.has(x.toString()), true)
+    // the bound is per record: another block's few putters are unaffected
+    const y = await block(66)
+    await sinkOver(held, release).put(y, new Uint8Array([66]), { from: 'W', origin: 'W', verified: true })
+    assert.deepEqual(await release.answer([y], 'W'), [true])
   })
 })

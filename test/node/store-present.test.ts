@@ -96,6 +96,23 @@ describe('Store.has() from the present index', function () {
     assert.deepEqual(await store.get(blocks[1].cid), blocks[1].bytes)
   })
 
+  it('onGone is told of each block that leaves the store (a delete, a claimed delete), not of puts (release.ts forgets its putters then)', async () => {
+    const dir = await tempDir(t)
+    const blocks = Array.from({ length: 3 }, () => randomBytes(64)).map(bytes => ({ cid: cidOf(bytes), bytes }))
+    const store = await Store.open(dir)
+    t.add(async () => { await store.close() })
+    await store.tally()
+    const gone: string[] = []
+    store.onGone = cid => { gone.push(cid.toString()) }
+    await store.putMany([blocks[0], blocks[2]])
+    const claim = {}
+    await store.put(blocks[1].cid, blocks[1].bytes, { claim })
+    assert.deepEqual(gone, [], 'a put is no leaving')
+    await store.delete(blocks[0].cid)
+    assert.equal(await store.deleteClaimed(blocks[1].cid, claim), true)
+    assert.deepEqual(gone, [blocks[0].cid.toString(), blocks[1].cid.toString()])
+  })
+
   it('the index agrees with a set through adds and deletes, as it grows and with crowded probe runs', () => {
     const digest = (i: number): Uint8Array => createHash('sha256').update(`block ${i}`).digest()
     // digests whose first word is equal (one home slot): long probe runs, deletions shift them back
