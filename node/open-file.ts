@@ -318,8 +318,9 @@ export class OpenFile {
    * Lay the extents a peer made since this state's mark (`since`, oldest first, landed in the
    * tree's `state`) over the pending writes, as the tree would have them over this host's
    * version had it seen them: an append at the end of this state, a positioned extent at its
-   * offset except over bytes written here (newer: they win), and after a truncate here not past
-   * this state's end (the truncate did not see it). The state then holds `state` (its mark) and
+   * offset except over bytes written here (newer: they win; not the zeros a truncate grew the
+   * file by), and after a truncate that shortened the file here not past this state's end (the
+   * truncate did not see it). The state then holds `state` (its mark) and
    * a whole version built from it may count them as seen. A chunk's worth at a time, each piece
    * counted in `laid` once laid: a catchUp stopped part-way (an abort, an unreadable extent)
    * leaves the mark where it was, and the next one lays none of it again. In a turn of the queue.
@@ -349,7 +350,9 @@ export class OpenFile {
             }
             continue
           }
-          const end = this.truncated ? Math.min(ext.pos + ext.size, this.size) : ext.pos + ext.size
+          // a file cut here ends where it ends now: the peer's bytes past it were cut by a truncate
+          // that did not see them. One only grown here (zeros, not this host's bytes) keeps them
+          const end = this.shrunk ? Math.min(ext.pos + ext.size, this.size) : ext.pos + ext.size
           for (let p = ext.pos + laid.done; p < end;) {
             const q = Math.min(end, p + CHUNK_SIZE)
             let bytes: Uint8Array | undefined
@@ -1017,6 +1020,8 @@ export class OpenFile {
   private baseLimit = Number.MAX_SAFE_INTEGER
   /** A truncate since the last commit (extents can neither cut a file nor grow it with zeros alone). */
   private truncated = false
+  /** A truncate since the last commit made the file shorter (catchUp cuts a peer's extent at the end then). */
+  private shrunk = false
 
   async truncate (len: number, opts: AbortOptions = {}): Promise<void> {
     await this.serial(async () => { await this.truncateNow(len, opts.signal) }, opts.signal)
@@ -1030,11 +1035,13 @@ export class OpenFile {
     // a truncate is a new whole version (a write op): no positioned extents for this commit
     this.written = undefined
     this.truncated = true
-    // a cut takes the bytes past it out of this host's; zeros it grows the file by are its own
+    // a cut takes the bytes past it out of this host's; zeros it grows the file by are not its
+    // own (a peer's write there, laid by catchUp, is not hidden under them)
     const old = this.size
     if (len < old) {
+      this.shrunk = true
       this.mine = this.mine.flatMap(([a, z]): Array<[number, number]> => a >= len ? [] : [[a, Math.min(z, len)]])
-    } else this.own(old, len)
+    }
     await this.resize(len, signal)
     this.mtime = nowNs()
   }
@@ -1503,6 +1510,7 @@ export class OpenFile {
     this.aside.length = 0
     this.baseLimit = Number.MAX_SAFE_INTEGER
     this.truncated = false
+    this.shrunk = false
     this.written = []
     this.writtenBytes = 0
     this.mine = []

@@ -64,6 +64,24 @@ describe('catchUp: a whole write over a moving file (write36 mends)', function (
     assert.equal(got, 'Zase\nX\n')
   })
 
+  it('a truncate up here, a peer\'s positioned write across both ends: the peer\'s bytes are kept, past the new end too', async () => {
+    const [h0, h1] = hosts
+    const K = 256 << 10
+    await start('tu', new Uint8Array(K).fill(0x61))
+    const fh = await h0.volume.open('/tu', 'r+')
+    await fh.truncate(K + 20)
+    const fp = await h1.volume.open('/tu', 'r+')
+    await fp.write(enc.encode('P'.repeat(100)), 0, 100, K - 50)
+    await fp.close()
+    await until('host 0 has host 1\'s write', () => treeOf(h0, 'tu')?.size === K + 50, 60_000)
+    assert.equal(treeOf(h0, 'tu')?.extents?.length, 1, 'host 1\'s write is a positioned extent')
+    await fh.close()
+    // the zeros the truncate grew the file by are not host 0's bytes, and it did not shrink the
+    // file: the peer's write lies over them and past them
+    const got = dec.decode(await agreed(h0, h1, 'tu'))
+    assert.equal(got, 'a'.repeat(K - 50) + 'P'.repeat(100))
+  })
+
   it('a truncate to 0 here, a peer\'s append then positioned write: the append\'s op bytes are not written over', async () => {
     const [h0, h1] = hosts
     await start('m', new Uint8Array(256 << 10).fill(0x61))
