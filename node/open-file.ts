@@ -285,7 +285,7 @@ export class OpenFile {
    * The peers' extents since the mark catchUp() laid so far (extentKey -> where the first byte
    * went, how many of its bytes are laid), while a catchUp stopped part-way left the mark behind.
    */
-  private readonly laid = new Map<string, { at: number, done: number }>()
+  private readonly laid = new Map<string, { at: number, done: number, cut?: number }>() // cut: the least length a truncate here set since
 
   /** Note [from, to) in `mine`. */
   private own (from: number, to: number): void {
@@ -340,7 +340,7 @@ export class OpenFile {
         for (const ext of since) {
           const key = extentKey(ext)
           const laid = this.laid.get(key) ?? { at: ext.offset === undefined ? this.size : ext.pos, done: 0 }
-          if (ext.offset === undefined) {
+          if (ext.offset === undefined && laid.done === 0) {
             // an append, at the end of this state when its first piece was laid
             while (laid.done < ext.size) {
               const n = Math.min(CHUNK_SIZE, ext.size - laid.done)
@@ -350,14 +350,20 @@ export class OpenFile {
             }
             continue
           }
-          // a file cut here ends where it ends now: the peer's bytes past it were cut by a truncate
-          // that did not see them. One only grown here (zeros, not this host's bytes) keeps them
-          const end = this.shrunk ? Math.min(ext.pos + ext.size, this.size) : ext.pos + ext.size
-          for (let p = ext.pos + laid.done; p < end;) {
+          // a positioned write, or the rest of an append a catchUp stopped part-way through: laid
+          // where it goes around this host's own bytes (written since, so newer). A file cut here ends
+          // where it ends now: the peer's bytes past it were cut by a truncate that did not see them
+          // (an append's rest: by any truncate since its first piece, `cut`). One only grown here
+          // (zeros, not this host's bytes) keeps them
+          const start = ext.offset === undefined ? laid.at : ext.pos
+          const end = ext.offset === undefined
+            ? Math.min(start + ext.size, laid.cut ?? Infinity)
+            : this.shrunk ? Math.min(start + ext.size, this.size) : start + ext.size
+          for (let p = start + laid.done; p < end;) {
             const q = Math.min(end, p + CHUNK_SIZE)
             let bytes: Uint8Array | undefined
             const lay = async (a: number, z: number): Promise<void> => {
-              bytes ??= await this.peerBytes(base, ext, p - ext.pos, q - ext.pos, signal)
+              bytes ??= await this.peerBytes(base, ext, p - start, q - start, signal)
               await this.writeNow(bytes.subarray(a - p, z - p), a, undefined, signal)
             }
             let at = p
@@ -368,7 +374,7 @@ export class OpenFile {
               at = Math.max(at, z)
             }
             if (at < q) await lay(at, q)
-            laid.done = q - ext.pos
+            laid.done = q - start
             this.laid.set(key, laid)
             p = q
           }
@@ -1038,6 +1044,7 @@ export class OpenFile {
     // a cut takes the bytes past it out of this host's; zeros it grows the file by are not its
     // own (a peer's write there, laid by catchUp, is not hidden under them)
     const old = this.size
+    for (const l of this.laid.values()) l.cut = Math.min(l.cut ?? Infinity, len)
     if (len < old) {
       this.shrunk = true
       this.mine = this.mine.flatMap(([a, z]): Array<[number, number]> => a >= len ? [] : [[a, Math.min(z, len)]])

@@ -1,0 +1,86 @@
+// A peer's append longer than a chunk is laid over a closing file's pending writes a chunk at a time
+// (OpenFile.catchUp). When the fsync that lays it is aborted part-way, the next catch-up lays the rest
+// where the first piece went: like a positioned write, so it neither writes over what this host wrote
+// there since nor goes past a truncate made here since (review36g found both).
+import assert from 'node:assert/strict'
+import { Teardown } from '../../harness/tmp.ts'
+import { startMesh, until } from '../../harness/cluster.ts'
+
+const enc = new TextEncoder()
+type Host = Awaited<ReturnType<typeof startMesh>>[number]
+const MiB = 1 << 20
+
+function treeOf (h: Host, name: string): any {
+  const e = h.tree.lookup('root', name)
+  return e === undefined ? undefined : h.tree.get(e.inode)
+}
+
+async function agreed (h0: Host, h1: Host, name: string): Promise<Uint8Array> {
+  let got: Uint8Array = new Uint8Array(0)
+  await until('both hosts read alike', async () => {
+    const [a, b] = await Promise.all([h0.volume.readFile(`/${name}`), h1.volume.readFile(`/${name}`)])
+    got = a
+    return Buffer.compare(a, b) === 0
+  }, 60_000)
+  return got
+}
+
+describe('catch-up: a peer\'s append a close stopped part-way through laying (review36g)', function () {
+  this.timeout(240_000)
+  const t = new Teardown()
+  after(async () => { await t.run() })
+  let hosts: Host[]
+  before(async () => { hosts = await startMesh(t, 2) })
+
+  async function start (name: string, bytes: Uint8Array): Promise<void> {
+    const [h0, h1] = hosts
+    await h0.volume.writeFile(`/${name}`, bytes)
+    await until('host 1 reads', async () => {
+      try { return Buffer.compare(await h1.volume.readFile(`/${name}`), bytes) === 0 } catch { return false }
+    }, 60_000)
+  }
+
+  // host 0: 2 MiB file, 1 MiB written at 0 (pending); host 1 appends 1 MiB + 4 KiB; host 0's fsync aborted after
+  // the append's first piece is laid; returns host 0's handle
+  async function interrupted (name: string): Promise<any> {
+    const [h0, h1] = hosts
+    await start(name, new Uint8Array(2 * MiB).fill(0x61))
+    const fh = await h0.volume.open(`/${name}`, 'r+')
+    await fh.write(new Uint8Array(MiB).fill(0x62), 0, MiB, 0)
+    const fa = await h1.volume.open(`/${name}`, 'a')
+    await fa.write(new Uint8Array(MiB + 4096).fill(0x52), 0, MiB + 4096, 0)
+    await fa.close()
+    await until('host 0 has the append', () => treeOf(h0, name)?.size === 3 * MiB + 4096, 60_000)
+    const id = h0.tree.lookup('root', name)?.inode as string
+    const f = (h0.volume as any).open_.get(id)
+    const writeNow = f.writeNow.bind(f)
+    const ac = new AbortController()
+    let laid = 0
+    f.writeNow = async (...args: any[]) => {
+      if (f.laying === true && ++laid === 2) { ac.abort(); throw ac.signal.reason }
+      return await writeNow(...args)
+    }
+    await assert.rejects(fh.sync({ signal: ac.signal }))
+    f.writeNow = writeNow
+    return fh
+  }
+
+  it('an append resumed after an abort does not write over bytes written here since', async () => {
+    const [h0, h1] = hosts
+    const fh = await interrupted('ra')
+    // this host writes where the file ends now (after the append's first piece)
+    await fh.write(enc.encode('LLLLLLLLLL'), 0, 10, 3 * MiB)
+    await fh.close()
+    const got = Buffer.from(await agreed(h0, h1, 'ra'))
+    assert.equal(got.subarray(3 * MiB, 3 * MiB + 10).toString(), 'LLLLLLLLLL', 'this host\'s write kept')
+  })
+
+  it('an append resumed after an abort and a truncate here: no hole of zeros and half an append past the cut', async () => {
+    const [h0, h1] = hosts
+    const fh = await interrupted('rt')
+    await fh.truncate(1000)
+    await fh.close()
+    const got = Buffer.from(await agreed(h0, h1, 'rt'))
+    assert.equal(got.byteLength, 1000)
+  })
+})
