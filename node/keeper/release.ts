@@ -522,9 +522,11 @@ export class Release {
    * acknowledge it (a writer counting it held would call its chunk placed with this fragment
    * nowhere). Never throws.
    */
-  async arrived (cid: CID, from: string, origin?: string): Promise<boolean> {
-    // (the sink told arriving() before storing it; a caller that did not is told here)
-    this.arriving(cid, from, origin)
+  async arrived (cid: CID, from: string, origin?: string, opts: { held?: boolean } = {}): Promise<boolean> {
+    // (the sink told arriving() before storing it; a caller that did not is told here). `held`:
+    // the store had the block when the put began: a record gone meanwhile (the block's removal
+    // told, a restart's release made only now) is not rebuilt as this pusher's alone (review36f)
+    this.arriving(cid, from, origin, { held: opts.held })
     const key = `${cid.toString()}/${from}`
     const until = this.released.get(key)
     if (until === undefined) {
@@ -708,14 +710,19 @@ export function releasingSink (store: Pick<Store, 'put' | 'has'>, release: () =>
       // evicted in between would be rebuilt clean by arrived() (review36c)
       const landed = release()?.landingOf(cid)
       try {
-        // held already? (one held with no record of who put it stays no one's: arriving())
-        const held = release() !== undefined && await store.has(cid)
+        // held already? (one held with no record of who put it stays no one's: arriving()).
+        // Asked even before the daemon made its release: a put spanning that moment tells it
+        // at arrived() (review36f: it made a clean record of a block held before the restart)
+        const held = await store.has(cid)
         // who put it, told before the store has it (arriving()); a relay's own fragment of a
         // writer's chunk (keeper/forward.ts) names the writer
-        release()?.arriving(cid, o?.from, o?.origin, { held })
+        const early = release()
+        early?.arriving(cid, o?.from, o?.origin, { held })
         await store.put(cid, bytes, { verified: o?.verified })
+        // a relay's own fragment (no arrived()) stored as the release came: told now
+        if (o?.from === undefined && early === undefined) release()?.arriving(cid, undefined, o?.origin, { held })
         // dropped again: not stored, so not acknowledged
-        if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+        if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin, { held }) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
       } finally {
         landed?.()
       }

@@ -565,3 +565,50 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     assert.deepEqual(await release.answer([y], 'W'), [true])
   })
 })
+
+describe('release authority: held blocks stay nobody\'s across gaps (mend36r2, review36f)', function () {
+  /** A sink over `held`; a put of `slow.cid` waits for `slow.gate()` (told by `slow.landed`). */
+  function sinkOf (held: Set<string>, release: () => Release | undefined, slow: { cid?: CID, gate?: () => void, landed?: () => void } = {}): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => {
+        if (slow.cid !== undefined && cid.equals(slow.cid)) await new Promise<void>(resolve => { slow.gate = resolve; slow.landed?.() })
+        held.add(cid.toString())
+      }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, release)
+  }
+
+  it('a held block whose record goes while M\'s push of it lands (a failed delete told onGone, a quarantine) is nobody\'s, not M\'s alone', async () => {
+    const x = await block(71)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const slow: { cid?: CID, gate?: () => void, landed?: () => void } = {}
+    const sink = sinkOf(held, () => release, slow)
+    await sink.put(x, new Uint8Array([71]), { from: 'W', origin: 'W', verified: true }) // W's fragment
+    slow.cid = x
+    const landed = new Promise<void>(resolve => { slow.landed = resolve })
+    const p = sink.put(x, new Uint8Array([71]), { from: 'M', origin: 'M', verified: true })
+    await landed
+    release.gone(x) // its record forgotten while the block stays held
+    slow.gate!()
+    await p
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'W\'s block kept')
+  })
+
+  it('a push landing while the daemon makes its release (none at the push\'s stat) of a block held before any record is nobody\'s', async () => {
+    const x = await block(72)
+    const { release: made, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString()) // W's block, its record lost in a restart
+    let release: Release | undefined
+    const slow: { cid?: CID, gate?: () => void, landed?: () => void } = { cid: x }
+    const landed = new Promise<void>(resolve => { slow.landed = resolve })
+    const p = sinkOf(held, () => release, slow).put(x, new Uint8Array([72]), { from: 'M', origin: 'M', verified: true })
+    await landed
+    release = made // the daemon made its release meanwhile
+    slow.gate!()
+    await p
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'W\'s block kept')
+  })
+})
