@@ -621,11 +621,9 @@ export class Release {
       if (!(await this.c.store.has(cid))) continue
       // looked at again after the awaits above: a promise or an open write may have come meanwhile
       const may = (): boolean => !this.c.promised(cid, opts.asker) && !this.c.store.isClaimed(cid) && !this.inUse(cid)
-      if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) {
-        out.add(key)
-        // who put it is of a block no longer here: a new put of the same bytes starts afresh
-        this.forget(key)
-      }
+      // (who put it goes with it through the store's onGone, told once the file is gone: forgotten
+      // here again, a re-push's fresh record landed since went too: review36f)
+      if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) out.add(key)
     }
     return out
   }

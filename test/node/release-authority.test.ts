@@ -23,11 +23,13 @@ async function block (n: number): Promise<CID> {
 function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number, relayedRecheckMs?: number, originsByAll?: () => boolean } = {}): { release: Release, held: Set<string> } {
   const held = new Set<string>()
   const promisedTo = opts.promisedTo ?? new Map<string, string>()
+  let release: Release | undefined
   const c: ReleaseComponents = {
     host: { peerId: 'H' } as unknown as ReleaseComponents['host'],
     store: {
       has: async (cid: CID) => held.has(cid.toString()),
-      delete: async (cid: CID) => { held.delete(cid.toString()) },
+      // the store tells the release of a block gone (Store onGone), as the daemon's does
+      delete: async (cid: CID) => { held.delete(cid.toString()); release?.gone(cid) },
       isClaimed: () => false
     } as unknown as ReleaseComponents['store'],
     volume: {} as unknown as ReleaseComponents['volume'],
@@ -38,7 +40,7 @@ function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relaye
     relayedRecheckMs: opts.relayedRecheckMs,
     originsByAll: opts.originsByAll
   }
-  const release = new Release(c)
+  release = new Release(c)
   const r: Retained = {
     manifests: new Map((opts.named ?? []).map(c => [c.toString(), c])),
     chunks: new Map(),
@@ -237,12 +239,13 @@ describe('release authority with the holder\'s real custody (review35c)', functi
   /** A holder wired as the daemon wires it: a real Custody whose promises are noted by the Release. */
   function custodian (): { release: Release, custody: Custody, held: Set<string> } {
     const held = new Set<string>()
+    let release: Release | undefined
     const store = {
       has: async (cid: CID) => held.has(cid.toString()),
-      delete: async (cid: CID) => { held.delete(cid.toString()) },
+      // the store tells the release of a block gone (Store onGone), as the daemon's does
+      delete: async (cid: CID) => { held.delete(cid.toString()); release?.gone(cid) },
       isClaimed: () => false
     }
-    let release: Release | undefined
     const custody = new Custody({ host: { peerId: 'H' } as unknown as ConstructorParameters<typeof Custody>[0]['host'], store, promisedTo: (cids, peer) => { release?.noted(cids, peer) } })
     const c: ReleaseComponents = {
       host: { peerId: 'H' } as unknown as ReleaseComponents['host'],
@@ -610,5 +613,25 @@ describe('release authority: held blocks stay nobody\'s across gaps (mend36r2, r
     await p
     assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
     assert.equal(held.has(x.toString()), true, 'W\'s block kept')
+  })
+
+  it('a re-push landing right after a release\'s delete keeps its fresh record: the release does not forget it again (onGone did)', async () => {
+    const x = await block(73)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOf(held, () => release)
+    const c = (release as any).c as ReleaseComponents
+    const store = c.store as any
+    // custody's lock: W2's push of the same bytes lands once the delete is done, before the drop goes on
+    let repushed = false
+    c.deleteUnpromised = async (_cid, _except, del) => {
+      const ok = await del()
+      if (!repushed) { repushed = true; await sink.put(x, new Uint8Array([73]), { from: 'W2', origin: 'W2', verified: true }) }
+      return ok
+    }
+    await sink.put(x, new Uint8Array([73]), { from: 'W', origin: 'W', verified: true })
+    assert.deepEqual(await release.answer([x], 'W'), [true], 'W\'s release deletes its block')
+    assert.equal(held.has(x.toString()), true, 'W2\'s push stored it again')
+    assert.deepEqual(await release.answer([x], 'W2'), [true], 'W2\'s own release deletes its copy')
+    assert.equal(held.has(x.toString()), false)
   })
 })
