@@ -466,7 +466,10 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     const landed = new Promise<void>(resolve => { slow.landed = resolve })
     const p = sink.put(x, new Uint8Array([61]), { from: 'M', origin: 'M', verified: true })
     await landed
-    release.arriving(await filler(1_000_000), 'M', 'M')
+    // a full share of M's pushes lands meanwhile (X, put again, is the youngest of M's records:
+    // one more push alone would not reach it). Two guards keep it unknown: `landing` (not
+    // forgotten while its put lands) and arrived()'s `held` (a record gone meanwhile of a held block is rebuilt unknown)
+    for (let i = 0; i < PUT_REMEMBER_PER_PEER; i++) release.arriving(await filler(1_000_000 + i), 'M', 'M')
     slow.gate!()
     await p
     assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
