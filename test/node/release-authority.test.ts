@@ -550,6 +550,17 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     assert.equal(held.has(y.toString()) && held.has(u.toString()), true)
   })
 
+  it('a record names a few peers at most (PUT_NAMES_MAX <= 8): the fifth origin named makes the block nobody\'s (review36f: 64 origins of 128 B a record cost 171 MiB a sender\'s share)', async () => {
+    const x = await block(68)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOver(held, release)
+    for (const w of ['W1', 'W2', 'W3', 'W4']) await sink.put(x, new Uint8Array([68]), { from: 'M', origin: w, verified: true })
+    assert.notEqual((release as any).putBy.get(x.toString()).unknown, true, 'four writers of the same bytes are listed')
+    await sink.put(x, new Uint8Array([68]), { from: 'M', origin: 'W5', verified: true })
+    assert.equal((release as any).putBy.get(x.toString()).unknown, true, 'a fifth makes it nobody\'s')
+    assert.ok(PUT_NAMES_MAX <= 8)
+  })
+
   it('a record holds at most PUT_NAMES_MAX peers per list: past it the block is nobody\'s (refused to all), and a flood of names costs little', async function () {
     this.timeout(60_000)
     const x = await block(65)
