@@ -284,9 +284,12 @@ export class Store {
     if (this.present !== this.filling) this.present?.add(cid.multihash.digest)
   }
 
-  /** Note a block gone (deleted, quarantined, or its file found missing). */
-  private noteGone (cid: CID): void {
-    this.onGone?.(cid)
+  /**
+   * Note a block gone (deleted, quarantined, or its file found missing). `tell` false: onGone is
+   * told later by the caller (a delete tells it once its unlink succeeded: review36f).
+   */
+  private noteGone (cid: CID, tell = true): void {
+    if (tell) this.onGone?.(cid)
     if (cid.multihash.code !== SHA2_256) return
     void this.dropSliceFile(sliceKey(cid))
     if (this.filling !== undefined) {
@@ -669,8 +672,10 @@ export class Store {
   /** delete()'s work, in the block's turn (serial). */
   private async deleteNow (cid: CID): Promise<void> {
     const { file } = this.file(cid)
-    // not held from now on (has() says "not here" while it is being deleted)
-    this.noteGone(cid)
+    // not held from now on (has() says "not here" while it is being deleted); onGone only once
+    // the file is gone: told before, a failed unlink left the block here with its putters
+    // forgotten, and a push of it landing then made its pusher the only one (review36f)
+    this.noteGone(cid, false)
     try {
       // ignored: an absent block frees nothing (blockstore-fs deletes it without complaint too)
       const size = await stat(file).then(s => s.size, () => 0)
@@ -682,8 +687,10 @@ export class Store {
       // still there, maybe: the disk says
       // ignored: any failure to stat is taken as the file gone
       if (await stat(file).then(() => true, () => false)) this.noteStored(cid)
+      else this.onGone?.(cid)
       throw err
     }
+    this.onGone?.(cid)
   }
 
   /** Every stored block's CID (as raw-codec CIDs: the store is keyed by multihash). */

@@ -55,8 +55,10 @@
 // and could have another writer's block deleted); but a record of one putter forgotten for room
 // comes back when that putter puts it again (PUT_EVICTED_MAX: a long write's renewal). A record
 // goes with its block whenever the store loses it (Store onGone: GC, handover, pins, local
-// deletes), is not forgotten for room while a put of its block lands, and lists PUT_NAMES_MAX
-// peers at most (past that the block is nobody's).
+// deletes, once the file is gone), is not forgotten for room while a put of its block lands,
+// and lists PUT_NAMES_MAX peers at most (past that the block is nobody's). A put of a block held
+// when it began whose record went before it landed (the block's removal told, a release made
+// only after the put's stat at startup) makes the block nobody's, not its pusher's alone.
 // Wire (an rpc.ts call): [CID...] -> [boolean...] (deleted).
 import { CID } from 'multiformats/cid'
 import type { AbortOptions } from '@libp2p/interface'
@@ -101,7 +103,11 @@ export const RELEASE_REMEMBER_MAX = 65_536
  * Blocks whose putters (the peers that pushed them here or were promised them here) are
  * remembered at most, the least recently put forgotten first: 16 GiB of 256 KiB fragments, about
  * 17 MiB of heap (measured: ~260 B a record of one pusher and one promisee; session 36's named
- * list and per-peer share added ~220 B a record, ~31 MiB in all). A release comes within
+ * list and per-peer share added ~220 B a record, ~31 MiB in all). Pushes naming made-up origins
+ * (any string up to 128 B) cost more: ~1.3 KB a record listing PUT_NAMES_MAX of them (measured:
+ * one sender's share, 16,384 records, 20 MiB; 171 MiB when a record listed 64), so a table
+ * filled by four such senders is ~80 MiB, and the records kept aside (PUT_EVICTED_MAX) ~20 MiB
+ * more. A release comes within
  * minutes of the put it undoes; a block whose record was forgotten is refused to every asker,
  * pushed here again or not (GC removes what nothing needs, after its retention). Floods of
  * pushes from several members (one alone fills at most PUT_REMEMBER_PER_PEER) can push other writers'
@@ -128,9 +134,10 @@ export const PUT_EVICTED_MAX = PUT_REMEMBER_PER_PEER
  * names any string as its origin (swarm readPeer), and 40,000 tiny pushes of one block, each
  * naming a new one, took 9 s of the holder's CPU (review36c: O(n) lookups in unbounded lists).
  * Past it the block is nobody's (`unknown`: refused to every asker, left to GC); a block has a
- * few writers, not dozens.
+ * few writers, not dozens. Small, since origins are any strings a sender names (review36f: 64
+ * of 128 B each made a sender's share of records 171 MiB of heap; 4, 20 MiB: PUT_REMEMBER_MAX).
  */
-export const PUT_NAMES_MAX = 64
+export const PUT_NAMES_MAX = 4
 /**
  * How long after a block was pushed here by a peer other than the asker a release may still
  * delete it, when the push named no origin (an older host's, swarm 1.1.0 or 1.0.0): it may be a
@@ -522,9 +529,11 @@ export class Release {
    * acknowledge it (a writer counting it held would call its chunk placed with this fragment
    * nowhere). Never throws.
    */
-  async arrived (cid: CID, from: string, origin?: string): Promise<boolean> {
-    // (the sink told arriving() before storing it; a caller that did not is told here)
-    this.arriving(cid, from, origin)
+  async arrived (cid: CID, from: string, origin?: string, opts: { held?: boolean } = {}): Promise<boolean> {
+    // (the sink told arriving() before storing it; a caller that did not is told here). `held`:
+    // the store had the block when the put began: a record gone meanwhile (the block's removal
+    // told, a restart's release made only now) is not rebuilt as this pusher's alone (review36f)
+    this.arriving(cid, from, origin, { held: opts.held })
     const key = `${cid.toString()}/${from}`
     const until = this.released.get(key)
     if (until === undefined) {
@@ -619,11 +628,9 @@ export class Release {
       if (!(await this.c.store.has(cid))) continue
       // looked at again after the awaits above: a promise or an open write may have come meanwhile
       const may = (): boolean => !this.c.promised(cid, opts.asker) && !this.c.store.isClaimed(cid) && !this.inUse(cid)
-      if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) {
-        out.add(key)
-        // who put it is of a block no longer here: a new put of the same bytes starts afresh
-        this.forget(key)
-      }
+      // (who put it goes with it through the store's onGone, told once the file is gone: forgotten
+      // here again, a re-push's fresh record landed since went too: review36f)
+      if (await deleteUnpromised(cid, { store: this.c.store, deleteUnpromised: this.c.deleteUnpromised, except: opts.asker, may })) out.add(key)
     }
     return out
   }
@@ -708,14 +715,19 @@ export function releasingSink (store: Pick<Store, 'put' | 'has'>, release: () =>
       // evicted in between would be rebuilt clean by arrived() (review36c)
       const landed = release()?.landingOf(cid)
       try {
-        // held already? (one held with no record of who put it stays no one's: arriving())
-        const held = release() !== undefined && await store.has(cid)
+        // held already? (one held with no record of who put it stays no one's: arriving()).
+        // Asked even before the daemon made its release: a put spanning that moment tells it
+        // at arrived() (review36f: it made a clean record of a block held before the restart)
+        const held = await store.has(cid)
         // who put it, told before the store has it (arriving()); a relay's own fragment of a
         // writer's chunk (keeper/forward.ts) names the writer
-        release()?.arriving(cid, o?.from, o?.origin, { held })
+        const early = release()
+        early?.arriving(cid, o?.from, o?.origin, { held })
         await store.put(cid, bytes, { verified: o?.verified })
+        // a relay's own fragment (no arrived()) stored as the release came: told now
+        if (o?.from === undefined && early === undefined) release()?.arriving(cid, undefined, o?.origin, { held })
         // dropped again: not stored, so not acknowledged
-        if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
+        if (o?.from !== undefined && await release()?.arrived(cid, o.from, o.origin, { held }) === true) throw new Error(`${cid.toString()} was released here a moment ago: dropped on arrival`)
       } finally {
         landed?.()
       }

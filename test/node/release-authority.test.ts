@@ -23,11 +23,13 @@ async function block (n: number): Promise<CID> {
 function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relayedFreshMs?: number, relayedRecheckMs?: number, originsByAll?: () => boolean } = {}): { release: Release, held: Set<string> } {
   const held = new Set<string>()
   const promisedTo = opts.promisedTo ?? new Map<string, string>()
+  let release: Release | undefined
   const c: ReleaseComponents = {
     host: { peerId: 'H' } as unknown as ReleaseComponents['host'],
     store: {
       has: async (cid: CID) => held.has(cid.toString()),
-      delete: async (cid: CID) => { held.delete(cid.toString()) },
+      // the store tells the release of a block gone (Store onGone), as the daemon's does
+      delete: async (cid: CID) => { held.delete(cid.toString()); release?.gone(cid) },
       isClaimed: () => false
     } as unknown as ReleaseComponents['store'],
     volume: {} as unknown as ReleaseComponents['volume'],
@@ -38,7 +40,7 @@ function holder (opts: { named?: CID[], promisedTo?: Map<string, string>, relaye
     relayedRecheckMs: opts.relayedRecheckMs,
     originsByAll: opts.originsByAll
   }
-  const release = new Release(c)
+  release = new Release(c)
   const r: Retained = {
     manifests: new Map((opts.named ?? []).map(c => [c.toString(), c])),
     chunks: new Map(),
@@ -237,12 +239,13 @@ describe('release authority with the holder\'s real custody (review35c)', functi
   /** A holder wired as the daemon wires it: a real Custody whose promises are noted by the Release. */
   function custodian (): { release: Release, custody: Custody, held: Set<string> } {
     const held = new Set<string>()
+    let release: Release | undefined
     const store = {
       has: async (cid: CID) => held.has(cid.toString()),
-      delete: async (cid: CID) => { held.delete(cid.toString()) },
+      // the store tells the release of a block gone (Store onGone), as the daemon's does
+      delete: async (cid: CID) => { held.delete(cid.toString()); release?.gone(cid) },
       isClaimed: () => false
     }
-    let release: Release | undefined
     const custody = new Custody({ host: { peerId: 'H' } as unknown as ConstructorParameters<typeof Custody>[0]['host'], store, promisedTo: (cids, peer) => { release?.noted(cids, peer) } })
     const c: ReleaseComponents = {
       host: { peerId: 'H' } as unknown as ReleaseComponents['host'],
@@ -463,7 +466,10 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     const landed = new Promise<void>(resolve => { slow.landed = resolve })
     const p = sink.put(x, new Uint8Array([61]), { from: 'M', origin: 'M', verified: true })
     await landed
-    release.arriving(await filler(1_000_000), 'M', 'M')
+    // a full share of M's pushes lands meanwhile (X, put again, is the youngest of M's records:
+    // one more push alone would not reach it). Two guards keep it unknown: `landing` (not
+    // forgotten while its put lands) and arrived()'s `held` (a record gone meanwhile of a held block is rebuilt unknown)
+    for (let i = 0; i < PUT_REMEMBER_PER_PEER; i++) release.arriving(await filler(1_000_000 + i), 'M', 'M')
     slow.gate!()
     await p
     assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
@@ -544,6 +550,17 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     assert.equal(held.has(y.toString()) && held.has(u.toString()), true)
   })
 
+  it('a record names a few peers at most (PUT_NAMES_MAX <= 8): the fifth origin named makes the block nobody\'s (review36f: 64 origins of 128 B a record cost 171 MiB a sender\'s share)', async () => {
+    const x = await block(68)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOver(held, release)
+    for (const w of ['W1', 'W2', 'W3', 'W4']) await sink.put(x, new Uint8Array([68]), { from: 'M', origin: w, verified: true })
+    assert.notEqual((release as any).putBy.get(x.toString()).unknown, true, 'four writers of the same bytes are listed')
+    await sink.put(x, new Uint8Array([68]), { from: 'M', origin: 'W5', verified: true })
+    assert.equal((release as any).putBy.get(x.toString()).unknown, true, 'a fifth makes it nobody\'s')
+    assert.ok(PUT_NAMES_MAX <= 8)
+  })
+
   it('a record holds at most PUT_NAMES_MAX peers per list: past it the block is nobody\'s (refused to all), and a flood of names costs little', async function () {
     this.timeout(60_000)
     const x = await block(65)
@@ -563,5 +580,72 @@ describe('release authority records follow their block (mend36r, review36c)', fu
     const y = await block(66)
     await sinkOver(held, release).put(y, new Uint8Array([66]), { from: 'W', origin: 'W', verified: true })
     assert.deepEqual(await release.answer([y], 'W'), [true])
+  })
+})
+
+describe('release authority: held blocks stay nobody\'s across gaps (mend36r2, review36f)', function () {
+  /** A sink over `held`; a put of `slow.cid` waits for `slow.gate()` (told by `slow.landed`). */
+  function sinkOf (held: Set<string>, release: () => Release | undefined, slow: { cid?: CID, gate?: () => void, landed?: () => void } = {}): ReturnType<typeof releasingSink> {
+    const store = {
+      has: async (cid: CID) => held.has(cid.toString()),
+      put: async (cid: CID) => {
+        if (slow.cid !== undefined && cid.equals(slow.cid)) await new Promise<void>(resolve => { slow.gate = resolve; slow.landed?.() })
+        held.add(cid.toString())
+      }
+    } as unknown as Parameters<typeof releasingSink>[0]
+    return releasingSink(store, release)
+  }
+
+  it('a held block whose record goes while M\'s push of it lands (a failed delete told onGone, a quarantine) is nobody\'s, not M\'s alone', async () => {
+    const x = await block(71)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const slow: { cid?: CID, gate?: () => void, landed?: () => void } = {}
+    const sink = sinkOf(held, () => release, slow)
+    await sink.put(x, new Uint8Array([71]), { from: 'W', origin: 'W', verified: true }) // W's fragment
+    slow.cid = x
+    const landed = new Promise<void>(resolve => { slow.landed = resolve })
+    const p = sink.put(x, new Uint8Array([71]), { from: 'M', origin: 'M', verified: true })
+    await landed
+    release.gone(x) // its record forgotten while the block stays held
+    slow.gate!()
+    await p
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'W\'s block kept')
+  })
+
+  it('a push landing while the daemon makes its release (none at the push\'s stat) of a block held before any record is nobody\'s', async () => {
+    const x = await block(72)
+    const { release: made, held } = holder({ relayedFreshMs: 0 })
+    held.add(x.toString()) // W's block, its record lost in a restart
+    let release: Release | undefined
+    const slow: { cid?: CID, gate?: () => void, landed?: () => void } = { cid: x }
+    const landed = new Promise<void>(resolve => { slow.landed = resolve })
+    const p = sinkOf(held, () => release, slow).put(x, new Uint8Array([72]), { from: 'M', origin: 'M', verified: true })
+    await landed
+    release = made // the daemon made its release meanwhile
+    slow.gate!()
+    await p
+    assert.deepEqual(await release.answer([x], 'M'), [false], 'M\'s release refused')
+    assert.equal(held.has(x.toString()), true, 'W\'s block kept')
+  })
+
+  it('a re-push landing right after a release\'s delete keeps its fresh record: the release does not forget it again (onGone did)', async () => {
+    const x = await block(73)
+    const { release, held } = holder({ relayedFreshMs: 0 })
+    const sink = sinkOf(held, () => release)
+    const c = (release as any).c as ReleaseComponents
+    const store = c.store as any
+    // custody's lock: W2's push of the same bytes lands once the delete is done, before the drop goes on
+    let repushed = false
+    c.deleteUnpromised = async (_cid, _except, del) => {
+      const ok = await del()
+      if (!repushed) { repushed = true; await sink.put(x, new Uint8Array([73]), { from: 'W2', origin: 'W2', verified: true }) }
+      return ok
+    }
+    await sink.put(x, new Uint8Array([73]), { from: 'W', origin: 'W', verified: true })
+    assert.deepEqual(await release.answer([x], 'W'), [true], 'W\'s release deletes its block')
+    assert.equal(held.has(x.toString()), true, 'W2\'s push stored it again')
+    assert.deepEqual(await release.answer([x], 'W2'), [true], 'W2\'s own release deletes its copy')
+    assert.equal(held.has(x.toString()), false)
   })
 })

@@ -113,6 +113,33 @@ describe('Store.has() from the present index', function () {
     assert.deepEqual(gone, [blocks[0].cid.toString(), blocks[1].cid.toString()])
   })
 
+  it('onGone is told of a delete only once its unlink succeeded: a failed one (the block stays) tells nothing (review36f)', async () => {
+    const dir = await tempDir(t)
+    const bytes = randomBytes(64)
+    const cid = cidOf(bytes)
+    const store = await Store.open(dir)
+    t.add(async () => { await store.close() })
+    await store.tally()
+    await store.put(cid, bytes)
+    const gone: string[] = []
+    const seen: boolean[] = []
+    store.onGone = c => { gone.push(c.toString()) }
+    const blocks = (store as any).blocks
+    const del = blocks.delete.bind(blocks)
+    let calls = 0
+    blocks.delete = async (c: any) => {
+      if (calls++ === 0) throw Object.assign(new Error('EIO: i/o error, unlink'), { code: 'EIO' })
+      seen.push(gone.length > 0)
+      return await del(c)
+    }
+    await assert.rejects(store.delete(cid), /EIO/)
+    assert.equal(await store.has(cid), true, 'still held')
+    assert.deepEqual(gone, [], 'a failed delete is no leaving')
+    await store.delete(cid)
+    assert.deepEqual(seen, [false], 'told after the unlink, not before')
+    assert.deepEqual(gone, [cid.toString()])
+  })
+
   it('the index agrees with a set through adds and deletes, as it grows and with crowded probe runs', () => {
     const digest = (i: number): Uint8Array => createHash('sha256').update(`block ${i}`).digest()
     // digests whose first word is equal (one home slot): long probe runs, deletions shift them back
