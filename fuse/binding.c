@@ -826,14 +826,16 @@ static int op_read (const char *path, char *buf, size_t size, off_t off, struct 
   return finish(r, dispatch(r));
 }
 
-// A WRITE's bits for JS (n[2] of OP_WRITE): WRITE_KILL_SUIDGID when the kernel leaves clearing
-// setuid/setgid to us. A write through the page cache has them cleared by the kernel first
-// (file_remove_privs); a direct I/O one (an O_APPEND handle, below, or O_DIRECT) does not: the
-// kernel sets FUSE_WRITE_KILL_SUIDGID instead, unless the writer has CAP_FSETID. Values match
-// fuse/ops.ts
+// A WRITE's bits for JS (n[2] of OP_WRITE), values as in fuse/ops.ts. WRITE_KILL_SUIDGID: the
+// kernel leaves clearing setuid/setgid to us. A write through the page cache has them cleared by
+// the kernel first (file_remove_privs); a direct I/O one (an O_APPEND handle, below, or O_DIRECT)
+// does not: the kernel sets FUSE_WRITE_KILL_SUIDGID instead, unless the writer has CAP_FSETID.
+// WRITE_APPEND: the file is O_APPEND at this write (the kernel sends the file's flags with each
+// WRITE: fcntl F_SETFL sets and clears O_APPEND after open)
 #define WRITE_KILL_SUIDGID 1
+#define WRITE_APPEND 2
 static double write_bits (const struct fuse_write_in *arg) {
-  return (arg->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0 ? WRITE_KILL_SUIDGID : 0;
+  return ((arg->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0 ? WRITE_KILL_SUIDGID : 0) + ((arg->flags & O_APPEND) != 0 ? WRITE_APPEND : 0);
 }
 
 // libfuse's high-level write gives op_write no write_flags: the loop that hands a WRITE to
@@ -1918,11 +1920,13 @@ static napi_value js_reply (napi_env env, napi_callback_info info) {
           // file: a commit between them (another handle's close) made one line two `append` ops,
           // between which another host's append could sort (torn36). Direct, a write(2) comes
           // as one request unless it is large or scattered: the kernel cuts a request at
-          // max_write (MAX_WRITE) bytes and at 256 pages of the caller's memory (review36e: a writev of
-          // 300 small iovecs came as 1,024 + 176 bytes; an unaligned buffer of 3 MiB + 7 as
-          // 1,048,528 + ...). Those still split. The kernel does not clear setuid/setgid on a
-          // direct write: it asks us to (write_bits). O_RDONLY|O_APPEND keeps the page cache
-          // (and shared mmap, which a direct_io handle refuses)
+          // max_write (MAX_WRITE) bytes and at 256 pages of the caller's memory (review36e: a
+          // writev of 300 small iovecs came as 1,024 + 176 bytes; an unaligned write of
+          // 3 MiB + 7 as 1,048,528 + ...). Those still split, as do the writes of a handle
+          // made O_APPEND by fcntl F_SETFL after open (appends by write_bits, but through the
+          // page cache). The kernel does not clear setuid/setgid on a direct write: it asks us
+          // to (write_bits). An O_RDONLY|O_APPEND handle keeps the page cache, readahead and
+          // shared mmap (which a direct_io handle refuses)
           if (r->op != OP_OPENDIR && (r->fi->flags & O_APPEND) != 0 && (r->fi->flags & O_ACCMODE) != O_RDONLY)
             r->fi->direct_io = 1;
           result = 0;

@@ -70,8 +70,10 @@ const OPEN_FLAGS = O_ACCMODE | O_TRUNC | O_APPEND
 const S_ISUID = 0o4000
 const S_ISGID = 0o2000
 const S_IXGRP = 0o10
-/** n[2] of a write: the kernel asks the filesystem to clear setuid/setgid (fuse/binding.c write_bits). */
+/** n[2] of a write (fuse/binding.c write_bits): the kernel asks the filesystem to clear setuid/setgid. */
 const WRITE_KILL_SUIDGID = 1
+/** n[2] of a write: the file is O_APPEND at this write (fcntl F_SETFL may change it after open). */
+const WRITE_APPEND = 2
 const RENAME_NOREPLACE = 1
 const RENAME_EXCHANGE = 2
 /**
@@ -525,7 +527,8 @@ export function createOps (volume: OpsVolume, handles: Handles): (req: Request, 
         // and the chunks it finished are stored behind it within the write's own deadline
         const fh = handles.get(n[0])
         if ((n[2] & WRITE_KILL_SUIDGID) !== 0) await killSuidGid(fh, o)
-        const { bytesWritten } = await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true })
+        const append = (n[2] & WRITE_APPEND) !== 0
+        const { bytesWritten } = await fh.write(data, 0, data.length, n[1], { signal: o.signal, deadlineMs: o.deadlineMs, handOver: true, append })
         return { result: bytesWritten }
       }
       case Op.statfs:
