@@ -48,6 +48,21 @@ describe('fuse: an O_APPEND write(2) is one write at the Volume', function () {
     assert.equal(new TextDecoder().decode(await vol.readFile('/f')).slice(4090), 'xxx\nC246\n')
   })
 
+  it('an O_RDONLY|O_APPEND handle is not direct I/O: it maps shared', async () => {
+    const vol = await Volume.open({ dir: await tempDir(t, 'darkfs-data-') })
+    t.add(async () => { await vol.close() })
+    await vol.writeFile('/r', enc.encode('mapped\n'))
+    const dir = await tempDir(t, 'darkfs-mnt-')
+    const m = await mount(vol, dir)
+    t.add(async () => { await m.unmount(); await checkUnmounted(dir, 'unmount()') })
+    // a direct_io handle refuses a shared mapping (ENODEV)
+    const out = await ok(`python3 -c 'import os, mmap, sys
+fd = os.open("${join(dir, 'r')}", os.O_RDONLY | os.O_APPEND)
+m = mmap.mmap(fd, 7, mmap.MAP_SHARED, mmap.PROT_READ)
+sys.stdout.write(m[:].decode())'`)
+    assert.equal(out, 'mapped\n')
+  })
+
   // O_APPEND is the file's flag at each write (fcntl F_SETFL sets and clears it after open): the
   // kernel sends it with every WRITE, and the Volume appends or writes in place by it
   describe('O_APPEND set or cleared with fcntl(F_SETFL) after open', function () {
