@@ -114,7 +114,7 @@ describe('O_APPEND across two hosts, each `darkfs up --mount`', function () {
       // the hosts stopped first
       const keep = process.env.DARKFS_KEEP_FAILED
       if (keep !== undefined && keep !== '' && p.data.length > 0) {
-        const into = join(keep, `${++kept}-${(this.currentTest.title).replace(/[^A-Za-z0-9]+/g, '-').slice(0, 60)}`)
+        const into = join(keep, `${++kept}-${(this.currentTest.title).replace(/[^A-Za-z0-9]+/g, '-').slice(0, 60).replace(/-$/, '')}`)
         for (const h of p.hosts) await h.stop('SIGTERM')
         for (const [i, d] of p.data.entries()) await cp(d, join(into, `data${i}`), { recursive: true })
         console.error(`data dirs kept in ${into}`)
