@@ -31,7 +31,7 @@ import type { CID } from 'multiformats/cid'
 import { CHUNK_SIZE, INLINE_MAX, RANGE_READ_MAX_BYTES, PutGroup, chunkAt, contentSum, holeChunk, manifestOf } from './data/index.ts'
 import type { ChunkRef, Manifest } from './data/index.ts'
 import type { ChunkService } from './data/index.ts'
-import { ExtentMap } from './tree/index.ts'
+import { ExtentMap, extentKey } from './tree/index.ts'
 import type { Content, Extent, FileMark } from './tree/index.ts'
 import { nowNs } from './clock.ts'
 import { boundedSignal, raceSignal } from './abort.ts'
@@ -259,6 +259,7 @@ export class OpenFile {
   private setBase (state: FileState): void {
     this.base = baseOf(state)
     this.mark = state.mark
+    this.laid.clear()
   }
 
   /**
@@ -280,6 +281,11 @@ export class OpenFile {
   private mineSorted = 0
   /** Set while catchUp() lays a peer's extent over the state: those bytes are not `mine`. */
   private laying = false
+  /**
+   * The peers' extents since the mark catchUp() laid so far (extentKey -> where the first byte
+   * went, how many of its bytes are laid), while a catchUp stopped part-way left the mark behind.
+   */
+  private readonly laid = new Map<string, { at: number, done: number }>()
 
   /** Note [from, to) in `mine`. */
   private own (from: number, to: number): void {
@@ -312,11 +318,15 @@ export class OpenFile {
    * Lay the extents a peer made since this state's mark (`since`, oldest first, landed in the
    * tree's `state`) over the pending writes, as the tree would have them over this host's
    * version had it seen them: an append at the end of this state, a positioned extent at its
-   * offset except over bytes written here (newer: they win), and after a truncate here not past
-   * this state's end (the truncate did not see it). The state then holds `state` (its mark) and
-   * a whole version built from it may count them as seen. In a turn of the queue.
+   * offset except over bytes written here (newer: they win; not the zeros a truncate grew the
+   * file by), and after a truncate that shortened the file here not past this state's end (the
+   * truncate did not see it). The state then holds `state` (its mark) and
+   * a whole version built from it may count them as seen. A chunk's worth at a time, each piece
+   * counted in `laid` once laid: a catchUp stopped part-way (an abort, an unreadable extent)
+   * leaves the mark where it was, and the next one lays none of it again. In a turn of the queue.
    */
   async catchUp (state: FileState, since: readonly Extent[], opts: AbortOptions = {}): Promise<void> {
+    const signal = opts.signal
     await this.serial(async () => {
       if (!this.changed) {
         // committed meanwhile: nothing pending to lay them over
@@ -328,20 +338,40 @@ export class OpenFile {
       this.laying = true
       try {
         for (const ext of since) {
-          const bytes = await this.extentBytes(base, ext, 0, ext.size, opts.signal)
+          const key = extentKey(ext)
+          const laid = this.laid.get(key) ?? { at: ext.offset === undefined ? this.size : ext.pos, done: 0 }
           if (ext.offset === undefined) {
-            await this.writeNow(bytes, this.size, undefined, opts.signal)
+            // an append, at the end of this state when its first piece was laid
+            while (laid.done < ext.size) {
+              const n = Math.min(CHUNK_SIZE, ext.size - laid.done)
+              await this.writeNow(await this.peerBytes(base, ext, laid.done, laid.done + n, signal), laid.at + laid.done, undefined, signal)
+              laid.done += n
+              this.laid.set(key, laid)
+            }
             continue
           }
-          const end = this.truncated ? Math.min(ext.pos + ext.size, this.size) : ext.pos + ext.size
-          let at = ext.pos
-          for (const [a, z] of this.ownRanges()) {
-            if (z <= at) continue
-            if (a >= end) break
-            if (a > at) await this.writeNow(bytes.subarray(at - ext.pos, a - ext.pos), at, undefined, opts.signal)
-            at = Math.max(at, z)
+          // a file cut here ends where it ends now: the peer's bytes past it were cut by a truncate
+          // that did not see them. One only grown here (zeros, not this host's bytes) keeps them
+          const end = this.shrunk ? Math.min(ext.pos + ext.size, this.size) : ext.pos + ext.size
+          for (let p = ext.pos + laid.done; p < end;) {
+            const q = Math.min(end, p + CHUNK_SIZE)
+            let bytes: Uint8Array | undefined
+            const lay = async (a: number, z: number): Promise<void> => {
+              bytes ??= await this.peerBytes(base, ext, p - ext.pos, q - ext.pos, signal)
+              await this.writeNow(bytes.subarray(a - p, z - p), a, undefined, signal)
+            }
+            let at = p
+            for (const [a, z] of this.ownRanges()) {
+              if (z <= at) continue
+              if (a >= q) break
+              if (a > at) await lay(at, a)
+              at = Math.max(at, z)
+            }
+            if (at < q) await lay(at, q)
+            laid.done = q - ext.pos
+            this.laid.set(key, laid)
+            p = q
           }
-          if (at < end) await this.writeNow(bytes.subarray(at - ext.pos, end - ext.pos), at, undefined, opts.signal)
         }
       } finally {
         this.laying = false
@@ -349,7 +379,18 @@ export class OpenFile {
         this.mtime = mtime
       }
       this.mark = state.mark
-    }, opts.signal)
+      this.laid.clear()
+    }, signal)
+  }
+
+  /**
+   * Bytes [from, to) of a peer's extent, in a buffer of this file's own: inline content is a view
+   * of the op's signed bytes in the tree, and writeNow may keep what it is given as a chunk that
+   * later writes change in place.
+   */
+  private async peerBytes (base: Base, ext: Extent, from: number, to: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const bytes = await this.extentBytes(base, ext, from, to, signal)
+    return 'inline' in ext.content ? bytes.slice() : bytes
   }
 
   /**
@@ -979,6 +1020,8 @@ export class OpenFile {
   private baseLimit = Number.MAX_SAFE_INTEGER
   /** A truncate since the last commit (extents can neither cut a file nor grow it with zeros alone). */
   private truncated = false
+  /** A truncate since the last commit made the file shorter (catchUp cuts a peer's extent at the end then). */
+  private shrunk = false
 
   async truncate (len: number, opts: AbortOptions = {}): Promise<void> {
     await this.serial(async () => { await this.truncateNow(len, opts.signal) }, opts.signal)
@@ -992,11 +1035,13 @@ export class OpenFile {
     // a truncate is a new whole version (a write op): no positioned extents for this commit
     this.written = undefined
     this.truncated = true
-    // a cut takes the bytes past it out of this host's; zeros it grows the file by are its own
+    // a cut takes the bytes past it out of this host's; zeros it grows the file by are not its
+    // own (a peer's write there, laid by catchUp, is not hidden under them)
     const old = this.size
     if (len < old) {
+      this.shrunk = true
       this.mine = this.mine.flatMap(([a, z]): Array<[number, number]> => a >= len ? [] : [[a, Math.min(z, len)]])
-    } else this.own(old, len)
+    }
     await this.resize(len, signal)
     this.mtime = nowNs()
   }
@@ -1465,10 +1510,12 @@ export class OpenFile {
     this.aside.length = 0
     this.baseLimit = Number.MAX_SAFE_INTEGER
     this.truncated = false
+    this.shrunk = false
     this.written = []
     this.writtenBytes = 0
     this.mine = []
     this.mineSorted = 0
+    this.laid.clear()
     this.changed = false
     this.appendOnly = false
     this.createdEmpty = false

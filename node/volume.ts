@@ -44,7 +44,7 @@ import { PERM_MASK, S_ISGID, typeOf, kindOf } from './modes.ts'
 import { OpenFile, type Committed, type FileState, type PatchExtent } from './open-file.ts'
 import { split, checkName, join } from './paths.ts'
 import type { Tree, Inode, Entry, OpBody, Content, Extent, InodeId, CommitOptions, Durability, FileMark } from './tree/index.ts'
-import { ExtentMap, GuardError, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd, sameFileMark } from './tree/index.ts'
+import { ExtentMap, GuardError, MAX_OP_EXTENTS, MAX_XATTR_VALUE_BYTES, extentEnd, extentKey, markedExtents, sameFileMark } from './tree/index.ts'
 import type { Capacity, Caller, Dirent, FileHandle, Kind, OpenFlags, StatFs, Stats, TimeArg, VolumeApi } from './types.ts'
 import type { Store, Network } from './data/index.ts'
 import { constants } from 'node:fs'
@@ -1509,7 +1509,7 @@ export class Volume implements VolumeApi {
       } catch (err) {
         if (!(err instanceof GuardError)) throw err
         // this host's own ops on the file land first; then the peers' extents since the mark
-        await this.tree.landedFor(f.inode)
+        await raceSignal(this.tree.landedFor(f.inode), opts.signal)
         const now = this.tree.get(f.inode)
         if (now === undefined) continue
         const state = this.fileState(now)
@@ -1520,7 +1520,11 @@ export class Volume implements VolumeApi {
           // history keeps it); the appends made over it land after this host's bytes, as over a
           // write that did not see them, and its positioned extents, made over its bytes, go with it
           log('inode %s: a version came while its version was built: stamped over it', f.inode)
-          since = (this.tree.extentsSince(f.inode, { version: state.mark.version, tail: undefined }) ?? []).filter(x => x.offset === undefined)
+          // (but not those this state holds already: the appends of its mark, kept after that
+          // version as they were made over a version that did not see them)
+          const held = markedExtents(mark)
+          since = (this.tree.extentsSince(f.inode, { version: state.mark.version, tail: undefined }) ?? [])
+            .filter(x => x.offset === undefined && !held.has(extentKey(x)))
         }
         try {
           await f.catchUp(state, since ?? [], opts)
@@ -1658,6 +1662,8 @@ export class Volume implements VolumeApi {
 
   /** A fold of `inode` in `ms` (the one due before is put off: a file written again is not quiet); `quiet`: of every chunk. */
   private foldLater (inode: InodeId, ms: number, quiet = true): void {
+    // a Volume closed (close() cleared the timers): none is set again, by a fold ending after it
+    if (this.foldStop.signal.aborted) return
     clearTimeout(this.foldTimers.get(inode))
     if (quiet) this.foldWaits.delete(inode)
     else this.foldWaits.add(inode)

@@ -57,6 +57,23 @@ export const ORDERED_SLOW_FACTOR = 4
 function slower (ms: number, bestMs: number): boolean {
   return ms > ORDERED_SLOW_FACTOR * bestMs && ms - bestMs >= MIN_HEDGE_MS
 }
+/**
+ * An `ordered` pull also passes over an earlier block when its holder, with the requests queued on
+ * it, is expected to take ORDERED_SLOW_FACTOR times as long as the best holder with its queue, and
+ * this long at least (ms): a holder under ORDERED_SLOW_FACTOR slower per block still falls behind
+ * when every readahead chunk's data fragment queues on it (six hosts, one on a 3.8x thinner
+ * uplink, 16 chunks at once: 3 of 16 ordered pulls aborted at the read's 20 s fetch timeout).
+ * The floor keeps a healthy mesh data-only: there the reader's own queue on a data holder is a
+ * few per-block times of tens of ms, far under it, whatever the idle parity holders' times.
+ */
+export const ORDERED_QUEUED_FLOOR_MS = 4000
+/**
+ * The longest an `ordered` request is waited on, its patience rounds included, before a spare is
+ * asked too (ms): a quarter of a chunk read's fetch timeout (keeper/network.ts FETCH_TIMEOUT_MS,
+ * 20 s), so a parity request always has time. Without it a thin holder still sending (earlier
+ * queued blocks count as bytes from it) kept a request 4 hedge times (4 x 6.2 s) past the timeout.
+ */
+export const ORDERED_MAX_WAIT_MS = 5000
 /** Never hedge sooner than this (ms). */
 export const MIN_HEDGE_MS = 500
 /** Extra hedge periods granted to a request whose peer keeps sending us bytes. */
@@ -202,7 +219,11 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
           bestUnloaded = Math.min(bestUnloaded, unloaded)
         }
         if (opts?.ordered === true) {
-          for (const o of open) if (!o.known || !slower(o.unloaded, bestUnloaded)) { first = o; break }
+          // a known holder is passed over when slower per block (slower()), or when its queue makes
+          // it far slower than the best holder with its own (ORDERED_QUEUED_FLOOR_MS)
+          const tooSlow = (o: typeof open[number]): boolean => o.known &&
+            (slower(o.unloaded, bestUnloaded) || (o.ms > ORDERED_SLOW_FACTOR * bestMs && o.ms >= ORDERED_QUEUED_FLOOR_MS))
+          for (const o of open) if (!tooSlow(o)) { first = o; break }
           if (first !== undefined && first !== open[0] && ctx.counters !== undefined) ctx.counters.passedOver++
         } else {
           for (const o of open) if (o.ms <= PREFER_FACTOR * bestMs) { first = o; break }
@@ -223,15 +244,20 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
       // the requests queued on it (the reader's own, asked whatever the holder's load): else the
       // nth chunk queued on a silent holder waited ~n times as long, past the read's fetch
       // timeout. A busy holder still sending gets its PATIENCE_ROUNDS.
+      // `ordered`: hedge time and patience end ORDERED_MAX_WAIT_MS after the ask at the latest
       const v = view(peer)
-      const hedgeAfter = Math.max(ctx.hedgeMs, HEDGE_FACTOR * expectedMs(opts?.ordered === true ? { ...v, queued: 0 } : v))
+      const ordered = opts?.ordered === true
+      const hedgeAfter = Math.max(ctx.hedgeMs, HEDGE_FACTOR * expectedMs(ordered ? { ...v, queued: 0 } : v))
+      const waitUntil = performance.now() + Math.max(ctx.hedgeMs, ORDERED_MAX_WAIT_MS)
+      const nextWait = (): number => ordered ? Math.min(hedgeAfter, waitUntil - performance.now()) : hedgeAfter
       const hedge = (): void => {
         const received = ctx.book.get(peer).received
-        if (received > request.received && request.patience > 0) {
+        const left = nextWait()
+        if (received > request.received && request.patience > 0 && left > 0) {
           // bytes are arriving from it: busy, not stalled
           request.received = received
           request.patience--
-          request.timer = setTimeout(hedge, hedgeAfter)
+          request.timer = setTimeout(hedge, left)
           return
         }
         request.slow = true
@@ -244,7 +270,7 @@ export async function pullAny (ctx: PullContext, cids: CID[], need: number, from
         cancel: () => {},
         received: ctx.book.get(peer).received,
         patience: PATIENCE_ROUNDS,
-        timer: setTimeout(hedge, hedgeAfter)
+        timer: setTimeout(hedge, nextWait())
       }
       w.requests.set(peer, request)
       request.cancel = ctx.client(peer).want(w.cid, {

@@ -77,6 +77,18 @@ export class GuardError extends Error {
  */
 export interface FileMark { readonly version: string, readonly tail: ExtNode | undefined }
 
+/** An extent's name among a file's extents: its op, and its part of a multi-extent op. */
+export function extentKey (x: Extent): string {
+  return x.part === undefined ? x.op : `${x.op}/${x.part}`
+}
+
+/** The names (extentKey) of the extents a mark holds. */
+export function markedExtents (mark: FileMark): Set<string> {
+  const had = new Set<string>()
+  for (let x = mark.tail; x !== undefined; x = x.prev) had.add(extentKey(x.ext))
+  return had
+}
+
 /** True when two marks of a file name the same version and the same extents. */
 export function sameFileMark (a: FileMark | undefined, b: FileMark | undefined): boolean {
   if (a === undefined || b === undefined) return a === b
@@ -388,13 +400,11 @@ export class Tree extends EventTarget {
   extentsSince (inode: InodeId, mark: FileMark): Extent[] | undefined {
     const now = this.fileMark(inode)
     if (now === undefined || now.version !== mark.version) return undefined
-    const key = (x: Extent): string => x.part === undefined ? x.op : `${x.op}/${x.part}`
-    const had = new Set<string>()
-    for (let x = mark.tail; x !== undefined; x = x.prev) had.add(key(x.ext))
+    const had = markedExtents(mark)
     const out: Extent[] = []
     let kept = 0
     for (let x = now.tail; x !== undefined; x = x.prev) {
-      if (had.has(key(x.ext))) kept++
+      if (had.has(extentKey(x.ext))) kept++
       else out.push(x.ext)
     }
     return kept === had.size ? out.reverse() : undefined

@@ -60,8 +60,10 @@ describe('cold read of a placed file (six in-process hosts, k=4, m=2)', function
     assert.ok(Buffer.from(got).equals(data), 'the bytes read are the bytes written')
     const after = reader.volume.chunks.readCounters()
     // the reasons a read may take parity from a peer with every data fragment placed: a request
-    // past its hedge time, or a data holder known to be much slower per block (swarm
-    // ORDERED_SLOW_FACTOR); each counted once per parity request at most
+    // past its hedge time, or a data holder passed over, known to be much slower per block or,
+    // with the reader's queue on it, past ORDERED_QUEUED_FLOOR_MS (swarm ORDERED_SLOW_FACTOR).
+    // Each hedge is one request; passedOver counts every block asked with an earlier one passed
+    // over (up to k a chunk, data blocks included), so the sum is an upper bound, not a tally
     const hedged = reader.swarm.stats().hedged - hedged0 + reader.swarm.stats().passedOver - passed0
     const parityFetched = after.parityFetched - before.parityFetched
     const rebuilt = after.rebuilt - before.rebuilt

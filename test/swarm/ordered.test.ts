@@ -61,7 +61,21 @@ describe('swarm.pullAny ordered: thin or failing data holders', function () {
     const chunks = []
     for (let i = 0; i < 16; i++) chunks.push(await chunkOn(holders, 100 + i * 10))
     assert.equal(await pullAll(a, chunks), 0, 'ordered pulls aborted by FETCH_TIMEOUT_MS')
-    assert.ok(a.swarm.stats().passedOver >= 16, `passed over ${a.swarm.stats().passedOver} times, expected once per chunk at least`)
+    assert.ok(a.swarm.stats().passedOver >= 16, `passed over ${a.swarm.stats().passedOver} times, expected 16 at least: each chunk's block 0 passed over (counted once per later block asked in its place, up to 4 a chunk)`)
+  })
+
+  it('passes over a data holder under ORDERED_SLOW_FACTOR slower per block once the reader\'s queue on it is: no pull waits it out', async () => {
+    // Failed before (3 of 16 aborted, hedged 0): announced 170 KB/s against 640 KB/s (3.8x,
+    // 1542 ms per assumed block against 410: not slower()), every chunk's block 0 queued on it
+    // (it really sends 44 KB/s: ~1.5 s a fragment, 24 s for 16); its hedge time 4 x 1542 ms,
+    // and patience, the earlier queued blocks arriving, kept each request 3 more rounds (~25 s)
+    const holders: Holder[] = [await net.node({ maxUploadBytesPerSecond: 44_000 }), ...await Promise.all(Array.from({ length: 5 }, async () => await net.node()))]
+    const a = await net.node({ uplink: new Map(holders.map((h, i) => [h.id, i === 0 ? 170_000 : 640_000])) })
+    await net.mesh()
+    const chunks = []
+    for (let i = 0; i < 16; i++) chunks.push(await chunkOn(holders, 300 + i * 10))
+    assert.equal(await pullAll(a, chunks), 0, 'ordered pulls aborted by FETCH_TIMEOUT_MS')
+    assert.ok(a.swarm.stats().passedOver > 0, 'holder 0 never passed over')
   })
 
   for (const { failures, measured } of [{ failures: 4, measured: false }, { failures: 1, measured: true }]) {

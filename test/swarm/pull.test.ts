@@ -268,6 +268,40 @@ describe('swarm.pull', function () {
     assert.deepEqual([...got.keys()], [c1.toString()])
     assert.equal(spareServed, 0, 'the spare was fetched while the first block was arriving')
   })
+
+  it('swarm.pullAny(cids, 1, holdersByCid, { ordered }) waits on a holder still sending past its hedge time (patience), not hedging to the spare', async () => {
+    const a = await net.node({ hedgeMs: 300 })
+    // about 1 s for the block: past the hedge time, within its patience and ORDERED_MAX_WAIT_MS
+    const busy = await net.node({ maxUploadBytesPerSecond: 256 * 1024 })
+    const spare = await net.node()
+    await net.mesh()
+    const first = randomBytes(256 * 1024, 611)
+    const second = randomBytes(256 * 1024, 612)
+    const [c1, c2] = [await block(first), await block(second)]
+    busy.store.map.set(c1.toString(), first)
+    spare.store.map.set(c2.toString(), second)
+    const got = await a.swarm.pullAny([c1, c2], 1, new Map([[c1.toString(), [busy.id]], [c2.toString(), [spare.id]]]), { ordered: true })
+    assert.deepEqual([...got.keys()], [c1.toString()])
+    assert.equal(a.swarm.stats().hedged, 0, 'hedged while the block was arriving')
+  })
+
+  it('swarm.pullAny(cids, 1, holdersByCid, { ordered }) hedges to the spare once a holder still sending is past ORDERED_MAX_WAIT_MS, its patience rounds left', async () => {
+    // Failed before (hedged 0, the slow block taken): hedge time 2 s and 3 patience rounds, so
+    // the holder still sending was waited on up to 8 s; its block takes ~6.4 s (40 KiB/s); an
+    // ordered pull now asks the spare at ORDERED_MAX_WAIT_MS (5 s) at the latest
+    const a = await net.node({ hedgeMs: 2000 })
+    const busy = await net.node({ maxUploadBytesPerSecond: 40 * 1024 })
+    const spare = await net.node()
+    await net.mesh()
+    const first = randomBytes(256 * 1024, 621)
+    const second = randomBytes(64 * 1024, 622)
+    const [c1, c2] = [await block(first), await block(second)]
+    busy.store.map.set(c1.toString(), first)
+    spare.store.map.set(c2.toString(), second)
+    const got = await a.swarm.pullAny([c1, c2], 1, new Map([[c1.toString(), [busy.id]], [c2.toString(), [spare.id]]]), { ordered: true })
+    assert.deepEqual([...got.keys()], [c2.toString()])
+    assert.equal(a.swarm.stats().hedged, 1)
+  })
 })
 
 /** A chunk's six 64 KiB fragments, fragment j stored on holders[j] only. */
