@@ -65,7 +65,8 @@ sys.stdout.write(m[:].decode())'`)
 
   // O_APPEND is the file's flag at each write (fcntl F_SETFL sets and clears it after open): the
   // kernel sends it with every WRITE, and the Volume appends or writes in place by it
-  describe('O_APPEND set or cleared with fcntl(F_SETFL) after open', function () {
+  // (directWrites 0: the binding leaves every write to libfuse, op_write)
+  for (const directWrites of [undefined, 0]) describe(`O_APPEND set or cleared with fcntl(F_SETFL) after open${directWrites === 0 ? ', writes through libfuse' : ''}`, function () {
     const dec = new TextDecoder()
     let vol: Volume
     let dir: string
@@ -88,7 +89,7 @@ sys.stdout.write(m[:].decode())'`)
         }
       }))
       dir = await tempDir(t, 'darkfs-mnt-')
-      const m = await mount(vol, dir)
+      const m = await mount(vol, dir, { directWrites })
       t.add(async () => { await m.unmount(); await checkUnmounted(dir, 'unmount()') })
     })
     const perl = (open: string, then: string): string =>
